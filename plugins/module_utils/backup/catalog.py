@@ -1,0 +1,239 @@
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The backup catalog: the set of manifests in a backup directory, and the questions it answers.
+
+Chains: a restore starts from a full-kind artifact (full, base, dump, files), optionally a ``diff``
+whose ``parent`` is that full, then log artifacts (``log``/``wal``). Logs form one sequence per
+database: each log's ``position`` has integer ``start`` and ``end``, and the next log starts where the
+previous ended (WAL segment numbers, binlog file indexes, SQL Server LSNs). A full or diff records
+``position.log_start``: the first log it needs is the one with ``start <= log_start < end``.
+Logs carry ``covers_from``/``consistent_at`` (first/last transaction time) for point-in-time choice.
+
+Private to opsready.operations; do not import from other collections.
+"""
+
+from __future__ import annotations
+
+import datetime
+import glob
+import os
+import re
+from typing import Any, Dict, Iterable, List, Optional
+
+from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import (
+    MANIFEST_SUFFIX, Manifest, read_manifest)
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import CatalogError, OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import PARTIAL_SUFFIX
+from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
+
+# Artifact names carry a timeutil.stamp(); only such names (and *.partial) can be leftovers.
+ARTIFACT_NAME = re.compile(r'\d{8}T\d{6,12}Z')
+
+
+class Catalog:
+    """All manifests under ``directory`` (optionally only one engine/database)."""
+
+    def __init__(self, directory: str, engine: Optional[str] = None, database: Optional[str] = None) -> None:
+        if not os.path.isdir(directory):
+            raise CatalogError('Backup directory %s does not exist.' % directory)
+        self.directory = os.path.abspath(directory)
+        self.broken: List[Dict[str, str]] = []
+        entries = []
+        self.all_entries: List[Manifest] = []
+        for path in sorted(glob.glob(os.path.join(glob.escape(self.directory), '*' + MANIFEST_SUFFIX))):
+            try:
+                entry = read_manifest(path)
+            except OpsReadyError as exc:
+                self.broken.append({'manifest': path, 'error': exc.message})
+                continue
+            self.all_entries.append(entry)
+            if engine and entry.engine != engine:
+                continue
+            if database and entry.database != database:
+                continue
+            entries.append(entry)
+        self.entries: List[Manifest] = sorted(entries, key=lambda m: (m.finished, m.id))
+        self._by_id = {m.id: m for m in self.entries}
+
+    # -- lookups -------------------------------------------------------------------------------
+    def get(self, artifact_id: str) -> Manifest:
+        try:
+            return self._by_id[artifact_id]
+        except KeyError:
+            raise CatalogError('No artifact %r in catalog %s.' % (artifact_id, self.directory))
+
+    def fulls(self) -> List[Manifest]:
+        return [m for m in self.entries if m.is_full]
+
+    def logs(self) -> List[Manifest]:
+        return [m for m in self.entries if m.is_log]
+
+    def usable(self, entry: Manifest) -> bool:
+        """An artifact whose last verification failed is never a restore candidate."""
+        return entry.verified is not False
+
+    def latest_full(self, verified_only: bool = False) -> Optional[Manifest]:
+        for entry in reversed(self.fulls()):
+            if not self.usable(entry):
+                continue
+            if verified_only and entry.verified is not True:
+                continue
+            return entry
+        return None
+
+    def diffs_of(self, full: Manifest) -> List[Manifest]:
+        return [m for m in self.entries if m.kind == 'diff' and m.parent == full.id and self.usable(m)]
+
+    # -- log sequences ---------------------------------------------------------------------------
+    def _log_containing(self, position: int) -> Optional[Manifest]:
+        for log in self.logs():
+            pos = log.position
+            if 'start' in pos and 'end' in pos and pos['start'] <= position < pos['end']:
+                return log
+        return None
+
+    def _log_starting_at(self, position: int) -> Optional[Manifest]:
+        for log in self.logs():
+            if log.position.get('start') == position:
+                return log
+        return None
+
+    def log_sequence_from(self, base: Manifest) -> List[Manifest]:
+        """The contiguous logs a full or diff can replay, in order, up to the first gap."""
+        log_start = base.position.get('log_start')
+        if log_start is None:
+            return []
+        first = self._log_containing(int(log_start))
+        sequence: List[Manifest] = []
+        current = first
+        while current is not None:
+            sequence.append(current)
+            current = self._log_starting_at(int(current.position['end']))
+        return sequence
+
+    def gap_after(self, sequence: List[Manifest]) -> Optional[Dict[str, Any]]:
+        """If a newer log exists beyond the end of ``sequence``, the missing piece between them."""
+        if not sequence:
+            return None
+        end = int(sequence[-1].position['end'])
+        later = [m for m in self.logs() if int(m.position.get('start', -1)) > end]
+        if not later:
+            return None
+        nxt = min(later, key=lambda m: int(m.position['start']))
+        return {'after': sequence[-1].id, 'expected_start': end, 'next_present': nxt.id,
+                'next_start': int(nxt.position['start'])}
+
+    # -- chains ----------------------------------------------------------------------------------
+    def _base_for(self, full: Manifest, point: Optional[datetime.datetime]) -> List[Manifest]:
+        chain = [full]
+        diffs = [d for d in self.diffs_of(full) if point is None or d.consistent_at <= point]
+        if diffs:
+            chain.append(diffs[-1])
+        return chain
+
+    def _extend_with_logs(self, chain: List[Manifest], point: Optional[datetime.datetime]) -> List[Manifest]:
+        base = chain[-1]
+        result = list(chain)
+        for log in self.log_sequence_from(base):
+            if log.consistent_at <= base.consistent_at:
+                continue  # entirely before the base: nothing to replay
+            result.append(log)
+            if point is not None and log.consistent_at >= point:
+                break
+        return result
+
+    @staticmethod
+    def reaches(chain: List[Manifest]) -> datetime.datetime:
+        return max(m.consistent_at for m in chain)
+
+    def chain_for(self, point: Optional[datetime.datetime] = None) -> List[Manifest]:
+        """The artifacts to restore, in order, to reach ``point`` (None: as late as possible)."""
+        fulls = [f for f in self.fulls() if self.usable(f)]
+        if not fulls:
+            raise CatalogError('No usable full backup in %s: take one before restoring.' % self.directory)
+        if point is None:
+            best: Optional[List[Manifest]] = None
+            for full in fulls:
+                chain = self._extend_with_logs(self._base_for(full, None), None)
+                if best is None or self.reaches(chain) >= self.reaches(best):
+                    best = chain
+            assert best is not None
+            return best
+        candidates = [f for f in fulls if f.consistent_at <= point]
+        if not candidates:
+            raise CatalogError('%s is before the oldest restorable point; the recoverable window is %s.'
+                               % (isoformat(point), self.window_text()), window=self.window())
+        for full in reversed(candidates):
+            chain = self._extend_with_logs(self._base_for(full, point), point)
+            if self.reaches(chain) >= point:
+                return chain
+        newest = self._extend_with_logs(self._base_for(candidates[-1], point), point)
+        gap = self.gap_after(newest[1:] if len(newest) > 1 else [])
+        message = ('%s is outside the recoverable window %s.' % (isoformat(point), self.window_text()))
+        if gap:
+            message += (' The log chain breaks after %s: the piece starting at position %s is missing '
+                        '(next present: %s).' % (gap['after'], gap['expected_start'], gap['next_present']))
+        raise CatalogError(message, window=self.window(), gap=gap)
+
+    def recoverable_until(self) -> Optional[datetime.datetime]:
+        """The latest point any usable chain reaches; drill start minus this is the RPO."""
+        try:
+            return self.reaches(self.chain_for(None))
+        except CatalogError:
+            return None
+
+    def recoverable_from(self) -> Optional[datetime.datetime]:
+        fulls = [f for f in self.fulls() if self.usable(f)]
+        return fulls[0].consistent_at if fulls else None
+
+    def window(self) -> Dict[str, Optional[str]]:
+        start, end = self.recoverable_from(), self.recoverable_until()
+        return {'from': isoformat(start) if start else None, 'until': isoformat(end) if end else None}
+
+    def window_text(self) -> str:
+        window = self.window()
+        if not window['from']:
+            return '(empty: no usable full backup)'
+        return '%s .. %s' % (window['from'], window['until'])
+
+    def rpo_seconds(self, now: Optional[datetime.datetime] = None) -> Optional[float]:
+        until = self.recoverable_until()
+        if until is None:
+            return None
+        return max(0.0, ((now or utcnow()) - until).total_seconds())
+
+    def dependents(self, artifact_id: str) -> List[Manifest]:
+        """Artifacts that need ``artifact_id`` to restore (diffs of a full; logs after a log)."""
+        target = self.get(artifact_id)
+        result = [m for m in self.entries if m.parent == artifact_id]
+        if target.is_log:
+            end = target.position.get('end')
+            result += [m for m in self.logs() if end is not None and m.position.get('start') == end]
+        return result
+
+    # -- leftovers ------------------------------------------------------------------------------
+    def leftovers(self) -> List[str]:
+        """Files no manifest vouches for: partial writes and artifacts of interrupted runs."""
+        known = set()
+        for entry in self.all_entries:
+            known.add(entry.path)
+            known.add(entry.manifest_path)
+            for member in entry.members:
+                known.add(os.path.join(self.directory, member['path']))
+        for broken in self.broken:
+            known.add(broken['manifest'])
+        result = []
+        for name in sorted(os.listdir(self.directory)):
+            path = os.path.join(self.directory, name)
+            if not name.endswith(PARTIAL_SUFFIX) and not ARTIFACT_NAME.search(name):
+                continue  # not ours: never touch files we did not write
+            if path in known or name.endswith(MANIFEST_SUFFIX):
+                continue
+            if os.path.isdir(path) and any(k.startswith(path + os.sep) for k in known):
+                continue
+            result.append(path)
+        return result
+
+    def as_dicts(self, entries: Optional[Iterable[Manifest]] = None) -> List[Dict[str, Any]]:
+        return [m.summary() for m in (self.entries if entries is None else entries)]

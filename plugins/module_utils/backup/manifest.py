@@ -1,0 +1,144 @@
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Backup manifests: the JSON record written next to every artifact, after the artifact is durable.
+
+A file without a manifest is never trusted (see ``catalog.Catalog.leftovers``).
+
+Private to opsready.operations; do not import from other collections.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+from typing import Any, Dict, List, Optional
+
+from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import atomic_write_json
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, parse_time
+
+MANIFEST_SUFFIX = '.manifest.json'
+FORMAT_VERSION = 1
+# Kinds that restore on their own (a chain starts with one of these).
+FULL_KINDS = ('full', 'base', 'dump', 'files')
+LOG_KINDS = ('log', 'wal')
+KINDS = FULL_KINDS + ('diff',) + LOG_KINDS
+REQUIRED = ('id', 'artifact', 'engine', 'kind', 'started', 'finished', 'size', 'sha256', 'compression')
+
+
+def manifest_path_for(artifact_path: str) -> str:
+    return artifact_path + MANIFEST_SUFFIX
+
+
+class Manifest:
+    """Read access to one manifest with typed helpers; ``data`` is the JSON object itself."""
+
+    def __init__(self, data: Dict[str, Any], directory: str) -> None:
+        missing = [key for key in REQUIRED if key not in data]
+        if missing:
+            raise OpsReadyError('Manifest %s lacks %s.' % (data.get('id', '?'), ', '.join(missing)))
+        if data['kind'] not in KINDS:
+            raise OpsReadyError('Manifest %s has unknown kind %r.' % (data['id'], data['kind']))
+        self.data = data
+        self.directory = directory
+
+    @property
+    def id(self) -> str:
+        return self.data['id']
+
+    @property
+    def kind(self) -> str:
+        return self.data['kind']
+
+    @property
+    def engine(self) -> str:
+        return self.data['engine']
+
+    @property
+    def database(self) -> Optional[str]:
+        return self.data.get('database')
+
+    @property
+    def parent(self) -> Optional[str]:
+        return self.data.get('parent')
+
+    @property
+    def path(self) -> str:
+        return os.path.join(self.directory, self.data['artifact'])
+
+    @property
+    def manifest_path(self) -> str:
+        return manifest_path_for(self.path)
+
+    @property
+    def started(self) -> datetime.datetime:
+        return parse_time(self.data['started'], 'started')
+
+    @property
+    def finished(self) -> datetime.datetime:
+        return parse_time(self.data['finished'], 'finished')
+
+    @property
+    def consistent_at(self) -> datetime.datetime:
+        """The point in time a restore of this artifact (after its parents) reaches."""
+        return parse_time(self.data.get('consistent_at') or self.data['finished'], 'consistent_at')
+
+    @property
+    def covers_from(self) -> datetime.datetime:
+        return parse_time(self.data.get('covers_from') or self.data['started'], 'covers_from')
+
+    @property
+    def is_full(self) -> bool:
+        return self.kind in FULL_KINDS
+
+    @property
+    def is_log(self) -> bool:
+        return self.kind in LOG_KINDS
+
+    @property
+    def position(self) -> Dict[str, Any]:
+        return self.data.get('position') or {}
+
+    @property
+    def verified(self) -> Optional[bool]:
+        """True/False once backup_verify (or db_backup verify) has run; None if never checked."""
+        verification = self.data.get('verification') or {}
+        if 'ok' not in verification:
+            return None
+        return bool(verification['ok'])
+
+    @property
+    def members(self) -> List[Dict[str, Any]]:
+        """Extra files of a multi-file artifact (directory format), each with path/size/sha256."""
+        return list(self.data.get('members') or [])
+
+    def record_verification(self, ok: bool, checks: Dict[str, Any], when: datetime.datetime) -> None:
+        self.data['verification'] = {'ok': ok, 'checks': checks, 'verified_at': isoformat(when)}
+        write_manifest(self.path, self.data)
+
+    def summary(self) -> Dict[str, Any]:
+        return dict(self.data, path=self.path)
+
+
+def write_manifest(artifact_path: str, data: Dict[str, Any]) -> str:
+    """Write the manifest atomically; call only after the artifact itself was committed."""
+    record = dict(data)
+    record.setdefault('format', FORMAT_VERSION)
+    record.setdefault('id', os.path.basename(artifact_path))
+    record.setdefault('artifact', os.path.basename(artifact_path))
+    path = manifest_path_for(artifact_path)
+    atomic_write_json(path, record, mode=0o600)
+    return path
+
+
+def read_manifest(path: str) -> Manifest:
+    try:
+        with open(path, encoding='utf-8') as handle:
+            data = json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise OpsReadyError('Cannot read manifest %s: %s' % (path, exc))
+    if not isinstance(data, dict):
+        raise OpsReadyError('Manifest %s is not a JSON object.' % path)
+    return Manifest(data, os.path.dirname(os.path.abspath(path)))

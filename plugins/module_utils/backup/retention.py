@@ -1,0 +1,145 @@
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Retention: which artifacts a policy may delete without breaking any chain that is kept.
+
+Rules select full-kind artifacts to keep (``keep_last``, ``keep_days``, ``keep_daily``/``weekly``/
+``monthly``); diffs live and die with their full; logs are kept from the first position any kept full
+or diff needs. The newest verified full and the newest usable full are always kept, whatever the rules.
+
+Private to opsready.operations; do not import from other collections.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import shutil
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
+from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
+from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import fsync_dir
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import utcnow
+
+
+class Policy:
+    def __init__(self, keep_last: Optional[int] = None, keep_days: Optional[float] = None,
+                 keep_daily: Optional[int] = None, keep_weekly: Optional[int] = None,
+                 keep_monthly: Optional[int] = None) -> None:
+        for name, value in (('keep_last', keep_last), ('keep_days', keep_days), ('keep_daily', keep_daily),
+                            ('keep_weekly', keep_weekly), ('keep_monthly', keep_monthly)):
+            if value is not None and value < 0:
+                raise OpsReadyError('%s must be 0 or more, not %s.' % (name, value))
+        self.keep_last = keep_last
+        self.keep_days = keep_days
+        self.keep_daily = keep_daily
+        self.keep_weekly = keep_weekly
+        self.keep_monthly = keep_monthly
+
+    @property
+    def empty(self) -> bool:
+        return all(v is None for v in (self.keep_last, self.keep_days, self.keep_daily, self.keep_weekly,
+                                       self.keep_monthly))
+
+
+def _newest_per_bucket(fulls: List[Manifest], count: int,
+                       bucket: Callable[[datetime.datetime], Any]) -> List[Manifest]:
+    chosen: List[Manifest] = []
+    seen: Set[Any] = set()
+    for full in reversed(fulls):
+        key = bucket(full.consistent_at)
+        if key in seen:
+            continue
+        seen.add(key)
+        chosen.append(full)
+        if len(seen) >= count:
+            break
+    return chosen
+
+
+def plan(catalog: Catalog, policy: Policy, now: Optional[datetime.datetime] = None) -> Dict[str, Any]:
+    """Returns {'keep': {id: reason}, 'delete': {id: reason}} over every set in the catalog."""
+    now = now or utcnow()
+    keep: Dict[str, str] = {}
+    delete: Dict[str, str] = {}
+    groups: Dict[Tuple[str, Optional[str]], List[Manifest]] = {}
+    for entry in catalog.entries:
+        groups.setdefault((entry.engine, entry.database), []).append(entry)
+    for entries in groups.values():
+        k, d = _plan_group(entries, catalog, policy, now)
+        keep.update(k)
+        delete.update(d)
+    return {'keep': keep, 'delete': delete}
+
+
+def _plan_group(entries: List[Manifest], catalog: Catalog, policy: Policy,
+                now: datetime.datetime) -> Tuple[Dict[str, str], Dict[str, str]]:
+    keep: Dict[str, str] = {}
+    if policy.empty:
+        return {e.id: 'no retention rule given' for e in entries}, {}
+    fulls = [e for e in entries if e.is_full]
+    usable = [f for f in fulls if catalog.usable(f)]
+    verified = [f for f in usable if f.verified is True]
+    if verified:
+        keep[verified[-1].id] = 'newest verified full'
+    if usable:
+        keep.setdefault(usable[-1].id, 'newest usable full')
+    if policy.keep_last:
+        for full in usable[-policy.keep_last:]:
+            keep.setdefault(full.id, 'keep_last=%d' % policy.keep_last)
+    if policy.keep_days is not None:
+        horizon = now - datetime.timedelta(days=policy.keep_days)
+        for full in usable:
+            if full.consistent_at >= horizon:
+                keep.setdefault(full.id, 'younger than keep_days=%s' % policy.keep_days)
+    buckets = (
+        ('keep_daily', policy.keep_daily, lambda t: t.date()),
+        ('keep_weekly', policy.keep_weekly, lambda t: tuple(t.isocalendar()[:2])),
+        ('keep_monthly', policy.keep_monthly, lambda t: (t.year, t.month)),
+    )
+    for name, count, bucket in buckets:
+        if count:
+            for full in _newest_per_bucket(usable, count, bucket):
+                keep.setdefault(full.id, '%s=%d' % (name, count))
+    kept_fulls = [f for f in fulls if f.id in keep]
+    for diff in (e for e in entries if e.kind == 'diff'):
+        if diff.parent in keep:
+            keep[diff.id] = 'differential of kept %s' % diff.parent
+    # Logs: everything from the earliest position a kept full or diff still needs.
+    starts = [int(e.position['log_start']) for e in entries
+              if e.id in keep and not e.is_log and e.position.get('log_start') is not None]
+    oldest_start = min(starts) if starts else None
+    for log in (e for e in entries if e.is_log):
+        end = log.position.get('end')
+        if oldest_start is None or end is None or int(end) > oldest_start:
+            keep[log.id] = 'log needed by a kept backup (or position unknown)'
+    if oldest_start is None and kept_fulls:
+        for log in (e for e in entries if e.is_log):
+            keep.setdefault(log.id, 'kept: no kept backup records its log position')
+    delete = {e.id: 'not selected by any rule' for e in entries if e.id not in keep}
+    return keep, delete
+
+
+def apply(catalog: Catalog, deletions: List[str]) -> List[str]:
+    """Delete the planned artifacts: manifest first (the artifact is then an untrusted leftover), then data."""
+    removed = []
+    for artifact_id in deletions:
+        entry = catalog.get(artifact_id)
+        for path in (entry.manifest_path, entry.path):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            except IsADirectoryError:
+                shutil.rmtree(path)
+        for member in entry.members:
+            try:
+                os.unlink(os.path.join(catalog.directory, member['path']))
+            except OSError:
+                pass
+        removed.append(entry.path)
+    if removed:
+        fsync_dir(catalog.directory)
+    return removed

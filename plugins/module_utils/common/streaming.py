@@ -1,0 +1,224 @@
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One-pass streaming of a byte stream through compression and SHA-256 into an atomic artifact.
+
+The artifact is written as ``<path>.partial`` and renamed into place only by ``commit()``, after an
+fsync; memory use is bounded by the chunk size whatever the input size. The SHA-256 is of the stored
+(compressed) bytes, so verification needs neither the key nor a decompression pass.
+
+Private to opsready.operations; do not import from other collections.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import zlib
+from typing import IO, Any, BinaryIO, Dict, Optional
+
+from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import fsync_dir
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
+
+try:
+    import zstandard
+    HAS_ZSTD = True
+    ZSTD_IMPORT_ERROR = None
+except ImportError as exc:  # pragma: no cover - exercised only where zstandard is missing
+    HAS_ZSTD = False
+    ZSTD_IMPORT_ERROR = exc
+
+CHUNK = 1024 * 1024
+PARTIAL_SUFFIX = '.partial'
+COMPRESSIONS = ('zstd', 'gzip', 'none')
+SUFFIXES = {'zstd': '.zst', 'gzip': '.gz', 'none': ''}
+DEFAULT_LEVELS = {'zstd': 3, 'gzip': 6, 'none': 0}
+
+
+def compression_suffix(compression: str) -> str:
+    check_compression(compression)
+    return SUFFIXES[compression]
+
+
+def check_compression(compression: str) -> None:
+    if compression not in COMPRESSIONS:
+        raise OpsReadyError('Unknown compression %r: use one of %s.' % (compression, ', '.join(COMPRESSIONS)))
+    if compression == 'zstd' and not HAS_ZSTD:
+        raise OpsReadyError('compression=zstd needs the Python package zstandard on the managed host '
+                            '(pip install zstandard), or use compression=gzip.')
+
+
+def default_threads() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1))
+
+
+class _HashingSink:
+    """File-like sink that hashes and counts what the compressor writes, then writes it to disk."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self._handle = handle
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: Any) -> int:
+        self.sha256.update(data)
+        self.size += len(data)
+        return self._handle.write(data)
+
+    def flush(self) -> None:
+        self._handle.flush()
+
+
+class _GzipCompressor:
+    def __init__(self, sink: _HashingSink, level: int) -> None:
+        self._sink = sink
+        self._zobj = zlib.compressobj(level, zlib.DEFLATED, 31)
+
+    def write(self, data: Any) -> int:
+        out = self._zobj.compress(data)
+        if out:
+            self._sink.write(out)
+        return len(data)
+
+    def close(self) -> None:
+        self._sink.write(self._zobj.flush(zlib.Z_FINISH))
+
+
+class _Passthrough:
+    def __init__(self, sink: _HashingSink) -> None:
+        self._sink = sink
+
+    def write(self, data: Any) -> int:
+        self._sink.write(data)
+        return len(data)
+
+    def close(self) -> None:
+        pass
+
+
+class ArtifactWriter:
+    """Write one artifact: ``write()`` raw bytes, then ``commit()``; ``abort()`` or an exception
+    inside ``with`` removes the partial file so nothing half-written is left to trust."""
+
+    def __init__(self, path: str, compression: str = 'zstd', level: Optional[int] = None,
+                 threads: int = 0, mode: int = 0o600, hash_plain: bool = False) -> None:
+        check_compression(compression)
+        self.path = path
+        self.partial_path = path + PARTIAL_SUFFIX
+        self.compression = compression
+        self.level = DEFAULT_LEVELS[compression] if level is None else level
+        self.threads = threads if threads > 0 else default_threads()
+        self.raw_size = 0
+        self._plain = hashlib.sha256() if hash_plain else None
+        self._done = False
+        if os.path.lexists(self.partial_path):
+            os.unlink(self.partial_path)
+        fd = os.open(self.partial_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        self._handle = os.fdopen(fd, 'wb', buffering=CHUNK)
+        self._sink = _HashingSink(self._handle)
+        if compression == 'zstd':
+            # threads=1 would still run a worker; 0 keeps compression in this thread for tiny inputs.
+            params = zstandard.ZstdCompressor(level=self.level, threads=self.threads if self.threads > 1 else 0)
+            self._compressor: Any = params.stream_writer(self._sink, closefd=False, write_return_read=True)  # type: ignore[arg-type]
+        elif compression == 'gzip':
+            self._compressor = _GzipCompressor(self._sink, self.level)
+        else:
+            self._compressor = _Passthrough(self._sink)
+
+    def write(self, data: Any) -> int:
+        self.raw_size += len(data)
+        if self._plain is not None:
+            self._plain.update(data)
+        self._compressor.write(data)
+        return len(data)
+
+    def copy_from(self, source: IO[bytes], chunk: int = CHUNK) -> int:
+        """Stream everything ``source`` yields; returns the raw byte count copied."""
+        total = 0
+        read = source.read
+        while True:
+            data = read(chunk)
+            if not data:
+                return total
+            self.write(data)
+            total += len(data)
+
+    def commit(self) -> Dict[str, Any]:
+        """Finish compression, fsync, rename into place; returns size/sha256 for the manifest."""
+        if self.compression == 'zstd':
+            self._compressor.flush(zstandard.FLUSH_FRAME)
+            self._compressor.close()
+        else:
+            self._compressor.close()
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        self._handle.close()
+        os.replace(self.partial_path, self.path)
+        fsync_dir(os.path.dirname(os.path.abspath(self.path)))
+        self._done = True
+        result = {
+            'path': self.path,
+            'size': self._sink.size,
+            'sha256': self._sink.sha256.hexdigest(),
+            'raw_size': self.raw_size,
+            'compression': self.compression,
+            'compression_level': self.level,
+        }
+        if self._plain is not None:
+            result['plain_sha256'] = self._plain.hexdigest()
+        return result
+
+    def abort(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        try:
+            self._handle.close()
+        except Exception:
+            pass
+        try:
+            os.unlink(self.partial_path)
+        except OSError:
+            pass
+
+    def __enter__(self) -> 'ArtifactWriter':
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None or not self._done:
+            self.abort()
+
+
+def sha256_file(path: str, chunk: int = CHUNK) -> str:
+    digest = hashlib.sha256()
+    with open(path, 'rb') as handle:
+        while True:
+            data = handle.read(chunk)
+            if not data:
+                return digest.hexdigest()
+            digest.update(data)
+
+
+def verify_file(path: str, sha256: str, size: Optional[int] = None) -> None:
+    """Raise IntegrityError unless the file on disk has the manifest's size and checksum."""
+    if not os.path.isfile(path):
+        raise IntegrityError('Artifact %s is missing: its manifest names it but the file is gone.' % path, path=path)
+    actual_size = os.path.getsize(path)
+    if size is not None and actual_size != size:
+        raise IntegrityError('Artifact %s is %d bytes but its manifest says %d: it is truncated or was '
+                             'replaced; do not restore from it.' % (path, actual_size, size), path=path)
+    actual = sha256_file(path)
+    if actual != sha256:
+        raise IntegrityError('Artifact %s fails its checksum (sha256 %s, manifest %s): it is corrupt; do not '
+                             'restore from it.' % (path, actual, sha256), path=path)
+
+
+def open_decompressed(path: str, compression: str) -> IO[bytes]:
+    """A readable stream of the artifact's original bytes."""
+    check_compression(compression)
+    if compression == 'zstd':
+        return zstandard.ZstdDecompressor().stream_reader(open(path, 'rb'), read_across_frames=True, closefd=True)
+    if compression == 'gzip':
+        return gzip.open(path, 'rb')  # type: ignore[return-value]
+    return open(path, 'rb')

@@ -1,0 +1,210 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+---
+module: file_backup
+short_description: Archive file trees (configuration, certificates, keys) into verified, compressed backups
+version_added: 0.1.0
+description:
+  - Archives one or more files or directory trees into a single tar stream that is compressed and
+    hashed (SHA-256) in one pass and written atomically (C(<name>.partial), fsync, rename).
+  - A JSON manifest (checksum, size, file count, sources, compression) is written next to the archive
+    only after the archive is durable; an archive without a manifest is never trusted and is removed
+    as the leftover of an interrupted run.
+  - Modes, owners and timestamps are preserved. Archives are always written C(0600); when the trees
+    hold private keys the backup directory is made C(0700).
+  - After a successful run, retention deletes archives of the same set older than O(keep_days) and
+    beyond O(keep_count); the newest archive is never deleted.
+author: opsready developers
+options:
+  paths:
+    description: Files and directory trees to archive. Symlinks are archived as links, not followed.
+    type: list
+    elements: path
+    required: true
+  dest:
+    description: The backup directory; created C(0700) if missing.
+    type: path
+    required: true
+  name:
+    description: Name of the backup set; archives are C(<name>-<UTC timestamp>.tar.zst).
+    type: str
+    default: files
+  compression:
+    description: Compression of the stream.
+    type: str
+    choices: [zstd, gzip, none]
+    default: zstd
+  compression_level:
+    description: Compression level (zstd 1-19, gzip 1-9). Defaults to 3 for zstd and 6 for gzip.
+    type: int
+  threads:
+    description: Compression threads for zstd; V(0) uses every CPU the process may run on.
+    type: int
+    default: 0
+  keep_days:
+    description: Delete archives of this set older than this many days after a successful run. V(0) disables.
+    type: int
+    default: 30
+  keep_count:
+    description: Keep at most this many archives of this set (the newest). Unset keeps any number.
+    type: int
+  skip_unchanged:
+    description:
+      - Do not write a new archive when nothing (names, sizes, modes, owners, mtimes) changed since
+        the newest archive of this set; the module then reports RV(changed=false).
+    type: bool
+    default: false
+extends_documentation_fragment:
+  - opsready.operations.check_mode
+notes:
+  - Supports C(check_mode); it reports what would be archived and which archives retention would delete.
+seealso:
+  - module: opsready.operations.file_restore
+  - module: opsready.operations.backup_verify
+'''
+
+EXAMPLES = r'''
+- name: Back up application configuration and TLS material
+  opsready.operations.file_backup:
+    paths:
+      - /etc/myapp
+      - /etc/ssl/private
+    dest: /var/backups/opsready/config
+    name: myapp-config
+    keep_days: 30
+
+- name: Nightly, but only when something changed
+  opsready.operations.file_backup:
+    paths: [/etc/nginx]
+    dest: /var/backups/opsready/nginx
+    name: nginx
+    skip_unchanged: true
+'''
+
+RETURN = r'''
+archive:
+  description: Path of the archive written (or that would be written in check mode).
+  returned: success
+  type: str
+  sample: /var/backups/opsready/config/myapp-config-20261129T004512123456Z.tar.zst
+manifest:
+  description: The manifest written next to the archive (or of the newest archive when unchanged).
+  returned: success
+  type: dict
+  sample: {"engine": "files", "kind": "files", "sha256": "9f86d0...", "size": 10240, "file_count": 12}
+file_count:
+  description: Number of regular files in the trees.
+  returned: success
+  type: int
+  sample: 12
+skipped_unchanged:
+  description: Whether no archive was written because nothing changed (O(skip_unchanged)).
+  returned: success
+  type: bool
+  sample: false
+deleted:
+  description: Archives removed by retention (or that would be removed in check mode).
+  returned: success
+  type: list
+  elements: str
+  sample: [/var/backups/opsready/config/myapp-config-20261001T000000000000Z.tar.zst]
+leftovers_removed:
+  description: Files of interrupted runs (no manifest) that were removed.
+  returned: success
+  type: list
+  elements: str
+  sample: []
+'''
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
+from ansible_collections.opsready.operations.plugins.module_utils.backup import retention
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import check_compression
+from ansible_collections.opsready.operations.plugins.module_utils.files import archive
+
+
+def prune(dest, name, keep_days, keep_count, check_mode):
+    catalog = Catalog(dest, engine=archive.ENGINE, database=name)
+    policy = retention.Policy(keep_last=keep_count or None, keep_days=keep_days or None)
+    planned = retention.plan(catalog, policy)
+    doomed = sorted(planned['delete'])
+    if check_mode:
+        return [catalog.get(i).path for i in doomed]
+    return retention.apply(catalog, doomed)
+
+
+def remove_leftovers(dest, check_mode):
+    leftovers = Catalog(dest).leftovers()
+    if not check_mode:
+        for path in leftovers:
+            if os.path.isfile(path) or os.path.islink(path):
+                os.unlink(path)
+    return leftovers
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            paths=dict(type='list', elements='path', required=True),
+            dest=dict(type='path', required=True),
+            name=dict(type='str', default='files'),
+            compression=dict(type='str', choices=['zstd', 'gzip', 'none'], default='zstd'),
+            compression_level=dict(type='int'),
+            threads=dict(type='int', default=0),
+            keep_days=dict(type='int', default=30),
+            keep_count=dict(type='int'),
+            skip_unchanged=dict(type='bool', default=False),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    if '/' in p['name'] or not p['name']:
+        module.fail_json(msg='name %r must be a plain set name without "/".' % p['name'])
+    for option in ('keep_days', 'keep_count', 'threads'):
+        if p[option] is not None and p[option] < 0:
+            module.fail_json(msg='%s must be 0 or more, not %d.' % (option, p[option]))
+    result = dict(changed=False, archive=None, manifest={}, deleted=[], leftovers_removed=[],
+                  skipped_unchanged=False, file_count=0)
+    try:
+        check_compression(p['compression'])
+        archive.check_sources(p['paths'])
+        fingerprint, count, secret = archive.tree_fingerprint(p['paths'])
+        result['file_count'] = count
+        previous = archive.latest_archive(p['dest'], p['name'])
+        if p['skip_unchanged'] and previous is not None and previous.data.get('fingerprint') == fingerprint:
+            result.update(skipped_unchanged=True, archive=previous.path, manifest=previous.summary())
+            module.exit_json(**result)
+        if module.check_mode:
+            result['changed'] = True
+            result['archive'] = os.path.join(p['dest'], '%s-<timestamp>.tar' % p['name'])
+            if os.path.isdir(p['dest']):
+                result['deleted'] = prune(p['dest'], p['name'], p['keep_days'], p['keep_count'], True)
+                result['leftovers_removed'] = remove_leftovers(p['dest'], True)
+            module.exit_json(**result)
+        archive.prepare_dest(p['dest'], secret)
+        result['leftovers_removed'] = remove_leftovers(p['dest'], False)
+        manifest = archive.create_archive(p['paths'], p['dest'], p['name'], compression=p['compression'],
+                                          level=p['compression_level'], threads=p['threads'],
+                                          fingerprint=fingerprint, file_count=count)
+        result.update(changed=True, archive=manifest['path'], manifest=manifest)
+        result['deleted'] = prune(p['dest'], p['name'], p['keep_days'], p['keep_count'], False)
+    except OpsReadyError as exc:
+        module.fail_json(**exc.as_fail_kwargs())
+    except OSError as exc:
+        module.fail_json(msg='File backup failed: %s (%s). No manifest was written for a partial archive.'
+                         % (exc.strerror or exc, getattr(exc, 'filename', '') or p['dest']))
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

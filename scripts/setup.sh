@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Idempotent set-up: Debian packages (with --test), the .venv from pinned requirements, and the
+# collection link that makes `opsready.operations` resolvable from the repository root.
+# Quick when already done: every step checks a stamp or the installed state first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+
+log() { printf '[setup] %s\n' "$*"; }
+
+apt_updated=0
+apt_install() {
+    local missing=()
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        log "missing Debian packages: ${missing[*]} (run as root or: sudo apt-get install ${missing[*]})"
+        exit 1
+    fi
+    if [ $apt_updated -eq 0 ]; then
+        log "apt-get update"
+        apt-get update -qq
+        apt_updated=1
+    fi
+    log "apt-get install ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# Packages from bindep.txt: the [test] profile only with --test.
+bindep_packages() {
+    local profile=$1
+    sed -e 's/#.*//' bindep.txt | awk -v prof="$profile" 'NF {
+        name=$1; tags=$0; sub(/^[^[]*/, "", tags)
+        if (tags ~ /test/ && prof != "test") next
+        print name }'
+}
+
+pick_python() {
+    for candidate in /usr/bin/python3.11 /root/.pyenv/versions/3.11.*/bin/python3 python3; do
+        if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info[:2] < (3, 11))' 2>/dev/null; then
+            echo "$candidate"; return 0
+        fi
+    done
+    return 1
+}
+
+profile=base
+[ $want_test -eq 1 ] && profile=test
+# shellcheck disable=SC2046
+apt_install $(bindep_packages "$profile")
+
+py=$(pick_python || true)
+if [ -z "$py" ]; then
+    apt_install python3 python3-venv
+    py=$(pick_python)
+fi
+
+reqs=requirements.txt
+[ $want_test -eq 1 ] && reqs=requirements-dev.txt
+stamp=.venv/.stamp-$(basename "$reqs" .txt)
+digest=$(cat requirements.txt "$reqs" | sha256sum | cut -c1-16)
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sys' 2>/dev/null; then
+    log "creating .venv with $py"
+    rm -rf .venv
+    "$py" -m venv .venv
+fi
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
+    log "installing $reqs into .venv"
+    .venv/bin/python -m pip install -q --disable-pip-version-check -r "$reqs"
+    echo "$digest" > "$stamp"
+fi
+
+# The collection, resolvable as opsready.operations (ansible.cfg: collections_path = ./build).
+mkdir -p build/ansible_collections/opsready
+link=build/ansible_collections/opsready/operations
+if [ "$(readlink "$link" 2>/dev/null)" != "$root" ]; then
+    rm -rf "$link"
+    ln -s "$root" "$link"
+fi
+log "ready ($profile)"

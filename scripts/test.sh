@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs the test layers (all by default, or those named): lint sanity units integration molecule.
+# Every layer runs even when an earlier one failed; the exit code is non-zero if any failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/.venv/bin:$PATH"
+export ANSIBLE_CONFIG="$PWD/ansible.cfg"
+layers=("$@")
+[ ${#layers[@]} -eq 0 ] && layers=(lint sanity units integration molecule)
+PYTEST=(.venv/bin/pytest -p no:cacheprovider)
+
+layer_lint() {
+    ruff check plugins tests bench scripts && \
+    mypy --config-file mypy.ini -p ansible_collections.opsready.operations.plugins.module_utils && \
+    ansible-lint --offline -q roles playbooks
+}
+layer_sanity() { bash scripts/sanity.sh; }
+layer_units() { "${PYTEST[@]}" tests/unit -q; }
+layer_integration() { "${PYTEST[@]}" tests/integration -q -ra; }
+layer_molecule() { bash scripts/molecule.sh; }
+
+failed=()
+for layer in "${layers[@]}"; do
+    echo "=== layer: $layer ==="
+    start=$(date +%s)
+    if "layer_$layer"; then
+        echo "=== layer $layer passed in $(( $(date +%s) - start ))s ==="
+    else
+        echo "=== layer $layer FAILED in $(( $(date +%s) - start ))s ==="
+        failed+=("$layer")
+    fi
+done
+if [ ${#failed[@]} -ne 0 ]; then
+    echo "FAILED layers: ${failed[*]}"
+    exit 1
+fi
+echo "all layers passed: ${layers[*]}"
