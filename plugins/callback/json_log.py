@@ -1,0 +1,133 @@
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+name: json_log
+type: notification
+short_description: Structured JSON log of every task result, one line each
+version_added: 0.1.0
+description:
+  - Appends one JSON object per task result to a file (JSON lines), for log shippers and audits.
+  - Each line has C(timestamp) (UTC ISO 8601), C(level), C(service), C(traceId), C(message) and
+    C(context) with C(host), C(play), C(task), C(action), C(status), C(duration_ms) and C(changed).
+  - Levels are C(ERROR) for failed or unreachable results, C(INFO) for ok or changed, C(DEBUG) for
+    skipped ones.
+  - C(traceId) is one random id per playbook run. It is exported to modules running on the control
+    node as the environment variable C(OPSREADY_TRACE_ID) and to plays as the variable
+    C(opsready_trace_id), so reports written by modules can carry it.
+  - Results of tasks with C(no_log) are logged without their message.
+requirements:
+  - enable in ansible.cfg with C(callbacks_enabled = opsready.operations.json_log)
+options:
+  path:
+    description: File the JSON lines are appended to; its directory is created if missing.
+    type: path
+    default: ./reports/ansible-tasks.jsonl
+    env:
+      - name: OPSREADY_JSON_LOG_PATH
+    ini:
+      - section: callback_json_log
+        key: path
+  service:
+    description: Value of the C(service) field.
+    type: str
+    default: opsready
+    env:
+      - name: OPSREADY_JSON_LOG_SERVICE
+    ini:
+      - section: callback_json_log
+        key: service
+'''
+
+import json
+import os
+import time
+import uuid
+from datetime import datetime, timezone
+
+from ansible.plugins.callback import CallbackBase
+
+LEVELS = {'failed': 'ERROR', 'unreachable': 'ERROR', 'ok': 'INFO', 'changed': 'INFO', 'skipped': 'DEBUG'}
+HIDDEN = 'the output has been hidden due to the fact that no_log: true was specified for this result'
+
+
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = 'notification'
+    CALLBACK_NAME = 'opsready.operations.json_log'
+    CALLBACK_NEEDS_ENABLED = True
+
+    def __init__(self, display=None):
+        super().__init__(display=display)
+        self.trace_id = uuid.uuid4().hex
+        os.environ['OPSREADY_TRACE_ID'] = self.trace_id
+        self._play = None
+        self._started = {}
+        self._path = None
+
+    def set_options(self, task_keys=None, var_options=None, direct=None):
+        super().set_options(task_keys=task_keys, var_options=var_options, direct=direct)
+        self._path = os.path.abspath(os.path.expanduser(self.get_option('path')))
+        directory = os.path.dirname(self._path)
+        if directory and not os.path.isdir(directory):
+            os.makedirs(directory, exist_ok=True)
+
+    def v2_playbook_on_play_start(self, play):
+        self._play = play.get_name()
+        play.vars['opsready_trace_id'] = self.trace_id
+
+    def v2_runner_on_start(self, host, task):
+        self._started[(host.get_name(), task._uuid)] = time.monotonic()
+
+    def _emit(self, result, status):
+        task = result._task
+        host = result._host.get_name()
+        res = result._result or {}
+        started = self._started.pop((host, task._uuid), None)
+        duration_ms = int((time.monotonic() - started) * 1000) if started is not None else None
+        changed = bool(res.get('changed', False))
+        if status == 'ok' and changed:
+            status = 'changed'
+        if task.no_log or res.get('_ansible_no_log'):
+            message = HIDDEN
+        elif status in ('failed', 'unreachable'):
+            message = str(res.get('msg') or res.get('stderr') or res.get('reason') or 'task failed')
+        else:
+            message = '%s %s' % (task.get_name(), status)
+        line = {
+            'timestamp': datetime.now(timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ'),
+            'level': LEVELS[status],
+            'service': self.get_option('service'),
+            'traceId': self.trace_id,
+            'message': message,
+            'context': {
+                'host': host,
+                'play': self._play,
+                'task': task.get_name(),
+                'action': task.action,
+                'status': status,
+                'duration_ms': duration_ms,
+                'changed': changed,
+            },
+        }
+        # One write with O_APPEND so lines from forked workers never interleave.
+        fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        try:
+            os.write(fd, (json.dumps(line, sort_keys=True, default=str) + '\n').encode('utf-8'))
+        finally:
+            os.close(fd)
+
+    def v2_runner_on_ok(self, result):
+        self._emit(result, 'ok')
+
+    def v2_runner_on_failed(self, result, ignore_errors=False):
+        self._emit(result, 'failed')
+
+    def v2_runner_on_skipped(self, result):
+        self._emit(result, 'skipped')
+
+    def v2_runner_on_unreachable(self, result):
+        self._emit(result, 'unreachable')

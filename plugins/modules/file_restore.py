@@ -1,0 +1,127 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+---
+module: file_restore
+short_description: Restore a file-tree archive made by file_backup, verified first
+version_added: 0.1.0
+description:
+  - Restores the newest archive of a set (or a named one) from a backup directory, or one archive
+    file, to its original place (O(dest=/)) or under another root.
+  - The archive's SHA-256 and size are checked against its manifest before anything is written; a
+    corrupt archive, or one without a manifest, is refused with a clear message.
+  - Members with absolute paths, C(..) components, links escaping the root or device files are
+    refused before extraction.
+  - Files are extracted into a staging directory under O(dest) and moved into place only after the
+    whole archive was read; files identical to the archived ones are left alone, so a second run
+    reports RV(changed=false).
+author: opsready developers
+options:
+  src:
+    description: A backup directory written by M(opsready.operations.file_backup), or one archive in it.
+    type: path
+    required: true
+  dest:
+    description: The root to restore under. V(/) puts files back where they were backed up from.
+    type: path
+    required: true
+  name:
+    description: The backup set to pick the newest archive from when O(src) is a directory.
+    type: str
+  artifact:
+    description: File name of a specific archive in O(src) (instead of the newest).
+    type: str
+  only:
+    description: Restore only these archived paths (as they were backed up, e.g. V(/etc/myapp/app.conf)) and what is below them.
+    type: list
+    elements: str
+extends_documentation_fragment:
+  - opsready.operations.check_mode
+notes:
+  - In check mode the archive is verified and listed, and the files that would change are returned.
+seealso:
+  - module: opsready.operations.file_backup
+'''
+
+EXAMPLES = r'''
+- name: Put the newest configuration backup back in place
+  opsready.operations.file_restore:
+    src: /var/backups/opsready/config
+    name: myapp-config
+    dest: /
+
+- name: Inspect an archive by restoring it elsewhere
+  opsready.operations.file_restore:
+    src: /var/backups/opsready/config/myapp-config-20261129T004512123456Z.tar.zst
+    dest: /tmp/inspect
+'''
+
+RETURN = r'''
+archive:
+  description: The archive restored from.
+  returned: success
+  type: str
+  sample: /var/backups/opsready/config/myapp-config-20261129T004512123456Z.tar.zst
+restored:
+  description: Files written (or that would be written in check mode).
+  returned: success
+  type: list
+  elements: str
+  sample: [/etc/myapp/app.conf]
+unchanged:
+  description: Number of archived files already identical on disk.
+  returned: success
+  type: int
+  sample: 11
+sha256:
+  description: Checksum of the archive, verified against its manifest before restoring.
+  returned: success
+  type: str
+  sample: af43b0bca098e082b20f389a5676573a9cb9b5ba72c6712c3142069358bce315
+'''
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.files import extract
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            src=dict(type='path', required=True),
+            dest=dict(type='path', required=True),
+            name=dict(type='str'),
+            artifact=dict(type='str'),
+            only=dict(type='list', elements='str'),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    if p['artifact'] and os.path.isfile(p['src']):
+        module.fail_json(msg='artifact names an archive inside a backup directory; src is already an archive.')
+    try:
+        manifest = extract.find_archive(p['src'], p['name'], p['artifact'])
+        outcome = extract.restore_archive(manifest, p['dest'], only=p['only'], check_mode=module.check_mode)
+    except OpsReadyError as exc:
+        module.fail_json(**exc.as_fail_kwargs())
+    except OSError as exc:
+        module.fail_json(msg='Restore to %s failed: %s (%s).' % (p['dest'], exc.strerror or exc,
+                                                                 getattr(exc, 'filename', '')))
+    restored = outcome['restored']
+    if module.check_mode:
+        restored = [os.path.join(p['dest'], name) for name in restored]
+    module.exit_json(changed=bool(restored), archive=manifest.path, restored=restored,
+                     unchanged=outcome['unchanged'], sha256=manifest.data['sha256'],
+                     diff={'before': '', 'after': '\n'.join(restored) + ('\n' if restored else '')})
+
+
+if __name__ == '__main__':
+    main()
