@@ -1,0 +1,282 @@
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Renewal of one key + certificate pair: decide, generate, sign, check, swap; or write a CSR for an
+external CA and install what it issues; or roll back to the previous pair.
+
+Nothing is swapped in before these hold for the new pair: the key matches the certificate, the
+chain verifies to the CA (or to itself when self-signed), and the validity covers now.
+
+Private to opsready.operations; do not import from other collections.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from typing import Any, Dict, List, Optional
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from ansible_collections.opsready.operations.plugins.module_utils.certs import inspection, keys, loading, signing, swap
+from ansible_collections.opsready.operations.plugins.module_utils.certs.policy import renewal_due
+from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import atomic_write_bytes
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, stamp, utcnow
+
+PENDING_SUFFIX = '.pending'
+DEFAULT_VALID_DAYS = 365
+
+
+class RenewalError(OpsReadyError):
+    """The new pair failed a check before the swap; nothing on disk was changed."""
+
+
+def summary(cert: Optional[x509.Certificate], now: datetime.datetime) -> Dict[str, Any]:
+    if cert is None:
+        return {}
+    info = inspection.describe(cert, now)
+    return {k: info[k] for k in ('serial', 'subject', 'subject_alt_names', 'issuer', 'not_before', 'not_after',
+                                 'days_remaining', 'key_type', 'key_size', 'curve', 'fingerprint_sha256')}
+
+
+def _diff_text(info: Dict[str, Any]) -> str:
+    if not info:
+        return ''
+    return ''.join('%s: %s\n' % (k, info.get(k)) for k in ('serial', 'subject', 'subject_alt_names', 'not_before',
+                                                            'not_after', 'key_type', 'key_size', 'curve'))
+
+
+def _load_current(path: str) -> Optional[x509.Certificate]:
+    if not os.path.exists(path):
+        return None
+    certs, _fmt = loading.load_certificate_file(path)
+    return certs[0]
+
+
+def _sans(opts: Dict[str, Any], current: Optional[x509.Certificate]) -> List[x509.GeneralName]:
+    if opts.get('subject_alt_names') is not None:
+        return [signing.parse_san(s) for s in opts['subject_alt_names']]
+    if current is None:
+        return []
+    try:
+        return list(current.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
+    except x509.ExtensionNotFound:
+        return []
+
+
+def _pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _check_new_pair(cert: x509.Certificate, key: Any, chain: List[x509.Certificate],
+                    trusted: List[x509.Certificate], now: datetime.datetime, source: str) -> None:
+    if not inspection.key_matches(cert, key):
+        raise RenewalError('%s: the new certificate does not match its private key; nothing was swapped.' % source)
+    ok, reason = inspection.verify_chain(cert, chain, trusted, now)
+    if not ok:
+        raise RenewalError('%s: the new certificate does not verify (%s); nothing was swapped. Check ca_cert.'
+                           % (source, reason))
+    if not (cert.not_valid_before_utc <= now < cert.not_valid_after_utc):
+        raise RenewalError('%s: the new certificate is not valid now (%s to %s); nothing was swapped. Check the clock.'
+                           % (source, isoformat(cert.not_valid_before_utc), isoformat(cert.not_valid_after_utc)))
+
+
+def _load_ca(opts: Dict[str, Any]) -> List[x509.Certificate]:
+    certs, _fmt = loading.load_certificate_file(opts['ca_cert'])
+    return certs
+
+
+def _result(current: Optional[x509.Certificate], now: datetime.datetime, due: bool, reason: str) -> Dict[str, Any]:
+    return {'changed': False, 'due': due, 'reason': reason, 'previous': summary(current, now),
+            'certificate': summary(current, now), 'backup': {}, 'deleted_backups': [], 'csr_path': None,
+            'rolled_back': False, 'diff': {'before': _diff_text(summary(current, now)),
+                                            'after': _diff_text(summary(current, now))}}
+
+
+def _decide(opts: Dict[str, Any], current: Optional[x509.Certificate], now: datetime.datetime):
+    if current is None:
+        if not opts.get('common_name'):
+            raise OpsReadyError('%s does not exist and no common_name is given: set common_name (and '
+                                'subject_alt_names) to issue a first certificate, or fix the path.' % opts['path'])
+        return True, 'no certificate at %s yet' % opts['path']
+    return renewal_due(current, now, opts.get('renew_before_days'), bool(opts.get('force')))
+
+
+def renew(opts: Dict[str, Any], check_mode: bool, now: Optional[datetime.datetime] = None) -> Dict[str, Any]:
+    """Renew with a local CA or self-signed when due."""
+    now = now or utcnow()
+    pair = swap.Pair(opts['path'], opts['privatekey_path'], opts.get('backup_dir'))
+    current = _load_current(opts['path'])
+    due, reason = _decide(opts, current, now)
+    result = _result(current, now, due, reason)
+    if not due:
+        return result
+    keys.check_key_options(opts['key_type'], opts['key_size'], opts['curve'])
+    ca_certs: List[x509.Certificate] = []
+    ca_key = None
+    if opts.get('ca_cert'):
+        ca_certs = _load_ca(opts)
+        ca_key = loading.load_private_key(opts['ca_key'], opts.get('ca_key_passphrase'))
+        if not inspection.key_matches(ca_certs[0], ca_key):
+            raise OpsReadyError('ca_key %s is not the key of ca_cert %s: give the matching CA key.'
+                                % (opts['ca_key'], opts['ca_cert']))
+        if now >= ca_certs[0].not_valid_after_utc:
+            raise OpsReadyError('ca_cert %s expired at %s: renew the CA before its leaf certificates.'
+                                % (opts['ca_cert'], isoformat(ca_certs[0].not_valid_after_utc)))
+    elif not opts.get('self_signed'):
+        raise OpsReadyError('%s is due (%s) but no issuer is configured: set ca_cert and ca_key for a local CA, '
+                            'self_signed=true, or csr_only=true for an external CA.' % (opts['path'], reason))
+    valid_days = opts.get('valid_days')
+    if not valid_days:
+        valid_days = (round((current.not_valid_after_utc - current.not_valid_before_utc).total_seconds() / 86400.0)
+                      if current is not None else DEFAULT_VALID_DAYS) or DEFAULT_VALID_DAYS
+    subject = signing.build_subject(opts.get('common_name'), current.subject if current is not None else None)
+    sans = _sans(opts, current)
+    planned_end = now + datetime.timedelta(days=valid_days)
+    if ca_certs and planned_end > ca_certs[0].not_valid_after_utc:
+        planned_end = ca_certs[0].not_valid_after_utc
+    result['changed'] = True
+    if check_mode:
+        after = dict(summary(current, now))
+        after.update(serial='(new random serial)', subject=subject.rfc4514_string(),
+                     subject_alt_names=inspection.subject_alt_names_of(sans),
+                     not_before=isoformat(now - signing.BACKDATE), not_after=isoformat(planned_end),
+                     key_type=opts['key_type'], key_size=opts['key_size'] if opts['key_type'] == 'rsa' else None,
+                     curve=opts['curve'] if opts['key_type'] == 'ec' else None)
+        result['certificate'] = after
+        result['diff']['after'] = _diff_text(after)
+        return result
+    key = keys.generate_private_key(opts['key_type'], opts['key_size'], opts['curve'])
+    csr = signing.build_csr(key, subject, sans)
+    eku = signing.extended_key_usage_of(current)
+    if ca_certs:
+        cert = signing.sign_certificate(csr, valid_days, now, ca_certs[0], ca_key, eku)  # type: ignore[arg-type]
+        trusted = ca_certs
+    else:
+        cert = signing.sign_certificate(csr, valid_days, now, None, key, eku)
+        trusted = [cert]
+    _check_new_pair(cert, key, [], trusted, now, opts['path'])
+    cert_bytes = _pem(cert)
+    if opts.get('include_chain') and ca_certs:
+        cert_bytes += b''.join(_pem(c) for c in ca_certs)
+    return _install(pair, opts, result, cert, cert_bytes, keys.private_key_pem(key), now)
+
+
+def _install(pair: swap.Pair, opts: Dict[str, Any], result: Dict[str, Any], cert: x509.Certificate,
+             cert_bytes: bytes, key_bytes: bytes, now: datetime.datetime) -> Dict[str, Any]:
+    for path in (pair.cert_path, pair.key_path):
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            raise OpsReadyError('Directory %s does not exist: create it (the key directory 0700) first.' % directory)
+    result['backup'] = swap.swap_in(pair, cert_bytes, key_bytes, stamp(now))
+    installed = _load_current(pair.cert_path)
+    if installed is None or installed.serial_number != cert.serial_number:
+        raise OpsReadyError('After the swap %s does not hold the new certificate: another process changed it. '
+                            'The previous pair is kept at %s.' % (pair.cert_path, result['backup']))
+    result['deleted_backups'] = swap.prune_backups(pair, int(opts.get('keep_backups') or 0))
+    result['certificate'] = summary(installed, now)
+    result['diff']['after'] = _diff_text(result['certificate'])
+    return result
+
+
+def csr_only(opts: Dict[str, Any], check_mode: bool, now: Optional[datetime.datetime] = None) -> Dict[str, Any]:
+    """When due, write a new private key (``<privatekey_path>.pending``, 0600) and a CSR for it."""
+    now = now or utcnow()
+    current = _load_current(opts['path'])
+    due, reason = _decide(opts, current, now)
+    result = _result(current, now, due, reason)
+    csr_path = opts.get('csr_path') or opts['path'] + '.csr'
+    pending = opts['privatekey_path'] + PENDING_SUFFIX
+    result.update(csr_path=csr_path, pending_privatekey_path=pending)
+    if not due:
+        return result
+    keys.check_key_options(opts['key_type'], opts['key_size'], opts['curve'])
+    subject = signing.build_subject(opts.get('common_name'), current.subject if current is not None else None)
+    sans = _sans(opts, current)
+    if os.path.exists(pending) and os.path.exists(csr_path):
+        try:
+            key = loading.load_private_key(pending)
+            with open(csr_path, 'rb') as handle:
+                existing = x509.load_pem_x509_csr(handle.read())
+            same = (inspection.csr_matches_key(existing, key) and existing.subject == subject
+                    and inspection.subject_alt_names_of(_csr_sans(existing)) == inspection.subject_alt_names_of(sans))
+        except (OpsReadyError, ValueError):
+            same = False
+        if same:
+            result['csr'] = existing.public_bytes(serialization.Encoding.PEM).decode('ascii')
+            return result
+    result['changed'] = True
+    result['diff']['after'] = 'csr: %s\nsubject: %s\nsubject_alt_names: %s\n' % (
+        csr_path, subject.rfc4514_string(), inspection.subject_alt_names_of(sans))
+    if check_mode:
+        return result
+    key = keys.generate_private_key(opts['key_type'], opts['key_size'], opts['curve'])
+    csr = signing.build_csr(key, subject, sans)
+    atomic_write_bytes(pending, keys.private_key_pem(key), mode=swap.KEY_MODE)
+    csr_pem = csr.public_bytes(serialization.Encoding.PEM)
+    atomic_write_bytes(csr_path, csr_pem, mode=0o644)
+    result['csr'] = csr_pem.decode('ascii')
+    return result
+
+
+def _csr_sans(csr: x509.CertificateSigningRequest) -> List[x509.GeneralName]:
+    try:
+        return list(csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
+    except x509.ExtensionNotFound:
+        return []
+
+
+def install(opts: Dict[str, Any], check_mode: bool, now: Optional[datetime.datetime] = None) -> Dict[str, Any]:
+    """Swap in a certificate issued by an external CA for the pending key (or the current key)."""
+    now = now or utcnow()
+    pair = swap.Pair(opts['path'], opts['privatekey_path'], opts.get('backup_dir'))
+    current = _load_current(opts['path'])
+    issued_certs, _fmt = loading.load_certificate_file(opts['install'])
+    leaf = issued_certs[0]
+    result = _result(current, now, True, 'install %s' % opts['install'])
+    if current is not None and current.fingerprint(inspection.hashes.SHA256()) == leaf.fingerprint(
+            inspection.hashes.SHA256()):
+        result.update(due=False, reason='%s is already installed' % opts['install'])
+        return result
+    pending = opts['privatekey_path'] + PENDING_SUFFIX
+    key = None
+    for candidate in (pending, opts['privatekey_path']):
+        if os.path.exists(candidate):
+            loaded = loading.load_private_key(candidate)
+            if inspection.key_matches(leaf, loaded):
+                key = loaded
+                break
+    if key is None:
+        raise RenewalError('%s does not match %s nor %s: install the certificate issued for the CSR that csr_only '
+                           'wrote; nothing was swapped.' % (opts['install'], pending, opts['privatekey_path']))
+    _check_new_pair(leaf, key, issued_certs[1:], _load_ca(opts), now, opts['install'])
+    result['changed'] = True
+    result['certificate'] = summary(leaf, now)
+    result['diff']['after'] = _diff_text(result['certificate'])
+    if check_mode:
+        return result
+    with open(opts['install'], 'rb') as handle:
+        raw = handle.read()
+    cert_bytes = raw if b'-----BEGIN' in raw else _pem(leaf)
+    result = _install(pair, opts, result, leaf, cert_bytes, keys.private_key_pem(key), now)  # type: ignore[arg-type]
+    if os.path.exists(pending):
+        os.unlink(pending)
+    return result
+
+
+def rollback(opts: Dict[str, Any], check_mode: bool, now: Optional[datetime.datetime] = None) -> Dict[str, Any]:
+    """Put the newest kept pair back in place (after a failed probe)."""
+    now = now or utcnow()
+    pair = swap.Pair(opts['path'], opts['privatekey_path'], opts.get('backup_dir'))
+    current = _load_current(opts['path'])
+    done = swap.rollback(pair, stamp(now), check_mode)
+    result = _result(current, now, False, 'rollback')
+    result.update(changed=bool(done['changed']), rolled_back=bool(done['changed']),
+                  restored_from=done['restored_from'], rejected=done['rejected'])
+    restored_path = str(done['restored_from']['cert'])  # type: ignore[index]
+    restored = loading.load_certificate_file(restored_path)[0][0]
+    result['certificate'] = summary(restored, now)
+    result['diff']['after'] = _diff_text(result['certificate'])
+    return result

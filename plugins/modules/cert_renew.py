@@ -1,0 +1,309 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+---
+module: cert_renew
+short_description: Renew key and certificate in a renewal window; atomic swap, previous pair kept, rollback
+version_added: 0.1.0
+description:
+  - Renews the certificate O(path) and its key O(privatekey_path) when it is due, which is when less
+    than one third of its lifetime remains (certbot's rule), when fewer than O(renew_before_days)
+    days remain if that is set, when it is expired, or always with O(force).
+  - A new private key is generated (RSA 4096 by default, or EC P-256 / P-384), a CSR keeps the subject
+    and SANs of the current certificate unless O(common_name) / O(subject_alt_names) are given, and
+    it is signed by a local CA (O(ca_cert), O(ca_key)) or self-signed (O(self_signed)).
+  - For an external CA, O(csr_only) writes the new key as C(<privatekey_path>.pending) (0600) and a CSR;
+    a later run with O(install) swaps in the issued certificate with that key.
+  - Before anything is swapped, the new pair must pass three checks, else the task fails and nothing
+    on disk changes - the key matches the certificate, the chain verifies to O(ca_cert) (or to itself
+    when self-signed), and the validity covers now.
+  - The previous certificate and key are kept as C(<name>.<UTC stamp>.cert.bak) / C(.key.bak) (key 0600)
+    next to the files or in O(backup_dir); the new ones are written atomically (temp file, fsync,
+    rename) with the owner, group and mode of the files they replace. O(rollback) puts the newest
+    kept pair back (the rejected pair is kept as C(.rejected)).
+  - Uses the Python C(cryptography) library; nothing is shelled out to C(openssl).
+author: opsready developers
+options:
+  path:
+    description: The certificate file (PEM). The first certificate of the file is the one renewed.
+    type: path
+    required: true
+  privatekey_path:
+    description:
+      - Its private key file. Written unencrypted (PKCS#8 PEM), mode 0600 unless the existing key has a
+        stricter mode.
+    type: path
+    required: true
+  ca_cert:
+    description:
+      - The local CA certificate (PEM; the first certificate signs, the rest of the bundle is trusted too).
+      - With O(install), the CA bundle the issued certificate must verify to.
+    type: path
+  ca_key:
+    description: The local CA private key. Required with O(ca_cert) unless O(install) or O(csr_only).
+    type: path
+  ca_key_passphrase:
+    description: Passphrase of O(ca_key).
+    type: str
+  self_signed:
+    description:
+      - Self-sign the new certificate (no CA). Must be explicit so that a CA-issued certificate is never
+        silently replaced by a self-signed one.
+    type: bool
+    default: false
+  renew_before_days:
+    description: Renew when fewer than this many days remain. Unset uses the one-third-of-lifetime rule.
+    type: float
+  force:
+    description: Renew even when not due.
+    type: bool
+    default: false
+  key_type:
+    description: Type of the new private key.
+    type: str
+    choices: [rsa, ec]
+    default: rsa
+  key_size:
+    description: RSA key size in bits.
+    type: int
+    choices: [2048, 3072, 4096]
+    default: 4096
+  curve:
+    description: EC curve (P-256 or P-384).
+    type: str
+    choices: [secp256r1, secp384r1]
+    default: secp256r1
+  common_name:
+    description:
+      - New subject common name; other subject attributes are kept. Required when O(path) does not exist yet
+        (first issuance).
+    type: str
+  subject_alt_names:
+    description:
+      - New SANs (C(DNS:name), C(IP:address), C(email:x), C(URI:x); a bare value is an IP or a DNS name).
+        Unset keeps the current SANs.
+    type: list
+    elements: str
+  valid_days:
+    description:
+      - Lifetime of the new certificate in days. Unset keeps the lifetime of the current one (365 for a
+        first issuance). Never extends past the CA's own expiry.
+    type: int
+  include_chain:
+    description: Append the O(ca_cert) bundle after the new certificate in O(path) (a full chain file).
+    type: bool
+    default: false
+  backup_dir:
+    description: Where previous pairs are kept. Unset keeps the certificate's next to it and the key's next to the key.
+    type: path
+  keep_backups:
+    description: Keep at most this many previous pairs (the newest); V(0) keeps all.
+    type: int
+    default: 5
+  csr_only:
+    description:
+      - When due, write a new key to C(<privatekey_path>.pending) and a CSR to O(csr_path) for an external
+        CA; nothing is swapped.
+    type: bool
+    default: false
+  csr_path:
+    description: Where O(csr_only) writes the CSR. Defaults to C(<path>.csr).
+    type: path
+  install:
+    description:
+      - A certificate issued by an external CA (PEM, optionally followed by its chain) to swap in with the
+        pending key (or the current key it was issued for). Requires O(ca_cert) to verify it.
+    type: path
+  rollback:
+    description: Put the newest kept pair back in place (after a failed probe). No-op when it already is.
+    type: bool
+    default: false
+extends_documentation_fragment:
+  - opsready.operations.check_mode
+notes:
+  - In check mode nothing is written; RV(certificate) shows the expiry the new certificate would have
+    (its serial is only known once it is signed). With C(--diff) the old and new serial and expiry are shown.
+  - Two files cannot be renamed in one step - the key is replaced first, then the certificate; if the
+    certificate write fails, the previous key is written back before the task fails.
+  - Reloading the services and probing them is the job of the C(opsready.operations.certificates) role.
+seealso:
+  - module: opsready.operations.cert_info
+  - module: opsready.operations.file_backup
+'''
+
+EXAMPLES = r'''
+- name: Renew from the local CA when less than a third of the lifetime remains
+  opsready.operations.cert_renew:
+    path: /etc/nginx/tls/app.crt
+    privatekey_path: /etc/nginx/tls/private/app.key
+    ca_cert: /etc/pki/local-ca/ca.crt
+    ca_key: /etc/pki/local-ca/ca.key
+  notify: Reload nginx
+
+- name: Renew a self-signed EC certificate within 30 days of expiry
+  opsready.operations.cert_renew:
+    path: /etc/myapp/tls.crt
+    privatekey_path: /etc/myapp/tls.key
+    self_signed: true
+    key_type: ec
+    curve: secp384r1
+    renew_before_days: 30
+
+- name: External CA, step 1 - new key and CSR when due
+  opsready.operations.cert_renew:
+    path: /etc/haproxy/tls/site.crt
+    privatekey_path: /etc/haproxy/tls/site.key
+    csr_only: true
+    csr_path: /srv/outbox/site.csr
+
+- name: External CA, step 2 - install what the CA issued
+  opsready.operations.cert_renew:
+    path: /etc/haproxy/tls/site.crt
+    privatekey_path: /etc/haproxy/tls/site.key
+    install: /srv/inbox/site.crt
+    ca_cert: /etc/ssl/certs/corporate-ca.pem
+
+- name: Roll back to the previous pair
+  opsready.operations.cert_renew:
+    path: /etc/nginx/tls/app.crt
+    privatekey_path: /etc/nginx/tls/private/app.key
+    rollback: true
+'''
+
+RETURN = r'''
+due:
+  description: Whether the certificate was due (always true for O(install) of a new certificate).
+  returned: success
+  type: bool
+reason:
+  description: Why it was (not) due, in words.
+  returned: success
+  type: str
+  sample: 4.9 days remaining, 5% of the lifetime (renews below one third)
+previous:
+  description: The certificate found at O(path) before the task (empty when there was none).
+  returned: success
+  type: dict
+  sample: {"serial": "4F3A", "not_after": "2026-12-04T00:00:00.000000Z", "days_remaining": 4.9}
+certificate:
+  description: The certificate at O(path) after the task (in check mode, what it would be).
+  returned: success
+  type: dict
+  sample: {"serial": "7C21", "not_after": "2027-11-29T00:00:00.000000Z", "days_remaining": 365.0}
+backup:
+  description: Where the previous pair was kept (C(cert), C(key)); empty when nothing was swapped.
+  returned: success
+  type: dict
+  sample:
+    cert: /etc/nginx/tls/app.crt.20261129T004512123456Z.cert.bak
+    key: /etc/nginx/tls/private/app.key.20261129T004512123456Z.key.bak
+deleted_backups:
+  description: Kept pairs removed by O(keep_backups).
+  returned: success
+  type: list
+  elements: str
+csr_path:
+  description: The CSR written (or kept) by O(csr_only).
+  returned: when O(csr_only)
+  type: str
+csr:
+  description: The CSR in PEM (O(csr_only)).
+  returned: when O(csr_only) and a CSR exists
+  type: str
+pending_privatekey_path:
+  description: The pending key for the external CA (O(csr_only)).
+  returned: when O(csr_only)
+  type: str
+rolled_back:
+  description: Whether O(rollback) put the previous pair back.
+  returned: success
+  type: bool
+restored_from:
+  description: The kept pair that O(rollback) restored.
+  returned: when O(rollback)
+  type: dict
+rejected:
+  description: Where O(rollback) kept the pair it replaced.
+  returned: when O(rollback)
+  type: dict
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.opsready.operations.plugins.module_utils.certs import renewal
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type='path', required=True),
+            privatekey_path=dict(type='path', required=True, no_log=False),
+            ca_cert=dict(type='path'),
+            ca_key=dict(type='path', no_log=False),
+            ca_key_passphrase=dict(type='str', no_log=True),
+            self_signed=dict(type='bool', default=False),
+            renew_before_days=dict(type='float'),
+            force=dict(type='bool', default=False),
+            key_type=dict(type='str', choices=['rsa', 'ec'], default='rsa'),
+            key_size=dict(type='int', choices=[2048, 3072, 4096], default=4096),
+            curve=dict(type='str', choices=['secp256r1', 'secp384r1'], default='secp256r1'),
+            common_name=dict(type='str'),
+            subject_alt_names=dict(type='list', elements='str'),
+            valid_days=dict(type='int'),
+            include_chain=dict(type='bool', default=False),
+            backup_dir=dict(type='path'),
+            keep_backups=dict(type='int', default=5),
+            csr_only=dict(type='bool', default=False),
+            csr_path=dict(type='path'),
+            install=dict(type='path'),
+            rollback=dict(type='bool', default=False),
+        ),
+        mutually_exclusive=[
+            ('csr_only', 'install', 'rollback'),
+            ('self_signed', 'ca_cert'),
+            ('self_signed', 'csr_only'),
+            ('self_signed', 'install'),
+            ('force', 'rollback'),
+        ],
+        required_by={'ca_key_passphrase': 'ca_key'},
+        required_if=[('install', '*', ('ca_cert',)), ('include_chain', True, ('ca_cert',))],
+        supports_check_mode=True,
+    )
+    p = module.params
+    if p['install'] is not None and not p['ca_cert']:
+        module.fail_json(msg='install needs ca_cert: the CA bundle the issued certificate must verify to.')
+    if p['ca_cert'] and not p['ca_key'] and not (p['install'] or p['csr_only'] or p['rollback']):
+        module.fail_json(msg='ca_cert is set but ca_key is not: give the CA private key to sign with.')
+    if p['valid_days'] is not None and p['valid_days'] <= 0:
+        module.fail_json(msg='valid_days must be more than 0, not %d.' % p['valid_days'])
+    if p['keep_backups'] < 0:
+        module.fail_json(msg='keep_backups must be 0 (keep all) or more, not %d.' % p['keep_backups'])
+    try:
+        if p['rollback']:
+            result = renewal.rollback(p, module.check_mode)
+        elif p['install']:
+            result = renewal.install(p, module.check_mode)
+        elif p['csr_only']:
+            result = renewal.csr_only(p, module.check_mode)
+        else:
+            result = renewal.renew(p, module.check_mode)
+    except OpsReadyError as exc:
+        module.fail_json(**exc.as_fail_kwargs())
+    except OSError as exc:
+        module.fail_json(msg='Certificate renewal of %s failed: %s (%s). The previous pair is still in place or kept '
+                         'as a .bak pair next to it.' % (p['path'], exc.strerror or exc,
+                                                         getattr(exc, 'filename', '') or p['path']))
+    diff = result.pop('diff')
+    if module._diff and result['changed']:
+        result['diff'] = diff
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
