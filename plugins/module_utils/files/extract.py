@@ -148,6 +148,8 @@ def _swap_in(staging: str, dest: str, members: List[tarfile.TarInfo]) -> List[st
                 and filecmp.cmp(staged, target, shallow=False) \
                 and stat.S_IMODE(os.stat(target).st_mode) == member.mode:
             continue
+        if member.issym() and os.path.islink(target) and os.readlink(target) == member.linkname:
+            continue
         os.makedirs(os.path.dirname(target), exist_ok=True)
         if os.path.isdir(target) and not os.path.islink(target):
             raise OpsReadyError('Cannot restore file %s: a directory is in the way.' % target, path=target)

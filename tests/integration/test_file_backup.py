@@ -1,0 +1,229 @@
+"""File backups end to end: real ansible-playbook runs of file_backup / file_restore on real files."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import stat
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from tests.harness.playbook import run_playbook, write_playbook
+
+
+def make_tree(root: Path) -> Path:
+    src = root / 'etc' / 'myapp'
+    (src / 'ssl').mkdir(parents=True)
+    (src / 'app.conf').write_text('listen = 8080\n')
+    (src / 'big.bin').write_bytes(os.urandom(300_000))
+    key = src / 'ssl' / 'app.key'
+    key.write_text('-----BEGIN PRIVATE KEY-----\nxyz\n-----END PRIVATE KEY-----\n')
+    key.chmod(0o600)
+    (src / 'run.sh').write_text('#!/bin/sh\necho hi\n')
+    (src / 'run.sh').chmod(0o750)
+    os.symlink('app.conf', src / 'current.conf')
+    return src
+
+
+def backup_task(src, dest, **extra):
+    args = {'paths': [str(src)], 'dest': str(dest), 'name': 'cfg'}
+    args.update(extra)
+    return {'name': 'backup', 'opsready.operations.file_backup': args, 'register': 'out'}
+
+
+def restore_task(src, dest, **extra):
+    args = {'src': str(src), 'dest': str(dest)}
+    args.update(extra)
+    return {'name': 'restore', 'opsready.operations.file_restore': args}
+
+
+def manifests(dest: Path):
+    return sorted(dest.glob('*.manifest.json'))
+
+
+def test_backup_then_restore_reproduces_tree_with_modes(tmp_path):
+    src = make_tree(tmp_path / 'src')
+    dest = tmp_path / 'backups'
+    target = tmp_path / 'restored'
+    book = write_playbook(tmp_path, [backup_task(src, dest), restore_task(dest, target, name='cfg')])
+    result = run_playbook(book)
+    assert result.rc == 0
+    out = result.result('backup')
+    assert out['changed'] is True
+    archive = Path(out['archive'])
+    manifest = json.loads(Path(str(archive) + '.manifest.json').read_text())
+    # the manifest vouches for exactly the bytes on disk
+    assert manifest['size'] == archive.stat().st_size
+    assert manifest['sha256'] == subprocess.run(['sha256sum', str(archive)], capture_output=True,
+                                                text=True).stdout.split()[0]
+    assert manifest['file_count'] == 4
+    assert stat.S_IMODE(archive.stat().st_mode) == 0o600
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o700  # the tree holds a private key
+    # the archive is a plain tar.zst that standard tools read
+    listing = subprocess.run('zstd -dc %s | tar -tf -' % archive, shell=True, capture_output=True, text=True)
+    assert listing.returncode == 0 and 'etc/myapp/ssl/app.key' in listing.stdout
+    restored = target / str(src).lstrip('/')
+    assert (restored / 'app.conf').read_text() == 'listen = 8080\n'
+    assert (restored / 'big.bin').read_bytes() == (src / 'big.bin').read_bytes()
+    assert stat.S_IMODE((restored / 'ssl' / 'app.key').stat().st_mode) == 0o600
+    assert stat.S_IMODE((restored / 'run.sh').stat().st_mode) == 0o750
+    assert os.readlink(restored / 'current.conf') == 'app.conf'
+    assert not list(target.glob('.opsready-restore-*')), 'staging directory left behind'
+    # restoring again changes nothing
+    again = run_playbook(write_playbook(tmp_path, [restore_task(dest, target, name='cfg')]))
+    assert again.rc == 0 and again.result('restore')['changed'] is False
+
+
+def test_restore_puts_a_broken_file_back_in_place(tmp_path):
+    src = make_tree(tmp_path / 'src')
+    dest = tmp_path / 'backups'
+    assert run_playbook(write_playbook(tmp_path, [backup_task(src, dest)])).rc == 0
+    (src / 'app.conf').write_text('broken!!\n')
+    (src / 'ssl' / 'app.key').unlink()
+    result = run_playbook(write_playbook(tmp_path, [restore_task(dest, '/', name='cfg')]))
+    assert result.rc == 0
+    assert (src / 'app.conf').read_text() == 'listen = 8080\n'
+    assert (src / 'ssl' / 'app.key').exists()
+    assert sorted(result.result('restore')['restored']) == sorted([str(src / 'app.conf'), str(src / 'ssl' / 'app.key')])
+
+
+def test_skip_unchanged_and_check_mode(tmp_path):
+    src = make_tree(tmp_path / 'src')
+    dest = tmp_path / 'backups'
+    book = write_playbook(tmp_path, [backup_task(src, dest, skip_unchanged=True)])
+    check = run_playbook(book, check=True)
+    assert check.rc == 0 and check.result('backup')['changed'] is True
+    assert not dest.exists(), 'check mode wrote something'
+    assert run_playbook(book).result('backup')['changed'] is True
+    second = run_playbook(book).result('backup')
+    assert second['changed'] is False and second['skipped_unchanged'] is True
+    assert len(manifests(dest)) == 1
+    (src / 'app.conf').write_text('listen = 9090\n')
+    assert run_playbook(book).result('backup')['changed'] is True
+    assert len(manifests(dest)) == 2
+
+
+def test_retention_keeps_newest_and_count(tmp_path):
+    src = make_tree(tmp_path / 'src')
+    dest = tmp_path / 'backups'
+    book = write_playbook(tmp_path, [backup_task(src, dest, keep_count=2, keep_days=0)])
+    for _ in range(3):
+        assert run_playbook(book).rc == 0
+    kept = manifests(dest)
+    assert len(kept) == 2
+    archives = sorted(p for p in dest.iterdir() if p.name.endswith('.tar.zst'))
+    assert len(archives) == 2
+    # a leftover of an interrupted run (no manifest) is removed by the next run, never trusted
+    leftover = dest / 'cfg-20200101T000000000000Z.tar.zst.partial'
+    leftover.write_bytes(b'half')
+    out = run_playbook(book).result('backup')
+    assert str(leftover) in out['leftovers_removed'] and not leftover.exists()
+
+
+def test_corrupt_archive_is_refused_and_target_untouched(tmp_path):
+    src = make_tree(tmp_path / 'src')
+    dest = tmp_path / 'backups'
+    assert run_playbook(write_playbook(tmp_path, [backup_task(src, dest)])).rc == 0
+    archive = next(p for p in dest.iterdir() if p.name.endswith('.tar.zst'))
+    data = bytearray(archive.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    archive.write_bytes(bytes(data))
+    target = tmp_path / 'restored'
+    result = run_playbook(write_playbook(tmp_path, [restore_task(dest, target, name='cfg')]))
+    assert result.rc != 0
+    assert 'fails its checksum' in result.result('restore')['msg']
+    assert not target.exists()
+
+
+def test_member_escaping_root_is_refused(tmp_path):
+    dest = tmp_path / 'backups'
+    dest.mkdir()
+    payload = io.BytesIO()
+    with tarfile.open(fileobj=payload, mode='w') as tar:
+        for name in ('etc/ok.conf', '../../evil.conf'):
+            info = tarfile.TarInfo(name)
+            info.size = 4
+            tar.addfile(info, io.BytesIO(b'evil'))
+    archive = dest / 'cfg-20261129T000000000000Z.tar'
+    archive.write_bytes(payload.getvalue())
+    sha = subprocess.run(['sha256sum', str(archive)], capture_output=True, text=True).stdout.split()[0]
+    manifest = {'id': archive.name, 'artifact': archive.name, 'engine': 'files', 'kind': 'files',
+                'database': 'cfg', 'started': '2026-11-29T00:00:00Z', 'finished': '2026-11-29T00:00:01Z',
+                'size': archive.stat().st_size, 'sha256': sha, 'compression': 'none'}
+    Path(str(archive) + '.manifest.json').write_text(json.dumps(manifest))
+    target = tmp_path / 'deep' / 'restored'
+    result = run_playbook(write_playbook(tmp_path, [restore_task(dest, target, name='cfg')]))
+    assert result.rc != 0
+    assert 'escape the target root' in result.result('restore')['msg']
+    assert not (tmp_path / 'evil.conf').exists() and not target.exists()
+
+
+@pytest.mark.parametrize('case', ['missing_source', 'bad_compression', 'dest_is_file'])
+def test_bad_input_fails_clearly_without_manifest(tmp_path, case):
+    src = make_tree(tmp_path / 'src')
+    dest = tmp_path / 'backups'
+    extra = {}
+    paths = [str(src)]
+    expected = ''
+    if case == 'missing_source':
+        paths.append(str(tmp_path / 'nope'))
+        expected = 'does not exist'
+    elif case == 'bad_compression':
+        extra['compression'] = 'lz5'
+        expected = 'compression'
+    else:
+        dest.write_text('a file, not a directory')
+        dest = dest / 'sub'
+        expected = 'Cannot create backup directory'
+    task = backup_task(src, dest, **extra)
+    task['opsready.operations.file_backup']['paths'] = paths
+    result = run_playbook(write_playbook(tmp_path, [task]))
+    assert result.rc != 0
+    assert expected in result.result('backup')['msg']
+    assert not list(tmp_path.rglob('*.manifest.json'))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason='mounting a small tmpfs needs root')
+def test_full_disk_leaves_no_partial_and_no_manifest(tmp_path):
+    src = tmp_path / 'src'
+    src.mkdir()
+    (src / 'random.bin').write_bytes(os.urandom(3 * 1024 * 1024))  # incompressible
+    mnt = tmp_path / 'small'
+    mnt.mkdir()
+    subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', str(mnt)], check=True)
+    try:
+        result = run_playbook(write_playbook(tmp_path, [backup_task(src, mnt / 'b')]))
+        assert result.rc != 0
+        assert 'No space left on device' in result.result('backup')['msg']
+        assert list((mnt / 'b').iterdir()) == []
+    finally:
+        subprocess.run(['umount', str(mnt)], check=True)
+
+
+def test_json_log_callback_on_a_real_run(tmp_path):
+    log = tmp_path / 'tasks.jsonl'
+    src = make_tree(tmp_path / 'src')
+    tasks = [
+        backup_task(src, tmp_path / 'backups'),
+        {'name': 'secret step', 'ansible.builtin.command': 'false', 'no_log': True, 'ignore_errors': True},
+        {'name': 'skipped step', 'ansible.builtin.debug': {'msg': 'x'}, 'when': False},
+    ]
+    result = run_playbook(write_playbook(tmp_path, tasks), envvars={
+        'ANSIBLE_CALLBACKS_ENABLED': 'opsready.operations.json_log', 'OPSREADY_JSON_LOG_PATH': str(log)})
+    assert result.rc == 0
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    by_task = {line['context']['task']: line for line in lines}
+    assert set(by_task) == {'backup', 'secret step', 'skipped step'}
+    assert by_task['backup']['level'] == 'INFO' and by_task['backup']['context']['status'] == 'changed'
+    assert by_task['backup']['context']['action'] == 'opsready.operations.file_backup'
+    assert by_task['backup']['context']['duration_ms'] >= 0
+    assert by_task['secret step']['level'] == 'ERROR'
+    assert 'no_log' in by_task['secret step']['message']
+    assert by_task['skipped step']['level'] == 'DEBUG'
+    assert len({line['traceId'] for line in lines}) == 1
+    for line in lines:
+        assert set(line) == {'timestamp', 'level', 'service', 'traceId', 'message', 'context'}
