@@ -37,7 +37,9 @@ options:
     description: File name of a specific archive in O(src) (instead of the newest).
     type: str
   only:
-    description: Restore only these archived paths (as they were backed up, e.g. V(/etc/myapp/app.conf)) and what is below them.
+    description:
+      - Restore only these archived paths (as they were backed up, e.g. V(/etc/myapp/app.conf))
+        and what is below them.
     type: list
     elements: str
 extends_documentation_fragment:
