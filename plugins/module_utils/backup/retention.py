@@ -143,3 +143,35 @@ def apply(catalog: Catalog, deletions: List[str]) -> List[str]:
     if removed:
         fsync_dir(catalog.directory)
     return removed
+
+
+def dependency_violations(catalog: Catalog, keep: List[str], delete: List[str]) -> List[str]:
+    """Reasons the plan would break a kept chain (empty when it is safe).
+
+    A kept diff needs its full; a kept full or diff that records ``log_start`` needs every log of its
+    set from the one holding ``log_start`` onwards; a kept log needs the logs between it and the base
+    that reaches it.
+    """
+    doomed = set(delete)
+    problems: List[str] = []
+    by_set: Dict[Tuple[str, Optional[str]], List[Manifest]] = {}
+    for entry in catalog.entries:
+        by_set.setdefault((entry.engine, entry.database), []).append(entry)
+    for entry in catalog.entries:
+        if entry.id in doomed:
+            continue
+        if entry.id not in keep:
+            continue
+        if entry.parent and entry.parent in doomed:
+            problems.append('%s needs its parent %s' % (entry.id, entry.parent))
+    for entries in by_set.values():
+        starts = [int(e.position['log_start']) for e in entries
+                  if e.id not in doomed and not e.is_log and e.position.get('log_start') is not None]
+        if not starts:
+            continue
+        oldest = min(starts)
+        for log in (e for e in entries if e.is_log and e.id in doomed):
+            end = log.position.get('end')
+            if end is None or int(end) > oldest:
+                problems.append('%s is a log a kept backup replays (from position %d)' % (log.id, oldest))
+    return problems

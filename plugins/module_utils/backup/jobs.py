@@ -1,0 +1,287 @@
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What the database backup modules do, without Ansible: back up, verify, describe, prune.
+
+``db_backup``, ``backup_verify``, ``backup_info`` and ``backup_prune`` are thin wrappers over
+``run_backup``, ``verify_path``, ``describe`` and ``prune``.
+
+Private to opsready.operations; do not import from other collections.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import stat
+import tarfile
+import time
+from typing import Any, Dict, List, Optional
+
+from ansible_collections.opsready.operations.plugins.module_utils.backup import retention
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
+from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import (
+    MANIFEST_SUFFIX, Manifest, manifest_path_for, read_manifest)
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
+    CatalogError, IntegrityError, OpsReadyError)
+from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import open_decompressed
+from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
+from ansible_collections.opsready.operations.plugins.module_utils.engines.base import (
+    BackupOptions, Engine, get_engine, remove_leftovers, set_lock, set_name, verify_checksums)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
+
+
+def prepare_dest(dest: str) -> None:
+    if not os.path.isdir(dest):
+        try:
+            os.makedirs(dest, mode=0o700)
+        except OSError as exc:
+            raise OpsReadyError('Cannot create backup directory %s: %s.' % (dest, exc.strerror), path=dest)
+    if not os.access(dest, os.W_OK | os.X_OK):
+        raise OpsReadyError('Backup directory %s is not writable by this user: fix its permissions or choose '
+                            'another dest.' % dest, path=dest)
+
+
+def set_prefix(engine: Engine, opts: BackupOptions) -> str:
+    return '%s-%s-%s-' % (engine.name, set_name(engine.catalog_database(opts)), opts.kind)
+
+
+def fresh_backup(engine: Engine, opts: BackupOptions, min_interval: int) -> Optional[Manifest]:
+    """The newest usable backup of this set and kind younger than ``min_interval`` seconds, if any."""
+    if min_interval <= 0 or not os.path.isdir(opts.dest) or opts.kind == 'wal':
+        return None
+    horizon = utcnow() - datetime.timedelta(seconds=min_interval)
+    catalog = Catalog(opts.dest, engine=engine.name, database=engine.catalog_database(opts))
+    recent = [m for m in catalog.entries if m.kind == opts.kind and m.finished >= horizon and m.verified is not False]
+    return recent[-1] if recent else None
+
+
+def run_backup(engine: Engine, opts: BackupOptions, verify: bool = True, policy: Optional[retention.Policy] = None,
+               min_interval: int = 0, check_mode: bool = False) -> Dict[str, Any]:
+    engine.check_options(opts)
+    result: Dict[str, Any] = {'changed': False, 'manifest': {}, 'manifests': [], 'verification': [],
+                              'deleted': [], 'leftovers_removed': [], 'skipped_fresh': False}
+    fresh = fresh_backup(engine, opts, min_interval)
+    if fresh is not None:
+        result.update(skipped_fresh=True, manifest=fresh.summary(), manifests=[fresh.summary()])
+        return result
+    prefix = set_prefix(engine, opts)
+    if check_mode:
+        engine.ping()  # a check run still proves the server answers with these credentials
+        result['changed'] = True
+        if os.path.isdir(opts.dest):
+            result['leftovers_removed'] = remove_leftovers(opts.dest, prefix, check_mode=True)
+        return result
+    prepare_dest(opts.dest)
+    with set_lock(opts.dest, prefix.rstrip('-')):
+        result['leftovers_removed'] = remove_leftovers(opts.dest, prefix)
+        manifests = engine.backup(opts)
+        result['changed'] = True
+        failures = []
+        if verify:
+            for data in manifests:
+                entry = read_manifest(manifest_path_for(data['path']))
+                outcome = verify_one(entry, engine)
+                result['verification'].append(outcome)
+                if not outcome['ok']:
+                    failures.append('%s: %s' % (entry.id, outcome['error']))
+            manifests = [read_manifest(manifest_path_for(d['path'])).summary() for d in manifests]
+        result['manifests'] = manifests
+        result['manifest'] = manifests[0] if manifests else {}
+        if failures:
+            raise IntegrityError('The backup was written but failed verification (manifest marked '
+                                 'verified=false, so it is never used for a restore): %s' % '; '.join(failures),
+                                 manifests=manifests, verification=result['verification'])
+    if policy is not None and not policy.empty:
+        pruned = prune(opts.dest, policy, engine=engine.name, database=engine.catalog_database(opts))
+        result['deleted'] = pruned['deleted']
+    return result
+
+
+# -- verification -----------------------------------------------------------------------------------------
+
+def _verify_files_artifact(entry: Manifest) -> Dict[str, Any]:
+    """file_backup archives: read every tar member through decompression."""
+    members = 0
+    try:
+        with open_decompressed(entry.path, entry.data['compression']) as source:
+            with tarfile.open(fileobj=source, mode='r|') as tar:
+                for member in tar:
+                    members += 1
+                    if member.isfile():
+                        handle = tar.extractfile(member)
+                        if handle is not None:
+                            while handle.read(1024 * 1024):
+                                pass
+    except OSError:
+        raise
+    except Exception as exc:
+        raise IntegrityError('%s is not a complete archive: %s' % (entry.path, exc), path=entry.path)
+    expected = entry.data.get('member_count')
+    if expected is not None and expected != members:
+        raise IntegrityError('%s holds %d members, its manifest says %d.' % (entry.path, members, expected),
+                             path=entry.path)
+    return {'engine_check': 'tar stream read to the end', 'members': members}
+
+
+def verify_one(entry: Manifest, engine: Optional[Engine] = None, conn: Optional[ConnectionParams] = None,
+               record: bool = True) -> Dict[str, Any]:
+    """Checksums then the engine's own check; records the outcome in the manifest when ``record``."""
+    started = time.monotonic()
+    outcome: Dict[str, Any] = {'id': entry.id, 'path': entry.path, 'engine': entry.engine, 'kind': entry.kind,
+                               'ok': False, 'checks': {}, 'error': None, 'previous': entry.verified}
+    try:
+        outcome['checks'].update(verify_checksums(entry))
+        if entry.engine == 'files':
+            outcome['checks'].update(_verify_files_artifact(entry))
+        else:
+            if engine is None or engine.name != entry.engine:
+                engine = get_engine(entry.engine, conn or ConnectionParams())
+            outcome['checks'].update(engine.verify(entry))
+        outcome['ok'] = True
+    except OpsReadyError as exc:
+        outcome['error'] = exc.message
+    except OSError as exc:
+        outcome['error'] = 'cannot read %s: %s' % (getattr(exc, 'filename', None) or entry.path, exc.strerror or exc)
+    outcome['seconds'] = round(time.monotonic() - started, 3)
+    if record:
+        entry.record_verification(outcome['ok'], dict(outcome['checks'], error=outcome['error']), utcnow())
+    return outcome
+
+
+def manifests_at(path: str, engine: Optional[str] = None, database: Optional[str] = None) -> Dict[str, Any]:
+    """The manifests named by ``path``: a backup directory, an artifact or a manifest file."""
+    if os.path.isdir(path) and not os.path.exists(manifest_path_for(path.rstrip('/'))):
+        catalog = Catalog(path, engine=engine, database=database)
+        return {'entries': catalog.entries, 'broken': catalog.broken, 'leftovers': catalog.leftovers()}
+    manifest = path if path.endswith(MANIFEST_SUFFIX) else manifest_path_for(path.rstrip('/'))
+    if not os.path.exists(manifest):
+        if not os.path.exists(path):
+            raise OpsReadyError('%s does not exist: give a backup directory, an artifact or its manifest.' % path)
+        raise IntegrityError('%s has no manifest (%s): it is the leftover of an interrupted run or not a backup '
+                             'written by opsready, and is never trusted.' % (path, manifest), path=path)
+    try:
+        entry = read_manifest(manifest)
+    except OpsReadyError as exc:
+        return {'entries': [], 'broken': [{'manifest': manifest, 'error': exc.message}], 'leftovers': []}
+    return {'entries': [entry], 'broken': [], 'leftovers': []}
+
+
+def verify_path(path: str, conn: Optional[ConnectionParams] = None, engine: Optional[str] = None,
+                database: Optional[str] = None, record: bool = True, newest_only: bool = False) -> Dict[str, Any]:
+    found = manifests_at(path, engine, database)
+    entries: List[Manifest] = found['entries']
+    if newest_only and entries:
+        entries = [entries[-1]]
+    engines: Dict[str, Engine] = {}
+    results = []
+    for entry in entries:
+        eng = None
+        if entry.engine != 'files':
+            if entry.engine not in engines:
+                engines[entry.engine] = get_engine(entry.engine, conn or ConnectionParams())
+            eng = engines[entry.engine]
+        results.append(verify_one(entry, eng, conn, record=record))
+    bad = [r for r in results if not r['ok']]
+    bad += [{'id': os.path.basename(b['manifest']), 'path': b['manifest'], 'ok': False, 'error': b['error']}
+            for b in found['broken']]
+    changed = record and any(r.get('previous') is not r['ok'] for r in results)
+    return {'results': results, 'failed': bad, 'leftovers': found['leftovers'], 'changed': changed,
+            'checked': len(results)}
+
+
+# -- description ------------------------------------------------------------------------------------------
+
+def _set_info(catalog: Catalog, point: Optional[datetime.datetime], now: datetime.datetime) -> Dict[str, Any]:
+    newest = catalog.latest_full()
+    verified = catalog.latest_full(verified_only=True)
+    info: Dict[str, Any] = {
+        'artifacts': len(catalog.entries),
+        'newest_full': newest.summary() if newest else None,
+        'newest_verified_full': verified.summary() if verified else None,
+        'unverified': [m.id for m in catalog.entries if m.verified is None],
+        'failed_verification': [m.id for m in catalog.entries if m.verified is False],
+        'window': catalog.window(),
+    }
+    until = catalog.recoverable_until()
+    info['recoverable_until'] = isoformat(until) if until else None
+    info['rpo_seconds'] = catalog.rpo_seconds(now)
+    try:
+        chain = catalog.chain_for(point)
+        info['chain'] = [m.id for m in chain]
+        info['chain_error'] = None
+    except CatalogError as exc:
+        info['chain'] = []
+        info['chain_error'] = exc.message
+    info['log_gap'] = catalog.gap_after(catalog.log_sequence_from(newest)) if newest else None
+    return info
+
+
+def describe(path: str, engine: Optional[str] = None, database: Optional[str] = None,
+             point: Optional[datetime.datetime] = None, now: Optional[datetime.datetime] = None) -> Dict[str, Any]:
+    now = now or utcnow()
+    catalog = Catalog(path, engine=engine, database=database)
+    groups: Dict[Any, List[Manifest]] = {}
+    for entry in catalog.entries:
+        groups.setdefault((entry.engine, entry.database), []).append(entry)
+    sets = []
+    for (eng, db) in sorted(groups, key=lambda k: (k[0], k[1] or '')):
+        sub = Catalog(path, engine=eng, database=db)
+        sub.entries = [m for m in sub.entries if m.database == db]
+        sub._by_id = {m.id: m for m in sub.entries}
+        info = _set_info(sub, point, now)
+        info.update(engine=eng, database=db)
+        sets.append(info)
+    result: Dict[str, Any] = {
+        'directory': catalog.directory,
+        'artifacts': catalog.as_dicts(),
+        'sets': sets,
+        'broken_manifests': catalog.broken,
+        'leftovers': catalog.leftovers(),
+        'now': isoformat(now),
+    }
+    single = sets[0] if len(sets) == 1 else None
+    for key in ('newest_full', 'newest_verified_full', 'chain', 'chain_error', 'recoverable_until', 'rpo_seconds',
+                'window'):
+        result[key] = single[key] if single else None
+    return result
+
+
+# -- retention --------------------------------------------------------------------------------------------
+
+def prune(path: str, policy: retention.Policy, engine: Optional[str] = None, database: Optional[str] = None,
+          check_mode: bool = False, now: Optional[datetime.datetime] = None,
+          leftover_min_age: int = 3600) -> Dict[str, Any]:
+    catalog = Catalog(path, engine=engine, database=database)
+    planned = retention.plan(catalog, policy, now=now)
+    doomed = sorted(planned['delete'], key=lambda i: catalog.get(i).finished)
+    violations = retention.dependency_violations(catalog, list(planned['keep']), doomed)
+    if violations:
+        raise OpsReadyError('Retention refused: the plan would delete pieces that kept backups need (%s). '
+                            'Nothing was deleted; report this as a bug.' % '; '.join(violations))
+    paths = [catalog.get(i).path for i in doomed]
+    cutoff = time.time() - leftover_min_age
+    leftovers = []
+    for leftover in catalog.leftovers():
+        try:
+            if os.lstat(leftover).st_mtime < cutoff:
+                leftovers.append(leftover)
+        except FileNotFoundError:
+            continue
+    result = {'changed': bool(paths or leftovers), 'deleted': paths, 'deleted_ids': doomed,
+              'kept': {catalog.get(i).path: reason for i, reason in planned['keep'].items()},
+              'reasons': {catalog.get(i).path: reason for i, reason in planned['delete'].items()},
+              'leftovers_removed': leftovers}
+    if check_mode:
+        return result
+    retention.apply(catalog, doomed)
+    for leftover in leftovers:
+        try:
+            if stat.S_ISDIR(os.lstat(leftover).st_mode):
+                import shutil
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                os.unlink(leftover)
+        except FileNotFoundError:
+            pass
+    return result

@@ -1,0 +1,374 @@
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The ``Engine`` interface: the only thing modules know about databases.
+
+An engine turns a ``BackupOptions`` into one or more committed artifacts plus manifests in a backup
+directory (``backup``), and checks an artifact with the engine's own tool (``verify``). Every engine
+writes artifacts through ``stream_to_artifact``/``ArtifactWriter`` (``<name>.partial``, compression and
+SHA-256 in one pass, fsync, rename) and only then writes the manifest.
+
+Restore side (grown by the restore/PITR and DR drill work; not implemented here, the methods raise
+``NotImplementedError`` with a clear message):
+
+* ``restore(chain, target, point_in_time=None)``: replay a catalog chain (full, diff, logs) into a
+  target database or data directory, stopping at ``point_in_time``.
+* ``prepare_target(target)`` / ``drop_target(target)``: create or remove a scratch database.
+* ``smoke_query(target, sql)``: run a read-only query after a restore (DR drills).
+* ``integrity_check(target)``: engine-native consistency check of a restored database
+  (``pg_amcheck``, ``CHECK TABLE``, ``PRAGMA integrity_check``, ``DBCC CHECKDB``).
+
+Private to opsready.operations; do not import from other collections.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import re
+import shutil
+import socket
+import subprocess
+from dataclasses import dataclass, field
+from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
+from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest, write_manifest
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
+    IntegrityError, OpsReadyError, ToolError)
+from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
+from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import (
+    CHUNK, ArtifactWriter, compression_suffix, verify_file)
+from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, stamp, utcnow
+from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
+
+ALL_KINDS = ('full', 'diff', 'log', 'base', 'wal')
+# Set names used for server-wide artifacts (never valid unquoted database names).
+CLUSTER = '@cluster'
+GLOBALS = '@globals'
+ALL_DATABASES = '@all'
+F_SETPIPE_SZ = 1031
+
+
+@dataclass
+class BackupOptions:
+    kind: str
+    dest: str
+    database: Optional[str] = None
+    all_databases: bool = False
+    compression: str = 'zstd'
+    level: Optional[int] = None
+    threads: int = 0
+    format: Optional[str] = None          # PostgreSQL: custom | directory | plain
+    jobs: int = 1                         # PostgreSQL directory format: pg_dump -j
+    include_globals: bool = False         # PostgreSQL: also pg_dumpall --globals-only
+    copy_only: bool = False               # SQL Server
+    native_compression: bool = False      # SQL Server: WITH COMPRESSION
+    wait_timeout: int = 60                # PostgreSQL wal: seconds to wait for the archiver
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+
+def set_name(database: Optional[str]) -> str:
+    """The catalog's database value turned into a safe file-name part."""
+    base = os.path.basename(database or 'all')
+    return re.sub(r'[^A-Za-z0-9_.-]+', '_', base).strip('._') or 'db'
+
+
+@contextlib.contextmanager
+def set_lock(dest: str, prefix: str) -> Iterator[None]:
+    """One run per backup set at a time (a second one fails at once instead of racing)."""
+    path = os.path.join(dest, '.%s.lock' % prefix)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise OpsReadyError('Another backup of %s is running in %s (lock %s held): wait for it to finish.'
+                                % (prefix, dest, path))
+        yield
+    finally:
+        os.close(fd)
+
+
+def disk_error(exc: OSError, path: str) -> OpsReadyError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return OpsReadyError('No space left on the device holding %s: the backup was abandoned, its partial '
+                             'file removed and no manifest written. Free space or point dest elsewhere.'
+                             % os.path.dirname(path), path=path)
+    return OpsReadyError('Writing %s failed: %s. The partial file was removed and no manifest written.'
+                         % (path, exc.strerror or exc), path=path)
+
+
+def _grow_pipe(handle: Any) -> None:
+    try:
+        fcntl.fcntl(handle.fileno(), F_SETPIPE_SZ, CHUNK)
+    except OSError:
+        pass  # not permitted above /proc/sys/fs/pipe-max-size: the default works, a bit slower
+
+
+def stream_to_artifact(runner: ToolRunner, argv: Sequence[str], artifact: str, opts: BackupOptions,
+                       env: Optional[Dict[str, str]] = None, what: Optional[str] = None,
+                       observe: Optional[Callable[[bytes], None]] = None) -> Tuple[Dict[str, Any], str]:
+    """Run ``argv`` and stream its stdout through compression + SHA-256 into ``artifact``.
+
+    Returns (the writer's commit result, the tool's redacted stderr). On any failure (tool exit code,
+    signal, disk full) the partial file is removed, the tool is killed, and an error is raised.
+    """
+    proc = runner.popen(argv, env=env)
+    assert proc.stdout is not None
+    _grow_pipe(proc.stdout)
+    fd = proc.stdout.fileno()
+    writer: Optional[ArtifactWriter] = None
+    try:
+        writer = ArtifactWriter(artifact, compression=opts.compression, level=opts.level, threads=opts.threads)
+        while True:
+            data = os.read(fd, CHUNK)
+            if not data:
+                break
+            if observe is not None:
+                observe(data)
+            writer.write(data)
+        proc.stdout.close()
+        stderr = runner.finish(proc, argv, what=what)
+        result = writer.commit()
+        return result, stderr
+    except OSError as exc:
+        _kill(proc)
+        if writer is not None:
+            writer.abort()
+        raise disk_error(exc, artifact)
+    except BaseException:
+        _kill(proc)
+        if writer is not None:
+            writer.abort()
+        raise
+
+
+def stream_file_to_artifact(source: IO[bytes], artifact: str, opts: BackupOptions) -> Dict[str, Any]:
+    writer = ArtifactWriter(artifact, compression=opts.compression, level=opts.level, threads=opts.threads)
+    try:
+        writer.copy_from(source)
+        return writer.commit()
+    except OSError as exc:
+        writer.abort()
+        raise disk_error(exc, artifact)
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        try:
+            proc.kill()
+        except OSError:
+            pass
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+    err = getattr(proc, 'stderr_file', None)
+    if err is not None:
+        try:
+            err.close()
+        except OSError:
+            pass
+
+
+def pipe_artifact_into(runner: ToolRunner, manifest: Manifest, argv: Sequence[str], what: str,
+                       env: Optional[Dict[str, str]] = None, stdout: Any = subprocess.DEVNULL,
+                       early_exit_ok: bool = False) -> str:
+    """Decompress the artifact into the stdin of ``argv`` (engine checks); returns the tool's stderr."""
+    from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import open_decompressed
+    proc = runner.popen(argv, env=env, stdin=subprocess.PIPE, stdout=stdout)
+    assert proc.stdin is not None
+    try:
+        with open_decompressed(manifest.path, manifest.data['compression']) as source:
+            while True:
+                try:
+                    data = source.read(CHUNK)
+                except Exception as exc:  # zstandard/gzip raise their own types on corrupt frames
+                    raise IntegrityError('Artifact %s cannot be decompressed (%s): it is corrupt.'
+                                         % (manifest.path, exc), path=manifest.path)
+                if not data:
+                    break
+                try:
+                    proc.stdin.write(data)
+                except BrokenPipeError:
+                    if early_exit_ok:
+                        break
+                    raise
+        try:
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        return runner.finish(proc, argv, what=what)
+    except BrokenPipeError:
+        _kill(proc)
+        raise IntegrityError('%s stopped reading %s early: the artifact is not a complete %s.'
+                             % (what, manifest.path, what), path=manifest.path)
+    except BaseException:
+        _kill(proc)
+        raise
+
+
+class Engine:
+    """Base class: one subclass per engine (postgresql.py, mysql.py, sqlite.py, sqlserver.py)."""
+
+    name = 'base'
+    kinds: Tuple[str, ...] = ()
+    default_port: Optional[int] = None
+    # What each kind means for this engine, used in error messages.
+    kind_help: Dict[str, str] = {}
+
+    def __init__(self, conn: ConnectionParams, runner: Optional[ToolRunner] = None) -> None:
+        self.conn = conn
+        self.runner = runner or ToolRunner(secrets=[conn.password])
+        self.runner.add_secret(conn.password)
+
+    # -- capabilities ------------------------------------------------------------------------------
+    def check_kind(self, kind: str) -> None:
+        if kind not in self.kinds:
+            offered = ', '.join('%s (%s)' % (k, self.kind_help.get(k, k)) for k in self.kinds)
+            raise OpsReadyError('kind=%s is not supported by engine %s; it supports: %s.'
+                                % (kind, self.name, offered), engine=self.name, kind=kind)
+
+    def check_options(self, opts: BackupOptions) -> None:
+        """Reject option combinations before anything is written."""
+        self.check_kind(opts.kind)
+        if not opts.all_databases and not opts.database and opts.kind not in ('base', 'wal'):
+            raise OpsReadyError('database is required for engine %s kind=%s (or set all_databases).'
+                                % (self.name, opts.kind))
+
+    def catalog_database(self, opts: BackupOptions) -> str:
+        """The manifest ``database`` for artifacts of this run (server-wide kinds use CLUSTER)."""
+        if opts.kind in ('base', 'wal'):
+            return CLUSTER
+        if opts.all_databases:
+            return ALL_DATABASES
+        assert opts.database is not None
+        return opts.database
+
+    def server_label(self) -> str:
+        if self.conn.unix_socket:
+            return '%s:%s' % (socket.gethostname(), self.conn.unix_socket)
+        return '%s:%s' % (self.conn.host or 'localhost', self.conn.port or self.default_port or '')
+
+    # -- work --------------------------------------------------------------------------------------
+    def ping(self) -> Dict[str, Any]:
+        """Connect once (within connect_timeout) and return {'server_version': ...}."""
+        raise NotImplementedError
+
+    def backup(self, opts: BackupOptions) -> List[Dict[str, Any]]:
+        """Take the backup; returns the manifests written (the main artifact first)."""
+        raise NotImplementedError
+
+    def verify(self, manifest: Manifest) -> Dict[str, Any]:
+        """The engine's own check of a committed artifact; raises IntegrityError when it fails."""
+        raise NotImplementedError
+
+    # -- restore side (see module docstring) -------------------------------------------------------
+    def restore(self, chain: List[Manifest], target: Dict[str, Any],
+                point_in_time: Optional[Any] = None) -> Dict[str, Any]:
+        raise NotImplementedError('restore for engine %s is not implemented yet (db_restore).' % self.name)
+
+    def prepare_target(self, target: Dict[str, Any]) -> None:
+        raise NotImplementedError('prepare_target for engine %s is not implemented yet.' % self.name)
+
+    def drop_target(self, target: Dict[str, Any]) -> None:
+        raise NotImplementedError('drop_target for engine %s is not implemented yet.' % self.name)
+
+    def smoke_query(self, target: Dict[str, Any], sql: str) -> List[Any]:
+        raise NotImplementedError('smoke_query for engine %s is not implemented yet.' % self.name)
+
+    def integrity_check(self, target: Dict[str, Any]) -> Dict[str, Any]:
+        raise NotImplementedError('integrity_check for engine %s is not implemented yet.' % self.name)
+
+    # -- helpers for subclasses --------------------------------------------------------------------
+    def artifact_path(self, opts: BackupOptions, database: str, kind: str, ext: str,
+                      compressed: bool = True, when: Optional[Any] = None) -> str:
+        suffix = compression_suffix(opts.compression) if compressed else ''
+        name = '%s-%s-%s-%s%s%s' % (self.name, set_name(database), kind, stamp(when), ext, suffix)
+        return os.path.join(opts.dest, name)
+
+    def base_manifest(self, opts: BackupOptions, database: str, kind: str, started: Any,
+                      stored: Dict[str, Any]) -> Dict[str, Any]:
+        finished = utcnow()
+        return {
+            'engine': self.name,
+            'kind': kind,
+            'server': self.server_label(),
+            'database': database,
+            'started': isoformat(started),
+            'finished': isoformat(finished),
+            'consistent_at': isoformat(finished),
+            'size': stored['size'],
+            'sha256': stored['sha256'],
+            'raw_size': stored.get('raw_size'),
+            'compression': stored['compression'],
+            'compression_level': stored.get('compression_level'),
+            'parent': None,
+            'position': {},
+        }
+
+    @staticmethod
+    def commit_manifest(artifact: str, data: Dict[str, Any]) -> Dict[str, Any]:
+        write_manifest(artifact, data)
+        result = dict(data)
+        result.setdefault('id', os.path.basename(artifact))
+        result.setdefault('artifact', os.path.basename(artifact))
+        result['path'] = artifact
+        return result
+
+
+def verify_checksums(manifest: Manifest) -> Dict[str, Any]:
+    """Size + SHA-256 of the artifact and of every member of a multi-file artifact."""
+    if manifest.members:
+        if not os.path.isdir(manifest.path):
+            raise IntegrityError('Artifact directory %s is missing.' % manifest.path, path=manifest.path)
+        for member in manifest.members:
+            verify_file(os.path.join(manifest.directory, member['path']), member['sha256'], member.get('size'))
+        return {'checksum': 'ok', 'members': len(manifest.members)}
+    verify_file(manifest.path, manifest.data['sha256'], manifest.data.get('size'))
+    return {'checksum': 'ok'}
+
+
+def remove_leftovers(dest: str, prefix: Optional[str] = None, check_mode: bool = False) -> List[str]:
+    """Remove files of interrupted runs (no manifest), only those of the ``prefix`` set when given."""
+    removed = []
+    for path in Catalog(dest).leftovers():
+        if prefix and not os.path.basename(path).startswith(prefix):
+            continue
+        removed.append(path)
+        if check_mode:
+            continue
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+    return removed
+
+
+def get_engine(name: str, conn: ConnectionParams, runner: Optional[ToolRunner] = None) -> Engine:
+    if name == 'postgresql':
+        from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import PostgresEngine
+        return PostgresEngine(conn, runner)
+    if name in ('mariadb', 'mysql'):
+        from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql import MySQLEngine
+        return MySQLEngine(conn, runner, flavor=name)
+    if name == 'sqlite':
+        from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlite import SQLiteEngine
+        return SQLiteEngine(conn, runner)
+    if name == 'sqlserver':
+        from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlserver import SQLServerEngine
+        return SQLServerEngine(conn, runner)
+    raise OpsReadyError('Unknown engine %r: use postgresql, mariadb, mysql, sqlite or sqlserver.' % name)
+
+
+__all__ = ['BackupOptions', 'Engine', 'ToolError', 'get_engine', 'stream_to_artifact', 'verify_checksums',
+           'remove_leftovers', 'set_lock', 'set_name', 'CLUSTER', 'GLOBALS', 'ALL_DATABASES']

@@ -1,0 +1,70 @@
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Connection options shared by every database module (the argument-spec helper and its value type).
+
+Private to opsready.operations; do not import from other collections.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+ENGINES = ('postgresql', 'mariadb', 'mysql', 'sqlite', 'sqlserver')
+
+
+def db_connection_argument_spec() -> Dict[str, Any]:
+    """The options documented by the ``opsready.operations.db_connection`` doc fragment."""
+    return dict(
+        login_host=dict(type='str'),
+        login_port=dict(type='int'),
+        login_unix_socket=dict(type='path'),
+        login_user=dict(type='str'),
+        login_password=dict(type='str', no_log=True),
+        login_option_file=dict(type='path'),
+        connect_timeout=dict(type='int', default=10),
+        odbc_driver=dict(type='str', default='ODBC Driver 18 for SQL Server'),
+        trust_server_certificate=dict(type='bool', default=False),
+    )
+
+
+def db_connection_mutually_exclusive() -> List[List[str]]:
+    return [['login_password', 'login_option_file'], ['login_host', 'login_unix_socket']]
+
+
+@dataclass
+class ConnectionParams:
+    """Where and how to reach a server. ``password`` is a secret: never in argv, results or messages."""
+
+    host: Optional[str] = None
+    port: Optional[int] = None
+    unix_socket: Optional[str] = None
+    user: Optional[str] = None
+    password: Optional[str] = field(default=None, repr=False)
+    option_file: Optional[str] = None
+    connect_timeout: int = 10
+    odbc_driver: str = 'ODBC Driver 18 for SQL Server'
+    trust_server_certificate: bool = False
+
+    def where(self, default_port: Optional[int] = None) -> str:
+        """Human text naming the endpoint, for messages ("host 10.0.0.5 port 5432")."""
+        if self.unix_socket:
+            return 'socket %s' % self.unix_socket
+        port = self.port or default_port
+        return 'host %s port %s' % (self.host or 'localhost', port if port else '(default)')
+
+
+def connection_from_params(params: Dict[str, Any]) -> ConnectionParams:
+    timeout = params.get('connect_timeout')
+    return ConnectionParams(
+        host=params.get('login_host'),
+        port=params.get('login_port'),
+        unix_socket=params.get('login_unix_socket'),
+        user=params.get('login_user'),
+        password=params.get('login_password'),
+        option_file=params.get('login_option_file'),
+        connect_timeout=10 if timeout is None else int(timeout),
+        odbc_driver=params.get('odbc_driver') or 'ODBC Driver 18 for SQL Server',
+        trust_server_certificate=bool(params.get('trust_server_certificate')),
+    )

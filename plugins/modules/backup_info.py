@@ -1,0 +1,138 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+---
+module: backup_info
+short_description: Describe a backup catalog - artifacts, newest full, restore chain, recoverable window and RPO
+version_added: 0.1.0
+description:
+  - "Reads every manifest in a backup directory and answers, per backup set (engine + database): the newest
+    full and newest verified full, the chain of artifacts needed to reach O(point_in_time) (or the latest
+    reachable point), C(recoverable_until) and the RPO in seconds right now, gaps in the log chain,
+    artifacts never verified or failed, broken manifests and leftovers of interrupted runs."
+  - Read-only; never changes anything.
+author: opsready developers
+options:
+  path:
+    description: The backup directory.
+    type: path
+    required: true
+  engine:
+    description: Only this engine's artifacts.
+    type: str
+    choices: [postgresql, mariadb, mysql, sqlite, sqlserver, files]
+  database:
+    description: Only this database's artifacts (PostgreSQL base backups and WAL use V(@cluster)).
+    type: str
+  point_in_time:
+    description: ISO 8601 time with a zone; RV(chain) is then the chain reaching that point.
+    type: str
+  max_rpo_seconds:
+    description: Fail when the RPO of any set is larger than this (or unknown), naming the set.
+    type: int
+extends_documentation_fragment:
+  - opsready.operations.check_mode
+seealso:
+  - module: opsready.operations.db_backup
+  - module: opsready.operations.backup_prune
+'''
+
+EXAMPLES = r'''
+- name: What can we restore, and how old is it?
+  opsready.operations.backup_info:
+    path: /var/backups/opsready/pg
+    database: "@cluster"
+  register: catalog
+
+- name: Alert when the RPO exceeds five minutes
+  opsready.operations.backup_info:
+    path: /var/backups/opsready/mariadb
+    max_rpo_seconds: 300
+'''
+
+RETURN = r'''
+artifacts:
+  description: Every manifest (with its path), oldest first.
+  returned: success
+  type: list
+  elements: dict
+sets:
+  description:
+    - Per engine/database - newest_full, newest_verified_full, chain, chain_error, recoverable_until,
+      rpo_seconds, window, log_gap.
+  returned: success
+  type: list
+  elements: dict
+newest_full:
+  description: Newest usable full of the only set (null when several sets match).
+  returned: success
+  type: dict
+chain:
+  description: Artifact ids to restore in order (only set), for O(point_in_time) or the latest point.
+  returned: success
+  type: list
+  elements: str
+recoverable_until:
+  description: Latest point in time a restore can reach (only set).
+  returned: success
+  type: str
+  sample: "2026-11-29T10:14:58.000000Z"
+rpo_seconds:
+  description: Seconds between now and RV(recoverable_until) (only set).
+  returned: success
+  type: float
+leftovers:
+  description: Files without a manifest (interrupted runs).
+  returned: success
+  type: list
+  elements: str
+broken_manifests:
+  description: Manifests that cannot be read.
+  returned: success
+  type: list
+  elements: dict
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import describe
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import parse_time
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type='path', required=True),
+            engine=dict(type='str', choices=['postgresql', 'mariadb', 'mysql', 'sqlite', 'sqlserver', 'files']),
+            database=dict(type='str'),
+            point_in_time=dict(type='str'),
+            max_rpo_seconds=dict(type='int'),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    try:
+        point = parse_time(p['point_in_time'], 'point_in_time') if p['point_in_time'] else None
+        info = describe(p['path'], engine=p['engine'], database=p['database'], point=point)
+    except OpsReadyError as exc:
+        module.fail_json(**exc.as_fail_kwargs())
+    if p['max_rpo_seconds'] is not None:
+        late = [s for s in info['sets'] if s['engine'] != 'files' and
+                (s['rpo_seconds'] is None or s['rpo_seconds'] > p['max_rpo_seconds'])]
+        if late:
+            module.fail_json(msg='RPO above %ds: %s. Take a backup (or fix log shipping) now.' % (
+                p['max_rpo_seconds'], ', '.join('%s/%s %s' % (s['engine'], s['database'],
+                                                             'no restorable backup' if s['rpo_seconds'] is None
+                                                             else '%.0fs' % s['rpo_seconds']) for s in late)),
+                             changed=False, **info)
+    module.exit_json(changed=False, **info)
+
+
+if __name__ == '__main__':
+    main()

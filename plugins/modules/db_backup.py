@@ -1,0 +1,314 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+---
+module: db_backup
+short_description: Back up a database (PostgreSQL, MariaDB/MySQL, SQLite, SQL Server) into a verified catalog
+version_added: 0.1.0
+description:
+  - Runs the engine's backup tool and streams its output through compression (zstd, gzip or none) and
+    SHA-256 in one pass into C(<name>.partial), fsyncs it and renames it into place; only then writes a
+    JSON manifest next to it. A file without a manifest is never trusted and is removed by the next run.
+  - "PostgreSQL: V(full) is C(pg_dump) (O(format=custom) by default, V(directory) with O(jobs) parallel
+    workers, or V(plain)); O(all_databases) dumps every database plus C(pg_dumpall --globals-only).
+    V(base) is C(pg_basebackup) (tar stream with the WAL it needs, C(--checkpoint=fast)), with its WAL
+    start/end LSNs and segment numbers in the manifest. V(wal) forces a WAL switch and waits until the
+    C(archive_command) helper installed by the role C(opsready.operations.backup) has stored the segment."
+  - "MariaDB/MySQL: V(full) is C(mariadb-dump)/C(mysqldump) C(--single-transaction --routines --events
+    --triggers) with the binary log file and position read from the dump itself. V(log) flushes the binary
+    log and copies every closed binary log not yet in the catalog (C(mariadb-binlog --read-from-remote-server
+    --raw)) as C(log) artifacts positioned by binlog index."
+  - "SQLite: V(full) uses the online backup API (a consistent copy while the application writes, WAL mode
+    included); O(database) is the path of the file."
+  - "SQL Server (through pyodbc; B(not run against a live server), see docs/sqlserver.md): V(full)
+    C(BACKUP DATABASE ... WITH CHECKSUM), V(diff) adds C(DIFFERENTIAL), V(log) is C(BACKUP LOG); LSNs from
+    C(msdb.dbo.backupset). SQL Server writes the file itself, so O(dest) must be a path the server can write
+    and this host can read; O(compression) does not apply (use O(sqlserver_compression))."
+  - With O(verify=true) (default) every new artifact is checked right away (checksum plus the engine's own
+    check, as M(opsready.operations.backup_verify) does) and the result recorded in its manifest; a failed
+    check fails the task and marks the artifact so it is never used for a restore.
+author: opsready developers
+options:
+  engine:
+    description:
+      - The database engine. V(mariadb) and V(mysql) share one implementation (the name picks the tools).
+    type: str
+    required: true
+    choices: [postgresql, mariadb, mysql, sqlite, sqlserver]
+  database:
+    description:
+      - Database to back up (SQLite, the path of the database file). Required unless O(all_databases) is
+        set or O(kind) is V(base)/V(wal) (whole PostgreSQL cluster).
+    type: str
+  all_databases:
+    description: Back up every database of the server (PostgreSQL, one dump each plus globals; MariaDB, one dump).
+    type: bool
+    default: false
+  kind:
+    description:
+      - What to take. Not every engine offers every kind; an unsupported one fails with the list it supports.
+      - V(full) (all engines), V(diff) (SQL Server), V(log) (MariaDB/MySQL binlogs, SQL Server log),
+        V(base) and V(wal) (PostgreSQL).
+    type: str
+    choices: [full, diff, log, base, wal]
+    default: full
+  dest:
+    description: Backup directory (the catalog); created C(0700) if missing.
+    type: path
+    required: true
+  compression:
+    description:
+      - Compression of the stream.
+      - For PostgreSQL O(format=directory) pg_dump compresses each member with gzip itself (level 1 for zstd).
+    type: str
+    choices: [zstd, gzip, none]
+    default: zstd
+  compression_level:
+    description: Compression level (zstd 1-19, gzip 1-9). Defaults to 3 for zstd and 6 for gzip.
+    type: int
+  threads:
+    description: Compression threads for zstd; V(0) uses every CPU this process may run on.
+    type: int
+    default: 0
+  format:
+    description: PostgreSQL V(full) only. pg_dump output format.
+    type: str
+    choices: [custom, directory, plain]
+    default: custom
+  jobs:
+    description: PostgreSQL O(format=directory) only. Parallel pg_dump workers (C(-j)).
+    type: int
+    default: 1
+  include_globals:
+    description:
+      - PostgreSQL V(full) only. Also dump roles and tablespaces (C(pg_dumpall --globals-only)) as a
+        separate artifact.
+    type: bool
+    default: false
+  copy_only:
+    description: SQL Server only. C(COPY_ONLY) backup that does not disturb the differential base or log chain.
+    type: bool
+    default: false
+  sqlserver_compression:
+    description: SQL Server only. C(WITH COMPRESSION) (server-side backup compression).
+    type: bool
+    default: false
+  wait_timeout:
+    description: PostgreSQL V(wal) only. Seconds to wait for the archiver to store the switched segment.
+    type: int
+    default: 60
+  verify:
+    description: Verify every new artifact right after writing it (checksum + engine check).
+    type: bool
+    default: true
+  min_interval:
+    description:
+      - Do not take a new backup when a usable one of the same database and kind finished less than this
+        many seconds ago; the task then reports RV(changed=false) and returns that backup's manifest.
+        Makes schedules and plays idempotent. V(0) always backs up.
+    type: int
+    default: 0
+  retention:
+    description:
+      - Prune this database's backups after a successful run, as M(opsready.operations.backup_prune) does.
+        Unset keeps everything. The newest verified full and every piece a kept backup depends on survive.
+    type: dict
+    suboptions:
+      keep_last:
+        description: Keep the newest N full backups.
+        type: int
+      keep_days:
+        description: Keep full backups younger than N days.
+        type: float
+      keep_daily:
+        description: Keep the newest full of each of the last N days that have one.
+        type: int
+      keep_weekly:
+        description: Keep the newest full of each of the last N ISO weeks that have one.
+        type: int
+      keep_monthly:
+        description: Keep the newest full of each of the last N months that have one.
+        type: int
+extends_documentation_fragment:
+  - opsready.operations.db_connection
+  - opsready.operations.check_mode
+notes:
+  - Check mode connects to the server (proving host, port and credentials) and writes nothing.
+  - Needs the Python package C(zstandard) for zstd, and the engine's client tools on the managed host
+    (C(pg_dump)/C(pg_basebackup)/C(psql), C(mariadb-dump)/C(mariadb)/C(mariadb-binlog)); SQL Server needs C(pyodbc).
+seealso:
+  - module: opsready.operations.backup_verify
+  - module: opsready.operations.backup_info
+  - module: opsready.operations.backup_prune
+'''
+
+EXAMPLES = r'''
+- name: Nightly pg_dump of the application database, kept 14 days
+  opsready.operations.db_backup:
+    engine: postgresql
+    database: app
+    login_host: db1.example.com
+    login_user: backup
+    login_password: "{{ vault_pg_backup_password }}"
+    dest: /var/backups/opsready/pg
+    retention:
+      keep_days: 14
+
+- name: Base backup of the cluster (PITR with the WAL archive)
+  opsready.operations.db_backup:
+    engine: postgresql
+    kind: base
+    login_unix_socket: /var/run/postgresql
+    login_user: postgres
+    dest: /var/backups/opsready/pg
+
+- name: Parallel directory-format dump
+  opsready.operations.db_backup:
+    engine: postgresql
+    database: app
+    format: directory
+    jobs: 4
+    dest: /var/backups/opsready/pg
+
+- name: MariaDB dump, then hourly binlog copies
+  opsready.operations.db_backup:
+    engine: mariadb
+    database: shop
+    login_option_file: /root/.my-backup.cnf
+    dest: /var/backups/opsready/mariadb
+    kind: "{{ item }}"
+  loop: [full, log]
+
+- name: SQLite file, at most one backup an hour
+  opsready.operations.db_backup:
+    engine: sqlite
+    database: /srv/app/app.db
+    dest: /var/backups/opsready/sqlite
+    min_interval: 3600
+'''
+
+RETURN = r'''
+manifest:
+  description: The manifest of the main artifact written (or of the fresh one found with O(min_interval)).
+  returned: success
+  type: dict
+  sample:
+    engine: postgresql
+    kind: full
+    database: app
+    artifact: postgresql-app-full-20261129T004512123456Z.dump.zst
+    sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+    size: 338000000
+    compression: zstd
+    consistent_at: "2026-11-29T00:45:12.123456Z"
+    position: {lsn: 0/3000060, wal_file: 000000010000000000000003}
+    verification: {ok: true}
+manifests:
+  description: Every manifest written by this run (several for O(all_databases) or MariaDB binlog copies).
+  returned: success
+  type: list
+  elements: dict
+verification:
+  description: Per-artifact verification outcome (checks run, seconds, error).
+  returned: when O(verify=true)
+  type: list
+  elements: dict
+deleted:
+  description: Artifacts removed by O(retention).
+  returned: success
+  type: list
+  elements: str
+leftovers_removed:
+  description: Files of interrupted runs of this backup set (no manifest) removed (or that would be, in check mode).
+  returned: success
+  type: list
+  elements: str
+skipped_fresh:
+  description: Whether no backup was taken because of O(min_interval).
+  returned: success
+  type: bool
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.opsready.operations.plugins.module_utils.backup import retention as retention_utils
+from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import run_backup
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import check_compression
+from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions, get_engine
+from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import (
+    ENGINES, connection_from_params, db_connection_argument_spec, db_connection_mutually_exclusive)
+
+RETENTION_SPEC = dict(
+    keep_last=dict(type='int'),
+    keep_days=dict(type='float'),
+    keep_daily=dict(type='int'),
+    keep_weekly=dict(type='int'),
+    keep_monthly=dict(type='int'),
+)
+
+
+def main():
+    argument_spec = db_connection_argument_spec()
+    argument_spec.update(
+        engine=dict(type='str', required=True, choices=list(ENGINES)),
+        database=dict(type='str'),
+        all_databases=dict(type='bool', default=False),
+        kind=dict(type='str', choices=['full', 'diff', 'log', 'base', 'wal'], default='full'),
+        dest=dict(type='path', required=True),
+        compression=dict(type='str', choices=['zstd', 'gzip', 'none'], default='zstd'),
+        compression_level=dict(type='int'),
+        threads=dict(type='int', default=0),
+        format=dict(type='str', choices=['custom', 'directory', 'plain'], default='custom'),
+        jobs=dict(type='int', default=1),
+        include_globals=dict(type='bool', default=False),
+        copy_only=dict(type='bool', default=False),
+        sqlserver_compression=dict(type='bool', default=False),
+        wait_timeout=dict(type='int', default=60),
+        verify=dict(type='bool', default=True),
+        min_interval=dict(type='int', default=0),
+        retention=dict(type='dict', options=RETENTION_SPEC),
+    )
+    module = AnsibleModule(
+        argument_spec=argument_spec,
+        mutually_exclusive=db_connection_mutually_exclusive() + [['database', 'all_databases']],
+        supports_check_mode=True,
+    )
+    p = module.params
+    for option in ('threads', 'min_interval', 'wait_timeout', 'connect_timeout'):
+        if p[option] is not None and p[option] < 0:
+            module.fail_json(msg='%s must be 0 or more, not %d.' % (option, p[option]))
+    if p['jobs'] < 1:
+        module.fail_json(msg='jobs must be 1 or more, not %d.' % p['jobs'])
+    if p['engine'] == 'sqlserver' and p['compression'] != 'none':
+        # SQL Server writes the file itself: the stream never passes through this host.
+        p['compression'] = 'none'
+    opts = BackupOptions(
+        kind=p['kind'], dest=p['dest'], database=p['database'], all_databases=p['all_databases'],
+        compression=p['compression'], level=p['compression_level'], threads=p['threads'],
+        format=p['format'] if p['engine'] == 'postgresql' else None, jobs=p['jobs'],
+        include_globals=p['include_globals'], copy_only=p['copy_only'],
+        native_compression=p['sqlserver_compression'], wait_timeout=p['wait_timeout'],
+    )
+    try:
+        check_compression(p['compression'])
+        policy = None
+        if p['retention']:
+            policy = retention_utils.Policy(**{k: v for k, v in p['retention'].items() if v is not None})
+        engine = get_engine(p['engine'], connection_from_params(p))
+        result = run_backup(engine, opts, verify=p['verify'], policy=policy, min_interval=p['min_interval'],
+                            check_mode=module.check_mode)
+    except OpsReadyError as exc:
+        module.fail_json(**exc.as_fail_kwargs())
+    if result['changed'] and module._diff:
+        result['diff'] = {'before': '', 'after': '\n'.join(m.get('artifact', '') for m in result['manifests']) + '\n'}
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
