@@ -66,8 +66,8 @@ def run_backup(engine: Engine, opts: BackupOptions, verify: bool = True, policy:
         result.update(skipped_fresh=True, manifest=fresh.summary(), manifests=[fresh.summary()])
         return result
     prefix = set_prefix(engine, opts)
+    engine.preflight(opts)  # nothing is created unless the source answers (check mode included)
     if check_mode:
-        engine.ping()  # a check run still proves the server answers with these credentials
         result['changed'] = True
         if os.path.isdir(opts.dest):
             result['leftovers_removed'] = remove_leftovers(opts.dest, prefix, check_mode=True)

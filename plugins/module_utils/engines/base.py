@@ -261,6 +261,10 @@ class Engine:
         """Connect once (within connect_timeout) and return {'server_version': ...}."""
         raise NotImplementedError
 
+    def preflight(self, opts: BackupOptions) -> Dict[str, Any]:
+        """Prove the source is reachable before anything is written (also what check mode runs)."""
+        return self.ping()
+
     def backup(self, opts: BackupOptions) -> List[Dict[str, Any]]:
         """Take the backup; returns the manifests written (the main artifact first)."""
         raise NotImplementedError

@@ -51,6 +51,11 @@ class SQLiteEngine(Engine):
     def ping(self) -> Dict[str, Any]:
         return {'server_version': sqlite3.sqlite_version}
 
+    def preflight(self, opts: BackupOptions) -> Dict[str, Any]:
+        assert opts.database is not None
+        self._connect_source(os.path.abspath(opts.database)).close()
+        return self.ping()
+
     def backup(self, opts: BackupOptions) -> List[Dict[str, Any]]:
         assert opts.database is not None
         path = os.path.abspath(opts.database)

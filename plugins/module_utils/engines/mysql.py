@@ -1,0 +1,328 @@
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""MariaDB / MySQL: logical dumps with the binary log coordinates, and closed binary logs as ``log``
+artifacts positioned by binlog file index.
+
+``full`` runs ``mariadb-dump`` (``mysqldump`` for MySQL) with ``--single-transaction --routines --events
+--triggers --master-data=2``; the binlog file and position are read from the ``CHANGE MASTER`` comment
+in the dump itself, so they belong to the dump's snapshot. ``log`` flushes the binary log and fetches
+every closed binlog not yet in the catalog with ``mariadb-binlog --read-from-remote-server --raw``.
+
+Secrets: credentials go to the tools in a temporary 0600 ``--defaults-extra-file``, never argv.
+
+Private to opsready.operations; do not import from other collections.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import re
+import shutil
+import struct
+import tempfile
+from typing import Any, Dict, Iterator, List, Optional
+
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
+from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
+    IntegrityError, OpsReadyError, ToolError)
+from ansible_collections.opsready.operations.plugins.module_utils.common.runner import secret_file
+from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import open_decompressed
+from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import UTC, isoformat, utcnow
+from ansible_collections.opsready.operations.plugins.module_utils.engines.base import (
+    ALL_DATABASES, BackupOptions, Engine, disk_error, stream_file_to_artifact, stream_to_artifact)
+
+TOOLS = {
+    'mariadb': {'dump': ('mariadb-dump', 'mysqldump'), 'client': ('mariadb', 'mysql'),
+                'binlog': ('mariadb-binlog', 'mysqlbinlog')},
+    'mysql': {'dump': ('mysqldump',), 'client': ('mysql',), 'binlog': ('mysqlbinlog',)},
+}
+CHANGE_MASTER = re.compile(rb"CHANGE (?:MASTER|REPLICATION SOURCE) TO (?:MASTER|SOURCE)_LOG_FILE='([^']+)',\s*"
+                           rb"(?:MASTER|SOURCE)_LOG_POS=(\d+)")
+GTID = re.compile(rb"gtid_slave_pos='([^']*)'")
+BINLOG_MAGIC = b'\xfebin'
+EVENT_HEADER = struct.Struct('<IBIII')  # timestamp, type, server_id, event_length, next_position (+2 flags)
+CONNECT_ERRORS = ('ERROR 2002', 'ERROR 2003', 'ERROR 2005', 'ERROR 2013', "Can't connect", 'Got error: 2002',
+                  'Got error: 2003', 'Got error: 2005')
+
+
+def binlog_index(name: str) -> int:
+    match = re.search(r'\.(\d+)$', name)
+    if not match:
+        raise OpsReadyError('%r is not a binary log file name (expected <base>.<number>).' % name)
+    return int(match.group(1))
+
+
+def _quote_option(value: str) -> str:
+    return '"%s"' % value.replace('\\', '\\\\').replace('"', '\\"')
+
+
+def scan_binlog(path: str) -> Dict[str, Any]:
+    """Walk the event headers of a raw binlog: event count, first/last event time; raises on damage."""
+    events, first, last = 0, None, None
+    size = os.path.getsize(path)
+    with open(path, 'rb') as handle:
+        if handle.read(4) != BINLOG_MAGIC:
+            raise IntegrityError('%s does not start with the binary log magic number.' % path, path=path)
+        offset = 4
+        while offset < size:
+            header = handle.read(19)
+            if len(header) < 19:
+                raise IntegrityError('%s ends inside an event header at byte %d: it is truncated.' % (path, offset),
+                                     path=path)
+            timestamp, _type, _server, length, _next = EVENT_HEADER.unpack_from(header)
+            if length < 19 or offset + length > size:
+                raise IntegrityError('%s has a damaged event at byte %d (length %d): truncated or corrupt.'
+                                     % (path, offset, length), path=path)
+            handle.seek(length - 19, os.SEEK_CUR)
+            offset += length
+            events += 1
+            if timestamp:
+                first = timestamp if first is None else min(first, timestamp)
+                last = timestamp if last is None else max(last, timestamp)
+    return {'events': events, 'first_event': first, 'last_event': last}
+
+
+class MySQLEngine(Engine):
+    name = 'mariadb'
+    kinds = ('full', 'log')
+    default_port = 3306
+    kind_help = {'full': 'mariadb-dump/mysqldump with the binlog position',
+                 'log': 'copies of closed binary logs'}
+
+    def __init__(self, conn: Any, runner: Any = None, flavor: str = 'mariadb') -> None:
+        super().__init__(conn, runner)
+        self.name = flavor
+        self.flavor = flavor
+        self._bins: Dict[str, str] = {}
+
+    def tool(self, role: str) -> str:
+        if role not in self._bins:
+            for candidate in TOOLS[self.flavor][role]:
+                found = shutil.which(candidate, path=self.runner.env.get('PATH'))
+                if found:
+                    self._bins[role] = found
+                    break
+            else:
+                raise OpsReadyError('%s was not found on the managed host: install the %s client (Debian: '
+                                    'mariadb-client) or put it on PATH.' % (TOOLS[self.flavor][role][0], self.flavor))
+        return self._bins[role]
+
+    @contextlib.contextmanager
+    def defaults_file(self) -> Iterator[List[str]]:
+        """The leading client options: ``--defaults-extra-file`` plus non-secret endpoint options."""
+        c = self.conn
+        lines = ['[client]']
+        if c.user:
+            lines.append('user=%s' % _quote_option(c.user))
+        if c.password:
+            lines.append('password=%s' % _quote_option(c.password))
+        if c.unix_socket:
+            lines += ['socket=%s' % _quote_option(c.unix_socket), 'protocol=SOCKET']
+        elif c.host:
+            lines += ['host=%s' % _quote_option(c.host), 'protocol=TCP']
+        if c.port:
+            lines.append('port=%d' % c.port)
+        if c.option_file:
+            # The user's file holds the credentials; ours adds the endpoint (it is read after theirs).
+            lines.insert(0, '!include %s' % c.option_file)
+        # Only the interactive client knows connect-timeout; every connection starts with its ping().
+        lines += ['[mysql]', 'connect-timeout=%d' % max(1, c.connect_timeout)]
+        with secret_file('\n'.join(lines) + '\n', prefix='opsready-my-', suffix='.cnf') as path:
+            yield ['--defaults-extra-file=%s' % path]
+
+    def _connect_error(self, exc: ToolError) -> OpsReadyError:
+        if any(h in exc.stderr for h in CONNECT_ERRORS):
+            lines = exc.stderr.strip().splitlines()
+            return OpsReadyError(
+                'Cannot connect to %s at %s within connect_timeout=%ss: %s. Check that the server is running and '
+                'that login_host/login_port (or login_unix_socket) are right.'
+                % (self.flavor, self.conn.where(self.default_port), self.conn.connect_timeout,
+                   lines[-1] if lines else exc.message), host=self.conn.host, port=self.conn.port or 3306)
+        return exc
+
+    def query(self, sql: str) -> List[List[str]]:
+        with self.defaults_file() as head:
+            argv = [self.tool('client')] + head + ['-N', '-B', '-e', sql]
+            try:
+                _rc, out, _err = self.runner.run(argv, timeout=self.conn.connect_timeout + 60, what=self.flavor)
+            except ToolError as exc:
+                raise self._connect_error(exc)
+        return [line.split('\t') for line in out.splitlines()]
+
+    def ping(self) -> Dict[str, Any]:
+        row = self.query('SELECT VERSION(), @@log_bin')[0]
+        return {'server_version': row[0], 'log_bin': row[1] in ('1', 'ON')}
+
+    def check_options(self, opts: BackupOptions) -> None:
+        super().check_options(opts)
+        if opts.kind == 'log' and opts.all_databases:
+            pass  # binlogs are server-wide; they are catalogued with the all-databases set
+
+    def tool_version(self, role: str) -> str:
+        _rc, out, _err = self.runner.run([self.tool(role), '--version'], what=role)
+        return out.strip()
+
+    def backup(self, opts: BackupOptions) -> List[Dict[str, Any]]:
+        info = self.ping()
+        if opts.kind == 'full':
+            return [self._dump(opts, info)]
+        return self._logs(opts, info)
+
+    def _dump(self, opts: BackupOptions, info: Dict[str, Any]) -> Dict[str, Any]:
+        database = self.catalog_database(opts)
+        started = utcnow()
+        artifact = self.artifact_path(opts, 'all' if database == ALL_DATABASES else database, 'full', '.sql',
+                                      when=started)
+        head = bytearray()
+        tail = bytearray()
+
+        def observe(data: bytes) -> None:
+            if len(head) < 65536:
+                head.extend(data[:65536 - len(head)])
+            tail.extend(data[-4096:])
+            del tail[:-4096]
+
+        with self.defaults_file() as defaults:
+            argv = [self.tool('dump')] + defaults + ['--single-transaction', '--routines', '--events', '--triggers',
+                                                     '--hex-blob', '--default-character-set=utf8mb4']
+            if info['log_bin']:
+                argv.append('--master-data=2')
+            if database.startswith('-'):
+                raise OpsReadyError('database %r cannot start with "-".' % database)
+            argv += ['--all-databases'] if opts.all_databases else [database]
+            try:
+                stored, _err = stream_to_artifact(self.runner, argv, artifact, opts, what='%s-dump' % self.flavor,
+                                                  observe=observe)
+            except ToolError as exc:
+                raise self._connect_error(exc)
+        if b'-- Dump completed' not in bytes(tail):
+            os.unlink(artifact)
+            raise OpsReadyError('%s-dump exited 0 but its output has no "Dump completed" trailer; the artifact was '
+                                'removed and no manifest written.' % self.flavor)
+        position: Dict[str, Any] = {}
+        match = CHANGE_MASTER.search(bytes(head))
+        if match:
+            name = match.group(1).decode()
+            position = {'binlog_file': name, 'binlog_pos': int(match.group(2)), 'log_start': binlog_index(name)}
+            gtid = GTID.search(bytes(head))
+            if gtid:
+                position['gtid'] = gtid.group(1).decode()
+        data = self.base_manifest(opts, database, 'full', started, stored)
+        data.update(consistent_at=isoformat(started), format='sql', position=position,
+                    tool={'name': os.path.basename(self.tool('dump')), 'version': self.tool_version('dump')},
+                    server_version=info['server_version'])
+        if not info['log_bin']:
+            data['warning'] = 'binary logging is off on the server: no point-in-time recovery past this dump'
+        return self.commit_manifest(artifact, data)
+
+    def _logs(self, opts: BackupOptions, info: Dict[str, Any]) -> List[Dict[str, Any]]:
+        database = self.catalog_database(opts)
+        if not info['log_bin']:
+            raise OpsReadyError('Binary logging is off on the %s server (log_bin): enable it (log_bin=ON, '
+                                'binlog_format=ROW) to take log backups.' % self.flavor)
+        catalog = Catalog(opts.dest, engine=self.name, database=database) if os.path.isdir(opts.dest) else None
+        starts = [int(m.position['log_start']) for m in (catalog.fulls() if catalog else [])
+                  if m.position.get('log_start') is not None]
+        if not starts:
+            raise OpsReadyError('No full backup of %s with a binlog position in %s: take kind=full first, log '
+                                'backups continue from it.' % (database, opts.dest))
+        have = {int(m.position['start']) for m in catalog.logs()} if catalog else set()
+        self.query('FLUSH BINARY LOGS')
+        names = [row[0] for row in self.query('SHOW BINARY LOGS') if row and row[0]]
+        closed = names[:-1]
+        wanted = [n for n in closed if binlog_index(n) >= min(starts) and binlog_index(n) not in have]
+        present = {binlog_index(n) for n in names}
+        missing = [i for i in range(min(starts), binlog_index(names[-1])) if i not in present and i not in have]
+        if missing:
+            raise OpsReadyError('Binary logs %s needed after the oldest full are gone from the server (purged) and '
+                                'not in the catalog: the log chain is broken; take a new full backup.'
+                                % ', '.join(str(i) for i in missing))
+        results = []
+        staging = tempfile.mkdtemp(prefix='.opsready-binlog-', dir=opts.dest)
+        try:
+            for name in wanted:
+                results.append(self._copy_binlog(opts, database, name, staging))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return results
+
+    def _copy_binlog(self, opts: BackupOptions, database: str, name: str, staging: str) -> Dict[str, Any]:
+        started = utcnow()
+        with self.defaults_file() as defaults:
+            argv = [self.tool('binlog')] + defaults + ['--read-from-remote-server', '--raw',
+                                                       '--result-file=%s/' % staging, name]
+            try:
+                self.runner.run(argv, what='%s-binlog %s' % (self.flavor, name))
+            except ToolError as exc:
+                raise self._connect_error(exc)
+        raw = os.path.join(staging, name)
+        scan = scan_binlog(raw)
+        artifact = self.artifact_path(opts, database, 'log', '.' + name, when=started)
+        try:
+            with open(raw, 'rb') as handle:
+                stored = stream_file_to_artifact(handle, artifact, opts)
+        except OSError as exc:
+            raise disk_error(exc, artifact)
+        finally:
+            os.unlink(raw)
+        index = binlog_index(name)
+        data = self.base_manifest(opts, database, 'log', started, stored)
+
+        def when(ts: Optional[int]) -> Optional[str]:
+            return isoformat(datetime.datetime.fromtimestamp(ts, UTC)) if ts else None
+
+        data.update(position={'start': index, 'end': index + 1, 'binlog_file': name},
+                    covers_from=when(scan['first_event']), consistent_at=when(scan['last_event']) or data['finished'],
+                    format='binlog', events=scan['events'],
+                    tool={'name': os.path.basename(self.tool('binlog')), 'version': self.tool_version('binlog')})
+        return self.commit_manifest(artifact, data)
+
+    # -- verification -------------------------------------------------------------------------------
+    def verify(self, manifest: Manifest) -> Dict[str, Any]:
+        if manifest.kind == 'log':
+            return self._verify_binlog(manifest)
+        head, tail = b'', b''
+        try:
+            with open_decompressed(manifest.path, manifest.data['compression']) as source:
+                while True:
+                    data = source.read(1024 * 1024)
+                    if not data:
+                        break
+                    if len(head) < 4096:
+                        head += data[:4096]
+                    tail = (tail + data)[-4096:]
+        except Exception as exc:
+            raise IntegrityError('Artifact %s cannot be decompressed (%s): it is corrupt.' % (manifest.path, exc),
+                                 path=manifest.path)
+        if b'-- MariaDB dump' not in head and b'-- MySQL dump' not in head:
+            raise IntegrityError('%s does not start like a mariadb-dump/mysqldump file.' % manifest.path,
+                                 path=manifest.path)
+        if b'-- Dump completed' not in tail:
+            raise IntegrityError('%s has no "Dump completed" trailer: the dump is truncated.' % manifest.path,
+                                 path=manifest.path)
+        return {'engine_check': 'dump header and "Dump completed" trailer', 'result': 'ok'}
+
+    def _verify_binlog(self, manifest: Manifest) -> Dict[str, Any]:
+        fd, tmp = tempfile.mkstemp(prefix='opsready-verify-binlog-')
+        try:
+            try:
+                with open_decompressed(manifest.path, manifest.data['compression']) as source, \
+                        os.fdopen(fd, 'wb') as out:
+                    shutil.copyfileobj(source, out, 1024 * 1024)
+            except OSError:
+                raise
+            except Exception as exc:
+                raise IntegrityError('Artifact %s cannot be decompressed (%s): it is corrupt.'
+                                     % (manifest.path, exc), path=manifest.path)
+            scan = scan_binlog(tmp)
+        finally:
+            os.unlink(tmp)
+        expected = manifest.data.get('events')
+        if expected is not None and scan['events'] != expected:
+            raise IntegrityError('%s holds %d events, its manifest says %d.' % (manifest.path, scan['events'],
+                                                                                expected), path=manifest.path)
+        return {'engine_check': 'binlog event headers walked to the end', 'events': scan['events']}
