@@ -1,0 +1,88 @@
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A bounded JSON-lines history of compact health samples (the input of capacity planning).
+
+One line per run: ``{"t": epoch seconds, "host", "verdict", "cpu", "mem", "swap", "load",
+"fs": {mountpoint: [used %, inode %, size bytes, used bytes]}}``. Lines are appended with O_APPEND
+(concurrent runs never interleave); when the file grows past ``max_entries`` plus 10 % it is
+rewritten atomically with the newest ``max_entries`` lines, so it stays bounded without a rewrite on
+every run. Unparsable lines (a crash mid-append on a filesystem without atomic appends) are skipped.
+
+Private to opsready.operations; do not import from other collections.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from typing import Any, Dict, List, Tuple
+
+from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import (
+    append_line_durable, atomic_write_text)
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+
+
+def sample(result: Dict[str, Any], timestamp: float, host: str) -> Dict[str, Any]:
+    metrics = result.get('metrics', {})
+    line: Dict[str, Any] = {'t': round(timestamp, 3), 'host': host, 'verdict': result['verdict']}
+    if 'cpu' in metrics:
+        line['cpu'] = metrics['cpu']['percent']
+    if 'memory' in metrics:
+        line['mem'] = metrics['memory']['percent']
+        line['swap'] = metrics['memory']['swap_percent']
+        line['mem_total'] = metrics['memory']['total_bytes']
+    if 'load' in metrics:
+        line['load'] = metrics['load']['per_core5']
+    fs = {}
+    for item in metrics.get('filesystems', []):
+        if 'error' not in item:
+            fs[item['mountpoint']] = [item['percent'], item.get('inode_percent'), item['total_bytes'],
+                                      item['used_bytes']]
+    if fs:
+        line['fs'] = fs
+    return line
+
+
+def append(path: str, line: Dict[str, Any], max_entries: int) -> int:
+    """Append ``line``; trim to the newest ``max_entries`` when past the slack. Returns lines kept."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise OpsReadyError('history_path directory %s does not exist: create it first.' % directory)
+    lock_fd = os.open(path + '.lock', os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        append_line_durable(path, json.dumps(line, sort_keys=True, separators=(',', ':')))
+        with open(path, 'rb') as handle:
+            lines = handle.read().splitlines()
+        if len(lines) > max_entries + max(1, max_entries // 10):
+            keep = lines[-max_entries:]
+            atomic_write_text(path, b'\n'.join(keep).decode('utf-8', 'replace') + '\n', mode=0o644)
+            return len(keep)
+        return len(lines)
+    finally:
+        os.close(lock_fd)
+
+
+def load(path: str) -> Tuple[List[Dict[str, Any]], int]:
+    """(samples sorted by time, number of unparsable lines skipped)."""
+    if not os.path.exists(path):
+        raise OpsReadyError('History %s does not exist: run health_check with history_path=%s first.'
+                            % (path, path))
+    samples = []
+    bad = 0
+    with open(path, 'rb') as handle:
+        for raw in handle:
+            raw = raw.strip()
+            if not raw:
+                continue
+            try:
+                item = json.loads(raw)
+                float(item['t'])
+            except (ValueError, KeyError, TypeError):
+                bad += 1
+                continue
+            samples.append(item)
+    samples.sort(key=lambda s: s['t'])
+    return samples, bad

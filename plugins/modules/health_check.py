@@ -1,0 +1,372 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+---
+module: health_check
+short_description: Measure a host's health against thresholds and return a verdict with findings
+version_added: 0.1.0
+description:
+  - Samples system metrics with psutil (CPU over an interval, load per core, memory and swap, space
+    and inodes of every real filesystem, network throughput as a percent of link speed, established
+    TCP connections) and runs named checks (C(process), C(service), C(tcp), C(http), C(db), C(command)).
+  - Each metric and check is compared with warning and critical thresholds; every crossing is a
+    finding (check, condition, value, threshold, severity, message). The verdict is the worst
+    severity, V(ok), V(warning) or V(critical).
+  - Checks and filesystem probes run concurrently while CPU and network are sampled, each bounded by
+    its own timeout, so a hung endpoint or network mount costs its timeout and nothing more.
+  - All options are validated before anything is measured (unknown check type, an option that does
+    not apply to a check, warning above critical, a percentage over 100, an unparsable URL).
+  - Optionally writes the result in Prometheus exposition format for node_exporter's textfile
+    collector (atomically) and appends a compact sample to a bounded JSON-lines history used by
+    M(opsready.operations.capacity_plan).
+author: opsready developers
+requirements:
+  - psutil on the managed host (unless O(metrics=[]))
+  - pyodbc and an ODBC driver for C(db) checks with O(checks[].connection_string)
+  - jmespath for O(checks[].json_query)
+options:
+  checks:
+    description:
+      - Named checks to run. Each has a O(checks[].type) and the options of that type; an option of
+        another type is an error.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      type:
+        description: The check type.
+        type: str
+        required: true
+        choices: [command, db, http, process, service, tcp]
+      name:
+        description: Name of the check in findings and metrics. Defaults to the type and target (C(tcp:db1:5432)).
+        type: str
+      timeout:
+        description:
+          - Seconds before the check is abandoned and reported as timed out (per request for C(http)).
+        type: float
+        default: 5.0
+      severity:
+        description: Severity of the finding when the check fails.
+        type: str
+        choices: [warning, critical]
+        default: critical
+      unit:
+        description:
+          - For C(service) the systemd unit to check. For other types, the unit that provides the
+            checked thing; it is copied into findings so M(opsready.operations.incident) and the
+            C(auto_recovery) role know what to restart.
+        type: str
+      thresholds:
+        description: Per-check overrides of O(thresholds) (C(latency_ms), C(error_rate_percent), C(tls_days)).
+        type: dict
+      host:
+        description: C(tcp) host to connect to; C(db) host for O(checks[].engine) checks.
+        type: str
+      port:
+        description: C(tcp) port; C(db) port for O(checks[].engine) checks.
+        type: int
+      url:
+        description: C(http) URL, V(http://) or V(https://).
+        type: str
+      method:
+        description: C(http) method. Default V(GET).
+        type: str
+        choices: [GET, HEAD]
+      expect_status:
+        description: C(http) acceptable status codes. Default any 2xx.
+        type: list
+        elements: int
+      body_contains:
+        description: C(http) text the body must contain.
+        type: str
+      body_regex:
+        description: C(http) regular expression the body must match.
+        type: str
+      json_query:
+        description:
+          - C(http) JMESPath expression evaluated on the JSON body; without O(checks[].json_expect)
+            its value must be truthy.
+        type: str
+      json_expect:
+        description: C(http) value O(checks[].json_query) must equal.
+        type: raw
+      validate_certs:
+        description: C(http) verify the server certificate and host name. Default V(true).
+        type: bool
+      ca_path:
+        description: C(http) CA bundle to verify the server with.
+        type: path
+      headers:
+        description: C(http) request headers (values are treated as secrets).
+        type: dict
+      requests:
+        description:
+          - C(http) number of sequential requests; with more than one, the p95 latency and the error
+            rate are compared with C(latency_ms) and C(error_rate_percent). Default V(1).
+        type: int
+      connection_string:
+        description:
+          - C(db) ODBC connection string for pyodbc (the check connects and runs C(SELECT 1)).
+          - For psqlODBC, C(CommLog=0;Debug=0) is appended unless present (Debian's odbcinst.ini
+            enables a communication log in /tmp otherwise).
+        type: str
+      password:
+        description:
+          - C(db) password; appended to O(checks[].connection_string), or passed to the native client
+            through the environment or a 0600 option file (never argv).
+        type: str
+      engine:
+        description: C(db) check through the native client (C(psql) or C(mariadb)/C(mysql)) instead of ODBC.
+        type: str
+        choices: [postgresql, mysql]
+      user:
+        description: C(db) user for O(checks[].engine) checks.
+        type: str
+      database:
+        description: C(db) database for O(checks[].engine) checks.
+        type: str
+      process:
+        description:
+          - C(process) name (process name or basename of argv[0]); with O(checks[].pidfile), the name the
+            pid must have.
+        type: str
+      pidfile:
+        description: C(process) pid file whose pid must be running.
+        type: path
+      min_count:
+        description: C(process) minimum number of processes named O(checks[].process). Default V(1).
+        type: int
+      argv:
+        description: C(command) argument vector (no shell).
+        type: list
+        elements: str
+      cmd:
+        description: C(command) command line, split like a shell would (no shell features).
+        type: str
+      expect_rc:
+        description: C(command) exit codes meaning healthy. Default V([0]).
+        type: list
+        elements: int
+  thresholds:
+    description:
+      - 'Warning and critical levels, each C({warning: W, critical: C}) (either V(null) to disable) or a
+        bare number meaning the critical level.'
+      - Keys and defaults (warning/critical) C(cpu_percent) 70/80, C(memory_percent) 75/85,
+        C(swap_percent) 80/-, C(disk_percent) 80/90, C(inode_percent) 80/90, C(network_percent) 70/80,
+        C(load_per_core) 1.5/2 (5-minute average), C(latency_ms) 250/500, C(error_rate_percent) 0.5/1,
+        C(tls_days) 30/7 (lower is worse).
+    type: dict
+    default: {}
+  fail_on:
+    description: Fail the task when the verdict is at least this severe; V(never) only reports.
+    type: str
+    choices: [critical, warning, never]
+    default: critical
+  metrics:
+    description: System metric groups to sample; V([]) runs only the checks (and does not need psutil).
+    type: list
+    elements: str
+    choices: [cpu, load, memory, filesystems, network, connections]
+    default: [cpu, load, memory, filesystems, network, connections]
+  interval:
+    description: Seconds over which CPU use and network throughput are sampled (two samples).
+    type: float
+    default: 0.5
+  filesystems_exclude:
+    description: Mountpoint glob patterns not to measure (pseudo filesystems are always skipped).
+    type: list
+    elements: str
+    default: []
+  filesystem_timeout:
+    description: Seconds a filesystem may take to answer C(statvfs) before it is reported unresponsive.
+    type: float
+    default: 5.0
+  parallel:
+    description: Run checks concurrently (each still bounded by its timeout).
+    type: bool
+    default: true
+  textfile_path:
+    description:
+      - Write the metrics, check results and verdict in Prometheus exposition format to this C(.prom)
+        file (atomically), for node_exporter's C(--collector.textfile.directory).
+    type: path
+  history_path:
+    description: Append a compact sample to this JSON-lines history (for M(opsready.operations.capacity_plan)).
+    type: path
+  history_max_entries:
+    description: Keep at most this many samples (plus 10 % slack) in O(history_path); 10000 is 34 days at 5 minutes.
+    type: int
+    default: 10000
+  host_label:
+    description: Host name recorded in the history and results. Defaults to the host's node name.
+    type: str
+extends_documentation_fragment:
+  - opsready.operations.check_mode
+notes:
+  - Read-only on the host. O(textfile_path) and O(history_path) are monitoring output; they are
+    written in normal runs and not in check mode, and do not make the task RV(changed).
+  - Findings carry a C(condition) (V(high_cpu), V(high_memory), V(disk_full), V(service_down),
+    V(database_connection), V(api_timeout), V(api_error), V(slow_response), V(network_saturated),
+    V(certificate_expiry), V(command_failed), V(filesystem_unresponsive), V(check_error)) used by the
+    C(auto_recovery) role to pick a remediation.
+  - C(service) checks need systemd running on the host; elsewhere they report a V(check_error)
+    finding and a C(process) check with O(checks[].pidfile) is the alternative.
+seealso:
+  - module: opsready.operations.capacity_plan
+  - module: opsready.operations.incident
+'''
+
+EXAMPLES = r'''
+- name: Health of a database server, failing the play on a critical verdict
+  opsready.operations.health_check:
+    checks:
+      - type: service
+        unit: postgresql
+      - type: tcp
+        host: 127.0.0.1
+        port: 5432
+      - type: db
+        name: app-db
+        connection_string: "Driver={PostgreSQL Unicode};Server=127.0.0.1;Port=5432;Database=app;Uid=monitor;"
+        password: "{{ vault_monitor_password }}"
+        unit: postgresql
+      - type: http
+        url: https://api.example.com/health
+        json_query: status
+        json_expect: ok
+        requests: 20
+        timeout: 2
+        unit: myapp
+    thresholds:
+      disk_percent: {warning: 85, critical: 95}
+      latency_ms: 500
+    textfile_path: /var/lib/node_exporter/textfile/opsready_health.prom
+    history_path: /var/lib/opsready/health-history.jsonl
+  register: health
+
+- name: Report only
+  opsready.operations.health_check:
+    fail_on: never
+  register: health
+'''
+
+RETURN = r'''
+verdict:
+  description: Worst severity of all findings.
+  returned: always
+  type: str
+  sample: warning
+findings:
+  description: Threshold crossings and failed checks, worst first.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - check: filesystem:/var
+      condition: disk_full
+      value: 93.4
+      threshold: 90.0
+      severity: critical
+      message: Filesystem /var space use is 93.4 % (critical > 90 %).
+      mountpoint: /var
+conditions:
+  description: The distinct conditions of the findings.
+  returned: always
+  type: list
+  elements: str
+  sample: [disk_full]
+metrics:
+  description: The sampled system metrics (cpu, load, memory, filesystems, network, tcp_established).
+  returned: always
+  type: dict
+  sample: {"cpu": {"percent": 12.5, "count": 2, "interval": 0.5}, "memory": {"percent": 41.2}}
+checks:
+  description: One result per check (name, type, ok, latency_ms, message and type-specific values).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"name": "tcp:127.0.0.1:5432", "type": "tcp", "ok": true, "latency_ms": 0.3}]
+summary:
+  description: Counts of critical and warning findings and of failed checks.
+  returned: always
+  type: dict
+  sample: {"critical": 0, "warning": 1, "checks_failed": 0, "checks_total": 3}
+thresholds:
+  description: The effective global thresholds.
+  returned: always
+  type: dict
+  sample: {"cpu_percent": {"warning": 70.0, "critical": 80.0}}
+host:
+  description: The host label recorded.
+  returned: always
+  type: str
+  sample: db1
+duration_seconds:
+  description: Wall time of the measurement.
+  returned: always
+  type: float
+  sample: 0.62
+written:
+  description: What was written (C(textfile), C(history), C(history_entries)); empty in check mode.
+  returned: always
+  type: dict
+  sample: {"textfile": "/var/lib/node_exporter/textfile/opsready_health.prom"}
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.health import assess, checks, metrics
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            checks=dict(type='list', elements='dict', default=[], options=checks.suboptions()),
+            thresholds=dict(type='dict', default={}),
+            fail_on=dict(type='str', choices=list(assess.FAIL_ON), default='critical'),
+            metrics=dict(type='list', elements='str', choices=list(metrics.METRIC_GROUPS),
+                         default=list(metrics.METRIC_GROUPS)),
+            interval=dict(type='float', default=0.5),
+            filesystems_exclude=dict(type='list', elements='str', default=[]),
+            filesystem_timeout=dict(type='float', default=5.0),
+            parallel=dict(type='bool', default=True),
+            textfile_path=dict(type='path'),
+            history_path=dict(type='path'),
+            history_max_entries=dict(type='int', default=10000),
+            host_label=dict(type='str'),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    try:
+        plan = assess.Plan(checks=p['checks'], thresholds=p['thresholds'], metrics=p['metrics'],
+                           fail_on=p['fail_on'], interval=p['interval'],
+                           filesystems_exclude=p['filesystems_exclude'], fs_timeout=p['filesystem_timeout'],
+                           parallel=p['parallel'], textfile_path=p['textfile_path'],
+                           history_path=p['history_path'], history_max_entries=p['history_max_entries'],
+                           host_label=p['host_label'] or '')
+        result = assess.run(plan)
+        result['written'] = {} if module.check_mode else assess.record(plan, result)
+    except OpsReadyError as exc:
+        module.fail_json(**exc.as_fail_kwargs())
+    except OSError as exc:
+        module.fail_json(msg='Health check could not write its output: %s (%s).'
+                         % (exc.strerror or exc, getattr(exc, 'filename', '') or ''))
+    result['changed'] = False
+    if assess.should_fail(plan, result['verdict']):
+        worst = result['findings'][0]['message'] if result['findings'] else ''
+        module.fail_json(msg='Health verdict is %s (fail_on=%s): %d critical, %d warning finding(s); worst: %s'
+                         % (result['verdict'], plan.fail_on, result['summary']['critical'],
+                            result['summary']['warning'], worst), **result)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
