@@ -1,0 +1,233 @@
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Incident records in an append-only JSON-lines store.
+
+Every change is one event line (open, update, resolve, close); an incident's state is the fold of its
+events, so the store is its own audit timeline and a crash can at worst lose the last event, never
+corrupt an earlier one. Writers hold an exclusive ``flock`` on ``<store>.lock`` across
+read-decide-append, so concurrent hosts of one play never open two incidents for one problem.
+
+Severity targets (response = until someone investigates, resolution = until resolved):
+1 critical 15 min / 4 h, 2 high 1 h / 8 h, 3 medium 4 h / 3 days, 4 low 1 day / 7 days.
+
+Private to opsready.operations; do not import from other collections.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import fcntl
+import json
+import os
+import secrets
+from typing import Any, Dict, Iterator, List, Optional
+
+from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import append_line_durable
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import (
+    isoformat, parse_time, stamp, utcnow)
+
+SEVERITY_TARGETS: Dict[int, Dict[str, Any]] = {
+    1: {'name': 'critical', 'response_minutes': 15, 'resolution_minutes': 4 * 60},
+    2: {'name': 'high', 'response_minutes': 60, 'resolution_minutes': 8 * 60},
+    3: {'name': 'medium', 'response_minutes': 4 * 60, 'resolution_minutes': 3 * 24 * 60},
+    4: {'name': 'low', 'response_minutes': 24 * 60, 'resolution_minutes': 7 * 24 * 60},
+}
+STATUSES = ('new', 'investigating', 'resolved', 'closed')
+ACTIVE = ('new', 'investigating')
+
+
+def _apply(incidents: Dict[str, Dict[str, Any]], event: Dict[str, Any]) -> None:
+    kind = event['event']
+    iid = event['id']
+    entry = {'at': event['at'], 'event': kind}
+    for key in ('status', 'severity', 'note', 'actor'):
+        if event.get(key) is not None:
+            entry[key] = event[key]
+    if kind == 'open':
+        incidents[iid] = {
+            'id': iid, 'key': event.get('key'), 'title': event.get('title'), 'severity': event['severity'],
+            'status': 'new', 'description': event.get('description') or '',
+            'components': list(event.get('components') or []), 'opened_at': event['at'],
+            'updated_at': event['at'], 'acknowledged_at': None, 'resolved_at': None, 'closed_at': None,
+            'timeline': [entry],
+        }
+        return
+    inc = incidents.get(iid)
+    if inc is None:
+        return  # an event for an unknown id (hand-edited store): ignored, never fatal
+    inc['updated_at'] = event['at']
+    inc['timeline'].append(entry)
+    if event.get('severity') is not None:
+        inc['severity'] = event['severity']
+    if event.get('description'):
+        inc['description'] = event['description']
+    for component in event.get('components') or []:
+        if component not in inc['components']:
+            inc['components'].append(component)
+    status = event.get('status')
+    if status:
+        inc['status'] = status
+        if status in ('investigating', 'resolved') and not inc['acknowledged_at']:
+            inc['acknowledged_at'] = event['at']
+        if status == 'resolved':
+            inc['resolved_at'] = event['at']
+        if status == 'closed':
+            inc['closed_at'] = event['at']
+            inc['resolved_at'] = inc['resolved_at'] or event['at']
+        if status in ACTIVE:
+            inc['resolved_at'] = None
+            inc['closed_at'] = None
+
+
+def with_targets(inc: Dict[str, Any], now: Optional[datetime.datetime] = None) -> Dict[str, Any]:
+    """The incident with its response/resolution deadlines and whether they were missed."""
+    out = dict(inc)
+    target = SEVERITY_TARGETS[inc['severity']]
+    opened = parse_time(inc['opened_at'])
+    now = now or utcnow()
+    response_due = opened + datetime.timedelta(minutes=target['response_minutes'])
+    resolution_due = opened + datetime.timedelta(minutes=target['resolution_minutes'])
+    acknowledged = parse_time(inc['acknowledged_at']) if inc.get('acknowledged_at') else None
+    resolved = parse_time(inc['resolved_at']) if inc.get('resolved_at') else None
+    out['severity_name'] = target['name']
+    out['response_due'] = isoformat(response_due)
+    out['resolution_due'] = isoformat(resolution_due)
+    out['response_breached'] = (acknowledged or now) > response_due
+    out['resolution_breached'] = (resolved or now) > resolution_due
+    if resolved:
+        out['time_to_resolve_minutes'] = round((resolved - opened).total_seconds() / 60.0, 1)
+    return out
+
+
+class IncidentStore:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            raise OpsReadyError('Incident store directory %s does not exist: create it first.' % directory)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator['IncidentStore']:
+        fd = os.open(self.path + '.lock', os.O_WRONLY | os.O_CREAT, 0o640)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield self
+        finally:
+            os.close(fd)
+
+    def load(self) -> Dict[str, Dict[str, Any]]:
+        incidents: Dict[str, Dict[str, Any]] = {}
+        if not os.path.exists(self.path):
+            return incidents
+        with open(self.path, 'rb') as handle:
+            for raw in handle:
+                raw = raw.strip()
+                if not raw:
+                    continue
+                try:
+                    event = json.loads(raw)
+                    _apply(incidents, event)
+                except (ValueError, KeyError, TypeError):
+                    continue  # a torn last line after a crash: skipped
+        return incidents
+
+    def append(self, event: Dict[str, Any]) -> None:
+        append_line_durable(self.path, json.dumps(event, sort_keys=True, separators=(',', ':')), mode=0o640)
+
+
+def find_active(incidents: Dict[str, Dict[str, Any]], key: str) -> Optional[Dict[str, Any]]:
+    matches = [i for i in incidents.values() if i.get('key') == key and i['status'] in ACTIVE]
+    return max(matches, key=lambda i: i['opened_at']) if matches else None
+
+
+def find_latest(incidents: Dict[str, Dict[str, Any]], key: str, statuses: tuple) -> Optional[Dict[str, Any]]:
+    matches = [i for i in incidents.values() if i.get('key') == key and i['status'] in statuses]
+    return max(matches, key=lambda i: i['opened_at']) if matches else None
+
+
+def new_id() -> str:
+    return 'INC-%s-%s' % (stamp()[:15], secrets.token_hex(2))
+
+
+def plan_change(incidents: Dict[str, Dict[str, Any]], state: str, iid: Optional[str], key: Optional[str],
+                severity: Optional[int], title: Optional[str], description: Optional[str],
+                components: List[str], note: Optional[str], actor: Optional[str]) -> Dict[str, Any]:
+    """Decide the event to append (or none). Returns {'event': dict|None, 'target': incident|None}."""
+    now = isoformat(utcnow())
+    target: Optional[Dict[str, Any]] = None
+    if iid:
+        target = incidents.get(iid)
+        if target is None and state != 'open':
+            raise OpsReadyError('No incident %s in the store.' % iid)
+    elif key:
+        if state == 'closed':
+            target = find_latest(incidents, key, ('resolved',)) or find_active(incidents, key)
+        else:
+            target = find_active(incidents, key)
+    base = {'at': now, 'actor': actor} if actor else {'at': now}
+
+    if state == 'open':
+        if target is None or target['status'] not in ACTIVE:
+            if severity is None:
+                raise OpsReadyError('Opening an incident needs severity (1 critical .. 4 low).')
+            if not title:
+                raise OpsReadyError('Opening an incident needs a title.')
+            event = dict(base, event='open', id=iid or new_id(), key=key, severity=severity, title=title,
+                         description=description or '', components=components, note=note, status='new')
+            return {'event': event, 'target': None}
+        changes: Dict[str, Any] = {}
+        if severity is not None and severity < target['severity']:
+            changes['severity'] = severity
+            changes['note'] = note or 'Escalated from severity %d to %d.' % (target['severity'], severity)
+        new_components = [c for c in components if c not in target['components']]
+        if new_components:
+            changes['components'] = new_components
+        repeated = bool(target['timeline']) and target['timeline'][-1].get('note') == note
+        if note and changes.get('note') is None and not repeated:
+            changes['note'] = note
+        if not changes:
+            return {'event': None, 'target': target}
+        return {'event': dict(base, event='update', id=target['id'], **changes), 'target': target}
+
+    if target is None:
+        if state in ('resolved', 'closed'):
+            return {'event': None, 'target': None}  # nothing open: already healthy
+        raise OpsReadyError('No open incident%s to update: open one first (state=open).'
+                            % (' with key %s' % key if key else ''))
+    if state == 'investigating':
+        if target['status'] not in ACTIVE:
+            raise OpsReadyError('Incident %s is %s; reopen it with state=open or open a new one.'
+                                % (target['id'], target['status']))
+        changes = {}
+        if target['status'] != 'investigating':
+            changes['status'] = 'investigating'
+        if note:
+            changes['note'] = note
+        if severity is not None and severity != target['severity']:
+            changes['severity'] = severity
+        new_components = [c for c in components if c not in target['components']]
+        if new_components:
+            changes['components'] = new_components
+        if description and description != target['description']:
+            changes['description'] = description
+        if not changes:
+            return {'event': None, 'target': target}
+        return {'event': dict(base, event='update', id=target['id'], **changes), 'target': target}
+    if state == 'resolved':
+        if target['status'] in ('resolved', 'closed'):
+            return {'event': None, 'target': target}
+        return {'event': dict(base, event='resolve', id=target['id'], status='resolved', note=note),
+                'target': target}
+    if state == 'closed':
+        if target['status'] == 'closed':
+            return {'event': None, 'target': target}
+        return {'event': dict(base, event='close', id=target['id'], status='closed', note=note), 'target': target}
+    raise OpsReadyError('Unknown state %r.' % state)
+
+
+def apply_event(incidents: Dict[str, Dict[str, Any]], event: Dict[str, Any]) -> Dict[str, Any]:
+    _apply(incidents, {k: v for k, v in event.items() if v is not None})
+    return incidents[event['id']]

@@ -1,0 +1,250 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+---
+module: incident
+short_description: Open, update, resolve and close incident records in a JSON-lines store
+version_added: 0.1.0
+description:
+  - Keeps incident records (id, severity 1-4 with response and resolution targets, status
+    V(new)/V(investigating)/V(resolved)/V(closed), title, description, affected components and a
+    timeline of actions) as append-only events in a JSON-lines file; the timeline is the audit trail.
+  - Idempotent by O(key). Opening an incident for a key that already has an active one (V(new) or
+    V(investigating)) does not create a duplicate; it escalates the severity when a more urgent one is
+    given, adds new components or a new note, or does nothing (RV(changed=false)). Resolving a key
+    with no active incident does nothing.
+  - "Severity targets (response / resolution): 1 critical 15 min / 4 h, 2 high 1 h / 8 h, 3 medium
+    4 h / 3 days, 4 low 1 day / 7 days. The response target is met when the incident moves to
+    V(investigating) (or straight to V(resolved))."
+  - Concurrent writers (many hosts of one play delegating to the control node) are serialised with a
+    lock file next to the store.
+  - Optionally notifies a webhook (JSON POST, retries with exponential back-off, timeout) whenever a
+    record changes, so a problem pages once when it opens, again if it escalates, and when it resolves.
+author: opsready developers
+options:
+  store:
+    description: The JSON-lines incident store. Its directory must exist; the file is created C(0640).
+    type: path
+    required: true
+  state:
+    description:
+      - V(open) opens (or escalates/annotates the active incident of O(key)); V(investigating) records
+        that someone (or automation) is acting, with O(note) as the action; V(resolved) and V(closed)
+        finish it.
+    type: str
+    choices: [open, investigating, resolved, closed]
+    default: open
+  id:
+    description: Incident id. Defaults to the active incident of O(key); a new one gets C(INC-<UTC time>-<hex>).
+    type: str
+  key:
+    description: Deduplication key of the ongoing problem (for example C(health:db1)).
+    type: str
+  title:
+    description: One-line title. Required to open a new incident.
+    type: str
+  severity:
+    description: 1 critical, 2 high, 3 medium, 4 low. Required to open a new incident.
+    type: int
+    choices: [1, 2, 3, 4]
+  description:
+    description: What is wrong.
+    type: str
+  components:
+    description: Affected components (hosts, services, filesystems); added to the record, never removed.
+    type: list
+    elements: str
+    default: []
+  note:
+    description: A timeline entry (an action taken, a finding). Repeating the last note adds nothing.
+    type: str
+  actor:
+    description: Who or what acted (recorded on the timeline).
+    type: str
+  webhook:
+    description: Notify this webhook of every change.
+    type: dict
+    suboptions:
+      url:
+        description: http(s) URL receiving C({"event", "incident"}) as JSON.
+        type: str
+        required: true
+      timeout:
+        description: Seconds per attempt.
+        type: float
+        default: 10
+      retries:
+        description: Attempts after the first, on connection errors, timeouts, 429 and 5xx.
+        type: int
+        default: 3
+      backoff:
+        description: First wait between attempts in seconds; doubled each time.
+        type: float
+        default: 1
+      headers:
+        description: Extra request headers (an authorization token); never logged.
+        type: dict
+      required:
+        description: Fail the task when the notification cannot be delivered (the record is kept).
+        type: bool
+        default: false
+extends_documentation_fragment:
+  - opsready.operations.check_mode
+notes:
+  - In check mode nothing is written and no webhook is called; RV(changed) and RV(diff) say what would happen.
+seealso:
+  - module: opsready.operations.health_check
+'''
+
+EXAMPLES = r'''
+- name: Open (once) an incident for a critical health verdict
+  opsready.operations.incident:
+    store: /var/lib/opsready/incidents.jsonl
+    key: "health:{{ inventory_hostname }}"
+    title: "{{ inventory_hostname }} is critical"
+    severity: 2
+    components: "{{ health.findings | map(attribute='check') | list }}"
+    webhook:
+      url: https://alerts.example.com/hooks/opsready
+      headers:
+        Authorization: "Bearer {{ vault_alert_token }}"
+  delegate_to: localhost
+
+- name: Record an automated action
+  opsready.operations.incident:
+    store: /var/lib/opsready/incidents.jsonl
+    key: "health:{{ inventory_hostname }}"
+    state: investigating
+    note: restarted nginx; re-check ok
+    actor: auto_recovery
+  delegate_to: localhost
+
+- name: Resolve when healthy again (does nothing if nothing is open)
+  opsready.operations.incident:
+    store: /var/lib/opsready/incidents.jsonl
+    key: "health:{{ inventory_hostname }}"
+    state: resolved
+    note: health verdict ok
+  delegate_to: localhost
+'''
+
+RETURN = r'''
+incident:
+  description: The record after the change (or as it would be in check mode); null when nothing matched.
+  returned: always
+  type: dict
+  sample:
+    id: INC-20261129T004512-3fa2
+    key: health:db1
+    title: db1 is critical
+    severity: 2
+    severity_name: high
+    status: investigating
+    components: [filesystem:/var]
+    opened_at: "2026-11-29T00:45:12.123456Z"
+    response_due: "2026-11-29T01:45:12.123456Z"
+    resolution_due: "2026-11-29T08:45:12.123456Z"
+    response_breached: false
+    resolution_breached: false
+    timeline: [{"at": "2026-11-29T00:45:12.123456Z", "event": "open", "status": "new"}]
+event:
+  description: The event appended (C(open), C(update), C(resolve), C(close)); null when nothing changed.
+  returned: always
+  type: dict
+  sample: {"event": "open", "id": "INC-20261129T004512-3fa2"}
+created:
+  description: Whether a new incident was opened.
+  returned: always
+  type: bool
+  sample: true
+notification:
+  description: Result of the webhook call (sent, attempts, status, error), when a webhook is set and something changed.
+  returned: when a webhook was called
+  type: dict
+  sample: {"sent": true, "attempts": 1, "status": 200, "error": ""}
+'''
+
+import copy
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.health import alerts, incidents
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            store=dict(type='path', required=True),
+            state=dict(type='str', choices=['open', 'investigating', 'resolved', 'closed'], default='open'),
+            id=dict(type='str'),
+            key=dict(type='str', no_log=False),
+            title=dict(type='str'),
+            severity=dict(type='int', choices=[1, 2, 3, 4]),
+            description=dict(type='str'),
+            components=dict(type='list', elements='str', default=[]),
+            note=dict(type='str'),
+            actor=dict(type='str'),
+            webhook=dict(type='dict', options=dict(
+                url=dict(type='str', required=True),
+                timeout=dict(type='float', default=10),
+                retries=dict(type='int', default=3),
+                backoff=dict(type='float', default=1),
+                headers=dict(type='dict', no_log=True),
+                required=dict(type='bool', default=False),
+            )),
+        ),
+        required_one_of=[['id', 'key']],
+        supports_check_mode=True,
+    )
+    p = module.params
+    result = dict(changed=False, incident=None, event=None, created=False)
+    try:
+        hook = p['webhook']
+        if hook:
+            alerts.validate(hook['url'], hook['timeout'], hook['retries'], hook['backoff'])
+        store = incidents.IncidentStore(p['store'])
+        with store.locked():
+            records = store.load()
+            plan = incidents.plan_change(records, p['state'], p['id'], p['key'], p['severity'], p['title'],
+                                         p['description'], p['components'], p['note'], p['actor'])
+            event = plan['event']
+            before = copy.deepcopy(plan['target'])
+            if event is None:
+                if plan['target'] is not None:
+                    result['incident'] = incidents.with_targets(plan['target'])
+                module.exit_json(**result)
+            after = incidents.apply_event(records, event)
+            if not module.check_mode:
+                store.append({k: v for k, v in event.items() if v is not None})
+        result.update(changed=True, event=event, created=event['event'] == 'open',
+                      incident=incidents.with_targets(after))
+        result['diff'] = {
+            'before': {k: before[k] for k in ('status', 'severity', 'components')} if before else {},
+            'after': {k: after[k] for k in ('status', 'severity', 'components')},
+        }
+        if hook and not module.check_mode:
+            sent = alerts.post_json(hook['url'], {'event': event['event'], 'incident': result['incident']},
+                                    timeout=hook['timeout'], retries=hook['retries'], backoff=hook['backoff'],
+                                    headers=hook.get('headers'))
+            result['notification'] = sent
+            if not sent['sent']:
+                message = ('Incident %s was recorded but the webhook %s was not notified after %d attempt(s): %s.'
+                           % (after['id'], hook['url'], sent['attempts'], sent['error']))
+                if hook['required']:
+                    module.fail_json(msg=message, **result)
+                module.warn(message)
+    except OpsReadyError as exc:
+        module.fail_json(**exc.as_fail_kwargs())
+    except OSError as exc:
+        module.fail_json(msg='Incident store %s: %s. Nothing was recorded.' % (p['store'], exc.strerror or exc))
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
