@@ -1,0 +1,164 @@
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Restore planning shared by every engine: which chain to restore, proving it intact, and the result.
+
+A restore always runs in the same order:
+
+1. ``select_chain``: the catalog picks the artifacts (the newest chain, a named artifact with what it
+   depends on, or the chain reaching ``stop_at``); a point outside the recoverable window or a gap in
+   the log chain is a ``CatalogError`` whose message carries the window.
+2. ``verify_chain``: size + SHA-256 of every piece (and every member of a directory artifact) against
+   its manifest, before the target is touched at all.
+3. The engine restorer restores under a temporary name and swaps it in (see the engine files).
+
+Private to opsready.operations; do not import from other collections.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional
+
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
+from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
+    CatalogError, IntegrityError, OpsReadyError)
+from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat
+from ansible_collections.opsready.operations.plugins.module_utils.engines.base import verify_checksums
+
+ENGINES = ('postgresql', 'mariadb', 'mysql', 'sqlite', 'sqlserver')
+STATES = ('present', 'absent')
+SERVER_STATES = ('started', 'stopped')
+
+
+@dataclass
+class RestoreRequest:
+    """What the user asked for (the module's options, typed)."""
+
+    engine: str
+    src: str
+    database: Optional[str] = None          # target database (SQLite: path of the target file)
+    source_database: Optional[str] = None   # backup set in the catalog; default: database
+    artifact: Optional[str] = None          # a named artifact instead of the newest chain
+    stop_at: Optional[datetime.datetime] = None
+    replace: bool = False
+    jobs: int = 1
+    no_owner: bool = False
+    tmpdir: Optional[str] = None
+    datadir: Optional[str] = None           # PostgreSQL physical (PITR) target data directory
+    port: Optional[int] = None              # PostgreSQL physical: port of the temporary server
+    server_state: str = 'started'
+    state: str = 'present'
+    check_mode: bool = False
+
+
+class Timer:
+    """Wall-clock phases of a restore (seconds, monotonic)."""
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+        self.phases: Dict[str, float] = {}
+        self._mark = self.start
+
+    def lap(self, name: str) -> float:
+        now = time.monotonic()
+        self.phases[name] = round(self.phases.get(name, 0.0) + now - self._mark, 3)
+        self._mark = now
+        return self.phases[name]
+
+    def total(self) -> float:
+        return round(time.monotonic() - self.start, 3)
+
+
+def temporary_name(target: str, what: str = 'restore', limit: int = 63) -> str:
+    """A name next to ``target`` for the restore in progress (fits PostgreSQL's 63-byte identifiers)."""
+    suffix = '__opsready_%s_%s' % (what, uuid.uuid4().hex[:8])
+    stem = target.encode('utf-8')[:max(1, limit - len(suffix))].decode('utf-8', 'ignore')
+    return stem + suffix
+
+
+def select_chain(catalog: Catalog, artifact: Optional[str] = None,
+                 stop_at: Optional[datetime.datetime] = None) -> List[Manifest]:
+    """The artifacts to restore, in order (full, diff, logs)."""
+    if artifact and stop_at is not None:
+        raise OpsReadyError('artifact and stop_at exclude each other: name one artifact, or a point in time.')
+    if not catalog.entries:
+        raise CatalogError('The catalog %s has no backup of this engine and database: check src, engine and '
+                           'source_database (backup_info lists what is there).' % catalog.directory)
+    if artifact:
+        entry = catalog.get(os.path.basename(artifact))
+        if entry.is_log:
+            raise OpsReadyError('%s is a %s artifact: a log cannot be restored on its own. Name a full or '
+                                'differential backup, or give stop_at to replay logs up to a point.'
+                                % (entry.id, entry.kind))
+        if not catalog.usable(entry):
+            raise IntegrityError('%s failed its last verification (backup_verify): it is never restored.'
+                                 % entry.id, path=entry.path)
+        if entry.kind == 'diff':
+            if not entry.parent:
+                raise CatalogError('Differential %s names no parent full backup in its manifest.' % entry.id)
+            try:
+                parent = catalog.get(entry.parent)
+            except CatalogError:
+                raise CatalogError('Differential %s needs the full backup %s, which is not in the catalog %s: '
+                                   'the chain is broken.' % (entry.id, entry.parent, catalog.directory),
+                                   missing=entry.parent)
+            return [parent, entry]
+        return [entry]
+    return catalog.chain_for(stop_at)
+
+
+def verify_chain(chain: List[Manifest]) -> List[Dict[str, Any]]:
+    """Checksums of every piece, before anything is written; names the piece that fails."""
+    results = []
+    for entry in chain:
+        try:
+            check = verify_checksums(entry)
+        except IntegrityError as exc:
+            raise IntegrityError('Restore refused before touching the target: chain piece %s (%s) is not '
+                                 'intact. %s' % (entry.id, entry.kind, exc.message), artifact=entry.id,
+                                 path=entry.path)
+        results.append(dict(check, id=entry.id))
+    return results
+
+
+def chain_summary(chain: List[Manifest]) -> List[Dict[str, Any]]:
+    return [{'id': m.id, 'kind': m.kind, 'database': m.database, 'path': m.path,
+             'started': m.data.get('started'), 'consistent_at': isoformat(m.consistent_at),
+             'size': m.data.get('size'), 'sha256': m.data.get('sha256'), 'position': m.position}
+            for m in chain]
+
+
+def point_reached(chain: List[Manifest], stop_at: Optional[datetime.datetime]) -> datetime.datetime:
+    reach = Catalog.reaches(chain)
+    if stop_at is not None and stop_at < reach:
+        return stop_at
+    return reach
+
+
+def quote_ident(name: str, quote: str = '"') -> str:
+    """SQL identifier quoting (PostgreSQL double quotes, MariaDB backticks)."""
+    if '\x00' in name:
+        raise OpsReadyError('Database names cannot contain NUL bytes.')
+    return quote + name.replace(quote, quote * 2) + quote
+
+
+def quote_literal(value: str) -> str:
+    if '\x00' in value:
+        raise OpsReadyError('SQL strings cannot contain NUL bytes.')
+    return "'" + value.replace("'", "''") + "'"
+
+
+SAFE_NAME = re.compile(r'^[A-Za-z0-9_$-]{1,64}$')
+
+
+def base_result(request: RestoreRequest) -> Dict[str, Any]:
+    return {'changed': False, 'engine': request.engine, 'src': request.src, 'state': request.state,
+            'stop_at': isoformat(request.stop_at) if request.stop_at else None, 'chain': [], 'verification': [],
+            'target': {}, 'point_reached': None, 'replaced': False, 'wall_seconds': 0.0, 'phases': {}}

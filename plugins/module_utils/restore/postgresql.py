@@ -1,0 +1,215 @@
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""PostgreSQL logical restore: ``pg_restore -j N`` into a temporary database, then a rename swap.
+
+1. The target is inspected: an existing database holding tables, views or sequences is refused unless
+   ``replace`` is set (nothing has been written yet).
+2. ``CREATE DATABASE <target>__opsready_restore_<id> TEMPLATE template0`` and the dump is restored into
+   it: directory-format dumps with ``pg_restore -j N`` straight from the catalog; custom-format dumps
+   with ``-j N`` from a decompressed copy in ``tmpdir`` (pg_restore needs a seekable file for parallel
+   jobs), or streamed into ``pg_restore`` on stdin with ``jobs=1``; plain dumps through ``psql``.
+3. Any failure drops the temporary database; the target was never touched.
+4. Swap: new connections to the old target are refused (``ALLOW_CONNECTIONS false``), its sessions
+   terminated, and in one transaction the old database is renamed aside and the restored one takes the
+   name; the old one is dropped afterwards.
+
+Private to opsready.operations; do not import from other collections.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from typing import Any, Dict, List, Optional
+
+from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
+    IntegrityError, OpsReadyError, ToolError)
+from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import CHUNK, open_decompressed
+from ansible_collections.opsready.operations.plugins.module_utils.engines.base import pipe_artifact_into
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import PostgresEngine
+from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import (
+    RestoreRequest, Timer, quote_ident, quote_literal, temporary_name)
+
+USER_OBJECTS = ("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND n.nspname NOT IN "
+                "('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' "
+                "AND n.nspname NOT LIKE 'pg_temp%'")
+
+
+def database_exists(engine: PostgresEngine, name: str) -> bool:
+    rows = engine.query('SELECT 1 FROM pg_database WHERE datname = %s' % quote_literal(name))
+    return bool(rows)
+
+
+def user_objects(engine: PostgresEngine, name: str) -> int:
+    return int(engine.query(USER_OBJECTS, database=name)[0][0])
+
+
+def inspect_target(engine: PostgresEngine, name: str) -> Dict[str, Any]:
+    if not database_exists(engine, name):
+        return {'exists': False, 'objects': 0}
+    return {'exists': True, 'objects': user_objects(engine, name)}
+
+
+def check_target(engine: PostgresEngine, request: RestoreRequest) -> Dict[str, Any]:
+    assert request.database is not None
+    state = inspect_target(engine, request.database)
+    if state['exists'] and state['objects'] and not request.replace:
+        raise OpsReadyError('Target database %s on %s exists and is not empty (%d tables, views or sequences): '
+                            'set replace=true to swap the restored copy in its place, or restore to another '
+                            'database name.' % (request.database, engine.conn.where(5432), state['objects']),
+                            target=request.database)
+    return state
+
+
+def drop_database(engine: PostgresEngine, name: str) -> None:
+    engine.query('DROP DATABASE IF EXISTS %s WITH (FORCE)' % quote_ident(name))
+
+
+def _decompressed_copy(manifest: Manifest, tmpdir: Optional[str]) -> str:
+    directory = tempfile.mkdtemp(prefix='opsready-restore-', dir=tmpdir)
+    path = os.path.join(directory, 'dump')
+    try:
+        with open(path, 'wb') as out:
+            try:
+                with open_decompressed(manifest.path, manifest.data['compression']) as source:
+                    while True:
+                        data = source.read(CHUNK)
+                        if not data:
+                            break
+                        out.write(data)
+            except OSError:
+                raise
+            except Exception as exc:
+                raise IntegrityError('Artifact %s cannot be decompressed (%s): it is corrupt.'
+                                     % (manifest.path, exc), path=manifest.path)
+    except OSError as exc:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise OpsReadyError('Cannot decompress %s into %s for pg_restore -j: %s. Point tmpdir at a file system '
+                            'with room for the uncompressed dump, or use jobs=1 (streams, needs no space).'
+                            % (manifest.id, directory, exc.strerror or exc), path=manifest.path)
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+    return path
+
+
+def _load(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, database: str,
+          timer: Timer) -> Dict[str, Any]:
+    fmt = manifest.data.get('format') or 'custom'
+    env = engine.env(database)
+    common = ['--exit-on-error', '-w', '-d', database]
+    if request.no_owner:
+        common += ['--no-owner', '--no-privileges']
+    jobs = max(1, request.jobs)
+    if fmt == 'plain':
+        argv = [engine.tool('psql'), '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-w', '-d', database]
+        pipe_artifact_into(engine.runner, manifest, argv, 'psql (plain dump)', env=env)
+        return {'method': 'psql < plain dump', 'jobs': 1}
+    if fmt == 'directory':
+        argv = [engine.tool('pg_restore')] + common + ['-j', str(jobs), manifest.path]
+        engine.runner.run(argv, env=env, what='pg_restore -j %d' % jobs)
+        return {'method': 'pg_restore -j %d (directory format)' % jobs, 'jobs': jobs}
+    if jobs == 1:
+        argv = [engine.tool('pg_restore')] + common
+        pipe_artifact_into(engine.runner, manifest, argv, 'pg_restore', env=env)
+        return {'method': 'pg_restore (stdin stream)', 'jobs': 1}
+    if manifest.data['compression'] == 'none':
+        engine.runner.run([engine.tool('pg_restore')] + common + ['-j', str(jobs), manifest.path], env=env,
+                          what='pg_restore -j %d' % jobs)
+        return {'method': 'pg_restore -j %d' % jobs, 'jobs': jobs}
+    copy = _decompressed_copy(manifest, request.tmpdir)
+    try:
+        timer.lap('decompress')
+        engine.runner.run([engine.tool('pg_restore')] + common + ['-j', str(jobs), copy], env=env,
+                          what='pg_restore -j %d' % jobs)
+    finally:
+        shutil.rmtree(os.path.dirname(copy), ignore_errors=True)
+    return {'method': 'pg_restore -j %d (decompressed copy)' % jobs, 'jobs': jobs}
+
+
+def _swap(engine: PostgresEngine, target: str, restored: str, exists: bool) -> Optional[str]:
+    """Give ``restored`` the name ``target``; returns the name the old target had while it was aside."""
+    if not exists:
+        engine.query('ALTER DATABASE %s RENAME TO %s' % (quote_ident(restored), quote_ident(target)))
+        return None
+    aside = temporary_name(target, 'old')
+    qt = quote_ident(target)
+    engine.query('ALTER DATABASE %s ALLOW_CONNECTIONS false' % qt)
+    try:
+        last: Optional[ToolError] = None
+        for _attempt in range(50):
+            engine.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> '
+                         'pg_backend_pid()' % quote_literal(target))
+            try:
+                # psql -c runs both statements in one transaction: both names change, or neither.
+                engine.query('ALTER DATABASE %s RENAME TO %s; ALTER DATABASE %s RENAME TO %s'
+                             % (qt, quote_ident(aside), quote_ident(restored), qt))
+                last = None
+                break
+            except ToolError as exc:
+                if 'being accessed by other users' not in exc.stderr:
+                    raise
+                last = exc
+                time.sleep(0.1)
+        if last is not None:
+            raise OpsReadyError('Could not swap the restored database in: sessions keep reconnecting to %s. '
+                                'Stop the application, then run again (the restored copy was dropped).'
+                                % target)
+    except BaseException:
+        if database_exists(engine, target):
+            engine.query('ALTER DATABASE %s ALLOW_CONNECTIONS true' % qt)
+        raise
+    return aside
+
+
+def restore(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifest], timer: Timer) -> Dict[str, Any]:
+    assert request.database is not None
+    if len(chain) != 1 or chain[0].kind != 'full':
+        raise OpsReadyError('A logical PostgreSQL restore takes one pg_dump artifact; the chain has %s. For a '
+                            'base backup + WAL, set datadir (point-in-time recovery into a scratch cluster).'
+                            % ', '.join('%s (%s)' % (m.id, m.kind) for m in chain))
+    manifest = chain[0]
+    engine.ping()
+    before = check_target(engine, request)
+    timer.lap('inspect_target')
+    temp = temporary_name(request.database)
+    engine.query('CREATE DATABASE %s TEMPLATE template0' % quote_ident(temp))
+    try:
+        load = _load(engine, request, manifest, temp, timer)
+        timer.lap('pg_restore')
+        objects = user_objects(engine, temp)
+        aside = _swap(engine, request.database, temp, before['exists'])
+    except ToolError as exc:
+        drop_database(engine, temp)
+        raise OpsReadyError('Restore of %s into %s failed and was rolled back (the temporary database %s was '
+                            'dropped; %s is as it was): %s' % (manifest.id, request.database, temp,
+                                                               request.database, exc.message),
+                            target=request.database, stderr=exc.stderr)
+    except BaseException:
+        drop_database(engine, temp)
+        raise
+    timer.lap('swap')
+    if aside:
+        drop_database(engine, aside)
+        timer.lap('drop_old')
+    engine.query('ANALYZE', database=request.database)
+    timer.lap('analyze')
+    return {'target': {'database': request.database, 'server': engine.server_label(),
+                       'host': engine.conn.host, 'port': engine.conn.port or 5432, 'objects': objects},
+            'method_detail': load['method'], 'jobs': load['jobs'],
+            'replaced': bool(before['exists'] and before['objects'])}
+
+
+def drop(engine: PostgresEngine, request: RestoreRequest, check_mode: bool) -> Dict[str, Any]:
+    """state=absent: drop a scratch database (DR drills)."""
+    assert request.database is not None
+    exists = database_exists(engine, request.database)
+    if exists and not check_mode:
+        drop_database(engine, request.database)
+    return {'changed': exists, 'target': {'database': request.database, 'server': engine.server_label(),
+                                          'removed': exists}}

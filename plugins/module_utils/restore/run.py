@@ -1,0 +1,151 @@
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What ``db_restore`` does, without Ansible: plan, verify, restore per engine, report.
+
+Private to opsready.operations; do not import from other collections.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any, Dict, List, Optional
+
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
+from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat
+from ansible_collections.opsready.operations.plugins.module_utils.engines.base import CLUSTER, get_engine
+from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
+from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import (
+    ENGINES, RestoreRequest, Timer, base_result, chain_summary, point_reached, select_chain, verify_chain)
+
+
+def _method(request: RestoreRequest) -> str:
+    if request.engine == 'postgresql' and request.datadir:
+        return 'physical'
+    return 'logical'
+
+
+def check_request(request: RestoreRequest) -> None:
+    if request.engine not in ENGINES:
+        raise OpsReadyError('Unknown engine %r: use one of %s.' % (request.engine, ', '.join(ENGINES)))
+    if request.engine in ('sqlserver',):
+        raise OpsReadyError('db_restore for engine sqlserver is not implemented yet (see docs/runbooks/recovery.md, '
+                            '"Gaps"); restore with RESTORE DATABASE ... WITH NORECOVERY / RESTORE LOG ... STOPAT by '
+                            'hand meanwhile.')
+    if _method(request) == 'logical' and not request.database:
+        raise OpsReadyError('database (the target) is required for engine %s%s.'
+                            % (request.engine, ' unless datadir is set (physical point-in-time recovery)'
+                               if request.engine == 'postgresql' else ''))
+    if request.datadir and request.engine != 'postgresql':
+        raise OpsReadyError('datadir applies to PostgreSQL physical recovery only, not engine %s.' % request.engine)
+    if request.jobs < 1:
+        raise OpsReadyError('jobs must be 1 or more, not %d.' % request.jobs)
+    if not os.path.isdir(request.src):
+        raise OpsReadyError('src %s is not a backup directory: point it at the dest of db_backup.' % request.src,
+                            src=request.src)
+
+
+def catalog_database(request: RestoreRequest) -> Optional[str]:
+    if _method(request) == 'physical':
+        return CLUSTER
+    source = request.source_database or request.database
+    if request.engine == 'sqlite' and source:
+        return os.path.abspath(source)
+    return source
+
+
+def plan(request: RestoreRequest) -> List[Manifest]:
+    catalog = Catalog(request.src, engine=request.engine, database=catalog_database(request))
+    chain = select_chain(catalog, request.artifact, request.stop_at)
+    if _method(request) == 'physical' and chain[0].kind != 'base':
+        raise OpsReadyError('Point-in-time recovery needs a base backup (kind=base) to start from; %s is a %s.'
+                            % (chain[0].id, chain[0].kind))
+    return chain
+
+
+def run_restore(request: RestoreRequest, conn: ConnectionParams) -> Dict[str, Any]:
+    check_request(request)
+    timer = Timer()
+    result = base_result(request)
+    result['method'] = _method(request)
+    if request.state == 'absent':
+        result.update(_drop(request, conn))
+        result['wall_seconds'] = timer.total()
+        return result
+    chain = plan(request)
+    result['chain'] = chain_summary(chain)
+    result['chain_ids'] = [m.id for m in chain]
+    result['point_reached'] = isoformat(point_reached(chain, request.stop_at))
+    timer.lap('plan')
+    result['verification'] = verify_chain(chain)
+    timer.lap('verify_checksums')
+    if request.check_mode:
+        result['changed'] = True
+        result['target'] = _check_target(request, conn)
+        result.update(wall_seconds=timer.total(), phases=timer.phases)
+        return result
+    outcome = _restore(request, conn, chain, timer)
+    if 'point_reached' in outcome:
+        result['point_reached'] = outcome.pop('point_reached')
+    result.update(outcome)
+    result['changed'] = True
+    result['wall_seconds'] = timer.total()
+    result['phases'] = timer.phases
+    result['restore_seconds'] = round(sum(v for k, v in timer.phases.items()
+                                          if k not in ('plan', 'verify_checksums')), 3)
+    return result
+
+
+def _impl(name: str) -> Any:
+    """The restore implementation module of one engine (imported only when used)."""
+    try:
+        return importlib.import_module('ansible_collections.opsready.operations.plugins.module_utils.restore.' + name)
+    except ImportError as exc:
+        raise OpsReadyError('The %s restore implementation is not available in this version of the collection (%s).'
+                            % (name, exc))
+
+
+def _engine(request: RestoreRequest, conn: ConnectionParams) -> Any:
+    return get_engine(request.engine, conn)
+
+
+def _check_target(request: RestoreRequest, conn: ConnectionParams) -> Dict[str, Any]:
+    """Check mode: the refusal a real run would hit, without writing."""
+    if request.engine == 'sqlite':
+        assert request.database is not None
+        _impl('sqlite').check_target(request, os.path.abspath(request.database))
+        return {'database': os.path.abspath(request.database)}
+    if request.engine == 'postgresql' and _method(request) == 'logical':
+        engine = _engine(request, conn)
+        engine.ping()
+        _impl('postgresql').check_target(engine, request)
+        return {'database': request.database, 'server': engine.server_label()}
+    if request.engine == 'postgresql':
+        return _impl('postgresql_pitr').check_target(request)
+    engine = _engine(request, conn)
+    engine.ping()
+    _impl('mysql').check_target(engine, request)
+    return {'database': request.database, 'server': engine.server_label()}
+
+
+def _restore(request: RestoreRequest, conn: ConnectionParams, chain: List[Manifest], timer: Timer) -> Dict[str, Any]:
+    if request.engine == 'sqlite':
+        return _impl('sqlite').restore(request, chain, timer)
+    if request.engine == 'postgresql' and _method(request) == 'logical':
+        return _impl('postgresql').restore(_engine(request, conn), request, chain, timer)
+    if request.engine == 'postgresql':
+        return _impl('postgresql_pitr').restore(_engine(request, conn), request, chain, timer)
+    return _impl('mysql').restore(_engine(request, conn), request, chain, timer)
+
+
+def _drop(request: RestoreRequest, conn: ConnectionParams) -> Dict[str, Any]:
+    if request.engine == 'sqlite':
+        return _impl('sqlite').drop(request, request.check_mode)
+    if request.engine == 'postgresql' and _method(request) == 'logical':
+        return _impl('postgresql').drop(_engine(request, conn), request, request.check_mode)
+    if request.engine == 'postgresql':
+        return _impl('postgresql_pitr').drop(request, request.check_mode)
+    return _impl('mysql').drop(_engine(request, conn), request, request.check_mode)

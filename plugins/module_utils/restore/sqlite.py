@@ -1,0 +1,154 @@
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""SQLite restore: decompress next to the target, ``PRAGMA integrity_check``, then one rename.
+
+The backup is decompressed into ``<target>.opsready-restore-<id>`` in the target's directory (same
+file system, so the final ``rename`` is atomic), fsynced and checked. Only then is the old file (with
+its ``-wal``/``-shm``, which would otherwise be replayed over the restored file) moved aside and the
+new one renamed into place; the old file is deleted last. Stop the application that has the file open
+first: SQLite cannot swap a database under an open connection.
+
+Private to opsready.operations; do not import from other collections.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import uuid
+from typing import Any, Dict, List
+
+from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
+from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import fsync_dir
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import CHUNK, open_decompressed
+from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import RestoreRequest, Timer
+
+SIDECARS = ('-wal', '-shm', '-journal')
+
+
+def target_state(path: str) -> Dict[str, Any]:
+    """Whether the target file exists and holds anything (tables or bytes)."""
+    if not os.path.exists(path):
+        return {'exists': False, 'empty': True, 'tables': 0}
+    if os.path.getsize(path) == 0:
+        return {'exists': True, 'empty': True, 'tables': 0}
+    try:
+        conn = sqlite3.connect('file:%s?mode=ro' % path, uri=True, timeout=5)
+        try:
+            tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        return {'exists': True, 'empty': False, 'tables': None}  # not even SQLite: never overwrite silently
+    return {'exists': True, 'empty': tables == 0, 'tables': tables}
+
+
+def check_target(request: RestoreRequest, path: str) -> Dict[str, Any]:
+    state = target_state(path)
+    if state['exists'] and not state['empty'] and not request.replace:
+        raise OpsReadyError('Target %s exists and is not empty (%s tables): set replace=true to overwrite it, or '
+                            'restore to another path.' % (path, state['tables'] if state['tables'] is not None
+                                                          else 'unreadable, not an SQLite file'), target=path)
+    directory = os.path.dirname(path) or '.'
+    if not os.path.isdir(directory):
+        raise OpsReadyError('Directory %s of the target does not exist: create it first.' % directory, target=path)
+    return state
+
+
+def _integrity(path: str) -> Dict[str, Any]:
+    try:
+        conn = sqlite3.connect(path)
+        try:
+            rows = [r[0] for r in conn.execute('PRAGMA integrity_check').fetchall()]
+            tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise IntegrityError('The restored copy is not a valid SQLite database: %s.' % exc)
+    if rows != ['ok']:
+        raise IntegrityError('PRAGMA integrity_check on the restored copy failed: %s' % '; '.join(rows[:5]))
+    return {'integrity_check': 'ok', 'tables': tables}
+
+
+def restore(request: RestoreRequest, chain: List[Manifest], timer: Timer) -> Dict[str, Any]:
+    assert request.database is not None
+    path = os.path.abspath(request.database)
+    before = check_target(request, path)
+    if len(chain) != 1:
+        raise OpsReadyError('SQLite backups are single full copies; the chain has %d pieces.' % len(chain))
+    manifest = chain[0]
+    token = uuid.uuid4().hex[:8]
+    staging = '%s.opsready-restore-%s' % (path, token)
+    old = '%s.opsready-old-%s' % (path, token)
+    stat = os.stat(path) if before['exists'] else None
+    try:
+        fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, 'wb') as out:
+            try:
+                with open_decompressed(manifest.path, manifest.data['compression']) as source:
+                    while True:
+                        data = source.read(CHUNK)
+                        if not data:
+                            break
+                        out.write(data)
+            except OSError:
+                raise
+            except Exception as exc:  # zstandard/gzip raise their own types on corrupt frames
+                raise IntegrityError('Artifact %s cannot be decompressed (%s): it is corrupt.'
+                                     % (manifest.path, exc), path=manifest.path)
+            out.flush()
+            os.fsync(out.fileno())
+        timer.lap('copy')
+        check = _integrity(staging)
+        timer.lap('integrity_check')
+        if stat is not None:
+            os.chmod(staging, stat.st_mode & 0o7777)
+            try:
+                os.chown(staging, stat.st_uid, stat.st_gid)
+            except PermissionError:
+                pass
+    except BaseException:
+        _unlink(staging)
+        raise
+    # Swap: old file and its sidecars aside, new file in, old ones removed. A failure in between puts
+    # the old file back.
+    moved: List[str] = []
+    try:
+        for suffix in ('',) + SIDECARS:
+            if os.path.exists(path + suffix):
+                os.rename(path + suffix, old + suffix)
+                moved.append(suffix)
+        os.rename(staging, path)
+        fsync_dir(os.path.dirname(path))
+    except BaseException:
+        for suffix in moved:
+            if not os.path.exists(path + suffix):
+                os.rename(old + suffix, path + suffix)
+        _unlink(staging)
+        raise
+    for suffix in moved:
+        _unlink(old + suffix)
+    timer.lap('swap')
+    return {'target': {'database': path, 'server': 'localhost', 'replaced_existing': before['exists'],
+                       'tables': check['tables']},
+            'integrity_check': check['integrity_check'], 'replaced': before['exists'] and not before['empty']}
+
+
+def drop(request: RestoreRequest, check_mode: bool) -> Dict[str, Any]:
+    """state=absent: remove a scratch SQLite file (and its sidecars)."""
+    assert request.database is not None
+    path = os.path.abspath(request.database)
+    present = [path + s for s in ('',) + SIDECARS if os.path.exists(path + s)]
+    if present and not check_mode:
+        for item in present:
+            _unlink(item)
+    return {'changed': bool(present), 'target': {'database': path, 'removed': present}}
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,275 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+---
+module: db_restore
+short_description: Restore a database from the backup catalog, to the newest backup or to a point in time
+version_added: 0.1.0
+description:
+  - Picks the chain to restore from the catalog written by M(opsready.operations.db_backup) in O(src),
+    either the newest chain, a named O(artifact) (with the full backup a differential depends on), or the
+    chain that reaches O(stop_at) (full, then logs / WAL).
+  - Before the target is touched, the size and SHA-256 of every piece of the chain are checked against
+    their manifests; a missing or corrupt piece stops the restore and is named in the message.
+  - The restore runs under a temporary name and is swapped in only when it completed, so a failed restore
+    leaves the target as it was (or absent), never half-restored under its real name.
+  - An existing target that holds data is refused unless O(replace=true).
+  - "PostgreSQL, logical: C(pg_restore -j) O(jobs) into C(<database>__opsready_restore_<id>), then the old
+    database (if any) is renamed aside and the restored one renamed to O(database) in one transaction, then
+    the old one dropped and C(ANALYZE) run. Directory-format dumps are read in place; custom-format dumps
+    are decompressed into O(tmpdir) for O(jobs>1) or streamed into C(pg_restore) for O(jobs=1)."
+  - "PostgreSQL, physical (point-in-time recovery, when O(datadir) is set): the base backup is extracted
+    into a staging directory next to O(datadir), the archived WAL segments the chain needs are staged for
+    C(restore_command), C(recovery_target_time) is set to O(stop_at), and a temporary server is started on
+    O(port) (a free one when unset), recovers, is promoted, and is left running or stopped as
+    O(server_state) says."
+  - "MariaDB/MySQL: the dump is loaded into a temporary database, the binary logs of the chain are replayed
+    into it with C(mariadb-binlog --rewrite-db --stop-datetime) up to O(stop_at), then its tables are moved
+    into O(database) with one atomic C(RENAME TABLE)."
+  - "SQLite: the backup is decompressed next to O(database), C(PRAGMA integrity_check) run on it, and it is
+    renamed into place (the old file and its C(-wal)/C(-shm) removed). Stop the application first."
+  - "SQL Server is not implemented yet: the task fails with a message saying so."
+  - O(state=absent) removes a restored scratch target (database, SQLite file, or PITR data directory after
+    stopping its server), which is how DR drills clean up.
+author: opsready developers
+options:
+  engine:
+    description: The database engine of the backups.
+    type: str
+    required: true
+    choices: [postgresql, mariadb, mysql, sqlite, sqlserver]
+  src:
+    description: The backup directory (the O(opsready.operations.db_backup#module:dest) of the backups).
+    type: path
+    required: true
+  database:
+    description:
+      - The target database name (SQLite, the path of the target file). It may differ from the backed-up
+        database, and the server may be another one (set the login options accordingly).
+      - Required unless O(datadir) is set.
+    type: str
+  source_database:
+    description:
+      - Which backup set of the catalog to restore (the database name recorded in the manifests; SQLite, the
+        path of the backed-up file). Defaults to O(database).
+    type: str
+  artifact:
+    description: Restore this artifact (its id, the file name in O(src)) instead of the newest chain.
+    type: str
+  stop_at:
+    description:
+      - Point in time to recover to, ISO 8601 with a time zone (V(2026-11-29T10:15:00Z),
+        V(2026-11-29T11:15:00+01:00)); a time without a zone is refused.
+      - Outside the recoverable window the task fails and the message gives the window.
+      - MariaDB binary log events carry whole seconds; events in the second of O(stop_at) are not replayed.
+    type: str
+  replace:
+    description: Allow replacing an existing target that holds data (tables, views, sequences; a non-empty file).
+    type: bool
+    default: false
+  jobs:
+    description: PostgreSQL logical restores, parallel C(pg_restore) jobs (C(-j)).
+    type: int
+    default: 1
+  no_owner:
+    description:
+      - PostgreSQL logical restores, C(--no-owner --no-privileges) (restore into a server that lacks the roles).
+    type: bool
+    default: false
+  tmpdir:
+    description:
+      - Scratch space for decompressed copies (PostgreSQL custom-format dumps with O(jobs>1), MariaDB binary
+        logs). Defaults to the system temporary directory.
+    type: path
+  datadir:
+    description:
+      - PostgreSQL only. Restore the cluster physically (base backup + WAL) into this data directory, which
+        must not exist or be empty (or O(replace=true) with no server running on it).
+    type: path
+  port:
+    description: PostgreSQL physical restores, port of the temporary server (a free one when unset).
+    type: int
+  server_state:
+    description: PostgreSQL physical restores, leave the recovered server V(started) or V(stopped).
+    type: str
+    choices: [started, stopped]
+    default: started
+  state:
+    description:
+      - V(present) restores. V(absent) removes the target (drops the database, deletes the SQLite file, or stops
+        the server of O(datadir) and deletes it), for scratch restores of DR drills.
+    type: str
+    choices: [present, absent]
+    default: present
+extends_documentation_fragment:
+  - opsready.operations.db_connection
+  - opsready.operations.check_mode
+notes:
+  - Check mode plans the chain, verifies every checksum, checks the target (connection, refusal without
+    O(replace)) and writes nothing.
+  - A restore always reports RV(changed=true); O(state=absent) reports a change only when something was removed.
+seealso:
+  - module: opsready.operations.db_backup
+  - module: opsready.operations.backup_info
+  - module: opsready.operations.backup_verify
+'''
+
+EXAMPLES = r'''
+- name: Restore the newest dump of app into app_restored on the same server
+  opsready.operations.db_restore:
+    engine: postgresql
+    src: /var/backups/opsready/pg
+    source_database: app
+    database: app_restored
+    jobs: 4
+    login_host: db1.example.com
+    login_user: postgres
+    login_password: "{{ vault_pg_password }}"
+
+- name: Put app back as it was at 10:15 UTC (MariaDB dump + binlogs), over the damaged database
+  opsready.operations.db_restore:
+    engine: mariadb
+    src: /var/backups/opsready/mariadb
+    database: shop
+    stop_at: "2026-11-29T10:15:00Z"
+    replace: true
+    login_option_file: /root/.my-restore.cnf
+
+- name: Point-in-time recovery of the cluster into a scratch server on port 55432
+  opsready.operations.db_restore:
+    engine: postgresql
+    src: /var/backups/opsready/pg
+    datadir: /srv/pitr/data
+    port: 55432
+    stop_at: "2026-11-29T10:15:00+00:00"
+
+- name: Drop the scratch copy afterwards
+  opsready.operations.db_restore:
+    engine: postgresql
+    src: /var/backups/opsready/pg
+    database: app_restored
+    state: absent
+
+- name: SQLite file back from its newest backup
+  opsready.operations.db_restore:
+    engine: sqlite
+    src: /var/backups/opsready/sqlite
+    database: /srv/app/app.db
+    replace: true
+'''
+
+RETURN = r'''
+target:
+  description: What was restored (or removed) - database name, server, and for PITR the data directory, port and pid.
+  returned: always
+  type: dict
+  sample: {database: app_restored, server: "db1.example.com:5432", host: db1.example.com, port: 5432, objects: 12}
+chain:
+  description: The artifacts restored, in order, each with id, kind, path, consistent_at, size, sha256, position.
+  returned: always
+  type: list
+  elements: dict
+chain_ids:
+  description: The ids of RV(chain), in order.
+  returned: when state=present
+  type: list
+  elements: str
+verification:
+  description: Checksum result of every piece of the chain (verified before the target was touched).
+  returned: when state=present
+  type: list
+  elements: dict
+point_reached:
+  description: The point in time (UTC, ISO 8601) the restored data reflects.
+  returned: when state=present
+  type: str
+  sample: "2026-11-29T10:15:00.000000Z"
+stop_at:
+  description: O(stop_at) normalised to UTC, or null.
+  returned: always
+  type: str
+method:
+  description: V(logical) or V(physical) (PostgreSQL base backup + WAL).
+  returned: always
+  type: str
+replaced:
+  description: Whether an existing target holding data was replaced.
+  returned: always
+  type: bool
+wall_seconds:
+  description: Wall time of the whole task, in seconds.
+  returned: always
+  type: float
+restore_seconds:
+  description: Seconds spent restoring (after planning and checksum verification).
+  returned: when a restore ran
+  type: float
+phases:
+  description: Seconds per phase (plan, verify_checksums, pg_restore, replay, swap, ...).
+  returned: always
+  type: dict
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import parse_time
+from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import (
+    ENGINES, connection_from_params, db_connection_argument_spec, db_connection_mutually_exclusive)
+from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import RestoreRequest
+from ansible_collections.opsready.operations.plugins.module_utils.restore.run import run_restore
+
+
+def main():
+    argument_spec = db_connection_argument_spec()
+    argument_spec.update(
+        engine=dict(type='str', required=True, choices=list(ENGINES)),
+        src=dict(type='path', required=True),
+        database=dict(type='str'),
+        source_database=dict(type='str'),
+        artifact=dict(type='str'),
+        stop_at=dict(type='str'),
+        replace=dict(type='bool', default=False),
+        jobs=dict(type='int', default=1),
+        no_owner=dict(type='bool', default=False),
+        tmpdir=dict(type='path'),
+        datadir=dict(type='path'),
+        port=dict(type='int'),
+        server_state=dict(type='str', choices=['started', 'stopped'], default='started'),
+        state=dict(type='str', choices=['present', 'absent'], default='present'),
+    )
+    module = AnsibleModule(
+        argument_spec=argument_spec,
+        mutually_exclusive=db_connection_mutually_exclusive() + [['artifact', 'stop_at']],
+        required_one_of=[['database', 'datadir']],
+        supports_check_mode=True,
+    )
+    p = module.params
+    try:
+        stop_at = parse_time(p['stop_at'], 'stop_at') if p['stop_at'] else None
+        request = RestoreRequest(
+            engine=p['engine'], src=p['src'], database=p['database'], source_database=p['source_database'],
+            artifact=p['artifact'], stop_at=stop_at, replace=p['replace'], jobs=p['jobs'], no_owner=p['no_owner'],
+            tmpdir=p['tmpdir'], datadir=p['datadir'], port=p['port'], server_state=p['server_state'],
+            state=p['state'], check_mode=module.check_mode)
+        result = run_restore(request, connection_from_params(p))
+    except OpsReadyError as exc:
+        module.fail_json(**exc.as_fail_kwargs())
+    if result['changed'] and module._diff:
+        target = result.get('target') or {}
+        name = target.get('datadir') or target.get('database') or ''
+        if p['state'] == 'absent':
+            result['diff'] = {'before': '%s\n' % name, 'after': ''}
+        else:
+            result['diff'] = {'before': '', 'after': '%s <- %s (point %s)\n'
+                              % (name, ', '.join(result.get('chain_ids', [])), result.get('point_reached'))}
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

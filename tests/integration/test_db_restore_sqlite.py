@@ -1,0 +1,97 @@
+"""db_restore, SQLite: real files backed up with db_backup and restored in place or elsewhere."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+from tests.harness.playbook import run_playbook
+
+
+def play(tmp_path: Path, tasks: list, **kw):
+    book = tmp_path / ('play-%d.yml' % len(list(tmp_path.glob('play-*.yml'))))
+    book.write_text(json.dumps([{'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]))
+    return run_playbook(str(book), **kw)
+
+
+def rows(path) -> list:
+    conn = sqlite3.connect(str(path))
+    try:
+        return conn.execute('SELECT id, body FROM notes ORDER BY id').fetchall()
+    finally:
+        conn.close()
+
+
+def make_db(path: Path, count: int = 200) -> list:
+    conn = sqlite3.connect(str(path))
+    conn.execute('PRAGMA journal_mode=WAL')
+    conn.execute('CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)')
+    conn.executemany('INSERT INTO notes VALUES (?, ?)', [(i, 'note %d' % i * 3) for i in range(count)])
+    conn.commit()
+    conn.close()
+    return rows(path)
+
+
+def test_sqlite_restore_refuse_replace_corrupt(tmp_path):
+    db = tmp_path / 'app.db'
+    expected = make_db(db)
+    dest = tmp_path / 'backups'
+    result = play(tmp_path, [{'name': 'backup', 'opsready.operations.db_backup': {
+        'engine': 'sqlite', 'database': str(db), 'dest': str(dest)}}])
+    assert result.rc == 0, result.stdout[-3000:]
+    manifest = result.result('backup')['manifest']
+
+    # damage the live file (and leave a -wal behind, as a running application would)
+    conn = sqlite3.connect(str(db))
+    conn.execute('PRAGMA wal_autocheckpoint=0')
+    conn.execute('DELETE FROM notes WHERE id > 5')
+    conn.commit()
+    os.chmod(db, 0o640)
+
+    restore = {'engine': 'sqlite', 'src': str(dest), 'database': str(db)}
+    other = tmp_path / 'elsewhere' / 'copy.db'
+    other.parent.mkdir()
+    result = play(tmp_path, [
+        {'name': 'refused', 'opsready.operations.db_restore': restore, 'ignore_errors': True},
+        {'name': 'elsewhere', 'opsready.operations.db_restore': dict(
+            restore, database=str(other), source_database=str(db))},
+        {'name': 'check', 'opsready.operations.db_restore': dict(restore, replace=True), 'check_mode': True},
+    ])
+    assert result.rc == 0, result.stdout[-3000:]
+    refused = result.result('refused')
+    assert refused['_event'] == 'runner_on_failed' and 'exists and is not empty' in refused['msg']
+    assert len(rows(db)) == 6
+    assert rows(other) == expected
+    assert result.result('elsewhere')['integrity_check'] == 'ok'
+    assert result.result('check')['changed'] is True and len(rows(db)) == 6
+    conn.close()
+
+    result = play(tmp_path, [{'name': 'replace', 'opsready.operations.db_restore': dict(restore, replace=True)}])
+    assert result.rc == 0, result.stdout[-3000:]
+    res = result.result('replace')
+    assert res['replaced'] is True and res['chain_ids'] == [manifest['id']]
+    assert rows(db) == expected
+    assert not os.path.exists(str(db) + '-wal'), 'the old -wal would be replayed over the restored file'
+    assert oct(os.stat(db).st_mode & 0o777) == oct(0o640)
+    assert sorted(p.name for p in tmp_path.iterdir() if 'opsready' in p.name) == []
+
+    # a corrupt backup stops before the target is touched
+    artifact = Path(manifest['path'])
+    data = bytearray(artifact.read_bytes())
+    data[-10] ^= 0x55
+    artifact.write_bytes(bytes(data))
+    conn = sqlite3.connect(str(db))
+    conn.execute("INSERT INTO notes VALUES (9999, 'newer')")
+    conn.commit()
+    conn.close()
+    result = play(tmp_path, [{'name': 'corrupt', 'opsready.operations.db_restore': dict(restore, replace=True)}])
+    assert result.rc != 0
+    assert manifest['id'] in result.result('corrupt')['msg']
+    assert len(rows(db)) == len(expected) + 1
+
+    # state=absent removes a scratch copy
+    result = play(tmp_path, [{'name': 'drop', 'opsready.operations.db_restore': dict(
+        restore, database=str(other), state='absent')}])
+    assert result.rc == 0 and result.result('drop')['changed'] is True and not other.exists()
