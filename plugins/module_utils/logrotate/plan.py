@@ -1,0 +1,224 @@
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The rotation plan of one log: names of its rotated copies, what shifts, what is deleted, what is
+compressed. Pure computation over a directory listing, so check mode and diff show exactly what a
+real run does.
+
+Naming (the same as logrotate, so existing archives keep working):
+- numbered: ``app.log.1`` (newest) ... ``app.log.N``, compressed ``app.log.2.zst`` / ``.gz``;
+- ``dateext``: ``app.log`` + ``strftime(dateformat)`` in local time, e.g. ``app.log-20261129.zst``.
+
+Private to opsready.operations; do not import from other collections.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any, List, Optional, Pattern, Tuple
+
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+
+COMPRESSED_SUFFIXES = ('.zst', '.gz')
+MODES = ('create', 'copytruncate')
+_FORMAT_RE = {'Y': r'\d{4}', 'm': r'\d{2}', 'd': r'\d{2}', 'H': r'\d{2}', 'M': r'\d{2}', 'S': r'\d{2}',
+              'j': r'\d{3}', 'y': r'\d{2}', 's': r'\d+', 'V': r'\d{2}', 'u': r'\d'}
+
+
+@dataclass
+class Policy:
+    """One rotation policy, shared by every log it targets."""
+
+    mode: str = 'create'
+    rotate: int = 7
+    size: Optional[int] = None
+    minsize: Optional[int] = None
+    interval: Optional[str] = None
+    force: bool = False
+    maxage: Optional[int] = None
+    missingok: bool = False
+    notifempty: bool = True
+    dateext: bool = False
+    dateformat: str = '-%Y%m%d'
+    compress: bool = True
+    compression: str = 'zstd'
+    compression_level: Optional[int] = None
+    delaycompress: bool = False
+    create_mode: Optional[int] = None
+    create_uid: Optional[int] = None
+    create_gid: Optional[int] = None
+    reopen_timeout: float = 10.0
+
+    def validate(self) -> None:
+        if self.mode not in MODES:
+            raise OpsReadyError('mode %r is not one of %s.' % (self.mode, ', '.join(MODES)))
+        if self.rotate < 0:
+            raise OpsReadyError('rotate must be 0 or more (0 deletes the rotated copy once the writer reopened).')
+        if self.maxage is not None and self.maxage < 0:
+            raise OpsReadyError('maxage must be 0 or more days.')
+        if self.compression not in ('zstd', 'gzip'):
+            raise OpsReadyError('compression must be zstd or gzip (or set compress=false).')
+        if not (self.force or self.size is not None or self.interval):
+            raise OpsReadyError('No rotation trigger: set size, interval (daily/weekly/monthly/yearly) or force.')
+        if self.dateext:
+            if '/' in self.dateformat or not self.dateformat:
+                raise OpsReadyError('dateformat %r must be a non-empty suffix without "/".' % self.dateformat)
+            dated_pattern(self.dateformat)  # raises on unsupported directives
+        if self.reopen_timeout < 0:
+            raise OpsReadyError('reopen_timeout must be 0 or more seconds.')
+
+    @property
+    def suffix(self) -> str:
+        return '.zst' if self.compression == 'zstd' else '.gz'
+
+
+@dataclass
+class Rotated:
+    """An existing rotated copy of a log."""
+
+    path: str
+    stem: str          # the name without its compression suffix
+    suffix: str        # '', '.zst' or '.gz'
+    index: Optional[int] = None                  # numbered naming
+    moment: Optional[datetime.datetime] = None   # dateext naming
+    mtime: float = 0.0
+
+
+@dataclass
+class LogPlan:
+    log: str
+    reason: str
+    size: int
+    rotated_to: str
+    shifts: List[Tuple[str, str]] = field(default_factory=list)   # (from, to), highest index first
+    delete: List[str] = field(default_factory=list)               # before rotating
+    leftovers: List[str] = field(default_factory=list)            # .partial files of interrupted runs
+    compress: List[str] = field(default_factory=list)             # after the writer reopened
+    delete_after: List[str] = field(default_factory=list)         # rotate=0: the copy just made
+
+    def as_dict(self) -> dict:
+        return {'log': self.log, 'reason': self.reason, 'size': self.size, 'rotated_to': self.rotated_to,
+                'shifts': [list(s) for s in self.shifts], 'delete': self.delete + self.delete_after,
+                'compress': self.compress, 'leftovers': self.leftovers}
+
+
+def dated_pattern(dateformat: str) -> Pattern[str]:
+    """A regex matching what ``strftime(dateformat)`` produces (supported: %Y %m %d %H %M %S %j %y %s %V %u %%)."""
+    out = ''
+    i = 0
+    while i < len(dateformat):
+        char = dateformat[i]
+        if char == '%':
+            if i + 1 >= len(dateformat):
+                raise OpsReadyError('dateformat %r ends with a lone %%.' % dateformat)
+            directive = dateformat[i + 1]
+            if directive == '%':
+                out += '%'
+            elif directive in _FORMAT_RE:
+                out += _FORMAT_RE[directive]
+            else:
+                raise OpsReadyError('dateformat %r uses %%%s: only %%Y %%m %%d %%H %%M %%S %%j %%y %%s %%V %%u are '
+                                    'supported (names must sort by date).' % (dateformat, directive))
+            i += 2
+            continue
+        out += re.escape(char)
+        i += 1
+    return re.compile(out)
+
+
+def _parse_dated(text: str, dateformat: str) -> Optional[datetime.datetime]:
+    try:
+        if dateformat.count('%s') == 1 and dateformat.replace('%s', '').count('%') == 0:
+            prefix, _, rest = dateformat.partition('%s')
+            digits = text[len(prefix):len(text) - len(rest) if rest else None]
+            return datetime.datetime.fromtimestamp(int(digits))
+        return datetime.datetime.strptime(text, dateformat)
+    except ValueError:
+        return None
+
+
+def list_rotated(log: str, policy: Policy, names: Optional[List[str]] = None) -> Tuple[List[Rotated], List[str]]:
+    """Existing rotated copies of ``log`` (newest first) and leftover ``.partial`` files."""
+    directory, base = os.path.split(log)
+    if names is None:
+        names = os.listdir(directory)
+    if policy.dateext:
+        body = dated_pattern(policy.dateformat).pattern
+        regex = re.compile('^' + re.escape(base) + '(' + body + r')(\.zst|\.gz)?$')
+    else:
+        regex = re.compile('^' + re.escape(base) + r'\.(\d+)(\.zst|\.gz)?$')
+    partial = re.compile('^' + re.escape(base) + r'[.-].*\.partial$')
+    found: List[Rotated] = []
+    leftovers: List[str] = []
+    for name in names:
+        if partial.match(name):
+            leftovers.append(os.path.join(directory, name))
+            continue
+        match = regex.match(name)
+        if not match:
+            continue
+        path = os.path.join(directory, name)
+        suffix = match.group(2) or ''
+        item = Rotated(path=path, stem=path[:len(path) - len(suffix)] if suffix else path, suffix=suffix)
+        try:
+            item.mtime = os.lstat(path).st_mtime
+        except OSError:
+            continue
+        if policy.dateext:
+            item.moment = _parse_dated(match.group(1), policy.dateformat)
+            if item.moment is None:
+                continue
+        else:
+            item.index = int(match.group(1))
+        found.append(item)
+    if policy.dateext:
+        found.sort(key=lambda r: (r.moment, r.path), reverse=True)
+    else:
+        found.sort(key=lambda r: (r.index or 0, r.path))
+    return found, sorted(leftovers)
+
+
+def plan_log(log: str, size: int, reason: str, policy: Policy, now: datetime.datetime,
+             names: Optional[List[str]] = None) -> Tuple[Optional[LogPlan], Optional[str]]:
+    """The plan for rotating ``log`` now, or (None, why not)."""
+    existing, leftovers = list_rotated(log, policy, names)
+    too_old = now.timestamp() - policy.maxage * 86400 if policy.maxage is not None else None
+    keep_n = policy.rotate
+    if policy.dateext:
+        rotated_to = log + now.astimezone().strftime(policy.dateformat)
+        for item in existing:
+            if item.stem == rotated_to:
+                return None, ('%s already exists: dateformat %r cannot name two rotations in the same period; add '
+                              '%%H%%M%%S to it to rotate more often' % (item.path, policy.dateformat))
+        plan = LogPlan(log=log, reason=reason, size=size, rotated_to=rotated_to, leftovers=leftovers)
+        kept: List[Any] = []
+        for position, item in enumerate(existing):   # newest first; the new copy takes one slot
+            if position + 1 >= keep_n or (too_old is not None and item.mtime < too_old):
+                plan.delete.append(item.path)
+            else:
+                kept.append(item)
+        survivors = [(item.stem, item.suffix) for item in kept]
+    else:
+        rotated_to = log + '.1'
+        plan = LogPlan(log=log, reason=reason, size=size, rotated_to=rotated_to, leftovers=leftovers)
+        survivors = []
+        for item in reversed(existing):               # highest index first so renames never collide
+            index = item.index or 0
+            if index + 1 > keep_n or (too_old is not None and item.mtime < too_old):
+                plan.delete.append(item.path)
+                continue
+            new_stem = '%s.%d' % (log, index + 1)
+            plan.shifts.append((item.path, new_stem + item.suffix))
+            survivors.append((new_stem, item.suffix))
+    if keep_n == 0:
+        plan.delete_after.append(rotated_to)
+    elif policy.compress:
+        for stem, suffix in survivors:
+            if not suffix:
+                plan.compress.append(stem)
+        if not policy.delaycompress:
+            plan.compress.append(rotated_to)
+    return plan, None
