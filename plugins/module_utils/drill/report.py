@@ -1,0 +1,219 @@
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""DR drill reports: JSON, Markdown and a self-contained HTML page, plus the drills.jsonl history.
+
+``build_report`` measures every database (``objectives.measure``) and produces the report dict;
+``write_report`` writes ``drill-<stamp>.json``, ``.md`` and ``.html`` atomically into the report
+directory, then appends one line per drill to ``drills.jsonl`` (the trend the HTML charts).
+
+Private to opsready.operations; do not import from other collections.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from typing import Any, Dict, List, Optional
+
+from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import (
+    append_line_durable, atomic_write_text)
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import (
+    isoformat, parse_time, stamp, utcnow)
+from ansible_collections.opsready.operations.plugins.module_utils.drill.objectives import human, measure
+
+FORMAT_VERSION = 1
+HISTORY_FILE = 'drills.jsonl'
+
+
+def build_report(databases: List[Dict[str, Any]], started: str, finished: Optional[str] = None,
+                 title: str = 'DR drill', host: Optional[str] = None,
+                 tool_versions: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    if not databases:
+        raise OpsReadyError('The drill has no databases to report: set dr_drill_databases (or file sets).')
+    drill_started = parse_time(started, 'started')
+    measured = [measure(db, drill_started) for db in databases]
+    end = parse_time(finished, 'finished') if finished else utcnow()
+    passed = all(db['passed'] for db in measured)
+    reasons = ['%s: %s' % (db.get('name'), reason) for db in measured for reason in db['reasons']]
+    versions: Dict[str, Any] = dict(tool_versions or {})
+    for db in measured:
+        versions.update(db.get('tool_versions') or {})
+    report = {
+        'format': FORMAT_VERSION,
+        'id': 'drill-%s' % stamp(drill_started),
+        'title': title,
+        'host': host or socket.gethostname(),
+        'started': isoformat(drill_started),
+        'finished': isoformat(end),
+        'seconds': round((end - drill_started).total_seconds(), 3),
+        'passed': passed,
+        'verdict': 'PASSED' if passed else 'FAILED',
+        'databases': measured,
+        'reasons': reasons,
+        'tool_versions': versions,
+    }
+    report['verdict_line'] = verdict_line(report)
+    return report
+
+
+def verdict_line(report: Dict[str, Any]) -> str:
+    dbs = report['databases']
+    good = sum(1 for db in dbs if db['passed'])
+    parts = []
+    for db in dbs:
+        parts.append('%s RTO %s/%s RPO %s/%s%s' % (
+            db.get('name'), human(db['rto_seconds']), human(db['objectives']['rto_seconds']),
+            human(db['rpo_seconds']), human(db['objectives']['rpo_seconds']), '' if db['passed'] else ' FAILED'))
+    return 'DR drill %s: %d/%d passed; %s' % (report['verdict'], good, len(dbs), '; '.join(parts))
+
+
+def history_entry(report: Dict[str, Any], paths: Dict[str, str]) -> Dict[str, Any]:
+    return {
+        'id': report['id'],
+        'started': report['started'],
+        'finished': report['finished'],
+        'passed': report['passed'],
+        'report': paths.get('json'),
+        'databases': [{
+            'name': db.get('name'), 'engine': db.get('engine'), 'passed': db['passed'],
+            'rto_seconds': db['rto_seconds'], 'rpo_seconds': db['rpo_seconds'], 'objectives': db['objectives'],
+            'rto_verdict': db['rto_verdict'], 'rpo_verdict': db['rpo_verdict'],
+        } for db in report['databases']],
+    }
+
+
+def read_history(report_dir: str) -> List[Dict[str, Any]]:
+    """Earlier drills, oldest first; a torn or foreign line is skipped, never fatal."""
+    path = os.path.join(report_dir, HISTORY_FILE)
+    entries: List[Dict[str, Any]] = []
+    try:
+        with open(path, encoding='utf-8') as handle:
+            for line in handle:
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(entry, dict) and 'started' in entry:
+                    entries.append(entry)
+    except FileNotFoundError:
+        return []
+    return sorted(entries, key=lambda e: str(e['started']))
+
+
+def _ends_torn(path: str) -> bool:
+    try:
+        with open(path, 'rb') as handle:
+            handle.seek(0, os.SEEK_END)
+            if handle.tell() == 0:
+                return False
+            handle.seek(-1, os.SEEK_END)
+            return handle.read(1) != b'\n'
+    except FileNotFoundError:
+        return False
+
+
+def report_paths(report_dir: str, report: Dict[str, Any]) -> Dict[str, str]:
+    base = os.path.join(os.path.abspath(report_dir), report['id'])
+    return {'json': base + '.json', 'markdown': base + '.md', 'html': base + '.html',
+            'history': os.path.join(os.path.abspath(report_dir), HISTORY_FILE)}
+
+
+def write_report(report_dir: str, report: Dict[str, Any], history_limit: int = 30) -> Dict[str, str]:
+    """Write JSON, Markdown, HTML atomically, then append the history line. Returns the paths."""
+    from ansible_collections.opsready.operations.plugins.module_utils.drill.html import render_html
+    try:
+        os.makedirs(report_dir, mode=0o755, exist_ok=True)
+    except OSError as exc:
+        raise OpsReadyError('Cannot create the report directory %s: %s.' % (report_dir, exc.strerror),
+                            path=report_dir)
+    paths = report_paths(report_dir, report)
+    history = read_history(report_dir)
+    entry = history_entry(report, paths)
+    trend = [h for h in history if h.get('id') != report['id']][-(history_limit - 1):] + [entry]
+    try:
+        atomic_write_text(paths['json'], json.dumps(report, indent=2, sort_keys=True, default=str) + '\n')
+        atomic_write_text(paths['markdown'], render_markdown(report))
+        atomic_write_text(paths['html'], render_html(report, trend))
+        line = json.dumps(entry, sort_keys=True, default=str)
+        if _ends_torn(paths['history']):
+            line = '\n' + line  # an interrupted earlier append must not swallow this entry
+        append_line_durable(paths['history'], line)
+    except OSError as exc:
+        raise OpsReadyError('Writing the drill report into %s failed: %s.' % (report_dir, exc.strerror or exc),
+                            path=report_dir)
+    return paths
+
+
+def _cell(value: Any) -> str:
+    return str('' if value is None else value).replace('|', '\\|').replace('\n', ' ')
+
+
+def render_markdown(report: Dict[str, Any]) -> str:
+    mark = 'PASSED' if report['passed'] else 'FAILED'
+    lines = ['# %s: %s' % (report['title'], mark), '',
+             '`%s`' % report['verdict_line'], '',
+             '- started: %s, finished: %s (%s), host: %s' % (report['started'], report['finished'],
+                                                           human(report['seconds']), report['host']), '',
+             '| database | engine | RTO | RTO objective | RPO | RPO objective | verdict |',
+             '|---|---|---|---|---|---|---|']
+    for db in report['databases']:
+        lines.append('| %s | %s | %s (%s) | %s | %s (%s) | %s | %s |' % (
+            _cell(db.get('name')), _cell(db.get('engine')), human(db['rto_seconds']), db['rto_verdict'],
+            human(db['objectives']['rto_seconds']), human(db['rpo_seconds']), db['rpo_verdict'],
+            human(db['objectives']['rpo_seconds']), 'PASSED' if db['passed'] else 'FAILED'))
+    for db in report['databases']:
+        backup = db.get('backup') or {}
+        lines += ['', '## %s (%s)' % (db.get('name'), db.get('engine')), '',
+                  '- source: `%s`, scratch target: `%s`' % (db.get('source'), db.get('scratch')),
+                  '- backup used: `%s` (finished %s), recoverable until %s' % (
+                      backup.get('id'), backup.get('finished'), backup.get('recoverable_until')),
+                  '- chain: %s' % ', '.join('`%s`' % c for c in backup.get('chain') or []) or '- chain: none',
+                  '- scratch target cleaned up: %s' % ('yes' if db.get('cleaned_up') else 'NO'), '',
+                  '| step | started | seconds | result |', '|---|---|---|---|']
+        for step in db['steps']:
+            result = 'ok' if step['ok'] else 'FAILED: %s' % (step.get('error') or '')
+            if step['ok'] and step.get('result'):
+                result = 'ok: %s' % step['result']
+            lines.append('| %s | %s | %s | %s |' % (step['name'], step['started'],
+                                                    '' if step['seconds'] is None else step['seconds'], _cell(result)))
+        if db['reasons']:
+            lines += ['', '**Why it failed:**', ''] + ['- %s' % r for r in db['reasons']]
+    if report['tool_versions']:
+        versions = sorted(report['tool_versions'].items())
+        lines += ['', '## Tool versions', ''] + ['- %s: %s' % (k, v) for k, v in versions]
+    return '\n'.join(lines) + '\n'
+
+
+def test_summary(db: Dict[str, Any]) -> Dict[str, Any]:
+    """The fields dbatools' Test-DbaLastBackup returns, plus the RTO/RPO verdicts."""
+    steps = {s['name']: s for s in db['steps']}
+    backup = db.get('backup') or {}
+    restore = steps.get('restore') or {}
+    integrity = steps.get('integrity') or {}
+
+    def outcome(step: Dict[str, Any]) -> str:
+        if not step:
+            return 'Skipped'
+        return 'Success' if step['ok'] else 'Failed: %s' % (step.get('error') or 'no detail')
+
+    return {
+        'name': db.get('name'), 'engine': db.get('engine'),
+        'source_server': db.get('source'), 'test_target': db.get('scratch'), 'database': db.get('name'),
+        'file_exists': bool(backup.get('id')), 'size': backup.get('size'),
+        'restore_result': outcome(restore), 'integrity_result': outcome(integrity),
+        'smoke_result': outcome(steps.get('smoke') or {}),
+        'restore_start': restore.get('started'), 'restore_end': restore.get('finished'),
+        'restore_elapsed': restore.get('seconds'),
+        'integrity_start': integrity.get('started'), 'integrity_end': integrity.get('finished'),
+        'integrity_elapsed': integrity.get('seconds'),
+        'backup_dates': [backup.get('started'), backup.get('finished')],
+        'backup_files': backup.get('chain') or ([backup['id']] if backup.get('id') else []),
+        'recoverable_until': backup.get('recoverable_until'),
+        'rto_seconds': db['rto_seconds'], 'rpo_seconds': db['rpo_seconds'],
+        'rto_verdict': db['rto_verdict'], 'rpo_verdict': db['rpo_verdict'],
+        'objectives': db['objectives'], 'cleaned_up': db['cleaned_up'], 'passed': db['passed'],
+        'reasons': db['reasons'],
+    }

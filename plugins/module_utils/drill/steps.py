@@ -1,0 +1,88 @@
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One timed drill step on a scratch target (integrity, smoke, cleanup), as ``drill_step`` runs it.
+
+Every step returns the same shape whether it passed or failed (``name``, ``started``, ``finished``,
+``seconds``, ``ok``, ``result``, ``error``, ``details``) so the report can place it on the timeline.
+
+Private to opsready.operations; do not import from other collections.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Dict, List, Optional
+
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
+from ansible_collections.opsready.operations.plugins.module_utils.drill import expect as expectations
+from ansible_collections.opsready.operations.plugins.module_utils.drill.checks import Client, guard_scratch
+
+
+def _record(name: str) -> Dict[str, Any]:
+    return {'name': name, 'started': isoformat(utcnow()), 'finished': None, 'seconds': None, 'ok': False,
+            'result': None, 'error': None, 'details': {}, '_t0': time.monotonic()}
+
+
+def _finish(step: Dict[str, Any]) -> Dict[str, Any]:
+    step['finished'] = isoformat(utcnow())
+    step['seconds'] = round(time.monotonic() - step.pop('_t0'), 3)
+    return step
+
+
+def integrity(client: Client, database: str, level: str = 'standard') -> Dict[str, Any]:
+    step = _record('integrity')
+    try:
+        details = client.integrity(database, level)
+        step.update(ok=True, details=details, result='%s: %s' % (details['tool'], details['result']))
+    except OpsReadyError as exc:
+        step.update(error=exc.message, details=dict(exc.details))
+    return _finish(step)
+
+
+def smoke(client: Client, database: str, queries: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """Runs every query (even after one failed) so the report shows all of them."""
+    for query in queries:
+        if not query.get('sql'):
+            raise OpsReadyError('Every smoke query needs sql (and usually an expect): %r' % (query,))
+        expectations.check_expectation(query.get('expect') or {})
+    step = _record('smoke')
+    outcomes = []
+    for i, query in enumerate(queries):
+        name = query.get('name') or 'query %d' % (i + 1)
+        outcome: Dict[str, Any] = {'name': name, 'sql': query['sql'], 'expect': query.get('expect') or {},
+                                   'ok': False, 'reasons': []}
+        started = time.monotonic()
+        try:
+            rows = client.query(database, query['sql'])
+            ok, reasons = expectations.evaluate(rows, query.get('expect') or {})
+            outcome.update(ok=ok, reasons=reasons, row_count=len(rows), rows=rows[:5])
+        except OpsReadyError as exc:
+            outcome['reasons'] = [exc.message]
+        outcome['seconds'] = round(time.monotonic() - started, 3)
+        outcomes.append(outcome)
+    failed = [o for o in outcomes if not o['ok']]
+    step['details'] = {'queries': outcomes}
+    if failed:
+        step['error'] = '; '.join('%s: %s' % (o['name'], ', '.join(o['reasons'])) for o in failed)
+    else:
+        step.update(ok=True, result='%d smoke quer%s passed' % (len(outcomes), 'y' if len(outcomes) == 1 else 'ies'))
+    return _finish(step)
+
+
+def cleanup(client: Client, database: str, source: Optional[str], check_mode: bool = False) -> Dict[str, Any]:
+    guard_scratch(database, source)
+    step = _record('cleanup')
+    try:
+        existed = client.exists(database)
+        if existed and not check_mode:
+            client.drop(database)
+            if client.exists(database):
+                raise OpsReadyError('The scratch target %s still exists after the drop: remove it by hand.' % database)
+        step.update(ok=True, details={'existed': existed},
+                    result=('dropped %s' % database if existed else '%s was already absent' % database)
+                    if not check_mode else ('would drop %s' % database if existed else 'nothing to drop'))
+    except OpsReadyError as exc:
+        step.update(error='%s (the scratch target may remain: drop %s by hand)' % (exc.message, database))
+    return _finish(step)

@@ -1,0 +1,212 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+---
+module: drill_step
+short_description: One timed step of a DR drill on a restored scratch target - integrity check, smoke queries, clean-up
+version_added: 0.1.0
+description:
+  - Used by the role C(opsready.operations.dr_drill) after M(opsready.operations.db_restore) restored the newest
+    backup chain into a scratch target. Every step returns its start, end, duration and outcome in the same
+    shape, so M(opsready.operations.drill_report) can draw the timeline and measure the RTO.
+  - "O(step=integrity) runs the engine's own consistency check on the scratch target: SQLite
+    C(PRAGMA integrity_check) and C(PRAGMA foreign_key_check); PostgreSQL C(pg_amcheck --heapallindexed)
+    (it installs the C(amcheck) extension in the scratch database), or a full read of every table where
+    pg_amcheck or amcheck is unavailable (the result says which); MariaDB/MySQL C(mariadb-check)/C(mysqlcheck)."
+  - "O(step=smoke) runs each of O(queries) and checks its O(queries[].expect), so the drill proves the data is
+    usable, not only present. Every query runs even when an earlier one failed."
+  - "O(step=cleanup) drops the scratch target (PostgreSQL C(DROP DATABASE ... WITH (FORCE)), MariaDB
+    C(DROP DATABASE), SQLite removes the file and its C(-wal)/C(-shm)/C(-journal)). It refuses a scratch
+    target equal to O(source): a drill never drops the database it protects."
+  - The task fails when the step failed; the result still carries RV(started), RV(finished) and RV(error).
+author: opsready developers
+options:
+  step:
+    description: Which step to run.
+    type: str
+    required: true
+    choices: [integrity, smoke, cleanup]
+  engine:
+    description: Engine of the scratch target. SQL Server (DBCC CHECKDB) is not implemented yet.
+    type: str
+    required: true
+    choices: [sqlite, postgresql, mariadb, mysql]
+  database:
+    description: The scratch database name (SQLite, the path of the restored file).
+    type: str
+    required: true
+  source:
+    description:
+      - The production database the backup came from. O(step=cleanup) refuses to drop a target with this name.
+    type: str
+  level:
+    description:
+      - O(step=integrity) only. V(extended) adds C(--parent-check) (PostgreSQL) or C(--extended) (MariaDB), slower.
+    type: str
+    choices: [standard, extended]
+    default: standard
+  queries:
+    description: O(step=smoke) only. The smoke queries. Required for O(step=smoke).
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: Label shown in the report.
+        type: str
+      sql:
+        description: A read-only query.
+        type: str
+        required: true
+      expect:
+        description:
+          - "What the result must satisfy: C(rows_at_least), C(rows_at_most) (row count); C(value_at_least),
+            C(value_at_most), C(value_equals) (first column of the first row); C(jmespath) (an expression on the
+            rows, a list of column-to-value dicts, that must be true)."
+        type: dict
+extends_documentation_fragment:
+  - opsready.operations.db_connection
+  - opsready.operations.check_mode
+notes:
+  - In check mode O(step=integrity) and O(step=smoke) do nothing (there is no restored target to check) and
+    O(step=cleanup) only reports whether the target exists.
+seealso:
+  - module: opsready.operations.db_restore
+  - module: opsready.operations.drill_report
+'''
+
+EXAMPLES = r'''
+- name: Integrity check of the restored scratch database
+  opsready.operations.drill_step:
+    step: integrity
+    engine: postgresql
+    database: app_drill
+    login_host: 127.0.0.1
+    login_user: postgres
+    login_password: "{{ vault_pg_password }}"
+
+- name: Smoke queries
+  opsready.operations.drill_step:
+    step: smoke
+    engine: sqlite
+    database: /var/tmp/drill/app.sqlite
+    queries:
+      - name: customers are there
+        sql: SELECT count(*) FROM customers
+        expect: {value_at_least: 1000}
+      - name: yesterday's orders were paid
+        sql: SELECT status, count(*) AS n FROM orders GROUP BY status
+        expect: {jmespath: "length([?status=='paid']) > `0`"}
+
+- name: Drop the scratch target
+  opsready.operations.drill_step:
+    step: cleanup
+    engine: mariadb
+    database: shop_drill
+    source: shop
+    login_unix_socket: /run/mysqld/mysqld.sock
+'''
+
+RETURN = r'''
+name:
+  description: The step (as in O(step)).
+  returned: always
+  type: str
+  sample: integrity
+started:
+  description: When the step started (UTC, ISO 8601).
+  returned: always
+  type: str
+  sample: "2026-11-29T10:15:00.123456Z"
+finished:
+  description: When the step ended (UTC, ISO 8601).
+  returned: always
+  type: str
+seconds:
+  description: Duration of the step.
+  returned: always
+  type: float
+  sample: 1.234
+ok:
+  description: Whether the step passed.
+  returned: always
+  type: bool
+result:
+  description: One-line outcome for the report.
+  returned: always
+  type: str
+  sample: "pg_amcheck --heapallindexed: ok"
+error:
+  description: Why the step failed (null when it passed).
+  returned: always
+  type: str
+details:
+  description: Step specifics (integrity tool and problems found; each smoke query with its rows and reasons).
+  returned: always
+  type: dict
+tool_versions:
+  description: Versions of the client tools used.
+  returned: always
+  type: dict
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
+from ansible_collections.opsready.operations.plugins.module_utils.drill import steps
+from ansible_collections.opsready.operations.plugins.module_utils.drill.checks import client_for
+from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import (
+    connection_from_params, db_connection_argument_spec, db_connection_mutually_exclusive)
+
+
+def main():
+    argument_spec = db_connection_argument_spec()
+    argument_spec.update(
+        step=dict(type='str', required=True, choices=['integrity', 'smoke', 'cleanup']),
+        engine=dict(type='str', required=True, choices=['sqlite', 'postgresql', 'mariadb', 'mysql']),
+        database=dict(type='str', required=True),
+        source=dict(type='str'),
+        level=dict(type='str', choices=['standard', 'extended'], default='standard'),
+        queries=dict(type='list', elements='dict', options=dict(
+            name=dict(type='str'),
+            sql=dict(type='str', required=True),
+            expect=dict(type='dict'),
+        )),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, mutually_exclusive=db_connection_mutually_exclusive(),
+                           required_if=[('step', 'smoke', ['queries'])], supports_check_mode=True)
+    p = module.params
+    now = isoformat(utcnow())
+    result = dict(changed=False, name=p['step'], started=now, finished=now, seconds=0.0, ok=False, result=None,
+                  error=None, details={}, tool_versions={})
+    try:
+        client = client_for(p['engine'], connection_from_params(p))
+        result['tool_versions'] = client.versions()
+        if module.check_mode and p['step'] != 'cleanup':
+            result.update(ok=True, result='skipped in check mode (nothing was restored)')
+            module.exit_json(**result)
+        if p['step'] == 'integrity':
+            step = steps.integrity(client, p['database'], p['level'])
+        elif p['step'] == 'smoke':
+            step = steps.smoke(client, p['database'], p['queries'])
+        else:
+            step = steps.cleanup(client, p['database'], p['source'], check_mode=module.check_mode)
+            result['changed'] = bool(step['details'].get('existed'))
+            if result['changed']:
+                result['diff'] = {'before': {'scratch_target': p['database']}, 'after': {'scratch_target': None}}
+    except OpsReadyError as exc:
+        result['error'] = exc.message
+        module.fail_json(msg=exc.message, **{k: v for k, v in result.items() if k != 'msg'})
+    result.update(step)
+    if not step['ok']:
+        module.fail_json(msg='DR drill step %s failed on %s: %s' % (p['step'], p['database'], step['error']), **result)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
