@@ -8,7 +8,6 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
-import importlib
 import os
 from typing import Any, Dict, List, Optional
 
@@ -18,6 +17,10 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import CLUSTER, get_engine
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
+from ansible_collections.opsready.operations.plugins.module_utils.restore import mysql as mysql_restore
+from ansible_collections.opsready.operations.plugins.module_utils.restore import postgresql as postgresql_restore
+from ansible_collections.opsready.operations.plugins.module_utils.restore import postgresql_pitr as pitr_restore
+from ansible_collections.opsready.operations.plugins.module_utils.restore import sqlite as sqlite_restore
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import (
     ENGINES, RestoreRequest, Timer, base_result, chain_summary, point_reached, select_chain, verify_chain)
 
@@ -99,15 +102,6 @@ def run_restore(request: RestoreRequest, conn: ConnectionParams) -> Dict[str, An
     return result
 
 
-def _impl(name: str) -> Any:
-    """The restore implementation module of one engine (imported only when used)."""
-    try:
-        return importlib.import_module('ansible_collections.opsready.operations.plugins.module_utils.restore.' + name)
-    except ImportError as exc:
-        raise OpsReadyError('The %s restore implementation is not available in this version of the collection (%s).'
-                            % (name, exc))
-
-
 def _engine(request: RestoreRequest, conn: ConnectionParams) -> Any:
     return get_engine(request.engine, conn)
 
@@ -116,36 +110,36 @@ def _check_target(request: RestoreRequest, conn: ConnectionParams) -> Dict[str, 
     """Check mode: the refusal a real run would hit, without writing."""
     if request.engine == 'sqlite':
         assert request.database is not None
-        _impl('sqlite').check_target(request, os.path.abspath(request.database))
+        sqlite_restore.check_target(request, os.path.abspath(request.database))
         return {'database': os.path.abspath(request.database)}
     if request.engine == 'postgresql' and _method(request) == 'logical':
         engine = _engine(request, conn)
         engine.ping()
-        _impl('postgresql').check_target(engine, request)
+        postgresql_restore.check_target(engine, request)
         return {'database': request.database, 'server': engine.server_label()}
     if request.engine == 'postgresql':
-        return _impl('postgresql_pitr').check_target(request)
+        return pitr_restore.check_target(request)
     engine = _engine(request, conn)
     engine.ping()
-    _impl('mysql').check_target(engine, request)
+    mysql_restore.check_target(engine, request)
     return {'database': request.database, 'server': engine.server_label()}
 
 
 def _restore(request: RestoreRequest, conn: ConnectionParams, chain: List[Manifest], timer: Timer) -> Dict[str, Any]:
     if request.engine == 'sqlite':
-        return _impl('sqlite').restore(request, chain, timer)
+        return sqlite_restore.restore(request, chain, timer)
     if request.engine == 'postgresql' and _method(request) == 'logical':
-        return _impl('postgresql').restore(_engine(request, conn), request, chain, timer)
+        return postgresql_restore.restore(_engine(request, conn), request, chain, timer)
     if request.engine == 'postgresql':
-        return _impl('postgresql_pitr').restore(_engine(request, conn), request, chain, timer)
-    return _impl('mysql').restore(_engine(request, conn), request, chain, timer)
+        return pitr_restore.restore(_engine(request, conn), request, chain, timer)
+    return mysql_restore.restore(_engine(request, conn), request, chain, timer)
 
 
 def _drop(request: RestoreRequest, conn: ConnectionParams) -> Dict[str, Any]:
     if request.engine == 'sqlite':
-        return _impl('sqlite').drop(request, request.check_mode)
+        return sqlite_restore.drop(request, request.check_mode)
     if request.engine == 'postgresql' and _method(request) == 'logical':
-        return _impl('postgresql').drop(_engine(request, conn), request, request.check_mode)
+        return postgresql_restore.drop(_engine(request, conn), request, request.check_mode)
     if request.engine == 'postgresql':
-        return _impl('postgresql_pitr').drop(request, request.check_mode)
-    return _impl('mysql').drop(_engine(request, conn), request, request.check_mode)
+        return pitr_restore.drop(request, request.check_mode)
+    return mysql_restore.drop(_engine(request, conn), request, request.check_mode)
