@@ -264,18 +264,20 @@ def main():
             install=dict(type='path'),
             rollback=dict(type='bool', default=False),
         ),
-        mutually_exclusive=[
-            ('csr_only', 'install', 'rollback'),
-            ('self_signed', 'ca_cert'),
-            ('self_signed', 'csr_only'),
-            ('self_signed', 'install'),
-            ('force', 'rollback'),
-        ],
         required_by={'ca_key_passphrase': 'ca_key'},
-        required_if=[('install', '*', ('ca_cert',)), ('include_chain', True, ('ca_cert',))],
+        required_if=[('include_chain', True, ('ca_cert',))],
         supports_check_mode=True,
     )
     p = module.params
+    # Booleans are set (to false) by roles that pass every option, so exclusivity is checked on truth.
+    modes = [name for name in ('csr_only', 'install', 'rollback') if p[name]]
+    if len(modes) > 1:
+        module.fail_json(msg='csr_only, install and rollback are different actions: choose one, not %s.'
+                         % ' and '.join(modes))
+    if p['self_signed'] and (p['ca_cert'] or p['csr_only'] or p['install']):
+        module.fail_json(msg='self_signed cannot be combined with ca_cert, csr_only or install: choose one issuer.')
+    if p['force'] and p['rollback']:
+        module.fail_json(msg='force and rollback contradict each other: choose one.')
     if p['install'] is not None and not p['ca_cert']:
         module.fail_json(msg='install needs ca_cert: the CA bundle the issued certificate must verify to.')
     if p['ca_cert'] and not p['ca_key'] and not (p['install'] or p['csr_only'] or p['rollback']):

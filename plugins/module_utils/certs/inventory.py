@@ -52,11 +52,17 @@ def collect(paths: List[str], endpoints: List[Dict[str, Any]], privatekey_paths:
     for path in files:
         try:
             certs, fmt = loading.load_certificate_file(path)
-            key_path = keys_by_path.get(os.path.abspath(path))
-            key = loading.load_private_key(key_path, passphrase) if key_path else None
         except OpsReadyError as exc:
             failed(path, exc)
             continue
+        key_path = keys_by_path.get(os.path.abspath(path))
+        key = None
+        if key_path:
+            try:
+                key = loading.load_private_key(key_path, passphrase)
+            except OpsReadyError as exc:
+                # The certificate is still reported (key_matches stays null); the key error is listed.
+                failed(key_path, exc)
         for index, cert in enumerate(certs):
             entry = _entry(cert, now, path, 'file', index, fmt, certs[index + 1:], trusted)
             if key is not None and index == 0:

@@ -98,3 +98,13 @@ def test_not_yet_valid_is_reported(ca):
     leaf, _ = ca.issue('future.test', 100, lifetime=50)
     info = inspection.describe(leaf, now() - datetime.timedelta(days=60))
     assert info['not_yet_valid'] is True
+
+
+def test_unreadable_key_still_reports_the_certificate(tmp_path, ca):
+    good, _key = ca.issue('k.test', 100, lifetime=365)
+    (tmp_path / 'k.crt').write_bytes(cert_pem(good))
+    certs, errors = inventory.collect([str(tmp_path / 'k.crt')], [],
+                                      privatekey_paths={str(tmp_path / 'k.crt'): str(tmp_path / 'missing.key')},
+                                      stop_on_error=False)
+    assert certs[0]['serial'] == serial_hex(good) and certs[0]['key_matches'] is None
+    assert errors[0]['source'] == str(tmp_path / 'missing.key') and 'Cannot read private key' in errors[0]['msg']
