@@ -209,7 +209,7 @@ deleted:
   type: list
   elements: str
   sample: [/var/log/myapp/app.log.8.zst]
-skipped:
+not_rotated:
   description: Logs not rotated and why (trigger not due, empty, name taken, held by a writer).
   returned: success
   type: list

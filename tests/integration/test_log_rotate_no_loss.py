@@ -172,7 +172,7 @@ def test_copytruncate_mode_reports_the_lines_it_loses(tmp_path, record_property)
     message = ('copytruncate: %d of %d lines lost over %d rotations (%.6f%%) - the documented copy/truncate window'
                % (missing, total, ROTATIONS, 100.0 * missing / total))
     print(message)
-    warnings.warn(message)
+    warnings.warn(message, stacklevel=1)
     # Lost lines are whole lines between the last read and the truncate: never duplicated, never torn.
     assert duplicated == 0 and malformed == 0
     assert missing < total / 100

@@ -170,7 +170,7 @@ class Rotation:
         if signal:
             signalling.signal_number(signal)
         self.result: Dict[str, Any] = {
-            'changed': False, 'rotated': [], 'compressed': [], 'deleted': [], 'skipped': [], 'held_open': [],
+            'changed': False, 'rotated': [], 'compressed': [], 'deleted': [], 'not_rotated': [], 'held_open': [],
             'missing': [], 'signalled': [], 'postrotate': None, 'plan': [], 'warnings': [], 'state_written': False,
             'diff': {'before': '', 'after': ''},
         }
@@ -196,11 +196,11 @@ class Rotation:
             if first_seen:
                 state.record(log, self.now)
             if not due:
-                self.result['skipped'].append({'log': log, 'reason': reason})
+                self.result['not_rotated'].append({'log': log, 'reason': reason})
                 continue
             plan, why = plan_log(log, size, reason, p, self.now)
             if plan is None:
-                self.result['skipped'].append({'log': log, 'reason': why})
+                self.result['not_rotated'].append({'log': log, 'reason': why})
                 self.result['warnings'].append('%s not rotated: %s.' % (log, why))
                 continue
             plans.append(plan)
@@ -231,7 +231,7 @@ class Rotation:
                 why = ('old copies %s are still open for writing by pid %s: the writer never reopened its log '
                        '(configure signal/pidfile or postrotate); nothing of this log was deleted or rotated'
                        % (', '.join(sorted(blocking)), ', '.join(str(p) for v in blocking.values() for p in v)))
-                self.result['skipped'].append({'log': plan.log, 'reason': why})
+                self.result['not_rotated'].append({'log': plan.log, 'reason': why})
                 self.result['warnings'].append('%s: %s.' % (plan.log, why))
                 continue
             ready.append(plan)
