@@ -1,0 +1,124 @@
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The rollout report: one JSON document per run, updated host by host as each finishes.
+
+Each host's entry is merged under an exclusive lock and the file is rewritten atomically, so the
+report is complete and readable at every moment, including after a rollout that stopped halfway
+(hosts the rollout never reached stay ``not_reached``). A Markdown rendering is written beside it.
+
+Private to opsready.operations; do not import from other collections.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from typing import Any, Dict, Iterator, List, Optional, Sequence
+
+from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import (
+    atomic_write_json,
+    atomic_write_text,
+)
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
+
+STATUSES = ('not_reached', 'patched', 'unchanged', 'skipped', 'failed', 'planned')
+
+
+@contextlib.contextmanager
+def _locked(path: str) -> Iterator[None]:
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, mode=0o750, exist_ok=True)
+    with open(path + '.lock', 'a') as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def load(path: str) -> Optional[Dict[str, Any]]:
+    try:
+        with open(path, encoding='utf-8') as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        return None
+    except ValueError as exc:
+        raise OpsReadyError('Patching report %s is not valid JSON (%s); move it aside and rerun.' % (path, exc))
+
+
+def _save(path: str, report: Dict[str, Any]) -> None:
+    report['updated'] = isoformat(utcnow())
+    report['summary'] = summarize(report)
+    atomic_write_json(path, report, mode=0o640)
+    atomic_write_text(os.path.splitext(path)[0] + '.md', render_markdown(report), mode=0o640)
+
+
+def summarize(report: Dict[str, Any]) -> Dict[str, Any]:
+    counts = {status: 0 for status in STATUSES}
+    packages = 0
+    reboots = 0
+    for entry in report.get('hosts', {}).values():
+        counts[entry.get('status', 'not_reached')] = counts.get(entry.get('status', 'not_reached'), 0) + 1
+        packages += len(entry.get('upgraded') or [])
+        reboots += 1 if (entry.get('reboot') or {}).get('performed') else 0
+    return {'hosts': counts, 'packages_upgraded': packages, 'reboots': reboots}
+
+
+def start(path: str, run_id: str, hosts: Sequence[str], settings: Optional[Dict[str, Any]] = None,
+          check_mode: bool = False) -> Dict[str, Any]:
+    """Create the run's report listing every host as not reached; a second call for the same run is a no-op."""
+    with _locked(path):
+        report = load(path)
+        if report and report.get('run_id') == run_id:
+            return {'changed': False, 'report': report}
+        report = {'run_id': run_id, 'started': isoformat(utcnow()), 'settings': settings or {},
+                  'hosts': {h: {'status': 'not_reached'} for h in hosts}}
+        if not check_mode:
+            _save(path, report)
+        return {'changed': True, 'report': report}
+
+
+def record(path: str, run_id: str, host: str, entry: Dict[str, Any], check_mode: bool = False) -> Dict[str, Any]:
+    """Merge one host's outcome into the report of ``run_id``."""
+    if entry.get('status') not in STATUSES:
+        raise OpsReadyError('status must be one of %s.' % ', '.join(STATUSES))
+    with _locked(path):
+        report = load(path)
+        if not report or report.get('run_id') != run_id:
+            report = {'run_id': run_id, 'started': isoformat(utcnow()), 'settings': {}, 'hosts': {}}
+        merged = dict(entry, finished=isoformat(utcnow()))
+        report['hosts'][host] = merged
+        if not check_mode:
+            _save(path, report)
+        return {'changed': True, 'report': report}
+
+
+def _versions(items: List[Dict[str, Any]]) -> str:
+    return ', '.join('%s %s -> %s' % (i.get('name'), i.get('old') or '-', i.get('new') or '-') for i in items) or '-'
+
+
+def render_markdown(report: Dict[str, Any]) -> str:
+    lines = ['# Patching run %s' % report.get('run_id'), '',
+             'Started %s, updated %s.' % (report.get('started'), report.get('updated')), '']
+    summary = report.get('summary') or summarize(report)
+    lines.append('Hosts: ' + ', '.join('%d %s' % (n, s) for s, n in summary['hosts'].items() if n) +
+                 '. Packages upgraded: %d. Reboots: %d.' % (summary['packages_upgraded'], summary['reboots']))
+    lines += ['', '| host | status | reason | upgraded (old -> new) | held | reboot |', '|---|---|---|---|---|---|']
+    for host in sorted(report.get('hosts', {})):
+        entry = report['hosts'][host]
+        reboot = entry.get('reboot') or {}
+        if reboot.get('performed'):
+            reboot_text = 'rebooted'
+        elif reboot.get('required'):
+            reboot_text = 'required, skipped: %s' % (reboot.get('skipped_reason') or 'not allowed')
+        else:
+            reboot_text = '-'
+        held = ', '.join('%s (%s available)' % (h.get('name'), h.get('new')) for h in entry.get('held') or []) or '-'
+        reason = (entry.get('reason') or '-').replace('|', '/')
+        lines.append('| %s | %s | %s | %s | %s | %s |' % (host, entry.get('status'), reason,
+                                                          _versions(entry.get('upgraded') or []), held, reboot_text))
+    return '\n'.join(lines) + '\n'
