@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r'''
 ---
 module: drill_step
-short_description: One timed step of a DR drill on a restored scratch target - integrity check, smoke queries, clean-up
+short_description: One timed step of a DR drill on a restored scratch target - integrity check or smoke queries
 version_added: 0.1.0
 description:
   - Used by the role C(opsready.operations.dr_drill) after M(opsready.operations.db_restore) restored the newest
@@ -20,9 +20,7 @@ description:
     pg_amcheck or amcheck is unavailable (the result says which); MariaDB/MySQL C(mariadb-check)/C(mysqlcheck)."
   - "O(step=smoke) runs each of O(queries) and checks its O(queries[].expect), so the drill proves the data is
     usable, not only present. Every query runs even when an earlier one failed."
-  - "O(step=cleanup) drops the scratch target (PostgreSQL C(DROP DATABASE ... WITH (FORCE)), MariaDB
-    C(DROP DATABASE), SQLite removes the file and its C(-wal)/C(-shm)/C(-journal)). It refuses a scratch
-    target equal to O(source): a drill never drops the database it protects."
+  - The scratch target is removed afterwards by M(opsready.operations.db_restore) with C(state=absent).
   - The task fails when the step failed; the result still carries RV(started), RV(finished) and RV(error).
 author: opsready developers
 options:
@@ -30,7 +28,7 @@ options:
     description: Which step to run.
     type: str
     required: true
-    choices: [integrity, smoke, cleanup]
+    choices: [integrity, smoke]
   engine:
     description: Engine of the scratch target. SQL Server (DBCC CHECKDB) is not implemented yet.
     type: str
@@ -42,7 +40,8 @@ options:
     required: true
   source:
     description:
-      - The production database the backup came from. O(step=cleanup) refuses to drop a target with this name.
+      - "The production database the backup came from. The step refuses to run when O(database) is this name:
+        a drill works on a scratch copy, never on the database it protects."
     type: str
   level:
     description:
@@ -72,8 +71,9 @@ extends_documentation_fragment:
   - opsready.operations.db_connection
   - opsready.operations.check_mode
 notes:
-  - In check mode O(step=integrity) and O(step=smoke) do nothing (there is no restored target to check) and
-    O(step=cleanup) only reports whether the target exists.
+  - In check mode the step does nothing (there is no restored target to check) and reports it was skipped.
+  - The step never changes data kept after the drill, so RV(changed) is always false (PostgreSQL may install
+    the C(amcheck) extension into the scratch database, which the drill drops).
 seealso:
   - module: opsready.operations.db_restore
   - module: opsready.operations.drill_report
@@ -102,12 +102,13 @@ EXAMPLES = r'''
         sql: SELECT status, count(*) AS n FROM orders GROUP BY status
         expect: {jmespath: "length([?status=='paid']) > `0`"}
 
-- name: Drop the scratch target
+- name: Check a restored MariaDB scratch database
   opsready.operations.drill_step:
-    step: cleanup
+    step: integrity
     engine: mariadb
     database: shop_drill
     source: shop
+    level: extended
     login_unix_socket: /run/mysqld/mysqld.sock
 '''
 
@@ -159,7 +160,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.drill import steps
-from ansible_collections.opsready.operations.plugins.module_utils.drill.checks import client_for
+from ansible_collections.opsready.operations.plugins.module_utils.drill.checks import client_for, guard_scratch
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import (
     connection_from_params, db_connection_argument_spec, db_connection_mutually_exclusive)
 
@@ -167,7 +168,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.connec
 def main():
     argument_spec = db_connection_argument_spec()
     argument_spec.update(
-        step=dict(type='str', required=True, choices=['integrity', 'smoke', 'cleanup']),
+        step=dict(type='str', required=True, choices=['integrity', 'smoke']),
         engine=dict(type='str', required=True, choices=['sqlite', 'postgresql', 'mariadb', 'mysql']),
         database=dict(type='str', required=True),
         source=dict(type='str'),
@@ -187,18 +188,14 @@ def main():
     try:
         client = client_for(p['engine'], connection_from_params(p))
         result['tool_versions'] = client.versions()
-        if module.check_mode and p['step'] != 'cleanup':
+        guard_scratch(p['database'], p['source'])
+        if module.check_mode:
             result.update(ok=True, result='skipped in check mode (nothing was restored)')
             module.exit_json(**result)
         if p['step'] == 'integrity':
             step = steps.integrity(client, p['database'], p['level'])
-        elif p['step'] == 'smoke':
-            step = steps.smoke(client, p['database'], p['queries'])
         else:
-            step = steps.cleanup(client, p['database'], p['source'], check_mode=module.check_mode)
-            result['changed'] = bool(step['details'].get('existed'))
-            if result['changed']:
-                result['diff'] = {'before': {'scratch_target': p['database']}, 'after': {'scratch_target': None}}
+            step = steps.smoke(client, p['database'], p['queries'])
     except OpsReadyError as exc:
         result['error'] = exc.message
         module.fail_json(msg=exc.message, **{k: v for k, v in result.items() if k != 'msg'})

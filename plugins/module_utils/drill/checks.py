@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: opsready.operations contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What a drill does to a restored scratch target: integrity check, smoke queries, clean-up.
+"""What a drill does to a restored scratch target: integrity check and smoke queries.
 
 One small client per engine, each with the engine's own tools:
 
@@ -11,7 +11,8 @@ One small client per engine, each with the engine's own tools:
 * MariaDB/MySQL: ``mariadb-check``/``mysqlcheck`` (``CHECK TABLE`` on every table, optionally EXTENDED).
 
 Passwords reach the tools through PGPASSWORD or a 0600 option file (``common.runner``), never argv.
-Clean-up refuses a scratch name equal to the source database: a drill must never drop production.
+Every step refuses a scratch name equal to the source database: a drill works on a copy. (Dropping the
+scratch target is ``db_restore state=absent``.)
 
 Private to opsready.operations; do not import from other collections.
 """
@@ -34,10 +35,6 @@ from ansible_collections.opsready.operations.plugins.module_utils.drill.expect i
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
 
 ENGINES = ('sqlite', 'postgresql', 'mariadb', 'mysql')
-
-
-def quote_ident(name: str, quote: str) -> str:
-    return quote + name.replace(quote, quote * 2) + quote
 
 
 def guard_scratch(scratch: str, source: Optional[str]) -> None:
@@ -63,11 +60,7 @@ class Client:
     def query(self, database: str, sql: str) -> List[Dict[str, Any]]:
         raise NotImplementedError
 
-    def exists(self, database: str) -> bool:
-        raise NotImplementedError
 
-    def drop(self, database: str) -> None:
-        raise NotImplementedError
 
     def versions(self) -> Dict[str, str]:
         return {}
@@ -119,15 +112,7 @@ class SQLiteClient(Client):
         finally:
             conn.close()
 
-    def exists(self, database: str) -> bool:
-        return os.path.exists(database)
 
-    def drop(self, database: str) -> None:
-        for path in (database, database + '-wal', database + '-shm', database + '-journal'):
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
 
     def versions(self) -> Dict[str, str]:
         return {'sqlite': sqlite3.sqlite_version}
@@ -218,17 +203,8 @@ class PostgresClient(Client):
         return {'tool': 'full read of every table (COPY TO STDOUT)', 'result': 'ok', 'tables': len(tables),
                 'problems': []}
 
-    def _admin_query(self, sql: str) -> None:
-        argv = [self._psql(), '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-c', sql] + self._conn_args('postgres')
-        self.runner.run(argv, env=self._env(), what='psql')
 
-    def exists(self, database: str) -> bool:
-        rows = self.query('postgres', 'SELECT 1 AS x FROM pg_database WHERE datname = %s'
-                          % ("'" + database.replace("'", "''") + "'"))
-        return bool(rows)
 
-    def drop(self, database: str) -> None:
-        self._admin_query('DROP DATABASE IF EXISTS %s WITH (FORCE)' % quote_ident(database, '"'))
 
     def versions(self) -> Dict[str, str]:
         result = {}
@@ -324,16 +300,7 @@ class MySQLClient(Client):
         return {'tool': 'mariadb-check --check%s' % (' --extended' if level == 'extended' else ''), 'result': 'ok',
                 'tables': tables, 'problems': []}
 
-    def exists(self, database: str) -> bool:
-        rows = self.query('information_schema', "SELECT SCHEMA_NAME AS s FROM SCHEMATA WHERE SCHEMA_NAME = '%s'"
-                          % database.replace('\\', '\\\\').replace("'", "''"))
-        return bool(rows)
 
-    def drop(self, database: str) -> None:
-        with self._options() as opts:
-            argv = [self._tool('client')] + opts + ['--batch',
-                                                    '--execute=DROP DATABASE IF EXISTS %s' % quote_ident(database, '`')]
-            self.runner.run(argv, what='mariadb')
 
     def versions(self) -> Dict[str, str]:
         result = {}

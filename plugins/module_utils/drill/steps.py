@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: opsready.operations contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""One timed drill step on a scratch target (integrity, smoke, cleanup), as ``drill_step`` runs it.
+"""One timed drill step on a scratch target (integrity, smoke), as ``drill_step`` runs it.
 
 Every step returns the same shape whether it passed or failed (``name``, ``started``, ``finished``,
 ``seconds``, ``ok``, ``result``, ``error``, ``details``) so the report can place it on the timeline.
@@ -12,12 +12,12 @@ Private to opsready.operations; do not import from other collections.
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.drill import expect as expectations
-from ansible_collections.opsready.operations.plugins.module_utils.drill.checks import Client, guard_scratch
+from ansible_collections.opsready.operations.plugins.module_utils.drill.checks import Client
 
 
 def _record(name: str) -> Dict[str, Any]:
@@ -68,21 +68,4 @@ def smoke(client: Client, database: str, queries: List[Dict[str, Any]]) -> Dict[
         step['error'] = '; '.join('%s: %s' % (o['name'], ', '.join(o['reasons'])) for o in failed)
     else:
         step.update(ok=True, result='%d smoke quer%s passed' % (len(outcomes), 'y' if len(outcomes) == 1 else 'ies'))
-    return _finish(step)
-
-
-def cleanup(client: Client, database: str, source: Optional[str], check_mode: bool = False) -> Dict[str, Any]:
-    guard_scratch(database, source)
-    step = _record('cleanup')
-    try:
-        existed = client.exists(database)
-        if existed and not check_mode:
-            client.drop(database)
-            if client.exists(database):
-                raise OpsReadyError('The scratch target %s still exists after the drop: remove it by hand.' % database)
-        step.update(ok=True, details={'existed': existed},
-                    result=('dropped %s' % database if existed else '%s was already absent' % database)
-                    if not check_mode else ('would drop %s' % database if existed else 'nothing to drop'))
-    except OpsReadyError as exc:
-        step.update(error='%s (the scratch target may remain: drop %s by hand)' % (exc.message, database))
     return _finish(step)

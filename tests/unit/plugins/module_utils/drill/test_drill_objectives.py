@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 
 import pytest
@@ -150,8 +149,6 @@ def test_sqlite_steps_on_a_real_file(tmp_path):
     assert not smoke['ok']
     assert smoke['details']['queries'][0]['ok'] and smoke['details']['queries'][0]['rows'] == [{'n': 2000}]
     assert 'query 2: Smoke query failed' in smoke['error'] and 'no such table' in smoke['error']
-    gone = steps.cleanup(client, path, source=str(tmp_path / 'app.sqlite'))
-    assert gone['ok'] and not os.path.exists(path)
 
 
 def test_sqlite_integrity_detects_a_corrupted_index(tmp_path):
@@ -168,11 +165,12 @@ def test_sqlite_integrity_detects_a_corrupted_index(tmp_path):
     assert not step['ok'] and 'integrity_check' in step['error']
 
 
-def test_cleanup_refuses_the_source_database(tmp_path):
+def test_scratch_equal_to_source_is_refused(tmp_path):
     with pytest.raises(OpsReadyError, match='is the source database itself'):
-        steps.cleanup(SQLiteClient(ConnectionParams()), str(tmp_path / 'a.db'), source=str(tmp_path / 'a.db'))
+        guard_scratch(str(tmp_path / 'a.db'), str(tmp_path / '.' / 'a.db'))
     with pytest.raises(OpsReadyError):
         guard_scratch('app', 'app')
+    guard_scratch('app_drill', 'app')
 
 
 # -- reports ---------------------------------------------------------------------------------------------
