@@ -23,11 +23,11 @@ apt_install() {
     fi
     if [ $apt_updated -eq 0 ]; then
         log "apt-get update"
-        apt-get update -qq
+        apt-get -o DPkg::Lock::Timeout=300 update -qq
         apt_updated=1
     fi
     log "apt-get install ${missing[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
 # Packages from bindep.txt: the [test] profile only with --test.

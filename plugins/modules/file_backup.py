@@ -20,7 +20,7 @@ description:
     hold private keys the backup directory is made C(0700).
   - After a successful run, retention deletes archives of the same set older than O(keep_days) and
     beyond O(keep_count); the newest archive is never deleted.
-author: opsready developers
+author: opsready developers (@opsready)
 options:
   paths:
     description: Files and directory trees to archive. Symlinks are archived as links, not followed.
@@ -57,7 +57,7 @@ options:
   skip_unchanged:
     description:
       - Do not write a new archive when nothing (names, sizes, modes, owners, mtimes) changed since
-        the newest archive of this set; the module then reports RV(changed=false).
+        the newest archive of this set; the module then reports C(changed=false).
     type: bool
     default: false
 extends_documentation_fragment:

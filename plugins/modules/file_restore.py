@@ -19,8 +19,8 @@ description:
     refused before extraction.
   - Files are extracted into a staging directory under O(dest) and moved into place only after the
     whole archive was read; files identical to the archived ones are left alone, so a second run
-    reports RV(changed=false).
-author: opsready developers
+    reports C(changed=false).
+author: opsready developers (@opsready)
 options:
   src:
     description: A backup directory written by M(opsready.operations.file_backup), or one archive in it.
