@@ -18,7 +18,7 @@ description:
   - Resources expected to cross within O(horizon_days) get a recommendation (grow filesystem X within
     N days, to at least a computed size; add memory; add CPU).
   - Read-only.
-author: opsready developers
+author: opsready developers (@opsready)
 options:
   history_path:
     description: The health history file.

@@ -24,7 +24,7 @@ description:
   - Optionally writes the result in Prometheus exposition format for node_exporter's textfile
     collector (atomically) and appends a compact sample to a bounded JSON-lines history used by
     M(opsready.operations.capacity_plan).
-author: opsready developers
+author: opsready developers (@opsready)
 requirements:
   - psutil on the managed host (unless O(metrics=[]))
   - pyodbc and an ODBC driver for C(db) checks with O(checks[].connection_string)
@@ -210,7 +210,7 @@ extends_documentation_fragment:
   - opsready.operations.check_mode
 notes:
   - Read-only on the host. O(textfile_path) and O(history_path) are monitoring output; they are
-    written in normal runs and not in check mode, and do not make the task RV(changed).
+    written in normal runs and not in check mode, and do not make the task C(changed).
   - Findings carry a C(condition) (V(high_cpu), V(high_memory), V(disk_full), V(service_down),
     V(database_connection), V(api_timeout), V(api_error), V(slow_response), V(network_saturated),
     V(certificate_expiry), V(command_failed), V(filesystem_unresponsive), V(check_error)) used by the

@@ -16,7 +16,7 @@ description:
     timeline of actions) as append-only events in a JSON-lines file; the timeline is the audit trail.
   - Idempotent by O(key). Opening an incident for a key that already has an active one (V(new) or
     V(investigating)) does not create a duplicate; it escalates the severity when a more urgent one is
-    given, adds new components or a new note, or does nothing (RV(changed=false)). Resolving a key
+    given, adds new components or a new note, or does nothing (C(changed=false)). Resolving a key
     with no active incident does nothing.
   - "Severity targets (response / resolution): 1 critical 15 min / 4 h, 2 high 1 h / 8 h, 3 medium
     4 h / 3 days, 4 low 1 day / 7 days. The response target is met when the incident moves to
@@ -25,7 +25,7 @@ description:
     lock file next to the store.
   - Optionally notifies a webhook (JSON POST, retries with exponential back-off, timeout) whenever a
     record changes, so a problem pages once when it opens, again if it escalates, and when it resolves.
-author: opsready developers
+author: opsready developers (@opsready)
 options:
   store:
     description: The JSON-lines incident store. Its directory must exist; the file is created C(0640).
@@ -96,7 +96,7 @@ options:
 extends_documentation_fragment:
   - opsready.operations.check_mode
 notes:
-  - In check mode nothing is written and no webhook is called; RV(changed) and RV(diff) say what would happen.
+  - In check mode nothing is written and no webhook is called; C(changed) and C(diff) say what would happen.
 seealso:
   - module: opsready.operations.health_check
 '''
