@@ -6,8 +6,8 @@ into two flat archives (``main`` and ``security``, the latter labelled like Debi
 reached through a ``file:`` source in a sources list of its own. :meth:`AptTestRepo.apt_config` gives
 the apt options (``Dir::Etc::sourcelist``, ``Dir::Etc::sourceparts=-``, private lists and cache) that
 make apt see only this repository, so an "upgrade everything" touches only the test packages and the
-machine's own sources, lists and caches are never used. :meth:`cleanup` purges every test package and
-any hold on them.
+machine's own sources, lists and caches are never used. :meth:`cleanup` purges the packages this
+repository built (and any hold on them).
 """
 
 from __future__ import annotations
@@ -115,7 +115,8 @@ class AptTestRepo:
             raise RuntimeError('installing %s failed: %s' % (deb.name, proc.stderr[-2000:] or proc.stdout[-2000:]))
 
     def cleanup(self) -> None:
-        names = installed_test_packages()
+        built = {key.split('=')[0] for key in self.debs}
+        names = [name for name in installed_test_packages() if name in built]
         if names:
             subprocess.run(['apt-mark', 'unhold'] + names, capture_output=True)
             subprocess.run(['dpkg', '--purge'] + names, capture_output=True)

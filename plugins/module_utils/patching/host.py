@@ -78,7 +78,7 @@ def _unit_of(pid: str) -> Optional[str]:
 
 
 def stale_processes(prefixes: Sequence[str] = ('/usr/', '/lib', '/bin/', '/sbin/', '/opt/'),
-                    ignore_pids: Sequence[int] = ()) -> List[Dict[str, Any]]:
+                    ignore_pids: Sequence[int] = (), ignored: Sequence[str] = IGNORED_PREFIXES) -> List[Dict[str, Any]]:
     """Processes mapping or executing a file that has since been replaced or deleted."""
     own = {os.getpid(), os.getppid()} | set(ignore_pids)
     found = []
@@ -96,7 +96,7 @@ def stale_processes(prefixes: Sequence[str] = ('/usr/', '/lib', '/bin/', '/sbin/
             if len(fields) < 6:
                 continue
             path = fields[5][:-len(' (deleted)')]
-            if path.startswith(IGNORED_PREFIXES) or not path.startswith(tuple(prefixes)):
+            if path.startswith(tuple(ignored)) or not path.startswith(tuple(prefixes)):
                 continue
             files.add(path)
         try:
