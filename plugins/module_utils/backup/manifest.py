@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import atomic_write_json
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
@@ -43,6 +43,16 @@ class Manifest:
             raise OpsReadyError('Manifest %s has unknown kind %r.' % (data['id'], data['kind']))
         self.data = data
         self.directory = directory
+        self._times: Dict[str, Tuple[str, datetime.datetime]] = {}
+
+    def _time(self, key: str, fallback: str) -> datetime.datetime:
+        """Parsed once per value: chain walks read these times many times."""
+        value = self.data.get(key) or self.data[fallback]
+        cached = self._times.get(key)
+        if cached is None or cached[0] != value:
+            cached = (value, parse_time(value, key))
+            self._times[key] = cached
+        return cached[1]
 
     @property
     def id(self) -> str:
@@ -74,20 +84,20 @@ class Manifest:
 
     @property
     def started(self) -> datetime.datetime:
-        return parse_time(self.data['started'], 'started')
+        return self._time('started', 'started')
 
     @property
     def finished(self) -> datetime.datetime:
-        return parse_time(self.data['finished'], 'finished')
+        return self._time('finished', 'finished')
 
     @property
     def consistent_at(self) -> datetime.datetime:
         """The point in time a restore of this artifact (after its parents) reaches."""
-        return parse_time(self.data.get('consistent_at') or self.data['finished'], 'consistent_at')
+        return self._time('consistent_at', 'finished')
 
     @property
     def covers_from(self) -> datetime.datetime:
-        return parse_time(self.data.get('covers_from') or self.data['started'], 'covers_from')
+        return self._time('covers_from', 'started')
 
     @property
     def is_full(self) -> bool:
