@@ -320,7 +320,8 @@ class PostgresEngine(Engine):
                 raise OpsReadyError(
                     'WAL segment %s was not archived into %s within %ss (pg_stat_archiver: last archived %s, '
                     'last failed %s, %s failures). Check that archive_mode=on and archive_command runs the '
-                    'opsready WAL helper with this directory (role opsready.operations.backup installs it).'
+                    'opsready WAL helper with this directory (role opsready.operations.backup installs it); the '
+                    'helper\'s own message is in the PostgreSQL server log.'
                     % (wal_file, opts.dest, opts.wait_timeout, status[0], status[1], status[2]))
             time.sleep(0.2)
 
