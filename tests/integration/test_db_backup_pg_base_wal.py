@@ -61,7 +61,8 @@ def test_base_backup_plus_wal_restores_by_hand(postgres_factory, wal_dest, tmp_p
     assert base['verification']['ok'] is True and base['verification']['checks']['engine_check'] == 'pg_verifybackup'
     assert base['position']['log_start'] <= base['position']['log_end']
     assert 'covers the whole cluster' in first.result('db with base')['msg']
-    server.sql('INSERT INTO t SELECT g, md5(g::text) FROM generate_series(10001, 12345) g; DELETE FROM t WHERE id <= 5;')
+    server.sql('INSERT INTO t SELECT g, md5(g::text) FROM generate_series(10001, 12345) g; '
+               'DELETE FROM t WHERE id <= 5;')
     expected = server.sql('SELECT count(*), sum(id) FROM t')
     second = play(tmp_path, [
         {'name': 'wal', 'opsready.operations.db_backup': dict(conn, engine='postgresql', kind='wal', dest=dest)},
@@ -70,7 +71,8 @@ def test_base_backup_plus_wal_restores_by_hand(postgres_factory, wal_dest, tmp_p
     ], {'pw': server.password})
     assert second.rc == 0, second.stdout[-4000:]
     wal = second.result('wal')['manifest']
-    assert wal['kind'] == 'wal' and wal['compression'] == 'gzip' and wal['position']['end'] == wal['position']['start'] + 1
+    assert wal['kind'] == 'wal' and wal['compression'] == 'gzip'
+    assert wal['position']['end'] == wal['position']['start'] + 1
     info = second.result('info')
     assert info['chain'][0] == base['id'] and wal['id'] in info['chain'] and info['chain_error'] is None
     assert info['rpo_seconds'] is not None and info['rpo_seconds'] < 300
@@ -80,8 +82,9 @@ def test_base_backup_plus_wal_restores_by_hand(postgres_factory, wal_dest, tmp_p
     target = PostgresServer()
     try:
         with open(base['path'], 'rb') as raw:
-            with zstandard.ZstdDecompressor().stream_reader(raw) as stream, tarfile.open(fileobj=stream, mode='r|') as tar:
-                tar.extractall(target.datadir, filter='tar')
+            with zstandard.ZstdDecompressor().stream_reader(raw) as stream:
+                with tarfile.open(fileobj=stream, mode='r|') as tar:
+                    tar.extractall(target.datadir, filter='tar')
         restore = ('f=$(ls %s/postgresql-cluster-wal-*-%%f.gz 2>/dev/null | head -1); '
                    '[ -n "$f" ] && gzip -dc "$f" > %%p' % dest)
         with open(target.datadir / 'postgresql.auto.conf', 'a') as conf:
