@@ -2,7 +2,7 @@
 # Runs every role's molecule scenario (delegated driver on localhost: syntax, converge,
 # idempotence, testinfra verify, cleanup). Molecule needs the venv on PATH (ansible-config).
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 export PATH="$PWD/.venv/bin:$PATH"
 export ANSIBLE_FORCE_COLOR=0 PY_COLORS=0 NO_COLOR=1
 logdir=$(mktemp -d)

@@ -49,7 +49,7 @@ pick_python() {
 }
 
 profile=base
-[ $want_test -eq 1 ] && profile=test
+if [ "$want_test" -eq 1 ]; then profile="test"; fi
 # shellcheck disable=SC2046
 apt_install $(bindep_packages "$profile")
 

@@ -2,7 +2,7 @@
 # Runs the test layers (all by default, or those named): lint sanity units integration molecule.
 # Every layer runs even when an earlier one failed; the exit code is non-zero if any failed.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 export PATH="$PWD/.venv/bin:$PATH"
 export ANSIBLE_CONFIG="$PWD/ansible.cfg"
 layers=("$@")

@@ -59,12 +59,13 @@ def test_backup_then_restore_reproduces_tree_with_modes(tmp_path):
     # the manifest vouches for exactly the bytes on disk
     assert manifest['size'] == archive.stat().st_size
     assert manifest['sha256'] == subprocess.run(['sha256sum', str(archive)], capture_output=True,
-                                                text=True).stdout.split()[0]
+                                                text=True, check=True).stdout.split()[0]
     assert manifest['file_count'] == 4
     assert stat.S_IMODE(archive.stat().st_mode) == 0o600
     assert stat.S_IMODE(dest.stat().st_mode) == 0o700  # the tree holds a private key
     # the archive is a plain tar.zst that standard tools read
-    listing = subprocess.run('zstd -dc %s | tar -tf -' % archive, shell=True, capture_output=True, text=True)
+    listing = subprocess.run('zstd -dc %s | tar -tf -' % archive, shell=True, capture_output=True, text=True,
+                             check=False)
     assert listing.returncode == 0 and 'etc/myapp/ssl/app.key' in listing.stdout
     restored = target / str(src).lstrip('/')
     assert (restored / 'app.conf').read_text() == 'listen = 8080\n'
@@ -111,7 +112,7 @@ def test_retention_keeps_newest_and_count(tmp_path):
     src = make_tree(tmp_path / 'src')
     dest = tmp_path / 'backups'
     book = write_playbook(tmp_path, [backup_task(src, dest, keep_count=2, keep_days=0)])
-    for _ in range(3):
+    for dummy in range(3):
         assert run_playbook(book).rc == 0
     kept = manifests(dest)
     assert len(kept) == 2
@@ -150,7 +151,7 @@ def test_member_escaping_root_is_refused(tmp_path):
             tar.addfile(info, io.BytesIO(b'evil'))
     archive = dest / 'cfg-20261129T000000000000Z.tar'
     archive.write_bytes(payload.getvalue())
-    sha = subprocess.run(['sha256sum', str(archive)], capture_output=True, text=True).stdout.split()[0]
+    sha = subprocess.run(['sha256sum', str(archive)], capture_output=True, text=True, check=True).stdout.split()[0]
     manifest = {'id': archive.name, 'artifact': archive.name, 'engine': 'files', 'kind': 'files',
                 'database': 'cfg', 'started': '2026-11-29T00:00:00Z', 'finished': '2026-11-29T00:00:01Z',
                 'size': archive.stat().st_size, 'sha256': sha, 'compression': 'none'}

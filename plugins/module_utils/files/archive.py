@@ -76,8 +76,8 @@ def tree_fingerprint(paths: List[str]) -> Tuple[str, int, bool]:
     count = 0
     secret = False
     for path, st in walk_sources(paths):
-        digest.update(('%s\0%o\0%d\0%d\0%d\0%d\n' % (path, st.st_mode, st.st_size, st.st_mtime_ns,
-                                                      st.st_uid, st.st_gid)).encode('utf-8', 'surrogateescape'))
+        record = '%s\0%o\0%d\0%d\0%d\0%d\n' % (path, st.st_mode, st.st_size, st.st_mtime_ns, st.st_uid, st.st_gid)
+        digest.update(record.encode('utf-8', 'surrogateescape'))
         if stat.S_ISREG(st.st_mode):
             count += 1
             name = os.path.basename(path).lower()

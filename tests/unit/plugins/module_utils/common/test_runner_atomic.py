@@ -21,7 +21,7 @@ def test_secret_in_argv_is_refused():
 
 def test_secret_reaches_tool_by_environment_and_is_redacted():
     runner = ToolRunner(secrets=[SECRET])
-    rc, out, _ = runner.run(['sh', '-c', 'echo "pw is $PGPASSWORD"'], env={'PGPASSWORD': SECRET})
+    rc, out, dummy = runner.run(['sh', '-c', 'echo "pw is $PGPASSWORD"'], env={'PGPASSWORD': SECRET})
     assert rc == 0 and SECRET not in out and 'pw is ********' in out
 
 
