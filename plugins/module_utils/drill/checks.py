@@ -247,7 +247,7 @@ class MySQLClient(Client):
             yield ['--defaults-extra-file=%s' % path] + self._plain_args()
 
     def _plain_args(self) -> List[str]:
-        args = ['--connect-timeout=%d' % self.conn.connect_timeout]
+        args: List[str] = []
         if self.conn.unix_socket:
             args.append('--socket=%s' % self.conn.unix_socket)
         elif self.conn.host:
@@ -260,7 +260,9 @@ class MySQLClient(Client):
 
     def query(self, database: str, sql: str) -> List[Dict[str, Any]]:
         with self._options() as opts:
-            argv = [self._tool('client')] + opts + ['--batch', '--execute=%s' % sql, database]
+            # --connect-timeout is a client option mariadb-check does not know: only here.
+            argv = [self._tool('client')] + opts + ['--connect-timeout=%d' % self.conn.connect_timeout, '--batch',
+                                                    '--execute=%s' % sql, database]
             rc, out, err = self.runner.run(argv, check=False, what='mariadb')
         if rc != 0:
             raise OpsReadyError('Smoke query failed on %s: %s' % (database, err.strip() or 'exit %d' % rc), sql=sql)
