@@ -26,7 +26,7 @@ description:
   - The dnf/yum backend is written to the same contract but is B(not tested) by this collection's
     test suite (the test machine is Debian); O(hold) becomes C(--exclude), O(security_only) needs
     updateinfo metadata as on RHEL.
-author: opsready developers
+author: opsready developers (@opsready)
 options:
   backend:
     description: Package manager; V(auto) picks apt-get, then dnf, then yum.
@@ -163,9 +163,26 @@ held:
   type: list
   elements: dict
 plan:
-  description: The simulation - C(upgrade), C(held), C(not_security) (left out by O(security_only)) and C(remove).
+  description: The simulation of the update.
   returned: always
   type: dict
+  contains:
+    upgrade:
+      description: Packages this run upgrades (name, old, new, arch, origin, security).
+      type: list
+      elements: dict
+    held:
+      description: Packages left out by O(hold) or an existing hold.
+      type: list
+      elements: dict
+    not_security:
+      description: Packages left out by O(security_only).
+      type: list
+      elements: dict
+    remove:
+      description: Packages the update (full mode) or O(autoremove) would remove.
+      type: list
+      elements: str
 reboot_required:
   description: Whether the host needs a reboot to run the updated kernel or libraries.
   returned: always

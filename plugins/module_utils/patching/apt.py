@@ -64,15 +64,15 @@ class AptBackend:
     def _apt(self, args: Sequence[str], what: str) -> str:
         argv = [self.runner.which('apt-get', 'This host is not Debian-like; set patching_backend.')]
         argv += self.options + ['-q'] + list(args)
-        _, out, _ = self.runner.run(argv, env=ENV, timeout=self.timeout, what=what)
+        dummy_rc, out, dummy_err = self.runner.run(argv, env=ENV, timeout=self.timeout, what=what)
         return out
 
     def update(self) -> None:
         self._apt(['update'], 'apt-get update (refreshing the package lists)')
 
     def _status(self) -> List[List[str]]:
-        _, out, _ = self.runner.run(['dpkg-query', '-W', '-f', '${db:Status-Abbrev}\t${Package}:${Architecture}'
-                                     '\t${Version}\n'], env=ENV, what='dpkg-query')
+        fmt = '${db:Status-Abbrev}\t${Package}:${Architecture}\t${Version}\n'
+        dummy_rc, out, dummy_err = self.runner.run(['dpkg-query', '-W', '-f', fmt], env=ENV, what='dpkg-query')
         return [parts for parts in (line.split('\t') for line in out.splitlines()) if len(parts) == 3]
 
     def snapshot(self) -> Snapshot:
@@ -81,7 +81,8 @@ class AptBackend:
 
     def held(self) -> Set[str]:
         """Packages whose dpkg selection is ``hold`` (what ``apt-mark showhold`` lists, without building a cache)."""
-        return {key.split(':')[0] for status, key, _ in self._status() if status[:1] == 'h' and status[1:2] == 'i'}
+        return {key.split(':')[0] for status, key, dummy_version in self._status()
+                if status[:1] == 'h' and status[1:2] == 'i'}
 
     def auto_installed(self) -> Set[str]:
         """Packages apt marked as automatically installed (``Auto-Installed: 1`` in extended_states)."""
@@ -151,7 +152,7 @@ def reboot_required(flag: str) -> bool:
 
 def ensure_dpkg_consistent(runner: ToolRunner) -> None:
     """An interrupted dpkg run must be finished by a human before patching proceeds."""
-    _, out, _ = runner.run(['dpkg', '--audit'], env=ENV, check=False, what='dpkg --audit')
+    dummy_rc, out, dummy_err = runner.run(['dpkg', '--audit'], env=ENV, check=False, what='dpkg --audit')
     if out.strip():
         raise OpsReadyError('dpkg reports half-installed or unconfigured packages; run "dpkg --configure -a" '
                             'and fix what it reports before patching this host.', dpkg_audit=out.strip())

@@ -30,7 +30,7 @@ def parse_check_update(text: str, security: bool) -> List[Planned]:
         parts = line.split()
         if len(parts) != 3 or '.' not in parts[0] or line.startswith(('Last metadata', 'Obsoleting')):
             continue
-        name, _, arch = parts[0].rpartition('.')
+        name, dummy_sep, arch = parts[0].rpartition('.')
         found.append(Planned(name=name, new=parts[1], arch=arch, origin=parts[2], security=security))
     return found
 
@@ -51,11 +51,11 @@ class DnfBackend:
         self.runner.run([self.tool, '-q', 'makecache'], env=ENV, timeout=self.timeout, what='dnf makecache')
 
     def snapshot(self) -> Snapshot:
-        _, out, _ = self.runner.run(['rpm', '-qa', '--qf', '%{NAME}:%{ARCH}\t%{EPOCHNUM}:%{VERSION}-%{RELEASE}\n'],
-                                    env=ENV, what='rpm -qa')
+        fmt = '%{NAME}:%{ARCH}\t%{EPOCHNUM}:%{VERSION}-%{RELEASE}\n'
+        dummy_rc, out, dummy_err = self.runner.run(['rpm', '-qa', '--qf', fmt], env=ENV, what='rpm -qa')
         result: Snapshot = {}
         for line in out.splitlines():
-            key, _, version = line.partition('\t')
+            key, dummy_sep, version = line.partition('\t')
             result[key] = version[2:] if version.startswith('0:') else version
         return result
 
@@ -114,5 +114,5 @@ def needs_restarting(runner: ToolRunner) -> Optional[bool]:
     tool = shutil.which('needs-restarting', path=runner.env.get('PATH'))
     if not tool:
         return None
-    rc, _, _ = runner.run([tool, '-r'], env=ENV, check=False, what='needs-restarting -r')
+    rc, dummy_out, dummy_err = runner.run([tool, '-r'], env=ENV, check=False, what='needs-restarting -r')
     return rc == 1

@@ -72,7 +72,7 @@ def partition(candidates: Sequence[Planned], hold: Sequence[str], security_only:
 
 
 def _split_key(key: str) -> Dict[str, str]:
-    name, _, arch = key.partition(':')
+    name, dummy_sep, arch = key.partition(':')
     return {'name': name, 'arch': arch}
 
 
