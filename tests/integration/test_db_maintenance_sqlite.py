@@ -46,7 +46,8 @@ def seed(path: Path) -> None:
     conn.execute("INSERT INTO events (ts, payload) VALUES ('not a date', 'odd')")
     conn.executemany("INSERT INTO metrics (at, v) VALUES (strftime('%s', 'now') - ?, ?)",
                      [(d * 86400 + 5, d) for d in range(60)])
-    conn.executemany("INSERT INTO keep (ts, body) VALUES (datetime('now', '-400 days'), ?)", [(str(i),) for i in range(500)])
+    conn.executemany("INSERT INTO keep (ts, body) VALUES (datetime('now', '-400 days'), ?)",
+                     [(str(i),) for i in range(500)])
     conn.commit()
     conn.close()
 
