@@ -144,7 +144,9 @@ def verify_one(entry: Manifest, engine: Optional[Engine] = None, conn: Optional[
     except OSError as exc:
         outcome['error'] = 'cannot read %s: %s' % (getattr(exc, 'filename', None) or entry.path, exc.strerror or exc)
     outcome['seconds'] = round(time.monotonic() - started, 3)
-    if record:
+    # The manifest is rewritten only when the verdict changes: re-verifying intact backups leaves every
+    # file untouched (idempotent runs, copies that stay in sync). verified_at is when the verdict was reached.
+    if record and entry.verified is not outcome['ok']:
         entry.record_verification(outcome['ok'], dict(outcome['checks'], error=outcome['error']), utcnow())
     return outcome
 
