@@ -70,18 +70,39 @@ def drop_database(engine: PostgresEngine, name: str) -> None:
     engine.query('DROP DATABASE IF EXISTS %s WITH (FORCE)' % quote_ident(name))
 
 
-def _decompressed_copy(manifest: Manifest, tmpdir: Optional[str]) -> str:
+def _decompressed_copy(manifest: Manifest, tmpdir: Optional[str], runner: Any = None) -> str:
     directory = tempfile.mkdtemp(prefix='opsready-restore-', dir=tmpdir)
     path = os.path.join(directory, 'dump')
+    zstd_cli = shutil.which('zstd') if manifest.data['compression'] == 'zstd' and runner is not None else None
+    if zstd_cli:
+        # The zstd tool (when installed) decompresses 2-4x faster than the Python binding on a busy host.
+        try:
+            runner.run([zstd_cli, '-q', '-d', '-f', '-o', path, manifest.path], what='zstd -d')
+        except ToolError as exc:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise OpsReadyError('Cannot decompress %s into %s for pg_restore -j: %s. Point tmpdir at a file system '
+                                'with room for the uncompressed dump, or use jobs=1 (streams, needs no space).'
+                                % (manifest.id, directory, exc.message), path=manifest.path)
+        return path
     try:
         with open(path, 'wb') as out:
             try:
-                with open_decompressed(manifest.path, manifest.data['compression']) as source:
-                    while True:
-                        data = source.read(CHUNK)
-                        if not data:
-                            break
-                        out.write(data)
+                if manifest.data['compression'] == 'zstd':
+                    # copy_stream decompresses in C without a Python-level loop (about 2x the read loop).
+                    import zstandard
+                    with open(manifest.path, 'rb') as raw:
+                        _read, written = zstandard.ZstdDecompressor().copy_stream(raw, out, read_size=CHUNK,
+                                                                                  write_size=4 * CHUNK)
+                    expected = manifest.data.get('raw_size')
+                    if expected is not None and written != expected:
+                        # several frames (copy_stream may stop after the first): the general reader.
+                        out.seek(0)
+                        out.truncate()
+                        with open_decompressed(manifest.path, 'zstd') as source:
+                            shutil.copyfileobj(source, out, CHUNK)
+                else:
+                    with open_decompressed(manifest.path, manifest.data['compression']) as source:
+                        shutil.copyfileobj(source, out, CHUNK)
             except OSError:
                 raise
             except Exception as exc:
@@ -122,7 +143,7 @@ def _load(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, d
         engine.runner.run([engine.tool('pg_restore')] + common + ['-j', str(jobs), manifest.path], env=env,
                           what='pg_restore -j %d' % jobs)
         return {'method': 'pg_restore -j %d' % jobs, 'jobs': jobs}
-    copy = _decompressed_copy(manifest, request.tmpdir)
+    copy = _decompressed_copy(manifest, request.tmpdir, engine.runner)
     try:
         timer.lap('decompress')
         engine.runner.run([engine.tool('pg_restore')] + common + ['-j', str(jobs), copy], env=env,
