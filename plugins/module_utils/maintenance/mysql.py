@@ -5,7 +5,7 @@
 
 * analyze: ``ANALYZE TABLE db.t``. InnoDB tables are due when they have no row in
   ``mysql.innodb_table_stats`` or were modified (``information_schema.TABLES.UPDATE_TIME``, kept in
-  memory by InnoDB, so unknown after a restart) at or after the statistics' ``last_update``. Other engines
+  memory by InnoDB, so unknown after a restart) after the statistics' ``last_update``. Other engines
   (Aria, MyISAM) are always due; when the server answers "Table is already up to date" nothing changed.
 * optimize: ``OPTIMIZE TABLE db.t`` (InnoDB: an online rebuild, "recreate + analyze") when
   ``DATA_FREE / (DATA_LENGTH + INDEX_LENGTH + DATA_FREE)`` exceeds ``fragmentation_threshold`` percent and
@@ -133,7 +133,7 @@ class MySQLMaintenance(Backend):
                 due, reason = True, '%s table: the server decides whether statistics are stale' % i.get('engine')
             elif not i.get('stats_last_update'):
                 due, reason = True, 'no persistent statistics yet'
-            elif i.get('update_time') and i['update_time'] >= i['stats_last_update']:
+            elif i.get('update_time') and i['update_time'] > i['stats_last_update']:
                 due, reason = True, 'modified at %s, statistics from %s' % (i['update_time'], i['stats_last_update'])
             else:
                 due, reason = False, 'statistics from %s, no modification since%s' % (
