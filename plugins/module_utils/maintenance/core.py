@@ -61,11 +61,11 @@ class CleanupSpec:
         fmt = item.get('column_format') or 'timestamp'
         if fmt not in COLUMN_FORMATS:
             raise OpsReadyError('cleanup column_format must be one of %s, not %r.' % (', '.join(COLUMN_FORMATS), fmt))
-        batch = int(item.get('batch_size') or 1000)
+        batch = int(1000 if item.get('batch_size') is None else item['batch_size'])
         if batch < 1 or batch > 100000:
             raise OpsReadyError('cleanup batch_size must be between 1 and 100000 (got %d).' % batch)
-        max_batches = int(item.get('max_batches') or 0)
-        pause = float(item.get('pause') or 0.0)
+        max_batches = int(0 if item.get('max_batches') is None else item['max_batches'])
+        pause = float(0.0 if item.get('pause') is None else item['pause'])
         if max_batches < 0 or pause < 0:
             raise OpsReadyError('cleanup max_batches and pause must be 0 or more.')
         return cls(TableRef.parse(item['table'], default_schema), check_ident(item['column'], 'column name'),
@@ -170,7 +170,6 @@ def resolve_tables(backend: Backend, opts: MaintenanceOptions) -> List[TableRef]
 
 
 def _run_cleanup(backend: Backend, spec: CleanupSpec, check_mode: bool) -> Dict[str, Any]:
-    backend.check_cleanup(spec)
     cutoff = backend.cleanup_cutoff(spec)
     entry: Dict[str, Any] = {'table': spec.table.label, 'column': spec.column, 'older_than_days': spec.older_than_days,
                              'cutoff': str(cutoff), 'batch_size': spec.batch_size}
