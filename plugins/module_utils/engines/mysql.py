@@ -23,7 +23,7 @@ import re
 import shutil
 import struct
 import tempfile
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
@@ -35,7 +35,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.timeuti
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import (
     ALL_DATABASES, BackupOptions, Engine, disk_error, stream_file_to_artifact, stream_to_artifact)
 
-TOOLS = {
+TOOLS: Dict[str, Dict[str, Tuple[str, ...]]] = {
     'mariadb': {'dump': ('mariadb-dump', 'mysqldump'), 'client': ('mariadb', 'mysql'),
                 'binlog': ('mariadb-binlog', 'mysqlbinlog')},
     'mysql': {'dump': ('mysqldump',), 'client': ('mysql',), 'binlog': ('mysqlbinlog',)},

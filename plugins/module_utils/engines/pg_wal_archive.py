@@ -172,11 +172,10 @@ def archive(dest: str, source: str, wal_name: str, compression: str = 'zstd', le
     }
     target = artifact + '.manifest.json'
     fd, tmp = tempfile.mkstemp(dir=dest, prefix='.' + name + '.', suffix='.tmp')
-    with os.fdopen(fd, 'w', encoding='utf-8') as handle:
-        json.dump(manifest, handle, indent=2, sort_keys=True)
-        handle.write('\n')
-        handle.flush()
-        os.fsync(handle.fileno())
+    with os.fdopen(fd, 'w', encoding='utf-8') as text:
+        text.write(json.dumps(manifest, indent=2, sort_keys=True) + '\n')
+        text.flush()
+        os.fsync(text.fileno())
     os.chmod(tmp, 0o600)
     os.replace(tmp, target)
     _fsync_dir(dest)

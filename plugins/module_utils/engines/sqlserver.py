@@ -113,7 +113,7 @@ class SQLServerEngine(Engine):
                                    self._message(exc)), host=self.conn.host, port=self.conn.port or 1433)
 
     def _message(self, exc: Exception) -> str:
-        args = getattr(exc, 'args', ())
+        args: Tuple[Any, ...] = tuple(getattr(exc, 'args', ()))
         text = str(args[1]) if len(args) > 1 else str(exc)
         return self.runner.redact(text)
 
