@@ -18,6 +18,11 @@ description:
     as the leftover of an interrupted run.
   - Modes, owners and timestamps are preserved. Archives are always written C(0600); when the trees
     hold private keys the backup directory is made C(0700).
+  - With O(encrypt=true) the compressed stream is encrypted in the same pass to the age public keys in
+    O(recipients) (the age v1 format; Debian's C(age -d) decrypts it). Only public keys are needed on
+    the backup host; the private key is needed where restores run. The manifest records the format and
+    recipients, the checksum of the encrypted bytes (so M(opsready.operations.backup_verify) checks
+    integrity without the key) and the plaintext checksum, itself encrypted to the same recipients.
   - After a successful run, retention deletes archives of the same set older than O(keep_days) and
     beyond O(keep_count); the newest archive is never deleted.
 author: opsready developers (@opsready)
@@ -54,10 +59,24 @@ options:
   keep_count:
     description: Keep at most this many archives of this set (the newest). Unset keeps any number.
     type: int
+  encrypt:
+    description:
+      - Encrypt archives to O(recipients) (age format, X25519). Archives are then named C(.tar.zst.age).
+    type: bool
+    default: false
+  recipients:
+    description:
+      - age public keys (C(age1...), as printed by C(age-keygen)) to encrypt to. Any one matching
+        private key decrypts. Give two (an online key and an offline escrow key) so losing one key does
+        not lose the backups.
+      - Required when O(encrypt=true).
+    type: list
+    elements: str
   skip_unchanged:
     description:
       - Do not write a new archive when nothing (names, sizes, modes, owners, mtimes) changed since
-        the newest archive of this set; the module then reports C(changed=false).
+        the newest archive of this set (and the encryption settings are the same); the module then
+        reports C(changed=false).
     type: bool
     default: false
 extends_documentation_fragment:
@@ -85,6 +104,16 @@ EXAMPLES = r'''
     dest: /var/backups/opsready/nginx
     name: nginx
     skip_unchanged: true
+
+- name: Encrypted backup of private keys (only the public key lives on this host)
+  opsready.operations.file_backup:
+    paths: [/etc/ssl/private]
+    dest: /var/backups/opsready/keys
+    name: tls-keys
+    encrypt: true
+    recipients:
+      - age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p
+      - "{{ escrow_age_recipient }}"
 '''
 
 RETURN = r'''
@@ -97,7 +126,15 @@ manifest:
   description: The manifest written next to the archive (or of the newest archive when unchanged).
   returned: success
   type: dict
-  sample: {"engine": "files", "kind": "files", "sha256": "9f86d0...", "size": 10240, "file_count": 12}
+  sample:
+    engine: files
+    kind: files
+    sha256: 9f86d0...
+    size: 10240
+    file_count: 12
+    encryption:
+      format: age
+      recipients: [age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p]
 file_count:
   description: Number of regular files in the trees.
   returned: success
@@ -124,10 +161,11 @@ leftovers_removed:
 
 import os
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup import retention
+from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import check_compression
 from ansible_collections.opsready.operations.plugins.module_utils.files import archive
@@ -164,10 +202,26 @@ def main():
             keep_days=dict(type='int', default=30),
             keep_count=dict(type='int'),
             skip_unchanged=dict(type='bool', default=False),
+            encrypt=dict(type='bool', default=False),
+            recipients=dict(type='list', elements='str'),
         ),
+        required_if=[('encrypt', True, ['recipients'])],
         supports_check_mode=True,
     )
     p = module.params
+    if p['recipients'] and not p['encrypt']:
+        module.fail_json(msg='recipients is set but encrypt is false: set encrypt=true to encrypt archives, '
+                             'or drop recipients.')
+    recipients = None
+    if p['encrypt']:
+        if not encryption.HAS_CRYPTOGRAPHY:
+            module.fail_json(msg=missing_required_lib('cryptography'),
+                             exception=str(encryption.CRYPTOGRAPHY_IMPORT_ERROR))
+        try:
+            recipients = [encryption.bech32_encode(encryption.RECIPIENT_HRP, encryption.parse_recipient(r))
+                          for r in p['recipients']]
+        except OpsReadyError as exc:
+            module.fail_json(**exc.as_fail_kwargs())
     if '/' in p['name'] or not p['name']:
         module.fail_json(msg='name %r must be a plain set name without "/".' % p['name'])
     for option in ('keep_days', 'keep_count', 'threads'):
@@ -181,12 +235,16 @@ def main():
         fingerprint, count, secret = archive.tree_fingerprint(p['paths'])
         result['file_count'] = count
         previous = archive.latest_archive(p['dest'], p['name'])
-        if p['skip_unchanged'] and previous is not None and previous.data.get('fingerprint') == fingerprint:
+        previous_recipients = (previous.data.get('encryption') or {}).get('recipients') if previous else None
+        same_encryption = sorted(previous_recipients or []) == sorted(recipients or [])
+        if p['skip_unchanged'] and previous is not None and previous.data.get('fingerprint') == fingerprint \
+                and same_encryption:
             result.update(skipped_unchanged=True, archive=previous.path, manifest=previous.summary())
             module.exit_json(**result)
         if module.check_mode:
             result['changed'] = True
             result['archive'] = os.path.join(p['dest'], '%s-<timestamp>.tar' % p['name'])
+            result['diff'] = {'before': '', 'after': result['archive'] + '\n'}
             if os.path.isdir(p['dest']):
                 result['deleted'] = prune(p['dest'], p['name'], p['keep_days'], p['keep_count'], True)
                 result['leftovers_removed'] = remove_leftovers(p['dest'], True)
@@ -195,7 +253,7 @@ def main():
         result['leftovers_removed'] = remove_leftovers(p['dest'], False)
         manifest = archive.create_archive(p['paths'], p['dest'], p['name'], compression=p['compression'],
                                           level=p['compression_level'], threads=p['threads'],
-                                          fingerprint=fingerprint, file_count=count)
+                                          fingerprint=fingerprint, file_count=count, recipients=recipients)
         result.update(changed=True, archive=manifest['path'], manifest=manifest)
         result['deleted'] = prune(p['dest'], p['name'], p['keep_days'], p['keep_count'], False)
     except OpsReadyError as exc:

@@ -17,6 +17,9 @@ description:
     corrupt archive, or one without a manifest, is refused with a clear message.
   - Members with absolute paths, C(..) components, links escaping the root or device files are
     refused before extraction.
+  - Archives written with C(encrypt=true) are decrypted on the fly with O(identity) or O(identity_file);
+    the whole archive is decrypted and authenticated (and its plaintext checksum compared) before
+    anything is extracted, so a wrong or missing key, or a tampered archive, writes nothing.
   - Files are extracted into a staging directory under O(dest) and moved into place only after the
     whole archive was read; files identical to the archived ones are left alone, so a second run
     reports C(changed=false).
@@ -42,6 +45,16 @@ options:
         and what is below them.
     type: list
     elements: str
+  identity:
+    description:
+      - The age private key (C(AGE-SECRET-KEY-1...)) that decrypts encrypted archives; keep it in Ansible
+        Vault. Needed only for archives written with C(encrypt=true).
+    type: str
+  identity_file:
+    description:
+      - A file on the managed host holding age private keys (the output of C(age-keygen)); used
+        together with O(identity) if both are given.
+    type: path
 extends_documentation_fragment:
   - opsready.operations.check_mode
 notes:
@@ -61,6 +74,13 @@ EXAMPLES = r'''
   opsready.operations.file_restore:
     src: /var/backups/opsready/config/myapp-config-20261129T004512123456Z.tar.zst
     dest: /tmp/inspect
+
+- name: Restore an encrypted archive of private keys
+  opsready.operations.file_restore:
+    src: /var/backups/opsready/keys
+    name: tls-keys
+    dest: /
+    identity: "{{ vault_backup_age_identity }}"
 '''
 
 RETURN = r'''
@@ -85,12 +105,18 @@ sha256:
   returned: success
   type: str
   sample: af43b0bca098e082b20f389a5676573a9cb9b5ba72c6712c3142069358bce315
+encrypted:
+  description: Whether the archive was encrypted (and was decrypted with the identity given).
+  returned: success
+  type: bool
+  sample: false
 '''
 
 import os
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.files import extract
 
@@ -103,6 +129,8 @@ def main():
             name=dict(type='str'),
             artifact=dict(type='str'),
             only=dict(type='list', elements='str'),
+            identity=dict(type='str', no_log=True),
+            identity_file=dict(type='path'),
         ),
         supports_check_mode=True,
     )
@@ -111,7 +139,15 @@ def main():
         module.fail_json(msg='artifact names an archive inside a backup directory; src is already an archive.')
     try:
         manifest = extract.find_archive(p['src'], p['name'], p['artifact'])
-        outcome = extract.restore_archive(manifest, p['dest'], only=p['only'], check_mode=module.check_mode)
+        encrypted = bool(manifest.data.get('encryption'))
+        identities = []
+        if encrypted or p['identity'] or p['identity_file']:
+            if not encryption.HAS_CRYPTOGRAPHY:
+                module.fail_json(msg=missing_required_lib('cryptography'),
+                                 exception=str(encryption.CRYPTOGRAPHY_IMPORT_ERROR))
+            identities = encryption.load_identities(p['identity'], p['identity_file'])
+        outcome = extract.restore_archive(manifest, p['dest'], only=p['only'], check_mode=module.check_mode,
+                                          identities=identities)
     except OpsReadyError as exc:
         module.fail_json(**exc.as_fail_kwargs())
     except OSError as exc:
@@ -120,7 +156,7 @@ def main():
     restored = outcome['restored']
     if module.check_mode:
         restored = [os.path.join(p['dest'], name) for name in restored]
-    module.exit_json(changed=bool(restored), archive=manifest.path, restored=restored,
+    module.exit_json(changed=bool(restored), archive=manifest.path, restored=restored, encrypted=encrypted,
                      unchanged=outcome['unchanged'], sha256=manifest.data['sha256'],
                      diff={'before': '', 'after': '\n'.join(restored) + ('\n' if restored else '')})
 

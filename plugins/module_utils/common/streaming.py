@@ -16,8 +16,9 @@ import gzip
 import hashlib
 import os
 import zlib
-from typing import IO, Any, BinaryIO, Dict, Optional
+from typing import IO, Any, BinaryIO, Dict, Optional, Sequence
 
+from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import fsync_dir
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
 
@@ -99,11 +100,22 @@ class _Passthrough:
 
 class ArtifactWriter:
     """Write one artifact: ``write()`` raw bytes, then ``commit()``; ``abort()`` or an exception
-    inside ``with`` removes the partial file so nothing half-written is left to trust."""
+    inside ``with`` removes the partial file so nothing half-written is left to trust.
+
+    With ``recipients`` (age public keys) the compressed stream is age-encrypted before the hashing
+    sink, in the same pass: ``sha256``/``size`` are then of the encrypted bytes (verifiable without the
+    key) and ``commit()`` adds ``encryption`` (format, recipients, sealed plaintext checksum) for the
+    manifest. The caller names the file (``encryption.SUFFIX`` is ``.age``).
+    """
 
     def __init__(self, path: str, compression: str = 'zstd', level: Optional[int] = None,
-                 threads: int = 0, mode: int = 0o600, hash_plain: bool = False) -> None:
+                 threads: int = 0, mode: int = 0o600, hash_plain: bool = False,
+                 recipients: Optional[Sequence[str]] = None) -> None:
         check_compression(compression)
+        if recipients:
+            # Bad recipients fail here, before the partial file exists.
+            for recipient in recipients:
+                encryption.parse_recipient(recipient)
         self.path = path
         self.partial_path = path + PARTIAL_SUFFIX
         self.compression = compression
@@ -117,14 +129,19 @@ class ArtifactWriter:
         fd = os.open(self.partial_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         self._handle = os.fdopen(fd, 'wb', buffering=CHUNK)
         self._sink = _HashingSink(self._handle)
+        self._encrypter: Optional[encryption.EncryptingWriter] = None
+        target: Any = self._sink
+        if recipients:
+            self._encrypter = encryption.EncryptingWriter(self._sink, recipients)
+            target = self._encrypter
         if compression == 'zstd':
             # threads=1 would still run a worker; 0 keeps compression in this thread for tiny inputs.
             params = zstandard.ZstdCompressor(level=self.level, threads=self.threads if self.threads > 1 else 0)
-            self._compressor: Any = params.stream_writer(self._sink, closefd=False, write_return_read=True)  # type: ignore[arg-type]
+            self._compressor: Any = params.stream_writer(target, closefd=False, write_return_read=True)
         elif compression == 'gzip':
-            self._compressor = _GzipCompressor(self._sink, self.level)
+            self._compressor = _GzipCompressor(target, self.level)
         else:
-            self._compressor = _Passthrough(self._sink)
+            self._compressor = _Passthrough(target)
 
     def write(self, data: Any) -> int:
         self.raw_size += len(data)
@@ -151,6 +168,8 @@ class ArtifactWriter:
             self._compressor.close()
         else:
             self._compressor.close()
+        if self._encrypter is not None:
+            self._encrypter.close()
         self._handle.flush()
         os.fsync(self._handle.fileno())
         self._handle.close()
@@ -167,6 +186,8 @@ class ArtifactWriter:
         }
         if self._plain is not None:
             result['plain_sha256'] = self._plain.hexdigest()
+        if self._encrypter is not None:
+            result['encryption'] = self._encrypter.info()
         return result
 
     def abort(self) -> None:
@@ -214,11 +235,52 @@ def verify_file(path: str, sha256: str, size: Optional[int] = None) -> None:
                              'restore from it.' % (path, actual, sha256), path=path)
 
 
-def open_decompressed(path: str, compression: str) -> IO[bytes]:
-    """A readable stream of the artifact's original bytes."""
+def open_decompressed(path: str, compression: str, encryption_info: Optional[Dict[str, Any]] = None,
+                      identities: Optional[Sequence[encryption.Identity]] = None) -> IO[bytes]:
+    """A readable stream of the artifact's original bytes.
+
+    ``encryption_info`` is the manifest's ``encryption`` record: the file is then decrypted on the fly
+    with ``identities`` (a wrong or missing key raises before a byte is returned). Read to the end (see
+    ``drain``) so the last chunk is authenticated and the plaintext checksum compared.
+    """
     check_compression(compression)
+    raw: Any = open(path, 'rb')
+    if encryption_info:
+        raw = open_decrypted(raw, path, encryption_info, identities or [])
     if compression == 'zstd':
-        return zstandard.ZstdDecompressor().stream_reader(open(path, 'rb'), read_across_frames=True, closefd=True)
+        return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True, closefd=True)
     if compression == 'gzip':
-        return gzip.open(path, 'rb')  # type: ignore[return-value]
-    return open(path, 'rb')
+        return gzip.GzipFile(fileobj=raw, mode='rb')  # type: ignore[return-value]
+    return raw  # type: ignore[no-any-return]
+
+
+def open_decrypted(handle: Any, path: str, encryption_info: Dict[str, Any],
+                   identities: Sequence[encryption.Identity]) -> encryption.DecryptingReader:
+    """The decrypted (still compressed) bytes of an encrypted artifact, checked against the manifest."""
+    if encryption_info.get('format') != encryption.FORMAT:
+        handle.close()
+        raise OpsReadyError('%s is encrypted with %r, which this version cannot read (age only).'
+                            % (path, encryption_info.get('format')), path=path)
+    recipients = encryption_info.get('recipients') or []
+    expected = None
+    try:
+        if identities and encryption_info.get('plaintext_sha256_sealed'):
+            try:
+                expected = encryption.open_sealed(encryption_info['plaintext_sha256_sealed'], identities, path)
+            except OpsReadyError:
+                pass  # the reader below raises the clear wrong-key message
+        return encryption.DecryptingReader(handle, identities, path, recipients=recipients,
+                                           expected_sha256=expected)
+    except BaseException:
+        handle.close()
+        raise
+
+
+def drain(stream: IO[bytes], chunk: int = CHUNK) -> int:
+    """Read ``stream`` to its end (authenticates an encrypted tail); returns the bytes skipped."""
+    total = 0
+    while True:
+        data = stream.read(chunk)
+        if not data:
+            return total
+        total += len(data)

@@ -20,6 +20,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest, write_manifest
+from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import (
     ArtifactWriter, compression_suffix)
@@ -116,14 +117,19 @@ def latest_archive(dest: str, set_name: str) -> Optional[Manifest]:
 
 def create_archive(paths: List[str], dest: str, set_name: str, compression: str = 'zstd',
                    level: Optional[int] = None, threads: int = 0, fingerprint: Optional[str] = None,
-                   file_count: Optional[int] = None) -> Dict[str, Any]:
-    """Archive ``paths`` into ``dest``; returns the manifest (written after the artifact is durable)."""
+                   file_count: Optional[int] = None, recipients: Optional[List[str]] = None) -> Dict[str, Any]:
+    """Archive ``paths`` into ``dest``; returns the manifest (written after the artifact is durable).
+
+    With ``recipients`` the archive is age-encrypted in the same pass (``<name>.tar.zst.age``).
+    """
     started = utcnow()
-    name = '%s-%s.tar%s' % (set_name, stamp(started), compression_suffix(compression))
+    name = '%s-%s.tar%s%s' % (set_name, stamp(started), compression_suffix(compression),
+                              encryption.SUFFIX if recipients else '')
     artifact = os.path.join(dest, name)
     members = 0
     try:
-        with ArtifactWriter(artifact, compression=compression, level=level, threads=threads) as writer:
+        with ArtifactWriter(artifact, compression=compression, level=level, threads=threads,
+                            recipients=recipients) as writer:
             with tarfile.open(fileobj=writer, mode='w|', format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
                 for path, _st in walk_sources(paths):
                     tar.add(path, arcname=_arcname(path), recursive=False)
@@ -153,6 +159,8 @@ def create_archive(paths: List[str], dest: str, set_name: str, compression: str 
         'member_count': members,
         'fingerprint': fingerprint,
     }
+    if 'encryption' in stored:
+        manifest['encryption'] = stored['encryption']
     write_manifest(artifact, manifest)
     manifest['path'] = artifact
     return manifest

@@ -18,14 +18,15 @@ import shutil
 import stat
 import tarfile
 import tempfile
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import (
     MANIFEST_SUFFIX, Manifest, read_manifest)
+from ansible_collections.opsready.operations.plugins.module_utils.common.encryption import Identity
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import (
-    open_decompressed, verify_file)
+    drain, open_decompressed, verify_file)
 from ansible_collections.opsready.operations.plugins.module_utils.files.archive import ENGINE
 
 
@@ -70,13 +71,23 @@ def _unsafe_reason(member: tarfile.TarInfo) -> Optional[str]:
     return None
 
 
-def list_members(manifest: Manifest) -> List[tarfile.TarInfo]:
-    """Read the archive's member list (used by check mode and to refuse hostile archives early)."""
+def _open(manifest: Manifest, identities: Optional[Sequence[Identity]]) -> Any:
+    """The archive's tar stream, decrypted on the fly when the manifest says it is encrypted."""
+    return open_decompressed(manifest.path, manifest.data['compression'], manifest.data.get('encryption'),
+                             identities)
+
+
+def list_members(manifest: Manifest, identities: Optional[Sequence[Identity]] = None) -> List[tarfile.TarInfo]:
+    """Read the archive's member list (used by check mode and to refuse hostile archives early).
+
+    Reads to the end, so an encrypted archive is fully authenticated before anything is extracted.
+    """
     members = []
-    with open_decompressed(manifest.path, manifest.data['compression']) as stream:
+    with _open(manifest, identities) as stream:
         with tarfile.open(fileobj=stream, mode='r|') as tar:  # type: ignore[call-overload]
             for member in tar:
                 members.append(member)
+        drain(stream)
     return members
 
 
@@ -89,10 +100,10 @@ def check_members(members: List[tarfile.TarInfo]) -> None:
 
 
 def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = None,
-                    check_mode: bool = False) -> Dict[str, Any]:
+                    check_mode: bool = False, identities: Optional[Sequence[Identity]] = None) -> Dict[str, Any]:
     """Verify, extract into staging, then move each changed file into place under ``dest``."""
     verify_file(manifest.path, manifest.data['sha256'], manifest.data.get('size'))
-    members = list_members(manifest)
+    members = list_members(manifest, identities)
     check_members(members)
     wanted = [m for m in members if not only or any(m.name == o.strip('/') or m.name.startswith(o.strip('/') + '/')
                                                     for o in only)]
@@ -103,7 +114,7 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
         os.makedirs(dest, mode=0o755)
     staging = tempfile.mkdtemp(prefix='.opsready-restore-', dir=dest)
     try:
-        with open_decompressed(manifest.path, manifest.data['compression']) as stream:
+        with _open(manifest, identities) as stream:
             with tarfile.open(fileobj=stream, mode='r|') as tar:  # type: ignore[call-overload]
                 names = {m.name for m in wanted}
                 for member in tar:
@@ -111,6 +122,7 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
                         check_members([member])
                         tar.extract(member, staging, set_attrs=True, numeric_owner=os.geteuid() == 0,
                                     filter='tar')
+            drain(stream)
         restored = _swap_in(staging, dest, wanted)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,505 @@
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Streaming public-key encryption of backup artifacts in the age v1 format (X25519 recipients).
+
+Files written here are standard age files: ``age -d -i key.txt`` (Debian's ``age``), ``rage`` and
+``pyrage`` decrypt them, and files they write to X25519 recipients decrypt here. The primitives are
+the ``cryptography`` package's (X25519, HKDF-SHA-256, HMAC-SHA-256, ChaCha20-Poly1305, i.e. OpenSSL);
+this file only frames them as the age specification (C2SP age.md) says:
+
+- header ``age-encryption.org/v1``, one ``-> X25519`` stanza per recipient (the 16-byte file key
+  wrapped with a key derived from an ephemeral X25519 exchange), ``---`` and the header HMAC;
+- a 16-byte nonce, then the payload as the STREAM construction: 64 KiB plaintext chunks, each sealed
+  with ChaCha20-Poly1305 under HKDF(file key, nonce, "payload"), nonce = 11-byte big-endian counter
+  and a last-chunk flag, so truncation, reordering and any flipped bit fail authentication.
+
+Why not pyrage for the stream: pyrage 1.4 streams (``encrypt_io``) but pulls from a reader, which
+needs a thread to sit in our push pipeline, and measured 77 MB/s against 440 MB/s for OpenSSL's
+ChaCha20-Poly1305 on this machine. pyrage remains the interoperability oracle in the tests.
+
+Encryption is a push stage (``EncryptingWriter.write``) so it runs in the same single pass as
+compression and hashing; decryption is a pull stage (``DecryptingReader.read``) under decompression.
+
+Private to opsready.operations; do not import from other collections.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+from typing import IO, Any, Dict, List, Optional, Sequence
+
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
+
+try:
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+    HAS_CRYPTOGRAPHY = True
+    CRYPTOGRAPHY_IMPORT_ERROR = None
+except ImportError as exc:  # pragma: no cover - exercised only where cryptography is missing
+    HAS_CRYPTOGRAPHY = False
+    CRYPTOGRAPHY_IMPORT_ERROR = exc
+
+FORMAT = 'age'
+VERSION_LINE = b'age-encryption.org/v1'
+SUFFIX = '.age'
+CHUNK = 64 * 1024
+TAG = 16
+NONCE = 16
+RECIPIENT_HRP = 'age'
+IDENTITY_HRP = 'age-secret-key-'
+X25519_LABEL = b'age-encryption.org/v1/X25519'
+
+
+def check_available() -> None:
+    if not HAS_CRYPTOGRAPHY:
+        raise OpsReadyError('encrypt needs the Python package cryptography on the managed host '
+                            '(pip install cryptography): %s' % CRYPTOGRAPHY_IMPORT_ERROR)
+
+
+# -- bech32 (BIP 173; age keys are bech32 without the 90-character limit) -------------------------
+_CHARSET = 'qpzry9x8gf2tvdw0s3jn54khce6mua7l'
+_GEN = (0x3b6a57b2, 0x26508e6d, 0x1ea119fa, 0x3d4233dd, 0x2a1462b3)
+
+
+def _polymod(values: List[int]) -> int:
+    chk = 1
+    for value in values:
+        top = chk >> 25
+        chk = (chk & 0x1ffffff) << 5 ^ value
+        for i in range(5):
+            chk ^= _GEN[i] if ((top >> i) & 1) else 0
+    return chk
+
+
+def _hrp_expand(hrp: str) -> List[int]:
+    return [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp]
+
+
+def _convertbits(data: Sequence[int], frombits: int, tobits: int, pad: bool) -> Optional[List[int]]:
+    acc = bits = 0
+    out = []
+    maxv = (1 << tobits) - 1
+    for value in data:
+        acc = (acc << frombits) | value
+        bits += frombits
+        while bits >= tobits:
+            bits -= tobits
+            out.append((acc >> bits) & maxv)
+    if pad:
+        if bits:
+            out.append((acc << (tobits - bits)) & maxv)
+    elif bits >= frombits or ((acc << (tobits - bits)) & maxv):
+        return None
+    return out
+
+
+def bech32_encode(hrp: str, data: bytes) -> str:
+    five = _convertbits(data, 8, 5, True) or []
+    values = _hrp_expand(hrp) + five
+    polymod = _polymod(values + [0] * 6) ^ 1
+    checksum = [(polymod >> 5 * (5 - i)) & 31 for i in range(6)]
+    return hrp + '1' + ''.join(_CHARSET[d] for d in five + checksum)
+
+
+def bech32_decode(text: str) -> Optional[tuple]:
+    if text.lower() != text and text.upper() != text:
+        return None
+    text = text.lower()
+    pos = text.rfind('1')
+    if pos < 1 or pos + 7 > len(text) or any(c not in _CHARSET for c in text[pos + 1:]):
+        return None
+    hrp = text[:pos]
+    data = [_CHARSET.find(c) for c in text[pos + 1:]]
+    if _polymod(_hrp_expand(hrp) + data) != 1:
+        return None
+    decoded = _convertbits(data[:-6], 5, 8, False)
+    if decoded is None:
+        return None
+    return hrp, bytes(decoded)
+
+
+# -- keys -------------------------------------------------------------------------------------------
+def _b64(data: bytes) -> bytes:
+    return base64.b64encode(data).rstrip(b'=')
+
+
+def _unb64(text: bytes) -> bytes:
+    if b'=' in text or b'\r' in text or b'\n' in text:
+        raise ValueError('padded or wrapped base64')
+    return base64.b64decode(text + b'=' * (-len(text) % 4), validate=True)
+
+
+def _hkdf(ikm: bytes, salt: bytes, info: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=info).derive(ikm)
+
+
+def parse_recipient(text: str) -> bytes:
+    """The 32-byte X25519 public key of an ``age1...`` recipient; a clear error otherwise."""
+    text = text.strip()
+    decoded = bech32_decode(text)
+    if decoded is None or decoded[0] != RECIPIENT_HRP or len(decoded[1]) != 32:
+        shown = text if len(text) < 80 else text[:20] + '...'
+        if text.upper().startswith('AGE-SECRET-KEY-'):
+            raise OpsReadyError('A recipient is an age identity (private key), not a public key: give the '
+                                '"age1..." public key in recipients (age-keygen -y key.txt prints it).')
+        raise OpsReadyError('Recipient %r is not an age X25519 public key ("age1..." from age-keygen). '
+                            'SSH and plugin recipients are not supported.' % shown)
+    return decoded[1]
+
+
+class Identity:
+    """An X25519 identity (private key). ``repr`` never shows the secret."""
+
+    def __init__(self, secret: bytes) -> None:
+        check_available()
+        self._key = X25519PrivateKey.from_private_bytes(secret)
+        self.public = self._key.public_key().public_bytes_raw()
+
+    @property
+    def recipient(self) -> str:
+        return bech32_encode(RECIPIENT_HRP, self.public)
+
+    def __repr__(self) -> str:
+        return '<age identity for %s>' % self.recipient
+
+    def unwrap(self, share: bytes, body: bytes) -> Optional[bytes]:
+        shared = self._key.exchange(X25519PublicKey.from_public_bytes(share))
+        if shared == b'\x00' * 32:
+            return None
+        key = _hkdf(shared, share + self.public, X25519_LABEL)
+        try:
+            return ChaCha20Poly1305(key).decrypt(b'\x00' * 12, body, None)
+        except InvalidTag:
+            return None
+
+
+def generate_identity() -> str:
+    """A new ``AGE-SECRET-KEY-1...`` string (for tests and for the docs' key ceremony)."""
+    check_available()
+    key = X25519PrivateKey.generate()
+    from cryptography.hazmat.primitives import serialization
+    raw = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                            serialization.NoEncryption())
+    return bech32_encode(IDENTITY_HRP, raw).upper()
+
+
+def parse_identities(text: str, source: str = 'identity') -> List[Identity]:
+    """Every ``AGE-SECRET-KEY-1`` line of an age identity file (comments and blank lines skipped)."""
+    check_available()
+    found = []
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith('#'):
+            continue
+        decoded = bech32_decode(line)
+        if decoded is None or decoded[0] != IDENTITY_HRP or len(decoded[1]) != 32:
+            # Never echo the line: it may be a mangled secret.
+            raise OpsReadyError('%s line %d is not an age X25519 identity ("AGE-SECRET-KEY-1..." from '
+                                'age-keygen); passphrase, SSH and plugin identities are not supported.'
+                                % (source, number))
+        found.append(Identity(decoded[1]))
+    if not found:
+        raise OpsReadyError('%s holds no age identity ("AGE-SECRET-KEY-1..." line).' % source)
+    return found
+
+
+def load_identities(identity: Optional[str] = None, identity_file: Optional[str] = None) -> List[Identity]:
+    """From the ``identity`` option (the key text) and/or ``identity_file`` (an age-keygen file)."""
+    result: List[Identity] = []
+    if identity:
+        result += parse_identities(identity, 'identity')
+    if identity_file:
+        try:
+            with open(identity_file, encoding='utf-8') as handle:
+                text = handle.read()
+        except OSError as exc:
+            raise OpsReadyError('Cannot read identity_file %s: %s.' % (identity_file, exc.strerror),
+                                path=identity_file)
+        result += parse_identities(text, 'identity_file %s' % identity_file)
+    return result
+
+
+# -- header -------------------------------------------------------------------------------------------
+def _header(file_key: bytes, recipients: Sequence[bytes]) -> bytes:
+    lines = [VERSION_LINE]
+    for public in recipients:
+        ephemeral = X25519PrivateKey.generate()
+        share = ephemeral.public_key().public_bytes_raw()
+        shared = ephemeral.exchange(X25519PublicKey.from_public_bytes(public))
+        key = _hkdf(shared, share + public, X25519_LABEL)
+        body = ChaCha20Poly1305(key).encrypt(b'\x00' * 12, file_key, None)
+        lines.append(b'-> X25519 ' + _b64(share))
+        lines.append(_b64(body))  # 32 bytes -> 43 columns: one line shorter than 64, as required
+    head = b'\n'.join(lines) + b'\n---'
+    mac = hmac.new(_hkdf(file_key, b'', b'header'), head, hashlib.sha256).digest()
+    return head + b' ' + _b64(mac) + b'\n'
+
+
+def _read_header(handle: IO[bytes], name: str) -> tuple:
+    """Returns (header bytes up to ---, mac, stanzas [(type, args, body)]); raises on a non-age file."""
+    def line() -> bytes:
+        data = handle.readline(4096)
+        if not data.endswith(b'\n'):
+            raise IntegrityError('%s is not an age-encrypted file (header ends early): it was not written '
+                                 'with encrypt=true or is truncated.' % name, path=name)
+        return data[:-1]
+    first = handle.readline(64)
+    if first.rstrip(b'\n') != VERSION_LINE:
+        raise IntegrityError('%s is not an age v1 file (it does not start with %s): was it written with '
+                             'encrypt=true?' % (name, VERSION_LINE.decode()), path=name)
+    head = [VERSION_LINE]
+    stanzas: List[tuple] = []
+    current = line()
+    while True:
+        if current.startswith(b'---'):
+            head.append(b'---')
+            parts = current.split(b' ')
+            if len(parts) != 2:
+                raise IntegrityError('%s has a malformed age header (MAC line).' % name, path=name)
+            return b'\n'.join(head), _unb64(parts[1]), stanzas
+        if not current.startswith(b'-> '):
+            raise IntegrityError('%s has a malformed age header.' % name, path=name)
+        head.append(current)
+        args = current[3:].split(b' ')
+        body_lines = []
+        while True:
+            body = line()
+            head.append(body)
+            body_lines.append(body)
+            if len(body) < 64:
+                break
+        stanzas.append((args[0].decode('ascii', 'replace'), args[1:], _unb64(b''.join(body_lines))))
+        current = line()
+
+
+def _stream_nonce(counter: int, last: bool) -> bytes:
+    return counter.to_bytes(11, 'big') + (b'\x01' if last else b'\x00')
+
+
+class EncryptingWriter:
+    """Push stage: ``write()`` plaintext, ``close()`` seals the last chunk; writes age bytes to ``sink``.
+
+    Hashes the plaintext it is given (``plaintext_sha256``) for the manifest.
+    """
+
+    def __init__(self, sink: Any, recipients: Sequence[str]) -> None:
+        check_available()
+        if not recipients:
+            raise OpsReadyError('encrypt=true needs at least one recipient (an "age1..." public key).')
+        publics = [parse_recipient(r) for r in recipients]
+        self.recipients = [bech32_encode(RECIPIENT_HRP, p) for p in publics]
+        self._sink = sink
+        file_key = os.urandom(16)
+        nonce = os.urandom(NONCE)
+        sink.write(_header(file_key, publics) + nonce)
+        self._aead = ChaCha20Poly1305(_hkdf(file_key, nonce, b'payload'))
+        self._buffer = bytearray()
+        self._counter = 0
+        self.plaintext = hashlib.sha256()
+        self.plaintext_size = 0
+        self.closed = False
+
+    def write(self, data: Any) -> int:
+        self.plaintext.update(data)
+        self.plaintext_size += len(data)
+        self._buffer += data
+        # Keep at least one byte back: the last chunk is sealed with the last flag by close().
+        if len(self._buffer) > CHUNK:
+            buf = self._buffer
+            view = memoryview(buf)
+            end = ((len(buf) - 1) // CHUNK) * CHUNK
+            seal = self._aead.encrypt
+            out = []
+            for start in range(0, end, CHUNK):
+                out.append(seal(_stream_nonce(self._counter, False), view[start:start + CHUNK], None))
+                self._counter += 1
+            view.release()
+            del buf[:end]
+            self._sink.write(b''.join(out))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._sink.write(self._aead.encrypt(_stream_nonce(self._counter, True), bytes(self._buffer), None))
+        self._buffer = bytearray()
+
+    def info(self) -> Dict[str, Any]:
+        """What the manifest records: never a secret; the plaintext checksum sealed to the recipients."""
+        digest = self.plaintext.hexdigest()
+        return {
+            'format': FORMAT,
+            'version': VERSION_LINE.decode(),
+            'recipients': list(self.recipients),
+            'plaintext_size': self.plaintext_size,
+            'plaintext_sha256_sealed': seal_text(digest, self.recipients),
+        }
+
+
+class DecryptingReader:
+    """Pull stage: ``read()`` returns plaintext of an age file; authentication failure raises.
+
+    ``expected_sha256`` (when given) is compared with the plaintext at end of stream.
+    """
+
+    def __init__(self, handle: IO[bytes], identities: Sequence[Identity], name: str,
+                 recipients: Sequence[str] = (), expected_sha256: Optional[str] = None) -> None:
+        check_available()
+        self._handle = handle
+        self.name = name
+        if not identities:
+            handle.close()
+            raise OpsReadyError('%s is encrypted (age, to %s): give identity or identity_file with the '
+                                'matching private key. Nothing was written.'
+                                % (name, ', '.join(recipients) or 'unknown recipients'), path=name)
+        try:
+            head, mac, stanzas = _read_header(handle, name)
+            shares = [(_unb64(args[0]), body) for kind, args, body in stanzas if kind == 'X25519' and len(args) == 1]
+        except ValueError:
+            handle.close()
+            raise IntegrityError('%s has a malformed age header (bad base64): it is corrupt.' % name, path=name)
+        file_key = None
+        for share, body in shares:
+            if len(share) != 32:
+                continue
+            for identity in identities:
+                file_key = identity.unwrap(share, body)
+                if file_key is not None:
+                    break
+            if file_key is not None:
+                break
+        if file_key is None:
+            handle.close()
+            raise OpsReadyError('%s cannot be decrypted with the identity given (public key %s): it was '
+                                'encrypted to %s. Use the matching identity. Nothing was written.'
+                                % (name, ', '.join(i.recipient for i in identities),
+                                   ', '.join(recipients) or 'other recipients'), path=name)
+        expected_mac = hmac.new(_hkdf(file_key, b'', b'header'), head, hashlib.sha256).digest()
+        if not hmac.compare_digest(expected_mac, mac):
+            handle.close()
+            raise IntegrityError('%s: the age header fails its MAC (tampered or corrupt); do not restore from '
+                                 'it.' % name, path=name)
+        nonce = handle.read(NONCE)
+        if len(nonce) != NONCE:
+            raise IntegrityError('%s is truncated after its age header.' % name, path=name)
+        self._aead = ChaCha20Poly1305(_hkdf(file_key, nonce, b'payload'))
+        self._counter = 0
+        self._pending = self._read_full(CHUNK + TAG)
+        self._out = b''
+        self._offset = 0
+        self._eof = False
+        self._expected = expected_sha256
+        self.plaintext = hashlib.sha256()
+        self.plaintext_size = 0
+
+    def _read_full(self, size: int) -> bytes:
+        data = self._handle.read(size)
+        while data and len(data) < size:  # short reads from pipes and sockets
+            more = self._handle.read(size - len(data))
+            if not more:
+                break
+            data += more
+        return data
+
+    def _next_chunk(self) -> bytes:
+        current = self._pending
+        following = self._read_full(CHUNK + TAG) if len(current) == CHUNK + TAG else b''
+        last = not following
+        try:
+            plain = self._aead.decrypt(_stream_nonce(self._counter, last), current, None)
+        except InvalidTag:
+            raise IntegrityError('%s fails authentication at chunk %d (corrupt, truncated or tampered); do not '
+                                 'restore from it. Nothing was written.' % (self.name, self._counter), path=self.name)
+        if last and not plain and self._counter > 0:
+            raise IntegrityError('%s: empty final age chunk (non-canonical file).' % self.name, path=self.name)
+        self._counter += 1
+        self._pending = following
+        if last:
+            self._eof = True
+        self.plaintext.update(plain)
+        self.plaintext_size += len(plain)
+        if last and self._expected and self.plaintext.hexdigest() != self._expected:
+            raise IntegrityError('%s decrypts, but its plaintext checksum %s differs from the one sealed in the '
+                                 'manifest; do not restore from it.' % (self.name, self.plaintext.hexdigest()),
+                                 path=self.name)
+        return plain
+
+    def read(self, size: int = -1) -> bytes:
+        parts = []
+        wanted = size if size is not None and size >= 0 else None
+        got = 0
+        while wanted is None or got < wanted:
+            if self._offset >= len(self._out):
+                if self._eof:
+                    break
+                self._out = self._next_chunk()
+                self._offset = 0
+                continue
+            take = len(self._out) - self._offset if wanted is None else min(wanted - got, len(self._out) - self._offset)
+            parts.append(self._out[self._offset:self._offset + take])
+            self._offset += take
+            got += take
+        return b''.join(parts)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def drain(self) -> None:
+        """Read to the end (authenticating every chunk and checking the plaintext checksum)."""
+        while not self._eof:
+            self._next_chunk()
+        self._out = b''
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __enter__(self) -> 'DecryptingReader':
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+# -- small sealed values (the plaintext checksum in the manifest) ------------------------------------------
+class _Bytes:
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def write(self, data: Any) -> int:
+        self.data += data
+        return len(data)
+
+
+def seal_text(text: str, recipients: Sequence[str]) -> str:
+    """``text`` age-encrypted to ``recipients``, base64 (for a JSON field)."""
+    out = _Bytes()
+    writer = EncryptingWriter(out, recipients)
+    writer.write(text.encode('utf-8'))
+    writer.close()
+    return base64.b64encode(bytes(out.data)).decode('ascii')
+
+
+def open_sealed(blob: str, identities: Sequence[Identity], name: str) -> str:
+    import io
+    reader = DecryptingReader(io.BytesIO(base64.b64decode(blob)), identities, name)
+    return reader.read().decode('utf-8')
+
+
+def encrypted_name(path: str) -> str:
+    return path + SUFFIX

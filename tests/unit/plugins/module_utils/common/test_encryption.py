@@ -1,0 +1,182 @@
+"""age encryption: our files open with Debian's age and pyrage, theirs open with ours; tampering fails."""
+
+import hashlib
+import io
+import os
+import subprocess
+
+import pyrage
+import pytest
+
+from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import (
+    ArtifactWriter, drain, open_decompressed, sha256_file)
+
+AGE = '/usr/bin/age'
+SIZES = [0, 1, 1000, 65535, 65536, 65537, 3 * 65536, 3 * 65536 + 7, 1024 * 1024 + 3]
+
+
+class Sink:
+    def __init__(self):
+        self.data = bytearray()
+
+    def write(self, data):
+        self.data += data
+        return len(data)
+
+
+def encrypt(data, recipients, pieces=7777):
+    sink = Sink()
+    writer = encryption.EncryptingWriter(sink, recipients)
+    for start in range(0, len(data), pieces):
+        writer.write(data[start:start + pieces])
+    writer.close()
+    return bytes(sink.data), writer
+
+
+def decrypt(blob, identities, **kwargs):
+    reader = encryption.DecryptingReader(io.BytesIO(blob), identities, 'test.age', **kwargs)
+    out = bytearray()
+    while True:
+        chunk = reader.read(10000)
+        if not chunk:
+            return bytes(out)
+        out += chunk
+
+
+@pytest.fixture(scope='module')
+def keypair():
+    secret = encryption.generate_identity()
+    identity = encryption.parse_identities(secret)[0]
+    return secret, identity.recipient
+
+
+def test_bech32_roundtrip_matches_pyrage(keypair):
+    secret, recipient = keypair
+    assert str(pyrage.x25519.Identity.from_str(secret).to_public()) == recipient
+    theirs = pyrage.x25519.Identity.generate()
+    assert encryption.parse_identities(str(theirs))[0].recipient == str(theirs.to_public())
+
+
+@pytest.mark.parametrize('size', SIZES)
+def test_roundtrip_and_pyrage_interop(keypair, size):
+    secret, recipient = keypair
+    data = os.urandom(size)
+    blob, writer = encrypt(data, [recipient])
+    identities = encryption.parse_identities(secret)
+    assert decrypt(blob, identities) == data
+    assert pyrage.decrypt(blob, [pyrage.x25519.Identity.from_str(secret)]) == data
+    theirs = pyrage.encrypt(data, [pyrage.x25519.Recipient.from_str(recipient)])
+    assert decrypt(theirs, identities) == data
+    assert writer.plaintext.hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize('size', [0, 65536, 200000])
+def test_debian_age_cli_interop(tmp_path, keypair, size):
+    secret, recipient = keypair
+    key = tmp_path / 'key.txt'
+    key.write_text('# created: test\n# public key: %s\n%s\n' % (recipient, secret))
+    key.chmod(0o600)
+    data = os.urandom(size)
+    blob, dummy = encrypt(data, [recipient])
+    (tmp_path / 'ours.age').write_bytes(blob)
+    out = subprocess.run([AGE, '-d', '-i', str(key), str(tmp_path / 'ours.age')], capture_output=True, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == data
+    (tmp_path / 'plain').write_bytes(data)
+    subprocess.run([AGE, '-r', recipient, '-o', str(tmp_path / 'theirs.age'), str(tmp_path / 'plain')], check=True)
+    identities = encryption.load_identities(identity_file=str(key))
+    assert decrypt((tmp_path / 'theirs.age').read_bytes(), identities) == data
+
+
+def test_two_recipients_either_key_decrypts():
+    first, second = encryption.generate_identity(), encryption.generate_identity()
+    recipients = [encryption.parse_identities(k)[0].recipient for k in (first, second)]
+    blob, dummy = encrypt(b'x' * 100000, recipients)
+    for key in (first, second):
+        assert decrypt(blob, encryption.parse_identities(key)) == b'x' * 100000
+
+
+def test_wrong_key_is_clear_and_names_the_artifact(keypair):
+    dummy_secret, recipient = keypair
+    blob, dummy = encrypt(b'secret rows', [recipient])
+    other = encryption.parse_identities(encryption.generate_identity())
+    with pytest.raises(OpsReadyError, match=r'test\.age cannot be decrypted with the identity given') as info:
+        decrypt(blob, other, recipients=[recipient])
+    assert recipient in info.value.message
+    with pytest.raises(OpsReadyError, match='give identity or identity_file'):
+        decrypt(blob, [])
+
+
+@pytest.mark.parametrize('where', ['payload', 'last', 'header_mac', 'truncate_chunk', 'truncate_tail'])
+def test_tampering_fails_authentication(keypair, where):
+    secret, recipient = keypair
+    blob = bytearray(encrypt(os.urandom(200000), [recipient])[0])
+    header_end = blob.index(b'\n---') + 1
+    if where == 'payload':
+        blob[header_end + 200] ^= 1
+    elif where == 'last':
+        blob[-3] ^= 1
+    elif where == 'header_mac':
+        blob[blob.index(b'-> X25519 ') + 12] ^= 2
+    elif where == 'truncate_chunk':
+        del blob[-(200000 - 3 * 65536 + 16):]  # drop the whole last chunk: chunk 2 is not marked last
+    else:
+        del blob[-5:]
+    with pytest.raises(OpsReadyError):
+        decrypt(bytes(blob), encryption.parse_identities(secret))
+
+
+def test_bad_keys_are_rejected_without_echoing_secrets(keypair):
+    secret, dummy = keypair
+    with pytest.raises(OpsReadyError, match='not a public key'):
+        encryption.parse_recipient(secret)
+    with pytest.raises(OpsReadyError, match='not an age X25519 public key'):
+        encryption.parse_recipient('age1notakey')
+    mangled = secret[:-3] + 'QQQ'
+    with pytest.raises(OpsReadyError) as info:
+        encryption.parse_identities(mangled)
+    assert mangled not in info.value.message and 'line 1' in info.value.message
+
+
+@pytest.mark.parametrize('compression', ['zstd', 'gzip', 'none'])
+def test_artifact_writer_encrypts_in_one_pass(tmp_path, keypair, compression):
+    secret, recipient = keypair
+    data = os.urandom(300000) + b'a' * 2000000
+    path = str(tmp_path / ('artifact.bin' + encryption.SUFFIX))
+    with ArtifactWriter(path, compression=compression, recipients=[recipient]) as writer:
+        for start in range(0, len(data), 100000):
+            writer.write(data[start:start + 100000])
+        stored = writer.commit()
+    assert stored['sha256'] == sha256_file(path) and stored['size'] == os.path.getsize(path)
+    info = stored['encryption']
+    assert info['format'] == 'age' and info['recipients'] == [recipient]
+    assert secret not in repr(stored)
+    identities = encryption.parse_identities(secret)
+    decrypted = decrypt(open(path, 'rb').read(), identities)  # what `age -d` prints
+    assert encryption.open_sealed(info['plaintext_sha256_sealed'], identities, 'x') == \
+        hashlib.sha256(decrypted).hexdigest()
+    assert info['plaintext_size'] == len(decrypted)
+    with open_decompressed(path, compression, info, identities) as stream:
+        assert stream.read() == data
+        drain(stream)
+
+
+def test_plaintext_checksum_mismatch_is_caught(tmp_path, keypair):
+    secret, recipient = keypair
+    path = str(tmp_path / 'a.age')
+    with ArtifactWriter(path, compression='none', recipients=[recipient]) as writer:
+        writer.write(b'hello' * 1000)
+        stored = writer.commit()
+    info = dict(stored['encryption'], plaintext_sha256_sealed=encryption.seal_text('0' * 64, [recipient]))
+    with pytest.raises(IntegrityError, match='plaintext checksum'):
+        with open_decompressed(path, 'none', info, encryption.parse_identities(secret)) as stream:
+            drain(stream)
+
+
+def test_bad_recipient_fails_before_any_file(tmp_path):
+    path = str(tmp_path / 'a.zst.age')
+    with pytest.raises(OpsReadyError):
+        ArtifactWriter(path, recipients=['age1bogus'])
+    assert os.listdir(str(tmp_path)) == []
