@@ -56,7 +56,10 @@ def jobs_for(project, **extra):
     other = {'name': 'slow', 'playbook': 'playbooks/marker.yml', 'cron': '0 3 1 * *', 'on_calendar': 'monthly',
              'extra_vars': {'marker': str(project['marker']) + '.slow', 'greeting': 'slow', 'pause': 20},
              'lock': 'shared'}
-    return [job, other]
+    waiter = {'name': 'waiter', 'playbook': 'playbooks/marker.yml', 'cron': '0 4 1 * *', 'on_calendar': 'monthly',
+              'extra_vars': {'marker': str(project['marker']) + '.waiter', 'greeting': 'waited'},
+              'lock': 'shared', 'lock_wait': 300}
+    return [job, other, waiter]
 
 
 def cron_command(line: str) -> str:
@@ -95,20 +98,27 @@ def test_cron_entries_run_the_playbook_under_a_lock(project):
             time.sleep(0.5)
         assert slow.poll() is None, 'the slow job ended before the overlap could be tested'
         project['marker'].unlink()
+        waiter = subprocess.Popen([str(project['config'] / 'waiter.sh')], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
         overlapping = subprocess.run([str(project['config'] / 'marker.sh')], capture_output=True, timeout=60)
         assert overlapping.returncode == 75
         assert not project['marker'].exists(), 'the job ran although the lock was held'
+        assert waiter.poll() is None, 'the lock_wait job did not wait for the lock'
     finally:
         slow.wait(timeout=300)
     assert slow.returncode == 0
+    slow_done = time.time()
+    assert waiter.wait(timeout=600) == 0
+    waited = Path(str(project['marker']) + '.waiter')
+    assert waited.read_text().startswith('waited') and waited.stat().st_mtime >= slow_done - 1
 
     again = schedule(project, jobs_for(project))
     assert again.rc == 0 and 'changed=0' in again.stdout.split('PLAY RECAP')[-1]
 
-    removed = schedule(project, [dict(jobs_for(project)[0], state='absent'), jobs_for(project)[1]])
+    removed = schedule(project, [dict(jobs_for(project)[0], state='absent')] + jobs_for(project)[1:])
     assert removed.rc == 0
     assert not (project['cron'] / 'opsready-marker').exists() and not (project['config'] / 'marker.sh').exists()
-    assert (project['cron'] / 'opsready-slow').exists()
+    assert (project['cron'] / 'opsready-slow').exists() and (project['cron'] / 'opsready-waiter').exists()
 
 
 @pytest.mark.skipif(not shutil.which('systemd-analyze'), reason='systemd-analyze is not installed')
@@ -117,7 +127,8 @@ def test_systemd_units_pass_systemd_analyze(project):
     assert result.rc == 0, result.stdout[-3000:]
     units = sorted(str(p) for p in project['units'].iterdir())
     assert [Path(u).name for u in units] == ['opsready-marker.service', 'opsready-marker.timer',
-                                             'opsready-slow.service', 'opsready-slow.timer']
+                                             'opsready-slow.service', 'opsready-slow.timer',
+                                             'opsready-waiter.service', 'opsready-waiter.timer']
     verify = subprocess.run(['systemd-analyze', 'verify'] + units, capture_output=True, text=True)
     assert verify.returncode == 0, verify.stderr
     timer = (project['units'] / 'opsready-marker.timer').read_text()
