@@ -16,8 +16,8 @@ description:
     serial, validity, days and fraction of the lifetime remaining, key type and size, whether a
     named private key matches, and whether the chain verifies to a CA bundle.
   - Uses the Python C(cryptography) library; nothing is shelled out to C(openssl).
-  - Read-only; never reports RV(changed).
-author: opsready developers
+  - Read-only; never reports C(changed).
+author: opsready developers (@opsready)
 options:
   paths:
     description:

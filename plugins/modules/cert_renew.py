@@ -27,7 +27,7 @@ description:
     rename) with the owner, group and mode of the files they replace. O(rollback) puts the newest
     kept pair back (the rejected pair is kept as C(.rejected)).
   - Uses the Python C(cryptography) library; nothing is shelled out to C(openssl).
-author: opsready developers
+author: opsready developers (@opsready)
 options:
   path:
     description: The certificate file (PEM). The first certificate of the file is the one renewed.

@@ -27,7 +27,7 @@ description:
     or, with O(dateext), C(app.log-20261129.zst).
   - Interval triggers are remembered in O(state_file). A log seen for the first time is recorded
     there and not rotated by interval, as logrotate does.
-author: opsready developers
+author: opsready developers (@opsready)
 options:
   paths:
     description:

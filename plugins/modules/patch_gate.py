@@ -20,7 +20,7 @@ description:
   - C(disk) - every path of O(disk) must have the free space asked for.
   - Read-only. Fails only when O(fail) is true and a check failed; otherwise the caller decides
     (the C(opsready.operations.patching) role skips the host and reports why).
-author: opsready developers
+author: opsready developers (@opsready)
 options:
   blackout_windows:
     description:

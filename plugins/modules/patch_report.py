@@ -19,7 +19,7 @@ description:
   - A Markdown table (host, status, reason, packages old -> new, held, reboot) is written beside the
     JSON file with the C(.md) suffix.
   - Usually run with C(delegate_to) the controller.
-author: opsready developers
+author: opsready developers (@opsready)
 options:
   path:
     description: The report JSON file.
