@@ -1,0 +1,263 @@
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Copy a backup catalog offsite and back, and apply retention at the destination.
+
+Rules (the same as the local catalog's):
+- only artifacts with a manifest, whose bytes hash to the manifest's checksum as they are sent, are
+  copied; their manifest is uploaded last, after the destination's copy was read back and matched, so
+  a reader of the destination never sees an artifact without its manifest, nor a manifest whose
+  artifact is incomplete;
+- an object at the destination without a manifest is the leftover of an interrupted run: it is
+  re-sent or removed, never trusted; interrupted S3 multipart uploads are aborted;
+- retention at the destination uses ``backup.retention`` on the destination's own manifests, so the
+  chain-safe rules of backup_prune hold there too (the manifest is deleted first, then its data);
+- a pull writes ``<name>.partial``, checks size and checksum, fsyncs, renames, and writes the manifest last.
+
+One writer per destination prefix (the host that owns the backups) is assumed.
+
+Private to opsready.operations; do not import from other collections.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+from ansible_collections.opsready.operations.plugins.module_utils.backup import retention
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import ARTIFACT_NAME, Catalog
+from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import MANIFEST_SUFFIX, Manifest
+from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import atomic_write_bytes, fsync_dir
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import PARTIAL_SUFFIX
+from ansible_collections.opsready.operations.plugins.module_utils.offsite.stores import Store
+
+
+def pieces(entry: Manifest) -> List[Tuple[str, Optional[int], str]]:
+    """(relative name, size, sha256) of the data objects of one artifact (members of a directory artifact)."""
+    if entry.members:
+        return [(m['path'], m.get('size'), m['sha256']) for m in entry.members]
+    return [(entry.data['artifact'], entry.data.get('size'), entry.data['sha256'])]
+
+
+def _selected(entries: List[Manifest], engine: Optional[str], database: Optional[str],
+              verified_only: bool) -> List[Manifest]:
+    result = []
+    for entry in entries:
+        if engine and entry.engine != engine:
+            continue
+        if database and entry.database != database:
+            continue
+        if entry.verified is False:
+            continue  # a failed verification is never shipped
+        if verified_only and entry.verified is not True:
+            continue
+        result.append(entry)
+    return result
+
+
+def remote_catalog(store: Store, workdir: str,
+                   files: Optional[Dict[str, int]] = None) -> Tuple[Catalog, Dict[str, int]]:
+    """The destination's manifests as a Catalog (read into ``workdir``); plus the object listing."""
+    files = store.list_files() if files is None else files
+    for name in files:
+        if name.endswith(MANIFEST_SUFFIX) and '/' not in name:
+            with open(os.path.join(workdir, name), 'wb') as handle:
+                handle.write(store.read_bytes(name))
+    return Catalog(workdir), files
+
+
+def _manifest_bytes(entry: Manifest) -> bytes:
+    with open(entry.manifest_path, 'rb') as handle:
+        return handle.read()
+
+
+def push(store: Store, src: str, engine: Optional[str] = None, database: Optional[str] = None,
+         verified_only: bool = False, verify: str = 'full', check_mode: bool = False,
+         policy: Optional[retention.Policy] = None, fail_after: Optional[int] = None) -> Dict[str, Any]:
+    """Copy new artifacts of ``src`` to ``store``; then retention at the destination if ``policy``."""
+    result: Dict[str, Any] = {'uploaded': [], 'manifests_updated': [], 'already_present': 0, 'deleted': [],
+                              'leftovers_removed': [], 'aborted_uploads': [], 'bytes': 0, 'seconds': 0.0,
+                              'destination': store.url}
+    if not os.path.isdir(src):
+        if check_mode:
+            return result  # a backup task earlier in the same check-mode run would have created it
+        raise OpsReadyError('Backup directory %s does not exist: nothing to copy. Run the backup first or fix src.'
+                            % src, path=src)
+    local = Catalog(src)
+    selected = _selected(local.entries, engine, database, verified_only)
+    started = time.monotonic()
+    workdir = tempfile.mkdtemp(prefix='opsready-offsite-')
+    try:
+        if not check_mode:
+            result['aborted_uploads'] = store.abort_incomplete()
+        remote, files = remote_catalog(store, workdir)
+        remote_ids = {m.id: m for m in remote.entries}
+        for entry in selected:
+            present = remote_ids.get(entry.id)
+            if present is not None and all(present.data.get(k) == entry.data.get(k) for k in ('sha256', 'size')) \
+                    and all(files.get(name) == size for name, size, dummy in pieces(entry)):
+                if json.loads(_manifest_bytes(entry)) != present.data:
+                    # e.g. a verification recorded after the copy: refresh the manifest only
+                    result['manifests_updated'].append(entry.id)
+                    if not check_mode:
+                        store.put_bytes(entry.id + MANIFEST_SUFFIX, _manifest_bytes(entry))
+                else:
+                    result['already_present'] += 1
+                continue
+            result['uploaded'].append(entry.id)
+            if check_mode:
+                continue
+            _upload_one(store, local, entry, verify, fail_after)
+            result['bytes'] += sum(size or 0 for dummy, size, dummy2 in pieces(entry))
+        # The destination as it is now (or would be, in check mode): what was there plus what was sent.
+        by_id = {m.id: m for m in selected}
+        for artifact_id in result['uploaded'] + result['manifests_updated']:
+            entry = by_id[artifact_id]
+            with open(os.path.join(workdir, entry.id + MANIFEST_SUFFIX), 'wb') as handle:
+                handle.write(_manifest_bytes(entry))
+            for name, size, dummy in pieces(entry):
+                files[name] = size or 0
+            files[entry.id + MANIFEST_SUFFIX] = 0
+        remote = Catalog(workdir)
+        result['leftovers_removed'] = _remote_leftovers(remote, files)
+        if result['leftovers_removed'] and not check_mode:
+            store.delete(result['leftovers_removed'])
+        if policy is not None and not policy.empty:
+            result['deleted'] = prune(store, remote, policy, check_mode, engine, database)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    result['seconds'] = round(time.monotonic() - started, 3)
+    if result['seconds'] and result['bytes']:
+        result['throughput_mb_s'] = round(result['bytes'] / result['seconds'] / 1e6, 1)
+    return result
+
+
+def _upload_one(store: Store, local: Catalog, entry: Manifest, verify: str, fail_after: Optional[int]) -> None:
+    for name, size, sha in pieces(entry):
+        path = os.path.join(local.directory, name)
+        if not os.path.isfile(path):
+            raise IntegrityError('Artifact %s is missing locally: its manifest names it but the file is gone. '
+                                 'Nothing of it was copied.' % path, path=path)
+        sent = store.upload(path, name, fail_after=fail_after)
+        if sent['sha256'] != sha or (size is not None and sent['size'] != size):
+            store.delete([name])
+            raise IntegrityError('Local artifact %s does not match its manifest (sha256 %s, manifest %s): it is '
+                                 'corrupt and was not copied; run backup_verify and take a new backup.'
+                                 % (path, sent['sha256'], sha), path=path)
+        if verify == 'full':
+            remote_sha = store.sha256(name)
+            if remote_sha != sha:
+                raise IntegrityError('The copy of %s at %s reads back with sha256 %s, not %s: the manifest was not '
+                                     'uploaded; retry.' % (name, store.url, remote_sha, sha), path=path)
+        elif verify == 'size':
+            listed = store.list_files().get(name)
+            if size is not None and listed != size:
+                raise IntegrityError('The copy of %s at %s has %s bytes, not %d: the manifest was not uploaded; '
+                                     'retry.' % (name, store.url, listed, size), path=path)
+    # Last: the manifest, so the artifact is visible as complete only now.
+    store.put_bytes(entry.id + MANIFEST_SUFFIX, _manifest_bytes(entry))
+
+
+def _remote_leftovers(remote: Catalog, files: Dict[str, int]) -> List[str]:
+    known = set()
+    for entry in remote.all_entries:
+        known.add(entry.id + MANIFEST_SUFFIX)
+        known.update(piece[0] for piece in pieces(entry))
+    leftovers = []
+    for name in sorted(files):
+        if name in known or name.endswith(MANIFEST_SUFFIX):
+            continue
+        if ARTIFACT_NAME.search(name) or name.endswith(PARTIAL_SUFFIX):
+            leftovers.append(name)
+    return leftovers
+
+
+def prune(store: Store, remote: Catalog, policy: retention.Policy, check_mode: bool,
+          engine: Optional[str] = None, database: Optional[str] = None) -> List[str]:
+    """Retention on the destination's catalog (chain-safe, as backup_prune); manifest first, then data."""
+    planned = retention.plan(remote, policy)
+    doomed = []
+    for artifact_id in sorted(planned['delete']):
+        entry = remote.get(artifact_id)
+        if (engine and entry.engine != engine) or (database and entry.database != database):
+            continue
+        doomed.append(entry)
+    problems = retention.dependency_violations(remote, sorted(planned['keep']), [e.id for e in doomed])
+    if problems:
+        raise OpsReadyError('Retention at the destination would break a kept chain: %s. Nothing was deleted.'
+                            % '; '.join(problems[:3]))
+    if not check_mode:
+        for entry in doomed:
+            store.delete([entry.id + MANIFEST_SUFFIX])
+            store.delete([name for name, dummy, dummy2 in pieces(entry)])
+    return [e.id for e in doomed]
+
+
+def pull(store: Store, dest: str, engine: Optional[str] = None, database: Optional[str] = None,
+         scope: str = 'all', check_mode: bool = False) -> Dict[str, Any]:
+    """Fetch the destination's artifacts (``scope=latest_chain``: only what restores the newest point)
+    into the local directory ``dest``, each checked against its manifest before the manifest is written."""
+    result: Dict[str, Any] = {'downloaded': [], 'already_present': 0, 'bytes': 0, 'seconds': 0.0,
+                              'source': store.url}
+    started = time.monotonic()
+    workdir = tempfile.mkdtemp(prefix='opsready-offsite-')
+    try:
+        remote, files = remote_catalog(store, workdir)
+        wanted = _selected(remote.entries, engine, database, False)
+        if scope == 'latest_chain':
+            chosen = []
+            for key in sorted({(m.engine, m.database or '') for m in wanted}):
+                sub = Catalog(workdir, engine=key[0], database=key[1] or None)
+                chosen += sub.chain_for(None)
+            ids = {m.id for m in chosen}
+            wanted = [m for m in wanted if m.id in ids]
+        if not wanted:
+            raise OpsReadyError('No backup%s with a manifest at %s.' % (
+                ' of %s' % '/'.join(x for x in (engine, database) if x) if engine or database else '', store.url))
+        if not check_mode and not os.path.isdir(dest):
+            os.makedirs(dest, mode=0o700)
+        for entry in wanted:
+            local_manifest = os.path.join(dest, entry.id + MANIFEST_SUFFIX)
+            if os.path.isfile(local_manifest):
+                with open(local_manifest, 'rb') as handle:
+                    try:
+                        same = json.loads(handle.read()).get('sha256') == entry.data['sha256']
+                    except ValueError:
+                        same = False
+                if same:
+                    result['already_present'] += 1
+                    continue
+            result['downloaded'].append(entry.id)
+            if check_mode:
+                continue
+            for name, size, sha in pieces(entry):
+                if files.get(name) is None:
+                    raise IntegrityError('%s at %s has a manifest but its data object %s is missing: do not rely on '
+                                         'this copy.' % (entry.id, store.url, name))
+                target = os.path.join(dest, name)
+                os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
+                partial = target + PARTIAL_SUFFIX
+                got = store.download(name, partial)
+                if got['sha256'] != sha or (size is not None and got['size'] != size):
+                    os.unlink(partial)
+                    raise IntegrityError('%s from %s does not match its manifest (sha256 %s, manifest %s): the '
+                                         'offsite copy is corrupt; nothing was kept.'
+                                         % (name, store.url, got['sha256'], sha))
+                os.chmod(partial, 0o600)
+                os.replace(partial, target)
+                fsync_dir(os.path.dirname(target))
+                result['bytes'] += got['size']
+            with open(os.path.join(workdir, entry.id + MANIFEST_SUFFIX), 'rb') as handle:
+                atomic_write_bytes(local_manifest, handle.read(), mode=0o600)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    result['seconds'] = round(time.monotonic() - started, 3)
+    return result
+
+
+__all__ = ['push', 'pull', 'prune', 'pieces', 'remote_catalog']

@@ -1,0 +1,353 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+---
+module: backup_copy
+short_description: Copy backups offsite (S3-compatible storage or SSH/rsync), prune there, and fetch them back
+version_added: 0.1.0
+description:
+  - O(mode=push) copies the artifacts of a local backup directory (the catalog written by
+    M(opsready.operations.db_backup) and M(opsready.operations.file_backup)) that the destination does
+    not hold yet. Each artifact is hashed as it is sent and must match its manifest; the destination's
+    copy is then read back (O(verify=full)) or sized (O(verify=size)); only then is the manifest
+    uploaded, last, so a reader never sees an artifact without its manifest.
+  - S3 uploads are streamed multipart uploads (O(part_size_mb)); an interrupted run leaves no manifest,
+    and the next run aborts its incomplete multipart uploads and removes objects no manifest vouches for.
+  - After a push, retention at the destination (O(keep_last), O(keep_days), O(keep_daily),
+    O(keep_weekly), O(keep_monthly)) applies the same chain-safe rules as
+    M(opsready.operations.backup_prune) to the destination's own manifests.
+  - O(mode=pull) fetches artifacts and manifests from the destination into the local directory O(src),
+    each checked against its manifest before its manifest is written, so
+    M(opsready.operations.db_restore), M(opsready.operations.file_restore) and the DR drill can restore
+    from the offsite copy.
+  - Encrypted artifacts (C(encrypt=true)) are copied as they are; the destination never sees plaintext.
+author: opsready developers (@opsready)
+options:
+  src:
+    description: The local backup directory (push reads it; pull writes into it, created C(0700)).
+    type: path
+    required: true
+  mode:
+    description: V(push) copies local backups to the destination; V(pull) fetches them back.
+    type: str
+    choices: [push, pull]
+    default: push
+  backend:
+    description: Where the copies go.
+    type: str
+    choices: [s3, ssh]
+    required: true
+  bucket:
+    description: S3 bucket (O(backend=s3)).
+    type: str
+  prefix:
+    description: Key prefix inside the bucket, e.g. V(db01/postgresql) (O(backend=s3)).
+    type: str
+    default: ''
+  endpoint_url:
+    description: S3 endpoint for S3-compatible stores (MinIO, Ceph RGW, Wasabi...); unset means AWS.
+    type: str
+  region:
+    description: S3 region.
+    type: str
+  access_key:
+    description: S3 access key id. Unset uses the boto3 credential chain (environment, instance profile).
+    type: str
+  secret_key:
+    description: S3 secret access key.
+    type: str
+  session_token:
+    description: S3 session token for temporary credentials.
+    type: str
+  validate_certs:
+    description: Verify the S3 endpoint's TLS certificate.
+    type: bool
+    default: true
+  storage_class:
+    description: S3 storage class of uploaded objects, e.g. V(STANDARD_IA) or V(GLACIER_IR).
+    type: str
+  server_side_encryption:
+    description: Ask the store to encrypt objects at rest. Independent of C(encrypt) on the backup modules.
+    type: str
+    choices: [AES256, 'aws:kms']
+  sse_kms_key_id:
+    description: KMS key for O(server_side_encryption=aws:kms).
+    type: str
+  part_size_mb:
+    description: Multipart part size in MiB; files smaller than this are sent in one request.
+    type: int
+    default: 64
+  concurrency:
+    description: Parts uploaded in parallel.
+    type: int
+    default: 4
+  ssh_host:
+    description: Host holding the copies (O(backend=ssh)); reached with ssh and rsync, which must be installed.
+    type: str
+  ssh_user:
+    description: SSH user on O(ssh_host).
+    type: str
+  ssh_port:
+    description: SSH port of O(ssh_host).
+    type: int
+    default: 22
+  ssh_key:
+    description: Private key file for SSH (on the managed host).
+    type: path
+  ssh_known_hosts:
+    description: known_hosts file to check O(ssh_host)'s key against; host keys are always checked.
+    type: path
+  remote_path:
+    description: Absolute directory on O(ssh_host) holding the copies; created C(0700).
+    type: str
+  engine:
+    description: Copy only artifacts of this engine (V(postgresql), V(mysql), V(sqlite), V(files)...).
+    type: str
+  database:
+    description: Copy only artifacts of this database (or file backup set).
+    type: str
+  verified_only:
+    description:
+      - Push only artifacts that M(opsready.operations.backup_verify) marked verified. Artifacts whose
+        verification failed are never copied, whatever this option says.
+    type: bool
+    default: false
+  verify:
+    description:
+      - How the destination's copy is checked before its manifest is uploaded. V(full) reads it back and
+        compares its SHA-256 (exact; costs one download). V(size) compares the size only.
+    type: str
+    choices: [full, size]
+    default: full
+  scope:
+    description:
+      - O(mode=pull) only. V(all) fetches every matching artifact; V(latest_chain) only the full (and logs)
+        that restore each database to its newest point.
+    type: str
+    choices: [all, latest_chain]
+    default: all
+  keep_last:
+    description: Destination retention after a push; keep this many newest full backups per database.
+    type: int
+  keep_days:
+    description: Destination retention after a push; keep full backups younger than this many days.
+    type: int
+  keep_daily:
+    description: Destination retention after a push; keep the newest full of this many days.
+    type: int
+  keep_weekly:
+    description: Destination retention after a push; keep the newest full of this many ISO weeks.
+    type: int
+  keep_monthly:
+    description: Destination retention after a push; keep the newest full of this many months.
+    type: int
+extends_documentation_fragment:
+  - opsready.operations.check_mode
+notes:
+  - Supports C(check_mode); it lists what would be copied, fetched or deleted.
+  - One writer per destination prefix is assumed (the host that owns the backups).
+  - O(verify=full) doubles the traffic of each new artifact; use V(size) where egress is expensive and
+    run a periodic drill from the offsite copy instead.
+requirements:
+  - boto3 (O(backend=s3))
+  - ssh and rsync on both hosts (O(backend=ssh))
+seealso:
+  - module: opsready.operations.backup_prune
+  - module: opsready.operations.db_restore
+'''
+
+EXAMPLES = r'''
+- name: Ship new backups to object storage, keep 30 days there
+  opsready.operations.backup_copy:
+    src: /var/backups/opsready/postgresql
+    backend: s3
+    endpoint_url: https://s3.eu-central-1.amazonaws.com
+    bucket: acme-db-backups
+    prefix: "{{ inventory_hostname }}/postgresql"
+    access_key: "{{ vault_s3_access_key }}"
+    secret_key: "{{ vault_s3_secret_key }}"
+    storage_class: STANDARD_IA
+    server_side_encryption: AES256
+    keep_days: 30
+
+- name: Second copy on the DR host over SSH
+  opsready.operations.backup_copy:
+    src: /var/backups/opsready/postgresql
+    backend: ssh
+    ssh_host: dr1.example.com
+    ssh_user: backup
+    ssh_key: /root/.ssh/backup_ed25519
+    remote_path: /srv/offsite/db01
+
+- name: Fetch the newest chain back for a drill or a restore
+  opsready.operations.backup_copy:
+    mode: pull
+    src: /var/tmp/offsite-restore
+    backend: s3
+    bucket: acme-db-backups
+    prefix: db01/postgresql
+    database: shop
+    scope: latest_chain
+'''
+
+RETURN = r'''
+destination:
+  description: Where the copies are (no credentials).
+  returned: always
+  type: str
+  sample: s3://acme-db-backups/db01/postgresql
+uploaded:
+  description: Artifacts copied (or that would be, in check mode) by a push.
+  returned: O(mode=push)
+  type: list
+  elements: str
+  sample: [shop-full-20261129T004512123456Z.dump.zst]
+manifests_updated:
+  description: Artifacts already at the destination whose manifest changed locally (verified later), re-sent.
+  returned: O(mode=push)
+  type: list
+  elements: str
+  sample: []
+already_present:
+  description: Artifacts the destination (push) or local directory (pull) already held.
+  returned: always
+  type: int
+  sample: 12
+deleted:
+  description: Artifacts removed from the destination by its retention.
+  returned: O(mode=push)
+  type: list
+  elements: str
+  sample: []
+leftovers_removed:
+  description: Destination objects no manifest vouched for (interrupted runs), removed.
+  returned: O(mode=push)
+  type: list
+  elements: str
+  sample: []
+aborted_uploads:
+  description: Incomplete S3 multipart uploads under the prefix that were aborted.
+  returned: O(mode=push)
+  type: list
+  elements: str
+  sample: []
+downloaded:
+  description: Artifacts fetched (or that would be) by a pull.
+  returned: O(mode=pull)
+  type: list
+  elements: str
+  sample: [shop-full-20261129T004512123456Z.dump.zst]
+bytes:
+  description: Bytes of artifact data sent or received.
+  returned: always
+  type: int
+  sample: 73400320
+seconds:
+  description: Wall time of the copy.
+  returned: always
+  type: float
+  sample: 4.2
+'''
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.opsready.operations.plugins.module_utils.backup import retention
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.offsite import copy as offsite
+from ansible_collections.opsready.operations.plugins.module_utils.offsite import stores
+
+
+def build_store(p):
+    if p['backend'] == 's3':
+        return stores.S3Store(p['bucket'], p['prefix'] or '', endpoint_url=p['endpoint_url'], region=p['region'],
+                              access_key=p['access_key'], secret_key=p['secret_key'],
+                              session_token=p['session_token'], storage_class=p['storage_class'],
+                              server_side_encryption=p['server_side_encryption'],
+                              sse_kms_key_id=p['sse_kms_key_id'], part_size_mb=p['part_size_mb'],
+                              concurrency=p['concurrency'], validate_certs=p['validate_certs'])
+    return stores.SshStore(p['ssh_host'], p['remote_path'], user=p['ssh_user'], port=p['ssh_port'],
+                           key_file=p['ssh_key'], known_hosts=p['ssh_known_hosts'])
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            src=dict(type='path', required=True),
+            mode=dict(type='str', choices=['push', 'pull'], default='push'),
+            backend=dict(type='str', choices=['s3', 'ssh'], required=True),
+            bucket=dict(type='str'),
+            prefix=dict(type='str', default=''),
+            endpoint_url=dict(type='str'),
+            region=dict(type='str'),
+            access_key=dict(type='str', no_log=True),
+            secret_key=dict(type='str', no_log=True),
+            session_token=dict(type='str', no_log=True),
+            validate_certs=dict(type='bool', default=True),
+            storage_class=dict(type='str'),
+            server_side_encryption=dict(type='str', choices=['AES256', 'aws:kms']),
+            sse_kms_key_id=dict(type='str'),
+            part_size_mb=dict(type='int', default=64),
+            concurrency=dict(type='int', default=4),
+            ssh_host=dict(type='str'),
+            ssh_user=dict(type='str'),
+            ssh_port=dict(type='int', default=22),
+            ssh_key=dict(type='path'),
+            ssh_known_hosts=dict(type='path'),
+            remote_path=dict(type='str'),
+            engine=dict(type='str'),
+            database=dict(type='str'),
+            verified_only=dict(type='bool', default=False),
+            verify=dict(type='str', choices=['full', 'size'], default='full'),
+            scope=dict(type='str', choices=['all', 'latest_chain'], default='all'),
+            keep_last=dict(type='int'),
+            keep_days=dict(type='int'),
+            keep_daily=dict(type='int'),
+            keep_weekly=dict(type='int'),
+            keep_monthly=dict(type='int'),
+        ),
+        required_if=[('backend', 's3', ['bucket']), ('backend', 'ssh', ['ssh_host', 'remote_path']),
+                     ('server_side_encryption', 'aws:kms', ['sse_kms_key_id'], True)],
+        required_together=[('access_key', 'secret_key')],
+        supports_check_mode=True,
+    )
+    p = module.params
+    if p['backend'] == 's3' and not stores.HAS_BOTO3:
+        module.fail_json(msg=missing_required_lib('boto3'), exception=str(stores.BOTO3_IMPORT_ERROR))
+    if p['part_size_mb'] < 5:
+        module.fail_json(msg='part_size_mb must be 5 or more (the S3 minimum part size), not %d.' % p['part_size_mb'])
+    if p['concurrency'] < 1:
+        module.fail_json(msg='concurrency must be 1 or more.')
+    keep = dict((k, p[k]) for k in ('keep_last', 'keep_days', 'keep_daily', 'keep_weekly', 'keep_monthly'))
+    if p['mode'] == 'pull' and any(v is not None for v in keep.values()):
+        module.fail_json(msg='Retention options (keep_*) apply to a push; remove them from mode=pull.')
+    try:
+        store = build_store(p)
+        if p['mode'] == 'push':
+            policy = retention.Policy(**keep)
+            result = offsite.push(store, p['src'], engine=p['engine'], database=p['database'],
+                                  verified_only=p['verified_only'], verify=p['verify'],
+                                  check_mode=module.check_mode, policy=policy)
+            changed = bool(result['uploaded'] or result['manifests_updated'] or result['deleted']
+                           or result['leftovers_removed'] or result['aborted_uploads'])
+            before = ''
+            after = ''.join('+ %s\n' % i for i in result['uploaded']) + ''.join('- %s\n' % i for i in result['deleted'])
+        else:
+            result = offsite.pull(store, p['src'], engine=p['engine'], database=p['database'], scope=p['scope'],
+                                  check_mode=module.check_mode)
+            changed = bool(result['downloaded'])
+            before = ''
+            after = ''.join('+ %s\n' % i for i in result['downloaded'])
+    except OpsReadyError as exc:
+        module.fail_json(**exc.as_fail_kwargs())
+    except OSError as exc:
+        module.fail_json(msg='backup_copy failed: %s (%s).' % (exc.strerror or exc, getattr(exc, 'filename', '') or ''))
+    module.exit_json(changed=changed, diff={'before': before, 'after': after}, **result)
+
+
+if __name__ == '__main__':
+    main()
