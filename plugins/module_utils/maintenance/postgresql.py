@@ -39,7 +39,6 @@ PAGE_HEADER = 24
 BTREE_SPECIAL = 16
 INDEX_TUPLE_HEADER = 8
 ITEM_ID = 4
-TIME_TYPES = ('timestamp with time zone', 'timestamp without time zone', 'date')
 NUMBER_TYPES = ('bigint', 'integer', 'numeric', 'double precision', 'real', 'smallint')
 
 
@@ -327,7 +326,7 @@ class PostgresMaintenance(Backend):
             raise OpsReadyError('cleanup column %s does not exist in table %s.%s.'
                                 % (spec.column, schema, spec.table.name))
         base = coltype.split('(')[0].strip()
-        if spec.column_format == 'timestamp' and not any(base.startswith(t.split(' ')[0]) for t in TIME_TYPES):
+        if spec.column_format == 'timestamp' and not base.startswith(('timestamp', 'date')):
             raise OpsReadyError('cleanup column %s.%s is %s, not a timestamp or date: set column_format=epoch or '
                                 'epoch_ms for numeric epoch columns.' % (spec.table.name, spec.column, coltype))
         if spec.column_format != 'timestamp' and base not in NUMBER_TYPES:
