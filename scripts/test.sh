@@ -16,7 +16,7 @@ layer_lint() {
 }
 layer_sanity() { bash scripts/sanity.sh; }
 layer_units() { "${PYTEST[@]}" tests/unit -q; }
-layer_integration() { "${PYTEST[@]}" tests/integration -q -ra; }
+layer_integration() { "${PYTEST[@]}" tests/integration -q -ra -n 2 --dist loadfile --durations=25; }
 layer_molecule() { bash scripts/molecule.sh; }
 
 failed=()
