@@ -13,7 +13,7 @@ version_added: 0.1.0
 description:
   - Samples system metrics with psutil (CPU over an interval, load per core, memory and swap, space
     and inodes of every real filesystem, network throughput as a percent of link speed, established
-    TCP connections) and runs named checks (C(process), C(service), C(tcp), C(http), C(db), C(command)).
+    TCP connections) and runs named checks (C(process), C(service), C(tcp), C(http), C(db), C(command), C(backup)).
   - Each metric and check is compared with warning and critical thresholds; every crossing is a
     finding (check, condition, value, threshold, severity, message). The verdict is the worst
     severity, V(ok), V(warning) or V(critical).
@@ -42,7 +42,7 @@ options:
         description: The check type.
         type: str
         required: true
-        choices: [command, db, http, process, service, tcp]
+        choices: [backup, command, db, http, process, service, tcp]
       name:
         description: Name of the check in findings and metrics. Defaults to the type and target (C(tcp:db1:5432)).
         type: str
@@ -129,8 +129,37 @@ options:
         description: C(db) user for O(checks[].engine) checks.
         type: str
       database:
-        description: C(db) database for O(checks[].engine) checks.
+        description:
+          - C(db) database for O(checks[].engine) checks.
+          - C(backup) only this database (or file backup set) of O(checks[].backup_dir).
         type: str
+      backup_dir:
+        description:
+          - C(backup) backup directory (catalog) to check. Every database in it is checked; findings name
+            the database. C(backup_missing) when it has no backup.
+        type: path
+      backup_engine:
+        description: C(backup) only artifacts of this engine (V(postgresql), V(mysql), V(sqlite), V(files)...).
+        type: str
+      rpo_minutes:
+        description:
+          - C(backup) recovery point objective; critical when the newest recoverable point (the newest
+            verified full extended by its contiguous logs/WAL/binlogs) is older than this.
+          - Unset checks only the age of the full backup.
+        type: float
+      full_max_age_hours:
+        description: C(backup) critical when the newest verified full backup is older than this. Default V(26).
+        type: float
+      warning_percent:
+        description:
+          - C(backup) warning at this percentage of O(checks[].rpo_minutes) and O(checks[].full_max_age_hours).
+            Default V(80).
+        type: float
+      verified_only:
+        description:
+          - C(backup) count only full backups that M(opsready.operations.backup_verify) marked verified.
+            Backups whose verification failed never count. Default V(true).
+        type: bool
       process:
         description:
           - C(process) name (process name or basename of argv[0]); with O(checks[].pidfile), the name the

@@ -1,0 +1,115 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+---
+module: backup_metrics
+short_description: Write backup freshness metrics per database as a Prometheus textfile
+version_added: 0.1.0
+description:
+  - Reads the backup catalog in O(backup_dir) and writes, per engine and database, the finish time of
+    the newest artifact and of the newest full backup, its duration, size, verification result and
+    encryption, the artifact count, the stored bytes and the latest recoverable point, in the
+    node_exporter textfile collector format.
+  - The file is replaced atomically (temporary file, fsync, rename), so node_exporter never reads half
+    of it; it is rewritten only when its content changes, and the module then reports C(changed).
+  - Run it after every backup (the metrics come from the manifests, so running it again is harmless)
+    and alert on C(time() - opsready_backup_last_full_success_timestamp_seconds) and
+    C(time() - opsready_backup_recoverable_until_timestamp_seconds).
+author: opsready developers (@opsready)
+options:
+  backup_dir:
+    description: The backup directory (catalog) written by the backup modules.
+    type: path
+    required: true
+  textfile:
+    description:
+      - The C(.prom) file to write, inside node_exporter's C(--collector.textfile.directory). Use one
+        file per backup directory.
+    type: path
+    required: true
+  engine:
+    description: Only artifacts of this engine.
+    type: str
+  database:
+    description: Only this database (or file backup set).
+    type: str
+extends_documentation_fragment:
+  - opsready.operations.check_mode
+notes:
+  - Supports C(check_mode) and C(diff_mode).
+seealso:
+  - module: opsready.operations.health_check
+  - module: opsready.operations.backup_copy
+'''
+
+EXAMPLES = r'''
+- name: Publish backup freshness for node_exporter
+  opsready.operations.backup_metrics:
+    backup_dir: /var/backups/opsready/postgresql
+    textfile: /var/lib/prometheus/node-exporter/opsready_backup_postgresql.prom
+
+# Alerting rule (Prometheus):
+#   - alert: BackupStale
+#     expr: time() - opsready_backup_last_full_success_timestamp_seconds > 26 * 3600
+#   - alert: RpoBreached
+#     expr: time() - opsready_backup_recoverable_until_timestamp_seconds > 5 * 60
+'''
+
+RETURN = r'''
+textfile:
+  description: The file written.
+  returned: success
+  type: str
+  sample: /var/lib/prometheus/node-exporter/opsready_backup_postgresql.prom
+databases:
+  description: What was measured per engine and database (ages in seconds at the time of the run).
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"engine": "postgresql", "database": "shop", "artifacts": 14, "rpo_seconds": 120.5,
+            "full_age_seconds": 3600.0, "last_verified": true}]
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.health import backup_freshness
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            backup_dir=dict(type='path', required=True),
+            textfile=dict(type='path', required=True),
+            engine=dict(type='str'),
+            database=dict(type='str'),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    if not p['textfile'].endswith('.prom'):
+        module.fail_json(msg='textfile %s must end in .prom: node_exporter reads only *.prom files.' % p['textfile'])
+    try:
+        records = backup_freshness.assess(p['backup_dir'], p['engine'], p['database'], verified_only=False)
+        text = backup_freshness.prometheus_text(records, p['backup_dir'])
+        try:
+            with open(p['textfile'], encoding='utf-8') as handle:
+                before = handle.read()
+        except OSError:
+            before = ''
+        changed = backup_freshness.write_textfile(p['textfile'], text, check_mode=module.check_mode)
+    except OpsReadyError as exc:
+        module.fail_json(**exc.as_fail_kwargs())
+    except OSError as exc:
+        module.fail_json(msg='Writing %s failed: %s.' % (p['textfile'], exc.strerror or exc))
+    module.exit_json(changed=changed, textfile=p['textfile'], databases=records,
+                     diff={'before': before, 'after': text})
+
+
+if __name__ == '__main__':
+    main()
