@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import shutil
 import stat
 import tarfile
 import time
@@ -228,10 +229,7 @@ def describe(path: str, engine: Optional[str] = None, database: Optional[str] = 
         groups.setdefault((entry.engine, entry.database), []).append(entry)
     sets = []
     for (eng, db) in sorted(groups, key=lambda k: (k[0], k[1] or '')):
-        sub = Catalog(path, engine=eng, database=db)
-        sub.entries = [m for m in sub.entries if m.database == db]
-        sub._by_id = {m.id: m for m in sub.entries}
-        info = _set_info(sub, point, now)
+        info = _set_info(Catalog(path, engine=eng, database=db), point, now)
         info.update(engine=eng, database=db)
         sets.append(info)
     result: Dict[str, Any] = {
@@ -280,7 +278,6 @@ def prune(path: str, policy: retention.Policy, engine: Optional[str] = None, dat
     for leftover in leftovers:
         try:
             if stat.S_ISDIR(os.lstat(leftover).st_mode):
-                import shutil
                 shutil.rmtree(leftover, ignore_errors=True)
             else:
                 os.unlink(leftover)
