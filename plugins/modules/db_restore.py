@@ -22,7 +22,7 @@ description:
   - "PostgreSQL, logical: C(pg_restore -j) O(jobs) into C(<database>__opsready_restore_<id>), then the old
     database (if any) is renamed aside and the restored one renamed to O(database) in one transaction, then
     the old one dropped and C(ANALYZE) run. Directory-format dumps are read in place; custom-format dumps
-    are decompressed into O(tmpdir) for O(jobs>1) or streamed into C(pg_restore) for O(jobs=1)."
+    are decompressed into O(tmpdir) for O(jobs) above 1 or streamed into C(pg_restore) for O(jobs=1)."
   - "PostgreSQL, physical (point-in-time recovery, when O(datadir) is set): the base backup is extracted
     into a staging directory next to O(datadir), the archived WAL segments the chain needs are staged for
     C(restore_command), C(recovery_target_time) is set to O(stop_at), and a temporary server is started on
@@ -36,7 +36,7 @@ description:
   - "SQL Server is not implemented yet: the task fails with a message saying so."
   - O(state=absent) removes a restored scratch target (database, SQLite file, or PITR data directory after
     stopping its server), which is how DR drills clean up.
-author: opsready developers
+author: opsready developers (@opsready)
 options:
   engine:
     description: The database engine of the backups.
@@ -83,7 +83,7 @@ options:
     default: false
   tmpdir:
     description:
-      - Scratch space for decompressed copies (PostgreSQL custom-format dumps with O(jobs>1), MariaDB binary
+      - Scratch space for decompressed copies (PostgreSQL custom-format dumps with O(jobs) above 1, MariaDB binary
         logs). Defaults to the system temporary directory.
     type: path
   datadir:
@@ -112,7 +112,7 @@ extends_documentation_fragment:
 notes:
   - Check mode plans the chain, verifies every checksum, checks the target (connection, refusal without
     O(replace)) and writes nothing.
-  - A restore always reports RV(changed=true); O(state=absent) reports a change only when something was removed.
+  - A restore always reports C(changed=true); O(state=absent) reports a change only when something was removed.
 seealso:
   - module: opsready.operations.db_backup
   - module: opsready.operations.backup_info
