@@ -16,7 +16,7 @@ description:
     reachable point), C(recoverable_until) and the RPO in seconds right now, gaps in the log chain,
     artifacts never verified or failed, broken manifests and leftovers of interrupted runs."
   - Read-only; never changes anything.
-author: opsready developers
+author: opsready developers (@opsready)
 options:
   path:
     description: The backup directory.

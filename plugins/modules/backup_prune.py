@@ -19,7 +19,7 @@ description:
     checked before anything is deleted; a plan that would break a kept chain is refused.
   - Deletes the manifest first (the artifact is then an untrusted leftover), then the data. Also removes
     leftovers of interrupted runs older than O(leftover_min_age) seconds.
-author: opsready developers
+author: opsready developers (@opsready)
 options:
   path:
     description: The backup directory.

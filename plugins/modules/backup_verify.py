@@ -23,7 +23,7 @@ description:
     (needs the connection options); file_backup archives are read to the end."
   - The outcome is recorded in each manifest (C(verification)); an artifact that failed is never chosen for
     a restore. Fails naming every bad artifact. Files without a manifest are reported as RV(leftovers), never trusted.
-author: opsready developers
+author: opsready developers (@opsready)
 options:
   path:
     description: A backup directory (every manifest in it), one artifact, or one manifest file.
@@ -49,7 +49,7 @@ extends_documentation_fragment:
   - opsready.operations.check_mode
 notes:
   - In check mode the checks run (they only read) but nothing is recorded.
-  - RV(changed) is true only when a recorded verification state changed (never verified to verified, or
+  - C(changed) is true only when a recorded verification state changed (never verified to verified, or
     verified to failed), so repeated runs on intact backups report no change.
 seealso:
   - module: opsready.operations.db_backup

@@ -32,7 +32,7 @@ description:
   - With O(verify=true) (default) every new artifact is checked right away (checksum plus the engine's own
     check, as M(opsready.operations.backup_verify) does) and the result recorded in its manifest; a failed
     check fails the task and marks the artifact so it is never used for a restore.
-author: opsready developers
+author: opsready developers (@opsready)
 options:
   engine:
     description:
@@ -109,7 +109,7 @@ options:
   min_interval:
     description:
       - Do not take a new backup when a usable one of the same database and kind finished less than this
-        many seconds ago; the task then reports RV(changed=false) and returns that backup's manifest.
+        many seconds ago; the task then reports C(changed=false) and returns that backup's manifest.
         Makes schedules and plays idempotent. V(0) always backs up.
     type: int
     default: 0
