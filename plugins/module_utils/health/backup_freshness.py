@@ -112,8 +112,8 @@ def prometheus_text(records: List[Dict[str, Any]], directory: str) -> str:
                 value = int(value)
             if value is None:
                 continue
-            labels = 'engine="%s",database="%s",directory="%s"' % (_escape(record['engine']),
-                                                                  _escape(record['database']), _escape(directory))
+            labels = 'engine="%s",database="%s",directory="%s"' % (
+                _escape(record['engine']), _escape(record['database']), _escape(directory))
             samples.append('%s_%s{%s} %s' % (PREFIX, name, labels, repr(float(value))))
         if samples:
             lines.append('# HELP %s_%s %s' % (PREFIX, name, help_text))

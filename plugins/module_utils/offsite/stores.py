@@ -214,8 +214,8 @@ class S3Store(Store):
                 raise self._error('delete', exc)
             if answer.get('Errors'):
                 first = answer['Errors'][0]
-                raise OpsReadyError('S3 delete of %s on %s failed: %s.' % (first.get('Key'), self.url,
-                                                                          first.get('Code')))
+                raise OpsReadyError('S3 delete of %s on %s failed: %s.'
+                                    % (first.get('Key'), self.url, first.get('Code')))
 
     def abort_incomplete(self) -> List[str]:
         aborted = []
