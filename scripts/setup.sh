@@ -33,8 +33,10 @@ apt_install() {
 # Packages from bindep.txt: the [test] profile only with --test.
 bindep_packages() {
     local profile=$1
+    # name [tags]: keep Debian lines (platform:dpkg or no platform tag); [test] only for --test.
     sed -e 's/#.*//' bindep.txt | awk -v prof="$profile" 'NF {
         name=$1; tags=$0; sub(/^[^[]*/, "", tags)
+        if (tags ~ /platform:/ && tags !~ /platform:dpkg/) next
         if (tags ~ /test/ && prof != "test") next
         print name }'
 }
