@@ -53,7 +53,7 @@ def make_db(path: Path, megabytes: int) -> None:
     conn.execute('CREATE TABLE orders (id INTEGER PRIMARY KEY, status TEXT NOT NULL, note TEXT NOT NULL)')
     rows = megabytes * 1024 * 1024 // 300
     batch = [(('paid', 'open', 'shipped')[i % 3], os.urandom(100).hex()) for i in range(50000)]
-    for _ in range(0, rows, len(batch)):
+    for dummy in range(0, rows, len(batch)):
         conn.executemany('INSERT INTO orders (status, note) VALUES (?, ?)', batch)
     conn.execute('CREATE INDEX orders_status ON orders(status)')
     conn.execute('CREATE INDEX orders_note ON orders(note)')
@@ -112,7 +112,7 @@ def main() -> None:
         artifact = Path(manifest['path'])
         print('backup %s: %.0f MB' % (artifact.name, artifact.stat().st_size / 1e6))
         ours, theirs = [], []
-        for _ in range(args.rounds):
+        for dummy in range(args.rounds):
             ours.append(drill_code(src, artifact.name, source, scratch))
             theirs.append(raw(artifact, scratch))
         a, b = statistics.median(ours), statistics.median(theirs)

@@ -86,7 +86,7 @@ set +e
 ANSIBLE_STDOUT_CALLBACK=default ansible-playbook -i inventories/local playbooks/dr_drill.yml -e dr_drill_backup_first=true >"$log" 2>&1
 rc=$?
 set -e
-latest=$(ls -t reports/drill-*.json 2>/dev/null | head -1 || true)
+latest=$(find reports -maxdepth 1 -name 'drill-*.json' -printf '%T@ %p\n' | sort -n | tail -1 | cut -d' ' -f2-)
 if [ -z "$latest" ]; then
     cat "$log"
     echo "no drill report was written" >&2

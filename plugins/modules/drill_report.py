@@ -21,7 +21,7 @@ description:
     appends one line to the history C(drills.jsonl)."
   - The module does not fail when the drill failed; it returns RV(passed) and RV(reasons) so the play can write
     the report first and fail afterwards (the role does).
-author: opsready developers
+author: opsready developers (@opsready)
 options:
   report_dir:
     description: Directory for the reports and the history file; created if missing.

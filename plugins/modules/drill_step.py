@@ -22,7 +22,7 @@ description:
     usable, not only present. Every query runs even when an earlier one failed."
   - The scratch target is removed afterwards by M(opsready.operations.db_restore) with C(state=absent).
   - The task fails when the step failed; the result still carries RV(started), RV(finished) and RV(error).
-author: opsready developers
+author: opsready developers (@opsready)
 options:
   step:
     description: Which step to run.
@@ -72,7 +72,7 @@ extends_documentation_fragment:
   - opsready.operations.check_mode
 notes:
   - In check mode the step does nothing (there is no restored target to check) and reports it was skipped.
-  - The step never changes data kept after the drill, so RV(changed) is always false (PostgreSQL may install
+  - The step never changes data kept after the drill, so C(changed) is always false (PostgreSQL may install
     the C(amcheck) extension into the scratch database, which the drill drops).
 seealso:
   - module: opsready.operations.db_restore

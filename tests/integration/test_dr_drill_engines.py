@@ -91,7 +91,7 @@ def test_passing_drill_then_rpo_breach(engine_db, tmp_path):
     time.sleep(1.5)
     stale = drill(engine, db, tmp_path, rpo_seconds=1)
     assert stale.rc != 0
-    _, report = report_of(stale)
+    dummy, report = report_of(stale)
     entry = report['databases'][0]
     assert entry['rpo_verdict'] == 'fail' and entry['rto_verdict'] == 'pass'
     assert any('exceeds the objective 1.00 s' in r for r in report['reasons'])
@@ -103,7 +103,7 @@ def test_corrupted_backup_fails_verification_and_drops_leftover_scratch(engine_d
     engine, db = engine_db
     first = drill(engine, db, tmp_path, dr_drill_backup_first=True)
     assert first.rc == 0, first.stdout[-5000:]
-    _, report = report_of(first)
+    dummy, report = report_of(first)
     artifact = Path(report['databases'][0]['backup']['path'])
     data = bytearray(artifact.read_bytes())
     data[len(data) // 2] ^= 0xFF

@@ -128,7 +128,7 @@ def test_failed_smoke_query_after_restore_still_drops_scratch(shop):
     result = drill(shop, smoke_queries=[{'name': 'a billion customers', 'sql': 'SELECT count(*) FROM customers',
                                          'expect': {'value_at_least': 1000000000}}])
     assert result.rc != 0
-    _, report = report_of(result)
+    dummy, report = report_of(result)
     steps = {s['name']: s for s in report['databases'][0]['steps']}
     assert steps['restore']['ok'] and steps['integrity']['ok'] and not steps['smoke']['ok']
     assert 'a billion customers: returned 800, expected at least 1000000000' in steps['smoke']['error']

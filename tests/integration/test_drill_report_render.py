@@ -46,7 +46,7 @@ def chromium(args, html, workdir):
         argv = [CHROMIUM, '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
                 '--disable-background-networking', '--disable-component-update', '--disable-sync',
                 '--user-data-dir=%s' % profile] + args + ['file://%s' % html]
-        return subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=workdir)
+        return subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=workdir, check=False)
     finally:
         shutil.rmtree(profile, ignore_errors=True)
 

@@ -60,8 +60,6 @@ class Client:
     def query(self, database: str, sql: str) -> List[Dict[str, Any]]:
         raise NotImplementedError
 
-
-
     def versions(self) -> Dict[str, str]:
         return {}
 
@@ -85,8 +83,8 @@ class SQLiteClient(Client):
             try:
                 rows = [r[0] for r in conn.execute('PRAGMA integrity_check').fetchall()]
                 fk = conn.execute('PRAGMA foreign_key_check').fetchall()
-                tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' "
-                                                      "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+                tables = [r[0] for r in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
             except sqlite3.DatabaseError as exc:
                 raise IntegrityError('PRAGMA integrity_check could not read %s: %s' % (database, exc),
                                      tool='PRAGMA integrity_check')
@@ -111,8 +109,6 @@ class SQLiteClient(Client):
             raise OpsReadyError('Smoke query failed on %s: %s' % (database, exc), sql=sql)
         finally:
             conn.close()
-
-
 
     def versions(self) -> Dict[str, str]:
         return {'sqlite': sqlite3.sqlite_version}
@@ -203,15 +199,12 @@ class PostgresClient(Client):
         return {'tool': 'full read of every table (COPY TO STDOUT)', 'result': 'ok', 'tables': len(tables),
                 'problems': []}
 
-
-
-
     def versions(self) -> Dict[str, str]:
         result = {}
         for tool in ('psql', 'pg_amcheck'):
             path = find_pg_tool(tool, self.runner)
             if path:
-                rc, out, _ = self.runner.run([path, '--version'], check=False)
+                rc, out, dummy = self.runner.run([path, '--version'], check=False)
                 if rc == 0:
                     result[tool] = out.strip()
         return result
@@ -302,8 +295,6 @@ class MySQLClient(Client):
         return {'tool': 'mariadb-check --check%s' % (' --extended' if level == 'extended' else ''), 'result': 'ok',
                 'tables': tables, 'problems': []}
 
-
-
     def versions(self) -> Dict[str, str]:
         result = {}
         for kind in ('client', 'check'):
@@ -311,7 +302,7 @@ class MySQLClient(Client):
                 tool = self._tool(kind)
             except OpsReadyError:
                 continue
-            rc, out, _ = self.runner.run([tool, '--version'], check=False)
+            rc, out, dummy = self.runner.run([tool, '--version'], check=False)
             if rc == 0:
                 result[tool] = out.strip()
         return result

@@ -17,6 +17,7 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Dict, List, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
@@ -37,7 +38,9 @@ def coerce(value: Any) -> Any:
         number = float(text)
     except ValueError:
         return value
-    return number if number == number and text.lower() not in ('nan', 'inf', '-inf', 'infinity') else value
+    if math.isnan(number) or math.isinf(number):
+        return value
+    return number
 
 
 def check_expectation(expect: Dict[str, Any]) -> None:
@@ -78,8 +81,8 @@ def evaluate(rows: List[Dict[str, Any]], expect: Dict[str, Any]) -> Tuple[bool, 
                 if not isinstance(value, (int, float)) or isinstance(value, bool):
                     reasons.append('returned %r, not a number to compare with %s %s' % (value, key, expect[key]))
                 elif not ok(value, bound):
-                    reasons.append('returned %s, expected %s %s' % (value, key.replace('_', ' ').replace('value ', ''),
-                                                                     expect[key]))
+                    wording = key.replace('_', ' ').replace('value ', '')
+                    reasons.append('returned %s, expected %s %s' % (value, wording, expect[key]))
     if expect.get('jmespath'):
         try:
             import jmespath

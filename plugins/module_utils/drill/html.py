@@ -52,25 +52,27 @@ def objective_bar(label: str, value: Optional[float], objective: float, verdict:
     obj_x = left + usable * objective / scale_max
     color = _color(verdict)
     if value is None:
-        bar = ('<rect x="%d" y="8" width="%d" height="%d" fill="none" stroke="%s" stroke-dasharray="6 4"/>'
-               '<text x="%d" y="26" font-size="13" fill="%s">not measured</text>'
-               % (left, usable, bar_h, AMBER, left + 8, AMBER))
+        figure_svg = ('<rect x="%d" y="8" width="%d" height="%d" fill="none" stroke="%s" stroke-dasharray="6 4"/>'
+                      '<text x="%d" y="26" font-size="13" fill="%s">not measured</text>'
+                      % (left, usable, bar_h, AMBER, left + 8, AMBER))
         figure = 'n/a'
     else:
         w = max(3.0, usable * value / scale_max)
-        bar = '<rect class="bar" x="%d" y="8" width="%.1f" height="%d" rx="3" fill="%s"/>' % (left, w, bar_h, color)
+        figure_svg = ('<rect class="bar" x="%d" y="8" width="%.1f" height="%d" rx="3" fill="%s"/>'
+                      % (left, w, bar_h, color))
         figure = human(value)
     pct = '' if value is None or not objective else ' (%.1f %% of objective)' % (100.0 * value / objective)
     return (
         '<svg class="objective" role="img" aria-label="%(label)s %(figure)s against objective %(obj)s" '
         'viewBox="0 0 %(width)d 64" width="100%%" height="64" xmlns="http://www.w3.org/2000/svg">'
-        '<rect x="%(left)d" y="8" width="%(usable)d" height="%(h)d" fill="#eaeef2" rx="3"/>%(bar)s'
+        '<rect x="%(left)d" y="8" width="%(usable)d" height="%(h)d" fill="#eaeef2" rx="3"/>%(figure_svg)s'
         '<line x1="%(ox).1f" y1="2" x2="%(ox).1f" y2="40" stroke="#1f2328" stroke-width="2" stroke-dasharray="4 3"/>'
         '<text x="0" y="27" font-size="15" font-weight="bold" fill="#1f2328">%(label)s</text>'
         '<text x="%(ox).1f" y="56" font-size="12" text-anchor="middle" fill="#1f2328">objective %(obj)s</text>'
         '<text x="%(left)d" y="56" font-size="13" fill="%(color)s" font-weight="bold">%(figure)s%(pct)s</text>'
         '</svg>' % dict(label=escape(label), figure=escape(figure), obj=escape(human(objective)), width=width,
-                        left=left, usable=usable, h=bar_h, bar=bar, ox=obj_x, color=color, pct=escape(pct)))
+                        left=left, usable=usable, h=bar_h, figure_svg=figure_svg, ox=obj_x, color=color,
+                        pct=escape(pct)))
 
 
 def timeline(steps: List[Dict[str, Any]], width: int = 1000) -> str:
@@ -129,8 +131,8 @@ def trend_chart(label: str, points: List[Optional[float]], objective: float, pas
              % (left + plot_w, y(objective) - 3, RED, escape('objective ' + human(objective))),
              '<text x="2" y="%d" font-size="11" fill="#59636e">%s</text>' % (top + 10, escape(human(vmax))),
              '<text x="2" y="%d" font-size="11" fill="#59636e">0</text>' % (top + plot_h),
-             '<text x="%d" y="%d" font-size="12" fill="#1f2328">%s</text>' % (left, height - 6,
-                                                                            escape('%s, last %d drills' % (label, n)))]
+             '<text x="%d" y="%d" font-size="12" fill="#1f2328">%s</text>'
+             % (left, height - 6, escape('%s, last %d drills' % (label, n)))]
     path: List[str] = []
     for i, v in enumerate(points):
         if v is None:

@@ -155,8 +155,8 @@ def render_markdown(report: Dict[str, Any]) -> str:
     mark = 'PASSED' if report['passed'] else 'FAILED'
     lines = ['# %s: %s' % (report['title'], mark), '',
              '`%s`' % report['verdict_line'], '',
-             '- started: %s, finished: %s (%s), host: %s' % (report['started'], report['finished'],
-                                                           human(report['seconds']), report['host']), '',
+             '- started: %s, finished: %s (%s), host: %s'
+             % (report['started'], report['finished'], human(report['seconds']), report['host']), '',
              '| database | engine | RTO | RTO objective | RPO | RPO objective | verdict |',
              '|---|---|---|---|---|---|---|']
     for db in report['databases']:
