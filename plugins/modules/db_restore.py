@@ -33,9 +33,21 @@ description:
     into O(database) with one atomic C(RENAME TABLE)."
   - "SQLite: the backup is decompressed next to O(database), C(PRAGMA integrity_check) run on it, and it is
     renamed into place (the old file and its C(-wal)/C(-shm) removed). Stop the application first."
-  - "SQL Server is not implemented yet: the task fails with a message saying so."
+  - "SQL Server (through pyodbc; NOT YET RUN AGAINST A LIVE SERVER, tested against a recording fake, see
+    docs/sqlserver.md): C(RESTORE VERIFYONLY WITH CHECKSUM) of every piece, C(RESTORE FILELISTONLY) for the
+    logical file names, then C(RESTORE DATABASE) of the full (and differential) C(WITH NORECOVERY, MOVE) into
+    C(<database>__opsready_restore_<id>) with the files in the instance's default data/log directories,
+    C(RESTORE LOG WITH NORECOVERY) for each log (C(STOPAT) on the last, in the server's local time),
+    C(WITH RECOVERY), then C(ALTER DATABASE ... MODIFY NAME) into O(database) (an existing one is set
+    C(SINGLE_USER WITH ROLLBACK IMMEDIATE), renamed aside and dropped). The server reads the backup files
+    itself, so O(src) must be a path the server can read."
   - O(state=absent) removes a restored scratch target (database, SQLite file, or PITR data directory after
     stopping its server), which is how DR drills clean up.
+  - Encrypted backups (M(opsready.operations.db_backup) O(opsready.operations.db_backup#module:encrypt=true))
+    are decrypted on the fly with O(identity) or O(identity_file). The key is tried on every piece of the
+    chain before the target is created, so a missing or wrong key fails naming the artifact and writes
+    nothing; every piece is authenticated to its last byte while it is restored (a tampered piece fails and
+    the temporary target is dropped).
 author: opsready developers (@opsready)
 options:
   engine:
@@ -106,6 +118,16 @@ options:
     type: str
     choices: [present, absent]
     default: present
+  identity:
+    description:
+      - The age private key (C(AGE-SECRET-KEY-1...)) that decrypts encrypted backups; keep it in Ansible
+        Vault. Needed only for backups written with C(encrypt=true).
+    type: str
+  identity_file:
+    description:
+      - A file on the managed host holding age private keys (the output of C(age-keygen)); used together
+        with O(identity) if both are given.
+    type: path
 extends_documentation_fragment:
   - opsready.operations.db_connection
   - opsready.operations.check_mode
@@ -161,6 +183,14 @@ EXAMPLES = r'''
     src: /var/backups/opsready/sqlite
     database: /srv/app/app.db
     replace: true
+
+- name: Restore an encrypted dump with the restore key from Vault
+  opsready.operations.db_restore:
+    engine: postgresql
+    src: /var/backups/opsready/pg
+    source_database: app
+    database: app_restored
+    identity: "{{ vault_backup_age_identity }}"
 '''
 
 RETURN = r'''
@@ -213,10 +243,16 @@ phases:
   description: Seconds per phase (plan, verify_checksums, pg_restore, replay, swap, ...).
   returned: always
   type: dict
+encrypted:
+  description: The ids of the chain pieces that were encrypted (and decrypted with the identity given).
+  returned: when state=present
+  type: list
+  elements: str
 '''
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import parse_time
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import (
@@ -242,6 +278,8 @@ def main():
         port=dict(type='int'),
         server_state=dict(type='str', choices=['started', 'stopped'], default='started'),
         state=dict(type='str', choices=['present', 'absent'], default='present'),
+        identity=dict(type='str', no_log=True),
+        identity_file=dict(type='path'),
     )
     module = AnsibleModule(
         argument_spec=argument_spec,
@@ -252,11 +290,17 @@ def main():
     p = module.params
     try:
         stop_at = parse_time(p['stop_at'], 'stop_at') if p['stop_at'] else None
+        identities = []
+        if p['identity'] or p['identity_file']:
+            if not encryption.HAS_CRYPTOGRAPHY:
+                module.fail_json(msg=missing_required_lib('cryptography'),
+                                 exception=str(encryption.CRYPTOGRAPHY_IMPORT_ERROR))
+            identities = encryption.load_identities(p['identity'], p['identity_file'])
         request = RestoreRequest(
             engine=p['engine'], src=p['src'], database=p['database'], source_database=p['source_database'],
             artifact=p['artifact'], stop_at=stop_at, replace=p['replace'], jobs=p['jobs'], no_owner=p['no_owner'],
             tmpdir=p['tmpdir'], datadir=p['datadir'], port=p['port'], server_state=p['server_state'],
-            state=p['state'], check_mode=module.check_mode)
+            state=p['state'], check_mode=module.check_mode, identities=identities)
         result = run_restore(request, connection_from_params(p))
     except OpsReadyError as exc:
         module.fail_json(**exc.as_fail_kwargs())

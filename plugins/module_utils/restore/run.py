@@ -15,12 +15,14 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat
-from ansible_collections.opsready.operations.plugins.module_utils.engines.base import CLUSTER, get_engine
+from ansible_collections.opsready.operations.plugins.module_utils.engines.base import (
+    CLUSTER, check_decryptable, get_engine, is_encrypted)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
 from ansible_collections.opsready.operations.plugins.module_utils.restore import mysql as mysql_restore
 from ansible_collections.opsready.operations.plugins.module_utils.restore import postgresql as postgresql_restore
 from ansible_collections.opsready.operations.plugins.module_utils.restore import postgresql_pitr as pitr_restore
 from ansible_collections.opsready.operations.plugins.module_utils.restore import sqlite as sqlite_restore
+from ansible_collections.opsready.operations.plugins.module_utils.restore import sqlserver as sqlserver_restore
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import (
     ENGINES, RestoreRequest, Timer, base_result, chain_summary, point_reached, select_chain, verify_chain)
 
@@ -34,10 +36,6 @@ def _method(request: RestoreRequest) -> str:
 def check_request(request: RestoreRequest) -> None:
     if request.engine not in ENGINES:
         raise OpsReadyError('Unknown engine %r: use one of %s.' % (request.engine, ', '.join(ENGINES)))
-    if request.engine in ('sqlserver',):
-        raise OpsReadyError('db_restore for engine sqlserver is not implemented yet (see docs/runbooks/recovery.md, '
-                            '"Gaps"); restore with RESTORE DATABASE ... WITH NORECOVERY / RESTORE LOG ... STOPAT by '
-                            'hand meanwhile.')
     if _method(request) == 'logical' and not request.database:
         raise OpsReadyError('database (the target) is required for engine %s%s.'
                             % (request.engine, ' unless datadir is set (physical point-in-time recovery)'
@@ -85,6 +83,10 @@ def run_restore(request: RestoreRequest, conn: ConnectionParams) -> Dict[str, An
     timer.lap('plan')
     result['verification'] = verify_chain(chain)
     timer.lap('verify_checksums')
+    # Encrypted pieces: prove the key opens every one before the target is created (check mode too).
+    for entry in chain:
+        check_decryptable(entry, request.identities)
+    result['encrypted'] = [m.id for m in chain if is_encrypted(m)]
     if request.check_mode:
         result['changed'] = True
         result['target'] = _check_target(request, conn)
@@ -103,15 +105,17 @@ def run_restore(request: RestoreRequest, conn: ConnectionParams) -> Dict[str, An
 
 
 def _engine(request: RestoreRequest, conn: ConnectionParams) -> Any:
-    return get_engine(request.engine, conn)
+    engine = get_engine(request.engine, conn)
+    engine.identities = list(request.identities)
+    return engine
 
 
 def _check_target(request: RestoreRequest, conn: ConnectionParams) -> Dict[str, Any]:
     """Check mode: the refusal a real run would hit, without writing."""
     if request.engine == 'sqlite':
-        assert request.database is not None
-        sqlite_restore.check_target(request, os.path.abspath(request.database))
-        return {'database': os.path.abspath(request.database)}
+        path = os.path.abspath(request.database or '')
+        sqlite_restore.check_target(request, path)
+        return {'database': path}
     if request.engine == 'postgresql' and _method(request) == 'logical':
         engine = _engine(request, conn)
         engine.ping()
@@ -119,6 +123,8 @@ def _check_target(request: RestoreRequest, conn: ConnectionParams) -> Dict[str, 
         return {'database': request.database, 'server': engine.server_label()}
     if request.engine == 'postgresql':
         return pitr_restore.check_target(request)
+    if request.engine == 'sqlserver':
+        return sqlserver_restore.check_target(_engine(request, conn), request, plan(request))
     engine = _engine(request, conn)
     engine.ping()
     mysql_restore.check_target(engine, request)
@@ -132,6 +138,8 @@ def _restore(request: RestoreRequest, conn: ConnectionParams, chain: List[Manife
         return postgresql_restore.restore(_engine(request, conn), request, chain, timer)
     if request.engine == 'postgresql':
         return pitr_restore.restore(_engine(request, conn), request, chain, timer)
+    if request.engine == 'sqlserver':
+        return sqlserver_restore.restore(_engine(request, conn), request, chain, timer)
     return mysql_restore.restore(_engine(request, conn), request, chain, timer)
 
 
@@ -142,4 +150,6 @@ def _drop(request: RestoreRequest, conn: ConnectionParams) -> Dict[str, Any]:
         return postgresql_restore.drop(_engine(request, conn), request, request.check_mode)
     if request.engine == 'postgresql':
         return pitr_restore.drop(request, request.check_mode)
+    if request.engine == 'sqlserver':
+        return sqlserver_restore.drop(_engine(request, conn), request, request.check_mode)
     return mysql_restore.drop(_engine(request, conn), request, request.check_mode)

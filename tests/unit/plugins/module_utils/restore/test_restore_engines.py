@@ -53,8 +53,9 @@ def test_pitr_target_checks(tmp_path):
 def test_request_validation(tmp_path):
     with pytest.raises(OpsReadyError, match='Unknown engine'):
         check_request(RestoreRequest(engine='oracle', src=str(tmp_path), database='x'))
-    with pytest.raises(OpsReadyError, match='sqlserver is not implemented'):
-        check_request(RestoreRequest(engine='sqlserver', src=str(tmp_path), database='x'))
+    check_request(RestoreRequest(engine='sqlserver', src=str(tmp_path), database='x'))  # implemented now
+    with pytest.raises(OpsReadyError, match='database .the target. is required for engine sqlserver'):
+        check_request(RestoreRequest(engine='sqlserver', src=str(tmp_path)))
     with pytest.raises(OpsReadyError, match='datadir applies to PostgreSQL'):
         check_request(RestoreRequest(engine='mariadb', src=str(tmp_path), database='x', datadir='/tmp/d'))
     with pytest.raises(OpsReadyError, match='not a backup directory'):
