@@ -1,0 +1,267 @@
+"""Shared timing for the benchmarks: alternating runs, median wall time, peak RSS of the process tree,
+output size, ratio against the raw tool, target met or not.
+
+Every measured side is a command run as a child process (ours: a small Python entry point running the
+collection's module_utils, see bench/ours.py; raw: the tool or shell pipeline an operator would type),
+so both sides are measured the same way:
+
+* wall: time.monotonic() around the child, start to exit;
+* peak RSS: the largest *sum* of RSS over the child and all its descendants, sampled every 20 ms with
+  psutil (wait4's ru_maxrss is not used: a forked child inherits the high-water mark of the parent
+  Python process, which would put a floor of the benchmark driver's own size under every figure);
+* output: bytes of what the side produced (a file, a directory tree, a database size), measured
+  after the run by a callable.
+
+``compare()`` runs the sides alternately (A B A B ..., the order rotated each round so that caches
+favour neither side), ``runs`` times each, and returns a :class:`Row` with medians and the verdict.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHON = str(REPO / '.venv' / 'bin' / 'python')
+
+Command = Union[str, Sequence[str]]
+
+
+@dataclass
+class Sample:
+    wall: float
+    rss_mb: float
+    out_mb: Optional[float]
+
+
+@dataclass
+class Side:
+    """One side of a comparison: a command, and how to prepare for / measure / clean up after a run."""
+
+    label: str
+    command: Command                       # argv list, or a bash pipeline string (run with pipefail)
+    env: Optional[Dict[str, str]] = None
+    before: Optional[Callable[[], None]] = None      # called before every run (not timed)
+    output: Optional[Callable[[], float]] = None     # bytes produced, called after every run (not timed)
+    after: Optional[Callable[[], None]] = None       # clean-up after every run (not timed)
+    cwd: Optional[str] = None
+    samples: List[Sample] = field(default_factory=list)
+
+
+@dataclass
+class Target:
+    """The promise: ours/raw wall ratio at most ``max_wall``, and output ratio at most ``max_out``."""
+
+    max_wall: float
+    max_out: Optional[float] = None
+
+    def text(self) -> str:
+        text = 'wall <= %.2fx' % self.max_wall
+        if self.max_out is not None:
+            text += ', out <= %.2fx' % self.max_out
+        return text
+
+
+@dataclass
+class Row:
+    operation: str
+    ours_label: str
+    raw_label: str
+    ours: Dict[str, Optional[float]]
+    raw: Dict[str, Optional[float]]
+    runs: int
+    ratio_wall: float
+    ratio_out: Optional[float]
+    target: str
+    met: bool
+    note: str = ''
+    ours_walls: List[float] = field(default_factory=list)
+    raw_walls: List[float] = field(default_factory=list)
+
+
+def path_size(path: Union[str, Path]) -> float:
+    """Bytes of a file, or of every file under a directory (0 when absent)."""
+    path = Path(path)
+    if path.is_file():
+        return float(path.stat().st_size)
+    if not path.is_dir():
+        return 0.0
+    total = 0
+    for root, dummy, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                continue
+    return float(total)
+
+
+def clear(path: Union[str, Path]) -> None:
+    """Remove a file or directory tree if present."""
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def _tree_rss(proc: psutil.Process) -> int:
+    total = 0
+    try:
+        members = [proc] + proc.children(recursive=True)
+    except psutil.Error:
+        return 0
+    for member in members:
+        try:
+            total += member.memory_info().rss
+        except psutil.Error:
+            continue
+    return total
+
+
+def measure(command: Command, env: Optional[Dict[str, str]] = None, cwd: Optional[str] = None,
+            quiet: bool = True) -> tuple:
+    """Run ``command`` once: (wall seconds, peak RSS bytes of the tree). Raises on a non-zero exit."""
+    shell = isinstance(command, str)
+    argv: Any = 'set -o pipefail; ' + command if shell else list(command)
+    out = subprocess.DEVNULL if quiet else None
+    started = time.monotonic()
+    proc = subprocess.Popen(argv, shell=shell, executable='/bin/bash' if shell else None, env=env, cwd=cwd,
+                            stdout=out, stderr=subprocess.PIPE)
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        try:
+            root = psutil.Process(proc.pid)
+        except psutil.Error:
+            return
+        while not done.is_set():
+            peak[0] = max(peak[0], _tree_rss(root))
+            done.wait(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    stderr = proc.stderr.read() if proc.stderr else b''
+    dummy_pid, status, dummy_usage = os.wait4(proc.pid, 0)
+    wall = time.monotonic() - started
+    done.set()
+    sampler.join()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError('benchmark command failed (exit %d): %s\n%s' % (
+            proc.returncode, command if shell else ' '.join(argv), stderr.decode(errors='replace')[-3000:]))
+    return wall, peak[0]
+
+
+def run_side(side: Side) -> Sample:
+    if side.before:
+        side.before()
+    wall, rss = measure(side.command, env=side.env, cwd=side.cwd)
+    out = side.output() if side.output else None
+    if side.after:
+        side.after()
+    sample = Sample(wall=wall, rss_mb=rss / 1e6, out_mb=None if out is None else out / 1e6)
+    side.samples.append(sample)
+    return sample
+
+
+def _median(values: List[Optional[float]]) -> Optional[float]:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def summary(side: Side) -> Dict[str, Optional[float]]:
+    return {'wall_s': _median([s.wall for s in side.samples]),
+            'peak_rss_mb': _median([s.rss_mb for s in side.samples]),
+            'output_mb': _median([s.out_mb for s in side.samples])}
+
+
+def compare(operation: str, ours: Side, raws: Sequence[Side], targets: Sequence[Target], runs: int = 3,
+            notes: Sequence[str] = (), log: Callable[[str], None] = print) -> List[Row]:
+    """Alternate ``ours`` with every raw side, ``runs`` rounds; one Row per raw side.
+
+    The order rotates each round (ours first, then raw first, ...) so neither side always runs on a
+    warm cache. Ours is run once per round and compared with each raw side.
+    """
+    sides = [ours] + list(raws)
+    for round_ in range(runs):
+        order = sides[round_ % len(sides):] + sides[:round_ % len(sides)]
+        for side in order:
+            sample = run_side(side)
+            log('    %-40s run %d: %7.2f s  %8.1f MB RSS  %s' % (
+                side.label[:40], round_ + 1, sample.wall, sample.rss_mb,
+                '-' if sample.out_mb is None else '%.1f MB out' % sample.out_mb))
+    rows = []
+    mine = summary(ours)
+    for index, raw in enumerate(raws):
+        theirs = summary(raw)
+        target = targets[index]
+        ratio_wall = (mine['wall_s'] or 0.0) / max(theirs['wall_s'] or 0.0, 1e-9)
+        ratio_out = None
+        if mine['output_mb'] is not None and theirs['output_mb']:
+            ratio_out = mine['output_mb'] / theirs['output_mb']
+        met = ratio_wall <= target.max_wall
+        if target.max_out is not None:
+            met = met and ratio_out is not None and ratio_out <= target.max_out
+        rows.append(Row(operation=operation, ours_label=ours.label, raw_label=raw.label, ours=mine, raw=theirs,
+                        runs=runs, ratio_wall=ratio_wall, ratio_out=ratio_out, target=target.text(), met=met,
+                        note=notes[index] if index < len(notes) else '',
+                        ours_walls=[s.wall for s in ours.samples], raw_walls=[s.wall for s in raw.samples]))
+    return rows
+
+
+def _num(value: Optional[float], digits: int = 1) -> str:
+    return '-' if value is None else '%.*f' % (digits, value)
+
+
+def format_table(rows: List[Row]) -> str:
+    head = '%-44s | %8s %8s %8s | %8s %8s %8s | %6s %6s | %-24s | %s' % (
+        'operation (ours vs raw)', 'wall s', 'RSS MB', 'out MB', 'wall s', 'RSS MB', 'out MB', 'wall', 'out',
+        'target', 'met')
+    lines = [head, '-' * len(head)]
+    for row in rows:
+        lines.append('%-44s | %8s %8s %8s | %8s %8s %8s | %5.2fx %6s | %-24s | %s' % (
+            row.operation[:44], _num(row.ours['wall_s'], 2), _num(row.ours['peak_rss_mb']),
+            _num(row.ours['output_mb']), _num(row.raw['wall_s'], 2), _num(row.raw['peak_rss_mb']),
+            _num(row.raw['output_mb']), row.ratio_wall,
+            '-' if row.ratio_out is None else '%.2fx' % row.ratio_out, row.target, 'yes' if row.met else 'NO'))
+    return '\n'.join(lines)
+
+
+def markdown_table(rows: List[Row]) -> str:
+    lines = ['| operation | ours | raw tool | ours wall s | ours peak RSS MB | ours out MB | raw wall s | '
+             'raw peak RSS MB | raw out MB | ratio wall | ratio out | target | met |',
+             '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|']
+    for row in rows:
+        lines.append('| %s | %s | %s | %s | %s | %s | %s | %s | %s | %.2fx | %s | %s | %s |' % (
+            row.operation, row.ours_label.replace('|', '\\|'), row.raw_label.replace('|', '\\|'),
+            _num(row.ours['wall_s'], 2), _num(row.ours['peak_rss_mb']), _num(row.ours['output_mb']),
+            _num(row.raw['wall_s'], 2), _num(row.raw['peak_rss_mb']), _num(row.raw['output_mb']),
+            row.ratio_wall, '-' if row.ratio_out is None else '%.2fx' % row.ratio_out, row.target,
+            'yes' if row.met else '**no**'))
+    return '\n'.join(lines)
+
+
+def write_json(path: Union[str, Path], rows: List[Row], meta: Dict[str, Any]) -> None:
+    data = {'meta': meta, 'rows': [asdict(row) for row in rows]}
+    tmp = str(path) + '.tmp'
+    with open(tmp, 'w') as handle:
+        json.dump(data, handle, indent=2, sort_keys=True)
+        handle.write('\n')
+    os.replace(tmp, path)
+
+
+def machine() -> Dict[str, Any]:
+    return {'cpus': os.cpu_count(), 'memory_gb': round(psutil.virtual_memory().total / 2 ** 30, 1),
+            'load_at_start': [round(x, 2) for x in os.getloadavg()], 'kernel': os.uname().release}

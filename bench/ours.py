@@ -1,0 +1,111 @@
+"""The "ours" side of the benchmarks: what a module executes (its module_utils), without Ansible's
+start-up, as one child process so bench/common.py measures it like the raw tool.
+
+    .venv/bin/python bench/ours.py OPERATION '<json options>'
+
+The password (when any) comes from the environment variable OPSREADY_BENCH_PASSWORD, never argv.
+Operations: db_backup, file_backup, db_restore, drill, log_rotate. Prints a JSON summary on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / 'build'))
+
+from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import (  # noqa: E402
+    ConnectionParams)
+
+def conn(opts: dict) -> ConnectionParams:
+    return ConnectionParams(host=opts.get('host'), port=opts.get('port'), user=opts.get('user'),
+                            password=os.environ.get('OPSREADY_BENCH_PASSWORD'))
+
+
+def db_backup(opts: dict) -> dict:
+    from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import run_backup
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions, get_engine
+    options = BackupOptions(kind=opts.get('kind', 'full'), dest=opts['dest'], database=opts.get('database'),
+                            compression=opts.get('compression', 'zstd'), threads=opts.get('threads', 2))
+    result = run_backup(get_engine(opts['engine'], conn(opts)), options, verify=False)
+    return {'size': result['manifest']['size'], 'path': result['manifest']['path']}
+
+
+def file_backup(opts: dict) -> dict:
+    from ansible_collections.opsready.operations.plugins.module_utils.files import archive
+    archive.check_sources(opts['paths'])
+    fingerprint, count, secret = archive.tree_fingerprint(opts['paths'])
+    archive.prepare_dest(opts['dest'], secret)
+    manifest = archive.create_archive(opts['paths'], opts['dest'], opts.get('name', 'files'),
+                                      compression=opts.get('compression', 'zstd'), level=opts.get('level'),
+                                      threads=opts.get('threads', 0), fingerprint=fingerprint, file_count=count,
+                                      recipients=opts.get('recipients'))
+    return {'size': manifest['size'], 'files': count}
+
+
+def db_restore(opts: dict) -> dict:
+    from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import RestoreRequest
+    from ansible_collections.opsready.operations.plugins.module_utils.restore.run import run_restore
+    request = RestoreRequest(engine=opts['engine'], src=opts['src'], database=opts['database'],
+                             source_database=opts.get('source_database'), jobs=opts.get('jobs', 2),
+                             tmpdir=opts.get('tmpdir'), replace=opts.get('replace', False))
+    result = run_restore(request, conn(opts))
+    return {'phases': result.get('phases')}
+
+
+def drill(opts: dict) -> dict:
+    """The dr_drill role's work for one database up to the RTO stop: verify the newest backup (checksum +
+    the engine's own check), restore it to a scratch database, integrity check (pg_amcheck
+    --heapallindexed), one smoke query. Clean-up (drop scratch) is outside the RTO, as in the role."""
+    from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
+    from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import verify_one
+    from ansible_collections.opsready.operations.plugins.module_utils.drill import steps
+    from ansible_collections.opsready.operations.plugins.module_utils.drill.checks import client_for
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.base import get_engine
+    from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import RestoreRequest
+    from ansible_collections.opsready.operations.plugins.module_utils.restore.run import run_restore
+    started = time.monotonic()
+    params = conn(opts)
+    entry = Catalog(opts['src'], engine=opts['engine'], database=opts['source_database']).latest_full()
+    if entry is None:
+        raise SystemExit('no full backup of %s in %s' % (opts['source_database'], opts['src']))
+    outcome = verify_one(entry, engine=get_engine(opts['engine'], params), conn=params, record=False)
+    if not outcome['ok']:
+        raise SystemExit('verification failed: %s' % outcome['error'])
+    run_restore(RestoreRequest(engine=opts['engine'], src=opts['src'], database=opts['scratch'],
+                               source_database=opts['source_database'], jobs=opts.get('jobs', 2),
+                               tmpdir=opts.get('tmpdir'), replace=True), params)
+    client = client_for(opts['engine'], params)
+    check = steps.integrity(client, opts['scratch'])
+    smoke = steps.smoke(client, opts['scratch'], [{'sql': opts['smoke'], 'expect': {'value_at_least': 1}}])
+    if not (check['ok'] and smoke['ok']):
+        raise SystemExit('drill failed: %s %s' % (check, smoke))
+    return {'rto_seconds': time.monotonic() - started}
+
+
+def log_rotate(opts: dict) -> dict:
+    from ansible_collections.opsready.operations.plugins.module_utils.logrotate.plan import Policy
+    from ansible_collections.opsready.operations.plugins.module_utils.logrotate.rotate import Rotation
+    policy = Policy(force=True, rotate=opts.get('rotate', 5), compression=opts.get('compression', 'zstd'))
+    result = Rotation([opts['glob']], policy, opts['state']).run()
+    if len(result['compressed']) != len(result['rotated']):
+        raise SystemExit('not every rotated file was compressed: %s' % result['warnings'][:3])
+    return {'rotated': len(result['rotated'])}
+
+
+OPERATIONS = {'db_backup': db_backup, 'file_backup': file_backup, 'db_restore': db_restore, 'drill': drill,
+              'log_rotate': log_rotate}
+
+
+def main() -> None:
+    if len(sys.argv) != 3 or sys.argv[1] not in OPERATIONS:
+        sys.exit('usage: ours.py {%s} JSON' % ','.join(OPERATIONS))
+    print(json.dumps(OPERATIONS[sys.argv[1]](json.loads(sys.argv[2]))))
+
+
+if __name__ == '__main__':
+    main()

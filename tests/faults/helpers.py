@@ -1,0 +1,120 @@
+"""Small helpers shared by the fault cases (playbooks, databases, artifacts, small disks)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Iterator, List, Optional
+
+import pytest
+
+from tests.harness.playbook import PlaybookResult, run_playbook
+
+
+def play(tmp_path: Path, tasks: list, extravars: Optional[dict] = None, fault=None, **kw) -> PlaybookResult:
+    """Run one play of ``tasks`` on localhost; its output and every task result go through fault.scan."""
+    book = tmp_path / ('play-%d.yml' % len(list(tmp_path.glob('play-*.yml'))))
+    book.write_text(json.dumps([{'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]))
+    result = run_playbook(str(book), extravars=extravars, **kw)
+    if fault is not None:
+        fault.scan(result.stdout, where='play output')
+        fault.scan(result.task_results(), where='task results')
+    return result
+
+
+def conn(server) -> dict:
+    return {'login_host': server.host, 'login_port': server.port, 'login_user': server.user,
+            'login_password': '{{ pw }}'}
+
+
+def flip_byte(path: Path, where: float = 0.5) -> None:
+    with open(path, 'r+b') as handle:
+        handle.seek(int(os.path.getsize(path) * where))
+        byte = handle.read(1)
+        handle.seek(-1, os.SEEK_CUR)
+        handle.write(bytes([byte[0] ^ 0x01]))
+
+
+def truncate_half(path: Path) -> None:
+    os.truncate(path, os.path.getsize(path) // 2)
+
+
+def artifacts(dest: Path) -> List[Path]:
+    """Artifacts of a catalog (everything with a manifest next to it), oldest name first."""
+    return sorted(Path(str(m)[:-len('.manifest.json')]) for m in dest.glob('*.manifest.json'))
+
+
+def manifests(dest: Path) -> List[str]:
+    return sorted(p.name for p in dest.glob('*.manifest.json')) if dest.is_dir() else []
+
+
+def sqlite_db(path: Path, rows: int, blob: int = 1024) -> None:
+    conn = sqlite3.connect(path)
+    conn.execute('CREATE TABLE items (id INTEGER PRIMARY KEY, b BLOB)')
+    conn.executemany('INSERT INTO items (b) VALUES (?)', [(os.urandom(blob),) for dummy in range(rows)])
+    conn.commit()
+    conn.close()
+
+
+def sqlite_rows(path: Path) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute('SELECT count(*) FROM items').fetchone()[0]
+    finally:
+        conn.close()
+
+
+def pg_rows(server, database: str, table: str = 'items') -> int:
+    return int(server.sql('SELECT count(*) FROM %s' % table, database=database)[0][0])
+
+
+def databases(server) -> List[str]:
+    if server.kind == 'mariadb':
+        return sorted(r[0] for r in server.sql('SELECT SCHEMA_NAME FROM information_schema.SCHEMATA'))
+    return sorted(r[0] for r in server.sql('SELECT datname FROM pg_database'))
+
+
+@contextlib.contextmanager
+def small_disk(megabytes: int = 1) -> Iterator[Path]:
+    """A tmpfs of ``megabytes`` MB: a disk that fills up (needs root)."""
+    mount = tempfile.mkdtemp(prefix='opsready-fault-disk-')
+    proc = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=%dm' % megabytes, 'tmpfs', mount],
+                          capture_output=True, check=False)
+    if proc.returncode != 0:
+        os.rmdir(mount)
+        pytest.skip('cannot mount a small tmpfs (needs root): %s' % proc.stderr.decode().strip())
+    try:
+        yield Path(mount)
+    finally:
+        subprocess.run(['umount', '-l', mount], check=False)
+        os.rmdir(mount)
+
+
+def children(pid: int) -> List[int]:
+    try:
+        with open('/proc/%d/task/%d/children' % (pid, pid)) as handle:
+            direct = [int(x) for x in handle.read().split()]
+    except OSError:
+        return []
+    found = list(direct)
+    for child in direct:
+        found += children(child)
+    return found
+
+
+def comm_argv(pid: int) -> List[bytes]:
+    try:
+        with open('/proc/%d/cmdline' % pid, 'rb') as handle:
+            return handle.read().split(b'\0')
+    except OSError:
+        return []
+
+
+def parent_of(pid: int) -> int:
+    with open('/proc/%d/stat' % pid) as handle:
+        return int(handle.read().rsplit(')', 1)[1].split()[1])
