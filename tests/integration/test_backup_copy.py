@@ -50,7 +50,7 @@ def make_db(path: Path) -> None:
     conn = sqlite3.connect(str(path))
     conn.execute('CREATE TABLE orders (id INTEGER PRIMARY KEY, note TEXT)')
     conn.executemany('INSERT INTO orders (note) VALUES (?)', [('order %d %s' % (i, os.urandom(8).hex()),)
-                                                           for i in range(ROWS)])
+                                                              for i in range(ROWS)])
     conn.commit()
     conn.close()
 

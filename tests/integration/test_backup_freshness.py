@@ -22,7 +22,6 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.timeuti
 from tests.harness.playbook import run_playbook, write_playbook  # noqa: E402
 
 
-
 def now():
     return datetime.datetime.now(datetime.timezone.utc)
 
@@ -130,7 +129,7 @@ def test_textfile_after_a_real_encrypted_backup_parses_with_prometheus_client(tm
     textdir.mkdir()
     prom = textdir / 'opsready_backup.prom'
     metrics = {'name': 'metrics', 'opsready.operations.backup_metrics': {'backup_dir': str(backups),
-                                                                          'textfile': str(prom)}}
+                                                                         'textfile': str(prom)}}
     book = write_playbook(tmp_path, [
         {'name': 'backup', 'opsready.operations.file_backup': {'paths': [str(src)], 'dest': str(backups),
                                                                'name': 'app', 'encrypt': True,

@@ -65,7 +65,7 @@ def test_killed_mid_stream_leaves_no_manifest_and_next_run_cleans_up(pg_db, tmp_
             if any(password in a for a in argv):
                 leaked.append(argv[0])
             if any(b'pg_dump' in a for a in argv[:1]) and any((dest / n).name.endswith('.partial')
-                                                               for n in os.listdir(dest)):
+                                                              for n in os.listdir(dest)):
                 parent = int(open('/proc/%d/stat' % pid).read().rsplit(')', 1)[1].split()[1])
                 time.sleep(0.5)  # well inside the stream
                 os.kill(parent, signal.SIGKILL)  # the module process itself: no chance to clean up

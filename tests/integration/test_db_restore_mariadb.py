@@ -65,7 +65,7 @@ def test_point_in_time_restore_from_dump_and_binlogs(maria_db, tmp_path):
     try:
         result = play(tmp_path, [
             {'name': 'pitr', 'opsready.operations.db_restore': dict(restore, database=target,
-                                                                     stop_at=point.isoformat())},
+                                                                    stop_at=point.isoformat())},
             {'name': 'latest', 'opsready.operations.db_restore': dict(restore, database=target + '_l')},
             {'name': 'refused', 'ignore_errors': True, 'opsready.operations.db_restore': dict(
                 restore, database=maria_db.name, stop_at=point.isoformat())},

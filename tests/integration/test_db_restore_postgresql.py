@@ -46,7 +46,7 @@ def backup(tmp_path, db, **options):
 
 def restore_task(server, dest, name='restore', **options):
     return {'name': name, 'opsready.operations.db_restore': dict(conn(server), engine='postgresql', src=str(dest),
-                                                                    **options)}
+                                                                 **options)}
 
 
 def test_restore_to_new_name_then_refuse_then_replace(pg_db, tmp_path):

@@ -148,7 +148,7 @@ def test_create_mode_loses_no_line_over_50_rotations(tmp_path):
     assert names == sorted(['app.log'] + ['app.log.%d.zst' % i for i in range(1, ROTATIONS + 1)])
     missing, duplicated, malformed = count_numbers(read_all(logdir), total)
     print('create mode: %d lines written, %d rotations, %d missing, %d duplicated' % (total, ROTATIONS, missing,
-                                                                                     duplicated))
+                                                                                      duplicated))
     assert total > ROTATIONS * 100, 'the writer hardly wrote: the test would prove nothing'
     assert (missing, duplicated, malformed) == (0, 0, 0)
 

@@ -47,7 +47,7 @@ def private_data_dir(root: Path, extravars: dict) -> Path:
 def artifacts(pdd: Path, ident: str) -> dict:
     base = pdd / 'artifacts' / ident
     events = [json.loads(p.read_text()) for p in sorted((base / 'job_events').glob('*.json'),
-                                                         key=lambda p: int(p.name.split('-')[0]))]
+                                                        key=lambda p: int(p.name.split('-')[0]))]
     return {'status': (base / 'status').read_text(), 'rc': int((base / 'rc').read_text()),
             'stdout': (base / 'stdout').read_text(), 'events': events}
 

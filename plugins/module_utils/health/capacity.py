@@ -152,6 +152,6 @@ def table(result: Dict[str, Any]) -> List[str]:
             continue
         days = item.get('days_until_threshold')
         lines.append('%-32s %8.1f %12s %10s' % (item['resource'][:32], item['current'],
-                                                 '%+.3f' % item['slope_per_day'],
-                                                 '-' if days is None else '%.1f' % days))
+                                                '%+.3f' % item['slope_per_day'],
+                                                '-' if days is None else '%.1f' % days))
     return lines

@@ -197,11 +197,11 @@ class TcpCheck(CheckType):
         except socket.timeout:
             return {'ok': False, 'timed_out': True, 'latency_ms': None, 'condition': 'api_timeout',
                     'message': 'TCP connect to %s:%s timed out after %ss.' % (spec['host'], spec['port'],
-                                                                           spec['timeout'])}
+                                                                              spec['timeout'])}
         except OSError as exc:
             return {'ok': False, 'latency_ms': None, 'condition': 'service_down',
                     'message': 'TCP connect to %s:%s failed: %s.' % (spec['host'], spec['port'],
-                                                                   exc.strerror or exc)}
+                                                                     exc.strerror or exc)}
         return {'ok': True, 'latency_ms': _ms(time.monotonic() - start),
                 'message': 'TCP %s:%s accepts connections.' % (spec['host'], spec['port'])}
 

@@ -189,7 +189,7 @@ class PostgresMaintenance(Backend):
         if not tables:
             return []
         where = ' OR '.join('(n.nspname = %s AND t.relname = %s)' % (quote_literal(tb.schema or 'public'),
-                                                                    quote_literal(tb.name)) for tb in tables)
+                                                                     quote_literal(tb.name)) for tb in tables)
         rows = self.q(
             "SELECT n.nspname, t.relname, i.relname, i.relpages, greatest(i.reltuples, 0)::bigint, "
             "pg_relation_size(i.oid), coalesce((SELECT option_value FROM pg_options_to_table(i.reloptions) "

@@ -253,7 +253,7 @@ class SQLServerMaintenance(Backend):
 
     def cleanup_count(self, spec: CleanupSpec, cutoff: Any) -> int:
         return int(self.rows('SELECT COUNT_BIG(*) FROM %s WHERE %s < ?' % (spec.table.quoted('sqlserver'),
-                                                                          _b(spec.column)), [cutoff])[0][0])
+                                                                           _b(spec.column)), [cutoff])[0][0])
 
     def cleanup_batch(self, spec: CleanupSpec, cutoff: Any) -> int:
         return self.exec('DELETE TOP (%d) FROM %s WHERE %s < ?' % (spec.batch_size, spec.table.quoted('sqlserver'),

@@ -57,7 +57,7 @@ def generate(directory, seed):
             if when.weekday() == 6 or full_id is None:
                 full = _artifact(directory, 'sqlserver', 'app', 'full', when, rng, position={'log_start': lsn})
                 full_id = os.path.basename(full['sha256'] and '%s-%s-%s-%s.bin' % ('sqlserver', 'app', 'full',
-                                                                                     stamp(when)))
+                                                                                   stamp(when)))
             else:
                 _artifact(directory, 'sqlserver', 'app', 'diff', when + datetime.timedelta(seconds=1), rng,
                           parent=full_id, position={'log_start': lsn})

@@ -46,7 +46,7 @@ def test_statements_quote_identifiers_and_paths():
     assert sql.startswith("BACKUP DATABASE [sh]]op] TO DISK = N'/b/it''s.dif' WITH DIFFERENTIAL, CHECKSUM, INIT, "
                           "FORMAT, COMPRESSION, COPY_ONLY, NAME = N'opsready it''s.dif'")
     assert sqlserver.backup_statement('log', 'app', '/b/x.trn').startswith("BACKUP LOG [app] TO DISK = N'/b/x.trn' "
-                                                                            "WITH CHECKSUM")
+                                                                           "WITH CHECKSUM")
     assert sqlserver.verify_statement('/b/x.bak') == "RESTORE VERIFYONLY FROM DISK = N'/b/x.bak' WITH CHECKSUM"
 
 
