@@ -18,6 +18,8 @@ description:
   - Uses the Python C(cryptography) library; nothing is shelled out to C(openssl).
   - Read-only; never reports C(changed).
 author: opsready developers (@opsready)
+requirements:
+  - cryptography >= 42.0 (Python library on the managed host)
 options:
   paths:
     description:
@@ -192,7 +194,7 @@ errors:
   sample: [{"source": "/etc/ssl/certs/broken.pem", "msg": "... is neither a PEM nor a DER certificate ..."}]
 '''
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.opsready.operations.plugins.module_utils.certs import inventory
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
@@ -215,6 +217,8 @@ def main():
         ),
         supports_check_mode=True,
     )
+    if not inventory.HAS_CRYPTOGRAPHY:
+        module.fail_json(msg=missing_required_lib('cryptography'), exception=inventory.CRYPTOGRAPHY_IMPORT_ERROR)
     p = module.params
     if not p['paths'] and not p['endpoints']:
         module.fail_json(msg='Nothing to inspect: give paths and/or endpoints.')

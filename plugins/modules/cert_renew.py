@@ -28,6 +28,8 @@ description:
     kept pair back (the rejected pair is kept as C(.rejected)).
   - Uses the Python C(cryptography) library; nothing is shelled out to C(openssl).
 author: opsready developers (@opsready)
+requirements:
+  - cryptography >= 42.0 (Python library on the managed host)
 options:
   path:
     description: The certificate file (PEM). The first certificate of the file is the one renewed.
@@ -233,7 +235,7 @@ rejected:
   type: dict
 '''
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.opsready.operations.plugins.module_utils.certs import renewal
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
@@ -268,6 +270,8 @@ def main():
         required_if=[('include_chain', True, ('ca_cert',))],
         supports_check_mode=True,
     )
+    if not renewal.HAS_CRYPTOGRAPHY:
+        module.fail_json(msg=missing_required_lib('cryptography'), exception=renewal.CRYPTOGRAPHY_IMPORT_ERROR)
     p = module.params
     # Booleans are set (to false) by roles that pass every option, so exclusivity is checked on truth.
     modes = [name for name in ('csr_only', 'install', 'rollback') if p[name]]

@@ -9,13 +9,20 @@ Private to opsready.operations; do not import from other collections.
 from __future__ import annotations
 
 import datetime
+import traceback
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
-from cryptography.hazmat.primitives.asymmetric import types as key_types
+try:
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+    from cryptography.hazmat.primitives.asymmetric import types as key_types
+    HAS_CRYPTOGRAPHY = True
+    CRYPTOGRAPHY_IMPORT_ERROR: Optional[str] = None
+except ImportError:  # pragma: no cover - exercised only where cryptography is missing
+    HAS_CRYPTOGRAPHY = False
+    CRYPTOGRAPHY_IMPORT_ERROR = traceback.format_exc()
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat
 

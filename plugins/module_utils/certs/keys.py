@@ -8,15 +8,22 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
+import traceback
 from typing import Optional
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.asymmetric import types as key_types
+try:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.hazmat.primitives.asymmetric import types as key_types
+    HAS_CRYPTOGRAPHY = True
+    CRYPTOGRAPHY_IMPORT_ERROR: Optional[str] = None
+except ImportError:  # pragma: no cover - exercised only where cryptography is missing
+    HAS_CRYPTOGRAPHY = False
+    CRYPTOGRAPHY_IMPORT_ERROR = traceback.format_exc()
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 
-CURVES = {'secp256r1': ec.SECP256R1, 'secp384r1': ec.SECP384R1}
+CURVES = {'secp256r1': 'SECP256R1', 'secp384r1': 'SECP384R1'}  # option value -> cryptography class name
 RSA_SIZES = (2048, 3072, 4096)
 
 
@@ -37,7 +44,7 @@ def generate_private_key(key_type: str = 'rsa', key_size: int = 4096,
     check_key_options(key_type, key_size, curve)
     if key_type == 'rsa':
         return rsa.generate_private_key(public_exponent=65537, key_size=key_size)
-    return ec.generate_private_key(CURVES[curve]())
+    return ec.generate_private_key(getattr(ec, CURVES[curve])())
 
 
 def private_key_pem(key: key_types.PrivateKeyTypes) -> bytes:

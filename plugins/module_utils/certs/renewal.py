@@ -14,10 +14,17 @@ from __future__ import annotations
 
 import datetime
 import os
+import traceback
 from typing import Any, Dict, List, Optional
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    HAS_CRYPTOGRAPHY = True
+    CRYPTOGRAPHY_IMPORT_ERROR: Optional[str] = None
+except ImportError:  # pragma: no cover - exercised only where cryptography is missing
+    HAS_CRYPTOGRAPHY = False
+    CRYPTOGRAPHY_IMPORT_ERROR = traceback.format_exc()
 
 from ansible_collections.opsready.operations.plugins.module_utils.certs import inspection, keys, loading, signing, swap
 from ansible_collections.opsready.operations.plugins.module_utils.certs.policy import renewal_due
@@ -45,7 +52,7 @@ def _diff_text(info: Dict[str, Any]) -> str:
     if not info:
         return ''
     return ''.join('%s: %s\n' % (k, info.get(k)) for k in ('serial', 'subject', 'subject_alt_names', 'not_before',
-                                                            'not_after', 'key_type', 'key_size', 'curve'))
+                                                           'not_after', 'key_type', 'key_size', 'curve'))
 
 
 def _load_current(path: str) -> Optional[x509.Certificate]:
@@ -92,7 +99,7 @@ def _result(current: Optional[x509.Certificate], now: datetime.datetime, due: bo
     return {'changed': False, 'due': due, 'reason': reason, 'previous': summary(current, now),
             'certificate': summary(current, now), 'backup': {}, 'deleted_backups': [], 'csr_path': None,
             'rolled_back': False, 'diff': {'before': _diff_text(summary(current, now)),
-                                            'after': _diff_text(summary(current, now))}}
+                                           'after': _diff_text(summary(current, now))}}
 
 
 def _decide(opts: Dict[str, Any], current: Optional[x509.Certificate], now: datetime.datetime):
