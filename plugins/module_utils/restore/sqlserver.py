@@ -62,10 +62,10 @@ def filelist_statement(path: str) -> str:
 
 
 def restore_database_statement(database: str, path: str, moves: List[Tuple[str, str]]) -> str:
-    options = ['NORECOVERY', 'CHECKSUM'] + ['MOVE %s TO %s' % (quote_literal(logical), quote_literal(physical))
-                                            for logical, physical in moves]
-    return 'RESTORE DATABASE %s FROM DISK = %s WITH %s' % (quote_ident(database), quote_literal(path),
-                                                            ', '.join(options))
+    options = ['NORECOVERY', 'CHECKSUM']
+    options += ['MOVE %s TO %s' % (quote_literal(logical), quote_literal(physical)) for logical, physical in moves]
+    source = quote_literal(path)
+    return 'RESTORE DATABASE %s FROM DISK = %s WITH %s' % (quote_ident(database), source, ', '.join(options))
 
 
 def restore_log_statement(database: str, path: str, stopat: Optional[str] = None) -> str:
@@ -240,10 +240,10 @@ def _swap(session: _Session, target: str, temp: str, before: Dict[str, Any]) -> 
                 session.run('ALTER DATABASE %s SET MULTI_USER' % quote_ident(target))
         except OpsReadyError as back:
             raise SwapBrokenError('The restored database %s could not be renamed to %s (%s), and renaming the old '
-                                'database back from %s failed too (%s): run ALTER DATABASE %s MODIFY NAME = %s and '
-                                'ALTER DATABASE %s SET MULTI_USER by hand.'
-                                % (temp, target, exc.message, aside, back.message, quote_ident(aside),
-                                   quote_ident(target), quote_ident(target)), target=target, aside=aside)
+                                  'database back from %s failed too (%s): run ALTER DATABASE %s MODIFY NAME = %s and '
+                                  'ALTER DATABASE %s SET MULTI_USER by hand.'
+                                  % (temp, target, exc.message, aside, back.message, quote_ident(aside),
+                                     quote_ident(target), quote_ident(target)), target=target, aside=aside)
         raise
     return aside
 

@@ -144,10 +144,9 @@ class Cursor:
         elif 'msdb.dbo.backupset' in sql:
             rows = [r for r in SERVER.backupset if r['path'] == params[0]]
             row = rows[-1] if rows else None
-            self._sets = [('rows', [tuple(row[k] for k in ('first_lsn', 'last_lsn', 'checkpoint_lsn',
-                                                          'database_backup_lsn', 'differential_base_lsn', 'start',
-                                                          'finish', 'type', 'copy_only', 'checksums', 'csize',
-                                                          'size'))] if row else [])]
+            columns = ('first_lsn', 'last_lsn', 'checkpoint_lsn', 'database_backup_lsn', 'differential_base_lsn',
+                       'start', 'finish', 'type', 'copy_only', 'checksums', 'csize', 'size')
+            self._sets = [('rows', [tuple(row[k] for k in columns)] if row else [])]
         elif 'SERVERPROPERTY' in sql:
             self._sets = [('rows', [('16.0.4135.4',)])]
         else:
