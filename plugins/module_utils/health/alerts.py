@@ -16,8 +16,10 @@ import socket
 import time
 import urllib.error
 import urllib.parse
-import urllib.request
 from typing import Any, Callable, Dict, Optional
+
+from ansible.module_utils.urls import ConnectionError as UrlConnectionError
+from ansible.module_utils.urls import open_url
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 
@@ -35,16 +37,17 @@ def post_json(url: str, payload: Dict[str, Any], timeout: float = 10.0, retries:
               sleep: Callable[[float], None] = time.sleep) -> Dict[str, Any]:
     """POST ``payload``; returns {sent, attempts, status, error}. Waits backoff * 2**n between tries."""
     body = json.dumps(payload, sort_keys=True, default=str).encode('utf-8')
-    all_headers = {'Content-Type': 'application/json', 'User-Agent': 'opsready-alert'}
+    all_headers = {'Content-Type': 'application/json'}
     all_headers.update({str(k): str(v) for k, v in (headers or {}).items()})
     error = ''
     status = None
     for attempt in range(retries + 1):
         if attempt:
             sleep(backoff * (2 ** (attempt - 1)))
-        request = urllib.request.Request(url, data=body, headers=all_headers, method='POST')
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
+            # Certificates are verified; no ~/.netrc credentials are added (only the given headers).
+            with open_url(url, data=body, headers=all_headers, method='POST', timeout=timeout,
+                          http_agent='opsready-alert', use_netrc=False) as response:
                 status = response.status
                 return {'sent': True, 'attempts': attempt + 1, 'status': status, 'error': ''}
         except urllib.error.HTTPError as exc:
@@ -52,7 +55,7 @@ def post_json(url: str, payload: Dict[str, Any], timeout: float = 10.0, retries:
             error = 'HTTP %d' % exc.code
             if exc.code != 429 and exc.code < 500:
                 break
-        except (urllib.error.URLError, socket.timeout, OSError) as exc:
+        except (urllib.error.URLError, socket.timeout, OSError, UrlConnectionError) as exc:
             reason = getattr(exc, 'reason', exc)
             error = 'timed out after %ss' % timeout if isinstance(reason, socket.timeout) else str(reason)
     return {'sent': False, 'attempts': attempt + 1, 'status': status, 'error': error}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import json
 import threading
+import time
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -154,6 +155,7 @@ def test_exposition_parses_and_escapes():
 
 class _Flaky(http.server.BaseHTTPRequestHandler):
     calls = []
+    agents = []
 
     def log_message(self, *a):
         pass
@@ -161,6 +163,9 @@ class _Flaky(http.server.BaseHTTPRequestHandler):
     def do_POST(self):  # noqa: N802
         body = json.loads(self.rfile.read(int(self.headers['Content-Length'])))
         _Flaky.calls.append((self.path, body, self.headers.get('Authorization')))
+        _Flaky.agents.append((self.headers.get('User-Agent'), self.headers.get('Content-Type')))
+        if self.path == '/slow':
+            time.sleep(2)
         code = {'/flaky': 503 if len(_Flaky.calls) < 3 else 200, '/bad': 404}.get(self.path, 200)
         self.send_response(code)
         self.send_header('Content-Length', '0')
@@ -181,8 +186,31 @@ def test_webhook_retries_with_backoff_then_gives_up_on_4xx():
         waits.clear()
         sent = alerts.post_json(url + '/bad', {}, retries=4, sleep=waits.append)
         assert not sent['sent'] and sent['attempts'] == 1 and sent['status'] == 404
+        assert set(_Flaky.agents) == {('opsready-alert', 'application/json')}
+        # A server that does not answer within the timeout: retried, then reported as a timeout.
+        waits.clear()
+        sent = alerts.post_json(url + '/slow', {}, retries=1, backoff=0.25, timeout=0.5, sleep=waits.append)
+        assert not sent['sent'] and sent['attempts'] == 2 and waits == [0.25]
+        assert sent['error'] == 'timed out after 0.5s' and sent['status'] is None
     finally:
         server.shutdown()
         server.server_close()
     sent = alerts.post_json(url + '/gone', {}, retries=2, backoff=0, timeout=1, sleep=waits.append)
     assert not sent['sent'] and sent['attempts'] == 3
+    assert 'refused' in sent['error'], sent
+
+
+def test_webhook_sends_only_the_given_headers_never_netrc_credentials(tmp_path, monkeypatch):
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _Flaky)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    netrc = tmp_path / 'netrc'
+    netrc.write_text('machine 127.0.0.1 login ops password netrc-secret\n')
+    netrc.chmod(0o600)
+    monkeypatch.setenv('NETRC', str(netrc))
+    try:
+        _Flaky.calls.clear()
+        assert alerts.post_json('http://127.0.0.1:%d/ok' % server.server_address[1], {'b': 2})['sent']
+        assert _Flaky.calls == [('/ok', {'b': 2}, None)]
+    finally:
+        server.shutdown()
+        server.server_close()
