@@ -48,7 +48,7 @@ def drill(engine, db, tmp_path, **overrides):
     server = db.server
     database = {'name': db.name, 'engine': engine, 'database': db.name, 'backup_dir': str(tmp_path / 'backups'),
                 'login_host': server.host, 'login_port': server.port, 'login_user': server.user,
-                'login_password': '{{ drill_password }}', 'smoke_queries': SMOKE}
+                'password_var': 'drill_password', 'smoke_queries': SMOKE}
     extravars = {'dr_drill_report_dir': str(tmp_path / 'reports'), 'drill_password': server.password}
     for key in [k for k in overrides if k.startswith('dr_drill_')]:
         extravars[key] = overrides.pop(key)
