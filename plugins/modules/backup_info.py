@@ -126,11 +126,11 @@ def main():
         late = [s for s in info['sets'] if s['engine'] != 'files' and
                 (s['rpo_seconds'] is None or s['rpo_seconds'] > p['max_rpo_seconds'])]
         if late:
+            names = ', '.join('%s/%s %s' % (s['engine'], s['database'],
+                                            'no restorable backup' if s['rpo_seconds'] is None
+                                            else '%.0fs' % s['rpo_seconds']) for s in late)
             module.fail_json(msg='RPO above %ds: %s. Take a backup (or fix log shipping) now.' % (
-                p['max_rpo_seconds'], ', '.join('%s/%s %s' % (s['engine'], s['database'],
-                                                             'no restorable backup' if s['rpo_seconds'] is None
-                                                             else '%.0fs' % s['rpo_seconds']) for s in late)),
-                             changed=False, **info)
+                p['max_rpo_seconds'], names), changed=False, **info)
     module.exit_json(changed=False, **info)
 
 

@@ -99,7 +99,7 @@ def run(plan: Plan) -> Dict[str, Any]:
     outcomes: Dict[str, deadline.Outcome] = {}
 
     def run_probes(fs_probes: List[Any], meanwhile: Any) -> Dict[str, deadline.Outcome]:
-        found, _ = deadline.run_all(fs_probes + check_probes, parallel=plan.parallel, meanwhile=meanwhile)
+        found, _unfinished = deadline.run_all(fs_probes + check_probes, parallel=plan.parallel, meanwhile=meanwhile)
         outcomes.update(found)
         return found
 

@@ -24,11 +24,11 @@ def least_squares(points: Sequence[Tuple[float, float]]) -> Tuple[float, float, 
     n = len(points)
     if n < 2:
         raise OpsReadyError('A trend needs at least two samples.')
-    mean_x = sum(x for x, _ in points) / n
-    mean_y = sum(y for _, y in points) / n
-    sxx = sum((x - mean_x) ** 2 for x, _ in points)
+    mean_x = sum(x for x, _y in points) / n
+    mean_y = sum(y for _x, y in points) / n
+    sxx = sum((x - mean_x) ** 2 for x, _y in points)
     sxy = sum((x - mean_x) * (y - mean_y) for x, y in points)
-    syy = sum((y - mean_y) ** 2 for _, y in points)
+    syy = sum((y - mean_y) ** 2 for _x, y in points)
     if sxx == 0:
         return 0.0, mean_y, 0.0
     slope = sxy / sxx

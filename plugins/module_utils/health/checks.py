@@ -264,7 +264,7 @@ class HttpCheck(CheckType):
         if parsed.scheme not in ('http', 'https') or not parsed.hostname:
             raise OpsReadyError('url %r is not an http:// or https:// URL with a host.' % spec['url'])
         try:
-            _ = parsed.port
+            _port = parsed.port  # raises ValueError on a bad port
         except ValueError:
             raise OpsReadyError('url %r has an invalid port.' % spec['url'])
         if spec['requests'] < 1 or spec['requests'] > 1000:
@@ -376,7 +376,7 @@ class HttpCheck(CheckType):
         statuses: List[int] = []
         not_after = None
         timed_out = refused = 0
-        for _ in range(spec['requests']):
+        for _request in range(spec['requests']):
             one = self._one(spec, parsed)
             if 'error' in one:
                 errors.append(one['error'])
@@ -565,7 +565,7 @@ class DbCheck(CheckType):
             env = {'PGCONNECT_TIMEOUT': str(timeout)}
             if spec.get('password'):
                 env['PGPASSWORD'] = spec['password']
-            _, out, _ = runner.run(argv, env=env, timeout=spec['timeout'], what='psql')
+            out = runner.run(argv, env=env, timeout=spec['timeout'], what='psql')[1]
             return out.strip()
         client = shutil.which('mariadb') or runner.which('mysql')
         lines = ['[client]']
@@ -577,7 +577,7 @@ class DbCheck(CheckType):
                     '-N', '-B', '-e', 'SELECT 1']
             if spec.get('database'):
                 argv.append(spec['database'])
-            _, out, _ = runner.run(argv, timeout=spec['timeout'], what=os.path.basename(client))
+            out = runner.run(argv, timeout=spec['timeout'], what=os.path.basename(client))[1]
         return out.strip()
 
 
@@ -668,8 +668,8 @@ class ServiceCheck(CheckType):
             return {'ok': False, 'condition': 'check_error', 'latency_ms': None,
                     'message': 'Cannot check unit %s: systemd is not running on this host; use a process check '
                                '(process or pidfile) instead.' % spec['unit']}
-        rc, out, _ = ToolRunner().run(['systemctl', 'is-active', spec['unit']], check=False,
-                                      timeout=spec['timeout'])
+        rc, out, _err = ToolRunner().run(['systemctl', 'is-active', spec['unit']], check=False,
+                                         timeout=spec['timeout'])
         state = out.strip() or 'unknown'
         if rc == 0:
             return {'ok': True, 'latency_ms': None, 'state': state, 'message': 'Unit %s is %s.' % (spec['unit'], state)}

@@ -132,7 +132,7 @@ def dated_pattern(dateformat: str) -> Pattern[str]:
 def _parse_dated(text: str, dateformat: str) -> Optional[datetime.datetime]:
     try:
         if dateformat.count('%s') == 1 and dateformat.replace('%s', '').count('%') == 0:
-            prefix, _, rest = dateformat.partition('%s')
+            prefix, _sep, rest = dateformat.partition('%s')
             digits = text[len(prefix):len(text) - len(rest) if rest else None]
             return datetime.datetime.fromtimestamp(int(digits))
         return datetime.datetime.strptime(text, dateformat)
