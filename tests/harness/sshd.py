@@ -119,7 +119,7 @@ class SshFleet:
         lines = []
         for host in self.hosts:
             config = self._config(host)
-            check = subprocess.run([SSHD, '-t', '-f', str(config)], capture_output=True, text=True)
+            check = subprocess.run([SSHD, '-t', '-f', str(config)], capture_output=True, text=True, check=False)
             if check.returncode != 0:
                 raise SshHarnessError('sshd config for %s rejected: %s' % (host.name, check.stderr))
             host.process = subprocess.Popen([SSHD, '-D', '-e', '-f', str(config)],
@@ -146,8 +146,8 @@ class SshFleet:
 
     def ssh(self, host: SshHost, command: str) -> subprocess.CompletedProcess:
         """Run ``command`` on ``host`` over real SSH with the fleet's keys (for assertions)."""
-        return subprocess.run(['ssh'] + self.ssh_options() + ['-p', str(host.port), 'root@%s' % host.address,
-                                                              command], capture_output=True, text=True, timeout=60)
+        argv = ['ssh'] + self.ssh_options() + ['-p', str(host.port), 'root@%s' % host.address, command]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
 
     def ssh_options(self) -> List[str]:
         return ['-i', str(self.client_key), '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes',

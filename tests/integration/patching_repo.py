@@ -32,7 +32,7 @@ def _run(argv: Sequence[str], **kwargs) -> subprocess.CompletedProcess:
 
 def installed_version(name: str) -> Optional[str]:
     proc = subprocess.run(['dpkg-query', '-W', '-f', '${db:Status-Abbrev} ${Version}', name],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     if proc.returncode != 0 or not proc.stdout.startswith('ii'):
         return None
     return proc.stdout.split()[-1]
@@ -40,7 +40,7 @@ def installed_version(name: str) -> Optional[str]:
 
 def installed_test_packages() -> List[str]:
     proc = subprocess.run(['dpkg-query', '-W', '-f', '${Package} ${db:Status-Abbrev}\n', PREFIX + '*'],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     return [line.split()[0] for line in proc.stdout.splitlines() if ' ii' in line or ' hi' in line]
 
 
@@ -110,7 +110,8 @@ class AptTestRepo:
         deb = self.debs['%s%s=%s' % (PREFIX, short, version)]
         proc = subprocess.run(['apt-get', '-q', '-y', '-o', 'DPkg::Lock::Timeout=300'] + apt_options(self.apt_config())
                               + ['install', '--allow-downgrades', str(deb)],
-                              capture_output=True, text=True, env=dict(os.environ, DEBIAN_FRONTEND='noninteractive'))
+                              capture_output=True, text=True, env=dict(os.environ, DEBIAN_FRONTEND='noninteractive'),
+                              check=False)
         if proc.returncode != 0:
             raise RuntimeError('installing %s failed: %s' % (deb.name, proc.stderr[-2000:] or proc.stdout[-2000:]))
 
@@ -118,8 +119,8 @@ class AptTestRepo:
         built = {key.split('=')[0] for key in self.debs}
         names = [name for name in installed_test_packages() if name in built]
         if names:
-            subprocess.run(['apt-mark', 'unhold'] + names, capture_output=True)
-            subprocess.run(['dpkg', '--purge'] + names, capture_output=True)
+            subprocess.run(['apt-mark', 'unhold'] + names, capture_output=True, check=False)
+            subprocess.run(['dpkg', '--purge'] + names, capture_output=True, check=False)
         shutil.rmtree(self.root, ignore_errors=True)
 
 

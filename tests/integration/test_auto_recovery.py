@@ -24,13 +24,13 @@ QUIET = {'cpu_percent': {'warning': None, 'critical': None}, 'load_per_core': {'
 def full_tmpfs(tmp_path):
     mount = tmp_path / 'fs'
     mount.mkdir()
-    rc = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', str(mount)]).returncode
+    rc = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', str(mount)], check=False).returncode
     if rc != 0:
         pytest.skip('cannot mount a tmpfs here (needs root): the disk_full path is untested')
     try:
         yield mount
     finally:
-        subprocess.run(['umount', '-l', str(mount)])
+        subprocess.run(['umount', '-l', str(mount)], check=False)
 
 
 def _write(path, size, age_days=0):

@@ -95,7 +95,7 @@ class TLSServer:
         self.log = open(directory / ('server-%d.log' % self.port), 'w')
         self.proc = subprocess.Popen([VENV_PYTHON, str(script), str(self.port), str(self.pidfile), cert, key]
                                      + list(sni or []), stdout=self.log, stderr=subprocess.STDOUT)
-        for _ in range(100):
+        for _attempt in range(100):
             if self.pidfile.exists() and self.pidfile.read_text().strip():
                 return
             time.sleep(0.05)
@@ -145,7 +145,7 @@ def test_renew_reload_probe_rollback(tmp_path, servers):
     fresh_crt, fresh_key, fresh_old = ca.write_leaf(live, 'fresh.test', days_left=200, lifetime=365)
     exp_crt, exp_key, exp_old = ca.write_leaf(live, 'expired.test', days_left=-2, lifetime=30)
     # A certificate whose key file holds another key (inventory must flag it).
-    odd_crt, odd_key, _ = ca.write_leaf(live, 'nomatch.test', days_left=300, lifetime=365)
+    odd_crt, odd_key, _odd_cert = ca.write_leaf(live, 'nomatch.test', days_left=300, lifetime=365)
     Path(odd_key).write_bytes(key_pem(ec_key()))
     garbage = live / 'garbage.crt'
     garbage.write_bytes(b'this is not a certificate\n')
@@ -259,7 +259,7 @@ def test_check_mode_changes_nothing_and_diff_shows_serials(tmp_path):
 
 def test_cert_info_files_der_bundle_and_sni_endpoint(tmp_path, servers):
     ca = CA()
-    ca_cert, _ = ca.write(tmp_path)
+    ca_cert, _ca_key_path = ca.write(tmp_path)
     a_crt, a_key, a = ca.write_leaf(tmp_path, 'a.test', days_left=60, lifetime=90)
     b_crt, b_key, b = ca.write_leaf(tmp_path, 'b.test', days_left=10, lifetime=90)
     der = tmp_path / 'a.der'

@@ -149,7 +149,7 @@ def test_lock_timeout_fails_clearly_and_keeps_committed_batches(pg_db, tmp_path)
     try:
         holder.stdin.write('BEGIN; LOCK TABLE events IN SHARE MODE; SELECT pg_sleep(60);\n')
         holder.stdin.flush()
-        for _ in range(50):
+        for _attempt in range(50):
             if pg_db.sql("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
                          "WHERE c.relname = 'events' AND l.mode = 'ShareLock' AND l.granted")[0][0] == '1':
                 break

@@ -112,9 +112,12 @@ def catalog_dir(scratch, request):
     return target
 
 
+def _policy_id(seed, policy):
+    return 'seed%s:%s' % (seed, ','.join('%s=%s' % (key, value) for key, value in sorted(policy.items())))
+
+
 @pytest.mark.parametrize('catalog_dir,policy', POLICIES, indirect=['catalog_dir'],
-                         ids=['seed%d:%s' % (s, ','.join('%s=%s' % kv for kv in sorted(p.items())))
-                              for s, p in POLICIES])
+                         ids=[_policy_id(seed, policy) for seed, policy in POLICIES])
 def test_generated_catalog_prune_keeps_every_chain_whole(catalog_dir, policy):
     tmp_path = catalog_dir
     sets = [('sqlserver', 'app'), ('postgresql', '@cluster')]

@@ -61,7 +61,7 @@ class CA:
         start = end - datetime.timedelta(days=lifetime)
         names: List[x509.GeneralName] = []
         for san in (sans if sans is not None else ['DNS:' + cn, 'IP:127.0.0.1']):
-            kind, _, value = san.partition(':')
+            kind, _sep, value = san.partition(':')
             names.append(x509.IPAddress(ipaddress.ip_address(value)) if kind == 'IP' else x509.DNSName(value))
         cert = (x509.CertificateBuilder()
                 .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, 'OpsReady Test'),

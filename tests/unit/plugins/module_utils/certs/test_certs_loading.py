@@ -63,12 +63,12 @@ def test_describe_days_fraction_and_key(ca):
 
 
 def test_chain_verification(ca):
-    leaf, _ = ca.issue('app.test', 30)
+    leaf, _key = ca.issue('app.test', 30)
     assert inspection.verify_chain(leaf, [], [ca.cert], now())[0]
     other = CA('another CA')
     ok, reason = inspection.verify_chain(leaf, [], [other.cert], now())
     assert not ok and 'no issuer' in reason
-    expired, _ = ca.issue('old.test', -1)
+    expired, _key = ca.issue('old.test', -1)
     ok, reason = inspection.verify_chain(expired, [], [ca.cert], now())
     assert not ok and 'not valid now' in reason
     # An impostor CA with the same name but another key must not verify.
@@ -95,7 +95,7 @@ def test_inventory_reports_or_fails_on_errors(tmp_path, ca):
 
 
 def test_not_yet_valid_is_reported(ca):
-    leaf, _ = ca.issue('future.test', 100, lifetime=50)
+    leaf, _key = ca.issue('future.test', 100, lifetime=50)
     info = inspection.describe(leaf, now() - datetime.timedelta(days=60))
     assert info['not_yet_valid'] is True
 

@@ -26,12 +26,12 @@ def ca():
     (200, 365, None, True, True),
 ])
 def test_window(ca, days_left, lifetime, before, force, due):
-    cert, _ = ca.issue('x.test', days_left, lifetime)
+    cert, _key = ca.issue('x.test', days_left, lifetime)
     got, reason = renewal_due(cert, now(), before, force)
     assert got is due, reason
 
 
 def test_negative_renew_before_days_is_refused(ca):
-    cert, _ = ca.issue('x.test', 10)
+    cert, _key = ca.issue('x.test', 10)
     with pytest.raises(OpsReadyError, match='renew_before_days'):
         renewal_due(cert, now(), -1)

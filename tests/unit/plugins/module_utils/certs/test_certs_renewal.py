@@ -119,7 +119,7 @@ def test_new_names_and_chain_file(pki):
     cert_path, key_path, _old = ca.write_leaf(live, 'old.test', days_left=2)
     renewal.renew(opts(cert_path, key_path, ca_cert=ca_cert, ca_key=ca_key, common_name='new.test',
                        subject_alt_names=['new.test', 'IP:127.0.0.2'], include_chain=True), check_mode=False)
-    certs, _ = loading.load_certificate_file(cert_path)
+    certs, _pem_text = loading.load_certificate_file(cert_path)
     assert len(certs) == 2 and certs[1].serial_number == ca.cert.serial_number
     assert inspection.subject_alt_names(certs[0]) == ['DNS:new.test', 'IP:127.0.0.2']
     assert 'CN=new.test' in certs[0].subject.rfc4514_string() and 'O=OpsReady Test' in certs[0].subject.rfc4514_string()
@@ -163,15 +163,15 @@ def test_rollback_restores_previous_pair_and_is_idempotent(pki):
 
 def test_rollback_without_backup_says_so(tmp_path):
     ca = CA()
-    cert_path, key_path, _ = ca.write_leaf(tmp_path, 'nobak.test', days_left=20)
+    cert_path, key_path, _cert = ca.write_leaf(tmp_path, 'nobak.test', days_left=20)
     with pytest.raises(OpsReadyError, match='nothing to roll back to'):
         renewal.rollback(opts(cert_path, key_path, rollback=True), check_mode=False)
 
 
 def test_keep_backups_prunes_oldest_pairs(pki):
     ca, ca_cert, ca_key, live = pki
-    cert_path, key_path, _ = ca.write_leaf(live, 'many.test', days_left=2)
-    for _ in range(4):
+    cert_path, key_path, _cert = ca.write_leaf(live, 'many.test', days_left=2)
+    for _renewal in range(4):
         renewal.renew(opts(cert_path, key_path, ca_cert=ca_cert, ca_key=ca_key, force=True, keep_backups=2),
                       check_mode=False)
     pair = swap.Pair(cert_path, key_path)
@@ -181,7 +181,7 @@ def test_keep_backups_prunes_oldest_pairs(pki):
 
 def test_backup_dir(pki):
     ca, ca_cert, ca_key, live = pki
-    cert_path, key_path, _ = ca.write_leaf(live, 'bd.test', days_left=2)
+    cert_path, key_path, _cert = ca.write_leaf(live, 'bd.test', days_left=2)
     backups = live.parent / 'kept'
     result = renewal.renew(opts(cert_path, key_path, ca_cert=ca_cert, ca_key=ca_key, backup_dir=str(backups)),
                            check_mode=False)
@@ -203,11 +203,11 @@ def test_csr_only_then_install(pki):
     csr = x509.load_pem_x509_csr(open(first['csr_path'], 'rb').read())
     assert csr.subject == old.subject
     # The "external CA" signs the CSR.
-    issued, _ = ca.issue('ext.test', 90, lifetime=90, key=loading.load_private_key(pending))
+    issued, _key = ca.issue('ext.test', 90, lifetime=90, key=loading.load_private_key(pending))
     issued_path = live.parent / 'issued.pem'
     issued_path.write_bytes(cert_pem(issued))
     # A certificate for another key is refused, nothing swapped.
-    stray, _ = ca.issue('ext.test', 90)
+    stray, _key = ca.issue('ext.test', 90)
     stray_path = live.parent / 'stray.pem'
     stray_path.write_bytes(cert_pem(stray))
     with pytest.raises(OpsReadyError, match='does not match'):

@@ -41,17 +41,17 @@ def test_wal_helper_archives_atomically_and_idempotently(tmp_path, compression):
     dest.mkdir()
     seg = _segment(tmp_path, '000000010000000000000005')
     run = [sys.executable, HELPER, str(dest), str(seg), seg.name, '--compression', compression]
-    assert subprocess.run(run).returncode == 0
+    assert subprocess.run(run, check=False).returncode == 0
     catalog = Catalog(str(dest), 'postgresql', '@cluster')
     (wal,) = catalog.logs()
     assert wal.kind == 'wal' and wal.position['start'] == 5 and wal.position['end'] == 6
     assert verify_path(str(dest))['failed'] == []
     # PostgreSQL may archive the same segment again after a crash: same bytes succeed, nothing new written.
-    assert subprocess.run(run).returncode == 0
+    assert subprocess.run(run, check=False).returncode == 0
     assert len(Catalog(str(dest)).entries) == 1
     # Different bytes under the same name must fail (exit non-zero) and leave the catalog alone.
     seg.write_bytes(b'y' * SEG)
-    failed = subprocess.run(run, capture_output=True, text=True)
+    failed = subprocess.run(run, capture_output=True, text=True, check=False)
     assert failed.returncode != 0 and 'different content' in failed.stderr
     assert len(Catalog(str(dest)).entries) == 1 and Catalog(str(dest)).leftovers() == []
 
@@ -59,12 +59,12 @@ def test_wal_helper_archives_atomically_and_idempotently(tmp_path, compression):
 def test_wal_helper_fails_when_dest_is_missing_and_copies_history_files(tmp_path):
     seg = _segment(tmp_path, '000000010000000000000001')
     assert subprocess.run([sys.executable, HELPER, str(tmp_path / 'nope'), str(seg), seg.name],
-                          capture_output=True).returncode != 0
+                          capture_output=True, check=False).returncode != 0
     dest = tmp_path / 'c'
     dest.mkdir()
     hist = tmp_path / '00000002.history'
     hist.write_text('1\t0/3000000\tno recovery target specified\n')
-    assert subprocess.run([sys.executable, HELPER, str(dest), str(hist), hist.name]).returncode == 0
+    assert subprocess.run([sys.executable, HELPER, str(dest), str(hist), hist.name], check=False).returncode == 0
     assert (dest / 'pg_wal_extra' / '00000002.history').read_text() == hist.read_text()
 
 

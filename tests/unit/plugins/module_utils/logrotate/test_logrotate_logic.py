@@ -44,14 +44,18 @@ def test_intervals_are_calendar_periods():
 
 
 def test_decide_rules():
-    common = dict(size_limit=None, minsize=None, interval='daily', force=False, notifempty=True)
-    assert decide(0, None, NOW, **dict(common, force=True))[0] is False              # notifempty wins
-    assert decide(5, None, NOW, **common) == (False, 'first seen: daily rotation counts from now', True)
+    def decide_with(size, last, **changes):
+        options = dict(size_limit=None, minsize=None, interval='daily', force=False, notifempty=True)
+        options.update(changes)
+        return decide(size, last, NOW, **options)
+
+    assert decide_with(0, None, force=True)[0] is False              # notifempty wins
+    assert decide_with(5, None) == (False, 'first seen: daily rotation counts from now', True)
     yesterday = NOW - datetime.timedelta(days=1)
-    assert decide(5, yesterday, NOW, **common)[0] is True
-    assert decide(5, yesterday, NOW, **dict(common, minsize=10))[0] is False
-    assert decide(2048, None, NOW, **dict(common, interval=None, size_limit=1024))[0] is True
-    assert decide(100, None, NOW, **dict(common, interval=None, size_limit=1024))[0] is False
+    assert decide_with(5, yesterday)[0] is True
+    assert decide_with(5, yesterday, minsize=10)[0] is False
+    assert decide_with(2048, None, interval=None, size_limit=1024)[0] is True
+    assert decide_with(100, None, interval=None, size_limit=1024)[0] is False
 
 
 def test_state_file_roundtrip_only_writes_on_change(tmp_path):
@@ -73,9 +77,9 @@ def test_numbered_plan_shifts_deletes_and_compresses(tmp_path):
     assert plan.delete == [log + '.3.zst']
     assert plan.shifts == [(log + '.2.zst', log + '.3.zst'), (log + '.1', log + '.2')]
     assert plan.compress == [log + '.2', log + '.1']
-    delayed, _ = plan_log(log, 1, 'force', Policy(force=True, rotate=3, delaycompress=True), NOW)
+    delayed, _why = plan_log(log, 1, 'force', Policy(force=True, rotate=3, delaycompress=True), NOW)
     assert delayed.compress == [log + '.2']
-    zero, _ = plan_log(log, 1, 'force', Policy(force=True, rotate=0), NOW)
+    zero, _why = plan_log(log, 1, 'force', Policy(force=True, rotate=0), NOW)
     assert zero.delete_after == [log + '.1'] and len(zero.delete) == 3
 
 
@@ -84,7 +88,7 @@ def test_dated_plan_keeps_newest_by_date_not_by_name(tmp_path):
     for name in ('app.log-01122025.zst', 'app.log-31012026.zst', 'app.log-15062026'):
         (tmp_path / name).write_text('x')
     policy = Policy(force=True, rotate=2, dateext=True, dateformat='-%d%m%Y')
-    plan, _ = plan_log(log, 1, 'force', policy, NOW)
+    plan, _why = plan_log(log, 1, 'force', policy, NOW)
     assert plan.rotated_to == log + NOW.astimezone().strftime('-%d%m%Y')
     assert sorted(plan.delete) == [log + '-01122025.zst', log + '-31012026.zst']
     assert plan.compress == [log + '-15062026', plan.rotated_to]
