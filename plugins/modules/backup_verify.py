@@ -23,6 +23,12 @@ description:
     (needs the connection options); file_backup archives are read to the end."
   - The outcome is recorded in each manifest (C(verification)); an artifact that failed is never chosen for
     a restore. Fails naming every bad artifact. Files without a manifest are reported as RV(leftovers), never trusted.
+  - "Encrypted artifacts (C(encrypt=true)): by default only the size and SHA-256 of the stored (encrypted)
+    bytes are checked, which needs no key, so any host holding a copy can run it. With O(deep=true) and
+    O(identity) or O(identity_file) each one is decrypted (authenticated to its last chunk, plaintext
+    checksum compared with the one sealed in the manifest) and the engine check runs on the plaintext. A
+    missing or wrong key fails naming the artifact but is not recorded as a failed verification (the
+    artifact is not damaged)."
 author: opsready developers (@opsready)
 options:
   path:
@@ -44,6 +50,21 @@ options:
     description: Record the outcome in the manifests (C(verification)). V(false) only reports.
     type: bool
     default: true
+  deep:
+    description:
+      - Decrypt encrypted artifacts and run the engine check on them (needs O(identity) or O(identity_file)).
+        V(false) checks only their stored checksum. Artifacts that are not encrypted always get the engine check.
+    type: bool
+    default: false
+  identity:
+    description:
+      - The age private key (C(AGE-SECRET-KEY-1...)) for O(deep=true); keep it in Ansible Vault.
+    type: str
+  identity_file:
+    description:
+      - A file on the managed host holding age private keys (the output of C(age-keygen)) for O(deep=true);
+        used together with O(identity) if both are given.
+    type: path
 extends_documentation_fragment:
   - opsready.operations.db_connection
   - opsready.operations.check_mode
@@ -60,6 +81,12 @@ EXAMPLES = r'''
 - name: Verify every backup in the directory
   opsready.operations.backup_verify:
     path: /var/backups/opsready/pg
+
+- name: Decrypt every encrypted backup and run the engine checks (on the host holding the restore key)
+  opsready.operations.backup_verify:
+    path: /var/backups/opsready/pg
+    deep: true
+    identity_file: /root/.config/opsready/backup-age-key.txt
 
 - name: Verify one SQL Server backup with RESTORE VERIFYONLY
   opsready.operations.backup_verify:
@@ -92,9 +119,10 @@ leftovers:
   elements: str
 '''
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import verify_path
+from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import (
     connection_from_params, db_connection_argument_spec, db_connection_mutually_exclusive)
@@ -108,13 +136,26 @@ def main():
         database=dict(type='str'),
         newest_only=dict(type='bool', default=False),
         record=dict(type='bool', default=True),
+        deep=dict(type='bool', default=False),
+        identity=dict(type='str', no_log=True),
+        identity_file=dict(type='path'),
     )
     module = AnsibleModule(argument_spec=argument_spec, mutually_exclusive=db_connection_mutually_exclusive(),
                            supports_check_mode=True)
     p = module.params
+    if (p['identity'] or p['identity_file']) and not p['deep']:
+        module.fail_json(msg='identity/identity_file are used only with deep=true (decrypt and run the engine '
+                             'check): set deep=true, or drop the key to check stored checksums only.')
     try:
+        identities = []
+        if p['deep'] and (p['identity'] or p['identity_file']):
+            if not encryption.HAS_CRYPTOGRAPHY:
+                module.fail_json(msg=missing_required_lib('cryptography'),
+                                 exception=str(encryption.CRYPTOGRAPHY_IMPORT_ERROR))
+            identities = encryption.load_identities(p['identity'], p['identity_file'])
         outcome = verify_path(p['path'], conn=connection_from_params(p), engine=p['engine'], database=p['database'],
-                              record=p['record'] and not module.check_mode, newest_only=p['newest_only'])
+                              record=p['record'] and not module.check_mode, newest_only=p['newest_only'],
+                              identities=identities, deep=p['deep'])
     except OpsReadyError as exc:
         module.fail_json(failures=[{'path': p['path'], 'error': exc.message}], **exc.as_fail_kwargs())
     result = dict(changed=outcome['changed'], results=outcome['results'], failures=outcome['failed'],

@@ -32,6 +32,14 @@ description:
   - With O(verify=true) (default) every new artifact is checked right away (checksum plus the engine's own
     check, as M(opsready.operations.backup_verify) does) and the result recorded in its manifest; a failed
     check fails the task and marks the artifact so it is never used for a restore.
+  - With O(encrypt=true) every artifact is encrypted to the age public keys in O(recipients) in the same
+    pass as compression and hashing (age v1, X25519; Debian's C(age -d) decrypts it) and named C(.age).
+    Only public keys are needed on the database host. The manifest records the format, the recipients, the
+    checksum of the stored (encrypted) bytes and the plaintext checksum sealed to the recipients, never a
+    secret. O(verify) then checks the stored checksum only (the engine check needs the private key, so run
+    M(opsready.operations.backup_verify) with O(opsready.operations.backup_verify#module:deep=true) where
+    the key is). Refused for PostgreSQL O(format=directory) and V(wal), and for SQL Server, whose files
+    never pass through the stream (see docs/encryption.md).
 author: opsready developers (@opsready)
 options:
   engine:
@@ -103,9 +111,25 @@ options:
     type: int
     default: 60
   verify:
-    description: Verify every new artifact right after writing it (checksum + engine check).
+    description:
+      - Verify every new artifact right after writing it (checksum + engine check; checksum only when
+        O(encrypt=true)).
     type: bool
     default: true
+  encrypt:
+    description:
+      - Encrypt every artifact of this run to O(recipients) (age format, X25519); names end in C(.age).
+      - Not possible with PostgreSQL O(format=directory) or O(kind=wal), nor for SQL Server; the task fails
+        before anything is written.
+    type: bool
+    default: false
+  recipients:
+    description:
+      - age public keys (C(age1...), as printed by C(age-keygen -y)) to encrypt to; any one matching
+        private key decrypts. Give two (an online restore key and an offline escrow key).
+      - Required when O(encrypt=true).
+    type: list
+    elements: str
   min_interval:
     description:
       - Do not take a new backup when a usable one of the same database and kind finished less than this
@@ -190,6 +214,16 @@ EXAMPLES = r'''
     database: /srv/app/app.db
     dest: /var/backups/opsready/sqlite
     min_interval: 3600
+
+- name: Encrypted pg_dump (only the public keys live on the database host)
+  opsready.operations.db_backup:
+    engine: postgresql
+    database: app
+    dest: /var/backups/opsready/pg
+    encrypt: true
+    recipients:
+      - age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p   # restore key
+      - age1lggyhqrw2nlhcxprm67z43rta597azn8gknawjehu9d9dl0jq3yqqvfafg   # offline escrow key
 '''
 
 RETURN = r'''
@@ -208,6 +242,11 @@ manifest:
     consistent_at: "2026-11-29T00:45:12.123456Z"
     position: {lsn: 0/3000060, wal_file: 000000010000000000000003}
     verification: {ok: true}
+    encryption:
+      format: age
+      recipients: [age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p]
+      plaintext_size: 1210000000
+      plaintext_sha256_sealed: YWdlLWVuY3J5cHRpb24ub3JnL3Yx...
 manifests:
   description: Every manifest written by this run (several for O(all_databases) or MariaDB binlog copies).
   returned: success
@@ -234,10 +273,11 @@ skipped_fresh:
   type: bool
 '''
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup import retention as retention_utils
 from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import run_backup
+from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import check_compression
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions, get_engine
@@ -273,10 +313,13 @@ def main():
         verify=dict(type='bool', default=True),
         min_interval=dict(type='int', default=0),
         retention=dict(type='dict', options=RETENTION_SPEC),
+        encrypt=dict(type='bool', default=False),
+        recipients=dict(type='list', elements='str'),
     )
     module = AnsibleModule(
         argument_spec=argument_spec,
         mutually_exclusive=db_connection_mutually_exclusive() + [['database', 'all_databases']],
+        required_if=[('encrypt', True, ['recipients'])],
         supports_check_mode=True,
     )
     p = module.params
@@ -285,6 +328,20 @@ def main():
             module.fail_json(msg='%s must be 0 or more, not %d.' % (option, p[option]))
     if p['jobs'] < 1:
         module.fail_json(msg='jobs must be 1 or more, not %d.' % p['jobs'])
+    if p['recipients'] and not p['encrypt']:
+        module.fail_json(msg='recipients is set but encrypt is false: set encrypt=true to encrypt the backup, '
+                             'or drop recipients.')
+    recipients = []
+    if p['encrypt']:
+        if not encryption.HAS_CRYPTOGRAPHY:
+            module.fail_json(msg=missing_required_lib('cryptography'),
+                             exception=str(encryption.CRYPTOGRAPHY_IMPORT_ERROR))
+        try:
+            # Normalised (lower case, no spaces) so the manifest and the freshness check compare equal.
+            recipients = [encryption.bech32_encode(encryption.RECIPIENT_HRP, encryption.parse_recipient(r))
+                          for r in p['recipients']]
+        except OpsReadyError as exc:
+            module.fail_json(**exc.as_fail_kwargs())
     if p['engine'] == 'sqlserver' and p['compression'] != 'none':
         # SQL Server writes the file itself: the stream never passes through this host.
         p['compression'] = 'none'
@@ -294,6 +351,7 @@ def main():
         format=p['format'] if p['engine'] == 'postgresql' else None, jobs=p['jobs'],
         include_globals=p['include_globals'], copy_only=p['copy_only'],
         native_compression=p['sqlserver_compression'], wait_timeout=p['wait_timeout'],
+        recipients=recipients,
     )
     try:
         check_compression(p['compression'])

@@ -17,7 +17,7 @@ import shutil
 import stat
 import tarfile
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup import retention
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
@@ -25,10 +25,10 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.manifes
     MANIFEST_SUFFIX, Manifest, manifest_path_for, read_manifest)
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
     CatalogError, IntegrityError, OpsReadyError)
-from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import open_decompressed
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import (
-    BackupOptions, Engine, get_engine, remove_leftovers, set_lock, set_name, verify_checksums)
+    BackupOptions, Engine, check_decryptable, get_engine, is_encrypted, is_key_error, open_artifact, remove_leftovers,
+    set_lock, set_name, verify_checksums)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
 
 
@@ -53,7 +53,10 @@ def fresh_backup(engine: Engine, opts: BackupOptions, min_interval: int) -> Opti
         return None
     horizon = utcnow() - datetime.timedelta(seconds=min_interval)
     catalog = Catalog(opts.dest, engine=engine.name, database=engine.catalog_database(opts))
-    recent = [m for m in catalog.entries if m.kind == opts.kind and m.finished >= horizon and m.verified is not False]
+    wanted = sorted(opts.recipients)
+    # A backup written with other encryption settings (or none) is not the backup asked for.
+    recent = [m for m in catalog.entries if m.kind == opts.kind and m.finished >= horizon and m.verified is not False
+              and sorted((m.data.get('encryption') or {}).get('recipients') or []) == wanted]
     return recent[-1] if recent else None
 
 
@@ -101,11 +104,11 @@ def run_backup(engine: Engine, opts: BackupOptions, verify: bool = True, policy:
 
 # -- verification -----------------------------------------------------------------------------------------
 
-def _verify_files_artifact(entry: Manifest) -> Dict[str, Any]:
-    """file_backup archives: read every tar member through decompression."""
+def _verify_files_artifact(entry: Manifest, identities: Optional[Sequence[Any]] = None) -> Dict[str, Any]:
+    """file_backup archives: read every tar member through decryption and decompression."""
     members = 0
     try:
-        with open_decompressed(entry.path, entry.data['compression']) as source:
+        with open_artifact(entry, identities) as source:
             with tarfile.open(fileobj=source, mode='r|') as tar:
                 for member in tar:
                     members += 1
@@ -114,7 +117,7 @@ def _verify_files_artifact(entry: Manifest) -> Dict[str, Any]:
                         if handle is not None:
                             while handle.read(1024 * 1024):
                                 pass
-    except OSError:
+    except (OpsReadyError, OSError):
         raise
     except Exception as exc:
         raise IntegrityError('%s is not a complete archive: %s' % (entry.path, exc), path=entry.path)
@@ -125,29 +128,56 @@ def _verify_files_artifact(entry: Manifest) -> Dict[str, Any]:
     return {'engine_check': 'tar stream read to the end', 'members': members}
 
 
+SHALLOW = ('not run: the artifact is encrypted; backup_verify deep=true with its identity decrypts it and runs '
+           'the engine check')
+
+
 def verify_one(entry: Manifest, engine: Optional[Engine] = None, conn: Optional[ConnectionParams] = None,
-               record: bool = True) -> Dict[str, Any]:
-    """Checksums then the engine's own check; records the outcome in the manifest when ``record``."""
+               record: bool = True, identities: Optional[Sequence[Any]] = None,
+               deep: bool = False) -> Dict[str, Any]:
+    """Checksums then the engine's own check; records the outcome in the manifest when ``record``.
+
+    An encrypted artifact gets the engine check only with ``deep`` (decrypting with ``identities``);
+    otherwise its stored checksum alone is checked, which needs no key. A missing or wrong key fails
+    the outcome but is never recorded: the artifact is not damaged, the key is wrong.
+    """
     started = time.monotonic()
+    encrypted = is_encrypted(entry)
     outcome: Dict[str, Any] = {'id': entry.id, 'path': entry.path, 'engine': entry.engine, 'kind': entry.kind,
-                               'ok': False, 'checks': {}, 'error': None, 'previous': entry.verified}
+                               'ok': False, 'checks': {}, 'error': None, 'previous': entry.verified,
+                               'encrypted': encrypted}
+    key_error = False
     try:
         outcome['checks'].update(verify_checksums(entry))
-        if entry.engine == 'files':
-            outcome['checks'].update(_verify_files_artifact(entry))
+        if encrypted and not deep:
+            outcome['checks'].update(engine_check=SHALLOW, deep=False)
         else:
-            if engine is None or engine.name != entry.engine:
-                engine = get_engine(entry.engine, conn or ConnectionParams())
-            outcome['checks'].update(engine.verify(entry))
+            if encrypted:
+                check_decryptable(entry, identities or [])
+            if entry.engine == 'files':
+                outcome['checks'].update(_verify_files_artifact(entry, identities))
+            else:
+                if engine is None or engine.name != entry.engine:
+                    engine = get_engine(entry.engine, conn or ConnectionParams())
+                engine.identities = list(identities or [])
+                outcome['checks'].update(engine.verify(entry))
+            if encrypted:
+                outcome['checks'].update(deep=True, decrypted='ok (age, authenticated to the last chunk, '
+                                                              'plaintext checksum matches)')
         outcome['ok'] = True
     except OpsReadyError as exc:
         outcome['error'] = exc.message
+        key_error = is_key_error(exc)
     except OSError as exc:
         outcome['error'] = 'cannot read %s: %s' % (getattr(exc, 'filename', None) or entry.path, exc.strerror or exc)
     outcome['seconds'] = round(time.monotonic() - started, 3)
-    # The manifest is rewritten only when the verdict changes: re-verifying intact backups leaves every
-    # file untouched (idempotent runs, copies that stay in sync). verified_at is when the verdict was reached.
-    if record and entry.verified is not outcome['ok']:
+    # The manifest is rewritten only when the verdict changes (or an encrypted artifact is checked deeply
+    # for the first time): re-verifying intact backups leaves every file untouched (idempotent runs, copies
+    # that stay in sync). verified_at is when the verdict was reached.
+    previous_checks = (entry.data.get('verification') or {}).get('checks') or {}
+    deeper = encrypted and outcome['ok'] and deep and previous_checks.get('deep') is not True
+    outcome['recorded'] = bool(record and not key_error and (entry.verified is not outcome['ok'] or deeper))
+    if outcome['recorded']:
         entry.record_verification(outcome['ok'], dict(outcome['checks'], error=outcome['error']), utcnow())
     return outcome
 
@@ -171,7 +201,8 @@ def manifests_at(path: str, engine: Optional[str] = None, database: Optional[str
 
 
 def verify_path(path: str, conn: Optional[ConnectionParams] = None, engine: Optional[str] = None,
-                database: Optional[str] = None, record: bool = True, newest_only: bool = False) -> Dict[str, Any]:
+                database: Optional[str] = None, record: bool = True, newest_only: bool = False,
+                identities: Optional[Sequence[Any]] = None, deep: bool = False) -> Dict[str, Any]:
     found = manifests_at(path, engine, database)
     entries: List[Manifest] = found['entries']
     if newest_only and entries:
@@ -184,11 +215,11 @@ def verify_path(path: str, conn: Optional[ConnectionParams] = None, engine: Opti
             if entry.engine not in engines:
                 engines[entry.engine] = get_engine(entry.engine, conn or ConnectionParams())
             eng = engines[entry.engine]
-        results.append(verify_one(entry, eng, conn, record=record))
+        results.append(verify_one(entry, eng, conn, record=record, identities=identities, deep=deep))
     bad = [r for r in results if not r['ok']]
     bad += [{'id': os.path.basename(b['manifest']), 'path': b['manifest'], 'ok': False, 'error': b['error']}
             for b in found['broken']]
-    changed = record and any(r.get('previous') is not r['ok'] for r in results)
+    changed = any(r['recorded'] for r in results)
     return {'results': results, 'failed': bad, 'leftovers': found['leftovers'], 'changed': changed,
             'checked': len(results)}
 

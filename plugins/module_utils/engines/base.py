@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import gzip
 import os
 import re
 import shutil
@@ -36,11 +37,12 @@ from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Sequence, 
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest, write_manifest
+from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
     IntegrityError, OpsReadyError, ToolError)
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import (
-    CHUNK, ArtifactWriter, compression_suffix, verify_file)
+    CHUNK, ArtifactWriter, compression_suffix, drain, open_decompressed, verify_file)
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, stamp, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
 
@@ -67,7 +69,12 @@ class BackupOptions:
     copy_only: bool = False               # SQL Server
     native_compression: bool = False      # SQL Server: WITH COMPRESSION
     wait_timeout: int = 60                # PostgreSQL wal: seconds to wait for the archiver
+    recipients: List[str] = field(default_factory=list)  # age public keys: encrypt every artifact to them
     extra: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def encrypt(self) -> bool:
+        return bool(self.recipients)
 
 
 def set_name(database: Optional[str]) -> str:
@@ -117,12 +124,14 @@ def stream_to_artifact(runner: ToolRunner, argv: Sequence[str], artifact: str, o
     signal, disk full) the partial file is removed, the tool is killed, and an error is raised.
     """
     proc = runner.popen(argv, env=env)
-    assert proc.stdout is not None
+    if proc.stdout is None:
+        raise OpsReadyError('Internal error: %s was started without a stdout pipe.' % (what or argv[0]))
     _grow_pipe(proc.stdout)
     fd = proc.stdout.fileno()
     writer: Optional[ArtifactWriter] = None
     try:
-        writer = ArtifactWriter(artifact, compression=opts.compression, level=opts.level, threads=opts.threads)
+        writer = ArtifactWriter(artifact, compression=opts.compression, level=opts.level, threads=opts.threads,
+                                recipients=opts.recipients or None)
         while True:
             data = os.read(fd, CHUNK)
             if not data:
@@ -147,7 +156,8 @@ def stream_to_artifact(runner: ToolRunner, argv: Sequence[str], artifact: str, o
 
 
 def stream_file_to_artifact(source: IO[bytes], artifact: str, opts: BackupOptions) -> Dict[str, Any]:
-    writer = ArtifactWriter(artifact, compression=opts.compression, level=opts.level, threads=opts.threads)
+    writer = ArtifactWriter(artifact, compression=opts.compression, level=opts.level, threads=opts.threads,
+                            recipients=opts.recipients or None)
     try:
         writer.copy_from(source)
         return writer.commit()
@@ -177,21 +187,107 @@ def _kill(proc: subprocess.Popen) -> None:
             pass
 
 
+def is_encrypted(manifest: Manifest) -> bool:
+    return bool(manifest.data.get('encryption'))
+
+
+def check_decryptable(manifest: Manifest, identities: Sequence[Any]) -> None:
+    """Prove the key opens ``manifest``'s artifact (the age header only, no payload read).
+
+    Raises ``OpsReadyError`` naming the artifact when it is encrypted and no identity or the wrong one is
+    given; does nothing for an artifact that is not encrypted. Callers run it before creating a target.
+    """
+    if not is_encrypted(manifest):
+        return
+    try:
+        with open_decompressed(manifest.path, manifest.data['compression'], manifest.data.get('encryption'),
+                               list(identities)):
+            pass
+    except IntegrityError:
+        raise
+    except OpsReadyError as exc:
+        raise KeyMismatchError(exc.message, **exc.details)
+
+
+class KeyMismatchError(OpsReadyError):
+    """No identity, or not one the artifact was encrypted to: the artifact itself may well be intact."""
+
+
+def is_key_error(exc: BaseException) -> bool:
+    """A missing or wrong identity (not a damaged artifact): never recorded as a failed verification."""
+    return isinstance(exc, KeyMismatchError)
+
+
+@contextlib.contextmanager
+def open_artifact(manifest: Manifest, identities: Optional[Sequence[Any]] = None) -> Iterator[Any]:
+    """The original bytes of an artifact: decrypted (with ``identities``) and decompressed on the fly.
+
+    On a clean exit the rest of the stream is drained, so an encrypted artifact is authenticated to its
+    last chunk and its plaintext checksum compared even when the consumer stopped reading early.
+    Decompression errors become ``IntegrityError`` naming the artifact; decryption errors (wrong key,
+    tampering) keep their own message, which names it too.
+    """
+    try:
+        stream = open_decompressed(manifest.path, manifest.data['compression'], manifest.data.get('encryption'),
+                                   list(identities or []))
+    except OpsReadyError:
+        raise
+    except OSError:
+        raise
+    except Exception as exc:  # zstandard/gzip raise their own types on corrupt frames
+        raise IntegrityError('Artifact %s cannot be decompressed (%s): it is corrupt.' % (manifest.path, exc),
+                             path=manifest.path)
+    with stream:
+        guarded = _Guarded(stream, manifest.path)
+        yield guarded
+        guarded.drain()
+
+
+class _Guarded:
+    """A read-only stream whose decompression errors name the artifact."""
+
+    def __init__(self, stream: IO[bytes], path: str) -> None:
+        self._stream = stream
+        self._path = path
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self._stream.read(size)
+        except OpsReadyError:
+            raise
+        except OSError as exc:
+            if not isinstance(exc, gzip.BadGzipFile):
+                raise
+            raise IntegrityError('Artifact %s cannot be decompressed (%s): it is corrupt.' % (self._path, exc),
+                                 path=self._path)
+        except Exception as exc:  # zstandard/gzip raise their own types on corrupt frames
+            raise IntegrityError('Artifact %s cannot be decompressed (%s): it is corrupt.' % (self._path, exc),
+                                 path=self._path)
+
+    def readable(self) -> bool:
+        return True
+
+    def drain(self) -> int:
+        """Read to the end: an encrypted artifact is then authenticated and its plaintext checksum compared."""
+        return drain(self)  # type: ignore[arg-type]
+
+
 def pipe_artifact_into(runner: ToolRunner, manifest: Manifest, argv: Sequence[str], what: str,
                        env: Optional[Dict[str, str]] = None, stdout: Any = subprocess.DEVNULL,
-                       early_exit_ok: bool = False) -> str:
-    """Decompress the artifact into the stdin of ``argv`` (engine checks); returns the tool's stderr."""
-    from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import open_decompressed
+                       early_exit_ok: bool = False, identities: Optional[Sequence[Any]] = None) -> str:
+    """Decrypt/decompress the artifact into the stdin of ``argv``; returns the tool's stderr.
+
+    With ``early_exit_ok`` the tool may stop reading (``pg_restore --list``): the rest of the artifact is
+    still read and, when encrypted, authenticated to its end.
+    """
+    check_decryptable(manifest, identities or [])  # a wrong key fails before the tool is started
     proc = runner.popen(argv, env=env, stdin=subprocess.PIPE, stdout=stdout)
-    assert proc.stdin is not None
+    if proc.stdin is None:
+        raise OpsReadyError('Internal error: %s was started without a stdin pipe.' % what)
     try:
-        with open_decompressed(manifest.path, manifest.data['compression']) as source:
+        with open_artifact(manifest, identities) as source:
             while True:
-                try:
-                    data = source.read(CHUNK)
-                except Exception as exc:  # zstandard/gzip raise their own types on corrupt frames
-                    raise IntegrityError('Artifact %s cannot be decompressed (%s): it is corrupt.'
-                                         % (manifest.path, exc), path=manifest.path)
+                data = source.read(CHUNK)
                 if not data:
                     break
                 try:
@@ -223,10 +319,16 @@ class Engine:
     # What each kind means for this engine, used in error messages.
     kind_help: Dict[str, str] = {}
 
+    # Whether this engine can encrypt its artifacts (it streams them through ArtifactWriter).
+    can_encrypt = True
+    encrypt_refusal = ''
+
     def __init__(self, conn: ConnectionParams, runner: Optional[ToolRunner] = None) -> None:
         self.conn = conn
         self.runner = runner or ToolRunner(secrets=[conn.password])
         self.runner.add_secret(conn.password)
+        # age identities (private keys) for reading encrypted artifacts (verify, restore); never logged.
+        self.identities: List[Any] = []
 
     # -- capabilities ------------------------------------------------------------------------------
     def check_kind(self, kind: str) -> None:
@@ -241,6 +343,13 @@ class Engine:
         if not opts.all_databases and not opts.database and opts.kind not in ('base', 'wal'):
             raise OpsReadyError('database is required for engine %s kind=%s (or set all_databases).'
                                 % (self.name, opts.kind))
+        if opts.recipients:
+            if not self.can_encrypt:
+                raise OpsReadyError('encrypt=true is not possible for engine %s: %s'
+                                    % (self.name, self.encrypt_refusal))
+            encryption.check_available()
+            for recipient in opts.recipients:
+                encryption.parse_recipient(recipient)  # a bad key fails before anything is written
 
     def catalog_database(self, opts: BackupOptions) -> str:
         """The manifest ``database`` for artifacts of this run (server-wide kinds use CLUSTER)."""
@@ -248,7 +357,8 @@ class Engine:
             return CLUSTER
         if opts.all_databases:
             return ALL_DATABASES
-        assert opts.database is not None
+        if opts.database is None:
+            raise OpsReadyError('database is required for engine %s kind=%s.' % (self.name, opts.kind))
         return opts.database
 
     def server_label(self) -> str:
@@ -294,13 +404,15 @@ class Engine:
     def artifact_path(self, opts: BackupOptions, database: str, kind: str, ext: str,
                       compressed: bool = True, when: Optional[Any] = None) -> str:
         suffix = compression_suffix(opts.compression) if compressed else ''
+        if compressed and opts.recipients:
+            suffix += encryption.SUFFIX
         name = '%s-%s-%s-%s%s%s' % (self.name, set_name(database), kind, stamp(when), ext, suffix)
         return os.path.join(opts.dest, name)
 
     def base_manifest(self, opts: BackupOptions, database: str, kind: str, started: Any,
                       stored: Dict[str, Any]) -> Dict[str, Any]:
         finished = utcnow()
-        return {
+        data: Dict[str, Any] = {
             'engine': self.name,
             'kind': kind,
             'server': self.server_label(),
@@ -316,6 +428,10 @@ class Engine:
             'parent': None,
             'position': {},
         }
+        if stored.get('encryption'):
+            # format, recipients (public keys) and the plaintext checksum sealed to them: never a secret.
+            data['encryption'] = stored['encryption']
+        return data
 
     @staticmethod
     def commit_manifest(artifact: str, data: Dict[str, Any]) -> Dict[str, Any]:
@@ -375,4 +491,5 @@ def get_engine(name: str, conn: ConnectionParams, runner: Optional[ToolRunner] =
 
 
 __all__ = ['BackupOptions', 'Engine', 'ToolError', 'get_engine', 'stream_to_artifact', 'verify_checksums',
+           'open_artifact', 'check_decryptable', 'is_encrypted', 'is_key_error',
            'remove_leftovers', 'set_lock', 'set_name', 'CLUSTER', 'GLOBALS', 'ALL_DATABASES']

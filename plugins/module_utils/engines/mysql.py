@@ -30,10 +30,9 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.manifes
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
     IntegrityError, OpsReadyError, ToolError)
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import secret_file
-from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import open_decompressed
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import UTC, isoformat, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import (
-    ALL_DATABASES, BackupOptions, Engine, disk_error, stream_file_to_artifact, stream_to_artifact)
+    ALL_DATABASES, BackupOptions, Engine, disk_error, open_artifact, stream_file_to_artifact, stream_to_artifact)
 
 TOOLS: Dict[str, Dict[str, Tuple[str, ...]]] = {
     'mariadb': {'dump': ('mariadb-dump', 'mysqldump'), 'client': ('mariadb', 'mysql'),
@@ -286,18 +285,14 @@ class MySQLEngine(Engine):
         if manifest.kind == 'log':
             return self._verify_binlog(manifest)
         head, tail = b'', b''
-        try:
-            with open_decompressed(manifest.path, manifest.data['compression']) as source:
-                while True:
-                    data = source.read(1024 * 1024)
-                    if not data:
-                        break
-                    if len(head) < 4096:
-                        head += data[:4096]
-                    tail = (tail + data)[-4096:]
-        except Exception as exc:
-            raise IntegrityError('Artifact %s cannot be decompressed (%s): it is corrupt.' % (manifest.path, exc),
-                                 path=manifest.path)
+        with open_artifact(manifest, self.identities) as source:
+            while True:
+                data = source.read(1024 * 1024)
+                if not data:
+                    break
+                if len(head) < 4096:
+                    head += data[:4096]
+                tail = (tail + data)[-4096:]
         if b'-- MariaDB dump' not in head and b'-- MySQL dump' not in head:
             raise IntegrityError('%s does not start like a mariadb-dump/mysqldump file.' % manifest.path,
                                  path=manifest.path)
@@ -309,15 +304,8 @@ class MySQLEngine(Engine):
     def _verify_binlog(self, manifest: Manifest) -> Dict[str, Any]:
         fd, tmp = tempfile.mkstemp(prefix='opsready-verify-binlog-')
         try:
-            try:
-                with open_decompressed(manifest.path, manifest.data['compression']) as source, \
-                        os.fdopen(fd, 'wb') as out:
-                    shutil.copyfileobj(source, out, 1024 * 1024)
-            except OSError:
-                raise
-            except Exception as exc:
-                raise IntegrityError('Artifact %s cannot be decompressed (%s): it is corrupt.'
-                                     % (manifest.path, exc), path=manifest.path)
+            with open_artifact(manifest, self.identities) as source, os.fdopen(fd, 'wb') as out:
+                shutil.copyfileobj(source, out, 1024 * 1024)
             scan = scan_binlog(tmp)
         finally:
             os.unlink(tmp)

@@ -30,11 +30,10 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.manifes
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import fsync_dir
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
     IntegrityError, OpsReadyError, ToolError)
-from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import (
-    open_decompressed, sha256_file)
+from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import sha256_file
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import (
-    CLUSTER, GLOBALS, BackupOptions, Engine, disk_error, pipe_artifact_into, stream_to_artifact)
+    CLUSTER, GLOBALS, BackupOptions, Engine, disk_error, open_artifact, pipe_artifact_into, stream_to_artifact)
 
 FORMATS = ('custom', 'directory', 'plain')
 LSN = re.compile(r'^([0-9A-Fa-f]+)/([0-9A-Fa-f]+)$')
@@ -151,6 +150,14 @@ class PostgresEngine(Engine):
         if opts.kind in ('base', 'wal') and (opts.database or opts.all_databases):
             raise OpsReadyError('kind=%s covers the whole cluster: leave database and all_databases unset.'
                                 % opts.kind)
+        if opts.recipients and opts.kind == 'full' and fmt == 'directory':
+            raise OpsReadyError('encrypt=true cannot be combined with format=directory: pg_dump writes the '
+                                'directory members itself, so they never pass through the encrypting stream. Use '
+                                'format=custom (restores in parallel with db_restore jobs > 1 too) or plain.')
+        if opts.recipients and opts.kind == 'wal':
+            raise OpsReadyError('encrypt=true does not apply to kind=wal: WAL segments are stored by the '
+                                'archive_command helper (pg_wal_archive.py), which does not encrypt. Leave encrypt '
+                                'off for kind=wal and protect the WAL archive directory (see docs/encryption.md).')
 
     # -- backups --------------------------------------------------------------------------------------
     def backup(self, opts: BackupOptions) -> List[Dict[str, Any]]:
@@ -343,7 +350,7 @@ class PostgresEngine(Engine):
         listing = tempfile.TemporaryFile()
         try:
             pipe_artifact_into(self.runner, manifest, [self.tool('pg_restore'), '--list'], 'pg_restore --list',
-                               stdout=listing, early_exit_ok=True)
+                               stdout=listing, early_exit_ok=True, identities=self.identities)
             listing.seek(0)
             entries = sum(1 for line in listing.read().decode('utf-8', 'replace').splitlines()
                           if line and not line.startswith(';'))
@@ -351,7 +358,7 @@ class PostgresEngine(Engine):
             listing.close()
         try:
             pipe_artifact_into(self.runner, manifest, [self.tool('pg_restore'), '-f', os.devnull],
-                               'pg_restore (read every block)')
+                               'pg_restore (read every block)', identities=self.identities)
         except ToolError as exc:
             raise IntegrityError('pg_restore cannot read all of %s: %s' % (manifest.path, exc.message),
                                  path=manifest.path)
@@ -366,18 +373,14 @@ class PostgresEngine(Engine):
 
     def _verify_plain(self, manifest: Manifest) -> Dict[str, Any]:
         head, tail = b'', b''
-        try:
-            with open_decompressed(manifest.path, manifest.data['compression']) as source:
-                while True:
-                    data = source.read(1024 * 1024)
-                    if not data:
-                        break
-                    if len(head) < 4096:
-                        head += data[:4096]
-                    tail = (tail + data)[-4096:]
-        except Exception as exc:
-            raise IntegrityError('Artifact %s cannot be decompressed (%s): it is corrupt.' % (manifest.path, exc),
-                                 path=manifest.path)
+        with open_artifact(manifest, self.identities) as source:
+            while True:
+                data = source.read(1024 * 1024)
+                if not data:
+                    break
+                if len(head) < 4096:
+                    head += data[:4096]
+                tail = (tail + data)[-4096:]
         if b'PostgreSQL database dump' not in head and b'PostgreSQL database cluster dump' not in head:
             raise IntegrityError('%s does not start like a pg_dump script.' % manifest.path, path=manifest.path)
         if manifest.database != GLOBALS and b'PostgreSQL database dump complete' not in tail:
@@ -389,16 +392,11 @@ class PostgresEngine(Engine):
         workdir = tempfile.mkdtemp(prefix='opsready-verify-')
         try:
             try:
-                with open_decompressed(manifest.path, manifest.data['compression']) as source:
+                with open_artifact(manifest, self.identities) as source:
                     with tarfile.open(fileobj=source, mode='r|') as tar:
                         tar.extractall(workdir, filter='tar')
             except (tarfile.TarError, EOFError) as exc:
                 raise IntegrityError('%s is not a complete tar archive: %s' % (manifest.path, exc), path=manifest.path)
-            except OSError:
-                raise
-            except Exception as exc:
-                raise IntegrityError('Artifact %s cannot be decompressed (%s): it is corrupt.'
-                                     % (manifest.path, exc), path=manifest.path)
             if not os.path.exists(os.path.join(workdir, 'backup_manifest')):
                 raise IntegrityError('%s holds no backup_manifest: pg_verifybackup cannot check it.' % manifest.path,
                                      path=manifest.path)
@@ -415,17 +413,13 @@ class PostgresEngine(Engine):
         expected = manifest.data.get('plain_sha256')
         digest = hashlib.sha256()
         size = 0
-        try:
-            with open_decompressed(manifest.path, manifest.data['compression']) as source:
-                while True:
-                    data = source.read(1024 * 1024)
-                    if not data:
-                        break
-                    digest.update(data)
-                    size += len(data)
-        except Exception as exc:
-            raise IntegrityError('Artifact %s cannot be decompressed (%s): it is corrupt.' % (manifest.path, exc),
-                                 path=manifest.path)
+        with open_artifact(manifest, self.identities) as source:
+            while True:
+                data = source.read(1024 * 1024)
+                if not data:
+                    break
+                digest.update(data)
+                size += len(data)
         seg = manifest.position.get('wal_segment_size')
         if seg and size != seg:
             raise IntegrityError('WAL segment %s is %d bytes, not %d.' % (manifest.path, size, seg),

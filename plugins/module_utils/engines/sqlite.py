@@ -21,10 +21,9 @@ from typing import Any, Dict, List
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
-from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import open_decompressed
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import (
-    BackupOptions, Engine, disk_error, stream_file_to_artifact)
+    BackupOptions, Engine, disk_error, open_artifact, stream_file_to_artifact)
 
 
 class SQLiteEngine(Engine):
@@ -52,13 +51,11 @@ class SQLiteEngine(Engine):
         return {'server_version': sqlite3.sqlite_version}
 
     def preflight(self, opts: BackupOptions) -> Dict[str, Any]:
-        assert opts.database is not None
-        self._connect_source(os.path.abspath(opts.database)).close()
+        self._connect_source(os.path.abspath(self.catalog_database(opts))).close()
         return self.ping()
 
     def backup(self, opts: BackupOptions) -> List[Dict[str, Any]]:
-        assert opts.database is not None
-        path = os.path.abspath(opts.database)
+        path = os.path.abspath(self.catalog_database(opts))
         source = self._connect_source(path)
         started = utcnow()
         artifact = self.artifact_path(opts, path, 'full', '.sqlite', when=started)
@@ -107,15 +104,8 @@ class SQLiteEngine(Engine):
         workdir = tempfile.mkdtemp(prefix='opsready-verify-')
         copy = os.path.join(workdir, 'restored.sqlite')
         try:
-            try:
-                with open_decompressed(manifest.path, manifest.data['compression']) as source, \
-                        open(copy, 'wb') as out:
-                    shutil.copyfileobj(source, out, 1024 * 1024)
-            except OSError:
-                raise
-            except Exception as exc:
-                raise IntegrityError('Artifact %s cannot be decompressed (%s): it is corrupt.'
-                                     % (manifest.path, exc), path=manifest.path)
+            with open_artifact(manifest, self.identities) as source, open(copy, 'wb') as out:
+                shutil.copyfileobj(source, out, 1024 * 1024)
             try:
                 conn = sqlite3.connect(copy)
                 try:

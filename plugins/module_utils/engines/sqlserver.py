@@ -85,6 +85,10 @@ class SQLServerEngine(Engine):
     kinds = ('full', 'diff', 'log')
     default_port = 1433
     kind_help = {'full': 'BACKUP DATABASE', 'diff': 'BACKUP DATABASE WITH DIFFERENTIAL', 'log': 'BACKUP LOG'}
+    can_encrypt = False
+    encrypt_refusal = ('SQL Server writes the backup file itself, so it never passes through the encrypting '
+                       'stream. Use SQL Server backup encryption (BACKUP ... WITH ENCRYPTION and a server '
+                       'certificate) or encrypt the copies with backup_copy to an encrypted bucket.')
 
     def connection_string(self, database: str = 'master') -> str:
         c = self.conn
@@ -151,7 +155,8 @@ class SQLServerEngine(Engine):
             pass  # COPY_ONLY log backups are valid: they do not truncate the log
 
     def backup(self, opts: BackupOptions) -> List[Dict[str, Any]]:
-        assert opts.database is not None
+        if opts.database is None:
+            raise OpsReadyError('database is required for engine sqlserver.')
         started = utcnow()
         ext = {'full': '.bak', 'diff': '.dif', 'log': '.trn'}[opts.kind]
         artifact = self.artifact_path(opts, opts.database, opts.kind, ext, compressed=False, when=started)

@@ -34,10 +34,10 @@ from typing import Any, Dict, List, Optional
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
-    IntegrityError, OpsReadyError, ToolError)
-from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import CHUNK, open_decompressed
+    OpsReadyError, ToolError)
+from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import CHUNK
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import UTC, isoformat
-from ansible_collections.opsready.operations.plugins.module_utils.engines.base import pipe_artifact_into
+from ansible_collections.opsready.operations.plugins.module_utils.engines.base import open_artifact, pipe_artifact_into
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import (
     RestoreRequest, Timer, quote_ident, quote_literal, temporary_name)
 
@@ -68,14 +68,20 @@ def other_objects(engine: Any, name: str) -> Dict[str, int]:
     return {k: v for k, v in counts.items() if v}
 
 
+def _target(request: RestoreRequest) -> str:
+    if not request.database:
+        raise OpsReadyError('database (the target schema) is required.')
+    return request.database
+
+
 def check_target(engine: Any, request: RestoreRequest) -> Dict[str, Any]:
-    assert request.database is not None
-    exists = schema_exists(engine, request.database)
-    tables = tables_of(engine, request.database) if exists else []
+    target_db = _target(request)
+    exists = schema_exists(engine, target_db)
+    tables = tables_of(engine, target_db) if exists else []
     if tables and not request.replace:
         raise OpsReadyError('Target database %s on %s exists and is not empty (%d tables): set replace=true to '
                             'swap the restored tables in, or restore to another database name.'
-                            % (request.database, engine.conn.where(3306), len(tables)), target=request.database)
+                            % (target_db, engine.conn.where(3306), len(tables)), target=target_db)
     return {'exists': exists, 'tables': tables}
 
 
@@ -100,11 +106,11 @@ def _kill(proc: Any) -> None:
         pass
 
 
-def _decompress(manifest: Manifest, directory: str) -> str:
+def _decompress(manifest: Manifest, directory: str, identities: Optional[List[Any]] = None) -> str:
     name = manifest.position.get('binlog_file') or manifest.id
     path = os.path.join(directory, os.path.basename(name))
     try:
-        with open_decompressed(manifest.path, manifest.data['compression']) as source, open(path, 'wb') as out:
+        with open_artifact(manifest, identities) as source, open(path, 'wb') as out:
             while True:
                 data = source.read(CHUNK)
                 if not data:
@@ -113,9 +119,6 @@ def _decompress(manifest: Manifest, directory: str) -> str:
     except OSError as exc:
         raise OpsReadyError('Cannot decompress binary log %s into %s: %s. Point tmpdir at a file system with room.'
                             % (manifest.id, directory, exc.strerror or exc), path=manifest.path)
-    except Exception as exc:
-        raise IntegrityError('Artifact %s cannot be decompressed (%s): it is corrupt.' % (manifest.path, exc),
-                             path=manifest.path)
     return path
 
 
@@ -123,7 +126,7 @@ def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Man
     source = full.database or ''
     workdir = tempfile.mkdtemp(prefix='opsready-binlog-restore-', dir=request.tmpdir)
     try:
-        files = [_decompress(m, workdir) for m in logs]
+        files = [_decompress(m, workdir, engine.identities) for m in logs]
         argv = [engine.tool('binlog'), '--no-defaults', '--database=%s' % source,
                 '--rewrite-db=%s->%s' % (source, temp)]
         start: Optional[int] = None
@@ -138,8 +141,8 @@ def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Man
             with engine.defaults_file() as head:
                 client = [engine.tool('client')] + head + ['--binary-mode', '--database=%s' % temp]
                 loader = engine.runner.popen(client, stdin=binlog.stdout, stdout=subprocess.DEVNULL)
-                assert binlog.stdout is not None
-                binlog.stdout.close()  # the loader holds the read end now
+                if binlog.stdout is not None:
+                    binlog.stdout.close()  # the loader holds the read end now
                 try:
                     engine.runner.finish(loader, client, what='%s (binlog replay)' % engine.flavor)
                 except BaseException:
@@ -180,7 +183,7 @@ def _swap(engine: Any, target: str, temp: str, tables: List[str], before: Dict[s
 
 
 def restore(engine: Any, request: RestoreRequest, chain: List[Manifest], timer: Timer) -> Dict[str, Any]:
-    assert request.database is not None
+    target_db = _target(request)
     full, logs = chain[0], chain[1:]
     if full.kind != 'full':
         raise OpsReadyError('A %s restore starts from a dump (kind=full); %s is a %s.'
@@ -190,13 +193,14 @@ def restore(engine: Any, request: RestoreRequest, chain: List[Manifest], timer: 
     engine.ping()
     before = check_target(engine, request)
     timer.lap('inspect_target')
-    temp = temporary_name(request.database, limit=64)
+    temp = temporary_name(target_db, limit=64)
     engine.query('CREATE DATABASE %s' % _q(temp))
     replay: Dict[str, Any] = {'binlogs': [], 'start_position': None}
     try:
         with engine.defaults_file() as head:
             client = [engine.tool('client')] + head + ['--binary-mode', '--database=%s' % temp]
-            pipe_artifact_into(engine.runner, full, client, '%s (load dump)' % engine.flavor)
+            pipe_artifact_into(engine.runner, full, client, '%s (load dump)' % engine.flavor,
+                               identities=engine.identities)
         timer.lap('load_dump')
         if logs:
             replay = _replay(engine, request, full, logs, temp)
@@ -206,14 +210,14 @@ def restore(engine: Any, request: RestoreRequest, chain: List[Manifest], timer: 
             raise OpsReadyError('The restored copy holds %s, which this version cannot move from the temporary '
                                 'database into %s (RENAME TABLE moves tables only). The target was not touched. '
                                 'See docs/runbooks/recovery.md, "Gaps".'
-                                % (', '.join('%d %s' % (v, k) for k, v in others.items()), request.database))
+                                % (', '.join('%d %s' % (v, k) for k, v in others.items()), target_db))
         tables = tables_of(engine, temp)
-        aside = _swap(engine, request.database, temp, tables, before)
+        aside = _swap(engine, target_db, temp, tables, before)
     except ToolError as exc:
         drop_schema(engine, temp)
         raise OpsReadyError('Restore of %s into %s failed and was rolled back (temporary database %s dropped; %s is '
-                            'as it was): %s' % (full.id, request.database, temp, request.database, exc.message),
-                            target=request.database, stderr=exc.stderr)
+                            'as it was): %s' % (full.id, target_db, temp, target_db, exc.message),
+                            target=target_db, stderr=exc.stderr)
     except BaseException:
         drop_schema(engine, temp)
         raise
@@ -222,7 +226,7 @@ def restore(engine: Any, request: RestoreRequest, chain: List[Manifest], timer: 
         drop_schema(engine, aside)
     timer.lap('swap')
     result: Dict[str, Any] = {
-        'target': {'database': request.database, 'server': engine.server_label(), 'host': engine.conn.host,
+        'target': {'database': target_db, 'server': engine.server_label(), 'host': engine.conn.host,
                    'port': engine.conn.port or 3306, 'tables': len(tables)},
         'binlogs_replayed': replay['binlogs'], 'start_position': replay['start_position'],
         'replaced': bool(before['tables'])}
@@ -233,9 +237,9 @@ def restore(engine: Any, request: RestoreRequest, chain: List[Manifest], timer: 
 
 
 def drop(engine: Any, request: RestoreRequest, check_mode: bool) -> Dict[str, Any]:
-    assert request.database is not None
-    exists = schema_exists(engine, request.database)
+    target_db = _target(request)
+    exists = schema_exists(engine, target_db)
     if exists and not check_mode:
-        drop_schema(engine, request.database)
-    return {'changed': exists, 'target': {'database': request.database, 'server': engine.server_label(),
+        drop_schema(engine, target_db)
+    return {'changed': exists, 'target': {'database': target_db, 'server': engine.server_label(),
                                           'removed': exists}}

@@ -22,7 +22,7 @@ import os
 import re
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
@@ -56,6 +56,8 @@ class RestoreRequest:
     server_state: str = 'started'
     state: str = 'present'
     check_mode: bool = False
+    # age identities (private keys) for encrypted artifacts; their repr shows only the public key.
+    identities: List[Any] = field(default_factory=list, repr=False)
 
 
 class Timer:

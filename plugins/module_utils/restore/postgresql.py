@@ -29,7 +29,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.manifes
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
     IntegrityError, OpsReadyError, ToolError)
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import CHUNK, open_decompressed
-from ansible_collections.opsready.operations.plugins.module_utils.engines.base import pipe_artifact_into
+from ansible_collections.opsready.operations.plugins.module_utils.engines.base import (
+    is_encrypted, open_artifact, pipe_artifact_into)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import PostgresEngine
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import (
     RestoreRequest, Timer, quote_ident, quote_literal, temporary_name)
@@ -55,9 +56,14 @@ def inspect_target(engine: PostgresEngine, name: str) -> Dict[str, Any]:
     return {'exists': True, 'objects': user_objects(engine, name)}
 
 
+def _target(request: RestoreRequest) -> str:
+    if not request.database:
+        raise OpsReadyError('database (the target) is required for a logical PostgreSQL restore.')
+    return request.database
+
+
 def check_target(engine: PostgresEngine, request: RestoreRequest) -> Dict[str, Any]:
-    assert request.database is not None
-    state = inspect_target(engine, request.database)
+    state = inspect_target(engine, _target(request))
     if state['exists'] and state['objects'] and not request.replace:
         raise OpsReadyError('Target database %s on %s exists and is not empty (%d tables, views or sequences): '
                             'set replace=true to swap the restored copy in its place, or restore to another '
@@ -70,10 +76,13 @@ def drop_database(engine: PostgresEngine, name: str) -> None:
     engine.query('DROP DATABASE IF EXISTS %s WITH (FORCE)' % quote_ident(name))
 
 
-def _decompressed_copy(manifest: Manifest, tmpdir: Optional[str], runner: Any = None) -> str:
+def _decompressed_copy(manifest: Manifest, tmpdir: Optional[str], runner: Any = None,
+                       identities: Optional[List[Any]] = None) -> str:
     directory = tempfile.mkdtemp(prefix='opsready-restore-', dir=tmpdir)
     path = os.path.join(directory, 'dump')
-    zstd_cli = shutil.which('zstd') if manifest.data['compression'] == 'zstd' and runner is not None else None
+    encrypted = is_encrypted(manifest)
+    zstd_cli = shutil.which('zstd') if (manifest.data['compression'] == 'zstd' and runner is not None
+                                        and not encrypted) else None
     if zstd_cli:
         # The zstd tool (when installed) decompresses 2-4x faster than the Python binding on a busy host.
         try:
@@ -87,7 +96,11 @@ def _decompressed_copy(manifest: Manifest, tmpdir: Optional[str], runner: Any = 
     try:
         with open(path, 'wb') as out:
             try:
-                if manifest.data['compression'] == 'zstd':
+                if encrypted:
+                    # Decrypted and decompressed in one pass, authenticated to the last chunk.
+                    with open_artifact(manifest, identities) as source:
+                        shutil.copyfileobj(source, out, CHUNK)
+                elif manifest.data['compression'] == 'zstd':
                     # copy_stream decompresses in C without a Python-level loop (about 2x the read loop).
                     import zstandard
                     with open(manifest.path, 'rb') as raw:
@@ -129,7 +142,8 @@ def _load(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, d
     jobs = max(1, request.jobs)
     if fmt == 'plain':
         argv = [engine.tool('psql'), '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-w', '-d', database]
-        pipe_artifact_into(engine.runner, manifest, argv, 'psql (plain dump)', env=env)
+        pipe_artifact_into(engine.runner, manifest, argv, 'psql (plain dump)', env=env,
+                           identities=engine.identities)
         return {'method': 'psql < plain dump', 'jobs': 1}
     if fmt == 'directory':
         argv = [engine.tool('pg_restore')] + common + ['-j', str(jobs), manifest.path]
@@ -137,13 +151,13 @@ def _load(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, d
         return {'method': 'pg_restore -j %d (directory format)' % jobs, 'jobs': jobs}
     if jobs == 1:
         argv = [engine.tool('pg_restore')] + common
-        pipe_artifact_into(engine.runner, manifest, argv, 'pg_restore', env=env)
+        pipe_artifact_into(engine.runner, manifest, argv, 'pg_restore', env=env, identities=engine.identities)
         return {'method': 'pg_restore (stdin stream)', 'jobs': 1}
-    if manifest.data['compression'] == 'none':
+    if manifest.data['compression'] == 'none' and not is_encrypted(manifest):
         engine.runner.run([engine.tool('pg_restore')] + common + ['-j', str(jobs), manifest.path], env=env,
                           what='pg_restore -j %d' % jobs)
         return {'method': 'pg_restore -j %d' % jobs, 'jobs': jobs}
-    copy = _decompressed_copy(manifest, request.tmpdir, engine.runner)
+    copy = _decompressed_copy(manifest, request.tmpdir, engine.runner, engine.identities)
     try:
         timer.lap('decompress')
         engine.runner.run([engine.tool('pg_restore')] + common + ['-j', str(jobs), copy], env=env,
@@ -189,7 +203,7 @@ def _swap(engine: PostgresEngine, target: str, restored: str, exists: bool) -> O
 
 
 def restore(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifest], timer: Timer) -> Dict[str, Any]:
-    assert request.database is not None
+    target = _target(request)
     if len(chain) != 1 or chain[0].kind != 'full':
         raise OpsReadyError('A logical PostgreSQL restore takes one pg_dump artifact; the chain has %s. For a '
                             'base backup + WAL, set datadir (point-in-time recovery into a scratch cluster).'
@@ -198,19 +212,19 @@ def restore(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifes
     engine.ping()
     before = check_target(engine, request)
     timer.lap('inspect_target')
-    temp = temporary_name(request.database)
+    temp = temporary_name(target)
     engine.query('CREATE DATABASE %s TEMPLATE template0' % quote_ident(temp))
     try:
         load = _load(engine, request, manifest, temp, timer)
         timer.lap('pg_restore')
         objects = user_objects(engine, temp)
-        aside = _swap(engine, request.database, temp, before['exists'])
+        aside = _swap(engine, target, temp, before['exists'])
     except ToolError as exc:
         drop_database(engine, temp)
         raise OpsReadyError('Restore of %s into %s failed and was rolled back (the temporary database %s was '
-                            'dropped; %s is as it was): %s' % (manifest.id, request.database, temp,
-                                                               request.database, exc.message),
-                            target=request.database, stderr=exc.stderr)
+                            'dropped; %s is as it was): %s' % (manifest.id, target, temp,
+                                                               target, exc.message),
+                            target=target, stderr=exc.stderr)
     except BaseException:
         drop_database(engine, temp)
         raise
@@ -218,9 +232,9 @@ def restore(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifes
     if aside:
         drop_database(engine, aside)
         timer.lap('drop_old')
-    engine.query('ANALYZE', database=request.database)
+    engine.query('ANALYZE', database=target)
     timer.lap('analyze')
-    return {'target': {'database': request.database, 'server': engine.server_label(),
+    return {'target': {'database': target, 'server': engine.server_label(),
                        'host': engine.conn.host, 'port': engine.conn.port or 5432, 'objects': objects},
             'method_detail': load['method'], 'jobs': load['jobs'],
             'replaced': bool(before['exists'] and before['objects'])}
@@ -228,9 +242,9 @@ def restore(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifes
 
 def drop(engine: PostgresEngine, request: RestoreRequest, check_mode: bool) -> Dict[str, Any]:
     """state=absent: drop a scratch database (DR drills)."""
-    assert request.database is not None
-    exists = database_exists(engine, request.database)
+    target = _target(request)
+    exists = database_exists(engine, target)
     if exists and not check_mode:
-        drop_database(engine, request.database)
-    return {'changed': exists, 'target': {'database': request.database, 'server': engine.server_label(),
+        drop_database(engine, target)
+    return {'changed': exists, 'target': {'database': target, 'server': engine.server_label(),
                                           'removed': exists}}

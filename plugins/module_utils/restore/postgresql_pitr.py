@@ -37,7 +37,8 @@ from typing import Any, Dict, List, Optional, Tuple
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
     IntegrityError, OpsReadyError, ToolError)
-from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import CHUNK, open_decompressed
+from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import CHUNK
+from ansible_collections.opsready.operations.plugins.module_utils.engines.base import open_artifact
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, parse_time
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import PostgresEngine
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import RestoreRequest, Timer
@@ -73,9 +74,14 @@ def _server_running(datadir: str) -> Optional[int]:
     return pid
 
 
+def _datadir(request: RestoreRequest) -> str:
+    if not request.datadir:
+        raise OpsReadyError('datadir is required for a physical PostgreSQL restore.')
+    return os.path.abspath(request.datadir)
+
+
 def check_target(request: RestoreRequest) -> Dict[str, Any]:
-    assert request.datadir is not None
-    datadir = os.path.abspath(request.datadir)
+    datadir = _datadir(request)
     parent = os.path.dirname(datadir)
     if not os.path.isdir(parent):
         raise OpsReadyError('The parent directory %s of datadir does not exist: create it first.' % parent)
@@ -132,26 +138,21 @@ def _chown_tree(top: str, uid: int, gid: int) -> None:
             os.lchown(os.path.join(dirpath, name), uid, gid)
 
 
-def _extract_base(manifest: Manifest, staging: str) -> None:
+def _extract_base(manifest: Manifest, staging: str, identities: Optional[List[Any]] = None) -> None:
     os.mkdir(staging, 0o700)
     try:
-        with open_decompressed(manifest.path, manifest.data['compression']) as source:
+        with open_artifact(manifest, identities) as source:
             with tarfile.open(fileobj=source, mode='r|') as tar:
                 tar.extractall(staging, filter='tar')
     except (tarfile.TarError, EOFError) as exc:
         raise IntegrityError('Base backup %s is not a complete tar archive: %s' % (manifest.id, exc),
-                             path=manifest.path)
-    except OSError:
-        raise
-    except Exception as exc:
-        raise IntegrityError('Base backup %s cannot be decompressed (%s): it is corrupt.' % (manifest.id, exc),
                              path=manifest.path)
     if not os.path.exists(os.path.join(staging, 'PG_VERSION')):
         raise IntegrityError('Base backup %s holds no PG_VERSION: it is not a data directory.' % manifest.id,
                              path=manifest.path)
 
 
-def _stage_wal(logs: List[Manifest], waldir: str) -> List[str]:
+def _stage_wal(logs: List[Manifest], waldir: str, identities: Optional[List[Any]] = None) -> List[str]:
     os.mkdir(waldir, 0o700)
     names = []
     for manifest in logs:
@@ -160,18 +161,12 @@ def _stage_wal(logs: List[Manifest], waldir: str) -> List[str]:
             raise OpsReadyError('WAL artifact %s names no WAL segment (position.wal_file) in its manifest.'
                                 % manifest.id)
         path = os.path.join(waldir, os.path.basename(name))
-        try:
-            with open_decompressed(manifest.path, manifest.data['compression']) as source, open(path, 'wb') as out:
-                while True:
-                    data = source.read(CHUNK)
-                    if not data:
-                        break
-                    out.write(data)
-        except OSError:
-            raise
-        except Exception as exc:
-            raise IntegrityError('WAL artifact %s cannot be decompressed (%s): it is corrupt.' % (manifest.id, exc),
-                                 path=manifest.path)
+        with open_artifact(manifest, identities) as source, open(path, 'wb') as out:
+            while True:
+                data = source.read(CHUNK)
+                if not data:
+                    break
+                out.write(data)
         names.append(os.path.basename(name))
     return names
 
@@ -277,7 +272,6 @@ class ScratchServer:
 
 
 def restore(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifest], timer: Timer) -> Dict[str, Any]:
-    assert request.datadir is not None
     base, logs = chain[0], chain[1:]
     before = check_target(request)
     datadir = before['datadir']
@@ -289,9 +283,9 @@ def restore(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifes
     port = request.port or _free_port()
     server = ScratchServer(engine, staging, rundir, port, owner)
     try:
-        _extract_base(base, staging)
+        _extract_base(base, staging, engine.identities)
         timer.lap('extract_base')
-        wal = _stage_wal(logs, waldir)
+        wal = _stage_wal(logs, waldir, engine.identities)
         timer.lap('stage_wal')
         _configure(staging, waldir, request, owner)
         os.makedirs(rundir, mode=0o700, exist_ok=True)
@@ -350,8 +344,7 @@ def restore(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifes
 
 def drop(request: RestoreRequest, check_mode: bool) -> Dict[str, Any]:
     """state=absent: stop the scratch server of ``datadir`` and delete it (DR drill clean-up)."""
-    assert request.datadir is not None
-    datadir = os.path.abspath(request.datadir)
+    datadir = _datadir(request)
     rundir = datadir + '.run'
     exists = os.path.exists(datadir) or os.path.exists(rundir)
     if exists and not check_mode:

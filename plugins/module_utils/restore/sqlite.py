@@ -22,7 +22,8 @@ from typing import Any, Dict, List
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import fsync_dir
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
-from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import CHUNK, open_decompressed
+from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import CHUNK
+from ansible_collections.opsready.operations.plugins.module_utils.engines.base import open_artifact
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import RestoreRequest, Timer
 
 SIDECARS = ('-wal', '-shm', '-journal')
@@ -72,9 +73,14 @@ def _integrity(path: str) -> Dict[str, Any]:
     return {'integrity_check': 'ok', 'tables': tables}
 
 
+def _target(request: RestoreRequest) -> str:
+    if not request.database:
+        raise OpsReadyError('database (the path of the target SQLite file) is required.')
+    return os.path.abspath(request.database)
+
+
 def restore(request: RestoreRequest, chain: List[Manifest], timer: Timer) -> Dict[str, Any]:
-    assert request.database is not None
-    path = os.path.abspath(request.database)
+    path = _target(request)
     before = check_target(request, path)
     if len(chain) != 1:
         raise OpsReadyError('SQLite backups are single full copies; the chain has %d pieces.' % len(chain))
@@ -86,18 +92,14 @@ def restore(request: RestoreRequest, chain: List[Manifest], timer: Timer) -> Dic
     try:
         fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, 'wb') as out:
-            try:
-                with open_decompressed(manifest.path, manifest.data['compression']) as source:
-                    while True:
-                        data = source.read(CHUNK)
-                        if not data:
-                            break
-                        out.write(data)
-            except OSError:
-                raise
-            except Exception as exc:  # zstandard/gzip raise their own types on corrupt frames
-                raise IntegrityError('Artifact %s cannot be decompressed (%s): it is corrupt.'
-                                     % (manifest.path, exc), path=manifest.path)
+            # Decrypted (when encrypted) and decompressed; drained to the end, so the last age chunk is
+            # authenticated before the copy is checked and swapped in.
+            with open_artifact(manifest, request.identities) as source:
+                while True:
+                    data = source.read(CHUNK)
+                    if not data:
+                        break
+                    out.write(data)
             out.flush()
             os.fsync(out.fileno())
         timer.lap('copy')
@@ -138,8 +140,7 @@ def restore(request: RestoreRequest, chain: List[Manifest], timer: Timer) -> Dic
 
 def drop(request: RestoreRequest, check_mode: bool) -> Dict[str, Any]:
     """state=absent: remove a scratch SQLite file (and its sidecars)."""
-    assert request.database is not None
-    path = os.path.abspath(request.database)
+    path = _target(request)
     present = [path + s for s in ('',) + SIDECARS if os.path.exists(path + s)]
     if present and not check_mode:
         for item in present:
