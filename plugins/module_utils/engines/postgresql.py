@@ -428,4 +428,3 @@ class PostgresEngine(Engine):
             raise IntegrityError('WAL segment %s decompresses to different bytes than were archived.'
                                  % manifest.path, path=manifest.path)
         return {'engine_check': 'WAL segment size and content digest', 'result': 'ok'}
-
