@@ -209,7 +209,7 @@ def main():
                 port=dict(type='int', default=443),
                 server_name=dict(type='str'),
             )),
-            privatekey_paths=dict(type='dict', default={}),
+            privatekey_paths=dict(type='dict', default={}, no_log=False),
             privatekey_passphrase=dict(type='str', no_log=True),
             ca_bundle=dict(type='path'),
             timeout=dict(type='float', default=10),
