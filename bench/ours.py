@@ -21,6 +21,7 @@ sys.path.insert(0, str(REPO / 'build'))
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import (  # noqa: E402
     ConnectionParams)
 
+
 def conn(opts: dict) -> ConnectionParams:
     return ConnectionParams(host=opts.get('host'), port=opts.get('port'), user=opts.get('user'),
                             password=os.environ.get('OPSREADY_BENCH_PASSWORD'))

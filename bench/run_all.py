@@ -66,8 +66,8 @@ def bench_files(args, work: Path) -> List[Row]:
     tree = work / 'tree'
     started = time.monotonic()
     stats = make_tree(tree, max(1, int(500 * args.scale)))
-    log('  tree: %d files, %.0f MB, generated in %.0f s' % (stats['files'], path_size(tree) / 1e6,
-                                                             time.monotonic() - started))
+    elapsed = time.monotonic() - started
+    log('  tree: %d files, %.0f MB, generated in %.0f s' % (stats['files'], path_size(tree) / 1e6, elapsed))
     env = dict(os.environ)
     ours, raw = sides(tree, work, 2, env)
     rows = compare('file backup', ours, [raw], [Target(0.33, 1.0)], runs=args.runs, log=log,
@@ -79,8 +79,8 @@ def bench_files(args, work: Path) -> List[Row]:
     plain, dummy = sides(tree, work, 2, env)
     out = work / 'raw.tar.zst.age'
     raw_age = Side(label='tar -c | zstd -T2 | age -r',
-                   command='tar -c -C %s %s | zstd -q -T2 -3 | age -r %s > %s' % (tree.parent, tree.name, recipient,
-                                                                                    out),
+                   command='tar -c -C %s %s | zstd -q -T2 -3 | age -r %s > %s' % (
+                       tree.parent, tree.name, recipient, out),
                    before=lambda: clear(out), output=lambda: path_size(out), after=lambda: clear(out))
     rows += compare('encryption overhead (file backup + age)', enc, [plain, raw_age], [Target(1.15), Target(1.10)],
                     runs=args.runs, log=log,
@@ -154,26 +154,41 @@ def bench_pg(args, work: Path) -> List[Row]:
 
         restore_ours = Side(label='db_restore (zstd stream, pg_restore -j2, ANALYZE)', command=[], env=env,
                             before=fresh('ours_r'), output=db_size('ours_r'), after=drop('ours_r'))
+        kept: List[str] = []   # raw-restored databases, integrity-checked by the drill row's raw side
+
+        def keep() -> None:
+            kept.append(counter['raw_r'])
+            clear(scratch)
+
         restore_raw = Side(label='zstd -d + pg_restore -j2 + ANALYZE', command='', env=server.dsn_env(),
-                           before=fresh('raw_r'), output=db_size('raw_r'), after=drop('raw_r'))
+                           before=fresh('raw_r'), output=db_size('raw_r'), after=keep)
 
         def restore_ours_cmd() -> List[str]:
             return ours_cmd('db_restore', engine='postgresql', src=str(catalog), database=counter['ours_r'],
                             source_database='bench', jobs=2, tmpdir=str(work), **conn)
 
         def restore_raw_cmd() -> str:
-            return ('zstd -q -d -f -o {s} {a} && {r} --exit-on-error -j 2 -d {db} {s} && '
-                    '{psql} -X -q -d {db} -c ANALYZE').format(s=scratch, a=artifact, r=pg_restore, db=counter['raw_r'],
-                                                             psql=server.bin('psql'))
+            template = ('zstd -q -d -f -o {s} {a} && {r} --exit-on-error -j 2 -d {db} {s} && '
+                        '{psql} -X -q -d {db} -c ANALYZE')
+            return template.format(s=scratch, a=artifact, r=pg_restore, db=counter['raw_r'], psql=server.bin('psql'))
         _dynamic(restore_ours, restore_ours_cmd)
         _dynamic(restore_raw, restore_raw_cmd)
         rows += compare('PostgreSQL restore', restore_ours, [restore_raw], [Target(1.10)], runs=args.runs, log=log,
                         notes=['output = size of the restored database'])
 
+        # The drill's raw counterpart is the sum of the raw commands: the raw restore just measured (its
+        # median) plus sha256sum of the artifact, pg_amcheck --heapallindexed and the smoke query, timed here
+        # on the databases that raw restore produced (so the restore is not repeated).
         drill_ours = Side(label='DR drill RTO (verify, restore, pg_amcheck, smoke)', command=[], env=env,
                           before=fresh('ours_d'), output=db_size('ours_d'), after=drop('ours_d'))
-        drill_raw = Side(label='sha256sum + zstd -d + pg_restore -j2 + pg_amcheck + psql', command='',
-                         env=server.dsn_env(), before=fresh('raw_d'), output=db_size('raw_d'), after=drop('raw_d'))
+
+        def take() -> None:
+            if not kept:
+                raise RuntimeError('no raw-restored database left for the drill row (runs differ?)')
+            counter['raw_d'] = kept.pop(0)
+
+        drill_raw = Side(label='raw restore + sha256sum + pg_amcheck --heapallindexed + psql smoke', command='',
+                         env=server.dsn_env(), before=take, output=db_size('raw_d'), after=drop('raw_d'))
         amcheck = server.bin('pg_amcheck')
 
         def drill_ours_cmd() -> List[str]:
@@ -182,15 +197,29 @@ def bench_pg(args, work: Path) -> List[Row]:
                             smoke='SELECT count(*) FROM events', **conn)
 
         def drill_raw_cmd() -> str:
-            return ('sha256sum {a} > /dev/null && zstd -q -d -f -o {s} {a} && '
-                    '{r} --exit-on-error -j 2 -d {db} {s} && {am} --install-missing --heapallindexed {db} && '
+            return ('sha256sum {a} > /dev/null && {am} --install-missing --heapallindexed {db} && '
                     '{psql} -X -q -d {db} -c "SELECT count(*) FROM events" > /dev/null').format(
-                s=scratch, a=artifact, r=pg_restore, db=counter['raw_d'], am=amcheck, psql=server.bin('psql'))
+                a=artifact, db=counter['raw_d'], am=amcheck, psql=server.bin('psql'))
         _dynamic(drill_ours, drill_ours_cmd)
         _dynamic(drill_raw, drill_raw_cmd)
-        rows += compare('DR drill RTO', drill_ours, [drill_raw], [Target(1.35)], runs=args.runs, log=log,
-                        notes=['the drill also verifies the backup first (checksum + pg_restore --list)'])
+        target = Target(1.35)
+        drill = compare('DR drill RTO', drill_ours, [drill_raw], [target], runs=args.runs, log=log,
+                        notes=['raw = median raw restore (row above) + sha256sum + pg_amcheck + smoke query; '
+                               'the drill also verifies the backup first (checksum + pg_restore --list)'])[0]
+        add_wall(drill, rows[-1].raw['wall_s'] or 0.0, target)
+        rows.append(drill)
+        for name in kept:
+            server.drop_database(name)
     return rows
+
+
+def add_wall(row: Row, seconds: float, target: Target) -> None:
+    """Add ``seconds`` to the raw side of ``row`` (a raw figure that is a sum of commands) and re-judge it."""
+    row.raw['wall_s'] = (row.raw['wall_s'] or 0.0) + seconds
+    row.raw_walls = [wall + seconds for wall in row.raw_walls]
+    row.ratio_wall = (row.ours['wall_s'] or 0.0) / max(row.raw['wall_s'], 1e-9)
+    row.met = row.ratio_wall <= target.max_wall and (
+        target.max_out is None or (row.ratio_out is not None and row.ratio_out <= target.max_out))
 
 
 def _dynamic(side: Side, build: Callable) -> None:

@@ -169,8 +169,8 @@ def table(rows: List[Dict[str, Any]]) -> str:
     lines = ['| fault | component | expected outcome | observed | data lost | secrets seen | verdict |',
              '|---|---|---|---|---|---:|---|']
     for row in rows:
-        lines.append('| %s |' % ' | '.join(_cell(row[k]) for k in ('fault', 'component', 'expected', 'observed',
-                                                                     'lost', 'secrets', 'verdict')))
+        keys = ('fault', 'component', 'expected', 'observed', 'lost', 'secrets', 'verdict')
+        lines.append('| %s |' % ' | '.join(_cell(row[k]) for k in keys))
     return '\n'.join(lines)
 
 
