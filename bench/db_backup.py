@@ -82,7 +82,7 @@ def module_run(server, database, dest, kind):
                                kind=kind, dest=dest, database=database)
     t0 = time.monotonic()
     proc = subprocess.Popen([sys.executable, '-c', script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    out, _ = proc.communicate(server.password + '\n')
+    out, dummy = proc.communicate(server.password + '\n')
     data = json.loads(out)
     data['wall'] = time.monotonic() - t0
     return data

@@ -112,7 +112,7 @@ def main() -> None:
             t0 = time.perf_counter()
             manifest = run_backup(get_engine('postgresql', conn), opts, verify=False)['manifest']
             print('backup (%s, %s) %.1f MB in %.1fs' % (args.format, manifest['compression'],
-                                                       manifest['size'] / 1e6, time.perf_counter() - t0))
+                                                        manifest['size'] / 1e6, time.perf_counter() - t0))
             times = {'db_restore': [], 'raw': [], 'db_restore+analyze': [], 'raw+analyze': []}
             for run in range(args.runs):
                 # alternate the order so caches favour neither side

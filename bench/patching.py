@@ -44,7 +44,7 @@ def main():
             repo.package(name, '1.0')
             repo.package(name, '2.0')
         repo.publish()
-        for _ in range(args.runs):
+        for dummy in range(args.runs):
             install_v1(repo, names)
             start = time.monotonic()
             for verb in (['update'], ['-y', 'upgrade']):

@@ -359,7 +359,7 @@ def write_markdown(path: Path, rows: List[Row], meta: dict, errors: Dict[str, st
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
     parser.add_argument('--scale', type=float, default=1.0)
     parser.add_argument('--runs', type=int, default=3)
     parser.add_argument('--only', default=','.join(SECTIONS))
