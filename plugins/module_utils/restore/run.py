@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
-from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import CatalogError, OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import (
     CLUSTER, check_decryptable, get_engine, is_encrypted)
@@ -58,9 +58,41 @@ def catalog_database(request: RestoreRequest) -> Optional[str]:
     return source
 
 
+def log_gap(catalog: Catalog, chain: List[Manifest]) -> Optional[Dict[str, Any]]:
+    """A log piece missing between the end of ``chain`` and newer logs in the catalog, if any."""
+    bases = [m for m in chain if not m.is_log]
+    if not bases:
+        return None
+    sequence = catalog.log_sequence_from(bases[-1])  # every contiguous log from the base on
+    if sequence:
+        return catalog.gap_after(sequence)
+    start = bases[-1].position.get('log_start')
+    if start is None:
+        return None
+    later = [m for m in catalog.logs() if int(m.position.get('start', -1)) > int(start)]
+    if not later:
+        return None
+    nxt = min(later, key=lambda m: int(m.position['start']))
+    return {'after': bases[-1].id, 'expected_start': int(start), 'next_present': nxt.id,
+            'next_start': int(nxt.position['start'])}
+
+
 def plan(request: RestoreRequest) -> List[Manifest]:
     catalog = Catalog(request.src, engine=request.engine, database=catalog_database(request))
     chain = select_chain(catalog, request.artifact, request.stop_at)
+    if request.artifact is None and request.stop_at is None and chain:
+        # "As late as possible" must not silently stop at a hole in the log chain: newer logs exist that
+        # this restore could not reach, so what they hold would be lost without a word.
+        gap = log_gap(catalog, chain)
+        if gap is not None:
+            raise CatalogError(
+                'The log chain has a gap: no log starting at position %s after %s, yet newer logs exist (next '
+                'present: %s at %s). A restore to the newest point would silently stop at %s and lose what is '
+                'after the gap. Put the missing piece back in %s, or give stop_at at or before %s to restore up '
+                'to the gap knowingly. Nothing was restored.'
+                % (gap['expected_start'], gap['after'], gap['next_present'], gap['next_start'],
+                   isoformat(Catalog.reaches(chain)), request.src, isoformat(Catalog.reaches(chain))),
+                missing_after=gap['after'], next_present=gap['next_present'])
     if _method(request) == 'physical' and chain[0].kind != 'base':
         raise OpsReadyError('Point-in-time recovery needs a base backup (kind=base) to start from; %s is a %s.'
                             % (chain[0].id, chain[0].kind))
