@@ -12,6 +12,9 @@ PYTEST=(.venv/bin/pytest -p no:cacheprovider)
 layer_lint() {
     ruff check plugins tests bench scripts && \
     mypy --config-file mypy.ini -p ansible_collections.opsready.operations.plugins.module_utils && \
+    # ansible-lint installs the project as a collection under ~/.ansible/collections; a stale copy
+    # from an earlier run hides roles and modules added since, so it starts from none.
+    rm -rf "$HOME/.ansible/collections/ansible_collections/opsready" && \
     ansible-lint --offline -q roles playbooks
 }
 layer_sanity() { bash scripts/sanity.sh; }
