@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.." || exit 1
 export PATH="$PWD/.venv/bin:$PATH"
 export ANSIBLE_CONFIG="$PWD/ansible.cfg"
 layers=("$@")
-[ ${#layers[@]} -eq 0 ] && layers=(lint sanity units integration molecule)
+[ ${#layers[@]} -eq 0 ] && layers=(lint sanity units integration faults molecule)
 PYTEST=(.venv/bin/pytest -p no:cacheprovider)
 
 layer_lint() {
@@ -19,7 +19,11 @@ layer_lint() {
 }
 layer_sanity() { bash scripts/sanity.sh; }
 layer_units() { "${PYTEST[@]}" tests/unit -q; }
-layer_integration() { "${PYTEST[@]}" tests/integration -q -ra -n 2 --dist loadfile --durations=25; }
+layer_integration() {
+    "${PYTEST[@]}" tests/integration -q -ra -n 2 --dist loadfile --durations=25
+}
+# The fast subset of the fault matrix (`make faults` runs all of it).
+layer_faults() { "${PYTEST[@]}" tests/faults -m fast -q -ra; }
 layer_molecule() { bash scripts/molecule.sh; }
 
 failed=()
