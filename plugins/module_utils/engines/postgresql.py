@@ -34,6 +34,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.streami
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import (
     CLUSTER, GLOBALS, BackupOptions, Engine, disk_error, open_artifact, pipe_artifact_into, stream_to_artifact)
+from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe import extract_all
 
 FORMATS = ('custom', 'directory', 'plain')
 LSN = re.compile(r'^([0-9A-Fa-f]+)/([0-9A-Fa-f]+)$')
@@ -394,7 +395,7 @@ class PostgresEngine(Engine):
             try:
                 with open_artifact(manifest, self.identities) as source:
                     with tarfile.open(fileobj=source, mode='r|') as tar:
-                        tar.extractall(workdir, filter='tar')
+                        extract_all(tar, workdir)
             except (tarfile.TarError, EOFError) as exc:
                 raise IntegrityError('%s is not a complete tar archive: %s' % (manifest.path, exc), path=manifest.path)
             if not os.path.exists(os.path.join(workdir, 'backup_manifest')):

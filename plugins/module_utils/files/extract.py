@@ -28,6 +28,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import (
     drain, open_decompressed, verify_file)
 from ansible_collections.opsready.operations.plugins.module_utils.files.archive import ENGINE
+from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe import (  # noqa: F401 (re-exported)
+    check_members, extract_member)
 
 
 def find_archive(src: str, set_name: Optional[str] = None, artifact: Optional[str] = None) -> Manifest:
@@ -50,27 +52,6 @@ def find_archive(src: str, set_name: Optional[str] = None, artifact: Optional[st
     return candidates[-1]
 
 
-def _unsafe_reason(member: tarfile.TarInfo) -> Optional[str]:
-    name = member.name
-    if name.startswith('/') or os.path.isabs(name):
-        return 'absolute path'
-    if '..' in name.split('/'):
-        return 'parent directory reference (..)'
-    if member.issym() or member.islnk():
-        target = member.linkname
-        if member.islnk() and (target.startswith('/') or '..' in target.split('/')):
-            return 'hard link outside the archive root'
-        if member.issym():
-            resolved = os.path.normpath(os.path.join(os.path.dirname(name), target))
-            if target.startswith('/') or resolved.startswith('..'):
-                # Absolute symlinks are legitimate in /etc trees; they are restored as links, never
-                # followed while extracting, so they cannot write outside the root.
-                return None if target.startswith('/') else 'symlink pointing outside the target root'
-    if member.isdev():
-        return 'device file'
-    return None
-
-
 def _open(manifest: Manifest, identities: Optional[Sequence[Identity]]) -> Any:
     """The archive's tar stream, decrypted on the fly when the manifest says it is encrypted."""
     return open_decompressed(manifest.path, manifest.data['compression'], manifest.data.get('encryption'),
@@ -89,14 +70,6 @@ def list_members(manifest: Manifest, identities: Optional[Sequence[Identity]] = 
                 members.append(member)
         drain(stream)
     return members
-
-
-def check_members(members: List[tarfile.TarInfo]) -> None:
-    bad = [(m.name, reason) for m in members for reason in [_unsafe_reason(m)] if reason]
-    if bad:
-        shown = '; '.join('%s (%s)' % item for item in bad[:5])
-        raise IntegrityError('Archive holds members that would escape the target root: %s. Nothing was '
-                             'restored.' % shown, unsafe_members=[b[0] for b in bad])
 
 
 def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = None,
@@ -119,9 +92,7 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
                 names = {m.name for m in wanted}
                 for member in tar:
                     if member.name in names:
-                        check_members([member])
-                        tar.extract(member, staging, set_attrs=True, numeric_owner=os.geteuid() == 0,
-                                    filter='tar')
+                        extract_member(tar, member, staging, numeric_owner=os.geteuid() == 0)
             drain(stream)
         restored = _swap_in(staging, dest, wanted)
     finally:

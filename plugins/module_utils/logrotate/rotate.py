@@ -23,6 +23,7 @@ import datetime
 import os
 import re
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -84,6 +85,31 @@ def rotate_create(log: str, rotated_to: str, policy: Policy) -> int:
     return st.st_size
 
 
+def _catch_up_to_line_end(src: int, dst: int) -> int:
+    """Copy what is left of ``src`` into ``dst``, not stopping in the middle of a line.
+
+    Reads do not take the inode lock: a write that spans a page boundary can be seen half-done (the
+    first page's part is visible before the second is copied). Stopping there and truncating would
+    leave a torn line in the copy, so while the last byte read is not a newline, read again (bounded,
+    for writers that really do leave partial lines). ``ftruncate`` does wait for a write in progress.
+    """
+    copied = 0
+    offset = os.lseek(src, 0, os.SEEK_CUR)
+    last = os.pread(src, 1, offset - 1) if offset else b'\n'
+    retries = 200
+    while True:
+        data = os.read(src, CHUNK)
+        if data:
+            os.write(dst, data)
+            copied += len(data)
+            last = data[-1:]
+            continue
+        if last == b'\n' or retries == 0:
+            return copied
+        retries -= 1
+        time.sleep(0.0005)
+
+
 def rotate_copytruncate(log: str, rotated_to: str, policy: Policy) -> int:
     """Copy ``log`` to ``rotated_to`` (fsynced), catch up to its end, then truncate it in place."""
     if os.path.lexists(rotated_to):
@@ -109,12 +135,7 @@ def rotate_copytruncate(log: str, rotated_to: str, policy: Policy) -> int:
             os.fsync(fd)
             # Catch up with what was appended during the copy and fsync, then truncate at once:
             # only lines written between this last read and ftruncate are lost.
-            while True:
-                data = os.read(src, CHUNK)
-                if not data:
-                    break
-                os.write(fd, data)
-                copied += len(data)
+            copied += _catch_up_to_line_end(src, fd)
             os.ftruncate(src, 0)
             os.fsync(fd)
         except BaseException:

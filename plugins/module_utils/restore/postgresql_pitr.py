@@ -42,6 +42,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.base i
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, parse_time
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import PostgresEngine
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import RestoreRequest, Timer
+from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe import extract_all
 
 START_TIMEOUT = 600
 
@@ -143,7 +144,7 @@ def _extract_base(manifest: Manifest, staging: str, identities: Optional[List[An
     try:
         with open_artifact(manifest, identities) as source:
             with tarfile.open(fileobj=source, mode='r|') as tar:
-                tar.extractall(staging, filter='tar')
+                extract_all(tar, staging)
     except (tarfile.TarError, EOFError) as exc:
         raise IntegrityError('Base backup %s is not a complete tar archive: %s' % (manifest.id, exc),
                              path=manifest.path)
