@@ -1,0 +1,70 @@
+"""files.tarsafe: hostile members are refused whether or not the interpreter has PEP 706 filters.
+
+CI runs Debian's python3.11 (3.11.2, no ``filter=`` argument); developer machines may have 3.11.4+.
+Both paths are exercised by forcing ``HAS_EXTRACTION_FILTER`` off and on.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+
+import pytest
+
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError
+from ansible_collections.opsready.operations.plugins.module_utils.files import tarsafe
+
+FILTER_STATES = [False] + ([True] if hasattr(tarfile, 'tar_filter') else [])
+
+
+def archive(*members):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode='w') as tar:
+        for name, kind, payload in members:
+            info = tarfile.TarInfo(name)
+            if kind == 'file':
+                info.size = len(payload)
+                tar.addfile(info, io.BytesIO(payload))
+            elif kind == 'dir':
+                info.type, info.mode = tarfile.DIRTYPE, 0o700
+                tar.addfile(info)
+            else:
+                info.type, info.linkname = tarfile.SYMTYPE, payload
+                tar.addfile(info)
+    buf.seek(0)
+    return buf
+
+
+@pytest.fixture(params=FILTER_STATES, ids=lambda state: 'filter' if state else 'no-filter')
+def filter_state(request, monkeypatch):
+    monkeypatch.setattr(tarsafe, 'HAS_EXTRACTION_FILTER', request.param)
+    return request.param
+
+
+def test_extract_all_keeps_tree_and_directory_mode(tmp_path, filter_state):
+    src = archive(('data', 'dir', None), ('data/PG_VERSION', 'file', b'15\n'), ('data/link', 'sym', 'PG_VERSION'))
+    with tarfile.open(fileobj=src, mode='r|') as tar:
+        tarsafe.extract_all(tar, str(tmp_path))
+    assert (tmp_path / 'data' / 'PG_VERSION').read_bytes() == b'15\n'
+    assert os.readlink(tmp_path / 'data' / 'link') == 'PG_VERSION'
+    assert (tmp_path / 'data').stat().st_mode & 0o777 == 0o700
+
+
+@pytest.mark.parametrize('member', [('../outside', 'file', b'x'), ('/etc/evil', 'file', b'x'),
+                                    ('a/../../outside', 'file', b'x'), ('esc', 'sym', '../../etc')])
+def test_escaping_member_is_refused_before_it_is_written(tmp_path, filter_state, member):
+    root = tmp_path / 'root'
+    root.mkdir()
+    with tarfile.open(fileobj=archive(member), mode='r|') as tar:
+        with pytest.raises(IntegrityError, match='escape the target root'):
+            tarsafe.extract_all(tar, str(root))
+    assert list(root.iterdir()) == [] and not (tmp_path / 'outside').exists()
+
+
+def test_extract_member_refuses_escape(tmp_path, filter_state):
+    with tarfile.open(fileobj=archive(('../x', 'file', b'x')), mode='r|') as tar:
+        member = tar.next()
+        with pytest.raises(IntegrityError):
+            tarsafe.extract_member(tar, member, str(tmp_path))
+    assert not (tmp_path.parent / 'x').exists()
