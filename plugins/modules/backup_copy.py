@@ -131,22 +131,8 @@ options:
     type: str
     choices: [all, latest_chain]
     default: all
-  keep_last:
-    description: Destination retention after a push; keep this many newest full backups per database.
-    type: int
-  keep_days:
-    description: Destination retention after a push; keep full backups younger than this many days.
-    type: int
-  keep_daily:
-    description: Destination retention after a push; keep the newest full of this many days.
-    type: int
-  keep_weekly:
-    description: Destination retention after a push; keep the newest full of this many ISO weeks.
-    type: int
-  keep_monthly:
-    description: Destination retention after a push; keep the newest full of this many months.
-    type: int
 extends_documentation_fragment:
+  - opsready.operations.retention
   - opsready.operations.check_mode
 notes:
   - Supports C(check_mode); it lists what would be copied, fetched or deleted.
@@ -304,11 +290,7 @@ def main():
             verified_only=dict(type='bool', default=False),
             verify=dict(type='str', choices=['full', 'size'], default='full'),
             scope=dict(type='str', choices=['all', 'latest_chain'], default='all'),
-            keep_last=dict(type='int'),
-            keep_days=dict(type='int'),
-            keep_daily=dict(type='int'),
-            keep_weekly=dict(type='int'),
-            keep_monthly=dict(type='int'),
+            **retention.argument_spec()
         ),
         required_if=[('backend', 's3', ['bucket']), ('backend', 'ssh', ['ssh_host', 'remote_path']),
                      ('server_side_encryption', 'aws:kms', ['sse_kms_key_id'], True)],
@@ -322,13 +304,12 @@ def main():
         module.fail_json(msg='part_size_mb must be 5 or more (the S3 minimum part size), not %d.' % p['part_size_mb'])
     if p['concurrency'] < 1:
         module.fail_json(msg='concurrency must be 1 or more.')
-    keep = dict((k, p[k]) for k in ('keep_last', 'keep_days', 'keep_daily', 'keep_weekly', 'keep_monthly'))
-    if p['mode'] == 'pull' and any(v is not None for v in keep.values()):
+    if p['mode'] == 'pull' and any(p[k] is not None for k in retention.KEEP_OPTIONS):
         module.fail_json(msg='Retention options (keep_*) apply to a push; remove them from mode=pull.')
     try:
         store = build_store(p)
         if p['mode'] == 'push':
-            policy = retention.Policy(**keep)
+            policy = retention.Policy.from_params(p)
             result = offsite.push(store, p['src'], engine=p['engine'], database=p['database'],
                                   verified_only=p['verified_only'], verify=p['verify'],
                                   check_mode=module.check_mode, policy=policy)

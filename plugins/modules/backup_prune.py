@@ -32,21 +32,6 @@ options:
   database:
     description: Only prune this database's set.
     type: str
-  keep_last:
-    description: Keep the newest N full backups of each set.
-    type: int
-  keep_days:
-    description: Keep full backups younger than N days.
-    type: float
-  keep_daily:
-    description: Keep the newest full of each of the last N days that have one.
-    type: int
-  keep_weekly:
-    description: Keep the newest full of each of the last N ISO weeks that have one.
-    type: int
-  keep_monthly:
-    description: Keep the newest full of each of the last N months that have one.
-    type: int
   leftover_min_age:
     description:
       - Remove files without a manifest only when older than this many seconds (a younger one may be a
@@ -54,6 +39,7 @@ options:
     type: int
     default: 3600
 extends_documentation_fragment:
+  - opsready.operations.retention
   - opsready.operations.check_mode
 notes:
   - With no keep rule at all nothing is deleted.
@@ -115,20 +101,15 @@ def main():
             path=dict(type='path', required=True),
             engine=dict(type='str', choices=['postgresql', 'mariadb', 'mysql', 'sqlite', 'sqlserver', 'files']),
             database=dict(type='str'),
-            keep_last=dict(type='int'),
-            keep_days=dict(type='float'),
-            keep_daily=dict(type='int'),
-            keep_weekly=dict(type='int'),
-            keep_monthly=dict(type='int'),
             leftover_min_age=dict(type='int', default=3600),
+            **retention.argument_spec()
         ),
-        required_one_of=[['keep_last', 'keep_days', 'keep_daily', 'keep_weekly', 'keep_monthly']],
+        required_one_of=[list(retention.KEEP_OPTIONS)],
         supports_check_mode=True,
     )
     p = module.params
     try:
-        policy = retention.Policy(keep_last=p['keep_last'], keep_days=p['keep_days'], keep_daily=p['keep_daily'],
-                                  keep_weekly=p['keep_weekly'], keep_monthly=p['keep_monthly'])
+        policy = retention.Policy.from_params(p)
         result = prune(p['path'], policy, engine=p['engine'], database=p['database'], check_mode=module.check_mode,
                        leftover_min_age=p['leftover_min_age'])
     except OpsReadyError as exc:

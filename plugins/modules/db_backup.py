@@ -69,20 +69,6 @@ options:
     description: Backup directory (the catalog); created C(0700) if missing.
     type: path
     required: true
-  compression:
-    description:
-      - Compression of the stream.
-      - For PostgreSQL O(format=directory) pg_dump compresses each member with gzip itself (level 1 for zstd).
-    type: str
-    choices: [zstd, gzip, none]
-    default: zstd
-  compression_level:
-    description: Compression level (zstd 1-19, gzip 1-9). Defaults to 3 for zstd and 6 for gzip.
-    type: int
-  threads:
-    description: Compression threads for zstd; V(0) uses every CPU this process may run on.
-    type: int
-    default: 0
   format:
     description: PostgreSQL V(full) only. pg_dump output format.
     type: str
@@ -159,9 +145,12 @@ options:
         description: Keep the newest full of each of the last N months that have one.
         type: int
 extends_documentation_fragment:
+  - opsready.operations.compression
   - opsready.operations.db_connection
   - opsready.operations.check_mode
 notes:
+  - For PostgreSQL O(format=directory) pg_dump compresses each member with gzip itself (level 1 for
+    O(compression=zstd)).
   - Check mode connects to the server (proving host, port and credentials) and writes nothing.
   - Needs the Python package C(zstandard) for zstd, and the engine's client tools on the managed host
     (C(pg_dump)/C(pg_basebackup)/C(psql), C(mariadb-dump)/C(mariadb)/C(mariadb-binlog)); SQL Server needs C(pyodbc).
@@ -279,31 +268,21 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup import 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import run_backup
 from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
-from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import check_compression
+from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import (
+    check_compression, compression_argument_spec)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions, get_engine
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import (
     ENGINES, connection_from_params, db_connection_argument_spec, db_connection_mutually_exclusive)
 
-RETENTION_SPEC = dict(
-    keep_last=dict(type='int'),
-    keep_days=dict(type='float'),
-    keep_daily=dict(type='int'),
-    keep_weekly=dict(type='int'),
-    keep_monthly=dict(type='int'),
-)
-
-
 def main():
     argument_spec = db_connection_argument_spec()
+    argument_spec.update(compression_argument_spec())
     argument_spec.update(
         engine=dict(type='str', required=True, choices=list(ENGINES)),
         database=dict(type='str'),
         all_databases=dict(type='bool', default=False),
         kind=dict(type='str', choices=['full', 'diff', 'log', 'base', 'wal'], default='full'),
         dest=dict(type='path', required=True),
-        compression=dict(type='str', choices=['zstd', 'gzip', 'none'], default='zstd'),
-        compression_level=dict(type='int'),
-        threads=dict(type='int', default=0),
         format=dict(type='str', choices=['custom', 'directory', 'plain'], default='custom'),
         jobs=dict(type='int', default=1),
         include_globals=dict(type='bool', default=False),
@@ -312,7 +291,7 @@ def main():
         wait_timeout=dict(type='int', default=60),
         verify=dict(type='bool', default=True),
         min_interval=dict(type='int', default=0),
-        retention=dict(type='dict', options=RETENTION_SPEC),
+        retention=dict(type='dict', options=retention_utils.argument_spec()),
         encrypt=dict(type='bool', default=False),
         recipients=dict(type='list', elements='str'),
     )
@@ -357,7 +336,7 @@ def main():
         check_compression(p['compression'])
         policy = None
         if p['retention']:
-            policy = retention_utils.Policy(**{k: v for k, v in p['retention'].items() if v is not None})
+            policy = retention_utils.Policy.from_params(p['retention'])
         engine = get_engine(p['engine'], connection_from_params(p))
         result = run_backup(engine, opts, verify=p['verify'], policy=policy, min_interval=p['min_interval'],
                             check_mode=module.check_mode)

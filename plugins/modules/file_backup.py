@@ -40,18 +40,6 @@ options:
     description: Name of the backup set; archives are C(<name>-<UTC timestamp>.tar.zst).
     type: str
     default: files
-  compression:
-    description: Compression of the stream.
-    type: str
-    choices: [zstd, gzip, none]
-    default: zstd
-  compression_level:
-    description: Compression level (zstd 1-19, gzip 1-9). Defaults to 3 for zstd and 6 for gzip.
-    type: int
-  threads:
-    description: Compression threads for zstd; V(0) uses every CPU the process may run on.
-    type: int
-    default: 0
   keep_days:
     description: Delete archives of this set older than this many days after a successful run. V(0) disables.
     type: int
@@ -80,6 +68,7 @@ options:
     type: bool
     default: false
 extends_documentation_fragment:
+  - opsready.operations.compression
   - opsready.operations.check_mode
 notes:
   - Supports C(check_mode); it reports what would be archived and which archives retention would delete.
@@ -167,7 +156,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup import retention
 from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
-from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import check_compression
+from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import (
+    check_compression, compression_argument_spec)
 from ansible_collections.opsready.operations.plugins.module_utils.files import archive
 
 
@@ -196,14 +186,12 @@ def main():
             paths=dict(type='list', elements='path', required=True),
             dest=dict(type='path', required=True),
             name=dict(type='str', default='files'),
-            compression=dict(type='str', choices=['zstd', 'gzip', 'none'], default='zstd'),
-            compression_level=dict(type='int'),
-            threads=dict(type='int', default=0),
             keep_days=dict(type='int', default=30),
             keep_count=dict(type='int'),
             skip_unchanged=dict(type='bool', default=False),
             encrypt=dict(type='bool', default=False),
             recipients=dict(type='list', elements='str'),
+            **compression_argument_spec()
         ),
         required_if=[('encrypt', True, ['recipients'])],
         supports_check_mode=True,

@@ -24,7 +24,20 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import utcnow
 
 
+KEEP_OPTIONS = ('keep_last', 'keep_days', 'keep_daily', 'keep_weekly', 'keep_monthly')
+
+
+def argument_spec() -> Dict[str, Dict[str, Any]]:
+    """The keep_* options (documented by the ``opsready.operations.retention`` doc fragment)."""
+    return dict((name, dict(type='float' if name == 'keep_days' else 'int')) for name in KEEP_OPTIONS)
+
+
 class Policy:
+    @classmethod
+    def from_params(cls, params: Dict[str, Any]) -> 'Policy':
+        """The policy of a module's keep_* options (unset ones are ignored)."""
+        return cls(**dict((name, params.get(name)) for name in KEEP_OPTIONS))
+
     def __init__(self, keep_last: Optional[int] = None, keep_days: Optional[float] = None,
                  keep_daily: Optional[int] = None, keep_weekly: Optional[int] = None,
                  keep_monthly: Optional[int] = None) -> None:

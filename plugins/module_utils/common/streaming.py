@@ -37,6 +37,13 @@ SUFFIXES = {'zstd': '.zst', 'gzip': '.gz', 'none': ''}
 DEFAULT_LEVELS = {'zstd': 3, 'gzip': 6, 'none': 0}
 
 
+def compression_argument_spec() -> Dict[str, Dict[str, Any]]:
+    """compression/compression_level/threads (documented by the ``opsready.operations.compression`` fragment)."""
+    return dict(compression=dict(type='str', choices=list(COMPRESSIONS), default='zstd'),
+                compression_level=dict(type='int'),
+                threads=dict(type='int', default=0))
+
+
 def compression_suffix(compression: str) -> str:
     check_compression(compression)
     return SUFFIXES[compression]
