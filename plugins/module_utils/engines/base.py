@@ -243,6 +243,25 @@ def open_artifact(manifest: Manifest, identities: Optional[Sequence[Any]] = None
         guarded.drain()
 
 
+def read_head_and_tail(manifest: Manifest, identities: Optional[Sequence[Any]] = None,
+                       size: int = 4096) -> Tuple[bytes, bytes]:
+    """The first and last ``size`` bytes of an artifact's original content, read in one streaming pass.
+
+    Script dumps (pg_dump plain, mariadb-dump) are checked by their header and their completion
+    trailer; reading the whole stream also proves every compressed frame decodes.
+    """
+    head, tail = b'', b''
+    with open_artifact(manifest, identities) as source:
+        while True:
+            data = source.read(1024 * 1024)
+            if not data:
+                break
+            if len(head) < size:
+                head += data[:size]
+            tail = (tail + data)[-size:]
+    return head[:size], tail
+
+
 class _Guarded:
     """A read-only stream whose decompression errors name the artifact."""
 

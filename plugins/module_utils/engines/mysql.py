@@ -32,7 +32,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import secret_file
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import UTC, isoformat, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import (
-    ALL_DATABASES, BackupOptions, Engine, disk_error, open_artifact, stream_file_to_artifact, stream_to_artifact)
+    ALL_DATABASES, BackupOptions, Engine, disk_error, open_artifact, read_head_and_tail, stream_file_to_artifact,
+    stream_to_artifact)
 
 TOOLS: Dict[str, Dict[str, Tuple[str, ...]]] = {
     'mariadb': {'dump': ('mariadb-dump', 'mysqldump'), 'client': ('mariadb', 'mysql'),
@@ -284,15 +285,7 @@ class MySQLEngine(Engine):
     def verify(self, manifest: Manifest) -> Dict[str, Any]:
         if manifest.kind == 'log':
             return self._verify_binlog(manifest)
-        head, tail = b'', b''
-        with open_artifact(manifest, self.identities) as source:
-            while True:
-                data = source.read(1024 * 1024)
-                if not data:
-                    break
-                if len(head) < 4096:
-                    head += data[:4096]
-                tail = (tail + data)[-4096:]
+        head, tail = read_head_and_tail(manifest, self.identities)
         if b'-- MariaDB dump' not in head and b'-- MySQL dump' not in head:
             raise IntegrityError('%s does not start like a mariadb-dump/mysqldump file.' % manifest.path,
                                  path=manifest.path)

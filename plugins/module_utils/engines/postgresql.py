@@ -33,7 +33,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import sha256_file
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import (
-    CLUSTER, GLOBALS, BackupOptions, Engine, disk_error, open_artifact, pipe_artifact_into, stream_to_artifact)
+    CLUSTER, GLOBALS, BackupOptions, Engine, disk_error, open_artifact, pipe_artifact_into, read_head_and_tail,
+    stream_to_artifact)
 from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe import extract_all
 
 FORMATS = ('custom', 'directory', 'plain')
@@ -373,15 +374,7 @@ class PostgresEngine(Engine):
         return sum(1 for line in out.splitlines() if line and not line.startswith(';'))
 
     def _verify_plain(self, manifest: Manifest) -> Dict[str, Any]:
-        head, tail = b'', b''
-        with open_artifact(manifest, self.identities) as source:
-            while True:
-                data = source.read(1024 * 1024)
-                if not data:
-                    break
-                if len(head) < 4096:
-                    head += data[:4096]
-                tail = (tail + data)[-4096:]
+        head, tail = read_head_and_tail(manifest, self.identities)
         if b'PostgreSQL database dump' not in head and b'PostgreSQL database cluster dump' not in head:
             raise IntegrityError('%s does not start like a pg_dump script.' % manifest.path, path=manifest.path)
         if manifest.database != GLOBALS and b'PostgreSQL database dump complete' not in tail:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import signal as signal_mod
 import time
-from typing import Dict, Iterable, List, Optional, Set, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
@@ -108,17 +108,15 @@ def _writable_fd(pid: str, fd: str) -> bool:
     return True  # cannot tell: assume it writes (the safe side)
 
 
-def writers_holding(paths: Iterable[str]) -> Dict[str, List[int]]:
-    """{path: [pids]} for files in ``paths`` that some process holds open for writing."""
-    ids = _file_ids(paths)
-    held: Dict[str, List[int]] = {}
-    if not ids:
-        return held
-    me = str(os.getpid())
+def _open_fds() -> Iterator[Tuple[int, str, str]]:
+    """(pid, fd, /proc/<pid>/fd/<fd>) for every open descriptor this process may look at.
+
+    Processes come and go while /proc is walked; one that vanished is skipped, not an error.
+    """
     try:
-        pids = [p for p in os.listdir(PROC) if p.isdigit() and p != me]
+        pids = [p for p in os.listdir(PROC) if p.isdigit()]
     except OSError:
-        return held
+        return
     for pid in pids:
         fd_dir = '%s/%s/fd' % (PROC, pid)
         try:
@@ -126,15 +124,28 @@ def writers_holding(paths: Iterable[str]) -> Dict[str, List[int]]:
         except OSError:
             continue
         for fd in fds:
-            try:
-                st = os.stat('%s/%s' % (fd_dir, fd))
-            except OSError:
-                continue
-            path = ids.get((st.st_dev, st.st_ino))
-            if path is not None and _writable_fd(pid, fd):
-                pids_for = held.setdefault(path, [])
-                if int(pid) not in pids_for:
-                    pids_for.append(int(pid))
+            yield int(pid), fd, '%s/%s' % (fd_dir, fd)
+
+
+def writers_holding(paths: Iterable[str]) -> Dict[str, List[int]]:
+    """{path: [pids]} for files in ``paths`` that some process holds open for writing."""
+    ids = _file_ids(paths)
+    held: Dict[str, List[int]] = {}
+    if not ids:
+        return held
+    me = os.getpid()
+    for pid, fd, fd_path in _open_fds():
+        if pid == me:
+            continue
+        try:
+            st = os.stat(fd_path)
+        except OSError:
+            continue
+        path = ids.get((st.st_dev, st.st_ino))
+        if path is not None and _writable_fd(str(pid), fd):
+            pids_for = held.setdefault(path, [])
+            if pid not in pids_for:
+                pids_for.append(pid)
     return held
 
 
@@ -155,21 +166,11 @@ def deleted_but_open(directory: str) -> List[Dict[str, object]]:
     """Processes holding a deleted file under ``directory`` open (disk space not freed)."""
     found: List[Dict[str, object]] = []
     prefix = os.path.abspath(directory).rstrip('/') + '/'
-    try:
-        pids = [p for p in os.listdir(PROC) if p.isdigit()]
-    except OSError:
-        return found
-    for pid in pids:
-        fd_dir = '%s/%s/fd' % (PROC, pid)
+    for pid, fd, fd_path in _open_fds():
         try:
-            fds = os.listdir(fd_dir)
+            target: Optional[str] = os.readlink(fd_path)
         except OSError:
             continue
-        for fd in fds:
-            try:
-                target: Optional[str] = os.readlink('%s/%s' % (fd_dir, fd))
-            except OSError:
-                continue
-            if target and target.startswith(prefix) and target.endswith(' (deleted)'):
-                found.append({'pid': int(pid), 'fd': int(fd), 'path': target[:-len(' (deleted)')]})
+        if target and target.startswith(prefix) and target.endswith(' (deleted)'):
+            found.append({'pid': pid, 'fd': int(fd), 'path': target[:-len(' (deleted)')]})
     return found
