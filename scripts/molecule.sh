@@ -10,7 +10,9 @@ failed=()
 for scenario in roles/*/molecule/default; do
     role_dir=${scenario%/molecule/default}
     role=$(basename "$role_dir")
-    if (cd "$role_dir" && molecule test) >"$logdir/$role.log" 2>&1; then
+    # A fresh ephemeral directory per run: molecule keys its default one on the role folder's name
+    # only, so a state file left by an earlier failed run (prepared: true) would skip prepare.yml.
+    if (cd "$role_dir" && MOLECULE_EPHEMERAL_DIRECTORY="$logdir/state-$role" molecule test) >"$logdir/$role.log" 2>&1; then
         echo "molecule $role: passed"
     else
         echo "molecule $role: FAILED (last lines follow)"
