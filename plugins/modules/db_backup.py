@@ -307,20 +307,12 @@ def main():
             module.fail_json(msg='%s must be 0 or more, not %d.' % (option, p[option]))
     if p['jobs'] < 1:
         module.fail_json(msg='jobs must be 1 or more, not %d.' % p['jobs'])
-    if p['recipients'] and not p['encrypt']:
-        module.fail_json(msg='recipients is set but encrypt is false: set encrypt=true to encrypt the backup, '
-                             'or drop recipients.')
-    recipients = []
-    if p['encrypt']:
-        if not encryption.HAS_CRYPTOGRAPHY:
-            module.fail_json(msg=missing_required_lib('cryptography'),
-                             exception=str(encryption.CRYPTOGRAPHY_IMPORT_ERROR))
-        try:
-            # Normalised (lower case, no spaces) so the manifest and the freshness check compare equal.
-            recipients = [encryption.bech32_encode(encryption.RECIPIENT_HRP, encryption.parse_recipient(r))
-                          for r in p['recipients']]
-        except OpsReadyError as exc:
-            module.fail_json(**exc.as_fail_kwargs())
+    if p['encrypt'] and not encryption.HAS_CRYPTOGRAPHY:
+        module.fail_json(msg=missing_required_lib('cryptography'), exception=str(encryption.CRYPTOGRAPHY_IMPORT_ERROR))
+    try:
+        recipients = encryption.recipients_option(p['encrypt'], p['recipients'], 'the backup')
+    except OpsReadyError as exc:
+        module.fail_json(**exc.as_fail_kwargs())
     if p['engine'] == 'sqlserver' and p['compression'] != 'none':
         # SQL Server writes the file itself: the stream never passes through this host.
         p['compression'] = 'none'

@@ -197,19 +197,12 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    if p['recipients'] and not p['encrypt']:
-        module.fail_json(msg='recipients is set but encrypt is false: set encrypt=true to encrypt archives, '
-                             'or drop recipients.')
-    recipients = None
-    if p['encrypt']:
-        if not encryption.HAS_CRYPTOGRAPHY:
-            module.fail_json(msg=missing_required_lib('cryptography'),
-                             exception=str(encryption.CRYPTOGRAPHY_IMPORT_ERROR))
-        try:
-            recipients = [encryption.bech32_encode(encryption.RECIPIENT_HRP, encryption.parse_recipient(r))
-                          for r in p['recipients']]
-        except OpsReadyError as exc:
-            module.fail_json(**exc.as_fail_kwargs())
+    if p['encrypt'] and not encryption.HAS_CRYPTOGRAPHY:
+        module.fail_json(msg=missing_required_lib('cryptography'), exception=str(encryption.CRYPTOGRAPHY_IMPORT_ERROR))
+    try:
+        recipients = encryption.recipients_option(p['encrypt'], p['recipients'], 'archives') or None
+    except OpsReadyError as exc:
+        module.fail_json(**exc.as_fail_kwargs())
     if '/' in p['name'] or not p['name']:
         module.fail_json(msg='name %r must be a plain set name without "/".' % p['name'])
     for option in ('keep_days', 'keep_count', 'threads'):

@@ -180,6 +180,20 @@ class Identity:
             return None
 
 
+def recipients_option(encrypt: bool, recipients: Optional[Sequence[str]], what: str) -> List[str]:
+    """The modules' ``encrypt``/``recipients`` pair as normalised recipients ([] when not encrypting).
+
+    Normalised (lower case, no spaces) so a manifest and a later freshness check compare equal.
+    ``what`` names what is encrypted in the message ("the backup", "archives").
+    """
+    if recipients and not encrypt:
+        raise OpsReadyError('recipients is set but encrypt is false: set encrypt=true to encrypt %s, or drop '
+                            'recipients.' % what)
+    if not encrypt:
+        return []
+    return [bech32_encode(RECIPIENT_HRP, parse_recipient(r)) for r in recipients or []]
+
+
 def generate_identity() -> str:
     """A new ``AGE-SECRET-KEY-1...`` string (for tests and for the docs' key ceremony)."""
     check_available()

@@ -144,12 +144,12 @@ def stream_to_artifact(runner: ToolRunner, argv: Sequence[str], artifact: str, o
         result = writer.commit()
         return result, stderr
     except OSError as exc:
-        _kill(proc)
+        kill_and_reap(proc)
         if writer is not None:
             writer.abort()
         raise disk_error(exc, artifact)
     except BaseException:
-        _kill(proc)
+        kill_and_reap(proc)
         if writer is not None:
             writer.abort()
         raise
@@ -169,7 +169,8 @@ def stream_file_to_artifact(source: IO[bytes], artifact: str, opts: BackupOption
         raise
 
 
-def _kill(proc: subprocess.Popen) -> None:
+def kill_and_reap(proc: subprocess.Popen) -> None:
+    """Kill a tool still running (after a failure on our side) and reap it; close its stderr file."""
     if proc.poll() is None:
         try:
             proc.kill()
@@ -321,11 +322,11 @@ def pipe_artifact_into(runner: ToolRunner, manifest: Manifest, argv: Sequence[st
             pass
         return runner.finish(proc, argv, what=what)
     except BrokenPipeError:
-        _kill(proc)
+        kill_and_reap(proc)
         raise IntegrityError('%s stopped reading %s early: the artifact is not a complete %s.'
                              % (what, manifest.path, what), path=manifest.path)
     except BaseException:
-        _kill(proc)
+        kill_and_reap(proc)
         raise
 
 

@@ -26,6 +26,27 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.base i
     BackupOptions, Engine, disk_error, open_artifact, stream_file_to_artifact)
 
 
+
+def integrity_check(path: str, what: str) -> int:
+    """``PRAGMA integrity_check`` on the database file ``path``; returns its table count.
+
+    Raises ``IntegrityError`` naming ``what`` (for example "a restored copy of <artifact>") when the
+    file is not a SQLite database or the check reports anything but ``ok``.
+    """
+    try:
+        conn = sqlite3.connect(path)
+        try:
+            rows = [r[0] for r in conn.execute('PRAGMA integrity_check').fetchall()]
+            tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise IntegrityError('%s is not a valid SQLite database: %s.' % (what[0].upper() + what[1:], exc), path=path)
+    if rows != ['ok']:
+        raise IntegrityError('PRAGMA integrity_check on %s failed: %s' % (what, '; '.join(rows[:5])), path=path)
+    return int(tables)
+
+
 class SQLiteEngine(Engine):
     name = 'sqlite'
     kinds = ('full',)
@@ -106,19 +127,7 @@ class SQLiteEngine(Engine):
         try:
             with open_artifact(manifest, self.identities) as source, open(copy, 'wb') as out:
                 shutil.copyfileobj(source, out, 1024 * 1024)
-            try:
-                conn = sqlite3.connect(copy)
-                try:
-                    rows = [r[0] for r in conn.execute('PRAGMA integrity_check').fetchall()]
-                    tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]
-                finally:
-                    conn.close()
-            except sqlite3.DatabaseError as exc:
-                raise IntegrityError('Artifact %s does not restore to a valid SQLite database: %s.'
-                                     % (manifest.path, exc), path=manifest.path)
-            if rows != ['ok']:
-                raise IntegrityError('PRAGMA integrity_check on a restored copy of %s failed: %s'
-                                     % (manifest.path, '; '.join(rows[:5])), path=manifest.path)
+            tables = integrity_check(copy, 'a restored copy of %s' % manifest.path)
             return {'engine_check': 'PRAGMA integrity_check', 'result': 'ok', 'tables': tables}
         finally:
             shutil.rmtree(workdir, ignore_errors=True)

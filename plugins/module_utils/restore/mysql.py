@@ -37,7 +37,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
     OpsReadyError, ToolError)
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import CHUNK
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import UTC, isoformat
-from ansible_collections.opsready.operations.plugins.module_utils.engines.base import open_artifact, pipe_artifact_into
+from ansible_collections.opsready.operations.plugins.module_utils.engines.base import (
+    kill_and_reap, open_artifact, pipe_artifact_into)
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import (
     RestoreRequest, Timer, quote_ident, quote_literal, temporary_name)
 
@@ -94,18 +95,6 @@ def stop_datetime(stop_at: datetime.datetime) -> str:
     return stop_at.astimezone(UTC).strftime('%Y-%m-%d %H:%M:%S')
 
 
-def _kill(proc: Any) -> None:
-    if proc.poll() is None:
-        try:
-            proc.kill()
-        except OSError:
-            pass
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        pass
-
-
 def _decompress(manifest: Manifest, directory: str, identities: Optional[List[Any]] = None) -> str:
     name = manifest.position.get('binlog_file') or manifest.id
     path = os.path.join(directory, os.path.basename(name))
@@ -146,11 +135,11 @@ def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Man
                 try:
                     engine.runner.finish(loader, client, what='%s (binlog replay)' % engine.flavor)
                 except BaseException:
-                    _kill(binlog)
+                    kill_and_reap(binlog)
                     raise
             engine.runner.finish(binlog, argv, what='%s-binlog' % engine.flavor)
         except BaseException:
-            _kill(binlog)
+            kill_and_reap(binlog)
             raise
         return {'binlogs': [os.path.basename(f) for f in files],
                 'start_position': start}

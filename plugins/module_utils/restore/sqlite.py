@@ -21,9 +21,10 @@ from typing import Any, Dict, List
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import fsync_dir
-from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import CHUNK
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import open_artifact
+from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlite import integrity_check
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import RestoreRequest, Timer
 
 SIDECARS = ('-wal', '-shm', '-journal')
@@ -59,18 +60,7 @@ def check_target(request: RestoreRequest, path: str) -> Dict[str, Any]:
 
 
 def _integrity(path: str) -> Dict[str, Any]:
-    try:
-        conn = sqlite3.connect(path)
-        try:
-            rows = [r[0] for r in conn.execute('PRAGMA integrity_check').fetchall()]
-            tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]
-        finally:
-            conn.close()
-    except sqlite3.DatabaseError as exc:
-        raise IntegrityError('The restored copy is not a valid SQLite database: %s.' % exc)
-    if rows != ['ok']:
-        raise IntegrityError('PRAGMA integrity_check on the restored copy failed: %s' % '; '.join(rows[:5]))
-    return {'integrity_check': 'ok', 'tables': tables}
+    return {'integrity_check': 'ok', 'tables': integrity_check(path, 'the restored copy')}
 
 
 def _target(request: RestoreRequest) -> str:

@@ -180,3 +180,14 @@ def test_bad_recipient_fails_before_any_file(tmp_path):
     with pytest.raises(OpsReadyError):
         ArtifactWriter(path, recipients=['age1bogus'])
     assert os.listdir(str(tmp_path)) == []
+
+
+def test_recipients_option_normalises_and_refuses_half_set_options():
+    recipient = encryption.parse_identities(encryption.generate_identity())[0].recipient
+    shouted = '  ' + recipient.upper() + ' '
+    assert encryption.recipients_option(True, [shouted], 'the backup') == [recipient]
+    assert encryption.recipients_option(False, None, 'the backup') == []
+    with pytest.raises(OpsReadyError, match='encrypt is false: set encrypt=true to encrypt archives'):
+        encryption.recipients_option(False, [recipient], 'archives')
+    with pytest.raises(OpsReadyError):
+        encryption.recipients_option(True, ['age1notarecipient'], 'the backup')
