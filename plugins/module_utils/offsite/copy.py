@@ -203,7 +203,7 @@ def pull(store: Store, dest: str, engine: Optional[str] = None, database: Option
     """Fetch the destination's artifacts (``scope=latest_chain``: only what restores the newest point)
     into the local directory ``dest``, each checked against its manifest before the manifest is written."""
     result: Dict[str, Any] = {'downloaded': [], 'already_present': 0, 'bytes': 0, 'seconds': 0.0,
-                              'source': store.url}
+                              'destination': store.url}
     started = time.monotonic()
     workdir = tempfile.mkdtemp(prefix='opsready-offsite-')
     try:

@@ -44,7 +44,8 @@ def check_request(request: RestoreRequest) -> None:
         raise OpsReadyError('datadir applies to PostgreSQL physical recovery only, not engine %s.' % request.engine)
     if request.jobs < 1:
         raise OpsReadyError('jobs must be 1 or more, not %d.' % request.jobs)
-    if not os.path.isdir(request.src):
+    # Removing a scratch target needs no catalog (a drill from an offsite copy may not have fetched one).
+    if request.state != 'absent' and not os.path.isdir(request.src):
         raise OpsReadyError('src %s is not a backup directory: point it at the dest of db_backup.' % request.src,
                             src=request.src)
 
