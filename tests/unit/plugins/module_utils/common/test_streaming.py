@@ -3,10 +3,12 @@
 import gzip
 import hashlib
 import os
+import threading
 
 import pytest
 import zstandard
 
+from ansible_collections.opsready.operations.plugins.module_utils.common import streaming
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import (
     ArtifactWriter, open_decompressed, verify_file)
@@ -76,3 +78,29 @@ def test_verify_file_catches_flip_and_truncation(tmp_path):
     os.unlink(path)
     with pytest.raises(IntegrityError, match='missing'):
         verify_file(path, info['sha256'], info['size'])
+
+
+def test_large_artifact_is_synced_while_written_and_the_sync_thread_ends(tmp_path, monkeypatch):
+    synced = []
+    real = os.fdatasync
+    monkeypatch.setattr(streaming, 'SYNC_EVERY', 1024 * 1024)
+    monkeypatch.setattr(streaming.os, 'fdatasync', lambda fd: (synced.append(fd), real(fd)))
+    data = os.urandom(5 * 1024 * 1024)
+    path = tmp_path / 'big.bin'
+    writer = streaming.ArtifactWriter(str(path), compression='none')
+    for start in range(0, len(data), 256 * 1024):
+        writer.write(data[start:start + 256 * 1024])
+    result = writer.commit()
+    assert synced, 'no background fdatasync while a 5 MB artifact was written with SYNC_EVERY=1 MB'
+    assert not [t for t in threading.enumerate() if t.name == 'opsready-sync'], 'the sync thread outlived commit'
+    assert path.read_bytes() == data and result['sha256'] == hashlib.sha256(data).hexdigest()
+
+
+def test_aborted_large_artifact_stops_the_sync_thread_and_leaves_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(streaming, 'SYNC_EVERY', 1024 * 1024)
+    path = tmp_path / 'big.bin'
+    writer = streaming.ArtifactWriter(str(path), compression='zstd')
+    writer.write(os.urandom(3 * 1024 * 1024))
+    writer.abort()
+    assert not [t for t in threading.enumerate() if t.name == 'opsready-sync']
+    assert list(tmp_path.iterdir()) == []
