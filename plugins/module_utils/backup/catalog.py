@@ -157,9 +157,11 @@ class Catalog:
     def _extend_with_logs(self, chain: List[Manifest], point: Optional[datetime.datetime]) -> List[Manifest]:
         base = chain[-1]
         result = list(chain)
+        # Every log from the one holding the base's position is needed, whatever its timestamps say: a
+        # binlog whose last event is in the same second as the dump (timestamps have one-second
+        # resolution) can still hold transactions after the dump's position. The restore replays the
+        # first log from that position, so including a log with nothing new costs nothing.
         for log in self.log_sequence_from(base):
-            if log.consistent_at <= base.consistent_at:
-                continue  # entirely before the base: nothing to replay
             result.append(log)
             if point is not None and log.consistent_at >= point:
                 break
