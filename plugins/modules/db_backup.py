@@ -274,6 +274,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.base i
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import (
     ENGINES, connection_from_params, db_connection_argument_spec, db_connection_mutually_exclusive)
 
+
 def main():
     argument_spec = db_connection_argument_spec()
     argument_spec.update(compression_argument_spec())

@@ -26,7 +26,6 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.base i
     BackupOptions, Engine, disk_error, open_artifact, stream_file_to_artifact)
 
 
-
 def integrity_check(path: str, what: str) -> int:
     """``PRAGMA integrity_check`` on the database file ``path``; returns its table count.
 
