@@ -191,7 +191,11 @@ def recipients_option(encrypt: bool, recipients: Optional[Sequence[str]], what: 
                             'recipients.' % what)
     if not encrypt:
         return []
-    return [bech32_encode(RECIPIENT_HRP, parse_recipient(r)) for r in recipients or []]
+    if not recipients:
+        # required_if accepts an empty list: without this the backup would be written in the clear.
+        raise OpsReadyError('encrypt is true but recipients is empty: give at least one age public key '
+                            '("age1...") to encrypt %s to.' % what)
+    return [bech32_encode(RECIPIENT_HRP, parse_recipient(r)) for r in recipients]
 
 
 def generate_identity() -> str:

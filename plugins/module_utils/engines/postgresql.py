@@ -388,7 +388,7 @@ class PostgresEngine(Engine):
             try:
                 with open_artifact(manifest, self.identities) as source:
                     with tarfile.open(fileobj=source, mode='r|') as tar:
-                        extract_all(tar, workdir)
+                        extract_all(tar, workdir, archive=manifest.path)
             except (tarfile.TarError, EOFError) as exc:
                 raise IntegrityError('%s is not a complete tar archive: %s' % (manifest.path, exc), path=manifest.path)
             if not os.path.exists(os.path.join(workdir, 'backup_manifest')):

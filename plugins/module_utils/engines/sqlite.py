@@ -17,7 +17,7 @@ import os
 import shutil
 import sqlite3
 import tempfile
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
@@ -26,11 +26,12 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.base i
     BackupOptions, Engine, disk_error, open_artifact, stream_file_to_artifact)
 
 
-def integrity_check(path: str, what: str) -> int:
+def integrity_check(path: str, what: str, report_path: Optional[str] = None) -> int:
     """``PRAGMA integrity_check`` on the database file ``path``; returns its table count.
 
     Raises ``IntegrityError`` naming ``what`` (for example "a restored copy of <artifact>") when the
-    file is not a SQLite database or the check reports anything but ``ok``.
+    file is not a SQLite database or the check reports anything but ``ok``; the error's ``path`` is
+    ``report_path`` (the artifact) when ``path`` is a temporary copy that is about to be removed.
     """
     try:
         conn = sqlite3.connect(path)
@@ -40,9 +41,11 @@ def integrity_check(path: str, what: str) -> int:
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:
-        raise IntegrityError('%s is not a valid SQLite database: %s.' % (what[0].upper() + what[1:], exc), path=path)
+        raise IntegrityError('%s is not a valid SQLite database: %s.' % (what[0].upper() + what[1:], exc),
+                             path=report_path or path)
     if rows != ['ok']:
-        raise IntegrityError('PRAGMA integrity_check on %s failed: %s' % (what, '; '.join(rows[:5])), path=path)
+        raise IntegrityError('PRAGMA integrity_check on %s failed: %s' % (what, '; '.join(rows[:5])),
+                             path=report_path or path)
     return int(tables)
 
 
@@ -126,7 +129,7 @@ class SQLiteEngine(Engine):
         try:
             with open_artifact(manifest, self.identities) as source, open(copy, 'wb') as out:
                 shutil.copyfileobj(source, out, 1024 * 1024)
-            tables = integrity_check(copy, 'a restored copy of %s' % manifest.path)
+            tables = integrity_check(copy, 'a restored copy of %s' % manifest.path, report_path=manifest.path)
             return {'engine_check': 'PRAGMA integrity_check', 'result': 'ok', 'tables': tables}
         finally:
             shutil.rmtree(workdir, ignore_errors=True)

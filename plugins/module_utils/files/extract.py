@@ -77,7 +77,7 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
     """Verify, extract into staging, then move each changed file into place under ``dest``."""
     verify_file(manifest.path, manifest.data['sha256'], manifest.data.get('size'))
     members = list_members(manifest, identities)
-    check_members(members)
+    check_members(members, manifest.path)
     wanted = [m for m in members if not only or any(m.name == o.strip('/') or m.name.startswith(o.strip('/') + '/')
                                                     for o in only)]
     if check_mode:
@@ -92,7 +92,8 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
                 names = {m.name for m in wanted}
                 for member in tar:
                     if member.name in names:
-                        extract_member(tar, member, staging, numeric_owner=os.geteuid() == 0)
+                        extract_member(tar, member, staging, numeric_owner=os.geteuid() == 0,
+                                       archive=manifest.path)
             drain(stream)
         restored = _swap_in(staging, dest, wanted)
     finally:

@@ -144,7 +144,7 @@ def _extract_base(manifest: Manifest, staging: str, identities: Optional[List[An
     try:
         with open_artifact(manifest, identities) as source:
             with tarfile.open(fileobj=source, mode='r|') as tar:
-                extract_all(tar, staging)
+                extract_all(tar, staging, archive=manifest.path)
     except (tarfile.TarError, EOFError) as exc:
         raise IntegrityError('Base backup %s is not a complete tar archive: %s' % (manifest.id, exc),
                              path=manifest.path)

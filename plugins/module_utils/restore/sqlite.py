@@ -59,8 +59,9 @@ def check_target(request: RestoreRequest, path: str) -> Dict[str, Any]:
     return state
 
 
-def _integrity(path: str) -> Dict[str, Any]:
-    return {'integrity_check': 'ok', 'tables': integrity_check(path, 'the restored copy')}
+def _integrity(path: str, manifest: Manifest) -> Dict[str, Any]:
+    return {'integrity_check': 'ok',
+            'tables': integrity_check(path, 'the copy restored from %s' % manifest.path, report_path=manifest.path)}
 
 
 def _target(request: RestoreRequest) -> str:
@@ -93,7 +94,7 @@ def restore(request: RestoreRequest, chain: List[Manifest], timer: Timer) -> Dic
             out.flush()
             os.fsync(out.fileno())
         timer.lap('copy')
-        check = _integrity(staging)
+        check = _integrity(staging, manifest)
         timer.lap('integrity_check')
         if stat is not None:
             os.chmod(staging, stat.st_mode & 0o7777)

@@ -191,3 +191,5 @@ def test_recipients_option_normalises_and_refuses_half_set_options():
         encryption.recipients_option(False, [recipient], 'archives')
     with pytest.raises(OpsReadyError):
         encryption.recipients_option(True, ['age1notarecipient'], 'the backup')
+    with pytest.raises(OpsReadyError, match='recipients is empty'):  # never a silent plaintext backup
+        encryption.recipients_option(True, [], 'the backup')

@@ -29,6 +29,9 @@ def archive(*members):
             elif kind == 'dir':
                 info.type, info.mode = tarfile.DIRTYPE, 0o700
                 tar.addfile(info)
+            elif kind == 'hardlink':
+                info.type, info.linkname = tarfile.LNKTYPE, payload
+                tar.addfile(info)
             else:
                 info.type, info.linkname = tarfile.SYMTYPE, payload
                 tar.addfile(info)
@@ -68,3 +71,48 @@ def test_extract_member_refuses_escape(tmp_path, filter_state):
         with pytest.raises(IntegrityError):
             tarsafe.extract_member(tar, member, str(tmp_path))
     assert not (tmp_path.parent / 'x').exists()
+
+
+def _through_symlink_cases(victim):
+    return {
+        'absolute symlink then a file under it': [('etc', 'sym', str(victim)), ('etc/evil', 'file', b'x')],
+        'relative symlink chain to the parent': [('a', 'sym', '.'), ('a/b', 'sym', '..'), ('b/evil', 'file', b'x')],
+    }
+
+
+@pytest.mark.parametrize('case', ['absolute symlink then a file under it', 'relative symlink chain to the parent'])
+def test_member_written_through_a_planted_symlink_is_refused(tmp_path, filter_state, case):
+    victim = tmp_path / 'victim'
+    victim.mkdir()
+    root = tmp_path / 'root'
+    root.mkdir()
+    members = _through_symlink_cases(victim)[case]
+    with tarfile.open(fileobj=archive(*members), mode='r|') as tar:
+        with pytest.raises(IntegrityError, match='escape the target root') as info:
+            tarsafe.extract_all(tar, str(root), archive='/backups/evil.tar')
+    assert '/backups/evil.tar' in str(info.value)
+    assert list(victim.iterdir()) == [] and not (tmp_path / 'evil').exists()
+
+
+def test_regular_member_replaces_a_planted_symlink_instead_of_writing_through_it(tmp_path, filter_state):
+    outside = tmp_path / 'outside.conf'
+    outside.write_bytes(b'keep me\n')
+    root = tmp_path / 'root'
+    root.mkdir()
+    members = [('x', 'sym', str(outside)), ('x', 'file', b'archived\n')]
+    with tarfile.open(fileobj=archive(*members), mode='r|') as tar:
+        for member in tar:
+            tarsafe.extract_member(tar, member, str(root))
+    assert outside.read_bytes() == b'keep me\n'
+    assert not (root / 'x').is_symlink() and (root / 'x').read_bytes() == b'archived\n'
+
+
+def test_hard_link_to_a_file_outside_is_refused(tmp_path, filter_state):
+    root = tmp_path / 'root'
+    root.mkdir()
+    members = [('d', 'sym', str(tmp_path)), ('h', 'hardlink', 'd/secret')]
+    (tmp_path / 'secret').write_bytes(b's')
+    with tarfile.open(fileobj=archive(*members), mode='r|') as tar:
+        with pytest.raises(IntegrityError):
+            tarsafe.extract_all(tar, str(root))
+    assert not (root / 'h').exists()
