@@ -3,14 +3,11 @@ member escaping the target root, the wrong decryption key."""
 
 from __future__ import annotations
 
-import io
-import json
-import subprocess
-import tarfile
 import time
 
 import pytest
 
+from tests.harness.archives import write_escaping_file_backup
 from tests.faults.helpers import conn, databases, pg_rows, play, small_disk, sqlite_db, sqlite_rows
 
 
@@ -96,20 +93,7 @@ def test_stop_at_outside_window(maria_db, tmp_path, fault):
                    expected='refused before extracting; nothing written inside or outside the target')
 def test_tar_member_escaping_root(tmp_path, fault):
     dest = tmp_path / 'backups'
-    dest.mkdir()
-    payload = io.BytesIO()
-    with tarfile.open(fileobj=payload, mode='w') as tar:
-        for name in ('etc/ok.conf', '../../evil.conf'):
-            info = tarfile.TarInfo(name)
-            info.size = 4
-            tar.addfile(info, io.BytesIO(b'evil'))
-    archive = dest / 'cfg-20261129T000000000000Z.tar'
-    archive.write_bytes(payload.getvalue())
-    sha = subprocess.run(['sha256sum', str(archive)], capture_output=True, text=True, check=True).stdout.split()[0]
-    manifest = {'id': archive.name, 'artifact': archive.name, 'engine': 'files', 'kind': 'files', 'database': 'cfg',
-                'started': '2026-11-29T00:00:00Z', 'finished': '2026-11-29T00:00:01Z',
-                'size': archive.stat().st_size, 'sha256': sha, 'compression': 'none'}
-    (dest / (archive.name + '.manifest.json')).write_text(json.dumps(manifest))
+    write_escaping_file_backup(dest)
     target = tmp_path / 'deep' / 'restored'
     result = play(tmp_path, [{'name': 'restore', 'ignore_errors': True, 'opsready.operations.file_restore': {
         'src': str(dest), 'dest': str(target), 'name': 'cfg'}}], fault=fault)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import stat
 import subprocess
-import tarfile
 from pathlib import Path
 
 import pytest
 
+from tests.harness.archives import write_escaping_file_backup
 from tests.harness.playbook import run_playbook, write_playbook
 
 
@@ -142,20 +141,7 @@ def test_corrupt_archive_is_refused_and_target_untouched(tmp_path):
 
 def test_member_escaping_root_is_refused(tmp_path):
     dest = tmp_path / 'backups'
-    dest.mkdir()
-    payload = io.BytesIO()
-    with tarfile.open(fileobj=payload, mode='w') as tar:
-        for name in ('etc/ok.conf', '../../evil.conf'):
-            info = tarfile.TarInfo(name)
-            info.size = 4
-            tar.addfile(info, io.BytesIO(b'evil'))
-    archive = dest / 'cfg-20261129T000000000000Z.tar'
-    archive.write_bytes(payload.getvalue())
-    sha = subprocess.run(['sha256sum', str(archive)], capture_output=True, text=True, check=True).stdout.split()[0]
-    manifest = {'id': archive.name, 'artifact': archive.name, 'engine': 'files', 'kind': 'files',
-                'database': 'cfg', 'started': '2026-11-29T00:00:00Z', 'finished': '2026-11-29T00:00:01Z',
-                'size': archive.stat().st_size, 'sha256': sha, 'compression': 'none'}
-    Path(str(archive) + '.manifest.json').write_text(json.dumps(manifest))
+    write_escaping_file_backup(dest)
     target = tmp_path / 'deep' / 'restored'
     result = run_playbook(write_playbook(tmp_path, [restore_task(dest, target, name='cfg')]))
     assert result.rc != 0
