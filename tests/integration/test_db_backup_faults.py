@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import tempfile
@@ -22,6 +23,22 @@ def play(tmp_path: Path, tasks: list, extravars: dict | None = None, **kw):
     book = tmp_path / ('play-%d.yml' % len(list(tmp_path.glob('play-*.yml'))))
     book.write_text(json.dumps([{'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]))
     return run_playbook(str(book), extravars=extravars, **kw)
+
+
+def task_seconds(result, task: str) -> float:
+    """How long the module task itself ran (ansible-runner's per-task duration: play start-up excluded)."""
+    for event in reversed(result.events):
+        data = event.get('event_data', {})
+        if data.get('task') == task and event.get('event') in ('runner_on_ok', 'runner_on_failed'):
+            return float(data['duration'])
+    raise AssertionError('task %r has no timed result; output:\n%s' % (task, result.stdout[-3000:]))
+
+
+# connect_timeout given to db_backup in the connection-fault tests, and what may come on top of it: the
+# module's own start (AnsiballZ, client tool start) for the task, ansible-playbook start-up for the play.
+CONNECT_TIMEOUT = 3
+TASK_MARGIN = 4
+PLAY_MARGIN = 30
 
 
 def procs():
@@ -151,12 +168,99 @@ def test_stopped_server_fails_fast_naming_host_and_port(engine, postgres_factory
     server.stop()
     started = time.monotonic()
     result = play(tmp_path, [{'name': 'backup', 'ignore_errors': True, 'opsready.operations.db_backup': dict(
-        pg_conn(server), engine=engine, database='x', dest=str(tmp_path / 'b'), connect_timeout=3)}],
-        {'pw': server.password})
+        pg_conn(server), engine=engine, database='x', dest=str(tmp_path / 'b'),
+        connect_timeout=CONNECT_TIMEOUT)}], {'pw': server.password})
     elapsed = time.monotonic() - started
     res = result.result('backup')
     assert res['_event'] == 'runner_on_failed'
-    assert 'host %s port %d' % (server.host, server.port) in res['msg'] and 'connect_timeout=3s' in res['msg']
+    assert 'host %s port %d' % (server.host, server.port) in res['msg']
+    assert 'connect_timeout=%ds' % CONNECT_TIMEOUT in res['msg']
+    # the client's reason, not only its hint (libpq prints the hint on the last line)
+    assert ('Connection refused' if engine == 'postgresql' else "Can't connect") in res['msg'], res['msg']
     assert server.password not in json.dumps(res) and server.password not in result.stdout
     assert not (tmp_path / 'b').exists()
-    print('stopped %s: failed after %.1fs (playbook included)' % (engine, elapsed))
+    took = task_seconds(result, 'backup')
+    print('stopped %s: task failed after %.1fs, play took %.1fs' % (engine, took, elapsed))
+    assert took < CONNECT_TIMEOUT + TASK_MARGIN, 'db_backup took %.1fs to report a stopped server' % took
+    assert elapsed < CONNECT_TIMEOUT + PLAY_MARGIN, 'the play took %.1fs for a stopped server' % elapsed
+
+
+@pytest.fixture
+def silent_listener():
+    """A TCP port that completes the TCP handshake (backlog) but never accept()s nor sends a byte."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.bind(('127.0.0.1', 0))
+        sock.listen(16)
+        yield sock.getsockname()
+    finally:
+        sock.close()
+
+
+@pytest.mark.parametrize('engine', ['postgresql', 'mariadb'])
+def test_unanswering_server_fails_within_connect_timeout(engine, silent_listener, tmp_path):
+    host, port = silent_listener
+    dest = tmp_path / 'b'
+    dest.mkdir()  # an existing backup directory: a failed connection must leave it untouched
+    password = 'never-sent-%d' % port
+    started = time.monotonic()
+    result = play(tmp_path, [{'name': 'backup', 'ignore_errors': True, 'opsready.operations.db_backup': {
+        'login_host': host, 'login_port': port, 'login_user': 'backup', 'login_password': '{{ pw }}',
+        'engine': engine, 'database': 'app', 'dest': str(dest), 'connect_timeout': CONNECT_TIMEOUT}}],
+        {'pw': password})
+    elapsed = time.monotonic() - started
+    res = result.result('backup')
+    took = task_seconds(result, 'backup')
+    print('unanswering %s: task failed after %.1fs, play took %.1fs' % (engine, took, elapsed))
+    assert res['_event'] == 'runner_on_failed'
+    assert 'host %s port %d' % (host, port) in res['msg'], res['msg']
+    assert 'connect_timeout=%ds' % CONNECT_TIMEOUT in res['msg'], res['msg']
+    assert took >= CONNECT_TIMEOUT - 0.5, 'failed after %.1fs: the client never waited in the handshake' % took
+    assert took < CONNECT_TIMEOUT + TASK_MARGIN, 'db_backup hung %.1fs on a server that never answers' % took
+    assert elapsed < CONNECT_TIMEOUT + PLAY_MARGIN, 'the play took %.1fs on a server that never answers' % elapsed
+    assert password not in json.dumps(res) and password not in result.stdout
+    assert os.listdir(dest) == [], 'no manifest, .partial or lock file may be created: %s' % os.listdir(dest)
+
+
+def test_full_disk_while_streaming_pg_dump_fails_clearly_and_recovers(pg_db, small_disk, tmp_path):
+    """The streaming ArtifactWriter (not a staging copy) hits ENOSPC in the middle of a pg_dump."""
+    server = pg_db.server
+    pg_db.sql('CREATE TABLE settings AS SELECT 1 AS id, \'small\'::text AS v')
+    dest = small_disk / 'b'
+    backup = {'name': 'backup', 'ignore_errors': True, 'opsready.operations.db_backup': dict(
+        pg_conn(server), engine='postgresql', database=pg_db.name, dest=str(dest), format='custom',
+        compression='zstd')}
+    info = {'name': 'info', 'opsready.operations.backup_info': {'path': str(dest)}}
+    first = play(tmp_path, [backup, info], {'pw': server.password})
+    assert first.result('backup')['_event'] == 'runner_on_ok', first.stdout[-3000:]
+    catalog = first.result('info')['artifacts']
+    listing = sorted(os.listdir(dest))
+    assert len(catalog) == 1
+
+    # ~6.4 MB of random hex: zstd keeps about half of it, several times the 1 MB the tmpfs holds.
+    pg_db.sql("CREATE TABLE noise AS SELECT g AS id, md5(random()::text) || md5(random()::text) AS v "
+              "FROM generate_series(1, 100000) g")
+    full = play(tmp_path, [backup, info], {'pw': server.password})
+    res = full.result('backup')
+    assert res['_event'] == 'runner_on_failed'
+    assert 'No space left on the device holding %s' % dest in res['msg'], res['msg']
+    assert 'partial file removed and no manifest written' in res['msg'], res['msg']
+    after = sorted(os.listdir(dest))
+    assert not [n for n in after if n.endswith('.partial')], after
+    assert after == listing, 'the failed run left files behind: %s' % sorted(set(after) - set(listing))
+    failed_info = full.result('info')
+    assert failed_info['artifacts'] == catalog and failed_info['leftovers'] == []
+
+    # The space problem fixed (the volume grown): the same task now succeeds into the same directory.
+    grown = subprocess.run(['mount', '-o', 'remount,size=64m', str(small_disk)], capture_output=True, text=True,
+                           check=False)
+    assert grown.returncode == 0, grown.stderr
+    backup['ignore_errors'] = False
+    fixed = play(tmp_path, [backup, info], {'pw': server.password})
+    assert fixed.rc == 0, fixed.stdout[-3000:]
+    manifest = fixed.result('backup')['manifest']
+    assert manifest['raw_size'] > 6 * 1024 * 1024 and manifest['size'] > 1024 * 1024
+    assert os.path.exists(manifest['path']) and manifest['verification']['ok'] is True
+    fixed_info = fixed.result('info')
+    assert len(fixed_info['artifacts']) == 2 and fixed_info['artifacts'][0] == catalog[0]
+    assert fixed_info['leftovers'] == [] and not [n for n in os.listdir(dest) if n.endswith('.partial')]

@@ -9,6 +9,8 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,20 @@ def play(tmp_path: Path, tasks: list, extravars: dict | None = None, **kw):
     book = tmp_path / ('play-%d.yml' % len(list(tmp_path.glob('play-*.yml'))))
     book.write_text(json.dumps([{'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]))
     return run_playbook(str(book), extravars=extravars, **kw)
+
+
+# Every column of every row, in primary-key order: a restore missing a row or an update differs here.
+FINGERPRINT = ("SELECT count(*), sum(id), "
+               "md5(string_agg(id::text || ':' || coalesce(v, '<null>'), ',' ORDER BY id)) FROM t")
+EPOCH = "SELECT extract(epoch FROM clock_timestamp())"
+
+
+def parse_z(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace('Z', '+00:00'))
+
+
+def iso_z(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ')
 
 
 @pytest.fixture
@@ -48,6 +64,7 @@ def test_base_backup_plus_wal_restores_by_hand(postgres_factory, wal_dest, tmp_p
     server = postgres_factory(archive_command='/usr/bin/python3 %s %s %%p %%f --compression gzip' % (helper, dest))
     server.sql('CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, md5(g::text) '
                'FROM generate_series(1, 10000) g;')
+    before_base = float(server.sql(EPOCH)[0][0])
     conn = {'login_host': server.host, 'login_port': server.port, 'login_user': server.user,
             'login_password': '{{ pw }}'}
     first = play(tmp_path, [
@@ -61,14 +78,23 @@ def test_base_backup_plus_wal_restores_by_hand(postgres_factory, wal_dest, tmp_p
     assert base['verification']['ok'] is True and base['verification']['checks']['engine_check'] == 'pg_verifybackup'
     assert base['position']['log_start'] <= base['position']['log_end']
     assert 'covers the whole cluster' in first.result('db with base')['msg']
-    server.sql('INSERT INTO t SELECT g, md5(g::text) FROM generate_series(10001, 12345) g; '
-               'DELETE FROM t WHERE id <= 5;')
-    expected = server.sql('SELECT count(*), sum(id) FROM t')
+    # psql runs each statement in its own transaction: the clock read at the end is after the last commit.
+    rows = server.sql('INSERT INTO t SELECT g, md5(g::text) FROM generate_series(10001, 12345) g; '
+                      'DELETE FROM t WHERE id <= 5; '
+                      "UPDATE t SET v = upper(v) || '!' WHERE id % 997 = 0; " + EPOCH)
+    last_commit = float(rows[-1][0])
+    expected = server.sql(FINGERPRINT)
+    assert expected[0][0] == '12340'
     second = play(tmp_path, [
         {'name': 'wal', 'opsready.operations.db_backup': dict(conn, engine='postgresql', kind='wal', dest=dest)},
         {'name': 'verify', 'opsready.operations.backup_verify': {'path': dest}},
         {'name': 'info', 'opsready.operations.backup_info': {'path': dest, 'database': '@cluster'}},
+        {'name': 'info at commit', 'opsready.operations.backup_info': {
+            'path': dest, 'database': '@cluster', 'point_in_time': iso_z(last_commit)}},
+        {'name': 'info before base', 'opsready.operations.backup_info': {
+            'path': dest, 'database': '@cluster', 'point_in_time': iso_z(before_base)}},
     ], {'pw': server.password})
+    finished = time.time()
     assert second.rc == 0, second.stdout[-4000:]
     wal = second.result('wal')['manifest']
     assert wal['kind'] == 'wal' and wal['compression'] == 'gzip'
@@ -76,6 +102,18 @@ def test_base_backup_plus_wal_restores_by_hand(postgres_factory, wal_dest, tmp_p
     info = second.result('info')
     assert info['chain'][0] == base['id'] and wal['id'] in info['chain'] and info['chain_error'] is None
     assert info['rpo_seconds'] is not None and info['rpo_seconds'] < 300
+    # The archived WAL reaches the last commit; the base alone (finished before it) would not.
+    until = parse_z(info['recoverable_until']).timestamp()
+    assert parse_z(base['consistent_at']).timestamp() < last_commit <= until <= finished + 2
+    assert info['window']['until'] == info['recoverable_until']
+    # A point between the base and the last commit: the base first, then the WAL holding the commit.
+    at_commit = second.result('info at commit')
+    assert at_commit['chain_error'] is None and at_commit['chain'][0] == base['id']
+    assert at_commit['chain'][-1] == wal['id']
+    # Before the base backup: nothing can reach it; reported in chain_error (the module does not fail).
+    early = second.result('info before base')
+    assert early['chain'] == [] and 'is before the oldest restorable point' in early['chain_error']
+    assert early['recoverable_until'] == info['recoverable_until']
     assert all(r['ok'] for r in second.result('verify')['results'])
 
     # Restore by hand: extract the base backup into a fresh data directory and replay the archived WAL.
@@ -95,6 +133,6 @@ def test_base_backup_plus_wal_restores_by_hand(postgres_factory, wal_dest, tmp_p
         target.fix_permissions()
         target.password = server.password
         target.start()
-        assert target.sql('SELECT count(*), sum(id) FROM t', superuser=True) == expected
+        assert target.sql(FINGERPRINT, superuser=True) == expected
     finally:
         target.cleanup()

@@ -171,11 +171,15 @@ class ArtifactWriter:
     sink, in the same pass: ``sha256``/``size`` are then of the encrypted bytes (verifiable without the
     key) and ``commit()`` adds ``encryption`` (format, recipients, sealed plaintext checksum) for the
     manifest. The caller names the file (``encryption.SUFFIX`` is ``.age``).
+
+    ``compressed_by_tool`` says the tool already compressed its output (``pg_basebackup
+    --compress=client-zstd``): the bytes are stored as they come (encrypted when asked), the manifest
+    still records ``compression``/``level``, and ``raw_size`` is unknown (None).
     """
 
     def __init__(self, path: str, compression: str = 'zstd', level: Optional[int] = None,
                  threads: int = 0, mode: int = 0o600, hash_plain: bool = False,
-                 recipients: Optional[Sequence[str]] = None) -> None:
+                 recipients: Optional[Sequence[str]] = None, compressed_by_tool: bool = False) -> None:
         check_compression(compression)
         if recipients:
             # Bad recipients fail here, before the partial file exists.
@@ -187,6 +191,7 @@ class ArtifactWriter:
         self.level = DEFAULT_LEVELS[compression] if level is None else level
         self.threads = threads if threads > 0 else default_threads()
         self.raw_size = 0
+        self._compressed_by_tool = compressed_by_tool
         self._plain = hashlib.sha256() if hash_plain else None
         self._done = False
         if os.path.lexists(self.partial_path):
@@ -199,14 +204,14 @@ class ArtifactWriter:
         if recipients:
             self._encrypter = encryption.EncryptingWriter(self._sink, recipients)
             target = self._encrypter
-        if compression == 'zstd':
+        if compressed_by_tool or compression == 'none':
+            self._compressor = _Passthrough(target)
+        elif compression == 'zstd':
             # threads=1 would still run a worker; 0 keeps compression in this thread for tiny inputs.
             params = zstandard.ZstdCompressor(level=self.level, threads=self.threads if self.threads > 1 else 0)
             self._compressor: Any = params.stream_writer(target, closefd=False, write_return_read=True)
-        elif compression == 'gzip':
-            self._compressor = _GzipCompressor(target, self.level)
         else:
-            self._compressor = _Passthrough(target)
+            self._compressor = _GzipCompressor(target, self.level)
 
     def write(self, data: Any) -> int:
         self.raw_size += len(data)
@@ -228,10 +233,10 @@ class ArtifactWriter:
 
     def commit(self) -> Dict[str, Any]:
         """Finish compression, fsync, rename into place; returns size/sha256 for the manifest."""
-        if self.compression == 'zstd':
-            self._compressor.flush(zstandard.FLUSH_FRAME)
+        if isinstance(self._compressor, _Passthrough) or self.compression != 'zstd':
             self._compressor.close()
         else:
+            self._compressor.flush(zstandard.FLUSH_FRAME)
             self._compressor.close()
         if self._encrypter is not None:
             self._encrypter.close()
@@ -246,7 +251,7 @@ class ArtifactWriter:
             'path': self.path,
             'size': self._sink.size,
             'sha256': self._sink.sha256.hexdigest(),
-            'raw_size': self.raw_size,
+            'raw_size': None if self._compressed_by_tool else self.raw_size,
             'compression': self.compression,
             'compression_level': self.level,
         }

@@ -117,8 +117,12 @@ def _grow_pipe(handle: Any) -> None:
 
 def stream_to_artifact(runner: ToolRunner, argv: Sequence[str], artifact: str, opts: BackupOptions,
                        env: Optional[Dict[str, str]] = None, what: Optional[str] = None,
-                       observe: Optional[Callable[[bytes], None]] = None) -> Tuple[Dict[str, Any], str]:
+                       observe: Optional[Callable[[bytes], None]] = None,
+                       compressed_by_tool: bool = False) -> Tuple[Dict[str, Any], str]:
     """Run ``argv`` and stream its stdout through compression + SHA-256 into ``artifact``.
+
+    ``compressed_by_tool``: the tool compresses (as ``opts`` asks) and the stream is only hashed,
+    encrypted when asked, and stored.
 
     Returns (the writer's commit result, the tool's redacted stderr). On any failure (tool exit code,
     signal, disk full) the partial file is removed, the tool is killed, and an error is raised.
@@ -131,7 +135,7 @@ def stream_to_artifact(runner: ToolRunner, argv: Sequence[str], artifact: str, o
     writer: Optional[ArtifactWriter] = None
     try:
         writer = ArtifactWriter(artifact, compression=opts.compression, level=opts.level, threads=opts.threads,
-                                recipients=opts.recipients or None)
+                                recipients=opts.recipients or None, compressed_by_tool=compressed_by_tool)
         while True:
             data = os.read(fd, CHUNK)
             if not data:
@@ -167,6 +171,13 @@ def stream_file_to_artifact(source: IO[bytes], artifact: str, opts: BackupOption
     except BaseException:
         writer.abort()
         raise
+
+
+def connect_failure_reason(stderr: str, fallback: str) -> str:
+    """The client's whole complaint on one line: libpq puts the reason ("Connection refused") on the first
+    line and a hint on the last, so neither alone says what happened."""
+    text = ' '.join(line.strip() for line in stderr.strip().splitlines() if line.strip())
+    return (text or fallback).rstrip('.')
 
 
 def kill_and_reap(proc: subprocess.Popen) -> None:

@@ -8,8 +8,11 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
+
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 
 ENGINES = ('postgresql', 'mariadb', 'mysql', 'sqlite', 'sqlserver')
 
@@ -55,8 +58,22 @@ class ConnectionParams:
         return 'host %s port %s' % (self.host or 'localhost', port if port else '(default)')
 
 
+def check_option_file(path: str) -> None:
+    """libpq silently skips a missing PGPASSFILE and MariaDB a missing ``!include``: the login would then
+    fall back to other credentials (as root on a database host, possibly someone else's)."""
+    if not os.path.isfile(path):
+        raise OpsReadyError('login_option_file %s does not exist (or is not a file) on the managed host: create it '
+                            '(mode 0600) or fix the path.' % path, path=path)
+    if not os.access(path, os.R_OK):
+        raise OpsReadyError('login_option_file %s is not readable by the user the module runs as: fix its owner '
+                            'or mode (0600, owned by that user).' % path, path=path)
+
+
 def connection_from_params(params: Dict[str, Any]) -> ConnectionParams:
+    """The connection options as ConnectionParams; a login_option_file must exist and be readable."""
     timeout = params.get('connect_timeout')
+    if params.get('login_option_file'):
+        check_option_file(params['login_option_file'])
     return ConnectionParams(
         host=params.get('login_host'),
         port=params.get('login_port'),

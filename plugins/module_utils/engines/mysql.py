@@ -32,8 +32,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import secret_file
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import UTC, isoformat, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import (
-    ALL_DATABASES, BackupOptions, Engine, disk_error, open_artifact, read_head_and_tail, stream_file_to_artifact,
-    stream_to_artifact)
+    ALL_DATABASES, BackupOptions, Engine, connect_failure_reason, disk_error, open_artifact, read_head_and_tail,
+    stream_file_to_artifact, stream_to_artifact)
 
 TOOLS: Dict[str, Dict[str, Tuple[str, ...]]] = {
     'mariadb': {'dump': ('mariadb-dump', 'mysqldump'), 'client': ('mariadb', 'mysql'),
@@ -136,12 +136,11 @@ class MySQLEngine(Engine):
 
     def _connect_error(self, exc: ToolError) -> OpsReadyError:
         if any(h in exc.stderr for h in CONNECT_ERRORS):
-            lines = exc.stderr.strip().splitlines()
             return OpsReadyError(
                 'Cannot connect to %s at %s within connect_timeout=%ss: %s. Check that the server is running and '
                 'that login_host/login_port (or login_unix_socket) are right.'
                 % (self.flavor, self.conn.where(self.default_port), self.conn.connect_timeout,
-                   lines[-1] if lines else exc.message), host=self.conn.host, port=self.conn.port or 3306)
+                   connect_failure_reason(exc.stderr, exc.message)), host=self.conn.host, port=self.conn.port or 3306)
         return exc
 
     def query(self, sql: str) -> List[List[str]]:

@@ -30,18 +30,37 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.manifes
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import fsync_dir
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
     IntegrityError, OpsReadyError, ToolError)
-from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import sha256_file
+from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import (
+    DEFAULT_LEVELS, default_threads, sha256_file)
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import (
-    CLUSTER, GLOBALS, BackupOptions, Engine, disk_error, open_artifact, pipe_artifact_into, read_head_and_tail,
-    stream_to_artifact)
+    CLUSTER, GLOBALS, BackupOptions, Engine, connect_failure_reason, disk_error, open_artifact, pipe_artifact_into,
+    read_head_and_tail, stream_to_artifact)
 from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe import extract_all
 
 FORMATS = ('custom', 'directory', 'plain')
 LSN = re.compile(r'^([0-9A-Fa-f]+)/([0-9A-Fa-f]+)$')
 WAL_FILE = re.compile(r'^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})$')
-CONNECT_HINTS = ('could not connect', 'connection to server', 'timeout expired', 'Connection refused',
-                 'could not translate host name', 'No such file or directory')
+# libpq starts every failure with "connection to server ... failed:", so the reason decides which one it is.
+LOGIN_REFUSED = ('password authentication failed', 'no password supplied', 'no pg_hba.conf entry',
+                 'does not exist', 'authentication failed', 'peer authentication')
+CONNECT_HINTS = ('could not connect', 'timeout expired', 'Connection refused', 'could not translate host name',
+                 'No such file or directory', 'Network is unreachable', 'No route to host')
+
+
+def basebackup_compress_args(opts: BackupOptions) -> List[str]:
+    """pg_basebackup compresses its own tar stream (in C, zstd with workers): measured 1.04x of
+    ``--compress=server-zstd`` against 1.3x when the module compressed the plain stream itself.
+    Server-side compression cannot be used with ``-D -``: the client must parse the tar to add
+    backup_manifest."""
+    if opts.compression == 'none':
+        return []
+    level = DEFAULT_LEVELS[opts.compression] if opts.level is None else opts.level
+    detail = 'level=%d' % level
+    threads = opts.threads if opts.threads > 0 else default_threads()
+    if opts.compression == 'zstd' and threads > 1:
+        detail += ',workers=%d' % threads
+    return ['--compress=client-%s:%s' % (opts.compression, detail)]
 
 
 def lsn_to_int(text: str) -> int:
@@ -111,13 +130,19 @@ class PostgresEngine(Engine):
         return env
 
     def _connect_error(self, exc: ToolError) -> OpsReadyError:
+        if 'FATAL' in exc.stderr and any(h in exc.stderr for h in LOGIN_REFUSED):
+            return OpsReadyError(
+                'PostgreSQL at %s refused the login of %s: %s. Check login_user and the password (login_password, '
+                'or the entry in login_option_file), and the server\'s pg_hba.conf.'
+                % (self.conn.where(self.default_port), self.conn.user or 'the default user',
+                   connect_failure_reason(exc.stderr, exc.message)), host=self.conn.host,
+                port=self.conn.port or 5432)
         if any(h in exc.stderr for h in CONNECT_HINTS):
-            lines = exc.stderr.strip().splitlines()
             return OpsReadyError(
                 'Cannot connect to PostgreSQL at %s within connect_timeout=%ss: %s. Check that the server '
                 'is running and that login_host/login_port (or login_unix_socket) are right.'
                 % (self.conn.where(self.default_port), self.conn.connect_timeout,
-                   lines[-1] if lines else exc.message), host=self.conn.host, port=self.conn.port or 5432)
+                   connect_failure_reason(exc.stderr, exc.message)), host=self.conn.host, port=self.conn.port or 5432)
         return exc
 
     def query(self, sql: str, database: Optional[str] = None) -> List[List[str]]:
@@ -286,10 +311,10 @@ class PostgresEngine(Engine):
         # -D - -Ft: one tar stream (base.tar with backup_manifest injected), WAL fetched into it so the
         # backup restores on its own; --checkpoint=fast avoids waiting for a spread checkpoint.
         argv = [self.tool('pg_basebackup'), '-D', '-', '-F', 't', '-X', 'fetch', '--checkpoint=fast', '-v',
-                '-w', '--label', label]
+                '-w', '--label', label] + basebackup_compress_args(opts)
         try:
             stored, stderr = stream_to_artifact(self.runner, argv, artifact, opts, env=self.env(None),
-                                                what='pg_basebackup')
+                                                what='pg_basebackup', compressed_by_tool=opts.compression != 'none')
         except ToolError as exc:
             raise self._connect_error(exc)
         start = re.search(r'write-ahead log start point: ([0-9A-F]+/[0-9A-F]+) on timeline (\d+)', stderr)

@@ -1,0 +1,259 @@
+"""PostgreSQL engine against a RECORDING ToolRunner: the argv and environment each tool gets.
+
+The recorder is the real ``ToolRunner`` (so its refusal to put a secret on a command line stays in force)
+with ``run``/``popen`` answering like psql, pg_dump, pg_dumpall and pg_basebackup would. The stub
+executables on its PATH exit 99, so nothing real ever runs. Proves: ``jobs`` reaches ``pg_dump -j``;
+``threads``/``compression_level`` reach ``pg_basebackup --compress=client-zstd:level=N,workers=T`` and the
+tool-compressed stream is stored as is; the password travels in ``PGPASSWORD`` only, never in argv."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import pytest
+import zstandard
+
+from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import run_backup
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
+from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions
+from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import PostgresEngine
+
+PASSWORD = 'Pg-s3cret.Pa55/word'
+TOOLS = ('psql', 'pg_dump', 'pg_dumpall', 'pg_basebackup', 'pg_restore', 'pg_verifybackup')
+WAL_POINTS = ('pg_basebackup: write-ahead log start point: 0/2000028 on timeline 1\n'
+              'pg_basebackup: write-ahead log end point: 0/2000100\n')
+EMIT = ('import sys\n'
+        'sys.stdout.buffer.write(open(sys.argv[1], "rb").read())\n'
+        'sys.stderr.write(open(sys.argv[2]).read())\n')
+
+
+def base_tar() -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode='w') as tar:
+        for name, data in (('PG_VERSION', b'15\n'), ('backup_manifest', b'{"PostgreSQL-Backup-Manifest-Version": 1}')):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+class RecordingRunner(ToolRunner):
+    """Records (argv, env) of every command; answers as the PostgreSQL tools would."""
+
+    def __init__(self, bindir: Path, scratch: Path) -> None:
+        super().__init__(env={'PATH': str(bindir)})  # no secrets given: the engine must add the password
+        self.scratch = scratch
+        self.calls: List[Dict[str, Any]] = []
+        self.base_stream = zstandard.ZstdCompressor(level=5).compress(base_tar())
+
+    def _record(self, argv: Sequence[str], env: Optional[Dict[str, str]]) -> str:
+        self._check_argv(argv)  # the real refusal, before anything is recorded
+        self.calls.append({'argv': list(argv), 'env': dict(env or {})})
+        return os.path.basename(argv[0])
+
+    def run(self, argv, env=None, data=None, timeout=None, check=True, cwd=None, what=None):
+        name = self._record(argv, env)
+        if '--version' in argv:
+            return 0, '%s (PostgreSQL) 15.99\n' % name, ''
+        if name == 'psql':
+            sql = argv[argv.index('-c') + 1]
+            if 'server_version' in sql:
+                return 0, '15.99\tfalse\t16MB\n', ''
+            if 'pg_current_wal_lsn' in sql:
+                return 0, '0/3000060\t000000010000000000000003\n', ''
+            if 'pg_database' in sql:
+                return 0, 'app\nshop\n', ''
+        if name == 'pg_dump' and '-f' in argv:  # directory format: pg_dump writes the members itself
+            staging = Path(argv[argv.index('-f') + 1])
+            staging.mkdir()
+            (staging / 'toc.dat').write_bytes(b'PGDMP toc')
+            (staging / '3001.dat.gz').write_bytes(b'\x1f\x8b member')
+            return 0, '', ''
+        raise AssertionError('unexpected command %r' % (argv,))
+
+    def popen(self, argv, env=None, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, cwd=None):
+        name = self._record(argv, env)
+        err = ''
+        if name == 'pg_dump' and argv[argv.index('-F') + 1] == 'c':
+            out = b'PGDMP\x01\x0e\x00' + b'\x00' * 64
+        elif name == 'pg_dump':
+            out = b'--\n-- PostgreSQL database dump\n--\nSELECT 1;\n-- PostgreSQL database dump complete\n'
+        elif name == 'pg_dumpall':
+            out = b'--\n-- PostgreSQL database cluster dump\n--\n'
+        elif name == 'pg_basebackup':
+            out, err = self.base_stream, WAL_POINTS
+        else:
+            raise AssertionError('unexpected stream %r' % (argv,))
+        n = len(self.calls)
+        (self.scratch / ('out%d' % n)).write_bytes(out)
+        (self.scratch / ('err%d' % n)).write_text(err)
+        fake = [sys.executable, '-c', EMIT, str(self.scratch / ('out%d' % n)), str(self.scratch / ('err%d' % n))]
+        return super().popen(fake, env=env, stdin=stdin, stdout=stdout, cwd=cwd)
+
+    def work(self, tool: str) -> List[Dict[str, Any]]:
+        """The calls of ``tool`` that do work (not ``--version``)."""
+        return [c for c in self.calls if os.path.basename(c['argv'][0]) == tool and '--version' not in c['argv']]
+
+    def argvs(self, tool: str) -> List[List[str]]:
+        return [c['argv'] for c in self.work(tool)]
+
+    def envs(self, tool: str) -> List[Dict[str, str]]:
+        return [c['env'] for c in self.work(tool)]
+
+
+@pytest.fixture
+def runner(tmp_path):
+    bindir = tmp_path / 'bin'
+    bindir.mkdir()
+    for tool in TOOLS:
+        stub = bindir / tool
+        stub.write_text('#!/bin/sh\nexit 99\n')
+        stub.chmod(0o755)
+    scratch = tmp_path / 'scratch'
+    scratch.mkdir()
+    return RecordingRunner(bindir, scratch)
+
+
+def engine(runner: RecordingRunner, **conn: Any) -> PostgresEngine:
+    params = dict(host='db1.example.com', port=5433, user='backup', password=PASSWORD)
+    params.update(conn)
+    return PostgresEngine(ConnectionParams(**params), runner)
+
+
+def jobs_of(argv: List[str]) -> Optional[int]:
+    for i, arg in enumerate(argv):
+        if arg in ('-j', '--jobs'):
+            return int(argv[i + 1])
+        if arg.startswith('--jobs='):
+            return int(arg.split('=', 1)[1])
+        if arg.startswith('-j') and arg[2:].isdigit():
+            return int(arg[2:])
+    return None
+
+
+def assert_no_password_in_any_argv(runner: RecordingRunner) -> None:
+    assert runner.calls
+    for call in runner.calls:
+        assert not any(PASSWORD in arg for arg in call['argv']), call['argv']
+
+
+def test_directory_format_with_jobs_2_runs_pg_dump_with_two_workers(runner, tmp_path):
+    dest = tmp_path / 'backups'
+    result = run_backup(engine(runner), BackupOptions(kind='full', dest=str(dest), database='app',
+                                                      format='directory', jobs=2, compression='gzip', level=1),
+                        verify=False)
+    (dump,) = runner.argvs('pg_dump')
+    assert jobs_of(dump) == 2, dump
+    assert dump[dump.index('-F') + 1] == 'd' and dump[dump.index('-Z') + 1] == '1'
+    manifest = result['manifest']
+    assert manifest['format'] == 'directory' and manifest['tool']['jobs'] == 2
+    assert sorted(os.path.basename(m['path']) for m in manifest['members']) == ['3001.dat.gz', 'toc.dat']
+    assert os.path.isdir(manifest['path']) and not os.path.exists(manifest['path'] + '.partial')
+    # pg_dump authenticates through the environment, with the right database and endpoint
+    (env,) = runner.envs('pg_dump')
+    assert env['PGPASSWORD'] == PASSWORD and env['PGDATABASE'] == 'app'
+    assert env['PGHOST'] == 'db1.example.com' and env['PGPORT'] == '5433' and env['PGUSER'] == 'backup'
+    assert_no_password_in_any_argv(runner)
+
+
+def test_jobs_without_directory_format_is_refused_before_pg_dump_runs(runner, tmp_path):
+    with pytest.raises(OpsReadyError, match='jobs=2 needs format=directory'):
+        run_backup(engine(runner), BackupOptions(kind='full', dest=str(tmp_path / 'b'), database='app', jobs=2),
+                   verify=False)
+    assert runner.argvs('pg_dump') == [] and not (tmp_path / 'b').exists()
+
+
+@pytest.mark.parametrize('case', [
+    dict(kind='full', database='app', format='custom'),
+    dict(kind='full', database='app', format='plain', include_globals=True),
+    dict(kind='full', all_databases=True, format='custom'),
+    dict(kind='full', database='app', format='directory', jobs=3),
+    dict(kind='base', compression='zstd', threads=2),
+    dict(kind='base', compression='gzip'),
+], ids=['custom', 'plain+globals', 'all_databases', 'directory', 'base-zstd', 'base-gzip'])
+def test_password_never_in_argv_of_any_tool(runner, tmp_path, case):
+    opts = dict(compression='zstd')
+    opts.update(case)
+    result = run_backup(engine(runner), BackupOptions(dest=str(tmp_path / 'b'), **opts), verify=False)
+    assert result['changed'] is True and result['manifests']
+    assert PASSWORD in runner.secrets  # the engine registered it, so the runner would refuse it on argv
+    assert_no_password_in_any_argv(runner)
+    tools = {os.path.basename(c['argv'][0]) for c in runner.calls}
+    assert tools - {'psql'}, 'a backup tool ran'
+    for call in runner.calls:  # every connecting tool got the password, through the environment
+        if '--version' not in call['argv']:
+            assert call['env'].get('PGPASSWORD') == PASSWORD, call['argv']
+    for argv in runner.argvs('pg_dump') + runner.argvs('pg_dumpall') + runner.argvs('pg_basebackup'):
+        assert '-w' in argv, 'never prompt for a password: %r' % argv
+
+
+def test_the_runner_refuses_a_password_on_the_command_line(runner, tmp_path):
+    engine(runner)  # registers the password with the runner
+    marker = tmp_path / 'ran'
+    argv = ['/bin/sh', '-c', 'touch %s' % marker, 'sh', '--password=%s' % PASSWORD]
+    for call in (lambda: runner.run(argv), lambda: runner.popen(argv),
+                 lambda: ToolRunner(secrets=[PASSWORD]).run(argv), lambda: ToolRunner(secrets=[PASSWORD]).popen(argv)):
+        with pytest.raises(OpsReadyError) as info:
+            call()
+        assert 'refusing to pass a secret on the command line' in str(info.value)
+        assert PASSWORD not in str(info.value)
+    assert runner.calls == [] and not marker.exists()
+
+
+def test_unix_socket_goes_to_pghost_and_names_the_server(runner, tmp_path):
+    eng = engine(runner, host=None, unix_socket='/run/postgresql', password=None)
+    result = run_backup(eng, BackupOptions(kind='full', dest=str(tmp_path / 'b'), database='app'), verify=False)
+    for env in runner.envs('pg_dump') + runner.envs('psql'):
+        assert env['PGHOST'] == '/run/postgresql' and 'PGPASSWORD' not in env
+    assert result['manifest']['server'].endswith(':/run/postgresql')
+
+
+def test_option_file_goes_to_pgpassfile(runner, tmp_path):
+    pgpass = tmp_path / 'pgpass'
+    run_backup(engine(runner, password=None, option_file=str(pgpass)),
+               BackupOptions(kind='full', dest=str(tmp_path / 'b'), database='app'), verify=False)
+    (env,) = runner.envs('pg_dump')
+    assert env['PGPASSFILE'] == str(pgpass) and 'PGPASSWORD' not in env
+
+
+# -- pg_basebackup compresses its own stream (threads -> zstd workers) ----------------------------------
+
+def compress_args(argv: List[str]) -> List[str]:
+    return [a for a in argv if a.startswith('--compress') or a == '-Z' or a.startswith('-Z')]
+
+
+@pytest.mark.parametrize('threads,level,expected', [
+    (3, 5, '--compress=client-zstd:level=5,workers=3'),
+    (1, None, '--compress=client-zstd:level=3'),
+], ids=['threads=3', 'threads=1'])
+def test_base_backup_passes_threads_as_zstd_workers(runner, tmp_path, threads, level, expected):
+    result = run_backup(engine(runner), BackupOptions(kind='base', dest=str(tmp_path / 'b'), compression='zstd',
+                                                      level=level, threads=threads), verify=False)
+    (argv,) = runner.argvs('pg_basebackup')
+    assert compress_args(argv) == [expected], argv
+    manifest = result['manifest']
+    assert manifest['compression'] == 'zstd' and manifest['path'].endswith('.tar.zst')
+    assert manifest['compression_level'] == (3 if level is None else level)
+    # pg_basebackup already compressed the stream: stored as is (one zstd layer around the tar), not twice.
+    stored = Path(manifest['path']).read_bytes()
+    assert stored == runner.base_stream and len(stored) == manifest['size']
+    with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(stored)) as plain:
+        with tarfile.open(fileobj=plain, mode='r|') as tar:
+            assert sorted(m.name for m in tar) == ['PG_VERSION', 'backup_manifest']
+    assert manifest['position']['start_lsn'] == '0/2000028' and manifest['position']['end_lsn'] == '0/2000100'
+
+
+def test_base_backup_uncompressed_leaves_compression_to_nobody(runner, tmp_path):
+    result = run_backup(engine(runner), BackupOptions(kind='base', dest=str(tmp_path / 'b'), compression='none',
+                                                      threads=4), verify=False)
+    (argv,) = runner.argvs('pg_basebackup')
+    assert compress_args(argv) == [], argv
+    assert result['manifest']['compression'] == 'none' and result['manifest']['path'].endswith('.tar')
