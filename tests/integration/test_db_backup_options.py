@@ -77,3 +77,27 @@ def test_postgresql_all_databases_dumps_each_plus_globals(postgres_factory, tmp_
     globals_sql = subprocess.run(['zstd', '-dc', [m for m in manifests if m['database'] == '@globals'][0]['path']],
                                  capture_output=True, check=True).stdout
     assert b'CREATE ROLE reporting' in globals_sql
+    # A killed earlier run left a partial dump of one database; the next all_databases run removes it,
+    # and retention prunes every set it wrote (each database and @globals), not an '@all' set that
+    # no manifest carries.
+    dest = tmp_path / 'b'
+    leftover = dest / ('postgresql-alpha-full-%s.dump.zst.partial' % '20260101T000000000000Z')
+    leftover.write_bytes(b'PGDMP half')
+    again = play(tmp_path, [{'name': 'again', 'opsready.operations.db_backup': {
+        'engine': 'postgresql', 'all_databases': True, 'dest': str(dest), 'login_host': server.host,
+        'login_port': server.port, 'login_user': server.user, 'login_password': '{{ pw }}',
+        'retention': {'keep_last': 1}}}], {'pw': server.password})
+    assert again.rc == 0, again.stdout[-4000:]
+    res = again.result('again')
+    assert str(leftover) in res['leftovers_removed'] and not leftover.exists()
+    first_paths = {m['path'] for m in manifests}
+    assert set(res['deleted']) == first_paths, (res['deleted'], first_paths)
+    assert not any(os.path.exists(p) for p in first_paths)
+    assert all(os.path.exists(m['path']) for m in res['manifests'])
+    fresh = play(tmp_path, [{'name': 'fresh', 'opsready.operations.db_backup': {
+        'engine': 'postgresql', 'all_databases': True, 'dest': str(dest), 'login_host': server.host,
+        'login_port': server.port, 'login_user': server.user, 'login_password': '{{ pw }}',
+        'min_interval': 3600}}], {'pw': server.password})
+    skipped = fresh.result('fresh')
+    assert skipped['skipped_fresh'] is True and skipped['changed'] is False
+    assert {m['path'] for m in skipped['manifests']} == {m['path'] for m in res['manifests']}

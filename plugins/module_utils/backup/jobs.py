@@ -11,6 +11,7 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import shutil
@@ -43,16 +44,18 @@ def prepare_dest(dest: str) -> None:
                             'another dest.' % dest, path=dest)
 
 
-def set_prefix(engine: Engine, opts: BackupOptions) -> str:
-    return '%s-%s-%s-' % (engine.name, set_name(engine.catalog_database(opts)), opts.kind)
+def set_prefix(engine: Engine, opts: BackupOptions, database: Optional[str] = None) -> str:
+    """The file-name prefix of one backup set (``database`` defaults to the run's catalog database)."""
+    return '%s-%s-%s-' % (engine.name, set_name(database or engine.catalog_database(opts)), opts.kind)
 
 
-def fresh_backup(engine: Engine, opts: BackupOptions, min_interval: int) -> Optional[Manifest]:
+def fresh_backup(engine: Engine, opts: BackupOptions, min_interval: int,
+                 database: Optional[str] = None) -> Optional[Manifest]:
     """The newest usable backup of this set and kind younger than ``min_interval`` seconds, if any."""
     if min_interval <= 0 or not os.path.isdir(opts.dest) or opts.kind == 'wal':
         return None
     horizon = utcnow() - datetime.timedelta(seconds=min_interval)
-    catalog = Catalog(opts.dest, engine=engine.name, database=engine.catalog_database(opts))
+    catalog = Catalog(opts.dest, engine=engine.name, database=database or engine.catalog_database(opts))
     wanted = sorted(opts.recipients)
     # A backup written with other encryption settings (or none) is not the backup asked for.
     recent = [m for m in catalog.entries if m.kind == opts.kind and m.finished >= horizon and m.verified is not False
@@ -65,20 +68,28 @@ def run_backup(engine: Engine, opts: BackupOptions, verify: bool = True, policy:
     engine.check_options(opts)
     result: Dict[str, Any] = {'changed': False, 'manifest': {}, 'manifests': [], 'verification': [],
                               'deleted': [], 'leftovers_removed': [], 'skipped_fresh': False}
-    fresh = fresh_backup(engine, opts, min_interval)
-    if fresh is not None:
-        result.update(skipped_fresh=True, manifest=fresh.summary(), manifests=[fresh.summary()])
+    # A run may write several sets (PostgreSQL all_databases: one dump per database, plus @globals):
+    # each is locked, cleaned of leftovers, and pruned as its own set.
+    sets = engine.backup_sets(opts)
+    fresh = [fresh_backup(engine, opts, min_interval, database) for database in sets]
+    if sets and all(f is not None for f in fresh):
+        summaries = [f.summary() for f in fresh if f is not None]
+        result.update(skipped_fresh=True, manifest=summaries[0], manifests=summaries)
         return result
-    prefix = set_prefix(engine, opts)
     engine.preflight(opts)  # nothing is created unless the source answers (check mode included)
+    prefixes = [set_prefix(engine, opts, database) for database in sets]
     if check_mode:
         result['changed'] = True
         if os.path.isdir(opts.dest):
-            result['leftovers_removed'] = remove_leftovers(opts.dest, prefix, check_mode=True)
+            for prefix in prefixes:
+                result['leftovers_removed'] += remove_leftovers(opts.dest, prefix, check_mode=True)
         return result
     prepare_dest(opts.dest)
-    with set_lock(opts.dest, prefix.rstrip('-')):
-        result['leftovers_removed'] = remove_leftovers(opts.dest, prefix)
+    with contextlib.ExitStack() as locks:
+        for prefix in sorted(set(prefixes)):
+            locks.enter_context(set_lock(opts.dest, prefix.rstrip('-')))
+        for prefix in prefixes:
+            result['leftovers_removed'] += remove_leftovers(opts.dest, prefix)
         manifests = engine.backup(opts)
         result['changed'] = True
         failures = []
@@ -97,8 +108,9 @@ def run_backup(engine: Engine, opts: BackupOptions, verify: bool = True, policy:
                                  'verified=false, so it is never used for a restore): %s' % '; '.join(failures),
                                  manifests=manifests, verification=result['verification'])
     if policy is not None and not policy.empty:
-        pruned = prune(opts.dest, policy, engine=engine.name, database=engine.catalog_database(opts))
-        result['deleted'] = pruned['deleted']
+        for database in sets:
+            pruned = prune(opts.dest, policy, engine=engine.name, database=database)
+            result['deleted'] += pruned['deleted']
     return result
 
 

@@ -204,12 +204,13 @@ class ArtifactWriter:
         if recipients:
             self._encrypter = encryption.EncryptingWriter(self._sink, recipients)
             target = self._encrypter
+        self._compressor: Any
         if compressed_by_tool or compression == 'none':
             self._compressor = _Passthrough(target)
         elif compression == 'zstd':
             # threads=1 would still run a worker; 0 keeps compression in this thread for tiny inputs.
             params = zstandard.ZstdCompressor(level=self.level, threads=self.threads if self.threads > 1 else 0)
-            self._compressor: Any = params.stream_writer(target, closefd=False, write_return_read=True)
+            self._compressor = params.stream_writer(target, closefd=False, write_return_read=True)
         else:
             self._compressor = _GzipCompressor(target, self.level)
 

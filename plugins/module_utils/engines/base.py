@@ -392,6 +392,13 @@ class Engine:
             raise OpsReadyError('database is required for engine %s kind=%s.' % (self.name, opts.kind))
         return opts.database
 
+    def backup_sets(self, opts: BackupOptions) -> List[str]:
+        """Every catalog ``database`` this run writes (one set each: locked, cleaned, pruned).
+
+        One for most runs; an engine that writes one artifact per database overrides it (and may ask
+        the server: its errors are the connect errors ``preflight`` would raise)."""
+        return [self.catalog_database(opts)]
+
     def server_label(self) -> str:
         if self.conn.unix_socket:
             return '%s:%s' % (socket.gethostname(), self.conn.unix_socket)

@@ -94,6 +94,7 @@ class PostgresEngine(Engine):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._bins: Dict[str, str] = {}
+        self._dump_list: Optional[List[str]] = None  # the databases of this run, listed once
 
     # -- plumbing ------------------------------------------------------------------------------------
     def tool(self, name: str) -> str:
@@ -187,14 +188,22 @@ class PostgresEngine(Engine):
                                 'off for kind=wal and protect the WAL archive directory (see docs/encryption.md).')
 
     # -- backups --------------------------------------------------------------------------------------
+    def backup_sets(self, opts: BackupOptions) -> List[str]:
+        """One set per database dumped (pg_dump writes one artifact each), plus @globals when asked."""
+        if opts.kind != 'full':
+            return [self.catalog_database(opts)]
+        if self._dump_list is None:
+            self._dump_list = [opts.database] if opts.database else [
+                r[0] for r in self.query('SELECT datname FROM pg_database WHERE datallowconn AND NOT '
+                                         'datistemplate ORDER BY datname') if r and r[0]]
+        return self._dump_list + ([GLOBALS] if opts.include_globals or opts.all_databases else [])
+
     def backup(self, opts: BackupOptions) -> List[Dict[str, Any]]:
         info = self.ping()
         if opts.kind == 'full':
-            databases = [opts.database] if opts.database else [
-                r[0] for r in self.query('SELECT datname FROM pg_database WHERE datallowconn AND NOT '
-                                         'datistemplate ORDER BY datname')]
-            results = [self._dump(opts, db, info) for db in databases if db]
-            if opts.include_globals or opts.all_databases:
+            sets = self.backup_sets(opts)
+            results = [self._dump(opts, db, info) for db in sets if db != GLOBALS]
+            if GLOBALS in sets:
                 results.append(self._globals(opts, info))
             return results
         if opts.kind == 'base':
