@@ -56,6 +56,14 @@ options:
         V(false) checks only their stored checksum. Artifacts that are not encrypted always get the engine check.
     type: bool
     default: false
+  checksum_only:
+    description:
+      - Check only the size and SHA-256 of every artifact against its manifest, not the engine's own check.
+      - For a copy in a second location (another directory, the control node) where the engine's tools or a
+        connection may be missing; the engine check already ran where the backup was taken.
+      - A mismatch is recorded as a failed verification (with O(record=true)); a match is never recorded.
+    type: bool
+    default: false
   identity:
     description:
       - The age private key (C(AGE-SECRET-KEY-1...)) for O(deep=true); keep it in Ansible Vault.
@@ -87,6 +95,13 @@ EXAMPLES = r'''
     path: /var/backups/opsready/pg
     deep: true
     identity_file: /root/.config/opsready/backup-age-key.txt
+
+- name: Re-check the checksums of a copy on the control node (no database tools needed there)
+  opsready.operations.backup_verify:
+    path: /srv/backup-copies/db1/postgresql
+    checksum_only: true
+    record: false
+  delegate_to: localhost
 
 - name: Verify one SQL Server backup with RESTORE VERIFYONLY
   opsready.operations.backup_verify:
@@ -137,10 +152,12 @@ def main():
         newest_only=dict(type='bool', default=False),
         record=dict(type='bool', default=True),
         deep=dict(type='bool', default=False),
+        checksum_only=dict(type='bool', default=False),
         identity=dict(type='str', no_log=True),
         identity_file=dict(type='path'),
     )
-    module = AnsibleModule(argument_spec=argument_spec, mutually_exclusive=db_connection_mutually_exclusive(),
+    module = AnsibleModule(argument_spec=argument_spec,
+                           mutually_exclusive=db_connection_mutually_exclusive() + [['deep', 'checksum_only']],
                            supports_check_mode=True)
     p = module.params
     if (p['identity'] or p['identity_file']) and not p['deep']:
@@ -155,7 +172,7 @@ def main():
             identities = encryption.load_identities(p['identity'], p['identity_file'])
         outcome = verify_path(p['path'], conn=connection_from_params(p), engine=p['engine'], database=p['database'],
                               record=p['record'] and not module.check_mode, newest_only=p['newest_only'],
-                              identities=identities, deep=p['deep'])
+                              identities=identities, deep=p['deep'], checksum_only=p['checksum_only'])
     except OpsReadyError as exc:
         module.fail_json(failures=[{'path': p['path'], 'error': exc.message}], **exc.as_fail_kwargs())
     result = dict(changed=outcome['changed'], results=outcome['results'], failures=outcome['failed'],

@@ -146,8 +146,11 @@ SHALLOW = ('not run: the artifact is encrypted; backup_verify deep=true with its
 
 def verify_one(entry: Manifest, engine: Optional[Engine] = None, conn: Optional[ConnectionParams] = None,
                record: bool = True, identities: Optional[Sequence[Any]] = None,
-               deep: bool = False) -> Dict[str, Any]:
+               deep: bool = False, checksum_only: bool = False) -> Dict[str, Any]:
     """Checksums then the engine's own check; records the outcome in the manifest when ``record``.
+
+    ``checksum_only`` stops after the checksums (a copy in a second place, where the engine's tools may
+    be missing): a mismatch is recorded, a match never is, since the engine check did not run.
 
     An encrypted artifact gets the engine check only with ``deep`` (decrypting with ``identities``);
     otherwise its stored checksum alone is checked, which needs no key. A missing or wrong key fails
@@ -161,7 +164,9 @@ def verify_one(entry: Manifest, engine: Optional[Engine] = None, conn: Optional[
     key_error = False
     try:
         outcome['checks'].update(verify_checksums(entry))
-        if encrypted and not deep:
+        if checksum_only:
+            outcome['checks'].update(engine_check='not run: checksum_only=true')
+        elif encrypted and not deep:
             outcome['checks'].update(engine_check=SHALLOW, deep=False)
         else:
             if encrypted:
@@ -188,7 +193,8 @@ def verify_one(entry: Manifest, engine: Optional[Engine] = None, conn: Optional[
     # that stay in sync). verified_at is when the verdict was reached.
     previous_checks = (entry.data.get('verification') or {}).get('checks') or {}
     deeper = encrypted and outcome['ok'] and deep and previous_checks.get('deep') is not True
-    outcome['recorded'] = bool(record and not key_error and (entry.verified is not outcome['ok'] or deeper))
+    outcome['recorded'] = bool(record and not key_error and (entry.verified is not outcome['ok'] or deeper)
+                               and not (checksum_only and outcome['ok']))
     if outcome['recorded']:
         entry.record_verification(outcome['ok'], dict(outcome['checks'], error=outcome['error']), utcnow())
     return outcome
@@ -214,7 +220,8 @@ def manifests_at(path: str, engine: Optional[str] = None, database: Optional[str
 
 def verify_path(path: str, conn: Optional[ConnectionParams] = None, engine: Optional[str] = None,
                 database: Optional[str] = None, record: bool = True, newest_only: bool = False,
-                identities: Optional[Sequence[Any]] = None, deep: bool = False) -> Dict[str, Any]:
+                identities: Optional[Sequence[Any]] = None, deep: bool = False,
+                checksum_only: bool = False) -> Dict[str, Any]:
     found = manifests_at(path, engine, database)
     entries: List[Manifest] = found['entries']
     if newest_only and entries:
@@ -223,11 +230,12 @@ def verify_path(path: str, conn: Optional[ConnectionParams] = None, engine: Opti
     results = []
     for entry in entries:
         eng = None
-        if entry.engine != 'files':
+        if entry.engine != 'files' and not checksum_only:
             if entry.engine not in engines:
                 engines[entry.engine] = get_engine(entry.engine, conn or ConnectionParams())
             eng = engines[entry.engine]
-        results.append(verify_one(entry, eng, conn, record=record, identities=identities, deep=deep))
+        results.append(verify_one(entry, eng, conn, record=record, identities=identities, deep=deep,
+                                  checksum_only=checksum_only))
     bad = [r for r in results if not r['ok']]
     bad += [{'id': os.path.basename(b['manifest']), 'path': b['manifest'], 'ok': False, 'error': b['error']}
             for b in found['broken']]
