@@ -42,6 +42,7 @@ class Sample:
     wall: float
     rss_mb: float
     out_mb: Optional[float]
+    own_rss_mb: Optional[float] = None   # the first process alone (ours: the module's Python process)
 
 
 @dataclass
@@ -60,15 +61,19 @@ class Side:
 
 @dataclass
 class Target:
-    """The promise: ours/raw wall ratio at most ``max_wall``, and output ratio at most ``max_out``."""
+    """The promise: ours/raw wall ratio at most ``max_wall``, output ratio at most ``max_out``, and the
+    peak RSS of our own process (not its children: pg_dump, the server) at most ``max_own_rss_mb``."""
 
     max_wall: float
     max_out: Optional[float] = None
+    max_own_rss_mb: Optional[float] = None
 
     def text(self) -> str:
         text = 'wall <= %.2fx' % self.max_wall
         if self.max_out is not None:
             text += ', out <= %.2fx' % self.max_out
+        if self.max_own_rss_mb is not None:
+            text += ', own RSS <= %.0f MB' % self.max_own_rss_mb
         return text
 
 
@@ -115,30 +120,35 @@ def clear(path: Union[str, Path]) -> None:
         path.unlink()
 
 
-def _tree_rss(proc: psutil.Process) -> int:
-    total = 0
+def _tree_rss(proc: psutil.Process) -> tuple:
+    """(RSS of the process and its descendants, RSS of the process alone) in bytes."""
+    total = own = 0
     try:
         members = [proc] + proc.children(recursive=True)
     except psutil.Error:
-        return 0
+        return 0, 0
     for member in members:
         try:
-            total += member.memory_info().rss
+            rss = member.memory_info().rss
         except psutil.Error:
             continue
-    return total
+        total += rss
+        if member is proc:
+            own = rss
+    return total, own
 
 
 def measure(command: Command, env: Optional[Dict[str, str]] = None, cwd: Optional[str] = None,
             quiet: bool = True) -> tuple:
-    """Run ``command`` once: (wall seconds, peak RSS bytes of the tree). Raises on a non-zero exit."""
+    """Run ``command`` once: (wall seconds, peak RSS bytes of the tree, peak RSS bytes of the first
+    process alone). Raises on a non-zero exit."""
     shell = isinstance(command, str)
     argv: Any = 'set -o pipefail; ' + command if shell else list(command)
     out = subprocess.DEVNULL if quiet else None
     started = time.monotonic()
     proc = subprocess.Popen(argv, shell=shell, executable='/bin/bash' if shell else None, env=env, cwd=cwd,
                             stdout=out, stderr=subprocess.PIPE)
-    peak = [0]
+    peak = [0, 0]
     done = threading.Event()
 
     def sample() -> None:
@@ -147,7 +157,8 @@ def measure(command: Command, env: Optional[Dict[str, str]] = None, cwd: Optiona
         except psutil.Error:
             return
         while not done.is_set():
-            peak[0] = max(peak[0], _tree_rss(root))
+            tree, own = _tree_rss(root)
+            peak[0], peak[1] = max(peak[0], tree), max(peak[1], own)
             done.wait(0.02)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -161,17 +172,17 @@ def measure(command: Command, env: Optional[Dict[str, str]] = None, cwd: Optiona
     if proc.returncode != 0:
         raise RuntimeError('benchmark command failed (exit %d): %s\n%s' % (
             proc.returncode, command if shell else ' '.join(argv), stderr.decode(errors='replace')[-3000:]))
-    return wall, peak[0]
+    return wall, peak[0], peak[1]
 
 
 def run_side(side: Side) -> Sample:
     if side.before:
         side.before()
-    wall, rss = measure(side.command, env=side.env, cwd=side.cwd)
+    wall, rss, own = measure(side.command, env=side.env, cwd=side.cwd)
     out = side.output() if side.output else None
     if side.after:
         side.after()
-    sample = Sample(wall=wall, rss_mb=rss / 1e6, out_mb=None if out is None else out / 1e6)
+    sample = Sample(wall=wall, rss_mb=rss / 1e6, out_mb=None if out is None else out / 1e6, own_rss_mb=own / 1e6)
     side.samples.append(sample)
     return sample
 
@@ -184,6 +195,7 @@ def _median(values: List[Optional[float]]) -> Optional[float]:
 def summary(side: Side) -> Dict[str, Optional[float]]:
     return {'wall_s': _median([s.wall for s in side.samples]),
             'peak_rss_mb': _median([s.rss_mb for s in side.samples]),
+            'own_peak_rss_mb': max([s.own_rss_mb for s in side.samples if s.own_rss_mb is not None], default=None),
             'output_mb': _median([s.out_mb for s in side.samples])}
 
 
@@ -214,6 +226,8 @@ def compare(operation: str, ours: Side, raws: Sequence[Side], targets: Sequence[
         met = ratio_wall <= target.max_wall
         if target.max_out is not None:
             met = met and ratio_out is not None and ratio_out <= target.max_out
+        if target.max_own_rss_mb is not None:
+            met = met and mine['own_peak_rss_mb'] is not None and mine['own_peak_rss_mb'] <= target.max_own_rss_mb
         rows.append(Row(operation=operation, ours_label=ours.label, raw_label=raw.label, ours=mine, raw=theirs,
                         runs=runs, ratio_wall=ratio_wall, ratio_out=ratio_out, target=target.text(), met=met,
                         note=notes[index] if index < len(notes) else '',
@@ -240,13 +254,14 @@ def format_table(rows: List[Row]) -> str:
 
 
 def markdown_table(rows: List[Row]) -> str:
-    lines = ['| operation | ours | raw tool | ours wall s | ours peak RSS MB | ours out MB | raw wall s | '
+    lines = ['| operation | ours | raw tool | ours wall s | ours peak RSS MB (tree / own) | ours out MB | raw wall s | '
              'raw peak RSS MB | raw out MB | ratio wall | ratio out | target | met |',
              '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|']
     for row in rows:
-        lines.append('| %s | %s | %s | %s | %s | %s | %s | %s | %s | %.2fx | %s | %s | %s |' % (
+        lines.append('| %s | %s | %s | %s | %s / %s | %s | %s | %s | %s | %.2fx | %s | %s | %s |' % (
             row.operation, row.ours_label.replace('|', '\\|'), row.raw_label.replace('|', '\\|'),
-            _num(row.ours['wall_s'], 2), _num(row.ours['peak_rss_mb']), _num(row.ours['output_mb']),
+            _num(row.ours['wall_s'], 2), _num(row.ours['peak_rss_mb']), _num(row.ours.get('own_peak_rss_mb')),
+            _num(row.ours['output_mb']),
             _num(row.raw['wall_s'], 2), _num(row.raw['peak_rss_mb']), _num(row.raw['output_mb']),
             row.ratio_wall, '-' if row.ratio_out is None else '%.2fx' % row.ratio_out, row.target,
             'yes' if row.met else '**no**'))

@@ -115,10 +115,18 @@ def bench_pg(args, work: Path) -> List[Row]:
                       before=lambda: clear(gz), output=lambda: path_size(gz), after=lambda: clear(gz))
         raw_zstd = Side(label='pg_dump | zstd -T2', command='%s | zstd -q -T2 -3 > %s' % (pg_dump, zs), env=pg_env,
                         before=lambda: clear(zs), output=lambda: path_size(zs), after=lambda: clear(zs))
-        rows += compare('PostgreSQL logical backup', ours, [raw_fc, raw_zstd], [Target(1.0), Target(1.15)],
-                        runs=args.runs, log=log,
+        fcz = work / 'raw.dump.zst'
+        raw_fc_zstd = Side(label='pg_dump -Fc -Z0 | zstd -T2',
+                           command='%s -Fc -Z0 | zstd -q -T2 -3 > %s' % (pg_dump, fcz), env=pg_env,
+                           before=lambda: clear(fcz), output=lambda: path_size(fcz), after=lambda: clear(fcz))
+        # issue 3's target: within 5 % of the fastest raw pipeline, at most its size, own RSS under 100 MB;
+        # the noisiest comparison on this VM, so it gets at least 5 alternated rounds.
+        rows += compare('PostgreSQL logical backup', ours, [raw_fc, raw_zstd, raw_fc_zstd],
+                        [Target(1.0, 1.0, 100), Target(1.05, 1.0, 100), Target(1.05, 1.0, 100)],
+                        runs=max(args.runs, 5), log=log,
                         notes=['vs the built-in gzip of the custom format',
-                               'vs the fastest raw pipeline (plain SQL, not pg_restore-able in parallel)'])
+                               'vs the fastest raw pipeline (plain SQL, not pg_restore-able in parallel)',
+                               'vs the same archive format through the zstd CLI (like for like)'])
 
         # issue 10's target: encryption costs at most 15 % of the wall time of db_backup on this database
         from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
@@ -133,7 +141,7 @@ def bench_pg(args, work: Path) -> List[Row]:
                         runs=args.runs, log=log, notes=['ours encrypted vs ours unencrypted, same database'])
 
         base_dest, base_raw = work / 'pg-base-ours', work / 'pg-base-raw'
-        base = Side(label='db_backup kind=base (zstd T2 + sha256)',
+        base = Side(label='db_backup kind=base (pg_basebackup client-zstd T2 + sha256)',
                     command=ours_cmd('db_backup', engine='postgresql', kind='base', dest=str(base_dest), **conn),
                     env=env, before=lambda: clear(base_dest), output=lambda: _artifacts(base_dest),
                     after=lambda: clear(base_dest))
@@ -142,7 +150,11 @@ def bench_pg(args, work: Path) -> List[Row]:
                                  '--checkpoint=fast', '--compress=server-zstd:workers=2'],
                         env=server.dsn_env(), before=lambda: clear(base_raw), output=lambda: path_size(base_raw),
                         after=lambda: clear(base_raw))
-        rows += compare('PostgreSQL base backup', base, [raw_base], [Target(1.25)], runs=args.runs, log=log)
+        rows += compare('PostgreSQL base backup', base, [raw_base], [Target(1.05, 1.0, 100)],
+                        runs=max(args.runs, 5), log=log,
+                        notes=['pg_basebackup compresses (client-side zstd, 2 workers); the module hashes and '
+                               'stores the stream (server-side compression cannot stream to stdout with a '
+                               'manifest)'])
 
         # one catalog backup shared by the restore and drill rows
         catalog = work / 'pg-catalog'

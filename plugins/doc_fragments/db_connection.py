@@ -35,7 +35,10 @@ options:
   login_option_file:
     description:
       - A credentials file the user maintains instead of O(login_password). PostgreSQL, a C(.pgpass)
-        file (C(PGPASSFILE)); MariaDB/MySQL, an option file passed as C(--defaults-extra-file).
+        file (C(PGPASSFILE)); MariaDB/MySQL, an option file included (C(!include)) by the module's own
+        temporary C(--defaults-extra-file), so its C([client]) user, password, host and port apply.
+      - It must exist and be readable by the user the module runs as, or the task fails naming it (the
+        clients would otherwise skip it silently and log in with other credentials).
     type: path
   connect_timeout:
     description:

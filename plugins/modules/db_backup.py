@@ -17,7 +17,8 @@ description:
   - "PostgreSQL: V(full) is C(pg_dump) (O(format=custom) by default, V(directory) with O(jobs) parallel
     workers, or V(plain)); O(all_databases) dumps every database plus C(pg_dumpall --globals-only).
     V(base) is C(pg_basebackup) (tar stream with the WAL it needs, C(--checkpoint=fast)), with its WAL
-    start/end LSNs and segment numbers in the manifest. V(wal) forces a WAL switch and waits until the
+    start/end LSNs and segment numbers in the manifest; C(pg_basebackup) compresses the stream itself
+    (C(--compress=client-zstd:level=N,workers=T) or C(client-gzip)) and the module hashes (and encrypts) it. V(wal) forces a WAL switch and waits until the
     C(archive_command) helper installed by the role C(opsready.operations.backup) has stored the segment."
   - "MariaDB/MySQL: V(full) is C(mariadb-dump)/C(mysqldump) C(--single-transaction --routines --events
     --triggers) with the binary log file and position read from the dump itself. V(log) flushes the binary
@@ -152,6 +153,9 @@ notes:
   - For PostgreSQL O(format=directory) pg_dump compresses each member with gzip itself (level 1 for
     O(compression=zstd)).
   - Check mode connects to the server (proving host, port and credentials) and writes nothing.
+  - PostgreSQL V(base) streams one tar to the module (C(pg_basebackup -D -)), which C(pg_basebackup) allows
+    only for a cluster without additional tablespaces; with tablespaces it fails ("can only write single
+    tablespace to stdout") and nothing is kept. Back such clusters up with V(full) dumps.
   - Needs the Python package C(zstandard) for zstd, and the engine's client tools on the managed host
     (C(pg_dump)/C(pg_basebackup)/C(psql), C(mariadb-dump)/C(mariadb)/C(mariadb-binlog)); SQL Server needs C(pyodbc).
 seealso:
