@@ -18,8 +18,9 @@ description:
     workers, or V(plain)); O(all_databases) dumps every database plus C(pg_dumpall --globals-only).
     V(base) is C(pg_basebackup) (tar stream with the WAL it needs, C(--checkpoint=fast)), with its WAL
     start/end LSNs and segment numbers in the manifest; C(pg_basebackup) compresses the stream itself
-    (C(--compress=client-zstd:level=N,workers=T) or C(client-gzip)) and the module hashes (and encrypts) it. V(wal) forces a WAL switch and waits until the
-    C(archive_command) helper installed by the role C(opsready.operations.backup) has stored the segment."
+    (C(--compress=client-zstd:level=N,workers=T) or C(client-gzip)) and the module hashes (and encrypts)
+    it. V(wal) forces a WAL switch and waits until the C(archive_command) helper installed by the role
+    C(opsready.operations.backup) has stored the segment."
   - "MariaDB/MySQL: V(full) is C(mariadb-dump)/C(mysqldump) C(--single-transaction --routines --events
     --triggers) with the binary log file and position read from the dump itself. V(log) flushes the binary
     log and copies every closed binary log not yet in the catalog (C(mariadb-binlog --read-from-remote-server

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import glob
 import io
 import os
 import re
@@ -116,13 +115,8 @@ class SQLiteClient(Client):
 
 def find_pg_tool(tool: str, runner: ToolRunner) -> Optional[str]:
     """On PATH, else the newest /usr/lib/postgresql/<major>/bin (Debian keeps pg_amcheck there)."""
-    import shutil
-    found = shutil.which(tool, path=runner.env.get('PATH'))
-    if found:
-        return found
-    candidates = sorted(glob.glob('/usr/lib/postgresql/*/bin/%s' % tool),
-                        key=lambda p: [int(x) if x.isdigit() else 0 for x in p.split('/')[4].split('.')])
-    return candidates[-1] if candidates else None
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import find_client_tool
+    return find_client_tool(tool, runner.env.get('PATH'))
 
 
 class PostgresClient(Client):
@@ -149,7 +143,11 @@ class PostgresClient(Client):
         return env
 
     def _psql(self) -> str:
-        return self.runner.which('psql', 'Install the PostgreSQL client (postgresql-client).')
+        found = find_pg_tool('psql', self.runner)
+        if not found:
+            raise OpsReadyError('psql was not found on the managed host: install the PostgreSQL client '
+                                '(postgresql-client).')
+        return found
 
     def query(self, database: str, sql: str) -> List[Dict[str, Any]]:
         argv = [self._psql(), '-X', '-q', '-v', 'ON_ERROR_STOP=1', '--csv', '-c', sql] + self._conn_args(database)

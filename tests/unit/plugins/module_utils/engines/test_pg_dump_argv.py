@@ -257,3 +257,18 @@ def test_base_backup_uncompressed_leaves_compression_to_nobody(runner, tmp_path)
     (argv,) = runner.argvs('pg_basebackup')
     assert compress_args(argv) == [], argv
     assert result['manifest']['compression'] == 'none' and result['manifest']['path'].endswith('.tar')
+
+
+def test_newest_packaged_client_is_chosen_by_version_not_by_name(tmp_path):
+    """Debian's /usr/bin/pg_dump is pg_wrapper (Perl, ~60 ms a call): the engine goes to the newest major's
+    binary itself, and "9.6" must not sort above "15" as a string would."""
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import newest_packaged_tool
+    for major, tools in (('9.6', ['pg_dump', 'psql']), ('15', ['pg_dump', 'psql']), ('16', ['psql'])):
+        bindir = tmp_path / major / 'bin'
+        bindir.mkdir(parents=True)
+        for tool in tools:
+            (bindir / tool).write_text('#!/bin/sh\n')
+            (bindir / tool).chmod(0o755)
+    assert newest_packaged_tool('pg_dump', str(tmp_path)) == str(tmp_path / '15' / 'bin' / 'pg_dump')
+    assert newest_packaged_tool('psql', str(tmp_path)) == str(tmp_path / '16' / 'bin' / 'psql')
+    assert newest_packaged_tool('pg_restore', str(tmp_path)) is None
