@@ -356,6 +356,7 @@ class Engine:
 
     def __init__(self, conn: ConnectionParams, runner: Optional[ToolRunner] = None) -> None:
         self.conn = conn
+        self._server_facts: Optional[Dict[str, Any]] = None
         self.runner = runner or ToolRunner(secrets=[conn.password])
         self.runner.add_secret(conn.password)
         # age identities (private keys) for reading encrypted artifacts (verify, restore); never logged.
@@ -406,7 +407,13 @@ class Engine:
 
     # -- work --------------------------------------------------------------------------------------
     def ping(self) -> Dict[str, Any]:
-        """Connect once (within connect_timeout) and return {'server_version': ...}."""
+        """Connect (within connect_timeout) and return {'server_version': ...}: asked of the server once per
+        engine, since a run checks reachability first and uses the facts later (each ask starts a client)."""
+        if self._server_facts is None:
+            self._server_facts = self.server_facts()
+        return self._server_facts
+
+    def server_facts(self) -> Dict[str, Any]:
         raise NotImplementedError
 
     def preflight(self, opts: BackupOptions) -> Dict[str, Any]:

@@ -152,7 +152,7 @@ class MySQLEngine(Engine):
                 raise self._connect_error(exc)
         return [line.split('\t') for line in out.splitlines()]
 
-    def ping(self) -> Dict[str, Any]:
+    def server_facts(self) -> Dict[str, Any]:
         row = self.query('SELECT VERSION(), @@log_bin')[0]
         return {'server_version': row[0], 'log_bin': row[1] in ('1', 'ON')}
 

@@ -118,7 +118,6 @@ class PostgresEngine(Engine):
         super().__init__(*args, **kwargs)
         self._bins: Dict[str, str] = {}
         self._dump_list: Optional[List[str]] = None  # the databases of this run, listed once
-        self._facts: Optional[Dict[str, Any]] = None
         self._versions: Dict[str, str] = {}
 
     # -- plumbing ------------------------------------------------------------------------------------
@@ -175,13 +174,7 @@ class PostgresEngine(Engine):
             raise self._connect_error(exc)
         return [line.split('\t') for line in out.splitlines() if line]
 
-    def ping(self) -> Dict[str, Any]:
-        """Server facts, asked once per engine (preflight and the backup itself use them)."""
-        if self._facts is None:
-            self._facts = self._ask_facts()
-        return self._facts
-
-    def _ask_facts(self) -> Dict[str, Any]:
+    def server_facts(self) -> Dict[str, Any]:
         rows = self.query("SELECT current_setting('server_version'), pg_is_in_recovery()::text, "
                           "current_setting('wal_segment_size')")
         version, recovery, segsize = rows[0]
