@@ -32,7 +32,7 @@ def db_backup(opts: dict) -> dict:
     from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions, get_engine
     options = BackupOptions(kind=opts.get('kind', 'full'), dest=opts['dest'], database=opts.get('database'),
                             compression=opts.get('compression', 'zstd'), threads=opts.get('threads', 2),
-                            recipients=opts.get('recipients') or [])
+                            recipients=opts.get('recipients') or [], format=opts.get('format'))
     result = run_backup(get_engine(opts['engine'], conn(opts)), options, verify=False)
     return {'size': result['manifest']['size'], 'path': result['manifest']['path']}
 

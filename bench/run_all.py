@@ -127,6 +127,17 @@ def bench_pg(args, work: Path) -> List[Row]:
                         notes=['vs the built-in gzip of the custom format',
                                'vs the fastest raw pipeline (plain SQL, not pg_restore-able in parallel)',
                                'vs the same archive format through the zstd CLI (like for like)'])
+        # The same stream as the raw pipeline (plain SQL): what the module adds around exactly the same bytes.
+        plain_dest = work / 'pg-ours-plain'
+        ours_plain = Side(label='db_backup format=plain (pg_dump | zstd T2 + sha256)',
+                          command=ours_cmd('db_backup', engine='postgresql', database='bench', dest=str(plain_dest),
+                                           format='plain', **conn),
+                          env=env, before=lambda: clear(plain_dest), output=lambda: _artifacts(plain_dest),
+                          after=lambda: clear(plain_dest))
+        rows += compare('PostgreSQL logical backup, plain format', ours_plain, [raw_zstd],
+                        [Target(1.05, 1.0, 100)], runs=max(args.runs, 5), log=log,
+                        notes=['the same plain-SQL stream on both sides: the module\'s own cost (start-up, '
+                               'SHA-256, manifest, fsync)'])
         # "own peak RSS under 100 MB whatever the database size": the same backup of a quarter of the data
         server.create_database('bench_quarter')
         quarter = make_md5_table(server, 'bench_quarter', max(1, int(700 * args.scale / 4)))
@@ -135,8 +146,8 @@ def bench_pg(args, work: Path) -> List[Row]:
                                              dest=str(quarter_dest), **conn), env=env)
         clear(quarter_dest)
         server.drop_database('bench_quarter')
-        own_full = rows[-1].ours.get('own_peak_rss_mb') or 0.0
-        for row in rows[-3:]:
+        own_full = rows[-2].ours.get('own_peak_rss_mb') or 0.0
+        for row in rows[-4:-1]:
             row.note += ('; module process own peak RSS %.0f MB on this %.0f MB table, %.0f MB on a %.0f MB one'
                          % (own_full, size / 1e6, own / 1e6, quarter / 1e6))
 
