@@ -10,7 +10,10 @@ class ModuleDocFragment:
     DOCUMENTATION = r'''
 options:
   compression:
-    description: Compression of the stream, applied while it is hashed (one pass, no second read).
+    description:
+      - Compression of the stream, applied while it is hashed (one pass, no second read). For PostgreSQL
+        base backups C(pg_basebackup) compresses (client side, C(threads) workers) and the module hashes
+        what it writes.
     type: str
     choices: [zstd, gzip, none]
     default: zstd

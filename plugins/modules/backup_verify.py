@@ -53,7 +53,8 @@ options:
   deep:
     description:
       - Decrypt encrypted artifacts and run the engine check on them (needs O(identity) or O(identity_file)).
-        V(false) checks only their stored checksum. Artifacts that are not encrypted always get the engine check.
+        V(false) checks only their stored checksum. Artifacts that are not encrypted get the engine check
+        unless O(checksum_only=true). Cannot be combined with O(checksum_only=true).
     type: bool
     default: false
   checksum_only:
@@ -156,10 +157,12 @@ def main():
         identity=dict(type='str', no_log=True),
         identity_file=dict(type='path'),
     )
-    module = AnsibleModule(argument_spec=argument_spec,
-                           mutually_exclusive=db_connection_mutually_exclusive() + [['deep', 'checksum_only']],
+    module = AnsibleModule(argument_spec=argument_spec, mutually_exclusive=db_connection_mutually_exclusive(),
                            supports_check_mode=True)
     p = module.params
+    if p['deep'] and p['checksum_only']:
+        module.fail_json(msg='deep=true and checksum_only=true contradict each other: deep runs the engine check on '
+                             'decrypted artifacts, checksum_only skips the engine check. Set one of them.')
     if (p['identity'] or p['identity_file']) and not p['deep']:
         module.fail_json(msg='identity/identity_file are used only with deep=true (decrypt and run the engine '
                              'check): set deep=true, or drop the key to check stored checksums only.')

@@ -59,3 +59,18 @@ def test_copies_to_a_directory_and_the_control_node_are_checksummed_there(tmp_pa
     bad = run_playbook(str(book)).result('verify copy')
     assert bad['_event'] == 'runner_on_failed' and fetched.name in bad['msg']
     assert 'sha256' in bad['failures'][0]['error'].lower() or 'checksum' in bad['failures'][0]['error'].lower()
+
+
+def test_deep_and_checksum_only_together_are_refused(tmp_path):
+    book = tmp_path / 'both.yml'
+    book.write_text(json.dumps([{'hosts': 'localhost', 'gather_facts': False, 'tasks': [
+        {'name': 'both', 'ignore_errors': True, 'opsready.operations.backup_verify': {
+            'path': str(tmp_path), 'checksum_only': True, 'deep': True}},
+        {'name': 'checksum only, deep false', 'ignore_errors': True, 'opsready.operations.backup_verify': {
+            'path': str(tmp_path), 'checksum_only': True, 'deep': False}}]}]))
+    result = run_playbook(str(book))
+    both = result.result('both')
+    assert both['_event'] == 'runner_on_failed' and 'contradict' in both['msg']
+    # deep=false is no contradiction: it fails only because the directory holds no backup
+    alone = result.result('checksum only, deep false')
+    assert alone['_event'] == 'runner_on_failed' and 'No backup manifest found' in alone['msg']

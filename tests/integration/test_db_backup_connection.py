@@ -208,3 +208,27 @@ def test_postgresql_wrong_password_in_pgpass_is_not_reported_as_unreachable_serv
     assert res['_event'] == 'runner_on_failed'
     assert 'password authentication failed' in res['msg']
     assert 'Check that the server is running' not in res['msg'] and 'Cannot connect' not in res['msg'], res['msg']
+
+
+def test_postgresql_pgpass_without_a_matching_entry_is_a_refused_login(pg_db, tmp_path):
+    """libpq's own refusal ("fe_sendauth: no password supplied", no FATAL from the server) when the .pgpass
+    has no line for this server: reported as a login problem, not as a server that is down."""
+    server = pg_db.server
+    pgpass = secret_file(tmp_path / 'pgpass', 'elsewhere.example.com:5432:*:%s:irrelevant\n' % server.user)
+    result = play(tmp_path, [{'name': 'backup', 'ignore_errors': True, 'opsready.operations.db_backup': dict(
+        engine='postgresql', database=pg_db.name, dest=str(tmp_path / 'backups'), login_host=server.host,
+        login_port=server.port, login_user=server.user, login_option_file=str(pgpass))}])
+    res = result.result('backup')
+    assert res['_event'] == 'runner_on_failed'
+    assert 'refused the login' in res['msg'] and 'no password supplied' in res['msg'], res['msg']
+
+
+def test_postgresql_missing_database_is_named_as_such(pg_db, tmp_path):
+    server = pg_db.server
+    result = play(tmp_path, [{'name': 'backup', 'ignore_errors': True, 'opsready.operations.db_backup': dict(
+        engine='postgresql', database='no_such_db', dest=str(tmp_path / 'backups'), login_host=server.host,
+        login_port=server.port, login_user=server.user, login_password='{{ pw }}')}], {'pw': server.password})
+    res = result.result('backup')
+    assert res['_event'] == 'runner_on_failed'
+    assert 'no such database' in res['msg'] and 'no_such_db' in res['msg'], res['msg']
+    assert 'refused the login' not in res['msg'] and 'Cannot connect' not in res['msg']

@@ -326,6 +326,30 @@ def test_postgresql_encrypted_custom_dump(pg_db, tmp_path, keys):
         server.sql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % copy)
 
 
+def test_postgresql_encrypted_base_backup_compressed_by_pg_basebackup(pg_db, tmp_path, keys):
+    """kind=base: pg_basebackup compresses (client-zstd) and the module only encrypts and hashes; Debian's age
+    + zstd give a tar holding backup_manifest, and deep verify runs pg_verifybackup on the decrypted copy."""
+    key, other = keys
+    server = pg_db.server
+    pg_db.sql("CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL, price numeric(10,2));"
+              "INSERT INTO items SELECT g, 'confidential-' || md5(g::text), g FROM generate_series(1, 5000) g;")
+    dest = tmp_path / 'backups'
+    extravars = {'pg_password': server.password, 'backup_identity': key.secret}
+    result = play(tmp_path, [{'name': 'base', 'opsready.operations.db_backup': dict(
+        pg_conn(server), engine='postgresql', kind='base', dest=str(dest), encrypt=True,
+        recipients=[key.recipient], threads=2)}], extravars)
+    assert result.rc == 0, result.stdout[-3000:]
+    base = result.result('base')['manifest']
+    # raw_size unknown: pg_basebackup compressed, the module saw only compressed bytes
+    assert base['path'].endswith('.tar.zst.age') and base['raw_size'] is None
+    plain_tar = assert_encrypted_artifact(base, key, (server.password,))
+    names = subprocess.run(['tar', '-t'], input=plain_tar, capture_output=True, check=True).stdout.split()
+    assert b'backup_manifest' in names and b'PG_VERSION' in names
+    result = play(tmp_path, verify_tasks(base['path'], key, other), extravars)
+    deep = check_verify_results(result, base, key)
+    assert 'pg_verifybackup' in json.dumps(deep)
+
+
 # -- MariaDB ---------------------------------------------------------------------------------------------------
 
 def maria_conn(server) -> dict:

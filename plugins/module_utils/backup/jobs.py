@@ -81,15 +81,13 @@ def run_backup(engine: Engine, opts: BackupOptions, verify: bool = True, policy:
     if check_mode:
         result['changed'] = True
         if os.path.isdir(opts.dest):
-            for prefix in prefixes:
-                result['leftovers_removed'] += remove_leftovers(opts.dest, prefix, check_mode=True)
+            result['leftovers_removed'] = remove_leftovers(opts.dest, prefixes, check_mode=True)
         return result
     prepare_dest(opts.dest)
     with contextlib.ExitStack() as locks:
         for prefix in sorted(set(prefixes)):
             locks.enter_context(set_lock(opts.dest, prefix.rstrip('-')))
-        for prefix in prefixes:
-            result['leftovers_removed'] += remove_leftovers(opts.dest, prefix)
+        result['leftovers_removed'] = remove_leftovers(opts.dest, prefixes)
         manifests = engine.backup(opts)
         result['changed'] = True
         failures = []

@@ -234,11 +234,9 @@ class ArtifactWriter:
 
     def commit(self) -> Dict[str, Any]:
         """Finish compression, fsync, rename into place; returns size/sha256 for the manifest."""
-        if isinstance(self._compressor, _Passthrough) or self.compression != 'zstd':
-            self._compressor.close()
-        else:
+        if self.compression == 'zstd' and not isinstance(self._compressor, _Passthrough):
             self._compressor.flush(zstandard.FLUSH_FRAME)
-            self._compressor.close()
+        self._compressor.close()
         if self._encrypter is not None:
             self._encrypter.close()
         self._handle.flush()

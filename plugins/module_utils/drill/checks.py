@@ -114,7 +114,8 @@ class SQLiteClient(Client):
 
 
 def find_pg_tool(tool: str, runner: ToolRunner) -> Optional[str]:
-    """On PATH, else the newest /usr/lib/postgresql/<major>/bin (Debian keeps pg_amcheck there)."""
+    """On PATH (unless it is Debian's pg_wrapper), else the newest /usr/lib/postgresql/<major>/bin (Debian keeps
+    pg_amcheck there only)."""
     from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import find_client_tool
     return find_client_tool(tool, runner.env.get('PATH'))
 

@@ -33,7 +33,7 @@ import shutil
 import socket
 import subprocess
 from dataclasses import dataclass, field
-from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest, write_manifest
@@ -177,7 +177,9 @@ def connect_failure_reason(stderr: str, fallback: str) -> str:
     """The client's whole complaint on one line: libpq puts the reason ("Connection refused") on the first
     line and a hint on the last, so neither alone says what happened."""
     text = ' '.join(line.strip() for line in stderr.strip().splitlines() if line.strip())
-    return (text or fallback).rstrip('.')
+    text = (text or fallback).rstrip('.')
+    return text if len(text) <= 500 else text[:497] + '...'
+
 
 
 def kill_and_reap(proc: subprocess.Popen) -> None:
@@ -500,11 +502,18 @@ def verify_checksums(manifest: Manifest) -> Dict[str, Any]:
     return {'checksum': 'ok'}
 
 
-def remove_leftovers(dest: str, prefix: Optional[str] = None, check_mode: bool = False) -> List[str]:
-    """Remove files of interrupted runs (no manifest), only those of the ``prefix`` set when given."""
+def remove_leftovers(dest: str, prefix: Union[None, str, Sequence[str]] = None,
+                     check_mode: bool = False) -> List[str]:
+    """Remove files of interrupted runs (no manifest), only those of the ``prefix`` set(s) when given.
+
+    A name belongs to a set when the set's prefix is followed by the timestamp: ``postgresql-app-full-``
+    must not take ``postgresql-app-full-full-...`` (database ``app-full``, another set, another lock).
+    """
+    prefixes = [prefix] if isinstance(prefix, str) else list(prefix or [])
     removed = []
     for path in Catalog(dest).leftovers():
-        if prefix and not os.path.basename(path).startswith(prefix):
+        name = os.path.basename(path)
+        if prefixes and not any(name.startswith(p) and name[len(p):len(p) + 1].isdigit() for p in prefixes):
             continue
         removed.append(path)
         if check_mode:

@@ -43,17 +43,18 @@ LSN = re.compile(r'^([0-9A-Fa-f]+)/([0-9A-Fa-f]+)$')
 WAL_FILE = re.compile(r'^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})$')
 # libpq starts every failure with "connection to server ... failed:", so the reason decides which one it is.
 LOGIN_REFUSED = ('password authentication failed', 'no password supplied', 'no pg_hba.conf entry',
-                 'does not exist', 'authentication failed', 'peer authentication')
+                 'authentication failed', 'role "')
 CONNECT_HINTS = ('could not connect', 'timeout expired', 'Connection refused', 'could not translate host name',
                  'No such file or directory', 'Network is unreachable', 'No route to host')
 
 
-def basebackup_compress_args(opts: BackupOptions) -> List[str]:
-    """pg_basebackup compresses its own tar stream (in C, zstd with workers): measured 1.04x of
+def basebackup_compress_args(opts: BackupOptions, client_major: int) -> List[str]:
+    """pg_basebackup compresses its own tar stream (in C, zstd with workers): measured 1.0-1.04x of
     ``--compress=server-zstd`` against 1.3x when the module compressed the plain stream itself.
     Server-side compression cannot be used with ``-D -``: the client must parse the tar to add
-    backup_manifest."""
-    if opts.compression == 'none':
+    backup_manifest. ``--compress=client-...`` arrived in pg_basebackup 15; older clients get no
+    option and the module compresses (empty list)."""
+    if opts.compression == 'none' or client_major < 15:
         return []
     level = DEFAULT_LEVELS[opts.compression] if opts.level is None else opts.level
     detail = 'level=%d' % level
@@ -61,6 +62,12 @@ def basebackup_compress_args(opts: BackupOptions) -> List[str]:
     if opts.compression == 'zstd' and threads > 1:
         detail += ',workers=%d' % threads
     return ['--compress=client-%s:%s' % (opts.compression, detail)]
+
+
+def tool_major(version_text: str) -> int:
+    """15 from "pg_basebackup (PostgreSQL) 15.14 (Debian 15.14-0+deb12u1)"; 0 when it cannot be read."""
+    match = re.search(r'\(PostgreSQL\)\s+(\d+)', version_text) or re.search(r'(\d+)', version_text)
+    return int(match.group(1)) if match else 0
 
 
 def newest_packaged_tool(name: str, root: str = '/usr/lib/postgresql') -> Optional[str]:
@@ -76,13 +83,13 @@ def newest_packaged_tool(name: str, root: str = '/usr/lib/postgresql') -> Option
     return None
 
 
-def find_client_tool(name: str, path: Optional[str] = None) -> Optional[str]:
+def find_client_tool(name: str, path: Optional[str] = None, root: str = '/usr/lib/postgresql') -> Optional[str]:
     """A PostgreSQL client program: on PATH, else (or instead of Debian's wrapper) the newest packaged one."""
     found = shutil.which(name, path=path)
     if not found or os.path.basename(os.path.realpath(found)) == 'pg_wrapper':
         # Debian's /usr/bin/<tool> is pg_wrapper, a Perl script that execs the newest installed client for
         # a remote server: ~60 ms per call, several calls per backup. Go to that binary directly.
-        found = newest_packaged_tool(name) or found
+        found = newest_packaged_tool(name, root) or found
     return found
 
 
@@ -117,7 +124,7 @@ class PostgresEngine(Engine):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._bins: Dict[str, str] = {}
-        self._dump_list: Optional[List[str]] = None  # the databases of this run, listed once
+        self._all_databases: Optional[List[str]] = None
         self._versions: Dict[str, str] = {}
 
     # -- plumbing ------------------------------------------------------------------------------------
@@ -150,7 +157,14 @@ class PostgresEngine(Engine):
         return env
 
     def _connect_error(self, exc: ToolError) -> OpsReadyError:
-        if 'FATAL' in exc.stderr and any(h in exc.stderr for h in LOGIN_REFUSED):
+        if 'FATAL' in exc.stderr and re.search(r'database "[^"]*" does not exist', exc.stderr):
+            return OpsReadyError(
+                'PostgreSQL at %s has no such database: %s. Check the database option (and, for a .pgpass login, '
+                'the database field of its entry).' % (self.conn.where(self.default_port),
+                                                       connect_failure_reason(exc.stderr, exc.message)),
+                host=self.conn.host, port=self.conn.port or 5432)
+        # libpq's own refusals (fe_sendauth: no password supplied) carry no FATAL, the server's do.
+        if ('FATAL' in exc.stderr or 'fe_sendauth' in exc.stderr) and any(h in exc.stderr for h in LOGIN_REFUSED):
             return OpsReadyError(
                 'PostgreSQL at %s refused the login of %s: %s. Check login_user and the password (login_password, '
                 'or the entry in login_option_file), and the server\'s pg_hba.conf.'
@@ -196,6 +210,8 @@ class PostgresEngine(Engine):
             raise OpsReadyError('format=%s is not a pg_dump format here: use custom, directory or plain.' % fmt)
         if opts.jobs > 1 and fmt != 'directory' and opts.kind == 'full':
             raise OpsReadyError('jobs=%d needs format=directory (pg_dump -j only works with it).' % opts.jobs)
+        if opts.kind == 'base' and opts.compression == 'gzip' and opts.level is not None and not 1 <= opts.level <= 9:
+            raise OpsReadyError('compression_level=%d: pg_basebackup takes gzip levels 1-9.' % opts.level)
         if opts.kind in ('base', 'wal') and (opts.database or opts.all_databases):
             raise OpsReadyError('kind=%s covers the whole cluster: leave database and all_databases unset.'
                                 % opts.kind)
@@ -213,11 +229,15 @@ class PostgresEngine(Engine):
         """One set per database dumped (pg_dump writes one artifact each), plus @globals when asked."""
         if opts.kind != 'full':
             return [self.catalog_database(opts)]
-        if self._dump_list is None:
-            self._dump_list = [opts.database] if opts.database else [
-                r[0] for r in self.query('SELECT datname FROM pg_database WHERE datallowconn AND NOT '
-                                         'datistemplate ORDER BY datname') if r and r[0]]
-        return self._dump_list + ([GLOBALS] if opts.include_globals or opts.all_databases else [])
+        if opts.database:
+            databases = [opts.database]
+        else:
+            if self._all_databases is None:  # listed once: the sets locked are the sets dumped
+                self._all_databases = [r[0] for r in self.query(
+                    'SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname')
+                    if r and r[0]]
+            databases = list(self._all_databases)
+        return databases + ([GLOBALS] if opts.include_globals or opts.all_databases else [])
 
     def backup(self, opts: BackupOptions) -> List[Dict[str, Any]]:
         info = self.ping()
@@ -341,10 +361,11 @@ class PostgresEngine(Engine):
         # -D - -Ft: one tar stream (base.tar with backup_manifest injected), WAL fetched into it so the
         # backup restores on its own; --checkpoint=fast avoids waiting for a spread checkpoint.
         argv = [self.tool('pg_basebackup'), '-D', '-', '-F', 't', '-X', 'fetch', '--checkpoint=fast', '-v',
-                '-w', '--label', label] + basebackup_compress_args(opts)
+                '-w', '--label', label]
+        compress = basebackup_compress_args(opts, tool_major(self.tool_version('pg_basebackup')))
         try:
-            stored, stderr = stream_to_artifact(self.runner, argv, artifact, opts, env=self.env(None),
-                                                what='pg_basebackup', compressed_by_tool=opts.compression != 'none')
+            stored, stderr = stream_to_artifact(self.runner, argv + compress, artifact, opts, env=self.env(None),
+                                                what='pg_basebackup', compressed_by_tool=bool(compress))
         except ToolError as exc:
             raise self._connect_error(exc)
         start = re.search(r'write-ahead log start point: ([0-9A-F]+/[0-9A-F]+) on timeline (\d+)', stderr)

@@ -59,10 +59,12 @@ class RecordingRunner(ToolRunner):
         self.calls.append({'argv': list(argv), 'env': dict(env or {})})
         return os.path.basename(argv[0])
 
+    client_version = '15.99'
+
     def run(self, argv, env=None, data=None, timeout=None, check=True, cwd=None, what=None):
         name = self._record(argv, env)
         if '--version' in argv:
-            return 0, '%s (PostgreSQL) 15.99\n' % name, ''
+            return 0, '%s (PostgreSQL) %s (Debian %s-1)\n' % (name, self.client_version, self.client_version), ''
         if name == 'psql':
             sql = argv[argv.index('-c') + 1]
             if 'server_version' in sql:
@@ -89,7 +91,8 @@ class RecordingRunner(ToolRunner):
         elif name == 'pg_dumpall':
             out = b'--\n-- PostgreSQL database cluster dump\n--\n'
         elif name == 'pg_basebackup':
-            out, err = self.base_stream, WAL_POINTS
+            compressed = any(a.startswith('--compress') for a in argv)
+            out, err = (self.base_stream if compressed else base_tar()), WAL_POINTS
         else:
             raise AssertionError('unexpected stream %r' % (argv,))
         n = len(self.calls)
@@ -272,3 +275,51 @@ def test_newest_packaged_client_is_chosen_by_version_not_by_name(tmp_path):
     assert newest_packaged_tool('pg_dump', str(tmp_path)) == str(tmp_path / '15' / 'bin' / 'pg_dump')
     assert newest_packaged_tool('psql', str(tmp_path)) == str(tmp_path / '16' / 'bin' / 'psql')
     assert newest_packaged_tool('pg_restore', str(tmp_path)) is None
+
+
+def test_base_backup_gzip_is_compressed_by_pg_basebackup_at_the_asked_level(runner, tmp_path):
+    result = run_backup(engine(runner), BackupOptions(kind='base', dest=str(tmp_path / 'b'), compression='gzip',
+                                                      level=4), verify=False)
+    (argv,) = runner.argvs('pg_basebackup')
+    assert compress_args(argv) == ['--compress=client-gzip:level=4'], argv
+    assert result['manifest']['compression'] == 'gzip' and result['manifest']['compression_level'] == 4
+    # stored byte for byte as the tool wrote it (the recorder answers with its zstd stream for any --compress)
+    assert Path(result['manifest']['path']).read_bytes() == runner.base_stream
+    with pytest.raises(OpsReadyError, match='gzip levels 1-9'):
+        run_backup(engine(runner), BackupOptions(kind='base', dest=str(tmp_path / 'c'), compression='gzip', level=0),
+                   verify=False)
+
+
+def test_base_backup_with_a_client_older_than_15_is_compressed_by_the_module(runner, tmp_path):
+    """--compress=client-zstd arrived in pg_basebackup 15: an older client gets no --compress, and the module
+    compresses the plain tar stream itself (as before)."""
+    runner.client_version = '14.11'
+    result = run_backup(engine(runner), BackupOptions(kind='base', dest=str(tmp_path / 'b'), compression='zstd',
+                                                      threads=2), verify=False)
+    (argv,) = runner.argvs('pg_basebackup')
+    assert compress_args(argv) == [], argv
+    manifest = result['manifest']
+    assert manifest['compression'] == 'zstd' and manifest['raw_size'] == len(base_tar())
+    with zstandard.ZstdDecompressor().stream_reader(open(manifest['path'], 'rb')) as plain:
+        assert plain.read() == base_tar()
+
+
+def test_debian_pg_wrapper_on_path_is_skipped_for_the_real_client(tmp_path):
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import find_client_tool
+    share = tmp_path / 'share'
+    share.mkdir()
+    (share / 'pg_wrapper').write_text('#!/usr/bin/perl\n')
+    (share / 'pg_wrapper').chmod(0o755)
+    usr_bin = tmp_path / 'usr-bin'
+    usr_bin.mkdir()
+    (usr_bin / 'pg_dump').symlink_to(share / 'pg_wrapper')
+    (usr_bin / 'pg_amcheck').write_text('#!/bin/sh\n')  # a real program on PATH is used as it is
+    (usr_bin / 'pg_amcheck').chmod(0o755)
+    root = tmp_path / 'lib'
+    (root / '15' / 'bin').mkdir(parents=True)
+    for tool in ('pg_dump', 'pg_amcheck'):
+        (root / '15' / 'bin' / tool).write_text('#!/bin/sh\n')
+        (root / '15' / 'bin' / tool).chmod(0o755)
+    assert find_client_tool('pg_dump', str(usr_bin), str(root)) == str(root / '15' / 'bin' / 'pg_dump')
+    assert find_client_tool('pg_amcheck', str(usr_bin), str(root)) == str(usr_bin / 'pg_amcheck')
+    assert find_client_tool('pg_restore', str(usr_bin), str(root)) is None
