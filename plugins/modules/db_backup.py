@@ -123,14 +123,14 @@ options:
       - Do not take a new backup when a usable one of the same database and kind finished less than this
         many seconds ago; the task then reports C(changed=false) and returns that backup's manifest.
         Makes schedules and plays idempotent. V(0) always backs up.
-      - When a run writes several sets (PostgreSQL O(all_databases) or O(include_globals): each database and
-        C(@globals)), it is skipped only when every one of them has such a backup.
+      - When a run writes several sets (PostgreSQL O(all_databases) or O(include_globals), that is each database
+        and C(@globals)), it is skipped only when every one of them has such a backup.
     type: int
     default: 0
   retention:
     description:
       - Prune this database's backups after a successful run, as M(opsready.operations.backup_prune) does
-        (every set the run wrote: each database of O(all_databases), and C(@globals)). Unset keeps
+        (every set the run wrote, that is each database of O(all_databases), and C(@globals)). Unset keeps
         everything. The newest verified full and every piece a kept backup depends on survive.
     type: dict
     suboptions:

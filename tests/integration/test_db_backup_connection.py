@@ -63,8 +63,8 @@ def pg_restore_count(server, artifact: str, target: str) -> str:
 def test_postgresql_pgpass_option_file_instead_of_password(pg_db, tmp_path):
     server = pg_db.server
     pg_seed(pg_db, 1234)
-    pgpass = secret_file(tmp_path / 'pgpass', '%s:%d:*:%s:%s\n' % (server.host, server.port, server.user,
-                                                                 server.password))
+    entry = '%s:%d:*:%s:%s\n' % (server.host, server.port, server.user, server.password)
+    pgpass = secret_file(tmp_path / 'pgpass', entry)
     dest = tmp_path / 'backups'
     tcp = {'login_host': server.host, 'login_port': server.port, 'login_user': server.user}
     # No login_password and no extra vars anywhere: the password exists only in the 0600 .pgpass file.
@@ -199,8 +199,8 @@ def test_missing_option_file_is_named_in_the_failure(engine, request, tmp_path):
 
 def test_postgresql_wrong_password_in_pgpass_is_not_reported_as_unreachable_server(pg_db, tmp_path):
     server = pg_db.server
-    pgpass = secret_file(tmp_path / 'pgpass', '%s:%d:*:%s:wrong-password-123\n' % (server.host, server.port,
-                                                                                    server.user))
+    entry = '%s:%d:*:%s:wrong-password-123\n' % (server.host, server.port, server.user)
+    pgpass = secret_file(tmp_path / 'pgpass', entry)
     result = play(tmp_path, [{'name': 'backup', 'ignore_errors': True, 'opsready.operations.db_backup': dict(
         engine='postgresql', database=pg_db.name, dest=str(tmp_path / 'backups'), login_host=server.host,
         login_port=server.port, login_user=server.user, login_option_file=str(pgpass))}])

@@ -181,7 +181,6 @@ def connect_failure_reason(stderr: str, fallback: str) -> str:
     return text if len(text) <= 500 else text[:497] + '...'
 
 
-
 def kill_and_reap(proc: subprocess.Popen) -> None:
     """Kill a tool still running (after a failure on our side) and reap it; close its stderr file."""
     if proc.poll() is None:

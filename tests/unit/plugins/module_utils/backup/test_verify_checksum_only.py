@@ -19,8 +19,8 @@ def backed_up(tmp_path):
     conn.commit()
     conn.close()
     dest = tmp_path / 'b'
-    result = run_backup(get_engine('sqlite', ConnectionParams()), BackupOptions(kind='full', dest=str(dest),
-                                                                               database=str(db)), verify=False)
+    options = BackupOptions(kind='full', dest=str(dest), database=str(db))
+    result = run_backup(get_engine('sqlite', ConnectionParams()), options, verify=False)
     return dest, result['manifest']['path']
 
 
