@@ -107,6 +107,42 @@ def test_killed_mid_stream_leaves_no_manifest_and_next_run_cleans_up(pg_db, tmp_
     assert info['leftovers'] == [] and len(info['artifacts']) == 2
 
 
+def test_dump_tool_killed_mid_stream_fails_the_task_and_leaves_nothing(pg_db, tmp_path):
+    """kill -9 of pg_dump itself (not the module): the module sees the stream end early, names the tool and the
+    signal, removes its partial file and writes no manifest; the catalog is as before."""
+    server = pg_db.server
+    pg_db.sql("CREATE TABLE big AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS v "
+              "FROM generate_series(1, 1200000) g")
+    dest = tmp_path / 'backups'
+    task = {'name': 'backup', 'ignore_errors': True, 'opsready.operations.db_backup': dict(
+        pg_conn(server), engine='postgresql', database=pg_db.name, dest=str(dest), compression='gzip',
+        compression_level=9)}
+    first = play(tmp_path, [task], {'pw': server.password})
+    assert first.result('backup')['_event'] == 'runner_on_ok', first.stdout[-3000:]
+    before = sorted(os.listdir(dest))
+
+    outcome = {}
+    runner = threading.Thread(target=lambda: outcome.setdefault('r', play(tmp_path, [task], {'pw': server.password})))
+    runner.start()
+    killed = None
+    deadline = time.time() + 120
+    while time.time() < deadline and killed is None:
+        for pid, argv in procs():
+            if any(b'pg_dump' in a for a in argv[:1]) and any(n.endswith('.partial') for n in os.listdir(dest)):
+                time.sleep(0.5)  # well inside the stream
+                os.kill(pid, signal.SIGKILL)
+                killed = pid
+                break
+        time.sleep(0.05)
+    runner.join(300)
+    assert killed, 'never saw pg_dump streaming into a .partial file'
+    res = outcome['r'].result('backup')
+    assert res['_event'] == 'runner_on_failed'
+    assert 'pg_dump' in res['msg'] and ('signal 9' in res['msg'] or 'SIGKILL' in res['msg']), res['msg']
+    assert server.password not in json.dumps(res)
+    assert sorted(os.listdir(dest)) == before  # no .partial, no manifest, nothing else
+
+
 @pytest.fixture
 def small_disk():
     mount = tempfile.mkdtemp(prefix='opsready-full-')
