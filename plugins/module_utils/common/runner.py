@@ -22,6 +22,12 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
 
 REDACTED = '********'
 
+# Engine errors are classified by matching the tools' English messages ("Connection refused", "password
+# authentication failed"); a host with LANG=de_DE.UTF-8 or LANGUAGE=de would translate them. C.UTF-8, not
+# C: the clients pick their character set from the locale (psql's client_encoding, mariadb's 'auto'), and
+# names and data may be non-ASCII. LANGUAGE too: gettext honours it in every locale but plain C.
+TOOL_LOCALE = {'LC_ALL': 'C.UTF-8', 'LANGUAGE': 'C'}
+
 
 class ToolRunner:
     """Runs commands with secret hygiene. ``secrets`` are values never to show or pass in argv."""
@@ -29,6 +35,7 @@ class ToolRunner:
     def __init__(self, secrets: Sequence[Optional[str]] = (), env: Optional[Dict[str, str]] = None) -> None:
         self.secrets: List[str] = [s for s in secrets if s]
         self.env: Dict[str, str] = dict(os.environ)
+        self.env.update(TOOL_LOCALE)
         self.env.update(env or {})
 
     def add_secret(self, value: Optional[str]) -> None:

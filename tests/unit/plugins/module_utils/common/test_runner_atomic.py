@@ -48,12 +48,19 @@ def test_secret_file_is_0600_and_removed(tmp_path):
     assert not os.path.exists(path)
 
 
-def test_atomic_write_replaces_whole_file_and_keeps_mode(tmp_path):
+def test_atomic_write_replaces_the_file_and_sets_the_mode_whatever_the_umask(tmp_path):
     path = str(tmp_path / 'x.json')
-    atomic_write_text(path, 'one\n', mode=0o640)
-    atomic_write_text(path, 'two\n', mode=0o640)
+    atomic_write_text(path, 'one\n', mode=0o600)
+    reader = open(path)  # a reader of the old file keeps it whole: the new one is renamed over, not rewritten
+    old = os.umask(0o077)
+    try:
+        atomic_write_text(path, 'two\n', mode=0o644)
+    finally:
+        os.umask(old)
+    assert reader.read() == 'one\n'
+    reader.close()
     assert open(path).read() == 'two\n'
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644  # the asked mode, not mkstemp's 0600 or the umask's
     assert os.listdir(tmp_path) == ['x.json']
 
 
@@ -62,3 +69,16 @@ def test_append_line_durable(tmp_path):
     append_line_durable(path, '{"a": 1}')
     append_line_durable(path, '{"a": 2}\n')
     assert open(path).read().splitlines() == ['{"a": 1}', '{"a": 2}']
+
+
+def test_tools_run_in_the_c_locale_whatever_the_host_language(monkeypatch):
+    monkeypatch.setenv('LANG', 'de_DE.UTF-8')
+    monkeypatch.setenv('LC_ALL', 'de_DE.UTF-8')
+    monkeypatch.setenv('LANGUAGE', 'de')
+    runner = ToolRunner()
+    dummy, out, dummy = runner.run(['sh', '-c', 'echo "$LC_ALL|$LANGUAGE"'])
+    assert out.strip() == 'C.UTF-8|C'
+    proc = runner.popen(['sh', '-c', 'echo "$LC_ALL|$LANGUAGE"'])
+    assert proc.stdout.read().decode().strip() == 'C.UTF-8|C'
+    runner.finish(proc, ['sh'])
+    proc.stdout.close()
