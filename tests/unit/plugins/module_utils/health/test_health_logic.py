@@ -93,13 +93,16 @@ def test_capacity_insufficient_data():
 
 def test_history_is_bounded_and_skips_torn_lines(tmp_path):
     path = str(tmp_path / 'h.jsonl')
-    for i in range(40):
-        kept = history.append(path, {'t': i, 'cpu': i}, max_entries=20)
-    assert kept <= 22
+    counts = [history.append(path, {'t': i, 'cpu': i}, max_entries=20) for i in range(40)]
+    # grows to 20 + 10 % slack (22), then the 23rd line trims it back to the newest 20, and so on
+    assert counts[:22] == list(range(1, 23))
+    assert counts[22:28] == [20, 21, 22, 20, 21, 22]
+    assert counts[-1] == 22
     with open(path, 'a') as handle:
         handle.write('{"t": 99, "cpu"')  # torn line
     samples, bad = history.load(path)
-    assert bad == 1 and samples[-1]['t'] == 39 and len(samples) <= 22
+    assert bad == 1
+    assert [s['t'] for s in samples] == list(range(18, 40))  # the newest ones, in order, none lost in between
 
 
 def test_incident_lifecycle_dedup_and_targets(tmp_path):
