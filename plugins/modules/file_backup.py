@@ -152,32 +152,22 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
-from ansible_collections.opsready.operations.plugins.module_utils.backup import retention
+from ansible_collections.opsready.operations.plugins.module_utils.backup import jobs, retention
 from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import (
     check_compression, compression_argument_spec)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.base import remove_leftovers, set_lock
 from ansible_collections.opsready.operations.plugins.module_utils.files import archive
 
 
 def prune(dest, name, keep_days, keep_count, check_mode):
-    catalog = Catalog(dest, engine=archive.ENGINE, database=name)
+    """Retention of this set only; the shared job refuses a plan that breaks a dependency."""
     policy = retention.Policy(keep_last=keep_count or None, keep_days=keep_days or None)
-    planned = retention.plan(catalog, policy)
-    doomed = sorted(planned['delete'])
-    if check_mode:
-        return [catalog.get(i).path for i in doomed]
-    return retention.apply(catalog, doomed)
-
-
-def remove_leftovers(dest, check_mode):
-    leftovers = Catalog(dest).leftovers()
-    if not check_mode:
-        for path in leftovers:
-            if os.path.isfile(path) or os.path.islink(path):
-                os.unlink(path)
-    return leftovers
+    # leftover_min_age=None: leftovers are this set's business, removed under its lock (other sets' runs
+    # in the same dest may be writing theirs right now)
+    return jobs.prune(dest, policy, engine=archive.ENGINE, database=name, check_mode=check_mode,
+                      leftover_min_age=None)['deleted']
 
 
 def main():
@@ -228,15 +218,18 @@ def main():
             result['diff'] = {'before': '', 'after': result['archive'] + '\n'}
             if os.path.isdir(p['dest']):
                 result['deleted'] = prune(p['dest'], p['name'], p['keep_days'], p['keep_count'], True)
-                result['leftovers_removed'] = remove_leftovers(p['dest'], True)
+                result['leftovers_removed'] = remove_leftovers(p['dest'], p['name'] + '-', check_mode=True)
             module.exit_json(**result)
         archive.prepare_dest(p['dest'], secret)
-        result['leftovers_removed'] = remove_leftovers(p['dest'], False)
-        manifest = archive.create_archive(p['paths'], p['dest'], p['name'], compression=p['compression'],
-                                          level=p['compression_level'], threads=p['threads'],
-                                          fingerprint=fingerprint, file_count=count, recipients=recipients)
-        result.update(changed=True, archive=manifest['path'], manifest=manifest)
-        result['deleted'] = prune(p['dest'], p['name'], p['keep_days'], p['keep_count'], False)
+        # One run of a set at a time; only this set's leftovers are its own to remove (another set's
+        # .partial in the same dest may be a run in progress).
+        with set_lock(p['dest'], p['name']):
+            result['leftovers_removed'] = remove_leftovers(p['dest'], p['name'] + '-')
+            manifest = archive.create_archive(p['paths'], p['dest'], p['name'], compression=p['compression'],
+                                              level=p['compression_level'], threads=p['threads'],
+                                              fingerprint=fingerprint, file_count=count, recipients=recipients)
+            result.update(changed=True, archive=manifest['path'], manifest=manifest)
+            result['deleted'] = prune(p['dest'], p['name'], p['keep_days'], p['keep_count'], False)
     except OpsReadyError as exc:
         module.fail_json(**exc.as_fail_kwargs())
     except OSError as exc:

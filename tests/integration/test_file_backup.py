@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import stat
@@ -124,6 +125,36 @@ def test_retention_keeps_newest_and_count(tmp_path):
     assert str(leftover) in out['leftovers_removed'] and not leftover.exists()
 
 
+def test_a_run_touches_only_its_own_sets_leftovers_and_runs_alone(tmp_path):
+    """Another set's .partial in the same dest may be a run in progress: never ours to delete."""
+    src = make_tree(tmp_path / 'src')
+    dest = tmp_path / 'backups'
+    dest.mkdir(mode=0o700)
+    stamp = '20200101T000000000000Z'
+    own = dest / ('cfg-%s.tar.zst.partial' % stamp)
+    others = [dest / ('other-%s.tar.zst.partial' % stamp),   # set "other"
+              dest / ('cfg-2-%s.tar.zst.partial' % stamp),   # set "cfg-2": starts with "cfg-" too
+              dest / ('postgresql-app-full-%s.dump.zst.partial' % stamp)]
+    for path in [own] + others:
+        path.write_bytes(b'half')
+    book = write_playbook(tmp_path, [backup_task(src, dest, keep_count=1, keep_days=0)])
+    out = run_playbook(book).result('backup')
+    assert out['leftovers_removed'] == [str(own)] and not own.exists()
+    assert all(path.read_bytes() == b'half' for path in others)
+
+    # a second run of the same set while one holds the set's lock fails at once, touching nothing
+    fd = os.open(str(dest / '.cfg.lock'), os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        before = sorted(p.name for p in dest.iterdir())
+        run = run_playbook(book)
+        assert run.rc != 0
+        assert 'Another backup of cfg is running' in run.result('backup')['msg']
+        assert sorted(p.name for p in dest.iterdir()) == before
+    finally:
+        os.close(fd)
+
+
 def test_corrupt_archive_is_refused_and_target_untouched(tmp_path):
     src = make_tree(tmp_path / 'src')
     dest = tmp_path / 'backups'
@@ -186,7 +217,8 @@ def test_full_disk_leaves_no_partial_and_no_manifest(tmp_path):
         result = run_playbook(write_playbook(tmp_path, [backup_task(src, mnt / 'b')]))
         assert result.rc != 0
         assert 'No space left on device' in result.result('backup')['msg']
-        assert list((mnt / 'b').iterdir()) == []
+        # nothing but the set's lock file (kept, empty, like db_backup's)
+        assert [p.name for p in (mnt / 'b').iterdir()] == ['.cfg.lock']
     finally:
         subprocess.run(['umount', str(mnt)], check=True)
 

@@ -300,7 +300,8 @@ def describe(path: str, engine: Optional[str] = None, database: Optional[str] = 
 
 def prune(path: str, policy: retention.Policy, engine: Optional[str] = None, database: Optional[str] = None,
           check_mode: bool = False, now: Optional[datetime.datetime] = None,
-          leftover_min_age: int = 3600) -> Dict[str, Any]:
+          leftover_min_age: Optional[int] = 3600) -> Dict[str, Any]:
+    """Apply ``policy``; remove leftovers older than ``leftover_min_age`` seconds (None: leave them)."""
     catalog = Catalog(path, engine=engine, database=database)
     planned = retention.plan(catalog, policy, now=now)
     doomed = sorted(planned['delete'], key=lambda i: catalog.get(i).finished)
@@ -309,9 +310,9 @@ def prune(path: str, policy: retention.Policy, engine: Optional[str] = None, dat
         raise OpsReadyError('Retention refused: the plan would delete pieces that kept backups need (%s). '
                             'Nothing was deleted; report this as a bug.' % '; '.join(violations))
     paths = [catalog.get(i).path for i in doomed]
-    cutoff = time.time() - leftover_min_age
-    leftovers = []
-    for leftover in catalog.leftovers():
+    leftovers: List[str] = []
+    cutoff = time.time() - (leftover_min_age or 0)
+    for leftover in (catalog.leftovers() if leftover_min_age is not None else []):
         try:
             if os.lstat(leftover).st_mtime < cutoff:
                 leftovers.append(leftover)

@@ -83,6 +83,10 @@ def set_name(database: Optional[str]) -> str:
     return re.sub(r'[^A-Za-z0-9_.-]+', '_', base).strip('._') or 'db'
 
 
+# timeutil.stamp(): 20261129T004512123456Z, right after a set's prefix in every artifact name
+SET_STAMP = re.compile(r'\d{8}T\d{6}\d*Z')
+
+
 @contextlib.contextmanager
 def set_lock(dest: str, prefix: str) -> Iterator[None]:
     """One run per backup set at a time (a second one fails at once instead of racing)."""
@@ -505,14 +509,15 @@ def remove_leftovers(dest: str, prefix: Union[None, str, Sequence[str]] = None,
                      check_mode: bool = False) -> List[str]:
     """Remove files of interrupted runs (no manifest), only those of the ``prefix`` set(s) when given.
 
-    A name belongs to a set when the set's prefix is followed by the timestamp: ``postgresql-app-full-``
-    must not take ``postgresql-app-full-full-...`` (database ``app-full``, another set, another lock).
+    A name belongs to a set when the set's prefix is followed by the whole timestamp: ``postgresql-app-full-``
+    must not take ``postgresql-app-full-full-...`` (database ``app-full``, another set, another lock), nor
+    file set ``app-`` take ``app-2-20261204T...`` (set ``app-2``).
     """
     prefixes = [prefix] if isinstance(prefix, str) else list(prefix or [])
     removed = []
     for path in Catalog(dest).leftovers():
         name = os.path.basename(path)
-        if prefixes and not any(name.startswith(p) and name[len(p):len(p) + 1].isdigit() for p in prefixes):
+        if prefixes and not any(name.startswith(p) and SET_STAMP.match(name, len(p)) for p in prefixes):
             continue
         removed.append(path)
         if check_mode:
