@@ -563,20 +563,15 @@ class DecryptingReader:
                 if self._error is not None:
                     if parts and wanted is not None:
                         break  # give what was authenticated; the next call raises
-                    error, self._error = self._error, None
-                    self._eof = True
-                    raise error
+                    raise self._error  # and every later call: a failed stream never looks finished
                 if self._eof:
                     break
                 try:
                     self._out = self._next_chunk()
                 except OpsReadyError as exc:
-                    self._eof = True
-                    if parts and wanted is not None:
-                        self._error = exc
-                        self._out, self._offset = b'', 0
-                        break
-                    raise
+                    self._error = exc
+                    self._out, self._offset = b'', 0
+                    continue
                 self._offset = 0
                 continue
             take = len(self._out) - self._offset if wanted is None else min(wanted - got, len(self._out) - self._offset)

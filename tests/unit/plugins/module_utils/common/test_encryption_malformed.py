@@ -353,3 +353,25 @@ def test_manifest_sealed_value_that_is_not_base64(keys):
         encryption.open_sealed('not base64!', keys.ours, 'x.age')
     with pytest.raises(OpsReadyError):
         encryption.open_sealed(base64.b64encode(b'age-encryption.org/v1\n').decode(), keys.ours, 'x.age')
+
+
+def test_payload_error_is_sticky_and_small_reads_get_the_authenticated_prefix(keys):
+    """After a failure every read raises again: a caller that retries never sees a clean end of file."""
+    k = os.urandom(16)
+    plain = os.urandom(65536 * 2 + 10)
+    blob = bytearray(build(k, x25519(keys, k), payload=plain))
+    blob[-5] ^= 1  # the last chunk fails; the first two are authentic
+    reader = encryption.DecryptingReader(io.BytesIO(bytes(blob)), keys.ours, 'x.age')
+    got = bytearray()
+    with pytest.raises(OpsReadyError, match='fails authentication at chunk 2'):
+        while True:
+            got += reader.read(1000)
+    assert bytes(got) == plain[:65536 * 2]
+    for dummy in range(2):
+        with pytest.raises(OpsReadyError):
+            reader.read(10)
+    with pytest.raises(OpsReadyError):
+        reader.drain()
+    whole = encryption.DecryptingReader(io.BytesIO(bytes(blob)), keys.ours, 'x.age')
+    with pytest.raises(OpsReadyError):
+        whole.read()  # read() never returns a stream cut short
