@@ -23,7 +23,7 @@ SMALL_READS = (1, 7, 4099, 65536, 65537, 3)
 
 
 def load(name):
-    with open(os.path.join(VECTORS, name), 'rb') as handle:
+    with open(os.path.join(VECTORS, name + '.bin'), 'rb') as handle:
         raw = handle.read()
     head, dummy, body = raw.partition(b'\n\n')
     fields = {}
@@ -47,7 +47,7 @@ def classify(fields):
     return x25519 or [SPARE_IDENTITY], None
 
 
-NAMES = sorted(n for n in os.listdir(VECTORS) if n not in ('README.md', 'LICENSE'))
+NAMES = sorted(n[:-len('.bin')] for n in os.listdir(VECTORS) if n.endswith('.bin'))
 
 
 class Tracked(io.BytesIO):
