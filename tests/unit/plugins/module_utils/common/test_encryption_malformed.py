@@ -375,3 +375,10 @@ def test_payload_error_is_sticky_and_small_reads_get_the_authenticated_prefix(ke
     whole = encryption.DecryptingReader(io.BytesIO(bytes(blob)), keys.ours, 'x.age')
     with pytest.raises(OpsReadyError):
         whole.read()  # read() never returns a stream cut short
+
+
+def test_identity_file_that_is_not_text(tmp_path):
+    path = tmp_path / 'key.txt'
+    path.write_bytes(b'\xff\xfe AGE-SECRET-KEY-1\x80\n')
+    with pytest.raises(OpsReadyError, match='not a text file'):
+        encryption.load_identities(identity_file=str(path))
