@@ -186,9 +186,12 @@ class Identity:
         """X25519 with the stanza's share; ValueError for a low-order share (all-zero result)."""
         # cryptography raises ValueError itself for an all-zero result; the explicit check keeps the
         # spec's "MUST abort" true whatever the backend does.
-        shared = self._key.exchange(X25519PublicKey.from_public_bytes(share))
+        try:
+            shared = self._key.exchange(X25519PublicKey.from_public_bytes(share))
+        except ValueError:
+            shared = b'\x00' * 32
         if shared == b'\x00' * 32:
-            raise ValueError('low-order X25519 share')
+            raise ValueError('an X25519 stanza with a low-order share: the shared secret is all zero')
         return shared
 
     def unwrap(self, share: bytes, body: bytes) -> Optional[bytes]:
@@ -360,7 +363,7 @@ def _check_stanzas(stanzas: Sequence[tuple], identity: 'Identity') -> None:
     """
     for args, body in stanzas:
         if args[0] == b'scrypt' and len(stanzas) != 1:
-            raise _Malformed('an scrypt stanza beside other stanzas (the spec requires it alone)')
+            raise _Malformed('an scrypt stanza beside other stanzas, which the spec forbids')
         if args[0] != b'X25519':
             continue  # other recipient types: ignored, as the spec requires
         if len(args) != 2:

@@ -382,3 +382,13 @@ def test_identity_file_that_is_not_text(tmp_path):
     path.write_bytes(b'\xff\xfe AGE-SECRET-KEY-1\x80\n')
     with pytest.raises(OpsReadyError, match='not a text file'):
         encryption.load_identities(identity_file=str(path))
+
+
+@pytest.mark.parametrize('point', LOW_ORDER)
+def test_low_order_share_is_named(keys, point):
+    """Was a bare ValueError traceback from cryptography (and the file left open)."""
+    k = os.urandom(16)
+    handle = io.BytesIO(build(k, stanza(b'X25519 ' + b64(point), os.urandom(32)) + x25519(keys, k)))
+    with pytest.raises(OpsReadyError, match='low-order share'):
+        encryption.DecryptingReader(handle, keys.ours, 'x.age')
+    assert handle.closed
