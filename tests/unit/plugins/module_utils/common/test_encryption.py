@@ -109,8 +109,18 @@ def test_wrong_key_is_clear_and_names_the_artifact(keypair):
         decrypt(blob, [])
 
 
-@pytest.mark.parametrize('where', ['payload', 'last', 'header_mac', 'truncate_chunk', 'truncate_tail'])
-def test_tampering_fails_authentication(keypair, where):
+TAMPERED = {
+    'payload': r'fails authentication at chunk 0 ',
+    'last': r'fails authentication at chunk 3 ',
+    'header_mac': r'the age header fails its MAC',
+    'header_line': r'the age header fails its MAC',
+    'truncate_chunk': r'fails authentication at chunk 2 .*without a final chunk: truncated',
+    'truncate_tail': r'fails authentication at chunk 3 ',
+}
+
+
+@pytest.mark.parametrize('where', sorted(TAMPERED))
+def test_tampering_fails_authentication_naming_what_failed(keypair, where):
     secret, recipient = keypair
     blob = bytearray(encrypt(os.urandom(200000), [recipient])[0])
     header_end = blob.index(b'\n---') + 1
@@ -119,12 +129,16 @@ def test_tampering_fails_authentication(keypair, where):
     elif where == 'last':
         blob[-3] ^= 1
     elif where == 'header_mac':
-        blob[blob.index(b'-> X25519 ') + 12] ^= 2
+        mac = header_end + 4 + 20  # a middle character of the MAC: still canonical base64, another value
+        blob[mac] = ord('A') if blob[mac] != ord('A') else ord('B')
+    elif where == 'header_line':
+        # a grease stanza added by someone else: the header no longer matches its MAC
+        blob[header_end:header_end] = b'-> extra-grease x\n\n'
     elif where == 'truncate_chunk':
         del blob[-(200000 - 3 * 65536 + 16):]  # drop the whole last chunk: chunk 2 is not marked last
     else:
         del blob[-5:]
-    with pytest.raises(OpsReadyError):
+    with pytest.raises(IntegrityError, match=TAMPERED[where]):
         decrypt(bytes(blob), encryption.parse_identities(secret))
 
 
