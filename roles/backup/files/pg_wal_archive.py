@@ -1,0 +1,1 @@
+../../../plugins/module_utils/engines/pg_wal_archive.py
