@@ -51,5 +51,5 @@ def test_every_role_default_is_in_the_main_spec(role):
     defaults = _load(role / 'defaults' / 'main.yml') or {}
     options = _load(role / 'meta' / 'argument_specs.yml')['argument_specs']['main'].get('options') or {}
     missing = sorted(set(defaults) - set(options))
-    assert not missing, '%s: defaults/main.yml variables missing from meta/argument_specs.yml: %s' % (role.name,
-                                                                                                    missing)
+    assert not missing, '%s: defaults/main.yml variables missing from meta/argument_specs.yml: %s' % (
+        role.name, missing)
