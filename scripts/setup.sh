@@ -27,8 +27,30 @@ apt_install() {
         apt_updated=1
     fi
     log "apt-get install ${missing[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # Packages installed for a tool only (prometheus: promtool) must not start their daemon. Debian's
+    # maintainer scripts ask /usr/sbin/policy-rc.d; one that denies those services is put in place for
+    # the install when the machine has none (containers usually have one denying everything).
+    local policy=/usr/sbin/policy-rc.d own_policy=0
+    if [ ! -e "$policy" ]; then
+        # shellcheck disable=SC2016  # $1 is for the policy script, not for here
+        printf '#!/bin/sh\n# opsready setup.sh: tool-only packages never start their service\ncase "$1" in %s) exit 101;; esac\nexit 0\n' \
+            "$(IFS='|'; echo "${no_start_services[*]}")" > "$policy"
+        chmod 755 "$policy"
+        own_policy=1
+    fi
+    local rc=0
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
+    [ $own_policy -eq 1 ] && rm -f "$policy"
+    # systemd still enables the unit for the next boot: disable it (and stop it, should it run).
+    if [ -d /run/systemd/system ]; then
+        for svc in "${no_start_services[@]}"; do
+            systemctl disable --now "$svc.service" >/dev/null 2>&1 || true
+        done
+    fi
+    return $rc
 }
+# Services of packages installed only for their command-line tools.
+no_start_services=(prometheus)
 
 # Packages from bindep.txt: the [test] profile only with --test.
 bindep_packages() {

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Runs the test layers (all by default, or those named): lint sanity units integration molecule.
+# Runs the test layers (all by default, or those named): lint package sanity units integration faults molecule.
 # Every layer runs even when an earlier one failed; the exit code is non-zero if any failed.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 export PATH="$PWD/.venv/bin:$PATH"
 export ANSIBLE_CONFIG="$PWD/ansible.cfg"
 layers=("$@")
-[ ${#layers[@]} -eq 0 ] && layers=(lint sanity units integration faults molecule)
+[ ${#layers[@]} -eq 0 ] && layers=(lint package sanity units integration faults molecule)
 PYTEST=(.venv/bin/pytest -p no:cacheprovider)
 
 layer_lint() {
@@ -17,7 +17,33 @@ layer_lint() {
     # ansible-lint installs the project as a collection under ~/.ansible/collections; a stale copy
     # from an earlier run hides roles and modules added since, so it starts from none.
     rm -rf "$HOME/.ansible/collections/ansible_collections/opsready" && \
-    ansible-lint --offline -q roles playbooks
+    # the whole repository (changelogs, inventories, molecule scenarios too), production profile
+    ansible-lint --offline --profile production -q && \
+    # bandit over the Python the collection ships; every remaining finding is fixed or carries a
+    # one-line `# nosec BXXX - reason`. The excluded files still have unmarked findings (owned by other
+    # work in progress): drop each from -x once its marks are in.
+    bandit -q -r plugins \
+        -x plugins/module_utils/drill/checks.py,plugins/module_utils/engines/base.py,plugins/module_utils/restore
+}
+# The collection as Galaxy and Automation Hub see it: the built tarball through galaxy-importer (their
+# upload check, which runs ansible-doc and ansible-lint on it; ansible-test off, no containers: sanity
+# has its own layer). Any warning fails the layer: Galaxy shows them on the collection's page.
+layer_package() {
+    local out="$PWD/build/package" repo="$PWD"
+    rm -rf "$out" && mkdir -p "$out" || return 1
+    ansible-galaxy collection build --force --output-path "$out" . >/dev/null || return 1
+    # outside the repository and without its ansible.cfg, so nothing but the tarball is seen
+    if ! (cd "$out" && env -u ANSIBLE_CONFIG GALAXY_IMPORTER_CONFIG="$repo/tests/packaging/galaxy-importer.cfg" \
+            python -m galaxy_importer.main opsready-operations-*.tar.gz >importer.log 2>&1); then
+        grep -v '^{' "$out/importer.log" | tail -40
+        echo "galaxy-importer refused the tarball (full log: $out/importer.log)"
+        return 1
+    fi
+    if grep -E '^(WARNING|ERROR)' "$out/importer.log"; then
+        echo "galaxy-importer reported the lines above (full log: $out/importer.log)"
+        return 1
+    fi
+    tail -1 "$out/importer.log"
 }
 layer_sanity() { bash scripts/sanity.sh; }
 layer_units() { "${PYTEST[@]}" tests/unit -q; }

@@ -266,7 +266,7 @@ def main():
             install=dict(type='path'),
             rollback=dict(type='bool', default=False),
         ),
-        required_by={'ca_key_passphrase': 'ca_key'},
+        required_by={'ca_key_passphrase': 'ca_key'},  # nosec B105 # an option name, not a password
         required_if=[('include_chain', True, ('ca_cert',))],
         supports_check_mode=True,
     )

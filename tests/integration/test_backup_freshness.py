@@ -20,6 +20,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common import 
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import ArtifactWriter  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, stamp  # noqa: E402
 from tests.harness.playbook import run_playbook, write_playbook  # noqa: E402
+from tests.harness.promtool import check_textfile  # noqa: E402
 
 
 def now():
@@ -140,6 +141,7 @@ def test_textfile_after_a_real_encrypted_backup_parses_with_prometheus_client(tm
     assert result.result('metrics')['changed'] is True
     assert oct(prom.stat().st_mode & 0o777) == '0o644'
     assert not [p for p in textdir.iterdir() if p.name != prom.name], 'temporary file left beside the textfile'
+    check_textfile(prom)
     samples = parse(prom)
     shop_full = json.loads(next(backups.glob('shop-full-*.manifest.json')).read_text())
     finished = datetime.datetime.fromisoformat(shop_full['finished'].replace('Z', '+00:00')).timestamp()
@@ -157,6 +159,7 @@ def test_textfile_after_a_real_encrypted_backup_parses_with_prometheus_client(tm
     assert samples[('opsready_backup_last_full_encrypted', 'files', 'app')] == 1
     assert samples[('opsready_backup_last_full_verified', 'files', 'app')] == -1
     assert samples[('opsready_backup_last_full_size_bytes', 'files', 'app')] == app_manifest['size']
+    assert samples[('opsready_backup_catalog_size_bytes', 'files', 'app')] == app_manifest['size']
     # nothing new: no rewrite, changed=false; check mode never writes
     again = run_playbook(write_playbook(tmp_path, [metrics]))
     assert again.rc == 0 and again.result('metrics')['changed'] is False

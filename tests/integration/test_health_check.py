@@ -9,6 +9,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.harness.playbook import run_playbook, write_playbook
+from tests.harness.promtool import check_textfile
 from tests.integration.health_servers import HttpServer, TcpListener, free_port, self_signed
 
 # The shared CI machine is often at 100 % CPU: tests that are not about CPU switch that threshold off
@@ -94,14 +95,18 @@ def test_endpoints_up_down_slow_and_outputs(endpoints, tmp_path):
     assert res['findings'][0]['severity'] == 'critical'  # worst first
     assert 's3cret-token' not in run.stdout
 
-    # Prometheus textfile: parses with the reference parser, says what the result says.
-    families = {f.name: f for f in text_string_to_metric_families(textfile.read_text())}
+    # Prometheus textfile: Prometheus' own linter accepts it, it parses with the reference parser and says
+    # what the result says.
+    families = {f.name: f for f in text_string_to_metric_families(check_textfile(textfile))}
     assert families['opsready_health_verdict'].samples[0].value == 2
     up = {s.labels['check']: s.value for s in families['opsready_health_check_up'].samples}
     assert up['listener'] == 1 and up['closed'] == 0 and up['slow'] == 0
-    mounts = {s.labels['mountpoint'] for s in families['opsready_health_filesystem_used_percent'].samples}
+    mounts = {s.labels['mountpoint'] for s in families['opsready_health_filesystem_used_ratio'].samples}
     assert '/' in mounts and not any(m.startswith('/proc') or m.startswith('/sys') for m in mounts)
-    assert 'opsready_health_memory_percent' in families
+    assert 0 < families['opsready_health_memory_usage_ratio'].samples[0].value < 1
+    tls_expiry = families['opsready_health_check_tls_expiry_timestamp_seconds'].samples
+    expiry = {s.labels['check']: s.value for s in tls_expiry}
+    assert 19 * 86400 < expiry['tls'] - time.time() <= 20 * 86400
     assert res['written']['textfile'] == str(textfile)
     line = history.read_text().splitlines()
     assert len(line) == 1 and '"host":"box1"' in line[0] and '"/"' in line[0]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import subprocess
+import subprocess  # nosec B404 # argv lists only, never a shell
 import tempfile
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -73,7 +73,7 @@ class ToolRunner:
         self._check_argv(argv)
         try:
             proc = subprocess.run(list(argv), input=data, capture_output=True, env=self._env(env),
-                                  timeout=timeout, cwd=cwd, check=False)
+                                  timeout=timeout, cwd=cwd, check=False)  # nosec B603 # argv list, no shell
         except FileNotFoundError:
             raise OpsReadyError('%s was not found on the managed host: install it or put it on PATH.' % argv[0])
         except subprocess.TimeoutExpired:
@@ -91,7 +91,8 @@ class ToolRunner:
         self._check_argv(argv)
         err = tempfile.TemporaryFile()
         try:
-            proc = subprocess.Popen(list(argv), stdin=stdin, stdout=stdout, stderr=err, env=self._env(env), cwd=cwd)
+            proc = subprocess.Popen(  # nosec B603 # argv list, no shell
+                list(argv), stdin=stdin, stdout=stdout, stderr=err, env=self._env(env), cwd=cwd)
         except FileNotFoundError:
             err.close()
             raise OpsReadyError('%s was not found on the managed host: install it or put it on PATH.' % argv[0])

@@ -270,7 +270,7 @@ class ArtifactWriter:
             pass
         try:
             self._handle.close()
-        except Exception:
+        except Exception:  # nosec B110 # cleanup after a failure: keep the original error
             pass
         try:
             os.unlink(self.partial_path)

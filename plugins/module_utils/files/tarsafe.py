@@ -103,4 +103,5 @@ def extract_all(tar: tarfile.TarFile, dest: str, numeric_owner: bool = False, ar
             check_members([member], archive)
             _guard_on_disk(member, dest, archive)
             yield member
-    tar.extractall(dest, members=checked(), numeric_owner=numeric_owner, **_filter_kwargs())
+    tar.extractall(  # nosec B202 # members checked one by one
+        dest, members=checked(), numeric_owner=numeric_owner, **_filter_kwargs())

@@ -93,7 +93,8 @@ METRICS = (
      'last_verified'),
     ('last_full_encrypted', 'gauge', '1 when the newest full backup is encrypted.', 'last_encrypted'),
     ('artifacts', 'gauge', 'Artifacts with a manifest in the catalog.', 'artifacts'),
-    ('size_bytes_total', 'gauge', 'Stored bytes of every artifact in the catalog.', 'size_bytes_total'),
+    # a gauge (it shrinks when retention prunes), so no _total suffix: that is for counters
+    ('catalog_size_bytes', 'gauge', 'Stored bytes of every artifact in the catalog.', 'size_bytes_total'),
     ('recoverable_until_timestamp_seconds', 'gauge', 'Latest point a restore can reach (the RPO anchor).',
      'recoverable_until_ts'),
 )

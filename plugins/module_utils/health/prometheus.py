@@ -11,6 +11,7 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
+import datetime
 import math
 import os
 from typing import Any, Dict, List, Optional, Tuple
@@ -21,6 +22,19 @@ from ansible_collections.opsready.operations.plugins.module_utils.health.thresho
 
 PREFIX = 'opsready_health_'
 Labels = Dict[str, str]
+
+
+def _ratio(percent: Any) -> Optional[float]:
+    """A 0-100 percent as the 0-1 ratio Prometheus names ``*_ratio`` carry by convention."""
+    return None if percent is None else float(percent) / 100.0
+
+
+def _timestamp(iso: Optional[str]) -> Optional[float]:
+    """``2026-12-04T10:00:00Z`` as Unix seconds (how Prometheus exposes points in time)."""
+    if not iso:
+        return None
+    parsed = datetime.datetime.strptime(iso, '%Y-%m-%dT%H:%M:%SZ')
+    return parsed.replace(tzinfo=datetime.timezone.utc).timestamp()
 
 
 def escape(value: Any) -> str:
@@ -62,38 +76,44 @@ class Exposition:
 
 
 def build(result: Dict[str, Any], timestamp: float) -> str:
-    """The exposition text of a ``health_check`` result (metrics, checks, findings, verdict)."""
+    """The exposition text of a ``health_check`` result (metrics, checks, findings, verdict).
+
+    Names follow Prometheus' conventions (``promtool check metrics``): base units (seconds, bytes),
+    fractions as 0-1 ``*_ratio``, points in time as ``*_timestamp_seconds``. docs/metrics.md lists them.
+    """
     exp = Exposition()
     metrics = result.get('metrics', {})
     exp.add('verdict', 'Overall verdict: 0 ok, 1 warning, 2 critical.', RANK[result['verdict']])
     exp.add('last_run_timestamp_seconds', 'Unix time of the last health check run.', timestamp)
     exp.add('duration_seconds', 'Wall time of the last health check run.', result.get('duration_seconds'))
     if 'cpu' in metrics:
-        exp.add('cpu_percent', 'CPU use over the sampling interval.', metrics['cpu']['percent'])
+        exp.add('cpu_usage_ratio', 'CPU use over the sampling interval (0-1).', _ratio(metrics['cpu']['percent']))
     if 'load' in metrics:
         for window in ('1', '5', '15'):
             exp.add('load_per_core', 'Load average divided by the number of CPUs.',
                     metrics['load']['per_core' + window], {'window': window + 'm'})
     if 'memory' in metrics:
-        exp.add('memory_percent', 'Memory in use (of total).', metrics['memory']['percent'])
-        exp.add('swap_percent', 'Swap in use (of total).', metrics['memory']['swap_percent'])
+        exp.add('memory_usage_ratio', 'Memory in use, of total (0-1).', _ratio(metrics['memory']['percent']))
+        exp.add('swap_usage_ratio', 'Swap in use, of total (0-1).', _ratio(metrics['memory']['swap_percent']))
     for fs in metrics.get('filesystems', []):
         labels = {'mountpoint': fs['mountpoint'], 'device': fs.get('device', ''), 'fstype': fs.get('fstype', '')}
         exp.add('filesystem_up', '1 when the filesystem could be measured.', 'error' not in fs, labels)
         if 'error' in fs:
             continue
-        exp.add('filesystem_used_percent', 'Filesystem space in use, as df computes it.', fs['percent'], labels)
+        exp.add('filesystem_used_ratio', 'Filesystem space in use, as df computes it (0-1).', _ratio(fs['percent']),
+                labels)
         exp.add('filesystem_size_bytes', 'Filesystem size.', fs['total_bytes'], labels)
         exp.add('filesystem_free_bytes', 'Filesystem space available to unprivileged users.', fs['free_bytes'],
                 labels)
-        exp.add('filesystem_inodes_used_percent', 'Inodes in use.', fs.get('inode_percent'), labels)
+        exp.add('filesystem_inodes_used_ratio', 'Inodes in use (0-1).', _ratio(fs.get('inode_percent')), labels)
     for nic in metrics.get('network', []):
         labels = {'interface': nic['interface']}
         exp.add('network_receive_bytes_per_second', 'Receive rate over the sampling interval.',
                 nic['rx_bytes_per_second'], labels)
         exp.add('network_transmit_bytes_per_second', 'Transmit rate over the sampling interval.',
                 nic['tx_bytes_per_second'], labels)
-        exp.add('network_link_percent', 'Busier direction as a percent of link speed.', nic.get('percent'), labels)
+        exp.add('network_link_usage_ratio', 'Busier direction as a fraction of link speed (0-1).',
+                _ratio(nic.get('percent')), labels)
     exp.add('tcp_established', 'Established TCP connections.', metrics.get('tcp_established'))
     for check in result.get('checks', []):
         labels = {'check': check['name'], 'type': check['type']}
@@ -101,11 +121,12 @@ def build(result: Dict[str, Any], timestamp: float) -> str:
         if check.get('latency_ms') is not None:
             exp.add('check_latency_seconds', 'Latency of the check (p95 when several requests).',
                     check['latency_ms'] / 1000.0, labels)
-        if check.get('error_rate_percent') is not None:
-            exp.add('check_error_rate_percent', 'Failed requests, percent.', check['error_rate_percent'], labels)
-        if check.get('tls_days_remaining') is not None:
-            exp.add('check_tls_days_remaining', 'Days until the served certificate expires.',
-                    check['tls_days_remaining'], labels)
+        exp.add('check_error_ratio', 'Failed requests, of requests sent (0-1).',
+                _ratio(check.get('error_rate_percent')), labels)
+        # The expiry itself, not the days left: a point in time stays right between runs and
+        # `... - time()` gives the seconds left in any query.
+        exp.add('check_tls_expiry_timestamp_seconds', 'Unix time the served certificate expires (notAfter).',
+                _timestamp(check.get('tls_not_after')), labels)
     per_check: Dict[str, int] = {}
     for item in result.get('findings', []):
         per_check[item['check']] = max(per_check.get(item['check'], 0), RANK[item['severity']])

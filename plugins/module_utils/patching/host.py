@@ -15,7 +15,8 @@ import re
 from typing import Any, Dict, List, Optional, Sequence
 
 # Mappings that are deleted by design, not by a package upgrade.
-IGNORED_PREFIXES = ('/memfd:', '/dev/', '/SYSV', '/tmp/', '/var/tmp/', '/run/', '/proc/', '/[', '/home/', '/root/')
+_TMP_PREFIXES = ('/tmp/', '/var/tmp/')  # nosec B108 # prefixes matched in /proc/*/maps, no file is made
+IGNORED_PREFIXES = ('/memfd:', '/dev/', '/SYSV', '/run/', '/proc/', '/[', '/home/', '/root/') + _TMP_PREFIXES
 UNIT_RE = re.compile(r'/([^/]+\.service)(?:/|$)')
 
 

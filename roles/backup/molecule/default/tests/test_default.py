@@ -60,4 +60,6 @@ def test_freshness_metrics_per_set(host):
         text = prom.content_string
         m = _manifests(host, BACKUPS + '/' + directory)[0]
         assert 'opsready_backup_last_full_success_timestamp_seconds{' in text
+        lint = host.run('promtool check metrics < %s' % prom.path)
+        assert lint.rc == 0 and not (lint.stdout + lint.stderr).strip(), lint.stdout + lint.stderr
         assert m['database'] in text

@@ -12,6 +12,9 @@ def test_textfile_parses(host):
     families = {f.name: f for f in text_string_to_metric_families(text)}
     assert families['opsready_health_verdict'].samples[0].value in (0, 1)
     assert families['opsready_health_check_up'].samples[0].labels['check'] == 'shell-works'
+    # Prometheus' own linter (Debian's prometheus package) accepts the names and units
+    lint = host.run('promtool check metrics < %s/opsready_health.prom' % STATE)
+    assert lint.rc == 0 and not (lint.stdout + lint.stderr).strip(), lint.stdout + lint.stderr
 
 
 def test_fleet_report(host):

@@ -149,7 +149,7 @@ def test_exposition_parses_and_escapes():
               'findings': [{'check': 'web', 'severity': 'critical'}]}
     fams = {f.name: f for f in text_string_to_metric_families(prometheus.build(result, 1700000000.0))}
     assert fams['opsready_health_verdict'].samples[0].value == 1
-    labels = [s.labels['mountpoint'] for s in fams['opsready_health_filesystem_used_percent'].samples]
+    labels = [s.labels['mountpoint'] for s in fams['opsready_health_filesystem_used_ratio'].samples]
     assert labels == ['/mnt/we"ird\\path']
     up = {s.labels['mountpoint']: s.value for s in fams['opsready_health_filesystem_up'].samples}
     assert up['/nfs'] == 0
