@@ -274,3 +274,84 @@ def test_chain_holding_out_of_order_gtids_still_restores(mariadb_factory, tmp_pa
     ], {'pw': server.password})
     assert result.rc == 0, result.stdout[-3000:]
     assert server.sql('SELECT id FROM ooo_r.t ORDER BY id') == [('1',), ('2',), ('3',), ('4',)]
+
+
+def test_failed_swap_is_undone_with_event_scheduler_on(mariadb_factory, tmp_path, monkeypatch):
+    """A failure at the last swap step (creating the restored views, routines, triggers and events in the
+    target) puts back the old tables, objects and character set; events keep definer and status."""
+    import sys
+
+    from tests.harness.playbook import REPO
+    sys.path.insert(0, str(REPO / 'build'))
+    from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
+        OpsReadyError, ToolError)
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
+    from ansible_collections.opsready.operations.plugins.module_utils.restore import mysql as mysql_restore
+    from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import RestoreRequest
+    from ansible_collections.opsready.operations.plugins.module_utils.restore.run import run_restore
+
+    server = mariadb_factory(extra_conf={'event_scheduler': 'ON'})
+    assert server.sql('SELECT @@event_scheduler')[0][0] == 'ON'
+    load(server, FIXTURE.format(db=q(SOURCE), tb=q(TABLE)))
+    source = snapshot(server, SOURCE)
+    conn = {'login_host': server.host, 'login_port': server.port, 'login_user': server.user,
+            'login_password': '{{ pw }}'}
+    dest = tmp_path / 'backups'
+    result = play(tmp_path, [
+        {'name': 'full', 'opsready.operations.db_backup': dict(conn, engine='mariadb', database=SOURCE,
+                                                               dest=str(dest))},
+        {'name': 'copy', 'opsready.operations.db_restore': dict(conn, engine='mariadb', src=str(dest),
+                                                                source_database=SOURCE, database='target')},
+    ], {'pw': server.password})
+    assert result.rc == 0, result.stdout[-3000:]
+    assert_same(source, snapshot(server, 'target'), 'restore with event_scheduler=ON')
+
+    # The target now differs from the backup (another charset, an extra view and event, other rows).
+    server.sql('ALTER DATABASE target CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci; USE target; '
+               'CREATE VIEW v_extra AS SELECT 1 AS one; DROP TRIGGER trg_ins; DELETE FROM audit; '
+               'CREATE EVENT ev_extra ON SCHEDULE EVERY 1 DAY STARTS "2032-01-01" DISABLE DO SELECT 1')
+    before = snapshot(server, 'target')
+    real = mysql_restore._load_script
+
+    def failing(engine, database, script, what):
+        if what.startswith('load views'):
+            real(engine, database, script, what)  # half done: the objects exist, then it "fails"
+            raise ToolError('mariadb (%s) failed with exit code 1: injected fault' % what, rc=1)
+        return real(engine, database, script, what)
+
+    monkeypatch.setattr(mysql_restore, '_load_script', failing)
+    request = RestoreRequest(engine='mariadb', src=str(dest), database='target', source_database=SOURCE,
+                             replace=True)
+    with pytest.raises(OpsReadyError, match='rolled back') as caught:
+        run_restore(request, ConnectionParams(host=server.host, port=server.port, user=server.user,
+                                              password=server.password))
+    assert 'injected fault' in caught.value.message
+    assert_same(before, snapshot(server, 'target'), 'target after a failed swap')
+    assert server.sql("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE '%opsready%'") == []
+
+
+def test_missing_privilege_refused_before_loading(mariadb_factory, tmp_path):
+    """A login that may not create an object with the backup's definers is refused before the load."""
+    server = mariadb_factory()
+    server.sql("CREATE DATABASE lim_src; CREATE TABLE lim_src.t (id INT); INSERT INTO lim_src.t VALUES (1); "
+               "CREATE USER 'other'@'localhost'; "
+               "CREATE DEFINER='other'@'localhost' VIEW lim_src.v AS SELECT id FROM lim_src.t; "
+               "CREATE USER 'limited'@'%%' IDENTIFIED BY '%s'; GRANT ALL ON `lim\\_%%`.* TO 'limited'@'%%'"
+               % server.password)
+    admin = {'login_host': server.host, 'login_port': server.port, 'login_user': server.user,
+             'login_password': '{{ pw }}'}
+    limited = dict(admin, login_user='limited')
+    dest = tmp_path / 'backups'
+    result = play(tmp_path, [
+        {'name': 'full', 'opsready.operations.db_backup': dict(admin, engine='mariadb', database='lim_src',
+                                                               dest=str(dest))},
+        {'name': 'restore', 'ignore_errors': True, 'opsready.operations.db_restore': dict(
+            limited, engine='mariadb', src=str(dest), source_database='lim_src', database='lim_target')},
+    ], {'pw': server.password})
+    assert result.rc == 0, result.stdout[-3000:]
+    assert result.result('full')['manifest']['database_objects']['definers'] == {'other@localhost': ['views']}
+    refused = result.result('restore')
+    assert refused['_event'] == 'runner_on_failed', refused
+    assert 'before loading anything' in refused['msg'] and 'other@localhost' in refused['msg']
+    assert 'load_dump' not in (refused.get('phases') or {})
+    assert server.sql("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'lim\\_t%'") == []

@@ -169,6 +169,27 @@ class MySQLEngine(Engine):
             raise OpsReadyError('Database %r does not exist on %s.' % (database, self.conn.where(self.default_port)))
         return {'character_set': rows[0][0], 'collation': rows[0][1]}
 
+    def database_objects(self, database: str) -> Dict[str, Any]:
+        """How many views, routines, triggers and events ``database`` holds, and their definers: the
+        restore proves it may create them (definers included) before it loads anything."""
+        lit = quote_literal(database)
+        rows = self.query(
+            "SELECT 'views', DEFINER FROM information_schema.VIEWS WHERE TABLE_SCHEMA = %s "
+            "UNION ALL SELECT 'routines', DEFINER FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s "
+            "UNION ALL SELECT 'triggers', DEFINER FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s "
+            "UNION ALL SELECT 'events', DEFINER FROM information_schema.EVENTS WHERE EVENT_SCHEMA = %s"
+            % (lit, lit, lit, lit))
+        found: Dict[str, Any] = {'views': 0, 'routines': 0, 'triggers': 0, 'events': 0}
+        definers: Dict[str, List[str]] = {}
+        for row in rows:
+            if len(row) == 2 and row[0] in found:
+                found[row[0]] += 1
+                kinds = definers.setdefault(row[1], [])
+                if row[0] not in kinds:
+                    kinds.append(row[0])
+        found['definers'] = definers
+        return found
+
     def server_facts(self) -> Dict[str, Any]:
         row = self.query('SELECT VERSION(), @@log_bin')[0]
         return {'server_version': row[0], 'log_bin': row[1] in ('1', 'ON')}
@@ -216,6 +237,7 @@ class MySQLEngine(Engine):
                                         '--events fails to select such a database. Rename it (RENAME TABLE into a '
                                         'plainer name) to back it up.' % (database, self.flavor))
                 db_defaults = self.database_defaults(database)
+                db_objects = self.database_objects(database)
             # "--" ends the options: a database named "-x" is a name, not an option.
             argv += ['--all-databases'] if opts.all_databases else ['--', database]
             try:
@@ -239,6 +261,7 @@ class MySQLEngine(Engine):
         if not opts.all_databases:
             # A single-database dump holds no CREATE DATABASE: the restore recreates the defaults from here.
             data['database_defaults'] = db_defaults
+            data['database_objects'] = db_objects
         data.update(consistent_at=isoformat(started), format='sql', position=position,
                     tool={'name': os.path.basename(self.tool('dump')), 'version': self.tool_version('dump')},
                     server_version=info['server_version'])

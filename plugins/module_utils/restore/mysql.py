@@ -108,9 +108,11 @@ def objects_of(engine: Any, name: str) -> Dict[str, List[Dict[str, str]]]:
 def definer_clause(definer: str) -> str:
     """``DEFINER = `user`@`host``` from information_schema's ``user@host`` (ALTER EVENT would otherwise make
     the restore user the event's definer)."""
+    if not isinstance(definer, str) or not definer or '\x00' in definer:
+        raise OpsReadyError('Cannot read the definer %r.' % (definer,))
     user, sep, host = definer.rpartition('@')
-    if not sep or '\x00' in definer:
-        raise OpsReadyError('Cannot read the definer %r of an event.' % definer)
+    if not sep:  # a role
+        return 'DEFINER = `%s`' % definer.replace('`', '``')
     return 'DEFINER = `%s`@`%s`' % (user.replace('`', '``'), host.replace('`', '``'))
 
 
@@ -163,6 +165,49 @@ def charset_clause(defaults: Optional[Dict[str, Any]]) -> str:
         raise OpsReadyError('The manifest records a database character set/collation that is not a plain name '
                             '(%r, %r): the manifest is damaged or was edited.' % (cs, coll))
     return ' CHARACTER SET %s COLLATE %s' % (cs, coll)
+
+
+PROBES = {
+    'views': ('CREATE {definer} VIEW {db}.`__opsready_probe_v` AS SELECT 1 AS x',
+              'DROP VIEW IF EXISTS {db}.`__opsready_probe_v`'),
+    'routines': ('CREATE {definer} PROCEDURE {db}.`__opsready_probe_p`() BEGIN END',
+                 'DROP PROCEDURE IF EXISTS {db}.`__opsready_probe_p`'),
+    'triggers': ('CREATE {definer} TRIGGER {db}.`__opsready_probe_tr` BEFORE INSERT ON {db}.`__opsready_probe_t` '
+                 'FOR EACH ROW SET @opsready_probe = 1', 'DROP TRIGGER IF EXISTS {db}.`__opsready_probe_tr`'),
+    'events': ('CREATE {definer} EVENT {db}.`__opsready_probe_e` ON SCHEDULE EVERY 100 YEAR DISABLE '
+               'DO SET @opsready_probe = 1', 'DROP EVENT IF EXISTS {db}.`__opsready_probe_e`'),
+}
+
+
+def probe_privileges(engine: Any, temp: str, needs: Optional[Dict[str, Any]]) -> List[str]:
+    """Before the dump is loaded: create (and drop) one object of every kind the backup holds, with each
+    of its definers, in the empty temporary database. A missing privilege (SET USER/SUPER for a foreign
+    definer, CREATE ROUTINE, TRIGGER, EVENT, CREATE VIEW) fails here, not after hours of loading."""
+    if not needs or not isinstance(needs.get('definers'), dict):
+        return []
+    db = _q(temp)
+    probed = []
+    if needs.get('triggers'):
+        engine.query('CREATE TABLE %s.`__opsready_probe_t` (id INT)' % db)
+    try:
+        for definer, kinds in sorted(needs['definers'].items()):
+            for kind in (k for k in OBJECT_KINDS if k in kinds):
+                create, remove = PROBES[kind]
+                try:
+                    engine.query('%s; %s' % (create.format(definer=definer_clause(definer), db=db),
+                                             remove.format(db=db)))
+                except ToolError as exc:
+                    detail = (exc.stderr.strip().splitlines() or [exc.message])[-1]
+                    raise OpsReadyError(
+                        'Restore refused before loading anything: the backup holds %s with DEFINER %s, and this login '
+                        'cannot create one here: %s. Grant the missing privilege (SET USER or SUPER for another '
+                        'definer; CREATE VIEW, CREATE ROUTINE, TRIGGER or EVENT), or restore as a user who has it.'
+                        % (kind, definer, detail), definer=definer, kind=kind)
+                probed.append('%s %s' % (kind, definer))
+    finally:
+        if needs.get('triggers'):
+            engine.query('DROP TABLE IF EXISTS %s.`__opsready_probe_t`' % db)
+    return probed
 
 
 # -- the binlog stream ---------------------------------------------------------------------------------
@@ -492,6 +537,8 @@ def restore(engine: Any, request: RestoreRequest, chain: List[Manifest], timer: 
     replay: Dict[str, Any] = {'binlogs': [], 'start_position': None}
     events: Dict[str, str] = {}
     try:
+        probe_privileges(engine, temp, full.data.get('database_objects'))
+        timer.lap('probe_privileges')
         with engine.defaults_file() as head:
             client = [engine.tool('client')] + head + ['--binary-mode', '--database=%s' % temp]
             pipe_artifact_into(engine.runner, full, client, '%s (load dump)' % engine.flavor,
