@@ -56,3 +56,20 @@ def test_hostile_names_round_trip_and_drop_nothing_else(mariadb_server, tmp_path
     finally:
         server.sql("SET GLOBAL sql_mode = DEFAULT", superuser=True)
         server.sql('DROP DATABASE IF EXISTS prod')
+
+
+def test_health_db_check_reads_a_dash_name_as_a_database(mariadb_server):
+    """A database value starting with "-" was a client option (--init-command runs SQL)."""
+    from ansible_collections.opsready.operations.plugins.module_utils.health.checks import DbCheck
+    server = mariadb_server
+    spec = {'engine': 'mysql', 'host': server.host, 'port': server.port, 'user': server.user,
+            'password': server.password, 'database': '--init-command=CREATE DATABASE pwned', 'timeout': 10,
+            'name': 'db'}
+    outcome = DbCheck().run(spec)
+    assert not outcome['ok'] and 'Unknown database' in outcome['message']
+    assert server.sql("SHOW DATABASES LIKE 'pwned'") == []
+    server.sql('CREATE DATABASE IF NOT EXISTS `-dash`')
+    try:
+        assert DbCheck().run(dict(spec, database='-dash'))['ok']
+    finally:
+        server.sql('DROP DATABASE IF EXISTS `-dash`')
