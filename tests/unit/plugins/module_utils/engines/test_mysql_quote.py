@@ -67,23 +67,40 @@ def test_definer_clause():
     assert definer_clause('fid`x@local@host') == 'DEFINER = `fid``x@local`@`host`'
 
 
-def test_gtid_stripper_removes_only_the_gtid_assignments():
-    stream = [
-        b'# at 330\n',
-        b'#261204 13:51:10 server id 1  end_log_pos 372 CRC32 0xc2c93ee4 \tGTID 0-1-1 ddl\n',
-        b'/*M!100101 SET @@session.skip_parallel_replication=0*//*!*/;\n',
-        b'/*M!100001 SET @@session.gtid_domain_id=0*//*!*/;\n',
-        b'/*M!100001 SET @@session.server_id=1*//*!*/;\n',
-        b'/*M!100001 SET @@session.gtid_seq_no=1*//*!*/;\n',
-        b'# at 372\n',
-        b"INSERT INTO t VALUES ('\n",
-        b'/*M!100001 SET @@session.gtid_seq_no=9*//*!*/;\n',  # inside a literal: not after a GTID header
-        b"')\n",
-    ]
+STREAM = [
+    b'# at 330\n',
+    b'#261204 13:51:10 server id 1  end_log_pos 372 CRC32 0xc2c93ee4 \tGTID 0-1-1 ddl\n',
+    b'/*M!100101 SET @@session.skip_parallel_replication=0*//*!*/;\n',
+    b'/*M!100001 SET @@session.gtid_domain_id=0*//*!*/;\n',
+    b'/*M!100001 SET @@session.server_id=1*//*!*/;\n',
+    b'/*M!100001 SET @@session.gtid_seq_no=1*//*!*/;\n',
+    b'# at 372\n',
+    b"INSERT INTO t VALUES ('\n",
+    b'/*M!100001 SET @@session.gtid_seq_no=9*//*!*/;\n',  # inside a literal: not after a GTID header
+    b"')\n",
+    b'# at 500\n',
+    b'#261204 13:51:11 server id 7  end_log_pos 560 CRC32 0x1 \tGTID 3-7-44 trans\n',
+    b'/*!100001 SET @@session.gtid_seq_no=44*//*!*/;\n',
+    b'START TRANSACTION\n',
+    b"BINLOG '\n" + (b'A' * 76 + b'\n') * 200 + b"'/*!*/;\n",
+]
+EXPECTED = b''.join(STREAM[:3] + STREAM[6:12] + STREAM[13:])
+
+
+@pytest.mark.parametrize('size', [1, 7, 64, 333, 4096, 1 << 20])
+def test_gtid_stripper_removes_only_the_gtid_assignments(size):
+    data = b''.join(STREAM) * 3
     stripper = GtidStripper()
-    out = [stripper.feed(line) for line in stream]
-    assert stripper.removed == 3
-    assert out[2] == stream[2] and out[3:6] == [b'', b'', b''] and out[8] == stream[8]
+    out = b''.join(stripper.feed(data[i:i + size]) for i in range(0, len(data), size)) + stripper.flush()
+    assert out == EXPECTED * 3
+    assert stripper.removed == 12
+
+
+def test_gtid_stripper_carry_stays_small():
+    stripper = GtidStripper()
+    for _ in range(50):
+        stripper.feed(b'# at 1\n' + b'x' * 100000 + b'\n')
+    assert len(stripper.carry) < 10
 
 
 def test_views_come_after_the_views_they_read():
