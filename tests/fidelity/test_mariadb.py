@@ -130,12 +130,15 @@ def snapshot(server, db: str) -> Dict[str, Any]:
         if kind != 'SEQUENCE':
             entry['checksum'] = server.sql('CHECKSUM TABLE %s.%s EXTENDED' % (q(db), q(name)))[0][1]
             entry['rows'] = server.sql('SELECT COUNT(*) FROM %s.%s' % (q(db), q(name)))[0][0]
+            name_lit = "'" + name.replace('\\', '\\\\').replace("'", "''") + "'"
+            columns = [c[0] for c in server.sql(
+                'SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s '
+                'ORDER BY ORDINAL_POSITION' % (lit, name_lit))]
+            row = ', '.join('IFNULL(HEX(%s), "N")' % q(c) for c in columns)
             entry['md5'] = server.sql(
-                'SELECT MD5(GROUP_CONCAT(HEX(r) ORDER BY r SEPARATOR ",")) FROM (SELECT CONCAT_WS("|", %s) AS r FROM '
-                '%s.%s) x' % (', '.join('IFNULL(HEX(%s), "N")' % q(c[0]) for c in server.sql(
-                    'SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s '
-                    'ORDER BY ORDINAL_POSITION' % (lit, "'" + name.replace('\\', '\\\\').replace("'", "''") + "'"))),
-                                q(db), q(name)))[0][0]
+                'SET SESSION group_concat_max_len = 1 << 31; '
+                'SELECT MD5(GROUP_CONCAT(r ORDER BY r SEPARATOR ",")) FROM (SELECT CONCAT_WS("|", %s) AS r '
+                'FROM %s.%s) x' % (row, q(db), q(name)))[0][0]
         else:
             entry['next'] = server.sql('SELECT next_not_cached_value FROM %s.%s' % (q(db), q(name)))[0][0]
         snap['tables'][name] = entry
@@ -355,3 +358,32 @@ def test_missing_privilege_refused_before_loading(mariadb_factory, tmp_path):
     assert 'before loading anything' in refused['msg'] and 'other@localhost' in refused['msg']
     assert 'load_dump' not in (refused.get('phases') or {})
     assert server.sql("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'lim\\_t%'") == []
+
+
+def test_replace_into_hostile_name_with_views_routines_triggers(mariadb_factory, tmp_path):
+    """A target named with ' " \\ ; -- and non-ASCII, holding views, routines and triggers, is replaced
+    (its objects saved for the way back with mariadb-dump, which fails on such names only with --events)."""
+    server = mariadb_factory()
+    load(server, r"""
+CREATE DATABASE plainsrc CHARACTER SET latin1;
+USE plainsrc;
+CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20));
+INSERT INTO t VALUES (1, 'a'), (2, 'b');
+CREATE VIEW v AS SELECT id FROM t;
+CREATE PROCEDURE p() SELECT COUNT(*) FROM t;
+CREATE TRIGGER trg BEFORE INSERT ON t FOR EACH ROW SET NEW.v = UPPER(NEW.v);
+""")
+    source = snapshot(server, 'plainsrc')
+    conn = {'login_host': server.host, 'login_port': server.port, 'login_user': server.user,
+            'login_password': '{{ pw }}'}
+    dest = tmp_path / 'backups'
+    restore = dict(conn, engine='mariadb', src=str(dest), source_database='plainsrc', database=COPY)
+    result = play(tmp_path, [
+        {'name': 'full', 'opsready.operations.db_backup': dict(conn, engine='mariadb', database='plainsrc',
+                                                               dest=str(dest))},
+        {'name': 'first', 'opsready.operations.db_restore': restore},
+        {'name': 'replace', 'opsready.operations.db_restore': dict(restore, replace=True)},
+    ], {'pw': server.password})
+    assert result.rc == 0, result.stdout[-3000:]
+    assert result.result('replace')['replaced'] is True
+    assert_same(source, snapshot(server, COPY), 'replace into a hostile name')

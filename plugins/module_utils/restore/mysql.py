@@ -354,7 +354,11 @@ def _dump_objects(engine: Any, database: str, objects: Dict[str, List[Dict[str, 
                                                '--default-character-set=utf8mb4']
         runs = []
         if objects['routines'] or objects['triggers'] or objects['events']:
-            runs.append(base + ['--no-create-info', '--routines', '--events', '--triggers', '--', database])
+            # --events only when there are events: mariadb-dump --events cannot select a database named
+            # with ' " or \ (check_target refuses a target that holds events and such a name).
+            runs.append(base + ['--no-create-info', '--routines' if objects['routines'] else '--skip-routines',
+                                '--events' if objects['events'] else '--skip-events',
+                                '--triggers' if objects['triggers'] else '--skip-triggers', '--', database])
         if objects['views']:
             # Views last: they may call the functions above; each after the views it reads (mariadb-dump
             # creates them in the order given). "--" so a name starting with "-" is a name.
