@@ -98,7 +98,7 @@ def test_gtid_stripper_removes_only_the_gtid_assignments(size):
 
 def test_gtid_stripper_carry_stays_small():
     stripper = GtidStripper()
-    for _ in range(50):
+    for dummy in range(50):
         stripper.feed(b'# at 1\n' + b'x' * 100000 + b'\n')
     assert len(stripper.carry) < 10
 
