@@ -28,9 +28,12 @@ description:
     C(restore_command), C(recovery_target_time) is set to O(stop_at), and a temporary server is started on
     O(port) (a free one when unset), recovers, is promoted, and is left running or stopped as
     O(server_state) says."
-  - "MariaDB/MySQL: the dump is loaded into a temporary database, the binary logs of the chain are replayed
-    into it with C(mariadb-binlog --rewrite-db --stop-datetime) up to O(stop_at), then its tables are moved
-    into O(database) with one atomic C(RENAME TABLE)."
+  - "MariaDB/MySQL: the dump is loaded into a temporary database created with the source's default
+    character set and collation, the binary logs of the chain are replayed into it with
+    C(mariadb-binlog --rewrite-db --stop-datetime) up to O(stop_at) (with new GTIDs of this server, never
+    the source's), then its tables are moved into O(database) with one atomic C(RENAME TABLE) and its
+    views, routines, triggers and events are recreated there from C(mariadb-dump) of the copy (definers
+    and C(sql_mode) kept); a failure at any swap step undoes the earlier ones."
   - "SQLite: the backup is decompressed next to O(database), C(PRAGMA integrity_check) run on it, and it is
     renamed into place (the old file and its C(-wal)/C(-shm) removed). Stop the application first."
   - "SQL Server (through pyodbc; NOT YET RUN AGAINST A LIVE SERVER, tested against a recording fake, see

@@ -950,6 +950,8 @@ class MariaDBServer(DatabaseServer):
     * ``fast=True``: ``innodb_flush_log_at_trx_commit=2``, ``sync_binlog=0``,
       ``innodb_doublewrite=0``.
     * ``extra_conf``: extra server options, passed as ``--key=value``.
+    * ``gtid_strict_mode=True`` (opt-in): ``--gtid-strict-mode=ON``; ``gtid_domain_id=N``: the server's
+      GTID domain.
     """
 
     kind = "mariadb"
@@ -958,7 +960,11 @@ class MariaDBServer(DatabaseServer):
     odbc_driver_env = "OPSREADY_MARIADB_ODBC_DRIVER"
     odbc_driver_default = "MariaDB Unicode"
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, gtid_strict_mode: bool = False, gtid_domain_id: int | None = None, **kwargs: Any) -> None:
+        # Opt-in: ``gtid_strict_mode=True`` refuses any binlogged GTID out of order (a replay that
+        # writes the source's GTIDs back fails); ``gtid_domain_id`` sets the server's GTID domain.
+        self.gtid_strict_mode = gtid_strict_mode
+        self.gtid_domain_id = gtid_domain_id
         self._bins = {}
         missing = []
         for key, names in {
@@ -1052,6 +1058,10 @@ class MariaDBServer(DatabaseServer):
         ]
         if self.fast:
             args += ["--innodb-flush-log-at-trx-commit=2", "--sync-binlog=0", "--innodb-doublewrite=0"]
+        if self.gtid_strict_mode:
+            args.append("--gtid-strict-mode=ON")
+        if self.gtid_domain_id is not None:
+            args.append(f"--gtid-domain-id={int(self.gtid_domain_id)}")
         for key, value in self.extra_conf.items():
             if isinstance(value, bool):
                 value = "ON" if value else "OFF"
@@ -1127,6 +1137,8 @@ class MariaDBServer(DatabaseServer):
                 f'password="{self.password}"',
                 "protocol=TCP",
             ]
+        # the client's charset follows the locale (latin1 under LC_ALL=C): non-ASCII names need utf8mb4
+        lines += ["[mysql]", "default-character-set=utf8mb4"]
         if database:
             lines += ["[mysql]", f"database={database}", "[mariadb-client]", f"database={database}"]
         path = d / "my.cnf"

@@ -254,7 +254,7 @@ class MySQLClient(Client):
         with self._options() as opts:
             # --connect-timeout is a client option mariadb-check does not know: only here.
             argv = [self._tool('client')] + opts + ['--connect-timeout=%d' % self.conn.connect_timeout, '--batch',
-                                                    '--execute=%s' % sql, database]
+                                                    '--execute=%s' % sql, '--database=%s' % database]
             rc, out, err = self.runner.run(argv, check=False, what='mariadb')
         if rc != 0:
             raise OpsReadyError('Smoke query failed on %s: %s' % (database, err.strip() or 'exit %d' % rc), sql=sql)
@@ -270,7 +270,7 @@ class MySQLClient(Client):
 
     def integrity(self, database: str, level: str = 'standard') -> Dict[str, Any]:
         with self._options() as opts:
-            argv = [self._tool('check')] + opts + ['--check', '--databases', database]
+            argv = [self._tool('check')] + opts + ['--check', '--databases', '--', database]
             if level == 'extended':
                 argv.insert(len(argv) - 2, '--extended')
             rc, out, err = self.runner.run(argv, check=False, what='mariadb-check')

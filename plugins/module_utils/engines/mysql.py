@@ -34,6 +34,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.timeuti
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import (
     ALL_DATABASES, BackupOptions, Engine, connect_failure_reason, disk_error, open_artifact, read_head_and_tail,
     stream_file_to_artifact, stream_to_artifact)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql_quote import (
+    check_identifier, quote_literal, unescape_batch)
 
 TOOLS: Dict[str, Dict[str, Tuple[str, ...]]] = {
     'mariadb': {'dump': ('mariadb-dump', 'mysqldump'), 'client': ('mariadb', 'mysql'),
@@ -130,7 +132,9 @@ class MySQLEngine(Engine):
             # The user's file holds the credentials; ours adds the endpoint (it is read after theirs).
             lines.insert(0, '!include %s' % c.option_file)
         # Only the interactive client knows connect-timeout; every connection starts with its ping().
-        lines += ['[mysql]', 'connect-timeout=%d' % max(1, c.connect_timeout)]
+        # Names and data travel as utf8mb4 whatever the locale (the client would pick latin1 under LC_ALL=C
+        # and turn a database called "ñ" into another name).
+        lines += ['[mysql]', 'connect-timeout=%d' % max(1, c.connect_timeout), 'default-character-set=utf8mb4']
         with secret_file('\n'.join(lines) + '\n', prefix='opsready-my-', suffix='.cnf') as path:
             yield ['--defaults-extra-file=%s' % path]
 
@@ -150,7 +154,41 @@ class MySQLEngine(Engine):
                 _rc, out, _err = self.runner.run(argv, timeout=self.conn.connect_timeout + 60, what=self.flavor)
             except ToolError as exc:
                 raise self._connect_error(exc)
-        return [line.split('\t') for line in out.splitlines()]
+        # --batch escapes tab, newline, NUL and backslash inside values; split on '\n' only (splitlines()
+        # would also cut a name at U+2028 or a form feed).
+        lines = out.split('\n')
+        if lines and lines[-1] == '':
+            lines.pop()
+        return [[unescape_batch(v) for v in line.split('\t')] for line in lines]
+
+    def database_defaults(self, database: str) -> Dict[str, str]:
+        """Default character set and collation of ``database`` (refuses a database that does not exist)."""
+        rows = self.query('SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA '
+                          'WHERE SCHEMA_NAME = %s' % quote_literal(database))
+        if not rows or len(rows[0]) < 2:
+            raise OpsReadyError('Database %r does not exist on %s.' % (database, self.conn.where(self.default_port)))
+        return {'character_set': rows[0][0], 'collation': rows[0][1]}
+
+    def database_objects(self, database: str) -> Dict[str, Any]:
+        """How many views, routines, triggers and events ``database`` holds, and their definers: the
+        restore proves it may create them (definers included) before it loads anything."""
+        lit = quote_literal(database)
+        rows = self.query(
+            "SELECT 'views', DEFINER FROM information_schema.VIEWS WHERE TABLE_SCHEMA = %s "
+            "UNION ALL SELECT 'routines', DEFINER FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s "
+            "UNION ALL SELECT 'triggers', DEFINER FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s "
+            "UNION ALL SELECT 'events', DEFINER FROM information_schema.EVENTS WHERE EVENT_SCHEMA = %s"
+            % (lit, lit, lit, lit))
+        found: Dict[str, Any] = {'views': 0, 'routines': 0, 'triggers': 0, 'events': 0}
+        definers: Dict[str, List[str]] = {}
+        for row in rows:
+            if len(row) == 2 and row[0] in found:
+                found[row[0]] += 1
+                kinds = definers.setdefault(row[1], [])
+                if row[0] not in kinds:
+                    kinds.append(row[0])
+        found['definers'] = definers
+        return found
 
     def server_facts(self) -> Dict[str, Any]:
         row = self.query('SELECT VERSION(), @@log_bin')[0]
@@ -190,9 +228,18 @@ class MySQLEngine(Engine):
                                                      '--hex-blob', '--default-character-set=utf8mb4']
             if info['log_bin']:
                 argv.append('--master-data=2')
-            if database.startswith('-'):
-                raise OpsReadyError('database %r cannot start with "-".' % database)
-            argv += ['--all-databases'] if opts.all_databases else [database]
+            db_defaults: Dict[str, str] = {}
+            if not opts.all_databases:
+                check_identifier(database, 'database')
+                if set(database) & set('\'"\\'):
+                    # mariadb-dump --events fails to select such a database ("Unknown database"): say so first.
+                    raise OpsReadyError('Database %r cannot be dumped: its name contains \' " or \\, and %s-dump '
+                                        '--events fails to select such a database. Rename it (RENAME TABLE into a '
+                                        'plainer name) to back it up.' % (database, self.flavor))
+                db_defaults = self.database_defaults(database)
+                db_objects = self.database_objects(database)
+            # "--" ends the options: a database named "-x" is a name, not an option.
+            argv += ['--all-databases'] if opts.all_databases else ['--', database]
             try:
                 stored, _err = stream_to_artifact(self.runner, argv, artifact, opts, what='%s-dump' % self.flavor,
                                                   observe=observe)
@@ -211,6 +258,10 @@ class MySQLEngine(Engine):
             if gtid:
                 position['gtid'] = gtid.group(1).decode()
         data = self.base_manifest(opts, database, 'full', started, stored)
+        if not opts.all_databases:
+            # A single-database dump holds no CREATE DATABASE: the restore recreates the defaults from here.
+            data['database_defaults'] = db_defaults
+            data['database_objects'] = db_objects
         data.update(consistent_at=isoformat(started), format='sql', position=position,
                     tool={'name': os.path.basename(self.tool('dump')), 'version': self.tool_version('dump')},
                     server_version=info['server_version'])

@@ -576,7 +576,8 @@ class DbCheck(CheckType):
             argv = [client, '--defaults-extra-file=' + option_file, '--connect-timeout=%d' % timeout,
                     '-N', '-B', '-e', 'SELECT 1']
             if spec.get('database'):
-                argv.append(spec['database'])
+                # --database=: a name starting with "-" would be read as an option (--init-command=...)
+                argv.append('--database=%s' % spec['database'])
             out = runner.run(argv, timeout=spec['timeout'], what=os.path.basename(client))[1]
         return out.strip()
 

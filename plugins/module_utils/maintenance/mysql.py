@@ -28,10 +28,12 @@ from typing import Any, Dict, List, Optional
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError, ToolError
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql import MySQLEngine
+# Literals go out as hex (the same under every sql_mode): a database named with a backslash works too.
+from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql_quote import quote_literal
 from ansible_collections.opsready.operations.plugins.module_utils.maintenance.core import (
     Backend, Candidate, CleanupSpec, MaintenanceOptions)
 from ansible_collections.opsready.operations.plugins.module_utils.maintenance.identifiers import (
-    IDENT, TableRef, quote_ident, quote_literal)
+    IDENT, TableRef, quote_ident)
 
 TIME_TYPES = ('datetime', 'timestamp', 'date')
 NUMBER_TYPES = ('int', 'bigint', 'mediumint', 'smallint', 'decimal', 'double', 'float')

@@ -1,24 +1,36 @@
 # -*- coding: utf-8 -*-
 # Copyright: opsready.operations contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""MariaDB / MySQL restore: the dump, then the binary logs replayed up to ``stop_at``.
+"""MariaDB / MySQL restore: the dump, then the binary logs replayed up to ``stop_at``, then one swap.
 
-1. The target is inspected; a database holding tables is refused unless ``replace`` is set.
-2. ``CREATE DATABASE <target>__opsready_restore_<id>``; the dump is streamed into the ``mariadb`` client
-   connected to it (a single-database dump carries no ``USE``, so it lands there).
+1. The target is inspected; a database holding tables, views, routines, triggers or events is refused
+   unless ``replace`` is set. Every name is checked by ``engines/mysql_quote.py`` first: a name the
+   server cannot hold, or one the binlog tool cannot rewrite, is refused before anything is created.
+2. ``CREATE DATABASE <target>__opsready_restore_<id>`` with the source database's default character set
+   and collation (recorded in the dump's manifest: a single-database dump holds no CREATE DATABASE);
+   the dump is streamed into the ``mariadb`` client connected to it (the dump carries no ``USE``).
+   Events are disabled in the copy as soon as it is loaded (their status is kept for the target), and
+   an event that ran inside the copy fails the restore: it would have changed the restored data.
 3. The binary logs of the chain are decompressed into ``tmpdir`` and piped through
    ``mariadb-binlog --database=<source> --rewrite-db='<source>-><temporary>'`` (events of other databases
    are skipped, the rest land in the temporary database), starting at the dump's binlog position and
-   stopping at ``--stop-datetime``. Binary log timestamps are UTC seconds since the epoch and
-   ``mariadb-binlog`` turns ``--stop-datetime`` into one with the client's time zone, so it runs with
-   ``TZ=UTC`` and gets ``stop_at`` in UTC, whatever the server's ``time_zone``. Events carry whole
-   seconds: everything before the second of ``stop_at`` is replayed, nothing of that second.
-4. Swap: one ``RENAME TABLE`` moves the old target's tables into an aside database and the restored
-   tables into the target (atomic: all or none); the aside and temporary databases are dropped after.
-   Any failure before drops the temporary database, leaving the target as it was.
-
-Views, routines, triggers and events cannot be moved by ``RENAME TABLE``; a restored database holding
-them is refused at step 4 with a message saying so (documented gap), the target untouched.
+   stopping at ``--stop-datetime`` (run with ``TZ=UTC``, ``stop_at`` given in UTC: binlog timestamps are
+   UTC seconds; everything before the second of ``stop_at`` is replayed, nothing of that second).
+   The replay must not write the source's GTIDs into this server's binary log (with ``gtid_strict_mode``
+   that fails, without it the next restore reading such a log fails with "Found out of order GTID"):
+   the ``SET @@session.gtid_domain_id/server_id/gtid_seq_no`` lines after each GTID event are removed
+   from the stream, so the server gives the replayed transactions GTIDs of its own. ``mariadb-binlog``
+   runs with ``--skip-gtid-strict-mode`` so logs that already hold such out-of-order GTIDs still read.
+4. Swap. Views, routines, triggers and events cannot be moved by ``RENAME TABLE`` (a table with a
+   trigger cannot even change schema), so their definitions are taken from the restored copy with
+   ``mariadb-dump`` itself (definers, ``sql_mode``, character sets as the backup wrote them) and those
+   of the old target likewise (to put back on failure). Then: the copy's triggers and the old target's
+   views, routines, triggers and events are dropped; one ``RENAME TABLE`` moves the old tables aside
+   and the restored ones in (all or none); the target gets the backup's default character set and
+   collation; the restored definitions are loaded into it, events get their recorded status back.
+   Any failure before the end undoes each step in reverse (new objects dropped, tables renamed back,
+   old objects and character set put back) and says so; if even that fails the message names the
+   aside database that holds the old tables and the file with the old definitions.
 
 Private to opsready.operations; do not import from other collections.
 """
@@ -27,10 +39,11 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 import shutil
 import subprocess
 import tempfile
-from typing import Any, Dict, List, Optional
+from typing import IO, Any, Dict, List, Optional
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
@@ -39,51 +52,98 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.streami
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import UTC, isoformat
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import (
     kill_and_reap, open_artifact, pipe_artifact_into)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql_quote import (
+    check_identifier, qualified, quote_identifier, quote_literal)
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import (
-    RestoreRequest, Timer, quote_ident, quote_literal, temporary_name)
+    RestoreRequest, Timer, temporary_name)
+
+CHARSET_NAME = re.compile(r'^[A-Za-z0-9_]{1,64}$')
+EVENT_STATUS = {'ENABLED': 'ENABLE', 'DISABLED': 'DISABLE', 'SLAVESIDE_DISABLED': 'DISABLE ON SLAVE'}
+OBJECT_KINDS = ('views', 'routines', 'triggers', 'events')
+DUMP_EVENTS_UNSAFE = '\'"\\'  # mariadb-dump --events fails to select a database named with these (10.11)
 
 
 def _q(name: str) -> str:
-    return quote_ident(name, '`')
+    return quote_identifier(name, 'database name')
 
 
 def schema_exists(engine: Any, name: str) -> bool:
     return bool([r for r in engine.query('SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s'
-                                         % quote_literal(name)) if r and r[0]])
+                                         % quote_literal(name)) if r and r[0] == name])
 
 
-def tables_of(engine: Any, name: str, kind: str = 'BASE TABLE') -> List[str]:
+def schema_defaults(engine: Any, name: str) -> Optional[Dict[str, str]]:
+    rows = engine.query('SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA '
+                        'WHERE SCHEMA_NAME = %s' % quote_literal(name))
+    return {'character_set': rows[0][0], 'collation': rows[0][1]} if rows and len(rows[0]) == 2 else None
+
+
+def tables_of(engine: Any, name: str) -> List[str]:
+    """Everything ``RENAME TABLE`` moves: base tables, system-versioned tables and sequences (not views)."""
     rows = engine.query("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND "
-                        "TABLE_TYPE = %s ORDER BY TABLE_NAME" % (quote_literal(name), quote_literal(kind)))
+                        "TABLE_TYPE <> 'VIEW' ORDER BY TABLE_NAME" % quote_literal(name))
     return [r[0] for r in rows if r and r[0]]
 
 
-def other_objects(engine: Any, name: str) -> Dict[str, int]:
+def objects_of(engine: Any, name: str) -> Dict[str, List[Dict[str, str]]]:
+    """Views, routines, triggers and events of schema ``name`` (what ``RENAME TABLE`` cannot move)."""
     lit = quote_literal(name)
-    row = engine.query(
-        "SELECT (SELECT count(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_TYPE = 'VIEW'), "
-        "(SELECT count(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s), "
-        "(SELECT count(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s), "
-        "(SELECT count(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = %s)" % (lit, lit, lit, lit))[0]
-    counts = dict(zip(('views', 'routines', 'triggers', 'events'), (int(v) for v in row)))
-    return {k: v for k, v in counts.items() if v}
+    found: Dict[str, List[Dict[str, str]]] = {k: [] for k in OBJECT_KINDS}
+    rows = engine.query(
+        "SELECT 'views', TABLE_NAME, '', '' FROM information_schema.VIEWS WHERE TABLE_SCHEMA = %s "
+        "UNION ALL SELECT 'routines', ROUTINE_NAME, ROUTINE_TYPE, '' FROM information_schema.ROUTINES "
+        "WHERE ROUTINE_SCHEMA = %s "
+        "UNION ALL SELECT 'triggers', TRIGGER_NAME, EVENT_OBJECT_TABLE, '' FROM information_schema.TRIGGERS "
+        "WHERE TRIGGER_SCHEMA = %s "
+        "UNION ALL SELECT 'events', EVENT_NAME, STATUS, CONCAT(COALESCE(LAST_EXECUTED, ''), '|', DEFINER) "
+        "FROM information_schema.EVENTS "
+        "WHERE EVENT_SCHEMA = %s" % (lit, lit, lit, lit))
+    for row in rows:
+        if len(row) == 4:
+            last, _sep, definer = row[3].partition('|')
+            found[row[0]].append({'name': row[1], 'detail': row[2], 'last': last, 'definer': definer})
+    return found
+
+
+def definer_clause(definer: str) -> str:
+    """``DEFINER = `user`@`host``` from information_schema's ``user@host`` (ALTER EVENT would otherwise make
+    the restore user the event's definer)."""
+    if not isinstance(definer, str) or not definer or '\x00' in definer:
+        raise OpsReadyError('Cannot read the definer %r.' % (definer,))
+    user, sep, host = definer.rpartition('@')
+    if not sep:  # a role
+        return 'DEFINER = `%s`' % definer.replace('`', '``')
+    return 'DEFINER = `%s`@`%s`' % (user.replace('`', '``'), host.replace('`', '``'))
+
+
+def count_objects(objects: Dict[str, List[Dict[str, str]]]) -> Dict[str, int]:
+    return {k: len(v) for k, v in objects.items() if v}
 
 
 def _target(request: RestoreRequest) -> str:
     if not request.database:
         raise OpsReadyError('database (the target schema) is required.')
-    return request.database
+    return check_identifier(request.database, 'target database name')
 
 
 def check_target(engine: Any, request: RestoreRequest) -> Dict[str, Any]:
     target_db = _target(request)
     exists = schema_exists(engine, target_db)
     tables = tables_of(engine, target_db) if exists else []
-    if tables and not request.replace:
-        raise OpsReadyError('Target database %s on %s exists and is not empty (%d tables): set replace=true to '
-                            'swap the restored tables in, or restore to another database name.'
-                            % (target_db, engine.conn.where(3306), len(tables)), target=target_db)
-    return {'exists': exists, 'tables': tables}
+    objects = objects_of(engine, target_db) if exists else {k: [] for k in OBJECT_KINDS}
+    held = count_objects(objects)
+    if (tables or held) and not request.replace:
+        what = ', '.join(['%d tables' % len(tables)] + ['%d %s' % (v, k) for k, v in held.items()])
+        raise OpsReadyError('Target database %s on %s exists and is not empty (%s): set replace=true to '
+                            'swap the restored copy in, or restore to another database name.'
+                            % (target_db, engine.conn.where(3306), what), target=target_db)
+    if objects['events'] and set(target_db) & set(DUMP_EVENTS_UNSAFE):
+        raise OpsReadyError('Target database %r holds events, and mariadb-dump --events cannot read a database whose '
+                            'name contains \' " or \\ (it fails to select it), so its events could not be put back '
+                            'if the swap failed. Nothing was changed: drop its events first or restore to another name.'
+                            % target_db, target=target_db)
+    return {'exists': exists, 'tables': tables, 'objects': objects,
+            'defaults': schema_defaults(engine, target_db) if exists else None}
 
 
 def drop_schema(engine: Any, name: str) -> None:
@@ -93,6 +153,115 @@ def drop_schema(engine: Any, name: str) -> None:
 def stop_datetime(stop_at: datetime.datetime) -> str:
     """``--stop-datetime`` value in UTC (the tool runs with TZ=UTC)."""
     return stop_at.astimezone(UTC).strftime('%Y-%m-%d %H:%M:%S')
+
+
+def charset_clause(defaults: Optional[Dict[str, Any]]) -> str:
+    """`` CHARACTER SET x COLLATE y`` from a manifest's ``database_defaults`` (names checked: the manifest
+    is a file on disk, its values never become SQL unchecked)."""
+    if not defaults:
+        return ''
+    cs, coll = defaults.get('character_set'), defaults.get('collation')
+    if not (isinstance(cs, str) and CHARSET_NAME.match(cs) and isinstance(coll, str) and CHARSET_NAME.match(coll)):
+        raise OpsReadyError('The manifest records a database character set/collation that is not a plain name '
+                            '(%r, %r): the manifest is damaged or was edited.' % (cs, coll))
+    return ' CHARACTER SET %s COLLATE %s' % (cs, coll)
+
+
+PROBES = {
+    'views': ('CREATE {definer} VIEW {db}.`__opsready_probe_v` AS SELECT 1 AS x',
+              'DROP VIEW IF EXISTS {db}.`__opsready_probe_v`'),
+    'routines': ('CREATE {definer} PROCEDURE {db}.`__opsready_probe_p`() BEGIN END',
+                 'DROP PROCEDURE IF EXISTS {db}.`__opsready_probe_p`'),
+    'triggers': ('CREATE {definer} TRIGGER {db}.`__opsready_probe_tr` BEFORE INSERT ON {db}.`__opsready_probe_t` '
+                 'FOR EACH ROW SET @opsready_probe = 1', 'DROP TRIGGER IF EXISTS {db}.`__opsready_probe_tr`'),
+    'events': ('CREATE {definer} EVENT {db}.`__opsready_probe_e` ON SCHEDULE EVERY 100 YEAR DISABLE '
+               'DO SET @opsready_probe = 1', 'DROP EVENT IF EXISTS {db}.`__opsready_probe_e`'),
+}
+
+
+def probe_privileges(engine: Any, temp: str, needs: Optional[Dict[str, Any]]) -> List[str]:
+    """Before the dump is loaded: create (and drop) one object of every kind the backup holds, with each
+    of its definers, in the empty temporary database. A missing privilege (SET USER/SUPER for a foreign
+    definer, CREATE ROUTINE, TRIGGER, EVENT, CREATE VIEW) fails here, not after hours of loading."""
+    if not needs or not isinstance(needs.get('definers'), dict):
+        return []
+    db = _q(temp)
+    probed = []
+    if needs.get('triggers'):
+        engine.query('CREATE TABLE %s.`__opsready_probe_t` (id INT)' % db)
+    try:
+        for definer, kinds in sorted(needs['definers'].items()):
+            for kind in (k for k in OBJECT_KINDS if k in kinds):
+                create, remove = PROBES[kind]
+                try:
+                    engine.query('%s; %s' % (create.format(definer=definer_clause(definer), db=db),
+                                             remove.format(db=db)))
+                except ToolError as exc:
+                    detail = (exc.stderr.strip().splitlines() or [exc.message])[-1]
+                    raise OpsReadyError(
+                        'Restore refused before loading anything: the backup holds %s with DEFINER %s, and this login '
+                        'cannot create one here: %s. Grant the missing privilege (SET USER or SUPER for another '
+                        'definer; CREATE VIEW, CREATE ROUTINE, TRIGGER or EVENT), or restore as a user who has it.'
+                        % (kind, definer, detail), definer=definer, kind=kind)
+                probed.append('%s %s' % (kind, definer))
+    finally:
+        if needs.get('triggers'):
+            engine.query('DROP TABLE IF EXISTS %s.`__opsready_probe_t`' % db)
+    return probed
+
+
+# -- the binlog stream ---------------------------------------------------------------------------------
+GTID_GROUP = re.compile(
+    rb'(\n# at \d+\r?\n#\d{6} +\d{1,2}:\d\d:\d\d +server id \d+ +end_log_pos \d+ [^\n]*\bGTID \d+-\d+-\d+[^\n]*\n'
+    rb'(?:/\*M?!100101 SET @@session\.skip_parallel_replication=\d+\*//\*!\*/;\r?\n)?)'
+    rb'((?:/\*M?!\d+ SET @@session\.(?:gtid_domain_id|server_id|gtid_seq_no)=\d+\*//\*!\*/;\r?\n)+)')
+GROUP_SPAN = 4096  # a "# at" line, a GTID header and its SET lines are far shorter than this
+
+
+class GtidStripper:
+    """Removes the GTID assignments ``mariadb-binlog`` prints after each GTID event.
+
+    Only ``SET @@session.gtid_domain_id/server_id/gtid_seq_no`` lines that directly follow a ``# at N``
+    line and a GTID event header are dropped, so text inside a statement (a DDL literal) is never
+    touched unless it reproduces that whole sequence. Works on chunks (a line loop in Python ran at
+    45 MB/s); text after the last ``# at`` is carried to the next chunk so a group is never split.
+    """
+
+    def __init__(self) -> None:
+        self.carry = b''
+        self.removed = 0
+
+    def _strip(self, data: bytes) -> bytes:
+        def keep(match: 're.Match[bytes]') -> bytes:
+            self.removed += match.group(2).count(b'\n')
+            return match.group(1)
+        # The pattern starts with the literal "\n# at " (fast search); a chunk starts at a line start.
+        return GTID_GROUP.sub(keep, b'\n' + data)[1:]
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = self.carry + chunk
+        cut = data.rfind(b'\n# at ') + 1  # 0: none
+        if (cut == 0 and not data.startswith(b'# at ')) or len(data) - cut > GROUP_SPAN:
+            cut = data.rfind(b'\n') + 1  # no group can still be open: keep only the unfinished line
+        self.carry = data[cut:]
+        return self._strip(data[:cut])
+
+    def flush(self) -> bytes:
+        data, self.carry = self.carry, b''
+        return self._strip(data)
+
+
+def _pump(source: IO[bytes], sink: IO[bytes], stripper: GtidStripper) -> None:
+    while True:
+        chunk = source.read(CHUNK)
+        if not chunk:
+            break
+        out = stripper.feed(chunk)
+        if out:
+            sink.write(out)
+    out = stripper.flush()
+    if out:
+        sink.write(out)
 
 
 def _decompress(manifest: Manifest, directory: str, identities: Optional[List[Any]] = None) -> str:
@@ -111,13 +280,33 @@ def _decompress(manifest: Manifest, directory: str, identities: Optional[List[An
     return path
 
 
+def binlog_options(engine: Any) -> List[str]:
+    """Options the local ``mariadb-binlog`` knows: logs holding out-of-order GTIDs (written by an older
+    version's replays) must still read."""
+    _rc, out, _err = engine.runner.run([engine.tool('binlog'), '--help'], check=False, what='binlog tool --help')
+    if engine.flavor != 'mariadb':
+        # MySQL's mysqlbinlog prints SET @@SESSION.GTID_NEXT for each transaction; --skip-gtids leaves them out
+        # so the replay gets new GTIDs here too (the stripper below only knows MariaDB's form).
+        return ['--skip-gtids'] if '--skip-gtids' in out else []
+    return ['--skip-gtid-strict-mode'] if 'gtid-strict-mode' in out else []
+
+
+def check_rewritable(name: str, what: str) -> None:
+    """``--rewrite-db='from->to'`` cannot express every name; refuse those before anything is created."""
+    if '->' in name or name != name.strip() or '\n' in name or '\r' in name:
+        raise OpsReadyError('The %s %r cannot be passed to mariadb-binlog --rewrite-db (it contains "->", a line '
+                            'break or leading/trailing spaces), so binary logs cannot be replayed into it. Restore '
+                            'without logs (artifact=<the dump>) or into a plainer name.' % (what, name))
+
+
 def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Manifest], temp: str) -> Dict[str, Any]:
     source = full.database or ''
     workdir = tempfile.mkdtemp(prefix='opsready-binlog-restore-', dir=request.tmpdir)
+    stripper = GtidStripper()
     try:
         files = [_decompress(m, workdir, engine.identities) for m in logs]
-        argv = [engine.tool('binlog'), '--no-defaults', '--database=%s' % source,
-                '--rewrite-db=%s->%s' % (source, temp)]
+        argv = [engine.tool('binlog'), '--no-defaults'] + binlog_options(engine) + [
+            '--database=%s' % source, '--rewrite-db=%s->%s' % (source, temp)]
         start: Optional[int] = None
         if full.position.get('binlog_pos') and logs[0].position.get('binlog_file') == full.position.get('binlog_file'):
             start = int(full.position['binlog_pos'])
@@ -129,46 +318,213 @@ def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Man
         try:
             with engine.defaults_file() as head:
                 client = [engine.tool('client')] + head + ['--binary-mode', '--database=%s' % temp]
-                loader = engine.runner.popen(client, stdin=binlog.stdout, stdout=subprocess.DEVNULL)
-                if binlog.stdout is not None:
-                    binlog.stdout.close()  # the loader holds the read end now
+                loader = engine.runner.popen(client, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
                 try:
+                    try:
+                        _pump(binlog.stdout, loader.stdin, stripper)
+                    except BrokenPipeError:
+                        pass  # the loader stopped: its exit status below says why
+                    try:
+                        loader.stdin.close()
+                    except BrokenPipeError:
+                        pass
                     engine.runner.finish(loader, client, what='%s (binlog replay)' % engine.flavor)
                 except BaseException:
-                    kill_and_reap(binlog)
+                    kill_and_reap(loader)
                     raise
             engine.runner.finish(binlog, argv, what='%s-binlog' % engine.flavor)
         except BaseException:
             kill_and_reap(binlog)
             raise
-        return {'binlogs': [os.path.basename(f) for f in files],
-                'start_position': start}
+        return {'binlogs': [os.path.basename(f) for f in files], 'start_position': start,
+                'gtid_assignments_removed': stripper.removed}
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _swap(engine: Any, target: str, temp: str, tables: List[str], before: Dict[str, Any]) -> Optional[str]:
+# -- objects RENAME TABLE cannot move ------------------------------------------------------------------
+def _dump_objects(engine: Any, database: str, objects: Dict[str, List[Dict[str, str]]]) -> bytes:
+    """The CREATE statements of ``database``'s views, routines, triggers and events, as ``mariadb-dump``
+    writes them (definers, sql_mode, character sets); statements unqualified, for ``--database=<other>``."""
+    if not count_objects(objects):
+        return b''
+    parts = []
+    with engine.defaults_file() as head:
+        base = [engine.tool('dump')] + head + ['--skip-lock-tables', '--skip-comments', '--no-data',
+                                               '--default-character-set=utf8mb4']
+        runs = []
+        if objects['routines'] or objects['triggers'] or objects['events']:
+            # --events only when there are events: mariadb-dump --events cannot select a database named
+            # with ' " or \ (check_target refuses a target that holds events and such a name).
+            runs.append(base + ['--no-create-info', '--routines' if objects['routines'] else '--skip-routines',
+                                '--events' if objects['events'] else '--skip-events',
+                                '--triggers' if objects['triggers'] else '--skip-triggers', '--', database])
+        if objects['views']:
+            # Views last: they may call the functions above; each after the views it reads (mariadb-dump
+            # creates them in the order given). "--" so a name starting with "-" is a name.
+            runs.append(base + ['--skip-triggers', '--', database] + view_order(engine, database))
+        for argv in runs:
+            proc = engine.runner.popen(argv)
+            try:
+                out = proc.stdout.read() if proc.stdout is not None else b''
+                engine.runner.finish(proc, argv, what='%s-dump (definitions of %s)' % (engine.flavor, database))
+            except BaseException:
+                kill_and_reap(proc)
+                raise
+            parts.append(out)
+    return b'\n'.join(parts)
+
+
+def view_order(engine: Any, database: str) -> List[str]:
+    """View names, each after every view its definition names (information_schema qualifies them)."""
+    rows = engine.query('SELECT TABLE_NAME, VIEW_DEFINITION FROM information_schema.VIEWS WHERE TABLE_SCHEMA = %s '
+                        'ORDER BY TABLE_NAME' % quote_literal(database))
+    definitions = {r[0]: r[1] for r in rows if len(r) == 2}
+    return dependency_order(definitions, database)
+
+
+def dependency_order(definitions: Dict[str, str], database: str) -> List[str]:
+    needs = {name: {other for other in definitions if other != name and qualified(database, other) in text}
+             for name, text in definitions.items()}
+    ordered: List[str] = []
+    while needs:
+        ready = sorted(n for n, deps in needs.items() if not deps - set(ordered))
+        if not ready:  # a cycle can only come from a name quoted inside a literal: keep the rest as they are
+            ready = sorted(needs)
+        for name in ready:
+            ordered.append(name)
+            del needs[name]
+    return ordered
+
+
+def _load_script(engine: Any, database: str, script: bytes, what: str) -> None:
+    if not script:
+        return
+    with engine.defaults_file() as head:
+        argv = [engine.tool('client')] + head + ['--binary-mode', '--database=%s' % database]
+        engine.runner.run(argv, data=script, what='%s (%s)' % (engine.flavor, what))
+
+
+def _drop_objects(engine: Any, database: str, objects: Dict[str, List[Dict[str, str]]],
+                  kinds: tuple = OBJECT_KINDS) -> None:
+    stmts = []
+    for trigger in objects['triggers'] if 'triggers' in kinds else []:
+        stmts.append('DROP TRIGGER IF EXISTS %s' % qualified(database, trigger['name']))
+    for view in objects['views'] if 'views' in kinds else []:
+        stmts.append('DROP VIEW IF EXISTS %s' % qualified(database, view['name']))
+    for routine in objects['routines'] if 'routines' in kinds else []:
+        kind = 'FUNCTION' if routine['detail'] == 'FUNCTION' else 'PROCEDURE'
+        stmts.append('DROP %s IF EXISTS %s' % (kind, qualified(database, routine['name'])))
+    for event in objects['events'] if 'events' in kinds else []:
+        stmts.append('DROP EVENT IF EXISTS %s' % qualified(database, event['name']))
+    if stmts:
+        engine.query('; '.join(stmts))
+
+
+def _set_event_status(engine: Any, database: str, status: Dict[str, str]) -> None:
+    """Give events the status recorded for them (only those whose status differs now)."""
+    if not status:
+        return
+    stmts = ['ALTER %s EVENT %s %s' % (definer_clause(e['definer']), qualified(database, e['name']),
+                                       EVENT_STATUS[status[e['name']]])
+             for e in objects_of(engine, database)['events']
+             if status.get(e['name']) in EVENT_STATUS and status[e['name']] != e['detail']]
+    if stmts:
+        engine.query('; '.join(stmts))
+
+
+def _quiesce_events(engine: Any, temp: str, status: Dict[str, str]) -> None:
+    """With the event scheduler on, disable the copy's events (their status is recorded for the target);
+    refuse if one already ran inside the copy (it changed the restored data)."""
+    events = objects_of(engine, temp)['events']
+    ran = [e['name'] for e in events if e['last']]
+    if ran:
+        raise OpsReadyError('Event(s) %s ran inside the temporary copy while it was loaded (event_scheduler is ON) '
+                            'and may have changed the restored data. Run the restore with event_scheduler=OFF '
+                            '(SET GLOBAL event_scheduler=OFF) and try again.' % ', '.join(sorted(ran)))
+    if not events or engine.query('SELECT @@event_scheduler')[0][0] not in ('ON', '1'):
+        return
+    for event in events:
+        if event['name'] not in status or event['detail'] != 'DISABLED':
+            status[event['name']] = event['detail']
+    _set_event_status(engine, temp, {e['name']: 'DISABLED' for e in events})
+
+
+def _swap(engine: Any, target: str, temp: str, tables: List[str], before: Dict[str, Any],
+          defaults: Optional[Dict[str, Any]], events: Dict[str, str], tmpdir: Optional[str]) -> Optional[str]:
+    new_objects = objects_of(engine, temp)
+    unsupported = [r['name'] for r in new_objects['routines'] if r['detail'] not in ('PROCEDURE', 'FUNCTION')]
+    if unsupported:
+        raise OpsReadyError('The restored copy holds %s routine(s) (%s) that mariadb-dump cannot move into %s. '
+                            'The target was not touched.' % (len(unsupported), ', '.join(unsupported), target))
+    new_script = _dump_objects(engine, temp, new_objects)
+    old_script = _dump_objects(engine, target, before['objects']) if before['exists'] else b''
+    _drop_objects(engine, temp, new_objects, kinds=('triggers',))  # a table with triggers cannot change schema
+    clause = charset_clause(defaults)
+    steps: List[str] = []
     aside = None
-    created = False
-    if not before['exists']:
-        engine.query('CREATE DATABASE %s' % _q(target))
-        created = True
     try:
-        pairs = []
+        if not before['exists']:
+            engine.query('CREATE DATABASE %s%s' % (_q(target), clause))
+            steps.append('created')
         if before['tables']:
             aside = temporary_name(target, 'old', limit=64)
             engine.query('CREATE DATABASE %s' % _q(aside))
-            pairs += ['%s.%s TO %s.%s' % (_q(target), _q(t), _q(aside), _q(t)) for t in before['tables']]
-        pairs += ['%s.%s TO %s.%s' % (_q(temp), _q(t), _q(target), _q(t)) for t in tables]
+            steps.append('aside')
+        if count_objects(before['objects']):
+            steps.append('old_objects_dropped')
+            _drop_objects(engine, target, before['objects'])
+        pairs = ['%s TO %s' % (qualified(target, t), qualified(aside, t)) for t in before['tables']] if aside else []
+        pairs += ['%s TO %s' % (qualified(temp, t), qualified(target, t)) for t in tables]
         if pairs:
             engine.query('RENAME TABLE ' + ', '.join(pairs))
-    except BaseException:
-        if aside:
-            drop_schema(engine, aside)
-        if created:
-            drop_schema(engine, target)
+            steps.append('renamed')
+        wanted = {k: (defaults or {}).get(k) for k in ('character_set', 'collation')}
+        if before['exists'] and clause and before['defaults'] != wanted:
+            steps.append('altered')
+            engine.query('ALTER DATABASE %s%s' % (_q(target), clause))
+        steps.append('new_objects')
+        _load_script(engine, target, new_script, 'load views, routines, triggers and events')
+        _set_event_status(engine, target, events)
+    except BaseException as exc:
+        _undo(engine, target, temp, tables, before, aside, steps, old_script, tmpdir, exc)
         raise
     return aside
+
+
+def _undo(engine: Any, target: str, temp: str, tables: List[str], before: Dict[str, Any], aside: Optional[str],
+          steps: List[str], old_script: bytes, tmpdir: Optional[str], cause: BaseException) -> None:
+    """Reverse the swap steps done so far; if that fails too, say what is where."""
+    try:
+        if 'new_objects' in steps:
+            _drop_objects(engine, target, objects_of(engine, target))
+        if 'altered' in steps and before['defaults']:
+            engine.query('ALTER DATABASE %s%s' % (_q(target), charset_clause(before['defaults'])))
+        if 'renamed' in steps:
+            pairs = ['%s TO %s' % (qualified(target, t), qualified(temp, t)) for t in tables]
+            if aside:
+                pairs += ['%s TO %s' % (qualified(aside, t), qualified(target, t)) for t in before['tables']]
+            if pairs:
+                engine.query('RENAME TABLE ' + ', '.join(pairs))
+        if 'old_objects_dropped' in steps:
+            _load_script(engine, target, old_script, 'put back the old views, routines, triggers and events')
+            _set_event_status(engine, target, {e['name']: e['detail'] for e in before['objects']['events']})
+        if aside:
+            drop_schema(engine, aside)
+        if 'created' in steps:
+            drop_schema(engine, target)
+    except BaseException as undo_exc:
+        saved = None
+        if old_script:
+            fd, saved = tempfile.mkstemp(prefix='opsready-old-definitions-', suffix='.sql', dir=tmpdir)
+            with os.fdopen(fd, 'wb') as handle:
+                handle.write(old_script)
+        message = getattr(undo_exc, 'message', str(undo_exc))
+        raise OpsReadyError('The swap into %s failed (%s) and undoing it failed too (%s). The old tables are in '
+                            'database %s%s; the restored copy is in %s. Put them back by hand.'
+                            % (target, getattr(cause, 'message', str(cause)), message, aside or '(none)',
+                               '; the old views/routines/triggers/events are in %s' % saved if saved else '', temp),
+                            target=target, aside=aside, definitions=saved)
 
 
 def restore(engine: Any, request: RestoreRequest, chain: List[Manifest], timer: Timer) -> Dict[str, Any]:
@@ -179,34 +535,44 @@ def restore(engine: Any, request: RestoreRequest, chain: List[Manifest], timer: 
                             % (engine.flavor, full.id, full.kind))
     if logs and not full.position.get('binlog_file'):
         raise OpsReadyError('Dump %s records no binary log position, so logs cannot be replayed after it.' % full.id)
+    defaults = full.data.get('database_defaults')
+    clause = charset_clause(defaults)  # a damaged manifest is refused before anything is created
+    # The temporary name keeps only [A-Za-z0-9_] of the target's: mariadb-binlog --rewrite-db and
+    # mariadb-dump --events cannot handle every name (see check_target), the copy needs neither limit.
+    temp = temporary_name(re.sub(r'[^0-9A-Za-z_]', '_', target_db), limit=64)
+    if logs:
+        check_rewritable(full.database or '', 'source database name')
     engine.ping()
     before = check_target(engine, request)
     timer.lap('inspect_target')
-    temp = temporary_name(target_db, limit=64)
-    engine.query('CREATE DATABASE %s' % _q(temp))
+    engine.query('CREATE DATABASE %s%s' % (_q(temp), clause))
     replay: Dict[str, Any] = {'binlogs': [], 'start_position': None}
+    events: Dict[str, str] = {}
     try:
+        probe_privileges(engine, temp, full.data.get('database_objects'))
+        timer.lap('probe_privileges')
         with engine.defaults_file() as head:
             client = [engine.tool('client')] + head + ['--binary-mode', '--database=%s' % temp]
             pipe_artifact_into(engine.runner, full, client, '%s (load dump)' % engine.flavor,
                                identities=engine.identities)
+        _quiesce_events(engine, temp, events)
         timer.lap('load_dump')
         if logs:
             replay = _replay(engine, request, full, logs, temp)
+            _quiesce_events(engine, temp, events)
             timer.lap('replay')
-        others = other_objects(engine, temp)
-        if others:
-            raise OpsReadyError('The restored copy holds %s, which this version cannot move from the temporary '
-                                'database into %s (RENAME TABLE moves tables only). The target was not touched. '
-                                'See docs/runbooks/recovery.md, "Gaps".'
-                                % (', '.join('%d %s' % (v, k) for k, v in others.items()), target_db))
         tables = tables_of(engine, temp)
-        aside = _swap(engine, target_db, temp, tables, before)
+        moved = count_objects(objects_of(engine, temp))
+        aside = _swap(engine, target_db, temp, tables, before, defaults, events, request.tmpdir)
     except ToolError as exc:
         drop_schema(engine, temp)
         raise OpsReadyError('Restore of %s into %s failed and was rolled back (temporary database %s dropped; %s is '
                             'as it was): %s' % (full.id, target_db, temp, target_db, exc.message),
                             target=target_db, stderr=exc.stderr)
+    except OpsReadyError as exc:
+        if 'aside' not in exc.details:  # an undo that failed keeps the copy for the operator
+            drop_schema(engine, temp)
+        raise
     except BaseException:
         drop_schema(engine, temp)
         raise
@@ -216,9 +582,13 @@ def restore(engine: Any, request: RestoreRequest, chain: List[Manifest], timer: 
     timer.lap('swap')
     result: Dict[str, Any] = {
         'target': {'database': target_db, 'server': engine.server_label(), 'host': engine.conn.host,
-                   'port': engine.conn.port or 3306, 'tables': len(tables)},
+                   'port': engine.conn.port or 3306, 'tables': len(tables), 'objects': moved,
+                   'database_defaults': defaults},
         'binlogs_replayed': replay['binlogs'], 'start_position': replay['start_position'],
-        'replaced': bool(before['tables'])}
+        'replaced': bool(before['tables'] or count_objects(before['objects']))}
+    if not defaults:
+        result['warnings'] = ['The dump %s records no database character set/collation (taken by an older version): '
+                              '%s has the server default.' % (full.id, target_db)]
     if request.stop_at is not None and logs:
         floor = request.stop_at.astimezone(UTC).replace(microsecond=0)
         result['point_reached'] = isoformat(min(floor, max(m.consistent_at for m in chain)))

@@ -145,15 +145,24 @@ def point_reached(chain: List[Manifest], stop_at: Optional[datetime.datetime]) -
 
 
 def quote_ident(name: str, quote: str = '"') -> str:
-    """SQL identifier quoting (PostgreSQL double quotes, MariaDB backticks)."""
+    """PostgreSQL identifier quoting (double quotes doubled). MariaDB/MySQL: ``engines/mysql_quote.py``."""
     if '\x00' in name:
         raise OpsReadyError('Database names cannot contain NUL bytes.')
     return quote + name.replace(quote, quote * 2) + quote
 
 
 def quote_literal(value: str) -> str:
+    """A PostgreSQL string literal that means the same with ``standard_conforming_strings`` on or off.
+
+    Without a backslash, '...' with quotes doubled reads the same in both modes. With one, the escape
+    string form E'...' (backslashes doubled) is used: its meaning does not depend on the setting, whereas
+    '...' would turn ``\\'`` into an escaped quote when the setting is off. MariaDB/MySQL literals are
+    built by ``engines/mysql_quote.py`` (hex literals), never here.
+    """
     if '\x00' in value:
         raise OpsReadyError('SQL strings cannot contain NUL bytes.')
+    if '\\' in value:
+        return "E'" + value.replace('\\', '\\\\').replace("'", "''") + "'"
     return "'" + value.replace("'", "''") + "'"
 
 
