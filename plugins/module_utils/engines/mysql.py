@@ -163,8 +163,9 @@ class MySQLEngine(Engine):
 
     def database_defaults(self, database: str) -> Dict[str, str]:
         """Default character set and collation of ``database`` (refuses a database that does not exist)."""
-        rows = self.query('SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA '
-                          'WHERE SCHEMA_NAME = %s' % quote_literal(database))
+        rows = self.query(
+            'SELECT DEFAULT_CHARACTER_SET_NAME, '  # nosec B608 # quoted: mysql_quote.quote_literal (hex)
+            'DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s' % quote_literal(database))
         if not rows or len(rows[0]) < 2:
             raise OpsReadyError('Database %r does not exist on %s.' % (database, self.conn.where(self.default_port)))
         return {'character_set': rows[0][0], 'collation': rows[0][1]}
@@ -174,7 +175,8 @@ class MySQLEngine(Engine):
         restore proves it may create them (definers included) before it loads anything."""
         lit = quote_literal(database)
         rows = self.query(
-            "SELECT 'views', DEFINER FROM information_schema.VIEWS WHERE TABLE_SCHEMA = %s "
+            "SELECT 'views', DEFINER "  # nosec B608 # quoted: mysql_quote.quote_literal (a hex literal)
+            "FROM information_schema.VIEWS WHERE TABLE_SCHEMA = %s "
             "UNION ALL SELECT 'routines', DEFINER FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s "
             "UNION ALL SELECT 'triggers', DEFINER FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s "
             "UNION ALL SELECT 'events', DEFINER FROM information_schema.EVENTS WHERE EVENT_SCHEMA = %s"
