@@ -1,0 +1,186 @@
+"""Point-in-time recovery at instants chosen inside the window backup_info reports, both ends included.
+
+For each engine: a full (PostgreSQL: base backup; MariaDB: dump), rows inserted one transaction at a
+time with a pause between, their commit times recorded, logs shipped, the window read from
+``backup_info``. Then ``db_restore`` to its two ends, to exact commit instants (and just before them),
+to the span between the last commit and ``recoverable_until`` (issue 15, item 5), and to random
+instants between; the rows restored must be exactly those whose commit time the instant covers.
+An instant just outside the window is refused before any work, with the window in the message.
+
+PostgreSQL runs with ``track_commit_timestamp=on`` so a row's commit time is the one its WAL commit
+record carries (``pg_xact_commit_timestamp(xmin)``), not a clock read near it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import random
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.harness.playbook import REPO, run_playbook
+
+HELPER = REPO / 'plugins' / 'module_utils' / 'engines' / 'pg_wal_archive.py'
+US = datetime.timedelta(microseconds=1)
+UTC = datetime.timezone.utc
+
+
+def play(tmp_path: Path, tasks: list, extravars: dict | None = None, **kw):
+    book = tmp_path / ('play-%d.yml' % len(list(tmp_path.glob('play-*.yml'))))
+    book.write_text(json.dumps([{'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]))
+    return run_playbook(str(book), extravars=extravars, **kw)
+
+
+def parse_z(text: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(text.replace('Z', '+00:00')).astimezone(UTC)
+
+
+def iso(moment: datetime.datetime) -> str:
+    return moment.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')
+
+
+def pick_instants(start: datetime.datetime, until: datetime.datetime, commits: list, seed: int) -> dict:
+    """Named instants: both ends, an exact commit and the microsecond before it (the last commit and
+    one in the middle), the middle of the span after the last commit, and two random ones."""
+    rng = random.Random(seed)
+    last = commits[-1][1]
+    middle = commits[len(commits) // 2][1]
+    span = (until - start).total_seconds()
+    chosen = {
+        'window start': start,
+        'recoverable_until': until,
+        'last commit': last,
+        'just before last commit': last - US,
+        'middle commit': middle,
+        'just before middle commit': middle - US,
+        'between last commit and recoverable_until': last + (until - last) / 2,
+    }
+    for i in range(2):
+        chosen['random %d' % i] = start + datetime.timedelta(seconds=rng.uniform(0, span))
+    return {name: moment for name, moment in chosen.items() if start <= moment <= until}
+
+
+# -- PostgreSQL ---------------------------------------------------------------------------------------
+
+@pytest.fixture
+def wal_dest():
+    """A backup directory the postgres service user can write, and the archive helper it runs."""
+    top = tempfile.mkdtemp(prefix='opsready-pitrwin-')
+    os.chmod(top, 0o711)
+    dest = os.path.join(top, 'catalog')
+    os.mkdir(dest)
+    os.chmod(dest, 0o770)
+    helper = os.path.join(top, 'pg_wal_archive.py')
+    shutil.copy(HELPER, helper)
+    os.chmod(helper, 0o644)
+    if os.geteuid() == 0:
+        os.chown(dest, -1, int(subprocess.check_output(['id', '-g', 'postgres']).strip()))
+    scratch = os.path.join(top, 'scratch')
+    os.mkdir(scratch)
+    os.chmod(scratch, 0o711)  # the recovered servers run as postgres: it must reach their directories
+    yield Path(dest), helper, Path(scratch)
+    shutil.rmtree(top, ignore_errors=True)
+
+
+def pg_conn(server) -> dict:
+    return {'login_host': server.host, 'login_port': server.port, 'login_user': server.user,
+            'login_password': '{{ pw }}'}
+
+
+COMMIT_TIME = ("SELECT id, to_char(pg_xact_commit_timestamp(xmin) AT TIME ZONE 'UTC', "
+               "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') FROM events ORDER BY id")
+
+
+def pg_history(server, rows: int) -> list:
+    """Insert ``rows`` rows, one transaction each with a pause between; (id, commit time) of each."""
+    for _ in range(rows):
+        server.sql('INSERT INTO events (label) VALUES (md5(random()::text))', database='app')
+        time.sleep(0.3)
+    return [(int(i), parse_z(t)) for i, t in server.sql(COMMIT_TIME, database='app')]
+
+
+def test_postgresql_every_instant_of_the_window_restores(postgres_factory, wal_dest, tmp_path):
+    dest, helper, scratch = wal_dest
+    server = postgres_factory(archive_command='/usr/bin/python3 %s %s %%p %%f --compression gzip' % (helper, dest),
+                              extra_conf={'track_commit_timestamp': True})
+    server.create_database('app')
+    server.sql('CREATE TABLE events (id serial PRIMARY KEY, label text NOT NULL)', database='app')
+    server.sql("INSERT INTO events (label) VALUES ('before base')", database='app')
+    extravars = {'pw': server.password}
+    conn = pg_conn(server)
+    run = play(tmp_path, [{'name': 'base', 'opsready.operations.db_backup': dict(
+        conn, engine='postgresql', kind='base', dest=str(dest))}], extravars)
+    assert run.rc == 0, run.stdout[-3000:]
+    commits = pg_history(server, 5)
+    time.sleep(0.5)  # idle time before the segment switch: recoverable_until lies after the last commit
+    run = play(tmp_path, [
+        {'name': 'wal', 'opsready.operations.db_backup': dict(conn, engine='postgresql', kind='wal',
+                                                              dest=str(dest))},
+        {'name': 'info', 'opsready.operations.backup_info': {'path': str(dest), 'database': '@cluster'}}],
+        extravars)
+    assert run.rc == 0, run.stdout[-3000:]
+    info = run.result('info')
+    start, until = parse_z(info['window']['from']), parse_z(info['window']['until'])
+    assert parse_z(info['recoverable_until']) == until
+    after_base = [c for c in commits if c[1] > start]
+    assert len(after_base) == 5 and until > commits[-1][1], (info['window'], commits)
+    instants = pick_instants(start, until, after_base, seed=int(start.timestamp()))
+    print('window %s .. %s; commits %s; instants %s' % (iso(start), iso(until), [(i, iso(t)) for i, t in commits],
+                                                        {k: iso(v) for k, v in instants.items()}))
+
+    psql = [server.bin('psql'), '-X', '-A', '-t', '-h', '127.0.0.1', '-U', server.user, '-d', 'app',
+            '-c', 'SELECT coalesce(string_agg(id::text, \',\' ORDER BY id), \'\') FROM events']
+    tasks = []
+    for n, (name, moment) in enumerate(instants.items()):
+        restore = dict(conn, engine='postgresql', src=str(dest), datadir=str(scratch / ('d%d' % n)))
+        tasks += [
+            {'name': 'restore %s' % name, 'ignore_errors': True,
+             'opsready.operations.db_restore': dict(restore, stop_at=iso(moment))},
+            {'name': 'rows %s' % name, 'ignore_errors': True, 'ansible.builtin.command': {'argv': psql + [
+                '-p', '{{ (restored.target | default({})).port | default(0) }}']},
+             'environment': {'PGPASSWORD': '{{ pw }}'}, 'changed_when': False},
+            {'name': 'drop %s' % name, 'opsready.operations.db_restore': dict(restore, state='absent')},
+        ]
+        tasks[-3]['register'] = 'restored'
+    run = play(tmp_path, tasks, extravars)
+    assert run.rc == 0, run.stdout[-4000:]
+    failures = []
+    for name, moment in instants.items():
+        expected = [i for i, t in commits if t <= moment]
+        res = run.result('restore %s' % name)
+        if res['_event'] != 'runner_on_ok':
+            failures.append('%s (%s): restore failed: %s' % (name, iso(moment), res.get('msg', '')[:600]))
+            continue
+        got = [int(i) for i in run.result('rows %s' % name)['stdout'].strip().split(',') if i]
+        if got != expected:
+            failures.append('%s (%s): rows %s, expected %s' % (name, iso(moment), got, expected))
+        # point_reached is the last transaction replayed; past the last commit, the end of the archive.
+        replayed = [t for i, t in after_base if t <= moment]
+        if replayed and res['point_reached'] != iso(replayed[-1]):
+            failures.append('%s: point_reached %s, last commit covered %s' % (name, res['point_reached'],
+                                                                           iso(replayed[-1])))
+        past = moment >= commits[-1][1]
+        if res['stop_at_after_last_transaction'] is not past or res['recovery_target'] != (
+                'end_of_archive' if past else 'time'):
+            failures.append('%s: recovery_target %s, stop_at_after_last_transaction %s' % (
+                name, res['recovery_target'], res['stop_at_after_last_transaction']))
+    assert not failures, '\n'.join(failures)
+
+    # Just outside the window: refused before anything is extracted, the message states the window.
+    outside = {'before': start - US, 'after': until + US}
+    run = play(tmp_path, [
+        {'name': 'outside %s' % name, 'ignore_errors': True, 'opsready.operations.db_restore': dict(
+            conn, engine='postgresql', src=str(dest), datadir=str(scratch / ('out-%s' % name)), stop_at=iso(moment))}
+        for name, moment in outside.items()], extravars)
+    for name in outside:
+        res = run.result('outside %s' % name)
+        assert res['_event'] == 'runner_on_failed', res
+        assert info['window']['from'] in res['msg'] and info['window']['until'] in res['msg'], res['msg']
+    assert sorted(os.listdir(scratch)) == [], os.listdir(scratch)
