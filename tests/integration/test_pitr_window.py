@@ -184,3 +184,31 @@ def test_postgresql_every_instant_of_the_window_restores(postgres_factory, wal_d
         assert res['_event'] == 'runner_on_failed', res
         assert info['window']['from'] in res['msg'] and info['window']['until'] in res['msg'], res['msg']
     assert sorted(os.listdir(scratch)) == [], os.listdir(scratch)
+
+
+def test_postgresql_failed_recovery_leads_with_the_fatal_line(postgres_factory, wal_dest, tmp_path):
+    """Issue 15, item 8: the message starts with the server's FATAL line and the fix, the log tail after."""
+    dest, helper, scratch = wal_dest
+    server = postgres_factory(archive_command='/usr/bin/python3 %s %s %%p %%f --compression gzip' % (helper, dest))
+    server.create_database('app')
+    extravars = {'pw': server.password}
+    conn = pg_conn(server)
+    run = play(tmp_path, [
+        {'name': 'base', 'opsready.operations.db_backup': dict(conn, engine='postgresql', kind='base', dest=str(dest))},
+        {'name': 'wal', 'opsready.operations.db_backup': dict(conn, engine='postgresql', kind='wal', dest=str(dest))}],
+        extravars)
+    assert run.rc == 0, run.stdout[-3000:]
+    datadir = scratch / 'data'
+    # The port of the running source server: the recovered server cannot listen there.
+    run = play(tmp_path, [{'name': 'restore', 'ignore_errors': True, 'opsready.operations.db_restore': dict(
+        conn, engine='postgresql', src=str(dest), datadir=str(datadir), port=server.port)}], extravars)
+    res = run.result('restore')
+    assert res['_event'] == 'runner_on_failed', res
+    msg = res['msg']
+    assert msg.startswith('FATAL: could not create any TCP/IP sockets'), msg
+    fix = 'Fix: port %d is taken: give another port, or leave port unset so a free one is chosen.' % server.port
+    assert fix in msg and msg.index(fix) < msg.index('Server log '), msg
+    assert 'failed and was cleaned up (%s untouched)' % datadir in msg
+    assert res['fatal'] == 'FATAL: could not create any TCP/IP sockets' and res['log_tail'], res
+    assert res['log'] == str(scratch / 'data.run' / 'postgresql.log') and os.path.exists(res['log'])
+    assert sorted(os.listdir(scratch)) == ['data.run'], os.listdir(scratch)  # staging and WAL copies removed
