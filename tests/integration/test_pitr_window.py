@@ -212,3 +212,85 @@ def test_postgresql_failed_recovery_leads_with_the_fatal_line(postgres_factory, 
     assert res['fatal'] == 'FATAL: could not create any TCP/IP sockets' and res['log_tail'], res
     assert res['log'] == str(scratch / 'data.run' / 'postgresql.log') and os.path.exists(res['log'])
     assert sorted(os.listdir(scratch)) == ['data.run'], os.listdir(scratch)  # staging and WAL copies removed
+
+
+# -- MariaDB ------------------------------------------------------------------------------------------
+
+def maria_conn(server) -> dict:
+    return {'login_host': server.host, 'login_port': server.port, 'login_user': server.user,
+            'login_password': '{{ pw }}'}
+
+
+def whole_second(moment: datetime.datetime) -> datetime.datetime:
+    return moment.replace(microsecond=0)
+
+
+def test_mariadb_every_instant_of_the_window_restores(maria_db, tmp_path):
+    """Binary log events carry whole seconds (the statement's start, the second of its NOW(6)), and the
+    restore replays every event before the second of stop_at (restore/mysql.py): the state reached is the
+    one at that second, and ``point_reached`` says so."""
+    server = maria_db.server
+    maria_db.sql('CREATE TABLE events (id INT AUTO_INCREMENT PRIMARY KEY, at DATETIME(6) NOT NULL) ENGINE=InnoDB;'
+                 'INSERT INTO events (at) VALUES (UTC_TIMESTAMP(6))')
+    time.sleep(1.1)  # no commit in the second the dump starts: the dump holds exactly the rows before it
+    dest = tmp_path / 'backups'
+    backup = dict(maria_conn(server), engine='mariadb', database=maria_db.name, dest=str(dest))
+    extravars = {'pw': server.password}
+    run = play(tmp_path, [{'name': 'full', 'opsready.operations.db_backup': backup}], extravars)
+    assert run.rc == 0, run.stdout[-3000:]
+    for _ in range(6):
+        maria_db.sql('INSERT INTO events (at) VALUES (UTC_TIMESTAMP(6))')
+        time.sleep(0.4)
+    time.sleep(1.1)
+    run = play(tmp_path, [
+        {'name': 'logs', 'opsready.operations.db_backup': dict(backup, kind='log')},
+        {'name': 'info', 'opsready.operations.backup_info': {'path': str(dest), 'engine': 'mariadb',
+                                                             'database': maria_db.name}}], extravars)
+    assert run.rc == 0, run.stdout[-3000:]
+    commits = [(int(i), parse_z(t.replace(' ', 'T') + 'Z'))
+               for i, t in maria_db.sql('SELECT id, at FROM events ORDER BY id')]
+    info = run.result('info')
+    start, until = parse_z(info['window']['from']), parse_z(info['window']['until'])
+    assert parse_z(info['recoverable_until']) == until
+    in_dump = [c for c in commits if c[1] < start]
+    after = [c for c in commits if c[1] >= start]
+    assert len(in_dump) == 1 and len(after) == 6 and until >= whole_second(after[-1][1]), (info['window'], commits)
+    instants = pick_instants(start, until, after, seed=int(start.timestamp()))
+    print('window %s .. %s; commits %s; instants %s' % (iso(start), iso(until), [(i, iso(t)) for i, t in commits],
+                                                        {k: iso(v) for k, v in instants.items()}))
+    targets = {name: '%s_w%d' % (maria_db.name, n) for n, name in enumerate(instants)}
+    restore = dict(maria_conn(server), engine='mariadb', src=str(dest), source_database=maria_db.name)
+    try:
+        run = play(tmp_path, [{'name': 'restore %s' % name, 'ignore_errors': True,
+                               'opsready.operations.db_restore': dict(restore, database=targets[name],
+                                                                      stop_at=iso(moment))}
+                              for name, moment in instants.items()], extravars)
+        failures = []
+        for name, moment in instants.items():
+            reached = whole_second(moment)
+            expected = [i for i, _ in in_dump] + [i for i, t in after if whole_second(t) < reached]
+            res = run.result('restore %s' % name)
+            if res['_event'] != 'runner_on_ok':
+                failures.append('%s (%s): restore failed: %s' % (name, iso(moment), res.get('msg', '')[:600]))
+                continue
+            got = [int(r[0]) for r in server.sql('SELECT id FROM events ORDER BY id', database=targets[name])]
+            if got != expected:
+                failures.append('%s (%s): rows %s, expected %s' % (name, iso(moment), got, expected))
+            if res['point_reached'] != iso(reached):
+                failures.append('%s: point_reached %s, expected %s' % (name, res['point_reached'], iso(reached)))
+        assert not failures, '\n'.join(failures)
+
+        outside = {'before': start - US, 'after': until + US}
+        run = play(tmp_path, [{'name': 'outside %s' % name, 'ignore_errors': True,
+                               'opsready.operations.db_restore': dict(restore, database=maria_db.name + '_out',
+                                                                      stop_at=iso(moment))}
+                              for name, moment in outside.items()], extravars)
+        for name in outside:
+            res = run.result('outside %s' % name)
+            assert res['_event'] == 'runner_on_failed', res
+            assert info['window']['from'] in res['msg'] and info['window']['until'] in res['msg'], res['msg']
+        assert not server.sql("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE %s"
+                              % ("'%s\\_out%%'" % maria_db.name))
+    finally:
+        for name in targets.values():
+            server.drop_database(name)
