@@ -14,6 +14,8 @@ record carries (``pg_xact_commit_timestamp(xmin)``), not a clock read near it.
 from __future__ import annotations
 
 import datetime
+import gzip
+import hashlib
 import json
 import os
 import random
@@ -294,3 +296,56 @@ def test_mariadb_every_instant_of_the_window_restores(maria_db, tmp_path):
     finally:
         for name in targets.values():
             server.drop_database(name)
+
+
+def test_postgresql_damaged_segment_never_cuts_a_restore_short(postgres_factory, wal_dest, tmp_path):
+    """A WAL segment archived damaged (its checksums match its manifest, its content is zeros) ends recovery
+    early. Without a time target PostgreSQL then promotes there without a word, and a stop_at past the last
+    commit now resumes without one: both must be refused naming the segment, never restore less."""
+    dest, helper, scratch = wal_dest
+    server = postgres_factory(archive_command='/usr/bin/python3 %s %s %%p %%f --compression gzip' % (helper, dest))
+    server.create_database('app')
+    server.sql('CREATE TABLE events (id serial PRIMARY KEY)', database='app')
+    extravars = {'pw': server.password}
+    conn = pg_conn(server)
+    tasks = [{'name': 'base', 'opsready.operations.db_backup': dict(conn, engine='postgresql', kind='base',
+                                                                    dest=str(dest))}]
+    run = play(tmp_path, tasks, extravars)
+    assert run.rc == 0, run.stdout[-3000:]
+    for _ in range(3):
+        server.sql('INSERT INTO events DEFAULT VALUES', database='app')
+        run = play(tmp_path, [{'name': 'wal', 'opsready.operations.db_backup': dict(
+            conn, engine='postgresql', kind='wal', dest=str(dest))}], extravars)
+        assert run.rc == 0, run.stdout[-3000:]
+    manifests = sorted((json.loads(p.read_text()) for p in dest.glob('*-wal-*.manifest.json')),
+                       key=lambda m: m['position']['start'])
+    assert len(manifests) >= 3
+    damaged = manifests[-2]
+    path = dest / damaged['artifact']
+    plain = bytes(damaged['position']['wal_segment_size'])
+    path.write_bytes(gzip.compress(plain))
+    stored = path.read_bytes()
+    damaged.update(size=len(stored), sha256=hashlib.sha256(stored).hexdigest(),
+                   plain_sha256=hashlib.sha256(plain).hexdigest())
+    (dest / (damaged['artifact'] + '.manifest.json')).write_text(json.dumps(damaged))
+    info = play(tmp_path, [{'name': 'info', 'opsready.operations.backup_info': {'path': str(dest),
+                                                                                 'database': '@cluster'}}],
+                extravars).result('info')
+    restore = dict(conn, engine='postgresql', src=str(dest))
+    run = play(tmp_path, [
+        {'name': 'latest', 'ignore_errors': True, 'opsready.operations.db_restore': dict(
+            restore, datadir=str(scratch / 'latest'))},
+        {'name': 'until', 'ignore_errors': True, 'opsready.operations.db_restore': dict(
+            restore, datadir=str(scratch / 'until'), stop_at=info['recoverable_until'])},
+        {'name': 'drop', 'opsready.operations.db_restore': dict(restore, datadir=str(scratch / 'latest'),
+                                                                state='absent')},
+        {'name': 'drop until', 'opsready.operations.db_restore': dict(restore, datadir=str(scratch / 'until'),
+                                                                      state='absent')}], extravars)
+    for name in ('latest', 'until'):
+        res = run.result(name)
+        assert res['_event'] == 'runner_on_failed', (name, res.get('point_reached'), res.get('msg'))
+        assert ('in WAL %s, before the last archived segment %s' % (damaged['position']['wal_file'],
+                                                                     manifests[-1]['position']['wal_file'])
+                in res['msg']), res['msg']
+        assert res['damaged'] == damaged['position']['wal_file']
+    assert [p for p in os.listdir(scratch) if not p.endswith('.run')] == []
