@@ -349,3 +349,39 @@ def test_postgresql_damaged_segment_never_cuts_a_restore_short(postgres_factory,
                 in res['msg']), res['msg']
         assert res['damaged'] == damaged['position']['wal_file']
     assert [p for p in os.listdir(scratch) if not p.endswith('.run')] == []
+
+
+def test_postgresql_source_setting_raised_after_the_base_backup(postgres_factory, wal_dest, tmp_path):
+    """max_connections raised on the source after the base backup: PostgreSQL pauses the recovery of a copy
+    whose postgresql.conf has less (before: db_restore waited its whole timeout, then failed). The scratch
+    copy gets the source's value and the recovery completes."""
+    dest, helper, scratch = wal_dest
+    server = postgres_factory(archive_command='/usr/bin/python3 %s %s %%p %%f --compression gzip' % (helper, dest))
+    server.create_database('app')
+    server.sql('CREATE TABLE events (id serial PRIMARY KEY)', database='app')
+    extravars = {'pw': server.password}
+    conn = pg_conn(server)
+    run = play(tmp_path, [{'name': 'base', 'opsready.operations.db_backup': dict(
+        conn, engine='postgresql', kind='base', dest=str(dest))}], extravars)
+    assert run.rc == 0, run.stdout[-3000:]
+    before = int(server.sql('SHOW max_connections')[0][0])
+    server.sql('ALTER SYSTEM SET max_connections = %d' % (before + 20), superuser=True)
+    server.stop()
+    server.start()
+    server.sql('INSERT INTO events DEFAULT VALUES', database='app')
+    restore = dict(conn, engine='postgresql', src=str(dest), datadir=str(scratch / 'data'))
+    started = time.monotonic()
+    run = play(tmp_path, [
+        {'name': 'wal', 'opsready.operations.db_backup': dict(conn, engine='postgresql', kind='wal', dest=str(dest))},
+        {'name': 'restore', 'opsready.operations.db_restore': restore, 'register': 'restored'},
+        {'name': 'rows', 'ansible.builtin.command': {'argv': [
+            server.bin('psql'), '-X', '-A', '-t', '-h', '127.0.0.1', '-U', server.user, '-d', 'app', '-p',
+            '{{ restored.target.port }}', '-c', 'SELECT count(*) FROM events']},
+         'environment': {'PGPASSWORD': '{{ pw }}'}, 'changed_when': False},
+        {'name': 'drop', 'opsready.operations.db_restore': dict(restore, state='absent')}],
+        extravars, timeout=300)
+    assert run.rc == 0, run.stdout[-4000:]
+    res = run.result('restore')
+    assert res['raised_settings'] == {'max_connections': before + 20}, res
+    assert run.result('rows')['stdout'].strip() == '1'
+    assert time.monotonic() - started < 120

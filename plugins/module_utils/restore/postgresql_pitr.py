@@ -206,18 +206,20 @@ def _configure(staging: str, waldir: str, target: Optional[datetime.datetime]) -
             pass
 
 
-TARGET_LINE = 'recovery_target_time = '
+def _set_conf(staging: str, settings: Dict[str, Optional[str]]) -> None:
+    """Set (or, with None, remove) settings in ``postgresql.auto.conf``, the file read last."""
+    auto = os.path.join(staging, 'postgresql.auto.conf')
+    with open(auto) as handle:
+        kept = [line for line in handle.read().splitlines()
+                if not any(line.startswith(name + ' = ') for name in settings)]
+    kept += ['%s = %s' % (name, _conf_quote(value)) for name, value in settings.items() if value is not None]
+    with open(auto, 'w') as handle:
+        handle.write('\n'.join(kept) + '\n')
 
 
 def _set_target(staging: str, target: Optional[datetime.datetime]) -> None:
-    """Set (or, with None, remove) ``recovery_target_time``: without it recovery replays all archived WAL."""
-    auto = os.path.join(staging, 'postgresql.auto.conf')
-    with open(auto) as handle:
-        kept = [line for line in handle.read().splitlines() if not line.startswith(TARGET_LINE)]
-    if target is not None:
-        kept.append(TARGET_LINE + _conf_quote(target.isoformat()))
-    with open(auto, 'w') as handle:
-        handle.write('\n'.join(kept) + '\n')
+    """``recovery_target_time``, or none: without it recovery replays all archived WAL."""
+    _set_conf(staging, {'recovery_target_time': target.isoformat() if target is not None else None})
 
 
 def _conf_quote(value: str) -> str:
@@ -234,6 +236,12 @@ NOT_REACHED = 'recovery ended before configured recovery target was reached'
 PROBE = re.compile(r'^cp: cannot stat ')
 LAST_XACT = re.compile(r'last completed transaction was at log time (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?)'
                        r'([+-]\d\d(?::?\d\d)?)?')
+PAUSED = 'recovery has paused'
+# PostgreSQL >= 14 pauses a hot-standby recovery (or aborts it before consistency) when the WAL records a
+# setting of the source higher than the restored postgresql.conf has.
+LOWER_SETTING = re.compile(r'(\w+) = (\d+) is a lower setting than on the primary server, where its value was (\d+)')
+LOWER_SETTINGS_NAMES = ('max_connections', 'max_worker_processes', 'max_wal_senders', 'max_prepared_transactions',
+                        'max_locks_per_transaction')
 FIXES = [
     (re.compile(re.escape(NOT_REACHED)),
      'the archived WAL holds no transaction after stop_at and could not be replayed to its end: check the WAL '
@@ -340,6 +348,19 @@ class RecoveryFailed(OpsReadyError):
                 'lines%s: %s' % (' '.join(head), datadir, datadir, self.log, probes, ' | '.join(a['tail'])))
 
 
+class RecoveryPaused(OpsReadyError):
+    """Recovery waits for an operator because the source had higher ``settings`` than the copy."""
+
+    def __init__(self, settings: Dict[str, int]) -> None:
+        super().__init__('recovery paused: %s' % ', '.join('%s %d' % kv for kv in sorted(settings.items())))
+        self.settings = settings
+
+
+def lower_settings(text: str) -> Dict[str, int]:
+    """Settings the WAL says the source had higher than the copy (``DETAIL: x = 1 is a lower setting ...``)."""
+    return {m.group(1): int(m.group(3)) for m in LOWER_SETTING.finditer(text)}
+
+
 class ScratchServer:
     """pg_ctl for the recovered cluster, run as its owner."""
 
@@ -394,9 +415,18 @@ class ScratchServer:
 
     def wait_promoted(self, timeout: int = START_TIMEOUT) -> None:
         deadline = time.monotonic() + timeout
+        next_look = time.monotonic() + 1
         while True:
             if not _server_running(self.datadir):
                 raise self.failed('the recovered server stopped during recovery')
+            if time.monotonic() > next_look:  # a paused recovery would wait for the timeout: read the log
+                next_look = time.monotonic() + 1
+                text = self.log_text(self.log_offset)
+                if PAUSED in text:
+                    settings = lower_settings(text)
+                    if settings:
+                        raise RecoveryPaused(settings)
+                    raise self.failed('recovery paused and waits for an operator')
             try:
                 if self.psql('SELECT pg_is_in_recovery()') == 'f':
                     return
@@ -458,6 +488,36 @@ def _check_replayed_all(staging: str, base: Manifest, logs: List[Manifest]) -> O
         damaged=name)
 
 
+def _run_recovery(server: ScratchServer, staging: str, raised: Dict[str, int]) -> None:
+    """Start the scratch server and wait until it promoted itself.
+
+    When the WAL says the source ran with a higher max_connections (max_worker_processes, max_wal_senders,
+    max_prepared_transactions, max_locks_per_transaction) than the backed-up postgresql.conf has, PostgreSQL
+    pauses recovery (or aborts it before consistency) until someone raises it: the copy is ours, so it is
+    raised to the source's value (``raised``, reported) and recovery resumed.
+    """
+    for _attempt in range(len(LOWER_SETTINGS_NAMES) + 1):
+        try:
+            server.start()
+            server.wait_promoted()
+            return
+        except RecoveryPaused as exc:
+            needed = exc.settings
+            server.stop()
+        except RecoveryFailed:
+            needed = lower_settings(server.log_text(server.log_offset))
+            if not needed:
+                raise
+            server.stop()
+        higher = {k: v for k, v in needed.items() if v > raised.get(k, -1)}
+        if not higher:
+            break
+        raised.update(higher)
+        _set_conf(staging, {k: str(v) for k, v in raised.items()})
+    raise server.failed('recovery still stops for settings after raising %s' % ', '.join(
+        '%s to %d' % kv for kv in sorted(raised.items())))
+
+
 def restore(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifest], timer: Timer) -> Dict[str, Any]:
     base, logs = chain[0], chain[1:]
     before = check_target(request)
@@ -486,9 +546,9 @@ def restore(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifes
         for path in (staging, waldir, rundir):
             os.chmod(path, 0o700)
             _chown_tree(path, uid, gid)
+        raised: Dict[str, int] = {}
         try:
-            server.start()
-            server.wait_promoted()
+            _run_recovery(server, staging, raised)
         except RecoveryFailed as exc:
             if target is None or not (exc.analysis['fatal'] or '').endswith(NOT_REACHED):
                 raise
@@ -498,8 +558,7 @@ def restore(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifes
             server.stop()
             _set_target(staging, None)
             target = None
-            server.start()
-            server.wait_promoted()
+            _run_recovery(server, staging, raised)
         end_lsn = _check_replayed_all(staging, base, logs) if target is None else None
         replayed = server.psql("SELECT coalesce(pg_last_xact_replay_timestamp()::text, '')")
         log_text = server.log_text()
@@ -550,6 +609,8 @@ def restore(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifes
         'wal_segments': wal, 'replaced': replaced,
         'recovery_target': 'time' if target is not None else 'end_of_archive',
         'stop_at_after_last_transaction': request.stop_at is not None and target is None}
+    if raised:
+        result['raised_settings'] = raised
     if end_lsn:
         result['end_lsn'] = end_lsn
     if last:
