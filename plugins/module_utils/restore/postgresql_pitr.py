@@ -7,14 +7,19 @@
 2. The base backup (a ``pg_basebackup -Ft -X fetch`` tar stream) is extracted into
    ``<datadir>.opsready-restore-<id>``; the WAL segments of the chain are decompressed into
    ``<datadir>.opsready-wal-<id>`` for ``restore_command = 'cp <dir>/%f "%p"'``.
-3. ``postgresql.auto.conf`` gets ``restore_command``, ``recovery_target_time = stop_at`` (when given),
-   ``recovery_target_action = promote``, and ``archive_mode = off`` (a scratch copy must never archive
-   into the production WAL archive); ``recovery.signal`` is created. When the backup holds no
-   ``postgresql.conf``/``pg_hba.conf`` (Debian keeps them in /etc), minimal ones are written
-   (local socket only, ``peer``).
+3. ``postgresql.auto.conf`` gets ``restore_command``, ``recovery_target_time = stop_at`` (when given and
+   before the end of the chain), ``recovery_target_action = promote``, and ``archive_mode = off`` (a
+   scratch copy must never archive into the production WAL archive); ``recovery.signal`` is created.
+   When the backup holds no ``postgresql.conf``/``pg_hba.conf`` (Debian keeps them in /etc), minimal
+   ones are written (local socket only, ``peer``).
 4. A temporary server (``pg_ctl``, as the data directory's owner: ``postgres`` when run as root) is
    started on ``port`` (a free one when unset) with its socket in ``<datadir>.run``; it replays WAL up
    to the target and promotes itself. ``pg_last_xact_replay_timestamp()`` is the point reached.
+   PostgreSQL stops only at a commit later than the target: when the archive holds none, the target is
+   dropped and the whole archive replayed (that is the state at ``stop_at``); a recovery without a
+   target must end in the chain's last segment (a damaged one would end it early, silently). Settings
+   the source had higher (recovery pauses for them) are raised on the copy. A failure is reported from
+   the server log: its FATAL line and a fix first, the tail after.
 5. It is stopped, the staging directory renamed to ``datadir`` (the old one, with ``replace``, removed),
    and started again when ``server_state=started``. Any failure before the rename stops the temporary
    server and removes the staging directories: ``datadir`` stays as it was.
@@ -332,7 +337,7 @@ class RecoveryFailed(OpsReadyError):
         self.analysis = analysis
         super().__init__(what, log=log, log_tail=analysis['tail'])
 
-    def describe(self, datadir: str) -> str:
+    def describe(self, datadir: str, outcome: Optional[str] = None) -> str:
         """The FATAL line first, then the fix, then what was done, then the log tail."""
         a = self.analysis
         head = []
@@ -344,8 +349,10 @@ class RecoveryFailed(OpsReadyError):
             head.append(self.what)
         probes = (' (%d "cp: cannot stat" lines left out: restore_command looking for WAL past the end of the '
                   'archive, normal in every recovery)' % a['probes']) if a['probes'] else ''
-        return ('%s Point-in-time recovery into %s failed and was cleaned up (%s untouched). Server log %s, last '
-                'lines%s: %s' % (' '.join(head), datadir, datadir, self.log, probes, ' | '.join(a['tail'])))
+        outcome = outcome or ('Point-in-time recovery into %s failed and was cleaned up (%s untouched).'
+                              % (datadir, datadir))
+        return ('%s %s Server log %s, last lines%s: %s' % (' '.join(head), outcome, self.log, probes,
+                                                            ' | '.join(a['tail'])))
 
 
 class RecoveryPaused(OpsReadyError):
@@ -598,7 +605,13 @@ def restore(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifes
     timer.lap('swap')
     pid = None
     if request.server_state == 'started':
-        server.start()
+        try:
+            server.start()
+        except RecoveryFailed as exc:
+            raise OpsReadyError(exc.describe(datadir, 'Point-in-time recovery into %s completed and the cluster is in '
+                                                      'place, but it did not start again.' % datadir),
+                                datadir=datadir, log=exc.log, log_tail=exc.analysis['tail'],
+                                fatal=exc.analysis['fatal'], fix=exc.analysis['fix'])
         pid = _server_running(datadir)
         timer.lap('start')
     # After a resumed recovery the second run may replay no transaction at all: the log of the first has it.
