@@ -102,7 +102,7 @@ COMMIT_TIME = ("SELECT id, to_char(pg_xact_commit_timestamp(xmin) AT TIME ZONE '
 
 def pg_history(server, rows: int) -> list:
     """Insert ``rows`` rows, one transaction each with a pause between; (id, commit time) of each."""
-    for _ in range(rows):
+    for _row in range(rows):
         server.sql('INSERT INTO events (label) VALUES (md5(random()::text))', database='app')
         time.sleep(0.3)
     return [(int(i), parse_z(t)) for i, t in server.sql(COMMIT_TIME, database='app')]
@@ -166,8 +166,8 @@ def test_postgresql_every_instant_of_the_window_restores(postgres_factory, wal_d
         # point_reached is the last transaction replayed; past the last commit, the end of the archive.
         replayed = [t for i, t in after_base if t <= moment]
         if replayed and res['point_reached'] != iso(replayed[-1]):
-            failures.append('%s: point_reached %s, last commit covered %s' % (name, res['point_reached'],
-                                                                           iso(replayed[-1])))
+            failures.append('%s: point_reached %s, last commit covered %s'
+                            % (name, res['point_reached'], iso(replayed[-1])))
         past = moment >= commits[-1][1]
         if res['stop_at_after_last_transaction'] is not past or res['recovery_target'] != (
                 'end_of_archive' if past else 'time'):
@@ -240,7 +240,7 @@ def test_mariadb_every_instant_of_the_window_restores(maria_db, tmp_path):
     extravars = {'pw': server.password}
     run = play(tmp_path, [{'name': 'full', 'opsready.operations.db_backup': backup}], extravars)
     assert run.rc == 0, run.stdout[-3000:]
-    for _ in range(6):
+    for _row in range(6):
         maria_db.sql('INSERT INTO events (at) VALUES (UTC_TIMESTAMP(6))')
         time.sleep(0.4)
     time.sleep(1.1)
@@ -270,7 +270,7 @@ def test_mariadb_every_instant_of_the_window_restores(maria_db, tmp_path):
         failures = []
         for name, moment in instants.items():
             reached = whole_second(moment)
-            expected = [i for i, _ in in_dump] + [i for i, t in after if whole_second(t) < reached]
+            expected = [c[0] for c in in_dump] + [i for i, t in after if whole_second(t) < reached]
             res = run.result('restore %s' % name)
             if res['_event'] != 'runner_on_ok':
                 failures.append('%s (%s): restore failed: %s' % (name, iso(moment), res.get('msg', '')[:600]))
@@ -312,7 +312,7 @@ def test_postgresql_damaged_segment_never_cuts_a_restore_short(postgres_factory,
                                                                     dest=str(dest))}]
     run = play(tmp_path, tasks, extravars)
     assert run.rc == 0, run.stdout[-3000:]
-    for _ in range(3):
+    for _segment in range(3):
         server.sql('INSERT INTO events DEFAULT VALUES', database='app')
         run = play(tmp_path, [{'name': 'wal', 'opsready.operations.db_backup': dict(
             conn, engine='postgresql', kind='wal', dest=str(dest))}], extravars)
@@ -328,9 +328,8 @@ def test_postgresql_damaged_segment_never_cuts_a_restore_short(postgres_factory,
     damaged.update(size=len(stored), sha256=hashlib.sha256(stored).hexdigest(),
                    plain_sha256=hashlib.sha256(plain).hexdigest())
     (dest / (damaged['artifact'] + '.manifest.json')).write_text(json.dumps(damaged))
-    info = play(tmp_path, [{'name': 'info', 'opsready.operations.backup_info': {'path': str(dest),
-                                                                                 'database': '@cluster'}}],
-                extravars).result('info')
+    info = play(tmp_path, [{'name': 'info', 'opsready.operations.backup_info': {
+        'path': str(dest), 'database': '@cluster'}}], extravars).result('info')
     restore = dict(conn, engine='postgresql', src=str(dest))
     run = play(tmp_path, [
         {'name': 'latest', 'ignore_errors': True, 'opsready.operations.db_restore': dict(
@@ -344,9 +343,9 @@ def test_postgresql_damaged_segment_never_cuts_a_restore_short(postgres_factory,
     for name in ('latest', 'until'):
         res = run.result(name)
         assert res['_event'] == 'runner_on_failed', (name, res.get('point_reached'), res.get('msg'))
-        assert ('in WAL %s, before the last archived segment %s' % (damaged['position']['wal_file'],
-                                                                     manifests[-1]['position']['wal_file'])
-                in res['msg']), res['msg']
+        expected = 'in WAL %s, before the last archived segment %s' % (
+            damaged['position']['wal_file'], manifests[-1]['position']['wal_file'])
+        assert expected in res['msg'], res['msg']
         assert res['damaged'] == damaged['position']['wal_file']
     assert [p for p in os.listdir(scratch) if not p.endswith('.run')] == []
 

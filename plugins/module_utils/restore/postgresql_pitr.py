@@ -351,8 +351,8 @@ class RecoveryFailed(OpsReadyError):
                   'archive, normal in every recovery)' % a['probes']) if a['probes'] else ''
         outcome = outcome or ('Point-in-time recovery into %s failed and was cleaned up (%s untouched).'
                               % (datadir, datadir))
-        return ('%s %s Server log %s, last lines%s: %s' % (' '.join(head), outcome, self.log, probes,
-                                                            ' | '.join(a['tail'])))
+        tail = ' | '.join(a['tail'])
+        return '%s %s Server log %s, last lines%s: %s' % (' '.join(head), outcome, self.log, probes, tail)
 
 
 class RecoveryPaused(OpsReadyError):
@@ -608,10 +608,10 @@ def restore(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifes
         try:
             server.start()
         except RecoveryFailed as exc:
-            raise OpsReadyError(exc.describe(datadir, 'Point-in-time recovery into %s completed and the cluster is in '
-                                                      'place, but it did not start again.' % datadir),
-                                datadir=datadir, log=exc.log, log_tail=exc.analysis['tail'],
-                                fatal=exc.analysis['fatal'], fix=exc.analysis['fix'])
+            outcome = ('Point-in-time recovery into %s completed and the cluster is in place, but it did not start '
+                       'again.' % datadir)
+            raise OpsReadyError(exc.describe(datadir, outcome), datadir=datadir, log=exc.log,
+                                log_tail=exc.analysis['tail'], fatal=exc.analysis['fatal'], fix=exc.analysis['fix'])
         pid = _server_running(datadir)
         timer.lap('start')
     # After a resumed recovery the second run may replay no transaction at all: the log of the first has it.

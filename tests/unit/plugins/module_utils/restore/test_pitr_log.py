@@ -29,7 +29,7 @@ def test_fatal_line_leads_and_the_probes_are_left_out():
     message = RecoveryFailed('the recovered server stopped during recovery', '/srv/restore/d1.run/postgresql.log',
                              analysis).describe('/srv/restore/d1')
     assert message.startswith('FATAL: recovery ended before configured recovery target was reached Fix: ')
-    head, _, tail = message.partition('Server log ')
+    head, tail = message.split('Server log ', 1)
     assert "cp: cannot stat '" not in message
     assert 'failed and was cleaned up (/srv/restore/d1 untouched)' in head
     assert '3 "cp: cannot stat" lines left out' in tail and 'redo done at 0/30073F0' in tail
@@ -42,7 +42,9 @@ def test_hint_and_detail_follow_the_fatal_line():
            '2026-12-04 14:00:00.000 UTC [1] WARNING:  could not create listen socket for "127.0.0.1"\n'
            '2026-12-04 14:00:00.000 UTC [1] FATAL:  could not create any TCP/IP sockets\n'
            '2026-12-04 14:00:00.001 UTC [1] LOG:  database system is shut down\n')
-    analysis = analyse_log(log, **dict(CONTEXT, port=5432))
+    context = dict(CONTEXT)
+    context['port'] = 5432
+    analysis = analyse_log(log, **context)
     assert analysis['fatal'] == 'FATAL: could not create any TCP/IP sockets'
     assert analysis['fix'].startswith('port 5432 is taken')
 
