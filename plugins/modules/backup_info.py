@@ -78,10 +78,27 @@ chain:
   type: list
   elements: str
 recoverable_until:
-  description: Latest point in time a restore can reach (only set).
+  description:
+    - Latest point in time a restore can reach (only set); a C(stop_at) equal to it restores.
+    - PostgreSQL - the last write of the newest archived WAL segment of the chain, which is after its last
+      commit; a C(stop_at) between that commit and this instant recovers the whole archived WAL.
+    - MariaDB/MySQL - the second of the newest binary log's last event (binary log times are whole seconds).
   returned: success
   type: str
   sample: "2026-11-29T10:14:58.000000Z"
+window:
+  description:
+    - The instants db_restore O(point_in_time) / C(stop_at) can reach (only set). C(from) is the oldest
+      usable full's consistent point, C(until) is RV(recoverable_until), C(spans) lists where restores reach
+      between them, oldest first - one span unless a missing log piece leaves a hole before a newer full.
+    - Every instant inside a span restores; a C(stop_at) outside every span is refused before any work, with
+      the spans in the message.
+  returned: success
+  type: dict
+  sample:
+    from: "2026-11-29T00:00:12.000000Z"
+    until: "2026-11-29T10:14:58.000000Z"
+    spans: [{from: "2026-11-29T00:00:12.000000Z", until: "2026-11-29T10:14:58.000000Z"}]
 rpo_seconds:
   description: Seconds between now and RV(recoverable_until) (only set).
   returned: success

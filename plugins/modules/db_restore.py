@@ -80,7 +80,10 @@ options:
     description:
       - Point in time to recover to, ISO 8601 with a time zone (V(2026-11-29T10:15:00Z),
         V(2026-11-29T11:15:00+01:00)); a time without a zone is refused.
-      - Outside the recoverable window the task fails and the message gives the window.
+      - Outside the recoverable window (RV(opsready.operations.backup_info#module:window)) the task fails before any
+        work and the message gives the window; every instant inside it restores, both ends included.
+      - PostgreSQL replays every transaction committed at or before O(stop_at); when none committed after it
+        in the archived WAL, the whole archive is replayed (RV(recovery_target) V(end_of_archive)).
       - MariaDB binary log events carry whole seconds; events in the second of O(stop_at) are not replayed.
     type: str
   replace:
@@ -218,10 +221,34 @@ verification:
   type: list
   elements: dict
 point_reached:
-  description: The point in time (UTC, ISO 8601) the restored data reflects.
+  description:
+    - The point in time (UTC, ISO 8601) the restored data reflects.
+    - PostgreSQL PITR - the last transaction replayed (its commit time).
   returned: when state=present
   type: str
   sample: "2026-11-29T10:15:00.000000Z"
+recovery_target:
+  description:
+    - PostgreSQL PITR - V(time) when recovery stopped at O(stop_at), V(end_of_archive) when it replayed all
+      archived WAL of the chain (no O(stop_at), or no transaction committed after it).
+  returned: PostgreSQL PITR
+  type: str
+stop_at_after_last_transaction:
+  description: PostgreSQL PITR - O(stop_at) was at or after the last transaction in the archived WAL.
+  returned: PostgreSQL PITR
+  type: bool
+last_transaction_replayed:
+  description: PostgreSQL PITR - commit time of the last transaction replayed.
+  returned: PostgreSQL PITR, when a transaction was replayed
+  type: str
+raised_settings:
+  description:
+    - PostgreSQL PITR - settings the WAL says the source ran with higher than the backed-up postgresql.conf
+      (max_connections, max_worker_processes, ...), raised to the source's values on the recovered copy so
+      recovery could go on.
+  returned: PostgreSQL PITR, when any was raised
+  type: dict
+  sample: {max_connections: 200}
 stop_at:
   description: O(stop_at) normalised to UTC, or null.
   returned: always

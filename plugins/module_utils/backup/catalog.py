@@ -193,11 +193,41 @@ class Catalog:
                 return chain
         newest = self._extend_with_logs(self._base_for(candidates[-1], point), point)
         gap = self.gap_after(newest[1:] if len(newest) > 1 else [])
-        message = ('%s is outside the recoverable window %s.' % (isoformat(point), self.window_text()))
+        until = self.recoverable_until()
+        if until is not None and point <= until:
+            message = ('%s falls in a hole of the recoverable window: no chain reaches it. The instants that restore '
+                       'are %s.' % (isoformat(point), self.window_text()))
+        else:
+            message = ('%s is outside the recoverable window %s.' % (isoformat(point), self.window_text()))
         if gap:
             message += (' The log chain breaks after %s: the piece starting at position %s is missing '
                         '(next present: %s).' % (gap['after'], gap['expected_start'], gap['next_present']))
         raise CatalogError(message, window=self.window(), gap=gap)
+
+    def spans(self) -> List[Tuple[datetime.datetime, datetime.datetime]]:
+        """The instants ``chain_for`` reaches, as disjoint ``(from, until)`` spans, oldest first.
+
+        A full (or a differential, for the instants from it to the next one) reaches from its consistent
+        point to the end of its contiguous logs; a missing log piece followed by a newer full leaves a hole
+        between them, which a single from..until would hide.
+        """
+        raw = []
+        for full in (f for f in self.fulls() if self.usable(f)):
+            bases = [full] + self.diffs_of(full)
+            for i, base in enumerate(bases):
+                chain = [full] if base is full else [full, base]
+                end = self.reaches(self._extend_with_logs(chain, None))
+                if i + 1 < len(bases):
+                    end = min(end, bases[i + 1].consistent_at)
+                if end >= base.consistent_at:
+                    raw.append((base.consistent_at, end))
+        merged: List[Tuple[datetime.datetime, datetime.datetime]] = []
+        for start, end in sorted(raw):
+            if merged and start <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+            else:
+                merged.append((start, end))
+        return merged
 
     def recoverable_until(self) -> Optional[datetime.datetime]:
         """The latest point any usable chain reaches; drill start minus this is the RPO."""
@@ -210,15 +240,18 @@ class Catalog:
         fulls = [f for f in self.fulls() if self.usable(f)]
         return fulls[0].consistent_at if fulls else None
 
-    def window(self) -> Dict[str, Optional[str]]:
+    def window(self) -> Dict[str, Any]:
+        """``from``/``until``: the first and last restorable instants; ``spans``: where restores reach between
+        them (one span unless the log chain has holes)."""
         start, end = self.recoverable_from(), self.recoverable_until()
-        return {'from': isoformat(start) if start else None, 'until': isoformat(end) if end else None}
+        return {'from': isoformat(start) if start else None, 'until': isoformat(end) if end else None,
+                'spans': [{'from': isoformat(a), 'until': isoformat(b)} for a, b in self.spans()]}
 
     def window_text(self) -> str:
-        window = self.window()
-        if not window['from']:
+        spans = self.spans()
+        if not spans:
             return '(empty: no usable full backup)'
-        return '%s .. %s' % (window['from'], window['until'])
+        return ' and '.join('%s .. %s' % (isoformat(a), isoformat(b)) for a, b in spans)
 
     def rpo_seconds(self, now: Optional[datetime.datetime] = None) -> Optional[float]:
         until = self.recoverable_until()

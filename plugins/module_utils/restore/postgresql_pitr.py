@@ -7,14 +7,19 @@
 2. The base backup (a ``pg_basebackup -Ft -X fetch`` tar stream) is extracted into
    ``<datadir>.opsready-restore-<id>``; the WAL segments of the chain are decompressed into
    ``<datadir>.opsready-wal-<id>`` for ``restore_command = 'cp <dir>/%f "%p"'``.
-3. ``postgresql.auto.conf`` gets ``restore_command``, ``recovery_target_time = stop_at`` (when given),
-   ``recovery_target_action = promote``, and ``archive_mode = off`` (a scratch copy must never archive
-   into the production WAL archive); ``recovery.signal`` is created. When the backup holds no
-   ``postgresql.conf``/``pg_hba.conf`` (Debian keeps them in /etc), minimal ones are written
-   (local socket only, ``peer``).
+3. ``postgresql.auto.conf`` gets ``restore_command``, ``recovery_target_time = stop_at`` (when given and
+   before the end of the chain), ``recovery_target_action = promote``, and ``archive_mode = off`` (a
+   scratch copy must never archive into the production WAL archive); ``recovery.signal`` is created.
+   When the backup holds no ``postgresql.conf``/``pg_hba.conf`` (Debian keeps them in /etc), minimal
+   ones are written (local socket only, ``peer``).
 4. A temporary server (``pg_ctl``, as the data directory's owner: ``postgres`` when run as root) is
    started on ``port`` (a free one when unset) with its socket in ``<datadir>.run``; it replays WAL up
    to the target and promotes itself. ``pg_last_xact_replay_timestamp()`` is the point reached.
+   PostgreSQL stops only at a commit later than the target: when the archive holds none, the target is
+   dropped and the whole archive replayed (that is the state at ``stop_at``); a recovery without a
+   target must end in the chain's last segment (a damaged one would end it early, silently). Settings
+   the source had higher (recovery pauses for them) are raised on the copy. A failure is reported from
+   the server log: its FATAL line and a fix first, the tail after.
 5. It is stopped, the staging directory renamed to ``datadir`` (the old one, with ``replace``, removed),
    and started again when ``server_state=started``. Any failure before the rename stops the temporary
    server and removes the staging directories: ``datadir`` stays as it was.
@@ -24,8 +29,11 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
+import datetime
+import glob
 import os
 import pwd
+import re
 import shlex
 import shutil
 import socket
@@ -34,13 +42,15 @@ import time
 import uuid
 from typing import Any, Dict, List, Optional, Tuple
 
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
     IntegrityError, OpsReadyError, ToolError)
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import CHUNK
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import open_artifact
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, parse_time
-from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import PostgresEngine
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import (
+    PostgresEngine, lsn_to_int)
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import RestoreRequest, Timer
 from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe import extract_all
 
@@ -172,7 +182,7 @@ def _stage_wal(logs: List[Manifest], waldir: str, identities: Optional[List[Any]
     return names
 
 
-def _configure(staging: str, waldir: str, request: RestoreRequest, owner: Optional[str]) -> None:
+def _configure(staging: str, waldir: str, target: Optional[datetime.datetime]) -> None:
     conf = os.path.join(staging, 'postgresql.conf')
     if not os.path.exists(conf):
         with open(conf, 'w') as handle:
@@ -190,10 +200,9 @@ def _configure(staging: str, waldir: str, request: RestoreRequest, owner: Option
              "ident_file = %s" % _conf_quote(os.path.join(staging, 'pg_ident.conf'))]
     if not os.path.exists(os.path.join(staging, 'pg_ident.conf')):
         open(os.path.join(staging, 'pg_ident.conf'), 'w').close()
-    if request.stop_at is not None:
-        lines.append("recovery_target_time = %s" % _conf_quote(request.stop_at.isoformat()))
     with open(os.path.join(staging, 'postgresql.auto.conf'), 'a') as handle:
         handle.write('\n'.join(lines) + '\n')
+    _set_target(staging, target)
     open(os.path.join(staging, 'recovery.signal'), 'w').close()
     for stale in ('postmaster.pid', 'postmaster.opts', 'standby.signal'):
         try:
@@ -202,8 +211,161 @@ def _configure(staging: str, waldir: str, request: RestoreRequest, owner: Option
             pass
 
 
+def _set_conf(staging: str, settings: Dict[str, Optional[str]]) -> None:
+    """Set (or, with None, remove) settings in ``postgresql.auto.conf``, the file read last."""
+    auto = os.path.join(staging, 'postgresql.auto.conf')
+    with open(auto) as handle:
+        kept = [line for line in handle.read().splitlines()
+                if not any(line.startswith(name + ' = ') for name in settings)]
+    kept += ['%s = %s' % (name, _conf_quote(value)) for name, value in settings.items() if value is not None]
+    with open(auto, 'w') as handle:
+        handle.write('\n'.join(kept) + '\n')
+
+
+def _set_target(staging: str, target: Optional[datetime.datetime]) -> None:
+    """``recovery_target_time``, or none: without it recovery replays all archived WAL."""
+    _set_conf(staging, {'recovery_target_time': target.isoformat() if target is not None else None})
+
+
 def _conf_quote(value: str) -> str:
     return "'" + value.replace('\\', '\\\\').replace("'", "''") + "'"
+
+
+# -- the server log --------------------------------------------------------------------------------------
+# The scratch server runs with lc_messages=C and log_timezone=UTC so these patterns hold whatever the
+# source cluster's postgresql.conf says.
+LOG_MESSAGE = re.compile(r'\b(PANIC|FATAL|ERROR|WARNING|LOG|DETAIL|HINT|CONTEXT):\s+(.*)$')
+NOT_REACHED = 'recovery ended before configured recovery target was reached'
+# restore_command probing for WAL past the end of the archive (and for timeline history files) prints
+# this on every recovery; it is normal and says nothing about a failure.
+PROBE = re.compile(r'^cp: cannot stat ')
+LAST_XACT = re.compile(r'last completed transaction was at log time (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?)'
+                       r'([+-]\d\d(?::?\d\d)?)?')
+PAUSED = 'recovery has paused'
+# PostgreSQL >= 14 pauses a hot-standby recovery (or aborts it before consistency) when the WAL records a
+# setting of the source higher than the restored postgresql.conf has.
+LOWER_SETTING = re.compile(r'(\w+) = (\d+) is a lower setting than on the primary server, where its value was (\d+)')
+LOWER_SETTINGS_NAMES = ('max_connections', 'max_worker_processes', 'max_wal_senders', 'max_prepared_transactions',
+                        'max_locks_per_transaction')
+FIXES = [
+    (re.compile(re.escape(NOT_REACHED)),
+     'the archived WAL holds no transaction after stop_at and could not be replayed to its end: check the WAL '
+     'segments of the chain (backup_verify), or restore to the end of the archive (stop_at unset).'),
+    (re.compile(r'recovery stop point is before consistent recovery point'),
+     'stop_at is earlier than the end of the base backup: choose a stop_at at or after the start of the window '
+     'backup_info reports, or an older base backup.'),
+    (re.compile(r'could not create any TCP/IP sockets|could not bind|Address already in use'),
+     'port {port} is taken: give another port, or leave port unset so a free one is chosen.'),
+    (re.compile(r'could not create lock file|could not create Unix-domain socket'),
+     'the server cannot use its socket directory {rundir}: remove stale files there or choose another datadir.'),
+    (re.compile(r'No space left on device'),
+     'the file system holding datadir is full: free space, or choose a datadir with room for the whole cluster '
+     'and its WAL.'),
+    (re.compile(r'Permission denied'),
+     'the server runs as {os_user}: datadir, its parent directories and the WAL staging directory next to it '
+     'must be reachable by that account.'),
+    (re.compile(r'insufficient parameter settings|is not possible because|parameter settings'),
+     'a setting of the source cluster recorded in the WAL (max_connections, max_worker_processes, '
+     'max_wal_senders, max_prepared_transactions, max_locks_per_transaction) is higher than in the backed-up '
+     'postgresql.conf: raise it there (DETAIL names it) and take a new base backup.'),
+    (re.compile(r'WAL ends before (end of online backup|consistent recovery point)'),
+     'WAL written while the base backup ran is missing: the base backup cannot be made consistent; use another '
+     'base backup (backup_verify deep=true proves one).'),
+    (re.compile(r'database files are incompatible with server'),
+     'the base backup comes from another PostgreSQL major version than {pg_ctl}: install the matching server '
+     'binaries.'),
+    (re.compile(r'could not locate a valid checkpoint record|invalid checkpoint record|invalid primary checkpoint'),
+     'the base backup\'s own WAL is missing or damaged: verify the base backup (backup_verify deep=true) or use '
+     'another one.'),
+    (re.compile(r'is not a child of this server\'s history|requested timeline'),
+     'the WAL belongs to a timeline whose history file is not in the catalog: restore from a base backup taken '
+     'after the last failover.'),
+]
+
+
+def analyse_log(text: str, **context: Any) -> Dict[str, Any]:
+    """What a failed recovery's server log says: its first FATAL/PANIC (with PostgreSQL's DETAIL/HINT), a
+    one-line fix for the known causes, and the tail without restore_command's ``cp: cannot stat`` probes."""
+    lines = text.splitlines()
+    fatal: Optional[str] = None
+    notes: List[str] = []
+    for line in lines:
+        match = LOG_MESSAGE.search(line)
+        if not match:
+            continue
+        level, message = match.group(1), match.group(2).strip()
+        if fatal is None:
+            if level in ('FATAL', 'PANIC'):
+                fatal = '%s: %s' % (level, message)
+            continue
+        if level in ('DETAIL', 'HINT'):
+            notes.append('%s: %s' % (level, message))
+            continue
+        break
+    fix = None
+    if fatal:
+        for pattern, hint in FIXES:
+            if pattern.search(fatal) or any(pattern.search(n) for n in notes):
+                fix = hint.format(**{k: context.get(k, '?') for k in ('port', 'rundir', 'os_user', 'pg_ctl')})
+                break
+    probes = [line for line in lines if PROBE.match(line)]
+    tail = [line for line in lines if not PROBE.match(line) and line.strip()][-12:]
+    return {'fatal': fatal, 'notes': notes, 'fix': fix, 'probes': len(probes), 'tail': tail}
+
+
+def last_transaction(text: str) -> Optional[datetime.datetime]:
+    """``last completed transaction was at log time ...`` (logged at the end of redo), in UTC."""
+    found = LAST_XACT.findall(text)
+    if not found:
+        return None
+    stamp, zone = found[-1]
+    zone = zone or '+00'
+    if len(zone) == 3:
+        zone += ':00'
+    try:
+        return datetime.datetime.fromisoformat(stamp.replace(' ', 'T') + zone).astimezone(datetime.timezone.utc)
+    except ValueError:
+        return None
+
+
+class RecoveryFailed(OpsReadyError):
+    """The scratch server stopped or never started; ``analysis`` is what its log says."""
+
+    def __init__(self, what: str, log: str, analysis: Dict[str, Any]) -> None:
+        self.what = what
+        self.log = log
+        self.analysis = analysis
+        super().__init__(what, log=log, log_tail=analysis['tail'])
+
+    def describe(self, datadir: str, outcome: Optional[str] = None) -> str:
+        """The FATAL line first, then the fix, then what was done, then the log tail."""
+        a = self.analysis
+        head = []
+        if a['fatal']:
+            head.append(' '.join([a['fatal']] + a['notes']))
+            head.append('Fix: %s' % (a['fix'] or 'the server log lines below say why.'))
+            head.append('(%s)' % self.what)
+        else:
+            head.append(self.what)
+        probes = (' (%d "cp: cannot stat" lines left out: restore_command looking for WAL past the end of the '
+                  'archive, normal in every recovery)' % a['probes']) if a['probes'] else ''
+        outcome = outcome or ('Point-in-time recovery into %s failed and was cleaned up (%s untouched).'
+                              % (datadir, datadir))
+        tail = ' | '.join(a['tail'])
+        return '%s %s Server log %s, last lines%s: %s' % (' '.join(head), outcome, self.log, probes, tail)
+
+
+class RecoveryPaused(OpsReadyError):
+    """Recovery waits for an operator because the source had higher ``settings`` than the copy."""
+
+    def __init__(self, settings: Dict[str, int]) -> None:
+        super().__init__('recovery paused: %s' % ', '.join('%s %d' % kv for kv in sorted(settings.items())))
+        self.settings = settings
+
+
+def lower_settings(text: str) -> Dict[str, int]:
+    """Settings the WAL says the source had higher than the copy (``DETAIL: x = 1 is a lower setting ...``)."""
+    return {m.group(1): int(m.group(3)) for m in LOWER_SETTING.finditer(text)}
 
 
 class ScratchServer:
@@ -216,6 +378,7 @@ class ScratchServer:
         self.port = port
         self.owner = owner
         self.log = os.path.join(rundir, 'postgresql.log')
+        self.log_offset = 0
 
     def _as_owner(self, argv: List[str]) -> List[str]:
         if self.owner:
@@ -229,13 +392,22 @@ class ScratchServer:
         return out
 
     def start(self) -> None:
-        options = "-p %d -c listen_addresses=127.0.0.1 -c unix_socket_directories=%s" % (
-            self.port, shlex.quote(self.rundir))
+        # lc_messages=C and log_timezone=UTC: the log is parsed (analyse_log, last_transaction).
+        options = ("-p %d -c listen_addresses=127.0.0.1 -c unix_socket_directories=%s -c lc_messages=C "
+                   "-c log_timezone=UTC" % (self.port, shlex.quote(self.rundir)))
+        try:
+            self.log_offset = os.path.getsize(self.log)
+        except OSError:
+            self.log_offset = 0
         try:
             self.pg_ctl('-w', '-t', str(START_TIMEOUT), '-l', self.log, '-o', options, 'start')
         except ToolError as exc:
-            raise OpsReadyError('The recovered server did not start: %s. Server log (%s): %s'
-                                % (exc.message, self.log, self.log_tail()), log=self.log)
+            raise self.failed('the recovered server did not start: %s' % exc.message)
+
+    def failed(self, what: str) -> RecoveryFailed:
+        analysis = analyse_log(self.log_text(self.log_offset), port=self.port, rundir=self.rundir,
+                               os_user=self.owner or 'the current user', pg_ctl=self.engine.tool('pg_ctl'))
+        return RecoveryFailed(what, self.log, analysis)
 
     def stop(self) -> None:
         if _server_running(self.datadir):
@@ -250,26 +422,107 @@ class ScratchServer:
 
     def wait_promoted(self, timeout: int = START_TIMEOUT) -> None:
         deadline = time.monotonic() + timeout
+        next_look = time.monotonic() + 1
         while True:
             if not _server_running(self.datadir):
-                raise OpsReadyError('The recovered server stopped during recovery: %s' % self.log_tail(),
-                                    log=self.log)
+                raise self.failed('the recovered server stopped during recovery')
+            if time.monotonic() > next_look:  # a paused recovery would wait for the timeout: read the log
+                next_look = time.monotonic() + 1
+                text = self.log_text(self.log_offset)
+                if PAUSED in text:
+                    settings = lower_settings(text)
+                    if settings:
+                        raise RecoveryPaused(settings)
+                    raise self.failed('recovery paused and waits for an operator')
             try:
                 if self.psql('SELECT pg_is_in_recovery()') == 'f':
                     return
             except ToolError:
                 pass
             if time.monotonic() > deadline:
-                raise OpsReadyError('Recovery did not finish within %ds. Server log: %s' % (timeout, self.log_tail()))
+                raise self.failed('recovery did not finish within %ds' % timeout)
             time.sleep(0.2)
 
-    def log_tail(self, lines: int = 8) -> str:
+    def log_text(self, offset: int = 0, limit: int = 1024 * 1024) -> str:
+        """The log from ``offset`` on (a start's own lines), at most its last ``limit`` bytes."""
         try:
             with open(self.log, 'rb') as handle:
-                text = handle.read()[-8192:].decode('utf-8', 'replace')
+                handle.seek(0, os.SEEK_END)
+                handle.seek(max(offset, handle.tell() - limit))
+                return handle.read().decode('utf-8', 'replace')
         except OSError:
-            return '(no log)'
-        return ' | '.join(text.strip().splitlines()[-lines:])
+            return ''
+
+
+def _end_of_recovery(staging: str) -> Optional[int]:
+    """The LSN where recovery ended: the switch point in the newest timeline history file it wrote."""
+    histories = sorted(glob.glob(os.path.join(glob.escape(staging), 'pg_wal', '*.history')))
+    if not histories:
+        return None
+    with open(histories[-1]) as handle:
+        rows = [line.split() for line in handle if line.strip() and not line.startswith('#')]
+    if not rows or len(rows[-1]) < 2:
+        return None
+    return lsn_to_int(rows[-1][1])
+
+
+def _check_replayed_all(staging: str, base: Manifest, logs: List[Manifest]) -> Optional[str]:
+    """Recovery without a time target ends wherever the WAL stops being valid, and promotes there without a word.
+
+    A segment that is damaged (archived that way: its checksum matches) would silently cut the restore short;
+    the switch point of the new timeline must lie inside the last archived segment of the chain.
+    """
+    if not logs:
+        return None
+    end = _end_of_recovery(staging)
+    size = int(base.position.get('wal_segment_size') or logs[-1].position.get('wal_segment_size') or 0)
+    if end is None or not size:
+        return None
+    last = int(logs[-1].position['start'])
+    if end > last * size:
+        return '%X/%X' % (end >> 32, end & 0xFFFFFFFF)
+    stopped = end // size
+    bad = [m for m in logs if int(m.position['start']) == stopped]
+    name = bad[0].position.get('wal_file') if bad else 'segment %d' % stopped
+    before = [m for m in logs if int(m.position['start']) < stopped]
+    raise OpsReadyError(
+        'Recovery stopped at LSN %X/%X, in WAL %s, before the last archived segment %s: %s holds no valid WAL '
+        'there although its checksum matches its manifest (it was archived damaged). Restoring would silently lose '
+        'everything after it. Restore with stop_at at or before %s (the end of the intact WAL), or put a good copy '
+        'of %s back in the catalog.'
+        % (end >> 32, end & 0xFFFFFFFF, name, logs[-1].position.get('wal_file'), name,
+           isoformat(before[-1].consistent_at) if before else isoformat(base.consistent_at), name),
+        damaged=name)
+
+
+def _run_recovery(server: ScratchServer, staging: str, raised: Dict[str, int]) -> None:
+    """Start the scratch server and wait until it promoted itself.
+
+    When the WAL says the source ran with a higher max_connections (max_worker_processes, max_wal_senders,
+    max_prepared_transactions, max_locks_per_transaction) than the backed-up postgresql.conf has, PostgreSQL
+    pauses recovery (or aborts it before consistency) until someone raises it: the copy is ours, so it is
+    raised to the source's value (``raised``, reported) and recovery resumed.
+    """
+    for _attempt in range(len(LOWER_SETTINGS_NAMES) + 1):
+        try:
+            server.start()
+            server.wait_promoted()
+            return
+        except RecoveryPaused as exc:
+            needed = exc.settings
+            server.stop()
+        except RecoveryFailed:
+            needed = lower_settings(server.log_text(server.log_offset))
+            if not needed:
+                raise
+            server.stop()
+        higher = {k: v for k, v in needed.items() if v > raised.get(k, -1)}
+        if not higher:
+            break
+        raised.update(higher)
+        _set_conf(staging, {k: str(v) for k, v in raised.items()})
+    raise server.failed('recovery still stops for settings after raising %s' % ', '.join(
+        '%s to %d' % kv for kv in sorted(raised.items())))
 
 
 def restore(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifest], timer: Timer) -> Dict[str, Any]:
@@ -283,19 +536,39 @@ def restore(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifes
     rundir = datadir + '.run'
     port = request.port or _free_port()
     server = ScratchServer(engine, staging, rundir, port, owner)
+    # recovery_target_time makes PostgreSQL stop at the first commit later than it, and fail ("recovery ended
+    # before configured recovery target was reached") when the archived WAL holds none. Each archived segment's
+    # consistent_at is its last write, after every commit it holds: from that instant on, no commit in the chain
+    # is later than stop_at and the state at stop_at is the whole archive, replayed without a target.
+    target = request.stop_at
+    if target is not None and logs and target >= Catalog.reaches(chain):
+        target = None
     try:
         _extract_base(base, staging, engine.identities)
         timer.lap('extract_base')
         wal = _stage_wal(logs, waldir, engine.identities)
         timer.lap('stage_wal')
-        _configure(staging, waldir, request, owner)
+        _configure(staging, waldir, target)
         os.makedirs(rundir, mode=0o700, exist_ok=True)
         for path in (staging, waldir, rundir):
             os.chmod(path, 0o700)
             _chown_tree(path, uid, gid)
-        server.start()
-        server.wait_promoted()
+        raised: Dict[str, int] = {}
+        try:
+            _run_recovery(server, staging, raised)
+        except RecoveryFailed as exc:
+            if target is None or not (exc.analysis['fatal'] or '').endswith(NOT_REACHED):
+                raise
+            # Replayed to the end of the archive without meeting a commit later than stop_at (the last commit is
+            # before it): that end is the state at stop_at. Resume without the target; _check_replayed_all below
+            # proves the end reached is the end of the chain, not a damaged segment.
+            server.stop()
+            _set_target(staging, None)
+            target = None
+            _run_recovery(server, staging, raised)
+        end_lsn = _check_replayed_all(staging, base, logs) if target is None else None
         replayed = server.psql("SELECT coalesce(pg_last_xact_replay_timestamp()::text, '')")
+        log_text = server.log_text()
         timer.lap('recovery')
         server.stop()
     except BaseException as exc:
@@ -305,9 +578,12 @@ def restore(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifes
             pass
         shutil.rmtree(staging, ignore_errors=True)
         shutil.rmtree(waldir, ignore_errors=True)
+        if isinstance(exc, RecoveryFailed):
+            raise OpsReadyError(exc.describe(datadir), datadir=datadir, log=exc.log, log_tail=exc.analysis['tail'],
+                                fatal=exc.analysis['fatal'], fix=exc.analysis['fix'])
         if isinstance(exc, OpsReadyError) and not isinstance(exc, IntegrityError):
             raise OpsReadyError('Point-in-time recovery into %s failed and was cleaned up (%s untouched): %s'
-                                % (datadir, datadir, exc.message), datadir=datadir)
+                                % (datadir, datadir, exc.message), **dict(exc.details, datadir=datadir))
         raise
     shutil.rmtree(waldir, ignore_errors=True)
     replaced = False
@@ -329,17 +605,30 @@ def restore(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifes
     timer.lap('swap')
     pid = None
     if request.server_state == 'started':
-        server.start()
+        try:
+            server.start()
+        except RecoveryFailed as exc:
+            outcome = ('Point-in-time recovery into %s completed and the cluster is in place, but it did not start '
+                       'again.' % datadir)
+            raise OpsReadyError(exc.describe(datadir, outcome), datadir=datadir, log=exc.log,
+                                log_tail=exc.analysis['tail'], fatal=exc.analysis['fatal'], fix=exc.analysis['fix'])
         pid = _server_running(datadir)
         timer.lap('start')
-    point = isoformat(parse_time(replayed, 'pg_last_xact_replay_timestamp')) if replayed else None
+    # After a resumed recovery the second run may replay no transaction at all: the log of the first has it.
+    last = parse_time(replayed, 'pg_last_xact_replay_timestamp') if replayed else last_transaction(log_text)
     result: Dict[str, Any] = {
         'target': {'datadir': datadir, 'port': port, 'host': '127.0.0.1', 'socket_dir': rundir, 'log': server.log,
                    'pid': pid, 'state': request.server_state, 'os_user': owner},
-        'wal_segments': wal, 'replaced': replaced}
-    if point:
-        result['point_reached'] = point
-        result['last_transaction_replayed'] = point
+        'wal_segments': wal, 'replaced': replaced,
+        'recovery_target': 'time' if target is not None else 'end_of_archive',
+        'stop_at_after_last_transaction': request.stop_at is not None and target is None}
+    if raised:
+        result['raised_settings'] = raised
+    if end_lsn:
+        result['end_lsn'] = end_lsn
+    if last:
+        result['point_reached'] = isoformat(last)
+        result['last_transaction_replayed'] = isoformat(last)
     return result
 
 
