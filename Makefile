@@ -6,7 +6,7 @@ PYTEST := $(VENV)/bin/pytest -p no:cacheprovider
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: setup setup-test demo test lint sanity units integration molecule bench faults build clean
+.PHONY: setup setup-test demo test lint package sanity units integration fidelity molecule bench faults build clean
 
 setup:
 	@bash scripts/setup.sh
@@ -24,6 +24,12 @@ test: setup-test
 
 lint: setup-test
 	@bash scripts/test.sh lint
+
+package: setup-test
+	@bash scripts/test.sh package
+
+fidelity: setup-test
+	@bash scripts/test.sh fidelity
 
 sanity: setup-test
 	@bash scripts/test.sh sanity

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Runs the test layers (all by default, or those named): lint package sanity units integration faults molecule.
+# Runs the test layers (all by default, or those named): lint package sanity units integration fidelity faults molecule.
 # Every layer runs even when an earlier one failed; the exit code is non-zero if any failed.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 export PATH="$PWD/.venv/bin:$PATH"
 export ANSIBLE_CONFIG="$PWD/ansible.cfg"
 layers=("$@")
-[ ${#layers[@]} -eq 0 ] && layers=(lint package sanity units integration faults molecule)
+[ ${#layers[@]} -eq 0 ] && layers=(lint package sanity units integration fidelity faults molecule)
 PYTEST=(.venv/bin/pytest -p no:cacheprovider)
 
 layer_lint() {
@@ -50,6 +50,9 @@ layer_units() { "${PYTEST[@]}" tests/unit -q; }
 layer_integration() {
     "${PYTEST[@]}" tests/integration -q -ra -n 2 --dist loadfile --durations=25
 }
+# Restores compared object by object with their source (schema dump, per-table checksums, database-level
+# properties), one file per engine; files share no server, so they run side by side.
+layer_fidelity() { "${PYTEST[@]}" tests/fidelity -q -ra -n 2 --dist loadfile --durations=10; }
 # The fast subset of the fault matrix (`make faults` runs all of it).
 layer_faults() { "${PYTEST[@]}" tests/faults -m fast -q -ra; }
 layer_molecule() { bash scripts/molecule.sh; }
