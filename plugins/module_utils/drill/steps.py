@@ -44,7 +44,10 @@ def integrity(client: Client, database: str, level: str = 'standard',
         result = '%s: %s' % (details['tool'], details['result'])
         if backup:
             details['source'] = compare_with_source(client, database, backup)
-            result += '; %s' % details['source']['source_check']
+            result += '; against the source at backup time: %s' % details['source']['source_check']
+            restored = details['source'].get('restored')
+            if restored:
+                result += ' (%s tables, %s with rows)' % (restored.get('tables'), restored.get('non_empty_tables'))
         step.update(ok=True, details=details, result=result)
     except OpsReadyError as exc:
         step.update(error=exc.message, details=dict(exc.details))
