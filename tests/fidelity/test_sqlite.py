@@ -236,12 +236,12 @@ def test_a_missing_file_at_a_hostile_path_is_never_created(tmp_path):
     missing = tmp_path / 'gone#x' / 'a?b%c.db'
     missing.parent.mkdir()
     result = play(tmp_path, [
-        {'name': 'backup', 'opsready.operations.db_backup': {'engine': 'sqlite', 'database': str(missing),
-                                                              'dest': str(tmp_path / 'b')}, 'ignore_errors': True},
+        {'name': 'backup', 'ignore_errors': True, 'opsready.operations.db_backup': {
+            'engine': 'sqlite', 'database': str(missing), 'dest': str(tmp_path / 'b')}},
         {'name': 'maintain', 'opsready.operations.db_maintenance': {'engine': 'sqlite', 'database': str(missing)},
          'ignore_errors': True},
-        {'name': 'drill', 'opsready.operations.drill_step': {'step': 'integrity', 'engine': 'sqlite',
-                                                              'database': str(missing)}, 'ignore_errors': True},
+        {'name': 'drill', 'ignore_errors': True, 'opsready.operations.drill_step': {
+            'step': 'integrity', 'engine': 'sqlite', 'database': str(missing)}},
     ])
     for task in ('backup', 'maintain', 'drill'):
         assert result.result(task)['_event'] == 'runner_on_failed', task

@@ -237,8 +237,8 @@ class SQLiteEngine(Engine):
                                    summary=True)
             checks = source_summary.compare(manifest.data.get(source_summary.SOURCE_KEY), held,
                                             'The artifact %s' % manifest.path, manifest.path, exact=True)
+            found = {k: held[k] for k in ('tables', 'non_empty_tables', 'rows_total', 'page_count')}
             return dict(checks, engine_check='PRAGMA integrity_check', result='ok', tables=held['tables'],
-                        rows_total=held['rows_total'], artifact={k: held[k] for k in ('tables', 'non_empty_tables',
-                                                                                     'rows_total', 'page_count')})
+                        rows_total=held['rows_total'], artifact=found)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)

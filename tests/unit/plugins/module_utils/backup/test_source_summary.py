@@ -154,8 +154,8 @@ def sqlite_backup(tmp_path, name: str = 'app.db'):
     conn.commit()
     conn.close()
     dest = tmp_path / 'b'
-    result = run_backup(get_engine('sqlite', ConnectionParams()), BackupOptions(kind='full', dest=str(dest),
-                                                                                  database=str(db)), verify=False)
+    options = BackupOptions(kind='full', dest=str(dest), database=str(db))
+    result = run_backup(get_engine('sqlite', ConnectionParams()), options, verify=False)
     return db, result['manifest']
 
 
