@@ -7,7 +7,8 @@ table (every row in rowid or key order, each value with its storage class), and 
 properties (user_version, application_id, page size, encoding, auto_vacuum, journal mode, page and free
 page counts). Any difference fails the test with a unified diff of the two measures.
 
-Path classes: spaces, ``#``, ``?``, ``%``, non-ASCII and a leading ``-`` (``/srv/app/a#b.db`` used to be
+Path classes: spaces, ``#``, ``?``, ``%``, non-ASCII, a leading ``-``, quotes, backslashes, newlines and a
+name that looks like a URI itself (``/srv/app/a#b.db`` used to be
 backed up as an empty database, verified "ok", with a stray empty file ``a`` created next to it).
 """
 
@@ -35,6 +36,8 @@ PATH_CLASSES = {
     'percent': 'p%41/100%25.db',
     'non-ascii': 'données/Ünïcødé-数据库.db',
     'leading-dash': '-dash/-app.db',
+    'quote-backslash-newline': "it's \\ a\nline/o'k\\\n.db",
+    'uri-lookalike': 'file:x/file:db?vfs=unix-none&mode=memory.db',
 }
 
 RICH_SCHEMA = r'''

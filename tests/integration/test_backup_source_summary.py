@@ -137,3 +137,19 @@ def test_mariadb_summary_verify_and_drill(maria_db, tmp_path):
     verify = result.result('verify')
     assert verify['_event'] == 'runner_on_failed', verify
     assert 'holds no table data, but the source held 3 table(s), 2 of them with rows' in verify['msg'], verify['msg']
+
+
+def test_postgresql_directory_and_plain_formats_report_what_they_hold(pg_db, tmp_path):
+    server = pg_db.server
+    pg_db.sql('CREATE TABLE a (x int); INSERT INTO a SELECT generate_series(1, 100);'
+              'CREATE TABLE b (x int); CREATE UNLOGGED TABLE c (x int); INSERT INTO c VALUES (1);')
+    tasks = [{'name': fmt, 'opsready.operations.db_backup': dict(
+        conn(server), engine='postgresql', database=pg_db.name, dest=str(tmp_path / fmt), format=fmt)}
+        for fmt in ('directory', 'plain')]
+    result = play(tmp_path, tasks, {'db_password': server.password})
+    assert result.rc == 0, result.stdout[-5000:]
+    directory = result.result('directory')
+    assert directory['manifest']['source']['tables'] == 3 and directory['manifest']['source']['non_empty_tables'] == 2
+    assert directory['verification'][0]['checks']['artifact'] == {'tables': 3, 'data_entries': 3}
+    plain = result.result('plain')['verification'][0]['checks']
+    assert plain['artifact'] == {'tables': 3, 'data_tables': 2} and plain['source_check'] == 'ok', plain
