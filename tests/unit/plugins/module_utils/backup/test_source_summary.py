@@ -222,4 +222,6 @@ def test_compare_without_summary_or_with_a_measuring_error_reports_it():
 def test_sqlite_uri_escapes_every_uri_character():
     from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlite import sqlite_uri
     assert sqlite_uri('/srv/a#b?c%d e\u00fc.db', 'ro') == 'file:/srv/a%23b%3Fc%25d%20e%C3%BC.db?mode=ro'
-    assert sqlite_uri('-lead.db', 'rw').startswith('file:%s/-lead.db?mode=rw' % os.getcwd().replace(' ', '%20'))
+    from urllib.parse import quote
+    assert sqlite_uri('-lead.db', 'rw') == 'file:%s?mode=rw' % quote(os.path.join(os.getcwd(), '-lead.db'))
+    assert sqlite_uri('file:x?mode=memory', 'ro').endswith('/file%3Ax%3Fmode%3Dmemory?mode=ro')
