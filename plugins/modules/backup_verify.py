@@ -21,6 +21,11 @@ description:
     size/digest or event headers checked; SQLite artifacts are restored to a temporary copy and
     C(PRAGMA integrity_check) must answer C(ok); SQL Server runs C(RESTORE VERIFYONLY ... WITH CHECKSUM)
     (needs the connection options); file_backup archives are read to the end."
+  - "A full backup is then compared with what its source held when it was taken (the manifest's C(source)
+    summary written by M(opsready.operations.db_backup)). An SQLite copy must hold the same tables and rows
+    exactly; a PostgreSQL archive or script and a MariaDB/MySQL dump must hold tables and table data when the
+    source had them. An empty backup of a non-empty database fails. Manifests without C(source) (older
+    versions) skip this comparison."
   - The outcome is recorded in each manifest (C(verification)); an artifact that failed is never chosen for
     a restore. Fails naming every bad artifact. Files without a manifest are reported as RV(leftovers), never trusted.
   - "Encrypted artifacts (C(encrypt=true)): by default only the size and SHA-256 of the stored (encrypted)

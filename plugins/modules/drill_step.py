@@ -43,6 +43,14 @@ options:
       - "The production database the backup came from. The step refuses to run when O(database) is this name:
         a drill works on a scratch copy, never on the database it protects."
     type: str
+  backup:
+    description:
+      - "O(step=integrity) only. The backup artifact (or its manifest) the scratch target was restored from. The
+        restored tables and rows are then compared with what the source held when that backup was taken (the
+        manifest's C(source) summary). SQLite must match table for table and row for row; PostgreSQL and
+        MariaDB/MySQL fail when the restored target has no tables or no rows where the source had them."
+      - Leave unset for a chain with logs replayed (the target then holds more, or less, than the full did).
+    type: path
   level:
     description:
       - O(step=integrity) only. V(extended) adds C(--parent-check) (PostgreSQL) or C(--extended) (MariaDB), slower.
@@ -172,6 +180,7 @@ def main():
         engine=dict(type='str', required=True, choices=['sqlite', 'postgresql', 'mariadb', 'mysql']),
         database=dict(type='str', required=True),
         source=dict(type='str'),
+        backup=dict(type='path'),
         level=dict(type='str', choices=['standard', 'extended'], default='standard'),
         queries=dict(type='list', elements='dict', options=dict(
             name=dict(type='str'),
@@ -193,7 +202,7 @@ def main():
             result.update(ok=True, result='skipped in check mode (nothing was restored)')
             module.exit_json(**result)
         if p['step'] == 'integrity':
-            step = steps.integrity(client, p['database'], p['level'])
+            step = steps.integrity(client, p['database'], p['level'], backup=p['backup'])
         else:
             step = steps.smoke(client, p['database'], p['queries'])
     except OpsReadyError as exc:

@@ -78,6 +78,7 @@ def test_passing_drill_then_stale_backup_breaches_rpo(shop):
     assert 0 < db['rto_seconds'] < 3600 and db['rto_verdict'] == 'pass'
     assert 0 <= db['rpo_seconds'] < 300 and db['rpo_verdict'] == 'pass'
     assert 'PRAGMA integrity_check' in db['steps'][3]['result'] and db['steps'][4]['result'] == '2 smoke queries passed'
+    assert 'against the source at backup time: ok (tables and rows match exactly)' in db['steps'][3]['result']
     summary = out['databases'][0]  # what Test-DbaLastBackup reports
     assert summary['restore_result'] == summary['integrity_result'] == 'Success'
     assert summary['restore_elapsed'] > 0 and summary['backup_files'] == [artifact.name]

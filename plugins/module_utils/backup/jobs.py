@@ -21,9 +21,10 @@ import time
 from typing import Any, Dict, List, Optional, Sequence
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup import retention
+from ansible_collections.opsready.operations.plugins.module_utils.backup import source as source_summary
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import (
-    MANIFEST_SUFFIX, Manifest, manifest_path_for, read_manifest)
+    FULL_KINDS, MANIFEST_SUFFIX, Manifest, manifest_path_for, read_manifest, write_manifest)
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
     CatalogError, IntegrityError, OpsReadyError)
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
@@ -88,7 +89,10 @@ def run_backup(engine: Engine, opts: BackupOptions, verify: bool = True, policy:
         for prefix in sorted(set(prefixes)):
             locks.enter_context(set_lock(opts.dest, prefix.rstrip('-')))
         result['leftovers_removed'] = remove_leftovers(opts.dest, prefixes)
+        # What each source holds, measured right before its backup starts, recorded with the artifact.
+        held = {database: engine.source_summary(opts, database) for database in sets}
         manifests = engine.backup(opts)
+        record_source(manifests, held)
         result['changed'] = True
         failures = []
         if verify:
@@ -110,6 +114,19 @@ def run_backup(engine: Engine, opts: BackupOptions, verify: bool = True, policy:
             pruned = prune(opts.dest, policy, engine=engine.name, database=database)
             result['deleted'] += pruned['deleted']
     return result
+
+
+def record_source(manifests: List[Dict[str, Any]], held: Dict[str, Optional[Dict[str, Any]]]) -> None:
+    """Add the ``source`` summary to every manifest of a set that has one and lacks it (rewritten atomically,
+    before verification reads it)."""
+    for data in manifests:
+        summary = held.get(data.get('database') or '')
+        if summary is None or data.get(source_summary.SOURCE_KEY) is not None or data.get('kind') not in FULL_KINDS:
+            continue
+        entry = read_manifest(manifest_path_for(data['path']))
+        entry.data[source_summary.SOURCE_KEY] = summary
+        write_manifest(entry.path, entry.data)
+        data[source_summary.SOURCE_KEY] = summary
 
 
 # -- verification -----------------------------------------------------------------------------------------
@@ -176,6 +193,11 @@ def verify_one(entry: Manifest, engine: Optional[Engine] = None, conn: Optional[
                     engine = get_engine(entry.engine, conn or ConnectionParams())
                 engine.identities = list(identities or [])
                 outcome['checks'].update(engine.verify(entry))
+                found = outcome['checks'].get('artifact')
+                if isinstance(found, dict) and 'source_check' not in outcome['checks']:
+                    # The artifact against what the source held: an empty dump of a full database fails here.
+                    outcome['checks'].update(source_summary.compare(
+                        entry.data.get(source_summary.SOURCE_KEY), found, 'The artifact %s' % entry.path, entry.path))
             if encrypted:
                 outcome['checks'].update(deep=True, decrypted='ok (age, authenticated to the last chunk, '
                                                               'plaintext checksum matches)')

@@ -32,6 +32,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner, secret_file
 from ansible_collections.opsready.operations.plugins.module_utils.drill.expect import coerce
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
+from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlite import connect as sqlite_connect
+from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlite import summarize as sqlite_summarize
 
 ENGINES = ('sqlite', 'postgresql', 'mariadb', 'mysql')
 
@@ -62,6 +64,10 @@ class Client:
     def versions(self) -> Dict[str, str]:
         return {}
 
+    def summary(self, database: str) -> Optional[Dict[str, Any]]:
+        """What the restored target holds, in the shape of a manifest's ``source`` summary."""
+        return None
+
 
 class SQLiteClient(Client):
     engine = 'sqlite'
@@ -72,7 +78,7 @@ class SQLiteClient(Client):
             raise OpsReadyError('The restored SQLite file %s does not exist: the restore did not produce it.' % path,
                                 path=path)
         try:
-            return sqlite3.connect('file:%s?mode=%s' % (path, 'ro' if readonly else 'rw'), uri=True)
+            return sqlite_connect(path, 'ro' if readonly else 'rw')
         except sqlite3.Error as exc:
             raise IntegrityError('Cannot open the restored file %s: %s' % (path, exc), path=path)
 
@@ -111,6 +117,15 @@ class SQLiteClient(Client):
 
     def versions(self) -> Dict[str, str]:
         return {'sqlite': sqlite3.sqlite_version}
+
+    def summary(self, database: str) -> Optional[Dict[str, Any]]:
+        conn = self._open(database)
+        try:
+            return sqlite_summarize(conn)
+        except sqlite3.DatabaseError as exc:
+            raise IntegrityError('Cannot count the tables and rows of %s: %s' % (database, exc), path=database)
+        finally:
+            conn.close()
 
 
 def find_pg_tool(tool: str, runner: ToolRunner) -> Optional[str]:
@@ -208,6 +223,13 @@ class PostgresClient(Client):
                     result[tool] = out.strip()
         return result
 
+    def summary(self, database: str) -> Optional[Dict[str, Any]]:
+        from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import (
+            PG_NON_EMPTY_SQL, PG_SUMMARY_SQL)
+        row = list(self.query(database, PG_SUMMARY_SQL)[0].values())
+        non_empty = list(self.query(database, PG_NON_EMPTY_SQL)[0].values())[0]
+        return {'tables': int(row[0]), 'non_empty_tables': int(non_empty), 'size_bytes': int(row[3])}
+
 
 class MySQLClient(Client):
     engine = 'mariadb'
@@ -278,6 +300,12 @@ class MySQLClient(Client):
         tables = 0
         current = None
         for line in out.splitlines():
+            # A table name may hold spaces ("db.odd name   OK"): a line ending in OK is one checked table.
+            passed = re.match(r'^(\S.*?)\s+OK$', line)
+            if passed and not re.match(r'^(error|warning|note|status|info)\s*:', line, re.I):
+                current = passed.group(1)
+                tables += 1
+                continue
             match = re.match(r'^(\S+\.\S+)\s+(.*)$', line)
             if match:
                 current = match.group(1)
@@ -305,6 +333,20 @@ class MySQLClient(Client):
             if rc == 0:
                 result[tool] = out.strip()
         return result
+
+    def summary(self, database: str) -> Optional[Dict[str, Any]]:
+        from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql import (
+            mysql_non_empty_sql, mysql_tables_where)
+        # Names travel as hex behind a letter, so the client's value coercion never turns them into numbers.
+        rows = self.query(database, "SELECT CONCAT('x', HEX(table_schema)) AS s, CONCAT('x', HEX(table_name)) AS t "
+                                    'FROM information_schema.tables WHERE ' + mysql_tables_where(database))
+        names = [(bytes.fromhex(str(r['s'])[1:]).decode('utf-8'), bytes.fromhex(str(r['t'])[1:]).decode('utf-8'))
+                 for r in rows]
+        non_empty = 0
+        for start in range(0, len(names), 200):
+            answer = self.query(database, mysql_non_empty_sql(names[start:start + 200]) + ' AS n')
+            non_empty += int(answer[0]['n'])
+        return {'tables': len(names), 'non_empty_tables': non_empty}
 
 
 def _unescape(value: str) -> str:

@@ -12,8 +12,11 @@ Private to opsready.operations; do not import from other collections.
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
+from ansible_collections.opsready.operations.plugins.module_utils.backup import source as source_summary
+from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import (
+    MANIFEST_SUFFIX, manifest_path_for, read_manifest)
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.drill import expect as expectations
@@ -31,14 +34,42 @@ def _finish(step: Dict[str, Any]) -> Dict[str, Any]:
     return step
 
 
-def integrity(client: Client, database: str, level: str = 'standard') -> Dict[str, Any]:
+def integrity(client: Client, database: str, level: str = 'standard',
+              backup: Optional[str] = None) -> Dict[str, Any]:
+    """The engine's check, then (with ``backup``, the artifact or manifest restored) the restored tables and
+    rows against what the source held when that backup was taken."""
     step = _record('integrity')
     try:
         details = client.integrity(database, level)
-        step.update(ok=True, details=details, result='%s: %s' % (details['tool'], details['result']))
+        result = '%s: %s' % (details['tool'], details['result'])
+        if backup:
+            details['source'] = compare_with_source(client, database, backup)
+            result += '; against the source at backup time: %s' % details['source']['source_check']
+            restored = details['source'].get('restored')
+            if restored:
+                result += ' (%s tables, %s with rows)' % (restored.get('tables'), restored.get('non_empty_tables'))
+        step.update(ok=True, details=details, result=result)
     except OpsReadyError as exc:
         step.update(error=exc.message, details=dict(exc.details))
     return _finish(step)
+
+
+def compare_with_source(client: Client, database: str, backup: str) -> Dict[str, Any]:
+    manifest = read_manifest(backup if backup.endswith(MANIFEST_SUFFIX) else manifest_path_for(backup))
+    held = manifest.data.get(source_summary.SOURCE_KEY)
+    if not held:
+        return {'source_check': 'not compared: the manifest of %s records no source summary' % manifest.id}
+    try:
+        found = client.summary(database)
+    except (ValueError, IndexError, KeyError, TypeError) as exc:
+        raise OpsReadyError('Cannot count the tables and rows of the restored target %s (unexpected answer: %s).'
+                            % (database, exc))
+    if found is None:
+        return {'source_check': 'not compared: no summary for engine %s' % client.engine}
+    checks = source_summary.compare(held, found, 'The restored scratch target %s' % database, manifest.path,
+                                    exact=client.engine == 'sqlite')
+    checks['restored'] = {k: found.get(k) for k in ('tables', 'non_empty_tables', 'rows_total')}
+    return checks
 
 
 def smoke(client: Client, database: str, queries: List[Dict[str, Any]]) -> Dict[str, Any]:

@@ -433,6 +433,13 @@ class Engine:
         """The engine's own check of a committed artifact; raises IntegrityError when it fails."""
         raise NotImplementedError
 
+    def source_summary(self, opts: BackupOptions, database: str) -> Optional[Dict[str, Any]]:
+        """What ``database`` holds right before its backup (tables, tables with rows, rows or size; see
+        ``backup.source``), recorded in the manifest as ``source`` and compared by verification and drills.
+        ``None`` when the engine or kind has nothing to measure. An engine that measures inside its own
+        snapshot (SQLite) records ``source`` in ``backup`` itself."""
+        return None
+
     # -- restore side (see module docstring) -------------------------------------------------------
     def restore(self, chain: List[Manifest], target: Dict[str, Any],
                 point_in_time: Optional[Any] = None) -> Dict[str, Any]:

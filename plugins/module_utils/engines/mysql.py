@@ -32,7 +32,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import secret_file
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import UTC, isoformat, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import (
-    ALL_DATABASES, BackupOptions, Engine, connect_failure_reason, disk_error, open_artifact, read_head_and_tail,
+    ALL_DATABASES, BackupOptions, Engine, connect_failure_reason, disk_error, open_artifact,
     stream_file_to_artifact, stream_to_artifact)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql_quote import (
     check_identifier, quote_literal, unescape_batch)
@@ -337,14 +337,17 @@ class MySQLEngine(Engine):
     def verify(self, manifest: Manifest) -> Dict[str, Any]:
         if manifest.kind == 'log':
             return self._verify_binlog(manifest)
-        head, tail = read_head_and_tail(manifest, self.identities)
+        from ansible_collections.opsready.operations.plugins.module_utils.backup.source import scan_stream
+        with open_artifact(manifest, self.identities) as source:
+            head, tail, counts = scan_stream(source, DUMP_NEEDLES)  # tables and INSERTs counted on the way
         if b'-- MariaDB dump' not in head and b'-- MySQL dump' not in head:
             raise IntegrityError('%s does not start like a mariadb-dump/mysqldump file.' % manifest.path,
                                  path=manifest.path)
         if b'-- Dump completed' not in tail:
             raise IntegrityError('%s has no "Dump completed" trailer: the dump is truncated.' % manifest.path,
                                  path=manifest.path)
-        return {'engine_check': 'dump header and "Dump completed" trailer', 'result': 'ok'}
+        return {'engine_check': 'dump header and "Dump completed" trailer', 'result': 'ok',
+                'artifact': {'tables': counts[0], 'insert_statements': counts[1]}}
 
     def _verify_binlog(self, manifest: Manifest) -> Dict[str, Any]:
         fd, tmp = tempfile.mkstemp(prefix='opsready-verify-binlog-')
@@ -359,3 +362,47 @@ class MySQLEngine(Engine):
             raise IntegrityError('%s holds %d events, its manifest says %d.' % (manifest.path, scan['events'],
                                                                                 expected), path=manifest.path)
         return {'engine_check': 'binlog event headers walked to the end', 'events': scan['events']}
+
+    # -- what the source held (compared by backup_verify and DR drills) ------------------------------
+    def source_summary(self, opts: BackupOptions, database: str) -> Optional[Dict[str, Any]]:
+        """Base tables, tables holding rows (asked exactly, one row read each, up to a limit), the
+        information_schema row estimates and size, taken just before the dump starts."""
+        if opts.kind != 'full':
+            return None
+        from ansible_collections.opsready.operations.plugins.module_utils.backup.source import EXISTS_TABLE_LIMIT
+        where = mysql_tables_where(None if database == ALL_DATABASES else database)
+        try:
+            rows = [r for r in self.query('SELECT HEX(table_schema), HEX(table_name), COALESCE(table_rows, 0), '
+                                          'COALESCE(data_length, 0) + COALESCE(index_length, 0) '
+                                          'FROM information_schema.tables WHERE ' + where) if len(r) == 4]
+            summary: Dict[str, Any] = {
+                'engine': self.flavor, 'tables': len(rows), 'rows_estimate': sum(int(r[2]) for r in rows),
+                'size_bytes': sum(int(r[3]) for r in rows), 'non_empty_tables': None,
+                'measured_at': isoformat(utcnow()),
+                'method': 'information_schema estimates; tables with rows asked exactly'}
+            if rows and len(rows) <= EXISTS_TABLE_LIMIT:
+                names = [(bytes.fromhex(r[0]).decode('utf-8'), bytes.fromhex(r[1]).decode('utf-8')) for r in rows]
+                summary['non_empty_tables'] = int(self.query(mysql_non_empty_sql(names))[0][0])
+            elif not rows:
+                summary['non_empty_tables'] = 0
+        except (OpsReadyError, ValueError, IndexError) as exc:  # never fails the backup itself
+            return {'engine': self.flavor, 'error': getattr(exc, 'message', None) or 'unexpected answer: %s' % exc}
+        return summary
+
+
+SYSTEM_SCHEMAS = ('mysql', 'information_schema', 'performance_schema', 'sys')
+DUMP_NEEDLES = (b'\nCREATE TABLE ', b'\nINSERT INTO ')
+
+
+def mysql_tables_where(database: Optional[str]) -> str:
+    """Base tables of ``database`` (or of every user schema): the name travels as hex, never as a literal."""
+    if database is None:
+        return "table_type = 'BASE TABLE' AND table_schema NOT IN (%s)" % ', '.join("'%s'" % s for s in SYSTEM_SCHEMAS)
+    return ("table_type = 'BASE TABLE' AND table_schema = CONVERT(UNHEX('%s') USING utf8mb4)"
+            % database.encode('utf-8').hex())
+
+
+def mysql_non_empty_sql(names: List[Tuple[str, str]]) -> str:
+    def quote(name: str) -> str:
+        return '`%s`' % name.replace('`', '``')
+    return 'SELECT ' + ' + '.join('EXISTS (SELECT 1 FROM %s.%s)' % (quote(a), quote(b)) for a, b in names)

@@ -35,7 +35,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.streami
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import (
     CLUSTER, GLOBALS, BackupOptions, Engine, connect_failure_reason, disk_error, open_artifact, pipe_artifact_into,
-    read_head_and_tail, stream_to_artifact)
+    stream_to_artifact)
 from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe import extract_all
 
 FORMATS = ('custom', 'directory', 'plain')
@@ -421,7 +421,8 @@ class PostgresEngine(Engine):
             out = self._list(manifest.path, None)
             self.runner.run([self.tool('pg_restore'), '-f', os.devnull, manifest.path],
                             what='pg_restore (read every member)')
-            return {'engine_check': 'pg_restore --list + full read', 'toc_entries': out}
+            return {'engine_check': 'pg_restore --list + full read', 'toc_entries': out,
+                    'artifact': self._toc_summary(manifest.path)}
         if fmt == 'plain':
             return self._verify_plain(manifest)
         # custom: the TOC, then every data block read through pg_restore (to /dev/null).
@@ -430,8 +431,8 @@ class PostgresEngine(Engine):
             pipe_artifact_into(self.runner, manifest, [self.tool('pg_restore'), '--list'], 'pg_restore --list',
                                stdout=listing, early_exit_ok=True, identities=self.identities)
             listing.seek(0)
-            entries = sum(1 for line in listing.read().decode('utf-8', 'replace').splitlines()
-                          if line and not line.startswith(';'))
+            text = listing.read().decode('utf-8', 'replace')
+            entries = sum(1 for line in text.splitlines() if line and not line.startswith(';'))
         finally:
             listing.close()
         try:
@@ -440,7 +441,15 @@ class PostgresEngine(Engine):
         except ToolError as exc:
             raise IntegrityError('pg_restore cannot read all of %s: %s' % (manifest.path, exc.message),
                                  path=manifest.path)
-        return {'engine_check': 'pg_restore --list + full read', 'toc_entries': entries}
+        return {'engine_check': 'pg_restore --list + full read', 'toc_entries': entries,
+                'artifact': pg_toc_summary(text)}
+
+    def _toc_summary(self, path: str) -> Dict[str, int]:
+        try:
+            _rc, out, _err = self.runner.run([self.tool('pg_restore'), '--list', path], what='pg_restore --list')
+        except ToolError as exc:
+            raise IntegrityError('pg_restore --list rejects %s: %s' % (path, exc.message), path=path)
+        return pg_toc_summary(out)
 
     def _list(self, path: str, stdin: Optional[bytes]) -> int:
         try:
@@ -450,13 +459,17 @@ class PostgresEngine(Engine):
         return sum(1 for line in out.splitlines() if line and not line.startswith(';'))
 
     def _verify_plain(self, manifest: Manifest) -> Dict[str, Any]:
-        head, tail = read_head_and_tail(manifest, self.identities)
+        from ansible_collections.opsready.operations.plugins.module_utils.backup.source import scan_stream
+        with open_artifact(manifest, self.identities) as source:
+            # Tables and COPY blocks counted on the way (an empty table's block ends at once with "\.").
+            head, tail, counts = scan_stream(source, PLAIN_NEEDLES)
         if b'PostgreSQL database dump' not in head and b'PostgreSQL database cluster dump' not in head:
             raise IntegrityError('%s does not start like a pg_dump script.' % manifest.path, path=manifest.path)
         if manifest.database != GLOBALS and b'PostgreSQL database dump complete' not in tail:
             raise IntegrityError('%s has no "dump complete" trailer: the dump is truncated.' % manifest.path,
                                  path=manifest.path)
-        return {'engine_check': 'pg_dump script header/trailer', 'result': 'ok'}
+        return {'engine_check': 'pg_dump script header/trailer', 'result': 'ok',
+                'artifact': {'tables': counts[0] + counts[1], 'data_tables': counts[2] - counts[3]}}
 
     def _verify_base(self, manifest: Manifest) -> Dict[str, Any]:
         workdir = tempfile.mkdtemp(prefix='opsready-verify-')
@@ -498,3 +511,53 @@ class PostgresEngine(Engine):
             raise IntegrityError('WAL segment %s decompresses to different bytes than were archived.'
                                  % manifest.path, path=manifest.path)
         return {'engine_check': 'WAL segment size and content digest', 'result': 'ok'}
+
+    # -- what the source held (compared by backup_verify and DR drills) ------------------------------
+    def source_summary(self, opts: BackupOptions, database: str) -> Optional[Dict[str, Any]]:
+        """Tables, tables holding rows (asked exactly, one row read each, up to a limit), row estimates and
+        size of ``database``, taken just before pg_dump starts. ``None`` for server-wide kinds."""
+        if opts.kind != 'full' or database in (GLOBALS, CLUSTER) or database.startswith('@'):
+            return None
+        from ansible_collections.opsready.operations.plugins.module_utils.backup.source import EXISTS_TABLE_LIMIT
+        try:
+            row = self.query(PG_SUMMARY_SQL, database)[0]
+            summary: Dict[str, Any] = {
+                'engine': 'postgresql', 'tables': int(row[0]), 'rows_estimate': max(int(row[1]), int(row[2])),
+                'size_bytes': int(row[3]), 'non_empty_tables': None, 'measured_at': isoformat(utcnow()),
+                'method': 'pg_class/pg_stat_user_tables estimates; tables with rows asked exactly'}
+            if summary['tables'] <= EXISTS_TABLE_LIMIT:
+                summary['non_empty_tables'] = int(self.query(PG_NON_EMPTY_SQL, database)[0][0])
+        except (OpsReadyError, ValueError, IndexError) as exc:  # never fails the backup itself
+            return {'engine': 'postgresql', 'error': getattr(exc, 'message', None) or 'unexpected answer: %s' % exc}
+        return summary
+
+
+# User tables as pg_dump sees them: no system schemas, no extension members, partitioned parents included.
+PG_USER_TABLES = ("FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                  "LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid "
+                  "WHERE c.relkind IN ('r', 'p') AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' "
+                  "AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass "
+                  "AND d.objid = c.oid AND d.deptype = 'e')")
+PG_SUMMARY_SQL = ("SELECT count(*) AS tables, coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint AS reltuples, "
+                  "coalesce(sum(s.n_live_tup), 0)::bigint AS live, pg_database_size(current_database()) AS size "
+                  + PG_USER_TABLES)
+# One row read per table, server side (query_to_xml runs the quoted name): no name ever parsed here.
+PG_NON_EMPTY_SQL = ("SELECT count(*) AS non_empty " + PG_USER_TABLES + " AND c.relkind = 'r' AND query_to_xml(format("
+                    "'SELECT 1 AS x FROM ONLY %s LIMIT 1', c.oid::regclass), false, true, '')::text <> ''")
+
+
+def pg_toc_summary(listing: str) -> Dict[str, int]:
+    """Tables and TABLE DATA entries in a ``pg_restore --list`` listing (``id; tableoid oid DESC ...``)."""
+    tables = data = 0
+    for line in listing.splitlines():
+        match = re.match(r'^\d+; \d+ \d+ (TABLE DATA|TABLE) ', line)
+        if not match:
+            continue
+        if match.group(1) == 'TABLE DATA':
+            data += 1
+        elif not line.split('; ', 1)[1].split(' ', 3)[3].startswith('ATTACH '):
+            tables += 1
+    return {'tables': tables, 'data_entries': data}
+
+
+PLAIN_NEEDLES = (b'\nCREATE TABLE ', b'\nCREATE UNLOGGED TABLE ', b'\nCOPY ', b' FROM stdin;\n\\.\n')

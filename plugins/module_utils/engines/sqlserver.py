@@ -213,7 +213,36 @@ class SQLServerEngine(Engine):
             connection.close()
         return {'engine_check': 'RESTORE VERIFYONLY WITH CHECKSUM', 'result': 'ok'}
 
+    # -- what the source held (recorded in the manifest) ----------------------------------------------
+    def source_summary(self, opts: BackupOptions, database: str) -> Optional[Dict[str, Any]]:
+        """User tables, tables holding rows and rows (sys.partitions of heaps/clustered indexes) and the
+        size of the data and log files, taken just before the backup starts."""
+        if opts.kind != 'full':
+            return None
+        connection = None
+        try:
+            connection = self.connect()
+            row = self.execute(connection, sqlserver_summary_sql(database))[0]
+        except OpsReadyError as exc:
+            return {'engine': 'sqlserver', 'error': exc.message}
+        finally:
+            if connection is not None:
+                connection.close()
+        return {'engine': 'sqlserver', 'tables': int(row[0] or 0), 'non_empty_tables': int(row[1] or 0),
+                'rows_estimate': int(row[2] or 0), 'size_bytes': int(row[3] or 0),
+                'measured_at': isoformat(utcnow()), 'method': 'sys.tables, sys.partitions, sys.database_files'}
+
 
 def _utc(value: Any) -> Any:
     """msdb stores server-local datetimes without zone; SQL Server on Linux defaults to UTC."""
     return value.replace(tzinfo=UTC) if getattr(value, 'tzinfo', 1) is None else value
+
+
+def sqlserver_summary_sql(database: str) -> str:
+    db = quote_ident(database)
+    user_rows = ('FROM %s.sys.partitions p JOIN %s.sys.tables t ON t.object_id = p.object_id '
+                 'WHERE t.is_ms_shipped = 0 AND p.index_id IN (0, 1)' % (db, db))
+    return ('SELECT (SELECT count(*) FROM %s.sys.tables WHERE is_ms_shipped = 0), '
+            '(SELECT count(DISTINCT p.object_id) %s AND p.rows > 0), '
+            '(SELECT coalesce(sum(p.rows), 0) %s), '
+            '(SELECT sum(CAST(size AS bigint)) * 8192 FROM %s.sys.database_files)' % (db, user_rows, user_rows, db))

@@ -23,13 +23,17 @@ import sqlite3
 from typing import Any, Dict, List, Optional
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlite import connect
+from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlite import quote_ident as sqlite_quote
 from ansible_collections.opsready.operations.plugins.module_utils.maintenance.core import (
     Backend, Candidate, CleanupSpec, MaintenanceOptions)
-from ansible_collections.opsready.operations.plugins.module_utils.maintenance.identifiers import TableRef, quote_ident
+from ansible_collections.opsready.operations.plugins.module_utils.maintenance.identifiers import TableRef
 
 
 def _q(name: str) -> str:
-    return quote_ident(name, 'sqlite')
+    """Quote a table or column name. Names given by the user were validated by ``core`` already; names
+    read from ``sqlite_master`` may need quotes ("odd ""name"" ü") and are quoted, never refused."""
+    return sqlite_quote(name)
 
 
 class SQLiteMaintenance(Backend):
@@ -46,7 +50,9 @@ class SQLiteMaintenance(Backend):
             raise OpsReadyError('SQLite database %s does not exist: set database to the path of the file.'
                                 % self.database, database=self.database)
         try:
-            conn = sqlite3.connect(self.database, timeout=max(1, self.opts.lock_timeout), isolation_level=None)
+            # An escaped file: URI in rw mode: any legal path opens that very file, and a missing one is never
+            # created behind the check above.
+            conn = connect(self.database, 'rw', timeout=max(1, self.opts.lock_timeout), isolation_level=None)
             conn.execute('SELECT count(*) FROM sqlite_master').fetchone()
         except sqlite3.DatabaseError as exc:
             raise OpsReadyError('Cannot open %s as an SQLite database: %s.' % (self.database, exc),

@@ -17,14 +17,15 @@ from __future__ import annotations
 import os
 import sqlite3
 import uuid
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import fsync_dir
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import CHUNK
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import open_artifact
-from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlite import integrity_check
+from ansible_collections.opsready.operations.plugins.module_utils.backup import source as source_summary
+from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlite import connect, integrity_check
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import RestoreRequest, Timer
 
 SIDECARS = ('-wal', '-shm', '-journal')
@@ -37,7 +38,7 @@ def target_state(path: str) -> Dict[str, Any]:
     if os.path.getsize(path) == 0:
         return {'exists': True, 'empty': True, 'tables': 0}
     try:
-        conn = sqlite3.connect('file:%s?mode=ro' % path, uri=True, timeout=5)
+        conn = connect(path, 'ro', timeout=5)
         try:
             tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]
         finally:
@@ -60,8 +61,34 @@ def check_target(request: RestoreRequest, path: str) -> Dict[str, Any]:
 
 
 def _integrity(path: str, manifest: Manifest) -> Dict[str, Any]:
-    return {'integrity_check': 'ok',
-            'tables': integrity_check(path, 'the copy restored from %s' % manifest.path, report_path=manifest.path)}
+    """Integrity check of the decompressed copy, then what it holds against what the source held."""
+    held = integrity_check(path, 'the copy restored from %s' % manifest.path, report_path=manifest.path, summary=True)
+    checks = source_summary.compare(manifest.data.get(source_summary.SOURCE_KEY), held,
+                                    'The copy restored from %s' % manifest.path, manifest.path, exact=True)
+    return {'integrity_check': 'ok', 'tables': held['tables'], 'rows_total': held['rows_total'],
+            'source_check': checks['source_check']}
+
+
+def source_journal_mode(manifest: Manifest) -> Optional[str]:
+    held = manifest.data.get(source_summary.SOURCE_KEY) or {}
+    mode = held.get('journal_mode') or (manifest.data.get('details') or {}).get('journal_mode')
+    return str(mode).lower() if mode else None
+
+
+def set_journal_mode(path: str, mode: Optional[str]) -> Optional[str]:
+    """Give the restored file the source's journal mode. Only WAL is stored in the file itself (the
+    artifact is kept in rollback mode so it is one standalone file); the others are per connection."""
+    if mode != 'wal':
+        return None
+    conn = connect(path, 'rw')
+    try:
+        found = conn.execute('PRAGMA journal_mode=WAL').fetchone()[0]
+    finally:
+        conn.close()  # the last connection checkpoints and removes -wal/-shm
+    if str(found).lower() != 'wal':
+        raise OpsReadyError('Could not put the restored copy of %s back into WAL mode (SQLite answered %s).'
+                            % (path, found), target=path)
+    return 'wal'
 
 
 def _target(request: RestoreRequest) -> str:
@@ -96,6 +123,7 @@ def restore(request: RestoreRequest, chain: List[Manifest], timer: Timer) -> Dic
         timer.lap('copy')
         check = _integrity(staging, manifest)
         timer.lap('integrity_check')
+        journal = set_journal_mode(staging, source_journal_mode(manifest))
         if stat is not None:
             os.chmod(staging, stat.st_mode & 0o7777)
             try:
@@ -123,10 +151,14 @@ def restore(request: RestoreRequest, chain: List[Manifest], timer: Timer) -> Dic
         raise
     for suffix in moved:
         _unlink(old + suffix)
+    for suffix in SIDECARS:  # set_journal_mode's connection removed them; never leave a stale one
+        _unlink(staging + suffix)
     timer.lap('swap')
     return {'target': {'database': path, 'server': 'localhost', 'replaced_existing': before['exists'],
-                       'tables': check['tables']},
-            'integrity_check': check['integrity_check'], 'replaced': before['exists'] and not before['empty']}
+                       'tables': check['tables'], 'rows': check['rows_total'],
+                       'journal_mode': journal or 'delete'},
+            'integrity_check': check['integrity_check'], 'source_check': check['source_check'],
+            'replaced': before['exists'] and not before['empty']}
 
 
 def drop(request: RestoreRequest, check_mode: bool) -> Dict[str, Any]:
