@@ -150,10 +150,7 @@ def _check_target(request: RestoreRequest, conn: ConnectionParams) -> Dict[str, 
         sqlite_restore.check_target(request, path)
         return {'database': path}
     if request.engine == 'postgresql' and _method(request) == 'logical':
-        engine = _engine(request, conn)
-        engine.ping()
-        postgresql_restore.check_target(engine, request)
-        return {'database': request.database, 'server': engine.server_label()}
+        return postgresql_restore.check(_engine(request, conn), request, plan(request))
     if request.engine == 'postgresql':
         return pitr_restore.check_target(request)
     if request.engine == 'sqlserver':
