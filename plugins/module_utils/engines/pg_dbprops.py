@@ -32,6 +32,10 @@ SELECT json_build_object(
   'collate', d.datcollate,
   'ctype', d.datctype,
   'connection_limit', d.datconnlimit,
+  -- locale provider columns differ by version (15: datlocprovider/daticulocale, 16: daticurules,
+  -- 17: datlocale): taken from the row as JSON so one query serves every version.
+  'locale_provider', (SELECT jsonb_object_agg(e.key, e.value) FROM jsonb_each(to_jsonb(d)) e
+                      WHERE e.key IN ('datlocprovider', 'daticulocale', 'datlocale', 'daticurules')),
   'comment', shobj_description(d.oid, 'pg_database'),
   'acl', CASE WHEN d.datacl IS NULL THEN NULL ELSE (
       SELECT coalesce(json_agg(json_build_object(
@@ -141,6 +145,32 @@ def set_clause(config: str) -> str:
     else:
         rendered = quote_literal(value)
     return 'SET %s TO %s' % (quote_ident(name), rendered)
+
+
+def create_options(props: Dict[str, Any]) -> str:
+    """``ENCODING ... LC_COLLATE ... LC_CTYPE ...`` (and the ICU/builtin provider) of the backed-up database,
+    for the ``CREATE DATABASE`` of the restore: the encoding and collation are the database's too."""
+    parts: List[str] = []
+    if props.get('encoding'):
+        parts.append('ENCODING %s' % quote_literal(props['encoding']))
+    if props.get('collate'):
+        parts.append('LC_COLLATE %s' % quote_literal(props['collate']))
+    if props.get('ctype'):
+        parts.append('LC_CTYPE %s' % quote_literal(props['ctype']))
+    provider = props.get('locale_provider') or {}
+    kind = provider.get('datlocprovider')
+    locale = provider.get('datlocale') or provider.get('daticulocale')
+    if kind == 'i':
+        parts.append('LOCALE_PROVIDER icu')
+        if locale:
+            parts.append('ICU_LOCALE %s' % quote_literal(locale))
+        if provider.get('daticurules'):
+            parts.append('ICU_RULES %s' % quote_literal(provider['daticurules']))
+    elif kind == 'b':
+        parts.append('LOCALE_PROVIDER builtin')
+        if locale:
+            parts.append('BUILTIN_LOCALE %s' % quote_literal(locale))
+    return ' '.join(parts)
 
 
 def apply_statements(props: Dict[str, Any], target: str, no_owner: bool,

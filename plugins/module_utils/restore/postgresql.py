@@ -42,7 +42,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.streami
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import (
     GLOBALS, is_encrypted, open_artifact, pipe_artifact_into)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.pg_dbprops import (
-    apply_statements, describe, referenced_roles)
+    apply_statements, create_options, describe, referenced_roles)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.pg_globals import parse as parse_globals
 from ansible_collections.opsready.operations.plugins.module_utils.engines.pg_quote import quote_ident, quote_literal
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import PostgresEngine
@@ -256,6 +256,20 @@ def _swap(engine: PostgresEngine, target: str, restored: str, exists: bool) -> O
     return aside
 
 
+def create_database(engine: PostgresEngine, manifest: Manifest, name: str) -> None:
+    """The temporary database, with the encoding and locale the backed-up one had."""
+    options = create_options(manifest.data.get('database_properties') or {})
+    try:
+        engine.query('CREATE DATABASE %s TEMPLATE template0 %s' % (quote_ident(name), options))
+    except ToolError as exc:
+        if not options:
+            raise
+        raise OpsReadyError('Cannot create a database on %s with the encoding and locale of the backed-up one '
+                            '(%s): %s. Install that locale on the server (locale-gen, then restart PostgreSQL) '
+                            'and run again. Nothing was restored.'
+                            % (engine.conn.where(5432), options, _server_error(exc)), stderr=exc.stderr)
+
+
 def apply_properties(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, database: str,
                      roles: List[str]) -> Dict[str, Any]:
     """Give ``database`` the database-level properties recorded at backup time (before the swap)."""
@@ -284,7 +298,7 @@ def restore(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifes
     roles = check_roles(engine, request, manifest)
     timer.lap('inspect_target')
     temp = temporary_name(target)
-    engine.query('CREATE DATABASE %s TEMPLATE template0' % quote_ident(temp))
+    create_database(engine, manifest, temp)
     try:
         load = _load(engine, request, manifest, temp, timer)
         timer.lap('pg_restore')
