@@ -256,9 +256,14 @@ def _swap(engine: PostgresEngine, target: str, restored: str, exists: bool) -> O
     return aside
 
 
-def create_database(engine: PostgresEngine, manifest: Manifest, name: str) -> None:
-    """The temporary database, with the encoding and locale the backed-up one had."""
-    options = create_options(manifest.data.get('database_properties') or {})
+def create_database(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, name: str) -> None:
+    """The temporary database, with the encoding and locale the backed-up one had.
+
+    When the backed-up database had its own ACL (``REVOKE CONNECT ... FROM PUBLIC``), the copy is closed to
+    PUBLIC from its creation on: the data must not be reachable by everyone while it loads.
+    """
+    props = manifest.data.get('database_properties') or {}
+    options = create_options(props)
     try:
         engine.query('CREATE DATABASE %s TEMPLATE template0 %s' % (quote_ident(name), options))
     except ToolError as exc:
@@ -268,6 +273,12 @@ def create_database(engine: PostgresEngine, manifest: Manifest, name: str) -> No
                             '(%s): %s. Install that locale on the server (locale-gen, then restart PostgreSQL) '
                             'and run again. Nothing was restored.'
                             % (engine.conn.where(5432), options, _server_error(exc)), stderr=exc.stderr)
+    if props.get('acl') is not None and not request.no_owner:
+        try:
+            engine.query('REVOKE ALL ON DATABASE %s FROM PUBLIC' % quote_ident(name))
+        except BaseException:
+            drop_database(engine, name)
+            raise
 
 
 def apply_properties(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, database: str,
@@ -298,7 +309,7 @@ def restore(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifes
     roles = check_roles(engine, request, manifest)
     timer.lap('inspect_target')
     temp = temporary_name(target)
-    create_database(engine, manifest, temp)
+    create_database(engine, request, manifest, temp)
     try:
         load = _load(engine, request, manifest, temp, timer)
         timer.lap('pg_restore')
