@@ -419,8 +419,8 @@ def test_quoting_helper_is_safe_with_standard_conforming_strings_off(pg):
         quote_ident, quote_literal)
     nasty = "a'b\\c\\'; SELECT 1; -- ü \"x\""
     for scs in ('on', 'off'):
-        rows = pg.sql('SET standard_conforming_strings = %s; SELECT %s AS %s' % (scs, quote_literal(nasty),
-                                                                                  quote_ident(nasty)))
+        sql = 'SET standard_conforming_strings = %s; SELECT %s AS %s' % (scs, quote_literal(nasty), quote_ident(nasty))
+        rows = pg.sql(sql)
         assert rows == [(nasty,)], (scs, rows)
     assert re.match(r"^E'", quote_literal('x'))
 
@@ -443,3 +443,23 @@ def test_encoding_and_locale_come_back(pg, tmp_path):
     finally:
         pg.sql('DROP DATABASE IF EXISTS %s WITH (FORCE); DROP DATABASE IF EXISTS %s WITH (FORCE)'
                % (qi(name), qi(copy)))
+
+
+def test_missing_locale_stops_before_loading(pg, tmp_path):
+    """A server without the backed-up database's locale refuses up front, naming it."""
+    name = 'fid_locale_%s' % uuid.uuid4().hex[:6]
+    pg.sql('CREATE DATABASE %s' % qi(name))
+    pg.sql('CREATE TABLE t (v int)', database=name)
+    try:
+        dest = backup(tmp_path, pg, name)
+        for path in dest.glob('*.json'):  # as if it came from a server with a locale this one lacks
+            data = json.loads(path.read_text())
+            data['database_properties']['collate'] = 'xx_XX.UTF-8'
+            path.write_text(json.dumps(data))
+        result = restore(tmp_path, pg, dest, source_database=name, database=name + '_copy')
+        assert result.rc != 0
+        msg = result.result('restore')['msg']
+        assert 'xx_XX.UTF-8' in msg and 'Nothing was restored' in msg, msg
+        assert leftovers(pg) == []
+    finally:
+        pg.sql('DROP DATABASE IF EXISTS %s WITH (FORCE)' % qi(name))

@@ -99,6 +99,7 @@ def referenced_roles(props: Dict[str, Any], no_owner: bool) -> Dict[str, List[st
         need(props.get('owner'), 'owns the database')
         for item in props.get('acl') or []:
             need(item.get('grantee'), 'is granted privileges on the database')
+            need(item.get('grantor'), 'granted privileges on the database')
     return needed
 
 

@@ -59,8 +59,8 @@ def split_statements(script: str) -> List[str]:
             i = n if end < 0 else end + 2
             continue
         if c == "'":
-            escape = i > 0 and script[i - 1] in 'eE' and (i < 2 or not (script[i - 2].isalnum() or
-                                                                         script[i - 2] == '_'))
+            before = script[i - 2] if i >= 2 else ' '
+            escape = i > 0 and script[i - 1] in 'eE' and not (before.isalnum() or before == '_')
             j = i + 1
             while j < n:
                 if escape and script[j] == '\\':

@@ -267,7 +267,7 @@ def create_database(engine: PostgresEngine, request: RestoreRequest, manifest: M
     try:
         engine.query('CREATE DATABASE %s TEMPLATE template0 %s' % (quote_ident(name), options))
     except ToolError as exc:
-        if not options:
+        if not options or not re.search(r'locale|encoding|collation|LC_C', exc.stderr or '', re.I):
             raise
         raise OpsReadyError('Cannot create a database on %s with the encoding and locale of the backed-up one '
                             '(%s): %s. Install that locale on the server (locale-gen, then restart PostgreSQL) '

@@ -47,14 +47,14 @@ def test_apply_statements_quotes_everything_and_reports_missing_roles():
     assert ('SET ROLE "other"; GRANT CONNECT ON DATABASE "db ""x""" TO "r" WITH GRANT OPTION; RESET ROLE'
             in sql)
     assert len(skipped) == 1 and 'gone' in skipped[0]
-    sql, _ = pg_dbprops.apply_statements(props, 'db', True, ['own"er', 'r', 'other', 'gone'])
+    sql, _skipped = pg_dbprops.apply_statements(props, 'db', True, ['own"er', 'r', 'other', 'gone'])
     assert not any('OWNER' in s or 'GRANT' in s or 'REVOKE' in s for s in sql)
 
 
 def test_referenced_roles():
-    props = {'owner': 'o', 'acl': [{'grantee': 'g'}, {'grantee': None}],
+    props = {'owner': 'o', 'acl': [{'grantee': 'g', 'grantor': 'o'}, {'grantee': None, 'grantor': 'h'}],
              'roles': {'a': 'o', 'b': 'a', 'p': 'r', 'x': 'i'}}
-    assert sorted(pg_dbprops.referenced_roles(props, False)) == ['a', 'b', 'g', 'o', 'p']
+    assert sorted(pg_dbprops.referenced_roles(props, False)) == ['a', 'b', 'g', 'h', 'o', 'p']
     assert sorted(pg_dbprops.referenced_roles(props, True)) == ['p']
 
 
