@@ -17,6 +17,7 @@ import json
 import re
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 from typing import Iterator
@@ -292,9 +293,27 @@ def test_every_format_restores_everything(pg, source, tmp_path, fmt):
     dest = backup(tmp_path, pg, source, format=fmt)
     copy = 'Fid Copy %s "ü" %s' % (fmt, uuid.uuid4().hex[:6])
     jobs = 2 if fmt == 'directory' else 1
+    seen: list = []
+    stop = threading.Event()
+
+    def watch() -> None:  # the temporary copy's ACL while it loads
+        while not stop.is_set():
+            seen.extend(pg.sql("SELECT datname, coalesce(datacl::text, 'NULL') FROM pg_database "
+                               "WHERE datname LIKE '%opsready_restore%' AND datallowconn"))
+            stop.wait(0.02)
+
+    watcher = threading.Thread(target=watch, daemon=True)
     try:
-        result = restore(tmp_path, pg, dest, source_database=source, database=copy, jobs=jobs)
+        watcher.start()
+        try:
+            result = restore(tmp_path, pg, dest, source_database=source, database=copy, jobs=jobs)
+        finally:
+            stop.set()
+            watcher.join()
         assert result.rc == 0, result.stdout[-4000:]
+        assert seen, 'the temporary database was never seen'
+        open_to_public = [row for row in seen if row[1] == 'NULL' or re.search(r'[{,]=', row[1])]
+        assert not open_to_public, 'the copy was open to PUBLIC while it loaded: %s' % open_to_public[:3]
         res = result.result('restore')
         assert res['database_properties']['restored'] is True and res['database_properties']['skipped'] == []
         assert_same(expected, snapshot(pg, copy), 'restore of the %s backup under another name' % fmt)
@@ -338,13 +357,16 @@ def test_streamed_restore_reports_the_server_error(pg, tmp_path, fmt):
 # -- defect 9: globals onto a new server; no_owner into a server without the roles ----------------------
 def test_globals_then_database_onto_a_new_server(pg, source, tmp_path):
     expected = snapshot(pg, source)
+    pg.sql("ALTER ROLE fid_reader PASSWORD 'from the source'")  # the globals would set it, if replayed as is
     dest = backup(tmp_path, pg, source, format='custom', include_globals=True)
     fresh = PostgresServer()
     try:
         fresh.start()
         # One role exists already, with other attributes: it must be left exactly as it is.
-        fresh.sql('CREATE ROLE fid_reader LOGIN CONNECTION LIMIT 3')
-        before = fresh.sql("SELECT rolcanlogin::text, rolconnlimit::text FROM pg_roles WHERE rolname = 'fid_reader'")
+        fresh.sql("CREATE ROLE fid_reader LOGIN CONNECTION LIMIT 3 PASSWORD 'in use on the new server'")
+        role_sql = ("SELECT rolcanlogin::text, rolconnlimit::text, rolpassword FROM pg_authid "
+                    "WHERE rolname = 'fid_reader'")
+        before = fresh.sql(role_sql)
 
         # Without the roles, a restore (with or without no_owner) stops before loading, naming them.
         for no_owner, named in ((False, ('fid_owner', 'Fid Odd Rôle "q"')), (True, ('Fid Odd Rôle "q"',))):
@@ -356,6 +378,9 @@ def test_globals_then_database_onto_a_new_server(pg, source, tmp_path):
                 assert role in msg, msg
             assert 'fid_reader (' not in msg, msg
             assert fresh.sql("SELECT count(*) FROM pg_database WHERE datname LIKE 'app%'")[0][0] == '0'
+        check = play(tmp_path, [{'name': 'restore', 'check_mode': True, 'opsready.operations.db_restore': dict(
+            conn(fresh), engine='postgresql', src=str(dest), source_database=source, database='app')}], fresh)
+        assert check.rc != 0 and 'fid_owner' in check.result('restore')['msg'], check.stdout[-3000:]
 
         check = play(tmp_path, [{'name': 'restore', 'check_mode': True, 'opsready.operations.db_restore': dict(
             conn(fresh), engine='postgresql', src=str(dest), source_database='@globals', database='postgres')}],
@@ -370,8 +395,7 @@ def test_globals_then_database_onto_a_new_server(pg, source, tmp_path):
         target = result.result('restore')['target']
         assert sorted(target['roles_created']) == sorted(['fid_owner', 'Fid Odd Rôle "q"', 'fid_login']), target
         assert sorted(target['roles_existing']) == sorted([pg.user, 'fid_reader', 'postgres']), target
-        assert fresh.sql("SELECT rolcanlogin::text, rolconnlimit::text FROM pg_roles "
-                         "WHERE rolname = 'fid_reader'") == before
+        assert fresh.sql(role_sql) == before  # attributes and password of an existing role untouched
         # Again: nothing left to create, nothing fails.
         again = restore(tmp_path, fresh, dest, source_database='@globals', database='postgres')
         assert again.rc == 0 and again.result('restore')['target']['roles_created'] == [], again.stdout[-3000:]

@@ -264,8 +264,12 @@ def create_database(engine: PostgresEngine, request: RestoreRequest, manifest: M
     """
     props = manifest.data.get('database_properties') or {}
     options = create_options(props)
+    closed = props.get('acl') is not None and not request.no_owner
     try:
-        engine.query('CREATE DATABASE %s TEMPLATE template0 %s' % (quote_ident(name), options))
+        # Closed databases are created refusing every connection until PUBLIC's CONNECT is revoked: no
+        # window in which a session could get in (and stay in) before the ACL is set.
+        engine.query('CREATE DATABASE %s TEMPLATE template0 %s%s' % (quote_ident(name), options,
+                                                                     ' ALLOW_CONNECTIONS false' if closed else ''))
     except ToolError as exc:
         if not options or not re.search(r'locale|encoding|collation|LC_C', exc.stderr or '', re.I):
             raise
@@ -273,9 +277,10 @@ def create_database(engine: PostgresEngine, request: RestoreRequest, manifest: M
                             '(%s): %s. Install that locale on the server (locale-gen, then restart PostgreSQL) '
                             'and run again. Nothing was restored.'
                             % (engine.conn.where(5432), options, _server_error(exc)), stderr=exc.stderr)
-    if props.get('acl') is not None and not request.no_owner:
+    if closed:
         try:
-            engine.query('REVOKE ALL ON DATABASE %s FROM PUBLIC' % quote_ident(name))
+            engine.query('REVOKE ALL ON DATABASE %s FROM PUBLIC; ALTER DATABASE %s ALLOW_CONNECTIONS true'
+                         % (quote_ident(name), quote_ident(name)))
         except BaseException:
             drop_database(engine, name)
             raise
