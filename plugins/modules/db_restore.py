@@ -149,7 +149,8 @@ extends_documentation_fragment:
 notes:
   - Check mode plans the chain, verifies every checksum, checks the target (connection, refusal without
     O(replace)) and writes nothing.
-  - A restore always reports C(changed=true); O(state=absent) reports a change only when something was removed.
+  - A restore always reports C(changed=true); O(state=absent) reports a change only when something was removed,
+    and a PostgreSQL C(@globals) restore only when it created a role, membership or tablespace.
 seealso:
   - module: opsready.operations.db_backup
   - module: opsready.operations.backup_info

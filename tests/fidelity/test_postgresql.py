@@ -387,18 +387,21 @@ def test_globals_then_database_onto_a_new_server(pg, source, tmp_path):
             fresh)
         assert check.rc == 0, check.stdout[-4000:]
         planned = check.result('restore')['target']
+        assert check.result('restore')['changed'] is True
         assert 'fid_owner' in planned['roles_created'] and 'fid_reader' in planned['roles_existing']
         assert fresh.sql("SELECT count(*) FROM pg_roles WHERE rolname = 'fid_owner'")[0][0] == '0'
 
         result = restore(tmp_path, fresh, dest, source_database='@globals', database='postgres')
         assert result.rc == 0, result.stdout[-4000:]
         target = result.result('restore')['target']
+        assert result.result('restore')['changed'] is True
         assert sorted(target['roles_created']) == sorted(['fid_owner', 'Fid Odd Rôle "q"', 'fid_login']), target
         assert sorted(target['roles_existing']) == sorted([pg.user, 'fid_reader', 'postgres']), target
         assert fresh.sql(role_sql) == before  # attributes and password of an existing role untouched
         # Again: nothing left to create, nothing fails.
         again = restore(tmp_path, fresh, dest, source_database='@globals', database='postgres')
         assert again.rc == 0 and again.result('restore')['target']['roles_created'] == [], again.stdout[-3000:]
+        assert again.result('restore')['changed'] is False
 
         result = restore(tmp_path, fresh, dest, source_database=source, database=source)
         assert result.rc == 0, result.stdout[-4000:]

@@ -118,8 +118,8 @@ def check(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifest]
     """Check mode: the refusals a real run would hit, and what it would do, without writing."""
     engine.ping()
     if chain and chain[0].database == GLOBALS:
-        return dict(globals_plan(engine, _read_globals(engine, chain[0]))['report'],
-                    server=engine.server_label())
+        report = globals_plan(engine, _read_globals(engine, chain[0]))['report']
+        return dict(report, server=engine.server_label(), changes=_globals_change(report))
     check_target(engine, request)
     if chain:
         check_roles(engine, request, chain[0])
@@ -427,7 +427,11 @@ def restore_globals(engine: PostgresEngine, request: RestoreRequest, manifest: M
     return {'target': dict(plan['report'], server=engine.server_label(), host=engine.conn.host,
                            port=engine.conn.port or 5432),
             'method_detail': 'psql (pg_dumpall --globals-only, missing roles only)', 'jobs': 1,
-            'replaced': False}
+            'replaced': False, 'changed': _globals_change(plan['report'])}
+
+
+def _globals_change(report: Dict[str, Any]) -> bool:
+    return bool(report['roles_created'] or report['memberships_granted'] or report['tablespaces_created'])
 
 
 def drop(engine: PostgresEngine, request: RestoreRequest, check_mode: bool) -> Dict[str, Any]:
