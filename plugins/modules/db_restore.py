@@ -23,6 +23,19 @@ description:
     database (if any) is renamed aside and the restored one renamed to O(database) in one transaction, then
     the old one dropped and C(ANALYZE) run. Directory-format dumps are read in place; custom-format dumps
     are decompressed into O(tmpdir) for O(jobs) above 1 or streamed into C(pg_restore) for O(jobs=1)."
+  - "PostgreSQL, logical, the database itself: the temporary database is created with the encoding and locale
+    of the backed-up one, and before the swap it gets the owner, ACL (for example C(REVOKE CONNECT ... FROM
+    PUBLIC)), comment, connection limit, C(ALTER DATABASE ... SET) and C(ALTER ROLE ... IN DATABASE ... SET)
+    recorded in the manifest when the backup was taken (backups taken before this was recorded restore
+    without them, and RV(database_properties) says so)."
+  - "PostgreSQL, logical: the roles the backup refers to (owners, grantees, roles of row-level security
+    policies) are looked up on the target server first; missing ones stop the restore before anything is
+    created, naming them."
+  - "PostgreSQL, O(source_database=@globals): the C(pg_dumpall --globals-only) backup is applied to the server
+    itself, not to a database. Roles and tablespaces missing on the server are created (with their
+    attributes, passwords and memberships); roles that exist are left exactly as they are. The result lists
+    C(target.roles_created) and C(target.roles_existing). O(database) is the database to connect to (for
+    example V(postgres))."
   - "PostgreSQL, physical (point-in-time recovery, when O(datadir) is set): the base backup is extracted
     into a staging directory next to O(datadir), the archived WAL segments the chain needs are staged for
     C(restore_command), C(recovery_target_time) is set to O(stop_at), and a temporary server is started on
@@ -97,6 +110,8 @@ options:
   no_owner:
     description:
       - PostgreSQL logical restores, C(--no-owner --no-privileges) (restore into a server that lacks the roles).
+        The database's owner and ACL are not set either. Roles named by row-level security policies must
+        still exist; when they do not, the restore stops before loading and names them.
     type: bool
     default: false
   tmpdir:
@@ -140,7 +155,8 @@ extends_documentation_fragment:
 notes:
   - Check mode plans the chain, verifies every checksum, checks the target (connection, refusal without
     O(replace)) and writes nothing.
-  - A restore always reports C(changed=true); O(state=absent) reports a change only when something was removed.
+  - A restore always reports C(changed=true); O(state=absent) reports a change only when something was removed,
+    and a PostgreSQL C(@globals) restore only when it created a role, membership or tablespace.
 seealso:
   - module: opsready.operations.db_backup
   - module: opsready.operations.backup_info
@@ -175,6 +191,15 @@ EXAMPLES = r'''
     datadir: /srv/pitr/data
     port: 55432
     stop_at: "2026-11-29T10:15:00+00:00"
+
+- name: On a new server, create the roles first (missing ones only; existing roles are not changed)
+  opsready.operations.db_restore:
+    engine: postgresql
+    src: /var/backups/opsready/pg
+    source_database: "@globals"
+    database: postgres
+    login_host: db2.example.com
+    login_user: postgres
 
 - name: Drop the scratch copy afterwards
   opsready.operations.db_restore:
@@ -272,6 +297,13 @@ restore_seconds:
 phases:
   description: Seconds per phase (plan, verify_checksums, pg_restore, replay, swap, ...).
   returned: always
+  type: dict
+database_properties:
+  description:
+    - PostgreSQL logical restores of a database, the database-level properties that were applied (owner, acl,
+      comment, settings, connection_limit), C(restored) (false with a C(reason) for backups that predate their
+      recording) and C(skipped) (settings of roles missing on the target).
+  returned: PostgreSQL logical restores of a database
   type: dict
 encrypted:
   description: The ids of the chain pieces that were encrypted (and decrypted with the identity given).

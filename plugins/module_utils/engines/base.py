@@ -338,6 +338,14 @@ def pipe_artifact_into(runner: ToolRunner, manifest: Manifest, argv: Sequence[st
             pass
         return runner.finish(proc, argv, what=what)
     except BrokenPipeError:
+        # The tool closed its stdin. If it exited with an error (psql ON_ERROR_STOP, pg_restore
+        # --exit-on-error hitting an SQL error), that error is the cause, not the artifact.
+        try:
+            rc = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            rc = None
+        if rc:
+            return runner.finish(proc, argv, what=what)
         kill_and_reap(proc)
         raise IntegrityError('%s stopped reading %s early: the artifact is not a complete %s.'
                              % (what, manifest.path, what), path=manifest.path)

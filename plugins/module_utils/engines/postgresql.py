@@ -36,6 +36,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.timeuti
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import (
     CLUSTER, GLOBALS, BackupOptions, Engine, connect_failure_reason, disk_error, open_artifact, pipe_artifact_into,
     stream_to_artifact)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.pg_dbprops import read_properties
 from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe import extract_all
 
 FORMATS = ('custom', 'directory', 'plain')
@@ -262,6 +263,8 @@ class PostgresEngine(Engine):
     def _dump(self, opts: BackupOptions, database: str, info: Dict[str, Any]) -> Dict[str, Any]:
         fmt = opts.format or 'custom'
         position = self._position(info)
+        # Owner, ACL, comment, settings of the database itself: pg_dump keeps them only for --create.
+        properties = read_properties(self, database)
         started = utcnow()
         version = self.tool_version('pg_dump')
         if fmt == 'directory':
@@ -293,6 +296,7 @@ class PostgresEngine(Engine):
             tool={'name': 'pg_dump', 'version': version, 'jobs': opts.jobs if fmt == 'directory' else 1},
             server_version=info['server_version'],
             position={'lsn': position['lsn'], 'wal_file': position['wal_file']},
+            database_properties=properties,
         )
         if members:
             data['members'] = members

@@ -121,15 +121,17 @@ def run_restore(request: RestoreRequest, conn: ConnectionParams) -> Dict[str, An
         check_decryptable(entry, request.identities)
     result['encrypted'] = [m.id for m in chain if is_encrypted(m)]
     if request.check_mode:
-        result['changed'] = True
         result['target'] = _check_target(request, conn)
+        # A restore always changes the target; applying @globals changes nothing when every role exists.
+        result['changed'] = result['target'].pop('changes', True)
         result.update(wall_seconds=timer.total(), phases=timer.phases)
         return result
     outcome = _restore(request, conn, chain, timer)
     if 'point_reached' in outcome:
         result['point_reached'] = outcome.pop('point_reached')
+    changed = outcome.pop('changed', True)
     result.update(outcome)
-    result['changed'] = True
+    result['changed'] = changed
     result['wall_seconds'] = timer.total()
     result['phases'] = timer.phases
     result['restore_seconds'] = round(sum(v for k, v in timer.phases.items()
@@ -150,10 +152,7 @@ def _check_target(request: RestoreRequest, conn: ConnectionParams) -> Dict[str, 
         sqlite_restore.check_target(request, path)
         return {'database': path}
     if request.engine == 'postgresql' and _method(request) == 'logical':
-        engine = _engine(request, conn)
-        engine.ping()
-        postgresql_restore.check_target(engine, request)
-        return {'database': request.database, 'server': engine.server_label()}
+        return postgresql_restore.check(_engine(request, conn), request, plan(request))
     if request.engine == 'postgresql':
         return pitr_restore.check_target(request)
     if request.engine == 'sqlserver':

@@ -1,0 +1,77 @@
+"""PostgreSQL quoting, database-level properties as SQL, and the globals script lexer (no server)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.engines import pg_dbprops, pg_globals
+from ansible_collections.opsready.operations.plugins.module_utils.engines.pg_quote import quote_ident, quote_literal
+
+
+def test_quote_ident_and_literal():
+    assert quote_ident('a"b c') == '"a""b c"'
+    assert quote_literal("it's \\ ü") == "E'it''s \\\\ ü'"
+    for bad in ('a\x00b',):
+        with pytest.raises(OpsReadyError):
+            quote_ident(bad)
+        with pytest.raises(OpsReadyError):
+            quote_literal(bad)
+    with pytest.raises(OpsReadyError):
+        quote_ident('')
+
+
+@pytest.mark.parametrize('value, items', [
+    ('"$user", public', ['$user', 'public']),
+    ('app, "Odd Schéma ""x""", public', ['app', 'Odd Schéma "x"', 'public']),
+    ('"a,b"', ['a,b']),
+    ('', []),
+])
+def test_split_list_setting(value, items):
+    assert pg_dbprops.split_list_setting(value) == items
+
+
+def test_apply_statements_quotes_everything_and_reports_missing_roles():
+    props = {'owner': 'own"er', 'comment': "c'\\", 'connection_limit': 5,
+             'acl': [{'grantor': 'own"er', 'grantee': None, 'privilege': 'TEMPORARY', 'grantable': False},
+                     {'grantor': 'other', 'grantee': 'r', 'privilege': 'CONNECT', 'grantable': True}],
+             'settings': [{'role': None, 'config': ['search_path="$user", app', 'work_mem=8MB']},
+                          {'role': 'gone', 'config': ['work_mem=1MB']}]}
+    sql, skipped = pg_dbprops.apply_statements(props, 'db "x"', False, ['own"er', 'r', 'other'])
+    assert sql[0] == 'ALTER DATABASE "db ""x""" OWNER TO "own""er"'
+    assert 'COMMENT ON DATABASE "db ""x""" IS E\'c\'\'\\\\\'' in sql
+    assert 'ALTER DATABASE "db ""x""" SET "search_path" TO E\'$user\', E\'app\'' in sql
+    assert 'ALTER DATABASE "db ""x""" CONNECTION LIMIT 5' in sql
+    assert 'REVOKE ALL ON DATABASE "db ""x""" FROM PUBLIC' in sql
+    assert 'GRANT TEMPORARY ON DATABASE "db ""x""" TO PUBLIC' in sql
+    assert ('SET ROLE "other"; GRANT CONNECT ON DATABASE "db ""x""" TO "r" WITH GRANT OPTION; RESET ROLE'
+            in sql)
+    assert len(skipped) == 1 and 'gone' in skipped[0]
+    sql, _skipped = pg_dbprops.apply_statements(props, 'db', True, ['own"er', 'r', 'other', 'gone'])
+    assert not any('OWNER' in s or 'GRANT' in s or 'REVOKE' in s for s in sql)
+
+
+def test_referenced_roles():
+    props = {'owner': 'o', 'acl': [{'grantee': 'g', 'grantor': 'o'}, {'grantee': None, 'grantor': 'h'}],
+             'roles': {'a': 'o', 'b': 'a', 'p': 'r', 'x': 'i'}}
+    assert sorted(pg_dbprops.referenced_roles(props, False)) == ['a', 'b', 'g', 'h', 'o', 'p']
+    assert sorted(pg_dbprops.referenced_roles(props, True)) == ['p']
+
+
+def test_globals_script_split_and_classified():
+    script = (
+        "--\n-- PostgreSQL database cluster dump\n--\n\\restrict abc\n"
+        "SET standard_conforming_strings = on;\n"
+        "CREATE ROLE app;\nALTER ROLE app WITH LOGIN PASSWORD 'SCRAM;x''y';\n"
+        'CREATE ROLE "Odd ""R"" ü";\n'
+        "COMMENT ON ROLE app IS E'semi; colon \\' still';\n"
+        "GRANT app TO \"Odd \"\"R\"\" ü\" GRANTED BY postgres;\n"
+        "CREATE TABLESPACE ts OWNER app LOCATION '/srv/ts';\n"
+        "ALTER ROLE app SET search_path TO $$a;b$$;\n"
+        "\\unrestrict abc\n")
+    parsed = pg_globals.parse(script)
+    kinds = [(s.kind, s.subject) for s in parsed]
+    assert kinds == [('other', None), ('create_role', 'app'), ('role', 'app'), ('create_role', 'Odd "R" ü'),
+                     ('role', 'app'), ('membership', 'app'), ('create_tablespace', 'ts'), ('role', 'app')]
+    assert parsed[5].member == 'Odd "R" ü'
+    assert parsed[2].sql.endswith("'SCRAM;x''y'")
