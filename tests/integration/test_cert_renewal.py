@@ -196,6 +196,7 @@ def test_renew_reload_probe_rollback(tmp_path, servers):
     # Expired behind a service that never reloads: renewed, probe failed, rolled back, old still served.
     assert (read(exp_crt), read(exp_key)) == exp_before
     assert stuck.served().serial_number == exp_old.serial_number
+    assert 'expired: expired:' not in final and 'expired: 127.0.0.1:%d serves' % stuck.port in final
     assert 'expired:' in final and 'instead of the new serial' in final and 'rolled back to serial %s' % serial_hex(
         exp_old) in final and 'the endpoint serves it again' in final
     rejected = [p for p in live.iterdir() if p.name.startswith('expired.') and p.name.endswith('.rejected')]
@@ -236,7 +237,11 @@ def test_failed_reload_command_rolls_back(tmp_path, servers):
     run = run_playbook(PLAYBOOK, extravars=dict(certificates_list=items, certificates_probe_retries=2))
     assert run.rc != 0
     final = run.result('Fail with the reason of every certificate that could not be renewed')['msg']
-    assert 'non-zero return code' in final and 'rolled back to serial %s' % serial_hex(old) in final
+    # The command, its exit code and its stderr; the item named once.
+    assert "reload command sh -c 'echo \"nginx: configuration test failed\" >&2; exit 1' exited with 1: " \
+        "nginx: configuration test failed" in final, final
+    assert 'non-zero return code' not in final and final.startswith('svc: reload command') and 'svc: svc:' not in final
+    assert 'rolled back to serial %s' % serial_hex(old) in final
     assert (read(crt), read(key)) == before
     assert server.served().serial_number == old.serial_number
 
