@@ -239,7 +239,11 @@ def load_certificate_file(path: str) -> Tuple[List[x509.Certificate], str]:
 
 def load_private_key(path: str, passphrase: Optional[str] = None) -> key_types.PrivateKeyTypes:
     """A private key from a PEM (also when the file holds certificates too) or DER file."""
-    data = read_file(path, MAX_KEY_FILE_BYTES, 'Private key')
+    return parse_private_key(read_file(path, MAX_KEY_FILE_BYTES, 'Private key'), path, passphrase)
+
+
+def parse_private_key(data: bytes, path: str, passphrase: Optional[str] = None) -> key_types.PrivateKeyTypes:
+    """A private key from the bytes of a PEM or DER file; ``path`` names it in messages."""
     password = passphrase.encode('utf-8') if passphrase else None
     match = PEM_KEY_RE.search(data)
     try:
