@@ -33,7 +33,7 @@ options:
       - Every directory is entered through a descriptor and every file opened without following a symlink,
         so a user who swaps a file of the tree for a link while root backs it up cannot get another file
         into the archive. A FIFO, socket or device named here is an error; inside a tree it is listed in
-        RV(skipped).
+        RV(not_archived).
     type: list
     elements: path
     required: true
@@ -134,7 +134,7 @@ file_count:
   returned: success
   type: int
   sample: 12
-skipped:
+not_archived:
   description:
     - Entries of the trees that were not archived - FIFOs, sockets and devices (reading a FIFO blocks, a
       device never ends, and M(opsready.operations.file_restore) refuses device members), and files
@@ -223,7 +223,7 @@ def main():
         if p[option] is not None and p[option] < 0:
             module.fail_json(msg='%s must be 0 or more, not %d.' % (option, p[option]))
     result = dict(changed=False, archive=None, manifest={}, deleted=[], leftovers_removed=[],
-                  skipped_unchanged=False, file_count=0, skipped=[])
+                  skipped_unchanged=False, file_count=0, not_archived=[])
     try:
         check_compression(p['compression'])
         archive.check_sources(p['paths'])
@@ -249,7 +249,8 @@ def main():
         manifest = archive.create_archive(p['paths'], p['dest'], p['name'], compression=p['compression'],
                                           level=p['compression_level'], threads=p['threads'],
                                           fingerprint=fingerprint, file_count=count, recipients=recipients)
-        result.update(changed=True, archive=manifest['path'], manifest=manifest, skipped=manifest.get('skipped', []))
+        result.update(changed=True, archive=manifest['path'], manifest=manifest,
+                      not_archived=manifest.get('not_archived', []))
         result['deleted'] = prune(p['dest'], p['name'], p['keep_days'], p['keep_count'], False)
     except OpsReadyError as exc:
         module.fail_json(**exc.as_fail_kwargs())

@@ -11,7 +11,7 @@ file is opened relative to its directory's descriptor with ``O_NOFOLLOW``; the m
 from ``fstat`` of the descriptor actually read. A user who swaps a file of the tree for a symlink to
 ``/etc/shadow`` while root backs it up gets a symlink member (or the file they own), never the
 shadow file's content. FIFOs, sockets and devices are not archived (reading a FIFO blocks, a device
-never ends, and file_restore refuses device members): they are listed in ``skipped``.
+never ends, and file_restore refuses device members): they are listed in ``not_archived``.
 
 Private to opsready.operations; do not import from other collections.
 """
@@ -289,7 +289,7 @@ def create_archive(paths: List[str], dest: str, set_name: str, compression: str 
     if 'encryption' in stored:
         manifest['encryption'] = stored['encryption']
     if skipped:
-        manifest['skipped'] = skipped
+        manifest['not_archived'] = skipped
     write_manifest(artifact, manifest)
     manifest['path'] = artifact
     return manifest
