@@ -52,6 +52,12 @@ deadline = time.time() + seconds
 tries = 0
 os.chdir(tree)
 
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+
+def exchange(a, b):
+    return libc.renameat2(-100, a, -100, b, 2)   # AT_FDCWD, RENAME_EXCHANGE
+
 def swap_to_link(name, target):
     global tries
     try:
@@ -105,24 +111,15 @@ while time.time() < deadline:
             except OSError:
                 pass
     elif mode == 'restore':
-        try:
-            os.rename('sub', 'sub.away')
-            os.symlink(secret_dir, 'sub')
+        # renameat2(RENAME_EXCHANGE) swaps the directory and a link to outside atomically, both ways:
+        # 'sub' is never missing, so root never sees a gap, only the link or the directory.
+        if not os.path.lexists('sub.lnk'):
+            os.symlink(secret_dir, 'sub.lnk')
+        if exchange(b'sub.lnk', b'sub') == 0:
             tries += 1
             time.sleep(0.0005)
-            os.unlink('sub')
-            os.rename('sub.away', 'sub')
-            time.sleep(0.005)   # let root complete some restores between the swaps
-        except OSError:
-            if not os.path.isdir('sub') or os.path.islink('sub'):
-                try:
-                    os.unlink('sub')
-                except OSError:
-                    pass
-                try:
-                    os.rename('sub.away', 'sub')
-                except OSError:
-                    pass
+            exchange(b'sub.lnk', b'sub')
+        time.sleep(0.02)   # let root complete some restores between the swaps
 print(json.dumps({'tries': tries}))
 '''
 
@@ -342,6 +339,7 @@ def test_file_restore_against_a_racing_user(racer_user, arena, fault):
     proc = start_racer(racer_user, 'restore', user_dir, outside / 'victim', outside / 'etc')
     deadline = time.time() + RACE_SECONDS
     restores = refused = failed = 0
+    reasons: set = set()
     while time.time() < deadline:
         remove_tree_files(user_dir / 'sub')
         try:
@@ -349,12 +347,13 @@ def test_file_restore_against_a_racing_user(racer_user, arena, fault):
             restores += 1
         except OpsReadyError:
             refused += 1
-        except OSError:
+        except OSError as exc:
             failed += 1
+            reasons.add('%s: %s' % (type(exc).__name__, exc.strerror))
     tries = racer_tries(proc)
     outside_touched = touched(before, snapshot(outside))
-    fault.observed('%d races tried; %d restores, %d refused (planted link seen), %d failed; files outside the tree '
-                   'touched: %d' % (tries, restores, refused, failed, outside_touched))
+    fault.observed('%d races tried; %d restores, %d refused (planted link seen), %d failed %s; files outside the tree '
+                   'touched: %d' % (tries, restores, refused, failed, sorted(reasons), outside_touched))
     fault.lost(outside_touched=outside_touched)
     fault.row.update(races_tried=tries, outside_touched=outside_touched)
     assert tries > 20 and restores + refused > 3
