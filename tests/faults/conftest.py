@@ -223,8 +223,9 @@ def hostile_section(rows: List[Dict[str, Any]]) -> List[str]:
              'be 0.', '', '| case | component | races tried | files outside the tree touched | verdict |',
              '|---|---|---:|---:|---|']
     for row in hostile:
-        lines.append('| %s | %s | %d | %d | %s |' % (_cell(row['fault']), _cell(row['component']), row['races_tried'],
-                                                   row['outside_touched'], row['verdict']))
+        cells = (_cell(row['fault']), _cell(row['component']), row['races_tried'], row['outside_touched'],
+                 row['verdict'])
+        lines.append('| %s | %s | %d | %d | %s |' % cells)
     lines.append('')
     lines.append('Total: %d races tried, %d files outside the tree touched.' % (
         sum(r['races_tried'] for r in hostile), sum(r['outside_touched'] for r in hostile)))

@@ -220,7 +220,15 @@ def prepare_dest(dest: str, secret: bool) -> bool:
         except OSError as exc:
             raise OpsReadyError('Cannot create backup directory %s: %s' % (dest, exc.strerror), path=dest)
         changed = True
-    if secret and stat.S_IMODE(os.stat(dest).st_mode) & 0o077:
+    st = os.stat(dest)
+    risk = safeio.directory_risk(st)
+    # Another user's directory, or one everybody can write (/tmp): that user could swap archives and
+    # manifests or plant links where root writes. Never chmod such a shared directory either.
+    if risk and not (secret and st.st_uid in (0, os.geteuid()) and not st.st_mode & 0o002):
+        raise OpsReadyError('Backup directory %s is not safe to write archives into: %s. Use a directory owned by '
+                            'root (or this user) that others cannot write, e.g. /var/backups/opsready/<set>.'
+                            % (dest, risk), path=dest)
+    if secret and stat.S_IMODE(st.st_mode) & 0o077:
         os.chmod(dest, 0o700)
         changed = True
     if not os.access(dest, os.W_OK | os.X_OK):
