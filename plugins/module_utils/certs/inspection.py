@@ -126,7 +126,8 @@ def _algorithm_name(cert: x509.Certificate) -> str:
         hash_alg = None
     if hash_alg is not None:
         return _WEAK_HASHES.get(hash_alg.name, hash_alg.name.upper())
-    return getattr(cert.signature_algorithm_oid, '_name', None) or cert.signature_algorithm_oid.dotted_string
+    name = getattr(cert.signature_algorithm_oid, '_name', None)
+    return name if name and name != 'Unknown OID' else cert.signature_algorithm_oid.dotted_string
 
 
 def check_signature(cert: x509.Certificate, issuer_public_key: Any) -> Tuple[Optional[bool], str]:

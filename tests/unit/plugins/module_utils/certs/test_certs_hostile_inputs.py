@@ -301,3 +301,21 @@ def test_trusted_certificate_label_loads(tmp_path, ca):
     assert b'TRUSTED CERTIFICATE' in path.read_bytes()
     certs, _fmt = loading.load_certificate_file(str(path))
     assert certs[0].serial_number == ca.cert.serial_number
+
+
+def with_unknown_signature_algorithm(cert: x509.Certificate) -> x509.Certificate:
+    """The same certificate with its ecdsa-with-SHA256 OID turned into one no library knows."""
+    der = cert.public_bytes(serialization.Encoding.DER)
+    known, unknown = bytes.fromhex('06082A8648CE3D040302'), bytes.fromhex('06082A8648CE3D040309')
+    assert der.count(known) == 2
+    return x509.load_der_x509_certificate(der.replace(known, unknown))
+
+
+def test_signature_that_cannot_be_checked_is_said_so(ca):
+    """Self-signature decided by names and key identifiers; the chain is not claimed valid."""
+    root = with_unknown_signature_algorithm(ca.cert)
+    ok, reason = inspection.self_signature(root)
+    assert ok is True and 'signature algorithm 1.2.840.10045.4.3.9 cannot be verified' in reason
+    leaf, _key = ca.issue('odd-alg.test', 30)
+    ok, reason = inspection.verify_chain(with_unknown_signature_algorithm(leaf), [], [ca.cert], now())
+    assert ok is False and 'cannot be checked' in reason and '1.2.840.10045.4.3.9' in reason
