@@ -262,6 +262,31 @@ def test_check_mode_changes_nothing_and_diff_shows_serials(tmp_path):
     assert sorted(os.listdir(tmp_path)) == before and load(crt).serial_number == old.serial_number
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason='needs root to hand a directory to another user')
+def test_user_owned_directory_needs_owner_through_the_role(tmp_path):
+    """The role passes each item's owner: refused without it (nothing written), renewed for that user with it."""
+    import pwd
+    nobody = pwd.getpwnam('nobody')
+    ca = CA()
+    ca_cert, ca_key = ca.write(tmp_path)
+    svc = tmp_path / 'svc'
+    svc.mkdir()
+    crt, key, old = ca.write_leaf(svc, 'svc.test', days_left=2)
+    for path in (svc, crt, key):
+        os.chown(path, nobody.pw_uid, nobody.pw_gid)
+    item = dict(name='svc', path=crt, privatekey_path=key, ca_cert=ca_cert, ca_key=ca_key, key_type='ec')
+    refused = run_playbook(PLAYBOOK, extravars=dict(certificates_list=[item]))
+    final = refused.result('Fail with the reason of every certificate that could not be renewed')['msg']
+    assert refused.rc != 0 and 'Refusing to write into %s as root' % svc in final and 'nothing was swapped' in final
+    assert sorted(p.name for p in svc.iterdir()) == ['svc.test.crt', 'svc.test.key']
+    renewed = run_playbook(PLAYBOOK, extravars=dict(certificates_list=[dict(item, owner='nobody')]))
+    assert renewed.rc == 0
+    assert load(crt).serial_number != old.serial_number
+    for path in [crt, key] + [str(p) for p in svc.iterdir()]:
+        assert os.lstat(path).st_uid == nobody.pw_uid, path
+    assert oct(os.stat(key).st_mode & 0o777) == '0o600'
+
+
 def test_cert_info_files_der_bundle_and_sni_endpoint(tmp_path, servers):
     ca = CA()
     ca_cert, _ca_key_path = ca.write(tmp_path)
