@@ -24,7 +24,13 @@ options:
   paths:
     description:
       - Certificate files or globs. Every certificate of a bundle is reported (RV(certificates[].index)).
-      - A literal path that does not exist is an error; a glob may match nothing.
+      - A literal path that does not exist is an error (a symlink loop or a link to nothing is named as such);
+        a glob may match nothing.
+      - Only regular files up to 16 MiB are read (keys up to 1 MiB). A FIFO, a device such as C(/dev/zero),
+        a directory or a larger file named literally is an error. What a glob matches but does not read
+        (directories, FIFOs, devices, dangling links, symlink loops, and symlinks pointing out of the glob's
+        directory that someone other than root could have planted) is listed in RV(errors) with
+        C(skipped=true) and does not fail the task.
     type: list
     elements: path
     default: []
@@ -172,8 +178,14 @@ certificates:
       description: Curve name for EC keys.
       type: str
     self_signed:
-      description: Whether the certificate is signed by its own key.
+      description:
+        - Whether the certificate is signed by its own key. Decided by names and key identifiers plus the
+          signature (SHA-1 included) where this host can check it; RV(certificates[].self_signed_reason) says which.
       type: bool
+    self_signed_reason:
+      description: How RV(certificates[].self_signed) was decided.
+      type: str
+      sample: issuer equals subject and the SHA-1 signature verifies with its own key
     fingerprint_sha256:
       description: SHA-256 fingerprint (hex).
       type: str
@@ -187,7 +199,9 @@ certificates:
       description: Why the chain verifies or not.
       type: str
 errors:
-  description: Files or endpoints that could not be read (only with O(on_error=report)).
+  description:
+    - Files or endpoints that could not be read (only with O(on_error=report)), and glob matches that were
+      not read (always, with C(skipped=true)).
   returned: always
   type: list
   elements: dict

@@ -26,6 +26,9 @@ description:
     next to the files or in O(backup_dir); the new ones are written atomically (temp file, fsync,
     rename) with the owner, group and mode of the files they replace. O(rollback) puts the newest
     kept pair back (the rejected pair is kept as C(.rejected)).
+  - Every file is written relative to its directory opened once - created exclusively, mode and owner
+    set on the open file, renamed into place - so the key is never written through a symlink, and reads
+    refuse FIFOs, devices and files over 16 MiB.
   - Uses the Python C(cryptography) library; nothing is shelled out to C(openssl).
 author: opsready developers (@opsready)
 requirements:
@@ -125,6 +128,14 @@ options:
     description: Put the newest kept pair back in place (after a failed probe). No-op when it already is.
     type: bool
     default: false
+  owner:
+    description:
+      - The user who owns the certificate, key, backup or CSR directory when that is not root (a service's
+        own directory). Such a directory is refused without this option - its user could plant symlinks or
+        swap files while root writes there. With it, every file is written for that user (its primary
+        group), the key and kept keys 0600, and no symlink in those directories is followed.
+      - A directory writable by its group or by others (even with the sticky bit) is always refused.
+    type: str
 extends_documentation_fragment:
   - opsready.operations.check_mode
 notes:
@@ -265,6 +276,7 @@ def main():
             csr_path=dict(type='path'),
             install=dict(type='path'),
             rollback=dict(type='bool', default=False),
+            owner=dict(type='str'),
         ),
         required_by={'ca_key_passphrase': 'ca_key'},  # nosec B105 # an option name, not a password
         required_if=[('include_chain', True, ('ca_cert',))],

@@ -28,7 +28,12 @@ description:
 author: opsready developers (@opsready)
 options:
   paths:
-    description: Files and directory trees to archive. Symlinks are archived as links, not followed.
+    description:
+      - Files and directory trees to archive. Symlinks are archived as links, not followed.
+      - Every directory is entered through a descriptor and every file opened without following a symlink,
+        so a user who swaps a file of the tree for a link while root backs it up cannot get another file
+        into the archive. A FIFO, socket or device named here is an error; inside a tree it is listed in
+        RV(not_archived).
     type: list
     elements: path
     required: true
@@ -129,6 +134,15 @@ file_count:
   returned: success
   type: int
   sample: 12
+not_archived:
+  description:
+    - Entries of the trees that were not archived - FIFOs, sockets and devices (reading a FIFO blocks, a
+      device never ends, and M(opsready.operations.file_restore) refuses device members), and files
+      swapped for something else while they were read (never followed).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"path": "/etc/myapp/run/control.fifo", "reason": "a FIFO (named pipe)"}]
 skipped_unchanged:
   description: Whether no archive was written because nothing changed (O(skip_unchanged)).
   returned: success
@@ -199,7 +213,7 @@ def main():
         if p[option] is not None and p[option] < 0:
             module.fail_json(msg='%s must be 0 or more, not %d.' % (option, p[option]))
     result = dict(changed=False, archive=None, manifest={}, deleted=[], leftovers_removed=[],
-                  skipped_unchanged=False, file_count=0)
+                  skipped_unchanged=False, file_count=0, not_archived=[])
     try:
         check_compression(p['compression'])
         archive.check_sources(p['paths'])
@@ -228,7 +242,8 @@ def main():
             manifest = archive.create_archive(p['paths'], p['dest'], p['name'], compression=p['compression'],
                                               level=p['compression_level'], threads=p['threads'],
                                               fingerprint=fingerprint, file_count=count, recipients=recipients)
-            result.update(changed=True, archive=manifest['path'], manifest=manifest)
+            result.update(changed=True, archive=manifest['path'], manifest=manifest,
+                          not_archived=manifest.get('not_archived', []))
             result['deleted'] = prune(p['dest'], p['name'], p['keep_days'], p['keep_count'], False)
     except OpsReadyError as exc:
         module.fail_json(**exc.as_fail_kwargs())

@@ -205,6 +205,28 @@ def write_doc(rows: List[Dict[str, Any]]) -> None:
             '"Secrets seen" counts every sighting of a password or an age identity in any process\'s argv (read from '
             '/proc every 20 ms while the case ran) and in every module result, message, play output and report the '
             'case produced (%d scans in all). Verdict "as expected" means every assertion of the case held; the '
-            'cases marked fast also run in `make test`.' % scans, '', table(rows), '',
-            'Cases: `tests/faults/test_*.py`; the recorder and the secret watch: `tests/faults/conftest.py`.', '']
+            'cases marked fast also run in `make test`.' % scans, '', table(rows), '']
+    text += hostile_section(rows)
+    text += ['Cases: `tests/faults/test_*.py`; the recorder and the secret watch: `tests/faults/conftest.py`.', '']
     DOC.write_text('\n'.join(text))
+
+
+def hostile_section(rows: List[Dict[str, Any]]) -> List[str]:
+    """The hostile-filesystem cases' own counts (rows that set ``races_tried``)."""
+    hostile = [r for r in rows if 'races_tried' in r]
+    if not hostile:
+        return []
+    lines = ['## Hostile filesystem', '',
+             'An unprivileged user, created and removed by the test, races symlinks and renames against root in a '
+             'directory that user owns (`tests/faults/test_hostile_files.py`). "Files outside the tree touched" '
+             'compares every file outside the user\'s tree (content, mode, owner, mtime) before and after: it must '
+             'be 0.', '', '| case | component | races tried | files outside the tree touched | verdict |',
+             '|---|---|---:|---:|---|']
+    for row in hostile:
+        cells = (_cell(row['fault']), _cell(row['component']), row['races_tried'], row['outside_touched'],
+                 row['verdict'])
+        lines.append('| %s | %s | %d | %d | %s |' % cells)
+    lines.append('')
+    lines.append('Total: %d races tried, %d files outside the tree touched.' % (
+        sum(r['races_tried'] for r in hostile), sum(r['outside_touched'] for r in hostile)))
+    return lines + ['']

@@ -196,6 +196,7 @@ def test_renew_reload_probe_rollback(tmp_path, servers):
     # Expired behind a service that never reloads: renewed, probe failed, rolled back, old still served.
     assert (read(exp_crt), read(exp_key)) == exp_before
     assert stuck.served().serial_number == exp_old.serial_number
+    assert 'expired: expired:' not in final and 'expired: 127.0.0.1:%d serves' % stuck.port in final
     assert 'expired:' in final and 'instead of the new serial' in final and 'rolled back to serial %s' % serial_hex(
         exp_old) in final and 'the endpoint serves it again' in final
     rejected = [p for p in live.iterdir() if p.name.startswith('expired.') and p.name.endswith('.rejected')]
@@ -236,7 +237,11 @@ def test_failed_reload_command_rolls_back(tmp_path, servers):
     run = run_playbook(PLAYBOOK, extravars=dict(certificates_list=items, certificates_probe_retries=2))
     assert run.rc != 0
     final = run.result('Fail with the reason of every certificate that could not be renewed')['msg']
-    assert 'non-zero return code' in final and 'rolled back to serial %s' % serial_hex(old) in final
+    # The command, its exit code and its stderr; the item named once.
+    assert "reload command sh -c 'echo \"nginx: configuration test failed\" >&2; exit 1' exited with 1: " \
+        "nginx: configuration test failed" in final, final
+    assert 'non-zero return code' not in final and final.startswith('svc: reload command') and 'svc: svc:' not in final
+    assert 'rolled back to serial %s' % serial_hex(old) in final
     assert (read(crt), read(key)) == before
     assert server.served().serial_number == old.serial_number
 
@@ -255,6 +260,31 @@ def test_check_mode_changes_nothing_and_diff_shows_serials(tmp_path):
     assert 'serial: %s' % serial_hex(old) in result['diff']['before']
     assert 'serial: (new random serial)' in result['diff']['after']
     assert sorted(os.listdir(tmp_path)) == before and load(crt).serial_number == old.serial_number
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason='needs root to hand a directory to another user')
+def test_user_owned_directory_needs_owner_through_the_role(tmp_path):
+    """The role passes each item's owner: refused without it (nothing written), renewed for that user with it."""
+    import pwd
+    nobody = pwd.getpwnam('nobody')
+    ca = CA()
+    ca_cert, ca_key = ca.write(tmp_path)
+    svc = tmp_path / 'svc'
+    svc.mkdir()
+    crt, key, old = ca.write_leaf(svc, 'svc.test', days_left=2)
+    for path in (svc, crt, key):
+        os.chown(path, nobody.pw_uid, nobody.pw_gid)
+    item = dict(name='svc', path=crt, privatekey_path=key, ca_cert=ca_cert, ca_key=ca_key, key_type='ec')
+    refused = run_playbook(PLAYBOOK, extravars=dict(certificates_list=[item]))
+    final = refused.result('Fail with the reason of every certificate that could not be renewed')['msg']
+    assert refused.rc != 0 and 'Refusing to write into %s as root' % svc in final and 'nothing was swapped' in final
+    assert sorted(p.name for p in svc.iterdir()) == ['svc.test.crt', 'svc.test.key']
+    renewed = run_playbook(PLAYBOOK, extravars=dict(certificates_list=[dict(item, owner='nobody')]))
+    assert renewed.rc == 0
+    assert load(crt).serial_number != old.serial_number
+    for path in [crt, key] + [str(p) for p in svc.iterdir()]:
+        assert os.lstat(path).st_uid == nobody.pw_uid, path
+    assert oct(os.stat(key).st_mode & 0o777) == '0o600'
 
 
 def test_cert_info_files_der_bundle_and_sni_endpoint(tmp_path, servers):

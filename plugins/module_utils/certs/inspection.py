@@ -14,9 +14,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 try:
     from cryptography import x509
-    from cryptography.exceptions import InvalidSignature
+    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
     from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+    from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
     from cryptography.hazmat.primitives.asymmetric import types as key_types
     HAS_CRYPTOGRAPHY = True
     CRYPTOGRAPHY_IMPORT_ERROR: Optional[str] = None
@@ -92,23 +92,136 @@ def lifetime_left(cert: x509.Certificate, now: datetime.datetime) -> Tuple[float
     return left / DAY, fraction
 
 
-def is_self_signed(cert: x509.Certificate) -> bool:
-    if cert.issuer != cert.subject:
-        return False
+_WEAK_HASHES = {'sha1': 'SHA-1', 'md5': 'MD5'}
+_weak_hash_usable: Dict[str, bool] = {}
+
+
+def _hash_usable(hash_alg: Any) -> bool:
+    """Whether this host's crypto library verifies signatures over ``hash_alg`` at all. Some (FIPS,
+    RHEL 9 crypto policies) refuse SHA-1: a refusal there says nothing about the certificate."""
+    name = hash_alg.name
+    if name not in _weak_hash_usable:
+        try:
+            key = ec.generate_private_key(ec.SECP256R1())
+            signature = key.sign(b'probe', ec.ECDSA(hash_alg))
+            key.public_key().verify(signature, b'probe', ec.ECDSA(hash_alg))
+            _weak_hash_usable[name] = True
+        except Exception:  # noqa: BLE001 - any refusal means "cannot be checked here"
+            _weak_hash_usable[name] = False
+    return _weak_hash_usable[name]
+
+
+def _hash_name(cert: x509.Certificate) -> Optional[str]:
     try:
-        cert.verify_directly_issued_by(cert)
-    except (ValueError, TypeError, InvalidSignature):
+        hash_alg = cert.signature_hash_algorithm
+    except Exception:  # noqa: BLE001 - an algorithm the library does not know
+        return None
+    return hash_alg.name if hash_alg is not None else None
+
+
+def _algorithm_name(cert: x509.Certificate) -> str:
+    try:
+        hash_alg = cert.signature_hash_algorithm
+    except Exception:  # noqa: BLE001 - an algorithm the library does not know
+        hash_alg = None
+    if hash_alg is not None:
+        return _WEAK_HASHES.get(hash_alg.name, hash_alg.name.upper())
+    name = getattr(cert.signature_algorithm_oid, '_name', None)
+    return name if name and name != 'Unknown OID' else cert.signature_algorithm_oid.dotted_string
+
+
+def check_signature(cert: x509.Certificate, issuer_public_key: Any) -> Tuple[Optional[bool], str]:
+    """Whether ``issuer_public_key`` signed ``cert``: (True, ...) verified, (False, why) it did not, or
+    (None, why) when this host cannot check that signature algorithm.
+
+    ``verify_directly_issued_by`` refuses SHA-1 outright ("Unsupported signature algorithm"), which
+    would read as "not issued by"; the public key's own ``verify`` still checks SHA-1 where the
+    library allows it, as ``openssl verify`` does."""
+    algorithm = _algorithm_name(cert)
+    try:
+        hash_alg = cert.signature_hash_algorithm
+    except Exception as exc:  # noqa: BLE001 - UnsupportedAlgorithm for an unknown OID
+        return None, 'signature algorithm %s cannot be verified (%s)' % (algorithm, exc)
+    try:
+        params = cert.signature_algorithm_parameters
+    except Exception:  # noqa: BLE001
+        params = None
+    signature, tbs = cert.signature, cert.tbs_certificate_bytes
+    try:
+        if isinstance(issuer_public_key, rsa.RSAPublicKey):
+            if not isinstance(params, padding.AsymmetricPadding):
+                params = padding.PKCS1v15()
+            issuer_public_key.verify(signature, tbs, params, hash_alg)  # type: ignore[arg-type]
+        elif isinstance(issuer_public_key, ec.EllipticCurvePublicKey):
+            issuer_public_key.verify(signature, tbs, ec.ECDSA(hash_alg))  # type: ignore[arg-type]
+        elif isinstance(issuer_public_key, (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)):
+            issuer_public_key.verify(signature, tbs)
+        elif isinstance(issuer_public_key, dsa.DSAPublicKey):
+            issuer_public_key.verify(signature, tbs, hash_alg)  # type: ignore[arg-type]
+        else:
+            return None, 'signature algorithm %s with a %s key cannot be verified' % (
+                algorithm, type(issuer_public_key).__name__)
+    except InvalidSignature:
+        if hash_alg is not None and hash_alg.name in _WEAK_HASHES and not _hash_usable(hash_alg):
+            return None, 'signature algorithm %s cannot be verified on this host (its crypto policy refuses it)' % (
+                algorithm)
+        return False, 'the %s signature does not verify' % algorithm
+    except (UnsupportedAlgorithm, ValueError) as exc:
+        return None, 'signature algorithm %s cannot be verified (%s)' % (algorithm, exc)
+    except TypeError:
+        # e.g. an ECDSA signature checked against an RSA key: a different signer.
+        return False, 'signed with a different kind of key (%s)' % algorithm
+    return True, 'the %s signature verifies' % algorithm
+
+
+def _key_identifiers(cert: x509.Certificate) -> Tuple[Optional[bytes], Optional[bytes]]:
+    """(subject key identifier, authority key identifier) when present."""
+    ski = aki = None
+    try:
+        ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    except (x509.ExtensionNotFound, ValueError):
+        pass
+    try:
+        aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
+    except (x509.ExtensionNotFound, ValueError):
+        pass
+    return ski, aki
+
+
+def _may_have_issued(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """Names match and the key identifiers, where both are present, do too."""
+    if issuer.subject != cert.issuer:
         return False
-    return True
+    _ski, aki = _key_identifiers(cert)
+    issuer_ski, _aki = _key_identifiers(issuer)
+    return not (aki and issuer_ski and aki != issuer_ski)
+
+
+def self_signature(cert: x509.Certificate) -> Tuple[bool, str]:
+    """(self-signed, why): by names and key identifiers, plus the signature where it can be checked."""
+    if cert.issuer != cert.subject:
+        return False, 'issuer differs from subject'
+    if not _may_have_issued(cert, cert):
+        return False, 'issuer equals subject but its authority key identifier is not its own key identifier'
+    ok, why = check_signature(cert, cert.public_key())
+    if ok is None:
+        return True, 'issuer equals subject and key identifiers agree; %s' % why
+    if not ok:
+        return False, 'issuer equals subject but %s with its own key' % why
+    return True, 'issuer equals subject and %s with its own key' % why
+
+
+def is_self_signed(cert: x509.Certificate) -> bool:
+    return self_signature(cert)[0]
 
 
 def verify_chain(cert: x509.Certificate, intermediates: Sequence[x509.Certificate],
                  trusted: Sequence[x509.Certificate], now: datetime.datetime,
                  max_depth: int = 8) -> Tuple[bool, str]:
     """Whether ``cert`` chains to one of ``trusted`` through ``intermediates`` (or the trusted
-    certificates themselves, as ``openssl verify -CAfile`` does). Signatures, issuer names and the
-    validity of every link at ``now`` are checked; host names and key usages are not.
-    Returns (ok, reason)."""
+    certificates themselves, as ``openssl verify -CAfile`` does). Signatures (SHA-1 included, where this
+    host can check them), issuer names, key identifiers and the validity of every link at ``now`` are
+    checked; host names and key usages are not. Returns (ok, reason)."""
     trusted_fps = {fingerprint_sha256(c) for c in trusted}
     pool = list(intermediates) + list(trusted)
     current = cert
@@ -119,16 +232,20 @@ def verify_chain(cert: x509.Certificate, intermediates: Sequence[x509.Certificat
         if fingerprint_sha256(current) in trusted_fps:
             return True, 'chains to trusted %s' % current.subject.rfc4514_string()
         issuer = None
+        unverifiable = None
         for candidate in pool:
-            if candidate.subject != current.issuer or candidate is current:
+            if candidate is current or not _may_have_issued(current, candidate):
                 continue
-            try:
-                current.verify_directly_issued_by(candidate)
-            except (ValueError, TypeError, InvalidSignature):
-                continue
-            issuer = candidate
-            break
+            ok, why = check_signature(current, candidate.public_key())
+            if ok:
+                issuer = candidate
+                break
+            if ok is None and unverifiable is None:
+                unverifiable = why
         if issuer is None:
+            if unverifiable:
+                return False, 'the signature of %s cannot be checked: %s' % (current.subject.rfc4514_string(),
+                                                                             unverifiable)
             return False, 'no issuer of %s in the CA bundle verifies its signature' % current.subject.rfc4514_string()
         if fingerprint_sha256(issuer) == fingerprint_sha256(current):
             return False, 'self-signed %s is not in the CA bundle' % current.subject.rfc4514_string()
@@ -140,6 +257,7 @@ def describe(cert: x509.Certificate, now: datetime.datetime) -> Dict[str, Any]:
     """Everything an operator looks at, as plain JSON-able values."""
     days, fraction = lifetime_left(cert, now)
     key_type, key_size, curve = public_key_info(cert.public_key())
+    self_signed, self_signed_reason = self_signature(cert)
     try:
         common_name = str(cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value)
     except IndexError:
@@ -159,8 +277,9 @@ def describe(cert: x509.Certificate, now: datetime.datetime) -> Dict[str, Any]:
         'key_type': key_type,
         'key_size': key_size,
         'curve': curve,
-        'signature_algorithm': (cert.signature_hash_algorithm.name if cert.signature_hash_algorithm else None),
-        'self_signed': is_self_signed(cert),
+        'signature_algorithm': _hash_name(cert),
+        'self_signed': self_signed,
+        'self_signed_reason': self_signed_reason,
         'fingerprint_sha256': fingerprint_sha256(cert),
     }
 

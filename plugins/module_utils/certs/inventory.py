@@ -40,22 +40,27 @@ def _entry(cert: x509.Certificate, now: datetime.datetime, source: str, kind: st
 def collect(paths: List[str], endpoints: List[Dict[str, Any]], privatekey_paths: Optional[Dict[str, str]] = None,
             passphrase: Optional[str] = None, ca_bundle: Optional[str] = None, timeout: float = 10.0,
             stop_on_error: bool = True,
-            now: Optional[datetime.datetime] = None) -> Tuple[List[Dict[str, Any]], List[Dict[str, str]]]:
+            now: Optional[datetime.datetime] = None) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
     """(certificates, errors). With ``stop_on_error`` the first error is raised (naming its source)."""
     now = now or utcnow()
     keys_by_path = {os.path.abspath(k): v for k, v in (privatekey_paths or {}).items()}
     trusted = loading.load_certificate_file(ca_bundle)[0] if ca_bundle else None
     certificates: List[Dict[str, Any]] = []
-    errors: List[Dict[str, str]] = []
+    errors: List[Dict[str, Any]] = []
 
     def failed(source: str, exc: OpsReadyError) -> None:
         if stop_on_error:
             raise exc
         errors.append({'source': source, 'msg': exc.message})
 
-    files, missing = loading.expand_paths(paths)
-    for exc in missing:
-        failed(str(exc.details.get('path', '')), exc)
+    files, problems = loading.expand_paths(paths)
+    for exc in problems:
+        if exc.details.get('skipped'):
+            # What a glob matched but did not read is listed, never silent, and never fails the task:
+            # a FIFO or a directory next to the certificates is not a broken certificate.
+            errors.append({'source': str(exc.details.get('path', '')), 'msg': exc.message, 'skipped': True})
+        else:
+            failed(str(exc.details.get('path', '')), exc)
     for path in files:
         try:
             certs, fmt = loading.load_certificate_file(path)

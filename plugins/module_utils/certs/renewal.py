@@ -28,9 +28,9 @@ except ImportError:  # pragma: no cover - exercised only where cryptography is m
 
 from ansible_collections.opsready.operations.plugins.module_utils.certs import inspection, keys, loading, signing, swap
 from ansible_collections.opsready.operations.plugins.module_utils.certs.policy import renewal_due
-from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import atomic_write_bytes
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, stamp, utcnow
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 
 PENDING_SUFFIX = '.pending'
 DEFAULT_VALID_DAYS = 365
@@ -55,11 +55,22 @@ def _diff_text(info: Dict[str, Any]) -> str:
                                                            'not_after', 'key_type', 'key_size', 'curve'))
 
 
-def _load_current(path: str) -> Optional[x509.Certificate]:
-    if not os.path.exists(path):
+def _load_current(pair: swap.Pair) -> Optional[x509.Certificate]:
+    """The live certificate, read through its directory's descriptor (never through a planted link)."""
+    data = pair.read_cert()
+    if data is None:
         return None
-    certs, _fmt = loading.load_certificate_file(path)
+    if not data.strip():
+        raise OpsReadyError('Certificate file %s is empty: restore it from backup, or remove it to issue a first '
+                            'certificate.' % pair.cert_path, path=pair.cert_path)
+    certs, _fmt = loading.parse_certificates(data, pair.cert_path)
     return certs[0]
+
+
+def open_pair(opts: Dict[str, Any]) -> swap.Pair:
+    """The pair's directories opened and checked; a directory a user controls needs ``owner``."""
+    return swap.Pair(opts['path'], opts['privatekey_path'], opts.get('backup_dir'),
+                     owner=safeio.resolve_user(opts.get('owner')))
 
 
 def _sans(opts: Dict[str, Any], current: Optional[x509.Certificate]) -> List[x509.GeneralName]:
@@ -114,8 +125,12 @@ def _decide(opts: Dict[str, Any], current: Optional[x509.Certificate], now: date
 def renew(opts: Dict[str, Any], check_mode: bool, now: Optional[datetime.datetime] = None) -> Dict[str, Any]:
     """Renew with a local CA or self-signed when due."""
     now = now or utcnow()
-    pair = swap.Pair(opts['path'], opts['privatekey_path'], opts.get('backup_dir'))
-    current = _load_current(opts['path'])
+    with open_pair(opts) as pair:
+        return _renew(pair, opts, check_mode, now)
+
+
+def _renew(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool, now: datetime.datetime) -> Dict[str, Any]:
+    current = _load_current(pair)
     due, reason = _decide(opts, current, now)
     result = _result(current, now, due, reason)
     if not due:
@@ -173,12 +188,8 @@ def renew(opts: Dict[str, Any], check_mode: bool, now: Optional[datetime.datetim
 
 def _install(pair: swap.Pair, opts: Dict[str, Any], result: Dict[str, Any], cert: x509.Certificate,
              cert_bytes: bytes, key_bytes: bytes, now: datetime.datetime) -> Dict[str, Any]:
-    for path in (pair.cert_path, pair.key_path):
-        directory = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(directory):
-            raise OpsReadyError('Directory %s does not exist: create it (the key directory 0700) first.' % directory)
     result['backup'] = swap.swap_in(pair, cert_bytes, key_bytes, stamp(now))
-    installed = _load_current(pair.cert_path)
+    installed = _load_current(pair)
     if installed is None or installed.serial_number != cert.serial_number:
         raise OpsReadyError('After the swap %s does not hold the new certificate: another process changed it. '
                             'The previous pair is kept at %s.' % (pair.cert_path, result['backup']))
@@ -191,22 +202,30 @@ def _install(pair: swap.Pair, opts: Dict[str, Any], result: Dict[str, Any], cert
 def csr_only(opts: Dict[str, Any], check_mode: bool, now: Optional[datetime.datetime] = None) -> Dict[str, Any]:
     """When due, write a new private key (``<privatekey_path>.pending``, 0600) and a CSR for it."""
     now = now or utcnow()
-    current = _load_current(opts['path'])
+    with open_pair(opts) as pair:
+        return _csr_only(pair, opts, check_mode, now)
+
+
+def _csr_only(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool, now: datetime.datetime) -> Dict[str, Any]:
+    current = _load_current(pair)
     due, reason = _decide(opts, current, now)
     result = _result(current, now, due, reason)
-    csr_path = opts.get('csr_path') or opts['path'] + '.csr'
-    pending = opts['privatekey_path'] + PENDING_SUFFIX
+    csr_path = os.path.abspath(opts.get('csr_path') or opts['path'] + '.csr')
+    pending = pair.key_path + PENDING_SUFFIX
+    pending_name = pair.key_name + PENDING_SUFFIX
+    csr_dir = pair.directory(os.path.dirname(csr_path))
+    csr_name = os.path.basename(csr_path)
     result.update(csr_path=csr_path, pending_privatekey_path=pending)
     if not due:
         return result
     keys.check_key_options(opts['key_type'], opts['key_size'], opts['curve'])
     subject = signing.build_subject(opts.get('common_name'), current.subject if current is not None else None)
     sans = _sans(opts, current)
-    if os.path.exists(pending) and os.path.exists(csr_path):
+    if pair.key_dir.exists(pending_name) and csr_dir.exists(csr_name):
         try:
-            key = loading.load_private_key(pending)
-            with open(csr_path, 'rb') as handle:
-                existing = x509.load_pem_x509_csr(handle.read())
+            key = loading.parse_private_key(pair.read_in(pair.key_dir, pending_name, 'Pending private key') or b'',
+                                            pending)
+            existing = x509.load_pem_x509_csr(pair.read_in(csr_dir, csr_name, 'CSR') or b'')
             same = (inspection.csr_matches_key(existing, key) and existing.subject == subject
                     and inspection.subject_alt_names_of(_csr_sans(existing)) == inspection.subject_alt_names_of(sans))
         except (OpsReadyError, ValueError):
@@ -221,9 +240,9 @@ def csr_only(opts: Dict[str, Any], check_mode: bool, now: Optional[datetime.date
         return result
     key = keys.generate_private_key(opts['key_type'], opts['key_size'], opts['curve'])
     csr = signing.build_csr(key, subject, sans)
-    atomic_write_bytes(pending, keys.private_key_pem(key), mode=swap.KEY_MODE)
+    pair.key_dir.write_atomic(pending_name, keys.private_key_pem(key), mode=swap.KEY_MODE)
     csr_pem = csr.public_bytes(serialization.Encoding.PEM)
-    atomic_write_bytes(csr_path, csr_pem, mode=0o644)
+    csr_dir.write_atomic(csr_name, csr_pem, mode=0o644)
     result['csr'] = csr_pem.decode('ascii')
     return result
 
@@ -238,20 +257,28 @@ def _csr_sans(csr: x509.CertificateSigningRequest) -> List[x509.GeneralName]:
 def install(opts: Dict[str, Any], check_mode: bool, now: Optional[datetime.datetime] = None) -> Dict[str, Any]:
     """Swap in a certificate issued by an external CA for the pending key (or the current key)."""
     now = now or utcnow()
-    pair = swap.Pair(opts['path'], opts['privatekey_path'], opts.get('backup_dir'))
-    current = _load_current(opts['path'])
-    issued_certs, _fmt = loading.load_certificate_file(opts['install'])
+    with open_pair(opts) as pair:
+        return _install_issued(pair, opts, check_mode, now)
+
+
+def _install_issued(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool,
+                    now: datetime.datetime) -> Dict[str, Any]:
+    current = _load_current(pair)
+    raw = loading.read_file(opts['install'], loading.MAX_CERT_FILE_BYTES, 'Issued certificate')
+    issued_certs, _fmt = loading.parse_certificates(raw, opts['install'])
     leaf = issued_certs[0]
     result = _result(current, now, True, 'install %s' % opts['install'])
     if current is not None and current.fingerprint(inspection.hashes.SHA256()) == leaf.fingerprint(
             inspection.hashes.SHA256()):
         result.update(due=False, reason='%s is already installed' % opts['install'])
         return result
-    pending = opts['privatekey_path'] + PENDING_SUFFIX
+    pending = pair.key_path + PENDING_SUFFIX
+    pending_name = pair.key_name + PENDING_SUFFIX
     key = None
-    for candidate in (pending, opts['privatekey_path']):
-        if os.path.exists(candidate):
-            loaded = loading.load_private_key(candidate)
+    for name, path in ((pending_name, pending), (pair.key_name, pair.key_path)):
+        data = pair.read_in(pair.key_dir, name, 'Private key')
+        if data is not None:
+            loaded = loading.parse_private_key(data, path)
             if inspection.key_matches(leaf, loaded):
                 key = loaded
                 break
@@ -264,26 +291,30 @@ def install(opts: Dict[str, Any], check_mode: bool, now: Optional[datetime.datet
     result['diff']['after'] = _diff_text(result['certificate'])
     if check_mode:
         return result
-    with open(opts['install'], 'rb') as handle:
-        raw = handle.read()
     cert_bytes = raw if b'-----BEGIN' in raw else _pem(leaf)
     result = _install(pair, opts, result, leaf, cert_bytes, keys.private_key_pem(key), now)  # type: ignore[arg-type]
-    if os.path.exists(pending):
-        os.unlink(pending)
+    if pair.key_dir.exists(pending_name):
+        pair.key_dir.unlink(pending_name)
     return result
 
 
 def rollback(opts: Dict[str, Any], check_mode: bool, now: Optional[datetime.datetime] = None) -> Dict[str, Any]:
     """Put the newest kept pair back in place (after a failed probe)."""
     now = now or utcnow()
-    pair = swap.Pair(opts['path'], opts['privatekey_path'], opts.get('backup_dir'))
-    current = _load_current(opts['path'])
+    with open_pair(opts) as pair:
+        return _rollback(pair, check_mode, now)
+
+
+def _rollback(pair: swap.Pair, check_mode: bool, now: datetime.datetime) -> Dict[str, Any]:
+    current = _load_current(pair)
     done = swap.rollback(pair, stamp(now), check_mode)
     result = _result(current, now, False, 'rollback')
     result.update(changed=bool(done['changed']), rolled_back=bool(done['changed']),
                   restored_from=done['restored_from'], rejected=done['rejected'])
     restored_path = str(done['restored_from']['cert'])  # type: ignore[index]
-    restored = loading.load_certificate_file(restored_path)[0][0]
+    cert_dir, _key_dir = pair.backup_dirs()
+    restored_bytes = pair.read_in(cert_dir, os.path.basename(restored_path), 'Kept certificate') or b''
+    restored = loading.parse_certificates(restored_bytes, restored_path)[0][0]
     result['certificate'] = summary(restored, now)
     result['diff']['after'] = _diff_text(result['certificate'])
     return result

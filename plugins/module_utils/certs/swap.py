@@ -13,6 +13,12 @@ owner, group and mode preserved. Two files cannot be renamed in one step: the ke
 the certificate; if the certificate write fails the old key is written back before the error is
 raised, so the pair on disk always matches.
 
+Every file is reached through its directory opened once (files/safeio.py ``SafeDir``): reads never
+follow a symlink the directory's user could have planted, new files are created exclusively and
+renamed into place relative to the directory's descriptor, so a user who can write to the directory
+cannot make root write the key through a symlink or read a file of theirs choosing. Such a directory
+is refused unless ``owner`` names that user; the files are then written for that user, the key 0600.
+
 Private to opsready.operations; do not import from other collections.
 """
 
@@ -20,98 +26,138 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from typing import Dict, List, Optional, Tuple
 
-from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import atomic_write_bytes
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.files.safeio import MiB, SafeDir
 
 STAMP_RE = r'(\d{8}T\d{12}Z)'
 KEY_MODE = 0o600
 CERT_MODE = 0o644
+# A certificate chain or a key file is a few KiB; a cap keeps a planted /dev/zero or a huge file out.
+MAX_PAIR_FILE_BYTES = 16 * MiB
 
 
 class Pair:
-    """Where a certificate and its key live and where their backups go."""
+    """Where a certificate and its key live and where their backups go; each directory opened once."""
 
-    def __init__(self, cert_path: str, key_path: str, backup_dir: Optional[str] = None) -> None:
+    def __init__(self, cert_path: str, key_path: str, backup_dir: Optional[str] = None,
+                 owner: Optional[Tuple[int, int]] = None) -> None:
         if os.path.abspath(cert_path) == os.path.abspath(key_path):
             raise OpsReadyError('path and privatekey_path are the same file (%s): combined key+certificate files are '
                                 'not supported; keep the key in its own file.' % cert_path)
-        self.cert_path = cert_path
-        self.key_path = key_path
-        self.cert_backup_dir = backup_dir or os.path.dirname(os.path.abspath(cert_path))
-        self.key_backup_dir = backup_dir or os.path.dirname(os.path.abspath(key_path))
+        self.cert_path = os.path.abspath(cert_path)
+        self.key_path = os.path.abspath(key_path)
+        self.owner = owner
+        self.backup_dir = os.path.abspath(backup_dir) if backup_dir else None
+        self.cert_backup_dir = self.backup_dir or os.path.dirname(self.cert_path)
+        self.key_backup_dir = self.backup_dir or os.path.dirname(self.key_path)
+        self.cert_name = os.path.basename(self.cert_path)
+        self.key_name = os.path.basename(self.key_path)
+        self._dirs: Dict[str, SafeDir] = {}
+        try:
+            self.cert_dir = self.directory(os.path.dirname(self.cert_path))
+            self.key_dir = self.directory(os.path.dirname(self.key_path))
+        except BaseException:
+            self.close()
+            raise
+
+    def directory(self, path: str, create_mode: Optional[int] = None) -> SafeDir:
+        """The directory ``path`` opened once (and checked) for the life of the pair."""
+        if path not in self._dirs:
+            self._dirs[path] = SafeDir(path, owner=self.owner, create_mode=create_mode)
+        return self._dirs[path]
+
+    def backup_dirs(self) -> Tuple[SafeDir, SafeDir]:
+        return (self.directory(self.cert_backup_dir, create_mode=0o755),
+                self.directory(self.key_backup_dir, create_mode=0o700))
+
+    def close(self) -> None:
+        for directory in self._dirs.values():
+            directory.close()
+        self._dirs = {}
+
+    def __enter__(self) -> 'Pair':
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def backup_names(self, stamp: str, suffix: str = 'bak') -> Tuple[str, str]:
-        return (os.path.join(self.cert_backup_dir, '%s.%s.cert.%s' % (os.path.basename(self.cert_path), stamp, suffix)),
-                os.path.join(self.key_backup_dir, '%s.%s.key.%s' % (os.path.basename(self.key_path), stamp, suffix)))
+        return ('%s.%s.cert.%s' % (self.cert_name, stamp, suffix), '%s.%s.key.%s' % (self.key_name, stamp, suffix))
+
+    def backup_paths(self, stamp: str, suffix: str = 'bak') -> Tuple[str, str]:
+        cert_bak, key_bak = self.backup_names(stamp, suffix)
+        return os.path.join(self.cert_backup_dir, cert_bak), os.path.join(self.key_backup_dir, key_bak)
 
     def backups(self) -> List[Tuple[str, str, str]]:
-        """Complete backup pairs (stamp, cert backup, key backup), newest first."""
-        cert_re = re.compile(re.escape(os.path.basename(self.cert_path)) + r'\.' + STAMP_RE + r'\.cert\.bak$')
-        stamps = []
-        if os.path.isdir(self.cert_backup_dir):
-            for name in os.listdir(self.cert_backup_dir):
-                match = cert_re.match(name)
-                if match:
-                    stamps.append(match.group(1))
+        """Complete backup pairs (stamp, cert backup path, key backup path), newest first."""
+        if not (os.path.isdir(self.cert_backup_dir) and os.path.isdir(self.key_backup_dir)):
+            return []
+        cert_dir, key_dir = self.backup_dirs()
+        cert_re = re.compile(re.escape(self.cert_name) + r'\.' + STAMP_RE + r'\.cert\.bak$')
+        stamps = [m.group(1) for m in (cert_re.match(n) for n in cert_dir.listdir()) if m]
         pairs = []
         for stamp in sorted(stamps, reverse=True):
             cert_bak, key_bak = self.backup_names(stamp)
-            if os.path.isfile(key_bak):
-                pairs.append((stamp, cert_bak, key_bak))
+            key_st = key_dir.lstat(key_bak)
+            if key_st is not None and stat.S_ISREG(key_st.st_mode):
+                pairs.append((stamp,) + self.backup_paths(stamp))
         return pairs
 
+    def read_cert(self) -> Optional[bytes]:
+        return self.cert_dir.read(self.cert_name, MAX_PAIR_FILE_BYTES, 'Certificate')
 
-def _read(path: str) -> Optional[bytes]:
+    def read_key(self) -> Optional[bytes]:
+        return self.key_dir.read(self.key_name, MAX_PAIR_FILE_BYTES, 'Private key')
+
+    def read_in(self, directory: SafeDir, name: str, what: str) -> Optional[bytes]:
+        return directory.read(name, MAX_PAIR_FILE_BYTES, what)
+
+
+def _owner_mode(directory: SafeDir, name: str, default_mode: int) -> Tuple[int, Optional[int], Optional[int]]:
+    """Mode and owner to give the new file: those of the one it replaces, in a trusted directory."""
+    if directory.owner is not None or not directory.trusted:
+        return default_mode, None, None  # SafeDir writes for the named owner
     try:
-        with open(path, 'rb') as handle:
-            return handle.read()
+        st = os.stat(name, dir_fd=directory.fd, follow_symlinks=True)
     except FileNotFoundError:
-        return None
-
-
-def _owner_mode(path: str, default_mode: int) -> Tuple[int, Optional[int], Optional[int]]:
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
+        return default_mode, None, None
+    if not stat.S_ISREG(st.st_mode):
         return default_mode, None, None
     return st.st_mode & 0o7777, st.st_uid, st.st_gid
 
 
-def _ensure_dir(path: str, mode: int) -> None:
-    if not os.path.isdir(path):
-        os.makedirs(path, mode)
-
-
 def _write_pair(pair: Pair, cert_bytes: bytes, key_bytes: bytes) -> None:
-    key_mode, key_uid, key_gid = _owner_mode(pair.key_path, KEY_MODE)
-    cert_mode, cert_uid, cert_gid = _owner_mode(pair.cert_path, CERT_MODE)
-    old_key = _read(pair.key_path)
-    # Never let a key become readable by others through a permissive previous mode.
-    key_mode &= ~0o007
-    atomic_write_bytes(pair.key_path, key_bytes, mode=key_mode, uid=key_uid, gid=key_gid)
+    key_mode, key_uid, key_gid = _owner_mode(pair.key_dir, pair.key_name, KEY_MODE)
+    cert_mode, cert_uid, cert_gid = _owner_mode(pair.cert_dir, pair.cert_name, CERT_MODE)
+    old_key = pair.read_key()
+    # Never let a key become readable by others or writable by its group through a permissive previous
+    # mode; 0600 where the directory belongs to a user.
+    key_mode &= 0o740
+    pair.key_dir.write_atomic(pair.key_name, key_bytes, mode=key_mode, uid=key_uid, gid=key_gid)
     try:
-        atomic_write_bytes(pair.cert_path, cert_bytes, mode=cert_mode, uid=cert_uid, gid=cert_gid)
+        pair.cert_dir.write_atomic(pair.cert_name, cert_bytes, mode=cert_mode & 0o7755, uid=cert_uid, gid=cert_gid)
     except BaseException:
         if old_key is not None:
-            atomic_write_bytes(pair.key_path, old_key, mode=key_mode, uid=key_uid, gid=key_gid)
+            pair.key_dir.write_atomic(pair.key_name, old_key, mode=key_mode, uid=key_uid, gid=key_gid)
         raise
 
 
 def keep_copy(pair: Pair, stamp: str, suffix: str = 'bak') -> Dict[str, str]:
     """Copy the live pair to timestamped files (key 0600); returns their paths ({} if nothing live)."""
-    cert_bytes = _read(pair.cert_path)
-    key_bytes = _read(pair.key_path)
+    cert_bytes = pair.read_cert()
+    key_bytes = pair.read_key()
     if cert_bytes is None or key_bytes is None:
         return {}
+    cert_dir, key_dir = pair.backup_dirs()
     cert_bak, key_bak = pair.backup_names(stamp, suffix)
-    _ensure_dir(pair.cert_backup_dir, 0o755)
-    _ensure_dir(pair.key_backup_dir, 0o700)
-    cert_mode, _uid, _gid = _owner_mode(pair.cert_path, CERT_MODE)
-    atomic_write_bytes(key_bak, key_bytes, mode=KEY_MODE)
-    atomic_write_bytes(cert_bak, cert_bytes, mode=cert_mode & 0o7777)
-    return {'cert': cert_bak, 'key': key_bak}
+    cert_mode, _uid, _gid = _owner_mode(pair.cert_dir, pair.cert_name, CERT_MODE)
+    key_dir.write_atomic(key_bak, key_bytes, mode=KEY_MODE)
+    cert_dir.write_atomic(cert_bak, cert_bytes, mode=cert_mode & 0o755)
+    cert_path, key_path = pair.backup_paths(stamp, suffix)
+    return {'cert': cert_path, 'key': key_path}
 
 
 def swap_in(pair: Pair, cert_bytes: bytes, key_bytes: bytes, stamp: str) -> Dict[str, str]:
@@ -121,13 +167,19 @@ def swap_in(pair: Pair, cert_bytes: bytes, key_bytes: bytes, stamp: str) -> Dict
     return backup
 
 
+def _read_backup(pair: Pair, stamp: str) -> Tuple[Optional[bytes], Optional[bytes]]:
+    cert_dir, key_dir = pair.backup_dirs()
+    cert_bak, key_bak = pair.backup_names(stamp)
+    return (pair.read_in(cert_dir, cert_bak, 'Kept certificate'), pair.read_in(key_dir, key_bak, 'Kept private key'))
+
+
 def live_matches_backup(pair: Pair) -> bool:
     """Whether the live pair is byte-identical to the newest backup (a rollback already happened)."""
     pairs = pair.backups()
     if not pairs:
         return False
-    _stamp, cert_bak, key_bak = pairs[0]
-    return _read(pair.cert_path) == _read(cert_bak) and _read(pair.key_path) == _read(key_bak)
+    cert_bytes, key_bytes = _read_backup(pair, pairs[0][0])
+    return pair.read_cert() == cert_bytes and pair.read_key() == key_bytes
 
 
 def rollback(pair: Pair, stamp: str, check_mode: bool = False) -> Dict[str, object]:
@@ -137,13 +189,12 @@ def rollback(pair: Pair, stamp: str, check_mode: bool = False) -> Dict[str, obje
     if not pairs:
         raise OpsReadyError('No previous key/certificate pair of %s is kept (looked for %s.<stamp>.cert.bak in %s): '
                             'nothing to roll back to. Restore from your file backups.'
-                            % (pair.cert_path, os.path.basename(pair.cert_path), pair.cert_backup_dir))
-    _backup_stamp, cert_bak, key_bak = pairs[0]
-    cert_bytes = _read(cert_bak)
-    key_bytes = _read(key_bak)
+                            % (pair.cert_path, pair.cert_name, pair.cert_backup_dir))
+    backup_stamp, cert_bak, key_bak = pairs[0]
+    cert_bytes, key_bytes = _read_backup(pair, backup_stamp)
     if cert_bytes is None or key_bytes is None:
         raise OpsReadyError('Backup pair %s / %s vanished while rolling back.' % (cert_bak, key_bak))
-    if _read(pair.cert_path) == cert_bytes and _read(pair.key_path) == key_bytes:
+    if pair.read_cert() == cert_bytes and pair.read_key() == key_bytes:
         return {'changed': False, 'restored_from': {'cert': cert_bak, 'key': key_bak}, 'rejected': {}}
     rejected: Dict[str, str] = {}
     if not check_mode:
@@ -157,9 +208,11 @@ def prune_backups(pair: Pair, keep: int, check_mode: bool = False) -> List[str]:
     if keep <= 0:
         return []
     deleted = []
-    for _stamp, cert_bak, key_bak in pair.backups()[keep:]:
-        for path in (cert_bak, key_bak):
+    cert_dir, key_dir = pair.backup_dirs()
+    for stamp, cert_bak, key_bak in pair.backups()[keep:]:
+        cert_name, key_name = pair.backup_names(stamp)
+        for directory, name, path in ((cert_dir, cert_name, cert_bak), (key_dir, key_name, key_bak)):
             if not check_mode:
-                os.unlink(path)
+                directory.unlink(name)
             deleted.append(path)
     return deleted

@@ -6,11 +6,19 @@
 Members are stored relative to ``/`` (``etc/myapp/app.conf``) so a restore to ``/`` puts them back
 where they were and a restore to another root reproduces the tree under it.
 
+The tree is walked with ``os.fwalk`` (each directory opened once, never through a symlink) and every
+file is opened relative to its directory's descriptor with ``O_NOFOLLOW``; the member is described
+from ``fstat`` of the descriptor actually read. A user who swaps a file of the tree for a symlink to
+``/etc/shadow`` while root backs it up gets a symlink member (or the file they own), never the
+shadow file's content. FIFOs, sockets and devices are not archived (reading a FIFO blocks, a device
+never ends, and file_restore refuses device members): they are listed in ``not_archived``.
+
 Private to opsready.operations; do not import from other collections.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import socket
@@ -25,6 +33,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import (
     ArtifactWriter, compression_suffix)
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, stamp, utcnow
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 
 ENGINE = 'files'
 KIND = 'files'
@@ -37,23 +46,129 @@ def _arcname(path: str) -> str:
     return os.path.abspath(path).lstrip('/') or '.'
 
 
-def walk_sources(paths: List[str]) -> Iterator[Tuple[str, os.stat_result]]:
-    """Every path to archive (directories included, symlinks not followed), sorted for stable output."""
+ARCHIVED_TYPES = (stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK)
+
+
+def walk_entries(paths: List[str]) -> Iterator[Tuple[str, os.stat_result, int, str]]:
+    """(path, lstat, parent directory descriptor, name) of everything to archive, sorted for stable
+    output. Directories are entered through descriptors (``os.fwalk``), symlinks never followed; the
+    descriptor is valid until the next item is asked for."""
     for top in paths:
         top = os.path.abspath(top)
-        st = os.lstat(top)
-        yield top, st
-        if not stat.S_ISDIR(st.st_mode):
-            continue
-        for root, dirs, files in os.walk(top, onerror=_raise):
-            dirs.sort()
-            for name in sorted(dirs) + sorted(files):
-                path = os.path.join(root, name)
-                yield path, os.lstat(path)
+        parent = os.open(os.path.dirname(top) or '/', os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            name = os.path.basename(top) or '.'
+            st = os.stat(name, dir_fd=parent, follow_symlinks=False)
+            yield top, st, parent, name
+            if not stat.S_ISDIR(st.st_mode):
+                continue
+            for root, dirs, files, rootfd in os.fwalk(top, onerror=_raise, follow_symlinks=False):
+                dirs.sort()
+                for entry in sorted(dirs) + sorted(files):
+                    try:
+                        entry_st = os.stat(entry, dir_fd=rootfd, follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue  # removed while we walked: it is not in the backup
+                    yield os.path.join(root, entry), entry_st, rootfd, entry
+        finally:
+            os.close(parent)
+
+
+def walk_sources(paths: List[str]) -> Iterator[Tuple[str, os.stat_result]]:
+    """Every path to archive (directories included, symlinks not followed), sorted for stable output."""
+    for path, st, _fd, _name in walk_entries(paths):
+        yield path, st
 
 
 def _raise(exc: OSError) -> None:
     raise exc
+
+
+def is_special(st: os.stat_result) -> bool:
+    """FIFOs, sockets and devices: never archived."""
+    return stat.S_IFMT(st.st_mode) not in ARCHIVED_TYPES
+
+
+def _tarinfo(st: os.stat_result, arcname: str, linkname: str = '') -> tarfile.TarInfo:
+    """A member described from a stat result (what ``TarFile.gettarinfo`` does, without a path)."""
+    info = tarfile.TarInfo(arcname)
+    info.mode = stat.S_IMODE(st.st_mode)
+    info.uid, info.gid = st.st_uid, st.st_gid
+    info.mtime = int(st.st_mtime)
+    info.size = 0
+    if stat.S_ISREG(st.st_mode):
+        info.type, info.size = tarfile.REGTYPE, st.st_size
+    elif stat.S_ISDIR(st.st_mode):
+        info.type = tarfile.DIRTYPE
+    elif stat.S_ISLNK(st.st_mode):
+        info.type, info.linkname = tarfile.SYMTYPE, linkname
+    try:
+        import pwd
+        info.uname = pwd.getpwuid(st.st_uid).pw_name
+    except (ImportError, KeyError):
+        pass
+    try:
+        import grp
+        info.gname = grp.getgrgid(st.st_gid).gr_name
+    except (ImportError, KeyError):
+        pass
+    return info
+
+
+def add_entry(tar: tarfile.TarFile, path: str, st: os.stat_result, dir_fd: int, name: str,
+              links: Dict[Tuple[int, int], str]) -> bool:
+    """Add one entry, read relative to ``dir_fd`` and never through a symlink. Returns False when it is
+    not archived (a special file, or gone)."""
+    arcname = _arcname(path)
+    if stat.S_ISLNK(st.st_mode):
+        try:
+            target = os.readlink(name, dir_fd=dir_fd)
+        except OSError:
+            return False
+        tar.addfile(_tarinfo(st, arcname, target))
+        return True
+    if stat.S_ISDIR(st.st_mode):
+        tar.addfile(_tarinfo(st, arcname))
+        return True
+    if not stat.S_ISREG(st.st_mode):
+        return False
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOENT):
+            return False  # swapped for a symlink or removed since the walk saw it: not read
+        raise
+    with os.fdopen(fd, 'rb') as handle:
+        real = os.fstat(fd)
+        if not stat.S_ISREG(real.st_mode):
+            return False  # swapped for a FIFO or a device: never read
+        key = (real.st_dev, real.st_ino)
+        if real.st_nlink > 1 and key in links:
+            info = _tarinfo(real, arcname)
+            info.type, info.size, info.linkname = tarfile.LNKTYPE, 0, links[key]
+            tar.addfile(info)
+            return True
+        if real.st_nlink > 1:
+            links[key] = arcname
+        tar.addfile(_tarinfo(real, arcname), _Padded(handle))  # type: ignore[arg-type]
+    return True
+
+
+class _Padded:
+    """A file that shrinks while it is archived is padded with zeros to the size its header announced
+    (as GNU tar does) instead of failing the whole backup: its owner could otherwise stop root's
+    backups by truncating a file of theirs at the right moment."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+        self.shrank = False
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.handle.read(size)
+        if size > 0 and len(data) < size:
+            self.shrank = True
+            data += b'\0' * (size - len(data))
+        return data
 
 
 def check_sources(paths: List[str]) -> None:
@@ -63,6 +178,10 @@ def check_sources(paths: List[str]) -> None:
     for path in paths:
         if not os.path.lexists(path):
             raise OpsReadyError('Source %s does not exist: fix paths (nothing was archived).' % path, path=path)
+        st = os.lstat(path)
+        if is_special(st):
+            raise OpsReadyError('Source %s is %s: only files, directories and symlinks are backed up (nothing was '
+                                'archived). Remove it from paths.' % (path, safeio.kind_of(st.st_mode)), path=path)
         if not os.access(path, os.R_OK):
             raise OpsReadyError('Source %s is not readable by this user: run with become or fix its '
                                 'permissions (nothing was archived).' % path, path=path)
@@ -77,6 +196,8 @@ def tree_fingerprint(paths: List[str]) -> Tuple[str, int, bool]:
     count = 0
     secret = False
     for path, st in walk_sources(paths):
+        if is_special(st):
+            continue
         record = '%s\0%o\0%d\0%d\0%d\0%d\n' % (path, st.st_mode, st.st_size, st.st_mtime_ns, st.st_uid, st.st_gid)
         digest.update(record.encode('utf-8', 'surrogateescape'))
         if stat.S_ISREG(st.st_mode):
@@ -99,7 +220,15 @@ def prepare_dest(dest: str, secret: bool) -> bool:
         except OSError as exc:
             raise OpsReadyError('Cannot create backup directory %s: %s' % (dest, exc.strerror), path=dest)
         changed = True
-    if secret and stat.S_IMODE(os.stat(dest).st_mode) & 0o077:
+    st = os.stat(dest)
+    risk = safeio.directory_risk(st)
+    # Another user's directory, or one everybody can write (/tmp): that user could swap archives and
+    # manifests or plant links where root writes. Never chmod such a shared directory either.
+    if risk and not (secret and st.st_uid in (0, os.geteuid()) and not st.st_mode & 0o002):
+        raise OpsReadyError('Backup directory %s is not safe to write archives into: %s. Use a directory owned by '
+                            'root (or this user) that others cannot write, e.g. /var/backups/opsready/<set>.'
+                            % (dest, risk), path=dest)
+    if secret and stat.S_IMODE(st.st_mode) & 0o077:
         os.chmod(dest, 0o700)
         changed = True
     if not os.access(dest, os.W_OK | os.X_OK):
@@ -127,13 +256,19 @@ def create_archive(paths: List[str], dest: str, set_name: str, compression: str 
                               encryption.SUFFIX if recipients else '')
     artifact = os.path.join(dest, name)
     members = 0
+    skipped: List[Dict[str, str]] = []
+    links: Dict[Tuple[int, int], str] = {}
     try:
         with ArtifactWriter(artifact, compression=compression, level=level, threads=threads,
                             recipients=recipients) as writer:
             with tarfile.open(fileobj=writer, mode='w|', format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
-                for path, _st in walk_sources(paths):
-                    tar.add(path, arcname=_arcname(path), recursive=False)
-                    members += 1
+                for path, st, dir_fd, entry in walk_entries(paths):
+                    if add_entry(tar, path, st, dir_fd, entry, links):
+                        members += 1
+                    elif is_special(st):
+                        skipped.append({'path': path, 'reason': safeio.kind_of(st.st_mode)})
+                    else:
+                        skipped.append({'path': path, 'reason': 'changed while it was read (not followed)'})
             stored = writer.commit()
     except OSError as exc:
         raise OpsReadyError('Writing %s failed: %s. The partial archive was removed and no manifest written.'
@@ -161,6 +296,8 @@ def create_archive(paths: List[str], dest: str, set_name: str, compression: str 
     }
     if 'encryption' in stored:
         manifest['encryption'] = stored['encryption']
+    if skipped:
+        manifest['not_archived'] = skipped
     write_manifest(artifact, manifest)
     manifest['path'] = artifact
     return manifest

@@ -12,7 +12,7 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
-import filecmp
+import errno
 import os
 import shutil
 import stat
@@ -27,6 +27,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.encrypt
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import (
     drain, open_decompressed, verify_file)
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 from ansible_collections.opsready.operations.plugins.module_utils.files.archive import ENGINE
 from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe import (  # noqa: F401 (re-exported)
     check_members, extract_member)
@@ -116,35 +117,118 @@ def _same_as_target(member: tarfile.TarInfo, dest: str) -> bool:
     return True
 
 
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | getattr(os, 'O_CLOEXEC', 0)
+
+
+def _open_under(dest_fd: int, dest: str, parts: List[str], create: bool) -> int:
+    """A descriptor of ``dest/<parts>``, entered one directory at a time without following a symlink
+    that someone other than root could have planted (a user who owns a directory of the tree could
+    otherwise swap a directory for a link to /etc while root restores into it)."""
+    fd = os.dup(dest_fd)
+    walked = dest
+    try:
+        for part in parts:
+            walked = os.path.join(walked, part)
+            try:
+                child = os.open(part, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=fd)
+            except FileNotFoundError:
+                if not create:
+                    raise
+                try:
+                    os.mkdir(part, 0o755, dir_fd=fd)
+                except FileExistsError:
+                    pass  # created meanwhile: opened below with the same rules
+                child = os.open(part, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                    raise
+                st = os.stat(part, dir_fd=fd, follow_symlinks=False)
+                if not (stat.S_ISLNK(st.st_mode) and st.st_uid in (0, os.geteuid())
+                        and safeio.directory_risk(os.fstat(fd)) is None):
+                    raise OpsReadyError(
+                        'Refusing to restore under %s: it is %s%s, in a directory others can write, and it is not '
+                        'followed (it could have been planted to redirect the restore). Files listed before it were '
+                        'restored; remove it and run again.' % (walked, safeio.kind_of(st.st_mode),
+                                                                ' owned by uid %d' % st.st_uid
+                                                                if stat.S_ISLNK(st.st_mode) else ''), path=walked)
+                # root's own link in a directory only root can write (e.g. /var/run -> /run): followed
+                child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _same_file(staged: str, parent_fd: int, name: str) -> bool:
+    """Whether the regular file ``name`` (not a link) already holds the staged bytes."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, 'O_CLOEXEC', 0),
+                     dir_fd=parent_fd)
+    except OSError:
+        return False
+    with os.fdopen(fd, 'rb') as target, open(staged, 'rb') as source:
+        if not stat.S_ISREG(os.fstat(fd).st_mode) or os.fstat(fd).st_size != os.fstat(source.fileno()).st_size:
+            return False
+        while True:
+            a, b = source.read(1024 * 1024), target.read(1024 * 1024)
+            if a != b:
+                return False
+            if not a:
+                return True
+
+
 def _swap_in(staging: str, dest: str, members: List[tarfile.TarInfo]) -> List[str]:
+    """Move each staged member into place, relative to directory descriptors (see ``_open_under``)."""
     restored = []
-    # Directories first (parents before children), files after; directory modes re-applied last
-    # so a read-only directory does not block its own files.
-    dirs = [m for m in members if m.isdir()]
-    for member in dirs:
-        os.makedirs(os.path.join(dest, member.name), exist_ok=True)
-    for member in members:
-        if member.isdir():
-            continue
-        staged = os.path.join(staging, member.name)
-        target = os.path.join(dest, member.name)
-        if member.isfile() and os.path.isfile(target) and not os.path.islink(target) \
-                and filecmp.cmp(staged, target, shallow=False) \
-                and stat.S_IMODE(os.stat(target).st_mode) == member.mode:
-            continue
-        if member.issym() and os.path.islink(target) and os.readlink(target) == member.linkname:
-            continue
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        if os.path.isdir(target) and not os.path.islink(target):
-            raise OpsReadyError('Cannot restore file %s: a directory is in the way.' % target, path=target)
-        os.replace(staged, target)
-        restored.append(target)
-    for member in sorted(dirs, key=lambda m: m.name.count('/'), reverse=True):
-        staged = os.path.join(staging, member.name)
-        target = os.path.join(dest, member.name)
-        if os.path.isdir(staged):
-            shutil.copystat(staged, target)
-            if os.geteuid() == 0:
-                st = os.stat(staged)
-                os.chown(target, st.st_uid, st.st_gid)
+    dest_fd = os.open(dest, _DIR_FLAGS)
+    try:
+        # Directories first (parents before children), files after; directory modes re-applied last
+        # so a read-only directory does not block its own files.
+        dirs = [m for m in members if m.isdir()]
+        for member in dirs:
+            os.close(_open_under(dest_fd, dest, [p for p in member.name.split('/') if p], create=True))
+        for member in members:
+            if member.isdir():
+                continue
+            parts = [p for p in member.name.split('/') if p]
+            staged = os.path.join(staging, member.name)
+            target = os.path.join(dest, member.name)
+            parent_fd = _open_under(dest_fd, dest, parts[:-1], create=True)
+            try:
+                name = parts[-1]
+                try:
+                    st: Optional[os.stat_result] = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+                except FileNotFoundError:
+                    st = None
+                if member.isfile() and st is not None and stat.S_ISREG(st.st_mode) \
+                        and stat.S_IMODE(st.st_mode) == member.mode and _same_file(staged, parent_fd, name):
+                    continue
+                if member.issym() and st is not None and stat.S_ISLNK(st.st_mode) \
+                        and os.readlink(name, dir_fd=parent_fd) == member.linkname:
+                    continue
+                if st is not None and stat.S_ISDIR(st.st_mode):
+                    raise OpsReadyError('Cannot restore file %s: a directory is in the way.' % target, path=target)
+                # rename replaces whatever is at the name (a planted symlink included), never writes through it
+                os.replace(staged, name, dst_dir_fd=parent_fd)
+                os.fsync(parent_fd)
+            finally:
+                os.close(parent_fd)
+            restored.append(target)
+        for member in sorted(dirs, key=lambda m: m.name.count('/'), reverse=True):
+            staged = os.path.join(staging, member.name)
+            if not os.path.isdir(staged):
+                continue
+            st = os.stat(staged)
+            fd = _open_under(dest_fd, dest, [p for p in member.name.split('/') if p], create=False)
+            try:
+                if os.geteuid() == 0:
+                    os.chown(fd, st.st_uid, st.st_gid)
+                os.chmod(fd, stat.S_IMODE(st.st_mode))
+                os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
+            finally:
+                os.close(fd)
+    finally:
+        os.close(dest_fd)
     return restored

@@ -12,13 +12,14 @@ from pki import CA, cert_pem, ec_key, key_pem, now, serial_hex
 
 from ansible_collections.opsready.operations.plugins.module_utils.certs import inspection, loading, renewal, swap
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 
 
 def opts(cert, key, **extra):
     base = dict(path=cert, privatekey_path=key, ca_cert=None, ca_key=None, ca_key_passphrase=None, self_signed=False,
                 renew_before_days=None, force=False, key_type='ec', key_size=4096, curve='secp256r1',
                 common_name=None, subject_alt_names=None, valid_days=None, include_chain=False, backup_dir=None,
-                keep_backups=5, csr_only=False, csr_path=None, install=None, rollback=False)
+                keep_backups=5, csr_only=False, csr_path=None, install=None, rollback=False, owner=None)
     base.update(extra)
     return base
 
@@ -130,14 +131,14 @@ def test_swap_failure_puts_old_key_back(pki, monkeypatch):
     ca, ca_cert, ca_key, live = pki
     cert_path, key_path, old = ca.write_leaf(live, 'fault.test', days_left=2)
     old_key = open(key_path, 'rb').read()
-    real = swap.atomic_write_bytes
+    real = safeio.SafeDir.write_atomic
 
-    def failing(path, data, **kw):
-        if path == cert_path:
-            raise OSError(28, 'No space left on device', path)
-        return real(path, data, **kw)
+    def failing(directory, name, data, **kw):
+        if directory.join(name) == cert_path:
+            raise OSError(28, 'No space left on device', cert_path)
+        return real(directory, name, data, **kw)
 
-    monkeypatch.setattr(swap, 'atomic_write_bytes', failing)
+    monkeypatch.setattr(safeio.SafeDir, 'write_atomic', failing)
     with pytest.raises(OSError):
         renewal.renew(opts(cert_path, key_path, ca_cert=ca_cert, ca_key=ca_key), check_mode=False)
     assert open(key_path, 'rb').read() == old_key and load(cert_path).serial_number == old.serial_number

@@ -1,0 +1,279 @@
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Reading and writing files where the filesystem may be hostile.
+
+Two tools:
+
+* ``read_regular`` reads a named file only when it is a regular file no larger than a cap. A FIFO
+  would block the reader forever, ``/dev/zero`` never ends, a directory has no content: each is
+  refused with a message saying what the path is. The file is opened non-blocking and re-checked with
+  ``fstat`` on the descriptor actually read, so a file swapped after the first check is still refused.
+* ``SafeDir`` is a directory opened once. Everything inside it is done relative to that descriptor
+  (``dir_fd``), the final name is never followed when it is a symlink (``O_NOFOLLOW``), new files are
+  created exclusively (``O_EXCL``) with their mode and owner set on the descriptor (``fchmod``,
+  ``fchown``), and replaced with one ``rename``. A user who can write to the directory can therefore
+  not redirect root's writes through a symlink or a renamed parent. A directory that a user other
+  than root (or the module's own user) can write to is refused unless the caller names that user
+  (``owner``); files written there then belong to that user.
+
+Private to opsready.operations; do not import from other collections.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import stat
+from typing import List, Optional, Tuple
+
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+
+MiB = 1024 * 1024
+
+
+class UnsafeFileError(OpsReadyError):
+    """A path is not a regular file of acceptable size, or a directory is not safe to write into."""
+
+
+def kind_of(mode: int) -> str:
+    """What a file is, in words (for messages)."""
+    if stat.S_ISREG(mode):
+        return 'a regular file'
+    if stat.S_ISDIR(mode):
+        return 'a directory'
+    if stat.S_ISFIFO(mode):
+        return 'a FIFO (named pipe)'
+    if stat.S_ISCHR(mode):
+        return 'a character device'
+    if stat.S_ISBLK(mode):
+        return 'a block device'
+    if stat.S_ISSOCK(mode):
+        return 'a socket'
+    if stat.S_ISLNK(mode):
+        return 'a symlink'
+    return 'a special file'
+
+
+def human_size(size: int) -> str:
+    if size >= MiB:
+        return '%.1f MiB' % (size / float(MiB))
+    if size >= 1024:
+        return '%.1f KiB' % (size / 1024.0)
+    return '%d bytes' % size
+
+
+def explain_missing(path: str, what: str = 'File') -> str:
+    """Why ``path`` cannot be opened: missing, a symlink loop, or a symlink to nothing."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return ('%s %s is a symlink loop (following its links never reaches a file): fix or remove the '
+                    'link.' % (what, path))
+        if exc.errno == errno.ENOENT and os.path.islink(path):
+            return ('%s %s is a symlink to %s, which does not exist: fix the link or the path.'
+                    % (what, path, os.readlink(path)))
+        if exc.errno == errno.ENOENT:
+            return '%s %s does not exist: fix the path.' % (what, path)
+        return 'Cannot read %s: %s.' % (path, exc.strerror)
+    return ''
+
+
+def _check_stat(path: str, st: os.stat_result, limit: int, what: str) -> None:
+    if not stat.S_ISREG(st.st_mode):
+        raise UnsafeFileError('%s %s is %s, not a regular file: it was not read. Point the path at the file '
+                              'itself.' % (what, path, kind_of(st.st_mode)), path=path)
+    if st.st_size > limit:
+        raise UnsafeFileError('%s %s is %s, more than the %s such a file can hold: it was not read. Point the '
+                              'path at the right file.' % (what, path, human_size(st.st_size), human_size(limit)),
+                              path=path)
+
+
+def read_fd(fd: int, path: str, limit: int, what: str) -> bytes:
+    """Read an open descriptor after checking it is a regular file within ``limit`` bytes."""
+    _check_stat(path, os.fstat(fd), limit, what)
+    chunks: List[bytes] = []
+    total = 0
+    while True:
+        chunk = os.read(fd, min(MiB, limit + 1 - total))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > limit:
+            # The file grew after fstat (or lies about its size, as /proc files do): stop at the cap.
+            raise UnsafeFileError('%s %s grew past %s while it was read: it was not used.'
+                                  % (what, path, human_size(limit)), path=path)
+    return b''.join(chunks)
+
+
+def read_regular(path: str, limit: int, what: str = 'File', follow: bool = True,
+                 dir_fd: Optional[int] = None) -> bytes:
+    """The content of ``path`` when it is a regular file of at most ``limit`` bytes.
+
+    ``follow=False`` refuses a symlink at the final name instead of reading what it points to.
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, 'O_CLOEXEC', 0)
+    if not follow:
+        flags |= os.O_NOFOLLOW
+    try:
+        # A first stat refuses devices and FIFOs before they are even opened (opening a tape or a
+        # serial line can have effects); the fstat below decides.
+        st = os.stat(path, dir_fd=dir_fd, follow_symlinks=follow)
+        if stat.S_ISLNK(st.st_mode):
+            raise UnsafeFileError('%s %s is a symlink and symlinks are not followed here (someone else could '
+                                  'have planted it): it was not read.' % (what, path), path=path)
+        _check_stat(path, st, limit, what)
+        fd = os.open(path, flags, dir_fd=dir_fd)
+    except UnsafeFileError:
+        raise
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and not follow:
+            raise UnsafeFileError('%s %s is a symlink and symlinks are not followed here (someone else could '
+                                  'have planted it): it was not read.' % (what, path), path=path)
+        if exc.errno in (errno.ENOENT, errno.ELOOP) and dir_fd is None and os.path.islink(path):
+            raise UnsafeFileError(explain_missing(path, what), path=path, errno=exc.errno)
+        raise UnsafeFileError('Cannot read %s %s: %s.' % (what.lower(), path, exc.strerror), path=path,
+                              errno=exc.errno)
+    try:
+        return read_fd(fd, path, limit, what)
+    finally:
+        os.close(fd)
+
+
+def _uid_name(uid: int) -> str:
+    try:
+        import pwd
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        return str(uid)
+
+
+def resolve_user(user: Optional[str]) -> Optional[Tuple[int, int]]:
+    """(uid, primary gid) of a user name or numeric id; None for None."""
+    if user is None or user == '':
+        return None
+    import pwd
+    try:
+        entry = pwd.getpwuid(int(user)) if str(user).isdigit() else pwd.getpwnam(str(user))
+    except KeyError:
+        raise UnsafeFileError('User %s does not exist on this host: give an existing user name.' % user)
+    return entry.pw_uid, entry.pw_gid
+
+
+def directory_risk(st: os.stat_result, owner_uid: Optional[int] = None) -> Optional[str]:
+    """Why a directory is unsafe for root to write into (None when it is safe).
+
+    Safe: owned by root, by this process's user, or by ``owner_uid``, and not writable by group or
+    others (a sticky world-writable directory such as /tmp still lets every user plant names).
+    """
+    trusted = {0, os.geteuid()}
+    if owner_uid is not None:
+        trusted.add(owner_uid)
+    if st.st_uid not in trusted:
+        return 'it belongs to %s' % _uid_name(st.st_uid)
+    if st.st_mode & 0o022:
+        return 'it is writable by %s (mode %04o)' % ('others' if st.st_mode & 0o002 else 'its group',
+                                                     stat.S_IMODE(st.st_mode))
+    return None
+
+
+class SafeDir:
+    """A directory opened once; reads, writes, renames and unlinks relative to its descriptor."""
+
+    def __init__(self, path: str, owner: Optional[Tuple[int, int]] = None, purpose: str = 'write into',
+                 create_mode: Optional[int] = None) -> None:
+        self.path = os.path.abspath(path)
+        self.owner = owner
+        if create_mode is not None and not os.path.isdir(self.path):
+            os.makedirs(self.path, create_mode)
+            if owner is not None and os.geteuid() == 0:
+                os.chown(self.path, owner[0], owner[1])
+        try:
+            self.fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | getattr(os, 'O_CLOEXEC', 0))
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                raise UnsafeFileError('Directory %s does not exist: create it first.' % self.path, path=self.path)
+            if exc.errno == errno.ENOTDIR:
+                raise UnsafeFileError('%s is not a directory.' % self.path, path=self.path)
+            raise UnsafeFileError('Cannot open directory %s: %s.' % (self.path, exc.strerror), path=self.path)
+        st = os.fstat(self.fd)
+        self.uid = st.st_uid
+        # Symlinks in a directory only root (or this user) can write were put there by them: followed.
+        self.trusted = st.st_uid in (0, os.geteuid()) and not st.st_mode & 0o022
+        risk = directory_risk(st, owner[0] if owner else None)
+        if risk:
+            os.close(self.fd)
+            raise UnsafeFileError(
+                'Refusing to %s %s as root: %s, so that user could plant symlinks or swap files while root '
+                'writes there. Fix the directory (owned by root, not group/other-writable) or name the user who '
+                'owns it (owner) so the files are written for that user.' % (purpose, self.path, risk),
+                path=self.path)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> 'SafeDir':
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def join(self, name: str) -> str:
+        return os.path.join(self.path, name)
+
+    def lstat(self, name: str) -> Optional[os.stat_result]:
+        try:
+            return os.stat(name, dir_fd=self.fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+
+    def exists(self, name: str) -> bool:
+        return self.lstat(name) is not None
+
+    def read(self, name: str, limit: int, what: str = 'File') -> Optional[bytes]:
+        """The regular file ``name``; None when there is nothing there. A symlink is followed only in a
+        trusted directory (see ``trusted``); elsewhere it is refused."""
+        if self.lstat(name) is None:
+            return None
+        return read_regular(name, limit, what=what, follow=self.trusted, dir_fd=self.fd)
+
+    def listdir(self) -> List[str]:
+        return os.listdir(self.fd)
+
+    def unlink(self, name: str) -> None:
+        os.unlink(name, dir_fd=self.fd)
+
+    def write_atomic(self, name: str, data: bytes, mode: int, uid: Optional[int] = None,
+                     gid: Optional[int] = None) -> None:
+        """Replace ``name`` with ``data``: a new file (created 0600, exclusive, never through a link),
+        mode and owner set on its descriptor, fsynced, renamed over ``name``, directory fsynced."""
+        if self.owner is not None and uid is None:
+            uid, gid = self.owner
+        tmp = '.%s.%s.tmp' % (name, secrets.token_hex(6))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0),
+                     0o600, dir_fd=self.fd)
+        try:
+            try:
+                view = memoryview(data)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+                if (uid is not None or gid is not None) and os.geteuid() == 0:
+                    os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
+                os.fchmod(fd, mode)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+        except BaseException:
+            try:
+                os.unlink(tmp, dir_fd=self.fd)
+            except OSError:
+                pass
+            raise
+        os.fsync(self.fd)
