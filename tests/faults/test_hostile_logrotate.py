@@ -111,7 +111,7 @@ print(swaps)
 
 # Runs as root: rotates in a loop until the deadline (a fresh Rotation each time, as separate module runs).
 ROTATOR = r'''
-import inspect, json, os, sys, time
+import datetime, inspect, json, os, sys, time
 sys.path.insert(0, sys.argv[1])
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.logrotate.plan import Policy
@@ -119,12 +119,15 @@ from ansible_collections.opsready.operations.plugins.module_utils.logrotate.rota
 cfg = json.loads(sys.argv[2])
 stats = {'runs': 0, 'rotated': 0, 'compressed': 0, 'refused': 0, 'errors': [], 'kinds': {}}
 deadline = time.monotonic() + cfg['seconds']
+start = datetime.datetime.now(datetime.timezone.utc)
 while time.monotonic() < deadline:
     policy = Policy(force=True, missingok=True, notifempty=False, reopen_timeout=0, **cfg['policy'])
     extra = {key: cfg[key] for key in ('su_uid', 'su_gid') if cfg.get(key) is not None}
     if 'check_dirs' in inspect.signature(Rotation).parameters:   # absent before the fix: run it against that too
         extra['check_dirs'] = cfg['check_dirs']
-    rotation = Rotation([cfg['log']], policy, cfg['state'], threads=1, **extra)
+    # A clock one second further each run: dated names (dateext) differ from run to run as well.
+    now = start + datetime.timedelta(seconds=stats['runs'])
+    rotation = Rotation([cfg['log']], policy, cfg['state'], threads=1, now=now, **extra)
     stats['runs'] += 1
     try:
         result = rotation.run()

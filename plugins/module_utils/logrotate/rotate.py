@@ -35,7 +35,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.logrotate impo
 from ansible_collections.opsready.operations.plugins.module_utils.logrotate import safefs, signalling
 from ansible_collections.opsready.operations.plugins.module_utils.logrotate.plan import (
     LogPlan, Policy, dated_pattern, list_rotated, plan_log)
-from ansible_collections.opsready.operations.plugins.module_utils.logrotate.safefs import LogDir, acting_as
+from ansible_collections.opsready.operations.plugins.module_utils.logrotate.safefs import LogDir, Refused, acting_as
 from ansible_collections.opsready.operations.plugins.module_utils.logrotate.targets import discover
 from ansible_collections.opsready.operations.plugins.module_utils.logrotate.triggers import StateFile, decide
 
@@ -198,7 +198,12 @@ def rotate_one(d: LogDir, plan: LogPlan, policy: Policy,
             for old, new in plan.shifts:
                 step.move(os.path.basename(old), os.path.basename(new))
             pinned = src if mode == 'create' else copy_fd
-            d.link_fd(pinned, rotated)
+            try:
+                d.link_fd(pinned, rotated)
+            except FileNotFoundError:
+                # linkat of a file with no name left: the log was removed or renamed over meanwhile
+                raise Refused('%s was removed or replaced while it was rotated: nothing of it was changed.'
+                              % plan.log, path=plan.log)
             step.linked = (rotated, safefs.ident(os.fstat(pinned)))
             if mode == 'create':
                 d.rename(new_name, base)      # the commit: the log path now names the new empty file
@@ -215,7 +220,7 @@ def rotate_one(d: LogDir, plan: LogPlan, policy: Policy,
                 size = copied
         except BaseException as exc:
             problems = step.undo()
-            if isinstance(exc, OSError) and not problems:
+            if not problems:
                 raise
             what = getattr(exc, 'message', None) or getattr(exc, 'strerror', None) or str(exc)
             raise RotationFailed('Rotating %s failed: %s; undoing it also failed: %s; %s.'
