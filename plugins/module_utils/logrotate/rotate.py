@@ -166,6 +166,7 @@ def rotate_one(d: LogDir, plan: LogPlan, policy: Policy,
     flags = None if mode == 'create' else (os.O_RDWR if mode == 'copytruncate' else os.O_RDONLY)
     src = d.open_regular(base, flags, expect=expect)
     copy_fd = -1
+    committed = False
     try:
         st = os.fstat(src)
         if mode == 'create':
@@ -213,8 +214,7 @@ def rotate_one(d: LogDir, plan: LogPlan, policy: Policy,
                 # Catch up with what was appended meanwhile, then truncate at once: only lines
                 # written between this last read and ftruncate are lost.
                 copied += _catch_up_to_line_end(src, copy_fd, limit - copied)
-                os.ftruncate(src, 0)          # the commit
-                os.fsync(copy_fd)
+                os.ftruncate(src, 0)          # the commit: nothing after it may be undone
                 size = copied
             else:
                 size = copied
@@ -227,10 +227,17 @@ def rotate_one(d: LogDir, plan: LogPlan, policy: Policy,
                                  % (plan.log, what, '; '.join(problems), d.describe(
                                      [base, rotated] + [os.path.basename(n) for _o, n in plan.shifts])),
                                  path=plan.log)
-    except BaseException:
+        committed = True
+        if copy_fd >= 0:
+            os.fsync(copy_fd)                 # the lines caught up after the first fsync
+    except BaseException as exc:
         for name in step.temps:
             d.unlink(name)
-        raise
+        if not committed or isinstance(exc, OpsReadyError):
+            raise
+        raise RotationFailed('%s was rotated to %s but then %s; %s.' % (
+            plan.log, plan.rotated_to, getattr(exc, 'strerror', None) or exc, d.describe([base, rotated])),
+            path=plan.log)
     finally:
         os.close(src)
         if copy_fd >= 0:
