@@ -22,7 +22,15 @@ description:
     holds it open for writing (checked in C(/proc/*/fd)), so no line is lost and no deleted file stays
     open. V(copytruncate): for writers that cannot reopen their file; the log is copied, caught up to
     its end and truncated in place. Lines written between the last read and the truncate are lost
-    (a window of microseconds; the integration test counts them). Prefer V(create)."
+    (a window of microseconds; the integration test counts them). Prefer V(create). V(copy): the log
+    is copied and left as it is (logrotate's C(copy)), for a snapshot while another tool truncates."
+  - "Hostile directories: every file operation is relative to the log directory opened once
+    (C(openat), C(O_NOFOLLOW), C(fstat) checks of the device and inode that were planned), so a user
+    who can write the directory cannot redirect the rotation to another file by swapping names for
+    symlinks or hard links; such a log is refused, special files (FIFOs, devices) are never opened.
+    Run as root, a directory that another user can write (owned by a user other than root, writable
+    by others or by a group other than root, or below such a directory without the sticky bit) is
+    refused as logrotate does, unless O(su) names the user to act as."
   - Names follow logrotate, so existing archives keep working. C(app.log.1), C(app.log.2.zst), ...
     or, with O(dateext), C(app.log-20261129.zst).
   - Interval triggers are remembered in O(state_file). A log seen for the first time is recorded
@@ -40,8 +48,25 @@ options:
   mode:
     description: How to rotate; see the description for the trade-off.
     type: str
-    choices: [create, copytruncate]
+    choices: [create, copytruncate, copy]
     default: create
+  su:
+    description:
+      - The user (and group) the file operations run as, like logrotate's C(su user group). Discovery,
+        renaming, copying, truncating, compressing and deleting run with that user's effective uid, gid
+        and no other group, so the kernel refuses what that user could not do by hand; the state
+        file, O(pidfile), O(signal) and O(postrotate) stay root's (logrotate also runs its scripts as
+        root). Needs root (C(become=true)).
+      - Required, as root, for log directories that another user can write; usually that user.
+    type: dict
+    suboptions:
+      user:
+        description: User name or uid.
+        type: str
+        required: true
+      group:
+        description: Group name or gid. Defaults to the user's primary group.
+        type: str
   rotate:
     description: Number of rotated copies to keep. V(0) deletes the copy once the writer has reopened.
     type: int
@@ -179,6 +204,15 @@ EXAMPLES = r'''
     create_group: adm
     postrotate: "[ -s /run/nginx.pid ] && kill -USR1 $(cat /run/nginx.pid)"
 
+- name: Logs in a directory the application user owns, rotated with that user's rights only
+  opsready.operations.log_rotate:
+    paths: [/srv/app/logs/*.log]
+    interval: daily
+    su:
+      user: app
+      group: app
+    pidfile: /run/app.pid
+
 - name: A writer that cannot reopen its file (loses the lines of a microsecond window)
   opsready.operations.log_rotate:
     paths: [/opt/legacy/output.log]
@@ -297,11 +331,39 @@ def _mode(value):
     return mode
 
 
+def _su(value):
+    if not value:
+        return None, None
+    user = value['user']
+    try:
+        entry = pwd.getpwuid(int(user)) if str(user).isdigit() else pwd.getpwnam(user)
+    except KeyError:
+        if str(user).isdigit():
+            uid, gid = int(user), None
+        else:
+            raise OpsReadyError('su user %r is not a user on this host: create it or give a uid.' % user)
+    else:
+        uid, gid = entry.pw_uid, entry.pw_gid
+    if value.get('group') is not None:
+        group = value['group']
+        if str(group).isdigit():
+            gid = int(group)
+        else:
+            try:
+                gid = grp.getgrnam(group).gr_gid
+            except KeyError:
+                raise OpsReadyError('su group %r is not a group on this host: create it or give a gid.' % group)
+    if gid is None:
+        raise OpsReadyError('su user %s has no entry in the user database: give su.group as well.' % user)
+    return uid, gid
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             paths=dict(type='list', elements='str', required=True),
-            mode=dict(type='str', choices=['create', 'copytruncate'], default='create'),
+            mode=dict(type='str', choices=['create', 'copytruncate', 'copy'], default='create'),
+            su=dict(type='dict', options=dict(user=dict(type='str', required=True), group=dict(type='str'))),
             rotate=dict(type='int', default=7),
             size=dict(type='str'),
             minsize=dict(type='str'),
@@ -330,13 +392,14 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    if p['mode'] == 'copytruncate':
+    if p['mode'] != 'create':
         for option in ('create_mode', 'create_owner', 'create_group'):
             if p[option] is not None:
-                module.fail_json(msg='%s applies to mode=create only: copytruncate keeps the same file.' % option)
+                module.fail_json(msg='%s applies to mode=create only: %s keeps the same file.' % (option, p['mode']))
     if p['threads'] < 0:
         module.fail_json(msg='threads must be 0 (all CPUs) or more, not %d.' % p['threads'])
     try:
+        su_uid, su_gid = _su(p['su'])
         policy = Policy(
             mode=p['mode'], rotate=p['rotate'], size=parse_size(p['size'], 'size'),
             minsize=parse_size(p['minsize'], 'minsize'), interval=p['interval'], force=p['force'],
@@ -346,7 +409,7 @@ def main():
             create_mode=_mode(p['create_mode']), create_uid=_uid(p['create_owner']),
             create_gid=_gid(p['create_group']), reopen_timeout=p['reopen_timeout'])
         rotation = Rotation(p['paths'], policy, p['state_file'], signal=p['signal'], pidfile=p['pidfile'],
-                            postrotate=p['postrotate'], threads=p['threads'])
+                            postrotate=p['postrotate'], threads=p['threads'], su_uid=su_uid, su_gid=su_gid)
         result = rotation.run(check_mode=module.check_mode)
     except OpsReadyError as exc:
         module.fail_json(**exc.as_fail_kwargs())

@@ -28,6 +28,7 @@ DOC = REPO / 'docs' / 'faults.md'
 if str(REPO / 'build') not in sys.path:  # the collection as installed (ansible_collections.opsready.operations)
     sys.path.insert(0, str(REPO / 'build'))
 ROWS: Dict[str, Dict[str, Any]] = {}
+KEEP_MARK = '<!-- hand-written sections below: kept when this file is regenerated -->'
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -208,7 +209,10 @@ def write_doc(rows: List[Dict[str, Any]]) -> None:
             'cases marked fast also run in `make test`.' % scans, '', table(rows), '']
     text += hostile_section(rows)
     text += ['Cases: `tests/faults/test_*.py`; the recorder and the secret watch: `tests/faults/conftest.py`.', '']
-    DOC.write_text('\n'.join(text))
+    # Sections written by hand below the marker (per-area notes and counts) survive regeneration.
+    old = DOC.read_text() if DOC.exists() else ''
+    kept = old[old.index(KEEP_MARK):] if KEEP_MARK in old else ''
+    DOC.write_text('\n'.join(text) + ('\n' + kept if kept else ''))
 
 
 def hostile_section(rows: List[Dict[str, Any]]) -> List[str]:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
+import tempfile
+from pathlib import Path
 
 from tests.harness.playbook import run_playbook
 
@@ -34,3 +38,41 @@ def test_playbook_both_backends_and_invalid_policy_not_installed(tmp_path):
     assert bad.rc != 0
     assert 'failed to validate' in bad.stdout
     assert sorted(p.name for p in confdir.iterdir()) == ['app']
+
+
+def test_directory_of_another_user_needs_su_on_both_backends(tmp_path):
+    """A log directory owned by nobody: refused as root without su; rotated as nobody with su (opsready
+    backend); the logrotate backend writes the same su directive and logrotate accepts and uses it."""
+    base = Path(tempfile.mkdtemp(prefix='opsready-su-', dir='/var/tmp'))   # tmp_path is root's 0700
+    try:
+        base.chmod(0o755)
+        logdir = base / 'log'
+        logdir.mkdir()
+        log = logdir / 'app.log'
+        log.write_text('x' * 4096)
+        for path in (logdir, log):
+            os.chown(path, 65534, 65534)
+        policy = {'name': 'app', 'paths': [str(logdir / '*.log')], 'size': '1k', 'rotate': 2}
+        state = {'log_rotation_state_file': str(tmp_path / 'state.json')}
+        refused = run_playbook('playbooks/log_rotation.yml', extravars={'log_rotation_policies': [policy], **state})
+        assert refused.rc != 0 and 'Refusing to rotate as root' in refused.stdout
+        assert sorted(p.name for p in logdir.iterdir()) == ['app.log']
+        policy['su'] = {'user': 'nobody', 'group': 'nogroup'}
+        ours = run_playbook('playbooks/log_rotation.yml', extravars={'log_rotation_policies': [policy], **state})
+        assert ours.rc == 0, ours.stdout[-3000:]
+        assert sorted(p.name for p in logdir.iterdir()) == ['app.log', 'app.log.1.zst']
+        assert {p.stat().st_uid for p in logdir.iterdir()} == {65534}
+        confdir = tmp_path / 'logrotate.d'
+        confdir.mkdir()
+        theirs = run_playbook('playbooks/log_rotation.yml', extravars={
+            'log_rotation_backend': 'logrotate', 'log_rotation_logrotate_dir': str(confdir),
+            'log_rotation_policies': [dict(policy, mode='copy')]})
+        assert theirs.rc == 0, theirs.stdout[-3000:]
+        text = (confdir / 'app').read_text()
+        assert '    su nobody nogroup\n' in text and '    copy\n' in text
+        log.write_text('y' * 4096)
+        subprocess.run(['/usr/sbin/logrotate', '-s', str(tmp_path / 'lr.state'), str(confdir / 'app')], check=True)
+        assert sorted(p.name for p in logdir.iterdir()) == ['app.log', 'app.log.1.zst', 'app.log.2.zst']
+        assert log.read_text() == 'y' * 4096   # copy: the log itself is left as it is
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

@@ -5,6 +5,10 @@
 ``<name>.zst.partial``, fsynced and renamed; only then is the plain copy removed. An interrupted run
 leaves the plain copy and a ``.partial`` that the next run removes: never a lost or half file.
 
+Everything happens relative to the log directory's descriptor (``safefs.LogDir``): the plain copy is
+opened only if it is still the regular file that was rotated, and removed only if its name still
+names that file. Messages say what is on disk, not what was meant to be.
+
 Private to opsready.operations; do not import from other collections.
 """
 
@@ -15,40 +19,80 @@ from typing import Any, Dict, Optional
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import ArtifactWriter
+from ansible_collections.opsready.operations.plugins.module_utils.logrotate.safefs import LogDir, ident
 
 SUFFIX = {'zstd': '.zst', 'gzip': '.gz'}
+# A copy whose apparent size exceeds what it occupies by more than this is mostly holes: a writer
+# without O_APPEND after a truncate, or a file made to look huge (``truncate -s 1T``) by whoever can
+# write the directory. Compressing it would read terabytes of zeros for hours; it is left as it is.
+SPARSE_SLACK = 1024 * 1024 * 1024
 
 
 def compress_file(path: str, compression: str = 'zstd', level: Optional[int] = None,
-                  threads: int = 1) -> Dict[str, Any]:
+                  threads: int = 1, logdir: Optional[LogDir] = None) -> Dict[str, Any]:
     """Compress ``path`` to ``path + suffix`` atomically and remove ``path``.
 
-    The compressed file keeps the plain file's owner, group, mode and mtime (``maxage`` counts from
-    the rotation, not from the compression). If the plain file grew while it was being read (a
-    writer still appending), the compressed file is discarded and the plain one kept.
+    ``logdir``: the already opened directory of ``path`` (opened here when not given). The
+    compressed file keeps the plain file's owner, group, mode and mtime (``maxage`` counts from the
+    rotation, not from the compression). If the plain file grew while it was being read (a writer
+    still appending), the compressed file is discarded and the plain one kept. The result's ``note``
+    says when the plain copy had already disappeared (deleted by something else meanwhile).
     """
-    target = path + SUFFIX[compression]
-    with open(path, 'rb') as source:
-        st = os.fstat(source.fileno())
-        writer = ArtifactWriter(target, compression=compression, level=level, threads=threads,
+    own = logdir is None
+    d = logdir if logdir is not None else LogDir.open(os.path.dirname(os.path.abspath(path)))
+    try:
+        return _compress(d, os.path.basename(path), compression, level, threads)
+    finally:
+        if own:
+            d.close()
+
+
+def _compress(d: LogDir, name: str, compression: str, level: Optional[int], threads: int) -> Dict[str, Any]:
+    target = name + SUFFIX[compression]
+    src = d.open_regular(name, os.O_RDONLY, what='rotated copy')
+    try:
+        st = os.fstat(src)
+        allocated = st.st_blocks * 512
+        if st.st_size - allocated > SPARSE_SLACK:
+            raise OpsReadyError('%s is sparse (%d bytes long, %d allocated): it was left uncompressed, since '
+                                'compressing would read %d bytes of holes; find the writer that does not append '
+                                '(O_APPEND) or who made it.'
+                                % (d.full(name), st.st_size, allocated, st.st_size - allocated), path=d.full(name))
+        # The writer gets a /proc/self/fd/<dir>/<name> path: it resolves through the directory
+        # descriptor, and the partial file is made with O_EXCL (never through a planted symlink).
+        writer = ArtifactWriter(d.proc(target), compression=compression, level=level, threads=threads,
                                 mode=st.st_mode & 0o7777)
-        with writer:
+        with writer, os.fdopen(os.dup(src), 'rb') as source:
             copied = writer.copy_from(source)
-            if os.fstat(source.fileno()).st_size != copied:
+            if os.fstat(src).st_size != copied:
                 writer.abort()
                 raise OpsReadyError('%s grew while it was compressed: a process still writes to it. It was left '
-                                    'uncompressed; make the writer reopen its log (signal, postrotate).' % path,
-                                    path=path)
+                                    'uncompressed; make the writer reopen its log (signal, postrotate).'
+                                    % d.full(name), path=d.full(name))
             try:
-                os.chown(writer.partial_path, st.st_uid, st.st_gid)
+                # lchown: if the partial name were swapped for a symlink, the link itself changes, not its target
+                os.chown(writer.partial_path, st.st_uid, st.st_gid, follow_symlinks=False)
             except PermissionError:
                 pass
             info = writer.commit()
-        os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+        target_st = d.lstat(target)
+        os.utime(d.proc(target), ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
         # Last look before the plain copy goes: anything appended after the read must not be lost.
-        if os.fstat(source.fileno()).st_size != copied:
-            os.unlink(target)
+        if os.fstat(src).st_size != copied:
+            d.unlink_if(target, ident(target_st))
             raise OpsReadyError('%s grew while it was compressed: a process still writes to it. It was left '
-                                'uncompressed; make the writer reopen its log (signal, postrotate).' % path, path=path)
-    os.unlink(path)
-    return {'path': path, 'compressed': target, 'size': copied, 'compressed_size': info['size']}
+                                'uncompressed; make the writer reopen its log (signal, postrotate).' % d.full(name),
+                                path=d.full(name))
+    finally:
+        os.close(src)
+    result = {'path': d.full(name), 'compressed': d.full(target), 'size': copied, 'compressed_size': info['size']}
+    if not d.unlink_if(name, ident(st)):
+        now = d.lstat_or_none(name)
+        if now is None:
+            result['note'] = ('%s is complete (%d bytes read); the plain copy %s had already been removed by something '
+                              'else while it was compressed' % (d.full(target), copied, d.full(name)))
+        else:
+            result['note'] = ('%s is complete; %s was replaced by another file while it was compressed and was left '
+                              'as it is' % (d.full(target), d.full(name)))
+    d.fsync()
+    return result

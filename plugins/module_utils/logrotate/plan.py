@@ -18,12 +18,12 @@ import datetime
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, List, Optional, Pattern, Tuple
+from typing import Any, Callable, List, Optional, Pattern, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 
 COMPRESSED_SUFFIXES = ('.zst', '.gz')
-MODES = ('create', 'copytruncate')
+MODES = ('create', 'copytruncate', 'copy')
 _FORMAT_RE = {'Y': r'\d{4}', 'm': r'\d{2}', 'd': r'\d{2}', 'H': r'\d{2}', 'M': r'\d{2}', 'S': r'\d{2}',
               'j': r'\d{3}', 'y': r'\d{2}', 's': r'\d+', 'V': r'\d{2}', 'u': r'\d'}
 
@@ -140,17 +140,28 @@ def _parse_dated(text: str, dateformat: str) -> Optional[datetime.datetime]:
         return None
 
 
-def list_rotated(log: str, policy: Policy, names: Optional[List[str]] = None) -> Tuple[List[Rotated], List[str]]:
-    """Existing rotated copies of ``log`` (newest first) and leftover ``.partial`` files."""
+StatFn = Callable[[str], os.stat_result]
+
+
+def list_rotated(log: str, policy: Policy, names: Optional[List[str]] = None,
+                 lstat: Optional[StatFn] = None) -> Tuple[List[Rotated], List[str]]:
+    """Existing rotated copies of ``log`` (newest first) and leftovers of interrupted runs.
+
+    Leftovers are ``.partial`` files and the hidden temporary names a rotation makes (``.app.log.<hex>.new``,
+    ``.copy``, ``.doomed``): each is redundant by construction (see rotate.py) and removed by the next run.
+    ``lstat`` stats a name of the directory (relative to its descriptor); by path when not given.
+    """
     directory, base = os.path.split(log)
     if names is None:
         names = os.listdir(directory)
+    stat_of: StatFn = lstat if lstat is not None else (lambda name: os.lstat(os.path.join(directory, name)))
     if policy.dateext:
         body = dated_pattern(policy.dateformat).pattern
         regex = re.compile('^' + re.escape(base) + '(' + body + r')(\.zst|\.gz)?$')
     else:
         regex = re.compile('^' + re.escape(base) + r'\.(\d+)(\.zst|\.gz)?$')
-    partial = re.compile('^' + re.escape(base) + r'[.-].*\.partial$')
+    partial = re.compile('^' + re.escape(base) + r'[.-].*\.partial$|^\.' + re.escape(base)
+                         + r'\.[0-9a-f]{12}\.(new|copy|doomed)$')
     found: List[Rotated] = []
     leftovers: List[str] = []
     for name in names:
@@ -164,7 +175,7 @@ def list_rotated(log: str, policy: Policy, names: Optional[List[str]] = None) ->
         suffix = match.group(2) or ''
         item = Rotated(path=path, stem=path[:len(path) - len(suffix)] if suffix else path, suffix=suffix)
         try:
-            item.mtime = os.lstat(path).st_mtime
+            item.mtime = stat_of(name).st_mtime
         except OSError:
             continue
         if policy.dateext:
@@ -182,9 +193,10 @@ def list_rotated(log: str, policy: Policy, names: Optional[List[str]] = None) ->
 
 
 def plan_log(log: str, size: int, reason: str, policy: Policy, now: datetime.datetime,
-             names: Optional[List[str]] = None) -> Tuple[Optional[LogPlan], Optional[str]]:
+             names: Optional[List[str]] = None,
+             lstat: Optional[StatFn] = None) -> Tuple[Optional[LogPlan], Optional[str]]:
     """The plan for rotating ``log`` now, or (None, why not)."""
-    existing, leftovers = list_rotated(log, policy, names)
+    existing, leftovers = list_rotated(log, policy, names, lstat)
     too_old = now.timestamp() - policy.maxage * 86400 if policy.maxage is not None else None
     keep_n = policy.rotate
     if policy.dateext:

@@ -22,70 +22,33 @@ from __future__ import annotations
 import datetime
 import os
 import re
-import tempfile
+import secrets
+import stat
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, List, Optional, Tuple
 
-from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import fsync_dir
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import default_threads
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.logrotate import compress as compress_mod
-from ansible_collections.opsready.operations.plugins.module_utils.logrotate import signalling
+from ansible_collections.opsready.operations.plugins.module_utils.logrotate import safefs, signalling
 from ansible_collections.opsready.operations.plugins.module_utils.logrotate.plan import (
     LogPlan, Policy, dated_pattern, list_rotated, plan_log)
+from ansible_collections.opsready.operations.plugins.module_utils.logrotate.safefs import LogDir, Refused, acting_as
 from ansible_collections.opsready.operations.plugins.module_utils.logrotate.targets import discover
 from ansible_collections.opsready.operations.plugins.module_utils.logrotate.triggers import StateFile, decide
 
 CHUNK = 1024 * 1024
+# Room left on the filesystem beyond the copy itself (copy modes): a full disk breaks the writer too.
+FREE_MARGIN = 16 * 1024 * 1024
 
 
-def _link_no_replace(src: str, dst: str) -> None:
-    """rename() that refuses to overwrite: link then unlink (same directory, same filesystem)."""
-    os.link(src, dst)
-    os.unlink(src)
+class RotationFailed(OpsReadyError):
+    """One log could not be rotated; ``message`` says what is on disk now."""
 
 
-def _new_file(log: str, policy: Policy, st: os.stat_result) -> str:
-    directory, base = os.path.split(log)
-    mode = policy.create_mode if policy.create_mode is not None else st.st_mode & 0o7777
-    uid = policy.create_uid if policy.create_uid is not None else st.st_uid
-    gid = policy.create_gid if policy.create_gid is not None else st.st_gid
-    fd, tmp = tempfile.mkstemp(prefix='.' + base + '.', suffix='.new', dir=directory)
-    try:
-        if (uid, gid) != (os.getuid(), os.getgid()):
-            os.fchown(fd, uid, gid)
-        os.fchmod(fd, mode)
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        os.unlink(tmp)
-        raise
-    os.close(fd)
-    return tmp
-
-
-def rotate_create(log: str, rotated_to: str, policy: Policy) -> int:
-    """Link ``log`` to ``rotated_to`` and atomically replace ``log`` with a new empty file."""
-    st = os.stat(log)
-    tmp = _new_file(log, policy, st)
-    try:
-        os.link(log, rotated_to)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    try:
-        os.rename(tmp, log)
-    except BaseException:
-        os.unlink(rotated_to)
-        os.unlink(tmp)
-        raise
-    fsync_dir(os.path.dirname(log))
-    return st.st_size
-
-
-def _catch_up_to_line_end(src: int, dst: int) -> int:
+def _catch_up_to_line_end(src: int, dst: int, limit: int) -> int:
     """Copy what is left of ``src`` into ``dst``, not stopping in the middle of a line.
 
     Reads do not take the inode lock: a write that spans a page boundary can be seen half-done (the
@@ -100,8 +63,10 @@ def _catch_up_to_line_end(src: int, dst: int) -> int:
     while True:
         data = os.read(src, CHUNK)
         if data:
-            os.write(dst, data)
             copied += len(data)
+            if copied > limit:
+                raise OSError(28, 'the log kept growing past the free space of its filesystem while it was copied')
+            os.write(dst, data)
             last = data[-1:]
             continue
         if last == b'\n' or retries == 0:
@@ -110,48 +75,191 @@ def _catch_up_to_line_end(src: int, dst: int) -> int:
         time.sleep(0.0005)
 
 
-def rotate_copytruncate(log: str, rotated_to: str, policy: Policy) -> int:
-    """Copy ``log`` to ``rotated_to`` (fsynced), catch up to its end, then truncate it in place."""
-    if os.path.lexists(rotated_to):
-        raise FileExistsError(17, 'File exists', rotated_to)
-    directory, base = os.path.split(log)
-    src = os.open(log, os.O_RDWR)
+def _copy_all(src: int, dst: int, limit: int) -> int:
+    copied = 0
+    while True:
+        data = os.read(src, CHUNK)
+        if not data:
+            return copied
+        copied += len(data)
+        if copied > limit:
+            raise OSError(28, 'the log kept growing past the free space of its filesystem while it was copied')
+        os.write(dst, data)
+
+
+class _Step:
+    """The file operations of one log's rotation, undone in reverse when a later one fails.
+
+    Order (issue: a failure midway must leave the set of copies as it was):
+    1. the new copy is made under a hidden temporary name (copy modes) or the log is pinned by an
+       ``O_PATH`` descriptor (create mode), and the new empty log is prepared (create mode);
+    2. copies beyond retention are moved aside to hidden names, the survivors renumbered, highest first;
+    3. the copy gets its rotated name (``linkat``, never replacing a name);
+    4. the commit: the new log is renamed over the log (create) or the log truncated (copytruncate);
+    5. only then are the copies moved aside deleted and the temporary names removed.
+    Any failure in 2-4 moves every renamed file back. Every hidden name left by a kill is redundant
+    (the commit had not happened, or everything it holds has its final name) and the next run removes it.
+    """
+
+    def __init__(self, d: LogDir) -> None:
+        self.d = d
+        self.moved: List[Tuple[str, str]] = []     # (from, to), in the order done
+        self.linked: Optional[Tuple[str, safefs.Ident]] = None
+        self.temps: List[str] = []
+
+    def move(self, src: str, dst: str) -> bool:
+        try:
+            self.d.move_no_replace(src, dst)
+        except FileNotFoundError:
+            if self.d.lstat_or_none(src) is None:
+                return False        # vanished since it was listed: nothing to move
+            raise
+        self.moved.append((src, dst))
+        return True
+
+    def undo(self) -> List[str]:
+        problems: List[str] = []
+        if self.linked is not None:
+            name, expect = self.linked
+            if not self.d.unlink_if(name, expect):
+                problems.append('%s could not be removed' % name)
+        for src, dst in reversed(self.moved):
+            try:
+                self.d.move_no_replace(dst, src)
+            except OSError as exc:
+                problems.append('%s could not be renamed back to %s (%s)' % (dst, src, exc.strerror or exc))
+        for name in self.temps:
+            self.d.unlink(name)
+        return problems
+
+
+def _new_log(d: LogDir, base: str, policy: Policy, st: os.stat_result) -> Tuple[str, int]:
+    mode = policy.create_mode if policy.create_mode is not None else st.st_mode & 0o7777
+    uid = policy.create_uid if policy.create_uid is not None else st.st_uid
+    gid = policy.create_gid if policy.create_gid is not None else st.st_gid
+    name, fd = d.create_temp(base, '.new')
+    try:
+        if (uid, gid) != (os.geteuid(), os.getegid()):
+            os.fchown(fd, uid, gid)
+        os.fchmod(fd, mode)
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        d.unlink(name)
+        raise
+    return name, fd
+
+
+def rotate_one(d: LogDir, plan: LogPlan, policy: Policy,
+               expect: Optional[safefs.Ident] = None) -> Tuple[int, List[str]]:
+    """Rotate one log as ``plan`` says, every operation relative to ``d``; returns (bytes, deleted paths).
+
+    ``expect``: the (device, inode) the log had when it was planned; anything else under its name
+    (a symlink, a hard link, a FIFO, another file) is refused before anything is changed.
+    """
+    base = os.path.basename(plan.log)
+    rotated = os.path.basename(plan.rotated_to)
+    for path in plan.leftovers:
+        d.unlink(os.path.basename(path))
+    step = _Step(d)
+    mode = policy.mode
+    flags = None if mode == 'create' else (os.O_RDWR if mode == 'copytruncate' else os.O_RDONLY)
+    src = d.open_regular(base, flags, expect=expect)
+    copy_fd = -1
+    committed = False
     try:
         st = os.fstat(src)
-        fd, tmp = tempfile.mkstemp(prefix='.' + base + '.', suffix='.copy', dir=directory)
-        try:
+        if mode == 'create':
+            new_name, new_fd = _new_log(d, base, policy, st)
+            os.close(new_fd)
+            step.temps.append(new_name)
+        else:
+            limit = d.free_bytes() - FREE_MARGIN
+            if st.st_size > limit:
+                raise RotationFailed('%s is %d bytes but its filesystem has only %d bytes free (keeping %d in '
+                                     'reserve): a copy does not fit. Nothing was changed; free space or rotate '
+                                     'with mode=create.'
+                                     % (plan.log, st.st_size, max(limit, 0) + FREE_MARGIN, FREE_MARGIN), path=plan.log)
+            copy_name, copy_fd = d.create_temp(base, '.copy')
+            step.temps.append(copy_name)
             try:
-                os.fchown(fd, st.st_uid, st.st_gid)
+                os.fchown(copy_fd, st.st_uid, st.st_gid)
             except PermissionError:
                 pass
-            os.fchmod(fd, st.st_mode & 0o7777)
-            copied = 0
-            while True:
-                data = os.read(src, CHUNK)
-                if not data:
-                    break
-                os.write(fd, data)
-                copied += len(data)
-            os.fsync(fd)
-            # Catch up with what was appended during the copy and fsync, then truncate at once:
-            # only lines written between this last read and ftruncate are lost.
-            copied += _catch_up_to_line_end(src, fd)
-            os.ftruncate(src, 0)
-            os.fsync(fd)
-        except BaseException:
-            os.close(fd)
-            os.unlink(tmp)
+            os.fchmod(copy_fd, st.st_mode & 0o7777)
+            copied = _copy_all(src, copy_fd, limit)
+            os.fsync(copy_fd)
+        doomed: List[Tuple[str, str]] = []
+        try:
+            for path in plan.delete:
+                name = os.path.basename(path)
+                aside = '.%s.%s.doomed' % (base, secrets.token_hex(6))
+                if step.move(name, aside):
+                    doomed.append((path, aside))
+            for old, new in plan.shifts:
+                step.move(os.path.basename(old), os.path.basename(new))
+            pinned = src if mode == 'create' else copy_fd
+            try:
+                d.link_fd(pinned, rotated)
+            except FileNotFoundError:
+                # linkat of a file with no name left: the log was removed or renamed over meanwhile
+                raise Refused('%s was removed or replaced while it was rotated: nothing of it was changed.'
+                              % plan.log, path=plan.log)
+            step.linked = (rotated, safefs.ident(os.fstat(pinned)))
+            if mode == 'create':
+                d.rename(new_name, base)      # the commit: the log path now names the new empty file
+                step.temps.remove(new_name)
+                size = st.st_size
+            elif mode == 'copytruncate':
+                # Catch up with what was appended meanwhile, then truncate at once: only lines
+                # written between this last read and ftruncate are lost.
+                copied += _catch_up_to_line_end(src, copy_fd, limit - copied)
+                os.ftruncate(src, 0)          # the commit: nothing after it may be undone
+                size = copied
+            else:
+                size = copied
+        except BaseException as exc:
+            problems = step.undo()
+            if not problems:
+                raise
+            what = getattr(exc, 'message', None) or getattr(exc, 'strerror', None) or str(exc)
+            raise RotationFailed('Rotating %s failed: %s; undoing it also failed: %s; %s.'
+                                 % (plan.log, what, '; '.join(problems), d.describe(
+                                     [base, rotated] + [os.path.basename(n) for _o, n in plan.shifts])),
+                                 path=plan.log)
+        committed = True
+        if copy_fd >= 0:
+            os.fsync(copy_fd)                 # the lines caught up after the first fsync
+    except BaseException as exc:
+        for name in step.temps:
+            d.unlink(name)
+        if not committed or isinstance(exc, OpsReadyError):
             raise
-        os.close(fd)
+        raise RotationFailed('%s was rotated to %s but then %s; %s.' % (
+            plan.log, plan.rotated_to, getattr(exc, 'strerror', None) or exc, d.describe([base, rotated])),
+            path=plan.log)
     finally:
         os.close(src)
+        if copy_fd >= 0:
+            os.close(copy_fd)
+    for name in step.temps:
+        d.unlink(name)
+    deleted = []
+    for path, aside in doomed:
+        if d.unlink(aside):
+            deleted.append(path)
+    d.fsync()
+    return size, deleted
+
+
+def rotate_create(log: str, rotated_to: str, policy: Policy) -> int:
+    """Link ``log`` to ``rotated_to`` and atomically replace ``log`` with a new empty file."""
+    d = LogDir.open(os.path.dirname(log))
     try:
-        _link_no_replace(tmp, rotated_to)
-    except OSError as exc:
-        raise OpsReadyError('%s was copied and truncated but its copy could not be named %s (%s): the lines are in '
-                            '%s, move them by hand.' % (log, rotated_to, exc.strerror or exc, tmp), path=tmp)
-    fsync_dir(directory)
-    return copied
+        plan = LogPlan(log=log, reason='direct', size=0, rotated_to=rotated_to)
+        return rotate_one(d, plan, Policy(**{**policy.__dict__, 'mode': 'create'}))[0]
+    finally:
+        d.close()
 
 
 def _after_names(plan: LogPlan, policy: Policy, existing: List[str]) -> List[str]:
@@ -169,16 +277,26 @@ def _after_names(plan: LogPlan, policy: Policy, existing: List[str]) -> List[str
     return sorted(names)
 
 
-def _dir_writable(directory: str) -> bool:
-    return os.access(directory, os.W_OK | os.X_OK)
+def _dir_writable(d: LogDir) -> bool:
+    # faccessat with the effective ids: the user the file operations run as (su) or this process
+    return os.access('.', os.W_OK | os.X_OK, dir_fd=d.fd, effective_ids=True)
 
 
 class Rotation:
-    """One invocation of a policy over its targets."""
+    """One invocation of a policy over its targets.
+
+    ``su_uid``/``su_gid``: the user and group the file operations run as (logrotate's ``su``);
+    discovery, planning, rotation, compression and deletion run with those effective ids, while the
+    state file, the pid file, signals, ``postrotate`` and the /proc scan for writers stay root's (as
+    logrotate runs its scripts as root). Without them, a run as root refuses log directories that
+    another user can write. ``check_dirs=False`` skips that refusal: only for tests that prove the
+    descriptor-relative operations hold on their own.
+    """
 
     def __init__(self, paths: List[str], policy: Policy, state_file: str, signal: Optional[str] = None,
                  pidfile: Optional[str] = None, postrotate: Optional[str] = None, threads: int = 0,
-                 now: Optional[datetime.datetime] = None) -> None:
+                 now: Optional[datetime.datetime] = None, su_uid: Optional[int] = None,
+                 su_gid: Optional[int] = None, check_dirs: bool = True) -> None:
         policy.validate()
         self.paths = paths
         self.policy = policy
@@ -188,6 +306,11 @@ class Rotation:
         self.postrotate = postrotate
         self.threads = threads if threads > 0 else default_threads()
         self.now = now or utcnow()
+        self.su_uid = su_uid
+        self.su_gid = su_gid
+        self.check_dirs = check_dirs
+        self._dirs: Dict[str, LogDir] = {}
+        self._idents: Dict[str, safefs.Ident] = {}
         if signal:
             signalling.signal_number(signal)
         self.result: Dict[str, Any] = {
@@ -195,6 +318,9 @@ class Rotation:
             'missing': [], 'signalled': [], 'postrotate': None, 'plan': [], 'warnings': [], 'state_written': False,
             'diff': {'before': '', 'after': ''},
         }
+
+    def _as_user(self) -> Any:
+        return acting_as(self.su_uid, self.su_gid)
 
     def _discover(self) -> List[str]:
         dated = None
@@ -204,13 +330,42 @@ class Rotation:
         self.result['missing'] = missing
         return logs
 
+    def _open_dirs(self, logs: List[str]) -> None:
+        insecure: List[str] = []
+        for log in logs:
+            directory = os.path.dirname(log)
+            if directory in self._dirs:
+                continue
+            d = LogDir.open(directory)
+            self._dirs[directory] = d
+            if self.check_dirs and self.su_uid is None and os.geteuid() == 0:
+                why = safefs.insecure_reason(d.fd, directory)
+                if why:
+                    insecure.append(why)
+        if insecure:
+            raise OpsReadyError(
+                'Refusing to rotate as root: %s. Whoever can write there could make root truncate, overwrite or '
+                'disclose any file (logrotate refuses the same: "parent directory has insecure permissions"). '
+                'Nothing was rotated. Set su (user and group to act as, usually the owner of the directory) so the '
+                'files are rotated with that user\'s rights only, or make the directory and every directory above '
+                'it owned by root and not writable by others.' % '; '.join(insecure), insecure=insecure)
+
     def _plans(self, logs: List[str], state: StateFile) -> List[LogPlan]:
         plans: List[LogPlan] = []
         before: List[str] = []
         after: List[str] = []
         p = self.policy
         for log in logs:
-            size = os.stat(log).st_size
+            d = self._dirs[os.path.dirname(log)]
+            base = os.path.basename(log)
+            st = d.lstat_or_none(base)
+            if st is None or not stat.S_ISREG(st.st_mode):
+                gone = 'it vanished' if st is None else 'it is no longer a regular file (a symlink or special file)'
+                self.result['not_rotated'].append({'log': log, 'reason': gone})
+                self.result['warnings'].append('%s not rotated: %s since it was found.' % (log, gone))
+                continue
+            self._idents[log] = safefs.ident(st)
+            size = st.st_size
             due, reason, first_seen = decide(size, state.last_rotated(log), self.now, size_limit=p.size,
                                              minsize=p.minsize, interval=p.interval, force=p.force,
                                              notifempty=p.notifempty)
@@ -219,13 +374,14 @@ class Rotation:
             if not due:
                 self.result['not_rotated'].append({'log': log, 'reason': reason})
                 continue
-            plan, why = plan_log(log, size, reason, p, self.now)
+            names_here = d.listdir()
+            plan, why = plan_log(log, size, reason, p, self.now, names=names_here, lstat=d.lstat)
             if plan is None:
                 self.result['not_rotated'].append({'log': log, 'reason': why})
                 self.result['warnings'].append('%s not rotated: %s.' % (log, why))
                 continue
             plans.append(plan)
-            existing, leftovers = list_rotated(log, p)
+            existing, leftovers = list_rotated(log, p, names_here, d.lstat)
             names = [log] + [r.path for r in existing] + leftovers
             before.extend(sorted(names))
             after.extend(_after_names(plan, p, names))
@@ -234,15 +390,27 @@ class Rotation:
                                'after': '\n'.join(after) + ('\n' if after else '')}
         return plans
 
+    def _ids(self, paths: List[str]) -> Dict[safefs.Ident, str]:
+        """(device, inode) of each path, taken relative to its directory descriptor (never followed)."""
+        ids: Dict[safefs.Ident, str] = {}
+        for path in paths:
+            st = self._dirs[os.path.dirname(path)].lstat_or_none(os.path.basename(path))
+            if st is not None and stat.S_ISREG(st.st_mode):
+                ids[safefs.ident(st)] = path
+        return ids
+
     def _preflight(self, plans: List[LogPlan]) -> List[LogPlan]:
-        directories = {os.path.dirname(plan.log) for plan in plans}
-        unwritable = sorted(d for d in directories if not _dir_writable(d))
-        if unwritable:
-            raise OpsReadyError('Cannot rotate: directory %s is not writable by this user (uid %d). Nothing was '
-                                'rotated; run with become: true or fix the directory permissions.'
-                                % (', '.join(unwritable), os.getuid()), unwritable=unwritable)
         doomed = [path for plan in plans for path in plan.delete]
-        held = signalling.writers_holding(doomed) if doomed else {}
+        with self._as_user():
+            unwritable = sorted({plan.log.rsplit('/', 1)[0] or '/' for plan in plans
+                                 if not _dir_writable(self._dirs[os.path.dirname(plan.log)])})
+            ids = self._ids(doomed)
+        if unwritable:
+            who = 'this user (uid %d)' % os.geteuid() if self.su_uid is None else 'the su user (uid %d)' % self.su_uid
+            raise OpsReadyError('Cannot rotate: directory %s is not writable by %s. Nothing was rotated; run with '
+                                'become: true, set su to the directory\'s owner, or fix the directory permissions.'
+                                % (', '.join(unwritable), who), unwritable=unwritable)
+        held = signalling.writers_holding(doomed, ids) if doomed else {}
         ready = []
         for plan in plans:
             blocking = {path: pids for path, pids in held.items() if path in plan.delete}
@@ -259,19 +427,10 @@ class Rotation:
         return ready
 
     def _rotate_one(self, plan: LogPlan) -> None:
-        for path in plan.leftovers + plan.delete:
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                continue
-            if path in plan.delete:
-                self.result['deleted'].append(path)
-        for src, dst in plan.shifts:
-            _link_no_replace(src, dst)
-        if self.policy.mode == 'create':
-            size = rotate_create(plan.log, plan.rotated_to, self.policy)
-        else:
-            size = rotate_copytruncate(plan.log, plan.rotated_to, self.policy)
+        d = self._dirs[os.path.dirname(plan.log)]
+        with self._as_user():
+            size, deleted = rotate_one(d, plan, self.policy, expect=self._idents.get(plan.log))
+        self.result['deleted'].extend(deleted)
         self.result['rotated'].append({'log': plan.log, 'rotated_to': plan.rotated_to, 'size': size,
                                        'reason': plan.reason, 'mode': self.policy.mode})
 
@@ -288,6 +447,19 @@ class Rotation:
             notified = True
         return notified
 
+    def _compress_one(self, path: str) -> Tuple[str, Any]:
+        p = self.policy
+        d = self._dirs[os.path.dirname(path)]
+        name = os.path.basename(path)
+        try:
+            return 'ok', compress_mod.compress_file(path, p.compression, p.compression_level, threads=1, logdir=d)
+        except OpsReadyError as exc:
+            return 'warn', exc.message
+        except OSError as exc:
+            target = name + p.suffix
+            return 'error', 'Compressing %s failed: %s; %s.' % (
+                path, exc.strerror or exc, d.describe([name, target, target + '.partial']))
+
     def _finish(self, plans: List[LogPlan], notified: bool) -> List[str]:
         errors: List[str] = []
         rotated = {entry['log'] for entry in self.result['rotated']}
@@ -298,7 +470,9 @@ class Rotation:
         if not watched:
             return errors
         timeout = self.policy.reopen_timeout if notified and self.policy.mode == 'create' else 0.0
-        held = signalling.wait_released(watched, timeout)
+        with self._as_user():
+            ids = self._ids(watched)
+        held = signalling.wait_released(watched, timeout, ids=ids)
         for path, pids in sorted(held.items()):
             self.result['held_open'].append({'path': path, 'pids': pids})
             self.result['warnings'].append(
@@ -306,31 +480,26 @@ class Rotation:
                 'nothing is lost; configure signal/pidfile or postrotate so the writer reopens its log.'
                 % (path, ', '.join(str(p) for p in pids),
                    ' %.1fs after it was told to reopen' % timeout if notified else ''))
-        for path in to_delete:
-            if path not in held:
-                os.unlink(path)
-                self.result['deleted'].append(path)
-        jobs = [path for path in to_compress if path not in held and os.path.exists(path)]
-        if not jobs:
-            return errors
-        p = self.policy
-
-        def one(path: str) -> Tuple[str, Any]:
-            try:
-                return 'ok', compress_mod.compress_file(path, p.compression, p.compression_level, threads=1)
-            except OpsReadyError as exc:
-                return 'warn', exc.message
-            except OSError as exc:
-                return 'error', 'Compressing %s failed: %s; the plain copy was kept.' % (path, exc.strerror or exc)
-
-        workers = min(self.threads, len(jobs))
-        if workers > 1:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                outcomes = list(pool.map(one, jobs))
-        else:
-            outcomes = [one(path) for path in jobs]
+        with self._as_user():
+            for path in to_delete:
+                if path not in held and self._dirs[os.path.dirname(path)].unlink(os.path.basename(path)):
+                    self.result['deleted'].append(path)
+            # Anything still under the name is handed to compress_file, which refuses (with a warning naming
+            # it) what is not the regular file it should be: a symlink, a FIFO or a device swapped in.
+            jobs = [path for path in to_compress if path not in held
+                    and self._dirs[os.path.dirname(path)].lstat_or_none(os.path.basename(path)) is not None]
+            if not jobs:
+                return errors
+            workers = min(self.threads, len(jobs))
+            if workers > 1:
+                with ThreadPoolExecutor(max_workers=workers) as pool:
+                    outcomes = list(pool.map(self._compress_one, jobs))
+            else:
+                outcomes = [self._compress_one(path) for path in jobs]
         for status, value in outcomes:
             if status == 'ok':
+                if value.get('note'):
+                    self.result['warnings'].append(value.pop('note') + '.')
                 self.result['compressed'].append(value)
             elif status == 'warn':
                 self.result['warnings'].append(value)
@@ -339,10 +508,20 @@ class Rotation:
         return errors
 
     def run(self, check_mode: bool = False) -> Dict[str, Any]:
-        logs = self._discover()
+        try:
+            return self._run(check_mode)
+        finally:
+            for d in self._dirs.values():
+                d.close()
+            self._dirs.clear()
+
+    def _run(self, check_mode: bool) -> Dict[str, Any]:
         state = StateFile(self.state_file)
         pid = signalling.read_pidfile(self.pidfile) if self.pidfile else None
-        plans = self._plans(logs, state)
+        with self._as_user():
+            logs = self._discover()
+            self._open_dirs(logs)
+            plans = self._plans(logs, state)
         if check_mode:
             self.result['changed'] = bool(plans) or state.dirty
             return self.result
@@ -352,9 +531,11 @@ class Rotation:
             try:
                 self._rotate_one(plan)
                 state.record(plan.log, self.now)
+            except OpsReadyError as exc:
+                errors.append(exc.message)
             except OSError as exc:
-                errors.append('Rotating %s failed: %s (%s); the log was left in place, not renamed.'
-                              % (plan.log, exc.strerror or exc, getattr(exc, 'filename', '') or plan.log))
+                errors.append('Rotating %s failed: %s (%s); nothing of it was changed: the log and its copies are as '
+                              'they were.' % (plan.log, exc.strerror or exc, getattr(exc, 'filename', '') or plan.log))
         self.result['state_written'] = state.save()
         try:
             notified = self._notify(pid)

@@ -90,7 +90,8 @@ def _file_ids(paths: Iterable[str]) -> Dict[Tuple[int, int], str]:
     ids: Dict[Tuple[int, int], str] = {}
     for path in paths:
         try:
-            st = os.stat(path)
+            # lstat: a name swapped for a symlink is not the rotated copy (and is never followed)
+            st = os.lstat(path)
         except OSError:
             continue
         ids[(st.st_dev, st.st_ino)] = path
@@ -127,9 +128,18 @@ def _open_fds() -> Iterator[Tuple[int, str, str]]:
             yield int(pid), fd, '%s/%s' % (fd_dir, fd)
 
 
-def writers_holding(paths: Iterable[str]) -> Dict[str, List[int]]:
-    """{path: [pids]} for files in ``paths`` that some process holds open for writing."""
-    ids = _file_ids(paths)
+def writers_holding(paths: Iterable[str],
+                    ids: Optional[Dict[Tuple[int, int], str]] = None) -> Dict[str, List[int]]:
+    """{path: [pids]} for files in ``paths`` that some process holds open for writing.
+
+    ``ids`` ({(device, inode): path}) names the files by what was opened instead of by path (the
+    rotation takes them relative to its directory descriptors); ``paths`` then only filters it.
+    """
+    if ids is None:
+        ids = _file_ids(paths)
+    else:
+        wanted = set(paths)
+        ids = {key: path for key, path in ids.items() if path in wanted}
     held: Dict[str, List[int]] = {}
     if not ids:
         return held
@@ -149,12 +159,13 @@ def writers_holding(paths: Iterable[str]) -> Dict[str, List[int]]:
     return held
 
 
-def wait_released(paths: List[str], timeout: float, poll: float = 0.02) -> Dict[str, List[int]]:
+def wait_released(paths: List[str], timeout: float, poll: float = 0.02,
+                  ids: Optional[Dict[Tuple[int, int], str]] = None) -> Dict[str, List[int]]:
     """Poll until no writer holds any of ``paths`` or ``timeout`` passes; returns what is still held."""
     deadline = time.monotonic() + timeout
     pending: Set[str] = set(paths)
     while True:
-        held = writers_holding(sorted(pending))
+        held = writers_holding(sorted(pending), ids)
         if not held or time.monotonic() >= deadline:
             return held
         pending = set(held)

@@ -49,11 +49,19 @@ def discover(patterns: List[str], missingok: bool = False,
                     matches.append(path)
         else:
             matches = []
-            if os.path.lexists(pattern):
-                st = os.lstat(pattern)
+            try:
+                st: Optional[os.stat_result] = os.lstat(pattern)
+            except FileNotFoundError:
+                st = None
+            if st is not None:
                 if stat.S_ISLNK(st.st_mode):
-                    raise OpsReadyError('Log path %s is a symlink: rotate the file it points to (%s) instead, renaming '
-                                        'a link would not rotate the log.' % (pattern, os.path.realpath(pattern)))
+                    try:
+                        # readlink, not realpath: the name may change again meanwhile (a user racing it)
+                        pointee = os.readlink(pattern)
+                    except OSError:
+                        pointee = '?'
+                    raise OpsReadyError('Log path %s is a symlink (to %s): rotate the file it points to instead, '
+                                        'renaming a link would not rotate the log.' % (pattern, pointee))
                 if not stat.S_ISREG(st.st_mode):
                     raise OpsReadyError('Log path %s is not a regular file.' % pattern)
                 matches.append(pattern)
