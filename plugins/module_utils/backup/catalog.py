@@ -22,8 +22,10 @@ import os
 import re
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
-from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import (
-    MANIFEST_SUFFIX, Manifest, read_manifest)
+from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import MANIFEST_SUFFIX, Manifest
+# Parses each manifest once per process while the file stays the same (see catalog_index): a module run
+# builds several catalogs of one directory.
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import read_manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import CatalogError, OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import PARTIAL_SUFFIX
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
