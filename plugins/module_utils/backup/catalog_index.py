@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Dict, Tuple
+from typing import Dict, List, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup import manifest as _manifest
 
@@ -59,6 +59,19 @@ def read_manifest(path: str) -> _manifest.Manifest:
     else:
         _CACHE.pop(absolute, None)
     return entry
+
+
+def manifest_paths(directory: str) -> List[str]:
+    """Sorted paths of the ``*.manifest.json`` names in ``directory``, as ``sorted(glob.glob(...))`` gives
+    them (names starting with a dot are skipped, like glob does), without glob's pattern matching: a
+    backup directory holds an artifact next to every manifest, and glob ran per catalog."""
+    try:
+        with os.scandir(directory) as entries:
+            names = [e.name for e in entries
+                     if e.name.endswith(_manifest.MANIFEST_SUFFIX) and not e.name.startswith('.')]
+    except OSError:
+        return []  # what glob gives for a directory it cannot list (unchanged behaviour)
+    return [os.path.join(directory, name) for name in sorted(names)]
 
 
 def clear() -> None:
