@@ -21,6 +21,8 @@ and the machine's load is printed with every row. Growth: wall(N) / wall(N / 10)
 per 10x N. Targets (issue 22): every operation under 1 s and 200 MB at 200,000 manifests, growing no
 faster than linearly. An operation that exceeds ``--timeout`` is killed and reported as "> timeout".
 
+``backup_info`` is describe() alone; ``backup_info_output`` adds the module's JSON result (``exit_json``
+returns every artifact's manifest, so the result itself grows with the catalog: ~1 KB per manifest).
 Two reference rows are not product operations: ``floor_stat`` (list the directory and stat every
 manifest: what any catalog that trusts no cache must do) and ``read_all`` (parse every manifest once).
 """
@@ -163,6 +165,14 @@ def op_backup_info(directory: str) -> Any:
     return {'artifacts': len(info['artifacts']), 'sets': len(info['sets'])}
 
 
+def op_backup_info_output(directory: str) -> Any:
+    """backup_info as the module returns it: describe() and its JSON result (``exit_json`` serialises
+    every artifact's manifest: the result grows with the catalog)."""
+    from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import describe
+    text = json.dumps(describe(directory), default=str)
+    return {'result_mb': round(len(text) / 1e6, 1)}
+
+
 def op_backup_prune_check(directory: str) -> Any:
     """backup_prune path=DIR keep_daily/weekly/monthly, check mode (every set)."""
     from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import prune
@@ -218,13 +228,14 @@ def op_read_all(directory: str) -> Any:
 
 OPERATIONS: Dict[str, Callable[[str], Any]] = {
     'backup_info': op_backup_info,
+    'backup_info_output': op_backup_info_output,
     'backup_prune_check': op_backup_prune_check,
     'db_backup_catalog': op_db_backup_catalog,
     'drill_find_backup': op_drill_find_backup,
     'floor_stat': op_floor_stat,
     'read_all': op_read_all,
 }
-PRODUCT = ('backup_info', 'backup_prune_check', 'db_backup_catalog', 'drill_find_backup')
+PRODUCT = ('backup_info', 'backup_info_output', 'backup_prune_check', 'db_backup_catalog', 'drill_find_backup')
 
 
 # ------------------------------------------------------------------------------------------- measuring
