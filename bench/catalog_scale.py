@@ -246,8 +246,7 @@ def measure_op(operation: str, directory: Path, runs: int, max_rounds: int, time
     rss: List[float] = []
     load = [load_average()]
     timed_out = False
-    while len(walls) < max(runs, 1) or (len(walls) < max_rounds and not (
-            (relative_spread(walls) or 1.0) < 0.10)):
+    while len(walls) < max(runs, 1) or (len(walls) < max_rounds and (relative_spread(walls) or 1.0) >= 0.10):
         try:
             wall, tree, dummy = measure([PYTHON, str(BENCH / 'catalog_scale.py'), 'run', operation, str(directory)],
                                         timeout=timeout)

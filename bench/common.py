@@ -316,8 +316,8 @@ def compare(operation: str, ours: Side, raws: Sequence[Side], targets: Sequence[
             current = spreads()
             if all(value is not None and value < spread_goal for value in current):
                 break
-            log('    spread %s >= %.0f %%: round %d' % (', '.join('-' if v is None else '%.0f %%' % (v * 100)
-                                                            for v in current), spread_goal * 100, round_ + 1))
+            shown = ', '.join('-' if v is None else '%.0f %%' % (v * 100) for v in current)
+            log('    spread %s >= %.0f %%: round %d' % (shown, spread_goal * 100, round_ + 1))
         order = sides[round_ % len(sides):] + sides[:round_ % len(sides)]
         for side in order:
             sample = run_side(side)
