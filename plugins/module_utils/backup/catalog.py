@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import bisect
 import datetime
-import glob
 import os
 import re
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
-from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import (
-    MANIFEST_SUFFIX, Manifest, read_manifest)
+from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import MANIFEST_SUFFIX, Manifest
+# Parses each manifest once per process while the file stays the same (see catalog_index): a module run
+# builds several catalogs of one directory.
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import (
+    manifest_paths, read_manifest)
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import CatalogError, OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import PARTIAL_SUFFIX
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
@@ -42,7 +44,7 @@ class Catalog:
         self.broken: List[Dict[str, str]] = []
         entries = []
         self.all_entries: List[Manifest] = []
-        for path in sorted(glob.glob(os.path.join(glob.escape(self.directory), '*' + MANIFEST_SUFFIX))):
+        for path in manifest_paths(self.directory):
             try:
                 entry = read_manifest(path)
             except OpsReadyError as exc:
