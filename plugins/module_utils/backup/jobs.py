@@ -300,7 +300,7 @@ def describe(path: str, engine: Optional[str] = None, database: Optional[str] = 
         groups.setdefault((entry.engine, entry.database), []).append(entry)
     sets = []
     for (eng, db) in sorted(groups, key=lambda k: (k[0], k[1] or '')):
-        info = _set_info(Catalog(path, engine=eng, database=db), point, now)
+        info = _set_info(catalog.view(eng, db), point, now)
         info.update(engine=eng, database=db)
         sets.append(info)
     result: Dict[str, Any] = {
