@@ -380,9 +380,13 @@ class MySQLEngine(Engine):
                 'size_bytes': sum(int(r[3]) for r in rows), 'non_empty_tables': None,
                 'measured_at': isoformat(utcnow()),
                 'method': 'information_schema estimates; tables with rows asked exactly'}
+            names = [(bytes.fromhex(r[0]).decode('utf-8'), bytes.fromhex(r[1]).decode('utf-8'))
+                     for r in sorted(rows, key=lambda r: -int(r[2]))]
             if rows and len(rows) <= EXISTS_TABLE_LIMIT:
-                names = [(bytes.fromhex(r[0]).decode('utf-8'), bytes.fromhex(r[1]).decode('utf-8')) for r in rows]
                 summary['non_empty_tables'] = int(self.query(mysql_non_empty_sql(names))[0][0])
+            elif rows:  # table_rows is an estimate (InnoDB keeps it after a DELETE): any row, asked exactly
+                summary['has_rows'] = any(int(self.query(mysql_non_empty_sql(names[start:start + 200]))[0][0])
+                                          for start in range(0, len(names), 200))
             elif not rows:
                 summary['non_empty_tables'] = 0
         except (OpsReadyError, ValueError, IndexError) as exc:  # never fails the backup itself
