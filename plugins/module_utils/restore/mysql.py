@@ -51,7 +51,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import CHUNK
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import UTC, isoformat
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import (
-    kill_and_reap, open_artifact, pipe_artifact_into)
+    check_decryptable, kill_and_reap, open_artifact)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql_quote import (
     check_identifier, qualified, quote_identifier, quote_literal)
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import (
@@ -218,6 +218,73 @@ GTID_GROUP = re.compile(
 GROUP_SPAN = 4096  # a "# at" line, a GTID header and its SET lines are far shorter than this
 
 
+# A trigger's CREATE statement in a dump is its original text: "CREATE TRIGGER db.tr ... ON db.t" keeps the
+# source database's name, and loading it into the temporary copy would create the trigger in the SOURCE
+# database (or fail there with "already exists"). The qualifiers before the trigger and table names go.
+_IDENT = rb'(?:`(?:[^`]|``)+`|"(?:[^"]|"")+"|[0-9A-Za-z_$\x80-\xff]+)'
+TRIGGER_HEAD = re.compile(
+    rb'(?m)^(/\*!50003 CREATE\*/ (?:/\*!50017 DEFINER=[^\n]*?\*/ )?/\*!50003 TRIGGER\s+)(' + _IDENT + rb'\s*\.\s*)?'
+    rb'(' + _IDENT + rb'\s+(?:BEFORE|AFTER)\s+(?:INSERT|UPDATE|DELETE)\s+ON\s+)(' + _IDENT + rb'\s*\.\s*)?', re.I)
+TRIGGER_MARK = b'/*!50003 CREATE*/'
+LINE_CARRY = 64 * 1024  # an unfinished line longer than this that is no trigger header passes on at once
+
+
+class TriggerQualifierStripper:
+    """Drops the database qualifier of the trigger and its table in a dump's trigger statements, chunk by
+    chunk (only whole lines are matched; a long line that cannot be a trigger header is never held)."""
+
+    def __init__(self) -> None:
+        self.carry = b''
+        self.stripped = 0
+
+    def _sub(self, data: bytes) -> bytes:
+        if TRIGGER_MARK not in data:
+            return data
+        return TRIGGER_HEAD.sub(self._strip, data)
+
+    def _strip(self, match: 're.Match[bytes]') -> bytes:
+        if match.group(2) or match.group(4):
+            self.stripped += 1
+        return match.group(1) + match.group(3)
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = self.carry + chunk
+        cut = data.rfind(b'\n') + 1
+        self.carry = data[cut:]
+        out = self._sub(data[:cut])
+        if len(self.carry) > LINE_CARRY and not self.carry.startswith(TRIGGER_MARK):
+            out, self.carry = out + self.carry, b''
+        return out
+
+    def flush(self) -> bytes:
+        out, self.carry = self._sub(self.carry), b''
+        return out
+
+
+def _load_dump(engine: Any, full: Manifest, temp: str) -> int:
+    """The dump into ``temp`` through the trigger qualifier filter; returns how many qualifiers went."""
+    check_decryptable(full, engine.identities)
+    stripper = TriggerQualifierStripper()
+    with engine.defaults_file() as head:
+        client = [engine.tool('client')] + head + ['--binary-mode', '--database=%s' % temp]
+        loader = engine.runner.popen(client, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+        try:
+            try:
+                with open_artifact(full, engine.identities) as source:
+                    _pump(source, loader.stdin, stripper)
+            except BrokenPipeError:
+                pass  # the loader stopped: its exit status below says why
+            try:
+                loader.stdin.close()
+            except BrokenPipeError:
+                pass
+            engine.runner.finish(loader, client, what='%s (load dump)' % engine.flavor)
+        except BaseException:
+            kill_and_reap(loader)
+            raise
+    return stripper.stripped
+
+
 class GtidStripper:
     """Removes the GTID assignments ``mariadb-binlog`` prints after each GTID event.
 
@@ -251,7 +318,7 @@ class GtidStripper:
         return self._strip(data)
 
 
-def _pump(source: IO[bytes], sink: IO[bytes], stripper: GtidStripper) -> None:
+def _pump(source: IO[bytes], sink: IO[bytes], stripper: Any) -> None:
     while True:
         chunk = source.read(CHUNK)
         if not chunk:
@@ -551,10 +618,7 @@ def restore(engine: Any, request: RestoreRequest, chain: List[Manifest], timer: 
     try:
         probe_privileges(engine, temp, full.data.get('database_objects'))
         timer.lap('probe_privileges')
-        with engine.defaults_file() as head:
-            client = [engine.tool('client')] + head + ['--binary-mode', '--database=%s' % temp]
-            pipe_artifact_into(engine.runner, full, client, '%s (load dump)' % engine.flavor,
-                               identities=engine.identities)
+        _load_dump(engine, full, temp)
         _quiesce_events(engine, temp, events)
         timer.lap('load_dump')
         if logs:

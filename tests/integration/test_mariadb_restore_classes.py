@@ -1,0 +1,152 @@
+"""MariaDB restore against classes of input an outside run aims at: a view reading another database, a
+routine whose DEFINER does not exist on the target, replace onto a target holding objects the backup lacks,
+two targets whose names differ only in characters the temporary name strips, restored at the same time."""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+import pytest
+
+from tests.harness.playbook import REPO
+
+sys.path.insert(0, str(REPO / 'build'))
+
+from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import run_backup  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.engines.base import (  # noqa: E402
+    BackupOptions, get_engine)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import (  # noqa: E402
+    ConnectionParams)
+from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import RestoreRequest  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.restore.run import run_restore  # noqa: E402
+
+
+def params(server):
+    return ConnectionParams(host=server.host, port=server.port, user=server.user, password=server.password)
+
+
+def backup(server, db, dest):
+    return run_backup(get_engine('mariadb', params(server)), BackupOptions(kind='full', dest=str(dest), database=db))
+
+
+def restore(server, src, source, target, **kw):
+    return run_restore(RestoreRequest(engine='mariadb', src=str(src), source_database=source, database=target, **kw),
+                       params(server))
+
+
+def q(name):
+    return '`%s`' % name.replace('`', '``')
+
+
+def test_view_on_other_database(maria_db, tmp_path):
+    server = maria_db.server
+    other = maria_db.name + '_other'
+    server.sql('CREATE DATABASE %s' % q(other))
+    try:
+        server.sql('CREATE TABLE o (x int); INSERT INTO o VALUES (7)', database=other)
+        maria_db.sql('CREATE TABLE t (x int); INSERT INTO t VALUES (1);'
+                     'CREATE VIEW v AS SELECT x FROM %s.o' % q(other))
+        backup(server, maria_db.name, tmp_path / 'b')
+        target = maria_db.name + '_r'
+        restore(server, tmp_path / 'b', maria_db.name, target)
+        assert server.sql('SELECT x FROM v', database=target) == [('7',)] or \
+            server.sql('SELECT x FROM v', database=target) == [(7,)]
+    finally:
+        server.sql('DROP DATABASE IF EXISTS %s' % q(other))
+        server.sql('DROP DATABASE IF EXISTS %s' % q(maria_db.name + '_r'))
+
+
+def test_replace_drops_what_the_backup_lacks(maria_db, tmp_path):
+    server = maria_db.server
+    maria_db.sql('CREATE TABLE t (x int); INSERT INTO t VALUES (1)')
+    backup(server, maria_db.name, tmp_path / 'b')
+    maria_db.sql('CREATE TABLE extra (y int); INSERT INTO extra VALUES (2); CREATE VIEW ev AS SELECT 1 AS one;'
+                 'CREATE PROCEDURE ep() SELECT 1')
+    restore(server, tmp_path / 'b', maria_db.name, maria_db.name, replace=True)
+    names = sorted(r[0] for r in server.sql(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = '%s'" % maria_db.name))
+    routines = server.sql("SELECT routine_name FROM information_schema.routines WHERE routine_schema = '%s'"
+                          % maria_db.name)
+    assert names == ['t'] and not routines, (names, routines)
+
+
+def test_refused_without_replace_touches_nothing(maria_db, tmp_path):
+    server = maria_db.server
+    maria_db.sql('CREATE TABLE t (x int); INSERT INTO t VALUES (1)')
+    backup(server, maria_db.name, tmp_path / 'b')
+    maria_db.sql('INSERT INTO t VALUES (2)')
+    before = server.sql('SHOW DATABASES')
+    with pytest.raises(OpsReadyError, match='replace=true'):
+        restore(server, tmp_path / 'b', maria_db.name, maria_db.name)
+    assert server.sql('SHOW DATABASES') == before
+    assert len(maria_db.sql('SELECT x FROM t')) == 2
+
+
+def test_colliding_sanitised_names_concurrently(maria_db, tmp_path):
+    server = maria_db.server
+    maria_db.sql('CREATE TABLE t (x int); INSERT INTO t VALUES (1), (2), (3)')
+    backup(server, maria_db.name, tmp_path / 'b')
+    targets = [maria_db.name + suffix for suffix in ('-a', '.a', 'é')]
+    errors = []
+
+    def run(target):
+        try:
+            restore(server, tmp_path / 'b', maria_db.name, target)
+        except Exception as exc:  # noqa: BLE001
+            errors.append((target, exc))
+    try:
+        threads = [threading.Thread(target=run, args=(t,)) for t in targets]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        for target in targets:
+            assert len(server.sql('SELECT x FROM %s.t' % q(target))) == 3
+    finally:
+        for target in targets:
+            server.sql('DROP DATABASE IF EXISTS %s' % q(target))
+
+
+@pytest.mark.parametrize('suffix', ['%_x', 'é' * 30])
+@pytest.mark.parametrize('target_suffix', ['', '_copy'])
+def test_qualified_trigger_and_missing_definer(maria_db, tmp_path, suffix, target_suffix):
+    """A trigger created as "CREATE TRIGGER db.tr ... ON db.t" (migration tools write it so) keeps the source
+    name in the dump: loaded as it is, it was created in the SOURCE database (a restore into a copy wrote into
+    the source; a replace failed with 'already exists'). Definers that do not exist on the server; source and
+    target names holding LIKE wildcards and non-ASCII (a wildcard must not reach a neighbour)."""
+    server = maria_db.server
+    source = (maria_db.name + suffix)[:59]
+    target = source + target_suffix
+    neighbour = maria_db.name + 'ZYx'  # matches the pattern '<name>%_x'
+    server.sql('CREATE DATABASE %s; CREATE DATABASE %s' % (q(source), q(neighbour)))
+    try:
+        server.sql('CREATE TABLE %s.n (x int)' % q(neighbour))
+        server.sql("CREATE TABLE {db}.t (x int); INSERT INTO {db}.t VALUES (1);"
+                   "CREATE DEFINER=`ghost`@`%` PROCEDURE {db}.p() SELECT 1;"
+                   "CREATE DEFINER=`ghost`@`%` TRIGGER {db}.tr BEFORE INSERT ON {db}.t FOR EACH ROW SET NEW.x = 5;"
+                   "CREATE TRIGGER {db}.tr2 BEFORE UPDATE ON t FOR EACH ROW SET NEW.x = 6"
+                   .format(db=q(source)))
+        backup(server, source, tmp_path / 'b')
+        server.sql('CREATE TABLE %s.later (y int); DROP TRIGGER %s.tr2' % (q(source), q(source)))
+        result = restore(server, tmp_path / 'b', source, target, replace=True)
+        assert result['changed']
+        assert len(server.sql('SELECT x FROM %s.t' % q(target))) == 1
+        assert not server.sql("SHOW TABLES FROM %s LIKE 'later'" % q(target))
+        assert server.sql('SELECT count(*) FROM %s.n' % q(neighbour))[0][0] in ('0', 0)
+        triggers = {}
+        for db in {source, target}:
+            triggers[db] = sorted(r[0] for r in server.sql(
+                "SELECT trigger_name FROM information_schema.triggers WHERE trigger_schema = "
+                "CONVERT(UNHEX('%s') USING utf8mb4)" % db.encode().hex()))
+        assert triggers[target] == ['tr', 'tr2'], triggers
+        if target != source:
+            assert triggers[source] == ['tr'], triggers  # the source untouched (tr2 was dropped after the backup)
+        definers = server.sql("SELECT definer FROM information_schema.routines WHERE routine_schema = "
+                              "CONVERT(UNHEX('%s') USING utf8mb4)" % target.encode().hex())
+        assert [d[0] for d in definers] == ['ghost@%'], definers
+    finally:
+        server.sql('DROP DATABASE IF EXISTS %s; DROP DATABASE IF EXISTS %s; DROP DATABASE IF EXISTS %s'
+                   % (q(source), q(neighbour), q(source + '_copy')))
