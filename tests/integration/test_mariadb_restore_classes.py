@@ -150,3 +150,27 @@ def test_qualified_trigger_and_missing_definer(maria_db, tmp_path, suffix, targe
     finally:
         server.sql('DROP DATABASE IF EXISTS %s; DROP DATABASE IF EXISTS %s; DROP DATABASE IF EXISTS %s'
                    % (q(source), q(neighbour), q(source + '_copy')))
+
+
+@pytest.mark.parametrize('suffix', ["o'brien", 'back\\slash', 'dq"x'])
+def test_quote_names_back_up_without_events(maria_db, tmp_path, suffix):
+    """A database named with ' " or \\ (legal, common: o'brien) was refused by every backup, though only
+    mariadb-dump --events cannot select it: without events it is dumped (--skip-events) and restored."""
+    server = maria_db.server
+    source = maria_db.name + suffix
+    server.sql('CREATE DATABASE %s' % q(source))
+    try:
+        server.sql("CREATE TABLE {db}.t (x int); INSERT INTO {db}.t VALUES (1), (2);"
+                   "CREATE VIEW {db}.v AS SELECT x FROM {db}.t; CREATE PROCEDURE {db}.p() SELECT 1;"
+                   "CREATE TRIGGER {db}.tr BEFORE INSERT ON {db}.t FOR EACH ROW SET NEW.x = NEW.x + 0"
+                   .format(db=q(source)))
+        result = backup(server, source, tmp_path / 'b')
+        assert result['verification'][0]['ok'], result['verification']
+        server.sql('DELETE FROM %s.t' % q(source))
+        restore(server, tmp_path / 'b', source, source, replace=True)
+        assert len(server.sql('SELECT x FROM %s.v' % q(source))) == 2
+        server.sql('CREATE EVENT %s.e ON SCHEDULE EVERY 1 DAY DO SELECT 1' % q(source))
+        with pytest.raises(OpsReadyError, match='events'):
+            backup(server, source, tmp_path / 'c')
+    finally:
+        server.sql('DROP DATABASE IF EXISTS %s' % q(source))

@@ -233,13 +233,17 @@ class MySQLEngine(Engine):
             db_defaults: Dict[str, str] = {}
             if not opts.all_databases:
                 check_identifier(database, 'database')
-                if set(database) & set('\'"\\'):
-                    # mariadb-dump --events fails to select such a database ("Unknown database"): say so first.
-                    raise OpsReadyError('Database %r cannot be dumped: its name contains \' " or \\, and %s-dump '
-                                        '--events fails to select such a database. Rename it (RENAME TABLE into a '
-                                        'plainer name) to back it up.' % (database, self.flavor))
                 db_defaults = self.database_defaults(database)
                 db_objects = self.database_objects(database)
+                if set(database) & set('\'"\\'):
+                    # mariadb-dump --events fails to select such a database ("Unknown database"); its other
+                    # options do not. Without events it is dumped with --skip-events (the manifest says 0 events).
+                    if db_objects['events']:
+                        raise OpsReadyError('Database %r holds %d event(s) and cannot be dumped with them: its name '
+                                            'contains \' " or \\, and %s-dump --events fails to select such a '
+                                            'database. Rename it (RENAME TABLE into a plainer name) to back it up.'
+                                            % (database, db_objects['events'], self.flavor))
+                    argv[argv.index('--events')] = '--skip-events'
             # "--" ends the options: a database named "-x" is a name, not an option.
             argv += ['--all-databases'] if opts.all_databases else ['--', database]
             try:
