@@ -174,3 +174,22 @@ def test_quote_names_back_up_without_events(maria_db, tmp_path, suffix):
             backup(server, source, tmp_path / 'c')
     finally:
         server.sql('DROP DATABASE IF EXISTS %s' % q(source))
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "A view whose DEFINER does not exist on the source server is dumped by mariadb-dump with its column "
+    "references still qualified with the source database (select `src`.`t`.`x` AS `x` from `t`): loaded into "
+    "the temporary copy it fails 'Unknown column src.t.x' and the whole restore is rolled back. Needs the view "
+    "text re-qualified on load (or the view loaded with the definer's text from information_schema)."))
+def test_view_with_missing_definer_restores(maria_db, tmp_path):
+    server = maria_db.server
+    maria_db.sql('CREATE TABLE t (x int); INSERT INTO t VALUES (1);'
+                 'CREATE DEFINER=`ghost`@`%` VIEW v AS SELECT x FROM t')
+    backup(server, maria_db.name, tmp_path / 'b')
+    target = maria_db.name + '_r'
+    try:
+        restore(server, tmp_path / 'b', maria_db.name, target)
+        assert server.sql("SELECT definer FROM information_schema.views WHERE table_schema = '%s'" % target) == \
+            [('ghost@%',)]
+    finally:
+        server.sql('DROP DATABASE IF EXISTS %s' % q(target))
