@@ -236,6 +236,7 @@ class TriggerQualifierStripper:
     def __init__(self) -> None:
         self.carry = b''
         self.stripped = 0
+        self.mid_line = False  # inside a long line already passed on: its rest is no line start
 
     def _sub(self, data: bytes) -> bytes:
         if TRIGGER_MARK not in data:
@@ -248,12 +249,18 @@ class TriggerQualifierStripper:
         return match.group(1) + match.group(3)
 
     def feed(self, chunk: bytes) -> bytes:
+        head = b''
+        if self.mid_line:
+            end = chunk.find(b'\n') + 1
+            if not end:
+                return chunk
+            head, chunk, self.mid_line = chunk[:end], chunk[end:], False
         data = self.carry + chunk
         cut = data.rfind(b'\n') + 1
         self.carry = data[cut:]
-        out = self._sub(data[:cut])
+        out = head + self._sub(data[:cut])
         if len(self.carry) > LINE_CARRY and not self.carry.startswith(TRIGGER_MARK):
-            out, self.carry = out + self.carry, b''
+            out, self.carry, self.mid_line = out + self.carry, b'', True
         return out
 
     def flush(self) -> bytes:

@@ -39,3 +39,13 @@ def test_long_line_not_held():
     out = stripper.feed(b'INSERT INTO `t` VALUES ' + b'(1),' * LINE_CARRY)
     assert len(out) > 4 * LINE_CARRY - LINE_CARRY and not stripper.carry
     assert stripper.feed(b'(2);\n') == b'(2);\n'
+
+
+def test_rest_of_a_long_line_is_not_a_line_start():
+    """A long INSERT whose literal holds a trigger header right where a chunk starts is never rewritten."""
+    fake = b'/*!50003 CREATE*/ /*!50003 TRIGGER `db`.x BEFORE INSERT ON `db`.t FOR EACH ROW SET @a = 1'
+    line = b"INSERT INTO `t` VALUES ('" + b'a' * (LINE_CARRY + 10) + fake + b"');\n"
+    first = len(line) - len(fake) - 4  # the next chunk starts with the fake header
+    stripper = TriggerQualifierStripper()
+    out = stripper.feed(line[:first]) + stripper.feed(line[first:]) + stripper.feed(DUMP) + stripper.flush()
+    assert out == line + EXPECTED
