@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 
 import pytest
 
@@ -193,3 +194,31 @@ def test_view_with_missing_definer_restores(maria_db, tmp_path):
             [('ghost@%',)]
     finally:
         server.sql('DROP DATABASE IF EXISTS %s' % q(target))
+
+
+def test_replace_onto_a_target_in_use(maria_db, tmp_path):
+    """A session holds an open transaction on the target's table (its metadata lock) for longer than the
+    client waits: the swap must give up inside the server, roll back, say the target is in use, and leave
+    nothing queued that runs later (before: RENAME TABLE waited a year's lock_wait_timeout, the client was
+    stopped after 70 s, and the queued RENAME ran once the session ended, after 'rolled back')."""
+    server = maria_db.server
+    maria_db.sql('CREATE TABLE t (x int); INSERT INTO t VALUES (1)')
+    backup(server, maria_db.name, tmp_path / 'b')
+    maria_db.sql('INSERT INTO t VALUES (2)')
+    holder = threading.Thread(target=lambda: maria_db.sql(
+        'BEGIN; SELECT count(*) FROM t; SELECT SLEEP(150); COMMIT', check=False, timeout=200))
+    holder.start()
+    try:
+        time.sleep(1)
+        started = time.monotonic()
+        with pytest.raises(OpsReadyError, match='in use'):
+            restore(server, tmp_path / 'b', maria_db.name, maria_db.name, replace=True)
+        assert time.monotonic() - started < 65
+    finally:
+        for row in server.sql("SELECT id FROM information_schema.processlist WHERE info LIKE 'SELECT SLEEP(150)%'"):
+            server.sql('KILL %s' % row[0], check=False)
+        holder.join()
+    time.sleep(2)  # anything still queued in the server would run now
+    assert sorted(r[0] for r in maria_db.sql('SELECT x FROM t')) == ['1', '2']
+    leftovers = server.sql("SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE '%opsready%'")
+    assert not [r for r in leftovers if r[0].startswith(maria_db.name[:20])], leftovers

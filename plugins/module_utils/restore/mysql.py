@@ -489,7 +489,7 @@ def _load_script(engine: Any, database: str, script: bytes, what: str) -> None:
         return
     with engine.defaults_file() as head:
         argv = [engine.tool('client')] + head + ['--binary-mode', '--database=%s' % database]
-        engine.runner.run(argv, data=script, what='%s (%s)' % (engine.flavor, what))
+        engine.runner.run(argv, data=LOCK_WAIT_PREFIX.encode() + b'\n' + script, what='%s (%s)' % (engine.flavor, what))
 
 
 def _drop_objects(engine: Any, database: str, objects: Dict[str, List[Dict[str, str]]],
@@ -537,8 +537,30 @@ def _quiesce_events(engine: Any, temp: str, status: Dict[str, str]) -> None:
     _set_event_status(engine, temp, {e['name']: 'DISABLED' for e in events})
 
 
+# Seconds a swap statement waits for a metadata lock on the target (a session with an open transaction on
+# its tables): the server gives up well before the client is stopped (connect_timeout + 60 s). Without it
+# RENAME TABLE waited for lock_wait_timeout (a year by default); the stopped client left it queued in the
+# server, and it ran later, after the restore had reported "rolled back".
+SWAP_LOCK_WAIT = 30
+LOCK_WAIT_PREFIX = 'SET SESSION lock_wait_timeout = %d; ' % SWAP_LOCK_WAIT
+
+
+class _LockBounded:
+    """The engine, with every query and script of the swap under ``SWAP_LOCK_WAIT``."""
+
+    def __init__(self, engine: Any) -> None:
+        self._engine = engine
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+    def query(self, sql: str) -> Any:
+        return self._engine.query(LOCK_WAIT_PREFIX + sql)
+
+
 def _swap(engine: Any, target: str, temp: str, tables: List[str], before: Dict[str, Any],
           defaults: Optional[Dict[str, Any]], events: Dict[str, str], tmpdir: Optional[str]) -> Optional[str]:
+    engine = _LockBounded(engine)
     new_objects = objects_of(engine, temp)
     unsupported = [r['name'] for r in new_objects['routines'] if r['detail'] not in ('PROCEDURE', 'FUNCTION')]
     if unsupported:
@@ -650,8 +672,13 @@ def restore(engine: Any, request: RestoreRequest, chain: List[Manifest], timer: 
         aside = _swap(engine, target_db, temp, tables, before, defaults, events, request.tmpdir)
     except ToolError as exc:
         drop_schema(engine, temp)
+        in_use = ''
+        if 'Lock wait timeout exceeded' in '%s %s' % (exc.message, exc.stderr):
+            in_use = (' The target is in use: a session held a lock on its tables for more than %d s. Stop the '
+                      'application\'s sessions on %s (SHOW PROCESSLIST) and run the restore again.'
+                      % (SWAP_LOCK_WAIT, target_db))
         raise OpsReadyError('Restore of %s into %s failed and was rolled back (temporary database %s dropped; %s is '
-                            'as it was): %s' % (full.id, target_db, temp, target_db, exc.message),
+                            'as it was): %s%s' % (full.id, target_db, temp, target_db, exc.message, in_use),
                             target=target_db, stderr=exc.stderr)
     except OpsReadyError as exc:
         if 'aside' not in exc.details:  # an undo that failed keeps the copy for the operator
