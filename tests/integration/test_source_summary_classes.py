@@ -131,3 +131,14 @@ def test_many_tables_lost_data_still_fails(pg_db, tmp_path):
     from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError
     with pytest.raises(IntegrityError, match='holds no table data'):
         source.compare(held, {'tables': 505, 'data_tables': 0}, 'The artifact', 'x')
+
+
+def test_mariadb_system_versioned_tables_are_tables(maria_db, tmp_path):
+    """A database of WITH SYSTEM VERSIONING tables: they hold the data (information_schema says 'SYSTEM
+    VERSIONED', not 'BASE TABLE'), so a dump without them must not verify."""
+    maria_db.sql('CREATE TABLE h (x int) WITH SYSTEM VERSIONING; INSERT INTO h VALUES (1), (2)')
+    engine = engine_for(maria_db.server, 'mariadb')
+    result = backup(engine, maria_db.name, tmp_path / 'b')
+    assert_ok(result)
+    held = result['manifest']['source']
+    assert held['tables'] == 1 and held['non_empty_tables'] == 1, held
