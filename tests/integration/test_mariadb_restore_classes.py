@@ -222,3 +222,18 @@ def test_replace_onto_a_target_in_use(maria_db, tmp_path):
     assert sorted(r[0] for r in maria_db.sql('SELECT x FROM t')) == ['1', '2']
     leftovers = server.sql("SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE '%opsready%'")
     assert not [r for r in leftovers if r[0].startswith(maria_db.name[:20])], leftovers
+
+
+def test_check_mode_reports_the_replace_and_changes_nothing(maria_db, tmp_path):
+    server = maria_db.server
+    maria_db.sql('CREATE TABLE t (x int); INSERT INTO t VALUES (1); CREATE VIEW v AS SELECT x FROM t')
+    backup(server, maria_db.name, tmp_path / 'b')
+    maria_db.sql('INSERT INTO t VALUES (2); CREATE TABLE extra (y int)')
+    schemas = server.sql('SELECT schema_name FROM information_schema.schemata ORDER BY 1')
+    result = restore(server, tmp_path / 'b', maria_db.name, maria_db.name, replace=True, check_mode=True)
+    assert result['changed'] and result['replaced'] is True, result
+    assert result['target']['existing'] == {'tables': 2, 'views': 1, 'routines': 0, 'triggers': 0, 'events': 0}
+    assert server.sql('SELECT schema_name FROM information_schema.schemata ORDER BY 1') == schemas
+    assert len(maria_db.sql('SELECT x FROM t')) == 2
+    fresh = restore(server, tmp_path / 'b', maria_db.name, maria_db.name + '_new', check_mode=True)
+    assert fresh['replaced'] is False and fresh['target']['existing'] is None, fresh
