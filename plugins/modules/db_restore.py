@@ -260,7 +260,7 @@ method:
 replaced:
   description:
     - Whether an existing target holding data was replaced.
-    - In check mode (MariaDB/MySQL), whether a real run would replace one; RV(target.existing) counts its tables
+    - In check mode (MariaDB/MySQL), whether a real run would replace one; C(target.existing) counts its tables
       and views, routines, triggers and events (null when the target database does not exist).
   returned: always
   type: bool

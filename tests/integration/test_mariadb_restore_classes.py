@@ -138,7 +138,7 @@ def test_qualified_trigger_and_missing_definer(maria_db, tmp_path, suffix, targe
         assert not server.sql("SHOW TABLES FROM %s LIKE 'later'" % q(target))
         assert server.sql('SELECT count(*) FROM %s.n' % q(neighbour))[0][0] in ('0', 0)
         triggers = {}
-        for db in {source, target}:
+        for db in sorted({source, target}):
             triggers[db] = sorted(r[0] for r in server.sql(
                 "SELECT trigger_name FROM information_schema.triggers WHERE trigger_schema = "
                 "CONVERT(UNHEX('%s') USING utf8mb4)" % db.encode().hex()))
