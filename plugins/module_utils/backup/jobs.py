@@ -92,6 +92,9 @@ def run_backup(engine: Engine, opts: BackupOptions, verify: bool = True, policy:
         # What each source holds, measured right before its backup starts, recorded with the artifact.
         held = {database: engine.source_summary(opts, database) for database in sets}
         manifests = engine.backup(opts)
+        # And right after it: the dump's snapshot lies in between, so only what both saw is required of it.
+        held = {database: source_summary.combine(summary, engine.source_summary(opts, database))
+                for database, summary in held.items()}
         record_source(manifests, held)
         result['changed'] = True
         failures = []

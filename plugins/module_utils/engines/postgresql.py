@@ -531,6 +531,8 @@ class PostgresEngine(Engine):
                 'method': 'pg_class/pg_stat_user_tables estimates; tables with rows asked exactly'}
             if summary['tables'] <= EXISTS_TABLE_LIMIT:
                 summary['non_empty_tables'] = int(self.query(PG_NON_EMPTY_SQL, database)[0][0])
+            else:  # estimates alone stay high after a DELETE: whether any table holds a row, asked exactly
+                summary['has_rows'] = int(self.query(PG_HAS_ROWS_SQL, database)[0][0]) > 0
         except (OpsReadyError, ValueError, IndexError) as exc:  # never fails the backup itself
             return {'engine': 'postgresql', 'error': getattr(exc, 'message', None) or 'unexpected answer: %s' % exc}
         return summary
@@ -548,6 +550,11 @@ PG_SUMMARY_SQL = ("SELECT count(*) AS tables, coalesce(sum(greatest(c.reltuples,
 # One row read per table, server side (query_to_xml runs the quoted name): no name ever parsed here.
 PG_NON_EMPTY_SQL = ("SELECT count(*) AS non_empty " + PG_USER_TABLES + " AND c.relkind = 'r' AND query_to_xml(format("
                     "'SELECT 1 AS x FROM ONLY %s LIMIT 1', c.oid::regclass), false, true, '')::text <> ''")
+
+# Whether any table holds a row, likeliest first, stopping at the first that does (bounded on big catalogs).
+PG_HAS_ROWS_SQL = ("SELECT count(*) FROM (SELECT 1 " + PG_USER_TABLES + " AND c.relkind = 'r' AND query_to_xml("
+                   "format('SELECT 1 AS x FROM ONLY %s LIMIT 1', c.oid::regclass), false, true, '')::text <> '' "
+                   "ORDER BY greatest(c.reltuples, coalesce(s.n_live_tup, 0)) DESC LIMIT 1) AS any_table")
 
 
 def pg_toc_summary(listing: str) -> Dict[str, int]:

@@ -189,10 +189,12 @@ class SQLiteEngine(Engine):
                 source.execute('COMMIT')
                 # Counted on the copy (the same pages), so the source is not held locked for the count.
                 summary = summarize(target)
-                if summary['page_count'] != held['page_count'] or summary['tables'] != held['tables']:
+                # Like with like: every table entry, virtual ones included (summary['tables'] leaves them out).
+                copied = summary['objects']['table']
+                if summary['page_count'] != held['page_count'] or copied != held['tables']:
                     raise OpsReadyError('The SQLite backup API copied %d pages and %d tables of %s, its snapshot '
                                         'held %d pages and %d tables: no artifact was written.'
-                                        % (summary['page_count'], summary['tables'], path, held['page_count'],
+                                        % (summary['page_count'], copied, path, held['page_count'],
                                            held['tables']), database=path)
                 summary.update(journal_mode=journal, measured_at=isoformat(snapshot_at),
                                method='sqlite3 backup API snapshot, counted on the copy')
