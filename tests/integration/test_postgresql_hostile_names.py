@@ -240,3 +240,39 @@ def test_hostile_table_names_in_maintenance_options_are_refused_clearly(pg, tmp_
     res = result.result('maintain')
     assert failed(res) and 'not a plain identifier' in res['msg'], res
     assert pg.sql('SELECT count(*) FROM keep', database='prod', superuser=True) == [('3',)]
+
+
+def test_a_name_that_reads_like_a_connection_string_is_only_a_name(pg, tmp_path):
+    """``psql -d 'dbname=prod'`` connects to prod: every module must act on the database named ``dbname=prod``.
+
+    (db_restore is not in this test: it still passes the target to pg_restore as ``-d``; see the report.)"""
+    name = 'dbname=prod'
+    pg.sql('CREATE DATABASE %s OWNER %s' % (qi(name), qi(pg.user)), superuser=True)
+    pg.sql('CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)', database=name)
+    backups = tmp_path / 'backups'
+    backups.mkdir()
+    c = conn(pg)
+    tasks = [
+        task('backup', 'db_backup', dict(c, engine='postgresql', database=name, dest=str(backups))),
+        task('maintain', 'db_maintenance', dict(c, engine='postgresql', database=name, tasks=['vacuum'],
+                                                force=True)),
+        task('integrity', 'drill_step', dict(c, step='integrity', engine='postgresql', database=name,
+                                             source='prod')),
+        task('smoke', 'drill_step', dict(c, step='smoke', engine='postgresql', database=name, source='prod',
+                                         queries=[{'name': 'where', 'sql': 'SELECT current_database() AS db',
+                                                   'expect': {'value_equals': name}}])),
+        {'name': 'health', 'opsready.operations.health_check': {
+            'checks': [{'type': 'db', 'name': 'db', 'engine': 'postgresql', 'host': pg.host, 'port': pg.port,
+                        'user': pg.user, 'password': '{{ pg_password }}', 'database': 'dbname=nosuchdb'}],
+            'metrics': [], 'fail_on': 'never'}, 'ignore_errors': True},
+    ]
+    result = play(tmp_path, tasks, pg)
+    for step in ('backup', 'maintain', 'integrity', 'smoke'):
+        assert not failed(result.result(step)), (step, result.result(step).get('msg'))
+    assert [a['object'] for a in result.result('maintain')['actions']] == ['public.t']
+    manifest = [json.loads(p.read_text()) for p in backups.glob('*.json')]
+    assert [m['database_properties']['name'] for m in manifest] == [name]
+    # The database "dbname=nosuchdb" does not exist: the check must say so, not connect to a database named
+    # nosuchdb (or anything else) through the expanded connection string.
+    check = result.result('health')['checks'][0]
+    assert not check['ok'] and 'database "dbname=nosuchdb" does not exist' in check['message'], check
