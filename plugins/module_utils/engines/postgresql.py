@@ -15,8 +15,10 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
+import csv
 import glob
 import hashlib
+import io
 import os
 import re
 import shutil
@@ -37,6 +39,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.base i
     CLUSTER, GLOBALS, BackupOptions, Engine, connect_failure_reason, disk_error, open_artifact, pipe_artifact_into,
     stream_to_artifact)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.pg_dbprops import read_properties
+from ansible_collections.opsready.operations.plugins.module_utils.engines.pg_quote import check_name
 from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe import extract_all
 
 FORMATS = ('custom', 'directory', 'plain')
@@ -92,6 +95,11 @@ def find_client_tool(name: str, path: Optional[str] = None, root: str = '/usr/li
         # a remote server: ~60 ms per call, several calls per backup. Go to that binary directly.
         found = newest_packaged_tool(name, root) or found
     return found
+
+
+def csv_rows(out: str) -> List[List[str]]:
+    """Rows of ``psql --csv -t`` output: a value holding a tab, newline or comma (a name) stays one value."""
+    return [row for row in csv.reader(io.StringIO(out)) if row]
 
 
 def lsn_to_int(text: str) -> int:
@@ -154,7 +162,9 @@ class PostgresEngine(Engine):
             env['PGPASSWORD'] = c.password
         if c.option_file:
             env['PGPASSFILE'] = c.option_file
-        env['PGDATABASE'] = database or 'postgres'
+        # PGDATABASE is taken as the name only (never parsed as a connection string or an option), but the
+        # server cuts a long one to 63 bytes: refused here, before any tool connects anywhere.
+        env['PGDATABASE'] = check_name(database, 'database name') if database else 'postgres'
         return env
 
     def _connect_error(self, exc: ToolError) -> OpsReadyError:
@@ -181,13 +191,14 @@ class PostgresEngine(Engine):
         return exc
 
     def query(self, sql: str, database: Optional[str] = None) -> List[List[str]]:
-        argv = [self.tool('psql'), '-X', '-A', '-t', '-q', '-F', '\t', '-v', 'ON_ERROR_STOP=1', '-w', '-c', sql]
+        # CSV, not -A -F '\t': names with a tab or a newline (a database, role or table) stay one value.
+        argv = [self.tool('psql'), '-X', '--csv', '-t', '-q', '-v', 'ON_ERROR_STOP=1', '-w', '-c', sql]
         try:
             _rc, out, _err = self.runner.run(argv, env=self.env(database), timeout=self.conn.connect_timeout + 60,
                                              what='psql')
         except ToolError as exc:
             raise self._connect_error(exc)
-        return [line.split('\t') for line in out.splitlines() if line]
+        return csv_rows(out)
 
     def server_facts(self) -> Dict[str, Any]:
         rows = self.query("SELECT current_setting('server_version'), pg_is_in_recovery()::text, "

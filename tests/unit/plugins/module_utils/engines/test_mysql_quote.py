@@ -11,7 +11,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql_
     check_identifier, quote_identifier, quote_literal, unescape_batch)
 from ansible_collections.opsready.operations.plugins.module_utils.restore.mysql import (
     GtidStripper, charset_clause, check_rewritable, definer_clause, dependency_order)
-from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import quote_literal as pg_literal
+from ansible_collections.opsready.operations.plugins.module_utils.engines.pg_quote import quote_literal as pg_literal
 
 HOSTILE = ["app\\'; DROP DATABASE prod; -- ", "a'b", 'a"b', 'a`b', 'a\\', "x\n\ty", 'ünï ✓', 'semi;colon', '#hash',
            '?q%p', 'x' * 64]
@@ -46,7 +46,7 @@ def test_batch_unescape():
 
 
 def test_postgresql_literal_is_safe_in_both_modes():
-    assert pg_literal("it's") == "'it''s'"
+    assert pg_literal("it's") == "E'it''s'"
     assert pg_literal("a\\'; DROP") == "E'a\\\\''; DROP'"
 
 
