@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -79,6 +81,12 @@ def tree(root: Path) -> Dict[str, Tuple[int, int]]:
     return found
 
 
+def _limit_memory() -> None:
+    """Child side: at most 2 GiB of address space, so code that reads /dev/zero into memory fails
+    (MemoryError, a traceback the case reports) instead of taking the shared test host down."""
+    resource.setrlimit(resource.RLIMIT_AS, (2 * 1024 ** 3, 2 * 1024 ** 3))
+
+
 def run_module(module: str, args: dict, workdir: Path) -> Tuple[dict, float, int, str]:
     """(result, seconds, max RSS KiB, stderr) of one module run; pytest.fail when it hangs."""
     argfile = workdir.parent / ('args-%s-%d.json' % (module, time.monotonic_ns()))
@@ -87,18 +95,28 @@ def run_module(module: str, args: dict, workdir: Path) -> Tuple[dict, float, int
     start = time.monotonic()
     proc = subprocess.Popen([PYTHON, '-m', 'ansible_collections.opsready.operations.plugins.modules.%s' % module,
                              str(argfile)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                            cwd=str(workdir.parent), env=env)
-    try:
-        out, err = proc.communicate(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        pytest.fail('%s hung: no answer in %.0f s' % (module, TIMEOUT))
+                            cwd=str(workdir.parent), env=env, preexec_fn=_limit_memory)
+    # Reaped with wait4 (not communicate) to read this child's own peak RSS; pipes drained by threads.
+    streams: Dict[str, bytes] = {}
+    drains = [threading.Thread(target=lambda n, s: streams.__setitem__(n, s.read()), args=(n, s), daemon=True)
+              for n, s in (('out', proc.stdout), ('err', proc.stderr))]
+    for thread in drains:
+        thread.start()
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.monotonic() - start > TIMEOUT:
+            proc.kill()
+            os.wait4(proc.pid, 0)
+            pytest.fail('%s hung: no answer in %.0f s' % (module, TIMEOUT))
+        time.sleep(0.02)
+    proc.returncode = os.waitstatus_to_exitcode(status)
     seconds = time.monotonic() - start
-    # ru_maxrss of this very child: os.wait4 already ran inside communicate(), so read /proc? Not
-    # possible after exit; RUSAGE_CHILDREN is the maximum over all children so far, an upper bound.
-    import resource
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    for thread in drains:
+        thread.join(10)
+    rss = usage.ru_maxrss
+    out, err = streams.get('out', b''), streams.get('err', b'')
     text = out.decode(errors='replace').strip()
     try:
         result = json.loads(text[text.index('{'):]) if '{' in text else {}
@@ -230,6 +248,7 @@ PATH_READERS: List[Tuple[str, str, dict]] = [
     ('backup_copy', 'src', {'backend': 'ssh', 'ssh_host': 'backup.invalid', 'remote_path': '/srv/b'}),
     ('drill_report', 'report_dir', {'started': '2026-11-29T00:00:00Z',
                                     'databases': [{'name': 'app', 'engine': 'sqlite', 'source': 'a.db'}]}),
+    ('db_backup', 'dest', {'engine': 'sqlite', 'database': '{work}/src.db'}),
 ]
 DIR_KINDS = [k for k in KINDS if k != 'directory']
 
@@ -242,7 +261,89 @@ DIR_KINDS = [k for k in KINDS if k != 'directory']
 def test_special_file_in_a_directory_option(tmp_path, fault, module, option, extra, kind):
     work = tmp_path / 'work'
     work.mkdir()
+    if module == 'db_backup':
+        sqlite_catalog(work / 'unused')   # writes work/src.db
     args = fill(extra, work)
     path = direct(kind, work / ('hostile-%s' % option))
     args[option] = path
     check(fault, module, args, work, path, None, ignore=('hostile-',))
+
+
+# --- 4. root writes into a directory someone else controls: a link planted at the final name -----------
+# (module, option, other args, file name the option points at, or None for drill_report's history)
+WRITERS: List[Tuple[str, str, dict, str]] = [
+    ('health_check', 'history_path', {'checks': [], 'fail_on': 'never'}, 'health.jsonl'),
+    ('incident', 'store', {'key': 'k', 'title': 't', 'state': 'open', 'severity': 3}, 'incidents.jsonl'),
+    ('health_check', 'textfile_path', {'checks': [], 'fail_on': 'never'}, 'health.prom'),
+    ('backup_metrics', 'textfile', {'backup_dir': '{work}/catalog'}, 'backup.prom'),
+    ('patch_report', 'path', {'run_id': 'r1', 'state': 'recorded', 'host': 'h1', 'entry': {'status': 'patched'}},
+     'patching.json'),
+    ('drill_report', 'report_dir', {'started': '2026-11-29T00:00:00Z',
+                                    'databases': [{'name': 'app', 'engine': 'sqlite', 'source': 'a.db'}]},
+     'drills.jsonl'),
+]
+
+
+@pytest.mark.fast
+@pytest.mark.fault(fault='{link} planted at {module}.{option}', component='{module}',
+                   expected='the file the link points to is untouched (refused, or the link replaced)')
+@pytest.mark.parametrize('link', ['symlink', 'hardlink'])
+@pytest.mark.parametrize('module,option,extra,name', WRITERS, ids=['%s-%s' % (m, o) for m, o, _e, _n in WRITERS])
+def test_planted_link_at_a_written_path(tmp_path, fault, module, option, extra, name, link):
+    work = tmp_path / 'work'
+    (work / 'catalog').mkdir(parents=True)
+    outside = tmp_path / 'outside'
+    outside.mkdir()
+    victim = outside / 'victim'
+    victim.write_bytes(b'{"t": 1}\n' if name.endswith('jsonl') else b'root-owned content\n')
+    os.chmod(victim, 0o600)
+    before = (victim.read_bytes(), os.stat(victim).st_mode, os.stat(victim).st_mtime_ns, os.stat(victim).st_nlink)
+    target = work / name
+    if link == 'symlink':
+        target.symlink_to(victim)
+    else:
+        os.link(victim, target)
+    args = fill(extra, work)
+    args[option] = str(work) if option == 'report_dir' else str(target)
+    result, seconds, rss, stderr = run_module(module, args, work)
+    st = os.stat(victim)
+    after = (victim.read_bytes(), st.st_mode, st.st_mtime_ns)
+    fault.observed('%s in %.1f s: %s' % ('refused' if result.get('failed') else 'done', seconds,
+                                         str(result.get('msg', 'link replaced' if os.path.lexists(target) and not
+                                                        os.path.islink(target) else ''))[:160]))
+    fault.lost(files=int(after != before[:3]))
+    assert 'Traceback' not in json.dumps(result) + stderr, stderr[-1500:]
+    assert after == before[:3], 'root changed %s through the %s at %s' % (victim, link, target)
+    if result.get('failed'):
+        assert str(target) in result['msg'], result['msg']
+
+
+@pytest.mark.fast
+@pytest.mark.fault(fault='{what} planted at the json_log callback path', component='json_log callback',
+                   expected='the play runs; nothing is appended through it; one warning names the path')
+@pytest.mark.parametrize('what', ['symlink', 'hardlink', 'fifo'])
+def test_json_log_does_not_follow_a_planted_link(tmp_path, fault, what):
+    from tests.faults.helpers import play
+    outside = tmp_path / 'outside'
+    outside.mkdir()
+    victim = outside / 'victim'
+    victim.write_bytes(b'root-owned content\n')
+    before = (victim.read_bytes(), os.stat(victim).st_mtime_ns)
+    logdir = tmp_path / 'logs'
+    logdir.mkdir()
+    target = logdir / 'tasks.jsonl'
+    if what == 'symlink':
+        target.symlink_to(victim)
+    elif what == 'hardlink':
+        os.link(victim, target)
+    else:
+        os.mkfifo(target)
+    start = time.monotonic()
+    result = play(tmp_path, [{'name': 'one task', 'ansible.builtin.debug': {'msg': 'hi'}}], timeout=120, envvars={
+        'ANSIBLE_CALLBACKS_ENABLED': 'opsready.operations.json_log', 'OPSREADY_JSON_LOG_PATH': str(target)})
+    seconds = time.monotonic() - start
+    fault.observed('play rc %d in %.1f s; warning: %s' % (result.rc, seconds, 'json_log' in result.stdout))
+    fault.lost(files=int((victim.read_bytes(), os.stat(victim).st_mtime_ns) != before))
+    assert result.rc == 0, result.stdout[-2000:]
+    assert (victim.read_bytes(), os.stat(victim).st_mtime_ns) == before, 'appended through the %s' % what
+    assert str(target) in result.stdout and 'nothing more is logged' in result.stdout, result.stdout[-2000:]
