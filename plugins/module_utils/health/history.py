@@ -58,7 +58,8 @@ def append(path: str, line: Dict[str, Any], max_entries: int) -> int:
         append_line_durable(path, json.dumps(line, sort_keys=True, separators=(',', ':')))
         # Streamed with a per-line cap: only the newest max_entries lines are ever held.
         handle = safeio.open_regular_stream(path, what='History')
-        assert handle is not None
+        if handle is None:   # cannot happen without missing_ok; for the type checker
+            raise OpsReadyError('History %s vanished while it was written.' % path)
         with handle:
             tail: Deque[bytes] = collections.deque(maxlen=max_entries)
             count = 0
