@@ -44,6 +44,7 @@ options:
 
 import json
 import os
+import stat
 import time
 import uuid
 from datetime import datetime, timezone
@@ -113,12 +114,31 @@ class CallbackModule(CallbackBase):
                 'changed': changed,
             },
         }
-        # One write with O_APPEND so lines from forked workers never interleave.
-        fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        # One write with O_APPEND so lines from forked workers never interleave. The final name is never
+        # followed (O_NOFOLLOW) and must be a regular file with one link: whoever can write the log's
+        # directory could otherwise plant a link and make this process append to any file it can write;
+        # O_NONBLOCK keeps a FIFO planted there from blocking the play.
+        if self._path is None:
+            return
         try:
+            fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
+                         | getattr(os, 'O_CLOEXEC', 0), 0o640)
+        except OSError as exc:
+            self._stop_logging('cannot be opened without following a link (%s)' % exc.strerror)
+            return
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+                self._stop_logging('is not a regular file with one link')
+                return
             os.write(fd, (json.dumps(line, sort_keys=True, default=str) + '\n').encode('utf-8'))
         finally:
             os.close(fd)
+
+    def _stop_logging(self, why):
+        self._display.warning('opsready json_log: %s %s: nothing more is logged there. Point the path at a '
+                              'regular file.' % (self._path, why))
+        self._path = None
 
     def v2_runner_on_ok(self, result):
         self._emit(result, 'ok')

@@ -76,8 +76,8 @@ databases:
 '''
 
 from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 from ansible_collections.opsready.operations.plugins.module_utils.health import backup_freshness
 
 
@@ -97,11 +97,8 @@ def main():
     try:
         records = backup_freshness.assess(p['backup_dir'], p['engine'], p['database'], verified_only=False)
         text = backup_freshness.prometheus_text(records, p['backup_dir'])
-        try:
-            with open(p['textfile'], encoding='utf-8') as handle:
-                before = handle.read()
-        except OSError:
-            before = ''
+        before = (safeio.read_regular_or_none(p['textfile'], 16 * 1024 * 1024, what='Textfile')
+                  or b'').decode('utf-8', 'replace')
         changed = backup_freshness.write_textfile(p['textfile'], text, check_mode=module.check_mode)
     except OpsReadyError as exc:
         module.fail_json(**exc.as_fail_kwargs())

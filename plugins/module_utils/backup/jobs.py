@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import os
 import shutil
 import stat
@@ -32,6 +33,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.base i
     BackupOptions, Engine, check_decryptable, get_engine, is_encrypted, is_key_error, open_artifact, remove_leftovers,
     set_lock, set_name, verify_checksums)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 
 
 def prepare_dest(dest: str) -> None:
@@ -39,6 +41,9 @@ def prepare_dest(dest: str) -> None:
         try:
             os.makedirs(dest, mode=0o700)
         except OSError as exc:
+            if exc.errno == errno.EEXIST:   # something that is not a directory is in the way: say what
+                raise OpsReadyError('dest %s %s, not a directory: point dest at a directory (it is created when '
+                                    'missing).' % (dest, safeio.describe_path(dest)), path=dest)
             raise OpsReadyError('Cannot create backup directory %s: %s.' % (dest, exc.strerror), path=dest)
     if not os.access(dest, os.W_OK | os.X_OK):
         raise OpsReadyError('Backup directory %s is not writable by this user: fix its permissions or choose '

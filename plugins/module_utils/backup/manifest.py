@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import atomic_write_json
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, parse_time
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 
 MANIFEST_SUFFIX = '.manifest.json'
 FORMAT_VERSION = 1
@@ -143,10 +144,16 @@ def write_manifest(artifact_path: str, data: Dict[str, Any]) -> str:
     return path
 
 
+MANIFEST_LIMIT = 16 * 1024 * 1024
+
+
 def read_manifest(path: str) -> Manifest:
     try:
-        with open(path, encoding='utf-8') as handle:
-            data = json.load(handle)
+        # A regular file of at most 16 MiB: a FIFO, a device or a huge file planted as a manifest is
+        # refused with what it is, never read (a catalog scan must not hang or fill memory).
+        data = json.loads(safeio.read_regular(path, MANIFEST_LIMIT, what='Manifest'))
+    except safeio.UnsafeFileError:
+        raise
     except (OSError, ValueError) as exc:
         raise OpsReadyError('Cannot read manifest %s: %s' % (path, exc))
     if not isinstance(data, dict):

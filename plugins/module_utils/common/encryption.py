@@ -35,6 +35,7 @@ import os
 from typing import IO, Any, Dict, List, Optional, Sequence
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 
 try:
     from cryptography.exceptions import InvalidTag
@@ -260,8 +261,10 @@ def load_identities(identity: Optional[str] = None, identity_file: Optional[str]
         result += parse_identities(identity, 'identity')
     if identity_file:
         try:
-            with open(identity_file, encoding='utf-8') as handle:
-                text = handle.read()
+            # An age identity file is a few hundred bytes: 1 MiB is generous, a FIFO or device is refused.
+            text = safeio.read_regular(identity_file, 1024 * 1024, what='identity_file').decode('utf-8')
+        except safeio.UnsafeFileError:
+            raise
         except OSError as exc:
             raise OpsReadyError('Cannot read identity_file %s: %s.' % (identity_file, exc.strerror),
                                 path=identity_file)

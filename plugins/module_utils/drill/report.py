@@ -23,6 +23,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import (
     isoformat, parse_time, stamp, utcnow)
 from ansible_collections.opsready.operations.plugins.module_utils.drill.objectives import human, measure
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 
 FORMAT_VERSION = 1
 HISTORY_FILE = 'drills.jsonl'
@@ -89,23 +90,28 @@ def read_history(report_dir: str) -> List[Dict[str, Any]]:
     """Earlier drills, oldest first; a torn or foreign line is skipped, never fatal."""
     path = os.path.join(report_dir, HISTORY_FILE)
     entries: List[Dict[str, Any]] = []
-    try:
-        with open(path, encoding='utf-8') as handle:
-            for line in handle:
-                try:
-                    entry = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(entry, dict) and 'started' in entry:
-                    entries.append(entry)
-    except FileNotFoundError:
+    handle = safeio.open_regular_stream(path, what='Drill history', missing_ok=True)
+    if handle is None:
         return []
+    with handle:
+        for line in safeio.iter_lines(handle):
+            if line is None:   # over the per-line cap
+                continue
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and 'started' in entry:
+                entries.append(entry)
     return sorted(entries, key=lambda e: str(e['started']))
 
 
 def _ends_torn(path: str) -> bool:
     try:
-        with open(path, 'rb') as handle:
+        handle = safeio.open_regular_stream(path, what='Drill history', missing_ok=True)
+        if handle is None:
+            return False
+        with handle:
             handle.seek(0, os.SEEK_END)
             if handle.tell() == 0:
                 return False

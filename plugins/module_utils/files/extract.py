@@ -42,7 +42,8 @@ def find_archive(src: str, set_name: Optional[str] = None, artifact: Optional[st
                                  'restored.' % (src, os.path.basename(manifest_path)), path=src)
         return read_manifest(manifest_path)
     if not os.path.isdir(src):
-        raise OpsReadyError('src %s is neither a backup directory nor an archive.' % src, path=src)
+        raise OpsReadyError('src %s %s: neither a backup directory nor an archive.'
+                            % (src, safeio.describe_path(src)), path=src)
     catalog = Catalog(src, engine=ENGINE, database=set_name)
     if artifact:
         return catalog.get(os.path.basename(artifact))

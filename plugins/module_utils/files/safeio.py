@@ -26,7 +26,7 @@ import errno
 import os
 import secrets
 import stat
-from typing import List, Optional, Tuple
+from typing import BinaryIO, Iterator, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 
@@ -277,3 +277,63 @@ class SafeDir:
                 pass
             raise
         os.fsync(self.fd)
+
+
+def open_regular_stream(path: str, what: str = 'File', missing_ok: bool = False,
+                        limit: int = 1024 * MiB) -> Optional[BinaryIO]:
+    """``path`` opened for streaming reads when it is a regular file of at most ``limit`` bytes (1 GiB:
+    far more than any trimmed history, far less than a planted sparse file); None when it does not
+    exist and ``missing_ok``. For append-only histories that may be big: read them with ``iter_lines``."""
+    try:
+        # stat first: a FIFO or a device is refused before it is opened (opening a FIFO blocks).
+        _check_stat(path, os.stat(path), limit, what)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, 'O_CLOEXEC', 0))
+    except UnsafeFileError:
+        raise
+    except OSError as exc:
+        if exc.errno == errno.ENOENT and missing_ok and not os.path.islink(path):
+            return None
+        raise UnsafeFileError(explain_missing(path, what) or 'Cannot read %s %s: %s.'
+                              % (what.lower(), path, exc.strerror), path=path, errno=exc.errno)
+    try:
+        _check_stat(path, os.fstat(fd), limit, what)   # the file actually opened
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, 'rb')
+
+
+def iter_lines(handle: BinaryIO, line_limit: int = MiB) -> Iterator[Optional[bytes]]:
+    """The lines of a JSON-lines file, each at most ``line_limit`` bytes; a longer line is skipped
+    without being held in memory and yields None (callers count it as unparsable)."""
+    while True:
+        line = handle.readline(line_limit + 1)
+        if not line:
+            return
+        if len(line) > line_limit and not line.endswith(b'\n'):
+            while True:   # drop the rest of the over-long line, a chunk at a time
+                rest = handle.readline(MiB)
+                if not rest or rest.endswith(b'\n'):
+                    break
+            yield None
+            continue
+        yield line
+
+
+def read_regular_or_none(path: str, limit: int, what: str = 'File') -> Optional[bytes]:
+    """``read_regular``, but None when nothing is at ``path`` (a symlink to nothing is still an error)."""
+    if not os.path.lexists(path):
+        return None
+    return read_regular(path, limit, what=what)
+
+
+def describe_path(path: str) -> str:
+    """What is at ``path`` as a clause ("is a FIFO (named pipe)", "does not exist", "is a symlink loop
+    (...)"), for a message about a path that is not what was expected."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return explain_missing(path, 'path').split(': ')[0].replace('path %s ' % path, '') or 'cannot be read'
+    if stat.S_ISREG(st.st_mode):
+        return 'is a regular file (%s)' % human_size(st.st_size)
+    return 'is ' + kind_of(st.st_mode)

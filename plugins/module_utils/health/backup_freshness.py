@@ -20,6 +20,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.manifes
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import atomic_write_text
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 
 PREFIX = 'opsready_backup'
 
@@ -125,12 +126,10 @@ def prometheus_text(records: List[Dict[str, Any]], directory: str) -> str:
 
 def write_textfile(path: str, text: str, check_mode: bool = False) -> bool:
     """Atomically replace the textfile (node_exporter must never read half a file); True if it changed."""
-    try:
-        with open(path, encoding='utf-8') as handle:
-            if handle.read() == text:
-                return False
-    except OSError:
-        pass
+    # The file now at ``path``: a regular file of sane size, or nothing (a FIFO there would block the
+    # read forever, a device never ends): anything else is refused before a byte is written.
+    if safeio.read_regular_or_none(path, 16 * 1024 * 1024, what='Textfile') == text.encode('utf-8'):
+        return False
     if not check_mode:
         directory = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(directory):

@@ -14,14 +14,16 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
+import collections
 import fcntl
 import json
 import os
-from typing import Any, Dict, List, Tuple
+from typing import Any, Deque, Dict, List, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import (
     append_line_durable, atomic_write_text)
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 
 
 def sample(result: Dict[str, Any], timestamp: float, host: str) -> Dict[str, Any]:
@@ -50,30 +52,45 @@ def append(path: str, line: Dict[str, Any], max_entries: int) -> int:
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise OpsReadyError('history_path directory %s does not exist: create it first.' % directory)
-    lock_fd = os.open(path + '.lock', os.O_WRONLY | os.O_CREAT, 0o644)
+    lock_fd = os.open(path + '.lock', os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX)
         append_line_durable(path, json.dumps(line, sort_keys=True, separators=(',', ':')))
-        with open(path, 'rb') as handle:
-            lines = handle.read().splitlines()
-        if len(lines) > max_entries + max(1, max_entries // 10):
-            keep = lines[-max_entries:]
+        # Streamed with a per-line cap: only the newest max_entries lines are ever held.
+        handle = safeio.open_regular_stream(path, what='History')
+        if handle is None:   # cannot happen without missing_ok; for the type checker
+            raise OpsReadyError('History %s vanished while it was written.' % path)
+        with handle:
+            tail: Deque[bytes] = collections.deque(maxlen=max_entries)
+            count = 0
+            for raw in safeio.iter_lines(handle):
+                if raw is None or not raw.strip():
+                    continue
+                tail.append(raw.rstrip(b'\n'))
+                count += 1
+        lines = list(tail)
+        if count > max_entries + max(1, max_entries // 10):
+            keep = lines
             atomic_write_text(path, b'\n'.join(keep).decode('utf-8', 'replace') + '\n', mode=0o644)
             return len(keep)
-        return len(lines)
+        return count
     finally:
         os.close(lock_fd)
 
 
 def load(path: str) -> Tuple[List[Dict[str, Any]], int]:
     """(samples sorted by time, number of unparsable lines skipped)."""
-    if not os.path.exists(path):
+    handle = safeio.open_regular_stream(path, what='History', missing_ok=True)
+    if handle is None:
         raise OpsReadyError('History %s does not exist: run health_check with history_path=%s first.'
                             % (path, path))
     samples = []
     bad = 0
-    with open(path, 'rb') as handle:
-        for raw in handle:
+    with handle:
+        for raw in safeio.iter_lines(handle):
+            if raw is None:   # a line over the cap: unparsable
+                bad += 1
+                continue
             raw = raw.strip()
             if not raw:
                 continue

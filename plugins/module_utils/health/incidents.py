@@ -28,6 +28,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.atomic 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import (
     isoformat, parse_time, stamp, utcnow)
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 
 SEVERITY_TARGETS: Dict[int, Dict[str, Any]] = {
     1: {'name': 'critical', 'response_minutes': 15, 'resolution_minutes': 4 * 60},
@@ -111,7 +112,7 @@ class IncidentStore:
 
     @contextlib.contextmanager
     def locked(self) -> Iterator['IncidentStore']:
-        fd = os.open(self.path + '.lock', os.O_WRONLY | os.O_CREAT, 0o640)
+        fd = os.open(self.path + '.lock', os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o640)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield self
@@ -120,10 +121,13 @@ class IncidentStore:
 
     def load(self) -> Dict[str, Dict[str, Any]]:
         incidents: Dict[str, Dict[str, Any]] = {}
-        if not os.path.exists(self.path):
+        handle = safeio.open_regular_stream(self.path, what='Incident store', missing_ok=True)
+        if handle is None:
             return incidents
-        with open(self.path, 'rb') as handle:
-            for raw in handle:
+        with handle:
+            for raw in safeio.iter_lines(handle):
+                if raw is None:
+                    continue   # a line over the cap: skipped like a torn one
                 raw = raw.strip()
                 if not raw:
                     continue

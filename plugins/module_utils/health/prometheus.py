@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import atomic_write_text
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.health.thresholds import RANK
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 
 PREFIX = 'opsready_health_'
 Labels = Dict[str, str]
@@ -143,4 +144,7 @@ def write(path: str, text: str) -> None:
     if not os.path.isdir(directory):
         raise OpsReadyError('textfile_path directory %s does not exist: create it (node_exporter '
                             '--collector.textfile.directory) first.' % directory)
+    # What is at the final name now must be a regular file or nothing: a directory, a FIFO, a device or
+    # a broken link there is refused by name before anything is written (the rename replaces a link).
+    safeio.read_regular_or_none(path, 16 * 1024 * 1024, what='textfile_path')
     atomic_write_text(path, text, mode=0o644)

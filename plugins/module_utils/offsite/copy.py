@@ -30,10 +30,12 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup import retention
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import ARTIFACT_NAME, Catalog
-from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import MANIFEST_SUFFIX, Manifest
+from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import (
+    MANIFEST_LIMIT, MANIFEST_SUFFIX, Manifest)
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import atomic_write_bytes, fsync_dir
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import PARTIAL_SUFFIX
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 from ansible_collections.opsready.operations.plugins.module_utils.offsite.stores import Store
 
 
@@ -72,8 +74,7 @@ def remote_catalog(store: Store, workdir: str,
 
 
 def _manifest_bytes(entry: Manifest) -> bytes:
-    with open(entry.manifest_path, 'rb') as handle:
-        return handle.read()
+    return safeio.read_regular(entry.manifest_path, MANIFEST_LIMIT, what='Manifest')
 
 
 def push(store: Store, src: str, engine: Optional[str] = None, database: Optional[str] = None,
@@ -224,11 +225,11 @@ def pull(store: Store, dest: str, engine: Optional[str] = None, database: Option
         for entry in wanted:
             local_manifest = os.path.join(dest, entry.id + MANIFEST_SUFFIX)
             if os.path.isfile(local_manifest):
-                with open(local_manifest, 'rb') as handle:
-                    try:
-                        same = json.loads(handle.read()).get('sha256') == entry.data['sha256']
-                    except ValueError:
-                        same = False
+                try:
+                    same = json.loads(safeio.read_regular(local_manifest, MANIFEST_LIMIT, what='Manifest')).get(
+                        'sha256') == entry.data['sha256']
+                except ValueError:
+                    same = False
                 if same:
                     result['already_present'] += 1
                     continue

@@ -24,6 +24,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.atomic 
 )
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 
 STATUSES = ('not_reached', 'patched', 'unchanged', 'skipped', 'failed', 'planned')
 
@@ -32,7 +33,8 @@ STATUSES = ('not_reached', 'patched', 'unchanged', 'skipped', 'failed', 'planned
 def _locked(path: str) -> Iterator[None]:
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, mode=0o750, exist_ok=True)
-    with open(path + '.lock', 'a') as handle:
+    lock = os.open(path + '.lock', os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o640)
+    with os.fdopen(lock, 'w') as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -42,10 +44,8 @@ def _locked(path: str) -> Iterator[None]:
 
 def load(path: str) -> Optional[Dict[str, Any]]:
     try:
-        with open(path, encoding='utf-8') as handle:
-            return json.load(handle)
-    except FileNotFoundError:
-        return None
+        data = safeio.read_regular_or_none(path, 16 * 1024 * 1024, what='Patching report')
+        return None if data is None else json.loads(data)
     except ValueError as exc:
         raise OpsReadyError('Patching report %s is not valid JSON (%s); move it aside and rerun.' % (path, exc))
 

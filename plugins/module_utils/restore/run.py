@@ -18,6 +18,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.timeuti
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import (
     CLUSTER, check_decryptable, get_engine, is_encrypted)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 from ansible_collections.opsready.operations.plugins.module_utils.restore import mysql as mysql_restore
 from ansible_collections.opsready.operations.plugins.module_utils.restore import postgresql as postgresql_restore
 from ansible_collections.opsready.operations.plugins.module_utils.restore import postgresql_pitr as pitr_restore
@@ -46,8 +47,8 @@ def check_request(request: RestoreRequest) -> None:
         raise OpsReadyError('jobs must be 1 or more, not %d.' % request.jobs)
     # Removing a scratch target needs no catalog (a drill from an offsite copy may not have fetched one).
     if request.state != 'absent' and not os.path.isdir(request.src):
-        raise OpsReadyError('src %s is not a backup directory: point it at the dest of db_backup.' % request.src,
-                            src=request.src)
+        raise OpsReadyError('src %s %s, not a backup directory: point it at the dest of db_backup.'
+                            % (request.src, safeio.describe_path(request.src)), src=request.src)
 
 
 def catalog_database(request: RestoreRequest) -> Optional[str]:
