@@ -41,13 +41,14 @@ def write(directory, name, database='shop', kind='full', size=None, verified=Tru
 
 
 def counting_json_load(monkeypatch):
+    """Counts manifest parses (read_manifest reads the capped bytes, then json.loads them)."""
     calls = []
-    real = json.load
+    real = json.loads
 
-    def load(handle, *args, **kwargs):
-        calls.append(handle.name)
-        return real(handle, *args, **kwargs)
-    monkeypatch.setattr(json, 'load', load)
+    def loads(text, *args, **kwargs):
+        calls.append(len(text))
+        return real(text, *args, **kwargs)
+    monkeypatch.setattr(json, 'loads', loads)
     return calls
 
 
