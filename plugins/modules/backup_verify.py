@@ -147,13 +147,14 @@ from ansible_collections.opsready.operations.plugins.module_utils.common import 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import (
     connection_from_params, db_connection_argument_spec, db_connection_mutually_exclusive)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import CATALOG_ENGINES
 
 
 def main():
     argument_spec = db_connection_argument_spec()
     argument_spec.update(
         path=dict(type='path', required=True),
-        engine=dict(type='str', choices=['postgresql', 'mariadb', 'mysql', 'sqlite', 'sqlserver', 'files']),
+        engine=dict(type='str', choices=list(CATALOG_ENGINES)),
         database=dict(type='str'),
         newest_only=dict(type='bool', default=False),
         record=dict(type='bool', default=True),

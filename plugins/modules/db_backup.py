@@ -278,9 +278,10 @@ from ansible_collections.opsready.operations.plugins.module_utils.common import 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import (
     check_compression, compression_argument_spec)
-from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions, get_engine
+from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import (
-    ENGINES, connection_from_params, db_connection_argument_spec, db_connection_mutually_exclusive)
+    connection_from_params, db_connection_argument_spec, db_connection_mutually_exclusive)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import ENGINES, get_engine
 
 
 def main():

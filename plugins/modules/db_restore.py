@@ -318,7 +318,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.common import 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import parse_time
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import (
-    ENGINES, connection_from_params, db_connection_argument_spec, db_connection_mutually_exclusive)
+    connection_from_params, db_connection_argument_spec, db_connection_mutually_exclusive)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import ENGINES
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import RestoreRequest
 from ansible_collections.opsready.operations.plugins.module_utils.restore.run import run_restore
 

@@ -547,22 +547,6 @@ def remove_leftovers(dest: str, prefix: Union[None, str, Sequence[str]] = None,
     return removed
 
 
-def get_engine(name: str, conn: ConnectionParams, runner: Optional[ToolRunner] = None) -> Engine:
-    if name == 'postgresql':
-        from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import PostgresEngine
-        return PostgresEngine(conn, runner)
-    if name in ('mariadb', 'mysql'):
-        from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql import MySQLEngine
-        return MySQLEngine(conn, runner, flavor=name)
-    if name == 'sqlite':
-        from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlite import SQLiteEngine
-        return SQLiteEngine(conn, runner)
-    if name == 'sqlserver':
-        from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlserver import SQLServerEngine
-        return SQLServerEngine(conn, runner)
-    raise OpsReadyError('Unknown engine %r: use postgresql, mariadb, mysql, sqlite or sqlserver.' % name)
-
-
-__all__ = ['BackupOptions', 'Engine', 'ToolError', 'get_engine', 'stream_to_artifact', 'verify_checksums',
+__all__ = ['BackupOptions', 'Engine', 'ToolError', 'stream_to_artifact', 'verify_checksums',
            'open_artifact', 'check_decryptable', 'is_encrypted', 'is_key_error',
            'remove_leftovers', 'set_lock', 'set_name', 'CLUSTER', 'GLOBALS', 'ALL_DATABASES']

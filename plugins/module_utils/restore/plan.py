@@ -32,7 +32,6 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import verify_checksums
 
-ENGINES = ('postgresql', 'mariadb', 'mysql', 'sqlite', 'sqlserver')
 STATES = ('present', 'absent')
 SERVER_STATES = ('started', 'stopped')
 
