@@ -1,22 +1,17 @@
 # -*- coding: utf-8 -*-
 # Copyright: opsready.operations contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The ``Engine`` interface: the only thing modules know about databases.
+"""The backup ``Engine`` interface: what every database engine does for db_backup and backup_verify.
 
 An engine turns a ``BackupOptions`` into one or more committed artifacts plus manifests in a backup
 directory (``backup``), and checks an artifact with the engine's own tool (``verify``). Every engine
 writes artifacts through ``stream_to_artifact``/``ArtifactWriter`` (``<name>.partial``, compression and
 SHA-256 in one pass, fsync, rename) and only then writes the manifest.
 
-Restore side (grown by the restore/PITR and DR drill work; not implemented here, the methods raise
-``NotImplementedError`` with a clear message):
-
-* ``restore(chain, target, point_in_time=None)``: replay a catalog chain (full, diff, logs) into a
-  target database or data directory, stopping at ``point_in_time``.
-* ``prepare_target(target)`` / ``drop_target(target)``: create or remove a scratch database.
-* ``smoke_query(target, sql)``: run a read-only query after a restore (DR drills).
-* ``integrity_check(target)``: engine-native consistency check of a restored database
-  (``pg_amcheck``, ``CHECK TABLE``, ``PRAGMA integrity_check``, ``DBCC CHECKDB``).
+Restore, maintenance and DR drill checks are not part of this interface: they live in ``restore/<engine>.py``,
+``maintenance/<engine>.py`` and ``drill/checks.py`` and use the engine (its runner, connection options and
+server facts) where they need one. ``engines/registry.py`` names the engines and hands each area its
+object for an engine name.
 
 Private to opsready.operations; do not import from other collections.
 """
@@ -447,23 +442,6 @@ class Engine:
         ``None`` when the engine or kind has nothing to measure. An engine that measures inside its own
         snapshot (SQLite) records ``source`` in ``backup`` itself."""
         return None
-
-    # -- restore side (see module docstring) -------------------------------------------------------
-    def restore(self, chain: List[Manifest], target: Dict[str, Any],
-                point_in_time: Optional[Any] = None) -> Dict[str, Any]:
-        raise NotImplementedError('restore for engine %s is not implemented yet (db_restore).' % self.name)
-
-    def prepare_target(self, target: Dict[str, Any]) -> None:
-        raise NotImplementedError('prepare_target for engine %s is not implemented yet.' % self.name)
-
-    def drop_target(self, target: Dict[str, Any]) -> None:
-        raise NotImplementedError('drop_target for engine %s is not implemented yet.' % self.name)
-
-    def smoke_query(self, target: Dict[str, Any], sql: str) -> List[Any]:
-        raise NotImplementedError('smoke_query for engine %s is not implemented yet.' % self.name)
-
-    def integrity_check(self, target: Dict[str, Any]) -> Dict[str, Any]:
-        raise NotImplementedError('integrity_check for engine %s is not implemented yet.' % self.name)
 
     # -- helpers for subclasses --------------------------------------------------------------------
     def artifact_path(self, opts: BackupOptions, database: str, kind: str, ext: str,
