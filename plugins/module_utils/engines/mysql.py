@@ -32,8 +32,9 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import secret_file
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import UTC, isoformat, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import (
-    ALL_DATABASES, BackupOptions, Engine, connect_failure_reason, disk_error, open_artifact,
-    stream_file_to_artifact, stream_to_artifact)
+    ALL_DATABASES, BackupOptions, Engine, connect_failure_reason)
+from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
+    disk_error, open_artifact, stream_file_to_artifact, stream_to_artifact)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql_quote import (
     check_identifier, quote_literal, unescape_batch)
 

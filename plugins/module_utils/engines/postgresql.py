@@ -34,8 +34,9 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.streami
     DEFAULT_LEVELS, default_threads, sha256_file)
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import (
-    CLUSTER, GLOBALS, BackupOptions, Engine, connect_failure_reason, disk_error, open_artifact, pipe_artifact_into,
-    stream_to_artifact)
+    CLUSTER, GLOBALS, BackupOptions, Engine, connect_failure_reason)
+from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
+    disk_error, open_artifact, pipe_artifact_into, stream_to_artifact)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.pg_dbprops import read_properties
 from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe import extract_all
 

@@ -39,8 +39,9 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
     IntegrityError, OpsReadyError, ToolError)
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import secret_file
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import CHUNK, open_decompressed
-from ansible_collections.opsready.operations.plugins.module_utils.engines.base import (
-    GLOBALS, is_encrypted, open_artifact, pipe_artifact_into)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.base import GLOBALS
+from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
+    is_encrypted, open_artifact, pipe_artifact_into)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.pg_dbprops import (
     apply_statements, create_options, describe, referenced_roles)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.pg_globals import parse as parse_globals

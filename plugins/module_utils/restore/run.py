@@ -15,8 +15,9 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import CatalogError, OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat
-from ansible_collections.opsready.operations.plugins.module_utils.engines.base import (
-    CLUSTER, check_decryptable, is_encrypted)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.base import CLUSTER
+from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
+    check_decryptable, is_encrypted)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
 from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import check_engine, get_engine
 from ansible_collections.opsready.operations.plugins.module_utils.restore import mysql as mysql_restore
