@@ -148,9 +148,15 @@ class MySQLEngine(Engine):
                    connect_failure_reason(exc.stderr, exc.message)), host=self.conn.host, port=self.conn.port or 3306)
         return exc
 
+    def client_argv(self, head: List[str], *args: str) -> List[str]:
+        """The one mariadb/mysql client command line for queries: the option file (``head``, from
+        ``defaults_file``) first, as the client requires; no column names (-N), batch output (tab-separated,
+        escaped)."""
+        return [self.tool('client')] + list(head) + ['-N', '-B'] + list(args)
+
     def query(self, sql: str) -> List[List[str]]:
         with self.defaults_file() as head:
-            argv = [self.tool('client')] + head + ['-N', '-B', '-e', sql]
+            argv = self.client_argv(head, '-e', sql)
             try:
                 _rc, out, _err = self.runner.run(argv, timeout=self.conn.connect_timeout + 60, what=self.flavor)
             except ToolError as exc:

@@ -140,6 +140,13 @@ class PostgresEngine(Engine):
         self._bins[name] = found
         return found
 
+    def psql_argv(self, *args: str, rows: bool = False) -> List[str]:
+        """The one psql command line: no ~/.psqlrc (-X, a user's settings must not change what runs), quiet,
+        stop at the first error (ON_ERROR_STOP=1) and never prompt for a password (-w: fail instead of hanging).
+        ``rows``: unaligned, tuples only, tab-separated, as ``query`` parses them."""
+        shape = ['-A', '-t', '-F', '\t'] if rows else []
+        return [self.tool('psql'), '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-w'] + shape + list(args)
+
     def env(self, database: Optional[str] = None) -> Dict[str, str]:
         c = self.conn
         env = {'PGCONNECT_TIMEOUT': str(max(1, c.connect_timeout)), 'PGAPPNAME': 'opsready-backup'}
@@ -182,7 +189,7 @@ class PostgresEngine(Engine):
         return exc
 
     def query(self, sql: str, database: Optional[str] = None) -> List[List[str]]:
-        argv = [self.tool('psql'), '-X', '-A', '-t', '-q', '-F', '\t', '-v', 'ON_ERROR_STOP=1', '-w', '-c', sql]
+        argv = self.psql_argv('-c', sql, rows=True)
         try:
             _rc, out, _err = self.runner.run(argv, env=self.env(database), timeout=self.conn.connect_timeout + 60,
                                              what='psql')
