@@ -13,14 +13,25 @@ so both sides are measured the same way:
   after the run by a callable.
 
 ``compare()`` runs the sides alternately (A B A B ..., the order rotated each round so that caches
-favour neither side), ``runs`` times each, and returns a :class:`Row` with medians and the verdict.
+favour neither side), at least ``runs`` times each, and returns a :class:`Row` with medians and the verdict.
+
+Noise versus result: every round gives a *paired* ratio (ours / raw of the same round, so a load spike
+that hits both sides cancels). After ``runs`` rounds, ``compare()`` keeps adding rounds until the spread
+of the paired ratios is under ``SPREAD_GOAL`` (10 %) or ``max_rounds`` is reached. The spread is the width
+of a distribution-free confidence interval of the median paired ratio (order statistics, >= 90 % coverage
+once there are 5 rounds; min..max before that), divided by that median: it shrinks as rounds are added
+when the noise is random, and stays wide when the two sides really vary. Every row also records the
+machine's load average at its start and end (this VM is shared: a row measured at load 9 is weaker
+evidence than one at load 1).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import threading
@@ -35,6 +46,8 @@ REPO = Path(__file__).resolve().parents[1]
 PYTHON = str(REPO / '.venv' / 'bin' / 'python')
 
 Command = Union[str, Sequence[str]]
+SPREAD_GOAL = 0.10      # stop adding rounds when the paired ratio is known to within 10 %
+MAX_ROUNDS = 8          # ... or after this many rounds (the spread is then reported as it is)
 
 
 @dataclass
@@ -92,6 +105,56 @@ class Row:
     note: str = ''
     ours_walls: List[float] = field(default_factory=list)
     raw_walls: List[float] = field(default_factory=list)
+    spread: Optional[float] = None            # relative width of the median paired ratio's interval
+    ratio_interval: Optional[List[float]] = None   # [low, high] of that interval
+    load: Optional[List[float]] = None        # 1-minute load average at the row's start and end
+
+
+def load_average() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def median_interval(values: Sequence[float], coverage: float = 0.90) -> tuple:
+    """(low, high): a distribution-free confidence interval of the median of ``values``.
+
+    The interval between the k-th smallest and k-th largest value holds the median with probability
+    1 - 2 * P(Binomial(n, 1/2) < k); the largest k reaching ``coverage`` is used (k = 1, min..max, when
+    even that does not reach it: fewer than 5 values at 90 %).
+    """
+    ordered = sorted(values)
+    n = len(ordered)
+    if n == 0:
+        return (float('nan'), float('nan'))
+    best = 1
+    for k in range(1, (n + 1) // 2 + 1):
+        below = sum(math.comb(n, i) for i in range(k)) / 2 ** n
+        if 1 - 2 * below >= coverage:
+            best = k
+        else:
+            break
+    return (ordered[best - 1], ordered[n - best])
+
+
+def relative_spread(values: Sequence[float]) -> Optional[float]:
+    """Width of ``median_interval(values)`` over the median (None for fewer than 2 values)."""
+    if len(values) < 2:
+        return None
+    low, high = median_interval(values)
+    middle = statistics.median(values)
+    return (high - low) / middle if middle else None
+
+
+def paired_ratios(ours: Sequence[float], raw: Sequence[float]) -> List[float]:
+    """ours_i / raw_i per round (the two sides of one round ran back to back, under the same load)."""
+    return [a / b for a, b in zip(ours, raw) if b > 0]
+
+
+def judge_spread(row: 'Row') -> None:
+    """Set ``row.spread`` and ``row.ratio_interval`` from its per-round walls."""
+    ratios = paired_ratios(row.ours_walls, row.raw_walls)
+    row.spread = relative_spread(ratios)
+    if len(ratios) >= 2:
+        row.ratio_interval = [round(x, 4) for x in median_interval(ratios)]
 
 
 def path_size(path: Union[str, Path]) -> float:
@@ -138,16 +201,25 @@ def _tree_rss(proc: psutil.Process) -> tuple:
     return total, own
 
 
+class TimedOut(RuntimeError):
+    """The command ran longer than its ``timeout`` and was killed (its figures are lower bounds)."""
+
+    def __init__(self, command: Any, wall: float, rss: int, own: int) -> None:
+        super().__init__('timed out after %.0f s: %s' % (wall, command))
+        self.wall, self.rss, self.own = wall, rss, own
+
+
 def measure(command: Command, env: Optional[Dict[str, str]] = None, cwd: Optional[str] = None,
-            quiet: bool = True) -> tuple:
+            quiet: bool = True, timeout: Optional[float] = None) -> tuple:
     """Run ``command`` once: (wall seconds, peak RSS bytes of the tree, peak RSS bytes of the first
-    process alone). Raises on a non-zero exit."""
+    process alone). Raises on a non-zero exit; raises :class:`TimedOut` (after killing the process
+    group) when ``timeout`` seconds pass."""
     shell = isinstance(command, str)
     argv: Any = 'set -o pipefail; ' + command if shell else list(command)
     out = subprocess.DEVNULL if quiet else None
     started = time.monotonic()
     proc = subprocess.Popen(argv, shell=shell, executable='/bin/bash' if shell else None, env=env, cwd=cwd,
-                            stdout=out, stderr=subprocess.PIPE)
+                            stdout=out, stderr=subprocess.PIPE, start_new_session=timeout is not None)
     peak = [0, 0]
     done = threading.Event()
 
@@ -163,11 +235,26 @@ def measure(command: Command, env: Optional[Dict[str, str]] = None, cwd: Optiona
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
+    timer = None
+    expired = threading.Event()
+    if timeout is not None:
+        def kill() -> None:
+            expired.set()
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        timer = threading.Timer(timeout, kill)
+        timer.start()
     stderr = proc.stderr.read() if proc.stderr else b''
     dummy_pid, status, dummy_usage = os.wait4(proc.pid, 0)
     wall = time.monotonic() - started
+    if timer is not None:
+        timer.cancel()
     done.set()
     sampler.join()
+    if expired.is_set():
+        raise TimedOut(command if shell else ' '.join(argv), wall, peak[0], peak[1])
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise RuntimeError('benchmark command failed (exit %d): %s\n%s' % (
@@ -192,32 +279,57 @@ def _median(values: List[Optional[float]]) -> Optional[float]:
     return statistics.median(present) if present else None
 
 
-def summary(side: Side) -> Dict[str, Optional[float]]:
-    return {'wall_s': _median([s.wall for s in side.samples]),
-            'peak_rss_mb': _median([s.rss_mb for s in side.samples]),
-            'own_peak_rss_mb': _median([s.own_rss_mb for s in side.samples]),
-            'output_mb': _median([s.out_mb for s in side.samples])}
+def summary(side: Side, start: int = 0) -> Dict[str, Optional[float]]:
+    """Medians of the side's samples from index ``start`` on (the rounds of one comparison)."""
+    samples = side.samples[start:]
+    return {'wall_s': _median([s.wall for s in samples]),
+            'peak_rss_mb': _median([s.rss_mb for s in samples]),
+            'own_peak_rss_mb': _median([s.own_rss_mb for s in samples]),
+            'output_mb': _median([s.out_mb for s in samples])}
 
 
 def compare(operation: str, ours: Side, raws: Sequence[Side], targets: Sequence[Target], runs: int = 3,
-            notes: Sequence[str] = (), log: Callable[[str], None] = print) -> List[Row]:
-    """Alternate ``ours`` with every raw side, ``runs`` rounds; one Row per raw side.
+            notes: Sequence[str] = (), log: Callable[[str], None] = print,
+            max_rounds: Optional[int] = None, spread_goal: float = SPREAD_GOAL) -> List[Row]:
+    """Alternate ``ours`` with every raw side, at least ``runs`` rounds; one Row per raw side.
 
     The order rotates each round (ours first, then raw first, ...) so neither side always runs on a
-    warm cache. Ours is run once per round and compared with each raw side.
+    warm cache. Ours is run once per round and compared with each raw side. After ``runs`` rounds, more
+    are added until every paired ratio's spread is under ``spread_goal`` or ``max_rounds`` (default
+    ``max(runs, MAX_ROUNDS)``) is reached.
     """
     sides = [ours] + list(raws)
-    for round_ in range(runs):
+    first = {id(side): len(side.samples) for side in sides}   # a Side may be reused by several rows
+    limit = max(runs, MAX_ROUNDS if max_rounds is None else max_rounds)
+    load_start = load_average()
+    log('  %s: load average %.2f at start' % (operation, load_start))
+
+    def walls(side: Side) -> List[float]:
+        return [s.wall for s in side.samples[first[id(side)]:]]
+
+    def spreads() -> List[Optional[float]]:
+        return [relative_spread(paired_ratios(walls(ours), walls(raw))) for raw in raws]
+
+    round_ = 0
+    while round_ < limit:
+        if round_ >= runs:
+            current = spreads()
+            if all(value is not None and value < spread_goal for value in current):
+                break
+            shown = ', '.join('-' if v is None else '%.0f %%' % (v * 100) for v in current)
+            log('    spread %s >= %.0f %%: round %d' % (shown, spread_goal * 100, round_ + 1))
         order = sides[round_ % len(sides):] + sides[:round_ % len(sides)]
         for side in order:
             sample = run_side(side)
-            log('    %-40s run %d: %7.2f s  %8.1f MB RSS  %s' % (
+            log('    %-40s run %d: %7.2f s  %8.1f MB RSS  %s  (load %.2f)' % (
                 side.label[:40], round_ + 1, sample.wall, sample.rss_mb,
-                '-' if sample.out_mb is None else '%.1f MB out' % sample.out_mb))
+                '-' if sample.out_mb is None else '%.1f MB out' % sample.out_mb, load_average()))
+        round_ += 1
+    load = [load_start, load_average()]
     rows = []
-    mine = summary(ours)
+    mine = summary(ours, first[id(ours)])
     for index, raw in enumerate(raws):
-        theirs = summary(raw)
+        theirs = summary(raw, first[id(raw)])
         target = targets[index]
         ratio_wall = (mine['wall_s'] or 0.0) / max(theirs['wall_s'] or 0.0, 1e-9)
         ratio_out = None
@@ -229,10 +341,15 @@ def compare(operation: str, ours: Side, raws: Sequence[Side], targets: Sequence[
             met = met and ratio_out is not None and round(ratio_out, 3) <= target.max_out
         if target.max_own_rss_mb is not None:
             met = met and mine['own_peak_rss_mb'] is not None and mine['own_peak_rss_mb'] <= target.max_own_rss_mb
-        rows.append(Row(operation=operation, ours_label=ours.label, raw_label=raw.label, ours=mine, raw=theirs,
-                        runs=runs, ratio_wall=ratio_wall, ratio_out=ratio_out, target=target.text(), met=met,
-                        note=notes[index] if index < len(notes) else '',
-                        ours_walls=[s.wall for s in ours.samples], raw_walls=[s.wall for s in raw.samples]))
+        row = Row(operation=operation, ours_label=ours.label, raw_label=raw.label, ours=mine, raw=theirs,
+                  runs=round_, ratio_wall=ratio_wall, ratio_out=ratio_out, target=target.text(), met=met,
+                  note=notes[index] if index < len(notes) else '',
+                  ours_walls=walls(ours), raw_walls=walls(raw), load=load)
+        judge_spread(row)
+        log('  %s vs %s: ratio %.2fx, spread %s over %d rounds, load %.2f -> %.2f' % (
+            operation, raw.label[:40], ratio_wall, '-' if row.spread is None else '%.0f %%' % (row.spread * 100),
+            round_, load[0], load[1]))
+        rows.append(row)
     return rows
 
 
@@ -240,32 +357,41 @@ def _num(value: Optional[float], digits: int = 1) -> str:
     return '-' if value is None else '%.*f' % (digits, value)
 
 
+def _spread(row: Row) -> str:
+    return '-' if row.spread is None else '%.0f%%' % (row.spread * 100)
+
+
+def _load(row: Row) -> str:
+    return '-' if not row.load else '%.1f-%.1f' % (min(row.load), max(row.load))
+
+
 def format_table(rows: List[Row]) -> str:
-    head = '%-44s | %8s %8s %8s | %8s %8s %8s | %6s %6s | %-24s | %s' % (
+    head = '%-44s | %8s %8s %8s | %8s %8s %8s | %6s %6s | %6s %6s %9s | %-24s | %s' % (
         'operation (ours vs raw)', 'wall s', 'RSS MB', 'out MB', 'wall s', 'RSS MB', 'out MB', 'wall', 'out',
-        'target', 'met')
+        'spread', 'rounds', 'load', 'target', 'met')
     lines = [head, '-' * len(head)]
     for row in rows:
-        lines.append('%-44s | %8s %8s %8s | %8s %8s %8s | %5.2fx %6s | %-24s | %s' % (
+        lines.append('%-44s | %8s %8s %8s | %8s %8s %8s | %5.2fx %6s | %6s %6d %9s | %-24s | %s' % (
             row.operation[:44], _num(row.ours['wall_s'], 2), _num(row.ours['peak_rss_mb']),
             _num(row.ours['output_mb']), _num(row.raw['wall_s'], 2), _num(row.raw['peak_rss_mb']),
             _num(row.raw['output_mb']), row.ratio_wall,
-            '-' if row.ratio_out is None else '%.2fx' % row.ratio_out, row.target, 'yes' if row.met else 'NO'))
+            '-' if row.ratio_out is None else '%.2fx' % row.ratio_out, _spread(row), row.runs, _load(row),
+            row.target, 'yes' if row.met else 'NO'))
     return '\n'.join(lines)
 
 
 def markdown_table(rows: List[Row]) -> str:
     lines = ['| operation | ours | raw tool | ours wall s | ours peak RSS MB (tree / own) | ours out MB | raw wall s | '
-             'raw peak RSS MB | raw out MB | ratio wall | ratio out | target | met |',
-             '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|']
+             'raw peak RSS MB | raw out MB | ratio wall | ratio out | spread (rounds) | load | target | met |',
+             '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|']
     for row in rows:
-        lines.append('| %s | %s | %s | %s | %s / %s | %s | %s | %s | %s | %.2fx | %s | %s | %s |' % (
+        lines.append('| %s | %s | %s | %s | %s / %s | %s | %s | %s | %s | %.2fx | %s | %s (%d) | %s | %s | %s |' % (
             row.operation, row.ours_label.replace('|', '\\|'), row.raw_label.replace('|', '\\|'),
             _num(row.ours['wall_s'], 2), _num(row.ours['peak_rss_mb']), _num(row.ours.get('own_peak_rss_mb')),
             _num(row.ours['output_mb']),
             _num(row.raw['wall_s'], 2), _num(row.raw['peak_rss_mb']), _num(row.raw['output_mb']),
-            row.ratio_wall, '-' if row.ratio_out is None else '%.2fx' % row.ratio_out, row.target,
-            'yes' if row.met else '**no**'))
+            row.ratio_wall, '-' if row.ratio_out is None else '%.2fx' % row.ratio_out, _spread(row), row.runs,
+            _load(row), row.target, 'yes' if row.met else '**no**'))
     return '\n'.join(lines)
 
 

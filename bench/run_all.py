@@ -11,7 +11,14 @@ its own data, at --scale 1.0 the sizes of issue 11:
 * pg:      a ~700 MB PostgreSQL database of poorly compressible md5 text (bench/db_backup.py make_md5_table);
 * mariadb: a ~250 MB MariaDB database of the same kind of data;
 * logs:    1,000 log files of 1 MB, rewritten before every run (bench/log_rotate.py make_files);
-* ansible: a fleet of 50 local-connection hosts (bench/health_check.py inventory).
+* ansible: a fleet of 50 local-connection hosts (bench/health_check.py inventory), and health.yml over
+           500 of them at forks 50 next to `ansible -m setup` (issue 22; hosts scale with --scale, at least 10);
+* catalog: backup directories of 2,000 / 20,000 / 200,000 generated manifests (bench/catalog_scale.py; sizes
+           above 200,000 x --scale are left out): backup_info, backup_prune (check mode), db_backup's catalog
+           work and the drill's find_backup, wall and peak RSS per size and the growth between sizes.
+
+Every row prints the machine's load average and repeats (after --runs rounds) until the spread of its
+paired ratio is under 10 % or --max-rounds (bench/common.py explains the spread).
 
 Every row alternates ours and the raw tool(s) (A B A B, the order rotated each round), --runs each (at
 least 3), and reports for both sides the median wall time, the median peak RSS of the process tree and
@@ -40,11 +47,12 @@ from typing import Callable, Dict, List
 BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH), str(BENCH.parent), str(BENCH.parent / 'build')]
 
-from common import (PYTHON, REPO, Row, Side, Target, clear, compare, format_table, machine,  # noqa: E402
-                    markdown_table, measure, path_size, write_json)
+import common  # noqa: E402
+from common import (PYTHON, REPO, Row, Side, Target, clear, compare, format_table, judge_spread,  # noqa: E402
+                    machine, markdown_table, measure, path_size, write_json)
 
 VENV = REPO / '.venv' / 'bin'
-SECTIONS = ('files', 'pg', 'mariadb', 'logs', 'ansible')
+SECTIONS = ('files', 'pg', 'mariadb', 'logs', 'ansible', 'catalog')
 NOTES_MARKER = '<!-- hand-written notes below: kept by run_all.py -->'
 
 
@@ -251,7 +259,9 @@ def bench_pg(args, work: Path) -> List[Row]:
         _dynamic(drill_ours, drill_ours_cmd)
         _dynamic(drill_raw, drill_raw_cmd)
         target = Target(1.35)
+        # one raw-restored database per raw round: the drill cannot take more rounds than the restore row took
         drill = compare('DR drill RTO', drill_ours, [drill_raw], [target], runs=args.runs, log=log,
+                        max_rounds=len(kept),
                         notes=['raw = median raw restore (row above) + sha256sum + pg_amcheck + smoke query; '
                                'the drill also verifies the backup first (checksum + pg_restore --list)'])[0]
         add_wall(drill, rows[-1].raw['wall_s'] or 0.0, target)
@@ -268,6 +278,7 @@ def add_wall(row: Row, seconds: float, target: Target) -> None:
     row.ratio_wall = (row.ours['wall_s'] or 0.0) / max(row.raw['wall_s'], 1e-9)
     row.met = row.ratio_wall <= target.max_wall and (
         target.max_out is None or (row.ratio_out is not None and row.ratio_out <= target.max_out))
+    judge_spread(row)
 
 
 def _dynamic(side: Side, build: Callable) -> None:
@@ -365,6 +376,16 @@ def bench_ansible(args, work: Path) -> List[Row]:
                    command=many + ['ansible.builtin.setup'])
     rows += compare('health check (fleet of 50 local hosts)', health50, [setup50], [Target(1.5)], runs=args.runs,
                     log=log)
+    # issue 22: the whole health.yml over a large fleet, next to setup on the same inventory
+    from health_check import playbook_sides
+    hosts = max(10, int(500 * args.scale))
+    ours_fleet, setup_fleet, renders = playbook_sides(work, hosts, 50)
+    fleet_row = compare('health.yml fleet (%d local hosts, forks 50)' % hosts, ours_fleet, [setup_fleet],
+                        [Target(1.0)], runs=args.runs, log=log)[0]
+    fleet_row.note = ('the whole playbook (health_check, incidents, capacity plan, fleet table and report) vs '
+                      'setup alone; fleet report rendered in %s s (median of %d runs; target < 5 s at 500 hosts)'
+                      % ('%.2f' % sorted(renders)[len(renders) // 2] if renders else '-', len(renders)))
+    rows.append(fleet_row)
     empty = work / 'empty-catalog'
     empty.mkdir(exist_ok=True)
     noop = Side(label='ansible -m backup_info (empty catalog)', cwd=str(REPO), env=env,
@@ -375,8 +396,21 @@ def bench_ansible(args, work: Path) -> List[Row]:
     return rows
 
 
+# ----------------------------------------------------------------------------------------------- catalog
+CATALOG_RESULTS: List[dict] = []   # not ours-vs-raw rows: absolute targets, their own table
+
+
+def bench_catalog(args, work: Path) -> List[Row]:
+    import catalog_scale
+    sizes = [n for n in (2000, 20000, 200000) if n <= 200000 * args.scale] or [2000]
+    CATALOG_RESULTS.extend(catalog_scale.run_sizes(sizes, work, runs=args.runs, max_rounds=common.MAX_ROUNDS,
+                                                   timeout=120.0, log=log))
+    log(catalog_scale.format_table(CATALOG_RESULTS))
+    return []
+
+
 RUNNERS = {'files': bench_files, 'pg': bench_pg, 'mariadb': bench_mariadb, 'logs': bench_logs,
-           'ansible': bench_ansible}
+           'ansible': bench_ansible, 'catalog': bench_catalog}
 
 
 def write_markdown(path: Path, rows: List[Row], meta: dict, errors: Dict[str, str]) -> None:
@@ -390,6 +424,14 @@ def write_markdown(path: Path, rows: List[Row], meta: dict, errors: Dict[str, st
              '', 'Ratio = ours / raw (below 1.00 is faster or smaller). Peak RSS is the sum over the process tree '
              '(sampled every 20 ms); database server processes are not counted on either side.', '',
              markdown_table(rows), '']
+    if CATALOG_RESULTS:
+        import catalog_scale
+        lines += ['Catalog at scale (bench/catalog_scale.py): one backup directory of N generated manifests (20 '
+                  'MariaDB databases, a daily full and 23 hourly logs each), each operation in its own process; '
+                  'growth = wall at N / wall at N / 10 (linear: 10x). Targets: under 1 s and 200 MB at 200,000 '
+                  'manifests, no faster than linear growth. floor_stat and read_all are references (listing '
+                  'and stat of every manifest; parsing every manifest once).', '',
+                  catalog_scale.markdown_table(CATALOG_RESULTS), '']
     notes = [(row.operation, row.raw_label, row.note) for row in rows if row.note]
     if notes:
         lines += ['Notes:', '']
@@ -401,7 +443,8 @@ def write_markdown(path: Path, rows: List[Row], meta: dict, errors: Dict[str, st
         lines.append('')
     lines += ['Data (scale 1.0): a ~500 MB file tree (55 % text, 30 % random binary, 15 % low-entropy binary), '
               'a ~700 MB PostgreSQL table of md5 text, a ~250 MB MariaDB table of md5 text, 1,000 log files of 1 MB, '
-              'a 50-host local-connection inventory. "Ours" runs the module\'s code (bench/ours.py) in its own '
+              'a 50-host local-connection inventory (500 hosts for the health.yml row), backup directories of 2,000 to '
+              '200,000 generated manifests. "Ours" runs the module\'s code (bench/ours.py) in its own '
               'process without Ansible\'s start-up; the module start-up row measures that start-up separately.', '']
     # The maintainers' reading of the numbers is written by hand below NOTES_MARKER and kept across runs.
     kept = path.read_text().split(NOTES_MARKER, 1)[1] if path.exists() and NOTES_MARKER in path.read_text() else ''
@@ -413,11 +456,15 @@ def write_markdown(path: Path, rows: List[Row], meta: dict, errors: Dict[str, st
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
     parser.add_argument('--scale', type=float, default=1.0)
-    parser.add_argument('--runs', type=int, default=3)
+    parser.add_argument('--runs', type=int, default=3, help='rounds of every row at least (default 3)')
+    parser.add_argument('--max-rounds', type=int, default=common.MAX_ROUNDS,
+                        help='rounds of a row at most: rounds are added until the paired ratio\'s spread is '
+                             'under 10 %% (default %(default)s)')
     parser.add_argument('--only', default=','.join(SECTIONS))
     parser.add_argument('--tmp-root', default='/var/tmp')
     parser.add_argument('--no-write', action='store_true')
     args = parser.parse_args()
+    common.MAX_ROUNDS = args.max_rounds
     if args.runs < 3:
         log('note: fewer than 3 runs per side; use the default for published numbers')
     sections = [s.strip() for s in args.only.split(',') if s.strip()]
@@ -448,7 +495,8 @@ def main() -> int:
     log('\n' + format_table(rows))
     log('\n%d rows, %d targets met, total %.0f s' % (len(rows), sum(r.met for r in rows), meta['seconds']))
     if not args.no_write:
-        write_json(BENCH / 'results.json', rows, dict(meta, errors={k: v.splitlines()[-1] for k, v in errors.items()}))
+        write_json(BENCH / 'results.json', rows, dict(meta, errors={k: v.splitlines()[-1] for k, v in errors.items()},
+                                                      catalog_scale=CATALOG_RESULTS))
         write_markdown(REPO / 'docs' / 'bench.md', rows, meta, errors)
         log('wrote bench/results.json and docs/bench.md')
     return 1 if errors else 0

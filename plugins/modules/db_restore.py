@@ -283,7 +283,10 @@ method:
   returned: always
   type: str
 replaced:
-  description: Whether an existing target holding data was replaced.
+  description:
+    - Whether an existing target holding data was replaced.
+    - In check mode (MariaDB/MySQL), whether a real run would replace one; C(target.existing) counts its tables
+      and views, routines, triggers and events (null when the target database does not exist).
   returned: always
   type: bool
 wall_seconds:

@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import bisect
 import datetime
-import glob
 import os
 import re
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
-from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import (
-    MANIFEST_SUFFIX, Manifest, read_manifest)
+from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import MANIFEST_SUFFIX, Manifest
+# Parses each manifest once per process while the file stays the same (see catalog_index): a module run
+# builds several catalogs of one directory.
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import (
+    manifest_paths, read_manifest)
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import CatalogError, OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import PARTIAL_SUFFIX
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
@@ -42,7 +44,7 @@ class Catalog:
         self.broken: List[Dict[str, str]] = []
         entries = []
         self.all_entries: List[Manifest] = []
-        for path in sorted(glob.glob(os.path.join(glob.escape(self.directory), '*' + MANIFEST_SUFFIX))):
+        for path in manifest_paths(self.directory):
             try:
                 entry = read_manifest(path)
             except OpsReadyError as exc:
@@ -56,6 +58,17 @@ class Catalog:
             entries.append(entry)
         self.entries: List[Manifest] = sorted(entries, key=lambda m: (m.finished, m.id))
         self._by_id = {m.id: m for m in self.entries}
+
+    def view(self, engine: Optional[str] = None, database: Optional[str] = None) -> 'Catalog':
+        """This scan filtered to one engine/database, without listing the directory again."""
+        other = Catalog.__new__(Catalog)
+        other.directory = self.directory
+        other.broken = self.broken
+        other.all_entries = self.all_entries
+        other.entries = sorted((e for e in self.all_entries if (not engine or e.engine == engine)
+                                and (not database or e.database == database)), key=lambda m: (m.finished, m.id))
+        other._by_id = {m.id: m for m in other.entries}
+        return other
 
     # -- lookups -------------------------------------------------------------------------------
     def get(self, artifact_id: str) -> Manifest:
@@ -167,6 +180,24 @@ class Catalog:
                 break
         return result
 
+    def _suffix_reach(self, log: Manifest) -> datetime.datetime:
+        """max(consistent_at) over the contiguous logs from ``log`` on: memoised, so every full's reach
+        costs O(1) after one pass (was a walk of the whole sequence per full)."""
+        key = (id(self.entries), len(self.entries))
+        if getattr(self, '_reach_key', None) != key:
+            self._reach: Dict[int, datetime.datetime] = {}
+            self._reach_key = key
+        path: List[Manifest] = []
+        current: Optional[Manifest] = log
+        while current is not None and id(current) not in self._reach:
+            path.append(current)
+            current = self._log_starting_at(int(current.position['end']))
+        reach = self._reach[id(current)] if current is not None else None
+        for item in reversed(path):
+            reach = item.consistent_at if reach is None else max(reach, item.consistent_at)
+            self._reach[id(item)] = reach
+        return self._reach[id(log)]
+
     @staticmethod
     def reaches(chain: List[Manifest]) -> datetime.datetime:
         return max(m.consistent_at for m in chain)
@@ -177,12 +208,24 @@ class Catalog:
         if not fulls:
             raise CatalogError('No usable full backup in %s: take one before restoring.' % self.directory)
         if point is None:
-            best: Optional[List[Manifest]] = None
+            key = (id(self.entries), len(self.entries))
+            cached = getattr(self, '_latest_chain', None)
+            if cached is not None and cached[0] == key:
+                return list(cached[1])
+            best_base: Optional[List[Manifest]] = None
+            best_reach: Optional[datetime.datetime] = None
             for full in fulls:
-                chain = self._extend_with_logs(self._base_for(full, None), None)
-                if best is None or self.reaches(chain) >= self.reaches(best):
-                    best = chain
-            return best or []
+                base = self._base_for(full, None)
+                reach = self.reaches(base)
+                log_start = base[-1].position.get('log_start')
+                first = self._log_containing(int(log_start)) if log_start is not None else None
+                if first is not None:
+                    reach = max(reach, self._suffix_reach(first))
+                if best_reach is None or reach >= best_reach:
+                    best_base, best_reach = base, reach
+            chain = self._extend_with_logs(best_base, None) if best_base else []
+            self._latest_chain = (key, chain)
+            return list(chain)
         candidates = [f for f in fulls if f.consistent_at <= point]
         if not candidates:
             raise CatalogError('%s is before the oldest restorable point; the recoverable window is %s.'

@@ -93,6 +93,9 @@ def run_backup(engine: Engine, opts: BackupOptions, verify: bool = True, policy:
         # What each source holds, measured right before its backup starts, recorded with the artifact.
         held = {database: engine.source_summary(opts, database) for database in sets}
         manifests = engine.backup(opts)
+        # And right after it: the dump's snapshot lies in between, so only what both saw is required of it.
+        held = {database: source_summary.combine(summary, engine.source_summary(opts, database))
+                for database, summary in held.items()}
         record_source(manifests, held)
         result['changed'] = True
         failures = []
@@ -301,7 +304,7 @@ def describe(path: str, engine: Optional[str] = None, database: Optional[str] = 
         groups.setdefault((entry.engine, entry.database), []).append(entry)
     sets = []
     for (eng, db) in sorted(groups, key=lambda k: (k[0], k[1] or '')):
-        info = _set_info(Catalog(path, engine=eng, database=db), point, now)
+        info = _set_info(catalog.view(eng, db), point, now)
         info.update(engine=eng, database=db)
         sets.append(info)
     result: Dict[str, Any] = {

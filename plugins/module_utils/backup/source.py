@@ -12,7 +12,12 @@ Summary keys (all optional except ``tables``):
 
 * ``tables``: user tables; ``non_empty_tables``: how many of them hold at least one row;
 * ``rows`` (per table) and ``rows_total``: exact counts (SQLite); ``rows_estimate``: planner estimates;
-* ``size_bytes``; ``exact``: the counts are exact and an artifact must match them one for one.
+* ``size_bytes``; ``exact``: the counts are exact and an artifact must match them one for one;
+* ``has_rows``: (over ``EXISTS_TABLE_LIMIT`` tables) whether any table holds a row, asked exactly; planner
+  estimates alone never fail a backup (they stay high after a DELETE until the next VACUUM/ANALYZE).
+
+PostgreSQL and MariaDB measure right before and right after the dump and record the lesser of the two
+(``combine``): a table emptied or dropped while the dump ran is not claimed as data the artifact lost.
 
 An artifact summary may instead carry what a dump's own listing shows: ``data_tables`` (tables with
 data in the artifact) or ``data_entries`` (TABLE DATA entries of a pg_dump archive, empty tables
@@ -47,9 +52,33 @@ def source_has_rows(source: Dict[str, Any]) -> Optional[bool]:
         return int(source['non_empty_tables']) > 0
     if source.get('rows_total') is not None:
         return int(source['rows_total']) > 0
+    if source.get('has_rows') is not None:
+        return bool(source['has_rows'])
     if source.get('rows_estimate') is not None and int(source['rows_estimate']) > 0:
         return True
     return None
+
+
+# Counts that can only shrink in ``combine`` (each is the least of the two measurements).
+LESSER_KEYS = ('tables', 'non_empty_tables', 'rows_estimate', 'has_rows')
+
+
+def combine(before: Optional[Dict[str, Any]], after: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+    """What the source held both right before and right after the dump: the dump's snapshot lies between
+    the two instants, so only what both measurements saw can be required of the artifact. A count missing
+    from either side is dropped (unknown); a failed second measurement keeps the first as it was."""
+    if before is None or before.get('error') or after is None or after.get('error'):
+        return before if before is not None and not before.get('error') else (before or after)
+    merged = dict(before)
+    for key in LESSER_KEYS:
+        if key not in before and key not in after:
+            continue
+        a, b = before.get(key), after.get(key)
+        merged[key] = None if a is None or b is None else min(a, b)
+    if merged.get('has_rows') is None:
+        merged.pop('has_rows', None)
+    merged['measured_after'] = after.get('measured_at')
+    return merged
 
 
 def _describe(source: Dict[str, Any]) -> str:

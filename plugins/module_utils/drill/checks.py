@@ -32,6 +32,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner, secret_file
 from ansible_collections.opsready.operations.plugins.module_utils.drill.expect import coerce
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
+from ansible_collections.opsready.operations.plugins.module_utils.engines.pg_quote import conninfo_value, dbname_arg
 from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlite import connect as sqlite_connect
 from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlite import summarize as sqlite_summarize
 
@@ -137,16 +138,18 @@ class PostgresClient(Client):
     engine = 'postgresql'
 
     def _conn_args(self, database: str) -> List[str]:
+        """Connection options, the database last as ``--dbname=dbname='...'`` (``pg_quote.dbname_arg``): a name
+        holding ``=`` is never read as a connection string, one starting with ``-`` never as an option, and
+        one longer than 63 bytes is refused instead of being cut by the server."""
         args = []
         host = self.conn.unix_socket or self.conn.host
         if host:
-            args += ['-h', host]
+            args.append('--host=%s' % host)
         if self.conn.port:
-            args += ['-p', str(self.conn.port)]
+            args.append('--port=%s' % self.conn.port)
         if self.conn.user:
-            args += ['-U', self.conn.user]
-        args += ['-d', database]
-        return args
+            args.append('--username=%s' % self.conn.user)
+        return args + [dbname_arg(database)]
 
     def _env(self) -> Dict[str, str]:
         env = {'PGCONNECT_TIMEOUT': str(self.conn.connect_timeout), 'PGAPPNAME': 'opsready-dr-drill'}
@@ -179,8 +182,9 @@ class PostgresClient(Client):
             argv = [tool, '--install-missing', '--heapallindexed']
             if level == 'extended':
                 argv.append('--parent-check')
-            # The database as the positional DBNAME (not -d, which pg_amcheck reads as a pattern).
-            argv += self._conn_args(database)[:-2] + [database]
+            # The database as the positional DBNAME (not -d, which pg_amcheck reads as a pattern), written as a
+            # connection string so that no name is read as an option or as connection parameters.
+            argv += self._conn_args(database)[:-1] + ['dbname=' + conninfo_value(database)]
             rc, out, err = self.runner.run(argv, env=self._env(), check=False, what='pg_amcheck')
             if rc == 0:
                 return {'tool': 'pg_amcheck --heapallindexed', 'result': 'ok', 'problems': []}

@@ -15,8 +15,10 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
+import csv
 import glob
 import hashlib
+import io
 import os
 import re
 import shutil
@@ -38,6 +40,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.base i
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
     disk_error, open_artifact, pipe_artifact_into, stream_to_artifact)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.pg_dbprops import read_properties
+from ansible_collections.opsready.operations.plugins.module_utils.engines.pg_quote import check_name
 from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe import extract_all
 
 FORMATS = ('custom', 'directory', 'plain')
@@ -95,6 +98,11 @@ def find_client_tool(name: str, path: Optional[str] = None, root: str = '/usr/li
     return found
 
 
+def csv_rows(out: str) -> List[List[str]]:
+    """Rows of ``psql --csv -t`` output: a value holding a tab, newline or comma (a name) stays one value."""
+    return [row for row in csv.reader(io.StringIO(out)) if row]
+
+
 def lsn_to_int(text: str) -> int:
     match = LSN.match(text.strip())
     if not match:
@@ -143,8 +151,8 @@ class PostgresEngine(Engine):
     def psql_argv(self, *args: str, rows: bool = False) -> List[str]:
         """The one psql command line: no ~/.psqlrc (-X, a user's settings must not change what runs), quiet,
         stop at the first error (ON_ERROR_STOP=1) and never prompt for a password (-w: fail instead of hanging).
-        ``rows``: unaligned, tuples only, tab-separated, as ``query`` parses them."""
-        shape = ['-A', '-t', '-F', '\t'] if rows else []
+        ``rows``: tuples only, as CSV (``csv_rows`` parses them; a name with a tab or newline stays one value)."""
+        shape = ['--csv', '-t'] if rows else []
         return [self.tool('psql'), '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-w'] + shape + list(args)
 
     def env(self, database: Optional[str] = None) -> Dict[str, str]:
@@ -162,7 +170,9 @@ class PostgresEngine(Engine):
             env['PGPASSWORD'] = c.password
         if c.option_file:
             env['PGPASSFILE'] = c.option_file
-        env['PGDATABASE'] = database or 'postgres'
+        # PGDATABASE is taken as the name only (never parsed as a connection string or an option), but the
+        # server cuts a long one to 63 bytes: refused here, before any tool connects anywhere.
+        env['PGDATABASE'] = check_name(database, 'database name') if database else 'postgres'
         return env
 
     def _connect_error(self, exc: ToolError) -> OpsReadyError:
@@ -189,13 +199,14 @@ class PostgresEngine(Engine):
         return exc
 
     def query(self, sql: str, database: Optional[str] = None) -> List[List[str]]:
+        # CSV, not -A -F '\t': names with a tab or a newline (a database, role or table) stay one value.
         argv = self.psql_argv('-c', sql, rows=True)
         try:
             _rc, out, _err = self.runner.run(argv, env=self.env(database), timeout=self.conn.connect_timeout + 60,
                                              what='psql')
         except ToolError as exc:
             raise self._connect_error(exc)
-        return [line.split('\t') for line in out.splitlines() if line]
+        return csv_rows(out)
 
     def server_facts(self) -> Dict[str, Any]:
         rows = self.query("SELECT current_setting('server_version'), pg_is_in_recovery()::text, "
@@ -539,6 +550,8 @@ class PostgresEngine(Engine):
                 'method': 'pg_class/pg_stat_user_tables estimates; tables with rows asked exactly'}
             if summary['tables'] <= EXISTS_TABLE_LIMIT:
                 summary['non_empty_tables'] = int(self.query(PG_NON_EMPTY_SQL, database)[0][0])
+            else:  # estimates alone stay high after a DELETE: whether any table holds a row, asked exactly
+                summary['has_rows'] = int(self.query(PG_HAS_ROWS_SQL, database)[0][0]) > 0
         except (OpsReadyError, ValueError, IndexError) as exc:  # never fails the backup itself
             return {'engine': 'postgresql', 'error': getattr(exc, 'message', None) or 'unexpected answer: %s' % exc}
         return summary
@@ -556,6 +569,11 @@ PG_SUMMARY_SQL = ("SELECT count(*) AS tables, coalesce(sum(greatest(c.reltuples,
 # One row read per table, server side (query_to_xml runs the quoted name): no name ever parsed here.
 PG_NON_EMPTY_SQL = ("SELECT count(*) AS non_empty " + PG_USER_TABLES + " AND c.relkind = 'r' AND query_to_xml(format("
                     "'SELECT 1 AS x FROM ONLY %s LIMIT 1', c.oid::regclass), false, true, '')::text <> ''")
+
+# Whether any table holds a row, likeliest first, stopping at the first that does (bounded on big catalogs).
+PG_HAS_ROWS_SQL = ("SELECT count(*) FROM (SELECT 1 " + PG_USER_TABLES + " AND c.relkind = 'r' AND query_to_xml("
+                   "format('SELECT 1 AS x FROM ONLY %s LIMIT 1', c.oid::regclass), false, true, '')::text <> '' "
+                   "ORDER BY greatest(c.reltuples, coalesce(s.n_live_tup, 0)) DESC LIMIT 1) AS any_table")
 
 
 def pg_toc_summary(listing: str) -> Dict[str, int]:

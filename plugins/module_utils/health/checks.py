@@ -31,6 +31,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Type
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import (
     REDACTED, ToolRunner, secret_file)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.pg_quote import dbname_arg
 from ansible_collections.opsready.operations.plugins.module_utils.health.thresholds import (
     CRITICAL, Threshold, finding, measure, parse_one)
 
@@ -559,9 +560,13 @@ class DbCheck(CheckType):
         timeout = max(1, int(math.ceil(spec['timeout'])))
         if spec['engine'] == 'postgresql':
             argv = [runner.which('psql'), '-X', '-A', '-t', '-w', '-c', 'SELECT 1']
-            for flag, key in (('-h', 'host'), ('-p', 'port'), ('-U', 'user'), ('-d', 'database')):
+            for flag, key in (('--host=', 'host'), ('--port=', 'port'), ('--username=', 'user')):
                 if spec.get(key) is not None:
-                    argv += [flag, str(spec[key])]
+                    argv.append(flag + str(spec[key]))
+            if spec.get('database') is not None:
+                # --dbname=dbname='...': a name with "=" is not a connection string, one with "-" not an option,
+                # and one over 63 bytes is refused (the server would cut it and answer for another database).
+                argv.append(dbname_arg(str(spec['database'])))
             env = {'PGCONNECT_TIMEOUT': str(timeout)}
             if spec.get('password'):
                 env['PGPASSWORD'] = spec['password']

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.engines.pg_quote import (
+    quote_literal as pg_quote_literal)
 
 IDENT = re.compile(r'^[A-Za-z_][A-Za-z0-9_$]{0,62}$')
 
@@ -45,11 +47,12 @@ def quote_ident(value: str, dialect: str, strict: bool = True) -> str:
 
 
 def quote_literal(value: str) -> str:
-    """An SQL string literal (standard single quotes doubled; backslashes refused, see below)."""
-    if '\\' in value or '\x00' in value:
-        # MariaDB treats backslash as an escape inside literals; refuse rather than depend on sql_mode.
-        raise OpsReadyError('Refusing to quote a value containing a backslash or NUL: %r.' % value)
-    return "'" + value.replace("'", "''") + "'"
+    """A PostgreSQL string literal, correct whatever ``standard_conforming_strings`` is (``pg_quote``).
+
+    Any value is quoted (backslashes included): the escape-string form ``E'...'`` reads the same with the
+    setting on or off. MariaDB/MySQL literals come from ``engines/mysql_quote.py`` (hex), never from here.
+    """
+    return pg_quote_literal(value)
 
 
 @dataclass(frozen=True)

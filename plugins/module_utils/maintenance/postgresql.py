@@ -28,11 +28,12 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError, ToolError
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
-from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import PostgresEngine
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import PostgresEngine, csv_rows
 from ansible_collections.opsready.operations.plugins.module_utils.maintenance.core import (
     Backend, Candidate, CleanupSpec, MaintenanceOptions)
-from ansible_collections.opsready.operations.plugins.module_utils.maintenance.identifiers import (
-    IDENT, TableRef, quote_ident, quote_literal)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.pg_quote import (
+    check_name, quote_ident, quote_literal)
+from ansible_collections.opsready.operations.plugins.module_utils.maintenance.identifiers import TableRef
 
 PAGE = 8192
 PAGE_HEADER = 24
@@ -94,11 +95,12 @@ class _Psql(PostgresEngine):
                 raise OpsReadyError('Statement cancelled after statement_timeout=%ss: raise statement_timeout or '
                                     'run it in a quieter window.' % self.opts.statement_timeout)
             raise err
-        return [line.split('\t') for line in out.splitlines() if line]
+        return csv_rows(out)
 
 
 def _t(table: TableRef) -> str:
-    return table.quoted('postgresql')
+    """schema.table through pg_quote: tables found in the catalogs may have any name PostgreSQL allows."""
+    return '%s.%s' % (quote_ident(table.schema or 'public'), quote_ident(table.name))
 
 
 class PostgresMaintenance(Backend):
@@ -108,6 +110,7 @@ class PostgresMaintenance(Backend):
     default_schema = 'public'
 
     def __init__(self, database: str, opts: MaintenanceOptions, conn: ConnectionParams) -> None:
+        check_name(database, 'database name')  # refused before connecting: the server would cut it to 63 bytes
         super().__init__(database, opts)
         self.psql = _Psql(conn, opts)
         self._pgstattuple: Optional[str] = None
@@ -128,7 +131,8 @@ class PostgresMaintenance(Backend):
         rows = self.q("SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
                       "WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
                       "AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%' ORDER BY 1, 2")
-        return [TableRef(r[1], r[0]) for r in rows if IDENT.match(r[0]) and IDENT.match(r[1])]
+        # Every name the catalogs hold (quote, backslash, newline, non-ASCII...): each is quoted by pg_quote.
+        return [TableRef(r[1], r[0]) for r in rows]
 
     def _stats(self, tables: List[TableRef]) -> Dict[str, Dict[str, Any]]:
         if not tables:
@@ -209,8 +213,6 @@ class PostgresMaintenance(Backend):
             "WHERE am.amname = 'btree' AND x.indisvalid AND x.indisready AND (%s) ORDER BY 1, 2, 3" % where)
         out = []
         for r in rows:
-            if not IDENT.match(r[2]):
-                continue
             out.append({'schema': r[0], 'table': r[1], 'index': r[2], 'relpages': int(r[3]),
                         'reltuples': int(r[4]), 'size': int(r[5]), 'fillfactor': int(r[6]),
                         'key_width': float(r[7]), 'expression': r[8] == 'true', 'exclusion': r[9] == 'true',
@@ -225,9 +227,8 @@ class PostgresMaintenance(Backend):
                                 'CREATE EXTENSION pgstattuple (as a superuser) or use bloat_method=auto.'
                                 % self.database)
         if self._pgstattuple and method in ('auto', 'pgstattuple'):
-            fn = '%s.pgstatindex' % quote_ident(self._pgstattuple, 'postgresql', strict=False)
-            target = quote_literal('%s.%s' % (quote_ident(ix['schema'], 'postgresql'),
-                                              quote_ident(ix['index'], 'postgresql')))
+            fn = '%s.pgstatindex' % quote_ident(self._pgstattuple)
+            target = quote_literal('%s.%s' % (quote_ident(ix['schema']), quote_ident(ix['index'])))
             sql = 'SELECT avg_leaf_density, leaf_pages FROM %s(%s::regclass)' % (fn, target)  # nosec B608 # quoted
             row = self.q(sql)[0]
             if int(row[1]) == 0 or row[0].lower() == 'nan':
@@ -248,8 +249,7 @@ class PostgresMaintenance(Backend):
         min_bytes = self.opts.min_size_mb * 1024 * 1024
         for ix in self._indexes(tables):
             label = '%s.%s' % (ix['schema'], ix['index'])
-            stmt = 'REINDEX INDEX CONCURRENTLY %s.%s' % (quote_ident(ix['schema'], 'postgresql'),
-                                                         quote_ident(ix['index'], 'postgresql'))
+            stmt = 'REINDEX INDEX CONCURRENTLY %s.%s' % (quote_ident(ix['schema']), quote_ident(ix['index']))
             before: Dict[str, Any] = {'table': '%s.%s' % (ix['schema'], ix['table']), 'size': ix['size']}
             if ix['exclusion']:
                 out.append(Candidate('reindex', label, False, 'exclusion-constraint index: REINDEX CONCURRENTLY '
@@ -279,10 +279,8 @@ class PostgresMaintenance(Backend):
                          quote_literal(ix['index'] + '_ccnew')))  # nosec B608 # quoted: identifiers.py
         dropped = []
         for r in rows:
-            if IDENT.match(r[0]):
-                self.q('DROP INDEX CONCURRENTLY IF EXISTS %s.%s' % (quote_ident(ix['schema'], 'postgresql'),
-                                                                    quote_ident(r[0], 'postgresql')))
-                dropped.append(r[0])
+            self.q('DROP INDEX CONCURRENTLY IF EXISTS %s.%s' % (quote_ident(ix['schema']), quote_ident(r[0])))
+            dropped.append(r[0])
         return dropped
 
     # -- execute -----------------------------------------------------------------------------------
@@ -342,7 +340,7 @@ class PostgresMaintenance(Backend):
         return epoch * 1000 if spec.column_format == 'epoch_ms' else epoch
 
     def _where(self, spec: CleanupSpec, cutoff: Any) -> str:
-        col = quote_ident(spec.column, 'postgresql')
+        col = quote_ident(spec.column)
         if spec.column_format == 'timestamp':
             return '%s < %s::timestamptz' % (col, quote_literal(str(cutoff)))
         return '%s < %d' % (col, int(cutoff))

@@ -41,7 +41,7 @@ import datetime
 import os
 import re
 import shutil
-import subprocess
+import subprocess  # nosec B404 # argument lists, never a shell
 import tempfile
 from typing import IO, Any, Dict, List, Optional
 
@@ -52,7 +52,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.streami
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import UTC, isoformat
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import kill_and_reap
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
-    open_artifact, pipe_artifact_into)
+    check_decryptable, open_artifact)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql_quote import (
     check_identifier, qualified, quote_identifier, quote_literal)
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import (
@@ -69,19 +69,22 @@ def _q(name: str) -> str:
 
 
 def schema_exists(engine: Any, name: str) -> bool:
-    return bool([r for r in engine.query('SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s'
+    return bool([r for r in engine.query('SELECT SCHEMA_NAME '  # nosec B608 # mysql_quote literal
+                                         'FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s'
                                          % quote_literal(name)) if r and r[0] == name])
 
 
 def schema_defaults(engine: Any, name: str) -> Optional[Dict[str, str]]:
-    rows = engine.query('SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA '
+    rows = engine.query('SELECT DEFAULT_CHARACTER_SET_NAME, '  # nosec B608 # mysql_quote literal
+                        'DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA '
                         'WHERE SCHEMA_NAME = %s' % quote_literal(name))
     return {'character_set': rows[0][0], 'collation': rows[0][1]} if rows and len(rows[0]) == 2 else None
 
 
 def tables_of(engine: Any, name: str) -> List[str]:
     """Everything ``RENAME TABLE`` moves: base tables, system-versioned tables and sequences (not views)."""
-    rows = engine.query("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND "
+    rows = engine.query("SELECT TABLE_NAME FROM information_schema.TABLES "  # nosec B608 # mysql_quote literal
+                        "WHERE TABLE_SCHEMA = %s AND "
                         "TABLE_TYPE <> 'VIEW' ORDER BY TABLE_NAME" % quote_literal(name))
     return [r[0] for r in rows if r and r[0]]
 
@@ -91,7 +94,8 @@ def objects_of(engine: Any, name: str) -> Dict[str, List[Dict[str, str]]]:
     lit = quote_literal(name)
     found: Dict[str, List[Dict[str, str]]] = {k: [] for k in OBJECT_KINDS}
     rows = engine.query(
-        "SELECT 'views', TABLE_NAME, '', '' FROM information_schema.VIEWS WHERE TABLE_SCHEMA = %s "
+        "SELECT 'views', TABLE_NAME, '', '' "  # nosec B608 # mysql_quote literal
+        "FROM information_schema.VIEWS WHERE TABLE_SCHEMA = %s "
         "UNION ALL SELECT 'routines', ROUTINE_NAME, ROUTINE_TYPE, '' FROM information_schema.ROUTINES "
         "WHERE ROUTINE_SCHEMA = %s "
         "UNION ALL SELECT 'triggers', TRIGGER_NAME, EVENT_OBJECT_TABLE, '' FROM information_schema.TRIGGERS "
@@ -219,6 +223,80 @@ GTID_GROUP = re.compile(
 GROUP_SPAN = 4096  # a "# at" line, a GTID header and its SET lines are far shorter than this
 
 
+# A trigger's CREATE statement in a dump is its original text: "CREATE TRIGGER db.tr ... ON db.t" keeps the
+# source database's name, and loading it into the temporary copy would create the trigger in the SOURCE
+# database (or fail there with "already exists"). The qualifiers before the trigger and table names go.
+_IDENT = rb'(?:`(?:[^`]|``)+`|"(?:[^"]|"")+"|[0-9A-Za-z_$\x80-\xff]+)'
+TRIGGER_HEAD = re.compile(
+    rb'(?m)^(/\*!50003 CREATE\*/ (?:/\*!50017 DEFINER=[^\n]*?\*/ )?/\*!50003 TRIGGER\s+)(' + _IDENT + rb'\s*\.\s*)?'
+    rb'(' + _IDENT + rb'\s+(?:BEFORE|AFTER)\s+(?:INSERT|UPDATE|DELETE)\s+ON\s+)(' + _IDENT + rb'\s*\.\s*)?', re.I)
+TRIGGER_MARK = b'/*!50003 CREATE*/'
+LINE_CARRY = 64 * 1024  # an unfinished line longer than this that is no trigger header passes on at once
+
+
+class TriggerQualifierStripper:
+    """Drops the database qualifier of the trigger and its table in a dump's trigger statements, chunk by
+    chunk (only whole lines are matched; a long line that cannot be a trigger header is never held)."""
+
+    def __init__(self) -> None:
+        self.carry = b''
+        self.stripped = 0
+        self.mid_line = False  # inside a long line already passed on: its rest is no line start
+
+    def _sub(self, data: bytes) -> bytes:
+        if TRIGGER_MARK not in data:
+            return data
+        return TRIGGER_HEAD.sub(self._strip, data)
+
+    def _strip(self, match: 're.Match[bytes]') -> bytes:
+        if match.group(2) or match.group(4):
+            self.stripped += 1
+        return match.group(1) + match.group(3)
+
+    def feed(self, chunk: bytes) -> bytes:
+        head = b''
+        if self.mid_line:
+            end = chunk.find(b'\n') + 1
+            if not end:
+                return chunk
+            head, chunk, self.mid_line = chunk[:end], chunk[end:], False
+        data = self.carry + chunk
+        cut = data.rfind(b'\n') + 1
+        self.carry = data[cut:]
+        out = head + self._sub(data[:cut])
+        if len(self.carry) > LINE_CARRY and not self.carry.startswith(TRIGGER_MARK):
+            out, self.carry, self.mid_line = out + self.carry, b'', True
+        return out
+
+    def flush(self) -> bytes:
+        out, self.carry = self._sub(self.carry), b''
+        return out
+
+
+def _load_dump(engine: Any, full: Manifest, temp: str) -> int:
+    """The dump into ``temp`` through the trigger qualifier filter; returns how many qualifiers went."""
+    check_decryptable(full, engine.identities)
+    stripper = TriggerQualifierStripper()
+    with engine.defaults_file() as head:
+        client = [engine.tool('client')] + head + ['--binary-mode', '--database=%s' % temp]
+        loader = engine.runner.popen(client, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+        try:
+            try:
+                with open_artifact(full, engine.identities) as source:
+                    _pump(source, loader.stdin, stripper)
+            except BrokenPipeError:
+                pass  # the loader stopped: its exit status below says why
+            try:
+                loader.stdin.close()
+            except BrokenPipeError:
+                pass
+            engine.runner.finish(loader, client, what='%s (load dump)' % engine.flavor)
+        except BaseException:
+            kill_and_reap(loader)
+            raise
+    return stripper.stripped
+
+
 class GtidStripper:
     """Removes the GTID assignments ``mariadb-binlog`` prints after each GTID event.
 
@@ -231,6 +309,7 @@ class GtidStripper:
     def __init__(self) -> None:
         self.carry = b''
         self.removed = 0
+        self.mid_line = False  # inside a line longer than GROUP_SPAN, passed on as it comes
 
     def _strip(self, data: bytes) -> bytes:
         def keep(match: 're.Match[bytes]') -> bytes:
@@ -240,19 +319,31 @@ class GtidStripper:
         return GTID_GROUP.sub(keep, b'\n' + data)[1:]
 
     def feed(self, chunk: bytes) -> bytes:
+        head = b''
+        if self.mid_line:
+            end = chunk.find(b'\n') + 1
+            if not end:
+                return chunk
+            head, chunk, self.mid_line = chunk[:end], chunk[end:], False
         data = self.carry + chunk
         cut = data.rfind(b'\n# at ') + 1  # 0: none
         if (cut == 0 and not data.startswith(b'# at ')) or len(data) - cut > GROUP_SPAN:
             cut = data.rfind(b'\n') + 1  # no group can still be open: keep only the unfinished line
         self.carry = data[cut:]
-        return self._strip(data[:cut])
+        out = head + self._strip(data[:cut])
+        if len(self.carry) > GROUP_SPAN and b'\n' not in self.carry:
+            # An unfinished line longer than any group (a statement with a big literal) holds no group
+            # start: pass it on now. Carried, it was copied and searched again with every chunk (quadratic:
+            # a 64 MiB statement took 11 s, a 1 GiB one most of an hour).
+            out, self.carry, self.mid_line = out + self.carry, b'', True
+        return out
 
     def flush(self) -> bytes:
         data, self.carry = self.carry, b''
         return self._strip(data)
 
 
-def _pump(source: IO[bytes], sink: IO[bytes], stripper: GtidStripper) -> None:
+def _pump(source: IO[bytes], sink: IO[bytes], stripper: Any) -> None:
     while True:
         chunk = source.read(CHUNK)
         if not chunk:
@@ -378,7 +469,8 @@ def _dump_objects(engine: Any, database: str, objects: Dict[str, List[Dict[str, 
 
 def view_order(engine: Any, database: str) -> List[str]:
     """View names, each after every view its definition names (information_schema qualifies them)."""
-    rows = engine.query('SELECT TABLE_NAME, VIEW_DEFINITION FROM information_schema.VIEWS WHERE TABLE_SCHEMA = %s '
+    rows = engine.query('SELECT TABLE_NAME, VIEW_DEFINITION '  # nosec B608 # mysql_quote literal
+                        'FROM information_schema.VIEWS WHERE TABLE_SCHEMA = %s '
                         'ORDER BY TABLE_NAME' % quote_literal(database))
     definitions = {r[0]: r[1] for r in rows if len(r) == 2}
     return dependency_order(definitions, database)
@@ -403,7 +495,7 @@ def _load_script(engine: Any, database: str, script: bytes, what: str) -> None:
         return
     with engine.defaults_file() as head:
         argv = [engine.tool('client')] + head + ['--binary-mode', '--database=%s' % database]
-        engine.runner.run(argv, data=script, what='%s (%s)' % (engine.flavor, what))
+        engine.runner.run(argv, data=LOCK_WAIT_PREFIX.encode() + b'\n' + script, what='%s (%s)' % (engine.flavor, what))
 
 
 def _drop_objects(engine: Any, database: str, objects: Dict[str, List[Dict[str, str]]],
@@ -451,8 +543,30 @@ def _quiesce_events(engine: Any, temp: str, status: Dict[str, str]) -> None:
     _set_event_status(engine, temp, {e['name']: 'DISABLED' for e in events})
 
 
+# Seconds a swap statement waits for a metadata lock on the target (a session with an open transaction on
+# its tables): the server gives up well before the client is stopped (connect_timeout + 60 s). Without it
+# RENAME TABLE waited for lock_wait_timeout (a year by default); the stopped client left it queued in the
+# server, and it ran later, after the restore had reported "rolled back".
+SWAP_LOCK_WAIT = 30
+LOCK_WAIT_PREFIX = 'SET SESSION lock_wait_timeout = %d; ' % SWAP_LOCK_WAIT
+
+
+class _LockBounded:
+    """The engine, with every query and script of the swap under ``SWAP_LOCK_WAIT``."""
+
+    def __init__(self, engine: Any) -> None:
+        self._engine = engine
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+    def query(self, sql: str) -> Any:
+        return self._engine.query(LOCK_WAIT_PREFIX + sql)
+
+
 def _swap(engine: Any, target: str, temp: str, tables: List[str], before: Dict[str, Any],
           defaults: Optional[Dict[str, Any]], events: Dict[str, str], tmpdir: Optional[str]) -> Optional[str]:
+    engine = _LockBounded(engine)
     new_objects = objects_of(engine, temp)
     unsupported = [r['name'] for r in new_objects['routines'] if r['detail'] not in ('PROCEDURE', 'FUNCTION')]
     if unsupported:
@@ -552,10 +666,7 @@ def restore(engine: Any, request: RestoreRequest, chain: List[Manifest], timer: 
     try:
         probe_privileges(engine, temp, full.data.get('database_objects'))
         timer.lap('probe_privileges')
-        with engine.defaults_file() as head:
-            client = [engine.tool('client')] + head + ['--binary-mode', '--database=%s' % temp]
-            pipe_artifact_into(engine.runner, full, client, '%s (load dump)' % engine.flavor,
-                               identities=engine.identities)
+        _load_dump(engine, full, temp)
         _quiesce_events(engine, temp, events)
         timer.lap('load_dump')
         if logs:
@@ -567,8 +678,13 @@ def restore(engine: Any, request: RestoreRequest, chain: List[Manifest], timer: 
         aside = _swap(engine, target_db, temp, tables, before, defaults, events, request.tmpdir)
     except ToolError as exc:
         drop_schema(engine, temp)
+        in_use = ''
+        if 'Lock wait timeout exceeded' in '%s %s' % (exc.message, exc.stderr):
+            in_use = (' The target is in use: a session held a lock on its tables for more than %d s. Stop the '
+                      'application\'s sessions on %s (SHOW PROCESSLIST) and run the restore again.'
+                      % (SWAP_LOCK_WAIT, target_db))
         raise OpsReadyError('Restore of %s into %s failed and was rolled back (temporary database %s dropped; %s is '
-                            'as it was): %s' % (full.id, target_db, temp, target_db, exc.message),
+                            'as it was): %s%s' % (full.id, target_db, temp, target_db, exc.message, in_use),
                             target=target_db, stderr=exc.stderr)
     except OpsReadyError as exc:
         if 'aside' not in exc.details:  # an undo that failed keeps the copy for the operator

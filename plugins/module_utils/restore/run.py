@@ -125,6 +125,8 @@ def run_restore(request: RestoreRequest, conn: ConnectionParams) -> Dict[str, An
         result['target'] = _check_target(request, conn)
         # A restore always changes the target; applying @globals changes nothing when every role exists.
         result['changed'] = result['target'].pop('changes', True)
+        existing = result['target'].get('existing')
+        result['replaced'] = bool(existing and any(existing.values()))  # what the run would do
         result.update(wall_seconds=timer.total(), phases=timer.phases)
         return result
     outcome = _restore(request, conn, chain, timer)
@@ -160,8 +162,11 @@ def _check_target(request: RestoreRequest, conn: ConnectionParams) -> Dict[str, 
         return sqlserver_restore.check_target(_engine(request, conn), request, plan(request))
     engine = _engine(request, conn)
     engine.ping()
-    mysql_restore.check_target(engine, request)
-    return {'database': request.database, 'server': engine.server_label()}
+    before = mysql_restore.check_target(engine, request)
+    # What a real run would replace (replace=true onto a database that holds something), for check mode.
+    existing = dict({'tables': len(before['tables'])}, **{k: len(v) for k, v in before['objects'].items()})
+    return {'database': request.database, 'server': engine.server_label(),
+            'existing': existing if before['exists'] else None}
 
 
 def _restore(request: RestoreRequest, conn: ConnectionParams, chain: List[Manifest], timer: Timer) -> Dict[str, Any]:

@@ -54,7 +54,7 @@ UNSAFE_FILE_CHARS = re.compile(r'[^A-Za-z0-9_.-]+')
 
 
 def objects_query(database: str) -> str:
-    return 'SELECT COUNT(*) FROM %s.sys.objects WHERE is_ms_shipped = 0' % quote_ident(database)
+    return 'SELECT COUNT(*) FROM %s.sys.objects WHERE is_ms_shipped = 0' % quote_ident(database)  # nosec B608 # quote_ident
 
 
 def filelist_statement(path: str) -> str:

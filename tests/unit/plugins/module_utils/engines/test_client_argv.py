@@ -35,11 +35,11 @@ def test_psql_argv_is_safe_and_shaped():
     engine = PostgresEngine(ConnectionParams())
     argv = engine.psql_argv('-c', 'SELECT 1', rows=True)
     assert os.path.basename(argv[0]) == 'psql'
-    for option in ('-X', '-q', '-w', 'ON_ERROR_STOP=1', '-A', '-t'):
+    for option in ('-X', '-q', '-w', 'ON_ERROR_STOP=1', '--csv', '-t'):
         assert option in argv
     assert argv[-2:] == ['-c', 'SELECT 1']
     plain = engine.psql_argv('-d', 'app')
-    assert '-A' not in plain and '-t' not in plain and plain[-2:] == ['-d', 'app']
+    assert '--csv' not in plain and '-t' not in plain and plain[-2:] == ['-d', 'app']
 
 
 @pytest.mark.skipif(not (shutil.which('mariadb') or shutil.which('mysql')), reason='no mariadb client here')

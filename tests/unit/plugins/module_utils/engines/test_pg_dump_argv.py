@@ -67,12 +67,14 @@ class RecordingRunner(ToolRunner):
             return 0, '%s (PostgreSQL) %s (Debian %s-1)\n' % (name, self.client_version, self.client_version), ''
         if name == 'psql':
             sql = argv[argv.index('-c') + 1]
+            assert '--csv' in argv  # psql --csv -t: a name holding a tab or a newline stays one value
             if 'server_version' in sql:
-                return 0, '15.99\tfalse\t16MB\n', ''
+                return 0, '15.99,false,16MB\n', ''
             if 'pg_current_wal_lsn' in sql:
-                return 0, '0/3000060\t000000010000000000000003\n', ''
+                return 0, '0/3000060,000000010000000000000003\n', ''
             if 'json_build_object' in sql:  # database-level properties, recorded in the manifest
-                return 0, '{"name": "app", "owner": "app", "acl": null, "settings": [], "roles": {}}\n', ''
+                return 0, ('"{""name"": ""app"", ""owner"": ""app"", ""acl"": null, ""settings"": [], '
+                           '""roles"": {}}"\n'), ''
             if 'pg_database' in sql:
                 return 0, 'app\nshop\n', ''
         if name == 'pg_dump' and '-f' in argv:  # directory format: pg_dump writes the members itself

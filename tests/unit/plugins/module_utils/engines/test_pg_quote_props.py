@@ -6,7 +6,8 @@ import pytest
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.engines import pg_dbprops, pg_globals
-from ansible_collections.opsready.operations.plugins.module_utils.engines.pg_quote import quote_ident, quote_literal
+from ansible_collections.opsready.operations.plugins.module_utils.engines.pg_quote import (
+    check_name, conninfo_value, dbname_arg, quote_ident, quote_literal)
 
 
 def test_quote_ident_and_literal():
@@ -19,6 +20,27 @@ def test_quote_ident_and_literal():
             quote_literal(bad)
     with pytest.raises(OpsReadyError):
         quote_ident('')
+
+
+def test_names_over_63_bytes_are_refused_not_cut():
+    assert check_name('é' * 31 + 'x') == 'é' * 31 + 'x'  # 63 bytes
+    for long_name in ('a' * 64, 'é' * 32):
+        with pytest.raises(OpsReadyError, match='64 bytes long.*at most 63 bytes'):
+            quote_ident(long_name)
+        with pytest.raises(OpsReadyError, match='63 bytes'):
+            dbname_arg(long_name)
+
+
+@pytest.mark.parametrize('name, expected', [
+    ("a'b", "--dbname=dbname='a\\'b'"),
+    ("a\\'b", "--dbname=dbname='a\\\\\\'b'"),
+    ('dbname=prod host=x', "--dbname=dbname='dbname=prod host=x'"),
+    ('-dash', "--dbname=dbname='-dash'"),
+    ('new\nline', "--dbname=dbname='new\nline'"),
+])
+def test_dbname_arg_is_never_an_option_or_a_connection_string(name, expected):
+    assert dbname_arg(name) == expected
+    assert conninfo_value(name) == expected[len('--dbname=dbname='):]
 
 
 @pytest.mark.parametrize('value, items', [

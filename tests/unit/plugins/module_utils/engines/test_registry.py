@@ -96,7 +96,8 @@ def test_every_engine_has_a_family():
 def test_every_area_has_a_backend_for_every_engine(name, tmp_path):
     conn = ConnectionParams()
     assert registry.get_engine(name, conn).name == name
-    backend = registry.get_maintenance(name, str(tmp_path / 'db'), MaintenanceOptions(), conn)
+    database = str(tmp_path / 'db') if name == 'sqlite' else 'app'
+    backend = registry.get_maintenance(name, database, MaintenanceOptions(), conn)
     assert backend.name == name
     if name in registry.DRILL_ENGINES:
         assert registry.get_drill_client(name, conn).engine == name

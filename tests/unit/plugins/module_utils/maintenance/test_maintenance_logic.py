@@ -31,9 +31,11 @@ def test_quoting_per_dialect():
     assert t.quoted('sqlserver') == '[app].[events]'
     assert TableRef.parse('events').quoted('mariadb', 'my-db') == '`my-db`.`events`'
     assert quote_ident('odd`name', 'mariadb', strict=False) == '`odd``name`'
-    assert quote_literal("it's") == "'it''s'"
+    # PostgreSQL literals (the only user of this helper): backslashes quoted, not refused; same on or off.
+    assert quote_literal("it's") == "E'it''s'"
+    assert quote_literal("a\\'b") == "E'a\\\\''b'"
     with pytest.raises(OpsReadyError):
-        quote_literal('a\\b')
+        quote_literal('a\x00b')
 
 
 def test_cleanup_rule_validation():

@@ -13,7 +13,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
     CatalogError, IntegrityError, OpsReadyError)
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import (
-    quote_ident, quote_literal, select_chain, temporary_name, verify_chain)
+    select_chain, temporary_name, verify_chain)
 
 T0 = datetime.datetime(2026, 11, 1, 0, 0, tzinfo=datetime.timezone.utc)
 
@@ -83,11 +83,8 @@ def test_verify_chain_names_the_corrupt_piece(catalog, tmp_path):
         verify_chain(chain)
 
 
-def test_names_and_quoting():
+def test_temporary_names_fit_postgresql():
+    # Quoting lives in engines/pg_quote.py (tests/unit/.../engines/test_pg_quote_props.py).
     name = temporary_name('x' * 80)
     assert len(name.encode()) <= 63 and '__opsready_restore_' in name
     assert temporary_name('ünïcode' * 10).encode('utf-8').decode('utf-8')
-    assert quote_ident('a"b') == '"a""b"' and quote_ident('a`b', '`') == '`a``b`'
-    assert quote_literal("it's") == "'it''s'"
-    with pytest.raises(OpsReadyError):
-        quote_ident('a\x00b')
