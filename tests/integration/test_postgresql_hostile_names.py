@@ -243,9 +243,7 @@ def test_hostile_table_names_in_maintenance_options_are_refused_clearly(pg, tmp_
 
 
 def test_a_name_that_reads_like_a_connection_string_is_only_a_name(pg, tmp_path):
-    """``psql -d 'dbname=prod'`` connects to prod: every module must act on the database named ``dbname=prod``.
-
-    (db_restore is not in this test: it still passes the target to pg_restore as ``-d``; see the report.)"""
+    """``psql -d 'dbname=prod'`` connects to prod: every module must act on the database named ``dbname=prod``."""
     name = 'dbname=prod'
     pg.sql('CREATE DATABASE %s OWNER %s' % (qi(name), qi(pg.user)), superuser=True)
     pg.sql('CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)', database=name)
@@ -261,14 +259,18 @@ def test_a_name_that_reads_like_a_connection_string_is_only_a_name(pg, tmp_path)
         task('smoke', 'drill_step', dict(c, step='smoke', engine='postgresql', database=name, source='prod',
                                          queries=[{'name': 'where', 'sql': 'SELECT current_database() AS db',
                                                    'expect': {'value_equals': name}}])),
+        # restored under a name that reads like a connection string too: pg_restore must load into it
+        task('restore', 'db_restore', dict(c, engine='postgresql', src=str(backups), source_database=name,
+                                           database='dbname=copy')),
         {'name': 'health', 'opsready.operations.health_check': {
             'checks': [{'type': 'db', 'name': 'db', 'engine': 'postgresql', 'host': pg.host, 'port': pg.port,
                         'user': pg.user, 'password': '{{ pg_password }}', 'database': 'dbname=nosuchdb'}],
             'metrics': [], 'fail_on': 'never'}, 'ignore_errors': True},
     ]
     result = play(tmp_path, tasks, pg)
-    for step in ('backup', 'maintain', 'integrity', 'smoke'):
+    for step in ('backup', 'maintain', 'integrity', 'smoke', 'restore'):
         assert not failed(result.result(step)), (step, result.result(step).get('msg'))
+    assert pg.sql('SELECT id FROM t', database='dbname=copy', superuser=True) == [('1',)]
     assert [a['object'] for a in result.result('maintain')['actions']] == ['public.t']
     manifest = [json.loads(p.read_text()) for p in backups.glob('*.json')]
     assert [m['database_properties']['name'] for m in manifest] == [name]

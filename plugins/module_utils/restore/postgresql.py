@@ -45,7 +45,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.artifac
 from ansible_collections.opsready.operations.plugins.module_utils.engines.pg_dbprops import (
     apply_statements, create_options, describe, referenced_roles)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.pg_globals import parse as parse_globals
-from ansible_collections.opsready.operations.plugins.module_utils.engines.pg_quote import quote_ident, quote_literal
+from ansible_collections.opsready.operations.plugins.module_utils.engines.pg_quote import (
+    check_name, dbname_arg, quote_ident, quote_literal)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import PostgresEngine
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import (
     RestoreRequest, Timer, temporary_name)
@@ -74,7 +75,8 @@ def inspect_target(engine: PostgresEngine, name: str) -> Dict[str, Any]:
 def _target(request: RestoreRequest) -> str:
     if not request.database:
         raise OpsReadyError('database (the target) is required for a logical PostgreSQL restore.')
-    return request.database
+    # refused before anything is created: the server would cut a longer name to 63 bytes
+    return check_name(request.database, 'target database name')
 
 
 def check_target(engine: PostgresEngine, request: RestoreRequest) -> Dict[str, Any]:
@@ -191,12 +193,13 @@ def _load(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, d
           timer: Timer) -> Dict[str, Any]:
     fmt = manifest.data.get('format') or 'custom'
     env = engine.env(database)
-    common = ['--exit-on-error', '-w', '-d', database]
+    # --dbname=dbname='...': a name with '=' (or a leading '-') is never a connection string or an option
+    common = ['--exit-on-error', '-w', dbname_arg(database)]
     if request.no_owner:
         common += ['--no-owner', '--no-privileges']
     jobs = max(1, request.jobs)
     if fmt == 'plain':
-        argv = engine.psql_argv('-d', database)
+        argv = engine.psql_argv(dbname_arg(database))
         pipe_artifact_into(engine.runner, manifest, argv, 'psql (plain dump)', env=env,
                            identities=engine.identities)
         return {'method': 'psql < plain dump', 'jobs': 1}
