@@ -187,8 +187,9 @@ def op_db_backup_catalog(directory: str) -> Any:
     from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
     from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import (
         fresh_backup, prune, set_prefix)
-    from ansible_collections.opsready.operations.plugins.module_utils.engines.base import (
-        BackupOptions, get_engine, remove_leftovers)
+    from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import remove_leftovers
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import get_engine
     from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
     engine = get_engine(ENGINE, ConnectionParams())
     opts = BackupOptions(kind='log', dest=directory, database='app00')

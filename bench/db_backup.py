@@ -41,7 +41,8 @@ MODULE_RUN = r'''
 import json, sys, time
 sys.path.insert(0, %(build)r)
 from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import run_backup
-from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions, get_engine
+from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions
+from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import get_engine
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
 conn = ConnectionParams(host=%(host)r, port=%(port)d, user=%(user)r, password=sys.stdin.readline().strip())
 opts = BackupOptions(kind=%(kind)r, dest=%(dest)r, database=%(database)r, compression='zstd', threads=2)

@@ -38,8 +38,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.manifes
     manifest_path_for, read_manifest)
 from ansible_collections.opsready.operations.plugins.module_utils.drill import steps  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.drill.checks import SQLiteClient  # noqa: E402
-from ansible_collections.opsready.operations.plugins.module_utils.engines.base import (  # noqa: E402
-    BackupOptions, get_engine)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import get_engine  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import (  # noqa: E402
     ConnectionParams)
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import RestoreRequest  # noqa: E402

@@ -29,7 +29,8 @@ def conn(opts: dict) -> ConnectionParams:
 
 def db_backup(opts: dict) -> dict:
     from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import run_backup
-    from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions, get_engine
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import get_engine
     options = BackupOptions(kind=opts.get('kind', 'full'), dest=opts['dest'], database=opts.get('database'),
                             compression=opts.get('compression', 'zstd'), threads=opts.get('threads', 2),
                             recipients=opts.get('recipients') or [], format=opts.get('format'))
@@ -66,8 +67,8 @@ def drill(opts: dict) -> dict:
     from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
     from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import verify_one
     from ansible_collections.opsready.operations.plugins.module_utils.drill import steps
-    from ansible_collections.opsready.operations.plugins.module_utils.drill.checks import client_for
-    from ansible_collections.opsready.operations.plugins.module_utils.engines.base import get_engine
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import (
+        get_drill_client, get_engine)
     from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import RestoreRequest
     from ansible_collections.opsready.operations.plugins.module_utils.restore.run import run_restore
     started = time.monotonic()
@@ -81,7 +82,7 @@ def drill(opts: dict) -> dict:
     run_restore(RestoreRequest(engine=opts['engine'], src=opts['src'], database=opts['scratch'],
                                source_database=opts['source_database'], jobs=opts.get('jobs', 2),
                                tmpdir=opts.get('tmpdir'), replace=True), params)
-    client = client_for(opts['engine'], params)
+    client = get_drill_client(opts['engine'], params)
     check = steps.integrity(client, opts['scratch'])
     smoke = steps.smoke(client, opts['scratch'], [{'sql': opts['smoke'], 'expect': {'value_at_least': 1}}])
     if not (check['ok'] and smoke['ok']):

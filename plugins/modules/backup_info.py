@@ -120,13 +120,14 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import describe
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import parse_time
+from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import CATALOG_ENGINES
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             path=dict(type='path', required=True),
-            engine=dict(type='str', choices=['postgresql', 'mariadb', 'mysql', 'sqlite', 'sqlserver', 'files']),
+            engine=dict(type='str', choices=list(CATALOG_ENGINES)),
             database=dict(type='str'),
             point_in_time=dict(type='str'),
             max_rpo_seconds=dict(type='int'),

@@ -140,20 +140,22 @@ leftovers:
   elements: str
 '''
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import verify_path
 from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
+from ansible_collections.opsready.operations.plugins.module_utils.common import crypto_guard
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import (
     connection_from_params, db_connection_argument_spec, db_connection_mutually_exclusive)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import CATALOG_ENGINES
 
 
 def main():
     argument_spec = db_connection_argument_spec()
     argument_spec.update(
         path=dict(type='path', required=True),
-        engine=dict(type='str', choices=['postgresql', 'mariadb', 'mysql', 'sqlite', 'sqlserver', 'files']),
+        engine=dict(type='str', choices=list(CATALOG_ENGINES)),
         database=dict(type='str'),
         newest_only=dict(type='bool', default=False),
         record=dict(type='bool', default=True),
@@ -174,9 +176,7 @@ def main():
     try:
         identities = []
         if p['deep'] and (p['identity'] or p['identity_file']):
-            if not encryption.HAS_CRYPTOGRAPHY:
-                module.fail_json(msg=missing_required_lib('cryptography'),
-                                 exception=str(encryption.CRYPTOGRAPHY_IMPORT_ERROR))
+            crypto_guard.require(module, crypto_guard.ENCRYPTION_MINIMUM, 'deep verification of encrypted artifacts')
             identities = encryption.load_identities(p['identity'], p['identity_file'])
         outcome = verify_path(p['path'], conn=connection_from_params(p), engine=p['engine'], database=p['database'],
                               record=p['record'] and not module.check_mode, newest_only=p['newest_only'],

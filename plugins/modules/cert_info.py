@@ -208,8 +208,9 @@ errors:
   sample: [{"source": "/etc/ssl/certs/broken.pem", "msg": "... is neither a PEM nor a DER certificate ..."}]
 '''
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.opsready.operations.plugins.module_utils.common import crypto_guard
 from ansible_collections.opsready.operations.plugins.module_utils.certs import inventory
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 
@@ -231,8 +232,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    if not inventory.HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib('cryptography'), exception=inventory.CRYPTOGRAPHY_IMPORT_ERROR)
+    crypto_guard.require(module, crypto_guard.CERTS_MINIMUM, 'cert_info')
     p = module.params
     if not p['paths'] and not p['endpoints']:
         module.fail_json(msg='Nothing to inspect: give paths and/or endpoints.')

@@ -246,8 +246,9 @@ rejected:
   type: dict
 '''
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.opsready.operations.plugins.module_utils.common import crypto_guard
 from ansible_collections.opsready.operations.plugins.module_utils.certs import renewal
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 
@@ -282,8 +283,7 @@ def main():
         required_if=[('include_chain', True, ('ca_cert',))],
         supports_check_mode=True,
     )
-    if not renewal.HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib('cryptography'), exception=renewal.CRYPTOGRAPHY_IMPORT_ERROR)
+    crypto_guard.require(module, crypto_guard.CERTS_MINIMUM, 'cert_renew')
     p = module.params
     # Booleans are set (to false) by roles that pass every option, so exclusivity is checked on truth.
     modes = [name for name in ('csr_only', 'install', 'rollback') if p[name]]

@@ -270,17 +270,19 @@ skipped_fresh:
   type: bool
 '''
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup import retention as retention_utils
 from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import run_backup
 from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
+from ansible_collections.opsready.operations.plugins.module_utils.common import crypto_guard
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import (
     check_compression, compression_argument_spec)
-from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions, get_engine
+from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import (
-    ENGINES, connection_from_params, db_connection_argument_spec, db_connection_mutually_exclusive)
+    connection_from_params, db_connection_argument_spec, db_connection_mutually_exclusive)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import ENGINES, get_engine
 
 
 def main():
@@ -316,8 +318,8 @@ def main():
             module.fail_json(msg='%s must be 0 or more, not %d.' % (option, p[option]))
     if p['jobs'] < 1:
         module.fail_json(msg='jobs must be 1 or more, not %d.' % p['jobs'])
-    if p['encrypt'] and not encryption.HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib('cryptography'), exception=str(encryption.CRYPTOGRAPHY_IMPORT_ERROR))
+    if p['encrypt']:
+        crypto_guard.require(module, crypto_guard.ENCRYPTION_MINIMUM, 'encrypted backups')
     try:
         recipients = encryption.recipients_option(p['encrypt'], p['recipients'], 'the backup')
     except OpsReadyError as exc:

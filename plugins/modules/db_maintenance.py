@@ -313,10 +313,10 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import (
-    ENGINES, connection_from_params, db_connection_argument_spec, db_connection_mutually_exclusive)
+    connection_from_params, db_connection_argument_spec, db_connection_mutually_exclusive)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import ENGINES, get_maintenance
 from ansible_collections.opsready.operations.plugins.module_utils.maintenance.core import (
     COLUMN_FORMATS, TASK_ORDER, CleanupSpec, MaintenanceOptions, diff_for, run_maintenance)
-from ansible_collections.opsready.operations.plugins.module_utils.maintenance.factory import get_backend
 
 CLEANUP_SPEC = dict(
     table=dict(type='str', required=True),
@@ -383,7 +383,7 @@ def main():
             if not HAS_PYODBC:
                 from ansible.module_utils.basic import missing_required_lib
                 module.fail_json(msg=missing_required_lib('pyodbc'), exception=PYODBC_IMPORT_ERROR)
-        backend = get_backend(p['engine'], p['database'], opts, connection_from_params(p))
+        backend = get_maintenance(p['engine'], p['database'], opts, connection_from_params(p))
         result = run_maintenance(backend, opts, check_mode=module.check_mode)
     except OpsReadyError as exc:
         module.fail_json(**exc.as_fail_kwargs())

@@ -315,13 +315,15 @@ encrypted:
   elements: str
 '''
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
+from ansible_collections.opsready.operations.plugins.module_utils.common import crypto_guard
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import parse_time
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import (
-    ENGINES, connection_from_params, db_connection_argument_spec, db_connection_mutually_exclusive)
+    connection_from_params, db_connection_argument_spec, db_connection_mutually_exclusive)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import ENGINES
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import RestoreRequest
 from ansible_collections.opsready.operations.plugins.module_utils.restore.run import run_restore
 
@@ -357,9 +359,7 @@ def main():
         stop_at = parse_time(p['stop_at'], 'stop_at') if p['stop_at'] else None
         identities = []
         if p['identity'] or p['identity_file']:
-            if not encryption.HAS_CRYPTOGRAPHY:
-                module.fail_json(msg=missing_required_lib('cryptography'),
-                                 exception=str(encryption.CRYPTOGRAPHY_IMPORT_ERROR))
+            crypto_guard.require(module, crypto_guard.ENCRYPTION_MINIMUM, 'restoring encrypted backups')
             identities = encryption.load_identities(p['identity'], p['identity_file'])
         request = RestoreRequest(
             engine=p['engine'], src=p['src'], database=p['database'], source_database=p['source_database'],

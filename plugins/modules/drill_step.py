@@ -168,16 +168,18 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.drill import steps
-from ansible_collections.opsready.operations.plugins.module_utils.drill.checks import client_for, guard_scratch
+from ansible_collections.opsready.operations.plugins.module_utils.drill.checks import guard_scratch
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import (
     connection_from_params, db_connection_argument_spec, db_connection_mutually_exclusive)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import (
+    DRILL_ENGINES, get_drill_client)
 
 
 def main():
     argument_spec = db_connection_argument_spec()
     argument_spec.update(
         step=dict(type='str', required=True, choices=['integrity', 'smoke']),
-        engine=dict(type='str', required=True, choices=['sqlite', 'postgresql', 'mariadb', 'mysql']),
+        engine=dict(type='str', required=True, choices=list(DRILL_ENGINES)),
         database=dict(type='str', required=True),
         source=dict(type='str'),
         backup=dict(type='path'),
@@ -195,7 +197,7 @@ def main():
     result = dict(changed=False, name=p['step'], started=now, finished=now, seconds=0.0, ok=False, result=None,
                   error=None, details={}, tool_versions={})
     try:
-        client = client_for(p['engine'], connection_from_params(p))
+        client = get_drill_client(p['engine'], connection_from_params(p))
         result['tool_versions'] = client.versions()
         guard_scratch(p['database'], p['source'])
         if module.check_mode:

@@ -164,14 +164,15 @@ leftovers_removed:
 
 import os
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup import jobs, retention
 from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
+from ansible_collections.opsready.operations.plugins.module_utils.common import crypto_guard
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import (
     check_compression, compression_argument_spec)
-from ansible_collections.opsready.operations.plugins.module_utils.engines.base import remove_leftovers, set_lock
+from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import remove_leftovers, set_lock
 from ansible_collections.opsready.operations.plugins.module_utils.files import archive
 
 
@@ -201,8 +202,8 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    if p['encrypt'] and not encryption.HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib('cryptography'), exception=str(encryption.CRYPTOGRAPHY_IMPORT_ERROR))
+    if p['encrypt']:
+        crypto_guard.require(module, crypto_guard.ENCRYPTION_MINIMUM, 'encrypted archives')
     try:
         recipients = encryption.recipients_option(p['encrypt'], p['recipients'], 'archives') or None
     except OpsReadyError as exc:

@@ -114,9 +114,10 @@ encrypted:
 
 import os
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
+from ansible_collections.opsready.operations.plugins.module_utils.common import crypto_guard
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.files import extract
 
@@ -142,9 +143,7 @@ def main():
         encrypted = bool(manifest.data.get('encryption'))
         identities = []
         if encrypted or p['identity'] or p['identity_file']:
-            if not encryption.HAS_CRYPTOGRAPHY:
-                module.fail_json(msg=missing_required_lib('cryptography'),
-                                 exception=str(encryption.CRYPTOGRAPHY_IMPORT_ERROR))
+            crypto_guard.require(module, crypto_guard.ENCRYPTION_MINIMUM, 'restoring encrypted archives')
             identities = encryption.load_identities(p['identity'], p['identity_file'])
         outcome = extract.restore_archive(manifest, p['dest'], only=p['only'], check_mode=module.check_mode,
                                           identities=identities)

@@ -16,8 +16,8 @@ sys.path.insert(0, str(REPO / 'build'))
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import run_backup  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError  # noqa: E402
-from ansible_collections.opsready.operations.plugins.module_utils.engines.base import (  # noqa: E402
-    BackupOptions, get_engine)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import get_engine  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import (  # noqa: E402
     ConnectionParams)
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import RestoreRequest  # noqa: E402

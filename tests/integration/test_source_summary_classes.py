@@ -14,7 +14,8 @@ from tests.harness.playbook import REPO
 sys.path.insert(0, str(REPO / 'build'))
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import run_backup  # noqa: E402
-from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions, get_engine  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import get_engine  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams  # noqa: E402
 
 

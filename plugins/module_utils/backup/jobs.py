@@ -29,10 +29,11 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.manifes
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
     CatalogError, IntegrityError, OpsReadyError)
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
-from ansible_collections.opsready.operations.plugins.module_utils.engines.base import (
-    BackupOptions, Engine, check_decryptable, get_engine, is_encrypted, is_key_error, open_artifact, remove_leftovers,
-    set_lock, set_name, verify_checksums)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions, Engine, set_name
+from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
+    check_decryptable, is_encrypted, is_key_error, open_artifact, remove_leftovers, set_lock, verify_checksums)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
+from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import get_engine
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 
 

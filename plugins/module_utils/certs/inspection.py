@@ -9,7 +9,6 @@ Private to opsready.operations; do not import from other collections.
 from __future__ import annotations
 
 import datetime
-import traceback
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 try:
@@ -18,11 +17,8 @@ try:
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
     from cryptography.hazmat.primitives.asymmetric import types as key_types
-    HAS_CRYPTOGRAPHY = True
-    CRYPTOGRAPHY_IMPORT_ERROR: Optional[str] = None
-except ImportError:  # pragma: no cover - exercised only where cryptography is missing
-    HAS_CRYPTOGRAPHY = False
-    CRYPTOGRAPHY_IMPORT_ERROR = traceback.format_exc()
+except ImportError:  # crypto_guard.require() in the module reports it
+    pass
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat
 

@@ -17,18 +17,14 @@ import re
 import socket
 import ssl
 import stat
-import traceback
 from typing import List, Optional, Tuple
 
 try:
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import types as key_types
-    HAS_CRYPTOGRAPHY = True
-    CRYPTOGRAPHY_IMPORT_ERROR: Optional[str] = None
-except ImportError:  # pragma: no cover - exercised only where cryptography is missing
-    HAS_CRYPTOGRAPHY = False
-    CRYPTOGRAPHY_IMPORT_ERROR = traceback.format_exc()
+except ImportError:  # crypto_guard.require() in the module reports it
+    pass
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio

@@ -13,16 +13,12 @@ Private to opsready.operations; do not import from other collections.
 from __future__ import annotations
 
 import datetime
-import traceback
 from typing import Optional, Tuple
 
 try:
     from cryptography import x509
-    HAS_CRYPTOGRAPHY = True
-    CRYPTOGRAPHY_IMPORT_ERROR: Optional[str] = None
-except ImportError:  # pragma: no cover - exercised only where cryptography is missing
-    HAS_CRYPTOGRAPHY = False
-    CRYPTOGRAPHY_IMPORT_ERROR = traceback.format_exc()
+except ImportError:  # crypto_guard.require() in the module reports it
+    pass
 
 from ansible_collections.opsready.operations.plugins.module_utils.certs.inspection import lifetime_left
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError

@@ -14,17 +14,13 @@ from __future__ import annotations
 
 import datetime
 import os
-import traceback
 from typing import Any, Dict, List, Optional
 
 try:
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
-    HAS_CRYPTOGRAPHY = True
-    CRYPTOGRAPHY_IMPORT_ERROR: Optional[str] = None
-except ImportError:  # pragma: no cover - exercised only where cryptography is missing
-    HAS_CRYPTOGRAPHY = False
-    CRYPTOGRAPHY_IMPORT_ERROR = traceback.format_exc()
+except ImportError:  # crypto_guard.require() in the module reports it
+    pass
 
 from ansible_collections.opsready.operations.plugins.module_utils.certs import inspection, keys, loading, signing, swap
 from ansible_collections.opsready.operations.plugins.module_utils.certs.policy import renewal_due

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import traceback
 from typing import List, Optional
 
 try:
@@ -20,11 +19,8 @@ try:
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
     from cryptography.hazmat.primitives.asymmetric import types as key_types
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-    HAS_CRYPTOGRAPHY = True
-    CRYPTOGRAPHY_IMPORT_ERROR: Optional[str] = None
-except ImportError:  # pragma: no cover - exercised only where cryptography is missing
-    HAS_CRYPTOGRAPHY = False
-    CRYPTOGRAPHY_IMPORT_ERROR = traceback.format_exc()
+except ImportError:  # crypto_guard.require() in the module reports it
+    pass
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 

@@ -34,6 +34,7 @@ import hmac
 import os
 from typing import IO, Any, Dict, List, Optional, Sequence
 
+from ansible_collections.opsready.operations.plugins.module_utils.common import crypto_guard
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 
@@ -43,11 +44,8 @@ try:
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
     from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
     from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-    HAS_CRYPTOGRAPHY = True
-    CRYPTOGRAPHY_IMPORT_ERROR = None
-except ImportError as exc:  # pragma: no cover - exercised only where cryptography is missing
-    HAS_CRYPTOGRAPHY = False
-    CRYPTOGRAPHY_IMPORT_ERROR = exc
+except ImportError:  # crypto_guard reports it (check_available, or crypto_guard.require in the module)
+    pass
 
 FORMAT = 'age'
 VERSION_LINE = b'age-encryption.org/v1'
@@ -61,9 +59,9 @@ X25519_LABEL = b'age-encryption.org/v1/X25519'
 
 
 def check_available() -> None:
-    if not HAS_CRYPTOGRAPHY:
-        raise OpsReadyError('encrypt needs the Python package cryptography on the managed host '
-                            '(pip install cryptography): %s' % CRYPTOGRAPHY_IMPORT_ERROR)
+    message = crypto_guard.missing(crypto_guard.ENCRYPTION_MINIMUM, 'encrypt')
+    if message:
+        raise OpsReadyError(message)
 
 
 # -- bech32 (BIP 173; age keys are bech32 without the 90-character limit) -------------------------

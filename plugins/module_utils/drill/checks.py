@@ -36,8 +36,6 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.pg_quo
 from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlite import connect as sqlite_connect
 from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlite import summarize as sqlite_summarize
 
-ENGINES = ('sqlite', 'postgresql', 'mariadb', 'mysql')
-
 
 def guard_scratch(scratch: str, source: Optional[str]) -> None:
     if not scratch:
@@ -356,14 +354,3 @@ class MySQLClient(Client):
 def _unescape(value: str) -> str:
     """mariadb --batch escapes tab, newline, NUL and backslash."""
     return re.sub(r'\\(.)', lambda m: {'t': '\t', 'n': '\n', '0': '\0', '\\': '\\'}.get(m.group(1), m.group(1)), value)
-
-
-def client_for(engine: str, conn: ConnectionParams, runner: Optional[ToolRunner] = None) -> Client:
-    if engine == 'sqlite':
-        return SQLiteClient(conn, runner)
-    if engine == 'postgresql':
-        return PostgresClient(conn, runner)
-    if engine in ('mariadb', 'mysql'):
-        return MySQLClient(conn, runner, flavor=engine)
-    raise OpsReadyError('DR drill checks for engine %r are not available here; supported: %s. (SQL Server '
-                        'DBCC CHECKDB is not implemented yet.)' % (engine, ', '.join(ENGINES)))

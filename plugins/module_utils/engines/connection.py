@@ -14,8 +14,6 @@ from typing import Any, Dict, List, Optional
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 
-ENGINES = ('postgresql', 'mariadb', 'mysql', 'sqlite', 'sqlserver')
-
 
 def db_connection_argument_spec() -> Dict[str, Any]:
     """The options documented by the ``opsready.operations.db_connection`` doc fragment."""

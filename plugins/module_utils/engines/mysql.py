@@ -32,8 +32,9 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import secret_file
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import UTC, isoformat, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import (
-    ALL_DATABASES, BackupOptions, Engine, connect_failure_reason, disk_error, open_artifact,
-    stream_file_to_artifact, stream_to_artifact)
+    ALL_DATABASES, BackupOptions, Engine, connect_failure_reason)
+from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
+    disk_error, open_artifact, stream_file_to_artifact, stream_to_artifact)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql_quote import (
     check_identifier, quote_literal, unescape_batch)
 
@@ -147,9 +148,15 @@ class MySQLEngine(Engine):
                    connect_failure_reason(exc.stderr, exc.message)), host=self.conn.host, port=self.conn.port or 3306)
         return exc
 
+    def client_argv(self, head: List[str], *args: str) -> List[str]:
+        """The one mariadb/mysql client command line for queries: the option file (``head``, from
+        ``defaults_file``) first, as the client requires; no column names (-N), batch output (tab-separated,
+        escaped)."""
+        return [self.tool('client')] + list(head) + ['-N', '-B'] + list(args)
+
     def query(self, sql: str) -> List[List[str]]:
         with self.defaults_file() as head:
-            argv = [self.tool('client')] + head + ['-N', '-B', '-e', sql]
+            argv = self.client_argv(head, '-e', sql)
             try:
                 _rc, out, _err = self.runner.run(argv, timeout=self.conn.connect_timeout + 60, what=self.flavor)
             except ToolError as exc:

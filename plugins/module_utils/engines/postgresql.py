@@ -36,8 +36,9 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.streami
     DEFAULT_LEVELS, default_threads, sha256_file)
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import (
-    CLUSTER, GLOBALS, BackupOptions, Engine, connect_failure_reason, disk_error, open_artifact, pipe_artifact_into,
-    stream_to_artifact)
+    CLUSTER, GLOBALS, BackupOptions, Engine, connect_failure_reason)
+from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
+    disk_error, open_artifact, pipe_artifact_into, stream_to_artifact)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.pg_dbprops import read_properties
 from ansible_collections.opsready.operations.plugins.module_utils.engines.pg_quote import check_name
 from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe import extract_all
@@ -147,6 +148,13 @@ class PostgresEngine(Engine):
         self._bins[name] = found
         return found
 
+    def psql_argv(self, *args: str, rows: bool = False) -> List[str]:
+        """The one psql command line: no ~/.psqlrc (-X, a user's settings must not change what runs), quiet,
+        stop at the first error (ON_ERROR_STOP=1) and never prompt for a password (-w: fail instead of hanging).
+        ``rows``: tuples only, as CSV (``csv_rows`` parses them; a name with a tab or newline stays one value)."""
+        shape = ['--csv', '-t'] if rows else []
+        return [self.tool('psql'), '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-w'] + shape + list(args)
+
     def env(self, database: Optional[str] = None) -> Dict[str, str]:
         c = self.conn
         env = {'PGCONNECT_TIMEOUT': str(max(1, c.connect_timeout)), 'PGAPPNAME': 'opsready-backup'}
@@ -192,7 +200,7 @@ class PostgresEngine(Engine):
 
     def query(self, sql: str, database: Optional[str] = None) -> List[List[str]]:
         # CSV, not -A -F '\t': names with a tab or a newline (a database, role or table) stay one value.
-        argv = [self.tool('psql'), '-X', '--csv', '-t', '-q', '-v', 'ON_ERROR_STOP=1', '-w', '-c', sql]
+        argv = self.psql_argv('-c', sql, rows=True)
         try:
             _rc, out, _err = self.runner.run(argv, env=self.env(database), timeout=self.conn.connect_timeout + 60,
                                              what='psql')

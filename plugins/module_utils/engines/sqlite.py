@@ -24,8 +24,9 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup import 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
-from ansible_collections.opsready.operations.plugins.module_utils.engines.base import (
-    BackupOptions, Engine, disk_error, open_artifact, stream_file_to_artifact)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions, Engine
+from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
+    disk_error, open_artifact, stream_file_to_artifact)
 
 OBJECT_TYPES = ('table', 'index', 'view', 'trigger')
 

@@ -57,7 +57,7 @@ class _Client(MySQLEngine):
         limit = self.opts.statement_timeout
         timeout = (limit + self.conn.connect_timeout + 30) if limit else None
         with self.defaults_file() as head:
-            argv = [self.tool('client')] + head + ['-N', '-B', '-e', self.session() + sql]
+            argv = self.client_argv(head, '-e', self.session() + sql)
             try:
                 _rc, out, _err = self.runner.run(argv, timeout=timeout, what=self.flavor)
             except ToolError as exc:

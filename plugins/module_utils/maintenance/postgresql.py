@@ -80,7 +80,7 @@ class _Psql(PostgresEngine):
         return env
 
     def query(self, sql: str, database: Optional[str] = None) -> List[List[str]]:
-        argv = [self.tool('psql'), '-X', '--csv', '-t', '-q', '-v', 'ON_ERROR_STOP=1', '-w', '-c', sql]
+        argv = self.psql_argv('-c', sql, rows=True)
         limit = self.opts.statement_timeout
         timeout = (limit + self.conn.connect_timeout + 30) if limit else None
         try:

@@ -50,8 +50,9 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
     OpsReadyError, ToolError)
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import CHUNK
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import UTC, isoformat
-from ansible_collections.opsready.operations.plugins.module_utils.engines.base import (
-    check_decryptable, kill_and_reap, open_artifact)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.base import kill_and_reap
+from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
+    check_decryptable, open_artifact)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql_quote import (
     check_identifier, qualified, quote_identifier, quote_literal)
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import (

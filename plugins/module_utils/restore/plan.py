@@ -29,9 +29,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.manifes
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
     CatalogError, IntegrityError, OpsReadyError)
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat
-from ansible_collections.opsready.operations.plugins.module_utils.engines.base import verify_checksums
+from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import verify_checksums
 
-ENGINES = ('postgresql', 'mariadb', 'mysql', 'sqlite', 'sqlserver')
 STATES = ('present', 'absent')
 SERVER_STATES = ('started', 'stopped')
 

@@ -39,8 +39,9 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
     IntegrityError, OpsReadyError, ToolError)
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import secret_file
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import CHUNK, open_decompressed
-from ansible_collections.opsready.operations.plugins.module_utils.engines.base import (
-    GLOBALS, is_encrypted, open_artifact, pipe_artifact_into)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.base import GLOBALS
+from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
+    is_encrypted, open_artifact, pipe_artifact_into)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.pg_dbprops import (
     apply_statements, create_options, describe, referenced_roles)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.pg_globals import parse as parse_globals
@@ -198,7 +199,7 @@ def _load(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, d
         common += ['--no-owner', '--no-privileges']
     jobs = max(1, request.jobs)
     if fmt == 'plain':
-        argv = [engine.tool('psql'), '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-w', dbname_arg(database)]
+        argv = engine.psql_argv(dbname_arg(database))
         pipe_artifact_into(engine.runner, manifest, argv, 'psql (plain dump)', env=env,
                            identities=engine.identities)
         return {'method': 'psql < plain dump', 'jobs': 1}
@@ -413,8 +414,7 @@ def restore_globals(engine: PostgresEngine, request: RestoreRequest, manifest: M
         # The statements carry password hashes: a 0600 file, never argv; one transaction.
         with secret_file(';\n'.join(plan['roles_sql']) + ';\n', suffix='.sql', directory=request.tmpdir) as path:
             try:
-                engine.runner.run([engine.tool('psql'), '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-w', '-1',
-                                   '-f', path], env=engine.env(database), what='psql (globals)')
+                engine.runner.run(engine.psql_argv('-1', '-f', path), env=engine.env(database), what='psql (globals)')
             except ToolError as exc:
                 raise OpsReadyError('Restoring the roles of %s failed and was rolled back (no role was created): %s'
                                     % (manifest.id, _server_error(exc)), stderr=exc.stderr)

@@ -47,7 +47,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.manifes
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
     IntegrityError, OpsReadyError, ToolError)
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import CHUNK
-from ansible_collections.opsready.operations.plugins.module_utils.engines.base import open_artifact
+from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import open_artifact
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, parse_time
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import (
     PostgresEngine, lsn_to_int)

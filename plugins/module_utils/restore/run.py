@@ -15,9 +15,11 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import CatalogError, OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat
-from ansible_collections.opsready.operations.plugins.module_utils.engines.base import (
-    CLUSTER, check_decryptable, get_engine, is_encrypted)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.base import CLUSTER
+from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
+    check_decryptable, is_encrypted)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
+from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import check_engine, get_engine
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 from ansible_collections.opsready.operations.plugins.module_utils.restore import mysql as mysql_restore
 from ansible_collections.opsready.operations.plugins.module_utils.restore import postgresql as postgresql_restore
@@ -25,7 +27,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.restore import
 from ansible_collections.opsready.operations.plugins.module_utils.restore import sqlite as sqlite_restore
 from ansible_collections.opsready.operations.plugins.module_utils.restore import sqlserver as sqlserver_restore
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import (
-    ENGINES, RestoreRequest, Timer, base_result, chain_summary, point_reached, select_chain, verify_chain)
+    RestoreRequest, Timer, base_result, chain_summary, point_reached, select_chain, verify_chain)
 
 
 def _method(request: RestoreRequest) -> str:
@@ -35,8 +37,7 @@ def _method(request: RestoreRequest) -> str:
 
 
 def check_request(request: RestoreRequest) -> None:
-    if request.engine not in ENGINES:
-        raise OpsReadyError('Unknown engine %r: use one of %s.' % (request.engine, ', '.join(ENGINES)))
+    check_engine(request.engine)
     if _method(request) == 'logical' and not request.database:
         raise OpsReadyError('database (the target) is required for engine %s%s.'
                             % (request.engine, ' unless datadir is set (physical point-in-time recovery)'

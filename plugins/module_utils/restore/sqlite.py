@@ -23,7 +23,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.manifes
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import fsync_dir
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import CHUNK
-from ansible_collections.opsready.operations.plugins.module_utils.engines.base import open_artifact
+from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import open_artifact
 from ansible_collections.opsready.operations.plugins.module_utils.backup import source as source_summary
 from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlite import connect, integrity_check
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import RestoreRequest, Timer

@@ -18,7 +18,8 @@ import pytest
 from ansible_collections.opsready.operations.plugins.module_utils.backup import source
 from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import run_backup, verify_path
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import write_manifest
-from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions, get_engine
+from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions
+from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import get_engine
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import pg_toc_summary
 

@@ -7,7 +7,8 @@ import json
 import sqlite3
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import run_backup, verify_path
-from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions, get_engine
+from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions
+from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import get_engine
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
 
 
