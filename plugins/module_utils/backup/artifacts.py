@@ -18,7 +18,7 @@ import gzip
 import os
 import re
 import shutil
-import subprocess
+import subprocess  # nosec B404 # argument lists, never a shell
 from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog

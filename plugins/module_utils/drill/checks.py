@@ -25,7 +25,7 @@ import io
 import os
 import re
 import sqlite3
-import subprocess
+import subprocess  # nosec B404 # argument lists, never a shell
 from typing import Any, Dict, Iterator, List, Optional
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
@@ -204,7 +204,7 @@ class PostgresClient(Client):
                                       "WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1")
         psql = self._psql()
         for row in tables:
-            sql = 'COPY (SELECT * FROM %s) TO STDOUT' % row['t']
+            sql = 'COPY (SELECT * FROM %s) TO STDOUT' % row['t']  # nosec B608 # format('%I.%I') by the server
             argv = [psql, '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-c', sql] + self._conn_args(database)
             proc = self.runner.popen(argv, env=self._env(), stdout=subprocess.DEVNULL)
             try:
@@ -340,7 +340,8 @@ class MySQLClient(Client):
         from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql import (
             mysql_non_empty_sql, mysql_tables_where)
         # Names travel as hex behind a letter, so the client's value coercion never turns them into numbers.
-        rows = self.query(database, "SELECT CONCAT('x', HEX(table_schema)) AS s, CONCAT('x', HEX(table_name)) AS t "
+        rows = self.query(database, "SELECT CONCAT('x', HEX(table_schema)) AS s, "  # nosec B608 # hex-encoded name
+                                    "CONCAT('x', HEX(table_name)) AS t "
                                     'FROM information_schema.tables WHERE ' + mysql_tables_where(database))
         names = [(bytes.fromhex(str(r['s'])[1:]).decode('utf-8'), bytes.fromhex(str(r['t'])[1:]).decode('utf-8'))
                  for r in rows]

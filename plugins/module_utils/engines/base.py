@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import re
 import socket
-import subprocess
+import subprocess  # nosec B404 # argument lists, never a shell
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
