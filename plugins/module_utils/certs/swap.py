@@ -70,8 +70,9 @@ class Pair:
         return self._dirs[path]
 
     def backup_dirs(self) -> Tuple[SafeDir, SafeDir]:
-        return (self.directory(self.cert_backup_dir, create_mode=0o755),
-                self.directory(self.key_backup_dir, create_mode=0o700))
+        # The key's directory first: when both are one backup_dir it holds kept private keys, so it is made 0700.
+        key_dir = self.directory(self.key_backup_dir, create_mode=0o700)
+        return self.directory(self.cert_backup_dir, create_mode=0o755), key_dir
 
     def close(self) -> None:
         for directory in self._dirs.values():

@@ -187,7 +187,9 @@ def test_backup_dir(pki):
     result = renewal.renew(opts(cert_path, key_path, ca_cert=ca_cert, ca_key=ca_key, backup_dir=str(backups)),
                            check_mode=False)
     assert os.path.dirname(result['backup']['key']) == str(backups)
-    assert stat.S_IMODE(os.stat(backups).st_mode) == 0o700 or os.path.isdir(backups)
+    # a directory made to hold kept private keys is private, and so is each kept key
+    assert stat.S_IMODE(os.stat(backups).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(result['backup']['key']).st_mode) == 0o600
 
 
 def test_csr_only_then_install(pki):
