@@ -140,8 +140,9 @@ class PostgresClient(Client):
     def _conn_args(self, database: str) -> List[str]:
         """Connection options, the database last as ``--dbname=dbname='...'`` (``pg_quote.dbname_arg``): a name
         holding ``=`` is never read as a connection string, one starting with ``-`` never as an option, and
-        one longer than 63 bytes is refused instead of being cut by the server."""
-        args = []
+        one longer than 63 bytes is refused instead of being cut by the server. ``--no-password``: a missing
+        password fails at once instead of prompting on the terminal the play was started from."""
+        args = ['--no-password']
         host = self.conn.unix_socket or self.conn.host
         if host:
             args.append('--host=%s' % host)
