@@ -277,24 +277,30 @@ def _load_dump(engine: Any, full: Manifest, temp: str) -> int:
     """The dump into ``temp`` through the trigger qualifier filter; returns how many qualifiers went."""
     check_decryptable(full, engine.identities)
     stripper = TriggerQualifierStripper()
+    with open_artifact(full, engine.identities) as source:
+        _feed_client(engine, temp, source, stripper, 'load dump')
+    return stripper.stripped
+
+
+def _feed_client(engine: Any, database: str, source: IO[bytes], stripper: Any, what: str) -> None:
+    """``source`` through ``stripper`` into the client connected to ``database``; the client's own exit
+    status says why it stopped reading, and it is never left running."""
     with engine.defaults_file() as head:
-        client = [engine.tool('client')] + head + ['--binary-mode', '--database=%s' % temp]
+        client = [engine.tool('client')] + head + ['--binary-mode', '--database=%s' % database]
         loader = engine.runner.popen(client, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
         try:
             try:
-                with open_artifact(full, engine.identities) as source:
-                    _pump(source, loader.stdin, stripper)
+                _pump(source, loader.stdin, stripper)
             except BrokenPipeError:
                 pass  # the loader stopped: its exit status below says why
             try:
                 loader.stdin.close()
             except BrokenPipeError:
                 pass
-            engine.runner.finish(loader, client, what='%s (load dump)' % engine.flavor)
+            engine.runner.finish(loader, client, what='%s (%s)' % (engine.flavor, what))
         except BaseException:
             kill_and_reap(loader)
             raise
-    return stripper.stripped
 
 
 class GtidStripper:
@@ -408,22 +414,7 @@ def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Man
         argv += files
         binlog = engine.runner.popen(argv, env={'TZ': 'UTC'})
         try:
-            with engine.defaults_file() as head:
-                client = [engine.tool('client')] + head + ['--binary-mode', '--database=%s' % temp]
-                loader = engine.runner.popen(client, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
-                try:
-                    try:
-                        _pump(binlog.stdout, loader.stdin, stripper)
-                    except BrokenPipeError:
-                        pass  # the loader stopped: its exit status below says why
-                    try:
-                        loader.stdin.close()
-                    except BrokenPipeError:
-                        pass
-                    engine.runner.finish(loader, client, what='%s (binlog replay)' % engine.flavor)
-                except BaseException:
-                    kill_and_reap(loader)
-                    raise
+            _feed_client(engine, temp, binlog.stdout, stripper, 'binlog replay')
             engine.runner.finish(binlog, argv, what='%s-binlog' % engine.flavor)
         except BaseException:
             kill_and_reap(binlog)
