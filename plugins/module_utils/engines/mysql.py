@@ -36,7 +36,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.base i
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
     disk_error, open_artifact, stream_file_to_artifact, stream_to_artifact)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql_quote import (
-    check_identifier, quote_literal, unescape_batch)
+    check_identifier, qualified, quote_literal, unescape_batch)
 
 TOOLS: Dict[str, Dict[str, Tuple[str, ...]]] = {
     'mariadb': {'dump': ('mariadb-dump', 'mysqldump'), 'client': ('mariadb', 'mysql'),
@@ -424,7 +424,5 @@ def mysql_tables_where(database: Optional[str]) -> str:
 
 
 def mysql_non_empty_sql(names: List[Tuple[str, str]]) -> str:
-    def quote(name: str) -> str:
-        return '`%s`' % name.replace('`', '``')
-    return 'SELECT ' + ' + '.join('EXISTS (SELECT 1 FROM %s.%s)' % (quote(a), quote(b))  # nosec B608 # backticks
+    return 'SELECT ' + ' + '.join('EXISTS (SELECT 1 FROM %s)' % qualified(a, b)  # nosec B608 # mysql_quote
                                   for a, b in names)

@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
-from ansible_collections.opsready.operations.plugins.module_utils.engines.pg_quote import (
-    quote_literal as pg_quote_literal)
 
 IDENT = re.compile(r'^[A-Za-z_][A-Za-z0-9_$]{0,62}$')
 
@@ -44,15 +42,6 @@ def quote_ident(value: str, dialect: str, strict: bool = True) -> str:
         raise OpsReadyError('Database name %r is empty, too long or contains NUL.' % value)
     opening, closing = QUOTES[dialect]
     return opening + value.replace(closing, closing + closing) + closing
-
-
-def quote_literal(value: str) -> str:
-    """A PostgreSQL string literal, correct whatever ``standard_conforming_strings`` is (``pg_quote``).
-
-    Any value is quoted (backslashes included): the escape-string form ``E'...'`` reads the same with the
-    setting on or off. MariaDB/MySQL literals come from ``engines/mysql_quote.py`` (hex), never from here.
-    """
-    return pg_quote_literal(value)
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ import re
 import shutil
 import subprocess  # nosec B404 # argument lists, never a shell
 import tempfile
-from typing import IO, Any, Dict, List, Optional
+from typing import IO, Any, Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
@@ -234,14 +234,32 @@ TRIGGER_MARK = b'/*!50003 CREATE*/'
 LINE_CARRY = 64 * 1024  # an unfinished line longer than this that is no trigger header passes on at once
 
 
-class TriggerQualifierStripper:
+class _LineChunkFilter:
+    """Chunks in, chunks out, matched on whole lines; an unfinished line too long to carry is passed on as it
+    comes (``mid_line``), and its rest in the next chunks is no line start."""
+
+    def __init__(self) -> None:
+        self.carry = b''
+        self.mid_line = False
+
+    def _end_of_long_line(self, chunk: bytes) -> Tuple[bytes, Optional[bytes]]:
+        """(the part of ``chunk`` that ends a long line passed on, what follows it; None while it goes on)."""
+        if not self.mid_line:
+            return b'', chunk
+        end = chunk.find(b'\n') + 1
+        if not end:
+            return chunk, None
+        self.mid_line = False
+        return chunk[:end], chunk[end:]
+
+
+class TriggerQualifierStripper(_LineChunkFilter):
     """Drops the database qualifier of the trigger and its table in a dump's trigger statements, chunk by
     chunk (only whole lines are matched; a long line that cannot be a trigger header is never held)."""
 
     def __init__(self) -> None:
-        self.carry = b''
+        super().__init__()
         self.stripped = 0
-        self.mid_line = False  # inside a long line already passed on: its rest is no line start
 
     def _sub(self, data: bytes) -> bytes:
         if TRIGGER_MARK not in data:
@@ -254,12 +272,10 @@ class TriggerQualifierStripper:
         return match.group(1) + match.group(3)
 
     def feed(self, chunk: bytes) -> bytes:
-        head = b''
-        if self.mid_line:
-            end = chunk.find(b'\n') + 1
-            if not end:
-                return chunk
-            head, chunk, self.mid_line = chunk[:end], chunk[end:], False
+        head, rest = self._end_of_long_line(chunk)
+        if rest is None:
+            return head
+        chunk = rest
         data = self.carry + chunk
         cut = data.rfind(b'\n') + 1
         self.carry = data[cut:]
@@ -303,7 +319,7 @@ def _feed_client(engine: Any, database: str, source: IO[bytes], stripper: Any, w
             raise
 
 
-class GtidStripper:
+class GtidStripper(_LineChunkFilter):
     """Removes the GTID assignments ``mariadb-binlog`` prints after each GTID event.
 
     Only ``SET @@session.gtid_domain_id/server_id/gtid_seq_no`` lines that directly follow a ``# at N``
@@ -313,9 +329,8 @@ class GtidStripper:
     """
 
     def __init__(self) -> None:
-        self.carry = b''
+        super().__init__()
         self.removed = 0
-        self.mid_line = False  # inside a line longer than GROUP_SPAN, passed on as it comes
 
     def _strip(self, data: bytes) -> bytes:
         def keep(match: 're.Match[bytes]') -> bytes:
@@ -325,12 +340,10 @@ class GtidStripper:
         return GTID_GROUP.sub(keep, b'\n' + data)[1:]
 
     def feed(self, chunk: bytes) -> bytes:
-        head = b''
-        if self.mid_line:
-            end = chunk.find(b'\n') + 1
-            if not end:
-                return chunk
-            head, chunk, self.mid_line = chunk[:end], chunk[end:], False
+        head, rest = self._end_of_long_line(chunk)
+        if rest is None:
+            return head
+        chunk = rest
         data = self.carry + chunk
         cut = data.rfind(b'\n# at ') + 1  # 0: none
         if (cut == 0 and not data.startswith(b'# at ')) or len(data) - cut > GROUP_SPAN:
