@@ -118,3 +118,15 @@ def comm_argv(pid: int) -> List[bytes]:
 def parent_of(pid: int) -> int:
     with open('/proc/%d/stat' % pid) as handle:
         return int(handle.read().rsplit(')', 1)[1].split()[1])
+
+
+def unprivileged_python() -> str:
+    """An interpreter a test user can start: the checkout's .venv may sit in a directory only root can enter
+    (a fresh clone under a 0700 mktemp directory), so racers run by another user use the system Python (their
+    scripts need the standard library only)."""
+    import shutil
+    import sys
+    for candidate in ('/usr/bin/python3', shutil.which('python3') or '', getattr(sys, '_base_executable', '')):
+        if candidate and os.access(candidate, os.X_OK) and not candidate.startswith(('/root', '/tmp')):
+            return candidate
+    return sys.executable

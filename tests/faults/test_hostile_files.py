@@ -28,7 +28,7 @@ from typing import Dict, Iterator, Tuple
 
 import pytest
 
-from tests.faults.helpers import play
+from tests.faults.helpers import play, unprivileged_python
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'unit' / 'plugins' / 'module_utils' / 'certs'))
 from pki import CA  # noqa: E402
@@ -178,7 +178,7 @@ def touched(before: Dict[str, Tuple], after: Dict[str, Tuple]) -> int:
 
 
 def start_racer(user, mode: str, tree: Path, victim: Path, secret_dir: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, '-c', RACER, mode, str(tree), str(victim), str(secret_dir),
+    return subprocess.Popen([unprivileged_python(), '-c', RACER, mode, str(tree), str(victim), str(secret_dir),
                              str(RACE_SECONDS)], user=user.pw_uid, group=user.pw_gid, extra_groups=[],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd='/')
 

@@ -35,7 +35,7 @@ from typing import Dict, Iterator, Tuple
 import pytest
 import zstandard
 
-from tests.faults.helpers import play
+from tests.faults.helpers import play, unprivileged_python
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = b'TOP-SECRET-' + secrets.token_hex(16).encode() + b'\n'
@@ -238,8 +238,8 @@ def leaked(logs: Path) -> list:
 
 def race(tree: Dict[str, Path], user: Tuple[str, int, int], policy: dict, su: bool) -> dict:
     _name, uid, gid = user
-    racer = subprocess.Popen([sys.executable, '-c', RACER, str(tree['logs']), str(tree['outside']),
-                              str(RACE_SECONDS + 0.5)], user=uid, group=gid, extra_groups=[],
+    racer = subprocess.Popen([unprivileged_python(), '-c', RACER, str(tree['logs']), str(tree['outside']),
+                              str(RACE_SECONDS + 0.5)], user=uid, group=gid, extra_groups=[], cwd='/',
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     cfg = {'log': str(tree['logs'] / 'app.log'), 'state': str(tree['state'] / 'state.json'), 'policy': policy,
            'seconds': RACE_SECONDS, 'check_dirs': su, 'su_uid': uid if su else None, 'su_gid': gid if su else None}
