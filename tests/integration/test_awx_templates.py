@@ -18,12 +18,24 @@ RRULE = re.compile(r'^DTSTART;TZID=(?P<tz>[A-Za-z_/+-]+):(?P<start>\d{8}T\d{6}) 
 RULE_KEYS = {'FREQ', 'INTERVAL', 'BYDAY', 'BYMONTHDAY', 'BYMONTH', 'BYHOUR', 'BYMINUTE', 'COUNT', 'UNTIL', 'BYSETPOS'}
 
 
+def imported_roles(tasks: list) -> list:
+    """Roles a task list imports or includes, inside blocks too (the playbooks wrap their role in a block)."""
+    found = []
+    for task in tasks:
+        for key in ('ansible.builtin.import_role', 'ansible.builtin.include_role', 'import_role', 'include_role'):
+            if key in task:
+                found.append(task[key]['name'])
+        for section in ('block', 'rescue', 'always'):
+            found.extend(imported_roles(task.get(section) or []))
+    return found
+
+
 def declared_variables(playbook: Path) -> set:
     """Variables the playbook's roles declare (defaults, argument specs) plus those the playbook itself reads."""
     text = playbook.read_text()
     names = set(re.findall(r'\b([a-z][a-z0-9_]*)\s*\|\s*default', text))
     for play in yaml.safe_load(text):
-        for role in play.get('roles') or []:
+        for role in list(play.get('roles') or []) + imported_roles(play.get('tasks') or []):
             role_name = (role['role'] if isinstance(role, dict) else role).split('.')[-1]
             role_dir = REPO / 'roles' / role_name
             assert role_dir.is_dir(), 'playbook %s uses missing role %s' % (playbook, role_name)
