@@ -5,7 +5,8 @@
 never raises, returns what happened.
 
 Retried: connection errors, timeouts, a dropped connection and 4xx replies (the server says "try later").
-Not retried: 5xx replies, refused logins and untrusted certificates (a wrong address or password does not improve by asking again).
+Not retried: 5xx replies, refused logins and untrusted certificates (a wrong address, password or CA does not
+improve by asking again).
 The certificate of the server is verified (STARTTLS and implicit TLS).
 
 Private to opsready.operations; do not import from other collections.
@@ -76,7 +77,8 @@ def send(msg: EmailMessage, host: str, port: int, security: str = 'starttls', us
                     'error': 'every recipient was refused: %s' % ', '.join(sorted(exc.recipients))}
         except ssl.SSLCertVerificationError as exc:
             return {'sent': False, 'attempts': attempt + 1, 'status': None,
-                    'error': 'the certificate of %s:%d is not trusted (%s): give ca_file' % (host, port, exc.verify_message)}
+                    'error': 'the certificate of %s:%d is not trusted (%s): give ca_file'
+                             % (host, port, exc.verify_message)}
         except (smtplib.SMTPException, ssl.SSLError, socket.timeout, OSError) as exc:
             timed_out = isinstance(exc, socket.timeout)
             error = 'timed out after %ss' % timeout if timed_out else str(exc) or type(exc).__name__
