@@ -321,9 +321,9 @@ def main() -> None:
             stale_rows = []
             with Ledger(p['state_file']).locked() as book:
                 for entry in book.due_stale(p['stale_after_hours'], now_utc()):
+                    summary = 'No success since %s (allowed: %g h).' % (entry['since'], p['stale_after_hours'])
                     event = Event(job=entry['job'], name=entry['name'], outcome='stale', host=entry['host'],
-                                  summary='No success since %s (allowed: %g h).' % (entry['since'],
-                                                                                     p['stale_after_hours']),
+                                  summary=summary,
                                   details={'last_outcome': entry.get('last_outcome', ''),
                                            'last_success_at': entry.get('last_success_at', 'never')})
                     stale_rows.append(dict(entry))

@@ -81,8 +81,8 @@ def test_channel_url_with_token_is_never_echoed_in_errors():
 
 def test_notify_filters_channels_by_events_and_sends_nothing_in_dry_run():
     sent = []
-    channels = [{'type': 'webhook', 'events': ['failure']}, {'type': 'webhook', 'name': 'all',
-                                                            'events': ['failure', 'success', 'stale']}]
+    channels = [{'type': 'webhook', 'events': ['failure']},
+                {'type': 'webhook', 'name': 'all', 'events': ['failure', 'success', 'stale']}]
     rows = deliver.notify(channels, event('success'), send_one=lambda c, e: sent.append(c) or {
         'sent': True, 'attempts': 1, 'status': 200, 'error': ''})
     assert [r['wanted'] for r in rows] == [False, True] and [c.get('name') for c in sent] == ['all']
