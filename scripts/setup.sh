@@ -98,6 +98,15 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
     echo "$digest" > "$stamp"
 fi
 
+# Azurite (Azure Storage emulator, npm) for the backend=azure tests, pinned, under build/ (not in the repository).
+azurite_version=3.37.0
+if [ $want_test -eq 1 ] && [ "$(cat build/azurite/.version 2>/dev/null)" != "$azurite_version" ]; then
+    log "installing azurite@$azurite_version with npm into build/azurite"
+    mkdir -p build/azurite
+    npm install --prefix build/azurite --no-audit --no-fund --loglevel=error "azurite@$azurite_version" >/dev/null
+    echo "$azurite_version" > build/azurite/.version
+fi
+
 # The collection, resolvable as opsready.operations (ansible.cfg: collections_path = ./build).
 mkdir -p build/ansible_collections/opsready
 link=build/ansible_collections/opsready/operations

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r'''
 ---
 module: backup_copy
-short_description: Copy backups offsite (S3-compatible storage or SSH/rsync), prune there, and fetch them back
+short_description: Copy backups offsite (S3, Azure Blob, Google Cloud Storage, SSH), prune there, fetch them back
 version_added: 0.1.0
 description:
   - O(mode=push) copies the artifacts of a local backup directory (the catalog written by
@@ -18,6 +18,9 @@ description:
     uploaded, last, so a reader never sees an artifact without its manifest.
   - S3 uploads are streamed multipart uploads (O(part_size_mb)); an interrupted run leaves no manifest,
     and the next run aborts its incomplete multipart uploads and removes objects no manifest vouches for.
+  - Azure Blob uploads are streamed block uploads (O(part_size_mb) per block, O(concurrency) in parallel), each
+    block with its Content-MD5; Google Cloud Storage uploads are streamed resumable uploads (O(part_size_mb)
+    chunks) whose CRC32C is compared with the one GCS computed. Neither holds an artifact in memory.
   - After a push, retention at the destination (O(keep_last), O(keep_days), O(keep_daily),
     O(keep_weekly), O(keep_monthly)) applies the same chain-safe rules as
     M(opsready.operations.backup_prune) to the destination's own manifests.
@@ -40,17 +43,51 @@ options:
   backend:
     description: Where the copies go.
     type: str
-    choices: [s3, ssh]
+    choices: [s3, ssh, azure, gcs]
     required: true
   bucket:
-    description: S3 bucket (O(backend=s3)).
+    description: S3 or GCS bucket (O(backend=s3), O(backend=gcs)).
     type: str
   prefix:
-    description: Key prefix inside the bucket, e.g. V(db01/postgresql) (O(backend=s3)).
+    description: Key prefix inside the bucket or container, e.g. V(db01/postgresql).
     type: str
     default: ''
   endpoint_url:
-    description: S3 endpoint for S3-compatible stores (MinIO, Ceph RGW, Wasabi...); unset means AWS.
+    description:
+      - S3 endpoint for S3-compatible stores (MinIO, Ceph RGW, Wasabi...); unset means AWS.
+      - With O(backend=gcs), another endpoint than C(https://storage.googleapis.com) (a private endpoint or an
+        emulator; without O(credentials_file) the client then sends no token).
+    type: str
+  container:
+    description: Azure Blob container (O(backend=azure)); it must exist.
+    type: str
+  account_url:
+    description:
+      - Azure Blob endpoint, e.g. V(https://myaccount.blob.core.windows.net) (O(backend=azure)). Defaults to the
+        public endpoint of O(account_name).
+    type: str
+  account_name:
+    description: Azure storage account (O(backend=azure)); taken from O(account_url) when unset.
+    type: str
+  account_key:
+    description: Azure storage account key (O(backend=azure)).
+    type: str
+  sas_token:
+    description: Azure shared access signature (O(backend=azure)), with read, write, list and delete on the container.
+    type: str
+  connection_string:
+    description:
+      - Azure storage connection string (O(backend=azure)), instead of O(account_url) and a key or SAS.
+      - Without O(account_key), O(sas_token) and O(connection_string) a managed or workload identity is used
+        (DefaultAzureCredential, needs azure-identity).
+    type: str
+  credentials_file:
+    description:
+      - Service-account key file for O(backend=gcs) (on the managed host). Unset uses Application Default
+        Credentials (workload identity, the metadata server).
+    type: path
+  project:
+    description: Google Cloud project (O(backend=gcs)); defaults to the credentials' project.
     type: str
   region:
     description: S3 region.
@@ -79,11 +116,13 @@ options:
     description: KMS key for O(server_side_encryption=aws:kms).
     type: str
   part_size_mb:
-    description: Multipart part size in MiB; files smaller than this are sent in one request.
+    description:
+      - Multipart part (S3), block (Azure) or resumable chunk (GCS, rounded down to a multiple of 256 KiB) size in
+        MiB; files smaller than this are sent in one request.
     type: int
     default: 64
   concurrency:
-    description: Parts uploaded in parallel.
+    description: Parts (S3) or blocks (Azure) uploaded in parallel.
     type: int
     default: 4
   ssh_host:
@@ -141,6 +180,8 @@ notes:
     run a periodic drill from the offsite copy instead.
 requirements:
   - boto3 (O(backend=s3))
+  - azure-storage-blob (O(backend=azure)); azure-identity for a managed or workload identity
+  - google-cloud-storage (O(backend=gcs))
   - ssh and rsync on both hosts (O(backend=ssh))
 seealso:
   - module: opsready.operations.backup_prune
@@ -169,6 +210,24 @@ EXAMPLES = r'''
     ssh_user: backup
     ssh_key: /root/.ssh/backup_ed25519
     remote_path: /srv/offsite/db01
+
+- name: Copy to an Azure Blob container with a SAS token, keep 14 daily copies there
+  opsready.operations.backup_copy:
+    src: /var/backups/opsready/postgresql
+    backend: azure
+    account_url: https://acmebackups.blob.core.windows.net
+    container: db-backups
+    prefix: "{{ inventory_hostname }}/postgresql"
+    sas_token: "{{ vault_azure_sas }}"
+    keep_daily: 14
+
+- name: Copy to Google Cloud Storage with a service-account key
+  opsready.operations.backup_copy:
+    src: /var/backups/opsready/postgresql
+    backend: gcs
+    bucket: acme-db-backups
+    prefix: "{{ inventory_hostname }}/postgresql"
+    credentials_file: /etc/opsready/gcs-backup.json
 
 - name: Fetch the newest chain back for a drill or a restore
   opsready.operations.backup_copy:
@@ -245,10 +304,19 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.opsready.operations.plugins.module_utils.backup import retention
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.offsite import copy as offsite
-from ansible_collections.opsready.operations.plugins.module_utils.offsite import stores
+from ansible_collections.opsready.operations.plugins.module_utils.offsite import azure, gcs, stores
 
 
 def build_store(p):
+    if p['backend'] == 'azure':
+        return azure.AzureBlobStore(p['container'], p['prefix'] or '', account_url=p['account_url'],
+                                    account_name=p['account_name'], account_key=p['account_key'],
+                                    sas_token=p['sas_token'], connection_string=p['connection_string'],
+                                    part_size_mb=p['part_size_mb'], concurrency=p['concurrency'])
+    if p['backend'] == 'gcs':
+        return gcs.GcsStore(p['bucket'], p['prefix'] or '', project=p['project'],
+                            credentials_file=p['credentials_file'], endpoint_url=p['endpoint_url'],
+                            part_size_mb=p['part_size_mb'])
     if p['backend'] == 's3':
         return stores.S3Store(p['bucket'], p['prefix'] or '', endpoint_url=p['endpoint_url'], region=p['region'],
                               access_key=p['access_key'], secret_key=p['secret_key'],
@@ -265,11 +333,19 @@ def main():
         argument_spec=dict(
             src=dict(type='path', required=True),
             mode=dict(type='str', choices=['push', 'pull'], default='push'),
-            backend=dict(type='str', choices=['s3', 'ssh'], required=True),
+            backend=dict(type='str', choices=['s3', 'ssh', 'azure', 'gcs'], required=True),
             bucket=dict(type='str'),
             prefix=dict(type='str', default=''),
             endpoint_url=dict(type='str'),
             region=dict(type='str'),
+            container=dict(type='str'),
+            account_url=dict(type='str'),
+            account_name=dict(type='str'),
+            account_key=dict(type='str', no_log=True),
+            sas_token=dict(type='str', no_log=True),
+            connection_string=dict(type='str', no_log=True),
+            credentials_file=dict(type='path'),
+            project=dict(type='str'),
             access_key=dict(type='str', no_log=True),
             secret_key=dict(type='str', no_log=True),
             session_token=dict(type='str', no_log=True),
@@ -293,13 +369,22 @@ def main():
             **retention.argument_spec()
         ),
         required_if=[('backend', 's3', ['bucket']), ('backend', 'ssh', ['ssh_host', 'remote_path']),
+                     ('backend', 'azure', ['container']), ('backend', 'gcs', ['bucket']),
                      ('server_side_encryption', 'aws:kms', ['sse_kms_key_id'], True)],
         required_together=[('access_key', 'secret_key')],
+        mutually_exclusive=[('account_key', 'sas_token', 'connection_string')],
         supports_check_mode=True,
     )
     p = module.params
     if p['backend'] == 's3' and not stores.HAS_BOTO3:
         module.fail_json(msg=missing_required_lib('boto3'), exception=str(stores.BOTO3_IMPORT_ERROR))
+    if p['backend'] == 'azure' and not azure.HAS_AZURE:
+        module.fail_json(msg=missing_required_lib('azure-storage-blob'), exception=str(azure.AZURE_IMPORT_ERROR))
+    if p['backend'] == 'gcs' and not gcs.HAS_GCS:
+        module.fail_json(msg=missing_required_lib('google-cloud-storage'), exception=str(gcs.GCS_IMPORT_ERROR))
+    if p['backend'] == 'azure' and not (p['account_url'] or p['account_name'] or p['connection_string']):
+        module.fail_json(msg='backend=azure needs account_url (https://<account>.blob.core.windows.net), '
+                             'account_name or connection_string.')
     if p['part_size_mb'] < 5:
         module.fail_json(msg='part_size_mb must be 5 or more (the S3 minimum part size), not %d.' % p['part_size_mb'])
     if p['concurrency'] < 1:

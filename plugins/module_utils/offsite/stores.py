@@ -63,6 +63,10 @@ class HashingReader:
         self.size += len(data)
         return data
 
+    def tell(self) -> int:
+        # resumable uploads (GCS) ask where the stream stands before they start
+        return self.size
+
     def close(self) -> None:
         self._handle.close()
 
