@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Optional
 
 from ansible_collections.opsready.operations.plugins.module_utils.slo.definitions import Slo, format_duration
 from ansible_collections.opsready.operations.plugins.module_utils.slo.sli import (
-    Series, Totals, histogram_quantile, nearest_rank)
+    Totals, Windowed, histogram_quantile, nearest_rank)
 
 HOUR = 3600
 # (severity, long window, short window, burn-rate factor): the workbook's table as issue 19 sets it.
@@ -52,7 +52,7 @@ def windows_needed(slo: Slo) -> List[int]:
     return sorted(needed)
 
 
-def alerts(series: Series, slo: Slo, end: float) -> List[Dict[str, Any]]:
+def alerts(series: Windowed, slo: Slo, end: float) -> List[Dict[str, Any]]:
     out = []
     for severity, long_w, short_w, factor in BURN_ALERTS:
         long_burn = burn_rate(series.window(end, long_w), slo.allowed)
@@ -64,7 +64,7 @@ def alerts(series: Series, slo: Slo, end: float) -> List[Dict[str, Any]]:
     return out
 
 
-def evaluate(slo: Slo, series: Series, end: float, budget_alert_percent: float = 50.0) -> Dict[str, Any]:
+def evaluate(slo: Slo, series: Windowed, end: float, budget_alert_percent: float = 50.0) -> Dict[str, Any]:
     """The SLO's state at ``end``: SLI, budget, burn rates per window, alerts, status and a message."""
     whole = series.window(end, slo.window)
     result: Dict[str, Any] = slo.as_dict()

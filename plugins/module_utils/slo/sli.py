@@ -16,7 +16,7 @@ from __future__ import annotations
 import bisect
 import math
 from fractions import Fraction
-from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Protocol, Sequence, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.slo.definitions import Slo
 
@@ -60,6 +60,11 @@ class Totals:
 
     def bad_ratio(self) -> Optional[Fraction]:
         return self.bad / self.total if self.total > 0 else None
+
+
+class Windowed(Protocol):
+    def window(self, end: float, seconds: float) -> Totals:
+        ...
 
 
 class Series:
