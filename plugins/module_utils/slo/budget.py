@@ -16,7 +16,7 @@ Private to opsready.operations; do not import from other collections.
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 
 from ansible_collections.opsready.operations.plugins.module_utils.slo.definitions import Slo, format_duration
 from ansible_collections.opsready.operations.plugins.module_utils.slo.sli import (
@@ -37,7 +37,7 @@ def burn_rate(totals: Totals, allowed: Fraction) -> Optional[Fraction]:
     return None if ratio is None else ratio / allowed
 
 
-def _num(value: Optional[Fraction], digits: int = 4) -> Optional[float]:
+def _num(value: Optional[Union[int, Fraction]], digits: int = 4) -> Optional[float]:
     return None if value is None else round(float(value), digits)
 
 
@@ -66,7 +66,7 @@ def alerts(series: Windowed, slo: Slo, end: float) -> List[Dict[str, Any]]:
 
 def evaluate(slo: Slo, series: Windowed, end: float, budget_alert_percent: float = 50.0) -> Dict[str, Any]:
     """The SLO's state at ``end``: SLI, budget, burn rates per window, alerts, status and a message."""
-    whole = series.window(end, slo.window)
+    whole = series.window(end, slo.window, detail=True)
     result: Dict[str, Any] = slo.as_dict()
     result.update({'events': {'good': _num(whole.good, 3), 'bad': _num(whole.bad, 3), 'total': _num(whole.total, 3),
                               'samples': whole.events}})

@@ -169,8 +169,8 @@ class TwoResolutions:
         self.fine = fine
         self.coarse = coarse
 
-    def window(self, end: float, seconds: float) -> Totals:
-        return (self.fine if seconds <= SHORT_SPAN else self.coarse).window(end, seconds)
+    def window(self, end: float, seconds: float, detail: bool = False) -> Totals:
+        return (self.fine if seconds <= SHORT_SPAN else self.coarse).window(end, seconds, detail)
 
 
 def coarse_step(span: int) -> int:

@@ -16,15 +16,20 @@ from __future__ import annotations
 import bisect
 import math
 from fractions import Fraction
-from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Protocol, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Protocol, Sequence, Tuple, Union
 
 from ansible_collections.opsready.operations.plugins.module_utils.slo.definitions import Slo
 
 
+# Counts are ints (probe runs, requests: int arithmetic is fast) or exact Fractions (counter increases,
+# which Prometheus gives as floats); never floats, so that a ratio exactly at a limit stays exact.
+Count = Union[int, Fraction]
+
+
 class Event(NamedTuple):
     t: float
-    good: Fraction
-    total: Fraction
+    good: Count
+    total: Count
     latencies: Tuple[float, ...] = ()
     # Latency histogram increases by upper bound in seconds (cumulative, as Prometheus' le buckets).
     buckets: Optional[Dict[float, Fraction]] = None
@@ -34,15 +39,15 @@ class Totals:
     """The sums of one window; ``total == 0`` is a window without data."""
 
     def __init__(self) -> None:
-        self.good = Fraction(0)
-        self.total = Fraction(0)
+        self.good: Count = 0
+        self.total: Count = 0
         self.events = 0
         self.latencies: List[float] = []
         self.buckets: Dict[float, Fraction] = {}
         self.first: Optional[float] = None
 
     @property
-    def bad(self) -> Fraction:
+    def bad(self) -> Count:
         return self.total - self.good
 
     def add(self, event: Event) -> None:
@@ -56,30 +61,45 @@ class Totals:
             self.first = event.t
 
     def good_ratio(self) -> Optional[Fraction]:
-        return self.good / self.total if self.total > 0 else None
+        return Fraction(self.good) / self.total if self.total > 0 else None
 
     def bad_ratio(self) -> Optional[Fraction]:
-        return self.bad / self.total if self.total > 0 else None
+        return Fraction(self.bad) / self.total if self.total > 0 else None
 
 
 class Windowed(Protocol):
-    def window(self, end: float, seconds: float) -> Totals:
+    def window(self, end: float, seconds: float, detail: bool = False) -> Totals:
         ...
 
 
 class Series:
-    """Events sorted by time, summed over any window by bisection."""
+    """Events sorted by time; a window's sums come from prefix sums (two bisections, no scan), its
+    latencies and histogram only when ``detail`` asks for them (the SLO window's percentile)."""
 
     def __init__(self, events: Iterable[Event]) -> None:
         self.events = sorted(events, key=lambda e: e.t)
         self.times = [e.t for e in self.events]
+        self.cum_good: List[Count] = [0]
+        self.cum_total: List[Count] = [0]
+        for event in self.events:
+            self.cum_good.append(self.cum_good[-1] + event.good)
+            self.cum_total.append(self.cum_total[-1] + event.total)
 
-    def window(self, end: float, seconds: float) -> Totals:
-        totals = Totals()
+    def window(self, end: float, seconds: float, detail: bool = False) -> Totals:
         lo = bisect.bisect_right(self.times, end - seconds)
         hi = bisect.bisect_right(self.times, end)
-        for event in self.events[lo:hi]:
-            totals.add(event)
+        totals = Totals()
+        if hi <= lo:
+            return totals
+        totals.good = self.cum_good[hi] - self.cum_good[lo]
+        totals.total = self.cum_total[hi] - self.cum_total[lo]
+        totals.events = hi - lo
+        totals.first = self.times[lo]
+        if detail:
+            for event in self.events[lo:hi]:
+                totals.latencies.extend(event.latencies)
+                for bound, count in (event.buckets or {}).items():
+                    totals.buckets[bound] = totals.buckets.get(bound, Fraction(0)) + count
         return totals
 
 
@@ -120,14 +140,14 @@ def probe_event(slo: Slo, t: float, probe: Dict[str, Any]) -> Optional[Event]:
     """The event of one history probe for ``slo``; None when the probe says nothing about this SLI."""
     ok = 1 if probe.get('ok') else 0
     if slo.sli == 'availability':
-        return Event(t, Fraction(ok), Fraction(1))
+        return Event(t, ok, 1)
     if slo.sli == 'error_rate':
         if probe.get('n'):
             total = int(probe['n'])
             errors = min(total, int(probe.get('err') or 0))
-            return Event(t, Fraction(total - errors), Fraction(total))
+            return Event(t, total - errors, total)
         # A single-request probe: the run is the request.
-        return Event(t, Fraction(ok), Fraction(1))
+        return Event(t, ok, 1)
     # latency: a probe that failed has no answer time; availability counts it, latency does not.
     latencies = probe.get('lat') or ([probe['ms']] if probe.get('ms') is not None else [])
     values = tuple(float(v) for v in latencies)
@@ -135,7 +155,7 @@ def probe_event(slo: Slo, t: float, probe: Dict[str, Any]) -> Optional[Event]:
         return None
     threshold = float(slo.threshold_ms or 0)
     good = sum(1 for v in values if v <= threshold)
-    return Event(t, Fraction(good), Fraction(len(values)), latencies=values)
+    return Event(t, good, len(values), latencies=values)
 
 
 def history_series(slo: Slo, samples: Iterable[Dict[str, Any]], host: Optional[str] = None) -> Tuple[Series, int]:
