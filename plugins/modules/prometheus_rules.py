@@ -9,7 +9,7 @@ DOCUMENTATION = r'''
 ---
 module: prometheus_rules
 short_description: Write Prometheus recording and alerting rules for SLOs, hosts, backups and insights
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Generates a Prometheus rules file (YAML) and writes it atomically to O(dest), validated with
     C(promtool check rules) before it replaces the old file.

@@ -9,7 +9,7 @@ DOCUMENTATION = r'''
 ---
 module: slo_report
 short_description: SLIs, error budgets and multi-window burn-rate alerts of service level objectives
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Computes each SLO's SLI (availability, error rate or latency) over its window from the probes that
     M(opsready.operations.health_check) records in its history (O(history_path)), or from counters in a
