@@ -32,7 +32,7 @@ class FakePrometheus:
 
     def add(self, selector: str, labels: Dict[str, str], samples: List[Tuple[float, float]]) -> None:
         samples = sorted(samples)
-        self.series.setdefault(selector, []).append((labels, [t for t, _ in samples], [v for _, v in samples]))
+        self.series.setdefault(selector, []).append((labels, [s[0] for s in samples], [s[1] for s in samples]))
 
     def answer(self, query: str, start: float, end: float, step: float) -> Tuple[int, Dict[str, Any]]:
         if query not in self.series:
@@ -116,7 +116,7 @@ def api_scenario() -> FakePrometheus:
     fake.add(TOTAL, {'__name__': 'http_requests_total', 'job': 'api', 'instance': 'b'}, b_total + b_after)
     fake.add(BAD, {'__name__': 'http_requests_total', 'job': 'api', 'instance': 'a', 'code': '500'}, a_err)
     fake.add(GOOD, {'__name__': 'http_requests_total', 'job': 'api', 'instance': 'a', 'code': '200'},
-             [(t, v - e) for (t, v), (_, e) in zip(a_total, a_err)])
+             [(t, v - err[1]) for (t, v), err in zip(a_total, a_err)])
     fake.add(GOOD, {'__name__': 'http_requests_total', 'job': 'api', 'instance': 'b', 'code': '200'},
              b_total + b_after)
     for le, per_scrape in (('0.1', 200), ('0.2', 290), ('0.5', 297), ('+Inf', 300)):

@@ -118,8 +118,8 @@ def validate_one(index: int, spec: Dict[str, Any]) -> Slo:
     where = '%s (%s)' % (where, name)
     unknown = sorted(set(spec) - set(OPTIONS))
     if unknown:
-        raise OpsReadyError('%s: unknown option(s) %s; an SLO takes %s.' % (where, ', '.join(unknown),
-                                                                          ', '.join(sorted(OPTIONS))))
+        raise OpsReadyError('%s: unknown option(s) %s; an SLO takes %s.'
+                            % (where, ', '.join(unknown), ', '.join(sorted(OPTIONS))))
     if spec.get('sli') not in SLI_KINDS:
         raise OpsReadyError('%s: sli must be one of %s, not %r.' % (where, ', '.join(SLI_KINDS), spec.get('sli')))
     source = spec.get('source') or 'history'

@@ -58,7 +58,8 @@ def run(slos: List[Slo], now: float, history_path: Optional[str] = None, host: O
                                      '(health_checks[].name) and keep history_path set on the runs that probe it.'
                                      % (slo.name, history_path, slo.check, ' for host %s' % host if host else ''))
         else:
-            assert client is not None
+            if client is None:   # refused above; for the type checker
+                raise OpsReadyError('SLO %s reads Prometheus: set prometheus_url.' % slo.name)
             pseries, end = prometheus_api.prometheus_series(slo, client.query_range, now)
             result = budget.evaluate(slo, pseries, end, budget_alert_percent)
         results.append(result)
@@ -87,8 +88,8 @@ def _fmt(value: Optional[float], pattern: str) -> str:
 
 
 def table(results: List[Dict[str, Any]]) -> List[str]:
-    lines = ['%-16s %-24s %-9s %10s %9s %8s %8s  %s' % ('service', 'slo', 'status', 'sli %', 'objective',
-                                                         'budget', 'burn 1h', 'alerts')]
+    header = ('service', 'slo', 'status', 'sli %', 'objective', 'budget', 'burn 1h', 'alerts')
+    lines = ['%-16s %-24s %-9s %10s %9s %8s %8s  %s' % header]
     for r in results:
         alerts = ','.join('%s %s/%s' % (a['severity'], a['long_window'], a['short_window'])
                           for a in r['alerts'] if a['firing'])

@@ -134,8 +134,8 @@ def test_latency_sli_from_history_probes_nearest_rank_and_threshold():
     r = budget.evaluate(s, series, END)
     assert r['latency_ms'] == {'p95': 190.0}        # 19th of 20
     assert r['sli_percent'] == 100.0 and r['status'] == 'ok'   # 200 ms is within the threshold
-    series, _ = sli.history_series(s, samples + [{'t': END, 'host': 'h', 'probes': {'api': {'ok': 1,
-                                   'lat': [250.0, 199.0, 201.0]}}}], host='h')
+    more = samples + [{'t': END, 'host': 'h', 'probes': {'api': {'ok': 1, 'lat': [250.0, 199.0, 201.0]}}}]
+    series = sli.history_series(s, more, host='h')[0]
     r = budget.evaluate(s, series, END)
     assert r['events']['total'] == 23 and r['events']['bad'] == 2   # per-request latencies count one each
     assert r['budget']['consumed_percent'] == pytest.approx(100 * (2 / 23) / 0.05, abs=0.01)

@@ -66,7 +66,7 @@ def test_good_query_is_the_complement_of_bad_query(prom):
     _fake, url = prom
     client = prometheus_api.Client(url)
     by_good, end = prometheus_api.prometheus_series(_slo(bad_query=None, good_query=GOOD), client.query_range, NOW)
-    by_bad, _ = prometheus_api.prometheus_series(_slo(), client.query_range, NOW)
+    by_bad = prometheus_api.prometheus_series(_slo(), client.query_range, NOW)[0]
     for seconds in (300, 3600, 6 * 3600, 3 * 86400):
         assert (by_good.window(end, seconds).good, by_good.window(end, seconds).total) == \
             (by_bad.window(end, seconds).good, by_bad.window(end, seconds).total)
