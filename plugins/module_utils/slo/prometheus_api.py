@@ -173,16 +173,22 @@ class TwoResolutions:
         return (self.fine if seconds <= SHORT_SPAN else self.coarse).window(end, seconds, detail)
 
 
-def coarse_step(span: int) -> int:
-    """The whole-minute step that keeps ``span`` under MAX_POINTS samples."""
-    return max(60, int(math.ceil(span / float(MAX_POINTS) / 60.0)) * 60)
+def coarse_step(span: int, windows: Tuple[int, ...] = ()) -> int:
+    """The whole-minute step that keeps ``span`` under MAX_POINTS samples; of those up to twice as coarse,
+    the finest that divides every window, so that window edges fall on samples (3 d at 780 s steps would
+    count 540 s too many)."""
+    least = max(60, int(math.ceil(span / float(MAX_POINTS) / 60.0)) * 60)
+    for step in range(least, 2 * least + 1, 60):
+        if all(w % step == 0 for w in windows):
+            return step
+    return least
 
 
 def prometheus_series(slo: Slo, fetch: Fetch, now: float) -> Tuple[TwoResolutions, float]:
     """(the SLO's events at both resolutions, the aligned evaluation time)."""
     end = math.floor(now / SHORT_STEP) * SHORT_STEP
     span = max(slo.window, parse_duration('3d'))
-    step = coarse_step(span)
+    step = coarse_step(span, (slo.window, parse_duration('3d')))
     span = int(math.ceil(span / float(step))) * step
     build = latency_events if slo.sli == 'latency' else ratio_events
     fine = Series(build(slo, fetch, end - SHORT_SPAN, end, SHORT_STEP))

@@ -32,6 +32,16 @@ def test_counter_increments_treat_a_drop_as_a_reset():
     assert prometheus_api.increments(values) == [(30.0, Fraction(15)), (60.0, Fraction(5)), (120.0, Fraction(2))]
 
 
+def test_coarse_step_stays_under_the_point_limit_and_divides_the_windows():
+    day = 86400
+    assert prometheus_api.coarse_step(30 * day, (30 * day, 3 * day)) == 300
+    # 90 days: at least 778 s, so 780 s; 3 d is no multiple of 780 or 840; 900 divides both.
+    step = prometheus_api.coarse_step(90 * day, (90 * day, 3 * day))
+    assert step == 900 and 90 * day / step <= prometheus_api.MAX_POINTS
+    assert prometheus_api.coarse_step(3 * day, (3 * day,)) == 60
+    assert prometheus_api.coarse_step(7 * day + 1, (7 * day + 1,)) == 120   # nothing divides: the least
+
+
 def test_error_rate_sli_from_counters_with_a_reset(prom):
     fake, url = prom
     client = prometheus_api.Client(url, headers={'Authorization': 'Bearer prom-token'})
