@@ -54,6 +54,12 @@ options:
   evaluation_time:
     description: Evaluate at this instant (ISO 8601 with a zone, or Unix seconds) instead of now.
     type: str
+  textfile_path:
+    description:
+      - Also write the report as Prometheus metrics (C(opsready_slo_*), see docs/metrics.md) to this C(.prom) file,
+        atomically, for node_exporter's textfile collector. Monitoring output, like health_check's textfile,
+        it is not written in check mode and does not make the task changed.
+    type: path
   fail_on:
     description: Fail the task when the worst SLO status is at least this severe; V(never) only reports.
     type: str
@@ -160,6 +166,11 @@ evaluated_at:
   returned: success
   type: str
   sample: "2026-12-04T17:00:00Z"
+written:
+  description: The textfile written (V(textfile)); empty without O(textfile_path) and in check mode.
+  returned: success
+  type: dict
+  sample: {textfile: /var/lib/node_exporter/textfile/opsready_slo.prom}
 skipped_lines:
   description: Unparsable history lines ignored.
   returned: success
@@ -170,7 +181,9 @@ skipped_lines:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
-from ansible_collections.opsready.operations.plugins.module_utils.slo import definitions, prometheus_api, report
+from ansible_collections.opsready.operations.plugins.module_utils.health import prometheus
+from ansible_collections.opsready.operations.plugins.module_utils.slo import (
+    definitions, exposition, prometheus_api, report)
 
 RANK = {'no_data': 0, 'ok': 0, 'warning': 1, 'critical': 2}
 
@@ -188,6 +201,7 @@ def main():
             ca_path=dict(type='path'),
             budget_alert_percent=dict(type='float', default=50),
             evaluation_time=dict(type='str'),
+            textfile_path=dict(type='path'),
             fail_on=dict(type='str', choices=['critical', 'warning', 'never'], default='never'),
         ),
         supports_check_mode=True,
@@ -202,12 +216,21 @@ def main():
             client = prometheus_api.Client(p['prometheus_url'], headers=p['prometheus_headers'],
                                            timeout=p['prometheus_timeout'], validate_certs=p['validate_certs'],
                                            ca_path=p['ca_path'])
-        result = report.run(slos, report.evaluation_time(p['evaluation_time']), history_path=p['history_path'],
-                            host=p['host'], client=client, budget_alert_percent=p['budget_alert_percent'])
+        if p['textfile_path'] and not p['textfile_path'].endswith('.prom'):
+            raise OpsReadyError('textfile_path %s must end in .prom: node_exporter\'s textfile collector reads only '
+                                '*.prom files.' % p['textfile_path'])
+        now = report.evaluation_time(p['evaluation_time'])
+        result = report.run(slos, now, history_path=p['history_path'], host=p['host'], client=client,
+                            budget_alert_percent=p['budget_alert_percent'])
+        result['written'] = {}
+        if p['textfile_path'] and not module.check_mode:
+            prometheus.write(p['textfile_path'], exposition.build(result, now))
+            result['written']['textfile'] = p['textfile_path']
     except OpsReadyError as exc:
         module.fail_json(**exc.as_fail_kwargs())
     except OSError as exc:
-        module.fail_json(msg='Cannot read the history %s: %s.' % (p['history_path'], exc.strerror or exc))
+        module.fail_json(msg='Cannot read the history %s or write the textfile %s: %s.'
+                         % (p['history_path'], p['textfile_path'], exc.strerror or exc))
     if p['fail_on'] != 'never' and RANK[result['status']] >= RANK[p['fail_on']]:
         worst = [r['message'] for r in result['slos'] if r['status'] == result['status']]
         module.fail_json(msg='SLO status is %s (fail_on=%s): %s' % (result['status'], p['fail_on'], ' '.join(worst)),

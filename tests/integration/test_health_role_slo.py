@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests.harness.playbook import REPO, VENV_PYTHON, run_playbook
-from tests.harness.promtool import promtool
+from tests.harness.promtool import check_textfile, promtool
 
 QUIET = {'cpu_percent': {'warning': None, 'critical': None}, 'load_per_core': {'warning': None, 'critical': None}}
 
@@ -46,7 +46,8 @@ def test_fleet_report_shows_slo_status_per_service(tmp_path, api):
               'probes': {'api': {'type': 'http', 'ok': 0, 'n': 4, 'err': 4}}} for i in range(60, 0, -1)]
     (tmp_path / 'web1-history.jsonl').write_text(''.join(json.dumps(x) + '\n' for x in lines))
     hosts = {name: {'ansible_connection': 'local', 'ansible_python_interpreter': VENV_PYTHON,
-                    'health_history_path': str(tmp_path / ('%s-history.jsonl' % name))} for name in ('web1', 'web2')}
+                    'health_history_path': str(tmp_path / ('%s-history.jsonl' % name)),
+                    'health_slo_textfile_path': str(tmp_path / ('%s-slo.prom' % name))} for name in ('web1', 'web2')}
     inventory = tmp_path / 'fleet.yml'
     inventory.write_text(yaml.safe_dump({'all': {'hosts': hosts}}))
     state = tmp_path / 'state'
@@ -83,6 +84,8 @@ def test_fleet_report_shows_slo_status_per_service(tmp_path, api):
     assert 'page' in burning['alerts'] and burning['budget_remaining_percent'] < 0
     assert burning['burn_rate_1h'] > 14.4
 
+    text = check_textfile(tmp_path / 'web1-slo.prom')
+    assert 'opsready_slo_status{service="api",sli="availability",slo="api-availability"} 2' in text
     written = run.task_results('Write the Prometheus rules for the SLOs, hosts and backups')
     assert [r['changed'] for r in written if r['_event'] == 'runner_on_ok'] == [True]   # once, on the control node
     check = subprocess.run([promtool(), 'check', 'rules', str(rules_path)], capture_output=True, text=True,

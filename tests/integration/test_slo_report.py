@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.harness.playbook import run_playbook, write_playbook
 from tests.harness.prometheus_api import BAD, NOW as PROM_NOW, TOTAL, api_scenario
+from tests.harness.promtool import check_textfile
 
 END = 1_780_000_200   # evaluation_time: every probe is at END - 300 * i
 STEP = 300
@@ -59,8 +61,8 @@ def test_seed_slos_from_history_and_prometheus(tmp_path, prometheus):
     recorded_history(history)
     tasks = [
         {'name': 'from history', 'opsready.operations.slo_report': {
-            'history_path': str(history), 'host': 'app1', 'evaluation_time': str(END), 'slos': SEED_SLOS},
-         'register': 'hist'},
+            'history_path': str(history), 'host': 'app1', 'evaluation_time': str(END), 'slos': SEED_SLOS,
+            'textfile_path': str(tmp_path / 'opsready_slo.prom')}, 'register': 'hist'},
         {'name': 'from prometheus', 'opsready.operations.slo_report': {
             'prometheus_url': url, 'prometheus_headers': {'Authorization': 'Bearer prom-s3cret'},
             'evaluation_time': str(PROM_NOW), 'slos': [
@@ -73,8 +75,8 @@ def test_seed_slos_from_history_and_prometheus(tmp_path, prometheus):
             'history_path': str(history), 'slos': [{'name': 'x', 'sli': 'latency', 'objective': 95, 'check': 'api'}]},
          'ignore_errors': True},
         {'name': 'in check mode', 'opsready.operations.slo_report': {
-            'history_path': str(history), 'host': 'app1', 'evaluation_time': str(END), 'slos': SEED_SLOS[:1]},
-         'check_mode': True},
+            'history_path': str(history), 'host': 'app1', 'evaluation_time': str(END), 'slos': SEED_SLOS[:1],
+            'textfile_path': str(tmp_path / 'check.prom')}, 'check_mode': True},
     ]
     run = run_playbook(write_playbook(tmp_path, tasks))
     assert run.rc == 0, run.stdout[-3000:]
@@ -118,4 +120,18 @@ def test_seed_slos_from_history_and_prometheus(tmp_path, prometheus):
     assert 'SLO status is critical (fail_on=critical)' in failed['msg'] and 'api-errors' in failed['msg']
     refused = run.result('refused')
     assert refused['_event'] == 'runner_on_failed' and 'threshold_ms' in refused['msg']
-    assert run.result('in check mode')['slos'][0]['status'] == 'warning'
+    checked = run.result('in check mode')
+    assert checked['slos'][0]['status'] == 'warning' and checked['written'] == {}
+    assert not (tmp_path / 'check.prom').exists()
+
+    # The textfile passes promtool check metrics and carries what the report said.
+    assert r['written'] == {'textfile': str(tmp_path / 'opsready_slo.prom')}
+    families = {f.name: f for f in text_string_to_metric_families(check_textfile(tmp_path / 'opsready_slo.prom'))}
+    values = {(s.name, s.labels.get('slo'), s.labels.get('window') or s.labels.get('long_window')): s.value
+              for f in families.values() for s in f.samples}
+    assert values[('opsready_slo_status', 'api-errors', None)] == 2
+    assert values[('opsready_slo_alert_firing', 'api-errors', '1h')] == 1
+    assert values[('opsready_slo_burn_rate', 'api-errors', '1h')] == 100.0
+    assert values[('opsready_slo_error_budget_remaining', 'api-availability', None)] == pytest.approx(0.3056)
+    assert values[('opsready_slo_budget_alert_firing', 'api-availability', None)] == 1
+    assert values[('opsready_slo_last_evaluation_timestamp_seconds', None, None)] == END

@@ -3,10 +3,15 @@ tests/integration/test_prometheus_rules.py)."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
-from ansible_collections.opsready.operations.plugins.module_utils.slo import definitions, rules
+from ansible_collections.opsready.operations.plugins.module_utils.slo import definitions, exposition, rules
+from tests.harness.promtool import check_metrics
 
 
 def _slo(**kw):
@@ -71,3 +76,11 @@ def test_rpo_rule_only_when_an_rpo_is_set_and_insight_rows_render(monkeypatch):
     assert group['name'] == 'opsready-insights'
     assert group['rules'][0] == {'alert': 'OpsreadyX', 'expr': 'opsready_x > 1', 'for': '5m',
                                  'labels': {'severity': 'warning'}, 'annotations': {'summary': 's', 'description': 's'}}
+
+
+def test_slo_textfile_passes_promtool_check_metrics_with_every_family():
+    text = exposition.sample_text(1764000000.0)
+    check_metrics(text, 'slo_report textfile')
+    source = Path(exposition.__file__).read_text()
+    in_code = {'opsready_slo_' + name for name in re.findall(r"exp\.add\('(\w+)'", source)}
+    assert {f.name for f in text_string_to_metric_families(text)} == in_code
