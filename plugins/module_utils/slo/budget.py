@@ -117,6 +117,8 @@ def evaluate(slo: Slo, series: Windowed, end: float, budget_alert_percent: float
 def message(r: Dict[str, Any]) -> str:
     head = '%s (%s, objective %g %% over %s)' % (r['name'], r['sli'], r['objective'], r['window'])
     if r['status'] == 'no_data':
+        if r['source'] == 'prometheus':
+            return '%s: the queries returned no increase in the window; check the selectors in Prometheus.' % head
         return '%s: no data in the window; check that the probe runs and is recorded.' % head
     parts = ['%s: %.4g %% good of %g events' % (head, r['sli_percent'], r['events']['total'])]
     if r.get('latency_ms'):
