@@ -4,7 +4,11 @@
 """A bounded JSON-lines history of compact health samples (the input of capacity planning).
 
 One line per run: ``{"t": epoch seconds, "host", "verdict", "cpu", "mem", "swap", "load",
-"fs": {mountpoint: [used %, inode %, size bytes, used bytes]}}``. Lines are appended with O_APPEND
+"fs": {mountpoint: [used %, inode %, size bytes, used bytes]}, "probes": {check name: probe}}``, where a
+probe is ``{"type", "ok": 0|1, "ms": latency, "n": requests, "err": failed requests, "lat": [per-request
+ms], "timeout": 1}`` (keys without a value are left out; ``lat`` only when the check returned per-request
+latencies). ``probes`` is what ``slo_report`` computes history-sourced SLOs from; readers ignore keys they
+do not know, so lines from before it was recorded still load. Lines are appended with O_APPEND
 (concurrent runs never interleave); when the file grows past ``max_entries`` plus 10 % it is
 rewritten atomically with the newest ``max_entries`` lines, so it stays bounded without a rewrite on
 every run. Unparsable lines (a crash mid-append on a filesystem without atomic appends) are skipped.
@@ -44,7 +48,28 @@ def sample(result: Dict[str, Any], timestamp: float, host: str) -> Dict[str, Any
                                       item['used_bytes']]
     if fs:
         line['fs'] = fs
+    probes = {}
+    for check in result.get('checks', []):
+        probes[check['name']] = probe(check)
+    if probes:
+        line['probes'] = probes
     return line
+
+
+def probe(check: Dict[str, Any]) -> Dict[str, Any]:
+    """The compact per-run record of one check: its outcome, latency and request counts."""
+    entry: Dict[str, Any] = {'type': check.get('type'), 'ok': 1 if check.get('ok') else 0}
+    if check.get('latency_ms') is not None:
+        entry['ms'] = check['latency_ms']
+    if check.get('requests') is not None:
+        entry['n'] = int(check['requests'])
+        entry['err'] = int(check.get('errors') or 0)
+    latencies = check.get('latencies_ms')
+    if isinstance(latencies, list) and latencies:
+        entry['lat'] = [round(float(v), 2) for v in latencies]
+    if check.get('timed_out'):
+        entry['timeout'] = 1
+    return entry
 
 
 def append(path: str, line: Dict[str, Any], max_entries: int) -> int:

@@ -54,14 +54,15 @@ def _number(value: Any) -> str:
 
 
 class Exposition:
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = PREFIX) -> None:
+        self.prefix = prefix
         self._families: Dict[str, Tuple[str, str, List[Tuple[Labels, Any]]]] = {}
 
     def add(self, name: str, help_text: str, value: Any, labels: Optional[Labels] = None,
             kind: str = 'gauge') -> None:
         if value is None:
             return
-        family = self._families.setdefault(PREFIX + name, (help_text, kind, []))
+        family = self._families.setdefault(self.prefix + name, (help_text, kind, []))
         family[2].append((labels or {}, value))
 
     def render(self) -> str:

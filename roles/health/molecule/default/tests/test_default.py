@@ -23,6 +23,14 @@ def test_fleet_report(host):
     assert report['hosts'][0]['verdict'] in ('ok', 'warning')
 
 
+def test_slo_in_the_fleet_report_and_rules_promtool_accepts(host):
+    report = json.loads(host.file(STATE + '/fleet.json').content_string)
+    assert [(r['slo'], r['status']) for r in report['slos']] == [('shell-availability', 'ok')]
+    assert report['slo_services'] == {'shell': 'ok'}
+    lint = host.run('promtool check rules %s/opsready-rules.yml' % STATE)
+    assert lint.rc == 0, lint.stdout + lint.stderr
+
+
 def test_history_has_one_sample_per_run(host):
     # converge + idempotence = two runs
     assert len(host.file(STATE + '/history.jsonl').content_string.splitlines()) == 2

@@ -15,6 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ansible_collections.opsready.operations.plugins.module_utils.health import backup_freshness, prometheus
+from ansible_collections.opsready.operations.plugins.module_utils.slo.exposition import sample_text as slo_text
 from tests.harness.promtool import check_metrics
 
 REPO = Path(__file__).resolve().parents[5]
@@ -84,6 +85,7 @@ def test_backup_exposition_passes_promtool_with_every_family():
 def test_every_family_is_in_the_metrics_reference():
     emitted = set(_families(prometheus.build(FULL_RESULT, NOW)))
     emitted |= set(_families(backup_freshness.prometheus_text([FULL_RECORD], '/b')))
+    emitted |= set(_families(slo_text(NOW)))
     documented = _documented()
     assert emitted - documented == set(), 'add to docs/metrics.md: %s' % sorted(emitted - documented)
     assert documented - emitted == set(), 'docs/metrics.md lists metrics nothing writes: %s' % sorted(
