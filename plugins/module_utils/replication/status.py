@@ -32,11 +32,7 @@ import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
-from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import ENGINES as ALL_ENGINES
-from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import FAMILIES
 
-# The engines with replication status: the registry's PostgreSQL and MariaDB/MySQL families.
-ENGINES: Tuple[str, ...] = tuple(e for e in ALL_ENGINES if FAMILIES[e] in ('postgresql', 'mysql'))
 OK = 'ok'
 WARNING = 'warning'
 CRITICAL = 'critical'

@@ -50,7 +50,6 @@ def test_limits_validate_role_and_count():
     with pytest.raises(OpsReadyError, match='min_replicas'):
         st.Limits(min_replicas=-1)
     assert st.Limits.from_params({}).as_dict()['max_lag_seconds'] == {'warning': 30.0, 'critical': 300.0}
-    assert st.ENGINES == ('postgresql', 'mariadb', 'mysql')
 
 
 # ------------------------------------------------------------------------------------------------ PostgreSQL
