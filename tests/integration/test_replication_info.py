@@ -15,9 +15,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.harness.playbook import run_playbook, write_playbook
 from tests.harness.promtool import check_textfile
 from tests.harness.replication import poll
-from tests.integration.conftest_replication import maria_cluster, pg_cluster  # noqa: F401
 
 MIB = 1024 * 1024
+
+pytest_plugins = ['tests.integration.conftest_replication']
 
 
 def login(node, **extra):
@@ -56,7 +57,7 @@ def series(textfile, name):
 
 
 # ------------------------------------------------------------------------------------------------ PostgreSQL
-def test_pg_healthy_cluster_from_both_ends(pg_cluster, tmp_path):  # noqa: F811
+def test_pg_healthy_cluster_from_both_ends(pg_cluster, tmp_path):
     c = pg_cluster
     c.generate_wal(64 << 10)
     c.wait_replayed()
@@ -89,13 +90,13 @@ def test_pg_healthy_cluster_from_both_ends(pg_cluster, tmp_path):  # noqa: F811
     assert sb1['position']['received'] == sb2['position']['received'] == primary['position']['received']
     health = run.result('health')
     assert health['verdict'] == 'ok', health['findings']
-    assert series(textfile, 'opsready_health_replication_verdict') == {(('check', 'pg-primary'),): 0,
-                                                                      (('check', 'pg-standby1'),): 0}
+    verdicts = series(textfile, 'opsready_health_replication_verdict')
+    assert verdicts == {(('check', 'pg-primary'),): 0, (('check', 'pg-standby1'),): 0}
     assert series(textfile, 'opsready_health_replication_upstream_up') == {(('check', 'pg-standby1'),): 1}
     assert series(textfile, 'opsready_health_replication_replicas')[(('check', 'pg-primary'),)] == 2
 
 
-def test_pg_cut_standbys_are_critical_on_both_sides_and_open_an_incident(pg_cluster, tmp_path):  # noqa: F811
+def test_pg_cut_standbys_are_critical_on_both_sides_and_open_an_incident(pg_cluster, tmp_path):
     c = pg_cluster
     s1, s2 = c.standbys
     c.stop_walreceiver(s1)                 # network cut: primary_conninfo emptied, no walreceiver
@@ -171,7 +172,7 @@ class Writer:
         self.thread.join(30)
 
 
-def test_pg_lag_under_a_writer_crosses_the_thresholds(pg_cluster, tmp_path):  # noqa: F811
+def test_pg_lag_under_a_writer_crosses_the_thresholds(pg_cluster, tmp_path):
     c = pg_cluster
     s2 = c.standbys[1]
     c.pause_replay(s2)                     # WAL still arrives; replay stops: lag in bytes and seconds grows
@@ -205,7 +206,7 @@ def test_pg_lag_under_a_writer_crosses_the_thresholds(pg_cluster, tmp_path):  # 
 
 
 # ------------------------------------------------------------------------------------------------ MariaDB
-def test_mariadb_gtid_replica_healthy_then_broken_io_thread(maria_cluster, tmp_path):  # noqa: F811
+def test_mariadb_gtid_replica_healthy_then_broken_io_thread(maria_cluster, tmp_path):
     m = maria_cluster
     r = m.replicas[0]
     m.primary.sql('CREATE DATABASE IF NOT EXISTS shop; CREATE TABLE IF NOT EXISTS shop.t (id int primary key);'
@@ -251,7 +252,7 @@ def test_mariadb_gtid_replica_healthy_then_broken_io_thread(maria_cluster, tmp_p
     assert r.sql('SELECT count(*) FROM shop.t') == [('3',)]
 
 
-def test_module_refuses_bad_input_and_unreachable_servers(pg_cluster, tmp_path):  # noqa: F811
+def test_module_refuses_bad_input_and_unreachable_servers(pg_cluster, tmp_path):
     cases = {'bad_threshold': ({'max_lag_seconds': {'warning': 10, 'critical': 5}}, 'must not be above critical'),
              'closed_port': ({'login_port': 1}, 'Cannot connect to PostgreSQL at host 127.0.0.1 port 1')}
     tasks = []

@@ -185,9 +185,8 @@ def measure(level: Level, value: Optional[float], what: str, condition: str = LA
     if severity == OK:
         return []
     limit = level.level(severity)
-    return [reason(severity, condition, '%s is %s (%s above %s).' % (what, fmt(level.name, value), severity,
-                                                                      fmt(level.name, limit)),
-                   value=value, threshold=limit, subject=subject)]
+    text = '%s is %s (%s above %s).' % (what, fmt(level.name, value), severity, fmt(level.name, limit))
+    return [reason(severity, condition, text, value=value, threshold=limit, subject=subject)]
 
 
 def role_reasons(role: str, limits: Limits, where: str) -> List[Dict[str, Any]]:
