@@ -131,9 +131,9 @@ def build(result: Dict[str, Any], timestamp: float) -> str:
         # `... - time()` gives the seconds left in any query.
         exp.add('check_tls_expiry_timestamp_seconds', 'Unix time the served certificate expires (notAfter).',
                 _timestamp(check.get('tls_not_after')), labels)
-        extra = EXPOSERS.get(check.get('type', ''))
-        if extra is not None:
-            extra(exp, check)
+        expose_type = EXPOSERS.get(check.get('type', ''))
+        if expose_type is not None:
+            expose_type(exp, check)
     per_check: Dict[str, int] = {}
     for item in result.get('findings', []):
         per_check[item['check']] = max(per_check.get(item['check'], 0), RANK[item['severity']])

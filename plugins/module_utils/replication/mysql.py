@@ -147,7 +147,7 @@ def collect(engine: Any) -> Dict[str, Any]:
     """The replication status of the node ``engine`` reaches (see the module docstring)."""
     names = ', '.join("'%s'" % v for v in VARIABLES)  # constants: no user input reaches this SQL
     variables = {row[0].lower(): row[1] for row in _query(
-        engine, 'SHOW GLOBAL VARIABLES WHERE Variable_name IN (%s)' % names) if len(row) >= 2}  # nosec B608
+        engine, 'SHOW GLOBAL VARIABLES WHERE Variable_name IN (%s)' % names) if len(row) >= 2}
     if not variables:
         raise OpsReadyError('%s at %s returned no server variables.' % (engine.flavor, engine.conn.where(3306)))
     upstreams = [normalise_row(r) for r in replica_rows(engine)]

@@ -31,13 +31,11 @@ from typing import Any, Dict, List, Optional
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.replication import status as st
 
-# The WAL position replication is measured against: the primary's written WAL, or on a (cascading) standby
-# what it has received.
-_BASE = "(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn() ELSE pg_current_wal_lsn() END)"
-_SUPER = ("(SELECT rolsuper FROM pg_roles WHERE rolname = current_user) OR "
-          "pg_has_role(current_user, 'pg_read_all_settings', 'USAGE')")
-
+# ``b.base``: the WAL position replication is measured against, the primary's written WAL or, on a (cascading)
+# standby, what it has received. primary_conninfo is read only by a login allowed to (else NULL, not an error).
 STATUS_SQL = """
+WITH b AS (SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn() ELSE pg_current_wal_lsn() END
+           AS base)
 SELECT jsonb_build_object(
   'in_recovery', pg_is_in_recovery(),
   'server_version', current_setting('server_version'),
@@ -66,15 +64,17 @@ SELECT jsonb_build_object(
       'hot_standby', current_setting('hot_standby'),
       'default_transaction_read_only', current_setting('default_transaction_read_only'),
       'cluster_name', current_setting('cluster_name'),
-      'primary_conninfo', CASE WHEN %(super)s THEN current_setting('primary_conninfo') END),
+      'primary_conninfo', CASE WHEN (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+          OR pg_has_role(current_user, 'pg_read_all_settings', 'USAGE')
+          THEN current_setting('primary_conninfo') END),
   'replicas', (SELECT coalesce(jsonb_agg(jsonb_build_object(
       'pid', r.pid, 'name', r.application_name, 'user', r.usename, 'client_addr', host(r.client_addr),
       'client_port', r.client_port, 'state', r.state, 'sync_state', r.sync_state,
       'sync_priority', r.sync_priority,
       'sent_lsn', r.sent_lsn::text, 'write_lsn', r.write_lsn::text, 'flush_lsn', r.flush_lsn::text,
       'replay_lsn', r.replay_lsn::text,
-      'lag_bytes', pg_wal_lsn_diff(%(base)s, r.replay_lsn),
-      'flush_lag_bytes', pg_wal_lsn_diff(%(base)s, r.flush_lsn),
+      'lag_bytes', pg_wal_lsn_diff((SELECT base FROM b), r.replay_lsn),
+      'flush_lag_bytes', pg_wal_lsn_diff((SELECT base FROM b), r.flush_lsn),
       'write_lag_seconds', extract(epoch FROM r.write_lag),
       'flush_lag_seconds', extract(epoch FROM r.flush_lag),
       'lag_seconds', extract(epoch FROM r.replay_lag),
@@ -91,10 +91,10 @@ SELECT jsonb_build_object(
       'temporary', temporary, 'database', database, 'plugin', plugin, 'wal_status', wal_status,
       'safe_wal_size', safe_wal_size, 'restart_lsn', restart_lsn::text,
       'confirmed_flush_lsn', confirmed_flush_lsn::text,
-      'retained_bytes', pg_wal_lsn_diff(%(base)s, restart_lsn)) ORDER BY slot_name), '[]'::jsonb)
+      'retained_bytes', pg_wal_lsn_diff((SELECT base FROM b), restart_lsn)) ORDER BY slot_name), '[]'::jsonb)
       FROM pg_replication_slots)
 )::text
-""" % {'base': _BASE, 'super': _SUPER}
+"""
 
 
 def lsn_int(text: Optional[str]) -> Optional[int]:
