@@ -101,10 +101,12 @@ def _connect_error(engine: Any, exc: ToolError) -> OpsReadyError:
     if mapped is not exc:
         return mapped
     if 'ERROR 1227' in exc.stderr or 'ERROR 1045' in exc.stderr or 'ERROR 1142' in exc.stderr:
+        # the client echoes the statement around its error: keep the ERROR line only
+        errors = [line.strip() for line in exc.stderr.splitlines() if line.startswith('ERROR')]
         return OpsReadyError('%s at %s refused the replication status query to %s: %s. Grant the login '
                              'REPLICATION CLIENT (MariaDB 10.5+: SLAVE MONITOR) and PROCESS.'
                              % (engine.flavor, engine.conn.where(3306), engine.conn.user or 'the default user',
-                                exc.stderr.strip()[-300:]))
+                                (errors[-1] if errors else exc.stderr.strip())[:300].rstrip('.')))
     return exc
 
 

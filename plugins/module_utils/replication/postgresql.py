@@ -277,7 +277,10 @@ def _standby(status: Dict[str, Any], limits: st.Limits) -> List[Dict[str, Any]]:
     if conninfo:
         target = ' (primary_conninfo host=%s port=%s)' % (conninfo.get('host') or conninfo.get('hostaddr') or '?',
                                                           conninfo.get('port') or '5432')
-    if up is None:
+    if up is not None and up.get('status') is None:
+        reasons.append(st.reason(st.WARNING, st.CONFIG, 'A WAL receiver runs, but this login cannot see its state '
+                                 'or positions: grant it pg_monitor to judge this standby.', value='unknown'))
+    elif up is None:
         if conninfo == {}:
             why = 'primary_conninfo is empty: set it to the primary and reload'
         else:
@@ -301,8 +304,16 @@ def _standby(status: Dict[str, Any], limits: st.Limits) -> List[Dict[str, Any]]:
 def _downstream(status: Dict[str, Any], limits: st.Limits) -> List[Dict[str, Any]]:
     reasons: List[Dict[str, Any]] = []
     streaming = 0
+    hidden = [r for r in status['replicas'] if r['state'] is None]
+    if hidden:
+        reasons.append(st.reason(st.WARNING, st.CONFIG, '%d standby(s) are connected, but this login cannot see '
+                                 'their state, positions or lag: grant it pg_monitor.' % len(hidden),
+                                 value=len(hidden)))
     for r in status['replicas']:
         who = 'Standby %s (%s)' % (r['name'] or '?', r.get('client_addr') or 'local')
+        if r['state'] is None:
+            streaming += 1  # connected; whether it streams is not visible (counted, reported above)
+            continue
         if r['state'] == 'streaming':
             streaming += 1
         else:

@@ -23,6 +23,17 @@ One node's status is a dict built by ``postgresql.collect`` or ``mysql.collect``
 * ``verdict`` (``ok``/``warning``/``critical``) and ``reasons`` (``severity``, ``condition``, ``message``,
   ``value``, ``threshold``, ``subject``), worst first, from ``assess``.
 
+API (for modules, the health check and failover code):
+
+* ``node_status(engine_name, conn, limits=None, runner=None, database=None)`` / ``gather(engine, limits)``:
+  one node's assessed status (raises ``OpsReadyError`` when the node cannot be reached or read);
+* ``Limits(max_lag_bytes, max_lag_seconds, max_slot_retained_bytes, expected_role, min_replicas,
+  ignore_slots, inactive_slot_severity)`` / ``Limits.from_params(params)``;
+* ``compare(a, b, which)``, ``behind(ahead, other, which)``, ``most_advanced({name: status}, which)``:
+  positions across nodes (``which`` = ``received`` or ``replayed``); ``missing(kind, have, want)``;
+* GTID helpers: ``parse_mariadb_gtids``, ``merge_mariadb_gtids``, ``parse_mysql_gtid_set``,
+  ``union_mysql_gtid_sets``; LSN text to bytes: ``postgresql.lsn_int``.
+
 Private to opsready.operations; do not import from other collections.
 """
 
@@ -234,6 +245,17 @@ def gather(engine: Any, limits: Optional[Limits] = None, database: Optional[str]
         status = mysql.collect(engine)
         return finish(status, mysql.assess(status, limits))
     raise OpsReadyError('Replication status is available for postgresql, mariadb and mysql, not %s.' % family)
+
+
+def node_status(engine_name: str, conn: Any, limits: Optional[Limits] = None, runner: Any = None,
+                database: Optional[str] = None) -> Dict[str, Any]:
+    """``gather`` for an engine name and ``engines.connection.ConnectionParams``: the engine object comes from
+    the registry (``get_engine``). For failover code that has a node's connection options and wants its role,
+    position and lag."""
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import (
+        REPLICATION_ENGINES, check_engine, get_engine)
+    check_engine(engine_name, REPLICATION_ENGINES, area='replication status')
+    return gather(get_engine(engine_name, conn, runner), limits, database=database)
 
 
 # -- positions -----------------------------------------------------------------------------------------------

@@ -327,3 +327,22 @@ def test_reasons_become_findings_and_series_pass_promtool():
     assert 'opsready_health_replication_slot_retained_bytes{check="repl",slot="standby1"} 5242880' in text
     assert 'opsready_health_replication_upstream_up{check="replica"} 0' in text
     assert replication_check.expose is prometheus.EXPOSERS['replication']
+
+
+def test_a_login_without_pg_monitor_is_told_to_get_it_not_judged_broken():
+    # without pg_monitor, pg_stat_replication / pg_stat_wal_receiver rows exist but their columns are NULL
+    raw = copy.deepcopy(PG_PRIMARY)
+    for r in raw['replicas']:
+        r.update(state=None, sync_state=None, replay_lsn=None, lag_bytes=None, lag_seconds=None)
+    p = pg(raw, min_replicas=2)
+    assert conditions(p) == [('warning', st.CONFIG)] and 'pg_monitor' in p['reasons'][0]['message']
+    raw = dict(PG_STANDBY, receiver={k: None for k in PG_STANDBY['receiver']},
+               settings={'primary_conninfo': None})
+    s = pg(raw)
+    assert conditions(s) == [('warning', st.CONFIG)] and 'pg_monitor' in s['reasons'][0]['message']
+
+
+def test_node_status_refuses_engines_without_replication_status():
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
+    with pytest.raises(OpsReadyError, match="Unknown engine 'sqlite' for replication status"):
+        st.node_status('sqlite', ConnectionParams())
