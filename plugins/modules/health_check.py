@@ -293,7 +293,9 @@ notes:
   - Findings carry a C(condition) (V(high_cpu), V(high_memory), V(disk_full), V(service_down),
     V(database_connection), V(api_timeout), V(api_error), V(slow_response), V(network_saturated),
     V(certificate_expiry), V(command_failed), V(filesystem_unresponsive), V(check_error)) used by the
-    C(auto_recovery) role to pick a remediation.
+    C(auto_recovery) role to pick a remediation. C(replication) checks add V(replication_stopped),
+    V(replication_lag), V(replication_slot), V(replication_role), V(replica_missing), V(replication_config)
+    and V(replication_paused) (docs/replication.md).
   - C(service) checks need systemd running on the host; elsewhere they report a V(check_error)
     finding and a C(process) check with O(checks[].pidfile) is the alternative.
 seealso:
