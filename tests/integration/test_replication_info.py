@@ -70,8 +70,17 @@ def test_pg_healthy_cluster_from_both_ends(pg_cluster, tmp_path):
         health_task([check_spec('pg-primary', 'postgresql', c.primary, expected_role='primary', min_replicas=2),
                      check_spec('pg-standby1', 'postgresql', s1, expected_role='standby')], textfile),
     ]
+    # and what the module refuses, in the same play (one ansible-playbook start less)
+    refused = {'bad_threshold': ({'max_lag_seconds': {'warning': 10, 'critical': 5}}, 'must not be above critical'),
+               'closed_port': ({'login_port': 1}, 'Cannot connect to PostgreSQL at host 127.0.0.1 port 1')}
+    for name, (bad, _message) in refused.items():
+        tasks.append(dict(info_task(name, 'postgresql', c.primary, **bad), ignore_errors=True))
     run = run_playbook(write_playbook(tmp_path, tasks))
     assert run.rc == 0, run.stdout[-4000:]
+    for name, (_bad, message) in refused.items():
+        res = run.result(name)
+        assert res['_event'] == 'runner_on_failed' and message in res['msg'], res['msg']
+        assert c.primary.password not in json.dumps(res)
     primary, sb1, sb2 = run.result('primary'), run.result('standby1'), run.result('standby2')
     for res in (primary, sb1, sb2):
         assert res['verdict'] == 'ok', res['reasons']
@@ -250,18 +259,3 @@ def test_mariadb_gtid_replica_healthy_then_broken_io_thread(maria_cluster, tmp_p
         (('check', 'maria-replica'),): 0}
     m.wait_replayed()
     assert r.sql('SELECT count(*) FROM shop.t') == [('3',)]
-
-
-def test_module_refuses_bad_input_and_unreachable_servers(pg_cluster, tmp_path):
-    cases = {'bad_threshold': ({'max_lag_seconds': {'warning': 10, 'critical': 5}}, 'must not be above critical'),
-             'closed_port': ({'login_port': 1}, 'Cannot connect to PostgreSQL at host 127.0.0.1 port 1')}
-    tasks = []
-    for name, (bad, _message) in cases.items():
-        args = login(pg_cluster.primary, engine='postgresql')
-        args.update(bad)
-        tasks.append({'name': name, 'opsready.operations.replication_info': args, 'ignore_errors': True})
-    run = run_playbook(write_playbook(tmp_path, tasks))
-    for name, (_bad, message) in cases.items():
-        res = run.result(name)
-        assert res['_event'] == 'runner_on_failed' and message in res['msg'], res['msg']
-        assert pg_cluster.primary.password not in json.dumps(res)
