@@ -39,6 +39,8 @@ FILES = 'files'
 CATALOG_ENGINES: Tuple[str, ...] = ENGINES + (FILES,)
 # Engines with DR drill checks (integrity, smoke queries); SQL Server DBCC CHECKDB is not implemented yet.
 DRILL_ENGINES: Tuple[str, ...] = ('sqlite', 'postgresql', 'mariadb', 'mysql')
+# Engines with replication status (replication_info, the replication health check; replication/status.py).
+REPLICATION_ENGINES: Tuple[str, ...] = tuple(e for e in ENGINES if FAMILIES[e] in ('postgresql', 'mysql'))
 
 
 def check_engine(name: str, supported: Sequence[str] = ENGINES, area: str = '') -> str:
