@@ -447,7 +447,7 @@ class PostgresEngine(Engine):
                 '(pg_wal_archive.py) and reload PostgreSQL. Segments archived before stay as they are.'
                 % (manifest.position.get('wal_file'), 'to %s' % ', '.join(sorted(have)) if have else 'unencrypted',
                    ', '.join(opts.recipients), ' '.join('--recipient %s' % r for r in missing)),
-                path=manifest.path)
+                artifact=manifest.path)
 
     # -- verification -------------------------------------------------------------------------------
     def verify(self, manifest: Manifest) -> Dict[str, Any]:
