@@ -7,7 +7,8 @@ updates, an index) archives its segments raw with ``cp``; ``--wal-dir`` uses seg
 Each segment is then archived by the helper exactly as PostgreSQL runs it (a new interpreter per segment,
 ``python3 pg_wal_archive.py <dest> %p %f``, fsync included), into a fresh catalog per run, alternating
 plain / encrypted (one recipient) so caches and load favour neither. Printed per interpreter and compression:
-the median per-segment wall time of each side and the median of the paired ratios (encrypted / plain).
+the median per-segment wall time of each side, the median of the paired ratios (encrypted / plain), and the
+median CPU time (user + system) of each side, which the shared test machine's load disturbs far less.
 Target (issue 18): encryption adds less than 10 % per segment. No timed assertions.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -46,16 +48,19 @@ def make_wal(directory: Path, segments: int) -> list:
     return [directory / n for n in names]
 
 
-def one(python: str, segment: Path, compression: str, encrypt: bool, work: Path) -> float:
+def one(python: str, segment: Path, compression: str, encrypt: bool, work: Path) -> tuple:
+    """(wall seconds, CPU seconds user+system) of one helper run, as PostgreSQL runs it."""
     dest = Path(tempfile.mkdtemp(dir=work))
     argv = [python, str(HELPER), str(dest), str(segment), segment.name, '--compression', compression]
     if encrypt:
         argv += ['--recipient', RECIPIENT]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     subprocess.run(argv, check=True)
     wall = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     shutil.rmtree(dest)
-    return wall
+    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
 
 
 def has(python: str, module: str) -> bool:
@@ -78,24 +83,29 @@ def main() -> None:
             segments = make_wal(work / 'wal', args.segments)
         print('%d WAL segments of %d MB; %d rounds; load %.1f' % (
             len(segments), segments[0].stat().st_size >> 20, args.rounds, os.getloadavg()[0]))
-        print('%-28s %-6s %12s %12s %10s' % ('interpreter', 'comp', 'plain ms', 'age ms', 'ratio'))
+        print('%-28s %-6s %10s %10s %8s %12s %12s %8s' % ('interpreter', 'comp', 'plain ms', 'age ms', 'ratio',
+                                                          'plain cpu ms', 'age cpu ms', 'cpu +%'))
         for python in ('/usr/bin/python3', str(REPO / '.venv' / 'bin' / 'python')):
             if not os.path.exists(python) or not has(python, 'cryptography'):
                 continue
             for compression in ('gzip', 'zstd'):
                 if compression == 'zstd' and not has(python, 'zstandard'):
                     continue
-                plain, age, ratios = [], [], []
+                plain, age, ratios, plain_cpu, age_cpu = [], [], [], [], []
                 for rnd in range(args.rounds):
                     for segment in segments:
                         order = (False, True) if (rnd + len(plain)) % 2 == 0 else (True, False)
                         times = {enc: one(python, segment, compression, enc, work) for enc in order}
-                        plain.append(times[False])
-                        age.append(times[True])
-                        ratios.append(times[True] / times[False])
-                print('%-28s %-6s %12.1f %12.1f %9.3fx' % (
+                        plain.append(times[False][0])
+                        age.append(times[True][0])
+                        ratios.append(times[True][0] / times[False][0])
+                        plain_cpu.append(times[False][1])
+                        age_cpu.append(times[True][1])
+                cpu_plain, cpu_age = statistics.median(plain_cpu), statistics.median(age_cpu)
+                print('%-28s %-6s %10.1f %10.1f %7.3fx %12.1f %12.1f %7.1f%%' % (
                     python if len(python) < 28 else '...' + python[-25:], compression,
-                    statistics.median(plain) * 1000, statistics.median(age) * 1000, statistics.median(ratios)))
+                    statistics.median(plain) * 1000, statistics.median(age) * 1000, statistics.median(ratios),
+                    cpu_plain * 1000, cpu_age * 1000, (cpu_age / cpu_plain - 1) * 100))
         print('load at end %.1f' % os.getloadavg()[0])
     finally:
         shutil.rmtree(work, ignore_errors=True)
