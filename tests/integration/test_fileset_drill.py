@@ -124,3 +124,16 @@ def test_fileset_drill_passes_and_a_failing_check_fails_it(tmp_path):
     assert 'no_such_keyword' in smoke['details']['output']
     assert any('no_such_keyword' in reason for reason in report['reasons'])
     assert not scratch.exists() or os.listdir(scratch) == [], os.listdir(scratch)
+
+    # Check mode restores nothing; an empty check command is refused before any work.
+    step = {'step': 'fileset', 'backup_dir': str(backups), 'fileset': 'proxy-bad', 'scratch_root': str(scratch / 'x')}
+    book = tmp_path / 'check.yml'
+    book.write_text(json.dumps([{'hosts': 'localhost', 'gather_facts': False, 'tasks': [
+        {'name': 'check mode', 'opsready.operations.drill_step': step, 'check_mode': True},
+        {'name': 'empty command', 'ignore_errors': True,
+         'opsready.operations.drill_step': dict(step, check_command='')}]}]))
+    result = run_playbook(str(book))
+    checked = result.result('check mode')
+    assert checked['ok'] and checked['changed'] is False and 'check mode' in checked['result'], checked
+    assert 'check_command is empty' in result.result('empty command')['msg']
+    assert not (scratch / 'x').exists()
