@@ -136,3 +136,14 @@ def test_recipient_parsing_agrees_with_the_collection():
     # The age spec's example recipient.
     known = 'age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p'
     assert pg_wal_archive.parse_recipient(known) == encryption.parse_recipient(known)
+
+
+def test_without_cryptography_the_helper_fails_and_leaves_nothing(setup):
+    """The key is prepared in a thread: its failure must still fail the segment (never a clear-text artifact)."""
+    dest, seg, key, _other = setup
+    shim = ('import runpy, sys; sys.modules["cryptography"] = None; sys.argv = sys.argv[1:]; '
+            'runpy.run_path(sys.argv[0], run_name="__main__")')
+    failed = subprocess.run([sys.executable, '-c', shim, HELPER, str(dest), str(seg), seg.name, '--compression', 'gzip',
+                             '--recipient', key.recipient], capture_output=True, text=True, check=False)
+    assert failed.returncode != 0 and 'cryptography' in failed.stderr, failed.stderr
+    assert os.listdir(dest) == []
