@@ -68,7 +68,7 @@ def has(python: str, module: str) -> bool:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     parser.add_argument('--segments', type=int, default=8)
     parser.add_argument('--rounds', type=int, default=5)
     parser.add_argument('--wal-dir', help='archive these segments instead of generating WAL')

@@ -275,16 +275,17 @@ def drill_fileset(backup_dir: str, set_name: str, scratch_root: str, check_comma
                    sum(1 for c in certificates if c['kind'] == 'certificate'),
                    sum(1 for c in certificates if c.get('matches')))), details
 
+    def cleanup() -> Tuple[str, Dict[str, Any]]:
+        if not state.get('created') or not os.path.lexists(scratch_root):
+            return 'nothing to remove', {}
+        shutil.rmtree(scratch_root)
+        return 'removed %s' % scratch_root, {}
+
     try:
         if steps.run('find_backup', find) and steps.run('restore', restore) and steps.run('integrity', integrity) \
                 and check_command:
             steps.run('smoke', lambda: run_check(check_command, scratch_root, check_timeout))
     finally:
-        def cleanup() -> Tuple[str, Dict[str, Any]]:
-            if not state.get('created') or not os.path.lexists(scratch_root):
-                return 'nothing to remove', {}
-            shutil.rmtree(scratch_root)
-            return 'removed %s' % scratch_root, {}
         steps.run('cleanup', cleanup)
     failed = [s for s in steps.steps if not s['ok']]
     return {'ok': not failed, 'steps': steps.steps, 'backup': backup,
