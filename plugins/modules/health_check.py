@@ -148,6 +148,9 @@ options:
         description:
           - C(backup) recovery point objective; critical when the newest recoverable point (the newest
             verified full extended by its contiguous logs/WAL/binlogs) is older than this.
+          - "When the newest archived WAL segment or binlog is as old as that point, the finding's condition is
+            C(archive_stale): continuous archiving stopped (archive_command failing, archiving off), which is
+            otherwise silent until the next drill; a gap in the chain stays C(backup_stale)."
           - Unset checks only the age of the full backup.
         type: float
       full_max_age_hours:

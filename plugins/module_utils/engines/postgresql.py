@@ -239,10 +239,6 @@ class PostgresEngine(Engine):
             raise OpsReadyError('encrypt=true cannot be combined with format=directory: pg_dump writes the '
                                 'directory members itself, so they never pass through the encrypting stream. Use '
                                 'format=custom (restores in parallel with db_restore jobs > 1 too) or plain.')
-        if opts.recipients and opts.kind == 'wal':
-            raise OpsReadyError('encrypt=true does not apply to kind=wal: WAL segments are stored by the '
-                                'archive_command helper (pg_wal_archive.py), which does not encrypt. Leave encrypt '
-                                'off for kind=wal and protect the WAL archive directory (see docs/encryption.md).')
 
     # -- backups --------------------------------------------------------------------------------------
     def backup_sets(self, opts: BackupOptions) -> List[str]:
@@ -421,6 +417,7 @@ class PostgresEngine(Engine):
             found = [m for m in Catalog(opts.dest, engine=self.name, database=CLUSTER).logs()
                      if m.position.get('wal_file') == wal_file]
             if found:
+                self._check_wal_encryption(found[-1], opts)
                 return [found[-1].summary()]
             if time.monotonic() > deadline:
                 status = self.query('SELECT coalesce(last_archived_wal, \'-\'), coalesce(last_failed_wal, \'-\'), '
@@ -432,6 +429,25 @@ class PostgresEngine(Engine):
                     'helper\'s own message is in the PostgreSQL server log.'
                     % (wal_file, opts.dest, opts.wait_timeout, status[0], status[1], status[2]))
             time.sleep(0.2)
+
+    @staticmethod
+    def _check_wal_encryption(manifest: Manifest, opts: BackupOptions) -> None:
+        """kind=wal with encrypt=true: the archive_command helper encrypts, so prove it encrypted to every recipient.
+
+        The segment is stored by PostgreSQL's archive_command, not by this run: a helper configured without
+        ``--recipient`` would keep archiving in the clear while the play says encrypt=true.
+        """
+        if not opts.recipients:
+            return
+        have = set((manifest.data.get('encryption') or {}).get('recipients') or [])
+        missing = [r for r in opts.recipients if r not in have]
+        if missing:
+            raise OpsReadyError(
+                'WAL segment %s was archived %s, but encrypt=true asks for %s: add %s to archive_command '
+                '(pg_wal_archive.py) and reload PostgreSQL. Segments archived before stay as they are.'
+                % (manifest.position.get('wal_file'), 'to %s' % ', '.join(sorted(have)) if have else 'unencrypted',
+                   ', '.join(opts.recipients), ' '.join('--recipient %s' % r for r in missing)),
+                artifact=manifest.path)
 
     # -- verification -------------------------------------------------------------------------------
     def verify(self, manifest: Manifest) -> Dict[str, Any]:

@@ -739,9 +739,10 @@ class CommandCheck(CheckType):
 # --------------------------------------------------------------------------------------------
 @register
 class BackupCheck(CheckType):
-    """Per database in ``backup_dir``: the newest verified full must be younger than ``full_max_age_hours``
-    and the newest recoverable point (full plus contiguous logs/WAL) younger than ``rpo_minutes``;
-    ``warning_percent`` of either level is the warning level."""
+    """Per database in ``backup_dir``: the newest verified full must be younger than ``full_max_age_hours``,
+    and the newest recoverable point (full plus contiguous logs/WAL) younger than ``rpo_minutes``; when the
+    newest archived WAL segment / binlog is as old as that point the finding is ``archive_stale`` (a stopped
+    archiver, not a gap); ``warning_percent`` of each level is the warning level."""
 
     type_name = 'backup'
     options = {'backup_dir': {'type': 'path'}, 'backup_engine': {'type': 'str'},
@@ -807,8 +808,19 @@ class BackupCheck(CheckType):
             found += self._level(spec['name'], what, record['full_age_seconds'], spec['full_max_age_hours'] * 3600,
                                  spec, 'h', **extra)
             if spec.get('rpo_minutes') and record['full_age_seconds'] is not None:
-                found += self._level(spec['name'], 'recoverable point (full + logs)', record['rpo_seconds'],
-                                     spec['rpo_minutes'] * 60, spec, 'min', **extra)
+                rpo = self._level(spec['name'], 'recoverable point (full + logs)', record['rpo_seconds'],
+                                  spec['rpo_minutes'] * 60, spec, 'min', **extra)
+                log_age = record.get('log_age_seconds')
+                if rpo and log_age is not None and log_age >= rpo[0]['threshold']:
+                    # Continuous archiving stopped (not a gap in the chain): the newest archived WAL segment /
+                    # binlog is as old as the recoverable point. The database keeps running and the last full
+                    # stays fresh, so this is the finding that tells.
+                    rpo[0]['condition'] = 'archive_stale'
+                    rpo[0]['message'] += (' The newest archived WAL segment / binlog is %.1f min old: is archiving '
+                                          'stopped? PostgreSQL: pg_stat_archiver (last_failed_wal) and the server log '
+                                          'say why archive_command fails; an idle cluster archives nothing '
+                                          '(archive_timeout only closes segments holding writes).' % (log_age / 60))
+                found += rpo
         return found
 
 

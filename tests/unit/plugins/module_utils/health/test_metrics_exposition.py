@@ -57,7 +57,7 @@ FULL_RECORD = {
     'engine': 'postgresql', 'database': 'shop', 'artifacts': 3, 'fulls': 1, 'logs': 2,
     'last_success_timestamp': NOW - 60, 'last_full_success_timestamp': NOW - 3600, 'last_duration_seconds': 42.0,
     'last_size_bytes': 1024, 'last_verified': True, 'last_encrypted': True, 'size_bytes_total': 4096,
-    'recoverable_until_ts': NOW - 60,
+    'recoverable_until_ts': NOW - 60, 'newest_log_ts': NOW - 60, 'rpo_objective_seconds': 300.0, 'rpo_breached': False,
 }
 
 
