@@ -13,7 +13,8 @@ version_added: 0.1.0
 description:
   - Samples system metrics with psutil (CPU over an interval, load per core, memory and swap, space
     and inodes of every real filesystem, network throughput as a percent of link speed, established
-    TCP connections) and runs named checks (C(process), C(service), C(tcp), C(http), C(db), C(command), C(backup)).
+    TCP connections) and runs named checks (C(process), C(service), C(tcp), C(http), C(db), C(command), C(backup),
+    C(replication)).
   - Each metric and check is compared with warning and critical thresholds; every crossing is a
     finding (check, condition, value, threshold, severity, message). The verdict is the worst
     severity, V(ok), V(warning) or V(critical).
@@ -42,7 +43,7 @@ options:
         description: The check type.
         type: str
         required: true
-        choices: [backup, command, db, http, process, service, tcp]
+        choices: [backup, command, db, http, process, replication, service, tcp]
       name:
         description: Name of the check in findings and metrics. Defaults to the type and target (C(tcp:db1:5432)).
         type: str
@@ -66,10 +67,10 @@ options:
         description: Per-check overrides of O(thresholds) (C(latency_ms), C(error_rate_percent), C(tls_days)).
         type: dict
       host:
-        description: C(tcp) host to connect to; C(db) host for O(checks[].engine) checks.
+        description: C(tcp) host to connect to; C(db) host for O(checks[].engine) checks; C(replication) host.
         type: str
       port:
-        description: C(tcp) port; C(db) port for O(checks[].engine) checks.
+        description: C(tcp) port; C(db) port for O(checks[].engine) checks; C(replication) port.
         type: int
       url:
         description: C(http) URL, V(http://) or V(https://).
@@ -120,18 +121,20 @@ options:
         description:
           - C(db) password; appended to O(checks[].connection_string), or passed to the native client
             through the environment or a 0600 option file (never argv).
+          - C(replication) password, passed the same way.
         type: str
       engine:
         description: C(db) check through the native client (C(psql) or C(mariadb)/C(mysql)) instead of ODBC.
         type: str
         choices: [postgresql, mysql]
       user:
-        description: C(db) user for O(checks[].engine) checks.
+        description: C(db) user for O(checks[].engine) checks; C(replication) user.
         type: str
       database:
         description:
           - C(db) database for O(checks[].engine) checks.
           - C(backup) only this database (or file backup set) of O(checks[].backup_dir).
+          - C(replication) PostgreSQL database to connect to (default C(postgres)).
         type: str
       backup_dir:
         description:
@@ -182,6 +185,53 @@ options:
         description: C(command) exit codes meaning healthy. Default V([0]).
         type: list
         elements: int
+      replication_engine:
+        description:
+          - C(replication) check of a database node's replication (the assessment of
+            M(opsready.operations.replication_info)); each reason is a finding. Connects with O(checks[].host),
+            O(checks[].port) (or O(checks[].unix_socket)), O(checks[].user), O(checks[].password) (or
+            O(checks[].option_file)) and, for PostgreSQL, O(checks[].database).
+        type: str
+        choices: [postgresql, mariadb, mysql]
+      unix_socket:
+        description: C(replication) local socket (PostgreSQL socket directory, MariaDB/MySQL socket file).
+        type: path
+      option_file:
+        description:
+          - C(replication) credentials file instead of O(checks[].password) (C(.pgpass), or a MariaDB/MySQL
+            option file).
+        type: path
+      max_lag_bytes:
+        description:
+          - 'C(replication) PostgreSQL replay lag in bytes, C({warning: W, critical: C}) or a bare number
+            (critical). Default 16 MiB/256 MiB.'
+        type: raw
+      max_lag_seconds:
+        description:
+          - 'C(replication) replay lag in seconds, C({warning: W, critical: C}) or a bare number (critical).
+            Default 30/300.'
+        type: raw
+      max_slot_retained_bytes:
+        description:
+          - 'C(replication) PostgreSQL WAL retained by a slot, C({warning: W, critical: C}) or a number
+            (critical). Default 1 GiB/4 GiB.'
+        type: raw
+      inactive_slot_severity:
+        description: C(replication) severity of a PostgreSQL slot nobody is connected to. Default V(critical).
+        type: str
+        choices: [ok, warning, critical]
+      ignore_slots:
+        description: C(replication) PostgreSQL slots left out of the verdict.
+        type: list
+        elements: str
+      expected_role:
+        description: C(replication) the role the node should have; the other one is critical. Default V(any).
+        type: str
+        choices: [any, primary, standby]
+      min_replicas:
+        description:
+          - C(replication) on a primary, the least number of streaming standbys / connected replicas. Default V(0).
+        type: int
   thresholds:
     description:
       - 'Warning and critical levels, each C({warning: W, critical: C}) (either V(null) to disable) or a
@@ -352,6 +402,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.health import assess, checks, metrics
+# Imported for its side effect: it registers the replication check type.
+from ansible_collections.opsready.operations.plugins.module_utils.health import replication_check  # noqa: F401
 
 
 def main():

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime
 import math
 import os
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import atomic_write_text
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
@@ -23,6 +23,9 @@ from ansible_collections.opsready.operations.plugins.module_utils.files import s
 
 PREFIX = 'opsready_health_'
 Labels = Dict[str, str]
+# Extra series of a check type (type name -> function(exposition, check result)); a check type that lives in
+# its own file registers its function here when imported (replication_check).
+EXPOSERS: Dict[str, Callable[[Any, Dict[str, Any]], None]] = {}
 
 
 def _ratio(percent: Any) -> Optional[float]:
@@ -128,6 +131,9 @@ def build(result: Dict[str, Any], timestamp: float) -> str:
         # `... - time()` gives the seconds left in any query.
         exp.add('check_tls_expiry_timestamp_seconds', 'Unix time the served certificate expires (notAfter).',
                 _timestamp(check.get('tls_not_after')), labels)
+        extra = EXPOSERS.get(check.get('type', ''))
+        if extra is not None:
+            extra(exp, check)
     per_check: Dict[str, int] = {}
     for item in result.get('findings', []):
         per_check[item['check']] = max(per_check.get(item['check'], 0), RANK[item['severity']])

@@ -15,6 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ansible_collections.opsready.operations.plugins.module_utils.health import backup_freshness, prometheus
+from ansible_collections.opsready.operations.plugins.module_utils.health import replication_check
 from tests.harness.promtool import check_metrics
 
 REPO = Path(__file__).resolve().parents[5]
@@ -39,6 +40,14 @@ FULL_RESULT = {
         {'name': 'web', 'type': 'http', 'ok': True, 'latency_ms': 12.0, 'error_rate_percent': 2.5,
          'tls_not_after': '2026-12-24T00:00:00Z', 'tls_days_remaining': 20.0},
         {'name': 'db', 'type': 'db', 'ok': False},
+        # every replication series (replication_check.expose): a primary with a replica and a slot, a standby
+        {'name': 'pg-primary', 'type': 'replication', 'ok': True, 'latency_ms': 20.0, 'replication': {
+            'role': 'primary', 'verdict': 'warning', 'lag_bytes': None, 'lag_seconds': None, 'timeline': 1,
+            'replicas': [{'name': 'standby1', 'lag_bytes': 0, 'lag_seconds': 0.002}],
+            'slots': [{'slot_name': 'standby1', 'active': True, 'retained_bytes': 8192}], 'upstream': None}},
+        {'name': 'pg-standby', 'type': 'replication', 'ok': True, 'latency_ms': 20.0, 'replication': {
+            'role': 'standby', 'verdict': 'ok', 'lag_bytes': 0, 'lag_seconds': 0.0, 'timeline': 1,
+            'replicas': [], 'slots': [], 'upstream': {'status': 'streaming'}}},
     ],
     'findings': [{'check': 'web', 'severity': 'warning'}, {'check': 'db', 'severity': 'critical'}],
 }
@@ -68,6 +77,7 @@ def test_health_exposition_passes_promtool_with_every_family():
     check_metrics(text, 'health_check textfile')
     families = _families(text)
     source = (REPO / 'plugins' / 'module_utils' / 'health' / 'prometheus.py').read_text()
+    source += Path(replication_check.__file__).read_text()
     in_code = {prometheus.PREFIX + name for name in re.findall(r"exp\.add\('(\w+)'", source)}
     assert set(families) == in_code, 'families the code can emit but this test does not render: %s' % (
         in_code - set(families))
