@@ -60,6 +60,9 @@ class NodeState:
     replay_delay: Optional[float] = None  # seconds since the last replayed transaction committed
     read_only: Optional[bool] = None      # default_transaction_read_only
     timeline: Optional[int] = None
+    verdict: str = ''                     # replication/status.py's verdict and reasons for this node
+    reasons: List[str] = field(default_factory=list)
+    status: Dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def is_primary(self) -> bool:
@@ -77,7 +80,7 @@ class NodeState:
         return max(values) if values else -1
 
     def as_dict(self) -> Dict[str, Any]:
-        return {k: v for k, v in asdict(self).items()}
+        return {k: v for k, v in asdict(self).items() if k != 'status'}
 
 
 def lsn_text(value: Optional[int]) -> Optional[str]:

@@ -33,19 +33,11 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.pg_quo
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import (
     PostgresEngine, find_client_tool, lsn_to_int)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import get_engine
+from ansible_collections.opsready.operations.plugins.module_utils.replication import status as repl_status
 from ansible_collections.opsready.operations.plugins.module_utils.replication.failover import (
     NodeSpec, NodeState, check_switchover_candidate, choose_failover_candidate, fence_record, lsn_text,
     read_fence_file, standby_lag, write_fence_file)
 
-STATUS_SQL = (
-    "SELECT pg_is_in_recovery()::text, "
-    "CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END, "
-    "pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text, "
-    "(SELECT status FROM pg_stat_wal_receiver), "
-    "(SELECT sender_host || ':' || sender_port FROM pg_stat_wal_receiver), "
-    "extract(epoch FROM now() - pg_last_xact_replay_timestamp())::text, "
-    "current_setting('default_transaction_read_only'), "
-    "(SELECT timeline_id FROM pg_control_checkpoint())::text")
 CONNINFO_RE = re.compile(r"\s*([A-Za-z_]+)\s*=\s*('(?:[^'\\]|\\.)*'|[^\s']*)")
 
 
@@ -123,19 +115,24 @@ class PgNode:
         return self.engine.query(sql)
 
     def observe(self) -> NodeState:
+        """The node's replication status (replication/status.py, the same one query replication_info runs)."""
         try:
-            row = self.query(STATUS_SQL)[0]
+            status = repl_status.gather(self.engine)
         except OpsReadyError as exc:
             return NodeState(self.name, reachable=False, error=exc.message)
 
-        def lsn(text: str) -> Optional[int]:
+        def lsn(text: Optional[str]) -> Optional[int]:
             return lsn_to_int(text) if text else None
 
-        recovery, current, received, replayed, receiver, sender, delay, read_only, tli = row
-        return NodeState(self.name, reachable=True, in_recovery=recovery == 'true', current_lsn=lsn(current),
-                         receive_lsn=lsn(received), replay_lsn=lsn(replayed), receiver=receiver or '',
-                         sender=sender or '', replay_delay=float(delay) if delay else None,
-                         read_only=read_only == 'on', timeline=int(tli) if tli else None)
+        upstream = status.get('upstream') or {}
+        sender = '%s:%s' % (upstream.get('sender_host'), upstream.get('sender_port')) if upstream else ''
+        return NodeState(self.name, reachable=True, in_recovery=bool(status['in_recovery']),
+                         current_lsn=lsn(status.get('current_lsn')), receive_lsn=lsn(status.get('receive_lsn')),
+                         replay_lsn=lsn(status.get('replay_lsn')), receiver=upstream.get('status') or '',
+                         sender=sender, replay_delay=status.get('lag_seconds'),
+                         read_only=(status.get('settings') or {}).get('default_transaction_read_only') == 'on',
+                         timeline=status.get('timeline'), verdict=status.get('verdict', ''),
+                         reasons=[r.get('message', '') for r in status.get('reasons') or []], status=status)
 
     def follow_template(self) -> Tuple[str, bool]:
         """This standby's primary_conninfo and whether it streams through a replication slot: the model for
@@ -535,10 +532,15 @@ def failover(group: Group, primary: str, candidate: Optional[str], force_candida
                 'msg': '%s is already the primary; nothing to promote.' % new.name,
                 'nodes': state_summary(states, new)}
     chosen = choose_failover_candidate([s for n, s in states.items() if n != primary], candidate, force_candidate)
+    # replication/status.py's ranking (timelines included) goes into the plan for the operator. It does not
+    # decide: a standby without a running WAL receiver reports the timeline of its last restartpoint, which
+    # lags behind a promotion, so "incomparable" there is often only "not known yet".
+    ranking = repl_status.most_advanced({s.name: s.status for s in states.values() if s.is_standby})
     others = [n for n in group.order if n not in (primary, chosen.name)]
     positions = {s.name: lsn_text(s.position) for s in states.values() if s.is_standby}
     plan = {'action': 'failover', 'promote': chosen.name, 'fence': primary, 'repoint': others,
-            'positions': positions, 'candidate_position': lsn_text(chosen.position)}
+            'positions': positions, 'candidate_position': lsn_text(chosen.position),
+            'ranking': {'best': ranking.get('best'), 'incomparable': ranking.get('incomparable')}}
     result: Dict[str, Any] = {'plan': plan, 'nodes': state_summary(states)}
     if check_mode:
         result.update(changed=True, fence=fence(group, primary, chosen.name, '', True),
