@@ -220,41 +220,10 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner  # noqa: E402
-from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import (  # noqa: E402
-    ConnectionParams)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import FAILOVER_ENGINES  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.replication import pg_promote  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.replication.failover import (  # noqa: E402
-    NodeSpec, check_names, find_node)
-
-NODE_SPEC = dict(
-    name=dict(type='str', required=True),
-    login_host=dict(type='str'),
-    login_port=dict(type='int', default=5432),
-    login_unix_socket=dict(type='path'),
-    login_user=dict(type='str'),
-    login_password=dict(type='str', no_log=True),
-    connect_timeout=dict(type='int', default=5),
-    data_dir=dict(type='path'),
-    bindir=dict(type='path'),
-    start_options=dict(type='str'),
-    log_file=dict(type='path'),
-    os_user=dict(type='str'),
-    start_command=dict(type='list', elements='str'),
-    stop_command=dict(type='list', elements='str'),
-)
-
-
-def node_specs(items):
-    specs = []
-    for item in items:
-        conn = ConnectionParams(host=item.get('login_host'), port=item.get('login_port'),
-                                unix_socket=item.get('login_unix_socket'), user=item.get('login_user'),
-                                password=item.get('login_password'), connect_timeout=item.get('connect_timeout') or 5)
-        specs.append(NodeSpec(name=item['name'], conn=conn, data_dir=item.get('data_dir'), bindir=item.get('bindir'),
-                              start_options=item.get('start_options'), log_file=item.get('log_file'),
-                              os_user=item.get('os_user'), start_command=item.get('start_command') or [],
-                              stop_command=item.get('stop_command') or []))
-    return specs
+    check_names, find_node, node_argument_spec, node_specs)
 
 
 def main():
@@ -262,8 +231,8 @@ def main():
         argument_spec=dict(
             action=dict(type='str', required=True, choices=['switchover', 'failover', 'rejoin', 'plan']),
             plan_for=dict(type='str', default='switchover', choices=['switchover', 'failover', 'rejoin']),
-            engine=dict(type='str', default='postgresql', choices=['postgresql']),
-            nodes=dict(type='list', elements='dict', required=True, options=NODE_SPEC),
+            engine=dict(type='str', default='postgresql', choices=list(FAILOVER_ENGINES)),
+            nodes=dict(type='list', elements='dict', required=True, options=node_argument_spec()),
             primary=dict(type='str', required=True),
             candidate=dict(type='str'),
             node=dict(type='str'),

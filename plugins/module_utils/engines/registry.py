@@ -39,6 +39,8 @@ FILES = 'files'
 CATALOG_ENGINES: Tuple[str, ...] = ENGINES + (FILES,)
 # Engines with DR drill checks (integrity, smoke queries); SQL Server DBCC CHECKDB is not implemented yet.
 DRILL_ENGINES: Tuple[str, ...] = ('sqlite', 'postgresql', 'mariadb', 'mysql')
+# Engines db_failover switches over and fails over (replication/pg_promote.py); MariaDB GTID is not implemented yet.
+FAILOVER_ENGINES: Tuple[str, ...] = ('postgresql',)
 
 
 def check_engine(name: str, supported: Sequence[str] = ENGINES, area: str = '') -> str:

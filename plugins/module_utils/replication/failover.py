@@ -83,6 +83,39 @@ class NodeState:
         return {k: v for k, v in asdict(self).items() if k != 'status'}
 
 
+def node_argument_spec() -> Dict[str, Any]:
+    """The ``nodes`` suboptions of db_failover and failover_drill."""
+    return dict(
+        name=dict(type='str', required=True),
+        login_host=dict(type='str'),
+        login_port=dict(type='int', default=5432),
+        login_unix_socket=dict(type='path'),
+        login_user=dict(type='str'),
+        login_password=dict(type='str', no_log=True),
+        connect_timeout=dict(type='int', default=5),
+        data_dir=dict(type='path'),
+        bindir=dict(type='path'),
+        start_options=dict(type='str'),
+        log_file=dict(type='path'),
+        os_user=dict(type='str'),
+        start_command=dict(type='list', elements='str'),
+        stop_command=dict(type='list', elements='str'),
+    )
+
+
+def node_specs(items: Sequence[Dict[str, Any]]) -> List[NodeSpec]:
+    specs = []
+    for item in items:
+        conn = ConnectionParams(host=item.get('login_host'), port=item.get('login_port'),
+                                unix_socket=item.get('login_unix_socket'), user=item.get('login_user'),
+                                password=item.get('login_password'), connect_timeout=item.get('connect_timeout') or 5)
+        specs.append(NodeSpec(name=item['name'], conn=conn, data_dir=item.get('data_dir'), bindir=item.get('bindir'),
+                              start_options=item.get('start_options'), log_file=item.get('log_file'),
+                              os_user=item.get('os_user'), start_command=item.get('start_command') or [],
+                              stop_command=item.get('stop_command') or []))
+    return specs
+
+
 def lsn_text(value: Optional[int]) -> Optional[str]:
     """An integer WAL position in PostgreSQL's X/X notation."""
     if value is None or value < 0:
