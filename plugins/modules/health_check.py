@@ -402,8 +402,10 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.health import assess, checks, metrics
-# Imported for its side effect: it registers the replication check type.
-from ansible_collections.opsready.operations.plugins.module_utils.health import replication_check  # noqa: F401
+from ansible_collections.opsready.operations.plugins.module_utils.health import replication_check
+
+# Check types that live in their own file register themselves with health.checks when imported.
+EXTRA_CHECK_TYPES = (replication_check.ReplicationCheck,)
 
 
 def main():

@@ -243,7 +243,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import (
     connection_from_params, db_connection_argument_spec, db_connection_mutually_exclusive)
-from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import get_engine
+from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import (
+    REPLICATION_ENGINES, get_engine)
 from ansible_collections.opsready.operations.plugins.module_utils.replication import status as repl
 
 FAIL_ON = {'critical': 2, 'warning': 1, 'never': 99}
@@ -252,7 +253,7 @@ FAIL_ON = {'critical': 2, 'warning': 1, 'never': 99}
 def main():
     argument_spec = db_connection_argument_spec()
     argument_spec.update(
-        engine=dict(type='str', required=True, choices=list(repl.ENGINES)),
+        engine=dict(type='str', required=True, choices=list(REPLICATION_ENGINES)),
         database=dict(type='str', default='postgres'),
         max_lag_bytes=dict(type='raw'),
         max_lag_seconds=dict(type='raw'),

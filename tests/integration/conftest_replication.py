@@ -1,9 +1,9 @@
 """pytest fixtures for replication clusters (``tests/harness/replication.py``).
 
-Not a conftest.py (pytest does not load this file by itself): a test module imports the fixtures it
-uses by name, which registers them for that module::
+Not a conftest.py (pytest does not load this file by itself, and tests/conftest.py stays as it is): a test
+module loads it as a plugin::
 
-    from tests.integration.conftest_replication import pg_cluster, maria_cluster  # noqa: F401
+    pytest_plugins = ['tests.integration.conftest_replication']
 
 * ``pg_cluster`` (module): PostgreSQL 15 primary + 2 streaming standbys, physical slots on
   (``standby1``, ``standby2``), async.  Tests that break a standby must put it back (``restore_*``)

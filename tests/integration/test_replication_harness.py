@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from tests.integration.conftest_replication import maria_cluster, pg_cluster, pg_cluster_factory  # noqa: F401
+pytest_plugins = ['tests.integration.conftest_replication']
 
 
-def test_pg_cluster_streams_breaks_and_restores(pg_cluster):  # noqa: F811
+def test_pg_cluster_streams_breaks_and_restores(pg_cluster):
     c = pg_cluster
     rows = c.primary.sql("SELECT application_name, state FROM pg_stat_replication ORDER BY 1", superuser=True)
     assert rows == [('standby1', 'streaming'), ('standby2', 'streaming')]
@@ -30,7 +30,7 @@ def test_pg_cluster_streams_breaks_and_restores(pg_cluster):  # noqa: F811
     assert [n.name for n in c.current_primaries()] == ['primary']
 
 
-def test_pg_promote_after_kill(pg_cluster_factory):  # noqa: F811
+def test_pg_promote_after_kill(pg_cluster_factory):
     c = pg_cluster_factory(standbys=1)
     c.primary.sql("CREATE TABLE k (id int); INSERT INTO k VALUES (1)", superuser=True)
     c.wait_replayed()
@@ -40,7 +40,7 @@ def test_pg_promote_after_kill(pg_cluster_factory):  # noqa: F811
     c.standbys[0].sql("INSERT INTO k VALUES (2)", superuser=True)
 
 
-def test_maria_cluster_gtid_and_broken_io_thread(maria_cluster):  # noqa: F811
+def test_maria_cluster_gtid_and_broken_io_thread(maria_cluster):
     m = maria_cluster
     r = m.replicas[0]
     m.primary.sql("CREATE DATABASE IF NOT EXISTS h; CREATE TABLE h.t (id int primary key); INSERT INTO h.t VALUES (1)")

@@ -41,6 +41,8 @@ CATALOG_ENGINES: Tuple[str, ...] = ENGINES + (FILES,)
 DRILL_ENGINES: Tuple[str, ...] = ('sqlite', 'postgresql', 'mariadb', 'mysql')
 # Engines db_failover switches over and fails over (replication/pg_promote.py); MariaDB GTID is not implemented yet.
 FAILOVER_ENGINES: Tuple[str, ...] = ('postgresql',)
+# Engines with replication status (replication_info, the replication health check; replication/status.py).
+REPLICATION_ENGINES: Tuple[str, ...] = tuple(e for e in ENGINES if FAMILIES[e] in ('postgresql', 'mysql'))
 
 
 def check_engine(name: str, supported: Sequence[str] = ENGINES, area: str = '') -> str:

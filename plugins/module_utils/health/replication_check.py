@@ -24,7 +24,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import (
     ConnectionParams, check_option_file)
-from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import get_engine
+from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import (
+    REPLICATION_ENGINES, get_engine)
 from ansible_collections.opsready.operations.plugins.module_utils.health import prometheus
 from ansible_collections.opsready.operations.plugins.module_utils.health.checks import CheckType, register
 from ansible_collections.opsready.operations.plugins.module_utils.health.thresholds import (
@@ -36,7 +37,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.replication im
 class ReplicationCheck(CheckType):
     type_name = 'replication'
     options = {
-        'replication_engine': {'type': 'str', 'choices': list(repl.ENGINES)},
+        'replication_engine': {'type': 'str', 'choices': list(REPLICATION_ENGINES)},
         # The same specs as the db check's options of these names (suboptions() refuses a conflict).
         'host': {'type': 'str'},
         'port': {'type': 'int'},

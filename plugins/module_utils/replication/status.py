@@ -32,11 +32,7 @@ import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
-from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import ENGINES as ALL_ENGINES
-from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import FAMILIES
 
-# The engines with replication status: the registry's PostgreSQL and MariaDB/MySQL families.
-ENGINES: Tuple[str, ...] = tuple(e for e in ALL_ENGINES if FAMILIES[e] in ('postgresql', 'mysql'))
 OK = 'ok'
 WARNING = 'warning'
 CRITICAL = 'critical'
@@ -189,9 +185,8 @@ def measure(level: Level, value: Optional[float], what: str, condition: str = LA
     if severity == OK:
         return []
     limit = level.level(severity)
-    return [reason(severity, condition, '%s is %s (%s above %s).' % (what, fmt(level.name, value), severity,
-                                                                      fmt(level.name, limit)),
-                   value=value, threshold=limit, subject=subject)]
+    text = '%s is %s (%s above %s).' % (what, fmt(level.name, value), severity, fmt(level.name, limit))
+    return [reason(severity, condition, text, value=value, threshold=limit, subject=subject)]
 
 
 def role_reasons(role: str, limits: Limits, where: str) -> List[Dict[str, Any]]:

@@ -28,6 +28,7 @@ EXPECTED = {
     'backup_prune': registry.CATALOG_ENGINES,
     'backup_verify': registry.CATALOG_ENGINES,
     'drill_step': registry.DRILL_ENGINES,
+    'replication_info': registry.REPLICATION_ENGINES,
 }
 
 
