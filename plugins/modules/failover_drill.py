@@ -180,28 +180,41 @@ def run_drill(module, p, runner):
         steps.append({'name': 'writer', 'started': clock.iso(t), 'finished': clock.iso(_now()), 'ok': True,
                       'result': '%d commits acknowledged before the event' % len(writer.acked)})
         group = pg_promote.Group(specs, runner, p['timeout'])
+        repointed = []
+
+        def repoint(node):
+            # Right after the promotion (failover: inside it, before the RPO and the other standbys).
+            if not p['endpoint']:
+                return None
+            e = p['endpoint']
+            started = _now()
+            ep = endpoint.repoint(e.get('kind') or 'pgbouncer', e['path'], e['entries'], node.conn.host or '',
+                                  node.conn.port or 5432, e.get('reload') or 'signal', e.get('pid_file'),
+                                  e.get('reload_command') or [], e.get('backend'), [], False, runner)
+            repointed.append({'name': 'repoint', 'started': clock.iso(started), 'finished': clock.iso(_now()),
+                              'ok': True, 'result': '%d entries changed' % len(ep['changes'])})
+            return ep['changes']
+
         t_event = _now()
         if mode == 'failover':
             pid = drill.kill_postmaster(old.data_dir)
+            t_event = _now()   # every process of the server got SIGKILL: no acknowledgement after this is its
             steps.append({'name': 'kill', 'started': clock.iso(t_event), 'finished': clock.iso(_now()), 'ok': True,
                           'result': 'SIGKILL to postmaster %d of %s' % (pid, old.name)})
             t = _now()
-            result = pg_promote.failover(group, old.name, p['candidate'], False, False)
+            result = pg_promote.failover(group, old.name, p['candidate'], False, False,
+                                         on_promoted=lambda node: repoint(node.spec))
         else:
             t = t_event
             result = pg_promote.switchover(group, old.name, p['candidate'], 16 * 1024 * 1024, False)
+            if p['endpoint']:
+                repoint(find_node(specs, result.get('promoted'), 'promoted'))
         steps.append({'name': mode, 'started': clock.iso(t), 'finished': clock.iso(_now()), 'ok': True,
                       'result': result.get('msg')})
         promoted = result.get('promoted')
         target = find_node(specs, promoted, 'promoted')
-        if p['endpoint']:
-            e = p['endpoint']
-            t = _now()
-            ep = endpoint.repoint(e.get('kind') or 'pgbouncer', e['path'], e['entries'], target.conn.host or '',
-                                  target.conn.port or 5432, e.get('reload') or 'signal', e.get('pid_file'),
-                                  e.get('reload_command') or [], e.get('backend'), [], False, runner)
-            steps.append({'name': 'repoint', 'started': clock.iso(t), 'finished': clock.iso(_now()), 'ok': True,
-                          'result': '%d entries changed' % len(ep['changes'])})
+        if repointed:
+            steps.append(repointed[0])
         # failover: the first write after the kill (the old primary is dead, so it was on the new one);
         # switchover: the first write after the switchover returned (the new primary took it).
         since = t_event if mode == 'failover' else _now()
@@ -216,7 +229,8 @@ def run_drill(module, p, runner):
     finally:
         writer.stop()
     rows = _present(target, w, runner)
-    measured = drill.measure(mode, writer.acked, rows, t_event, t_end)
+    measured = drill.measure(mode, writer.acked, rows, t_event, t_end,
+                             first_after=first if mode == 'failover' else None)
     measured.update(in_doubt=len(writer.in_doubt), reconnects=writer.reconnects, rpo_bytes=result.get('rpo_bytes'),
                     promoted=promoted, fenced=(result.get('fence') or {}).get('state'))
     database = {'name': '%s drill %s' % (mode, old.name), 'engine': 'postgresql', 'source': old.name,

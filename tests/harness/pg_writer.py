@@ -26,6 +26,7 @@ class PgWriter:
         self.table = table
         self.interval = interval
         self.acked: Dict[int, float] = {}      # row number -> monotonic time of its acknowledgement
+        self.sent: Dict[int, float] = {}       # row number -> monotonic time it was sent
         self.in_doubt: List[int] = []
         self.reconnects = 0
         self._next = 1
@@ -56,7 +57,8 @@ class PgWriter:
             time.sleep(0.01)
 
     def first_ack_after(self, moment: float) -> Optional[float]:
-        later = [t for t in self.acked.values() if t > moment]
+        """The acknowledgement of the first row sent after ``moment`` (not a late-read ack of an earlier row)."""
+        later = [t for n, t in list(self.acked.items()) if self.sent.get(n, 0.0) > moment]
         return min(later) if later else None
 
     def _session(self) -> None:
@@ -68,6 +70,7 @@ class PgWriter:
             while not self._stop.is_set():
                 n = self._next
                 self._next += 1
+                self.sent[n] = time.monotonic()
                 try:
                     proc.stdin.write('INSERT INTO %s (n) VALUES (%d);\n\\echo ack %d\n' % (self.table, n, n))
                     proc.stdin.flush()

@@ -45,6 +45,7 @@ class Writer:
         self.table = quote_ident(table)
         self.runner = runner
         self.acked: Dict[int, float] = {}
+        self.sent: Dict[int, float] = {}       # row number -> monotonic time it was sent
         self.in_doubt: List[int] = []
         self.reconnects = 0
         self._next = 1
@@ -75,7 +76,9 @@ class Writer:
             time.sleep(0.01)
 
     def first_after(self, moment: float) -> Optional[float]:
-        later = [t for t in list(self.acked.values()) if t > moment]
+        """When the first row sent after ``moment`` was acknowledged (an ack read late from the pipe for a row
+        sent before the event says nothing about the new primary)."""
+        later = [t for n, t in list(self.acked.items()) if self.sent.get(n, 0.0) > moment]
         return min(later) if later else None
 
     def _session(self) -> None:
@@ -85,6 +88,7 @@ class Writer:
             while not self._stop.is_set():
                 n = self._next
                 self._next += 1
+                self.sent[n] = time.monotonic()
                 try:
                     proc.stdin.write(('INSERT INTO %s (n) VALUES (%d);\n\\echo ack %d\n' % (self.table, n, n))
                                      .encode('ascii'))
@@ -117,12 +121,36 @@ class Writer:
             self._session()
 
 
+def _children(pid: int) -> List[int]:
+    found = []
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open('/proc/%s/stat' % entry, 'rb') as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b')') + 2:].split()
+        if len(fields) > 1 and int(fields[1]) == pid:
+            found.append(int(entry))
+    return found
+
+
 def kill_postmaster(data_dir: str) -> int:
-    """SIGKILL the postmaster of ``data_dir`` (the crash the drill simulates); its children die with it."""
+    """SIGKILL the server of ``data_dir``: the postmaster and its children at once (a backend of a dead postmaster
+    would otherwise go on committing for its session until it notices, and a late acknowledgement would be
+    counted as the new primary's)."""
     try:
         with open(os.path.join(data_dir, 'postmaster.pid'), encoding='ascii') as handle:
             pid = int(handle.readline().strip())
+        children = _children(pid)
         os.kill(pid, signal.SIGKILL)
+        for child in children:
+            try:
+                os.kill(child, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
     except (OSError, ValueError) as exc:
         raise OpsReadyError('Failover drill: cannot kill the primary of %s (%s): it must run on this host.'
                             % (data_dir, exc))
@@ -142,14 +170,15 @@ class Clock:
 
 
 def measure(mode: str, acked: Dict[int, float], present: List[int], t_event: float, t_end: float,
-            ) -> Dict[str, Any]:
+            first_after: Optional[float] = None) -> Dict[str, Any]:
     """RTO/RPO from the writer's acknowledgements and the rows the new primary holds (see the module docstring)."""
     have = set(present)
     lost = sorted(n for n in acked if n not in have)
     times = sorted(t for t in acked.values())
     if mode == 'failover':
         after = [t for t in times if t > t_event]
-        rto = round(after[0] - t_event, 3) if after else None
+        first = first_after if first_after is not None else (after[0] if after else None)
+        rto = round(first - t_event, 3) if first is not None else None
     else:
         window = [t_event] + [t for t in times if t_event <= t <= t_end]
         gaps = [b - a for a, b in zip(window, window[1:])]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import pwd
 import re
+import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, cast
 
@@ -332,7 +333,18 @@ class Group:
         self.log = log or (lambda _msg: None)
 
     def observe(self) -> Dict[str, NodeState]:
-        return {name: self.nodes[name].observe() for name in self.order}
+        """Every node at once (one psql each, in threads): during a failover this is downtime, and a dead
+        primary costs a connect timeout that must not add to the others' time."""
+        found: Dict[str, NodeState] = {}
+
+        def one(name: str) -> None:
+            found[name] = self.nodes[name].observe()
+        threads = [threading.Thread(target=one, args=(name,)) for name in self.order]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return {name: found[name] for name in self.order}
 
     def step(self, what: str, node: str, func: Callable[[], Any]) -> Any:
         started = time.monotonic()
@@ -516,7 +528,9 @@ def fence(group: Group, name: str, new_primary: str, template: str, check_mode: 
 
 
 def failover(group: Group, primary: str, candidate: Optional[str], force_candidate: bool,
-             check_mode: bool) -> Dict[str, Any]:
+             check_mode: bool, on_promoted: Optional[Callable[[PgNode], Any]] = None) -> Dict[str, Any]:
+    """``on_promoted(new_primary)`` runs right after the promotion (repointing the clients), before the rest
+    (other standbys, the RPO from pg_waldump, the final observation): the application's downtime ends there."""
     states = group.observe()
     old = states[primary]
     if old.is_primary:
@@ -548,19 +562,23 @@ def failover(group: Group, primary: str, candidate: Optional[str], force_candida
                       % (primary, chosen.name, lsn_text(chosen.position)))
         return result
     new_node = group.nodes[chosen.name]
-    template, use_slots = new_node.follow_template()
-    # Fence first: once the candidate is promoted, a returning old primary would be a second one.
-    record = group.step('fence', primary, lambda: fence(group, primary, chosen.name, template, False))
-    before = new_node.observe()
+    # Fence first: once the candidate is promoted, a returning old primary would be a second one. Its
+    # primary_conninfo is built from the login alone here (rejoin rewrites it): reading the candidate's template
+    # first would add a round trip to the downtime.
+    record = group.step('fence', primary, lambda: fence(group, primary, chosen.name, '', False))
     group.step('promote (pg_promote)', chosen.name, lambda: new_node.promote(group.timeout))
+    hook = group.step('repoint clients', chosen.name, lambda: on_promoted(new_node)) if on_promoted else None
+    template, use_slots = new_node.follow_template()
     repointed = repoint_standbys(group, others, new_node, template, use_slots)
     wal_end = group.nodes[primary].wal_end() if group.nodes[primary].has_data_dir() else None
-    promoted_at = before.position
+    # The primary is dead, so the candidate's WAL stopped growing when it was observed: that is what it promoted.
+    promoted_at = chosen.position
     rpo = max(0, wal_end - promoted_at) if wal_end is not None and promoted_at >= 0 else None
     after = group.observe()
     result.update(changed=True, promoted=chosen.name, primary=chosen.name, fence=record, repointed=repointed,
                   steps=group.steps, nodes=state_summary(after, after[chosen.name]),
                   rpo_bytes=rpo, old_primary_wal_end=lsn_text(wal_end), promoted_at=lsn_text(promoted_at),
+                  on_promoted=hook,
                   msg='Fenced %s (%s) and promoted %s; %s WAL bytes of %s were not replicated.'
                   % (primary, record['state'], chosen.name, 'unknown' if rpo is None else rpo, primary))
     if rpo is None:
