@@ -68,16 +68,19 @@ def test_missing_entry_and_hostile_host_are_refused(tmp_path):
     ini = tmp_path / 'pgbouncer.ini'
     before = '[databases]\napp = host=10.0.0.1 port=5432 dbname=app\n[pgbouncer]\nlisten_port = 6432\n'
     ini.write_text(before)
-
-    def task(**args):
-        base = {'path': str(ini), 'entries': ['app'], 'host': '10.0.0.2', 'port': 5432}
-        base.update(args)
-        return {'name': 'repoint', 'opsready.operations.db_endpoint': base}
-    missing = run_playbook(write_playbook(tmp_path, [task(entries=['nope'])])).result('repoint')
-    assert missing['_event'] == 'runner_on_failed' and 'no entry' in missing['msg']
-    for host in ('127.0.0.1 dbname=evil', "x'y", 'a\nb', ''):
-        res = run_playbook(write_playbook(tmp_path, [task(host=host)])).result('repoint')
-        assert res['_event'] == 'runner_on_failed' and 'not a host name' in res['msg'], host
-    nopid = run_playbook(write_playbook(tmp_path, [task()])).result('repoint')
-    assert nopid['_event'] == 'runner_on_failed' and 'no pid file' in nopid['msg']
+    hostile = ['127.0.0.1 dbname=evil', "x'y", 'a\nb', '']
+    refused = {'name': 'refused', 'ignore_errors': True, 'loop': [{'entries': ['nope'], 'host': '10.0.0.2'}]
+               + [{'entries': ['app'], 'host': h} for h in hostile],
+               'opsready.operations.db_endpoint': {'path': str(ini), 'entries': '{{ item.entries }}',
+                                                   'host': '{{ item.host }}', 'port': 5432}}
+    nopid = {'name': 'nopid', 'ignore_errors': True,
+             'opsready.operations.db_endpoint': {'path': str(ini), 'entries': ['app'], 'host': '10.0.0.2'}}
+    run = run_playbook(write_playbook(tmp_path, [refused, nopid]))
+    items = run.task_results('refused', events=('runner_item_on_ok', 'runner_item_on_failed'))
+    assert [r['_event'] for r in items] == ['runner_item_on_failed'] * 5
+    assert 'no entry' in items[0]['msg']
+    assert all('not a host name' in r['msg'] for r in items[1:]), [r['msg'] for r in items]
+    assert ini.read_text() == before
+    res = run.result('nopid')
+    assert res['_event'] == 'runner_on_failed' and 'no pid file' in res['msg']
     assert 'host=10.0.0.2' in ini.read_text()    # rewritten; only the reload could not happen
