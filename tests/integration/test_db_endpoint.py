@@ -3,6 +3,8 @@ primary; check mode and a second run change nothing."""
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from tests.harness.pg_writer import PgWriter
@@ -75,12 +77,13 @@ def test_missing_entry_and_hostile_host_are_refused(tmp_path):
                                                    'host': '{{ item.host }}', 'port': 5432}}
     nopid = {'name': 'nopid', 'ignore_errors': True,
              'opsready.operations.db_endpoint': {'path': str(ini), 'entries': ['app'], 'host': '10.0.0.2'}}
-    run = run_playbook(write_playbook(tmp_path, [refused, nopid]))
+    between = {'name': 'between', 'ansible.builtin.slurp': {'src': str(ini)}}
+    run = run_playbook(write_playbook(tmp_path, [refused, between, nopid]))
     items = run.task_results('refused', events=('runner_item_on_ok', 'runner_item_on_failed'))
     assert [r['_event'] for r in items] == ['runner_item_on_failed'] * 5
     assert 'no entry' in items[0]['msg']
     assert all('not a host name' in r['msg'] for r in items[1:]), [r['msg'] for r in items]
-    assert ini.read_text() == before
+    assert base64.b64decode(run.result('between')['content']).decode() == before
     res = run.result('nopid')
     assert res['_event'] == 'runner_on_failed' and 'no pid file' in res['msg']
     assert 'host=10.0.0.2' in ini.read_text()    # rewritten; only the reload could not happen
