@@ -44,10 +44,20 @@ options:
     choices: [switchover, failover, rejoin]
     default: switchover
   engine:
-    description: The database engine. Only PostgreSQL (13 or later) is implemented.
+    description:
+      - The database engine. PostgreSQL (13 or later) supports every action; MariaDB (GTID replication) supports
+        O(action=switchover) (and its plan) - C(read_only) + session kill on the primary, C(MASTER_GTID_WAIT) on
+        the candidate, C(STOP SLAVE; RESET SLAVE ALL) there, C(CHANGE MASTER TO ... MASTER_USE_GTID=slave_pos) on the
+        old primary, which stays C(read_only).
     type: str
-    choices: [postgresql]
+    choices: [postgresql, mariadb]
     default: postgresql
+  replication_user:
+    description: MariaDB. The replication account the old primary uses to replicate from the new one.
+    type: str
+  replication_password:
+    description: MariaDB. Its password (sent on the client's standard input, never on a command line).
+    type: str
   nodes:
     description:
       - Every server of the replication group (the primary and its standbys). The order is the preference
@@ -121,7 +131,9 @@ options:
     description: O(action=rejoin) only. The node that becomes a standby of O(primary).
     type: str
   max_lag:
-    description: O(action=switchover). The candidate's largest accepted replay lag in bytes before writes stop.
+    description:
+      - O(action=switchover). The candidate's largest accepted replay lag before writes stop, in bytes
+        (PostgreSQL) or transactions (MariaDB).
     type: int
     default: 16777216
   force_candidate:
@@ -221,7 +233,8 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import FAILOVER_ENGINES  # noqa: E402
-from ansible_collections.opsready.operations.plugins.module_utils.replication import pg_promote  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.replication import (  # noqa: E402
+    mysql_promote, pg_promote)
 from ansible_collections.opsready.operations.plugins.module_utils.replication.failover import (  # noqa: E402
     check_names, find_node, node_argument_spec, node_specs)
 
@@ -240,12 +253,14 @@ def main():
             force_candidate=dict(type='bool', default=False),
             rewind=dict(type='bool', default=True),
             timeout=dict(type='int', default=60),
+            replication_user=dict(type='str'),
+            replication_password=dict(type='str', no_log=True),
         ),
         required_if=[('action', 'switchover', ['candidate']), ('action', 'rejoin', ['node'])],
         supports_check_mode=True,
     )
     p = module.params
-    runner = ToolRunner(secrets=[n.get('login_password') for n in p['nodes']])
+    runner = ToolRunner(secrets=[n.get('login_password') for n in p['nodes']] + [p['replication_password']])
     try:
         specs = node_specs(p['nodes'])
         check_names(specs)
@@ -254,9 +269,23 @@ def main():
                 find_node(specs, p[option], option)
         if p['candidate'] is not None and p['candidate'] == p['primary']:
             raise OpsReadyError('candidate and primary are both %r: name a standby as candidate.' % p['primary'])
-        group = pg_promote.Group(specs, runner, p['timeout'])
         action = p['plan_for'] if p['action'] == 'plan' else p['action']
         dry = module.check_mode or p['action'] == 'plan'
+        if p['engine'] != 'postgresql':
+            if action != 'switchover':
+                raise OpsReadyError('engine=%s supports action=switchover (and its plan) only; %s is implemented for '
+                                    'PostgreSQL.' % (p['engine'], action))
+            if not p['candidate'] or not p['replication_user']:
+                raise OpsReadyError('A MariaDB switchover needs candidate and replication_user (and '
+                                    'replication_password).')
+            result = mysql_promote.switchover(specs, p['primary'], p['candidate'], p['max_lag'],
+                                              p['replication_user'], p['replication_password'], p['timeout'], dry,
+                                              runner, flavor=p['engine'])
+            if p['action'] == 'plan':
+                result['changed'] = False
+            result['action'] = p['action']
+            module.exit_json(**result)
+        group = pg_promote.Group(specs, runner, p['timeout'])
         if action == 'switchover':
             if p['candidate'] is None:
                 raise OpsReadyError('A switchover needs candidate (the standby to promote).')

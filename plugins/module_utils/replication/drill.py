@@ -83,7 +83,8 @@ class Writer:
 
     def _session(self) -> None:
         proc = self.runner.popen(self.engine.psql_argv(), env=self.engine.env(self.database), stdin=subprocess.PIPE)
-        assert proc.stdin is not None and proc.stdout is not None
+        if proc.stdin is None or proc.stdout is None:   # popen() was asked for both pipes
+            raise OpsReadyError('Failover drill: the writer has no pipe to psql.')
         try:
             while not self._stop.is_set():
                 n = self._next

@@ -686,4 +686,3 @@ def plan(group: Group, of: str, primary: str, candidate: Optional[str], max_lag:
     if of == 'failover':
         return failover(group, primary, candidate, force_candidate, check_mode=True)
     return rejoin(group, node or primary, primary if node else (candidate or ''), True, check_mode=True)
-
