@@ -15,10 +15,10 @@ description:
     the primary's postmaster is killed (SIGKILL), M(opsready.operations.db_failover)'s failover runs (fence,
     promote the most advanced standby), the endpoint is repointed (O(endpoint)) and the writer reconnects. With
     O(mode=switchover) a planned switchover runs instead, which must lose nothing."
-  - "Measured, not estimated: RV(measured.rto_seconds) is the time from the kill to the first write acknowledged
+  - "Measured, not estimated: C(measured.rto_seconds) is the time from the kill to the first write acknowledged
     after it (failover), or the longest pause between two acknowledged writes (switchover);
-    RV(measured.lost_commits) counts the acknowledged commits missing on the new primary and
-    RV(measured.rpo_seconds) is the time from the first lost commit's acknowledgement to the kill."
+    C(measured.lost_commits) counts the acknowledged commits missing on the new primary and
+    C(measured.rpo_seconds) is the time from the first lost commit's acknowledgement to the kill."
   - The result's RV(database) entry is what M(opsready.operations.drill_report) takes (steps, measured figures,
     objectives), so the drill gets the same JSON, Markdown and HTML report and history as the backup drills.
   - This is a destructive drill. Run it on a drill cluster, or on production only in a maintenance window.

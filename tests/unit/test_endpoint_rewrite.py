@@ -37,7 +37,7 @@ def test_haproxy_server_of_one_backend():
     text, changes = rewrite_haproxy(HAP, 'pg_primary', ['primary'], '10.0.0.2', 5433)
     assert text == HAP.replace('server primary 10.0.0.1:5432', 'server primary 10.0.0.2:5433')
     assert len(changes) == 1
-    six, _ = rewrite_haproxy(HAP, 'pg_primary', ['primary'], 'fd00::2', 5432)
+    six, _changes = rewrite_haproxy(HAP, 'pg_primary', ['primary'], 'fd00::2', 5432)
     assert 'server primary [fd00::2]:5432 check' in six
     with pytest.raises(OpsReadyError, match='no server'):
         rewrite_haproxy(HAP, 'pg_primary', ['nope'], 'h', 1)
