@@ -80,6 +80,12 @@ options:
         description: Versions of the tools the drill used.
         type: dict
         default: {}
+      measured:
+        description:
+          - "Figures observed by the drill itself (M(opsready.operations.failover_drill)): C(rto_seconds),
+            C(rpo_seconds), C(lost_commits), C(acknowledged). When set, they are judged instead of the backup and
+            step based figures; C(objectives.lost_commits) also bounds the lost commits (a switchover drill: 0)."
+        type: dict
   history_limit:
     description: How many drills (including this one) the trend charts show.
     type: int
@@ -180,6 +186,7 @@ def main():
                 steps=dict(type='list', elements='dict', default=[]),
                 objectives=dict(type='dict', default={}),
                 tool_versions=dict(type='dict', default={}),
+                measured=dict(type='dict'),
             )),
             history_limit=dict(type='int', default=30),
         ),

@@ -66,9 +66,42 @@ def _step(steps: List[Dict[str, Any]], name: str) -> Optional[Dict[str, Any]]:
     return found[-1] if found else None
 
 
+def measure_observed(database: Dict[str, Any], steps: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """A failover drill's figures, measured by the drill (writer acknowledgements), judged against objectives."""
+    measured = dict(database.get('measured') or {})
+    objectives = dict(database.get('objectives') or {})
+    rto_objective = float(objectives.get('rto_seconds') or DEFAULT_RTO_SECONDS)
+    rpo_objective = float(objectives.get('rpo_seconds') or DEFAULT_RPO_SECONDS)
+    max_lost = objectives.get('lost_commits')
+    reasons = ['step %s failed: %s' % (s['name'], s.get('error') or s.get('result') or 'no detail')
+               for s in steps if not s['ok']]
+    rto, rpo = measured.get('rto_seconds'), measured.get('rpo_seconds')
+    rto_verdict = NOT_MEASURED if rto is None else PASS if float(rto) <= rto_objective else FAIL
+    rpo_verdict = NOT_MEASURED if rpo is None else PASS if float(rpo) <= rpo_objective else FAIL
+    if rto is None:
+        reasons.append('no write was acknowledged after the event, so the RTO was not measured')
+    elif rto_verdict == FAIL:
+        reasons.append('RTO %s exceeds the objective %s' % (human(float(rto)), human(rto_objective)))
+    if rpo_verdict == FAIL:
+        reasons.append('RPO %s exceeds the objective %s (%s acknowledged commits lost)'
+                       % (human(float(rpo or 0)), human(rpo_objective), measured.get('lost_commits')))
+    lost = measured.get('lost_commits')
+    if max_lost is not None and lost is not None and int(lost) > int(max_lost):
+        rpo_verdict = FAIL
+        reasons.append('%s acknowledged commits were lost, the objective allows %s' % (lost, max_lost))
+    result = dict(database)
+    result.update(steps=steps, objectives={'rto_seconds': rto_objective, 'rpo_seconds': rpo_objective,
+                                           'lost_commits': max_lost},
+                  rto_seconds=rto, rpo_seconds=rpo, rto_verdict=rto_verdict, rpo_verdict=rpo_verdict,
+                  cleaned_up=True, passed=not reasons, reasons=reasons)
+    return result
+
+
 def measure(database: Dict[str, Any], drill_started: datetime.datetime) -> Dict[str, Any]:
     """Adds rto/rpo figures, verdicts and the reasons a database failed its drill."""
     steps = normalise_steps(database.get('steps') or [])
+    if database.get('measured') is not None:
+        return measure_observed(database, steps)
     objectives = dict(database.get('objectives') or {})
     rto_objective = float(objectives.get('rto_seconds') or DEFAULT_RTO_SECONDS)
     rpo_objective = float(objectives.get('rpo_seconds') or DEFAULT_RPO_SECONDS)

@@ -179,6 +179,16 @@ def render_markdown(report: Dict[str, Any]) -> str:
                   '- chain: %s' % ', '.join('`%s`' % c for c in backup.get('chain') or []) or '- chain: none',
                   '- scratch target cleaned up: %s' % ('yes' if db.get('cleaned_up') else 'NO'), '',
                   '| step | started | seconds | result |', '|---|---|---|---|']
+        measured = db.get('measured')
+        if measured:
+            # A failover drill: the figures the writer measured replace the backup lines.
+            lines[-6:-3] = [
+                '- promoted: `%s` (old primary `%s` fenced: %s)'
+                % (measured.get('promoted'), db.get('source'), measured.get('fenced')),
+                '- acknowledged commits: %s, lost: %s, in doubt: %s, writer reconnects: %s'
+                % (measured.get('acknowledged'), measured.get('lost_commits'), measured.get('in_doubt'),
+                   measured.get('reconnects')),
+                '- WAL the promoted node lacked: %s bytes' % measured.get('rpo_bytes')]
         for step in db['steps']:
             result = 'ok' if step['ok'] else 'FAILED: %s' % (step.get('error') or '')
             if step['ok'] and step.get('result'):

@@ -39,6 +39,9 @@ FILES = 'files'
 CATALOG_ENGINES: Tuple[str, ...] = ENGINES + (FILES,)
 # Engines with DR drill checks (integrity, smoke queries); SQL Server DBCC CHECKDB is not implemented yet.
 DRILL_ENGINES: Tuple[str, ...] = ('sqlite', 'postgresql', 'mariadb', 'mysql')
+# Engines db_failover serves: PostgreSQL every action (replication/pg_promote.py), MariaDB GTID the switchover
+# (replication/mysql_promote.py).
+FAILOVER_ENGINES: Tuple[str, ...] = ('postgresql', 'mariadb')
 # Engines with replication status (replication_info, the replication health check; replication/status.py).
 REPLICATION_ENGINES: Tuple[str, ...] = tuple(e for e in ENGINES if FAMILIES[e] in ('postgresql', 'mysql'))
 

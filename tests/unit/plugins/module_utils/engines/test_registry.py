@@ -20,6 +20,7 @@ MODULE_UTILS = os.path.join(ROOT, 'plugins', 'module_utils')
 
 # Which registry list each module's ``engine`` option offers.
 EXPECTED = {
+    'db_failover': registry.FAILOVER_ENGINES,
     'db_backup': registry.ENGINES,
     'db_maintenance': registry.ENGINES,
     'db_restore': registry.ENGINES,
