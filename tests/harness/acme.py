@@ -283,7 +283,9 @@ class Nginx(_Process):
         self.pidfile = self.dir / 'nginx.pid'
         (self.dir / 'tmp').mkdir(exist_ok=True)
         self.conf.write_text(
-            'daemon off; master_process on; worker_processes 1; pid %(d)s/nginx.pid; error_log %(d)s/nginx.log info;\n'
+            # Workers as root: the test's tmp directories are 0700 root (a real webroot is readable by www-data).
+            'user root; daemon off; master_process on; worker_processes 1; pid %(d)s/nginx.pid;\n'
+            'error_log %(d)s/nginx.log info;\n'
             'events { worker_connections 64; }\n'
             'http { access_log %(d)s/access.log; client_body_temp_path %(d)s/tmp; proxy_temp_path %(d)s/tmp;\n'
             '  fastcgi_temp_path %(d)s/tmp; uwsgi_temp_path %(d)s/tmp; scgi_temp_path %(d)s/tmp;\n'

@@ -72,11 +72,24 @@ class Webroot:
         except FileNotFoundError:
             if not create:
                 raise
+        except OSError as exc:
+            if parent_fd is None:
+                raise
+            # ELOOP / ENOTDIR: a symlink or a file where the challenge directory goes - never followed.
+            raise ChallengeError('%s/%s is a symlink or not a directory (%s): the token is never written through '
+                                 'a link; make it a real directory.' % (self.webroot, name, exc.strerror))
+        else:
+            self.fds.append(fd)
+            return fd
+        assert parent_fd is not None  # nosec B101 # the webroot itself is never created (create=False)
+        try:
             os.mkdir(name, 0o755, dir_fd=parent_fd)
-            if parent_fd is not None:
-                self.created_dirs.append((parent_fd, name))
-            fd = os.open(name, flags, dir_fd=parent_fd)
-            os.fchmod(fd, 0o755)  # the umask must not hide the token from the web server
+        except FileExistsError:
+            pass  # made by another run since the open above
+        else:
+            self.created_dirs.append((parent_fd, name))
+        fd = os.open(name, flags, dir_fd=parent_fd)
+        os.fchmod(fd, 0o755)  # the umask must not hide the token from the web server
         self.fds.append(fd)
         return fd
 
@@ -96,8 +109,8 @@ class Webroot:
         return self.challenge_fd
 
     def deploy(self, token: str, validation: str) -> str:
-        fd = self._challenge_dir()
         _check_token(token)
+        fd = self._challenge_dir()
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
         try:
             out = os.open(token, flags, 0o644, dir_fd=fd)

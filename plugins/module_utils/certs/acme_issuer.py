@@ -141,8 +141,9 @@ class Session:
         except messages.Error as exc:
             raise self.refused(what, exc)
         except acme_errors.ValidationError as exc:
-            raise AcmeError('The CA did not validate the challenges of the order (%s): %s. Nothing was swapped.'
-                            % (what, self.describe_failed(exc.failed_authzrs)))
+            raise AcmeError('The CA did not validate the challenges of the order: %s. Nothing was swapped; check '
+                            'that the names resolve to this host and the responder is reachable from the CA.'
+                            % self.describe_failed(exc.failed_authzrs), acme_error='validation')
         except acme_errors.TimeoutError:
             raise AcmeError('The CA did not finish %s before the timeout: it may be overloaded; run again later. '
                             'Nothing was swapped; the current certificate keeps serving.' % what)

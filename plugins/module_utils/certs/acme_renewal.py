@@ -179,7 +179,7 @@ def _run_challenges(session: acme_issuer.Session, orderr: Any, responder: Any, a
     for authzr in orderr.authorizations:
         if authzr.body.status.name == 'valid':
             continue  # the CA reuses an earlier validation
-        identifier = authzr.body.identifier.value
+        identifier = ('*.' if authzr.body.wildcard else '') + authzr.body.identifier.value
         challb = next((c for c in authzr.body.challenges if c.chall.typ == wanted), None)
         if challb is None:
             offered = ', '.join(sorted(c.chall.typ for c in authzr.body.challenges))
@@ -190,7 +190,7 @@ def _run_challenges(session: acme_issuer.Session, orderr: Any, responder: Any, a
         if wanted == 'http-01':
             where = responder.deploy(challb.chall.encode('token'), validation)
         else:
-            where = responder.deploy(challb.chall.validation_domain_name(identifier), validation)
+            where = responder.deploy(challb.chall.validation_domain_name(authzr.body.identifier.value), validation)
         record.setdefault('challenges', []).append({'identifier': identifier, 'type': wanted, 'at': where})
         pending.append(challb)
     if wanted == 'dns-01' and pending:
