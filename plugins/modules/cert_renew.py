@@ -437,11 +437,12 @@ rejected:
   type: dict
 '''
 
+import importlib.util
+
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.opsready.operations.plugins.module_utils.common import crypto_guard
-from ansible_collections.opsready.operations.plugins.module_utils.certs import (
-    acme_challenges, acme_issuer, acme_renewal, renewal)
+from ansible_collections.opsready.operations.plugins.module_utils.certs import acme_renewal, renewal
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 
 
@@ -535,10 +536,10 @@ def main():
         clash = [name for name in ('ca_cert', 'ca_key', 'self_signed', 'csr_only', 'install') if p[name]]
         if clash:
             module.fail_json(msg='acme is an issuer of its own: drop %s (or drop acme).' % ', '.join(clash))
-        if not acme_issuer.HAS_ACME:
-            module.fail_json(msg=missing_required_lib('acme (the ACME library certbot is built on)'),
-                             exception=acme_issuer.ACME_IMPORT_ERROR)
-        if p['acme']['challenge'] == 'dns-01' and not acme_challenges.HAS_DNSPYTHON:
+        # Looked up, not imported: the ACME library is loaded only when the CA is to be contacted.
+        if importlib.util.find_spec('acme') is None or importlib.util.find_spec('josepy') is None:
+            module.fail_json(msg=missing_required_lib('acme (the ACME library certbot is built on)'))
+        if p['acme']['challenge'] == 'dns-01' and importlib.util.find_spec('dns') is None:
             module.fail_json(msg=missing_required_lib('dnspython (for acme challenge dns-01)'))
     try:
         if p['rollback']:

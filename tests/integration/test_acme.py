@@ -243,3 +243,18 @@ def test_unreachable_ca_is_a_clear_failure(tmp_path, lab):
                            acme=dict(directory_url='https://127.0.0.1:%d/dir' % free_port()))
     assert res.get('failed') and 'could not be reached' in res['msg'] and 'keeps serving' in res['msg']
     assert not os.path.exists(args['path'])
+
+
+def test_account_key_from_vault_is_never_written_nor_shown(tmp_path, lab):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode('ascii')
+    _dns, ca = lab
+    run, res, args = renew(tmp_path, ca, 'vault', ['DNS:vault.acme.test'], acme=dict(account_key_content=pem))
+    assert res.get('changed') is True, run.stdout[-3000:]
+    assert res['acme']['account_key_path'] is None
+    assert not [p for p in (tmp_path / 'live').iterdir() if p.name.startswith('acme-account')]
+    body = pem.splitlines()[1]
+    assert body not in run.stdout and body not in json.dumps(run.events)

@@ -22,7 +22,7 @@ import hashlib
 import json
 import os
 import re
-from typing import Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 try:
     from cryptography import x509
@@ -31,10 +31,13 @@ except ImportError:  # crypto_guard.require() in the module reports it
     pass
 
 from ansible_collections.opsready.operations.plugins.module_utils.certs import (
-    acme_challenges, acme_issuer, inspection, keys, loading, renewal, signing, swap)
+    inspection, keys, loading, renewal, signing, swap)
 from ansible_collections.opsready.operations.plugins.module_utils.certs.policy import renewal_due
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
+
+if TYPE_CHECKING:
+    from ansible_collections.opsready.operations.plugins.module_utils.certs import acme_issuer
 
 STATE_SUFFIX = '.acme.json'
 ACCOUNT_KEY_MODE = 0o600
@@ -160,6 +163,7 @@ def _identifiers(opts: Dict[str, Any], current: Optional[x509.Certificate]) -> T
 
 
 def _responder(acme: Dict[str, Any]) -> Any:
+    from ansible_collections.opsready.operations.plugins.module_utils.certs import acme_challenges
     kind = acme['challenge']
     if kind == 'http-01':
         if acme.get('webroot'):
@@ -174,6 +178,7 @@ def _responder(acme: Dict[str, Any]) -> Any:
 
 def _run_challenges(session: acme_issuer.Session, orderr: Any, responder: Any, acme: Dict[str, Any],
                     record: Dict[str, Any]) -> None:
+    from ansible_collections.opsready.operations.plugins.module_utils.certs import acme_issuer
     wanted = acme['challenge']
     pending = []
     for authzr in orderr.authorizations:
@@ -242,6 +247,9 @@ def _acme_renew(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool, now: da
         result['certificate'] = after
         result['diff']['after'] = renewal._diff_text(after)
         return result
+    # The ACME library (~0.5 s to import) is loaded only when the CA is to be asked: a run where nothing is
+    # due, and check mode, never pay for it.
+    from ansible_collections.opsready.operations.plugins.module_utils.certs import acme_issuer
     account_key, created = _account_key(pair, acme, account_key_path, False)
     result['acme']['account_key_created'] = created
     session = acme_issuer.Session(directory_url, account_key, acme.get('tls_ca_bundle'),
