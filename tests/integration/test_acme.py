@@ -94,21 +94,21 @@ def test_listener_issuance_idempotence_and_check_mode(tmp_path, lab):
 
     # Not due: no request to the CA at all (pebble logs one line per request).
     before = ca.requests_logged()
-    run2, res2, _ = renew(tmp_path, ca, 'www', sans)
+    run2, res2, _args = renew(tmp_path, ca, 'www', sans)
     assert res2.get('changed') is False and res2['due'] is False and res2['acme']['contacted_ca'] is False
     assert 'of the lifetime' in res2['reason']
     assert ca.requests_logged() == before
     assert load(args['path'])[0].serial_number == chain[0].serial_number
 
     # The same account is reused for the next certificate of the directory.
-    run3, res3, _ = renew(tmp_path, ca, 'mail', ['DNS:mail.acme.test'])
+    run3, res3, _args = renew(tmp_path, ca, 'mail', ['DNS:mail.acme.test'])
     assert res3.get('changed') is True and res3['acme']['account_created'] is False
     assert res3['acme']['account_uri'] == res['acme']['account_uri']
 
     # Check mode on a due certificate: says why, changes nothing, contacts no CA.
     files = snapshot(tmp_path / 'live')
     before = ca.requests_logged()
-    run4, res4, _ = renew(tmp_path, ca, 'www', sans, check=True, diff=True, renew_before_days=100000)
+    run4, res4, _args = renew(tmp_path, ca, 'www', sans, check=True, diff=True, renew_before_days=100000)
     assert res4['changed'] is True and res4['due'] is True and 'fewer than renew_before_days' in res4['reason']
     assert res4['acme']['contacted_ca'] is False and ca.requests_logged() == before
     assert snapshot(tmp_path / 'live') == files
@@ -149,7 +149,7 @@ def test_rejected_order_changes_nothing_and_removes_challenge_files(tmp_path, la
     webroot = tmp_path / 'unserved-webroot'
     webroot.mkdir()
     before = snapshot(tmp_path / 'live')
-    run2, res2, _ = renew(tmp_path, ca, 'site', ['DNS:site.acme.test'], force=True, acme=dict(webroot=str(webroot)))
+    run2, res2, _args = renew(tmp_path, ca, 'site', ['DNS:site.acme.test'], force=True, acme=dict(webroot=str(webroot)))
     assert res2.get('failed'), run2.stdout[-3000:]
     assert 'did not validate' in res2['msg'] and 'site.acme.test http-01' in res2['msg']
     assert 'Nothing was swapped' in res2['msg']
@@ -165,14 +165,14 @@ def test_eab_required_missing_and_given(tmp_path, lab):
         run, res, args = renew(tmp_path, eab_ca, 'eab', ['DNS:eab.acme.test'])
         assert res.get('failed') and 'requires External Account Binding' in res['msg'] and 'eab_kid' in res['msg']
         assert not os.path.exists(args['path'])
-        run2, res2, _ = renew(tmp_path, eab_ca, 'eab', ['DNS:eab.acme.test'],
-                              acme=dict(eab_kid=kid, eab_hmac_key=hmac))
+        run2, res2, _args = renew(tmp_path, eab_ca, 'eab', ['DNS:eab.acme.test'],
+                                  acme=dict(eab_kid=kid, eab_hmac_key=hmac))
         assert res2.get('changed') is True, run2.stdout[-3000:]
         assert hmac not in run2.stdout and hmac not in json.dumps(run2.events)
         # A wrong HMAC key: the CA refuses the binding, with a message that names what to check.
-        run3, res3, _ = renew(tmp_path, eab_ca, 'eab2', ['DNS:eab2.acme.test'],
-                              acme=dict(eab_kid=kid, eab_hmac_key=hmac[::-1],
-                                        account_key_path=str(tmp_path / 'other-account.key')))
+        run3, res3, _args = renew(tmp_path, eab_ca, 'eab2', ['DNS:eab2.acme.test'],
+                                  acme=dict(eab_kid=kid, eab_hmac_key=hmac[::-1],
+                                            account_key_path=str(tmp_path / 'other-account.key')))
         assert res3.get('failed') and 'refused the account registration' in res3['msg'], res3
 
 

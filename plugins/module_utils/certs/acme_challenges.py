@@ -81,7 +81,8 @@ class Webroot:
         else:
             self.fds.append(fd)
             return fd
-        assert parent_fd is not None  # nosec B101 # the webroot itself is never created (create=False)
+        if parent_fd is None:  # the webroot itself is never created (create=False)
+            raise ChallengeError('webroot %s does not exist.' % self.webroot)
         try:
             os.mkdir(name, 0o755, dir_fd=parent_fd)
         except FileExistsError:

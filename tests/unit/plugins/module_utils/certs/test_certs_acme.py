@@ -51,15 +51,15 @@ def leaf():
 
 def test_ari_window_in_the_future_is_not_due(leaf):
     t = now()
-    due, reason = decide(leaf, t, None, False, {'start': t + datetime.timedelta(days=10),
-                                                 'end': t + datetime.timedelta(days=12)})
+    window = {'start': t + datetime.timedelta(days=10), 'end': t + datetime.timedelta(days=12)}
+    due, reason = decide(leaf, t, None, False, window)
     assert not due and 'ARI window' in reason and 'renews from' in reason
 
 
 def test_ari_window_reached_is_due_even_when_the_lifetime_rule_says_no(leaf):
     t = now()
-    due, reason = decide(leaf, t, None, False, {'start': t - datetime.timedelta(hours=2),
-                                                 'end': t - datetime.timedelta(hours=1)})
+    window = {'start': t - datetime.timedelta(hours=2), 'end': t - datetime.timedelta(hours=1)}
+    due, reason = decide(leaf, t, None, False, window)
     assert due and 'the CA asks for it' in reason
 
 
@@ -93,8 +93,8 @@ def test_rate_limited_says_retry_after_and_current_certificate_keeps_serving():
 def test_ca_outage_names_the_retry_time():
     session = acme_issuer.Session('https://ca.invalid/dir', ec_key())
     session.net.last_retry_after = 'Fri, 04 Dec 2026 18:00:00 GMT'
-    exc = session.refused('the directory request', messages.Error(typ='urn:ietf:params:acme:error:serverInternal',
-                                                                   detail='down for maintenance'))
+    error = messages.Error(typ='urn:ietf:params:acme:error:serverInternal', detail='down for maintenance')
+    exc = session.refused('the directory request', error)
     assert 'retry later' in exc.message and '18:00:00' in exc.message
 
 
