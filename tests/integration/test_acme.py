@@ -94,7 +94,8 @@ def test_listener_issuance_idempotence_and_check_mode(tmp_path, lab):
 
     # Not due: no request to the CA at all (pebble logs one line per request).
     before = ca.requests_logged()
-    run2, res2, _args = renew(tmp_path, ca, 'www', sans)
+    # (the names in another order and case: the same set, not a change)
+    run2, res2, _args = renew(tmp_path, ca, 'www', [n.upper() for n in reversed(sans)])
     assert res2.get('changed') is False and res2['due'] is False and res2['acme']['contacted_ca'] is False
     assert 'of the lifetime' in res2['reason']
     assert ca.requests_logged() == before

@@ -223,8 +223,10 @@ def _acme_renew(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool, now: da
         due, reason = True, 'no certificate at %s yet' % opts['path']
     else:
         subject, sans = _identifiers(opts, current)
-        names_changed = (opts.get('subject_alt_names') is not None and inspection.subject_alt_names_of(sans)
-                         != inspection.subject_alt_names(current))
+        # As sets, case-folded: CAs reorder SANs (Let's Encrypt sorts them); a list order must not renew every run.
+        names_changed = (opts.get('subject_alt_names') is not None
+                         and {n.lower() for n in inspection.subject_alt_names_of(sans)}
+                         != {n.lower() for n in inspection.subject_alt_names(current)})
         if state.fresh_for(current, directory_url, now):
             ari_window = state.window()
         elif acme.get('ari', True) and not check_mode:
