@@ -90,7 +90,7 @@ class Webroot:
         else:
             self.created_dirs.append((parent_fd, name))
         fd = os.open(name, flags, dir_fd=parent_fd)
-        os.fchmod(fd, 0o755)  # the umask must not hide the token from the web server
+        os.fchmod(fd, 0o755)  # nosec B103 # the web server user must read the token; the umask must not hide it
         self.fds.append(fd)
         return fd
 
