@@ -34,7 +34,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.runner 
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import (
     compression_suffix)
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, stamp, utcnow
-from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
+from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import (  # noqa: F401
+    ConnectionParams, connect_failure_reason)
 
 ALL_KINDS = ('full', 'diff', 'log', 'base', 'wal')
 # Set names used for server-wide artifacts (never valid unquoted database names).
@@ -70,14 +71,6 @@ def set_name(database: Optional[str]) -> str:
     """The catalog's database value turned into a safe file-name part."""
     base = os.path.basename(database or 'all')
     return re.sub(r'[^A-Za-z0-9_.-]+', '_', base).strip('._') or 'db'
-
-
-def connect_failure_reason(stderr: str, fallback: str) -> str:
-    """The client's whole complaint on one line: libpq puts the reason ("Connection refused") on the first
-    line and a hint on the last, so neither alone says what happened."""
-    text = ' '.join(line.strip() for line in stderr.strip().splitlines() if line.strip())
-    text = (text or fallback).rstrip('.')
-    return text if len(text) <= 500 else text[:497] + '...'
 
 
 def kill_and_reap(proc: subprocess.Popen) -> None:

@@ -3,10 +3,12 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The engine registry: which engines exist, and which class serves each area for each engine.
 
-The one place that names the engines. Modules take their ``engine`` choices from here; backup, maintenance
-and DR drill checks get their per-engine object here (``get_engine``, ``get_maintenance``, ``get_drill_client``).
-Adding an engine means one entry in ``ENGINES`` (and ``FAMILIES`` when it shares an implementation with another
-name, as MySQL shares MariaDB's), one branch in each factory below, and the engine's own files.
+The one place that names the engines. Modules take their ``engine`` choices from here; every area gets its
+per-engine object here: ``get_client`` (the engine's client: connection, programs, queries, error classes),
+``get_engine`` (backup), ``get_restore`` (db_restore), ``get_maintenance`` and ``get_drill_client``. Each of
+those composes the engine's client; none subclasses another area's class. Adding an engine means one entry in
+``ENGINES`` (and ``FAMILIES`` when it shares an implementation with another name, as MySQL shares MariaDB's),
+one branch in each factory below, and the engine's own files.
 
 The per-engine imports stay inside the factories, written out as ``from ... import``: Ansible packs a module's
 module_utils by reading its import statements, so an ``importlib`` lookup by name would not be shipped to the
@@ -17,17 +19,25 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Dict, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, Optional, Sequence, Tuple, Union
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; importing them here would be circular
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql_client import MySQLClient
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql_client import PostgresClient
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlite_client import SQLiteClient
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlserver_client import SQLServerClient
     from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
-    from ansible_collections.opsready.operations.plugins.module_utils.drill.checks import Client
+    from ansible_collections.opsready.operations.plugins.module_utils.drill.checks import DrillChecks
     from ansible_collections.opsready.operations.plugins.module_utils.engines.base import Engine
     from ansible_collections.opsready.operations.plugins.module_utils.maintenance.core import (
         Backend, MaintenanceOptions)
+
+# What get_client returns: one class per family (no common base: each engine's tools differ; the shared
+# vocabulary is conn, runner, engine, and query() where the engine has a query tool).
+EngineClient = Union['PostgresClient', 'MySQLClient', 'SQLiteClient', 'SQLServerClient']
 
 # Every database engine, in the order the documentation lists them.
 ENGINES: Tuple[str, ...] = ('postgresql', 'mariadb', 'mysql', 'sqlite', 'sqlserver')
@@ -47,6 +57,25 @@ def check_engine(name: str, supported: Sequence[str] = ENGINES, area: str = '') 
         raise OpsReadyError('Unknown engine %r%s: use one of %s.'
                             % (name, ' for %s' % area if area else '', ', '.join(supported)), engine=name)
     return FAMILIES.get(name, name)
+
+
+def get_client(name: str, conn: ConnectionParams, runner: Optional[ToolRunner] = None) -> EngineClient:
+    """The engine's client for ``name``: connection options to environment/option file/connection string, its
+    programs and queries, its error classes. Backup, restore, maintenance and drill checks compose it; new
+    engine code (replication, insights ...) starts here, never from another area's class."""
+    family = check_engine(name)
+    if family == 'postgresql':
+        from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql_client import (
+            PostgresClient)
+        return PostgresClient(conn, runner)
+    if family == 'mysql':
+        from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql_client import MySQLClient
+        return MySQLClient(conn, runner, flavor=name)
+    if family == 'sqlite':
+        from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlite_client import SQLiteClient
+        return SQLiteClient(conn, runner)
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlserver_client import SQLServerClient
+    return SQLServerClient(conn, runner)
 
 
 def get_engine(name: str, conn: ConnectionParams, runner: Optional[ToolRunner] = None) -> Engine:
@@ -83,16 +112,16 @@ def get_maintenance(name: str, database: str, opts: MaintenanceOptions, conn: Co
     return SQLServerMaintenance(database, opts, conn)
 
 
-def get_drill_client(name: str, conn: ConnectionParams, runner: Optional[ToolRunner] = None) -> Client:
+def get_drill_client(name: str, conn: ConnectionParams, runner: Optional[ToolRunner] = None) -> DrillChecks:
     """The DR drill check client (integrity check, smoke queries) for ``name``."""
     if name not in DRILL_ENGINES:
         raise OpsReadyError('DR drill checks for engine %r are not available here; supported: %s. (SQL Server '
                             'DBCC CHECKDB is not implemented yet.)' % (name, ', '.join(DRILL_ENGINES)), engine=name)
     family = FAMILIES[name]
     from ansible_collections.opsready.operations.plugins.module_utils.drill.checks import (
-        MySQLClient, PostgresClient, SQLiteClient)
+        MySQLChecks, PostgresChecks, SQLiteChecks)
     if family == 'sqlite':
-        return SQLiteClient(conn, runner)
+        return SQLiteChecks(conn, runner)
     if family == 'postgresql':
-        return PostgresClient(conn, runner)
-    return MySQLClient(conn, runner, flavor=name)
+        return PostgresChecks(conn, runner)
+    return MySQLChecks(conn, runner, flavor=name)
