@@ -122,9 +122,12 @@ options:
             through the environment or a 0600 option file (never argv).
         type: str
       engine:
-        description: C(db) check through the native client (C(psql) or C(mariadb)/C(mysql)) instead of ODBC.
+        description:
+          - C(db) check through the engine's native client (C(psql), or C(mariadb)/C(mysql)) instead of ODBC.
+          - V(mariadb) and V(mysql) both use the MariaDB/MySQL client (V(mysql) prefers the C(mysql) program).
+          - Without O(checks[].database), PostgreSQL connects to the V(postgres) database.
         type: str
-        choices: [postgresql, mysql]
+        choices: [postgresql, mariadb, mysql]
       user:
         description: C(db) user for O(checks[].engine) checks.
         type: str

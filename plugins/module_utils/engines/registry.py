@@ -47,6 +47,8 @@ FAMILIES: Dict[str, str] = {'postgresql': 'postgresql', 'mariadb': 'mysql', 'mys
 # The catalog (backup_info, backup_prune, backup_verify) also holds file_backup sets.
 FILES = 'files'
 CATALOG_ENGINES: Tuple[str, ...] = ENGINES + (FILES,)
+# Engines the health check's db type probes with the native client (SELECT 1 through get_client).
+PROBE_ENGINES: Tuple[str, ...] = ('postgresql', 'mariadb', 'mysql')
 # Engines with DR drill checks (integrity, smoke queries); SQL Server DBCC CHECKDB is not implemented yet.
 DRILL_ENGINES: Tuple[str, ...] = ('sqlite', 'postgresql', 'mariadb', 'mysql')
 

@@ -12,9 +12,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql 
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import PostgresEngine
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..', '..', '..'))
-# health/checks.py still has its own psql/MariaDB probe (issue 23: the health split moves it onto the engine
-# clients); nothing else may spell these command lines.
-PENDING = {os.path.join('plugins', 'module_utils', 'health', 'checks.py')}
+# Nothing but the engine clients may spell these command lines (drill checks and the health db probe did).
+PENDING: set = set()
 CLIENTS = os.path.join('plugins', 'module_utils', 'engines')
 
 
