@@ -30,7 +30,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
 from ansible_collections.opsready.operations.plugins.module_utils.drill.expect import coerce
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import kill_and_reap
-from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
+from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams, runner_for
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql_client import (
     MySQLClient as MySQLEngineClient)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.pg_quote import conninfo_value
@@ -58,11 +58,12 @@ class DrillChecks:
     """What a drill asks of a restored target; one subclass per engine family, composing the engine's client."""
 
     engine = 'base'
+    # Whether summary() counts exactly what the backup's source summary counted (compared for equality then).
+    exact_summary = False
 
     def __init__(self, conn: ConnectionParams, runner: Optional[ToolRunner] = None) -> None:
         self.conn = conn
-        self.runner = runner or ToolRunner(secrets=[conn.password])
-        self.runner.add_secret(conn.password)
+        self.runner = runner_for(conn, runner)
 
     def integrity(self, database: str, level: str = 'standard') -> Dict[str, Any]:
         raise NotImplementedError
@@ -80,6 +81,7 @@ class DrillChecks:
 
 class SQLiteChecks(DrillChecks):
     engine = 'sqlite'
+    exact_summary = True  # both sides count rows in a consistent file
 
     @staticmethod
     def _open(path: str, readonly: bool = True) -> sqlite3.Connection:

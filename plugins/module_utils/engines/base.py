@@ -35,7 +35,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.streami
     compression_suffix)
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, stamp, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import (  # noqa: F401
-    ConnectionParams, connect_failure_reason)
+    ConnectionParams, connect_failure_reason, runner_for)
 
 ALL_KINDS = ('full', 'diff', 'log', 'base', 'wal')
 # Set names used for server-wide artifacts (never valid unquoted database names).
@@ -108,8 +108,7 @@ class Engine:
     def __init__(self, conn: ConnectionParams, runner: Optional[ToolRunner] = None) -> None:
         self.conn = conn
         self._server_facts: Optional[Dict[str, Any]] = None
-        self.runner = runner or ToolRunner(secrets=[conn.password])
-        self.runner.add_secret(conn.password)
+        self.runner = runner_for(conn, runner)
         # age identities (private keys) for reading encrypted artifacts (verify, restore); never logged.
         self.identities: List[Any] = []
 

@@ -12,7 +12,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Union
 
-from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError, ToolError
+from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
 
 
 def db_connection_argument_spec() -> Dict[str, Any]:
@@ -130,3 +131,38 @@ def query_timeout(conn: ConnectionParams, limits: Optional[SessionLimits] = None
 def pick_timeout(timeout: Timeout, default: Optional[float]) -> Optional[float]:
     """``timeout`` as given for one call, or the client's ``default`` for DEFAULT_TIMEOUT."""
     return default if isinstance(timeout, _DefaultTimeout) else timeout
+
+
+def runner_for(conn: ConnectionParams, runner: Optional[ToolRunner] = None) -> ToolRunner:
+    """The runner a client (or an area holding one) runs its tools with: ``runner`` or a new one, either way
+    knowing the password as a secret (refused in argv, redacted in every message)."""
+    runner = runner or ToolRunner(secrets=[conn.password])
+    runner.add_secret(conn.password)
+    return runner
+
+
+class ToolClient:
+    """What the clients that run an engine's programs share: the connection, a runner that knows the password,
+    and running one program with its failure classified by the client (``classify``)."""
+
+    default_port: Optional[int] = None
+
+    def __init__(self, conn: ConnectionParams, runner: Optional[ToolRunner] = None,
+                 limits: Optional[SessionLimits] = None, timeout: Timeout = DEFAULT_TIMEOUT) -> None:
+        self.conn = conn
+        self.runner = runner_for(conn, runner)
+        self.limits = limits
+        self.timeout = query_timeout(conn, limits, timeout)
+
+    def classify(self, exc: ToolError) -> OpsReadyError:
+        """The operator's version of a failure (the engine's client knows its messages); ``exc`` if unknown."""
+        return exc
+
+    def run_tool(self, argv: List[str], env: Optional[Dict[str, str]] = None, timeout: Optional[float] = None,
+                 what: str = '') -> str:
+        """Run one program; its stdout, or its failure classified."""
+        try:
+            _rc, out, _err = self.runner.run(argv, env=env, timeout=timeout, what=what)
+        except ToolError as exc:
+            raise self.classify(exc)
+        return out

@@ -21,7 +21,7 @@ from typing import Dict, Iterator, List, Optional, Tuple
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError, ToolError
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner, secret_file
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import (
-    DEFAULT_TIMEOUT, ConnectionParams, SessionLimits, Timeout, connect_failure_reason, pick_timeout, query_timeout)
+    DEFAULT_TIMEOUT, ConnectionParams, SessionLimits, Timeout, ToolClient, connect_failure_reason, pick_timeout)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql_quote import unescape_batch
 
 DEFAULT_PORT = 3306
@@ -51,7 +51,7 @@ def batch_rows(out: str) -> List[List[str]]:
     return [[unescape_batch(v) for v in line.split('\t')] for line in lines]
 
 
-class MySQLClient:
+class MySQLClient(ToolClient):
     """One MariaDB/MySQL endpoint (``ConnectionParams``) as the client programs reach it.
 
     ``flavor``: ``mariadb`` or ``mysql`` (which programs, which session variables). ``limits``: lock and
@@ -62,13 +62,9 @@ class MySQLClient:
 
     def __init__(self, conn: ConnectionParams, runner: Optional[ToolRunner] = None, flavor: str = 'mariadb',
                  limits: Optional[SessionLimits] = None, timeout: Timeout = DEFAULT_TIMEOUT) -> None:
-        self.conn = conn
-        self.runner = runner or ToolRunner(secrets=[conn.password])
-        self.runner.add_secret(conn.password)
+        super().__init__(conn, runner, limits, timeout)
         self.flavor = flavor
         self.engine = flavor
-        self.limits = limits
-        self.timeout = query_timeout(conn, limits, timeout)
         self._bins: Dict[str, str] = {}
 
     # -- programs ------------------------------------------------------------------------------------
@@ -153,15 +149,10 @@ class MySQLClient:
     def run_client(self, sql: str, database: Optional[str] = None, header: bool = False,
                    timeout: Timeout = DEFAULT_TIMEOUT) -> str:
         """The client's ``--batch`` output of ``sql`` (after the session settings); failures classified."""
-        limit = pick_timeout(timeout, self.timeout)
         with self.defaults_file() as head:
             extra = ['--database=%s' % database] if database else []
             argv = self.client_argv(head, *(extra + ['-e', self.session() + sql]), header=header)
-            try:
-                _rc, out, _err = self.runner.run(argv, timeout=limit, what=self.flavor)
-            except ToolError as exc:
-                raise self.classify(exc)
-        return out
+            return self.run_tool(argv, timeout=pick_timeout(timeout, self.timeout), what=self.flavor)
 
     def query(self, sql: str, database: Optional[str] = None, timeout: Timeout = DEFAULT_TIMEOUT) -> List[List[str]]:
         """Rows as lists of text (NULL reads as the text ``NULL``)."""

@@ -25,7 +25,7 @@ from typing import Dict, List, Optional, Tuple
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError, ToolError
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import (
-    DEFAULT_TIMEOUT, ConnectionParams, SessionLimits, Timeout, connect_failure_reason, pick_timeout, query_timeout)
+    DEFAULT_TIMEOUT, ConnectionParams, SessionLimits, Timeout, ToolClient, connect_failure_reason, pick_timeout)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.pg_quote import check_name
 
 DEFAULT_PORT = 5432
@@ -64,7 +64,7 @@ def csv_rows(out: str) -> List[List[str]]:
     return [row for row in csv.reader(io.StringIO(out)) if row]
 
 
-class PostgresClient:
+class PostgresClient(ToolClient):
     """One PostgreSQL endpoint (``ConnectionParams``) as the client programs reach it.
 
     ``app``: the ``application_name`` the server shows (``pg_stat_activity``) for this area's sessions.
@@ -76,12 +76,8 @@ class PostgresClient:
 
     def __init__(self, conn: ConnectionParams, runner: Optional[ToolRunner] = None, app: str = 'opsready',
                  limits: Optional[SessionLimits] = None, timeout: Timeout = DEFAULT_TIMEOUT) -> None:
-        self.conn = conn
-        self.runner = runner or ToolRunner(secrets=[conn.password])
-        self.runner.add_secret(conn.password)
+        super().__init__(conn, runner, limits, timeout)
         self.app = app
-        self.limits = limits
-        self.timeout = query_timeout(conn, limits, timeout)
         self._bins: Dict[str, str] = {}
         self._versions: Dict[str, str] = {}
 
@@ -179,12 +175,7 @@ class PostgresClient:
                  timeout: Timeout = DEFAULT_TIMEOUT) -> str:
         """psql's CSV output of ``sql`` (tuples only unless ``header``); failures classified."""
         argv = self.psql_argv('-c', sql, rows=not header, header=header)
-        limit = pick_timeout(timeout, self.timeout)
-        try:
-            _rc, out, _err = self.runner.run(argv, env=self.env(database), timeout=limit, what='psql')
-        except ToolError as exc:
-            raise self.classify(exc)
-        return out
+        return self.run_tool(argv, env=self.env(database), timeout=pick_timeout(timeout, self.timeout), what='psql')
 
     def query(self, sql: str, database: Optional[str] = None, timeout: Timeout = DEFAULT_TIMEOUT) -> List[List[str]]:
         """Rows as lists of text. CSV, not -A -F '\\t': names with a tab or a newline stay one value."""

@@ -17,7 +17,7 @@ from typing import Any, Callable, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
-from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
+from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams, runner_for
 
 try:
     import pyodbc
@@ -46,8 +46,7 @@ class SQLServerClient:
     def __init__(self, conn: ConnectionParams, runner: Optional[ToolRunner] = None, app: str = 'opsready',
                  connect: Optional[Callable[..., Any]] = None) -> None:
         self.conn = conn
-        self.runner = runner or ToolRunner(secrets=[conn.password])
-        self.runner.add_secret(conn.password)
+        self.runner = runner_for(conn, runner)
         self.app = app
         self._connect = connect
 

@@ -199,3 +199,29 @@ def test_postgres_client_classifies_session_limits_only_when_set():
     limited = PostgresClient(ConnectionParams(), limits=SessionLimits(lock_timeout=4))
     assert 'lock_timeout=4s' in limited.classify(exc).message
     assert limited.env('app')['PGOPTIONS'] == '-c lock_timeout=4s'
+
+
+@pytest.mark.parametrize('name', registry.ENGINES)
+def test_every_engine_has_a_restore(name):
+    """db_restore reaches every engine through get_restore (restore/run.py names no engine)."""
+    from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import Restorer
+    restorer = registry.get_restore(name, ConnectionParams())
+    assert isinstance(restorer, Restorer) and restorer.name == name
+    kind = type(restorer)
+    assert kind.check is not Restorer.check, name
+    assert kind.restore is not Restorer.restore or callable(kind.restore_with), name
+    assert kind.drop is not Restorer.drop or callable(kind.drop_with), name
+    if name in registry.PHYSICAL_RESTORE_ENGINES:
+        assert type(registry.get_restore(name, ConnectionParams(), physical=True)) is not type(restorer)
+    else:
+        with pytest.raises(OpsReadyError, match='datadir applies to physical recovery'):
+            registry.get_restore(name, ConnectionParams(), physical=True)
+
+
+def test_area_dispatchers_name_no_engine():
+    """The area-generic files choose nothing by engine name: restore/run.py, drill steps, maintenance core."""
+    pattern = re.compile(r"""(engine|family)\s*[!=]=\s*['"](postgresql|mariadb|mysql|sqlite|sqlserver)['"]""")
+    for rel in (('restore', 'run.py'), ('maintenance', 'core.py'), ('drill', 'steps.py'), ('backup', 'jobs.py')):
+        with open(os.path.join(MODULE_UTILS, *rel)) as handle:
+            found = pattern.findall(handle.read())
+        assert found == [], (rel, found)
