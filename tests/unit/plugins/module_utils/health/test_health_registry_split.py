@@ -54,3 +54,24 @@ def test_a_type_registered_from_another_file_reaches_options_and_validation():
 def test_db_probe_engines_come_from_the_engine_registry():
     from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import PROBE_ENGINES
     assert tuple(checks.REGISTRY['db'].options['engine']['choices']) == PROBE_ENGINES
+
+
+def test_record_changes_reports_only_what_changed(tmp_path):
+    """The textfile is rewritten (and changed) only when its content differs; a history sample is a change;
+    check mode writes nothing and predicts both."""
+    from ansible_collections.opsready.operations.plugins.module_utils.health import assess
+    textfile = tmp_path / 'h.prom'
+    plan = assess.Plan(checks=[], metrics=['memory'], textfile_path=str(textfile))
+    result = assess.run(plan)
+    written, changed, diffs = assess.record_changes(plan, result, timestamp=1000.0, check_mode=True)
+    assert (written, changed) == ({}, True) and not textfile.exists() and diffs[0]['before'] == ''
+    written, changed, _ = assess.record_changes(plan, result, timestamp=1000.0)
+    assert changed and written['textfile_changed'] and textfile.exists()
+    first = textfile.stat().st_ino
+    written, changed, diffs = assess.record_changes(plan, result, timestamp=1000.0)
+    assert not changed and written == {'textfile': str(textfile), 'textfile_changed': False} and diffs == []
+    assert textfile.stat().st_ino == first  # left alone, not rewritten with the same bytes
+    history = tmp_path / 'h.jsonl'
+    plan = assess.Plan(checks=[], metrics=['memory'], history_path=str(history))
+    _written, changed, _ = assess.record_changes(plan, result, timestamp=1000.0)
+    assert changed and len(history.read_text().splitlines()) == 1
