@@ -109,7 +109,7 @@ class PgNode:
         # value goes into the followers' configuration, never into a result or message).
         raw_runner = ToolRunner(env=runner.env)
         self._raw_engine = cast(PostgresEngine, get_engine('postgresql', spec.conn, raw_runner))
-        raw_runner.secrets.clear()   # the engine registered the login password; argv never holds it (PGPASSWORD)
+        raw_runner.secrets.clear()   # the engine registered the login password; argv never holds it (the environment does)
 
     # SQL -------------------------------------------------------------------------------------------------
     def query(self, sql: str) -> List[List[str]]:
@@ -207,7 +207,7 @@ class PgNode:
     def run_as_owner(self, argv: List[str], env: Optional[Dict[str, str]] = None, timeout: float = 120,
                      check: bool = True, what: Optional[str] = None) -> Tuple[int, str, str]:
         """pg_ctl and pg_rewind refuse to run as root: drop to the data directory's owner (setpriv execs, no PAM
-        session, keeps the environment the tool needs, PGPASSWORD included)."""
+        session, keeps the environment the tool needs, the login included)."""
         uid, _gid, user = self.owner()
         if os.geteuid() == 0 and uid != 0:
             argv = ['setpriv', '--reuid=%s' % user, '--regid=%s' % user, '--init-groups', '--'] + argv
@@ -630,7 +630,8 @@ def rejoin(group: Group, node_name: str, primary: str, rewind: bool, check_mode:
         src = new_node.spec.conn
         source_info = build_conninfo({'host': src.unix_socket or src.host or 'localhost', 'port': str(src.port or 5432),
                                       'user': src.user or 'postgres', 'dbname': 'postgres'})
-        env = {'PGPASSWORD': src.password} if src.password else {}
+        # the login (password or passfile) from the engine client's environment, never in argv
+        env = new_node.engine.env()
         signal = os.path.join(data_dir, 'standby.signal')
         # pg_rewind first runs crash recovery in single-user mode, which refuses a standby.signal: take the fence
         # off for that run only; the server is stopped and we put it back whatever happens.
