@@ -80,6 +80,18 @@ options:
         description: Versions of the tools the drill used.
         type: dict
         default: {}
+      recovered:
+        description:
+          - "The instant the restored copy was read back to hold, as C(db_restore) returned it in C(recovered_point):
+            C(at) (ISO 8601) and C(source) (how it was read). When set, the RPO is measured from it instead of
+            C(backup.recoverable_until); both figures are reported and a difference over 1 s is flagged."
+        type: dict
+        default: {}
+      stop_at:
+        description:
+          - The instant a drill of a chosen past point asked for. The RPO is then measured from it, and the drill
+            fails when C(recovered.at) is later.
+        type: str
   history_limit:
     description: How many drills (including this one) the trend charts show.
     type: int
@@ -180,6 +192,8 @@ def main():
                 steps=dict(type='list', elements='dict', default=[]),
                 objectives=dict(type='dict', default={}),
                 tool_versions=dict(type='dict', default={}),
+                recovered=dict(type='dict', default={}),
+                stop_at=dict(type='str'),
             )),
             history_limit=dict(type='int', default=30),
         ),

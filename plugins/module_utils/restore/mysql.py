@@ -319,6 +319,9 @@ def _feed_client(engine: Any, database: str, source: IO[bytes], stripper: Any, w
             raise
 
 
+SET_TIMESTAMP = re.compile(rb'SET TIMESTAMP=(\d+(?:\.\d+)?)/\*!\*/;')
+
+
 class GtidStripper(_LineChunkFilter):
     """Removes the GTID assignments ``mariadb-binlog`` prints after each GTID event.
 
@@ -331,8 +334,23 @@ class GtidStripper(_LineChunkFilter):
     def __init__(self) -> None:
         super().__init__()
         self.removed = 0
+        # The timestamp of the last event passed on (mariadb-binlog prints ``SET TIMESTAMP=<epoch>[.<us>]`` at
+        # the start of a line before each event's statements): the point a replay that ran to its end reached.
+        self.last_timestamp: Optional[float] = None
+
+    def _note_timestamp(self, data: bytes) -> None:
+        at = data.rfind(b'\nSET TIMESTAMP=')
+        if at < 0:
+            if not data.startswith(b'SET TIMESTAMP='):
+                return
+            at = -1
+        match = SET_TIMESTAMP.match(data, at + 1)
+        if match:
+            self.last_timestamp = float(match.group(1))
 
     def _strip(self, data: bytes) -> bytes:
+        self._note_timestamp(data)
+
         def keep(match: 're.Match[bytes]') -> bytes:
             self.removed += match.group(2).count(b'\n')
             return match.group(1)
@@ -433,7 +451,7 @@ def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Man
             kill_and_reap(binlog)
             raise
         return {'binlogs': [os.path.basename(f) for f in files], 'start_position': start,
-                'gtid_assignments_removed': stripper.removed}
+                'gtid_assignments_removed': stripper.removed, 'last_event': stripper.last_timestamp}
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -713,7 +731,20 @@ def restore(engine: Any, request: RestoreRequest, chain: List[Manifest], timer: 
     if request.stop_at is not None and logs:
         floor = request.stop_at.astimezone(UTC).replace(microsecond=0)
         result['point_reached'] = isoformat(min(floor, max(m.consistent_at for m in chain)))
+    result['recovered_point'] = recovered_point(full, replay.get('last_event'))
     return result
+
+
+def recovered_point(full: Manifest, last_event: Optional[float]) -> Dict[str, Any]:
+    """What the restored copy provably holds: the source as of the last binary log event of the database that
+    was replayed into it (its ``SET TIMESTAMP``; whole seconds unless the server logged microseconds), or,
+    when no event of the database followed the dump, the dump's own consistent point."""
+    if last_event is not None:
+        moment = datetime.datetime.fromtimestamp(last_event, UTC)
+        if moment >= full.consistent_at:
+            return {'at': isoformat(moment), 'source': 'timestamp of the last binary log event replayed'}
+    return {'at': isoformat(full.consistent_at),
+            'source': 'consistent point of dump %s (no later event of the database replayed)' % full.id}
 
 
 def drop(engine: Any, request: RestoreRequest, check_mode: bool) -> Dict[str, Any]:
