@@ -167,7 +167,7 @@ def test_newest_instant_under_a_running_writer(cluster):
     # The rows present are exactly those committed at or before the recovered instant.
     assert by_id[last_id] <= recovered < by_id[last_id + 1], (last_id, by_id[last_id], recovered, by_id[last_id + 1])
     # Archived every ARCHIVE_TIMEOUT s: the recovered instant is that close to the drill start (plus archiving).
-    assert entry['rpo_seconds'] <= ARCHIVE_TIMEOUT + 3, entry
+    assert 0 < entry['rpo_seconds'] <= ARCHIVE_TIMEOUT + 3, entry
     assert entry['rpo_claimed_seconds'] is not None and entry['passed'], entry['reasons']
     print('PITR drill: RTO %.3f s, RPO %.3f s (catalog %.3f s), %d rows recovered'
           % (entry['rto_seconds'], entry['rpo_seconds'], entry['rpo_claimed_seconds'], last_id))
@@ -210,3 +210,73 @@ def test_a_missing_wal_segment_fails_the_drill_naming_it(cluster):
     assert 'WAL segment %s is missing' % missing['position']['wal_file'] in steps['restore']['error'], steps
     assert not entry['passed'] and steps['cleanup']['ok']
     assert_scratch_gone(cluster, 'gap')
+
+
+# -- MariaDB: dump + binary log chain ------------------------------------------------------------------------
+
+def test_mariadb_binlog_drill_reads_back_the_recovered_point(maria_db, tmp_path):
+    """Dump, then rows from a running writer, binary logs shipped while it runs, and a drill (the writer still
+    running) to the newest instant: the copy holds exactly the rows shipped, and the recovered point is the time
+    of the last event replayed (binary log events carry the statement's start, in whole seconds unless the
+    server logs microseconds), not the catalog's claim."""
+    server = maria_db.server
+    maria_db.sql('CREATE TABLE ticks (id INT AUTO_INCREMENT PRIMARY KEY, at DATETIME(6) NOT NULL) ENGINE=InnoDB;'
+                 'INSERT INTO ticks (at) VALUES (UTC_TIMESTAMP(6))')
+    dest = tmp_path / 'backups'
+    backup = dict(login_host=server.host, login_port=server.port, login_user=server.user,
+                  login_password='{{ pw }}', engine='mariadb', database=maria_db.name, dest=str(dest))
+    run = run_playbook(_play(tmp_path, [{'name': 'full', 'opsready.operations.db_backup': backup}]),
+                       extravars={'pw': server.password})
+    assert run.rc == 0, run.stdout[-3000:]
+    stop = threading.Event()
+
+    def write():
+        while not stop.is_set():
+            maria_db.sql('INSERT INTO ticks (at) VALUES (UTC_TIMESTAMP(6))')
+            stop.wait(WRITE_EVERY)
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    try:
+        time.sleep(2.5)
+        run = run_playbook(_play(tmp_path, [{'name': 'logs', 'opsready.operations.db_backup': dict(backup,
+                                                                                                     kind='log')}]),
+                           extravars={'pw': server.password})
+        assert run.rc == 0, run.stdout[-3000:]
+        database = {'name': 'shop', 'engine': 'mariadb', 'database': maria_db.name, 'backup_dir': str(dest),
+                    'login_host': server.host, 'login_port': server.port, 'login_user': server.user,
+                    'password_var': 'drill_password', 'rpo_seconds': 120,
+                    'smoke_queries': [{'name': 'ticks', 'sql': 'SELECT count(*) AS n, max(id) AS last_id FROM ticks',
+                                       'expect': {'rows_at_least': 1}}]}
+        result = run_playbook('playbooks/dr_drill.yml', extravars={
+            'dr_drill_report_dir': str(tmp_path / 'reports'), 'drill_password': server.password,
+            'dr_drill_databases': [database]})
+    finally:
+        stop.set()
+        writer.join(30)
+    assert result.rc == 0, result.stdout[-5000:]
+    out = result.result('Write the drill report')
+    entry = json.loads(Path(out['paths']['json']).read_text())['databases'][0]
+    steps = {s['name']: s for s in entry['steps']}
+    assert list(steps) == ['find_backup', 'restore', 'integrity', 'smoke', 'cleanup'], list(steps)
+    assert len(entry['backup']['chain']) >= 2, entry['backup']
+    assert entry['rpo_basis'] == 'recovered' and 'last binary log event' in entry['recovered']['source'], entry
+    rows = steps['smoke']['queries'][0]['rows'][0]
+    last_id = int(rows['last_id'])
+    assert int(rows['n']) == last_id > 1, rows
+    stamps = {int(i): parse_z(t.replace(' ', 'T') + 'Z') for i, t in maria_db.sql('SELECT id, at FROM ticks')}
+    recovered = parse_z(entry['recovered']['at'])
+    # Binary log event headers carry whole seconds: the last transaction replayed was logged in the second of
+    # the recovered point; every row logged before that second is in the copy, none logged after it.
+    assert stamps[last_id].replace(microsecond=0) <= recovered <= stamps[last_id] + datetime.timedelta(seconds=1), (
+        stamps[last_id], recovered)
+    assert [i for i, at in stamps.items() if at < recovered - datetime.timedelta(seconds=1)] == list(
+        range(1, max(i for i, at in stamps.items() if at < recovered - datetime.timedelta(seconds=1)) + 1))
+    assert all(i <= last_id for i, at in stamps.items() if at < recovered - datetime.timedelta(seconds=1))
+    assert all(i > last_id for i, at in stamps.items() if at >= recovered + datetime.timedelta(seconds=1))
+    assert last_id + 1 in stamps, 'the writer wrote nothing after the logs were shipped'
+    assert entry['passed'], entry['reasons']
+    print('MariaDB binlog drill: RTO %.3f s, RPO %.3f s (catalog %.3f s), %d rows'
+          % (entry['rto_seconds'], entry['rpo_seconds'], entry['rpo_claimed_seconds'], last_id))
+    assert not server.sql("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '%s_drill'"
+                          % maria_db.name)

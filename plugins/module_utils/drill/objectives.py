@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """RTO and RPO of one drilled database, measured from its steps, judged against its objectives.
 
-* RPO = drill start (or, for a drill of a chosen past instant, ``stop_at``) minus the instant the restored
+* RPO = drill start (with a point read from the restored data: when the restore read the catalog; for a drill
+  of a chosen past instant: ``stop_at``) minus the instant the restored
   copy provably holds: the ``recovered`` point read from the restored data when the restore measured one
   (PostgreSQL point-in-time: the last transaction replayed; MariaDB/MySQL binary logs: the last event
   replayed), else ``recoverable_until`` of the chain in the catalog (a dump is its own point). The catalog's
@@ -91,7 +92,14 @@ def measure(database: Dict[str, Any], drill_started: datetime.datetime) -> Dict[
     stop_at = _time(database.get('stop_at'), 'stop_at')
     recovered = dict(database.get('recovered') or {})
     recovered_at = _time(recovered.get('at'), 'recovered point')
-    reference = stop_at or drill_started
+    # A disaster at the moment the restore read the catalog would have left exactly what it restored: a point read
+    # from the restored data is measured from then (``recovered.catalog_read_at``, else the start of the restore
+    # step: logs shipped after the drill started may be in the copy), or from stop_at. Without one, from the drill
+    # start as before.
+    restore = _step(steps, 'restore')
+    read_at = _time(recovered.get('catalog_read_at'), 'catalog_read_at') if recovered_at else None
+    reference = stop_at or read_at or (_time(restore['started'], 'restore started') if restore and recovered_at
+                                       else None) or drill_started
     # What the catalog says the chain reaches: recoverable_until, or stop_at when the drill asked for an instant.
     claimed = until if stop_at is None or until is None else min(stop_at, until)
     claimed_rpo = None if claimed is None else round(max(0.0, (reference - claimed).total_seconds()), 3)
@@ -125,7 +133,7 @@ def measure(database: Dict[str, Any], drill_started: datetime.datetime) -> Dict[
                            % (human(rpo), human(rpo_objective),
                               'the restored data holds' if recovered_at else 'recoverable',
                               recovered.get('at') or backup.get('recoverable_until'), human(rpo),
-                              'stop_at' if stop_at else 'the drill started'))
+                              'stop_at' if stop_at else 'the restore started' if recovered_at else 'the drill started'))
 
     first = _step(steps, 'fetch_offsite') or _step(steps, 'verify') or _step(steps, 'restore')
     proving = [s for s in (_step(steps, 'integrity'), _step(steps, 'smoke')) if s is not None]

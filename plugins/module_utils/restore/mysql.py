@@ -319,7 +319,8 @@ def _feed_client(engine: Any, database: str, source: IO[bytes], stripper: Any, w
             raise
 
 
-SET_TIMESTAMP = re.compile(rb'SET TIMESTAMP=(\d+(?:\.\d+)?)/\*!\*/;')
+# "#261129 10:00:00 server id 1  end_log_pos 1277 CRC32 0x0a1b2c3d 	Xid = 12" (the hour is space-padded).
+EVENT_HEADER = re.compile(rb'#(\d{6})\s+(\d{1,2}:\d\d:\d\d)\s+server id\s')
 
 
 class GtidStripper(_LineChunkFilter):
@@ -334,19 +335,21 @@ class GtidStripper(_LineChunkFilter):
     def __init__(self) -> None:
         super().__init__()
         self.removed = 0
-        # The timestamp of the last event passed on (mariadb-binlog prints ``SET TIMESTAMP=<epoch>[.<us>]`` at
-        # the start of a line before each event's statements): the point a replay that ran to its end reached.
+        # The time of the last transaction (or statement) event passed on: the point a replay that ran to its end
+        # reached (with --stop-datetime, the tool prints no event from that second on).
         self.last_timestamp: Optional[float] = None
 
     def _note_timestamp(self, data: bytes) -> None:
-        at = data.rfind(b'\nSET TIMESTAMP=')
+        """The header of the last transaction end (``Xid = N``) or statement (``Query``) event in ``data``; its
+        time (whole seconds, printed in UTC: the tool runs with TZ=UTC) is when the source logged it."""
+        at = max(data.rfind(b'\tXid = '), data.rfind(b'\tQuery\t'))
         if at < 0:
-            if not data.startswith(b'SET TIMESTAMP='):
-                return
-            at = -1
-        match = SET_TIMESTAMP.match(data, at + 1)
+            return
+        match = EVENT_HEADER.match(data, data.rfind(b'\n', 0, at) + 1)
         if match:
-            self.last_timestamp = float(match.group(1))
+            stamp = datetime.datetime.strptime('%s %s' % (match.group(1).decode(), match.group(2).decode()),
+                                               '%y%m%d %H:%M:%S')
+            self.last_timestamp = stamp.replace(tzinfo=UTC).timestamp()
 
     def _strip(self, data: bytes) -> bytes:
         self._note_timestamp(data)
@@ -737,7 +740,7 @@ def restore(engine: Any, request: RestoreRequest, chain: List[Manifest], timer: 
 
 def recovered_point(full: Manifest, last_event: Optional[float]) -> Dict[str, Any]:
     """What the restored copy provably holds: the source as of the last binary log event of the database that
-    was replayed into it (its ``SET TIMESTAMP``; whole seconds unless the server logged microseconds), or,
+    was replayed into it (its header time, whole seconds), or,
     when no event of the database followed the dump, the dump's own consistent point."""
     if last_event is not None:
         moment = datetime.datetime.fromtimestamp(last_event, UTC)

@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import CatalogError, OpsReadyError
-from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat
+from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import CLUSTER
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
     check_decryptable, is_encrypted)
@@ -133,6 +133,9 @@ def run_restore(request: RestoreRequest, conn: ConnectionParams) -> Dict[str, An
         result.update(_drop(request, conn))
         result['wall_seconds'] = timer.total()
         return result
+    # When the catalog was read: a disaster at that instant would have left exactly the chain restored (a drill
+    # measures its RPO from here to the point the restored data reaches).
+    result['catalog_read_at'] = isoformat(utcnow())
     chain = plan(request)
     result['chain'] = chain_summary(chain)
     result['chain_ids'] = [m.id for m in chain]

@@ -22,13 +22,14 @@ def db(**extra):
 def test_rpo_from_the_recovered_point_and_the_claim_beside_it():
     out = measure(db(recovered={'at': '2026-11-29T11:59:49.500000Z', 'source': 'pg_last_xact_replay_timestamp()'}),
                   START)
-    assert out['rpo_seconds'] == 10.5 and out['rpo_claimed_seconds'] == 10.0 and out['rpo_basis'] == 'recovered'
+    assert out['rpo_seconds'] == 11.5 and out['rpo_claimed_seconds'] == 11.0 and out['rpo_basis'] == 'recovered'
+    # measured from the restore start (12:00:01), when it read the catalog
     assert out['rpo_flag'] is None and out['passed']
 
 
 def test_a_recovered_point_behind_the_claim_is_flagged_and_judged():
     out = measure(db(recovered={'at': '2026-11-29T11:57:00Z', 'source': 'pg_last_xact_replay_timestamp()'}), START)
-    assert out['rpo_seconds'] == 180.0 and out['rpo_claimed_seconds'] == 10.0
+    assert out['rpo_seconds'] == 181.0 and out['rpo_claimed_seconds'] == 11.0
     assert out['rpo_difference_seconds'] == 170.0
     assert 'before' in out['rpo_flag'] and '2026-11-29T11:57:00Z' in out['rpo_flag']
     assert out['rpo_verdict'] == 'fail' and not out['passed']   # the catalog alone would have passed
@@ -51,7 +52,13 @@ def test_report_shows_both_figures_and_the_flag():
     report = build_report([db(recovered={'at': '2026-11-29T11:57:00Z', 'source': 'last binary log event'})],
                           started='2026-11-29T12:00:00Z', finished='2026-11-29T12:00:07Z', host='h')
     text = render_markdown(report)
-    assert 'RPO 3 min 0 s, by the catalog 10.0 s' in text and 'RPO flag' in text
+    assert 'RPO 3 min 1 s, by the catalog 11.0 s' in text and 'RPO flag' in text
     from ansible_collections.opsready.operations.plugins.module_utils.drill.html import render_html
     html = render_html(report, [])
     assert 'catalog and restored data differ' in html and '2026-11-29T11:57:00Z' in html
+
+
+def test_rpo_is_measured_from_when_the_restore_read_the_catalog():
+    out = measure(db(recovered={'at': '2026-11-29T12:00:02Z', 'catalog_read_at': '2026-11-29T12:00:02.500000Z'}),
+                  START)
+    assert out['rpo_seconds'] == 0.5   # WAL archived after the drill started is in the copy: not counted as loss
