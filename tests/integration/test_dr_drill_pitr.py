@@ -144,6 +144,16 @@ def smoke_rows(entry) -> dict:
 def assert_scratch_gone(cluster, name):
     scratch = cluster['top'] / 'scratch'
     assert not [p for p in scratch.iterdir() if p.name.startswith(name)], list(scratch.iterdir())
+    # and no server of it is left running
+    running = []
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            cmdline = Path('/proc/%s/cmdline' % pid).read_bytes().replace(b'\0', b' ').decode('utf-8', 'replace')
+        except OSError:
+            continue
+        if str(scratch / name) in cmdline:
+            running.append(cmdline)
+    assert not running, running
 
 
 def test_newest_instant_under_a_running_writer(cluster):
@@ -191,6 +201,16 @@ def test_stop_at_between_two_commits(cluster):
     assert first <= recovered <= stop_at, (first, recovered, stop_at)
     assert entry['stop_at'] and entry['passed'] and entry['rpo_seconds'] <= (stop_at - first).total_seconds() + 0.001
     assert_scratch_gone(cluster, 'stop-at')
+
+
+def test_a_failing_smoke_query_still_stops_and_removes_the_scratch_cluster(cluster):
+    bad = [{'name': 'too many', 'sql': 'SELECT count(*) AS n FROM ticks', 'expect': {'value_at_least': 10 ** 9}}]
+    result, entry = drill(cluster, 'failing', smoke_queries=bad)
+    assert result.rc != 0
+    steps = {s['name']: s for s in entry['steps']}
+    assert steps['restore']['ok'] and steps['integrity']['ok'] and not steps['smoke']['ok'], steps
+    assert steps['cleanup']['ok'] and steps['cleanup']['result'] == 'removed'
+    assert_scratch_gone(cluster, 'failing')
 
 
 def test_a_missing_wal_segment_fails_the_drill_naming_it(cluster):
