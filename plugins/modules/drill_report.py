@@ -161,6 +161,8 @@ databases:
       C(integrity_result), C(restore_start)/C(restore_end)/C(restore_elapsed), C(integrity_start)/C(integrity_end)/
       C(integrity_elapsed), C(backup_dates), C(backup_files), C(file_exists), C(size)) plus C(rto_seconds),
       C(rpo_seconds), C(rto_verdict), C(rpo_verdict) (V(pass), V(fail), V(not_measured)), C(objectives), C(passed).
+    - C(recovered_point) (the instant read back from the restored data, or null), C(rpo_claimed_seconds) (the RPO
+      by the catalog's C(recoverable_until)) and C(rpo_flag) (why the two differ by more than 1 s, or null).
   returned: success
   type: list
   elements: dict
