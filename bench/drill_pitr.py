@@ -135,7 +135,7 @@ def raw(work: Path, server: PostgresServer, dest: Path) -> float:
                PGDATABASE='app')
     while True:
         out = subprocess.run([server.bin('psql'), '-X', '-A', '-t', '-c', 'SELECT pg_is_in_recovery()'], env=env,
-                             capture_output=True, text=True)
+                             capture_output=True, text=True, check=False)
         if out.returncode == 0 and out.stdout.strip() == 'f':
             break
         time.sleep(0.2)

@@ -259,9 +259,8 @@ def test_mariadb_binlog_drill_reads_back_the_recovered_point(maria_db, tmp_path)
     writer.start()
     try:
         time.sleep(2.5)
-        run = run_playbook(_play(tmp_path, [{'name': 'logs', 'opsready.operations.db_backup': dict(backup,
-                                                                                                     kind='log')}]),
-                           extravars={'pw': server.password})
+        ship = [{'name': 'logs', 'opsready.operations.db_backup': dict(backup, kind='log')}]
+        run = run_playbook(_play(tmp_path, ship), extravars={'pw': server.password})
         assert run.rc == 0, run.stdout[-3000:]
         database = {'name': 'shop', 'engine': 'mariadb', 'database': maria_db.name, 'backup_dir': str(dest),
                     'login_host': server.host, 'login_port': server.port, 'login_user': server.user,
