@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
@@ -81,22 +81,23 @@ def log_gap(catalog: Catalog, chain: List[Manifest]) -> Optional[Dict[str, Any]]
             'next_start': int(nxt.position['start'])}
 
 
-def missing_piece(gap: Dict[str, Any], reference: Manifest) -> Optional[str]:
+def missing_piece(gap: Dict[str, Any], reference: Manifest) -> Optional[Tuple[str, str]]:
     """The file name of the log piece a gap lacks (``expected_start``), from the positions of ``reference`` (the
     piece before the gap, or the base): a PostgreSQL WAL segment name from its timeline and segment size, a
-    binary log name from the numbered name of the one before. None when the positions do not say."""
+    binary log name from the numbered name of the one before, each with what it is. None when the positions do
+    not say."""
     position = reference.position or {}
     expected = int(gap['expected_start'])
     size = position.get('wal_segment_size')
     timeline = position.get('timeline')
     if size and timeline is not None:
         per_log = 0x100000000 // int(size)
-        return '%08X%08X%08X' % (int(timeline), expected // per_log, expected % per_log)
+        return 'WAL segment', '%08X%08X%08X' % (int(timeline), expected // per_log, expected % per_log)
     binlog = position.get('binlog_file')
     if binlog:
         match = re.match(r'^(.*\.)(\d+)$', os.path.basename(str(binlog)))
         if match:
-            return match.group(1) + str(expected).zfill(len(match.group(2)))
+            return 'binary log', match.group(1) + str(expected).zfill(len(match.group(2)))
     return None
 
 
@@ -108,16 +109,16 @@ def plan(request: RestoreRequest) -> List[Manifest]:
         # this restore could not reach, so what they hold would be lost without a word.
         gap = log_gap(catalog, chain)
         if gap is not None:
-            name = missing_piece(gap, chain[-1])
+            piece = missing_piece(gap, chain[-1])
             raise CatalogError(
                 'The log chain has a gap: %sno log starting at position %s after %s, yet newer logs exist (next '
                 'present: %s at %s). A restore to the newest point would silently stop at %s and lose what is '
                 'after the gap. Put the missing piece back in %s, or give stop_at at or before %s to restore up '
                 'to the gap knowingly. Nothing was restored.'
-                % ('%s %s is missing: ' % ('WAL segment' if request.engine == 'postgresql' else 'log', name)
-                   if name else '', gap['expected_start'], gap['after'], gap['next_present'], gap['next_start'],
-                   isoformat(Catalog.reaches(chain)), request.src, isoformat(Catalog.reaches(chain))),
-                missing_after=gap['after'], next_present=gap['next_present'], missing=name)
+                % ('%s %s is missing: ' % piece if piece else '', gap['expected_start'], gap['after'],
+                   gap['next_present'], gap['next_start'], isoformat(Catalog.reaches(chain)), request.src,
+                   isoformat(Catalog.reaches(chain))),
+                missing_after=gap['after'], next_present=gap['next_present'], missing=piece[1] if piece else None)
     if _method(request) == 'physical' and chain[0].kind != 'base':
         raise OpsReadyError('Point-in-time recovery needs a base backup (kind=base) to start from; %s is a %s.'
                             % (chain[0].id, chain[0].kind))

@@ -64,4 +64,4 @@ def test_binlog_gap_names_the_missing_binary_log(tmp_path):
               {'start': index, 'end': index + 1, 'binlog_file': 'mysql-bin.%06d' % index}, 'mariadb', 'shop')
     with pytest.raises(CatalogError) as exc:
         plan(RestoreRequest(engine='mariadb', src=str(tmp_path), database='shop'))
-    assert 'log mysql-bin.000008 is missing' in exc.value.message
+    assert 'binary log mysql-bin.000008 is missing' in exc.value.message
