@@ -177,6 +177,7 @@ def render_markdown(report: Dict[str, Any]) -> str:
                   '- backup used: `%s` (finished %s), recoverable until %s' % (
                       backup.get('id'), backup.get('finished'), backup.get('recoverable_until')),
                   '- chain: %s' % ', '.join('`%s`' % c for c in backup.get('chain') or []) or '- chain: none',
+                  rpo_line(db),
                   '- scratch target cleaned up: %s' % ('yes' if db.get('cleaned_up') else 'NO'), '',
                   '| step | started | seconds | result |', '|---|---|---|---|']
         measured = db.get('measured')
@@ -201,6 +202,21 @@ def render_markdown(report: Dict[str, Any]) -> str:
         versions = sorted(report['tool_versions'].items())
         lines += ['', '## Tool versions', ''] + ['- %s: %s' % (k, v) for k, v in versions]
     return '\n'.join(lines) + '\n'
+
+
+def rpo_line(db: Dict[str, Any]) -> str:
+    """Both RPO figures: measured from the restored data (when the restore read a point) and the catalog's."""
+    recovered = db.get('recovered') or {}
+    line = '- RPO %s%s, by the catalog %s' % (
+        human(db.get('rpo_seconds')), ' (stop_at %s)' % db['stop_at'] if db.get('stop_at') else '',
+        human(db.get('rpo_claimed_seconds')))
+    if recovered.get('at'):
+        line += '; restored data reaches %s (%s)' % (recovered['at'], recovered.get('source') or 'measured')
+    else:
+        line += '; no point read from the restored data (measured from the catalog)'
+    if db.get('rpo_flag'):
+        line += '\n- **RPO flag:** %s' % db['rpo_flag']
+    return line
 
 
 def test_summary(db: Dict[str, Any]) -> Dict[str, Any]:
@@ -228,6 +244,8 @@ def test_summary(db: Dict[str, Any]) -> Dict[str, Any]:
         'backup_dates': [backup.get('started'), backup.get('finished')],
         'backup_files': backup.get('chain') or ([backup['id']] if backup.get('id') else []),
         'recoverable_until': backup.get('recoverable_until'),
+        'recovered_point': (db.get('recovered') or {}).get('at'), 'rpo_claimed_seconds': db.get('rpo_claimed_seconds'),
+        'rpo_flag': db.get('rpo_flag'),
         'rto_seconds': db['rto_seconds'], 'rpo_seconds': db['rpo_seconds'],
         'rto_verdict': db['rto_verdict'], 'rpo_verdict': db['rpo_verdict'],
         'objectives': db['objectives'], 'cleaned_up': db['cleaned_up'], 'passed': db['passed'],

@@ -109,7 +109,7 @@ class PgNode:
         # value goes into the followers' configuration, never into a result or message).
         raw_runner = ToolRunner(env=runner.env)
         self._raw_engine = cast(PostgresEngine, get_engine('postgresql', spec.conn, raw_runner))
-        raw_runner.secrets.clear()   # the engine registered the login password; argv never holds it (the environment does)
+        raw_runner.secrets.clear()   # the engine registered the password; argv never holds it (the environment does)
 
     # SQL -------------------------------------------------------------------------------------------------
     def query(self, sql: str) -> List[List[str]]:

@@ -12,12 +12,13 @@ Private to opsready.operations; do not import from other collections.
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Optional
+import re
+from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import CatalogError, OpsReadyError
-from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat
+from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import CLUSTER
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
     check_decryptable, is_encrypted)
@@ -80,6 +81,26 @@ def log_gap(catalog: Catalog, chain: List[Manifest]) -> Optional[Dict[str, Any]]
             'next_start': int(nxt.position['start'])}
 
 
+def missing_piece(gap: Dict[str, Any], reference: Manifest) -> Optional[Tuple[str, str]]:
+    """The file name of the log piece a gap lacks (``expected_start``), from the positions of ``reference`` (the
+    piece before the gap, or the base): a PostgreSQL WAL segment name from its timeline and segment size, a
+    binary log name from the numbered name of the one before, each with what it is. None when the positions do
+    not say."""
+    position = reference.position or {}
+    expected = int(gap['expected_start'])
+    size = position.get('wal_segment_size')
+    timeline = position.get('timeline')
+    if size and timeline is not None:
+        per_log = 0x100000000 // int(size)
+        return 'WAL segment', '%08X%08X%08X' % (int(timeline), expected // per_log, expected % per_log)
+    binlog = position.get('binlog_file')
+    if binlog:
+        match = re.match(r'^(.*\.)(\d+)$', os.path.basename(str(binlog)))
+        if match:
+            return 'binary log', match.group(1) + str(expected).zfill(len(match.group(2)))
+    return None
+
+
 def plan(request: RestoreRequest) -> List[Manifest]:
     catalog = Catalog(request.src, engine=request.engine, database=catalog_database(request))
     chain = select_chain(catalog, request.artifact, request.stop_at)
@@ -88,14 +109,16 @@ def plan(request: RestoreRequest) -> List[Manifest]:
         # this restore could not reach, so what they hold would be lost without a word.
         gap = log_gap(catalog, chain)
         if gap is not None:
+            piece = missing_piece(gap, chain[-1])
             raise CatalogError(
-                'The log chain has a gap: no log starting at position %s after %s, yet newer logs exist (next '
+                'The log chain has a gap: %sno log starting at position %s after %s, yet newer logs exist (next '
                 'present: %s at %s). A restore to the newest point would silently stop at %s and lose what is '
                 'after the gap. Put the missing piece back in %s, or give stop_at at or before %s to restore up '
                 'to the gap knowingly. Nothing was restored.'
-                % (gap['expected_start'], gap['after'], gap['next_present'], gap['next_start'],
-                   isoformat(Catalog.reaches(chain)), request.src, isoformat(Catalog.reaches(chain))),
-                missing_after=gap['after'], next_present=gap['next_present'])
+                % ('%s %s is missing: ' % piece if piece else '', gap['expected_start'], gap['after'],
+                   gap['next_present'], gap['next_start'], isoformat(Catalog.reaches(chain)), request.src,
+                   isoformat(Catalog.reaches(chain))),
+                missing_after=gap['after'], next_present=gap['next_present'], missing=piece[1] if piece else None)
     if _method(request) == 'physical' and chain[0].kind != 'base':
         raise OpsReadyError('Point-in-time recovery needs a base backup (kind=base) to start from; %s is a %s.'
                             % (chain[0].id, chain[0].kind))
@@ -111,16 +134,24 @@ def run_restore(request: RestoreRequest, conn: ConnectionParams) -> Dict[str, An
         result.update(_drop(request, conn))
         result['wall_seconds'] = timer.total()
         return result
+    # When the catalog was read: a disaster at that instant would have left exactly the chain restored (a drill
+    # measures its RPO from here to the point the restored data reaches).
+    result['catalog_read_at'] = isoformat(utcnow())
     chain = plan(request)
     result['chain'] = chain_summary(chain)
     result['chain_ids'] = [m.id for m in chain]
     result['point_reached'] = isoformat(point_reached(chain, request.stop_at))
     timer.lap('plan')
-    result['verification'] = verify_chain(chain)
-    timer.lap('verify_checksums')
-    # Encrypted pieces: prove the key opens every one before the target is created (check mode too).
-    for entry in chain:
-        check_decryptable(entry, request.identities)
+    try:
+        result['verification'] = verify_chain(chain)
+        timer.lap('verify_checksums')
+        # Encrypted pieces: prove the key opens every one before the target is created (check mode too).
+        for entry in chain:
+            check_decryptable(entry, request.identities)
+    except OpsReadyError as exc:
+        # phase=verify: refused before the target was touched (a DR drill reports it as its verify step).
+        exc.details.setdefault('phase', 'verify')
+        raise
     result['encrypted'] = [m.id for m in chain if is_encrypted(m)]
     if request.check_mode:
         result['target'] = _check_target(request, conn, chain)
