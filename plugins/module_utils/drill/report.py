@@ -172,24 +172,26 @@ def render_markdown(report: Dict[str, Any]) -> str:
             human(db['objectives']['rpo_seconds']), 'PASSED' if db['passed'] else 'FAILED'))
     for db in report['databases']:
         backup = db.get('backup') or {}
-        lines += ['', '## %s (%s)' % (db.get('name'), db.get('engine')), '',
-                  '- source: `%s`, scratch target: `%s`' % (db.get('source'), db.get('scratch')),
-                  '- backup used: `%s` (finished %s), recoverable until %s' % (
-                      backup.get('id'), backup.get('finished'), backup.get('recoverable_until')),
-                  '- chain: %s' % ', '.join('`%s`' % c for c in backup.get('chain') or []) or '- chain: none',
-                  rpo_line(db),
-                  '- scratch target cleaned up: %s' % ('yes' if db.get('cleaned_up') else 'NO'), '',
-                  '| step | started | seconds | result |', '|---|---|---|---|']
         measured = db.get('measured')
         if measured:
             # A failover drill: the figures the writer measured replace the backup lines.
-            lines[-6:-3] = [
+            details = [
                 '- promoted: `%s` (old primary `%s` fenced: %s)'
                 % (measured.get('promoted'), db.get('source'), measured.get('fenced')),
                 '- acknowledged commits: %s, lost: %s, in doubt: %s, writer reconnects: %s'
                 % (measured.get('acknowledged'), measured.get('lost_commits'), measured.get('in_doubt'),
                    measured.get('reconnects')),
                 '- WAL the promoted node lacked: %s bytes' % measured.get('rpo_bytes')]
+        else:
+            details = [
+                '- backup used: `%s` (finished %s), recoverable until %s' % (
+                    backup.get('id'), backup.get('finished'), backup.get('recoverable_until')),
+                '- chain: %s' % ', '.join('`%s`' % c for c in backup.get('chain') or []) or '- chain: none',
+                rpo_line(db)]
+        lines += ['', '## %s (%s)' % (db.get('name'), db.get('engine')), '',
+                  '- source: `%s`, scratch target: `%s`' % (db.get('source'), db.get('scratch'))] + details + [
+                  '- scratch target cleaned up: %s' % ('yes' if db.get('cleaned_up') else 'NO'), '',
+                  '| step | started | seconds | result |', '|---|---|---|---|']
         for step in db['steps']:
             result = 'ok' if step['ok'] else 'FAILED: %s' % (step.get('error') or '')
             if step['ok'] and step.get('result'):
