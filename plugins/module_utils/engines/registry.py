@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only; importing them here would b
     from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
     from ansible_collections.opsready.operations.plugins.module_utils.drill.checks import Client
     from ansible_collections.opsready.operations.plugins.module_utils.engines.base import Engine
+    from ansible_collections.opsready.operations.plugins.module_utils.insights.core import Collector
     from ansible_collections.opsready.operations.plugins.module_utils.maintenance.core import (
         Backend, MaintenanceOptions)
 
@@ -39,6 +40,8 @@ FILES = 'files'
 CATALOG_ENGINES: Tuple[str, ...] = ENGINES + (FILES,)
 # Engines with DR drill checks (integrity, smoke queries); SQL Server DBCC CHECKDB is not implemented yet.
 DRILL_ENGINES: Tuple[str, ...] = ('sqlite', 'postgresql', 'mariadb', 'mysql')
+# Engines with database insights (db_insights, the health_check ``insights`` type): SQLite has no server to ask.
+INSIGHTS_ENGINES: Tuple[str, ...] = ('postgresql', 'mariadb', 'mysql', 'sqlserver')
 
 
 def check_engine(name: str, supported: Sequence[str] = ENGINES, area: str = '') -> str:
@@ -96,3 +99,18 @@ def get_drill_client(name: str, conn: ConnectionParams, runner: Optional[ToolRun
     if family == 'postgresql':
         return PostgresClient(conn, runner)
     return MySQLClient(conn, runner, flavor=name)
+
+
+def get_insights(name: str, conn: ConnectionParams, runner: Optional[ToolRunner] = None) -> Collector:
+    """The database insights collector (connections, locks, deadlocks, statements ...) for ``name``; it
+    queries through the engine's own object from ``get_engine``."""
+    family = check_engine(name, INSIGHTS_ENGINES, area='database insights')
+    engine = get_engine(name, conn, runner)
+    if family == 'postgresql':
+        from ansible_collections.opsready.operations.plugins.module_utils.insights.postgresql import PostgresInsights
+        return PostgresInsights(engine)
+    if family == 'mysql':
+        from ansible_collections.opsready.operations.plugins.module_utils.insights.mysql import MySQLInsights
+        return MySQLInsights(engine)
+    from ansible_collections.opsready.operations.plugins.module_utils.insights.sqlserver import SQLServerInsights
+    return SQLServerInsights(engine)

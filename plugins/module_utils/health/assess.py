@@ -60,6 +60,10 @@ class Plan:
             self._need_dir('textfile_path', textfile_path)
         if history_path:
             self._need_dir('history_path', history_path)
+        for spec in self.checks:
+            # Check types that keep counters between runs (insights) read the previous sample from the history.
+            if getattr(checks_mod.REGISTRY[spec['type']], 'reads_history', False):
+                spec['_history_path'] = history_path
 
     @staticmethod
     def _need_dir(option: str, path: str) -> None:

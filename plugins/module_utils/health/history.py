@@ -4,7 +4,8 @@
 """A bounded JSON-lines history of compact health samples (the input of capacity planning).
 
 One line per run: ``{"t": epoch seconds, "host", "verdict", "cpu", "mem", "swap", "load",
-"fs": {mountpoint: [used %, inode %, size bytes, used bytes]}}``. Lines are appended with O_APPEND
+"fs": {mountpoint: [used %, inode %, size bytes, used bytes]}, "db": {server key: {counter: value}}}``
+(``db``: database insights counters, see ``insights/deltas.py``). Lines are appended with O_APPEND
 (concurrent runs never interleave); when the file grows past ``max_entries`` plus 10 % it is
 rewritten atomically with the newest ``max_entries`` lines, so it stays bounded without a rewrite on
 every run. Unparsable lines (a crash mid-append on a filesystem without atomic appends) are skipped.
@@ -44,6 +45,10 @@ def sample(result: Dict[str, Any], timestamp: float, host: str) -> Dict[str, Any
                                       item['used_bytes']]
     if fs:
         line['fs'] = fs
+    # Database insight checks: their servers' cumulative counters, which the next run turns into rates.
+    db = {c['key']: c['counters'] for c in result.get('checks', []) if c.get('key') and c.get('counters')}
+    if db:
+        line['db'] = db
     return line
 
 

@@ -27,6 +27,7 @@ EXPECTED = {
     'backup_prune': registry.CATALOG_ENGINES,
     'backup_verify': registry.CATALOG_ENGINES,
     'drill_step': registry.DRILL_ENGINES,
+    'db_insights': registry.INSIGHTS_ENGINES,
 }
 
 
@@ -145,3 +146,12 @@ def test_no_stub_of_the_interface_is_dead():
     assert dead == []
     for cls in classes:
         assert cls.backup is not Engine.backup and cls.verify is not Engine.verify, cls.__name__
+
+
+def test_insights_collectors_come_from_the_registry():
+    conn = ConnectionParams(host='db1')
+    for name in registry.INSIGHTS_ENGINES:
+        collector = registry.get_insights(name, conn)
+        assert collector.engine_name == name
+    with pytest.raises(OpsReadyError, match='sqlite'):
+        registry.get_insights('sqlite', conn)
