@@ -93,8 +93,8 @@ def add_snapshot(exp: DbExposition, snap: Dict[str, Any], labels: Dict[str, str]
     exp.add('sample_interval_seconds', 'Seconds since the previous insights run of this server.',
             change.get('interval_seconds'), labels)
     for name, rate in sorted((change.get('rates') or {}).items()):
-        exp.add('counter_rate_per_second', 'Per-second rate of a server counter since the previous run.', rate,
-                dict(labels, counter=name))
+        exp.add('rate_per_second', 'Per-second rate of a server statistic since the previous run.', rate,
+                dict(labels, statistic=name))
 
 
 def build(results: List[Dict[str, Any]], timestamp: float) -> str:
