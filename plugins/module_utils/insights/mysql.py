@@ -159,11 +159,12 @@ def latest_deadlock(status_text: str) -> Optional[Dict[str, Any]]:
         return None
     section = match.group(1)
     when = section.split('\n', 1)[0].strip()
-    threads = re.findall(r'MySQL thread id (\d+)', section)
+    threads = re.findall(r'(?:MySQL|MariaDB) thread id (\d+)', section)
     queries = []
     for block in re.split(r'\*\*\* \(\d+\) TRANSACTION:', section)[1:]:
         lines = [ln for ln in block.split('\n') if ln.strip()]
-        stmt = [ln for ln in lines[1:] if not ln.startswith(('MySQL thread', 'mysql tables', 'LOCK WAIT', 'RECORD',
+        stmt = [ln for ln in lines[1:] if not ln.startswith(('MySQL thread', 'MariaDB thread', 'mysql tables',
+                                                             'LOCK WAIT', 'RECORD',
                                                              '***', 'Record lock', ' ', 'TABLE LOCK'))]
         queries.append(stmt[0][:QUERY_CHARS] if stmt else '')
     victim = re.search(r'\*\*\* WE ROLL BACK TRANSACTION \((\d+)\)', section)

@@ -184,6 +184,8 @@ def test_latest_deadlock_section():
     assert latest['threads'] == [31, 32] and latest['rolled_back'] == 2
     assert latest['queries'] == ['UPDATE d.t SET v = v + 1 WHERE id = 2', 'UPDATE d.t SET v = v + 1 WHERE id = 1']
     assert mysql.latest_deadlock('no deadlock here') is None
+    mariadb = mysql.latest_deadlock(INNODB_STATUS.replace('MySQL thread id', 'MariaDB thread id'))
+    assert mariadb['threads'] == [31, 32] and mariadb['queries'] == latest['queries']
 
 
 def test_slow_log_file_summary(tmp_path):
