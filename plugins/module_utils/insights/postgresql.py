@@ -93,19 +93,25 @@ def _snapshot_sql(version: int, statements: Optional[str], options: Options) -> 
         "AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%%' "
         "ORDER BY pg_relation_size(c.oid) DESC LIMIT %d) t)" % options.bloat_tables,
     ]
+    prefix = ''
     if statements:
         # pg_stat_statements 1.8 (PostgreSQL 13) renamed total_time/mean_time to total_exec_time/mean_exec_time.
         newer = tuple(int(p) for p in statements.split('.') if p.isdigit()) >= (1, 8)
         total, mean = ('total_exec_time', 'mean_exec_time') if newer else ('total_time', 'mean_time')
-        row = ("SELECT s.queryid::text AS queryid, left(s.query, %d) AS query, s.calls, round(s.%s::numeric, 3) AS "
-               "total_ms, round(s.%s::numeric, 3) AS mean_ms, s.rows, d.datname AS database, r.rolname AS user "
-               "FROM pg_stat_statements s LEFT JOIN pg_database d ON d.oid = s.dbid LEFT JOIN pg_roles r "
-               "ON r.oid = s.userid" % (q, total, mean))
-        for name, column, alias in (('by_total_time', total, 'total_ms'), ('by_mean_time', mean, 'mean_ms')):
-            parts.append("'%s', (SELECT coalesce(json_agg(x ORDER BY x.%s DESC), '[]') FROM (%s ORDER BY s.%s DESC "
-                         "LIMIT %d) x)" % (name, alias, row, column, options.top))
-        parts.append("'statements_tracked', (SELECT count(*) FROM pg_stat_statements)")
-    return 'SELECT json_build_object(%s)' % ', '.join(parts)
+        # The view is read once (each read builds every entry with its text: 10,000 entries cost a tuplestore
+        # spilled to disk); both top-N lists and the count come from that one copy, by bounded sorts.
+        prefix = ('WITH pss AS %s(SELECT s.queryid, s.query, s.calls, s.%s AS total, s.%s AS mean, s.rows, s.dbid, '
+                  's.userid FROM pg_stat_statements s) ' % ('MATERIALIZED ' if version >= 120000 else '', total, mean))
+        # The top N first (a bounded sort of bare numbers), then their text and names.
+        row = ("SELECT s.queryid::text AS queryid, left(s.query, %d) AS query, s.calls, round(s.total::numeric, 3) "
+               "AS total_ms, round(s.mean::numeric, 3) AS mean_ms, s.rows, d.datname AS database, r.rolname AS user "
+               "FROM (SELECT * FROM pss ORDER BY %%s DESC LIMIT %d) s LEFT JOIN pg_database d ON d.oid = s.dbid "
+               "LEFT JOIN pg_roles r ON r.oid = s.userid" % (q, options.top))
+        for name, column, alias in (('by_total_time', 'total', 'total_ms'), ('by_mean_time', 'mean', 'mean_ms')):
+            parts.append("'%s', (SELECT coalesce(json_agg(x ORDER BY x.%s DESC), '[]') FROM (%s) x)"
+                         % (name, alias, row % column))
+        parts.append("'statements_tracked', (SELECT count(*) FROM pss)")
+    return prefix + 'SELECT json_build_object(%s)' % ', '.join(parts)
 
 
 def _bloat(table: Dict[str, Any], block_size: int) -> Dict[str, Any]:
