@@ -9,6 +9,9 @@ version and what pg_stat_statements offers in the database, one SELECT that buil
 one JSON document on the server (aggregates, ORDER BY and LIMIT run there, so 200 sessions or 10,000
 tracked statements cost the server a sort, not this host a transfer).
 
+The SQL here is built from constants and integers only (limits, text lengths): no name or value from the user
+reaches it (``nosec B608`` marks those lines for bandit).
+
 Private to opsready.operations; do not import from other collections.
 """
 
@@ -44,15 +47,15 @@ def _snapshot_sql(version: int, statements: Optional[str], options: Options) -> 
     parts = [
         "'max_connections', current_setting('max_connections')::int",
         "'reserved_connections', current_setting('superuser_reserved_connections')::int",
-        "'connections', (SELECT count(*) FROM pg_stat_activity WHERE %s)" % CLIENT,
-        "'by_database', (SELECT coalesce(json_agg(x ORDER BY x.count DESC, x.database), '[]') FROM "
+        "'connections', (SELECT count(*) FROM pg_stat_activity WHERE %s)" % CLIENT,  # nosec B608
+        "'by_database', (SELECT coalesce(json_agg(x ORDER BY x.count DESC, x.database), '[]') FROM "  # nosec B608
         "(SELECT datname AS database, count(*) AS count FROM pg_stat_activity WHERE %s GROUP BY datname) x)" % CLIENT,
-        "'by_user', (SELECT coalesce(json_agg(x ORDER BY x.count DESC, x.user), '[]') FROM "
+        "'by_user', (SELECT coalesce(json_agg(x ORDER BY x.count DESC, x.user), '[]') FROM "  # nosec B608
         "(SELECT usename AS user, count(*) AS count FROM pg_stat_activity WHERE %s GROUP BY usename) x)" % CLIENT,
-        "'by_state', (SELECT coalesce(json_object_agg(coalesce(x.state, 'unknown'), x.count), '{}') FROM "
+        "'by_state', (SELECT coalesce(json_object_agg(coalesce(x.state, 'unknown'), x.count), '{}') FROM "  # nosec B608
         "(SELECT state, count(*) AS count FROM pg_stat_activity WHERE %s GROUP BY state) x)" % CLIENT,
         # Lock waiters and their blockers (pg_blocking_pids: holders and waiters ahead in the queue).
-        "'lock_waits', (SELECT coalesce(json_agg(w ORDER BY w.wait_seconds DESC NULLS LAST), '[]') FROM ("
+        "'lock_waits', (SELECT coalesce(json_agg(w ORDER BY w.wait_seconds DESC NULLS LAST), '[]') FROM ("  # nosec B608
         "SELECT a.pid, a.usename AS user, a.datname AS database, left(a.query, %d) AS query, a.wait_event, "
         "round(extract(epoch FROM clock_timestamp() - coalesce(%s, a.query_start))::numeric, 3) AS wait_seconds, "
         "(SELECT coalesce(json_agg(json_build_object('pid', b.pid, 'user', b.usename, 'state', b.state, "
@@ -68,11 +71,11 @@ def _snapshot_sql(version: int, statements: Optional[str], options: Options) -> 
         "'temp_bytes', coalesce(sum(temp_bytes), 0)) FROM pg_stat_database)",
         "'deadlocks_by_database', (SELECT coalesce(json_object_agg(datname, deadlocks), '{}') FROM pg_stat_database "
         "WHERE datname IS NOT NULL AND deadlocks > 0)",
-        "'longest_transaction', (SELECT row_to_json(t) FROM (SELECT pid, usename AS user, datname AS database, state, "
+        "'longest_transaction', (SELECT row_to_json(t) FROM (SELECT pid, usename AS user, datname AS database, state, "  # nosec B608
         "round(extract(epoch FROM clock_timestamp() - xact_start)::numeric, 3) AS seconds, left(query, %d) AS query "
         "FROM pg_stat_activity WHERE xact_start IS NOT NULL AND %s AND pid <> pg_backend_pid() "
         "ORDER BY xact_start LIMIT 1) t)" % (q, CLIENT),
-        "'idle_in_transaction', (SELECT row_to_json(t) FROM (SELECT pid, usename AS user, datname AS database, state, "
+        "'idle_in_transaction', (SELECT row_to_json(t) FROM (SELECT pid, usename AS user, datname AS database, state, "  # nosec B608
         "round(extract(epoch FROM clock_timestamp() - state_change)::numeric, 3) AS seconds, left(query, %d) AS query "
         "FROM pg_stat_activity WHERE state LIKE 'idle in transaction%%' AND %s ORDER BY state_change LIMIT 1) t)"
         % (q, CLIENT),
@@ -81,7 +84,7 @@ def _snapshot_sql(version: int, statements: Optional[str], options: Options) -> 
         "pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END, "
         "restart_lsn)::bigint AS retained_bytes FROM pg_replication_slots) s)",
         # The largest tables of this database and what the bloat estimate needs (see _bloat).
-        "'tables', (SELECT coalesce(json_agg(t ORDER BY t.size_bytes DESC), '[]') FROM ("
+        "'tables', (SELECT coalesce(json_agg(t ORDER BY t.size_bytes DESC), '[]') FROM ("  # nosec B608
         "SELECT n.nspname AS schema, c.relname AS name, pg_relation_size(c.oid) AS size_bytes, "
         "c.relpages AS pages, c.reltuples::bigint AS tuples, s.n_live_tup AS live_tuples, s.n_dead_tup AS dead_tuples, "
         "(SELECT sum(st.avg_width) FROM pg_stats st WHERE st.schemaname = n.nspname AND st.tablename = c.relname) "
@@ -100,15 +103,15 @@ def _snapshot_sql(version: int, statements: Optional[str], options: Options) -> 
         total, mean = ('total_exec_time', 'mean_exec_time') if newer else ('total_time', 'mean_time')
         # The view is read once (each read builds every entry with its text: 10,000 entries cost a tuplestore
         # spilled to disk); both top-N lists and the count come from that one copy, by bounded sorts.
-        prefix = ('WITH pss AS %s(SELECT s.queryid, s.query, s.calls, s.%s AS total, s.%s AS mean, s.rows, s.dbid, '
+        prefix = ('WITH pss AS %s(SELECT s.queryid, s.query, s.calls, s.%s AS total, s.%s AS mean, s.rows, s.dbid, '  # nosec B608
                   's.userid FROM pg_stat_statements s) ' % ('MATERIALIZED ' if version >= 120000 else '', total, mean))
         # The top N first (a bounded sort of bare numbers), then their text and names.
-        row = ("SELECT s.queryid::text AS queryid, left(s.query, %d) AS query, s.calls, round(s.total::numeric, 3) "
+        row = ("SELECT s.queryid::text AS queryid, left(s.query, %d) AS query, s.calls, round(s.total::numeric, 3) "  # nosec B608
                "AS total_ms, round(s.mean::numeric, 3) AS mean_ms, s.rows, d.datname AS database, r.rolname AS user "
                "FROM (SELECT * FROM pss ORDER BY %%s DESC LIMIT %d) s LEFT JOIN pg_database d ON d.oid = s.dbid "
                "LEFT JOIN pg_roles r ON r.oid = s.userid" % (q, options.top))
         for name, column, alias in (('by_total_time', 'total', 'total_ms'), ('by_mean_time', 'mean', 'mean_ms')):
-            parts.append("'%s', (SELECT coalesce(json_agg(x ORDER BY x.%s DESC), '[]') FROM (%s) x)"
+            parts.append("'%s', (SELECT coalesce(json_agg(x ORDER BY x.%s DESC), '[]') FROM (%s) x)"  # nosec B608
                          % (name, alias, row % column))
         parts.append("'statements_tracked', (SELECT count(*) FROM pss)")
     return prefix + 'SELECT json_build_object(%s)' % ', '.join(parts)
