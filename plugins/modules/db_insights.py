@@ -226,8 +226,8 @@ def main():
     result = dict(changed=False, verdict=snap['verdict'], findings=findings, insights=snap, written=written)
     if p['fail_on'] != 'never' and RANK[snap['verdict']] >= RANK[p['fail_on']]:
         worst = findings[0]['message'] if findings else ''
-        module.fail_json(msg='Database insights verdict is %s (fail_on=%s): %s' % (snap['verdict'], p['fail_on'],
-                                                                                     worst), **result)
+        module.fail_json(msg='Database insights verdict is %s (fail_on=%s): %s'
+                         % (snap['verdict'], p['fail_on'], worst), **result)
     module.exit_json(**result)
 
 

@@ -173,6 +173,19 @@ def test_lock_wait_names_the_blocker(which, request, sessions):
     waiter.close()
 
 
+def test_pg_insights_answer_while_a_table_is_locked_exclusively(pg, sessions):
+    """Insights are read when something holds a lock; they must not queue behind it themselves."""
+    holder = sessions(pg)
+    holder.run('LOCK TABLE t IN ACCESS EXCLUSIVE MODE')
+    reading = sessions.pool.submit(insight, pg)
+    try:
+        snap = reading.result(timeout=20)
+    finally:
+        holder.close()
+    assert 'public.t' in [b['table'] for b in snap['bloat']]
+    assert snap['transactions']['idle_in_transaction_longest']['pid'] == holder.pid
+
+
 # --------------------------------------------------------------------------------------------------------------
 # deadlocks: a real one, counted once across two runs
 # --------------------------------------------------------------------------------------------------------------

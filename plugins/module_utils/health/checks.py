@@ -66,8 +66,8 @@ def suboptions() -> Dict[str, Dict[str, Any]]:
                 # and normalise() holds each type to its own.
                 union = list(merged[key]['choices']) + [c for c in bare['choices'] if c not in merged[key]['choices']]
                 bare['choices'] = union
-                if {k: v for k, v in merged[key].items() if k != 'choices'} == {k: v for k, v in bare.items()
-                                                                                   if k != 'choices'}:
+                rest = {k: v for k, v in bare.items() if k != 'choices'}
+                if {k: v for k, v in merged[key].items() if k != 'choices'} == rest:
                     merged[key] = bare
                     continue
             if key in merged and merged[key] != bare:

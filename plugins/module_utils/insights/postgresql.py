@@ -83,9 +83,12 @@ def _snapshot_sql(version: int, statements: Optional[str], options: Options) -> 
         "SELECT slot_name AS name, slot_type AS type, database, active, wal_status, "
         "pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END, "
         "restart_lsn)::bigint AS retained_bytes FROM pg_replication_slots) s)",
-        # The largest tables of this database and what the bloat estimate needs (see _bloat).
+        # The largest tables of this database and what the bloat estimate needs (see _bloat). Sizes come from
+        # pg_class.relpages (as of the last VACUUM/ANALYZE), not pg_relation_size(): that one takes a lock on
+        # the table and would queue behind the very ACCESS EXCLUSIVE lock an operator is looking for.
         "'tables', (SELECT coalesce(json_agg(t ORDER BY t.size_bytes DESC), '[]') FROM ("  # nosec B608
-        "SELECT n.nspname AS schema, c.relname AS name, pg_relation_size(c.oid) AS size_bytes, "
+        "SELECT n.nspname AS schema, c.relname AS name, "
+        "c.relpages::bigint * current_setting('block_size')::bigint AS size_bytes, "
         "c.relpages AS pages, c.reltuples::bigint AS tuples, s.n_live_tup AS live_tuples, s.n_dead_tup AS dead_tuples, "
         "(SELECT sum(st.avg_width) FROM pg_stats st WHERE st.schemaname = n.nspname AND st.tablename = c.relname) "
         "AS row_width, (SELECT count(*) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 "
@@ -94,7 +97,7 @@ def _snapshot_sql(version: int, statements: Optional[str], options: Options) -> 
         "s.last_vacuum, s.last_autovacuum FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
         "LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid WHERE c.relkind IN ('r', 'm') "
         "AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%%' "
-        "ORDER BY pg_relation_size(c.oid) DESC LIMIT %d) t)" % options.bloat_tables,
+        "ORDER BY c.relpages DESC LIMIT %d) t)" % options.bloat_tables,
     ]
     prefix = ''
     if statements:
@@ -123,9 +126,10 @@ def _bloat(table: Dict[str, Any], block_size: int) -> Dict[str, Any]:
     alignment, the fillfactor), compared with the pages it has. Without ANALYZE statistics the dead-tuple
     share stands in. An estimate: a guide to what VACUUM FULL / pg_repack would give back, not a measure."""
     size = int(table['size_bytes'] or 0)
-    out: Dict[str, Any] = {'table': '%s.%s' % (table['schema'], table['name']), 'size_bytes': size,
-           'live_tuples': table.get('live_tuples'), 'dead_tuples': table.get('dead_tuples'),
-           'last_vacuum': table.get('last_autovacuum') or table.get('last_vacuum')}
+    out: Dict[str, Any] = {
+        'table': '%s.%s' % (table['schema'], table['name']), 'size_bytes': size,
+        'live_tuples': table.get('live_tuples'), 'dead_tuples': table.get('dead_tuples'),
+        'last_vacuum': table.get('last_autovacuum') or table.get('last_vacuum')}
     pages = int(table.get('pages') or 0)
     tuples = max(0, int(table.get('tuples') or 0))
     width = table.get('row_width')

@@ -138,9 +138,9 @@ def _measure(check: str, condition: str, value: Optional[float], level: Level, w
     if severity == OK:
         return []
     sign = '<=' if level.lower_is_worse else '>='
-    message = '%s is %s%s (%s at %s %s%s)%s' % (what, _fmt(value), level.unit(), severity, sign,
-                                                 _fmt(level.level(severity)), level.unit(),
-                                                 ': ' + detail if detail else '.')
+    message = '%s is %s%s (%s at %s %s%s)%s' % (
+        what, _fmt(value), level.unit(), severity, sign, _fmt(level.level(severity)), level.unit(),
+        ': ' + detail if detail else '.')
     item = finding(check, condition, value, None, severity, message, **extra)
     item['threshold'] = level.level(severity)
     return [item]
