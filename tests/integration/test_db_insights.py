@@ -322,7 +322,8 @@ def test_module_and_health_check_type_through_ansible(pg, tmp_path):
             login, thresholds={'connections_percent': 1}, fail_on='critical', history_path=None, textfile_path=None),
          'ignore_errors': True},
         {'name': 'health', 'opsready.operations.health_check': {
-            'checks': [check], 'metrics': [], 'fail_on': 'never', 'history_path': str(hist)}},
+            'checks': [check], 'metrics': [], 'fail_on': 'never', 'history_path': str(hist),
+            'textfile_path': str(tmp_path / 'health.prom')}},
     ]
     result = run_playbook(write_playbook(tmp_path, tasks))
     assert result.rc == 0, result.stdout[-3000:]
@@ -341,6 +342,9 @@ def test_module_and_health_check_type_through_ansible(pg, tmp_path):
     check_result = health['checks'][0]
     assert check_result['ok'] is True and check_result['insights']['since_previous']['interval_seconds'] > 0
     assert [f['condition'] for f in health['findings']] == ['db_connections'] and health['verdict'] == 'critical'
+    health_text = check_textfile(tmp_path / 'health.prom')
+    assert 'opsready_db_connections_usage_ratio{check="pg-insights",engine="postgresql"' in health_text
+    assert 'opsready_health_check_up{check="pg-insights",type="insights"} 1' in health_text
     lines = [json.loads(line) for line in hist.read_text().splitlines()]
     assert len(lines) == 3 and all(list(line['db']) == [first['insights']['key']] for line in lines)
     assert pg.password not in hist.read_text()

@@ -155,7 +155,13 @@ def record(plan: Plan, result: Dict[str, Any], timestamp: Optional[float] = None
     now = time.time() if timestamp is None else timestamp
     written: Dict[str, Any] = {}
     if plan.textfile_path:
-        prometheus.write(plan.textfile_path, prometheus.build(result, now))
+        text = prometheus.build(result, now)
+        # Insights checks add their database's opsready_db_* samples (labelled with the check's name).
+        snapshots = [dict(c['insights'], check=c['name']) for c in result.get('checks', []) if c.get('insights')]
+        if snapshots:
+            from ansible_collections.opsready.operations.plugins.module_utils.insights import exposition
+            text += exposition.build_checks(snapshots)
+        prometheus.write(plan.textfile_path, text)
         written['textfile'] = plan.textfile_path
     if plan.history_path:
         written['history_entries'] = history.append(plan.history_path, history.sample(result, now, plan.host_label),

@@ -109,3 +109,14 @@ def build(results: List[Dict[str, Any]], timestamp: float) -> str:
         exp.add('verdict', 'Insights verdict: 0 ok, 1 warning, 2 critical.', RANK[snap['verdict']], labels)
         add_snapshot(exp, snap, labels)
     return exp.render()
+
+
+def build_checks(snapshots: List[Dict[str, Any]]) -> str:
+    """The ``opsready_db_*`` samples of health_check's insights checks (``check`` label: the check name),
+    appended to the health textfile; the health run's own families say when it ran and whether it passed."""
+    exp = DbExposition()
+    for snap in snapshots:
+        labels = {'engine': str(snap.get('engine')), 'server': str(snap.get('server')), 'check': str(snap['check'])}
+        exp.add('verdict', 'Insights verdict: 0 ok, 1 warning, 2 critical.', RANK[snap['verdict']], labels)
+        add_snapshot(exp, snap, labels)
+    return exp.render() if snapshots else ''

@@ -205,3 +205,15 @@ def test_slow_log_file_summary(tmp_path):
 def test_options_are_bounded():
     with pytest.raises(OpsReadyError, match='top must be between'):
         core.Options(top=-1).validate()
+
+
+def test_health_textfile_gets_the_insight_checks_samples(tmp_path):
+    from ansible_collections.opsready.operations.plugins.module_utils.health import assess
+    plan = assess.Plan(checks=[], metrics=[], textfile_path=str(tmp_path / 'h.prom'))
+    result = {'verdict': 'warning', 'metrics': {}, 'findings': [], 'duration_seconds': 0.1, 'checks': [
+        {'name': 'pg', 'type': 'insights', 'ok': True, 'latency_ms': 12.0,
+         'insights': snapshot(verdict='warning', since_previous=None)}]}
+    assess.record(plan, result, timestamp=1.8e9)
+    text = promtool.check_textfile(tmp_path / 'h.prom')
+    assert 'opsready_db_verdict{check="pg",engine="postgresql",server="db1:5432"} 1' in text
+    assert 'opsready_health_verdict 1' in text
