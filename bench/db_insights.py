@@ -47,7 +47,7 @@ def fill_statements(pg: PostgresServer, statements: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     parser.add_argument('--runs', type=int, default=5)
     parser.add_argument('--connections', type=int, default=200)
     parser.add_argument('--statements', type=int, default=10000)

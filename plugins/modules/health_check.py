@@ -368,8 +368,10 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.health import assess, checks, metrics
-# Registers the insights check type (its own file, like every check type outside checks.py).
-from ansible_collections.opsready.operations.plugins.module_utils.health import insights_check  # noqa: F401
+from ansible_collections.opsready.operations.plugins.module_utils.health import insights_check
+
+# Check types in files of their own register themselves when imported (Ansible ships what is imported here).
+EXTRA_CHECK_TYPES = (insights_check.InsightsCheck,)
 
 
 def main():

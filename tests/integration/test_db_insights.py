@@ -155,8 +155,12 @@ def test_lock_wait_names_the_blocker(which, request, sessions):
     holder, waiter = sessions(server), sessions(server)
     holder.run('UPDATE %s SET v = v + 1 WHERE id = 1' % table)
     blocked = sessions.pool.submit(waiter.run, 'UPDATE %s SET v = v + 10 WHERE id = 1' % table)
-    snap = poll('the lock wait', lambda: (lambda s: s if s['lock_waits'] else None)(
-        insight(server, {'lock_wait_seconds': {'warning': 0, 'critical': None}})))
+
+    def waiting():
+        found = insight(server, {'lock_wait_seconds': {'warning': 0, 'critical': None}})
+        return found if found['lock_waits'] else None
+
+    snap = poll('the lock wait', waiting)
     wait = snap['lock_waits'][0]
     assert wait['pid'] == waiter.pid and 'v = v + 10' in wait['query']
     blocker = wait['blockers'][0]

@@ -7,10 +7,11 @@ import pytest
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.engines import registry
 from ansible_collections.opsready.operations.plugins.module_utils.health import assess, checks
-from ansible_collections.opsready.operations.plugins.module_utils.health import insights_check  # noqa: F401
+from ansible_collections.opsready.operations.plugins.module_utils.health import insights_check
 
 
 def test_engine_option_offers_the_union_and_each_type_its_own():
+    assert checks.REGISTRY['insights'].__class__ is insights_check.InsightsCheck
     merged = checks.suboptions()
     assert set(merged['engine']['choices']) == {'postgresql', 'mysql'} | set(registry.INSIGHTS_ENGINES)
     assert 'insights' in merged['type']['choices']
