@@ -127,11 +127,13 @@ options:
         type: str
       engine:
         description:
-          - C(db) check through the native client (C(psql) or C(mariadb)/C(mysql)) instead of ODBC
-            (V(postgresql) or V(mysql)).
+          - C(db) check through the engine's native client (C(psql), or C(mariadb)/C(mysql)) instead of ODBC
+            (V(postgresql), V(mariadb) or V(mysql)).
+          - V(mariadb) and V(mysql) both use the MariaDB/MySQL client (V(mysql) prefers the C(mysql) program).
+          - Without O(checks[].database), PostgreSQL connects to the V(postgres) database.
           - C(insights) the server's engine (V(postgresql), V(mariadb), V(mysql) or V(sqlserver)); required.
         type: str
-        choices: [postgresql, mysql, mariadb, sqlserver]
+        choices: [postgresql, mariadb, mysql, sqlserver]
       user:
         description: C(db) and C(insights) user for O(checks[].engine) checks.
         type: str
@@ -254,8 +256,12 @@ options:
 extends_documentation_fragment:
   - opsready.operations.check_mode
 notes:
-  - Read-only on the host. O(textfile_path) and O(history_path) are monitoring output; they are
-    written in normal runs and not in check mode, and do not make the task C(changed).
+  - Measuring changes nothing on the host. O(textfile_path) and O(history_path) are monitoring output,
+    written in normal runs and not in check mode. The task is C(changed) when one of them changed (the
+    textfile's content differs from what it held, which is rewritten only then; a history sample was
+    appended), and in check mode when a run would change one. With O(history_path) set every run records
+    a sample, so every run is C(changed); the P(opsready.operations.health#role) role lets a scheduled
+    run report only its own state changes (C(health_changed_on_record=false)).
   - Findings carry a C(condition) (V(high_cpu), V(high_memory), V(disk_full), V(service_down),
     V(database_connection), V(api_timeout), V(api_error), V(slow_response), V(network_saturated),
     V(certificate_expiry), V(command_failed), V(filesystem_unresponsive), V(check_error)) used by the
@@ -358,7 +364,9 @@ duration_seconds:
   type: float
   sample: 0.62
 written:
-  description: What was written (C(textfile), C(history), C(history_entries)); empty in check mode.
+  description:
+    - What was written (C(textfile), C(textfile_changed), C(history), C(history_entries)); empty in check mode.
+    - C(textfile_changed) is false when the textfile already held exactly the new content (it was left alone).
   returned: always
   type: dict
   sample: {"textfile": "/var/lib/node_exporter/textfile/opsready_health.prom"}
@@ -402,13 +410,18 @@ def main():
                            history_path=p['history_path'], history_max_entries=p['history_max_entries'],
                            host_label=p['host_label'] or '')
         result = assess.run(plan)
-        result['written'] = {} if module.check_mode else assess.record(plan, result)
+        written, changed, diffs = assess.record_changes(plan, result, check_mode=module.check_mode)
+        result['written'] = written
     except OpsReadyError as exc:
         module.fail_json(**exc.as_fail_kwargs())
     except OSError as exc:
         module.fail_json(msg='Health check could not write its output: %s (%s).'
                          % (exc.strerror or exc, getattr(exc, 'filename', '') or ''))
-    result['changed'] = False
+    # Changed: a file changed (the textfile's content differs, a history sample was appended), or would in check
+    # mode. Measuring alone changes nothing; see notes.
+    result['changed'] = changed
+    if module._diff and diffs:
+        result['diff'] = diffs
     if assess.should_fail(plan, result['verdict']):
         worst = result['findings'][0]['message'] if result['findings'] else ''
         module.fail_json(msg='Health verdict is %s (fail_on=%s): %d critical, %d warning finding(s); worst: %s'

@@ -4,8 +4,8 @@
 """Database insights: one collector per engine, one snapshot shape, deltas from the history, verdicts.
 
 ``engines/registry.get_insights(name, conn)`` returns the engine's ``Collector`` (``postgresql.py``,
-``mysql.py``, ``sqlserver.py``); it queries through the engine object of the registry and never builds a
-client command line itself. ``collect`` returns a snapshot:
+``mysql.py``, ``sqlserver.py``); it queries through the engine's client from the registry (``get_client``)
+and never builds a client command line or environment itself. ``collect`` returns a snapshot:
 
 ``connections``   used, max, percent, by_database, by_user, by_state
 ``lock_waits``    sessions waiting for a lock: pid, user, database, query, wait_seconds, blockers (pid, user,
@@ -23,6 +23,7 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
+import socket
 import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
@@ -51,16 +52,20 @@ class Options:
 
 
 class Collector:
-    """One engine's insight queries; subclasses fill ``collect``."""
+    """One engine's insight queries through its client (``registry.get_client``); subclasses fill ``collect``."""
 
     engine_name = ''
 
-    def __init__(self, engine: Any) -> None:
-        self.engine = engine
+    def __init__(self, client: Any) -> None:
+        self.client = client
 
     @property
     def server(self) -> str:
-        return str(self.engine.server_label())
+        """The endpoint as the history and the metrics name it: host:port, or node:socket."""
+        c = self.client.conn
+        if c.unix_socket:
+            return '%s:%s' % (socket.gethostname(), c.unix_socket)
+        return '%s:%s' % (c.host or 'localhost', c.port or self.client.default_port or '')
 
     def collect(self, options: Options) -> Dict[str, Any]:
         raise NotImplementedError

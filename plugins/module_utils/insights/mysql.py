@@ -4,7 +4,7 @@
 """MariaDB/MySQL insights: threads connected vs max_connections, InnoDB row lock waits and the blocking
 transaction, deadlocks, buffer pool hit ratio, performance_schema statement digests, the slow log.
 
-Queries go through the engine's ``query`` (the mariadb/mysql client with a 0600 option file). A probe
+Queries go through the client's ``query`` (the mariadb/mysql program with a 0600 option file). A probe
 reads the settings the snapshot depends on; one SELECT then builds the snapshot as a JSON document.
 MariaDB keeps status and lock waits in ``information_schema`` (GLOBAL_STATUS, INNODB_LOCK_WAITS); MySQL 8
 in ``performance_schema`` (global_status, data_lock_waits): the flavor picks the source. Only MariaDB runs
@@ -23,7 +23,7 @@ import os
 import re
 from typing import Any, Dict, List, Optional
 
-from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError, ToolError
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 from ansible_collections.opsready.operations.plugins.module_utils.insights.core import (
     QUERY_CHARS, Collector, Options, percent)
@@ -178,12 +178,12 @@ def latest_deadlock(status_text: str) -> Optional[Dict[str, Any]]:
 class MySQLInsights(Collector):
     engine_name = 'mariadb'
 
-    def __init__(self, engine: Any) -> None:
-        super().__init__(engine)
-        self.engine_name = engine.flavor
+    def __init__(self, client: Any) -> None:
+        super().__init__(client)
+        self.engine_name = client.flavor
 
     def collect(self, options: Options) -> Dict[str, Any]:
-        rows = self.engine.query(PROBE_SQL)
+        rows = self.client.query(PROBE_SQL)
         if not rows or len(rows[0]) < 8:
             raise OpsReadyError('%s did not answer the insights probe (got %r).' % (self.engine_name, rows))
         version, max_conn, ps, slow_on, long_time, log_output, slow_file, datadir = rows[0]
@@ -192,7 +192,7 @@ class MySQLInsights(Collector):
         digests = ps in ('1', 'ON')
         slow_enabled = slow_on in ('1', 'ON')
         outputs = [o.strip().upper() for o in log_output.split(',')]
-        rows = self.engine.query(_snapshot_sql(self.engine.flavor, digests, slow_enabled and 'TABLE' in outputs,
+        rows = self.client.query(_snapshot_sql(self.client.flavor, digests, slow_enabled and 'TABLE' in outputs,
                                                options))
         raw = json.loads(rows[0][0])
         status = {k.lower(): v for k, v in (_j(raw.get('status'), {}) or {}).items()}
@@ -270,8 +270,8 @@ class MySQLInsights(Collector):
         if not moved and not (moved is None and snap['deadlocks'].get('total')):
             return
         try:
-            rows = self.engine.query('SHOW ENGINE INNODB STATUS')
-        except ToolError as exc:   # needs the PROCESS privilege: say so, do not fail the run
+            rows = self.client.query('SHOW ENGINE INNODB STATUS')
+        except OpsReadyError as exc:   # needs the PROCESS privilege: say so, do not fail the run
             snap['deadlocks']['latest_error'] = 'SHOW ENGINE INNODB STATUS failed (it needs PROCESS): %s' % exc.message
             return
         text = rows[0][2] if rows and len(rows[0]) >= 3 else ''

@@ -4,7 +4,7 @@
 """PostgreSQL insights: connections, lock waits and their blockers, deadlocks, long transactions,
 replication slots, buffer cache, bloat estimate, pg_stat_statements.
 
-Two round trips through the engine's ``query`` (psql, CSV, no password in argv): one for the server
+Two round trips through the client's ``query`` (psql, CSV, no password in argv): one for the server
 version and what pg_stat_statements offers in the database, one SELECT that builds the whole snapshot as
 one JSON document on the server (aggregates, ORDER BY and LIMIT run there, so 200 sessions or 10,000
 tracked statements cost the server a sort, not this host a transfer).
@@ -151,14 +151,14 @@ class PostgresInsights(Collector):
     engine_name = 'postgresql'
 
     def collect(self, options: Options) -> Dict[str, Any]:
-        rows = self.engine.query(PROBE_SQL, database=options.database)
+        rows = self.client.query(PROBE_SQL, database=options.database)
         if not rows or len(rows[0]) < 5:
             raise OpsReadyError('PostgreSQL did not answer the insights probe (got %r).' % rows)
         version_num, preload, extversion, database, block_size = rows[0]
         version = int(version_num)
         loaded = 'pg_stat_statements' in [p.strip().strip('"') for p in preload.split(',')]
         usable = extversion if (loaded and extversion) else None
-        rows = self.engine.query(_snapshot_sql(version, usable, options), database=options.database)
+        rows = self.client.query(_snapshot_sql(version, usable, options), database=options.database)
         if not rows or not rows[0]:
             raise OpsReadyError('PostgreSQL returned no insights snapshot.')
         raw = json.loads(rows[0][0])

@@ -7,7 +7,7 @@ sessions vs @@MAX_CONNECTIONS, deadlocks and the buffer cache hit ratio from sys
 
 NOT VERIFIED AGAINST A LIVE SQL SERVER: the statements and the call sequence are tested against the recording
 fake of pyodbc (tests/unit/fakes/pyodbc_recording.py); see docs/insights.md. The connection and its errors
-are the SQL Server engine's (``connect``/``execute`` of ``engines/sqlserver.py``); it needs VIEW SERVER STATE.
+are the SQL Server client's (``connect``/``execute`` of ``engines/sqlserver_client.py``); it needs VIEW SERVER STATE.
 
 The SQL here is built from constants and integers only (limits, text lengths): no name or value from the user
 reaches it (``nosec B608`` marks those lines for bandit).
@@ -95,10 +95,10 @@ class SQLServerInsights(Collector):
     engine_name = 'sqlserver'
 
     def collect(self, options: Options) -> Dict[str, Any]:
-        connection = self.engine.connect()
+        connection = self.client.connect()
         try:
             def rows(sql: str, *params: Any) -> List[List[Any]]:
-                return [[_num(v) for v in r] for r in self.engine.execute(connection, sql, tuple(params))]
+                return [[_num(v) for v in r] for r in self.client.execute(connection, sql, tuple(params))]
 
             maximum, used, version = rows(SESSIONS_SQL)[0]
             by = rows(BY_LOGIN_SQL)

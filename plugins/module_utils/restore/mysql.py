@@ -56,7 +56,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.artifac
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql_quote import (
     check_identifier, qualified, quote_identifier, quote_literal)
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import (
-    RestoreRequest, Timer, temporary_name)
+    Restorer, RestoreRequest, Timer, drop_named, temporary_name)
 
 CHARSET_NAME = re.compile(r'^[A-Za-z0-9_]{1,64}$')
 EVENT_STATUS = {'ENABLED': 'ENABLE', 'DISABLED': 'DISABLE', 'SLAVESIDE_DISABLED': 'DISABLE ON SLAVE'}
@@ -717,9 +717,20 @@ def restore(engine: Any, request: RestoreRequest, chain: List[Manifest], timer: 
 
 
 def drop(engine: Any, request: RestoreRequest, check_mode: bool) -> Dict[str, Any]:
-    target_db = _target(request)
-    exists = schema_exists(engine, target_db)
-    if exists and not check_mode:
-        drop_schema(engine, target_db)
-    return {'changed': exists, 'target': {'database': target_db, 'server': engine.server_label(),
-                                          'removed': exists}}
+    return drop_named(engine, request, check_mode, _target, schema_exists, drop_schema)
+
+
+class MySQLRestore(Restorer):
+    """db_restore for MariaDB/MySQL (the dump, then the binary logs up to the point)."""
+
+    restore_with = restore
+    drop_with = drop
+
+    def check(self, request: RestoreRequest, chain: List[Manifest]) -> Dict[str, Any]:
+        engine = self.engine(request)
+        engine.ping()
+        before = check_target(engine, request)
+        # What a real run would replace (replace=true onto a database that holds something), for check mode.
+        existing = dict({'tables': len(before['tables'])}, **{k: len(v) for k, v in before['objects'].items()})
+        return {'database': request.database, 'server': engine.server_label(),
+                'existing': existing if before['exists'] else None}

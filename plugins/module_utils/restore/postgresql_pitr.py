@@ -51,7 +51,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.artifac
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, parse_time
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import (
     PostgresEngine, lsn_to_int)
-from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import RestoreRequest, Timer
+from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import Restorer, RestoreRequest, Timer
 from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe import extract_all
 
 START_TIMEOUT = 600
@@ -646,3 +646,15 @@ def drop(request: RestoreRequest, check_mode: bool) -> Dict[str, Any]:
         shutil.rmtree(datadir, ignore_errors=True)
         shutil.rmtree(rundir, ignore_errors=True)
     return {'changed': exists, 'target': {'datadir': datadir, 'removed': exists}}
+
+
+class PitrRestore(Restorer):
+    """db_restore for PostgreSQL physical point-in-time recovery (a base backup plus WAL into ``datadir``)."""
+
+    restore_with = restore
+
+    def check(self, request: RestoreRequest, chain: List[Manifest]) -> Dict[str, Any]:
+        return check_target(request)
+
+    def drop(self, request: RestoreRequest) -> Dict[str, Any]:
+        return drop(request, request.check_mode)

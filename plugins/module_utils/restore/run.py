@@ -3,6 +3,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """What ``db_restore`` does, without Ansible: plan, verify, restore per engine, report.
 
+The engine's part is a ``Restorer`` from ``registry.get_restore`` (check, restore, drop); nothing here names
+an engine.
+
 Private to opsready.operations; do not import from other collections.
 """
 
@@ -19,31 +22,30 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.base i
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
     check_decryptable, is_encrypted)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
-from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import check_engine, get_engine
+from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import (
+    PHYSICAL_RESTORE_ENGINES, check_engine, get_restore)
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
-from ansible_collections.opsready.operations.plugins.module_utils.restore import mysql as mysql_restore
-from ansible_collections.opsready.operations.plugins.module_utils.restore import postgresql as postgresql_restore
-from ansible_collections.opsready.operations.plugins.module_utils.restore import postgresql_pitr as pitr_restore
-from ansible_collections.opsready.operations.plugins.module_utils.restore import sqlite as sqlite_restore
-from ansible_collections.opsready.operations.plugins.module_utils.restore import sqlserver as sqlserver_restore
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import (
-    RestoreRequest, Timer, base_result, chain_summary, point_reached, select_chain, verify_chain)
+    Restorer, RestoreRequest, Timer, base_result, chain_summary, point_reached, select_chain, verify_chain)
 
 
 def _method(request: RestoreRequest) -> str:
-    if request.engine == 'postgresql' and request.datadir:
-        return 'physical'
-    return 'logical'
+    return 'physical' if request.datadir else 'logical'
+
+
+def _restorer(request: RestoreRequest, conn: ConnectionParams) -> Restorer:
+    return get_restore(request.engine, conn, physical=_method(request) == 'physical')
 
 
 def check_request(request: RestoreRequest) -> None:
-    check_engine(request.engine)
+    check_engine(request.engine, area='db_restore')
+    if request.datadir and request.engine not in PHYSICAL_RESTORE_ENGINES:
+        raise OpsReadyError('datadir applies to physical recovery (%s) only, not engine %s.'
+                            % (', '.join(PHYSICAL_RESTORE_ENGINES), request.engine))
     if _method(request) == 'logical' and not request.database:
         raise OpsReadyError('database (the target) is required for engine %s%s.'
                             % (request.engine, ' unless datadir is set (physical point-in-time recovery)'
-                               if request.engine == 'postgresql' else ''))
-    if request.datadir and request.engine != 'postgresql':
-        raise OpsReadyError('datadir applies to PostgreSQL physical recovery only, not engine %s.' % request.engine)
+                               if request.engine in PHYSICAL_RESTORE_ENGINES else ''))
     if request.jobs < 1:
         raise OpsReadyError('jobs must be 1 or more, not %d.' % request.jobs)
     # Removing a scratch target needs no catalog (a drill from an offsite copy may not have fetched one).
@@ -56,9 +58,7 @@ def catalog_database(request: RestoreRequest) -> Optional[str]:
     if _method(request) == 'physical':
         return CLUSTER
     source = request.source_database or request.database
-    if request.engine == 'sqlite' and source:
-        return os.path.abspath(source)
-    return source
+    return _restorer(request, ConnectionParams()).catalog_database(source) if source else source
 
 
 def log_gap(catalog: Catalog, chain: List[Manifest]) -> Optional[Dict[str, Any]]:
@@ -123,7 +123,7 @@ def run_restore(request: RestoreRequest, conn: ConnectionParams) -> Dict[str, An
         check_decryptable(entry, request.identities)
     result['encrypted'] = [m.id for m in chain if is_encrypted(m)]
     if request.check_mode:
-        result['target'] = _check_target(request, conn)
+        result['target'] = _check_target(request, conn, chain)
         # A restore always changes the target; applying @globals changes nothing when every role exists.
         result['changed'] = result['target'].pop('changes', True)
         existing = result['target'].get('existing')
@@ -143,52 +143,14 @@ def run_restore(request: RestoreRequest, conn: ConnectionParams) -> Dict[str, An
     return result
 
 
-def _engine(request: RestoreRequest, conn: ConnectionParams) -> Any:
-    engine = get_engine(request.engine, conn)
-    engine.identities = list(request.identities)
-    return engine
-
-
-def _check_target(request: RestoreRequest, conn: ConnectionParams) -> Dict[str, Any]:
+def _check_target(request: RestoreRequest, conn: ConnectionParams, chain: List[Manifest]) -> Dict[str, Any]:
     """Check mode: the refusal a real run would hit, without writing."""
-    if request.engine == 'sqlite':
-        path = os.path.abspath(request.database or '')
-        sqlite_restore.check_target(request, path)
-        return {'database': path}
-    if request.engine == 'postgresql' and _method(request) == 'logical':
-        return postgresql_restore.check(_engine(request, conn), request, plan(request))
-    if request.engine == 'postgresql':
-        return pitr_restore.check_target(request)
-    if request.engine == 'sqlserver':
-        return sqlserver_restore.check_target(_engine(request, conn), request, plan(request))
-    engine = _engine(request, conn)
-    engine.ping()
-    before = mysql_restore.check_target(engine, request)
-    # What a real run would replace (replace=true onto a database that holds something), for check mode.
-    existing = dict({'tables': len(before['tables'])}, **{k: len(v) for k, v in before['objects'].items()})
-    return {'database': request.database, 'server': engine.server_label(),
-            'existing': existing if before['exists'] else None}
+    return _restorer(request, conn).check(request, chain)
 
 
 def _restore(request: RestoreRequest, conn: ConnectionParams, chain: List[Manifest], timer: Timer) -> Dict[str, Any]:
-    if request.engine == 'sqlite':
-        return sqlite_restore.restore(request, chain, timer)
-    if request.engine == 'postgresql' and _method(request) == 'logical':
-        return postgresql_restore.restore(_engine(request, conn), request, chain, timer)
-    if request.engine == 'postgresql':
-        return pitr_restore.restore(_engine(request, conn), request, chain, timer)
-    if request.engine == 'sqlserver':
-        return sqlserver_restore.restore(_engine(request, conn), request, chain, timer)
-    return mysql_restore.restore(_engine(request, conn), request, chain, timer)
+    return _restorer(request, conn).restore(request, chain, timer)
 
 
 def _drop(request: RestoreRequest, conn: ConnectionParams) -> Dict[str, Any]:
-    if request.engine == 'sqlite':
-        return sqlite_restore.drop(request, request.check_mode)
-    if request.engine == 'postgresql' and _method(request) == 'logical':
-        return postgresql_restore.drop(_engine(request, conn), request, request.check_mode)
-    if request.engine == 'postgresql':
-        return pitr_restore.drop(request, request.check_mode)
-    if request.engine == 'sqlserver':
-        return sqlserver_restore.drop(_engine(request, conn), request, request.check_mode)
-    return mysql_restore.drop(_engine(request, conn), request, request.check_mode)
+    return _restorer(request, conn).drop(request)

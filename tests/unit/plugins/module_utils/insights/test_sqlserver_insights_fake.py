@@ -15,7 +15,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[5]))
 
-from ansible_collections.opsready.operations.plugins.module_utils.engines import registry, sqlserver  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.engines import registry, sqlserver_client  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import (  # noqa: E402
     ConnectionParams)
 from ansible_collections.opsready.operations.plugins.module_utils.health import history  # noqa: E402
@@ -30,8 +30,8 @@ PASSWORD = 'S3cret;pa}ss'
 
 @pytest.fixture
 def server(monkeypatch):
-    monkeypatch.setattr(sqlserver, 'pyodbc', fake)
-    monkeypatch.setattr(sqlserver, 'HAS_PYODBC', True)
+    monkeypatch.setattr(sqlserver_client, 'pyodbc', fake)
+    monkeypatch.setattr(sqlserver_client, 'HAS_PYODBC', True)
     srv = fake.reset()
     script(srv, deadlocks=5, lock_wait_ms=1000)
     return srv
