@@ -88,8 +88,11 @@ extends_documentation_fragment:
   - opsready.operations.db_connection
   - opsready.operations.check_mode
 notes:
-  - Read-only on the database server. O(history_path) and O(textfile_path) are monitoring output; they are
-    written in normal runs, not in check mode, and never make the task C(changed). There is nothing to diff.
+  - Read-only on the database server. O(history_path) and O(textfile_path) are monitoring output, written in
+    normal runs and not in check mode. As with M(opsready.operations.health_check), the task is C(changed) when
+    one of them changes (a history line is appended on every run; the textfile when its content differs), and
+    check mode predicts it; with C(--diff) the appended line and the textfile's old and new text are shown.
+    Without either option the task is never C(changed).
   - The monitoring login needs to see other sessions. PostgreSQL, the C(pg_monitor) role (or superuser);
     MariaDB/MySQL, C(PROCESS) (C(SHOW ENGINE INNODB STATUS), other sessions' threads) and C(SELECT) on
     C(performance_schema) and C(mysql.slow_log); SQL Server, C(VIEW SERVER STATE).
@@ -157,6 +160,7 @@ written:
   sample: {"history": "/var/lib/opsready/health-history.jsonl", "history_entries": 120}
 '''
 
+import json
 import os
 import time
 
@@ -206,24 +210,37 @@ def main():
                                 '*.prom files.' % p['textfile_path'])
         collector = get_insights(p['engine'], connection_from_params(p))
         snap = core.run(collector, options, levels, 'db_insights', history_path=p['history_path'])
-        written = {}
-        if not module.check_mode:
-            now = snap['timestamp']
-            if p['history_path']:
-                line = {'t': now, 'host': p['host_label'] or os.uname()[1], 'verdict': snap['verdict'],
-                        'db': core.history_counters([snap])}
+        # As health_check: changed when a file changes (a history line appended, the textfile's content differs),
+        # predicted in check mode (nothing written), with the appended line and the textfile as the diff.
+        written, changed, diffs = {}, False, []
+        if p['textfile_path']:
+            text = exposition.build([snap], time.time())
+            before = prometheus.current(p['textfile_path'])
+            if before != text:
+                changed = True
+                diffs.append({'before_header': p['textfile_path'], 'after_header': p['textfile_path'],
+                              'before': before or '', 'after': text})
+            if not module.check_mode:
+                prometheus.write(p['textfile_path'], text)
+                written['textfile'] = p['textfile_path']
+        if p['history_path']:
+            line = {'t': snap['timestamp'], 'host': p['host_label'] or os.uname()[1], 'verdict': snap['verdict'],
+                    'db': core.history_counters([snap])}
+            changed = True
+            diffs.append({'before_header': p['history_path'], 'after_header': '%s (appended)' % p['history_path'],
+                          'before': '', 'after': json.dumps(line, sort_keys=True) + '\n'})
+            if not module.check_mode:
                 written['history_entries'] = history.append(p['history_path'], line, p['history_max_entries'])
                 written['history'] = p['history_path']
-            if p['textfile_path']:
-                prometheus.write(p['textfile_path'], exposition.build([snap], time.time()))
-                written['textfile'] = p['textfile_path']
     except OpsReadyError as exc:
         module.fail_json(**exc.as_fail_kwargs())
     except OSError as exc:
         module.fail_json(msg='db_insights could not write its output: %s (%s).'
                          % (exc.strerror or exc, getattr(exc, 'filename', '') or ''))
     findings = snap.pop('findings')
-    result = dict(changed=False, verdict=snap['verdict'], findings=findings, insights=snap, written=written)
+    result = dict(changed=changed, verdict=snap['verdict'], findings=findings, insights=snap, written=written)
+    if module._diff and diffs:
+        result['diff'] = diffs
     if p['fail_on'] != 'never' and RANK[snap['verdict']] >= RANK[p['fail_on']]:
         worst = findings[0]['message'] if findings else ''
         module.fail_json(msg='Database insights verdict is %s (fail_on=%s): %s'

@@ -329,14 +329,18 @@ def test_module_and_health_check_type_through_ansible(pg, tmp_path):
             'checks': [check], 'metrics': [], 'fail_on': 'never', 'history_path': str(hist),
             'textfile_path': str(tmp_path / 'health.prom')}},
     ]
-    result = run_playbook(write_playbook(tmp_path, tasks))
+    result = run_playbook(write_playbook(tmp_path, tasks), diff=True)
     assert result.rc == 0, result.stdout[-3000:]
     dry = result.result('check mode')
-    assert dry['changed'] is False and dry['written'] == {} and dry['insights']['connections']['used'] >= 1
+    assert dry['changed'] is True, 'check mode predicts the history line and the textfile'
+    assert dry['written'] == {} and dry['insights']['connections']['used'] >= 1
+    assert [d['after_header'] for d in dry['diff']] == [str(prom), '%s (appended)' % hist]
     first, second = result.result('first'), result.result('second')
-    assert first['changed'] is False and first['written']['history_entries'] == 1
+    assert first['changed'] is True and first['written']['history_entries'] == 1
     assert first['insights']['since_previous'] is None and second['insights']['since_previous']['interval_seconds'] > 0
     assert pg.password not in json.dumps([dry, first, second])
+    without_outputs = result.result('fail on critical')
+    assert without_outputs['changed'] is False and 'diff' not in without_outputs
     failed = result.result('fail on critical')
     assert failed['_event'] == 'runner_on_failed'
     assert 'Database insights verdict is critical (fail_on=critical): Connections in use' in failed['msg']
