@@ -23,7 +23,8 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
-from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
+from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import (
+    ConnectionParams, SessionLimits)
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; importing them here would be circular
     from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql_client import MySQLClient
@@ -162,15 +163,22 @@ def get_drill_client(name: str, conn: ConnectionParams, runner: Optional[ToolRun
 
 
 def get_insights(name: str, conn: ConnectionParams, runner: Optional[ToolRunner] = None) -> Collector:
-    """The database insights collector (connections, locks, deadlocks, statements ...) for ``name``; it queries
-    through the engine's client (``get_client``)."""
+    """The database insights collector (connections, locks, deadlocks, statements ...) for ``name``, querying
+    through the engine's client. The client class is imported alone, not through the family's table: that
+    table imports every area (restore, PITR, maintenance, drill), which tripled the start of a monitoring
+    module run every few minutes. PostgreSQL sessions show as ``opsready-insights`` and give up on a lock
+    after 5 s (insights are read while something holds locks; they must never queue behind it)."""
     family = check_engine(name, INSIGHTS_ENGINES, area='database insights')
-    client = get_client(name, conn, runner)
     if family == 'postgresql':
+        from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql_client import (
+            PostgresClient)
         from ansible_collections.opsready.operations.plugins.module_utils.insights.postgresql import PostgresInsights
-        return PostgresInsights(client)
+        return PostgresInsights(PostgresClient(conn, runner, app='opsready-insights',
+                                               limits=SessionLimits(lock_timeout=5, statement_timeout=60)))
     if family == 'mysql':
+        from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql_client import MySQLClient
         from ansible_collections.opsready.operations.plugins.module_utils.insights.mysql import MySQLInsights
-        return MySQLInsights(client)
+        return MySQLInsights(MySQLClient(conn, runner, flavor=name))
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlserver_client import SQLServerClient
     from ansible_collections.opsready.operations.plugins.module_utils.insights.sqlserver import SQLServerInsights
-    return SQLServerInsights(client)
+    return SQLServerInsights(SQLServerClient(conn, runner, app='opsready-insights'))
