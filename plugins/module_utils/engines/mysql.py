@@ -36,7 +36,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.artifac
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql_quote import (
     check_identifier, qualified, quote_literal)
 # The client's names, imported from here by older code (and other branches): one definition.
-from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql_client import (  # noqa: F401
+from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql_client import (  # noqa: F401  # pylint: disable=unused-import
     CONNECT_ERRORS, TOOLS, MySQLClient)
 
 CHANGE_MASTER = re.compile(rb"CHANGE (?:MASTER|REPLICATION SOURCE) TO (?:MASTER|SOURCE)_LOG_FILE='([^']+)',\s*"

@@ -38,7 +38,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.artifac
     disk_error, open_artifact, pipe_artifact_into, stream_to_artifact)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.pg_dbprops import read_properties
 # The client's helpers, imported by name from here by older code (and other branches): one definition.
-from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql_client import (  # noqa: F401
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql_client import (  # noqa: F401  # pylint: disable=unused-import
     CONNECT_HINTS, LOGIN_REFUSED, PostgresClient, csv_rows, find_client_tool, newest_packaged_tool)
 from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe import extract_all
 

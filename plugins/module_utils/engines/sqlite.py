@@ -28,7 +28,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.artifac
     disk_error, open_artifact, stream_file_to_artifact)
 
 # The client's functions, imported from here by older code (and other branches): one definition.
-from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlite_client import (  # noqa: F401,E402
+from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlite_client import (  # noqa: F401,E402  # pylint: disable=unused-import
     SQLiteClient, connect, main_file, sqlite_uri)
 
 OBJECT_TYPES = ('table', 'index', 'view', 'trigger')

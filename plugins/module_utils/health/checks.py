@@ -29,4 +29,6 @@ from ansible_collections.opsready.operations.plugins.module_utils.health.registr
 from ansible_collections.opsready.operations.plugins.module_utils.health.thresholds import CRITICAL  # noqa: F401
 
 __all__ = ['REGISTRY', 'register', 'CheckType', 'normalise', 'suboptions', 'run_spec', 'check_thresholds',
-           'connection_secrets', 'redact_result', 'CRITICAL']
+           'connection_secrets', 'redact_result', 'CRITICAL', 'COMMON_OPTIONS', 'MAX_BODY', 'ms',
+           'BackupCheck', 'DbCheck', 'describe_connection_string', 'odbc_string', 'CommandCheck', 'ProcessCheck',
+           'ServiceCheck', 'systemd_running', 'HttpCheck', 'TcpCheck', 'percentile']

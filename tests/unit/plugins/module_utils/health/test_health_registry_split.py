@@ -65,7 +65,7 @@ def test_record_changes_reports_only_what_changed(tmp_path):
     result = assess.run(plan)
     written, changed, diffs = assess.record_changes(plan, result, timestamp=1000.0, check_mode=True)
     assert (written, changed) == ({}, True) and not textfile.exists() and diffs[0]['before'] == ''
-    written, changed, _ = assess.record_changes(plan, result, timestamp=1000.0)
+    written, changed, diffs = assess.record_changes(plan, result, timestamp=1000.0)
     assert changed and written['textfile_changed'] and textfile.exists()
     first = textfile.stat().st_ino
     written, changed, diffs = assess.record_changes(plan, result, timestamp=1000.0)
@@ -73,5 +73,6 @@ def test_record_changes_reports_only_what_changed(tmp_path):
     assert textfile.stat().st_ino == first  # left alone, not rewritten with the same bytes
     history = tmp_path / 'h.jsonl'
     plan = assess.Plan(checks=[], metrics=['memory'], history_path=str(history))
-    _written, changed, _ = assess.record_changes(plan, result, timestamp=1000.0)
-    assert changed and len(history.read_text().splitlines()) == 1
+    written, changed, diffs = assess.record_changes(plan, result, timestamp=1000.0)
+    assert changed and written['history_entries'] == 1 and len(history.read_text().splitlines()) == 1
+    assert diffs[-1]['after'].startswith('{')
