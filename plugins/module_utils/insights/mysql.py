@@ -106,6 +106,10 @@ def _snapshot_sql(flavor: str, digests: bool, slow_table: bool, options: Options
         "FROM information_schema.INNODB_TRX t JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id "
         "WHERE p.COMMAND = 'Sleep' ORDER BY p.TIME DESC LIMIT 1)" % q,
     ]
+    if not mariadb:
+        # MySQL 8 has no Innodb_deadlocks status variable; its InnoDB metric lock_deadlocks is on by default.
+        parts.append("'metric_deadlocks', (SELECT COUNT FROM information_schema.INNODB_METRICS "
+                     "WHERE NAME = 'lock_deadlocks')")
     if digests:
         row = ("SELECT JSON_OBJECT('query', LEFT(DIGEST_TEXT, %d), 'digest', DIGEST, 'database', SCHEMA_NAME, "  # nosec B608
                "'calls', COUNT_STAR, 'total_ms', ROUND(SUM_TIMER_WAIT / 1000000000, 3), "
@@ -206,6 +210,8 @@ class MySQLInsights(Collector):
 
         used, maximum = stat('Threads_connected'), int(max_conn)
         counters = {name: stat(var) for var, name in COUNTERS.items() if stat(var) is not None}
+        if 'deadlocks' not in counters and raw.get('metric_deadlocks') is not None:
+            counters['deadlocks'] = int(raw['metric_deadlocks'])
         requests, reads = stat('Innodb_buffer_pool_read_requests'), stat('Innodb_buffer_pool_reads')
         if requests is not None and reads is not None:
             counters['cache_hits'] = max(0, requests - reads)
@@ -219,7 +225,7 @@ class MySQLInsights(Collector):
             'lock_waits': [self._wait(w) for w in _j(raw.get('lock_waits'), [])],
             'row_locks': {'current_waits': stat('Innodb_row_lock_current_waits'),
                           'waits_total': stat('Innodb_row_lock_waits'), 'time_ms_total': stat('Innodb_row_lock_time')},
-            'deadlocks': {'total': stat('Innodb_deadlocks')},
+            'deadlocks': {'total': counters.get('deadlocks')},
             'transactions': {'longest': _j(raw.get('longest_transaction'), None),
                              'idle_in_transaction_longest': _j(raw.get('idle_in_transaction'), None)},
             'counters': counters,

@@ -217,3 +217,18 @@ def test_health_textfile_gets_the_insight_checks_samples(tmp_path):
     text = promtool.check_textfile(tmp_path / 'h.prom')
     assert 'opsready_db_verdict{check="pg",engine="postgresql",server="db1:5432"} 1' in text
     assert 'opsready_health_verdict 1' in text
+
+
+def test_mysql8_reads_performance_schema_where_mariadb_reads_information_schema():
+    """MySQL 8 has no information_schema.GLOBAL_STATUS nor INNODB_LOCK_WAITS (no MySQL server runs here: the
+    statement is checked, not run)."""
+    options = core.Options()
+    maria = mysql._snapshot_sql('mariadb', digests=True, slow_table=True, options=options)
+    mysql8 = mysql._snapshot_sql('mysql', digests=True, slow_table=True, options=options)
+    assert 'information_schema.GLOBAL_STATUS' in maria and 'information_schema.INNODB_LOCK_WAITS' in maria
+    assert "'INNODB_DEADLOCKS'" in maria, 'MariaDB keeps status names in upper case'
+    assert 'performance_schema.global_status' in mysql8 and 'performance_schema.data_lock_waits' in mysql8
+    assert 'GLOBAL_STATUS' not in mysql8 and 'INNODB_LOCK_WAITS' not in mysql8
+    assert "NAME = 'lock_deadlocks'" in mysql8 and 'lock_deadlocks' not in maria
+    bare = mysql._snapshot_sql('mariadb', digests=False, slow_table=False, options=options)
+    assert 'events_statements_summary_by_digest' not in bare and 'mysql.slow_log' not in bare
