@@ -23,7 +23,8 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
-from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
+from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import (
+    ConnectionParams, SessionLimits)
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; importing them here would be circular
     from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql_client import MySQLClient
@@ -33,6 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only; importing them here would b
     from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
     from ansible_collections.opsready.operations.plugins.module_utils.drill.checks import DrillChecks
     from ansible_collections.opsready.operations.plugins.module_utils.engines.base import Engine
+    from ansible_collections.opsready.operations.plugins.module_utils.insights.core import Collector
     from ansible_collections.opsready.operations.plugins.module_utils.maintenance.core import (
         Backend, MaintenanceOptions)
     from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import Restorer
@@ -60,6 +62,8 @@ DRILL_ENGINES: Tuple[str, ...] = ('sqlite', 'postgresql', 'mariadb', 'mysql')
 FAILOVER_ENGINES: Tuple[str, ...] = ('postgresql', 'mariadb')
 # Engines with replication status (replication_info, the replication health check; replication/status.py).
 REPLICATION_ENGINES: Tuple[str, ...] = tuple(e for e in ENGINES if FAMILIES[e] in ('postgresql', 'mysql'))
+# Engines with database insights (db_insights, the health_check ``insights`` type): SQLite has no server to ask.
+INSIGHTS_ENGINES: Tuple[str, ...] = ('postgresql', 'mariadb', 'mysql', 'sqlserver')
 
 
 def check_engine(name: str, supported: Sequence[str] = ENGINES, area: str = '') -> str:
@@ -161,3 +165,25 @@ def get_drill_client(name: str, conn: ConnectionParams, runner: Optional[ToolRun
         raise OpsReadyError('DR drill checks for engine %r are not available here; supported: %s. (SQL Server '
                             'DBCC CHECKDB is not implemented yet.)' % (name, ', '.join(DRILL_ENGINES)), engine=name)
     return _implementation(name, 'drill')(conn, runner)
+
+
+def get_insights(name: str, conn: ConnectionParams, runner: Optional[ToolRunner] = None) -> Collector:
+    """The database insights collector (connections, locks, deadlocks, statements ...) for ``name``, querying
+    through the engine's client. The client class is imported alone, not through the family's table: that
+    table imports every area (restore, PITR, maintenance, drill), which tripled the start of a monitoring
+    module run every few minutes. PostgreSQL sessions show as ``opsready-insights`` and give up on a lock
+    after 5 s (insights are read while something holds locks; they must never queue behind it)."""
+    family = check_engine(name, INSIGHTS_ENGINES, area='database insights')
+    if family == 'postgresql':
+        from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql_client import (
+            PostgresClient)
+        from ansible_collections.opsready.operations.plugins.module_utils.insights.postgresql import PostgresInsights
+        return PostgresInsights(PostgresClient(conn, runner, app='opsready-insights',
+                                               limits=SessionLimits(lock_timeout=5, statement_timeout=60)))
+    if family == 'mysql':
+        from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql_client import MySQLClient
+        from ansible_collections.opsready.operations.plugins.module_utils.insights.mysql import MySQLInsights
+        return MySQLInsights(MySQLClient(conn, runner, flavor=name))
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlserver_client import SQLServerClient
+    from ansible_collections.opsready.operations.plugins.module_utils.insights.sqlserver import SQLServerInsights
+    return SQLServerInsights(SQLServerClient(conn, runner, app='opsready-insights'))

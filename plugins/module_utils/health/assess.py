@@ -61,6 +61,10 @@ class Plan:
             self._need_dir('textfile_path', textfile_path)
         if history_path:
             self._need_dir('history_path', history_path)
+        for spec in self.checks:
+            # Check types that keep counters between runs (insights) read the previous sample from the history.
+            if getattr(checks_mod.REGISTRY[spec['type']], 'reads_history', False):
+                spec['_history_path'] = history_path
 
     @staticmethod
     def _need_dir(option: str, path: str) -> None:
@@ -163,6 +167,11 @@ def record_changes(plan: Plan, result: Dict[str, Any], timestamp: Optional[float
     changed = False
     if plan.textfile_path:
         text = prometheus.build(result, now)
+        # Insights checks add their database's opsready_db_* samples (labelled with the check's name).
+        snapshots = [dict(c['insights'], check=c['name']) for c in result.get('checks', []) if c.get('insights')]
+        if snapshots:
+            from ansible_collections.opsready.operations.plugins.module_utils.insights import exposition
+            text += exposition.build_checks(snapshots)
         before = prometheus.current(plan.textfile_path)
         if before != text:
             diffs.append({'before_header': plan.textfile_path, 'after_header': plan.textfile_path,

@@ -49,12 +49,22 @@ def suboptions() -> Dict[str, Dict[str, Any]]:
     merged['type']['choices'] = sorted(REGISTRY)
     for check in REGISTRY.values():
         for key, spec in check.options.items():
-            if key in merged and merged[key] != spec:
+            bare = {k: v for k, v in spec.items() if k != 'default'}
+            if key in merged and 'choices' in bare and 'choices' in merged[key]:
+                # Two types may offer different choices for one option (engine): the module accepts their union
+                # and normalise() holds each type to its own.
+                union = list(merged[key]['choices']) + [c for c in bare['choices'] if c not in merged[key]['choices']]
+                bare['choices'] = union
+                rest = {k: v for k, v in bare.items() if k != 'choices'}
+                if {k: v for k, v in merged[key].items() if k != 'choices'} == rest:
+                    merged[key] = bare
+                    continue
+            if key in merged and merged[key] != bare:
                 raise OpsReadyError('Internal error: option %s of %s checks conflicts with another type.'
                                     % (key, check.type_name))
             # Type-specific defaults are applied by normalise(): were Ansible to fill them in, an option
             # of another type could not be told apart from one the user set.
-            merged[key] = {k: v for k, v in spec.items() if k != 'default'}
+            merged[key] = bare
     return merged
 
 
@@ -124,6 +134,10 @@ def normalise(specs: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
             if key not in allowed:
                 raise OpsReadyError('checks[%d]: option %s does not apply to %s checks (they take %s).'
                                     % (index, key, ctype, ', '.join(sorted(check.options))))
+            choices = check.options.get(key, {}).get('choices')
+            if choices and value not in choices:
+                raise OpsReadyError('checks[%d]: %s=%s is not available for %s checks; use one of %s.'
+                                    % (index, key, value, ctype, ', '.join(str(c) for c in choices)))
             spec[key] = value
         for key in COMMON_OPTIONS:
             spec.setdefault(key, COMMON_OPTIONS[key].get('default'))

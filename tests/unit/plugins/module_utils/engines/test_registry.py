@@ -29,6 +29,7 @@ EXPECTED = {
     'backup_verify': registry.CATALOG_ENGINES,
     'drill_step': registry.DRILL_ENGINES,
     'replication_info': registry.REPLICATION_ENGINES,
+    'db_insights': registry.INSIGHTS_ENGINES,
 }
 
 
@@ -227,3 +228,12 @@ def test_area_dispatchers_name_no_engine():
         with open(os.path.join(MODULE_UTILS, *rel)) as handle:
             found = pattern.findall(handle.read())
         assert found == [], (rel, found)
+
+
+def test_insights_collectors_come_from_the_registry():
+    conn = ConnectionParams(host='db1')
+    for name in registry.INSIGHTS_ENGINES:
+        collector = registry.get_insights(name, conn)
+        assert collector.engine_name == name
+    with pytest.raises(OpsReadyError, match='sqlite'):
+        registry.get_insights('sqlite', conn)
