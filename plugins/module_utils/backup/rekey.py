@@ -6,7 +6,7 @@
 One streaming pass per artifact (decrypt with the given identity, encrypt to the new recipients, 64 KiB
 at a time: never the artifact in memory), written side by side as ``<artifact>.partial``. The new file
 is checked before it replaces the old one: the plaintext that went in hashes to the checksum sealed in
-the manifest (and has its size), the bytes on disk hash to what was written, and when one of the given
+the manifest (and has its size), the file on disk has the size written, and when one of the given
 identities is among the new recipients the new file is decrypted end to end and compared again.
 
 Swap order, so that an artifact is readable by the old keys or by the new ones at every moment and its
@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
+import threading
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
@@ -54,24 +56,83 @@ def _fields(data: Dict[str, Any]) -> Dict[str, Any]:
 
 
 class _HashingSink:
+    """Writes and hashes the ciphertext in its own thread (hashing and write() release the GIL), so the
+    encryption in the main thread does not wait for them."""
+
     def __init__(self, handle: Any) -> None:
         self.handle = handle
         self.sha256 = hashlib.sha256()
         self.size = 0
+        self._queue: 'queue.Queue[Optional[bytes]]' = queue.Queue(maxsize=8)
+        self._failure: List[BaseException] = []
+        self._thread = threading.Thread(target=self._run, name='opsready-rekey-write', daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            data = self._queue.get()
+            if data is None:
+                return
+            if self._failure:
+                continue  # keep draining so the producer never blocks
+            try:
+                self.handle.write(data)
+                self.sha256.update(data)
+            except BaseException as exc:  # re-raised in the main thread by write()/finish()
+                self._failure.append(exc)
 
     def write(self, data: Any) -> int:
-        self.handle.write(data)
-        self.sha256.update(data)
+        if self._failure:
+            raise self._failure[0]
+        self._queue.put(bytes(data))
         self.size += len(data)
         return len(data)
 
+    def finish(self) -> None:
+        """Wait for every queued block; raise what the writing thread met."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        if self._failure:
+            raise self._failure[0]
 
-def _file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as handle:
-        for block in iter(lambda: handle.read(BLOCK), b''):
-            digest.update(block)
-    return digest.hexdigest()
+
+def _pump(reader: Any, writer: Any) -> None:
+    """Copy ``reader`` into ``writer`` with reading/decrypting in a second thread: hashing, file I/O and
+    (in part) the AEAD release the GIL, so decryption and encryption overlap as in ``age -d | age -r``."""
+    blocks: 'queue.Queue[bytes]' = queue.Queue(maxsize=4)
+    failure: List[BaseException] = []
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            while not stop.is_set():
+                block = reader.read(BLOCK)
+                blocks.put(block)
+                if not block:
+                    return
+        except BaseException as exc:  # handed to the main thread, re-raised there
+            failure.append(exc)
+            blocks.put(b'')
+
+    thread = threading.Thread(target=produce, name='opsready-rekey-read', daemon=True)
+    thread.start()
+    try:
+        while True:
+            block = blocks.get()
+            if not block:
+                break
+            writer.write(block)
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                blocks.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        thread.join()
+    if failure:
+        raise failure[0]
 
 
 def settle(entry: Manifest) -> Optional[str]:
@@ -95,10 +156,11 @@ def _verify_new(entry: Manifest, partial: str, sink: _HashingSink, info: Dict[st
     if info['plaintext_size'] != size and size is not None:
         raise IntegrityError('%s: re-encrypted %d plaintext bytes, the manifest records %d; the old file was kept.'
                              % (entry.path, info['plaintext_size'], size), path=entry.path)
-    on_disk = _file_sha256(partial)
-    if on_disk != sink.sha256.hexdigest():
-        raise IntegrityError('%s reads back with sha256 %s, not the %s written (disk error?); the old file was '
-                             'kept.' % (partial, on_disk, sink.sha256.hexdigest()), path=partial)
+    # No read-back of the bytes just written: it would hash the page cache, not the disk. The size is checked;
+    # the decryption below (when a new key is given) proves the new file opens and yields the sealed checksum.
+    if os.path.getsize(partial) != sink.size:
+        raise IntegrityError('%s has %d bytes on disk, not the %d written; the old file was kept.'
+                             % (partial, os.path.getsize(partial), sink.size), path=partial)
     new_keys = [i for i in identities if i.recipient in wanted]
     if new_keys:
         with open(partial, 'rb') as raw:
@@ -162,16 +224,15 @@ def _rekey_one(entry: Manifest, wanted: List[str], current: List[str], identitie
     try:
         with reader, os.fdopen(fd, 'wb') as handle:
             sink = _HashingSink(handle)
-            writer = encryption.EncryptingWriter(sink, wanted)
-            while True:
-                block = reader.read(BLOCK)
-                if not block:
-                    break
-                writer.write(block)
-            writer.close()
+            try:
+                writer = encryption.EncryptingWriter(sink, wanted, hash_plaintext=False)
+                _pump(reader, writer)
+                writer.close()
+            finally:
+                sink.finish()
             handle.flush()
             os.fsync(handle.fileno())
-        info = writer.info()
+        info = writer.info(reader.plaintext.hexdigest())
         if expected is None:
             expected = reader.plaintext.hexdigest()  # an old manifest without a sealed checksum
         if reader.plaintext.hexdigest() != expected:
