@@ -98,11 +98,11 @@ def push(store: Store, src: str, engine: Optional[str] = None, database: Optiona
     started = time.monotonic()
     workdir = tempfile.mkdtemp(prefix='opsready-offsite-')
     try:
-        if not check_mode:
-            result['aborted_uploads'] = store.abort_incomplete()
         check_lock = getattr(store, 'check_object_lock', None)
         if check_lock is not None:
-            check_lock()  # before any upload: refuse object_lock_mode on a bucket that cannot honour it
+            check_lock()  # before any change: refuse object_lock_mode on a bucket that cannot honour it
+        if not check_mode:
+            result['aborted_uploads'] = store.abort_incomplete()
         remote, files = remote_catalog(store, workdir)
         remote_ids = {m.id: m for m in remote.entries}
         for entry in selected:

@@ -167,8 +167,10 @@ class S3Store(Store):
                 self._lock_enabled = answer.get('ObjectLockConfiguration', {}).get('ObjectLockEnabled') == 'Enabled'
             except ClientError as exc:
                 code = exc.response.get('Error', {}).get('Code', '')  # type: ignore[attr-defined]
-                if code != 'ObjectLockConfigurationNotFoundError':
+                if code != 'ObjectLockConfigurationNotFoundError' and self.object_lock_mode:
                     raise self._error('reading the Object Lock configuration', exc)
+                # Without object_lock_mode, a policy lacking s3:GetBucketObjectLockConfiguration or a store that
+                # does not implement it must not break copies that worked before: treat it as no Object Lock.
                 self._lock_enabled = False
             except BotoCoreError as exc:
                 raise self._error('reading the Object Lock configuration', exc)
