@@ -115,6 +115,25 @@ options:
   sse_kms_key_id:
     description: KMS key for O(server_side_encryption=aws:kms).
     type: str
+  object_lock_mode:
+    description:
+      - O(backend=s3) only. Upload every object (data and manifest) with S3 Object Lock in this mode and a
+        retain-until date O(lock_days) after the upload, so neither ransomware nor a stolen credential (nor
+        this module's retention) can delete or overwrite it before then. V(GOVERNANCE) can be lifted by a
+        principal with C(s3:BypassGovernanceRetention); V(COMPLIANCE) by nobody, the root account included.
+      - The bucket must have Object Lock enabled (it is then versioned); the module refuses otherwise, before
+        uploading anything.
+      - Retention (keep_*) never fails on a locked copy; it keeps it whole, with whatever it needs, and lists
+        it in RV(locked) with its retain-until date. Once the lock has passed, retention deletes every version.
+    type: str
+    choices: [GOVERNANCE, COMPLIANCE]
+  lock_days:
+    description:
+      - Days (fractions allowed) each uploaded object stays locked, counted from its upload.
+      - Defaults to O(keep_days), so a copy stays locked at least as long as retention keeps it (retention counts
+        from the older backup time). Required with O(object_lock_mode) when O(keep_days) is unset, and may not be
+        shorter than O(keep_days).
+    type: float
   part_size_mb:
     description:
       - Multipart part (S3), block (Azure) or resumable chunk (GCS, rounded down to a multiple of 256 KiB) size in
@@ -175,6 +194,8 @@ extends_documentation_fragment:
   - opsready.operations.check_mode
 notes:
   - Supports C(check_mode); it lists what would be copied, fetched or deleted.
+  - Azure immutability policies are not offered; the Azurite emulator this collection is tested against does not
+    implement them (see docs/runbooks/offsite.md).
   - One writer per destination prefix is assumed (the host that owns the backups).
   - O(verify=full) doubles the traffic of each new artifact; use V(size) where egress is expensive and
     run a periodic drill from the offsite copy instead.
@@ -275,6 +296,16 @@ leftovers_removed:
   type: list
   elements: str
   sample: []
+locked:
+  description:
+    - Copies retention would delete but could not yet, because they (or leftovers of interrupted uploads) are under an
+      S3 Object Lock or legal hold, or a locked copy needs them; C(retain_until) is when the lock ends (UTC, null for a
+      legal hold or for a copy kept because a locked one needs it). The next run after that date deletes them.
+  returned: O(mode=push)
+  type: list
+  elements: dict
+  sample: [{id: shop-full-20261101T004512123456Z.dump.zst, mode: COMPLIANCE, retain_until: '2026-12-01T00:45:30Z',
+            reason: locked}]
 aborted_uploads:
   description: Incomplete S3 multipart uploads under the prefix that were aborted.
   returned: O(mode=push)
@@ -307,6 +338,13 @@ from ansible_collections.opsready.operations.plugins.module_utils.offsite import
 from ansible_collections.opsready.operations.plugins.module_utils.offsite import azure, gcs, stores
 
 
+def lock_days(p):
+    """Rule: a copy stays locked at least as long as retention keeps it; lock_days defaults to keep_days."""
+    if not p['object_lock_mode']:
+        return None
+    return p['lock_days'] if p['lock_days'] is not None else p['keep_days']
+
+
 def build_store(p):
     if p['backend'] == 'azure':
         return azure.AzureBlobStore(p['container'], p['prefix'] or '', account_url=p['account_url'],
@@ -323,7 +361,8 @@ def build_store(p):
                               session_token=p['session_token'], storage_class=p['storage_class'],
                               server_side_encryption=p['server_side_encryption'],
                               sse_kms_key_id=p['sse_kms_key_id'], part_size_mb=p['part_size_mb'],
-                              concurrency=p['concurrency'], validate_certs=p['validate_certs'])
+                              concurrency=p['concurrency'], validate_certs=p['validate_certs'],
+                              object_lock_mode=p['object_lock_mode'], lock_days=lock_days(p))
     return stores.SshStore(p['ssh_host'], p['remote_path'], user=p['ssh_user'], port=p['ssh_port'],
                            key_file=p['ssh_key'], known_hosts=p['ssh_known_hosts'])
 
@@ -353,6 +392,8 @@ def main():
             storage_class=dict(type='str'),
             server_side_encryption=dict(type='str', choices=['AES256', 'aws:kms']),
             sse_kms_key_id=dict(type='str', no_log=False),
+            object_lock_mode=dict(type='str', choices=['GOVERNANCE', 'COMPLIANCE']),
+            lock_days=dict(type='float'),
             part_size_mb=dict(type='int', default=64),
             concurrency=dict(type='int', default=4),
             ssh_host=dict(type='str'),
@@ -385,6 +426,19 @@ def main():
     if p['backend'] == 'azure' and not (p['account_url'] or p['account_name'] or p['connection_string']):
         module.fail_json(msg='backend=azure needs account_url (https://<account>.blob.core.windows.net), '
                              'account_name or connection_string.')
+    if p['object_lock_mode'] or p['lock_days'] is not None:
+        if p['backend'] != 's3':
+            module.fail_json(msg='object_lock_mode/lock_days are S3 Object Lock options; backend=%s has no '
+                                 'immutability support here. Remove them or use backend=s3.' % p['backend'])
+        if not p['object_lock_mode']:
+            module.fail_json(msg='lock_days needs object_lock_mode (GOVERNANCE or COMPLIANCE).')
+        if lock_days(p) is None or lock_days(p) <= 0:
+            module.fail_json(msg='object_lock_mode needs lock_days (days each copy stays locked) or keep_days, '
+                                 'greater than 0.')
+        if p['keep_days'] is not None and lock_days(p) < p['keep_days']:
+            module.fail_json(msg='lock_days (%s) is shorter than keep_days (%s): copies retention still counts on '
+                                 'would become deletable. Set lock_days to keep_days or more.'
+                                 % (p['lock_days'], p['keep_days']))
     if p['part_size_mb'] < 5:
         module.fail_json(msg='part_size_mb must be 5 or more (the S3 minimum part size), not %d.' % p['part_size_mb'])
     if p['concurrency'] < 1:

@@ -145,7 +145,26 @@ def check_decryptable(manifest: Manifest, identities: Sequence[Any]) -> None:
     except IntegrityError:
         raise
     except OpsReadyError as exc:
-        raise KeyMismatchError(exc.message, **exc.details)
+        raise KeyMismatchError(exc.message + retired_key_hint(manifest, identities), **exc.details)
+
+
+def retired_key_hint(manifest: Manifest, identities: Sequence[Any]) -> str:
+    """After a key rotation (backup_rekey): say that the key given was retired from this artifact, and which
+    artifacts of the catalog it still opens (not re-encrypted yet), so the operator knows what it is good for."""
+    from ansible_collections.opsready.operations.plugins.module_utils.backup import rekey  # import cycle
+    info = manifest.data.get('encryption') or {}
+    given = [getattr(i, 'recipient', None) for i in identities]
+    parts = []
+    retired = [g for g in given if g and g in (info.get('retired') or [])]
+    if retired:
+        parts.append(' The key %s was retired from this artifact by backup_rekey on %s; it is now encrypted to %s '
+                     'only.' % (', '.join(retired), info.get('rekeyed_at', '?'),
+                                ', '.join(info.get('recipients') or [])))
+    for key, ids in sorted(rekey.still_opened_by(manifest.directory, identities).items()):
+        shown = ', '.join(sorted(ids)[:10]) + (' and %d more' % (len(ids) - 10) if len(ids) > 10 else '')
+        parts.append(' The key %s still opens %d artifact(s) of %s not re-encrypted yet: %s.'
+                     % (key, len(ids), manifest.directory, shown))
+    return ''.join(parts)
 
 
 class KeyMismatchError(OpsReadyError):

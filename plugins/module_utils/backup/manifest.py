@@ -29,6 +29,22 @@ KINDS = FULL_KINDS + ('diff',) + LOG_KINDS
 REQUIRED = ('id', 'artifact', 'engine', 'kind', 'started', 'finished', 'size', 'sha256', 'compression')
 
 
+def _rolled_forward(data: Dict[str, Any], directory: str) -> Dict[str, Any]:
+    """A key rotation (backup.rekey) interrupted between swapping the artifact and rewriting the manifest
+    leaves ``rekey_pending`` naming the new file by inode: when that file is in place, it is the truth."""
+    pending = data.get('rekey_pending')
+    if not isinstance(pending, dict) or not isinstance(data.get('artifact'), str):
+        return data
+    try:
+        info = os.stat(os.path.join(directory, data['artifact']))
+    except OSError:
+        return data
+    if info.st_ino == pending.get('inode') and info.st_size == pending.get('size'):
+        return dict(data, sha256=pending['sha256'], size=pending['size'], encryption=pending['encryption'],
+                    rekey_pending=pending)
+    return data
+
+
 def manifest_path_for(artifact_path: str) -> str:
     return artifact_path + MANIFEST_SUFFIX
 
@@ -42,7 +58,7 @@ class Manifest:
             raise OpsReadyError('Manifest %s lacks %s.' % (data.get('id', '?'), ', '.join(missing)))
         if data['kind'] not in KINDS:
             raise OpsReadyError('Manifest %s has unknown kind %r.' % (data['id'], data['kind']))
-        self.data = data
+        self.data = _rolled_forward(data, directory)
         self.directory = directory
         self._times: Dict[str, Tuple[str, datetime.datetime]] = {}
 

@@ -387,7 +387,7 @@ class EncryptingWriter:
     Hashes the plaintext it is given (``plaintext_sha256``) for the manifest.
     """
 
-    def __init__(self, sink: Any, recipients: Sequence[str]) -> None:
+    def __init__(self, sink: Any, recipients: Sequence[str], hash_plaintext: bool = True) -> None:
         check_available()
         if not recipients:
             raise OpsReadyError('encrypt=true needs at least one recipient (an "age1..." public key).')
@@ -400,12 +400,15 @@ class EncryptingWriter:
         self._aead = ChaCha20Poly1305(_hkdf(file_key, nonce, b'payload'))
         self._buffer = bytearray()
         self._counter = 0
+        # A re-encryption (backup.rekey) already hashes the plaintext as it decrypts it: no second pass.
+        self._hash = hash_plaintext
         self.plaintext = hashlib.sha256()
         self.plaintext_size = 0
         self.closed = False
 
     def write(self, data: Any) -> int:
-        self.plaintext.update(data)
+        if self._hash:
+            self.plaintext.update(data)
         self.plaintext_size += len(data)
         self._buffer += data
         # Keep at least one byte back: the last chunk is sealed with the last flag by close().
@@ -433,9 +436,13 @@ class EncryptingWriter:
         self._sink.write(self._aead.encrypt(_stream_nonce(self._counter, True), bytes(self._buffer), None))
         self._buffer = bytearray()
 
-    def info(self) -> Dict[str, Any]:
-        """What the manifest records: never a secret; the plaintext checksum sealed to the recipients."""
-        digest = self.plaintext.hexdigest()
+    def info(self, plaintext_sha256: Optional[str] = None) -> Dict[str, Any]:
+        """What the manifest records: never a secret; the plaintext checksum sealed to the recipients.
+
+        ``plaintext_sha256``: the checksum computed elsewhere when the writer was told not to hash."""
+        if not self._hash and plaintext_sha256 is None:
+            raise ValueError('EncryptingWriter(hash_plaintext=False).info() needs plaintext_sha256')
+        digest = plaintext_sha256 or self.plaintext.hexdigest()
         return {
             'format': FORMAT,
             'version': VERSION_LINE.decode(),

@@ -56,8 +56,15 @@ def find_archive(src: str, set_name: Optional[str] = None, artifact: Optional[st
 
 def _open(manifest: Manifest, identities: Optional[Sequence[Identity]]) -> Any:
     """The archive's tar stream, decrypted on the fly when the manifest says it is encrypted."""
-    return open_decompressed(manifest.path, manifest.data['compression'], manifest.data.get('encryption'),
-                             identities)
+    try:
+        return open_decompressed(manifest.path, manifest.data['compression'], manifest.data.get('encryption'),
+                                 identities)
+    except IntegrityError:
+        raise
+    except OpsReadyError as exc:
+        # a wrong key: say whether it was retired by a key rotation and what it still opens
+        from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import retired_key_hint
+        raise OpsReadyError(exc.message + retired_key_hint(manifest, identities or []), **exc.details)
 
 
 def list_members(manifest: Manifest, identities: Optional[Sequence[Identity]] = None) -> List[tarfile.TarInfo]:

@@ -12,6 +12,9 @@ Rules (the same as the local catalog's):
   re-sent or removed, never trusted; interrupted S3 multipart uploads are aborted;
 - retention at the destination uses ``backup.retention`` on the destination's own manifests, so the
   chain-safe rules of backup_prune hold there too (the manifest is deleted first, then its data);
+- immutable copies (S3 Object Lock): every object is uploaded with a retain-until date; retention reads
+  the locks before it deletes anything of an artifact, keeps locked artifacts whole (and what they need)
+  and reports them with their retain-until date instead of failing;
 - a pull writes ``<name>.partial``, checks size and checksum, fsyncs, renames, and writes the manifest last.
 
 One writer per destination prefix (the host that owns the backups) is assumed.
@@ -21,12 +24,13 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import shutil
 import tempfile
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup import retention
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import ARTIFACT_NAME, Catalog
@@ -82,7 +86,7 @@ def push(store: Store, src: str, engine: Optional[str] = None, database: Optiona
          policy: Optional[retention.Policy] = None, fail_after: Optional[int] = None) -> Dict[str, Any]:
     """Copy new artifacts of ``src`` to ``store``; then retention at the destination if ``policy``."""
     result: Dict[str, Any] = {'uploaded': [], 'manifests_updated': [], 'already_present': 0, 'deleted': [],
-                              'leftovers_removed': [], 'aborted_uploads': [], 'bytes': 0, 'seconds': 0.0,
+                              'leftovers_removed': [], 'locked': [], 'aborted_uploads': [], 'bytes': 0, 'seconds': 0.0,
                               'destination': store.url}
     if not os.path.isdir(src):
         if check_mode:
@@ -94,6 +98,9 @@ def push(store: Store, src: str, engine: Optional[str] = None, database: Optiona
     started = time.monotonic()
     workdir = tempfile.mkdtemp(prefix='opsready-offsite-')
     try:
+        check_lock = getattr(store, 'check_object_lock', None)
+        if check_lock is not None:
+            check_lock()  # before any change: refuse object_lock_mode on a bucket that cannot honour it
         if not check_mode:
             result['aborted_uploads'] = store.abort_incomplete()
         remote, files = remote_catalog(store, workdir)
@@ -125,11 +132,15 @@ def push(store: Store, src: str, engine: Optional[str] = None, database: Optiona
                 files[name] = size or 0
             files[entry.id + MANIFEST_SUFFIX] = 0
         remote = Catalog(workdir)
-        result['leftovers_removed'] = _remote_leftovers(remote, files)
+        leftovers = _remote_leftovers(remote, files)
+        # A leftover under Object Lock (data sent, then the run died before its manifest) cannot go yet.
+        held = store.locks(leftovers)
+        result['leftovers_removed'] = [n for n in leftovers if n not in held]
+        result['locked'] = [_lock_record(n, held[n], 'leftover of an interrupted upload') for n in sorted(held)]
         if result['leftovers_removed'] and not check_mode:
             store.delete(result['leftovers_removed'])
         if policy is not None and not policy.empty:
-            result['deleted'] = prune(store, remote, policy, check_mode, engine, database)
+            result['deleted'] = prune(store, remote, policy, check_mode, engine, database, locked=result['locked'])
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     result['seconds'] = round(time.monotonic() - started, 3)
@@ -178,9 +189,30 @@ def _remote_leftovers(remote: Catalog, files: Dict[str, int]) -> List[str]:
     return leftovers
 
 
+def _lock_record(artifact_id: str, held: Dict[str, Any], reason: str) -> Dict[str, Any]:
+    until = held.get('retain_until')
+    return {'id': artifact_id, 'mode': held.get('mode'), 'reason': reason,
+            'retain_until': until.astimezone(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ') if until else None}
+
+
+def _latest(a: Dict[str, Any], b: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    if b is None:
+        return a
+    if a.get('retain_until') is None or b.get('retain_until') is None:  # a legal hold has no end
+        return a if a.get('retain_until') is None else b
+    return a if a['retain_until'] >= b['retain_until'] else b
+
+
 def prune(store: Store, remote: Catalog, policy: retention.Policy, check_mode: bool,
-          engine: Optional[str] = None, database: Optional[str] = None) -> List[str]:
-    """Retention on the destination's catalog (chain-safe, as backup_prune); manifest first, then data."""
+          engine: Optional[str] = None, database: Optional[str] = None,
+          locked: Optional[List[Dict[str, Any]]] = None) -> List[str]:
+    """Retention on the destination's catalog (chain-safe, as backup_prune); manifest first, then data.
+
+    Immutable copies (S3 Object Lock): the locks of an artifact's data objects and manifest are read
+    BEFORE anything of it is deleted; a locked artifact is kept whole (manifest included, so it stays a
+    usable, catalogued copy) and recorded in ``locked`` with its retain-until date, as is any artifact a
+    locked one still needs (its full, the logs it replays). Never an error: the next run deletes it.
+    """
     planned = retention.plan(remote, policy)
     doomed = []
     for artifact_id in sorted(planned['delete']):
@@ -192,6 +224,34 @@ def prune(store: Store, remote: Catalog, policy: retention.Policy, check_mode: b
     if problems:
         raise OpsReadyError('Retention at the destination would break a kept chain: %s. Nothing was deleted.'
                             % '; '.join(problems[:3]))
+    records: List[Dict[str, Any]] = []
+    if doomed:
+        held_by: Dict[str, Dict[str, Any]] = {}
+        names = {e.id: [e.id + MANIFEST_SUFFIX] + [n for n, dummy, dummy2 in pieces(e)] for e in doomed}
+        found = store.locks([n for group in names.values() for n in group])
+        for entry in doomed:
+            for name in names[entry.id]:
+                if name in found:
+                    held_by[entry.id] = _latest(found[name], held_by.get(entry.id))
+        for artifact_id in sorted(held_by):
+            records.append(_lock_record(artifact_id, held_by[artifact_id], 'locked'))
+        # What a locked artifact needs stays too (it is kept, after all): a fix point over the chain rules.
+        keep = set(planned['keep']) | set(held_by)
+        while True:
+            remaining = [e.id for e in doomed if e.id not in keep]
+            needed: Set[str] = set()
+            for problem in retention.dependency_violations(remote, sorted(keep), remaining):
+                needed.update(i for i in remaining
+                              if problem.startswith(i + ' is a log') or problem.endswith('parent ' + i))
+            if not needed:
+                break
+            for artifact_id in sorted(needed):
+                records.append({'id': artifact_id, 'mode': None, 'retain_until': None,
+                                'reason': 'needed by a locked copy'})
+            keep |= needed
+        doomed = [e for e in doomed if e.id not in keep]
+    if locked is not None:
+        locked.extend(records)
     if not check_mode:
         for entry in doomed:
             store.delete([entry.id + MANIFEST_SUFFIX])

@@ -13,6 +13,7 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import os
 import posixpath
@@ -104,6 +105,12 @@ class Store:
         """Remove traces of interrupted uploads (S3 multipart uploads); returns what was aborted."""
         return []
 
+    def locks(self, names: List[str]) -> Dict[str, Dict[str, Any]]:
+        """The objects among ``names`` that the store refuses to delete now (retention lock, legal hold):
+        name -> {'mode', 'retain_until' (aware datetime or None for a legal hold)}. Stores without
+        immutability answer {}."""
+        return {}
+
 
 # -- S3 --------------------------------------------------------------------------------------------------
 class S3Store(Store):
@@ -111,7 +118,8 @@ class S3Store(Store):
                  region: Optional[str] = None, access_key: Optional[str] = None, secret_key: Optional[str] = None,
                  session_token: Optional[str] = None, storage_class: Optional[str] = None,
                  server_side_encryption: Optional[str] = None, sse_kms_key_id: Optional[str] = None,
-                 part_size_mb: int = 64, concurrency: int = 4, validate_certs: bool = True) -> None:
+                 part_size_mb: int = 64, concurrency: int = 4, validate_certs: bool = True,
+                 object_lock_mode: Optional[str] = None, lock_days: Optional[float] = None) -> None:
         if not HAS_BOTO3:
             raise OpsReadyError('backend=s3 needs boto3 on the managed host (pip install boto3): %s'
                                 % BOTO3_IMPORT_ERROR)
@@ -129,12 +137,89 @@ class S3Store(Store):
             self.extra['ServerSideEncryption'] = server_side_encryption
         if sse_kms_key_id:
             self.extra['SSEKMSKeyId'] = sse_kms_key_id
+        if object_lock_mode and not (lock_days and lock_days > 0):
+            raise OpsReadyError('object_lock_mode=%s needs lock_days (or keep_days) greater than 0.' % object_lock_mode)
+        self.object_lock_mode = object_lock_mode
+        self.lock_days = lock_days
+        self._lock_enabled: Optional[bool] = None
         self.transfer = TransferConfig(multipart_threshold=part_size_mb * 1024 * 1024,
                                        multipart_chunksize=part_size_mb * 1024 * 1024,
                                        max_concurrency=max(1, concurrency), use_threads=concurrency > 1)
 
     def key(self, name: str) -> str:
         return '%s/%s' % (self.prefix, name) if self.prefix else name
+
+    def _put_args(self) -> Dict[str, Any]:
+        args: Dict[str, Any] = dict(self.extra)
+        if self.object_lock_mode and self.lock_days:
+            # Counted from the upload, so an object stays locked at least as long as a keep_days retention
+            # (counted from the older backup time) keeps it. Whole seconds, rounded up: S3 stores seconds.
+            until = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=self.lock_days)
+            until = until.replace(microsecond=0) + datetime.timedelta(seconds=1)
+            args.update(ObjectLockMode=self.object_lock_mode, ObjectLockRetainUntilDate=until)
+        return args
+
+    def lock_enabled(self) -> bool:
+        """Whether the bucket has Object Lock enabled (then it is versioned, and deletes remove versions)."""
+        if self._lock_enabled is None:
+            try:
+                answer = self.client.get_object_lock_configuration(Bucket=self.bucket)
+                self._lock_enabled = answer.get('ObjectLockConfiguration', {}).get('ObjectLockEnabled') == 'Enabled'
+            except ClientError as exc:
+                code = exc.response.get('Error', {}).get('Code', '')  # type: ignore[attr-defined]
+                if code != 'ObjectLockConfigurationNotFoundError' and self.object_lock_mode:
+                    raise self._error('reading the Object Lock configuration', exc)
+                # Without object_lock_mode, a policy lacking s3:GetBucketObjectLockConfiguration or a store that
+                # does not implement it must not break copies that worked before: treat it as no Object Lock.
+                self._lock_enabled = False
+            except BotoCoreError as exc:
+                raise self._error('reading the Object Lock configuration', exc)
+        return self._lock_enabled
+
+    def check_object_lock(self) -> None:
+        """Refuse object_lock_mode on a bucket without Object Lock (S3 would reject every upload, or worse,
+        an S3-compatible store could ignore the headers and leave the copies deletable)."""
+        if self.object_lock_mode and not self.lock_enabled():
+            raise OpsReadyError(
+                'object_lock_mode=%s but bucket %s has no Object Lock enabled, so the copies could not be made '
+                'immutable and nothing was uploaded. Use a bucket created with Object Lock '
+                '(aws s3api create-bucket --object-lock-enabled-for-bucket), enable it on this versioned bucket '
+                '(put-object-lock-configuration), or remove object_lock_mode.' % (self.object_lock_mode, self.bucket))
+
+    def _versions(self, name: str) -> List[Dict[str, Any]]:
+        key = self.key(name)
+        found: List[Dict[str, Any]] = []
+        paginator = self.client.get_paginator('list_object_versions')
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=key):
+            for item in page.get('Versions', []) + page.get('DeleteMarkers', []):
+                if item['Key'] == key:
+                    found.append(item)
+        return found
+
+    def locks(self, names: List[str]) -> Dict[str, Dict[str, Any]]:
+        if not names or not self.lock_enabled():
+            return {}
+        now = datetime.datetime.now(datetime.timezone.utc)
+        result: Dict[str, Dict[str, Any]] = {}
+        for name in names:
+            try:
+                # Every version counts: a delete removes all of them, and an older one may be locked longer.
+                for version in self._versions(name):
+                    if 'Size' not in version:
+                        continue  # a delete marker holds no lock
+                    head = self.client.head_object(Bucket=self.bucket, Key=self.key(name),
+                                                   VersionId=version['VersionId'])
+                    until = head.get('ObjectLockRetainUntilDate')
+                    if head.get('ObjectLockLegalHoldStatus') == 'ON':
+                        result[name] = {'mode': 'LEGAL_HOLD', 'retain_until': None}
+                        break
+                    if head.get('ObjectLockMode') and until is not None and until > now:
+                        held = result.get(name)
+                        if held is None or (held['retain_until'] is not None and until > held['retain_until']):
+                            result[name] = {'mode': head['ObjectLockMode'], 'retain_until': until}
+            except (BotoCoreError, ClientError) as exc:
+                raise self._error('reading the lock of %s' % name, exc)
+        return result
 
     def _error(self, what: str, exc: Exception) -> OpsReadyError:
         code = ''
@@ -171,7 +256,7 @@ class S3Store(Store):
         reader = HashingReader(local_path, fail_after)
         try:
             # A non-seekable reader is read once, in order; s3transfer aborts the multipart upload on error.
-            self.client.upload_fileobj(reader, self.bucket, self.key(name), ExtraArgs=dict(self.extra),
+            self.client.upload_fileobj(reader, self.bucket, self.key(name), ExtraArgs=self._put_args(),
                                        Config=self.transfer)
         except (BotoCoreError, ClientError) as exc:
             raise self._error('upload of %s' % name, exc)
@@ -181,7 +266,7 @@ class S3Store(Store):
 
     def put_bytes(self, name: str, data: bytes) -> None:
         try:
-            self.client.put_object(Bucket=self.bucket, Key=self.key(name), Body=data, **self.extra)
+            self.client.put_object(Bucket=self.bucket, Key=self.key(name), Body=data, **self._put_args())
         except (BotoCoreError, ClientError) as exc:
             raise self._error('upload of %s' % name, exc)
 
@@ -210,16 +295,28 @@ class S3Store(Store):
         return result
 
     def delete(self, names: List[str]) -> None:
-        for start in range(0, len(names), 1000):
-            batch = [{'Key': self.key(n)} for n in names[start:start + 1000]]
+        targets: List[Dict[str, str]] = []
+        if names and self.lock_enabled():
+            # Object Lock buckets are versioned: a plain delete only adds a delete marker and the (locked or
+            # not) data stays, billed and invisible. Retention means really gone, so delete every version.
+            try:
+                for name in names:
+                    targets += [{'Key': v['Key'], 'VersionId': v['VersionId']} for v in self._versions(name)]
+            except (BotoCoreError, ClientError) as exc:
+                raise self._error('listing versions', exc)
+        else:
+            targets = [{'Key': self.key(n)} for n in names]
+        for start in range(0, len(targets), 1000):
+            batch = targets[start:start + 1000]
             try:
                 answer = self.client.delete_objects(Bucket=self.bucket, Delete={'Objects': batch, 'Quiet': True})
             except (BotoCoreError, ClientError) as exc:
                 raise self._error('delete', exc)
             if answer.get('Errors'):
                 first = answer['Errors'][0]
-                raise OpsReadyError('S3 delete of %s on %s failed: %s.'
-                                    % (first.get('Key'), self.url, first.get('Code')))
+                raise OpsReadyError('S3 delete of %s on %s failed: %s (%s).'
+                                    % (first.get('Key'), self.url, first.get('Code'), first.get('Message', '')),
+                                    error_code=first.get('Code'))
 
     def abort_incomplete(self) -> List[str]:
         aborted = []

@@ -1,0 +1,181 @@
+"""Offsite upload throughput and key rotation, each next to the tool users would otherwise run.
+
+    .venv/bin/python bench/offsite_upload.py            # OPSREADY_BENCH_MB=64 (default), OPSREADY_BENCH_RUNS=3
+
+1. Upload of the same incompressible file to the S3 test server (moto), Azurite and the GCS emulator
+   (gcp-storage-emulator), all on loopback: backup_copy's store upload (streamed, hashed as sent: S3
+   multipart, Azure blocks with Content-MD5, GCS resumable with CRC32C) against the provider SDK's own
+   plain upload (boto3 ``upload_file``, azure ``BlobClient.upload_blob``, google ``blob.upload_from_filename``).
+   Both sides use 8 MiB parts/blocks/chunks and the SDK defaults otherwise.
+2. Key rotation of an age-encrypted artifact of the same size: backup.rekey (decrypt + encrypt +
+   verification + atomic swap) against ``age -d -i old | age -r new > out`` piped, and against the same
+   pipe doing the same work (sha256 of the plaintext and of the new file, with tee).
+Medians of OPSREADY_BENCH_RUNS runs; ratio = ours / theirs (below 1 is faster). Emulators are not
+real object storage: the figures compare client code paths, not providers.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / 'build'))
+sys.path.insert(0, str(REPO))
+
+from ansible_collections.opsready.operations.plugins.module_utils.backup import rekey  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import write_manifest  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.common import encryption  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import ArtifactWriter  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.offsite.azure import AzureBlobStore  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.offsite.gcs import GcsStore  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.offsite.stores import S3Store  # noqa: E402
+from tests.harness.cloud import Azurite, EmulatorUnavailable, GcsEmulator  # noqa: E402
+from tests.harness.s3 import S3Server  # noqa: E402
+
+MB = int(os.environ.get('OPSREADY_BENCH_MB', '64'))
+RUNS = int(os.environ.get('OPSREADY_BENCH_RUNS', '3'))
+PART_MB = 8
+
+
+def median_time(fn) -> float:
+    times = []
+    for dummy in range(RUNS):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def row(what: str, ours: float, theirs: float, other: str) -> None:
+    print('%-22s ours %6.2f s (%6.1f MB/s)   %-34s %6.2f s (%6.1f MB/s)   ratio %.2f'
+          % (what, ours, MB / ours, other, theirs, MB / theirs, ours / theirs), flush=True)
+
+
+def bench_s3(path: Path) -> None:
+    import boto3
+    from boto3.s3.transfer import TransferConfig
+    with S3Server() as server:
+        server.client().create_bucket(Bucket='bench')
+        store = S3Store('bench', 'ours', endpoint_url=server.endpoint_url, access_key=server.access_key,
+                        secret_key=server.secret_key, region=server.region, part_size_mb=PART_MB)
+        client = boto3.client('s3', endpoint_url=server.endpoint_url, aws_access_key_id=server.access_key,
+                              aws_secret_access_key=server.secret_key, region_name=server.region)
+        config = TransferConfig(multipart_threshold=PART_MB << 20, multipart_chunksize=PART_MB << 20)
+        ours = median_time(lambda: store.upload(str(path), 'a'))
+        theirs = median_time(lambda: client.upload_file(str(path), 'bench', 'theirs/a', Config=config))
+        row('S3 (moto)', ours, theirs, 'boto3 upload_file')
+
+
+def bench_azure(path: Path) -> None:
+    from azure.storage.blob import BlobClient
+    with Azurite() as server:
+        server.create_container('bench')
+        store = AzureBlobStore('bench', 'ours', account_url=server.account_url, account_key=server.account_key,
+                               part_size_mb=PART_MB)
+        blob = BlobClient(server.account_url, 'bench', 'theirs/a', credential={
+            'account_name': server.account_name, 'account_key': server.account_key},
+            max_block_size=PART_MB << 20, max_single_put_size=PART_MB << 20)
+
+        def sdk() -> None:
+            with open(path, 'rb') as handle:
+                blob.upload_blob(handle, overwrite=True, max_concurrency=4)
+        ours = median_time(lambda: store.upload(str(path), 'a'))
+        theirs = median_time(sdk)
+        row('Azure Blob (Azurite)', ours, theirs, 'BlobClient.upload_blob')
+
+
+def bench_gcs(path: Path) -> None:
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+    with GcsEmulator(bucket='bench') as server:
+        store = GcsStore('bench', 'ours', endpoint_url=server.endpoint, part_size_mb=PART_MB)
+        client = storage.Client(project='bench', credentials=AnonymousCredentials(),
+                                client_options={'api_endpoint': server.endpoint})
+
+        def sdk() -> None:
+            blob = client.bucket('bench').blob('theirs/a', chunk_size=PART_MB << 20)
+            blob.upload_from_filename(str(path))
+        ours = median_time(lambda: store.upload(str(path), 'a'))
+        theirs = median_time(sdk)
+        row('GCS (emulator)', ours, theirs, 'blob.upload_from_filename')
+
+
+def bench_rekey(work: Path, source: Path) -> None:
+    keys = {}
+    for name in ('old', 'new'):
+        key_file = work / ('%s.txt' % name)
+        subprocess.run(['age-keygen', '-o', str(key_file)], check=True, capture_output=True)
+        public = subprocess.run(['age-keygen', '-y', str(key_file)], check=True, capture_output=True,
+                                text=True).stdout.strip()
+        keys[name] = (key_file, public)
+    catalog = work / 'catalog'
+    catalog.mkdir()
+    artifact = catalog / ('bench-files-%s.bin.age' % utcnow().strftime('%Y%m%dT%H%M%S%fZ'))
+    with open(source, 'rb') as handle, ArtifactWriter(str(artifact), compression='none',
+                                                      recipients=[keys['old'][1]]) as writer:
+        writer.copy_from(handle)
+        stored = writer.commit()
+    now = isoformat(utcnow())
+    write_manifest(str(artifact), {'engine': 'files', 'kind': 'files', 'database': 'bench', 'started': now,
+                                   'finished': now, 'size': stored['size'], 'sha256': stored['sha256'],
+                                   'compression': 'none', 'encryption': stored['encryption']})
+    pristine = work / 'pristine'
+    shutil.copyfile(artifact, pristine)
+    shutil.copyfile(str(artifact) + '.manifest.json', str(pristine) + '.manifest.json')
+    identities = encryption.load_identities(identity_file=str(keys['old'][0]))
+    times_ours, times_age, times_hashed = [], [], []
+    for dummy in range(RUNS):
+        shutil.copyfile(pristine, artifact)
+        shutil.copyfile(str(pristine) + '.manifest.json', str(artifact) + '.manifest.json')
+        start = time.perf_counter()
+        done = rekey.rekey(str(catalog), [keys['new'][1]], identities)
+        times_ours.append(time.perf_counter() - start)
+        assert done['rekeyed'] and not done['failed'], done
+        out = work / 'piped.age'
+        start = time.perf_counter()
+        subprocess.run('age -d -i %s %s | age -r %s > %s' % (keys['old'][0], pristine, keys['new'][1], out),
+                       shell=True, check=True)  # nosec B602 # fixed bench command, no outside input
+        fd = os.open(out, os.O_RDONLY)
+        os.fsync(fd)  # rekey fsyncs its file: make the pipe pay the same
+        os.close(fd)
+        times_age.append(time.perf_counter() - start)
+        # the same work as ours: also the plaintext checksum (compared with the manifest's) and the new file's
+        start = time.perf_counter()
+        subprocess.run(['bash', '-c', 'set -o pipefail; age -d -i %s %s | tee >(sha256sum >/dev/null) | age -r %s '
+                        '| tee >(sha256sum >/dev/null) > %s' % (keys['old'][0], pristine, keys['new'][1], out)],
+                       check=True)
+        fd = os.open(out, os.O_RDONLY)
+        os.fsync(fd)
+        os.close(fd)
+        times_hashed.append(time.perf_counter() - start)
+    row('key rotation', statistics.median(times_ours), statistics.median(times_age), 'age -d | age -r (piped)')
+    row('key rotation', statistics.median(times_ours), statistics.median(times_hashed), 'same + 2x sha256sum (tee)')
+
+
+def main() -> None:
+    print('%d MB, median of %d runs, 8 MiB parts, loopback emulators, load %.1f' % (MB, RUNS, os.getloadavg()[0]))
+    with tempfile.TemporaryDirectory(prefix='opsready-bench-offsite-') as tmp:
+        work = Path(tmp)
+        source = work / 'payload.bin'
+        with open(source, 'wb') as handle:
+            for dummy in range(MB):
+                handle.write(os.urandom(1 << 20))
+        bench_s3(source)
+        try:
+            bench_azure(source)
+        except EmulatorUnavailable as exc:
+            print('Azure Blob: skipped (%s)' % exc)
+        bench_gcs(source)
+        bench_rekey(work, source)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,178 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+---
+module: backup_rekey
+short_description: Re-encrypt the kept encrypted backups of a catalog to a new set of age recipients (key rotation)
+version_added: 0.1.0
+description:
+  - Adds or retires an age key for the backups already taken. Every encrypted artifact of the backup directory O(src)
+    (written by M(opsready.operations.db_backup) or M(opsready.operations.file_backup) with C(encrypt=true)) that
+    is not encrypted to exactly O(recipients) is decrypted with O(identity) / O(identity_file) and encrypted to
+    O(recipients) in one streaming pass, written next to it as C(<artifact>.partial).
+  - The new file is checked before it replaces the old one; the plaintext that went in must hash to the checksum
+    sealed in the manifest and have its size, the file on disk must hash to what was written, and when an identity
+    given is among the new recipients the new file is decrypted end to end and compared again.
+  - The manifest first records the new file as pending (by inode), then the new file is renamed over the old one,
+    then the manifest describes the new file only; each step is atomic. At every moment the artifact is readable by
+    the old keys or by the new ones and its manifest matches it; an interrupted run is completed or undone by the
+    next one.
+  - Artifacts already encrypted to exactly O(recipients) are skipped, so a second run changes nothing.
+  - Update C(recipients) of the backup tasks too, or the next backups are still encrypted to the old keys.
+author: opsready developers (@opsready)
+options:
+  src:
+    description: The backup directory (catalog) whose encrypted artifacts are re-encrypted.
+    type: path
+    required: true
+  recipients:
+    description:
+      - The complete new recipient set (age X25519 public keys, C(age1...)). A key left out is retired; give an
+        escrow key here too.
+    type: list
+    elements: str
+    required: true
+  identity:
+    description: An age identity (C(AGE-SECRET-KEY-1...)) that opens the artifacts now; several lines allowed.
+    type: str
+  identity_file:
+    description: An C(age-keygen) identity file on the managed host, instead of or besides O(identity).
+    type: path
+  engine:
+    description: Only artifacts of this engine (V(postgresql), V(sqlite), V(files)...).
+    type: str
+  database:
+    description: Only artifacts of this database or file backup set.
+    type: str
+notes:
+  - Supports C(check_mode) (lists what would be re-encrypted, and the key report as it would be) and C(diff).
+  - Offsite copies are separate objects; run M(opsready.operations.backup_copy) afterwards to ship the re-encrypted
+    artifacts (their checksums changed, so they are sent again). Copies under an S3 Object Lock keep their old
+    encryption until their lock ends.
+  - Multi-file (directory format) artifacts are not encrypted by this collection and are not handled.
+requirements:
+  - cryptography 41 or later
+seealso:
+  - module: opsready.operations.db_backup
+  - module: opsready.operations.file_backup
+'''
+
+EXAMPLES = r'''
+- name: Retire the old backup key, keep the escrow key, add the new one
+  opsready.operations.backup_rekey:
+    src: /var/backups/opsready/postgresql
+    recipients:
+      - age1newkey...
+      - age1escrowkey...
+    identity: "{{ vault_backup_age_identity_old }}"
+'''
+
+RETURN = r'''
+rekeyed:
+  description: Artifacts re-encrypted to O(recipients) (or that would be, in check mode).
+  returned: always
+  type: list
+  elements: str
+  sample: [shop-full-20261129T004512123456Z.db.zst.age]
+already:
+  description: Encrypted artifacts already encrypted to exactly O(recipients), left alone.
+  returned: always
+  type: list
+  elements: str
+  sample: []
+settled:
+  description: What an interrupted earlier run left and this run completed or removed.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{id: shop-full-20261129T004512123456Z.db.zst.age, what: manifest completed}]
+failed:
+  description: Artifacts that could not be re-encrypted (wrong key, corrupt), each with a message; they are unchanged.
+  returned: always
+  type: list
+  elements: dict
+  sample: []
+readable_by:
+  description: For each recipient (public key), the encrypted artifacts it opens after the run.
+  returned: always
+  type: dict
+  sample: {age1newkey...: [shop-full-20261129T004512123456Z.db.zst.age]}
+recipients:
+  description: The new recipient set, normalised.
+  returned: always
+  type: list
+  elements: str
+bytes:
+  description: Bytes of re-encrypted artifacts written.
+  returned: always
+  type: int
+'''
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.opsready.operations.plugins.module_utils.backup import rekey
+from ansible_collections.opsready.operations.plugins.module_utils.common import crypto_guard, encryption
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+
+
+def fault_hook():
+    """OPSREADY_REKEY_FAULT=<point>:<n> raises at that point of the n-th artifact (fault-injection tests only)."""
+    spec = os.environ.get('OPSREADY_REKEY_FAULT')
+    if not spec:
+        return None
+    point, dummy, count = spec.partition(':')
+    seen = []
+
+    def hook(where, artifact_id):
+        if where == point:
+            seen.append(artifact_id)
+            if len(seen) == int(count or 1):
+                raise RuntimeError('injected fault at %s of %s' % (where, artifact_id))
+    return hook
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            src=dict(type='path', required=True),
+            recipients=dict(type='list', elements='str', required=True),
+            identity=dict(type='str', no_log=True),
+            identity_file=dict(type='path'),
+            engine=dict(type='str'),
+            database=dict(type='str'),
+        ),
+        required_one_of=[('identity', 'identity_file')],
+        supports_check_mode=True,
+    )
+    p = module.params
+    crypto_guard.require(module, crypto_guard.ENCRYPTION_MINIMUM, 're-encrypting backups')
+    try:
+        identities = encryption.load_identities(p['identity'], p['identity_file'])
+        result = rekey.rekey(p['src'], p['recipients'], identities, check_mode=module.check_mode,
+                             engine=p['engine'], database=p['database'], fault=fault_hook())
+    except OpsReadyError as exc:
+        module.fail_json(**exc.as_fail_kwargs())
+    except OSError as exc:
+        module.fail_json(msg='backup_rekey failed: %s (%s).'
+                             % (exc.strerror or exc, getattr(exc, 'filename', '') or ''))
+    changed = bool(result['rekeyed'] or result['settled'])
+    diff = {'before': ''.join('%s: encrypted to the old recipients\n' % i for i in result['rekeyed']),
+            'after': ''.join('%s: encrypted to %s\n' % (i, ', '.join(result['recipients'])) for i in result['rekeyed'])}
+    if result['failed']:
+        shown = '; '.join('%s: %s' % (f['id'], f['msg']) for f in result['failed'][:5])
+        module.fail_json(msg='%d artifact(s) could not be re-encrypted and keep their old encryption: %s'
+                             % (len(result['failed']), shown),
+                         changed=changed, **dict((k, v) for k, v in result.items() if k != 'failed'),
+                         failed_artifacts=result['failed'])
+    module.exit_json(changed=changed, diff=diff, **result)
+
+
+if __name__ == '__main__':
+    main()
