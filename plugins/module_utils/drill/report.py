@@ -189,8 +189,9 @@ def render_markdown(report: Dict[str, Any]) -> str:
                 '- chain: %s' % ', '.join('`%s`' % c for c in backup.get('chain') or []) or '- chain: none',
                 rpo_line(db)]
         lines += ['', '## %s (%s)' % (db.get('name'), db.get('engine')), '',
-                  '- source: `%s`, scratch target: `%s`' % (db.get('source'), db.get('scratch'))] + details + [
-                  '- scratch target cleaned up: %s' % ('yes' if db.get('cleaned_up') else 'NO'), '',
+                  '- source: `%s`, scratch target: `%s`' % (db.get('source'), db.get('scratch'))]
+        lines += details
+        lines += ['- scratch target cleaned up: %s' % ('yes' if db.get('cleaned_up') else 'NO'), '',
                   '| step | started | seconds | result |', '|---|---|---|---|']
         for step in db['steps']:
             result = 'ok' if step['ok'] else 'FAILED: %s' % (step.get('error') or '')

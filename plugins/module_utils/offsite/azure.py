@@ -16,10 +16,9 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import urllib.parse
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.offsite.stores import HashingReader, Store
@@ -143,28 +142,11 @@ class AzureBlobStore(Store):
         except AzureError as exc:
             raise self._error('upload of %s' % name, exc)
 
-    def _stream(self, name: str, sink: Any) -> Dict[str, Any]:
-        digest = hashlib.sha256()
-        size = 0
+    def chunks(self, name: str) -> Iterator[bytes]:
         try:
-            for data in self.container.download_blob(self.key(name), max_concurrency=self.concurrency).chunks():
-                digest.update(data)
-                size += len(data)
-                if sink is not None:
-                    sink.write(data)
+            yield from self.container.download_blob(self.key(name), max_concurrency=self.concurrency).chunks()
         except AzureError as exc:
             raise self._error('download of %s' % name, exc)
-        return {'sha256': digest.hexdigest(), 'size': size}
-
-    def sha256(self, name: str) -> str:
-        return self._stream(name, None)['sha256']
-
-    def download(self, name: str, local_path: str) -> Dict[str, Any]:
-        with open(local_path, 'wb') as handle:
-            result = self._stream(name, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        return result
 
     def delete(self, names: List[str]) -> None:
         for name in names:

@@ -17,9 +17,8 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
-import hashlib
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.offsite.stores import CHUNK, HashingReader, Store
@@ -120,32 +119,12 @@ class GcsStore(Store):
         except (GoogleAPIError, GoogleAuthError) as exc:
             raise self._error('upload of %s' % name, exc)
 
-    def _stream(self, name: str, sink: Any) -> Dict[str, Any]:
-        digest = hashlib.sha256()
-        size = 0
+    def chunks(self, name: str) -> Iterator[bytes]:
         try:
             with self.bucket.blob(self.key(name), chunk_size=max(CHUNK_UNIT, CHUNK)).open('rb') as handle:
-                while True:
-                    data = handle.read(CHUNK)
-                    if not data:
-                        break
-                    digest.update(data)
-                    size += len(data)
-                    if sink is not None:
-                        sink.write(data)
+                yield from iter(lambda: handle.read(CHUNK), b'')
         except (GoogleAPIError, GoogleAuthError) as exc:
             raise self._error('download of %s' % name, exc)
-        return {'sha256': digest.hexdigest(), 'size': size}
-
-    def sha256(self, name: str) -> str:
-        return self._stream(name, None)['sha256']
-
-    def download(self, name: str, local_path: str) -> Dict[str, Any]:
-        with open(local_path, 'wb') as handle:
-            result = self._stream(name, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        return result
 
     def delete(self, names: List[str]) -> None:
         for name in names:

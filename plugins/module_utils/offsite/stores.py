@@ -19,7 +19,7 @@ import os
 import posixpath
 import shlex
 import tempfile
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError, ToolError
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
@@ -91,12 +91,31 @@ class Store:
     def put_bytes(self, name: str, data: bytes) -> None:
         raise NotImplementedError
 
-    def sha256(self, name: str) -> str:
+    def chunks(self, name: str) -> Iterator[bytes]:
+        """The object's bytes in order (object stores read them here; errors become OpsReadyError)."""
         raise NotImplementedError
+
+    def _stream(self, name: str, sink: Any) -> Dict[str, Any]:
+        digest = hashlib.sha256()
+        size = 0
+        for data in self.chunks(name):
+            digest.update(data)
+            size += len(data)
+            if sink is not None:
+                sink.write(data)
+        return {'sha256': digest.hexdigest(), 'size': size}
+
+    def sha256(self, name: str) -> str:
+        """The SHA-256 of what the destination holds (read back, never taken from the store's metadata)."""
+        return self._stream(name, None)['sha256']
 
     def download(self, name: str, local_path: str) -> Dict[str, Any]:
         """Download into ``local_path`` (caller renames); returns {'sha256', 'size'} of the bytes received."""
-        raise NotImplementedError
+        with open(local_path, 'wb') as handle:
+            result = self._stream(name, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        return result
 
     def delete(self, names: List[str]) -> None:
         raise NotImplementedError
@@ -270,29 +289,12 @@ class S3Store(Store):
         except (BotoCoreError, ClientError) as exc:
             raise self._error('upload of %s' % name, exc)
 
-    def _stream(self, name: str, sink: Any) -> Dict[str, Any]:
-        digest = hashlib.sha256()
-        size = 0
+    def chunks(self, name: str) -> Iterator[bytes]:
         try:
             body = self.client.get_object(Bucket=self.bucket, Key=self.key(name))['Body']
-            for data in body.iter_chunks(CHUNK):
-                digest.update(data)
-                size += len(data)
-                if sink is not None:
-                    sink.write(data)
+            yield from body.iter_chunks(CHUNK)
         except (BotoCoreError, ClientError) as exc:
             raise self._error('download of %s' % name, exc)
-        return {'sha256': digest.hexdigest(), 'size': size}
-
-    def sha256(self, name: str) -> str:
-        return self._stream(name, None)['sha256']
-
-    def download(self, name: str, local_path: str) -> Dict[str, Any]:
-        with open(local_path, 'wb') as handle:
-            result = self._stream(name, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        return result
 
     def delete(self, names: List[str]) -> None:
         targets: List[Dict[str, str]] = []

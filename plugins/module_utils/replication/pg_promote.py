@@ -146,7 +146,7 @@ class PgNode:
         """A physical slot for a follower on this (new) primary: without it, a follower with primary_slot_name
         is refused, and the WAL it still needs could be recycled."""
         lit = quote_literal(slot)
-        self.query('SELECT pg_create_physical_replication_slot(%s) WHERE NOT EXISTS (SELECT 1 FROM '
+        self.query('SELECT pg_create_physical_replication_slot(%s) WHERE NOT EXISTS (SELECT 1 FROM '  # nosec B608 # values through quote_literal
                    'pg_replication_slots WHERE slot_name = %s)' % (lit, lit))
 
     def promote(self, timeout: int) -> None:
@@ -374,7 +374,7 @@ class Group:
             if not (state.is_standby and state.receiver == 'streaming'):
                 return False
             try:
-                rows = self.nodes[primary].query("SELECT count(*) FROM pg_stat_replication WHERE application_name = "
+                rows = self.nodes[primary].query("SELECT count(*) FROM pg_stat_replication WHERE application_name = "  # nosec B608 # values through quote_literal
                                                  "%s AND state = 'streaming'" % quote_literal(standby))
             except OpsReadyError:
                 return False
