@@ -91,8 +91,8 @@ class Writer:
                 self._next += 1
                 self.sent[n] = time.monotonic()
                 try:
-                    proc.stdin.write(('INSERT INTO %s (n) VALUES (%d);\n\\echo ack %d\n' % (self.table, n, n))  # nosec B608 # identifier through quote_ident, n an int
-                                     .encode('ascii'))
+                    line = 'INSERT INTO %s (n) VALUES (%d);\n\\echo ack %d\n' % (self.table, n, n)  # nosec B608 # quoted
+                    proc.stdin.write(line.encode('ascii'))
                     proc.stdin.flush()
                 except OSError:
                     self.in_doubt.append(n)

@@ -374,8 +374,9 @@ class Group:
             if not (state.is_standby and state.receiver == 'streaming'):
                 return False
             try:
-                rows = self.nodes[primary].query("SELECT count(*) FROM pg_stat_replication WHERE application_name = "  # nosec B608 # values through quote_literal
-                                                 "%s AND state = 'streaming'" % quote_literal(standby))
+                sql = ("SELECT count(*) FROM pg_stat_replication WHERE application_name = "  # nosec B608 # quote_literal
+                       "%s AND state = 'streaming'" % quote_literal(standby))
+                rows = self.nodes[primary].query(sql)
             except OpsReadyError:
                 return False
             return bool(rows) and rows[0][0] != '0'
