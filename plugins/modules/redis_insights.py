@@ -22,37 +22,7 @@ description:
   - Read-only towards Redis. With O(textfile_path) it writes a node_exporter textfile (C(opsready_redis_*),
     see docs/metrics.md); C(changed) is true when a metric value other than the run timestamp changed.
 author: opsready developers (@opsready)
-requirements:
-  - redis-cli (Debian C(redis-tools), RPM C(redis)) on the managed host.
 options:
-  host:
-    description: Redis host name or address.
-    type: str
-    default: 127.0.0.1
-  port:
-    description: Redis TCP port.
-    type: int
-    default: 6379
-  unix_socket:
-    description: Path of the Redis Unix socket (instead of O(host)/O(port)).
-    type: path
-  username:
-    description: ACL user name (Redis 6+); without it the C(default) user.
-    type: str
-  password:
-    description: The password (C(requirepass) or the ACL user's). Passed in the environment, never in argv.
-    type: str
-  tls:
-    description: Connect with TLS (C(redis-cli --tls)).
-    type: bool
-    default: false
-  cacert:
-    description: CA certificate file for O(tls).
-    type: path
-  connect_timeout:
-    description: Seconds to wait for Redis to answer.
-    type: int
-    default: 10
   thresholds:
     description:
       - Overrides of the default thresholds; keys C(memory_warning) (0.85), C(memory_critical) (0.95, with
@@ -73,6 +43,9 @@ options:
     type: str
     choices: [never, warning, critical]
     default: never
+extends_documentation_fragment:
+  - opsready.operations.redis_connection
+  - opsready.operations.check_mode
 '''
 
 EXAMPLES = r'''

@@ -36,7 +36,10 @@ FAMILIES: Dict[str, str] = {'postgresql': 'postgresql', 'mariadb': 'mysql', 'mys
                             'sqlite': 'sqlite', 'sqlserver': 'sqlserver'}
 # The catalog (backup_info, backup_prune, backup_verify) also holds file_backup sets.
 FILES = 'files'
-CATALOG_ENGINES: Tuple[str, ...] = ENGINES + (FILES,)
+# Redis (the cache): RDB snapshots in the catalog (redis_backup writes them; verify/info/prune/metrics read them).
+# Not in ENGINES: db_backup, db_restore and db_maintenance do not serve it.
+REDIS = 'redis'
+CATALOG_ENGINES: Tuple[str, ...] = ENGINES + (REDIS, FILES)
 # Engines with DR drill checks (integrity, smoke queries); SQL Server DBCC CHECKDB is not implemented yet.
 DRILL_ENGINES: Tuple[str, ...] = ('sqlite', 'postgresql', 'mariadb', 'mysql')
 # Engines with replication status (replication_info, the replication health check; replication/status.py).
@@ -53,6 +56,9 @@ def check_engine(name: str, supported: Sequence[str] = ENGINES, area: str = '') 
 
 def get_engine(name: str, conn: ConnectionParams, runner: Optional[ToolRunner] = None) -> Engine:
     """The backup engine (backup, verify, server facts) for ``name``."""
+    if name == REDIS:
+        from ansible_collections.opsready.operations.plugins.module_utils.redis.backup import RedisEngine
+        return RedisEngine(conn, runner)
     family = check_engine(name)
     if family == 'postgresql':
         from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import PostgresEngine
