@@ -99,8 +99,12 @@ snapshot_keys:
   description: Keys the snapshot held (redis-check-rdb at backup time).
   returned: O(target=scratch)
   type: int
+backup:
+  description: The backup drilled (id, path, started, finished, size, recoverable_until), as dr_drill records it.
+  returned: O(target=scratch)
+  type: dict
 drill:
-  description: Steps (verify, restore, integrity, smoke, cleanup) with times, RTO/RPO figures and verdicts, C(passed).
+  description: The drill's steps (find_backup to cleanup) with times, RTO/RPO figures and verdicts, C(passed).
   returned: O(target=scratch)
   type: dict
 size:
@@ -140,9 +144,10 @@ def find(p):
     return manifest
 
 
-def drill(module, p, manifest, identities):
-    started = utcnow()
-    steps = []
+def drill(module, p, manifest, identities, found):
+    started = found['started']
+    steps = [{'name': 'find_backup', 'started': isoformat(found['started']), 'finished': isoformat(found['finished']),
+              'ok': True, 'result': 'newest %s: %s' % ('verified full' if p['backup_dir'] else 'given', manifest.id)}]
     result = {'artifact': manifest.path}
 
     def step(name, func):
@@ -190,6 +195,11 @@ def drill(module, p, manifest, identities):
                 'backup': {'id': manifest.id, 'recoverable_until': manifest.data.get('consistent_at')},
                 'objectives': {'rto_seconds': p['rto_seconds'], 'rpo_seconds': p['rpo_seconds']}}
     result['drill'] = objectives.measure(database, started)
+    # What the dr_drill role reports of the backup drilled (its find_backup step's record).
+    result['backup'] = {'id': manifest.id, 'chain': [manifest.id], 'path': manifest.path,
+                        'started': manifest.data.get('started'), 'finished': manifest.data.get('finished'),
+                        'size': manifest.data.get('size'), 'recoverable_until': manifest.data.get('consistent_at'),
+                        'offsite': ''}
     return result
 
 
@@ -217,7 +227,9 @@ def main():
     p = module.params
     try:
         identities = encryption.load_identities(p['identity'], p['identity_file'])
+        found = {'started': utcnow()}
         manifest = find(p)
+        found['finished'] = utcnow()
         if p['target'] == 'file':
             result = {'artifact': manifest.path, 'dest': p['dest'], 'changed': True}
             if module._diff:
@@ -230,7 +242,7 @@ def main():
             module.exit_json(**result)
         if module.check_mode:
             module.exit_json(changed=False, artifact=manifest.path, msg='check mode: the drill was not run')
-        result = drill(module, p, manifest, identities)
+        result = drill(module, p, manifest, identities, found)
     except OpsReadyError as exc:
         module.fail_json(**exc.as_fail_kwargs())
     if not result['drill']['passed']:

@@ -128,7 +128,7 @@ def test_backup_during_writes_restores_snapshot_count(redis, tmp_path):
     assert drill['keys'] == snapshot == drill['snapshot_keys']
     d = drill['drill']
     assert d['passed'] and d['rto_verdict'] == 'pass' and d['rpo_verdict'] == 'pass' and d['cleaned_up']
-    assert [s['name'] for s in d['steps']] == ['verify', 'restore', 'integrity', 'smoke', 'cleanup']
+    assert [s['name'] for s in d['steps']] == ['find_backup', 'verify', 'restore', 'integrity', 'smoke', 'cleanup']
     missing = second.result('drill missing key')
     assert missing['_event'] == 'runner_on_failed' and 'no-such-key' in missing['msg']
     verify = second.result('verify')
@@ -177,3 +177,22 @@ def test_damaged_artifacts_fail_verification(redis, tmp_path):
         handle.write(zstandard.ZstdCompressor().compress(raw[:len(raw) // 2]))
     outcome = verify_one(read_manifest(path))
     assert outcome['ok'] is False and 'truncated or was replaced' in outcome['error'], outcome
+
+
+def test_dr_drill_role_drills_redis(redis, tmp_path):
+    """The dr_drill role with a Redis entry: a fresh backup first, the drill on a scratch server, the report."""
+    database = {'name': 'cache', 'engine': 'redis', 'database': 'cache', 'backup_dir': str(tmp_path / 'catalog'),
+                'login_host': redis.host, 'login_port': redis.port, 'password_var': 'redis_password',
+                'expect_keys': ['canary'], 'rpo_seconds': 600}
+    result = run_playbook('playbooks/dr_drill.yml', extravars={
+        'dr_drill_report_dir': str(tmp_path / 'reports'), 'dr_drill_databases': [database],
+        'dr_drill_backup_first': True, 'redis_password': redis.password})
+    assert result.rc == 0, result.stdout[-4000:]
+    report = json.loads(open(result.result('Write the drill report')['paths']['json']).read())
+    db = report['databases'][0]
+    assert report['verdict'] == 'PASSED' and db['engine'] == 'redis'
+    assert [s['name'] for s in db['steps']] == ['find_backup', 'verify', 'restore', 'integrity', 'smoke', 'cleanup']
+    assert db['rto_verdict'] == 'pass' and db['rpo_verdict'] == 'pass' and 0 <= db['rpo_seconds'] < 600
+    assert db['steps'][3]['result'].startswith('restored ') and 'the snapshot held' in db['steps'][3]['result']
+    assert db['backup']['id'].startswith('redis-cache-full-')
+    assert redis.password not in result.stdout

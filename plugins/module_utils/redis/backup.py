@@ -8,8 +8,9 @@ and writes the snapshot of that instant (copy-on-write, so writers never block a
 client stores it. It goes to a 0600 staging file next to the artifact rather than to stdout because
 redis-check-rdb needs a file to count the snapshot's keys (the count the restore is held to) and because
 redis-cli 7.0 writes the 40-byte EOF marker of a diskless transfer after the RDB when it writes to stdout.
-The staging file is then streamed through compression, SHA-256 and optional age encryption like every artifact
-(``backup/artifacts.py``), and removed; a leftover of an interrupted run is a ``.partial`` the next run cleans.
+While redis-cli writes the staging file, its bytes are streamed through compression, SHA-256 and optional age
+encryption into the artifact like every artifact's (``common/streaming.ArtifactWriter``); the staging file is
+removed after redis-check-rdb counted it; a leftover of an interrupted run is a ``.partial`` the next run cleans.
 
 ``RedisEngine`` implements the backup ``Engine`` interface (``backup``, ``verify``) so ``backup_verify``,
 ``backup_info``, ``backup_prune`` and ``backup_metrics`` treat Redis artifacts like any other.
@@ -22,23 +23,28 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess  # nosec B404 # argv lists only
 import tempfile
+import time
 from typing import Any, Dict, List, Optional
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
-    disk_error, open_artifact, stream_file_to_artifact)
+    disk_error, open_artifact)
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
     IntegrityError, OpsReadyError, ToolError)
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
+from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import CHUNK, ArtifactWriter
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import (
-    ALL_DATABASES, BackupOptions, Engine)
+    ALL_DATABASES, BackupOptions, Engine, kill_and_reap)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
 from ansible_collections.opsready.operations.plugins.module_utils.redis.client import (
     DEFAULT_PORT, RedisClient, RedisConnection)
 
+# A diskless transfer ends with a 40-byte random marker that is not part of the RDB.
+EOF_MARK = 40
 CHECK_HINT = 'redis-check-rdb comes with redis-server (Debian redis-server or redis-tools, RPM redis).'
 
 
@@ -105,16 +111,12 @@ class RedisEngine(Engine):
         try:
             fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             os.close(fd)
-            # Without a timeout: the transfer lasts as long as the data; redis-cli fails on a dropped link.
+            stored = self._transfer(opts, staging, artifact)
             try:
-                self.runner.run(self.client.argv('--rdb', staging), env=self.client.env(), what='redis-cli --rdb')
-            except ToolError as exc:
-                raise OpsReadyError('The RDB transfer from Redis at %s failed: %s. The login needs the right to '
-                                    'run SYNC/REPLCONF (ACL +sync +replconf, or +@admin).'
-                                    % (self.server_label(), exc.message), server=self.server_label())
-            held = check_rdb(self.runner, staging, report_path='the RDB received from %s' % self.server_label())
-            with open(staging, 'rb') as handle:
-                stored = stream_file_to_artifact(handle, artifact, opts)
+                held = check_rdb(self.runner, staging, report_path='the RDB received from %s' % self.server_label())
+            except BaseException:
+                os.unlink(artifact)  # committed without a manifest: never left looking like a backup
+                raise
         except OSError as exc:
             raise disk_error(exc, artifact)
         finally:
@@ -135,6 +137,52 @@ class RedisEngine(Engine):
                      'method': 'replication protocol snapshot (redis-cli --rdb), keys counted by redis-check-rdb'},
         )
         return [self.commit_manifest(artifact, data)]
+
+    def _transfer(self, opts: BackupOptions, staging: str, artifact: str) -> Dict[str, Any]:
+        """redis-cli --rdb into ``staging`` while the bytes it wrote are compressed, hashed (and encrypted) into
+        ``artifact``: the transfer and the compression overlap, as in ``redis-cli --rdb - | zstd``.
+
+        redis-cli writes a diskless transfer's 40-byte EOF marker after the RDB and then truncates the file to
+        the RDB's length: the last 40 bytes read are held back until it exited and the file's final size says
+        how much of them is RDB. The artifact holds exactly the staged (and redis-check-rdb checked) file."""
+        argv = self.client.argv('--rdb', staging)
+        writer = ArtifactWriter(artifact, compression=opts.compression, level=opts.level, threads=opts.threads,
+                                recipients=opts.recipients or None)
+        proc = self.runner.popen(argv, env=self.client.env(), stdout=subprocess.DEVNULL)
+        try:
+            pending = b''
+            written = 0
+            with open(staging, 'rb') as follow:
+                while True:
+                    done = proc.poll() is not None
+                    data = follow.read(CHUNK)
+                    if data:
+                        pending += data
+                        if len(pending) > EOF_MARK:
+                            writer.write(pending[:-EOF_MARK])
+                            written += len(pending) - EOF_MARK
+                            pending = pending[-EOF_MARK:]
+                        continue
+                    if done:
+                        break
+                    time.sleep(0.01)
+            try:
+                self.runner.finish(proc, argv, what='redis-cli --rdb')
+            except ToolError as exc:
+                raise OpsReadyError('The RDB transfer from Redis at %s failed: %s. The login needs the right to '
+                                    'run SYNC/REPLCONF (ACL +sync +replconf, or +@admin).'
+                                    % (self.server_label(), exc.message), server=self.server_label())
+            final = os.path.getsize(staging)
+            rest = final - written
+            if not 0 <= rest <= len(pending):
+                raise IntegrityError('redis-cli left %d bytes in %s, %d were read: the transfer was not the RDB.'
+                                     % (final, staging, written + len(pending)), path=staging)
+            writer.write(pending[:rest])
+            return writer.commit()
+        except BaseException:
+            kill_and_reap(proc)
+            writer.abort()
+            raise
 
     def verify(self, manifest: Manifest) -> Dict[str, Any]:
         workdir = tempfile.mkdtemp(prefix='opsready-verify-redis-')
