@@ -76,7 +76,7 @@ def main() -> None:
         print('redis-server with %d keys, %s' % (keys, memory))
         times = {'ours': [], 'raw': []}
         sizes = {}
-        for _ in range(rounds):
+        for _round in range(rounds):
             for name, func in (('raw', raw), ('ours', ours)):
                 dest = tempfile.mkdtemp(dir=base)
                 seconds, size = func(server, dest)

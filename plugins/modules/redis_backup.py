@@ -17,7 +17,7 @@ description:
     catalog in O(dest) (C(<name>.partial), fsync, rename, then the JSON manifest), exactly like
     M(opsready.operations.db_backup) artifacts. M(opsready.operations.backup_verify),
     M(opsready.operations.backup_info), M(opsready.operations.backup_prune) and
-    M(opsready.operations.backup_metrics) take O(engine=redis) for them.
+    M(opsready.operations.backup_metrics) take C(engine=redis) for them.
   - Verification (O(verify=true), the default) reads the artifact back through decryption and
     decompression, checks it with C(redis-check-rdb) and compares its key count with the snapshot's.
   - The login needs the right to run C(SYNC)/C(REPLCONF) (ACL C(+sync +replconf) or C(+@admin)).

@@ -46,7 +46,7 @@ class Writer(threading.Thread):
             while not self.stop.is_set():
                 handle.write(b''.join(b'SET w:%d x\r\n' % (self.written + i) for i in range(50)))
                 handle.flush()
-                for _ in range(50):
+                for _reply in range(50):
                     assert handle.readline() == b'+OK\r\n'
                 self.written += 50
                 self.stop.wait(0.02)

@@ -63,7 +63,7 @@ def _pipe(server, count, prefix):
 
 def _hold_connections(server, count):
     socks = []
-    for _ in range(count):
+    for _index in range(count):
         s = socket.create_connection((server.host, server.port), timeout=5)
         socks.append(s)
     return socks

@@ -61,9 +61,11 @@ def check_rdb(runner: ToolRunner, path: str, report_path: Optional[str] = None) 
     tool = runner.which('redis-check-rdb', CHECK_HINT)
     rc, out, err = runner.run([tool, path], check=False, timeout=3600, what='redis-check-rdb')
     text = out + err
-    found: Dict[str, Any] = {name: int(m.group(1)) for name, m in
-             ((name, re.search(r'\[info\] (\d+) %s' % label, text)) for name, label in
-              (('keys', 'keys read'), ('expires', 'expires'), ('already_expired', 'already expired'))) if m}
+    found: Dict[str, Any] = {}
+    for name, label in (('keys', 'keys read'), ('expires', 'expires'), ('already_expired', 'already expired')):
+        match = re.search(r'\[info\] (\d+) %s' % label, text)
+        if match:
+            found[name] = int(match.group(1))
     version = re.search(r"AUX FIELD redis-ver = '([^']*)'", text)
     if rc != 0 or 'RDB looks OK' not in text or 'keys' not in found:
         error = re.search(r'--- RDB ERROR DETECTED ---\s*(.*?)(?:\n\[info\]|\Z)', text, re.S)

@@ -142,7 +142,7 @@ def parse_info(text: str) -> Dict[str, str]:
         line = line.strip()
         if not line or line.startswith('#') or ':' not in line:
             continue
-        key, _, value = line.partition(':')
+        key, _sep, value = line.partition(':')
         info[key] = value
     return info
 

@@ -210,8 +210,8 @@ def render_metrics(server: str, facts: Optional[Dict[str, Any]], verdict: str,
         lines.append('# TYPE opsready_redis_%s gauge' % name)
         for extra, value in samples:
             labels = label + (',' + extra if extra else '')
-            lines.append('opsready_redis_%s{%s} %s' % (name, labels, repr(float(value)) if isinstance(value, float)
-                                                        else int(value)))
+            number = repr(float(value)) if isinstance(value, float) else str(int(value))
+            lines.append('opsready_redis_%s{%s} %s' % (name, labels, number))
 
     gauge('up', '1 when Redis answered INFO.', [('', 1 if facts is not None else 0)])
     gauge('verdict', 'Verdict of the last run: 0 ok, 1 warning, 2 critical.', [('', SEVERITY[verdict])])
