@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import time
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -132,3 +133,36 @@ def test_redis_insights_induced_conditions(servers, tmp_path):
     bad = run.result('wrong password')
     assert bad['_event'] == 'runner_on_failed' and 'refused the credentials' in bad['msg']
     assert lru.password not in run.stdout
+
+
+def test_redis_insights_replication(tmp_path):
+    """A real replica: role, link and lag from both ends; the primary gone -> the replica's link is down (critical)."""
+    primary = RedisServer().start()
+    replica = None
+    try:
+        replica = RedisServer({'replicaof': '%s %d' % (primary.host, primary.port), 'masterauth': primary.password},
+                              password=primary.password).start()
+        primary.fill(100)
+        deadline = time.monotonic() + 20
+        while 'master_link_status:up' not in replica.cli('INFO', 'replication') and time.monotonic() < deadline:
+            time.sleep(0.05)
+        tasks = [task('primary', primary, tmp_path / 'primary.prom'),
+                 task('replica', replica, tmp_path / 'replica.prom')]
+        up = run_playbook(write_playbook(tmp_path, tasks))
+        res = up.result('primary')
+        assert res['facts']['role'] == 'primary' and len(res['facts']['replicas']) == 1, res['facts']
+        assert res['verdict'] == 'ok', res['findings']
+        assert one(tmp_path / 'primary.prom', 'opsready_redis_replicas') == 1
+        res = up.result('replica')
+        assert res['facts']['role'] == 'replica' and res['facts']['master_link_status'] == 'up'
+        assert res['verdict'] == 'ok' and one(tmp_path / 'replica.prom', 'opsready_redis_is_primary') == 0
+
+        primary.stop()
+        down = run_playbook(write_playbook(tmp_path, [task('replica', replica)]))
+        res = down.result('replica')
+        assert res['verdict'] == 'critical' and res['findings'][0]['name'] == 'replication', res['findings']
+        assert 'link to its primary is down' in res['findings'][0]['message']
+    finally:
+        primary.stop()
+        if replica is not None:
+            replica.stop()
