@@ -49,8 +49,8 @@ apt_install() {
     fi
     return $rc
 }
-# Services of packages installed only for their command-line tools.
-no_start_services=(prometheus)
+# Services of packages installed only for their command-line tools, or for servers the tests start themselves.
+no_start_services=(prometheus nginx named bind9 haproxy pgbouncer)
 
 # Packages from bindep.txt: the [test] profile only with --test.
 bindep_packages() {

@@ -38,6 +38,15 @@ options:
   database:
     description: Only this database (or file backup set).
     type: str
+  rpo_seconds:
+    description:
+      - The RPO objective in seconds. Adds C(opsready_backup_rpo_objective_seconds) and
+        C(opsready_backup_rpo_breached) (1 when the continuous RPO, now minus the latest recoverable point,
+        exceeded it at this run), and RV(breached) lists the databases over it.
+      - The live alert is C(time() - opsready_backup_recoverable_until_timestamp_seconds > objective), or
+        C(time() - opsready_backup_last_log_timestamp_seconds) for the age of the newest archived WAL
+        segment or binlog (a stopped archiver freezes it).
+    type: int
 extends_documentation_fragment:
   - opsready.operations.check_mode
 notes:
@@ -73,6 +82,12 @@ databases:
   elements: dict
   sample: [{"engine": "postgresql", "database": "shop", "artifacts": 14, "rpo_seconds": 120.5,
             "full_age_seconds": 3600.0, "last_verified": true}]
+breached:
+  description: With O(rpo_seconds), the databases whose continuous RPO exceeds it (C(engine/database)).
+  returned: success
+  type: list
+  elements: str
+  sample: ["postgresql/@cluster"]
 '''
 
 from ansible.module_utils.basic import AnsibleModule
@@ -88,14 +103,18 @@ def main():
             textfile=dict(type='path', required=True),
             engine=dict(type='str'),
             database=dict(type='str'),
+            rpo_seconds=dict(type='int'),
         ),
         supports_check_mode=True,
     )
     p = module.params
     if not p['textfile'].endswith('.prom'):
         module.fail_json(msg='textfile %s must end in .prom: node_exporter reads only *.prom files.' % p['textfile'])
+    if p['rpo_seconds'] is not None and p['rpo_seconds'] <= 0:
+        module.fail_json(msg='rpo_seconds must be more than 0 (the objective, e.g. 300 for 5 minutes).')
     try:
-        records = backup_freshness.assess(p['backup_dir'], p['engine'], p['database'], verified_only=False)
+        records = backup_freshness.assess(p['backup_dir'], p['engine'], p['database'], verified_only=False,
+                                          rpo_objective=p['rpo_seconds'])
         text = backup_freshness.prometheus_text(records, p['backup_dir'])
         before = (safeio.read_regular_or_none(p['textfile'], 16 * 1024 * 1024, what='Textfile')
                   or b'').decode('utf-8', 'replace')
@@ -104,7 +123,8 @@ def main():
         module.fail_json(**exc.as_fail_kwargs())
     except OSError as exc:
         module.fail_json(msg='Writing %s failed: %s.' % (p['textfile'], exc.strerror or exc))
-    module.exit_json(changed=changed, textfile=p['textfile'], databases=records,
+    breached = ['%s/%s' % (r['engine'], r['database']) for r in records if r.get('rpo_breached')]
+    module.exit_json(changed=changed, textfile=p['textfile'], databases=records, breached=breached,
                      diff={'before': before, 'after': text})
 
 

@@ -33,6 +33,7 @@ description:
 author: opsready developers (@opsready)
 requirements:
   - cryptography >= 42.0 (Python library on the managed host)
+  - acme (Python library, certbot's) on the managed host for O(acme); dnspython for O(acme.challenge=dns-01)
 options:
   path:
     description: The certificate file (PEM). The first certificate of the file is the one renewed.
@@ -128,6 +129,161 @@ options:
     description: Put the newest kept pair back in place (after a failed probe). No-op when it already is.
     type: bool
     default: false
+  acme:
+    description:
+      - Renew from an ACME CA (RFC 8555 - Let's Encrypt, ZeroSSL, step-ca, Vault PKI, Boulder, pebble) instead of a
+        local CA. The new key is generated here, the CA validates the names by HTTP-01 or DNS-01, the returned chain
+        is checked and swapped in like any other renewal (previous pair kept, O(rollback) works).
+      - Due when the CA's ACME Renewal Information (RFC 9773) window says so, else by the one-third-of-lifetime rule or
+        O(renew_before_days). Not due means no request to the CA at all - the ARI answer is kept in
+        C(<path>.acme.json) until the Retry-After the CA gave. Check mode never contacts the CA.
+      - Cannot be combined with O(ca_cert), O(self_signed), O(csr_only) or O(install).
+      - Uses the C(acme) Python library (the one certbot is built on) on the managed host; DNS-01 also needs
+        C(dnspython).
+    type: dict
+    suboptions:
+      directory_url:
+        description:
+          - The ACME directory. Let's Encrypt production is U(https://acme-v02.api.letsencrypt.org/directory),
+            staging (test first - untrusted certificates, high limits) U(https://acme-staging-v02.api.letsencrypt.org/directory).
+        type: str
+        required: true
+      account_key_path:
+        description:
+          - The account key (PEM). Created (EC P-256, 0600) when missing, reused after. Defaults to
+            C(<privatekey_path directory>/acme-account.<CA host>.key) - one account per CA for all
+            certificates in that directory.
+        type: path
+      account_key_content:
+        description: The account key itself (PEM), for example from Vault; never written to disk, never returned.
+        type: str
+      contact:
+        description: Contact addresses for the account (C(mailto:) is added to a bare address).
+        type: list
+        elements: str
+        default: []
+      agree_tos:
+        description: Agree to the CA's terms of service (required by CAs that publish them, such as Let's Encrypt).
+        type: bool
+        default: false
+      eab_kid:
+        description: External Account Binding key id, for CAs that require it (ZeroSSL, Google, Sectigo, step-ca).
+        type: str
+      eab_hmac_key:
+        description: External Account Binding HMAC key (base64url, as the CA gives it).
+        type: str
+      eab_hmac_algorithm:
+        description: MAC algorithm of the binding.
+        type: str
+        choices: [HS256, HS384, HS512]
+        default: HS256
+      challenge:
+        description:
+          - V(http-01) writes the token under O(acme.webroot) (a directory the running web server serves as
+            C(/)), or, without a webroot, answers on a built-in listener on O(acme.listen_address):O(acme.listen_port)
+            for the run only. V(dns-01) adds C(_acme-challenge) TXT records by RFC 2136 dynamic update signed with a
+            TSIG key, and is needed for wildcards.
+        type: str
+        choices: [http-01, dns-01]
+        default: http-01
+      webroot:
+        description:
+          - Document root for HTTP-01; C(.well-known/acme-challenge/) is created in it when missing and removed
+            after.
+        type: path
+      listen_address:
+        description: Address of the built-in HTTP-01 listener.
+        type: str
+        default: 0.0.0.0
+      listen_port:
+        description:
+          - Port of the built-in HTTP-01 listener (the CA connects to port 80; another port needs a redirect or a
+            test CA).
+        type: int
+        default: 80
+      dns_server:
+        description: The primary DNS server that takes the dynamic updates (address or name).
+        type: str
+      dns_port:
+        description: Its port.
+        type: int
+        default: 53
+      dns_zone:
+        description: The zone to update. Unset asks O(acme.dns_server) for the SOA of each record name.
+        type: str
+      dns_ttl:
+        description: TTL of the challenge TXT records.
+        type: int
+        default: 60
+      tsig_key_name:
+        description: Name of the TSIG key allowed to update the zone.
+        type: str
+      tsig_secret:
+        description: The TSIG key's secret (base64).
+        type: str
+      tsig_algorithm:
+        description: The TSIG key's algorithm.
+        type: str
+        choices: [hmac-sha256, hmac-sha384, hmac-sha512, hmac-sha224, hmac-sha1]
+        default: hmac-sha256
+      propagation_servers:
+        description:
+          - Other servers (C(address) or C(address:port)) that must answer the TXT record before the CA is told to
+            check - the zone's secondaries. The primary is always checked.
+        type: list
+        elements: str
+        default: []
+      propagation_timeout:
+        description: Seconds to wait for the TXT records to be visible on every server.
+        type: float
+        default: 120
+      preferred_chain:
+        description:
+          - Common name of an issuer in the chain to prefer among the chains the CA offers (alternate chains,
+            RFC 8555 7.4.2), as certbot's C(--preferred-chain). Unset, or no chain matching, keeps the default chain.
+        type: str
+      fullchain:
+        description:
+          - Write the certificate followed by the chain as the CA returned it to O(path); false writes the leaf only.
+        type: bool
+        default: true
+      ca_bundle:
+        description:
+          - Trusted roots the issued chain must verify to before it is swapped in (for Let's Encrypt, ISRG Root X1/X2).
+            Unset trusts the top certificate of the chain the CA sent over its authenticated HTTPS connection.
+        type: path
+      tls_ca_bundle:
+        description:
+          - CA bundle for the HTTPS connection to the ACME server (a private CA's directory). Unset uses the
+            system's.
+        type: path
+      validate_certs:
+        description: Verify the ACME server's HTTPS certificate. Never disable it outside a lab.
+        type: bool
+        default: true
+      ari:
+        description:
+          - Ask the CA for its renewal window (RFC 9773) when it offers one, and name the renewed certificate in the
+            new order (C(replaces)).
+        type: bool
+        default: true
+      revoke_replaced:
+        description: Revoke the replaced certificate once the new one is in place (key compromise rollover).
+        type: bool
+        default: false
+      revoke_reason:
+        description: Reason given with O(acme.revoke_replaced).
+        type: str
+        choices: [unspecified, key_compromise, superseded, cessation_of_operation]
+        default: superseded
+      timeout:
+        description: Seconds for each HTTP request to the CA.
+        type: int
+        default: 30
+      order_timeout:
+        description: Seconds to wait for the CA to validate the challenges and issue the certificate.
+        type: int
+        default: 180
   owner:
     description:
       - The user who owns the certificate, key, backup or CSR directory when that is not root (a service's
@@ -181,6 +337,34 @@ EXAMPLES = r'''
     install: /srv/inbox/site.crt
     ca_cert: /etc/ssl/certs/corporate-ca.pem
 
+- name: Renew from Let's Encrypt over HTTP-01 through nginx's document root (ARI-aware)
+  opsready.operations.cert_renew:
+    path: /etc/nginx/tls/www.crt
+    privatekey_path: /etc/nginx/tls/private/www.key
+    subject_alt_names: [DNS:www.example.com, DNS:example.com]
+    key_type: ec
+    acme:
+      directory_url: https://acme-v02.api.letsencrypt.org/directory
+      contact: [ops@example.com]
+      agree_tos: true
+      webroot: /var/www/html
+  notify: Reload nginx
+
+- name: Wildcard from a CA that requires External Account Binding, DNS-01 via RFC 2136
+  opsready.operations.cert_renew:
+    path: /etc/haproxy/tls/wild.crt
+    privatekey_path: /etc/haproxy/tls/wild.key
+    subject_alt_names: ["DNS:*.example.com", DNS:example.com]
+    acme:
+      directory_url: https://acme.zerossl.com/v2/DV90
+      eab_kid: "{{ vault_zerossl_kid }}"
+      eab_hmac_key: "{{ vault_zerossl_hmac }}"
+      challenge: dns-01
+      dns_server: 192.0.2.53
+      tsig_key_name: acme-update.
+      tsig_secret: "{{ vault_tsig_secret }}"
+      propagation_servers: [192.0.2.54]
+
 - name: Roll back to the previous pair
   opsready.operations.cert_renew:
     path: /etc/nginx/tls/app.crt
@@ -232,6 +416,13 @@ pending_privatekey_path:
   description: The pending key for the external CA (O(csr_only)).
   returned: when O(csr_only)
   type: str
+acme:
+  description:
+    - What the ACME issuer did - C(contacted_ca) (false when not due), C(directory_url), C(account_key_path),
+      C(account_uri), C(account_created), C(ari) (the CA's window), C(order) (C(uri), C(replaces), C(challenges),
+      C(challenges_removed), C(chain)), C(revoked). Never holds a key or secret.
+  returned: when O(acme) is set
+  type: dict
 rolled_back:
   description: Whether O(rollback) put the previous pair back.
   returned: success
@@ -246,10 +437,12 @@ rejected:
   type: dict
 '''
 
-from ansible.module_utils.basic import AnsibleModule
+import importlib.util
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.opsready.operations.plugins.module_utils.common import crypto_guard
-from ansible_collections.opsready.operations.plugins.module_utils.certs import renewal
+from ansible_collections.opsready.operations.plugins.module_utils.certs import acme_renewal, renewal
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 
 
@@ -277,6 +470,43 @@ def main():
             csr_path=dict(type='path'),
             install=dict(type='path'),
             rollback=dict(type='bool', default=False),
+            acme=dict(type='dict', options=dict(
+                directory_url=dict(type='str', required=True),
+                account_key_path=dict(type='path', no_log=False),
+                account_key_content=dict(type='str', no_log=True),
+                contact=dict(type='list', elements='str', default=[]),
+                agree_tos=dict(type='bool', default=False),
+                eab_kid=dict(type='str', no_log=True),
+                eab_hmac_key=dict(type='str', no_log=True),
+                eab_hmac_algorithm=dict(type='str', choices=['HS256', 'HS384', 'HS512'], default='HS256'),
+                challenge=dict(type='str', choices=['http-01', 'dns-01'], default='http-01'),
+                webroot=dict(type='path'),
+                listen_address=dict(type='str', default='0.0.0.0'),  # nosec B104 # the CA connects from outside
+                listen_port=dict(type='int', default=80),
+                dns_server=dict(type='str'),
+                dns_port=dict(type='int', default=53),
+                dns_zone=dict(type='str'),
+                dns_ttl=dict(type='int', default=60),
+                tsig_key_name=dict(type='str', no_log=False),
+                tsig_secret=dict(type='str', no_log=True),
+                tsig_algorithm=dict(type='str', default='hmac-sha256',
+                                    choices=['hmac-sha256', 'hmac-sha384', 'hmac-sha512', 'hmac-sha224', 'hmac-sha1']),
+                propagation_servers=dict(type='list', elements='str', default=[]),
+                propagation_timeout=dict(type='float', default=120),
+                preferred_chain=dict(type='str'),
+                fullchain=dict(type='bool', default=True),
+                ca_bundle=dict(type='path'),
+                tls_ca_bundle=dict(type='path'),
+                validate_certs=dict(type='bool', default=True),
+                ari=dict(type='bool', default=True),
+                revoke_replaced=dict(type='bool', default=False),
+                revoke_reason=dict(type='str', default='superseded',
+                                   choices=['unspecified', 'key_compromise', 'superseded', 'cessation_of_operation']),
+                timeout=dict(type='int', default=30),
+                order_timeout=dict(type='int', default=180),
+            ), required_if=[('challenge', 'dns-01', ('dns_server', 'tsig_key_name', 'tsig_secret'))],
+                mutually_exclusive=[('account_key_path', 'account_key_content')],
+                required_together=[('eab_kid', 'eab_hmac_key')]),
             owner=dict(type='str'),
         ),
         required_by={'ca_key_passphrase': 'ca_key'},  # nosec B105 # an option name, not a password
@@ -302,6 +532,15 @@ def main():
         module.fail_json(msg='valid_days must be more than 0, not %d.' % p['valid_days'])
     if p['keep_backups'] < 0:
         module.fail_json(msg='keep_backups must be 0 (keep all) or more, not %d.' % p['keep_backups'])
+    if p['acme'] and not p['rollback']:
+        clash = [name for name in ('ca_cert', 'ca_key', 'self_signed', 'csr_only', 'install') if p[name]]
+        if clash:
+            module.fail_json(msg='acme is an issuer of its own: drop %s (or drop acme).' % ', '.join(clash))
+        # Looked up, not imported: the ACME library is loaded only when the CA is to be contacted.
+        if importlib.util.find_spec('acme') is None or importlib.util.find_spec('josepy') is None:
+            module.fail_json(msg=missing_required_lib('acme (the ACME library certbot is built on)'))
+        if p['acme']['challenge'] == 'dns-01' and importlib.util.find_spec('dns') is None:
+            module.fail_json(msg=missing_required_lib('dnspython (for acme challenge dns-01)'))
     try:
         if p['rollback']:
             result = renewal.rollback(p, module.check_mode)
@@ -309,6 +548,8 @@ def main():
             result = renewal.install(p, module.check_mode)
         elif p['csr_only']:
             result = renewal.csr_only(p, module.check_mode)
+        elif p['acme']:
+            result = acme_renewal.acme_renew(p, module.check_mode)
         else:
             result = renewal.renew(p, module.check_mode)
     except OpsReadyError as exc:

@@ -107,8 +107,11 @@ options:
   encrypt:
     description:
       - Encrypt every artifact of this run to O(recipients) (age format, X25519); names end in C(.age).
-      - Not possible with PostgreSQL O(format=directory) or O(kind=wal), nor for SQL Server; the task fails
-        before anything is written.
+      - Not possible with PostgreSQL O(format=directory), nor for SQL Server; the task fails before anything
+        is written.
+      - "PostgreSQL O(kind=wal): the segments are stored by the C(archive_command) helper, which encrypts when it
+        is run with C(--recipient age1...); the task then fails when the segment it waited for is not encrypted to
+        every one of O(recipients) (the helper's command line lacks one)."
     type: bool
     default: false
   recipients:

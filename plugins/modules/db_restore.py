@@ -40,7 +40,11 @@ description:
     into a staging directory next to O(datadir), the archived WAL segments the chain needs are staged for
     C(restore_command), C(recovery_target_time) is set to O(stop_at), and a temporary server is started on
     O(port) (a free one when unset), recovers, is promoted, and is left running or stopped as
-    O(server_state) says."
+    O(server_state) says. A backup without C(pg_hba.conf) gets a minimal one - local C(peer) and password
+    logins on 127.0.0.1, the only address the server listens on."
+  - "A restore to the newest point (no O(artifact), no O(stop_at)) fails on a gap in the WAL or binary logs,
+    naming the missing file, instead of stopping before it. A refusal before the target was touched (a missing
+    or corrupt piece, a key that does not open it) carries C(phase=verify)."
   - "MariaDB/MySQL: the dump is loaded into a temporary database created with the source's default
     character set and collation, the binary logs of the chain are replayed into it with
     C(mariadb-binlog --rewrite-db --stop-datetime) up to O(stop_at) (with new GTIDs of this server, never
@@ -262,6 +266,21 @@ stop_at_after_last_transaction:
   description: PostgreSQL PITR - O(stop_at) was at or after the last transaction in the archived WAL.
   returned: PostgreSQL PITR
   type: bool
+recovered_point:
+  description:
+    - The instant the restored data provably reaches, read back from the restore itself (not the catalog) -
+      C(at) (UTC, ISO 8601) and C(source) (how it was read). DR drills measure the RPO from it.
+    - PostgreSQL PITR - C(pg_last_xact_replay_timestamp()) of the recovered cluster (the end of the last
+      transaction replayed), or the end of the base backup when none was replayed after it.
+    - MariaDB/MySQL with binary logs - the time stamp of the last binary log event of the database replayed, or
+      the dump's consistent point when none followed it.
+  returned: PostgreSQL PITR and MariaDB/MySQL restores
+  type: dict
+  sample: {at: "2026-11-29T10:14:58.123456Z", source: "pg_last_xact_replay_timestamp() of the recovered cluster"}
+catalog_read_at:
+  description: When the catalog was read to choose the chain (UTC, ISO 8601); DR drills measure the RPO from it.
+  returned: when state=present
+  type: str
 last_transaction_replayed:
   description: PostgreSQL PITR - commit time of the last transaction replayed.
   returned: PostgreSQL PITR, when a transaction was replayed

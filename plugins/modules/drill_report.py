@@ -80,6 +80,24 @@ options:
         description: Versions of the tools the drill used.
         type: dict
         default: {}
+      measured:
+        description:
+          - "Figures observed by the drill itself (M(opsready.operations.failover_drill)): C(rto_seconds),
+            C(rpo_seconds), C(lost_commits), C(acknowledged). When set, they are judged instead of the backup and
+            step based figures; C(objectives.lost_commits) also bounds the lost commits (a switchover drill: 0)."
+        type: dict
+      recovered:
+        description:
+          - "The instant the restored copy was read back to hold, as C(db_restore) returned it in C(recovered_point):
+            C(at) (ISO 8601) and C(source) (how it was read). When set, the RPO is measured from it instead of
+            C(backup.recoverable_until); both figures are reported and a difference over 1 s is flagged."
+        type: dict
+        default: {}
+      stop_at:
+        description:
+          - The instant a drill of a chosen past point asked for. The RPO is then measured from it, and the drill
+            fails when C(recovered.at) is later.
+        type: str
   history_limit:
     description: How many drills (including this one) the trend charts show.
     type: int
@@ -149,6 +167,8 @@ databases:
       C(integrity_result), C(restore_start)/C(restore_end)/C(restore_elapsed), C(integrity_start)/C(integrity_end)/
       C(integrity_elapsed), C(backup_dates), C(backup_files), C(file_exists), C(size)) plus C(rto_seconds),
       C(rpo_seconds), C(rto_verdict), C(rpo_verdict) (V(pass), V(fail), V(not_measured)), C(objectives), C(passed).
+    - C(recovered_point) (the instant read back from the restored data, or null), C(rpo_claimed_seconds) (the RPO
+      by the catalog's C(recoverable_until)) and C(rpo_flag) (why the two differ by more than 1 s, or null).
   returned: success
   type: list
   elements: dict
@@ -180,6 +200,9 @@ def main():
                 steps=dict(type='list', elements='dict', default=[]),
                 objectives=dict(type='dict', default={}),
                 tool_versions=dict(type='dict', default={}),
+                measured=dict(type='dict'),
+                recovered=dict(type='dict', default={}),
+                stop_at=dict(type='str'),
             )),
             history_limit=dict(type='int', default=30),
         ),

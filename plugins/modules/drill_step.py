@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r'''
 ---
 module: drill_step
-short_description: One timed step of a DR drill on a restored scratch target - integrity check or smoke queries
+short_description: One timed step of a DR drill on a restored scratch target, or a whole file-set drill
 version_added: 0.1.0
 description:
   - Used by the role C(opsready.operations.dr_drill) after M(opsready.operations.db_restore) restored the newest
@@ -21,6 +21,13 @@ description:
   - "O(step=smoke) runs each of O(queries) and checks its O(queries[].expect), so the drill proves the data is
     usable, not only present. Every query runs even when an earlier one failed."
   - The scratch target is removed afterwards by M(opsready.operations.db_restore) with C(state=absent).
+  - "O(step=fileset) drills a file-backup set (configuration, certificates, keys) in one call: the newest archive
+    of O(fileset) in O(backup_dir) is restored into O(scratch_root) (new or empty, 0700), every member the
+    manifest lists is compared (type, SHA-256 and size, mode, owner and group when run as root, symlink target),
+    every certificate must parse and every private key must match a certificate of the set, then
+    O(check_command) runs on the restored tree; O(scratch_root) is removed afterwards whatever happened.
+    RV(steps) holds the timed steps (find_backup, restore, integrity, smoke, cleanup) for
+    M(opsready.operations.drill_report)."
   - The task fails when the step failed; the result still carries RV(started), RV(finished) and RV(error).
 author: opsready developers (@opsready)
 options:
@@ -28,16 +35,49 @@ options:
     description: Which step to run.
     type: str
     required: true
-    choices: [integrity, smoke]
+    choices: [integrity, smoke, fileset]
   engine:
-    description: Engine of the scratch target. SQL Server (DBCC CHECKDB) is not implemented yet.
+    description:
+      - Engine of the scratch target. SQL Server (DBCC CHECKDB) is not implemented yet.
+      - Required for O(step=integrity) and O(step=smoke).
     type: str
-    required: true
     choices: [sqlite, postgresql, mariadb, mysql]
   database:
-    description: The scratch database name (SQLite, the path of the restored file).
+    description:
+      - The scratch database name (SQLite, the path of the restored file).
+      - Required for O(step=integrity) and O(step=smoke).
     type: str
-    required: true
+  backup_dir:
+    description:
+      - O(step=fileset) only. The catalog the set was archived into (M(opsready.operations.file_backup) C(dest)).
+    type: path
+  fileset:
+    description: O(step=fileset) only. The set's name (M(opsready.operations.file_backup) C(name)).
+    type: str
+  scratch_root:
+    description:
+      - O(step=fileset) only. Directory the set is restored under (as under C(/)); it must not exist or be empty,
+        and is removed after the drill.
+    type: path
+  check_command:
+    description:
+      - O(step=fileset) only. A command that checks the restored tree, run without a shell; C({root}) in it is
+        replaced by O(scratch_root), e.g. C(haproxy -c -f {root}/etc/haproxy/haproxy.cfg) or
+        C(nginx -t -c {root}/etc/nginx/nginx.conf). A string is split like a shell would (quotes), a list is
+        taken as the arguments.
+      - A non-zero exit fails the drill; its output (the last 8000 characters) is in the step's C(details).
+    type: raw
+  check_timeout:
+    description: O(step=fileset) only. Seconds O(check_command) may run.
+    type: int
+    default: 300
+  identity:
+    description: O(step=fileset) only. age identity (private key text) for an encrypted set.
+    type: str
+  identity_file:
+    description:
+      - O(step=fileset) only. age identity file (age-keygen output) on the drill target for an encrypted set.
+    type: path
   source:
     description:
       - "The production database the backup came from. The step refuses to run when O(database) is this name:
@@ -110,6 +150,15 @@ EXAMPLES = r'''
         sql: SELECT status, count(*) AS n FROM orders GROUP BY status
         expect: {jmespath: "length([?status=='paid']) > `0`"}
 
+- name: Drill the proxy configuration set - restore, prove every file, run haproxy -c on it
+  opsready.operations.drill_step:
+    step: fileset
+    backup_dir: /var/backups/opsready/files
+    fileset: haproxy
+    scratch_root: /var/tmp/opsready-drill/haproxy
+    check_command: haproxy -c -f {root}/etc/haproxy/haproxy.cfg
+  register: proxy_drill
+
 - name: Check a restored MariaDB scratch database
   opsready.operations.drill_step:
     step: integrity
@@ -157,11 +206,25 @@ details:
   description: Step specifics (integrity tool and problems found; each smoke query with its rows and reasons).
   returned: always
   type: dict
+steps:
+  description:
+    - O(step=fileset) only. The timed steps (find_backup, restore, integrity, smoke, cleanup), each with name,
+      started, finished, seconds, ok, result, error and details (integrity - members checked, certificates and
+      keys found, problems; smoke - argv, exit code, output).
+  returned: when O(step=fileset)
+  type: list
+  elements: dict
+backup:
+  description: O(step=fileset) only. The archive drilled (id, path, recoverable_until, encrypted).
+  returned: when O(step=fileset)
+  type: dict
 tool_versions:
   description: Versions of the client tools used.
   returned: always
   type: dict
 '''
+
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -178,9 +241,9 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.regist
 def main():
     argument_spec = db_connection_argument_spec()
     argument_spec.update(
-        step=dict(type='str', required=True, choices=['integrity', 'smoke']),
-        engine=dict(type='str', required=True, choices=list(DRILL_ENGINES)),
-        database=dict(type='str', required=True),
+        step=dict(type='str', required=True, choices=['integrity', 'smoke', 'fileset']),
+        engine=dict(type='str', choices=list(DRILL_ENGINES)),
+        database=dict(type='str'),
         source=dict(type='str'),
         backup=dict(type='path'),
         level=dict(type='str', choices=['standard', 'extended'], default='standard'),
@@ -189,13 +252,25 @@ def main():
             sql=dict(type='str', required=True),
             expect=dict(type='dict'),
         )),
+        backup_dir=dict(type='path'),
+        fileset=dict(type='str'),
+        scratch_root=dict(type='path'),
+        check_command=dict(type='raw'),
+        check_timeout=dict(type='int', default=300),
+        identity=dict(type='str', no_log=True),
+        identity_file=dict(type='path'),
     )
     module = AnsibleModule(argument_spec=argument_spec, mutually_exclusive=db_connection_mutually_exclusive(),
-                           required_if=[('step', 'smoke', ['queries'])], supports_check_mode=True)
+                           required_if=[('step', 'smoke', ['queries', 'engine', 'database']),
+                                        ('step', 'integrity', ['engine', 'database']),
+                                        ('step', 'fileset', ['backup_dir', 'fileset', 'scratch_root'])],
+                           supports_check_mode=True)
     p = module.params
     now = isoformat(utcnow())
     result = dict(changed=False, name=p['step'], started=now, finished=now, seconds=0.0, ok=False, result=None,
                   error=None, details={}, tool_versions={})
+    if p['step'] == 'fileset':
+        fileset_step(module, result)
     try:
         client = get_drill_client(p['engine'], connection_from_params(p))
         result['tool_versions'] = client.versions()
@@ -213,6 +288,38 @@ def main():
     result.update(step)
     if not step['ok']:
         module.fail_json(msg='DR drill step %s failed on %s: %s' % (p['step'], p['database'], step['error']), **result)
+    module.exit_json(**result)
+
+
+def fileset_step(module, result):
+    """step=fileset: the whole file-set drill (restore, prove, check, clean up); exits the module."""
+    from ansible_collections.opsready.operations.plugins.module_utils.common.encryption import load_identities
+    from ansible_collections.opsready.operations.plugins.module_utils.drill.fileset import check_argv, drill_fileset
+    p = module.params
+    if p['check_timeout'] < 1:
+        module.fail_json(msg='check_timeout must be 1 or more seconds.', **result)
+    result.update(steps=[], backup={})
+    try:
+        if p['check_command'] is not None:
+            if not isinstance(p['check_command'], (str, list)):
+                raise OpsReadyError('check_command must be a string or a list of arguments.')
+            check_argv(p['check_command'], p['scratch_root'])  # an empty or unparsable command fails before work
+        identities = load_identities(p['identity'], p['identity_file'])
+    except (OpsReadyError, ValueError) as exc:
+        message = getattr(exc, 'message', None) or 'check_command cannot be split: %s.' % exc
+        module.fail_json(msg=message, **dict(result, error=message))
+    if module.check_mode:
+        result.update(ok=True, result='skipped in check mode (nothing was restored)')
+        module.exit_json(**result)
+    started = time.monotonic()
+    drilled = drill_fileset(p['backup_dir'], p['fileset'], p['scratch_root'], p['check_command'], p['check_timeout'],
+                            identities)
+    result.update(steps=drilled['steps'], backup=drilled['backup'], ok=drilled['ok'], error=drilled['error'],
+                  finished=isoformat(utcnow()), seconds=round(time.monotonic() - started, 3),
+                  details={'steps': {s['name']: s['details'] for s in drilled['steps']}},
+                  result='; '.join('%s: %s' % (s['name'], s['result']) for s in drilled['steps'] if s['ok']))
+    if not drilled['ok']:
+        module.fail_json(msg='DR drill of file set %s failed: %s' % (p['fileset'], drilled['error']), **result)
     module.exit_json(**result)
 
 

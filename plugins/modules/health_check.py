@@ -14,7 +14,10 @@ description:
   - Samples system metrics with psutil (CPU over an interval, load per core, memory and swap, space
     and inodes of every real filesystem, network throughput as a percent of link speed, established
     TCP connections) and runs named checks (C(process), C(service), C(tcp), C(http), C(db), C(command), C(backup),
-    C(replication)).
+    C(replication), C(insights)).
+  - An C(insights) check reads a database server's insights (connections against C(max_connections), lock waits
+    and their blockers, deadlocks since the previous run, long and idle transactions, replication slots, cache
+    hit ratio, table bloat, top statements), as M(opsready.operations.db_insights) does, and adds its findings.
   - Each metric and check is compared with warning and critical thresholds; every crossing is a
     finding (check, condition, value, threshold, severity, message). The verdict is the worst
     severity, V(ok), V(warning) or V(critical).
@@ -43,7 +46,7 @@ options:
         description: The check type.
         type: str
         required: true
-        choices: [backup, command, db, http, process, replication, service, tcp]
+        choices: [backup, command, db, http, insights, process, replication, service, tcp]
       name:
         description: Name of the check in findings and metrics. Defaults to the type and target (C(tcp:db1:5432)).
         type: str
@@ -67,10 +70,10 @@ options:
         description: Per-check overrides of O(thresholds) (C(latency_ms), C(error_rate_percent), C(tls_days)).
         type: dict
       host:
-        description: C(tcp) host to connect to; C(db) host for O(checks[].engine) checks; C(replication) host.
+        description: C(tcp) host; C(db) and C(insights) host for O(checks[].engine) checks; C(replication) host.
         type: str
       port:
-        description: C(tcp) port; C(db) port for O(checks[].engine) checks; C(replication) port.
+        description: C(tcp) port; C(db) and C(insights) port for O(checks[].engine) checks; C(replication) port.
         type: int
       url:
         description: C(http) URL, V(http://) or V(https://).
@@ -119,23 +122,37 @@ options:
         type: str
       password:
         description:
-          - C(db) password; appended to O(checks[].connection_string), or passed to the native client
+          - C(db) and C(insights) password; appended to O(checks[].connection_string), or passed to the native client
             through the environment or a 0600 option file (never argv).
           - C(replication) password, passed the same way.
         type: str
       engine:
-        description: C(db) check through the native client (C(psql) or C(mariadb)/C(mysql)) instead of ODBC.
+        description:
+          - C(db) check through the engine's native client (C(psql), or C(mariadb)/C(mysql)) instead of ODBC
+            (V(postgresql), V(mariadb) or V(mysql)).
+          - V(mariadb) and V(mysql) both use the MariaDB/MySQL client (V(mysql) prefers the C(mysql) program).
+          - Without O(checks[].database), PostgreSQL connects to the V(postgres) database.
+          - C(insights) the server's engine (V(postgresql), V(mariadb), V(mysql) or V(sqlserver)); required.
         type: str
-        choices: [postgresql, mysql]
+        choices: [postgresql, mariadb, mysql, sqlserver]
       user:
-        description: C(db) user for O(checks[].engine) checks; C(replication) user.
+        description: C(db) and C(insights) user for O(checks[].engine) checks; C(replication) user.
         type: str
       database:
         description:
           - C(db) database for O(checks[].engine) checks.
+          - C(insights) the database whose per-database views are read (PostgreSQL bloat and C(pg_stat_statements)).
           - C(backup) only this database (or file backup set) of O(checks[].backup_dir).
           - C(replication) PostgreSQL database to connect to (default C(postgres)).
         type: str
+      top_statements:
+        description: C(insights) statements listed by total and by mean time. Default V(5).
+        type: int
+      insights_thresholds:
+        description:
+          - C(insights) levels, as O(opsready.operations.db_insights#module:thresholds) takes them
+            (C(connections_percent), C(lock_wait_seconds), C(deadlocks), ...).
+        type: dict
       backup_dir:
         description:
           - C(backup) backup directory (catalog) to check. Every database in it is checked; findings name
@@ -148,6 +165,9 @@ options:
         description:
           - C(backup) recovery point objective; critical when the newest recoverable point (the newest
             verified full extended by its contiguous logs/WAL/binlogs) is older than this.
+          - "When the newest archived WAL segment or binlog is as old as that point, the finding's condition is
+            C(archive_stale): continuous archiving stopped (archive_command failing, archiving off), which is
+            otherwise silent until the next drill; a gap in the chain stays C(backup_stale)."
           - Unset checks only the age of the full backup.
         type: float
       full_max_age_hours:
@@ -288,8 +308,12 @@ options:
 extends_documentation_fragment:
   - opsready.operations.check_mode
 notes:
-  - Read-only on the host. O(textfile_path) and O(history_path) are monitoring output; they are
-    written in normal runs and not in check mode, and do not make the task C(changed).
+  - Measuring changes nothing on the host. O(textfile_path) and O(history_path) are monitoring output,
+    written in normal runs and not in check mode. The task is C(changed) when one of them changed (the
+    textfile's content differs from what it held, which is rewritten only then; a history sample was
+    appended), and in check mode when a run would change one. With O(history_path) set every run records
+    a sample, so every run is C(changed); the P(opsready.operations.health#role) role lets a scheduled
+    run report only its own state changes (C(health_changed_on_record=false)).
   - Findings carry a C(condition) (V(high_cpu), V(high_memory), V(disk_full), V(service_down),
     V(database_connection), V(api_timeout), V(api_error), V(slow_response), V(network_saturated),
     V(certificate_expiry), V(command_failed), V(filesystem_unresponsive), V(check_error)) used by the
@@ -394,7 +418,9 @@ duration_seconds:
   type: float
   sample: 0.62
 written:
-  description: What was written (C(textfile), C(history), C(history_entries)); empty in check mode.
+  description:
+    - What was written (C(textfile), C(textfile_changed), C(history), C(history_entries)); empty in check mode.
+    - C(textfile_changed) is false when the textfile already held exactly the new content (it was left alone).
   returned: always
   type: dict
   sample: {"textfile": "/var/lib/node_exporter/textfile/opsready_health.prom"}
@@ -404,10 +430,10 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.health import assess, checks, metrics
-from ansible_collections.opsready.operations.plugins.module_utils.health import replication_check
+from ansible_collections.opsready.operations.plugins.module_utils.health import insights_check, replication_check
 
-# Check types that live in their own file register themselves with health.checks when imported.
-EXTRA_CHECK_TYPES = (replication_check.ReplicationCheck,)
+# Check types in files of their own register themselves when imported (Ansible ships what is imported here).
+EXTRA_CHECK_TYPES = (replication_check.ReplicationCheck, insights_check.InsightsCheck)
 
 
 def main():
@@ -438,13 +464,18 @@ def main():
                            history_path=p['history_path'], history_max_entries=p['history_max_entries'],
                            host_label=p['host_label'] or '')
         result = assess.run(plan)
-        result['written'] = {} if module.check_mode else assess.record(plan, result)
+        written, changed, diffs = assess.record_changes(plan, result, check_mode=module.check_mode)
+        result['written'] = written
     except OpsReadyError as exc:
         module.fail_json(**exc.as_fail_kwargs())
     except OSError as exc:
         module.fail_json(msg='Health check could not write its output: %s (%s).'
                          % (exc.strerror or exc, getattr(exc, 'filename', '') or ''))
-    result['changed'] = False
+    # Changed: a file changed (the textfile's content differs, a history sample was appended), or would in check
+    # mode. Measuring alone changes nothing; see notes.
+    result['changed'] = changed
+    if module._diff and diffs:
+        result['diff'] = diffs
     if assess.should_fail(plan, result['verdict']):
         worst = result['findings'][0]['message'] if result['findings'] else ''
         module.fail_json(msg='Health verdict is %s (fail_on=%s): %d critical, %d warning finding(s); worst: %s'

@@ -234,9 +234,6 @@ def test_encrypt_refused_where_the_stream_does_not_pass(tmp_path, keys):
         {'name': 'directory', 'opsready.operations.db_backup': {
             'engine': 'postgresql', 'database': 'app', 'format': 'directory', 'dest': str(dest), 'encrypt': True,
             'recipients': [key.recipient], 'login_host': '127.0.0.1', 'login_port': 1}, 'ignore_errors': True},
-        {'name': 'wal', 'opsready.operations.db_backup': {
-            'engine': 'postgresql', 'kind': 'wal', 'dest': str(dest), 'encrypt': True,
-            'recipients': [key.recipient], 'login_host': '127.0.0.1', 'login_port': 1}, 'ignore_errors': True},
         {'name': 'sqlserver', 'opsready.operations.db_backup': {
             'engine': 'sqlserver', 'database': 'app', 'dest': str(dest), 'encrypt': True,
             'recipients': [key.recipient], 'login_host': '127.0.0.1', 'login_port': 1}, 'ignore_errors': True},
@@ -245,7 +242,7 @@ def test_encrypt_refused_where_the_stream_does_not_pass(tmp_path, keys):
     ], {'backup_identity': key.secret})
     assert result.rc == 0, result.stdout[-3000:]
     expect = {'no recipients': 'recipients', 'secret as recipient': 'identity (private key), not a public key',
-              'directory': 'format=directory', 'wal': 'kind=wal', 'sqlserver': 'SQL Server writes the backup file',
+              'directory': 'format=directory', 'sqlserver': 'SQL Server writes the backup file',
               'key without deep': 'deep=true'}
     for task, words in expect.items():
         failed = result.result(task)

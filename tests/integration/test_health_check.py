@@ -187,7 +187,27 @@ def test_check_mode_writes_nothing(tmp_path):
     history = tmp_path / 'h.jsonl'
     book = write_playbook(tmp_path, [health_task(metrics=['memory'], textfile_path=str(textfile),
                                                  history_path=str(history), fail_on='never')])
-    run = run_playbook(book, check=True)
+    run = run_playbook(book, check=True, diff=True)
     res = run.result('health')
-    assert run.rc == 0 and res['changed'] is False and res['written'] == {}
+    # Nothing written, but the prediction is honest: a real run would write both files.
+    assert run.rc == 0 and res['changed'] is True and res['written'] == {}
     assert not textfile.exists() and not history.exists()
+    assert [d['before_header'] for d in res['diff']] == [str(textfile), str(history)]
+    assert 'opsready_health_verdict' in res['diff'][0]['after'] and res['diff'][0]['before'] == ''
+
+
+def test_changed_only_when_a_file_changed(tmp_path):
+    """Measuring alone is not a change; writing the textfile or appending a history sample is."""
+    textfile = tmp_path / 'h.prom'
+    history = tmp_path / 'h.jsonl'
+    tasks = [dict(health_task('measure', metrics=['memory'], fail_on='never'), register='measure'),
+             dict(health_task('textfile', metrics=['memory'], fail_on='never', textfile_path=str(textfile)),
+                  register='textfile'),
+             dict(health_task('history', metrics=['memory'], fail_on='never', history_path=str(history)),
+                  register='history')]
+    run = run_playbook(write_playbook(tmp_path, tasks))
+    assert run.rc == 0
+    assert run.result('measure')['changed'] is False and run.result('measure')['written'] == {}
+    res = run.result('textfile')
+    assert res['changed'] is True and res['written']['textfile_changed'] is True and textfile.exists()
+    assert run.result('history')['changed'] is True and len(history.read_text().splitlines()) == 1

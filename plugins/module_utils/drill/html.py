@@ -183,7 +183,17 @@ def _database_card(db: Dict[str, Any], history: List[Dict[str, Any]]) -> str:
     if db['reasons']:
         reasons = '<h3>Why it failed</h3><ul class="reasons">%s</ul>' % ''.join(
             '<li>%s</li>' % escape(r) for r in db['reasons'])
+    recovered = db.get('recovered') or {}
+    if db.get('rpo_flag'):
+        reasons += '<h3>RPO: catalog and restored data differ</h3><ul class="reasons"><li>%s</li></ul>' % escape(
+            db['rpo_flag'])
     facts = [('source', db.get('source')), ('scratch target', db.get('scratch')),
+             ('stop_at', db.get('stop_at') or None),
+             ('recovered point (read from the restored data)', recovered.get('at')),
+             ('recovered point measured by', recovered.get('source')),
+             ('RPO by the catalog', None if db.get('rpo_claimed_seconds') is None
+              else human(db['rpo_claimed_seconds'])),
+             ('RPO measured from', db.get('rpo_basis')),
              ('scratch cleaned up', 'yes' if db.get('cleaned_up') else 'NO'),
              ('backup used', backup.get('id')), ('backup started', backup.get('started')),
              ('backup finished', backup.get('finished')), ('recoverable until', backup.get('recoverable_until')),

@@ -3,8 +3,15 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """RTO and RPO of one drilled database, measured from its steps, judged against its objectives.
 
-* RPO = drill start minus ``recoverable_until`` of the chain restored (the data a disaster at drill
-  start would have lost).
+* RPO = drill start (with a point read from the restored data: when the restore read the catalog; for a drill
+  of a chosen past instant: ``stop_at``) minus the instant the restored
+  copy provably holds: the ``recovered`` point read from the restored data when the restore measured one
+  (PostgreSQL point-in-time: the last transaction replayed; MariaDB/MySQL binary logs: the last event
+  replayed), else ``recoverable_until`` of the chain in the catalog (a dump is its own point). The catalog's
+  figure is reported next to it (``rpo_claimed_seconds``); a difference over ``RPO_TOLERANCE_SECONDS`` is
+  flagged (``rpo_flag``), not failed: an idle stretch after the last transaction is no loss, but a drill
+  cannot tell it from WAL or binary logs that were never replayed.
+* A drill with ``stop_at`` fails when the copy holds data from after ``stop_at``.
 * RTO = wall time from the start of the first recovery step (``verify``, else ``restore``) to the end
   of the last proving step (``integrity``/``smoke``). It is only measured when every step from
   verification to the smoke queries succeeded: a restore that did not prove usable recovered nothing.
@@ -18,7 +25,7 @@ import datetime
 from typing import Any, Dict, List, Optional
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
-from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import parse_time
+from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, parse_time
 
 DEFAULT_RTO_SECONDS = 3600.0
 DEFAULT_RPO_SECONDS = 300.0
@@ -28,6 +35,8 @@ DEFAULT_RPO_SECONDS = 300.0
 STEP_ORDER = ('fetch_offsite', 'find_backup', 'verify', 'restore', 'integrity', 'smoke', 'cleanup')
 RECOVERY_STEPS = ('fetch_offsite', 'verify', 'restore', 'integrity', 'smoke')
 PASS, FAIL, NOT_MEASURED = 'pass', 'fail', 'not_measured'
+# Catalog claim and recovered point may differ by the archiving latency (and MariaDB's whole seconds).
+RPO_TOLERANCE_SECONDS = 1.0
 
 
 def _time(value: Any, what: str) -> Optional[datetime.datetime]:
@@ -66,9 +75,42 @@ def _step(steps: List[Dict[str, Any]], name: str) -> Optional[Dict[str, Any]]:
     return found[-1] if found else None
 
 
+def measure_observed(database: Dict[str, Any], steps: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """A failover drill's figures, measured by the drill (writer acknowledgements), judged against objectives."""
+    measured = dict(database.get('measured') or {})
+    objectives = dict(database.get('objectives') or {})
+    rto_objective = float(objectives.get('rto_seconds') or DEFAULT_RTO_SECONDS)
+    rpo_objective = float(objectives.get('rpo_seconds') or DEFAULT_RPO_SECONDS)
+    max_lost = objectives.get('lost_commits')
+    reasons = ['step %s failed: %s' % (s['name'], s.get('error') or s.get('result') or 'no detail')
+               for s in steps if not s['ok']]
+    rto, rpo = measured.get('rto_seconds'), measured.get('rpo_seconds')
+    rto_verdict = NOT_MEASURED if rto is None else PASS if float(rto) <= rto_objective else FAIL
+    rpo_verdict = NOT_MEASURED if rpo is None else PASS if float(rpo) <= rpo_objective else FAIL
+    if rto is None:
+        reasons.append('no write was acknowledged after the event, so the RTO was not measured')
+    elif rto_verdict == FAIL:
+        reasons.append('RTO %s exceeds the objective %s' % (human(float(rto)), human(rto_objective)))
+    if rpo_verdict == FAIL:
+        reasons.append('RPO %s exceeds the objective %s (%s acknowledged commits lost)'
+                       % (human(float(rpo or 0)), human(rpo_objective), measured.get('lost_commits')))
+    lost = measured.get('lost_commits')
+    if max_lost is not None and lost is not None and int(lost) > int(max_lost):
+        rpo_verdict = FAIL
+        reasons.append('%s acknowledged commits were lost, the objective allows %s' % (lost, max_lost))
+    result = dict(database)
+    result.update(steps=steps, objectives={'rto_seconds': rto_objective, 'rpo_seconds': rpo_objective,
+                                           'lost_commits': max_lost},
+                  rto_seconds=rto, rpo_seconds=rpo, rto_verdict=rto_verdict, rpo_verdict=rpo_verdict,
+                  cleaned_up=True, passed=not reasons, reasons=reasons)
+    return result
+
+
 def measure(database: Dict[str, Any], drill_started: datetime.datetime) -> Dict[str, Any]:
     """Adds rto/rpo figures, verdicts and the reasons a database failed its drill."""
     steps = normalise_steps(database.get('steps') or [])
+    if database.get('measured') is not None:
+        return measure_observed(database, steps)
     objectives = dict(database.get('objectives') or {})
     rto_objective = float(objectives.get('rto_seconds') or DEFAULT_RTO_SECONDS)
     rpo_objective = float(objectives.get('rpo_seconds') or DEFAULT_RPO_SECONDS)
@@ -80,17 +122,51 @@ def measure(database: Dict[str, Any], drill_started: datetime.datetime) -> Dict[
 
     backup = database.get('backup') or {}
     until = _time(backup.get('recoverable_until'), 'recoverable_until')
+    stop_at = _time(database.get('stop_at'), 'stop_at')
+    recovered = dict(database.get('recovered') or {})
+    recovered_at = _time(recovered.get('at'), 'recovered point')
+    # A disaster at the moment the restore read the catalog would have left exactly what it restored: a point read
+    # from the restored data is measured from then (``recovered.catalog_read_at``, else the start of the restore
+    # step: logs shipped after the drill started may be in the copy), or from stop_at. Without one, from the drill
+    # start as before.
+    restore = _step(steps, 'restore')
+    read_at = _time(recovered.get('catalog_read_at'), 'catalog_read_at') if recovered_at else None
+    reference = stop_at or read_at or (_time(restore['started'], 'restore started') if restore and recovered_at
+                                       else None) or drill_started
+    # What the catalog says the chain reaches: recoverable_until, or stop_at when the drill asked for an instant.
+    claimed = until if stop_at is None or until is None else min(stop_at, until)
+    claimed_rpo = None if claimed is None else round(max(0.0, (reference - claimed).total_seconds()), 3)
     rpo: Optional[float] = None
-    if until is None:
+    rpo_flag: Optional[str] = None
+    difference: Optional[float] = None
+    if recovered_at is not None:
+        rpo = round(max(0.0, (reference - recovered_at).total_seconds()), 3)
+        if claimed is not None:
+            difference = round((claimed - recovered_at).total_seconds(), 3)
+            if abs(difference) > RPO_TOLERANCE_SECONDS:
+                rpo_flag = ('the restored data reaches %s (%s), %s %s the %s %s: %s' % (
+                    recovered.get('at'), recovered.get('source') or 'measured', human(abs(difference)),
+                    'before' if difference > 0 else 'after', 'stop_at' if stop_at else 'catalog\'s recoverable_until',
+                    isoformat(claimed),
+                    'no transaction ended in between, or logs were not replayed' if difference > 0
+                    else 'the copy holds data the catalog does not claim (clock skew, or a manifest behind its log)'))
+        if stop_at is not None and recovered_at > stop_at:
+            reasons.append('the copy holds data up to %s, after the stop_at %s it was asked for'
+                           % (recovered.get('at'), isoformat(stop_at)))
+    elif claimed is not None:
+        rpo = claimed_rpo
+    if rpo is None:
         rpo_verdict = NOT_MEASURED
         reasons.append('no recoverable backup chain was found, so the RPO is unbounded')
     else:
-        rpo = round(max(0.0, (drill_started - until).total_seconds()), 3)
         rpo_verdict = PASS if rpo <= rpo_objective else FAIL
         if rpo_verdict == FAIL:
-            reasons.append('RPO %s exceeds the objective %s: the newest recoverable point is %s (%s before the '
-                           'drill started); take backups (or ship logs) more often'
-                           % (human(rpo), human(rpo_objective), backup.get('recoverable_until'), human(rpo)))
+            reasons.append('RPO %s exceeds the objective %s: the newest point %s is %s (%s before %s); take '
+                           'backups (or ship logs) more often'
+                           % (human(rpo), human(rpo_objective),
+                              'the restored data holds' if recovered_at else 'recoverable',
+                              recovered.get('at') or backup.get('recoverable_until'), human(rpo),
+                              'stop_at' if stop_at else 'the restore started' if recovered_at else 'the drill started'))
 
     first = _step(steps, 'fetch_offsite') or _step(steps, 'verify') or _step(steps, 'restore')
     proving = [s for s in (_step(steps, 'integrity'), _step(steps, 'smoke')) if s is not None]
@@ -113,6 +189,8 @@ def measure(database: Dict[str, Any], drill_started: datetime.datetime) -> Dict[
         steps=steps,
         objectives={'rto_seconds': rto_objective, 'rpo_seconds': rpo_objective},
         rto_seconds=rto, rpo_seconds=rpo, rto_verdict=rto_verdict, rpo_verdict=rpo_verdict,
+        rpo_claimed_seconds=claimed_rpo, rpo_basis='recovered' if recovered_at is not None else 'catalog',
+        rpo_difference_seconds=difference, rpo_flag=rpo_flag,
         cleaned_up=bool(cleanup and cleanup['ok']),
         passed=not reasons,
         reasons=reasons,

@@ -172,11 +172,24 @@ def render_markdown(report: Dict[str, Any]) -> str:
             human(db['objectives']['rpo_seconds']), 'PASSED' if db['passed'] else 'FAILED'))
     for db in report['databases']:
         backup = db.get('backup') or {}
+        measured = db.get('measured')
+        if measured:
+            # A failover drill: the figures the writer measured replace the backup lines.
+            details = [
+                '- promoted: `%s` (old primary `%s` fenced: %s)'
+                % (measured.get('promoted'), db.get('source'), measured.get('fenced')),
+                '- acknowledged commits: %s, lost: %s, in doubt: %s, writer reconnects: %s'
+                % (measured.get('acknowledged'), measured.get('lost_commits'), measured.get('in_doubt'),
+                   measured.get('reconnects')),
+                '- WAL the promoted node lacked: %s bytes' % measured.get('rpo_bytes')]
+        else:
+            details = [
+                '- backup used: `%s` (finished %s), recoverable until %s' % (
+                    backup.get('id'), backup.get('finished'), backup.get('recoverable_until')),
+                '- chain: %s' % ', '.join('`%s`' % c for c in backup.get('chain') or []) or '- chain: none',
+                rpo_line(db)]
         lines += ['', '## %s (%s)' % (db.get('name'), db.get('engine')), '',
-                  '- source: `%s`, scratch target: `%s`' % (db.get('source'), db.get('scratch')),
-                  '- backup used: `%s` (finished %s), recoverable until %s' % (
-                      backup.get('id'), backup.get('finished'), backup.get('recoverable_until')),
-                  '- chain: %s' % ', '.join('`%s`' % c for c in backup.get('chain') or []) or '- chain: none',
+                  '- source: `%s`, scratch target: `%s`' % (db.get('source'), db.get('scratch'))] + details + [
                   '- scratch target cleaned up: %s' % ('yes' if db.get('cleaned_up') else 'NO'), '',
                   '| step | started | seconds | result |', '|---|---|---|---|']
         for step in db['steps']:
@@ -191,6 +204,21 @@ def render_markdown(report: Dict[str, Any]) -> str:
         versions = sorted(report['tool_versions'].items())
         lines += ['', '## Tool versions', ''] + ['- %s: %s' % (k, v) for k, v in versions]
     return '\n'.join(lines) + '\n'
+
+
+def rpo_line(db: Dict[str, Any]) -> str:
+    """Both RPO figures: measured from the restored data (when the restore read a point) and the catalog's."""
+    recovered = db.get('recovered') or {}
+    line = '- RPO %s%s, by the catalog %s' % (
+        human(db.get('rpo_seconds')), ' (stop_at %s)' % db['stop_at'] if db.get('stop_at') else '',
+        human(db.get('rpo_claimed_seconds')))
+    if recovered.get('at'):
+        line += '; restored data reaches %s (%s)' % (recovered['at'], recovered.get('source') or 'measured')
+    else:
+        line += '; no point read from the restored data (measured from the catalog)'
+    if db.get('rpo_flag'):
+        line += '\n- **RPO flag:** %s' % db['rpo_flag']
+    return line
 
 
 def test_summary(db: Dict[str, Any]) -> Dict[str, Any]:
@@ -218,6 +246,8 @@ def test_summary(db: Dict[str, Any]) -> Dict[str, Any]:
         'backup_dates': [backup.get('started'), backup.get('finished')],
         'backup_files': backup.get('chain') or ([backup['id']] if backup.get('id') else []),
         'recoverable_until': backup.get('recoverable_until'),
+        'recovered_point': (db.get('recovered') or {}).get('at'), 'rpo_claimed_seconds': db.get('rpo_claimed_seconds'),
+        'rpo_flag': db.get('rpo_flag'),
         'rto_seconds': db['rto_seconds'], 'rpo_seconds': db['rpo_seconds'],
         'rto_verdict': db['rto_verdict'], 'rpo_verdict': db['rpo_verdict'],
         'objectives': db['objectives'], 'cleaned_up': db['cleaned_up'], 'passed': db['passed'],

@@ -67,7 +67,7 @@ def compare_with_source(client: Client, database: str, backup: str) -> Dict[str,
     if found is None:
         return {'source_check': 'not compared: no summary for engine %s' % client.engine}
     checks = source_summary.compare(held, found, 'The restored scratch target %s' % database, manifest.path,
-                                    exact=client.engine == 'sqlite')
+                                    exact=client.exact_summary)
     checks['restored'] = {k: found.get(k) for k in ('tables', 'non_empty_tables', 'rows_total')}
     return checks
 

@@ -34,7 +34,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.runner 
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import (
     compression_suffix)
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, stamp, utcnow
-from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
+from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import (  # noqa: F401
+    ConnectionParams, connect_failure_reason, runner_for)
 
 ALL_KINDS = ('full', 'diff', 'log', 'base', 'wal')
 # Set names used for server-wide artifacts (never valid unquoted database names).
@@ -72,14 +73,6 @@ def set_name(database: Optional[str]) -> str:
     return re.sub(r'[^A-Za-z0-9_.-]+', '_', base).strip('._') or 'db'
 
 
-def connect_failure_reason(stderr: str, fallback: str) -> str:
-    """The client's whole complaint on one line: libpq puts the reason ("Connection refused") on the first
-    line and a hint on the last, so neither alone says what happened."""
-    text = ' '.join(line.strip() for line in stderr.strip().splitlines() if line.strip())
-    text = (text or fallback).rstrip('.')
-    return text if len(text) <= 500 else text[:497] + '...'
-
-
 def kill_and_reap(proc: subprocess.Popen) -> None:
     """Kill a tool still running (after a failure on our side) and reap it; close its stderr file."""
     if proc.poll() is None:
@@ -115,8 +108,7 @@ class Engine:
     def __init__(self, conn: ConnectionParams, runner: Optional[ToolRunner] = None) -> None:
         self.conn = conn
         self._server_facts: Optional[Dict[str, Any]] = None
-        self.runner = runner or ToolRunner(secrets=[conn.password])
-        self.runner.add_secret(conn.password)
+        self.runner = runner_for(conn, runner)
         # age identities (private keys) for reading encrypted artifacts (verify, restore); never logged.
         self.identities: List[Any] = []
 

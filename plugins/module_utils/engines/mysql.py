@@ -16,40 +16,34 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import os
 import re
 import shutil
 import struct
 import tempfile
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, ContextManager, Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
     IntegrityError, OpsReadyError, ToolError)
-from ansible_collections.opsready.operations.plugins.module_utils.common.runner import secret_file
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import UTC, isoformat, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import (
-    ALL_DATABASES, BackupOptions, Engine, connect_failure_reason)
+    ALL_DATABASES, BackupOptions, Engine)
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
     disk_error, open_artifact, stream_file_to_artifact, stream_to_artifact)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql_quote import (
-    check_identifier, qualified, quote_literal, unescape_batch)
+    check_identifier, qualified, quote_literal)
+# The client's names, imported from here by older code (and other branches): one definition.
+from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql_client import (  # noqa: F401  # pylint: disable=unused-import
+    CONNECT_ERRORS, TOOLS, MySQLClient)
 
-TOOLS: Dict[str, Dict[str, Tuple[str, ...]]] = {
-    'mariadb': {'dump': ('mariadb-dump', 'mysqldump'), 'client': ('mariadb', 'mysql'),
-                'binlog': ('mariadb-binlog', 'mysqlbinlog')},
-    'mysql': {'dump': ('mysqldump',), 'client': ('mysql',), 'binlog': ('mysqlbinlog',)},
-}
 CHANGE_MASTER = re.compile(rb"CHANGE (?:MASTER|REPLICATION SOURCE) TO (?:MASTER|SOURCE)_LOG_FILE='([^']+)',\s*"
                            rb"(?:MASTER|SOURCE)_LOG_POS=(\d+)")
 GTID = re.compile(rb"gtid_slave_pos='([^']*)'")
 BINLOG_MAGIC = b'\xfebin'
 EVENT_HEADER = struct.Struct('<IBIII')  # timestamp, type, server_id, event_length, next_position (+2 flags)
-CONNECT_ERRORS = ('ERROR 2002', 'ERROR 2003', 'ERROR 2005', 'ERROR 2013', "Can't connect", 'Got error: 2002',
-                  'Got error: 2003', 'Got error: 2005')
 
 
 def binlog_index(name: str) -> int:
@@ -57,10 +51,6 @@ def binlog_index(name: str) -> int:
     if not match:
         raise OpsReadyError('%r is not a binary log file name (expected <base>.<number>).' % name)
     return int(match.group(1))
-
-
-def _quote_option(value: str) -> str:
-    return '"%s"' % value.replace('\\', '\\\\').replace('"', '\\"')
 
 
 def scan_binlog(path: str) -> Dict[str, Any]:
@@ -100,73 +90,28 @@ class MySQLEngine(Engine):
         super().__init__(conn, runner)
         self.name = flavor
         self.flavor = flavor
-        self._bins: Dict[str, str] = {}
+        # Programs, option file, queries and error classes: the engine's client (shared with restore,
+        # maintenance and drill checks); the methods below stay for code written against the engine.
+        self.client = MySQLClient(self.conn, self.runner, flavor=flavor)
 
+    # -- the client, as the engine offers it ---------------------------------------------------------
     def tool(self, role: str) -> str:
-        if role not in self._bins:
-            for candidate in TOOLS[self.flavor][role]:
-                found = shutil.which(candidate, path=self.runner.env.get('PATH'))
-                if found:
-                    self._bins[role] = found
-                    break
-            else:
-                raise OpsReadyError('%s was not found on the managed host: install the %s client (Debian: '
-                                    'mariadb-client) or put it on PATH.' % (TOOLS[self.flavor][role][0], self.flavor))
-        return self._bins[role]
+        return self.client.tool(role)
 
-    @contextlib.contextmanager
-    def defaults_file(self) -> Iterator[List[str]]:
-        """The leading client options: ``--defaults-extra-file`` plus non-secret endpoint options."""
-        c = self.conn
-        lines = ['[client]']
-        if c.user:
-            lines.append('user=%s' % _quote_option(c.user))
-        if c.password:
-            lines.append('password=%s' % _quote_option(c.password))
-        if c.unix_socket:
-            lines += ['socket=%s' % _quote_option(c.unix_socket), 'protocol=SOCKET']
-        elif c.host:
-            lines += ['host=%s' % _quote_option(c.host), 'protocol=TCP']
-        if c.port:
-            lines.append('port=%d' % c.port)
-        if c.option_file:
-            # The user's file holds the credentials; ours adds the endpoint (it is read after theirs).
-            lines.insert(0, '!include %s' % c.option_file)
-        # Only the interactive client knows connect-timeout; every connection starts with its ping().
-        # Names and data travel as utf8mb4 whatever the locale (the client would pick latin1 under LC_ALL=C
-        # and turn a database called "ñ" into another name).
-        lines += ['[mysql]', 'connect-timeout=%d' % max(1, c.connect_timeout), 'default-character-set=utf8mb4']
-        with secret_file('\n'.join(lines) + '\n', prefix='opsready-my-', suffix='.cnf') as path:
-            yield ['--defaults-extra-file=%s' % path]
+    def tool_version(self, role: str) -> str:
+        return self.client.tool_version(role)
+
+    def defaults_file(self) -> ContextManager[List[str]]:
+        return self.client.defaults_file()
 
     def _connect_error(self, exc: ToolError) -> OpsReadyError:
-        if any(h in exc.stderr for h in CONNECT_ERRORS):
-            return OpsReadyError(
-                'Cannot connect to %s at %s within connect_timeout=%ss: %s. Check that the server is running and '
-                'that login_host/login_port (or login_unix_socket) are right.'
-                % (self.flavor, self.conn.where(self.default_port), self.conn.connect_timeout,
-                   connect_failure_reason(exc.stderr, exc.message)), host=self.conn.host, port=self.conn.port or 3306)
-        return exc
+        return self.client.classify(exc)
 
     def client_argv(self, head: List[str], *args: str) -> List[str]:
-        """The one mariadb/mysql client command line for queries: the option file (``head``, from
-        ``defaults_file``) first, as the client requires; no column names (-N), batch output (tab-separated,
-        escaped)."""
-        return [self.tool('client')] + list(head) + ['-N', '-B'] + list(args)
+        return self.client.client_argv(head, *args)
 
     def query(self, sql: str) -> List[List[str]]:
-        with self.defaults_file() as head:
-            argv = self.client_argv(head, '-e', sql)
-            try:
-                _rc, out, _err = self.runner.run(argv, timeout=self.conn.connect_timeout + 60, what=self.flavor)
-            except ToolError as exc:
-                raise self._connect_error(exc)
-        # --batch escapes tab, newline, NUL and backslash inside values; split on '\n' only (splitlines()
-        # would also cut a name at U+2028 or a form feed).
-        lines = out.split('\n')
-        if lines and lines[-1] == '':
-            lines.pop()
-        return [[unescape_batch(v) for v in line.split('\t')] for line in lines]
+        return self.client.query(sql)
 
     def database_defaults(self, database: str) -> Dict[str, str]:
         """Default character set and collation of ``database`` (refuses a database that does not exist)."""
@@ -207,10 +152,6 @@ class MySQLEngine(Engine):
         super().check_options(opts)
         if opts.kind == 'log' and opts.all_databases:
             pass  # binlogs are server-wide; they are catalogued with the all-databases set
-
-    def tool_version(self, role: str) -> str:
-        _rc, out, _err = self.runner.run([self.tool(role), '--version'], what=role)
-        return out.strip()
 
     def backup(self, opts: BackupOptions) -> List[Dict[str, Any]]:
         info = self.ping()

@@ -15,10 +15,7 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
-import csv
-import glob
 import hashlib
-import io
 import os
 import re
 import shutil
@@ -36,21 +33,18 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.streami
     DEFAULT_LEVELS, default_threads, sha256_file)
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import (
-    CLUSTER, GLOBALS, BackupOptions, Engine, connect_failure_reason)
+    CLUSTER, GLOBALS, BackupOptions, Engine)
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
     disk_error, open_artifact, pipe_artifact_into, stream_to_artifact)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.pg_dbprops import read_properties
-from ansible_collections.opsready.operations.plugins.module_utils.engines.pg_quote import check_name
+# The client's helpers, imported by name from here by older code (and other branches): one definition.
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql_client import (  # noqa: F401  # pylint: disable=unused-import
+    CONNECT_HINTS, LOGIN_REFUSED, PostgresClient, csv_rows, find_client_tool, newest_packaged_tool)
 from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe import extract_all
 
 FORMATS = ('custom', 'directory', 'plain')
 LSN = re.compile(r'^([0-9A-Fa-f]+)/([0-9A-Fa-f]+)$')
 WAL_FILE = re.compile(r'^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})$')
-# libpq starts every failure with "connection to server ... failed:", so the reason decides which one it is.
-LOGIN_REFUSED = ('password authentication failed', 'no password supplied', 'no pg_hba.conf entry',
-                 'authentication failed', 'role "')
-CONNECT_HINTS = ('could not connect', 'timeout expired', 'Connection refused', 'could not translate host name',
-                 'No such file or directory', 'Network is unreachable', 'No route to host')
 
 
 def basebackup_compress_args(opts: BackupOptions, client_major: int) -> List[str]:
@@ -73,34 +67,6 @@ def tool_major(version_text: str) -> int:
     """15 from "pg_basebackup (PostgreSQL) 15.14 (Debian 15.14-0+deb12u1)"; 0 when it cannot be read."""
     match = re.search(r'\(PostgreSQL\)\s+(\d+)', version_text) or re.search(r'(\d+)', version_text)
     return int(match.group(1)) if match else 0
-
-
-def newest_packaged_tool(name: str, root: str = '/usr/lib/postgresql') -> Optional[str]:
-    """``/usr/lib/postgresql/<major>/bin/<name>`` of the newest major installed (Debian/Ubuntu layout);
-    a newer client works with older servers (pg_dump, pg_basebackup, psql)."""
-    def major(bindir: str) -> Tuple[int, ...]:
-        version = os.path.basename(os.path.dirname(bindir))
-        return tuple(int(part) for part in version.split('.') if part.isdigit())
-    for bindir in sorted(glob.glob(os.path.join(root, '*', 'bin')), key=major, reverse=True):
-        candidate = os.path.join(bindir, name)
-        if os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
-def find_client_tool(name: str, path: Optional[str] = None, root: str = '/usr/lib/postgresql') -> Optional[str]:
-    """A PostgreSQL client program: on PATH, else (or instead of Debian's wrapper) the newest packaged one."""
-    found = shutil.which(name, path=path)
-    if not found or os.path.basename(os.path.realpath(found)) == 'pg_wrapper':
-        # Debian's /usr/bin/<tool> is pg_wrapper, a Perl script that execs the newest installed client for
-        # a remote server: ~60 ms per call, several calls per backup. Go to that binary directly.
-        found = newest_packaged_tool(name, root) or found
-    return found
-
-
-def csv_rows(out: str) -> List[List[str]]:
-    """Rows of ``psql --csv -t`` output: a value holding a tab, newline or comma (a name) stays one value."""
-    return [row for row in csv.reader(io.StringIO(out)) if row]
 
 
 def lsn_to_int(text: str) -> int:
@@ -133,80 +99,29 @@ class PostgresEngine(Engine):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._bins: Dict[str, str] = {}
+        # Programs, libpq environment, queries and error classes: the engine's client (shared with restore,
+        # maintenance and drill checks); the methods below stay for code written against the engine.
+        self.client = PostgresClient(self.conn, self.runner, app='opsready-backup')
         self._all_databases: Optional[List[str]] = None
-        self._versions: Dict[str, str] = {}
 
-    # -- plumbing ------------------------------------------------------------------------------------
+    # -- the client, as the engine offers it ---------------------------------------------------------
     def tool(self, name: str) -> str:
-        if name in self._bins:
-            return self._bins[name]
-        found = find_client_tool(name, self.runner.env.get('PATH'))
-        if not found:
-            raise OpsReadyError('%s was not found on the managed host: install the PostgreSQL client '
-                                '(Debian: postgresql-client-15) or put it on PATH.' % name)
-        self._bins[name] = found
-        return found
+        return self.client.tool(name)
+
+    def tool_version(self, tool: str) -> str:
+        return self.client.tool_version(tool)
 
     def psql_argv(self, *args: str, rows: bool = False) -> List[str]:
-        """The one psql command line: no ~/.psqlrc (-X, a user's settings must not change what runs), quiet,
-        stop at the first error (ON_ERROR_STOP=1) and never prompt for a password (-w: fail instead of hanging).
-        ``rows``: tuples only, as CSV (``csv_rows`` parses them; a name with a tab or newline stays one value)."""
-        shape = ['--csv', '-t'] if rows else []
-        return [self.tool('psql'), '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-w'] + shape + list(args)
+        return self.client.psql_argv(*args, rows=rows)
 
     def env(self, database: Optional[str] = None) -> Dict[str, str]:
-        c = self.conn
-        env = {'PGCONNECT_TIMEOUT': str(max(1, c.connect_timeout)), 'PGAPPNAME': 'opsready-backup'}
-        if c.unix_socket:
-            env['PGHOST'] = c.unix_socket
-        elif c.host:
-            env['PGHOST'] = c.host
-        if c.port:
-            env['PGPORT'] = str(c.port)
-        if c.user:
-            env['PGUSER'] = c.user
-        if c.password:
-            env['PGPASSWORD'] = c.password
-        if c.option_file:
-            env['PGPASSFILE'] = c.option_file
-        # PGDATABASE is taken as the name only (never parsed as a connection string or an option), but the
-        # server cuts a long one to 63 bytes: refused here, before any tool connects anywhere.
-        env['PGDATABASE'] = check_name(database, 'database name') if database else 'postgres'
-        return env
+        return self.client.env(database)
 
     def _connect_error(self, exc: ToolError) -> OpsReadyError:
-        if 'FATAL' in exc.stderr and re.search(r'database "[^"]*" does not exist', exc.stderr):
-            return OpsReadyError(
-                'PostgreSQL at %s has no such database: %s. Check the database option (and, for a .pgpass login, '
-                'the database field of its entry).' % (self.conn.where(self.default_port),
-                                                       connect_failure_reason(exc.stderr, exc.message)),
-                host=self.conn.host, port=self.conn.port or 5432)
-        # libpq's own refusals (fe_sendauth: no password supplied) carry no FATAL, the server's do.
-        if ('FATAL' in exc.stderr or 'fe_sendauth' in exc.stderr) and any(h in exc.stderr for h in LOGIN_REFUSED):
-            return OpsReadyError(
-                'PostgreSQL at %s refused the login of %s: %s. Check login_user and the password (login_password, '
-                'or the entry in login_option_file), and the server\'s pg_hba.conf.'
-                % (self.conn.where(self.default_port), self.conn.user or 'the default user',
-                   connect_failure_reason(exc.stderr, exc.message)), host=self.conn.host,
-                port=self.conn.port or 5432)
-        if any(h in exc.stderr for h in CONNECT_HINTS):
-            return OpsReadyError(
-                'Cannot connect to PostgreSQL at %s within connect_timeout=%ss: %s. Check that the server '
-                'is running and that login_host/login_port (or login_unix_socket) are right.'
-                % (self.conn.where(self.default_port), self.conn.connect_timeout,
-                   connect_failure_reason(exc.stderr, exc.message)), host=self.conn.host, port=self.conn.port or 5432)
-        return exc
+        return self.client.classify(exc)
 
     def query(self, sql: str, database: Optional[str] = None) -> List[List[str]]:
-        # CSV, not -A -F '\t': names with a tab or a newline (a database, role or table) stay one value.
-        argv = self.psql_argv('-c', sql, rows=True)
-        try:
-            _rc, out, _err = self.runner.run(argv, env=self.env(database), timeout=self.conn.connect_timeout + 60,
-                                             what='psql')
-        except ToolError as exc:
-            raise self._connect_error(exc)
-        return csv_rows(out)
+        return self.client.query(sql, database)
 
     def server_facts(self) -> Dict[str, Any]:
         rows = self.query("SELECT current_setting('server_version'), pg_is_in_recovery()::text, "
@@ -216,12 +131,6 @@ class PostgresEngine(Engine):
         units = {'MB': 1024 * 1024, 'GB': 1024 * 1024 * 1024, 'kB': 1024}
         seg_bytes = int(size[:-2]) * units[size[-2:]] if size[-2:] in units else int(size)
         return {'server_version': version, 'in_recovery': recovery == 'true', 'wal_segment_size': seg_bytes}
-
-    def tool_version(self, tool: str) -> str:
-        if tool not in self._versions:
-            _rc, out, _err = self.runner.run([self.tool(tool), '--version'], what=tool)
-            self._versions[tool] = out.strip()
-        return self._versions[tool]
 
     def check_options(self, opts: BackupOptions) -> None:
         super().check_options(opts)
@@ -239,10 +148,6 @@ class PostgresEngine(Engine):
             raise OpsReadyError('encrypt=true cannot be combined with format=directory: pg_dump writes the '
                                 'directory members itself, so they never pass through the encrypting stream. Use '
                                 'format=custom (restores in parallel with db_restore jobs > 1 too) or plain.')
-        if opts.recipients and opts.kind == 'wal':
-            raise OpsReadyError('encrypt=true does not apply to kind=wal: WAL segments are stored by the '
-                                'archive_command helper (pg_wal_archive.py), which does not encrypt. Leave encrypt '
-                                'off for kind=wal and protect the WAL archive directory (see docs/encryption.md).')
 
     # -- backups --------------------------------------------------------------------------------------
     def backup_sets(self, opts: BackupOptions) -> List[str]:
@@ -421,6 +326,7 @@ class PostgresEngine(Engine):
             found = [m for m in Catalog(opts.dest, engine=self.name, database=CLUSTER).logs()
                      if m.position.get('wal_file') == wal_file]
             if found:
+                self._check_wal_encryption(found[-1], opts)
                 return [found[-1].summary()]
             if time.monotonic() > deadline:
                 status = self.query('SELECT coalesce(last_archived_wal, \'-\'), coalesce(last_failed_wal, \'-\'), '
@@ -432,6 +338,25 @@ class PostgresEngine(Engine):
                     'helper\'s own message is in the PostgreSQL server log.'
                     % (wal_file, opts.dest, opts.wait_timeout, status[0], status[1], status[2]))
             time.sleep(0.2)
+
+    @staticmethod
+    def _check_wal_encryption(manifest: Manifest, opts: BackupOptions) -> None:
+        """kind=wal with encrypt=true: the archive_command helper encrypts, so prove it encrypted to every recipient.
+
+        The segment is stored by PostgreSQL's archive_command, not by this run: a helper configured without
+        ``--recipient`` would keep archiving in the clear while the play says encrypt=true.
+        """
+        if not opts.recipients:
+            return
+        have = set((manifest.data.get('encryption') or {}).get('recipients') or [])
+        missing = [r for r in opts.recipients if r not in have]
+        if missing:
+            raise OpsReadyError(
+                'WAL segment %s was archived %s, but encrypt=true asks for %s: add %s to archive_command '
+                '(pg_wal_archive.py) and reload PostgreSQL. Segments archived before stay as they are.'
+                % (manifest.position.get('wal_file'), 'to %s' % ', '.join(sorted(have)) if have else 'unencrypted',
+                   ', '.join(opts.recipients), ' '.join('--recipient %s' % r for r in missing)),
+                artifact=manifest.path)
 
     # -- verification -------------------------------------------------------------------------------
     def verify(self, manifest: Manifest) -> Dict[str, Any]:

@@ -18,7 +18,6 @@ import shutil
 import sqlite3
 import tempfile
 from typing import Any, Dict, List, Optional
-from urllib.parse import quote
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup import source as source_summary
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
@@ -28,41 +27,11 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.base i
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
     disk_error, open_artifact, stream_file_to_artifact)
 
+# The client's functions, imported from here by older code (and other branches): one definition.
+from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlite_client import (  # noqa: F401,E402  # pylint: disable=unused-import
+    SQLiteClient, connect, main_file, sqlite_uri)
+
 OBJECT_TYPES = ('table', 'index', 'view', 'trigger')
-
-
-def sqlite_uri(path: str, mode: str = 'ro') -> str:
-    """The ``file:`` URI of ``path`` for ``sqlite3.connect(..., uri=True)``.
-
-    Every byte that means something in a URI (``#`` starts a fragment, ``?`` the query, ``%`` an escape,
-    spaces, non-ASCII) is percent-escaped, so any legal file name opens that very file: unescaped, a
-    ``#`` silently opened (and created) a different, empty database. The path is made absolute first,
-    so a name starting with ``-`` or looking like a URI is never read as anything but a path.
-    """
-    if mode not in ('ro', 'rw', 'rwc', 'memory'):
-        raise ValueError('mode %r' % mode)
-    return 'file:%s?mode=%s' % (quote(os.path.abspath(path), safe='/'), mode)
-
-
-def connect(path: str, mode: str = 'ro', timeout: float = 5.0, **kwargs: Any) -> sqlite3.Connection:
-    """Open exactly the file ``path`` (never another one, never creating it unless ``mode='rwc'``)."""
-    conn = sqlite3.connect(sqlite_uri(path, mode), uri=True, timeout=timeout, **kwargs)
-    try:
-        opened = main_file(conn)
-        if opened and os.path.exists(path) and not os.path.samefile(opened, path):
-            raise OpsReadyError('Opening %s opened %s instead: refusing to work on another file.' % (path, opened),
-                                database=path)
-    except BaseException:
-        conn.close()
-        raise
-    return conn
-
-
-def main_file(conn: sqlite3.Connection) -> Optional[str]:
-    for row in conn.execute('PRAGMA database_list').fetchall():
-        if row[1] == 'main':
-            return row[2] or None
-    return None
 
 
 def summarize(conn: sqlite3.Connection, count_rows: Optional[bool] = None) -> Dict[str, Any]:
@@ -144,6 +113,10 @@ class SQLiteEngine(Engine):
     kinds = ('full',)
     kind_help = {'full': 'online backup API copy of the whole file'}
 
+    def __init__(self, conn: Any, runner: Any = None) -> None:
+        super().__init__(conn, runner)
+        self.client = SQLiteClient(conn, self.runner)
+
     def check_options(self, opts: BackupOptions) -> None:
         super().check_options(opts)
         if opts.all_databases:
@@ -154,7 +127,7 @@ class SQLiteEngine(Engine):
             raise OpsReadyError('SQLite database %s does not exist: set database to the path of the file.' % path,
                                 database=path)
         try:
-            conn = connect(path, 'ro', timeout=self.conn.connect_timeout)
+            conn = self.client.connect(path, 'ro')
             conn.execute('SELECT count(*) FROM sqlite_master').fetchone()
         except sqlite3.DatabaseError as exc:
             raise OpsReadyError('Cannot open %s as an SQLite database: %s.' % (path, exc), database=path)

@@ -27,7 +27,10 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.manifes
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import sha256_file
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import UTC, isoformat, utcnow
+from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions, Engine
+from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
+from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlserver_client import SQLServerClient
 
 try:
     import pyodbc
@@ -74,10 +77,12 @@ def verify_statement(path: str) -> str:
     return 'RESTORE VERIFYONLY FROM DISK = %s WITH CHECKSUM' % quote_literal(path)
 
 
-def _odbc_value(value: str) -> str:
-    if any(c in value for c in ';{}=') or value != value.strip():
-        return '{%s}' % value.replace('}', '}}')
-    return value
+def _pyodbc_connect(*args: Any, **kwargs: Any) -> Any:
+    """pyodbc.connect as this module sees it (tests put a recording fake of pyodbc in its place)."""
+    if not HAS_PYODBC or pyodbc is None:
+        raise OpsReadyError('engine=sqlserver needs the Python package pyodbc and an ODBC driver for SQL Server '
+                            'on the managed host (pip install pyodbc; msodbcsql18).')
+    return pyodbc.connect(*args, **kwargs)
 
 
 class SQLServerEngine(Engine):
@@ -90,54 +95,19 @@ class SQLServerEngine(Engine):
                        'stream. Use SQL Server backup encryption (BACKUP ... WITH ENCRYPTION and a server '
                        'certificate) or encrypt the copies with backup_copy to an encrypted bucket.')
 
+    def __init__(self, conn: ConnectionParams, runner: Optional[ToolRunner] = None) -> None:
+        super().__init__(conn, runner)
+        self.client = SQLServerClient(conn, self.runner, app='opsready-backup', connect=_pyodbc_connect)
+
+    # -- the client, as the engine offers it ---------------------------------------------------------
     def connection_string(self, database: str = 'master') -> str:
-        c = self.conn
-        server = c.host or 'localhost'
-        if c.port:
-            server = '%s,%d' % (server, c.port)
-        parts = [('DRIVER', '{%s}' % c.odbc_driver), ('SERVER', server), ('DATABASE', _odbc_value(database)),
-                 ('Encrypt', 'yes'), ('TrustServerCertificate', 'yes' if c.trust_server_certificate else 'no'),
-                 ('APP', 'opsready-backup')]
-        if c.user:
-            parts += [('UID', _odbc_value(c.user)), ('PWD', _odbc_value(c.password or ''))]
-        else:
-            parts.append(('Trusted_Connection', 'yes'))
-        return ';'.join('%s=%s' % kv for kv in parts) + ';'
+        return self.client.connection_string(database)
 
     def connect(self) -> Any:
-        if not HAS_PYODBC:
-            raise OpsReadyError('engine=sqlserver needs the Python package pyodbc and an ODBC driver for SQL Server '
-                                'on the managed host (pip install pyodbc; msodbcsql18).')
-        try:
-            return pyodbc.connect(self.connection_string(), autocommit=True, timeout=self.conn.connect_timeout)
-        except pyodbc.Error as exc:
-            raise OpsReadyError('Cannot connect to SQL Server at %s within connect_timeout=%ss: %s. Check that the '
-                                'server is running, login_host/login_port, and odbc_driver.'
-                                % (self.conn.where(self.default_port), self.conn.connect_timeout,
-                                   self._message(exc)), host=self.conn.host, port=self.conn.port or 1433)
-
-    def _message(self, exc: Exception) -> str:
-        args: Tuple[Any, ...] = tuple(getattr(exc, 'args', ()))
-        text = str(args[1]) if len(args) > 1 else str(exc)
-        return self.runner.redact(text)
+        return self.client.connect()
 
     def execute(self, connection: Any, sql: str, params: Tuple[Any, ...] = ()) -> List[List[Any]]:
-        """Run one statement, drain every result set (errors after the first surface here), return rows
-        of the first result set that has any."""
-        cursor = connection.cursor()
-        rows: List[List[Any]] = []
-        try:
-            cursor.execute(sql, *params) if params else cursor.execute(sql)
-            while True:
-                if cursor.description is not None and not rows:
-                    rows = [list(r) for r in cursor.fetchall()]
-                if not cursor.nextset():
-                    break
-        except pyodbc.Error as exc:
-            raise OpsReadyError('SQL Server rejected "%s": %s' % (sql.split(' WITH ')[0], self._message(exc)))
-        finally:
-            cursor.close()
-        return rows
+        return self.client.execute(connection, sql, params)
 
     def ping(self) -> Dict[str, Any]:
         connection = self.connect()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
 import socket
 import stat
@@ -115,20 +116,38 @@ def _tarinfo(st: os.stat_result, arcname: str, linkname: str = '') -> tarfile.Ta
     return info
 
 
+# Per-member records (path, type, mode, owner, SHA-256) go into the manifest so a drill can prove every restored
+# file; a set larger than this records none (the manifest stays far below manifest.MANIFEST_LIMIT).
+FILE_LIST_LIMIT = 20000
+
+
+def _record(info: tarfile.TarInfo, kind: str, **extra: Any) -> Dict[str, Any]:
+    record = {'path': info.name, 'type': kind, 'mode': '%04o' % info.mode, 'uid': info.uid, 'gid': info.gid,
+              'owner': info.uname or None, 'group': info.gname or None}
+    record.update(extra)
+    return record
+
+
 def add_entry(tar: tarfile.TarFile, path: str, st: os.stat_result, dir_fd: int, name: str,
-              links: Dict[Tuple[int, int], str]) -> bool:
+              links: Dict[Tuple[int, int], str], files: Optional[List[Dict[str, Any]]] = None) -> bool:
     """Add one entry, read relative to ``dir_fd`` and never through a symlink. Returns False when it is
-    not archived (a special file, or gone)."""
+    not archived (a special file, or gone). ``files`` collects one record per member (``_record``)."""
     arcname = _arcname(path)
     if stat.S_ISLNK(st.st_mode):
         try:
             target = os.readlink(name, dir_fd=dir_fd)
         except OSError:
             return False
-        tar.addfile(_tarinfo(st, arcname, target))
+        info = _tarinfo(st, arcname, target)
+        tar.addfile(info)
+        if files is not None:
+            files.append(_record(info, 'symlink', target=target))
         return True
     if stat.S_ISDIR(st.st_mode):
-        tar.addfile(_tarinfo(st, arcname))
+        info = _tarinfo(st, arcname)
+        tar.addfile(info)
+        if files is not None:
+            files.append(_record(info, 'dir'))
         return True
     if not stat.S_ISREG(st.st_mode):
         return False
@@ -147,10 +166,17 @@ def add_entry(tar: tarfile.TarFile, path: str, st: os.stat_result, dir_fd: int, 
             info = _tarinfo(real, arcname)
             info.type, info.size, info.linkname = tarfile.LNKTYPE, 0, links[key]
             tar.addfile(info)
+            if files is not None:
+                files.append(_record(info, 'hardlink', target=links[key]))
             return True
         if real.st_nlink > 1:
             links[key] = arcname
-        tar.addfile(_tarinfo(real, arcname), _Padded(handle))  # type: ignore[arg-type]
+        info = _tarinfo(real, arcname)
+        padded = _Padded(handle)
+        tar.addfile(info, padded)  # type: ignore[arg-type]
+        if files is not None:
+            # The hash of the bytes archived (zero padding included when the file shrank while read).
+            files.append(_record(info, 'file', size=info.size, sha256=padded.sha256.hexdigest()))
     return True
 
 
@@ -162,12 +188,14 @@ class _Padded:
     def __init__(self, handle: Any) -> None:
         self.handle = handle
         self.shrank = False
+        self.sha256 = hashlib.sha256()
 
     def read(self, size: int = -1) -> bytes:
         data = self.handle.read(size)
         if size > 0 and len(data) < size:
             self.shrank = True
             data += b'\0' * (size - len(data))
+        self.sha256.update(data)
         return data
 
 
@@ -258,12 +286,13 @@ def create_archive(paths: List[str], dest: str, set_name: str, compression: str 
     members = 0
     skipped: List[Dict[str, str]] = []
     links: Dict[Tuple[int, int], str] = {}
+    files: List[Dict[str, Any]] = []
     try:
         with ArtifactWriter(artifact, compression=compression, level=level, threads=threads,
                             recipients=recipients) as writer:
             with tarfile.open(fileobj=writer, mode='w|', format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
                 for path, st, dir_fd, entry in walk_entries(paths):
-                    if add_entry(tar, path, st, dir_fd, entry, links):
+                    if add_entry(tar, path, st, dir_fd, entry, links, files):
                         members += 1
                     elif is_special(st):
                         skipped.append({'path': path, 'reason': safeio.kind_of(st.st_mode)})
@@ -296,6 +325,14 @@ def create_archive(paths: List[str], dest: str, set_name: str, compression: str 
     }
     if 'encryption' in stored:
         manifest['encryption'] = stored['encryption']
+    # What every member was (type, mode, owner, SHA-256): a drill checks the restored tree against it. For an
+    # encrypted set the list is sealed to the recipients like the archive: a file's SHA-256 in the clear would let
+    # anyone holding the catalog test guesses of a config file holding a weak password.
+    listed = files if len(files) <= FILE_LIST_LIMIT else None
+    if recipients and listed is not None:
+        manifest['files_sealed'] = encryption.seal_text(json.dumps(listed, sort_keys=True), recipients)
+    else:
+        manifest['files'] = listed
     if skipped:
         manifest['not_archived'] = skipped
     write_manifest(artifact, manifest)

@@ -8,9 +8,10 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
+import json
 import os
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.health import (
@@ -60,6 +61,10 @@ class Plan:
             self._need_dir('textfile_path', textfile_path)
         if history_path:
             self._need_dir('history_path', history_path)
+        for spec in self.checks:
+            # Check types that keep counters between runs (insights) read the previous sample from the history.
+            if getattr(checks_mod.REGISTRY[spec['type']], 'reads_history', False):
+                spec['_history_path'] = history_path
 
     @staticmethod
     def _need_dir(option: str, path: str) -> None:
@@ -148,13 +153,41 @@ def should_fail(plan: Plan, verdict: str) -> bool:
 
 def record(plan: Plan, result: Dict[str, Any], timestamp: Optional[float] = None) -> Dict[str, Any]:
     """Write the textfile and append the history (both optional); returns what was written."""
+    return record_changes(plan, result, timestamp)[0]
+
+
+def record_changes(plan: Plan, result: Dict[str, Any], timestamp: Optional[float] = None,
+                   check_mode: bool = False) -> Tuple[Dict[str, Any], bool, List[Dict[str, Any]]]:
+    """(what was written, whether a file changed, diffs). A textfile holding exactly the new text is not
+    rewritten (unchanged); a history sample appended is a change. In check mode nothing is written and the
+    result says what a run would change."""
     now = time.time() if timestamp is None else timestamp
     written: Dict[str, Any] = {}
+    diffs: List[Dict[str, Any]] = []
+    changed = False
     if plan.textfile_path:
-        prometheus.write(plan.textfile_path, prometheus.build(result, now))
-        written['textfile'] = plan.textfile_path
+        text = prometheus.build(result, now)
+        # Insights checks add their database's opsready_db_* samples (labelled with the check's name).
+        snapshots = [dict(c['insights'], check=c['name']) for c in result.get('checks', []) if c.get('insights')]
+        if snapshots:
+            from ansible_collections.opsready.operations.plugins.module_utils.insights import exposition
+            text += exposition.build_checks(snapshots)
+        before = prometheus.current(plan.textfile_path)
+        if before != text:
+            diffs.append({'before_header': plan.textfile_path, 'after_header': plan.textfile_path,
+                          'before': before or '', 'after': text})
+        if check_mode:
+            changed = changed or before != text
+        else:
+            changed = prometheus.write(plan.textfile_path, text) or changed
+            written['textfile'] = plan.textfile_path
+            written['textfile_changed'] = before != text
     if plan.history_path:
-        written['history_entries'] = history.append(plan.history_path, history.sample(result, now, plan.host_label),
-                                                    plan.history_max_entries)
-        written['history'] = plan.history_path
-    return written
+        line = history.sample(result, now, plan.host_label)
+        diffs.append({'before_header': plan.history_path, 'after_header': '%s (appended)' % plan.history_path,
+                      'before': '', 'after': json.dumps(line, sort_keys=True) + '\n'})
+        changed = True
+        if not check_mode:
+            written['history_entries'] = history.append(plan.history_path, line, plan.history_max_entries)
+            written['history'] = plan.history_path
+    return written, changed, diffs

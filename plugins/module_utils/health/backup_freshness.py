@@ -34,8 +34,13 @@ def _duration(entry: Manifest) -> float:
 
 
 def assess(directory: str, engine: Optional[str] = None, database: Optional[str] = None,
-           now: Optional[datetime.datetime] = None, verified_only: bool = True) -> List[Dict[str, Any]]:
-    """One record per (engine, database) in the backup directory."""
+           now: Optional[datetime.datetime] = None, verified_only: bool = True,
+           rpo_objective: Optional[float] = None) -> List[Dict[str, Any]]:
+    """One record per (engine, database) in the backup directory.
+
+    ``rpo_objective`` (seconds): each record then says whether the continuous RPO (what a restore now would
+    lose: now minus the recoverable point) and the age of the newest archived WAL segment / binlog exceed it.
+    """
     if not os.path.isdir(directory):
         raise OpsReadyError('Backup directory %s does not exist: no backup was ever taken here, or the path is '
                             'wrong.' % directory, path=directory)
@@ -54,6 +59,8 @@ def assess(directory: str, engine: Optional[str] = None, database: Optional[str]
         # The RPO anchor: the latest point a restore reaches (full + contiguous logs; a gap in the log
         # chain stops it there). Artifacts whose verification failed never count.
         until = catalog.recoverable_until() if candidates else None
+        rpo: Optional[float] = max(0.0, (now - until).total_seconds()) if until else None
+        log_age: Optional[float] = (now - logs[-1].consistent_at).total_seconds() if logs else None
         records.append({
             'engine': key_engine,
             'database': key_db,
@@ -64,10 +71,11 @@ def assess(directory: str, engine: Optional[str] = None, database: Optional[str]
             'newest_full_at': isoformat(newest_full.consistent_at) if newest_full else None,
             'full_age_seconds': (now - newest_full.consistent_at).total_seconds() if newest_full else None,
             'newest_log_at': isoformat(logs[-1].consistent_at) if logs else None,
-            'log_age_seconds': (now - logs[-1].consistent_at).total_seconds() if logs else None,
+            'newest_log_ts': _ts(logs[-1].consistent_at) if logs else None,
+            'log_age_seconds': log_age,
             'recoverable_until': isoformat(until) if until else None,
             'recoverable_until_ts': _ts(until),
-            'rpo_seconds': max(0.0, (now - until).total_seconds()) if until else None,
+            'rpo_seconds': rpo,
             'last_success_timestamp': _ts(newest.finished),
             'last_full_success_timestamp': _ts(fulls[-1].finished) if fulls else None,
             'last_duration_seconds': _duration(fulls[-1]) if fulls else None,
@@ -76,6 +84,12 @@ def assess(directory: str, engine: Optional[str] = None, database: Optional[str]
             'last_encrypted': bool(fulls[-1].data.get('encryption')) if fulls else False,
             'size_bytes_total': sum(int(m.data.get('size') or 0) for m in catalog.entries),
         })
+        if rpo_objective is not None:
+            record = records[-1]
+            record['rpo_objective_seconds'] = float(rpo_objective)
+            # No recoverable point at all is a breach too: nothing could be restored.
+            record['rpo_breached'] = rpo is None or rpo > rpo_objective
+            record['log_stale'] = log_age is not None and log_age > rpo_objective
     return records
 
 
@@ -98,6 +112,14 @@ METRICS = (
     ('catalog_size_bytes', 'gauge', 'Stored bytes of every artifact in the catalog.', 'size_bytes_total'),
     ('recoverable_until_timestamp_seconds', 'gauge', 'Latest point a restore can reach (the RPO anchor).',
      'recoverable_until_ts'),
+    # Continuous archiving (PostgreSQL WAL, MariaDB binlogs): a stopped archiver freezes this while the
+    # database keeps changing. time() - this is the age of the newest archived segment.
+    ('last_log_timestamp_seconds', 'gauge', 'Consistent point of the newest archived WAL segment or binlog.',
+     'newest_log_ts'),
+    ('rpo_objective_seconds', 'gauge', 'The RPO objective backup_metrics judged against (rpo_seconds).',
+     'rpo_objective_seconds'),
+    ('rpo_breached', 'gauge', '1 when the continuous RPO (now - recoverable point) exceeded the objective '
+     'at the last run.', 'rpo_breached'),
 )
 
 

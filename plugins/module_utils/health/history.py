@@ -9,6 +9,8 @@ probe is ``{"type", "ok": 0|1, "ms": latency, "n": requests, "err": failed reque
 ms], "timeout": 1}`` (keys without a value are left out; ``lat`` only when the check returned per-request
 latencies). ``probes`` is what ``slo_report`` computes history-sourced SLOs from; readers ignore keys they
 do not know, so lines from before it was recorded still load. Lines are appended with O_APPEND
+"fs": {mountpoint: [used %, inode %, size bytes, used bytes]}, "db": {server key: {counter: value}}}``
+(``db``: database insights counters, see ``insights/deltas.py``). Lines are appended with O_APPEND
 (concurrent runs never interleave); when the file grows past ``max_entries`` plus 10 % it is
 rewritten atomically with the newest ``max_entries`` lines, so it stays bounded without a rewrite on
 every run. Unparsable lines (a crash mid-append on a filesystem without atomic appends) are skipped.
@@ -53,6 +55,10 @@ def sample(result: Dict[str, Any], timestamp: float, host: str) -> Dict[str, Any
         probes[check['name']] = probe(check)
     if probes:
         line['probes'] = probes
+    # Database insight checks: their servers' cumulative counters, which the next run turns into rates.
+    db = {c['key']: c['counters'] for c in result.get('checks', []) if c.get('key') and c.get('counters')}
+    if db:
+        line['db'] = db
     return line
 
 

@@ -143,7 +143,14 @@ def build(result: Dict[str, Any], timestamp: float) -> str:
     return exp.render()
 
 
-def write(path: str, text: str) -> None:
+def current(path: str) -> Optional[str]:
+    """What the textfile holds now (None when there is none); anything but a regular file is refused by name."""
+    data = safeio.read_regular_or_none(path, 16 * 1024 * 1024, what='textfile_path')
+    return None if data is None else data.decode('utf-8', 'replace')
+
+
+def write(path: str, text: str) -> bool:
+    """Replace the textfile with ``text`` atomically; False (nothing written) when it already holds exactly that."""
     if not path.endswith('.prom'):
         raise OpsReadyError('textfile_path %s must end in .prom: node_exporter\'s textfile collector reads '
                             'only *.prom files.' % path)
@@ -153,5 +160,7 @@ def write(path: str, text: str) -> None:
                             '--collector.textfile.directory) first.' % directory)
     # What is at the final name now must be a regular file or nothing: a directory, a FIFO, a device or
     # a broken link there is refused by name before anything is written (the rename replaces a link).
-    safeio.read_regular_or_none(path, 16 * 1024 * 1024, what='textfile_path')
+    if current(path) == text:
+        return False
     atomic_write_text(path, text, mode=0o644)
+    return True

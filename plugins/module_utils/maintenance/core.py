@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import SessionLimits
 from ansible_collections.opsready.operations.plugins.module_utils.maintenance.identifiers import (
     TableRef, check_ident)
 
@@ -90,6 +91,10 @@ class MaintenanceOptions:
     lock_timeout: int = 10                # seconds to wait for a lock before giving up on an object
     statement_timeout: int = 0            # seconds per statement, 0: no limit
     cleanup: List[CleanupSpec] = field(default_factory=list)
+
+    def limits(self) -> SessionLimits:
+        """The session limits every statement of this run gets (the engine's client sets them)."""
+        return SessionLimits(lock_timeout=self.lock_timeout, statement_timeout=self.statement_timeout)
 
 
 @dataclass

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: opsready.operations contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""MariaDB/MySQL maintenance through the ``mariadb``/``mysql`` client (secrets in a 0600 option file).
+"""MariaDB/MySQL maintenance through the engine's client (``engines/mysql_client.py``: option file, errors).
 
 * analyze: ``ANALYZE TABLE db.t``. InnoDB tables are due when they have no row in
   ``mysql.innodb_table_stats`` or were modified (``information_schema.TABLES.UPDATE_TIME``, kept in
@@ -25,9 +25,9 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
-from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError, ToolError
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
-from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql import MySQLEngine
+from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql_client import MySQLClient
 # Literals go out as hex (the same under every sql_mode): a database named with a backslash works too.
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql_quote import quote_literal
 from ansible_collections.opsready.operations.plugins.module_utils.maintenance.core import (
@@ -39,39 +39,6 @@ TIME_TYPES = ('datetime', 'timestamp', 'date')
 NUMBER_TYPES = ('int', 'bigint', 'mediumint', 'smallint', 'decimal', 'double', 'float')
 
 
-class _Client(MySQLEngine):
-    """The backup engine's client plumbing with maintenance session settings and no 70 s cap."""
-
-    def __init__(self, conn: ConnectionParams, opts: MaintenanceOptions, flavor: str) -> None:
-        super().__init__(conn, None, flavor=flavor)
-        self.opts = opts
-
-    def session(self) -> str:
-        lock = max(1, self.opts.lock_timeout)
-        sets = ['lock_wait_timeout=%d' % lock, 'innodb_lock_wait_timeout=%d' % lock]
-        if self.opts.statement_timeout and self.flavor == 'mariadb':
-            sets.append('max_statement_time=%d' % self.opts.statement_timeout)
-        return 'SET SESSION %s; ' % ', '.join(sets)
-
-    def query(self, sql: str) -> List[List[str]]:
-        limit = self.opts.statement_timeout
-        timeout = (limit + self.conn.connect_timeout + 30) if limit else None
-        with self.defaults_file() as head:
-            argv = self.client_argv(head, '-e', self.session() + sql)
-            try:
-                _rc, out, _err = self.runner.run(argv, timeout=timeout, what=self.flavor)
-            except ToolError as exc:
-                err = self._connect_error(exc)
-                if err is exc and 'Lock wait timeout' in exc.stderr:
-                    raise OpsReadyError('Gave up waiting for a lock after lock_timeout=%ss: another session holds '
-                                        'it; run again later or raise lock_timeout.' % self.opts.lock_timeout)
-                if err is exc and 'max_statement_time' in exc.stderr:
-                    raise OpsReadyError('Statement stopped after statement_timeout=%ss: raise statement_timeout or '
-                                        'run it in a quieter window.' % self.opts.statement_timeout)
-                raise err
-        return [line.split('\t') for line in out.splitlines()]
-
-
 class MySQLMaintenance(Backend):
     name = 'mariadb'
     dialect = 'mariadb'
@@ -81,7 +48,8 @@ class MySQLMaintenance(Backend):
                  flavor: str = 'mariadb') -> None:
         super().__init__(database, opts)
         self.name = flavor
-        self.client = _Client(conn, opts, flavor)
+        # The engine's client with this run's session limits (SET SESSION ...) and no cap without statement_timeout.
+        self.client = MySQLClient(conn, flavor=flavor, limits=opts.limits())
         self._orders: Dict[str, Optional[str]] = {}
 
     def q(self, sql: str) -> List[List[str]]:

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: opsready.operations contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""PostgreSQL maintenance through ``psql`` (the same client and secret handling as the backup engine).
+"""PostgreSQL maintenance through the engine's client (``engines/postgresql_client.py``: psql, secrets, errors).
 
 * vacuum: ``VACUUM (ANALYZE) s.t`` when dead tuples exceed ``vacuum_threshold`` percent of the tuples
   (``pg_stat_user_tables.n_dead_tup`` against ``n_live_tup + n_dead_tup``).
@@ -26,9 +26,9 @@ from __future__ import annotations
 import math
 from typing import Any, Dict, List, Optional, Tuple
 
-from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError, ToolError
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
-from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import PostgresEngine, csv_rows
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql_client import PostgresClient
 from ansible_collections.opsready.operations.plugins.module_utils.maintenance.core import (
     Backend, Candidate, CleanupSpec, MaintenanceOptions)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.pg_quote import (
@@ -63,41 +63,6 @@ def estimate_btree_pages(reltuples: float, key_width: float, fillfactor: int) ->
     return leaves + internal + 1
 
 
-class _Psql(PostgresEngine):
-    """The backup engine's psql plumbing with maintenance session settings and no 70 s cap."""
-
-    def __init__(self, conn: ConnectionParams, opts: MaintenanceOptions) -> None:
-        super().__init__(conn)
-        self.opts = opts
-
-    def env(self, database: Optional[str] = None) -> Dict[str, str]:
-        env = super().env(database)
-        env['PGAPPNAME'] = 'opsready-maintenance'
-        options = ['-c lock_timeout=%ds' % max(1, self.opts.lock_timeout)]
-        if self.opts.statement_timeout:
-            options.append('-c statement_timeout=%ds' % self.opts.statement_timeout)
-        env['PGOPTIONS'] = ' '.join(options)
-        return env
-
-    def query(self, sql: str, database: Optional[str] = None) -> List[List[str]]:
-        argv = self.psql_argv('-c', sql, rows=True)
-        limit = self.opts.statement_timeout
-        timeout = (limit + self.conn.connect_timeout + 30) if limit else None
-        try:
-            _rc, out, _err = self.runner.run(argv, env=self.env(database), timeout=timeout, what='psql')
-        except ToolError as exc:
-            err = self._connect_error(exc)
-            if err is exc and 'lock timeout' in exc.stderr:
-                raise OpsReadyError('Gave up waiting for a lock after lock_timeout=%ss (%s): another session holds '
-                                    'it; run again later or raise lock_timeout.'
-                                    % (self.opts.lock_timeout, exc.stderr.strip().splitlines()[-1]))
-            if err is exc and 'statement timeout' in exc.stderr:
-                raise OpsReadyError('Statement cancelled after statement_timeout=%ss: raise statement_timeout or '
-                                    'run it in a quieter window.' % self.opts.statement_timeout)
-            raise err
-        return csv_rows(out)
-
-
 def _t(table: TableRef) -> str:
     """schema.table through pg_quote: tables found in the catalogs may have any name PostgreSQL allows."""
     return '%s.%s' % (quote_ident(table.schema or 'public'), quote_ident(table.name))
@@ -112,18 +77,19 @@ class PostgresMaintenance(Backend):
     def __init__(self, database: str, opts: MaintenanceOptions, conn: ConnectionParams) -> None:
         check_name(database, 'database name')  # refused before connecting: the server would cut it to 63 bytes
         super().__init__(database, opts)
-        self.psql = _Psql(conn, opts)
+        # The engine's client with this run's session limits (PGOPTIONS) and no cap without statement_timeout.
+        self.client = PostgresClient(conn, app='opsready-maintenance', limits=opts.limits())
         self._pgstattuple: Optional[str] = None
 
     def q(self, sql: str) -> List[List[str]]:
-        return self.psql.query(sql, self.database)
+        return self.client.query(sql, self.database)
 
     def open(self) -> Dict[str, Any]:
         row = self.q("SELECT current_setting('server_version'), pg_is_in_recovery()::text, "
                      "(SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'pgstattuple')")[0]
         if row[1] == 'true':
             raise OpsReadyError('PostgreSQL at %s is a standby (in recovery): run maintenance on the primary.'
-                                % self.psql.conn.where(5432))
+                                % self.client.conn.where(5432))
         self._pgstattuple = row[2] if len(row) > 2 and row[2] else None
         return {'server_version': row[0], 'pgstattuple': self._pgstattuple}
 

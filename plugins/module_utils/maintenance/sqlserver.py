@@ -26,6 +26,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
+from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlserver_client import SQLServerClient
 from ansible_collections.opsready.operations.plugins.module_utils.maintenance.core import (
     Backend, Candidate, CleanupSpec, MaintenanceOptions)
 from ansible_collections.opsready.operations.plugins.module_utils.maintenance.identifiers import (
@@ -45,24 +46,9 @@ NUMBER_TYPES = ('int', 'bigint', 'decimal', 'numeric', 'float')
 ONLINE_EDITIONS = (3, 5, 8)  # Enterprise (and Developer/Evaluation), Azure SQL Database, Managed Instance
 
 
-def odbc_value(value: str) -> str:
-    """An ODBC connection-string value in braces (closing braces doubled)."""
-    return '{' + value.replace('}', '}}') + '}'
-
-
 def connection_string(conn: ConnectionParams, database: str) -> str:
-    server = conn.host or 'localhost'
-    if conn.port:
-        server = '%s,%d' % (server, conn.port)
-    parts = ['DRIVER=%s' % odbc_value(conn.odbc_driver), 'SERVER=%s' % odbc_value(server),
-             'DATABASE=%s' % odbc_value(database), 'Encrypt=yes',
-             'TrustServerCertificate=%s' % ('yes' if conn.trust_server_certificate else 'no'),
-             'APP=opsready-maintenance']
-    if conn.user:
-        parts += ['UID=%s' % odbc_value(conn.user), 'PWD=%s' % odbc_value(conn.password or '')]
-    else:
-        parts.append('Trusted_Connection=yes')
-    return ';'.join(parts)
+    """The ODBC connection string of this area's sessions (the engine's client builds it)."""
+    return SQLServerClient(conn, app='opsready-maintenance').connection_string(database)
 
 
 def _b(name: str) -> str:
@@ -88,14 +74,7 @@ class SQLServerMaintenance(Backend):
         if connect is None:
             raise OpsReadyError('pyodbc is required for engine sqlserver: pip install pyodbc on the managed host '
                                 '(and the Microsoft ODBC driver).')
-        try:
-            self.conn = connect(connection_string(self.params, self.database), autocommit=True,
-                                timeout=self.params.connect_timeout)
-        except Exception as exc:  # pyodbc.Error subclasses; the message never holds the password
-            text = str(exc).replace(self.params.password or '\x00', '********')
-            raise OpsReadyError('Cannot connect to SQL Server at %s (database %s) within connect_timeout=%ss: %s. '
-                                'Check host/port, credentials and odbc_driver.'
-                                % (self.params.where(1433), self.database, self.params.connect_timeout, text))
+        self.conn = SQLServerClient(self.params, app='opsready-maintenance', connect=connect).connect(self.database)
         if self.opts.statement_timeout:
             self.conn.timeout = self.opts.statement_timeout
         self.exec('SET LOCK_TIMEOUT %d' % (max(1, self.opts.lock_timeout) * 1000))

@@ -56,7 +56,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.artifac
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql_quote import (
     check_identifier, qualified, quote_identifier, quote_literal)
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import (
-    RestoreRequest, Timer, temporary_name)
+    Restorer, RestoreRequest, Timer, drop_named, temporary_name)
 
 CHARSET_NAME = re.compile(r'^[A-Za-z0-9_]{1,64}$')
 EVENT_STATUS = {'ENABLED': 'ENABLE', 'DISABLED': 'DISABLE', 'SLAVESIDE_DISABLED': 'DISABLE ON SLAVE'}
@@ -319,6 +319,10 @@ def _feed_client(engine: Any, database: str, source: IO[bytes], stripper: Any, w
             raise
 
 
+# "#261129 10:00:00 server id 1  end_log_pos 1277 CRC32 0x0a1b2c3d 	Xid = 12" (the hour is space-padded).
+EVENT_HEADER = re.compile(rb'#(\d{6})\s+(\d{1,2}:\d\d:\d\d)\s+server id\s')
+
+
 class GtidStripper(_LineChunkFilter):
     """Removes the GTID assignments ``mariadb-binlog`` prints after each GTID event.
 
@@ -331,8 +335,25 @@ class GtidStripper(_LineChunkFilter):
     def __init__(self) -> None:
         super().__init__()
         self.removed = 0
+        # The time of the last transaction (or statement) event passed on: the point a replay that ran to its end
+        # reached (with --stop-datetime, the tool prints no event from that second on).
+        self.last_timestamp: Optional[float] = None
+
+    def _note_timestamp(self, data: bytes) -> None:
+        """The header of the last transaction end (``Xid = N``) or statement (``Query``) event in ``data``; its
+        time (whole seconds, printed in UTC: the tool runs with TZ=UTC) is when the source logged it."""
+        at = max(data.rfind(b'\tXid = '), data.rfind(b'\tQuery\t'))
+        if at < 0:
+            return
+        match = EVENT_HEADER.match(data, data.rfind(b'\n', 0, at) + 1)
+        if match:
+            stamp = datetime.datetime.strptime('%s %s' % (match.group(1).decode(), match.group(2).decode()),
+                                               '%y%m%d %H:%M:%S')
+            self.last_timestamp = stamp.replace(tzinfo=UTC).timestamp()
 
     def _strip(self, data: bytes) -> bytes:
+        self._note_timestamp(data)
+
         def keep(match: 're.Match[bytes]') -> bytes:
             self.removed += match.group(2).count(b'\n')
             return match.group(1)
@@ -433,7 +454,7 @@ def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Man
             kill_and_reap(binlog)
             raise
         return {'binlogs': [os.path.basename(f) for f in files], 'start_position': start,
-                'gtid_assignments_removed': stripper.removed}
+                'gtid_assignments_removed': stripper.removed, 'last_event': stripper.last_timestamp}
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -713,13 +734,37 @@ def restore(engine: Any, request: RestoreRequest, chain: List[Manifest], timer: 
     if request.stop_at is not None and logs:
         floor = request.stop_at.astimezone(UTC).replace(microsecond=0)
         result['point_reached'] = isoformat(min(floor, max(m.consistent_at for m in chain)))
+    result['recovered_point'] = recovered_point(full, replay.get('last_event'))
     return result
 
 
+def recovered_point(full: Manifest, last_event: Optional[float]) -> Dict[str, Any]:
+    """What the restored copy provably holds: the source as of the last binary log event of the database that
+    was replayed into it (its header time, whole seconds), or,
+    when no event of the database followed the dump, the dump's own consistent point."""
+    if last_event is not None:
+        moment = datetime.datetime.fromtimestamp(last_event, UTC)
+        if moment >= full.consistent_at:
+            return {'at': isoformat(moment), 'source': 'timestamp of the last binary log event replayed'}
+    return {'at': isoformat(full.consistent_at),
+            'source': 'consistent point of dump %s (no later event of the database replayed)' % full.id}
+
+
 def drop(engine: Any, request: RestoreRequest, check_mode: bool) -> Dict[str, Any]:
-    target_db = _target(request)
-    exists = schema_exists(engine, target_db)
-    if exists and not check_mode:
-        drop_schema(engine, target_db)
-    return {'changed': exists, 'target': {'database': target_db, 'server': engine.server_label(),
-                                          'removed': exists}}
+    return drop_named(engine, request, check_mode, _target, schema_exists, drop_schema)
+
+
+class MySQLRestore(Restorer):
+    """db_restore for MariaDB/MySQL (the dump, then the binary logs up to the point)."""
+
+    restore_with = restore
+    drop_with = drop
+
+    def check(self, request: RestoreRequest, chain: List[Manifest]) -> Dict[str, Any]:
+        engine = self.engine(request)
+        engine.ping()
+        before = check_target(engine, request)
+        # What a real run would replace (replace=true onto a database that holds something), for check mode.
+        existing = dict({'tables': len(before['tables'])}, **{k: len(v) for k, v in before['objects'].items()})
+        return {'database': request.database, 'server': engine.server_label(),
+                'existing': existing if before['exists'] else None}

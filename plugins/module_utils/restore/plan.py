@@ -146,3 +146,50 @@ def base_result(request: RestoreRequest) -> Dict[str, Any]:
     return {'changed': False, 'engine': request.engine, 'src': request.src, 'state': request.state,
             'stop_at': isoformat(request.stop_at) if request.stop_at else None, 'chain': [], 'verification': [],
             'target': {}, 'point_reached': None, 'replaced': False, 'wall_seconds': 0.0, 'phases': {}}
+
+
+class Restorer:
+    """db_restore for one engine: what ``restore/run.py`` calls, through ``registry.get_restore``, without
+    knowing the engine. One subclass per engine (at the end of ``restore/<engine>.py``) maps these three onto
+    that engine's functions; the backup engine (its client, programs, facts) comes from the registry."""
+
+    def __init__(self, name: str, conn: Any) -> None:
+        self.name = name
+        self.conn = conn
+
+    def engine(self, request: RestoreRequest) -> Any:
+        """The backup engine of ``name`` (its client, programs, server facts), able to read encrypted pieces."""
+        from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import get_engine
+        engine = get_engine(self.name, self.conn)
+        engine.identities = list(request.identities)
+        return engine
+
+    def catalog_database(self, source: str) -> str:
+        """The manifests' ``database`` value for a source named ``source``."""
+        return source
+
+    def check(self, request: RestoreRequest, chain: List[Manifest]) -> Dict[str, Any]:
+        """Check mode: the refusal a real run would hit, without writing; what the target holds."""
+        raise NotImplementedError
+
+    # The engine's functions: restore_with(engine, request, chain, timer), drop_with(engine, request, check_mode).
+    restore_with: Any = None
+    drop_with: Any = None
+
+    def restore(self, request: RestoreRequest, chain: List[Manifest], timer: Timer) -> Dict[str, Any]:
+        return type(self).restore_with(self.engine(request), request, chain, timer)
+
+    def drop(self, request: RestoreRequest) -> Dict[str, Any]:
+        """state=absent: remove the (scratch) target; in check mode, say what would go."""
+        return type(self).drop_with(self.engine(request), request, request.check_mode)
+
+
+def drop_named(engine: Any, request: RestoreRequest, check_mode: bool, target_of: Any, exists: Any,
+               remove: Any) -> Dict[str, Any]:
+    """state=absent for a database named on a server: ``remove(engine, name)`` when ``exists(engine, name)``
+    (not in check mode), ``name`` being ``target_of(request)`` (the engine's name check)."""
+    target = target_of(request)
+    found = bool(exists(engine, target))
+    if found and not check_mode:
+        remove(engine, target)
+    return {'changed': found, 'target': {'database': target, 'server': engine.server_label(), 'removed': found}}

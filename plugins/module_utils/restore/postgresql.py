@@ -49,7 +49,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.pg_quo
     check_name, dbname_arg, quote_ident, quote_literal)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import PostgresEngine
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import (
-    RestoreRequest, Timer, temporary_name)
+    Restorer, RestoreRequest, Timer, drop_named, temporary_name)
 
 USER_OBJECTS = ("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
                 "WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND n.nspname NOT IN "
@@ -440,9 +440,14 @@ def _globals_change(report: Dict[str, Any]) -> bool:
 
 def drop(engine: PostgresEngine, request: RestoreRequest, check_mode: bool) -> Dict[str, Any]:
     """state=absent: drop a scratch database (DR drills)."""
-    target = _target(request)
-    exists = database_exists(engine, target)
-    if exists and not check_mode:
-        drop_database(engine, target)
-    return {'changed': exists, 'target': {'database': target, 'server': engine.server_label(),
-                                          'removed': exists}}
+    return drop_named(engine, request, check_mode, _target, database_exists, drop_database)
+
+
+class PostgresRestore(Restorer):
+    """db_restore for PostgreSQL logical dumps (pg_restore / psql into a database)."""
+
+    restore_with = restore
+    drop_with = drop
+
+    def check(self, request: RestoreRequest, chain: List[Manifest]) -> Dict[str, Any]:
+        return check(self.engine(request), request, chain)

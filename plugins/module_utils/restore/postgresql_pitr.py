@@ -51,7 +51,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.artifac
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, parse_time
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import (
     PostgresEngine, lsn_to_int)
-from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import RestoreRequest, Timer
+from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import Restorer, RestoreRequest, Timer
 from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe import extract_all
 
 START_TIMEOUT = 600
@@ -190,8 +190,11 @@ def _configure(staging: str, waldir: str, target: Optional[datetime.datetime]) -
     hba = os.path.join(staging, 'pg_hba.conf')
     if not os.path.exists(hba):
         with open(hba, 'w') as handle:
+            # The server listens on 127.0.0.1 only. Password logins there let a DR drill check the copy with the
+            # source's own roles and passwords (they are in the cluster); md5 accepts SCRAM and md5 secrets.
             handle.write('# written by opsready db_restore: the backup held no pg_hba.conf\n'
-                         'local all all peer\n')
+                         'local all all peer\n'
+                         'host all all 127.0.0.1/32 md5\n')
     lines = ['', '# --- opsready db_restore: point-in-time recovery ---',
              "restore_command = %s" % _conf_quote('cp %s/%%f "%%p"' % shlex.quote(waldir)),
              "recovery_target_action = 'promote'",
@@ -629,7 +632,25 @@ def restore(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifes
     if last:
         result['point_reached'] = isoformat(last)
         result['last_transaction_replayed'] = isoformat(last)
+    result['recovered_point'] = recovered_point(base, last)
     return result
+
+
+def recovered_point(base: Manifest, last: Optional[datetime.datetime]) -> Dict[str, Any]:
+    """The instant the recovered cluster provably equals the source at, read from the recovered server.
+
+    ``pg_last_xact_replay_timestamp()`` (read before the scratch server stops: a restarted server forgets it) is
+    the time stamp of the last commit or abort record replayed, written by the source when that transaction
+    ended. Replay is in WAL order, so every transaction that ended before it is in the copy and none that ended
+    after it: the copy is the source as of that instant. Other WAL records carry no time, so an idle stretch
+    after it cannot be proven recovered; the catalog's ``recoverable_until`` (when the segment was archived) is a
+    claim about the archive, not about the data. ``track_commit_timestamp`` would need the setting on the source,
+    and the ``recovery stopping before ...`` log line exists only with a target. Without any transaction replayed
+    after the end of the base backup, the copy is the base backup as of its end."""
+    if last is not None and last >= base.consistent_at:
+        return {'at': isoformat(last), 'source': 'pg_last_xact_replay_timestamp() of the recovered cluster'}
+    return {'at': isoformat(base.consistent_at),
+            'source': 'end of base backup %s (no transaction replayed after it)' % base.id}
 
 
 def drop(request: RestoreRequest, check_mode: bool) -> Dict[str, Any]:
@@ -646,3 +667,15 @@ def drop(request: RestoreRequest, check_mode: bool) -> Dict[str, Any]:
         shutil.rmtree(datadir, ignore_errors=True)
         shutil.rmtree(rundir, ignore_errors=True)
     return {'changed': exists, 'target': {'datadir': datadir, 'removed': exists}}
+
+
+class PitrRestore(Restorer):
+    """db_restore for PostgreSQL physical point-in-time recovery (a base backup plus WAL into ``datadir``)."""
+
+    restore_with = restore
+
+    def check(self, request: RestoreRequest, chain: List[Manifest]) -> Dict[str, Any]:
+        return check_target(request)
+
+    def drop(self, request: RestoreRequest) -> Dict[str, Any]:
+        return drop(request, request.check_mode)

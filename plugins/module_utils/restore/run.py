@@ -3,47 +3,50 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """What ``db_restore`` does, without Ansible: plan, verify, restore per engine, report.
 
+The engine's part is a ``Restorer`` from ``registry.get_restore`` (check, restore, drop); nothing here names
+an engine.
+
 Private to opsready.operations; do not import from other collections.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Optional
+import re
+from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import CatalogError, OpsReadyError
-from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat
+from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import CLUSTER
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
     check_decryptable, is_encrypted)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
-from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import check_engine, get_engine
+from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import (
+    PHYSICAL_RESTORE_ENGINES, check_engine, get_restore)
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
-from ansible_collections.opsready.operations.plugins.module_utils.restore import mysql as mysql_restore
-from ansible_collections.opsready.operations.plugins.module_utils.restore import postgresql as postgresql_restore
-from ansible_collections.opsready.operations.plugins.module_utils.restore import postgresql_pitr as pitr_restore
-from ansible_collections.opsready.operations.plugins.module_utils.restore import sqlite as sqlite_restore
-from ansible_collections.opsready.operations.plugins.module_utils.restore import sqlserver as sqlserver_restore
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import (
-    RestoreRequest, Timer, base_result, chain_summary, point_reached, select_chain, verify_chain)
+    Restorer, RestoreRequest, Timer, base_result, chain_summary, point_reached, select_chain, verify_chain)
 
 
 def _method(request: RestoreRequest) -> str:
-    if request.engine == 'postgresql' and request.datadir:
-        return 'physical'
-    return 'logical'
+    return 'physical' if request.datadir else 'logical'
+
+
+def _restorer(request: RestoreRequest, conn: ConnectionParams) -> Restorer:
+    return get_restore(request.engine, conn, physical=_method(request) == 'physical')
 
 
 def check_request(request: RestoreRequest) -> None:
-    check_engine(request.engine)
+    check_engine(request.engine, area='db_restore')
+    if request.datadir and request.engine not in PHYSICAL_RESTORE_ENGINES:
+        raise OpsReadyError('datadir applies to physical recovery (%s) only, not engine %s.'
+                            % (', '.join(PHYSICAL_RESTORE_ENGINES), request.engine))
     if _method(request) == 'logical' and not request.database:
         raise OpsReadyError('database (the target) is required for engine %s%s.'
                             % (request.engine, ' unless datadir is set (physical point-in-time recovery)'
-                               if request.engine == 'postgresql' else ''))
-    if request.datadir and request.engine != 'postgresql':
-        raise OpsReadyError('datadir applies to PostgreSQL physical recovery only, not engine %s.' % request.engine)
+                               if request.engine in PHYSICAL_RESTORE_ENGINES else ''))
     if request.jobs < 1:
         raise OpsReadyError('jobs must be 1 or more, not %d.' % request.jobs)
     # Removing a scratch target needs no catalog (a drill from an offsite copy may not have fetched one).
@@ -56,9 +59,7 @@ def catalog_database(request: RestoreRequest) -> Optional[str]:
     if _method(request) == 'physical':
         return CLUSTER
     source = request.source_database or request.database
-    if request.engine == 'sqlite' and source:
-        return os.path.abspath(source)
-    return source
+    return _restorer(request, ConnectionParams()).catalog_database(source) if source else source
 
 
 def log_gap(catalog: Catalog, chain: List[Manifest]) -> Optional[Dict[str, Any]]:
@@ -80,6 +81,26 @@ def log_gap(catalog: Catalog, chain: List[Manifest]) -> Optional[Dict[str, Any]]
             'next_start': int(nxt.position['start'])}
 
 
+def missing_piece(gap: Dict[str, Any], reference: Manifest) -> Optional[Tuple[str, str]]:
+    """The file name of the log piece a gap lacks (``expected_start``), from the positions of ``reference`` (the
+    piece before the gap, or the base): a PostgreSQL WAL segment name from its timeline and segment size, a
+    binary log name from the numbered name of the one before, each with what it is. None when the positions do
+    not say."""
+    position = reference.position or {}
+    expected = int(gap['expected_start'])
+    size = position.get('wal_segment_size')
+    timeline = position.get('timeline')
+    if size and timeline is not None:
+        per_log = 0x100000000 // int(size)
+        return 'WAL segment', '%08X%08X%08X' % (int(timeline), expected // per_log, expected % per_log)
+    binlog = position.get('binlog_file')
+    if binlog:
+        match = re.match(r'^(.*\.)(\d+)$', os.path.basename(str(binlog)))
+        if match:
+            return 'binary log', match.group(1) + str(expected).zfill(len(match.group(2)))
+    return None
+
+
 def plan(request: RestoreRequest) -> List[Manifest]:
     catalog = Catalog(request.src, engine=request.engine, database=catalog_database(request))
     chain = select_chain(catalog, request.artifact, request.stop_at)
@@ -88,14 +109,16 @@ def plan(request: RestoreRequest) -> List[Manifest]:
         # this restore could not reach, so what they hold would be lost without a word.
         gap = log_gap(catalog, chain)
         if gap is not None:
+            piece = missing_piece(gap, chain[-1])
             raise CatalogError(
-                'The log chain has a gap: no log starting at position %s after %s, yet newer logs exist (next '
+                'The log chain has a gap: %sno log starting at position %s after %s, yet newer logs exist (next '
                 'present: %s at %s). A restore to the newest point would silently stop at %s and lose what is '
                 'after the gap. Put the missing piece back in %s, or give stop_at at or before %s to restore up '
                 'to the gap knowingly. Nothing was restored.'
-                % (gap['expected_start'], gap['after'], gap['next_present'], gap['next_start'],
-                   isoformat(Catalog.reaches(chain)), request.src, isoformat(Catalog.reaches(chain))),
-                missing_after=gap['after'], next_present=gap['next_present'])
+                % ('%s %s is missing: ' % piece if piece else '', gap['expected_start'], gap['after'],
+                   gap['next_present'], gap['next_start'], isoformat(Catalog.reaches(chain)), request.src,
+                   isoformat(Catalog.reaches(chain))),
+                missing_after=gap['after'], next_present=gap['next_present'], missing=piece[1] if piece else None)
     if _method(request) == 'physical' and chain[0].kind != 'base':
         raise OpsReadyError('Point-in-time recovery needs a base backup (kind=base) to start from; %s is a %s.'
                             % (chain[0].id, chain[0].kind))
@@ -111,19 +134,27 @@ def run_restore(request: RestoreRequest, conn: ConnectionParams) -> Dict[str, An
         result.update(_drop(request, conn))
         result['wall_seconds'] = timer.total()
         return result
+    # When the catalog was read: a disaster at that instant would have left exactly the chain restored (a drill
+    # measures its RPO from here to the point the restored data reaches).
+    result['catalog_read_at'] = isoformat(utcnow())
     chain = plan(request)
     result['chain'] = chain_summary(chain)
     result['chain_ids'] = [m.id for m in chain]
     result['point_reached'] = isoformat(point_reached(chain, request.stop_at))
     timer.lap('plan')
-    result['verification'] = verify_chain(chain)
-    timer.lap('verify_checksums')
-    # Encrypted pieces: prove the key opens every one before the target is created (check mode too).
-    for entry in chain:
-        check_decryptable(entry, request.identities)
+    try:
+        result['verification'] = verify_chain(chain)
+        timer.lap('verify_checksums')
+        # Encrypted pieces: prove the key opens every one before the target is created (check mode too).
+        for entry in chain:
+            check_decryptable(entry, request.identities)
+    except OpsReadyError as exc:
+        # phase=verify: refused before the target was touched (a DR drill reports it as its verify step).
+        exc.details.setdefault('phase', 'verify')
+        raise
     result['encrypted'] = [m.id for m in chain if is_encrypted(m)]
     if request.check_mode:
-        result['target'] = _check_target(request, conn)
+        result['target'] = _check_target(request, conn, chain)
         # A restore always changes the target; applying @globals changes nothing when every role exists.
         result['changed'] = result['target'].pop('changes', True)
         existing = result['target'].get('existing')
@@ -143,52 +174,14 @@ def run_restore(request: RestoreRequest, conn: ConnectionParams) -> Dict[str, An
     return result
 
 
-def _engine(request: RestoreRequest, conn: ConnectionParams) -> Any:
-    engine = get_engine(request.engine, conn)
-    engine.identities = list(request.identities)
-    return engine
-
-
-def _check_target(request: RestoreRequest, conn: ConnectionParams) -> Dict[str, Any]:
+def _check_target(request: RestoreRequest, conn: ConnectionParams, chain: List[Manifest]) -> Dict[str, Any]:
     """Check mode: the refusal a real run would hit, without writing."""
-    if request.engine == 'sqlite':
-        path = os.path.abspath(request.database or '')
-        sqlite_restore.check_target(request, path)
-        return {'database': path}
-    if request.engine == 'postgresql' and _method(request) == 'logical':
-        return postgresql_restore.check(_engine(request, conn), request, plan(request))
-    if request.engine == 'postgresql':
-        return pitr_restore.check_target(request)
-    if request.engine == 'sqlserver':
-        return sqlserver_restore.check_target(_engine(request, conn), request, plan(request))
-    engine = _engine(request, conn)
-    engine.ping()
-    before = mysql_restore.check_target(engine, request)
-    # What a real run would replace (replace=true onto a database that holds something), for check mode.
-    existing = dict({'tables': len(before['tables'])}, **{k: len(v) for k, v in before['objects'].items()})
-    return {'database': request.database, 'server': engine.server_label(),
-            'existing': existing if before['exists'] else None}
+    return _restorer(request, conn).check(request, chain)
 
 
 def _restore(request: RestoreRequest, conn: ConnectionParams, chain: List[Manifest], timer: Timer) -> Dict[str, Any]:
-    if request.engine == 'sqlite':
-        return sqlite_restore.restore(request, chain, timer)
-    if request.engine == 'postgresql' and _method(request) == 'logical':
-        return postgresql_restore.restore(_engine(request, conn), request, chain, timer)
-    if request.engine == 'postgresql':
-        return pitr_restore.restore(_engine(request, conn), request, chain, timer)
-    if request.engine == 'sqlserver':
-        return sqlserver_restore.restore(_engine(request, conn), request, chain, timer)
-    return mysql_restore.restore(_engine(request, conn), request, chain, timer)
+    return _restorer(request, conn).restore(request, chain, timer)
 
 
 def _drop(request: RestoreRequest, conn: ConnectionParams) -> Dict[str, Any]:
-    if request.engine == 'sqlite':
-        return sqlite_restore.drop(request, request.check_mode)
-    if request.engine == 'postgresql' and _method(request) == 'logical':
-        return postgresql_restore.drop(_engine(request, conn), request, request.check_mode)
-    if request.engine == 'postgresql':
-        return pitr_restore.drop(request, request.check_mode)
-    if request.engine == 'sqlserver':
-        return sqlserver_restore.drop(_engine(request, conn), request, request.check_mode)
-    return mysql_restore.drop(_engine(request, conn), request, request.check_mode)
+    return _restorer(request, conn).drop(request)

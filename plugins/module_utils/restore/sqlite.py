@@ -26,7 +26,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.streami
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import open_artifact
 from ansible_collections.opsready.operations.plugins.module_utils.backup import source as source_summary
 from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlite import connect, integrity_check
-from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import RestoreRequest, Timer
+from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import Restorer, RestoreRequest, Timer
 
 SIDECARS = ('-wal', '-shm', '-journal')
 
@@ -176,3 +176,21 @@ def _unlink(path: str) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+class SQLiteRestore(Restorer):
+    """db_restore for SQLite: the target is a file path; no server, no backup engine."""
+
+    def catalog_database(self, source: str) -> str:
+        return os.path.abspath(source)  # db_backup catalogs SQLite sets by absolute path
+
+    def check(self, request: RestoreRequest, chain: List[Manifest]) -> Dict[str, Any]:
+        path = os.path.abspath(request.database or '')
+        check_target(request, path)
+        return {'database': path}
+
+    def restore(self, request: RestoreRequest, chain: List[Manifest], timer: Timer) -> Dict[str, Any]:
+        return restore(request, chain, timer)
+
+    def drop(self, request: RestoreRequest) -> Dict[str, Any]:
+        return drop(request, request.check_mode)

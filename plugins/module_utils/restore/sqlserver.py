@@ -43,7 +43,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.timeuti
 from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlserver import (
     quote_ident, quote_literal, verify_statement)
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import (
-    RestoreRequest, Timer, temporary_name)
+    Restorer, RestoreRequest, Timer, temporary_name)
 
 NAME_LIMIT = 128   # sysname
 TARGET_QUERY = 'SELECT name, state_desc FROM sys.databases WHERE name = ?'
@@ -325,3 +325,13 @@ def drop(engine: Any, request: RestoreRequest, check_mode: bool) -> Dict[str, An
     finally:
         session.close()
     return {'changed': exists, 'target': {'database': target, 'server': engine.server_label(), 'removed': exists}}
+
+
+class SQLServerRestore(Restorer):
+    """db_restore for SQL Server (RESTORE DATABASE/LOG through the engine's client)."""
+
+    restore_with = restore
+    drop_with = drop
+
+    def check(self, request: RestoreRequest, chain: List[Manifest]) -> Dict[str, Any]:
+        return check_target(self.engine(request), request, chain)

@@ -14,6 +14,9 @@ another name without MOVE fails as on a real server); a differential or log need
 ``ALTER DATABASE ... MODIFY NAME / SET SINGLE_USER|MULTI_USER`` and ``DROP DATABASE`` act on
 ``Server.databases``. Every RESTORE statement the fake accepted (VERIFYONLY included; not those failed by
 ``Server.fail``) is kept, in order, in ``Server.restores``.
+
+Read-only views (the insights DMVs): ``Server.answers`` holds (text, rows) pairs; a statement containing the
+text gets those rows (the first pair that matches), so a test scripts what sys.dm_* return.
 """
 
 from __future__ import annotations
@@ -55,6 +58,8 @@ class Server:
         self.log_path: Optional[str] = '/var/opt/mssql/log/'
         self.utc_offset_minutes = 0
         self.clock: Optional[Any] = None          # callable -> naive datetime of a backup (default utcnow)
+        # Canned result sets for read-only views (insights DMVs): (text the statement contains, rows), first match.
+        self.answers: List[Any] = []
 
 
 SERVER = Server()
@@ -102,6 +107,11 @@ class Cursor:
                     self._advance()
                     return self
                 raise Error(state, message)
+        for key, rows in SERVER.answers:
+            if key in sql:
+                self._sets = [('rows', list(rows))]
+                self._advance()
+                return self
         if sql.startswith('BACKUP'):
             if not self.connection.autocommit:
                 raise Error('25000', '[25000] Cannot perform a backup or restore operation within a transaction.')

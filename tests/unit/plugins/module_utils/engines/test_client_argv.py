@@ -1,4 +1,4 @@
-"""One psql and one mariadb client command line, built by the engine; no other place spells them."""
+"""One psql and one mariadb client command line, built by the engine's client; no other place spells them."""
 
 from __future__ import annotations
 
@@ -12,10 +12,9 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql 
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import PostgresEngine
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..', '..', '..'))
-# drill/checks.py still has its own PostgresClient/MySQLClient and health/checks.py its own MariaDB probe
-# (issue 23: replaced by the engine clients next); nothing else may spell these command lines.
-PENDING = {os.path.join('plugins', 'module_utils', 'drill', 'checks.py'),
-           os.path.join('plugins', 'module_utils', 'health', 'checks.py')}
+# Nothing but the engine clients may spell these command lines (drill checks and the health db probe did).
+PENDING: set = set()
+CLIENTS = os.path.join('plugins', 'module_utils', 'engines')
 
 
 def _files_with(needle):
@@ -53,9 +52,10 @@ def test_mariadb_client_argv_puts_the_option_file_first():
 
 
 def test_psql_options_are_spelled_once():
-    assert _files_with('ON_ERROR_STOP=1') - PENDING == {os.path.join('plugins', 'module_utils', 'engines',
-                                                                     'postgresql.py')}
+    assert _files_with('ON_ERROR_STOP=1') - PENDING == {os.path.join(CLIENTS, 'postgresql_client.py')}
+    assert _files_with("'PGPASSWORD'") - PENDING == {os.path.join(CLIENTS, 'postgresql_client.py')}
 
 
 def test_mariadb_query_options_are_spelled_once():
-    assert _files_with("'-N', '-B'") - PENDING == {os.path.join('plugins', 'module_utils', 'engines', 'mysql.py')}
+    assert _files_with("['-B']") - PENDING == {os.path.join(CLIENTS, 'mysql_client.py')}
+    assert _files_with("'--defaults-extra-file=") - PENDING == {os.path.join(CLIENTS, 'mysql_client.py')}

@@ -20,6 +20,7 @@ MODULE_UTILS = os.path.join(ROOT, 'plugins', 'module_utils')
 
 # Which registry list each module's ``engine`` option offers.
 EXPECTED = {
+    'db_failover': registry.FAILOVER_ENGINES,
     'db_backup': registry.ENGINES,
     'db_maintenance': registry.ENGINES,
     'db_restore': registry.ENGINES,
@@ -28,6 +29,7 @@ EXPECTED = {
     'backup_verify': registry.CATALOG_ENGINES,
     'drill_step': registry.DRILL_ENGINES,
     'replication_info': registry.REPLICATION_ENGINES,
+    'db_insights': registry.INSIGHTS_ENGINES,
 }
 
 
@@ -146,3 +148,92 @@ def test_no_stub_of_the_interface_is_dead():
     assert dead == []
     for cls in classes:
         assert cls.backup is not Engine.backup and cls.verify is not Engine.verify, cls.__name__
+
+
+@pytest.mark.parametrize('name', registry.ENGINES)
+def test_every_engine_has_one_client(name):
+    """get_client hands every engine's client; the backup engine, maintenance and drill checks hold that same
+    class (composition), each with its own session settings."""
+    conn = ConnectionParams(host='db.example', user='u', password='pw', connect_timeout=3)
+    client = registry.get_client(name, conn)
+    assert client.conn is conn and client.engine == name
+    engine = registry.get_engine(name, conn)
+    assert type(engine.client) is type(client)
+    if name in ('postgresql', 'mariadb', 'mysql'):
+        backend = registry.get_maintenance(name, 'app', MaintenanceOptions(lock_timeout=7), conn)
+        held = backend.client
+        assert type(held) is type(client) and held.limits.lock_timeout == 7
+        assert held.timeout is None  # no cap on maintenance without statement_timeout
+        assert type(registry.get_drill_client(name, conn).client) is type(client)
+        assert client.timeout == 63  # a short query: connect_timeout + a minute
+
+
+def test_no_area_subclasses_an_engine_or_client_class():
+    """Areas compose the engine's client; a subclass of the backup engine or of a client outside engines/ is
+    the coupling issue 23 removed (maintenance's _Psql(PostgresEngine), _Client(MySQLEngine))."""
+    engine_classes = {'Engine', 'PostgresEngine', 'MySQLEngine', 'SQLiteEngine', 'SQLServerEngine',
+                      'PostgresClient', 'MySQLClient', 'SQLiteClient', 'SQLServerClient'}
+    offenders = []
+    for base, _dirs, files in os.walk(MODULE_UTILS):
+        if os.path.basename(base) == 'engines':
+            continue
+        for name in files:
+            if not name.endswith('.py'):
+                continue
+            path = os.path.join(base, name)
+            with open(path) as handle:
+                tree = ast.parse(handle.read())
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ClassDef):
+                    bases = {getattr(b, 'id', getattr(b, 'attr', '')) for b in node.bases}
+                    if bases & engine_classes:
+                        offenders.append('%s: class %s(%s)' % (os.path.relpath(path, ROOT), node.name,
+                                                               ', '.join(sorted(bases))))
+    assert offenders == []
+
+
+def test_postgres_client_classifies_session_limits_only_when_set():
+    from ansible_collections.opsready.operations.plugins.module_utils.common.errors import ToolError
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import SessionLimits
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql_client import PostgresClient
+    stderr = 'ERROR:  canceling statement due to lock timeout\n'
+    exc = ToolError('psql failed', stderr=stderr)
+    assert PostgresClient(ConnectionParams()).classify(exc) is exc
+    limited = PostgresClient(ConnectionParams(), limits=SessionLimits(lock_timeout=4))
+    assert 'lock_timeout=4s' in limited.classify(exc).message
+    assert limited.env('app')['PGOPTIONS'] == '-c lock_timeout=4s'
+
+
+@pytest.mark.parametrize('name', registry.ENGINES)
+def test_every_engine_has_a_restore(name):
+    """db_restore reaches every engine through get_restore (restore/run.py names no engine)."""
+    from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import Restorer
+    restorer = registry.get_restore(name, ConnectionParams())
+    assert isinstance(restorer, Restorer) and restorer.name == name
+    kind = type(restorer)
+    assert kind.check is not Restorer.check, name
+    assert kind.restore is not Restorer.restore or callable(kind.restore_with), name
+    assert kind.drop is not Restorer.drop or callable(kind.drop_with), name
+    if name in registry.PHYSICAL_RESTORE_ENGINES:
+        assert type(registry.get_restore(name, ConnectionParams(), physical=True)) is not type(restorer)
+    else:
+        with pytest.raises(OpsReadyError, match='datadir applies to physical recovery'):
+            registry.get_restore(name, ConnectionParams(), physical=True)
+
+
+def test_area_dispatchers_name_no_engine():
+    """The area-generic files choose nothing by engine name: restore/run.py, drill steps, maintenance core."""
+    pattern = re.compile(r"""(engine|family)\s*[!=]=\s*['"](postgresql|mariadb|mysql|sqlite|sqlserver)['"]""")
+    for rel in (('restore', 'run.py'), ('maintenance', 'core.py'), ('drill', 'steps.py'), ('backup', 'jobs.py')):
+        with open(os.path.join(MODULE_UTILS, *rel)) as handle:
+            found = pattern.findall(handle.read())
+        assert found == [], (rel, found)
+
+
+def test_insights_collectors_come_from_the_registry():
+    conn = ConnectionParams(host='db1')
+    for name in registry.INSIGHTS_ENGINES:
+        collector = registry.get_insights(name, conn)
+        assert collector.engine_name == name
+    with pytest.raises(OpsReadyError, match='sqlite'):
+        registry.get_insights('sqlite', conn)

@@ -57,7 +57,7 @@ FULL_RECORD = {
     'engine': 'postgresql', 'database': 'shop', 'artifacts': 3, 'fulls': 1, 'logs': 2,
     'last_success_timestamp': NOW - 60, 'last_full_success_timestamp': NOW - 3600, 'last_duration_seconds': 42.0,
     'last_size_bytes': 1024, 'last_verified': True, 'last_encrypted': True, 'size_bytes_total': 4096,
-    'recoverable_until_ts': NOW - 60,
+    'recoverable_until_ts': NOW - 60, 'newest_log_ts': NOW - 60, 'rpo_objective_seconds': 300.0, 'rpo_breached': False,
 }
 
 
@@ -92,10 +92,36 @@ def test_backup_exposition_passes_promtool_with_every_family():
     assert set(_families(text)) == {'%s_%s' % (backup_freshness.PREFIX, m[0]) for m in backup_freshness.METRICS}
 
 
+# A db_insights snapshot with every part the exposition reads (opsready_db_*).
+FULL_SNAPSHOT = {
+    'engine': 'postgresql', 'server': 'db1:5432', 'verdict': 'warning',
+    'connections': {'used': 5, 'max': 20, 'percent': 25.0, 'by_user': [{'user': 'app', 'count': 5}],
+                    'by_database': [{'database': 'app', 'count': 5}]},
+    'lock_waits': [{'pid': 3, 'wait_seconds': 2.5, 'blockers': [{'pid': 2}]}],
+    'deadlocks': {'total': 4, 'since_last_sample': 1},
+    'transactions': {'longest': {'seconds': 9.0}, 'idle_in_transaction_longest': {'seconds': 3.0}},
+    'replication_slots': [{'name': 's1', 'active': False, 'retained_bytes': 1 << 30}],
+    'cache': {'hit_percent': 99.5, 'interval_hit_percent': 97.0},
+    'bloat': [{'table': 'public.t', 'size_bytes': 1 << 26, 'bloat_bytes': 1 << 25}],
+    'statements': {'enabled': True, 'by_mean_time': [{'mean_ms': 1500.0}]},
+    'slow_log': {'slow_queries': 12}, 'waits': [{'wait_type': 'LCK_M_X', 'wait_time_ms': 2500}],
+    'since_previous': {'interval_seconds': 300.0, 'rates': {'deadlocks': 0.01}},
+}
+
+
+def _insights_families():
+    from ansible_collections.opsready.operations.plugins.module_utils.insights import exposition
+    text = exposition.build([FULL_SNAPSHOT], NOW)
+    check_metrics(text, 'db_insights textfile')
+    # the parser names a counter family without its _total suffix; the reference lists the sample name
+    return {f.name + '_total' if f.type == 'counter' else f.name for f in text_string_to_metric_families(text)}
+
+
 def test_every_family_is_in_the_metrics_reference():
     emitted = set(_families(prometheus.build(FULL_RESULT, NOW)))
     emitted |= set(_families(backup_freshness.prometheus_text([FULL_RECORD], '/b')))
     emitted |= set(_families(slo_text(NOW)))
+    emitted |= _insights_families()
     documented = _documented()
     assert emitted - documented == set(), 'add to docs/metrics.md: %s' % sorted(emitted - documented)
     assert documented - emitted == set(), 'docs/metrics.md lists metrics nothing writes: %s' % sorted(

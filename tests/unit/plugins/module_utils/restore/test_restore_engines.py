@@ -56,7 +56,7 @@ def test_request_validation(tmp_path):
     check_request(RestoreRequest(engine='sqlserver', src=str(tmp_path), database='x'))  # implemented now
     with pytest.raises(OpsReadyError, match='database .the target. is required for engine sqlserver'):
         check_request(RestoreRequest(engine='sqlserver', src=str(tmp_path)))
-    with pytest.raises(OpsReadyError, match='datadir applies to PostgreSQL'):
+    with pytest.raises(OpsReadyError, match=r'datadir applies to physical recovery \(postgresql\) only, not engine'):
         check_request(RestoreRequest(engine='mariadb', src=str(tmp_path), database='x', datadir='/tmp/d'))
     with pytest.raises(OpsReadyError, match='not a backup directory'):
         check_request(RestoreRequest(engine='sqlite', src=str(tmp_path / 'nope'), database='x'))

@@ -1,0 +1,115 @@
+"""Per-segment time of the archive_command helper (pg_wal_archive.py) without and with age encryption.
+
+    .venv/bin/python bench/wal_archive.py [--segments 8] [--rounds 5] [--wal-dir DIR]
+
+Real WAL: a throw-away PostgreSQL 15 (tests/harness) under a writer (inserts of mixed text and numbers,
+updates, an index) archives its segments raw with ``cp``; ``--wal-dir`` uses segments you have instead.
+Each segment is then archived by the helper exactly as PostgreSQL runs it (a new interpreter per segment,
+``python3 pg_wal_archive.py <dest> %p %f``, fsync included), into a fresh catalog per run, alternating
+plain / encrypted (one recipient) so caches and load favour neither. Printed per interpreter and compression:
+the median per-segment wall time of each side, the median of the paired ratios (encrypted / plain), and the
+median CPU time (user + system) of each side, which the shared test machine's load disturbs far less.
+Target (issue 18): encryption adds less than 10 % per segment. No timed assertions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+HELPER = REPO / 'plugins' / 'module_utils' / 'engines' / 'pg_wal_archive.py'
+RECIPIENT = 'age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p'  # the age spec's example key
+
+
+def make_wal(directory: Path, segments: int) -> list:
+    from tests.harness.servers import PostgresServer
+    with PostgresServer(extra_conf={'max_wal_size': '1GB'}) as server:
+        server.sql('CREATE TABLE t (id bigserial PRIMARY KEY, customer text, amount numeric, note text)')
+        server.sql('CREATE INDEX ON t (customer)')
+        wanted = segments + 2
+        while len(list(server.wal_archive_dir.glob('0*'))) < wanted:
+            server.sql("INSERT INTO t (customer, amount, note) SELECT 'customer-' || (random() * 100000)::int, "
+                       "(random() * 1000)::numeric(10, 2), md5(random()::text) || ' order shipped ' || g "
+                       "FROM generate_series(1, 20000) g")
+            server.sql('UPDATE t SET amount = amount + 1 WHERE id % 7 = 0 AND id > (SELECT max(id) - 20000 FROM t)')
+        names = sorted(p.name for p in server.wal_archive_dir.glob('0*') if len(p.name) == 24)[1:segments + 1]
+        for name in names:
+            shutil.copy(server.wal_archive_dir / name, directory / name)
+    return [directory / n for n in names]
+
+
+def one(python: str, segment: Path, compression: str, encrypt: bool, work: Path) -> tuple:
+    """(wall seconds, CPU seconds user+system) of one helper run, as PostgreSQL runs it."""
+    dest = Path(tempfile.mkdtemp(dir=work))
+    argv = [python, str(HELPER), str(dest), str(segment), segment.name, '--compression', compression]
+    if encrypt:
+        argv += ['--recipient', RECIPIENT]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
+    subprocess.run(argv, check=True)
+    wall = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    shutil.rmtree(dest)
+    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+
+
+def has(python: str, module: str) -> bool:
+    return subprocess.run([python, '-c', 'import %s' % module], capture_output=True, check=False).returncode == 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
+    parser.add_argument('--segments', type=int, default=8)
+    parser.add_argument('--rounds', type=int, default=5)
+    parser.add_argument('--wal-dir', help='archive these segments instead of generating WAL')
+    parser.add_argument('--work', default='/var/tmp', help='where the catalogs are written (a real disk: fsync)')
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix='opsready-walbench-', dir=args.work))
+    try:
+        if args.wal_dir:
+            segments = sorted(p for p in Path(args.wal_dir).iterdir() if len(p.name) == 24)[:args.segments]
+        else:
+            (work / 'wal').mkdir()
+            segments = make_wal(work / 'wal', args.segments)
+        print('%d WAL segments of %d MB; %d rounds; load %.1f' % (
+            len(segments), segments[0].stat().st_size >> 20, args.rounds, os.getloadavg()[0]))
+        print('%-28s %-6s %10s %10s %8s %12s %12s %8s' % ('interpreter', 'comp', 'plain ms', 'age ms', 'ratio',
+                                                          'plain cpu ms', 'age cpu ms', 'cpu +%'))
+        for python in ('/usr/bin/python3', str(REPO / '.venv' / 'bin' / 'python')):
+            if not os.path.exists(python) or not has(python, 'cryptography'):
+                continue
+            for compression in ('gzip', 'zstd'):
+                if compression == 'zstd' and not has(python, 'zstandard'):
+                    continue
+                plain, age, ratios, plain_cpu, age_cpu = [], [], [], [], []
+                for rnd in range(args.rounds):
+                    for segment in segments:
+                        order = (False, True) if (rnd + len(plain)) % 2 == 0 else (True, False)
+                        times = {enc: one(python, segment, compression, enc, work) for enc in order}
+                        plain.append(times[False][0])
+                        age.append(times[True][0])
+                        ratios.append(times[True][0] / times[False][0])
+                        plain_cpu.append(times[False][1])
+                        age_cpu.append(times[True][1])
+                cpu_plain, cpu_age = statistics.median(plain_cpu), statistics.median(age_cpu)
+                print('%-28s %-6s %10.1f %10.1f %7.3fx %12.1f %12.1f %7.1f%%' % (
+                    python if len(python) < 28 else '...' + python[-25:], compression,
+                    statistics.median(plain) * 1000, statistics.median(age) * 1000, statistics.median(ratios),
+                    cpu_plain * 1000, cpu_age * 1000, (cpu_age / cpu_plain - 1) * 100))
+        print('load at end %.1f' % os.getloadavg()[0])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,314 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+---
+module: db_failover
+short_description: PostgreSQL switchover, failover with fencing, and rejoin of a streaming replication group
+version_added: 0.2.0
+description:
+  - "O(action=switchover): a planned change of primary with zero data loss. Refused (nothing changed) when the
+    candidate is unreachable, not streaming, or lags more than O(max_lag) bytes. The old primary is stopped
+    cleanly (every session ends, the shutdown checkpoint is streamed to the standbys), the candidate is promoted
+    only once it replayed past that checkpoint (else the old primary is started again unchanged), the old
+    primary is restarted as a standby of the new one (C(standby.signal) + C(primary_conninfo)), the other
+    standbys follow the new primary, and the module waits until the old primary streams from the new one."
+  - "O(action=failover): the primary is gone. The most advanced reachable standby (received or replayed WAL)
+    is promoted. Before that, the old primary is fenced: stopped if it still runs on this host, and its data
+    directory gets C(standby.signal) and C(default_transaction_read_only=on) and a C(opsready_fence.json)
+    record, so a restart can never take writes. Without its data directory on this host only the record is
+    returned (fence it on its own host). RV(rpo_bytes) is the WAL the old primary had that the new one lacks."
+  - "O(action=rejoin): O(node) (a fenced or stopped old primary) becomes a standby of O(primary), with
+    C(pg_rewind) when its timeline diverged. Refused, with the fix in the message, when C(pg_rewind) cannot
+    repair it (no C(wal_log_hints) or checksums, WAL gone)."
+  - "O(action=plan) (or check mode with any action): the decision only - who is promoted, who is fenced, the
+    positions and lag of every node. Nothing is changed."
+  - Steps on a server's data directory (stop, start, C(pg_rewind), fencing) run on the host the task runs on,
+    as the data directory's owner; run the task on the database host (C(delegate_to)) for those nodes. SQL
+    steps (status, C(pg_promote()), following a new primary) need only a login with superuser rights.
+  - Clients are repointed separately, see M(opsready.operations.db_endpoint).
+author: opsready developers (@opsready)
+options:
+  action:
+    description: What to do.
+    type: str
+    required: true
+    choices: [switchover, failover, rejoin, plan]
+  plan_for:
+    description: With O(action=plan), which action to plan.
+    type: str
+    choices: [switchover, failover, rejoin]
+    default: switchover
+  engine:
+    description:
+      - The database engine. PostgreSQL (13 or later) supports every action; MariaDB (GTID replication) supports
+        O(action=switchover) (and its plan) - C(read_only) + session kill on the primary, C(MASTER_GTID_WAIT) on
+        the candidate, C(STOP SLAVE; RESET SLAVE ALL) there, C(CHANGE MASTER TO ... MASTER_USE_GTID=slave_pos) on the
+        old primary, which stays C(read_only).
+    type: str
+    choices: [postgresql, mariadb]
+    default: postgresql
+  replication_user:
+    description: MariaDB. The replication account the old primary uses to replicate from the new one.
+    type: str
+  replication_password:
+    description: MariaDB. Its password (sent on the client's standard input, never on a command line).
+    type: str
+  nodes:
+    description:
+      - Every server of the replication group (the primary and its standbys). The order is the preference
+        among equally advanced failover candidates.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      name:
+        description: The node's name; followers use it as C(application_name) and replication slot name.
+        type: str
+        required: true
+      login_host:
+        description: Host (or IP) to reach the server; also written into the followers' C(primary_conninfo).
+        type: str
+      login_port:
+        description: Port of the server.
+        type: int
+        default: 5432
+      login_unix_socket:
+        description: Socket directory instead of O(nodes[].login_host).
+        type: path
+      login_user:
+        description: A superuser (C(pg_promote()), C(ALTER SYSTEM), C(pg_rewind) source).
+        type: str
+      login_password:
+        description: Its password (sent through the environment, never on a command line).
+        type: str
+      connect_timeout:
+        description: Seconds to wait for a connection; an unreachable primary is detected within this time.
+        type: int
+        default: 5
+      data_dir:
+        description: The data directory, when it is on the host the task runs on (needed to stop, start, fence
+          and rewind this node).
+        type: path
+      bindir:
+        description: Directory of C(pg_ctl), C(pg_rewind), C(pg_controldata), C(pg_waldump) for this server's
+          major version (default C(/usr/lib/postgresql/<PG_VERSION>/bin), then PATH).
+        type: path
+      start_options:
+        description: Server options for C(pg_ctl start -o) (e.g. the port and sockets the service passes).
+        type: str
+      log_file:
+        description: C(pg_ctl start -l) log file (default C(<data_dir>/log/opsready-pg_ctl.log)).
+        type: path
+      os_user:
+        description: The server's account for the server-side tools (default the owner of O(nodes[].data_dir)).
+        type: str
+      start_command:
+        description: Start the server with this command instead of C(pg_ctl start) (e.g. C([systemctl, start,
+          postgresql@15-main])).
+        type: list
+        elements: str
+      stop_command:
+        description: Stop the server with this command instead of C(pg_ctl stop).
+        type: list
+        elements: str
+  primary:
+    description:
+      - The current (switchover) or lost (failover) primary; for O(action=rejoin) the primary to follow.
+    type: str
+    required: true
+  candidate:
+    description:
+      - The standby to promote. Required for O(action=switchover). For O(action=failover) the default is the
+        most advanced standby; a named candidate that is behind another standby is refused unless
+        O(force_candidate=true).
+    type: str
+  node:
+    description: O(action=rejoin) only. The node that becomes a standby of O(primary).
+    type: str
+  max_lag:
+    description:
+      - O(action=switchover). The candidate's largest accepted replay lag before writes stop, in bytes
+        (PostgreSQL) or transactions (MariaDB).
+    type: int
+    default: 16777216
+  force_candidate:
+    description: O(action=failover). Promote O(candidate) even when another standby has more WAL (that WAL is lost).
+    type: bool
+    default: false
+  rewind:
+    description: O(action=rejoin). Run C(pg_rewind) before the node starts as a standby.
+    type: bool
+    default: true
+  timeout:
+    description: Seconds to wait for each step (shutdown, replay, promotion, start, streaming).
+    type: int
+    default: 60
+extends_documentation_fragment:
+  - opsready.operations.check_mode
+notes:
+  - "The old primary's data directory gets C(standby.signal) by a fence: removing it (and the
+    C(default_transaction_read_only) line of C(postgresql.auto.conf)) is the manual way back; O(action=rejoin) is
+    the safe one."
+  - In a switchover writes pause from the old primary's shutdown until the promotion (about a second when the
+    candidate is not lagging); clients reconnect through the repointed endpoint.
+seealso:
+  - module: opsready.operations.db_endpoint
+  - module: opsready.operations.replication_info
+'''
+
+EXAMPLES = r'''
+- name: Show what a failover would do (no change)
+  opsready.operations.db_failover:
+    action: plan
+    plan_for: failover
+    primary: db1
+    nodes: "{{ pg_nodes }}"
+
+- name: Planned switchover to db2
+  opsready.operations.db_failover:
+    action: switchover
+    primary: db1
+    candidate: db2
+    max_lag: 1048576
+    nodes:
+      - {name: db1, login_host: 10.0.0.1, login_user: postgres, login_password: "{{ vault_pg }}",
+         data_dir: /var/lib/postgresql/15/main, start_command: [systemctl, start, postgresql@15-main],
+         stop_command: [systemctl, stop, postgresql@15-main]}
+      - {name: db2, login_host: 10.0.0.2, login_user: postgres, login_password: "{{ vault_pg }}"}
+
+- name: Bring the old primary back as a standby
+  opsready.operations.db_failover:
+    action: rejoin
+    node: db1
+    primary: db2
+    nodes: "{{ pg_nodes }}"
+'''
+
+RETURN = r'''
+plan:
+  description: The decision (who is promoted, fenced, demoted, repointed; positions and lag).
+  returned: when a change is planned or made
+  type: dict
+promoted:
+  description: The node promoted (null when none was).
+  returned: switchover, failover
+  type: str
+primary:
+  description: The primary after the action.
+  returned: failover
+  type: str
+fence:
+  description: The fence record of the old primary (node, new_primary, state stopped/marked/recorded, reason, file).
+  returned: failover
+  type: dict
+rpo_bytes:
+  description: WAL bytes the old primary had that the promoted node lacks (null when its data directory is not here).
+  returned: failover
+  type: int
+lag_bytes:
+  description: The candidate's replay lag when the switchover started.
+  returned: switchover
+  type: int
+nodes:
+  description: Every node's observed state (role, LSNs, WAL receiver, lag in bytes).
+  returned: always
+  type: list
+  elements: dict
+steps:
+  description: The steps taken with their node and duration in seconds.
+  returned: when changed
+  type: list
+  elements: dict
+'''
+
+import traceback  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import FAILOVER_ENGINES  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.replication import (  # noqa: E402
+    mysql_promote, pg_promote)
+from ansible_collections.opsready.operations.plugins.module_utils.replication.failover import (  # noqa: E402
+    check_names, find_node, node_argument_spec, node_specs)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            action=dict(type='str', required=True, choices=['switchover', 'failover', 'rejoin', 'plan']),
+            plan_for=dict(type='str', default='switchover', choices=['switchover', 'failover', 'rejoin']),
+            engine=dict(type='str', default='postgresql', choices=list(FAILOVER_ENGINES)),
+            nodes=dict(type='list', elements='dict', required=True, options=node_argument_spec()),
+            primary=dict(type='str', required=True),
+            candidate=dict(type='str'),
+            node=dict(type='str'),
+            max_lag=dict(type='int', default=16 * 1024 * 1024),
+            force_candidate=dict(type='bool', default=False),
+            rewind=dict(type='bool', default=True),
+            timeout=dict(type='int', default=60),
+            replication_user=dict(type='str'),
+            replication_password=dict(type='str', no_log=True),
+        ),
+        required_if=[('action', 'switchover', ['candidate']), ('action', 'rejoin', ['node'])],
+        supports_check_mode=True,
+    )
+    p = module.params
+    runner = ToolRunner(secrets=[n.get('login_password') for n in p['nodes']] + [p['replication_password']])
+    try:
+        specs = node_specs(p['nodes'])
+        check_names(specs)
+        for option in ('primary', 'candidate', 'node'):
+            if p[option] is not None:
+                find_node(specs, p[option], option)
+        if p['candidate'] is not None and p['candidate'] == p['primary']:
+            raise OpsReadyError('candidate and primary are both %r: name a standby as candidate.' % p['primary'])
+        action = p['plan_for'] if p['action'] == 'plan' else p['action']
+        dry = module.check_mode or p['action'] == 'plan'
+        if p['engine'] != 'postgresql':
+            if action != 'switchover':
+                raise OpsReadyError('engine=%s supports action=switchover (and its plan) only; %s is implemented for '
+                                    'PostgreSQL.' % (p['engine'], action))
+            if not p['candidate'] or not p['replication_user']:
+                raise OpsReadyError('A MariaDB switchover needs candidate and replication_user (and '
+                                    'replication_password).')
+            result = mysql_promote.switchover(specs, p['primary'], p['candidate'], p['max_lag'],
+                                              p['replication_user'], p['replication_password'], p['timeout'], dry,
+                                              runner, flavor=p['engine'])
+            if p['action'] == 'plan':
+                result['changed'] = False
+            result['action'] = p['action']
+            module.exit_json(**result)
+        group = pg_promote.Group(specs, runner, p['timeout'])
+        if action == 'switchover':
+            if p['candidate'] is None:
+                raise OpsReadyError('A switchover needs candidate (the standby to promote).')
+            result = pg_promote.switchover(group, p['primary'], p['candidate'], p['max_lag'], dry)
+        elif action == 'failover':
+            result = pg_promote.failover(group, p['primary'], p['candidate'], p['force_candidate'], dry)
+        else:
+            if p['node'] is None:
+                raise OpsReadyError('A rejoin needs node (the server that becomes a standby of primary).')
+            result = pg_promote.rejoin(group, p['node'], p['primary'], p['rewind'], dry)
+        if p['action'] == 'plan':
+            result['changed'] = False
+        result['action'] = p['action']
+        if result.get('plan'):
+            result['diff'] = {'before': {'primary': p['primary']},
+                              'after': {'primary': result['plan'].get('promote') or p['primary']}}
+        module.exit_json(**result)
+    except OpsReadyError as exc:
+        module.fail_json(**exc.as_fail_kwargs())
+    except Exception as exc:  # noqa: BLE001 - an unexpected error still reaches the operator, redacted
+        module.fail_json(msg=runner.redact('db_failover failed unexpectedly: %s' % exc),
+                         exception=runner.redact(traceback.format_exc()))
+
+
+if __name__ == '__main__':
+    main()
