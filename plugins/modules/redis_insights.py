@@ -17,7 +17,8 @@ description:
     and the AOF status, then judges them against O(thresholds) and returns a verdict (V(ok), V(warning),
     V(critical)) with findings that say what to do.
   - "Counters (hits, misses, evictions, rejected connections, OOM refusals) are Redis' running counts since the
-    server started; the textfile exports them as gauges so Prometheus' C(increase()) turns them into rates."
+    server started; the textfile exports them as counters (C(_total)) so Prometheus' C(increase()) turns them
+    into rates."
   - The password reaches C(redis-cli) only through the C(REDISCLI_AUTH) environment variable, never its command line.
   - Read-only towards Redis. With O(textfile_path) it writes a node_exporter textfile (C(opsready_redis_*),
     see docs/metrics.md); C(changed) is true when a metric value other than the run timestamp changed.

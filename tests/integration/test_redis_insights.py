@@ -104,7 +104,7 @@ def test_redis_insights_induced_conditions(servers, tmp_path):
     assert res['facts']['evicted_keys'] > 0 and res['facts']['maxmemory_policy'] == 'allkeys-lru'
     assert [f['name'] for f in res['findings']] == ['evictions'], res['findings']
     assert res['changed'] is True and res['diff']['after'].startswith('# HELP')
-    assert one(files['lru'], 'opsready_redis_evicted_keys') == res['facts']['evicted_keys']
+    assert one(files['lru'], 'opsready_redis_evicted_keys_total') == res['facts']['evicted_keys']
     assert one(files['lru'], 'opsready_redis_verdict') == 1
     assert 0 < one(files['lru'], 'opsready_redis_hit_ratio') < 1
     assert one(files['lru'], 'opsready_redis_memory_used_ratio') > 0.5
@@ -118,7 +118,7 @@ def test_redis_insights_induced_conditions(servers, tmp_path):
     assert res['findings'][0]['name'] == 'memory' and 'Redis out of memory' in res['findings'][0]['message']
     assert res['facts']['oom_rejected_commands'] > 0 and res['facts']['evicted_keys'] == 0
     assert one(files['full'], 'opsready_redis_finding_severity') == 2
-    assert one(files['full'], 'opsready_redis_oom_rejected_commands') > 0
+    assert one(files['full'], 'opsready_redis_oom_rejected_commands_total') > 0
     failed = run.result('fail on critical')
     assert failed['_event'] == 'runner_on_failed' and 'Redis out of memory' in failed['msg']
 
@@ -127,7 +127,7 @@ def test_redis_insights_induced_conditions(servers, tmp_path):
     assert res['facts']['rejected_connections'] == 2 and res['facts']['maxclients'] == 8
     assert names['clients']['severity'] == 'critical' and 'exhausted' in names['clients']['message']
     assert names['rejected_connections']['severity'] == 'warning'
-    assert one(files['clients'], 'opsready_redis_rejected_connections') == 2
+    assert one(files['clients'], 'opsready_redis_rejected_connections_total') == 2
     assert one(files['clients'], 'opsready_redis_clients_max') == 8
 
     bad = run.result('wrong password')

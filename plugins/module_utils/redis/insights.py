@@ -5,8 +5,9 @@
 
 One ``INFO everything`` (a single round trip, consistent within itself) plus ``CONFIG GET maxclients`` when
 INFO does not carry it. Counters (hits, misses, evictions, rejected connections, OOM-refused commands) are
-cumulative since the server started: they are exported as gauges of that running count, so Prometheus'
-``rate()``/``increase()`` turns them into rates, and the verdicts here judge what the count says already
+cumulative since the server started: they are exported as counters (``_total``, as db_insights exports the
+database servers' own), so Prometheus' ``rate()``/``increase()`` turns them into rates (a restart resets them),
+and the verdicts here judge what the count says already
 (one eviction is a finding for a cache that should not evict; a refused write is never normal).
 
 Private to opsready.operations; do not import from other collections.
@@ -202,12 +203,12 @@ def render_metrics(server: str, facts: Optional[Dict[str, Any]], verdict: str,
     label = 'server="%s"' % _escape(server)
     lines: List[str] = []
 
-    def gauge(name: str, help_text: str, samples: List[Tuple[str, Any]]) -> None:
+    def gauge(name: str, help_text: str, samples: List[Tuple[str, Any]], kind: str = 'gauge') -> None:
         samples = [(extra, value) for extra, value in samples if value is not None]
         if not samples:
             return
         lines.append('# HELP opsready_redis_%s %s' % (name, help_text))
-        lines.append('# TYPE opsready_redis_%s gauge' % name)
+        lines.append('# TYPE opsready_redis_%s %s' % (name, kind))
         for extra, value in samples:
             labels = label + (',' + extra if extra else '')
             number = repr(float(value)) if isinstance(value, float) else str(int(value))
@@ -224,21 +225,21 @@ def render_metrics(server: str, facts: Optional[Dict[str, Any]], verdict: str,
     if facts is None:
         return '\n'.join(lines) + '\n'
     gauge('keys', 'Keys in every database.', [('', facts['keys'])])
-    gauge('keyspace_hits', 'Successful key lookups since start (a running count).', [('', facts['keyspace_hits'])])
-    gauge('keyspace_misses', 'Failed key lookups since start (a running count).', [('', facts['keyspace_misses'])])
+    gauge('keyspace_hits_total', 'Successful key lookups since start.', [('', facts['keyspace_hits'])], 'counter')
+    gauge('keyspace_misses_total', 'Failed key lookups since start.', [('', facts['keyspace_misses'])], 'counter')
     gauge('hit_ratio', 'Hits of lookups since start, 0-1.', [('', facts['hit_ratio'])])
     gauge('memory_used_bytes', 'used_memory.', [('', facts['used_memory_bytes'])])
     gauge('memory_max_bytes', 'maxmemory (0: no limit).', [('', facts['maxmemory_bytes'])])
     gauge('memory_used_ratio', 'used_memory of maxmemory, 0-1 (absent without a limit).',
           [('', min(1.0, facts['memory_used_ratio']) if facts['memory_used_ratio'] is not None else None)])
-    gauge('evicted_keys', 'Keys evicted since start (a running count).', [('', facts['evicted_keys'])])
-    gauge('oom_rejected_commands', 'Commands refused with OOM since start (a running count).',
-          [('', facts['oom_rejected_commands'])])
+    gauge('evicted_keys_total', 'Keys evicted since start.', [('', facts['evicted_keys'])], 'counter')
+    gauge('oom_rejected_commands_total', 'Commands refused with OOM since start.',
+          [('', facts['oom_rejected_commands'])], 'counter')
     gauge('clients_connected', 'Connected clients.', [('', facts['connected_clients'])])
     gauge('clients_blocked', 'Clients blocked in a blocking command.', [('', facts['blocked_clients'])])
     gauge('clients_max', 'maxclients.', [('', facts['maxclients'])])
-    gauge('rejected_connections', 'Connections refused at maxclients since start (a running count).',
-          [('', facts['rejected_connections'])])
+    gauge('rejected_connections_total', 'Connections refused at maxclients since start.',
+          [('', facts['rejected_connections'])], 'counter')
     gauge('is_primary', '1 on a primary, 0 on a replica.', [('', 1 if facts['role'] == 'primary' else 0)])
     gauge('replicas', 'Replicas connected to this primary.', [('', len(facts['replicas']))])
     gauge('replication_lag_seconds', 'Replica: seconds since the last I/O with its primary.',
