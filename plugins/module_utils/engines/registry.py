@@ -145,7 +145,7 @@ def get_client(name: str, conn: ConnectionParams, runner: Optional[ToolRunner] =
 def get_engine(name: str, conn: ConnectionParams, runner: Optional[ToolRunner] = None) -> Engine:
     """The backup engine (backup, verify, server facts) for ``name``."""
     if name == REDIS:  # the catalog's Redis artifacts (verify); not an ENGINES family
-        from ansible_collections.opsready.operations.plugins.module_utils.redis.backup import RedisEngine
+        from ansible_collections.opsready.operations.plugins.module_utils.engines.redis import RedisEngine
         return RedisEngine(conn, runner)
     return _implementation(name, 'engine')(conn, runner)
 
