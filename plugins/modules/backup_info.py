@@ -25,7 +25,7 @@ options:
   engine:
     description: Only this engine's artifacts.
     type: str
-    choices: [postgresql, mariadb, mysql, sqlite, sqlserver, files]
+    choices: [postgresql, mariadb, mysql, sqlite, sqlserver, redis, files]
   database:
     description: Only this database's artifacts (PostgreSQL base backups and WAL use V(@cluster)).
     type: str

@@ -28,7 +28,7 @@ options:
   engine:
     description: Only prune this engine's sets.
     type: str
-    choices: [postgresql, mariadb, mysql, sqlite, sqlserver, files]
+    choices: [postgresql, mariadb, mysql, sqlite, sqlserver, redis, files]
   database:
     description: Only prune this database's set.
     type: str

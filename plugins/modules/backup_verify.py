@@ -43,7 +43,7 @@ options:
   engine:
     description: Only artifacts of this engine (when O(path) is a directory).
     type: str
-    choices: [postgresql, mariadb, mysql, sqlite, sqlserver, files]
+    choices: [postgresql, mariadb, mysql, sqlite, sqlserver, redis, files]
   database:
     description: Only artifacts of this database (when O(path) is a directory).
     type: str

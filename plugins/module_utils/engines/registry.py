@@ -50,7 +50,10 @@ FAMILIES: Dict[str, str] = {'postgresql': 'postgresql', 'mariadb': 'mysql', 'mys
                             'sqlite': 'sqlite', 'sqlserver': 'sqlserver'}
 # The catalog (backup_info, backup_prune, backup_verify) also holds file_backup sets.
 FILES = 'files'
-CATALOG_ENGINES: Tuple[str, ...] = ENGINES + (FILES,)
+# Redis (the cache): RDB snapshots in the catalog (redis_backup writes them; verify/info/prune/metrics read them).
+# Not in ENGINES: db_backup, db_restore and db_maintenance do not serve it.
+REDIS = 'redis'
+CATALOG_ENGINES: Tuple[str, ...] = ENGINES + (REDIS, FILES)
 # Engines with a physical (data directory) point-in-time recovery in db_restore.
 PHYSICAL_RESTORE_ENGINES: Tuple[str, ...] = ('postgresql',)
 # Engines the health check's db type probes with the native client (SELECT 1 through get_client).
@@ -141,6 +144,9 @@ def get_client(name: str, conn: ConnectionParams, runner: Optional[ToolRunner] =
 
 def get_engine(name: str, conn: ConnectionParams, runner: Optional[ToolRunner] = None) -> Engine:
     """The backup engine (backup, verify, server facts) for ``name``."""
+    if name == REDIS:  # the catalog's Redis artifacts (verify); not an ENGINES family
+        from ansible_collections.opsready.operations.plugins.module_utils.engines.redis import RedisEngine
+        return RedisEngine(conn, runner)
     return _implementation(name, 'engine')(conn, runner)
 
 

@@ -117,11 +117,28 @@ def _insights_families():
     return {f.name + '_total' if f.type == 'counter' else f.name for f in text_string_to_metric_families(text)}
 
 
+def _redis_families():
+    from ansible_collections.opsready.operations.plugins.module_utils.redis import insights as redis_insights
+    facts = {'keys': 10, 'keyspace_hits': 8, 'keyspace_misses': 2, 'hit_ratio': 0.8, 'used_memory_bytes': 900,
+             'maxmemory_bytes': 1000, 'memory_used_ratio': 0.9, 'maxmemory_policy': 'noeviction', 'evicted_keys': 0,
+             'oom_rejected_commands': 1, 'connected_clients': 3, 'blocked_clients': 0, 'maxclients': 100,
+             'rejected_connections': 0, 'role': 'replica', 'master_link_status': 'up', 'master_sync_in_progress': False,
+             'replication_lag_seconds': 1.0, 'replication_lag_bytes': 0,
+             'replicas': [{'address': '10.0.0.3:6379', 'state': 'online', 'lag_seconds': 0.0, 'lag_bytes': 0}],
+             'rdb_last_bgsave_status': 'ok', 'rdb_last_save_time': NOW - 60, 'rdb_changes_since_last_save': 4,
+             'aof_enabled': True, 'aof_last_write_status': 'ok', 'aof_last_bgrewrite_status': 'ok'}
+    verdict, findings = redis_insights.evaluate(facts, dict(redis_insights.DEFAULT_THRESHOLDS))
+    text = redis_insights.render_metrics('cache', facts, verdict, findings, now=NOW)
+    check_metrics(text, 'redis_insights textfile')
+    return {f.name + '_total' if f.type == 'counter' else f.name for f in text_string_to_metric_families(text)}
+
+
 def test_every_family_is_in_the_metrics_reference():
     emitted = set(_families(prometheus.build(FULL_RESULT, NOW)))
     emitted |= set(_families(backup_freshness.prometheus_text([FULL_RECORD], '/b')))
     emitted |= set(_families(slo_text(NOW)))
     emitted |= _insights_families()
+    emitted |= _redis_families()
     documented = _documented()
     assert emitted - documented == set(), 'add to docs/metrics.md: %s' % sorted(emitted - documented)
     assert documented - emitted == set(), 'docs/metrics.md lists metrics nothing writes: %s' % sorted(

@@ -1,0 +1,171 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+---
+module: redis_backup
+short_description: Back up Redis (an RDB snapshot) into the verified backup catalog
+version_added: 0.1.0
+description:
+  - Takes a consistent RDB snapshot of every Redis database over the replication protocol (C(redis-cli --rdb)
+    - the server forks and sends the instant's snapshot, writers never block), counts its keys with
+    C(redis-check-rdb), and streams it through compression, SHA-256 and optional age encryption into the
+    catalog in O(dest) (C(<name>.partial), fsync, rename, then the JSON manifest), exactly like
+    M(opsready.operations.db_backup) artifacts. M(opsready.operations.backup_verify),
+    M(opsready.operations.backup_info), M(opsready.operations.backup_prune) and
+    M(opsready.operations.backup_metrics) take C(engine=redis) for them.
+  - Verification (O(verify=true), the default) reads the artifact back through decryption and
+    decompression, checks it with C(redis-check-rdb) and compares its key count with the snapshot's.
+  - The login needs the right to run C(SYNC)/C(REPLCONF) (ACL C(+sync +replconf) or C(+@admin)).
+author: opsready developers (@opsready)
+options:
+  dest:
+    description: The catalog directory (created 0700 when missing).
+    type: path
+    required: true
+  database:
+    description: The catalog's name for this Redis (one RDB holds all its databases); default C(@all).
+    type: str
+  verify:
+    description: Verify the artifact after writing it (redis-check-rdb and the key count).
+    type: bool
+    default: true
+  min_interval:
+    description: Skip the run (C(changed=false)) when a usable backup of this set is younger than this many seconds.
+    type: int
+    default: 0
+  encrypt:
+    description: Encrypt the artifact to O(recipients) (age format); the name ends in C(.age).
+    type: bool
+    default: false
+  recipients:
+    description: age public keys (C(age1...)) to encrypt to; required when O(encrypt=true).
+    type: list
+    elements: str
+  retention:
+    description: Prune this set's backups after a successful run, as M(opsready.operations.backup_prune) does.
+    type: dict
+    suboptions:
+      keep_last:
+        description: Keep the newest N full backups.
+        type: int
+      keep_days:
+        description: Keep full backups younger than N days.
+        type: float
+      keep_daily:
+        description: Keep the newest full of each of the last N days that have one.
+        type: int
+      keep_weekly:
+        description: Keep the newest full of each of the last N ISO weeks that have one.
+        type: int
+      keep_monthly:
+        description: Keep the newest full of each of the last N months that have one.
+        type: int
+extends_documentation_fragment:
+  - opsready.operations.redis_connection
+  - opsready.operations.compression
+  - opsready.operations.check_mode
+notes:
+  - Check mode connects to Redis (proving host, port and password) and writes nothing.
+  - The RDB is staged as a 0600 C(.partial) file in O(dest) while C(redis-check-rdb) counts it, so O(dest)
+    needs room for the uncompressed RDB once.
+'''
+
+EXAMPLES = r'''
+- name: Nightly Redis snapshot, kept 14 days
+  opsready.operations.redis_backup:
+    host: 127.0.0.1
+    password: "{{ vault_redis_password }}"
+    dest: /var/backups/opsready
+    database: sessions
+    retention:
+      keep_days: 14
+'''
+
+RETURN = r'''
+manifest:
+  description: The manifest of the artifact written (C(details.keys) is the snapshot's key count).
+  returned: success
+  type: dict
+manifests:
+  description: Every manifest written (one).
+  returned: success
+  type: list
+  elements: dict
+verification:
+  description: The verification outcome.
+  returned: when O(verify=true)
+  type: list
+  elements: dict
+deleted:
+  description: Artifacts removed by O(retention).
+  returned: success
+  type: list
+  elements: str
+skipped_fresh:
+  description: True when O(min_interval) skipped the run.
+  returned: success
+  type: bool
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.opsready.operations.plugins.module_utils.backup import retention as retention_utils
+from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import run_backup
+from ansible_collections.opsready.operations.plugins.module_utils.common import crypto_guard, encryption
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import (
+    check_compression, compression_argument_spec)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions
+from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
+from ansible_collections.opsready.operations.plugins.module_utils.engines.redis import RedisEngine
+from ansible_collections.opsready.operations.plugins.module_utils.redis.client import (
+    RedisClient, connection_argument_spec, connection_from_params)
+
+
+def main():
+    argument_spec = connection_argument_spec()
+    argument_spec.update(compression_argument_spec())
+    argument_spec.update(
+        dest=dict(type='path', required=True),
+        database=dict(type='str'),
+        verify=dict(type='bool', default=True),
+        min_interval=dict(type='int', default=0),
+        retention=dict(type='dict', options=retention_utils.argument_spec()),
+        encrypt=dict(type='bool', default=False),
+        recipients=dict(type='list', elements='str'),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, required_if=[('encrypt', True, ['recipients'])],
+                           supports_check_mode=True)
+    p = module.params
+    for option in ('threads', 'min_interval', 'connect_timeout'):
+        if p[option] is not None and p[option] < 0:
+            module.fail_json(msg='%s must be 0 or more, not %d.' % (option, p[option]))
+    if p['encrypt']:
+        crypto_guard.require(module, crypto_guard.ENCRYPTION_MINIMUM, 'encrypted backups')
+    try:
+        recipients = encryption.recipients_option(p['encrypt'], p['recipients'], 'the backup')
+        check_compression(p['compression'])
+        policy = retention_utils.Policy.from_params(p['retention']) if p['retention'] else None
+        rconn = connection_from_params(p)
+        engine = RedisEngine(ConnectionParams(host=rconn.host, port=rconn.port, unix_socket=rconn.unix_socket,
+                                              user=rconn.username, password=rconn.password,
+                                              connect_timeout=rconn.connect_timeout))
+        engine.client = RedisClient(rconn, engine.runner)  # with TLS options, which ConnectionParams lacks
+        opts = BackupOptions(kind='full', dest=p['dest'], database=p['database'], compression=p['compression'],
+                             level=p['compression_level'], threads=p['threads'], recipients=recipients)
+        result = run_backup(engine, opts, verify=p['verify'], policy=policy, min_interval=p['min_interval'],
+                            check_mode=module.check_mode)
+    except OpsReadyError as exc:
+        module.fail_json(**exc.as_fail_kwargs())
+    if result['changed'] and module._diff:
+        result['diff'] = {'before': '', 'after': '\n'.join(m.get('artifact', '') for m in result['manifests']) + '\n'}
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

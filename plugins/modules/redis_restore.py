@@ -1,0 +1,255 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+---
+module: redis_restore
+short_description: Restore a Redis RDB artifact to a file, or drill it on a scratch redis-server
+version_added: 0.1.0
+description:
+  - Reads an RDB artifact of M(opsready.operations.redis_backup) (decrypting and decompressing it, its SHA-256
+    checked first) and either writes it to O(dest) (O(target=file)) for a stopped Redis to load as its
+    C(dbfilename), or loads it into a throw-away redis-server on 127.0.0.1 on a free port (O(target=scratch)),
+    compares its key count with the snapshot's, reads O(expect_keys), and stops and removes the scratch
+    server whatever happens. O(target=scratch) is the DR drill of a Redis backup; its result carries the same
+    steps, RTO and RPO verdicts as the C(dr_drill) role's databases.
+  - A live Redis cannot take an RDB in place; see docs/redis.md for the stop, replace, start procedure.
+author: opsready developers (@opsready)
+options:
+  path:
+    description: The artifact (or its C(.manifest.json)). Either this or O(backup_dir).
+    type: path
+  backup_dir:
+    description: Use the newest verified full backup of O(database) in this catalog.
+    type: path
+  database:
+    description: The catalog set name (O(backup_dir) only); default C(@all).
+    type: str
+  target:
+    description: Where to restore.
+    type: str
+    choices: [file, scratch]
+    default: scratch
+  dest:
+    description: The RDB file to write for O(target=file) (mode 0600; an existing file is replaced atomically).
+    type: path
+  identity:
+    description: age private key text to decrypt an encrypted artifact.
+    type: str
+  identity_file:
+    description: age identity file to decrypt an encrypted artifact.
+    type: path
+  expect_keys:
+    description: O(target=scratch) smoke check; keys that must exist in the restored data (EXISTS).
+    type: list
+    elements: str
+    default: []
+  rto_seconds:
+    description: Recovery time objective for the drill verdict.
+    type: float
+    default: 3600
+  rpo_seconds:
+    description: Recovery point objective for the drill verdict (drill start minus the snapshot's instant).
+    type: float
+    default: 86400
+  scratch_dir:
+    description: Parent directory of the scratch server's private directory (default the system temp dir).
+    type: path
+  load_timeout:
+    description: Seconds the scratch server may take to load the RDB.
+    type: int
+    default: 300
+extends_documentation_fragment:
+  - opsready.operations.check_mode
+notes:
+  - O(target=scratch) needs C(redis-server) on the host; it changes nothing lasting, so C(changed) is false.
+'''
+
+EXAMPLES = r'''
+- name: Drill the newest Redis backup
+  opsready.operations.redis_restore:
+    backup_dir: /var/backups/opsready
+    database: sessions
+    expect_keys: [healthcheck:canary]
+    rto_seconds: 600
+    rpo_seconds: 90000
+  register: drill
+
+- name: Put the RDB in place for a stopped Redis
+  opsready.operations.redis_restore:
+    path: /var/backups/opsready/redis-sessions-full-20261204T020000Z.rdb.zst
+    target: file
+    dest: /var/lib/redis/dump.rdb
+'''
+
+RETURN = r'''
+artifact:
+  description: The artifact restored.
+  returned: success
+  type: str
+keys:
+  description: Keys in the restored scratch server.
+  returned: O(target=scratch)
+  type: int
+snapshot_keys:
+  description: Keys the snapshot held (redis-check-rdb at backup time).
+  returned: O(target=scratch)
+  type: int
+backup:
+  description: The backup drilled (id, path, started, finished, size, recoverable_until), as dr_drill records it.
+  returned: O(target=scratch)
+  type: dict
+drill:
+  description: The drill's steps (find_backup to cleanup) with times, RTO/RPO figures and verdicts, C(passed).
+  returned: O(target=scratch)
+  type: dict
+size:
+  description: Bytes written to O(dest).
+  returned: O(target=file)
+  type: int
+'''
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
+    check_decryptable, verify_checksums)
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
+from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import (
+    manifest_path_for, read_manifest)
+from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
+from ansible_collections.opsready.operations.plugins.module_utils.drill import objectives
+from ansible_collections.opsready.operations.plugins.module_utils.redis import restore
+
+
+def find(p):
+    if p['path']:
+        path = p['path']
+        manifest = read_manifest(path if path.endswith('.manifest.json') else manifest_path_for(path))
+    else:
+        manifest = Catalog(p['backup_dir'], engine='redis', database=p['database'] or '@all').latest_full(
+            verified_only=True)
+        if manifest is None:
+            raise OpsReadyError('No verified Redis backup of %s in %s: run redis_backup (verify=true) or '
+                                'backup_verify first.' % (p['database'] or '@all', p['backup_dir']))
+    if manifest.engine != 'redis':
+        raise OpsReadyError('%s is a %s artifact, not a Redis one.' % (manifest.path, manifest.engine))
+    return manifest
+
+
+def drill(module, p, manifest, identities, found):
+    started = found['started']
+    steps = [{'name': 'find_backup', 'started': isoformat(found['started']), 'finished': isoformat(found['finished']),
+              'ok': True, 'result': 'newest %s: %s' % ('verified full' if p['backup_dir'] else 'given', manifest.id)}]
+    result = {'artifact': manifest.path}
+
+    def step(name, func):
+        entry = {'name': name, 'started': isoformat(utcnow())}
+        try:
+            entry['result'] = func()
+            entry['ok'] = True
+        except OpsReadyError as exc:
+            entry.update(ok=False, error=exc.message)
+        entry['finished'] = isoformat(utcnow())
+        steps.append(entry)
+        return entry['ok']
+
+    def verify():
+        verify_checksums(manifest)
+        check_decryptable(manifest, identities)
+        return 'sha256 matches the manifest'
+
+    if step('verify', verify):
+        try:
+            with restore.scratch_instance(manifest, identities, workdir=p['scratch_dir'],
+                                          timeout=p['load_timeout']) as scratch:
+                steps.append({'name': 'restore', 'started': steps[-1]['finished'], 'finished': isoformat(utcnow()),
+                              'ok': True, 'result': 'loaded into a scratch redis-server on port %d' % scratch.port})
+
+                def integrity():
+                    counted = restore.compare_keys(manifest, scratch.keys())
+                    result.update(keys=counted['keys'], snapshot_keys=counted.get('snapshot_keys'))
+                    return counted['key_check']
+
+                def smoke():
+                    missing = [k for k in p['expect_keys'] if scratch.client.command('EXISTS', k).strip() != '1']
+                    if missing:
+                        raise OpsReadyError('Keys missing after the restore: %s' % ', '.join(missing[:20]))
+                    return '%d expected key(s) present' % len(p['expect_keys'])
+
+                if step('integrity', integrity):
+                    step('smoke', smoke)
+        except OpsReadyError as exc:
+            steps.append({'name': 'restore', 'started': steps[-1]['finished'], 'finished': isoformat(utcnow()),
+                          'ok': False, 'error': exc.message})
+        steps.append({'name': 'cleanup', 'started': isoformat(utcnow()), 'finished': isoformat(utcnow()), 'ok': True,
+                      'result': 'scratch redis-server stopped and its directory removed'})
+    database = {'name': manifest.database, 'engine': 'redis', 'steps': steps,
+                'backup': {'id': manifest.id, 'recoverable_until': manifest.data.get('consistent_at')},
+                'objectives': {'rto_seconds': p['rto_seconds'], 'rpo_seconds': p['rpo_seconds']}}
+    result['drill'] = objectives.measure(database, started)
+    # What the dr_drill role reports of the backup drilled (its find_backup step's record).
+    result['backup'] = {'id': manifest.id, 'chain': [manifest.id], 'path': manifest.path,
+                        'started': manifest.data.get('started'), 'finished': manifest.data.get('finished'),
+                        'size': manifest.data.get('size'), 'recoverable_until': manifest.data.get('consistent_at'),
+                        'offsite': ''}
+    return result
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type='path'),
+            backup_dir=dict(type='path'),
+            database=dict(type='str'),
+            target=dict(type='str', choices=['file', 'scratch'], default='scratch'),
+            dest=dict(type='path'),
+            identity=dict(type='str', no_log=True),
+            identity_file=dict(type='path'),
+            expect_keys=dict(type='list', elements='str', default=[], no_log=False),
+            rto_seconds=dict(type='float', default=3600),
+            rpo_seconds=dict(type='float', default=86400),
+            scratch_dir=dict(type='path'),
+            load_timeout=dict(type='int', default=300),
+        ),
+        required_one_of=[('path', 'backup_dir')],
+        mutually_exclusive=[('path', 'backup_dir')],
+        required_if=[('target', 'file', ['dest'])],
+        supports_check_mode=True,
+    )
+    p = module.params
+    try:
+        identities = encryption.load_identities(p['identity'], p['identity_file'])
+        found = {'started': utcnow()}
+        manifest = find(p)
+        found['finished'] = utcnow()
+        if p['target'] == 'file':
+            result = {'artifact': manifest.path, 'dest': p['dest'], 'changed': True}
+            if module._diff:
+                result['diff'] = {'before': '', 'after': '%s <- %s\n' % (p['dest'], manifest.path)}
+            if not os.path.isdir(os.path.dirname(os.path.abspath(p['dest']))):
+                module.fail_json(msg='The directory of dest %s does not exist.' % p['dest'], **result)
+            if not module.check_mode:
+                verify_checksums(manifest)
+                result['size'] = restore.restore_file(manifest, p['dest'], identities)
+            module.exit_json(**result)
+        if module.check_mode:
+            module.exit_json(changed=False, artifact=manifest.path, msg='check mode: the drill was not run')
+        result = drill(module, p, manifest, identities, found)
+    except OpsReadyError as exc:
+        module.fail_json(**exc.as_fail_kwargs())
+    if not result['drill']['passed']:
+        module.fail_json(msg='Redis drill of %s failed: %s' % (manifest.path, '; '.join(result['drill']['reasons'])),
+                         changed=False, **result)
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == '__main__':
+    main()
