@@ -50,7 +50,7 @@ apt_install() {
     return $rc
 }
 # Services of packages installed only for their command-line tools, or for servers the tests start themselves.
-no_start_services=(prometheus nginx named bind9 haproxy pgbouncer)
+no_start_services=(prometheus nginx named bind9 haproxy pgbouncer redis-server)
 
 # Packages from bindep.txt: the [test] profile only with --test.
 bindep_packages() {
