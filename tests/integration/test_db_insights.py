@@ -198,6 +198,17 @@ def deadlock(server: Any, sessions: Any, table: str) -> None:
     first.run('UPDATE %s SET v = v + 1 WHERE id = 1' % table)
     second.run('UPDATE %s SET v = v + 1 WHERE id = 2' % table)
     crossing = sessions.pool.submit(first.run, 'UPDATE %s SET v = v + 1 WHERE id = 2' % table)
+    # The server itself shows the wait first (the pool thread may not have sent its statement yet: polling the
+    # insights back to back from the start kept it from being sent in CI), then the insights must report it.
+    waiting_sql = ("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                   if isinstance(server, PostgresServer)
+                   else "SELECT count(*) FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'")
+
+    def server_shows_wait() -> bool:
+        time.sleep(0.2)
+        return server.sql(waiting_sql, superuser=True)[0][0] != '0'
+
+    poll('the server to show the first session waiting', server_shows_wait)
     poll('the first session to wait', lambda: insight(server)['lock_waits'])
     errors = []
     try:
