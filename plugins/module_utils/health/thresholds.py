@@ -69,16 +69,18 @@ class Threshold:
     def describe(self, severity: str) -> str:
         unit = UNITS.get(self.name, ' %' if self.name in PERCENT else '')
         sign = '<' if self.lower_is_worse else '>'
-        return '%s %s%s' % (sign, _fmt(self.level(severity)), unit)
+        return '%s %s%s' % (sign, fmt_number(self.level(severity)), unit)
 
 
-def _fmt(value: Any) -> str:
+def fmt_number(value: Any) -> str:
+    """A threshold or measured value as people write it: at most two decimals, no trailing zeros."""
     if isinstance(value, float):
         return ('%.2f' % value).rstrip('0').rstrip('.')
     return str(value)
 
 
-def _number(name: str, level: str, value: Any) -> Optional[float]:
+def threshold_number(name: str, level: str, value: Any, percent: frozenset = PERCENT) -> Optional[float]:
+    """One threshold level from user input: null, or a non-negative number (at most 100 for ``percent`` names)."""
     if value is None:
         return None
     if isinstance(value, bool):
@@ -88,10 +90,10 @@ def _number(name: str, level: str, value: Any) -> Optional[float]:
     except (TypeError, ValueError):
         raise OpsReadyError('thresholds.%s.%s must be a number or null, not %r.' % (name, level, value))
     if number < 0:
-        raise OpsReadyError('thresholds.%s.%s must not be negative (got %s).' % (name, level, _fmt(number)))
-    if name in PERCENT and number > 100:
+        raise OpsReadyError('thresholds.%s.%s must not be negative (got %s).' % (name, level, fmt_number(number)))
+    if name in percent and number > 100:
         raise OpsReadyError('thresholds.%s.%s is a percentage and cannot be over 100 (got %s).'
-                            % (name, level, _fmt(number)))
+                            % (name, level, fmt_number(number)))
     return number
 
 
@@ -107,11 +109,11 @@ def parse_one(name: str, value: Any, base: Optional[Threshold] = None) -> Thresh
             raise OpsReadyError('thresholds.%s accepts only warning and critical, not %s.'
                                 % (name, ', '.join(sorted(unknown))))
         if 'warning' in value:
-            warning = _number(name, 'warning', value['warning'])
+            warning = threshold_number(name, 'warning', value['warning'])
         if 'critical' in value:
-            critical = _number(name, 'critical', value['critical'])
+            critical = threshold_number(name, 'critical', value['critical'])
     else:
-        critical = _number(name, 'critical', value)
+        critical = threshold_number(name, 'critical', value)
         if warning is not None and critical is not None:
             worse = warning < critical if name in LOWER_IS_WORSE else warning > critical
             if worse:
@@ -119,10 +121,10 @@ def parse_one(name: str, value: Any, base: Optional[Threshold] = None) -> Thresh
     if warning is not None and critical is not None:
         if name in LOWER_IS_WORSE and warning < critical:
             raise OpsReadyError('thresholds.%s: warning (%s) must not be below critical (%s); lower values are '
-                                'worse for this metric.' % (name, _fmt(warning), _fmt(critical)))
+                                'worse for this metric.' % (name, fmt_number(warning), fmt_number(critical)))
         if name not in LOWER_IS_WORSE and warning > critical:
             raise OpsReadyError('thresholds.%s: warning (%s) must not be above critical (%s).'
-                                % (name, _fmt(warning), _fmt(critical)))
+                                % (name, fmt_number(warning), fmt_number(critical)))
     return Threshold(name, warning, critical)
 
 
@@ -155,7 +157,7 @@ def measure(check: str, condition: str, value: Optional[float], threshold: Thres
     if severity == OK:
         return []
     unit = UNITS.get(threshold.name, ' %' if threshold.name in PERCENT else '')
-    message = '%s is %s%s (%s %s).' % (what, _fmt(value), unit, severity, threshold.describe(severity))
+    message = '%s is %s%s (%s %s).' % (what, fmt_number(value), unit, severity, threshold.describe(severity))
     return [finding(check, condition, value, threshold, severity, message, **extra)]
 
 

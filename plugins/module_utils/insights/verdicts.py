@@ -18,7 +18,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.health.thresholds import (
-    CRITICAL, OK, RANK, WARNING, finding, sort_findings, worst)
+    CRITICAL, OK, RANK, WARNING, finding, sort_findings, threshold_number, worst)
+from ansible_collections.opsready.operations.plugins.module_utils.health.thresholds import fmt_number as _fmt
 
 # (warning, critical); None switches a level off.
 DEFAULTS: Dict[str, Tuple[Optional[float], Optional[float]]] = {
@@ -77,27 +78,8 @@ class Level:
         return {'warning': self.warning, 'critical': self.critical}
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return ('%.2f' % value).rstrip('0').rstrip('.')
-    return str(value)
-
-
 def _number(name: str, which: str, value: Any) -> Optional[float]:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise OpsReadyError('thresholds.%s.%s must be a number or null, not %r.' % (name, which, value))
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise OpsReadyError('thresholds.%s.%s must be a number or null, not %r.' % (name, which, value))
-    if number < 0:
-        raise OpsReadyError('thresholds.%s.%s must not be negative (got %s).' % (name, which, _fmt(number)))
-    if name in PERCENT and number > 100:
-        raise OpsReadyError('thresholds.%s.%s is a percentage and cannot be over 100 (got %s).'
-                            % (name, which, _fmt(number)))
-    return number
+    return threshold_number(name, which, value, PERCENT)
 
 
 def parse(user: Optional[Dict[str, Any]]) -> Dict[str, Level]:
