@@ -38,7 +38,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs im
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import (  # noqa: E402
     manifest_path_for, read_manifest)
 from ansible_collections.opsready.operations.plugins.module_utils.drill import steps  # noqa: E402
-from ansible_collections.opsready.operations.plugins.module_utils.drill.checks import SQLiteClient  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlite.checks import (  # noqa: E402
+    SQLiteChecks as SQLiteClient)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import get_engine  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import (  # noqa: E402

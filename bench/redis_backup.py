@@ -33,7 +33,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs im
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import (  # noqa: E402
     ConnectionParams)
-from ansible_collections.opsready.operations.plugins.module_utils.engines.redis import RedisEngine  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.engines.redis.verify import RedisEngine  # noqa: E402
 from tests.harness.redis import RedisServer  # noqa: E402
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    # The connection options of the Redis modules (module_utils/redis/client.py connection_argument_spec).
+    # The connection options of the Redis modules (module_utils/engines/redis/client.py connection_argument_spec).
     DOCUMENTATION = r'''
 options:
   host:

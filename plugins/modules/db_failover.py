@@ -233,8 +233,10 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import FAILOVER_ENGINES  # noqa: E402
-from ansible_collections.opsready.operations.plugins.module_utils.replication import (  # noqa: E402
-    mysql_promote, pg_promote)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql import (  # noqa: E402
+    promote as mysql_promote)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import (  # noqa: E402
+    promote as pg_promote)
 from ansible_collections.opsready.operations.plugins.module_utils.replication.failover import (  # noqa: E402
     check_names, find_node, node_argument_spec, node_specs)
 

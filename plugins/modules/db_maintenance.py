@@ -378,7 +378,7 @@ def main():
             cleanup=[CleanupSpec.from_dict(item, default_schema) for item in p['cleanup']],
         )
         if p['engine'] == 'sqlserver':
-            from ansible_collections.opsready.operations.plugins.module_utils.maintenance.sqlserver import (
+            from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlserver.maintenance import (
                 HAS_PYODBC, PYODBC_IMPORT_ERROR)
             if not HAS_PYODBC:
                 from ansible.module_utils.basic import missing_required_lib

@@ -41,7 +41,7 @@ options:
       - Engine of the scratch target. SQL Server (DBCC CHECKDB) is not implemented yet.
       - Required for O(step=integrity) and O(step=smoke).
     type: str
-    choices: [sqlite, postgresql, mariadb, mysql]
+    choices: [postgresql, mariadb, mysql, sqlite]
   database:
     description:
       - The scratch database name (SQLite, the path of the restored file).

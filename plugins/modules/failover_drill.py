@@ -142,10 +142,12 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import (  # noqa: E402
     ConnectionParams)
-from ansible_collections.opsready.operations.plugins.module_utils.engines.pg_quote import quote_ident  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import (  # noqa: E402
+    quote_ident)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import get_engine  # noqa: E402
-from ansible_collections.opsready.operations.plugins.module_utils.replication import (  # noqa: E402
-    drill, endpoint, pg_promote)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import (  # noqa: E402
+    promote as pg_promote)
+from ansible_collections.opsready.operations.plugins.module_utils.replication import drill, endpoint  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.replication.failover import (  # noqa: E402
     check_names, find_node, node_argument_spec, node_specs)
 

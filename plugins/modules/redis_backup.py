@@ -122,8 +122,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.streami
     check_compression, compression_argument_spec)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
-from ansible_collections.opsready.operations.plugins.module_utils.engines.redis import RedisEngine
-from ansible_collections.opsready.operations.plugins.module_utils.redis.client import (
+from ansible_collections.opsready.operations.plugins.module_utils.engines.redis.verify import RedisEngine
+from ansible_collections.opsready.operations.plugins.module_utils.engines.redis.client import (
     RedisClient, connection_argument_spec, connection_from_params)
 
 

@@ -98,8 +98,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import atomic_write_text
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
-from ansible_collections.opsready.operations.plugins.module_utils.redis import insights
-from ansible_collections.opsready.operations.plugins.module_utils.redis.client import (
+from ansible_collections.opsready.operations.plugins.module_utils.engines.redis import insights
+from ansible_collections.opsready.operations.plugins.module_utils.engines.redis.client import (
     RedisClient, connection_argument_spec, connection_from_params)
 
 FAIL_ON = {'critical': 2, 'warning': 1, 'never': 99}

@@ -126,7 +126,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common import 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.drill import objectives
-from ansible_collections.opsready.operations.plugins.module_utils.redis import restore
+from ansible_collections.opsready.operations.plugins.module_utils.engines.redis import restore
 
 
 def find(p):

@@ -289,7 +289,7 @@ def test_failed_swap_is_undone_with_event_scheduler_on(mariadb_factory, tmp_path
     from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
         OpsReadyError, ToolError)
     from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
-    from ansible_collections.opsready.operations.plugins.module_utils.restore import mysql as mysql_restore
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql import restore as mysql_restore
     from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import RestoreRequest
     from ansible_collections.opsready.operations.plugins.module_utils.restore.run import run_restore
 

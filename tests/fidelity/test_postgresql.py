@@ -442,7 +442,7 @@ def test_old_manifest_without_properties_still_restores(pg, source, tmp_path):
 
 
 def test_quoting_helper_is_safe_with_standard_conforming_strings_off(pg):
-    from ansible_collections.opsready.operations.plugins.module_utils.engines.pg_quote import (
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import (
         quote_ident, quote_literal)
     nasty = "a'b\\c\\'; SELECT 1; -- ü \"x\""
     for scs in ('on', 'off'):

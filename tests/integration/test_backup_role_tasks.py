@@ -42,7 +42,7 @@ def test_items_with_and_without_kinds_helper_handler_and_tags(tmp_path):
     manifests = sorted((tmp_path / 'backups' / 'sqlite').glob('*.manifest.json'))
     assert len(manifests) == 2
     # the helper comes from the role's files (a link to the module_utils source), byte for byte
-    source = REPO / 'plugins' / 'module_utils' / 'engines' / 'pg_wal_archive.py'
+    source = REPO / 'plugins' / 'module_utils' / 'engines' / 'postgresql' / 'wal_archive.py'
     assert helper.read_bytes() == source.read_bytes() and oct(helper.stat().st_mode & 0o777) == '0o755'
     assert 'Backups written under %s' % role_vars['backup_dir'] in result.stdout  # the handler ran
 

@@ -19,7 +19,7 @@ import zstandard
 from tests.harness.playbook import REPO, run_playbook
 from tests.harness.servers import PostgresServer
 
-HELPER = REPO / 'plugins' / 'module_utils' / 'engines' / 'pg_wal_archive.py'
+HELPER = REPO / 'plugins' / 'module_utils' / 'engines' / 'postgresql' / 'wal_archive.py'
 
 
 def play(tmp_path: Path, tasks: list, extravars: dict | None = None, **kw):

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / 'build'))
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import write_manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import ArtifactWriter
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, stamp
-from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import wal_file_segno
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.backup import wal_file_segno
 from tests.harness.playbook import run_playbook
 
 SEGMENT = 16 * 1024 * 1024

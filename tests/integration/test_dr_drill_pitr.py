@@ -28,7 +28,7 @@ import pytest
 from tests.harness.playbook import REPO, run_playbook
 from tests.harness.servers import PostgresServer
 
-HELPER = REPO / 'plugins' / 'module_utils' / 'engines' / 'pg_wal_archive.py'
+HELPER = REPO / 'plugins' / 'module_utils' / 'engines' / 'postgresql' / 'wal_archive.py'
 ARCHIVE_TIMEOUT = 2
 WRITE_EVERY = 0.15
 UTC = datetime.timezone.utc

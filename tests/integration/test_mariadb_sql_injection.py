@@ -17,8 +17,8 @@ sys.path.insert(0, str(REPO / 'build'))
 
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import (  # noqa: E402
     ConnectionParams)
-from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql import MySQLEngine  # noqa: E402
-from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql_quote import (  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.backup import MySQLEngine  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.quote import (  # noqa: E402
     quote_identifier, quote_literal)
 
 HOSTILE = ["app\\'; DROP DATABASE prod; -- x", "a'b", 'a"b', 'a`b', 'tr\\', 'x\n\ty', 'ünï ✓ 中', 'semi;colon',

@@ -29,7 +29,7 @@ import pytest
 
 from tests.harness.playbook import REPO, run_playbook
 
-HELPER = REPO / 'plugins' / 'module_utils' / 'engines' / 'pg_wal_archive.py'
+HELPER = REPO / 'plugins' / 'module_utils' / 'engines' / 'postgresql' / 'wal_archive.py'
 US = datetime.timedelta(microseconds=1)
 UTC = datetime.timezone.utc
 
@@ -229,7 +229,7 @@ def whole_second(moment: datetime.datetime) -> datetime.datetime:
 
 def test_mariadb_every_instant_of_the_window_restores(maria_db, tmp_path):
     """Binary log events carry whole seconds (the statement's start, the second of its NOW(6)), and the
-    restore replays every event before the second of stop_at (restore/mysql.py): the state reached is the
+    restore replays every event before the second of stop_at (engines/mysql/restore.py): the state reached is the
     one at that second, and ``point_reached`` says so."""
     server = maria_db.server
     maria_db.sql('CREATE TABLE events (id INT AUTO_INCREMENT PRIMARY KEY, at DATETIME(6) NOT NULL) ENGINE=InnoDB;'

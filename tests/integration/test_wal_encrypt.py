@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / 'build'))
 from ansible_collections.opsready.operations.plugins.module_utils.common import encryption  # noqa: E402
 from tests.harness.playbook import REPO, run_playbook  # noqa: E402
 
-HELPER = REPO / 'plugins' / 'module_utils' / 'engines' / 'pg_wal_archive.py'
+HELPER = REPO / 'plugins' / 'module_utils' / 'engines' / 'postgresql' / 'wal_archive.py'
 
 
 class Key:

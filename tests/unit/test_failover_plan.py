@@ -8,7 +8,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
 from ansible_collections.opsready.operations.plugins.module_utils.replication.failover import (
     NodeSpec, NodeState, check_names, check_switchover_candidate, choose_failover_candidate, lsn_text)
-from ansible_collections.opsready.operations.plugins.module_utils.replication.pg_promote import (
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.promote import (
     build_conninfo, conf_quote, follow_conninfo, parse_conninfo, slot_name)
 
 

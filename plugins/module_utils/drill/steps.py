@@ -20,7 +20,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.manifes
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.drill import expect as expectations
-from ansible_collections.opsready.operations.plugins.module_utils.drill.checks import Client
+from ansible_collections.opsready.operations.plugins.module_utils.drill.checks import DrillChecks
 
 
 def _record(name: str) -> Dict[str, Any]:
@@ -34,7 +34,7 @@ def _finish(step: Dict[str, Any]) -> Dict[str, Any]:
     return step
 
 
-def integrity(client: Client, database: str, level: str = 'standard',
+def integrity(client: DrillChecks, database: str, level: str = 'standard',
               backup: Optional[str] = None) -> Dict[str, Any]:
     """The engine's check, then (with ``backup``, the artifact or manifest restored) the restored tables and
     rows against what the source held when that backup was taken."""
@@ -54,7 +54,7 @@ def integrity(client: Client, database: str, level: str = 'standard',
     return _finish(step)
 
 
-def compare_with_source(client: Client, database: str, backup: str) -> Dict[str, Any]:
+def compare_with_source(client: DrillChecks, database: str, backup: str) -> Dict[str, Any]:
     manifest = read_manifest(backup if backup.endswith(MANIFEST_SUFFIX) else manifest_path_for(backup))
     held = manifest.data.get(source_summary.SOURCE_KEY)
     if not held:
@@ -72,7 +72,7 @@ def compare_with_source(client: Client, database: str, backup: str) -> Dict[str,
     return checks
 
 
-def smoke(client: Client, database: str, queries: List[Dict[str, Any]]) -> Dict[str, Any]:
+def smoke(client: DrillChecks, database: str, queries: List[Dict[str, Any]]) -> Dict[str, Any]:
     """Runs every query (even after one failed) so the report shows all of them."""
     for query in queries:
         if not query.get('sql'):

@@ -31,8 +31,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
-from ansible_collections.opsready.operations.plugins.module_utils.engines.pg_quote import quote_ident
-from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import PostgresEngine
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import quote_ident
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.backup import PostgresEngine
 from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import get_engine
 
 

@@ -235,16 +235,11 @@ def gather(engine: Any, limits: Optional[Limits] = None, database: Optional[str]
     Connection failures raise ``OpsReadyError`` with the engine's message (what to check). ``database``:
     the PostgreSQL database to connect to (default ``postgres``)."""
     limits = limits or Limits()
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import replication_status
     family = getattr(engine, 'name', '')
-    if family == 'postgresql':
-        from ansible_collections.opsready.operations.plugins.module_utils.replication import postgresql
-        status = postgresql.collect(engine, database)
-        return finish(status, postgresql.assess(status, limits))
-    if family in ('mariadb', 'mysql'):
-        from ansible_collections.opsready.operations.plugins.module_utils.replication import mysql
-        status = mysql.collect(engine)
-        return finish(status, mysql.assess(status, limits))
-    raise OpsReadyError('Replication status is available for postgresql, mariadb and mysql, not %s.' % family)
+    engine_status = replication_status(family)
+    status = engine_status.collect(engine, database)
+    return finish(status, engine_status.assess(status, limits))
 
 
 def node_status(engine_name: str, conn: Any, limits: Optional[Limits] = None, runner: Any = None,

@@ -1,1 +1,1 @@
-../../../plugins/module_utils/engines/pg_wal_archive.py
+../../../plugins/module_utils/engines/postgresql/wal_archive.py

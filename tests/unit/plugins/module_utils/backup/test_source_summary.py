@@ -21,7 +21,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.manifes
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions
 from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import get_engine
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
-from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import pg_toc_summary
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.backup import pg_toc_summary
 
 SOURCE_WITH_ROWS = {'engine': 'x', 'tables': 3, 'non_empty_tables': 2, 'rows_estimate': 1200, 'size_bytes': 1 << 20}
 
@@ -221,7 +221,7 @@ def test_compare_without_summary_or_with_a_measuring_error_reports_it():
 
 
 def test_sqlite_uri_escapes_every_uri_character():
-    from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlite import sqlite_uri
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlite.backup import sqlite_uri
     assert sqlite_uri('/srv/a#b?c%d e\u00fc.db', 'ro') == 'file:/srv/a%23b%3Fc%25d%20e%C3%BC.db?mode=ro'
     from urllib.parse import quote
     assert sqlite_uri('-lead.db', 'rw') == 'file:%s?mode=rw' % quote(os.path.join(os.getcwd(), '-lead.db'))

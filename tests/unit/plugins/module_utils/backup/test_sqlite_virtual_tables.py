@@ -9,7 +9,8 @@ import sqlite3
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import run_backup
 from ansible_collections.opsready.operations.plugins.module_utils.drill import steps
-from ansible_collections.opsready.operations.plugins.module_utils.drill.checks import SQLiteClient
+from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlite.checks import (
+    SQLiteChecks as SQLiteClient)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions
 from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import get_engine
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams

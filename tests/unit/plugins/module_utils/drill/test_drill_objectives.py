@@ -10,7 +10,9 @@ import pytest
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import parse_time
 from ansible_collections.opsready.operations.plugins.module_utils.drill import expect, objectives, report, steps
-from ansible_collections.opsready.operations.plugins.module_utils.drill.checks import SQLiteClient, guard_scratch
+from ansible_collections.opsready.operations.plugins.module_utils.drill.checks import guard_scratch
+from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlite.checks import (
+    SQLiteChecks as SQLiteClient)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
 
 START = '2026-11-29T10:00:00.000000Z'

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, List
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
-from ansible_collections.opsready.operations.plugins.module_utils.drill.checks import PostgresChecks
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.checks import PostgresChecks
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
 
 

@@ -8,8 +8,8 @@ import shutil
 import pytest
 
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
-from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql import MySQLEngine
-from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import PostgresEngine
+from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.backup import MySQLEngine
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.backup import PostgresEngine
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..', '..', '..'))
 # Nothing but the engine clients may spell these command lines (drill checks and the health db probe did).
@@ -52,10 +52,10 @@ def test_mariadb_client_argv_puts_the_option_file_first():
 
 
 def test_psql_options_are_spelled_once():
-    assert _files_with('ON_ERROR_STOP=1') - PENDING == {os.path.join(CLIENTS, 'postgresql_client.py')}
-    assert _files_with("'PGPASSWORD'") - PENDING == {os.path.join(CLIENTS, 'postgresql_client.py')}
+    assert _files_with('ON_ERROR_STOP=1') - PENDING == {os.path.join(CLIENTS, 'postgresql', 'client.py')}
+    assert _files_with("'PGPASSWORD'") - PENDING == {os.path.join(CLIENTS, 'postgresql', 'client.py')}
 
 
 def test_mariadb_query_options_are_spelled_once():
-    assert _files_with("['-B']") - PENDING == {os.path.join(CLIENTS, 'mysql_client.py')}
-    assert _files_with("'--defaults-extra-file=") - PENDING == {os.path.join(CLIENTS, 'mysql_client.py')}
+    assert _files_with("['-B']") - PENDING == {os.path.join(CLIENTS, 'mysql', 'client.py')}
+    assert _files_with("'--defaults-extra-file=") - PENDING == {os.path.join(CLIENTS, 'mysql', 'client.py')}

@@ -12,9 +12,10 @@ import pytest
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import verify_path
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError
-from ansible_collections.opsready.operations.plugins.module_utils.engines import pg_wal_archive
-from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql import binlog_index, scan_binlog
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import (
+    wal_archive as pg_wal_archive)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.backup import binlog_index, scan_binlog
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.backup import (
     lsn_to_int, wal_file_segno, wal_segno)
 
 SEG = 16 * 1024 * 1024

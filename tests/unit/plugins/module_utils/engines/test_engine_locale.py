@@ -13,7 +13,7 @@ import pytest
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
-from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import PostgresEngine
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.backup import PostgresEngine
 
 pytestmark = pytest.mark.skipif(not glob.glob('/usr/share/locale/de/LC_MESSAGES/libpq5-*.mo'),
                                 reason="libpq's German catalogue is not installed (it comes with libpq5)")

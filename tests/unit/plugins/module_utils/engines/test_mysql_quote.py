@@ -7,11 +7,12 @@ import time
 import pytest
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
-from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql_quote import (
+from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.quote import (
     check_identifier, quote_identifier, quote_literal, unescape_batch)
-from ansible_collections.opsready.operations.plugins.module_utils.restore.mysql import (
+from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.restore import (
     GtidStripper, charset_clause, check_rewritable, definer_clause, dependency_order)
-from ansible_collections.opsready.operations.plugins.module_utils.engines.pg_quote import quote_literal as pg_literal
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import (
+    quote_literal as pg_literal)
 
 HOSTILE = ["app\\'; DROP DATABASE prod; -- ", "a'b", 'a"b', 'a`b', 'a\\', "x\n\ty", 'ünï ✓', 'semi;colon', '#hash',
            '?q%p', 'x' * 64]

@@ -24,7 +24,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
-from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import PostgresEngine
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.backup import PostgresEngine
 
 PASSWORD = 'Pg-s3cret.Pa55/word'
 TOOLS = ('psql', 'pg_dump', 'pg_dumpall', 'pg_basebackup', 'pg_restore', 'pg_verifybackup')
@@ -269,7 +269,8 @@ def test_base_backup_uncompressed_leaves_compression_to_nobody(runner, tmp_path)
 def test_newest_packaged_client_is_chosen_by_version_not_by_name(tmp_path):
     """Debian's /usr/bin/pg_dump is pg_wrapper (Perl, ~60 ms a call): the engine goes to the newest major's
     binary itself, and "9.6" must not sort above "15" as a string would."""
-    from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import newest_packaged_tool
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.backup import (
+        newest_packaged_tool)
     for major, tools in (('9.6', ['pg_dump', 'psql']), ('15', ['pg_dump', 'psql']), ('16', ['psql'])):
         bindir = tmp_path / major / 'bin'
         bindir.mkdir(parents=True)
@@ -309,7 +310,7 @@ def test_base_backup_with_a_client_older_than_15_is_compressed_by_the_module(run
 
 
 def test_debian_pg_wrapper_on_path_is_skipped_for_the_real_client(tmp_path):
-    from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import find_client_tool
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.backup import find_client_tool
     share = tmp_path / 'share'
     share.mkdir()
     (share / 'pg_wrapper').write_text('#!/usr/bin/perl\n')

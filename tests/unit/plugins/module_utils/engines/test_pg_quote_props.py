@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
-from ansible_collections.opsready.operations.plugins.module_utils.engines import pg_dbprops, pg_globals
-from ansible_collections.opsready.operations.plugins.module_utils.engines.pg_quote import (
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import dbprops as pg_dbprops
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import globals as pg_globals
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import (
     check_name, conninfo_value, dbname_arg, quote_ident, quote_literal)
 
 

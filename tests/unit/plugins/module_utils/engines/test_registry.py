@@ -175,12 +175,15 @@ def test_no_area_subclasses_an_engine_or_client_class():
                       'PostgresClient', 'MySQLClient', 'SQLiteClient', 'SQLServerClient'}
     offenders = []
     for base, _dirs, files in os.walk(MODULE_UTILS):
-        if os.path.basename(base) == 'engines':
-            continue
         for name in files:
             if not name.endswith('.py'):
                 continue
             path = os.path.join(base, name)
+            # In an engine's folder the backup engine subclasses Engine and the client is defined; nothing else
+            # there (maintenance, checks, restore ...) may derive from them.
+            if os.path.relpath(path, MODULE_UTILS).startswith('engines' + os.sep) and name in (
+                    'base.py', 'backup.py', 'verify.py', 'client.py'):
+                continue
             with open(path) as handle:
                 tree = ast.parse(handle.read())
             for node in ast.walk(tree):
@@ -195,7 +198,7 @@ def test_no_area_subclasses_an_engine_or_client_class():
 def test_postgres_client_classifies_session_limits_only_when_set():
     from ansible_collections.opsready.operations.plugins.module_utils.common.errors import ToolError
     from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import SessionLimits
-    from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql_client import PostgresClient
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.client import PostgresClient
     stderr = 'ERROR:  canceling statement due to lock timeout\n'
     exc = ToolError('psql failed', stderr=stderr)
     assert PostgresClient(ConnectionParams()).classify(exc) is exc
@@ -237,3 +240,46 @@ def test_insights_collectors_come_from_the_registry():
         assert collector.engine_name == name
     with pytest.raises(OpsReadyError, match='sqlite'):
         registry.get_insights('sqlite', conn)
+
+
+FAMILY_DIRS = sorted(set(registry.FAMILIES.values()))
+
+
+@pytest.mark.parametrize('family', FAMILY_DIRS)
+def test_each_engine_lives_in_one_folder(family):
+    """Issue 23: "how does this engine do X" has one place to look. The family's folder holds its client and
+    ``areas.py``; every area the registry hands out for it is a function of that file."""
+    folder = os.path.join(MODULE_UTILS, 'engines', family)
+    assert os.path.isfile(os.path.join(folder, 'client.py')) and os.path.isfile(os.path.join(folder, 'areas.py'))
+    areas = registry.IMPLEMENTATIONS[family]
+    assert areas.__name__.endswith('.engines.%s.areas' % family)
+    for area in ('client', 'backup', 'restore', 'maintenance'):
+        assert callable(getattr(areas, area)), '%s offers no %s' % (family, area)
+
+
+def test_no_engine_file_outside_the_engine_folders():
+    """A file named after an engine outside ``engines/<family>/`` is engine code in the wrong place (before the
+    seam: engines/postgresql_client.py, restore/mysql.py, maintenance/sqlite.py, insights/sqlserver.py,
+    replication/pg_promote.py ...)."""
+    engine_words = re.compile(r'^(postgresql|pg|mysql|mariadb|sqlite|sqlserver|mssql|redis)(_|\.py$)')
+    offenders = []
+    for base, _dirs, files in os.walk(MODULE_UTILS):
+        rel = os.path.relpath(base, MODULE_UTILS).split(os.sep)
+        if rel[:1] == ['engines'] and len(rel) == 2:
+            continue
+        offenders += [os.path.join(*rel, name) for name in files if engine_words.match(name)]
+        offenders += [os.path.join(*rel, d) for d in _dirs if engine_words.match(d + '.py') and rel != ['engines']]
+    assert offenders == []
+
+
+def test_capabilities_follow_the_engine_folders():
+    """The capability lists are read from the folders' areas.py files, so an engine gains drills or insights by
+    adding the area function, not by editing a list elsewhere."""
+    for capability, area in ((registry.DRILL_ENGINES, 'drill_checks'), (registry.INSIGHTS_ENGINES, 'insights'),
+                             (registry.REPLICATION_ENGINES, 'replication'),
+                             (registry.PHYSICAL_RESTORE_ENGINES, 'physical_restore')):
+        assert capability == tuple(e for e in registry.ENGINES
+                                   if hasattr(registry.IMPLEMENTATIONS[registry.FAMILIES[e]], area))
+    assert 'sqlserver' not in registry.DRILL_ENGINES and 'sqlite' not in registry.INSIGHTS_ENGINES
+    with pytest.raises(OpsReadyError, match='not available'):
+        registry.get_drill_client('sqlserver', ConnectionParams())

@@ -16,7 +16,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import (  # noqa: E402
     run_backup, verify_path)
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError  # noqa: E402
-from ansible_collections.opsready.operations.plugins.module_utils.engines import sqlserver  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlserver import (  # noqa: E402
+    backup as sqlserver)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import (  # noqa: E402
     ConnectionParams)

@@ -18,7 +18,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import verify_path
 from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
-from ansible_collections.opsready.operations.plugins.module_utils.engines import pg_wal_archive
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import (
+    wal_archive as pg_wal_archive)
 
 SEG = 16 * 1024 * 1024
 HELPER = pg_wal_archive.__file__

@@ -118,7 +118,7 @@ def _insights_families():
 
 
 def _redis_families():
-    from ansible_collections.opsready.operations.plugins.module_utils.redis import insights as redis_insights
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.redis import insights as redis_insights
     facts = {'keys': 10, 'keyspace_hits': 8, 'keyspace_misses': 2, 'hit_ratio': 0.8, 'used_memory_bytes': 900,
              'maxmemory_bytes': 1000, 'memory_used_ratio': 0.9, 'maxmemory_policy': 'noeviction', 'evicted_keys': 0,
              'oom_rejected_commands': 1, 'connected_clients': 3, 'blocked_clients': 0, 'maxclients': 100,

@@ -14,7 +14,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[5]))
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.health import history  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.insights import (  # noqa: E402
-    core, deltas, exposition, mysql, postgresql, verdicts)
+    core, deltas, exposition, verdicts)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql import insights as mysql  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import (  # noqa: E402
+    insights as postgresql)
 from tests.harness import promtool  # noqa: E402
 
 

@@ -15,13 +15,15 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[5]))
 
-from ansible_collections.opsready.operations.plugins.module_utils.engines import registry, sqlserver_client  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.engines import registry  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlserver import (  # noqa: E402
+    client as sqlserver_client)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import (  # noqa: E402
     ConnectionParams)
 from ansible_collections.opsready.operations.plugins.module_utils.health import history  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.insights import (  # noqa: E402
     core, exposition, verdicts)
-from ansible_collections.opsready.operations.plugins.module_utils.insights import sqlserver as ins  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlserver import insights as ins  # noqa: E402
 from tests.harness import promtool  # noqa: E402
 from tests.unit.fakes import pyodbc_recording as fake  # noqa: E402
 

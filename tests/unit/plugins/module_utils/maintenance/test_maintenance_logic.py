@@ -12,10 +12,11 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
 from ansible_collections.opsready.operations.plugins.module_utils.maintenance.core import (
     CleanupSpec, MaintenanceOptions, run_maintenance)
-from ansible_collections.opsready.operations.plugins.module_utils.engines.pg_quote import quote_literal
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import quote_literal
 from ansible_collections.opsready.operations.plugins.module_utils.maintenance.identifiers import TableRef, quote_ident
-from ansible_collections.opsready.operations.plugins.module_utils.maintenance.postgresql import estimate_btree_pages
-from ansible_collections.opsready.operations.plugins.module_utils.maintenance.sqlserver import (
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.maintenance import (
+    estimate_btree_pages)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlserver.maintenance import (
     SQLServerMaintenance, connection_string)
 
 

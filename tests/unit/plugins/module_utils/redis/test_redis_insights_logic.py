@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.opsready.operations.plugins.module_utils.redis import insights
-from ansible_collections.opsready.operations.plugins.module_utils.redis.client import (
+from ansible_collections.opsready.operations.plugins.module_utils.engines.redis import insights
+from ansible_collections.opsready.operations.plugins.module_utils.engines.redis.client import (
     RedisClient, RedisConnection, keyspace_keys, parse_info)
 from tests.harness.promtool import check_metrics
 

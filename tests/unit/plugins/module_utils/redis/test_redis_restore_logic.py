@@ -6,7 +6,7 @@ import pytest
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError
-from ansible_collections.opsready.operations.plugins.module_utils.redis.restore import compare_keys
+from ansible_collections.opsready.operations.plugins.module_utils.engines.redis.restore import compare_keys
 
 
 def manifest(keys, expires=0):

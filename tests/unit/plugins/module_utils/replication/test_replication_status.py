@@ -13,7 +13,8 @@ import pytest
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.health import checks, prometheus, replication_check
-from ansible_collections.opsready.operations.plugins.module_utils.replication import mysql, postgresql
+from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql import replication as mysql
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import replication as postgresql
 from ansible_collections.opsready.operations.plugins.module_utils.replication import status as st
 from tests.harness.promtool import check_metrics
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
-from ansible_collections.opsready.operations.plugins.module_utils.restore.mysql import GtidStripper, recovered_point
+from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.restore import (
+    GtidStripper, recovered_point)
 
 STREAM = (b'# at 4\n#261129 10:00:00 server id 1  end_log_pos 256 CRC32 0x1 \tStart: binlog v 4\n'
           b'# at 256\n#261129  9:59:58 server id 1  end_log_pos 300 CRC32 0x2 \tGTID 0-1-5 trans\n'

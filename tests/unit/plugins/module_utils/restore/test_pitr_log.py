@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime
 from pathlib import Path
 
-from ansible_collections.opsready.operations.plugins.module_utils.restore.postgresql_pitr import (
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.pitr import (
     RecoveryFailed, analyse_log, last_transaction)
 
 LOG_NOT_REACHED = (Path(__file__).parent / 'data' / 'pitr_not_reached.log').read_text()

@@ -12,8 +12,8 @@ import pytest
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import parse_time
-from ansible_collections.opsready.operations.plugins.module_utils.restore import postgresql_pitr
-from ansible_collections.opsready.operations.plugins.module_utils.restore.mysql import stop_datetime
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import pitr as postgresql_pitr
+from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.restore import stop_datetime
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import RestoreRequest
 from ansible_collections.opsready.operations.plugins.module_utils.restore.run import check_request
 

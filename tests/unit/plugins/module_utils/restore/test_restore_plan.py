@@ -84,7 +84,7 @@ def test_verify_chain_names_the_corrupt_piece(catalog, tmp_path):
 
 
 def test_temporary_names_fit_postgresql():
-    # Quoting lives in engines/pg_quote.py (tests/unit/.../engines/test_pg_quote_props.py).
+    # Quoting lives in engines/postgresql/quote.py (tests/unit/.../engines/test_pg_quote_props.py).
     name = temporary_name('x' * 80)
     assert len(name.encode()) <= 63 and '__opsready_restore_' in name
     assert temporary_name('ünïcode' * 10).encode('utf-8').decode('utf-8')

@@ -20,7 +20,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs im
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (  # noqa: E402
     IntegrityError, OpsReadyError)
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import parse_time  # noqa: E402
-from ansible_collections.opsready.operations.plugins.module_utils.engines import sqlserver  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlserver import (  # noqa: E402
+    backup as sqlserver)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import (  # noqa: E402
     ConnectionParams)

@@ -3,7 +3,7 @@ nothing else in the stream changes; a long line that is no trigger header is nev
 
 from __future__ import annotations
 
-from ansible_collections.opsready.operations.plugins.module_utils.restore.mysql import (
+from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.restore import (
     LINE_CARRY, TriggerQualifierStripper)
 
 DUMP = (b"INSERT INTO `t` VALUES (1,'/*!50003 CREATE*/ /*!50003 TRIGGER `db`.x BEFORE INSERT ON `db`.t');\n"

@@ -1,0 +1,97 @@
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""DR drill checks on a restored MariaDB and MySQL copy: integrity check, smoke queries, summary.
+
+``drill/checks.py`` holds the interface (``DrillChecks``) and what every engine shares.
+
+Private to opsready.operations; do not import from other collections.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any, Dict, List, Optional
+
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
+from ansible_collections.opsready.operations.plugins.module_utils.drill.expect import coerce
+from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
+from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.client import (
+    MySQLClient as MySQLEngineClient)
+from ansible_collections.opsready.operations.plugins.module_utils.drill.checks import (
+    INTEGRITY_TIMEOUT, QUERY_TIMEOUT, DrillChecks)
+
+
+class MySQLChecks(DrillChecks):
+    """Drill checks through the engine's client (``engines/mysql/client.py``): its programs, option file,
+    timeouts and error classes."""
+
+    engine = 'mariadb'
+
+    def __init__(self, conn: ConnectionParams, runner: Optional[ToolRunner] = None, flavor: str = 'mariadb') -> None:
+        super().__init__(conn, runner)
+        self.flavor = flavor
+        self.engine = flavor
+        self.client = MySQLEngineClient(conn, self.runner, flavor=flavor, timeout=QUERY_TIMEOUT)
+
+    def query(self, database: str, sql: str) -> List[Dict[str, Any]]:
+        try:
+            rows = self.client.query_dicts(sql, database)
+        except OpsReadyError as exc:
+            raise OpsReadyError('Smoke query failed on %s: %s' % (database, exc.message), sql=sql)
+        return [{k: None if v is None else coerce(v) for k, v in row.items()} for row in rows]
+
+    def integrity(self, database: str, level: str = 'standard') -> Dict[str, Any]:
+        with self.client.defaults_file() as head:
+            argv = [self.client.tool('check')] + head + ['--check', '--databases', '--', database]
+            if level == 'extended':
+                argv.insert(len(argv) - 2, '--extended')
+            rc, out, err = self.runner.run(argv, check=False, timeout=INTEGRITY_TIMEOUT, what='mariadb-check')
+        problems = []
+        tables = 0
+        current = None
+        for line in out.splitlines():
+            # A table name may hold spaces ("db.odd name   OK"): a line ending in OK is one checked table.
+            passed = re.match(r'^(\S.*?)\s+OK$', line)
+            if passed and not re.match(r'^(error|warning|note|status|info)\s*:', line, re.I):
+                current = passed.group(1)
+                tables += 1
+                continue
+            match = re.match(r'^(\S+\.\S+)\s+(.*)$', line)
+            if match:
+                current = match.group(1)
+                tables += 1
+                if match.group(2).strip() not in ('OK', ''):
+                    problems.append(line.strip())
+            elif line.strip() and current is not None and line.strip() not in ('OK',):
+                if re.match(r'^(error|warning)\s*:', line.strip(), re.I) or 'corrupt' in line.lower():
+                    problems.append('%s: %s' % (current, line.strip()))
+        if rc != 0 or problems:
+            detail = problems or [err.strip() or 'exit %d' % rc]
+            raise IntegrityError('mariadb-check found problems in %s: %s' % (database, ' | '.join(detail[:3])),
+                                 tool='mariadb-check', problems=detail[:50])
+        return {'tool': 'mariadb-check --check%s' % (' --extended' if level == 'extended' else ''), 'result': 'ok',
+                'tables': tables, 'problems': []}
+
+    def versions(self) -> Dict[str, str]:
+        result = {}
+        for role in ('client', 'check'):
+            try:
+                tool = self.client.tool(role)
+                result[os.path.basename(tool)] = self.client.tool_version(role)
+            except OpsReadyError:
+                continue
+        return result
+
+    def summary(self, database: str) -> Optional[Dict[str, Any]]:
+        from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.backup import (
+            mysql_non_empty_sql, mysql_tables_where)
+        rows = self.client.query('SELECT table_schema, table_name '  # nosec B608 # quoted by mysql_tables_where
+                                 'FROM information_schema.tables WHERE ' + mysql_tables_where(database))
+        names = [(row[0], row[1]) for row in rows]
+        non_empty = 0
+        for start in range(0, len(names), 200):
+            non_empty += int(self.client.query(mysql_non_empty_sql(names[start:start + 200]))[0][0])
+        return {'tables': len(names), 'non_empty_tables': non_empty}

@@ -1,0 +1,770 @@
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""MariaDB / MySQL restore: the dump, then the binary logs replayed up to ``stop_at``, then one swap.
+
+1. The target is inspected; a database holding tables, views, routines, triggers or events is refused
+   unless ``replace`` is set. Every name is checked by ``engines/mysql/quote.py`` first: a name the
+   server cannot hold, or one the binlog tool cannot rewrite, is refused before anything is created.
+2. ``CREATE DATABASE <target>__opsready_restore_<id>`` with the source database's default character set
+   and collation (recorded in the dump's manifest: a single-database dump holds no CREATE DATABASE);
+   the dump is streamed into the ``mariadb`` client connected to it (the dump carries no ``USE``).
+   Events are disabled in the copy as soon as it is loaded (their status is kept for the target), and
+   an event that ran inside the copy fails the restore: it would have changed the restored data.
+3. The binary logs of the chain are decompressed into ``tmpdir`` and piped through
+   ``mariadb-binlog --database=<source> --rewrite-db='<source>-><temporary>'`` (events of other databases
+   are skipped, the rest land in the temporary database), starting at the dump's binlog position and
+   stopping at ``--stop-datetime`` (run with ``TZ=UTC``, ``stop_at`` given in UTC: binlog timestamps are
+   UTC seconds; everything before the second of ``stop_at`` is replayed, nothing of that second).
+   The replay must not write the source's GTIDs into this server's binary log (with ``gtid_strict_mode``
+   that fails, without it the next restore reading such a log fails with "Found out of order GTID"):
+   the ``SET @@session.gtid_domain_id/server_id/gtid_seq_no`` lines after each GTID event are removed
+   from the stream, so the server gives the replayed transactions GTIDs of its own. ``mariadb-binlog``
+   runs with ``--skip-gtid-strict-mode`` so logs that already hold such out-of-order GTIDs still read.
+4. Swap. Views, routines, triggers and events cannot be moved by ``RENAME TABLE`` (a table with a
+   trigger cannot even change schema), so their definitions are taken from the restored copy with
+   ``mariadb-dump`` itself (definers, ``sql_mode``, character sets as the backup wrote them) and those
+   of the old target likewise (to put back on failure). Then: the copy's triggers and the old target's
+   views, routines, triggers and events are dropped; one ``RENAME TABLE`` moves the old tables aside
+   and the restored ones in (all or none); the target gets the backup's default character set and
+   collation; the restored definitions are loaded into it, events get their recorded status back.
+   Any failure before the end undoes each step in reverse (new objects dropped, tables renamed back,
+   old objects and character set put back) and says so; if even that fails the message names the
+   aside database that holds the old tables and the file with the old definitions.
+
+Private to opsready.operations; do not import from other collections.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+import shutil
+import subprocess  # nosec B404 # argument lists, never a shell
+import tempfile
+from typing import IO, Any, Dict, List, Optional, Tuple
+
+from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
+    OpsReadyError, ToolError)
+from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import CHUNK
+from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import UTC, isoformat
+from ansible_collections.opsready.operations.plugins.module_utils.engines.base import kill_and_reap
+from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
+    check_decryptable, open_artifact)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.quote import (
+    check_identifier, qualified, quote_identifier, quote_literal)
+from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import (
+    Restorer, RestoreRequest, Timer, drop_named, temporary_name)
+
+CHARSET_NAME = re.compile(r'^[A-Za-z0-9_]{1,64}$')
+EVENT_STATUS = {'ENABLED': 'ENABLE', 'DISABLED': 'DISABLE', 'SLAVESIDE_DISABLED': 'DISABLE ON SLAVE'}
+OBJECT_KINDS = ('views', 'routines', 'triggers', 'events')
+DUMP_EVENTS_UNSAFE = '\'"\\'  # mariadb-dump --events fails to select a database named with these (10.11)
+
+
+def _q(name: str) -> str:
+    return quote_identifier(name, 'database name')
+
+
+def schema_exists(engine: Any, name: str) -> bool:
+    return bool([r for r in engine.query('SELECT SCHEMA_NAME '  # nosec B608 # mysql_quote literal
+                                         'FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s'
+                                         % quote_literal(name)) if r and r[0] == name])
+
+
+def schema_defaults(engine: Any, name: str) -> Optional[Dict[str, str]]:
+    rows = engine.query('SELECT DEFAULT_CHARACTER_SET_NAME, '  # nosec B608 # mysql_quote literal
+                        'DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA '
+                        'WHERE SCHEMA_NAME = %s' % quote_literal(name))
+    return {'character_set': rows[0][0], 'collation': rows[0][1]} if rows and len(rows[0]) == 2 else None
+
+
+def tables_of(engine: Any, name: str) -> List[str]:
+    """Everything ``RENAME TABLE`` moves: base tables, system-versioned tables and sequences (not views)."""
+    rows = engine.query("SELECT TABLE_NAME FROM information_schema.TABLES "  # nosec B608 # mysql_quote literal
+                        "WHERE TABLE_SCHEMA = %s AND "
+                        "TABLE_TYPE <> 'VIEW' ORDER BY TABLE_NAME" % quote_literal(name))
+    return [r[0] for r in rows if r and r[0]]
+
+
+def objects_of(engine: Any, name: str) -> Dict[str, List[Dict[str, str]]]:
+    """Views, routines, triggers and events of schema ``name`` (what ``RENAME TABLE`` cannot move)."""
+    lit = quote_literal(name)
+    found: Dict[str, List[Dict[str, str]]] = {k: [] for k in OBJECT_KINDS}
+    rows = engine.query(
+        "SELECT 'views', TABLE_NAME, '', '' "  # nosec B608 # mysql_quote literal
+        "FROM information_schema.VIEWS WHERE TABLE_SCHEMA = %s "
+        "UNION ALL SELECT 'routines', ROUTINE_NAME, ROUTINE_TYPE, '' FROM information_schema.ROUTINES "
+        "WHERE ROUTINE_SCHEMA = %s "
+        "UNION ALL SELECT 'triggers', TRIGGER_NAME, EVENT_OBJECT_TABLE, '' FROM information_schema.TRIGGERS "
+        "WHERE TRIGGER_SCHEMA = %s "
+        "UNION ALL SELECT 'events', EVENT_NAME, STATUS, CONCAT(COALESCE(LAST_EXECUTED, ''), '|', DEFINER) "
+        "FROM information_schema.EVENTS "
+        "WHERE EVENT_SCHEMA = %s" % (lit, lit, lit, lit))
+    for row in rows:
+        if len(row) == 4:
+            last, _sep, definer = row[3].partition('|')
+            found[row[0]].append({'name': row[1], 'detail': row[2], 'last': last, 'definer': definer})
+    return found
+
+
+def definer_clause(definer: str) -> str:
+    """``DEFINER = `user`@`host``` from information_schema's ``user@host`` (ALTER EVENT would otherwise make
+    the restore user the event's definer)."""
+    if not isinstance(definer, str) or not definer or '\x00' in definer:
+        raise OpsReadyError('Cannot read the definer %r.' % (definer,))
+    user, sep, host = definer.rpartition('@')
+    if not sep:  # a role
+        return 'DEFINER = `%s`' % definer.replace('`', '``')
+    return 'DEFINER = `%s`@`%s`' % (user.replace('`', '``'), host.replace('`', '``'))
+
+
+def count_objects(objects: Dict[str, List[Dict[str, str]]]) -> Dict[str, int]:
+    return {k: len(v) for k, v in objects.items() if v}
+
+
+def _target(request: RestoreRequest) -> str:
+    if not request.database:
+        raise OpsReadyError('database (the target schema) is required.')
+    return check_identifier(request.database, 'target database name')
+
+
+def check_target(engine: Any, request: RestoreRequest) -> Dict[str, Any]:
+    target_db = _target(request)
+    exists = schema_exists(engine, target_db)
+    tables = tables_of(engine, target_db) if exists else []
+    objects = objects_of(engine, target_db) if exists else {k: [] for k in OBJECT_KINDS}
+    held = count_objects(objects)
+    if (tables or held) and not request.replace:
+        what = ', '.join(['%d tables' % len(tables)] + ['%d %s' % (v, k) for k, v in held.items()])
+        raise OpsReadyError('Target database %s on %s exists and is not empty (%s): set replace=true to '
+                            'swap the restored copy in, or restore to another database name.'
+                            % (target_db, engine.conn.where(3306), what), target=target_db)
+    if objects['events'] and set(target_db) & set(DUMP_EVENTS_UNSAFE):
+        raise OpsReadyError('Target database %r holds events, and mariadb-dump --events cannot read a database whose '
+                            'name contains \' " or \\ (it fails to select it), so its events could not be put back '
+                            'if the swap failed. Nothing was changed: drop its events first or restore to another name.'
+                            % target_db, target=target_db)
+    return {'exists': exists, 'tables': tables, 'objects': objects,
+            'defaults': schema_defaults(engine, target_db) if exists else None}
+
+
+def drop_schema(engine: Any, name: str) -> None:
+    engine.query('DROP DATABASE IF EXISTS %s' % _q(name))
+
+
+def stop_datetime(stop_at: datetime.datetime) -> str:
+    """``--stop-datetime`` value in UTC (the tool runs with TZ=UTC)."""
+    return stop_at.astimezone(UTC).strftime('%Y-%m-%d %H:%M:%S')
+
+
+def charset_clause(defaults: Optional[Dict[str, Any]]) -> str:
+    """`` CHARACTER SET x COLLATE y`` from a manifest's ``database_defaults`` (names checked: the manifest
+    is a file on disk, its values never become SQL unchecked)."""
+    if not defaults:
+        return ''
+    cs, coll = defaults.get('character_set'), defaults.get('collation')
+    if not (isinstance(cs, str) and CHARSET_NAME.match(cs) and isinstance(coll, str) and CHARSET_NAME.match(coll)):
+        raise OpsReadyError('The manifest records a database character set/collation that is not a plain name '
+                            '(%r, %r): the manifest is damaged or was edited.' % (cs, coll))
+    return ' CHARACTER SET %s COLLATE %s' % (cs, coll)
+
+
+PROBES = {
+    'views': ('CREATE {definer} VIEW {db}.`__opsready_probe_v` AS SELECT 1 AS x',
+              'DROP VIEW IF EXISTS {db}.`__opsready_probe_v`'),
+    'routines': ('CREATE {definer} PROCEDURE {db}.`__opsready_probe_p`() BEGIN END',
+                 'DROP PROCEDURE IF EXISTS {db}.`__opsready_probe_p`'),
+    'triggers': ('CREATE {definer} TRIGGER {db}.`__opsready_probe_tr` BEFORE INSERT ON {db}.`__opsready_probe_t` '
+                 'FOR EACH ROW SET @opsready_probe = 1', 'DROP TRIGGER IF EXISTS {db}.`__opsready_probe_tr`'),
+    'events': ('CREATE {definer} EVENT {db}.`__opsready_probe_e` ON SCHEDULE EVERY 100 YEAR DISABLE '
+               'DO SET @opsready_probe = 1', 'DROP EVENT IF EXISTS {db}.`__opsready_probe_e`'),
+}
+
+
+def probe_privileges(engine: Any, temp: str, needs: Optional[Dict[str, Any]]) -> List[str]:
+    """Before the dump is loaded: create (and drop) one object of every kind the backup holds, with each
+    of its definers, in the empty temporary database. A missing privilege (SET USER/SUPER for a foreign
+    definer, CREATE ROUTINE, TRIGGER, EVENT, CREATE VIEW) fails here, not after hours of loading."""
+    if not needs or not isinstance(needs.get('definers'), dict):
+        return []
+    db = _q(temp)
+    probed = []
+    if needs.get('triggers'):
+        engine.query('CREATE TABLE %s.`__opsready_probe_t` (id INT)' % db)
+    try:
+        for definer, kinds in sorted(needs['definers'].items()):
+            for kind in (k for k in OBJECT_KINDS if k in kinds):
+                create, remove = PROBES[kind]
+                try:
+                    engine.query('%s; %s' % (create.format(definer=definer_clause(definer), db=db),
+                                             remove.format(db=db)))
+                except ToolError as exc:
+                    detail = (exc.stderr.strip().splitlines() or [exc.message])[-1]
+                    raise OpsReadyError(
+                        'Restore refused before loading anything: the backup holds %s with DEFINER %s, and this login '
+                        'cannot create one here: %s. Grant the missing privilege (SET USER or SUPER for another '
+                        'definer; CREATE VIEW, CREATE ROUTINE, TRIGGER or EVENT), or restore as a user who has it.'
+                        % (kind, definer, detail), definer=definer, kind=kind)
+                probed.append('%s %s' % (kind, definer))
+    finally:
+        if needs.get('triggers'):
+            engine.query('DROP TABLE IF EXISTS %s.`__opsready_probe_t`' % db)
+    return probed
+
+
+# -- the binlog stream ---------------------------------------------------------------------------------
+GTID_GROUP = re.compile(
+    rb'(\n# at \d+\r?\n#\d{6} +\d{1,2}:\d\d:\d\d +server id \d+ +end_log_pos \d+ [^\n]*\bGTID \d+-\d+-\d+[^\n]*\n'
+    rb'(?:/\*M?!100101 SET @@session\.skip_parallel_replication=\d+\*//\*!\*/;\r?\n)?)'
+    rb'((?:/\*M?!\d+ SET @@session\.(?:gtid_domain_id|server_id|gtid_seq_no)=\d+\*//\*!\*/;\r?\n)+)')
+GROUP_SPAN = 4096  # a "# at" line, a GTID header and its SET lines are far shorter than this
+
+
+# A trigger's CREATE statement in a dump is its original text: "CREATE TRIGGER db.tr ... ON db.t" keeps the
+# source database's name, and loading it into the temporary copy would create the trigger in the SOURCE
+# database (or fail there with "already exists"). The qualifiers before the trigger and table names go.
+_IDENT = rb'(?:`(?:[^`]|``)+`|"(?:[^"]|"")+"|[0-9A-Za-z_$\x80-\xff]+)'
+TRIGGER_HEAD = re.compile(
+    rb'(?m)^(/\*!50003 CREATE\*/ (?:/\*!50017 DEFINER=[^\n]*?\*/ )?/\*!50003 TRIGGER\s+)(' + _IDENT + rb'\s*\.\s*)?'
+    rb'(' + _IDENT + rb'\s+(?:BEFORE|AFTER)\s+(?:INSERT|UPDATE|DELETE)\s+ON\s+)(' + _IDENT + rb'\s*\.\s*)?', re.I)
+TRIGGER_MARK = b'/*!50003 CREATE*/'
+LINE_CARRY = 64 * 1024  # an unfinished line longer than this that is no trigger header passes on at once
+
+
+class _LineChunkFilter:
+    """Chunks in, chunks out, matched on whole lines; an unfinished line too long to carry is passed on as it
+    comes (``mid_line``), and its rest in the next chunks is no line start."""
+
+    def __init__(self) -> None:
+        self.carry = b''
+        self.mid_line = False
+
+    def _end_of_long_line(self, chunk: bytes) -> Tuple[bytes, Optional[bytes]]:
+        """(the part of ``chunk`` that ends a long line passed on, what follows it; None while it goes on)."""
+        if not self.mid_line:
+            return b'', chunk
+        end = chunk.find(b'\n') + 1
+        if not end:
+            return chunk, None
+        self.mid_line = False
+        return chunk[:end], chunk[end:]
+
+
+class TriggerQualifierStripper(_LineChunkFilter):
+    """Drops the database qualifier of the trigger and its table in a dump's trigger statements, chunk by
+    chunk (only whole lines are matched; a long line that cannot be a trigger header is never held)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stripped = 0
+
+    def _sub(self, data: bytes) -> bytes:
+        if TRIGGER_MARK not in data:
+            return data
+        return TRIGGER_HEAD.sub(self._strip, data)
+
+    def _strip(self, match: 're.Match[bytes]') -> bytes:
+        if match.group(2) or match.group(4):
+            self.stripped += 1
+        return match.group(1) + match.group(3)
+
+    def feed(self, chunk: bytes) -> bytes:
+        head, rest = self._end_of_long_line(chunk)
+        if rest is None:
+            return head
+        chunk = rest
+        data = self.carry + chunk
+        cut = data.rfind(b'\n') + 1
+        self.carry = data[cut:]
+        out = head + self._sub(data[:cut])
+        if len(self.carry) > LINE_CARRY and not self.carry.startswith(TRIGGER_MARK):
+            out, self.carry, self.mid_line = out + self.carry, b'', True
+        return out
+
+    def flush(self) -> bytes:
+        out, self.carry = self._sub(self.carry), b''
+        return out
+
+
+def _load_dump(engine: Any, full: Manifest, temp: str) -> int:
+    """The dump into ``temp`` through the trigger qualifier filter; returns how many qualifiers went."""
+    check_decryptable(full, engine.identities)
+    stripper = TriggerQualifierStripper()
+    with open_artifact(full, engine.identities) as source:
+        _feed_client(engine, temp, source, stripper, 'load dump')
+    return stripper.stripped
+
+
+def _feed_client(engine: Any, database: str, source: IO[bytes], stripper: Any, what: str) -> None:
+    """``source`` through ``stripper`` into the client connected to ``database``; the client's own exit
+    status says why it stopped reading, and it is never left running."""
+    with engine.defaults_file() as head:
+        client = [engine.tool('client')] + head + ['--binary-mode', '--database=%s' % database]
+        loader = engine.runner.popen(client, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+        try:
+            try:
+                _pump(source, loader.stdin, stripper)
+            except BrokenPipeError:
+                pass  # the loader stopped: its exit status below says why
+            try:
+                loader.stdin.close()
+            except BrokenPipeError:
+                pass
+            engine.runner.finish(loader, client, what='%s (%s)' % (engine.flavor, what))
+        except BaseException:
+            kill_and_reap(loader)
+            raise
+
+
+# "#261129 10:00:00 server id 1  end_log_pos 1277 CRC32 0x0a1b2c3d 	Xid = 12" (the hour is space-padded).
+EVENT_HEADER = re.compile(rb'#(\d{6})\s+(\d{1,2}:\d\d:\d\d)\s+server id\s')
+
+
+class GtidStripper(_LineChunkFilter):
+    """Removes the GTID assignments ``mariadb-binlog`` prints after each GTID event.
+
+    Only ``SET @@session.gtid_domain_id/server_id/gtid_seq_no`` lines that directly follow a ``# at N``
+    line and a GTID event header are dropped, so text inside a statement (a DDL literal) is never
+    touched unless it reproduces that whole sequence. Works on chunks (a line loop in Python ran at
+    45 MB/s); text after the last ``# at`` is carried to the next chunk so a group is never split.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.removed = 0
+        # The time of the last transaction (or statement) event passed on: the point a replay that ran to its end
+        # reached (with --stop-datetime, the tool prints no event from that second on).
+        self.last_timestamp: Optional[float] = None
+
+    def _note_timestamp(self, data: bytes) -> None:
+        """The header of the last transaction end (``Xid = N``) or statement (``Query``) event in ``data``; its
+        time (whole seconds, printed in UTC: the tool runs with TZ=UTC) is when the source logged it."""
+        at = max(data.rfind(b'\tXid = '), data.rfind(b'\tQuery\t'))
+        if at < 0:
+            return
+        match = EVENT_HEADER.match(data, data.rfind(b'\n', 0, at) + 1)
+        if match:
+            stamp = datetime.datetime.strptime('%s %s' % (match.group(1).decode(), match.group(2).decode()),
+                                               '%y%m%d %H:%M:%S')
+            self.last_timestamp = stamp.replace(tzinfo=UTC).timestamp()
+
+    def _strip(self, data: bytes) -> bytes:
+        self._note_timestamp(data)
+
+        def keep(match: 're.Match[bytes]') -> bytes:
+            self.removed += match.group(2).count(b'\n')
+            return match.group(1)
+        # The pattern starts with the literal "\n# at " (fast search); a chunk starts at a line start.
+        return GTID_GROUP.sub(keep, b'\n' + data)[1:]
+
+    def feed(self, chunk: bytes) -> bytes:
+        head, rest = self._end_of_long_line(chunk)
+        if rest is None:
+            return head
+        chunk = rest
+        data = self.carry + chunk
+        cut = data.rfind(b'\n# at ') + 1  # 0: none
+        if (cut == 0 and not data.startswith(b'# at ')) or len(data) - cut > GROUP_SPAN:
+            cut = data.rfind(b'\n') + 1  # no group can still be open: keep only the unfinished line
+        self.carry = data[cut:]
+        out = head + self._strip(data[:cut])
+        if len(self.carry) > GROUP_SPAN and b'\n' not in self.carry:
+            # An unfinished line longer than any group (a statement with a big literal) holds no group
+            # start: pass it on now. Carried, it was copied and searched again with every chunk (quadratic:
+            # a 64 MiB statement took 11 s, a 1 GiB one most of an hour).
+            out, self.carry, self.mid_line = out + self.carry, b'', True
+        return out
+
+    def flush(self) -> bytes:
+        data, self.carry = self.carry, b''
+        return self._strip(data)
+
+
+def _pump(source: IO[bytes], sink: IO[bytes], stripper: Any) -> None:
+    while True:
+        chunk = source.read(CHUNK)
+        if not chunk:
+            break
+        out = stripper.feed(chunk)
+        if out:
+            sink.write(out)
+    out = stripper.flush()
+    if out:
+        sink.write(out)
+
+
+def _decompress(manifest: Manifest, directory: str, identities: Optional[List[Any]] = None) -> str:
+    name = manifest.position.get('binlog_file') or manifest.id
+    path = os.path.join(directory, os.path.basename(name))
+    try:
+        with open_artifact(manifest, identities) as source, open(path, 'wb') as out:
+            while True:
+                data = source.read(CHUNK)
+                if not data:
+                    break
+                out.write(data)
+    except OSError as exc:
+        raise OpsReadyError('Cannot decompress binary log %s into %s: %s. Point tmpdir at a file system with room.'
+                            % (manifest.id, directory, exc.strerror or exc), path=manifest.path)
+    return path
+
+
+def binlog_options(engine: Any) -> List[str]:
+    """Options the local ``mariadb-binlog`` knows: logs holding out-of-order GTIDs (written by an older
+    version's replays) must still read."""
+    _rc, out, _err = engine.runner.run([engine.tool('binlog'), '--help'], check=False, what='binlog tool --help')
+    if engine.flavor != 'mariadb':
+        # MySQL's mysqlbinlog prints SET @@SESSION.GTID_NEXT for each transaction; --skip-gtids leaves them out
+        # so the replay gets new GTIDs here too (the stripper below only knows MariaDB's form).
+        return ['--skip-gtids'] if '--skip-gtids' in out else []
+    return ['--skip-gtid-strict-mode'] if 'gtid-strict-mode' in out else []
+
+
+def check_rewritable(name: str, what: str) -> None:
+    """``--rewrite-db='from->to'`` cannot express every name; refuse those before anything is created."""
+    if '->' in name or name != name.strip() or '\n' in name or '\r' in name:
+        raise OpsReadyError('The %s %r cannot be passed to mariadb-binlog --rewrite-db (it contains "->", a line '
+                            'break or leading/trailing spaces), so binary logs cannot be replayed into it. Restore '
+                            'without logs (artifact=<the dump>) or into a plainer name.' % (what, name))
+
+
+def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Manifest], temp: str) -> Dict[str, Any]:
+    source = full.database or ''
+    workdir = tempfile.mkdtemp(prefix='opsready-binlog-restore-', dir=request.tmpdir)
+    stripper = GtidStripper()
+    try:
+        files = [_decompress(m, workdir, engine.identities) for m in logs]
+        argv = [engine.tool('binlog'), '--no-defaults'] + binlog_options(engine) + [
+            '--database=%s' % source, '--rewrite-db=%s->%s' % (source, temp)]
+        start: Optional[int] = None
+        if full.position.get('binlog_pos') and logs[0].position.get('binlog_file') == full.position.get('binlog_file'):
+            start = int(full.position['binlog_pos'])
+            argv.append('--start-position=%d' % start)
+        if request.stop_at is not None:
+            argv.append('--stop-datetime=%s' % stop_datetime(request.stop_at))
+        argv += files
+        binlog = engine.runner.popen(argv, env={'TZ': 'UTC'})
+        try:
+            _feed_client(engine, temp, binlog.stdout, stripper, 'binlog replay')
+            engine.runner.finish(binlog, argv, what='%s-binlog' % engine.flavor)
+        except BaseException:
+            kill_and_reap(binlog)
+            raise
+        return {'binlogs': [os.path.basename(f) for f in files], 'start_position': start,
+                'gtid_assignments_removed': stripper.removed, 'last_event': stripper.last_timestamp}
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+# -- objects RENAME TABLE cannot move ------------------------------------------------------------------
+def _dump_objects(engine: Any, database: str, objects: Dict[str, List[Dict[str, str]]]) -> bytes:
+    """The CREATE statements of ``database``'s views, routines, triggers and events, as ``mariadb-dump``
+    writes them (definers, sql_mode, character sets); statements unqualified, for ``--database=<other>``."""
+    if not count_objects(objects):
+        return b''
+    parts = []
+    with engine.defaults_file() as head:
+        base = [engine.tool('dump')] + head + ['--skip-lock-tables', '--skip-comments', '--no-data',
+                                               '--default-character-set=utf8mb4']
+        runs = []
+        if objects['routines'] or objects['triggers'] or objects['events']:
+            # --events only when there are events: mariadb-dump --events cannot select a database named
+            # with ' " or \ (check_target refuses a target that holds events and such a name).
+            runs.append(base + ['--no-create-info', '--routines' if objects['routines'] else '--skip-routines',
+                                '--events' if objects['events'] else '--skip-events',
+                                '--triggers' if objects['triggers'] else '--skip-triggers', '--', database])
+        if objects['views']:
+            # Views last: they may call the functions above; each after the views it reads (mariadb-dump
+            # creates them in the order given). "--" so a name starting with "-" is a name.
+            runs.append(base + ['--skip-triggers', '--', database] + view_order(engine, database))
+        for argv in runs:
+            proc = engine.runner.popen(argv)
+            try:
+                out = proc.stdout.read() if proc.stdout is not None else b''
+                engine.runner.finish(proc, argv, what='%s-dump (definitions of %s)' % (engine.flavor, database))
+            except BaseException:
+                kill_and_reap(proc)
+                raise
+            parts.append(out)
+    return b'\n'.join(parts)
+
+
+def view_order(engine: Any, database: str) -> List[str]:
+    """View names, each after every view its definition names (information_schema qualifies them)."""
+    rows = engine.query('SELECT TABLE_NAME, VIEW_DEFINITION '  # nosec B608 # mysql_quote literal
+                        'FROM information_schema.VIEWS WHERE TABLE_SCHEMA = %s '
+                        'ORDER BY TABLE_NAME' % quote_literal(database))
+    definitions = {r[0]: r[1] for r in rows if len(r) == 2}
+    return dependency_order(definitions, database)
+
+
+def dependency_order(definitions: Dict[str, str], database: str) -> List[str]:
+    needs = {name: {other for other in definitions if other != name and qualified(database, other) in text}
+             for name, text in definitions.items()}
+    ordered: List[str] = []
+    while needs:
+        ready = sorted(n for n, deps in needs.items() if not deps - set(ordered))
+        if not ready:  # a cycle can only come from a name quoted inside a literal: keep the rest as they are
+            ready = sorted(needs)
+        for name in ready:
+            ordered.append(name)
+            del needs[name]
+    return ordered
+
+
+def _load_script(engine: Any, database: str, script: bytes, what: str) -> None:
+    if not script:
+        return
+    with engine.defaults_file() as head:
+        argv = [engine.tool('client')] + head + ['--binary-mode', '--database=%s' % database]
+        engine.runner.run(argv, data=LOCK_WAIT_PREFIX.encode() + b'\n' + script, what='%s (%s)' % (engine.flavor, what))
+
+
+def _drop_objects(engine: Any, database: str, objects: Dict[str, List[Dict[str, str]]],
+                  kinds: tuple = OBJECT_KINDS) -> None:
+    stmts = []
+    for trigger in objects['triggers'] if 'triggers' in kinds else []:
+        stmts.append('DROP TRIGGER IF EXISTS %s' % qualified(database, trigger['name']))
+    for view in objects['views'] if 'views' in kinds else []:
+        stmts.append('DROP VIEW IF EXISTS %s' % qualified(database, view['name']))
+    for routine in objects['routines'] if 'routines' in kinds else []:
+        kind = 'FUNCTION' if routine['detail'] == 'FUNCTION' else 'PROCEDURE'
+        stmts.append('DROP %s IF EXISTS %s' % (kind, qualified(database, routine['name'])))
+    for event in objects['events'] if 'events' in kinds else []:
+        stmts.append('DROP EVENT IF EXISTS %s' % qualified(database, event['name']))
+    if stmts:
+        engine.query('; '.join(stmts))
+
+
+def _set_event_status(engine: Any, database: str, status: Dict[str, str]) -> None:
+    """Give events the status recorded for them (only those whose status differs now)."""
+    if not status:
+        return
+    stmts = ['ALTER %s EVENT %s %s' % (definer_clause(e['definer']), qualified(database, e['name']),
+                                       EVENT_STATUS[status[e['name']]])
+             for e in objects_of(engine, database)['events']
+             if status.get(e['name']) in EVENT_STATUS and status[e['name']] != e['detail']]
+    if stmts:
+        engine.query('; '.join(stmts))
+
+
+def _quiesce_events(engine: Any, temp: str, status: Dict[str, str]) -> None:
+    """With the event scheduler on, disable the copy's events (their status is recorded for the target);
+    refuse if one already ran inside the copy (it changed the restored data)."""
+    events = objects_of(engine, temp)['events']
+    ran = [e['name'] for e in events if e['last']]
+    if ran:
+        raise OpsReadyError('Event(s) %s ran inside the temporary copy while it was loaded (event_scheduler is ON) '
+                            'and may have changed the restored data. Run the restore with event_scheduler=OFF '
+                            '(SET GLOBAL event_scheduler=OFF) and try again.' % ', '.join(sorted(ran)))
+    if not events or engine.query('SELECT @@event_scheduler')[0][0] not in ('ON', '1'):
+        return
+    for event in events:
+        if event['name'] not in status or event['detail'] != 'DISABLED':
+            status[event['name']] = event['detail']
+    _set_event_status(engine, temp, {e['name']: 'DISABLED' for e in events})
+
+
+# Seconds a swap statement waits for a metadata lock on the target (a session with an open transaction on
+# its tables): the server gives up well before the client is stopped (connect_timeout + 60 s). Without it
+# RENAME TABLE waited for lock_wait_timeout (a year by default); the stopped client left it queued in the
+# server, and it ran later, after the restore had reported "rolled back".
+SWAP_LOCK_WAIT = 30
+LOCK_WAIT_PREFIX = 'SET SESSION lock_wait_timeout = %d; ' % SWAP_LOCK_WAIT
+
+
+class _LockBounded:
+    """The engine, with every query and script of the swap under ``SWAP_LOCK_WAIT``."""
+
+    def __init__(self, engine: Any) -> None:
+        self._engine = engine
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+    def query(self, sql: str) -> Any:
+        return self._engine.query(LOCK_WAIT_PREFIX + sql)
+
+
+def _swap(engine: Any, target: str, temp: str, tables: List[str], before: Dict[str, Any],
+          defaults: Optional[Dict[str, Any]], events: Dict[str, str], tmpdir: Optional[str]) -> Optional[str]:
+    engine = _LockBounded(engine)
+    new_objects = objects_of(engine, temp)
+    unsupported = [r['name'] for r in new_objects['routines'] if r['detail'] not in ('PROCEDURE', 'FUNCTION')]
+    if unsupported:
+        raise OpsReadyError('The restored copy holds %s routine(s) (%s) that mariadb-dump cannot move into %s. '
+                            'The target was not touched.' % (len(unsupported), ', '.join(unsupported), target))
+    new_script = _dump_objects(engine, temp, new_objects)
+    old_script = _dump_objects(engine, target, before['objects']) if before['exists'] else b''
+    _drop_objects(engine, temp, new_objects, kinds=('triggers',))  # a table with triggers cannot change schema
+    clause = charset_clause(defaults)
+    steps: List[str] = []
+    aside = None
+    try:
+        if not before['exists']:
+            engine.query('CREATE DATABASE %s%s' % (_q(target), clause))
+            steps.append('created')
+        if before['tables']:
+            aside = temporary_name(target, 'old', limit=64)
+            engine.query('CREATE DATABASE %s' % _q(aside))
+            steps.append('aside')
+        if count_objects(before['objects']):
+            steps.append('old_objects_dropped')
+            _drop_objects(engine, target, before['objects'])
+        pairs = ['%s TO %s' % (qualified(target, t), qualified(aside, t)) for t in before['tables']] if aside else []
+        pairs += ['%s TO %s' % (qualified(temp, t), qualified(target, t)) for t in tables]
+        if pairs:
+            engine.query('RENAME TABLE ' + ', '.join(pairs))
+            steps.append('renamed')
+        wanted = {k: (defaults or {}).get(k) for k in ('character_set', 'collation')}
+        if before['exists'] and clause and before['defaults'] != wanted:
+            steps.append('altered')
+            engine.query('ALTER DATABASE %s%s' % (_q(target), clause))
+        steps.append('new_objects')
+        _load_script(engine, target, new_script, 'load views, routines, triggers and events')
+        _set_event_status(engine, target, events)
+    except BaseException as exc:
+        _undo(engine, target, temp, tables, before, aside, steps, old_script, tmpdir, exc)
+        raise
+    return aside
+
+
+def _undo(engine: Any, target: str, temp: str, tables: List[str], before: Dict[str, Any], aside: Optional[str],
+          steps: List[str], old_script: bytes, tmpdir: Optional[str], cause: BaseException) -> None:
+    """Reverse the swap steps done so far; if that fails too, say what is where."""
+    try:
+        if 'new_objects' in steps:
+            _drop_objects(engine, target, objects_of(engine, target))
+        if 'altered' in steps and before['defaults']:
+            engine.query('ALTER DATABASE %s%s' % (_q(target), charset_clause(before['defaults'])))
+        if 'renamed' in steps:
+            pairs = ['%s TO %s' % (qualified(target, t), qualified(temp, t)) for t in tables]
+            if aside:
+                pairs += ['%s TO %s' % (qualified(aside, t), qualified(target, t)) for t in before['tables']]
+            if pairs:
+                engine.query('RENAME TABLE ' + ', '.join(pairs))
+        if 'old_objects_dropped' in steps:
+            _load_script(engine, target, old_script, 'put back the old views, routines, triggers and events')
+            _set_event_status(engine, target, {e['name']: e['detail'] for e in before['objects']['events']})
+        if aside:
+            drop_schema(engine, aside)
+        if 'created' in steps:
+            drop_schema(engine, target)
+    except BaseException as undo_exc:
+        saved = None
+        if old_script:
+            fd, saved = tempfile.mkstemp(prefix='opsready-old-definitions-', suffix='.sql', dir=tmpdir)
+            with os.fdopen(fd, 'wb') as handle:
+                handle.write(old_script)
+        message = getattr(undo_exc, 'message', str(undo_exc))
+        raise OpsReadyError('The swap into %s failed (%s) and undoing it failed too (%s). The old tables are in '
+                            'database %s%s; the restored copy is in %s. Put them back by hand.'
+                            % (target, getattr(cause, 'message', str(cause)), message, aside or '(none)',
+                               '; the old views/routines/triggers/events are in %s' % saved if saved else '', temp),
+                            target=target, aside=aside, definitions=saved)
+
+
+def restore(engine: Any, request: RestoreRequest, chain: List[Manifest], timer: Timer) -> Dict[str, Any]:
+    target_db = _target(request)
+    full, logs = chain[0], chain[1:]
+    if full.kind != 'full':
+        raise OpsReadyError('A %s restore starts from a dump (kind=full); %s is a %s.'
+                            % (engine.flavor, full.id, full.kind))
+    if logs and not full.position.get('binlog_file'):
+        raise OpsReadyError('Dump %s records no binary log position, so logs cannot be replayed after it.' % full.id)
+    defaults = full.data.get('database_defaults')
+    clause = charset_clause(defaults)  # a damaged manifest is refused before anything is created
+    # The temporary name keeps only [A-Za-z0-9_] of the target's: mariadb-binlog --rewrite-db and
+    # mariadb-dump --events cannot handle every name (see check_target), the copy needs neither limit.
+    temp = temporary_name(re.sub(r'[^0-9A-Za-z_]', '_', target_db), limit=64)
+    if logs:
+        check_rewritable(full.database or '', 'source database name')
+    engine.ping()
+    before = check_target(engine, request)
+    timer.lap('inspect_target')
+    engine.query('CREATE DATABASE %s%s' % (_q(temp), clause))
+    replay: Dict[str, Any] = {'binlogs': [], 'start_position': None}
+    events: Dict[str, str] = {}
+    try:
+        probe_privileges(engine, temp, full.data.get('database_objects'))
+        timer.lap('probe_privileges')
+        _load_dump(engine, full, temp)
+        _quiesce_events(engine, temp, events)
+        timer.lap('load_dump')
+        if logs:
+            replay = _replay(engine, request, full, logs, temp)
+            _quiesce_events(engine, temp, events)
+            timer.lap('replay')
+        tables = tables_of(engine, temp)
+        moved = count_objects(objects_of(engine, temp))
+        aside = _swap(engine, target_db, temp, tables, before, defaults, events, request.tmpdir)
+    except ToolError as exc:
+        drop_schema(engine, temp)
+        in_use = ''
+        if 'Lock wait timeout exceeded' in '%s %s' % (exc.message, exc.stderr):
+            in_use = (' The target is in use: a session held a lock on its tables for more than %d s. Stop the '
+                      'application\'s sessions on %s (SHOW PROCESSLIST) and run the restore again.'
+                      % (SWAP_LOCK_WAIT, target_db))
+        raise OpsReadyError('Restore of %s into %s failed and was rolled back (temporary database %s dropped; %s is '
+                            'as it was): %s%s' % (full.id, target_db, temp, target_db, exc.message, in_use),
+                            target=target_db, stderr=exc.stderr)
+    except OpsReadyError as exc:
+        if 'aside' not in exc.details:  # an undo that failed keeps the copy for the operator
+            drop_schema(engine, temp)
+        raise
+    except BaseException:
+        drop_schema(engine, temp)
+        raise
+    drop_schema(engine, temp)
+    if aside:
+        drop_schema(engine, aside)
+    timer.lap('swap')
+    result: Dict[str, Any] = {
+        'target': {'database': target_db, 'server': engine.server_label(), 'host': engine.conn.host,
+                   'port': engine.conn.port or 3306, 'tables': len(tables), 'objects': moved,
+                   'database_defaults': defaults},
+        'binlogs_replayed': replay['binlogs'], 'start_position': replay['start_position'],
+        'replaced': bool(before['tables'] or count_objects(before['objects']))}
+    if not defaults:
+        result['warnings'] = ['The dump %s records no database character set/collation (taken by an older version): '
+                              '%s has the server default.' % (full.id, target_db)]
+    if request.stop_at is not None and logs:
+        floor = request.stop_at.astimezone(UTC).replace(microsecond=0)
+        result['point_reached'] = isoformat(min(floor, max(m.consistent_at for m in chain)))
+    result['recovered_point'] = recovered_point(full, replay.get('last_event'))
+    return result
+
+
+def recovered_point(full: Manifest, last_event: Optional[float]) -> Dict[str, Any]:
+    """What the restored copy provably holds: the source as of the last binary log event of the database that
+    was replayed into it (its header time, whole seconds), or,
+    when no event of the database followed the dump, the dump's own consistent point."""
+    if last_event is not None:
+        moment = datetime.datetime.fromtimestamp(last_event, UTC)
+        if moment >= full.consistent_at:
+            return {'at': isoformat(moment), 'source': 'timestamp of the last binary log event replayed'}
+    return {'at': isoformat(full.consistent_at),
+            'source': 'consistent point of dump %s (no later event of the database replayed)' % full.id}
+
+
+def drop(engine: Any, request: RestoreRequest, check_mode: bool) -> Dict[str, Any]:
+    return drop_named(engine, request, check_mode, _target, schema_exists, drop_schema)
+
+
+class MySQLRestore(Restorer):
+    """db_restore for MariaDB/MySQL (the dump, then the binary logs up to the point)."""
+
+    restore_with = restore
+    drop_with = drop
+
+    def check(self, request: RestoreRequest, chain: List[Manifest]) -> Dict[str, Any]:
+        engine = self.engine(request)
+        engine.ping()
+        before = check_target(engine, request)
+        # What a real run would replace (replace=true onto a database that holds something), for check mode.
+        existing = dict({'tables': len(before['tables'])}, **{k: len(v) for k, v in before['objects'].items()})
+        return {'database': request.database, 'server': engine.server_label(),
+                'existing': existing if before['exists'] else None}

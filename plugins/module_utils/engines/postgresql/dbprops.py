@@ -1,0 +1,237 @@
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""PostgreSQL database-level properties: read at backup time, put back at restore time.
+
+pg_dump keeps the database's owner, ACL, comment, ``ALTER DATABASE ... SET`` and ``ALTER ROLE ... IN
+DATABASE ... SET`` only in the entries it writes for ``--create``, which name the database: a restore
+under another name (or into the temporary database the restore swaps in) cannot use them. So they are
+read from the catalogs when the dump starts, stored in the manifest (``database_properties``) as data,
+not SQL, and turned into statements for whatever name the restore targets, quoted by ``pg_quote``.
+
+The same read records the roles the database refers to (owners, grantees, policy roles, from
+``pg_shdepend``), so a restore can name the missing ones before it loads anything.
+
+Private to opsready.operations; do not import from other collections.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import (
+    quote_ident, quote_literal)
+
+# One row, one JSON document, from the database being dumped (current_database()).
+PROPERTIES_SQL = """
+SELECT json_build_object(
+  'name', d.datname,
+  'owner', pg_get_userbyid(d.datdba),
+  'encoding', pg_encoding_to_char(d.encoding),
+  'collate', d.datcollate,
+  'ctype', d.datctype,
+  'connection_limit', d.datconnlimit,
+  -- locale provider columns differ by version (15: datlocprovider/daticulocale, 16: daticurules,
+  -- 17: datlocale): taken from the row as JSON so one query serves every version.
+  'locale_provider', (SELECT jsonb_object_agg(e.key, e.value) FROM jsonb_each(to_jsonb(d)) e
+                      WHERE e.key IN ('datlocprovider', 'daticulocale', 'datlocale', 'daticurules')),
+  'comment', shobj_description(d.oid, 'pg_database'),
+  'acl', CASE WHEN d.datacl IS NULL THEN NULL ELSE (
+      SELECT coalesce(json_agg(json_build_object(
+               'grantor', pg_get_userbyid(a.grantor),
+               'grantee', CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee) END,
+               'privilege', a.privilege_type,
+               'grantable', a.is_grantable)
+             ORDER BY a.grantee, a.privilege_type), '[]'::json)
+      FROM aclexplode(d.datacl) a) END,
+  'settings', (SELECT coalesce(json_agg(json_build_object(
+                 'role', CASE WHEN s.setrole = 0 THEN NULL ELSE pg_get_userbyid(s.setrole) END,
+                 'config', s.setconfig) ORDER BY s.setrole), '[]'::json)
+               FROM pg_db_role_setting s WHERE s.setdatabase = d.oid),
+  'roles', (SELECT coalesce(json_object_agg(r.rolname, r.kinds), '{}'::json) FROM (
+               SELECT a.rolname, string_agg(DISTINCT sd.deptype::text, '' ORDER BY sd.deptype::text) AS kinds
+               FROM pg_shdepend sd JOIN pg_roles a ON a.oid = sd.refobjid
+               WHERE sd.dbid = d.oid AND sd.refclassid = 'pg_authid'::regclass
+               GROUP BY a.rolname) r)
+)
+FROM pg_database d WHERE d.datname = current_database()
+"""
+
+# pg_shdepend deptypes: o = owner, a = ACL (GRANT), r = policy (CREATE POLICY ... TO), i = initial
+# privileges of an extension object (recreated by the extension itself).
+NEEDED_WITH_OWNERS = ('o', 'a', 'r')
+NEEDED_WITHOUT_OWNERS = ('r',)
+
+# Settings whose value is a list of quoted names; pg_dump splits them the same way (variable_is_guc_list_quote).
+LIST_QUOTE = ('local_preload_libraries', 'search_path', 'session_preload_libraries', 'shared_preload_libraries',
+              'temp_tablespaces', 'unix_socket_directories')
+
+PRIVILEGES = {'CREATE': 'CREATE', 'TEMPORARY': 'TEMPORARY', 'CONNECT': 'CONNECT'}
+
+
+def read_properties(engine: Any, database: str) -> Dict[str, Any]:
+    """The properties of ``database`` as recorded in a manifest (``engine`` is a PostgresEngine)."""
+    rows = engine.query(PROPERTIES_SQL, database=database)
+    if not rows or not rows[0]:
+        return {}
+    props: Dict[str, Any] = json.loads('\t'.join(rows[0]))
+    return props
+
+
+def referenced_roles(props: Dict[str, Any], no_owner: bool) -> Dict[str, List[str]]:
+    """Role -> what needs it, for the roles a restore must find on the target server."""
+    needed: Dict[str, List[str]] = {}
+
+    def need(role: Optional[str], why: str) -> None:
+        if role:
+            needed.setdefault(role, [])
+            if why not in needed[role]:
+                needed[role].append(why)
+
+    kinds = NEEDED_WITHOUT_OWNERS if no_owner else NEEDED_WITH_OWNERS
+    names = {'o': 'owns objects', 'a': 'is granted privileges', 'r': 'is named in a row-level security policy'}
+    for role, deptypes in sorted((props.get('roles') or {}).items()):
+        for kind in deptypes:
+            if kind in kinds:
+                need(role, names[kind])
+    if not no_owner:
+        need(props.get('owner'), 'owns the database')
+        for item in props.get('acl') or []:
+            need(item.get('grantee'), 'is granted privileges on the database')
+            need(item.get('grantor'), 'granted privileges on the database')
+    return needed
+
+
+def split_list_setting(value: str) -> List[str]:
+    """``"$user", public, "My Schema"`` -> ['$user', 'public', 'My Schema'] (pg_dump's SplitGUCList)."""
+    items: List[str] = []
+    i, n = 0, len(value)
+    while i < n:
+        while i < n and value[i].isspace():
+            i += 1
+        if i >= n:
+            break
+        if value[i] == '"':
+            i += 1
+            buf = []
+            while i < n:
+                if value[i] == '"':
+                    if i + 1 < n and value[i + 1] == '"':
+                        buf.append('"')
+                        i += 2
+                        continue
+                    i += 1
+                    break
+                buf.append(value[i])
+                i += 1
+            items.append(''.join(buf))
+            while i < n and value[i] != ',':
+                i += 1
+        else:
+            start = i
+            while i < n and value[i] != ',':
+                i += 1
+            items.append(value[start:i].strip())
+        i += 1  # the comma
+    return items
+
+
+def set_clause(config: str) -> str:
+    """``name=value`` from pg_db_role_setting -> ``SET "name" TO <value>``, as pg_dump writes it."""
+    name, _sep, value = config.partition('=')
+    if name.lower() in LIST_QUOTE:
+        values = split_list_setting(value)
+        rendered = ', '.join(quote_literal(v) for v in values) if values else "''"
+    else:
+        rendered = quote_literal(value)
+    return 'SET %s TO %s' % (quote_ident(name), rendered)
+
+
+def create_options(props: Dict[str, Any]) -> str:
+    """``ENCODING ... LC_COLLATE ... LC_CTYPE ...`` (and the ICU/builtin provider) of the backed-up database,
+    for the ``CREATE DATABASE`` of the restore: the encoding and collation are the database's too."""
+    parts: List[str] = []
+    if props.get('encoding'):
+        parts.append('ENCODING %s' % quote_literal(props['encoding']))
+    if props.get('collate'):
+        parts.append('LC_COLLATE %s' % quote_literal(props['collate']))
+    if props.get('ctype'):
+        parts.append('LC_CTYPE %s' % quote_literal(props['ctype']))
+    provider = props.get('locale_provider') or {}
+    kind = provider.get('datlocprovider')
+    locale = provider.get('datlocale') or provider.get('daticulocale')
+    if kind == 'i':
+        parts.append('LOCALE_PROVIDER icu')
+        if locale:
+            parts.append('ICU_LOCALE %s' % quote_literal(locale))
+        if provider.get('daticurules'):
+            parts.append('ICU_RULES %s' % quote_literal(provider['daticurules']))
+    elif kind == 'b':
+        parts.append('LOCALE_PROVIDER builtin')
+        if locale:
+            parts.append('BUILTIN_LOCALE %s' % quote_literal(locale))
+    return ' '.join(parts)
+
+
+def apply_statements(props: Dict[str, Any], target: str, no_owner: bool,
+                     existing_roles: Sequence[str]) -> Tuple[List[str], List[str]]:
+    """SQL that gives database ``target`` the recorded properties, and what had to be left out (why).
+
+    ``no_owner``: the owner and the ACL are not set (like pg_restore --no-owner --no-privileges).
+    Settings of roles missing on the target are left out and reported.
+    """
+    qdb = quote_ident(target)
+    statements: List[str] = []
+    skipped: List[str] = []
+    existing = set(existing_roles)
+    owner = props.get('owner')
+    if not no_owner and owner:
+        statements.append('ALTER DATABASE %s OWNER TO %s' % (qdb, quote_ident(owner)))
+    limit = props.get('connection_limit')
+    if limit is not None and int(limit) != -1:
+        statements.append('ALTER DATABASE %s CONNECTION LIMIT %d' % (qdb, int(limit)))
+    comment = props.get('comment')
+    if comment is not None:
+        statements.append('COMMENT ON DATABASE %s IS %s' % (qdb, quote_literal(comment)))
+    for entry in props.get('settings') or []:
+        role = entry.get('role')
+        if role is not None and role not in existing:
+            skipped.append('ALTER ROLE %s IN DATABASE SET %s (role %s does not exist on the target)'
+                           % (role, ', '.join(entry.get('config') or []), role))
+            continue
+        for config in entry.get('config') or []:
+            if role is None:
+                statements.append('ALTER DATABASE %s %s' % (qdb, set_clause(config)))
+            else:
+                statements.append('ALTER ROLE %s IN DATABASE %s %s' % (quote_ident(role), qdb, set_clause(config)))
+    acl = props.get('acl')
+    if not no_owner and acl is not None:
+        # A recorded ACL replaces the default one (PUBLIC: CONNECT, TEMPORARY; owner: all) entirely.
+        statements.append('REVOKE ALL ON DATABASE %s FROM PUBLIC' % qdb)
+        if owner:
+            statements.append('REVOKE ALL ON DATABASE %s FROM %s' % (qdb, quote_ident(owner)))
+        for item in acl:
+            privilege = PRIVILEGES.get(str(item.get('privilege')))
+            if privilege is None:
+                skipped.append('database privilege %s (unknown here)' % item.get('privilege'))
+                continue
+            grantee = item.get('grantee')
+            grant = 'GRANT %s ON DATABASE %s TO %s%s' % (privilege, qdb, 'PUBLIC' if grantee is None
+                                                         else quote_ident(grantee),
+                                                         ' WITH GRANT OPTION' if item.get('grantable') else '')
+            grantor = item.get('grantor')
+            if grantor and grantor != owner:
+                # Who granted is part of the ACL: grant as that role (pg_dump does the same).
+                grant = 'SET ROLE %s; %s; RESET ROLE' % (quote_ident(grantor), grant)
+            statements.append(grant)
+    return statements, skipped
+
+
+def describe(props: Dict[str, Any], no_owner: bool) -> Dict[str, Any]:
+    """What a restore reports it brought back."""
+    return {'owner': None if no_owner else props.get('owner'),
+            'acl': None if no_owner else props.get('acl'),
+            'comment': props.get('comment'),
+            'settings': props.get('settings') or [],
+            'connection_limit': props.get('connection_limit')}

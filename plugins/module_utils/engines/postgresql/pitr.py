@@ -1,0 +1,681 @@
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""PostgreSQL point-in-time recovery: base backup + archived WAL into a scratch cluster.
+
+1. ``datadir`` must be absent or empty (or ``replace`` with no server running on it).
+2. The base backup (a ``pg_basebackup -Ft -X fetch`` tar stream) is extracted into
+   ``<datadir>.opsready-restore-<id>``; the WAL segments of the chain are decompressed into
+   ``<datadir>.opsready-wal-<id>`` for ``restore_command = 'cp <dir>/%f "%p"'``.
+3. ``postgresql.auto.conf`` gets ``restore_command``, ``recovery_target_time = stop_at`` (when given and
+   before the end of the chain), ``recovery_target_action = promote``, and ``archive_mode = off`` (a
+   scratch copy must never archive into the production WAL archive); ``recovery.signal`` is created.
+   When the backup holds no ``postgresql.conf``/``pg_hba.conf`` (Debian keeps them in /etc), minimal
+   ones are written (local socket only, ``peer``).
+4. A temporary server (``pg_ctl``, as the data directory's owner: ``postgres`` when run as root) is
+   started on ``port`` (a free one when unset) with its socket in ``<datadir>.run``; it replays WAL up
+   to the target and promotes itself. ``pg_last_xact_replay_timestamp()`` is the point reached.
+   PostgreSQL stops only at a commit later than the target: when the archive holds none, the target is
+   dropped and the whole archive replayed (that is the state at ``stop_at``); a recovery without a
+   target must end in the chain's last segment (a damaged one would end it early, silently). Settings
+   the source had higher (recovery pauses for them) are raised on the copy. A failure is reported from
+   the server log: its FATAL line and a fix first, the tail after.
+5. It is stopped, the staging directory renamed to ``datadir`` (the old one, with ``replace``, removed),
+   and started again when ``server_state=started``. Any failure before the rename stops the temporary
+   server and removes the staging directories: ``datadir`` stays as it was.
+
+Private to opsready.operations; do not import from other collections.
+"""
+
+from __future__ import annotations
+
+import datetime
+import glob
+import os
+import pwd
+import re
+import shlex
+import shutil
+import socket
+import tarfile
+import time
+import uuid
+from typing import Any, Dict, List, Optional, Tuple
+
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
+from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
+    IntegrityError, OpsReadyError, ToolError)
+from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import CHUNK
+from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import open_artifact
+from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, parse_time
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.backup import (
+    PostgresEngine, lsn_to_int)
+from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import Restorer, RestoreRequest, Timer
+from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe import extract_all
+
+START_TIMEOUT = 600
+
+
+def _owner() -> Tuple[Optional[str], int, int]:
+    """The OS account the scratch server runs as (postgres when we are root)."""
+    if os.geteuid() != 0:
+        return None, os.getuid(), os.getgid()
+    try:
+        pw = pwd.getpwnam('postgres')
+    except KeyError:
+        raise OpsReadyError('Running as root, but there is no "postgres" OS account to run the recovered server '
+                            'as (PostgreSQL refuses to run as root). Install the server package or run as the '
+                            'PostgreSQL owner.')
+    return 'postgres', pw.pw_uid, pw.pw_gid
+
+
+def _server_running(datadir: str) -> Optional[int]:
+    try:
+        with open(os.path.join(datadir, 'postmaster.pid')) as handle:
+            pid = int(handle.readline().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    return pid
+
+
+def _datadir(request: RestoreRequest) -> str:
+    if not request.datadir:
+        raise OpsReadyError('datadir is required for a physical PostgreSQL restore.')
+    return os.path.abspath(request.datadir)
+
+
+def check_target(request: RestoreRequest) -> Dict[str, Any]:
+    datadir = _datadir(request)
+    parent = os.path.dirname(datadir)
+    if not os.path.isdir(parent):
+        raise OpsReadyError('The parent directory %s of datadir does not exist: create it first.' % parent)
+    owner, uid, gid = _owner()
+    if owner:
+        _check_reachable(parent, owner, uid, gid)
+    exists = os.path.exists(datadir)
+    if exists:
+        if not os.path.isdir(datadir):
+            raise OpsReadyError('datadir %s exists and is not a directory.' % datadir)
+        pid = _server_running(datadir)
+        if pid:
+            raise OpsReadyError('A PostgreSQL server (pid %d) runs on %s: stop it (or use state=absent) before '
+                                'restoring into it.' % (pid, datadir), datadir=datadir)
+        if os.listdir(datadir) and not request.replace:
+            raise OpsReadyError('datadir %s exists and is not empty: set replace=true to replace it, or choose an '
+                                'empty or new directory.' % datadir, datadir=datadir)
+    return {'datadir': datadir, 'exists': exists}
+
+
+def _check_reachable(directory: str, owner: str, uid: int, gid: int) -> None:
+    """The server runs as ``owner``: every directory above datadir must let it through."""
+    path = directory
+    while True:
+        st = os.stat(path)
+        if st.st_uid == uid:
+            ok = bool(st.st_mode & 0o100)
+        elif st.st_gid == gid:
+            ok = bool(st.st_mode & 0o010)
+        else:
+            ok = bool(st.st_mode & 0o001)
+        if not ok:
+            raise OpsReadyError('The recovered server runs as %s, which cannot enter %s (mode %o): choose a datadir '
+                                'under a directory it can reach, or chmod o+x %s.'
+                                % (owner, path, st.st_mode & 0o7777, path), datadir=directory)
+        parent = os.path.dirname(path)
+        if parent == path:
+            return
+        path = parent
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(('127.0.0.1', 0))
+        return int(sock.getsockname()[1])
+
+
+def _chown_tree(top: str, uid: int, gid: int) -> None:
+    if os.geteuid() != 0:
+        return
+    os.chown(top, uid, gid)
+    for dirpath, dirnames, filenames in os.walk(top):
+        for name in dirnames + filenames:
+            os.lchown(os.path.join(dirpath, name), uid, gid)
+
+
+def _extract_base(manifest: Manifest, staging: str, identities: Optional[List[Any]] = None) -> None:
+    os.mkdir(staging, 0o700)
+    try:
+        with open_artifact(manifest, identities) as source:
+            with tarfile.open(fileobj=source, mode='r|') as tar:
+                extract_all(tar, staging, archive=manifest.path)
+    except (tarfile.TarError, EOFError) as exc:
+        raise IntegrityError('Base backup %s is not a complete tar archive: %s' % (manifest.id, exc),
+                             path=manifest.path)
+    if not os.path.exists(os.path.join(staging, 'PG_VERSION')):
+        raise IntegrityError('Base backup %s holds no PG_VERSION: it is not a data directory.' % manifest.id,
+                             path=manifest.path)
+
+
+def _stage_wal(logs: List[Manifest], waldir: str, identities: Optional[List[Any]] = None) -> List[str]:
+    os.mkdir(waldir, 0o700)
+    names = []
+    for manifest in logs:
+        name = manifest.position.get('wal_file') or manifest.data.get('wal_file')
+        if not name:
+            raise OpsReadyError('WAL artifact %s names no WAL segment (position.wal_file) in its manifest.'
+                                % manifest.id)
+        path = os.path.join(waldir, os.path.basename(name))
+        with open_artifact(manifest, identities) as source, open(path, 'wb') as out:
+            while True:
+                data = source.read(CHUNK)
+                if not data:
+                    break
+                out.write(data)
+        names.append(os.path.basename(name))
+    return names
+
+
+def _configure(staging: str, waldir: str, target: Optional[datetime.datetime]) -> None:
+    conf = os.path.join(staging, 'postgresql.conf')
+    if not os.path.exists(conf):
+        with open(conf, 'w') as handle:
+            handle.write('# written by opsready db_restore: the backup held no postgresql.conf\n')
+    hba = os.path.join(staging, 'pg_hba.conf')
+    if not os.path.exists(hba):
+        with open(hba, 'w') as handle:
+            # The server listens on 127.0.0.1 only. Password logins there let a DR drill check the copy with the
+            # source's own roles and passwords (they are in the cluster); md5 accepts SCRAM and md5 secrets.
+            handle.write('# written by opsready db_restore: the backup held no pg_hba.conf\n'
+                         'local all all peer\n'
+                         'host all all 127.0.0.1/32 md5\n')
+    lines = ['', '# --- opsready db_restore: point-in-time recovery ---',
+             "restore_command = %s" % _conf_quote('cp %s/%%f "%%p"' % shlex.quote(waldir)),
+             "recovery_target_action = 'promote'",
+             "archive_mode = 'off'",
+             "hba_file = %s" % _conf_quote(hba),
+             "ident_file = %s" % _conf_quote(os.path.join(staging, 'pg_ident.conf'))]
+    if not os.path.exists(os.path.join(staging, 'pg_ident.conf')):
+        open(os.path.join(staging, 'pg_ident.conf'), 'w').close()
+    with open(os.path.join(staging, 'postgresql.auto.conf'), 'a') as handle:
+        handle.write('\n'.join(lines) + '\n')
+    _set_target(staging, target)
+    open(os.path.join(staging, 'recovery.signal'), 'w').close()
+    for stale in ('postmaster.pid', 'postmaster.opts', 'standby.signal'):
+        try:
+            os.unlink(os.path.join(staging, stale))
+        except FileNotFoundError:
+            pass
+
+
+def _set_conf(staging: str, settings: Dict[str, Optional[str]]) -> None:
+    """Set (or, with None, remove) settings in ``postgresql.auto.conf``, the file read last."""
+    auto = os.path.join(staging, 'postgresql.auto.conf')
+    with open(auto) as handle:
+        kept = [line for line in handle.read().splitlines()
+                if not any(line.startswith(name + ' = ') for name in settings)]
+    kept += ['%s = %s' % (name, _conf_quote(value)) for name, value in settings.items() if value is not None]
+    with open(auto, 'w') as handle:
+        handle.write('\n'.join(kept) + '\n')
+
+
+def _set_target(staging: str, target: Optional[datetime.datetime]) -> None:
+    """``recovery_target_time``, or none: without it recovery replays all archived WAL."""
+    _set_conf(staging, {'recovery_target_time': target.isoformat() if target is not None else None})
+
+
+def _conf_quote(value: str) -> str:
+    return "'" + value.replace('\\', '\\\\').replace("'", "''") + "'"
+
+
+# -- the server log --------------------------------------------------------------------------------------
+# The scratch server runs with lc_messages=C and log_timezone=UTC so these patterns hold whatever the
+# source cluster's postgresql.conf says.
+LOG_MESSAGE = re.compile(r'\b(PANIC|FATAL|ERROR|WARNING|LOG|DETAIL|HINT|CONTEXT):\s+(.*)$')
+NOT_REACHED = 'recovery ended before configured recovery target was reached'
+# restore_command probing for WAL past the end of the archive (and for timeline history files) prints
+# this on every recovery; it is normal and says nothing about a failure.
+PROBE = re.compile(r'^cp: cannot stat ')
+LAST_XACT = re.compile(r'last completed transaction was at log time (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?)'
+                       r'([+-]\d\d(?::?\d\d)?)?')
+PAUSED = 'recovery has paused'
+# PostgreSQL >= 14 pauses a hot-standby recovery (or aborts it before consistency) when the WAL records a
+# setting of the source higher than the restored postgresql.conf has.
+LOWER_SETTING = re.compile(r'(\w+) = (\d+) is a lower setting than on the primary server, where its value was (\d+)')
+LOWER_SETTINGS_NAMES = ('max_connections', 'max_worker_processes', 'max_wal_senders', 'max_prepared_transactions',
+                        'max_locks_per_transaction')
+FIXES = [
+    (re.compile(re.escape(NOT_REACHED)),
+     'the archived WAL holds no transaction after stop_at and could not be replayed to its end: check the WAL '
+     'segments of the chain (backup_verify), or restore to the end of the archive (stop_at unset).'),
+    (re.compile(r'recovery stop point is before consistent recovery point'),
+     'stop_at is earlier than the end of the base backup: choose a stop_at at or after the start of the window '
+     'backup_info reports, or an older base backup.'),
+    (re.compile(r'could not create any TCP/IP sockets|could not bind|Address already in use'),
+     'port {port} is taken: give another port, or leave port unset so a free one is chosen.'),
+    (re.compile(r'could not create lock file|could not create Unix-domain socket'),
+     'the server cannot use its socket directory {rundir}: remove stale files there or choose another datadir.'),
+    (re.compile(r'No space left on device'),
+     'the file system holding datadir is full: free space, or choose a datadir with room for the whole cluster '
+     'and its WAL.'),
+    (re.compile(r'Permission denied'),
+     'the server runs as {os_user}: datadir, its parent directories and the WAL staging directory next to it '
+     'must be reachable by that account.'),
+    (re.compile(r'insufficient parameter settings|is not possible because|parameter settings'),
+     'a setting of the source cluster recorded in the WAL (max_connections, max_worker_processes, '
+     'max_wal_senders, max_prepared_transactions, max_locks_per_transaction) is higher than in the backed-up '
+     'postgresql.conf: raise it there (DETAIL names it) and take a new base backup.'),
+    (re.compile(r'WAL ends before (end of online backup|consistent recovery point)'),
+     'WAL written while the base backup ran is missing: the base backup cannot be made consistent; use another '
+     'base backup (backup_verify deep=true proves one).'),
+    (re.compile(r'database files are incompatible with server'),
+     'the base backup comes from another PostgreSQL major version than {pg_ctl}: install the matching server '
+     'binaries.'),
+    (re.compile(r'could not locate a valid checkpoint record|invalid checkpoint record|invalid primary checkpoint'),
+     'the base backup\'s own WAL is missing or damaged: verify the base backup (backup_verify deep=true) or use '
+     'another one.'),
+    (re.compile(r'is not a child of this server\'s history|requested timeline'),
+     'the WAL belongs to a timeline whose history file is not in the catalog: restore from a base backup taken '
+     'after the last failover.'),
+]
+
+
+def analyse_log(text: str, **context: Any) -> Dict[str, Any]:
+    """What a failed recovery's server log says: its first FATAL/PANIC (with PostgreSQL's DETAIL/HINT), a
+    one-line fix for the known causes, and the tail without restore_command's ``cp: cannot stat`` probes."""
+    lines = text.splitlines()
+    fatal: Optional[str] = None
+    notes: List[str] = []
+    for line in lines:
+        match = LOG_MESSAGE.search(line)
+        if not match:
+            continue
+        level, message = match.group(1), match.group(2).strip()
+        if fatal is None:
+            if level in ('FATAL', 'PANIC'):
+                fatal = '%s: %s' % (level, message)
+            continue
+        if level in ('DETAIL', 'HINT'):
+            notes.append('%s: %s' % (level, message))
+            continue
+        break
+    fix = None
+    if fatal:
+        for pattern, hint in FIXES:
+            if pattern.search(fatal) or any(pattern.search(n) for n in notes):
+                fix = hint.format(**{k: context.get(k, '?') for k in ('port', 'rundir', 'os_user', 'pg_ctl')})
+                break
+    probes = [line for line in lines if PROBE.match(line)]
+    tail = [line for line in lines if not PROBE.match(line) and line.strip()][-12:]
+    return {'fatal': fatal, 'notes': notes, 'fix': fix, 'probes': len(probes), 'tail': tail}
+
+
+def last_transaction(text: str) -> Optional[datetime.datetime]:
+    """``last completed transaction was at log time ...`` (logged at the end of redo), in UTC."""
+    found = LAST_XACT.findall(text)
+    if not found:
+        return None
+    stamp, zone = found[-1]
+    zone = zone or '+00'
+    if len(zone) == 3:
+        zone += ':00'
+    try:
+        return datetime.datetime.fromisoformat(stamp.replace(' ', 'T') + zone).astimezone(datetime.timezone.utc)
+    except ValueError:
+        return None
+
+
+class RecoveryFailed(OpsReadyError):
+    """The scratch server stopped or never started; ``analysis`` is what its log says."""
+
+    def __init__(self, what: str, log: str, analysis: Dict[str, Any]) -> None:
+        self.what = what
+        self.log = log
+        self.analysis = analysis
+        super().__init__(what, log=log, log_tail=analysis['tail'])
+
+    def describe(self, datadir: str, outcome: Optional[str] = None) -> str:
+        """The FATAL line first, then the fix, then what was done, then the log tail."""
+        a = self.analysis
+        head = []
+        if a['fatal']:
+            head.append(' '.join([a['fatal']] + a['notes']))
+            head.append('Fix: %s' % (a['fix'] or 'the server log lines below say why.'))
+            head.append('(%s)' % self.what)
+        else:
+            head.append(self.what)
+        probes = (' (%d "cp: cannot stat" lines left out: restore_command looking for WAL past the end of the '
+                  'archive, normal in every recovery)' % a['probes']) if a['probes'] else ''
+        outcome = outcome or ('Point-in-time recovery into %s failed and was cleaned up (%s untouched).'
+                              % (datadir, datadir))
+        tail = ' | '.join(a['tail'])
+        return '%s %s Server log %s, last lines%s: %s' % (' '.join(head), outcome, self.log, probes, tail)
+
+
+class RecoveryPaused(OpsReadyError):
+    """Recovery waits for an operator because the source had higher ``settings`` than the copy."""
+
+    def __init__(self, settings: Dict[str, int]) -> None:
+        super().__init__('recovery paused: %s' % ', '.join('%s %d' % kv for kv in sorted(settings.items())))
+        self.settings = settings
+
+
+def lower_settings(text: str) -> Dict[str, int]:
+    """Settings the WAL says the source had higher than the copy (``DETAIL: x = 1 is a lower setting ...``)."""
+    return {m.group(1): int(m.group(3)) for m in LOWER_SETTING.finditer(text)}
+
+
+class ScratchServer:
+    """pg_ctl for the recovered cluster, run as its owner."""
+
+    def __init__(self, engine: PostgresEngine, datadir: str, rundir: str, port: int, owner: Optional[str]) -> None:
+        self.engine = engine
+        self.datadir = datadir
+        self.rundir = rundir
+        self.port = port
+        self.owner = owner
+        self.log = os.path.join(rundir, 'postgresql.log')
+        self.log_offset = 0
+
+    def _as_owner(self, argv: List[str]) -> List[str]:
+        if self.owner:
+            return [shutil.which('runuser') or '/usr/sbin/runuser', '-u', self.owner, '--'] + argv
+        return argv
+
+    def pg_ctl(self, *args: str, timeout: int = START_TIMEOUT) -> str:
+        argv = self._as_owner([self.engine.tool('pg_ctl'), '-D', self.datadir] + list(args))
+        _rc, out, _err = self.engine.runner.run(argv, timeout=timeout + 30, cwd=self.rundir,
+                                                what='pg_ctl %s' % args[-1])
+        return out
+
+    def start(self) -> None:
+        # lc_messages=C and log_timezone=UTC: the log is parsed (analyse_log, last_transaction).
+        options = ("-p %d -c listen_addresses=127.0.0.1 -c unix_socket_directories=%s -c lc_messages=C "
+                   "-c log_timezone=UTC" % (self.port, shlex.quote(self.rundir)))
+        try:
+            self.log_offset = os.path.getsize(self.log)
+        except OSError:
+            self.log_offset = 0
+        try:
+            self.pg_ctl('-w', '-t', str(START_TIMEOUT), '-l', self.log, '-o', options, 'start')
+        except ToolError as exc:
+            raise self.failed('the recovered server did not start: %s' % exc.message)
+
+    def failed(self, what: str) -> RecoveryFailed:
+        analysis = analyse_log(self.log_text(self.log_offset), port=self.port, rundir=self.rundir,
+                               os_user=self.owner or 'the current user', pg_ctl=self.engine.tool('pg_ctl'))
+        return RecoveryFailed(what, self.log, analysis)
+
+    def stop(self) -> None:
+        if _server_running(self.datadir):
+            self.pg_ctl('-w', '-t', '120', '-m', 'fast', 'stop', timeout=120)
+
+    def psql(self, sql: str) -> str:
+        argv = self._as_owner([self.engine.tool('psql'), '-X', '-A', '-t', '-q', '-h', self.rundir, '-p',
+                               str(self.port), '-d', 'postgres', '-c', sql])
+        env = {'PGUSER': self.owner or pwd.getpwuid(os.getuid()).pw_name}
+        _rc, out, _err = self.engine.runner.run(argv, env=env, timeout=60, what='psql (recovered server)')
+        return out.strip()
+
+    def wait_promoted(self, timeout: int = START_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        next_look = time.monotonic() + 1
+        while True:
+            if not _server_running(self.datadir):
+                raise self.failed('the recovered server stopped during recovery')
+            if time.monotonic() > next_look:  # a paused recovery would wait for the timeout: read the log
+                next_look = time.monotonic() + 1
+                text = self.log_text(self.log_offset)
+                if PAUSED in text:
+                    settings = lower_settings(text)
+                    if settings:
+                        raise RecoveryPaused(settings)
+                    raise self.failed('recovery paused and waits for an operator')
+            try:
+                if self.psql('SELECT pg_is_in_recovery()') == 'f':
+                    return
+            except ToolError:
+                pass
+            if time.monotonic() > deadline:
+                raise self.failed('recovery did not finish within %ds' % timeout)
+            time.sleep(0.2)
+
+    def log_text(self, offset: int = 0, limit: int = 1024 * 1024) -> str:
+        """The log from ``offset`` on (a start's own lines), at most its last ``limit`` bytes."""
+        try:
+            with open(self.log, 'rb') as handle:
+                handle.seek(0, os.SEEK_END)
+                handle.seek(max(offset, handle.tell() - limit))
+                return handle.read().decode('utf-8', 'replace')
+        except OSError:
+            return ''
+
+
+def _end_of_recovery(staging: str) -> Optional[int]:
+    """The LSN where recovery ended: the switch point in the newest timeline history file it wrote."""
+    histories = sorted(glob.glob(os.path.join(glob.escape(staging), 'pg_wal', '*.history')))
+    if not histories:
+        return None
+    with open(histories[-1]) as handle:
+        rows = [line.split() for line in handle if line.strip() and not line.startswith('#')]
+    if not rows or len(rows[-1]) < 2:
+        return None
+    return lsn_to_int(rows[-1][1])
+
+
+def _check_replayed_all(staging: str, base: Manifest, logs: List[Manifest]) -> Optional[str]:
+    """Recovery without a time target ends wherever the WAL stops being valid, and promotes there without a word.
+
+    A segment that is damaged (archived that way: its checksum matches) would silently cut the restore short;
+    the switch point of the new timeline must lie inside the last archived segment of the chain.
+    """
+    if not logs:
+        return None
+    end = _end_of_recovery(staging)
+    size = int(base.position.get('wal_segment_size') or logs[-1].position.get('wal_segment_size') or 0)
+    if end is None or not size:
+        return None
+    last = int(logs[-1].position['start'])
+    if end > last * size:
+        return '%X/%X' % (end >> 32, end & 0xFFFFFFFF)
+    stopped = end // size
+    bad = [m for m in logs if int(m.position['start']) == stopped]
+    name = bad[0].position.get('wal_file') if bad else 'segment %d' % stopped
+    before = [m for m in logs if int(m.position['start']) < stopped]
+    raise OpsReadyError(
+        'Recovery stopped at LSN %X/%X, in WAL %s, before the last archived segment %s: %s holds no valid WAL '
+        'there although its checksum matches its manifest (it was archived damaged). Restoring would silently lose '
+        'everything after it. Restore with stop_at at or before %s (the end of the intact WAL), or put a good copy '
+        'of %s back in the catalog.'
+        % (end >> 32, end & 0xFFFFFFFF, name, logs[-1].position.get('wal_file'), name,
+           isoformat(before[-1].consistent_at) if before else isoformat(base.consistent_at), name),
+        damaged=name)
+
+
+def _run_recovery(server: ScratchServer, staging: str, raised: Dict[str, int]) -> None:
+    """Start the scratch server and wait until it promoted itself.
+
+    When the WAL says the source ran with a higher max_connections (max_worker_processes, max_wal_senders,
+    max_prepared_transactions, max_locks_per_transaction) than the backed-up postgresql.conf has, PostgreSQL
+    pauses recovery (or aborts it before consistency) until someone raises it: the copy is ours, so it is
+    raised to the source's value (``raised``, reported) and recovery resumed.
+    """
+    for _attempt in range(len(LOWER_SETTINGS_NAMES) + 1):
+        try:
+            server.start()
+            server.wait_promoted()
+            return
+        except RecoveryPaused as exc:
+            needed = exc.settings
+            server.stop()
+        except RecoveryFailed:
+            needed = lower_settings(server.log_text(server.log_offset))
+            if not needed:
+                raise
+            server.stop()
+        higher = {k: v for k, v in needed.items() if v > raised.get(k, -1)}
+        if not higher:
+            break
+        raised.update(higher)
+        _set_conf(staging, {k: str(v) for k, v in raised.items()})
+    raise server.failed('recovery still stops for settings after raising %s' % ', '.join(
+        '%s to %d' % kv for kv in sorted(raised.items())))
+
+
+def restore(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifest], timer: Timer) -> Dict[str, Any]:
+    base, logs = chain[0], chain[1:]
+    before = check_target(request)
+    datadir = before['datadir']
+    owner, uid, gid = _owner()
+    token = uuid.uuid4().hex[:8]
+    staging = '%s.opsready-restore-%s' % (datadir, token)
+    waldir = '%s.opsready-wal-%s' % (datadir, token)
+    rundir = datadir + '.run'
+    port = request.port or _free_port()
+    server = ScratchServer(engine, staging, rundir, port, owner)
+    # recovery_target_time makes PostgreSQL stop at the first commit later than it, and fail ("recovery ended
+    # before configured recovery target was reached") when the archived WAL holds none. Each archived segment's
+    # consistent_at is its last write, after every commit it holds: from that instant on, no commit in the chain
+    # is later than stop_at and the state at stop_at is the whole archive, replayed without a target.
+    target = request.stop_at
+    if target is not None and logs and target >= Catalog.reaches(chain):
+        target = None
+    try:
+        _extract_base(base, staging, engine.identities)
+        timer.lap('extract_base')
+        wal = _stage_wal(logs, waldir, engine.identities)
+        timer.lap('stage_wal')
+        _configure(staging, waldir, target)
+        os.makedirs(rundir, mode=0o700, exist_ok=True)
+        for path in (staging, waldir, rundir):
+            os.chmod(path, 0o700)
+            _chown_tree(path, uid, gid)
+        raised: Dict[str, int] = {}
+        try:
+            _run_recovery(server, staging, raised)
+        except RecoveryFailed as exc:
+            if target is None or not (exc.analysis['fatal'] or '').endswith(NOT_REACHED):
+                raise
+            # Replayed to the end of the archive without meeting a commit later than stop_at (the last commit is
+            # before it): that end is the state at stop_at. Resume without the target; _check_replayed_all below
+            # proves the end reached is the end of the chain, not a damaged segment.
+            server.stop()
+            _set_target(staging, None)
+            target = None
+            _run_recovery(server, staging, raised)
+        end_lsn = _check_replayed_all(staging, base, logs) if target is None else None
+        replayed = server.psql("SELECT coalesce(pg_last_xact_replay_timestamp()::text, '')")
+        log_text = server.log_text()
+        timer.lap('recovery')
+        server.stop()
+    except BaseException as exc:
+        try:
+            server.stop()
+        except Exception:  # nosec B110 # best effort: the original error is the one to report
+            pass
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(waldir, ignore_errors=True)
+        if isinstance(exc, RecoveryFailed):
+            raise OpsReadyError(exc.describe(datadir), datadir=datadir, log=exc.log, log_tail=exc.analysis['tail'],
+                                fatal=exc.analysis['fatal'], fix=exc.analysis['fix'])
+        if isinstance(exc, OpsReadyError) and not isinstance(exc, IntegrityError):
+            raise OpsReadyError('Point-in-time recovery into %s failed and was cleaned up (%s untouched): %s'
+                                % (datadir, datadir, exc.message), **dict(exc.details, datadir=datadir))
+        raise
+    shutil.rmtree(waldir, ignore_errors=True)
+    replaced = False
+    if before['exists']:
+        aside = '%s.opsready-old-%s' % (datadir, token)
+        os.rename(datadir, aside)
+        os.rename(staging, datadir)
+        shutil.rmtree(aside, ignore_errors=True)
+        replaced = True
+    else:
+        os.rename(staging, datadir)
+    # Settings that pointed at the staging directory now point at datadir.
+    auto = os.path.join(datadir, 'postgresql.auto.conf')
+    with open(auto) as handle:
+        text = handle.read()
+    with open(auto, 'w') as handle:
+        handle.write(text.replace(staging, datadir))
+    server.datadir = datadir
+    timer.lap('swap')
+    pid = None
+    if request.server_state == 'started':
+        try:
+            server.start()
+        except RecoveryFailed as exc:
+            outcome = ('Point-in-time recovery into %s completed and the cluster is in place, but it did not start '
+                       'again.' % datadir)
+            raise OpsReadyError(exc.describe(datadir, outcome), datadir=datadir, log=exc.log,
+                                log_tail=exc.analysis['tail'], fatal=exc.analysis['fatal'], fix=exc.analysis['fix'])
+        pid = _server_running(datadir)
+        timer.lap('start')
+    # After a resumed recovery the second run may replay no transaction at all: the log of the first has it.
+    last = parse_time(replayed, 'pg_last_xact_replay_timestamp') if replayed else last_transaction(log_text)
+    result: Dict[str, Any] = {
+        'target': {'datadir': datadir, 'port': port, 'host': '127.0.0.1', 'socket_dir': rundir, 'log': server.log,
+                   'pid': pid, 'state': request.server_state, 'os_user': owner},
+        'wal_segments': wal, 'replaced': replaced,
+        'recovery_target': 'time' if target is not None else 'end_of_archive',
+        'stop_at_after_last_transaction': request.stop_at is not None and target is None}
+    if raised:
+        result['raised_settings'] = raised
+    if end_lsn:
+        result['end_lsn'] = end_lsn
+    if last:
+        result['point_reached'] = isoformat(last)
+        result['last_transaction_replayed'] = isoformat(last)
+    result['recovered_point'] = recovered_point(base, last)
+    return result
+
+
+def recovered_point(base: Manifest, last: Optional[datetime.datetime]) -> Dict[str, Any]:
+    """The instant the recovered cluster provably equals the source at, read from the recovered server.
+
+    ``pg_last_xact_replay_timestamp()`` (read before the scratch server stops: a restarted server forgets it) is
+    the time stamp of the last commit or abort record replayed, written by the source when that transaction
+    ended. Replay is in WAL order, so every transaction that ended before it is in the copy and none that ended
+    after it: the copy is the source as of that instant. Other WAL records carry no time, so an idle stretch
+    after it cannot be proven recovered; the catalog's ``recoverable_until`` (when the segment was archived) is a
+    claim about the archive, not about the data. ``track_commit_timestamp`` would need the setting on the source,
+    and the ``recovery stopping before ...`` log line exists only with a target. Without any transaction replayed
+    after the end of the base backup, the copy is the base backup as of its end."""
+    if last is not None and last >= base.consistent_at:
+        return {'at': isoformat(last), 'source': 'pg_last_xact_replay_timestamp() of the recovered cluster'}
+    return {'at': isoformat(base.consistent_at),
+            'source': 'end of base backup %s (no transaction replayed after it)' % base.id}
+
+
+def drop(request: RestoreRequest, check_mode: bool) -> Dict[str, Any]:
+    """state=absent: stop the scratch server of ``datadir`` and delete it (DR drill clean-up)."""
+    datadir = _datadir(request)
+    rundir = datadir + '.run'
+    exists = os.path.exists(datadir) or os.path.exists(rundir)
+    if exists and not check_mode:
+        from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
+        owner, _uid, _gid = _owner()
+        server = ScratchServer(PostgresEngine(ConnectionParams()), datadir, rundir, 0, owner)
+        if os.path.isdir(datadir):
+            server.stop()
+        shutil.rmtree(datadir, ignore_errors=True)
+        shutil.rmtree(rundir, ignore_errors=True)
+    return {'changed': exists, 'target': {'datadir': datadir, 'removed': exists}}
+
+
+class PitrRestore(Restorer):
+    """db_restore for PostgreSQL physical point-in-time recovery (a base backup plus WAL into ``datadir``)."""
+
+    restore_with = restore
+
+    def check(self, request: RestoreRequest, chain: List[Manifest]) -> Dict[str, Any]:
+        return check_target(request)
+
+    def drop(self, request: RestoreRequest) -> Dict[str, Any]:
+        return drop(request, request.check_mode)

@@ -1,0 +1,690 @@
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""PostgreSQL switchover, failover, fencing and rejoin (streaming replication, PostgreSQL 13 and later).
+
+SQL goes through the engine registry's PostgreSQL engine (its psql argv, environment and error classes); the
+server-side steps (pg_ctl stop/start, pg_controldata, pg_rewind, pg_waldump, the files in the data directory)
+run on the host that holds the data directory, as the data directory's owner.
+
+Safety rules every path keeps (the tests prove each):
+- never two primaries: the old primary is stopped (switchover) or fenced (failover) BEFORE the candidate is
+  promoted, and a fenced data directory holds ``standby.signal`` (a restart comes up read-only in recovery);
+- a switchover loses nothing: the old primary's clean shutdown writes a shutdown checkpoint, and the candidate
+  is promoted only once it replayed past that checkpoint; otherwise the old primary is started again unchanged;
+- a candidate that dies during promotion leaves the old primary stopped and fenced, never restarted as primary.
+
+Private to opsready.operations; do not import from other collections.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, cast
+
+from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import atomic_write_text
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import (
+    conninfo_value, quote_literal)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.backup import (
+    PostgresEngine, find_client_tool, lsn_to_int)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import get_engine
+from ansible_collections.opsready.operations.plugins.module_utils.replication import status as repl_status
+from ansible_collections.opsready.operations.plugins.module_utils.replication.failover import (
+    NodeSpec, NodeState, check_switchover_candidate, choose_failover_candidate, fence_record, lsn_text,
+    read_fence_file, standby_lag, write_fence_file)
+
+CONNINFO_RE = re.compile(r"\s*([A-Za-z_]+)\s*=\s*('(?:[^'\\]|\\.)*'|[^\s']*)")
+
+
+# -- connection strings ------------------------------------------------------------------------------------
+def parse_conninfo(text: str) -> Dict[str, str]:
+    """A libpq ``key=value`` connection string as a dict (quoted values unescaped)."""
+    result: Dict[str, str] = {}
+    pos = 0
+    text = text.strip()
+    while pos < len(text):
+        match = CONNINFO_RE.match(text, pos)
+        if not match:
+            raise OpsReadyError('Cannot read the connection string %r near position %d.' % (text, pos))
+        key, value = match.group(1), match.group(2)
+        if value.startswith("'"):
+            value = re.sub(r'\\(.)', r'\1', value[1:-1])
+        result[key] = value
+        pos = match.end()
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+    return result
+
+
+def build_conninfo(values: Dict[str, str]) -> str:
+    return ' '.join('%s=%s' % (k, conninfo_value(str(v))) for k, v in values.items() if v is not None)
+
+
+def slot_name(node: str) -> str:
+    """A physical slot name for a follower (lower-case letters, digits and underscores, at most 63)."""
+    return (re.sub(r'[^a-z0-9_]', '_', node.lower()) or 'standby')[:63]
+
+
+def conf_quote(value: str) -> str:
+    """A postgresql.conf string value (the configuration file parser reads backslash escapes and '')."""
+    return "'" + value.replace('\\', '\\\\').replace("'", "''") + "'"
+
+
+def follow_conninfo(template: str, primary: NodeSpec, application_name: str) -> str:
+    """``primary_conninfo`` for a standby of ``primary``: the template's credentials and TLS settings (it is a
+    current standby's own primary_conninfo) with host and port of the new primary."""
+    values = parse_conninfo(template) if template else {}
+    conn = primary.conn
+    if conn.unix_socket:
+        values['host'] = conn.unix_socket
+    else:
+        values['host'] = conn.host or 'localhost'
+    values['port'] = str(conn.port or 5432)
+    if not values.get('user') and conn.user:
+        values['user'] = conn.user
+    if not values.get('password') and not values.get('passfile') and conn.password:
+        values['password'] = conn.password
+    values.pop('dbname', None)
+    values['application_name'] = application_name
+    return build_conninfo(values)
+
+
+# -- one node ----------------------------------------------------------------------------------------------
+class PgNode:
+    """One PostgreSQL server: SQL through the registry's engine, server-side tools as the data dir's owner."""
+
+    def __init__(self, spec: NodeSpec, runner: ToolRunner) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.runner = runner
+        runner.add_secret(spec.conn.password)
+        self.engine = cast(PostgresEngine, get_engine('postgresql', spec.conn, runner))
+        # primary_conninfo holds the replication password: read through a runner that does not redact it (the
+        # value goes into the followers' configuration, never into a result or message).
+        raw_runner = ToolRunner(env=runner.env)
+        self._raw_engine = cast(PostgresEngine, get_engine('postgresql', spec.conn, raw_runner))
+        raw_runner.secrets.clear()   # the engine registered the password; argv never holds it (the environment does)
+
+    # SQL -------------------------------------------------------------------------------------------------
+    def query(self, sql: str) -> List[List[str]]:
+        return self.engine.query(sql)
+
+    def observe(self) -> NodeState:
+        """The node's replication status (replication/status.py, the same one query replication_info runs)."""
+        try:
+            status = repl_status.gather(self.engine)
+        except OpsReadyError as exc:
+            return NodeState(self.name, reachable=False, error=exc.message)
+
+        def lsn(text: Optional[str]) -> Optional[int]:
+            return lsn_to_int(text) if text else None
+
+        upstream = status.get('upstream') or {}
+        sender = '%s:%s' % (upstream.get('sender_host'), upstream.get('sender_port')) if upstream else ''
+        return NodeState(self.name, reachable=True, in_recovery=bool(status['in_recovery']),
+                         current_lsn=lsn(status.get('current_lsn')), receive_lsn=lsn(status.get('receive_lsn')),
+                         replay_lsn=lsn(status.get('replay_lsn')), receiver=upstream.get('status') or '',
+                         sender=sender, replay_delay=status.get('lag_seconds'),
+                         read_only=(status.get('settings') or {}).get('default_transaction_read_only') == 'on',
+                         timeline=status.get('timeline'), verdict=status.get('verdict', ''),
+                         reasons=[r.get('message', '') for r in status.get('reasons') or []], status=status)
+
+    def follow_template(self) -> Tuple[str, bool]:
+        """This standby's primary_conninfo and whether it streams through a replication slot: the model for
+        every node that will follow a new primary."""
+        rows = self._raw_engine.query("SELECT current_setting('primary_conninfo'), "
+                                      "current_setting('primary_slot_name')")
+        return (rows[0][0], bool(rows[0][1])) if rows else ('', False)
+
+    def ensure_slot(self, slot: str) -> None:
+        """A physical slot for a follower on this (new) primary: without it, a follower with primary_slot_name
+        is refused, and the WAL it still needs could be recycled."""
+        lit = quote_literal(slot)
+        self.query('SELECT pg_create_physical_replication_slot(%s) WHERE NOT EXISTS (SELECT 1 FROM '  # nosec B608 # values through quote_literal
+                   'pg_replication_slots WHERE slot_name = %s)' % (lit, lit))
+
+    def promote(self, timeout: int) -> None:
+        # pg_promote(wait) returns once the server left recovery (it replays everything received first).
+        rows = self.query('SELECT pg_promote(true, %d)::text' % max(1, timeout))
+        if not rows or rows[0][0] != 'true':
+            raise OpsReadyError('%s did not finish its promotion within %ss.' % (self.name, timeout))
+
+    def follow_live(self, conninfo: str, slot: str) -> None:
+        """A running standby follows another primary (primary_conninfo and primary_slot_name are reloadable
+        since PostgreSQL 13: the WAL receiver restarts with them)."""
+        # On stdin, not psql -c: the conninfo may hold the replication password (argv is world-readable).
+        sql = ('ALTER SYSTEM SET primary_conninfo = %s;\nALTER SYSTEM SET primary_slot_name = %s;\n'
+               'SELECT pg_reload_conf();\n' % (quote_literal(conninfo), quote_literal(slot)))
+        self.runner.run(self.engine.psql_argv(rows=True), env=self.engine.env(), data=sql.encode('utf-8'),
+                        timeout=self.spec.conn.connect_timeout + 60, what='psql')
+
+    # server side -----------------------------------------------------------------------------------------
+    def _data_dir(self, step: str) -> str:
+        data_dir = self.spec.data_dir
+        if not data_dir:
+            raise OpsReadyError('%s: %s needs the data directory of %s on this host; set nodes[].data_dir (and run '
+                                'the task on that host, or delegate_to it).' % (self.name, step, self.name))
+        if not os.path.isfile(os.path.join(data_dir, 'PG_VERSION')):
+            raise OpsReadyError('%s: %s is not a PostgreSQL data directory on this host (no PG_VERSION); the task '
+                                'must run on the host of %s (delegate_to).' % (self.name, data_dir, self.name))
+        return data_dir
+
+    def has_data_dir(self) -> bool:
+        return bool(self.spec.data_dir) and os.path.isfile(os.path.join(self.spec.data_dir or '', 'PG_VERSION'))
+
+    def owner(self) -> Tuple[int, int, str]:
+        data_dir = self._data_dir('this step')
+        if self.spec.os_user:
+            entry = pwd.getpwnam(self.spec.os_user)
+            return entry.pw_uid, entry.pw_gid, entry.pw_name
+        st = os.stat(data_dir)
+        return st.st_uid, st.st_gid, pwd.getpwuid(st.st_uid).pw_name
+
+    def tool(self, name: str) -> str:
+        """A server-side tool of the data directory's major version (pg_ctl of 16 would refuse a 15 cluster)."""
+        if self.spec.bindir:
+            return os.path.join(self.spec.bindir, name)
+        try:
+            with open(os.path.join(self._data_dir(name), 'PG_VERSION'), encoding='ascii') as handle:
+                major = handle.read().strip()
+        except OSError:
+            major = ''
+        packaged = os.path.join('/usr/lib/postgresql', major, 'bin', name)
+        if major and os.access(packaged, os.X_OK):
+            return packaged
+        found = find_client_tool(name, self.runner.env.get('PATH'))
+        if not found:
+            raise OpsReadyError('%s was not found on the host of %s: install the PostgreSQL server package or set '
+                                'nodes[].bindir.' % (name, self.name))
+        return found
+
+    def run_as_owner(self, argv: List[str], env: Optional[Dict[str, str]] = None, timeout: float = 120,
+                     check: bool = True, what: Optional[str] = None) -> Tuple[int, str, str]:
+        """pg_ctl and pg_rewind refuse to run as root: drop to the data directory's owner (setpriv execs, no PAM
+        session, keeps the environment the tool needs, the login included)."""
+        uid, _gid, user = self.owner()
+        if os.geteuid() == 0 and uid != 0:
+            argv = ['setpriv', '--reuid=%s' % user, '--regid=%s' % user, '--init-groups', '--'] + argv
+        elif os.geteuid() not in (0, uid):
+            raise OpsReadyError('%s: the data directory belongs to %s; run the task as that user (become_user) or '
+                                'as root.' % (self.name, user))
+        return self.runner.run(argv, env=env, timeout=timeout, check=check, cwd=self._data_dir('this step'),
+                               what=what or os.path.basename(argv[0]))
+
+    def is_running(self) -> bool:
+        """The postmaster of postmaster.pid is alive. Read from /proc rather than asked of pg_ctl status: a killed
+        postmaster that nobody reaped yet (a zombie) passes pg_ctl's kill(pid, 0) test but will never serve."""
+        if not self.has_data_dir():
+            return self.observe().reachable
+        try:
+            with open(os.path.join(self.spec.data_dir or '', 'postmaster.pid'), encoding='ascii') as handle:
+                pid = int(handle.readline().strip())
+            with open('/proc/%d/stat' % pid, 'rb') as handle:
+                stat = handle.read()
+        except (OSError, ValueError):
+            return False
+        state = stat[stat.rfind(b')') + 2:stat.rfind(b')') + 3]
+        return state not in (b'Z', b'X', b'')
+
+    def stop(self, mode: str, timeout: int) -> None:
+        if self.spec.stop_command:
+            self.runner.run(self.spec.stop_command, timeout=timeout + 30, what='stop_command')
+            return
+        data_dir = self._data_dir('stopping the server')
+        if not self.is_running():
+            return
+        rc, _out, err = self.run_as_owner([self.tool('pg_ctl'), 'stop', '-D', data_dir, '-m', mode, '-w',
+                                           '-t', str(timeout)], check=False, timeout=timeout + 30)
+        if rc != 0 and 'is the server running' not in err:
+            raise OpsReadyError('%s: pg_ctl stop -m %s failed: %s' % (self.name, mode, err.strip()[-500:]))
+
+    def start(self, timeout: int) -> None:
+        if self.spec.start_command:
+            self.runner.run(self.spec.start_command, timeout=timeout + 30, what='start_command')
+            return
+        data_dir = self._data_dir('starting the server')
+        uid, gid, _user = self.owner()
+        log_file = self.spec.log_file
+        if not log_file:
+            # pg_ctl without -l leaves the server on our stdout pipe and the run would never end.
+            log_dir = os.path.join(data_dir, 'log')
+            if not os.path.isdir(log_dir):
+                os.mkdir(log_dir, 0o700)
+                os.chown(log_dir, uid, gid)
+            log_file = os.path.join(log_dir, 'opsready-pg_ctl.log')
+        argv = [self.tool('pg_ctl'), 'start', '-D', data_dir, '-w', '-t', str(timeout), '-l', log_file]
+        if self.spec.start_options:
+            argv += ['-o', self.spec.start_options]
+        rc, out, err = self.run_as_owner(argv, check=False, timeout=timeout + 30)
+        if rc != 0:
+            raise OpsReadyError('%s: pg_ctl start failed (%s); see %s.'
+                                % (self.name, (err or out).strip()[-500:], log_file), log_file=log_file)
+
+    def controldata(self) -> Dict[str, str]:
+        _rc, out, _err = self.run_as_owner([self.tool('pg_controldata'), '-D', self._data_dir('pg_controldata')])
+        values = {}
+        for line in out.splitlines():
+            key, sep, value = line.partition(':')
+            if sep:
+                values[key.strip()] = value.strip()
+        return values
+
+    def wal_end(self) -> Optional[int]:
+        """Where this (stopped) server's valid WAL ends: pg_waldump from the last checkpoint's redo point reads
+        until the first invalid record. None when it cannot tell."""
+        try:
+            control = self.controldata()
+            redo = control["Latest checkpoint's REDO location"]
+            tli = control["Latest checkpoint's TimeLineID"]
+            _rc, _out, err = self.run_as_owner(
+                [self.tool('pg_waldump'), '--quiet', '-p', os.path.join(self._data_dir('pg_waldump'), 'pg_wal'),
+                 '-t', tli, '-s', redo], check=False, timeout=300)
+        except (OpsReadyError, KeyError):
+            return None
+        found = re.findall(r'at ([0-9A-F]+/[0-9A-F]+)', err)
+        if not found:
+            return None
+        return lsn_to_int(found[-1])
+
+    def _signal_path(self) -> str:
+        return os.path.join(self._data_dir('the standby signal'), 'standby.signal')
+
+    def write_standby_config(self, conninfo: str, read_only: bool = False, slot: str = '') -> None:
+        """standby.signal + primary_conninfo (+ default_transaction_read_only) in postgresql.auto.conf, written
+        atomically while the server is down: the next start is a standby of the new primary."""
+        data_dir = self._data_dir('writing the standby configuration')
+        uid, gid, _user = self.owner()
+        auto = os.path.join(data_dir, 'postgresql.auto.conf')
+        try:
+            with open(auto, encoding='utf-8') as handle:
+                lines = handle.read().splitlines()
+        except FileNotFoundError:
+            lines = ['# Do not edit this file manually!', '# It will be overwritten by the ALTER SYSTEM command.']
+        drop = ('primary_conninfo', 'default_transaction_read_only', 'primary_slot_name')
+        kept = [line for line in lines if line.split('=', 1)[0].strip() not in drop]
+        kept.append('primary_conninfo = %s' % conf_quote(conninfo))
+        if slot:
+            kept.append('primary_slot_name = %s' % conf_quote(slot))
+        if read_only:
+            kept.append("default_transaction_read_only = 'on'")
+        atomic_write_text(auto, '\n'.join(kept) + '\n', mode=0o600, uid=uid, gid=gid)
+        atomic_write_text(self._signal_path(), '', mode=0o600, uid=uid, gid=gid)
+
+    def has_standby_signal(self) -> bool:
+        return self.has_data_dir() and os.path.exists(self._signal_path())
+
+
+# -- the group ---------------------------------------------------------------------------------------------
+class Group:
+    """The replication group of one action: the nodes, their observed states and the steps taken."""
+
+    def __init__(self, specs: Sequence[NodeSpec], runner: ToolRunner, timeout: int,
+                 log: Optional[Callable[[str], None]] = None) -> None:
+        self.nodes = {spec.name: PgNode(spec, runner) for spec in specs}
+        self.order = [spec.name for spec in specs]
+        self.timeout = timeout
+        self.steps: List[Dict[str, Any]] = []
+        self.log = log or (lambda _msg: None)
+
+    def observe(self) -> Dict[str, NodeState]:
+        """Every node at once (one psql each, in threads): during a failover this is downtime, and a dead
+        primary costs a connect timeout that must not add to the others' time."""
+        found: Dict[str, NodeState] = {}
+
+        def one(name: str) -> None:
+            found[name] = self.nodes[name].observe()
+        threads = [threading.Thread(target=one, args=(name,)) for name in self.order]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return {name: found[name] for name in self.order}
+
+    def step(self, what: str, node: str, func: Callable[[], Any]) -> Any:
+        started = time.monotonic()
+        self.log('%s %s' % (what, node))
+        try:
+            return func()
+        finally:
+            self.steps.append({'step': what, 'node': node, 'seconds': round(time.monotonic() - started, 3)})
+
+    def wait(self, what: str, pred: Callable[[], bool], timeout: Optional[float] = None) -> bool:
+        deadline = time.monotonic() + (timeout if timeout is not None else self.timeout)
+        delay = 0.02
+        while True:
+            if pred():
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(delay)
+            delay = min(0.25, delay * 1.5)
+
+    def verify_follows(self, standby: str, primary: str) -> bool:
+        """The standby is in recovery with a streaming WAL receiver, and the primary lists it as a sender."""
+        node = self.nodes[standby]
+
+        def streaming() -> bool:
+            state = node.observe()
+            if not (state.is_standby and state.receiver == 'streaming'):
+                return False
+            try:
+                sql = ("SELECT count(*) FROM pg_stat_replication WHERE application_name = "  # nosec B608 # quote_literal
+                       "%s AND state = 'streaming'" % quote_literal(standby))
+                rows = self.nodes[primary].query(sql)
+            except OpsReadyError:
+                return False
+            return bool(rows) and rows[0][0] != '0'
+        return self.wait('replication %s -> %s' % (primary, standby), streaming)
+
+
+def state_summary(states: Dict[str, NodeState], primary: Optional[NodeState] = None) -> List[Dict[str, Any]]:
+    out = []
+    for state in states.values():
+        item = state.as_dict()
+        for key in ('current_lsn', 'receive_lsn', 'replay_lsn'):
+            item[key] = lsn_text(item[key])
+        item['role'] = 'primary' if state.is_primary else 'standby' if state.is_standby else 'unreachable'
+        item['lag_bytes'] = standby_lag(primary, state) if primary is not None and state.is_standby else None
+        out.append(item)
+    return out
+
+
+# -- switchover --------------------------------------------------------------------------------------------
+def switchover(group: Group, primary: str, candidate: str, max_lag: int, check_mode: bool) -> Dict[str, Any]:
+    states = group.observe()
+    old, new = states[primary], states[candidate]
+    if new.is_primary and old.is_standby and old.receiver == 'streaming':
+        return {'changed': False, 'msg': '%s is already the primary and %s streams from it.' % (candidate, primary),
+                'promoted': None, 'demoted': None, 'nodes': state_summary(states, new)}
+    lag = check_switchover_candidate(old, new, max_lag)
+    others = [n for n in group.order if n not in (primary, candidate)]
+    plan = {'action': 'switchover', 'promote': candidate, 'demote': primary, 'repoint': others,
+            'candidate_lag_bytes': lag, 'fence': '%s is stopped (clean shutdown), then restarted as a standby of %s'
+            % (primary, candidate)}
+    result: Dict[str, Any] = {'plan': plan, 'nodes': state_summary(states, old), 'lag_bytes': lag}
+    old_node = group.nodes[primary]
+    old_node._data_dir('switchover (the old primary is stopped and restarted as a standby)')
+    if check_mode:
+        result.update(changed=True, msg='Would promote %s and turn %s into its standby (candidate lag %d bytes).'
+                      % (candidate, primary, lag))
+        return result
+    new_node = group.nodes[candidate]
+    template, use_slots = new_node.follow_template()
+
+    # 1. stop writes: a clean (fast) shutdown ends every session, writes the shutdown checkpoint and
+    #    sends the WAL up to it to the connected standbys before it exits.
+    group.step('stop writes (pg_ctl stop -m fast)', primary, lambda: old_node.stop('fast', group.timeout))
+    control = old_node.controldata()
+    if control.get('Database cluster state') != 'shut down':
+        raise OpsReadyError('Switchover stopped: %s did not shut down cleanly (state %r); it stays stopped. Start it '
+                            'again and retry, or run action=failover.'
+                            % (primary, control.get('Database cluster state')))
+    checkpoint = lsn_to_int(control['Latest checkpoint location'])
+
+    # 2. zero loss: the candidate must have replayed past the shutdown checkpoint.
+    def caught_up() -> bool:
+        state = new_node.observe()
+        return state.replay_lsn is not None and state.replay_lsn > checkpoint
+    waited = group.step('wait for replay past %s' % lsn_text(checkpoint), candidate,
+                        lambda: group.wait('replay', caught_up))
+    if not waited:
+        # Roll back: nothing was promoted, the old primary takes writes again.
+        group.step('restart old primary (rollback)', primary, lambda: old_node.start(group.timeout))
+        raise OpsReadyError('Switchover rolled back: %s did not replay up to the shutdown checkpoint %s of %s within '
+                            '%ss; %s was started again as the primary and nothing else changed. Check its WAL '
+                            'receiver (replication_info) and retry.'
+                            % (candidate, lsn_text(checkpoint), primary, group.timeout, primary),
+                            steps=group.steps)
+
+    # 3. promote.
+    try:
+        group.step('promote (pg_promote)', candidate, lambda: new_node.promote(group.timeout))
+    except OpsReadyError as exc:
+        # Once pg_promote() was sent the candidate may finish promoting at any later moment (its promote.signal
+        # stays until it does), even if it looked like a standby just now: restarting the old primary could make
+        # two. Keep the old primary down and fenced; the operator decides with both servers in view.
+        conninfo = follow_conninfo(template, new_node.spec, primary)
+        old_node.write_standby_config(conninfo, read_only=True)
+        uid, gid, _user = old_node.owner()
+        record = fence_record(primary, candidate, 'stopped', 'candidate %s failed during promotion: %s'
+                              % (candidate, exc.message))
+        write_fence_file(old_node.spec.data_dir or '', record, uid, gid)
+        raise OpsReadyError('Switchover stopped safely: %s failed during promotion (%s) and its state is unknown. '
+                            '%s is stopped and fenced (standby.signal, %s), so there cannot be two primaries. If %s '
+                            'comes back as a primary, run action=rejoin for %s; if it does not, remove standby.signal '
+                            'and default_transaction_read_only from %s and start it to restore service.'
+                            % (candidate, exc.message, primary, 'opsready_fence.json', candidate, primary, primary),
+                            fence=record, steps=group.steps)
+
+    # 4. the old primary becomes a standby of the new one (no rewind: it stopped at a WAL position the new
+    #    primary replayed before forking its new timeline).
+    conninfo = follow_conninfo(template, new_node.spec, primary)
+    slot = slot_name(primary) if use_slots else ''
+    if slot:
+        new_node.ensure_slot(slot)
+    old_node.write_standby_config(conninfo, slot=slot)
+    group.step('start as standby', primary, lambda: old_node.start(group.timeout))
+    repointed = repoint_standbys(group, others, new_node, template, use_slots)
+    # 5. prove it: the old primary streams from the new one.
+    ok = group.step('verify replication', primary, lambda: group.verify_follows(primary, candidate))
+    after = group.observe()
+    result.update(changed=True, promoted=candidate, demoted=primary, repointed=repointed, steps=group.steps,
+                  nodes=state_summary(after, after[candidate]))
+    if not ok:
+        raise OpsReadyError('Switchover done, but %s does not stream from %s after %ss: look at its log and '
+                            'primary_conninfo. %s is the primary and takes writes.'
+                            % (primary, candidate, group.timeout, candidate), **result)
+    result['msg'] = 'Promoted %s; %s streams from it.' % (candidate, primary)
+    return result
+
+
+def repoint_standbys(group: Group, names: Sequence[str], new_primary: PgNode, template: str,
+                     use_slots: bool) -> List[str]:
+    done = []
+    for name in names:
+        node = group.nodes[name]
+        state = node.observe()
+        if not state.is_standby:
+            continue
+        conninfo = follow_conninfo(template or node.follow_template()[0], new_primary.spec, name)
+        slot = slot_name(name) if use_slots else ''
+        if slot:
+            new_primary.ensure_slot(slot)
+
+        def follow(n: PgNode = node, c: str = conninfo, s: str = slot) -> None:
+            n.follow_live(c, s)
+        group.step('follow new primary (primary_conninfo + reload)', name, follow)
+        done.append(name)
+    return done
+
+
+# -- failover ----------------------------------------------------------------------------------------------
+def fence(group: Group, name: str, new_primary: str, template: str, check_mode: bool) -> Dict[str, Any]:
+    """Make sure ``name`` can never take writes again: stop it if it runs here, then standby.signal +
+    default_transaction_read_only + the fence record in its data directory. Without its data directory on this
+    host, only the record (in the result) remains: the play must fence that host itself."""
+    node = group.nodes[name]
+    if not node.has_data_dir():
+        return fence_record(name, new_primary, 'recorded', 'data directory not on this host: stop the server and '
+                            'disable its service on its own host before it can come back')
+    if check_mode:
+        return fence_record(name, new_primary, 'would fence', 'stop if running, standby.signal, read only')
+    running = node.is_running()
+    if running:
+        group.step('fence: stop (pg_ctl stop -m immediate)', name, lambda: node.stop('immediate', group.timeout))
+    conninfo = follow_conninfo(template, group.nodes[new_primary].spec, name)
+    node.write_standby_config(conninfo, read_only=True)
+    record = fence_record(name, new_primary, 'stopped' if running else 'marked',
+                          'standby.signal and default_transaction_read_only=on written; a restart is a read-only '
+                          'standby')
+    uid, gid, _user = node.owner()
+    record['file'] = write_fence_file(node.spec.data_dir or '', record, uid, gid)
+    return record
+
+
+def failover(group: Group, primary: str, candidate: Optional[str], force_candidate: bool,
+             check_mode: bool, on_promoted: Optional[Callable[[PgNode], Any]] = None) -> Dict[str, Any]:
+    """``on_promoted(new_primary)`` runs right after the promotion (repointing the clients), before the rest
+    (other standbys, the RPO from pg_waldump, the final observation): the application's downtime ends there."""
+    states = group.observe()
+    old = states[primary]
+    if old.is_primary:
+        raise OpsReadyError('Failover refused: %s is up and is a primary. For a planned change run action=switchover; '
+                            'if it must go, stop it first.' % primary)
+    current = [s for s in states.values() if s.is_primary]
+    if current:
+        # A re-run after a done failover: say so, and make sure the old primary stays fenced.
+        new = current[0]
+        record = fence(group, primary, new.name, '', check_mode) if not group.nodes[primary].has_standby_signal() \
+            and group.nodes[primary].has_data_dir() and not old.reachable else None
+        return {'changed': bool(record) and not check_mode, 'promoted': None, 'primary': new.name, 'fence': record,
+                'msg': '%s is already the primary; nothing to promote.' % new.name,
+                'nodes': state_summary(states, new)}
+    chosen = choose_failover_candidate([s for n, s in states.items() if n != primary], candidate, force_candidate)
+    # replication/status.py's ranking (timelines included) goes into the plan for the operator. It does not
+    # decide: a standby without a running WAL receiver reports the timeline of its last restartpoint, which
+    # lags behind a promotion, so "incomparable" there is often only "not known yet".
+    ranking = repl_status.most_advanced({s.name: s.status for s in states.values() if s.is_standby})
+    others = [n for n in group.order if n not in (primary, chosen.name)]
+    positions = {s.name: lsn_text(s.position) for s in states.values() if s.is_standby}
+    plan = {'action': 'failover', 'promote': chosen.name, 'fence': primary, 'repoint': others,
+            'positions': positions, 'candidate_position': lsn_text(chosen.position),
+            'ranking': {'best': ranking.get('best'), 'incomparable': ranking.get('incomparable')}}
+    result: Dict[str, Any] = {'plan': plan, 'nodes': state_summary(states)}
+    if check_mode:
+        result.update(changed=True, fence=fence(group, primary, chosen.name, '', True),
+                      msg='Would fence %s and promote %s (WAL up to %s).'
+                      % (primary, chosen.name, lsn_text(chosen.position)))
+        return result
+    new_node = group.nodes[chosen.name]
+    # Fence first: once the candidate is promoted, a returning old primary would be a second one. Its
+    # primary_conninfo is built from the login alone here (rejoin rewrites it): reading the candidate's template
+    # first would add a round trip to the downtime.
+    record = group.step('fence', primary, lambda: fence(group, primary, chosen.name, '', False))
+    group.step('promote (pg_promote)', chosen.name, lambda: new_node.promote(group.timeout))
+    hook = group.step('repoint clients', chosen.name, lambda: on_promoted(new_node)) if on_promoted else None
+    template, use_slots = new_node.follow_template()
+    repointed = repoint_standbys(group, others, new_node, template, use_slots)
+    wal_end = group.nodes[primary].wal_end() if group.nodes[primary].has_data_dir() else None
+    # The primary is dead, so the candidate's WAL stopped growing when it was observed: that is what it promoted.
+    promoted_at = chosen.position
+    rpo = max(0, wal_end - promoted_at) if wal_end is not None and promoted_at >= 0 else None
+    after = group.observe()
+    result.update(changed=True, promoted=chosen.name, primary=chosen.name, fence=record, repointed=repointed,
+                  steps=group.steps, nodes=state_summary(after, after[chosen.name]),
+                  rpo_bytes=rpo, old_primary_wal_end=lsn_text(wal_end), promoted_at=lsn_text(promoted_at),
+                  on_promoted=hook,
+                  msg='Fenced %s (%s) and promoted %s; %s WAL bytes of %s were not replicated.'
+                  % (primary, record['state'], chosen.name, 'unknown' if rpo is None else rpo, primary))
+    if rpo is None:
+        result['rpo_note'] = ('the old primary\'s data directory is not on this host: its WAL end (and the RPO in '
+                              'bytes) is unknown')
+    return result
+
+
+# -- rejoin ------------------------------------------------------------------------------------------------
+REWIND_CANNOT = (
+    ('needs to use either data checksums or "wal_log_hints = on"', 'the server had neither data checksums nor '
+     'wal_log_hints=on'),
+    ('could not find previous WAL record', 'the WAL needed to find the divergence point was already removed'),
+    ('could not open file', 'a WAL file pg_rewind needs is gone'),
+    ('could not find common ancestor', 'the two servers share no timeline history'),
+)
+
+
+def rejoin(group: Group, node_name: str, primary: str, rewind: bool, check_mode: bool) -> Dict[str, Any]:
+    node, new_node = group.nodes[node_name], group.nodes[primary]
+    states = group.observe()
+    target, source = states[node_name], states[primary]
+    if not source.is_primary:
+        raise OpsReadyError('Rejoin refused: %s is not a running primary (%s).'
+                            % (primary, source.error or 'in recovery'))
+    port = ':%s' % (new_node.spec.conn.port or 5432)
+    if target.is_standby and target.receiver == 'streaming' and target.sender.endswith(port):
+        return {'changed': False, 'msg': '%s already streams from %s.' % (node_name, primary),
+                'nodes': state_summary(states, source)}
+    if target.is_primary:
+        raise OpsReadyError('Rejoin refused: %s is running as a primary. Two primaries exist: stop %s (it holds the '
+                            'writes made since the failover only if clients still reached it), then rejoin.'
+                            % (node_name, node_name))
+    data_dir = node._data_dir('rejoin')
+    plan = {'action': 'rejoin', 'node': node_name, 'primary': primary, 'rewind': rewind}
+    result: Dict[str, Any] = {'plan': plan, 'nodes': state_summary(states, source)}
+    if check_mode:
+        result.update(changed=True, msg='Would rewind %s from %s and start it as its standby.' % (node_name, primary))
+        return result
+    template, use_slots = '', False
+    for name, state in states.items():
+        if state.is_standby and name != node_name:
+            template, use_slots = group.nodes[name].follow_template()
+            break
+    if target.reachable or node.is_running():
+        group.step('stop (pg_ctl stop -m fast)', node_name, lambda: node.stop('fast', group.timeout))
+    rewound = False
+    if rewind:
+        src = new_node.spec.conn
+        source_info = build_conninfo({'host': src.unix_socket or src.host or 'localhost', 'port': str(src.port or 5432),
+                                      'user': src.user or 'postgres', 'dbname': 'postgres'})
+        # the login (password or passfile) from the engine client's environment, never in argv
+        env = new_node.engine.env()
+        signal = os.path.join(data_dir, 'standby.signal')
+        # pg_rewind first runs crash recovery in single-user mode, which refuses a standby.signal: take the fence
+        # off for that run only; the server is stopped and we put it back whatever happens.
+        had_signal = os.path.exists(signal)
+        if had_signal:
+            os.unlink(signal)
+        try:
+            rc, out, err = group.step('pg_rewind', node_name, lambda: node.run_as_owner(
+                [node.tool('pg_rewind'), '--target-pgdata', data_dir, '--source-server', source_info, '--progress'],
+                env=env, check=False, timeout=3600))
+        finally:
+            if had_signal:
+                uid, gid, _user = node.owner()
+                atomic_write_text(signal, '', mode=0o600, uid=uid, gid=gid)
+        if rc != 0:
+            text = (err or out).strip()
+            why = next((reason for needle, reason in REWIND_CANNOT if needle in text), 'pg_rewind failed')
+            raise OpsReadyError('Rejoin refused: pg_rewind cannot bring %s back (%s: %s). %s is left stopped and '
+                                'fenced. Fix: re-clone it from %s: move %s aside, then pg_basebackup -R -X stream -D '
+                                '%s from %s, and start it.' % (node_name, why, text.splitlines()[-1] if text else '',
+                                                               node_name, primary, data_dir, data_dir, primary),
+                                steps=group.steps)
+        rewound = 'no rewind required' not in (out + err)
+    conninfo = follow_conninfo(template, new_node.spec, node_name)
+    slot = slot_name(node_name) if use_slots else ''
+    if slot:
+        new_node.ensure_slot(slot)
+    node.write_standby_config(conninfo, slot=slot)
+    group.step('start as standby', node_name, lambda: node.start(group.timeout))
+    ok = group.step('verify replication', node_name, lambda: group.verify_follows(node_name, primary))
+    if not ok:
+        raise OpsReadyError('Rejoin: %s started but does not stream from %s within %ss (look at its log: a timeline '
+                            'that is not a child of the new primary\'s needs rewind=true).'
+                            % (node_name, primary, group.timeout), steps=group.steps)
+    fence_path = os.path.join(data_dir, 'opsready_fence.json')
+    fence_before = read_fence_file(data_dir)
+    if os.path.exists(fence_path):
+        os.unlink(fence_path)
+    after = group.observe()
+    result.update(changed=True, rewound=rewound, steps=group.steps, cleared_fence=fence_before,
+                  nodes=state_summary(after, after[primary]), msg='%s streams from %s%s.'
+                  % (node_name, primary, ' after pg_rewind' if rewound else ''))
+    return result
+
+
+def plan(group: Group, of: str, primary: str, candidate: Optional[str], max_lag: int, force_candidate: bool,
+         node: Optional[str]) -> Dict[str, Any]:
+    """The decision of ``of`` without any change (action=plan runs the real decision code in check mode)."""
+    if of == 'switchover':
+        if candidate is None:
+            raise OpsReadyError('A switchover plan needs candidate (the standby to promote).')
+        return switchover(group, primary, candidate, max_lag, check_mode=True)
+    if of == 'failover':
+        return failover(group, primary, candidate, force_candidate, check_mode=True)
+    return rejoin(group, node or primary, primary if node else (candidate or ''), True, check_mode=True)

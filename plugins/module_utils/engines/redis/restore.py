@@ -1,0 +1,154 @@
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Restoring a Redis RDB artifact: to a file (the ``dbfilename`` of a stopped server) or to a scratch instance.
+
+A live Redis cannot take an RDB in place: the operator stops the server, puts the file where its ``dir`` and
+``dbfilename`` say (``restore_file``) and starts it. Proving an artifact restores does not need that server:
+``scratch_instance`` starts a throw-away redis-server on 127.0.0.1 on a free port, its config (with a random
+``requirepass``) in a 0600 file of a private directory holding the RDB as its ``dbfilename``, persistence off,
+waits until the load finished, and always stops it and removes the directory.
+
+Key counts: redis-check-rdb counted the snapshot's keys at backup time. A server drops the keys whose TTL ran
+out by the time it loads them, so a snapshot with ``expires`` keys may restore up to that many fewer; a
+snapshot without expiring keys restores exactly its count.
+
+Private to opsready.operations; do not import from other collections.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import socket
+import subprocess  # nosec B404 # argv lists only
+import tempfile
+import time
+from typing import Any, Dict, Iterator, Optional, Sequence
+
+from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import open_artifact
+from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
+from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import fsync_dir
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
+from ansible_collections.opsready.operations.plugins.module_utils.engines.redis.client import (
+    RedisClient, RedisConnection, RedisError, keyspace_keys)
+
+
+def free_port(host: str = '127.0.0.1') -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def restore_file(manifest: Manifest, dest: str, identities: Sequence[Any] = (), mode: int = 0o600) -> int:
+    """Write the artifact's RDB to ``dest`` (via ``dest.partial``, fsync, rename); returns its size."""
+    partial = dest + '.partial'
+    size = 0
+    try:
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, 'wb') as out, open_artifact(manifest, identities) as source:
+            while True:
+                chunk = source.read(1024 * 1024)
+                if not chunk:
+                    break
+                out.write(chunk)
+                size += len(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        os.rename(partial, dest)
+        fsync_dir(os.path.dirname(os.path.abspath(dest)))
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(partial)
+        raise
+    return size
+
+
+class ScratchRedis:
+    """A running scratch redis-server; ``client`` talks to it."""
+
+    def __init__(self, directory: str, port: int, password: str, proc: subprocess.Popen, runner: ToolRunner) -> None:
+        self.directory = directory
+        self.port = port
+        self.proc = proc
+        self.client = RedisClient(RedisConnection(host='127.0.0.1', port=port, password=password), runner)
+
+    def keys(self) -> int:
+        return keyspace_keys(self.client.info('keyspace'))
+
+    def log(self) -> str:
+        try:
+            with open(os.path.join(self.directory, 'redis.log'), encoding='utf-8', errors='replace') as handle:
+                return ' | '.join(line.strip() for line in handle.read().splitlines()[-5:])
+        except OSError:
+            return ''
+
+
+@contextlib.contextmanager
+def scratch_instance(manifest: Manifest, identities: Sequence[Any] = (), port: Optional[int] = None,
+                     workdir: Optional[str] = None, timeout: float = 300,
+                     runner: Optional[ToolRunner] = None) -> Iterator[ScratchRedis]:
+    """The artifact loaded into a throw-away redis-server (stopped and removed on exit)."""
+    runner = runner or ToolRunner()
+    server = runner.which('redis-server', 'Install the redis-server package on the drill host.')
+    directory = tempfile.mkdtemp(prefix='opsready-redis-scratch-', dir=workdir)
+    os.chmod(directory, 0o700)
+    proc: Optional[subprocess.Popen] = None
+    try:
+        restore_file(manifest, os.path.join(directory, 'dump.rdb'), identities)
+        port = port or free_port()
+        password = secrets.token_urlsafe(24)
+        runner.add_secret(password)
+        conf = os.path.join(directory, 'redis.conf')
+        fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, 'w') as handle:
+            handle.write('\n'.join([
+                'bind 127.0.0.1', 'port %d' % port, 'protected-mode yes', 'daemonize no',
+                'dir "%s"' % directory, 'dbfilename dump.rdb', 'logfile "%s"' % os.path.join(directory, 'redis.log'),
+                # Load the RDB, never write it back nor an AOF: the scratch copy stays what the artifact holds.
+                'save ""', 'appendonly no', 'requirepass "%s"' % password, 'maxmemory 0', '']))
+        proc = subprocess.Popen([server, conf], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,  # nosec B603
+                                stderr=subprocess.DEVNULL, cwd=directory)
+        scratch = ScratchRedis(directory, port, password, proc, runner)
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise IntegrityError('redis-server did not load %s (exit %s): %s'
+                                     % (manifest.path, proc.returncode, scratch.log()), path=manifest.path)
+            try:
+                if scratch.client.info('persistence').get('loading') == '0':
+                    break
+            except RedisError:
+                pass  # not listening yet, or LOADING
+            if time.monotonic() > deadline:
+                raise OpsReadyError('The scratch redis-server on port %d did not finish loading %s within %ds: %s'
+                                    % (port, manifest.path, timeout, scratch.log()), path=manifest.path)
+            time.sleep(0.05)
+        yield scratch
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=30)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def compare_keys(manifest: Manifest, restored: int) -> Dict[str, Any]:
+    """The restored key count against the snapshot's (expiring keys may have expired since: see above)."""
+    details = manifest.data.get('details') or {}
+    snapshot = details.get('keys')
+    expires = int(details.get('expires') or 0)
+    if snapshot is None:
+        return {'keys': restored, 'key_check': 'not recorded in the manifest'}
+    if restored == snapshot or (snapshot - expires <= restored < snapshot):
+        note = '' if restored == snapshot else ' (%d expired since the snapshot)' % (snapshot - restored)
+        return {'keys': restored, 'snapshot_keys': snapshot,
+                'key_check': 'restored %d keys, the snapshot held %d%s' % (restored, snapshot, note)}
+    raise IntegrityError('The restore of %s holds %d keys, the snapshot held %d (%d with a TTL).'
+                         % (manifest.path, restored, snapshot, expires), path=manifest.path)

@@ -1,0 +1,221 @@
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""SQLite: the online backup API (consistent while the application writes, WAL mode included).
+
+``database`` is the path of the database file. The backup API copies a consistent snapshot into a
+staging file next to the artifact (``<artifact>.snapshot.partial``), which is then streamed through
+compression + SHA-256 into the artifact and removed. Verification decompresses into a temporary copy
+and runs ``PRAGMA integrity_check`` on it.
+
+Private to opsready.operations; do not import from other collections.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import tempfile
+from typing import Any, Dict, List, Optional
+
+from ansible_collections.opsready.operations.plugins.module_utils.backup import source as source_summary
+from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
+from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions, Engine
+from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
+    disk_error, open_artifact, stream_file_to_artifact)
+
+# The client's functions, imported from here by older code (and other branches): one definition.
+from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlite.client import (  # noqa: F401,E402  # pylint: disable=unused-import
+    SQLiteClient, connect, main_file, sqlite_uri)
+
+OBJECT_TYPES = ('table', 'index', 'view', 'trigger')
+
+
+def summarize(conn: sqlite3.Connection, count_rows: Optional[bool] = None) -> Dict[str, Any]:
+    """What an SQLite database holds: objects, tables with rows, exact row counts, pages and pragmas.
+
+    Row counts are exact up to ``source.ROW_COUNT_LIMIT_BYTES`` (``count_rows=None``); above it each table
+    is only asked whether it holds a row (one row read). Runs inside the caller's transaction, so on a
+    source it describes the same snapshot the backup API copies.
+    """
+    def one(sql: str) -> Any:
+        return conn.execute(sql).fetchone()[0]
+
+    page_count, page_size = int(one('PRAGMA page_count')), int(one('PRAGMA page_size'))
+    objects = {kind: 0 for kind in OBJECT_TYPES}
+    tables: List[str] = []
+    for kind, name in conn.execute("SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite\\_%' "
+                                   "ESCAPE '\\' ORDER BY name").fetchall():
+        if kind in objects:
+            objects[kind] += 1
+        if kind == 'table':
+            sql_row = conn.execute('SELECT sql FROM sqlite_master WHERE type = ? AND name = ?', (kind, name)).fetchone()
+            if sql_row and sql_row[0] and sql_row[0].upper().startswith('CREATE VIRTUAL TABLE'):
+                continue  # a virtual table's rows live in its shadow tables (counted) or outside the file
+            tables.append(name)
+    size = page_count * page_size
+    if count_rows is None:
+        count_rows = size <= source_summary.ROW_COUNT_LIMIT_BYTES
+    rows: Optional[Dict[str, int]] = None
+    if count_rows:
+        rows = {name: int(one('SELECT count(*) FROM %s' % quote_ident(name))) for name in tables}  # nosec B608 # quote_ident
+        non_empty = sum(1 for n in rows.values() if n)
+    else:
+        non_empty = sum(1 for name in tables
+                        if one('SELECT EXISTS (SELECT 1 FROM %s)' % quote_ident(name)))  # nosec B608 # quote_ident
+    return {
+        'engine': 'sqlite', 'exact': True, 'tables': len(tables), 'non_empty_tables': non_empty,
+        'rows': rows, 'rows_total': sum(rows.values()) if rows is not None else None,
+        'objects': objects, 'page_count': page_count, 'page_size': page_size, 'size_bytes': size,
+        'freelist_count': int(one('PRAGMA freelist_count')),
+        'user_version': int(one('PRAGMA user_version')), 'application_id': int(one('PRAGMA application_id')),
+        'encoding': one('PRAGMA encoding'), 'auto_vacuum': int(one('PRAGMA auto_vacuum')),
+    }
+
+
+def quote_ident(name: str) -> str:
+    return '"%s"' % name.replace('"', '""')
+
+
+def integrity_check(path: str, what: str, report_path: Optional[str] = None,
+                    summary: bool = False) -> Any:
+    """``PRAGMA integrity_check`` on the database file ``path``; returns its table count (or, with
+    ``summary``, its full ``summarize`` result).
+
+    Raises ``IntegrityError`` naming ``what`` (for example "a restored copy of <artifact>") when the
+    file is not a SQLite database or the check reports anything but ``ok``; the error's ``path`` is
+    ``report_path`` (the artifact) when ``path`` is a temporary copy that is about to be removed.
+    """
+    try:
+        conn = connect(path, 'ro')
+        try:
+            rows = [r[0] for r in conn.execute('PRAGMA integrity_check').fetchall()]
+            result: Any = None
+            if rows == ['ok']:
+                result = summarize(conn) if summary else int(conn.execute(
+                    "SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0])
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise IntegrityError('%s is not a valid SQLite database: %s.' % (what[0].upper() + what[1:], exc),
+                             path=report_path or path)
+    if rows != ['ok']:
+        raise IntegrityError('PRAGMA integrity_check on %s failed: %s' % (what, '; '.join(rows[:5])),
+                             path=report_path or path)
+    return result
+
+
+class SQLiteEngine(Engine):
+    name = 'sqlite'
+    kinds = ('full',)
+    kind_help = {'full': 'online backup API copy of the whole file'}
+
+    def __init__(self, conn: Any, runner: Any = None) -> None:
+        super().__init__(conn, runner)
+        self.client = SQLiteClient(conn, self.runner)
+
+    def check_options(self, opts: BackupOptions) -> None:
+        super().check_options(opts)
+        if opts.all_databases:
+            raise OpsReadyError('all_databases does not apply to SQLite: name the database file in database.')
+
+    def _connect_source(self, path: str) -> sqlite3.Connection:
+        if not os.path.isfile(path):
+            raise OpsReadyError('SQLite database %s does not exist: set database to the path of the file.' % path,
+                                database=path)
+        try:
+            conn = self.client.connect(path, 'ro')
+            conn.execute('SELECT count(*) FROM sqlite_master').fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise OpsReadyError('Cannot open %s as an SQLite database: %s.' % (path, exc), database=path)
+        return conn
+
+    def ping(self) -> Dict[str, Any]:
+        return {'server_version': sqlite3.sqlite_version}
+
+    def preflight(self, opts: BackupOptions) -> Dict[str, Any]:
+        self._connect_source(os.path.abspath(self.catalog_database(opts))).close()
+        return self.ping()
+
+    def backup(self, opts: BackupOptions) -> List[Dict[str, Any]]:
+        path = os.path.abspath(self.catalog_database(opts))
+        source = self._connect_source(path)
+        started = utcnow()
+        artifact = self.artifact_path(opts, path, 'full', '.sqlite', when=started)
+        staging = artifact + '.snapshot.partial'
+        try:
+            target = sqlite3.connect(sqlite_uri(staging, 'rwc'), uri=True)
+            try:
+                # One read transaction on the source: the backup API copies the snapshot this transaction
+                # holds (it opens its own only when none is open), so what is measured here is what the
+                # copy holds, and the snapshot's instant is when its first read ran. Taken just before that
+                # read: a commit racing it may be in the copy but is never claimed and missing.
+                source.execute('BEGIN')
+                snapshot_at = utcnow()
+                journal = source.execute('PRAGMA journal_mode').fetchone()[0]
+                held = {'page_count': int(source.execute('PRAGMA page_count').fetchone()[0]),
+                        'tables': int(source.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
+                                                     "name NOT LIKE 'sqlite\\_%' ESCAPE '\\'").fetchone()[0])}
+                # One step (pages=-1): consistent while other processes write (WAL or rollback journal).
+                source.backup(target, pages=-1)
+                source.execute('COMMIT')
+                # Counted on the copy (the same pages), so the source is not held locked for the count.
+                summary = summarize(target)
+                # Like with like: every table entry, virtual ones included (summary['tables'] leaves them out).
+                copied = summary['objects']['table']
+                if summary['page_count'] != held['page_count'] or copied != held['tables']:
+                    raise OpsReadyError('The SQLite backup API copied %d pages and %d tables of %s, its snapshot '
+                                        'held %d pages and %d tables: no artifact was written.'
+                                        % (summary['page_count'], copied, path, held['page_count'],
+                                           held['tables']), database=path)
+                summary.update(journal_mode=journal, measured_at=isoformat(snapshot_at),
+                               method='sqlite3 backup API snapshot, counted on the copy')
+                # The copy is a standalone file: no -wal to ship with it (a restore sets WAL again).
+                target.execute('PRAGMA journal_mode=DELETE').fetchone()
+            finally:
+                target.close()
+            with open(staging, 'rb') as handle:
+                stored = stream_file_to_artifact(handle, artifact, opts)
+        except OSError as exc:
+            raise disk_error(exc, artifact)
+        except sqlite3.Error as exc:
+            if 'full' in str(exc).lower():
+                raise disk_error(OSError(28, 'No space left on device'), artifact)
+            raise OpsReadyError('SQLite backup of %s failed: %s.' % (path, exc), database=path)
+        finally:
+            source.close()
+            for leftover in (staging, staging + '-journal', staging + '-wal', staging + '-shm'):
+                try:
+                    os.unlink(leftover)
+                except FileNotFoundError:
+                    pass
+        data = self.base_manifest(opts, path, 'full', started, stored)
+        data.update(
+            server='localhost',
+            consistent_at=isoformat(snapshot_at),
+            tool={'name': 'sqlite3-backup-api', 'version': sqlite3.sqlite_version},
+            server_version=sqlite3.sqlite_version,
+            format='sqlite',
+            details={'journal_mode': journal, 'page_count': summary['page_count'], 'tables': summary['tables']},
+        )
+        data[source_summary.SOURCE_KEY] = summary
+        return [self.commit_manifest(artifact, data)]
+
+    def verify(self, manifest: Manifest) -> Dict[str, Any]:
+        workdir = tempfile.mkdtemp(prefix='opsready-verify-')
+        copy = os.path.join(workdir, 'restored.sqlite')
+        try:
+            with open_artifact(manifest, self.identities) as source, open(copy, 'wb') as out:
+                shutil.copyfileobj(source, out, 1024 * 1024)
+            held = integrity_check(copy, 'a restored copy of %s' % manifest.path, report_path=manifest.path,
+                                   summary=True)
+            checks = source_summary.compare(manifest.data.get(source_summary.SOURCE_KEY), held,
+                                            'The artifact %s' % manifest.path, manifest.path, exact=True)
+            found = {k: held[k] for k in ('tables', 'non_empty_tables', 'rows_total', 'page_count')}
+            return dict(checks, engine_check='PRAGMA integrity_check', result='ok', tables=held['tables'],
+                        rows_total=held['rows_total'], artifact=found)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)

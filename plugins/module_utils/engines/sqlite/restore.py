@@ -1,0 +1,196 @@
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""SQLite restore: decompress next to the target, ``PRAGMA integrity_check``, then one rename.
+
+The backup is decompressed into ``<target>.opsready-restore-<id>`` in the target's directory (same
+file system, so the final ``rename`` is atomic), fsynced and checked. Only then is the old file (with
+its ``-wal``/``-shm``, which would otherwise be replayed over the restored file) moved aside and the
+new one renamed into place; the old file is deleted last. Stop the application that has the file open
+first: SQLite cannot swap a database under an open connection.
+
+Private to opsready.operations; do not import from other collections.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import uuid
+from typing import Any, Dict, List, Optional
+
+from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
+from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import fsync_dir
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import CHUNK
+from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import open_artifact
+from ansible_collections.opsready.operations.plugins.module_utils.backup import source as source_summary
+from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlite.backup import connect, integrity_check
+from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import Restorer, RestoreRequest, Timer
+
+SIDECARS = ('-wal', '-shm', '-journal')
+
+
+def target_state(path: str) -> Dict[str, Any]:
+    """Whether the target file exists and holds anything (tables or bytes)."""
+    if not os.path.exists(path):
+        return {'exists': False, 'empty': True, 'tables': 0}
+    if os.path.getsize(path) == 0:
+        return {'exists': True, 'empty': True, 'tables': 0}
+    try:
+        conn = connect(path, 'ro', timeout=5)
+        try:
+            tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        return {'exists': True, 'empty': False, 'tables': None}  # not even SQLite: never overwrite silently
+    return {'exists': True, 'empty': tables == 0, 'tables': tables}
+
+
+def check_target(request: RestoreRequest, path: str) -> Dict[str, Any]:
+    state = target_state(path)
+    if state['exists'] and not state['empty'] and not request.replace:
+        raise OpsReadyError('Target %s exists and is not empty (%s tables): set replace=true to overwrite it, or '
+                            'restore to another path.' % (path, state['tables'] if state['tables'] is not None
+                                                          else 'unreadable, not an SQLite file'), target=path)
+    directory = os.path.dirname(path) or '.'
+    if not os.path.isdir(directory):
+        raise OpsReadyError('Directory %s of the target does not exist: create it first.' % directory, target=path)
+    return state
+
+
+def _integrity(path: str, manifest: Manifest) -> Dict[str, Any]:
+    """Integrity check of the decompressed copy, then what it holds against what the source held."""
+    held = integrity_check(path, 'the copy restored from %s' % manifest.path, report_path=manifest.path, summary=True)
+    checks = source_summary.compare(manifest.data.get(source_summary.SOURCE_KEY), held,
+                                    'The copy restored from %s' % manifest.path, manifest.path, exact=True)
+    return {'integrity_check': 'ok', 'tables': held['tables'], 'rows_total': held['rows_total'],
+            'source_check': checks['source_check']}
+
+
+def source_journal_mode(manifest: Manifest) -> Optional[str]:
+    held = manifest.data.get(source_summary.SOURCE_KEY) or {}
+    mode = held.get('journal_mode') or (manifest.data.get('details') or {}).get('journal_mode')
+    return str(mode).lower() if mode else None
+
+
+def set_journal_mode(path: str, mode: Optional[str]) -> Optional[str]:
+    """Give the restored file the source's journal mode. Only WAL is stored in the file itself (the
+    artifact is kept in rollback mode so it is one standalone file); the others are per connection."""
+    if mode != 'wal':
+        return None
+    conn = connect(path, 'rw')
+    try:
+        found = conn.execute('PRAGMA journal_mode=WAL').fetchone()[0]
+    finally:
+        conn.close()  # the last connection checkpoints and removes -wal/-shm
+    if str(found).lower() != 'wal':
+        raise OpsReadyError('Could not put the restored copy of %s back into WAL mode (SQLite answered %s).'
+                            % (path, found), target=path)
+    return 'wal'
+
+
+def _target(request: RestoreRequest) -> str:
+    if not request.database:
+        raise OpsReadyError('database (the path of the target SQLite file) is required.')
+    return os.path.abspath(request.database)
+
+
+def restore(request: RestoreRequest, chain: List[Manifest], timer: Timer) -> Dict[str, Any]:
+    path = _target(request)
+    before = check_target(request, path)
+    if len(chain) != 1:
+        raise OpsReadyError('SQLite backups are single full copies; the chain has %d pieces.' % len(chain))
+    manifest = chain[0]
+    token = uuid.uuid4().hex[:8]
+    staging = '%s.opsready-restore-%s' % (path, token)
+    old = '%s.opsready-old-%s' % (path, token)
+    stat = os.stat(path) if before['exists'] else None
+    try:
+        fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, 'wb') as out:
+            # Decrypted (when encrypted) and decompressed; drained to the end, so the last age chunk is
+            # authenticated before the copy is checked and swapped in.
+            with open_artifact(manifest, request.identities) as source:
+                while True:
+                    data = source.read(CHUNK)
+                    if not data:
+                        break
+                    out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        timer.lap('copy')
+        check = _integrity(staging, manifest)
+        timer.lap('integrity_check')
+        journal = set_journal_mode(staging, source_journal_mode(manifest))
+        if stat is not None:
+            os.chmod(staging, stat.st_mode & 0o7777)
+            try:
+                os.chown(staging, stat.st_uid, stat.st_gid)
+            except PermissionError:
+                pass
+    except BaseException:
+        _unlink(staging)
+        raise
+    # Swap: old file and its sidecars aside, new file in, old ones removed. A failure in between puts
+    # the old file back.
+    moved: List[str] = []
+    try:
+        for suffix in ('',) + SIDECARS:
+            if os.path.exists(path + suffix):
+                os.rename(path + suffix, old + suffix)
+                moved.append(suffix)
+        os.rename(staging, path)
+        fsync_dir(os.path.dirname(path))
+    except BaseException:
+        for suffix in moved:
+            if not os.path.exists(path + suffix):
+                os.rename(old + suffix, path + suffix)
+        _unlink(staging)
+        raise
+    for suffix in moved:
+        _unlink(old + suffix)
+    for suffix in SIDECARS:  # set_journal_mode's connection removed them; never leave a stale one
+        _unlink(staging + suffix)
+    timer.lap('swap')
+    return {'target': {'database': path, 'server': 'localhost', 'replaced_existing': before['exists'],
+                       'tables': check['tables'], 'rows': check['rows_total'],
+                       'journal_mode': journal or 'delete'},
+            'integrity_check': check['integrity_check'], 'source_check': check['source_check'],
+            'replaced': before['exists'] and not before['empty']}
+
+
+def drop(request: RestoreRequest, check_mode: bool) -> Dict[str, Any]:
+    """state=absent: remove a scratch SQLite file (and its sidecars)."""
+    path = _target(request)
+    present = [path + s for s in ('',) + SIDECARS if os.path.exists(path + s)]
+    if present and not check_mode:
+        for item in present:
+            _unlink(item)
+    return {'changed': bool(present), 'target': {'database': path, 'removed': present}}
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+class SQLiteRestore(Restorer):
+    """db_restore for SQLite: the target is a file path; no server, no backup engine."""
+
+    def catalog_database(self, source: str) -> str:
+        return os.path.abspath(source)  # db_backup catalogs SQLite sets by absolute path
+
+    def check(self, request: RestoreRequest, chain: List[Manifest]) -> Dict[str, Any]:
+        path = os.path.abspath(request.database or '')
+        check_target(request, path)
+        return {'database': path}
+
+    def restore(self, request: RestoreRequest, chain: List[Manifest], timer: Timer) -> Dict[str, Any]:
+        return restore(request, chain, timer)
+
+    def drop(self, request: RestoreRequest) -> Dict[str, Any]:
+        return drop(request, request.check_mode)
