@@ -162,7 +162,7 @@ def op_backup_info(directory: str) -> Any:
     """backup_info path=DIR (every set of the directory)."""
     from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import describe
     info = describe(directory)
-    return {'artifacts': len(info['artifacts']), 'sets': len(info['sets'])}
+    return {'artifacts': info['artifacts_total'], 'listed': len(info['artifacts']), 'sets': len(info['sets'])}
 
 
 def op_backup_info_output(directory: str) -> Any:
@@ -191,7 +191,14 @@ def op_db_backup_catalog(directory: str) -> Any:
     from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions
     from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import get_engine
     from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
-    engine = get_engine(ENGINE, ConnectionParams())
+    from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import session
+    with session():   # what run_backup does: one module run
+        return _db_backup_catalog(directory, get_engine(ENGINE, ConnectionParams()), BackupOptions, Catalog,
+                                  fresh_backup, prune, set_prefix, remove_leftovers)
+
+
+def _db_backup_catalog(directory, engine, BackupOptions, Catalog, fresh_backup, prune, set_prefix,
+                       remove_leftovers) -> Any:
     opts = BackupOptions(kind='log', dest=directory, database='app00')
     fresh = fresh_backup(engine, opts, 1800)
     leftovers = remove_leftovers(directory, [set_prefix(engine, opts)], check_mode=True)
