@@ -24,7 +24,7 @@ from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import MANIFEST_SUFFIX, Manifest
 # Parses each manifest once per process while the file stays the same (see catalog_index): a module run
 # builds several catalogs of one directory.
-from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import scan
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import IndexedManifest, scan
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import CatalogError
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import PARTIAL_SUFFIX
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
@@ -48,6 +48,7 @@ class Catalog:
         # One listing and stat of every manifest; parsed only when new or changed (catalog_index).
         self.all_entries, self.broken = scan(self.directory, use_index=use_index, parse_sets=parse_sets)
         self._groups: Optional[Dict[Tuple[str, Optional[str]], List[Manifest]]] = None
+        self._filter = (engine, database)
         entries = [e for e in self.all_entries
                    if (not engine or e.engine == engine) and (not database or e.database == database)]
         self.entries: List[Manifest] = sorted(entries, key=_order)
@@ -60,14 +61,20 @@ class Catalog:
         other.broken = self.broken
         other.all_entries = self.all_entries
         other._groups = self._groups
+        other._filter = (engine, database)
         if engine and database:
             # describe() asks for every set in turn: group the scan once instead of filtering it per set
-            if self._groups is None:
-                groups: Dict[Tuple[str, Optional[str]], List[Manifest]] = {}
-                for entry in sorted(self.all_entries, key=_order):
+            groups = self._groups
+            if groups is None:
+                groups = {}
+                mine = self._filter
+                # when self's filter includes (engine, database), all of that set is in self.entries, sorted
+                within = (mine[0] in (None, '', engine)) and (mine[1] in (None, '', database))
+                for entry in (self.entries if within else sorted(self.all_entries, key=_order)):
                     groups.setdefault((entry.engine, entry.database), []).append(entry)
-                self._groups = other._groups = groups
-            other.entries = list(self._groups.get((engine, database), []))
+                if not within or not (mine[0] or mine[1]):
+                    self._groups = other._groups = groups   # a grouping of the whole scan: shared
+            other.entries = list(groups.get((engine, database), []))
         else:
             other.entries = sorted((e for e in self.all_entries if (not engine or e.engine == engine)
                                     and (not database or e.database == database)), key=_order)
@@ -350,22 +357,28 @@ class Catalog:
         known_names = set()
         known_paths = set()
         for entry in self.all_entries:
-            for relative in [entry.artifact_name] + entry.member_paths:
+            if type(entry) is IndexedManifest:   # its fields, without a property call each (200,000 of them)
+                artifact, members = entry._artifact, entry._members or ()
+            else:
+                artifact, members = entry.artifact_name, entry.member_paths
+            if '/' in artifact or artifact in ('.', '..'):
+                known_paths.add(os.path.normpath(os.path.join(self.directory, artifact)))
+            else:
+                known_names.add(artifact)
+            for relative in members:
                 if '/' in relative or relative in ('.', '..'):
                     known_paths.add(os.path.normpath(os.path.join(self.directory, relative)))
                 else:
                     known_names.add(relative)
-                    known_names.add(relative + MANIFEST_SUFFIX)
-        for broken in self.broken:
-            known_names.add(os.path.basename(broken['manifest']))
         result = []
+        # Manifests (broken ones included) are never leftovers; every other name a manifest vouches for is
+        # known; of the rest only our own artifact-stamped or partial names are candidates.
         with os.scandir(self.directory) as listing:
-            names = [e.name for e in listing if e.name not in known_names]
+            names = [e.name for e in listing if not e.name.endswith(MANIFEST_SUFFIX) and e.name not in known_names
+                     and (e.name.endswith(PARTIAL_SUFFIX) or ARTIFACT_NAME.search(e.name))]
         for name in sorted(names):
             path = os.path.join(self.directory, name)
-            if not name.endswith(PARTIAL_SUFFIX) and not ARTIFACT_NAME.search(name):
-                continue  # not ours: never touch files we did not write
-            if path in known_paths or name.endswith(MANIFEST_SUFFIX):
+            if path in known_paths:
                 continue
             if os.path.isdir(path) and any(k.startswith(path + os.sep) for k in known_paths):
                 continue

@@ -50,7 +50,7 @@ import json
 import os
 import stat
 import time
-from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Set, Tuple, Union
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup import manifest as _manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import atomic_write_bytes
@@ -73,17 +73,20 @@ INDEX_LIMIT = 1024 ** 3
 INDEX_MIN = 1000
 
 Signature = Tuple[int, int, int, int]
-COLUMNS = ('file', 'ino', 'size', 'mtime', 'ctime', 'artifact', 'id', 'kind', 'engine', 'database', 'parent',
-           'started', 'finished', 'consistent', 'covers', 'pstart', 'pend', 'log_start', 'verified', 'members')
+# The index file's columns, one value per manifest. ``stem`` is the manifest's file name without
+# MANIFEST_SUFFIX; ``artifact`` and ``id`` are null when equal to it (they almost always are); ``kind``,
+# ``engine`` and ``database`` are numbers into the ``strings`` list.
+COLUMNS = ('stem', 'ino', 'size', 'mtime', 'ctime', 'artifact', 'id', 'kind', 'engine', 'database', 'parent',
+           'finished', 'consistent', 'pstart', 'pend', 'log_start', 'verified', 'members')
 _INT = (int,)
 _OPT_INT = (int, type(None))
 _STR = (str,)
 _OPT_STR = (str, type(None))
 COLUMN_TYPES = {
-    'file': _STR, 'ino': _INT, 'size': _INT, 'mtime': _INT, 'ctime': _INT, 'artifact': _OPT_STR, 'id': _OPT_STR,
-    'kind': _STR, 'engine': _STR, 'database': _OPT_STR, 'parent': _OPT_STR, 'started': _INT, 'finished': _INT,
-    'consistent': _INT, 'covers': _INT, 'pstart': _OPT_INT, 'pend': _OPT_INT, 'log_start': _OPT_INT,
-    'verified': (bool, type(None)), 'members': (list, type(None)),
+    'stem': _STR, 'ino': _INT, 'size': _INT, 'mtime': _INT, 'ctime': _INT, 'artifact': _OPT_STR, 'id': _OPT_STR,
+    'kind': _INT, 'engine': _INT, 'database': _OPT_INT, 'parent': _OPT_STR, 'finished': _INT, 'consistent': _INT,
+    'pstart': _OPT_INT, 'pend': _OPT_INT, 'log_start': _OPT_INT, 'verified': (bool, type(None)),
+    'members': (list, type(None)),
 }
 
 
@@ -95,6 +98,8 @@ def index_min() -> int:
 
 
 # ----------------------------------------------------------------------------------------- entries
+# (artifact, id, kind, engine, database, parent, finished_us, consistent_us, pstart, pend, log_start,
+#  verified, member paths)
 Fields = Tuple[Any, ...]
 
 
@@ -115,8 +120,8 @@ def index_fields(entry: _manifest.Manifest) -> Optional[Fields]:
             if value is not None and type(value) is not int:
                 return None  # kept exact: only integers (what every engine writes) are indexed
             ints.append(value)
-        times = [_manifest.to_us(t) for t in (entry.started, entry.finished, entry.consistent_at,
-                                                entry.covers_from)]
+        finished, consistent = _manifest.to_us(entry.finished), _manifest.to_us(entry.consistent_at)
+        entry.started, entry.covers_from  # noqa: B018 - a manifest whose times do not parse is not indexed
         members = data.get('members')
         paths = None
         if members:
@@ -129,29 +134,38 @@ def index_fields(entry: _manifest.Manifest) -> Optional[Fields]:
     if not (isinstance(artifact, str) and isinstance(ident, str) and isinstance(engine, str)
             and isinstance(database, (str, type(None))) and isinstance(parent, (str, type(None)))):
         return None
-    return (artifact, ident, entry.kind, engine, database, parent, times[0], times[1], times[2], times[3],
-            ints[0], ints[1], ints[2], verified, paths)
+    return (artifact, ident, entry.kind, engine, database, parent, finished, consistent, ints[0], ints[1], ints[2],
+            verified, paths)
 
 
 class IndexedManifest(_manifest.Manifest):
     """A manifest known from the index file: the catalog's fields without the JSON; ``data`` is read (and
-    checked against these fields) on first use."""
+    checked against these fields) on first use. Slots, not a dict: 200,000 of them are held at once."""
 
-    __slots__ = ('_data', '_fields', '_dt', '_file')
+    __slots__ = ('directory', '_stem', '_sig', '_data', '_dt', '_artifact', '_id', '_kind', '_engine',
+                 '_database', '_parent', '_finished', '_consistent', '_pstart', '_pend', '_log_start',
+                 '_verified', '_members')
 
-    def __init__(self, directory: str, manifest_file: str, fields: Fields) -> None:  # pylint: disable=super-init-not-called
-        self._data: Optional[Dict[str, Any]] = None
+    def __init__(self, directory: str, stem: str, signature: Signature,  # pylint: disable=super-init-not-called
+                 fields: Fields) -> None:
         self.directory = directory
-        self._fields = fields
+        self._stem = stem
+        self._sig = signature
+        self._data: Optional[Dict[str, Any]] = None
         self._dt: Optional[Dict[int, datetime.datetime]] = None
-        self._file = manifest_file
+        (self._artifact, self._id, self._kind, self._engine, self._database, self._parent, self._finished,
+         self._consistent, self._pstart, self._pend, self._log_start, self._verified, self._members) = fields
+
+    def fields(self) -> Fields:
+        return (self._artifact, self._id, self._kind, self._engine, self._database, self._parent, self._finished,
+                self._consistent, self._pstart, self._pend, self._log_start, self._verified, self._members)
 
     @property  # type: ignore[override]
     def data(self) -> Dict[str, Any]:
         if self._data is None:
-            path = os.path.join(self.directory, self._file)
+            path = os.path.join(self.directory, self._stem + _manifest.MANIFEST_SUFFIX)
             entry = _manifest.read_manifest(path)
-            if index_fields(entry) != self._fields:
+            if index_fields(entry) != self.fields():
                 raise CatalogError('Manifest %s changed while this run was reading the catalog: run again.' % path,
                                    path=path)
             self._data = entry.data
@@ -163,93 +177,93 @@ class IndexedManifest(_manifest.Manifest):
 
     def record_verification(self, ok: bool, checks: Dict[str, Any], when: datetime.datetime) -> None:
         super().record_verification(ok, checks, when)
-        fields = list(self._fields)
-        fields[13] = bool(ok)
-        self._fields = tuple(fields)
+        self._verified = bool(ok)
 
-    def _when(self, slot: int) -> datetime.datetime:
+    def _when(self, value: int) -> datetime.datetime:
         if self._dt is None:
             self._dt = {}
-        moment = self._dt.get(slot)
+        moment = self._dt.get(value)
         if moment is None:
-            moment = self._dt[slot] = _manifest.from_us(self._fields[slot])
+            moment = self._dt[value] = _manifest.from_us(value)
         return moment
 
     # Everything the catalog asks in bulk comes from the fields; the rest (position details, members,
-    # encryption, checksums) from ``data``.
+    # encryption, checksums, started) from ``data``.
     @property
     def id(self) -> str:
-        return self._fields[1]
+        return self._id
 
     @property
     def kind(self) -> str:
-        return self._fields[2]
+        return self._kind
 
     @property
     def engine(self) -> str:
-        return self._fields[3]
+        return self._engine
 
     @property
     def database(self) -> Optional[str]:
-        return self._fields[4]
+        return self._database
 
     @property
     def parent(self) -> Optional[str]:
-        return self._fields[5]
+        return self._parent
 
     @property
     def artifact_name(self) -> str:
-        return self._fields[0]
-
-    @property
-    def started(self) -> datetime.datetime:
-        return self._when(6)
+        return self._artifact
 
     @property
     def finished(self) -> datetime.datetime:
-        return self._when(7)
+        return self._when(self._finished)
 
     @property
     def consistent_at(self) -> datetime.datetime:
-        return self._when(8)
-
-    @property
-    def covers_from(self) -> datetime.datetime:
-        return self._when(9)
+        return self._when(self._consistent)
 
     @property
     def finished_us(self) -> int:
-        return self._fields[7]
+        return self._finished
 
     @property
     def pos_start(self) -> Optional[int]:
-        return self._fields[10]
+        return self._pstart
 
     @property
     def pos_end(self) -> Optional[int]:
-        return self._fields[11]
+        return self._pend
 
     @property
     def log_start(self) -> Optional[int]:
-        return self._fields[12]
+        return self._log_start
 
     @property
     def verified(self) -> Optional[bool]:
         if self._data is not None:
             return super().verified
-        return self._fields[13]
+        return self._verified
 
     @property
     def member_paths(self) -> List[str]:
-        return list(self._fields[14] or [])
+        return list(self._members or [])
 
 
 # ----------------------------------------------------------------------------------------- the cache
+Known = Union[IndexedManifest, Tuple[Signature, _manifest.Manifest]]
+
+
+def _unpack(hit: Known) -> Tuple[Signature, _manifest.Manifest]:
+    if type(hit) is IndexedManifest:
+        return hit._sig, hit
+    return hit  # type: ignore[return-value]
+
+
 class _Dir:
-    """What the process knows of one directory: manifest file name -> (signature, entry)."""
+    """What the process knows of one directory: manifest stem -> an indexed manifest (which holds its
+    signature) or (signature, parsed manifest)."""
 
     def __init__(self) -> None:
-        self.entries: Dict[str, Tuple[Signature, _manifest.Manifest]] = {}
+        self.entries: Dict[str, Known] = {}
         self.dir_sig: Optional[Tuple[int, int, int, int]] = None
         self.scanned_ns = 0
         self.last: Optional[Tuple[List[_manifest.Manifest], List[Dict[str, str]]]] = None
@@ -289,6 +303,10 @@ def clear() -> None:
     _SIZE[0] = 0
 
 
+SUFFIX = _manifest.MANIFEST_SUFFIX
+SUFFIX_LEN = len(SUFFIX)
+
+
 def read_manifest(path: str) -> _manifest.Manifest:
     """``manifest.read_manifest(path)``, parsed once per process while the file stays the same file."""
     absolute = path if os.path.isabs(path) else os.path.abspath(path)
@@ -299,22 +317,23 @@ def read_manifest(path: str) -> _manifest.Manifest:
         return _manifest.read_manifest(path)  # its own error message (missing, unreadable)
     signature = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     known = _DIRS.get(directory)
-    hit = known.entries.get(name) if known is not None else None
-    if hit is not None and hit[0] == signature and not isinstance(hit[1], IndexedManifest):
-        return hit[1]
+    stem = name[:-SUFFIX_LEN] if name.endswith(SUFFIX) else None
+    hit = known.entries.get(stem) if known is not None and stem is not None else None
+    if hit is not None and type(hit) is not IndexedManifest and hit[0] == signature:  # type: ignore[index]
+        return hit[1]  # type: ignore[index]
     entry = _manifest.read_manifest(absolute)
-    if st.st_ctime_ns <= time.time_ns() - SETTLE_NS:
-        _remember(directory, name, signature, entry)
+    if stem is not None and st.st_ctime_ns <= time.time_ns() - SETTLE_NS:
+        _remember(directory, stem, signature, entry)
     return entry
 
 
-def _remember(directory: str, name: str, signature: Signature, entry: _manifest.Manifest) -> None:
+def _remember(directory: str, stem: str, signature: Signature, entry: _manifest.Manifest) -> None:
     if _SIZE[0] >= MAX_ENTRIES:
         clear()
     known = _DIRS.setdefault(directory, _Dir())
-    if name not in known.entries:
+    if stem not in known.entries:
         _SIZE[0] += 1
-    known.entries[name] = (signature, entry)
+    known.entries[stem] = (signature, entry)
 
 
 def manifest_paths(directory: str) -> List[str]:
@@ -322,33 +341,26 @@ def manifest_paths(directory: str) -> List[str]:
     them (names starting with a dot are skipped, like glob does), without glob's pattern matching."""
     try:
         with os.scandir(directory) as entries:
-            names = [e.name for e in entries
-                     if e.name.endswith(_manifest.MANIFEST_SUFFIX) and not e.name.startswith('.')]
+            names = [e.name for e in entries if e.name.endswith(SUFFIX) and not e.name.startswith('.')]
     except OSError:
         return []  # what glob gives for a directory it cannot list (unchanged behaviour)
     return [os.path.join(directory, name) for name in sorted(names)]
 
 
-def _stat_names(directory: str) -> Tuple[List[Tuple[str, Optional[os.stat_result]]], bool]:
-    """(name, stat or None) of every manifest name, sorted; False when the directory cannot be listed."""
-    result: List[Tuple[str, Optional[os.stat_result]]] = []
-    suffix = _manifest.MANIFEST_SUFFIX
+def _list_names(directory: str) -> Tuple[List[str], int]:
+    """Sorted manifest names of ``directory`` and a descriptor of it to ``stat`` them by (-1: cannot list)."""
     try:
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
-        return result, False
+        return [], -1
     try:
         with os.scandir(fd) as entries:
-            names = [e.name for e in entries if e.name.endswith(suffix) and not e.name.startswith('.')]
-        names.sort()
-        for name in names:
-            try:
-                result.append((name, os.stat(name, dir_fd=fd)))
-            except OSError:
-                result.append((name, None))
-    finally:
+            names = [e.name for e in entries if e.name.endswith(SUFFIX) and not e.name.startswith('.')]
+    except OSError:
         os.close(fd)
-    return result, True
+        return [], -1
+    names.sort()
+    return names, fd
 
 
 def scan(directory: str, use_index: bool = True, parse_sets: Optional[Set[Tuple[str, Optional[str]]]] = None
@@ -369,9 +381,18 @@ def scan(directory: str, use_index: bool = True, parse_sets: Optional[Set[Tuple[
             and known.dir_sig == dir_sig and dst.st_ctime_ns <= known.scanned_ns - SETTLE_NS):
         return list(known.last[0]), list(known.last[1])
     started_ns = time.time_ns()
-    names, listed = _stat_names(directory)
-    if not listed:
+    names, fd = _list_names(directory)
+    if fd < 0:
         return [], []
+    try:
+        return _scan(directory, known, names, fd, dir_sig, started_ns, use_index, parse_sets)
+    finally:
+        os.close(fd)
+
+
+def _scan(directory: str, known: _Dir, names: List[str], fd: int, dir_sig: Optional[Tuple[int, int, int, int]],
+          started_ns: int, use_index: bool, parse_sets: Optional[Set[Tuple[str, Optional[str]]]]
+          ) -> Tuple[List[_manifest.Manifest], List[Dict[str, str]]]:
     if use_index and not known.index_loaded and dir_sig is not None:
         known.index_loaded = True
         if len(names) >= index_min():
@@ -379,37 +400,52 @@ def scan(directory: str, use_index: bool = True, parse_sets: Optional[Set[Tuple[
     settled = started_ns - SETTLE_NS
     entries: List[_manifest.Manifest] = []
     broken: List[Dict[str, str]] = []
-    seen = {}
-    parsed = 0
+    cached = known.entries
+    seen: Dict[str, Known] = {}
     stale = False
-    for name, st in names:
-        path = os.path.join(directory, name)
-        if st is None:
+    stat_at = os.stat
+    for name in names:
+        stem = name[:-SUFFIX_LEN]
+        # stat one at a time, keeping four numbers: 200,000 stat results held at once were 140 MB
+        try:
+            st = stat_at(name, dir_fd=fd)
+        except OSError:
+            path = os.path.join(directory, name)
             broken.append({'manifest': path, 'error': _error_of(path)})
             continue
-        signature = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-        hit = known.entries.get(name)
-        if hit is not None and hit[0] == signature and (not isinstance(hit[1], IndexedManifest) or (
-                use_index and not (parse_sets and (hit[1].engine, hit[1].database) in parse_sets))):
-            entries.append(hit[1])
-            seen[name] = hit
-            continue
+        hit = cached.get(stem)
+        entry: _manifest.Manifest
+        if hit is not None:
+            if type(hit) is IndexedManifest:
+                sig = hit._sig
+                usable = use_index and not (parse_sets and (hit._engine, hit._database) in parse_sets)
+                entry = hit
+            else:
+                sig, entry = hit  # type: ignore[misc, assignment]
+                usable = True
+            if (usable and sig[3] == st.st_ctime_ns and sig[0] == st.st_ino and sig[1] == st.st_size
+                    and sig[2] == st.st_mtime_ns):
+                entries.append(entry)
+                seen[stem] = hit
+                continue
+        path = os.path.join(directory, name)
         try:
             entry = _manifest.read_manifest(path)
         except OpsReadyError as exc:
             broken.append({'manifest': path, 'error': exc.message})
             continue
-        parsed += 1
         entries.append(entry)
         if st.st_ctime_ns <= settled:
-            _remember(directory, name, signature, entry)
-            seen[name] = (signature, entry)
+            seen[stem] = ((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns), entry)
             stale = True
-    if len(seen) != len(known.entries):
+    if stale or len(seen) != len(cached):
         # removed (or unsettled) files are forgotten: the index must not grow with deleted backups
-        _SIZE[0] -= len(known.entries) - len(seen)
-        known.entries = dict(seen)
+        _SIZE[0] += len(seen) - len(cached)
+        known.entries = seen
         stale = True
+    if _SIZE[0] >= MAX_ENTRIES:
+        _SIZE[0] -= len(known.entries)
+        known.entries = {}
     known.dir_sig = dir_sig
     known.scanned_ns = started_ns
     known.last = (entries, broken)
@@ -437,23 +473,33 @@ def index_path(directory: str) -> str:
 def _load_index(directory: str, dev: int, known: _Dir) -> bool:
     """Put the index file's entries into the process cache; False (and nothing loaded) when it is missing,
     foreign, corrupt or for another device."""
-    columns = read_index(directory, dev)
-    if columns is None:
+    loaded = read_index(directory, dev)
+    if loaded is None:
         return False
-    for row in zip(*(columns[c] for c in COLUMNS)):
-        name = row[0]
-        if name in known.entries:
+    columns, strings = loaded
+    kinds = [strings[i] for i in columns['kind']]
+    engines = [strings[i] for i in columns['engine']]
+    databases = [None if i is None else strings[i] for i in columns['database']]
+    entries = known.entries
+    for (stem, ino, size, mtime, ctime, artifact, ident, kind, engine, database, parent, finished, consistent,
+         pstart, pend, log_start, verified, members) in zip(
+            columns['stem'], columns['ino'], columns['size'], columns['mtime'], columns['ctime'],
+            columns['artifact'], columns['id'], kinds, engines, databases, columns['parent'], columns['finished'],
+            columns['consistent'], columns['pstart'], columns['pend'], columns['log_start'], columns['verified'],
+            columns['members']):
+        if stem in entries:
             continue
-        artifact = row[5] if row[5] is not None else name[:-len(_manifest.MANIFEST_SUFFIX)]
-        ident = row[6] if row[6] is not None else artifact
-        fields = (artifact, ident) + row[7:]
-        _SIZE[0] += 1
-        known.entries[name] = ((row[1], row[2], row[3], row[4]), IndexedManifest(directory, name, fields))
+        if artifact is None:
+            artifact = stem
+        entries[stem] = IndexedManifest(directory, stem, (ino, size, mtime, ctime), (
+            artifact, artifact if ident is None else ident, kind, engine, database, parent, finished, consistent,
+            pstart, pend, log_start, verified, members))
+    _SIZE[0] += len(columns['stem'])
     return True
 
 
-def read_index(directory: str, dev: int) -> Optional[Dict[str, List[Any]]]:
-    """The index file's columns when it is ours, intact and of this format; None otherwise."""
+def read_index(directory: str, dev: int) -> Optional[Tuple[Dict[str, List[Any]], List[str]]]:
+    """The index file's columns and strings when it is ours, intact and of this format; None otherwise."""
     path = index_path(directory)
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, 'O_CLOEXEC', 0)
     try:
@@ -473,7 +519,7 @@ def read_index(directory: str, dev: int) -> Optional[Dict[str, List[Any]]]:
     return parse_index(raw, dev)
 
 
-def parse_index(raw: bytes, dev: int) -> Optional[Dict[str, List[Any]]]:
+def parse_index(raw: bytes, dev: int) -> Optional[Tuple[Dict[str, List[Any]], List[str]]]:
     newline = raw.find(b'\n')
     if newline < 0:
         return None
@@ -482,53 +528,72 @@ def parse_index(raw: bytes, dev: int) -> Optional[Dict[str, List[Any]]]:
         if (not isinstance(header, dict) or header.get('format') != INDEX_FORMAT
                 or header.get('version') != INDEX_VERSION or header.get('dev') != dev):
             return None
-        body = raw[newline + 1:]
-        if hashlib.sha256(body).hexdigest() != header.get('sha256'):
+        if hashlib.sha256(memoryview(raw)[newline + 1:]).hexdigest() != header.get('sha256'):
             return None
-        columns = json.loads(body)
+        text = raw.decode('utf-8')
+        del raw
+        # parsed where it starts in the text: no copy of a body that is tens of megabytes
+        body, end = json.JSONDecoder().raw_decode(text, newline + 1)
+        if text[end:].strip():
+            return None
+        del text
     except ValueError:
         return None
-    if not isinstance(columns, dict):
+    if not isinstance(body, dict):
         return None
     rows = header.get('rows')
+    strings = body.get('strings')
+    columns = body.get('columns')
+    if not isinstance(strings, list) or not all(isinstance(t, str) for t in strings) or not isinstance(columns, dict):
+        return None
     for name in COLUMNS:
         column = columns.get(name)
         if not isinstance(column, list) or len(column) != rows:
             return None
-        allowed = COLUMN_TYPES[name]
-        if not set(map(type, column)).issubset(allowed):
+        if not set(map(type, column)).issubset(COLUMN_TYPES[name]):
             return None
-    suffix = _manifest.MANIFEST_SUFFIX
-    files = columns['file']
-    if len(set(files)) != len(files) or not all(
-            f.endswith(suffix) and '/' not in f and not f.startswith('.') for f in files):
+    for name in ('kind', 'engine', 'database'):
+        codes = set(columns[name]) - {None}
+        if codes and (min(codes) < 0 or max(codes) >= len(strings)):
+            return None
+    stems = columns['stem']
+    if len(set(stems)) != len(stems) or not all('/' not in f and not f.startswith('.') and f for f in stems):
         return None
     for members in columns['members']:
         if members is not None and not all(isinstance(p, str) for p in members):
             return None
-    kinds = set(columns['kind'])
-    if not kinds.issubset(_manifest.KINDS):
+    if not {strings[i] for i in set(columns['kind'])}.issubset(_manifest.KINDS):
         return None
-    return columns
+    return columns, strings
 
 
 def _write_index(directory: str, dev: int, known: _Dir) -> bool:
     """Write the index of every cached entry that holds exactly (best effort: a directory we cannot
     write keeps working without it)."""
     columns: Dict[str, List[Any]] = {name: [] for name in COLUMNS}
-    suffix_len = len(_manifest.MANIFEST_SUFFIX)
-    for name in sorted(known.entries):
-        signature, entry = known.entries[name]
-        fields = entry._fields if isinstance(entry, IndexedManifest) else index_fields(entry)
+    strings: List[str] = []
+    codes: Dict[str, int] = {}
+
+    def code(text: Optional[str]) -> Optional[int]:
+        if text is None:
+            return None
+        if text not in codes:
+            codes[text] = len(strings)
+            strings.append(text)
+        return codes[text]
+    for stem in sorted(known.entries):
+        signature, entry = _unpack(known.entries[stem])
+        fields = entry.fields() if isinstance(entry, IndexedManifest) else index_fields(entry)
         if fields is None:
             continue
         artifact = fields[0]
-        values = (name,) + signature + (None if artifact == name[:-suffix_len] else artifact,
-                                        None if fields[1] == artifact else fields[1]) + fields[2:]
+        values = (stem,) + signature + (None if artifact == stem else artifact,
+                                        None if fields[1] == artifact else fields[1],
+                                        code(fields[2]), code(fields[3]), code(fields[4])) + fields[5:]
         for column, value in zip(COLUMNS, values):
             columns[column].append(value)
-    body = json.dumps(columns, separators=(',', ':')).encode('utf-8')
-    header = json.dumps({'format': INDEX_FORMAT, 'version': INDEX_VERSION, 'dev': dev, 'rows': len(columns['file']),
+    body = json.dumps({'strings': strings, 'columns': columns}, separators=(',', ':')).encode('utf-8')
+    header = json.dumps({'format': INDEX_FORMAT, 'version': INDEX_VERSION, 'dev': dev, 'rows': len(columns['stem']),
                          'sha256': hashlib.sha256(body).hexdigest()}, sort_keys=True).encode('utf-8')
     try:
         atomic_write_bytes(index_path(directory), header + b'\n' + body, mode=0o600)
@@ -539,9 +604,10 @@ def _write_index(directory: str, dev: int, known: _Dir) -> bool:
 
 def drop_index(directory: str) -> None:
     """Remove the index file (it disagreed with the manifests); the next scan rewrites it."""
+    path = index_path(os.path.abspath(directory))
     try:
-        if os.path.isfile(index_path(directory)) and not os.path.islink(index_path(directory)):
-            os.unlink(index_path(directory))
+        if stat.S_ISREG(os.lstat(path).st_mode):
+            os.unlink(path)
     except OSError:
         pass
     known = _DIRS.pop(os.path.abspath(directory), None)

@@ -162,9 +162,9 @@ def corrupt_truncate(index: Path) -> None:
 def corrupt_types(index: Path) -> None:
     """A checksum that matches a body of the wrong shape (a bug or another version): still refused."""
     header, body = index.read_bytes().split(b'\n', 1)
-    columns = json.loads(body)
-    columns['pstart'][0] = 'zero'
-    body = json.dumps(columns).encode()
+    document = json.loads(body)
+    document['columns']['pstart'][0] = 'zero'
+    body = json.dumps(document).encode()
     head = json.loads(header)
     head['sha256'] = hashlib.sha256(body).hexdigest()
     index.write_bytes(json.dumps(head).encode() + b'\n' + body)
@@ -196,7 +196,7 @@ def test_a_corrupt_or_foreign_index_is_ignored_and_rebuilt(tmp_path, parses, dam
     assert describe(str(tmp_path), now=NOW) == expected
     assert len(parses) == 96, 'every manifest parsed: the index was not used'
     fresh = catalog_index.read_index(str(tmp_path), os.stat(tmp_path).st_dev)
-    assert fresh is not None and len(fresh['file']) == 96, 'rebuilt'
+    assert fresh is not None and len(fresh[0]['stem']) == 96, 'rebuilt'
     assert index.stat().st_uid == os.geteuid() and stat.S_IMODE(index.stat().st_mode) == 0o600
 
 
@@ -246,11 +246,11 @@ def test_a_lying_index_of_our_own_never_makes_prune_delete_the_wrong_backup(tmp_
     index = tmp_path / INDEX_NAME
     describe(str(tmp_path), now=NOW)
     header, body = index.read_bytes().split(b'\n', 1)
-    columns = json.loads(body)
+    document = json.loads(body)
     newest = os.path.basename(newest_full_manifest(tmp_path))
-    row = columns['file'].index(newest)
-    columns['verified'][row] = False
-    body = json.dumps(columns).encode()
+    row = document['columns']['stem'].index(newest[:-len(manifest_mod.MANIFEST_SUFFIX)])
+    document['columns']['verified'][row] = False
+    body = json.dumps(document).encode()
     head = json.loads(header)
     head['sha256'] = hashlib.sha256(body).hexdigest()
     index.write_bytes(json.dumps(head).encode() + b'\n' + body)
