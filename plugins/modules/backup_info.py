@@ -11,7 +11,7 @@ module: backup_info
 short_description: Describe a backup catalog - artifacts, newest full, restore chain, recoverable window and RPO
 version_added: 0.1.0
 description:
-  - "Reads every manifest in a backup directory and answers, per backup set (engine + database): the newest
+  - "Reads the manifests of a backup directory and answers, per backup set (engine + database): the newest
     full and newest verified full, the chain of artifacts needed to reach O(point_in_time) (or the latest
     reachable point), C(recoverable_until) and the RPO in seconds right now, gaps in the log chain,
     artifacts never verified or failed, broken manifests and leftovers of interrupted runs."
