@@ -55,6 +55,7 @@ from typing import Any, Dict, Iterator, List, Optional, Set, Tuple, Union
 from ansible_collections.opsready.operations.plugins.module_utils.backup import manifest as _manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import atomic_write_bytes
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import CatalogError, OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import parse_time
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 
 # A file changed less than this long ago may change again within the same timestamp tick.
@@ -178,6 +179,11 @@ class IndexedManifest(_manifest.Manifest):
     def record_verification(self, ok: bool, checks: Dict[str, Any], when: datetime.datetime) -> None:
         super().record_verification(ok, checks, when)
         self._verified = bool(ok)
+
+    def _time(self, key: str, fallback: str) -> datetime.datetime:
+        """``started``/``covers_from``: from the JSON (rarely asked; the index keeps only the times the
+        catalog's questions use)."""
+        return parse_time(self.data.get(key) or self.data[fallback], key)
 
     def _when(self, value: int) -> datetime.datetime:
         if self._dt is None:

@@ -98,6 +98,32 @@ def test_index_written_0600_and_a_second_run_parses_nothing(tmp_path, parses):
     assert catalog_index.INDEX_NAME not in [os.path.basename(p) for p in full['leftovers']]
 
 
+def test_an_indexed_entry_answers_like_the_manifest(tmp_path):
+    make(tmp_path, 48, databases=1)
+    parsed = {m.id: m for m in Catalog(str(tmp_path)).entries}
+    new_run()
+    indexed = Catalog(str(tmp_path)).entries
+    assert all(type(m) is catalog_index.IndexedManifest for m in indexed)
+    for entry in indexed:
+        twin = parsed[entry.id]
+        for name in ('id', 'kind', 'engine', 'database', 'parent', 'path', 'manifest_path', 'started', 'finished',
+                     'consistent_at', 'covers_from', 'finished_us', 'pos_start', 'pos_end', 'log_start', 'verified',
+                     'members', 'member_paths', 'position', 'is_full', 'is_log', 'artifact_name'):
+            assert getattr(entry, name) == getattr(twin, name), name
+        assert entry.summary() == twin.summary()
+
+
+def test_an_indexed_entry_whose_manifest_changed_under_the_run_refuses(tmp_path):
+    make(tmp_path, 24, databases=1)
+    describe(str(tmp_path), now=NOW)
+    new_run()
+    entry = Catalog(str(tmp_path)).latest_full()
+    assert type(entry) is catalog_index.IndexedManifest
+    rewrite_in_place(Path(entry.manifest_path), lambda d: d['verification'].update(ok=False))
+    with pytest.raises(catalog_index.CatalogError, match='changed while this run was reading the catalog'):
+        entry.summary()
+
+
 def test_max_artifacts_newest_plus_the_chain(tmp_path):
     make(tmp_path, 96, databases=2)
     one = describe(str(tmp_path), database='app01', now=NOW, max_artifacts=3)
