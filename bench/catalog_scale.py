@@ -243,9 +243,9 @@ def op_floor_stat(directory: str) -> Any:
 
 
 def op_read_all(directory: str) -> Any:
-    """Reference: parse every manifest once (what one Catalog() does)."""
+    """Reference: parse every manifest once (what one Catalog() did before the index file)."""
     from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
-    return {'manifests': len(Catalog(directory).all_entries)}
+    return {'manifests': len(Catalog(directory, use_index=False).all_entries)}
 
 
 OPERATIONS: Dict[str, Callable[[str], Any]] = {
