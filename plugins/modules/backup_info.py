@@ -11,11 +11,17 @@ module: backup_info
 short_description: Describe a backup catalog - artifacts, newest full, restore chain, recoverable window and RPO
 version_added: 0.1.0
 description:
-  - "Reads every manifest in a backup directory and answers, per backup set (engine + database): the newest
+  - "Reads the manifests of a backup directory and answers, per backup set (engine + database): the newest
     full and newest verified full, the chain of artifacts needed to reach O(point_in_time) (or the latest
     reachable point), C(recoverable_until) and the RPO in seconds right now, gaps in the log chain,
     artifacts never verified or failed, broken manifests and leftovers of interrupted runs."
-  - Read-only; never changes anything.
+  - "At scale (a year of hourly log backups is ~200,000 manifests) RV(artifacts) lists the newest
+    O(max_artifacts) manifests and the artifacts of RV(chain), while RV(sets) summarises every set; ask for
+    more with O(max_artifacts)."
+  - "Read-only for backups; in a directory of 1,000 manifests or more it keeps a derived index file,
+    C(.opsready-catalog-index.json) (mode 0600, rebuilt from the manifests whenever one is added, removed
+    or changed, ignored when it is not the reading user's own or is damaged), so that later runs do not
+    parse every manifest again. It is not written in check mode or where the directory is read-only."
 author: opsready developers (@opsready)
 options:
   path:
@@ -35,6 +41,12 @@ options:
   max_rpo_seconds:
     description: Fail when the RPO of any set is larger than this (or unknown), naming the set.
     type: int
+  max_artifacts:
+    description:
+      - How many manifests RV(artifacts) lists - the newest ones, plus every artifact of RV(chain).
+      - V(-1) lists every manifest (about 1 KB of result per manifest).
+    type: int
+    default: 100
 extends_documentation_fragment:
   - opsready.operations.check_mode
 seealso:
@@ -43,6 +55,14 @@ seealso:
 '''
 
 EXAMPLES = r'''
+- name: Every manifest of one database, not only the newest 100
+  opsready.operations.backup_info:
+    path: /var/backups/opsready/mariadb
+    engine: mariadb
+    database: shop
+    max_artifacts: -1
+  register: everything
+
 - name: What can we restore, and how old is it?
   opsready.operations.backup_info:
     path: /var/backups/opsready/pg
@@ -57,14 +77,25 @@ EXAMPLES = r'''
 
 RETURN = r'''
 artifacts:
-  description: Every manifest (with its path), oldest first.
+  description:
+    - The newest O(max_artifacts) manifests (with their path) and those of RV(chain), oldest first.
+    - Every manifest when there are no more than O(max_artifacts) of them, or with O(max_artifacts=-1).
   returned: success
   type: list
   elements: dict
+artifacts_total:
+  description: How many manifests the selection holds (RV(artifacts) may list fewer).
+  returned: success
+  type: int
+artifacts_truncated:
+  description: True when RV(artifacts) does not list every manifest of the selection.
+  returned: success
+  type: bool
 sets:
   description:
-    - Per engine/database - newest_full, newest_verified_full, chain, chain_error, recoverable_until,
-      rpo_seconds, window, log_gap.
+    - Per engine/database - artifacts (count), kinds (count per kind), oldest and newest (artifact ids),
+      newest_full, newest_verified_full, unverified, failed_verification, chain, chain_error,
+      recoverable_until, rpo_seconds, window, log_gap.
   returned: success
   type: list
   elements: dict
@@ -115,7 +146,11 @@ broken_manifests:
   elements: dict
 '''
 
+import contextlib
+
 from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import read_only
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import describe
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
@@ -131,13 +166,19 @@ def main():
             database=dict(type='str'),
             point_in_time=dict(type='str'),
             max_rpo_seconds=dict(type='int'),
+            max_artifacts=dict(type='int', default=100),
         ),
         supports_check_mode=True,
     )
     p = module.params
+    if p['max_artifacts'] < -1:
+        module.fail_json(msg='max_artifacts must be -1 (every manifest), 0 or more, not %d.' % p['max_artifacts'])
     try:
         point = parse_time(p['point_in_time'], 'point_in_time') if p['point_in_time'] else None
-        info = describe(p['path'], engine=p['engine'], database=p['database'], point=point)
+        # check mode writes nothing, not even the derived catalog index
+        with (read_only() if module.check_mode else contextlib.nullcontext()):
+            info = describe(p['path'], engine=p['engine'], database=p['database'], point=point,
+                            max_artifacts=p['max_artifacts'])
     except OpsReadyError as exc:
         module.fail_json(**exc.as_fail_kwargs())
     if p['max_rpo_seconds'] is not None:

@@ -19,6 +19,10 @@ description:
     checked before anything is deleted; a plan that would break a kept chain is refused.
   - Deletes the manifest first (the artifact is then an untrusted leftover), then the data. Also removes
     leftovers of interrupted runs older than O(leftover_min_age) seconds.
+  - "In a directory of 1,000 manifests or more the plan is made from the derived catalog index
+    (C(.opsready-catalog-index.json), see M(opsready.operations.backup_info)); what is deleted is planned
+    again from the manifests themselves of the sets that lose artifacts, never from the index alone.
+    Check mode writes nothing, not even the index."
 author: opsready developers (@opsready)
 options:
   path:

@@ -19,14 +19,13 @@ import bisect
 import datetime
 import os
 import re
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import MANIFEST_SUFFIX, Manifest
 # Parses each manifest once per process while the file stays the same (see catalog_index): a module run
 # builds several catalogs of one directory.
-from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import (
-    manifest_paths, read_manifest)
-from ansible_collections.opsready.operations.plugins.module_utils.common.errors import CatalogError, OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import IndexedManifest, scan
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import CatalogError
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import PARTIAL_SUFFIX
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
 
@@ -34,29 +33,25 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.timeuti
 ARTIFACT_NAME = re.compile(r'\d{8}T\d{6,12}Z')
 
 
+def _order(entry: Manifest) -> Tuple[int, str]:
+    return (entry.finished_us, entry.id)
+
+
 class Catalog:
     """All manifests under ``directory`` (optionally only one engine/database)."""
 
-    def __init__(self, directory: str, engine: Optional[str] = None, database: Optional[str] = None) -> None:
+    def __init__(self, directory: str, engine: Optional[str] = None, database: Optional[str] = None,
+                 use_index: bool = True, parse_sets: Optional[Set[Tuple[str, Optional[str]]]] = None) -> None:
         if not os.path.isdir(directory):
             raise CatalogError('Backup directory %s does not exist.' % directory)
         self.directory = os.path.abspath(directory)
-        self.broken: List[Dict[str, str]] = []
-        entries = []
-        self.all_entries: List[Manifest] = []
-        for path in manifest_paths(self.directory):
-            try:
-                entry = read_manifest(path)
-            except OpsReadyError as exc:
-                self.broken.append({'manifest': path, 'error': exc.message})
-                continue
-            self.all_entries.append(entry)
-            if engine and entry.engine != engine:
-                continue
-            if database and entry.database != database:
-                continue
-            entries.append(entry)
-        self.entries: List[Manifest] = sorted(entries, key=lambda m: (m.finished, m.id))
+        # One listing and stat of every manifest; parsed only when new or changed (catalog_index).
+        self.all_entries, self.broken = scan(self.directory, use_index=use_index, parse_sets=parse_sets)
+        self._groups: Optional[Dict[Tuple[str, Optional[str]], List[Manifest]]] = None
+        self._filter = (engine, database)
+        entries = [e for e in self.all_entries
+                   if (not engine or e.engine == engine) and (not database or e.database == database)]
+        self.entries: List[Manifest] = sorted(entries, key=_order)
         self._by_id = {m.id: m for m in self.entries}
 
     def view(self, engine: Optional[str] = None, database: Optional[str] = None) -> 'Catalog':
@@ -65,8 +60,24 @@ class Catalog:
         other.directory = self.directory
         other.broken = self.broken
         other.all_entries = self.all_entries
-        other.entries = sorted((e for e in self.all_entries if (not engine or e.engine == engine)
-                                and (not database or e.database == database)), key=lambda m: (m.finished, m.id))
+        other._groups = self._groups
+        other._filter = (engine, database)
+        if engine and database:
+            # describe() asks for every set in turn: group the scan once instead of filtering it per set
+            groups = self._groups
+            if groups is None:
+                groups = {}
+                mine = self._filter
+                # when self's filter includes (engine, database), all of that set is in self.entries, sorted
+                within = (mine[0] in (None, '', engine)) and (mine[1] in (None, '', database))
+                for entry in (self.entries if within else sorted(self.all_entries, key=_order)):
+                    groups.setdefault((entry.engine, entry.database), []).append(entry)
+                if not within or not (mine[0] or mine[1]):
+                    self._groups = other._groups = groups   # a grouping of the whole scan: shared
+            other.entries = list(groups.get((engine, database), []))
+        else:
+            other.entries = sorted((e for e in self.all_entries if (not engine or e.engine == engine)
+                                    and (not database or e.database == database)), key=_order)
         other._by_id = {m.id: m for m in other.entries}
         return other
 
@@ -77,8 +88,17 @@ class Catalog:
         except KeyError:
             raise CatalogError('No artifact %r in catalog %s.' % (artifact_id, self.directory))
 
+    def _memo(self, name: str, build: Any) -> Any:
+        """``build()`` once per state of ``entries`` (the catalog questions ask for these per full)."""
+        key = (id(self.entries), len(self.entries))
+        memo = self.__dict__.setdefault('_memos', {})
+        hit = memo.get(name)
+        if hit is None or hit[0] != key:
+            hit = memo[name] = (key, build())
+        return hit[1]
+
     def fulls(self) -> List[Manifest]:
-        return [m for m in self.entries if m.is_full]
+        return list(self._memo('fulls', lambda: [m for m in self.entries if m.is_full]))
 
     def logs(self) -> List[Manifest]:
         return list(self._log_index()[0])
@@ -94,11 +114,12 @@ class Catalog:
             by_start: Dict[int, Manifest] = {}
             ranges = []
             for log in logs:
-                pos = log.position
-                if 'start' in pos:
-                    by_start.setdefault(int(pos['start']), log)
-                    if 'end' in pos:
-                        ranges.append((int(pos['start']), int(pos['end']), log))
+                start = log.pos_start
+                if start is not None:
+                    by_start.setdefault(start, log)
+                    end = log.pos_end
+                    if end is not None:
+                        ranges.append((start, end, log))
             ranges.sort(key=lambda r: r[0])
             self._index = (logs, by_start, ranges)
             self._index_key = key
@@ -118,12 +139,21 @@ class Catalog:
         return None
 
     def diffs_of(self, full: Manifest) -> List[Manifest]:
-        return [m for m in self.entries if m.kind == 'diff' and m.parent == full.id and self.usable(m)]
+        def by_parent() -> Dict[Optional[str], List[Manifest]]:
+            result: Dict[Optional[str], List[Manifest]] = {}
+            for m in self.entries:
+                if m.kind == 'diff' and self.usable(m):
+                    result.setdefault(m.parent, []).append(m)
+            return result
+        return list(self._memo('diffs', by_parent).get(full.id, []))
 
     # -- log sequences ---------------------------------------------------------------------------
     def _log_containing(self, position: int) -> Optional[Manifest]:
         ranges = self._log_index()[2]
-        i = bisect.bisect_right([r[0] for r in ranges], position)
+        if getattr(self, '_starts_key', None) is not ranges:
+            self._starts = [r[0] for r in ranges]
+            self._starts_key = ranges
+        i = bisect.bisect_right(self._starts, position)
         if i and ranges[i - 1][0] <= position < ranges[i - 1][1]:
             return ranges[i - 1][2]
         for start, end, log in ranges[:i]:  # overlapping ranges (rare): the first that holds it
@@ -136,28 +166,29 @@ class Catalog:
 
     def log_sequence_from(self, base: Manifest) -> List[Manifest]:
         """The contiguous logs a full or diff can replay, in order, up to the first gap."""
-        log_start = base.position.get('log_start')
+        log_start = base.log_start
         if log_start is None:
             return []
-        first = self._log_containing(int(log_start))
+        first = self._log_containing(log_start)
         sequence: List[Manifest] = []
         current = first
         while current is not None:
             sequence.append(current)
-            current = self._log_starting_at(int(current.position['end']))
+            current = self._log_starting_at(int(current.position['end']) if current.pos_end is None
+                                            else current.pos_end)
         return sequence
 
     def gap_after(self, sequence: List[Manifest]) -> Optional[Dict[str, Any]]:
         """If a newer log exists beyond the end of ``sequence``, the missing piece between them."""
         if not sequence:
             return None
-        end = int(sequence[-1].position['end'])
-        later = [m for m in self.logs() if int(m.position.get('start', -1)) > end]
+        end = int(sequence[-1].position['end']) if sequence[-1].pos_end is None else sequence[-1].pos_end
+        later = [m for m in self.logs() if (-1 if m.pos_start is None else m.pos_start) > end]
         if not later:
             return None
-        nxt = min(later, key=lambda m: int(m.position['start']))
+        nxt = min(later, key=lambda m: m.pos_start or 0)  # every later log has a start
         return {'after': sequence[-1].id, 'expected_start': end, 'next_present': nxt.id,
-                'next_start': int(nxt.position['start'])}
+                'next_start': nxt.pos_start}
 
     # -- chains ----------------------------------------------------------------------------------
     def _base_for(self, full: Manifest, point: Optional[datetime.datetime]) -> List[Manifest]:
@@ -191,12 +222,23 @@ class Catalog:
         current: Optional[Manifest] = log
         while current is not None and id(current) not in self._reach:
             path.append(current)
-            current = self._log_starting_at(int(current.position['end']))
+            end = current.pos_end
+            current = self._log_starting_at(int(current.position['end']) if end is None else end)
         reach = self._reach[id(current)] if current is not None else None
         for item in reversed(path):
             reach = item.consistent_at if reach is None else max(reach, item.consistent_at)
             self._reach[id(item)] = reach
         return self._reach[id(log)]
+
+    def _latest_reach(self, base: List[Manifest]) -> datetime.datetime:
+        """``reaches(_extend_with_logs(base, None))`` without building the chain: O(1) per base once the
+        suffix reaches are known (a walk of every later log per full was quadratic in the catalog)."""
+        reach = self.reaches(base)
+        log_start = base[-1].log_start
+        first = self._log_containing(log_start) if log_start is not None else None
+        if first is not None:
+            reach = max(reach, self._suffix_reach(first))
+        return reach
 
     @staticmethod
     def reaches(chain: List[Manifest]) -> datetime.datetime:
@@ -216,11 +258,7 @@ class Catalog:
             best_reach: Optional[datetime.datetime] = None
             for full in fulls:
                 base = self._base_for(full, None)
-                reach = self.reaches(base)
-                log_start = base[-1].position.get('log_start')
-                first = self._log_containing(int(log_start)) if log_start is not None else None
-                if first is not None:
-                    reach = max(reach, self._suffix_reach(first))
+                reach = self._latest_reach(base)
                 if best_reach is None or reach >= best_reach:
                     best_base, best_reach = base, reach
             chain = self._extend_with_logs(best_base, None) if best_base else []
@@ -259,7 +297,7 @@ class Catalog:
             bases = [full] + self.diffs_of(full)
             for i, base in enumerate(bases):
                 chain = [full] if base is full else [full, base]
-                end = self.reaches(self._extend_with_logs(chain, None))
+                end = self._latest_reach(chain)
                 if i + 1 < len(bases):
                     end = min(end, bases[i + 1].consistent_at)
                 if end >= base.consistent_at:
@@ -307,29 +345,42 @@ class Catalog:
         target = self.get(artifact_id)
         result = [m for m in self.entries if m.parent == artifact_id]
         if target.is_log:
-            end = target.position.get('end')
-            result += [m for m in self.logs() if end is not None and m.position.get('start') == end]
+            end = target.pos_end
+            result += [m for m in self.logs() if end is not None and m.pos_start == end]
         return result
 
     # -- leftovers ------------------------------------------------------------------------------
     def leftovers(self) -> List[str]:
         """Files no manifest vouches for: partial writes and artifacts of interrupted runs."""
-        known = set()
+        # Names at the top of the directory, compared as names: building 400,000 paths cost more than the
+        # rest of a 200,000-manifest catalog. Artifacts or members in subdirectories keep their paths.
+        known_names = set()
+        known_paths = set()
         for entry in self.all_entries:
-            known.add(entry.path)
-            known.add(entry.manifest_path)
-            for member in entry.members:
-                known.add(os.path.join(self.directory, member['path']))
-        for broken in self.broken:
-            known.add(broken['manifest'])
+            if type(entry) is IndexedManifest:   # its fields, without a property call each (200,000 of them)
+                artifact, members = entry._artifact, entry._members or ()
+            else:
+                artifact, members = entry.artifact_name, entry.member_paths
+            if '/' in artifact or artifact in ('.', '..'):
+                known_paths.add(os.path.normpath(os.path.join(self.directory, artifact)))
+            else:
+                known_names.add(artifact)
+            for relative in members:
+                if '/' in relative or relative in ('.', '..'):
+                    known_paths.add(os.path.normpath(os.path.join(self.directory, relative)))
+                else:
+                    known_names.add(relative)
         result = []
-        for name in sorted(os.listdir(self.directory)):
+        # Manifests (broken ones included) are never leftovers; every other name a manifest vouches for is
+        # known; of the rest only our own artifact-stamped or partial names are candidates.
+        with os.scandir(self.directory) as listing:
+            names = [e.name for e in listing if not e.name.endswith(MANIFEST_SUFFIX) and e.name not in known_names
+                     and (e.name.endswith(PARTIAL_SUFFIX) or ARTIFACT_NAME.search(e.name))]
+        for name in sorted(names):
             path = os.path.join(self.directory, name)
-            if not name.endswith(PARTIAL_SUFFIX) and not ARTIFACT_NAME.search(name):
-                continue  # not ours: never touch files we did not write
-            if path in known or name.endswith(MANIFEST_SUFFIX):
+            if path in known_paths:
                 continue
-            if os.path.isdir(path) and any(k.startswith(path + os.sep) for k in known):
+            if os.path.isdir(path) and any(k.startswith(path + os.sep) for k in known_paths):
                 continue
             result.append(path)
         return result

@@ -1,79 +1,621 @@
 # -*- coding: utf-8 -*-
 # Copyright: opsready.operations contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A derived, per-process index of parsed manifests: each manifest file is parsed once per process.
+"""Derived indexes of parsed manifests: each manifest is parsed once, not once per catalog or per run.
 
-One module run builds several ``Catalog`` objects over the same directory (``backup_info`` one per backup
-set plus one for the whole directory; ``db_backup`` one for the freshness check, one for the leftover scan,
-one per engine step, one per pruned set): with thousands of manifests, parsing every JSON file again for
-each was most of the run (issue 22: 21 parses of every manifest for a 20-database directory).
+Two layers, both derived from the manifests and never trusted over them:
 
-The index is never trusted over a manifest: every lookup ``stat``s the file, and the parsed data is reused
-only when the file is the very same one (device, inode, size, mtime and ctime in nanoseconds). ctime cannot
-be set by a user, and any write, rename over, chmod or ``touch -d`` changes it; a file whose ctime is
-within ``SETTLE_NS`` of now is parsed every time (the "racily clean" case: a rewrite in the same clock
-tick would keep all the stamps). Broken manifests are never cached.
+* a per-process cache: one module run builds several ``Catalog`` objects over the same directory
+  (``backup_info`` one per backup set plus one for the whole directory; ``db_backup`` one for the freshness
+  check, one for the leftover scan, one per engine step, one per pruned set);
+* a per-directory index file (``INDEX_NAME``, written once a directory holds ``index_min()`` manifests):
+  the fields the catalog's questions use (kind, engine, database, times, positions, parent, verified,
+  member paths) with each manifest's stat signature, so that a year of hourly backups (~200,000
+  manifests) is answered without parsing 200,000 JSON files. An indexed manifest loads its whole JSON only
+  when something asks for it (``summary()``, a restore, a verification), and checks then that it still
+  says what the index said.
 
-The same ``Manifest`` object is handed to every catalog of the process that reads the unchanged file:
-it stands for the file, and its only writer, ``record_verification``, rewrites the file with the data it
-holds, so the object and the file stay equal (the rewrite gives the file a new ctime: the next read of
-that path parses it again).
+What proves a manifest unchanged: every scan ``stat``s every manifest, and an entry is reused only when
+the file is the very same one: device (of the directory), inode, size, mtime and ctime in nanoseconds.
+ctime cannot be set by a user, and any write in place, rename over, chmod or ``touch -d`` changes it; a
+file whose ctime is within ``SETTLE_NS`` of the scan is parsed every time and never indexed (the "racily
+clean" case: a rewrite in the same clock tick would keep all the stamps). Broken manifests, and manifests
+whose fields the index cannot hold exactly (a pending key rotation, odd positions, bad times), are never
+indexed: they are parsed on every scan. A manifest added or removed is seen by the directory listing
+itself, which is never cached across runs.
+
+The index file is a cache, never an authority: it is read only when it is a regular file (never through
+a symlink), owned by the user reading it (or root), with one link and not writable by group or others;
+its body must match the SHA-256 in its header, and every column must have the right length and types.
+Anything else and it is ignored (and rewritten when the directory is writable). It is written atomically
+(temporary file, fsync, rename: the final name is replaced, never written through), mode 0600 like the
+manifests. A directory we cannot write gets no index: the scan falls back to parsing, cached for the
+process. Retention never deletes on the index's word: ``jobs.prune`` re-plans the sets it deletes from
+from the parsed manifests (``scan(..., use_index=False)``).
+
+Within a ``session()`` (one module run), a directory whose inode, mtime and ctime have not changed since
+the last scan (and had settled before it) is not listed and ``stat``ed again: adding, removing or renaming a
+manifest (every write of ours is a rename) changes the directory. Outside a session every ``Catalog``
+scans.
 
 Private to opsready.operations; do not import from other collections.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import hashlib
+import json
 import os
+import stat
 import time
-from typing import Dict, List, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Set, Tuple, Union
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup import manifest as _manifest
+from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import atomic_write_bytes
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import CatalogError, OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import parse_time
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 
 # A file changed less than this long ago may change again within the same timestamp tick.
 SETTLE_NS = 2 * 1000 ** 3
-# Manifests remembered per process; past this the index starts again (bounds memory in long-lived
+# Manifests remembered per process; past this the cache starts again (bounds memory in long-lived
 # processes: tests, backup_copy walking several work directories).
 MAX_ENTRIES = 1_000_000
+# The index file, inside the backup directory. A dot name: never a manifest (manifest_paths skips dot
+# names), never a leftover (leftovers only consider artifact-stamped names), never copied offsite.
+INDEX_NAME = '.opsready-catalog-index.json'
+INDEX_FORMAT = 'opsready-catalog-index'
+INDEX_VERSION = 1
+INDEX_LIMIT = 1024 ** 3
+# Below this many manifests, parsing them all costs less than ~0.1 s: no index file is written (small
+# directories keep exactly the files the backups wrote). OPSREADY_CATALOG_INDEX_MIN overrides it.
+INDEX_MIN = 1000
 
-Signature = Tuple[int, int, int, int, int]
-_CACHE: Dict[str, Tuple[Signature, _manifest.Manifest]] = {}
+Signature = Tuple[int, int, int, int]
+# The index file's columns, one value per manifest. ``stem`` is the manifest's file name without
+# MANIFEST_SUFFIX; ``artifact`` and ``id`` are null when equal to it (they almost always are); ``kind``,
+# ``engine`` and ``database`` are numbers into the ``strings`` list.
+COLUMNS = ('stem', 'ino', 'size', 'mtime', 'ctime', 'artifact', 'id', 'kind', 'engine', 'database', 'parent',
+           'finished', 'consistent', 'pstart', 'pend', 'log_start', 'verified', 'members')
+_INT = (int,)
+_OPT_INT = (int, type(None))
+_STR = (str,)
+_OPT_STR = (str, type(None))
+COLUMN_TYPES = {
+    'stem': _STR, 'ino': _INT, 'size': _INT, 'mtime': _INT, 'ctime': _INT, 'artifact': _OPT_STR, 'id': _OPT_STR,
+    'kind': _INT, 'engine': _INT, 'database': _OPT_INT, 'parent': _OPT_STR, 'finished': _INT, 'consistent': _INT,
+    'pstart': _OPT_INT, 'pend': _OPT_INT, 'log_start': _OPT_INT, 'verified': (bool, type(None)),
+    'members': (list, type(None)),
+}
+
+
+def index_min() -> int:
+    try:
+        return max(1, int(os.environ.get('OPSREADY_CATALOG_INDEX_MIN', INDEX_MIN)))
+    except ValueError:
+        return INDEX_MIN
+
+
+# ----------------------------------------------------------------------------------------- entries
+# (artifact, id, kind, engine, database, parent, finished_us, consistent_us, pstart, pend, log_start,
+#  verified, member paths)
+Fields = Tuple[Any, ...]
+
+
+def index_fields(entry: _manifest.Manifest) -> Optional[Fields]:
+    """What the index keeps of a parsed manifest, or None when it cannot keep it exactly."""
+    data = entry.data
+    if data.get('rekey_pending') is not None:
+        return None  # the truth depends on the artifact's inode (manifest._rolled_forward): parse every time
+    try:
+        artifact, ident = data['artifact'], data['id']
+        engine, database, parent = data['engine'], data.get('database'), data.get('parent')
+        position = data.get('position') or {}
+        if not isinstance(position, dict):
+            return None
+        ints = []
+        for key in ('start', 'end', 'log_start'):
+            value = position.get(key)
+            if value is not None and type(value) is not int:
+                return None  # kept exact: only integers (what every engine writes) are indexed
+            ints.append(value)
+        finished, consistent = _manifest.to_us(entry.finished), _manifest.to_us(entry.consistent_at)
+        entry.started, entry.covers_from  # noqa: B018 - a manifest whose times do not parse is not indexed
+        members = data.get('members')
+        paths = None
+        if members:
+            paths = [m['path'] for m in members]
+            if not all(isinstance(p, str) for p in paths):
+                return None
+        verified = entry.verified
+    except (OpsReadyError, KeyError, TypeError, ValueError, AttributeError):
+        return None
+    if not (isinstance(artifact, str) and isinstance(ident, str) and isinstance(engine, str)
+            and isinstance(database, (str, type(None))) and isinstance(parent, (str, type(None)))):
+        return None
+    return (artifact, ident, entry.kind, engine, database, parent, finished, consistent, ints[0], ints[1], ints[2],
+            verified, paths)
+
+
+class IndexedManifest(_manifest.Manifest):
+    """A manifest known from the index file: the catalog's fields without the JSON; ``data`` is read (and
+    checked against these fields) on first use. Slots, not a dict: 200,000 of them are held at once."""
+
+    __slots__ = ('directory', '_stem', '_sig', '_data', '_dt', '_artifact', '_id', '_kind', '_engine',
+                 '_database', '_parent', '_finished', '_consistent', '_pstart', '_pend', '_log_start',
+                 '_verified', '_members')
+
+    def __init__(self, directory: str, stem: str, signature: Signature,  # pylint: disable=super-init-not-called
+                 fields: Fields) -> None:
+        self.directory = directory
+        self._stem = stem
+        self._sig = signature
+        self._data: Optional[Dict[str, Any]] = None
+        self._dt: Optional[Dict[int, datetime.datetime]] = None
+        (self._artifact, self._id, self._kind, self._engine, self._database, self._parent, self._finished,
+         self._consistent, self._pstart, self._pend, self._log_start, self._verified, self._members) = fields
+
+    def fields(self) -> Fields:
+        return (self._artifact, self._id, self._kind, self._engine, self._database, self._parent, self._finished,
+                self._consistent, self._pstart, self._pend, self._log_start, self._verified, self._members)
+
+    @property  # type: ignore[override]
+    def data(self) -> Dict[str, Any]:
+        if self._data is None:
+            path = os.path.join(self.directory, self._stem + _manifest.MANIFEST_SUFFIX)
+            entry = _manifest.read_manifest(path)
+            if index_fields(entry) != self.fields():
+                raise CatalogError('Manifest %s changed while this run was reading the catalog: run again.' % path,
+                                   path=path)
+            self._data = entry.data
+        return self._data
+
+    @data.setter
+    def data(self, value: Dict[str, Any]) -> None:
+        self._data = value
+
+    def record_verification(self, ok: bool, checks: Dict[str, Any], when: datetime.datetime) -> None:
+        super().record_verification(ok, checks, when)
+        self._verified = bool(ok)
+
+    def _time(self, key: str, fallback: str) -> datetime.datetime:
+        """``started``/``covers_from``: from the JSON (rarely asked; the index keeps only the times the
+        catalog's questions use)."""
+        return parse_time(self.data.get(key) or self.data[fallback], key)
+
+    def _when(self, value: int) -> datetime.datetime:
+        if self._dt is None:
+            self._dt = {}
+        moment = self._dt.get(value)
+        if moment is None:
+            moment = self._dt[value] = _manifest.from_us(value)
+        return moment
+
+    # Everything the catalog asks in bulk comes from the fields; the rest (position details, members,
+    # encryption, checksums, started) from ``data``.
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @property
+    def kind(self) -> str:
+        return self._kind
+
+    @property
+    def engine(self) -> str:
+        return self._engine
+
+    @property
+    def database(self) -> Optional[str]:
+        return self._database
+
+    @property
+    def parent(self) -> Optional[str]:
+        return self._parent
+
+    @property
+    def artifact_name(self) -> str:
+        return self._artifact
+
+    @property
+    def finished(self) -> datetime.datetime:
+        return self._when(self._finished)
+
+    @property
+    def consistent_at(self) -> datetime.datetime:
+        return self._when(self._consistent)
+
+    @property
+    def finished_us(self) -> int:
+        return self._finished
+
+    @property
+    def pos_start(self) -> Optional[int]:
+        return self._pstart
+
+    @property
+    def pos_end(self) -> Optional[int]:
+        return self._pend
+
+    @property
+    def log_start(self) -> Optional[int]:
+        return self._log_start
+
+    @property
+    def verified(self) -> Optional[bool]:
+        if self._data is not None:
+            return super().verified
+        return self._verified
+
+    @property
+    def member_paths(self) -> List[str]:
+        return list(self._members or [])
+
+
+# ----------------------------------------------------------------------------------------- the cache
+Known = Union[IndexedManifest, Tuple[Signature, _manifest.Manifest]]
+
+
+def _unpack(hit: Known) -> Tuple[Signature, _manifest.Manifest]:
+    if type(hit) is IndexedManifest:
+        return hit._sig, hit
+    return hit  # type: ignore[return-value]
+
+
+class _Dir:
+    """What the process knows of one directory: manifest stem -> an indexed manifest (which holds its
+    signature) or (signature, parsed manifest)."""
+
+    def __init__(self) -> None:
+        self.entries: Dict[str, Known] = {}
+        self.dir_sig: Optional[Tuple[int, int, int, int]] = None
+        self.scanned_ns = 0
+        self.last: Optional[Tuple[List[_manifest.Manifest], List[Dict[str, str]]]] = None
+        self.index_loaded = False
+        self.index_current = False   # the index file holds what ``entries`` holds
+
+
+_DIRS: Dict[str, _Dir] = {}
+_SIZE = [0]
+_SESSION = [0]
+_READ_ONLY = [0]
+
+
+@contextlib.contextmanager
+def session() -> Iterator[None]:
+    """Within this block, a directory unchanged since its last scan is not scanned again (one module run)."""
+    _SESSION[0] += 1
+    try:
+        yield
+    finally:
+        _SESSION[0] -= 1
+
+
+@contextlib.contextmanager
+def read_only() -> Iterator[None]:
+    """Within this block no index file is written (check mode changes nothing on disk, not even a cache)."""
+    _READ_ONLY[0] += 1
+    try:
+        yield
+    finally:
+        _READ_ONLY[0] -= 1
+
+
+def clear() -> None:
+    """Forget everything (tests; a process that wants to re-read every file)."""
+    _DIRS.clear()
+    _SIZE[0] = 0
+
+
+SUFFIX = _manifest.MANIFEST_SUFFIX
+SUFFIX_LEN = len(SUFFIX)
 
 
 def read_manifest(path: str) -> _manifest.Manifest:
     """``manifest.read_manifest(path)``, parsed once per process while the file stays the same file."""
     absolute = path if os.path.isabs(path) else os.path.abspath(path)
+    directory, name = os.path.split(absolute)
     try:
-        stat = os.stat(absolute)
+        st = os.stat(absolute)
     except OSError:
         return _manifest.read_manifest(path)  # its own error message (missing, unreadable)
-    signature = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
-    hit = _CACHE.get(absolute)
-    if hit is not None and hit[0] == signature:
-        return hit[1]
+    signature = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    known = _DIRS.get(directory)
+    stem = name[:-SUFFIX_LEN] if name.endswith(SUFFIX) else None
+    hit = known.entries.get(stem) if known is not None and stem is not None else None
+    if hit is not None and type(hit) is not IndexedManifest and hit[0] == signature:  # type: ignore[index]
+        return hit[1]  # type: ignore[index]
     entry = _manifest.read_manifest(absolute)
-    if stat.st_ctime_ns <= time.time_ns() - SETTLE_NS:
-        if len(_CACHE) >= MAX_ENTRIES:
-            _CACHE.clear()
-        _CACHE[absolute] = (signature, entry)
-    else:
-        _CACHE.pop(absolute, None)
+    if stem is not None and st.st_ctime_ns <= time.time_ns() - SETTLE_NS:
+        _remember(directory, stem, signature, entry)
     return entry
+
+
+def _remember(directory: str, stem: str, signature: Signature, entry: _manifest.Manifest) -> None:
+    if _SIZE[0] >= MAX_ENTRIES:
+        clear()
+    known = _DIRS.setdefault(directory, _Dir())
+    if stem not in known.entries:
+        _SIZE[0] += 1
+    known.entries[stem] = (signature, entry)
 
 
 def manifest_paths(directory: str) -> List[str]:
     """Sorted paths of the ``*.manifest.json`` names in ``directory``, as ``sorted(glob.glob(...))`` gives
-    them (names starting with a dot are skipped, like glob does), without glob's pattern matching: a
-    backup directory holds an artifact next to every manifest, and glob ran per catalog."""
+    them (names starting with a dot are skipped, like glob does), without glob's pattern matching."""
     try:
         with os.scandir(directory) as entries:
-            names = [e.name for e in entries
-                     if e.name.endswith(_manifest.MANIFEST_SUFFIX) and not e.name.startswith('.')]
+            names = [e.name for e in entries if e.name.endswith(SUFFIX) and not e.name.startswith('.')]
     except OSError:
         return []  # what glob gives for a directory it cannot list (unchanged behaviour)
     return [os.path.join(directory, name) for name in sorted(names)]
 
 
-def clear() -> None:
-    """Forget everything (tests; a process that wants to re-read every file)."""
-    _CACHE.clear()
+def _list_names(directory: str) -> Tuple[List[str], int]:
+    """Sorted manifest names of ``directory`` and a descriptor of it to ``stat`` them by (-1: cannot list)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return [], -1
+    try:
+        with os.scandir(fd) as entries:
+            names = [e.name for e in entries if e.name.endswith(SUFFIX) and not e.name.startswith('.')]
+    except OSError:
+        os.close(fd)
+        return [], -1
+    names.sort()
+    return names, fd
+
+
+def scan(directory: str, use_index: bool = True, parse_sets: Optional[Set[Tuple[str, Optional[str]]]] = None
+         ) -> Tuple[List[_manifest.Manifest], List[Dict[str, str]]]:
+    """Every readable manifest of ``directory`` (in file-name order) and the broken ones.
+
+    Entries known only from the index file are parsed from their JSON when ``use_index`` is false, or when
+    their (engine, database) is in ``parse_sets`` (retention's deletions).
+    """
+    directory = os.path.abspath(directory)
+    known = _DIRS.setdefault(directory, _Dir())
+    try:
+        dst = os.stat(directory)
+        dir_sig: Optional[Tuple[int, int, int, int]] = (dst.st_dev, dst.st_ino, dst.st_mtime_ns, dst.st_ctime_ns)
+    except OSError:
+        dir_sig = None
+    if (use_index and not parse_sets and _SESSION[0] and known.last is not None and dir_sig is not None
+            and known.dir_sig == dir_sig and dst.st_ctime_ns <= known.scanned_ns - SETTLE_NS):
+        return list(known.last[0]), list(known.last[1])
+    started_ns = time.time_ns()
+    names, fd = _list_names(directory)
+    if fd < 0:
+        return [], []
+    try:
+        return _scan(directory, known, names, fd, dir_sig, started_ns, use_index, parse_sets)
+    finally:
+        os.close(fd)
+
+
+def _scan(directory: str, known: _Dir, names: List[str], fd: int, dir_sig: Optional[Tuple[int, int, int, int]],
+          started_ns: int, use_index: bool, parse_sets: Optional[Set[Tuple[str, Optional[str]]]]
+          ) -> Tuple[List[_manifest.Manifest], List[Dict[str, str]]]:
+    if use_index and not known.index_loaded and dir_sig is not None:
+        known.index_loaded = True
+        if len(names) >= index_min():
+            known.index_current = _load_index(directory, dir_sig[0], known)
+    settled = started_ns - SETTLE_NS
+    entries: List[_manifest.Manifest] = []
+    broken: List[Dict[str, str]] = []
+    cached = known.entries
+    seen: Dict[str, Known] = {}
+    stale = False
+    stat_at = os.stat
+    for name in names:
+        stem = name[:-SUFFIX_LEN]
+        # stat one at a time, keeping four numbers: 200,000 stat results held at once were 140 MB
+        try:
+            st = stat_at(name, dir_fd=fd)
+        except OSError:
+            path = os.path.join(directory, name)
+            broken.append({'manifest': path, 'error': _error_of(path)})
+            continue
+        hit = cached.get(stem)
+        entry: _manifest.Manifest
+        if hit is not None:
+            if type(hit) is IndexedManifest:
+                sig = hit._sig
+                usable = use_index and not (parse_sets and (hit._engine, hit._database) in parse_sets)
+                entry = hit
+            else:
+                sig, entry = hit  # type: ignore[misc, assignment]
+                usable = True
+            if (usable and sig[3] == st.st_ctime_ns and sig[0] == st.st_ino and sig[1] == st.st_size
+                    and sig[2] == st.st_mtime_ns):
+                entries.append(entry)
+                seen[stem] = hit
+                continue
+        path = os.path.join(directory, name)
+        try:
+            entry = _manifest.read_manifest(path)
+        except OpsReadyError as exc:
+            broken.append({'manifest': path, 'error': exc.message})
+            continue
+        entries.append(entry)
+        if st.st_ctime_ns <= settled:
+            seen[stem] = ((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns), entry)
+            stale = True
+    if stale or len(seen) != len(cached):
+        # removed (or unsettled) files are forgotten: the index must not grow with deleted backups
+        _SIZE[0] += len(seen) - len(cached)
+        known.entries = seen
+        stale = True
+    if _SIZE[0] >= MAX_ENTRIES:
+        _SIZE[0] -= len(known.entries)
+        known.entries = {}
+    known.dir_sig = dir_sig
+    known.scanned_ns = started_ns
+    known.last = (entries, broken)
+    if use_index and (stale or not known.index_current) and not _READ_ONLY[0] and dir_sig is not None \
+            and known.entries and len(names) >= index_min():
+        known.index_current = _write_index(directory, dir_sig[0], known)
+    elif stale:
+        known.index_current = False
+    return list(entries), list(broken)
+
+
+def _error_of(path: str) -> str:
+    try:
+        _manifest.read_manifest(path)
+    except OpsReadyError as exc:
+        return exc.message
+    return 'cannot stat %s' % path
+
+
+# ----------------------------------------------------------------------------------------- the index file
+def index_path(directory: str) -> str:
+    return os.path.join(directory, INDEX_NAME)
+
+
+def _load_index(directory: str, dev: int, known: _Dir) -> bool:
+    """Put the index file's entries into the process cache; False (and nothing loaded) when it is missing,
+    foreign, corrupt or for another device."""
+    loaded = read_index(directory, dev)
+    if loaded is None:
+        return False
+    columns, strings = loaded
+    kinds = [strings[i] for i in columns['kind']]
+    engines = [strings[i] for i in columns['engine']]
+    databases = [None if i is None else strings[i] for i in columns['database']]
+    entries = known.entries
+    for (stem, ino, size, mtime, ctime, artifact, ident, kind, engine, database, parent, finished, consistent,
+         pstart, pend, log_start, verified, members) in zip(
+            columns['stem'], columns['ino'], columns['size'], columns['mtime'], columns['ctime'],
+            columns['artifact'], columns['id'], kinds, engines, databases, columns['parent'], columns['finished'],
+            columns['consistent'], columns['pstart'], columns['pend'], columns['log_start'], columns['verified'],
+            columns['members']):
+        if stem in entries:
+            continue
+        if artifact is None:
+            artifact = stem
+        entries[stem] = IndexedManifest(directory, stem, (ino, size, mtime, ctime), (
+            artifact, artifact if ident is None else ident, kind, engine, database, parent, finished, consistent,
+            pstart, pend, log_start, verified, members))
+    _SIZE[0] += len(columns['stem'])
+    return True
+
+
+def read_index(directory: str, dev: int) -> Optional[Tuple[Dict[str, List[Any]], List[str]]]:
+    """The index file's columns and strings when it is ours, intact and of this format; None otherwise."""
+    path = index_path(directory)
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, 'O_CLOEXEC', 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return None  # missing, a symlink (ELOOP), unreadable: no index
+    try:
+        st = os.fstat(fd)
+        if (not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_uid not in (os.geteuid(), 0)
+                or st.st_mode & 0o022 or st.st_size > INDEX_LIMIT):
+            return None  # not a file we wrote: another user's (or a planted link) is never read
+        raw = safeio.read_fd(fd, path, INDEX_LIMIT, 'Catalog index')
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return parse_index(raw, dev)
+
+
+def parse_index(raw: bytes, dev: int) -> Optional[Tuple[Dict[str, List[Any]], List[str]]]:
+    newline = raw.find(b'\n')
+    if newline < 0:
+        return None
+    try:
+        header = json.loads(raw[:newline])
+        if (not isinstance(header, dict) or header.get('format') != INDEX_FORMAT
+                or header.get('version') != INDEX_VERSION or header.get('dev') != dev):
+            return None
+        if hashlib.sha256(memoryview(raw)[newline + 1:]).hexdigest() != header.get('sha256'):
+            return None
+        text = raw.decode('utf-8')
+        del raw
+        # parsed where it starts in the text: no copy of a body that is tens of megabytes
+        body, end = json.JSONDecoder().raw_decode(text, newline + 1)
+        if text[end:].strip():
+            return None
+        del text
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    rows = header.get('rows')
+    strings = body.get('strings')
+    columns = body.get('columns')
+    if not isinstance(strings, list) or not all(isinstance(t, str) for t in strings) or not isinstance(columns, dict):
+        return None
+    for name in COLUMNS:
+        column = columns.get(name)
+        if not isinstance(column, list) or len(column) != rows:
+            return None
+        if not set(map(type, column)).issubset(COLUMN_TYPES[name]):
+            return None
+    for name in ('kind', 'engine', 'database'):
+        codes = set(columns[name]) - {None}
+        if codes and (min(codes) < 0 or max(codes) >= len(strings)):
+            return None
+    stems = columns['stem']
+    if len(set(stems)) != len(stems) or not all('/' not in f and not f.startswith('.') and f for f in stems):
+        return None
+    for members in columns['members']:
+        if members is not None and not all(isinstance(p, str) for p in members):
+            return None
+    if not {strings[i] for i in set(columns['kind'])}.issubset(_manifest.KINDS):
+        return None
+    return columns, strings
+
+
+def _write_index(directory: str, dev: int, known: _Dir) -> bool:
+    """Write the index of every cached entry that holds exactly (best effort: a directory we cannot
+    write keeps working without it)."""
+    columns: Dict[str, List[Any]] = {name: [] for name in COLUMNS}
+    strings: List[str] = []
+    codes: Dict[str, int] = {}
+
+    def code(text: Optional[str]) -> Optional[int]:
+        if text is None:
+            return None
+        if text not in codes:
+            codes[text] = len(strings)
+            strings.append(text)
+        return codes[text]
+    for stem in sorted(known.entries):
+        signature, entry = _unpack(known.entries[stem])
+        fields = entry.fields() if isinstance(entry, IndexedManifest) else index_fields(entry)
+        if fields is None:
+            continue
+        artifact = fields[0]
+        values = (stem,) + signature + (None if artifact == stem else artifact,
+                                        None if fields[1] == artifact else fields[1],
+                                        code(fields[2]), code(fields[3]), code(fields[4])) + fields[5:]
+        for column, value in zip(COLUMNS, values):
+            columns[column].append(value)
+    body = json.dumps({'strings': strings, 'columns': columns}, separators=(',', ':')).encode('utf-8')
+    header = json.dumps({'format': INDEX_FORMAT, 'version': INDEX_VERSION, 'dev': dev, 'rows': len(columns['stem']),
+                         'sha256': hashlib.sha256(body).hexdigest()}, sort_keys=True).encode('utf-8')
+    try:
+        atomic_write_bytes(index_path(directory), header + b'\n' + body, mode=0o600)
+    except (OSError, OpsReadyError):
+        return False  # read-only backup directory (an offsite mount, another user's): the scan works without
+    return True
+
+
+def drop_index(directory: str) -> None:
+    """Remove the index file (it disagreed with the manifests); the next scan rewrites it."""
+    path = index_path(os.path.abspath(directory))
+    try:
+        if stat.S_ISREG(os.lstat(path).st_mode):
+            os.unlink(path)
+    except OSError:
+        pass
+    known = _DIRS.pop(os.path.abspath(directory), None)
+    if known is not None:
+        _SIZE[0] -= len(known.entries)

@@ -24,6 +24,8 @@ from typing import Any, Dict, List, Optional, Sequence
 from ansible_collections.opsready.operations.plugins.module_utils.backup import retention
 from ansible_collections.opsready.operations.plugins.module_utils.backup import source as source_summary
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import (
+    drop_index, read_only, session)
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import (
     FULL_KINDS, MANIFEST_SUFFIX, Manifest, manifest_path_for, read_manifest, write_manifest)
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
@@ -72,6 +74,13 @@ def fresh_backup(engine: Engine, opts: BackupOptions, min_interval: int,
 
 def run_backup(engine: Engine, opts: BackupOptions, verify: bool = True, policy: Optional[retention.Policy] = None,
                min_interval: int = 0, check_mode: bool = False) -> Dict[str, Any]:
+    # One run: a catalog unchanged since this run last listed it is not listed and stat'ed again.
+    with session(), (read_only() if check_mode else contextlib.nullcontext()):
+        return _run_backup(engine, opts, verify, policy, min_interval, check_mode)
+
+
+def _run_backup(engine: Engine, opts: BackupOptions, verify: bool, policy: Optional[retention.Policy],
+                min_interval: int, check_mode: bool) -> Dict[str, Any]:
     engine.check_options(opts)
     result: Dict[str, Any] = {'changed': False, 'manifest': {}, 'manifests': [], 'verification': [],
                               'deleted': [], 'leftovers_removed': [], 'skipped_fresh': False}
@@ -278,8 +287,14 @@ def verify_path(path: str, conn: Optional[ConnectionParams] = None, engine: Opti
 def _set_info(catalog: Catalog, point: Optional[datetime.datetime], now: datetime.datetime) -> Dict[str, Any]:
     newest = catalog.latest_full()
     verified = catalog.latest_full(verified_only=True)
+    kinds: Dict[str, int] = {}
+    for entry in catalog.entries:
+        kinds[entry.kind] = kinds.get(entry.kind, 0) + 1
     info: Dict[str, Any] = {
         'artifacts': len(catalog.entries),
+        'kinds': kinds,
+        'oldest': catalog.entries[0].id if catalog.entries else None,
+        'newest': catalog.entries[-1].id if catalog.entries else None,
         'newest_full': newest.summary() if newest else None,
         'newest_verified_full': verified.summary() if verified else None,
         'unverified': [m.id for m in catalog.entries if m.verified is None],
@@ -300,8 +315,15 @@ def _set_info(catalog: Catalog, point: Optional[datetime.datetime], now: datetim
     return info
 
 
+# What backup_info lists by default: at a year of hourly backups every manifest is ~200 MB of JSON.
+MAX_ARTIFACTS = 100
+
+
 def describe(path: str, engine: Optional[str] = None, database: Optional[str] = None,
-             point: Optional[datetime.datetime] = None, now: Optional[datetime.datetime] = None) -> Dict[str, Any]:
+             point: Optional[datetime.datetime] = None, now: Optional[datetime.datetime] = None,
+             max_artifacts: int = MAX_ARTIFACTS) -> Dict[str, Any]:
+    """The catalog's answers per set; ``artifacts`` holds the newest ``max_artifacts`` manifests (-1: all)
+    and every artifact of the only set's chain, oldest first."""
     now = now or utcnow()
     catalog = Catalog(path, engine=engine, database=database)
     groups: Dict[Any, List[Manifest]] = {}
@@ -312,15 +334,23 @@ def describe(path: str, engine: Optional[str] = None, database: Optional[str] = 
         info = _set_info(catalog.view(eng, db), point, now)
         info.update(engine=eng, database=db)
         sets.append(info)
+    single = sets[0] if len(sets) == 1 else None
+    if max_artifacts < 0 or max_artifacts >= len(catalog.entries):
+        listed = catalog.entries
+    else:
+        chain = set(single['chain'] or []) if single else set()
+        newest = catalog.entries[len(catalog.entries) - max_artifacts:] if max_artifacts else []
+        listed = [m for m in catalog.entries[:len(catalog.entries) - len(newest)] if m.id in chain] + newest
     result: Dict[str, Any] = {
         'directory': catalog.directory,
-        'artifacts': catalog.as_dicts(),
+        'artifacts': catalog.as_dicts(listed),
+        'artifacts_total': len(catalog.entries),
+        'artifacts_truncated': len(listed) < len(catalog.entries),
         'sets': sets,
         'broken_manifests': catalog.broken,
         'leftovers': catalog.leftovers(),
         'now': isoformat(now),
     }
-    single = sets[0] if len(sets) == 1 else None
     for key in ('newest_full', 'newest_verified_full', 'chain', 'chain_error', 'recoverable_until', 'rpo_seconds',
                 'window'):
         result[key] = single[key] if single else None
@@ -333,8 +363,23 @@ def prune(path: str, policy: retention.Policy, engine: Optional[str] = None, dat
           check_mode: bool = False, now: Optional[datetime.datetime] = None,
           leftover_min_age: Optional[int] = 3600) -> Dict[str, Any]:
     """Apply ``policy``; remove leftovers older than ``leftover_min_age`` seconds (None: leave them)."""
+    with (read_only() if check_mode else contextlib.nullcontext()):
+        return _prune(path, policy, engine, database, check_mode, now, leftover_min_age)
+
+
+def _prune(path: str, policy: retention.Policy, engine: Optional[str], database: Optional[str], check_mode: bool,
+           now: Optional[datetime.datetime], leftover_min_age: Optional[int]) -> Dict[str, Any]:
     catalog = Catalog(path, engine=engine, database=database)
     planned = retention.plan(catalog, policy, now=now)
+    if planned['delete'] and not check_mode:
+        # Deletions are decided on the manifests themselves, never on the index file's word: the sets that
+        # lose artifacts are read again from their JSON and planned again (once a day or so per set).
+        sets = {(catalog.get(i).engine, catalog.get(i).database) for i in planned['delete']}
+        truth = Catalog(path, engine=engine, database=database, parse_sets=sets)
+        replanned = retention.plan(truth, policy, now=now)
+        if replanned['delete'] != planned['delete']:
+            drop_index(path)  # the index disagreed with the manifests: it is rebuilt by the next scan
+        catalog, planned = truth, replanned
     doomed = sorted(planned['delete'], key=lambda i: catalog.get(i).finished)
     violations = retention.dependency_violations(catalog, list(planned['keep']), doomed)
     if violations:

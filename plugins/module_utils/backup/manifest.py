@@ -21,12 +21,23 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.timeuti
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 
 MANIFEST_SUFFIX = '.manifest.json'
+EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+ONE_US = datetime.timedelta(microseconds=1)
 FORMAT_VERSION = 1
 # Kinds that restore on their own (a chain starts with one of these).
 FULL_KINDS = ('full', 'base', 'dump', 'files')
 LOG_KINDS = ('log', 'wal')
 KINDS = FULL_KINDS + ('diff',) + LOG_KINDS
 REQUIRED = ('id', 'artifact', 'engine', 'kind', 'started', 'finished', 'size', 'sha256', 'compression')
+
+
+def to_us(moment: datetime.datetime) -> int:
+    """An aware datetime as integer microseconds since the epoch (exact: datetimes hold microseconds)."""
+    return (moment - EPOCH) // ONE_US
+
+
+def from_us(value: int) -> datetime.datetime:
+    return EPOCH + datetime.timedelta(microseconds=value)
 
 
 def _rolled_forward(data: Dict[str, Any], directory: str) -> Dict[str, Any]:
@@ -92,8 +103,13 @@ class Manifest:
         return self.data.get('parent')
 
     @property
+    def artifact_name(self) -> str:
+        """The artifact's name relative to the backup directory."""
+        return self.data['artifact']
+
+    @property
     def path(self) -> str:
-        return os.path.join(self.directory, self.data['artifact'])
+        return os.path.join(self.directory, self.artifact_name)
 
     @property
     def manifest_path(self) -> str:
@@ -127,6 +143,33 @@ class Manifest:
     @property
     def position(self) -> Dict[str, Any]:
         return self.data.get('position') or {}
+
+    # Integer views of the positions the catalog's chain logic reads (None when absent); an indexed
+    # manifest (catalog_index) answers these without loading its JSON.
+    def _position_int(self, key: str) -> Optional[int]:
+        value = self.position.get(key)
+        return None if value is None else int(value)
+
+    @property
+    def pos_start(self) -> Optional[int]:
+        return self._position_int('start')
+
+    @property
+    def pos_end(self) -> Optional[int]:
+        return self._position_int('end')
+
+    @property
+    def log_start(self) -> Optional[int]:
+        return self._position_int('log_start')
+
+    @property
+    def finished_us(self) -> int:
+        """``finished`` as integer microseconds since the epoch (sort keys, index files)."""
+        return to_us(self.finished)
+
+    @property
+    def member_paths(self) -> List[str]:
+        return [member['path'] for member in self.members]
 
     @property
     def verified(self) -> Optional[bool]:

@@ -1,0 +1,325 @@
+"""The persistent catalog index (backup/catalog_index.py, issue 22): derived from the manifests, never
+trusted over them. Each "run" is simulated by forgetting the process cache (catalog_index.clear()), so
+only the index file carries knowledge from one run to the next."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.opsready.operations.plugins.module_utils.backup import catalog_index, retention
+from ansible_collections.opsready.operations.plugins.module_utils.backup import manifest as manifest_mod
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import INDEX_NAME
+from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import describe, prune
+
+BENCH = Path(__file__).resolve().parents[5] / 'bench'
+sys.path.insert(0, str(BENCH))
+import catalog_scale  # noqa: E402
+
+NOW = datetime.datetime(2026, 12, 4, 12, 0, tzinfo=datetime.timezone.utc)
+
+
+@pytest.fixture(autouse=True)
+def small_index(monkeypatch):
+    catalog_index.clear()
+    monkeypatch.setenv('OPSREADY_CATALOG_INDEX_MIN', '1')
+    monkeypatch.setattr(catalog_index, 'SETTLE_NS', 0)   # files written here count as settled at once
+    yield
+    catalog_index.clear()
+
+
+@pytest.fixture
+def parses(monkeypatch):
+    """Manifest files parsed (the index file itself is not a manifest)."""
+    calls = []
+    real = manifest_mod.read_manifest
+
+    def counting(path):
+        calls.append(os.path.basename(path))
+        return real(path)
+    monkeypatch.setattr(manifest_mod, 'read_manifest', counting)
+    return calls
+
+
+def make(directory: Path, count: int = 96, databases: int = 2) -> Path:
+    catalog_scale.generate(directory, count, databases=databases, end=NOW)
+    return directory
+
+
+def new_run():
+    catalog_index.clear()
+
+
+def rewrite_in_place(path: Path, change) -> None:
+    """Edit a manifest in place, same size, mtime put back: only ctime (and the content) tell."""
+    before = path.stat()
+    data = json.loads(path.read_text())
+    change(data)
+    text = json.dumps(data, indent=2, sort_keys=True) + '\n'
+    text = text[:-1] + ' ' * (before.st_size - len(text.encode())) + '\n' if len(text.encode()) < before.st_size \
+        else text
+    with open(path, 'r+') as handle:   # same inode
+        handle.write(text)
+        handle.truncate()
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def newest_full_manifest(directory: Path, database='app01') -> Path:
+    return Path(Catalog(str(directory), database=database).latest_full().manifest_path)
+
+
+def test_index_written_0600_and_a_second_run_parses_nothing(tmp_path, parses):
+    make(tmp_path)
+    first = describe(str(tmp_path), now=NOW)
+    index = tmp_path / INDEX_NAME
+    assert stat.S_IMODE(index.lstat().st_mode) == 0o600 and len(parses) == 96
+    new_run()
+    parses.clear()
+    second = describe(str(tmp_path), now=NOW, max_artifacts=0)
+    # only what it returns is read from JSON: the newest full of each set
+    assert sorted(parses) == sorted(os.path.basename(s['newest_full']['path']) + manifest_mod.MANIFEST_SUFFIX
+                                    for s in second['sets']), 'an unchanged catalog is answered from the index'
+    for key in ('sets', 'broken_manifests', 'leftovers'):
+        assert second[key] == first[key]
+    assert second['artifacts'] == [] and second['artifacts_total'] == 96 and second['artifacts_truncated']
+    # the artifacts a run returns are read from their manifests (and checked against the index)
+    new_run()
+    full = describe(str(tmp_path), now=NOW, max_artifacts=-1)
+    assert full['artifacts'] == first['artifacts'] and len(first['artifacts']) == 96
+    assert catalog_index.INDEX_NAME not in [os.path.basename(p) for p in full['leftovers']]
+
+
+def test_an_indexed_entry_answers_like_the_manifest(tmp_path):
+    make(tmp_path, 48, databases=1)
+    parsed = {m.id: m for m in Catalog(str(tmp_path)).entries}
+    new_run()
+    indexed = Catalog(str(tmp_path)).entries
+    assert all(type(m) is catalog_index.IndexedManifest for m in indexed)
+    for entry in indexed:
+        twin = parsed[entry.id]
+        for name in ('id', 'kind', 'engine', 'database', 'parent', 'path', 'manifest_path', 'started', 'finished',
+                     'consistent_at', 'covers_from', 'finished_us', 'pos_start', 'pos_end', 'log_start', 'verified',
+                     'members', 'member_paths', 'position', 'is_full', 'is_log', 'artifact_name'):
+            assert getattr(entry, name) == getattr(twin, name), name
+        assert entry.summary() == twin.summary()
+
+
+def test_an_indexed_entry_whose_manifest_changed_under_the_run_refuses(tmp_path):
+    make(tmp_path, 24, databases=1)
+    describe(str(tmp_path), now=NOW)
+    new_run()
+    entry = Catalog(str(tmp_path)).latest_full()
+    assert type(entry) is catalog_index.IndexedManifest
+    rewrite_in_place(Path(entry.manifest_path), lambda d: d['verification'].update(ok=False))
+    with pytest.raises(catalog_index.CatalogError, match='changed while this run was reading the catalog'):
+        entry.summary()
+
+
+def test_max_artifacts_newest_plus_the_chain(tmp_path):
+    make(tmp_path, 96, databases=2)
+    one = describe(str(tmp_path), database='app01', now=NOW, max_artifacts=3)
+    ids = [a['id'] for a in one['artifacts']]
+    assert set(one['chain']) <= set(ids) and ids[-3:] == one['chain'][-3:]
+    assert one['artifacts_total'] == 48 and one['artifacts_truncated']
+    finished = [a['finished'] for a in one['artifacts']]
+    assert finished == sorted(finished)
+    assert one['sets'][0]['kinds'] == {'full': 2, 'log': 46}
+
+
+@pytest.mark.parametrize('change', ['edited', 'removed', 'added'])
+def test_a_changed_removed_or_added_manifest_is_noticed(tmp_path, parses, change):
+    make(tmp_path)
+    before = describe(str(tmp_path), database='app01', now=NOW)
+    newest = newest_full_manifest(tmp_path)
+    new_run()
+    if change == 'edited':   # the newest full failed a later verification: never a restore candidate
+        rewrite_in_place(newest, lambda d: d['verification'].update(ok=False))
+    elif change == 'removed':
+        newest.unlink()
+    else:
+        data = json.loads(newest.read_text())
+        data['id'] = data['artifact'] = data['artifact'].replace('full', 'full2')
+        data['finished'] = (NOW + datetime.timedelta(hours=1)).strftime('%Y-%m-%dT%H:%M:%S.%fZ')
+        (tmp_path / (data['artifact'] + manifest_mod.MANIFEST_SUFFIX)).write_text(json.dumps(data))
+        (tmp_path / data['artifact']).touch()
+    parses.clear()
+    after = describe(str(tmp_path), database='app01', now=NOW, max_artifacts=0)
+    # read from JSON: the changed manifest, and what the run returns (the chain, the newest fulls)
+    returned = {a['id'] + manifest_mod.MANIFEST_SUFFIX for a in after['artifacts']}
+    returned |= {after[k]['id'] + manifest_mod.MANIFEST_SUFFIX for k in ('newest_full', 'newest_verified_full')}
+    if change != 'removed':
+        changed = newest.name if change == 'edited' else data['artifact'] + manifest_mod.MANIFEST_SUFFIX
+        assert changed in parses
+        returned.add(changed)
+    assert set(parses) <= returned and len(parses) == len(set(parses)), parses
+    if change == 'added':
+        assert after['artifacts_total'] == before['artifacts_total'] + 1
+        assert after['sets'][0]['newest'] == data['id']
+    else:
+        assert after['newest_full']['id'] != before['newest_full']['id']
+        assert before['newest_full']['id'] not in after['chain']
+    # and the rewritten index says so: a third run agrees without parsing anything
+    new_run()
+    parses.clear()
+    assert describe(str(tmp_path), database='app01', now=NOW, max_artifacts=0)['sets'] == after['sets']
+    assert set(parses) <= returned - ({changed} if change != 'removed' else set()) | {
+        a['id'] + manifest_mod.MANIFEST_SUFFIX for a in after['artifacts']}
+
+
+def corrupt_flip(index: Path) -> None:
+    raw = bytearray(index.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    index.write_bytes(bytes(raw))
+
+
+def corrupt_truncate(index: Path) -> None:
+    index.write_bytes(index.read_bytes()[:len(index.read_bytes()) // 3])
+
+
+def corrupt_types(index: Path) -> None:
+    """A checksum that matches a body of the wrong shape (a bug or another version): still refused."""
+    header, body = index.read_bytes().split(b'\n', 1)
+    document = json.loads(body)
+    document['columns']['pstart'][0] = 'zero'
+    body = json.dumps(document).encode()
+    head = json.loads(header)
+    head['sha256'] = hashlib.sha256(body).hexdigest()
+    index.write_bytes(json.dumps(head).encode() + b'\n' + body)
+
+
+def foreign_owner(index: Path) -> None:
+    os.chown(index, 65534, 65534)
+
+
+def group_writable(index: Path) -> None:
+    os.chmod(index, 0o620)
+
+
+def hard_linked(index: Path) -> None:
+    os.link(index, index.parent / 'elsewhere')
+
+
+@pytest.mark.parametrize('damage', [corrupt_flip, corrupt_truncate, corrupt_types, foreign_owner, group_writable,
+                                    hard_linked])
+def test_a_corrupt_or_foreign_index_is_ignored_and_rebuilt(tmp_path, parses, damage):
+    if damage is foreign_owner and os.geteuid() != 0:
+        pytest.skip('chown needs root')
+    make(tmp_path)
+    expected = describe(str(tmp_path), now=NOW)
+    index = tmp_path / INDEX_NAME
+    damage(index)
+    new_run()
+    parses.clear()
+    assert describe(str(tmp_path), now=NOW) == expected
+    assert len(parses) == 96, 'every manifest parsed: the index was not used'
+    fresh = catalog_index.read_index(str(tmp_path), os.stat(tmp_path).st_dev)
+    assert fresh is not None and len(fresh[0]['stem']) == 96, 'rebuilt'
+    assert index.stat().st_uid == os.geteuid() and stat.S_IMODE(index.stat().st_mode) == 0o600
+
+
+def test_a_symlink_at_the_index_name_is_never_read_nor_written_through(tmp_path, parses):
+    make(tmp_path)
+    describe(str(tmp_path), now=NOW)
+    good = (tmp_path / INDEX_NAME).read_bytes()
+    target = tmp_path.parent / (tmp_path.name + '-target')
+    target.write_bytes(good)    # a valid index of this very directory, reached through a link
+    (tmp_path / INDEX_NAME).unlink()
+    (tmp_path / INDEX_NAME).symlink_to(target)
+    new_run()
+    parses.clear()
+    describe(str(tmp_path), now=NOW)
+    assert len(parses) == 96, 'the linked index was not read'
+    assert target.read_bytes() == good, 'nothing was written through the link'
+    assert not (tmp_path / INDEX_NAME).is_symlink() and (tmp_path / INDEX_NAME).is_file()
+
+
+def test_a_racily_clean_manifest_is_never_indexed(tmp_path, monkeypatch):
+    make(tmp_path, 24, databases=1)
+    monkeypatch.setattr(catalog_index, 'SETTLE_NS', 3600 * 10 ** 9)   # everything was "just written"
+    describe(str(tmp_path), now=NOW)
+    assert not (tmp_path / INDEX_NAME).exists()
+
+
+def test_check_mode_writes_no_index(tmp_path):
+    make(tmp_path)
+    prune(str(tmp_path), retention.Policy(keep_last=1), check_mode=True, now=NOW)
+    with catalog_index.read_only():
+        describe(str(tmp_path), now=NOW)
+    assert not (tmp_path / INDEX_NAME).exists()
+
+
+def test_below_the_threshold_no_index_file(tmp_path, monkeypatch):
+    monkeypatch.setenv('OPSREADY_CATALOG_INDEX_MIN', '1000')
+    make(tmp_path)
+    describe(str(tmp_path), now=NOW)
+    assert not (tmp_path / INDEX_NAME).exists()
+
+
+def test_a_lying_index_of_our_own_never_makes_prune_delete_the_wrong_backup(tmp_path):
+    """An index with a valid checksum and owner that says the newest full of app01 failed verification:
+    check mode shows what the index says, but deletions are planned again from the manifests."""
+    make(tmp_path, 240, databases=2)
+    truth = prune(str(tmp_path), retention.Policy(keep_last=1), check_mode=True, now=NOW)
+    index = tmp_path / INDEX_NAME
+    describe(str(tmp_path), now=NOW)
+    header, body = index.read_bytes().split(b'\n', 1)
+    document = json.loads(body)
+    newest = os.path.basename(newest_full_manifest(tmp_path))
+    row = document['columns']['stem'].index(newest[:-len(manifest_mod.MANIFEST_SUFFIX)])
+    document['columns']['verified'][row] = False
+    body = json.dumps(document).encode()
+    head = json.loads(header)
+    head['sha256'] = hashlib.sha256(body).hexdigest()
+    index.write_bytes(json.dumps(head).encode() + b'\n' + body)
+    os.chmod(index, 0o600)
+    new_run()
+    lied = prune(str(tmp_path), retention.Policy(keep_last=1), check_mode=True, now=NOW)
+    newest_artifact = str(tmp_path / newest[:-len(manifest_mod.MANIFEST_SUFFIX)])
+    assert newest_artifact in lied['deleted'], 'the lie reaches check mode (it is only a report)'
+    new_run()
+    done = prune(str(tmp_path), retention.Policy(keep_last=1), now=NOW)
+    assert done['deleted'] == truth['deleted'] and newest_artifact not in done['deleted']
+    assert os.path.exists(newest_artifact) and os.path.exists(newest_artifact + manifest_mod.MANIFEST_SUFFIX)
+    new_run()
+    assert Catalog(str(tmp_path), database='app01').chain_for(None)[0].id == os.path.basename(newest_artifact)
+
+
+def test_an_unwritable_directory_works_without_an_index(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip('runs the reader as another user (needs root)')
+    import shutil
+    import tempfile
+    tmp_path = Path(tempfile.mkdtemp(prefix='opsready-catalog-ro-', dir='/tmp'))
+    try:
+        _unwritable(tmp_path)
+    finally:
+        shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def _unwritable(tmp_path):
+    make(tmp_path / 'backups')
+    os.chmod(tmp_path, 0o755)
+    expected = describe(str(tmp_path / 'backups'), now=NOW)
+    (tmp_path / 'backups' / INDEX_NAME).unlink()
+    for path in (tmp_path / 'backups').iterdir():
+        os.chmod(path, 0o644)
+    os.chmod(tmp_path / 'backups', 0o755)
+    code = ('import json, sys, datetime\n'
+            'from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import describe\n'
+            'now = datetime.datetime(2026, 12, 4, 12, 0, tzinfo=datetime.timezone.utc)\n'
+            'print(json.dumps(describe(sys.argv[1], now=now)["sets"]))\n')
+    env = dict(os.environ, OPSREADY_CATALOG_INDEX_MIN='1', PYTHONPATH=os.pathsep.join(sys.path))
+    run = subprocess.run(['setpriv', '--reuid', '65534', '--regid', '65534', '--clear-groups', sys.executable, '-c',
+                          code, str(tmp_path / 'backups')], capture_output=True, text=True, env=env, check=False)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout) == json.loads(json.dumps(expected['sets']))
+    assert not (tmp_path / 'backups' / INDEX_NAME).exists()
