@@ -29,6 +29,7 @@ import datetime
 import json
 import os
 import pstats
+import resource
 import shutil
 import statistics
 import sys
@@ -84,6 +85,32 @@ def task_spans(log_path: Path) -> List[Tuple[str, float, int, Dict[str, int]]]:
     return [(task, last[task] - first[task], sum(c.values()), dict(c)) for task, c in counts.items()]
 
 
+def children_cpu() -> float:
+    """CPU seconds (user + system) of every reaped descendant of this process so far: a side's CPU is the
+    difference around its run (ansible reaps its forks, the benchmark reaps ansible). Less sensitive to
+    the other jobs on this VM than wall time."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cpu_hooks(side: Side, store: List[float]) -> None:
+    """Record the CPU seconds of every run of ``side`` in ``store`` (wrapping its before/after hooks)."""
+    inner_before, inner_after = side.before, side.after
+    mark = [0.0]
+
+    def before() -> None:
+        if inner_before:
+            inner_before()
+        mark[0] = children_cpu()
+
+    def after() -> None:
+        store.append(children_cpu() - mark[0])
+        if inner_after:
+            inner_after()
+
+    side.before, side.after = before, after
+
+
 def sides(work: Path, hosts: int, forks: int, history: bool) -> Tuple[Side, Side, List[float], List[list]]:
     inv = write_inventory(work / ('fleet-%d.yml' % hosts), hosts, work / 'history' if history else None)
     state = work / 'health-state'
@@ -109,9 +136,8 @@ def sides(work: Path, hosts: int, forks: int, history: bool) -> Tuple[Side, Side
                          str(REPO / 'playbooks' / 'health.yml'), '-e', 'health_state_dir=%s' % state,
                          '-e', 'health_fail_on=never'],
                 before=before, after=after)
-    raw_env = dict(env)
-    del raw_env['ANSIBLE_CALLBACKS_ENABLED']
-    raw = Side(label='ansible -m setup, %d hosts, forks %d' % (hosts, forks), cwd=str(REPO), env=raw_env,
+    # the json_log callback on both sides: the same per-result cost (one line appended per host result)
+    raw = Side(label='ansible -m setup, %d hosts, forks %d' % (hosts, forks), cwd=str(REPO), env=env,
                command=[str(VENV / 'ansible'), 'all', '-i', str(inv), '-f', str(forks), '-m', 'ansible.builtin.setup'])
     return ours, raw, renders, spans
 
@@ -158,18 +184,27 @@ def main() -> None:
         if args.only_ours:
             for index in range(args.runs):
                 ours.before()
+                cpu = children_cpu()
                 wall, rss, own = measure(ours.command, env=ours.env, cwd=ours.cwd)
+                cpu = children_cpu() - cpu
                 ours.after()
-                print('  ours run %d: %.2f s, %.0f MB tree RSS (%.0f MB ansible-playbook), fleet view %.2f s, load %.2f'
-                      % (index + 1, wall, rss / 1e6, own / 1e6, renders[-1], load_average()))
+                print('  ours run %d: %.2f s, %.1f CPU s, %.0f MB tree RSS (%.0f MB ansible-playbook), fleet view %.2f s, '
+                      'load %.2f' % (index + 1, wall, cpu, rss / 1e6, own / 1e6, renders[-1], load_average()))
             print_spans(spans[-1])
             return
+        cpu_ours: List[float] = []
+        cpu_raw: List[float] = []
+        cpu_hooks(ours, cpu_ours)
+        cpu_hooks(raw, cpu_raw)
         rows = compare('health.yml fleet (%d local hosts)' % args.hosts, ours, [raw], [Target(1.0)],
                        runs=args.runs, max_rounds=args.max_rounds)
     row = rows[0]
     print(format_table(rows))
     print('control node peak RSS (process tree, MB): ours %.0f (ansible-playbook itself %.0f), setup %.0f (%.0f)' % (
         row.ours['peak_rss_mb'], row.ours['own_peak_rss_mb'], row.raw['peak_rss_mb'], row.raw['own_peak_rss_mb']))
+    print('CPU seconds (user + system, whole process tree) per run: ours %s, setup %s; ratio of medians %.2fx' % (
+        ', '.join('%.1f' % c for c in cpu_ours), ', '.join('%.1f' % c for c in cpu_raw),
+        statistics.median(cpu_ours) / max(statistics.median(cpu_raw), 1e-9)))
     print('fleet report rendered in %s s (median %.2f s; target < 5 s at 500 hosts)' % (
         ', '.join('%.2f' % r for r in renders), statistics.median(renders)))
     print_spans(spans[-1])
