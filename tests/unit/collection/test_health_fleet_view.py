@@ -60,7 +60,8 @@ def fleet_variables() -> dict:
 
 
 def render_fleet_view(variables: dict) -> dict:
-    """Run fleet.yml's templates in order (set_fact results feed the next tasks): {task name: output}."""
+    """Run fleet.yml's templates in order (set_fact results feed the next tasks): {task name: output}, and
+    the facts set under 'facts'."""
     tasks = yaml.safe_load((ROLE / 'tasks' / 'fleet.yml').read_text())
     templar = Templar(loader=DataLoader(), variables=variables)
     out = {}
@@ -78,6 +79,7 @@ def render_fleet_view(variables: dict) -> dict:
         elif 'ansible.builtin.copy' in task:
             out[task['name']] = templar.template(trust_as_template(task['ansible.builtin.copy']['content']))
         assert task.get('run_once') is True, '%s must run once on the control node, not on every host' % task['name']
+    out['facts'] = variables
     return out
 
 
@@ -89,7 +91,7 @@ def rendered():
 
 def test_every_host_has_its_row_sorted_by_verdict(rendered):
     variables, out = rendered
-    rows = out['Collect the fleet view']['health_fleet']
+    rows = out['facts']['health_fleet']
     assert len(rows) == HOSTS
     assert [r['verdict'] for r in rows] == sorted(r['verdict'] for r in rows)
     by_host = {r['host']: r for r in rows}
@@ -128,7 +130,7 @@ def test_table_has_a_line_per_host_with_its_worst_finding(rendered):
 def test_report_json_carries_hosts_verdicts_and_slos(rendered):
     variables, out = rendered
     report = json.loads(out['Write the fleet report'])
-    rows = out['Collect the fleet view']['health_fleet']
+    rows = out['facts']['health_fleet']
     assert report['hosts'] == rows
     assert report['verdicts'] == [r['verdict'] for r in rows]
     slos = report['slos']
