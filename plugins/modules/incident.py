@@ -236,12 +236,15 @@ results:
        "event": {"event": "open", "id": "INC-20261129T004512-3fa2"}, "incident": {"id": "INC-20261129T004512-3fa2"}}
 '''
 
+import concurrent.futures
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.health import alerts, incidents
 
 
+NOTIFY_WORKERS = 16
 CHANGE_OPTIONS = ('state', 'id', 'key', 'title', 'severity', 'description', 'components', 'note')
 
 
@@ -268,6 +271,32 @@ def _notify(hook, outcome):
         return None
     return ('Incident %s was recorded but the webhook %s was not notified after %d attempt(s): %s.'
             % (outcome['incident']['id'], hook['url'], sent['attempts'], sent['error']))
+
+
+def _notify_all(hook, changed):
+    """POST every change ((key, outcome) pairs, in order); returns the failure messages in that order.
+
+    A fleet can change hundreds of incidents at once (an outage) and the webhook may be the thing that is
+    down: one key's changes are sent in order, different keys concurrently (at most NOTIFY_WORKERS at a
+    time), as the per-host runs of one play did, so a dead webhook costs a few timeouts, not one per host."""
+    by_key = {}
+    for key, outcome in changed:
+        by_key.setdefault(key, []).append(outcome)
+    messages = {}
+
+    def send(outcomes):
+        for outcome in outcomes:
+            messages[id(outcome)] = _notify(hook, outcome)
+
+    groups = list(by_key.values())
+    if len(groups) <= 1:
+        for group in groups:
+            send(group)
+    else:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=min(NOTIFY_WORKERS, len(groups))) as pool:
+            for future in [pool.submit(send, group) for group in groups]:
+                future.result()
+    return [messages[id(outcome)] for dummy, outcome in changed if messages[id(outcome)]]
 
 
 def main():
@@ -330,7 +359,8 @@ def main():
         module.fail_json(msg='Incident store %s: %s. Nothing was recorded.' % (p['store'], exc.strerror or exc))
     failures = []
     if hook and not module.check_mode:
-        failures = [message for message in (_notify(hook, o) for o in outcomes if o['changed']) if message]
+        failures = _notify_all(hook, [(change['key'] or change['id'], o) for change, o in zip(changes, outcomes)
+                                      if o['changed']])
     if batch:
         result['results'] = [dict(outcome, key=change['key'], state=change['state'])
                              for change, outcome in zip(changes, outcomes)]

@@ -3,7 +3,10 @@ check mode and diff, changed exact, per-change results, and the errors that reco
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
+import time
 
 from tests.harness.playbook import run_playbook, write_playbook
 
@@ -56,3 +59,44 @@ def test_batch_errors_record_nothing(tmp_path):
     assert 'needs severity' in run.result('no severity')['msg']
     assert 'mutually exclusive' in run.result('both')['msg']
     assert not store.exists()
+
+
+class _Hook(http.server.BaseHTTPRequestHandler):
+    events: list = []
+
+    def log_message(self, *a):
+        pass
+
+    def do_POST(self):  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers['Content-Length'])))
+        _Hook.events.append((body['event'], body['incident']['key']))
+        time.sleep(0.2)                         # a slow receiver: the keys are sent concurrently
+        self.send_response(204)
+        self.end_headers()
+
+
+def test_batch_notifies_every_change_once_in_order_per_key(tmp_path):
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Hook.events = []
+    try:
+        url = 'http://127.0.0.1:%d/hook' % server.server_address[1]
+        changes = []
+        for i in range(20):
+            changes.append({'key': 'health:h%02d' % i, 'title': 'h%02d is critical' % i, 'severity': 2})
+            changes.append({'key': 'health:h%02d' % i, 'state': 'resolved', 'note': 'ok again'})
+        changes.append({'key': 'health:quiet', 'state': 'resolved'})       # nothing open: no event, no call
+        tasks = [dict(task(tmp_path / 'incidents.jsonl', changes), **{'opsready.operations.incident': {
+            'store': str(tmp_path / 'incidents.jsonl'), 'changes': changes, 'webhook': {'url': url}}})]
+        run = run_playbook(write_playbook(tmp_path, tasks))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert run.rc == 0, run.stdout[-3000:]
+    assert sorted(_Hook.events) == sorted([(e, 'health:h%02d' % i) for i in range(20) for e in ('open', 'resolve')])
+    for i in range(20):   # one key's changes arrive in the order they were made
+        key = 'health:h%02d' % i
+        assert [e for e, k in _Hook.events if k == key] == ['open', 'resolve']
+    results = run.result('incidents')['results']
+    assert all(r['notification']['sent'] for r in results if r['changed'])
+    assert 'notification' not in results[-1]
