@@ -145,8 +145,8 @@ def sides(work: Path, hosts: int, forks: int, history: bool) -> Tuple[Side, Side
 def print_spans(spans: list) -> None:
     print('where the time of ours went (last run; span of each task over all hosts):')
     for task, seconds, results, statuses in spans:
-        print('  %7.2f s  %4d results  %-60s %s' % (seconds, results, task[-60:],
-                                                  ' '.join('%s=%d' % kv for kv in sorted(statuses.items()))))
+        shown = ' '.join('%s=%d' % kv for kv in sorted(statuses.items()))
+        print('  %7.2f s  %4d results  %-60s %s' % (seconds, results, task[-60:], shown))
 
 
 def profile(ours: Side, out: str, top: int) -> None:
@@ -188,8 +188,9 @@ def main() -> None:
                 wall, rss, own = measure(ours.command, env=ours.env, cwd=ours.cwd)
                 cpu = children_cpu() - cpu
                 ours.after()
-                print('  ours run %d: %.2f s, %.1f CPU s, %.0f MB tree RSS (%.0f MB ansible-playbook), fleet view %.2f s, '
-                      'load %.2f' % (index + 1, wall, cpu, rss / 1e6, own / 1e6, renders[-1], load_average()))
+                print('  ours run %d: %.2f s, %.1f CPU s, %.0f MB tree RSS (%.0f MB ansible-playbook), '
+                      'fleet view %.2f s, load %.2f'
+                      % (index + 1, wall, cpu, rss / 1e6, own / 1e6, renders[-1], load_average()))
             print_spans(spans[-1])
             return
         cpu_ours: List[float] = []
