@@ -142,3 +142,39 @@ def test_report_json_carries_hosts_verdicts_and_slos(rendered):
     # h000 (svc0), h020, ... are critical; every service has a critical host among its every-tenth hosts
     assert report['slo_services'] == {'svc0': 'critical', 'svc1': 'critical', 'svc2': 'critical'}
     assert len(out['Print the SLO table']) == len(slos) + 1
+
+
+def test_incident_changes_of_the_batch_one_per_measured_host():
+    """main.yml's one incident task: a change per host with a result, open at or above health_incident_on
+    (per host, as each host's own task had it), resolved below it; unreachable hosts are left alone."""
+    tasks = yaml.safe_load((ROLE / 'tasks' / 'main.yml').read_text())
+    task = [t for t in tasks if t['name'] == 'Open, escalate or resolve the incidents of the fleet'][0]
+    assert task.get('run_once') is True and task.get('delegate_to') == 'localhost'
+    defaults = yaml.safe_load((ROLE / 'defaults' / 'main.yml').read_text())
+    variables = fleet_variables()
+    hosts = variables['ansible_play_hosts_all']
+    for name in hosts[:50]:          # a group that pages on warnings too
+        variables['hostvars'][name]['health_incident_on'] = 'warning'
+    variables['hostvars']['h002']['health_incident_severity'] = {'critical': 1, 'warning': 4}
+    variables = dict(defaults, **variables, ansible_play_batch=hosts)
+    templar = Templar(loader=DataLoader(), variables=variables)
+    changes = templar.template(trust_as_template(task['opsready.operations.incident']['changes']))
+    by_key = {c['key']: c for c in changes}
+    assert len(changes) == len(by_key) == HOSTS - HOSTS // len(VERDICTS)
+    for i, name in enumerate(hosts):
+        verdict = VERDICTS[i % len(VERDICTS)]
+        if verdict is None:
+            assert 'health:' + name not in by_key
+            continue
+        change = by_key['health:' + name]
+        opens = verdict == 'critical' or (verdict == 'warning' and i < 50)
+        assert change['state'] == ('open' if opens else 'resolved'), (name, verdict)
+        result = variables['hostvars'][name]['health_result']
+        if opens:
+            assert change['title'] == '%s health is %s' % (name, verdict)
+            assert change['severity'] == (1 if name == 'h002' else {'critical': 2, 'warning': 4}[verdict])
+            assert change['components'] == [name] + ['check%d' % k for k in range(len(result['findings']))]
+            assert change['description'] == ' '.join(f['message'] for f in result['findings'][:5])
+            assert change['note'] == 'health verdict %s: %s' % (verdict, ', '.join(result['conditions']))
+        else:
+            assert change == {'key': 'health:' + name, 'state': 'resolved', 'note': 'health verdict ' + verdict}
