@@ -58,19 +58,23 @@ def _when(stamp: str) -> float:
 
 
 def fleet_render_seconds(log_path: Path) -> float:
-    """Seconds the fleet view took to render, from a json_log file: from the last host entering the
-    fleet view (the include's result) to the fleet report's result, so the controller's scheduling of
-    the three fleet.yml tasks counts too."""
+    """Seconds the fleet view took to render, from a json_log file: from the last result logged before the
+    fleet view's first task (the hosts' last per-host task, or the include that entered the fleet view) to
+    the fleet report's result, so the controller's scheduling of the fleet.yml tasks counts too."""
     entered = None
     done = None
+    started = False
     with open(log_path) as handle:
         for line in handle:
             record = json.loads(line)
             task = (record.get('context') or {}).get('task') or ''
-            if task.endswith('Fleet view'):
-                entered = max(entered or 0.0, _when(record['timestamp']))
+            when = _when(record['timestamp'])
+            if task.endswith(FLEET_TASKS[0]):
+                started = True
+            elif not started:
+                entered = max(entered or 0.0, when)
             elif task.endswith(FLEET_TASKS[-1]):
-                done = _when(record['timestamp'])
+                done = when
     if entered is None or done is None:
         raise RuntimeError('no fleet view in %s: did health.yml run the fleet tasks?' % log_path)
     return done - entered

@@ -25,6 +25,9 @@ description:
     lock file next to the store.
   - Optionally notifies a webhook (JSON POST, retries with exponential back-off, timeout) whenever a
     record changes, so a problem pages once when it opens, again if it escalates, and when it resolves.
+  - O(changes) applies many changes (one per host of a fleet) in one run, under one lock and one read of
+    the store, in order; each change sees the ones before it. A 500-host fleet then costs one module run
+    on the control node instead of 500.
 author: opsready developers (@opsready)
 options:
   store:
@@ -66,6 +69,45 @@ options:
   actor:
     description: Who or what acted (recorded on the timeline).
     type: str
+  changes:
+    description:
+      - Several changes in one run, instead of O(id), O(key), O(state), O(title), O(severity),
+        O(description), O(components) and O(note). Each item takes those options, with the same defaults;
+        O(actor) and O(webhook) apply to all of them.
+      - Every change is checked before anything is written; one invalid change fails the task and
+        records none.
+    type: list
+    elements: dict
+    suboptions:
+      state:
+        description: As O(state).
+        type: str
+        choices: [open, investigating, resolved, closed]
+        default: open
+      id:
+        description: As O(id). One of O(changes[].id) and O(changes[].key) is required.
+        type: str
+      key:
+        description: As O(key).
+        type: str
+      title:
+        description: As O(title).
+        type: str
+      severity:
+        description: As O(severity).
+        type: int
+        choices: [1, 2, 3, 4]
+      description:
+        description: As O(description).
+        type: str
+      components:
+        description: As O(components).
+        type: list
+        elements: str
+        default: []
+      note:
+        description: As O(note).
+        type: str
   webhook:
     description: Notify this webhook of every change.
     type: dict
@@ -124,6 +166,20 @@ EXAMPLES = r'''
     actor: auto_recovery
   delegate_to: localhost
 
+- name: Open one incident and resolve another in one run on the control node
+  opsready.operations.incident:
+    store: /var/lib/opsready/incidents.jsonl
+    actor: health
+    changes:
+      - key: health:db1
+        title: db1 is critical
+        severity: 2
+      - key: health:web1
+        state: resolved
+        note: health verdict ok
+  delegate_to: localhost
+  run_once: true
+
 - name: Resolve when healthy again (does nothing if nothing is open)
   opsready.operations.incident:
     store: /var/lib/opsready/incidents.jsonl
@@ -167,14 +223,80 @@ notification:
   returned: when a webhook was called
   type: dict
   sample: {"sent": true, "attempts": 1, "status": 200, "error": ""}
+results:
+  description:
+    - With O(changes), one entry per change, in order, with its C(key), C(state), C(changed), C(created),
+      C(event), C(incident) and C(notification) as above (C(incident), C(event) and C(created) at the top
+      level are then null, null and whether any change opened an incident).
+  returned: when O(changes) is given
+  type: list
+  elements: dict
+  sample:
+    - {"key": "health:db1", "state": "open", "changed": true, "created": true,
+       "event": {"event": "open", "id": "INC-20261129T004512-3fa2"}, "incident": {"id": "INC-20261129T004512-3fa2"}}
 '''
 
-import copy
+import concurrent.futures
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.health import alerts, incidents
+
+
+NOTIFY_WORKERS = 16
+CHANGE_OPTIONS = ('state', 'id', 'key', 'title', 'severity', 'description', 'components', 'note')
+
+
+def _outcome(entry):
+    """Module result fields of one applied change (apply_changes' entry)."""
+    event, before, after = entry['event'], entry['before'], entry['after']
+    out = dict(changed=event is not None, event=event, created=event is not None and event['event'] == 'open',
+               incident=None if after is None else incidents.with_targets(after))
+    if event is not None:
+        out['diff'] = {
+            'before': {k: before[k] for k in ('status', 'severity', 'components')} if before else {},
+            'after': {k: after[k] for k in ('status', 'severity', 'components')},
+        }
+    return out
+
+
+def _notify(hook, outcome):
+    """POST one change to the webhook; returns a failure message or None."""
+    sent = alerts.post_json(hook['url'], {'event': outcome['event']['event'], 'incident': outcome['incident']},
+                            timeout=hook['timeout'], retries=hook['retries'], backoff=hook['backoff'],
+                            headers=hook.get('headers'))
+    outcome['notification'] = sent
+    if sent['sent']:
+        return None
+    return ('Incident %s was recorded but the webhook %s was not notified after %d attempt(s): %s.'
+            % (outcome['incident']['id'], hook['url'], sent['attempts'], sent['error']))
+
+
+def _notify_all(hook, changed):
+    """POST every change ((key, outcome) pairs, in order); returns the failure messages in that order.
+
+    A fleet can change hundreds of incidents at once (an outage) and the webhook may be the thing that is
+    down: one key's changes are sent in order, different keys concurrently (at most NOTIFY_WORKERS at a
+    time), as the per-host runs of one play did, so a dead webhook costs a few timeouts, not one per host."""
+    by_key = {}
+    for key, outcome in changed:
+        by_key.setdefault(key, []).append(outcome)
+    messages = {}
+
+    def send(outcomes):
+        for outcome in outcomes:
+            messages[id(outcome)] = _notify(hook, outcome)
+
+    groups = list(by_key.values())
+    if len(groups) <= 1:
+        for group in groups:
+            send(group)
+    else:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=min(NOTIFY_WORKERS, len(groups))) as pool:
+            for future in [pool.submit(send, group) for group in groups]:
+                future.result()
+    return [messages[id(outcome)] for dummy, outcome in changed if messages[id(outcome)]]
 
 
 def main():
@@ -190,6 +312,16 @@ def main():
             components=dict(type='list', elements='str', default=[]),
             note=dict(type='str'),
             actor=dict(type='str'),
+            changes=dict(type='list', elements='dict', options=dict(
+                state=dict(type='str', choices=['open', 'investigating', 'resolved', 'closed'], default='open'),
+                id=dict(type='str'),
+                key=dict(type='str', no_log=False),
+                title=dict(type='str'),
+                severity=dict(type='int', choices=[1, 2, 3, 4]),
+                description=dict(type='str'),
+                components=dict(type='list', elements='str', default=[]),
+                note=dict(type='str'),
+            )),
             webhook=dict(type='dict', options=dict(
                 url=dict(type='str', required=True),
                 timeout=dict(type='float', default=10),
@@ -199,50 +331,54 @@ def main():
                 required=dict(type='bool', default=False),
             )),
         ),
-        required_one_of=[['id', 'key']],
+        required_one_of=[['id', 'key', 'changes']],
+        mutually_exclusive=[['changes', 'id'], ['changes', 'key'], ['changes', 'title'], ['changes', 'severity'],
+                            ['changes', 'description'], ['changes', 'note']],
         supports_check_mode=True,
     )
     p = module.params
+    batch = p['changes'] is not None
+    if batch:
+        changes = [dict(change, actor=p['actor']) for change in p['changes']]
+        for index, change in enumerate(changes):
+            if not change['id'] and not change['key']:
+                module.fail_json(msg='changes[%d] has neither key nor id: give the incident key (for example '
+                                     'health:db1) or its id. Nothing was recorded.' % index)
+    else:
+        changes = [{name: p[name] for name in CHANGE_OPTIONS + ('actor',)}]
     result = dict(changed=False, incident=None, event=None, created=False)
     try:
         hook = p['webhook']
         if hook:
             alerts.validate(hook['url'], hook['timeout'], hook['retries'], hook['backoff'])
         store = incidents.IncidentStore(p['store'])
-        with store.locked():
-            records = store.load()
-            plan = incidents.plan_change(records, p['state'], p['id'], p['key'], p['severity'], p['title'],
-                                         p['description'], p['components'], p['note'], p['actor'])
-            event = plan['event']
-            before = copy.deepcopy(plan['target'])
-            if event is None:
-                if plan['target'] is not None:
-                    result['incident'] = incidents.with_targets(plan['target'])
-                module.exit_json(**result)
-            after = incidents.apply_event(records, event)
-            if not module.check_mode:
-                store.append({k: v for k, v in event.items() if v is not None})
-        result.update(changed=True, event=event, created=event['event'] == 'open',
-                      incident=incidents.with_targets(after))
-        result['diff'] = {
-            'before': {k: before[k] for k in ('status', 'severity', 'components')} if before else {},
-            'after': {k: after[k] for k in ('status', 'severity', 'components')},
-        }
-        if hook and not module.check_mode:
-            sent = alerts.post_json(hook['url'], {'event': event['event'], 'incident': result['incident']},
-                                    timeout=hook['timeout'], retries=hook['retries'], backoff=hook['backoff'],
-                                    headers=hook.get('headers'))
-            result['notification'] = sent
-            if not sent['sent']:
-                message = ('Incident %s was recorded but the webhook %s was not notified after %d attempt(s): %s.'
-                           % (after['id'], hook['url'], sent['attempts'], sent['error']))
-                if hook['required']:
-                    module.fail_json(msg=message, **result)
-                module.warn(message)
+        outcomes = [_outcome(entry) for entry in incidents.apply_changes(store, changes, write=not module.check_mode)]
     except OpsReadyError as exc:
         module.fail_json(**exc.as_fail_kwargs())
     except OSError as exc:
         module.fail_json(msg='Incident store %s: %s. Nothing was recorded.' % (p['store'], exc.strerror or exc))
+    failures = []
+    if hook and not module.check_mode:
+        failures = _notify_all(hook, [(change['key'] or change['id'], o) for change, o in zip(changes, outcomes)
+                                      if o['changed']])
+    if batch:
+        result['results'] = [dict(outcome, key=change['key'], state=change['state'])
+                             for change, outcome in zip(changes, outcomes)]
+        for entry in result['results']:
+            entry.pop('diff', None)
+        result.update(changed=any(o['changed'] for o in outcomes), created=any(o['created'] for o in outcomes))
+        diffs = [dict(o['diff'], before_header=change['key'] or change['id'],
+                      after_header=change['key'] or change['id'])
+                 for change, o in zip(changes, outcomes) if o['changed']]
+        if diffs:
+            result['diff'] = diffs
+    else:
+        result.update(outcomes[0])
+    if failures:
+        if hook['required']:
+            module.fail_json(msg=' '.join(failures), **result)
+        for message in failures:
+            module.warn(message)
     module.exit_json(**result)
 
 

@@ -50,6 +50,15 @@ def inventory(tmp_path, sick: bool) -> str:
     return str(path)
 
 
+INCIDENTS = 'Open, escalate or resolve the incidents of the fleet'
+
+
+def incident_change(run, host):
+    """The incident change of ``host`` in the fleet's one incident task (run once on the control node)."""
+    changes = {item['key']: item for item in run.result(INCIDENTS)['results']}
+    return changes['health:' + host]
+
+
 def incidents(store):
     lines = [json.loads(line) for line in store.read_text().splitlines()] if store.exists() else []
     return lines
@@ -76,6 +85,8 @@ def test_fleet_incident_opens_once_alerts_once_and_resolves(tmp_path, webhook):
     events = incidents(state / 'incidents.jsonl')
     assert [(e['event'], e['key']) for e in events] == [('open', 'health:db1')]
     assert events[0]['severity'] == 2
+    assert db1['incident'] == events[0]['id']      # the fleet report names the host's open incident
+    assert {h['host']: h['incident'] for h in report['hosts'] if h['host'] != 'db1'} == {'web1': None, 'web2': None}
     assert _Hook.events == [('open', 'health:db1', 'Bearer hook-secret')]
     assert 'hook-secret' not in first.stdout
     assert 'resource' in first.result('Show the capacity plan', host='web1')['msg'][0]
@@ -83,7 +94,7 @@ def test_fleet_incident_opens_once_alerts_once_and_resolves(tmp_path, webhook):
     second = run_playbook(str(REPO / 'playbooks/health.yml'), inventory=inventory(tmp_path, sick=True),
                           extravars=extravars)
     assert second.rc != 0
-    assert second.result('Open or escalate the incident of an unhealthy host', host='db1')['changed'] is False
+    assert incident_change(second, 'db1')['changed'] is False
     assert len(incidents(state / 'incidents.jsonl')) == 1
     assert len(_Hook.events) == 1  # the ongoing problem does not page again
 
@@ -93,7 +104,10 @@ def test_fleet_incident_opens_once_alerts_once_and_resolves(tmp_path, webhook):
     events = incidents(state / 'incidents.jsonl')
     assert [e['event'] for e in events] == ['open', 'resolve']
     assert _Hook.events[-1][:2] == ('resolve', 'health:db1')
-    resolved = third.result('Resolve the incident of a host that is healthy again', host='db1')
+    resolved = incident_change(third, 'db1')
+    assert resolved['state'] == 'resolved' and resolved['changed'] is True
     assert resolved['incident']['status'] == 'resolved' and resolved['incident']['time_to_resolve_minutes'] >= 0
+    # the healthy hosts had nothing open: their resolve changed nothing
+    assert incident_change(third, 'web1')['changed'] is False and incident_change(third, 'web1')['incident'] is None
     # Each host kept its history: three runs, three samples.
     assert len((tmp_path / 'web1-history.jsonl').read_text().splitlines()) == 3

@@ -17,6 +17,7 @@ Private to opsready.operations; do not import from other collections.
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime
 import fcntl
 import json
@@ -141,6 +142,12 @@ class IncidentStore:
     def append(self, event: Dict[str, Any]) -> None:
         append_line_durable(self.path, json.dumps(event, sort_keys=True, separators=(',', ':')), mode=0o640)
 
+    def append_many(self, events: List[Dict[str, Any]]) -> None:
+        """Append several events in one write and one fsync (a torn tail after a crash is skipped by load)."""
+        if events:
+            append_line_durable(self.path, '\n'.join(json.dumps(e, sort_keys=True, separators=(',', ':'))
+                                                     for e in events), mode=0o640)
+
 
 def find_active(incidents: Dict[str, Dict[str, Any]], key: str) -> Optional[Dict[str, Any]]:
     matches = [i for i in incidents.values() if i.get('key') == key and i['status'] in ACTIVE]
@@ -152,8 +159,14 @@ def find_latest(incidents: Dict[str, Dict[str, Any]], key: str, statuses: tuple)
     return max(matches, key=lambda i: i['opened_at']) if matches else None
 
 
-def new_id() -> str:
-    return 'INC-%s-%s' % (stamp()[:15], secrets.token_hex(2))
+def new_id(taken: Any = ()) -> str:
+    """A new incident id not in ``taken``: 4 random hex digits per second give 65,536 ids, and a fleet run
+    opens hundreds in one second (500 draws collide with a probability near 85 %), so the store's ids are
+    checked rather than trusted to luck."""
+    while True:
+        candidate = 'INC-%s-%s' % (stamp()[:15], secrets.token_hex(2))
+        if candidate not in taken:
+            return candidate
 
 
 def plan_change(incidents: Dict[str, Dict[str, Any]], state: str, iid: Optional[str], key: Optional[str],
@@ -179,7 +192,7 @@ def plan_change(incidents: Dict[str, Dict[str, Any]], state: str, iid: Optional[
                 raise OpsReadyError('Opening an incident needs severity (1 critical .. 4 low).')
             if not title:
                 raise OpsReadyError('Opening an incident needs a title.')
-            event = dict(base, event='open', id=iid or new_id(), key=key, severity=severity, title=title,
+            event = dict(base, event='open', id=iid or new_id(incidents), key=key, severity=severity, title=title,
                          description=description or '', components=components, note=note, status='new')
             return {'event': event, 'target': None}
         changes: Dict[str, Any] = {}
@@ -235,3 +248,42 @@ def plan_change(incidents: Dict[str, Dict[str, Any]], state: str, iid: Optional[
 def apply_event(incidents: Dict[str, Dict[str, Any]], event: Dict[str, Any]) -> Dict[str, Any]:
     _apply(incidents, {k: v for k, v in event.items() if v is not None})
     return incidents[event['id']]
+
+
+def apply_changes(store: IncidentStore, changes: List[Dict[str, Any]], write: bool = True) -> List[Dict[str, Any]]:
+    """Plan and apply a list of changes (the options of one change each: state, id, key, severity, title,
+    description, components, note, actor) under one lock and one read of the store, in order, each seeing
+    the ones before it. A fleet's incidents then cost one store read, not one per host.
+
+    Returns one entry per change: {'event': dict|None, 'before': incident|None, 'after': incident|None}
+    (``after`` is the record after the change, or the matched record when nothing changed). With
+    ``write=False`` (check mode) nothing is appended; the later changes still see the earlier ones.
+    An invalid change raises before anything is written."""
+    with store.locked():
+        records = store.load()
+        # per-key views, so that each change scans its own key's incidents and not the whole store
+        by_key: Dict[Any, Dict[str, Dict[str, Any]]] = {}
+        for inc in records.values():
+            by_key.setdefault(inc.get('key'), {})[inc['id']] = inc
+        planned: List[Dict[str, Any]] = []
+        events: List[Dict[str, Any]] = []
+        for change in changes:
+            iid = change.get('id')
+            key = change.get('key')
+            view = records if iid else by_key.get(key, {})
+            plan = plan_change(view, change.get('state') or 'open', iid, key,
+                               change.get('severity'), change.get('title'), change.get('description'),
+                               list(change.get('components') or []), change.get('note'), change.get('actor'))
+            event = plan['event']
+            before = copy.deepcopy(plan['target'])
+            after = plan['target']
+            if event is not None:
+                if event['event'] == 'open' and not iid and event['id'] in records:
+                    event['id'] = new_id(records)   # planned against one key's view: unique in the store
+                after = apply_event(records, event)
+                by_key.setdefault(after.get('key'), {})[after['id']] = after
+                events.append({k: v for k, v in event.items() if v is not None})
+            planned.append({'event': event, 'before': before, 'after': copy.deepcopy(after)})
+        if write:
+            store.append_many(events)
+    return planned
