@@ -6,11 +6,12 @@
 ``redis-cli --rdb FILE`` asks the server for a replica's initial sync (``REPLCONF rdb-only``): the server forks
 and writes the snapshot of that instant (copy-on-write, so writers never block and never tear it), and the
 client stores it. It goes to a 0600 staging file next to the artifact rather than to stdout because
-redis-check-rdb needs a file to count the snapshot's keys (the count the restore is held to) and because
-redis-cli 7.0 writes the 40-byte EOF marker of a diskless transfer after the RDB when it writes to stdout.
-While redis-cli writes the staging file, its bytes are streamed through compression, SHA-256 and optional age
-encryption into the artifact like every artifact's (``common/streaming.ArtifactWriter``); the staging file is
-removed after redis-check-rdb counted it; a leftover of an interrupted run is a ``.partial`` the next run cleans.
+redis-cli 7.0 writes the 40-byte EOF marker of a diskless transfer after the RDB when it writes to stdout (the
+file's final length says where the RDB ends). While redis-cli writes the staging file, its bytes are streamed
+through compression, SHA-256 and optional age encryption into the artifact like every artifact's
+(``common/streaming.ArtifactWriter``) and, in the same pass, into redis-check-rdb (``StreamCheck``), which checks
+the RDB's own checksum and counts the snapshot's keys (the count the restore is held to); the staging file is
+removed at the end; a leftover of an interrupted run is a ``.partial`` the next run cleans.
 
 ``engines/redis.py`` (``RedisEngine``, the backup ``Engine`` interface: ``backup``, ``verify``) uses these helpers,
 so ``backup_verify``, ``backup_info``, ``backup_prune`` and ``backup_metrics`` treat Redis artifacts like any other.
@@ -21,6 +22,8 @@ Private to opsready.operations; do not import from other collections.
 from __future__ import annotations
 
 import re
+import subprocess  # nosec B404 # argv lists only
+import tempfile
 from typing import Any, Dict, Optional
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError
@@ -45,7 +48,11 @@ def check_rdb(runner: ToolRunner, path: str, report_path: Optional[str] = None) 
     naming ``report_path`` when the file is not a complete, checksummed RDB."""
     tool = runner.which('redis-check-rdb', CHECK_HINT)
     rc, out, err = runner.run([tool, path], check=False, timeout=3600, what='redis-check-rdb')
-    text = out + err
+    return parse_check(rc, out + err, report_path or path)
+
+
+def parse_check(rc: int, text: str, report_path: str) -> Dict[str, Any]:
+    """What redis-check-rdb printed: the counts, or IntegrityError naming ``report_path``."""
     found: Dict[str, Any] = {}
     for name, label in (('keys', 'keys read'), ('expires', 'expires'), ('already_expired', 'already expired')):
         match = re.search(r'\[info\] (\d+) %s' % label, text)
@@ -55,7 +62,61 @@ def check_rdb(runner: ToolRunner, path: str, report_path: Optional[str] = None) 
     if rc != 0 or 'RDB looks OK' not in text or 'keys' not in found:
         error = re.search(r'--- RDB ERROR DETECTED ---\s*(.*?)(?:\n\[info\]|\Z)', text, re.S)
         detail = ' '.join((error.group(1) if error else text).split())[:400]
-        raise IntegrityError('redis-check-rdb rejects %s: %s' % (report_path or path, detail or 'exit %d' % rc),
-                             path=report_path or path)
+        raise IntegrityError('redis-check-rdb rejects %s: %s' % (report_path, detail or 'exit %d' % rc),
+                             path=report_path)
     found['redis_version'] = version.group(1) if version else None
     return found
+
+
+class StreamCheck:
+    """redis-check-rdb reading the RDB from a pipe while the backup streams it (``feed``), so the key count and
+    the RDB's own checksum come with the transfer instead of a second read of the staged file after it.
+
+    It reads its input once, in order (``/dev/stdin``); its output goes to a temporary file, so a chatty check
+    never blocks on a full pipe while it is fed. A check that stops early (a corrupt RDB) closes its end: the
+    remaining bytes are not fed and ``result()`` raises the IntegrityError from what it printed."""
+
+    def __init__(self, runner: ToolRunner, report_path: str) -> None:
+        self.runner = runner
+        self.report_path = report_path
+        self.argv = [runner.which('redis-check-rdb', CHECK_HINT), '/dev/stdin']
+        self._out = tempfile.TemporaryFile()
+        try:
+            self.proc = runner.popen(self.argv, stdin=subprocess.PIPE, stdout=self._out.fileno())
+        except BaseException:
+            self._out.close()
+            raise
+        self._open = True
+
+    def feed(self, data: bytes) -> None:
+        if not self._open or not data:
+            return
+        try:
+            self.proc.stdin.write(data)  # type: ignore[union-attr]
+        except BrokenPipeError:
+            self._open = False  # it stopped reading: result() says why
+
+    def result(self, timeout: float = 3600) -> Dict[str, Any]:
+        """Close the input, wait, parse; IntegrityError when the RDB is not complete and checksummed."""
+        try:
+            self.proc.stdin.close()  # type: ignore[union-attr]
+        except BrokenPipeError:
+            pass
+        rc = self.proc.wait(timeout=timeout)
+        err_file = self.proc.stderr_file  # type: ignore[attr-defined]
+        text = []
+        for handle in (self._out, err_file):
+            handle.seek(0)
+            text.append(self.runner.redact(handle.read().decode('utf-8', 'replace')))
+            handle.close()
+        return parse_check(rc, ''.join(text), self.report_path)
+
+    def abort(self) -> None:
+        for closing in (self.proc.stdin.close, self.proc.kill):  # type: ignore[union-attr]
+            try:
+                closing()
+            except OSError:
+                pass
+        self.proc.wait()
+        self._out.close()
+        self.proc.stderr_file.close()  # type: ignore[attr-defined]
