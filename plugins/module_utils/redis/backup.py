@@ -21,9 +21,11 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
+import queue
 import re
 import subprocess  # nosec B404 # argv lists only
 import tempfile
+import threading
 from typing import Any, Dict, Optional
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError
@@ -72,9 +74,13 @@ class StreamCheck:
     """redis-check-rdb reading the RDB from a pipe while the backup streams it (``feed``), so the key count and
     the RDB's own checksum come with the transfer instead of a second read of the staged file after it.
 
-    It reads its input once, in order (``/dev/stdin``); its output goes to a temporary file, so a chatty check
-    never blocks on a full pipe while it is fed. A check that stops early (a corrupt RDB) closes its end: the
-    remaining bytes are not fed and ``result()`` raises the IntegrityError from what it printed."""
+    It reads its input once, in order (``/dev/stdin``). A thread writes to its pipe (at most ``QUEUED`` blocks
+    wait), so the backup's loop never waits for the check while it compresses; the check's output goes to a
+    temporary file, so a chatty check never blocks on a full pipe. A check that stops early (a corrupt RDB)
+    closes its end: the remaining bytes are dropped and ``result()`` raises the IntegrityError from what it
+    printed."""
+
+    QUEUED = 8
 
     def __init__(self, runner: ToolRunner, report_path: str) -> None:
         self.runner = runner
@@ -86,22 +92,41 @@ class StreamCheck:
         except BaseException:
             self._out.close()
             raise
-        self._open = True
+        self._queue: 'queue.Queue[Optional[bytes]]' = queue.Queue(maxsize=self.QUEUED)
+        self._thread = threading.Thread(target=self._pump, name='opsready-redis-check', daemon=True)
+        self._thread.start()
+        self._closed = False
+
+    def _pump(self) -> None:
+        stdin = self.proc.stdin
+        open_ = True
+        while True:
+            data = self._queue.get()
+            if data is None:
+                break
+            if open_:
+                try:
+                    stdin.write(data)  # type: ignore[union-attr]
+                except (BrokenPipeError, ValueError):
+                    open_ = False  # it stopped reading (or was killed): result() says why
+        try:
+            stdin.close()  # type: ignore[union-attr]
+        except (BrokenPipeError, ValueError):
+            pass
 
     def feed(self, data: bytes) -> None:
-        if not self._open or not data:
-            return
-        try:
-            self.proc.stdin.write(data)  # type: ignore[union-attr]
-        except BrokenPipeError:
-            self._open = False  # it stopped reading: result() says why
+        if data and not self._closed:
+            self._queue.put(bytes(data))
+
+    def _close_input(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._queue.put(None)
 
     def result(self, timeout: float = 3600) -> Dict[str, Any]:
         """Close the input, wait, parse; IntegrityError when the RDB is not complete and checksummed."""
-        try:
-            self.proc.stdin.close()  # type: ignore[union-attr]
-        except BrokenPipeError:
-            pass
+        self._close_input()
+        self._thread.join()
         rc = self.proc.wait(timeout=timeout)
         err_file = self.proc.stderr_file  # type: ignore[attr-defined]
         text = []
@@ -112,11 +137,12 @@ class StreamCheck:
         return parse_check(rc, ''.join(text), self.report_path)
 
     def abort(self) -> None:
-        for closing in (self.proc.stdin.close, self.proc.kill):  # type: ignore[union-attr]
-            try:
-                closing()
-            except OSError:
-                pass
+        try:
+            self.proc.kill()
+        except OSError:
+            pass
+        self._close_input()  # the pump drops what is queued (the pipe is broken) and ends
+        self._thread.join()
         self.proc.wait()
         self._out.close()
         self.proc.stderr_file.close()  # type: ignore[attr-defined]
