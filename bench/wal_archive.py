@@ -16,6 +16,7 @@ Target (issue 18): encryption adds less than 10 % per segment. No timed assertio
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import resource
 import shutil
@@ -68,6 +69,37 @@ def one(python: str, segment: Path, compression: str, encrypt: bool, work: Path)
     return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
 
 
+HELPER_IMPORTS = 'import json, re, hashlib, hmac, gzip, glob, tempfile, datetime, socket'
+IMPORT_PATHS = {
+    'public modules (before)': 'from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey; '
+                               'from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305',
+    'compiled binding (now)': 'from cryptography.hazmat.bindings._rust import openssl as b; '
+                              'b.aead.ChaCha20Poly1305; b.x25519.generate_key',
+}
+
+
+def import_cost(python: str, rounds: int = 15) -> None:
+    """Where the encrypted segment's extra time goes: the CPU a new interpreter spends loading cryptography's
+    primitives by each path, over the helper's own imports (alternated, medians)."""
+    cases = dict({'helper imports alone': HELPER_IMPORTS},
+                 **{k: HELPER_IMPORTS + '; ' + v for k, v in IMPORT_PATHS.items()})
+    cpu: dict = {k: [] for k in cases}
+    for dummy in range(rounds):
+        for name, code in cases.items():
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            if subprocess.run([python, '-c', code], capture_output=True, check=False).returncode != 0:
+                cpu[name].append(float('nan'))
+                continue
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu[name].append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    base = statistics.median(cpu['helper imports alone'])
+    for name, values in list(cpu.items())[1:]:
+        cost = statistics.median(values) - base
+        print('  %s: loading cryptography by the %-26s %s (load %.1f)' % (
+            python, name, 'not in this release: the helper takes the public modules' if math.isnan(cost)
+            else '+%5.1f ms CPU per segment' % (cost * 1000), os.getloadavg()[0]))
+
+
 def has(python: str, module: str) -> bool:
     return subprocess.run([python, '-c', 'import %s' % module], capture_output=True, check=False).returncode == 0
 
@@ -77,6 +109,8 @@ def main() -> None:
     parser.add_argument('--segments', type=int, default=8)
     parser.add_argument('--rounds', type=int, default=5)
     parser.add_argument('--wal-dir', help='archive these segments instead of generating WAL')
+    parser.add_argument('--python', action='append', help='interpreter(s) to run the helper with (default: both)')
+    parser.add_argument('--compression', action='append', choices=('gzip', 'zstd'), help='default: both')
     parser.add_argument('--helper', default=str(HELPER), help='the pg_wal_archive.py to time (default: this checkout)')
     parser.add_argument('--work', default='/var/tmp', help='where the catalogs are written (a real disk: fsync)')
     args = parser.parse_args()
@@ -92,10 +126,10 @@ def main() -> None:
             len(segments), segments[0].stat().st_size >> 20, args.rounds, os.getloadavg()[0]))
         rows = []
         cpu: dict = {}
-        for python in ('/usr/bin/python3', str(REPO / '.venv' / 'bin' / 'python')):
+        for python in args.python or ('/usr/bin/python3', str(REPO / '.venv' / 'bin' / 'python')):
             if not os.path.exists(python) or not has(python, 'cryptography'):
                 continue
-            for compression in ('gzip', 'zstd'):
+            for compression in args.compression or ('gzip', 'zstd'):
                 if compression == 'zstd' and not has(python, 'zstandard'):
                     continue
 
@@ -117,6 +151,9 @@ def main() -> None:
                 age = statistics.median(values) / len(segments)
                 print('%-40s %12.1f %12.1f %7.1f%%' % ('%s %s' % (python[-25:], compression), plain * 1000,
                                                        age * 1000, (age / plain - 1) * 100))
+        for python in args.python or ('/usr/bin/python3', str(REPO / '.venv' / 'bin' / 'python')):
+            if os.path.exists(python) and has(python, 'cryptography'):
+                import_cost(python)
         print('load at end %.1f' % os.getloadavg()[0])
     finally:
         shutil.rmtree(work, ignore_errors=True)
