@@ -45,7 +45,8 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = str(REPO / '.venv' / 'bin' / 'python')
 
-Command = Union[str, Sequence[str]]
+# argv list, a bash pipeline string, or a Python callable timed in this process (its RSS is not sampled)
+Command = Union[str, Sequence[str], Callable[[], Any]]
 SPREAD_GOAL = 0.10      # stop adding rounds when the paired ratio is known to within 10 %
 MAX_ROUNDS = 8          # ... or after this many rounds (the spread is then reported as it is)
 
@@ -53,7 +54,7 @@ MAX_ROUNDS = 8          # ... or after this many rounds (the spread is then repo
 @dataclass
 class Sample:
     wall: float
-    rss_mb: float
+    rss_mb: Optional[float]
     out_mb: Optional[float]
     own_rss_mb: Optional[float] = None   # the first process alone (ours: the module's Python process)
 
@@ -63,7 +64,7 @@ class Side:
     """One side of a comparison: a command, and how to prepare for / measure / clean up after a run."""
 
     label: str
-    command: Command                       # argv list, or a bash pipeline string (run with pipefail)
+    command: Command                       # argv list, a bash pipeline string (run with pipefail), or a callable
     env: Optional[Dict[str, str]] = None
     before: Optional[Callable[[], None]] = None      # called before every run (not timed)
     output: Optional[Callable[[], float]] = None     # bytes produced, called after every run (not timed)
@@ -265,11 +266,18 @@ def measure(command: Command, env: Optional[Dict[str, str]] = None, cwd: Optiona
 def run_side(side: Side) -> Sample:
     if side.before:
         side.before()
-    wall, rss, own = measure(side.command, env=side.env, cwd=side.cwd)
+    if callable(side.command):
+        # in-process (library code next to an SDK call): wall time only, the process's RSS is the driver's too
+        started = time.monotonic()
+        side.command()
+        wall, rss_mb, own_mb = time.monotonic() - started, None, None
+    else:
+        wall, rss, own = measure(side.command, env=side.env, cwd=side.cwd)
+        rss_mb, own_mb = rss / 1e6, own / 1e6
     out = side.output() if side.output else None
     if side.after:
         side.after()
-    sample = Sample(wall=wall, rss_mb=rss / 1e6, out_mb=None if out is None else out / 1e6, own_rss_mb=own / 1e6)
+    sample = Sample(wall=wall, rss_mb=rss_mb, out_mb=None if out is None else out / 1e6, own_rss_mb=own_mb)
     side.samples.append(sample)
     return sample
 
@@ -321,8 +329,8 @@ def compare(operation: str, ours: Side, raws: Sequence[Side], targets: Sequence[
         order = sides[round_ % len(sides):] + sides[:round_ % len(sides)]
         for side in order:
             sample = run_side(side)
-            log('    %-40s run %d: %7.2f s  %8.1f MB RSS  %s  (load %.2f)' % (
-                side.label[:40], round_ + 1, sample.wall, sample.rss_mb,
+            log('    %-40s run %d: %7.2f s  %8s MB RSS  %s  (load %.2f)' % (
+                side.label[:40], round_ + 1, sample.wall, _num(sample.rss_mb),
                 '-' if sample.out_mb is None else '%.1f MB out' % sample.out_mb, load_average()))
         round_ += 1
     load = [load_start, load_average()]

@@ -1,6 +1,7 @@
 """db_insights on a busy PostgreSQL: 200 client connections open and 10,000 distinct statements in
 pg_stat_statements. Runs the module the way Ansible does (its own Python process, arguments from a file)
-and prints the wall time and the peak RSS of the module's process tree (Python plus the psql it starts).
+and prints the wall time and the peak RSS of the module's process tree (Python plus the psql it starts), next to
+the floor, alternated (bench/common.compare: load per run, rounds until the ratio's spread is under 10 %).
 Targets (issue 19): under 1 s and under 60 MB. Prints; asserts nothing.
 
 Next to it, alternated run by run, the floor every module pays on this host: a Python that imports
@@ -25,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / 'bench'))
 
-from common import measure  # noqa: E402
+from common import Side, Target, compare, format_table  # noqa: E402
 
 from tests.harness.servers import PostgresServer  # noqa: E402
 
@@ -70,15 +71,16 @@ def main() -> None:
         env = dict(os.environ, PYTHONPATH=str(REPO / 'build'), ANSIBLE_CONFIG=str(REPO / 'ansible.cfg'))
         python = str(REPO / '.venv' / 'bin' / 'python')
         out = work / 'out.json'
-        walls, trees, owns, floors = [], [], [], []
-        load = [os.getloadavg()[0]]
-        for _run in range(args.runs):
-            wall, tree, own = measure('%s %s %s > %s' % (python, MODULE, argsfile, out), env=env)
-            walls.append(wall)
-            trees.append(tree / 1e6)
-            owns.append(own / 1e6)
-            floors.append(measure([python, '-c', 'from ansible.module_utils.basic import AnsibleModule'], env=env)[0])
-        load.append(os.getloadavg()[0])
+        # the module next to the floor every module pays (Python importing AnsibleModule), alternated, rounds added
+        # until the paired ratio's spread is under 10 % (bench/common.compare: load printed per run)
+        module = Side('db_insights module', '%s %s %s > %s' % (python, MODULE, argsfile, out), env=env)
+        floor = Side('python -c "import AnsibleModule"',
+                     [python, '-c', 'from ansible.module_utils.basic import AnsibleModule'], env=env)
+        rows = compare('db_insights (%d connections, %d statements)' % (args.connections, args.statements), module,
+                       [floor], [Target(10.0)], runs=args.runs)
+        walls, trees = [x.wall for x in module.samples], [x.rss_mb or 0.0 for x in module.samples]
+        floors = [x.wall for x in floor.samples]
+        load = rows[0].load or [0.0]
         sys.path.insert(0, str(REPO / 'build'))
         from ansible_collections.opsready.operations.plugins.module_utils.engines import registry
         from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
@@ -96,6 +98,7 @@ def main() -> None:
         snap = result['insights']
         for session in sessions:
             session.close()
+    print(format_table(rows))
     wall, tree = statistics.median(walls), max(trees)
     print('db_insights, PostgreSQL 15: %d client connections, %d statements tracked (filled in %.1f s)'
           % (snap['connections']['used'], snap['statements']['tracked'], fill))

@@ -1,6 +1,7 @@
 """Offsite upload throughput and key rotation, each next to the tool users would otherwise run.
 
     .venv/bin/python bench/offsite_upload.py            # OPSREADY_BENCH_MB=64 (default), OPSREADY_BENCH_RUNS=3
+    OPSREADY_BENCH_ONLY=gcs,rekey .venv/bin/python bench/offsite_upload.py   # some of s3, azure, gcs, rekey
 
 1. Upload of the same incompressible file to the S3 test server (moto), Azurite and the GCS emulator
    (gcp-storage-emulator), all on loopback: backup_copy's store upload (streamed, hashed as sent: S3
@@ -10,7 +11,8 @@
 2. Key rotation of an age-encrypted artifact of the same size: backup.rekey (decrypt + encrypt +
    verification + atomic swap) against ``age -d -i old | age -r new > out`` piped, and against the same
    pipe doing the same work (sha256 of the plaintext and of the new file, with tee).
-Medians of OPSREADY_BENCH_RUNS runs; ratio = ours / theirs (below 1 is faster). Emulators are not
+Alternated rounds (at least OPSREADY_BENCH_RUNS, more until the paired ratio's spread is under 10 %, load printed);
+medians; ratio = ours / theirs (below 1 is faster). Emulators are not
 real object storage: the figures compare client code paths, not providers.
 """
 
@@ -18,16 +20,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+from typing import Any, Callable, List, Optional
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / 'build'))
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / 'bench'))
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup import rekey  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import write_manifest  # noqa: E402
@@ -40,23 +42,27 @@ from ansible_collections.opsready.operations.plugins.module_utils.offsite.stores
 from tests.harness.cloud import Azurite, EmulatorUnavailable, GcsEmulator  # noqa: E402
 from tests.harness.s3 import S3Server  # noqa: E402
 
+from common import Row, Side, Target, clear, compare, format_table  # noqa: E402
+
 MB = int(os.environ.get('OPSREADY_BENCH_MB', '64'))
 RUNS = int(os.environ.get('OPSREADY_BENCH_RUNS', '3'))
 PART_MB = 8
+ROWS: List[Row] = []
 
 
-def median_time(fn) -> float:
-    times = []
-    for dummy in range(RUNS):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def row(what: str, ours: float, theirs: float, other: str) -> None:
-    print('%-22s ours %6.2f s (%6.1f MB/s)   %-34s %6.2f s (%6.1f MB/s)   ratio %.2f'
-          % (what, ours, MB / ours, other, theirs, MB / theirs, ours / theirs), flush=True)
+def row(what: str, ours: Callable[[], Any], theirs: Callable[[], Any], other: str, target: float = 1.0,
+        before: Optional[Callable[[], None]] = None) -> None:
+    """ours and theirs alternated (bench/common.compare: load printed, rounds added until the spread of the paired
+    ratio is under 10 % or the round limit), then the row with its throughput."""
+    rows = compare(what, Side('ours', ours, before=before), [Side(other, theirs, before=before)], [Target(target)],
+                   runs=RUNS)
+    ROWS.extend(rows)
+    r = rows[0]
+    print('%-22s ours %6.2f s (%6.1f MB/s)   %-34s %6.2f s (%6.1f MB/s)   ratio %.2f  spread %s over %d rounds, '
+          'load %.1f-%.1f' % (what, r.ours['wall_s'], MB / r.ours['wall_s'], other, r.raw['wall_s'],
+                              MB / r.raw['wall_s'], r.ratio_wall,
+                              '-' if r.spread is None else '%.0f %%' % (r.spread * 100),
+                              r.runs, min(r.load or [0]), max(r.load or [0])), flush=True)
 
 
 def bench_s3(path: Path) -> None:
@@ -69,9 +75,8 @@ def bench_s3(path: Path) -> None:
         client = boto3.client('s3', endpoint_url=server.endpoint_url, aws_access_key_id=server.access_key,
                               aws_secret_access_key=server.secret_key, region_name=server.region)
         config = TransferConfig(multipart_threshold=PART_MB << 20, multipart_chunksize=PART_MB << 20)
-        ours = median_time(lambda: store.upload(str(path), 'a'))
-        theirs = median_time(lambda: client.upload_file(str(path), 'bench', 'theirs/a', Config=config))
-        row('S3 (moto)', ours, theirs, 'boto3 upload_file')
+        row('S3 (moto)', lambda: store.upload(str(path), 'a'),
+            lambda: client.upload_file(str(path), 'bench', 'theirs/a', Config=config), 'boto3 upload_file')
 
 
 def bench_azure(path: Path) -> None:
@@ -87,9 +92,7 @@ def bench_azure(path: Path) -> None:
         def sdk() -> None:
             with open(path, 'rb') as handle:
                 blob.upload_blob(handle, overwrite=True, max_concurrency=4)
-        ours = median_time(lambda: store.upload(str(path), 'a'))
-        theirs = median_time(sdk)
-        row('Azure Blob (Azurite)', ours, theirs, 'BlobClient.upload_blob')
+        row('Azure Blob (Azurite)', lambda: store.upload(str(path), 'a'), sdk, 'BlobClient.upload_blob')
 
 
 def bench_gcs(path: Path) -> None:
@@ -103,9 +106,7 @@ def bench_gcs(path: Path) -> None:
         def sdk() -> None:
             blob = client.bucket('bench').blob('theirs/a', chunk_size=PART_MB << 20)
             blob.upload_from_filename(str(path))
-        ours = median_time(lambda: store.upload(str(path), 'a'))
-        theirs = median_time(sdk)
-        row('GCS (emulator)', ours, theirs, 'blob.upload_from_filename')
+        row('GCS (emulator)', lambda: store.upload(str(path), 'a'), sdk, 'blob.upload_from_filename')
 
 
 def bench_rekey(work: Path, source: Path) -> None:
@@ -131,50 +132,48 @@ def bench_rekey(work: Path, source: Path) -> None:
     shutil.copyfile(artifact, pristine)
     shutil.copyfile(str(artifact) + '.manifest.json', str(pristine) + '.manifest.json')
     identities = encryption.load_identities(identity_file=str(keys['old'][0]))
-    times_ours, times_age, times_hashed = [], [], []
-    for dummy in range(RUNS):
+    out = work / 'piped.age'
+
+    def fresh() -> None:
         shutil.copyfile(pristine, artifact)
         shutil.copyfile(str(pristine) + '.manifest.json', str(artifact) + '.manifest.json')
-        start = time.perf_counter()
+        clear(out)
+
+    def ours() -> None:
         done = rekey.rekey(str(catalog), [keys['new'][1]], identities)
-        times_ours.append(time.perf_counter() - start)
         assert done['rekeyed'] and not done['failed'], done
-        out = work / 'piped.age'
-        start = time.perf_counter()
-        subprocess.run('age -d -i %s %s | age -r %s > %s' % (keys['old'][0], pristine, keys['new'][1], out),
-                       shell=True, check=True)  # nosec B602 # fixed bench command, no outside input
-        fd = os.open(out, os.O_RDONLY)
-        os.fsync(fd)  # rekey fsyncs its file: make the pipe pay the same
-        os.close(fd)
-        times_age.append(time.perf_counter() - start)
-        # the same work as ours: also the plaintext checksum (compared with the manifest's) and the new file's
-        start = time.perf_counter()
-        subprocess.run(['bash', '-c', 'set -o pipefail; age -d -i %s %s | tee >(sha256sum >/dev/null) | age -r %s '
-                        '| tee >(sha256sum >/dev/null) > %s' % (keys['old'][0], pristine, keys['new'][1], out)],
-                       check=True)
-        fd = os.open(out, os.O_RDONLY)
-        os.fsync(fd)
-        os.close(fd)
-        times_hashed.append(time.perf_counter() - start)
-    row('key rotation', statistics.median(times_ours), statistics.median(times_age), 'age -d | age -r (piped)')
-    row('key rotation', statistics.median(times_ours), statistics.median(times_hashed), 'same + 2x sha256sum (tee)')
+
+    # rekey fsyncs its file: the pipes pay the same (sync FILE)
+    piped = 'age -d -i %s %s | age -r %s > %s && sync %s' % (keys['old'][0], pristine, keys['new'][1], out, out)
+    # the same work as ours: also the plaintext checksum (compared with the manifest's) and the new file's
+    hashed = ('age -d -i %s %s | tee >(sha256sum >/dev/null) | age -r %s | tee >(sha256sum >/dev/null) > %s && sync %s'
+              % (keys['old'][0], pristine, keys['new'][1], out, out))
+    row('key rotation', ours, piped, 'age -d | age -r (piped)', before=fresh)
+    row('key rotation', ours, hashed, 'same + 2x sha256sum (tee)', before=fresh)
 
 
 def main() -> None:
-    print('%d MB, median of %d runs, 8 MiB parts, loopback emulators, load %.1f' % (MB, RUNS, os.getloadavg()[0]))
+    print('%d MB, at least %d alternated rounds, 8 MiB parts, loopback emulators, load %.1f'
+          % (MB, RUNS, os.getloadavg()[0]))
     with tempfile.TemporaryDirectory(prefix='opsready-bench-offsite-') as tmp:
         work = Path(tmp)
         source = work / 'payload.bin'
         with open(source, 'wb') as handle:
             for dummy in range(MB):
                 handle.write(os.urandom(1 << 20))
-        bench_s3(source)
+        only = set(filter(None, os.environ.get('OPSREADY_BENCH_ONLY', 's3,azure,gcs,rekey').split(',')))
+        if 's3' in only:
+            bench_s3(source)
         try:
-            bench_azure(source)
+            if 'azure' in only:
+                bench_azure(source)
         except EmulatorUnavailable as exc:
             print('Azure Blob: skipped (%s)' % exc)
-        bench_gcs(source)
-        bench_rekey(work, source)
+        if 'gcs' in only:
+            bench_gcs(source)
+        if 'rekey' in only:
+            bench_rekey(work, source)
+    print(format_table(ROWS))
 
 
 if __name__ == '__main__':

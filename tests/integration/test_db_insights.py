@@ -367,3 +367,30 @@ def test_module_and_health_check_type_through_ansible(pg, tmp_path):
     lines = [json.loads(line) for line in hist.read_text().splitlines()]
     assert len(lines) == 3 and all(list(line['db']) == [first['insights']['key']] for line in lines)
     assert pg.password not in hist.read_text()
+
+
+def test_pg_one_round_trip_where_the_server_has_it_else_the_probe_first(pg):
+    """PostgreSQL 14+ with pg_stat_statements 1.8+ created and loaded: one psql run for the whole snapshot. A
+    database without the extension: that statement fails, the probe follows, then the snapshot for it; the same
+    shape."""
+    from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
+
+    class Counting(ToolRunner):
+        calls = 0
+
+        def run(self, argv, *args, **kwargs):
+            Counting.calls += 'psql' in argv[0]
+            return super().run(argv, *args, **kwargs)
+
+    conn = ConnectionParams(host=pg.host, port=pg.port, user=pg.user, password=pg.password)
+    snaps = {}
+    for database, trips in (('postgres', 1), ('plain', 3)):
+        Counting.calls = 0
+        collector = registry.get_insights('postgresql', conn, Counting())
+        snaps[database] = core.run(collector, core.Options(database=database), verdicts.parse({}), 'test')
+        assert Counting.calls == trips == collector.round_trips, database
+        assert snaps[database]['database'] == database and snaps[database]['server_version'] >= 150000
+    assert snaps['postgres']['statements']['enabled'] and snaps['postgres']['statements']['tracked'] >= 1
+    assert snaps['plain']['statements']['enabled'] is False
+    assert set(snaps['postgres']) == set(snaps['plain'])
+    assert snaps['postgres']['connections']['max'] == MAX_CONNECTIONS

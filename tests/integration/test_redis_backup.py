@@ -196,3 +196,30 @@ def test_dr_drill_role_drills_redis(redis, tmp_path):
     assert db['steps'][3]['result'].startswith('restored ') and 'the snapshot held' in db['steps'][3]['result']
     assert db['backup']['id'].startswith('redis-cache-full-')
     assert redis.password not in result.stdout
+
+
+def test_stream_check_counts_and_rejects_like_the_file_check(redis, tmp_path):
+    """The check fed while the backup streams (redis-check-rdb on a pipe) agrees with redis-check-rdb on the
+    file: same counts for a good RDB; a damaged or truncated RDB is rejected, fed in the backup's 1 MiB pieces."""
+    from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError
+    from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.redis.backup import StreamCheck, check_rdb
+
+    redis.cli('SAVE')
+    rdb = open(os.path.join(redis.dir, 'dump.rdb'), 'rb').read()
+
+    def streamed(data):
+        check = StreamCheck(ToolRunner(), 'the test RDB')
+        for start in range(0, len(data), 1 << 20):
+            check.feed(data[start:start + (1 << 20)])
+        return check.result()
+
+    good = tmp_path / 'good.rdb'
+    good.write_bytes(rdb)
+    held = streamed(rdb)
+    assert held == check_rdb(ToolRunner(), str(good)) and held['keys'] >= KEYS
+    damaged = bytearray(rdb)
+    damaged[len(rdb) // 2:len(rdb) // 2 + 64] = b'\xff' * 64
+    for bad in (bytes(damaged), rdb[:len(rdb) // 2], b''):
+        with pytest.raises(IntegrityError, match='redis-check-rdb rejects the test RDB'):
+            streamed(bad)

@@ -125,7 +125,7 @@ class AzureBlobStore(Store):
             raise self._error('read of %s' % name, exc)
 
     def upload(self, local_path: str, name: str, fail_after: Optional[int] = None) -> Dict[str, Any]:
-        reader = HashingReader(local_path, fail_after)
+        reader = HashingReader(local_path, fail_after, background=True)
         try:
             # the SDK reads any object with read(); its stubs only name IO[str]
             self.container.upload_blob(self.key(name), reader, length=os.path.getsize(local_path),  # type: ignore[arg-type]

@@ -99,7 +99,7 @@ class GcsStore(Store):
             raise self._error('read of %s' % name, exc)
 
     def upload(self, local_path: str, name: str, fail_after: Optional[int] = None) -> Dict[str, Any]:
-        reader = HashingReader(local_path, fail_after)
+        reader = HashingReader(local_path, fail_after, background=True)
         blob = self.bucket.blob(self.key(name), chunk_size=self.chunk_size)
         try:
             # size given and a chunk_size set: a resumable upload read in order, one chunk in memory at a time

@@ -17,8 +17,10 @@ import datetime
 import hashlib
 import os
 import posixpath
+import queue
 import shlex
 import tempfile
+import threading
 from typing import Any, Dict, Iterator, List, Optional
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError, ToolError
@@ -44,15 +46,64 @@ except ImportError as exc:  # pragma: no cover - exercised only where boto3 is m
 CHUNK = 1024 * 1024
 
 
+class BackgroundSha256:
+    """SHA-256 of the blocks given to ``update``, computed in a thread beside the caller, in the order given.
+
+    hashlib releases the GIL on large blocks, so an upload hashes on one core while its SDK sends (and computes
+    its own CRC32C/MD5) on the other, instead of one after the other. At most two blocks wait (the caller holds
+    the rest of memory it would hold anyway). ``hexdigest`` waits for every block; ``close`` ends the thread
+    without waiting (an upload that failed)."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+        self._queue: 'queue.Queue[Optional[bytes]]' = queue.Queue(maxsize=2)
+        self._thread: Optional[threading.Thread] = None
+        self._failure: List[BaseException] = []
+        self._closed = False
+
+    def _run(self) -> None:
+        while True:
+            data = self._queue.get()
+            if data is None:
+                return
+            try:
+                self._hash.update(data)
+            except BaseException as exc:  # re-raised by hexdigest()
+                self._failure.append(exc)
+
+    def update(self, data: bytes) -> None:
+        if self._closed:
+            raise ValueError('update() after close()')
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name='opsready-upload-sha256', daemon=True)
+            self._thread.start()
+        self._queue.put(data)
+
+    def close(self) -> None:
+        if self._thread is not None and not self._closed:
+            self._closed = True
+            self._queue.put(None)  # the thread takes every block before it, then ends
+
+    def hexdigest(self) -> str:
+        if self._thread is not None:
+            self.close()
+            self._thread.join()
+        if self._failure:
+            raise self._failure[0]
+        return self._hash.hexdigest()
+
+
 class HashingReader:
     """Non-seekable reader over a local file that hashes what it hands out (uploads read it once, in order).
 
-    ``fail_after`` (tests) raises after that many bytes, as a dropped connection would.
+    ``fail_after`` (tests) raises after that many bytes, as a dropped connection would. ``background``: hash
+    in a thread beside the upload (``BackgroundSha256``), for SDKs that hand their sending to other threads or
+    release the GIL while they send.
     """
 
-    def __init__(self, path: str, fail_after: Optional[int] = None) -> None:
+    def __init__(self, path: str, fail_after: Optional[int] = None, background: bool = False) -> None:
         self._handle = open(path, 'rb')
-        self.sha256 = hashlib.sha256()
+        self.sha256: Any = BackgroundSha256() if background else hashlib.sha256()
         self.size = 0
         self._fail_after = fail_after
 
@@ -70,6 +121,8 @@ class HashingReader:
 
     def close(self) -> None:
         self._handle.close()
+        if isinstance(self.sha256, BackgroundSha256):
+            self.sha256.close()
 
 
 class Store:

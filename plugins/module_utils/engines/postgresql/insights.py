@@ -4,9 +4,11 @@
 """PostgreSQL insights: connections, lock waits and their blockers, deadlocks, long transactions,
 replication slots, buffer cache, bloat estimate, pg_stat_statements.
 
-Two round trips through the client's ``query`` (psql, CSV, no password in argv): one for the server
-version and what pg_stat_statements offers in the database, one SELECT that builds the whole snapshot as
-one JSON document on the server (aggregates, ORDER BY and LIMIT run there, so 200 sessions or 10,000
+One round trip through the client's ``query`` (psql, CSV, no password in argv) on the usual server: one SELECT
+that builds the whole snapshot as one JSON document on the server, with the server version and what
+pg_stat_statements offers in it; where that statement cannot run (PostgreSQL before 14, pg_stat_statements
+missing, not loaded or before 1.8) a probe for those follows, then the snapshot written for them. The document is
+built on the server (aggregates, ORDER BY and LIMIT run there, so 200 sessions or 10,000
 tracked statements cost the server a sort, not this host a transfer).
 
 The SQL here is built from constants and integers only (limits, text lengths): no name or value from the user
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any, Dict, List, Optional
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
@@ -40,7 +43,17 @@ HOW_TO_CREATE = ('pg_stat_statements is loaded but the extension is not created 
 CLIENT = "backend_type = 'client backend'"
 
 
-def _snapshot_sql(version: int, statements: Optional[str], options: Options) -> str:
+# What the one-statement snapshot assumes (pg_locks.waitstart is 14+, total_exec_time is pg_stat_statements 1.8+):
+# where it is not so, the statement fails to run and collect() takes the probe first.
+OPTIMISTIC_VERSION = 140000
+OPTIMISTIC_EXTVERSION = '1.8'
+# How the server says that it is not that server: a relation or column missing, the library not loaded.
+MAKE_UP = re.compile(r'does not exist|pg_stat_statements|shared_preload_libraries|syntax error')
+
+
+def _snapshot_sql(version: int, statements: Optional[str], options: Options, probe: bool = False) -> str:
+    """The snapshot as one JSON document; ``probe``: with what the probe reads (server version, the extension's
+    version, database, block size) in it, for the one-statement snapshot."""
     q = QUERY_CHARS
     waitstart = 'l.waitstart' if version >= 140000 else 'NULL::timestamptz'
     # pg_locks.waitstart (14+) is when the wait for the lock began; before 14 the statement start is the best bound.
@@ -99,6 +112,10 @@ def _snapshot_sql(version: int, statements: Optional[str], options: Options) -> 
         "AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%%' "
         "ORDER BY c.relpages DESC LIMIT %d) t)" % options.bloat_tables,
     ]
+    if probe:
+        parts += ["'server_version_num', current_setting('server_version_num')::int",
+                  "'extversion', (SELECT extversion FROM pg_extension WHERE extname = 'pg_stat_statements')",
+                  "'database', current_database()", "'block_size', current_setting('block_size')::int"]
     prefix = ''
     if statements:
         # pg_stat_statements 1.8 (PostgreSQL 13) renamed total_time/mean_time to total_exec_time/mean_exec_time.
@@ -150,18 +167,41 @@ def _bloat(table: Dict[str, Any], block_size: int) -> Dict[str, Any]:
 class PostgresInsights(Collector):
     engine_name = 'postgresql'
 
+    # Set by collect(): whether the last snapshot took one round trip or the probe first (tests, bench).
+    round_trips = 0
+
     def collect(self, options: Options) -> Dict[str, Any]:
-        rows = self.client.query(PROBE_SQL, database=options.database)
-        if not rows or len(rows[0]) < 5:
-            raise OpsReadyError('PostgreSQL did not answer the insights probe (got %r).' % rows)
-        version_num, preload, extversion, database, block_size = rows[0]
-        version = int(version_num)
-        loaded = 'pg_stat_statements' in [p.strip().strip('"') for p in preload.split(',')]
-        usable = extversion if (loaded and extversion) else None
-        rows = self.client.query(_snapshot_sql(version, usable, options), database=options.database)
-        if not rows or not rows[0]:
-            raise OpsReadyError('PostgreSQL returned no insights snapshot.')
-        raw = json.loads(rows[0][0])
+        # Each round trip is a psql process and a login: on a loaded host most of a run. The usual server (14 or
+        # newer, pg_stat_statements 1.8+ loaded and created) is asked for everything in one statement; when that
+        # statement does not run there (an older server, the extension missing, not loaded, or older), the
+        # probe says what the server has and the snapshot for it follows, as before. A failure that is not about
+        # the server's make-up (login, timeout) fails the probe the same way and is reported from there.
+        try:
+            rows = self.client.query(_snapshot_sql(OPTIMISTIC_VERSION, OPTIMISTIC_EXTVERSION, options, probe=True),
+                                     database=options.database)
+            raw = json.loads(rows[0][0]) if rows and rows[0] else None
+        except OpsReadyError as exc:
+            if not MAKE_UP.search('%s %s' % (exc.message, getattr(exc, 'stderr', ''))):
+                raise  # a login, a timeout, a lock: asking again would only wait again
+            raw = None
+        if raw is not None:
+            self.round_trips = 1
+            version, extversion = int(raw['server_version_num']), raw['extversion']
+            database, block_size = raw['database'], raw['block_size']
+            usable = extversion
+        else:
+            self.round_trips = 3  # the statement that did not run, the probe, the snapshot
+            rows = self.client.query(PROBE_SQL, database=options.database)
+            if not rows or len(rows[0]) < 5:
+                raise OpsReadyError('PostgreSQL did not answer the insights probe (got %r).' % rows)
+            version_num, preload, extversion, database, block_size = rows[0]
+            version = int(version_num)
+            loaded = 'pg_stat_statements' in [p.strip().strip('"') for p in preload.split(',')]
+            usable = extversion if (loaded and extversion) else None
+            rows = self.client.query(_snapshot_sql(version, usable, options), database=options.database)
+            if not rows or not rows[0]:
+                raise OpsReadyError('PostgreSQL returned no insights snapshot.')
+            raw = json.loads(rows[0][0])
         used, maximum = int(raw['connections']), int(raw['max_connections'])
         snap: Dict[str, Any] = {
             'server_version': version,

@@ -18,7 +18,8 @@ With ``--recipient age1...`` (repeatable) or ``--recipients-file`` the compresse
 to those age X25519 recipients in the same pass (``<artifact>.age``; the manifest's ``encryption`` record
 is the one ``db_backup`` writes, so ``backup_verify``/``db_restore`` decrypt it with the identity). The
 age framing here is encryption only (``_AgeWriter``, ~60 lines over the ``cryptography`` package, imported
-only when encrypting); its output is held to the collection's decoder and to Debian's ``age`` by the tests.
+only when encrypting, from its compiled binding where it has one: ``_primitives``); its output is held to the
+collection's decoder and to Debian's ``age`` by the tests.
 The manifest keeps the plaintext segment's SHA-256 (``plain_sha256``) so a re-archived segment can be
 compared without the key, as pgBackRest does with its checksum in the file name.
 
@@ -230,16 +231,31 @@ class _AgeWriter:
         self._buffer = bytearray()
 
 
+def _primitives() -> Tuple[Any, Any, Any]:
+    """(ChaCha20Poly1305, generate an X25519 private key, load an X25519 public key) from ``cryptography``.
+
+    From cryptography 42 on, the public classes are the compiled (Rust) binding's own objects: taken from the
+    binding directly, the import skips the pure-Python layers above it (typing, enum, re and the cipher
+    registries: most of the ~35 ms that loading ``cryptography`` costs each helper process, i.e. each segment).
+    Older releases (Debian 12's 38) lack these names there and take the public modules, as before."""
+    try:
+        from cryptography.hazmat.bindings._rust import openssl as binding  # type: ignore[import-not-found,unused-ignore]
+        return binding.aead.ChaCha20Poly1305, binding.x25519.generate_key, binding.x25519.from_public_bytes
+    except (ImportError, AttributeError):
+        from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+        from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+        return ChaCha20Poly1305, X25519PrivateKey.generate, X25519PublicKey.from_public_bytes
+
+
 def age_header(publics: List[bytes]) -> Tuple[bytes, Any]:
     """(the age header + payload nonce, the payload's ChaCha20-Poly1305 ``encrypt``) for a new random file key."""
-    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+    ChaCha20Poly1305, generate, from_public_bytes = _primitives()  # noqa: N806 # a class, named as one
     file_key = os.urandom(16)
     lines = [b'age-encryption.org/v1']
     for public in publics:
-        ephemeral = X25519PrivateKey.generate()
+        ephemeral = generate()
         share = _raw_public(ephemeral.public_key())
-        shared = ephemeral.exchange(X25519PublicKey.from_public_bytes(public))
+        shared = ephemeral.exchange(from_public_bytes(public))
         wrap = _hkdf(shared, share + public, b'age-encryption.org/v1/X25519')
         lines += [b'-> X25519 ' + _b64(share), _b64(ChaCha20Poly1305(wrap).encrypt(b'\0' * 12, file_key, None))]
     head = b'\n'.join(lines) + b'\n---'

@@ -16,7 +16,7 @@ import shutil
 import subprocess  # nosec B404 # argv lists only
 import tempfile
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import disk_error, open_artifact
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
@@ -30,7 +30,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.base i
     ALL_DATABASES, BackupOptions, Engine, kill_and_reap)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
 from ansible_collections.opsready.operations.plugins.module_utils.engines.redis.backup import (
-    EOF_MARK, check_rdb, redis_connection)
+    EOF_MARK, StreamCheck, check_rdb, redis_connection)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.redis.client import DEFAULT_PORT, RedisClient
 
 
@@ -71,12 +71,7 @@ class RedisEngine(Engine):
         try:
             fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             os.close(fd)
-            stored = self._transfer(opts, staging, artifact)
-            try:
-                held = check_rdb(self.runner, staging, report_path='the RDB received from %s' % self.server_label())
-            except BaseException:
-                os.unlink(artifact)  # committed without a manifest: never left looking like a backup
-                raise
+            stored, held = self._transfer(opts, staging, artifact)
         except OSError as exc:
             raise disk_error(exc, artifact)
         finally:
@@ -98,17 +93,29 @@ class RedisEngine(Engine):
         )
         return [self.commit_manifest(artifact, data)]
 
-    def _transfer(self, opts: BackupOptions, staging: str, artifact: str) -> Dict[str, Any]:
+    def _transfer(self, opts: BackupOptions, staging: str, artifact: str) -> Tuple[Dict[str, Any], Dict[str, Any]]:
         """redis-cli --rdb into ``staging`` while the bytes it wrote are compressed, hashed (and encrypted) into
-        ``artifact``: the transfer and the compression overlap, as in ``redis-cli --rdb - | zstd``.
+        ``artifact`` and fed to redis-check-rdb: the transfer, the compression and the check overlap, as in
+        ``redis-cli --rdb - | zstd``. Returns (what the artifact writer stored, what redis-check-rdb counted).
 
         redis-cli writes a diskless transfer's 40-byte EOF marker after the RDB and then truncates the file to
         the RDB's length: the last 40 bytes read are held back until it exited and the file's final size says
-        how much of them is RDB. The artifact holds exactly the staged (and redis-check-rdb checked) file."""
+        how much of them is RDB. The artifact and the check get exactly the staged file's bytes."""
         argv = self.client.argv('--rdb', staging)
-        writer = ArtifactWriter(artifact, compression=opts.compression, level=opts.level, threads=opts.threads,
-                                recipients=opts.recipients or None)
-        proc = self.runner.popen(argv, env=self.client.env(), stdout=subprocess.DEVNULL)
+        check = StreamCheck(self.runner, 'the RDB received from %s' % self.server_label())
+        try:
+            writer = ArtifactWriter(artifact, compression=opts.compression, level=opts.level, threads=opts.threads,
+                                    recipients=opts.recipients or None)
+        except BaseException:
+            check.abort()
+            raise
+        try:
+            proc = self.runner.popen(argv, env=self.client.env(), stdout=subprocess.DEVNULL)
+        except BaseException:
+            check.abort()
+            writer.abort()
+            raise
+        committed = False
         try:
             pending = b''
             written = 0
@@ -120,6 +127,7 @@ class RedisEngine(Engine):
                         pending += data
                         if len(pending) > EOF_MARK:
                             writer.write(pending[:-EOF_MARK])
+                            check.feed(pending[:-EOF_MARK])
                             written += len(pending) - EOF_MARK
                             pending = pending[-EOF_MARK:]
                         continue
@@ -138,10 +146,19 @@ class RedisEngine(Engine):
                 raise IntegrityError('redis-cli left %d bytes in %s, %d were read: the transfer was not the RDB.'
                                      % (final, staging, written + len(pending)), path=staging)
             writer.write(pending[:rest])
-            return writer.commit()
+            check.feed(pending[:rest])
+            stored = writer.commit()
+            committed = True
+            held = check.result()
+            return stored, held
         except BaseException:
             kill_and_reap(proc)
-            writer.abort()
+            if committed:
+                os.unlink(artifact)  # committed without a manifest: never left looking like a backup
+                check.abort()
+            else:
+                writer.abort()
+                check.abort()
             raise
 
     def verify(self, manifest: Manifest) -> Dict[str, Any]:
