@@ -163,7 +163,7 @@ def profile(ours: Side, out: str, top: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0])
     parser.add_argument('--hosts', type=int, default=50)
     parser.add_argument('--forks', type=int, default=50)
     parser.add_argument('--runs', type=int, default=1, help='rounds at least (each: ours and setup once)')
