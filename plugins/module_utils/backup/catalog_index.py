@@ -9,11 +9,11 @@ Two layers, both derived from the manifests and never trusted over them:
   (``backup_info`` one per backup set plus one for the whole directory; ``db_backup`` one for the freshness
   check, one for the leftover scan, one per engine step, one per pruned set);
 * a per-directory index file (``INDEX_NAME``, written once a directory holds ``index_min()`` manifests):
-  the fields the catalog's questions use (kind, engine, database, times, positions, parent, verified,
-  member paths) with each manifest's stat signature, so that a year of hourly backups (~200,000
-  manifests) is answered without parsing 200,000 JSON files. An indexed manifest loads its whole JSON only
-  when something asks for it (``summary()``, a restore, a verification), and checks then that it still
-  says what the index said.
+  the fields the catalog's questions use (kind, engine, database, finished and consistent times,
+  positions, parent, verified, member paths) with each manifest's stat signature, so that a year of
+  hourly backups (~200,000 manifests) is answered without parsing 200,000 JSON files. An indexed
+  manifest loads its whole JSON only when something asks for it (``summary()``, a restore, a
+  verification), and checks then that it still says what the index said.
 
 What proves a manifest unchanged: every scan ``stat``s every manifest, and an entry is reused only when
 the file is the very same one: device (of the directory), inode, size, mtime and ctime in nanoseconds.
@@ -30,8 +30,8 @@ its body must match the SHA-256 in its header, and every column must have the ri
 Anything else and it is ignored (and rewritten when the directory is writable). It is written atomically
 (temporary file, fsync, rename: the final name is replaced, never written through), mode 0600 like the
 manifests. A directory we cannot write gets no index: the scan falls back to parsing, cached for the
-process. Retention never deletes on the index's word: ``jobs.prune`` re-plans the sets it deletes from
-from the parsed manifests (``scan(..., use_index=False)``).
+process. Retention never deletes on the index's word: ``jobs.prune`` plans the sets it deletes from again
+from their parsed manifests (``scan(..., parse_sets=...)``).
 
 Within a ``session()`` (one module run), a directory whose inode, mtime and ctime have not changed since
 the last scan (and had settled before it) is not listed and ``stat``ed again: adding, removing or renaming a
