@@ -380,6 +380,21 @@ EXAMPLES = r'''
     history_path: /var/lib/opsready/health-history.jsonl
   register: health
 
+- name: Cache health, evictions and hit ratio judged since the previous run
+  opsready.operations.health_check:
+    metrics: []
+    checks:
+      - type: redis
+        name: sessions-cache
+        host: 127.0.0.1
+        port: 6379
+        password: "{{ vault_redis_password }}"
+        unit: redis-server
+        redis_thresholds:
+          hit_ratio_warning: 0.9
+    history_path: /var/lib/opsready/health-history.jsonl
+    textfile_path: /var/lib/node_exporter/textfile/opsready_cache.prom
+
 - name: Report only
   opsready.operations.health_check:
     fail_on: never

@@ -84,11 +84,13 @@ def apply_change(facts: Dict[str, Any], prev: Optional[Tuple[float, Dict[str, An
     restarted = False
     if prev is not None:
         before = prev[1].get('run_id')
-        restarted = bool(before and facts.get('run_id') and before != facts['run_id'])
         uptime = facts.get('uptime_seconds')
-        # Without run_ids (an old history line): an uptime shorter than the interval is a restart too.
-        if not restarted and uptime is not None and uptime < now - prev[0]:
-            restarted = True
+        if before and facts.get('run_id'):
+            restarted = before != facts['run_id']
+        elif uptime is not None:
+            # Without run_ids (an older history line): an uptime shorter than the interval is a restart. Only
+            # then: with run_ids, a wall clock that jumped ahead must not turn every counter into a burst.
+            restarted = uptime < now - prev[0]
     change = deltas.compute(prev, now, counters(facts), restarted=restarted)
     facts['since_previous'] = change or None
     d = change.get('deltas') or {}

@@ -107,6 +107,13 @@ def test_a_restart_counts_from_zero_never_negative(before, after, how):
     assert change['deltas']['evicted_keys'] == after['evicted_keys'] and 'evicted_keys' in change['reset']
 
 
+def test_the_same_run_id_is_no_restart_even_when_the_clock_jumped():
+    prev = (1000.0, insights.counters(facts(evicted_keys=900)))
+    now = facts(evicted_keys=905, uptime_seconds=3600)
+    change = insights.apply_change(now, prev, 1000.0 + 86400)  # the wall clock jumped a day ahead
+    assert change['deltas']['evicted_keys'] == 5 and change['reset'] == []
+
+
 def test_deltas_compute_restarted_flag_is_generic():
     assert deltas.compute((0.0, {'n': 5}), 10.0, {'n': 7}, restarted=True)['deltas'] == {'n': 7}
     assert deltas.compute((0.0, {'n': 5}), 10.0, {'n': 7})['deltas'] == {'n': 2}
