@@ -14,10 +14,15 @@ description:
   - Samples system metrics with psutil (CPU over an interval, load per core, memory and swap, space
     and inodes of every real filesystem, network throughput as a percent of link speed, established
     TCP connections) and runs named checks (C(process), C(service), C(tcp), C(http), C(db), C(command), C(backup),
-    C(replication), C(insights)).
+    C(replication), C(insights), C(redis)).
   - An C(insights) check reads a database server's insights (connections against C(max_connections), lock waits
     and their blockers, deadlocks since the previous run, long and idle transactions, replication slots, cache
     hit ratio, table bloat, top statements), as M(opsready.operations.db_insights) does, and adds its findings.
+  - A C(redis) check reads a Redis server's C(INFO) as M(opsready.operations.redis_insights) does (memory against
+    C(maxmemory) and the eviction policy, evictions, hit ratio, clients, rejected connections, replication, RDB and
+    AOF status). With O(history_path) its counters are kept between runs, so evictions, rejected connections,
+    refused writes and the hit ratio are judged over the interval since the previous run (a restart of Redis
+    counts from zero, never a negative rate); the first run judges them since Redis started.
   - Each metric and check is compared with warning and critical thresholds; every crossing is a
     finding (check, condition, value, threshold, severity, message). The verdict is the worst
     severity, V(ok), V(warning) or V(critical).
@@ -46,7 +51,7 @@ options:
         description: The check type.
         type: str
         required: true
-        choices: [backup, command, db, http, insights, process, replication, service, tcp]
+        choices: [backup, command, db, http, insights, process, redis, replication, service, tcp]
       name:
         description: Name of the check in findings and metrics. Defaults to the type and target (C(tcp:db1:5432)).
         type: str
@@ -70,10 +75,14 @@ options:
         description: Per-check overrides of O(thresholds) (C(latency_ms), C(error_rate_percent), C(tls_days)).
         type: dict
       host:
-        description: C(tcp) host; C(db) and C(insights) host for O(checks[].engine) checks; C(replication) host.
+        description:
+          - C(tcp) host; C(db) and C(insights) host for O(checks[].engine) checks; C(replication) host.
+          - C(redis) host (default V(127.0.0.1)).
         type: str
       port:
-        description: C(tcp) port; C(db) and C(insights) port for O(checks[].engine) checks; C(replication) port.
+        description:
+          - C(tcp) port; C(db) and C(insights) port for O(checks[].engine) checks; C(replication) port.
+          - C(redis) port (default V(6379)).
         type: int
       url:
         description: C(http) URL, V(http://) or V(https://).
@@ -104,7 +113,7 @@ options:
         description: C(http) verify the server certificate and host name. Default V(true).
         type: bool
       ca_path:
-        description: C(http) CA bundle to verify the server with.
+        description: C(http) CA bundle to verify the server with; C(redis) CA bundle with O(checks[].tls).
         type: path
       headers:
         description: C(http) request headers (values are treated as secrets).
@@ -125,6 +134,7 @@ options:
           - C(db) and C(insights) password; appended to O(checks[].connection_string), or passed to the native client
             through the environment or a 0600 option file (never argv).
           - C(replication) password, passed the same way.
+          - C(redis) password, passed to C(redis-cli) only through C(REDISCLI_AUTH).
         type: str
       engine:
         description:
@@ -136,7 +146,7 @@ options:
         type: str
         choices: [postgresql, mariadb, mysql, sqlserver]
       user:
-        description: C(db) and C(insights) user for O(checks[].engine) checks; C(replication) user.
+        description: C(db) and C(insights) user for O(checks[].engine) checks; C(replication) user; C(redis) ACL user.
         type: str
       database:
         description:
@@ -214,8 +224,20 @@ options:
         type: str
         choices: [postgresql, mariadb, mysql]
       unix_socket:
-        description: C(replication) local socket (PostgreSQL socket directory, MariaDB/MySQL socket file).
+        description:
+          - C(replication) local socket (PostgreSQL socket directory, MariaDB/MySQL socket file).
+          - C(redis) socket file, instead of O(checks[].host).
         type: path
+      tls:
+        description: C(redis) connect with TLS (C(redis-cli --tls)).
+        type: bool
+      redis_thresholds:
+        description:
+          - C(redis) overrides of the thresholds, as O(opsready.operations.redis_insights#module:thresholds) takes them
+            (C(memory_warning), C(evictions_warning), C(hit_ratio_warning), C(rejected_connections_warning), ...).
+          - C(evictions_warning), C(rejected_connections_warning) and C(hit_ratio_min_lookups) count since the
+            previous run when O(history_path) holds one, else since Redis started.
+        type: dict
       option_file:
         description:
           - C(replication) credentials file instead of O(checks[].password) (C(.pgpass), or a MariaDB/MySQL
@@ -319,7 +341,10 @@ notes:
     V(certificate_expiry), V(command_failed), V(filesystem_unresponsive), V(check_error)) used by the
     C(auto_recovery) role to pick a remediation. C(replication) checks add V(replication_stopped),
     V(replication_lag), V(replication_slot), V(replication_role), V(replica_missing), V(replication_config)
-    and V(replication_paused) (docs/replication.md).
+    and V(replication_paused) (docs/replication.md). C(redis) checks add V(redis_connection), V(redis_memory),
+    V(redis_evictions), V(redis_hit_ratio), V(redis_clients), V(redis_rejected_connections),
+    V(redis_blocked_clients), V(redis_persistence) and the replication check's V(replication_lag) and
+    V(replication_stopped) (docs/redis.md).
   - C(service) checks need systemd running on the host; elsewhere they report a V(check_error)
     finding and a C(process) check with O(checks[].pidfile) is the alternative.
 seealso:
@@ -354,6 +379,21 @@ EXAMPLES = r'''
     textfile_path: /var/lib/node_exporter/textfile/opsready_health.prom
     history_path: /var/lib/opsready/health-history.jsonl
   register: health
+
+- name: Cache health, evictions and hit ratio judged since the previous run
+  opsready.operations.health_check:
+    metrics: []
+    checks:
+      - type: redis
+        name: sessions-cache
+        host: 127.0.0.1
+        port: 6379
+        password: "{{ vault_redis_password }}"
+        unit: redis-server
+        redis_thresholds:
+          hit_ratio_warning: 0.9
+    history_path: /var/lib/opsready/health-history.jsonl
+    textfile_path: /var/lib/node_exporter/textfile/opsready_cache.prom
 
 - name: Report only
   opsready.operations.health_check:
@@ -431,9 +471,10 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.health import assess, checks, metrics
 from ansible_collections.opsready.operations.plugins.module_utils.health import insights_check, replication_check
+from ansible_collections.opsready.operations.plugins.module_utils.engines.redis import health as redis_check
 
 # Check types in files of their own register themselves when imported (Ansible ships what is imported here).
-EXTRA_CHECK_TYPES = (replication_check.ReplicationCheck, insights_check.InsightsCheck)
+EXTRA_CHECK_TYPES = (replication_check.ReplicationCheck, insights_check.InsightsCheck, redis_check.RedisCheck)
 
 
 def main():

@@ -68,6 +68,13 @@ class Exposition:
         family = self._families.setdefault(self.prefix + name, (help_text, kind, []))
         family[2].append((labels or {}, value))
 
+    def add_as(self, full_name: str, help_text: str, value: Any, labels: Optional[Labels] = None,
+               kind: str = 'gauge') -> None:
+        """A sample of a family outside this exposition's prefix (a check type's own, ``opsready_redis_*``)."""
+        if value is None:
+            return
+        self._families.setdefault(full_name, (help_text, kind, []))[2].append((labels or {}, value))
+
     def render(self) -> str:
         lines = []
         for name in sorted(self._families):

@@ -86,8 +86,13 @@ def previous(path: Optional[str], key: str) -> Optional[Tuple[float, Dict[str, A
     return best
 
 
-def compute(prev: Optional[Tuple[float, Dict[str, Any]]], now: float, counters: Dict[str, Any]) -> Dict[str, Any]:
-    """Deltas and per-second rates of ``counters`` since ``prev``; ``{}`` without a usable previous sample."""
+def compute(prev: Optional[Tuple[float, Dict[str, Any]]], now: float, counters: Dict[str, Any],
+            restarted: bool = False) -> Dict[str, Any]:
+    """Deltas and per-second rates of ``counters`` since ``prev``; ``{}`` without a usable previous sample.
+
+    ``restarted``: the server says it restarted since ``prev`` (Redis' ``run_id`` changed). Every counter then
+    counts from zero, also one that has grown past its old value again, which a comparison alone would take
+    for a small increase."""
     if prev is None:
         return {}
     then, old = prev
@@ -102,7 +107,7 @@ def compute(prev: Optional[Tuple[float, Dict[str, Any]]], now: float, counters: 
         before = old.get(name)
         if not isinstance(before, (int, float)) or isinstance(before, bool):
             continue
-        if value < before:
+        if restarted or value < before:
             reset.append(name)
             delta = value
         else:

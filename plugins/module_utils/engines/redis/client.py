@@ -72,8 +72,11 @@ def connection_from_params(params: Dict[str, Any]) -> RedisConnection:
 class RedisClient:
     """redis-cli with the connection's options; ``command`` returns the raw reply text."""
 
-    def __init__(self, conn: RedisConnection, runner: Optional[ToolRunner] = None) -> None:
+    def __init__(self, conn: RedisConnection, runner: Optional[ToolRunner] = None,
+                 command_timeout: Optional[float] = None) -> None:
         self.conn = conn
+        # A health check bounds every command by its own timeout; the modules leave Redis 20 s past the connect.
+        self.command_timeout = command_timeout
         self.runner = runner or ToolRunner(secrets=[conn.password])
         self.runner.add_secret(conn.password)
 
@@ -110,9 +113,10 @@ class RedisClient:
 
     def command(self, *args: str, timeout: Optional[float] = None) -> str:
         argv = self.argv(*args)
+        limit = timeout or self.command_timeout or self.conn.connect_timeout + 20
         try:
-            rc, out, err = self.runner.run(argv, env=self.env(), timeout=timeout or self.conn.connect_timeout + 20,
-                                           check=False, what='redis-cli %s' % args[0])
+            rc, out, err = self.runner.run(argv, env=self.env(), timeout=limit, check=False,
+                                           what='redis-cli %s' % args[0])
         except ToolError as exc:
             raise RedisError('redis-cli %s against %s: %s' % (args[0], self.conn.label(), exc.message),
                              server=self.conn.label())

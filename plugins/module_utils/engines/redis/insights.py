@@ -10,6 +10,12 @@ database servers' own), so Prometheus' ``rate()``/``increase()`` turns them into
 and the verdicts here judge what the count says already
 (one eviction is a finding for a cache that should not evict; a refused write is never normal).
 
+Between runs (the ``redis`` check type of health_check, which keeps ``counters`` in the host's health history):
+``apply_change`` adds the deltas since the previous sample (``insights/deltas.py``, as the database insights
+do), and the verdicts then judge evictions, rejected connections, OOM refusals and the hit ratio over that
+interval instead of since the server started, so a finding clears once the cause is gone. A restart (a new
+``run_id``, or a counter lower than before) counts every counter from zero: never a negative rate.
+
 Private to opsready.operations; do not import from other collections.
 """
 
@@ -19,8 +25,11 @@ import re
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.engines.redis.client import (
     RedisClient, keyspace_keys)
+from ansible_collections.opsready.operations.plugins.module_utils.health import prometheus
+from ansible_collections.opsready.operations.plugins.module_utils.insights import deltas
 
 SEVERITY = {'ok': 0, 'warning': 1, 'critical': 2}
 
@@ -37,6 +46,72 @@ DEFAULT_THRESHOLDS: Dict[str, float] = {
     'replication_lag_warning': 10,   # seconds (replica: since the last I/O with its primary; primary: per replica)
     'replication_lag_critical': 60,
 }
+
+
+# Redis' cumulative counters kept in the history between runs (plus ``run_id``, which tells a restart).
+COUNTERS = ('keyspace_hits', 'keyspace_misses', 'evicted_keys', 'rejected_connections', 'oom_rejected_commands')
+ENGINE = 'redis'
+PREFIX = 'opsready_redis_'
+
+
+def parse_thresholds(user: Optional[Dict[str, Any]]) -> Dict[str, float]:
+    """The defaults overlaid with the user's numbers; unknown keys and non-numbers are refused."""
+    result = dict(DEFAULT_THRESHOLDS)
+    unknown = sorted(set(user or {}) - set(result))
+    if unknown:
+        raise OpsReadyError('Unknown Redis threshold(s) %s: use %s.' % (', '.join(unknown), ', '.join(sorted(result))))
+    for key, value in (user or {}).items():
+        if isinstance(value, bool):
+            raise OpsReadyError('Redis threshold %s must be a number, got %r.' % (key, value))
+        try:
+            result[key] = float(value)
+        except (TypeError, ValueError):
+            raise OpsReadyError('Redis threshold %s must be a number, got %r.' % (key, value))
+    return result
+
+
+def counters(facts: Dict[str, Any]) -> Dict[str, Any]:
+    """What the history keeps of one sample."""
+    kept: Dict[str, Any] = {name: facts[name] for name in COUNTERS if facts.get(name) is not None}
+    if facts.get('run_id'):
+        kept['run_id'] = facts['run_id']
+    return kept
+
+
+def apply_change(facts: Dict[str, Any], prev: Optional[Tuple[float, Dict[str, Any]]], now: float) -> Dict[str, Any]:
+    """Add ``since_previous`` (interval, deltas, per-second rates, reset) and the interval's hit ratio to
+    ``facts``; ``prev`` is ``deltas.previous``'s (time, counters). Returns the change ({} on a first run)."""
+    restarted = False
+    if prev is not None:
+        before = prev[1].get('run_id')
+        uptime = facts.get('uptime_seconds')
+        if before and facts.get('run_id'):
+            restarted = before != facts['run_id']
+        elif uptime is not None:
+            # Without run_ids (an older history line): an uptime shorter than the interval is a restart. Only
+            # then: with run_ids, a wall clock that jumped ahead must not turn every counter into a burst.
+            restarted = uptime < now - prev[0]
+    change = deltas.compute(prev, now, counters(facts), restarted=restarted)
+    facts['since_previous'] = change or None
+    d = change.get('deltas') or {}
+    if 'keyspace_hits' in d and 'keyspace_misses' in d:
+        lookups = d['keyspace_hits'] + d['keyspace_misses']
+        facts['interval_lookups'] = int(lookups)
+        facts['interval_hit_ratio'] = d['keyspace_hits'] / float(lookups) if lookups else None
+    return change
+
+
+def _counted(facts: Dict[str, Any], name: str) -> Tuple[int, str, Optional[float]]:
+    """(count, when, rate per second): since the previous run when known, else since the server started."""
+    change = facts.get('since_previous') or {}
+    if name in (change.get('deltas') or {}):
+        return (int(change['deltas'][name]), 'in the last %ds' % round(change['interval_seconds']),
+                change['rates'].get(name))
+    return int(facts[name]), 'since it started', None
+
+
+def _rate(rate: Optional[float]) -> str:
+    return ' (%.3g/s)' % rate if rate else ''
 
 
 def _num(info: Dict[str, str], key: str, default: Optional[float] = None) -> Optional[float]:
@@ -75,6 +150,7 @@ def collect(client: RedisClient) -> Dict[str, Any]:
                              'lag_bytes': max(0, int(info.get('master_repl_offset', '0')) - int(f.get('offset', '0')))})
     facts: Dict[str, Any] = {
         'server_version': info.get('redis_version'),
+        'run_id': info.get('run_id'),
         'uptime_seconds': _num(info, 'uptime_in_seconds'),
         'keys': keyspace_keys(info),
         'keyspace_hits': int(hits),
@@ -122,13 +198,13 @@ def evaluate(facts: Dict[str, Any], th: Dict[str, float]) -> Tuple[str, List[Dic
     f: List[Dict[str, Any]] = []
     ratio = facts['memory_used_ratio']
     policy = facts['maxmemory_policy'] or ''
-    if facts['oom_rejected_commands'] and policy == 'noeviction' and ratio is not None \
-            and ratio >= th['memory_warning']:
+    oom, oom_when, _oom_rate = _counted(facts, 'oom_rejected_commands')
+    if oom and policy == 'noeviction' and ratio is not None and ratio >= th['memory_warning']:
         _finding(f, 'memory', 'critical',
-                 'Redis out of memory: %d write(s) refused with OOM, used_memory %d of maxmemory %d bytes, policy '
+                 'Redis out of memory: %d write(s) refused with OOM %s, used_memory %d of maxmemory %d bytes, policy '
                  'noeviction. Raise maxmemory, delete or expire keys, or choose an eviction policy (allkeys-lru) '
-                 'if this is a cache.' % (facts['oom_rejected_commands'], facts['used_memory_bytes'],
-                                          facts['maxmemory_bytes']), value=ratio)
+                 'if this is a cache.' % (oom, oom_when, facts['used_memory_bytes'], facts['maxmemory_bytes']),
+                 value=ratio)
     elif ratio is not None and policy == 'noeviction' and ratio >= th['memory_critical']:
         _finding(f, 'memory', 'critical',
                  'Redis out of memory: used_memory is %.0f%% of maxmemory with policy noeviction; writes are '
@@ -136,17 +212,23 @@ def evaluate(facts: Dict[str, Any], th: Dict[str, float]) -> Tuple[str, List[Dic
     elif ratio is not None and policy == 'noeviction' and ratio >= th['memory_warning']:
         _finding(f, 'memory', 'warning', 'used_memory is %.0f%% of maxmemory (policy noeviction: writes are refused '
                  'at 100%%).' % (ratio * 100), value=ratio)
-    if facts['evicted_keys'] >= th['evictions_warning'] and th['evictions_warning'] > 0:
+    evicted, when, rate = _counted(facts, 'evicted_keys')
+    if evicted >= th['evictions_warning'] and th['evictions_warning'] > 0:
         _finding(f, 'evictions', 'warning',
-                 'Redis evicted %d keys since it started (policy %s, used_memory %d of maxmemory %d): the cache '
+                 'Redis evicted %d keys %s%s (policy %s, used_memory %d of maxmemory %d): the cache '
                  'is too small for its working set; raise maxmemory or shorten TTLs.'
-                 % (facts['evicted_keys'], policy, facts['used_memory_bytes'], facts['maxmemory_bytes']),
-                 value=facts['evicted_keys'])
-    lookups = facts['keyspace_hits'] + facts['keyspace_misses']
-    if facts['hit_ratio'] is not None and lookups >= th['hit_ratio_min_lookups'] \
-            and facts['hit_ratio'] < th['hit_ratio_warning']:
-        _finding(f, 'hit_ratio', 'warning', 'Cache hit ratio is %.1f%% over %d lookups (below %.0f%%).'
-                 % (facts['hit_ratio'] * 100, lookups, th['hit_ratio_warning'] * 100), value=facts['hit_ratio'])
+                 % (evicted, when, _rate(rate), policy, facts['used_memory_bytes'], facts['maxmemory_bytes']),
+                 value=evicted, rate_per_second=rate)
+    if 'interval_lookups' in facts:
+        # The interval's ratio: a cache that turned cold an hour ago is not hidden by a month of hits.
+        hit_ratio, lookups, when = facts['interval_hit_ratio'], facts['interval_lookups'], 'in the last %ds' % round(
+            facts['since_previous']['interval_seconds'])
+    else:
+        hit_ratio, lookups = facts['hit_ratio'], facts['keyspace_hits'] + facts['keyspace_misses']
+        when = 'since it started'
+    if hit_ratio is not None and lookups >= th['hit_ratio_min_lookups'] and hit_ratio < th['hit_ratio_warning']:
+        _finding(f, 'hit_ratio', 'warning', 'Cache hit ratio is %.1f%% over %d lookups %s (below %.0f%%).'
+                 % (hit_ratio * 100, lookups, when, th['hit_ratio_warning'] * 100), value=hit_ratio)
     if facts['maxclients']:
         used = facts['connected_clients'] / float(facts['maxclients'])
         for level in ('critical', 'warning'):
@@ -155,11 +237,12 @@ def evaluate(facts: Dict[str, Any], th: Dict[str, float]) -> Tuple[str, List[Dic
                          % ('exhausted' if level == 'critical' else 'nearly full', facts['connected_clients'],
                             facts['maxclients']), value=used)
                 break
-    if facts['rejected_connections'] >= th['rejected_connections_warning'] > 0:
+    rejected, when, rate = _counted(facts, 'rejected_connections')
+    if rejected >= th['rejected_connections_warning'] > 0:
         _finding(f, 'rejected_connections', 'warning',
-                 'Redis rejected %d connections since it started (maxclients %s reached): connection pool '
+                 'Redis rejected %d connections %s%s (maxclients %s reached): connection pool '
                  'exhausted; raise maxclients or find the client leaking connections (CLIENT LIST).'
-                 % (facts['rejected_connections'], facts['maxclients']), value=facts['rejected_connections'])
+                 % (rejected, when, _rate(rate), facts['maxclients']), value=rejected, rate_per_second=rate)
     if facts['blocked_clients'] >= th['blocked_clients_warning'] > 0:
         _finding(f, 'blocked_clients', 'warning', '%d clients are blocked (BLPOP, WAIT, ...).'
                  % facts['blocked_clients'], value=facts['blocked_clients'])
@@ -193,68 +276,68 @@ def evaluate(facts: Dict[str, Any], th: Dict[str, float]) -> Tuple[str, List[Dic
     return [k for k, v in SEVERITY.items() if v == worst][0], f
 
 
-def _escape(value: str) -> str:
-    return value.replace('\\', '\\\\').replace('\n', '\\n').replace('"', '\\"')
+def add_facts(add: Any, facts: Optional[Dict[str, Any]], verdict: str, findings: List[Dict[str, Any]],
+              labels: Dict[str, str]) -> None:
+    """The samples of one server: ``add(name, help, value, labels, kind)``, ``name`` without ``opsready_redis_``."""
+    add('verdict', 'Verdict of the last run: 0 ok, 1 warning, 2 critical.', SEVERITY[verdict], labels)
+    worst: Dict[str, int] = {}
+    for item in findings:
+        worst[item['name']] = max(worst.get(item['name'], 0), SEVERITY[item['severity']])
+    for name, rank in sorted(worst.items()):
+        add('finding_severity', 'Worst finding per area: 1 warning, 2 critical.', rank, dict(labels, finding=name))
+    if facts is None:
+        return
+
+    def one(name: str, help_text: str, value: Any, kind: str = 'gauge') -> None:
+        add(name, help_text, value, labels, kind)
+
+    one('keys', 'Keys in every database.', facts['keys'])
+    one('keyspace_hits_total', 'Successful key lookups since start.', facts['keyspace_hits'], 'counter')
+    one('keyspace_misses_total', 'Failed key lookups since start.', facts['keyspace_misses'], 'counter')
+    one('hit_ratio', 'Hits of lookups since start, 0-1.', facts['hit_ratio'])
+    one('memory_used_bytes', 'used_memory.', facts['used_memory_bytes'])
+    one('memory_max_bytes', 'maxmemory (0: no limit).', facts['maxmemory_bytes'])
+    one('memory_used_ratio', 'used_memory of maxmemory, 0-1 (absent without a limit).',
+        min(1.0, facts['memory_used_ratio']) if facts['memory_used_ratio'] is not None else None)
+    one('evicted_keys_total', 'Keys evicted since start.', facts['evicted_keys'], 'counter')
+    one('oom_rejected_commands_total', 'Commands refused with OOM since start.', facts['oom_rejected_commands'],
+        'counter')
+    one('clients_connected', 'Connected clients.', facts['connected_clients'])
+    one('clients_blocked', 'Clients blocked in a blocking command.', facts['blocked_clients'])
+    one('clients_max', 'maxclients.', facts['maxclients'])
+    one('rejected_connections_total', 'Connections refused at maxclients since start.',
+        facts['rejected_connections'], 'counter')
+    one('is_primary', '1 on a primary, 0 on a replica.', 1 if facts['role'] == 'primary' else 0)
+    one('replicas', 'Replicas connected to this primary.', len(facts['replicas']))
+    one('replication_lag_seconds', 'Replica: seconds since the last I/O with its primary.',
+        facts.get('replication_lag_seconds'))
+    one('replication_lag_bytes', 'Replica: replication offset behind its primary.', facts.get('replication_lag_bytes'))
+    for replica in facts['replicas']:
+        add('replica_lag_seconds', 'Primary side: lag each replica reports.', replica['lag_seconds'],
+            dict(labels, replica=replica['address']))
+    one('rdb_last_save_ok', '1 when the last RDB save succeeded.',
+        None if facts['rdb_last_bgsave_status'] is None else int(facts['rdb_last_bgsave_status'] == 'ok'))
+    one('rdb_last_save_timestamp_seconds', 'Unix time of the last successful RDB save.',
+        facts['rdb_last_save_time'] if facts['rdb_last_save_time'] and facts['rdb_last_save_time'] > 1e9 else None)
+    one('rdb_changes_since_last_save', 'Writes not in the last RDB.', facts['rdb_changes_since_last_save'])
+    one('aof_enabled', '1 when the AOF is on.', int(facts['aof_enabled']))
+    one('aof_last_write_ok', '1 when the last AOF write succeeded.',
+        int(facts['aof_last_write_status'] == 'ok') if facts['aof_enabled'] else None)
+    change = facts.get('since_previous') or {}
+    one('sample_interval_seconds', 'Seconds since the previous sample of this server (health history).',
+        change.get('interval_seconds'))
+    for name, rate in sorted((change.get('rates') or {}).items()):
+        add('rate_per_second', 'Per-second rate of a Redis counter since the previous sample.', rate,
+            dict(labels, statistic=name))
+    one('interval_hit_ratio', 'Hits of lookups since the previous sample, 0-1.', facts.get('interval_hit_ratio'))
 
 
 def render_metrics(server: str, facts: Optional[Dict[str, Any]], verdict: str,
                    findings: List[Dict[str, Any]], now: Optional[float] = None) -> str:
     """node_exporter textfile (docs/metrics.md, ``opsready_redis_*``); every sample labelled ``server``."""
-    label = 'server="%s"' % _escape(server)
-    lines: List[str] = []
-
-    def gauge(name: str, help_text: str, samples: List[Tuple[str, Any]], kind: str = 'gauge') -> None:
-        samples = [(extra, value) for extra, value in samples if value is not None]
-        if not samples:
-            return
-        lines.append('# HELP opsready_redis_%s %s' % (name, help_text))
-        lines.append('# TYPE opsready_redis_%s %s' % (name, kind))
-        for extra, value in samples:
-            labels = label + (',' + extra if extra else '')
-            number = repr(float(value)) if isinstance(value, float) else str(int(value))
-            lines.append('opsready_redis_%s{%s} %s' % (name, labels, number))
-
-    gauge('up', '1 when Redis answered INFO.', [('', 1 if facts is not None else 0)])
-    gauge('verdict', 'Verdict of the last run: 0 ok, 1 warning, 2 critical.', [('', SEVERITY[verdict])])
-    gauge('last_run_timestamp_seconds', 'Unix time of the last run.', [('', float(now or time.time()))])
-    worst: Dict[str, int] = {}
-    for item in findings:
-        worst[item['name']] = max(worst.get(item['name'], 0), SEVERITY[item['severity']])
-    gauge('finding_severity', 'Worst finding per area: 1 warning, 2 critical.',
-          [('finding="%s"' % _escape(k), v) for k, v in sorted(worst.items())])
-    if facts is None:
-        return '\n'.join(lines) + '\n'
-    gauge('keys', 'Keys in every database.', [('', facts['keys'])])
-    gauge('keyspace_hits_total', 'Successful key lookups since start.', [('', facts['keyspace_hits'])], 'counter')
-    gauge('keyspace_misses_total', 'Failed key lookups since start.', [('', facts['keyspace_misses'])], 'counter')
-    gauge('hit_ratio', 'Hits of lookups since start, 0-1.', [('', facts['hit_ratio'])])
-    gauge('memory_used_bytes', 'used_memory.', [('', facts['used_memory_bytes'])])
-    gauge('memory_max_bytes', 'maxmemory (0: no limit).', [('', facts['maxmemory_bytes'])])
-    gauge('memory_used_ratio', 'used_memory of maxmemory, 0-1 (absent without a limit).',
-          [('', min(1.0, facts['memory_used_ratio']) if facts['memory_used_ratio'] is not None else None)])
-    gauge('evicted_keys_total', 'Keys evicted since start.', [('', facts['evicted_keys'])], 'counter')
-    gauge('oom_rejected_commands_total', 'Commands refused with OOM since start.',
-          [('', facts['oom_rejected_commands'])], 'counter')
-    gauge('clients_connected', 'Connected clients.', [('', facts['connected_clients'])])
-    gauge('clients_blocked', 'Clients blocked in a blocking command.', [('', facts['blocked_clients'])])
-    gauge('clients_max', 'maxclients.', [('', facts['maxclients'])])
-    gauge('rejected_connections_total', 'Connections refused at maxclients since start.',
-          [('', facts['rejected_connections'])], 'counter')
-    gauge('is_primary', '1 on a primary, 0 on a replica.', [('', 1 if facts['role'] == 'primary' else 0)])
-    gauge('replicas', 'Replicas connected to this primary.', [('', len(facts['replicas']))])
-    gauge('replication_lag_seconds', 'Replica: seconds since the last I/O with its primary.',
-          [('', facts.get('replication_lag_seconds'))])
-    gauge('replication_lag_bytes', 'Replica: replication offset behind its primary.',
-          [('', facts.get('replication_lag_bytes'))])
-    gauge('replica_lag_seconds', 'Primary side: lag each replica reports.',
-          [('replica="%s"' % _escape(r['address']), r['lag_seconds']) for r in facts['replicas']])
-    gauge('rdb_last_save_ok', '1 when the last RDB save succeeded.',
-          [('', None if facts['rdb_last_bgsave_status'] is None else int(facts['rdb_last_bgsave_status'] == 'ok'))])
-    gauge('rdb_last_save_timestamp_seconds', 'Unix time of the last successful RDB save.',
-          [('', facts['rdb_last_save_time'] if facts['rdb_last_save_time'] and facts['rdb_last_save_time'] > 1e9
-            else None)])
-    gauge('rdb_changes_since_last_save', 'Writes not in the last RDB.', [('', facts['rdb_changes_since_last_save'])])
-    gauge('aof_enabled', '1 when the AOF is on.', [('', int(facts['aof_enabled']))])
-    gauge('aof_last_write_ok', '1 when the last AOF write succeeded.',
-          [('', int(facts['aof_last_write_status'] == 'ok') if facts['aof_enabled'] else None)])
-    return '\n'.join(lines) + '\n'
+    exp = prometheus.Exposition(prefix=PREFIX)
+    labels = {'server': server}
+    exp.add('up', '1 when Redis answered INFO.', 1 if facts is not None else 0, labels)
+    exp.add('last_run_timestamp_seconds', 'Unix time of the last run.', float(now or time.time()), labels)
+    add_facts(exp.add, facts, verdict, findings, labels)
+    return exp.render()

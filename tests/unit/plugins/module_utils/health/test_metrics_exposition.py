@@ -127,6 +127,9 @@ def _redis_families():
              'replicas': [{'address': '10.0.0.3:6379', 'state': 'online', 'lag_seconds': 0.0, 'lag_bytes': 0}],
              'rdb_last_bgsave_status': 'ok', 'rdb_last_save_time': NOW - 60, 'rdb_changes_since_last_save': 4,
              'aof_enabled': True, 'aof_last_write_status': 'ok', 'aof_last_bgrewrite_status': 'ok'}
+    # A previous sample in the health history (the redis check type) adds the interval's rates.
+    previous = dict(redis_insights.counters(facts), keyspace_hits=4, keyspace_misses=1)
+    redis_insights.apply_change(facts, (NOW - 60, previous), NOW)
     verdict, findings = redis_insights.evaluate(facts, dict(redis_insights.DEFAULT_THRESHOLDS))
     text = redis_insights.render_metrics('cache', facts, verdict, findings, now=NOW)
     check_metrics(text, 'redis_insights textfile')

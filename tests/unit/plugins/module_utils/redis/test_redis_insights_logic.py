@@ -76,7 +76,7 @@ def test_textfile_passes_promtool_and_clamps_ratio():
     verdict, found = insights.evaluate(f, TH)
     text = insights.render_metrics('cache "a"', f, verdict, found, now=1.8e9)
     check_metrics(text)
-    assert 'opsready_redis_memory_used_ratio{server="cache \\"a\\""} 1.0' in text
+    assert 'opsready_redis_memory_used_ratio{server="cache \\"a\\""} 1\n' in text  # clamped to 1
     check_metrics(insights.render_metrics('x', None, 'critical', [{'name': 'up', 'severity': 'critical'}]))
 
 
