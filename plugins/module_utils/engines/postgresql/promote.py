@@ -287,10 +287,24 @@ class PgNode:
                  '-t', tli, '-s', redo], check=False, timeout=300)
         except (OpsReadyError, KeyError):
             return None
-        found = re.findall(r'at ([0-9A-F]+/[0-9A-F]+)', err)
+        # "error in WAL record at X: invalid ... at Y": X is the *start* of the last valid record. Its end is
+        # where the WAL ends: read that one record (-n 1) for its total length. Taking X itself would under-report
+        # the RPO by the last record - often the very commit the standby did not get.
+        found = re.search(r'error in WAL record at ([0-9A-F]+/[0-9A-F]+)', err)
         if not found:
-            return None
-        return lsn_to_int(found[-1])
+            found = re.search(r'at ([0-9A-F]+/[0-9A-F]+)', err)
+            return lsn_to_int(found.group(1)) if found else None
+        last = found.group(1)
+        try:
+            _rc, out, _err = self.run_as_owner(
+                [self.tool('pg_waldump'), '-p', os.path.join(self._data_dir('pg_waldump'), 'pg_wal'), '-t', tli,
+                 '-s', last, '-n', '1'], check=False, timeout=60)
+        except OpsReadyError:
+            return lsn_to_int(last)
+        total = re.search(r'len \(rec/tot\):\s*\d+/\s*(\d+)', out)
+        if not total:
+            return lsn_to_int(last)
+        return lsn_to_int(last) + ((int(total.group(1)) + 7) & ~7)   # records are MAXALIGNed (8 bytes)
 
     def _signal_path(self) -> str:
         return os.path.join(self._data_dir('the standby signal'), 'standby.signal')
