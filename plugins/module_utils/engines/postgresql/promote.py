@@ -150,7 +150,10 @@ class PgNode:
                    'pg_replication_slots WHERE slot_name = %s)' % (lit, lit))
 
     def promote(self, timeout: int) -> None:
-        # pg_promote(wait) returns once the server left recovery (it replays everything received first).
+        # pg_promote(wait) returns once the server left recovery (it replays everything received first). It looks
+        # every 100 ms, and that wait also ends the session when the postmaster dies: a faster loop of our own
+        # (pg_promote(false), then pg_is_in_recovery() every 5 ms) was tried and reported a promotion whose
+        # postmaster had been killed at the end of recovery (the startup process still finished): not worth 50 ms.
         rows = self.query('SELECT pg_promote(true, %d)::text' % max(1, timeout))
         if not rows or rows[0][0] != 'true':
             raise OpsReadyError('%s did not finish its promotion within %ss.' % (self.name, timeout))
