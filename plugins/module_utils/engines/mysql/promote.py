@@ -284,10 +284,9 @@ def failover(specs: Sequence[NodeSpec], primary: str, candidate: Optional[str], 
         record = None
         if so.get('reachable') is not False and not so.get('read_only'):
             record = _fence(old, so, writable[0], check_mode)
+        done = '' if record is None else '; %s %s fenced' % (primary, 'would be' if check_mode else 'was')
         return {'changed': record is not None, 'promoted': None, 'primary': writable[0], 'fence': record,
-                'nodes': summary, 'msg': '%s is already the primary; nothing to promote%s.'
-                % (writable[0], '' if record is None else '; %s %s fenced' % (primary, 'would be' if check_mode
-                                                                               else 'was'))}
+                'nodes': summary, 'msg': '%s is already the primary; nothing to promote%s.' % (writable[0], done)}
     replicas = {n: s for n, s in states.items() if n != primary and s.get('role') == 'standby'}
     if so.get('role') == 'primary' and any(_threads_running(s) for s in replicas.values()):
         raise OpsReadyError('Failover refused: %s is up and its replicas replicate from it. For a planned change run '
@@ -449,9 +448,10 @@ def rejoin(specs: Sequence[NodeSpec], node_name: str, primary: str, repl_user: s
         errors = '; '.join(str(u.get(k)) for u in ups for k in ('last_io_error', 'last_sql_error') if u.get(k))
         if time.monotonic() > deadline or (errors and not _threads_running(now)
                                            and time.monotonic() - t > min(5.0, timeout)):
+            waited = round(time.monotonic() - t)
+            why = errors or 'threads not running'
             raise OpsReadyError('Rejoin: %s does not replicate from %s after %ss (%s). It stays read_only; see '
-                                'SHOW SLAVE STATUS there.' % (node_name, primary, round(time.monotonic() - t),
-                                                             errors or 'threads not running'), steps=steps)
+                                'SHOW SLAVE STATUS there.' % (node_name, primary, waited, why), steps=steps)
         time.sleep(0.1)
     steps.append({'step': 'caught up with %s' % pos, 'node': node_name, 'seconds': round(time.monotonic() - t, 3)})
     if node.spec.data_dir and os.path.isfile(os.path.join(node.spec.data_dir, FENCE_FILE)):
