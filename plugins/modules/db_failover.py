@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r'''
 ---
 module: db_failover
-short_description: PostgreSQL switchover, failover with fencing, and rejoin of a streaming replication group
+short_description: Switchover, failover with fencing, and rejoin of a PostgreSQL or MariaDB replication group
 version_added: 0.2.0
 description:
   - "O(action=switchover): a planned change of primary with zero data loss. Refused (nothing changed) when the
@@ -45,15 +45,25 @@ options:
     default: switchover
   engine:
     description:
-      - The database engine. PostgreSQL (13 or later) supports every action; MariaDB (GTID replication) supports
-        O(action=switchover) (and its plan) - C(read_only) + session kill on the primary, C(MASTER_GTID_WAIT) on
-        the candidate, C(STOP SLAVE; RESET SLAVE ALL) there, C(CHANGE MASTER TO ... MASTER_USE_GTID=slave_pos) on the
-        old primary, which stays C(read_only).
+      - The database engine. PostgreSQL (13 or later) and MariaDB (GTID replication, 10.5 or later) support every
+        action.
+      - "MariaDB O(action=switchover): C(read_only) + session kill on the primary, C(MASTER_GTID_WAIT) on the
+        candidate, C(STOP SLAVE; RESET SLAVE ALL) there, C(CHANGE MASTER TO ... MASTER_USE_GTID=slave_pos) on the old
+        primary, which stays C(read_only)."
+      - "MariaDB O(action=failover): the replica holding the most GTIDs (received, relay log included) is chosen;
+        the old primary, when reachable, is fenced first (C(read_only=ON), C(super_read_only=ON) where the server
+        has it, client sessions killed; the record in RV(fence) and in C(<data_dir>/opsready_fence.json) when
+        O(nodes[].data_dir) is on this host); the candidate applies its relay log, is promoted, the other replicas
+        follow it. RV(rpo_transactions) counts the old primary's transactions the new one lacks (null when the old
+        primary cannot be read)."
+      - "MariaDB O(action=rejoin): O(node) (running again) becomes a GTID replica of O(primary). Refused when
+        O(node) has errant transactions - GTIDs in its C(gtid_binlog_pos) that O(primary) never had, compared per
+        domain and server id - with the fix (re-apply what matters, re-clone) in the message."
     type: str
     choices: [postgresql, mariadb]
     default: postgresql
   replication_user:
-    description: MariaDB. The replication account the old primary uses to replicate from the new one.
+    description: MariaDB (required there). The replication account replicas use to connect to the new primary.
     type: str
   replication_password:
     description: MariaDB. Its password (sent on the client's standard input, never on a command line).
@@ -74,9 +84,8 @@ options:
         description: Host (or IP) to reach the server; also written into the followers' C(primary_conninfo).
         type: str
       login_port:
-        description: Port of the server.
+        description: Port of the server (default 5432 for PostgreSQL, 3306 for MariaDB).
         type: int
-        default: 5432
       login_unix_socket:
         description: Socket directory instead of O(nodes[].login_host).
         type: path
@@ -181,6 +190,18 @@ EXAMPLES = r'''
          stop_command: [systemctl, stop, postgresql@15-main]}
       - {name: db2, login_host: 10.0.0.2, login_user: postgres, login_password: "{{ vault_pg }}"}
 
+- name: MariaDB failover - promote the replica with the most GTIDs, fence the old primary if reachable
+  opsready.operations.db_failover:
+    action: failover
+    engine: mariadb
+    primary: db1
+    replication_user: repl
+    replication_password: "{{ vault_repl }}"
+    nodes:
+      - {name: db1, login_host: 10.0.0.1, login_port: 3306, login_user: admin, login_password: "{{ vault_db }}"}
+      - {name: db2, login_host: 10.0.0.2, login_port: 3306, login_user: admin, login_password: "{{ vault_db }}"}
+      - {name: db3, login_host: 10.0.0.3, login_port: 3306, login_user: admin, login_password: "{{ vault_db }}"}
+
 - name: Bring the old primary back as a standby
   opsready.operations.db_failover:
     action: rejoin
@@ -207,9 +228,21 @@ fence:
   returned: failover
   type: dict
 rpo_bytes:
-  description: WAL bytes the old primary had that the promoted node lacks (null when its data directory is not here).
+  description: PostgreSQL. WAL bytes the old primary had that the promoted node lacks (null when its data directory
+    is not here).
   returned: failover
   type: int
+rpo_transactions:
+  description: MariaDB. Transactions (GTIDs) of the old primary the promoted replica lacks, read behind the fence
+    (null when the old primary cannot be reached).
+  returned: failover
+  type: int
+errant:
+  description: MariaDB rejoin. The GTIDs O(node) executed that O(primary) lacks (gtid, domain, server_id,
+    primary_has, transactions); a non-empty list refuses the rejoin.
+  returned: rejoin
+  type: list
+  elements: dict
 lag_bytes:
   description: The candidate's replay lag when the switchover started.
   returned: switchover
@@ -247,7 +280,7 @@ def main():
             action=dict(type='str', required=True, choices=['switchover', 'failover', 'rejoin', 'plan']),
             plan_for=dict(type='str', default='switchover', choices=['switchover', 'failover', 'rejoin']),
             engine=dict(type='str', default='postgresql', choices=list(FAILOVER_ENGINES)),
-            nodes=dict(type='list', elements='dict', required=True, options=node_argument_spec()),
+            nodes=dict(type='list', elements='dict', required=True, options=node_argument_spec(default_port=None)),
             primary=dict(type='str', required=True),
             candidate=dict(type='str'),
             node=dict(type='str'),
@@ -264,7 +297,7 @@ def main():
     p = module.params
     runner = ToolRunner(secrets=[n.get('login_password') for n in p['nodes']] + [p['replication_password']])
     try:
-        specs = node_specs(p['nodes'])
+        specs = node_specs(p['nodes'], default_port=5432 if p['engine'] == 'postgresql' else 3306)
         check_names(specs)
         for option in ('primary', 'candidate', 'node'):
             if p[option] is not None:
@@ -274,18 +307,31 @@ def main():
         action = p['plan_for'] if p['action'] == 'plan' else p['action']
         dry = module.check_mode or p['action'] == 'plan'
         if p['engine'] != 'postgresql':
-            if action != 'switchover':
-                raise OpsReadyError('engine=%s supports action=switchover (and its plan) only; %s is implemented for '
-                                    'PostgreSQL.' % (p['engine'], action))
-            if not p['candidate'] or not p['replication_user']:
-                raise OpsReadyError('A MariaDB switchover needs candidate and replication_user (and '
-                                    'replication_password).')
-            result = mysql_promote.switchover(specs, p['primary'], p['candidate'], p['max_lag'],
-                                              p['replication_user'], p['replication_password'], p['timeout'], dry,
-                                              runner, flavor=p['engine'])
+            if not p['replication_user']:
+                raise OpsReadyError('engine=%s: set replication_user (and replication_password), the account a '
+                                    'replica uses to connect to the new primary.' % p['engine'])
+            if action == 'switchover':
+                if not p['candidate']:
+                    raise OpsReadyError('A switchover needs candidate (the replica to promote).')
+                result = mysql_promote.switchover(specs, p['primary'], p['candidate'], p['max_lag'],
+                                                  p['replication_user'], p['replication_password'], p['timeout'],
+                                                  dry, runner, flavor=p['engine'])
+            elif action == 'failover':
+                result = mysql_promote.failover(specs, p['primary'], p['candidate'], p['force_candidate'],
+                                                p['replication_user'], p['replication_password'], p['timeout'], dry,
+                                                runner, flavor=p['engine'])
+            else:
+                if p['node'] is None:
+                    raise OpsReadyError('A rejoin needs node (the server that becomes a replica of primary).')
+                result = mysql_promote.rejoin(specs, p['node'], p['primary'], p['replication_user'],
+                                              p['replication_password'], p['timeout'], dry, runner,
+                                              flavor=p['engine'])
             if p['action'] == 'plan':
                 result['changed'] = False
             result['action'] = p['action']
+            if result.get('plan') and action != 'rejoin':
+                result['diff'] = {'before': {'primary': p['primary']},
+                                  'after': {'primary': result['plan'].get('promote') or p['primary']}}
             module.exit_json(**result)
         group = pg_promote.Group(specs, runner, p['timeout'])
         if action == 'switchover':

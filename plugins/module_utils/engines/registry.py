@@ -80,8 +80,8 @@ REPLICATION_ENGINES: Tuple[str, ...] = _offering('replication')
 INSIGHTS_ENGINES: Tuple[str, ...] = _offering('insights')
 # Engines the health check's db type probes with the native client (SELECT 1 through get_client).
 PROBE_ENGINES: Tuple[str, ...] = ('postgresql', 'mariadb', 'mysql')
-# Engines db_failover serves: PostgreSQL every action (engines/postgresql/promote.py), MariaDB GTID the
-# switchover (engines/mysql/promote.py).
+# Engines db_failover serves, every action: PostgreSQL (engines/postgresql/promote.py), MariaDB GTID
+# (engines/mysql/promote.py).
 FAILOVER_ENGINES: Tuple[str, ...] = ('postgresql', 'mariadb')
 
 

@@ -83,12 +83,13 @@ class NodeState:
         return {k: v for k, v in asdict(self).items() if k != 'status'}
 
 
-def node_argument_spec() -> Dict[str, Any]:
-    """The ``nodes`` suboptions of db_failover and failover_drill."""
+def node_argument_spec(default_port: Optional[int] = 5432) -> Dict[str, Any]:
+    """The ``nodes`` suboptions of db_failover and failover_drill. ``default_port=None``: the engine's port is
+    filled in by ``node_specs`` (db_failover serves PostgreSQL and MariaDB)."""
     return dict(
         name=dict(type='str', required=True),
         login_host=dict(type='str'),
-        login_port=dict(type='int', default=5432),
+        login_port=dict(type='int', default=default_port),
         login_unix_socket=dict(type='path'),
         login_user=dict(type='str'),
         login_password=dict(type='str', no_log=True),
@@ -103,10 +104,10 @@ def node_argument_spec() -> Dict[str, Any]:
     )
 
 
-def node_specs(items: Sequence[Dict[str, Any]]) -> List[NodeSpec]:
+def node_specs(items: Sequence[Dict[str, Any]], default_port: Optional[int] = None) -> List[NodeSpec]:
     specs = []
     for item in items:
-        conn = ConnectionParams(host=item.get('login_host'), port=item.get('login_port'),
+        conn = ConnectionParams(host=item.get('login_host'), port=item.get('login_port') or default_port,
                                 unix_socket=item.get('login_unix_socket'), user=item.get('login_user'),
                                 password=item.get('login_password'), connect_timeout=item.get('connect_timeout') or 5)
         specs.append(NodeSpec(name=item['name'], conn=conn, data_dir=item.get('data_dir'), bindir=item.get('bindir'),

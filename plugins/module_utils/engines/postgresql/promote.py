@@ -150,7 +150,10 @@ class PgNode:
                    'pg_replication_slots WHERE slot_name = %s)' % (lit, lit))
 
     def promote(self, timeout: int) -> None:
-        # pg_promote(wait) returns once the server left recovery (it replays everything received first).
+        # pg_promote(wait) returns once the server left recovery (it replays everything received first). It looks
+        # every 100 ms, and that wait also ends the session when the postmaster dies: a faster loop of our own
+        # (pg_promote(false), then pg_is_in_recovery() every 5 ms) was tried and reported a promotion whose
+        # postmaster had been killed at the end of recovery (the startup process still finished): not worth 50 ms.
         rows = self.query('SELECT pg_promote(true, %d)::text' % max(1, timeout))
         if not rows or rows[0][0] != 'true':
             raise OpsReadyError('%s did not finish its promotion within %ss.' % (self.name, timeout))
@@ -287,10 +290,24 @@ class PgNode:
                  '-t', tli, '-s', redo], check=False, timeout=300)
         except (OpsReadyError, KeyError):
             return None
-        found = re.findall(r'at ([0-9A-F]+/[0-9A-F]+)', err)
+        # "error in WAL record at X: invalid ... at Y": X is the *start* of the last valid record. Its end is
+        # where the WAL ends: read that one record (-n 1) for its total length. Taking X itself would under-report
+        # the RPO by the last record - often the very commit the standby did not get.
+        found = re.search(r'error in WAL record at ([0-9A-F]+/[0-9A-F]+)', err)
         if not found:
-            return None
-        return lsn_to_int(found[-1])
+            found = re.search(r'at ([0-9A-F]+/[0-9A-F]+)', err)
+            return lsn_to_int(found.group(1)) if found else None
+        last = found.group(1)
+        try:
+            _rc, out, _err = self.run_as_owner(
+                [self.tool('pg_waldump'), '-p', os.path.join(self._data_dir('pg_waldump'), 'pg_wal'), '-t', tli,
+                 '-s', last, '-n', '1'], check=False, timeout=60)
+        except OpsReadyError:
+            return lsn_to_int(last)
+        total = re.search(r'len \(rec/tot\):\s*\d+/\s*(\d+)', out)
+        if not total:
+            return lsn_to_int(last)
+        return lsn_to_int(last) + ((int(total.group(1)) + 7) & ~7)   # records are MAXALIGNed (8 bytes)
 
     def _signal_path(self) -> str:
         return os.path.join(self._data_dir('the standby signal'), 'standby.signal')
