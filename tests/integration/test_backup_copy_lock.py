@@ -61,13 +61,16 @@ def test_locked_copies_survive_deletes_and_retention_until_their_date_then_go(tm
     local = tmp_path / 'b'
     ids = synthetic_catalog(local, [20, 10, 1])
     locking = store(s3, bucket, object_lock_mode='COMPLIANCE', lock_days=LOCK_SECONDS / 86400)
+    # Counted from each upload: at least LOCK_SECONDS after this instant (S3 keeps whole seconds). Comparing with
+    # the time after the push failed on a loaded CI machine where the push itself took longer than the lock.
+    pushed_from = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
     first = offsite.push(locking, str(local))
     assert sorted(first['uploaded']) == sorted(ids)
     client = s3.client()
     for name in (ids[0], ids[0] + '.manifest.json'):
         head = client.head_object(Bucket=bucket, Key='pg/' + name)
         assert head['ObjectLockMode'] == 'COMPLIANCE'
-        assert head['ObjectLockRetainUntilDate'] > datetime.datetime.now(datetime.timezone.utc)
+        assert head['ObjectLockRetainUntilDate'] >= pushed_from + datetime.timedelta(seconds=LOCK_SECONDS - 1)
     # a stolen credential cannot remove the data: deleting the version is refused within the lock
     version = client.head_object(Bucket=bucket, Key='pg/' + ids[0])['VersionId']
     with pytest.raises(ClientError, match='AccessDenied'):
