@@ -283,8 +283,7 @@ def test_control_characters_in_event_fields_are_folded_in_headers_and_kept_in_th
     ('subject_prefix', '[ops]\nX-Injected: 1'),
     ('headers', {'Authorization': 'Bearer x\r\nX-Injected: 1'}),
 ])
-def test_control_characters_in_channel_header_fields_are_refused_before_anything_is_recorded(sinks, tmp_path,
-                                                                                            field, value):
+def test_control_characters_in_channel_header_fields_are_refused_first(sinks, tmp_path, field, value):
     ledger = tmp_path / 'notify.json'
     chan = channels(sinks, 'inj')[3 if field == 'headers' else 4]
     chan[field] = value
