@@ -105,6 +105,6 @@ def test_a_tampered_manifest_never_writes_outside_the_pull_directory(tmp_path, c
     with pytest.raises(OpsReadyError, match='not a plain relative name|outside'):
         offsite.pull(store, str(pulls))
     assert not os.path.exists('/tmp/opsready-escaped-abs.bin')
-    escaped = [p for p in tmp_path.rglob('escaped*')]
+    escaped = list(tmp_path.rglob('escaped*'))
     assert escaped == [], escaped
     assert not pulls.exists() or list(pulls.iterdir()) == [], 'a refused pull left files behind'
