@@ -37,8 +37,10 @@ description:
     C(PRAGMA optimize) when its dry run lists something to do."
   - "SQL Server goes through pyodbc and is B(not run against a live server): its statements and decisions are
     tested against a recording fake only."
-  - Identifiers (tables, columns) must be plain names (letters, digits, C(_), C($)); they are validated,
-    checked against the catalog and quoted, never interpolated raw.
+  - Table and column names are used as written, case kept (C(Order Items), C(MixedCase), non-ASCII, quotes);
+    they are checked against the catalog and always quoted by the engine's quoting helper, never interpolated
+    raw. A part holding a dot is written in double quotes, an embedded double quote doubled, as in
+    C(sales."v1.2 totals"). A name the server would cut (PostgreSQL over 63 bytes) is refused.
 author: opsready developers (@opsready)
 options:
   engine:

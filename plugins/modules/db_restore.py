@@ -159,6 +159,9 @@ extends_documentation_fragment:
 notes:
   - Check mode plans the chain, verifies every checksum, checks the target (connection, refusal without
     O(replace)) and writes nothing.
+  - MariaDB/MySQL - one restore (or O(state=absent)) at a time per target database and server, whichever host
+    runs it - a run holds a server user lock (C(GET_LOCK)) named after the target until it ends; a second run
+    fails at once, changing nothing, and names the connection holding the lock.
   - A restore always reports C(changed=true); O(state=absent) reports a change only when something was removed,
     and a PostgreSQL C(@globals) restore only when it created a role, membership or tablespace.
 seealso:

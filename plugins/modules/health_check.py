@@ -336,6 +336,11 @@ notes:
     appended), and in check mode when a run would change one. With O(history_path) set every run records
     a sample, so every run is C(changed); the P(opsready.operations.health#role) role lets a scheduled
     run report only its own state changes (C(health_changed_on_record=false)).
+  - Run as root, a directory of O(textfile_path) or O(history_path) that others (or a non-root group) can
+    write without the sticky bit is refused before anything is measured or written; one owned by another
+    non-root user is written and reported as a V(warning) finding with condition V(insecure_directory). A
+    C(backup) check whose O(checks[].backup_dir) anyone can write without the sticky bit gets a V(critical)
+    V(insecure_directory) finding.
   - Findings carry a C(condition) (V(high_cpu), V(high_memory), V(disk_full), V(service_down),
     V(database_connection), V(api_timeout), V(api_error), V(slow_response), V(network_saturated),
     V(certificate_expiry), V(command_failed), V(filesystem_unresponsive), V(check_error)) used by the

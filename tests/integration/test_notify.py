@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import unicodedata
 
 import pytest
 
@@ -230,3 +231,67 @@ def test_playbook_failure_is_reported_then_the_host_still_fails(sinks, tmp_path)
     assert event['outcome'] == 'failure' and event['job'] == 'backup' and event['name'] == 'file sets'
     assert 'missing-dir' in event['summary']
     assert json.loads(ledger.read_text())['jobs']['backup:file sets@localhost']['last_outcome'] == 'failure'
+
+
+# Control characters (C0, DEL, C1, Unicode line/paragraph separators) in any field that ends up in a header.
+HOSTILE_TEXT = ['line\nbreak cr\r\nlf tab\there esc\x1b[31mred nul\x00 ls\u2028ps\u2029 nel\x85 del\x7f end',
+                'ünïcødé ✓ 名前 ' + 'x' * 300 + '\n' + 'y' * 300]
+
+
+def test_control_characters_in_event_fields_are_folded_in_headers_and_kept_in_the_body(sinks, tmp_path):
+    """A newline in the job name, the host or the summary used to make EmailMessage raise ValueError (a
+    traceback after the ledger was written). Every channel now gets the event: e-mail headers carry the fields
+    folded to one line, the body and the JSON payloads keep the text as given."""
+    hooks, mail = sinks['hooks'], sinks['mail']
+    ledger = tmp_path / 'notify.json'
+    tasks = [notify_task('hostile %d' % i, job='backup', name=text, outcome='failure', host='h' + text,
+                         summary='summary ' + text, details={'set': text}, state_file=str(ledger),
+                         channels=channels(sinks, 'ctl%d' % i))
+             for i, text in enumerate(HOSTILE_TEXT)]
+    before = len(mail.messages)
+    result = run(tmp_path, *tasks)
+    assert not result.failed, result.stdout[-3000:]
+    got = mail.messages[before:]
+    assert len(got) == len(HOSTILE_TEXT)
+    for i, text in enumerate(HOSTILE_TEXT):
+        out = result.result('hostile %d' % i)
+        assert out['undelivered'] == 0 and all(n['sent'] for n in out['notifications']), out['notifications']
+        msg = got[i]
+        for header in ('Subject', 'X-Opsready-Key'):
+            value = str(msg[header])
+            assert not any(ord(c) < 32 or 0x7f <= ord(c) < 0xa0 or c in '\u2028\u2029' for c in value), \
+                (header, value)
+        folded = ' '.join(''.join(' ' if unicodedata.category(c) in ('Cc', 'Zl', 'Zp') else c
+                                  for c in text).split())
+        assert folded[:40] in ' '.join(str(msg['Subject']).split())
+        # the body keeps the summary as given (line breaks included)
+        body = msg.get_content()
+        assert ('summary ' + text.split(' tab')[0]).replace('\r\n', '\n') in body.replace('\r\n', '\n')
+        hook = hooks.requests('/ctl%d/hook' % i)[0]['json']['event']
+        assert hook['name'] == text and hook['summary'] == 'summary ' + text
+        pd = hooks.requests('/ctl%d/pd' % i)[0]['json']
+        assert '\n' not in pd['payload']['summary'] and pd['payload']['custom_details']['summary'] == 'summary ' + text
+        slack = hooks.requests('/ctl%d/slack/%s' % (i, SECRETS[0]))[0]['json']
+        assert '\n' not in slack['blocks'][0]['text']['text']
+    entries = json.loads(ledger.read_text())['jobs']
+    assert len(entries) == len(HOSTILE_TEXT)
+
+
+@pytest.mark.parametrize('field, value', [
+    ('sender', 'opsready@example.test\nBcc: victim@example.test'),
+    ('recipients', ['dba@example.test\r\nBcc: victim@example.test']),
+    ('subject_prefix', '[ops]\nX-Injected: 1'),
+    ('headers', {'Authorization': 'Bearer x\r\nX-Injected: 1'}),
+])
+def test_control_characters_in_channel_header_fields_are_refused_first(sinks, tmp_path, field, value):
+    ledger = tmp_path / 'notify.json'
+    chan = channels(sinks, 'inj')[3 if field == 'headers' else 4]
+    chan[field] = value
+    result = run(tmp_path, notify_task(job='backup', name='x', outcome='failure', state_file=str(ledger),
+                                       channels=[chan]))
+    assert result.failed
+    msg = result.result('notify')['msg']
+    assert 'control character' in msg and field in msg, msg
+    assert 'Traceback' not in result.stdout
+    assert not ledger.exists()
+    assert_no_secret(result)

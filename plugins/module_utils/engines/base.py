@@ -19,6 +19,7 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import socket
@@ -67,10 +68,22 @@ class BackupOptions:
         return bool(self.recipients)
 
 
+# Longest file-name part a set name gives: with the engine, kind, time stamp, suffixes and a temporary file's
+# decoration the file name stays well under the 255 bytes of ext4/xfs.
+SET_NAME_MAX = 120
+
+
 def set_name(database: Optional[str]) -> str:
-    """The catalog's database value turned into a safe file-name part."""
+    """The catalog's database value turned into a safe file-name part (the manifest keeps the exact value).
+
+    A longer name is cut and gets 12 hex digits of its SHA-256, so two long names sharing a beginning stay apart.
+    """
     base = os.path.basename(database or 'all')
-    return re.sub(r'[^A-Za-z0-9_.-]+', '_', base).strip('._') or 'db'
+    safe = re.sub(r'[^A-Za-z0-9_.-]+', '_', base).strip('._') or 'db'
+    if len(safe) > SET_NAME_MAX:
+        digest = hashlib.sha256((database or '').encode('utf-8', 'surrogateescape')).hexdigest()[:12]
+        safe = '%s_%s' % (safe[:SET_NAME_MAX - 13], digest)
+    return safe
 
 
 def kill_and_reap(proc: subprocess.Popen) -> None:

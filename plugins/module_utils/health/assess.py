@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.health import (
-    checks as checks_mod, deadline, history, metrics as metrics_mod, prometheus, thresholds as th_mod)
+    checks as checks_mod, deadline, dirs, history, metrics as metrics_mod, prometheus, thresholds as th_mod)
 
 FAIL_ON = ('critical', 'warning', 'never')
 
@@ -54,6 +54,7 @@ class Plan:
         self.history_path = history_path
         self.history_max_entries = history_max_entries
         self.host_label = host_label or os.uname()[1]
+        self.directory_findings: List[Dict[str, Any]] = []
         if textfile_path:
             if not textfile_path.endswith('.prom'):
                 raise OpsReadyError('textfile_path %s must end in .prom: node_exporter\'s textfile collector reads '
@@ -66,11 +67,20 @@ class Plan:
             if getattr(checks_mod.REGISTRY[spec['type']], 'reads_history', False):
                 spec['_history_path'] = history_path
 
-    @staticmethod
-    def _need_dir(option: str, path: str) -> None:
+    def _need_dir(self, option: str, path: str) -> None:
         directory = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(directory):
             raise OpsReadyError('%s: directory %s does not exist; create it first.' % (option, directory))
+        found = dirs.risk(directory) if os.geteuid() == 0 else None
+        if found and found[0] == 'critical':
+            # refused before anything is measured or written: the writers are hardened against planted links,
+            # but in a directory anyone can write, anyone can also remove or replace what root wrote
+            raise OpsReadyError('%s: %s; nothing was written. Make the directory owned by root and not writable by '
+                                'others (chmod o-w,g-w), or give it the sticky bit (chmod +t).' % (option, found[1]))
+        if found:
+            self.directory_findings.append(th_mod.finding(
+                option, 'insecure_directory', None, None, found[0], '%s: %s.' % (option, found[1]),
+                type='directory'))
 
     def secrets(self) -> List[str]:
         found: List[str] = []
@@ -121,7 +131,7 @@ def run(plan: Plan) -> Dict[str, Any]:
         results.append(result)
         check = checks_mod.REGISTRY[spec['type']]
         findings += check.evaluate(spec, result, checks_mod.check_thresholds(spec, plan.thresholds))
-    findings = th_mod.sort_findings(findings)
+    findings = th_mod.sort_findings(findings + plan.directory_findings)
     verdict = th_mod.worst([f['severity'] for f in findings])
     out: Dict[str, Any] = {
         'verdict': verdict,

@@ -77,10 +77,22 @@ class BackupCheck(CheckType):
         item['threshold'] = round(level, 1)
         return [item]
 
+    def _insecure(self, spec: Dict[str, Any]) -> List[Dict[str, Any]]:
+        """A backup directory anyone can write (without the sticky bit) is critical: whoever can write it can
+        replace or remove the backups and manifests this check vouches for. Its owner is not reported: backups
+        are often written by the database's own user."""
+        from ansible_collections.opsready.operations.plugins.module_utils.health import dirs
+        found = dirs.risk(spec['backup_dir'])
+        if not found or found[0] != 'critical':
+            return []
+        return [finding(spec['name'], 'insecure_directory', None, None, 'critical',
+                        'backup_dir %s; the backups there cannot be trusted. Make it not writable by others '
+                        '(chmod o-w,g-w) or give it the sticky bit (chmod +t).' % found[1], type=self.type_name)]
+
     def evaluate(self, spec: Dict[str, Any], result: Dict[str, Any], th: Dict[str, Threshold]) -> List[Dict[str, Any]]:
         if not result.get('ok'):
-            return super().evaluate(spec, result, th)
-        found: List[Dict[str, Any]] = []
+            return super().evaluate(spec, result, th) + self._insecure(spec)
+        found: List[Dict[str, Any]] = self._insecure(spec)
         for record in result['databases']:
             extra = {'engine': record['engine'], 'database': record['database']}
             what = 'verified full' if spec['verified_only'] else 'full'

@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, List, Optional
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.health import alerts
 from ansible_collections.opsready.operations.plugins.module_utils.notify import formats, smtp
-from ansible_collections.opsready.operations.plugins.module_utils.notify.event import Event
+from ansible_collections.opsready.operations.plugins.module_utils.notify.event import Event, control_characters
 
 CHANNEL_TYPES = ('webhook', 'slack', 'teams', 'pagerduty', 'email')
 DEFAULT_ON = ['failure', 'stale']
@@ -33,6 +33,7 @@ def validate(channels: List[Dict[str, Any]]) -> None:
     for index, channel in enumerate(channels):
         kind = channel['type']
         where = label(channel, index)
+        _refuse_control_characters(channel, where)
         if kind == 'email':
             missing = [k for k in ('smtp_host', 'sender', 'recipients') if not channel.get(k)]
             if missing:
@@ -57,6 +58,24 @@ def validate(channels: List[Dict[str, Any]]) -> None:
             raise OpsReadyError('Channel %s: timeout must be > 0, retries and backoff >= 0.' % where)
 
 
+# Settings that become a mail header, an HTTP header, a URL or a host name: a line break there would inject a
+# header (or make EmailMessage / http.client raise). Refused, never folded: an address is not guessed at.
+HEADER_BOUND = ('sender', 'recipients', 'subject_prefix', 'headers', 'url', 'smtp_host')
+
+
+def _refuse_control_characters(channel: Dict[str, Any], where: str) -> None:
+    for key in HEADER_BOUND:
+        value = channel.get(key)
+        if not value:
+            continue
+        items = list(value.items()) if isinstance(value, dict) else value if isinstance(value, list) else [value]
+        texts = [t for item in items for t in (item if isinstance(item, tuple) else (item,))]
+        if any(control_characters(t) for t in texts):
+            # the value is not echoed: headers and urls carry tokens
+            raise OpsReadyError('Channel %s (%s): %s holds a control character (a line break, tab or NUL); '
+                                'it would end up in a header. Remove it.' % (where, channel['type'], key))
+
+
 def wants(channel: Dict[str, Any], event: Event) -> bool:
     return event.outcome in (channel.get('events') or DEFAULT_ON)
 
@@ -77,7 +96,12 @@ def payload(channel: Dict[str, Any], event: Event) -> Any:
 def send(channel: Dict[str, Any], event: Event,
          post: Callable[..., Dict[str, Any]] = alerts.post_json,
          mail: Callable[..., Dict[str, Any]] = smtp.send) -> Dict[str, Any]:
-    body = payload(channel, event)
+    try:
+        body = payload(channel, event)
+    except (ValueError, TypeError) as exc:
+        # a delivery never raises (the module docstring's contract): what the format refused is the result
+        return {'sent': False, 'attempts': 0, 'status': None,
+                'error': 'the %s message could not be built: %s' % (channel['type'], exc)}
     common = dict(timeout=channel['timeout'], retries=channel['retries'], backoff=channel['backoff'])
     if channel['type'] == 'email':
         return mail(body, channel['smtp_host'], channel.get('smtp_port') or _default_port(channel),

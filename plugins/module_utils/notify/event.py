@@ -10,6 +10,8 @@ Private to opsready.operations; do not import from other collections.
 from __future__ import annotations
 
 import datetime
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Dict
 
@@ -19,6 +21,23 @@ JOBS = ('backup', 'verify', 'drill', 'restore', 'patching', 'certificate', 'main
 OUTCOMES = ('success', 'failure', 'stale')
 # PagerDuty Events v2 severities; Slack/Teams/e-mail show the same word.
 SEVERITY = {'failure': 'critical', 'stale': 'warning', 'success': 'info'}
+_SPACES = re.compile(r'\s+')
+
+
+def one_line(text: Any) -> str:
+    """``text`` folded to one line for a header-bound field (e-mail Subject, a dedup key, a card title).
+
+    Every control character (C0, DEL, C1) and every line or paragraph separator becomes a space, and runs of
+    white space shrink to one: EmailMessage refuses CR/LF in a header (ValueError), and a NUL or an escape
+    sequence has no business in a subject line. Bodies keep the text as given.
+    """
+    chars = [' ' if unicodedata.category(c) in ('Cc', 'Zl', 'Zp') else c for c in str(text)]
+    return _SPACES.sub(' ', ''.join(chars)).strip()
+
+
+def control_characters(text: Any) -> bool:
+    """Whether ``text`` holds a character that :func:`one_line` would fold (for refusing user settings)."""
+    return any(unicodedata.category(c) in ('Cc', 'Zl', 'Zp') for c in str(text))
 
 
 @dataclass
@@ -38,7 +57,7 @@ class Event:
     @property
     def key(self) -> str:
         """What the ledger tracks and PagerDuty deduplicates on: one job for one thing on one host."""
-        return '%s:%s@%s' % (self.job, self.name, self.host)
+        return one_line('%s:%s@%s' % (self.job, self.name, self.host))
 
     @property
     def severity(self) -> str:
@@ -47,7 +66,7 @@ class Event:
     @property
     def title(self) -> str:
         words = {'success': 'succeeded', 'failure': 'FAILED', 'stale': 'is STALE (no success in time)'}
-        return '%s %s on %s %s' % (self.job, self.name, self.host, words[self.outcome])
+        return one_line('%s %s on %s %s' % (self.job, self.name, self.host, words[self.outcome]))
 
     def text(self) -> str:
         """The plain-text body: title, summary, then one ``key: value`` line per detail."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 from email.message import EmailMessage
 from typing import Any, Dict, List
 
-from ansible_collections.opsready.operations.plugins.module_utils.notify.event import Event
+from ansible_collections.opsready.operations.plugins.module_utils.notify.event import Event, one_line
 
 PAGERDUTY_URL = 'https://events.pagerduty.com/v2/enqueue'
 # Limits of the receiving APIs: PagerDuty refuses a summary over 1024 characters, Slack a section over 3000.
@@ -76,7 +76,9 @@ def pagerduty(event: Event, routing_key: str) -> Dict[str, Any]:
         return body
     body['event_action'] = 'trigger'
     body['payload'] = {
-        'summary': _cut(event.title + (': ' + event.summary if event.summary else ''), PAGERDUTY_SUMMARY_MAX),
+        # PagerDuty shows summary as one line; custom_details keeps the summary as given
+        'summary': _cut(one_line(event.title + (': ' + event.summary if event.summary else '')),
+                        PAGERDUTY_SUMMARY_MAX),
         'source': event.host,
         'severity': event.severity,
         'timestamp': event.at,
@@ -90,6 +92,8 @@ def pagerduty(event: Event, routing_key: str) -> Dict[str, Any]:
 
 def email(event: Event, sender: str, recipients: List[str], subject_prefix: str = '[opsready]') -> EmailMessage:
     msg = EmailMessage()
+    # title and key are one line (Event folds them); sender, recipients and prefix were refused by
+    # deliver.validate if they held a control character.
     msg['Subject'] = '%s %s' % (subject_prefix, event.title) if subject_prefix else event.title
     msg['From'] = sender
     msg['To'] = ', '.join(recipients)

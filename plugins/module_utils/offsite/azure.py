@@ -21,7 +21,8 @@ import urllib.parse
 from typing import Any, Dict, Iterator, List, Optional
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
-from ansible_collections.opsready.operations.plugins.module_utils.offsite.stores import HashingReader, Store
+from ansible_collections.opsready.operations.plugins.module_utils.offsite.stores import (
+    HashingReader, Store, checked_key, checked_prefix)
 
 try:
     from azure.core.exceptions import AzureError, HttpResponseError
@@ -75,7 +76,7 @@ class AzureBlobStore(Store):
             raise OpsReadyError('backend=azure needs azure-storage-blob on the managed host (pip install '
                                 'azure-storage-blob): %s' % AZURE_IMPORT_ERROR)
         self.container_name = container
-        self.prefix = prefix.strip('/')
+        self.prefix = checked_prefix(prefix, 'azure', azure=True)
         self.concurrency = max(1, concurrency)
         block = part_size_mb * 1024 * 1024
         options: Dict[str, Any] = dict(max_block_size=block, max_single_put_size=block, connection_timeout=30,
@@ -99,7 +100,7 @@ class AzureBlobStore(Store):
         self.container = service.get_container_client(container)
 
     def key(self, name: str) -> str:
-        return '%s/%s' % (self.prefix, name) if self.prefix else name
+        return checked_key(self.prefix, name, 'azure', azure=True)
 
     def _error(self, what: str, exc: Exception) -> OpsReadyError:
         code = getattr(exc, 'error_code', None) or ''

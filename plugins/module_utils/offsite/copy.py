@@ -50,6 +50,43 @@ def pieces(entry: Manifest) -> List[Tuple[str, Optional[int], str]]:
     return [(entry.data['artifact'], entry.data.get('size'), entry.data['sha256'])]
 
 
+def _plain_relative(name: Any, flat: bool = False) -> bool:
+    """Whether a name read from a manifest at the destination stays inside the directory it is joined to:
+    relative, no empty, ``.`` or ``..`` segment, no NUL (``flat``: no directory part at all)."""
+    if not isinstance(name, str) or not name or '\x00' in name or name.startswith('/'):
+        return False
+    parts = name.split('/')
+    return not (flat and len(parts) > 1) and not any(part in ('', '.', '..') for part in parts)
+
+
+def _check_pull_names(entries: List[Manifest], store: Store) -> None:
+    """Refuse, before anything is written, a destination manifest naming a file outside the pull directory
+    (someone who can write to the bucket must not be able to write anywhere on this host)."""
+    for entry in entries:
+        names = [entry.data.get('id')] + [name for name, dummy, dummy2 in _pieces_raw(entry)]
+        for index, name in enumerate(names):
+            if not _plain_relative(name, flat=index == 0):
+                raise IntegrityError('A manifest at %s names %r, which is not a plain relative name inside the '
+                                     'download directory: the offsite copy may have been tampered with; nothing '
+                                     'was downloaded.' % (store.url, name))
+
+
+def _pieces_raw(entry: Manifest) -> List[Tuple[Any, Any, Any]]:
+    if entry.members:
+        return [(m.get('path') if isinstance(m, dict) else m, None, None) for m in entry.members]
+    return [(entry.data.get('artifact'), None, None)]
+
+
+def _inside(directory: str, name: str) -> str:
+    """``directory``/``name``, refused if a symbolic link below ``directory`` would take it elsewhere."""
+    target = os.path.join(directory, name)
+    real_dir = os.path.realpath(directory)
+    if not os.path.realpath(target).startswith(real_dir + os.sep):
+        raise IntegrityError('%s would be written outside %s (a symbolic link in the way?): nothing more was '
+                             'downloaded.' % (name, directory))
+    return target
+
+
 def _selected(entries: List[Manifest], engine: Optional[str], database: Optional[str],
               verified_only: bool) -> List[Manifest]:
     result = []
@@ -95,6 +132,10 @@ def push(store: Store, src: str, engine: Optional[str] = None, database: Optiona
                             % src, path=src)
     local = Catalog(src)
     selected = _selected(local.entries, engine, database, verified_only)
+    for entry in selected:
+        # every object name the store could not keep is refused before the first upload (check mode too)
+        for name in [entry.id + MANIFEST_SUFFIX] + [n for n, dummy, dummy2 in pieces(entry)]:
+            store.key(name)
     started = time.monotonic()
     workdir = tempfile.mkdtemp(prefix='opsready-offsite-')
     try:
@@ -280,11 +321,12 @@ def pull(store: Store, dest: str, engine: Optional[str] = None, database: Option
         if not wanted:
             raise OpsReadyError('No backup%s with a manifest at %s.' % (
                 ' of %s' % '/'.join(x for x in (engine, database) if x) if engine or database else '', store.url))
+        _check_pull_names(wanted, store)
         if not check_mode and not os.path.isdir(dest):
             os.makedirs(dest, mode=0o700)
         for entry in wanted:
-            local_manifest = os.path.join(dest, entry.id + MANIFEST_SUFFIX)
-            if os.path.isfile(local_manifest):
+            local_manifest = _inside(dest, entry.id + MANIFEST_SUFFIX) if os.path.isdir(dest) else ''
+            if local_manifest and os.path.isfile(local_manifest):
                 try:
                     same = json.loads(safeio.read_regular(local_manifest, MANIFEST_LIMIT, what='Manifest')).get(
                         'sha256') == entry.data['sha256']
@@ -302,6 +344,7 @@ def pull(store: Store, dest: str, engine: Optional[str] = None, database: Option
                                          'this copy.' % (entry.id, store.url, name))
                 target = os.path.join(dest, name)
                 os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
+                target = _inside(dest, name)
                 partial = target + PARTIAL_SUFFIX
                 got = store.download(name, partial)
                 if got['sha256'] != sha or (size is not None and got['size'] != size):
@@ -314,7 +357,7 @@ def pull(store: Store, dest: str, engine: Optional[str] = None, database: Option
                 fsync_dir(os.path.dirname(target))
                 result['bytes'] += got['size']
             with open(os.path.join(workdir, entry.id + MANIFEST_SUFFIX), 'rb') as handle:
-                atomic_write_bytes(local_manifest, handle.read(), mode=0o600)
+                atomic_write_bytes(_inside(dest, entry.id + MANIFEST_SUFFIX), handle.read(), mode=0o600)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     result['seconds'] = round(time.monotonic() - started, 3)

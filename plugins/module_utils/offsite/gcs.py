@@ -21,7 +21,8 @@ import os
 from typing import Any, Dict, Iterator, List, Optional
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
-from ansible_collections.opsready.operations.plugins.module_utils.offsite.stores import CHUNK, HashingReader, Store
+from ansible_collections.opsready.operations.plugins.module_utils.offsite.stores import (
+    CHUNK, HashingReader, Store, checked_key, checked_prefix)
 
 try:
     from google.api_core.exceptions import GoogleAPIError
@@ -51,7 +52,7 @@ class GcsStore(Store):
         if not HAS_GCS:
             raise OpsReadyError('backend=gcs needs google-cloud-storage on the managed host (pip install '
                                 'google-cloud-storage): %s' % GCS_IMPORT_ERROR)
-        self.prefix = prefix.strip('/')
+        self.prefix = checked_prefix(prefix, 'gcs')
         self.timeout = timeout
         self.chunk_size = max(CHUNK_UNIT, (part_size_mb * 1024 * 1024) // CHUNK_UNIT * CHUNK_UNIT)
         options = {'api_endpoint': endpoint_url} if endpoint_url else None
@@ -73,7 +74,7 @@ class GcsStore(Store):
         self.url = 'gs://%s/%s' % (bucket, self.prefix) + (' at %s' % endpoint_url if endpoint_url else '')
 
     def key(self, name: str) -> str:
-        return '%s/%s' % (self.prefix, name) if self.prefix else name
+        return checked_key(self.prefix, name, 'gcs')
 
     def _error(self, what: str, exc: Exception) -> OpsReadyError:
         code = getattr(exc, 'code', None)

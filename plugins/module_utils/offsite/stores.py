@@ -21,6 +21,7 @@ import queue
 import shlex
 import tempfile
 import threading
+import unicodedata
 from typing import Any, Dict, Iterator, List, Optional
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError, ToolError
@@ -44,6 +45,59 @@ except ImportError as exc:  # pragma: no cover - exercised only where boto3 is m
         pass
 
 CHUNK = 1024 * 1024
+# Azure Blob Storage allows 1024 characters per blob name, GCS 1024 bytes of UTF-8: the stricter of the two.
+OBJECT_NAME_MAX = 1024
+
+
+def object_name_problem(name: str, azure: bool = False) -> str:
+    """Why ``name`` (prefix/object) would not come back from an object store as it was sent; '' if it would.
+
+    An empty, ``.`` or ``..`` path segment is collapsed by the service or by HTTP URL normalisation (the upload
+    lands elsewhere, or fails as an authorisation error or a timeout); control characters are refused (GCS) or
+    mangled in listings; Azure turns ``\\`` into ``/`` and drops the trailing dot of a path segment. Spaces,
+    ``%``, ``#``, ``?`` and non-ASCII are fine: the SDKs percent-encode them.
+    """
+    try:
+        size = len(name.encode('utf-8'))
+    except UnicodeEncodeError:
+        return 'it is not valid Unicode text'
+    if size > OBJECT_NAME_MAX:
+        return 'it is %d bytes long in UTF-8; the store allows at most %d' % (size, OBJECT_NAME_MAX)
+    if any(unicodedata.category(c) == 'Cc' for c in name):
+        return 'it holds a control character (a line break, tab or NUL)'
+    segments = name.split('/')
+    if any(part in ('', '.', '..') for part in segments):
+        return "it has an empty, '.' or '..' path segment, which the store or HTTP would collapse"
+    if azure and '\\' in name:
+        return 'Azure turns a backslash into /'
+    if azure and any(part.endswith('.') for part in segments):
+        return 'Azure drops the trailing dot of a path segment'
+    return ''
+
+
+def checked_prefix(prefix: str, backend: str, azure: bool = False) -> str:
+    """``prefix`` without its leading/trailing slashes, refused when the store would not keep it as given."""
+    clean = prefix.strip('/')
+    problem = object_name_problem(clean, azure) if clean else ''
+    if problem:
+        raise OpsReadyError('prefix %r cannot be used with backend=%s: %s. Choose another prefix (letters, digits, '
+                            'spaces, - _ / and non-ASCII letters are fine).' % (_short(prefix), backend, problem))
+    return clean
+
+
+def checked_key(prefix: str, name: str, backend: str, azure: bool = False) -> str:
+    """The object name of backup file ``name`` under ``prefix``, refused the same way."""
+    key = '%s/%s' % (prefix, name) if prefix else name
+    problem = object_name_problem(key, azure)
+    if problem:
+        raise OpsReadyError('Backup file %r cannot be stored under prefix %r at backend=%s: %s. Use a shorter '
+                            'prefix or backup set name; nothing was uploaded.'
+                            % (_short(name), _short(prefix), backend, problem))
+    return key
+
+
+def _short(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else '%s...(%d characters)' % (text[:limit], len(text))
 
 
 class BackgroundSha256:
@@ -172,6 +226,10 @@ class Store:
 
     def delete(self, names: List[str]) -> None:
         raise NotImplementedError
+
+    def key(self, name: str) -> str:
+        """The store's name for backup file ``name``; raises OpsReadyError for one it could not keep."""
+        return name
 
     def abort_incomplete(self) -> List[str]:
         """Remove traces of interrupted uploads (S3 multipart uploads); returns what was aborted."""

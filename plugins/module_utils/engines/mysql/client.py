@@ -15,14 +15,18 @@ Private to opsready.operations; do not import from other collections.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import select
 import shutil
+import subprocess  # nosec B404 # argument lists, never a shell
 from typing import Dict, Iterator, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError, ToolError
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner, secret_file
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import (
     DEFAULT_TIMEOUT, ConnectionParams, SessionLimits, Timeout, ToolClient, connect_failure_reason, pick_timeout)
-from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.quote import unescape_batch
+from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.quote import (
+    quote_literal, unescape_batch)
 
 DEFAULT_PORT = 3306
 # The programs for each role, preferred first; MySQL's own names only for flavor=mysql, except the table
@@ -158,6 +162,60 @@ class MySQLClient(ToolClient):
         """Rows as lists of text (NULL reads as the text ``NULL``)."""
         return batch_rows(self.run_client(sql, database, timeout=timeout))
 
+    @staticmethod
+    def lock_name(purpose: str, key: str) -> str:
+        """A server lock name for ``purpose`` on ``key`` (any database name): GET_LOCK names hold at most 64
+        characters, so the key is hashed."""
+        return 'opsready.%s.%s' % (purpose, hashlib.sha256(key.encode('utf-8', 'surrogateescape')).hexdigest()[:40])
+
+    @contextlib.contextmanager
+    def named_lock(self, name: str, wait: int, busy: str) -> Iterator[None]:
+        """Hold the server's user lock ``name`` (GET_LOCK) for the block.
+
+        The lock belongs to a client session, and every query runs in a session of its own: so one client
+        process is kept open for the block, its stdin the only way in. The server releases the lock when that
+        session ends, whatever ends it (the block, a crash of this process, a killed connection). Not had
+        within ``wait`` seconds: OpsReadyError with ``busy`` (plus the holding connection's id).
+        """
+        sql = 'SELECT GET_LOCK(%s, %d), CONNECTION_ID();\n' % (quote_literal(name), max(0, wait))
+        with self.defaults_file() as head:
+            argv = self.client_argv(head, '--unbuffered')
+            proc = self.runner.popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            stdin, stdout = proc.stdin, proc.stdout
+            if stdin is None or stdout is None:   # both are pipes: for the type checker
+                raise OpsReadyError('Internal error: the %s client was started without pipes.' % self.flavor)
+            try:
+                stdin.write(sql.encode('utf-8'))
+                stdin.flush()
+                ready, dummy, dummy2 = select.select([stdout], [], [], max(0, wait) + self.conn.connect_timeout + 30)
+                answer = stdout.readline().decode('utf-8', 'replace').split('\t') if ready else []
+            except OSError:
+                answer = []
+            if not answer or answer[0].strip() != '1':
+                kill_quietly(proc)
+                if answer and answer[0].strip() == '0':
+                    holder = self.query('SELECT IS_USED_LOCK(%s)' % quote_literal(name))
+                    who = holder[0][0] if holder and holder[0] else '?'
+                    raise OpsReadyError('%s (server lock %s held by connection %s).' % (busy, name, who),
+                                        lock=name, holder=who)
+                err = ''
+                err_file = getattr(proc, 'stderr_file', None)
+                if err_file is not None:
+                    err_file.seek(0)
+                    err = self.runner.redact(err_file.read().decode('utf-8', 'replace')).strip()
+                raise OpsReadyError('Could not take the server lock %s on %s: %s' % (
+                    name, self.conn.where(self.default_port), err or 'no answer from the client'), lock=name)
+            try:
+                yield
+            finally:
+                try:
+                    stdin.write(('DO RELEASE_LOCK(%s);\n' % quote_literal(name)).encode('utf-8'))
+                    stdin.close()
+                    proc.wait(timeout=30)
+                except (OSError, subprocess.TimeoutExpired):
+                    pass
+                kill_quietly(proc)
+
     def query_dicts(self, sql: str, database: Optional[str] = None,
                     timeout: Timeout = DEFAULT_TIMEOUT) -> List[Dict[str, Optional[str]]]:
         """Rows as {column: text}, SQL NULL as None."""
@@ -165,3 +223,19 @@ class MySQLClient(ToolClient):
         if not rows:
             return []
         return [dict(zip(rows[0], [None if v == 'NULL' else v for v in row])) for row in rows[1:]]
+
+
+def kill_quietly(proc: subprocess.Popen) -> None:
+    """End a client process we hold open (its session, and with it any server lock, goes too)."""
+    if proc.poll() is None:
+        try:
+            proc.kill()
+            proc.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    for handle in (proc.stdin, proc.stdout, getattr(proc, 'stderr_file', None)):
+        if handle is not None:
+            try:
+                handle.close()
+            except OSError:
+                pass

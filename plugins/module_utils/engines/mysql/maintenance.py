@@ -34,7 +34,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.
 from ansible_collections.opsready.operations.plugins.module_utils.maintenance.core import (
     Backend, Candidate, CleanupSpec, MaintenanceOptions)
 from ansible_collections.opsready.operations.plugins.module_utils.maintenance.identifiers import (
-    IDENT, TableRef, quote_ident)
+    TableRef, quote_ident)
 
 TIME_TYPES = ('datetime', 'timestamp', 'date')
 NUMBER_TYPES = ('int', 'bigint', 'mediumint', 'smallint', 'decimal', 'double', 'float')
@@ -73,7 +73,8 @@ class MySQLMaintenance(Backend):
     def list_tables(self) -> List[TableRef]:
         rows = self.q("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND "
                       "TABLE_TYPE = 'BASE TABLE' ORDER BY 1" % self._lit_db())  # nosec B608 # quoted: identifiers.py
-        return [TableRef(r[0]) for r in rows if r and IDENT.match(r[0])]
+        # every name the server holds (spaces, case, quotes, non-ASCII): each is quoted by engines/mysql/quote.py
+        return [TableRef(r[0]) for r in rows if r]
 
     def _info(self, tables: List[TableRef]) -> Dict[str, Dict[str, Any]]:
         if not tables:
@@ -186,7 +187,7 @@ class MySQLMaintenance(Backend):
         rows = self.q("SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = %s AND "
                       "TABLE_NAME = %s AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION"
                       % (self._lit_db(), quote_literal(spec.table.name)))  # nosec B608 # quoted: identifiers.py
-        cols = [r[0] for r in rows if r and IDENT.match(r[0])]
+        cols = [r[0] for r in rows if r]
         return ', '.join(quote_ident(c, 'mariadb') for c in cols) or None
 
     def cleanup_count(self, spec: CleanupSpec, cutoff: Any) -> int:

@@ -37,13 +37,14 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import re
 import shutil
 import subprocess  # nosec B404 # argument lists, never a shell
 import tempfile
-from typing import IO, Any, Dict, List, Optional, Tuple
+from typing import IO, Any, Dict, Iterator, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
@@ -667,7 +668,31 @@ def _undo(engine: Any, target: str, temp: str, tables: List[str], before: Dict[s
                             target=target, aside=aside, definitions=saved)
 
 
+# Seconds a restore waits for another restore into the same target database to finish: none. Two runs
+# interleaving (each loads its copy, then both swap) would leave whichever swapped last, with the other's
+# 'restored' report a lie; the second run is told at once instead.
+TARGET_LOCK_WAIT = 0
+
+
+@contextlib.contextmanager
+def target_lock(engine: Any, target_db: str) -> Iterator[None]:
+    """One restore (or drop) at a time into ``target_db`` on this server, whichever host runs it: a server user
+    lock named after the target, held in a session of its own until the run ends."""
+    name = engine.client.lock_name('restore', target_db)
+    with engine.client.named_lock(name, TARGET_LOCK_WAIT, 'Another db_restore into database %s on %s is running: '
+                                  'nothing was changed by this one. Wait for it to finish and run again'
+                                  % (target_db, engine.server_label())):
+        yield
+
+
 def restore(engine: Any, request: RestoreRequest, chain: List[Manifest], timer: Timer) -> Dict[str, Any]:
+    target_db = _target(request)   # a name the server cannot hold is refused before connecting
+    engine.ping()
+    with target_lock(engine, target_db):
+        return _restore_locked(engine, request, chain, timer)
+
+
+def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest], timer: Timer) -> Dict[str, Any]:
     target_db = _target(request)
     full, logs = chain[0], chain[1:]
     if full.kind != 'full':
@@ -751,7 +776,10 @@ def recovered_point(full: Manifest, last_event: Optional[float]) -> Dict[str, An
 
 
 def drop(engine: Any, request: RestoreRequest, check_mode: bool) -> Dict[str, Any]:
-    return drop_named(engine, request, check_mode, _target, schema_exists, drop_schema)
+    if check_mode:
+        return drop_named(engine, request, check_mode, _target, schema_exists, drop_schema)
+    with target_lock(engine, _target(request)):
+        return drop_named(engine, request, check_mode, _target, schema_exists, drop_schema)
 
 
 class MySQLRestore(Restorer):

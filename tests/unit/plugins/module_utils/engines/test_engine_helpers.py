@@ -88,3 +88,13 @@ def test_binlog_walk_counts_events_and_catches_truncation(tmp_path):
     path.write_bytes(b'nope' + path.read_bytes()[4:])
     with pytest.raises(IntegrityError, match='magic'):
         scan_binlog(str(path))
+
+
+def test_set_name_stays_a_short_safe_file_name_part_for_hostile_names():
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.base import SET_NAME_MAX, set_name
+    long_a, long_b = 'l' * 300 + 'a', 'l' * 300 + 'b'
+    for name in (long_a, '../../x', '/abs/set', 'a b ü 名', 'line\nbreak', '..', '', 'ü' * 400):
+        part = set_name(name)
+        assert part and len(part) <= SET_NAME_MAX and '/' not in part and part not in ('.', '..'), name
+    assert set_name(long_a) != set_name(long_b)
+    assert set_name('shop') == 'shop' and set_name('x' * SET_NAME_MAX) == 'x' * SET_NAME_MAX

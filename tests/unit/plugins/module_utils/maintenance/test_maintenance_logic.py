@@ -20,10 +20,30 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlser
     SQLServerMaintenance, connection_string)
 
 
-@pytest.mark.parametrize('bad', ['a b', 'x;drop', '1abc', 'a"b', 'a`b', 'a]b', '', 'a' * 64, 'ta.b.c'])
+@pytest.mark.parametrize('bad', ['', 'ta.b.c', 'a\x00b', 'x' * 129, '"unterminated', '"q"x.y', 's."a'])
 def test_bad_identifiers_refused(bad):
     with pytest.raises(OpsReadyError):
         TableRef.parse(bad)
+
+
+@pytest.mark.parametrize('text, schema, name', [
+    ('a b', None, 'a b'), ('x;drop', None, 'x;drop'), ('1abc', None, '1abc'), ('a"b', None, 'a"b'),
+    ('MixedCase', None, 'MixedCase'), ('ünï 名前', None, 'ünï 名前'), ('s.t', 's', 't'),
+    ('"a.b"', None, 'a.b'), ('"Sales Dept"."v1.2 totals"', 'Sales Dept', 'v1.2 totals'), ('"x""y".z', 'x"y', 'z'),
+])
+def test_names_needing_quotes_are_parsed_exactly(text, schema, name):
+    ref = TableRef.parse(text)
+    assert (ref.schema, ref.name) == (schema, name)
+
+
+def test_names_are_quoted_by_each_engines_helper():
+    assert TableRef('a"b', 'S c').quoted('postgresql') == '"S c"."a""b"'
+    assert TableRef('a`b').quoted('mariadb', 'd`b') == '`d``b`.`a``b`'
+    assert TableRef('a]b', 'dbo').quoted('sqlserver') == '[dbo].[a]]b]'
+    with pytest.raises(OpsReadyError, match='63 bytes'):
+        TableRef('é' * 40).quoted('postgresql')   # 80 bytes: PostgreSQL would cut it
+    with pytest.raises(OpsReadyError, match='ends with a space'):
+        TableRef('trailing ').quoted('mariadb', 'd')
 
 
 def test_quoting_per_dialect():
@@ -46,9 +66,11 @@ def test_cleanup_rule_validation():
                 {'table': 'e', 'column': 'ts'},
                 {'table': 'e', 'column': 'ts', 'older_than_days': 1, 'batch_size': 0},
                 {'table': 'e', 'column': 'ts', 'older_than_days': 1, 'column_format': 'iso'},
-                {'table': 'e', 'column': 'ts or 1=1', 'older_than_days': 1}):
+                {'table': 'e', 'column': 'ts\x00', 'older_than_days': 1}):
         with pytest.raises(OpsReadyError):
             CleanupSpec.from_dict(bad)
+    # a column name that reads like SQL is only a name (quoted; the server then says it does not exist)
+    assert CleanupSpec.from_dict({'table': 'e', 'column': 'ts or 1=1', 'older_than_days': 1}).column == 'ts or 1=1'
 
 
 def test_btree_estimate_matches_a_fresh_md5_index():

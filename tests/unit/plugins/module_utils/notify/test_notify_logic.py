@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+from email import policy as email_policy
 
 import pytest
 
@@ -88,3 +89,22 @@ def test_notify_filters_channels_by_events_and_sends_nothing_in_dry_run():
     assert [r['wanted'] for r in rows] == [False, True] and [c.get('name') for c in sent] == ['all']
     rows = deliver.notify(channels, event('failure'), dry_run=True, send_one=lambda c, e: pytest.fail('sent'))
     assert [r['sent'] for r in rows] == [False, False]
+
+
+def test_every_control_character_in_header_bound_fields_builds_a_real_message():
+    """Each C0/C1 control character and line/paragraph separator in the name, host or summary: the e-mail is
+    built and serialised (EmailMessage raised ValueError for CR/LF), headers are one line, the body keeps it."""
+    for code in list(range(0, 32)) + list(range(0x7f, 0xa0)) + [0x2028, 0x2029]:
+        ch = chr(code)
+        event = Event(job='backup', name='a%sb' % ch, outcome='failure', host='h%s1' % ch, summary='s%st' % ch)
+        msg = formats.email(event, 'o@example.test', ['d@example.test'])
+        wire = msg.as_bytes(policy=email_policy.SMTP)
+        for header in ('Subject', 'X-Opsready-Key'):
+            assert ch not in str(msg[header]) or ch == ' ', (hex(code), header)
+        assert msg['X-Opsready-Key'] == 'backup:a b@h 1'
+        assert wire
+        for payload in (formats.webhook(event), formats.slack(event), formats.teams(event)):
+            assert payload
+        assert ch not in formats.pagerduty(event, 'k')['payload']['summary']
+        if code not in (10, 13):
+            assert 's%st' % ch in event.text()
