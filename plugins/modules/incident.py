@@ -299,29 +299,27 @@ def _notify_all(hook, changed):
     return [messages[id(outcome)] for dummy, outcome in changed if messages[id(outcome)]]
 
 
+def change_options():
+    """The options of one change: the module's own (one change) and each item of ``changes``."""
+    return dict(
+        state=dict(type='str', choices=['open', 'investigating', 'resolved', 'closed'], default='open'),
+        id=dict(type='str'),
+        key=dict(type='str', no_log=False),
+        title=dict(type='str'),
+        severity=dict(type='int', choices=[1, 2, 3, 4]),
+        description=dict(type='str'),
+        components=dict(type='list', elements='str', default=[]),
+        note=dict(type='str'),
+    )
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
+            **change_options(),
             store=dict(type='path', required=True),
-            state=dict(type='str', choices=['open', 'investigating', 'resolved', 'closed'], default='open'),
-            id=dict(type='str'),
-            key=dict(type='str', no_log=False),
-            title=dict(type='str'),
-            severity=dict(type='int', choices=[1, 2, 3, 4]),
-            description=dict(type='str'),
-            components=dict(type='list', elements='str', default=[]),
-            note=dict(type='str'),
             actor=dict(type='str'),
-            changes=dict(type='list', elements='dict', options=dict(
-                state=dict(type='str', choices=['open', 'investigating', 'resolved', 'closed'], default='open'),
-                id=dict(type='str'),
-                key=dict(type='str', no_log=False),
-                title=dict(type='str'),
-                severity=dict(type='int', choices=[1, 2, 3, 4]),
-                description=dict(type='str'),
-                components=dict(type='list', elements='str', default=[]),
-                note=dict(type='str'),
-            )),
+            changes=dict(type='list', elements='dict', options=change_options()),
             webhook=dict(type='dict', options=dict(
                 url=dict(type='str', required=True),
                 timeout=dict(type='float', default=10),
