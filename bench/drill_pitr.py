@@ -48,7 +48,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.restore.run im
 from tests.harness.playbook import run_playbook  # noqa: E402
 from tests.harness.servers import PostgresServer  # noqa: E402
 
-HELPER = REPO / 'plugins' / 'module_utils' / 'engines' / 'pg_wal_archive.py'
+HELPER = REPO / 'plugins' / 'module_utils' / 'engines' / 'postgresql' / 'wal_archive.py'
 SMOKE = 'SELECT count(*) AS n FROM payload'
 FILL = "INSERT INTO payload (note) SELECT repeat(md5(random()::text), 8) FROM generate_series(1, %d)"
 
