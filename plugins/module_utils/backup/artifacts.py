@@ -68,6 +68,9 @@ def _grow_pipe(handle: Any) -> None:
         pass  # not permitted above /proc/sys/fs/pipe-max-size: the default works, a bit slower
 
 
+grow_pipe = _grow_pipe  # a 1 MiB pipe buffer where the kernel allows it (for pipes other modules feed)
+
+
 def stream_to_artifact(runner: ToolRunner, argv: Sequence[str], artifact: str, opts: BackupOptions,
                        env: Optional[Dict[str, str]] = None, what: Optional[str] = None,
                        observe: Optional[Callable[[bytes], None]] = None,

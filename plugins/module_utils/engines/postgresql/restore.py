@@ -32,6 +32,7 @@ import re
 import shutil
 import subprocess  # nosec B404 # argv lists via the runner only
 import tempfile
+import threading
 import time
 from typing import Any, Dict, List, Optional
 
@@ -43,7 +44,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.streami
     CHUNK, ChecksummedFile, open_decompressed)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import GLOBALS, kill_and_reap
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
-    is_encrypted, open_artifact, pipe_artifact_into)
+    grow_pipe, is_encrypted, open_artifact, pipe_artifact_into)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.dbprops import (
     apply_statements, create_options, describe, referenced_roles)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.globals import (
@@ -163,6 +164,7 @@ def _zstd_cli_copy(manifest: Manifest, path: str, runner: Any, zstd_cli: str, ve
     proc = runner.popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
     if proc.stdin is None:
         raise OpsReadyError('Internal error: zstd -d was started without a stdin pipe.')
+    grow_pipe(proc.stdin)  # 1 MiB writes into a 64 KiB pipe would wake zstd 16 times per chunk
     source: Any = (ChecksummedFile(manifest.path, manifest.data['sha256'], manifest.data.get('size')) if verify
                    else open(manifest.path, 'rb'))
     broken = False
@@ -252,8 +254,49 @@ def _decompressed_copy(manifest: Manifest, tmpdir: Optional[str], runner: Any = 
     return path
 
 
+def needs_copy(request: RestoreRequest, manifest: Manifest) -> bool:
+    """pg_restore -j of a compressed or encrypted custom dump: it needs a seekable, decompressed file."""
+    fmt = manifest.data.get('format') or 'custom'
+    return fmt == 'custom' and max(1, request.jobs) > 1 and (manifest.data['compression'] != 'none'
+                                                               or is_encrypted(manifest))
+
+
+class _Copier:
+    """``_decompressed_copy`` in a thread, started before the temporary database is created: the server
+    round trips (CREATE DATABASE and the checks) overlap the decompression instead of adding to it. The
+    zstd process, file reads and hashing release the GIL."""
+
+    def __init__(self, manifest: Manifest, tmpdir: Optional[str], runner: Any, identities: Optional[List[Any]],
+                 verify: bool) -> None:
+        self.path: Optional[str] = None
+        self.error: Optional[BaseException] = None
+        self._thread = threading.Thread(target=self._run, args=(manifest, tmpdir, runner, identities, verify),
+                                         name='opsready-restore-copy', daemon=True)
+        self._thread.start()
+
+    def _run(self, manifest: Manifest, tmpdir: Optional[str], runner: Any, identities: Optional[List[Any]],
+             verify: bool) -> None:
+        try:
+            self.path = _decompressed_copy(manifest, tmpdir, runner, identities, verify=verify)
+        except BaseException as exc:  # handed to the main thread by result()
+            self.error = exc
+
+    def result(self) -> str:
+        """The checked copy; raises what the copy raised (IntegrityError when the checksum failed)."""
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+        assert self.path is not None  # nosec B101 # set when no error was recorded
+        return self.path
+
+    def discard(self) -> None:
+        self._thread.join()
+        if self.path:
+            shutil.rmtree(os.path.dirname(self.path), ignore_errors=True)
+
+
 def _load(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, database: str,
-          timer: Timer) -> Dict[str, Any]:
+          timer: Timer, copier: Optional[_Copier] = None) -> Dict[str, Any]:
     fmt = manifest.data.get('format') or 'custom'
     env = engine.env(database)
     # --dbname=dbname='...': a name with '=' (or a leading '-') is never a connection string or an option
@@ -280,7 +323,9 @@ def _load(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, d
         engine.runner.run([engine.tool('pg_restore')] + common + ['-j', str(jobs), manifest.path], env=env,
                           what='pg_restore -j %d' % jobs)
         return {'method': 'pg_restore -j %d' % jobs, 'jobs': jobs}
-    copy = _decompressed_copy(manifest, request.tmpdir, engine.runner, engine.identities, verify=verify)
+    if copier is None:
+        copier = _Copier(manifest, request.tmpdir, engine.runner, engine.identities, verify)
+    copy = copier.result()
     try:
         timer.lap('decompress')
         engine.runner.run([engine.tool('pg_restore')] + common + ['-j', str(jobs), copy], env=env,
@@ -384,11 +429,23 @@ def restore(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifes
     roles = check_roles(engine, request, manifest)
     timer.lap('inspect_target')
     temp = temporary_name(target)
-    create_database(engine, request, manifest, temp)
+    copier = None
+    if needs_copy(request, manifest):
+        copier = _Copier(manifest, request.tmpdir, engine.runner, engine.identities,
+                         streams_checksum(request, manifest))
     try:
-        load = _load(engine, request, manifest, temp, timer)
+        create_database(engine, request, manifest, temp)
+    except BaseException:
+        if copier is not None:
+            copier.discard()
+        raise
+    try:
+        load = _load(engine, request, manifest, temp, timer, copier)
         timer.lap('pg_restore')
-        objects = user_objects(engine, temp)
+        # ANALYZE in the temporary database, before the swap: the restored database takes the name with its
+        # statistics (no window without them), and the object count comes in the same session.
+        objects = int(engine.query('ANALYZE; ' + USER_OBJECTS, database=temp)[0][0])
+        timer.lap('analyze')
         properties = apply_properties(engine, request, manifest, temp, roles)
         timer.lap('database_properties')
         aside = _swap(engine, target, temp, before['exists'])
@@ -396,25 +453,29 @@ def restore(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifes
         # The checksum (compared in the read that loaded the data) or the decompression failed: what was
         # loaded never leaves the temporary database, which goes; the target was not touched.
         drop_database(engine, temp)
+        if copier is not None:
+            copier.discard()
         raise IntegrityError('Restore refused before touching the target: chain piece %s (%s) is not intact. %s '
                              'What had been loaded stayed in the temporary database %s, which was dropped; %s is '
                              'as it was.' % (manifest.id, manifest.kind, exc.message, temp, target),
                              artifact=manifest.id, path=manifest.path, target=target)
     except ToolError as exc:
         drop_database(engine, temp)
+        if copier is not None:
+            copier.discard()
         raise OpsReadyError('Restore of %s into %s failed and was rolled back (the temporary database %s was '
                             'dropped; %s is as it was): %s' % (manifest.id, target, temp,
                                                                target, _server_error(exc)),
                             target=target, stderr=exc.stderr)
     except BaseException:
         drop_database(engine, temp)
+        if copier is not None:
+            copier.discard()
         raise
     timer.lap('swap')
     if aside:
         drop_database(engine, aside)
         timer.lap('drop_old')
-    engine.query('ANALYZE', database=target)
-    timer.lap('analyze')
     return {'target': {'database': target, 'server': engine.server_label(),
                        'host': engine.conn.host, 'port': engine.conn.port or 5432, 'objects': objects},
             'method_detail': load['method'], 'jobs': load['jobs'], 'database_properties': properties,
