@@ -257,8 +257,8 @@ def _decompressed_copy(manifest: Manifest, tmpdir: Optional[str], runner: Any = 
 def needs_copy(request: RestoreRequest, manifest: Manifest) -> bool:
     """pg_restore -j of a compressed or encrypted custom dump: it needs a seekable, decompressed file."""
     fmt = manifest.data.get('format') or 'custom'
-    return fmt == 'custom' and max(1, request.jobs) > 1 and (manifest.data['compression'] != 'none'
-                                                               or is_encrypted(manifest))
+    compressed = manifest.data['compression'] != 'none' or is_encrypted(manifest)
+    return fmt == 'custom' and max(1, request.jobs) > 1 and compressed
 
 
 class _Copier:
@@ -270,8 +270,9 @@ class _Copier:
                  verify: bool) -> None:
         self.path: Optional[str] = None
         self.error: Optional[BaseException] = None
-        self._thread = threading.Thread(target=self._run, args=(manifest, tmpdir, runner, identities, verify),
-                                         name='opsready-restore-copy', daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, args=(manifest, tmpdir, runner, identities, verify), name='opsready-restore-copy',
+            daemon=True)
         self._thread.start()
 
     def _run(self, manifest: Manifest, tmpdir: Optional[str], runner: Any, identities: Optional[List[Any]],
@@ -286,7 +287,8 @@ class _Copier:
         self._thread.join()
         if self.error is not None:
             raise self.error
-        assert self.path is not None  # nosec B101 # set when no error was recorded
+        if self.path is None:
+            raise OpsReadyError('Internal error: the decompressed copy reported neither a path nor an error.')
         return self.path
 
     def discard(self) -> None:
