@@ -253,8 +253,8 @@ def compress_args(argv: List[str]) -> List[str]:
     (3, 5, '--compress=server-zstd:level=5,workers=3'),
     (1, None, '--compress=server-zstd:level=3'),
 ], ids=['threads=3', 'threads=1'])
-def test_base_backup_is_compressed_by_the_server_with_threads_as_workers(runner, tmp_path, threads, level,
-                                                                         expected):
+def test_base_backup_is_compressed_by_the_server_with_threads_as_workers(
+        runner, tmp_path, threads, level, expected):
     result = run_backup(engine(runner), BackupOptions(kind='base', dest=str(tmp_path / 'b'), compression='zstd',
                                                       level=level, threads=threads), verify=False)
     (argv,) = runner.argvs('pg_basebackup')
@@ -281,8 +281,8 @@ def test_base_backup_is_compressed_by_the_server_with_threads_as_workers(runner,
     (3, 5, '--compress=client-zstd:level=5,workers=3'),
     (1, None, '--compress=client-zstd:level=3'),
 ], ids=['threads=3', 'threads=1'])
-def test_base_backup_from_a_server_older_than_15_is_compressed_by_pg_basebackup(runner, tmp_path, threads, level,
-                                                                               expected):
+def test_base_backup_from_a_server_older_than_15_is_compressed_by_pg_basebackup(
+        runner, tmp_path, threads, level, expected):
     runner.server_version = '14.12'
     result = run_backup(engine(runner), BackupOptions(kind='base', dest=str(tmp_path / 'b'), compression='zstd',
                                                       level=level, threads=threads), verify=False)
