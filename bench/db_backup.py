@@ -11,7 +11,8 @@ compressor; pgbench's filler compresses to nothing and proves little). Then, for
 * raw ``pg_dump -Fc`` (its built-in gzip) to a file;
 * raw ``pg_dump -Fc -Z0 | zstd -T2 -3`` and raw ``pg_dump | zstd -T2 -3`` (plain format) to a file.
 
-and for a base backup: db_backup kind=base (pg_basebackup -Ft -X fetch to stdout, zstd here) next to
+and for a base backup: db_backup kind=base (pg_basebackup -Ft -X fetch --compress=server-zstd:workers=2 into
+a staging directory, hashed while written, backup_manifest appended as a zstd skippable frame) next to
 ``pg_basebackup -Ft -X fetch --compress=server-zstd:workers=2``.
 
 Prints wall time, artifact size and peak RSS (of the module's own Python process, and of the largest
@@ -135,7 +136,7 @@ def main():
         if not args.skip_base:
             base = []
             mod = module_run(server, None, dest, 'base')
-            base.append(('db_backup kind=base (zstd T2 here + sha256)', mod['seconds'], mod['size'],
+            base.append(('db_backup kind=base (server-zstd + sha256)', mod['seconds'], mod['size'],
                          mod['self_rss_kb']))
             out = os.path.join(work, 'rawbase')
             sec, rss = run_timed([server.bin('pg_basebackup'), '-D', out, '-Ft', '-X', 'fetch', '--checkpoint=fast',

@@ -172,7 +172,7 @@ def bench_pg(args, work: Path) -> List[Row]:
                         runs=args.runs, log=log, notes=['ours encrypted vs ours unencrypted, same database'])
 
         base_dest, base_raw = work / 'pg-base-ours', work / 'pg-base-raw'
-        base = Side(label='db_backup kind=base (pg_basebackup client-zstd T2 + sha256)',
+        base = Side(label='db_backup kind=base (pg_basebackup server-zstd workers=2 + sha256)',
                     command=ours_cmd('db_backup', engine='postgresql', kind='base', dest=str(base_dest), **conn),
                     env=env, before=lambda: clear(base_dest), output=lambda: _artifacts(base_dest),
                     after=lambda: clear(base_dest))
@@ -183,9 +183,9 @@ def bench_pg(args, work: Path) -> List[Row]:
                         after=lambda: clear(base_raw))
         rows += compare('PostgreSQL base backup', base, [raw_base], [Target(1.05, 1.0, 100)],
                         runs=max(args.runs, 5), log=log,
-                        notes=['pg_basebackup compresses (client-side zstd, 2 workers); the module hashes and '
-                               'stores the stream (server-side compression cannot stream to stdout with a '
-                               'manifest)'])
+                        notes=['both sides: the server compresses (zstd, 2 workers); the module hashes base.tar.zst '
+                               'while pg_basebackup writes it and keeps backup_manifest in a zstd skippable frame '
+                               'of the one artifact'])
 
         # one catalog backup shared by the restore and drill rows
         catalog = work / 'pg-catalog'
@@ -208,7 +208,8 @@ def bench_pg(args, work: Path) -> List[Row]:
         def db_size(prefix: str) -> Callable[[], float]:
             return lambda: float(server.sql("SELECT pg_database_size('%s')" % counter[prefix])[0][0])
 
-        restore_ours = Side(label='db_restore (zstd stream, pg_restore -j2, ANALYZE)', command=[], env=env,
+        restore_ours = Side(label='db_restore (sha256 + zstd -d in one read, pg_restore -j2, ANALYZE)', command=[],
+                            env=env,
                             before=fresh('ours_r'), output=db_size('ours_r'), after=drop('ours_r'))
         kept: List[str] = []   # raw-restored databases, integrity-checked by the drill row's raw side
 
@@ -229,8 +230,10 @@ def bench_pg(args, work: Path) -> List[Row]:
             return template.format(s=scratch, a=artifact, r=pg_restore, db=counter['raw_r'], psql=server.bin('psql'))
         _dynamic(restore_ours, restore_ours_cmd)
         _dynamic(restore_raw, restore_raw_cmd)
-        rows += compare('PostgreSQL restore', restore_ours, [restore_raw], [Target(1.10)], runs=args.runs, log=log,
-                        notes=['output = size of the restored database'])
+        rows += compare('PostgreSQL restore', restore_ours, [restore_raw], [Target(1.05)], runs=args.runs, log=log,
+                        notes=['output = size of the restored database; ours hashes the artifact in the read that '
+                               'feeds zstd -d (no separate checksum pass) and creates the temporary database '
+                               'meanwhile'])
 
         # The drill's raw counterpart is the sum of the raw commands: the raw restore just measured (its
         # median) plus sha256sum of the artifact, pg_amcheck --heapallindexed and the smoke query, timed here

@@ -17,10 +17,13 @@ description:
   - "PostgreSQL: V(full) is C(pg_dump) (O(format=custom) by default, V(directory) with O(jobs) parallel
     workers, or V(plain)); O(all_databases) dumps every database plus C(pg_dumpall --globals-only).
     V(base) is C(pg_basebackup) (tar stream with the WAL it needs, C(--checkpoint=fast)), with its WAL
-    start/end LSNs and segment numbers in the manifest; C(pg_basebackup) compresses the stream itself
-    (C(--compress=client-zstd:level=N,workers=T) or C(client-gzip)) and the module hashes (and encrypts)
-    it. V(wal) forces a WAL switch and waits until the C(archive_command) helper installed by the role
-    C(opsready.operations.backup) has stored the segment."
+    start/end LSNs and segment numbers in the manifest. With zstd (not encrypted, client and server 15 or
+    later) the server compresses (C(--compress=server-zstd:level=N,workers=T) into a staging directory), the
+    module hashes C(base.tar.zst) while it is written and keeps C(backup_manifest) in a zstd skippable frame
+    at its end (C(zstd -d) gives the plain tar; pg_verifybackup gets the manifest back): one file, one
+    checksum. Otherwise C(pg_basebackup) compresses its tar stream (C(client-zstd) or C(client-gzip)) and the
+    module hashes (and encrypts) it. V(wal) forces a WAL switch and waits until the C(archive_command) helper
+    installed by the role C(opsready.operations.backup) has stored the segment."
   - "MariaDB/MySQL: V(full) is C(mariadb-dump)/C(mysqldump) C(--single-transaction --routines --events
     --triggers) with the binary log file and position read from the dump itself. V(log) flushes the binary
     log and copies every closed binary log not yet in the catalog (C(mariadb-binlog --read-from-remote-server

@@ -20,9 +20,12 @@ description:
     leaves the target as it was (or absent), never half-restored under its real name.
   - An existing target that holds data is refused unless O(replace=true).
   - "PostgreSQL, logical: C(pg_restore -j) O(jobs) into C(<database>__opsready_restore_<id>), then the old
-    database (if any) is renamed aside and the restored one renamed to O(database) in one transaction, then
-    the old one dropped and C(ANALYZE) run. Directory-format dumps are read in place; custom-format dumps
-    are decompressed into O(tmpdir) for O(jobs) above 1 or streamed into C(pg_restore) for O(jobs=1)."
+    database (if any) is renamed aside and the restored one (analyzed, C(ANALYZE)) renamed to O(database) in
+    one transaction, then the old one dropped. Directory-format dumps are read in place; custom-format dumps
+    are decompressed into O(tmpdir) for O(jobs) above 1 or streamed into C(pg_restore) for O(jobs=1). When
+    the module reads the artifact itself (stream or decompressed copy) it compares the SHA-256 in that same
+    read, and the copy is used, or the temporary database swapped in, only after it matched; a mismatch
+    drops them and fails with the verify phase (size is still checked before anything is created)."
   - "PostgreSQL, logical, the database itself: the temporary database is created with the encoding and locale
     of the backed-up one, and before the swap it gets the owner, ACL (for example C(REVOKE CONNECT ... FROM
     PUBLIC)), comment, connection limit, C(ALTER DATABASE ... SET) and C(ALTER ROLE ... IN DATABASE ... SET)

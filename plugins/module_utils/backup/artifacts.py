@@ -26,7 +26,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.manifes
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import (
-    CHUNK, ArtifactWriter, drain, open_decompressed, verify_file)
+    CHUNK, ArtifactWriter, ChecksummedFile, drain, open_decompressed, verify_file)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions, kill_and_reap
 
 F_SETPIPE_SZ = 1031
@@ -66,6 +66,9 @@ def _grow_pipe(handle: Any) -> None:
         fcntl.fcntl(handle.fileno(), F_SETPIPE_SZ, CHUNK)
     except OSError:
         pass  # not permitted above /proc/sys/fs/pipe-max-size: the default works, a bit slower
+
+
+grow_pipe = _grow_pipe  # a 1 MiB pipe buffer where the kernel allows it (for pipes other modules feed)
 
 
 def stream_to_artifact(runner: ToolRunner, argv: Sequence[str], artifact: str, opts: BackupOptions,
@@ -177,17 +180,21 @@ def is_key_error(exc: BaseException) -> bool:
 
 
 @contextlib.contextmanager
-def open_artifact(manifest: Manifest, identities: Optional[Sequence[Any]] = None) -> Iterator[Any]:
+def open_artifact(manifest: Manifest, identities: Optional[Sequence[Any]] = None,
+                  verify: bool = False) -> Iterator[Any]:
     """The original bytes of an artifact: decrypted (with ``identities``) and decompressed on the fly.
 
     On a clean exit the rest of the stream is drained, so an encrypted artifact is authenticated to its
     last chunk and its plaintext checksum compared even when the consumer stopped reading early.
     Decompression errors become ``IntegrityError`` naming the artifact; decryption errors (wrong key,
-    tampering) keep their own message, which names it too.
+    tampering) keep their own message, which names it too. ``verify``: the stored bytes are hashed as they
+    are read and compared with the manifest's size and SHA-256 at the end (``IntegrityError`` on the clean
+    exit, after the consumer had every byte: it must keep what it made of them apart until then).
     """
+    checked = ChecksummedFile(manifest.path, manifest.data['sha256'], manifest.data.get('size')) if verify else None
     try:
         stream = open_decompressed(manifest.path, manifest.data['compression'], manifest.data.get('encryption'),
-                                   list(identities or []))
+                                   list(identities or []), handle=checked)
     except OpsReadyError:
         raise
     except OSError:
@@ -199,6 +206,8 @@ def open_artifact(manifest: Manifest, identities: Optional[Sequence[Any]] = None
         guarded = _Guarded(stream, manifest.path)
         yield guarded
         guarded.drain()
+        if checked is not None:
+            checked.finish()  # the decompressor may stop before the file's end: hash what is left
 
 
 def read_head_and_tail(manifest: Manifest, identities: Optional[Sequence[Any]] = None,
@@ -251,18 +260,21 @@ class _Guarded:
 
 def pipe_artifact_into(runner: ToolRunner, manifest: Manifest, argv: Sequence[str], what: str,
                        env: Optional[Dict[str, str]] = None, stdout: Any = subprocess.DEVNULL,
-                       early_exit_ok: bool = False, identities: Optional[Sequence[Any]] = None) -> str:
+                       early_exit_ok: bool = False, identities: Optional[Sequence[Any]] = None,
+                       verify: bool = False) -> str:
     """Decrypt/decompress the artifact into the stdin of ``argv``; returns the tool's stderr.
 
     With ``early_exit_ok`` the tool may stop reading (``pg_restore --list``): the rest of the artifact is
-    still read and, when encrypted, authenticated to its end.
+    still read and, when encrypted, authenticated to its end. ``verify``: the stored bytes are checked
+    against the manifest's SHA-256 on the way; a mismatch kills the tool before its stdin is closed (it
+    never sees a clean end of input) and raises ``IntegrityError``.
     """
     check_decryptable(manifest, identities or [])  # a wrong key fails before the tool is started
     proc = runner.popen(argv, env=env, stdin=subprocess.PIPE, stdout=stdout)
     if proc.stdin is None:
         raise OpsReadyError('Internal error: %s was started without a stdin pipe.' % what)
     try:
-        with open_artifact(manifest, identities) as source:
+        with open_artifact(manifest, identities, verify=verify) as source:
             while True:
                 data = source.read(CHUNK)
                 if not data:

@@ -295,22 +295,88 @@ def sha256_file(path: str, chunk: int = CHUNK) -> str:
             digest.update(data)
 
 
-def verify_file(path: str, sha256: str, size: Optional[int] = None) -> None:
-    """Raise IntegrityError unless the file on disk has the manifest's size and checksum."""
+def verify_size(path: str, size: Optional[int] = None) -> None:
+    """Raise IntegrityError unless the file exists with the manifest's size (no read: the cheap half of
+    ``verify_file``, for a reader that checks the checksum while it streams, see ``ChecksummedFile``)."""
     if not os.path.isfile(path):
         raise IntegrityError('Artifact %s is missing: its manifest names it but the file is gone.' % path, path=path)
     actual_size = os.path.getsize(path)
     if size is not None and actual_size != size:
         raise IntegrityError('Artifact %s is %d bytes but its manifest says %d: it is truncated or was '
                              'replaced; do not restore from it.' % (path, actual_size, size), path=path)
+
+
+def checksum_mismatch(path: str, actual: str, sha256: str) -> IntegrityError:
+    return IntegrityError('Artifact %s fails its checksum (sha256 %s, manifest %s): it is corrupt; do not '
+                          'restore from it.' % (path, actual, sha256), path=path)
+
+
+def verify_file(path: str, sha256: str, size: Optional[int] = None) -> None:
+    """Raise IntegrityError unless the file on disk has the manifest's size and checksum."""
+    verify_size(path, size)
     actual = sha256_file(path)
     if actual != sha256:
-        raise IntegrityError('Artifact %s fails its checksum (sha256 %s, manifest %s): it is corrupt; do not '
-                             'restore from it.' % (path, actual, sha256), path=path)
+        raise checksum_mismatch(path, actual, sha256)
+
+
+class ChecksummedFile:
+    """The stored bytes of an artifact, hashed as they are read: the one read a restore makes serves both the
+    checksum and the load. ``finish()`` (called by ``read`` at the end of the file, idempotent) reads what
+    is left and raises ``IntegrityError`` unless size and SHA-256 are the manifest's. A consumer of these
+    bytes must hold what it produced from them apart (temporary database, scratch file) until then."""
+
+    def __init__(self, path: str, sha256: str, size: Optional[int] = None) -> None:
+        self.path = path
+        self._expected = sha256
+        self._size = size
+        self._handle: Any = open(path, 'rb')
+        self._digest = hashlib.sha256()
+        self._read = 0
+        self._done = False
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._handle.read(size)
+        if data:
+            self._digest.update(data)  # releases the GIL on large buffers: a consumer thread keeps running
+            self._read += len(data)
+        elif size != 0:
+            self.finish()
+        return bytes(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def finish(self) -> None:
+        if self._done:
+            return
+        while True:
+            data = self._handle.read(CHUNK)
+            if not data:
+                break
+            self._digest.update(data)
+            self._read += len(data)
+        self._done = True
+        if self._size is not None and self._read != self._size:
+            raise IntegrityError('Artifact %s is %d bytes but its manifest says %d: it is truncated or was '
+                                 'replaced; do not restore from it.' % (self.path, self._read, self._size),
+                                 path=self.path)
+        actual = self._digest.hexdigest()
+        if actual != self._expected:
+            raise checksum_mismatch(self.path, actual, self._expected)
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __enter__(self) -> 'ChecksummedFile':
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
 
 def open_decompressed(path: str, compression: str, encryption_info: Optional[Dict[str, Any]] = None,
-                      identities: Optional[Sequence[encryption.Identity]] = None) -> IO[bytes]:
+                      identities: Optional[Sequence[encryption.Identity]] = None,
+                      handle: Optional[Any] = None) -> IO[bytes]:
     """A readable stream of the artifact's original bytes.
 
     ``encryption_info`` is the manifest's ``encryption`` record: the file is then decrypted on the fly
@@ -318,7 +384,8 @@ def open_decompressed(path: str, compression: str, encryption_info: Optional[Dic
     ``drain``) so the last chunk is authenticated and the plaintext checksum compared.
     """
     check_compression(compression)
-    raw: Any = open(path, 'rb')
+    # ``handle``: the stored bytes already opened (a ``ChecksummedFile`` hashing them on the way)
+    raw: Any = open(path, 'rb') if handle is None else handle
     if encryption_info:
         raw = open_decrypted(raw, path, encryption_info, identities or [])
     if compression == 'zstd':

@@ -17,7 +17,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
-from ansible_collections.opsready.operations.plugins.module_utils.common.errors import CatalogError, OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
+    CatalogError, IntegrityError, OpsReadyError)
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import CLUSTER
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
@@ -27,7 +28,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.regist
     PHYSICAL_RESTORE_ENGINES, check_engine, get_restore)
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import (
-    Restorer, RestoreRequest, Timer, base_result, chain_summary, point_reached, select_chain, verify_chain)
+    STREAMED, Restorer, RestoreRequest, Timer, base_result, chain_summary, point_reached, select_chain, verify_chain)
 
 
 def _method(request: RestoreRequest) -> str:
@@ -142,8 +143,11 @@ def run_restore(request: RestoreRequest, conn: ConnectionParams) -> Dict[str, An
     result['chain_ids'] = [m.id for m in chain]
     result['point_reached'] = isoformat(point_reached(chain, request.stop_at))
     timer.lap('plan')
+    # Pieces the restorer hashes in the one read that loads them (held apart until the checksum matched);
+    # check mode restores nothing, so it reads every piece here.
+    streamed = [] if request.check_mode else _restorer(request, conn).streamed(request, chain)
     try:
-        result['verification'] = verify_chain(chain)
+        result['verification'] = verify_chain(chain, streamed)
         timer.lap('verify_checksums')
         # Encrypted pieces: prove the key opens every one before the target is created (check mode too).
         for entry in chain:
@@ -161,7 +165,15 @@ def run_restore(request: RestoreRequest, conn: ConnectionParams) -> Dict[str, An
         result['replaced'] = bool(existing and any(existing.values()))  # what the run would do
         result.update(wall_seconds=timer.total(), phases=timer.phases)
         return result
-    outcome = _restore(request, conn, chain, timer)
+    try:
+        outcome = _restore(request, conn, chain, timer)
+    except IntegrityError as exc:
+        if exc.details.get('artifact') in streamed:
+            exc.details.setdefault('phase', 'verify')  # the checksum failed: a verify failure, as up front
+        raise
+    for entry in result['verification']:
+        if entry.get('checksum') == STREAMED:
+            entry.update(checksum='ok', checked='while restoring (one read of the artifact)')
     if 'point_reached' in outcome:
         result['point_reached'] = outcome.pop('point_reached')
     changed = outcome.pop('changed', True)

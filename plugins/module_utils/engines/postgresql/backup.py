@@ -19,6 +19,8 @@ import hashlib
 import os
 import re
 import shutil
+import struct
+import subprocess  # nosec B404 # argv lists via the runner only
 import tarfile
 import tempfile
 import time
@@ -30,10 +32,10 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.atomic 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
     IntegrityError, OpsReadyError, ToolError)
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import (
-    DEFAULT_LEVELS, default_threads, sha256_file)
+    CHUNK, DEFAULT_LEVELS, default_threads, sha256_file)
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import (
-    CLUSTER, GLOBALS, BackupOptions, Engine)
+    CLUSTER, GLOBALS, BackupOptions, Engine, kill_and_reap)
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
     disk_error, open_artifact, pipe_artifact_into, stream_to_artifact)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.dbprops import (
@@ -62,6 +64,76 @@ def basebackup_compress_args(opts: BackupOptions, client_major: int) -> List[str
     if opts.compression == 'zstd' and threads > 1:
         detail += ',workers=%d' % threads
     return ['--compress=client-%s:%s' % (opts.compression, detail)]
+
+
+SKIPPABLE_MAGIC = 0x184D2A5E   # one of the 16 zstd skippable-frame magics (0x184D2A50-5F): decoders skip it
+
+
+def server_compression(opts: BackupOptions, client_major: int, server_version: str) -> bool:
+    """Whether the server compresses the base backup (zstd with workers, as ``pg_basebackup
+    --compress=server-zstd`` does; the client only writes): client and server 15 or later, zstd, not
+    encrypted (age encrypts the stream, which server compression does not give)."""
+    match = re.match(r'\s*(\d+)', server_version or '')
+    return (opts.compression == 'zstd' and not opts.recipients and client_major >= 15
+            and match is not None and int(match.group(1)) >= 15)
+
+
+def skippable_frame(content: bytes) -> bytes:
+    return struct.pack('<II', SKIPPABLE_MAGIC, len(content)) + content
+
+
+def read_backup_manifest(manifest: Manifest) -> Optional[bytes]:
+    """The ``backup_manifest`` a server-compressed base backup carries in its skippable frame (checked
+    against its own SHA-256), or None for a backup that has it inside the tar."""
+    info = manifest.data.get('backup_manifest')
+    if not info:
+        return None
+    with open(manifest.path, 'rb') as handle:
+        handle.seek(int(info['offset']))
+        header = handle.read(8)
+        content = handle.read(int(info['size']))
+    if len(header) != 8 or struct.unpack('<II', header) != (SKIPPABLE_MAGIC, int(info['size'])) or \
+            hashlib.sha256(content).hexdigest() != info['sha256']:
+        raise IntegrityError('%s: the backup_manifest frame at byte %s is not the one recorded at backup time.'
+                             % (manifest.path, info['offset']), path=manifest.path)
+    return content
+
+
+def _hash_behind(path: str, proc: Any, digest: Any) -> int:
+    """Hash ``path`` while ``proc`` appends to it (pg_basebackup writes its tar once, front to back, never
+    seeking back); returns the bytes hashed when the process has exited. The rest: ``_hash_rest``."""
+    handle = None
+    size = 0
+    try:
+        while proc.poll() is None:
+            if handle is None:
+                try:
+                    handle = open(path, 'rb')
+                except FileNotFoundError:
+                    time.sleep(0.02)
+                    continue
+            data = handle.read(CHUNK)
+            if data:
+                digest.update(data)
+                size += len(data)
+            else:
+                time.sleep(0.02)
+    finally:
+        if handle is not None:
+            handle.close()
+    return size
+
+
+def _hash_rest(path: str, offset: int, digest: Any) -> int:
+    size = 0
+    with open(path, 'rb') as handle:
+        handle.seek(offset)
+        while True:
+            data = handle.read(CHUNK)
+            if not data:
+                return size
+            digest.update(data)
+            size += len(data)
 
 
 def tool_major(version_text: str) -> int:
@@ -287,14 +359,20 @@ class PostgresEngine(Engine):
         started = utcnow()
         artifact = self.artifact_path(opts, 'cluster', 'base', '.tar', when=started)
         label = 'opsready %s' % os.path.basename(artifact)
-        # -D - -Ft: one tar stream (base.tar with backup_manifest injected), WAL fetched into it so the
-        # backup restores on its own; --checkpoint=fast avoids waiting for a spread checkpoint.
-        argv = [self.tool('pg_basebackup'), '-D', '-', '-F', 't', '-X', 'fetch', '--checkpoint=fast', '-v',
-                '-w', '--label', label]
-        compress = basebackup_compress_args(opts, tool_major(self.tool_version('pg_basebackup')))
+        client_major = tool_major(self.tool_version('pg_basebackup'))
+        embedded: Optional[Dict[str, Any]] = None
         try:
-            stored, stderr = stream_to_artifact(self.runner, argv + compress, artifact, opts, env=self.env(None),
-                                                what='pg_basebackup', compressed_by_tool=bool(compress))
+            if server_compression(opts, client_major, info['server_version']):
+                stored, stderr, embedded = self._base_server_compressed(opts, artifact, label)
+            else:
+                # -D - -Ft: one tar stream (base.tar with backup_manifest injected), WAL fetched into it so
+                # the backup restores on its own; --checkpoint=fast avoids waiting for a spread checkpoint.
+                argv = [self.tool('pg_basebackup'), '-D', '-', '-F', 't', '-X', 'fetch', '--checkpoint=fast',
+                        '-v', '-w', '--label', label]
+                compress = basebackup_compress_args(opts, client_major)
+                stored, stderr = stream_to_artifact(self.runner, argv + compress, artifact, opts,
+                                                    env=self.env(None), what='pg_basebackup',
+                                                    compressed_by_tool=bool(compress))
         except ToolError as exc:
             raise self._connect_error(exc)
         start = re.search(r'write-ahead log start point: ([0-9A-F]+/[0-9A-F]+) on timeline (\d+)', stderr)
@@ -315,7 +393,64 @@ class PostgresEngine(Engine):
                       'wal_segment_size': seg},
             label=label,
         )
+        if embedded is not None:
+            data['tool']['compression'] = 'server'
+            data['backup_manifest'] = embedded
         return self.commit_manifest(artifact, data)
+
+    def _base_server_compressed(self, opts: BackupOptions, artifact: str,
+                                label: str) -> Tuple[Dict[str, Any], str, Dict[str, Any]]:
+        """``pg_basebackup --compress=server-zstd`` into a staging directory: the server compresses (as the
+        raw command does), which cannot stream to stdout with a backup manifest. ``base.tar.zst`` is hashed
+        while pg_basebackup writes it (read behind the writer: the data is read once, from the page cache),
+        ``backup_manifest`` is appended to it as a zstd skippable frame (``zstd -d`` and every decoder skip
+        it, so the artifact decompresses to the very tar pg_basebackup wrote; ``read_backup_manifest`` gets
+        it back for pg_verifybackup), and the file takes the artifact's name. One file, one checksum."""
+        staging = artifact + '.partial'
+        level = DEFAULT_LEVELS['zstd'] if opts.level is None else opts.level
+        threads = opts.threads if opts.threads > 0 else default_threads()
+        detail = 'level=%d' % level + (',workers=%d' % threads if threads > 1 else '')
+        argv = [self.tool('pg_basebackup'), '-D', staging, '-F', 't', '-X', 'fetch', '--checkpoint=fast', '-v',
+                '-w', '--label', label, '--compress=server-zstd:%s' % detail]
+        tar = os.path.join(staging, 'base.tar.zst')
+        proc = None
+        try:
+            proc = self.runner.popen(argv, env=self.env(None), stdout=subprocess.DEVNULL)
+            digest = hashlib.sha256()
+            size = _hash_behind(tar, proc, digest)
+            stderr = self.runner.finish(proc, argv, what='pg_basebackup')
+            size += _hash_rest(tar, size, digest)
+            others = sorted(set(os.listdir(staging)) - {'base.tar.zst', 'backup_manifest'})
+            if others:
+                raise OpsReadyError('pg_basebackup wrote %s besides base.tar.zst: the cluster has tablespaces '
+                                    'outside the data directory, which a one-file base backup cannot hold. '
+                                    'Nothing was stored.' % ', '.join(others))
+            with open(os.path.join(staging, 'backup_manifest'), 'rb') as handle:
+                content = handle.read()
+            frame = skippable_frame(content)
+            with open(tar, 'ab') as handle:
+                handle.write(frame)
+                handle.flush()
+                os.fsync(handle.fileno())
+            digest.update(frame)
+            embedded = {'format': 'zstd skippable frame', 'offset': size, 'size': len(content),
+                        'sha256': hashlib.sha256(content).hexdigest()}
+            size += len(frame)
+            os.rename(tar, artifact)
+            fsync_dir(opts.dest)
+        except OSError as exc:
+            if proc is not None:
+                kill_and_reap(proc)
+            raise disk_error(exc, artifact)
+        except BaseException:
+            if proc is not None:
+                kill_and_reap(proc)
+            raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        stored = {'path': artifact, 'size': size, 'sha256': digest.hexdigest(), 'raw_size': None,
+                  'compression': 'zstd', 'compression_level': level}
+        return stored, stderr, embedded
 
     def _wal(self, opts: BackupOptions, info: Dict[str, Any]) -> List[Dict[str, Any]]:
         if info['in_recovery']:
@@ -429,6 +564,10 @@ class PostgresEngine(Engine):
                         extract_all(tar, workdir, archive=manifest.path)
             except (tarfile.TarError, EOFError) as exc:
                 raise IntegrityError('%s is not a complete tar archive: %s' % (manifest.path, exc), path=manifest.path)
+            embedded = read_backup_manifest(manifest)
+            if embedded is not None and not os.path.exists(os.path.join(workdir, 'backup_manifest')):
+                with open(os.path.join(workdir, 'backup_manifest'), 'wb') as handle:
+                    handle.write(embedded)
             if not os.path.exists(os.path.join(workdir, 'backup_manifest')):
                 raise IntegrityError('%s holds no backup_manifest: pg_verifybackup cannot check it.' % manifest.path,
                                      path=manifest.path)

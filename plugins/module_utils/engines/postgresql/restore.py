@@ -30,7 +30,9 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess  # nosec B404 # argv lists via the runner only
 import tempfile
+import threading
 import time
 from typing import Any, Dict, List, Optional
 
@@ -38,10 +40,11 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.manifes
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
     IntegrityError, OpsReadyError, ToolError)
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import secret_file
-from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import CHUNK, open_decompressed
-from ansible_collections.opsready.operations.plugins.module_utils.engines.base import GLOBALS
+from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import (
+    CHUNK, ChecksummedFile, open_decompressed)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.base import GLOBALS, kill_and_reap
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
-    is_encrypted, open_artifact, pipe_artifact_into)
+    grow_pipe, is_encrypted, open_artifact, pipe_artifact_into)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.dbprops import (
     apply_statements, create_options, describe, referenced_roles)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.globals import (
@@ -134,8 +137,64 @@ def drop_database(engine: PostgresEngine, name: str) -> None:
     engine.query('DROP DATABASE IF EXISTS %s WITH (FORCE)' % quote_ident(name))
 
 
+def streams_checksum(request: RestoreRequest, manifest: Manifest) -> bool:
+    """Whether ``_load`` reads this artifact itself (stdin stream or decompressed copy), so it can hash it in
+    that same read. Not when pg_restore opens the stored file (directory format, an uncompressed custom dump
+    with jobs > 1): those are verified up front."""
+    fmt = manifest.data.get('format') or 'custom'
+    if manifest.kind != 'full' or manifest.database == GLOBALS or manifest.members or fmt == 'directory':
+        return False
+    if not manifest.data.get('sha256'):
+        return False
+    return not (fmt == 'custom' and max(1, request.jobs) > 1 and manifest.data['compression'] == 'none'
+                and not is_encrypted(manifest))
+
+
+def _copy_error(manifest: Manifest, directory: str, reason: Any) -> OpsReadyError:
+    return OpsReadyError('Cannot decompress %s into %s for pg_restore -j: %s. Point tmpdir at a file system '
+                         'with room for the uncompressed dump, or use jobs=1 (streams, needs no space).'
+                         % (manifest.id, directory, reason), path=manifest.path)
+
+
+def _zstd_cli_copy(manifest: Manifest, path: str, runner: Any, zstd_cli: str, verify: bool) -> None:
+    """``zstd -d -o path`` fed from here: the artifact is read once, hashed in this process while zstd
+    decompresses in its own (the two overlap on two cores), and the checksum is compared before the copy is
+    used. A mismatch wins over zstd's own complaint: a corrupt artifact is reported as corrupt."""
+    argv = [zstd_cli, '-q', '-d', '-f', '-o', path]
+    proc = runner.popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    if proc.stdin is None:
+        raise OpsReadyError('Internal error: zstd -d was started without a stdin pipe.')
+    grow_pipe(proc.stdin)  # 1 MiB writes into a 64 KiB pipe would wake zstd 16 times per chunk
+    source: Any = (ChecksummedFile(manifest.path, manifest.data['sha256'], manifest.data.get('size')) if verify
+                   else open(manifest.path, 'rb'))
+    broken = False
+    try:
+        with source:
+            while True:
+                data = source.read(CHUNK)
+                if not data:
+                    break
+                if not broken:
+                    try:
+                        proc.stdin.write(data)
+                    except BrokenPipeError:
+                        broken = True  # zstd gave up (corrupt frame, disk full): keep hashing to tell which
+            if verify:
+                source.finish()
+        try:
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        runner.finish(proc, argv, what='zstd -d')
+    except BaseException:
+        kill_and_reap(proc)
+        raise
+
+
 def _decompressed_copy(manifest: Manifest, tmpdir: Optional[str], runner: Any = None,
-                       identities: Optional[List[Any]] = None) -> str:
+                       identities: Optional[List[Any]] = None, verify: bool = False) -> str:
+    """The dump decompressed into a scratch file for ``pg_restore -j`` (which needs to seek). ``verify``:
+    the artifact's checksum is compared in the same read; the copy is removed when it does not match."""
     directory = tempfile.mkdtemp(prefix='opsready-restore-', dir=tmpdir)
     path = os.path.join(directory, 'dump')
     encrypted = is_encrypted(manifest)
@@ -144,26 +203,34 @@ def _decompressed_copy(manifest: Manifest, tmpdir: Optional[str], runner: Any = 
     if zstd_cli:
         # The zstd tool (when installed) decompresses 2-4x faster than the Python binding on a busy host.
         try:
-            runner.run([zstd_cli, '-q', '-d', '-f', '-o', path, manifest.path], what='zstd -d')
+            _zstd_cli_copy(manifest, path, runner, zstd_cli, verify)
         except ToolError as exc:
             shutil.rmtree(directory, ignore_errors=True)
-            raise OpsReadyError('Cannot decompress %s into %s for pg_restore -j: %s. Point tmpdir at a file system '
-                                'with room for the uncompressed dump, or use jobs=1 (streams, needs no space).'
-                                % (manifest.id, directory, exc.message), path=manifest.path)
+            raise _copy_error(manifest, directory, exc.message)
+        except OSError as exc:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise _copy_error(manifest, directory, exc.strerror or exc)
+        except BaseException:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
         return path
     try:
         with open(path, 'wb') as out:
             try:
-                if encrypted:
+                if encrypted or manifest.data['compression'] != 'zstd':
                     # Decrypted and decompressed in one pass, authenticated to the last chunk.
-                    with open_artifact(manifest, identities) as source:
+                    with open_artifact(manifest, identities, verify=verify) as source:
                         shutil.copyfileobj(source, out, CHUNK)
-                elif manifest.data['compression'] == 'zstd':
+                else:
                     # copy_stream decompresses in C without a Python-level loop (about 2x the read loop).
                     import zstandard
-                    with open(manifest.path, 'rb') as raw:
+                    raw: Any = (ChecksummedFile(manifest.path, manifest.data['sha256'], manifest.data.get('size'))
+                                if verify else open(manifest.path, 'rb'))
+                    with raw:
                         _read, written = zstandard.ZstdDecompressor().copy_stream(raw, out, read_size=CHUNK,
                                                                                   write_size=4 * CHUNK)
+                        if verify:
+                            raw.finish()
                     expected = manifest.data.get('raw_size')
                     if expected is not None and written != expected:
                         # several frames (copy_stream may stop after the first): the general reader.
@@ -171,27 +238,67 @@ def _decompressed_copy(manifest: Manifest, tmpdir: Optional[str], runner: Any = 
                         out.truncate()
                         with open_decompressed(manifest.path, 'zstd') as source:
                             shutil.copyfileobj(source, out, CHUNK)
-                else:
-                    with open_decompressed(manifest.path, manifest.data['compression']) as source:
-                        shutil.copyfileobj(source, out, CHUNK)
             except OSError:
+                raise
+            except OpsReadyError:
                 raise
             except Exception as exc:
                 raise IntegrityError('Artifact %s cannot be decompressed (%s): it is corrupt.'
                                      % (manifest.path, exc), path=manifest.path)
     except OSError as exc:
         shutil.rmtree(directory, ignore_errors=True)
-        raise OpsReadyError('Cannot decompress %s into %s for pg_restore -j: %s. Point tmpdir at a file system '
-                            'with room for the uncompressed dump, or use jobs=1 (streams, needs no space).'
-                            % (manifest.id, directory, exc.strerror or exc), path=manifest.path)
+        raise _copy_error(manifest, directory, exc.strerror or exc)
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)
         raise
     return path
 
 
+def needs_copy(request: RestoreRequest, manifest: Manifest) -> bool:
+    """pg_restore -j of a compressed or encrypted custom dump: it needs a seekable, decompressed file."""
+    fmt = manifest.data.get('format') or 'custom'
+    compressed = manifest.data['compression'] != 'none' or is_encrypted(manifest)
+    return fmt == 'custom' and max(1, request.jobs) > 1 and compressed
+
+
+class _Copier:
+    """``_decompressed_copy`` in a thread, started before the temporary database is created: the server
+    round trips (CREATE DATABASE and the checks) overlap the decompression instead of adding to it. The
+    zstd process, file reads and hashing release the GIL."""
+
+    def __init__(self, manifest: Manifest, tmpdir: Optional[str], runner: Any, identities: Optional[List[Any]],
+                 verify: bool) -> None:
+        self.path: Optional[str] = None
+        self.error: Optional[BaseException] = None
+        self._thread = threading.Thread(
+            target=self._run, args=(manifest, tmpdir, runner, identities, verify), name='opsready-restore-copy',
+            daemon=True)
+        self._thread.start()
+
+    def _run(self, manifest: Manifest, tmpdir: Optional[str], runner: Any, identities: Optional[List[Any]],
+             verify: bool) -> None:
+        try:
+            self.path = _decompressed_copy(manifest, tmpdir, runner, identities, verify=verify)
+        except BaseException as exc:  # handed to the main thread by result()
+            self.error = exc
+
+    def result(self) -> str:
+        """The checked copy; raises what the copy raised (IntegrityError when the checksum failed)."""
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+        if self.path is None:
+            raise OpsReadyError('Internal error: the decompressed copy reported neither a path nor an error.')
+        return self.path
+
+    def discard(self) -> None:
+        self._thread.join()
+        if self.path:
+            shutil.rmtree(os.path.dirname(self.path), ignore_errors=True)
+
+
 def _load(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, database: str,
-          timer: Timer) -> Dict[str, Any]:
+          timer: Timer, copier: Optional[_Copier] = None) -> Dict[str, Any]:
     fmt = manifest.data.get('format') or 'custom'
     env = engine.env(database)
     # --dbname=dbname='...': a name with '=' (or a leading '-') is never a connection string or an option
@@ -199,10 +306,11 @@ def _load(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, d
     if request.no_owner:
         common += ['--no-owner', '--no-privileges']
     jobs = max(1, request.jobs)
+    verify = streams_checksum(request, manifest)  # run.py left the checksum to this read (Restorer.streamed)
     if fmt == 'plain':
         argv = engine.psql_argv(dbname_arg(database))
         pipe_artifact_into(engine.runner, manifest, argv, 'psql (plain dump)', env=env,
-                           identities=engine.identities)
+                           identities=engine.identities, verify=verify)
         return {'method': 'psql < plain dump', 'jobs': 1}
     if fmt == 'directory':
         argv = [engine.tool('pg_restore')] + common + ['-j', str(jobs), manifest.path]
@@ -210,13 +318,16 @@ def _load(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, d
         return {'method': 'pg_restore -j %d (directory format)' % jobs, 'jobs': jobs}
     if jobs == 1:
         argv = [engine.tool('pg_restore')] + common
-        pipe_artifact_into(engine.runner, manifest, argv, 'pg_restore', env=env, identities=engine.identities)
+        pipe_artifact_into(engine.runner, manifest, argv, 'pg_restore', env=env, identities=engine.identities,
+                           verify=verify)
         return {'method': 'pg_restore (stdin stream)', 'jobs': 1}
     if manifest.data['compression'] == 'none' and not is_encrypted(manifest):
         engine.runner.run([engine.tool('pg_restore')] + common + ['-j', str(jobs), manifest.path], env=env,
                           what='pg_restore -j %d' % jobs)
         return {'method': 'pg_restore -j %d' % jobs, 'jobs': jobs}
-    copy = _decompressed_copy(manifest, request.tmpdir, engine.runner, engine.identities)
+    if copier is None:
+        copier = _Copier(manifest, request.tmpdir, engine.runner, engine.identities, verify)
+    copy = copier.result()
     try:
         timer.lap('decompress')
         engine.runner.run([engine.tool('pg_restore')] + common + ['-j', str(jobs), copy], env=env,
@@ -320,29 +431,53 @@ def restore(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifes
     roles = check_roles(engine, request, manifest)
     timer.lap('inspect_target')
     temp = temporary_name(target)
-    create_database(engine, request, manifest, temp)
+    copier = None
+    if needs_copy(request, manifest):
+        copier = _Copier(manifest, request.tmpdir, engine.runner, engine.identities,
+                         streams_checksum(request, manifest))
     try:
-        load = _load(engine, request, manifest, temp, timer)
+        create_database(engine, request, manifest, temp)
+    except BaseException:
+        if copier is not None:
+            copier.discard()
+        raise
+    try:
+        load = _load(engine, request, manifest, temp, timer, copier)
         timer.lap('pg_restore')
-        objects = user_objects(engine, temp)
+        # ANALYZE in the temporary database, before the swap: the restored database takes the name with its
+        # statistics (no window without them), and the object count comes in the same session.
+        objects = int(engine.query('ANALYZE; ' + USER_OBJECTS, database=temp)[0][0])
+        timer.lap('analyze')
         properties = apply_properties(engine, request, manifest, temp, roles)
         timer.lap('database_properties')
         aside = _swap(engine, target, temp, before['exists'])
+    except IntegrityError as exc:
+        # The checksum (compared in the read that loaded the data) or the decompression failed: what was
+        # loaded never leaves the temporary database, which goes; the target was not touched.
+        drop_database(engine, temp)
+        if copier is not None:
+            copier.discard()
+        raise IntegrityError('Restore refused before touching the target: chain piece %s (%s) is not intact. %s '
+                             'What had been loaded stayed in the temporary database %s, which was dropped; %s is '
+                             'as it was.' % (manifest.id, manifest.kind, exc.message, temp, target),
+                             artifact=manifest.id, path=manifest.path, target=target)
     except ToolError as exc:
         drop_database(engine, temp)
+        if copier is not None:
+            copier.discard()
         raise OpsReadyError('Restore of %s into %s failed and was rolled back (the temporary database %s was '
                             'dropped; %s is as it was): %s' % (manifest.id, target, temp,
                                                                target, _server_error(exc)),
                             target=target, stderr=exc.stderr)
     except BaseException:
         drop_database(engine, temp)
+        if copier is not None:
+            copier.discard()
         raise
     timer.lap('swap')
     if aside:
         drop_database(engine, aside)
         timer.lap('drop_old')
-    engine.query('ANALYZE', database=target)
-    timer.lap('analyze')
     return {'target': {'database': target, 'server': engine.server_label(),
                        'host': engine.conn.host, 'port': engine.conn.port or 5432, 'objects': objects},
             'method_detail': load['method'], 'jobs': load['jobs'], 'database_properties': properties,
@@ -452,3 +587,8 @@ class PostgresRestore(Restorer):
 
     def check(self, request: RestoreRequest, chain: List[Manifest]) -> Dict[str, Any]:
         return check(self.engine(request), request, chain)
+
+    def streamed(self, request: RestoreRequest, chain: List[Manifest]) -> List[str]:
+        if len(chain) == 1 and streams_checksum(request, chain[0]):
+            return [chain[0].id]
+        return []

@@ -3,13 +3,16 @@
 The recorder is the real ``ToolRunner`` (so its refusal to put a secret on a command line stays in force)
 with ``run``/``popen`` answering like psql, pg_dump, pg_dumpall and pg_basebackup would. The stub
 executables on its PATH exit 99, so nothing real ever runs. Proves: ``jobs`` reaches ``pg_dump -j``;
-``threads``/``compression_level`` reach ``pg_basebackup --compress=client-zstd:level=N,workers=T`` and the
-tool-compressed stream is stored as is; the password travels in ``PGPASSWORD`` only, never in argv."""
+``threads``/``compression_level`` reach ``pg_basebackup --compress=server-zstd:level=N,workers=T`` (client-zstd
+from a server older than 15) and the tool-compressed output is stored as is; the password travels in
+``PGPASSWORD`` only, never in argv."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
+import struct
 import subprocess
 import sys
 import tarfile
@@ -33,6 +36,7 @@ WAL_POINTS = ('pg_basebackup: write-ahead log start point: 0/2000028 on timeline
 EMIT = ('import sys\n'
         'sys.stdout.buffer.write(open(sys.argv[1], "rb").read())\n'
         'sys.stderr.write(open(sys.argv[2]).read())\n')
+MANIFEST = b'{"PostgreSQL-Backup-Manifest-Version": 1, "Files": []}'
 
 
 def base_tar() -> bytes:
@@ -60,6 +64,7 @@ class RecordingRunner(ToolRunner):
         return os.path.basename(argv[0])
 
     client_version = '15.99'
+    server_version = '15.99'
 
     def run(self, argv, env=None, data=None, timeout=None, check=True, cwd=None, what=None):
         name = self._record(argv, env)
@@ -69,7 +74,7 @@ class RecordingRunner(ToolRunner):
             sql = argv[argv.index('-c') + 1]
             assert '--csv' in argv  # psql --csv -t: a name holding a tab or a newline stays one value
             if 'server_version' in sql:
-                return 0, '15.99,false,16MB\n', ''
+                return 0, '%s,false,16MB\n' % self.server_version, ''
             if 'pg_current_wal_lsn' in sql:
                 return 0, '0/3000060,000000010000000000000003\n', ''
             if 'json_build_object' in sql:  # database-level properties, recorded in the manifest
@@ -94,6 +99,13 @@ class RecordingRunner(ToolRunner):
             out = b'--\n-- PostgreSQL database dump\n--\nSELECT 1;\n-- PostgreSQL database dump complete\n'
         elif name == 'pg_dumpall':
             out = b'--\n-- PostgreSQL database cluster dump\n--\n'
+        elif name == 'pg_basebackup' and argv[argv.index('-D') + 1] != '-':
+            # server-compressed into a directory: base.tar.zst (no manifest inside) + backup_manifest
+            staging = Path(argv[argv.index('-D') + 1])
+            staging.mkdir()
+            (staging / 'base.tar.zst').write_bytes(self.base_stream)
+            (staging / 'backup_manifest').write_bytes(MANIFEST)
+            out, err = b'', WAL_POINTS
         elif name == 'pg_basebackup':
             compressed = any(a.startswith('--compress') for a in argv)
             out, err = (self.base_stream if compressed else base_tar()), WAL_POINTS
@@ -238,10 +250,40 @@ def compress_args(argv: List[str]) -> List[str]:
 
 
 @pytest.mark.parametrize('threads,level,expected', [
+    (3, 5, '--compress=server-zstd:level=5,workers=3'),
+    (1, None, '--compress=server-zstd:level=3'),
+], ids=['threads=3', 'threads=1'])
+def test_base_backup_is_compressed_by_the_server_with_threads_as_workers(
+        runner, tmp_path, threads, level, expected):
+    result = run_backup(engine(runner), BackupOptions(kind='base', dest=str(tmp_path / 'b'), compression='zstd',
+                                                      level=level, threads=threads), verify=False)
+    (argv,) = runner.argvs('pg_basebackup')
+    assert compress_args(argv) == [expected], argv
+    assert argv[argv.index('-D') + 1].endswith('.tar.zst.partial')
+    manifest = result['manifest']
+    assert manifest['compression'] == 'zstd' and manifest['path'].endswith('.tar.zst')
+    assert manifest['compression_level'] == (3 if level is None else level)
+    # the server's base.tar.zst as written, then backup_manifest in a skippable frame; one checksum over both
+    stored = Path(manifest['path']).read_bytes()
+    frame = struct.pack('<II', 0x184D2A5E, len(MANIFEST)) + MANIFEST
+    assert stored == runner.base_stream + frame and len(stored) == manifest['size']
+    assert manifest['sha256'] == hashlib.sha256(stored).hexdigest()
+    assert manifest['backup_manifest']['offset'] == len(runner.base_stream)
+    assert manifest['tool']['compression'] == 'server'
+    assert not os.path.exists(manifest['path'] + '.partial')
+    with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(stored), read_across_frames=True) as plain:
+        with tarfile.open(fileobj=plain, mode='r|') as tar:
+            assert sorted(m.name for m in tar) == ['PG_VERSION', 'backup_manifest']
+    assert manifest['position']['start_lsn'] == '0/2000028' and manifest['position']['end_lsn'] == '0/2000100'
+
+
+@pytest.mark.parametrize('threads,level,expected', [
     (3, 5, '--compress=client-zstd:level=5,workers=3'),
     (1, None, '--compress=client-zstd:level=3'),
 ], ids=['threads=3', 'threads=1'])
-def test_base_backup_passes_threads_as_zstd_workers(runner, tmp_path, threads, level, expected):
+def test_base_backup_from_a_server_older_than_15_is_compressed_by_pg_basebackup(
+        runner, tmp_path, threads, level, expected):
+    runner.server_version = '14.12'
     result = run_backup(engine(runner), BackupOptions(kind='base', dest=str(tmp_path / 'b'), compression='zstd',
                                                       level=level, threads=threads), verify=False)
     (argv,) = runner.argvs('pg_basebackup')
