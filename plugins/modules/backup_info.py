@@ -117,10 +117,10 @@ broken_manifests:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import describe
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_jobs import describe
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import parse_time
-from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import CATALOG_ENGINES
+from ansible_collections.opsready.operations.plugins.module_utils.engines.names import CATALOG_ENGINES
 
 
 def main():

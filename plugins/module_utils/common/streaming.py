@@ -17,11 +17,15 @@ import hashlib
 import os
 import threading
 import zlib
-from typing import IO, Any, BinaryIO, Dict, Optional, Sequence
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, Dict, Optional, Sequence
 
-from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import fsync_dir
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
+
+# encryption (and cryptography, tens of ms to import) is imported where it is used: catalog reads import this
+# file for PARTIAL_SUFFIX and never encrypt (issue 22, module start-up).
+if TYPE_CHECKING:  # pragma: no cover
+    from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
 
 try:
     import zstandard
@@ -182,6 +186,7 @@ class ArtifactWriter:
                  recipients: Optional[Sequence[str]] = None, compressed_by_tool: bool = False) -> None:
         check_compression(compression)
         if recipients:
+            from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
             # Bad recipients fail here, before the partial file exists.
             for recipient in recipients:
                 encryption.parse_recipient(recipient)
@@ -202,6 +207,7 @@ class ArtifactWriter:
         self._encrypter: Optional[encryption.EncryptingWriter] = None
         target: Any = self._sink
         if recipients:
+            from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
             self._encrypter = encryption.EncryptingWriter(self._sink, recipients)
             target = self._encrypter
         self._compressor: Any
@@ -331,6 +337,7 @@ def open_decompressed(path: str, compression: str, encryption_info: Optional[Dic
 def open_decrypted(handle: Any, path: str, encryption_info: Dict[str, Any],
                    identities: Sequence[encryption.Identity]) -> encryption.DecryptingReader:
     """The decrypted (still compressed) bytes of an encrypted artifact, checked against the manifest."""
+    from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
     if encryption_info.get('format') != encryption.FORMAT:
         handle.close()
         raise OpsReadyError('%s is encrypted with %r, which this version cannot read (age only).'
