@@ -391,7 +391,7 @@ def bench_ansible(args, work: Path) -> List[Row]:
     noop = Side(label='ansible -m backup_info (empty catalog)', cwd=str(REPO), env=env,
                 command=adhoc + ['opsready.operations.backup_info', '-a', 'path=%s' % empty])
     ping = Side(label='ansible -m ping', cwd=str(REPO), env=env, command=adhoc + ['ansible.builtin.ping'])
-    rows += compare('module start-up overhead', noop, [ping], [Target(1.25)], runs=args.runs, log=log,
+    rows += compare('module start-up overhead', noop, [ping], [Target(1.10)], runs=args.runs, log=log,
                     notes=['a no-op run of one of our modules vs the smallest builtin module'])
     return rows
 

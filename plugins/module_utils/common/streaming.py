@@ -19,7 +19,7 @@ import threading
 import zlib
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, Dict, Optional, Sequence
 
-from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import fsync_dir
+from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import PARTIAL_SUFFIX, fsync_dir
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
 
 # encryption (and cryptography, tens of ms to import) is imported where it is used: catalog reads import this
@@ -36,7 +36,6 @@ except ImportError as exc:  # pragma: no cover - exercised only where zstandard 
     ZSTD_IMPORT_ERROR = exc
 
 CHUNK = 1024 * 1024
-PARTIAL_SUFFIX = '.partial'
 COMPRESSIONS = ('zstd', 'gzip', 'none')
 SUFFIXES = {'zstd': '.zst', 'gzip': '.gz', 'none': ''}
 DEFAULT_LEVELS = {'zstd': 3, 'gzip': 6, 'none': 0}

@@ -24,10 +24,8 @@ PREFIX = 'ansible_collections/opsready/operations/plugins/module_utils/'
 # The catalog modules' closure: the catalog, the manifest, their file helpers, the engine names.
 CATALOG_READ = {
     'backup/catalog.py', 'backup/catalog_index.py', 'backup/catalog_jobs.py', 'backup/manifest.py',
-    'backup/retention.py', 'common/atomic.py', 'common/errors.py', 'common/streaming.py', 'common/timeutil.py',
-    'files/safeio.py', 'engines/names.py',
-    # shipped (streaming.py imports it where it encrypts) but never imported by a catalog read
-    'common/encryption.py', 'common/crypto_guard.py',
+    'backup/retention.py', 'common/atomic.py', 'common/errors.py', 'common/timeutil.py', 'files/safeio.py',
+    'engines/names.py',
 }
 SHIPPED = {'backup_info': CATALOG_READ, 'backup_prune': CATALOG_READ}
 
@@ -81,8 +79,9 @@ def test_cheap_module_ships_only_what_it_needs(payloads, module):
 @pytest.mark.parametrize('module', sorted(SHIPPED))
 def test_cheap_module_import_loads_no_cryptography_or_engine(module):
     code = ('import json, sys; import ansible_collections.opsready.operations.plugins.modules.%s; '
-            'print(json.dumps(sorted(m for m in sys.modules if m.startswith("cryptography") or ".engines." in m '
-            'or m.endswith((".backup.jobs", ".common.encryption")))))' % module)
+            'print(json.dumps(sorted(m for m in sys.modules if m.startswith(("cryptography", "zstandard")) '
+            'or ".engines." in m or m.endswith((".backup.jobs", ".common.encryption", ".common.streaming")))))'
+            % module)
     result = subprocess.run([sys.executable, '-c', code], cwd=str(REPO), env=dict(_env(), PYTHONPATH=str(
         REPO / 'build')), capture_output=True, text=True, timeout=120, check=True)
     loaded = [m for m in json.loads(result.stdout.strip()) if not m.endswith('.engines.names')
