@@ -15,6 +15,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import queue
 import threading
 import zlib
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, Dict, Optional, Sequence
@@ -154,6 +155,73 @@ class _GzipCompressor:
         self._sink.write(self._zobj.flush(zlib.Z_FINISH))
 
 
+class _EncryptingThread:
+    """Runs the encryption stage (age: plaintext SHA-256, ChaCha20-Poly1305, the stored bytes' SHA-256, the
+    write) in a second thread, fed the compressor's output through a bounded queue.
+
+    In one thread the tar stream, each file's SHA-256, feeding zstd and then sealing, hashing twice and
+    writing every compressed chunk took turns; hashing, AEAD sealing and writing release the GIL, so here
+    they overlap the next chunk's tar and compression work (the raw ``tar | zstd | age`` pipeline runs them in
+    three processes). Memory stays bounded: at most ``DEPTH`` chunks wait. An error in the thread is raised
+    by the next ``write()`` or by ``close()``; ``stop()`` ends the thread without finishing the stream.
+    """
+
+    DEPTH = 8
+
+    def __init__(self, encrypter: Any) -> None:
+        self._encrypter = encrypter
+        self._queue: 'queue.Queue[Optional[bytes]]' = queue.Queue(self.DEPTH)
+        self._error: Optional[BaseException] = None
+        self._abandon = False
+        self._thread = threading.Thread(target=self._run, name='opsready-encrypt', daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        encrypt = self._encrypter.write
+        get = self._queue.get
+        while True:
+            data = get()
+            if data is None or self._abandon:
+                return
+            if self._error is None:
+                try:
+                    encrypt(data)
+                except BaseException as exc:  # raised in the writer's thread by write()/close()
+                    self._error = exc
+
+    def _check(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def write(self, data: Any) -> int:
+        self._check()
+        # zstandard hands over a new bytes object per output buffer; anything else is copied, as the
+        # caller may reuse its buffer while this one waits in the queue.
+        self._queue.put(data if type(data) is bytes else bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        """Wait until everything queued is encrypted and written; raise what the thread met."""
+        self._queue.put(None)
+        self._thread.join()
+        self._check()
+
+    def stop(self) -> None:
+        """Abandon the stream (abort): the thread drops what is queued and ends before the file is closed."""
+        if self._thread.is_alive():
+            self._abandon = True
+            while True:
+                try:
+                    self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            self._queue.put(None)
+            self._thread.join()
+
+
 class _Passthrough:
     def __init__(self, sink: _HashingSink) -> None:
         self._sink = sink
@@ -204,11 +272,12 @@ class ArtifactWriter:
         self._handle = os.fdopen(fd, 'wb', buffering=CHUNK)
         self._sink = _HashingSink(self._handle)
         self._encrypter: Optional[encryption.EncryptingWriter] = None
+        self._encrypt_thread: Optional[_EncryptingThread] = None
         target: Any = self._sink
         if recipients:
             from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
             self._encrypter = encryption.EncryptingWriter(self._sink, recipients)
-            target = self._encrypter
+            self._encrypt_thread = target = _EncryptingThread(self._encrypter)
         self._compressor: Any
         if compressed_by_tool or compression == 'none':
             self._compressor = _Passthrough(target)
@@ -226,6 +295,10 @@ class ArtifactWriter:
         self._compressor.write(data)
         return len(data)
 
+    def tell(self) -> int:
+        """The raw bytes written so far (the writer only appends: what tarfile's mode 'w' asks)."""
+        return self.raw_size
+
     def copy_from(self, source: IO[bytes], chunk: int = CHUNK) -> int:
         """Stream everything ``source`` yields; returns the raw byte count copied."""
         total = 0
@@ -242,6 +315,8 @@ class ArtifactWriter:
         if self.compression == 'zstd' and not isinstance(self._compressor, _Passthrough):
             self._compressor.flush(zstandard.FLUSH_FRAME)
         self._compressor.close()
+        if self._encrypt_thread is not None:
+            self._encrypt_thread.close()
         if self._encrypter is not None:
             self._encrypter.close()
         self._handle.flush()
@@ -269,6 +344,8 @@ class ArtifactWriter:
         if self._done:
             return
         self._done = True
+        if self._encrypt_thread is not None:
+            self._encrypt_thread.stop()
         try:
             self._sink.stop_sync()
         except OSError:
