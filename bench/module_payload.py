@@ -77,7 +77,7 @@ def import_times(zip_path: str, module: str) -> List[Tuple[int, str]]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     parser.add_argument('modules', nargs='*')
     parser.add_argument('--imports', type=int, default=0, help='print the N slowest imports of each module')
     args = parser.parse_args()

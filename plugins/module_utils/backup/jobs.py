@@ -34,7 +34,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.connec
 from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import get_engine
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 # describe and prune live in catalog_jobs.py (what backup_info and backup_prune import, without the engines).
-from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_jobs import (  # noqa: F401
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_jobs import (  # noqa: F401  # pylint: disable=unused-import
     describe, prune)
 
 

@@ -197,7 +197,7 @@ class _EncryptingThread:
         self._check()
         # zstandard hands over a new bytes object per output buffer; anything else is copied, as the
         # caller may reuse its buffer while this one waits in the queue.
-        self._queue.put(data if type(data) is bytes else bytes(data))
+        self._queue.put(data if isinstance(data, bytes) else bytes(data))
         return len(data)
 
     def flush(self) -> None:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Tuple, Union
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql import areas as mysql_areas
-from ansible_collections.opsready.operations.plugins.module_utils.engines.names import (  # noqa: F401 - re-exported
+from ansible_collections.opsready.operations.plugins.module_utils.engines.names import (  # noqa: F401  # pylint: disable=unused-import
     CATALOG_ENGINES, ENGINES, FAMILIES, FILES, REDIS)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import areas as postgresql_areas
 from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlite import areas as sqlite_areas
