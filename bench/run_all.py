@@ -91,7 +91,7 @@ def bench_files(args, work: Path) -> List[Row]:
                    command='tar -c -C %s %s | zstd -q -T2 -3 | age -r %s > %s' % (
                        tree.parent, tree.name, recipient, out),
                    before=lambda: clear(out), output=lambda: path_size(out), after=lambda: clear(out))
-    rows += compare('encryption overhead (file backup + age)', enc, [plain, raw_age], [Target(1.15), Target(1.10)],
+    rows += compare('encryption overhead (file backup + age)', enc, [plain, raw_age], [Target(1.15), Target(1.05)],
                     runs=args.runs, log=log,
                     notes=['ours encrypted vs ours unencrypted: the cost of encryption',
                            'ours encrypted vs the raw encrypted pipeline'])
@@ -394,7 +394,7 @@ def bench_ansible(args, work: Path) -> List[Row]:
     noop = Side(label='ansible -m backup_info (empty catalog)', cwd=str(REPO), env=env,
                 command=adhoc + ['opsready.operations.backup_info', '-a', 'path=%s' % empty])
     ping = Side(label='ansible -m ping', cwd=str(REPO), env=env, command=adhoc + ['ansible.builtin.ping'])
-    rows += compare('module start-up overhead', noop, [ping], [Target(1.25)], runs=args.runs, log=log,
+    rows += compare('module start-up overhead', noop, [ping], [Target(1.10)], runs=args.runs, log=log,
                     notes=['a no-op run of one of our modules vs the smallest builtin module'])
     return rows
 

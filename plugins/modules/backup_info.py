@@ -151,11 +151,10 @@ import contextlib
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import read_only
-
-from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import describe
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_jobs import describe
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import parse_time
-from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import CATALOG_ENGINES
+from ansible_collections.opsready.operations.plugins.module_utils.engines.names import CATALOG_ENGINES
 
 
 def main():

@@ -95,9 +95,9 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup import retention
-from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import prune
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_jobs import prune
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
-from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import CATALOG_ENGINES
+from ansible_collections.opsready.operations.plugins.module_utils.engines.names import CATALOG_ENGINES
 
 
 def main():

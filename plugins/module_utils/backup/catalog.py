@@ -26,7 +26,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.manifes
 # builds several catalogs of one directory.
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import IndexedManifest, scan
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import CatalogError
-from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import PARTIAL_SUFFIX
+from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import PARTIAL_SUFFIX
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
 
 # Artifact names carry a timeutil.stamp(); only such names (and *.partial) can be leftovers.

@@ -18,6 +18,10 @@ from typing import Any, Optional
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 
+# The name of an artifact while it is written (streaming.ArtifactWriter renames it into place). Here, not in
+# streaming.py, so that catalog reads (backup_info) need not import (and Ansible ship) the writer and encryption.
+PARTIAL_SUFFIX = '.partial'
+
 
 def fsync_dir(path: str) -> None:
     """Make a rename or unlink inside ``path`` durable."""

@@ -15,13 +15,18 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import queue
 import threading
 import zlib
-from typing import IO, Any, BinaryIO, Dict, Optional, Sequence
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, Dict, Optional, Sequence
 
-from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
-from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import fsync_dir
+from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import PARTIAL_SUFFIX, fsync_dir
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
+
+# encryption (and cryptography, tens of ms to import) is imported where it is used: catalog reads import this
+# file for PARTIAL_SUFFIX and never encrypt (issue 22, module start-up).
+if TYPE_CHECKING:  # pragma: no cover
+    from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
 
 try:
     import zstandard
@@ -32,7 +37,6 @@ except ImportError as exc:  # pragma: no cover - exercised only where zstandard 
     ZSTD_IMPORT_ERROR = exc
 
 CHUNK = 1024 * 1024
-PARTIAL_SUFFIX = '.partial'
 COMPRESSIONS = ('zstd', 'gzip', 'none')
 SUFFIXES = {'zstd': '.zst', 'gzip': '.gz', 'none': ''}
 DEFAULT_LEVELS = {'zstd': 3, 'gzip': 6, 'none': 0}
@@ -151,6 +155,73 @@ class _GzipCompressor:
         self._sink.write(self._zobj.flush(zlib.Z_FINISH))
 
 
+class _EncryptingThread:
+    """Runs the encryption stage (age: plaintext SHA-256, ChaCha20-Poly1305, the stored bytes' SHA-256, the
+    write) in a second thread, fed the compressor's output through a bounded queue.
+
+    In one thread the tar stream, each file's SHA-256, feeding zstd and then sealing, hashing twice and
+    writing every compressed chunk took turns; hashing, AEAD sealing and writing release the GIL, so here
+    they overlap the next chunk's tar and compression work (the raw ``tar | zstd | age`` pipeline runs them in
+    three processes). Memory stays bounded: at most ``DEPTH`` chunks wait. An error in the thread is raised
+    by the next ``write()`` or by ``close()``; ``stop()`` ends the thread without finishing the stream.
+    """
+
+    DEPTH = 8
+
+    def __init__(self, encrypter: Any) -> None:
+        self._encrypter = encrypter
+        self._queue: 'queue.Queue[Optional[bytes]]' = queue.Queue(self.DEPTH)
+        self._error: Optional[BaseException] = None
+        self._abandon = False
+        self._thread = threading.Thread(target=self._run, name='opsready-encrypt', daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        encrypt = self._encrypter.write
+        get = self._queue.get
+        while True:
+            data = get()
+            if data is None or self._abandon:
+                return
+            if self._error is None:
+                try:
+                    encrypt(data)
+                except BaseException as exc:  # raised in the writer's thread by write()/close()
+                    self._error = exc
+
+    def _check(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def write(self, data: Any) -> int:
+        self._check()
+        # zstandard hands over a new bytes object per output buffer; anything else is copied, as the
+        # caller may reuse its buffer while this one waits in the queue.
+        self._queue.put(data if isinstance(data, bytes) else bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        """Wait until everything queued is encrypted and written; raise what the thread met."""
+        self._queue.put(None)
+        self._thread.join()
+        self._check()
+
+    def stop(self) -> None:
+        """Abandon the stream (abort): the thread drops what is queued and ends before the file is closed."""
+        if self._thread.is_alive():
+            self._abandon = True
+            while True:
+                try:
+                    self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            self._queue.put(None)
+            self._thread.join()
+
+
 class _Passthrough:
     def __init__(self, sink: _HashingSink) -> None:
         self._sink = sink
@@ -182,6 +253,7 @@ class ArtifactWriter:
                  recipients: Optional[Sequence[str]] = None, compressed_by_tool: bool = False) -> None:
         check_compression(compression)
         if recipients:
+            from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
             # Bad recipients fail here, before the partial file exists.
             for recipient in recipients:
                 encryption.parse_recipient(recipient)
@@ -200,10 +272,12 @@ class ArtifactWriter:
         self._handle = os.fdopen(fd, 'wb', buffering=CHUNK)
         self._sink = _HashingSink(self._handle)
         self._encrypter: Optional[encryption.EncryptingWriter] = None
+        self._encrypt_thread: Optional[_EncryptingThread] = None
         target: Any = self._sink
         if recipients:
+            from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
             self._encrypter = encryption.EncryptingWriter(self._sink, recipients)
-            target = self._encrypter
+            self._encrypt_thread = target = _EncryptingThread(self._encrypter)
         self._compressor: Any
         if compressed_by_tool or compression == 'none':
             self._compressor = _Passthrough(target)
@@ -221,6 +295,10 @@ class ArtifactWriter:
         self._compressor.write(data)
         return len(data)
 
+    def tell(self) -> int:
+        """The raw bytes written so far (the writer only appends: what tarfile's mode 'w' asks)."""
+        return self.raw_size
+
     def copy_from(self, source: IO[bytes], chunk: int = CHUNK) -> int:
         """Stream everything ``source`` yields; returns the raw byte count copied."""
         total = 0
@@ -237,6 +315,8 @@ class ArtifactWriter:
         if self.compression == 'zstd' and not isinstance(self._compressor, _Passthrough):
             self._compressor.flush(zstandard.FLUSH_FRAME)
         self._compressor.close()
+        if self._encrypt_thread is not None:
+            self._encrypt_thread.close()
         if self._encrypter is not None:
             self._encrypter.close()
         self._handle.flush()
@@ -264,6 +344,8 @@ class ArtifactWriter:
         if self._done:
             return
         self._done = True
+        if self._encrypt_thread is not None:
+            self._encrypt_thread.stop()
         try:
             self._sink.stop_sync()
         except OSError:
@@ -398,6 +480,7 @@ def open_decompressed(path: str, compression: str, encryption_info: Optional[Dic
 def open_decrypted(handle: Any, path: str, encryption_info: Dict[str, Any],
                    identities: Sequence[encryption.Identity]) -> encryption.DecryptingReader:
     """The decrypted (still compressed) bytes of an encrypted artifact, checked against the manifest."""
+    from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
     if encryption_info.get('format') != encryption.FORMAT:
         handle.close()
         raise OpsReadyError('%s is encrypted with %r, which this version cannot read (age only).'

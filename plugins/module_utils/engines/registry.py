@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Tuple, Union
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql import areas as mysql_areas
+from ansible_collections.opsready.operations.plugins.module_utils.engines.names import (  # noqa: F401  # pylint: disable=unused-import
+    CATALOG_ENGINES, ENGINES, FAMILIES, FILES, REDIS)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import areas as postgresql_areas
 from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlite import areas as sqlite_areas
 from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlserver import areas as sqlserver_areas
@@ -50,17 +52,8 @@ if TYPE_CHECKING:  # pragma: no cover - typing only; importing them here would l
 # vocabulary is conn, runner, engine, and query() where the engine has a query tool).
 EngineClient = Union['PostgresClient', 'MySQLClient', 'SQLiteClient', 'SQLServerClient']
 
-# Every database engine, in the order the documentation lists them.
-ENGINES: Tuple[str, ...] = ('postgresql', 'mariadb', 'mysql', 'sqlite', 'sqlserver')
-# The implementation family of each engine: MySQL is served by the MariaDB code with flavor=mysql.
-FAMILIES: Dict[str, str] = {'postgresql': 'postgresql', 'mariadb': 'mysql', 'mysql': 'mysql',
-                            'sqlite': 'sqlite', 'sqlserver': 'sqlserver'}
-# The catalog (backup_info, backup_prune, backup_verify) also holds file_backup sets.
-FILES = 'files'
-# Redis (the cache): RDB snapshots in the catalog (redis_backup writes them; verify/info/prune/metrics read them).
-# Not in ENGINES: db_backup, db_restore and db_maintenance do not serve it.
-REDIS = 'redis'
-CATALOG_ENGINES: Tuple[str, ...] = ENGINES + (REDIS, FILES)
+# The names (ENGINES, FAMILIES, FILES, REDIS, CATALOG_ENGINES) live in engines/names.py, which a module that
+# only needs the choices imports without shipping every engine; they are part of the registry's interface.
 # The one dispatch on the engine: family -> its ``areas.py``.
 IMPLEMENTATIONS: Dict[str, ModuleType] = {'postgresql': postgresql_areas, 'mysql': mysql_areas,
                                           'sqlite': sqlite_areas, 'sqlserver': sqlserver_areas}

@@ -32,7 +32,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.manifes
 from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import (
-    ArtifactWriter, compression_suffix)
+    CHUNK, ArtifactWriter, compression_suffix)
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, stamp, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 
@@ -290,7 +290,11 @@ def create_archive(paths: List[str], dest: str, set_name: str, compression: str 
     try:
         with ArtifactWriter(artifact, compression=compression, level=level, threads=threads,
                             recipients=recipients) as writer:
-            with tarfile.open(fileobj=writer, mode='w|', format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+            # Mode 'w' (not the stream mode 'w|') on the writer, which only appends: tarfile then writes headers and
+            # 1 MiB pieces of each file straight to it, instead of 16 KiB reads re-buffered into 10 KiB writes by
+            # its _Stream (a hundredth of the Python calls per byte); the archive's bytes are the same.
+            with tarfile.open(fileobj=writer, mode='w', format=tarfile.PAX_FORMAT,  # type: ignore[call-overload]
+                              copybufsize=CHUNK) as tar:
                 for path, st, dir_fd, entry in walk_entries(paths):
                     if add_entry(tar, path, st, dir_fd, entry, links, files):
                         members += 1

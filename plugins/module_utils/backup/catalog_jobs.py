@@ -1,0 +1,161 @@
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The catalog-only jobs: describe (``backup_info``) and prune (``backup_prune``, the backup modules' retention).
+
+Apart from ``jobs.py`` (backup and verify, which need the engines) because Ansible ships every module_utils
+file a module's imports reach: a module importing ``jobs.py`` carries the registry and every engine's folder
+(~86 files, 1.2 MB), parsed by the controller and sent to the host on every run, for a catalog read that
+touches only the manifests. Keep this file's imports to the catalog (a unit test lists what ``backup_info``
+ships). ``jobs.describe`` and ``jobs.prune`` still name these functions.
+
+Private to opsready.operations; do not import from other collections.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import shutil
+import stat
+import time
+from typing import Any, Dict, List, Optional
+
+from ansible_collections.opsready.operations.plugins.module_utils.backup import retention
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import (
+    drop_index, read_only)
+from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import CatalogError, OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
+
+
+# -- description ------------------------------------------------------------------------------------------
+
+def _set_info(catalog: Catalog, point: Optional[datetime.datetime], now: datetime.datetime) -> Dict[str, Any]:
+    newest = catalog.latest_full()
+    verified = catalog.latest_full(verified_only=True)
+    kinds: Dict[str, int] = {}
+    for entry in catalog.entries:
+        kinds[entry.kind] = kinds.get(entry.kind, 0) + 1
+    info: Dict[str, Any] = {
+        'artifacts': len(catalog.entries),
+        'kinds': kinds,
+        'oldest': catalog.entries[0].id if catalog.entries else None,
+        'newest': catalog.entries[-1].id if catalog.entries else None,
+        'newest_full': newest.summary() if newest else None,
+        'newest_verified_full': verified.summary() if verified else None,
+        'unverified': [m.id for m in catalog.entries if m.verified is None],
+        'failed_verification': [m.id for m in catalog.entries if m.verified is False],
+        'window': catalog.window(),
+    }
+    until = catalog.recoverable_until()
+    info['recoverable_until'] = isoformat(until) if until else None
+    info['rpo_seconds'] = catalog.rpo_seconds(now)
+    try:
+        chain = catalog.chain_for(point)
+        info['chain'] = [m.id for m in chain]
+        info['chain_error'] = None
+    except CatalogError as exc:
+        info['chain'] = []
+        info['chain_error'] = exc.message
+    info['log_gap'] = catalog.gap_after(catalog.log_sequence_from(newest)) if newest else None
+    return info
+
+
+# What backup_info lists by default: at a year of hourly backups every manifest is ~200 MB of JSON.
+MAX_ARTIFACTS = 100
+
+
+def describe(path: str, engine: Optional[str] = None, database: Optional[str] = None,
+             point: Optional[datetime.datetime] = None, now: Optional[datetime.datetime] = None,
+             max_artifacts: int = MAX_ARTIFACTS) -> Dict[str, Any]:
+    """The catalog's answers per set; ``artifacts`` holds the newest ``max_artifacts`` manifests (-1: all)
+    and every artifact of the only set's chain, oldest first."""
+    now = now or utcnow()
+    catalog = Catalog(path, engine=engine, database=database)
+    groups: Dict[Any, List[Manifest]] = {}
+    for entry in catalog.entries:
+        groups.setdefault((entry.engine, entry.database), []).append(entry)
+    sets = []
+    for (eng, db) in sorted(groups, key=lambda k: (k[0], k[1] or '')):
+        info = _set_info(catalog.view(eng, db), point, now)
+        info.update(engine=eng, database=db)
+        sets.append(info)
+    single = sets[0] if len(sets) == 1 else None
+    if max_artifacts < 0 or max_artifacts >= len(catalog.entries):
+        listed = catalog.entries
+    else:
+        chain = set(single['chain'] or []) if single else set()
+        newest = catalog.entries[len(catalog.entries) - max_artifacts:] if max_artifacts else []
+        listed = [m for m in catalog.entries[:len(catalog.entries) - len(newest)] if m.id in chain] + newest
+    result: Dict[str, Any] = {
+        'directory': catalog.directory,
+        'artifacts': catalog.as_dicts(listed),
+        'artifacts_total': len(catalog.entries),
+        'artifacts_truncated': len(listed) < len(catalog.entries),
+        'sets': sets,
+        'broken_manifests': catalog.broken,
+        'leftovers': catalog.leftovers(),
+        'now': isoformat(now),
+    }
+    for key in ('newest_full', 'newest_verified_full', 'chain', 'chain_error', 'recoverable_until', 'rpo_seconds',
+                'window'):
+        result[key] = single[key] if single else None
+    return result
+
+
+# -- retention --------------------------------------------------------------------------------------------
+
+def prune(path: str, policy: retention.Policy, engine: Optional[str] = None, database: Optional[str] = None,
+          check_mode: bool = False, now: Optional[datetime.datetime] = None,
+          leftover_min_age: Optional[int] = 3600) -> Dict[str, Any]:
+    """Apply ``policy``; remove leftovers older than ``leftover_min_age`` seconds (None: leave them)."""
+    with (read_only() if check_mode else contextlib.nullcontext()):
+        return _prune(path, policy, engine, database, check_mode, now, leftover_min_age)
+
+
+def _prune(path: str, policy: retention.Policy, engine: Optional[str], database: Optional[str], check_mode: bool,
+           now: Optional[datetime.datetime], leftover_min_age: Optional[int]) -> Dict[str, Any]:
+    catalog = Catalog(path, engine=engine, database=database)
+    planned = retention.plan(catalog, policy, now=now)
+    if planned['delete'] and not check_mode:
+        # Deletions are decided on the manifests themselves, never on the index file's word: the sets that
+        # lose artifacts are read again from their JSON and planned again (once a day or so per set).
+        sets = {(catalog.get(i).engine, catalog.get(i).database) for i in planned['delete']}
+        truth = Catalog(path, engine=engine, database=database, parse_sets=sets)
+        replanned = retention.plan(truth, policy, now=now)
+        if replanned['delete'] != planned['delete']:
+            drop_index(path)  # the index disagreed with the manifests: it is rebuilt by the next scan
+        catalog, planned = truth, replanned
+    doomed = sorted(planned['delete'], key=lambda i: catalog.get(i).finished)
+    violations = retention.dependency_violations(catalog, list(planned['keep']), doomed)
+    if violations:
+        raise OpsReadyError('Retention refused: the plan would delete pieces that kept backups need (%s). '
+                            'Nothing was deleted; report this as a bug.' % '; '.join(violations))
+    paths = [catalog.get(i).path for i in doomed]
+    leftovers: List[str] = []
+    cutoff = time.time() - (leftover_min_age or 0)
+    for leftover in (catalog.leftovers() if leftover_min_age is not None else []):
+        try:
+            if os.lstat(leftover).st_mtime < cutoff:
+                leftovers.append(leftover)
+        except FileNotFoundError:
+            continue
+    result = {'changed': bool(paths or leftovers), 'deleted': paths, 'deleted_ids': doomed,
+              'kept': {catalog.get(i).path: reason for i, reason in planned['keep'].items()},
+              'reasons': {catalog.get(i).path: reason for i, reason in planned['delete'].items()},
+              'leftovers_removed': leftovers}
+    if check_mode:
+        return result
+    retention.apply(catalog, doomed)
+    for leftover in leftovers:
+        try:
+            if stat.S_ISDIR(os.lstat(leftover).st_mode):
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                os.unlink(leftover)
+        except FileNotFoundError:
+            pass
+    return result

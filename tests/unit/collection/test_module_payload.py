@@ -1,0 +1,89 @@
+"""What Ansible ships for the cheap, frequently run modules (issue 22, module start-up).
+
+Ansible packs into a module's payload every module_utils file its import statements reach (function-level
+imports too), the controller parses each of them on every `ansible` run, and the target compiles every
+imported one from the zip (no .pyc cache). A catalog read that imported ``backup/jobs.py`` or the engine
+registry carried all of the engines' folders (86 files, 1.2 MB). These tests build the real payload with
+Ansible's own builder (``module_common.modify_module``) in a child process and hold the cheap modules to a
+listed set, and check that importing them loads no cryptography.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+PREFIX = 'ansible_collections/opsready/operations/plugins/module_utils/'
+
+# The catalog modules' closure: the catalog, the manifest, their file helpers, the engine names.
+CATALOG_READ = {
+    'backup/catalog.py', 'backup/catalog_index.py', 'backup/catalog_jobs.py', 'backup/manifest.py',
+    'backup/retention.py', 'common/atomic.py', 'common/errors.py', 'common/timeutil.py', 'files/safeio.py',
+    'engines/names.py',
+}
+SHIPPED = {'backup_info': CATALOG_READ, 'backup_prune': CATALOG_READ}
+
+_BUILD = r'''
+import base64, io, json, re, sys, zipfile
+from ansible.executor import module_common
+from ansible.parsing.dataloader import DataLoader
+from ansible.plugins.loader import init_plugin_loader, module_loader
+from ansible.template import Templar
+init_plugin_loader()
+out = {}
+for name in sys.argv[1:]:
+    path = module_loader.find_plugin_with_context('opsready.operations.' + name).plugin_resolved_path
+    built = module_common.modify_module(module_name=name, module_path=path, module_args={},
+                                        templar=Templar(loader=DataLoader()),
+                                        task_vars={'ansible_python_interpreter': sys.executable})
+    data = base64.b64decode(re.search(rb"zip_data='([^']+)'", built.b_module_data).group(1))
+    out[name] = zipfile.ZipFile(io.BytesIO(data)).namelist()
+print(json.dumps(out))
+'''
+
+
+def _env():
+    return dict(os.environ, ANSIBLE_CONFIG=str(REPO / 'ansible.cfg'),
+                ANSIBLE_LOCAL_TEMP=os.environ.get('TMPDIR', '/tmp'))
+
+
+@pytest.fixture(scope='module')
+def payloads():
+    result = subprocess.run([sys.executable, '-c', _BUILD] + sorted(SHIPPED), cwd=str(REPO), env=_env(),
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _module_utils(names):
+    return {n[len(PREFIX):] for n in names if n.startswith(PREFIX) and not n.endswith('__init__.py')}
+
+
+@pytest.mark.parametrize('module', sorted(SHIPPED))
+def test_cheap_module_ships_only_what_it_needs(payloads, module):
+    shipped = _module_utils(payloads[module])
+    extra = sorted(shipped - SHIPPED[module])
+    assert not extra, ('%s now ships %d more module_utils files (%s): an import reaches beyond the catalog '
+                       '(backup/jobs.py or engines/registry.py pull in every engine). Import the light module '
+                       '(backup/catalog_jobs.py, engines/names.py) or make the import local to code that '
+                       'needs it.' % (module, len(extra), ', '.join(extra[:12])))
+    assert not [f for f in shipped if f.startswith('engines/') and f != 'engines/names.py']
+
+
+@pytest.mark.parametrize('module', sorted(SHIPPED))
+def test_cheap_module_import_loads_no_cryptography_or_engine(module):
+    code = ('import json, sys; import ansible_collections.opsready.operations.plugins.modules.%s; '
+            'print(json.dumps(sorted(m for m in sys.modules if m.startswith(("cryptography", "zstandard")) '
+            'or ".engines." in m or m.endswith((".backup.jobs", ".common.encryption", ".common.streaming")))))'
+            % module)
+    result = subprocess.run([sys.executable, '-c', code], cwd=str(REPO), env=dict(_env(), PYTHONPATH=str(
+        REPO / 'build')), capture_output=True, text=True, timeout=120, check=True)
+    loaded = [m for m in json.loads(result.stdout.strip()) if not m.endswith('.engines.names')
+              and not m.endswith('.module_utils.engines')]
+    assert loaded == [], '%s imports %s at start-up: import them where they are used' % (module, loaded)
