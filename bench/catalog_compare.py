@@ -37,7 +37,7 @@ def main() -> int:
             for side, script in sides:
                 load = load_average()
                 try:
-                    wall, rss, _ = measure([PYTHON, script, 'run', op, directory], timeout=timeout)
+                    wall, rss, _out = measure([PYTHON, script, 'run', op, directory], timeout=timeout)
                     late = False
                 except TimedOut as exc:
                     wall, rss, late = exc.wall, exc.rss, True

@@ -357,7 +357,7 @@ class Catalog:
         known_names = set()
         known_paths = set()
         for entry in self.all_entries:
-            if type(entry) is IndexedManifest:   # its fields, without a property call each (200,000 of them)
+            if isinstance(entry, IndexedManifest):   # its fields, without a property call each (200,000 of them)
                 artifact, members = entry._artifact, entry._members or ()
             else:
                 artifact, members = entry.artifact_name, entry.member_paths

@@ -118,7 +118,7 @@ def index_fields(entry: _manifest.Manifest) -> Optional[Fields]:
         ints = []
         for key in ('start', 'end', 'log_start'):
             value = position.get(key)
-            if value is not None and type(value) is not int:
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
                 return None  # kept exact: only integers (what every engine writes) are indexed
             ints.append(value)
         finished, consistent = _manifest.to_us(entry.finished), _manifest.to_us(entry.consistent_at)
@@ -259,7 +259,7 @@ Known = Union[IndexedManifest, Tuple[Signature, _manifest.Manifest]]
 
 
 def _unpack(hit: Known) -> Tuple[Signature, _manifest.Manifest]:
-    if type(hit) is IndexedManifest:
+    if isinstance(hit, IndexedManifest):
         return hit._sig, hit
     return hit  # type: ignore[return-value]
 
@@ -325,7 +325,7 @@ def read_manifest(path: str) -> _manifest.Manifest:
     known = _DIRS.get(directory)
     stem = name[:-SUFFIX_LEN] if name.endswith(SUFFIX) else None
     hit = known.entries.get(stem) if known is not None and stem is not None else None
-    if hit is not None and type(hit) is not IndexedManifest and hit[0] == signature:  # type: ignore[index]
+    if hit is not None and not isinstance(hit, IndexedManifest) and hit[0] == signature:  # type: ignore[index]
         return hit[1]  # type: ignore[index]
     entry = _manifest.read_manifest(absolute)
     if stem is not None and st.st_ctime_ns <= time.time_ns() - SETTLE_NS:
@@ -422,7 +422,7 @@ def _scan(directory: str, known: _Dir, names: List[str], fd: int, dir_sig: Optio
         hit = cached.get(stem)
         entry: _manifest.Manifest
         if hit is not None:
-            if type(hit) is IndexedManifest:
+            if isinstance(hit, IndexedManifest):
                 sig = hit._sig
                 usable = use_index and not (parse_sets and (hit._engine, hit._database) in parse_sets)
                 entry = hit

@@ -103,7 +103,7 @@ def test_an_indexed_entry_answers_like_the_manifest(tmp_path):
     parsed = {m.id: m for m in Catalog(str(tmp_path)).entries}
     new_run()
     indexed = Catalog(str(tmp_path)).entries
-    assert all(type(m) is catalog_index.IndexedManifest for m in indexed)
+    assert all(isinstance(m, catalog_index.IndexedManifest) for m in indexed)
     for entry in indexed:
         twin = parsed[entry.id]
         for name in ('id', 'kind', 'engine', 'database', 'parent', 'path', 'manifest_path', 'started', 'finished',
@@ -118,7 +118,7 @@ def test_an_indexed_entry_whose_manifest_changed_under_the_run_refuses(tmp_path)
     describe(str(tmp_path), now=NOW)
     new_run()
     entry = Catalog(str(tmp_path)).latest_full()
-    assert type(entry) is catalog_index.IndexedManifest
+    assert isinstance(entry, catalog_index.IndexedManifest)
     rewrite_in_place(Path(entry.manifest_path), lambda d: d['verification'].update(ok=False))
     with pytest.raises(catalog_index.CatalogError, match='changed while this run was reading the catalog'):
         entry.summary()
