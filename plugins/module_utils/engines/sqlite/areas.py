@@ -3,10 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """SQLite (Python's sqlite3; ``database`` is a file path, there is no server connection).
 
-The registry (``engines/registry.py``) calls these by area name; an area this file does not define is one the
-engine does not offer, and the registry derives its capability lists (``DRILL_ENGINES`` ...) from that. Each
-function imports its class when called, with a plain ``from ... import``: Ansible ships a module the
-module_utils its import statements name, and lazy imports keep one area's libraries out of another's runs.
+One function per area the engine offers (the registry's table: see ``engines/registry.py``).
 
 Private to opsready.operations; do not import from other collections.
 """
