@@ -8,9 +8,11 @@ import datetime
 import hashlib
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -296,8 +298,6 @@ def test_a_lying_index_of_our_own_never_makes_prune_delete_the_wrong_backup(tmp_
 def test_an_unwritable_directory_works_without_an_index(tmp_path):
     if os.geteuid() != 0:
         pytest.skip('runs the reader as another user (needs root)')
-    import shutil
-    import tempfile
     tmp_path = Path(tempfile.mkdtemp(prefix='opsready-catalog-ro-', dir='/tmp'))
     try:
         _unwritable(tmp_path)
@@ -314,12 +314,24 @@ def _unwritable(tmp_path):
         os.chmod(path, 0o644)
     os.chmod(tmp_path / 'backups', 0o755)
     code = ('import json, sys, datetime\n'
-            'from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import describe\n'
+            'from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_jobs import describe\n'
             'now = datetime.datetime(2026, 12, 4, 12, 0, tzinfo=datetime.timezone.utc)\n'
             'print(json.dumps(describe(sys.argv[1], now=now)["sets"]))\n')
-    env = dict(os.environ, OPSREADY_CATALOG_INDEX_MIN='1', PYTHONPATH=os.pathsep.join(sys.path))
-    run = subprocess.run(['setpriv', '--reuid', '65534', '--regid', '65534', '--clear-groups', sys.executable, '-c',
-                          code, str(tmp_path / 'backups')], capture_output=True, text=True, env=env, check=False)
+    # The other user reads a copy of module_utils (the catalog code is stdlib only) with the system interpreter: the
+    # checkout and its venv may sit below a directory only root can enter (CI clones into a 0700 mktemp directory).
+    from ansible_collections.opsready.operations.plugins.module_utils.backup import catalog_jobs
+    source = Path(catalog_jobs.__file__).resolve().parents[1]
+    pkg = tmp_path / 'pkg'
+    copy = pkg / 'ansible_collections' / 'opsready' / 'operations' / 'plugins' / 'module_utils'
+    shutil.copytree(source, copy, ignore=shutil.ignore_patterns('__pycache__'))
+    for base, _dirs, files in os.walk(pkg):
+        os.chmod(base, 0o755)
+        for name in files:
+            os.chmod(os.path.join(base, name), 0o644)
+    env = dict(os.environ, OPSREADY_CATALOG_INDEX_MIN='1', PYTHONPATH=str(pkg), PYTHONDONTWRITEBYTECODE='1')
+    run = subprocess.run(['setpriv', '--reuid', '65534', '--regid', '65534', '--clear-groups',
+                          os.path.realpath(sys.executable), '-c', code,
+                          str(tmp_path / 'backups')], capture_output=True, text=True, env=env, check=False)
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout) == json.loads(json.dumps(expected['sets']))
     assert not (tmp_path / 'backups' / INDEX_NAME).exists()
