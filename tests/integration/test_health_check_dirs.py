@@ -61,10 +61,14 @@ def test_insecure_output_directories_are_refused_or_reported(tmp_path):
 def test_a_backup_dir_anyone_can_write_is_critical(tmp_path):
     open_dir = directory(tmp_path, 'open-backups', 0o777)
     safe_dir = directory(tmp_path, 'safe-backups', 0o755)
-    for path in (open_dir, safe_dir):
+    # The database's group writes its own archive (PostgreSQL's archive_command runs as postgres): not a finding.
+    group_dir = directory(tmp_path, 'group-backups', 0o770)
+    os.chown(group_dir, 0, 1000)
+    for path in (open_dir, safe_dir, group_dir):
         synthetic_catalog(path, [0])
     checks = [{'type': 'backup', 'name': 'open', 'backup_dir': str(open_dir), 'verified_only': False},
-              {'type': 'backup', 'name': 'safe', 'backup_dir': str(safe_dir), 'verified_only': False}]
+              {'type': 'backup', 'name': 'safe', 'backup_dir': str(safe_dir), 'verified_only': False},
+              {'type': 'backup', 'name': 'group', 'backup_dir': str(group_dir), 'verified_only': False}]
     result = run_playbook(write_playbook(tmp_path, [health_task(metrics=[], fail_on='never', checks=checks)]))
     assert not result.failed, result.stdout[-3000:]
     res = result.result('health')

@@ -79,15 +79,16 @@ class BackupCheck(CheckType):
 
     def _insecure(self, spec: Dict[str, Any]) -> List[Dict[str, Any]]:
         """A backup directory anyone can write (without the sticky bit) is critical: whoever can write it can
-        replace or remove the backups and manifests this check vouches for. Its owner is not reported: backups
-        are often written by the database's own user."""
+        replace or remove the backups and manifests this check vouches for. Its owner and a writing group are
+        not reported: backups are often written by the database's own user or group (a WAL archive is written
+        by PostgreSQL's archive_command as postgres, into a 0770 directory of group postgres)."""
         from ansible_collections.opsready.operations.plugins.module_utils.health import dirs
-        found = dirs.risk(spec['backup_dir'])
+        found = dirs.risk(spec['backup_dir'], group_ok=True)
         if not found or found[0] != 'critical':
             return []
         return [finding(spec['name'], 'insecure_directory', None, None, 'critical',
                         'backup_dir %s; the backups there cannot be trusted. Make it not writable by others '
-                        '(chmod o-w,g-w) or give it the sticky bit (chmod +t).' % found[1], type=self.type_name)]
+                        '(chmod o-w) or give it the sticky bit (chmod +t).' % found[1], type=self.type_name)]
 
     def evaluate(self, spec: Dict[str, Any], result: Dict[str, Any], th: Dict[str, Threshold]) -> List[Dict[str, Any]]:
         if not result.get('ok'):

@@ -29,20 +29,21 @@ def _user(uid: int) -> str:
         return 'uid %d' % uid
 
 
-def open_to_others(st: os.stat_result) -> bool:
-    """Writable by others or by a non-root group, and not sticky."""
-    writable = st.st_mode & stat.S_IWOTH or (st.st_mode & stat.S_IWGRP and st.st_gid != 0)
+def open_to_others(st: os.stat_result, group_ok: bool = False) -> bool:
+    """Writable by others (or by a non-root group unless ``group_ok``), and not sticky."""
+    writable = st.st_mode & stat.S_IWOTH or (not group_ok and st.st_mode & stat.S_IWGRP and st.st_gid != 0)
     return bool(writable) and not st.st_mode & stat.S_ISVTX
 
 
-def risk(path: str) -> Optional[Tuple[str, str]]:
+def risk(path: str, group_ok: bool = False) -> Optional[Tuple[str, str]]:
     """(severity, reason) of directory ``path``, or None when it is safe (or cannot be read: callers report
-    a missing directory themselves)."""
+    a missing directory themselves). ``group_ok``: a group may write it (a backup directory the database's own
+    group writes: PostgreSQL's archive_command runs as postgres)."""
     try:
         st = os.stat(path)
     except OSError:
         return None
-    if open_to_others(st):
+    if open_to_others(st, group_ok):
         who = 'every user' if st.st_mode & stat.S_IWOTH else 'group %d' % st.st_gid
         return ('critical', '%s is writable by %s without the sticky bit (mode %04o): they can replace or remove '
                 'any file in it' % (path, who, stat.S_IMODE(st.st_mode)))
