@@ -76,8 +76,12 @@ def test_redis_insights_induced_conditions(servers, tmp_path):
     refused = _pipe(full, 40000, 'full')
     assert b'OOM' in refused.stdout + refused.stderr or refused.returncode != 0
     for i in range(50):
-        lru.cli('GET', 'lru:%d' % i)            # some hits (recent keys are kept) ...
-    lru.cli('GET', 'lru:0')                     # ... and misses (evicted)
+        lru.cli('GET', 'lru:%d' % i)            # hits or misses: which keys the approximate LRU kept is chance
+    # One certain hit (a key just written is the most recent: kept) and one certain miss (a key never written):
+    # reading only the first keys gave no hit at all once in CI (every one of them evicted).
+    lru.cli('SET', 'lru:fresh', 'x')
+    lru.cli('GET', 'lru:fresh')
+    lru.cli('GET', 'lru:never-written')
     # maxclients 8: hold 10 sockets (2 refused by the server), wait until it counted them, keep 7 open so the
     # module's own connection is the 8th: the pool is exhausted (critical) and connections were rejected.
     held = _hold_connections(clients, 10)
