@@ -417,19 +417,15 @@ class ChecksummedFile:
         self._done = False
 
     def read(self, size: int = -1) -> bytes:
-        data = self._handle.read(size)
-        if data:
-            self._digest.update(data)  # releases the GIL on large buffers: a consumer thread keeps running
-            self._read += len(data)
-        elif size != 0:
-            self.finish()
-        return bytes(data)
+        return self._hashed(self._handle.read(size), size)
 
     def readline(self, size: int = -1) -> bytes:
         """The age header parser reads its lines with this (encrypted artifacts): hashed like ``read``."""
-        data = self._handle.readline(size)
+        return self._hashed(self._handle.readline(size), size)
+
+    def _hashed(self, data: bytes, size: int) -> bytes:
         if data:
-            self._digest.update(data)
+            self._digest.update(data)  # releases the GIL on large buffers: a consumer thread keeps running
             self._read += len(data)
         elif size != 0:
             self.finish()
