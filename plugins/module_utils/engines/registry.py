@@ -10,7 +10,7 @@ the areas built on that client (``backup.py``, ``restore.py``, ``maintenance.py`
 area the engine offers. Modules take their ``engine`` choices from here (``ENGINES``, and the capability lists
 derived from the ``areas.py`` files); every area gets its per-engine object here (``get_client``, ``get_engine``,
 ``get_restore``, ``get_maintenance``, ``get_drill_client``, ``get_insights``, ``replication_status``). Adding an
-engine is its folder plus one line in ``ENGINES``/``FAMILIES``/``IMPLEMENTATIONS`` below.
+engine is its folder plus one line in ``ENGINES``/``FAMILIES`` (``engines/names.py``) and ``IMPLEMENTATIONS``.
 
 ``areas.py`` files import their classes lazily, with plain ``from ... import`` statements: Ansible packs a
 module's module_utils by reading its import statements (an ``importlib`` lookup by name would not be shipped to
