@@ -109,6 +109,7 @@ class Row:
     spread: Optional[float] = None            # relative width of the median paired ratio's interval
     ratio_interval: Optional[List[float]] = None   # [low, high] of that interval
     load: Optional[List[float]] = None        # 1-minute load average at the row's start and end
+    section: str = ''                         # run_all.py section that produced the row (for --merge)
 
 
 def load_average() -> float:

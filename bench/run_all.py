@@ -427,6 +427,10 @@ def write_markdown(path: Path, rows: List[Row], meta: dict, errors: Dict[str, st
              '', 'Ratio = ours / raw (below 1.00 is faster or smaller). Peak RSS is the sum over the process tree '
              '(sampled every 20 ms); database server processes are not counted on either side.', '',
              markdown_table(rows), '']
+    if meta.get('section_runs'):
+        lines[4:4] = ['Sections run one at a time (`--merge`): ' + '; '.join(
+            '%s on %s, load at start %s, %.0f s' % (name, run['date'], run['load_at_start'], run['seconds'])
+            for name, run in meta['section_runs'].items()) + '.', '']
     if CATALOG_RESULTS:
         import catalog_scale
         lines += ['Catalog at scale (bench/catalog_scale.py): one backup directory of N generated manifests (20 '
@@ -456,6 +460,28 @@ def write_markdown(path: Path, rows: List[Row], meta: dict, errors: Dict[str, st
     path.write_text('\n'.join(lines))
 
 
+def merge_previous(rows: List[Row], meta: dict, sections: List[str]) -> tuple:
+    """The rows of this run plus the previous results.json's rows of every section not run now, in section order.
+
+    Each section's date, load and seconds are kept in meta['section_runs'], so the merged table still says when
+    and under which load each part was measured."""
+    previous_path = BENCH / 'results.json'
+    if not previous_path.exists():
+        return rows, meta
+    previous = json.loads(previous_path.read_text())
+    kept = [Row(**row) for row in previous.get('rows', []) if row.get('section') and row['section'] not in sections]
+    runs = {k: v for k, v in previous.get('meta', {}).get('section_runs', {}).items() if k not in sections}
+    for name in sections:
+        runs[name] = {'date': meta['date'], 'load_at_start': meta['machine']['load_at_start'],
+                      'seconds': meta['seconds']}
+    if 'catalog' not in sections and not CATALOG_RESULTS:
+        CATALOG_RESULTS.extend(previous.get('meta', {}).get('catalog_scale', []))
+    order = {name: index for index, name in enumerate(SECTIONS)}
+    merged = sorted(rows + kept, key=lambda row: order.get(row.section, len(order)))
+    total = round(sum(run['seconds'] for run in runs.values()), 1)
+    return merged, dict(meta, section_runs=runs, seconds=total, sections=sorted(runs, key=order.get))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
     parser.add_argument('--scale', type=float, default=1.0)
@@ -466,6 +492,9 @@ def main() -> int:
     parser.add_argument('--only', default=','.join(SECTIONS))
     parser.add_argument('--tmp-root', default='/var/tmp')
     parser.add_argument('--no-write', action='store_true')
+    parser.add_argument('--merge', action='store_true',
+                        help='keep the rows of the sections not run from the previous bench/results.json, so a '
+                             'table can be built one section at a time (each section keeps its own date and load)')
     args = parser.parse_args()
     common.MAX_ROUNDS = args.max_rounds
     if args.runs < 3:
@@ -487,7 +516,10 @@ def main() -> int:
         section_start = time.monotonic()
         log('== %s' % name)
         try:
-            rows += RUNNERS[name](args, work)
+            section_rows = RUNNERS[name](args, work)
+            for row in section_rows:
+                row.section = name
+            rows += section_rows
         except Exception:  # a section that cannot run is reported, the others still run
             errors[name] = traceback.format_exc()
             log('  FAILED:\n%s' % errors[name])
@@ -495,6 +527,8 @@ def main() -> int:
             shutil.rmtree(work, ignore_errors=True)
         log('  (%s: %.0f s)' % (name, time.monotonic() - section_start))
     meta['seconds'] = round(time.monotonic() - started, 1)
+    if args.merge:
+        rows, meta = merge_previous(rows, meta, sections)
     log('\n' + format_table(rows))
     log('\n%d rows, %d targets met, total %.0f s' % (len(rows), sum(r.met for r in rows), meta['seconds']))
     if not args.no_write:
