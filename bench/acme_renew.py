@@ -4,7 +4,10 @@ test zone): cert_renew's ACME issuer (one ansible-playbook, a loop of N cert_ren
 same port). Both renew every certificate (``force: true`` / ``--force-renewal``); both validate for
 real (pebble connects back to the HTTP-01 responder). The first issuance of both is not timed.
 
-    .venv/bin/python bench/acme_renew.py [--count 50] [--certbot /path/to/certbot]
+    .venv/bin/python bench/acme_renew.py [--count 50] [--certbot /path/to/certbot] [--runs 1] [--max-rounds 3]
+
+The two renewals alternate in bench/common.compare (at least --runs rounds, more until the paired ratio's
+spread is under 10 % or --max-rounds; the load average printed with every run).
 
 certbot is looked up as ``--certbot``, then ``$CERTBOT``, then ``bench/.certbot-venv/bin/certbot``;
 when it is missing, the script creates that venv and installs the pinned certbot from PyPI (the same
@@ -25,6 +28,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import Side, Target, compare, format_table, load_average  # noqa: E402
 
 from tests.harness.acme import DNSServer, Pebble  # noqa: E402
 
@@ -104,6 +110,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--count', type=int, default=50)
     parser.add_argument('--certbot')
+    parser.add_argument('--runs', type=int, default=1, help='rounds at least (more until the spread is < 10 %%)')
+    parser.add_argument('--max-rounds', type=int, default=3)
     args = parser.parse_args()
     certbot = find_certbot(args.certbot)
     work = Path(tempfile.mkdtemp(prefix='acme-bench-'))
@@ -111,19 +119,29 @@ def main() -> None:
     try:
         with DNSServer(work / 'dns') as dns, Pebble(work / 'pebble', dns=dns) as ca:
             ours(work, ca, names, force=False)  # first issuance, not timed
-            our_wall = ours(work, ca, names, force=True)
-            print('ours (ansible-playbook, %d x cert_renew acme, HTTP-01 listener): %.1f s, %.2f s per certificate'
-                  % (args.count, our_wall, our_wall / args.count))
-            idle = ours(work, ca, names, force=False)
-            print('ours, nothing due (no CA contact): %.1f s' % idle)
+            mine = Side(label='ours: ansible-playbook, %d x cert_renew acme' % args.count,
+                        command=lambda: ours(work, ca, names, force=True))
             if certbot:
                 version = subprocess.run([certbot, '--version'], capture_output=True, text=True,
                                          check=False).stdout.strip()
                 certbot_issue(certbot, work, ca, names)  # first issuance, not timed
-                cb_wall = certbot_renew(certbot, work, ca)
+                theirs = Side(label='%s renew --force-renewal' % version,
+                              command=lambda: certbot_renew(certbot, work, ca))
+                rows = compare('ACME renewal of %d certificates' % args.count, mine, [theirs], [Target(1.0)],
+                               runs=args.runs, max_rounds=args.max_rounds)
+                print(format_table(rows))
+                row = rows[0]
+                print('ours (ansible-playbook, %d x cert_renew acme, HTTP-01 listener): %.1f s, %.2f s per certificate'
+                      % (args.count, row.ours['wall_s'], row.ours['wall_s'] / args.count))
                 print('%s renew --force-renewal (standalone HTTP-01): %.1f s, %.2f s per certificate'
-                      % (version, cb_wall, cb_wall / args.count))
-                print('ratio ours / certbot: %.2f' % (our_wall / cb_wall))
+                      % (version, row.raw['wall_s'], row.raw['wall_s'] / args.count))
+                print('ratio ours / certbot: %.2f' % row.ratio_wall)
+            else:
+                our_wall = ours(work, ca, names, force=True)
+                print('ours (ansible-playbook, %d x cert_renew acme, HTTP-01 listener): %.1f s, %.2f s per certificate '
+                      '(load %.2f)' % (args.count, our_wall, our_wall / args.count, load_average()))
+            idle = ours(work, ca, names, force=False)
+            print('ours, nothing due (no CA contact): %.1f s (load %.2f)' % (idle, load_average()))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

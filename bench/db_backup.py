@@ -15,8 +15,11 @@ and for a base backup: db_backup kind=base (pg_basebackup -Ft -X fetch --compres
 a staging directory, hashed while written, backup_manifest appended as a zstd skippable frame) next to
 ``pg_basebackup -Ft -X fetch --compress=server-zstd:workers=2``.
 
-Prints wall time, artifact size and peak RSS (of the module's own Python process, and of the largest
-process in each raw pipeline) with ratios. Asserts nothing. ``make_md5_table`` is importable so other
+The sides alternate in bench/common.compare (at least --rounds rounds, more until every paired ratio's spread
+is under 10 % or --max-rounds; the load average printed with every run). db_backup's figure is the time
+``run_backup`` took in its process (bench/reported.py; Python's start-up excluded, as before); the raw sides
+are timed start to exit. Prints wall time, artifact size and peak RSS (of the module's own Python process,
+and of each raw pipeline's process tree) with ratios. Asserts nothing. ``make_md5_table`` is importable so other
 benchmarks can build the same data set.
 """
 
@@ -26,6 +29,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,6 +39,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / 'build'))
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import Side, Target, clear, compare, format_table, path_size  # noqa: E402
+from reported import reported  # noqa: E402
 
 from tests.harness.servers import PostgresServer  # noqa: E402
 
@@ -68,17 +76,6 @@ def make_md5_table(server: PostgresServer, database: str, megabytes: int) -> int
     return int(server.sql("SELECT pg_total_relation_size('events')", database=database)[0][0])
 
 
-def run_timed(argv, env, shell=False):
-    """(seconds, peak RSS in KiB of the largest process) for a command (a shell pipeline when shell)."""
-    t0 = time.monotonic()
-    proc = subprocess.Popen(argv, env=env, shell=shell, executable='/bin/bash' if shell else None)
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.monotonic() - t0
-    if status != 0:
-        raise SystemExit('command failed: %s' % argv)
-    return elapsed, usage.ru_maxrss
-
-
 def module_run(server, database, dest, kind):
     script = MODULE_RUN % dict(build=str(REPO / 'build'), host=server.host, port=server.port, user=server.user,
                                kind=kind, dest=dest, database=database)
@@ -90,8 +87,22 @@ def module_run(server, database, dest, kind):
     return data
 
 
-def fmt(seconds, size, rss_kb):
-    return '%7.1f s %9.1f MB %8.1f MB' % (seconds, size / 1e6, rss_kb / 1024.0)
+def module_side(label: str, server, database, dest: str, kind: str, own_rss: list) -> Side:
+    """db_backup's code in its own process; its wall is run_backup's own time, its artifact the output."""
+    side = Side(label=label, command=lambda: None, output=lambda: path_size(dest), after=lambda: clear(dest))
+    times = reported(side)
+
+    def run() -> None:
+        data = module_run(server, database, dest, kind)
+        times.append(data['seconds'])
+        own_rss.append(data['self_rss_kb'] / 1024.0)
+
+    side.command = run
+    return side
+
+
+def raw_side(label: str, command, env, out: str) -> Side:
+    return Side(label=label, command=command, env=env, output=lambda: path_size(out), after=lambda: clear(out))
 
 
 def main():
@@ -99,6 +110,8 @@ def main():
     parser.add_argument('--mb', type=int, default=700)
     parser.add_argument('--tmp-root', default=None)
     parser.add_argument('--skip-base', action='store_true')
+    parser.add_argument('--rounds', type=int, default=1, help='rounds at least (more until the spread is < 10 %%)')
+    parser.add_argument('--max-rounds', type=int, default=5)
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix='opsready-bench-', dir=args.tmp_root)
     with PostgresServer(tmp_root=args.tmp_root) as server:
@@ -108,44 +121,35 @@ def main():
         print('data: %.0f MB table of md5 text, generated in %.0f s' % (table / 1e6, time.monotonic() - t0))
         env = server.dsn_env(database='bench')
         pg_dump = server.bin('pg_dump')
-        results = []
         dest = os.path.join(work, 'catalog')
-        mod = module_run(server, 'bench', dest, 'full')
-        results.append(('db_backup (pg_dump -Fc -Z0 -> zstd T2 + sha256)', mod['seconds'], mod['size'],
-                        mod['self_rss_kb']))
-        out = os.path.join(work, 'raw.dump')
-        sec, rss = run_timed([pg_dump, '-Fc', '-f', out], env)
-        results.append(('raw pg_dump -Fc (gzip)', sec, os.path.getsize(out), rss))
-        os.unlink(out)
-        out = os.path.join(work, 'raw.dump.zst')
-        sec, rss = run_timed('set -o pipefail; %s -Fc -Z0 | zstd -q -T2 -3 > %s' % (pg_dump, out), env, shell=True)
-        results.append(('raw pg_dump -Fc -Z0 | zstd -T2', sec, os.path.getsize(out), rss))
-        os.unlink(out)
-        out = os.path.join(work, 'raw.sql.zst')
-        sec, rss = run_timed('set -o pipefail; %s | zstd -q -T2 -3 > %s' % (pg_dump, out), env, shell=True)
-        results.append(('raw pg_dump | zstd -T2 (plain)', sec, os.path.getsize(out), rss))
-        os.unlink(out)
-        print('\nlogical dump of %.0f MB%s' % (table / 1e6, ''))
-        print('%-50s %9s %12s %11s   %s' % ('', 'wall', 'size', 'peak RSS', 'ratio wall / size vs fastest raw'))
-        fastest = min(results[1:], key=lambda r: r[1])
-        for name, sec, size, rss in results:
-            print('%-50s %s   %.2fx / %.2fx' % (name, fmt(sec, size, rss), sec / fastest[1], size / fastest[2]))
-        print('(db_backup RSS is its own Python process; raw RSS is the largest process of the pipeline; '
-              'db_backup wall incl. manifest, without verify)')
-        shutil.rmtree(dest, ignore_errors=True)
+        own_rss: list = []
+        ours = module_side('db_backup (pg_dump -Fc -Z0 -> zstd T2 + sha256)', server, 'bench', dest, 'full', own_rss)
+        raws = [raw_side('raw pg_dump -Fc (gzip)', [pg_dump, '-Fc', '-f', os.path.join(work, 'raw.dump')], env,
+                         os.path.join(work, 'raw.dump')),
+                raw_side('raw pg_dump -Fc -Z0 | zstd -T2', '%s -Fc -Z0 | zstd -q -T2 -3 > %s' % (
+                    pg_dump, os.path.join(work, 'raw.dump.zst')), env, os.path.join(work, 'raw.dump.zst')),
+                raw_side('raw pg_dump | zstd -T2 (plain)', '%s | zstd -q -T2 -3 > %s' % (
+                    pg_dump, os.path.join(work, 'raw.sql.zst')), env, os.path.join(work, 'raw.sql.zst'))]
+        rows = compare('PostgreSQL logical backup (%.0f MB table)' % (table / 1e6), ours, raws,
+                       [Target(1.15), Target(1.05), Target(1.05)], runs=args.rounds,
+                       max_rounds=args.max_rounds)
+        print('\nlogical dump of %.0f MB' % (table / 1e6))
+        print(format_table(rows))
+        print('db_backup own peak RSS (its Python process, VmHWM): median %.1f MB; raw RSS is the pipeline\'s '
+              'process tree; db_backup wall is run_backup inside its process, incl. manifest, without verify'
+              % statistics.median(own_rss))
         if not args.skip_base:
-            base = []
-            mod = module_run(server, None, dest, 'base')
-            base.append(('db_backup kind=base (server-zstd + sha256)', mod['seconds'], mod['size'],
-                         mod['self_rss_kb']))
+            own_rss = []
+            base = module_side('db_backup kind=base (server-zstd + sha256)', server, None, dest, 'base', own_rss)
             out = os.path.join(work, 'rawbase')
-            sec, rss = run_timed([server.bin('pg_basebackup'), '-D', out, '-Ft', '-X', 'fetch', '--checkpoint=fast',
-                                  '--compress=server-zstd:workers=2'], server.dsn_env())
-            size = sum(os.path.getsize(os.path.join(out, f)) for f in os.listdir(out))
-            base.append(('raw pg_basebackup --compress=server-zstd:workers=2', sec, size, rss))
+            raw = raw_side('raw pg_basebackup --compress=server-zstd:workers=2',
+                           [server.bin('pg_basebackup'), '-D', out, '-Ft', '-X', 'fetch', '--checkpoint=fast',
+                            '--compress=server-zstd:workers=2'], server.dsn_env(), out)
+            rows = compare('PostgreSQL base backup', base, [raw], [Target(1.05)], runs=args.rounds,
+                           max_rounds=args.max_rounds)
             print('\nbase backup')
-            for name, sec, size, rss in base:
-                print('%-50s %s   %.2fx / %.2fx' % (name, fmt(sec, size, rss), sec / base[1][1], size / base[1][2]))
+            print(format_table(rows))
+            print('db_backup kind=base own peak RSS: median %.1f MB' % statistics.median(own_rss))
     shutil.rmtree(work, ignore_errors=True)
 
 

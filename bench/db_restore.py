@@ -12,12 +12,17 @@ custom format, pg_dump -j directory format). Then, alternately, the same backup 
   into a fresh database (custom format), or ``pg_restore -j N`` on the directory; then ANALYZE (ours
   runs it, so the raw side does too; printed separately).
 
-Prints wall times and the ratio db_restore / raw (target: within 1.05x). Asserts nothing.
+The sides alternate in bench/common.compare: at least --runs rounds, more until the paired ratio's spread is
+under 10 % or --max-rounds, the load average printed with every run. The wall of both sides includes ANALYZE
+(the target row); the restore without it is printed next to it. Creating the raw side's empty database and
+dropping the restored ones is not timed. Prints wall times and the ratio db_restore / raw (target: within
+1.05x). Asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import shutil
 import statistics
@@ -30,6 +35,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / 'build'))
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import Side, Target, compare, format_table  # noqa: E402
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import run_backup  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions  # noqa: E402
@@ -59,7 +67,7 @@ def fill(server: PostgresServer, database: str, megabytes: int) -> None:
 
 
 def raw_restore(server: PostgresServer, manifest: dict, target: str, jobs: int, tmp: str) -> tuple:
-    server.create_database(target)
+    """(seconds without ANALYZE, seconds with it); the empty target database exists already."""
     env = server.dsn_env(database=target)
     start = time.perf_counter()
     path = manifest['path']
@@ -68,7 +76,6 @@ def raw_restore(server: PostgresServer, manifest: dict, target: str, jobs: int, 
         copy = os.path.join(tmp, 'raw.dump')
         subprocess.run(['zstd', '-q', '-d', '-f', '-o', copy, path], check=True)
         path = copy
-        print('    raw zstd -d %.2fs' % (time.perf_counter() - start), flush=True)
     subprocess.run([server.bin('pg_restore'), '--exit-on-error', '-j', str(jobs), '-d', target, path], env=env,
                    check=True, capture_output=True)
     restored = time.perf_counter() - start
@@ -94,7 +101,8 @@ def main() -> None:
     parser.add_argument('--mb', type=int, default=700)
     parser.add_argument('--format', choices=['custom', 'directory'], default='custom')
     parser.add_argument('--jobs', type=int, default=2)
-    parser.add_argument('--runs', type=int, default=2)
+    parser.add_argument('--runs', type=int, default=2, help='rounds at least (more until the spread is < 10 %%)')
+    parser.add_argument('--max-rounds', type=int, default=6)
     parser.add_argument('--tmp-root', default='/var/tmp')
     args = parser.parse_args()
     scratch = tempfile.mkdtemp(prefix='opsready-bench-restore-', dir=args.tmp_root)
@@ -113,34 +121,44 @@ def main() -> None:
             manifest = run_backup(get_engine('postgresql', conn), opts, verify=False)['manifest']
             print('backup (%s, %s) %.1f MB in %.1fs' % (args.format, manifest['compression'],
                                                         manifest['size'] / 1e6, time.perf_counter() - t0))
-            times = {'db_restore': [], 'raw': [], 'db_restore+analyze': [], 'raw+analyze': []}
-            for run in range(args.runs):
-                # alternate the order so caches favour neither side
-                order = ('ours', 'raw') if run % 2 == 0 else ('raw', 'ours')
-                for side in order:
-                    target = 'r_%s_%d' % (side, run)
-                    if side == 'ours':
-                        restored, total, phases = ours(server, dest, 'bench', target, args.jobs, scratch)
-                        times['db_restore'].append(restored)
-                        times['db_restore+analyze'].append(total)
-                        print('  run %d db_restore %.2fs load %.1f (phases %s)'
-                              % (run, total, os.getloadavg()[0], phases))
-                    else:
-                        restored, total = raw_restore(server, manifest, target, args.jobs, scratch)
-                        times['raw'].append(restored)
-                        times['raw+analyze'].append(total)
-                        print('  run %d raw        %.2fs load %.1f (restore %.2fs, ANALYZE %.2fs)'
-                              % (run, total, os.getloadavg()[0], restored, total - restored))
-                    server.drop_database(target)
-            med = {k: statistics.median(v) for k, v in times.items()}
+            times = {'db_restore': [], 'raw': []}
+            names = ('r_%d' % n for n in itertools.count())
+            current = {}
+
+            def ours_run():
+                restored, total, phases = ours(server, dest, 'bench', current['ours'], args.jobs, scratch)
+                times['db_restore'].append(restored)
+                print('    db_restore %.2fs (phases %s)' % (total, phases))
+
+            def raw_run():
+                restored, total = raw_restore(server, manifest, current['raw'], args.jobs, scratch)
+                times['raw'].append(restored)
+                print('    raw        %.2fs (restore %.2fs, ANALYZE %.2fs)' % (total, restored, total - restored))
+
+            def name_for(side, create=False):
+                def before():
+                    current[side] = next(names)
+                    if create:
+                        server.create_database(current[side])
+                return before
+
+            mine = Side(label='db_restore (run_restore, pg_restore -j %d, ANALYZE)' % args.jobs, command=ours_run,
+                        before=name_for('ours'), after=lambda: server.drop_database(current['ours']))
+            theirs = Side(label='raw decompress + pg_restore -j %d + ANALYZE' % args.jobs, command=raw_run,
+                          before=name_for('raw', create=True), after=lambda: server.drop_database(current['raw']))
+            rows = compare('PostgreSQL restore (%s, %d MB)' % (args.format, args.mb), mine, [theirs], [Target(1.05)],
+                           runs=args.runs, max_rounds=args.max_rounds)
             print()
-            print('%-34s %8s' % ('median of %d runs' % args.runs, 'seconds'))
-            print('%-34s %8.2f' % ('raw (decompress + pg_restore -j %d)' % args.jobs, med['raw']))
-            print('%-34s %8.2f' % ('db_restore (without ANALYZE)', med['db_restore']))
-            print('%-34s %8.2f' % ('raw + ANALYZE', med['raw+analyze']))
-            print('%-34s %8.2f' % ('db_restore (as run)', med['db_restore+analyze']))
+            print(format_table(rows))
+            row = rows[0]
+            restore_only = statistics.median(times['db_restore']) / statistics.median(times['raw'])
+            print('%-34s %8s' % ('median of %d rounds' % row.runs, 'seconds'))
+            print('%-34s %8.2f' % ('raw (decompress + pg_restore -j %d)' % args.jobs, statistics.median(times['raw'])))
+            print('%-34s %8.2f' % ('db_restore (without ANALYZE)', statistics.median(times['db_restore'])))
+            print('%-34s %8.2f' % ('raw + ANALYZE', row.raw['wall_s']))
+            print('%-34s %8.2f' % ('db_restore (as run)', row.ours['wall_s']))
             print('ratio db_restore / raw: %.2fx (restore only), %.2fx (both with ANALYZE); target <= 1.05x'
-                  % (med['db_restore'] / med['raw'], med['db_restore+analyze'] / med['raw+analyze']))
+                  % (restore_only, row.ratio_wall))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

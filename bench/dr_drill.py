@@ -14,7 +14,9 @@ db_backup's code (online backup API, zstd). Then, alternately, the same backup i
   ``sqlite3 file 'PRAGMA integrity_check'``, the smoke query with ``sqlite3``, ``rm``.
 
 With --playbook it also runs playbooks/dr_drill.yml once and prints the RTO the report measured (Ansible's
-per-task overhead included). Prints wall times and the ratio drill / raw. Asserts nothing.
+per-task overhead included). The three sides alternate in bench/common.compare (at least --rounds rounds, more
+until the paired ratios' spread is under 10 % or --max-rounds; the load average printed with every run; the
+clean-up after each run is not timed). Prints wall times and the ratio drill / raw. Asserts nothing.
 """
 
 from __future__ import annotations
@@ -23,16 +25,17 @@ import argparse
 import os
 import shutil
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / 'build'))
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import Side, Target, compare, format_table  # noqa: E402
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import run_backup, verify_one  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import (  # noqa: E402
@@ -64,8 +67,8 @@ def make_db(path: Path, megabytes: int) -> None:
     print('database %s: %.0f MB, %d rows' % (path, path.stat().st_size / 1e6, rows))
 
 
-def drill_code(src: Path, artifact_id: str, source: Path, scratch: Path, verify_pass: bool = False) -> float:
-    started = time.monotonic()
+def drill_code(src: Path, artifact_id: str, source: Path, scratch: Path, verify_pass: bool = False) -> None:
+    """The drill's timed part: restore into ``scratch``, integrity, smoke (``drop_scratch`` cleans up)."""
     if verify_pass:  # the role before issue 18: backup_verify first, then the restore verified the checksums again
         entry = read_manifest(manifest_path_for(str(src / artifact_id)))
         outcome = verify_one(entry, record=False)
@@ -76,14 +79,14 @@ def drill_code(src: Path, artifact_id: str, source: Path, scratch: Path, verify_
     client = SQLiteClient(ConnectionParams())
     assert steps.integrity(client, str(scratch))['ok']
     assert steps.smoke(client, str(scratch), [{'sql': SMOKE, 'expect': {'value_at_least': 1}}])['ok']
-    elapsed = time.monotonic() - started
+
+
+def drop_scratch(src: Path, scratch: Path) -> None:
     run_restore(RestoreRequest(engine='sqlite', src=str(src), database=str(scratch), state='absent'),
                 ConnectionParams())
-    return elapsed
 
 
-def raw(artifact: Path, scratch: Path) -> float:
-    started = time.monotonic()
+def raw(artifact: Path, scratch: Path) -> None:
     subprocess.run(['sha256sum', str(artifact)], check=True, capture_output=True)
     with open(scratch, 'wb') as out:
         subprocess.run(['zstd', '-dc', str(artifact)], check=True, stdout=out)
@@ -91,15 +94,13 @@ def raw(artifact: Path, scratch: Path) -> float:
                            text=True)
     assert check.stdout.strip() == 'ok'
     subprocess.run(['sqlite3', str(scratch), SMOKE], check=True, capture_output=True)
-    elapsed = time.monotonic() - started
-    scratch.unlink()
-    return elapsed
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument('--mb', type=int, default=200)
-    parser.add_argument('--rounds', type=int, default=3)
+    parser.add_argument('--rounds', type=int, default=3, help='rounds at least (more until the spread is < 10 %%)')
+    parser.add_argument('--max-rounds', type=int, default=8)
     parser.add_argument('--playbook', action='store_true')
     args = parser.parse_args()
     for tool in ('zstd', 'sqlite3', 'sha256sum'):
@@ -114,18 +115,25 @@ def main() -> None:
                               verify=False)['manifest']
         artifact = Path(manifest['path'])
         print('backup %s: %.0f MB' % (artifact.name, artifact.stat().st_size / 1e6))
-        ours, before, theirs = [], [], []
-        for dummy in range(args.rounds):
-            ours.append(drill_code(src, artifact.name, source, scratch))
-            before.append(drill_code(src, artifact.name, source, scratch, verify_pass=True))
-            theirs.append(raw(artifact, scratch))
-        a, old, b = statistics.median(ours), statistics.median(before), statistics.median(theirs)
+        ours = Side(label='drill code (restore+check, one verification)',
+                    command=lambda: drill_code(src, artifact.name, source, scratch),
+                    after=lambda: drop_scratch(src, scratch))
+        before = Side(label='drill code before (backup_verify pass first)',
+                      command=lambda: drill_code(src, artifact.name, source, scratch, verify_pass=True),
+                      after=lambda: drop_scratch(src, scratch))
+        by_hand = Side(label='raw (sha256sum+zstd+sqlite3)', command=lambda: raw(artifact, scratch),
+                       after=lambda: scratch.unlink())
+        rows = compare('SQLite DR drill (%d MB)' % args.mb, ours, [by_hand, before], [Target(1.15), Target(1.0)],
+                       runs=args.rounds, max_rounds=args.max_rounds,
+                       notes=['the drill also checks foreign keys', 'RTO now / before issue 18'])
+        print(format_table(rows))
+        a, b, old = rows[0].ours['wall_s'], rows[0].raw['wall_s'], rows[1].raw['wall_s']
         print('%-44s %8s' % ('', 'median s'))
         print('%-44s %8.2f' % ('drill code (restore+check, one verification)', a))
         print('%-44s %8.2f' % ('drill code before (backup_verify pass first)', old))
         print('%-44s %8.2f' % ('raw (sha256sum+zstd+sqlite3)', b))
         print('RTO now / before: %.2fx; ratio drill / raw: %.2fx (the drill also checks foreign keys)'
-              % (a / old, a / b))
+              % (rows[1].ratio_wall, rows[0].ratio_wall))
         if args.playbook:
             from tests.harness.playbook import run_playbook
             result = run_playbook('playbooks/dr_drill.yml', extravars={

@@ -15,7 +15,10 @@ A throw-away PostgreSQL 15 (tests/harness) archives its WAL with the collection'
   restore_command by hand, ``pg_ctl start``, poll ``pg_is_in_recovery()`` until promoted, ``pg_amcheck
   --heapallindexed``, the smoke query with ``psql`` (the same stop line as the drill's RTO).
 
-Prints the medians and the ratios drill / raw. Asserts nothing.
+The three sides alternate in bench/common.compare (at least --rounds rounds, more until the paired ratios'
+spread is under 10 % or --max-rounds; the load average printed with every run). Each side's figure is the
+time it measures itself (bench/reported.py): the report's RTO for the playbook, start to smoke query for the
+others; clean-up is outside. Prints the medians and the ratios drill / raw. Asserts nothing.
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ import json
 import os
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,6 +37,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / 'build'))
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import Side, Target, compare, format_table, paired_ratios, relative_spread  # noqa: E402
+from reported import reported  # noqa: E402
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import run_backup  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.drill import steps  # noqa: E402
@@ -151,7 +157,8 @@ def raw(work: Path, server: PostgresServer, dest: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument('--rounds', type=int, default=1)
+    parser.add_argument('--rounds', type=int, default=1, help='rounds at least (more until the spread is < 10 %%)')
+    parser.add_argument('--max-rounds', type=int, default=3)
     args = parser.parse_args()
     megabytes = int(os.environ.get('OPSREADY_BENCH_PITR_MB', '16'))
     work = Path(tempfile.mkdtemp(prefix='opsready-bench-pitr-'))
@@ -179,12 +186,21 @@ def main() -> None:
         segments = len(list(dest.glob('*-wal-*.manifest.json')))
         print('data %d MB before the base backup + %d MB after it (%d WAL segments archived)'
               % (megabytes, megabytes, segments))
-        playbook, code, by_hand = [], [], []
-        for dummy in range(args.rounds):
-            playbook.append(drill_playbook(work, server, dest))
-            code.append(drill_code(work, server, dest))
-            by_hand.append(raw(work, server, dest))
-        a, b, c = statistics.median(playbook), statistics.median(code), statistics.median(by_hand)
+        playbook = Side(label='drill RTO (playbook, report)', command=lambda: None)
+        code = Side(label='drill code (db_restore datadir + checks)', command=lambda: None)
+        by_hand = Side(label='raw (tar + gunzip WAL + pg_ctl + checks)', command=lambda: None)
+        for side, run in ((playbook, drill_playbook), (code, drill_code), (by_hand, raw)):
+            times = reported(side)
+            side.command = (lambda run=run, times=times: times.append(run(work, server, dest)))
+        rows = compare('PostgreSQL PITR drill (%d MB + %d MB)' % (megabytes, megabytes), playbook, [by_hand, code],
+                       [Target(1.20), Target(1.50)], runs=args.rounds, max_rounds=args.max_rounds,
+                       notes=['report RTO vs the raw steps', 'Ansible overhead: playbook vs drill code'])
+        print(format_table(rows))
+        a, b, c = rows[0].ours['wall_s'], rows[1].raw['wall_s'], rows[0].raw['wall_s']
+        # code vs raw from the same rounds (each round ran all three back to back)
+        spread = relative_spread(paired_ratios(rows[1].raw_walls, rows[0].raw_walls))
+        print('drill code / raw: %.2fx, paired spread %s over %d rounds'
+              % (b / c, '-' if spread is None else '%.0f %%' % (spread * 100), rows[0].runs))
         print('%-58s %8s' % ('', 'median s'))
         print('%-58s %8.2f' % ('drill RTO (playbook, report; Ansible overhead included)', a))
         print('%-58s %8.2f' % ('drill code (db_restore datadir + pg_amcheck + smoke)', b))

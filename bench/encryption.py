@@ -8,7 +8,9 @@
    SQL-like text of ``--mb`` MB. Target: encryption costs at most 15 % of wall time.
 2. ``--s3``: backup_copy's upload of the encrypted artifact to a moto server on loopback (the test
    harness's), against boto3's plain ``upload_file`` of the same file.
-No timed assertions: numbers are printed, ratios against the raw tools.
+The sides alternate in bench/common.compare (at least --runs rounds, more until each paired ratio's spread
+is under 10 % or --max-rounds; the load average printed with every run). No timed assertions: numbers are
+printed, ratios against the raw tools.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / 'build'))
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import Side, Target, compare, format_table, path_size  # noqa: E402
 
 from ansible_collections.opsready.operations.plugins.module_utils.common import encryption  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import ArtifactWriter  # noqa: E402
@@ -57,12 +62,18 @@ def write_path(src: Path, out: Path, recipients):
     return run
 
 
+def side(label: str, command, out: Path) -> Side:
+    return Side(label=label, command=command, output=lambda: path_size(out), after=lambda: out.unlink(missing_ok=True))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument('--mb', type=int, default=700)
     parser.add_argument('--input')
     parser.add_argument('--s3', action='store_true')
     parser.add_argument('--tmp-root', default='/var/tmp')
+    parser.add_argument('--runs', type=int, default=3, help='rounds at least (more until the spread is < 10 %%)')
+    parser.add_argument('--max-rounds', type=int, default=8)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix='opsready-bench-enc-', dir=args.tmp_root))
     try:
@@ -73,35 +84,46 @@ def main() -> None:
         secret = encryption.generate_identity()
         recipient = encryption.parse_identities(secret)[0].recipient
         subprocess.run(['cat', str(src)], stdout=subprocess.DEVNULL, check=True)  # warm the page cache
-        plain = timed(write_path(src, work / 'a.zst', None))
-        enc = timed(write_path(src, work / 'a.zst.age', [recipient]))
-        raw_zstd = timed(lambda: subprocess.run('zstd -q -3 -T0 -c %s > %s' % (src, work / 'raw.zst'), shell=True,
-                                                check=True))
-        raw_age = timed(lambda: subprocess.run('zstd -q -3 -T0 -c %s | age -r %s > %s' % (
-            src, recipient, work / 'raw.zst.age'), shell=True, check=True))
-        stored_mb = (work / 'a.zst.age').stat().st_size / 1e6
-        print('input %.0f MB, compressed+encrypted %.0f MB, %d CPUs' % (size_mb, stored_mb, os.cpu_count() or 0))
-        print('%-44s %8s %10s' % ('', 'seconds', 'MB/s in'))
-        for label, seconds in (('ArtifactWriter zstd + sha256', plain), ('ArtifactWriter zstd + age + sha256', enc),
-                               ('raw: zstd -T0', raw_zstd), ('raw: zstd -T0 | age', raw_age)):
-            print('%-44s %8.2f %10.0f' % (label, seconds, size_mb / seconds))
+        print('input %.0f MB, %d CPUs' % (size_mb, os.cpu_count() or 0))
+        plain = side('ArtifactWriter zstd + sha256', write_path(src, work / 'a.zst', None), work / 'a.zst')
+        enc = side('ArtifactWriter zstd + age + sha256', write_path(src, work / 'a.zst.age', [recipient]),
+                   work / 'a.zst.age')
+        raw_zstd = side('raw: zstd -T0', 'zstd -q -3 -T0 -c %s > %s' % (src, work / 'raw.zst'), work / 'raw.zst')
+        raw_age = side('raw: zstd -T0 | age', 'zstd -q -3 -T0 -c %s | age -r %s > %s' % (
+            src, recipient, work / 'raw.zst.age'), work / 'raw.zst.age')
+        rows = compare('encrypted write path', enc, [plain, raw_age], [Target(1.15), Target(1.05)], runs=args.runs,
+                       max_rounds=args.max_rounds, notes=['encryption overhead, ours (target <= 15 %)',
+                                                          'ours encrypted vs the raw encrypted pipeline'])
+        rows += compare('unencrypted write path', plain, [raw_zstd], [Target(1.05)], runs=args.runs,
+                        max_rounds=args.max_rounds)
+        print(format_table(rows))
+        by_raw = {row.raw_label: row for row in rows}
+        raw_overhead = by_raw['raw: zstd -T0 | age'].raw['wall_s'] / by_raw['raw: zstd -T0'].raw['wall_s']
         print('encryption overhead, ours: %+.1f %% (target <= 15 %%); raw tools: %+.1f %%'
-              % ((enc / plain - 1) * 100, (raw_age / raw_zstd - 1) * 100))
-        print('ratio ours/raw: plain %.2f, encrypted %.2f' % (plain / raw_zstd, enc / raw_age))
+              % ((rows[0].ratio_wall - 1) * 100, (raw_overhead - 1) * 100))
+        print('ratio ours/raw: plain %.2f, encrypted %.2f' % (rows[2].ratio_wall, rows[1].ratio_wall))
         if args.s3:
             from tests.harness.s3 import S3Server
             from ansible_collections.opsready.operations.plugins.module_utils.offsite.stores import S3Store
+            write_path(src, work / 'a.zst.age', [recipient])()
+            stored_mb = (work / 'a.zst.age').stat().st_size / 1e6
             with S3Server() as s3:
                 s3.client().create_bucket(Bucket='bench')
                 store = S3Store('bench', 'p', endpoint_url=s3.endpoint_url, access_key=s3.access_key,
                                 secret_key=s3.secret_key, region=s3.region)
                 artifact = str(work / 'a.zst.age')
-                ours = timed(lambda: store.upload(artifact, 'a.zst.age'))
+                ours = Side(label='backup_copy upload', command=lambda: store.upload(artifact, 'a.zst.age'))
+                raw = Side(label='boto3 upload_file',
+                           command=lambda: s3.client().upload_file(artifact, 'bench', 'raw/a.zst.age'))
+                s3_rows = compare('S3 upload of %.0f MB (moto on loopback)' % stored_mb, ours, [raw], [Target(1.10)],
+                                  runs=args.runs, max_rounds=args.max_rounds)
+                print(format_table(s3_rows))
                 readback = timed(lambda: store.sha256('a.zst.age'))
-                raw = timed(lambda: s3.client().upload_file(artifact, 'bench', 'raw/a.zst.age'))
-                print('S3 upload (moto on loopback) of %.0f MB: backup_copy %.2f s (%.0f MB/s), boto3 upload_file '
-                      '%.2f s (%.0f MB/s), ratio %.2f; verify=full read-back %.2f s'
-                      % (stored_mb, ours, stored_mb / ours, raw, stored_mb / raw, ours / raw, readback))
+                row = s3_rows[0]
+                print('S3 upload of %.0f MB: backup_copy %.2f s (%.0f MB/s), boto3 upload_file %.2f s (%.0f MB/s), '
+                      'ratio %.2f; verify=full read-back %.2f s'
+                      % (stored_mb, row.ours['wall_s'], stored_mb / row.ours['wall_s'], row.raw['wall_s'],
+                         stored_mb / row.raw['wall_s'], row.ratio_wall, readback))
     finally:
         subprocess.run(['rm', '-rf', str(work)], check=False)
 

@@ -3,9 +3,11 @@
     .venv/bin/python bench/log_rotate.py [--files 1000] [--mb 1] [--compression zstd|gzip]
 
 Both sides rotate the same freshly written files (create mode, rotate 5, compress) in a scratch
-directory; logrotate compresses with the same tool (zstd -3 or gzip -6) through its compresscmd.
-Prints wall times and the ratio log_rotate / logrotate (below 1.0 is faster). log_rotate runs through
-its module_utils (what the module executes, without Ansible's start-up cost, printed separately).
+directory (rewritten before every run, not timed); logrotate compresses with the same tool (zstd -3 or
+gzip -6) through its compresscmd. log_rotate runs through its module_utils (what the module executes,
+without Ansible's start-up cost, printed separately). The sides alternate in bench/common.compare: at
+least --rounds rounds, more until the paired ratio's spread is under 10 % or --max-rounds, the load
+average printed with every run. Prints the medians and the ratio log_rotate / logrotate (target <= 1.0).
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,6 +22,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / 'build'))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import Side, Target, compare, format_table  # noqa: E402
 
 from ansible_collections.opsready.operations.plugins.module_utils.logrotate.plan import Policy  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.logrotate.rotate import Rotation  # noqa: E402
@@ -45,15 +49,28 @@ def run_opsready(directory: Path, state: Path, compression: str) -> float:
     return elapsed
 
 
-def run_logrotate(directory: Path, state: Path, compression: str) -> float:
+def logrotate_conf(directory: Path, compression: str) -> Path:
     conf = directory.parent / 'logrotate.conf'
     comp = ('compresscmd /usr/bin/zstd\n    compressoptions -3 -q\n    compressext .zst\n'
             if compression == 'zstd' else 'compressoptions -6\n')
     conf.write_text('%s/*.log {\n    rotate 5\n    create\n    compress\n    %s    missingok\n}\n'
                     % (directory, comp))
-    start = time.perf_counter()
-    subprocess.run(['/usr/sbin/logrotate', '-f', '-s', str(state), str(conf)], check=True)
-    return time.perf_counter() - start
+    return conf
+
+
+def side(label: str, work: Path, files: int, size: int, command) -> Side:
+    """A side rotating ``files`` fresh files under ``work``/log each run (written before, checked after)."""
+
+    def before() -> None:
+        shutil.rmtree(work, ignore_errors=True)
+        make_files(work / 'log', files, size)
+
+    def after() -> None:
+        produced = sorted(os.listdir(work / 'log'))
+        assert len(produced) == 2 * files, produced[:4]
+        shutil.rmtree(work)
+
+    return Side(label=label, command=command, before=before, after=after)
 
 
 def main() -> None:
@@ -61,27 +78,26 @@ def main() -> None:
     parser.add_argument('--files', type=int, default=1000)
     parser.add_argument('--mb', type=float, default=1.0)
     parser.add_argument('--compression', choices=['zstd', 'gzip'], default='zstd')
-    parser.add_argument('--rounds', type=int, default=3)
+    parser.add_argument('--rounds', type=int, default=3, help='rounds at least (more until the spread is < 10 %%)')
+    parser.add_argument('--max-rounds', type=int, default=8)
     args = parser.parse_args()
     size = int(args.mb * 1024 * 1024)
     root = Path(tempfile.mkdtemp(prefix='opsready-bench-logrotate-'))
     try:
-        ours, theirs = [], []
-        for round_ in range(args.rounds):
-            for name, runner, bucket in (('log_rotate', run_opsready, ours), ('logrotate', run_logrotate, theirs)):
-                work = root / ('%s-%d' % (name, round_))
-                make_files(work / 'log', args.files, size)
-                bucket.append(runner(work / 'log', work / 'state', args.compression))
-                produced = sorted(os.listdir(work / 'log'))
-                assert len(produced) == 2 * args.files, produced[:4]
-                shutil.rmtree(work)
-        best_ours, best_theirs = min(ours), min(theirs)
-        print('%d files x %.1f MB, compression %s, best of %d rounds' % (args.files, args.mb, args.compression,
-                                                                         args.rounds))
-        print('  %-28s %8.2f s   (rounds: %s)' % ('log_rotate (module_utils)', best_ours,
-                                                  ', '.join('%.2f' % t for t in ours)))
-        print('  %-28s %8.2f s   (rounds: %s)' % ('logrotate -f', best_theirs, ', '.join('%.2f' % t for t in theirs)))
-        print('  ratio log_rotate / logrotate: %.2f  (target <= 1.0)' % (best_ours / best_theirs))
+        ours_dir, raw_dir = root / 'log_rotate', root / 'logrotate'
+        ours = side('log_rotate (module_utils)', ours_dir, args.files, size,
+                    lambda: run_opsready(ours_dir / 'log', ours_dir / 'state', args.compression))
+        raw_dir.mkdir()
+        conf = logrotate_conf(raw_dir / 'log', args.compression)
+        # logrotate.conf sits next to the log directory, which every run rewrites: keep it outside
+        conf = conf.rename(root / 'logrotate.conf')
+        raw = side('logrotate -f', raw_dir, args.files, size,
+                   ['/usr/sbin/logrotate', '-f', '-s', str(raw_dir / 'state'), str(conf)])
+        print('%d files x %.1f MB, compression %s' % (args.files, args.mb, args.compression))
+        rows = compare('log rotation (%d files x %.1f MB, %s)' % (args.files, args.mb, args.compression), ours,
+                       [raw], [Target(1.0)], runs=args.rounds, max_rounds=args.max_rounds)
+        print(format_table(rows))
+        print('ratio log_rotate / logrotate (medians): %.2f  (target <= 1.0)' % rows[0].ratio_wall)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
