@@ -89,12 +89,14 @@ def module_run(server, database, dest, kind):
 
 def module_side(label: str, server, database, dest: str, kind: str, own_rss: list) -> Side:
     """db_backup's code in its own process; its wall is run_backup's own time, its artifact the output."""
-    side = Side(label=label, command=lambda: None, output=lambda: path_size(dest), after=lambda: clear(dest))
+    sizes: list = []
+    side = Side(label=label, command=lambda: None, output=lambda: float(sizes[-1]), after=lambda: clear(dest))
     times = reported(side)
 
     def run() -> None:
         data = module_run(server, database, dest, kind)
         times.append(data['seconds'])
+        sizes.append(data['size'])
         own_rss.append(data['self_rss_kb'] / 1024.0)
 
     side.command = run
