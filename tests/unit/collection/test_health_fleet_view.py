@@ -1,6 +1,7 @@
 """The health role's fleet view (roles/health/tasks/fleet.yml) rendered by Ansible's own templar for 500
-synthetic hosts: the rows, the table, the SLO view and the JSON report say what every host's result says.
-The time this takes at scale is measured by bench/fleet_scale.py, not asserted here."""
+synthetic hosts: the rows, the table, the SLO view and the JSON report say what every host's result says,
+and say it exactly as the Jinja loops of the role before the health_fleet_view filter did (fixtures/
+health_fleet_jinja.yml). The time this takes at scale is measured by bench/fleet_scale.py, not asserted here."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ import yaml
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
 
+from ansible_collections.opsready.operations.plugins.filter.health_fleet_view import FilterModule
+
 ROLE = Path(__file__).resolve().parents[3] / 'roles' / 'health'
+JINJA_FLEET = Path(__file__).resolve().parent / 'fixtures' / 'health_fleet_jinja.yml'
 HOSTS = 500
 VERDICTS = ('ok', 'warning', 'critical', 'ok', None)     # None: unreachable, no health_result at all
 
@@ -59,11 +63,19 @@ def fleet_variables() -> dict:
             'health_report_path': '/nonexistent/fleet.json'}
 
 
-def render_fleet_view(variables: dict) -> dict:
+def templar_with_filters(variables: dict) -> Templar:
+    templar = Templar(loader=DataLoader(), variables=variables)
+    for name, function in FilterModule().filters().items():
+        # the collection's filter under its FQCN, without installing Ansible's collection loader in pytest
+        templar.environment.filters['opsready.operations.' + name] = function
+    return templar
+
+
+def render_fleet_view(variables: dict, path: Path = ROLE / 'tasks' / 'fleet.yml') -> dict:
     """Run fleet.yml's templates in order (set_fact results feed the next tasks): {task name: output}, and
     the facts set under 'facts'."""
-    tasks = yaml.safe_load((ROLE / 'tasks' / 'fleet.yml').read_text())
-    templar = Templar(loader=DataLoader(), variables=variables)
+    tasks = yaml.safe_load(path.read_text())
+    templar = templar_with_filters(variables)
     out = {}
     for task in tasks:
         templar.available_variables = variables
@@ -91,7 +103,7 @@ def rendered():
 
 def test_every_host_has_its_row_sorted_by_verdict(rendered):
     variables, out = rendered
-    rows = out['facts']['health_fleet']
+    rows = out['facts']['health_fleet_view']['report']['hosts']
     assert len(rows) == HOSTS
     assert [r['verdict'] for r in rows] == sorted(r['verdict'] for r in rows)
     by_host = {r['host']: r for r in rows}
@@ -130,7 +142,7 @@ def test_table_has_a_line_per_host_with_its_worst_finding(rendered):
 def test_report_json_carries_hosts_verdicts_and_slos(rendered):
     variables, out = rendered
     report = json.loads(out['Write the fleet report'])
-    rows = out['facts']['health_fleet']
+    rows = out['facts']['health_fleet_view']['report']['hosts']
     assert report['hosts'] == rows
     assert report['verdicts'] == [r['verdict'] for r in rows]
     slos = report['slos']
@@ -178,3 +190,80 @@ def test_incident_changes_of_the_batch_one_per_measured_host():
             assert change['note'] == 'health verdict %s: %s' % (verdict, ', '.join(result['conditions']))
         else:
             assert change == {'key': 'health:' + name, 'state': 'resolved', 'note': 'health verdict ' + verdict}
+
+
+def odd_fleet() -> dict:
+    """The 500 hosts plus the shapes a real run gives besides: a failed measurement (no verdict), a skipped
+    SLO step, SLOs without data (None values), services spelled in mixed case, fewer findings than rows."""
+    variables = fleet_variables()
+    hostvars = variables['hostvars']
+    hostvars['h001']['health_result'] = {'failed': True, 'msg': 'psutil missing'}
+    hostvars['h003']['health_slo'] = {'skipped': True, 'changed': False}
+    hostvars['h005']['health_result'] = {'verdict': 'warning', 'findings': [{'check': 'disk', 'message': 'm'}],
+                                         'conditions': [], 'summary': {'warning': '1'}}
+    empty = slo(7, 'Web', 'no_data')
+    empty.update(sli=None, sli_percent=None, budget={'consumed_percent': None, 'remaining_percent': None,
+                                                     'alert': False}, burn_rates={'1h': None, '6h': None})
+    hostvars['h007']['health_slo'] = {'slos': [empty, slo(7, 'web', 'warning'), slo(7, 'api', 'ok')]}
+    hostvars['h009']['health_slo'] = {'slos': [slo(9, 'WEB', 'ok')]}
+    variables['health_incidents'] = dict(variables['health_incidents'])
+    return variables
+
+
+@pytest.mark.parametrize('fleet', [fleet_variables, odd_fleet], ids=['fleet', 'odd-shapes'])
+def test_same_tables_and_report_as_the_jinja_loops(fleet):
+    """The filter's one pass prints the same tables and writes the same report bytes as the templates did."""
+    before = render_fleet_view(fleet(), JINJA_FLEET)
+    after = render_fleet_view(fleet())
+    for task in ('Print the fleet table', 'Print the SLO table', 'Write the fleet report'):
+        assert after[task] == before[task], task
+    assert after['Write the fleet report'].endswith('}\n')
+    assert after['facts']['health_fleet_view']['report']['hosts'] == before['facts']['health_fleet']
+    assert after['facts']['health_fleet_view']['report']['slos'] == before['facts']['health_fleet_slos']
+    assert after['facts']['health_fleet_view']['report']['slo_services'] == before['facts']['health_fleet_slo_services']
+
+
+def test_no_hosts_and_no_incident_task():
+    """A play whose hosts all failed before the view, or a role run without incidents: an empty view."""
+    variables = {'ansible_play_hosts_all': ['a'], 'hostvars': {'a': {}}, 'health_report_path': ''}
+    before = render_fleet_view(dict(variables), JINJA_FLEET)
+    after = render_fleet_view(dict(variables))
+    assert after['Print the fleet table'] == before['Print the fleet table']
+    assert after['facts']['health_fleet_view']['report'] == {
+        'hosts': [{'host': 'a', 'verdict': 'unreachable', 'critical': 0, 'warning': 0, 'worst': [], 'conditions': [],
+                   'incident': None}], 'verdicts': ['unreachable'], 'slos': [], 'slo_services': {}}
+
+
+ONCE_PER_PLAY = ('ansible.builtin.meta', 'ansible.builtin.import_tasks')   # no worker per host (meta), or its tasks'
+
+
+def test_per_host_tasks_are_the_measurement_and_the_analysis_include():
+    """Every task of main.yml that is not run once costs the controller a worker per host, skipped or not
+    (~0.1 s each at 500 hosts on a loaded 2-core VM): only the measurement and the analysis include are.
+    The fail check is a handler that only the failing hosts run, flushed by a meta task (no worker)."""
+    tasks = yaml.safe_load((ROLE / 'tasks' / 'main.yml').read_text())
+    per_host = [t['name'] for t in tasks if not t.get('run_once') and not any(k in t for k in ONCE_PER_PLAY)]
+    assert per_host == ['Measure health', 'Capacity plan and service level objectives']
+    assert tasks[-1]['ansible.builtin.meta'] == 'flush_handlers'
+    handlers = yaml.safe_load((ROLE / 'handlers' / 'main.yml').read_text())
+    measure = tasks[0]
+    assert measure['notify'] == handlers[0]['name'] == 'Fail a host whose verdict reaches health_fail_on'
+
+
+@pytest.mark.parametrize('verdict,fail_on,recorded,on_record,changed', [
+    ('critical', 'critical', False, True, True),      # fails: notifies the handler
+    ('warning', 'critical', False, True, False),
+    ('warning', 'warning', False, False, True),
+    ('ok', 'warning', True, True, True),              # a history sample written: changed as before
+    ('ok', 'warning', True, False, False),            # ... unless health_changed_on_record is false
+    ('critical', 'never', False, True, False),
+    (None, 'critical', False, True, False),           # no verdict (the module failed): not a notification
+])
+def test_measure_health_is_changed_when_recorded_or_failing(verdict, fail_on, recorded, on_record, changed):
+    tasks = yaml.safe_load((ROLE / 'tasks' / 'main.yml').read_text())
+    result = {'changed': recorded}
+    if verdict is not None:
+        result['verdict'] = verdict
+    variables = {'health_result': result, 'health_fail_on': fail_on, 'health_changed_on_record': on_record}
+    templar = Templar(loader=DataLoader(), variables=variables)
+    assert templar.template(trust_as_template('{{ %s }}' % tasks[0]['changed_when'])) is changed
