@@ -159,4 +159,3 @@ def test_lock_keys_are_per_target_and_purpose():
     assert len(keys) == len(names)
     assert PostgresClient.lock_key('restore', 'db') != PostgresClient.lock_key('drill', 'db')
     assert all(-2 ** 63 <= k < 2 ** 63 for k in keys)
-
