@@ -9,7 +9,8 @@ Each segment is then archived by the helper exactly as PostgreSQL runs it (a new
 segment encrypted (one recipient) and every segment plain; rounds alternate and are added until the paired
 ratio's spread is under 10 % or the round limit (bench/common.compare, load printed per run). Printed per
 interpreter and compression: the row (wall of all segments, ratio encrypted / plain), then the median CPU time
-(user + system) per segment of each side, which the shared test machine's load disturbs far less.
+(user + system) per segment of each side, which the shared test machine's load disturbs far less, and the CPU
+that loading cryptography's primitives costs by each path. ``--profile``: a cProfile of one encrypted segment.
 Target (issue 18): encryption adds less than 10 % per segment. No timed assertions.
 """
 
@@ -73,8 +74,10 @@ HELPER_IMPORTS = 'import json, re, hashlib, hmac, gzip, glob, tempfile, datetime
 IMPORT_PATHS = {
     'public modules (before)': 'from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey; '
                                'from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305',
-    'compiled binding (now)': 'from cryptography.hazmat.bindings._rust import openssl as b; '
-                              'b.aead.ChaCha20Poly1305; b.x25519.generate_key',
+    'compiled binding (>= 42)': 'from cryptography.hazmat.bindings._rust import openssl as b; '
+                                'b.aead.ChaCha20Poly1305; b.x25519.generate_key',
+    'OpenSSL cffi module (< 42)': 'from cryptography.hazmat.bindings._openssl import ffi, lib; '
+                                  'lib.EVP_PKEY_new_raw_private_key',
 }
 
 
@@ -96,8 +99,20 @@ def import_cost(python: str, rounds: int = 15) -> None:
     for name, values in list(cpu.items())[1:]:
         cost = statistics.median(values) - base
         print('  %s: loading cryptography by the %-26s %s (load %.1f)' % (
-            python, name, 'not in this release: the helper takes the public modules' if math.isnan(cost)
+            python, name, 'not in this release' if math.isnan(cost)
             else '+%5.1f ms CPU per segment' % (cost * 1000), os.getloadavg()[0]))
+
+
+def profile(python: str, segment: Path, compression: str, work: Path, top: int = 18) -> None:
+    """cProfile of one encrypted segment, as PostgreSQL runs the helper (imports included), by own time."""
+    dest = Path(tempfile.mkdtemp(dir=work))
+    argv = [python, '-m', 'cProfile', '-s', 'tottime', str(HELPERS[0]), str(dest), str(segment), segment.name,
+            '--compression', compression, '--recipient', RECIPIENT]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout.splitlines()
+    shutil.rmtree(dest)
+    start = next((i for i, line in enumerate(out) if 'ncalls' in line), 0)
+    print('cProfile, %s, %s + age, one segment (load %.1f):' % (python, compression, os.getloadavg()[0]))
+    print('\n'.join(out[max(0, start - 3):start + 1 + top]))
 
 
 def has(python: str, module: str) -> bool:
@@ -113,6 +128,8 @@ def main() -> None:
     parser.add_argument('--compression', action='append', choices=('gzip', 'zstd'), help='default: both')
     parser.add_argument('--helper', default=str(HELPER), help='the pg_wal_archive.py to time (default: this checkout)')
     parser.add_argument('--work', default='/var/tmp', help='where the catalogs are written (a real disk: fsync)')
+    parser.add_argument('--profile', action='store_true', help='print a cProfile of one encrypted segment per '
+                        'interpreter and compression first')
     args = parser.parse_args()
     HELPERS[0] = Path(args.helper)
     work = Path(tempfile.mkdtemp(prefix='opsready-walbench-', dir=args.work))
@@ -124,6 +141,11 @@ def main() -> None:
             segments = make_wal(work / 'wal', args.segments)
         print('%d WAL segments of %d MB; %d rounds; load %.1f' % (
             len(segments), segments[0].stat().st_size >> 20, args.rounds, os.getloadavg()[0]))
+        if args.profile:
+            for python in args.python or ('/usr/bin/python3', str(REPO / '.venv' / 'bin' / 'python')):
+                for compression in args.compression or ('gzip', 'zstd'):
+                    if has(python, 'cryptography') and (compression == 'gzip' or has(python, 'zstandard')):
+                        profile(python, segments[0], compression, work)
         rows = []
         cpu: dict = {}
         for python in args.python or ('/usr/bin/python3', str(REPO / '.venv' / 'bin' / 'python')):

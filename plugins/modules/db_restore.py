@@ -165,6 +165,10 @@ notes:
   - MariaDB/MySQL - one restore (or O(state=absent)) at a time per target database and server, whichever host
     runs it - a run holds a server user lock (C(GET_LOCK)) named after the target until it ends; a second run
     fails at once, changing nothing, and names the connection holding the lock.
+  - PostgreSQL - the same rule for a database restore (or O(state=absent)), with a session-level advisory lock
+    (C(pg_try_advisory_lock)) keyed on the target's name, held in the maintenance database C(postgres) by a session
+    of its own; it ends with that session, so a run that crashed cannot leave it held. The error names the
+    backend pid holding it.
   - A restore always reports C(changed=true); O(state=absent) reports a change only when something was removed,
     and a PostgreSQL C(@globals) restore only when it created a role, membership or tablespace.
 seealso:

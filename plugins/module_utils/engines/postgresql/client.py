@@ -14,13 +14,17 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import glob
+import hashlib
 import io
 import os
 import re
+import select
 import shutil
-from typing import Dict, List, Optional, Tuple
+import subprocess  # nosec B404 # argument lists via the runner, never a shell
+from typing import Dict, Iterator, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError, ToolError
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
@@ -185,3 +189,97 @@ class PostgresClient(ToolClient):
                     timeout: Timeout = DEFAULT_TIMEOUT) -> List[Dict[str, str]]:
         """Rows as {column: text}."""
         return list(csv.DictReader(io.StringIO(self.run_psql(sql, database, header=True, timeout=timeout))))
+
+    # -- locks ----------------------------------------------------------------------------------------------
+    @staticmethod
+    def lock_key(purpose: str, key: str) -> int:
+        """The advisory lock key (a signed 64-bit integer) for ``purpose`` on ``key`` (any name): hashed, so
+        it cannot meet the small integers applications use for their own advisory locks."""
+        digest = hashlib.sha256(('opsready.%s\0%s' % (purpose, key)).encode('utf-8', 'surrogateescape')).digest()
+        return int.from_bytes(digest[:8], 'big', signed=True)
+
+    @contextlib.contextmanager
+    def advisory_lock(self, key: int, busy: str) -> Iterator[None]:
+        """Hold the session-level advisory lock ``key`` for the block, or fail at once with ``busy``.
+
+        The lock belongs to a server session and every query runs in a session of its own, so one psql is kept
+        open for the block, its stdin the only way in; it is connected to the maintenance database (where every
+        query of ours without a database runs), never to a database the block may rename or drop. The server
+        releases the lock when that session ends, whatever ends it: the block, a crash of this process (psql
+        reads end-of-file and exits), a killed connection. Held by another session: OpsReadyError with ``busy``
+        and that session's pid and application name.
+        """
+        argv = self.psql_argv(rows=True)
+        proc = self.runner.popen(argv, env=self.env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        stdin, stdout = proc.stdin, proc.stdout
+        if stdin is None or stdout is None:   # both are pipes: for the type checker
+            raise OpsReadyError('Internal error: psql was started without pipes.')
+        answer: List[str] = []
+        try:
+            stdin.write(b'SELECT pg_try_advisory_lock(%d), pg_backend_pid();\n' % key)
+            stdin.flush()
+            ready, dummy, dummy2 = select.select([stdout], [], [], self.conn.connect_timeout + 30)
+            if ready:
+                answer = (csv_rows(stdout.readline().decode('utf-8', 'replace')) or [[]])[0]
+        except OSError:
+            answer = []
+        if answer[:1] != ['t']:
+            err = self._stop(proc)
+            if answer[:1] == ['f']:
+                raise OpsReadyError('%s (advisory lock %d held by %s).' % (busy, key, self._lock_holder(key)),
+                                    lock=key)
+            raise OpsReadyError('Could not take the advisory lock %d on PostgreSQL at %s: %s' % (
+                key, self.conn.where(self.default_port), err or 'no answer from psql'), lock=key)
+        try:
+            yield
+        finally:
+            try:
+                stdin.write(b'SELECT pg_advisory_unlock(%d);\n' % key)
+                stdin.close()
+                proc.wait(timeout=30)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+            self._stop(proc)
+
+    def _stop(self, proc: subprocess.Popen) -> str:
+        """End a psql we hold open (its session, and the session's locks, go with it); its stderr, redacted."""
+        if proc.poll() is None:
+            try:
+                proc.kill()
+            except OSError:
+                pass
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+        err = ''
+        err_file = getattr(proc, 'stderr_file', None)
+        if err_file is not None:
+            try:
+                err_file.seek(0)
+                err = self.runner.redact(err_file.read().decode('utf-8', 'replace')).strip()
+            except (OSError, ValueError):
+                pass
+        for handle in (proc.stdin, proc.stdout, err_file):
+            if handle is not None:
+                try:
+                    handle.close()
+                except (OSError, ValueError):
+                    pass
+        return err
+
+    def _lock_holder(self, key: int) -> str:
+        """Who holds advisory lock ``key`` in the maintenance database: 'backend pid N (application_name)'."""
+        unsigned = key & 0xffffffffffffffff
+        try:
+            rows = self.query(
+                "SELECT l.pid, coalesce(a.application_name, '') FROM pg_locks l "
+                'LEFT JOIN pg_stat_activity a ON a.pid = l.pid '
+                "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND l.classid = %d AND l.objid = %d "
+                'AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())'
+                % (unsigned >> 32, unsigned & 0xffffffff))
+        except (OpsReadyError, ToolError):
+            rows = []
+        if not rows:
+            return 'another session (gone since)'
+        return ', '.join('backend pid %s (%s)' % (pid, app or 'no application_name') for pid, app in rows)

@@ -17,6 +17,10 @@
    terminated, and in one transaction the old database is renamed aside and the restored one takes the
    name; the old one is dropped afterwards.
 
+The whole run (and ``state: absent``) holds a session-level advisory lock keyed on the target's name
+(``target_lock``): a second run into the same database fails at once and changes nothing; runs into other
+databases go on in parallel; the lock ends with the holding session, so a crashed run cannot leave it behind.
+
 Before anything is created, the roles the backup refers to (owners, grantees, policy roles) are looked
 up on the target server: missing ones stop the restore with their names (restore ``@globals`` first).
 ``source_database: '@globals'`` restores the ``pg_dumpall --globals-only`` script onto the server itself:
@@ -27,6 +31,7 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -34,7 +39,7 @@ import subprocess  # nosec B404 # argv lists via the runner only
 import tempfile
 import threading
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
@@ -417,6 +422,20 @@ def apply_properties(engine: PostgresEngine, request: RestoreRequest, manifest: 
     return dict(describe(props, request.no_owner), restored=True, skipped=skipped)
 
 
+@contextlib.contextmanager
+def target_lock(engine: PostgresEngine, target: str) -> Iterator[None]:
+    """One restore (or drop) at a time into ``target`` on this server, whichever host runs it: two runs
+    interleaving (each loads its copy, then both swap) would leave whichever swapped last, with the other's
+    'restored' report a lie, so the second is told at once instead of waiting. A session-level advisory lock
+    keyed on the target's name, held by a psql session of its own (in the maintenance database, which the swap
+    never renames) until the run ends."""
+    key = engine.client.lock_key('restore', target)
+    with engine.client.advisory_lock(key, 'Another db_restore into database %s on %s is running: nothing was '
+                                     'changed by this one. Wait for it to finish and run again'
+                                     % (target, engine.server_label())):
+        yield
+
+
 def restore(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifest], timer: Timer) -> Dict[str, Any]:
     if len(chain) == 1 and chain[0].database == GLOBALS:
         return restore_globals(engine, request, chain[0], timer)
@@ -425,8 +444,13 @@ def restore(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifes
         raise OpsReadyError('A logical PostgreSQL restore takes one pg_dump artifact; the chain has %s. For a '
                             'base backup + WAL, set datadir (point-in-time recovery into a scratch cluster).'
                             % ', '.join('%s (%s)' % (m.id, m.kind) for m in chain))
-    manifest = chain[0]
     engine.ping()
+    with target_lock(engine, target):
+        return _restore_locked(engine, request, chain[0], target, timer)
+
+
+def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, target: str,
+                    timer: Timer) -> Dict[str, Any]:
     before = check_target(engine, request)
     roles = check_roles(engine, request, manifest)
     timer.lap('inspect_target')
@@ -575,8 +599,11 @@ def _globals_change(report: Dict[str, Any]) -> bool:
 
 
 def drop(engine: PostgresEngine, request: RestoreRequest, check_mode: bool) -> Dict[str, Any]:
-    """state=absent: drop a scratch database (DR drills)."""
-    return drop_named(engine, request, check_mode, _target, database_exists, drop_database)
+    """state=absent: drop a scratch database (DR drills); not while a restore into it runs."""
+    if check_mode:
+        return drop_named(engine, request, check_mode, _target, database_exists, drop_database)
+    with target_lock(engine, _target(request)):
+        return drop_named(engine, request, check_mode, _target, database_exists, drop_database)
 
 
 class PostgresRestore(Restorer):

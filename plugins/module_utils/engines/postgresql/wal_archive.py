@@ -17,9 +17,9 @@ again (PostgreSQL may re-archive after a crash); different content for the same 
 With ``--recipient age1...`` (repeatable) or ``--recipients-file`` the compressed segment is encrypted
 to those age X25519 recipients in the same pass (``<artifact>.age``; the manifest's ``encryption`` record
 is the one ``db_backup`` writes, so ``backup_verify``/``db_restore`` decrypt it with the identity). The
-age framing here is encryption only (``_AgeWriter``, ~60 lines over the ``cryptography`` package, imported
-only when encrypting, from its compiled binding where it has one: ``_primitives``); its output is held to the
-collection's decoder and to Debian's ``age`` by the tests.
+age framing here is encryption only (``_AgeWriter`` over X25519 and ChaCha20-Poly1305 from the ``cryptography``
+package, imported only when encrypting, from the layer of it that is cheapest to load: ``LOADERS``); its output
+is held to the C2SP age vectors byte for byte, to the collection's decoder and to Debian's ``age`` by the tests.
 The manifest keeps the plaintext segment's SHA-256 (``plain_sha256``) so a re-archived segment can be
 compared without the key, as pgBackRest does with its checksum in the file name.
 
@@ -40,7 +40,7 @@ import re
 import socket
 import sys
 import tempfile
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 WAL_FILE = re.compile(r'^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})$')
 CHUNK = 1024 * 1024
@@ -162,29 +162,33 @@ def _b64(data: bytes) -> bytes:
 class _AgeWriter:
     """Push stage: plaintext in by ``write``, age v1 bytes out to ``sink``; ``close`` seals the last chunk.
 
-    Loading ``cryptography`` is the fixed cost of encrypting (its compiled module: ~12 ms with cryptography 4x,
-    ~40 ms with Debian 12's 38), paid by every segment since PostgreSQL starts the helper once per segment. It
-    runs in a thread while the main thread hashes and compresses (hashlib, zlib and zstandard release the GIL on
-    large buffers); compressed bytes wait in memory until the key is ready (at most ``PENDING_LIMIT``, then
-    ``write`` waits), so the stored bytes are the same as from a sequential writer.
+    ``prepare`` makes the header and the payload's sealing function (``age_header``: loading the primitives, the
+    key exchange). It runs in a thread while the main thread hashes and compresses (hashlib, zlib and zstandard
+    release the GIL on large buffers); compressed bytes wait in memory until the key is ready (at most
+    ``PENDING_LIMIT``, then ``write`` waits), so the stored bytes are the same as from a sequential writer.
+    Chunks are sealed from a view of the pending bytes into one reused output buffer: no copy or allocation per
+    64 KiB chunk.
     """
 
     PENDING_LIMIT = 64 * 1024 * 1024
 
-    def __init__(self, sink: Any, publics: List[bytes]) -> None:
+    def __init__(self, sink: Any, publics: List[bytes], prepare: Optional[Callable[[], Tuple[bytes, Any]]] = None
+                 ) -> None:
         import threading
         self._sink = sink
         self._buffer = bytearray()
+        self._out = bytearray()
         self._counter = 0
         self._seal: Any = None
         self._error: Optional[BaseException] = None
         self.size = 0
-        self._thread = threading.Thread(target=self._prepare, args=(publics,), daemon=True)
+        self._prepare_with = prepare or (lambda: age_header(publics))
+        self._thread = threading.Thread(target=self._prepare, daemon=True)
         self._thread.start()
 
-    def _prepare(self, publics: List[bytes]) -> None:
+    def _prepare(self) -> None:
         try:
-            self._head, self._seal_function = age_header(publics)
+            self._head, self._seal_function = self._prepare_with()
         except BaseException as exc:  # re-raised in the main thread by _ready()
             self._error = exc
 
@@ -203,22 +207,36 @@ class _AgeWriter:
             if self._thread.is_alive() and len(self._buffer) < self.PENDING_LIMIT:
                 return len(data)
             self._ready()
-        self._seal_full_chunks()
+        self._seal_chunks(False)
         return len(data)
 
-    def _seal_full_chunks(self) -> None:
+    def _seal_chunks(self, last: bool) -> None:
+        """Seal the pending bytes' full chunks, keeping at least one byte back (``close`` seals the last chunk,
+        flagged, with what remains: at most one full chunk, and empty only when the whole payload is)."""
         buf = self._buffer
-        if len(buf) > AGE_CHUNK:  # keep at least one byte back: close() seals the last chunk with its flag
-            end = ((len(buf) - 1) // AGE_CHUNK) * AGE_CHUNK
-            out = []
-            for start in range(0, end, AGE_CHUNK):
-                # A copied slice, not a memoryview: cryptography < 40 (cffi) keeps the export alive and the
-                # bytearray could not shrink below.
-                out.append(self._seal(self._counter.to_bytes(11, 'big') + b'\0', bytes(buf[start:start + AGE_CHUNK]),
-                                      None))
+        count = (len(buf) - 1) // AGE_CHUNK if len(buf) else 0
+        sizes = [AGE_CHUNK] * count + ([len(buf) - count * AGE_CHUNK] if last else [])
+        if not sizes:
+            return
+        total = sum(sizes) + 16 * len(sizes)
+        if len(self._out) < total:
+            self._out = bytearray(total)
+        src, dst = memoryview(buf), memoryview(self._out)
+        start = at = 0
+        try:
+            for n, size in enumerate(sizes):
+                flag = b'\x01' if last and n == len(sizes) - 1 else b'\0'
+                self._seal(self._counter.to_bytes(11, 'big') + flag, src[start:start + size], dst[at:at + size + 16])
                 self._counter += 1
-            del buf[:end]
-            self._sink.write(b''.join(out))
+                start += size
+                at += size + 16
+            self._sink.write(dst[:at])
+        finally:
+            src.release()
+            dst.release()
+        # A new tail (under 64 KiB), not ``del buf[:start]``: a cipher layer that kept an export of the
+        # pending buffer alive could not make it shrink.
+        self._buffer = buf[start:]
 
     def flush(self) -> None:
         pass
@@ -226,42 +244,161 @@ class _AgeWriter:
     def close(self) -> None:
         if self._seal is None:
             self._ready()
-            self._seal_full_chunks()
-        self._sink.write(self._seal(self._counter.to_bytes(11, 'big') + b'\x01', bytes(self._buffer), None))
+        self._seal_chunks(True)
         self._buffer = bytearray()
 
 
-def _primitives() -> Tuple[Any, Any, Any]:
-    """(ChaCha20Poly1305, generate an X25519 private key, load an X25519 public key) from ``cryptography``.
+# -- the primitives (X25519, ChaCha20-Poly1305), from the layer of ``cryptography`` cheapest to load -------
+# PostgreSQL starts the helper once per 16 MB segment, so loading the primitives is paid per segment. The public
+# modules (``cryptography.hazmat.primitives...``) load the whole backend: with Debian 12's cryptography 38 that is
+# its OpenSSL backend, which imports all of x509 (and email, typing, ...), ~43 ms of CPU, more than the sealing of
+# a segment costs. Each loader below returns (name, public(secret), exchange(secret, peer), sealer(key)) where
+# ``sealer(key)(nonce, src, dst)`` writes ChaCha20-Poly1305 of ``src`` plus its 16-byte tag into ``dst``.
 
-    From cryptography 42 on, the public classes are the compiled (Rust) binding's own objects: taken from the
-    binding directly, the import skips the pure-Python layers above it (typing, enum, re and the cipher
-    registries: most of the ~35 ms that loading ``cryptography`` costs each helper process, i.e. each segment).
-    Older releases (Debian 12's 38) lack these names there and take the public modules, as before."""
-    try:
-        from cryptography.hazmat.bindings._rust import openssl as binding  # type: ignore[import-not-found,unused-ignore]
-        return binding.aead.ChaCha20Poly1305, binding.x25519.generate_key, binding.x25519.from_public_bytes
-    except (ImportError, AttributeError):
-        from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-        from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-        return ChaCha20Poly1305, X25519PrivateKey.generate, X25519PublicKey.from_public_bytes
+def _from_binding() -> Tuple[str, Any, Any, Any]:
+    """cryptography >= 42: the public classes are the compiled (Rust) binding's own objects; taken from the binding
+    directly, the import skips the pure-Python layers above it (~5 ms of CPU instead of ~35)."""
+    from cryptography.hazmat.bindings._rust import openssl as binding  # type: ignore[import-not-found,unused-ignore]
+    x25519, aead = binding.x25519, binding.aead.ChaCha20Poly1305
+    private, public_key = x25519.from_private_bytes, x25519.from_public_bytes
+
+    def public(secret: bytes) -> bytes:
+        return private(secret).public_key().public_bytes_raw()  # type: ignore[no-any-return]
+
+    def exchange(secret: bytes, peer: bytes) -> bytes:
+        return private(secret).exchange(public_key(peer))  # type: ignore[no-any-return]
+
+    def sealer(key: bytes) -> Any:
+        cipher = aead(key)
+        if hasattr(cipher, 'encrypt_into'):  # cryptography >= 45: straight into the output buffer
+            into = cipher.encrypt_into
+            return lambda nonce, src, dst: into(nonce, src, None, dst)
+        encrypt = cipher.encrypt
+
+        def seal(nonce: bytes, src: Any, dst: Any) -> None:
+            dst[:] = encrypt(nonce, src, None)
+        return seal
+    return 'binding', public, exchange, sealer
 
 
-def age_header(publics: List[bytes]) -> Tuple[bytes, Any]:
-    """(the age header + payload nonce, the payload's ChaCha20-Poly1305 ``encrypt``) for a new random file key."""
-    ChaCha20Poly1305, generate, from_public_bytes = _primitives()  # noqa: N806 # a class, named as one
+def _from_openssl_cffi() -> Tuple[str, Any, Any, Any]:
+    """cryptography < 42 (Debian 12's 38): its cffi module of OpenSSL functions, without the backend above it (~1 ms
+    of CPU to load instead of ~43). The calls are the ones that release's backend makes for X25519 and
+    ChaCha20-Poly1305 (``backends/openssl/x25519.py``, ``aead.py``), with one cipher context for the payload."""
+    from cryptography.hazmat.bindings._openssl import ffi, lib  # type: ignore[import-not-found,unused-ignore]
+    null = ffi.NULL
+    for name in ('EVP_PKEY_new_raw_private_key', 'EVP_PKEY_get_raw_public_key', 'EVP_PKEY_derive_set_peer',
+                 'EVP_CIPHER_CTX_ctrl', 'EVP_CTRL_AEAD_GET_TAG', 'NID_X25519'):
+        getattr(lib, name)  # AttributeError: a build without them takes the next loader
+
+    def check(ok: bool, what: str) -> None:
+        if not ok:
+            lib.ERR_clear_error()
+            raise RuntimeError('OpenSSL (through cryptography\'s binding) failed: %s' % what)
+
+    def pkey(raw: bytes, private: bool) -> Any:
+        make = lib.EVP_PKEY_new_raw_private_key if private else lib.EVP_PKEY_new_raw_public_key
+        key = make(lib.NID_X25519, null, raw, len(raw))
+        check(key != null, 'loading an X25519 key')
+        return ffi.gc(key, lib.EVP_PKEY_free)
+
+    def public(secret: bytes) -> bytes:
+        out, size = ffi.new('unsigned char[32]'), ffi.new('size_t *', 32)
+        check(lib.EVP_PKEY_get_raw_public_key(pkey(secret, True), out, size) == 1 and size[0] == 32,
+              'X25519 public key')
+        return ffi.buffer(out, 32)[:]  # type: ignore[no-any-return]
+
+    def exchange(secret: bytes, peer: bytes) -> bytes:
+        ctx = lib.EVP_PKEY_CTX_new(pkey(secret, True), null)   # holds its own reference to the key
+        check(ctx != null, 'X25519 context')
+        ctx = ffi.gc(ctx, lib.EVP_PKEY_CTX_free)
+        out, size = ffi.new('unsigned char[32]'), ffi.new('size_t *', 32)
+        # OpenSSL refuses an all-zero shared secret (a low-order recipient key), as age requires.
+        check(lib.EVP_PKEY_derive_init(ctx) == 1 and lib.EVP_PKEY_derive_set_peer(ctx, pkey(peer, False)) == 1
+              and lib.EVP_PKEY_derive(ctx, out, size) == 1 and size[0] == 32, 'X25519 key exchange')
+        return ffi.buffer(out, 32)[:]  # type: ignore[no-any-return]
+
+    def sealer(key: bytes) -> Any:
+        cipher, ctx = lib.EVP_get_cipherbyname(b'chacha20-poly1305'), lib.EVP_CIPHER_CTX_new()
+        check(cipher != null and ctx != null, 'ChaCha20-Poly1305 context')
+        ctx = ffi.gc(ctx, lib.EVP_CIPHER_CTX_free)
+        check(lib.EVP_CipherInit_ex(ctx, cipher, null, null, null, 1) == 1
+              and lib.EVP_CIPHER_CTX_ctrl(ctx, lib.EVP_CTRL_AEAD_SET_IVLEN, 12, null) == 1, 'ChaCha20-Poly1305 setup')
+        size = ffi.new('int *')
+
+        def seal(nonce: bytes, src: Any, dst: Any) -> None:
+            n = len(src)
+            if len(dst) != n + 16:
+                raise ValueError('output buffer of %d bytes for %d bytes of input' % (len(dst), n))
+            with ffi.from_buffer('unsigned char[]', src) as pin, \
+                    ffi.from_buffer('unsigned char[]', dst, True) as pout:
+                # Key and nonce together for every chunk: a fresh ChaCha20-Poly1305 state (counters, MAC).
+                ok = (lib.EVP_CipherInit_ex(ctx, null, null, key, nonce, 1) == 1
+                      and lib.EVP_CipherUpdate(ctx, pout, size, pin, n) == 1 and size[0] == n
+                      and lib.EVP_CipherFinal_ex(ctx, pout + n, size) == 1 and size[0] == 0
+                      and lib.EVP_CIPHER_CTX_ctrl(ctx, lib.EVP_CTRL_AEAD_GET_TAG, 16, pout + n) == 1)
+            check(ok, 'ChaCha20-Poly1305 encryption')
+        return seal
+    return 'openssl cffi', public, exchange, sealer
+
+
+def _from_public_modules() -> Tuple[str, Any, Any, Any]:
+    """Any release: the documented API (the slowest to load)."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+    def public(secret: bytes) -> bytes:
+        return _raw_public(X25519PrivateKey.from_private_bytes(secret).public_key())
+
+    def exchange(secret: bytes, peer: bytes) -> bytes:
+        return X25519PrivateKey.from_private_bytes(secret).exchange(X25519PublicKey.from_public_bytes(peer))
+
+    def sealer(key: bytes) -> Any:
+        encrypt = ChaCha20Poly1305(key).encrypt
+
+        def seal(nonce: bytes, src: Any, dst: Any) -> None:
+            # A copy, not the view: cryptography < 40 (cffi) could keep an export of it alive.
+            dst[:] = encrypt(nonce, bytes(src), None)
+        return seal
+    return 'public modules', public, exchange, sealer
+
+
+# The cffi module first: it exists only in releases < 42 (cheapest there), and looking for it in a later one costs
+# a failed import, where trying the Rust binding first would load that 5 ms module in a release < 42 for nothing.
+LOADERS = (_from_openssl_cffi, _from_binding, _from_public_modules)
+
+
+def _primitives() -> Tuple[str, Any, Any, Any]:
+    """The first loader this host's ``cryptography`` serves (ImportError when it has none)."""
+    for loader in LOADERS[:-1]:
+        try:
+            return loader()
+        except (ImportError, AttributeError):
+            continue
+    return LOADERS[-1]()
+
+
+def age_header(publics: List[bytes], primitives: Optional[Tuple[str, Any, Any, Any]] = None) -> Tuple[bytes, Any]:
+    """(the age header + payload nonce, the payload's sealing function) for a new random file key."""
+    primitives = primitives or _primitives()
+    dummy, public, exchange, sealer = primitives
     file_key = os.urandom(16)
-    lines = [b'age-encryption.org/v1']
-    for public in publics:
-        ephemeral = generate()
-        share = _raw_public(ephemeral.public_key())
-        shared = ephemeral.exchange(from_public_bytes(public))
-        wrap = _hkdf(shared, share + public, b'age-encryption.org/v1/X25519')
-        lines += [b'-> X25519 ' + _b64(share), _b64(ChaCha20Poly1305(wrap).encrypt(b'\0' * 12, file_key, None))]
-    head = b'\n'.join(lines) + b'\n---'
+    stanzas = []
+    for recipient in publics:
+        secret = os.urandom(32)   # the ephemeral X25519 scalar (clamped by X25519 itself)
+        share = public(secret)
+        wrap = _hkdf(exchange(secret, recipient), share + recipient, b'age-encryption.org/v1/X25519')
+        body = bytearray(32)
+        sealer(wrap)(b'\0' * 12, file_key, memoryview(body))
+        stanzas.append(b'-> X25519 ' + _b64(share) + b'\n' + _b64(bytes(body)))
+    return finish_header(stanzas, file_key, os.urandom(16), sealer)
+
+
+def finish_header(stanzas: List[bytes], file_key: bytes, nonce: bytes, sealer: Any) -> Tuple[bytes, Any]:
+    """The header around ``stanzas`` with its MAC, the payload nonce, and the payload's sealing function."""
+    head = b'\n'.join([b'age-encryption.org/v1'] + stanzas) + b'\n---'
     mac = hmac.new(_hkdf(file_key, b'', b'header'), head, hashlib.sha256).digest()
-    nonce = os.urandom(16)
-    return head + b' ' + _b64(mac) + b'\n' + nonce, ChaCha20Poly1305(_hkdf(file_key, nonce, b'payload')).encrypt
+    return head + b' ' + _b64(mac) + b'\n' + nonce, sealer(_hkdf(file_key, nonce, b'payload'))
 
 
 def _raw_public(key: Any) -> bytes:

@@ -150,31 +150,6 @@ def test_without_cryptography_the_helper_fails_and_leaves_nothing(setup):
     assert os.listdir(dest) == []
 
 
-@pytest.mark.parametrize('path', ['binding', 'public modules'])
-def test_both_import_paths_write_age_that_opens(setup, monkeypatch, path):
-    """The helper takes the primitives from cryptography's compiled binding when it has them, else from the public
-    modules (cryptography < 42, Debian 12's 38): either way the file opens with the identity."""
-    import io
-    dest, seg, key, other = setup
-    if path == 'public modules':
-        real_import = __import__
-
-        def no_binding(name, *args, **kwargs):
-            if name == 'cryptography.hazmat.bindings._rust':
-                raise ImportError('an older cryptography')
-            return real_import(name, *args, **kwargs)
-        monkeypatch.setattr('builtins.__import__', no_binding)
-    out = io.BytesIO()
-    writer = pg_wal_archive._AgeWriter(out, [pg_wal_archive.parse_recipient(key.recipient)])
-    payload = os.urandom(200000)
-    writer.write(payload)
-    writer.close()
-    monkeypatch.undo()
-    out.seek(0)
-    reader = encryption.DecryptingReader(out, key.identities, 'segment', recipients=[key.recipient])
-    assert reader.read() == payload
-
-
 def test_encrypting_helper_skips_the_pure_python_layers_of_cryptography(setup):
     """Loading cryptography is the per-segment cost of encryption: with a release whose public classes are its
     binding's (42+), the helper process never imports the cipher registry modules above it."""
