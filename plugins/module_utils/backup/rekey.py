@@ -7,10 +7,10 @@ One streaming pass per artifact (decrypt with the given identity, encrypt to the
 at a time: never the artifact in memory), written side by side as ``<artifact>.partial``. Decryption runs
 in a forked child process that pipes the plaintext here (see ``_DecryptingChild``): ChaCha20-Poly1305 in
 ``cryptography`` holds the GIL, so two threads of one process would take turns on one core where
-``age -d | age -r`` uses two. The new file
-is checked before it replaces the old one: the plaintext that went in hashes to the checksum sealed in
-the manifest (and has its size), the file on disk has the size written, and when one of the given
-identities is among the new recipients the new file is decrypted end to end and compared again.
+``age -d | age -r`` uses two. The new file is checked before it replaces the old one: the plaintext that
+went in hashes to the checksum sealed in the manifest (and has its size), the file on disk has the size
+written, and when one of the given identities is among the new recipients the new file is decrypted end
+to end and compared again.
 
 Swap order, so that an artifact is readable by the old keys or by the new ones at every moment and its
 manifest always describes the file that is there:
