@@ -222,182 +222,6 @@ class _EncryptingThread:
             self._thread.join()
 
 
-def _write_all(fd: int, data: Any) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def _close_other_fds(keep: Sequence[int]) -> None:
-    """In a forked child: close every descriptor above stderr but ``keep`` (the parent's locks, files, pipes)."""
-    low = 3
-    for fd in sorted(set(keep)) + [os.sysconf('SC_OPEN_MAX') if hasattr(os, 'sysconf') else 65536]:
-        if fd > low:
-            os.closerange(low, fd)
-        low = max(low, fd + 1)
-
-
-class _EncryptingChild:
-    """The encryption stage (age sealing, the plaintext's and the stored bytes' SHA-256, the write) in a forked
-    child process fed through a pipe: ``ArtifactWriter(encrypt_process=True)``.
-
-    ChaCha20-Poly1305 in ``cryptography`` holds the GIL: in a thread (``_EncryptingThread``) it takes turns with
-    the tar stream of the main thread, where ``tar | zstd | age`` runs it in its own process. Only public keys
-    are involved (no secret to keep out of anywhere); the child keeps the partial file's descriptor and its pipes
-    only. It seals the last chunk only when the parent says, on a third pipe, how many bytes it sent (a parent
-    that dies or aborts leaves an unsealed ``.partial``), then reports size, checksums and the encryption
-    record as JSON. A child that fails (a full disk) makes the parent's next write or ``close()`` raise its
-    error; ``stop()`` kills and reaps it.
-    """
-
-    def __init__(self, handle: BinaryIO, recipients: Sequence[str]) -> None:
-        self.pid: Optional[int] = None
-        self.sent = 0
-        self._last: Optional[Dict[str, Any]] = None
-        self._fds: Dict[str, int] = {}
-        try:
-            for name in ('data', 'end', 'status'):
-                self._fds[name + '_r'], self._fds[name + '_w'] = os.pipe()
-            try:  # a 1 MiB pipe: fewer wake-ups than the 64 KiB default (refused above pipe-max-size)
-                import fcntl
-                fcntl.fcntl(self._fds['data_w'], getattr(fcntl, 'F_SETPIPE_SZ', 1031), CHUNK)
-            except (OSError, ImportError):
-                pass
-            handle.flush()
-            pid = os.fork()
-        except BaseException:
-            self._close('data_r', 'data_w', 'end_r', 'end_w', 'status_r', 'status_w')
-            raise
-        if pid == 0:  # pragma: no cover - the child (coverage does not follow a fork)
-            code = 1
-            try:
-                code = self._child(handle, recipients, self._fds['data_r'], self._fds['end_r'], self._fds['status_w'])
-            finally:
-                os._exit(code)
-        self.pid = pid
-        self._close('data_r', 'end_r', 'status_w')
-
-    @staticmethod
-    def _child(handle: BinaryIO, recipients: Sequence[str], data_r: int, end_r: int, status_w: int) -> int:
-        import json
-        import signal
-        from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        _close_other_fds([handle.fileno(), data_r, end_r, status_w])
-        report: Dict[str, Any]
-        try:
-            sink = _HashingSink(handle)
-            writer = encryption.EncryptingWriter(sink, recipients)
-            received = 0
-            while True:
-                data = os.read(data_r, CHUNK)
-                if not data:
-                    break
-                received += len(data)
-                writer.write(data)
-            end = b''
-            while True:
-                more = os.read(end_r, 64)
-                if not more:
-                    break
-                end += more
-            if end.decode('ascii', 'replace') != str(received):
-                return 1  # the parent aborted or died: never seal a stream cut short
-            writer.close()
-            handle.flush()
-            sink.stop_sync()
-            report = {'ok': True, 'size': sink.size, 'sha256': sink.sha256.hexdigest(), 'encryption': writer.info()}
-        except OSError as exc:
-            report = {'ok': False, 'errno': exc.errno, 'message': exc.strerror or str(exc)}
-        except OpsReadyError as exc:
-            report = {'ok': False, 'message': exc.message}
-        except BaseException as exc:  # reported to the parent, never raised here
-            report = {'ok': False, 'message': '%s: %s' % (type(exc).__name__, exc)}
-        try:
-            _write_all(status_w, json.dumps(report).encode('utf-8'))
-        except OSError:
-            return 1
-        return 0
-
-    def _close(self, *names: str) -> None:
-        for name in names:
-            fd = self._fds.pop(name, None)
-            if fd is not None:
-                os.close(fd)
-
-    def write(self, data: Any) -> int:
-        try:
-            _write_all(self._fds['data_w'], data)
-        except (BrokenPipeError, KeyError):  # the child ended early: its report says why
-            self._fail()
-        self.sent += len(data)
-        return len(data)
-
-    def flush(self) -> None:
-        pass
-
-    def _report(self) -> Dict[str, Any]:
-        import json
-        if self._last is not None:
-            return self._last
-        self._close('data_w', 'end_w')
-        raw = b''
-        while 'status_r' in self._fds:
-            more = os.read(self._fds['status_r'], 65536)
-            if not more:
-                break
-            raw += more
-        status = self._reap(kill=False)
-        try:
-            report = json.loads(raw.decode('utf-8')) if raw else None
-        except ValueError:
-            report = None
-        if not isinstance(report, dict):
-            if os.WIFSIGNALED(status):
-                how = 'was killed by signal %d' % os.WTERMSIG(status)
-            else:
-                how = 'exited with status %d' % os.WEXITSTATUS(status)
-            report = {'ok': False, 'message': 'the encrypting process %s before it finished' % how}
-        self._last = report
-        return report
-
-    def _fail(self) -> None:
-        self._fail_with(self._report())
-
-    def close(self) -> Dict[str, Any]:
-        """Seal the stream and wait: the child's report (size, sha256, encryption), or raise its error."""
-        try:
-            _write_all(self._fds['end_w'], str(self.sent).encode('ascii'))
-        except (BrokenPipeError, KeyError):
-            pass  # the report says why
-        report = self._report()
-        if not report.get('ok'):
-            self._fail_with(report)
-        return report
-
-    def _fail_with(self, report: Dict[str, Any]) -> None:
-        if report.get('errno'):
-            raise OSError(report['errno'], report.get('message'))
-        raise OpsReadyError('Encryption failed: %s; nothing was kept. Run the backup again.' % report.get('message'))
-
-    def _reap(self, kill: bool) -> int:
-        self._close(*list(self._fds))
-        pid, self.pid = self.pid, None
-        if pid is None:
-            return 0
-        if kill:
-            import signal
-            try:
-                os.kill(pid, signal.SIGKILL)  # not reaped yet: the pid is still our child's
-            except ProcessLookupError:
-                pass
-        return os.waitpid(pid, 0)[1]
-
-    def stop(self) -> None:
-        """Abandon the stream (abort): the child is killed and reaped; it never seals what it got."""
-        self._reap(kill=True)
-
-
 class _Passthrough:
     def __init__(self, sink: _HashingSink) -> None:
         self._sink = sink
@@ -426,8 +250,7 @@ class ArtifactWriter:
 
     def __init__(self, path: str, compression: str = 'zstd', level: Optional[int] = None,
                  threads: int = 0, mode: int = 0o600, hash_plain: bool = False,
-                 recipients: Optional[Sequence[str]] = None, compressed_by_tool: bool = False,
-                 encrypt_process: bool = False) -> None:
+                 recipients: Optional[Sequence[str]] = None, compressed_by_tool: bool = False) -> None:
         check_compression(compression)
         if recipients:
             from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
@@ -450,18 +273,8 @@ class ArtifactWriter:
         self._sink = _HashingSink(self._handle)
         self._encrypter: Optional[encryption.EncryptingWriter] = None
         self._encrypt_thread: Optional[_EncryptingThread] = None
-        self._encrypt_child: Optional[_EncryptingChild] = None
         target: Any = self._sink
-        if recipients and encrypt_process:
-            # Forked before the compressor starts its threads; only for callers with no other thread running
-            # (a fork copies one thread: locks held by others would stay held in the child).
-            try:
-                self._encrypt_child = target = _EncryptingChild(self._handle, recipients)
-            except BaseException:
-                self._handle.close()
-                os.unlink(self.partial_path)
-                raise
-        elif recipients:
+        if recipients:
             from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
             self._encrypter = encryption.EncryptingWriter(self._sink, recipients)
             self._encrypt_thread = target = _EncryptingThread(self._encrypter)
@@ -506,8 +319,6 @@ class ArtifactWriter:
             self._encrypt_thread.close()
         if self._encrypter is not None:
             self._encrypter.close()
-        stored = self._encrypt_child.close() if self._encrypt_child is not None else {
-            'size': self._sink.size, 'sha256': self._sink.sha256.hexdigest()}
         self._handle.flush()
         self._sink.stop_sync()
         os.fsync(self._handle.fileno())
@@ -517,8 +328,8 @@ class ArtifactWriter:
         self._done = True
         result = {
             'path': self.path,
-            'size': stored['size'],
-            'sha256': stored['sha256'],
+            'size': self._sink.size,
+            'sha256': self._sink.sha256.hexdigest(),
             'raw_size': None if self._compressed_by_tool else self.raw_size,
             'compression': self.compression,
             'compression_level': self.level,
@@ -527,8 +338,6 @@ class ArtifactWriter:
             result['plain_sha256'] = self._plain.hexdigest()
         if self._encrypter is not None:
             result['encryption'] = self._encrypter.info()
-        if self._encrypt_child is not None:
-            result['encryption'] = stored['encryption']
         return result
 
     def abort(self) -> None:
@@ -537,8 +346,6 @@ class ArtifactWriter:
         self._done = True
         if self._encrypt_thread is not None:
             self._encrypt_thread.stop()
-        if self._encrypt_child is not None:
-            self._encrypt_child.stop()
         try:
             self._sink.stop_sync()
         except OSError:

@@ -288,10 +288,8 @@ def create_archive(paths: List[str], dest: str, set_name: str, compression: str 
     links: Dict[Tuple[int, int], str] = {}
     files: List[Dict[str, Any]] = []
     try:
-        # encrypt_process: the age stage in a forked child (the AEAD holds the GIL, the tar stream here needs it);
-        # safe here: no other thread runs in this module's process when the writer forks.
         with ArtifactWriter(artifact, compression=compression, level=level, threads=threads,
-                            recipients=recipients, encrypt_process=True) as writer:
+                            recipients=recipients) as writer:
             # Mode 'w' (not the stream mode 'w|') on the writer, which only appends: tarfile then writes headers and
             # 1 MiB pieces of each file straight to it, instead of 16 KiB reads re-buffered into 10 KiB writes by
             # its _Stream (a hundredth of the Python calls per byte); the archive's bytes are the same.
