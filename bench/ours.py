@@ -4,7 +4,7 @@ start-up, as one child process so bench/common.py measures it like the raw tool.
     .venv/bin/python bench/ours.py OPERATION '<json options>'
 
 The password (when any) comes from the environment variable OPSREADY_BENCH_PASSWORD, never argv.
-Operations: db_backup, file_backup, db_restore, drill, log_rotate. Prints a JSON summary on stdout.
+Operations: db_backup, file_backup, db_restore, drill, log_rotate, rekey. Prints a JSON summary on stdout.
 """
 
 from __future__ import annotations
@@ -102,8 +102,19 @@ def log_rotate(opts: dict) -> dict:
     return {'rotated': len(result['rotated'])}
 
 
+def rekey(opts: dict) -> dict:
+    """backup_rekey's work: the identity comes from a key file named in the options, never the key itself."""
+    from ansible_collections.opsready.operations.plugins.module_utils.backup import rekey as rotation
+    from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
+    identities = encryption.load_identities(identity_file=opts['identity_file'])
+    done = rotation.rekey(opts['src'], opts['recipients'], identities)
+    if not done['rekeyed'] or done['failed']:
+        raise SystemExit('rekey did not re-encrypt: %s' % done)
+    return {'rekeyed': len(done['rekeyed']), 'bytes': done['bytes']}
+
+
 OPERATIONS = {'db_backup': db_backup, 'file_backup': file_backup, 'db_restore': db_restore, 'drill': drill,
-              'log_rotate': log_rotate}
+              'log_rotate': log_rotate, 'rekey': rekey}
 
 
 def main() -> None:

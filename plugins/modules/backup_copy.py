@@ -49,7 +49,12 @@ options:
     description: S3 or GCS bucket (O(backend=s3), O(backend=gcs)).
     type: str
   prefix:
-    description: Key prefix inside the bucket or container, e.g. V(db01/postgresql).
+    description:
+      - Key prefix inside the bucket or container, e.g. V(db01/postgresql).
+      - Spaces, non-ASCII letters, quotes and V(%#?&;) are kept as given. Refused before anything is uploaded (S3,
+        Azure and GCS alike), because the store or HTTP would change it - an empty, V(.) or V(..) path segment
+        (V(a//b), V(a/../b)), a control character, or a prefix that together with a backup file name exceeds 1024
+        bytes of UTF-8 (the services' limit); with O(backend=azure) also a backslash or a segment ending in a dot.
     type: str
     default: ''
   endpoint_url:

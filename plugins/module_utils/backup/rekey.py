@@ -4,10 +4,13 @@
 """Key rotation: re-encrypt the kept age-encrypted artifacts of a catalog to a new recipient set.
 
 One streaming pass per artifact (decrypt with the given identity, encrypt to the new recipients, 64 KiB
-at a time: never the artifact in memory), written side by side as ``<artifact>.partial``. The new file
-is checked before it replaces the old one: the plaintext that went in hashes to the checksum sealed in
-the manifest (and has its size), the file on disk has the size written, and when one of the given
-identities is among the new recipients the new file is decrypted end to end and compared again.
+at a time: never the artifact in memory), written side by side as ``<artifact>.partial``. Decryption runs
+in a forked child process that pipes the plaintext here (see ``_DecryptingChild``): ChaCha20-Poly1305 in
+``cryptography`` holds the GIL, so two threads of one process would take turns on one core where
+``age -d | age -r`` uses two. The new file is checked before it replaces the old one: the plaintext that
+went in hashes to the checksum sealed in the manifest (and has its size), the file on disk has the size
+written, and when one of the given identities is among the new recipients the new file is decrypted end
+to end and compared again.
 
 Swap order, so that an artifact is readable by the old keys or by the new ones at every moment and its
 manifest always describes the file that is there:
@@ -28,10 +31,12 @@ Private to opsready.operations; do not import from other collections.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import queue
+import signal
 import threading
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest, write_manifest
@@ -45,6 +50,8 @@ BLOCK = 1024 * 1024
 PENDING = 'rekey_pending'
 # Fault-injection points (tests): the hook is called with (point, artifact id) and may raise.
 POINTS = ('after_partial', 'after_pending', 'after_swap', 'after_manifest')
+# ... and this one, in the parent after the first plaintext block came from the decrypting child (tests kill it).
+STREAM_POINT = 'streaming'
 
 
 def recipients_of(entry: Manifest) -> List[str]:
@@ -97,42 +104,142 @@ class _HashingSink:
             raise self._failure[0]
 
 
-def _pump(reader: Any, writer: Any) -> None:
-    """Copy ``reader`` into ``writer`` with reading/decrypting in a second thread: hashing, file I/O and
-    (in part) the AEAD release the GIL, so decryption and encryption overlap as in ``age -d | age -r``."""
-    blocks: 'queue.Queue[bytes]' = queue.Queue(maxsize=4)
-    failure: List[BaseException] = []
-    stop = threading.Event()
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
-    def produce() -> None:
+
+class _DecryptingChild:
+    """The plaintext of ``reader`` (header already opened here), decrypted in a forked child and read from a pipe.
+
+    Why a process: the AEAD holds the GIL, so a decrypting thread and the encrypting one would share one core.
+    Why a fork (not a new interpreter): the child already holds the opened reader (the file key, the file position),
+    so no key material crosses argv, an environment, a file or the pipe, and no code has to be found on disk (a
+    module runs from its AnsiballZ payload). The child keeps only the encrypted file's descriptor and its two pipe
+    ends, writes the plaintext to ``data`` and then one JSON report to ``status``: the plaintext's sha256 and size
+    once every chunk authenticated and the sealed checksum matched, or the error. The parent trusts the stream
+    only after that report (``result()``); ``close()`` kills and reaps the child on every other path.
+    """
+
+    def __init__(self, reader: encryption.DecryptingReader, name: str) -> None:
+        self.name = name
+        self.received = 0
+        self.pid: Optional[int] = None
+        self._fds: List[int] = []
+        data_r, data_w = os.pipe()
+        self._fds += [data_r, data_w]
         try:
-            while not stop.is_set():
-                block = reader.read(BLOCK)
-                blocks.put(block)
-                if not block:
-                    return
-        except BaseException as exc:  # handed to the main thread, re-raised there
-            failure.append(exc)
-            blocks.put(b'')
-
-    thread = threading.Thread(target=produce, name='opsready-rekey-read', daemon=True)
-    thread.start()
-    try:
-        while True:
-            block = blocks.get()
-            if not block:
-                break
-            writer.write(block)
-    finally:
-        stop.set()
-        while thread.is_alive():  # unblock a producer waiting on a full queue
-            try:
-                blocks.get(timeout=0.05)
-            except queue.Empty:
+            status_r, status_w = os.pipe()
+            self._fds += [status_r, status_w]
+            try:  # a 1 MiB pipe: fewer wake-ups per block than the 64 KiB default (refused above pipe-max-size)
+                import fcntl
+                fcntl.fcntl(data_w, getattr(fcntl, 'F_SETPIPE_SZ', 1031), BLOCK)
+            except (OSError, ImportError):
                 pass
-        thread.join()
-    if failure:
-        raise failure[0]
+            pid = os.fork()
+        except BaseException:
+            self._close_fds()
+            raise
+        if pid == 0:  # pragma: no cover - the child (coverage does not follow a fork)
+            code = 1
+            try:
+                code = self._child(reader, data_w, status_w)
+            finally:
+                os._exit(code)
+        self.pid = pid
+        for fd in (data_w, status_w):
+            os.close(fd)
+            self._fds.remove(fd)
+        self._data, self._status = data_r, status_r
+        reader.close()  # the child has its own descriptor of the file
+
+    @staticmethod
+    def _child(reader: encryption.DecryptingReader, data_w: int, status_w: int) -> int:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        keep = sorted({reader._handle.fileno(), data_w, status_w})  # pylint: disable=protected-access
+        low = 3
+        for fd in keep + [os.sysconf('SC_OPEN_MAX') if hasattr(os, 'sysconf') else 65536]:
+            if fd > low:
+                os.closerange(low, fd)  # nothing of the parent's (locks, other files, the module's pipes)
+            low = max(low, fd + 1)
+        report: Dict[str, Any]
+        try:
+            while True:
+                block = reader.read(BLOCK)
+                if not block:
+                    break
+                _write_all(data_w, block)
+            report = {'ok': True, 'sha256': reader.plaintext.hexdigest(), 'size': reader.plaintext_size}
+        except OpsReadyError as exc:
+            report = {'ok': False, 'integrity': isinstance(exc, IntegrityError), 'message': exc.message}
+        except BaseException as exc:  # an I/O error reading the file, a signal: reported, never raised here
+            report = {'ok': False, 'integrity': False,
+                      'message': '%s: decryption failed: %s' % (reader.name, getattr(exc, 'strerror', None) or exc)}
+        try:
+            os.close(data_w)  # end of stream for the parent, then the verdict
+            _write_all(status_w, json.dumps(report).encode('utf-8'))
+            os.close(status_w)
+        except OSError:  # the parent is gone
+            return 1
+        return 0
+
+    def blocks(self) -> Iterator[bytes]:
+        while True:
+            data = os.read(self._data, BLOCK)
+            if not data:
+                return
+            self.received += len(data)
+            yield data
+
+    def result(self) -> Dict[str, Any]:
+        """The child's report once the stream ended (sha256, size); raises what the child met."""
+        raw = b''
+        while True:
+            more = os.read(self._status, 65536)
+            if not more:
+                break
+            raw += more
+        status = self._reap(kill=False)
+        try:
+            report = json.loads(raw.decode('utf-8')) if raw else None
+        except ValueError:
+            report = None
+        if not isinstance(report, dict):
+            if os.WIFSIGNALED(status):
+                how = 'was killed by signal %d' % os.WTERMSIG(status)
+            else:
+                how = 'exited with status %d' % os.WEXITSTATUS(status)
+            raise OpsReadyError('%s: the process decrypting it %s before it finished; the old file was kept. Run '
+                                'backup_rekey again (check the system log for an out-of-memory kill).'
+                                % (self.name, how), path=self.name)
+        if not report.get('ok'):
+            error = IntegrityError if report.get('integrity') else OpsReadyError
+            raise error(str(report.get('message')), path=self.name)
+        if report.get('size') != self.received:
+            raise IntegrityError('%s: %d plaintext bytes came through the pipe, the decrypting process sent %s; the '
+                                 'old file was kept.' % (self.name, self.received, report.get('size')), path=self.name)
+        return report
+
+    def _close_fds(self) -> None:
+        while self._fds:
+            os.close(self._fds.pop())
+
+    def _reap(self, kill: bool) -> int:
+        self._close_fds()  # a child blocked writing gets EPIPE
+        pid, self.pid = self.pid, None
+        if pid is None:
+            return 0
+        if kill:
+            try:
+                os.kill(pid, signal.SIGKILL)  # still our child: not reaped yet, so the pid cannot be reused
+            except ProcessLookupError:
+                pass
+        return os.waitpid(pid, 0)[1]
+
+    def close(self) -> None:
+        """Kill and reap the child if ``result()`` did not; close the pipes. Every path ends here."""
+        self._reap(kill=True)
 
 
 def settle(entry: Manifest) -> Optional[str]:
@@ -219,23 +326,42 @@ def _rekey_one(entry: Manifest, wanted: List[str], current: List[str], identitie
         except OpsReadyError:
             pass  # the reader below says clearly that the key does not open it
     raw = open(path, 'rb')
+    # The header is opened here (a wrong key fails before any process is started), the stream in the child.
     reader = encryption.DecryptingReader(raw, identities, path, recipients=current, expected_sha256=expected)
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        with reader, os.fdopen(fd, 'wb') as handle:
-            sink = _HashingSink(handle)
-            try:
-                writer = encryption.EncryptingWriter(sink, wanted, hash_plaintext=False)
-                _pump(reader, writer)
-                writer.close()
-            finally:
-                sink.finish()
-            handle.flush()
-            os.fsync(handle.fileno())
-        info = writer.info(reader.plaintext.hexdigest())
+        child = _DecryptingChild(reader, path)
+    finally:
+        reader.close()
+    try:
+        try:
+            # Opened after the fork: the child never holds the new file.
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, 'wb') as handle:
+                sink = _HashingSink(handle)
+                try:
+                    writer = encryption.EncryptingWriter(sink, wanted, hash_plaintext=False)
+                    first = True
+                    for block in child.blocks():
+                        writer.write(block)
+                        if first and fault:
+                            fault(STREAM_POINT, entry.id)
+                        first = False
+                    report = child.result()  # before sealing the last chunk: a failed stream is not finished
+                    writer.close()
+                finally:
+                    sink.finish()
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            raise OpsReadyError('%s: writing %s failed: %s. The old file was kept; free space (or fix the directory) '
+                                'and run backup_rekey again.' % (path, partial, exc.strerror or exc), path=partial)
+        finally:
+            child.close()
+        plaintext = report['sha256']
+        info = writer.info(plaintext)
         if expected is None:
-            expected = reader.plaintext.hexdigest()  # an old manifest without a sealed checksum
-        if reader.plaintext.hexdigest() != expected:
+            expected = plaintext  # an old manifest without a sealed checksum
+        if plaintext != expected:
             raise IntegrityError('%s decrypts to a plaintext whose sha256 differs from the manifest; the old file was '
                                  'kept.' % path, path=path)
         _verify_new(entry, partial, sink, info, expected, info_old.get('plaintext_size'), identities, wanted)
@@ -296,4 +422,4 @@ def still_opened_by(directory: str, identities: Sequence[Any]) -> Dict[str, List
     return found
 
 
-__all__ = ['rekey', 'settle', 'readable_by', 'still_opened_by', 'POINTS', 'PENDING']
+__all__ = ['rekey', 'settle', 'readable_by', 'still_opened_by', 'POINTS', 'STREAM_POINT', 'PENDING']

@@ -45,7 +45,7 @@ except ImportError as exc:  # pragma: no cover - exercised only where boto3 is m
         pass
 
 CHUNK = 1024 * 1024
-# Azure Blob Storage allows 1024 characters per blob name, GCS 1024 bytes of UTF-8: the stricter of the two.
+# Azure Blob Storage allows 1024 characters per blob name, GCS and S3 1024 bytes of UTF-8: the strictest.
 OBJECT_NAME_MAX = 1024
 
 
@@ -254,7 +254,10 @@ class S3Store(Store):
             raise OpsReadyError('backend=s3 needs boto3 on the managed host (pip install boto3): %s'
                                 % BOTO3_IMPORT_ERROR)
         self.bucket = bucket
-        self.prefix = prefix.strip('/')
+        # Refused before any request: S3 answers an over-long key with KeyTooLongError only after the upload
+        # started, keeps '.'/'..'/empty segments that a later HTTP path normalisation or a pull would collapse,
+        # and its XML listings cannot carry every control character.
+        self.prefix = checked_prefix(prefix, 's3')
         self.url = 's3://%s/%s' % (bucket, self.prefix) + (' at %s' % endpoint_url if endpoint_url else '')
         self.client = boto3.client(
             's3', endpoint_url=endpoint_url, region_name=region, aws_access_key_id=access_key,
@@ -277,7 +280,7 @@ class S3Store(Store):
                                        max_concurrency=max(1, concurrency), use_threads=concurrency > 1)
 
     def key(self, name: str) -> str:
-        return '%s/%s' % (self.prefix, name) if self.prefix else name
+        return checked_key(self.prefix, name, 's3')
 
     def _put_args(self) -> Dict[str, Any]:
         args: Dict[str, Any] = dict(self.extra)

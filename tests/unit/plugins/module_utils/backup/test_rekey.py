@@ -70,3 +70,112 @@ def test_a_manifest_with_a_pending_rekey_describes_the_file_that_is_there(tmp_pa
     entry = Catalog(str(tmp_path)).entries[0]
     assert entry.data['sha256'] == hashlib.sha256(open(path, 'rb').read()).hexdigest()
     assert entry.data['encryption']['recipients'] == [new.recipient if swapped else old.recipient]
+
+
+# -- the decrypting child process: every failure fails that artifact only, keeps it, and leaves nothing behind --
+def own_fds():
+    return sorted(os.listdir('/proc/self/fd'))
+
+
+def children():
+    import psutil
+    return psutil.Process().children(recursive=True)
+
+
+def snapshot(directory):
+    return {name: hashlib.sha256(open(os.path.join(str(directory), name), 'rb').read()).hexdigest()
+            for name in sorted(os.listdir(str(directory)))}
+
+
+def assert_kept(directory, before, fds):
+    """The catalog is byte for byte what it was, no .partial, no child process (zombie or not), no new fd."""
+    assert snapshot(directory) == before
+    assert not [n for n in os.listdir(str(directory)) if n.endswith('.partial')]
+    assert children() == []
+    assert own_fds() == fds
+
+
+BIG = os.urandom(1 << 20) * 6   # 6 MiB: more than the pipe and a block, so the child is mid-stream when hit
+
+
+def test_ciphertext_tampered_mid_stream_fails_that_artifact_only(tmp_path):
+    old, new = key(), key()
+    bad = encrypted_artifact(tmp_path, [old.recipient], payload=BIG)
+    good = encrypted_artifact(tmp_path, [old.recipient], payload=BIG[:300_000])
+    with open(bad, 'r+b') as handle:   # one bit in a chunk near the middle, header and first chunks intact
+        handle.seek(len(BIG) // 2)
+        byte = handle.read(1)
+        handle.seek(len(BIG) // 2)
+        handle.write(bytes([byte[0] ^ 1]))
+    write_manifest(bad, dict(read_manifest(bad + '.manifest.json').data,
+                             sha256=hashlib.sha256(open(bad, 'rb').read()).hexdigest()))
+    fds, before = own_fds(), snapshot(tmp_path)
+    result = rekey.rekey(str(tmp_path), [new.recipient], [old])
+    assert result['rekeyed'] == [os.path.basename(good)], result
+    assert [f['id'] for f in result['failed']] == [os.path.basename(bad)]
+    assert 'fails authentication at chunk' in result['failed'][0]['msg']
+    after = snapshot(tmp_path)
+    for name in (bad, bad + '.manifest.json'):
+        assert after[os.path.basename(name)] == before[os.path.basename(name)], 'the tampered artifact was changed'
+    assert read_manifest(good + '.manifest.json').data['encryption']['recipients'] == [new.recipient]
+    assert not [n for n in after if n.endswith('.partial')]
+    assert children() == [] and own_fds() == fds
+
+
+def test_a_wrong_identity_leaves_no_process_and_no_fd(tmp_path):
+    owner, stranger, new = key(), key(), key()
+    encrypted_artifact(tmp_path, [owner.recipient], payload=BIG)
+    fds, before = own_fds(), snapshot(tmp_path)
+    result = rekey.rekey(str(tmp_path), [new.recipient], [stranger])
+    assert 'cannot be decrypted with the identity given' in result['failed'][0]['msg']
+    assert_kept(tmp_path, before, fds)
+
+
+def test_the_decrypting_child_killed_mid_stream_fails_the_artifact(tmp_path):
+    import signal
+    secret = encryption.generate_identity()
+    old, new = encryption.parse_identities(secret)[0], key()
+    encrypted_artifact(tmp_path, [old.recipient], payload=BIG)
+    fds, before = own_fds(), snapshot(tmp_path)
+    seen = []
+
+    def kill_child(point, artifact_id):
+        if point != rekey.STREAM_POINT:
+            return
+        found = children()
+        assert len(found) == 1, 'decryption does not run in its own process'
+        child = found[0]
+        # the child is a fork: no key in its command line or environment
+        for place in ('cmdline', 'environ'):
+            with open('/proc/%d/%s' % (child.pid, place), 'rb') as handle:
+                text = handle.read()
+            assert secret.encode() not in text and secret.lower().encode() not in text
+        seen.append(child.pid)
+        os.kill(child.pid, signal.SIGKILL)
+
+    result = rekey.rekey(str(tmp_path), [new.recipient], [old], fault=kill_child)
+    assert seen and result['rekeyed'] == []
+    assert 'killed by signal %d' % signal.SIGKILL in result['failed'][0]['msg']
+    assert 'old file was kept' in result['failed'][0]['msg']
+    assert_kept(tmp_path, before, fds)
+
+
+def test_a_write_error_mid_stream_fails_the_artifact_and_keeps_it(tmp_path):
+    """A real EFBIG from the kernel (RLIMIT_FSIZE): what a full disk does to the .partial, without root."""
+    import resource
+    import signal
+    old, new = key(), key()
+    encrypted_artifact(tmp_path, [old.recipient], payload=BIG)
+    fds, before = own_fds(), snapshot(tmp_path)
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (2 << 20, limits[1]))
+    try:
+        result = rekey.rekey(str(tmp_path), [new.recipient], [old])
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        signal.signal(signal.SIGXFSZ, handler)
+    assert result['rekeyed'] == [] and len(result['failed']) == 1, result
+    msg = result['failed'][0]['msg']
+    assert 'File too large' in msg and 'old file was kept' in msg and '.partial' in msg
+    assert_kept(tmp_path, before, fds)
