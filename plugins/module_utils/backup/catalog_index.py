@@ -50,7 +50,7 @@ import json
 import os
 import stat
 import time
-from typing import Any, Dict, Iterator, List, Optional, Set, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup import manifest as _manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import atomic_write_bytes
@@ -255,24 +255,83 @@ class IndexedManifest(_manifest.Manifest):
 
 
 # ----------------------------------------------------------------------------------------- the cache
-Known = Union[IndexedManifest, Tuple[Signature, _manifest.Manifest]]
+# An index row (ROW_LEN values) or (signature, manifest).
+Known = Tuple[Any, ...]
+ROW_LEN = 17
+# Positions in an index row.
+R_ARTIFACT, R_ID, R_KIND, R_ENGINE, R_DATABASE, R_MEMBERS = 4, 5, 6, 7, 8, 16
 
 
-def _unpack(hit: Known) -> Tuple[Signature, _manifest.Manifest]:
-    if isinstance(hit, IndexedManifest):
-        return hit._sig, hit
-    return hit  # type: ignore[return-value]
+def materialize(directory: str, stem: str, row: Known) -> IndexedManifest:
+    """The ``IndexedManifest`` of an index row."""
+    artifact = stem if row[R_ARTIFACT] is None else row[R_ARTIFACT]
+    return IndexedManifest(directory, stem, row[:4], (artifact, artifact if row[R_ID] is None else row[R_ID])
+                           + row[R_KIND:])
+
+
+def vouched_name(stem: str, hit: Known) -> Tuple[str, Any]:
+    """(artifact name, member paths) of a cache entry, without building a manifest object."""
+    if len(hit) == ROW_LEN:
+        return (stem if hit[R_ARTIFACT] is None else hit[R_ARTIFACT]), hit[R_MEMBERS] or ()
+    entry = hit[1]
+    if isinstance(entry, IndexedManifest):
+        return entry._artifact, entry._members or ()
+    return entry.artifact_name, entry.member_paths
+
+
+# A scan filter that builds no entries (the leftover scan needs only the names the manifests vouch for).
+NOTHING = ('\0', '\0')
+
+
+class ScanResult:
+    """One scan: ``entries`` (the manifests the filter asked for, in file-name order), ``broken`` (every
+    unreadable manifest), ``seen`` (every valid settled manifest's cache entry, stem -> entry),
+    ``unsettled`` (valid manifests too recent to cache), ``others`` (the listing's other names)."""
+
+    __slots__ = ('entries', 'broken', 'seen', 'unsettled', 'others', 'complete')
+
+    def __init__(self, entries: List[_manifest.Manifest], broken: List[Dict[str, str]], seen: Dict[str, Known],
+                 unsettled: List[_manifest.Manifest], others: List[str], complete: bool) -> None:
+        self.entries = entries
+        self.broken = broken
+        self.seen = seen
+        self.unsettled = unsettled
+        self.others = others
+        self.complete = complete   # ``entries`` holds every valid manifest (no filter)
+
+    def copy(self) -> 'ScanResult':
+        return ScanResult(list(self.entries), list(self.broken), self.seen, self.unsettled, self.others,
+                          self.complete)
+
+    def vouched(self, directory: str) -> Tuple[Set[str], Set[str]]:
+        """Names (top of the directory) and paths (below it) that the manifests vouch for."""
+        names: Set[str] = set()
+        paths: Set[str] = set()
+        pairs = [vouched_name(stem, hit) for stem, hit in self.seen.items()]
+        pairs += [(m.artifact_name, m.member_paths) for m in self.unsettled]
+        for artifact, members in pairs:
+            for relative in (artifact,) + tuple(members):
+                if '/' in relative or relative in ('.', '..'):
+                    paths.add(os.path.normpath(os.path.join(directory, relative)))
+                else:
+                    names.add(relative)
+        return names, paths
 
 
 class _Dir:
-    """What the process knows of one directory: manifest stem -> an indexed manifest (which holds its
-    signature) or (signature, parsed manifest)."""
+    """What the process knows of one directory: manifest stem -> either an index row (ROW_LEN values:
+    the signature's four numbers then the index fields, as the index file's columns hold them: ``artifact``
+    and ``id`` None when equal to the stem / artifact) or (signature, manifest) once parsed or built.
+
+    Rows stay plain tuples (columns, not objects): a ``Catalog`` of one set builds ``IndexedManifest``
+    objects for that set only, and 200,000 objects cost more to build than the rest of a scan."""
 
     def __init__(self) -> None:
         self.entries: Dict[str, Known] = {}
         self.dir_sig: Optional[Tuple[int, int, int, int]] = None
-        self.scanned_ns = 0
-        self.last: Optional[Tuple[List[_manifest.Manifest], List[Dict[str, str]]]] = None
+        # the session's scans of this directory while its signature is ``last_sig``: filter -> (when, result)
+        self.last: Dict[Any, Tuple[int, 'ScanResult']] = {}
+        self.last_sig: Optional[Tuple[int, int, int, int]] = None
         self.index_loaded = False
         self.index_current = False   # the index file holds what ``entries`` holds
 
@@ -325,8 +384,8 @@ def read_manifest(path: str) -> _manifest.Manifest:
     known = _DIRS.get(directory)
     stem = name[:-SUFFIX_LEN] if name.endswith(SUFFIX) else None
     hit = known.entries.get(stem) if known is not None and stem is not None else None
-    if hit is not None and not isinstance(hit, IndexedManifest) and hit[0] == signature:  # type: ignore[index]
-        return hit[1]  # type: ignore[index]
+    if hit is not None and len(hit) == 2 and not isinstance(hit[1], IndexedManifest) and hit[0] == signature:
+        return hit[1]  # type: ignore[no-any-return]
     entry = _manifest.read_manifest(absolute)
     if stem is not None and st.st_ctime_ns <= time.time_ns() - SETTLE_NS:
         _remember(directory, stem, signature, entry)
@@ -353,28 +412,71 @@ def manifest_paths(directory: str) -> List[str]:
     return [os.path.join(directory, name) for name in sorted(names)]
 
 
-def _list_names(directory: str) -> Tuple[List[str], int]:
-    """Sorted manifest names of ``directory`` and a descriptor of it to ``stat`` them by (-1: cannot list)."""
+# What atomic_write_bytes names its temporary file for the index: '.' + INDEX_NAME + '.' + random + '.tmp'.
+TMP_PREFIX = '.' + INDEX_NAME + '.'
+TMP_SUFFIX = '.tmp'
+# A temporary index file older than this is a killed run's: no writer holds one open for that long.
+TMP_STALE_S = 15 * 60
+
+
+def _list_names(directory: str) -> Tuple[List[str], List[str], List[str], int]:
+    """Sorted manifest names of ``directory``, its other names (for the leftover scan, which then needs no
+    second listing), our index temporaries, and a descriptor to ``stat`` by (-1: cannot list)."""
     try:
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
-        return [], -1
+        return [], [], [], -1
+    names: List[str] = []
+    others: List[str] = []
+    temporaries: List[str] = []
     try:
         with os.scandir(fd) as entries:
-            names = [e.name for e in entries if e.name.endswith(SUFFIX) and not e.name.startswith('.')]
+            for entry in entries:
+                name = entry.name
+                if name.endswith(SUFFIX):
+                    if name[0] != '.':   # a dot name is never a manifest (as glob skips it), nor a leftover
+                        names.append(name)
+                elif name.startswith(TMP_PREFIX) and name.endswith(TMP_SUFFIX):
+                    temporaries.append(name)
+                else:
+                    others.append(name)
     except OSError:
         os.close(fd)
-        return [], -1
+        return [], [], [], -1
     names.sort()
-    return names, fd
+    return names, others, temporaries, fd
 
 
-def scan(directory: str, use_index: bool = True, parse_sets: Optional[Set[Tuple[str, Optional[str]]]] = None
-         ) -> Tuple[List[_manifest.Manifest], List[Dict[str, str]]]:
+def remove_stale_temporaries(directory: str, names: List[str], now: Optional[float] = None) -> List[str]:
+    """Remove index temporaries a killed run left (regular files of ours, one link, older than TMP_STALE_S).
+
+    Never follows a symlink (lstat, unlink removes the name), never removes another user's file or one a
+    running writer may still be filling."""
+    removed = []
+    cutoff = (time.time() if now is None else now) - TMP_STALE_S
+    for name in names:
+        if not (name.startswith(TMP_PREFIX) and name.endswith(TMP_SUFFIX)) or '/' in name:
+            continue
+        path = os.path.join(directory, name)
+        try:
+            st = os.lstat(path)
+            if (stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid() and st.st_nlink == 1
+                    and st.st_mtime < cutoff and st.st_ctime < cutoff):
+                os.unlink(path)
+                removed.append(path)
+        except OSError:
+            continue
+    return removed
+
+
+def scan(directory: str, use_index: bool = True, parse_sets: Optional[Set[Tuple[str, Optional[str]]]] = None,
+         only: Optional[Tuple[Optional[str], Optional[str]]] = None) -> ScanResult:
     """Every readable manifest of ``directory`` (in file-name order) and the broken ones.
 
     Entries known only from the index file are parsed from their JSON when ``use_index`` is false, or when
-    their (engine, database) is in ``parse_sets`` (retention's deletions).
+    their (engine, database) is in ``parse_sets`` (retention's deletions). ``only`` = (engine, database)
+    (None: any) builds entries for that set alone: every manifest is still listed and ``stat``ed (that is
+    what proves the index rows unchanged); ``NOTHING`` builds none.
     """
     directory = os.path.abspath(directory)
     known = _DIRS.setdefault(directory, _Dir())
@@ -383,22 +485,32 @@ def scan(directory: str, use_index: bool = True, parse_sets: Optional[Set[Tuple[
         dir_sig: Optional[Tuple[int, int, int, int]] = (dst.st_dev, dst.st_ino, dst.st_mtime_ns, dst.st_ctime_ns)
     except OSError:
         dir_sig = None
-    if (use_index and not parse_sets and _SESSION[0] and known.last is not None and dir_sig is not None
-            and known.dir_sig == dir_sig and dst.st_ctime_ns <= known.scanned_ns - SETTLE_NS):
-        return list(known.last[0]), list(known.last[1])
+    key = (only, use_index)
+    if use_index and not parse_sets and _SESSION[0] and dir_sig is not None and known.last_sig == dir_sig:
+        last = known.last.get(key)
+        if last is not None and dst.st_ctime_ns <= last[0] - SETTLE_NS:
+            return last[1].copy()
     started_ns = time.time_ns()
-    names, fd = _list_names(directory)
+    names, others, temporaries, fd = _list_names(directory)
     if fd < 0:
-        return [], []
+        return ScanResult([], [], {}, [], [], True)
     try:
-        return _scan(directory, known, names, fd, dir_sig, started_ns, use_index, parse_sets)
+        result = _scan(directory, known, names, fd, dir_sig, started_ns, use_index, parse_sets, only)
     finally:
         os.close(fd)
+    result.others = others
+    if known.last_sig != dir_sig:
+        known.last = {}
+        known.last_sig = dir_sig
+    known.last[key] = (started_ns, result)
+    if temporaries and known.index_current and not _READ_ONLY[0]:
+        remove_stale_temporaries(directory, temporaries)
+    return result.copy()
 
 
 def _scan(directory: str, known: _Dir, names: List[str], fd: int, dir_sig: Optional[Tuple[int, int, int, int]],
-          started_ns: int, use_index: bool, parse_sets: Optional[Set[Tuple[str, Optional[str]]]]
-          ) -> Tuple[List[_manifest.Manifest], List[Dict[str, str]]]:
+          started_ns: int, use_index: bool, parse_sets: Optional[Set[Tuple[str, Optional[str]]]],
+          only: Optional[Tuple[Optional[str], Optional[str]]]) -> ScanResult:
     if use_index and not known.index_loaded and dir_sig is not None:
         known.index_loaded = True
         if len(names) >= index_min():
@@ -406,10 +518,14 @@ def _scan(directory: str, known: _Dir, names: List[str], fd: int, dir_sig: Optio
     settled = started_ns - SETTLE_NS
     entries: List[_manifest.Manifest] = []
     broken: List[Dict[str, str]] = []
+    unsettled: List[_manifest.Manifest] = []
     cached = known.entries
     seen: Dict[str, Known] = {}
     stale = False
     stat_at = os.stat
+    want_all = only is None or only == (None, None)
+    nothing = only == NOTHING
+    want_engine, want_database = (None, None) if want_all or nothing else only  # type: ignore[misc]
     for name in names:
         stem = name[:-SUFFIX_LEN]
         # stat one at a time, keeping four numbers: 200,000 stat results held at once were 140 MB
@@ -422,28 +538,44 @@ def _scan(directory: str, known: _Dir, names: List[str], fd: int, dir_sig: Optio
         hit = cached.get(stem)
         entry: _manifest.Manifest
         if hit is not None:
-            if isinstance(hit, IndexedManifest):
-                sig = hit._sig
-                usable = use_index and not (parse_sets and (hit._engine, hit._database) in parse_sets)
-                entry = hit
+            if len(hit) == ROW_LEN:   # an index row: compared and filtered as numbers and strings, no object
+                if (use_index and hit[3] == st.st_ctime_ns and hit[0] == st.st_ino and hit[1] == st.st_size
+                        and hit[2] == st.st_mtime_ns
+                        and not (parse_sets and (hit[R_ENGINE], hit[R_DATABASE]) in parse_sets)):
+                    if not nothing and (want_all or (
+                            (want_engine is None or hit[R_ENGINE] == want_engine)
+                            and (want_database is None or hit[R_DATABASE] == want_database))):
+                        entry = materialize(directory, stem, hit)
+                        hit = cached[stem] = (hit[:4], entry)
+                        entries.append(entry)
+                    seen[stem] = hit
+                    continue
             else:
-                sig, entry = hit  # type: ignore[misc, assignment]
-                usable = True
-            if (usable and sig[3] == st.st_ctime_ns and sig[0] == st.st_ino and sig[1] == st.st_size
-                    and sig[2] == st.st_mtime_ns):
-                entries.append(entry)
-                seen[stem] = hit
-                continue
+                sig, entry = hit
+                usable = not isinstance(entry, IndexedManifest) or (
+                    use_index and not (parse_sets and (entry._engine, entry._database) in parse_sets))
+                if (usable and sig[3] == st.st_ctime_ns and sig[0] == st.st_ino and sig[1] == st.st_size
+                        and sig[2] == st.st_mtime_ns):
+                    if not nothing and (want_all or (
+                            (not want_engine or entry.engine == want_engine)
+                            and (not want_database or entry.database == want_database))):
+                        entries.append(entry)
+                    seen[stem] = hit
+                    continue
         path = os.path.join(directory, name)
         try:
             entry = _manifest.read_manifest(path)
         except OpsReadyError as exc:
             broken.append({'manifest': path, 'error': exc.message})
             continue
-        entries.append(entry)
+        if not nothing and (want_all or ((not want_engine or entry.engine == want_engine)
+                                         and (not want_database or entry.database == want_database))):
+            entries.append(entry)
         if st.st_ctime_ns <= settled:
             seen[stem] = ((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns), entry)
             stale = True
+        else:
+            unsettled.append(entry)
     if stale or len(seen) != len(cached):
         # removed (or unsettled) files are forgotten: the index must not grow with deleted backups
         _SIZE[0] += len(seen) - len(cached)
@@ -453,14 +585,12 @@ def _scan(directory: str, known: _Dir, names: List[str], fd: int, dir_sig: Optio
         _SIZE[0] -= len(known.entries)
         known.entries = {}
     known.dir_sig = dir_sig
-    known.scanned_ns = started_ns
-    known.last = (entries, broken)
     if use_index and (stale or not known.index_current) and not _READ_ONLY[0] and dir_sig is not None \
             and known.entries and len(names) >= index_min():
         known.index_current = _write_index(directory, dir_sig[0], known)
     elif stale:
         known.index_current = False
-    return list(entries), list(broken)
+    return ScanResult(entries, broken, seen, unsettled, [], want_all)
 
 
 def _error_of(path: str) -> str:
@@ -486,21 +616,14 @@ def _load_index(directory: str, dev: int, known: _Dir) -> bool:
     kinds = [strings[i] for i in columns['kind']]
     engines = [strings[i] for i in columns['engine']]
     databases = [None if i is None else strings[i] for i in columns['database']]
-    entries = known.entries
-    for (stem, ino, size, mtime, ctime, artifact, ident, kind, engine, database, parent, finished, consistent,
-         pstart, pend, log_start, verified, members) in zip(
-            columns['stem'], columns['ino'], columns['size'], columns['mtime'], columns['ctime'],
-            columns['artifact'], columns['id'], kinds, engines, databases, columns['parent'], columns['finished'],
-            columns['consistent'], columns['pstart'], columns['pend'], columns['log_start'], columns['verified'],
-            columns['members']):
-        if stem in entries:
-            continue
-        if artifact is None:
-            artifact = stem
-        entries[stem] = IndexedManifest(directory, stem, (ino, size, mtime, ctime), (
-            artifact, artifact if ident is None else ident, kind, engine, database, parent, finished, consistent,
-            pstart, pend, log_start, verified, members))
-    _SIZE[0] += len(columns['stem'])
+    # one tuple per manifest, built by zip in C (no object per manifest until a scan asks for its set)
+    rows = dict(zip(columns['stem'], zip(
+        columns['ino'], columns['size'], columns['mtime'], columns['ctime'], columns['artifact'], columns['id'],
+        kinds, engines, databases, columns['parent'], columns['finished'], columns['consistent'], columns['pstart'],
+        columns['pend'], columns['log_start'], columns['verified'], columns['members'])))
+    rows.update(known.entries)   # what this process parsed already wins
+    _SIZE[0] += len(rows) - len(known.entries)
+    known.entries = rows
     return True
 
 
@@ -588,14 +711,19 @@ def _write_index(directory: str, dev: int, known: _Dir) -> bool:
             strings.append(text)
         return codes[text]
     for stem in sorted(known.entries):
-        signature, entry = _unpack(known.entries[stem])
-        fields = entry.fields() if isinstance(entry, IndexedManifest) else index_fields(entry)
-        if fields is None:
-            continue
-        artifact = fields[0]
-        values = (stem,) + signature + (None if artifact == stem else artifact,
-                                        None if fields[1] == artifact else fields[1],
-                                        code(fields[2]), code(fields[3]), code(fields[4])) + fields[5:]
+        hit = known.entries[stem]
+        if len(hit) == ROW_LEN:
+            values: Tuple[Any, ...] = ((stem,) + hit[:R_KIND] + (code(hit[R_KIND]), code(hit[R_ENGINE]),
+                                                               code(hit[R_DATABASE])) + hit[R_DATABASE + 1:])
+        else:
+            signature, entry = hit
+            fields = entry.fields() if isinstance(entry, IndexedManifest) else index_fields(entry)
+            if fields is None:
+                continue
+            artifact = fields[0]
+            values = (stem,) + signature + (None if artifact == stem else artifact,
+                                            None if fields[1] == artifact else fields[1],
+                                            code(fields[2]), code(fields[3]), code(fields[4])) + fields[5:]
         for column, value in zip(COLUMNS, values):
             columns[column].append(value)
     body = json.dumps({'strings': strings, 'columns': columns}, separators=(',', ':')).encode('utf-8')
