@@ -218,8 +218,8 @@ def _db_backup_catalog(directory, engine, BackupOptions, Catalog, fresh_backup, 
     fresh = fresh_backup(engine, opts, 1800)
     leftovers = remove_leftovers(directory, [set_prefix(engine, opts)], check_mode=True)
     catalog = Catalog(directory, engine=ENGINE, database='app00')      # MySQLEngine._logs
-    starts = [m.position['log_start'] for m in catalog.fulls() if m.position.get('log_start') is not None]
-    have = {int(m.position['start']) for m in catalog.logs()}
+    starts = [m.log_start for m in catalog.fulls() if m.log_start is not None]
+    have = {m.pos_start for m in catalog.logs() if m.pos_start is not None}
     pruned = prune(directory, _policy(), engine=ENGINE, database='app00', check_mode=True)
     return {'fresh': bool(fresh), 'leftovers': len(leftovers), 'fulls': len(starts), 'logs': len(have),
             'delete': len(pruned['deleted'])}

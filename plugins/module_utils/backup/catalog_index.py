@@ -33,6 +33,17 @@ manifests. A directory we cannot write gets no index: the scan falls back to par
 process. Retention never deletes on the index's word: ``jobs.prune`` plans the sets it deletes from again
 from their parsed manifests (``scan(..., parse_sets=...)``).
 
+The seal (index format 2): once written, and after a fresh listing and ``stat`` proved every manifest still the
+file the index describes, the index header records the directory's own signature (device, inode, mtime and
+ctime in nanoseconds; ``_seal_index``). A scan that finds the directory with that very signature, the index
+current and the listing's manifest names exactly the index's, skips the per-manifest ``stat``: every add,
+remove, rename and rename-over (all our writes) changes the directory's mtime and ctime, and ctime cannot be
+set. What that cannot see is a manifest rewritten in place (same inode): so every manifest an operation
+returns, acts on or reports in detail is ``stat``ed and, when changed, parsed and compared (``confirm``,
+``IndexedManifest.data``); a disagreement withdraws the seal (``distrust``) and ``describe``/``prune``
+answer again by ``stat``. Real deletions are planned again from the parsed manifests of their sets, as before.
+The full argument, and its limit, is in docs/architecture.md ("The catalog index").
+
 Within a ``session()`` (one module run), a directory whose inode, mtime and ctime have not changed since
 the last scan (and had settled before it) is not listed and ``stat``ed again: adding, removing or renaming a
 manifest (every write of ours is a rename) changes the directory. Outside a session every ``Catalog``
@@ -50,7 +61,7 @@ import json
 import os
 import stat
 import time
-from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup import manifest as _manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import atomic_write_bytes
@@ -67,7 +78,7 @@ MAX_ENTRIES = 1_000_000
 # names), never a leftover (leftovers only consider artifact-stamped names), never copied offsite.
 INDEX_NAME = '.opsready-catalog-index.json'
 INDEX_FORMAT = 'opsready-catalog-index'
-INDEX_VERSION = 1
+INDEX_VERSION = 2   # 2: the header has a seal
 INDEX_LIMIT = 1024 ** 3
 # Below this many manifests, parsing them all costs less than ~0.1 s: no index file is written (small
 # directories keep exactly the files the backups wrote). OPSREADY_CATALOG_INDEX_MIN overrides it.
@@ -139,6 +150,11 @@ def index_fields(entry: _manifest.Manifest) -> Optional[Fields]:
             verified, paths)
 
 
+class IndexStale(CatalogError):
+    """A manifest an operation used disagrees with the index: the index is no longer trusted (``distrust``);
+    ``describe`` and ``prune`` answer again from the manifests, other callers ask to run again."""
+
+
 class IndexedManifest(_manifest.Manifest):
     """A manifest known from the index file: the catalog's fields without the JSON; ``data`` is read (and
     checked against these fields) on first use. Slots, not a dict: 200,000 of them are held at once."""
@@ -165,10 +181,16 @@ class IndexedManifest(_manifest.Manifest):
     def data(self) -> Dict[str, Any]:
         if self._data is None:
             path = os.path.join(self.directory, self._stem + _manifest.MANIFEST_SUFFIX)
+            try:
+                st: Optional[os.stat_result] = os.stat(path)
+            except OSError:
+                st = None
             entry = _manifest.read_manifest(path)
             if index_fields(entry) != self.fields():
-                raise CatalogError('Manifest %s changed while this run was reading the catalog: run again.' % path,
-                                   path=path)
+                _replace(self.directory, self._stem, entry, st)
+                distrust(self.directory)
+                raise IndexStale('Manifest %s changed while this run was reading the catalog: run again.' % path,
+                                 path=path)
             self._data = entry.data
         return self._data
 
@@ -334,6 +356,11 @@ class _Dir:
         self.last_sig: Optional[Tuple[int, int, int, int]] = None
         self.index_loaded = False
         self.index_current = False   # the index file holds what ``entries`` holds
+        # The directory signature (dev, ino, mtime_ns, ctime_ns) the index file's seal vouches for, and the
+        # sorted manifest names it holds; ``distrusted``: a used manifest disagreed, never the seal again.
+        self.seal: Optional[Tuple[int, int, int, int]] = None
+        self.sealed_names: List[str] = []
+        self.distrusted = False
 
 
 _DIRS: Dict[str, _Dir] = {}
@@ -495,7 +522,15 @@ def scan(directory: str, use_index: bool = True, parse_sets: Optional[Set[Tuple[
     if fd < 0:
         return ScanResult([], [], {}, [], [], True)
     try:
-        result = _scan(directory, known, names, fd, dir_sig, started_ns, use_index, parse_sets, only)
+        if use_index and not known.index_loaded and dir_sig is not None:
+            known.index_loaded = True
+            if len(names) >= index_min():
+                known.index_current = _load_index(directory, dir_sig[0], known)
+        if (use_index and not parse_sets and not known.distrusted and known.index_current and dir_sig is not None
+                and known.seal == dir_sig and names == known.sealed_names):
+            result = _sealed(directory, known, names, only)
+        else:
+            result = _scan(directory, known, names, fd, dir_sig, started_ns, use_index, parse_sets, only)
     finally:
         os.close(fd)
     result.others = others
@@ -508,13 +543,37 @@ def scan(directory: str, use_index: bool = True, parse_sets: Optional[Set[Tuple[
     return result.copy()
 
 
+def _sealed(directory: str, known: _Dir, names: List[str], only: Optional[Tuple[Optional[str], Optional[str]]]
+            ) -> ScanResult:
+    """The scan of a directory the index's seal vouches for: no ``stat`` per manifest (see ``seal_index``).
+
+    What an operation returns, acts on or reports in detail is checked by ``confirm`` (or by
+    ``IndexedManifest.data`` when read)."""
+    cached = known.entries
+    entries: List[_manifest.Manifest] = []
+    want_all = only is None or only == (None, None)
+    if only != NOTHING:
+        want_engine, want_database = (None, None) if want_all else only  # type: ignore[misc]
+        for name in names:
+            stem = name[:-SUFFIX_LEN]
+            hit = cached[stem]
+            if len(hit) == ROW_LEN:
+                if want_all or ((want_engine is None or hit[R_ENGINE] == want_engine)
+                                and (want_database is None or hit[R_DATABASE] == want_database)):
+                    entry = materialize(directory, stem, hit)
+                    cached[stem] = (hit[:4], entry)
+                    entries.append(entry)
+            else:
+                entry = hit[1]
+                if want_all or ((not want_engine or entry.engine == want_engine)
+                                and (not want_database or entry.database == want_database)):
+                    entries.append(entry)
+    return ScanResult(entries, [], cached, [], [], want_all)
+
+
 def _scan(directory: str, known: _Dir, names: List[str], fd: int, dir_sig: Optional[Tuple[int, int, int, int]],
           started_ns: int, use_index: bool, parse_sets: Optional[Set[Tuple[str, Optional[str]]]],
           only: Optional[Tuple[Optional[str], Optional[str]]]) -> ScanResult:
-    if use_index and not known.index_loaded and dir_sig is not None:
-        known.index_loaded = True
-        if len(names) >= index_min():
-            known.index_current = _load_index(directory, dir_sig[0], known)
     settled = started_ns - SETTLE_NS
     entries: List[_manifest.Manifest] = []
     broken: List[Dict[str, str]] = []
@@ -590,6 +649,11 @@ def _scan(directory: str, known: _Dir, names: List[str], fd: int, dir_sig: Optio
         known.index_current = _write_index(directory, dir_sig[0], known)
     elif stale:
         known.index_current = False
+    elif (use_index and known.index_current and not known.distrusted and not _READ_ONLY[0] and dir_sig is not None
+          and known.seal != dir_sig and len(names) >= index_min()):
+        # the index is current but its seal is not (a directory change that left every manifest as it was:
+        # a leftover removed, the index itself rewritten): seal it for this signature
+        _seal_index(directory, known, dir_sig)
     return ScanResult(entries, broken, seen, unsettled, [], want_all)
 
 
@@ -609,10 +673,14 @@ def index_path(directory: str) -> str:
 def _load_index(directory: str, dev: int, known: _Dir) -> bool:
     """Put the index file's entries into the process cache; False (and nothing loaded) when it is missing,
     foreign, corrupt or for another device."""
-    loaded = read_index(directory, dev)
-    if loaded is None:
+    raw = _read_raw(directory)
+    loaded = None if raw is None else parse_index(raw, dev)
+    if loaded is None or raw is None:
         return False
     columns, strings = loaded
+    known.seal = seal_of(raw)
+    del raw
+    known.sealed_names = sorted(stem + SUFFIX for stem in columns['stem'])
     kinds = [strings[i] for i in columns['kind']]
     engines = [strings[i] for i in columns['engine']]
     databases = [None if i is None else strings[i] for i in columns['database']]
@@ -627,8 +695,8 @@ def _load_index(directory: str, dev: int, known: _Dir) -> bool:
     return True
 
 
-def read_index(directory: str, dev: int) -> Optional[Tuple[Dict[str, List[Any]], List[str]]]:
-    """The index file's columns and strings when it is ours, intact and of this format; None otherwise."""
+def _read_raw(directory: str) -> Optional[bytes]:
+    """The index file's bytes when it is a regular file of ours (never through a link); None otherwise."""
     path = index_path(directory)
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, 'O_CLOEXEC', 0)
     try:
@@ -637,15 +705,35 @@ def read_index(directory: str, dev: int) -> Optional[Tuple[Dict[str, List[Any]],
         return None  # missing, a symlink (ELOOP), unreadable: no index
     try:
         st = os.fstat(fd)
-        if (not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_uid not in (os.geteuid(), 0)
-                or st.st_mode & 0o022 or st.st_size > INDEX_LIMIT):
+        if not _ours(st):
             return None  # not a file we wrote: another user's (or a planted link) is never read
-        raw = safeio.read_fd(fd, path, INDEX_LIMIT, 'Catalog index')
+        return safeio.read_fd(fd, path, INDEX_LIMIT, 'Catalog index')
     except OSError:
         return None
     finally:
         os.close(fd)
-    return parse_index(raw, dev)
+
+
+def _ours(st: os.stat_result) -> bool:
+    return (stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and st.st_uid in (os.geteuid(), 0)
+            and not st.st_mode & 0o022 and st.st_size <= INDEX_LIMIT)
+
+
+def read_index(directory: str, dev: int) -> Optional[Tuple[Dict[str, List[Any]], List[str]]]:
+    """The index file's columns and strings when it is ours, intact and of this format; None otherwise."""
+    raw = _read_raw(directory)
+    return None if raw is None else parse_index(raw, dev)
+
+
+def seal_of(raw: bytes) -> Optional[Tuple[int, int, int, int]]:
+    """The directory signature the index's seal vouches for (None: unsealed or unreadable)."""
+    newline = raw.find(b'\n')
+    try:
+        value = json.loads(raw[:newline]).get('seal')
+        parts = [int(p) for p in value.split(':')] if isinstance(value, str) and value.strip() else []
+    except (ValueError, AttributeError):
+        return None
+    return (parts[0], parts[1], parts[2], parts[3]) if len(parts) == 4 else None
 
 
 def parse_index(raw: bytes, dev: int) -> Optional[Tuple[Dict[str, List[Any]], List[str]]]:
@@ -728,12 +816,159 @@ def _write_index(directory: str, dev: int, known: _Dir) -> bool:
             columns[column].append(value)
     body = json.dumps({'strings': strings, 'columns': columns}, separators=(',', ':')).encode('utf-8')
     header = json.dumps({'format': INDEX_FORMAT, 'version': INDEX_VERSION, 'dev': dev, 'rows': len(columns['stem']),
-                         'sha256': hashlib.sha256(body).hexdigest()}, sort_keys=True).encode('utf-8')
+                         'sha256': hashlib.sha256(body).hexdigest(), 'seal': ' ' * SEAL_WIDTH},
+                        sort_keys=True).encode('utf-8')
+    known.seal = None
     try:
         atomic_write_bytes(index_path(directory), header + b'\n' + body, mode=0o600)
     except (OSError, OpsReadyError):
         return False  # read-only backup directory (an offsite mount, another user's): the scan works without
+    known.sealed_names = sorted(stem + SUFFIX for stem in columns['stem'])
+    del body, columns
+    if not known.distrusted:
+        _seal_index(directory, known, None)
     return True
+
+
+# ----------------------------------------------------------------------------------------- the seal
+# Width of the header's "seal" string, written in place (the directory does not change) once sealed.
+SEAL_WIDTH = 96
+SEAL_KEY = b'"seal": "'
+# The directory's timestamps advance in ticks of the kernel's coarse clock (1-10 ms): a change in the same
+# tick as the stamp the seal records could leave the stamp as it was. The seal is taken only once the
+# clock is a whole SEAL_TICK_NS past the directory's ctime, so every later change stamps a later ctime.
+SEAL_TICK_NS = 20 * 1000 ** 2
+
+
+def _seal_index(directory: str, known: _Dir, expected: Optional[Tuple[int, int, int, int]]) -> bool:
+    """Seal the index file just written (or found current) with the directory's signature.
+
+    Trust argument (docs/architecture.md, "The catalog index"): every name added to, removed from or renamed
+    in the directory, and every manifest replaced by rename (all our writes), changes the directory's
+    mtime and ctime; ctime cannot be set by a user. The seal is written only after (1) the clock has moved a
+    tick past the directory's ctime, (2) a fresh listing has exactly the index's manifest names and a fresh
+    ``stat`` of each is the signature the index holds (a change between the scan and the seal would hide in
+    the directory stamp of our own rename), (3) the directory's signature is the same after that check.
+    """
+    try:
+        before = os.stat(directory)
+        wait = before.st_ctime_ns + SEAL_TICK_NS - time.time_ns()
+        if wait > 0:
+            time.sleep(wait / 1e9)
+        first = os.stat(directory)
+        sig = (first.st_dev, first.st_ino, first.st_mtime_ns, first.st_ctime_ns)
+        if (expected is not None and sig != expected) or time.time_ns() - first.st_ctime_ns < SEAL_TICK_NS:
+            return False
+        names, dummy, dummy2, fd = _list_names(directory)
+        if fd < 0 or names != known.sealed_names:
+            if fd >= 0:
+                os.close(fd)
+            return False
+        try:
+            entries = known.entries
+            for name in names:
+                hit = entries[name[:-SUFFIX_LEN]]
+                held = hit[:4] if len(hit) == ROW_LEN else hit[0]
+                st = os.stat(name, dir_fd=fd)
+                if (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) != held:
+                    return False
+        finally:
+            os.close(fd)
+        after = os.stat(directory)
+        if (after.st_dev, after.st_ino, after.st_mtime_ns, after.st_ctime_ns) != sig:
+            return False
+        if not _write_seal(directory, '%d:%d:%d:%d' % sig):
+            return False
+    except (OSError, KeyError):
+        return False
+    known.seal = sig
+    return True
+
+
+def _write_seal(directory: str, value: str) -> bool:
+    """Write ``value`` (blank: unseal) into the header's seal field, in place."""
+    flags = os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, 'O_CLOEXEC', 0)
+    try:
+        fd = os.open(index_path(directory), flags)
+    except OSError:
+        return False
+    try:
+        if not _ours(os.fstat(fd)):
+            return False
+        head = os.pread(fd, 4096, 0)
+        newline = head.find(b'\n')
+        at = head.find(SEAL_KEY, 0, newline)
+        if newline < 0 or at < 0 or head[at + len(SEAL_KEY) + SEAL_WIDTH:at + len(SEAL_KEY) + SEAL_WIDTH + 1] != b'"':
+            return False
+        os.pwrite(fd, value.ljust(SEAL_WIDTH)[:SEAL_WIDTH].encode('ascii'), at + len(SEAL_KEY))
+        os.fsync(fd)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _replace(directory: str, stem: str, entry: _manifest.Manifest, st: Optional[os.stat_result]) -> None:
+    """Cache what a changed manifest says now (the next scan reuses it), and mark the index file stale."""
+    known = _DIRS.get(directory)
+    if known is None:
+        return
+    known.index_current = False
+    if st is not None and st.st_ctime_ns <= time.time_ns() - SETTLE_NS and stem in known.entries:
+        known.entries[stem] = ((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns), entry)
+    else:
+        known.entries.pop(stem, None)
+        _SIZE[0] -= 1
+
+
+def distrust(directory: str) -> None:
+    """A manifest disagreed with the index: this process scans the directory by ``stat`` from now on, and the
+    file's seal is withdrawn (even in check mode: a wrong seal must not vouch for the next run either)."""
+    directory = os.path.abspath(directory)
+    known = _DIRS.get(directory)
+    if known is not None:
+        known.distrusted = True
+        known.seal = None
+        known.last = {}
+    _write_seal(directory, '')
+
+
+def confirm(entries: Iterable[_manifest.Manifest]) -> None:
+    """Prove the manifests an operation returns or acts on unchanged since the scan that produced them:
+    ``stat`` each; one that changed is parsed and compared. Raises IndexStale (after ``distrust``) when one
+    says something else than the catalog was answering from."""
+    for entry in entries:
+        directory = entry.directory
+        known = _DIRS.get(directory)
+        if known is None:
+            continue
+        if isinstance(entry, IndexedManifest):
+            stem: Optional[str] = entry._stem
+        else:
+            stem = os.path.basename(entry.manifest_path)[:-SUFFIX_LEN]
+            hit = known.entries.get(stem)
+            if hit is None or len(hit) != 2 or hit[1] is not entry:
+                stem = next((k for k, v in known.entries.items() if len(v) == 2 and v[1] is entry), None)
+        hit = known.entries.get(stem) if stem is not None else None
+        if stem is None or hit is None:
+            continue   # parsed by this run's own scan and not cached (just written): nothing older to trust
+        held = hit[:4] if len(hit) == ROW_LEN else hit[0]
+        path = os.path.join(directory, stem + SUFFIX)
+        try:
+            st = os.stat(path)
+            if (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) == held:
+                continue
+            fresh: Optional[_manifest.Manifest] = _manifest.read_manifest(path)
+        except (OSError, OpsReadyError):
+            st, fresh = None, None
+        if fresh is not None and (index_fields(fresh) == entry.fields() if isinstance(entry, IndexedManifest)
+                                  else fresh.data == entry.data):
+            continue
+        if fresh is not None:
+            _replace(directory, stem, fresh, st)
+        distrust(directory)
+        raise IndexStale('Manifest %s changed while this run was reading the catalog: run again.' % path, path=path)
 
 
 def drop_index(directory: str) -> None:

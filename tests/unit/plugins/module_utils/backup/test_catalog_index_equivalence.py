@@ -222,6 +222,7 @@ def test_a_killed_index_write_leaves_no_temporary_for_ever(tmp_path, monkeypatch
 
     class Clock:
         time_ns = staticmethod(catalog_index.time.time_ns)
+        sleep = staticmethod(catalog_index.time.sleep)
 
         @staticmethod
         def time():
