@@ -673,14 +673,16 @@ def index_path(directory: str) -> str:
 def _load_index(directory: str, dev: int, known: _Dir) -> bool:
     """Put the index file's entries into the process cache; False (and nothing loaded) when it is missing,
     foreign, corrupt or for another device."""
-    raw = _read_raw(directory)
-    loaded = None if raw is None else parse_index(raw, dev)
-    if loaded is None or raw is None:
+    seal: List[Optional[Tuple[int, int, int, int]]] = []
+    # the bytes are referenced by parse_index's argument only: freed once decoded (tens of MB at 200,000)
+    loaded = parse_index(_read_raw(directory) or b'', dev, seal)
+    if loaded is None:
         return False
     columns, strings = loaded
-    known.seal = seal_of(raw)
-    del raw
-    known.sealed_names = sorted(stem + SUFFIX for stem in columns['stem'])
+    known.seal = seal[0] if seal else None
+    # written in manifest-name order: compared with the sorted listing as it is (a file in another order
+    # only never matches, and is scanned by stat)
+    known.sealed_names = [stem + SUFFIX for stem in columns['stem']]
     kinds = [strings[i] for i in columns['kind']]
     engines = [strings[i] for i in columns['engine']]
     databases = [None if i is None else strings[i] for i in columns['database']]
@@ -736,7 +738,10 @@ def seal_of(raw: bytes) -> Optional[Tuple[int, int, int, int]]:
     return (parts[0], parts[1], parts[2], parts[3]) if len(parts) == 4 else None
 
 
-def parse_index(raw: bytes, dev: int) -> Optional[Tuple[Dict[str, List[Any]], List[str]]]:
+def parse_index(raw: bytes, dev: int, seal: Optional[List[Optional[Tuple[int, int, int, int]]]] = None
+                ) -> Optional[Tuple[Dict[str, List[Any]], List[str]]]:
+    """Columns and strings of an index file's bytes (None: not a valid index of device ``dev``); its seal is
+    appended to ``seal`` when given."""
     newline = raw.find(b'\n')
     if newline < 0:
         return None
@@ -745,6 +750,8 @@ def parse_index(raw: bytes, dev: int) -> Optional[Tuple[Dict[str, List[Any]], Li
         if (not isinstance(header, dict) or header.get('format') != INDEX_FORMAT
                 or header.get('version') != INDEX_VERSION or header.get('dev') != dev):
             return None
+        if seal is not None:
+            seal.append(seal_of(raw[:newline + 1]))
         if hashlib.sha256(memoryview(raw)[newline + 1:]).hexdigest() != header.get('sha256'):
             return None
         text = raw.decode('utf-8')
@@ -798,7 +805,8 @@ def _write_index(directory: str, dev: int, known: _Dir) -> bool:
             codes[text] = len(strings)
             strings.append(text)
         return codes[text]
-    for stem in sorted(known.entries):
+    for name in sorted([stem + SUFFIX for stem in known.entries]):   # the listing's order (``_list_names``)
+        stem = name[:-SUFFIX_LEN]
         hit = known.entries[stem]
         if len(hit) == ROW_LEN:
             values: Tuple[Any, ...] = ((stem,) + hit[:R_KIND] + (code(hit[R_KIND]), code(hit[R_ENGINE]),
@@ -823,7 +831,9 @@ def _write_index(directory: str, dev: int, known: _Dir) -> bool:
         atomic_write_bytes(index_path(directory), header + b'\n' + body, mode=0o600)
     except (OSError, OpsReadyError):
         return False  # read-only backup directory (an offsite mount, another user's): the scan works without
-    known.sealed_names = sorted(stem + SUFFIX for stem in columns['stem'])
+    # written in manifest-name order: compared with the sorted listing as it is (a file in another order
+    # only never matches, and is scanned by stat)
+    known.sealed_names = [stem + SUFFIX for stem in columns['stem']]
     del body, columns
     if not known.distrusted:
         _seal_index(directory, known, None)
