@@ -21,7 +21,7 @@ import os
 import re
 from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
-from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
+from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest, from_us
 # Parses each manifest once per process while the file stays the same (see catalog_index): a module run
 # builds several catalogs of one directory.
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import (
@@ -234,10 +234,11 @@ class Catalog:
 
     def _suffix_reach(self, log: Manifest) -> datetime.datetime:
         """max(consistent_at) over the contiguous logs from ``log`` on: memoised, so every full's reach
-        costs O(1) after one pass (was a walk of the whole sequence per full)."""
+        costs O(1) after one pass (was a walk of the whole sequence per full). Kept as integer microseconds:
+        a datetime per log was a fifth of ``backup_info`` at 200,000 manifests."""
         key = (id(self.entries), len(self.entries))
         if getattr(self, '_reach_key', None) != key:
-            self._reach: Dict[int, datetime.datetime] = {}
+            self._reach: Dict[int, int] = {}
             self._reach_key = key
         path: List[Manifest] = []
         current: Optional[Manifest] = log
@@ -247,9 +248,10 @@ class Catalog:
             current = self._log_starting_at(int(current.position['end']) if end is None else end)
         reach = self._reach[id(current)] if current is not None else None
         for item in reversed(path):
-            reach = item.consistent_at if reach is None else max(reach, item.consistent_at)
+            moment = item.consistent_us
+            reach = moment if reach is None or moment > reach else reach
             self._reach[id(item)] = reach
-        return self._reach[id(log)]
+        return from_us(self._reach[id(log)])
 
     def _latest_reach(self, base: List[Manifest]) -> datetime.datetime:
         """``reaches(_extend_with_logs(base, None))`` without building the chain: O(1) per base once the

@@ -254,6 +254,10 @@ class IndexedManifest(_manifest.Manifest):
         return self._finished
 
     @property
+    def consistent_us(self) -> int:
+        return self._consistent
+
+    @property
     def pos_start(self) -> Optional[int]:
         return self._pstart
 
@@ -354,6 +358,8 @@ class _Dir:
         # the session's scans of this directory while its signature is ``last_sig``: filter -> (when, result)
         self.last: Dict[Any, Tuple[int, 'ScanResult']] = {}
         self.last_sig: Optional[Tuple[int, int, int, int]] = None
+        # the session's last listing: (directory signature, when, manifest names, other names, temporaries)
+        self.listing: Optional[Tuple[Any, int, List[str], List[str], List[str]]] = None
         self.index_loaded = False
         self.index_current = False   # the index file holds what ``entries`` holds
         # The directory signature (dev, ino, mtime_ns, ctime_ns) the index file's seal vouches for, and the
@@ -518,7 +524,19 @@ def scan(directory: str, use_index: bool = True, parse_sets: Optional[Set[Tuple[
         if last is not None and dst.st_ctime_ns <= last[0] - SETTLE_NS:
             return last[1].copy()
     started_ns = time.time_ns()
-    names, others, temporaries, fd = _list_names(directory)
+    listing = known.listing
+    if (_SESSION[0] and listing is not None and dir_sig is not None and listing[0] == dir_sig
+            and dst.st_ctime_ns <= listing[1] - SETTLE_NS):
+        # one run (db_backup: the fresh check, the leftover scan, the log run, the prune) lists an unchanged
+        # directory once, whatever each catalog's filter
+        names, others, temporaries = listing[2], listing[3], listing[4]
+        try:
+            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            fd = -1
+    else:
+        names, others, temporaries, fd = _list_names(directory)
+        known.listing = (dir_sig, started_ns, names, others, temporaries) if _SESSION[0] else None
     if fd < 0:
         return ScanResult([], [], {}, [], [], True)
     try:
