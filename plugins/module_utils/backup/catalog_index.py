@@ -314,26 +314,31 @@ class ScanResult:
     unreadable manifest), ``seen`` (every valid settled manifest's cache entry, stem -> entry),
     ``unsettled`` (valid manifests too recent to cache), ``others`` (the listing's other names)."""
 
-    __slots__ = ('entries', 'broken', 'seen', 'unsettled', 'others', 'complete')
+    __slots__ = ('entries', 'broken', 'seen', 'unsettled', 'others', 'complete', 'columns')
 
     def __init__(self, entries: List[_manifest.Manifest], broken: List[Dict[str, str]], seen: Dict[str, Known],
-                 unsettled: List[_manifest.Manifest], others: List[str], complete: bool) -> None:
+                 unsettled: List[_manifest.Manifest], others: List[str], complete: bool,
+                 columns: Optional[Tuple[List[Any], ...]]) -> None:
         self.entries = entries
         self.broken = broken
         self.seen = seen
         self.unsettled = unsettled
         self.others = others
         self.complete = complete   # ``entries`` holds every valid manifest (no filter)
+        self.columns = columns     # a sealed scan's: every manifest is a row of these (``seen`` is empty)
 
     def copy(self) -> 'ScanResult':
         return ScanResult(list(self.entries), list(self.broken), self.seen, self.unsettled, self.others,
-                          self.complete)
+                          self.complete, self.columns)
 
     def vouched(self, directory: str) -> Tuple[Set[str], Set[str]]:
         """Names (top of the directory) and paths (below it) that the manifests vouch for."""
         names: Set[str] = set()
         paths: Set[str] = set()
         pairs = [vouched_name(stem, hit) for stem, hit in self.seen.items()]
+        if self.columns is not None:
+            pairs += [(stem if artifact is None else artifact, members or ()) for stem, artifact, members in
+                      zip(self.columns[0], self.columns[1 + R_ARTIFACT], self.columns[1 + R_MEMBERS])]
         pairs += [(m.artifact_name, m.member_paths) for m in self.unsettled]
         for artifact, members in pairs:
             for relative in (artifact,) + tuple(members):
@@ -353,7 +358,11 @@ class _Dir:
     objects for that set only, and 200,000 objects cost more to build than the rest of a scan."""
 
     def __init__(self) -> None:
-        self.entries: Dict[str, Known] = {}
+        self._entries: Dict[str, Known] = {}
+        # The index file's columns as loaded (stem first, then the row's values), until a scan needs rows by
+        # stem: the sealed scan reads them by position and builds objects for the asked set only (``built``).
+        self.columns: Optional[Tuple[List[Any], ...]] = None
+        self.built: Dict[int, IndexedManifest] = {}
         self.dir_sig: Optional[Tuple[int, int, int, int]] = None
         # the session's scans of this directory while its signature is ``last_sig``: filter -> (when, result)
         self.last: Dict[Any, Tuple[int, 'ScanResult']] = {}
@@ -367,6 +376,28 @@ class _Dir:
         self.seal: Optional[Tuple[int, int, int, int]] = None
         self.sealed_names: List[str] = []
         self.distrusted = False
+
+    @property
+    def entries(self) -> Dict[str, Known]:
+        if self.columns is not None:
+            self._rows()
+        return self._entries
+
+    @entries.setter
+    def entries(self, value: Dict[str, Known]) -> None:
+        self.columns, self.built = None, {}
+        self._entries = value
+
+    def _rows(self) -> None:
+        """The loaded columns as rows by stem (one tuple per manifest, built by zip in C)."""
+        columns, self.columns = self.columns, None
+        assert columns is not None
+        rows: Dict[str, Known] = dict(zip(columns[0], zip(*columns[1:])))
+        for i, entry in self.built.items():
+            rows[columns[0][i]] = (entry._sig, entry)
+        self.built = {}
+        rows.update(self._entries)   # what this process parsed already wins
+        self._entries = rows
 
 
 _DIRS: Dict[str, _Dir] = {}
@@ -416,6 +447,8 @@ def read_manifest(path: str) -> _manifest.Manifest:
     signature = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     known = _DIRS.get(directory)
     stem = name[:-SUFFIX_LEN] if name.endswith(SUFFIX) else None
+    if known is not None and known.columns is not None:
+        return _manifest.read_manifest(absolute)   # columns not yet rows: a lookup by stem would build them all
     hit = known.entries.get(stem) if known is not None and stem is not None else None
     if hit is not None and len(hit) == 2 and not isinstance(hit[1], IndexedManifest) and hit[0] == signature:
         return hit[1]  # type: ignore[no-any-return]
@@ -538,7 +571,7 @@ def scan(directory: str, use_index: bool = True, parse_sets: Optional[Set[Tuple[
         names, others, temporaries, fd = _list_names(directory)
         known.listing = (dir_sig, started_ns, names, others, temporaries) if _SESSION[0] else None
     if fd < 0:
-        return ScanResult([], [], {}, [], [], True)
+        return ScanResult([], [], {}, [], [], True, None)
     try:
         if use_index and not known.index_loaded and dir_sig is not None:
             known.index_loaded = True
@@ -567,9 +600,23 @@ def _sealed(directory: str, known: _Dir, names: List[str], only: Optional[Tuple[
 
     What an operation returns, acts on or reports in detail is checked by ``confirm`` (or by
     ``IndexedManifest.data`` when read)."""
-    cached = known.entries
     entries: List[_manifest.Manifest] = []
     want_all = only is None or only == (None, None)
+    columns = known.columns
+    if columns is not None:
+        # rows by position: the listing's names are the index's stems in the same order
+        if only != NOTHING:
+            want_engine, want_database = (None, None) if want_all else only  # type: ignore[misc]
+            stems, built = columns[0], known.built
+            for i, (engine, database) in enumerate(zip(columns[1 + R_ENGINE], columns[1 + R_DATABASE])):
+                if want_all or ((want_engine is None or engine == want_engine)
+                                and (want_database is None or database == want_database)):
+                    entry = built.get(i)
+                    if entry is None:
+                        entry = built[i] = materialize(directory, stems[i], tuple(c[i] for c in columns[1:]))
+                    entries.append(entry)
+        return ScanResult(entries, [], {}, [], [], want_all, columns)
+    cached = known.entries
     if only != NOTHING:
         want_engine, want_database = (None, None) if want_all else only  # type: ignore[misc]
         for name in names:
@@ -586,7 +633,7 @@ def _sealed(directory: str, known: _Dir, names: List[str], only: Optional[Tuple[
                 if want_all or ((not want_engine or entry.engine == want_engine)
                                 and (not want_database or entry.database == want_database)):
                     entries.append(entry)
-    return ScanResult(entries, [], cached, [], [], want_all)
+    return ScanResult(entries, [], cached, [], [], want_all, None)
 
 
 def _scan(directory: str, known: _Dir, names: List[str], fd: int, dir_sig: Optional[Tuple[int, int, int, int]],
@@ -672,7 +719,7 @@ def _scan(directory: str, known: _Dir, names: List[str], fd: int, dir_sig: Optio
         # the index is current but its seal is not (a directory change that left every manifest as it was:
         # a leftover removed, the index itself rewritten): seal it for this signature
         _seal_index(directory, known, dir_sig)
-    return ScanResult(entries, broken, seen, unsettled, [], want_all)
+    return ScanResult(entries, broken, seen, unsettled, [], want_all, None)
 
 
 def _error_of(path: str) -> str:
@@ -704,14 +751,16 @@ def _load_index(directory: str, dev: int, known: _Dir) -> bool:
     kinds = [strings[i] for i in columns['kind']]
     engines = [strings[i] for i in columns['engine']]
     databases = [None if i is None else strings[i] for i in columns['database']]
-    # one tuple per manifest, built by zip in C (no object per manifest until a scan asks for its set)
-    rows = dict(zip(columns['stem'], zip(
-        columns['ino'], columns['size'], columns['mtime'], columns['ctime'], columns['artifact'], columns['id'],
-        kinds, engines, databases, columns['parent'], columns['finished'], columns['consistent'], columns['pstart'],
-        columns['pend'], columns['log_start'], columns['verified'], columns['members'])))
-    rows.update(known.entries)   # what this process parsed already wins
-    _SIZE[0] += len(rows) - len(known.entries)
-    known.entries = rows
+    # kept as columns (no tuple, no object per manifest until a scan needs them: ``_Dir.entries``, ``_sealed``)
+    before = len(known.entries)
+    known.columns = (columns['stem'], columns['ino'], columns['size'], columns['mtime'], columns['ctime'],
+                     columns['artifact'], columns['id'], kinds, engines, databases, columns['parent'],
+                     columns['finished'], columns['consistent'], columns['pstart'], columns['pend'],
+                     columns['log_start'], columns['verified'], columns['members'])
+    known.built = {}
+    _SIZE[0] += len(columns['stem'])
+    if before:
+        known._rows()   # this process parsed some already: merged at once (theirs win)
     return True
 
 
@@ -971,14 +1020,16 @@ def confirm(entries: Iterable[_manifest.Manifest]) -> None:
         known = _DIRS.get(directory)
         if known is None:
             continue
+        hit: Optional[Known]
         if isinstance(entry, IndexedManifest):
             stem: Optional[str] = entry._stem
+            hit = (entry._sig, entry)   # the signature it was built with (no lookup: rows may be columns)
         else:
             stem = os.path.basename(entry.manifest_path)[:-SUFFIX_LEN]
             hit = known.entries.get(stem)
             if hit is None or len(hit) != 2 or hit[1] is not entry:
                 stem = next((k for k, v in known.entries.items() if len(v) == 2 and v[1] is entry), None)
-        hit = known.entries.get(stem) if stem is not None else None
+            hit = known.entries.get(stem) if stem is not None else None
         if stem is None or hit is None:
             continue   # parsed by this run's own scan and not cached (just written): nothing older to trust
         held = hit[:4] if len(hit) == ROW_LEN else hit[0]
