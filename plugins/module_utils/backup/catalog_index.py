@@ -608,12 +608,13 @@ def _sealed(directory: str, known: _Dir, names: List[str], only: Optional[Tuple[
         if only != NOTHING:
             want_engine, want_database = (None, None) if want_all else only  # type: ignore[misc]
             stems, built = columns[0], known.built
-            for i, (engine, database) in enumerate(zip(columns[1 + R_ENGINE], columns[1 + R_DATABASE])):
-                if want_all or ((want_engine is None or engine == want_engine)
-                                and (want_database is None or database == want_database)):
+            # rows as tuples made by zip in C (a tuple per row is cheaper than reading 17 columns by index)
+            for i, row in enumerate(zip(*columns[1:])):
+                if want_all or ((want_engine is None or row[R_ENGINE] == want_engine)
+                                and (want_database is None or row[R_DATABASE] == want_database)):
                     entry = built.get(i)
                     if entry is None:
-                        entry = built[i] = materialize(directory, stems[i], tuple(c[i] for c in columns[1:]))
+                        entry = built[i] = materialize(directory, stems[i], row)
                     entries.append(entry)
         return ScanResult(entries, [], {}, [], [], want_all, columns)
     cached = known.entries
