@@ -372,9 +372,9 @@ class _Dir:
         self.index_loaded = False
         self.index_current = False   # the index file holds what ``entries`` holds
         # The directory signature (dev, ino, mtime_ns, ctime_ns) the index file's seal vouches for, and the
-        # sorted manifest names it holds; ``distrusted``: a used manifest disagreed, never the seal again.
+        # stems it holds (manifest-name order); ``distrusted``: a used manifest disagreed, never the seal again.
         self.seal: Optional[Tuple[int, int, int, int]] = None
-        self.sealed_names: List[str] = []
+        self.sealed_stems: List[str] = []   # the index's stems, in manifest-name order
         self.distrusted = False
 
     @property
@@ -578,7 +578,7 @@ def scan(directory: str, use_index: bool = True, parse_sets: Optional[Set[Tuple[
             if len(names) >= index_min():
                 known.index_current = _load_index(directory, dir_sig[0], known)
         if (use_index and not parse_sets and not known.distrusted and known.index_current and dir_sig is not None
-                and known.seal == dir_sig and names == known.sealed_names):
+                and known.seal == dir_sig and _same_names(names, known.sealed_stems)):
             result = _sealed(directory, known, names, only)
         else:
             result = _scan(directory, known, names, fd, dir_sig, started_ns, use_index, parse_sets, only)
@@ -588,10 +588,16 @@ def scan(directory: str, use_index: bool = True, parse_sets: Optional[Set[Tuple[
     if known.last_sig != dir_sig:
         known.last = {}
         known.last_sig = dir_sig
-    known.last[key] = (started_ns, result)
+    if _SESSION[0]:
+        known.last[key] = (started_ns, result)
     if temporaries and known.index_current and not _READ_ONLY[0]:
         remove_stale_temporaries(directory, temporaries)
     return result.copy()
+
+
+def _same_names(names: List[str], stems: List[str]) -> bool:
+    """``names == [stem + SUFFIX for stem in stems]`` without holding a second list of 200,000 names."""
+    return len(names) == len(stems) and all(map(str.__eq__, names, (stem + SUFFIX for stem in stems)))
 
 
 def _sealed(directory: str, known: _Dir, names: List[str], only: Optional[Tuple[Optional[str], Optional[str]]]
@@ -748,7 +754,7 @@ def _load_index(directory: str, dev: int, known: _Dir) -> bool:
     known.seal = seal[0] if seal else None
     # written in manifest-name order: compared with the sorted listing as it is (a file in another order
     # only never matches, and is scanned by stat)
-    known.sealed_names = [stem + SUFFIX for stem in columns['stem']]
+    known.sealed_stems = columns['stem']
     kinds = [strings[i] for i in columns['kind']]
     engines = [strings[i] for i in columns['engine']]
     databases = [None if i is None else strings[i] for i in columns['database']]
@@ -901,7 +907,7 @@ def _write_index(directory: str, dev: int, known: _Dir) -> bool:
         return False  # read-only backup directory (an offsite mount, another user's): the scan works without
     # written in manifest-name order: compared with the sorted listing as it is (a file in another order
     # only never matches, and is scanned by stat)
-    known.sealed_names = [stem + SUFFIX for stem in columns['stem']]
+    known.sealed_stems = columns['stem']
     del body, columns
     if not known.distrusted:
         _seal_index(directory, known, None)
@@ -938,7 +944,7 @@ def _seal_index(directory: str, known: _Dir, expected: Optional[Tuple[int, int, 
         if (expected is not None and sig != expected) or time.time_ns() - first.st_ctime_ns < SEAL_TICK_NS:
             return False
         names, dummy, dummy2, fd = _list_names(directory)
-        if fd < 0 or names != known.sealed_names:
+        if fd < 0 or not _same_names(names, known.sealed_stems):
             if fd >= 0:
                 os.close(fd)
             return False
