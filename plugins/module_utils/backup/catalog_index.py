@@ -391,7 +391,8 @@ class _Dir:
     def _rows(self) -> None:
         """The loaded columns as rows by stem (one tuple per manifest, built by zip in C)."""
         columns, self.columns = self.columns, None
-        assert columns is not None
+        if columns is None:
+            return
         rows: Dict[str, Known] = dict(zip(columns[0], zip(*columns[1:])))
         for i, entry in self.built.items():
             rows[columns[0][i]] = (entry._sig, entry)
@@ -883,8 +884,8 @@ def _write_index(directory: str, dev: int, known: _Dir) -> bool:
         stem = name[:-SUFFIX_LEN]
         hit = known.entries[stem]
         if len(hit) == ROW_LEN:
-            values: Tuple[Any, ...] = ((stem,) + hit[:R_KIND] + (code(hit[R_KIND]), code(hit[R_ENGINE]),
-                                                               code(hit[R_DATABASE])) + hit[R_DATABASE + 1:])
+            codes_of_row = (code(hit[R_KIND]), code(hit[R_ENGINE]), code(hit[R_DATABASE]))
+            values: Tuple[Any, ...] = (stem,) + hit[:R_KIND] + codes_of_row + hit[R_DATABASE + 1:]
         else:
             signature, entry = hit
             fields = entry.fields() if isinstance(entry, IndexedManifest) else index_fields(entry)
