@@ -4,8 +4,10 @@
         && ln -s /tmp/old /tmp/old/build/ansible_collections/opsready/operations && ln -s $PWD/.venv /tmp/old/.venv
     .venv/bin/python bench/catalog_compare.py /tmp/old DIRECTORY [ROUNDS] [OPERATIONS] [TIMEOUT]
 
-DIRECTORY is one that ``catalog_scale.generate`` wrote; each side runs ``catalog_scale.py run OP DIRECTORY`` of
-its own checkout in a child (bench/common.measure: wall, peak RSS). Prints every run with the load, then per
+DIRECTORY is one that ``catalog_scale.generate`` wrote, or OLD_DIRECTORY:NEW_DIRECTORY, two generated alike
+(the index file's format differs between versions: sharing one directory would rebuild it on every run);
+each side runs ``catalog_scale.py run OP DIRECTORY`` of its own checkout in a child (bench/common.measure:
+wall, peak RSS). Prints every run with the load, then per
 operation the medians and new/old per round (the ratio is what stays meaningful on a loaded machine).
 """
 
@@ -30,14 +32,16 @@ def main() -> int:
     ops = (sys.argv[4] if len(sys.argv) > 4 else 'backup_info,backup_prune_check,db_backup_catalog,'
            'drill_find_backup').split(',')
     timeout = float(sys.argv[5]) if len(sys.argv) > 5 else 120.0
-    sides = (('old', str(Path(old_checkout) / 'bench' / 'catalog_scale.py')), ('new', str(BENCH / 'catalog_scale.py')))
+    old_dir, dummy, new_dir = directory.partition(':')
+    sides = (('old', str(Path(old_checkout) / 'bench' / 'catalog_scale.py'), old_dir),
+             ('new', str(BENCH / 'catalog_scale.py'), new_dir or old_dir))
     rows = {}
     for number in range(rounds):
         for op in ops:
-            for side, script in sides:
+            for side, script, where in sides:
                 load = load_average()
                 try:
-                    wall, rss, _out = measure([PYTHON, script, 'run', op, directory], timeout=timeout)
+                    wall, rss, _out = measure([PYTHON, script, 'run', op, where], timeout=timeout)
                     late = False
                 except TimedOut as exc:
                     wall, rss, late = exc.wall, exc.rss, True

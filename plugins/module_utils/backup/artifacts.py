@@ -329,7 +329,7 @@ def remove_leftovers(dest: str, prefix: Union[None, str, Sequence[str]] = None,
     """
     prefixes = [prefix] if isinstance(prefix, str) else list(prefix or [])
     removed = []
-    for path in Catalog(dest).leftovers():
+    for path in Catalog(dest, materialize=False).leftovers():   # no entries: names only
         name = os.path.basename(path)
         if prefixes and not any(name.startswith(p) and SET_STAMP.match(name, len(p)) for p in prefixes):
             continue

@@ -21,10 +21,11 @@ import os
 import re
 from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
-from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import MANIFEST_SUFFIX, Manifest
+from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest, from_us
 # Parses each manifest once per process while the file stays the same (see catalog_index): a module run
 # builds several catalogs of one directory.
-from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import IndexedManifest, scan
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import (
+    NOTHING, ScanResult, scan)
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import CatalogError
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import PARTIAL_SUFFIX
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
@@ -41,25 +42,45 @@ class Catalog:
     """All manifests under ``directory`` (optionally only one engine/database)."""
 
     def __init__(self, directory: str, engine: Optional[str] = None, database: Optional[str] = None,
-                 use_index: bool = True, parse_sets: Optional[Set[Tuple[str, Optional[str]]]] = None) -> None:
+                 use_index: bool = True, parse_sets: Optional[Set[Tuple[str, Optional[str]]]] = None,
+                 materialize: bool = True) -> None:
         if not os.path.isdir(directory):
             raise CatalogError('Backup directory %s does not exist.' % directory)
         self.directory = os.path.abspath(directory)
-        # One listing and stat of every manifest; parsed only when new or changed (catalog_index).
-        self.all_entries, self.broken = scan(self.directory, use_index=use_index, parse_sets=parse_sets)
+        # One listing and stat of every manifest; parsed only when new or changed (catalog_index). Entries
+        # (objects) are built for the asked set only; ``all_entries`` scans again when something wants them
+        # all. ``materialize=False``: none at all (the leftover scan).
+        self._scan_args = (use_index, parse_sets)
+        only = (engine or None, database or None) if materialize else NOTHING
+        self._scan: ScanResult = scan(self.directory, use_index=use_index, parse_sets=parse_sets, only=only)
+        self._all: Optional[List[Manifest]] = self._scan.entries if self._scan.complete else None
+        self.broken = self._scan.broken
         self._groups: Optional[Dict[Tuple[str, Optional[str]], List[Manifest]]] = None
         self._filter = (engine, database)
-        entries = [e for e in self.all_entries
+        entries = [e for e in self._scan.entries
                    if (not engine or e.engine == engine) and (not database or e.database == database)]
         self.entries: List[Manifest] = sorted(entries, key=_order)
         self._by_id = {m.id: m for m in self.entries}
+
+    @property
+    def all_entries(self) -> List[Manifest]:
+        """Every valid manifest of the directory, whatever this catalog's filter."""
+        if self._all is None:
+            self._all = scan(self.directory, use_index=self._scan_args[0], parse_sets=self._scan_args[1]).entries
+        return self._all
+
+    @all_entries.setter
+    def all_entries(self, value: List[Manifest]) -> None:
+        self._all = value
 
     def view(self, engine: Optional[str] = None, database: Optional[str] = None) -> 'Catalog':
         """This scan filtered to one engine/database, without listing the directory again."""
         other = Catalog.__new__(Catalog)
         other.directory = self.directory
         other.broken = self.broken
-        other.all_entries = self.all_entries
+        other._scan = self._scan
+        other._scan_args = self._scan_args
+        other._all = self._all
         other._groups = self._groups
         other._filter = (engine, database)
         if engine and database:
@@ -213,10 +234,11 @@ class Catalog:
 
     def _suffix_reach(self, log: Manifest) -> datetime.datetime:
         """max(consistent_at) over the contiguous logs from ``log`` on: memoised, so every full's reach
-        costs O(1) after one pass (was a walk of the whole sequence per full)."""
+        costs O(1) after one pass (was a walk of the whole sequence per full). Kept as integer microseconds:
+        a datetime per log was a fifth of ``backup_info`` at 200,000 manifests."""
         key = (id(self.entries), len(self.entries))
         if getattr(self, '_reach_key', None) != key:
-            self._reach: Dict[int, datetime.datetime] = {}
+            self._reach: Dict[int, int] = {}
             self._reach_key = key
         path: List[Manifest] = []
         current: Optional[Manifest] = log
@@ -226,9 +248,10 @@ class Catalog:
             current = self._log_starting_at(int(current.position['end']) if end is None else end)
         reach = self._reach[id(current)] if current is not None else None
         for item in reversed(path):
-            reach = item.consistent_at if reach is None else max(reach, item.consistent_at)
+            moment = item.consistent_us
+            reach = moment if reach is None or moment > reach else reach
             self._reach[id(item)] = reach
-        return self._reach[id(log)]
+        return from_us(self._reach[id(log)])
 
     def _latest_reach(self, base: List[Manifest]) -> datetime.datetime:
         """``reaches(_extend_with_logs(base, None))`` without building the chain: O(1) per base once the
@@ -353,29 +376,15 @@ class Catalog:
     def leftovers(self) -> List[str]:
         """Files no manifest vouches for: partial writes and artifacts of interrupted runs."""
         # Names at the top of the directory, compared as names: building 400,000 paths cost more than the
-        # rest of a 200,000-manifest catalog. Artifacts or members in subdirectories keep their paths.
-        known_names = set()
-        known_paths = set()
-        for entry in self.all_entries:
-            if isinstance(entry, IndexedManifest):   # its fields, without a property call each (200,000 of them)
-                artifact, members = entry._artifact, entry._members or ()
-            else:
-                artifact, members = entry.artifact_name, entry.member_paths
-            if '/' in artifact or artifact in ('.', '..'):
-                known_paths.add(os.path.normpath(os.path.join(self.directory, artifact)))
-            else:
-                known_names.add(artifact)
-            for relative in members:
-                if '/' in relative or relative in ('.', '..'):
-                    known_paths.add(os.path.normpath(os.path.join(self.directory, relative)))
-                else:
-                    known_names.add(relative)
+        # rest of a 200,000-manifest catalog. Artifacts or members in subdirectories keep their paths. The
+        # names come from the scan's own listing (one listing per scan, not two) and its cache entries (every
+        # valid manifest's, whatever this catalog's filter; no object per manifest).
+        known_names, known_paths = self._scan.vouched(self.directory)
         result = []
         # Manifests (broken ones included) are never leftovers; every other name a manifest vouches for is
         # known; of the rest only our own artifact-stamped or partial names are candidates.
-        with os.scandir(self.directory) as listing:
-            names = [e.name for e in listing if not e.name.endswith(MANIFEST_SUFFIX) and e.name not in known_names
-                     and (e.name.endswith(PARTIAL_SUFFIX) or ARTIFACT_NAME.search(e.name))]
+        names = [n for n in self._scan.others if n not in known_names
+                 and (n.endswith(PARTIAL_SUFFIX) or ARTIFACT_NAME.search(n))]
         for name in sorted(names):
             path = os.path.join(self.directory, name)
             if path in known_paths:

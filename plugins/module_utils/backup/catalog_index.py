@@ -33,6 +33,17 @@ manifests. A directory we cannot write gets no index: the scan falls back to par
 process. Retention never deletes on the index's word: ``jobs.prune`` plans the sets it deletes from again
 from their parsed manifests (``scan(..., parse_sets=...)``).
 
+The seal (index format 2): once written, and after a fresh listing and ``stat`` proved every manifest still the
+file the index describes, the index header records the directory's own signature (device, inode, mtime and
+ctime in nanoseconds; ``_seal_index``). A scan that finds the directory with that very signature, the index
+current and the listing's manifest names exactly the index's, skips the per-manifest ``stat``: every add,
+remove, rename and rename-over (all our writes) changes the directory's mtime and ctime, and ctime cannot be
+set. What that cannot see is a manifest rewritten in place (same inode): so every manifest an operation
+returns, acts on or reports in detail is ``stat``ed and, when changed, parsed and compared (``confirm``,
+``IndexedManifest.data``); a disagreement withdraws the seal (``distrust``) and ``describe``/``prune``
+answer again by ``stat``. Real deletions are planned again from the parsed manifests of their sets, as before.
+The full argument, and its limit, is in docs/architecture.md ("The catalog index").
+
 Within a ``session()`` (one module run), a directory whose inode, mtime and ctime have not changed since
 the last scan (and had settled before it) is not listed and ``stat``ed again: adding, removing or renaming a
 manifest (every write of ours is a rename) changes the directory. Outside a session every ``Catalog``
@@ -50,7 +61,7 @@ import json
 import os
 import stat
 import time
-from typing import Any, Dict, Iterator, List, Optional, Set, Tuple, Union
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup import manifest as _manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import atomic_write_bytes
@@ -67,7 +78,7 @@ MAX_ENTRIES = 1_000_000
 # names), never a leftover (leftovers only consider artifact-stamped names), never copied offsite.
 INDEX_NAME = '.opsready-catalog-index.json'
 INDEX_FORMAT = 'opsready-catalog-index'
-INDEX_VERSION = 1
+INDEX_VERSION = 2   # 2: the header has a seal
 INDEX_LIMIT = 1024 ** 3
 # Below this many manifests, parsing them all costs less than ~0.1 s: no index file is written (small
 # directories keep exactly the files the backups wrote). OPSREADY_CATALOG_INDEX_MIN overrides it.
@@ -139,6 +150,11 @@ def index_fields(entry: _manifest.Manifest) -> Optional[Fields]:
             verified, paths)
 
 
+class IndexStale(CatalogError):
+    """A manifest an operation used disagrees with the index: the index is no longer trusted (``distrust``);
+    ``describe`` and ``prune`` answer again from the manifests, other callers ask to run again."""
+
+
 class IndexedManifest(_manifest.Manifest):
     """A manifest known from the index file: the catalog's fields without the JSON; ``data`` is read (and
     checked against these fields) on first use. Slots, not a dict: 200,000 of them are held at once."""
@@ -165,10 +181,16 @@ class IndexedManifest(_manifest.Manifest):
     def data(self) -> Dict[str, Any]:
         if self._data is None:
             path = os.path.join(self.directory, self._stem + _manifest.MANIFEST_SUFFIX)
+            try:
+                st: Optional[os.stat_result] = os.stat(path)
+            except OSError:
+                st = None
             entry = _manifest.read_manifest(path)
             if index_fields(entry) != self.fields():
-                raise CatalogError('Manifest %s changed while this run was reading the catalog: run again.' % path,
-                                   path=path)
+                _replace(self.directory, self._stem, entry, st)
+                distrust(self.directory)
+                raise IndexStale('Manifest %s changed while this run was reading the catalog: run again.' % path,
+                                 path=path)
             self._data = entry.data
         return self._data
 
@@ -232,6 +254,10 @@ class IndexedManifest(_manifest.Manifest):
         return self._finished
 
     @property
+    def consistent_us(self) -> int:
+        return self._consistent
+
+    @property
     def pos_start(self) -> Optional[int]:
         return self._pstart
 
@@ -255,26 +281,124 @@ class IndexedManifest(_manifest.Manifest):
 
 
 # ----------------------------------------------------------------------------------------- the cache
-Known = Union[IndexedManifest, Tuple[Signature, _manifest.Manifest]]
+# An index row (ROW_LEN values) or (signature, manifest).
+Known = Tuple[Any, ...]
+ROW_LEN = 17
+# Positions in an index row.
+R_ARTIFACT, R_ID, R_KIND, R_ENGINE, R_DATABASE, R_MEMBERS = 4, 5, 6, 7, 8, 16
 
 
-def _unpack(hit: Known) -> Tuple[Signature, _manifest.Manifest]:
-    if isinstance(hit, IndexedManifest):
-        return hit._sig, hit
-    return hit  # type: ignore[return-value]
+def materialize(directory: str, stem: str, row: Known) -> IndexedManifest:
+    """The ``IndexedManifest`` of an index row."""
+    artifact = stem if row[R_ARTIFACT] is None else row[R_ARTIFACT]
+    return IndexedManifest(directory, stem, row[:4], (artifact, artifact if row[R_ID] is None else row[R_ID])
+                           + row[R_KIND:])
+
+
+def vouched_name(stem: str, hit: Known) -> Tuple[str, Any]:
+    """(artifact name, member paths) of a cache entry, without building a manifest object."""
+    if len(hit) == ROW_LEN:
+        return (stem if hit[R_ARTIFACT] is None else hit[R_ARTIFACT]), hit[R_MEMBERS] or ()
+    entry = hit[1]
+    if isinstance(entry, IndexedManifest):
+        return entry._artifact, entry._members or ()
+    return entry.artifact_name, entry.member_paths
+
+
+# A scan filter that builds no entries (the leftover scan needs only the names the manifests vouch for).
+NOTHING = ('\0', '\0')
+
+
+class ScanResult:
+    """One scan: ``entries`` (the manifests the filter asked for, in file-name order), ``broken`` (every
+    unreadable manifest), ``seen`` (every valid settled manifest's cache entry, stem -> entry),
+    ``unsettled`` (valid manifests too recent to cache), ``others`` (the listing's other names)."""
+
+    __slots__ = ('entries', 'broken', 'seen', 'unsettled', 'others', 'complete', 'columns')
+
+    def __init__(self, entries: List[_manifest.Manifest], broken: List[Dict[str, str]], seen: Dict[str, Known],
+                 unsettled: List[_manifest.Manifest], others: List[str], complete: bool,
+                 columns: Optional[Tuple[List[Any], ...]]) -> None:
+        self.entries = entries
+        self.broken = broken
+        self.seen = seen
+        self.unsettled = unsettled
+        self.others = others
+        self.complete = complete   # ``entries`` holds every valid manifest (no filter)
+        self.columns = columns     # a sealed scan's: every manifest is a row of these (``seen`` is empty)
+
+    def copy(self) -> 'ScanResult':
+        return ScanResult(list(self.entries), list(self.broken), self.seen, self.unsettled, self.others,
+                          self.complete, self.columns)
+
+    def vouched(self, directory: str) -> Tuple[Set[str], Set[str]]:
+        """Names (top of the directory) and paths (below it) that the manifests vouch for."""
+        names: Set[str] = set()
+        paths: Set[str] = set()
+        pairs = [vouched_name(stem, hit) for stem, hit in self.seen.items()]
+        if self.columns is not None:
+            pairs += [(stem if artifact is None else artifact, members or ()) for stem, artifact, members in
+                      zip(self.columns[0], self.columns[1 + R_ARTIFACT], self.columns[1 + R_MEMBERS])]
+        pairs += [(m.artifact_name, m.member_paths) for m in self.unsettled]
+        for artifact, members in pairs:
+            for relative in (artifact,) + tuple(members):
+                if '/' in relative or relative in ('.', '..'):
+                    paths.add(os.path.normpath(os.path.join(directory, relative)))
+                else:
+                    names.add(relative)
+        return names, paths
 
 
 class _Dir:
-    """What the process knows of one directory: manifest stem -> an indexed manifest (which holds its
-    signature) or (signature, parsed manifest)."""
+    """What the process knows of one directory: manifest stem -> either an index row (ROW_LEN values:
+    the signature's four numbers then the index fields, as the index file's columns hold them: ``artifact``
+    and ``id`` None when equal to the stem / artifact) or (signature, manifest) once parsed or built.
+
+    Rows stay plain tuples (columns, not objects): a ``Catalog`` of one set builds ``IndexedManifest``
+    objects for that set only, and 200,000 objects cost more to build than the rest of a scan."""
 
     def __init__(self) -> None:
-        self.entries: Dict[str, Known] = {}
+        self._entries: Dict[str, Known] = {}
+        # The index file's columns as loaded (stem first, then the row's values), until a scan needs rows by
+        # stem: the sealed scan reads them by position and builds objects for the asked set only (``built``).
+        self.columns: Optional[Tuple[List[Any], ...]] = None
+        self.built: Dict[int, IndexedManifest] = {}
         self.dir_sig: Optional[Tuple[int, int, int, int]] = None
-        self.scanned_ns = 0
-        self.last: Optional[Tuple[List[_manifest.Manifest], List[Dict[str, str]]]] = None
+        # the session's scans of this directory while its signature is ``last_sig``: filter -> (when, result)
+        self.last: Dict[Any, Tuple[int, 'ScanResult']] = {}
+        self.last_sig: Optional[Tuple[int, int, int, int]] = None
+        # the session's last listing: (directory signature, when, manifest names, other names, temporaries)
+        self.listing: Optional[Tuple[Any, int, List[str], List[str], List[str]]] = None
         self.index_loaded = False
         self.index_current = False   # the index file holds what ``entries`` holds
+        # The directory signature (dev, ino, mtime_ns, ctime_ns) the index file's seal vouches for, and the
+        # stems it holds (manifest-name order); ``distrusted``: a used manifest disagreed, never the seal again.
+        self.seal: Optional[Tuple[int, int, int, int]] = None
+        self.sealed_stems: List[str] = []   # the index's stems, in manifest-name order
+        self.distrusted = False
+
+    @property
+    def entries(self) -> Dict[str, Known]:
+        if self.columns is not None:
+            self._rows()
+        return self._entries
+
+    @entries.setter
+    def entries(self, value: Dict[str, Known]) -> None:
+        self.columns, self.built = None, {}
+        self._entries = value
+
+    def _rows(self) -> None:
+        """The loaded columns as rows by stem (one tuple per manifest, built by zip in C)."""
+        columns, self.columns = self.columns, None
+        if columns is None:
+            return
+        rows: Dict[str, Known] = dict(zip(columns[0], zip(*columns[1:])))
+        for i, entry in self.built.items():
+            rows[columns[0][i]] = (entry._sig, entry)
+        self.built = {}
+        rows.update(self._entries)   # what this process parsed already wins
+        self._entries = rows
 
 
 _DIRS: Dict[str, _Dir] = {}
@@ -324,9 +448,11 @@ def read_manifest(path: str) -> _manifest.Manifest:
     signature = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     known = _DIRS.get(directory)
     stem = name[:-SUFFIX_LEN] if name.endswith(SUFFIX) else None
+    if known is not None and known.columns is not None:
+        return _manifest.read_manifest(absolute)   # columns not yet rows: a lookup by stem would build them all
     hit = known.entries.get(stem) if known is not None and stem is not None else None
-    if hit is not None and not isinstance(hit, IndexedManifest) and hit[0] == signature:  # type: ignore[index]
-        return hit[1]  # type: ignore[index]
+    if hit is not None and len(hit) == 2 and not isinstance(hit[1], IndexedManifest) and hit[0] == signature:
+        return hit[1]  # type: ignore[no-any-return]
     entry = _manifest.read_manifest(absolute)
     if stem is not None and st.st_ctime_ns <= time.time_ns() - SETTLE_NS:
         _remember(directory, stem, signature, entry)
@@ -353,28 +479,71 @@ def manifest_paths(directory: str) -> List[str]:
     return [os.path.join(directory, name) for name in sorted(names)]
 
 
-def _list_names(directory: str) -> Tuple[List[str], int]:
-    """Sorted manifest names of ``directory`` and a descriptor of it to ``stat`` them by (-1: cannot list)."""
+# What atomic_write_bytes names its temporary file for the index: '.' + INDEX_NAME + '.' + random + '.tmp'.
+TMP_PREFIX = '.' + INDEX_NAME + '.'
+TMP_SUFFIX = '.tmp'
+# A temporary index file older than this is a killed run's: no writer holds one open for that long.
+TMP_STALE_S = 15 * 60
+
+
+def _list_names(directory: str) -> Tuple[List[str], List[str], List[str], int]:
+    """Sorted manifest names of ``directory``, its other names (for the leftover scan, which then needs no
+    second listing), our index temporaries, and a descriptor to ``stat`` by (-1: cannot list)."""
     try:
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
-        return [], -1
+        return [], [], [], -1
+    names: List[str] = []
+    others: List[str] = []
+    temporaries: List[str] = []
     try:
         with os.scandir(fd) as entries:
-            names = [e.name for e in entries if e.name.endswith(SUFFIX) and not e.name.startswith('.')]
+            for entry in entries:
+                name = entry.name
+                if name.endswith(SUFFIX):
+                    if name[0] != '.':   # a dot name is never a manifest (as glob skips it), nor a leftover
+                        names.append(name)
+                elif name.startswith(TMP_PREFIX) and name.endswith(TMP_SUFFIX):
+                    temporaries.append(name)
+                else:
+                    others.append(name)
     except OSError:
         os.close(fd)
-        return [], -1
+        return [], [], [], -1
     names.sort()
-    return names, fd
+    return names, others, temporaries, fd
 
 
-def scan(directory: str, use_index: bool = True, parse_sets: Optional[Set[Tuple[str, Optional[str]]]] = None
-         ) -> Tuple[List[_manifest.Manifest], List[Dict[str, str]]]:
+def remove_stale_temporaries(directory: str, names: List[str], now: Optional[float] = None) -> List[str]:
+    """Remove index temporaries a killed run left (regular files of ours, one link, older than TMP_STALE_S).
+
+    Never follows a symlink (lstat, unlink removes the name), never removes another user's file or one a
+    running writer may still be filling."""
+    removed = []
+    cutoff = (time.time() if now is None else now) - TMP_STALE_S
+    for name in names:
+        if not (name.startswith(TMP_PREFIX) and name.endswith(TMP_SUFFIX)) or '/' in name:
+            continue
+        path = os.path.join(directory, name)
+        try:
+            st = os.lstat(path)
+            if (stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid() and st.st_nlink == 1
+                    and st.st_mtime < cutoff and st.st_ctime < cutoff):
+                os.unlink(path)
+                removed.append(path)
+        except OSError:
+            continue
+    return removed
+
+
+def scan(directory: str, use_index: bool = True, parse_sets: Optional[Set[Tuple[str, Optional[str]]]] = None,
+         only: Optional[Tuple[Optional[str], Optional[str]]] = None) -> ScanResult:
     """Every readable manifest of ``directory`` (in file-name order) and the broken ones.
 
     Entries known only from the index file are parsed from their JSON when ``use_index`` is false, or when
-    their (engine, database) is in ``parse_sets`` (retention's deletions).
+    their (engine, database) is in ``parse_sets`` (retention's deletions). ``only`` = (engine, database)
+    (None: any) builds entries for that set alone: every manifest is still listed and ``stat``ed (that is
+    what proves the index rows unchanged); ``NOTHING`` builds none.
     """
     directory = os.path.abspath(directory)
     known = _DIRS.setdefault(directory, _Dir())
@@ -383,33 +552,112 @@ def scan(directory: str, use_index: bool = True, parse_sets: Optional[Set[Tuple[
         dir_sig: Optional[Tuple[int, int, int, int]] = (dst.st_dev, dst.st_ino, dst.st_mtime_ns, dst.st_ctime_ns)
     except OSError:
         dir_sig = None
-    if (use_index and not parse_sets and _SESSION[0] and known.last is not None and dir_sig is not None
-            and known.dir_sig == dir_sig and dst.st_ctime_ns <= known.scanned_ns - SETTLE_NS):
-        return list(known.last[0]), list(known.last[1])
+    key = (only, use_index)
+    if use_index and not parse_sets and _SESSION[0] and dir_sig is not None and known.last_sig == dir_sig:
+        last = known.last.get(key)
+        if last is not None and dst.st_ctime_ns <= last[0] - SETTLE_NS:
+            return last[1].copy()
     started_ns = time.time_ns()
-    names, fd = _list_names(directory)
+    listing = known.listing
+    if (_SESSION[0] and listing is not None and dir_sig is not None and listing[0] == dir_sig
+            and dst.st_ctime_ns <= listing[1] - SETTLE_NS):
+        # one run (db_backup: the fresh check, the leftover scan, the log run, the prune) lists an unchanged
+        # directory once, whatever each catalog's filter
+        names, others, temporaries = listing[2], listing[3], listing[4]
+        try:
+            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            fd = -1
+    else:
+        names, others, temporaries, fd = _list_names(directory)
+        known.listing = (dir_sig, started_ns, names, others, temporaries) if _SESSION[0] else None
     if fd < 0:
-        return [], []
+        return ScanResult([], [], {}, [], [], True, None)
     try:
-        return _scan(directory, known, names, fd, dir_sig, started_ns, use_index, parse_sets)
+        if use_index and not known.index_loaded and dir_sig is not None:
+            known.index_loaded = True
+            if len(names) >= index_min():
+                known.index_current = _load_index(directory, dir_sig[0], known)
+        if (use_index and not parse_sets and not known.distrusted and known.index_current and dir_sig is not None
+                and known.seal == dir_sig and _same_names(names, known.sealed_stems)):
+            result = _sealed(directory, known, names, only)
+        else:
+            result = _scan(directory, known, names, fd, dir_sig, started_ns, use_index, parse_sets, only)
     finally:
         os.close(fd)
+    result.others = others
+    if known.last_sig != dir_sig:
+        known.last = {}
+        known.last_sig = dir_sig
+    if _SESSION[0]:
+        known.last[key] = (started_ns, result)
+    if temporaries and known.index_current and not _READ_ONLY[0]:
+        remove_stale_temporaries(directory, temporaries)
+    return result.copy()
+
+
+def _same_names(names: List[str], stems: List[str]) -> bool:
+    """``names == [stem + SUFFIX for stem in stems]`` without holding a second list of 200,000 names."""
+    return len(names) == len(stems) and all(map(str.__eq__, names, (stem + SUFFIX for stem in stems)))
+
+
+def _sealed(directory: str, known: _Dir, names: List[str], only: Optional[Tuple[Optional[str], Optional[str]]]
+            ) -> ScanResult:
+    """The scan of a directory the index's seal vouches for: no ``stat`` per manifest (see ``seal_index``).
+
+    What an operation returns, acts on or reports in detail is checked by ``confirm`` (or by
+    ``IndexedManifest.data`` when read)."""
+    entries: List[_manifest.Manifest] = []
+    want_all = only is None or only == (None, None)
+    columns = known.columns
+    if columns is not None:
+        # rows by position: the listing's names are the index's stems in the same order
+        if only != NOTHING:
+            want_engine, want_database = (None, None) if want_all else only  # type: ignore[misc]
+            stems, built = columns[0], known.built
+            # rows as tuples made by zip in C (a tuple per row is cheaper than reading 17 columns by index)
+            for i, row in enumerate(zip(*columns[1:])):
+                if want_all or ((want_engine is None or row[R_ENGINE] == want_engine)
+                                and (want_database is None or row[R_DATABASE] == want_database)):
+                    entry = built.get(i)
+                    if entry is None:
+                        entry = built[i] = materialize(directory, stems[i], row)
+                    entries.append(entry)
+        return ScanResult(entries, [], {}, [], [], want_all, columns)
+    cached = known.entries
+    if only != NOTHING:
+        want_engine, want_database = (None, None) if want_all else only  # type: ignore[misc]
+        for name in names:
+            stem = name[:-SUFFIX_LEN]
+            hit = cached[stem]
+            if len(hit) == ROW_LEN:
+                if want_all or ((want_engine is None or hit[R_ENGINE] == want_engine)
+                                and (want_database is None or hit[R_DATABASE] == want_database)):
+                    entry = materialize(directory, stem, hit)
+                    cached[stem] = (hit[:4], entry)
+                    entries.append(entry)
+            else:
+                entry = hit[1]
+                if want_all or ((not want_engine or entry.engine == want_engine)
+                                and (not want_database or entry.database == want_database)):
+                    entries.append(entry)
+    return ScanResult(entries, [], cached, [], [], want_all, None)
 
 
 def _scan(directory: str, known: _Dir, names: List[str], fd: int, dir_sig: Optional[Tuple[int, int, int, int]],
-          started_ns: int, use_index: bool, parse_sets: Optional[Set[Tuple[str, Optional[str]]]]
-          ) -> Tuple[List[_manifest.Manifest], List[Dict[str, str]]]:
-    if use_index and not known.index_loaded and dir_sig is not None:
-        known.index_loaded = True
-        if len(names) >= index_min():
-            known.index_current = _load_index(directory, dir_sig[0], known)
+          started_ns: int, use_index: bool, parse_sets: Optional[Set[Tuple[str, Optional[str]]]],
+          only: Optional[Tuple[Optional[str], Optional[str]]]) -> ScanResult:
     settled = started_ns - SETTLE_NS
     entries: List[_manifest.Manifest] = []
     broken: List[Dict[str, str]] = []
+    unsettled: List[_manifest.Manifest] = []
     cached = known.entries
     seen: Dict[str, Known] = {}
     stale = False
     stat_at = os.stat
+    want_all = only is None or only == (None, None)
+    nothing = only == NOTHING
+    want_engine, want_database = (None, None) if want_all or nothing else only  # type: ignore[misc]
     for name in names:
         stem = name[:-SUFFIX_LEN]
         # stat one at a time, keeping four numbers: 200,000 stat results held at once were 140 MB
@@ -422,28 +670,44 @@ def _scan(directory: str, known: _Dir, names: List[str], fd: int, dir_sig: Optio
         hit = cached.get(stem)
         entry: _manifest.Manifest
         if hit is not None:
-            if isinstance(hit, IndexedManifest):
-                sig = hit._sig
-                usable = use_index and not (parse_sets and (hit._engine, hit._database) in parse_sets)
-                entry = hit
+            if len(hit) == ROW_LEN:   # an index row: compared and filtered as numbers and strings, no object
+                if (use_index and hit[3] == st.st_ctime_ns and hit[0] == st.st_ino and hit[1] == st.st_size
+                        and hit[2] == st.st_mtime_ns
+                        and not (parse_sets and (hit[R_ENGINE], hit[R_DATABASE]) in parse_sets)):
+                    if not nothing and (want_all or (
+                            (want_engine is None or hit[R_ENGINE] == want_engine)
+                            and (want_database is None or hit[R_DATABASE] == want_database))):
+                        entry = materialize(directory, stem, hit)
+                        hit = cached[stem] = (hit[:4], entry)
+                        entries.append(entry)
+                    seen[stem] = hit
+                    continue
             else:
-                sig, entry = hit  # type: ignore[misc, assignment]
-                usable = True
-            if (usable and sig[3] == st.st_ctime_ns and sig[0] == st.st_ino and sig[1] == st.st_size
-                    and sig[2] == st.st_mtime_ns):
-                entries.append(entry)
-                seen[stem] = hit
-                continue
+                sig, entry = hit
+                usable = not isinstance(entry, IndexedManifest) or (
+                    use_index and not (parse_sets and (entry._engine, entry._database) in parse_sets))
+                if (usable and sig[3] == st.st_ctime_ns and sig[0] == st.st_ino and sig[1] == st.st_size
+                        and sig[2] == st.st_mtime_ns):
+                    if not nothing and (want_all or (
+                            (not want_engine or entry.engine == want_engine)
+                            and (not want_database or entry.database == want_database))):
+                        entries.append(entry)
+                    seen[stem] = hit
+                    continue
         path = os.path.join(directory, name)
         try:
             entry = _manifest.read_manifest(path)
         except OpsReadyError as exc:
             broken.append({'manifest': path, 'error': exc.message})
             continue
-        entries.append(entry)
+        if not nothing and (want_all or ((not want_engine or entry.engine == want_engine)
+                                         and (not want_database or entry.database == want_database))):
+            entries.append(entry)
         if st.st_ctime_ns <= settled:
             seen[stem] = ((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns), entry)
             stale = True
+        else:
+            unsettled.append(entry)
     if stale or len(seen) != len(cached):
         # removed (or unsettled) files are forgotten: the index must not grow with deleted backups
         _SIZE[0] += len(seen) - len(cached)
@@ -453,14 +717,17 @@ def _scan(directory: str, known: _Dir, names: List[str], fd: int, dir_sig: Optio
         _SIZE[0] -= len(known.entries)
         known.entries = {}
     known.dir_sig = dir_sig
-    known.scanned_ns = started_ns
-    known.last = (entries, broken)
     if use_index and (stale or not known.index_current) and not _READ_ONLY[0] and dir_sig is not None \
             and known.entries and len(names) >= index_min():
         known.index_current = _write_index(directory, dir_sig[0], known)
     elif stale:
         known.index_current = False
-    return list(entries), list(broken)
+    elif (use_index and known.index_current and not known.distrusted and not _READ_ONLY[0] and dir_sig is not None
+          and known.seal != dir_sig and len(names) >= index_min()):
+        # the index is current but its seal is not (a directory change that left every manifest as it was:
+        # a leftover removed, the index itself rewritten): seal it for this signature
+        _seal_index(directory, known, dir_sig)
+    return ScanResult(entries, broken, seen, unsettled, [], want_all, None)
 
 
 def _error_of(path: str) -> str:
@@ -479,33 +746,34 @@ def index_path(directory: str) -> str:
 def _load_index(directory: str, dev: int, known: _Dir) -> bool:
     """Put the index file's entries into the process cache; False (and nothing loaded) when it is missing,
     foreign, corrupt or for another device."""
-    loaded = read_index(directory, dev)
+    seal: List[Optional[Tuple[int, int, int, int]]] = []
+    # the bytes are referenced by parse_index's argument only: freed once decoded (tens of MB at 200,000)
+    loaded = parse_index(_read_raw(directory) or b'', dev, seal)
     if loaded is None:
         return False
     columns, strings = loaded
+    known.seal = seal[0] if seal else None
+    # written in manifest-name order: compared with the sorted listing as it is (a file in another order
+    # only never matches, and is scanned by stat)
+    known.sealed_stems = columns['stem']
     kinds = [strings[i] for i in columns['kind']]
     engines = [strings[i] for i in columns['engine']]
     databases = [None if i is None else strings[i] for i in columns['database']]
-    entries = known.entries
-    for (stem, ino, size, mtime, ctime, artifact, ident, kind, engine, database, parent, finished, consistent,
-         pstart, pend, log_start, verified, members) in zip(
-            columns['stem'], columns['ino'], columns['size'], columns['mtime'], columns['ctime'],
-            columns['artifact'], columns['id'], kinds, engines, databases, columns['parent'], columns['finished'],
-            columns['consistent'], columns['pstart'], columns['pend'], columns['log_start'], columns['verified'],
-            columns['members']):
-        if stem in entries:
-            continue
-        if artifact is None:
-            artifact = stem
-        entries[stem] = IndexedManifest(directory, stem, (ino, size, mtime, ctime), (
-            artifact, artifact if ident is None else ident, kind, engine, database, parent, finished, consistent,
-            pstart, pend, log_start, verified, members))
+    # kept as columns (no tuple, no object per manifest until a scan needs them: ``_Dir.entries``, ``_sealed``)
+    before = len(known.entries)
+    known.columns = (columns['stem'], columns['ino'], columns['size'], columns['mtime'], columns['ctime'],
+                     columns['artifact'], columns['id'], kinds, engines, databases, columns['parent'],
+                     columns['finished'], columns['consistent'], columns['pstart'], columns['pend'],
+                     columns['log_start'], columns['verified'], columns['members'])
+    known.built = {}
     _SIZE[0] += len(columns['stem'])
+    if before:
+        known._rows()   # this process parsed some already: merged at once (theirs win)
     return True
 
 
-def read_index(directory: str, dev: int) -> Optional[Tuple[Dict[str, List[Any]], List[str]]]:
-    """The index file's columns and strings when it is ours, intact and of this format; None otherwise."""
+def _read_raw(directory: str) -> Optional[bytes]:
+    """The index file's bytes when it is a regular file of ours (never through a link); None otherwise."""
     path = index_path(directory)
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, 'O_CLOEXEC', 0)
     try:
@@ -514,18 +782,41 @@ def read_index(directory: str, dev: int) -> Optional[Tuple[Dict[str, List[Any]],
         return None  # missing, a symlink (ELOOP), unreadable: no index
     try:
         st = os.fstat(fd)
-        if (not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_uid not in (os.geteuid(), 0)
-                or st.st_mode & 0o022 or st.st_size > INDEX_LIMIT):
+        if not _ours(st):
             return None  # not a file we wrote: another user's (or a planted link) is never read
-        raw = safeio.read_fd(fd, path, INDEX_LIMIT, 'Catalog index')
+        return safeio.read_fd(fd, path, INDEX_LIMIT, 'Catalog index')
     except OSError:
         return None
     finally:
         os.close(fd)
-    return parse_index(raw, dev)
 
 
-def parse_index(raw: bytes, dev: int) -> Optional[Tuple[Dict[str, List[Any]], List[str]]]:
+def _ours(st: os.stat_result) -> bool:
+    return (stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and st.st_uid in (os.geteuid(), 0)
+            and not st.st_mode & 0o022 and st.st_size <= INDEX_LIMIT)
+
+
+def read_index(directory: str, dev: int) -> Optional[Tuple[Dict[str, List[Any]], List[str]]]:
+    """The index file's columns and strings when it is ours, intact and of this format; None otherwise."""
+    raw = _read_raw(directory)
+    return None if raw is None else parse_index(raw, dev)
+
+
+def seal_of(raw: bytes) -> Optional[Tuple[int, int, int, int]]:
+    """The directory signature the index's seal vouches for (None: unsealed or unreadable)."""
+    newline = raw.find(b'\n')
+    try:
+        value = json.loads(raw[:newline]).get('seal')
+        parts = [int(p) for p in value.split(':')] if isinstance(value, str) and value.strip() else []
+    except (ValueError, AttributeError):
+        return None
+    return (parts[0], parts[1], parts[2], parts[3]) if len(parts) == 4 else None
+
+
+def parse_index(raw: bytes, dev: int, seal: Optional[List[Optional[Tuple[int, int, int, int]]]] = None
+                ) -> Optional[Tuple[Dict[str, List[Any]], List[str]]]:
+    """Columns and strings of an index file's bytes (None: not a valid index of device ``dev``); its seal is
+    appended to ``seal`` when given."""
     newline = raw.find(b'\n')
     if newline < 0:
         return None
@@ -534,6 +825,8 @@ def parse_index(raw: bytes, dev: int) -> Optional[Tuple[Dict[str, List[Any]], Li
         if (not isinstance(header, dict) or header.get('format') != INDEX_FORMAT
                 or header.get('version') != INDEX_VERSION or header.get('dev') != dev):
             return None
+        if seal is not None:
+            seal.append(seal_of(raw[:newline + 1]))
         if hashlib.sha256(memoryview(raw)[newline + 1:]).hexdigest() != header.get('sha256'):
             return None
         text = raw.decode('utf-8')
@@ -587,25 +880,182 @@ def _write_index(directory: str, dev: int, known: _Dir) -> bool:
             codes[text] = len(strings)
             strings.append(text)
         return codes[text]
-    for stem in sorted(known.entries):
-        signature, entry = _unpack(known.entries[stem])
-        fields = entry.fields() if isinstance(entry, IndexedManifest) else index_fields(entry)
-        if fields is None:
-            continue
-        artifact = fields[0]
-        values = (stem,) + signature + (None if artifact == stem else artifact,
-                                        None if fields[1] == artifact else fields[1],
-                                        code(fields[2]), code(fields[3]), code(fields[4])) + fields[5:]
+    for name in sorted([stem + SUFFIX for stem in known.entries]):   # the listing's order (``_list_names``)
+        stem = name[:-SUFFIX_LEN]
+        hit = known.entries[stem]
+        if len(hit) == ROW_LEN:
+            codes_of_row = (code(hit[R_KIND]), code(hit[R_ENGINE]), code(hit[R_DATABASE]))
+            values: Tuple[Any, ...] = (stem,) + hit[:R_KIND] + codes_of_row + hit[R_DATABASE + 1:]
+        else:
+            signature, entry = hit
+            fields = entry.fields() if isinstance(entry, IndexedManifest) else index_fields(entry)
+            if fields is None:
+                continue
+            artifact = fields[0]
+            values = (stem,) + signature + (None if artifact == stem else artifact,
+                                            None if fields[1] == artifact else fields[1],
+                                            code(fields[2]), code(fields[3]), code(fields[4])) + fields[5:]
         for column, value in zip(COLUMNS, values):
             columns[column].append(value)
     body = json.dumps({'strings': strings, 'columns': columns}, separators=(',', ':')).encode('utf-8')
     header = json.dumps({'format': INDEX_FORMAT, 'version': INDEX_VERSION, 'dev': dev, 'rows': len(columns['stem']),
-                         'sha256': hashlib.sha256(body).hexdigest()}, sort_keys=True).encode('utf-8')
+                         'sha256': hashlib.sha256(body).hexdigest(), 'seal': ' ' * SEAL_WIDTH},
+                        sort_keys=True).encode('utf-8')
+    known.seal = None
     try:
         atomic_write_bytes(index_path(directory), header + b'\n' + body, mode=0o600)
     except (OSError, OpsReadyError):
         return False  # read-only backup directory (an offsite mount, another user's): the scan works without
+    # written in manifest-name order: compared with the sorted listing as it is (a file in another order
+    # only never matches, and is scanned by stat)
+    known.sealed_stems = columns['stem']
+    del body, columns
+    if not known.distrusted:
+        _seal_index(directory, known, None)
     return True
+
+
+# ----------------------------------------------------------------------------------------- the seal
+# Width of the header's "seal" string, written in place (the directory does not change) once sealed.
+SEAL_WIDTH = 96
+SEAL_KEY = b'"seal": "'
+# The directory's timestamps advance in ticks of the kernel's coarse clock (1-10 ms): a change in the same
+# tick as the stamp the seal records could leave the stamp as it was. The seal is taken only once the
+# clock is a whole SEAL_TICK_NS past the directory's ctime, so every later change stamps a later ctime.
+SEAL_TICK_NS = 20 * 1000 ** 2
+
+
+def _seal_index(directory: str, known: _Dir, expected: Optional[Tuple[int, int, int, int]]) -> bool:
+    """Seal the index file just written (or found current) with the directory's signature.
+
+    Trust argument (docs/architecture.md, "The catalog index"): every name added to, removed from or renamed
+    in the directory, and every manifest replaced by rename (all our writes), changes the directory's
+    mtime and ctime; ctime cannot be set by a user. The seal is written only after (1) the clock has moved a
+    tick past the directory's ctime, (2) a fresh listing has exactly the index's manifest names and a fresh
+    ``stat`` of each is the signature the index holds (a change between the scan and the seal would hide in
+    the directory stamp of our own rename), (3) the directory's signature is the same after that check.
+    """
+    try:
+        before = os.stat(directory)
+        wait = before.st_ctime_ns + SEAL_TICK_NS - time.time_ns()
+        if wait > 0:
+            time.sleep(wait / 1e9)
+        first = os.stat(directory)
+        sig = (first.st_dev, first.st_ino, first.st_mtime_ns, first.st_ctime_ns)
+        if (expected is not None and sig != expected) or time.time_ns() - first.st_ctime_ns < SEAL_TICK_NS:
+            return False
+        names, dummy, dummy2, fd = _list_names(directory)
+        if fd < 0 or not _same_names(names, known.sealed_stems):
+            if fd >= 0:
+                os.close(fd)
+            return False
+        try:
+            entries = known.entries
+            for name in names:
+                hit = entries[name[:-SUFFIX_LEN]]
+                held = hit[:4] if len(hit) == ROW_LEN else hit[0]
+                st = os.stat(name, dir_fd=fd)
+                if (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) != held:
+                    return False
+        finally:
+            os.close(fd)
+        after = os.stat(directory)
+        if (after.st_dev, after.st_ino, after.st_mtime_ns, after.st_ctime_ns) != sig:
+            return False
+        if not _write_seal(directory, '%d:%d:%d:%d' % sig):
+            return False
+    except (OSError, KeyError):
+        return False
+    known.seal = sig
+    return True
+
+
+def _write_seal(directory: str, value: str) -> bool:
+    """Write ``value`` (blank: unseal) into the header's seal field, in place."""
+    flags = os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, 'O_CLOEXEC', 0)
+    try:
+        fd = os.open(index_path(directory), flags)
+    except OSError:
+        return False
+    try:
+        if not _ours(os.fstat(fd)):
+            return False
+        head = os.pread(fd, 4096, 0)
+        newline = head.find(b'\n')
+        at = head.find(SEAL_KEY, 0, newline)
+        if newline < 0 or at < 0 or head[at + len(SEAL_KEY) + SEAL_WIDTH:at + len(SEAL_KEY) + SEAL_WIDTH + 1] != b'"':
+            return False
+        os.pwrite(fd, value.ljust(SEAL_WIDTH)[:SEAL_WIDTH].encode('ascii'), at + len(SEAL_KEY))
+        os.fsync(fd)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _replace(directory: str, stem: str, entry: _manifest.Manifest, st: Optional[os.stat_result]) -> None:
+    """Cache what a changed manifest says now (the next scan reuses it), and mark the index file stale."""
+    known = _DIRS.get(directory)
+    if known is None:
+        return
+    known.index_current = False
+    if st is not None and st.st_ctime_ns <= time.time_ns() - SETTLE_NS and stem in known.entries:
+        known.entries[stem] = ((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns), entry)
+    else:
+        known.entries.pop(stem, None)
+        _SIZE[0] -= 1
+
+
+def distrust(directory: str) -> None:
+    """A manifest disagreed with the index: this process scans the directory by ``stat`` from now on, and the
+    file's seal is withdrawn (even in check mode: a wrong seal must not vouch for the next run either)."""
+    directory = os.path.abspath(directory)
+    known = _DIRS.get(directory)
+    if known is not None:
+        known.distrusted = True
+        known.seal = None
+        known.last = {}
+    _write_seal(directory, '')
+
+
+def confirm(entries: Iterable[_manifest.Manifest]) -> None:
+    """Prove the manifests an operation returns or acts on unchanged since the scan that produced them:
+    ``stat`` each; one that changed is parsed and compared. Raises IndexStale (after ``distrust``) when one
+    says something else than the catalog was answering from."""
+    for entry in entries:
+        directory = entry.directory
+        known = _DIRS.get(directory)
+        if known is None:
+            continue
+        hit: Optional[Known]
+        if isinstance(entry, IndexedManifest):
+            stem: Optional[str] = entry._stem
+            hit = (entry._sig, entry)   # the signature it was built with (no lookup: rows may be columns)
+        else:
+            stem = os.path.basename(entry.manifest_path)[:-SUFFIX_LEN]
+            hit = known.entries.get(stem)
+            if hit is None or len(hit) != 2 or hit[1] is not entry:
+                stem = next((k for k, v in known.entries.items() if len(v) == 2 and v[1] is entry), None)
+            hit = known.entries.get(stem) if stem is not None else None
+        if stem is None or hit is None:
+            continue   # parsed by this run's own scan and not cached (just written): nothing older to trust
+        held = hit[:4] if len(hit) == ROW_LEN else hit[0]
+        path = os.path.join(directory, stem + SUFFIX)
+        try:
+            st = os.stat(path)
+            if (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) == held:
+                continue
+            fresh: Optional[_manifest.Manifest] = _manifest.read_manifest(path)
+        except (OSError, OpsReadyError):
+            st, fresh = None, None
+        if fresh is not None and (index_fields(fresh) == entry.fields() if isinstance(entry, IndexedManifest)
+                                  else fresh.data == entry.data):
+            continue
+        if fresh is not None:
+            _replace(directory, stem, fresh, st)
+        distrust(directory)
+        raise IndexStale('Manifest %s changed while this run was reading the catalog: run again.' % path, path=path)
 
 
 def drop_index(directory: str) -> None:

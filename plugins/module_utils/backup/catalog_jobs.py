@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Optional
 from ansible_collections.opsready.operations.plugins.module_utils.backup import retention
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import (
-    drop_index, read_only)
+    IndexStale, confirm, drop_index, read_only)
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import CatalogError, OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
@@ -53,8 +53,11 @@ def _set_info(catalog: Catalog, point: Optional[datetime.datetime], now: datetim
     until = catalog.recoverable_until()
     info['recoverable_until'] = isoformat(until) if until else None
     info['rpo_seconds'] = catalog.rpo_seconds(now)
+    # what the set reports in detail is proved unchanged (catalog_index.confirm): the newest fulls and the chain
+    confirm([m for m in (newest, verified) if m is not None])
     try:
         chain = catalog.chain_for(point)
+        confirm(chain)
         info['chain'] = [m.id for m in chain]
         info['chain_error'] = None
     except CatalogError as exc:
@@ -74,6 +77,16 @@ def describe(path: str, engine: Optional[str] = None, database: Optional[str] = 
     """The catalog's answers per set; ``artifacts`` holds the newest ``max_artifacts`` manifests (-1: all)
     and every artifact of the only set's chain, oldest first."""
     now = now or utcnow()
+    try:
+        return _describe(path, engine, database, point, now, max_artifacts)
+    except IndexStale:
+        # a manifest it used disagreed with the index: the directory is now read by stat (and the index
+        # rewritten from the manifests when the directory is writable); answer again from that
+        return _describe(path, engine, database, point, now, max_artifacts)
+
+
+def _describe(path: str, engine: Optional[str], database: Optional[str], point: Optional[datetime.datetime],
+              now: datetime.datetime, max_artifacts: int) -> Dict[str, Any]:
     catalog = Catalog(path, engine=engine, database=database)
     groups: Dict[Any, List[Manifest]] = {}
     for entry in catalog.entries:
@@ -90,6 +103,7 @@ def describe(path: str, engine: Optional[str] = None, database: Optional[str] = 
         chain = set(single['chain'] or []) if single else set()
         newest = catalog.entries[len(catalog.entries) - max_artifacts:] if max_artifacts else []
         listed = [m for m in catalog.entries[:len(catalog.entries) - len(newest)] if m.id in chain] + newest
+    confirm(listed)
     result: Dict[str, Any] = {
         'directory': catalog.directory,
         'artifacts': catalog.as_dicts(listed),
@@ -113,7 +127,11 @@ def prune(path: str, policy: retention.Policy, engine: Optional[str] = None, dat
           leftover_min_age: Optional[int] = 3600) -> Dict[str, Any]:
     """Apply ``policy``; remove leftovers older than ``leftover_min_age`` seconds (None: leave them)."""
     with (read_only() if check_mode else contextlib.nullcontext()):
-        return _prune(path, policy, engine, database, check_mode, now, leftover_min_age)
+        try:
+            return _prune(path, policy, engine, database, check_mode, now, leftover_min_age)
+        except IndexStale:
+            # a manifest it would delete disagreed with the index: plan again with every manifest stat'ed
+            return _prune(path, policy, engine, database, check_mode, now, leftover_min_age)
 
 
 def _prune(path: str, policy: retention.Policy, engine: Optional[str], database: Optional[str], check_mode: bool,
@@ -134,6 +152,7 @@ def _prune(path: str, policy: retention.Policy, engine: Optional[str], database:
     if violations:
         raise OpsReadyError('Retention refused: the plan would delete pieces that kept backups need (%s). '
                             'Nothing was deleted; report this as a bug.' % '; '.join(violations))
+    confirm([catalog.get(i) for i in doomed])   # what it deletes (or says it would) is proved unchanged
     paths = [catalog.get(i).path for i in doomed]
     leftovers: List[str] = []
     cutoff = time.time() - (leftover_min_age or 0)

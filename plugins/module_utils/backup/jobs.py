@@ -23,7 +23,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup import 
 from ansible_collections.opsready.operations.plugins.module_utils.backup import source as source_summary
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import (
-    read_only, session)
+    IndexStale, confirm, read_only, session)
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import (
     FULL_KINDS, MANIFEST_SUFFIX, Manifest, manifest_path_for, read_manifest, write_manifest)
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
@@ -65,11 +65,20 @@ def fresh_backup(engine: Engine, opts: BackupOptions, min_interval: int,
     if min_interval <= 0 or not os.path.isdir(opts.dest) or opts.kind == 'wal':
         return None
     horizon = utcnow() - datetime.timedelta(seconds=min_interval)
-    catalog = Catalog(opts.dest, engine=engine.name, database=database or engine.catalog_database(opts))
     wanted = sorted(opts.recipients)
+    try:
+        return _fresh(engine, opts, database, horizon, wanted)
+    except IndexStale:   # the manifest it found disagreed with the catalog index: ask again, by stat
+        return _fresh(engine, opts, database, horizon, wanted)
+
+
+def _fresh(engine: Engine, opts: BackupOptions, database: Optional[str], horizon: datetime.datetime,
+           wanted: List[str]) -> Optional[Manifest]:
+    catalog = Catalog(opts.dest, engine=engine.name, database=database or engine.catalog_database(opts))
     # A backup written with other encryption settings (or none) is not the backup asked for.
     recent = [m for m in catalog.entries if m.kind == opts.kind and m.finished >= horizon and m.verified is not False
               and sorted((m.data.get('encryption') or {}).get('recipients') or []) == wanted]
+    confirm(recent[-1:])   # the run is skipped on its word: proved unchanged (catalog_index.confirm)
     return recent[-1] if recent else None
 
 

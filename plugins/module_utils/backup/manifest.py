@@ -163,6 +163,11 @@ class Manifest:
         return self._position_int('log_start')
 
     @property
+    def consistent_us(self) -> int:
+        """``consistent_at`` as integer microseconds (chain reach without a datetime per log)."""
+        return to_us(self.consistent_at)
+
+    @property
     def finished_us(self) -> int:
         """``finished`` as integer microseconds since the epoch (sort keys, index files)."""
         return to_us(self.finished)

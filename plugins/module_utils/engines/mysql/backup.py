@@ -229,12 +229,12 @@ class MySQLEngine(Engine):
             raise OpsReadyError('Binary logging is off on the %s server (log_bin): enable it (log_bin=ON, '
                                 'binlog_format=ROW) to take log backups.' % self.flavor)
         catalog = Catalog(opts.dest, engine=self.name, database=database) if os.path.isdir(opts.dest) else None
-        starts = [int(m.position['log_start']) for m in (catalog.fulls() if catalog else [])
-                  if m.position.get('log_start') is not None]
+        # the positions the catalog index holds: no manifest JSON read per full and per log of the set
+        starts = [m.log_start for m in (catalog.fulls() if catalog else []) if m.log_start is not None]
         if not starts:
             raise OpsReadyError('No full backup of %s with a binlog position in %s: take kind=full first, log '
                                 'backups continue from it.' % (database, opts.dest))
-        have = {int(m.position['start']) for m in catalog.logs()} if catalog else set()
+        have = {m.pos_start for m in catalog.logs() if m.pos_start is not None} if catalog else set()
         self.query('FLUSH BINARY LOGS')
         names = [row[0] for row in self.query('SHOW BINARY LOGS') if row and row[0]]
         closed = names[:-1]

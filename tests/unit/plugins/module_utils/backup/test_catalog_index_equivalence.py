@@ -1,0 +1,242 @@
+"""The catalog answered from the index (rows kept as columns, objects built only for the asked set, one
+listing shared with the leftover scan) says exactly what parsing every manifest says (issue 22), on a
+catalog with every kind of entry: fulls, diffs, logs with a gap, failed and unverified artifacts, several
+engines and sets, members, an artifact named apart from its manifest, broken manifests and leftovers.
+
+Also: the temporary file of an index write killed half-way is removed once it is stale, and only then.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.opsready.operations.plugins.module_utils.backup import catalog_index, retention
+from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import remove_leftovers
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import INDEX_NAME
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_jobs import describe, prune
+from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import UTC, isoformat
+
+NOW = datetime.datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+START = NOW - datetime.timedelta(days=20)
+
+
+def stamp(moment):
+    return moment.strftime('%Y%m%dT%H%M%SZ')
+
+
+def put(directory: Path, engine, database, kind, moment, position=None, parent=None, verified=True, members=None,
+        artifact=None, manifest_name=None):
+    name = artifact or '%s-%s-%s-%s' % (engine, database or 'all', kind, stamp(moment))
+    body = name.encode()
+    (directory / name).write_bytes(body)
+    data = {'id': name, 'artifact': name, 'format': 1, 'engine': engine, 'database': database, 'kind': kind,
+            'started': isoformat(moment - datetime.timedelta(seconds=30)), 'finished': isoformat(moment),
+            'consistent_at': isoformat(moment), 'size': len(body), 'sha256': hashlib.sha256(body).hexdigest(),
+            'compression': 'none', 'position': position or {}, 'parent': parent}
+    if verified is not None:
+        data['verification'] = {'ok': verified, 'checks': {}, 'verified_at': isoformat(moment)}
+    if kind in ('log', 'wal'):
+        data['covers_from'] = isoformat(moment - datetime.timedelta(hours=6))
+    if members:
+        data['members'] = [{'path': m, 'size': 1, 'sha256': '0' * 64} for m in members]
+        for member in members:
+            (directory / member).parent.mkdir(parents=True, exist_ok=True)
+            (directory / member).write_bytes(b'm')
+    (directory / (manifest_name or name + '.manifest.json')).write_text(json.dumps(data, indent=2, sort_keys=True))
+    return name
+
+
+def mixed_catalog(directory: Path) -> Path:
+    # MariaDB, two sets: daily fulls and 6-hourly binlogs; one full failed verification, one unverified,
+    # and set "crm" misses one binlog (a gap): its window has a hole.
+    for database, gap in (('shop', None), ('crm', 37)):
+        position = 1
+        for day in range(20):
+            moment = START + datetime.timedelta(days=day)
+            verified = False if (database == 'shop' and day == 17) else None if day == 15 else True
+            put(directory, 'mariadb', database, 'full', moment, {'log_start': position, 'binlog_pos': 4},
+                verified=verified)
+            for hour in (6, 12, 18, 24):
+                if position != gap:
+                    put(directory, 'mariadb', database, 'log', moment + datetime.timedelta(hours=hour, minutes=-1),
+                        {'start': position, 'end': position + 1})
+                position += 1
+    # PostgreSQL: weekly base, daily diffs (one failed), WAL every 12 h
+    segment = 100
+    for day in range(20):
+        moment = START + datetime.timedelta(days=day, minutes=5)
+        if day % 7 == 0:
+            base = put(directory, 'postgresql', None, 'base', moment, {'log_start': segment})
+        else:
+            put(directory, 'postgresql', None, 'diff', moment, {'log_start': segment}, parent=base,
+                verified=False if day == 9 else True)
+        for hour in (12, 24):
+            put(directory, 'postgresql', None, 'wal', moment + datetime.timedelta(hours=hour, minutes=-2),
+                {'start': segment, 'end': segment + 2})
+            segment += 2
+    # SQLite: dumps with members in a subdirectory and at the top; one artifact named apart from its manifest
+    for day in range(0, 20, 3):
+        moment = START + datetime.timedelta(days=day, minutes=9)
+        put(directory, 'sqlite', 'notes', 'dump', moment,
+            members=['sqlite-notes-%s.d/part1' % stamp(moment), 'sqlite-notes-%s.wal' % stamp(moment)])
+    put(directory, 'sqlite', 'notes', 'dump', NOW - datetime.timedelta(hours=3), artifact='odd-name.db',
+        manifest_name='sqlite-notes-dump-%s.manifest.json' % stamp(NOW - datetime.timedelta(hours=3)))
+    # files backups (no database)
+    for day in (1, 8, 15):
+        put(directory, 'files', None, 'files', START + datetime.timedelta(days=day, minutes=11))
+    # broken manifests, leftovers (artifact-stamped without a manifest, partial, an interrupted atomic write)
+    (directory / ('mariadb-shop-full-%s.manifest.json' % stamp(NOW - datetime.timedelta(minutes=1)))).write_text('{')
+    (directory / 'mariadb-shop-full-20261101T000000Z').write_bytes(b'x')
+    (directory / 'mariadb-shop-full-20261102T000000Z.partial').write_bytes(b'x')
+    (directory / '.mariadb-shop-full-20261103T000000Z.manifest.json.abcd1234.tmp').write_bytes(b'x')
+    (directory / 'README').write_text('not ours')
+    return directory
+
+
+@pytest.fixture(autouse=True)
+def clean(monkeypatch):
+    catalog_index.clear()
+    monkeypatch.setattr(catalog_index, 'SETTLE_NS', 0)
+    yield
+    catalog_index.clear()
+
+
+POLICIES = [retention.Policy(keep_last=2), retention.Policy(keep_daily=5, keep_weekly=2),
+            retention.Policy(keep_days=3.5), retention.Policy()]
+SETS = [(None, None), ('mariadb', 'shop'), ('mariadb', 'crm'), ('postgresql', None), ('sqlite', 'notes'),
+        ('files', None), ('mariadb', None), (None, 'shop')]
+
+
+def answers(directory: str):
+    """Everything the catalog's users ask, each from a fresh run (a new process: only files carry over)."""
+    out = {}
+    for engine, database in SETS:
+        for max_artifacts in (-1, 3):
+            catalog_index.clear()
+            out['describe', engine, database, max_artifacts] = describe(directory, engine=engine, database=database,
+                                                                        now=NOW, max_artifacts=max_artifacts)
+        for number, policy in enumerate(POLICIES):
+            catalog_index.clear()
+            out['prune', engine, database, number] = prune(directory, policy, engine=engine, database=database,
+                                                           check_mode=True, now=NOW)
+        catalog_index.clear()
+        catalog = Catalog(directory, engine=engine, database=database)
+        out['entries', engine, database] = [m.summary() for m in catalog.entries]
+        out['all', engine, database] = sorted(m.id for m in catalog.all_entries)
+        out['leftovers', engine, database] = catalog.leftovers()
+        out['broken', engine, database] = catalog.broken
+        if engine and database:
+            for point in (None, START + datetime.timedelta(days=9, hours=8), START + datetime.timedelta(days=3)):
+                try:
+                    out['chain', engine, database, point] = [m.id for m in catalog.chain_for(point)]
+                except catalog_index.CatalogError as exc:
+                    out['chain', engine, database, point] = exc.message
+            out['window', engine, database] = catalog.window()
+            out['deps', engine, database] = [[d.id for d in catalog.dependents(m.id)] for m in catalog.entries]
+    catalog_index.clear()
+    out['remove_leftovers'] = remove_leftovers(directory, check_mode=True)
+    out['remove_leftovers_set'] = remove_leftovers(directory, ['mariadb-shop-full-'], check_mode=True)
+    return out
+
+
+def test_the_index_answers_exactly_what_parsing_every_manifest_answers(tmp_path, monkeypatch):
+    directory = str(mixed_catalog(tmp_path))
+    monkeypatch.setenv('OPSREADY_CATALOG_INDEX_MIN', '1000000')
+    parsed = answers(directory)
+    assert not (tmp_path / INDEX_NAME).exists()
+    monkeypatch.setenv('OPSREADY_CATALOG_INDEX_MIN', '1')
+    describe(directory, now=NOW)
+    assert (tmp_path / INDEX_NAME).exists()
+    indexed = answers(directory)
+    assert indexed.keys() == parsed.keys()
+    for key in parsed:
+        assert indexed[key] == parsed[key], key
+    # the catalog is what it should be: not an empty answer compared with an empty answer
+    assert len(parsed['all', None, None]) == 270 and parsed['leftovers', None, None] and parsed['broken', None, None]
+    assert any(parsed['prune', None, None, n]['deleted'] for n in range(3))
+    crm = parsed['describe', 'mariadb', 'crm', -1]
+    assert len(crm['window']['spans']) > 1 and crm['sets'][0]['failed_verification'] == []
+    assert parsed['describe', 'mariadb', 'shop', -1]['sets'][0]['failed_verification']
+
+
+def test_one_set_builds_objects_for_that_set_only(tmp_path, monkeypatch):
+    directory = str(mixed_catalog(tmp_path))
+    monkeypatch.setenv('OPSREADY_CATALOG_INDEX_MIN', '1')
+    describe(directory, now=NOW)
+    catalog_index.clear()
+    built = []
+    real = catalog_index.materialize
+
+    def counting(directory, stem, row):
+        built.append(stem)
+        return real(directory, stem, row)
+    monkeypatch.setattr(catalog_index, 'materialize', counting)
+    catalog = Catalog(directory, engine='mariadb', database='crm')
+    assert len(built) == len(catalog.entries) == 99
+    assert catalog.leftovers() == Catalog(directory, use_index=False).leftovers()
+    built.clear()
+    Catalog(directory, materialize=False).leftovers()
+    assert built == []
+
+
+def stale(path: Path, age_s: float) -> None:
+    moment = path.lstat().st_mtime - age_s
+    os.utime(path, (moment, moment), follow_symlinks=False)
+
+
+def test_a_killed_index_write_leaves_no_temporary_for_ever(tmp_path, monkeypatch):
+    """A run killed between mkstemp and rename leaves '.<index>.XXXX.tmp': the next run that writes the index
+    removes it once it is older than TMP_STALE_S; a fresh one (a writer at work), a link, a directory, a file
+    with two links, and names that are not ours are left alone."""
+    directory = mixed_catalog(tmp_path)
+    monkeypatch.setenv('OPSREADY_CATALOG_INDEX_MIN', '1')
+    prefix = '.' + INDEX_NAME + '.'
+    old = directory / (prefix + 'killed01.tmp')
+    old.write_bytes(b'{"half": ')
+    fresh = directory / (prefix + 'writing1.tmp')
+    fresh.write_bytes(b'{')
+    target = tmp_path / 'elsewhere'
+    target.write_bytes(b'keep')
+    link = directory / (prefix + 'link0001.tmp')
+    link.symlink_to(target)
+    folder = directory / (prefix + 'folder01.tmp')
+    folder.mkdir()
+    linked = directory / (prefix + 'hardlnk1.tmp')
+    linked.write_bytes(b'{')
+    os.link(linked, tmp_path / 'second-link')
+    other = directory / '.something-else.tmp'
+    other.write_bytes(b'x')
+    for path in (old, link, folder, linked, other):
+        stale(path, catalog_index.TMP_STALE_S + 60)
+    # ctime cannot be put back: the age test is on mtime and ctime, so pretend the clock moved on
+    later = catalog_index.time.time() + catalog_index.TMP_STALE_S + 60
+    monkeypatch.setattr(catalog_index, 'TMP_STALE_S', catalog_index.TMP_STALE_S)
+    real_time = catalog_index.time.time
+
+    class Clock:
+        time_ns = staticmethod(catalog_index.time.time_ns)
+        sleep = staticmethod(catalog_index.time.sleep)
+
+        @staticmethod
+        def time():
+            return later
+    monkeypatch.setattr(catalog_index, 'time', Clock)
+    fresh_moment = later - 10
+    os.utime(fresh, (fresh_moment, fresh_moment))
+    with catalog_index.read_only():      # check mode removes nothing, not even a stale temporary
+        describe(str(directory), now=NOW)
+    assert old.exists()
+    catalog_index.clear()
+    describe(str(directory), now=NOW)
+    assert not old.exists(), 'the stale temporary is removed'
+    assert fresh.exists() and link.is_symlink() and target.read_bytes() == b'keep' and folder.is_dir()
+    assert linked.exists() and other.exists()
+    assert (directory / INDEX_NAME).is_file()
+    assert real_time() < later
