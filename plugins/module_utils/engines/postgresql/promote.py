@@ -179,32 +179,45 @@ class PgNode:
         self.query('SELECT pg_create_physical_replication_slot(%s) WHERE NOT EXISTS (SELECT 1 FROM '  # nosec B608 # values through quote_literal
                    'pg_replication_slots WHERE slot_name = %s)' % (lit, lit))
 
+    # Each poll sleeps 10 ms in the server first (FROM pg_sleep: the scan runs before the target list), and that
+    # sleep ends the backend when the postmaster is gone (WL_EXIT_ON_PM_DEATH): an answer proves the postmaster was
+    # alive just before recovery was seen to have ended. A bare pg_is_in_recovery() does not: a backend answers it
+    # after its postmaster was killed, and the startup process may still finish the promotion (a dead server was
+    # once reported promoted that way). ALIVE_SQL, sent after the end of recovery was seen, proves it then.
+    POLL_SQL = 'SELECT pg_is_in_recovery()::text FROM pg_sleep(0.01)'
+    ALIVE_SQL = 'SELECT 1 FROM pg_sleep(0.001)'
+
     def promote(self, timeout: int) -> None:
-        # pg_promote(wait) returns once the server left recovery (it replays everything received first). It looks
-        # every 100 ms, and that wait also ends the session when the postmaster dies: a faster loop of our own
-        # (pg_promote(false), then pg_is_in_recovery() every 5 ms) was tried and reported a promotion whose
-        # postmaster had been killed at the end of recovery (the startup process still finished): not worth 50 ms.
-        # Sent over the session that observed the node: no second psql start and login inside the downtime. A
-        # session lost under it (psql or its backend gone, the server maybe alive) is not a failed promotion: see
-        # the except clause.
+        """Promote this standby; return once it left recovery with its postmaster alive after that.
+
+        Over the session that observed the node (no second psql start and login inside the downtime):
+        pg_promote(false), then POLL_SQL until recovery has ended, then ALIVE_SQL. pg_promote(true) (and the raw
+        ``pg_ctl promote``) look only every 100 ms: up to 100 ms of downtime spent waiting for nothing."""
         wait = max(1, timeout)
+        deadline = time.monotonic() + wait
         limit = wait + self.spec.conn.connect_timeout + 30
         session = self.session()
         try:
-            rows = session.query('SELECT pg_promote(true, %d)::text' % wait, timeout=limit)
+            rows = session.query('SELECT pg_promote(false)::text', timeout=limit)
+            if not rows or rows[0][0] != 'true':
+                raise OpsReadyError('%s did not accept the promotion: pg_promote() could not signal its postmaster '
+                                    '(see its log).' % self.name)
+            while session.query(self.POLL_SQL, timeout=limit)[0][0] != 'false':
+                if time.monotonic() > deadline:
+                    raise OpsReadyError('%s did not finish its promotion within %ss.' % (self.name, timeout))
+            session.query(self.ALIVE_SQL, timeout=limit)
         except OpsReadyError:
             if not session.lost:
                 raise
-            # Our connection was lost, not necessarily the server: pg_promote() may or may not have been sent. Ask
-            # on a new connection (it needs a live postmaster): promote if still in recovery, else it is done.
-            rows = self.session().query('SELECT CASE WHEN pg_is_in_recovery() THEN pg_promote(true, %d) ELSE true '
-                                        'END::text' % wait, timeout=limit)
-        if not rows or rows[0][0] != 'true':
-            raise OpsReadyError('%s did not finish its promotion within %ss.' % (self.name, timeout))
-        # pg_promote() reports success as soon as the startup process finished, even if the postmaster died in
-        # between: a dead server is not a new primary. Checked when its data directory is on this host.
-        if self.has_data_dir() and not self.is_running():
-            raise OpsReadyError('%s finished its promotion but its postmaster is gone.' % self.name)
+            # The session died under a query (psql or its backend gone; a killed postmaster takes its backends
+            # with it). Ask on a new connection, which needs a live postmaster: promote if still in recovery
+            # (pg_promote(true) waits for it), else it is done; then prove the postmaster alive after that.
+            retry = self.session()
+            rows = retry.query('SELECT CASE WHEN pg_is_in_recovery() THEN pg_promote(true, %d) ELSE true END::text'
+                               % wait, timeout=limit)
+            if not rows or rows[0][0] != 'true':
+                raise OpsReadyError('%s did not finish its promotion within %ss.' % (self.name, timeout))
+            retry.query(self.ALIVE_SQL, timeout=limit)
 
     def follow_live(self, conninfo: str, slot: str) -> None:
         """A running standby follows another primary (primary_conninfo and primary_slot_name are reloadable
