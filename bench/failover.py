@@ -193,8 +193,8 @@ class Run:
                      'writer_lost': own, 'acknowledged': len(self.writer.acked),
                      'rpo_bytes': self.result.get('rpo_bytes'), 'steps': steps, 'load': load()}
             self.log.append(entry)
-            print('      %-4s RTO %.3f s (drill %.3f s): %s%s' % (self.variant, entry['rto'], entry['drill_rto'],
-                                                                   ', '.join(steps), detail), flush=True)
+            print('      %-4s RTO %.3f s (drill %.3f s): %s%s'
+                  % (self.variant, entry['rto'], entry['drill_rto'], ', '.join(steps), detail), flush=True)
             print('      %-4s RPO: drill %d lost, writer %d lost of %d acknowledged%s (%s); load %s'
                   % (self.variant, entry['drill_lost'], own, entry['acknowledged'],
                      '' if self.variant != 'ours' else ', rpo_bytes %s' % entry['rpo_bytes'],

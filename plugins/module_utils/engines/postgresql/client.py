@@ -299,8 +299,8 @@ class PsqlSession:
         self.returncode = rc
         if rc == 0:
             # psql ended without an error of its own (stdin closed): say so rather than "exit code 0"
-            return ToolError('psql session ended (%s).' % (err.strip().splitlines()[-1] if err.strip() else
-                                                             'no message'), rc=rc, stderr=err)
+            last = err.strip().splitlines()[-1] if err.strip() else 'no message'
+            return ToolError('psql session ended (%s).' % last, rc=rc, stderr=err)
         return self.client.classify(self.runner.failure(self.argv, rc, err, 'psql'))
 
     def _finish(self) -> str:
