@@ -1,45 +1,55 @@
 """Benchmark: failover RTO of db_failover's code next to the raw commands an operator would type.
 
-    .venv/bin/python bench/failover.py [--rounds 3] [--steps]
+    .venv/bin/python bench/failover.py [--runs 3] [--max-rounds 8] [--json out.json]
 
-Per round, a fresh PostgreSQL 15 primary + 1 streaming standby (tests/harness/replication.py) behind a real
+Per run, a fresh PostgreSQL 15 primary + 1 streaming standby (tests/harness/replication.py) behind a real
 PgBouncer, and a writer committing numbered rows through PgBouncer (tests/harness/pg_writer.py). The primary is
-SIGKILLed, then, alternately:
+SIGKILLed (with its children, as a crash does; not timed), then the timed side runs:
 
-* ours: ``pg_promote.failover`` (observe every node, fence the old primary: standby.signal + read only + record,
-  pg_promote(), repoint the other standbys, pg_waldump for rpo_bytes) + ``endpoint.repoint`` (atomic rewrite of
-  pgbouncer.ini, SIGHUP) - the module code, without Ansible's start-up;
+* ours: ``pg_promote.failover`` (observe every node: who is primary, the WAL position of every candidate; fence the
+  old primary: standby.signal + read only + record; pg_promote(); repoint the clients; then the other standbys,
+  pg_waldump for rpo_bytes) with ``endpoint.repoint`` (atomic rewrite of pgbouncer.ini, SIGHUP) as its
+  on_promoted hook - the module code, without Ansible's start-up;
 * raw: ``pg_ctl promote -D <standby>`` (waits for the promotion) + ``sed -i`` of the entry + ``kill -HUP``;
 
-``--steps`` prints where ours spent the time. The cluster's primary has ``synchronous_commit=on`` (durable local
-commits, asynchronous replication): with the harness's fast default a kill loses acknowledged commits on the
-primary itself, which says nothing about the failover.
+and the side ends at the first write acknowledged through PgBouncer that was sent after the kill: the timed wall
+IS the RTO the application sees. Sides alternate, rounds are added until the paired ratio's spread is under
+10 % (bench/common.compare); the load average is printed with every run. Target (issue 17): ours within 1.5x
+of the raw steps, fencing and checks included.
 
-RTO = kill -> first write acknowledged through PgBouncer after it (what the application sees). Prints the
-medians and the ratio ours / raw (the issue's target: within 1.5x with fencing and checks included), and the
-acknowledged commits each run lost. Asserts nothing.
+Per run it also prints where the time went (ours: each step of the failover; raw: each command; both: the
+writer's reconnection after the repointing) and the RPO twice: the drill's figure (``replication/drill.measure``,
+what failover_drill reports) and the writer's own count (its acknowledged rows missing on the new primary),
+with ``rpo_bytes`` (the WAL the old primary had that the new one did not). The cluster's primary has
+``synchronous_commit=on`` (durable local commits, asynchronous replication): with the harness's fast default a
+kill loses acknowledged commits on the primary itself, which says nothing about the failover. Asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
-import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any, Dict, List, Optional
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / 'build'))
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / 'bench'))
+
+from common import Side, Target, compare, format_table, write_json, machine  # noqa: E402
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import (  # noqa: E402
     ConnectionParams)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import (  # noqa: E402
     promote as pg_promote)
-from ansible_collections.opsready.operations.plugins.module_utils.replication import endpoint  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.replication import drill, endpoint  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.replication.failover import NodeSpec  # noqa: E402
 from tests.harness.pg_writer import PgWriter  # noqa: E402
 from tests.harness.pgbouncer import Bouncer  # noqa: E402
@@ -55,90 +65,173 @@ def spec(node) -> NodeSpec:
                     % (node.port, node.socket_dir))
 
 
-STEPS: list = []
+def load() -> str:
+    return '%.1f %.1f %.1f' % os.getloadavg()
 
 
-def ours(cluster, bouncer) -> None:
-    group = pg_promote.Group([spec(n) for n in cluster.nodes], ToolRunner(), 30)
-    STEPS[:] = [('start', time.monotonic())]
-    real_observe = group.observe
+class Run:
+    """One run of one side: a fresh cluster, the writer, the kill (``before``, not timed), the failover until the
+    first acknowledged write after the kill (``command``, timed), the counts and the clean-up (``after``)."""
 
-    def observe():
-        t = time.monotonic()
-        out = real_observe()
-        STEPS.append(('observe %.3f' % (time.monotonic() - t), time.monotonic()))
-        return out
-    group.observe = observe
+    def __init__(self, variant: str, log: List[Dict[str, Any]]) -> None:
+        self.variant = variant
+        self.log = log
+        self.stack: Optional[contextlib.ExitStack] = None
+        self.marks: List[tuple] = []
+        self.result: Dict[str, Any] = {}
 
-    def repoint(node) -> None:
-        endpoint.repoint('pgbouncer', str(bouncer.ini), ['app'], node.spec.conn.host, node.spec.conn.port, 'signal',
-                         None, [], None, [], False, ToolRunner())
-        STEPS.append(('repointed', time.monotonic()))
-    pg_promote.failover(group, 'primary', None, False, False, on_promoted=repoint)
-    STEPS.append(('done', time.monotonic()))
-    STEPS.extend(('step %s %s' % (st['step'], st['seconds']), 0.0) for st in group.steps)
+    def mark(self, what: str) -> None:
+        self.marks.append((what, time.monotonic()))
 
-
-def raw(cluster, bouncer) -> None:
-    standby = cluster.standbys[0]
-    subprocess.run(['setpriv', '--reuid=postgres', '--regid=postgres', '--init-groups', '--', standby.bin('pg_ctl'),
-                    'promote', '-D', str(standby.datadir)], check=True, capture_output=True)
-    subprocess.run(['sed', '-i', 's/port=%d/port=%d/' % (cluster.primary.port, standby.port), str(bouncer.ini)],
-                   check=True)
-    pid = int(bouncer.pid_file.read_text().split()[0])
-    subprocess.run(['kill', '-HUP', str(pid)], check=True)
-
-
-def one_round(variant: str) -> tuple:
-    with PgCluster(standbys=1, primary_conf={"synchronous_commit": "on"}) as cluster:
-        bouncer = Bouncer(cluster.primary).start()
+    def before(self) -> None:
+        self.stack = contextlib.ExitStack()
         try:
-            writer = PgWriter(cluster.primary.bin('psql'), bouncer.conninfo(), bouncer.password)
-            writer.create_table()
-            writer.start()
-            writer.wait_acks(200)
-            cluster.wait_replayed()
-            cluster.primary.kill()          # SIGKILL to the postmaster and its children, returns once they are gone
-            t_kill = time.monotonic()
-            (ours if variant == 'ours' else raw)(cluster, bouncer)
-            t_done = time.monotonic()
-            deadline = time.monotonic() + 60
-            while writer.first_ack_after(t_kill) is None and time.monotonic() < deadline:
-                time.sleep(0.005)
-            first = writer.first_ack_after(t_kill)
-            writer.stop()
-            new = cluster.standbys[0]
-            present = {int(r[0]) for r in new.sql('SELECT n FROM fo_writer')}
-            lost = len(set(writer.acked) - present)
-            return (first - t_kill if first else float('nan')), t_done - t_kill, lost, len(writer.acked)
+            self._prepare()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self.stack is not None:
+            self.stack.close()
+            self.stack = None
+
+    def _prepare(self) -> None:
+        assert self.stack is not None
+        self.cluster = self.stack.enter_context(PgCluster(standbys=1, primary_conf={'synchronous_commit': 'on'}))
+        self.bouncer = Bouncer(self.cluster.primary).start()
+        self.stack.callback(self.bouncer.stop)
+        self.writer = PgWriter(self.cluster.primary.bin('psql'), self.bouncer.conninfo(), self.bouncer.password)
+        self.writer.create_table()
+        self.writer.start()
+        self.stack.callback(self.writer.stop)
+        self.writer.wait_acks(200)
+        self.cluster.wait_replayed()
+        self.marks = []
+        self.result = {}
+        self.cluster.primary.kill()          # SIGKILL to the postmaster and its children, returns once they are gone
+        self.t_kill = time.monotonic()
+
+    def command(self) -> None:
+        # The failover runs in a thread: the side ends at the first acknowledged write, not when the failover
+        # returns (ours goes on after the repointing: the other standbys, pg_waldump for rpo_bytes, a last look).
+        self.error: Optional[BaseException] = None
+        self.thread = threading.Thread(target=self._failover)
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while self.writer.first_ack_after(self.t_kill) is None:
+            if time.monotonic() > deadline or (self.error is not None):
+                self.thread.join()
+                raise RuntimeError('no write acknowledged after the kill: %r' % self.error)
+            time.sleep(0.001)
+        self.first = self.writer.first_ack_after(self.t_kill)
+
+    def _failover(self) -> None:
+        try:
+            (self.ours if self.variant == 'ours' else self.raw)()
+            self.mark('failover returned')
+        except BaseException as exc:  # noqa: BLE001 - reported by command/after
+            self.error = exc
+
+    def ours(self) -> None:
+        group = pg_promote.Group([spec(n) for n in self.cluster.nodes], ToolRunner(), 30)
+        self.group = group
+        real_observe = group.observe
+
+        def observe():
+            out = real_observe()
+            self.mark('observe')
+            return out
+        group.observe = observe
+
+        def repoint(node) -> None:
+            self.mark('promoted')
+            endpoint.repoint('pgbouncer', str(self.bouncer.ini), ['app'], node.spec.conn.host, node.spec.conn.port,
+                             'signal', None, [], None, [], False, ToolRunner())
+            self.mark('clients repointed')
+        try:
+            self.result = pg_promote.failover(group, 'primary', None, False, False, on_promoted=repoint)
         finally:
-            bouncer.stop()
+            group.close()
+
+    def raw(self) -> None:
+        standby = self.cluster.standbys[0]
+        subprocess.run(['setpriv', '--reuid=postgres', '--regid=postgres', '--init-groups', '--',
+                        standby.bin('pg_ctl'), 'promote', '-D', str(standby.datadir)], check=True,
+                       capture_output=True)
+        self.mark('pg_ctl promote')
+        subprocess.run(['sed', '-i', 's/port=%d/port=%d/' % (self.cluster.primary.port, standby.port),
+                        str(self.bouncer.ini)], check=True)
+        self.mark('sed')
+        pid = int(self.bouncer.pid_file.read_text().split()[0])
+        subprocess.run(['kill', '-HUP', str(pid)], check=True)
+        self.mark('kill -HUP')
+
+    def after(self) -> None:
+        try:
+            self.thread.join()
+            if self.error is not None:
+                raise self.error
+            self.writer.stop()
+            t_end = time.monotonic()
+            new = self.cluster.standbys[0]
+            present = [int(r[0]) for r in new.sql('SELECT n FROM fo_writer')]
+            own = len(set(self.writer.acked) - set(present))            # the writer's own count
+            measured = drill.measure('failover', dict(self.writer.acked), present, self.t_kill, t_end,
+                                     first_after=self.first)          # what failover_drill reports
+            steps = []
+            last = self.t_kill
+            for what, t in sorted(self.marks + [('first write acknowledged', self.first)], key=lambda m: m[1]):
+                steps.append('%s +%.3f' % (what, t - last))
+                last = t
+            detail = ''
+            if self.variant == 'ours':
+                detail = ' | steps: ' + ', '.join('%s %.3f' % (s['step'].split(' (')[0], s['seconds'])
+                                                  for s in self.group.steps[:3])
+            entry = {'variant': self.variant, 'rto': round(self.first - self.t_kill, 3),
+                     'drill_rto': measured['rto_seconds'], 'drill_lost': measured['lost_commits'],
+                     'writer_lost': own, 'acknowledged': len(self.writer.acked),
+                     'rpo_bytes': self.result.get('rpo_bytes'), 'steps': steps, 'load': load()}
+            self.log.append(entry)
+            print('      %-4s RTO %.3f s (drill %.3f s): %s%s'
+                  % (self.variant, entry['rto'], entry['drill_rto'], ', '.join(steps), detail), flush=True)
+            print('      %-4s RPO: drill %d lost, writer %d lost of %d acknowledged%s (%s); load %s'
+                  % (self.variant, entry['drill_lost'], own, entry['acknowledged'],
+                     '' if self.variant != 'ours' else ', rpo_bytes %s' % entry['rpo_bytes'],
+                     'equal' if entry['drill_lost'] == own else 'DIFFERENT', entry['load']), flush=True)
+        finally:
+            self.close()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument('--rounds', type=int, default=3)
-    parser.add_argument('--steps', action='store_true', help='print where ours spent the time')
+    parser.add_argument('--runs', type=int, default=3, help='rounds before the spread decides (default 3)')
+    parser.add_argument('--max-rounds', type=int, default=8)
+    parser.add_argument('--json', help='write the row and every run here')
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit('run as root (the servers run as postgres)')
     start_reaper()
-    variants = ['ours', 'raw']
-    times = {v: [] for v in variants}
-    for i in range(args.rounds):
-        for variant in variants[i % len(variants):] + variants[:i % len(variants)]:
-            rto, steps, lost, acked = one_round(variant)
-            times[variant].append(rto)
-            print('round %d %-4s RTO %.3f s (failover steps %.3f s), lost %d of %d acknowledged, load %s'
-                  % (i + 1, variant, rto, steps, lost, acked, '%.1f %.1f %.1f' % os.getloadavg()), flush=True)
-            if variant != 'raw' and args.steps:
-                t0 = STEPS[0][1]
-                print('   ' + '; '.join('%s @%.3f' % (n, t - t0) if t else n for n, t in STEPS[1:]), flush=True)
-    med = {k: statistics.median(v) for k, v in times.items()}
-    print('median RTO: ours %.3f s, raw pg_ctl promote + sed + HUP %.3f s, ratio %.2fx (load %s)'
-          % (med['ours'], med['raw'], med['ours'] / med['raw'], '%.1f %.1f %.1f' % os.getloadavg()))
-    ratios = [o / r for o, r in zip(times['ours'], times['raw'])]
-    print('per-round ratios (same round, alternated): %s' % ', '.join('%.2f' % x for x in ratios))
+    log: List[Dict[str, Any]] = []
+    ours_run, raw_run = Run('ours', log), Run('raw', log)
+    ours = Side('db_failover code (observe, fence, pg_promote, repoint)', ours_run.command,
+                before=ours_run.before, after=ours_run.after)
+    raw = Side('pg_ctl promote + sed + kill -HUP', raw_run.command, before=raw_run.before, after=raw_run.after)
+    print('failover RTO, ours vs raw; load %s' % load(), flush=True)
+    try:
+        rows = compare('PostgreSQL failover RTO (kill -9 to first write)', ours, [raw], [Target(1.5)],
+                       runs=args.runs, max_rounds=args.max_rounds, log=lambda text: print(text, flush=True),
+                       notes=['RTO = SIGKILL of the primary to the first write acknowledged through PgBouncer'])
+    finally:
+        ours_run.close()
+        raw_run.close()
+    print(format_table(rows))
+    mismatched = [e for e in log if e['drill_lost'] != e['writer_lost']]
+    print('RPO: drill figure equal to the writer\'s own count in %d of %d runs; lost commits per run: %s'
+          % (len(log) - len(mismatched), len(log), ', '.join('%s %d' % (e['variant'], e['writer_lost']) for e in log)))
+    print('load at end %s' % load())
+    if args.json:
+        write_json(args.json, rows, dict(machine(), runs=log))
 
 
 if __name__ == '__main__':

@@ -333,17 +333,18 @@ def main():
                 result['diff'] = {'before': {'primary': p['primary']},
                                   'after': {'primary': result['plan'].get('promote') or p['primary']}}
             module.exit_json(**result)
-        group = pg_promote.Group(specs, runner, p['timeout'])
-        if action == 'switchover':
-            if p['candidate'] is None:
-                raise OpsReadyError('A switchover needs candidate (the standby to promote).')
-            result = pg_promote.switchover(group, p['primary'], p['candidate'], p['max_lag'], dry)
-        elif action == 'failover':
-            result = pg_promote.failover(group, p['primary'], p['candidate'], p['force_candidate'], dry)
-        else:
-            if p['node'] is None:
-                raise OpsReadyError('A rejoin needs node (the server that becomes a standby of primary).')
-            result = pg_promote.rejoin(group, p['node'], p['primary'], p['rewind'], dry)
+        # one psql session per node (observe, then act, over the same connection), ended whatever happens
+        with pg_promote.Group(specs, runner, p['timeout']) as group:
+            if action == 'switchover':
+                if p['candidate'] is None:
+                    raise OpsReadyError('A switchover needs candidate (the standby to promote).')
+                result = pg_promote.switchover(group, p['primary'], p['candidate'], p['max_lag'], dry)
+            elif action == 'failover':
+                result = pg_promote.failover(group, p['primary'], p['candidate'], p['force_candidate'], dry)
+            else:
+                if p['node'] is None:
+                    raise OpsReadyError('A rejoin needs node (the server that becomes a standby of primary).')
+                result = pg_promote.rejoin(group, p['node'], p['primary'], p['rewind'], dry)
         if p['action'] == 'plan':
             result['changed'] = False
         result['action'] = p['action']

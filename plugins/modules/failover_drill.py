@@ -175,6 +175,7 @@ def run_drill(module, p, runner):
                                            connect_timeout=2), w['database'], w['table'], runner)
     writer.prepare()
     t = clock.mono0
+    group = None
     writer.start()
     try:
         writer.wait(lambda: len(writer.acked) >= w['warmup'], p['timeout'], 'the writer did not commit %d rows'
@@ -230,6 +231,8 @@ def run_drill(module, p, runner):
         t_end = _now()
     finally:
         writer.stop()
+        if group is not None:
+            group.close()
     rows = _present(target, w, runner)
     measured = drill.measure(mode, writer.acked, rows, t_event, t_end,
                              first_after=first if mode == 'failover' else None)

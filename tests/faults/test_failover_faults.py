@@ -4,11 +4,16 @@ primary + 2 standbys (tests/harness/replication.py); none is in the fast subset 
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+
 import pytest
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import promote as pg_promote
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.client import PsqlSession
 from ansible_collections.opsready.operations.plugins.module_utils.replication.failover import node_specs
 from tests.faults.helpers import play
 from tests.harness.replication import poll
@@ -112,7 +117,7 @@ def test_candidate_crash_during_promotion(pg_cluster_factory, tmp_path, fault, m
     monkeypatch.setattr(pg_promote.PgNode, 'promote', crash_then_promote)
     runner = ToolRunner(secrets=[c.primary.password])
     group = pg_promote.Group(node_specs([node_vars(n) for n in c.nodes]), runner, 10)
-    with pytest.raises(OpsReadyError) as raised:
+    with group, pytest.raises(OpsReadyError) as raised:
         pg_promote.failover(group, 'primary', None, False, False)
     monkeypatch.undo()
     fault.scan(raised.value.as_fail_kwargs(), where='failure')
@@ -127,3 +132,97 @@ def test_candidate_crash_during_promotion(pg_cluster_factory, tmp_path, fault, m
                == '1' else 1)
     fault.observed('promotion of %s failed (%s); 0 primaries meanwhile; re-run promoted %s; %s and the old primary '
                    'restarted as standbys' % (crashed[0], raised.value.message[:80], res['promoted'], crashed[0]))
+
+
+@pytest.mark.parametrize('how', ['psql killed as the promotion is requested', 'backend terminated while polling'])
+@pytest.mark.fault(fault='the session promoting the candidate dies mid-promotion (its psql killed as the request is '
+                         'sent, or its backend terminated while the end of recovery is awaited), the candidate itself '
+                         'alive', component='db_failover',
+                   expected='the promotion is asked again on a new connection (promote if still in recovery, else '
+                            'done): the candidate promoted once, the old primary fenced, exactly one primary')
+def test_promoting_session_lost_mid_promotion(pg_cluster_factory, tmp_path, fault, monkeypatch, how):
+    c = pg_cluster_factory(standbys=1)
+    fault.secret(c.primary.password)
+    c.primary.sql('CREATE TABLE before_loss AS SELECT 1 AS n')
+    c.wait_replayed()
+    c.primary.kill()
+    real_query = PsqlSession.query
+    lost = []
+
+    def query(session, sql, **kw):
+        if lost:
+            return real_query(session, sql, **kw)
+        if how.startswith('psql killed') and 'pg_promote(false)' in sql:
+            os.kill(session.pid, signal.SIGKILL)
+            session.proc.wait()
+        elif how.startswith('backend terminated') and sql == pg_promote.PgNode.POLL_SQL:
+            backend = real_query(session, 'SELECT pg_backend_pid()')[0][0]
+            # pg_terminate_backend(pid, timeout) returns once the backend is gone (PostgreSQL 14+)
+            c.standbys[0].sql('SELECT pg_terminate_backend(%s, 10000)' % backend, superuser=True)
+        else:
+            return real_query(session, sql, **kw)
+        try:
+            return real_query(session, sql, **kw)
+        except OpsReadyError:
+            lost.append(session.lost)      # the fault hit the query: the session ended under it
+            raise
+
+    monkeypatch.setattr(PsqlSession, 'query', query)
+    group = pg_promote.Group(node_specs([node_vars(n) for n in c.nodes]), ToolRunner(secrets=[c.primary.password]),
+                             10)
+    with group:
+        res = pg_promote.failover(group, 'primary', None, False, False)
+    monkeypatch.undo()
+    fault.scan(res, where='result')
+    assert lost == [True], 'the fault did not hit the promotion: %r' % lost
+    assert res['promoted'] == 'standby1' and primaries(c) == ['standby1']
+    assert (c.primary.datadir / 'standby.signal').exists()           # the fence held
+    assert c.standbys[0].sql('SELECT count(*) FROM before_loss')[0][0] == '1'
+    c.primary.start()
+    assert recovery(c.primary) and primaries(c) == ['standby1']
+    fault.lost(rows=0)
+    fault.observed('promoting session lost (%s); asked again on a new connection; standby1 promoted, the old '
+                   'primary restarted as a standby; one primary' % how)
+
+
+@pytest.mark.fault(fault='the candidate\'s postmaster alone is killed (kill -9) while it is being promoted; its '
+                         'startup process and backends are left to notice', component='db_failover',
+                   expected='never reported as promoted (a promotion counts only with a live postmaster after the end '
+                            'of recovery): the failover stops with the reason, the old primary stays fenced, no '
+                            'primary runs')
+def test_candidate_postmaster_killed_mid_promotion(pg_cluster_factory, fault, monkeypatch):
+    c = pg_cluster_factory(standbys=1)
+    fault.secret(c.primary.password)
+    c.wait_replayed()
+    c.primary.kill()
+    candidate = c.standbys[0]
+    real_query = PsqlSession.query
+    killed = []
+
+    def query(session, sql, **kw):
+        if 'pg_promote(' in sql and not killed:
+            pid = int((candidate.datadir / 'postmaster.pid').read_text().split()[0])
+            killed.append(pid)
+            # the postmaster only (not its children): the startup process may still finish the promotion, and a
+            # backend still answers queries until it waits for something
+            timer = threading.Timer(0.01, os.kill, (pid, signal.SIGKILL))
+            timer.start()
+            try:
+                return real_query(session, sql, **kw)
+            finally:
+                timer.join()
+        return real_query(session, sql, **kw)
+
+    monkeypatch.setattr(PsqlSession, 'query', query)
+    group = pg_promote.Group(node_specs([node_vars(n) for n in c.nodes]), ToolRunner(secrets=[c.primary.password]),
+                             10)
+    with group, pytest.raises(OpsReadyError) as raised:
+        pg_promote.failover(group, 'primary', None, False, False)
+    monkeypatch.undo()
+    fault.scan(raised.value.as_fail_kwargs(), where='failure')
+    # no server runs at all (read from /proc, zombie-aware: the killed postmaster may not be reaped yet), so no primary
+    assert killed and not [n for n in group.nodes.values() if n.is_running()]
+    assert (c.primary.datadir / 'standby.signal').exists()           # the fence held
+    fault.lost(rows=0)
+    fault.observed('postmaster %d of %s killed during its promotion: failover stopped (%s); no primary; old primary '
+                   'fenced' % (killed[0], candidate.name, raised.value.message[:100]))

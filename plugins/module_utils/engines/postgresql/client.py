@@ -21,10 +21,12 @@ import hashlib
 import io
 import os
 import re
+import secrets
 import select
 import shutil
-import subprocess  # nosec B404 # argument lists via the runner, never a shell
-from typing import Dict, Iterator, List, Optional, Tuple
+import subprocess  # nosec B404 # argv lists via the runner, never a shell
+import time
+from typing import IO, Dict, Iterator, List, Optional, Tuple, cast
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError, ToolError
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
@@ -209,64 +211,26 @@ class PostgresClient(ToolClient):
         reads end-of-file and exits), a killed connection. Held by another session: OpsReadyError with ``busy``
         and that session's pid and application name.
         """
-        argv = self.psql_argv(rows=True)
-        proc = self.runner.popen(argv, env=self.env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        stdin, stdout = proc.stdin, proc.stdout
-        if stdin is None or stdout is None:   # both are pipes: for the type checker
-            raise OpsReadyError('Internal error: psql was started without pipes.')
-        answer: List[str] = []
+        session = self.session()
         try:
-            stdin.write(b'SELECT pg_try_advisory_lock(%d), pg_backend_pid();\n' % key)
-            stdin.flush()
-            ready, dummy, dummy2 = select.select([stdout], [], [], self.conn.connect_timeout + 30)
-            if ready:
-                answer = (csv_rows(stdout.readline().decode('utf-8', 'replace')) or [[]])[0]
-        except OSError:
-            answer = []
-        if answer[:1] != ['t']:
-            err = self._stop(proc)
-            if answer[:1] == ['f']:
-                raise OpsReadyError('%s (advisory lock %d held by %s).' % (busy, key, self._lock_holder(key)),
-                                    lock=key)
+            answer = session.query('SELECT pg_try_advisory_lock(%d), pg_backend_pid()' % key,
+                                   timeout=self.conn.connect_timeout + 30)
+        except OpsReadyError as exc:
+            session.close()
             raise OpsReadyError('Could not take the advisory lock %d on PostgreSQL at %s: %s' % (
-                key, self.conn.where(self.default_port), err or 'no answer from psql'), lock=key)
+                key, self.conn.where(self.default_port), exc), lock=key)
+        if (answer or [[]])[0][:1] != ['t']:
+            session.close()
+            raise OpsReadyError('%s (advisory lock %d held by %s).' % (busy, key, self._lock_holder(key)), lock=key)
         try:
             yield
         finally:
+            # closing the session releases the lock as well; the explicit unlock only makes it prompt
             try:
-                stdin.write(b'SELECT pg_advisory_unlock(%d);\n' % key)
-                stdin.close()
-                proc.wait(timeout=30)
-            except (OSError, subprocess.TimeoutExpired):
+                session.query('SELECT pg_advisory_unlock(%d)' % key, timeout=30)
+            except OpsReadyError:
                 pass
-            self._stop(proc)
-
-    def _stop(self, proc: subprocess.Popen) -> str:
-        """End a psql we hold open (its session, and the session's locks, go with it); its stderr, redacted."""
-        if proc.poll() is None:
-            try:
-                proc.kill()
-            except OSError:
-                pass
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            pass
-        err = ''
-        err_file = getattr(proc, 'stderr_file', None)
-        if err_file is not None:
-            try:
-                err_file.seek(0)
-                err = self.runner.redact(err_file.read().decode('utf-8', 'replace')).strip()
-            except (OSError, ValueError):
-                pass
-        for handle in (proc.stdin, proc.stdout, err_file):
-            if handle is not None:
-                try:
-                    handle.close()
-                except (OSError, ValueError):
-                    pass
-        return err
+            session.close()
 
     def _lock_holder(self, key: int) -> str:
         """Who holds advisory lock ``key`` in the maintenance database: 'backend pid N (application_name)'."""
@@ -283,3 +247,165 @@ class PostgresClient(ToolClient):
         if not rows:
             return 'another session (gone since)'
         return ', '.join('backend pid %s (%s)' % (pid, app or 'no application_name') for pid, app in rows)
+
+    def session(self, database: Optional[str] = None) -> 'PsqlSession':
+        """One psql kept open: queries one after another over one connection (see ``PsqlSession``)."""
+        return PsqlSession(self, database)
+
+
+class PsqlSession:
+    """One psql process kept open, its queries sent on stdin: one program start, connection and login for many
+    queries (a failover observes a node, then promotes it, inside the downtime).
+
+    The same command line and environment as ``run_psql`` (``psql_argv``: -X, ON_ERROR_STOP=1, -w, CSV tuples;
+    the password in ``PGPASSWORD``/``PGPASSFILE``, never argv; the SQL on stdin, never argv). Each query is
+    followed by ``\\echo`` of a random end marker: psql flushes stdout before it reads the next line, so the
+    marker arriving means the query's rows are all there. The SQL is read as a psql script: a backslash or a
+    ``:name`` outside a quoted literal is psql's, as in any script on stdin.
+
+    The session ends on the first failure: a SQL error (ON_ERROR_STOP: psql exits 3), the connection lost (psql
+    exits 2: the server stopped or crashed, the backend was terminated; or psql itself was killed), or the query
+    running past its timeout (psql is killed). ``query`` then raises the client's classified error and ``alive``
+    is False. ``lost`` tells the caller that an established session ended under a query that may or may not
+    have run (neither a SQL error nor our timeout): whether to ask again, on a new session, is the caller's
+    decision (only for what is safe to send twice)."""
+
+    SQL_ERROR = 3   # psql's exit status when a statement failed under ON_ERROR_STOP
+
+    def __init__(self, client: PostgresClient, database: Optional[str] = None) -> None:
+        self.client = client
+        self.runner = client.runner
+        self.argv = client.psql_argv(rows=True)
+        self.marker = ('opsready-end-%s' % secrets.token_hex(16)).encode('ascii')
+        self.answered = 0                  # queries answered; 0: the connection itself may have failed
+        self.returncode: Optional[int] = None
+        self.timed_out = False
+        self.proc = self.runner.popen(self.argv, env=client.env(database), stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE)
+
+    @property
+    def alive(self) -> bool:
+        return self.returncode is None and self.proc.poll() is None
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def lost(self) -> bool:
+        """The session had answered before and then ended without a SQL error or a timeout: the connection (or
+        psql) died under the last query."""
+        return (self.answered > 0 and not self.alive and not self.timed_out
+                and self.returncode not in (None, self.SQL_ERROR))
+
+    def query(self, sql: str, timeout: Timeout = DEFAULT_TIMEOUT) -> List[List[str]]:
+        """Rows as lists of text (``csv_rows``), like ``PostgresClient.query``."""
+        limit = pick_timeout(timeout, self.client.timeout)
+        deadline = None if limit is None else time.monotonic() + limit
+        # The statement's own line ends with ';' on a line of its own: a trailing -- comment cannot swallow it.
+        script = sql.rstrip().rstrip(';').rstrip() + '\n;\n\\echo ' + self.marker.decode('ascii') + '\n'
+        if not self.alive:
+            if self.returncode is None:
+                raise self._failure(limit)   # psql ended between queries (killed): how, classified
+            raise ToolError('psql session already ended (exit %s).' % self.returncode, rc=self.returncode)
+        try:
+            stdin = cast(IO[bytes], self.proc.stdin)
+            stdin.write(script.encode('utf-8'))
+            stdin.flush()
+        except (BrokenPipeError, OSError):
+            raise self._failure(limit)
+        out = self._read(deadline)
+        if out is None:
+            raise self._failure(limit)
+        self.answered += 1
+        return csv_rows(self.runner.redact(out.decode('utf-8', 'replace')))
+
+    def _read(self, deadline: Optional[float]) -> Optional[bytes]:
+        """stdout up to the end marker (without it); None when psql exited or the deadline passed (killed)."""
+        fd = cast(IO[bytes], self.proc.stdout).fileno()
+        end = self.marker + b'\n'
+        buf = b''
+        while True:
+            if buf == end or buf.endswith(b'\n' + end):
+                return buf[:-len(end)]
+            wait = None if deadline is None else deadline - time.monotonic()
+            if wait is not None and wait <= 0:
+                self._kill()
+                self.timed_out = True
+                return None
+            ready, _w, _x = select.select([fd], [], [], wait)
+            if not ready:
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return None
+            buf += chunk
+
+    def _failure(self, limit: Optional[float]) -> OpsReadyError:
+        """The session's end as the client's classified error (psql's stderr, redacted)."""
+        if self.timed_out:
+            self.returncode = self.proc.returncode
+            self._finish()
+            return ToolError('psql timed out after %ss (session killed).' % limit,
+                             cmd=[self.runner.redact(a) for a in self.argv])
+        try:
+            rc = self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self._kill()
+            rc = -9
+        err = self._finish()
+        self.returncode = rc
+        if rc == 0:
+            # psql ended without an error of its own (stdin closed): say so rather than "exit code 0"
+            last = err.strip().splitlines()[-1] if err.strip() else 'no message'
+            return ToolError('psql session ended (%s).' % last, rc=rc, stderr=err)
+        return self.client.classify(self.runner.failure(self.argv, rc, err, 'psql'))
+
+    def _finish(self) -> str:
+        err_file = getattr(self.proc, 'stderr_file', None)
+        if err_file is None or err_file.closed:
+            return ''
+        err_file.seek(0)
+        err = self.runner.redact(err_file.read().decode('utf-8', 'replace'))
+        err_file.close()
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            try:
+                if pipe is not None:
+                    pipe.close()
+            except OSError:
+                pass
+        return err
+
+    def _kill(self) -> None:
+        try:
+            self.proc.kill()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def close(self) -> None:
+        """End psql (\\q, then EOF; killed if it does not go within 5 s). Idempotent."""
+        if self.alive:
+            try:
+                stdin = cast(IO[bytes], self.proc.stdin)
+                stdin.write(b'\\q\n')
+                stdin.close()
+            except (BrokenPipeError, OSError):
+                pass
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._kill()
+        elif self.proc.poll() is None:
+            self._kill()
+        self.returncode = self.proc.returncode if self.returncode is None else self.returncode
+        self._finish()
+
+    def __enter__(self) -> 'PsqlSession':
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -33,7 +33,9 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.postgr
     conninfo_value, quote_literal)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.backup import (
     PostgresEngine, find_client_tool, lsn_to_int)
-from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import get_engine
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.client import (
+    PostgresClient, PsqlSession)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import get_client, get_engine
 from ansible_collections.opsready.operations.plugins.module_utils.replication import status as repl_status
 from ansible_collections.opsready.operations.plugins.module_utils.replication.failover import (
     NodeSpec, NodeState, check_switchover_candidate, choose_failover_candidate, fence_record, lsn_text,
@@ -110,15 +112,43 @@ class PgNode:
         raw_runner = ToolRunner(env=runner.env)
         self._raw_engine = cast(PostgresEngine, get_engine('postgresql', spec.conn, raw_runner))
         raw_runner.secrets.clear()   # the engine registered the password; argv never holds it (the environment does)
+        # One psql session per node, kept open: a failover observes every node and then promotes one inside the
+        # downtime, and each psql start, connection and login costs more there than the query itself.
+        self.client = cast(PostgresClient, get_client('postgresql', spec.conn, runner))
+        self.client.app = 'opsready-failover'
+        self._session: Optional[PsqlSession] = None
 
     # SQL -------------------------------------------------------------------------------------------------
-    def query(self, sql: str) -> List[List[str]]:
-        return self.engine.query(sql)
+    def session(self) -> PsqlSession:
+        """The node's open session (a new one when there is none or the last one ended)."""
+        if self._session is None or not self._session.alive:
+            if self._session is not None:
+                self._session.close()
+            self._session = self.client.session()
+        return self._session
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def query(self, sql: str, timeout: Optional[float] = None) -> List[List[str]]:
+        """Rows of ``sql`` over the node's session. For reads and idempotent statements only: when a session that
+        had answered before was lost (a restarted server, a terminated backend), the query is sent once more on a
+        new one. A server that cannot be reached at all fails at once (no second connection attempt)."""
+        session = self.session()
+        kwargs: Dict[str, Any] = {} if timeout is None else {'timeout': timeout}
+        try:
+            return session.query(sql, **kwargs)
+        except OpsReadyError:
+            if not session.lost:
+                raise
+        return self.session().query(sql, **kwargs)
 
     def observe(self) -> NodeState:
         """The node's replication status (replication/status.py, the same one query replication_info runs)."""
         try:
-            status = repl_status.gather(self.engine)
+            status = repl_status.gather(_SessionSql(self))
         except OpsReadyError as exc:
             return NodeState(self.name, reachable=False, error=exc.message)
 
@@ -149,14 +179,45 @@ class PgNode:
         self.query('SELECT pg_create_physical_replication_slot(%s) WHERE NOT EXISTS (SELECT 1 FROM '  # nosec B608 # values through quote_literal
                    'pg_replication_slots WHERE slot_name = %s)' % (lit, lit))
 
+    # Each poll sleeps 10 ms in the server first (FROM pg_sleep: the scan runs before the target list), and that
+    # sleep ends the backend when the postmaster is gone (WL_EXIT_ON_PM_DEATH): an answer proves the postmaster was
+    # alive just before recovery was seen to have ended. A bare pg_is_in_recovery() does not: a backend answers it
+    # after its postmaster was killed, and the startup process may still finish the promotion (a dead server was
+    # once reported promoted that way). ALIVE_SQL, sent after the end of recovery was seen, proves it then.
+    POLL_SQL = 'SELECT pg_is_in_recovery()::text FROM pg_sleep(0.01)'
+    ALIVE_SQL = 'SELECT 1 FROM pg_sleep(0.001)'
+
     def promote(self, timeout: int) -> None:
-        # pg_promote(wait) returns once the server left recovery (it replays everything received first). It looks
-        # every 100 ms, and that wait also ends the session when the postmaster dies: a faster loop of our own
-        # (pg_promote(false), then pg_is_in_recovery() every 5 ms) was tried and reported a promotion whose
-        # postmaster had been killed at the end of recovery (the startup process still finished): not worth 50 ms.
-        rows = self.query('SELECT pg_promote(true, %d)::text' % max(1, timeout))
-        if not rows or rows[0][0] != 'true':
-            raise OpsReadyError('%s did not finish its promotion within %ss.' % (self.name, timeout))
+        """Promote this standby; return once it left recovery with its postmaster alive after that.
+
+        Over the session that observed the node (no second psql start and login inside the downtime):
+        pg_promote(false), then POLL_SQL until recovery has ended, then ALIVE_SQL. pg_promote(true) (and the raw
+        ``pg_ctl promote``) look only every 100 ms: up to 100 ms of downtime spent waiting for nothing."""
+        wait = max(1, timeout)
+        deadline = time.monotonic() + wait
+        limit = wait + self.spec.conn.connect_timeout + 30
+        session = self.session()
+        try:
+            rows = session.query('SELECT pg_promote(false)::text', timeout=limit)
+            if not rows or rows[0][0] != 'true':
+                raise OpsReadyError('%s did not accept the promotion: pg_promote() could not signal its postmaster '
+                                    '(see its log).' % self.name)
+            while session.query(self.POLL_SQL, timeout=limit)[0][0] != 'false':
+                if time.monotonic() > deadline:
+                    raise OpsReadyError('%s did not finish its promotion within %ss.' % (self.name, timeout))
+            session.query(self.ALIVE_SQL, timeout=limit)
+        except OpsReadyError:
+            if not session.lost:
+                raise
+            # The session died under a query (psql or its backend gone; a killed postmaster takes its backends
+            # with it). Ask on a new connection, which needs a live postmaster: promote if still in recovery
+            # (pg_promote(true) waits for it), else it is done; then prove the postmaster alive after that.
+            retry = self.session()
+            rows = retry.query('SELECT CASE WHEN pg_is_in_recovery() THEN pg_promote(true, %d) ELSE true END::text'
+                               % wait, timeout=limit)
+            if not rows or rows[0][0] != 'true':
+                raise OpsReadyError('%s did not finish its promotion within %ss.' % (self.name, timeout))
+            retry.query(self.ALIVE_SQL, timeout=limit)
 
     def follow_live(self, conninfo: str, slot: str) -> None:
         """A running standby follows another primary (primary_conninfo and primary_slot_name are reloadable
@@ -337,6 +398,20 @@ class PgNode:
         return self.has_data_dir() and os.path.exists(self._signal_path())
 
 
+class _SessionSql:
+    """What ``replication/status.gather`` asks of an engine (its name, connection and ``query``), answered over
+    the node's session."""
+
+    name = 'postgresql'
+
+    def __init__(self, node: PgNode) -> None:
+        self.node = node
+        self.conn = node.spec.conn
+
+    def query(self, sql: str, database: Optional[str] = None) -> List[List[str]]:
+        return self.node.query(sql)
+
+
 # -- the group ---------------------------------------------------------------------------------------------
 class Group:
     """The replication group of one action: the nodes, their observed states and the steps taken."""
@@ -348,6 +423,17 @@ class Group:
         self.timeout = timeout
         self.steps: List[Dict[str, Any]] = []
         self.log = log or (lambda _msg: None)
+
+    def close(self) -> None:
+        """End every node's session."""
+        for node in self.nodes.values():
+            node.close()
+
+    def __enter__(self) -> 'Group':
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def observe(self) -> Dict[str, NodeState]:
         """Every node at once (one psql each, in threads): during a failover this is downtime, and a dead
