@@ -122,7 +122,7 @@ def main() -> None:
                       command=lambda: drill_code(src, artifact.name, source, scratch, verify_pass=True),
                       after=lambda: drop_scratch(src, scratch))
         by_hand = Side(label='raw (sha256sum+zstd+sqlite3)', command=lambda: raw(artifact, scratch),
-                       after=lambda: scratch.unlink())
+                       after=scratch.unlink)
         rows = compare('SQLite DR drill (%d MB)' % args.mb, ours, [by_hand, before], [Target(1.15), Target(1.0)],
                        runs=args.rounds, max_rounds=args.max_rounds,
                        notes=['the drill also checks foreign keys', 'RTO now / before issue 18'])
