@@ -237,7 +237,7 @@ class PostgresClient(ToolClient):
         unsigned = key & 0xffffffffffffffff
         try:
             rows = self.query(
-                "SELECT l.pid, coalesce(a.application_name, '') FROM pg_locks l "
+                "SELECT l.pid, coalesce(a.application_name, '') FROM pg_locks l "  # nosec B608 # two integers
                 'LEFT JOIN pg_stat_activity a ON a.pid = l.pid '
                 "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND l.classid = %d AND l.objid = %d "
                 'AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())'
