@@ -43,6 +43,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.manifes
 from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import fsync_dir
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common import streaming
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import PARTIAL_SUFFIX
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
 
@@ -64,12 +65,17 @@ def _fields(data: Dict[str, Any]) -> Dict[str, Any]:
 
 class _HashingSink:
     """Writes and hashes the ciphertext in its own thread (hashing and write() release the GIL), so the
-    encryption in the main thread does not wait for them."""
+    encryption in the main thread does not wait for them. Like ``ArtifactWriter``, it has the file written back
+    as it grows (``streaming.BackgroundSync``), so the fsync before the swap does not write a whole new artifact
+    after the stream has ended."""
 
     def __init__(self, handle: Any) -> None:
         self.handle = handle
         self.sha256 = hashlib.sha256()
         self.size = 0
+        self._written = 0
+        self._next_sync = streaming.SYNC_EVERY
+        self._syncer: Optional[streaming.BackgroundSync] = None
         self._queue: 'queue.Queue[Optional[bytes]]' = queue.Queue(maxsize=8)
         self._failure: List[BaseException] = []
         self._thread = threading.Thread(target=self._run, name='opsready-rekey-write', daemon=True)
@@ -85,6 +91,13 @@ class _HashingSink:
             try:
                 self.handle.write(data)
                 self.sha256.update(data)
+                self._written += len(data)
+                if self._written >= self._next_sync:
+                    self._next_sync = self._written + streaming.SYNC_EVERY
+                    self.handle.flush()  # what the buffered handle holds is not the kernel's to write back yet
+                    if self._syncer is None:
+                        self._syncer = streaming.BackgroundSync(self.handle.fileno())
+                    self._syncer.poke()
             except BaseException as exc:  # re-raised in the main thread by write()/finish()
                 self._failure.append(exc)
 
@@ -100,6 +113,11 @@ class _HashingSink:
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
+        if self._syncer is not None:   # before the descriptor is closed; its error is the final fsync's too
+            self._syncer.stop()
+            error, self._syncer = self._syncer.error, None
+            if error is not None and not self._failure:
+                self._failure.append(error)
         if self._failure:
             raise self._failure[0]
 

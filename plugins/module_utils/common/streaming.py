@@ -70,7 +70,7 @@ def default_threads() -> int:
 SYNC_EVERY = 64 * 1024 * 1024
 
 
-class _BackgroundSync:
+class BackgroundSync:
     """fdatasync the artifact from a second thread while it is written.
 
     The kernel holds gigabytes of dirty pages on a large machine before it writes back on its own, so
@@ -115,7 +115,7 @@ class _HashingSink:
         self._handle = handle
         self.sha256 = hashlib.sha256()
         self.size = 0
-        self.syncer: Optional[_BackgroundSync] = None
+        self.syncer: Optional[BackgroundSync] = None
         self._next_sync = SYNC_EVERY
 
     def write(self, data: Any) -> int:
@@ -125,7 +125,7 @@ class _HashingSink:
         if self.size >= self._next_sync:
             self._next_sync = self.size + SYNC_EVERY
             if self.syncer is None:
-                self.syncer = _BackgroundSync(self._handle.fileno())
+                self.syncer = BackgroundSync(self._handle.fileno())
             self.syncer.poke()
         return written
 

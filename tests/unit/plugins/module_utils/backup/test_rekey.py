@@ -179,3 +179,26 @@ def test_a_write_error_mid_stream_fails_the_artifact_and_keeps_it(tmp_path):
     msg = result['failed'][0]['msg']
     assert 'File too large' in msg and 'old file was kept' in msg and '.partial' in msg
     assert_kept(tmp_path, before, fds)
+
+
+def test_the_new_file_is_written_back_while_it_grows(tmp_path, monkeypatch):
+    """The fsync before the swap must not write a whole new artifact after the stream ended (1 GB: ~1 s here):
+    the rewritten file is fdatasynced in the background as it grows, and that thread ends with the rotation."""
+    import threading
+    from ansible_collections.opsready.operations.plugins.module_utils.common import streaming
+    synced = []
+    real = os.fdatasync
+    monkeypatch.setattr(streaming, 'SYNC_EVERY', 1024 * 1024)
+    monkeypatch.setattr(streaming.os, 'fdatasync', lambda fd: (synced.append(os.readlink('/proc/self/fd/%d' % fd)),
+                                                               real(fd)))
+    old, new = key(), key()
+    payload = os.urandom(5 << 20)
+    path = encrypted_artifact(tmp_path, [old.recipient], payload=payload)
+    synced.clear()   # the original artifact's own writer synced too
+    done = rekey.rekey(str(tmp_path), [new.recipient], [old])
+    assert done['rekeyed'] == [os.path.basename(path)] and done['failed'] == []
+    assert [name for name in synced if name.endswith('.partial')], synced
+    assert not [t for t in threading.enumerate() if t.name == 'opsready-sync'], 'the sync thread outlived the rekey'
+    with open(path, 'rb') as handle:
+        reader = encryption.DecryptingReader(handle, [new], path)
+        assert reader.read() == payload
