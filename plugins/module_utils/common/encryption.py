@@ -38,14 +38,32 @@ from ansible_collections.opsready.operations.plugins.module_utils.common import 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 
-try:
-    from cryptography.exceptions import InvalidTag
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-except ImportError:  # crypto_guard reports it (check_available, or crypto_guard.require in the module)
-    pass
+class _Primitives:
+    """cryptography's classes, imported on first use: a backup that does not encrypt never loads OpenSSL's
+    binding (~7 MB of RSS and 5-50 ms of start-up per process, depending on the release). A missing package
+    raises ImportError here, after crypto_guard (check_available, or crypto_guard.require in the module) has
+    had its chance to say what to install."""
+
+    _loaded: Optional['_Primitives'] = None
+
+    def __init__(self) -> None:
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+        from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+        from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+        self.InvalidTag = InvalidTag
+        self.hashes = hashes
+        self.X25519PrivateKey = X25519PrivateKey
+        self.X25519PublicKey = X25519PublicKey
+        self.ChaCha20Poly1305 = ChaCha20Poly1305
+        self.HKDF = HKDF
+
+
+def _c() -> _Primitives:
+    if _Primitives._loaded is None:
+        _Primitives._loaded = _Primitives()
+    return _Primitives._loaded
 
 FORMAT = 'age'
 VERSION_LINE = b'age-encryption.org/v1'
@@ -149,7 +167,7 @@ def _unb64(text: bytes) -> bytes:
 
 
 def _hkdf(ikm: bytes, salt: bytes, info: bytes) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=info).derive(ikm)
+    return _c().HKDF(algorithm=_c().hashes.SHA256(), length=32, salt=salt, info=info).derive(ikm)
 
 
 def parse_recipient(text: str) -> bytes:
@@ -171,7 +189,7 @@ class Identity:
 
     def __init__(self, secret: bytes) -> None:
         check_available()
-        self._key = X25519PrivateKey.from_private_bytes(secret)
+        self._key = _c().X25519PrivateKey.from_private_bytes(secret)
         self.public = self._key.public_key().public_bytes_raw()
 
     @property
@@ -186,7 +204,7 @@ class Identity:
         # cryptography raises ValueError itself for an all-zero result; the explicit check keeps the
         # spec's "MUST abort" true whatever the backend does.
         try:
-            shared = self._key.exchange(X25519PublicKey.from_public_bytes(share))
+            shared = self._key.exchange(_c().X25519PublicKey.from_public_bytes(share))
         except ValueError:
             shared = b'\x00' * 32
         if shared == b'\x00' * 32:
@@ -199,8 +217,8 @@ class Identity:
             raise ValueError('X25519 stanza with a share or body that is not 32 bytes')
         key = _hkdf(self.shared_secret(share), share + self.public, X25519_LABEL)
         try:
-            return ChaCha20Poly1305(key).decrypt(b'\x00' * 12, body, None)
-        except InvalidTag:
+            return _c().ChaCha20Poly1305(key).decrypt(b'\x00' * 12, body, None)
+        except _c().InvalidTag:
             return None
 
 
@@ -225,7 +243,7 @@ def recipients_option(encrypt: bool, recipients: Optional[Sequence[str]], what: 
 def generate_identity() -> str:
     """A new ``AGE-SECRET-KEY-1...`` string (for tests and for the docs' key ceremony)."""
     check_available()
-    key = X25519PrivateKey.generate()
+    key = _c().X25519PrivateKey.generate()
     from cryptography.hazmat.primitives import serialization
     raw = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
                             serialization.NoEncryption())
@@ -278,11 +296,11 @@ def load_identities(identity: Optional[str] = None, identity_file: Optional[str]
 def _header(file_key: bytes, recipients: Sequence[bytes]) -> bytes:
     lines = [VERSION_LINE]
     for public in recipients:
-        ephemeral = X25519PrivateKey.generate()
+        ephemeral = _c().X25519PrivateKey.generate()
         share = ephemeral.public_key().public_bytes_raw()
-        shared = ephemeral.exchange(X25519PublicKey.from_public_bytes(public))
+        shared = ephemeral.exchange(_c().X25519PublicKey.from_public_bytes(public))
         key = _hkdf(shared, share + public, X25519_LABEL)
-        body = ChaCha20Poly1305(key).encrypt(b'\x00' * 12, file_key, None)
+        body = _c().ChaCha20Poly1305(key).encrypt(b'\x00' * 12, file_key, None)
         lines.append(b'-> X25519 ' + _b64(share))
         lines.append(_b64(body))  # 32 bytes -> 43 columns: one line shorter than 64, as required
     head = b'\n'.join(lines) + b'\n---'
@@ -397,7 +415,7 @@ class EncryptingWriter:
         file_key = os.urandom(16)
         nonce = os.urandom(NONCE)
         sink.write(_header(file_key, publics) + nonce)
-        self._aead = ChaCha20Poly1305(_hkdf(file_key, nonce, b'payload'))
+        self._aead = _c().ChaCha20Poly1305(_hkdf(file_key, nonce, b'payload'))
         self._buffer = bytearray()
         self._counter = 0
         # A re-encryption (backup.rekey) already hashes the plaintext as it decrypts it: no second pass.
@@ -480,7 +498,7 @@ class DecryptingReader:
             if len(nonce) != NONCE:
                 raise IntegrityError('%s is truncated after its age header (no payload nonce); do not restore '
                                      'from it.' % name, path=name)
-            self._aead = ChaCha20Poly1305(_hkdf(file_key, nonce, b'payload'))
+            self._aead = _c().ChaCha20Poly1305(_hkdf(file_key, nonce, b'payload'))
             self._counter = 0
             self._pending = self._read_full(CHUNK + TAG)
         except BaseException:
@@ -544,7 +562,7 @@ class DecryptingReader:
         last = not following
         try:
             plain = self._aead.decrypt(_stream_nonce(self._counter, last), current, None)
-        except InvalidTag:
+        except _c().InvalidTag:
             if len(current) != CHUNK + TAG:
                 raise self._fail('corrupt, truncated or tampered' if current else 'the file ends early')
             try:
@@ -552,7 +570,7 @@ class DecryptingReader:
                 # or a middle chunk followed by nothing (the file is cut after it). Its plaintext is
                 # authentic and is released, as age does; the next read raises.
                 plain = self._aead.decrypt(_stream_nonce(self._counter, not last), current, None)
-            except InvalidTag:
+            except _c().InvalidTag:
                 raise self._fail('corrupt, truncated or tampered')
             self._error = self._fail('data after the final chunk' if following else
                                      'the file ends without a final chunk: truncated')
