@@ -102,6 +102,26 @@ class Catalog:
         other._by_id = {m.id: m for m in other.entries}
         return other
 
+    def set_refs(self) -> Dict[Tuple[str, Optional[str]], List[Any]]:
+        """The sets of this catalog's filter, each as references ``set_view`` builds: for a catalog made with
+        ``materialize=False``, so that a caller walking every set holds one set's objects at a time."""
+        return self._scan.set_refs(*self._filter)
+
+    def set_view(self, refs: List[Any]) -> 'Catalog':
+        """The catalog of one set of ``set_refs``, its objects built now and owned by the view alone."""
+        other = Catalog.__new__(Catalog)
+        other.directory = self.directory
+        other.broken = self.broken
+        other._scan = self._scan
+        other._scan_args = self._scan_args
+        other._all = None
+        other._groups = None
+        other.entries = sorted(self._scan.build_set(self.directory, refs), key=_order)
+        first = other.entries[0] if other.entries else None
+        other._filter = (first.engine, first.database) if first is not None else self._filter
+        other._by_id = {m.id: m for m in other.entries}
+        return other
+
     # -- lookups -------------------------------------------------------------------------------
     def get(self, artifact_id: str) -> Manifest:
         try:
