@@ -399,12 +399,12 @@ class Catalog:
         # rest of a 200,000-manifest catalog. Artifacts or members in subdirectories keep their paths. The
         # names come from the scan's own listing (one listing per scan, not two) and its cache entries (every
         # valid manifest's, whatever this catalog's filter; no object per manifest).
-        known_names, known_paths = self._scan.vouched(self.directory)
+        candidates, known_paths = self._scan.unvouched(self.directory)
         result = []
-        # Manifests (broken ones included) are never leftovers; every other name a manifest vouches for is
-        # known; of the rest only our own artifact-stamped or partial names are candidates.
-        names = [n for n in self._scan.others if n not in known_names
-                 and (n.endswith(PARTIAL_SUFFIX) or ARTIFACT_NAME.search(n))]
+        # Manifests (broken ones included) are never leftovers (they are not among the other names); every
+        # other name a manifest vouches for is known; of the rest only our own artifact-stamped or partial
+        # names are candidates.
+        names = [n for n in candidates if n.endswith(PARTIAL_SUFFIX) or ARTIFACT_NAME.search(n)]
         for name in sorted(names):
             path = os.path.join(self.directory, name)
             if path in known_paths:

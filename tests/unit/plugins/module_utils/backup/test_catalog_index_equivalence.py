@@ -294,3 +294,23 @@ def test_set_by_set_refuses_what_the_whole_catalog_refuses(tmp_path, monkeypatch
             prune(directory, retention.Policy(keep_last=2), check_mode=True, now=NOW)
         messages.append(caught.value.message)
     assert messages[0] == messages[1] and 'a log a kept backup replays' in messages[0]
+
+
+def test_a_file_named_as_a_manifest_whose_artifact_is_named_apart_is_a_leftover(tmp_path, monkeypatch):
+    """The leftover scan subtracts the manifests' stems from the listing (most artifacts are named so); a
+    manifest naming another artifact does not vouch for a file named as its stem, index or not."""
+    directory = mixed_catalog(tmp_path)
+    moment = NOW - datetime.timedelta(hours=3)
+    stray = directory / ('sqlite-notes-dump-%s' % stamp(moment))
+    stray.write_bytes(b'not the artifact')
+    answers = []
+    for minimum in ('1000000', '1'):
+        monkeypatch.setenv('OPSREADY_CATALOG_INDEX_MIN', minimum)
+        catalog_index.clear()
+        describe(str(directory), now=NOW)
+        catalog_index.clear()
+        answers.append(Catalog(str(directory)).leftovers())
+        assert (directory / INDEX_NAME).exists() == (minimum == '1')
+    assert answers[0] == answers[1] and str(stray) in answers[1]
+    assert str(directory / 'mariadb-shop-full-20261101T000000Z') in answers[1]
+    assert not any('odd-name' in path or '.d' in os.path.basename(path) for path in answers[1])
