@@ -358,14 +358,15 @@ class ScanResult:
         """The manifests of ``set_refs`` references (not kept by the cache: the caller drops them)."""
         entries: List[_manifest.Manifest] = []
         columns = self.columns
-        values = columns[1:] if columns is not None else ()
+        numbers = [ref for ref in refs if isinstance(ref, int)]
+        if numbers and columns is not None:
+            # the set's rows by column, picked in C (a generator per row was most of a set's cost)
+            picked = [list(map(column.__getitem__, numbers)) for column in columns]
+            entries.extend(map(materialize, [directory] * len(numbers), picked[0], zip(*picked[1:])))
         for ref in refs:
-            if isinstance(ref, int):
-                entries.append(materialize(directory, columns[0][ref],  # type: ignore[index]
-                                           tuple(column[ref] for column in values)))
-            elif isinstance(ref, tuple):
+            if isinstance(ref, tuple):
                 entries.append(materialize(directory, ref[0], ref[1]))
-            else:
+            elif not isinstance(ref, int):
                 entries.append(ref)
         return entries
 
@@ -549,23 +550,19 @@ def _list_names(directory: str) -> Tuple[List[str], List[str], List[str], int]:
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
         return [], [], [], -1
-    names: List[str] = []
-    others: List[str] = []
-    temporaries: List[str] = []
     try:
-        with os.scandir(fd) as entries:
-            for entry in entries:
-                name = entry.name
-                if name.endswith(SUFFIX):
-                    if name[0] != '.':   # a dot name is never a manifest (as glob skips it), nor a leftover
-                        names.append(name)
-                elif name.startswith(TMP_PREFIX) and name.endswith(TMP_SUFFIX):
-                    temporaries.append(name)
-                else:
-                    others.append(name)
+        # listdir and comprehensions: a DirEntry and a Python-level loop per name were 0.45 s of 400,000 names
+        listing = os.listdir(fd)
     except OSError:
         os.close(fd)
         return [], [], [], -1
+    # a dot name is never a manifest (as glob skips it), nor a leftover
+    names = [name for name in listing if name.endswith(SUFFIX) and name[0] != '.']
+    others = [name for name in listing if not name.endswith(SUFFIX)]
+    del listing
+    temporaries = [name for name in others if name.startswith(TMP_PREFIX) and name.endswith(TMP_SUFFIX)]
+    if temporaries:
+        others = [name for name in others if not (name.startswith(TMP_PREFIX) and name.endswith(TMP_SUFFIX))]
     names.sort()
     return names, others, temporaries, fd
 
