@@ -610,6 +610,12 @@ def scan(directory: str, use_index: bool = True, parse_sets: Optional[Set[Tuple[
         last = known.last.get(key)
         if last is not None and dst.st_ctime_ns <= last[0] - SETTLE_NS:
             return last[1].copy()
+    early = False
+    if use_index and not known.index_loaded and dir_sig is not None and not known._entries and known.columns is None:
+        # The index is decoded before the directory is listed: decoding it is a run's peak of memory, and the
+        # listing's names (400,000 at a year of hourly backups, ~70 MB) then reuse what it freed.
+        known.index_loaded = early = True
+        known.index_current = _load_index(directory, dir_sig[0], known)
     started_ns = time.time_ns()
     listing = known.listing
     if (_SESSION[0] and listing is not None and dir_sig is not None and listing[0] == dir_sig
@@ -631,6 +637,8 @@ def scan(directory: str, use_index: bool = True, parse_sets: Optional[Set[Tuple[
             known.index_loaded = True
             if len(names) >= index_min():
                 known.index_current = _load_index(directory, dir_sig[0], known)
+        if early and known.index_current and len(names) < index_min():
+            _unload_index(known)   # a directory that shrank below the minimum is scanned as before
         if (use_index and not parse_sets and not known.distrusted and known.index_current and dir_sig is not None
                 and known.seal == dir_sig and _same_names(names, known.sealed_stems)):
             result = _sealed(directory, known, names, only)
@@ -647,6 +655,16 @@ def scan(directory: str, use_index: bool = True, parse_sets: Optional[Set[Tuple[
     if temporaries and known.index_current and not _READ_ONLY[0]:
         remove_stale_temporaries(directory, temporaries)
     return result.copy()
+
+
+def _unload_index(known: _Dir) -> None:
+    """Forget an index ``_load_index`` loaded into a ``_Dir`` that had parsed nothing yet."""
+    if known.columns is not None:
+        _SIZE[0] -= len(known.columns[0])
+    known.entries = {}
+    known.seal = None
+    known.sealed_stems = []
+    known.index_current = False
 
 
 def _same_names(names: List[str], stems: List[str]) -> bool:

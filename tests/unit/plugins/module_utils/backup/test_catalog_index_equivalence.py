@@ -314,3 +314,18 @@ def test_a_file_named_as_a_manifest_whose_artifact_is_named_apart_is_a_leftover(
     assert answers[0] == answers[1] and str(stray) in answers[1]
     assert str(directory / 'mariadb-shop-full-20261101T000000Z') in answers[1]
     assert not any('odd-name' in path or '.d' in os.path.basename(path) for path in answers[1])
+
+
+def test_an_index_read_before_the_listing_is_dropped_for_a_directory_below_the_minimum(tmp_path, monkeypatch):
+    """The index is decoded before the listing (the run's memory peak then holds no listing); a directory
+    that has fewer manifests than the minimum is still scanned without it, and answers the same."""
+    directory = str(mixed_catalog(tmp_path))
+    monkeypatch.setenv('OPSREADY_CATALOG_INDEX_MIN', '1')
+    with_index = describe(directory, now=NOW)
+    assert (tmp_path / INDEX_NAME).exists()
+    monkeypatch.setenv('OPSREADY_CATALOG_INDEX_MIN', '1000000')
+    catalog_index.clear()
+    assert describe(directory, now=NOW) == with_index
+    known = catalog_index._DIRS[directory]
+    assert not known.index_current and known.seal is None and known.columns is None
+    assert catalog_index._SIZE[0] == len(known.entries) == 270
