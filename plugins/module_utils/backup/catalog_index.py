@@ -54,6 +54,7 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
+import array
 import contextlib
 import datetime
 import hashlib
@@ -832,6 +833,10 @@ def _load_index(directory: str, dev: int, known: _Dir) -> bool:
     databases = [None if i is None else strings[i] for i in columns['database']]
     # kept as columns (no tuple, no object per manifest until a scan needs them: ``_Dir.entries``, ``_sealed``)
     before = len(known.entries)
+    # the always-integer columns as machine integers: 8 bytes a value instead of a 32-byte int object (six
+    # columns of 200,000: ~40 MB less for every later step of the run)
+    for name in PACKED:
+        columns[name] = _packed(columns[name])
     known.columns = (columns['stem'], columns['ino'], columns['size'], columns['mtime'], columns['ctime'],
                      columns['artifact'], columns['id'], kinds, engines, databases, columns['parent'],
                      columns['finished'], columns['consistent'], columns['pstart'], columns['pend'],
@@ -841,6 +846,20 @@ def _load_index(directory: str, dev: int, known: _Dir) -> bool:
     if before:
         known._rows()   # this process parsed some already: merged at once (theirs win)
     return True
+
+
+PACKED = ('ino', 'size', 'mtime', 'ctime', 'finished', 'consistent')
+
+
+def _packed(column: List[int]) -> Any:
+    """``column`` as an ``array`` of 64-bit integers (signed, else unsigned: inode numbers may use all 64 bits);
+    the list itself when its values do not fit. Reads give the same ints."""
+    for typecode in ('q', 'Q'):
+        try:
+            return array.array(typecode, column)
+        except OverflowError:
+            continue
+    return column
 
 
 def _read_raw(directory: str) -> Optional[bytes]:

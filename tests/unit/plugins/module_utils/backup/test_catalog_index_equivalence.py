@@ -329,3 +329,13 @@ def test_an_index_read_before_the_listing_is_dropped_for_a_directory_below_the_m
     known = catalog_index._DIRS[directory]
     assert not known.index_current and known.seal is None and known.columns is None
     assert catalog_index._SIZE[0] == len(known.entries) == 270
+
+
+def test_integer_columns_are_packed_only_when_every_value_fits():
+    """The always-integer columns are held as 64-bit arrays; inode numbers may use all 64 bits (unsigned),
+    times may be negative; a column with both stays a list. Every value reads back the same."""
+    for column, typecode in (([5, -3, 2 ** 63 - 1], 'q'), ([2 ** 64 - 1, 7], 'Q'), ([-1, 2 ** 64 - 1], None),
+                             ([2 ** 70], None), ([], 'q')):
+        packed = catalog_index._packed(list(column))
+        assert list(packed) == column
+        assert (packed.typecode if typecode else type(packed)) == (typecode or list)
