@@ -213,10 +213,10 @@ class Catalog:
         first = self._log_containing(log_start)
         sequence: List[Manifest] = []
         current = first
+        by_start = self._log_index()[1]   # once, not per log: the walk is thousands of logs long
         while current is not None:
             sequence.append(current)
-            current = self._log_starting_at(int(current.position['end']) if current.pos_end is None
-                                            else current.pos_end)
+            current = by_start.get(int(current.position['end']) if current.pos_end is None else current.pos_end)
         return sequence
 
     def gap_after(self, sequence: List[Manifest]) -> Optional[Dict[str, Any]]:
@@ -262,10 +262,12 @@ class Catalog:
             self._reach_key = key
         path: List[Manifest] = []
         current: Optional[Manifest] = log
-        while current is not None and id(current) not in self._reach:
+        by_start = self._log_index()[1]   # once, not per log
+        reach_of = self._reach
+        while current is not None and id(current) not in reach_of:
             path.append(current)
             end = current.pos_end
-            current = self._log_starting_at(int(current.position['end']) if end is None else end)
+            current = by_start.get(int(current.position['end']) if end is None else end)
         reach = self._reach[id(current)] if current is not None else None
         for item in reversed(path):
             moment = item.consistent_us
