@@ -1131,7 +1131,8 @@ def confirm(entries: Iterable[_manifest.Manifest]) -> None:
         if stem is None or hit is None:
             continue   # parsed by this run's own scan and not cached (just written): nothing older to trust
         held = hit[:4] if len(hit) == ROW_LEN else hit[0]
-        path = os.path.join(directory, stem + SUFFIX)
+        # a stem is a listed file name (no '/'); the directory is absolute: a join without os.path.join's cost
+        path = (directory + '/' + stem + SUFFIX) if directory[-1:] != '/' else directory + stem + SUFFIX
         try:
             st = os.stat(path)
             if (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) == held:

@@ -198,6 +198,14 @@ def prune(path: str, policy: retention.Policy, engine: Optional[str] = None, dat
             return _prune(path, policy, engine, database, check_mode, now, leftover_min_age)
 
 
+def _artifact_path(entry: Manifest) -> str:
+    """``entry.path`` (``os.path.join``) without its generic cost: 200,000 joins were 0.4 s of a check-mode prune."""
+    name, directory = entry.artifact_name, entry.directory
+    if name and name[0] != '/' and directory and directory[-1] != '/':
+        return directory + '/' + name
+    return entry.path
+
+
 def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], database: Optional[str],
                    now: datetime.datetime, leftover_min_age: Optional[int]) -> Optional[Dict[str, Any]]:
     """``_prune``'s plan in check mode holding one set's objects at a time: ``retention.plan``, the dependency
@@ -220,8 +228,9 @@ def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], d
             return None
         keep, delete = retention.plan_set(entries, view, policy, now)
         first = _order(entries[0])
-        planned.append((first, [(i, view.get(i).path, reason) for i, reason in keep.items()],
-                        [(view.get(i).finished_us, i, view.get(i).path, reason) for i, reason in delete.items()]))
+        get = view.get
+        planned.append((first, [(i, _artifact_path(get(i)), reason) for i, reason in keep.items()],
+                        [(get(i).finished_us, i, _artifact_path(get(i)), reason) for i, reason in delete.items()]))
         parents.extend((_order(m), m.id, m.parent) for m in entries if m.parent and m.id in keep)
         # the log half of retention.dependency_violations, for this set (ids are unique: its doomed are its own)
         log_problems.append((first, retention.dependency_violations(view, [], list(delete), parents=False)))
