@@ -214,7 +214,7 @@ def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], d
     base = Catalog(path, engine=engine, database=database, materialize=False)
     groups = base.set_refs()
     ids: set = set()
-    planned = []   # per set: (first entry's order, keep [(id, path, reason)], delete [(finished, id, path, reason)])
+    planned = []   # per set: (first entry's order, kept {path: reason}, delete [(finished, id, path, reason)])
     parents: List[Tuple[Any, str, str]] = []   # kept entries with a parent: (order, id, parent)
     log_problems: List[Tuple[Any, List[str]]] = []
     for key in list(groups):
@@ -229,7 +229,7 @@ def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], d
         keep, delete = retention.plan_set(entries, view, policy, now)
         first = _order(entries[0])
         get = view.get
-        planned.append((first, [(i, _artifact_path(get(i)), reason) for i, reason in keep.items()],
+        planned.append((first, {_artifact_path(get(i)): reason for i, reason in keep.items()},
                         [(get(i).finished_us, i, _artifact_path(get(i)), reason) for i, reason in delete.items()]))
         parents.extend((_order(m), m.id, m.parent) for m in entries if m.parent and m.id in keep)
         # the log half of retention.dependency_violations, for this set (ids are unique: its doomed are its own)
@@ -246,6 +246,7 @@ def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], d
     if violations:
         raise OpsReadyError('Retention refused: the plan would delete pieces that kept backups need (%s). '
                             'Nothing was deleted; report this as a bug.' % '; '.join(violations))
+    del doomed_ids
     paths = [row[2] for row in doomed_rows]
     leftovers: List[str] = []
     cutoff = time.time() - (leftover_min_age or 0)
@@ -255,8 +256,12 @@ def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], d
                 leftovers.append(leftover)
         except FileNotFoundError:
             continue
+    kept: Dict[str, str] = {}
+    for item in planned:   # merged set by set, each set's own dict emptied as it goes (~190,000 paths)
+        kept.update(item[1])
+        item[1].clear()
     return {'changed': bool(paths or leftovers), 'deleted': paths, 'deleted_ids': [row[1] for row in doomed_rows],
-            'kept': {p: reason for item in planned for dummy, p, reason in item[1]},
+            'kept': kept,
             'reasons': {p: reason for item in planned for dummy, dummy2, p, reason in item[2]},
             'leftovers_removed': leftovers}
 
