@@ -102,6 +102,26 @@ class Catalog:
         other._by_id = {m.id: m for m in other.entries}
         return other
 
+    def set_refs(self) -> Dict[Tuple[str, Optional[str]], List[Any]]:
+        """The sets of this catalog's filter, each as references ``set_view`` builds: for a catalog made with
+        ``materialize=False``, so that a caller walking every set holds one set's objects at a time."""
+        return self._scan.set_refs(*self._filter)
+
+    def set_view(self, refs: List[Any]) -> 'Catalog':
+        """The catalog of one set of ``set_refs``, its objects built now and owned by the view alone."""
+        other = Catalog.__new__(Catalog)
+        other.directory = self.directory
+        other.broken = self.broken
+        other._scan = self._scan
+        other._scan_args = self._scan_args
+        other._all = None
+        other._groups = None
+        other.entries = sorted(self._scan.build_set(self.directory, refs), key=_order)
+        first = other.entries[0] if other.entries else None
+        other._filter = (first.engine, first.database) if first is not None else self._filter
+        other._by_id = {m.id: m for m in other.entries}
+        return other
+
     # -- lookups -------------------------------------------------------------------------------
     def get(self, artifact_id: str) -> Manifest:
         try:
@@ -193,10 +213,10 @@ class Catalog:
         first = self._log_containing(log_start)
         sequence: List[Manifest] = []
         current = first
+        by_start = self._log_index()[1]   # once, not per log: the walk is thousands of logs long
         while current is not None:
             sequence.append(current)
-            current = self._log_starting_at(int(current.position['end']) if current.pos_end is None
-                                            else current.pos_end)
+            current = by_start.get(int(current.position['end']) if current.pos_end is None else current.pos_end)
         return sequence
 
     def gap_after(self, sequence: List[Manifest]) -> Optional[Dict[str, Any]]:
@@ -242,10 +262,12 @@ class Catalog:
             self._reach_key = key
         path: List[Manifest] = []
         current: Optional[Manifest] = log
-        while current is not None and id(current) not in self._reach:
+        by_start = self._log_index()[1]   # once, not per log
+        reach_of = self._reach
+        while current is not None and id(current) not in reach_of:
             path.append(current)
             end = current.pos_end
-            current = self._log_starting_at(int(current.position['end']) if end is None else end)
+            current = by_start.get(int(current.position['end']) if end is None else end)
         reach = self._reach[id(current)] if current is not None else None
         for item in reversed(path):
             moment = item.consistent_us
@@ -379,12 +401,12 @@ class Catalog:
         # rest of a 200,000-manifest catalog. Artifacts or members in subdirectories keep their paths. The
         # names come from the scan's own listing (one listing per scan, not two) and its cache entries (every
         # valid manifest's, whatever this catalog's filter; no object per manifest).
-        known_names, known_paths = self._scan.vouched(self.directory)
+        candidates, known_paths = self._scan.unvouched(self.directory)
         result = []
-        # Manifests (broken ones included) are never leftovers; every other name a manifest vouches for is
-        # known; of the rest only our own artifact-stamped or partial names are candidates.
-        names = [n for n in self._scan.others if n not in known_names
-                 and (n.endswith(PARTIAL_SUFFIX) or ARTIFACT_NAME.search(n))]
+        # Manifests (broken ones included) are never leftovers (they are not among the other names); every
+        # other name a manifest vouches for is known; of the rest only our own artifact-stamped or partial
+        # names are candidates.
+        names = [n for n in candidates if n.endswith(PARTIAL_SUFFIX) or ARTIFACT_NAME.search(n)]
         for name in sorted(names):
             path = os.path.join(self.directory, name)
             if path in known_paths:

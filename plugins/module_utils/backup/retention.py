@@ -87,6 +87,12 @@ def plan(catalog: Catalog, policy: Policy, now: Optional[datetime.datetime] = No
     return {'keep': keep, 'delete': delete}
 
 
+def plan_set(entries: List[Manifest], catalog: Catalog, policy: Policy,
+             now: datetime.datetime) -> Tuple[Dict[str, str], Dict[str, str]]:
+    """``plan`` for the entries of one set (sorted, as ``catalog.entries``): (keep, delete)."""
+    return _plan_group(entries, catalog, policy, now)
+
+
 def _plan_group(entries: List[Manifest], catalog: Catalog, policy: Policy,
                 now: datetime.datetime) -> Tuple[Dict[str, str], Dict[str, str]]:
     keep: Dict[str, str] = {}
@@ -157,7 +163,7 @@ def apply(catalog: Catalog, deletions: List[str]) -> List[str]:
     return removed
 
 
-def dependency_violations(catalog: Catalog, keep: List[str], delete: List[str]) -> List[str]:
+def dependency_violations(catalog: Catalog, keep: List[str], delete: List[str], parents: bool = True) -> List[str]:
     """Reasons the plan would break a kept chain (empty when it is safe).
 
     A kept diff needs its full; a kept full or diff that records ``log_start`` needs every log of its
@@ -170,7 +176,7 @@ def dependency_violations(catalog: Catalog, keep: List[str], delete: List[str]) 
     by_set: Dict[Tuple[str, Optional[str]], List[Manifest]] = {}
     for entry in catalog.entries:
         by_set.setdefault((entry.engine, entry.database), []).append(entry)
-    for entry in catalog.entries:
+    for entry in (catalog.entries if parents else ()):   # parents=False: the log half alone (catalog_jobs, per set)
         if entry.id in doomed:
             continue
         if entry.id not in kept:

@@ -240,3 +240,102 @@ def test_a_killed_index_write_leaves_no_temporary_for_ever(tmp_path, monkeypatch
     assert linked.exists() and other.exists()
     assert (directory / INDEX_NAME).is_file()
     assert real_time() < later
+
+
+@pytest.mark.parametrize('index', [False, True])
+def test_set_by_set_answers_exactly_what_the_whole_catalog_answers(tmp_path, monkeypatch, index):
+    """describe and prune (check mode) answer set after set holding one set's objects at a time (issue 22: the
+    whole catalog's objects were the peak memory); same results, in the same order (compared as JSON text)."""
+    from ansible_collections.opsready.operations.plugins.module_utils.backup import catalog_jobs
+    directory = str(mixed_catalog(tmp_path))
+    monkeypatch.setenv('OPSREADY_CATALOG_INDEX_MIN', '1' if index else '1000000')
+    describe(directory, now=NOW)
+    assert (tmp_path / INDEX_NAME).exists() == index
+    results = {}
+    for per_set in (False, True):
+        monkeypatch.setattr(catalog_jobs, 'PER_SET', per_set)
+        out = results[per_set] = {}
+        for engine, database in SETS + [('nosuch', None)]:
+            for max_artifacts in (-1, 0, 1, 3, 130, 269, 270, 271):
+                catalog_index.clear()
+                out['describe', engine, database, max_artifacts] = describe(
+                    directory, engine=engine, database=database, now=NOW, max_artifacts=max_artifacts)
+            for number, policy in enumerate(POLICIES):
+                for min_age in (3600, None, 0):
+                    catalog_index.clear()
+                    out['prune', engine, database, number, min_age] = prune(
+                        directory, policy, engine=engine, database=database, check_mode=True, now=NOW,
+                        leftover_min_age=min_age)
+    for key, whole in results[False].items():
+        assert json.dumps(results[True][key], default=str) == json.dumps(whole, default=str), key
+    assert len(results[True]['describe', None, None, 3]['sets']) == 5
+    assert results[True]['prune', None, None, 1, 3600]['deleted']
+
+
+def test_set_by_set_refuses_what_the_whole_catalog_refuses(tmp_path, monkeypatch):
+    """A plan that would break a kept chain is refused the same way (the per-set dependency check)."""
+    from ansible_collections.opsready.operations.plugins.module_utils.backup import catalog_jobs
+    from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+    directory = str(mixed_catalog(tmp_path))
+    real = retention._plan_group
+
+    def broken(entries, catalog, policy, now):   # a planning bug: every log doomed, the fulls kept
+        keep, delete = real(entries, catalog, policy, now)
+        for entry in entries:
+            if entry.is_log and entry.id in keep:
+                delete[entry.id] = keep.pop(entry.id)
+        return keep, delete
+    monkeypatch.setattr(retention, '_plan_group', broken)
+    messages = []
+    for per_set in (False, True):
+        monkeypatch.setattr(catalog_jobs, 'PER_SET', per_set)
+        catalog_index.clear()
+        with pytest.raises(OpsReadyError) as caught:
+            prune(directory, retention.Policy(keep_last=2), check_mode=True, now=NOW)
+        messages.append(caught.value.message)
+    assert messages[0] == messages[1] and 'a log a kept backup replays' in messages[0]
+
+
+def test_a_file_named_as_a_manifest_whose_artifact_is_named_apart_is_a_leftover(tmp_path, monkeypatch):
+    """The leftover scan subtracts the manifests' stems from the listing (most artifacts are named so); a
+    manifest naming another artifact does not vouch for a file named as its stem, index or not."""
+    directory = mixed_catalog(tmp_path)
+    moment = NOW - datetime.timedelta(hours=3)
+    stray = directory / ('sqlite-notes-dump-%s' % stamp(moment))
+    stray.write_bytes(b'not the artifact')
+    answers = []
+    for minimum in ('1000000', '1'):
+        monkeypatch.setenv('OPSREADY_CATALOG_INDEX_MIN', minimum)
+        catalog_index.clear()
+        describe(str(directory), now=NOW)
+        catalog_index.clear()
+        answers.append(Catalog(str(directory)).leftovers())
+        assert (directory / INDEX_NAME).exists() == (minimum == '1')
+    assert answers[0] == answers[1] and str(stray) in answers[1]
+    assert str(directory / 'mariadb-shop-full-20261101T000000Z') in answers[1]
+    assert not any('odd-name' in path or '.d' in os.path.basename(path) for path in answers[1])
+
+
+def test_an_index_read_before_the_listing_is_dropped_for_a_directory_below_the_minimum(tmp_path, monkeypatch):
+    """The index is decoded before the listing (the run's memory peak then holds no listing); a directory
+    that has fewer manifests than the minimum is still scanned without it, and answers the same."""
+    directory = str(mixed_catalog(tmp_path))
+    monkeypatch.setenv('OPSREADY_CATALOG_INDEX_MIN', '1')
+    with_index = describe(directory, now=NOW)
+    assert (tmp_path / INDEX_NAME).exists()
+    monkeypatch.setenv('OPSREADY_CATALOG_INDEX_MIN', '1000000')
+    catalog_index.clear()
+    assert describe(directory, now=NOW) == with_index
+    known = catalog_index._DIRS[directory]
+    assert not known.index_current and known.seal is None and known.columns is None
+    assert catalog_index._SIZE[0] == len(known.entries) == 270
+
+
+def test_integer_columns_are_packed_only_when_every_value_fits():
+    """The always-integer columns are held as 64-bit arrays; inode numbers may use all 64 bits (unsigned),
+    times may be negative; a column with both stays a list. Every value reads back the same."""
+    for column, typecode in (([5, -3, 2 ** 63 - 1], 'q'), ([2 ** 64 - 1, 7], 'Q'), ([-1, 2 ** 64 - 1], None),
+                             ([2 ** 70], None), ([], 'q')):
+        packed = catalog_index._packed(list(column))
+        assert list(packed) == column
+        assert (packed.typecode if typecode else type(packed)) == (typecode or list)
