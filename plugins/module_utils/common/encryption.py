@@ -38,6 +38,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common import 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 
+
 class _Primitives:
     """cryptography's classes, imported on first use: a backup that does not encrypt never loads OpenSSL's
     binding (~7 MB of RSS and 5-50 ms of start-up per process, depending on the release). A missing package
@@ -64,6 +65,7 @@ def _c() -> _Primitives:
     if _Primitives._loaded is None:
         _Primitives._loaded = _Primitives()
     return _Primitives._loaded
+
 
 FORMAT = 'age'
 VERSION_LINE = b'age-encryption.org/v1'
