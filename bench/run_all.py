@@ -428,9 +428,12 @@ def write_markdown(path: Path, rows: List[Row], meta: dict, errors: Dict[str, st
              '(sampled every 20 ms); database server processes are not counted on either side.', '',
              markdown_table(rows), '']
     if meta.get('section_runs'):
-        lines[4:4] = ['Sections run one at a time (`--merge`): ' + '; '.join(
-            '%s on %s, load at start %s, %.0f s' % (name, run['date'], run['load_at_start'], run['seconds'])
-            for name, run in meta['section_runs'].items()) + '.', '']
+        by_run: Dict[tuple, List[str]] = {}
+        for name, run in meta['section_runs'].items():
+            by_run.setdefault((run['date'], str(run['load_at_start']), run['seconds']), []).append(name)
+        lines[4:4] = ['Sections run at different times (`--merge`): ' + '; '.join(
+            '%s on %s, load at start %s, %.0f s' % (', '.join(names), date, load, seconds)
+            for (date, load, seconds), names in by_run.items()) + '.', '']
     if CATALOG_RESULTS:
         import catalog_scale
         lines += ['Catalog at scale (bench/catalog_scale.py): one backup directory of N generated manifests (20 '
@@ -478,7 +481,8 @@ def merge_previous(rows: List[Row], meta: dict, sections: List[str]) -> tuple:
         CATALOG_RESULTS.extend(previous.get('meta', {}).get('catalog_scale', []))
     order = {name: index for index, name in enumerate(SECTIONS)}
     merged = sorted(rows + kept, key=lambda row: order.get(row.section, len(order)))
-    total = round(sum(run['seconds'] for run in runs.values()), 1)
+    # sections measured by one run share its date and total: count each run once
+    total = round(sum(dict(((run['date'], run['seconds']), run['seconds']) for run in runs.values()).values()), 1)
     return merged, dict(meta, section_runs=runs, seconds=total, sections=sorted(runs, key=order.get))
 
 
