@@ -227,6 +227,17 @@ fence:
   description: The fence record of the old primary (node, new_primary, state stopped/marked/recorded, reason, file).
   returned: failover
   type: dict
+candidate_fence:
+  description: PostgreSQL. When the promotion failed and the candidate's server is down, the fence record of the
+    candidate too (it may have ended recovery before it died; restarted without a fence it would be a second
+    primary); null while it still runs.
+  returned: failover that failed during the promotion
+  type: dict
+refused:
+  description: PostgreSQL. A node other than O(primary) that is down and whose data directory last ran as a primary
+    without standby.signal; the failover is refused until it is named as O(primary) or fenced.
+  returned: failover refused
+  type: str
 rpo_bytes:
   description: PostgreSQL. WAL bytes the old primary had that the promoted node lacks (null when its data directory
     is not here).

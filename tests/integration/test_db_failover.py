@@ -7,12 +7,24 @@ refusals first, then switchover both ways under a writer, then the kill -9 failo
 from __future__ import annotations
 
 import os
+import sys
 import time
 
+import pytest
+
 from tests.harness.pg_writer import PgWriter
-from tests.harness.playbook import run_playbook, write_playbook
+from tests.harness.playbook import REPO, run_playbook, write_playbook
 from tests.harness.reaper import start_reaper
 from tests.integration import conftest_replication
+
+sys.path.insert(0, str(REPO / 'build'))
+
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import promote  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.client import (  # noqa: E402
+    PsqlSession)
+from ansible_collections.opsready.operations.plugins.module_utils.replication.failover import node_specs  # noqa: E402
 
 start_reaper()
 # The fixtures, registered for this module (conftest_replication is not a conftest pytest loads by itself).
@@ -184,3 +196,75 @@ def test_candidate_crashing_during_promotion_never_makes_two_primaries(pg_cluste
     c.primary.start()
     primaries = [n.name for n in c.nodes if not recovery(n)]
     assert len(primaries) <= 1 and 'primary' not in primaries, primaries
+
+
+def primaries_of(cluster):
+    """The running nodes that take writes (the invariant: never more than one)."""
+    return [n.name for n in cluster.nodes if n.is_running() and not recovery(n)]
+
+
+def test_a_down_former_primary_blocks_a_second_promotion(pg_cluster_factory, tmp_path):
+    """A failover done, then its new primary crashes, then the old job runs again (primary=the first primary): the
+    crashed node's data directory says "in production" without standby.signal, so promoting the other standby
+    would make two primaries the moment it restarts."""
+    c = pg_cluster_factory(standbys=2)
+    c.primary.sql('CREATE TABLE fo_twice AS SELECT 1 AS n')
+    c.wait_replayed()
+    c.primary.kill()
+    _run, first = run(tmp_path, c, action='failover', primary='primary')
+    assert first['_event'] == 'runner_on_ok', first.get('msg')
+    promoted = c.node(first['promoted'])
+    other = [n for n in c.standbys if n.name != promoted.name][0]
+    promoted.sql('INSERT INTO fo_twice VALUES (2)')
+    promoted.kill()
+    _run, planned = run(tmp_path, c, action='plan', plan_for='failover', primary='primary')
+    assert planned['_event'] == 'runner_on_failed' and planned['refused'] == promoted.name, planned.get('msg')
+    _run, again = run(tmp_path, c, action='failover', primary='primary')
+    assert again['_event'] == 'runner_on_failed'
+    assert again['refused'] == promoted.name and 'last ran as a primary' in again['msg'], again['msg']
+    assert 'primary=%s' % promoted.name in again['msg']
+    assert recovery(other)                                     # nothing was promoted
+    # What the message says to do: fail over from the node that really failed.
+    _run, right = run(tmp_path, c, action='failover', primary=promoted.name)
+    assert right['_event'] == 'runner_on_ok', right.get('msg')
+    assert right['promoted'] == other.name and (promoted.datadir / 'standby.signal').exists()
+    promoted.start()
+    c.primary.start()
+    assert primaries_of(c) == [other.name]
+
+
+def test_candidate_dying_after_its_promotion_is_fenced(pg_cluster_factory, tmp_path, monkeypatch):
+    """The candidate's server dies right after its recovery ended (standby.signal already gone) and before the
+    module saw it alive: the failover fails, and the candidate must not be able to restart as a primary beside the
+    standby a re-run promotes."""
+    c = pg_cluster_factory(standbys=2)
+    c.wait_replayed()
+    c.primary.kill()
+    real_query = PsqlSession.query
+    killed = []
+
+    def query(session, sql, **kw):
+        if sql == promote.PgNode.ALIVE_SQL and not killed:
+            # recovery has ended (the poll said so): the whole server crashes now
+            name = [n.name for n in c.standbys if not n.is_running() or not recovery(n)][0]
+            killed.append(name)
+            c.node(name).kill()
+        return real_query(session, sql, **kw)
+
+    monkeypatch.setattr(PsqlSession, 'query', query)
+    group = promote.Group(node_specs([node_vars(n) for n in c.nodes]), ToolRunner(secrets=[c.primary.password]), 10)
+    with group, pytest.raises(OpsReadyError) as raised:
+        promote.failover(group, 'primary', None, False, False)
+    monkeypatch.undo()
+    assert killed, 'the fault did not hit the promotion'
+    crashed = c.node(killed[0])
+    details = raised.value.details
+    assert details['candidate_fence']['state'] == 'marked', raised.value.message
+    assert 'fenced too' in raised.value.message
+    assert (crashed.datadir / 'standby.signal').exists() and (c.primary.datadir / 'standby.signal').exists()
+    _run, rerun = run(tmp_path, c, action='failover', primary='primary')
+    assert rerun['_event'] == 'runner_on_ok', rerun.get('msg')
+    assert rerun['promoted'] not in (None, crashed.name)
+    crashed.start()
+    c.primary.start()
+    assert primaries_of(c) == [rerun['promoted']]

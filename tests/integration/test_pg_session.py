@@ -124,3 +124,31 @@ def test_quoted_values_read_as_data_not_as_psql_script(postgres_server, value):
     with client(postgres_server).session() as session:
         assert session.query('SELECT %s' % quote_literal(value)) == [[value]]
         assert session.query('SELECT 1') == [['1']]
+
+
+def test_advisory_lock_outlives_a_server_idle_session_timeout(postgres_server):
+    """A restore holds its target lock in an idle session for as long as it loads; a server (or role) with
+    idle_session_timeout would end that session mid-restore and free the lock for a second restore. The lock's
+    session turns the timeout off for itself. A role of its own: the setting must not touch other tests' sessions."""
+    role = 'lock_idle_%d' % os.getpid()
+    password = 'Pw-%d-idle' % os.getpid()
+    postgres_server.sql('CREATE ROLE %s LOGIN PASSWORD %s' % (role, quote_literal(password)), superuser=True)
+    try:
+        postgres_server.sql("ALTER ROLE %s SET idle_session_timeout = '200ms'" % role, superuser=True)
+        locker = get_client('postgresql', ConnectionParams(host=postgres_server.host, port=postgres_server.port,
+                                                           user=role, password=password, connect_timeout=2),
+                            ToolRunner())
+        key = locker.lock_key('test', role)
+        unsigned = key & 0xffffffffffffffff
+        held = ("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = %d AND "
+                "objid = %d AND objsubid = 1" % (unsigned >> 32, unsigned & 0xffffffff))
+        with locker.advisory_lock(key, 'busy'):
+            time.sleep(1.0)                          # five idle timeouts
+            assert postgres_server.sql(held, superuser=True) == [('1',)], 'the lock session was ended while idle'
+            with pytest.raises(OpsReadyError) as raised:
+                with locker.advisory_lock(key, 'a second holder'):
+                    pass
+            assert 'a second holder' in raised.value.message
+        assert postgres_server.sql(held, superuser=True) == [('0',)]
+    finally:
+        postgres_server.sql('DROP ROLE %s' % role, superuser=True)

@@ -213,7 +213,10 @@ class PostgresClient(ToolClient):
         """
         session = self.session()
         try:
-            answer = session.query('SELECT pg_try_advisory_lock(%d), pg_backend_pid()' % key,
+            # The session sits idle while the block works: a server or role idle_session_timeout (PostgreSQL 14+;
+            # not a setting at all on 13, hence through pg_settings) would end it and free the lock mid-block.
+            answer = session.query("SELECT pg_try_advisory_lock(%d), pg_backend_pid(), (SELECT count(set_config("  # nosec B608
+                                   "name, '0', false)) FROM pg_settings WHERE name = 'idle_session_timeout')" % key,
                                    timeout=self.conn.connect_timeout + 30)
         except OpsReadyError as exc:
             session.close()

@@ -631,6 +631,68 @@ def fence(group: Group, name: str, new_primary: str, template: str, check_mode: 
     return record
 
 
+# pg_controldata states of a data directory that last ran as a primary (a standby's say "... in recovery" or
+# "in archive recovery")
+PRIMARY_STATES = ('in production', 'shut down', 'shutting down', 'in crash recovery')
+
+
+def refuse_unfenced_former_primary(group: Group, states: Dict[str, NodeState], primary: str, chosen: str) -> None:
+    """Refuse a failover while another node that is down could restart as a primary.
+
+    A node promoted earlier (by a failover whose run died after the promotion, or by hand) and down now is not
+    ``primary`` and not a reachable standby, so the candidate choice does not see it; its data directory has no
+    standby.signal any more, so restarting it after this failover would make two primaries. Only a local data
+    directory can be read: a remote one is the play's to fence."""
+    for name, state in states.items():
+        node = group.nodes[name]
+        if name in (primary, chosen) or state.reachable or not node.has_data_dir() or node.has_standby_signal():
+            continue
+        control = node.controldata()
+        cluster_state = control.get('Database cluster state', '')
+        if cluster_state not in PRIMARY_STATES:
+            continue
+        raise OpsReadyError(
+            'Failover refused: %s is down and its data directory says it last ran as a primary (cluster state %r, '
+            'timeline %s) without standby.signal: it may be the current primary (promoted earlier), and promoting %s '
+            'would make two primaries once it restarts. If %s is the primary that failed, run action=failover with '
+            'primary=%s. If it must not come back as a primary, fence it (create standby.signal in %s) and re-run; '
+            'then rejoin it with action=rejoin.'
+            % (name, cluster_state, control.get("Latest checkpoint's TimeLineID", '?'), chosen, name, name,
+               node.spec.data_dir), refused=name, cluster_state=cluster_state, steps=group.steps)
+
+
+def failed_promotion(group: Group, primary: str, candidate: str, old_fence: Dict[str, Any],
+                     exc: OpsReadyError) -> OpsReadyError:
+    """The error of a failover whose promotion failed, after fencing the candidate if its postmaster is gone.
+
+    The candidate's startup process may have ended recovery (and removed standby.signal) before its postmaster
+    died: restarted, it would be a primary beside the one a re-run promotes. A candidate still running (a
+    promotion that is only slow) is left alone: it finishes by itself (promote.signal stays) and a re-run then
+    finds it as the primary."""
+    node = group.nodes[candidate]
+    fenced: Optional[Dict[str, Any]] = None
+    if not node.is_running():
+        try:
+            fenced = group.step('fence failed candidate', candidate,
+                                lambda: fence(group, candidate, primary, '', False))
+        except OpsReadyError as fence_exc:
+            fenced = fence_record(candidate, primary, 'not fenced', fence_exc.message)
+    if fenced is None:
+        after = 'it still runs and may finish its promotion: a re-run reports it as the primary once it has'
+    elif fenced['state'] == 'recorded':
+        after = ('its data directory is not on this host: fence it there (standby.signal) before it can restart, '
+                 'then re-run to promote another standby')
+    elif fenced['state'] == 'not fenced':
+        after = ('fencing it failed (%s): create standby.signal in its data directory before it can restart, then '
+                 're-run' % fenced['reason'])
+    else:
+        after = ('it was fenced too (standby.signal, read only): a re-run promotes another standby, and %s comes back '
+                 'only as a read-only standby until action=rejoin' % candidate)
+    return OpsReadyError('Failover stopped: promoting %s failed (%s). %s stays fenced; %s.'
+                         % (candidate, exc.message, primary, after),
+                         fence=old_fence, candidate_fence=fenced, steps=group.steps)
+
+
 def failover(group: Group, primary: str, candidate: Optional[str], force_candidate: bool,
              check_mode: bool, on_promoted: Optional[Callable[[PgNode], Any]] = None) -> Dict[str, Any]:
     """``on_promoted(new_primary)`` runs right after the promotion (repointing the clients), before the rest
@@ -650,6 +712,7 @@ def failover(group: Group, primary: str, candidate: Optional[str], force_candida
                 'msg': '%s is already the primary; nothing to promote.' % new.name,
                 'nodes': state_summary(states, new)}
     chosen = choose_failover_candidate([s for n, s in states.items() if n != primary], candidate, force_candidate)
+    refuse_unfenced_former_primary(group, states, primary, chosen.name)
     # replication/status.py's ranking (timelines included) goes into the plan for the operator. It does not
     # decide: a standby without a running WAL receiver reports the timeline of its last restartpoint, which
     # lags behind a promotion, so "incomparable" there is often only "not known yet".
@@ -670,7 +733,10 @@ def failover(group: Group, primary: str, candidate: Optional[str], force_candida
     # primary_conninfo is built from the login alone here (rejoin rewrites it): reading the candidate's template
     # first would add a round trip to the downtime.
     record = group.step('fence', primary, lambda: fence(group, primary, chosen.name, '', False))
-    group.step('promote (pg_promote)', chosen.name, lambda: new_node.promote(group.timeout))
+    try:
+        group.step('promote (pg_promote)', chosen.name, lambda: new_node.promote(group.timeout))
+    except OpsReadyError as exc:
+        raise failed_promotion(group, primary, chosen.name, record, exc)
     hook = group.step('repoint clients', chosen.name, lambda: on_promoted(new_node)) if on_promoted else None
     template, use_slots = new_node.follow_template()
     repointed = repoint_standbys(group, others, new_node, template, use_slots)

@@ -20,6 +20,7 @@
 The whole run (and ``state: absent``) holds a session-level advisory lock keyed on the target's name
 (``target_lock``): a second run into the same database fails at once and changes nothing; runs into other
 databases go on in parallel; the lock ends with the holding session, so a crashed run cannot leave it behind.
+That session turns ``idle_session_timeout`` off for itself: it is idle while the restore loads.
 
 Before anything is created, the roles the backup refers to (owners, grantees, policy roles) are looked
 up on the target server: missing ones stop the restore with their names (restore ``@globals`` first).
