@@ -168,7 +168,11 @@ notes:
   - PostgreSQL - the same rule for a database restore (or O(state=absent)), with a session-level advisory lock
     (C(pg_try_advisory_lock)) keyed on the target's name, held in the maintenance database C(postgres) by a session
     of its own; it ends with that session, so a run that crashed cannot leave it held. The error names the
-    backend pid holding it.
+    backend pid holding it; that session turns C(idle_session_timeout) off for itself.
+  - PostgreSQL point-in-time recovery (O(datadir)) and SQLite - one restore (or O(state=absent)) at a time per
+    O(datadir) or target file, on its host - a run holds an exclusive C(flock) on a hidden C(.<name>.opsready-lock)
+    file beside the target (never followed through a symlink), removed when the run ends; a second run fails at
+    once, changing nothing. The kernel releases the lock of a run that crashed.
   - A restore always reports C(changed=true); O(state=absent) reports a change only when something was removed,
     and a PostgreSQL C(@globals) restore only when it created a role, membership or tablespace.
 seealso:

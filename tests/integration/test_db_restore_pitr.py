@@ -152,3 +152,55 @@ def test_pitr_base_backup_plus_wal(postgres_factory, tmp_path):
         while os.path.exists('/proc/%d' % target['pid']) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not os.path.exists('/proc/%d' % target['pid'])
+
+
+def test_pitr_second_restore_into_the_same_datadir_fails_fast(postgres_factory, tmp_path):
+    """A point-in-time restore (or its clean-up) while another run holds the same datadir: it fails at once and
+    creates nothing. Before, both staged and recovered a whole cluster and the second then failed renaming onto
+    the first's directory, its staging directory left behind (or, with replace, removed the first's cluster). The
+    other run is stood in for by its lock, held in this process (ansible-playbook runs in another)."""
+    from ansible_collections.opsready.operations.plugins.module_utils.common import locks
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import pitr
+
+    server = postgres_factory()
+    server.create_database('app')
+    server.sql('CREATE TABLE events (id serial PRIMARY KEY, label text NOT NULL);'
+               "INSERT INTO events (label) VALUES ('t1')", database='app')
+    dest = tmp_path / 'backups'
+    extravars = {'pg_password': server.password}
+    result = play(tmp_path, [{'name': 'base', 'opsready.operations.db_backup': dict(
+        conn(server), engine='postgresql', kind='base', dest=str(dest))}], extravars)
+    assert result.rc == 0, result.stdout[-3000:]
+    server.sql("INSERT INTO events (label) VALUES ('t2')", database='app')
+    switch_and_wait(server)
+    assert catalog_wal(server, dest)
+    scratch = Path(tempfile.mkdtemp(prefix='opsready-pitr-lock-'))
+    os.chmod(scratch, 0o711)
+    datadir = scratch / 'data'
+    restore = dict(conn(server), engine='postgresql', src=str(dest), datadir=str(datadir))
+    try:
+        with locks.exclusive(pitr.lock_path(str(datadir)), 'held by the test'):
+            busy = play(tmp_path, [
+                {'name': 'busy', 'ignore_errors': True, 'opsready.operations.db_restore': dict(restore, replace=True)},
+            ], extravars)
+            out = busy.result('busy')
+            assert out['_event'] == 'runner_on_failed' and 'Another db_restore' in out['msg'], out.get('msg')
+            assert 'nothing was changed' in out['msg']
+            assert sorted(p.name for p in scratch.iterdir()) == ['.data.opsready-lock']
+        done = play(tmp_path, [{'name': 'pitr', 'opsready.operations.db_restore': restore}], extravars)
+        res = done.result('pitr')
+        assert res['_event'] == 'runner_on_ok', res.get('msg')
+        assert labels(server, res['target']['port'], server.password, 'app') == ['t1', 't2']
+        with locks.exclusive(pitr.lock_path(str(datadir)), 'held by the test'):
+            busy = play(tmp_path, [{'name': 'drop', 'ignore_errors': True,
+                                    'opsready.operations.db_restore': dict(restore, state='absent')}], extravars)
+            assert 'Another db_restore' in busy.result('drop')['msg']
+            assert datadir.is_dir()
+    finally:
+        dropped = play(tmp_path, [{'name': 'drop', 'opsready.operations.db_restore': dict(restore, state='absent')}],
+                       extravars)
+    try:
+        assert dropped.result('drop')['changed'] is True
+        assert sorted(p.name for p in scratch.iterdir()) == []      # the lock file goes with the clean-up
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -95,3 +95,40 @@ def test_sqlite_restore_refuse_replace_corrupt(tmp_path):
     result = play(tmp_path, [{'name': 'drop', 'opsready.operations.db_restore': dict(
         restore, database=str(other), state='absent')}])
     assert result.rc == 0 and result.result('drop')['changed'] is True and not other.exists()
+
+
+def test_sqlite_restore_while_another_holds_the_target_fails_fast(tmp_path):
+    """A restore (or state=absent) into a file another restore is swapping: refused at once, the file and its
+    sidecars untouched, no staging file; free again, it runs and leaves no lock file behind. The other run is stood
+    in for by its lock, held in this process (ansible-playbook runs in another)."""
+    import sys
+    from tests.harness.playbook import REPO
+    sys.path.insert(0, str(REPO / 'build'))
+    from ansible_collections.opsready.operations.plugins.module_utils.common import locks
+
+    db = tmp_path / 'app.db'
+    expected = make_db(db)
+    dest = tmp_path / 'backups'
+    result = play(tmp_path, [{'name': 'backup', 'opsready.operations.db_backup': {
+        'engine': 'sqlite', 'database': str(db), 'dest': str(dest)}}])
+    assert result.rc == 0, result.stdout[-3000:]
+    conn = sqlite3.connect(str(db))
+    conn.execute('DELETE FROM notes WHERE id > 5')
+    conn.commit()
+    conn.close()
+    before = sorted(p.name for p in tmp_path.iterdir())
+    restore = {'engine': 'sqlite', 'src': str(dest), 'database': str(db), 'replace': True}
+    with locks.exclusive(str(tmp_path / '.app.db.opsready-lock'), 'held by the test', remove=True):
+        busy = play(tmp_path, [
+            {'name': 'busy', 'opsready.operations.db_restore': restore, 'ignore_errors': True},
+            {'name': 'drop', 'opsready.operations.db_restore': dict(restore, state='absent'), 'ignore_errors': True}])
+        for name in ('busy', 'drop'):
+            out = busy.result(name)
+            assert out['_event'] == 'runner_on_failed' and 'Another db_restore' in out['msg'], out.get('msg')
+        assert len(rows(db)) == 6
+        assert [p for p in sorted(p.name for p in tmp_path.iterdir()) if p not in before and
+                not p.startswith('play-')] == ['.app.db.opsready-lock']
+    done = play(tmp_path, [{'name': 'restore', 'opsready.operations.db_restore': restore}])
+    assert done.result('restore')['_event'] == 'runner_on_ok', done.result('restore').get('msg')
+    assert rows(db) == expected
+    assert not [p.name for p in tmp_path.iterdir() if 'opsready' in p.name]

@@ -23,6 +23,7 @@ from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Sequence, 
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
+from ansible_collections.opsready.operations.plugins.module_utils.common import locks
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import (
@@ -39,17 +40,9 @@ SET_STAMP = re.compile(r'\d{8}T\d{6}\d*Z')
 @contextlib.contextmanager
 def set_lock(dest: str, prefix: str) -> Iterator[None]:
     """One run per backup set at a time (a second one fails at once instead of racing)."""
-    path = os.path.join(dest, '.%s.lock' % prefix)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise OpsReadyError('Another backup of %s is running in %s (lock %s held): wait for it to finish.'
-                                % (prefix, dest, path))
+    with locks.exclusive(os.path.join(dest, '.%s.lock' % prefix),
+                         'Another backup of %s is running in %s: wait for it to finish' % (prefix, dest)):
         yield
-    finally:
-        os.close(fd)
 
 
 def disk_error(exc: OSError, path: str) -> OpsReadyError:

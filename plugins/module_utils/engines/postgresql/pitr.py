@@ -44,6 +44,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
+from ansible_collections.opsready.operations.plugins.module_utils.common import locks
+from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import atomic_write_text
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
     IntegrityError, OpsReadyError, ToolError)
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import CHUNK
@@ -528,7 +530,30 @@ def _run_recovery(server: ScratchServer, staging: str, raised: Dict[str, int]) -
         '%s to %d' % kv for kv in sorted(raised.items())))
 
 
+def lock_path(datadir: str) -> str:
+    """The lock of one datadir: a hidden file beside it while a run holds it (the datadir itself is renamed during
+    the run)."""
+    return os.path.join(os.path.dirname(datadir), '.%s.opsready-lock' % os.path.basename(datadir))
+
+
+def target_lock(request: RestoreRequest) -> Any:
+    """One restore or clean-up per datadir at a time. Two at once would both stage, recover and rename onto the
+    same directory (the second failing after all its work, its staging left behind) or remove it under the other."""
+    datadir = _datadir(request)
+    parent = os.path.dirname(datadir)
+    if not os.path.isdir(parent):
+        raise OpsReadyError('The parent directory %s of datadir does not exist: create it first.' % parent)
+    return locks.exclusive(lock_path(datadir), 'Another db_restore into (or state=absent of) datadir %s is running: '
+                           'nothing was changed. Wait for it to finish' % datadir, remove=True)
+
+
 def restore(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifest], timer: Timer) -> Dict[str, Any]:
+    with target_lock(request):
+        return _restore_locked(engine, request, chain, timer)
+
+
+def _restore_locked(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifest],
+                    timer: Timer) -> Dict[str, Any]:
     base, logs = chain[0], chain[1:]
     before = check_target(request)
     datadir = before['datadir']
@@ -598,12 +623,12 @@ def restore(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifes
         replaced = True
     else:
         os.rename(staging, datadir)
-    # Settings that pointed at the staging directory now point at datadir.
+    # Settings that pointed at the staging directory now point at datadir (atomically: a crash here must not
+    # leave the recovered cluster with an empty configuration).
     auto = os.path.join(datadir, 'postgresql.auto.conf')
-    with open(auto) as handle:
+    with open(auto, encoding='utf-8') as handle:
         text = handle.read()
-    with open(auto, 'w') as handle:
-        handle.write(text.replace(staging, datadir))
+    atomic_write_text(auto, text.replace(staging, datadir), mode=0o600, uid=uid, gid=gid)
     server.datadir = datadir
     timer.lap('swap')
     pid = None
@@ -659,14 +684,19 @@ def drop(request: RestoreRequest, check_mode: bool) -> Dict[str, Any]:
     rundir = datadir + '.run'
     exists = os.path.exists(datadir) or os.path.exists(rundir)
     if exists and not check_mode:
-        from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
-        owner, _uid, _gid = _owner()
-        server = ScratchServer(PostgresEngine(ConnectionParams()), datadir, rundir, 0, owner)
-        if os.path.isdir(datadir):
-            server.stop()
-        shutil.rmtree(datadir, ignore_errors=True)
-        shutil.rmtree(rundir, ignore_errors=True)
+        with target_lock(request):
+            _drop_locked(datadir, rundir)
     return {'changed': exists, 'target': {'datadir': datadir, 'removed': exists}}
+
+
+def _drop_locked(datadir: str, rundir: str) -> None:
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
+    owner, _uid, _gid = _owner()
+    server = ScratchServer(PostgresEngine(ConnectionParams()), datadir, rundir, 0, owner)
+    if os.path.isdir(datadir):
+        server.stop()
+    shutil.rmtree(datadir, ignore_errors=True)
+    shutil.rmtree(rundir, ignore_errors=True)
 
 
 class PitrRestore(Restorer):

@@ -20,6 +20,7 @@ import uuid
 from typing import Any, Dict, List, Optional
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
+from ansible_collections.opsready.operations.plugins.module_utils.common import locks
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import fsync_dir
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import CHUNK
@@ -97,8 +98,22 @@ def _target(request: RestoreRequest) -> str:
     return os.path.abspath(request.database)
 
 
+def target_lock(path: str) -> Any:
+    """One restore or clean-up per target file at a time: two swaps interleaved would each move the other's new
+    file (or its sidecars) aside and delete it, and both report success."""
+    lock = os.path.join(os.path.dirname(path), '.%s.opsready-lock' % os.path.basename(path))
+    return locks.exclusive(lock, 'Another db_restore into (or state=absent of) %s is running: nothing was changed. '
+                           'Wait for it to finish' % path, remove=True)
+
+
 def restore(request: RestoreRequest, chain: List[Manifest], timer: Timer) -> Dict[str, Any]:
     path = _target(request)
+    check_target(request, path)        # its refusals (no parent directory, ...) before a lock file is made
+    with target_lock(path):
+        return _restore_locked(request, path, chain, timer)
+
+
+def _restore_locked(request: RestoreRequest, path: str, chain: List[Manifest], timer: Timer) -> Dict[str, Any]:
     before = check_target(request, path)
     if len(chain) != 1:
         raise OpsReadyError('SQLite backups are single full copies; the chain has %d pieces.' % len(chain))
@@ -166,8 +181,9 @@ def drop(request: RestoreRequest, check_mode: bool) -> Dict[str, Any]:
     path = _target(request)
     present = [path + s for s in ('',) + SIDECARS if os.path.exists(path + s)]
     if present and not check_mode:
-        for item in present:
-            _unlink(item)
+        with target_lock(path):
+            for item in present:
+                _unlink(item)
     return {'changed': bool(present), 'target': {'database': path, 'removed': present}}
 
 

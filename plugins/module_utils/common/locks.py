@@ -1,0 +1,69 @@
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One run at a time on a target: an exclusive ``flock`` on a lock file, taken without waiting.
+
+The kernel releases the lock when the holding process ends, however it ends, so a crashed run never leaves a
+stale lock to clean up by hand. With ``remove`` the holder deletes the lock file before it lets go (no file left
+beside a target that may be handed to other tools); a run that opened the file just before that deletion finds,
+once it holds its lock, that the name no longer leads to the file it locked, and starts again with the new one:
+two runs can never hold locks on two different files of one name. The file is opened with ``O_NOFOLLOW``: these
+runs are often root, in directories other accounts can write, and a symlink planted at the lock's name must not
+make root create or open a file elsewhere.
+
+Private to opsready.operations; do not import from other collections.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+from typing import Iterator
+
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+
+
+@contextlib.contextmanager
+def exclusive(path: str, busy: str, remove: bool = False) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created 0600 when missing) for the block, or fail at once: ``busy``
+    is the message when another process holds it. ``remove``: delete the file before releasing it."""
+    fd = _acquire(path, busy)
+    try:
+        yield
+    finally:
+        if remove:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+        os.close(fd)
+
+
+def _acquire(path: str, busy: str) -> int:
+    for _attempt in range(100):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise OpsReadyError('The lock file %s is a symbolic link: refusing to follow it. Remove it (nothing '
+                                    'of ours is ever a link there) and run again.' % path, lock=path)
+            raise OpsReadyError('Cannot create the lock file %s: %s.' % (path, exc.strerror or exc), lock=path)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise OpsReadyError('%s (lock %s held).' % (busy, path), lock=path)
+            raise OpsReadyError('Cannot lock %s: %s.' % (path, exc.strerror or exc), lock=path)
+        held = os.fstat(fd)
+        try:
+            named = os.lstat(path)
+        except FileNotFoundError:
+            named = None
+        if named is not None and (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino):
+            return fd
+        os.close(fd)        # the holder before us removed this file as it let go: lock the current one
+    raise OpsReadyError('Could not lock %s: it kept being replaced (another process removing it in a loop?).' % path,
+                        lock=path)

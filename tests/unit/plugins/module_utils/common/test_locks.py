@@ -1,0 +1,86 @@
+"""common/locks.exclusive: one holder at a time, fail at once, never through a symlink, released by the kernel."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ansible_collections.opsready.operations.plugins.module_utils.common import locks
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+
+
+def test_second_holder_fails_at_once_with_the_message(tmp_path):
+    path = str(tmp_path / '.x.lock')
+    with locks.exclusive(path, 'Another run is busy'):
+        assert os.stat(path).st_mode & 0o777 == 0o600
+        with pytest.raises(OpsReadyError) as raised:
+            with locks.exclusive(path, 'Another run is busy'):
+                pass
+        assert raised.value.message.startswith('Another run is busy (lock %s held)' % path)
+    with locks.exclusive(path, 'free again'):
+        pass
+
+
+def test_a_symlink_at_the_lock_name_is_never_followed(tmp_path):
+    victim = tmp_path / 'victim'
+    link = tmp_path / '.x.lock'
+    os.symlink(str(victim), str(link))
+    with pytest.raises(OpsReadyError, match='symbolic link'):
+        with locks.exclusive(str(link), 'busy'):
+            pass
+    assert not victim.exists()                       # nothing created through the link
+
+
+def test_a_killed_holder_releases_the_lock(tmp_path):
+    path = str(tmp_path / '.x.lock')
+    code = ('import fcntl, os, sys, time\n'
+            'fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o600)\n'
+            'fcntl.flock(fd, fcntl.LOCK_EX)\n'
+            'print("held", flush=True)\n'
+            'time.sleep(60)\n')
+    holder = subprocess.Popen([sys.executable, '-c', code, path], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == 'held'
+        with pytest.raises(OpsReadyError, match='held'):
+            with locks.exclusive(path, 'busy'):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with locks.exclusive(path, 'busy'):
+        pass
+
+
+def test_an_unwritable_place_says_so(tmp_path):
+    with pytest.raises(OpsReadyError, match='Cannot create the lock file'):
+        with locks.exclusive(str(tmp_path / 'missing' / '.x.lock'), 'busy'):
+            pass
+
+
+def test_remove_leaves_no_file_and_a_late_opener_never_shares_the_lock(tmp_path, monkeypatch):
+    """B opened the lock file just before A removed it and let go: B's flock then succeeds on the removed file.
+    B must notice and lock the file now at that name, so that C (who creates a new file) cannot run beside it."""
+    path = str(tmp_path / '.x.lock')
+    with locks.exclusive(path, 'busy', remove=True):
+        assert os.path.exists(path)
+    assert not os.path.exists(path)
+    real_flock = locks.fcntl.flock
+    swapped = []
+
+    def flock(fd, op):
+        real_flock(fd, op)
+        if not swapped:                          # A's removal lands between B's open and B's flock
+            swapped.append(True)
+            os.unlink(path)
+            with open(path, 'w'):
+                pass
+    monkeypatch.setattr(locks.fcntl, 'flock', flock)
+    with locks.exclusive(path, 'busy', remove=True):
+        monkeypatch.setattr(locks.fcntl, 'flock', real_flock)
+        with pytest.raises(OpsReadyError, match='held'):        # C: the file at the name is the one B holds
+            with locks.exclusive(path, 'busy'):
+                pass
+    assert swapped and not os.path.exists(path)
