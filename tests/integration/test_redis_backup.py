@@ -122,6 +122,11 @@ def test_backup_during_writes_restores_snapshot_count(redis, tmp_path):
          'opsready.operations.redis_restore': {'path': artifact, 'target': 'file',
                                                'dest': str(tmp_path / 'dump.rdb')}},
     ]
+    # root restores into a directory another account can write: a symlink planted at the partial name must not
+    # make it write (or truncate) the file the link points to
+    victim = tmp_path / 'precious'
+    victim.write_text('precious\n')
+    os.symlink(str(victim), str(tmp_path / 'dump.rdb.partial'))
     second = run_playbook(write_playbook(tmp_path, tasks))
     drill = second.result('drill')
     assert drill['_event'] == 'runner_on_ok', drill.get('msg')
@@ -143,6 +148,7 @@ def test_backup_during_writes_restores_snapshot_count(redis, tmp_path):
     with open(tmp_path / 'dump.rdb', 'rb') as handle:
         assert handle.read(5) == b'REDIS'
     assert oct(os.stat(tmp_path / 'dump.rdb').st_mode & 0o777) == '0o600'
+    assert victim.read_text() == 'precious\n' and not os.path.lexists(tmp_path / 'dump.rdb.partial')
 
 
 def test_damaged_artifacts_fail_verification(redis, tmp_path):

@@ -47,8 +47,12 @@ def restore_file(manifest: Manifest, dest: str, identities: Sequence[Any] = (), 
     """Write the artifact's RDB to ``dest`` (via ``dest.partial``, fsync, rename); returns its size."""
     partial = dest + '.partial'
     size = 0
+    # The directory is often the redis account's, this run root's: a leftover (or a symlink planted) at the
+    # partial name is removed, never written through, and the new file is created exclusively.
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(partial)
     try:
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
         with os.fdopen(fd, 'wb') as out, open_artifact(manifest, identities) as source:
             while True:
                 chunk = source.read(1024 * 1024)
