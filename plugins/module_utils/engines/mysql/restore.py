@@ -655,7 +655,8 @@ def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Man
 # -- objects RENAME TABLE cannot move ------------------------------------------------------------------
 def _dump_objects(engine: Any, database: str, objects: Dict[str, List[Dict[str, str]]]) -> bytes:
     """The CREATE statements of ``database``'s views, routines, triggers and events, as ``mariadb-dump``
-    writes them (definers, sql_mode, character sets); statements unqualified, for ``--database=<other>``."""
+    writes them (definers, sql_mode, character sets); statements unqualified, for ``--database=<other>``, except
+    a view's qualifiers naming ``database`` itself (``requalify_script`` renames them)."""
     if not count_objects(objects):
         return b''
     parts = []

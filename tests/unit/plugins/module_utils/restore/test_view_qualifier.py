@@ -81,17 +81,19 @@ def test_tokens_cover_the_line():
 HEAD = (b"/*!50001 CREATE ALGORITHM=UNDEFINED */\n"
         b"/*!50013 DEFINER=`gh``o st`@`%` SQL SECURITY DEFINER */\n"
         b"/*!50001 VIEW ")
-DUMP_T = (b"INSERT INTO `t` VALUES (1,'/*!50001 CREATE ALGORITHM=UNDEFINED */ /*!50001 VIEW `v` AS select {L}.x');\n"
-        b"/*!50001 CREATE VIEW `v` AS SELECT\n 1 AS `x` */;\n"
-        + HEAD + b"`v` AS select {O}.`t`.`x` AS `x`,'{L}.' AS `s` from `t` */;\n"
-        b"/*!50001 SET character_set_client      = @saved_cs_client */;\n"
-        b"/*!50001 CREATE ALGORITHM=MERGE */\n"
-        b"/*!50001 VIEW `w` AS select `o`.{O}.`x` AS `x` from ({O}.`t` join `o`.{O}) */;\n"
-        b"/*!50001 VIEW `not_after_a_header` AS select {O}.`t`.`x` AS `x` from `t` */;\n"
-        + HEAD + b"`u` AS select `t`.`x` AS `x` from `t` */;\n")
+DUMP_T = (
+    b"INSERT INTO `t` VALUES (1,'/*!50001 CREATE ALGORITHM=UNDEFINED */ /*!50001 VIEW `v` AS select {L}.x');\n"
+    b"/*!50001 CREATE VIEW `v` AS SELECT\n 1 AS `x` */;\n"
+    + HEAD + b"`v` AS select {O}.`t`.`x` AS `x`,'{L}.' AS `s` from `t` */;\n"
+    b"/*!50001 SET character_set_client      = @saved_cs_client */;\n"
+    b"/*!50001 CREATE ALGORITHM=MERGE */\n"
+    b"/*!50001 VIEW `w` AS select `o`.{O}.`x` AS `x` from ({O}.`t` join `o`.{O}) */;\n"
+    b"/*!50001 VIEW `not_after_a_header` AS select {O}.`t`.`x` AS `x` from `t` */;\n"
+    + HEAD + b"`u` AS select `t`.`x` AS `x` from `t` */;\n")
 DUMP = fill(DUMP_T)
-EXPECTED = fill(DUMP_T.replace(b"select {O}.`t`.`x` AS `x`,'", b"select {I}.`t`.`x` AS `x`,'")
-            .replace(b'from ({O}.`t`', b'from ({I}.`t`'))
+EXPECTED = fill(
+    DUMP_T.replace(b"select {O}.`t`.`x` AS `x`,'", b"select {I}.`t`.`x` AS `x`,'")
+    .replace(b'from ({O}.`t`', b'from ({I}.`t`'))
 
 
 def run(data: bytes, size: int, own: str = OWN, into: str = INTO, renamed: int = 0) -> bytes:
