@@ -177,11 +177,6 @@ def test_quote_names_back_up_without_events(maria_db, tmp_path, suffix):
         server.sql('DROP DATABASE IF EXISTS %s' % q(source))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "A view whose DEFINER does not exist on the source server is dumped by mariadb-dump with its column "
-    "references still qualified with the source database (select `src`.`t`.`x` AS `x` from `t`): loaded into "
-    "the temporary copy it fails 'Unknown column src.t.x' and the whole restore is rolled back. Needs the view "
-    "text re-qualified on load (or the view loaded with the definer's text from information_schema)."))
 def test_view_with_missing_definer_restores(maria_db, tmp_path):
     server = maria_db.server
     maria_db.sql('CREATE TABLE t (x int); INSERT INTO t VALUES (1);'
@@ -194,6 +189,59 @@ def test_view_with_missing_definer_restores(maria_db, tmp_path):
             [('ghost@%',)]
     finally:
         server.sql('DROP DATABASE IF EXISTS %s' % q(target))
+
+
+def hexname(name):
+    return "CONVERT(UNHEX('%s') USING utf8mb4)" % name.encode().hex()
+
+
+@pytest.mark.parametrize('hostile, replace', [(False, False), (True, True)], ids=['new-name', 'hostile-replace'])
+def test_views_whose_dump_names_their_database(maria_db, tmp_path, hostile, replace):
+    """mariadb-dump writes a view with the dumped database's qualifiers when the view also reads another
+    database (every name qualified: 'from (`src`.`t` join `o`.`o`)') or when its DEFINER is missing (its columns:
+    'select `src`.`t`.`x` AS `x` from `t`'). Restored elsewhere, the first read the SOURCE's table, the second
+    failed 'Unknown column' and rolled the whole restore back. Qualifiers naming other databases stay; a
+    literal holding "`src`.", a column named like the database and such a view over another view come through
+    as they were; the names hold backticks, dots, quotes, spaces and non-ASCII."""
+    server = maria_db.server
+    tag = maria_db.name[-8:]
+    source = ('s%s`q.\'"\\ é' % tag) if hostile else maria_db.name
+    target = source if replace else maria_db.name[:40] + ' r.é`x'
+    other, ghost = 'o%s.é' % tag, 'ghost_%s' % tag
+    src, lit = q(source), ("'%s.t.x'" % q(source).replace("'", "''").replace('\\', '\\\\'))
+    if hostile:
+        server.sql('CREATE DATABASE %s' % src)
+    server.sql('CREATE DATABASE %s' % q(other))
+    try:
+        server.sql(
+            'CREATE TABLE {o}.o (y int); INSERT INTO {o}.o VALUES (1), (2);'
+            'CREATE TABLE {s}.t (x int, {sc} int); INSERT INTO {s}.t VALUES (1, 10);'
+            'CREATE VIEW {s}.v_join AS SELECT t.x, o.y FROM {s}.t JOIN {o}.o ON o.y = t.x;'
+            'CREATE DEFINER={g}@`%` VIEW {s}.v_ghost AS SELECT x, {sc}, {lit} AS s FROM {s}.t;'
+            'CREATE DEFINER={g}@`%` VIEW {s}.v_chain AS SELECT x, y FROM {s}.v_join;'
+            'CREATE DEFINER={g}@`%` VIEW {s}.v_other AS SELECT y FROM {o}.o'
+            .format(s=src, o=q(other), sc=src, g=q(ghost), lit=lit))
+        backup(server, source, tmp_path / 'b')
+        server.sql('DELETE FROM %s.t' % src)  # a view still reading the source would now see no row
+        result = restore(server, tmp_path / 'b', source, target, replace=replace)
+        assert result['changed'] and result['target']['objects'] == {'views': 4}, result
+        views = dict(server.sql('SELECT table_name, definer FROM information_schema.views WHERE table_schema = %s'
+                                % hexname(target)))
+        assert views == {'v_join': server.user + '@%', 'v_ghost': ghost + '@%', 'v_chain': ghost + '@%',
+                         'v_other': ghost + '@%'}, views
+        tgt = q(target)
+        assert [tuple(map(str, r)) for r in server.sql('SELECT x, y FROM %s.v_join' % tgt)] == [('1', '1')]
+        server.sql("CREATE USER %s@'%%'; GRANT SELECT ON *.* TO %s@'%%'" % (q(ghost), q(ghost)))
+        rows = server.sql('SELECT x, %s, s, y FROM %s.v_ghost JOIN %s.v_chain USING (x)' % (src, tgt, tgt))
+        assert [tuple(map(str, r)) for r in rows] == [('1', '10', '%s.t.x' % src, '1')], rows
+        assert sorted(str(r[0]) for r in server.sql('SELECT y FROM %s.v_other' % tgt)) == ['1', '2']
+        text = server.sql('SELECT view_definition FROM information_schema.views WHERE table_schema = %s AND '
+                          "table_name = 'v_other'" % hexname(target))[0][0]
+        assert '%s.`o`' % q(other) in text, text
+    finally:
+        server.sql("DROP USER IF EXISTS %s@'%%'" % q(ghost))
+        for db in {other, target} | ({source} if hostile else set()):
+            server.sql('DROP DATABASE IF EXISTS %s' % q(db))
 
 
 def test_replace_onto_a_target_in_use(maria_db, tmp_path):
@@ -237,3 +285,25 @@ def test_check_mode_reports_the_replace_and_changes_nothing(maria_db, tmp_path):
     assert len(maria_db.sql('SELECT x FROM t')) == 2
     fresh = restore(server, tmp_path / 'b', maria_db.name, maria_db.name + '_new', check_mode=True)
     assert fresh['replaced'] is False and fresh['target']['existing'] is None, fresh
+
+
+def test_view_joining_another_database_reads_the_restored_table(maria_db, tmp_path):
+    """A view (its definer exists) joining its own table with another database's: the server prints every name of it
+    qualified, its own database's too ('from (`src`.`t` join `o`.`o` ...)'). Restored under another name, it was
+    created reading the SOURCE's table: no error, the wrong rows."""
+    server = maria_db.server
+    other = maria_db.name + '_o'
+    server.sql('CREATE DATABASE %s' % q(other))
+    target = maria_db.name + '_r'
+    try:
+        server.sql('CREATE TABLE o (y int); INSERT INTO o VALUES (1), (2)', database=other)
+        maria_db.sql('CREATE TABLE t (x int); INSERT INTO t VALUES (1);'
+                     'CREATE VIEW v AS SELECT t.x, o.y FROM t JOIN %s.o ON o.y = t.x' % q(other))
+        backup(server, maria_db.name, tmp_path / 'b')
+        maria_db.sql('UPDATE t SET x = 2')
+        restore(server, tmp_path / 'b', maria_db.name, target)
+        assert [tuple(map(str, r)) for r in server.sql('SELECT x, y FROM v', database=target)] == [('1', '1')]
+        maria_db.sql('DROP TABLE t')  # the restored view must not need the source at all
+        assert [tuple(map(str, r)) for r in server.sql('SELECT x, y FROM v', database=target)] == [('1', '1')]
+    finally:
+        server.sql('DROP DATABASE IF EXISTS %s; DROP DATABASE IF EXISTS %s' % (q(other), q(target)))

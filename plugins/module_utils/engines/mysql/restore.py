@@ -8,7 +8,10 @@
    server cannot hold, or one the binlog tool cannot rewrite, is refused before anything is created.
 2. ``CREATE DATABASE <target>__opsready_restore_<id>`` with the source database's default character set
    and collation (recorded in the dump's manifest: a single-database dump holds no CREATE DATABASE);
-   the dump is streamed into the ``mariadb`` client connected to it (the dump carries no ``USE``).
+   the dump is streamed into the ``mariadb`` client connected to it (the dump carries no ``USE``), through
+   two filters: a trigger's qualifiers go (``TriggerQualifierStripper``), and a view's qualifiers naming the
+   source database are renamed to the temporary one (``ViewQualifierRewriter``: mariadb-dump keeps them in
+   a view that reads another database, or whose DEFINER does not exist; see ``VIEW_HEAD``).
    Events are disabled in the copy as soon as it is loaded (their status is kept for the target), and
    an event that ran inside the copy fails the restore: it would have changed the restored data.
 3. The binary logs of the chain are decompressed into ``tmpdir`` and piped through
@@ -27,7 +30,8 @@
    of the old target likewise (to put back on failure). Then: the copy's triggers and the old target's
    views, routines, triggers and events are dropped; one ``RENAME TABLE`` moves the old tables aside
    and the restored ones in (all or none); the target gets the backup's default character set and
-   collation; the restored definitions are loaded into it, events get their recorded status back.
+   collation; the restored definitions are loaded into it (a view's qualifiers naming the copy renamed to the
+   target, as in step 2), events get their recorded status back.
    Any failure before the end undoes each step in reverse (new objects dropped, tables renamed back,
    old objects and character set put back) and says so; if even that fails the message names the
    aside database that holds the old tables and the file with the old definitions.
@@ -290,12 +294,200 @@ class TriggerQualifierStripper(_LineChunkFilter):
         return out
 
 
+# A view's CREATE statement in a dump is the server's SHOW CREATE VIEW text, made while mariadb-dump's current
+# database is the dumped one. The server leaves out the qualifiers naming that database only when the view reads
+# nothing but tables of its own database (tables and columns then print bare) AND its columns were resolved
+# when it was opened. A view that also reads another database's table keeps every qualifier
+# ("from (`src`.`t` join `o`.`t`)"), and a view that cannot be opened for SHOW CREATE (its DEFINER does not exist:
+# error 1449 stops the open before the columns are resolved) keeps them on its columns ("select `src`.`t`.`x`
+# AS `x` from `t`"). Loaded into another database such a statement reads the SOURCE database's table, or fails
+# "Unknown column src.t.x" and rolls the restore back. The qualifiers naming the dumped database are renamed to
+# the database the statement is loaded into; those naming other databases stay. The statement is tokenized
+# (quoted identifiers, strings, comments), so nothing inside a literal or another identifier changes.
+VIEW_HEAD = re.compile(rb'(?m)^/\*!50001 CREATE ALGORITHM=\w+ \*/\r?\n(?:/\*!50013 [^\n]*\*/\r?\n)?/\*!50001 (?=VIEW )')
+VIEW_MARK = b'/*!50001 CREATE ALGORITHM='
+VIEW_CARRY = 256 * 1024 * 1024  # a view header block whose statement line is still unfinished after this fails
+_VIEW_TOKEN = re.compile(
+    rb'(?P<ident>`(?:[^`]|``)*`)'
+    rb"|(?P<string>'(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.|\"\")*\")"
+    rb'|(?P<comment>/\*(?!!).*?\*/|(?:--[ \t]|#)[^\n]*)'
+    rb'|(?P<end>\*/)'
+    rb'|(?P<space>\s+)'
+    rb'|(?P<dot>\.)'
+    rb"|(?P<open>[`'\"]|/\*)"
+    rb'|(?P<word>[0-9A-Za-z_$\x80-\xff]+)'
+    rb'|(?P<other>.)', re.S)
+# Words after which (and the parentheses that follow them) a two-part name is a table or sequence, never
+# ``alias.column``: FROM/JOIN, NEXT/PREVIOUS VALUE FOR, the sequence functions.
+TABLE_POSITION = {b'from', b'join', b'straight_join', b'for', b'nextval', b'lastval', b'setval'}
+
+
+def view_tokens(line: bytes) -> Optional[List[Tuple[str, bytes]]]:
+    """``(kind, text)`` tokens of a dump's view statement line (``VIEW `v` AS select ... */;``) up to and
+    including the ``*/`` that closes its versioned comment, then ``;``; None when the line is not exactly
+    that (an unterminated identifier, string or comment, or text after the end): such a line is never changed."""
+    tokens: List[Tuple[str, bytes]] = []
+    pos = 0
+    while pos < len(line):
+        match = _VIEW_TOKEN.match(line, pos)
+        if match is None or match.lastgroup == 'open':
+            return None
+        kind = match.lastgroup or 'other'
+        tokens.append((kind, match.group()))
+        pos = match.end()
+        if kind == 'end':
+            return tokens + [('rest', line[pos:])] if line[pos:].rstrip(b'\r') == b';' else None
+    return None
+
+
+def _unquote(ident: bytes) -> bytes:
+    return ident[1:-1].replace(b'``', b'`')
+
+
+def requalify_view(line: bytes, own: bytes, into: bytes) -> Tuple[Optional[bytes], int]:
+    """(``line`` with every qualifier naming database ``own`` renamed ``into``, how many); (None, 0) when the
+    line cannot be tokenized.
+
+    A qualifier is a backtick-quoted ``own`` followed by ``.`` and a name, not preceded by ``.`` (```o`.`own```
+    is another database's table, a column or alias named own has no dot after it). The first of three parts
+    (```own`.`t`.`c```) is always a database. Two parts (```own`.`x```) are ``db.table`` or ``db.function`` only
+    if nothing in the view is itself named ``own`` (a table printed bare, an alias, a CTE); if something is,
+    ```own`.`x``` is that thing's column unless it stands where only a table goes (after FROM, JOIN, FOR, or
+    parentheses there) or is called (``(`` follows). The server quotes every identifier of a view's text, so an
+    unquoted word is never taken for the database."""
+    tokens = view_tokens(line)
+    if tokens is None:
+        return None, 0
+    code = [tokens[i] for i in range(len(tokens)) if tokens[i][0] not in ('space', 'comment')]
+    where = [i for i in range(len(tokens)) if tokens[i][0] not in ('space', 'comment')]
+
+    def kind(n: int) -> str:
+        return code[n][0] if 0 <= n < len(code) else ''
+
+    def text(n: int) -> bytes:
+        return code[n][1].lower() if 0 <= n < len(code) else b''
+
+    def table_position(n: int) -> bool:
+        while text(n - 1) == b'(':
+            n -= 1
+        return kind(n - 1) == 'word' and text(n - 1) in TABLE_POSITION
+
+    own_at = [n for n in range(len(code)) if kind(n) == 'ident' and _unquote(code[n][1]) == own]
+    # Something in the view named like the database: not followed by a dot, and a bare table (FROM/JOIN), an
+    # alias (after a name or a closing parenthesis: the server prints no AS before a table alias) or a CTE (the
+    # server prints its name unquoted: "with src as (select ...)").
+    named = own_at + [n for n in range(len(code)) if kind(n) == 'word' and code[n][1] == own]
+    scoped = any(kind(n + 1) != 'dot' and kind(n - 1) != 'dot' and (
+        table_position(n) or kind(n - 1) == 'ident' or text(n - 1) == b')' or text(n + 1) == b'as'
+        or text(n - 1) in (b'with', b'recursive')) for n in named)
+    renamed = 0
+    for n in own_at:
+        if kind(n - 1) == 'dot' or kind(n + 1) != 'dot' or kind(n + 2) not in ('ident', 'word'):
+            continue
+        three_parts = kind(n + 3) == 'dot'
+        if three_parts or not scoped or table_position(n) or text(n + 3) == b'(':
+            tokens[where[n]] = ('ident', b'`' + into.replace(b'`', b'``') + b'`')
+            renamed += 1
+    return b''.join(t for _kind, t in tokens), renamed
+
+
+class ViewQualifierRewriter(_LineChunkFilter):
+    """Renames the qualifiers naming database ``own`` in a dump's view statements to ``into`` (the database the
+    dump is loaded into), chunk by chunk. A view statement that cannot be tokenized and names ``own`` fails the
+    load (it would be created reading the wrong database, or not at all); one that does not name it passes
+    as it is."""
+
+    def __init__(self, own: str, into: str) -> None:
+        super().__init__()
+        self.own = own.encode('utf-8')
+        self.into = into.encode('utf-8')
+        self.quoted_own = b'`' + self.own.replace(b'`', b'``') + b'`'
+        self.renamed = 0
+        self.views = 0
+
+    def _sub(self, data: bytes) -> bytes:
+        if VIEW_MARK not in data or self.own == self.into:
+            return data
+        out = []
+        pos = 0
+        for match in VIEW_HEAD.finditer(data):
+            end = data.find(b'\n', match.end())
+            end = len(data) if end < 0 else end
+            line = data[match.end():end]
+            self.views += 1
+            new, count = requalify_view(line, self.own, self.into)
+            if new is None:
+                if self.quoted_own in line:
+                    name = line[5:].split(b' ', 1)[0].decode('utf-8', 'replace')
+                    raise OpsReadyError(
+                        'The dump\'s definition of view %s names database %s, and it cannot be read to point it at the '
+                        'restored database (an unterminated quote or comment, or text after its end). Nothing was '
+                        'restored: the view would have read the wrong database. Check the dump file (%r...).'
+                        % (name, self.own.decode('utf-8', 'replace'), line[:200]))
+                continue
+            self.renamed += count
+            out += [data[pos:match.end()], new]
+            pos = end
+        out.append(data[pos:])
+        return b''.join(out)
+
+    def feed(self, chunk: bytes) -> bytes:
+        head, rest = self._end_of_long_line(chunk)
+        if rest is None:
+            return head
+        data = self.carry + rest
+        cut = data.rfind(b'\n') + 1
+        # A view header block (two short lines) whose statement line has not come yet is held back whole.
+        hold = data.rfind(VIEW_MARK, max(0, cut - 4096), cut)
+        if hold >= 0 and (hold == 0 or data[hold - 1:hold] == b'\n') and data.count(b'\n', hold, cut) <= 2:
+            cut = hold
+        self.carry = data[cut:]
+        out = head + self._sub(data[:cut])
+        if len(self.carry) > LINE_CARRY and not self.carry.startswith(VIEW_MARK):
+            out, self.carry, self.mid_line = out + self.carry, b'', True
+        elif len(self.carry) > VIEW_CARRY:
+            raise OpsReadyError('A view statement in the dump is longer than %d MiB without a line end: the dump is '
+                                'damaged. Nothing was restored.' % (VIEW_CARRY // 1024 // 1024))
+        return out
+
+    def flush(self) -> bytes:
+        out, self.carry = self._sub(self.carry), b''
+        return out
+
+
+class _Chained:
+    """Filters applied one after the other, with the ``feed``/``flush`` interface of each."""
+
+    def __init__(self, *filters: Any) -> None:
+        self.filters = filters
+
+    def feed(self, chunk: bytes) -> bytes:
+        for f in self.filters:
+            chunk = f.feed(chunk)
+        return chunk
+
+    def flush(self) -> bytes:
+        out = b''
+        for f in self.filters:
+            out = f.feed(out) + f.flush() if out else f.flush()
+        return out
+
+
+def requalify_script(script: bytes, own: str, into: str) -> bytes:
+    """``script`` (a whole dump of views and other objects of ``own``) with its view statements pointed at ``into``."""
+    rewriter = ViewQualifierRewriter(own, into)
+    return rewriter.feed(script) + rewriter.flush()
+
+
 def _load_dump(engine: Any, full: Manifest, temp: str) -> int:
-    """The dump into ``temp`` through the trigger qualifier filter; returns how many qualifiers went."""
+    """The dump into ``temp`` through the trigger and view qualifier filters; returns how many qualifiers went."""
     check_decryptable(full, engine.identities)
     stripper = TriggerQualifierStripper()
+    filters: List[Any] = [stripper]
+    if full.database:
+        filters.append(ViewQualifierRewriter(full.database, temp))
     with open_artifact(full, engine.identities) as source:
-        _feed_client(engine, temp, source, stripper, 'load dump')
+        _feed_client(engine, temp, source, _Chained(*filters), 'load dump')
     return stripper.stripped
 
 
@@ -463,7 +655,8 @@ def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Man
 # -- objects RENAME TABLE cannot move ------------------------------------------------------------------
 def _dump_objects(engine: Any, database: str, objects: Dict[str, List[Dict[str, str]]]) -> bytes:
     """The CREATE statements of ``database``'s views, routines, triggers and events, as ``mariadb-dump``
-    writes them (definers, sql_mode, character sets); statements unqualified, for ``--database=<other>``."""
+    writes them (definers, sql_mode, character sets); statements unqualified, for ``--database=<other>``, except
+    a view's qualifiers naming ``database`` itself (``requalify_script`` renames them)."""
     if not count_objects(objects):
         return b''
     parts = []
@@ -598,7 +791,8 @@ def _swap(engine: Any, target: str, temp: str, tables: List[str], before: Dict[s
     if unsupported:
         raise OpsReadyError('The restored copy holds %s routine(s) (%s) that mariadb-dump cannot move into %s. '
                             'The target was not touched.' % (len(unsupported), ', '.join(unsupported), target))
-    new_script = _dump_objects(engine, temp, new_objects)
+    # Dumped from the copy: a view's qualifiers naming the copy are pointed at the target (see VIEW_HEAD).
+    new_script = requalify_script(_dump_objects(engine, temp, new_objects), temp, target)
     old_script = _dump_objects(engine, target, before['objects']) if before['exists'] else b''
     _drop_objects(engine, temp, new_objects, kinds=('triggers',))  # a table with triggers cannot change schema
     clause = charset_clause(defaults)
