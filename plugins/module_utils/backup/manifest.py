@@ -60,6 +60,37 @@ def manifest_path_for(artifact_path: str) -> str:
     return artifact_path + MANIFEST_SUFFIX
 
 
+def _plain_name(value: Any) -> bool:
+    return isinstance(value, str) and value not in ('', '.', '..') and '/' not in value and '\0' not in value
+
+
+def check_names(data: Dict[str, Any]) -> None:
+    """The names a manifest gives must stay inside its backup directory: ``id`` and ``artifact`` are file names
+    there, each member's ``path`` a relative path of plain names below it. Whoever can write the directory can
+    plant a manifest, and prune (as root) deletes, verify writes next to, restore reads and offsite copies what a
+    manifest names: an absolute path, ``..`` or a ``/`` would reach outside (``os.path.join`` drops the directory
+    before an absolute name)."""
+    for key in ('id', 'artifact'):
+        if not _plain_name(data[key]):
+            raise OpsReadyError('Manifest %s names its %s %r, which is not a file name in its backup directory (a '
+                                'path, "." or ".."): it is ignored, and nothing it names is read, verified, copied or '
+                                'deleted. Remove the manifest if it is not one of ours.'
+                                % (data['id'] if _plain_name(data['id']) else '?', key, data[key]))
+    members = data.get('members')
+    if members is None:
+        return
+    problem = '' if isinstance(members, list) else 'members is not a list'
+    for member in members if not problem else []:
+        path = member.get('path') if isinstance(member, dict) else None
+        parts = path.split('/') if isinstance(path, str) else []
+        if not parts or not all(_plain_name(part) for part in parts):
+            problem = 'member %r is not a relative path inside its backup directory' % (path,)
+            break
+    if problem:
+        raise OpsReadyError('Manifest %s: %s: it is ignored, and nothing it names is read, verified, copied or '
+                            'deleted. Remove the manifest if it is not one of ours.' % (data['id'], problem))
+
+
 class Manifest:
     """Read access to one manifest with typed helpers; ``data`` is the JSON object itself."""
 
@@ -67,6 +98,7 @@ class Manifest:
         missing = [key for key in REQUIRED if key not in data]
         if missing:
             raise OpsReadyError('Manifest %s lacks %s.' % (data.get('id', '?'), ', '.join(missing)))
+        check_names(data)
         if data['kind'] not in KINDS:
             raise OpsReadyError('Manifest %s has unknown kind %r.' % (data['id'], data['kind']))
         self.data = _rolled_forward(data, directory)

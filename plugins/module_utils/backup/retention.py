@@ -13,6 +13,7 @@ Private to opsready.operations; do not import from other collections.
 from __future__ import annotations
 
 import datetime
+import errno
 import os
 import shutil
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
@@ -140,6 +141,23 @@ def _plan_group(entries: List[Manifest], catalog: Catalog, policy: Policy,
     return keep, delete
 
 
+def unlink_inside(directory: str, relative: str) -> None:
+    """Remove ``directory/relative`` without following a symlink on the way: a planted link in place of a
+    subdirectory must not make root delete a file elsewhere."""
+    parts = relative.split('/')
+    if not all(part not in ('', '.', '..') for part in parts):
+        raise OSError(errno.EINVAL, 'not a plain relative path', relative)
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in parts[:-1]:
+            below = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+            os.close(dir_fd)
+            dir_fd = below
+        os.unlink(parts[-1], dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
 def apply(catalog: Catalog, deletions: List[str]) -> List[str]:
     """Delete the planned artifacts: manifest first (the artifact is then an untrusted leftover), then data."""
     removed = []
@@ -154,7 +172,7 @@ def apply(catalog: Catalog, deletions: List[str]) -> List[str]:
                 shutil.rmtree(path)
         for member in entry.members:
             try:
-                os.unlink(os.path.join(catalog.directory, member['path']))
+                unlink_inside(catalog.directory, member['path'])
             except OSError:
                 pass
         removed.append(entry.path)
