@@ -187,6 +187,26 @@ def test_pitr_second_restore_into_the_same_datadir_fails_fast(postgres_factory, 
             assert out['_event'] == 'runner_on_failed' and 'Another db_restore' in out['msg'], out.get('msg')
             assert 'nothing was changed' in out['msg']
             assert sorted(p.name for p in scratch.iterdir()) == ['.data.opsready-lock']
+        # The parent is often the postgres account's: a link it planted at <datadir>.run (the socket directory)
+        # must not make root chmod/chown what it points to (it chowned all of /etc to postgres).
+        victim = scratch.parent / ('victim-%s' % scratch.name)
+        victim.mkdir(mode=0o755)
+        (victim / 'secret').write_text('root only')
+        os.chmod(victim / 'secret', 0o600)
+        os.symlink(str(victim), str(scratch / 'data.run'))
+        try:
+            planted = play(tmp_path, [{'name': 'planted', 'ignore_errors': True,
+                                       'opsready.operations.db_restore': restore}], extravars)
+            out = planted.result('planted')
+            assert out['_event'] == 'runner_on_failed' and 'not a directory of this run' in out['msg'], out.get('msg')
+            for path in (victim, victim / 'secret'):
+                st = os.stat(path)
+                assert (st.st_uid, st.st_gid) == (0, 0), path
+            assert oct(os.stat(victim).st_mode & 0o777) == '0o755'
+            assert sorted(p.name for p in scratch.iterdir()) == ['data.run']      # staging cleaned up
+        finally:
+            os.unlink(scratch / 'data.run')
+            shutil.rmtree(victim)
         done = play(tmp_path, [{'name': 'pitr', 'opsready.operations.db_restore': restore}], extravars)
         res = done.result('pitr')
         assert res['_event'] == 'runner_on_ok', res.get('msg')

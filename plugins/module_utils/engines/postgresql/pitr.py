@@ -54,9 +54,11 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.timeuti
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.backup import (
     PostgresEngine, lsn_to_int)
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import Restorer, RestoreRequest, Timer
+from ansible_collections.opsready.operations.plugins.module_utils.files.safeio import read_regular
 from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe import extract_all
 
 START_TIMEOUT = 600
+CONF_LIMIT = 16 * 1024 * 1024
 
 
 def _owner() -> Tuple[Optional[str], int, int]:
@@ -142,13 +144,39 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _chown_tree(top: str, uid: int, gid: int) -> None:
+def _secure_tree(top: str, uid: int, gid: int) -> None:
+    """``top`` 0700 and, as root, everything in it owned by the server's account, never through a symlink.
+
+    The datadir's parent is usually the postgres account's: it can put a link at any name there (``<datadir>.run``
+    -> /etc) or swap one of our directories for one. Everything here goes through descriptors opened without
+    following links (``fwalk`` with ``follow_symlinks=False`` walks a top only when it is not a link, and never
+    descends through one); a link at ``top`` fails the run."""
+    try:
+        fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        raise OpsReadyError('%s is not a directory of this run (%s): refusing to change its owner or mode. Remove '
+                            'it (another account may have planted a link there) and run again.'
+                            % (top, exc.strerror or exc), path=top)
+    try:
+        os.fchmod(fd, 0o700)
+        if os.geteuid() == 0:
+            os.fchown(fd, uid, gid)
+    finally:
+        os.close(fd)
     if os.geteuid() != 0:
         return
-    os.chown(top, uid, gid)
-    for dirpath, dirnames, filenames in os.walk(top):
+    for _dirpath, dirnames, filenames, dir_fd in os.fwalk(top, follow_symlinks=False):
         for name in dirnames + filenames:
-            os.lchown(os.path.join(dirpath, name), uid, gid)
+            os.chown(name, uid, gid, dir_fd=dir_fd, follow_symlinks=False)
+
+
+def _make_rundir(rundir: str) -> None:
+    """The socket/log directory beside datadir: made now, or kept from an earlier run when it is a real directory
+    (a link planted at its name is refused by ``_secure_tree``)."""
+    try:
+        os.mkdir(rundir, 0o700)
+    except FileExistsError:
+        pass
 
 
 def _extract_base(manifest: Manifest, staging: str, identities: Optional[List[Any]] = None) -> None:
@@ -219,12 +247,13 @@ def _configure(staging: str, waldir: str, target: Optional[datetime.datetime]) -
 def _set_conf(staging: str, settings: Dict[str, Optional[str]]) -> None:
     """Set (or, with None, remove) settings in ``postgresql.auto.conf``, the file read last."""
     auto = os.path.join(staging, 'postgresql.auto.conf')
-    with open(auto) as handle:
-        kept = [line for line in handle.read().splitlines()
-                if not any(line.startswith(name + ' = ') for name in settings)]
+    # Once staging is the server account's, that account could put a link here: read without following it, and
+    # replace the file (a new inode renamed over the name) instead of writing through whatever the name leads to.
+    text = read_regular(auto, CONF_LIMIT, what='postgresql.auto.conf', follow=False).decode('utf-8')
+    owner = os.lstat(auto)
+    kept = [line for line in text.splitlines() if not any(line.startswith(name + ' = ') for name in settings)]
     kept += ['%s = %s' % (name, _conf_quote(value)) for name, value in settings.items() if value is not None]
-    with open(auto, 'w') as handle:
-        handle.write('\n'.join(kept) + '\n')
+    atomic_write_text(auto, '\n'.join(kept) + '\n', mode=0o600, uid=owner.st_uid, gid=owner.st_gid)
 
 
 def _set_target(staging: str, target: Optional[datetime.datetime]) -> None:
@@ -577,10 +606,9 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, chain: List
         wal = _stage_wal(logs, waldir, engine.identities)
         timer.lap('stage_wal')
         _configure(staging, waldir, target)
-        os.makedirs(rundir, mode=0o700, exist_ok=True)
+        _make_rundir(rundir)
         for path in (staging, waldir, rundir):
-            os.chmod(path, 0o700)
-            _chown_tree(path, uid, gid)
+            _secure_tree(path, uid, gid)
         raised: Dict[str, int] = {}
         try:
             _run_recovery(server, staging, raised)
@@ -626,8 +654,7 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, chain: List
     # Settings that pointed at the staging directory now point at datadir (atomically: a crash here must not
     # leave the recovered cluster with an empty configuration).
     auto = os.path.join(datadir, 'postgresql.auto.conf')
-    with open(auto, encoding='utf-8') as handle:
-        text = handle.read()
+    text = read_regular(auto, CONF_LIMIT, what='postgresql.auto.conf', follow=False).decode('utf-8')
     atomic_write_text(auto, text.replace(staging, datadir), mode=0o600, uid=uid, gid=gid)
     server.datadir = datadir
     timer.lap('swap')
