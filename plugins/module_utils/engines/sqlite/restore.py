@@ -123,7 +123,8 @@ def _restore_locked(request: RestoreRequest, path: str, chain: List[Manifest], t
     old = '%s.opsready-old-%s' % (path, token)
     stat = os.stat(path) if before['exists'] else None
     try:
-        fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        created = os.fstat(fd)
         with os.fdopen(fd, 'wb') as out:
             # Decrypted (when encrypted) and decompressed; drained to the end, so the last age chunk is
             # authenticated before the copy is checked and swapped in.
@@ -138,13 +139,10 @@ def _restore_locked(request: RestoreRequest, path: str, chain: List[Manifest], t
         timer.lap('copy')
         check = _integrity(staging, manifest)
         timer.lap('integrity_check')
+        os.close(_open_created(staging, created))     # still ours before SQLite opens it by name again
         journal = set_journal_mode(staging, source_journal_mode(manifest))
         if stat is not None:
-            os.chmod(staging, stat.st_mode & 0o7777)
-            try:
-                os.chown(staging, stat.st_uid, stat.st_gid)
-            except PermissionError:
-                pass
+            _hand_over(staging, created, stat)
     except BaseException:
         _unlink(staging)
         raise
@@ -185,6 +183,37 @@ def drop(request: RestoreRequest, check_mode: bool) -> Dict[str, Any]:
             for item in present:
                 _unlink(item)
     return {'changed': bool(present), 'target': {'database': path, 'removed': present}}
+
+
+def _open_created(staging: str, created: os.stat_result) -> int:
+    """A descriptor of ``staging`` when the name still leads to the file this run created (not through a link)."""
+    try:
+        fd = os.open(staging, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        fd = -1
+    if fd >= 0:
+        now = os.fstat(fd)
+        if (now.st_dev, now.st_ino) == (created.st_dev, created.st_ino):
+            return fd
+        os.close(fd)
+    raise OpsReadyError('The restored copy %s was replaced by another file while it was checked: nothing was swapped '
+                        'in. Someone else writes into this directory; run again and find out who.' % staging,
+                        target=staging)
+
+
+def _hand_over(staging: str, created: os.stat_result, target: os.stat_result) -> None:
+    """The old file's mode and owner onto the checked copy, through a descriptor of the very file this run
+    created: the directory is often the application account's, which could swap the staging name for a link (to
+    /etc/shadow) while the copy was being checked, and a chmod/chown by name would follow it."""
+    fd = _open_created(staging, created)
+    try:
+        os.fchmod(fd, target.st_mode & 0o7777)
+        try:
+            os.fchown(fd, target.st_uid, target.st_gid)
+        except PermissionError:
+            pass
+    finally:
+        os.close(fd)
 
 
 def _unlink(path: str) -> None:
