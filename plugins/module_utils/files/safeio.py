@@ -187,18 +187,28 @@ class SafeDir:
                  create_mode: Optional[int] = None) -> None:
         self.path = os.path.abspath(path)
         self.owner = owner
+        flags = os.O_RDONLY | os.O_DIRECTORY | getattr(os, 'O_CLOEXEC', 0)
+        created = False
         if create_mode is not None and not os.path.isdir(self.path):
             os.makedirs(self.path, create_mode)
-            if owner is not None and os.geteuid() == 0:
-                os.chown(self.path, owner[0], owner[1])
+            # The directory just made is opened without following a link and chowned through that descriptor:
+            # the parent may be the owner's, who could swap the new name for a link (to /etc) before a chown.
+            flags |= os.O_NOFOLLOW
+            created = True
         try:
-            self.fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | getattr(os, 'O_CLOEXEC', 0))
+            self.fd = os.open(self.path, flags)
         except OSError as exc:
+            if created and (exc.errno == errno.ELOOP or os.path.islink(self.path)):
+                raise UnsafeFileError('Directory %s was replaced by a symlink right after it was created: refusing '
+                                      'it. Someone else writes into %s.' % (self.path, os.path.dirname(self.path)),
+                                      path=self.path)
             if exc.errno == errno.ENOENT:
                 raise UnsafeFileError('Directory %s does not exist: create it first.' % self.path, path=self.path)
             if exc.errno == errno.ENOTDIR:
                 raise UnsafeFileError('%s is not a directory.' % self.path, path=self.path)
             raise UnsafeFileError('Cannot open directory %s: %s.' % (self.path, exc.strerror), path=self.path)
+        if created and owner is not None and os.geteuid() == 0:
+            os.fchown(self.fd, owner[0], owner[1])
         st = os.fstat(self.fd)
         self.uid = st.st_uid
         # Symlinks in a directory only root (or this user) can write were put there by them: followed.
