@@ -20,6 +20,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import stat
 from typing import Iterator
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
@@ -44,12 +45,17 @@ def exclusive(path: str, busy: str, remove: bool = False) -> Iterator[None]:
 def _acquire(path: str, busy: str) -> int:
     for _attempt in range(100):
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            # O_NONBLOCK: a FIFO planted at the name would otherwise hang the open until someone reads it
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o600)
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 raise OpsReadyError('The lock file %s is a symbolic link: refusing to follow it. Remove it (nothing '
                                     'of ours is ever a link there) and run again.' % path, lock=path)
             raise OpsReadyError('Cannot create the lock file %s: %s.' % (path, exc.strerror or exc), lock=path)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise OpsReadyError('The lock file %s is not a regular file: refusing it. Remove it (nothing of ours is '
+                                'ever anything else there) and run again.' % path, lock=path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:

@@ -84,3 +84,15 @@ def test_remove_leaves_no_file_and_a_late_opener_never_shares_the_lock(tmp_path,
             with locks.exclusive(path, 'busy'):
                 pass
     assert swapped and not os.path.exists(path)
+
+
+def test_a_fifo_or_directory_at_the_lock_name_is_refused_without_hanging(tmp_path):
+    fifo = tmp_path / '.fifo.lock'
+    os.mkfifo(str(fifo))
+    with pytest.raises(OpsReadyError):          # ENXIO (no reader) or "not a regular file": never a hang
+        with locks.exclusive(str(fifo), 'busy'):
+            pass
+    (tmp_path / '.dir.lock').mkdir()
+    with pytest.raises(OpsReadyError):
+        with locks.exclusive(str(tmp_path / '.dir.lock'), 'busy'):
+            pass
