@@ -35,7 +35,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 from ansible_collections.opsready.operations.plugins.module_utils.backup import retention
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import ARTIFACT_NAME, Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import (
-    MANIFEST_LIMIT, MANIFEST_SUFFIX, Manifest)
+    MANIFEST_LIMIT, MANIFEST_SUFFIX, Manifest, check_names)
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import atomic_write_bytes, fsync_dir
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import PARTIAL_SUFFIX
@@ -69,6 +69,24 @@ def _check_pull_names(entries: List[Manifest], store: Store) -> None:
                 raise IntegrityError('A manifest at %s names %r, which is not a plain relative name inside the '
                                      'download directory: the offsite copy may have been tampered with; nothing '
                                      'was downloaded.' % (store.url, name))
+
+
+def _refuse_escaping_manifests(remote: Catalog, store: Store) -> None:
+    """The catalog sets aside (as broken) a manifest whose names leave its directory; for a pull that is a sign
+    of tampering at the destination, so the whole pull stops before anything is written, as for names that
+    ``_check_pull_names`` refuses. Other broken manifests (damaged JSON) only drop their own backup."""
+    for broken in remote.broken:
+        try:
+            data = json.loads(safeio.read_regular(broken['manifest'], MANIFEST_LIMIT, what='Manifest'))
+        except (OpsReadyError, ValueError):
+            continue
+        if not isinstance(data, dict) or not all(key in data for key in ('id', 'artifact')):
+            continue
+        try:
+            check_names(data)
+        except OpsReadyError as exc:
+            raise IntegrityError('A manifest at %s names a file outside the download directory (%s): the offsite '
+                                 'copy may have been tampered with; nothing was downloaded.' % (store.url, exc.message))
 
 
 def _pieces_raw(entry: Manifest) -> List[Tuple[Any, Any, Any]]:
@@ -310,6 +328,7 @@ def pull(store: Store, dest: str, engine: Optional[str] = None, database: Option
     workdir = tempfile.mkdtemp(prefix='opsready-offsite-')
     try:
         remote, files = remote_catalog(store, workdir)
+        _refuse_escaping_manifests(remote, store)
         wanted = _selected(remote.entries, engine, database, False)
         if scope == 'latest_chain':
             chosen = []
