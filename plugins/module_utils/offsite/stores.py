@@ -378,8 +378,8 @@ class S3Store(Store):
             'InvalidAccessKeyId': 'fix access_key/secret_key',
             'SignatureDoesNotMatch': 'fix secret_key',
         }.get(code, 'check endpoint_url, bucket and credentials')
-        return OpsReadyError('S3 %s on %s failed: %s (%s).%s' % (what, self.url, code or type(exc).__name__, hint,
-                                                                  then), error_code=code)
+        reason = code or type(exc).__name__
+        return OpsReadyError('S3 %s on %s failed: %s (%s).%s' % (what, self.url, reason, hint, then), error_code=code)
 
     def list_files(self) -> Dict[str, int]:
         result: Dict[str, int] = {}
@@ -505,8 +505,8 @@ class S3Store(Store):
             failed.sort(key=lambda item: item[0])
             part, start, length, why = failed[0]
             aborted = self._abort(key, upload_id)
-            what = 'upload of %s (part %d of %d, bytes %d-%d)' % (name, part, max(number, -(-size // part_size)),
-                                                                   start, start + length - 1)
+            parts = max(number, -(-size // part_size))
+            what = 'upload of %s (part %d of %d, bytes %d-%d)' % (name, part, parts, start, start + length - 1)
             if isinstance(why, (BotoCoreError, ClientError)):
                 raise self._error(what, why, aborted)
             raise OpsReadyError('S3 %s on %s failed: %s: %s.%s' % (what, self.url, type(why).__name__, why, aborted))
