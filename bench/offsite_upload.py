@@ -14,7 +14,8 @@
    counted as ``age``'s is) against ``age -d -i old | age -r new > out`` piped, and against the same
    pipe doing the same work (sha256 of the plaintext and of the new file, with tee).
 Alternated rounds (at least OPSREADY_BENCH_RUNS, more until the paired ratio's spread is under 10 %, load printed);
-medians; ratio = ours / theirs (below 1 is faster). Emulators are not
+medians; ratio = ours / theirs (below 1 is faster); for the uploads also the CPU seconds of each side (this
+process, the emulator's), which the load moves less than the wall clock. Emulators are not
 real object storage: the figures compare client code paths, not providers.
 """
 
@@ -23,11 +24,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / 'build'))
@@ -51,10 +54,40 @@ PART_MB = 8
 ROWS: List[Row] = []
 
 
+class Cpu:
+    """CPU seconds (user + system) of each run of an in-process side: this process (the client: every thread, the
+    SDK's and ours) and the emulator's process tree. Under load the wall clock of a run mostly says how long it
+    waited for a core; the CPU it used is steadier."""
+
+    def __init__(self, server_pid: int) -> None:
+        import psutil
+        self.server = psutil.Process(server_pid)
+        self.runs: Dict[str, List[Tuple[float, float]]] = {}
+
+    def _server_cpu(self) -> float:
+        total = sum(self.server.cpu_times()[:2])
+        return total + sum(sum(child.cpu_times()[:2]) for child in self.server.children(recursive=True))
+
+    def wrap(self, label: str, command: Callable[[], Any]) -> Callable[[], None]:
+        def run() -> None:
+            client, server = time.process_time(), self._server_cpu()
+            command()
+            self.runs.setdefault(label, []).append((time.process_time() - client, self._server_cpu() - server))
+        return run
+
+    def report(self, what: str) -> None:
+        for label, runs in self.runs.items():
+            print('%-22s %-34s CPU: client %.2f s, emulator %.2f s (medians of %d runs)' % (
+                what, label, statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs), len(runs)),
+                flush=True)
+
+
 def row(what: str, ours: Command, theirs: Command, other: str, target: float = 1.0,
-        before: Optional[Callable[[], None]] = None) -> None:
+        before: Optional[Callable[[], None]] = None, cpu: Optional[Cpu] = None) -> None:
     """ours and theirs alternated (bench/common.compare: load printed, rounds added until the spread of the paired
-    ratio is under 10 % or the round limit), then the row with its throughput."""
+    ratio is under 10 % or the round limit), then the row with its throughput (and the CPU seconds of each side)."""
+    if cpu is not None:
+        ours, theirs = cpu.wrap('ours', ours), cpu.wrap(other, theirs)   # type: ignore[arg-type]
     rows = compare(what, Side('ours', ours, before=before), [Side(other, theirs, before=before)], [Target(target)],
                    runs=RUNS)
     ROWS.extend(rows)
@@ -64,6 +97,8 @@ def row(what: str, ours: Command, theirs: Command, other: str, target: float = 1
                               MB / r.raw['wall_s'], r.ratio_wall,
                               '-' if r.spread is None else '%.0f %%' % (r.spread * 100),
                               r.runs, min(r.load or [0]), max(r.load or [0])), flush=True)
+    if cpu is not None:
+        cpu.report(what)
 
 
 def bench_s3(path: Path) -> None:
@@ -77,7 +112,8 @@ def bench_s3(path: Path) -> None:
                               aws_secret_access_key=server.secret_key, region_name=server.region)
         config = TransferConfig(multipart_threshold=PART_MB << 20, multipart_chunksize=PART_MB << 20)
         row('S3 (moto)', lambda: store.upload(str(path), 'a'),
-            lambda: client.upload_file(str(path), 'bench', 'theirs/a', Config=config), 'boto3 upload_file')
+            lambda: client.upload_file(str(path), 'bench', 'theirs/a', Config=config), 'boto3 upload_file',
+            cpu=Cpu(server.process.pid))
 
 
 def bench_azure(path: Path) -> None:
@@ -93,7 +129,8 @@ def bench_azure(path: Path) -> None:
         def sdk() -> None:
             with open(path, 'rb') as handle:
                 blob.upload_blob(handle, overwrite=True, max_concurrency=4)
-        row('Azure Blob (Azurite)', lambda: store.upload(str(path), 'a'), sdk, 'BlobClient.upload_blob')
+        row('Azure Blob (Azurite)', lambda: store.upload(str(path), 'a'), sdk, 'BlobClient.upload_blob',
+            cpu=Cpu(server.proc.pid))
 
 
 def bench_gcs(path: Path) -> None:
@@ -107,7 +144,8 @@ def bench_gcs(path: Path) -> None:
         def sdk() -> None:
             blob = client.bucket('bench').blob('theirs/a', chunk_size=PART_MB << 20)
             blob.upload_from_filename(str(path))
-        row('GCS (emulator)', lambda: store.upload(str(path), 'a'), sdk, 'blob.upload_from_filename')
+        row('GCS (emulator)', lambda: store.upload(str(path), 'a'), sdk, 'blob.upload_from_filename',
+            cpu=Cpu(server.proc.pid))
 
 
 def bench_rekey(work: Path, source: Path) -> None:

@@ -16,7 +16,8 @@ description:
     not hold yet. Each artifact is hashed as it is sent and must match its manifest; the destination's
     copy is then read back (O(verify=full)) or sized (O(verify=size)); only then is the manifest
     uploaded, last, so a reader never sees an artifact without its manifest.
-  - S3 uploads are streamed multipart uploads (O(part_size_mb)); an interrupted run leaves no manifest,
+  - S3 uploads are streamed multipart uploads, O(concurrency) parts of O(part_size_mb) in flight (and in memory),
+    each with its CRC32 checksum; a failed part aborts the multipart upload. An interrupted run leaves no manifest,
     and the next run aborts its incomplete multipart uploads and removes objects no manifest vouches for.
   - Azure Blob uploads are streamed block uploads (O(part_size_mb) per block, O(concurrency) in parallel), each
     block with its Content-MD5; Google Cloud Storage uploads are streamed resumable uploads (O(part_size_mb)
@@ -146,7 +147,9 @@ options:
     type: int
     default: 64
   concurrency:
-    description: Parts (S3) or blocks (Azure) uploaded in parallel.
+    description:
+      - Parts (S3) or blocks (Azure) uploaded in parallel; at most this many parts of O(part_size_mb) are held in
+        memory.
     type: int
     default: 4
   ssh_host:

@@ -37,14 +37,16 @@ class S3Server:
     secret_key = 'opsready-test-secret-Zx9'
     region = 'us-east-1'
 
-    def __init__(self) -> None:
+    def __init__(self, env: Optional[dict] = None) -> None:
+        # env: extra moto settings, e.g. {'S3_UPLOAD_PART_MIN_SIZE': '262144'} for multipart tests with small parts
+        self.env = dict(env or {})
         self.port = _free_port()
         self.endpoint_url = 'http://127.0.0.1:%d' % self.port
         self.process: Optional[subprocess.Popen] = None
         self.log = tempfile.NamedTemporaryFile(prefix='opsready-moto-', suffix='.log', delete=False)
 
     def start(self) -> 'S3Server':
-        env = dict(os.environ, MOTO_ALLOW_NONEXISTENT_REGION='true')
+        env = dict(os.environ, MOTO_ALLOW_NONEXISTENT_REGION='true', **self.env)
         self.process = subprocess.Popen([PYTHON, '-m', 'moto.server', '-H', '127.0.0.1', '-p', str(self.port)],
                                         stdout=self.log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 30

@@ -13,6 +13,7 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
+import base64
 import datetime
 import hashlib
 import os
@@ -22,7 +23,9 @@ import shlex
 import tempfile
 import threading
 import unicodedata
-from typing import Any, Dict, Iterator, List, Optional
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError, ToolError
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
@@ -31,7 +34,6 @@ try:
     import boto3
     from botocore.config import Config as BotoConfig
     from botocore.exceptions import BotoCoreError, ClientError
-    from boto3.s3.transfer import TransferConfig
     HAS_BOTO3 = True
     BOTO3_IMPORT_ERROR = None
 except ImportError as exc:  # pragma: no cover - exercised only where boto3 is missing
@@ -45,6 +47,9 @@ except ImportError as exc:  # pragma: no cover - exercised only where boto3 is m
         pass
 
 CHUNK = 1024 * 1024
+# S3 multipart limits: at most 10,000 parts, each at most 5 GiB.
+S3_MAX_PARTS = 10000
+S3_MAX_PART = 5 * 1024 ** 3
 # Azure Blob Storage allows 1024 characters per blob name, GCS and S3 1024 bytes of UTF-8: the strictest.
 OBJECT_NAME_MAX = 1024
 
@@ -242,6 +247,14 @@ class Store:
         return {}
 
 
+def s3_part_size(part_size: int, size: int) -> int:
+    """``part_size``, doubled until ``size`` bytes fit in S3's 10,000 parts (a 1 TB file with 64 MiB parts needs
+    128 MiB ones), never past S3's 5 GiB part limit (S3's 5 TiB object limit needs 512 MiB parts)."""
+    while part_size * S3_MAX_PARTS < size and part_size * 2 <= S3_MAX_PART:
+        part_size *= 2
+    return part_size
+
+
 # -- S3 --------------------------------------------------------------------------------------------------
 class S3Store(Store):
     def __init__(self, bucket: str, prefix: str = '', endpoint_url: Optional[str] = None,
@@ -275,9 +288,10 @@ class S3Store(Store):
         self.object_lock_mode = object_lock_mode
         self.lock_days = lock_days
         self._lock_enabled: Optional[bool] = None
-        self.transfer = TransferConfig(multipart_threshold=part_size_mb * 1024 * 1024,
-                                       multipart_chunksize=part_size_mb * 1024 * 1024,
-                                       max_concurrency=max(1, concurrency), use_threads=concurrency > 1)
+        # Files of part_size bytes and more go multipart. Tests lower part_size (bytes) below the 5 MiB S3 minimum
+        # against a moto started with a lower S3_UPLOAD_PART_MIN_SIZE.
+        self.part_size = part_size_mb * 1024 * 1024
+        self.concurrency = max(1, concurrency)
 
     def key(self, name: str) -> str:
         return checked_key(self.prefix, name, 's3')
@@ -354,7 +368,7 @@ class S3Store(Store):
                 raise self._error('reading the lock of %s' % name, exc)
         return result
 
-    def _error(self, what: str, exc: Exception) -> OpsReadyError:
+    def _error(self, what: str, exc: BaseException, then: str = '') -> OpsReadyError:
         code = ''
         if isinstance(exc, ClientError):
             code = exc.response.get('Error', {}).get('Code', '')  # type: ignore[attr-defined]
@@ -364,8 +378,8 @@ class S3Store(Store):
             'InvalidAccessKeyId': 'fix access_key/secret_key',
             'SignatureDoesNotMatch': 'fix secret_key',
         }.get(code, 'check endpoint_url, bucket and credentials')
-        return OpsReadyError('S3 %s on %s failed: %s (%s).' % (what, self.url, code or type(exc).__name__, hint),
-                             error_code=code)
+        reason = code or type(exc).__name__
+        return OpsReadyError('S3 %s on %s failed: %s (%s).%s' % (what, self.url, reason, hint, then), error_code=code)
 
     def list_files(self) -> Dict[str, int]:
         result: Dict[str, int] = {}
@@ -385,17 +399,133 @@ class S3Store(Store):
         except (BotoCoreError, ClientError) as exc:
             raise self._error('read of %s' % name, exc)
 
+    def _checksum_algorithm(self) -> Optional[str]:
+        """CRC32 per part, as boto3's transfer manager sends it, unless the client was configured to send
+        checksums only where required (AWS_REQUEST_CHECKSUM_CALCULATION=when_required, for S3-compatible stores
+        without flexible checksums): then each part carries its Content-MD5 instead."""
+        calculation = getattr(self.client.meta.config, 'request_checksum_calculation', 'when_supported')
+        return 'CRC32' if calculation == 'when_supported' else None
+
     def upload(self, local_path: str, name: str, fail_after: Optional[int] = None) -> Dict[str, Any]:
+        key = self.key(name)
+        size = os.path.getsize(local_path)
+        part_size = s3_part_size(self.part_size, size)
+        # Read and hashed here, in order, on this thread: the SHA-256 is that of the bytes handed to the parts, in
+        # the order they make up the object, whatever order the parts finish in.
         reader = HashingReader(local_path, fail_after)
         try:
-            # A non-seekable reader is read once, in order; s3transfer aborts the multipart upload on error.
-            self.client.upload_fileobj(reader, self.bucket, self.key(name), ExtraArgs=self._put_args(),
-                                       Config=self.transfer)
-        except (BotoCoreError, ClientError) as exc:
-            raise self._error('upload of %s' % name, exc)
+            first = reader.read(part_size)
+            if len(first) < part_size:
+                try:
+                    self.client.put_object(Bucket=self.bucket, Key=key, Body=first, **self._put_args())
+                except (BotoCoreError, ClientError) as exc:
+                    raise self._error('upload of %s' % name, exc)
+            else:
+                read = [first]
+                del first   # _multipart lets go of each part once sent: memory stays concurrency x part_size
+                self._multipart(reader, key, name, read, part_size, size)
         finally:
             reader.close()
         return {'sha256': reader.sha256.hexdigest(), 'size': reader.size}
+
+    def _multipart(self, reader: HashingReader, key: str, name: str, read: List[bytes], part_size: int,
+                   size: int) -> None:
+        """Parts sent by up to ``concurrency`` threads while this one reads and hashes the next (``read`` holds
+        the first part, read already); at most ``concurrency`` parts in memory (a part is read only when a slot
+        is free). Any failure, of a part or of the read, stops reading, waits for the parts in flight and aborts
+        the multipart upload, so no part stays behind (S3 keeps, and bills, parts that land after an abort)."""
+        algorithm = self._checksum_algorithm()
+        create_args = self._put_args()
+        if algorithm:
+            create_args['ChecksumAlgorithm'] = algorithm
+        try:
+            upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=key, **create_args)['UploadId']
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error('upload of %s' % name, exc)
+        slots = threading.Semaphore(self.concurrency)
+        stop = threading.Event()
+        lock = threading.Lock()
+        done: Dict[int, Dict[str, Any]] = {}
+        failed: List[Tuple[int, int, int, BaseException]] = []   # part number, offset, length, why
+
+        def send(number: int, offset: int, data: bytes) -> None:
+            try:
+                if stop.is_set():
+                    return   # another part failed: send nothing more
+                args: Dict[str, Any] = {'Bucket': self.bucket, 'Key': key, 'UploadId': upload_id,
+                                        'PartNumber': number, 'Body': data}
+                if algorithm:
+                    args['ChecksumAlgorithm'] = algorithm
+                else:
+                    args['ContentMD5'] = base64.b64encode(hashlib.md5(data).digest()).decode('ascii')
+                answer = self.client.upload_part(**args)
+                record = {'PartNumber': number, 'ETag': answer['ETag']}
+                if algorithm and answer.get('Checksum' + algorithm):
+                    record['Checksum' + algorithm] = answer['Checksum' + algorithm]
+                with lock:
+                    done[number] = record
+            except BaseException as exc:  # reported (with the part) by the reading thread, which aborts
+                stop.set()
+                with lock:
+                    failed.append((number, offset, len(data), exc))
+            finally:
+                slots.release()
+
+        pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix='opsready-s3-part')
+        futures = []
+        number = 0
+        offset = 0
+        try:
+            data = read.pop()
+            slots.acquire()   # the slot of the part read before
+            while True:
+                number += 1
+                futures.append(pool.submit(send, number, offset, data))
+                offset += len(data)
+                if len(data) < part_size:
+                    break
+                del data   # the part belongs to its sending thread now; memory is slots x part size
+                slots.acquire()
+                if stop.is_set():
+                    slots.release()
+                    break
+                data = reader.read(part_size)
+                if not data:
+                    slots.release()
+                    break
+        except BaseException:
+            stop.set()
+            wait_futures(futures)
+            pool.shutdown(wait=True)
+            self._abort(key, upload_id)
+            raise
+        wait_futures(futures)
+        pool.shutdown(wait=True)
+        if failed:
+            failed.sort(key=lambda item: item[0])
+            part, start, length, why = failed[0]
+            aborted = self._abort(key, upload_id)
+            parts = max(number, -(-size // part_size))
+            what = 'upload of %s (part %d of %d, bytes %d-%d)' % (name, part, parts, start, start + length - 1)
+            if isinstance(why, (BotoCoreError, ClientError)):
+                raise self._error(what, why, aborted)
+            raise OpsReadyError('S3 %s on %s failed: %s: %s.%s' % (what, self.url, type(why).__name__, why, aborted))
+        try:
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket, Key=key, UploadId=upload_id,
+                MultipartUpload={'Parts': [done[n] for n in sorted(done)]})
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error('completion of the upload of %s (%d parts)' % (name, len(done)), exc,
+                              self._abort(key, upload_id))
+
+    def _abort(self, key: str, upload_id: str) -> str:
+        """Abort a multipart upload whose parts are all settled; returns what to add to the error message."""
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        except (BotoCoreError, ClientError) as exc:
+            return (' Aborting the multipart upload failed too (%s): the next backup_copy push aborts it '
+                    '(aborted_uploads).' % (type(exc).__name__,))
+        return ' The multipart upload was aborted: no part of it stays behind.'
 
     def put_bytes(self, name: str, data: bytes) -> None:
         try:
