@@ -129,3 +129,23 @@ def test_a_tampered_manifest_never_writes_outside_the_pull_directory(tmp_path, c
     escaped = list(tmp_path.rglob('escaped*'))
     assert escaped == [], escaped
     assert not pulls.exists() or list(pulls.iterdir()) == [], 'a refused pull left files behind'
+
+
+def test_a_link_planted_at_a_partial_name_is_never_written_through(tmp_path, cloud, request):
+    """The pull directory may be writable by another account, and the names a pull writes are predictable (the
+    catalog's artifact names + .partial): a link planted there must be replaced, never written (or chmod'ed)
+    through."""
+    local = tmp_path / 'backups'
+    ids = synthetic_catalog(local, [1])
+    store = cloud.store(cloud.options(space(request), 'links'))
+    offsite.push(store, str(local))
+    pulls = tmp_path / 'pull'
+    pulls.mkdir()
+    victim = tmp_path / 'victim'
+    victim.write_text('precious\n')
+    os.chmod(victim, 0o644)
+    os.symlink(str(victim), str(pulls / (ids[0] + '.partial')))
+    offsite.pull(store, str(pulls))
+    assert victim.read_text() == 'precious\n' and oct(os.stat(victim).st_mode & 0o777) == '0o644'
+    assert (pulls / ids[0]).read_bytes() == (local / ids[0]).read_bytes()
+    assert not os.path.lexists(pulls / (ids[0] + '.partial'))

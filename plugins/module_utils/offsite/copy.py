@@ -24,6 +24,7 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -69,6 +70,15 @@ def _check_pull_names(entries: List[Manifest], store: Store) -> None:
                 raise IntegrityError('A manifest at %s names %r, which is not a plain relative name inside the '
                                      'download directory: the offsite copy may have been tampered with; nothing '
                                      'was downloaded.' % (store.url, name))
+
+
+def _private(path: str) -> None:
+    """0600 on the downloaded file itself (rsync creates it with the remote's mode), never through a link."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
 
 
 def _refuse_escaping_manifests(remote: Catalog, store: Store) -> None:
@@ -365,13 +375,15 @@ def pull(store: Store, dest: str, engine: Optional[str] = None, database: Option
                 os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
                 target = _inside(dest, name)
                 partial = target + PARTIAL_SUFFIX
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(partial)      # a leftover, or a link planted there: removed, never written through
                 got = store.download(name, partial)
                 if got['sha256'] != sha or (size is not None and got['size'] != size):
                     os.unlink(partial)
                     raise IntegrityError('%s from %s does not match its manifest (sha256 %s, manifest %s): the '
                                          'offsite copy is corrupt; nothing was kept.'
                                          % (name, store.url, got['sha256'], sha))
-                os.chmod(partial, 0o600)
+                _private(partial)
                 os.replace(partial, target)
                 fsync_dir(os.path.dirname(target))
                 result['bytes'] += got['size']

@@ -222,8 +222,12 @@ class Store:
         return self._stream(name, None)['sha256']
 
     def download(self, name: str, local_path: str) -> Dict[str, Any]:
-        """Download into ``local_path`` (caller renames); returns {'sha256', 'size'} of the bytes received."""
-        with open(local_path, 'wb') as handle:
+        """Download into ``local_path`` (caller renames); returns {'sha256', 'size'} of the bytes received.
+
+        The file is created here, exclusively and never through a symbolic link: the download directory may be
+        writable by an account that plants a link at a name it can predict (the catalog's artifact names)."""
+        fd = os.open(local_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, 'wb') as handle:
             result = self._stream(name, handle)
             handle.flush()
             os.fsync(handle.fileno())
