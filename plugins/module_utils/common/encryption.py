@@ -429,22 +429,33 @@ class EncryptingWriter:
     def write(self, data: Any) -> int:
         if self._hash:
             self.plaintext.update(data)
-        self.plaintext_size += len(data)
-        self._buffer += data
+        size = len(data)
+        self.plaintext_size += size
+        buf = self._buffer
         # Keep at least one byte back: the last chunk is sealed with the last flag by close().
-        if len(self._buffer) > CHUNK:
-            buf = self._buffer
-            view = memoryview(buf)
-            end = ((len(buf) - 1) // CHUNK) * CHUNK
-            seal = self._aead.encrypt
-            out = []
-            for start in range(0, end, CHUNK):
-                out.append(seal(_stream_nonce(self._counter, False), view[start:start + CHUNK], None))
-                self._counter += 1
-            view.release()
-            del buf[:end]
-            self._sink.write(b''.join(out))
-        return len(data)
+        if len(buf) + size <= CHUNK:
+            buf += data
+            return size
+        # Only the head that completes the held chunk is copied; whole chunks are sealed straight from ``data``
+        # and each sealed chunk goes to the sink as it is (no joined copy): every byte was copied twice more
+        # before (issue 22). The chunks, and so the file, are the same.
+        view = memoryview(data).cast('B') if not isinstance(data, (bytes, bytearray)) else memoryview(data)
+        seal = self._aead.encrypt
+        write = self._sink.write
+        start = 0
+        if buf:
+            start = CHUNK - len(buf)
+            buf += view[:start]
+            write(seal(_stream_nonce(self._counter, False), buf, None))
+            self._counter += 1
+            del buf[:]
+        end = start + ((size - start - 1) // CHUNK) * CHUNK
+        for offset in range(start, end, CHUNK):
+            write(seal(_stream_nonce(self._counter, False), view[offset:offset + CHUNK], None))
+            self._counter += 1
+        buf += view[end:]
+        view.release()
+        return size
 
     def flush(self) -> None:
         pass
