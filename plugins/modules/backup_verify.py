@@ -30,8 +30,8 @@ description:
     a restore. Fails naming every bad artifact. Files without a manifest are reported as RV(leftovers), never trusted.
   - "Encrypted artifacts (C(encrypt=true)): by default only the size and SHA-256 of the stored (encrypted)
     bytes are checked, which needs no key, so any host holding a copy can run it. With O(deep=true) and
-    O(identity) or O(identity_file) each one is decrypted (authenticated to its last chunk, plaintext
-    checksum compared with the one sealed in the manifest) and the engine check runs on the plaintext. A
+    O(identity) or O(identity_file) each one is decrypted (authenticated to its last chunk, its size and
+    checksums compared with the manifest and the stream) and the engine check runs on the plaintext. A
     missing or wrong key fails naming the artifact but is not recorded as a failed verification (the
     artifact is not damaged)."
 author: opsready developers (@opsready)

@@ -40,8 +40,9 @@ description:
   - With O(encrypt=true) every artifact is encrypted to the age public keys in O(recipients) in the same
     pass as compression and hashing (age v1, X25519; Debian's C(age -d) decrypts it) and named C(.age).
     Only public keys are needed on the database host. The manifest records the format, the recipients, the
-    checksum of the stored (encrypted) bytes and the plaintext checksum sealed to the recipients, never a
-    secret. O(verify) then checks the stored checksum only (the engine check needs the private key, so run
+    checksum of the stored (encrypted) bytes and the size of the compressed stream (zstd frames carry their
+    content checksum; other streams get a SHA-256 sealed to the recipients), never a secret. O(verify) then
+    checks the stored checksum only (the engine check needs the private key, so run
     M(opsready.operations.backup_verify) with O(opsready.operations.backup_verify#module:deep=true) where
     the key is). Refused for PostgreSQL O(format=directory) and V(wal), and for SQL Server, whose files
     never pass through the stream (see docs/encryption.md).
@@ -249,7 +250,6 @@ manifest:
       format: age
       recipients: [age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p]
       plaintext_size: 1210000000
-      plaintext_sha256_sealed: YWdlLWVuY3J5cHRpb24ub3JnL3Yx...
 manifests:
   description: Every manifest written by this run (several for O(all_databases) or MariaDB binlog copies).
   returned: success

@@ -22,7 +22,8 @@ description:
     O(recipients) (the age v1 format; Debian's C(age -d) decrypts it). Only public keys are needed on
     the backup host; the private key is needed where restores run. The manifest records the format and
     recipients, the checksum of the encrypted bytes (so M(opsready.operations.backup_verify) checks
-    integrity without the key) and the plaintext checksum, itself encrypted to the same recipients.
+    integrity without the key) and the size of the compressed stream; the zstd frame carries its content
+    checksum (with gzip the manifest holds a SHA-256 of the compressed stream, encrypted to the recipients).
   - After a successful run, retention deletes archives of the same set older than O(keep_days) and
     beyond O(keep_count); the newest archive is never deleted.
 author: opsready developers (@opsready)

@@ -429,22 +429,33 @@ class EncryptingWriter:
     def write(self, data: Any) -> int:
         if self._hash:
             self.plaintext.update(data)
-        self.plaintext_size += len(data)
-        self._buffer += data
+        size = len(data)
+        self.plaintext_size += size
+        buf = self._buffer
         # Keep at least one byte back: the last chunk is sealed with the last flag by close().
-        if len(self._buffer) > CHUNK:
-            buf = self._buffer
-            view = memoryview(buf)
-            end = ((len(buf) - 1) // CHUNK) * CHUNK
-            seal = self._aead.encrypt
-            out = []
-            for start in range(0, end, CHUNK):
-                out.append(seal(_stream_nonce(self._counter, False), view[start:start + CHUNK], None))
-                self._counter += 1
-            view.release()
-            del buf[:end]
-            self._sink.write(b''.join(out))
-        return len(data)
+        if len(buf) + size <= CHUNK:
+            buf += data
+            return size
+        # Only the head that completes the held chunk is copied; whole chunks are sealed straight from ``data``
+        # and each sealed chunk goes to the sink as it is (no joined copy): every byte was copied twice more
+        # before (issue 22). The chunks, and so the file, are the same.
+        view = memoryview(data).cast('B') if not isinstance(data, (bytes, bytearray)) else memoryview(data)
+        seal = self._aead.encrypt
+        write = self._sink.write
+        start = 0
+        if buf:
+            start = CHUNK - len(buf)
+            buf += view[:start]
+            write(seal(_stream_nonce(self._counter, False), buf, None))
+            self._counter += 1
+            del buf[:]
+        end = start + ((size - start - 1) // CHUNK) * CHUNK
+        for offset in range(start, end, CHUNK):
+            write(seal(_stream_nonce(self._counter, False), view[offset:offset + CHUNK], None))
+            self._counter += 1
+        buf += view[end:]
+        view.release()
+        return size
 
     def flush(self) -> None:
         pass
@@ -456,28 +467,31 @@ class EncryptingWriter:
         self._sink.write(self._aead.encrypt(_stream_nonce(self._counter, True), bytes(self._buffer), None))
         self._buffer = bytearray()
 
-    def info(self, plaintext_sha256: Optional[str] = None) -> Dict[str, Any]:
+    def info(self, plaintext_sha256: Optional[str] = None, seal_checksum: bool = True) -> Dict[str, Any]:
         """What the manifest records: never a secret; the plaintext checksum sealed to the recipients.
 
-        ``plaintext_sha256``: the checksum computed elsewhere when the writer was told not to hash."""
-        if not self._hash and plaintext_sha256 is None:
-            raise ValueError('EncryptingWriter(hash_plaintext=False).info() needs plaintext_sha256')
-        digest = plaintext_sha256 or self.plaintext.hexdigest()
-        return {
+        ``plaintext_sha256``: the checksum computed elsewhere when the writer was told not to hash.
+        ``seal_checksum=False``: no plaintext checksum (the stream carries its own, see ArtifactWriter)."""
+        record = {
             'format': FORMAT,
             'version': VERSION_LINE.decode(),
             'recipients': list(self.recipients),
             'plaintext_size': self.plaintext_size,
-            'plaintext_sha256_sealed': seal_text(digest, self.recipients),
         }
+        if seal_checksum:
+            if not self._hash and plaintext_sha256 is None:
+                raise ValueError('EncryptingWriter(hash_plaintext=False).info() needs plaintext_sha256')
+            digest = plaintext_sha256 or self.plaintext.hexdigest()
+            record['plaintext_sha256_sealed'] = seal_text(digest, self.recipients)
+        return record
 
 
 class DecryptingReader:
     """Pull stage: ``read()`` returns plaintext of an age file; authentication failure raises.
 
-    ``expected_sha256`` (when given) is compared with the plaintext at end of stream. Every failure,
-    whatever the file holds, is an OpsReadyError (IntegrityError for a corrupt file); the handle is
-    closed when the constructor fails, and by ``close()`` otherwise.
+    ``expected_sha256`` and ``expected_size`` (when given) are compared with the plaintext at end of
+    stream. Every failure, whatever the file holds, is an OpsReadyError (IntegrityError for a corrupt
+    file); the handle is closed when the constructor fails, and by ``close()`` otherwise.
 
     ``read(n)`` follows io semantics: plaintext authenticated before a failure is returned first and
     the error is raised by the next call (so a reader of small pieces gets every authenticated byte,
@@ -486,7 +500,8 @@ class DecryptingReader:
     """
 
     def __init__(self, handle: IO[bytes], identities: Sequence[Identity], name: str,
-                 recipients: Sequence[str] = (), expected_sha256: Optional[str] = None) -> None:
+                 recipients: Sequence[str] = (), expected_sha256: Optional[str] = None,
+                 expected_size: Optional[int] = None) -> None:
         self._handle = handle
         self.name = name
         try:
@@ -511,6 +526,7 @@ class DecryptingReader:
         self._eof = False
         self._error: Optional[OpsReadyError] = None
         self._expected = expected_sha256
+        self._expected_size = expected_size
         self.plaintext = hashlib.sha256()
         self.plaintext_size = 0
 
@@ -585,6 +601,9 @@ class DecryptingReader:
         self.plaintext_size += len(plain)
         if last:
             self._eof = True
+            if self._expected_size is not None and self.plaintext_size != self._expected_size:
+                raise IntegrityError('%s decrypts, but to %d bytes where the manifest says %d; do not restore from '
+                                     'it.' % (self.name, self.plaintext_size, self._expected_size), path=self.name)
             if self._expected and self.plaintext.hexdigest() != self._expected:
                 raise IntegrityError('%s decrypts, but its plaintext checksum %s differs from the one sealed in '
                                      'the manifest; do not restore from it.'

@@ -274,16 +274,24 @@ class ArtifactWriter:
         self._encrypter: Optional[encryption.EncryptingWriter] = None
         self._encrypt_thread: Optional[_EncryptingThread] = None
         target: Any = self._sink
+        # Encrypted zstd: the frame carries zstd's content checksum (XXH64 of the raw bytes, what the zstd CLI
+        # writes by default), checked by every decompression, and the manifest no sealed SHA-256 of the
+        # compressed stream: that second SHA-256 pass over the stream saw only the encrypter's own buffering,
+        # the content checksum spans compressor, queue and encrypter (docs/encryption.md "Checks of an
+        # encrypted artifact"). gzip (CRC-32 of its own) and streams we do not compress keep the sealed SHA-256.
+        self._content_checksum = bool(recipients) and compression == 'zstd' and not compressed_by_tool
         if recipients:
             from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
-            self._encrypter = encryption.EncryptingWriter(self._sink, recipients)
+            self._encrypter = encryption.EncryptingWriter(self._sink, recipients,
+                                                          hash_plaintext=not self._content_checksum)
             self._encrypt_thread = target = _EncryptingThread(self._encrypter)
         self._compressor: Any
         if compressed_by_tool or compression == 'none':
             self._compressor = _Passthrough(target)
         elif compression == 'zstd':
             # threads=1 would still run a worker; 0 keeps compression in this thread for tiny inputs.
-            params = zstandard.ZstdCompressor(level=self.level, threads=self.threads if self.threads > 1 else 0)
+            params = zstandard.ZstdCompressor(level=self.level, threads=self.threads if self.threads > 1 else 0,
+                                              write_checksum=self._content_checksum)
             self._compressor = params.stream_writer(target, closefd=False, write_return_read=True)
         else:
             self._compressor = _GzipCompressor(target, self.level)
@@ -337,7 +345,7 @@ class ArtifactWriter:
         if self._plain is not None:
             result['plain_sha256'] = self._plain.hexdigest()
         if self._encrypter is not None:
-            result['encryption'] = self._encrypter.info()
+            result['encryption'] = self._encrypter.info(seal_checksum=not self._content_checksum)
         return result
 
     def abort(self) -> None:
@@ -492,6 +500,10 @@ def open_decrypted(handle: Any, path: str, encryption_info: Dict[str, Any],
         raise OpsReadyError('%s is encrypted with %r, which this version cannot read (age only).'
                             % (path, encryption_info.get('format')), path=path)
     recipients = encryption_info.get('recipients') or []
+    # Every writer records the size of the stream it encrypted: a stream cut short or grown on its way into the
+    # encrypter (a bug; the AEAD authenticates only what it was given) fails here, whatever else the manifest has.
+    size = encryption_info.get('plaintext_size')
+    expected_size = size if isinstance(size, int) and not isinstance(size, bool) else None
     expected = None
     try:
         if identities and encryption_info.get('plaintext_sha256_sealed'):
@@ -500,7 +512,7 @@ def open_decrypted(handle: Any, path: str, encryption_info: Dict[str, Any],
             except OpsReadyError:
                 pass  # the reader below raises the clear wrong-key message
         return encryption.DecryptingReader(handle, identities, path, recipients=recipients,
-                                           expected_sha256=expected)
+                                           expected_sha256=expected, expected_size=expected_size)
     except BaseException:
         handle.close()
         raise

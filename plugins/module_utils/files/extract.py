@@ -12,13 +12,15 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
 import stat
 import tarfile
 import tempfile
-from typing import Any, Dict, List, Optional, Sequence
+import zlib
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Type
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import (
@@ -26,7 +28,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.manifes
 from ansible_collections.opsready.operations.plugins.module_utils.common.encryption import Identity
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import (
-    drain, open_decompressed, verify_file)
+    HAS_ZSTD, drain, open_decompressed, verify_file)
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 from ansible_collections.opsready.operations.plugins.module_utils.files.archive import ENGINE
 from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe import (  # noqa: F401 (re-exported)
@@ -67,13 +69,30 @@ def _open(manifest: Manifest, identities: Optional[Sequence[Identity]]) -> Any:
         raise OpsReadyError(exc.message + retired_key_hint(manifest, identities or []), **exc.details)
 
 
+# What a damaged stream raises below the decryption: zstd (a frame that fails its content checksum or does not
+# parse), gzip (CRC-32, a cut member) and tarfile. Named, so a bug of ours (TypeError...) still shows as one.
+_CORRUPT: Tuple[Type[BaseException], ...] = (tarfile.TarError, EOFError, zlib.error)
+if HAS_ZSTD:
+    import zstandard
+    _CORRUPT += (zstandard.ZstdError,)
+
+
+@contextlib.contextmanager
+def _corrupt_is_integrity_error(manifest: Manifest) -> Iterator[None]:
+    try:
+        yield
+    except _CORRUPT as exc:
+        raise IntegrityError('Archive %s cannot be read (%s: %s): it is corrupt; do not restore from it. Nothing was '
+                             'written.' % (manifest.path, type(exc).__name__, exc), path=manifest.path)
+
+
 def list_members(manifest: Manifest, identities: Optional[Sequence[Identity]] = None) -> List[tarfile.TarInfo]:
     """Read the archive's member list (used by check mode and to refuse hostile archives early).
 
     Reads to the end, so an encrypted archive is fully authenticated before anything is extracted.
     """
     members = []
-    with _open(manifest, identities) as stream:
+    with _corrupt_is_integrity_error(manifest), _open(manifest, identities) as stream:
         with tarfile.open(fileobj=stream, mode='r|') as tar:  # type: ignore[call-overload]
             for member in tar:
                 members.append(member)
@@ -96,7 +115,7 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
         os.makedirs(dest, mode=0o755)
     staging = tempfile.mkdtemp(prefix='.opsready-restore-', dir=dest)
     try:
-        with _open(manifest, identities) as stream:
+        with _corrupt_is_integrity_error(manifest), _open(manifest, identities) as stream:
             with tarfile.open(fileobj=stream, mode='r|') as tar:  # type: ignore[call-overload]
                 names = {m.name for m in wanted}
                 for member in tar:
