@@ -23,6 +23,7 @@ import struct
 import subprocess  # nosec B404 # argv lists via the runner only
 import tarfile
 import tempfile
+import threading
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -204,6 +205,26 @@ class PostgresEngine(Engine):
         units = {'MB': 1024 * 1024, 'GB': 1024 * 1024 * 1024, 'kB': 1024}
         seg_bytes = int(size[:-2]) * units[size[-2:]] if size[-2:] in units else int(size)
         return {'server_version': version, 'in_recovery': recovery == 'true', 'wal_segment_size': seg_bytes}
+
+    def preflight(self, opts: BackupOptions) -> Dict[str, Any]:
+        """The server's facts (which prove it answers), and for a base backup pg_basebackup's version at the same
+        time: it decides the compression, and the two program starts overlap instead of adding up before
+        pg_basebackup runs. A version that cannot be read fails where it is used (``_base``), as before."""
+        if opts.kind != 'base' or self._server_facts is not None:
+            return super().preflight(opts)
+
+        def read_version() -> None:
+            try:
+                self.tool_version('pg_basebackup')
+            except (OpsReadyError, OSError):
+                pass
+
+        reader = threading.Thread(target=read_version, name='opsready-pg_basebackup-version', daemon=True)
+        reader.start()
+        try:
+            return super().preflight(opts)
+        finally:
+            reader.join()
 
     def check_options(self, opts: BackupOptions) -> None:
         super().check_options(opts)
