@@ -56,8 +56,6 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.artifac
     grow_pipe, is_encrypted, open_artifact, pipe_artifact_into)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.dbprops import (
     apply_statements, create_options, describe, referenced_roles)
-from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.globals import (
-    parse as parse_globals)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import (
     check_name, dbname_arg, quote_ident, quote_literal)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.backup import PostgresEngine
@@ -580,7 +578,9 @@ def _read_globals(engine: PostgresEngine, manifest: Manifest) -> str:
 
 def globals_plan(engine: PostgresEngine, script: str) -> Dict[str, Any]:
     """Which statements of the globals script to run on this server, and the report of what they do."""
-    statements = parse_globals(script)
+    # imported here: a database restore (the common case) never parses a globals script
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.globals import parse
+    statements = parse(script)
     roles = set(existing_roles(engine))
     tablespaces = {r[0] for r in engine.query('SELECT spcname FROM pg_tablespace')}
     in_script = [s.subject for s in statements if s.kind == 'create_role' and s.subject]
