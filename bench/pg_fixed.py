@@ -1,7 +1,7 @@
 """Benchmark: the fixed cost of PostgreSQL db_backup kind=base and db_restore over the raw tools.
 
     .venv/bin/python bench/pg_fixed.py [--rounds 7] [--rows 20000] [--only base,restore] [--trace]
-                                       [--baseline /tmp/old-checkout]
+                                       [--baseline /tmp/old-checkout] [--mb 700]
 
 On a tiny database (a fresh PostgreSQL 15 cluster from tests/harness/servers.py, one table of --rows short
 rows) the data-dependent work is small, so what ours takes over the raw command is its fixed part: Python
@@ -16,6 +16,9 @@ process (what run_all.py runs), the raw side the command run_all.py runs:
   database created beforehand (not timed), ``psql -c ANALYZE``; ours restores into a new database.
 
 Prints every run (wall seconds, ours - raw, load average) and the medians. Asserts nothing.
+
+--mb N: instead of the tiny table, run_all.py's PostgreSQL data (``make_md5_table``, N MB of md5 text): the base
+backup and restore rows of run_all.py at full size, with the baseline alternated in the same rounds.
 
 --baseline DIR: a third side, DIR/bench/ours.py (another checkout, e.g. ``git archive <rev> | tar -x -C DIR``,
 with its ``build/ansible_collections/opsready/operations`` link to DIR), run in the same rounds: before and after
@@ -77,6 +80,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument('--rounds', type=int, default=7)
     parser.add_argument('--rows', type=int, default=20000)
+    parser.add_argument('--mb', type=int, default=0, help="run_all.py's md5 table of this size instead")
     parser.add_argument('--only', default='base,restore')
     parser.add_argument('--trace', type=int, nargs='?', const=1, default=0,
                         help='traced runs of each ours side (the first under -X importtime)')
@@ -88,8 +92,14 @@ def main() -> None:
     try:
         with PostgresServer(tmp_root=args.tmp_root) as server:
             server.create_database('tiny')
-            server.sql('CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, md5(g::text) '
-                       'FROM generate_series(1, %d) g; VACUUM ANALYZE t' % args.rows, database='tiny')
+            if args.mb:
+                from db_backup import make_md5_table
+                started = time.monotonic()
+                size = make_md5_table(server, 'tiny', args.mb)
+                print('data: %.0f MB table of md5 text in %.0f s' % (size / 1e6, time.monotonic() - started))
+            else:
+                server.sql('CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, md5(g::text) '
+                           'FROM generate_series(1, %d) g; VACUUM ANALYZE t' % args.rows, database='tiny')
             conn = {'host': server.host, 'port': server.port, 'user': server.user}
             env = dict(os.environ, OPSREADY_BENCH_PASSWORD=server.password)
             catalog = work / 'catalog'
@@ -162,10 +172,12 @@ def main() -> None:
                 for side in ('ours', 'baseline') if old else ('ours',):
                     ours_s, raw_s = results[row][side], results[row]['raw']
                     diffs = [a - b for a, b in zip(ours_s, raw_s)]
-                    print('%-8s %-8s median %.3f s, raw %.3f s; %s - raw: median %+.3f s (min %+.3f, max %+.3f) '
-                          'over %d rounds; load now %.2f'
+                    ratios = [a / b for a, b in zip(ours_s, raw_s)]
+                    print('%-8s %-8s median %.3f s, raw %.3f s; %s - raw: median %+.3f s (min %+.3f, max %+.3f); '
+                          'paired ratio median %.3fx (min %.3f, max %.3f) over %d rounds; load now %.2f'
                           % (row, side, statistics.median(ours_s), statistics.median(raw_s), side,
-                             statistics.median(diffs), min(diffs), max(diffs), len(diffs), os.getloadavg()[0]))
+                             statistics.median(diffs), min(diffs), max(diffs), statistics.median(ratios),
+                             min(ratios), max(ratios), len(diffs), os.getloadavg()[0]))
             for n in range(args.trace):
                 if 'base' in only:
                     print('\ntrace %d: db_backup kind=base (load %.2f)' % (n + 1, os.getloadavg()[0]))
