@@ -150,8 +150,8 @@ def main() -> None:
                 clear(scratch)
                 return seconds
 
-            rows = [(row, ours, raw) for row, ours, raw in (('base', ours_base, raw_base),
-                                                           ('restore', ours_restore, raw_restore)) if row in only]
+            every = (('base', ours_base, raw_base), ('restore', ours_restore, raw_restore))
+            rows = [(row, ours, raw) for row, ours, raw in every if row in only]
             results = {row: {'ours': [], 'raw': [], 'baseline': []} for row, dummy, dummy in rows}
             for n in range(args.rounds):
                 for row, ours, raw in rows:
