@@ -5,6 +5,10 @@ start-up, as one child process so bench/common.py measures it like the raw tool.
 
 The password (when any) comes from the environment variable OPSREADY_BENCH_PASSWORD, never argv.
 Operations: db_backup, file_backup, db_restore, drill, log_rotate, rekey. Prints a JSON summary on stdout.
+
+OPSREADY_BENCH_TRACE=1 prints on stderr, in seconds since OPSREADY_BENCH_T0 (the parent's ``time.time()``
+before it started this process; else since this process's first line): imports done, every child program's
+start and exit, every query of a kept psql session, the operation's end (bench/pg_fixed.py --trace).
 """
 
 from __future__ import annotations
@@ -15,6 +19,16 @@ import sys
 import time
 from pathlib import Path
 
+T0 = float(os.environ.get('OPSREADY_BENCH_T0') or time.time())
+TRACE = os.environ.get('OPSREADY_BENCH_TRACE') == '1'
+
+
+def mark(text: str) -> None:
+    if TRACE:
+        sys.stderr.write('%8.3f  %s\n' % (time.time() - T0, text))
+
+
+mark('python started')
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / 'build'))
 
@@ -31,6 +45,7 @@ def db_backup(opts: dict) -> dict:
     from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import run_backup
     from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions
     from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import get_engine
+    mark('imports done')
     options = BackupOptions(kind=opts.get('kind', 'full'), dest=opts['dest'], database=opts.get('database'),
                             compression=opts.get('compression', 'zstd'), threads=opts.get('threads', 2),
                             recipients=opts.get('recipients') or [], format=opts.get('format'))
@@ -53,6 +68,7 @@ def file_backup(opts: dict) -> dict:
 def db_restore(opts: dict) -> dict:
     from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import RestoreRequest
     from ansible_collections.opsready.operations.plugins.module_utils.restore.run import run_restore
+    mark('imports done')
     request = RestoreRequest(engine=opts['engine'], src=opts['src'], database=opts['database'],
                              source_database=opts.get('source_database'), jobs=opts.get('jobs', 2),
                              tmpdir=opts.get('tmpdir'), replace=opts.get('replace', False))
@@ -117,10 +133,49 @@ OPERATIONS = {'db_backup': db_backup, 'file_backup': file_backup, 'db_restore': 
               'log_rotate': log_rotate, 'rekey': rekey}
 
 
+def trace_children() -> None:
+    """Child programs' start and exit, and kept psql sessions' queries, as ``mark`` lines (trace mode only)."""
+    import subprocess
+
+    def name(args) -> str:
+        argv = [args] if isinstance(args, str) else list(args)
+        return ' '.join(os.path.basename(str(a)) if n == 0 else str(a) for n, a in enumerate(argv[:4]))[:90]
+
+    init, handle = subprocess.Popen.__init__, subprocess.Popen._handle_exitstatus
+
+    def traced_init(self, args, *a, **kw):
+        mark('start %s' % name(args))
+        self._bench_name = name(args)
+        init(self, args, *a, **kw)
+
+    def traced_exit(self, *a, **kw):
+        result = handle(self, *a, **kw)
+        mark('exit  %s (rc %s)' % (getattr(self, '_bench_name', '?'), self.returncode))
+        return result
+
+    subprocess.Popen.__init__ = traced_init
+    subprocess.Popen._handle_exitstatus = traced_exit
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import client
+    query = client.PsqlSession.query
+
+    def traced_query(self, sql, *a, **kw):
+        mark('session query: %s' % ' '.join(sql.split())[:70])
+        try:
+            return query(self, sql, *a, **kw)
+        finally:
+            mark('session answer')
+
+    client.PsqlSession.query = traced_query
+
+
 def main() -> None:
     if len(sys.argv) != 3 or sys.argv[1] not in OPERATIONS:
         sys.exit('usage: ours.py {%s} JSON' % ','.join(OPERATIONS))
+    if TRACE:
+        trace_children()
+    mark('operation starts')
     print(json.dumps(OPERATIONS[sys.argv[1]](json.loads(sys.argv[2]))))
+    mark('operation done')
 
 
 if __name__ == '__main__':

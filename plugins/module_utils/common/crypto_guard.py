@@ -16,9 +16,6 @@ from __future__ import annotations
 import traceback
 from typing import Any, Optional
 
-from ansible.module_utils.basic import missing_required_lib
-from ansible.module_utils.compat.version import LooseVersion
-
 # certs/*: Certificate.not_valid_before_utc/not_valid_after_utc and asymmetric.types appeared in 42.0.
 CERTS_MINIMUM = '42.0'
 # common/encryption (age): X25519 raw private/public bytes appeared in 2.5; everything else is older.
@@ -37,6 +34,10 @@ except ImportError:  # exercised by test_crypto_guard (a Python that blocks the 
 
 def missing(minimum: str, what: str = 'this module') -> Optional[str]:
     """None when cryptography >= ``minimum`` is importable; else the message that says what to install."""
+    # Imported here, not at the top: every backup and restore imports this file (through the encryption code)
+    # and ansible.module_utils.basic costs ~0.1 s of start-up where no AnsibleModule loaded it already.
+    from ansible.module_utils.basic import missing_required_lib
+    from ansible.module_utils.compat.version import LooseVersion
     if not HAS_CRYPTOGRAPHY or CRYPTOGRAPHY_VERSION is None:
         return missing_required_lib('cryptography')
     if LooseVersion(CRYPTOGRAPHY_VERSION) < LooseVersion(minimum):

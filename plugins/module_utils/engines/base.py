@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest, write_manifest
-from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
     OpsReadyError, ToolError)
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
@@ -142,6 +141,8 @@ class Engine:
             if not self.can_encrypt:
                 raise OpsReadyError('encrypt=true is not possible for engine %s: %s'
                                     % (self.name, self.encrypt_refusal))
+            # the age code (~700 lines, compiled on every module run) only where a backup encrypts
+            from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
             encryption.check_available()
             for recipient in opts.recipients:
                 encryption.parse_recipient(recipient)  # a bad key fails before anything is written
@@ -203,6 +204,7 @@ class Engine:
                       compressed: bool = True, when: Optional[Any] = None) -> str:
         suffix = compression_suffix(opts.compression) if compressed else ''
         if compressed and opts.recipients:
+            from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
             suffix += encryption.SUFFIX
         name = '%s-%s-%s-%s%s%s' % (self.name, set_name(database), kind, stamp(when), ext, suffix)
         return os.path.join(opts.dest, name)

@@ -201,8 +201,9 @@ class PostgresClient(ToolClient):
         return int.from_bytes(digest[:8], 'big', signed=True)
 
     @contextlib.contextmanager
-    def advisory_lock(self, key: int, busy: str) -> Iterator[None]:
-        """Hold the session-level advisory lock ``key`` for the block, or fail at once with ``busy``.
+    def advisory_lock(self, key: int, busy: str) -> Iterator['PsqlSession']:
+        """Hold the session-level advisory lock ``key`` for the block, or fail at once with ``busy``. The block
+        gets the holding session (``PsqlSession``, in the maintenance database) for queries of its own there.
 
         The lock belongs to a server session and every query runs in a session of its own, so one psql is kept
         open for the block, its stdin the only way in; it is connected to the maintenance database (where every
@@ -220,19 +221,22 @@ class PostgresClient(ToolClient):
                                    timeout=self.conn.connect_timeout + 30)
         except OpsReadyError as exc:
             session.close()
+            if not isinstance(exc, ToolError):
+                raise   # classified (cannot connect, login refused, no such database): that is the whole story
             raise OpsReadyError('Could not take the advisory lock %d on PostgreSQL at %s: %s' % (
                 key, self.conn.where(self.default_port), exc), lock=key)
         if (answer or [[]])[0][:1] != ['t']:
             session.close()
             raise OpsReadyError('%s (advisory lock %d held by %s).' % (busy, key, self._lock_holder(key)), lock=key)
         try:
-            yield
+            yield session
         finally:
             # closing the session releases the lock as well; the explicit unlock only makes it prompt
-            try:
-                session.query('SELECT pg_advisory_unlock(%d)' % key, timeout=30)
-            except OpsReadyError:
-                pass
+            if session.alive:
+                try:
+                    session.query('SELECT pg_advisory_unlock(%d)' % key, timeout=30)
+                except OpsReadyError:
+                    pass
             session.close()
 
     def _lock_holder(self, key: int) -> str:

@@ -8,7 +8,9 @@
 2. ``CREATE DATABASE <target>__opsready_restore_<id> TEMPLATE template0`` and the dump is restored into
    it: directory-format dumps with ``pg_restore -j N`` straight from the catalog; custom-format dumps
    with ``-j N`` from a decompressed copy in ``tmpdir`` (pg_restore needs a seekable file for parallel
-   jobs), or streamed into ``pg_restore`` on stdin with ``jobs=1``; plain dumps through ``psql``.
+   jobs), or streamed into ``pg_restore`` on stdin with ``jobs=1``; plain dumps through ``psql``. The
+   decompressed copy starts before step 1 (before the lock even), so the server round trips overlap it; it
+   is private to the run and stopped and removed when anything refuses.
 3. Any failure drops the temporary database; the target was never touched.
 4. The database-level properties recorded in the manifest at backup time (owner, ACL, comment, connection
    limit, ``ALTER DATABASE ... SET``, ``ALTER ROLE ... IN DATABASE ... SET``; see ``engines/postgresql/dbprops.py``)
@@ -20,6 +22,8 @@
 The whole run (and ``state: absent``) holds a session-level advisory lock keyed on the target's name
 (``target_lock``): a second run into the same database fails at once and changes nothing; runs into other
 databases go on in parallel; the lock ends with the holding session, so a crashed run cannot leave it behind.
+The run's statements in the maintenance database (inspection, CREATE DATABASE, properties, rename, drops) go
+through that same session: one psql start and login for all of them (plus ANALYZE's, in the restored copy).
 That session turns ``idle_session_timeout`` off for itself: it is idle while the restore loads.
 
 Before anything is created, the roles the backup refers to (owners, grantees, policy roles) are looked
@@ -53,11 +57,10 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.artifac
     grow_pipe, is_encrypted, open_artifact, pipe_artifact_into)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.dbprops import (
     apply_statements, create_options, describe, referenced_roles)
-from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.globals import (
-    parse as parse_globals)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import (
     check_name, dbname_arg, quote_ident, quote_literal)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.backup import PostgresEngine
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.client import PsqlSession
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import (
     Restorer, RestoreRequest, Timer, drop_named, temporary_name)
 
@@ -67,8 +70,24 @@ USER_OBJECTS = ("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = 
                 "AND n.nspname NOT LIKE 'pg_temp%'")
 
 
-def database_exists(engine: PostgresEngine, name: str) -> bool:
-    rows = engine.query('SELECT 1 FROM pg_database WHERE datname = %s' % quote_literal(name))  # nosec B608 # pg_quote
+def _ask(engine: PostgresEngine, sql: str, session: Optional[PsqlSession] = None) -> List[List[str]]:
+    """``sql`` in the maintenance database: on the run's locked session when there is one (no program start, no
+    login: those are most of a short query's cost), else through a psql of its own."""
+    if session is not None:
+        return session.query(sql)
+    return engine.query(sql)
+
+
+def _one_transaction(statements: List[str]) -> str:
+    """Several statements that must all apply or none: ``psql -c`` runs its string as one transaction, a session
+    reads a script (each statement its own), so the block is explicit. On a session, a failing statement ends
+    psql (ON_ERROR_STOP) and the server rolls the open transaction back."""
+    return 'BEGIN; %s; COMMIT' % '; '.join(statements)
+
+
+def database_exists(engine: PostgresEngine, name: str, session: Optional[PsqlSession] = None) -> bool:
+    rows = _ask(engine, 'SELECT 1 FROM pg_database WHERE datname = %s' % quote_literal(name),  # nosec B608 # pg_quote
+                session)
     return bool(rows)
 
 
@@ -76,8 +95,8 @@ def user_objects(engine: PostgresEngine, name: str) -> int:
     return int(engine.query(USER_OBJECTS, database=name)[0][0])
 
 
-def inspect_target(engine: PostgresEngine, name: str) -> Dict[str, Any]:
-    if not database_exists(engine, name):
+def inspect_target(engine: PostgresEngine, name: str, session: Optional[PsqlSession] = None) -> Dict[str, Any]:
+    if not database_exists(engine, name, session):
         return {'exists': False, 'objects': 0}
     return {'exists': True, 'objects': user_objects(engine, name)}
 
@@ -89,8 +108,9 @@ def _target(request: RestoreRequest) -> str:
     return check_name(request.database, 'target database name')
 
 
-def check_target(engine: PostgresEngine, request: RestoreRequest) -> Dict[str, Any]:
-    state = inspect_target(engine, _target(request))
+def check_target(engine: PostgresEngine, request: RestoreRequest,
+                 session: Optional[PsqlSession] = None) -> Dict[str, Any]:
+    state = inspect_target(engine, _target(request), session)
     if state['exists'] and state['objects'] and not request.replace:
         raise OpsReadyError('Target database %s on %s exists and is not empty (%d tables, views or sequences): '
                             'set replace=true to swap the restored copy in its place, or restore to another '
@@ -99,18 +119,19 @@ def check_target(engine: PostgresEngine, request: RestoreRequest) -> Dict[str, A
     return state
 
 
-def existing_roles(engine: PostgresEngine) -> List[str]:
-    return [r[0] for r in engine.query('SELECT rolname FROM pg_roles')]
+def existing_roles(engine: PostgresEngine, session: Optional[PsqlSession] = None) -> List[str]:
+    return [r[0] for r in _ask(engine, 'SELECT rolname FROM pg_roles', session)]
 
 
-def check_roles(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest) -> List[str]:
+def check_roles(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest,
+                session: Optional[PsqlSession] = None) -> List[str]:
     """Refuse, before anything is created, a restore whose backup refers to roles the server lacks.
 
     pg_restore would stop at the first of them (``role "app_owner" does not exist``) after loading part of
     the dump; naming them all up front tells the operator what to create. Returns the roles present.
     """
     props = manifest.data.get('database_properties') or {}
-    present = existing_roles(engine)
+    present = existing_roles(engine, session)
     needed = referenced_roles(props, request.no_owner)
     missing = [role for role in sorted(needed) if role not in present]
     if not missing:
@@ -139,8 +160,8 @@ def check(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifest]
     return {'database': request.database, 'server': engine.server_label()}
 
 
-def drop_database(engine: PostgresEngine, name: str) -> None:
-    engine.query('DROP DATABASE IF EXISTS %s WITH (FORCE)' % quote_ident(name))
+def drop_database(engine: PostgresEngine, name: str, session: Optional[PsqlSession] = None) -> None:
+    _ask(engine, 'DROP DATABASE IF EXISTS %s WITH (FORCE)' % quote_ident(name), session)
 
 
 def streams_checksum(request: RestoreRequest, manifest: Manifest) -> bool:
@@ -162,7 +183,29 @@ def _copy_error(manifest: Manifest, directory: str, reason: Any) -> OpsReadyErro
                          % (manifest.id, directory, reason), path=manifest.path)
 
 
-def _zstd_cli_copy(manifest: Manifest, path: str, runner: Any, zstd_cli: str, verify: bool) -> None:
+class _Cancelled(Exception):
+    """The copy was no longer wanted (a check refused the restore while it ran): stop reading, kill zstd."""
+
+
+class _Cancellable:
+    """A source whose ``read`` stops the copy (``_Cancelled``) once ``cancel`` is set: a copy started before the
+    lock and the target's inspection ends within one chunk when they refuse, instead of running to its end."""
+
+    def __init__(self, source: Any, cancel: Optional[threading.Event]) -> None:
+        self._source = source
+        self._cancel = cancel
+
+    def read(self, size: int = -1) -> bytes:
+        if self._cancel is not None and self._cancel.is_set():
+            raise _Cancelled()
+        return self._source.read(size)
+
+    def readable(self) -> bool:
+        return True
+
+
+def _zstd_cli_copy(manifest: Manifest, path: str, runner: Any, zstd_cli: str, verify: bool,
+                   cancel: Optional[threading.Event] = None) -> None:
     """``zstd -d -o path`` fed from here: the artifact is read once, hashed in this process while zstd
     decompresses in its own (the two overlap on two cores), and the checksum is compared before the copy is
     used. A mismatch wins over zstd's own complaint: a corrupt artifact is reported as corrupt."""
@@ -176,8 +219,9 @@ def _zstd_cli_copy(manifest: Manifest, path: str, runner: Any, zstd_cli: str, ve
     broken = False
     try:
         with source:
+            reader = _Cancellable(source, cancel)
             while True:
-                data = source.read(CHUNK)
+                data = reader.read(CHUNK)
                 if not data:
                     break
                 if not broken:
@@ -198,9 +242,11 @@ def _zstd_cli_copy(manifest: Manifest, path: str, runner: Any, zstd_cli: str, ve
 
 
 def _decompressed_copy(manifest: Manifest, tmpdir: Optional[str], runner: Any = None,
-                       identities: Optional[List[Any]] = None, verify: bool = False) -> str:
+                       identities: Optional[List[Any]] = None, verify: bool = False,
+                       cancel: Optional[threading.Event] = None) -> str:
     """The dump decompressed into a scratch file for ``pg_restore -j`` (which needs to seek). ``verify``:
-    the artifact's checksum is compared in the same read; the copy is removed when it does not match."""
+    the artifact's checksum is compared in the same read; the copy is removed when it does not match.
+    ``cancel`` set: the copy stops (``_Cancelled``) and is removed."""
     directory = tempfile.mkdtemp(prefix='opsready-restore-', dir=tmpdir)
     path = os.path.join(directory, 'dump')
     encrypted = is_encrypted(manifest)
@@ -209,7 +255,7 @@ def _decompressed_copy(manifest: Manifest, tmpdir: Optional[str], runner: Any = 
     if zstd_cli:
         # The zstd tool (when installed) decompresses 2-4x faster than the Python binding on a busy host.
         try:
-            _zstd_cli_copy(manifest, path, runner, zstd_cli, verify)
+            _zstd_cli_copy(manifest, path, runner, zstd_cli, verify, cancel)
         except ToolError as exc:
             shutil.rmtree(directory, ignore_errors=True)
             raise _copy_error(manifest, directory, exc.message)
@@ -226,15 +272,16 @@ def _decompressed_copy(manifest: Manifest, tmpdir: Optional[str], runner: Any = 
                 if encrypted or manifest.data['compression'] != 'zstd':
                     # Decrypted and decompressed in one pass, authenticated to the last chunk.
                     with open_artifact(manifest, identities, verify=verify) as source:
-                        shutil.copyfileobj(source, out, CHUNK)
+                        shutil.copyfileobj(_Cancellable(source, cancel), out, CHUNK)
                 else:
                     # copy_stream decompresses in C without a Python-level loop (about 2x the read loop).
                     import zstandard
                     raw: Any = (ChecksummedFile(manifest.path, manifest.data['sha256'], manifest.data.get('size'))
                                 if verify else open(manifest.path, 'rb'))
                     with raw:
-                        _read, written = zstandard.ZstdDecompressor().copy_stream(raw, out, read_size=CHUNK,
-                                                                                  write_size=4 * CHUNK)
+                        reader: Any = _Cancellable(raw, cancel)   # copy_stream needs only read()
+                        _read, written = zstandard.ZstdDecompressor().copy_stream(
+                            reader, out, read_size=CHUNK, write_size=4 * CHUNK)
                         if verify:
                             raw.finish()
                     expected = manifest.data.get('raw_size')
@@ -244,9 +291,7 @@ def _decompressed_copy(manifest: Manifest, tmpdir: Optional[str], runner: Any = 
                         out.truncate()
                         with open_decompressed(manifest.path, 'zstd') as source:
                             shutil.copyfileobj(source, out, CHUNK)
-            except OSError:
-                raise
-            except OpsReadyError:
+            except (OSError, OpsReadyError, _Cancelled):
                 raise
             except Exception as exc:
                 raise IntegrityError('Artifact %s cannot be decompressed (%s): it is corrupt.'
@@ -268,14 +313,16 @@ def needs_copy(request: RestoreRequest, manifest: Manifest) -> bool:
 
 
 class _Copier:
-    """``_decompressed_copy`` in a thread, started before the temporary database is created: the server
-    round trips (CREATE DATABASE and the checks) overlap the decompression instead of adding to it. The
-    zstd process, file reads and hashing release the GIL."""
+    """``_decompressed_copy`` in a thread, started before anything else of the restore: the server round trips
+    (the lock's session, the target's inspection, CREATE DATABASE) overlap the decompression instead of adding
+    to it. The zstd process, file reads and hashing release the GIL. ``discard`` stops a copy still running
+    (within one chunk) and removes it."""
 
     def __init__(self, manifest: Manifest, tmpdir: Optional[str], runner: Any, identities: Optional[List[Any]],
                  verify: bool) -> None:
         self.path: Optional[str] = None
         self.error: Optional[BaseException] = None
+        self._cancel = threading.Event()
         self._thread = threading.Thread(
             target=self._run, args=(manifest, tmpdir, runner, identities, verify), name='opsready-restore-copy',
             daemon=True)
@@ -284,7 +331,7 @@ class _Copier:
     def _run(self, manifest: Manifest, tmpdir: Optional[str], runner: Any, identities: Optional[List[Any]],
              verify: bool) -> None:
         try:
-            self.path = _decompressed_copy(manifest, tmpdir, runner, identities, verify=verify)
+            self.path = _decompressed_copy(manifest, tmpdir, runner, identities, verify=verify, cancel=self._cancel)
         except BaseException as exc:  # handed to the main thread by result()
             self.error = exc
 
@@ -298,6 +345,8 @@ class _Copier:
         return self.path
 
     def discard(self) -> None:
+        """Stop the copy if it still runs, and remove it (idempotent; after ``result`` too)."""
+        self._cancel.set()
         self._thread.join()
         if self.path:
             shutil.rmtree(os.path.dirname(self.path), ignore_errors=True)
@@ -343,10 +392,13 @@ def _load(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, d
     return {'method': 'pg_restore -j %d (decompressed copy)' % jobs, 'jobs': jobs}
 
 
-def _swap(engine: PostgresEngine, target: str, restored: str, exists: bool) -> Optional[str]:
-    """Give ``restored`` the name ``target``; returns the name the old target had while it was aside."""
+def _swap(engine: PostgresEngine, target: str, restored: str, exists: bool,
+          session: Optional[PsqlSession] = None) -> Optional[str]:
+    """Give ``restored`` the name ``target``; returns the name the old target had while it was aside. A new
+    name is one statement (on ``session``); replacing retries while sessions reconnect, each try a psql of its
+    own (a failed statement would end the locked session)."""
     if not exists:
-        engine.query('ALTER DATABASE %s RENAME TO %s' % (quote_ident(restored), quote_ident(target)))
+        _ask(engine, 'ALTER DATABASE %s RENAME TO %s' % (quote_ident(restored), quote_ident(target)), session)
         return None
     aside = temporary_name(target, 'old')
     qt = quote_ident(target)
@@ -379,7 +431,8 @@ def _swap(engine: PostgresEngine, target: str, restored: str, exists: bool) -> O
     return aside
 
 
-def create_database(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, name: str) -> None:
+def create_database(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, name: str,
+                    session: Optional[PsqlSession] = None) -> None:
     """The temporary database, with the encoding and locale the backed-up one had.
 
     When the backed-up database had its own ACL (``REVOKE CONNECT ... FROM PUBLIC``), the copy is closed to
@@ -391,8 +444,8 @@ def create_database(engine: PostgresEngine, request: RestoreRequest, manifest: M
     try:
         # Closed databases are created refusing every connection until PUBLIC's CONNECT is revoked: no
         # window in which a session could get in (and stay in) before the ACL is set.
-        engine.query('CREATE DATABASE %s TEMPLATE template0 %s%s' % (quote_ident(name), options,
-                                                                     ' ALLOW_CONNECTIONS false' if closed else ''))
+        _ask(engine, 'CREATE DATABASE %s TEMPLATE template0 %s%s' % (
+            quote_ident(name), options, ' ALLOW_CONNECTIONS false' if closed else ''), session)
     except ToolError as exc:
         if not options or not re.search(r'locale|encoding|collation|LC_C', exc.stderr or '', re.I):
             raise
@@ -402,15 +455,15 @@ def create_database(engine: PostgresEngine, request: RestoreRequest, manifest: M
                             % (engine.conn.where(5432), options, _server_error(exc)), stderr=exc.stderr)
     if closed:
         try:
-            engine.query('REVOKE ALL ON DATABASE %s FROM PUBLIC; ALTER DATABASE %s ALLOW_CONNECTIONS true'
-                         % (quote_ident(name), quote_ident(name)))
+            _ask(engine, _one_transaction(['REVOKE ALL ON DATABASE %s FROM PUBLIC' % quote_ident(name),
+                                           'ALTER DATABASE %s ALLOW_CONNECTIONS true' % quote_ident(name)]), session)
         except BaseException:
-            drop_database(engine, name)
+            drop_database(engine, name)   # a psql of its own: the failure may have ended the session
             raise
 
 
 def apply_properties(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, database: str,
-                     roles: List[str]) -> Dict[str, Any]:
+                     roles: List[str], session: Optional[PsqlSession] = None) -> Dict[str, Any]:
     """Give ``database`` the database-level properties recorded at backup time (before the swap)."""
     props = manifest.data.get('database_properties')
     if not props:
@@ -418,23 +471,24 @@ def apply_properties(engine: PostgresEngine, request: RestoreRequest, manifest: 
                                              '(owner, ACL, comment, settings): take a new backup to keep them'}
     statements, skipped = apply_statements(props, database, request.no_owner, roles)
     if statements:
-        # psql -c runs the whole string as one transaction: all of them or none.
-        engine.query('; '.join(statements))
+        # all of them or none
+        _ask(engine, _one_transaction(statements), session)
     return dict(describe(props, request.no_owner), restored=True, skipped=skipped)
 
 
 @contextlib.contextmanager
-def target_lock(engine: PostgresEngine, target: str) -> Iterator[None]:
+def target_lock(engine: PostgresEngine, target: str) -> Iterator[PsqlSession]:
     """One restore (or drop) at a time into ``target`` on this server, whichever host runs it: two runs
     interleaving (each loads its copy, then both swap) would leave whichever swapped last, with the other's
     'restored' report a lie, so the second is told at once instead of waiting. A session-level advisory lock
     keyed on the target's name, held by a psql session of its own (in the maintenance database, which the swap
-    never renames) until the run ends."""
+    never renames) until the run ends. The block gets that session: the run's own statements in the maintenance
+    database go through it (a statement that fails ends it, and the lock with it: the run is failing then)."""
     key = engine.client.lock_key('restore', target)
     with engine.client.advisory_lock(key, 'Another db_restore into database %s on %s is running: nothing was '
                                      'changed by this one. Wait for it to finish and run again'
-                                     % (target, engine.server_label())):
-        yield
+                                     % (target, engine.server_label())) as session:
+        yield session
 
 
 def restore(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifest], timer: Timer) -> Dict[str, Any]:
@@ -445,27 +499,30 @@ def restore(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifes
         raise OpsReadyError('A logical PostgreSQL restore takes one pg_dump artifact; the chain has %s. For a '
                             'base backup + WAL, set datadir (point-in-time recovery into a scratch cluster).'
                             % ', '.join('%s (%s)' % (m.id, m.kind) for m in chain))
-    engine.ping()
-    with target_lock(engine, target):
-        return _restore_locked(engine, request, chain[0], target, timer)
-
-
-def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, target: str,
-                    timer: Timer) -> Dict[str, Any]:
-    before = check_target(engine, request)
-    roles = check_roles(engine, request, manifest)
-    timer.lap('inspect_target')
-    temp = temporary_name(target)
+    manifest = chain[0]
+    # The decompressed copy pg_restore -j needs starts first, so the lock's session (a program start and a
+    # login, which is also the check that the server answers), the target's inspection and CREATE DATABASE
+    # overlap it. It is private to this run (a new directory in tmpdir), loaded only after every check passed,
+    # and stopped and removed whatever ends the run.
     copier = None
     if needs_copy(request, manifest):
         copier = _Copier(manifest, request.tmpdir, engine.runner, engine.identities,
                          streams_checksum(request, manifest))
     try:
-        create_database(engine, request, manifest, temp)
-    except BaseException:
+        with target_lock(engine, target) as session:
+            return _restore_locked(engine, request, manifest, target, timer, session, copier)
+    finally:
         if copier is not None:
             copier.discard()
-        raise
+
+
+def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, target: str,
+                    timer: Timer, session: PsqlSession, copier: Optional['_Copier']) -> Dict[str, Any]:
+    before = check_target(engine, request, session)
+    roles = check_roles(engine, request, manifest, session)
+    timer.lap('inspect_target')
+    temp = temporary_name(target)
+    create_database(engine, request, manifest, temp, session)
     try:
         load = _load(engine, request, manifest, temp, timer, copier)
         timer.lap('pg_restore')
@@ -473,35 +530,30 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
         # statistics (no window without them), and the object count comes in the same session.
         objects = int(engine.query('ANALYZE; ' + USER_OBJECTS, database=temp)[0][0])
         timer.lap('analyze')
-        properties = apply_properties(engine, request, manifest, temp, roles)
+        properties = apply_properties(engine, request, manifest, temp, roles, session)
         timer.lap('database_properties')
-        aside = _swap(engine, target, temp, before['exists'])
+        aside = _swap(engine, target, temp, before['exists'], session)
     except IntegrityError as exc:
         # The checksum (compared in the read that loaded the data) or the decompression failed: what was
-        # loaded never leaves the temporary database, which goes; the target was not touched.
+        # loaded never leaves the temporary database, which goes; the target was not touched. Clean-up runs in
+        # a psql of its own: a failed statement may have ended the session.
         drop_database(engine, temp)
-        if copier is not None:
-            copier.discard()
         raise IntegrityError('Restore refused before touching the target: chain piece %s (%s) is not intact. %s '
                              'What had been loaded stayed in the temporary database %s, which was dropped; %s is '
                              'as it was.' % (manifest.id, manifest.kind, exc.message, temp, target),
                              artifact=manifest.id, path=manifest.path, target=target)
     except ToolError as exc:
         drop_database(engine, temp)
-        if copier is not None:
-            copier.discard()
         raise OpsReadyError('Restore of %s into %s failed and was rolled back (the temporary database %s was '
                             'dropped; %s is as it was): %s' % (manifest.id, target, temp,
                                                                target, _server_error(exc)),
                             target=target, stderr=exc.stderr)
     except BaseException:
         drop_database(engine, temp)
-        if copier is not None:
-            copier.discard()
         raise
     timer.lap('swap')
     if aside:
-        drop_database(engine, aside)
+        drop_database(engine, aside, session if session.alive else None)
         timer.lap('drop_old')
     return {'target': {'database': target, 'server': engine.server_label(),
                        'host': engine.conn.host, 'port': engine.conn.port or 5432, 'objects': objects},
@@ -527,7 +579,9 @@ def _read_globals(engine: PostgresEngine, manifest: Manifest) -> str:
 
 def globals_plan(engine: PostgresEngine, script: str) -> Dict[str, Any]:
     """Which statements of the globals script to run on this server, and the report of what they do."""
-    statements = parse_globals(script)
+    # imported here: a database restore (the common case) never parses a globals script
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.globals import parse
+    statements = parse(script)
     roles = set(existing_roles(engine))
     tablespaces = {r[0] for r in engine.query('SELECT spcname FROM pg_tablespace')}
     in_script = [s.subject for s in statements if s.kind == 'create_role' and s.subject]
@@ -603,8 +657,10 @@ def drop(engine: PostgresEngine, request: RestoreRequest, check_mode: bool) -> D
     """state=absent: drop a scratch database (DR drills); not while a restore into it runs."""
     if check_mode:
         return drop_named(engine, request, check_mode, _target, database_exists, drop_database)
-    with target_lock(engine, _target(request)):
-        return drop_named(engine, request, check_mode, _target, database_exists, drop_database)
+    with target_lock(engine, _target(request)) as session:
+        return drop_named(engine, request, check_mode, _target,
+                          lambda eng, name: database_exists(eng, name, session),
+                          lambda eng, name: drop_database(eng, name, session))
 
 
 class PostgresRestore(Restorer):

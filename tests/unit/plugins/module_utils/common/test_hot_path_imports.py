@@ -1,0 +1,63 @@
+# -*- coding: utf-8 -*-
+"""What a PostgreSQL backup or restore imports before its first server round trip (issue 22: the fixed cost of
+``db_backup kind=base`` and ``db_restore`` over the raw tools is mostly start-up). ``ansible.module_utils.basic``
+(~0.1 s of imports on an idle machine, several times that under load) is what an ``AnsibleModule`` loads
+anyway; the module_utils themselves must not pull it in (crypto_guard wants ``missing_required_lib`` only to
+word a missing-library message). Nor the files only some runs need: Ansible ships module_utils in a zip and the
+target compiles every imported file on every run (no .pyc cache), ~6 ms per 1,000 lines here: the age code
+(encryption only), the tar extraction (base backup verification), the database properties reader (logical
+dumps), the globals script parser (``@globals`` restores)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+BUILD = os.path.abspath(os.path.join(os.path.dirname(__file__), *(['..'] * 5), 'build'))
+MU = 'ansible_collections.opsready.operations.plugins.module_utils'
+
+PROBE = '''
+import sys
+sys.path.insert(0, %(build)r)
+import importlib
+for name in sys.argv[1:]:
+    importlib.import_module(%(mu)r + '.' + name)
+print(','.join(sorted(m for m in sys.modules)))
+'''
+ALWAYS = {'ansible.module_utils.basic'}
+OPTIONAL = {MU + '.' + name for name in ('common.encryption', 'common.crypto_guard', 'files.tarsafe',
+                                         'engines.postgresql.dbprops', 'engines.postgresql.globals')}
+
+
+def loaded(names) -> set:
+    out = subprocess.run([sys.executable, '-c', PROBE % {'build': BUILD, 'mu': MU}] + names, check=True,
+                         capture_output=True, text=True).stdout.strip()
+    return set(out.split(','))
+
+
+@pytest.mark.parametrize('names,forbidden', [
+    # db_backup kind=base (bench/ours.py db_backup)
+    (['backup.jobs', 'engines.postgresql.backup', 'engines.postgresql.areas'], ALWAYS | OPTIONAL),
+    # db_restore of a logical dump (bench/ours.py db_restore): the properties reader is needed there
+    (['restore.run', 'restore.plan', 'engines.postgresql.restore', 'engines.postgresql.areas'],
+     ALWAYS | (OPTIONAL - {MU + '.engines.postgresql.dbprops'})),
+    (['common.crypto_guard', 'common.encryption', 'common.streaming'], ALWAYS),
+])
+def test_backup_and_restore_paths_load_only_what_every_run_needs(names, forbidden):
+    found = loaded(names)
+    assert not found & forbidden, 'imported on the hot path: %s' % sorted(found & forbidden)
+    assert not [m for m in found if m.startswith('cryptography.hazmat')]
+
+
+def test_the_missing_library_message_still_comes_from_ansible():
+    from ansible.module_utils.basic import missing_required_lib
+    from ansible_collections.opsready.operations.plugins.module_utils.common import crypto_guard
+    saved = crypto_guard.HAS_CRYPTOGRAPHY
+    crypto_guard.HAS_CRYPTOGRAPHY = False
+    try:
+        assert crypto_guard.missing('1.0') == missing_required_lib('cryptography')
+    finally:
+        crypto_guard.HAS_CRYPTOGRAPHY = saved
