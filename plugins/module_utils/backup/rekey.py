@@ -36,7 +36,7 @@ import os
 import queue
 import signal
 import threading
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest, write_manifest
@@ -76,7 +76,7 @@ class _HashingSink:
         self._written = 0
         self._next_sync = streaming.SYNC_EVERY
         self._syncer: Optional[streaming.BackgroundSync] = None
-        self._queue: 'queue.Queue[Optional[bytes]]' = queue.Queue(maxsize=8)
+        self._queue: 'queue.Queue[Any]' = queue.Queue(maxsize=8)
         self._failure: List[BaseException] = []
         self._thread = threading.Thread(target=self._run, name='opsready-rekey-write', daemon=True)
         self._thread.start()
@@ -104,7 +104,8 @@ class _HashingSink:
     def write(self, data: Any) -> int:
         if self._failure:
             raise self._failure[0]
-        self._queue.put(bytes(data))
+        # EncryptingWriter hands over a new buffer per call and never touches it again: queued as it is.
+        self._queue.put(data if isinstance(data, (bytes, bytearray)) else bytes(data))
         self.size += len(data)
         return len(data)
 
@@ -122,7 +123,7 @@ class _HashingSink:
             raise self._failure[0]
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: Any) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
@@ -183,11 +184,14 @@ class _DecryptingChild:
             low = max(low, fd + 1)
         report: Dict[str, Any]
         try:
+            # One buffer, decrypted into and written from: no object per chunk or block (a 1 GB artifact is
+            # 16,384 chunks).
+            view = memoryview(bytearray(BLOCK))
             while True:
-                block = reader.read(BLOCK)
-                if not block:
+                count = reader.readinto(view)
+                if not count:
                     break
-                _write_all(data_w, block)
+                _write_all(data_w, view[:count])
             report = {'ok': True, 'sha256': reader.plaintext.hexdigest(), 'size': reader.plaintext_size}
         except OpsReadyError as exc:
             report = {'ok': False, 'integrity': isinstance(exc, IntegrityError), 'message': exc.message}
@@ -202,13 +206,17 @@ class _DecryptingChild:
             return 1
         return 0
 
-    def blocks(self) -> Iterator[bytes]:
-        while True:
-            data = os.read(self._data, BLOCK)
-            if not data:
-                return
-            self.received += len(data)
-            yield data
+    def readinto(self, view: memoryview) -> int:
+        """Fill ``view`` from the pipe (less only at the end of the stream): whole 64 KiB chunks reach the
+        encryption, which then seals them straight from this buffer."""
+        got = 0
+        while got < len(view):
+            count = os.readv(self._data, [view[got:]])
+            if not count:
+                break
+            got += count
+        self.received += got
+        return got
 
     def result(self) -> Dict[str, Any]:
         """The child's report once the stream ended (sha256, size); raises what the child met."""
@@ -358,9 +366,13 @@ def _rekey_one(entry: Manifest, wanted: List[str], current: List[str], identitie
                 sink = _HashingSink(handle)
                 try:
                     writer = encryption.EncryptingWriter(sink, wanted, hash_plaintext=False)
+                    block = memoryview(bytearray(BLOCK))  # refilled: the writer keeps none of it
                     first = True
-                    for block in child.blocks():
-                        writer.write(block)
+                    while True:
+                        count = child.readinto(block)
+                        if not count:
+                            break
+                        writer.write(block[:count])
                         if first and fault:
                             fault(STREAM_POINT, entry.id)
                         first = False
