@@ -419,6 +419,7 @@ class EncryptingWriter:
         sink.write(_header(file_key, publics) + nonce)
         self._aead = _c().ChaCha20Poly1305(_hkdf(file_key, nonce, b'payload'))
         self._into: Any = getattr(self._aead, 'encrypt_into', None)  # cryptography >= 45
+        self._spare: Any = getattr(sink, 'spare', None)
         self._buffer = bytearray()
         self._counter = 0
         # A re-encryption (backup.rekey) already hashes the plaintext as it decrypts it: no second pass.
@@ -430,9 +431,10 @@ class EncryptingWriter:
     def write(self, data: Any) -> int:
         """Seal every whole chunk that is known not to be the last one; keep the rest (1 byte to one chunk).
 
-        Whole chunks are sealed straight from ``data`` into one new output buffer (``encrypt_into`` where
+        Whole chunks are sealed straight from ``data`` into one output buffer (``encrypt_into`` where
         cryptography has it): no copy of the input into a buffer, no join. ``data`` is not kept (the caller may
-        reuse it), and the buffer handed to the sink is never touched again (the sink may keep it)."""
+        reuse it), and the buffer handed to the sink is never touched again (the sink may keep it). The output
+        buffer is new, or one the sink's ``spare(size)`` returns (a bytearray of that size it no longer needs)."""
         if self._hash:
             self.plaintext.update(data)
         view = data if isinstance(data, memoryview) else memoryview(data)
@@ -450,7 +452,10 @@ class EncryptingWriter:
         # Here more bytes follow what buf holds, so buf (a whole chunk, or nothing) is not the last one.
         direct = (size - pos - 1) // CHUNK  # whole chunks of data after pos, keeping at least one byte back
         count = (1 if buf else 0) + direct
-        out = bytearray(count * (CHUNK + TAG))
+        # A sink may hand back a buffer it is done with (``spare``): no zero-filling and no page faults per block.
+        out = self._spare(count * (CHUNK + TAG)) if self._spare is not None else None
+        if out is None:
+            out = bytearray(count * (CHUNK + TAG))
         target = memoryview(out)
         at = 0
         if buf:

@@ -280,3 +280,36 @@ def test_writer_and_readinto_without_the_into_methods(keypair):
         plain += buffer[:count]
     assert bytes(plain) == data
     assert pyrage.decrypt(blob, [pyrage.x25519.Identity.from_str(secret)]) == data
+
+
+def test_writer_refills_the_buffers_a_sink_hands_back(keypair):
+    """A sink with spare(size) gets its own buffers back to be filled again (no new buffer per block); every byte of
+    a refilled buffer is overwritten, so nothing of the previous block survives into the file."""
+    secret, recipient = keypair
+    data = os.urandom(4 * 1024 * 1024 + 5)
+
+    class RecyclingSink:
+        def __init__(self):
+            self.data, self.free, self.reused, self.seen = bytearray(), [], 0, set()
+
+        def write(self, block):
+            self.data += block
+            if isinstance(block, bytearray):
+                self.seen.add(id(block))
+                block[:] = b'\xee' * len(block)  # done with it: poison it before it is refilled
+                self.free.append(block)
+            return len(block)
+
+        def spare(self, size):
+            if self.free and len(self.free[-1]) == size:
+                self.reused += 1
+                return self.free.pop()
+            return None
+
+    sink = RecyclingSink()
+    writer = encryption.EncryptingWriter(sink, [recipient])
+    for start in range(0, len(data), 1024 * 1024):
+        writer.write(memoryview(data)[start:start + 1024 * 1024])
+    writer.close()
+    assert sink.reused == 2 and len(sink.seen) == 3  # 15 chunks new, 16 new, 16 twice refilled, 1 new
+    assert pyrage.decrypt(bytes(sink.data), [pyrage.x25519.Identity.from_str(secret)]) == data
