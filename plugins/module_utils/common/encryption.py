@@ -418,6 +418,8 @@ class EncryptingWriter:
         nonce = os.urandom(NONCE)
         sink.write(_header(file_key, publics) + nonce)
         self._aead = _c().ChaCha20Poly1305(_hkdf(file_key, nonce, b'payload'))
+        self._into: Any = getattr(self._aead, 'encrypt_into', None)  # cryptography >= 45
+        self._spare: Any = getattr(sink, 'spare', None)
         self._buffer = bytearray()
         self._counter = 0
         # A re-encryption (backup.rekey) already hashes the plaintext as it decrypts it: no second pass.
@@ -427,35 +429,54 @@ class EncryptingWriter:
         self.closed = False
 
     def write(self, data: Any) -> int:
+        """Seal every whole chunk that is known not to be the last one; keep the rest (1 byte to one chunk).
+
+        Whole chunks are sealed straight from ``data`` into one output buffer (``encrypt_into`` where
+        cryptography has it): no copy of the input into a buffer, no join. ``data`` is not kept (the caller may
+        reuse it), and the buffer handed to the sink is never touched again (the sink may keep it). The output
+        buffer is new, or one the sink's ``spare(size)`` returns (a bytearray of that size it no longer needs)."""
         if self._hash:
             self.plaintext.update(data)
-        size = len(data)
+        view = data if isinstance(data, memoryview) else memoryview(data)
+        if view.ndim != 1 or view.itemsize != 1:
+            view = view.cast('B')
+        size = len(view)
         self.plaintext_size += size
         buf = self._buffer
-        # Keep at least one byte back: the last chunk is sealed with the last flag by close().
-        if len(buf) + size <= CHUNK:
-            buf += data
-            return size
-        # Only the head that completes the held chunk is copied; whole chunks are sealed straight from ``data``
-        # and each sealed chunk goes to the sink as it is (no joined copy): every byte was copied twice more
-        # before (issue 22). The chunks, and so the file, are the same.
-        view = memoryview(data).cast('B') if not isinstance(data, (bytes, bytearray)) else memoryview(data)
-        seal = self._aead.encrypt
-        write = self._sink.write
-        start = 0
+        pos = 0
+        if buf or size <= CHUNK:
+            pos = min(CHUNK - len(buf), size)
+            buf += view[:pos]
+            if pos == size:
+                return size  # all of it may still be the end: kept back
+        # Here more bytes follow what buf holds, so buf (a whole chunk, or nothing) is not the last one.
+        direct = (size - pos - 1) // CHUNK  # whole chunks of data after pos, keeping at least one byte back
+        count = (1 if buf else 0) + direct
+        # A sink may hand back a buffer it is done with (``spare``): no zero-filling and no page faults per block.
+        out = self._spare(count * (CHUNK + TAG)) if self._spare is not None else None
+        if out is None:
+            out = bytearray(count * (CHUNK + TAG))
+        target = memoryview(out)
+        at = 0
         if buf:
-            start = CHUNK - len(buf)
-            buf += view[:start]
-            write(seal(_stream_nonce(self._counter, False), buf, None))
-            self._counter += 1
-            del buf[:]
-        end = start + ((size - start - 1) // CHUNK) * CHUNK
-        for offset in range(start, end, CHUNK):
-            write(seal(_stream_nonce(self._counter, False), view[offset:offset + CHUNK], None))
-            self._counter += 1
-        buf += view[end:]
-        view.release()
+            self._seal(buf, target[:CHUNK + TAG])
+            at = CHUNK + TAG
+        for start in range(pos, pos + direct * CHUNK, CHUNK):
+            self._seal(view[start:start + CHUNK], target[at:at + CHUNK + TAG])
+            at += CHUNK + TAG
+        target.release()
+        self._buffer = bytearray(view[pos + direct * CHUNK:])
+        self._sink.write(out)
         return size
+
+    def _seal(self, chunk: Any, target: Any) -> None:
+        """One middle chunk of the STREAM, sealed into ``target`` (its length plus the tag)."""
+        nonce = _stream_nonce(self._counter, False)
+        self._counter += 1
+        if self._into is not None:
+            self._into(nonce, chunk, None, target)
+        else:  # cryptography < 45
+            target[:] = self._aead.encrypt(nonce, chunk, None)
 
     def flush(self) -> None:
         pass
@@ -516,6 +537,7 @@ class DecryptingReader:
                 raise IntegrityError('%s is truncated after its age header (no payload nonce); do not restore '
                                      'from it.' % name, path=name)
             self._aead = _c().ChaCha20Poly1305(_hkdf(file_key, nonce, b'payload'))
+            self._decrypt_into: Any = getattr(self._aead, 'decrypt_into', None)  # cryptography >= 45
             self._counter = 0
             self._pending = self._read_full(CHUNK + TAG)
         except BaseException:
@@ -573,13 +595,32 @@ class DecryptingReader:
         return IntegrityError('%s fails authentication at chunk %d (%s); do not restore from it. Nothing was '
                               'written.' % (self.name, self._counter, what), path=self.name)
 
-    def _next_chunk(self) -> bytes:
-        """Plaintext of the next chunk. A chunk is the last one when nothing follows it."""
+    def _open_chunk(self, last: bool, current: bytes, into: Optional[memoryview]) -> Any:
+        """The chunk's plaintext: a new bytes object, or the start of ``into`` (a memoryview of it) when given."""
+        nonce = _stream_nonce(self._counter, last)
+        if into is None or len(current) < TAG:
+            plain = self._aead.decrypt(nonce, current, None)
+            if into is not None:
+                into[:len(plain)] = plain
+                return into[:len(plain)]
+            return plain
+        target = into[:len(current) - TAG]
+        try:
+            self._decrypt_into(nonce, current, None, target)
+        except _c().InvalidTag:
+            # OpenSSL has already written the unauthenticated plaintext into the caller's buffer: wipe it.
+            target[:] = bytes(len(target))
+            raise
+        return target
+
+    def _next_chunk(self, into: Optional[memoryview] = None) -> Any:
+        """Plaintext of the next chunk (into ``into`` when given: see ``_open_chunk``). A chunk is the last one
+        when nothing follows it."""
         current = self._pending
         following = self._read_full(CHUNK + TAG) if len(current) == CHUNK + TAG else b''
         last = not following
         try:
-            plain = self._aead.decrypt(_stream_nonce(self._counter, last), current, None)
+            plain = self._open_chunk(last, current, into)
         except _c().InvalidTag:
             if len(current) != CHUNK + TAG:
                 raise self._fail('corrupt, truncated or tampered' if current else 'the file ends early')
@@ -587,7 +628,7 @@ class DecryptingReader:
                 # A full chunk authenticates under the other flag: a final chunk followed by more bytes,
                 # or a middle chunk followed by nothing (the file is cut after it). Its plaintext is
                 # authentic and is released, as age does; the next read raises.
-                plain = self._aead.decrypt(_stream_nonce(self._counter, not last), current, None)
+                plain = self._open_chunk(not last, current, into)
             except _c().InvalidTag:
                 raise self._fail('corrupt, truncated or tampered')
             self._error = self._fail('data after the final chunk' if following else
@@ -637,9 +678,44 @@ class DecryptingReader:
         return b''.join(parts)
 
     def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[:len(data)] = data
-        return len(data)
+        """``read()`` into ``buffer`` (same semantics: authenticated bytes first, the error on the next call).
+
+        Whole chunks are decrypted straight into the buffer (``decrypt_into``, cryptography >= 45): no plaintext
+        object per chunk and no join, which is most of what a 1 GB stream costs besides the cipher. Bytes past
+        the count returned are never unauthenticated plaintext."""
+        view = memoryview(buffer)
+        if view.ndim != 1 or view.itemsize != 1:
+            view = view.cast('B')
+        size = len(view)
+        got = 0
+        if self._offset < len(self._out):  # what a smaller read() left of a chunk
+            got = min(size, len(self._out) - self._offset)
+            view[:got] = memoryview(self._out)[self._offset:self._offset + got]
+            self._offset += got
+        while got < size:
+            if self._error is not None:
+                if got:
+                    break  # give what was authenticated; the next call raises
+                raise self._error
+            if self._eof:
+                break
+            if self._decrypt_into is None or size - got < CHUNK:
+                try:  # a chunk that does not fit: through read()'s own buffer
+                    take = self.read(size - got)
+                except OpsReadyError:
+                    if got:
+                        break  # read() kept the error for the next call
+                    raise
+                view[got:got + len(take)] = take
+                got += len(take)
+                if not take:
+                    break
+                continue
+            try:
+                got += len(self._next_chunk(view[got:]))
+            except OpsReadyError as exc:
+                self._error = exc
+        return got
 
     def readable(self) -> bool:
         return True

@@ -122,6 +122,36 @@ def test_ciphertext_tampered_mid_stream_fails_that_artifact_only(tmp_path):
     assert children() == [] and own_fds() == fds
 
 
+@pytest.mark.parametrize('same_size', [True, False], ids=['same_size', 'other_size'])
+def test_an_artifact_replaced_by_another_valid_age_file_is_not_rekeyed(tmp_path, same_size):
+    """Every chunk authenticates (the AEAD proves a holder of the file key wrote it, and anyone with the public key
+    can write a new file): only the plaintext checksum sealed in the manifest tells that this is not the backup.
+    The plaintext is hashed as it is encrypted, after the pipe; a mismatch keeps the old file and its manifest."""
+    old, new = key(), key()
+    victim = encrypted_artifact(tmp_path, [old.recipient], payload=BIG)
+    good = encrypted_artifact(tmp_path, [old.recipient], payload=BIG[:300_000])
+    other = BIG[:-1] + bytes([BIG[-1] ^ 1]) if same_size else BIG + b'!'
+    impostor = str(tmp_path / 'impostor')
+    with ArtifactWriter(impostor, compression='none', recipients=[old.recipient]) as writer:
+        writer.write(other)
+        writer.commit()
+    os.replace(impostor, victim)
+    write_manifest(victim, dict(read_manifest(victim + '.manifest.json').data,   # the file's own size and checksum
+                                size=os.path.getsize(victim),
+                                sha256=hashlib.sha256(open(victim, 'rb').read()).hexdigest()))
+    fds, before = own_fds(), snapshot(tmp_path)
+    result = rekey.rekey(str(tmp_path), [new.recipient], [old])
+    assert result['rekeyed'] == [os.path.basename(good)], result
+    assert [f['id'] for f in result['failed']] == [os.path.basename(victim)]
+    message = result['failed'][0]['msg']
+    assert 'differs' in message or (not same_size and 'plaintext bytes' in message), message
+    after = snapshot(tmp_path)
+    for name in (victim, victim + '.manifest.json'):
+        assert after[os.path.basename(name)] == before[os.path.basename(name)], 'the replaced artifact was changed'
+    assert not [n for n in after if n.endswith('.partial')]
+    assert children() == [] and own_fds() == fds
+
+
 def test_a_wrong_identity_leaves_no_process_and_no_fd(tmp_path):
     owner, stranger, new = key(), key(), key()
     encrypted_artifact(tmp_path, [owner.recipient], payload=BIG)

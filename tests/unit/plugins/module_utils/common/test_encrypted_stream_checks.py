@@ -91,11 +91,20 @@ def test_a_writer_that_corrupts_the_stream_before_sealing_is_caught(tmp_path, ke
     def init(self, *args, **kwargs):
         real_init(self, *args, **kwargs)
         self._aead = _FaultyAead(self._aead, how)
+        self._into = None   # seal through the faulty wrapper, not the real encrypt_into
 
     monkeypatch.setattr(encryption.EncryptingWriter, '__init__', init)
     path = str(tmp_path / 'a.zst.age')
-    stored = write(path, recipient, payload())
-    monkeypatch.undo()
+    try:
+        stored = write(path, recipient, payload())
+    except ValueError:
+        # the writer seals middle chunks into fixed-size slots: a sealed chunk of another length fails the
+        # write itself (nothing is committed), earlier than any reader could notice
+        assert how in ('drop', 'repeat')
+        assert not os.path.exists(path)
+        return
+    finally:
+        monkeypatch.undo()
     # every chunk authenticates (the AEAD sealed what it was given) and the stored SHA-256 matches the file
     with pytest.raises((IntegrityError, zstandard.ZstdError)):
         read_back(path, stored, identities)
@@ -140,6 +149,7 @@ def test_file_restore_refuses_an_archive_the_writer_corrupted(tmp_path, keys, mo
     def init(self, *args, **kwargs):
         real_init(self, *args, **kwargs)
         self._aead = _FaultyAead(self._aead, how)
+        self._into = None   # seal through the faulty wrapper, not the real encrypt_into
 
     monkeypatch.setattr(encryption.EncryptingWriter, '__init__', init)
     written = archive.create_archive([str(tree)], str(dest), 'set', recipients=[recipient], threads=2)

@@ -235,3 +235,109 @@ def test_recipients_option_normalises_and_refuses_half_set_options():
         encryption.recipients_option(True, ['age1notarecipient'], 'the backup')
     with pytest.raises(OpsReadyError, match='recipients is empty'):  # never a silent plaintext backup
         encryption.recipients_option(True, [], 'the backup')
+
+
+@pytest.mark.parametrize('pieces', [[65536], [1024 * 1024], [1, 65535, 65536, 65537, 200000, 3]],
+                         ids=['chunk', '1MiB', 'mixed'])
+def test_writer_seals_from_a_reused_buffer_and_readinto_opens_it(tmp_path, keypair, pieces):
+    """EncryptingWriter seals whole chunks straight from the caller's buffer and readinto() decrypts straight into
+    one: the writer must not keep the buffer (rekey refills one 1 MiB buffer from the pipe), the sink may keep what
+    it was given, and Debian's age must read the result byte for byte."""
+    secret, recipient = keypair
+    data = os.urandom(3 * 1024 * 1024 + 12345)
+    kept = []
+
+    class KeepingSink:
+        def write(self, block):
+            kept.append(block)  # no copy: the writer must hand over buffers it never touches again
+            return len(block)
+
+    writer = encryption.EncryptingWriter(KeepingSink(), [recipient])
+    reused = bytearray(max(pieces))
+    at = turn = 0
+    while at < len(data):
+        size = min(pieces[turn % len(pieces)], len(data) - at)
+        turn += 1
+        reused[:size] = data[at:at + size]
+        writer.write(memoryview(reused)[:size])
+        reused[:] = b'\x00' * len(reused)  # the caller reuses its buffer at once
+        at += size
+    writer.close()
+    blob = b''.join(bytes(block) for block in kept)
+    assert writer.plaintext.hexdigest() == hashlib.sha256(data).hexdigest()
+    assert writer.plaintext_size == len(data)
+    key = tmp_path / 'key.txt'
+    key.write_text('%s\n' % secret)
+    key.chmod(0o600)
+    (tmp_path / 'ours.age').write_bytes(blob)
+    out = subprocess.run([AGE, '-d', '-i', str(key), str(tmp_path / 'ours.age')], capture_output=True, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == data
+    reader = encryption.DecryptingReader(io.BytesIO(blob), encryption.parse_identities(secret), 'test.age',
+                                         expected_sha256=hashlib.sha256(data).hexdigest())
+    buffer = bytearray(max(pieces) + 1)
+    plain = bytearray()
+    while True:
+        count = reader.readinto(buffer)
+        if not count:
+            break
+        plain += buffer[:count]
+    assert bytes(plain) == data
+
+
+def test_writer_and_readinto_without_the_into_methods(keypair):
+    """cryptography < 45 (Debian 12 has 38) has no encrypt_into/decrypt_into: the same bytes come out by the
+    bytes-returning calls."""
+    secret, recipient = keypair
+    data = os.urandom(5 * 65536 + 99)
+    sink = Sink()
+    writer = encryption.EncryptingWriter(sink, [recipient])
+    writer._into = None
+    for start in range(0, len(data), 200000):
+        writer.write(data[start:start + 200000])
+    writer.close()
+    blob = bytes(sink.data)
+    reader = encryption.DecryptingReader(io.BytesIO(blob), encryption.parse_identities(secret), 'test.age')
+    reader._decrypt_into = None
+    buffer = bytearray(3 * 65536)
+    plain = bytearray()
+    while True:
+        count = reader.readinto(buffer)
+        if not count:
+            break
+        plain += buffer[:count]
+    assert bytes(plain) == data
+    assert pyrage.decrypt(blob, [pyrage.x25519.Identity.from_str(secret)]) == data
+
+
+def test_writer_refills_the_buffers_a_sink_hands_back(keypair):
+    """A sink with spare(size) gets its own buffers back to be filled again (no new buffer per block); every byte of
+    a refilled buffer is overwritten, so nothing of the previous block survives into the file."""
+    secret, recipient = keypair
+    data = os.urandom(4 * 1024 * 1024 + 5)
+
+    class RecyclingSink:
+        def __init__(self):
+            self.data, self.free, self.reused, self.seen = bytearray(), [], 0, set()
+
+        def write(self, block):
+            self.data += block
+            if isinstance(block, bytearray):
+                self.seen.add(id(block))
+                block[:] = b'\xee' * len(block)  # done with it: poison it before it is refilled
+                self.free.append(block)
+            return len(block)
+
+        def spare(self, size):
+            if self.free and len(self.free[-1]) == size:
+                self.reused += 1
+                return self.free.pop()
+            return None
+
+    sink = RecyclingSink()
+    writer = encryption.EncryptingWriter(sink, [recipient])
+    for start in range(0, len(data), 1024 * 1024):
+        writer.write(memoryview(data)[start:start + 1024 * 1024])
+    writer.close()
+    assert sink.reused == 2 and len(sink.seen) == 3  # 15 chunks new, 16 new, 16 twice refilled, 1 new
+    assert pyrage.decrypt(bytes(sink.data), [pyrage.x25519.Identity.from_str(secret)]) == data

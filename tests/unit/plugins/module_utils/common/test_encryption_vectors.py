@@ -20,6 +20,9 @@ VECTORS = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', '
 # Any valid identity for the one vector that names none (`empty`): it must be refused all the same.
 SPARE_IDENTITY = 'AGE-SECRET-KEY-1EGTZVFFV20835NWYV6270LXYVK2VKNX2MMDKWYKLMGR48UAWX40Q2P2LM0'
 SMALL_READS = (1, 7, 4099, 65536, 65537, 3)
+# readinto: chunks decrypted straight into the buffer (a whole chunk fits) mixed with pieces that do not fit.
+INTO_SIZES = (65536, 7, 3 * 65536 + 5, 65535, 1)
+WHOLE = (1024 * 1024,)
 
 
 def load(name):
@@ -54,7 +57,29 @@ class Tracked(io.BytesIO):
     """A file whose close() is recorded even after the reader drops it."""
 
 
-def run(body, identities, sizes):
+SENTINEL = 0xA5
+
+
+def run_into(reader, sizes):
+    """readinto() with buffers of ``sizes`` in turn: (plaintext released, exception or None). Past the count
+    returned, a buffer holds what it held (SENTINEL) or zeros: never plaintext that failed authentication."""
+    out = bytearray()
+    turn = 0
+    while True:
+        buffer = bytearray([SENTINEL]) * sizes[turn % len(sizes)]
+        turn += 1
+        try:
+            count = reader.readinto(buffer)
+        except OpsReadyError as exc:
+            assert set(buffer) <= {SENTINEL, 0}, 'unauthenticated plaintext left in the buffer'
+            return bytes(out), exc
+        assert set(buffer[count:]) <= {SENTINEL, 0}, 'unauthenticated plaintext left past the count'
+        if not count:
+            return bytes(out), None
+        out += buffer[:count]
+
+
+def run(body, identities, sizes, into=False):
     """Decrypt; returns (plaintext released, exception or None)."""
     handle = Tracked(body)
     out = bytearray()
@@ -64,6 +89,8 @@ def run(body, identities, sizes):
         assert handle.closed, 'the file is left open after a refused header'
         return bytes(out), exc
     with reader:
+        if into:
+            return run_into(reader, sizes)
         turn = 0
         try:
             while True:
@@ -87,15 +114,16 @@ def test_every_vector_is_vendored_and_69_run():
     assert len(run_) == 69
 
 
-@pytest.mark.parametrize('sizes', [None, SMALL_READS], ids=['read_all', 'small_reads'])
+@pytest.mark.parametrize('sizes,into', [(None, False), (SMALL_READS, False), (INTO_SIZES, True), (WHOLE, True)],
+                         ids=['read_all', 'small_reads', 'readinto', 'readinto_1MiB'])
 @pytest.mark.parametrize('name', NAMES)
-def test_cctv_vector(name, sizes):
+def test_cctv_vector(name, sizes, into):
     fields, body = load(name)
     identities, reason = classify(fields)
     if reason:
         pytest.skip(reason)
     parsed = [encryption.parse_identities(i)[0] for i in identities]
-    plain, error = run(body, parsed, sizes)
+    plain, error = run(body, parsed, sizes, into)
     expect = fields['expect'][0]
     payload = fields.get('payload', [None])[0]
     if expect == 'success':
