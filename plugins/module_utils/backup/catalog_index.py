@@ -58,9 +58,12 @@ import array
 import contextlib
 import datetime
 import hashlib
+import itertools
 import json
+import operator
 import os
 import stat
+import sys
 import time
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
@@ -79,28 +82,22 @@ MAX_ENTRIES = 1_000_000
 # names), never a leftover (leftovers only consider artifact-stamped names), never copied offsite.
 INDEX_NAME = '.opsready-catalog-index.json'
 INDEX_FORMAT = 'opsready-catalog-index'
-INDEX_VERSION = 2   # 2: the header has a seal
+INDEX_VERSION = 3   # 2: the header has a seal; 3: binary columns after the JSON header line
 INDEX_LIMIT = 1024 ** 3
+# From this many manifests on, a scan keeps the manifests it parsed but does not return as index rows, not as
+# parsed JSON (~6 KB each: 1.5 GB for the first run on 200,000); below it, as parsed JSON, so that a small first
+# run that then returns them does not parse them twice.
+ROWS_MIN = 10_000
 # Below this many manifests, parsing them all costs less than ~0.1 s: no index file is written (small
 # directories keep exactly the files the backups wrote). OPSREADY_CATALOG_INDEX_MIN overrides it.
 INDEX_MIN = 1000
 
 Signature = Tuple[int, int, int, int]
-# The index file's columns, one value per manifest. ``stem`` is the manifest's file name without
-# MANIFEST_SUFFIX; ``artifact`` and ``id`` are null when equal to it (they almost always are); ``kind``,
-# ``engine`` and ``database`` are numbers into the ``strings`` list.
+# The index's columns, one value per manifest (decoded; the file's sections: ``SECTIONS``). ``stem`` is the
+# manifest's file name without MANIFEST_SUFFIX; ``artifact`` and ``id`` are None when equal to it / to the
+# artifact (they almost always are).
 COLUMNS = ('stem', 'ino', 'size', 'mtime', 'ctime', 'artifact', 'id', 'kind', 'engine', 'database', 'parent',
            'finished', 'consistent', 'pstart', 'pend', 'log_start', 'verified', 'members')
-_INT = (int,)
-_OPT_INT = (int, type(None))
-_STR = (str,)
-_OPT_STR = (str, type(None))
-COLUMN_TYPES = {
-    'stem': _STR, 'ino': _INT, 'size': _INT, 'mtime': _INT, 'ctime': _INT, 'artifact': _OPT_STR, 'id': _OPT_STR,
-    'kind': _INT, 'engine': _INT, 'database': _OPT_INT, 'parent': _OPT_STR, 'finished': _INT, 'consistent': _INT,
-    'pstart': _OPT_INT, 'pend': _OPT_INT, 'log_start': _OPT_INT, 'verified': (bool, type(None)),
-    'members': (list, type(None)),
-}
 
 
 def index_min() -> int:
@@ -433,6 +430,7 @@ class _Dir:
         # stems it holds (manifest-name order); ``distrusted``: a used manifest disagreed, never the seal again.
         self.seal: Optional[Tuple[int, int, int, int]] = None
         self.sealed_stems: List[str] = []   # the index's stems, in manifest-name order
+        self.stem_set: Optional[Tuple[List[str], Set[str]]] = None   # (sealed_stems, their set): _same_names
         self.distrusted = False
 
     @property
@@ -493,6 +491,7 @@ def clear() -> None:
 
 SUFFIX = _manifest.MANIFEST_SUFFIX
 SUFFIX_LEN = len(SUFFIX)
+_STEM = slice(None, -SUFFIX_LEN)
 
 
 def read_manifest(path: str) -> _manifest.Manifest:
@@ -545,8 +544,8 @@ TMP_STALE_S = 15 * 60
 
 
 def _list_names(directory: str) -> Tuple[List[str], List[str], List[str], int]:
-    """Sorted manifest names of ``directory``, its other names (for the leftover scan, which then needs no
-    second listing), our index temporaries, and a descriptor to ``stat`` by (-1: cannot list)."""
+    """The manifest names (in listing order) of ``directory``, its other names (for the leftover scan, which then
+    needs no second listing), our index temporaries, and a descriptor to ``stat`` by (-1: cannot list)."""
     try:
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
@@ -564,7 +563,7 @@ def _list_names(directory: str) -> Tuple[List[str], List[str], List[str], int]:
     temporaries = [name for name in others if name.startswith(TMP_PREFIX) and name.endswith(TMP_SUFFIX)]
     if temporaries:
         others = [name for name in others if not (name.startswith(TMP_PREFIX) and name.endswith(TMP_SUFFIX))]
-    names.sort()
+    # not sorted here: a sealed scan compares them as a set; ``_scan`` sorts them when it walks them
     return names, others, temporaries, fd
 
 
@@ -641,7 +640,7 @@ def scan(directory: str, use_index: bool = True, parse_sets: Optional[Set[Tuple[
         if early and known.index_current and len(names) < index_min():
             _unload_index(known)   # a directory that shrank below the minimum is scanned as before
         if (use_index and not parse_sets and not known.distrusted and known.index_current and dir_sig is not None
-                and known.seal == dir_sig and _same_names(names, known.sealed_stems)):
+                and known.seal == dir_sig and _same_names(names, known.sealed_stems, known)):
             result = _sealed(directory, known, names, only)
         else:
             result = _scan(directory, known, names, fd, dir_sig, started_ns, use_index, parse_sets, only)
@@ -668,9 +667,20 @@ def _unload_index(known: _Dir) -> None:
     known.index_current = False
 
 
-def _same_names(names: List[str], stems: List[str]) -> bool:
-    """``names == [stem + SUFFIX for stem in stems]`` without holding a second list of 200,000 names."""
-    return len(names) == len(stems) and all(map(str.__eq__, names, (stem + SUFFIX for stem in stems)))
+def _same_names(names: List[str], stems: List[str], known: Optional[_Dir] = None) -> bool:
+    """Whether the listing's manifest ``names`` (any order) are exactly ``stem + SUFFIX`` for ``stems`` (unique).
+
+    Compared as a set: sorting the listing's 200,000 names was a tenth of a sealed run, and an equal count of
+    unique names all found is equality. The set of stems is kept on ``known`` while its stems are the same."""
+    if len(names) != len(stems):
+        return False
+    held = known.stem_set if known is not None else None
+    if held is None or held[0] is not stems:
+        held = (stems, set(stems))
+        if known is not None:
+            known.stem_set = held
+    # the stems of the names, cut and looked up in C
+    return all(map(held[1].__contains__, map(operator.getitem, names, itertools.repeat(_STEM))))
 
 
 def _sealed(directory: str, known: _Dir, names: List[str], only: Optional[Tuple[Optional[str], Optional[str]]]
@@ -699,6 +709,7 @@ def _sealed(directory: str, known: _Dir, names: List[str], only: Optional[Tuple[
     cached = known.entries
     if only != NOTHING:
         want_engine, want_database = (None, None) if want_all else only  # type: ignore[misc]
+        names.sort()   # entries in file-name order
         for name in names:
             stem = name[:-SUFFIX_LEN]
             hit = cached[stem]
@@ -729,6 +740,8 @@ def _scan(directory: str, known: _Dir, names: List[str], fd: int, dir_sig: Optio
     stat_at = os.stat
     want_all = only is None or only == (None, None)
     nothing = only == NOTHING
+    names.sort()   # file-name order (in place: the session's cached listing is the same list, sorted once)
+    large = use_index and len(names) >= max(index_min(), ROWS_MIN)
     want_engine, want_database = (None, None) if want_all or nothing else only  # type: ignore[misc]
     for name in names:
         stem = name[:-SUFFIX_LEN]
@@ -772,11 +785,20 @@ def _scan(directory: str, known: _Dir, names: List[str], fd: int, dir_sig: Optio
         except OpsReadyError as exc:
             broken.append({'manifest': path, 'error': exc.message})
             continue
-        if not nothing and (want_all or ((not want_engine or entry.engine == want_engine)
-                                         and (not want_database or entry.database == want_database))):
+        wanted = not nothing and (want_all or ((not want_engine or entry.engine == want_engine)
+                                               and (not want_database or entry.database == want_database)))
+        if wanted:
             entries.append(entry)
         if st.st_ctime_ns <= settled:
-            seen[stem] = ((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns), entry)
+            signature = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+            # A manifest this scan does not return is kept as its index row, not its parsed JSON: the first run
+            # on a large directory parses every manifest, and 200,000 held dicts were 1.5 GB (a row is ~0.3 KB).
+            fields = index_fields(entry) if not wanted and large else None
+            if fields is not None:
+                seen[stem] = signature + (None if fields[0] == stem else fields[0],
+                                          None if fields[1] == fields[0] else fields[1]) + fields[2:]
+            else:
+                seen[stem] = (signature, entry)
             stale = True
         else:
             unsettled.append(entry)
@@ -823,24 +845,13 @@ def _load_index(directory: str, dev: int, known: _Dir) -> bool:
     loaded = parse_index(_read_raw(directory) or b'', dev, seal)
     if loaded is None:
         return False
-    columns, strings = loaded
+    columns, dummy = loaded
     known.seal = seal[0] if seal else None
-    # written in manifest-name order: compared with the sorted listing as it is (a file in another order
-    # only never matches, and is scanned by stat)
+    # written in manifest-name order: compared with the listing as a set (``_same_names``)
     known.sealed_stems = columns['stem']
-    kinds = [strings[i] for i in columns['kind']]
-    engines = [strings[i] for i in columns['engine']]
-    databases = [None if i is None else strings[i] for i in columns['database']]
     # kept as columns (no tuple, no object per manifest until a scan needs them: ``_Dir.entries``, ``_sealed``)
     before = len(known.entries)
-    # the always-integer columns as machine integers: 8 bytes a value instead of a 32-byte int object (six
-    # columns of 200,000: ~40 MB less for every later step of the run)
-    for name in PACKED:
-        columns[name] = _packed(columns[name])
-    known.columns = (columns['stem'], columns['ino'], columns['size'], columns['mtime'], columns['ctime'],
-                     columns['artifact'], columns['id'], kinds, engines, databases, columns['parent'],
-                     columns['finished'], columns['consistent'], columns['pstart'], columns['pend'],
-                     columns['log_start'], columns['verified'], columns['members'])
+    known.columns = tuple(columns[name] for name in COLUMNS)
     known.built = {}
     _SIZE[0] += len(columns['stem'])
     if before:
@@ -886,7 +897,7 @@ def _ours(st: os.stat_result) -> bool:
             and not st.st_mode & 0o022 and st.st_size <= INDEX_LIMIT)
 
 
-def read_index(directory: str, dev: int) -> Optional[Tuple[Dict[str, List[Any]], List[str]]]:
+def read_index(directory: str, dev: int) -> Optional[Tuple[Dict[str, Any], List[str]]]:
     """The index file's columns and strings when it is ours, intact and of this format; None otherwise."""
     raw = _read_raw(directory)
     return None if raw is None else parse_index(raw, dev)
@@ -903,79 +914,192 @@ def seal_of(raw: bytes) -> Optional[Tuple[int, int, int, int]]:
     return (parts[0], parts[1], parts[2], parts[3]) if len(parts) == 4 else None
 
 
+# The index body (format 3): binary sections in this fixed order, their byte lengths in the header's
+# ``sections``. Text sections are UTF-8, values separated by NUL (a file name cannot hold one; a manifest
+# string that does is never indexed: ``index_fields``); number sections are ``array`` bytes of the writer's
+# machine (``machine`` in the header: byte order and item sizes; another machine's index is rebuilt).
+# Nothing in the file is ever evaluated: numbers are copied into arrays, text is split, and ``members``
+# (rare) is JSON of lists and strings, checked item by item. No pickle, no marshal: whoever can write the
+# file can only make it refused.
+#   stem            the manifest names without MANIFEST_SUFFIX, in name order
+#   strings         the table the code sections point into (kind, engine, database, artifact, id, parent)
+#   members         JSON [[row, [path, ...]], ...] for the rows whose manifest lists member files
+#   ino             'Q' (inode numbers may use all 64 bits)
+#   size ... log_start  'q'; pstart, pend and log_start hold ABSENT for None
+#   kind ... parent 'i' codes into ``strings``; -1 (database, artifact, id, parent) for None (artifact: the
+#                   stem; id: the artifact)
+#   verified        'b': 0 None (never verified), 1 False, 2 True
+INT_SECTIONS = ('size', 'mtime', 'ctime', 'finished', 'consistent', 'pstart', 'pend', 'log_start')
+CODE_SECTIONS = ('kind', 'engine', 'database', 'artifact', 'id', 'parent')
+SECTIONS = ('stem', 'strings', 'members', 'ino') + INT_SECTIONS + CODE_SECTIONS + ('verified',)
+TYPECODES = dict([('ino', 'Q')] + [(name, 'q') for name in INT_SECTIONS] + [(name, 'i') for name in CODE_SECTIONS]
+                 + [('verified', 'b')])
+OPTIONAL_INTS = ('pstart', 'pend', 'log_start')
+OPTIONAL_CODES = ('database', 'artifact', 'id', 'parent')
+# An absent optional integer; a manifest whose position holds this very value is not indexed (``index_fields``).
+ABSENT = -2 ** 63
+INT_MIN, INT_MAX = -2 ** 63 + 1, 2 ** 63 - 1
+VERIFIED = (None, False, True)
+
+
+def _machine() -> str:
+    return '%s:%s' % (sys.byteorder, ','.join('%s%d' % (code, array.array(code).itemsize) for code in 'Qqib'))
+
+
+def _fits(values: Tuple[Any, ...]) -> bool:
+    """Whether an index row (``COLUMNS`` order) can be written exactly (the writer skips the rare one that
+    cannot: its manifest is then parsed on every scan, as an unindexable one is)."""
+    stem, ino = values[0], values[1]
+    if not stem or '\0' in stem or not 0 <= ino < 2 ** 64:
+        return False
+    for value in values[2:5] + values[11:16]:
+        if value is not None and not INT_MIN <= value <= INT_MAX:
+            return False
+    return not any(isinstance(value, str) and '\0' in value for value in values[5:11])
+
+
+def encode_index(dev: int, columns: Dict[str, Any]) -> bytes:
+    """The index file of ``columns`` (``COLUMNS``: the decoded form ``parse_index`` returns), unsealed."""
+    rows = len(columns['stem'])
+    strings: List[str] = []
+    codes: Dict[str, int] = {}
+
+    def code(text: Optional[str]) -> int:
+        if text is None:
+            return -1
+        number = codes.get(text)
+        if number is None:
+            number = codes[text] = len(strings)
+            strings.append(text)
+        return number
+    parts: Dict[str, bytes] = {
+        'stem': '\0'.join(columns['stem']).encode('utf-8'),
+        'members': json.dumps([[row, list(paths)] for row, paths in enumerate(columns['members']) if paths],
+                              separators=(',', ':')).encode('utf-8'),
+        'ino': array.array('Q', columns['ino']).tobytes(),
+        'verified': array.array('b', [VERIFIED.index(v) for v in columns['verified']]).tobytes(),
+    }
+    for name in INT_SECTIONS:
+        values = columns[name]
+        if name in OPTIONAL_INTS:
+            values = [ABSENT if v is None else v for v in values]
+        parts[name] = array.array('q', values).tobytes()
+    for name in CODE_SECTIONS:
+        parts[name] = array.array('i', [code(v) for v in columns[name]]).tobytes()
+    parts['strings'] = '\0'.join(strings).encode('utf-8')
+    body = b''.join(parts[name] for name in SECTIONS)
+    header = json.dumps({'format': INDEX_FORMAT, 'version': INDEX_VERSION, 'dev': dev, 'rows': rows,
+                         'strings': len(strings), 'machine': _machine(),
+                         'sections': [len(parts[name]) for name in SECTIONS],
+                         'sha256': hashlib.sha256(body).hexdigest(), 'seal': ' ' * SEAL_WIDTH},
+                        sort_keys=True).encode('utf-8')
+    return header + b'\n' + body
+
+
+def _split(blob: bytes, count: int) -> Optional[List[str]]:
+    """``count`` NUL-separated UTF-8 strings (None: not exactly that)."""
+    if count == 0:
+        return [] if not blob else None
+    values = blob.decode('utf-8').split('\0')
+    return values if len(values) == count else None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def parse_index(raw: bytes, dev: int, seal: Optional[List[Optional[Tuple[int, int, int, int]]]] = None
-                ) -> Optional[Tuple[Dict[str, List[Any]], List[str]]]:
-    """Columns and strings of an index file's bytes (None: not a valid index of device ``dev``); its seal is
-    appended to ``seal`` when given."""
+                ) -> Optional[Tuple[Dict[str, Any], List[str]]]:
+    """Columns (``COLUMNS``, decoded: strings, None for absent values, 64-bit arrays for the always-integer
+    ones) and the string table of an index file's bytes; None when they are not a valid index of device
+    ``dev`` (truncated, damaged, another format, version or machine, any count or code out of range). Its seal
+    is appended to ``seal`` when given."""
     newline = raw.find(b'\n')
     if newline < 0:
         return None
     try:
         header = json.loads(raw[:newline])
         if (not isinstance(header, dict) or header.get('format') != INDEX_FORMAT
-                or header.get('version') != INDEX_VERSION or header.get('dev') != dev):
+                or header.get('version') != INDEX_VERSION or header.get('dev') != dev
+                or header.get('machine') != _machine()):
+            return None
+        rows, count, lengths = header.get('rows'), header.get('strings'), header.get('sections')
+        if (not _is_int(rows) or not _is_int(count) or rows < 0 or count < 0 or not isinstance(lengths, list)
+                or len(lengths) != len(SECTIONS) or not all(_is_int(n) and n >= 0 for n in lengths)
+                or sum(lengths) != len(raw) - newline - 1):
+            return None   # every length is checked against the bytes there are: no count is believed alone
+        body = memoryview(raw)[newline + 1:]
+        if hashlib.sha256(body).hexdigest() != header.get('sha256'):
             return None
         if seal is not None:
             seal.append(seal_of(raw[:newline + 1]))
-        if hashlib.sha256(memoryview(raw)[newline + 1:]).hexdigest() != header.get('sha256'):
+        blobs: Dict[str, Any] = {}
+        at = 0
+        for name, length in zip(SECTIONS, lengths):
+            blobs[name] = body[at:at + length]
+            at += length
+        columns: Dict[str, Any] = {}
+        for name, typecode in TYPECODES.items():
+            values = array.array(typecode)
+            if len(blobs[name]) != rows * values.itemsize:
+                return None
+            values.frombytes(blobs[name])
+            columns[name] = values
+        stem_blob = bytes(blobs['stem'])
+        # each name non-empty, no '/', not a dot name (never a manifest), checked on the bytes at once
+        if rows and (b'/' in stem_blob or b'\0\0' in stem_blob or b'\0.' in stem_blob or stem_blob[:1] in (b'', b'.')
+                     or stem_blob[-1:] == b'\0'):
             return None
-        text = raw.decode('utf-8')
-        del raw
-        # parsed where it starts in the text: no copy of a body that is tens of megabytes
-        body, end = json.JSONDecoder().raw_decode(text, newline + 1)
-        if text[end:].strip():
-            return None
-        del text
-    except ValueError:
+        stems = _split(stem_blob, rows)
+        strings = _split(bytes(blobs['strings']), count)
+        members_doc = json.loads(bytes(blobs['members']).decode('utf-8'))
+    except (ValueError, UnicodeDecodeError):
         return None
-    if not isinstance(body, dict):
+    del raw
+    if stems is None or strings is None or len(set(stems)) != rows:
         return None
-    rows = header.get('rows')
-    strings = body.get('strings')
-    columns = body.get('columns')
-    if not isinstance(strings, list) or not all(isinstance(t, str) for t in strings) or not isinstance(columns, dict):
+    for name in CODE_SECTIONS:
+        codes = columns[name]
+        if rows and (min(codes) < (-1 if name in OPTIONAL_CODES else 0) or max(codes) >= len(strings)):
+            return None
+    if rows and not {strings[i] for i in set(columns['kind'])}.issubset(_manifest.KINDS):
         return None
-    for name in COLUMNS:
-        column = columns.get(name)
-        if not isinstance(column, list) or len(column) != rows:
-            return None
-        if not set(map(type, column)).issubset(COLUMN_TYPES[name]):
-            return None
-    for name in ('kind', 'engine', 'database'):
-        codes = set(columns[name]) - {None}
-        if codes and (min(codes) < 0 or max(codes) >= len(strings)):
-            return None
-    stems = columns['stem']
-    if len(set(stems)) != len(stems) or not all('/' not in f and not f.startswith('.') and f for f in stems):
+    if rows and (min(columns['verified']) < 0 or max(columns['verified']) > 2):
         return None
-    for members in columns['members']:
-        if members is not None and not all(isinstance(p, str) for p in members):
-            return None
-    if not {strings[i] for i in set(columns['kind'])}.issubset(_manifest.KINDS):
+    members: List[Any] = [None] * rows
+    if not isinstance(members_doc, list):
         return None
-    return columns, strings
+    for item in members_doc:
+        if (not isinstance(item, list) or len(item) != 2 or not _is_int(item[0]) or not 0 <= item[0] < rows
+                or members[item[0]] is not None or not isinstance(item[1], list) or not item[1]
+                or not all(isinstance(p, str) for p in item[1])):
+            return None
+        members[item[0]] = item[1]
+    # decoded by lookups in C (``map``): a table of the strings plus None at -1, a dict that turns ABSENT into None
+    table: List[Optional[str]] = list(strings) + [None]
+    decoded: Dict[str, Any] = {'stem': stems, 'members': members}
+    for name in CODE_SECTIONS:
+        decoded[name] = list(map(table.__getitem__, columns[name]))
+    absent = {ABSENT: None}
+    for name in OPTIONAL_INTS:
+        decoded[name] = list(map(absent.get, columns[name], columns[name]))
+    decoded['verified'] = list(map(VERIFIED.__getitem__, columns['verified']))
+    for name in PACKED:
+        decoded[name] = columns[name]
+    return decoded, strings
 
 
 def _write_index(directory: str, dev: int, known: _Dir) -> bool:
     """Write the index of every cached entry that holds exactly (best effort: a directory we cannot
     write keeps working without it)."""
     columns: Dict[str, List[Any]] = {name: [] for name in COLUMNS}
-    strings: List[str] = []
-    codes: Dict[str, int] = {}
-
-    def code(text: Optional[str]) -> Optional[int]:
-        if text is None:
-            return None
-        if text not in codes:
-            codes[text] = len(strings)
-            strings.append(text)
-        return codes[text]
-    for name in sorted([stem + SUFFIX for stem in known.entries]):   # the listing's order (``_list_names``)
+    appends = [columns[name].append for name in COLUMNS]
+    entries = known.entries
+    for name in sorted([stem + SUFFIX for stem in entries]):   # the listing's order (sorted names)
         stem = name[:-SUFFIX_LEN]
-        hit = known.entries[stem]
+        hit = entries[stem]
         if len(hit) == ROW_LEN:
-            codes_of_row = (code(hit[R_KIND]), code(hit[R_ENGINE]), code(hit[R_DATABASE]))
-            values: Tuple[Any, ...] = (stem,) + hit[:R_KIND] + codes_of_row + hit[R_DATABASE + 1:]
+            values: Tuple[Any, ...] = (stem,) + hit
         else:
             signature, entry = hit
             fields = entry.fields() if isinstance(entry, IndexedManifest) else index_fields(entry)
@@ -983,23 +1107,20 @@ def _write_index(directory: str, dev: int, known: _Dir) -> bool:
                 continue
             artifact = fields[0]
             values = (stem,) + signature + (None if artifact == stem else artifact,
-                                            None if fields[1] == artifact else fields[1],
-                                            code(fields[2]), code(fields[3]), code(fields[4])) + fields[5:]
-        for column, value in zip(COLUMNS, values):
-            columns[column].append(value)
-    body = json.dumps({'strings': strings, 'columns': columns}, separators=(',', ':')).encode('utf-8')
-    header = json.dumps({'format': INDEX_FORMAT, 'version': INDEX_VERSION, 'dev': dev, 'rows': len(columns['stem']),
-                         'sha256': hashlib.sha256(body).hexdigest(), 'seal': ' ' * SEAL_WIDTH},
-                        sort_keys=True).encode('utf-8')
+                                            None if fields[1] == artifact else fields[1]) + fields[2:]
+        if not _fits(values):
+            continue
+        for append, value in zip(appends, values):
+            append(value)
     known.seal = None
+    data = encode_index(dev, columns)
     try:
-        atomic_write_bytes(index_path(directory), header + b'\n' + body, mode=0o600)
+        atomic_write_bytes(index_path(directory), data, mode=0o600)
     except (OSError, OpsReadyError):
         return False  # read-only backup directory (an offsite mount, another user's): the scan works without
-    # written in manifest-name order: compared with the sorted listing as it is (a file in another order
-    # only never matches, and is scanned by stat)
+    # written in manifest-name order
     known.sealed_stems = columns['stem']
-    del body, columns
+    del data, columns
     if not known.distrusted:
         _seal_index(directory, known, None)
     return True
