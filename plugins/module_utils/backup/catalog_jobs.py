@@ -36,18 +36,16 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.timeuti
 def _set_info(catalog: Catalog, point: Optional[datetime.datetime], now: datetime.datetime) -> Dict[str, Any]:
     newest = catalog.latest_full()
     verified = catalog.latest_full(verified_only=True)
-    kinds: Dict[str, int] = {}
-    for entry in catalog.entries:
-        kinds[entry.kind] = kinds.get(entry.kind, 0) + 1
+    count, kinds, oldest, newest_id, never, failed = catalog.set_counts()
     info: Dict[str, Any] = {
-        'artifacts': len(catalog.entries),
+        'artifacts': count,
         'kinds': kinds,
-        'oldest': catalog.entries[0].id if catalog.entries else None,
-        'newest': catalog.entries[-1].id if catalog.entries else None,
+        'oldest': oldest,
+        'newest': newest_id,
         'newest_full': newest.summary() if newest else None,
         'newest_verified_full': verified.summary() if verified else None,
-        'unverified': [m.id for m in catalog.entries if m.verified is None],
-        'failed_verification': [m.id for m in catalog.entries if m.verified is False],
+        'unverified': never,
+        'failed_verification': failed,
         'window': catalog.window(),
     }
     until = catalog.recoverable_until()
@@ -63,7 +61,7 @@ def _set_info(catalog: Catalog, point: Optional[datetime.datetime], now: datetim
     except CatalogError as exc:
         info['chain'] = []
         info['chain_error'] = exc.message
-    info['log_gap'] = catalog.gap_after(catalog.log_sequence_from(newest)) if newest else None
+    info['log_gap'] = catalog.gap_from(newest) if newest else None
     return info
 
 
@@ -92,6 +90,9 @@ def _set_order(key: Tuple[str, Optional[str]]) -> Tuple[str, str]:
 # Answer set after set from the index's rows (False: build every manifest's object first, as before; the tests
 # compare both).
 PER_SET = True
+# Per set, answer from a sealed index's columns where possible (catalog.RowView: objects for fulls, diffs and
+# what is returned only; False: an object per manifest of the set; the tests compare both).
+ROWS = True
 
 
 def _describe_per_set(path: str, engine: Optional[str], database: Optional[str], point: Optional[datetime.datetime],
@@ -107,24 +108,18 @@ def _describe_per_set(path: str, engine: Optional[str], database: Optional[str],
     newest: List[Manifest] = []
     view: Optional[Catalog] = None
     for key in sorted(groups, key=_set_order):
-        view = base.set_view(groups.pop(key))
+        view = base.set_view(groups.pop(key), rows=ROWS)
         info = _set_info(view, point, now)
         info.update(engine=key[0], database=key[1])
         sets.append(info)
         if max_artifacts > 0:
-            newest.extend(view.entries[-max_artifacts:])
+            newest.extend(view.newest(max_artifacts))
         if len(sets) < 2 and not groups:
             break   # the only set: its view is what is listed from
         view = None   # this set's objects go before the next set's are built
     single = sets[0] if len(sets) == 1 else None
     if view is not None and single is not None:
-        entries = view.entries
-        if max_artifacts < 0 or max_artifacts >= len(entries):
-            listed = entries
-        else:
-            chain = set(single['chain'] or [])
-            tail = entries[len(entries) - max_artifacts:] if max_artifacts else []
-            listed = [m for m in entries[:len(entries) - len(tail)] if m.id in chain] + tail
+        listed = view.listing(max_artifacts, single['chain'] or [])
     else:
         newest.sort(key=_order)
         listed = newest[len(newest) - max_artifacts:] if max_artifacts else []

@@ -214,6 +214,32 @@ def test_a_first_run_keeps_rows_not_parsed_manifests_for_what_it_does_not_return
         assert describe(directory, now=NOW, max_artifacts=0)['artifacts_total'] == 270 and parsed_held() == []
 
 
+def test_describe_of_every_set_builds_no_object_for_a_log_it_does_not_return(tmp_path, monkeypatch):
+    """With a sealed index, describe() of every set builds objects for the fulls and diffs and for what it returns
+    or proves (chains, newest listed), never for the other logs (23 of 24 manifests at a year of hourly logs)."""
+    directory = str(without_broken(mixed_catalog(tmp_path)))
+    monkeypatch.setenv('OPSREADY_CATALOG_INDEX_MIN', '1')
+    describe(directory, now=NOW)
+    catalog_index.clear()
+    assert Catalog(directory, materialize=False)._scan.columns is not None, 'sealed'
+    catalog_index.clear()
+    everything = Catalog(directory, use_index=False).all_entries
+    logs = {m.id for m in everything if m.is_log}
+    catalog_index.clear()
+    built = []
+    real = catalog_index.materialize
+
+    def counting(directory, stem, row):
+        entry = real(directory, stem, row)
+        built.append(entry.id)
+        return entry
+    monkeypatch.setattr(catalog_index, 'materialize', counting)
+    answer = describe(directory, now=NOW, max_artifacts=3)
+    returned = {a['id'] for a in answer['artifacts']} | {i for s in answer['sets'] for i in s['chain']}
+    assert len(logs) > 150 and set(built) & logs <= returned, 'logs built that were not returned'
+    assert len(built) == len(set(built))
+
+
 def stale(path: Path, age_s: float) -> None:
     moment = path.lstat().st_mtime - age_s
     os.utime(path, (moment, moment), follow_symlinks=False)
@@ -270,15 +296,29 @@ def test_a_killed_index_write_leaves_no_temporary_for_ever(tmp_path, monkeypatch
     assert real_time() < later
 
 
-@pytest.mark.parametrize('index', [False, True])
+def without_broken(directory: Path) -> Path:
+    """``mixed_catalog`` without its broken manifest: a listing the index holds exactly, so the index is sealed and
+    answered from its columns (``catalog.RowView``)."""
+    for path in directory.glob('*.manifest.json'):
+        if path.read_text() == '{':
+            path.unlink()
+    return directory
+
+
+@pytest.mark.parametrize('index', [False, True, 'sealed'])
 def test_set_by_set_answers_exactly_what_the_whole_catalog_answers(tmp_path, monkeypatch, index):
     """describe and prune (check mode) answer set after set holding one set's objects at a time (issue 22: the
-    whole catalog's objects were the peak memory); same results, in the same order (compared as JSON text)."""
+    whole catalog's objects were the peak memory); same results, in the same order (compared as JSON text).
+    ``sealed``: a catalog whose index is sealed, answered from the columns (``RowView``)."""
     from ansible_collections.opsready.operations.plugins.module_utils.backup import catalog_jobs
     directory = str(mixed_catalog(tmp_path))
+    if index == 'sealed':
+        without_broken(tmp_path)
     monkeypatch.setenv('OPSREADY_CATALOG_INDEX_MIN', '1' if index else '1000000')
     describe(directory, now=NOW)
-    assert (tmp_path / INDEX_NAME).exists() == index
+    assert (tmp_path / INDEX_NAME).exists() == bool(index)
+    catalog_index.clear()
+    assert (Catalog(directory, materialize=False)._scan.columns is not None) == (index == 'sealed')
     results = {}
     for per_set in (False, True):
         monkeypatch.setattr(catalog_jobs, 'PER_SET', per_set)
@@ -288,6 +328,10 @@ def test_set_by_set_answers_exactly_what_the_whole_catalog_answers(tmp_path, mon
                 catalog_index.clear()
                 out['describe', engine, database, max_artifacts] = describe(
                     directory, engine=engine, database=database, now=NOW, max_artifacts=max_artifacts)
+            for point in (START + datetime.timedelta(days=9, hours=8), START + datetime.timedelta(days=3), START):
+                catalog_index.clear()
+                out['describe', engine, database, point] = describe(
+                    directory, engine=engine, database=database, now=NOW, max_artifacts=3, point=point)
             for number, policy in enumerate(POLICIES):
                 for min_age in (3600, None, 0):
                     catalog_index.clear()
