@@ -28,8 +28,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.manifes
 # Parses each manifest once per process while the file stays the same (see catalog_index): a module run
 # builds several catalogs of one directory.
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import (
-    NOTHING, R_ARTIFACT, R_CONSISTENT, R_DATABASE, R_ENGINE, R_FINISHED, R_ID, R_KIND, R_PEND, R_PSTART, R_VERIFIED,
-    ScanResult, scan)
+    NOTHING, R_ARTIFACT, R_CONSISTENT, R_DATABASE, R_ENGINE, R_FINISHED, R_ID, R_KIND, R_PARENT, R_PEND, R_PSTART,
+    R_VERIFIED, ScanResult, scan)
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import CatalogError
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import PARTIAL_SUFFIX
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
@@ -530,6 +530,54 @@ class RowView(Catalog):
         if missing:
             built.update(zip(missing, self._scan.build_set(self.directory, missing)))
         return [built[row] for row in rows]
+
+    # -- rows in bulk (retention: catalog_jobs._prune_per_set) ------------------------------------------------
+    def row_ids(self) -> List[str]:
+        """Every artifact id of the set, oldest first (``[m.id for m in Catalog.entries]``)."""
+        ids = self.__dict__.get('_ids')
+        if ids is None:
+            column = self._columns.__getitem__
+            picked = [list(map(column(i).__getitem__, self._rows)) for i in (1 + R_ID, 1 + R_ARTIFACT, 0)]
+            ids = self._ids = [i if i is not None else (a if a is not None else s) for i, a, s in zip(*picked)]
+        return ids
+
+    def log_ids_ends(self) -> Tuple[List[str], List[Optional[int]]]:
+        """The logs' ids and end positions, oldest first."""
+        ids = self.row_ids()
+        is_log = map(_LOG_KINDS.__contains__, self._kinds)
+        return (list(itertools.compress(ids, is_log)),
+                list(map(self._columns[1 + R_PEND].__getitem__, self._log_rows)))
+
+    def paths(self) -> List[str]:
+        """Every artifact's path, oldest first (``Manifest.path``)."""
+        column = self._columns.__getitem__
+        names = [a if a is not None else s for a, s in zip(map(column(1 + R_ARTIFACT).__getitem__, self._rows),
+                                                            map(column(0).__getitem__, self._rows))]
+        directory = self.directory
+        if directory and directory[-1] != '/' and not any(name[:1] == '/' for name in names):
+            return list(map(operator.add, itertools.repeat(directory + '/'), names))
+        return [os.path.join(directory, name) for name in names]
+
+    def first_order(self) -> Tuple[int, str]:
+        """``_order`` of the oldest artifact."""
+        return (self._columns[1 + R_FINISHED][self._rows[0]], self.row_ids()[0])
+
+    def rows_of(self, ids: Iterable[str]) -> List[int]:
+        row_of = dict(zip(self.row_ids(), self._rows))
+        return [row_of[i] for i in ids]
+
+    def objects_of(self, ids: Iterable[str]) -> List[Manifest]:
+        return self._objects(self.rows_of(ids))
+
+    def finished_of(self, rows: List[int]) -> List[int]:
+        return list(map(self._columns[1 + R_FINISHED].__getitem__, rows))
+
+    def parents(self) -> List[Tuple[Tuple[int, str], str, str]]:
+        """(order, id, parent) of every artifact that names a parent, oldest first."""
+        parent = self._columns[1 + R_PARENT]
+        ids = self.row_ids()
+        finished = self._columns[1 + R_FINISHED]
+        return [((finished[row], ident), ident, parent[row]) for row, ident in zip(self._rows, ids) if parent[row]]
 
     def set_counts(self) -> Tuple[int, Dict[str, int], Optional[str], Optional[str], List[str], List[str]]:
         rows, columns = self._rows, self._columns

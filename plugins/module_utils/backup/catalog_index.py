@@ -283,7 +283,7 @@ class IndexedManifest(_manifest.Manifest):
 Known = Tuple[Any, ...]
 ROW_LEN = 17
 # Positions in an index row.
-R_ARTIFACT, R_ID, R_KIND, R_ENGINE, R_DATABASE, R_MEMBERS = 4, 5, 6, 7, 8, 16
+R_ARTIFACT, R_ID, R_KIND, R_ENGINE, R_DATABASE, R_PARENT, R_MEMBERS = 4, 5, 6, 7, 8, 9, 16
 R_FINISHED, R_CONSISTENT, R_PSTART, R_PEND, R_LOG_START, R_VERIFIED = 10, 11, 12, 13, 14, 15
 
 

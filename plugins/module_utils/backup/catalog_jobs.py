@@ -23,7 +23,7 @@ import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup import retention
-from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog, _order
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog, RowView, _order
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import (
     IndexStale, confirm, drop_index, read_only)
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
@@ -213,7 +213,26 @@ def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], d
     parents: List[Tuple[Any, str, str]] = []   # kept entries with a parent: (order, id, parent)
     log_problems: List[Tuple[Any, List[str]]] = []
     for key in list(groups):
-        view = base.set_view(groups.pop(key))
+        view = base.set_view(groups.pop(key), rows=ROWS)
+        if isinstance(view, RowView):
+            # on the index's columns: objects for the fulls and diffs, and for what it would delete
+            set_ids = view.row_ids()
+            before = len(ids)
+            ids.update(set_ids)
+            if len(ids) != before + len(set_ids):
+                return None
+            keep, delete = retention.plan_view(view, policy, now)
+            first = view.first_order()
+            path_of = dict(zip(set_ids, view.paths()))
+            doomed = view.rows_of(delete)
+            planned.append((first, dict(zip(map(path_of.__getitem__, keep), keep.values())),
+                            [(finished, i, path_of[i], reason) for finished, (i, reason)
+                             in zip(view.finished_of(doomed), delete.items())]))
+            parents.extend(item for item in view.parents() if item[1] in keep)
+            log_problems.append((first, retention.log_violations_view(view, list(delete))))
+            confirm(view.objects_of(delete))
+            del view, path_of
+            continue
         entries = view.entries
         if not entries:
             continue

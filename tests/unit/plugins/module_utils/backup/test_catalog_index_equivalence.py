@@ -214,7 +214,7 @@ def test_a_first_run_keeps_rows_not_parsed_manifests_for_what_it_does_not_return
         assert describe(directory, now=NOW, max_artifacts=0)['artifacts_total'] == 270 and parsed_held() == []
 
 
-def test_describe_of_every_set_builds_no_object_for_a_log_it_does_not_return(tmp_path, monkeypatch):
+def test_every_set_builds_no_object_for_a_log_it_does_not_return(tmp_path, monkeypatch):
     """With a sealed index, describe() of every set builds objects for the fulls and diffs and for what it returns
     or proves (chains, newest listed), never for the other logs (23 of 24 manifests at a year of hourly logs)."""
     directory = str(without_broken(mixed_catalog(tmp_path)))
@@ -238,6 +238,13 @@ def test_describe_of_every_set_builds_no_object_for_a_log_it_does_not_return(tmp
     returned = {a['id'] for a in answer['artifacts']} | {i for s in answer['sets'] for i in s['chain']}
     assert len(logs) > 150 and set(built) & logs <= returned, 'logs built that were not returned'
     assert len(built) == len(set(built))
+    # backup_prune (check mode) of every set: objects for the fulls and diffs and for what it would delete
+    for policy in POLICIES:
+        catalog_index.clear()
+        built.clear()
+        answer = prune(directory, policy, check_mode=True, now=NOW)
+        assert set(built) & logs <= set(answer['deleted_ids']), 'logs built that prune does not delete'
+        assert len(answer['kept']) + len(answer['deleted']) == len(everything)
 
 
 def stale(path: Path, age_s: float) -> None:
