@@ -336,6 +336,13 @@ class ScanResult:
         ``build_set`` turns into objects: a row number (sealed columns), (stem, row), or a manifest. Lets a
         caller answer set after set holding one set's objects at a time (200,000 at once were ~150 MB)."""
         groups: Dict[Tuple[str, Optional[str]], List[Any]] = {}
+        if self.columns is not None and engine and database and not self.seen and not self.unsettled:
+            # one set (the drill, db_backup): its rows picked in C, no Python step per row of the directory
+            engines, databases = self.columns[1 + R_ENGINE], self.columns[1 + R_DATABASE]
+            mask = map(operator.and_, map(operator.eq, engines, itertools.repeat(engine)),
+                       map(operator.eq, databases, itertools.repeat(database)))
+            rows = list(itertools.compress(range(len(engines)), mask))
+            return {(engine, database): rows} if rows else {}
         if self.columns is not None:
             for i, key in enumerate(zip(self.columns[1 + R_ENGINE], self.columns[1 + R_DATABASE])):
                 refs = groups.get(key)
