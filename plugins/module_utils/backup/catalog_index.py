@@ -917,7 +917,7 @@ def seal_of(raw: bytes) -> Optional[Tuple[int, int, int, int]]:
     try:
         value = json.loads(raw[:newline]).get('seal')
         parts = [int(p) for p in value.split(':')] if isinstance(value, str) and value.strip() else []
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return None
     return (parts[0], parts[1], parts[2], parts[3]) if len(parts) == 4 else None
 
@@ -1061,7 +1061,7 @@ def parse_index(raw: bytes, dev: int, seal: Optional[List[Optional[Tuple[int, in
         stems = _split(stem_blob, rows)
         strings = _split(bytes(blobs['strings']), count)
         members_doc = json.loads(bytes(blobs['members']).decode('utf-8'))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):   # RecursionError: JSON nested deeper than the parser goes
         return None
     del raw
     if stems is None or strings is None or len(set(stems)) != rows:

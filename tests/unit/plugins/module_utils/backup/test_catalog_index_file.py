@@ -278,6 +278,16 @@ def binary_members_not_lists(index: Path) -> None:
     write_index(index, header, body)
 
 
+def binary_members_nested(index: Path) -> None:
+    """JSON nested deeper than the parser's recursion limit: refused, not a crash."""
+    header, body, sections = split_index(index)
+    start, end = sections['members']
+    members = b'[' * 100_000 + b']' * 100_000
+    body[start:end] = members
+    header['sections'][catalog_index.SECTIONS.index('members')] = len(members)
+    write_index(index, header, body)
+
+
 def binary_other_machine(index: Path) -> None:
     header, body, dummy = split_index(index)
     header['machine'] = 'big' + header['machine'][header['machine'].index(':'):]
@@ -305,8 +315,8 @@ def hard_linked(index: Path) -> None:
 @pytest.mark.parametrize('damage', [corrupt_flip, corrupt_truncate, corrupt_types, foreign_owner, group_writable,
                                     hard_linked, binary_truncated, binary_section_lengths, binary_huge_counts,
                                     binary_separator_flipped, binary_code_out_of_range, binary_verified_out_of_range,
-                                    binary_stem_with_a_slash, binary_members_not_lists, binary_other_machine,
-                                    binary_older_version])
+                                    binary_stem_with_a_slash, binary_members_not_lists, binary_members_nested,
+                                    binary_other_machine, binary_older_version])
 def test_a_corrupt_or_foreign_index_is_ignored_and_rebuilt(tmp_path, parses, damage):
     if damage is foreign_owner and os.geteuid() != 0:
         pytest.skip('chown needs root')
