@@ -468,6 +468,17 @@ class RowView(Catalog):
     At a year of hourly logs that is 23 objects of 24 not built (~0.45 s and the memory of 200,000 objects for
     ``backup_info`` of every set). Every answer is ``Catalog``'s (test_catalog_index_equivalence)."""
 
+    _columns: Tuple[Any, ...]
+    _rows: List[int]
+    _kinds: List[str]
+    _log_rows: List[int]
+    _built: Dict[int, Manifest]
+    _by_start: Dict[int, int]
+    _ranges: List[Tuple[int, int, int]]
+    _range_starts: List[int]
+    _reach_rows: Dict[int, int]
+    _ids: Optional[List[str]]
+
     @classmethod
     def of(cls, base: Catalog, refs: List[int]) -> Optional['RowView']:
         """The view of row numbers ``refs`` of ``base``'s sealed scan; None when a ``Catalog`` must answer (a log
@@ -500,7 +511,8 @@ class RowView(Catalog):
         view._rows = rows
         view._kinds = kinds
         view._log_rows = log_rows
-        view._built: Dict[int, Manifest] = {}
+        view._built = {}
+        view._ids = None
         others = list(itertools.compress(rows, map(operator.not_, is_log)))
         view.entries = view._objects(others)
         view._filter = (columns[1 + R_ENGINE][rows[0]], columns[1 + R_DATABASE][rows[0]])
@@ -513,7 +525,7 @@ class RowView(Catalog):
         view._ranges = sorted(((start, end, row) for start, end, row in zip(starts, ends, log_rows)
                                if start is not None), key=operator.itemgetter(0))
         view._range_starts = list(map(operator.itemgetter(0), view._ranges))
-        view._reach_rows: Dict[int, int] = {}
+        view._reach_rows = {}
         return view
 
     @staticmethod
@@ -534,7 +546,7 @@ class RowView(Catalog):
     # -- rows in bulk (retention: catalog_jobs._prune_per_set) ------------------------------------------------
     def row_ids(self) -> List[str]:
         """Every artifact id of the set, oldest first (``[m.id for m in Catalog.entries]``)."""
-        ids = self.__dict__.get('_ids')
+        ids = self._ids
         if ids is None:
             column = self._columns.__getitem__
             picked = [list(map(column(i).__getitem__, self._rows)) for i in (1 + R_ID, 1 + R_ARTIFACT, 0)]

@@ -705,14 +705,18 @@ def _sealed(directory: str, known: _Dir, names: List[str], only: Optional[Tuple[
         if only != NOTHING:
             want_engine, want_database = (None, None) if want_all else only  # type: ignore[misc]
             stems, built = columns[0], known.built
-            # rows as tuples made by zip in C (a tuple per row is cheaper than reading 17 columns by index)
-            for i, row in enumerate(zip(*columns[1:])):
-                if want_all or ((want_engine is None or row[R_ENGINE] == want_engine)
-                                and (want_database is None or row[R_DATABASE] == want_database)):
-                    entry = built.get(i)
-                    if entry is None:
-                        entry = built[i] = materialize(directory, stems[i], row)
-                    entries.append(entry)
+            numbers: Iterable[int] = range(len(stems))
+            # the asked set's rows picked in C (a Python step per row of the directory was ~0.1 s at 200,000)
+            masks = [map(operator.eq, columns[1 + position], itertools.repeat(wanted))
+                     for position, wanted in ((R_ENGINE, want_engine), (R_DATABASE, want_database))
+                     if wanted is not None]
+            if masks:
+                numbers = list(itertools.compress(numbers, masks[0] if len(masks) == 1 else map(operator.and_, *masks)))
+            missing = [i for i in numbers if i not in built]
+            if missing:
+                picked = [list(map(column.__getitem__, missing)) for column in columns]
+                built.update(zip(missing, map(materialize, itertools.repeat(directory), picked[0], zip(*picked[1:]))))
+            entries = [built[i] for i in numbers]
         return ScanResult(entries, [], {}, [], [], want_all, columns)
     cached = known.entries
     if only != NOTHING:
