@@ -394,7 +394,10 @@ class ScanResult:
         if self.columns is not None:
             stems, artifacts, members = (self.columns[0], self.columns[1 + R_ARTIFACT],
                                          self.columns[1 + R_MEMBERS])
-            odd = [i for i, (artifact, listed) in enumerate(zip(artifacts, members)) if artifact is not None or listed]
+            # rows with an artifact named apart or with members, picked in C
+            odd = list(itertools.compress(range(len(stems)), map(operator.or_, map(operator.is_not, artifacts,
+                                                                                   itertools.repeat(None)),
+                                                                 map(bool, members))))
             # a stem whose manifest names another artifact vouches for nothing by itself: keep it a candidate
             named_apart = {stems[i] for i in odd if artifacts[i] is not None} & remaining
             remaining.difference_update(stems)
