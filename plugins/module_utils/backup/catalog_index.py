@@ -440,6 +440,7 @@ class _Dir:
         # The directory signature (dev, ino, mtime_ns, ctime_ns) the index file's seal vouches for, and the
         # stems it holds (manifest-name order); ``distrusted``: a used manifest disagreed, never the seal again.
         self.seal: Optional[Tuple[int, int, int, int]] = None
+        self.seal_listing: Optional[str] = None   # the seal's digest of the listing it checked (``listing_digest``)
         self.sealed_stems: List[str] = []   # the index's stems, in manifest-name order
         self.stem_set: Optional[Tuple[List[str], Set[str]]] = None   # (sealed_stems, their set): _same_names
         self.distrusted = False
@@ -550,6 +551,9 @@ def manifest_paths(directory: str) -> List[str]:
 # What atomic_write_bytes names its temporary file for the index: '.' + INDEX_NAME + '.' + random + '.tmp'.
 TMP_PREFIX = '.' + INDEX_NAME + '.'
 TMP_SUFFIX = '.tmp'
+_ENDS_SUFFIX = operator.methodcaller('endswith', SUFFIX)
+_DOT = operator.methodcaller('startswith', '.')
+_TMP = operator.methodcaller('startswith', TMP_PREFIX)
 # A temporary index file older than this is a killed run's: no writer holds one open for that long.
 TMP_STALE_S = 15 * 60
 
@@ -568,11 +572,16 @@ def _list_names(directory: str) -> Tuple[List[str], List[str], List[str], int]:
         os.close(fd)
         return [], [], [], -1
     # a dot name is never a manifest (as glob skips it), nor a leftover
-    names = [name for name in listing if name.endswith(SUFFIX) and name[0] != '.']
-    others = [name for name in listing if not name.endswith(SUFFIX)]
-    del listing
-    temporaries = [name for name in others if name.startswith(TMP_PREFIX) and name.endswith(TMP_SUFFIX)]
-    if temporaries:
+    # split by masks computed in C (three Python comprehensions over 400,000 names were ~0.2 s)
+    manifest = list(map(_ENDS_SUFFIX, listing))
+    names = list(itertools.compress(listing, manifest))
+    others = list(itertools.compress(listing, map(operator.not_, manifest)))
+    del listing, manifest
+    if any(map(_DOT, names)):
+        names = [name for name in names if name[0] != '.']
+    temporaries: List[str] = []
+    if any(map(_TMP, others)):
+        temporaries = [name for name in others if name.startswith(TMP_PREFIX) and name.endswith(TMP_SUFFIX)]
         others = [name for name in others if not (name.startswith(TMP_PREFIX) and name.endswith(TMP_SUFFIX))]
     # not sorted here: a sealed scan compares them as a set; ``_scan`` sorts them when it walks them
     return names, others, temporaries, fd
@@ -651,7 +660,7 @@ def scan(directory: str, use_index: bool = True, parse_sets: Optional[Set[Tuple[
         if early and known.index_current and len(names) < index_min():
             _unload_index(known)   # a directory that shrank below the minimum is scanned as before
         if (use_index and not parse_sets and not known.distrusted and known.index_current and dir_sig is not None
-                and known.seal == dir_sig and _same_names(names, known.sealed_stems, known)):
+                and known.seal == dir_sig and _listing_matches(names, known)):
             result = _sealed(directory, known, names, only)
         else:
             result = _scan(directory, known, names, fd, dir_sig, started_ns, use_index, parse_sets, only)
@@ -676,6 +685,21 @@ def _unload_index(known: _Dir) -> None:
     known.seal = None
     known.sealed_stems = []
     known.index_current = False
+
+
+def listing_digest(names: List[str]) -> str:
+    """SHA-256 of the listing's manifest names in listing order (an unchanged directory lists in the same order)."""
+    return hashlib.sha256('\0'.join(names).encode('utf-8', 'surrogateescape')).hexdigest()
+
+
+def _listing_matches(names: List[str], known: _Dir) -> bool:
+    """Whether the listing's manifest names are the index's. The seal records the digest of the listing it checked
+    (exactly the index's names, ``_seal_index``): the same digest is the same names, one hash instead of a set of
+    200,000 names (a fifth of a sealed run); a listing in another order is compared as a set."""
+    if known.seal_listing is not None and len(names) == len(known.sealed_stems) \
+            and listing_digest(names) == known.seal_listing:
+        return True
+    return _same_names(names, known.sealed_stems, known)
 
 
 def _same_names(names: List[str], stems: List[str], known: Optional[_Dir] = None) -> bool:
@@ -855,14 +879,14 @@ def index_path(directory: str) -> str:
 def _load_index(directory: str, dev: int, known: _Dir) -> bool:
     """Put the index file's entries into the process cache; False (and nothing loaded) when it is missing,
     foreign, corrupt or for another device."""
-    seal: List[Optional[Tuple[int, int, int, int]]] = []
+    seal: List[Any] = []
     # the bytes are referenced by parse_index's argument only: freed once decoded (tens of MB at 200,000)
     loaded = parse_index(_read_raw(directory) or b'', dev, seal)
     if loaded is None:
         return False
     columns, dummy = loaded
-    known.seal = seal[0] if seal else None
-    # written in manifest-name order: compared with the listing as a set (``_same_names``)
+    known.seal, known.seal_listing = seal[0] if seal and seal[0] else (None, None)
+    # written in manifest-name order: compared with the listing by the seal's digest or as a set
     known.sealed_stems = columns['stem']
     # kept as columns (no tuple, no object per manifest until a scan needs them: ``_Dir.entries``, ``_sealed``)
     before = len(known.entries)
@@ -920,13 +944,25 @@ def read_index(directory: str, dev: int) -> Optional[Tuple[Dict[str, Any], List[
 
 def seal_of(raw: bytes) -> Optional[Tuple[int, int, int, int]]:
     """The directory signature the index's seal vouches for (None: unsealed or unreadable)."""
+    sealed = _seal_value(raw)
+    return sealed[0] if sealed else None
+
+
+def _seal_value(raw: bytes) -> Optional[Tuple[Tuple[int, int, int, int], Optional[str]]]:
+    """(directory signature, listing digest or None) of the index's seal; None: unsealed or unreadable."""
     newline = raw.find(b'\n')
     try:
         value = json.loads(raw[:newline]).get('seal')
-        parts = [int(p) for p in value.split(':')] if isinstance(value, str) and value.strip() else []
+        parts = value.split(':') if isinstance(value, str) and value.strip() else []
+        numbers = [int(p) for p in parts[:4]]
     except (ValueError, AttributeError, RecursionError):
         return None
-    return (parts[0], parts[1], parts[2], parts[3]) if len(parts) == 4 else None
+    if len(numbers) != 4 or len(parts) > 5:
+        return None
+    digest = parts[4].strip() if len(parts) == 5 else None
+    if digest is not None and (len(digest) != 64 or digest.strip('0123456789abcdef')):
+        return None
+    return (numbers[0], numbers[1], numbers[2], numbers[3]), digest
 
 
 # The index body (format 3): binary sections in this fixed order, their byte lengths in the header's
@@ -970,7 +1006,18 @@ def _fits(values: Tuple[Any, ...]) -> bool:
     for value in values[2:5] + values[11:16]:
         if value is not None and not INT_MIN <= value <= INT_MAX:
             return False
-    return not any(isinstance(value, str) and '\0' in value for value in values[5:11])
+    for value in values[5:11]:
+        if isinstance(value, str) and ('\0' in value or not value.isascii() and not _encodes(value, 'strict')):
+            return False
+    return stem.isascii() or _encodes(stem, 'surrogateescape')
+
+
+def _encodes(text: str, errors: str) -> bool:
+    try:
+        text.encode('utf-8', errors)
+    except UnicodeEncodeError:
+        return False   # a lone surrogate (JSON can hold one): not indexed
+    return True
 
 
 def encode_index(dev: int, columns: Dict[str, Any]) -> bytes:
@@ -988,7 +1035,7 @@ def encode_index(dev: int, columns: Dict[str, Any]) -> bytes:
             strings.append(text)
         return number
     parts: Dict[str, bytes] = {
-        'stem': '\0'.join(columns['stem']).encode('utf-8'),
+        'stem': '\0'.join(columns['stem']).encode('utf-8', 'surrogateescape'),   # names as listdir gives them
         'members': json.dumps([[row, list(paths)] for row, paths in enumerate(columns['members']) if paths],
                               separators=(',', ':')).encode('utf-8'),
         'ino': array.array('Q', columns['ino']).tobytes(),
@@ -1015,7 +1062,7 @@ def _split(blob: bytes, count: int) -> Optional[List[str]]:
     """``count`` NUL-separated UTF-8 strings (None: not exactly that)."""
     if count == 0:
         return [] if not blob else None
-    values = blob.decode('utf-8').split('\0')
+    values = blob.decode('utf-8', 'surrogateescape').split('\0')
     return values if len(values) == count else None
 
 
@@ -1023,8 +1070,7 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def parse_index(raw: bytes, dev: int, seal: Optional[List[Optional[Tuple[int, int, int, int]]]] = None
-                ) -> Optional[Tuple[Dict[str, Any], List[str]]]:
+def parse_index(raw: bytes, dev: int, seal: Optional[List[Any]] = None) -> Optional[Tuple[Dict[str, Any], List[str]]]:
     """Columns (``COLUMNS``, decoded: strings, None for absent values, 64-bit arrays for the always-integer
     ones) and the string table of an index file's bytes; None when they are not a valid index of device
     ``dev`` (truncated, damaged, another format, version or machine, any count or code out of range). Its seal
@@ -1047,7 +1093,7 @@ def parse_index(raw: bytes, dev: int, seal: Optional[List[Optional[Tuple[int, in
         if hashlib.sha256(body).hexdigest() != header.get('sha256'):
             return None
         if seal is not None:
-            seal.append(seal_of(raw[:newline + 1]))
+            seal.append(_seal_value(raw[:newline + 1]))
         blobs: Dict[str, Any] = {}
         at = 0
         for name, length in zip(SECTIONS, lengths):
@@ -1071,7 +1117,11 @@ def parse_index(raw: bytes, dev: int, seal: Optional[List[Optional[Tuple[int, in
     except (ValueError, RecursionError):   # RecursionError: JSON nested deeper than the parser goes
         return None
     del raw
-    if stems is None or strings is None or len(set(stems)) != rows:
+    if stems is None or strings is None:
+        return None
+    # unique: written in name order, so (nearly always) strictly increasing, which a comparison in C proves;
+    # otherwise as a set
+    if not all(map(operator.lt, stems, itertools.islice(stems, 1, None))) and len(set(stems)) != rows:
         return None
     for name in CODE_SECTIONS:
         codes = columns[name]
@@ -1143,7 +1193,7 @@ def _write_index(directory: str, dev: int, known: _Dir) -> bool:
 
 # ----------------------------------------------------------------------------------------- the seal
 # Width of the header's "seal" string, written in place (the directory does not change) once sealed.
-SEAL_WIDTH = 96
+SEAL_WIDTH = 160   # dev:ino:mtime_ns:ctime_ns:listing SHA-256
 SEAL_KEY = b'"seal": "'
 # The directory's timestamps advance in ticks of the kernel's coarse clock (1-10 ms): a change in the same
 # tick as the stamp the seal records could leave the stamp as it was. The seal is taken only once the
@@ -1188,11 +1238,12 @@ def _seal_index(directory: str, known: _Dir, expected: Optional[Tuple[int, int, 
         after = os.stat(directory)
         if (after.st_dev, after.st_ino, after.st_mtime_ns, after.st_ctime_ns) != sig:
             return False
-        if not _write_seal(directory, '%d:%d:%d:%d' % sig):
+        digest = listing_digest(names)
+        if not _write_seal(directory, '%d:%d:%d:%d:%s' % (sig + (digest,))):
             return False
     except (OSError, KeyError):
         return False
-    known.seal = sig
+    known.seal, known.seal_listing = sig, digest
     return True
 
 
@@ -1241,6 +1292,7 @@ def distrust(directory: str) -> None:
     if known is not None:
         known.distrusted = True
         known.seal = None
+        known.seal_listing = None
         known.last = {}
     _write_seal(directory, '')
 
