@@ -643,6 +643,13 @@ def scan(directory: str, use_index: bool = True, parse_sets: Optional[Set[Tuple[
         # one run (db_backup: the fresh check, the leftover scan, the log run, the prune) lists an unchanged
         # directory once, whatever each catalog's filter
         names, others, temporaries = listing[2], listing[3], listing[4]
+        if names is known.sealed_stems:
+            # the listing matched the seal and its names were dropped: they are the index's stems (the match
+            # holds while the seal and the index are the ones it was checked against)
+            if known.seal == dir_sig and known.index_current and not known.distrusted:
+                names = _MATCHED
+            else:
+                names = sorted(stem + SUFFIX for stem in names)
         try:
             fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
         except OSError:
@@ -657,12 +664,20 @@ def scan(directory: str, use_index: bool = True, parse_sets: Optional[Set[Tuple[
             known.index_loaded = True
             if len(names) >= index_min():
                 known.index_current = _load_index(directory, dir_sig[0], known)
-        if early and known.index_current and len(names) < index_min():
+        if early and known.index_current and names is not _MATCHED and len(names) < index_min():
             _unload_index(known)   # a directory that shrank below the minimum is scanned as before
         if (use_index and not parse_sets and not known.distrusted and known.index_current and dir_sig is not None
-                and known.seal == dir_sig and _listing_matches(names, known)):
+                and known.seal == dir_sig and (names is _MATCHED or _listing_matches(names, known))):
+            if names is not _MATCHED and _SESSION[0] and known.listing is not None and known.listing[2] is names \
+                    and known.columns is not None:
+                # the session's listing keeps the index's stems instead of 200,000 names (~25 MB less)
+                known.listing = known.listing[:2] + (known.sealed_stems,) + known.listing[3:]
+            if names is _MATCHED:
+                names = [] if known.columns is not None else sorted(stem + SUFFIX for stem in known.sealed_stems)
             result = _sealed(directory, known, names, only)
         else:
+            if names is _MATCHED:
+                names = sorted(stem + SUFFIX for stem in known.sealed_stems)
             result = _scan(directory, known, names, fd, dir_sig, started_ns, use_index, parse_sets, only)
     finally:
         os.close(fd)
@@ -675,6 +690,10 @@ def scan(directory: str, use_index: bool = True, parse_sets: Optional[Set[Tuple[
     if temporaries and known.index_current and not _READ_ONLY[0]:
         remove_stale_temporaries(directory, temporaries)
     return result.copy()
+
+
+# A session's listing whose names matched the seal (``scan``): they are the index's stems.
+_MATCHED: List[str] = []
 
 
 def _unload_index(known: _Dir) -> None:

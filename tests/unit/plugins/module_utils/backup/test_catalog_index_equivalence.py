@@ -247,6 +247,34 @@ def test_every_set_builds_no_object_for_a_log_it_does_not_return(tmp_path, monke
         assert len(answer['kept']) + len(answer['deleted']) == len(everything)
 
 
+def test_a_session_reuses_a_sealed_listing_without_holding_its_names(tmp_path, monkeypatch):
+    """Within one module run (``session``) a listing that matched the seal keeps the index's stems, not 200,000
+    names; later catalogs of the run (other sets, a set parsed for deletion, the leftover scan) answer the same."""
+    directory = str(without_broken(mixed_catalog(tmp_path)))
+    monkeypatch.setenv('OPSREADY_CATALOG_INDEX_MIN', '1')
+    describe(directory, now=NOW)
+
+    def run(check):
+        out = {}
+        catalog_index.clear()
+        with catalog_index.session():
+            for database in ('crm', 'shop', 'crm'):
+                out[database] = [m.summary() for m in Catalog(directory, engine='mariadb', database=database).entries]
+                check()
+            out['parsed'] = [m.summary() for m in Catalog(directory, engine='mariadb',
+                                                          parse_sets={('mariadb', 'crm')}).entries]
+            out['leftovers'] = Catalog(directory, materialize=False).leftovers()
+            out['all'] = sorted(m.id for m in Catalog(directory).entries)
+        return out
+
+    def names_dropped():
+        known = catalog_index._DIRS[directory]
+        assert known.listing[2] is known.sealed_stems and len(known.sealed_stems) == 270
+    sealed = run(names_dropped)
+    monkeypatch.setenv('OPSREADY_CATALOG_INDEX_MIN', '1000000')
+    assert sealed == run(lambda: None)
+
+
 def stale(path: Path, age_s: float) -> None:
     moment = path.lstat().st_mtime - age_s
     os.utime(path, (moment, moment), follow_symlinks=False)
