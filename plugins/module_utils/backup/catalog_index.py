@@ -1103,8 +1103,12 @@ def parse_index(raw: bytes, dev: int, seal: Optional[List[Any]] = None) -> Optio
                 or header.get('version') != INDEX_VERSION or header.get('dev') != dev
                 or header.get('machine') != _machine()):
             return None
-        rows, count, lengths = header.get('rows'), header.get('strings'), header.get('sections')
-        if (not _is_int(rows) or not _is_int(count) or rows < 0 or count < 0 or not isinstance(lengths, list)
+        rows_value, count_value, lengths = header.get('rows'), header.get('strings'), header.get('sections')
+        if not isinstance(rows_value, int) or not isinstance(count_value, int) or isinstance(rows_value, bool) \
+                or isinstance(count_value, bool):
+            return None
+        rows, count = rows_value, count_value
+        if (rows < 0 or count < 0 or not isinstance(lengths, list)
                 or len(lengths) != len(SECTIONS) or not all(_is_int(n) and n >= 0 for n in lengths)
                 or sum(lengths) != len(raw) - newline - 1):
             return None   # every length is checked against the bytes there are: no count is believed alone
