@@ -899,8 +899,8 @@ def _load_index(directory: str, dev: int, known: _Dir) -> bool:
     """Put the index file's entries into the process cache; False (and nothing loaded) when it is missing,
     foreign, corrupt or for another device."""
     seal: List[Any] = []
-    # the bytes are referenced by parse_index's argument only: freed once decoded (tens of MB at 200,000)
-    loaded = parse_index(_read_raw(directory) or b'', dev, seal)
+    # the bytes are held by the list only: freed once copied and split (tens of MB at 200,000)
+    loaded = _parse([_read_raw(directory) or b''], dev, seal)
     if loaded is None:
         return False
     columns, dummy = loaded
@@ -1079,9 +1079,13 @@ def encode_index(dev: int, columns: Dict[str, Any]) -> bytes:
 
 def _split(blob: bytes, count: int) -> Optional[List[str]]:
     """``count`` NUL-separated UTF-8 strings (None: not exactly that)."""
+    return _split_text(blob.decode('utf-8', 'surrogateescape'), count)
+
+
+def _split_text(text: str, count: int) -> Optional[List[str]]:
     if count == 0:
-        return [] if not blob else None
-    values = blob.decode('utf-8', 'surrogateescape').split('\0')
+        return [] if not text else None
+    values = text.split('\0')
     return values if len(values) == count else None
 
 
@@ -1090,10 +1094,17 @@ def _is_int(value: Any) -> bool:
 
 
 def parse_index(raw: bytes, dev: int, seal: Optional[List[Any]] = None) -> Optional[Tuple[Dict[str, Any], List[str]]]:
+    """Columns and strings of an index file's bytes: see ``_parse``."""
+    return _parse([raw], dev, seal)
+
+
+def _parse(held: List[bytes], dev: int, seal: Optional[List[Any]] = None) -> Optional[Tuple[Dict[str, Any], List[str]]]:
     """Columns (``COLUMNS``, decoded: strings, None for absent values, 64-bit arrays for the always-integer
     ones) and the string table of an index file's bytes; None when they are not a valid index of device
     ``dev`` (truncated, damaged, another format, version or machine, any count or code out of range). Its seal
-    is appended to ``seal`` when given."""
+    is appended to ``seal`` when given. The bytes are taken out of ``held`` and freed once copied into arrays and
+    split (the file is tens of megabytes at 200,000 manifests: not held while the columns are decoded)."""
+    raw = held.pop()
     newline = raw.find(b'\n')
     if newline < 0:
         return None
@@ -1129,17 +1140,21 @@ def parse_index(raw: bytes, dev: int, seal: Optional[List[Any]] = None) -> Optio
                 return None
             values.frombytes(blobs[name])
             columns[name] = values
-        stem_blob = bytes(blobs['stem'])
-        # each name non-empty, no '/', not a dot name (never a manifest), checked on the bytes at once
-        if rows and (b'/' in stem_blob or b'\0\0' in stem_blob or b'\0.' in stem_blob or stem_blob[:1] in (b'', b'.')
-                     or stem_blob[-1:] == b'\0'):
+        # decoded from the file's buffer (no copy of the bytes); each name non-empty, no '/', not a dot name
+        # (never a manifest), checked on the text at once
+        text = str(blobs['stem'], 'utf-8', 'surrogateescape')
+        if rows and ('/' in text or '\0\0' in text or '\0.' in text or text[:1] in ('', '.') or text[-1:] == '\0'):
             return None
-        stems = _split(stem_blob, rows)
+        stems = _split_text(text, rows)
+        del text
         strings = _split(bytes(blobs['strings']), count)
         members_doc = json.loads(bytes(blobs['members']).decode('utf-8'))
     except (ValueError, RecursionError):   # RecursionError: JSON nested deeper than the parser goes
         return None
-    del raw
+    for view in blobs.values():
+        view.release()
+    body.release()
+    del raw, blobs, body
     if stems is None or strings is None:
         return None
     # unique: written in name order, so (nearly always) strictly increasing, which a comparison in C proves;
