@@ -29,7 +29,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.manifes
 # builds several catalogs of one directory.
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import (
     NOTHING, R_ARTIFACT, R_CONSISTENT, R_DATABASE, R_ENGINE, R_FINISHED, R_ID, R_KIND, R_PARENT, R_PEND, R_PSTART,
-    R_VERIFIED, ScanResult, scan)
+    R_VERIFIED, ScanResult, confirm_rows, scan)
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import CatalogError
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import PARTIAL_SUFFIX
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
@@ -522,8 +522,10 @@ class RowView(Catalog):
         by_start = dict(zip(reversed(starts), reversed(log_rows)))
         by_start.pop(None, None)  # type: ignore[call-overload]
         view._by_start = by_start
-        view._ranges = sorted(((start, end, row) for start, end, row in zip(starts, ends, log_rows)
-                               if start is not None), key=operator.itemgetter(0))
+        triples: Iterable[Tuple[int, int, int]] = zip(starts, ends, log_rows)
+        if None in starts:
+            triples = [triple for triple in triples if triple[0] is not None]
+        view._ranges = sorted(triples, key=operator.itemgetter(0))
         view._range_starts = list(map(operator.itemgetter(0), view._ranges))
         view._reach_rows = {}
         return view
@@ -566,7 +568,7 @@ class RowView(Catalog):
         names = [a if a is not None else s for a, s in zip(map(column(1 + R_ARTIFACT).__getitem__, self._rows),
                                                             map(column(0).__getitem__, self._rows))]
         directory = self.directory
-        if directory and directory[-1] != '/' and not any(name[:1] == '/' for name in names):
+        if directory and directory[-1] != '/' and not any(map(operator.methodcaller('startswith', '/'), names)):
             return list(map(operator.add, itertools.repeat(directory + '/'), names))
         return [os.path.join(directory, name) for name in names]
 
@@ -580,6 +582,10 @@ class RowView(Catalog):
 
     def objects_of(self, ids: Iterable[str]) -> List[Manifest]:
         return self._objects(self.rows_of(ids))
+
+    def confirm_rows(self, rows: List[int]) -> None:
+        """``catalog_index.confirm`` of these rows' manifests, building objects only for files that changed."""
+        confirm_rows(self.directory, self._columns, rows, self._objects)
 
     def finished_of(self, rows: List[int]) -> List[int]:
         return list(map(self._columns[1 + R_FINISHED].__getitem__, rows))

@@ -1375,6 +1375,29 @@ def confirm(entries: Iterable[_manifest.Manifest]) -> None:
         raise IndexStale('Manifest %s changed while this run was reading the catalog: run again.' % path, path=path)
 
 
+def confirm_rows(directory: str, columns: Tuple[Any, ...], rows: List[int],
+                 build: Any) -> None:
+    """``confirm`` of rows of a sealed scan's ``columns`` without an object per row: each manifest is ``stat``ed and
+    compared with its row's signature as ``confirm`` does; the rows whose file is not that file any more are
+    built (``build(rows)``) and go through ``confirm`` itself (parsed, compared, distrusted when they differ).
+    What prune would delete at a year of hourly backups is ~140,000 manifests: their objects were half its run."""
+    stems, inodes, sizes, mtimes, ctimes = columns[:5]
+    prefix = directory if directory[-1:] == '/' else directory + '/'
+    stat_of = os.stat
+    changed = []
+    for row in rows:
+        try:
+            st = stat_of(prefix + stems[row] + SUFFIX)
+        except OSError:
+            changed.append(row)
+            continue
+        if (st.st_ctime_ns != ctimes[row] or st.st_ino != inodes[row] or st.st_size != sizes[row]
+                or st.st_mtime_ns != mtimes[row]):
+            changed.append(row)
+    if changed:
+        confirm(build(changed))
+
+
 def drop_index(directory: str) -> None:
     """Remove the index file (it disagreed with the manifests); the next scan rewrites it."""
     path = index_path(os.path.abspath(directory))

@@ -234,7 +234,7 @@ def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], d
                              in zip(view.finished_of(doomed), delete.items())]))
             parents.extend(item for item in view.parents() if item[1] in keep)
             log_problems.append((first, retention.log_violations_view(view, list(delete))))
-            confirm(view.objects_of(delete))
+            view.confirm_rows(doomed)
             del view, path_of
             continue
         entries = view.entries
