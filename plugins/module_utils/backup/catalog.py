@@ -565,8 +565,9 @@ class RowView(Catalog):
     def paths(self) -> List[str]:
         """Every artifact's path, oldest first (``Manifest.path``)."""
         column = self._columns.__getitem__
-        names = [a if a is not None else s for a, s in zip(map(column(1 + R_ARTIFACT).__getitem__, self._rows),
-                                                            map(column(0).__getitem__, self._rows))]
+        artifacts = map(column(1 + R_ARTIFACT).__getitem__, self._rows)
+        stems = map(column(0).__getitem__, self._rows)
+        names = [a if a is not None else s for a, s in zip(artifacts, stems)]
         directory = self.directory
         if directory and directory[-1] != '/' and not any(map(operator.methodcaller('startswith', '/'), names)):
             return list(map(operator.add, itertools.repeat(directory + '/'), names))
