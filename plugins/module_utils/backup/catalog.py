@@ -484,7 +484,8 @@ class RowView(Catalog):
         """The view of row numbers ``refs`` of ``base``'s sealed scan; None when a ``Catalog`` must answer (a log
         with a start and no end: the chain walk reads that manifest's JSON)."""
         columns = base._scan.columns
-        assert columns is not None
+        if columns is None:
+            return None
         column = columns.__getitem__
         finished = column(1 + R_FINISHED)
         rows = sorted(refs, key=finished.__getitem__)
