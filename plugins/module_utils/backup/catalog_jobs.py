@@ -23,7 +23,7 @@ import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup import retention
-from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog, _order
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog, RowView, _order
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import (
     IndexStale, confirm, drop_index, read_only)
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
@@ -36,18 +36,16 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.timeuti
 def _set_info(catalog: Catalog, point: Optional[datetime.datetime], now: datetime.datetime) -> Dict[str, Any]:
     newest = catalog.latest_full()
     verified = catalog.latest_full(verified_only=True)
-    kinds: Dict[str, int] = {}
-    for entry in catalog.entries:
-        kinds[entry.kind] = kinds.get(entry.kind, 0) + 1
+    count, kinds, oldest, newest_id, never, failed = catalog.set_counts()
     info: Dict[str, Any] = {
-        'artifacts': len(catalog.entries),
+        'artifacts': count,
         'kinds': kinds,
-        'oldest': catalog.entries[0].id if catalog.entries else None,
-        'newest': catalog.entries[-1].id if catalog.entries else None,
+        'oldest': oldest,
+        'newest': newest_id,
         'newest_full': newest.summary() if newest else None,
         'newest_verified_full': verified.summary() if verified else None,
-        'unverified': [m.id for m in catalog.entries if m.verified is None],
-        'failed_verification': [m.id for m in catalog.entries if m.verified is False],
+        'unverified': never,
+        'failed_verification': failed,
         'window': catalog.window(),
     }
     until = catalog.recoverable_until()
@@ -63,7 +61,7 @@ def _set_info(catalog: Catalog, point: Optional[datetime.datetime], now: datetim
     except CatalogError as exc:
         info['chain'] = []
         info['chain_error'] = exc.message
-    info['log_gap'] = catalog.gap_after(catalog.log_sequence_from(newest)) if newest else None
+    info['log_gap'] = catalog.gap_from(newest) if newest else None
     return info
 
 
@@ -92,6 +90,9 @@ def _set_order(key: Tuple[str, Optional[str]]) -> Tuple[str, str]:
 # Answer set after set from the index's rows (False: build every manifest's object first, as before; the tests
 # compare both).
 PER_SET = True
+# Per set, answer from a sealed index's columns where possible (catalog.RowView: objects for fulls, diffs and
+# what is returned only; False: an object per manifest of the set; the tests compare both).
+ROWS = True
 
 
 def _describe_per_set(path: str, engine: Optional[str], database: Optional[str], point: Optional[datetime.datetime],
@@ -107,24 +108,18 @@ def _describe_per_set(path: str, engine: Optional[str], database: Optional[str],
     newest: List[Manifest] = []
     view: Optional[Catalog] = None
     for key in sorted(groups, key=_set_order):
-        view = base.set_view(groups.pop(key))
+        view = base.set_view(groups.pop(key), rows=ROWS)
         info = _set_info(view, point, now)
         info.update(engine=key[0], database=key[1])
         sets.append(info)
         if max_artifacts > 0:
-            newest.extend(view.entries[-max_artifacts:])
+            newest.extend(view.newest(max_artifacts))
         if len(sets) < 2 and not groups:
             break   # the only set: its view is what is listed from
         view = None   # this set's objects go before the next set's are built
     single = sets[0] if len(sets) == 1 else None
     if view is not None and single is not None:
-        entries = view.entries
-        if max_artifacts < 0 or max_artifacts >= len(entries):
-            listed = entries
-        else:
-            chain = set(single['chain'] or [])
-            tail = entries[len(entries) - max_artifacts:] if max_artifacts else []
-            listed = [m for m in entries[:len(entries) - len(tail)] if m.id in chain] + tail
+        listed = view.listing(max_artifacts, single['chain'] or [])
     else:
         newest.sort(key=_order)
         listed = newest[len(newest) - max_artifacts:] if max_artifacts else []
@@ -213,12 +208,35 @@ def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], d
     order cannot be reproduced (an artifact id in two sets: the whole-catalog code lets one shadow the other)."""
     base = Catalog(path, engine=engine, database=database, materialize=False)
     groups = base.set_refs()
+    # the leftover candidates now, then the listing's other names (200,000 at a year of hourly backups) are let go
+    # before the result's ~190,000 kept paths are built
+    candidates = base.leftovers() if leftover_min_age is not None else []
+    base._scan.others = []
     ids: set = set()
     planned = []   # per set: (first entry's order, kept {path: reason}, delete [(finished, id, path, reason)])
     parents: List[Tuple[Any, str, str]] = []   # kept entries with a parent: (order, id, parent)
     log_problems: List[Tuple[Any, List[str]]] = []
     for key in list(groups):
-        view = base.set_view(groups.pop(key))
+        view = base.set_view(groups.pop(key), rows=ROWS)
+        if isinstance(view, RowView):
+            # on the index's columns: objects for the fulls and diffs, and for what it would delete
+            set_ids = view.row_ids()
+            before = len(ids)
+            ids.update(set_ids)
+            if len(ids) != before + len(set_ids):
+                return None
+            keep, delete = retention.plan_view(view, policy, now)
+            first = view.first_order()
+            path_of = dict(zip(set_ids, view.paths()))
+            doomed = view.rows_of(delete)
+            planned.append((first, dict(zip(map(path_of.__getitem__, keep), keep.values())),
+                            [(finished, i, path_of[i], reason) for finished, (i, reason)
+                             in zip(view.finished_of(doomed), delete.items())]))
+            parents.extend(item for item in view.parents() if item[1] in keep)
+            log_problems.append((first, retention.log_violations_view(view, list(delete))))
+            view.confirm_rows(doomed)
+            del view, path_of
+            continue
         entries = view.entries
         if not entries:
             continue
@@ -250,7 +268,7 @@ def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], d
     paths = [row[2] for row in doomed_rows]
     leftovers: List[str] = []
     cutoff = time.time() - (leftover_min_age or 0)
-    for leftover in (base.leftovers() if leftover_min_age is not None else []):
+    for leftover in candidates:
         try:
             if os.lstat(leftover).st_mtime < cutoff:
                 leftovers.append(leftover)

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import datetime
 import errno
+import itertools
+import operator
 import os
 import shutil
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
-from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog, RowView
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import fsync_dir
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
@@ -94,11 +96,71 @@ def plan_set(entries: List[Manifest], catalog: Catalog, policy: Policy,
     return _plan_group(entries, catalog, policy, now)
 
 
+def plan_view(view: Catalog, policy: Policy, now: datetime.datetime) -> Tuple[Dict[str, str], Dict[str, str]]:
+    """``plan_set`` of one set's view; a ``RowView`` (a sealed index's columns) is planned with objects for its
+    fulls and diffs only, its logs kept or deleted on their rows (the same plan, in the same order)."""
+    if not isinstance(view, RowView):
+        return _plan_group(view.entries, view, policy, now)
+    ids = view.row_ids()
+    if policy.empty:
+        return dict.fromkeys(ids, 'no retention rule given'), {}
+    entries = view.entries   # the fulls and diffs
+    keep = _keep_backups(entries, view, policy, now)
+    starts = [e.log_start for e in entries if e.id in keep and not e.is_log and e.log_start is not None]
+    oldest_start = min(starts) if starts else None
+    log_ids, ends = view.log_ids_ends()
+    reason = 'log needed by a kept backup (or position unknown)'
+    for ident, end in zip(log_ids, ends):
+        if oldest_start is None or end is None or end > oldest_start:
+            keep[ident] = reason
+    if oldest_start is None and any(e.is_full and e.id in keep for e in entries):
+        for ident in log_ids:
+            keep.setdefault(ident, 'kept: no kept backup records its log position')
+    delete = dict.fromkeys(itertools.compress(ids, map(operator.not_, map(keep.__contains__, ids))),
+                           'not selected by any rule')
+    return keep, delete
+
+
+def log_violations_view(view: Catalog, delete: List[str]) -> List[str]:
+    """``dependency_violations(view, [], delete, parents=False)`` of one set's view (a ``RowView``: on rows)."""
+    if not isinstance(view, RowView):
+        return dependency_violations(view, [], delete, parents=False)
+    doomed = set(delete)
+    starts = [e.log_start for e in view.entries if e.id not in doomed and not e.is_log and e.log_start is not None]
+    if not starts:
+        return []
+    oldest = min(starts)
+    log_ids, ends = view.log_ids_ends()
+    return ['%s is a log a kept backup replays (from position %d)' % (ident, oldest)
+            for ident, end in itertools.compress(zip(log_ids, ends), map(doomed.__contains__, log_ids))
+            if end is None or end > oldest]
+
+
 def _plan_group(entries: List[Manifest], catalog: Catalog, policy: Policy,
                 now: datetime.datetime) -> Tuple[Dict[str, str], Dict[str, str]]:
-    keep: Dict[str, str] = {}
     if policy.empty:
         return {e.id: 'no retention rule given' for e in entries}, {}
+    keep = _keep_backups(entries, catalog, policy, now)
+    fulls = [e for e in entries if e.is_full]
+    kept_fulls = [f for f in fulls if f.id in keep]
+    # Logs: everything from the earliest position a kept full or diff still needs.
+    starts = [e.log_start for e in entries if e.id in keep and not e.is_log and e.log_start is not None]
+    oldest_start = min(starts) if starts else None
+    for log in (e for e in entries if e.is_log):
+        end = log.pos_end
+        if oldest_start is None or end is None or end > oldest_start:
+            keep[log.id] = 'log needed by a kept backup (or position unknown)'
+    if oldest_start is None and kept_fulls:
+        for log in (e for e in entries if e.is_log):
+            keep.setdefault(log.id, 'kept: no kept backup records its log position')
+    delete = {e.id: 'not selected by any rule' for e in entries if e.id not in keep}
+    return keep, delete
+
+
+def _keep_backups(entries: List[Manifest], catalog: Catalog, policy: Policy,
+                  now: datetime.datetime) -> Dict[str, str]:
+    """The fulls the rules keep and the diffs of kept fulls (``entries``: one set, oldest first; logs ignored)."""
+    keep: Dict[str, str] = {}
     fulls = [e for e in entries if e.is_full]
     usable = [f for f in fulls if catalog.usable(f)]
     verified = [f for f in usable if f.verified is True]
@@ -123,22 +185,10 @@ def _plan_group(entries: List[Manifest], catalog: Catalog, policy: Policy,
         if count:
             for full in _newest_per_bucket(usable, count, bucket):
                 keep.setdefault(full.id, '%s=%d' % (name, count))
-    kept_fulls = [f for f in fulls if f.id in keep]
     for diff in (e for e in entries if e.kind == 'diff'):
         if diff.parent in keep:
             keep[diff.id] = 'differential of kept %s' % diff.parent
-    # Logs: everything from the earliest position a kept full or diff still needs.
-    starts = [e.log_start for e in entries if e.id in keep and not e.is_log and e.log_start is not None]
-    oldest_start = min(starts) if starts else None
-    for log in (e for e in entries if e.is_log):
-        end = log.pos_end
-        if oldest_start is None or end is None or end > oldest_start:
-            keep[log.id] = 'log needed by a kept backup (or position unknown)'
-    if oldest_start is None and kept_fulls:
-        for log in (e for e in entries if e.is_log):
-            keep.setdefault(log.id, 'kept: no kept backup records its log position')
-    delete = {e.id: 'not selected by any rule' for e in entries if e.id not in keep}
-    return keep, delete
+    return keep
 
 
 def unlink_inside(directory: str, relative: str) -> None:
@@ -163,6 +213,11 @@ def apply(catalog: Catalog, deletions: List[str]) -> List[str]:
     removed = []
     for artifact_id in deletions:
         entry = catalog.get(artifact_id)
+        name = entry.artifact_name
+        if not isinstance(name, str) or name in ('', '.', '..') or '/' in name or '\0' in name:
+            # never reached through a checked manifest (manifest.check_names); an index row is not one
+            raise OpsReadyError('Backup %s names %r, which is not a file in %s: nothing of it was deleted.'
+                                % (artifact_id, entry.artifact_name, catalog.directory))
         for path in (entry.manifest_path, entry.path):
             try:
                 os.unlink(path)

@@ -146,15 +146,24 @@ def answers(directory: str):
     return out
 
 
-def test_the_index_answers_exactly_what_parsing_every_manifest_answers(tmp_path, monkeypatch):
+@pytest.mark.parametrize('first_run', [False, True])
+def test_the_index_answers_exactly_what_parsing_every_manifest_answers(tmp_path, monkeypatch, first_run):
+    """``first_run``: every run is the first on a large directory (no index file yet: check mode writes none),
+    which keeps what it parsed and does not return as index rows (``ROWS_MIN``)."""
     directory = str(mixed_catalog(tmp_path))
     monkeypatch.setenv('OPSREADY_CATALOG_INDEX_MIN', '1000000')
     parsed = answers(directory)
     assert not (tmp_path / INDEX_NAME).exists()
     monkeypatch.setenv('OPSREADY_CATALOG_INDEX_MIN', '1')
-    describe(directory, now=NOW)
-    assert (tmp_path / INDEX_NAME).exists()
-    indexed = answers(directory)
+    if first_run:
+        monkeypatch.setattr(catalog_index, 'ROWS_MIN', 1)
+        with catalog_index.read_only():
+            indexed = answers(directory)
+        assert not (tmp_path / INDEX_NAME).exists()
+    else:
+        describe(directory, now=NOW)
+        assert (tmp_path / INDEX_NAME).exists()
+        indexed = answers(directory)
     assert indexed.keys() == parsed.keys()
     for key in parsed:
         assert indexed[key] == parsed[key], key
@@ -184,6 +193,86 @@ def test_one_set_builds_objects_for_that_set_only(tmp_path, monkeypatch):
     built.clear()
     Catalog(directory, materialize=False).leftovers()
     assert built == []
+
+
+def test_a_first_run_keeps_rows_not_parsed_manifests_for_what_it_does_not_return(tmp_path, monkeypatch):
+    """The first run on a large directory parses every manifest (no index yet); what it does not return is held
+    as an index row, not as parsed JSON (~6 KB each: 1.5 GB at 200,000 manifests)."""
+    directory = str(mixed_catalog(tmp_path))
+    monkeypatch.setenv('OPSREADY_CATALOG_INDEX_MIN', '1')
+    monkeypatch.setattr(catalog_index, 'ROWS_MIN', 1)
+
+    def parsed_held():
+        return sorted(hit[1].id for hit in catalog_index._DIRS[directory].entries.values()
+                      if len(hit) == 2 and not isinstance(hit[1], catalog_index.IndexedManifest))
+    with catalog_index.read_only():
+        catalog = Catalog(directory, engine='mariadb', database='crm')
+        assert parsed_held() == sorted(m.id for m in catalog.entries) and len(catalog.entries) == 99
+        catalog_index.clear()
+        assert Catalog(directory, materialize=False).leftovers() and parsed_held() == []
+        catalog_index.clear()
+        assert describe(directory, now=NOW, max_artifacts=0)['artifacts_total'] == 270 and parsed_held() == []
+
+
+def test_every_set_builds_no_object_for_a_log_it_does_not_return(tmp_path, monkeypatch):
+    """With a sealed index, describe() of every set builds objects for the fulls and diffs and for what it returns
+    or proves (chains, newest listed), never for the other logs (23 of 24 manifests at a year of hourly logs)."""
+    directory = str(without_broken(mixed_catalog(tmp_path)))
+    monkeypatch.setenv('OPSREADY_CATALOG_INDEX_MIN', '1')
+    describe(directory, now=NOW)
+    catalog_index.clear()
+    assert Catalog(directory, materialize=False)._scan.columns is not None, 'sealed'
+    catalog_index.clear()
+    everything = Catalog(directory, use_index=False).all_entries
+    logs = {m.id for m in everything if m.is_log}
+    catalog_index.clear()
+    built = []
+    real = catalog_index.materialize
+
+    def counting(directory, stem, row):
+        entry = real(directory, stem, row)
+        built.append(entry.id)
+        return entry
+    monkeypatch.setattr(catalog_index, 'materialize', counting)
+    answer = describe(directory, now=NOW, max_artifacts=3)
+    returned = {a['id'] for a in answer['artifacts']} | {i for s in answer['sets'] for i in s['chain']}
+    assert len(logs) > 150 and set(built) & logs <= returned, 'logs built that were not returned'
+    assert len(built) == len(set(built))
+    # backup_prune (check mode) of every set: objects for the fulls and diffs and for what it would delete
+    for policy in POLICIES:
+        catalog_index.clear()
+        built.clear()
+        answer = prune(directory, policy, check_mode=True, now=NOW)
+        assert set(built) & logs <= set(answer['deleted_ids']), 'logs built that prune does not delete'
+        assert len(answer['kept']) + len(answer['deleted']) == len(everything)
+
+
+def test_a_session_reuses_a_sealed_listing_without_holding_its_names(tmp_path, monkeypatch):
+    """Within one module run (``session``) a listing that matched the seal keeps the index's stems, not 200,000
+    names; later catalogs of the run (other sets, a set parsed for deletion, the leftover scan) answer the same."""
+    directory = str(without_broken(mixed_catalog(tmp_path)))
+    monkeypatch.setenv('OPSREADY_CATALOG_INDEX_MIN', '1')
+    describe(directory, now=NOW)
+
+    def run(check):
+        out = {}
+        catalog_index.clear()
+        with catalog_index.session():
+            for database in ('crm', 'shop', 'crm'):
+                out[database] = [m.summary() for m in Catalog(directory, engine='mariadb', database=database).entries]
+                check()
+            out['parsed'] = [m.summary() for m in Catalog(directory, engine='mariadb',
+                                                          parse_sets={('mariadb', 'crm')}).entries]
+            out['leftovers'] = Catalog(directory, materialize=False).leftovers()
+            out['all'] = sorted(m.id for m in Catalog(directory).entries)
+        return out
+
+    def names_dropped():
+        known = catalog_index._DIRS[directory]
+        assert known.listing[2] is known.sealed_stems and len(known.sealed_stems) == 270
+    sealed = run(names_dropped)
+    monkeypatch.setenv('OPSREADY_CATALOG_INDEX_MIN', '1000000')
+    assert sealed == run(lambda: None)
 
 
 def stale(path: Path, age_s: float) -> None:
@@ -242,15 +331,29 @@ def test_a_killed_index_write_leaves_no_temporary_for_ever(tmp_path, monkeypatch
     assert real_time() < later
 
 
-@pytest.mark.parametrize('index', [False, True])
+def without_broken(directory: Path) -> Path:
+    """``mixed_catalog`` without its broken manifest: a listing the index holds exactly, so the index is sealed and
+    answered from its columns (``catalog.RowView``)."""
+    for path in directory.glob('*.manifest.json'):
+        if path.read_text() == '{':
+            path.unlink()
+    return directory
+
+
+@pytest.mark.parametrize('index', [False, True, 'sealed'])
 def test_set_by_set_answers_exactly_what_the_whole_catalog_answers(tmp_path, monkeypatch, index):
     """describe and prune (check mode) answer set after set holding one set's objects at a time (issue 22: the
-    whole catalog's objects were the peak memory); same results, in the same order (compared as JSON text)."""
+    whole catalog's objects were the peak memory); same results, in the same order (compared as JSON text).
+    ``sealed``: a catalog whose index is sealed, answered from the columns (``RowView``)."""
     from ansible_collections.opsready.operations.plugins.module_utils.backup import catalog_jobs
     directory = str(mixed_catalog(tmp_path))
+    if index == 'sealed':
+        without_broken(tmp_path)
     monkeypatch.setenv('OPSREADY_CATALOG_INDEX_MIN', '1' if index else '1000000')
     describe(directory, now=NOW)
-    assert (tmp_path / INDEX_NAME).exists() == index
+    assert (tmp_path / INDEX_NAME).exists() == bool(index)
+    catalog_index.clear()
+    assert (Catalog(directory, materialize=False)._scan.columns is not None) == (index == 'sealed')
     results = {}
     for per_set in (False, True):
         monkeypatch.setattr(catalog_jobs, 'PER_SET', per_set)
@@ -260,6 +363,10 @@ def test_set_by_set_answers_exactly_what_the_whole_catalog_answers(tmp_path, mon
                 catalog_index.clear()
                 out['describe', engine, database, max_artifacts] = describe(
                     directory, engine=engine, database=database, now=NOW, max_artifacts=max_artifacts)
+            for point in (START + datetime.timedelta(days=9, hours=8), START + datetime.timedelta(days=3), START):
+                catalog_index.clear()
+                out['describe', engine, database, point] = describe(
+                    directory, engine=engine, database=database, now=NOW, max_artifacts=3, point=point)
             for number, policy in enumerate(POLICIES):
                 for min_age in (3600, None, 0):
                     catalog_index.clear()

@@ -187,15 +187,117 @@ def corrupt_truncate(index: Path) -> None:
     index.write_bytes(index.read_bytes()[:len(index.read_bytes()) // 3])
 
 
+def reencode(index: Path, change) -> None:
+    """Decode the index, ``change(columns)``, encode it again with a matching checksum (owner and mode kept)."""
+    dev = os.stat(index.parent).st_dev
+    columns, dummy = catalog_index.parse_index(index.read_bytes(), dev)
+    change(columns)
+    index.write_bytes(catalog_index.encode_index(dev, columns))
+
+
 def corrupt_types(index: Path) -> None:
     """A checksum that matches a body of the wrong shape (a bug or another version): still refused."""
-    header, body = index.read_bytes().split(b'\n', 1)
-    document = json.loads(body)
-    document['columns']['pstart'][0] = 'zero'
-    body = json.dumps(document).encode()
-    head = json.loads(header)
-    head['sha256'] = hashlib.sha256(body).hexdigest()
-    index.write_bytes(json.dumps(head).encode() + b'\n' + body)
+    def change(columns):
+        columns['kind'][0] = 'snapshot'   # not a kind: encoded as a string code all the same
+    reencode(index, change)
+
+
+# Tampering with the binary index (format 3) under a checksum that matches, so that each check behind the
+# checksum is what refuses it: a writer of the file (its owner) could do this, and must only get it refused.
+def split_index(index: Path):
+    raw = index.read_bytes()
+    newline = raw.index(b'\n')
+    header = json.loads(raw[:newline])
+    body = bytearray(raw[newline + 1:])
+    sections, at = {}, 0
+    for name, length in zip(catalog_index.SECTIONS, header['sections']):
+        sections[name] = (at, at + length)
+        at += length
+    return header, body, sections
+
+
+def write_index(index: Path, header, body) -> None:
+    header['sha256'] = hashlib.sha256(bytes(body)).hexdigest()
+    index.write_bytes(json.dumps(header, sort_keys=True).encode() + b'\n' + bytes(body))
+
+
+def binary_truncated(index: Path) -> None:
+    header, body, dummy = split_index(index)
+    write_index(index, header, body[:-5])
+
+
+def binary_section_lengths(index: Path) -> None:
+    """Same total, a section boundary moved: every array's length must be rows x its item size."""
+    header, body, dummy = split_index(index)
+    lengths = header['sections']
+    at = catalog_index.SECTIONS.index('ino')
+    lengths[at] -= 8
+    lengths[at + 1] += 8
+    write_index(index, header, body)
+
+
+def binary_huge_counts(index: Path) -> None:
+    header, body, dummy = split_index(index)
+    header['rows'], header['strings'] = 10 ** 12, 10 ** 9
+    write_index(index, header, body)
+
+
+def binary_separator_flipped(index: Path) -> None:
+    header, body, sections = split_index(index)
+    start, end = sections['stem']
+    body[body.index(0, start, end)] = ord('x')    # two names run together: one name too few
+    write_index(index, header, body)
+
+
+def binary_code_out_of_range(index: Path) -> None:
+    header, body, sections = split_index(index)
+    start = sections['engine'][0]
+    body[start:start + 4] = (10 ** 6).to_bytes(4, sys.byteorder)
+    write_index(index, header, body)
+
+
+def binary_verified_out_of_range(index: Path) -> None:
+    header, body, sections = split_index(index)
+    body[sections['verified'][0]] = 7
+    write_index(index, header, body)
+
+
+def binary_stem_with_a_slash(index: Path) -> None:
+    header, body, sections = split_index(index)
+    start = sections['stem'][0]
+    body[start + 3] = ord('/')
+    write_index(index, header, body)
+
+
+def binary_members_not_lists(index: Path) -> None:
+    header, body, sections = split_index(index)
+    start, end = sections['members']
+    members = b'{"__class__": "os.system", "args": ["true"]}'
+    body[start:end] = members
+    header['sections'][catalog_index.SECTIONS.index('members')] = len(members)
+    write_index(index, header, body)
+
+
+def binary_members_nested(index: Path) -> None:
+    """JSON nested deeper than the parser's recursion limit: refused, not a crash."""
+    header, body, sections = split_index(index)
+    start, end = sections['members']
+    members = b'[' * 100_000 + b']' * 100_000
+    body[start:end] = members
+    header['sections'][catalog_index.SECTIONS.index('members')] = len(members)
+    write_index(index, header, body)
+
+
+def binary_other_machine(index: Path) -> None:
+    header, body, dummy = split_index(index)
+    header['machine'] = 'big' + header['machine'][header['machine'].index(':'):]
+    write_index(index, header, body)
+
+
+def binary_older_version(index: Path) -> None:
+    header, body, dummy = split_index(index)
+    header['version'] = 2
+    write_index(index, header, body)
 
 
 def foreign_owner(index: Path) -> None:
@@ -211,7 +313,10 @@ def hard_linked(index: Path) -> None:
 
 
 @pytest.mark.parametrize('damage', [corrupt_flip, corrupt_truncate, corrupt_types, foreign_owner, group_writable,
-                                    hard_linked])
+                                    hard_linked, binary_truncated, binary_section_lengths, binary_huge_counts,
+                                    binary_separator_flipped, binary_code_out_of_range, binary_verified_out_of_range,
+                                    binary_stem_with_a_slash, binary_members_not_lists, binary_members_nested,
+                                    binary_other_machine, binary_older_version])
 def test_a_corrupt_or_foreign_index_is_ignored_and_rebuilt(tmp_path, parses, damage):
     if damage is foreign_owner and os.geteuid() != 0:
         pytest.skip('chown needs root')
@@ -273,15 +378,11 @@ def test_a_lying_index_of_our_own_never_makes_prune_delete_the_wrong_backup(tmp_
     truth = prune(str(tmp_path), retention.Policy(keep_last=1), check_mode=True, now=NOW)
     index = tmp_path / INDEX_NAME
     describe(str(tmp_path), now=NOW)
-    header, body = index.read_bytes().split(b'\n', 1)
-    document = json.loads(body)
     newest = os.path.basename(newest_full_manifest(tmp_path))
-    row = document['columns']['stem'].index(newest[:-len(manifest_mod.MANIFEST_SUFFIX)])
-    document['columns']['verified'][row] = False
-    body = json.dumps(document).encode()
-    head = json.loads(header)
-    head['sha256'] = hashlib.sha256(body).hexdigest()
-    index.write_bytes(json.dumps(head).encode() + b'\n' + body)
+
+    def change(columns):
+        columns['verified'][columns['stem'].index(newest[:-len(manifest_mod.MANIFEST_SUFFIX)])] = False
+    reencode(index, change)
     os.chmod(index, 0o600)
     new_run()
     lied = prune(str(tmp_path), retention.Policy(keep_last=1), check_mode=True, now=NOW)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import hashlib
 import json
 import os
 import shutil
@@ -226,18 +225,18 @@ def test_an_older_sealed_index_put_back(sealed):
 
 def test_index_edited_in_place_to_forget_a_manifest(sealed):
     index = sealed / INDEX_NAME
+    dev = os.stat(sealed).st_dev
     raw = index.read_bytes()
-    header, body = raw.split(b'\n', 1)
-    document = json.loads(body)
-    columns = document['columns']
+    columns, dummy = catalog_index.parse_index(raw, dev)
     for name in columns:
         del columns[name][-1]
-    body = json.dumps(document).encode()
-    head = json.loads(header)
-    head['sha256'] = hashlib.sha256(body).hexdigest()
-    head['rows'] -= 1
+    data = catalog_index.encode_index(dev, columns)
+    width = len(catalog_index.SEAL_KEY) + catalog_index.SEAL_WIDTH
+    seal = raw[raw.index(catalog_index.SEAL_KEY):][:width]
+    assert seal.strip(b' ') != catalog_index.SEAL_KEY, 'sealed'
+    data = data.replace(data[data.index(catalog_index.SEAL_KEY):][:width], seal, 1)   # the seal kept
     with open(index, 'r+b') as handle:   # in place: the directory does not change, the seal stays
-        handle.write(json.dumps(head, sort_keys=True).encode() + b'\n' + body)
+        handle.write(data)
         handle.truncate()
     assert_same_as_parsing_everything(sealed)
 
