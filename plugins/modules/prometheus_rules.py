@@ -136,6 +136,7 @@ promtool_output:
 
 import os
 import shutil
+import stat
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -210,12 +211,23 @@ def main():
                 result['diff'] = {'before': {'mode': '%04o' % (os.lstat(dest).st_mode & 0o7777)},
                                   'after': {'mode': '%04o' % mode}}
             if not module.check_mode:
-                os.chmod(dest, mode)
+                _chmod_regular(dest, mode)
     except OpsReadyError as exc:
         module.fail_json(**dict(result, **exc.as_fail_kwargs()))
     except OSError as exc:
         module.fail_json(msg='Cannot write the rules file %s: %s.' % (dest, exc.strerror or exc), **result)
     module.exit_json(**result)
+
+
+def _chmod_regular(path: str, mode: int) -> None:
+    # through an O_NOFOLLOW descriptor: a link swapped in after the read must not hand its target the mode
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OpsReadyError('The rules file %s is no longer a regular file: refusing to change its mode.' % path)
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
 
 
 if __name__ == '__main__':

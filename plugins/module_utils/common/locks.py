@@ -21,6 +21,7 @@ import errno
 import fcntl
 import os
 import stat
+import time
 from typing import Iterator
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
@@ -44,18 +45,7 @@ def exclusive(path: str, busy: str, remove: bool = False) -> Iterator[None]:
 
 def _acquire(path: str, busy: str) -> int:
     for _attempt in range(100):
-        try:
-            # O_NONBLOCK: a FIFO planted at the name would otherwise hang the open until someone reads it
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o600)
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise OpsReadyError('The lock file %s is a symbolic link: refusing to follow it. Remove it (nothing '
-                                    'of ours is ever a link there) and run again.' % path, lock=path)
-            raise OpsReadyError('Cannot create the lock file %s: %s.' % (path, exc.strerror or exc), lock=path)
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            raise OpsReadyError('The lock file %s is not a regular file: refusing it. Remove it (nothing of ours is '
-                                'ever anything else there) and run again.' % path, lock=path)
+        fd = _open_lock_file(path, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -73,3 +63,48 @@ def _acquire(path: str, busy: str) -> int:
         os.close(fd)        # the holder before us removed this file as it let go: lock the current one
     raise OpsReadyError('Could not lock %s: it kept being replaced (another process removing it in a loop?).' % path,
                         lock=path)
+
+
+@contextlib.contextmanager
+def waiting(path: str, what: str, timeout: float = 120.0, mode: int = 0o600) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` for the block, waiting up to ``timeout`` seconds for another writer of
+    ``what`` to finish. The file stays (writers of a shared store queue on it). The wait is bounded because
+    anyone able to open the lock file can hold it: an unbounded ``flock`` would let them stall a root run."""
+    fd = _open_lock_file(path, mode)
+    try:
+        deadline = time.monotonic() + timeout
+        pause = 0.005
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    raise OpsReadyError('Cannot lock %s: %s.' % (path, exc.strerror or exc), lock=path)
+            if time.monotonic() >= deadline:
+                raise OpsReadyError('Another process has held the lock of the %s (%s) for over %d s: find it (fuser '
+                                    '%s) and run again when it has ended.' % (what, path, timeout, path), lock=path)
+            time.sleep(pause)
+            pause = min(pause * 2, 0.2)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _open_lock_file(path: str, mode: int) -> int:
+    try:
+        # O_NONBLOCK: a FIFO planted at the name would otherwise hang the open until someone reads it
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, mode)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OpsReadyError('The lock file %s is a symbolic link: refusing to follow it. Remove it (nothing '
+                                'of ours is ever a link there) and run again.' % path, lock=path)
+        if exc.errno == errno.ENXIO:      # a FIFO without a reader, as O_NONBLOCK reports it
+            raise OpsReadyError('The lock file %s is not a regular file (a FIFO): refusing it. Remove it and run '
+                                'again.' % path, lock=path)
+        raise OpsReadyError('Cannot create the lock file %s: %s.' % (path, exc.strerror or exc), lock=path)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OpsReadyError('The lock file %s is not a regular file: refusing it. Remove it (nothing of ours is '
+                            'ever anything else there) and run again.' % path, lock=path)
+    return fd

@@ -21,13 +21,13 @@ Private to opsready.operations; do not import from other collections.
 from __future__ import annotations
 
 import collections
-import fcntl
 import json
 import os
 from typing import Any, Deque, Dict, List, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import (
     append_line_durable, atomic_write_text)
+from ansible_collections.opsready.operations.plugins.module_utils.common import locks
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 
@@ -83,9 +83,7 @@ def append(path: str, line: Dict[str, Any], max_entries: int) -> int:
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise OpsReadyError('history_path directory %s does not exist: create it first.' % directory)
-    lock_fd = os.open(path + '.lock', os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
-    try:
-        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+    with locks.waiting(path + '.lock', 'health history', mode=0o644):
         append_line_durable(path, json.dumps(line, sort_keys=True, separators=(',', ':')))
         # Streamed with a per-line cap: only the newest max_entries lines are ever held.
         handle = safeio.open_regular_stream(path, what='History')
@@ -105,8 +103,6 @@ def append(path: str, line: Dict[str, Any], max_entries: int) -> int:
             atomic_write_text(path, b'\n'.join(keep).decode('utf-8', 'replace') + '\n', mode=0o644)
             return len(keep)
         return count
-    finally:
-        os.close(lock_fd)
 
 
 def load(path: str) -> Tuple[List[Dict[str, Any]], int]:

@@ -19,13 +19,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime
-import fcntl
 import json
 import os
 import secrets
 from typing import Any, Dict, Iterator, List, Optional
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import append_line_durable
+from ansible_collections.opsready.operations.plugins.module_utils.common import locks
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import (
     isoformat, parse_time, stamp, utcnow)
@@ -113,12 +113,8 @@ class IncidentStore:
 
     @contextlib.contextmanager
     def locked(self) -> Iterator['IncidentStore']:
-        fd = os.open(self.path + '.lock', os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o640)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with locks.waiting(self.path + '.lock', 'incident store', mode=0o640):
             yield self
-        finally:
-            os.close(fd)
 
     def load(self) -> Dict[str, Dict[str, Any]]:
         incidents: Dict[str, Dict[str, Any]] = {}

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import fcntl
 import json
 import os
 from typing import Any, Dict, Iterator, List
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import atomic_write_json
+from ansible_collections.opsready.operations.plugins.module_utils.common import locks
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.notify.event import Event
 
@@ -41,13 +41,9 @@ class Ledger:
         if not os.path.isdir(directory):
             raise OpsReadyError('The directory of state_file %s does not exist: create it (the role does) or '
                                 'point state_file elsewhere.' % self.path)
-        fd = os.open(self.path + '.lock', os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with locks.waiting(self.path + '.lock', 'notification ledger'):
             self.entries = self._load()
             yield self
-        finally:
-            os.close(fd)
 
     def _load(self) -> Dict[str, Dict[str, Any]]:
         try:

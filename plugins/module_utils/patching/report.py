@@ -13,7 +13,6 @@ Private to opsready.operations; do not import from other collections.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 from typing import Any, Dict, Iterator, List, Optional, Sequence
@@ -22,6 +21,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.atomic 
     atomic_write_json,
     atomic_write_text,
 )
+from ansible_collections.opsready.operations.plugins.module_utils.common import locks
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
@@ -33,13 +33,8 @@ STATUSES = ('not_reached', 'patched', 'unchanged', 'skipped', 'failed', 'planned
 def _locked(path: str) -> Iterator[None]:
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, mode=0o750, exist_ok=True)
-    lock = os.open(path + '.lock', os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o640)
-    with os.fdopen(lock, 'w') as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with locks.waiting(path + '.lock', 'patching report', mode=0o640):
+        yield
 
 
 def load(path: str) -> Optional[Dict[str, Any]]:

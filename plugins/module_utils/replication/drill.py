@@ -33,6 +33,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.timeuti
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import quote_ident
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.backup import PostgresEngine
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.postmaster import postmaster_pid
 from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import get_engine
 
 
@@ -142,9 +143,11 @@ def kill_postmaster(data_dir: str) -> int:
     """SIGKILL the server of ``data_dir``: the postmaster and its children at once (a backend of a dead postmaster
     would otherwise go on committing for its session until it notices, and a late acknowledgement would be
     counted as the new primary's)."""
+    pid = postmaster_pid(data_dir)
+    if pid is None:
+        raise OpsReadyError('Failover drill: %s has no readable postmaster.pid (a regular file naming the server): the '
+                            'primary must run on this host.' % data_dir)
     try:
-        with open(os.path.join(data_dir, 'postmaster.pid'), encoding='ascii') as handle:
-            pid = int(handle.readline().strip())
         children = _children(pid)
         os.kill(pid, signal.SIGKILL)
         for child in children:

@@ -53,6 +53,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.artifac
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, parse_time
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.backup import (
     PostgresEngine, lsn_to_int)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.postmaster import postmaster_pid
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import Restorer, RestoreRequest, Timer
 from ansible_collections.opsready.operations.plugins.module_utils.files.safeio import read_regular
 from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe import extract_all
@@ -75,10 +76,8 @@ def _owner() -> Tuple[Optional[str], int, int]:
 
 
 def _server_running(datadir: str) -> Optional[int]:
-    try:
-        with open(os.path.join(datadir, 'postmaster.pid')) as handle:
-            pid = int(handle.readline().strip())
-    except (OSError, ValueError):
+    pid = postmaster_pid(datadir)
+    if pid is None:
         return None
     try:
         os.kill(pid, 0)

@@ -36,6 +36,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.postgr
     PostgresEngine, find_client_tool, lsn_to_int)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.client import (
     PostgresClient, PsqlSession)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.postmaster import postmaster_pid
 from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import get_client, get_engine
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 from ansible_collections.opsready.operations.plugins.module_utils.replication import status as repl_status
@@ -290,9 +291,10 @@ class PgNode:
         postmaster that nobody reaped yet (a zombie) passes pg_ctl's kill(pid, 0) test but will never serve."""
         if not self.has_data_dir():
             return self.observe().reachable
+        pid = postmaster_pid(self.spec.data_dir or '')
+        if pid is None:
+            return False
         try:
-            with open(os.path.join(self.spec.data_dir or '', 'postmaster.pid'), encoding='ascii') as handle:
-                pid = int(handle.readline().strip())
             with open('/proc/%d/stat' % pid, 'rb') as handle:
                 stat = handle.read()
         except (OSError, ValueError):

@@ -548,8 +548,7 @@ def archive(dest: str, source: str, wal_name: str, compression: str = 'zstd', le
         text.write(json.dumps(manifest, indent=2, sort_keys=True) + '\n')
         text.flush()
         os.fsync(text.fileno())
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, target)
+    os.replace(tmp, target)      # mkstemp made it 0600
     _fsync_dir(dest)
     return 0
 

@@ -96,3 +96,65 @@ def test_a_fifo_or_directory_at_the_lock_name_is_refused_without_hanging(tmp_pat
     with pytest.raises(OpsReadyError):
         with locks.exclusive(str(tmp_path / '.dir.lock'), 'busy'):
             pass
+
+
+# ------------------------------------------------------------------------------------------ locks.waiting
+# The shared stores (health history, incidents, the notification ledger, the patching report) queue their writers
+# on a lock file that stays. Root runs these with the lock in directories other accounts may write or read, so the
+# lock must never hang on a planted FIFO, never follow a link, and never wait for ever on a holder it cannot see.
+
+def _hold(path):
+    """A separate process holding ``path`` locked until killed."""
+    code = ('import fcntl, os, sys, time\n'
+            'fd = os.open(sys.argv[1], os.O_RDONLY)\n'        # a read-only fd is enough to flock: a reader can stall
+            'fcntl.flock(fd, fcntl.LOCK_EX)\n'
+            'print("held", flush=True)\n'
+            'time.sleep(60)\n')
+    holder = subprocess.Popen([sys.executable, '-c', code, path], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == 'held'
+    return holder
+
+
+def test_waiting_waits_for_the_holder_and_then_gives_up_with_the_message(tmp_path):
+    path = str(tmp_path / 'store.lock')
+    open(path, 'w').close()
+    holder = _hold(path)
+    try:
+        with pytest.raises(OpsReadyError) as raised:
+            with locks.waiting(path, 'health history', timeout=0.3):
+                pass
+        assert 'health history' in raised.value.message and 'fuser' in raised.value.message
+    finally:
+        holder.kill()
+        holder.wait()
+    with locks.waiting(path, 'health history', timeout=5):
+        pass
+
+
+def test_waiting_gets_the_lock_once_the_holder_lets_go(tmp_path):
+    path = str(tmp_path / 'store.lock')
+    open(path, 'w').close()
+    holder = _hold(path)
+    import threading
+    threading.Timer(0.3, holder.kill).start()
+    try:
+        with locks.waiting(path, 'incident store', timeout=10):
+            pass
+    finally:
+        holder.wait()
+
+
+@pytest.mark.parametrize('planted', ['fifo', 'symlink', 'directory'])
+def test_waiting_refuses_a_planted_lock_name(tmp_path, planted):
+    path = tmp_path / 'store.lock'
+    victim = tmp_path / 'victim'
+    if planted == 'fifo':
+        os.mkfifo(str(path))
+    elif planted == 'symlink':
+        os.symlink(str(victim), str(path))
+    else:
+        path.mkdir()
+    with pytest.raises(OpsReadyError, match='symbolic link|not a regular file|Cannot create'):
+        with locks.waiting(str(path), 'store', timeout=1):
+            pass
+    assert not victim.exists()
