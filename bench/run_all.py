@@ -52,7 +52,7 @@ from common import (PYTHON, REPO, Row, Side, Target, clear, compare, format_tabl
                     machine, markdown_table, measure, path_size, write_json)
 
 VENV = REPO / '.venv' / 'bin'
-SECTIONS = ('files', 'pg', 'mariadb', 'logs', 'ansible', 'catalog')
+SECTIONS = ('files', 'pg', 'mariadb', 'logs', 'ansible', 'catalog', 'offsite')
 NOTES_MARKER = '<!-- hand-written notes below: kept by run_all.py -->'
 
 
@@ -412,8 +412,45 @@ def bench_catalog(args, work: Path) -> List[Row]:
     return []
 
 
+# ----------------------------------------------------------------------------------------------- offsite
+def bench_offsite(args, work: Path) -> List[Row]:
+    """Issue 21's rows: uploads of 256 MB to each emulator next to the provider SDK's own upload, and key rotation
+    of 1 GB next to ``age -d | age -r`` (both scaled); bench/offsite_upload.py runs them alone and explains them."""
+    import offsite_upload
+    offsite_upload.RUNS = args.runs
+    offsite_upload.ROWS.clear()
+    source = work / 'payload.bin'
+
+    def payload(mb: int) -> None:
+        offsite_upload.MB = mb
+        with open(source, 'wb') as handle:
+            for _ in range(mb):
+                handle.write(os.urandom(1 << 20))
+    payload(max(16, int(256 * args.scale)))
+    offsite_upload.bench_s3(source)
+    try:
+        offsite_upload.bench_azure(source)
+    except offsite_upload.EmulatorUnavailable as exc:
+        log('  Azure Blob: skipped (%s)' % exc)
+    offsite_upload.bench_gcs(source)
+    payload(max(64, int(1024 * args.scale)))
+    rekey_work = work / 'rekey'
+    rekey_work.mkdir()
+    offsite_upload.bench_rekey(rekey_work, source)
+    rows = list(offsite_upload.ROWS)
+    for row in rows:
+        if row.operation == 'key rotation':
+            row.operation = 'key rotation (%d MB)' % offsite_upload.MB
+            row.ours_label = 'backup_rekey (decrypt, encrypt, 2 sha256, verify, swap)'
+        else:
+            row.operation = 'offsite upload, %s (%d MB)' % (row.operation, max(16, int(256 * args.scale)))
+            row.ours_label = 'backup_copy store upload (streamed, checksummed as sent)'
+        row.note = row.note or 'loopback emulator: compares client code paths, not providers'
+    return rows
+
+
 RUNNERS = {'files': bench_files, 'pg': bench_pg, 'mariadb': bench_mariadb, 'logs': bench_logs,
-           'ansible': bench_ansible, 'catalog': bench_catalog}
+           'ansible': bench_ansible, 'catalog': bench_catalog, 'offsite': bench_offsite}
 
 
 def write_markdown(path: Path, rows: List[Row], meta: dict, errors: Dict[str, str]) -> None:
