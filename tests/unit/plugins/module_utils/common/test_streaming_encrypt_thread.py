@@ -77,3 +77,39 @@ def test_abort_stops_the_thread_and_removes_the_partial_file(tmp_path, keypair):
             raise RuntimeError('source failed')
     assert os.listdir(str(tmp_path)) == []
     assert _threads() == []
+
+
+@pytest.mark.parametrize('recipients', [True, False], ids=['encrypted', 'plain'])
+def test_compressed_output_reaches_the_next_stage_in_large_pieces(tmp_path, keypair, monkeypatch, recipients):
+    """zstd's output goes on in pieces of up to 1 MiB (CHUNK), not its 128 KiB default: each piece is a Python call
+    and, encrypted, a queue handoff with a GIL switch each way between the producer and the age thread."""
+    secret, recipient = keypair
+    sizes = []
+    if recipients:
+        original = encryption.EncryptingWriter.write
+
+        def recording(self, data):
+            sizes.append(len(data))
+            return original(self, data)
+        monkeypatch.setattr(encryption.EncryptingWriter, 'write', recording)
+    else:
+        from ansible_collections.opsready.operations.plugins.module_utils.common import streaming
+        original_sink = streaming._HashingSink.write
+
+        def recording_sink(self, data):
+            sizes.append(len(data))
+            return original_sink(self, data)
+        monkeypatch.setattr(streaming._HashingSink, 'write', recording_sink)
+    data = os.urandom(8 * 1024 * 1024)  # incompressible: ~8 MiB of output
+    path = str(tmp_path / ('a.zst.age' if recipients else 'a.zst'))
+    with ArtifactWriter(path, compression='zstd', threads=2, recipients=[recipient] if recipients else None) as writer:
+        for start in range(0, len(data), 1 << 20):
+            writer.write(data[start:start + (1 << 20)])
+        stored = writer.commit()
+    big = [size for size in sizes if size > 1000]
+    assert sum(big) >= len(data)
+    assert len(big) <= 12, 'zstd output handed on in %d pieces (sizes %s)' % (len(big), sorted(set(big)))
+    assert stored['sha256'] == sha256_file(path)
+    with open_decompressed(path, 'zstd', stored.get('encryption'),
+                           encryption.parse_identities(secret) if recipients else None) as stream:
+        assert stream.read() == data
