@@ -174,7 +174,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import (
     check_compression, compression_argument_spec)
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import remove_leftovers, set_lock
-from ansible_collections.opsready.operations.plugins.module_utils.files import archive
+from ansible_collections.opsready.operations.plugins.module_utils.files import archive, safeio
 
 
 def prune(dest, name, keep_days, keep_count, check_mode):
@@ -229,6 +229,7 @@ def main():
             result.update(skipped_unchanged=True, archive=previous.path, manifest=previous.summary())
             module.exit_json(**result)
         if module.check_mode:
+            safeio.check_backup_dir(p['dest'], secret, what='archives')   # the refusal a real run would meet
             result['changed'] = True
             result['archive'] = os.path.join(p['dest'], '%s-<timestamp>.tar' % p['name'])
             result['diff'] = {'before': '', 'after': result['archive'] + '\n'}

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import errno
 import os
 import tarfile
 import time
@@ -41,17 +40,10 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog
 
 
 def prepare_dest(dest: str) -> None:
-    if not os.path.isdir(dest):
-        try:
-            os.makedirs(dest, mode=0o700)
-        except OSError as exc:
-            if exc.errno == errno.EEXIST:   # something that is not a directory is in the way: say what
-                raise OpsReadyError('dest %s %s, not a directory: point dest at a directory (it is created when '
-                                    'missing).' % (dest, safeio.describe_path(dest)), path=dest)
-            raise OpsReadyError('Cannot create backup directory %s: %s.' % (dest, exc.strerror), path=dest)
-    if not os.access(dest, os.W_OK | os.X_OK):
-        raise OpsReadyError('Backup directory %s is not writable by this user: fix its permissions or choose '
-                            'another dest.' % dest, path=dest)
+    """Create the catalog directory 0700, refusing one another account could use against root: the engines' tools
+    (pg_dump -Fd, pg_basebackup, mariadb-binlog, redis-cli, SQLite) write through staging names there, which that
+    account could swap for symlinks (``safeio.prepare_backup_dir``; the same rule as file_backup)."""
+    safeio.prepare_backup_dir(dest)
 
 
 def set_prefix(engine: Engine, opts: BackupOptions, database: Optional[str] = None) -> str:
@@ -105,6 +97,7 @@ def _run_backup(engine: Engine, opts: BackupOptions, verify: bool, policy: Optio
     engine.preflight(opts)  # nothing is created unless the source answers (check mode included)
     prefixes = [set_prefix(engine, opts, database) for database in sets]
     if check_mode:
+        safeio.check_backup_dir(opts.dest)   # the refusal a real run would meet
         result['changed'] = True
         if os.path.isdir(opts.dest):
             result['leftovers_removed'] = remove_leftovers(opts.dest, prefixes, check_mode=True)
