@@ -16,7 +16,7 @@ import datetime
 import os
 import tarfile
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup import retention
 from ansible_collections.opsready.operations.plugins.module_utils.backup import source as source_summary
@@ -39,11 +39,12 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog
     describe, prune)
 
 
-def prepare_dest(dest: str) -> None:
+def prepare_dest(dest: str, owner: Optional[Tuple[int, int]] = None) -> None:
     """Create the catalog directory 0700, refusing one another account could use against root: the engines' tools
     (pg_dump -Fd, pg_basebackup, mariadb-binlog, redis-cli, SQLite) write through staging names there, which that
-    account could swap for symlinks (``safeio.prepare_backup_dir``; the same rule as file_backup)."""
-    safeio.prepare_backup_dir(dest)
+    account could swap for symlinks (``safeio.prepare_backup_dir``; the same rule as file_backup). ``owner``: the
+    account the module's ``owner`` option names as trusted (it may own the directory or write it through its group)."""
+    safeio.prepare_backup_dir(dest, owner=owner)
 
 
 def set_prefix(engine: Engine, opts: BackupOptions, database: Optional[str] = None) -> str:
@@ -75,14 +76,15 @@ def _fresh(engine: Engine, opts: BackupOptions, database: Optional[str], horizon
 
 
 def run_backup(engine: Engine, opts: BackupOptions, verify: bool = True, policy: Optional[retention.Policy] = None,
-               min_interval: int = 0, check_mode: bool = False) -> Dict[str, Any]:
+               min_interval: int = 0, check_mode: bool = False,
+               owner: Optional[Tuple[int, int]] = None) -> Dict[str, Any]:
     # One run: a catalog unchanged since this run last listed it is not listed and stat'ed again.
     with session(), (read_only() if check_mode else contextlib.nullcontext()):
-        return _run_backup(engine, opts, verify, policy, min_interval, check_mode)
+        return _run_backup(engine, opts, verify, policy, min_interval, check_mode, owner)
 
 
 def _run_backup(engine: Engine, opts: BackupOptions, verify: bool, policy: Optional[retention.Policy],
-                min_interval: int, check_mode: bool) -> Dict[str, Any]:
+                min_interval: int, check_mode: bool, owner: Optional[Tuple[int, int]] = None) -> Dict[str, Any]:
     engine.check_options(opts)
     result: Dict[str, Any] = {'changed': False, 'manifest': {}, 'manifests': [], 'verification': [],
                               'deleted': [], 'leftovers_removed': [], 'skipped_fresh': False}
@@ -97,12 +99,12 @@ def _run_backup(engine: Engine, opts: BackupOptions, verify: bool, policy: Optio
     engine.preflight(opts)  # nothing is created unless the source answers (check mode included)
     prefixes = [set_prefix(engine, opts, database) for database in sets]
     if check_mode:
-        safeio.check_backup_dir(opts.dest)   # the refusal a real run would meet
+        safeio.check_backup_dir(opts.dest, owner=owner)   # the refusal a real run would meet
         result['changed'] = True
         if os.path.isdir(opts.dest):
             result['leftovers_removed'] = remove_leftovers(opts.dest, prefixes, check_mode=True)
         return result
-    prepare_dest(opts.dest)
+    prepare_dest(opts.dest, owner)
     with contextlib.ExitStack() as locks:
         for prefix in sorted(set(prefixes)):
             locks.enter_context(set_lock(opts.dest, prefix.rstrip('-')))
