@@ -134,18 +134,18 @@ def _guard_in_dir(member: tarfile.TarInfo, root_fd: int, archive: str) -> None:
             os.close(parent)
     if member.islnk():
         # tarfile links to the target by name, following a symlink there: the target must be a file of the root
+        # (a target not extracted - an ``only`` selection - makes the link fail as before: nothing to follow)
         link_parts = [p for p in member.linkname.split('/') if p not in ('', '.')]
         holder = _open_parents(root_fd, link_parts, member, archive) if link_parts else None
-        if holder is None:
-            _refuse([(member.name, 'hard link to a file that is not in the archive before it')], archive)
-        try:
-            st = os.stat(link_parts[-1], dir_fd=holder, follow_symlinks=False)
-        except FileNotFoundError:
-            st = None
-        finally:
-            os.close(holder)
-        if st is None or stat.S_ISLNK(st.st_mode):
-            _refuse([(member.name, 'hard link to a symlink or to a file not in the archive before it')], archive)
+        if holder is not None:
+            try:
+                st = os.stat(link_parts[-1], dir_fd=holder, follow_symlinks=False)
+            except FileNotFoundError:
+                st = None
+            finally:
+                os.close(holder)
+            if st is not None and stat.S_ISLNK(st.st_mode):
+                _refuse([(member.name, 'hard link to a symlink (it would link the file the symlink names)')], archive)
 
 
 def extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: str, numeric_owner: bool = False,
