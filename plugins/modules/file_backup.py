@@ -39,7 +39,13 @@ options:
     elements: path
     required: true
   dest:
-    description: The backup directory; created C(0700) if missing.
+    description:
+      - The backup directory; created C(0700) if missing.
+      - It must be one that no other account can use against root - owned by root or by the module's user, not
+        writable by group or others (a directory of root's that only its group can write is tightened to C(0700)
+        when the trees hold private keys), and below no directory another account can write (a directory of
+        root's inside the sticky C(/tmp) is fine). Otherwise the run is refused before anything is written, check
+        mode included - that account could swap archives and manifests or plant symlinks where root writes.
     type: path
     required: true
   name:
