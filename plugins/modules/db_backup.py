@@ -72,9 +72,26 @@ options:
     choices: [full, diff, log, base, wal]
     default: full
   dest:
-    description: Backup directory (the catalog); created C(0700) if missing.
+    description:
+      - Backup directory (the catalog); created C(0700) if missing.
+      - When the module runs as root, O(dest) - and every directory above it - must be one that no other account
+        can write (owned by root or by the module's user, not writable by group or others; a directory of root's
+        inside the sticky C(/tmp) is fine). Otherwise the run is refused before anything is written, check mode
+        included; the engines' tools write through staging names there, which that account could swap for
+        symlinks to make root overwrite any file. Fix the directory, run the task as the account that owns it
+        (C(become_user)), or name that account in O(owner).
     type: path
     required: true
+  owner:
+    description:
+      - An account other than root that owns O(dest), or writes it through its group, and that you trust as
+        much as root - typically C(postgres) for a catalog that PostgreSQL's C(archive_command) writes WAL into
+        (a root-owned C(0770) directory of group C(postgres), or one owned by C(postgres)).
+      - This is an explicit acknowledgement, not a change of user - the module and its tools still run as the
+        task's user, and that account could still redirect what they write there. Prefer a O(dest) only root can
+        write, or C(become_user) with that account, where the setup allows it.
+      - A O(dest) writable by others, or below a directory another (unnamed) account can write, is always refused.
+    type: str
   format:
     description: PostgreSQL V(full) only. pg_dump output format.
     type: str
@@ -194,6 +211,8 @@ EXAMPLES = r'''
     login_unix_socket: /var/run/postgresql
     login_user: postgres
     dest: /var/backups/opsready/pg
+    # archive_command (running as postgres) writes WAL into this catalog (root:postgres 0770): trusted explicitly
+    owner: postgres
 
 - name: Parallel directory-format dump
   opsready.operations.db_backup:
@@ -286,6 +305,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import (
     check_compression, compression_argument_spec)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import (
     connection_from_params, db_connection_argument_spec, db_connection_mutually_exclusive)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import ENGINES, get_engine
@@ -300,6 +320,7 @@ def main():
         all_databases=dict(type='bool', default=False),
         kind=dict(type='str', choices=['full', 'diff', 'log', 'base', 'wal'], default='full'),
         dest=dict(type='path', required=True),
+        owner=dict(type='str'),
         format=dict(type='str', choices=['custom', 'directory', 'plain'], default='custom'),
         jobs=dict(type='int', default=1),
         include_globals=dict(type='bool', default=False),
@@ -348,7 +369,7 @@ def main():
             policy = retention_utils.Policy.from_params(p['retention'])
         engine = get_engine(p['engine'], connection_from_params(p))
         result = run_backup(engine, opts, verify=p['verify'], policy=policy, min_interval=p['min_interval'],
-                            check_mode=module.check_mode)
+                            check_mode=module.check_mode, owner=safeio.resolve_user(p['owner']))
     except OpsReadyError as exc:
         module.fail_json(**exc.as_fail_kwargs())
     if result['changed'] and module._diff:

@@ -39,7 +39,13 @@ options:
     elements: path
     required: true
   dest:
-    description: The backup directory; created C(0700) if missing.
+    description:
+      - The backup directory; created C(0700) if missing.
+      - It must be one that no other account can use against root - owned by root or by the module's user, not
+        writable by group or others (a directory of root's that only its group can write is tightened to C(0700)
+        when the trees hold private keys), and below no directory another account can write (a directory of
+        root's inside the sticky C(/tmp) is fine). Otherwise the run is refused before anything is written, check
+        mode included - that account could swap archives and manifests or plant symlinks where root writes.
     type: path
     required: true
   name:
@@ -174,7 +180,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import (
     check_compression, compression_argument_spec)
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import remove_leftovers, set_lock
-from ansible_collections.opsready.operations.plugins.module_utils.files import archive
+from ansible_collections.opsready.operations.plugins.module_utils.files import archive, safeio
 
 
 def prune(dest, name, keep_days, keep_count, check_mode):
@@ -229,6 +235,7 @@ def main():
             result.update(skipped_unchanged=True, archive=previous.path, manifest=previous.summary())
             module.exit_json(**result)
         if module.check_mode:
+            safeio.check_backup_dir(p['dest'], secret, what='archives')   # the refusal a real run would meet
             result['changed'] = True
             result['archive'] = os.path.join(p['dest'], '%s-<timestamp>.tar' % p['name'])
             result['diff'] = {'before': '', 'after': result['archive'] + '\n'}

@@ -23,6 +23,10 @@ description:
   - Files are extracted into a staging directory under O(dest) and moved into place only after the
     whole archive was read; files identical to the archived ones are left alone, so a second run
     reports C(changed=false).
+  - O(dest) may belong to a user (a restore into C(/home/alice) as root). The staging directory (root's, C(0700))
+    is used only through its descriptor - extraction through C(/proc/self/fd), renames relative to directory
+    descriptors - so that user renaming it and putting a symlink at its name changes nothing outside O(dest);
+    C(/proc) must be mounted.
 author: opsready developers (@opsready)
 options:
   src:

@@ -24,9 +24,26 @@ description:
 author: opsready developers (@opsready)
 options:
   dest:
-    description: The catalog directory (created 0700 when missing).
+    description:
+      - The catalog directory (created C(0700) when missing).
+      - When the module runs as root, O(dest) - and every directory above it - must be one that no other account
+        can write (owned by root or by the module's user, not writable by group or others; a directory of root's
+        inside the sticky C(/tmp) is fine). Otherwise the run is refused before anything is written, check mode
+        included; the engines' tools write through staging names there, which that account could swap for
+        symlinks to make root overwrite any file. Fix the directory, run the task as the account that owns it
+        (C(become_user)), or name that account in O(owner).
     type: path
     required: true
+  owner:
+    description:
+      - An account other than root that owns O(dest), or writes it through its group, and that you trust as
+        much as root - typically C(postgres) for a catalog that PostgreSQL's C(archive_command) writes WAL into
+        (a root-owned C(0770) directory of group C(postgres), or one owned by C(postgres)).
+      - This is an explicit acknowledgement, not a change of user - the module and its tools still run as the
+        task's user, and that account could still redirect what they write there. Prefer a O(dest) only root can
+        write, or C(become_user) with that account, where the setup allows it.
+      - A O(dest) writable by others, or below a directory another (unnamed) account can write, is always refused.
+    type: str
   database:
     description: The catalog's name for this Redis (one RDB holds all its databases); default C(@all).
     type: str
@@ -121,6 +138,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import (
     check_compression, compression_argument_spec)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
 from ansible_collections.opsready.operations.plugins.module_utils.engines.redis.verify import RedisEngine
 from ansible_collections.opsready.operations.plugins.module_utils.engines.redis.client import (
@@ -132,6 +150,7 @@ def main():
     argument_spec.update(compression_argument_spec())
     argument_spec.update(
         dest=dict(type='path', required=True),
+        owner=dict(type='str'),
         database=dict(type='str'),
         verify=dict(type='bool', default=True),
         min_interval=dict(type='int', default=0),
@@ -159,7 +178,7 @@ def main():
         opts = BackupOptions(kind='full', dest=p['dest'], database=p['database'], compression=p['compression'],
                              level=p['compression_level'], threads=p['threads'], recipients=recipients)
         result = run_backup(engine, opts, verify=p['verify'], policy=policy, min_interval=p['min_interval'],
-                            check_mode=module.check_mode)
+                            check_mode=module.check_mode, owner=safeio.resolve_user(p['owner']))
     except OpsReadyError as exc:
         module.fail_json(**exc.as_fail_kwargs())
     if result['changed'] and module._diff:

@@ -69,8 +69,10 @@ def test_stopped_archiver_turns_the_freshness_check_critical(postgres_factory, w
     metrics = {'backup_dir': str(dest), 'textfile': str(prom), 'rpo_seconds': RPO_SECONDS}
     server.sql("INSERT INTO t (v) VALUES ('before the base backup')")
     run = play(tmp_path, [
-        {'name': 'base', 'opsready.operations.db_backup': dict(conn, engine='postgresql', kind='base', dest=str(dest))},
-        {'name': 'wal', 'opsready.operations.db_backup': dict(conn, engine='postgresql', kind='wal', dest=str(dest))},
+        {'name': 'base', 'opsready.operations.db_backup': dict(conn, engine='postgresql', kind='base', dest=str(dest),
+                                                               owner='postgres')},
+        {'name': 'wal', 'opsready.operations.db_backup': dict(conn, engine='postgresql', kind='wal', dest=str(dest),
+                                                              owner='postgres')},
         {'name': 'health', 'opsready.operations.health_check': health},
         {'name': 'metrics', 'opsready.operations.backup_metrics': metrics},
     ], extravars)

@@ -68,9 +68,10 @@ def test_base_backup_plus_wal_restores_by_hand(postgres_factory, wal_dest, tmp_p
     conn = {'login_host': server.host, 'login_port': server.port, 'login_user': server.user,
             'login_password': '{{ pw }}'}
     first = play(tmp_path, [
-        {'name': 'base', 'opsready.operations.db_backup': dict(conn, engine='postgresql', kind='base', dest=dest)},
+        {'name': 'base', 'opsready.operations.db_backup': dict(conn, engine='postgresql', kind='base', dest=dest,
+                                                               owner='postgres')},
         {'name': 'db with base', 'ignore_errors': True, 'opsready.operations.db_backup': dict(
-            conn, engine='postgresql', kind='base', dest=dest, database='postgres')},
+            conn, engine='postgresql', kind='base', dest=dest, owner='postgres', database='postgres')},
     ], {'pw': server.password})
     assert first.rc == 0, first.stdout[-4000:]
     base = first.result('base')['manifest']
@@ -86,7 +87,8 @@ def test_base_backup_plus_wal_restores_by_hand(postgres_factory, wal_dest, tmp_p
     expected = server.sql(FINGERPRINT)
     assert expected[0][0] == '12340'
     second = play(tmp_path, [
-        {'name': 'wal', 'opsready.operations.db_backup': dict(conn, engine='postgresql', kind='wal', dest=dest)},
+        {'name': 'wal', 'opsready.operations.db_backup': dict(conn, engine='postgresql', kind='wal', dest=dest,
+                                                              owner='postgres')},
         {'name': 'verify', 'opsready.operations.backup_verify': {'path': dest}},
         {'name': 'info', 'opsready.operations.backup_info': {'path': dest, 'database': '@cluster'}},
         {'name': 'info at commit', 'opsready.operations.backup_info': {

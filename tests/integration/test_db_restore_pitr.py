@@ -89,7 +89,7 @@ def test_pitr_base_backup_plus_wal(postgres_factory, tmp_path):
     dest = tmp_path / 'backups'
     extravars = {'pg_password': server.password}
     result = play(tmp_path, [{'name': 'base', 'opsready.operations.db_backup': dict(
-        conn(server), engine='postgresql', kind='base', dest=str(dest))}], extravars)
+        conn(server), engine='postgresql', kind='base', dest=str(dest), owner='postgres')}], extravars)
     assert result.rc == 0, result.stdout[-3000:]
     base = result.result('base')['manifest']
     server.sql("INSERT INTO events (label) VALUES ('t2')", database='app')
@@ -169,7 +169,7 @@ def test_pitr_second_restore_into_the_same_datadir_fails_fast(postgres_factory, 
     dest = tmp_path / 'backups'
     extravars = {'pg_password': server.password}
     result = play(tmp_path, [{'name': 'base', 'opsready.operations.db_backup': dict(
-        conn(server), engine='postgresql', kind='base', dest=str(dest))}], extravars)
+        conn(server), engine='postgresql', kind='base', dest=str(dest), owner='postgres')}], extravars)
     assert result.rc == 0, result.stdout[-3000:]
     server.sql("INSERT INTO events (label) VALUES ('t2')", database='app')
     switch_and_wait(server)

@@ -95,7 +95,8 @@ def cluster():
                    database='app')
         reports = Path(top) / 'reports'
         run = run_playbook(_play(Path(top), [{'name': 'base', 'opsready.operations.db_backup': dict(
-            _conn(server), engine='postgresql', kind='base', dest=str(dest))}]), extravars={'pw': server.password})
+            _conn(server), engine='postgresql', kind='base', dest=str(dest),
+            owner='postgres')}]), extravars={'pw': server.password})
         assert run.rc == 0, run.stdout[-3000:]
         writer = Writer(server).start()
         time.sleep(2 * ARCHIVE_TIMEOUT + 1)

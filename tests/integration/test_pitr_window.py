@@ -118,13 +118,13 @@ def test_postgresql_every_instant_of_the_window_restores(postgres_factory, wal_d
     extravars = {'pw': server.password}
     conn = pg_conn(server)
     run = play(tmp_path, [{'name': 'base', 'opsready.operations.db_backup': dict(
-        conn, engine='postgresql', kind='base', dest=str(dest))}], extravars)
+        conn, engine='postgresql', kind='base', dest=str(dest), owner='postgres')}], extravars)
     assert run.rc == 0, run.stdout[-3000:]
     commits = pg_history(server, 5)
     time.sleep(0.5)  # idle time before the segment switch: recoverable_until lies after the last commit
     run = play(tmp_path, [
         {'name': 'wal', 'opsready.operations.db_backup': dict(conn, engine='postgresql', kind='wal',
-                                                              dest=str(dest))},
+                                                              dest=str(dest), owner='postgres')},
         {'name': 'info', 'opsready.operations.backup_info': {'path': str(dest), 'database': '@cluster'}}],
         extravars)
     assert run.rc == 0, run.stdout[-3000:]
@@ -196,8 +196,10 @@ def test_postgresql_failed_recovery_leads_with_the_fatal_line(postgres_factory, 
     extravars = {'pw': server.password}
     conn = pg_conn(server)
     run = play(tmp_path, [
-        {'name': 'base', 'opsready.operations.db_backup': dict(conn, engine='postgresql', kind='base', dest=str(dest))},
-        {'name': 'wal', 'opsready.operations.db_backup': dict(conn, engine='postgresql', kind='wal', dest=str(dest))}],
+        {'name': 'base', 'opsready.operations.db_backup': dict(conn, engine='postgresql', kind='base', dest=str(dest),
+                                                               owner='postgres')},
+        {'name': 'wal', 'opsready.operations.db_backup': dict(conn, engine='postgresql', kind='wal', dest=str(dest),
+                                                              owner='postgres')}],
         extravars)
     assert run.rc == 0, run.stdout[-3000:]
     datadir = scratch / 'data'
@@ -309,13 +311,13 @@ def test_postgresql_damaged_segment_never_cuts_a_restore_short(postgres_factory,
     extravars = {'pw': server.password}
     conn = pg_conn(server)
     tasks = [{'name': 'base', 'opsready.operations.db_backup': dict(conn, engine='postgresql', kind='base',
-                                                                    dest=str(dest))}]
+                                                                    dest=str(dest), owner='postgres')}]
     run = play(tmp_path, tasks, extravars)
     assert run.rc == 0, run.stdout[-3000:]
     for _segment in range(3):
         server.sql('INSERT INTO events DEFAULT VALUES', database='app')
         run = play(tmp_path, [{'name': 'wal', 'opsready.operations.db_backup': dict(
-            conn, engine='postgresql', kind='wal', dest=str(dest))}], extravars)
+            conn, engine='postgresql', kind='wal', dest=str(dest), owner='postgres')}], extravars)
         assert run.rc == 0, run.stdout[-3000:]
     manifests = sorted((json.loads(p.read_text()) for p in dest.glob('*-wal-*.manifest.json')),
                        key=lambda m: m['position']['start'])
@@ -361,7 +363,7 @@ def test_postgresql_source_setting_raised_after_the_base_backup(postgres_factory
     extravars = {'pw': server.password}
     conn = pg_conn(server)
     run = play(tmp_path, [{'name': 'base', 'opsready.operations.db_backup': dict(
-        conn, engine='postgresql', kind='base', dest=str(dest))}], extravars)
+        conn, engine='postgresql', kind='base', dest=str(dest), owner='postgres')}], extravars)
     assert run.rc == 0, run.stdout[-3000:]
     before = int(server.sql('SHOW max_connections')[0][0])
     server.sql('ALTER SYSTEM SET max_connections = %d' % (before + 20), superuser=True)
@@ -371,7 +373,8 @@ def test_postgresql_source_setting_raised_after_the_base_backup(postgres_factory
     restore = dict(conn, engine='postgresql', src=str(dest), datadir=str(scratch / 'data'))
     started = time.monotonic()
     run = play(tmp_path, [
-        {'name': 'wal', 'opsready.operations.db_backup': dict(conn, engine='postgresql', kind='wal', dest=str(dest))},
+        {'name': 'wal', 'opsready.operations.db_backup': dict(conn, engine='postgresql', kind='wal', dest=str(dest),
+                                                              owner='postgres')},
         {'name': 'restore', 'opsready.operations.db_restore': restore, 'register': 'restored'},
         {'name': 'rows', 'ansible.builtin.command': {'argv': [
             server.bin('psql'), '-X', '-A', '-t', '-h', '127.0.0.1', '-U', server.user, '-d', 'app', '-p',

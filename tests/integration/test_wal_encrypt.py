@@ -81,7 +81,8 @@ def test_encrypted_wal_pitr_with_the_identity_wrong_key_and_tampering(postgres_f
     extravars = {'pw': server.password}
     conn = pg_conn(server)
     run = play(tmp_path, [{'name': 'base', 'opsready.operations.db_backup': dict(
-        conn, engine='postgresql', kind='base', dest=str(dest), encrypt=True, recipients=[key.recipient])}],
+        conn, engine='postgresql', kind='base', dest=str(dest),
+        owner='postgres', encrypt=True, recipients=[key.recipient])}],
         extravars)
     assert run.rc == 0, run.stdout[-3000:]
 
@@ -102,7 +103,8 @@ def test_encrypted_wal_pitr_with_the_identity_wrong_key_and_tampering(postgres_f
     try:
         for _switch in range(3):
             run = play(tmp_path, [{'name': 'wal', 'opsready.operations.db_backup': dict(
-                conn, engine='postgresql', kind='wal', dest=str(dest), encrypt=True, recipients=[key.recipient])}],
+                conn, engine='postgresql', kind='wal', dest=str(dest),
+                owner='postgres', encrypt=True, recipients=[key.recipient])}],
                 extravars)
             assert run.rc == 0, run.stdout[-3000:]
     finally:
@@ -113,10 +115,12 @@ def test_encrypted_wal_pitr_with_the_identity_wrong_key_and_tampering(postgres_f
                       database='app')[0]
     run = play(tmp_path, [
         {'name': 'wal', 'opsready.operations.db_backup': dict(
-            conn, engine='postgresql', kind='wal', dest=str(dest), encrypt=True, recipients=[key.recipient])},
+            conn, engine='postgresql', kind='wal', dest=str(dest),
+            owner='postgres', encrypt=True, recipients=[key.recipient])},
         # encrypt=true with a recipient the helper's command line lacks: the play must not believe it.
         {'name': 'wal other', 'ignore_errors': True, 'opsready.operations.db_backup': dict(
-            conn, engine='postgresql', kind='wal', dest=str(dest), encrypt=True, recipients=[other.recipient])}],
+            conn, engine='postgresql', kind='wal', dest=str(dest),
+            owner='postgres', encrypt=True, recipients=[other.recipient])}],
         extravars)
     assert run.rc == 0, run.stdout[-3000:]
     refused = run.result('wal other')

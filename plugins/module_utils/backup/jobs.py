@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import errno
 import os
 import tarfile
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup import retention
 from ansible_collections.opsready.operations.plugins.module_utils.backup import source as source_summary
@@ -40,18 +39,12 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog
     describe, prune)
 
 
-def prepare_dest(dest: str) -> None:
-    if not os.path.isdir(dest):
-        try:
-            os.makedirs(dest, mode=0o700)
-        except OSError as exc:
-            if exc.errno == errno.EEXIST:   # something that is not a directory is in the way: say what
-                raise OpsReadyError('dest %s %s, not a directory: point dest at a directory (it is created when '
-                                    'missing).' % (dest, safeio.describe_path(dest)), path=dest)
-            raise OpsReadyError('Cannot create backup directory %s: %s.' % (dest, exc.strerror), path=dest)
-    if not os.access(dest, os.W_OK | os.X_OK):
-        raise OpsReadyError('Backup directory %s is not writable by this user: fix its permissions or choose '
-                            'another dest.' % dest, path=dest)
+def prepare_dest(dest: str, owner: Optional[Tuple[int, int]] = None) -> None:
+    """Create the catalog directory 0700, refusing one another account could use against root: the engines' tools
+    (pg_dump -Fd, pg_basebackup, mariadb-binlog, redis-cli, SQLite) write through staging names there, which that
+    account could swap for symlinks (``safeio.prepare_backup_dir``; the same rule as file_backup). ``owner``: the
+    account the module's ``owner`` option names as trusted (it may own the directory or write it through its group)."""
+    safeio.prepare_backup_dir(dest, owner=owner)
 
 
 def set_prefix(engine: Engine, opts: BackupOptions, database: Optional[str] = None) -> str:
@@ -83,14 +76,15 @@ def _fresh(engine: Engine, opts: BackupOptions, database: Optional[str], horizon
 
 
 def run_backup(engine: Engine, opts: BackupOptions, verify: bool = True, policy: Optional[retention.Policy] = None,
-               min_interval: int = 0, check_mode: bool = False) -> Dict[str, Any]:
+               min_interval: int = 0, check_mode: bool = False,
+               owner: Optional[Tuple[int, int]] = None) -> Dict[str, Any]:
     # One run: a catalog unchanged since this run last listed it is not listed and stat'ed again.
     with session(), (read_only() if check_mode else contextlib.nullcontext()):
-        return _run_backup(engine, opts, verify, policy, min_interval, check_mode)
+        return _run_backup(engine, opts, verify, policy, min_interval, check_mode, owner)
 
 
 def _run_backup(engine: Engine, opts: BackupOptions, verify: bool, policy: Optional[retention.Policy],
-                min_interval: int, check_mode: bool) -> Dict[str, Any]:
+                min_interval: int, check_mode: bool, owner: Optional[Tuple[int, int]] = None) -> Dict[str, Any]:
     engine.check_options(opts)
     result: Dict[str, Any] = {'changed': False, 'manifest': {}, 'manifests': [], 'verification': [],
                               'deleted': [], 'leftovers_removed': [], 'skipped_fresh': False}
@@ -105,11 +99,12 @@ def _run_backup(engine: Engine, opts: BackupOptions, verify: bool, policy: Optio
     engine.preflight(opts)  # nothing is created unless the source answers (check mode included)
     prefixes = [set_prefix(engine, opts, database) for database in sets]
     if check_mode:
+        safeio.check_backup_dir(opts.dest, owner=owner)   # the refusal a real run would meet
         result['changed'] = True
         if os.path.isdir(opts.dest):
             result['leftovers_removed'] = remove_leftovers(opts.dest, prefixes, check_mode=True)
         return result
-    prepare_dest(opts.dest)
+    prepare_dest(opts.dest, owner)
     with contextlib.ExitStack() as locks:
         for prefix in sorted(set(prefixes)):
             locks.enter_context(set_lock(opts.dest, prefix.rstrip('-')))

@@ -86,13 +86,16 @@ class ToolRunner:
         return proc.returncode, out, err
 
     def popen(self, argv: Sequence[str], env: Optional[Dict[str, str]] = None, stdin: int | None = subprocess.DEVNULL,
-              stdout: int | None = subprocess.PIPE, cwd: Optional[str] = None) -> subprocess.Popen:
-        """Start a streaming process (stderr to a temp file so a full pipe never blocks it)."""
+              stdout: int | None = subprocess.PIPE, cwd: Optional[str] = None,
+              pass_fds: Sequence[int] = ()) -> subprocess.Popen:
+        """Start a streaming process (stderr to a temp file so a full pipe never blocks it). ``pass_fds``: descriptors
+        the tool inherits (named to it as /dev/fd/N, so it never opens a path someone could swap)."""
         self._check_argv(argv)
         err = tempfile.TemporaryFile()
         try:
             proc = subprocess.Popen(  # nosec B603 # argv list, no shell
-                list(argv), stdin=stdin, stdout=stdout, stderr=err, env=self._env(env), cwd=cwd)
+                list(argv), stdin=stdin, stdout=stdout, stderr=err, env=self._env(env), cwd=cwd,
+                pass_fds=tuple(pass_fds))
         except FileNotFoundError:
             err.close()
             raise OpsReadyError('%s was not found on the managed host: install it or put it on PATH.' % argv[0])

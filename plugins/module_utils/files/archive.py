@@ -284,29 +284,10 @@ def tree_fingerprint(paths: List[str]) -> Tuple[str, int, bool]:
 
 
 def prepare_dest(dest: str, secret: bool) -> bool:
-    """Create the backup directory 0700; returns True if it was created or tightened."""
-    changed = False
-    if not os.path.isdir(dest):
-        try:
-            os.makedirs(dest, mode=0o700)
-        except OSError as exc:
-            raise OpsReadyError('Cannot create backup directory %s: %s' % (dest, exc.strerror), path=dest)
-        changed = True
-    st = os.stat(dest)
-    risk = safeio.directory_risk(st)
-    # Another user's directory, or one everybody can write (/tmp): that user could swap archives and
-    # manifests or plant links where root writes. Never chmod such a shared directory either.
-    if risk and not (secret and st.st_uid in (0, os.geteuid()) and not st.st_mode & 0o002):
-        raise OpsReadyError('Backup directory %s is not safe to write archives into: %s. Use a directory owned by '
-                            'root (or this user) that others cannot write, e.g. /var/backups/opsready/<set>.'
-                            % (dest, risk), path=dest)
-    if secret and stat.S_IMODE(st.st_mode) & 0o077:
-        os.chmod(dest, 0o700)
-        changed = True
-    if not os.access(dest, os.W_OK | os.X_OK):
-        raise OpsReadyError('Backup directory %s is not writable by this user: fix its permissions or choose '
-                            'another dest.' % dest, path=dest)
-    return changed
+    """Create the backup directory 0700; returns True if it was created or tightened. Another user's directory,
+    one everybody can write (/tmp) or one below a directory another user controls is refused: that user could
+    swap archives and manifests or plant links where root writes (``safeio.prepare_backup_dir``)."""
+    return safeio.prepare_backup_dir(dest, secret, what='archives')
 
 
 def latest_archive(dest: str, set_name: str) -> Optional[Manifest]:

@@ -15,10 +15,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import shutil
+import secrets
 import stat
 import tarfile
-import tempfile
 import zlib
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Type
 
@@ -113,21 +112,79 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
         return {'restored': changed, 'unchanged': len(wanted) - len(changed), 'staged': None}
     if not os.path.isdir(dest):
         os.makedirs(dest, mode=0o755)
-    staging = tempfile.mkdtemp(prefix='.opsready-restore-', dir=dest)
+    # dest is opened once and the staging directory made in it and used only through descriptors: dest may be a
+    # user's (a restore into /home/alice), who can rename root's staging directory and put a link to /etc at its
+    # name while root extracts into it or moves files out of it.
+    dest_fd = os.open(dest, _DIR_FLAGS)
     try:
-        with _corrupt_is_integrity_error(manifest), _open(manifest, identities) as stream:
-            with tarfile.open(fileobj=stream, mode='r|') as tar:  # type: ignore[call-overload]
-                names = {m.name for m in wanted}
-                for member in tar:
-                    if member.name in names:
-                        extract_member(tar, member, staging, numeric_owner=os.geteuid() == 0,
-                                       archive=manifest.path)
-            drain(stream)
-        restored = _swap_in(staging, dest, wanted)
+        name, staging_fd = _make_staging(dest_fd, dest)
+        staging = '/proc/self/fd/%d' % staging_fd   # the directory itself, whatever its name leads to now
+        try:
+            with _corrupt_is_integrity_error(manifest), _open(manifest, identities) as stream:
+                with tarfile.open(fileobj=stream, mode='r|') as tar:  # type: ignore[call-overload]
+                    names = {m.name for m in wanted}
+                    for member in tar:
+                        if member.name in names:
+                            extract_member(tar, member, staging, numeric_owner=os.geteuid() == 0,
+                                           archive=manifest.path, dest_fd=staging_fd)
+                drain(stream)
+            restored = _swap_in(staging, dest, wanted, dest_fd)
+        finally:
+            _remove_staging(dest_fd, name, staging_fd)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        os.close(dest_fd)
     return {'restored': restored, 'unchanged': len([m for m in wanted if not m.isdir()]) - len(restored),
             'staged': None}
+
+
+def _make_staging(dest_fd: int, dest: str) -> Tuple[str, int]:
+    """A new 0700 directory of root's in ``dest`` (its name and descriptor), opened without following a link and
+    checked to be the one made (its owner could have swapped another one in between)."""
+    if not os.path.isdir('/proc/self/fd'):
+        raise OpsReadyError('/proc is not mounted: file_restore extracts through /proc/self/fd so that the owner of '
+                            '%s cannot redirect it. Mount /proc and run again.' % dest, path=dest)
+    for _attempt in range(100):
+        name = '.opsready-restore-' + secrets.token_hex(6)
+        try:
+            os.mkdir(name, 0o700, dir_fd=dest_fd)
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise OpsReadyError('Cannot create a staging directory in %s.' % dest, path=dest)
+    try:
+        fd = os.open(name, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=dest_fd)
+    except OSError as exc:
+        raise OpsReadyError('The staging directory %s was replaced right after it was created (%s): someone else '
+                            'writes into %s. Nothing was restored.' % (os.path.join(dest, name), exc.strerror, dest),
+                            path=dest)
+    st = os.fstat(fd)
+    if st.st_uid != os.geteuid() or stat.S_IMODE(st.st_mode) & 0o077:
+        os.close(fd)
+        raise OpsReadyError('The staging directory %s was replaced right after it was created: someone else writes '
+                            'into %s. Nothing was restored.' % (os.path.join(dest, name), dest), path=dest)
+    return name, fd
+
+
+def _remove_staging(dest_fd: int, name: str, fd: int) -> None:
+    """Empty the staging directory through its descriptor, then remove its name only while the name is still it."""
+    try:
+        for _top, dirs, files, top_fd in os.fwalk('.', topdown=False, dir_fd=fd):
+            for entry in files:
+                os.unlink(entry, dir_fd=top_fd)
+            for entry in dirs:
+                try:
+                    os.rmdir(entry, dir_fd=top_fd)
+                except NotADirectoryError:
+                    os.unlink(entry, dir_fd=top_fd)   # a symlink to a directory, listed among dirs
+        mine = os.fstat(fd)
+        now = os.stat(name, dir_fd=dest_fd, follow_symlinks=False)
+        if (now.st_dev, now.st_ino) == (mine.st_dev, mine.st_ino):
+            os.rmdir(name, dir_fd=dest_fd)
+    except OSError:
+        pass   # a leftover 0700 directory of root's (empty or not) is harmless; the restore's outcome stands
+    finally:
+        os.close(fd)
 
 
 def _same_as_target(member: tarfile.TarInfo, dest: str) -> bool:
@@ -206,56 +263,53 @@ def _same_file(staged: str, parent_fd: int, name: str) -> bool:
                 return True
 
 
-def _swap_in(staging: str, dest: str, members: List[tarfile.TarInfo]) -> List[str]:
-    """Move each staged member into place, relative to directory descriptors (see ``_open_under``)."""
+def _swap_in(staging: str, dest: str, members: List[tarfile.TarInfo], dest_fd: int) -> List[str]:
+    """Move each staged member into place, relative to directory descriptors (see ``_open_under``). ``staging`` is
+    the staging directory's /proc/self/fd path, ``dest_fd`` the target root's descriptor (the caller closes it)."""
     restored = []
-    dest_fd = os.open(dest, _DIR_FLAGS)
-    try:
-        # Directories first (parents before children), files after; directory modes re-applied last
-        # so a read-only directory does not block its own files.
-        dirs = [m for m in members if m.isdir()]
-        for member in dirs:
-            os.close(_open_under(dest_fd, dest, [p for p in member.name.split('/') if p], create=True))
-        for member in members:
-            if member.isdir():
-                continue
-            parts = [p for p in member.name.split('/') if p]
-            staged = os.path.join(staging, member.name)
-            target = os.path.join(dest, member.name)
-            parent_fd = _open_under(dest_fd, dest, parts[:-1], create=True)
+    # Directories first (parents before children), files after; directory modes re-applied last
+    # so a read-only directory does not block its own files.
+    dirs = [m for m in members if m.isdir()]
+    for member in dirs:
+        os.close(_open_under(dest_fd, dest, [p for p in member.name.split('/') if p], create=True))
+    for member in members:
+        if member.isdir():
+            continue
+        parts = [p for p in member.name.split('/') if p]
+        staged = os.path.join(staging, member.name)
+        target = os.path.join(dest, member.name)
+        parent_fd = _open_under(dest_fd, dest, parts[:-1], create=True)
+        try:
+            name = parts[-1]
             try:
-                name = parts[-1]
-                try:
-                    st: Optional[os.stat_result] = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
-                except FileNotFoundError:
-                    st = None
-                if member.isfile() and st is not None and stat.S_ISREG(st.st_mode) \
-                        and stat.S_IMODE(st.st_mode) == member.mode and _same_file(staged, parent_fd, name):
-                    continue
-                if member.issym() and st is not None and stat.S_ISLNK(st.st_mode) \
-                        and os.readlink(name, dir_fd=parent_fd) == member.linkname:
-                    continue
-                if st is not None and stat.S_ISDIR(st.st_mode):
-                    raise OpsReadyError('Cannot restore file %s: a directory is in the way.' % target, path=target)
-                # rename replaces whatever is at the name (a planted symlink included), never writes through it
-                os.replace(staged, name, dst_dir_fd=parent_fd)
-                os.fsync(parent_fd)
-            finally:
-                os.close(parent_fd)
-            restored.append(target)
-        for member in sorted(dirs, key=lambda m: m.name.count('/'), reverse=True):
-            staged = os.path.join(staging, member.name)
-            if not os.path.isdir(staged):
+                st: Optional[os.stat_result] = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+            except FileNotFoundError:
+                st = None
+            if member.isfile() and st is not None and stat.S_ISREG(st.st_mode) \
+                    and stat.S_IMODE(st.st_mode) == member.mode and _same_file(staged, parent_fd, name):
                 continue
-            st = os.stat(staged)
-            fd = _open_under(dest_fd, dest, [p for p in member.name.split('/') if p], create=False)
-            try:
-                if os.geteuid() == 0:
-                    os.chown(fd, st.st_uid, st.st_gid)
-                os.chmod(fd, stat.S_IMODE(st.st_mode))
-                os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
-            finally:
-                os.close(fd)
-    finally:
-        os.close(dest_fd)
+            if member.issym() and st is not None and stat.S_ISLNK(st.st_mode) \
+                    and os.readlink(name, dir_fd=parent_fd) == member.linkname:
+                continue
+            if st is not None and stat.S_ISDIR(st.st_mode):
+                raise OpsReadyError('Cannot restore file %s: a directory is in the way.' % target, path=target)
+            # rename replaces whatever is at the name (a planted symlink included), never writes through it
+            os.replace(staged, name, dst_dir_fd=parent_fd)
+            os.fsync(parent_fd)
+        finally:
+            os.close(parent_fd)
+        restored.append(target)
+    for member in sorted(dirs, key=lambda m: m.name.count('/'), reverse=True):
+        staged = os.path.join(staging, member.name)
+        if not os.path.isdir(staged):
+            continue
+        st = os.stat(staged)
+        fd = _open_under(dest_fd, dest, [p for p in member.name.split('/') if p], create=False)
+        try:
+            if os.geteuid() == 0:
+                os.chown(fd, st.st_uid, st.st_gid)
+            os.chmod(fd, stat.S_IMODE(st.st_mode))
+            os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
+        finally:
+            os.close(fd)
     return restored

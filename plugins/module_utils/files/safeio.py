@@ -180,6 +180,121 @@ def directory_risk(st: os.stat_result, owner_uid: Optional[int] = None) -> Optio
     return None
 
 
+def path_risk(path: str, owner_uid: Optional[int] = None) -> Optional[str]:
+    """Why a directory above ``path`` lets another account swap what ``path`` names (None when none does).
+
+    Every directory on the way, symlinks resolved one at a time as the kernel does, must pass ``directory_risk``
+    - or be sticky (/tmp) with the next entry root's or this user's, which nobody else may then rename. A symlink
+    on the way counts as an entry of the directory holding it. The first component that does not exist yet ends
+    the walk: root creates it (its own entry) in the last directory checked. The mode and owner of ``path``
+    itself are not judged here (see ``directory_risk``; a backup directory may be tightened by its caller).
+    ``owner_uid``: an account trusted as much as root (``directory_risk``).
+    """
+    trusted = (0, os.geteuid(), owner_uid)
+    pending = [p for p in os.path.abspath(path).split('/') if p]
+    current = '/'
+    hops = 0
+    while pending:
+        name = pending.pop(0)
+        if name == '.':
+            continue
+        if name == '..':
+            current = os.path.dirname(current)
+            continue
+        here = os.stat(current)
+        child = os.path.join(current, name)
+        owner: Optional[int] = None   # a missing entry: root creates it, its own
+        kind = 0
+        try:
+            st = os.lstat(child)
+            owner, kind = st.st_uid, stat.S_IFMT(st.st_mode)
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        risk = directory_risk(here, owner_uid)
+        if risk and not (here.st_mode & stat.S_ISVTX and (owner is None or owner in trusted)):
+            return '%s is in %s, and %s' % (child, current, risk)
+        if owner is None:
+            return None
+        if kind == stat.S_IFLNK:
+            hops += 1
+            if hops > 40:
+                return '%s: too many levels of symbolic links' % path
+            target = os.readlink(child)
+            if target.startswith('/'):
+                current = '/'
+            pending = [p for p in target.split('/') if p] + pending
+            continue
+        current = child
+    return None
+
+
+def _backup_dir_risk(dest: str, secret: bool, owner: Optional[Tuple[int, int]]) -> Optional[str]:
+    owner_uid = owner[0] if owner else None
+    risk = path_risk(dest, owner_uid)
+    if risk is None and os.path.isdir(dest):
+        st = os.stat(dest)
+        risk = directory_risk(st, owner_uid)
+        if risk and not st.st_mode & 0o002 and st.st_uid in (0, os.geteuid(), owner_uid):
+            if secret and owner is None:
+                risk = None   # root's own, writable by its group: prepare_backup_dir tightens it to 0700
+            elif owner is not None and st.st_gid == owner[1]:
+                risk = None   # writable through the group of the account named as trusted (a WAL catalog)
+    return risk
+
+
+def check_backup_dir(dest: str, secret: bool = False, what: str = 'backups',
+                     owner: Optional[Tuple[int, int]] = None) -> None:
+    """Refuse a backup directory that another account could use against root (see ``prepare_backup_dir``);
+    creates and changes nothing, so check mode reports the refusal too."""
+    risk = _backup_dir_risk(dest, secret, owner)
+    if risk:
+        # Never chmod such a shared directory either: its owner would only loosen it again.
+        raise UnsafeFileError(
+            'Backup directory %s is not safe to write %s into as %s: %s, so that account could swap names for '
+            'symlinks where root writes. Use a directory owned by root (or this user) that others cannot write, '
+            'under directories others cannot write either (a directory of root\'s inside the sticky /tmp is fine), '
+            'e.g. /var/backups/opsready/<set>; or run the task as the account that owns it (become_user) so '
+            'nothing there is written as root%s.' % (
+                dest, what, _uid_name(os.geteuid()), risk,
+                '' if what == 'archives' else '; or, if you trust that account as much as root (postgres writing '
+                'WAL into the catalog), name it in owner'), path=dest)
+
+
+def prepare_backup_dir(dest: str, secret: bool = False, what: str = 'backups',
+                       owner: Optional[Tuple[int, int]] = None) -> bool:
+    """Create a backup directory 0700 and refuse one that another account could use against root.
+
+    Tools and staging files write by name into it (pg_dump -Fd, pg_basebackup, mariadb-binlog, redis-cli, SQLite's
+    journal), so its owner - or whoever can rename it away from a directory above - could swap a name for a symlink
+    and have root write or truncate any file. Safe: the directory and every one above it pass ``path_risk`` /
+    ``directory_risk`` for this process's user (a directory of root's inside the sticky /tmp is fine). Running the
+    task as the account that owns the directory (become_user) makes it safe too: then nothing is written as root.
+    With ``secret``, a directory of root's that only its group can write is tightened to 0700 rather than refused.
+    ``owner`` (uid, gid) names an account trusted as much as root: a directory it owns, or root's that its group
+    can write (PostgreSQL's archive_command writing WAL into the catalog), is accepted. Returns True if the
+    directory was created or tightened.
+    """
+    changed = False
+    check_backup_dir(dest, secret, what, owner)   # before creating anything below a directory someone else controls
+    if not os.path.isdir(dest):
+        try:
+            os.makedirs(dest, mode=0o700)
+        except OSError as exc:
+            if exc.errno == errno.EEXIST:   # something that is not a directory is in the way: say what
+                raise OpsReadyError('dest %s %s, not a directory: point dest at a directory (it is created when '
+                                    'missing).' % (dest, describe_path(dest)), path=dest)
+            raise OpsReadyError('Cannot create backup directory %s: %s.' % (dest, exc.strerror), path=dest)
+        changed = True
+        check_backup_dir(dest, secret, what, owner)   # a directory on the way planted meanwhile
+    if secret and stat.S_IMODE(os.stat(dest).st_mode) & 0o077:
+        os.chmod(dest, 0o700)
+        changed = True
+    if not os.access(dest, os.W_OK | os.X_OK):
+        raise OpsReadyError('Backup directory %s is not writable by this user: fix its permissions or choose '
+                            'another dest.' % dest, path=dest)
+    return changed
+
+
 class SafeDir:
     """A directory opened once; reads, writes, renames and unlinks relative to its descriptor."""
 

@@ -17,9 +17,11 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import tarfile
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, NoReturn, Optional
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError
 
@@ -53,7 +55,7 @@ def check_members(members: List[tarfile.TarInfo], archive: str = '') -> None:
         _refuse(bad, archive)
 
 
-def _refuse(bad: List[Any], archive: str) -> None:
+def _refuse(bad: List[Any], archive: str) -> NoReturn:
     shown = '; '.join('%s (%s)' % item for item in bad[:5])
     raise IntegrityError('Archive %sholds members that would escape the target root: %s. It is not trusted; '
                          'nothing from it was put in place.' % (archive + ' ' if archive else '', shown),
@@ -84,11 +86,81 @@ def _filter_kwargs() -> Dict[str, Any]:
     return {'filter': 'tar'} if HAS_EXTRACTION_FILTER else {}
 
 
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
+
+
+def _open_parents(root_fd: int, parts: List[str], member: tarfile.TarInfo, archive: str) -> Optional[int]:
+    """The directory holding ``parts[-1]`` under ``root_fd``, entered without following a symlink; None when a
+    directory on the way does not exist yet (tar creates it: nothing can be below it)."""
+    fd = os.dup(root_fd)
+    try:
+        for part in parts[:-1]:
+            try:
+                child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except FileNotFoundError:
+                os.close(fd)
+                return None
+            except OSError as exc:
+                if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                    raise
+                _refuse([(member.name, 'a directory on its path is a symlink or not a directory (not followed)')],
+                        archive)
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _guard_in_dir(member: tarfile.TarInfo, root_fd: int, archive: str) -> None:
+    """``_guard_on_disk`` relative to the root's descriptor: never by a path name that someone who can rename the
+    root (its parent's owner) could redirect, so no check resolves, and no unlink happens, outside it."""
+    parts = [p for p in member.name.split('/') if p not in ('', '.')]
+    if not parts:
+        return
+    parent = _open_parents(root_fd, parts, member, archive)
+    if parent is not None:
+        try:
+            try:
+                st = os.stat(parts[-1], dir_fd=parent, follow_symlinks=False)
+            except FileNotFoundError:
+                st = None
+            if st is not None and stat.S_ISLNK(st.st_mode):
+                os.unlink(parts[-1], dir_fd=parent)   # replaced, never written through
+            elif st is not None and stat.S_ISDIR(st.st_mode) and not member.isdir():
+                _refuse([(member.name, 'would replace a directory extracted before it')], archive)
+        finally:
+            os.close(parent)
+    if member.islnk():
+        # tarfile links to the target by name, following a symlink there: the target must be a file of the root
+        # (a target not extracted - an ``only`` selection - makes the link fail as before: nothing to follow)
+        link_parts = [p for p in member.linkname.split('/') if p not in ('', '.')]
+        holder = _open_parents(root_fd, link_parts, member, archive) if link_parts else None
+        if holder is not None:
+            try:
+                st = os.stat(link_parts[-1], dir_fd=holder, follow_symlinks=False)
+            except FileNotFoundError:
+                st = None
+            finally:
+                os.close(holder)
+            if st is not None and stat.S_ISLNK(st.st_mode):
+                _refuse([(member.name, 'hard link to a symlink (it would link the file the symlink names)')], archive)
+
+
 def extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: str, numeric_owner: bool = False,
-                   archive: str = '') -> None:
-    """Extract one member under ``dest`` after refusing it if it would escape."""
+                   archive: str = '', dest_fd: Optional[int] = None) -> None:
+    """Extract one member under ``dest`` after refusing it if it would escape.
+
+    With ``dest_fd`` (a descriptor of the root, ``dest`` then being ``/proc/self/fd/<dest_fd>``), what is on disk
+    is checked relative to the descriptor, and tar writes through the descriptor's path: renaming the root or
+    linking its name elsewhere while members are extracted changes nothing (file_restore's staging directory in a
+    target directory a user owns)."""
     check_members([member], archive)
-    _guard_on_disk(member, dest, archive)
+    if dest_fd is None:
+        _guard_on_disk(member, dest, archive)
+    else:
+        _guard_in_dir(member, dest_fd, archive)
     tar.extract(member, dest, set_attrs=True, numeric_owner=numeric_owner, **_filter_kwargs())
 
 

@@ -34,6 +34,19 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.redis.
 from ansible_collections.opsready.operations.plugins.module_utils.engines.redis.client import DEFAULT_PORT, RedisClient
 
 
+def _remove_own(path: str, fd: int) -> None:
+    """Close ``fd`` and unlink ``path`` only while it still names that file (not what someone put there since)."""
+    try:
+        mine = os.fstat(fd)
+        now = os.lstat(path)
+        if (now.st_dev, now.st_ino) == (mine.st_dev, mine.st_ino):
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
+    finally:
+        os.close(fd)
+
+
 class RedisEngine(Engine):
     name = 'redis'
     kinds = ('full',)
@@ -68,17 +81,19 @@ class RedisEngine(Engine):
         started = utcnow()
         artifact = self.artifact_path(opts, database, 'full', '.rdb', when=started)
         staging = artifact + '.rdb.partial'
+        # redis-cli is given this descriptor (/dev/fd/N), never the name: whoever can write dest could otherwise swap
+        # the name for a symlink between its creation and redis-cli's open, and redis-cli (root) would truncate and
+        # overwrite the link's target. Created exclusively, never through a link.
         try:
-            fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            os.close(fd)
-            stored, held = self._transfer(opts, staging, artifact)
+            fd = os.open(staging, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise disk_error(exc, artifact)
+        try:
+            stored, held = self._transfer(opts, fd, staging, artifact)
         except OSError as exc:
             raise disk_error(exc, artifact)
         finally:
-            try:
-                os.unlink(staging)
-            except FileNotFoundError:
-                pass
+            _remove_own(staging, fd)
         data = self.base_manifest(opts, database, 'full', started, stored)
         data.update(
             # The server forks for the snapshot after the SYNC arrives, so ``started`` is never later than
@@ -93,15 +108,17 @@ class RedisEngine(Engine):
         )
         return [self.commit_manifest(artifact, data)]
 
-    def _transfer(self, opts: BackupOptions, staging: str, artifact: str) -> Tuple[Dict[str, Any], Dict[str, Any]]:
-        """redis-cli --rdb into ``staging`` while the bytes it wrote are compressed, hashed (and encrypted) into
-        ``artifact`` and fed to redis-check-rdb: the transfer, the compression and the check overlap, as in
-        ``redis-cli --rdb - | zstd``. Returns (what the artifact writer stored, what redis-check-rdb counted).
+    def _transfer(self, opts: BackupOptions, fd: int, staging: str,
+                  artifact: str) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+        """redis-cli --rdb into ``staging`` (through its open descriptor ``fd``) while the bytes it wrote are
+        compressed, hashed (and encrypted) into ``artifact`` and fed to redis-check-rdb: the transfer, the
+        compression and the check overlap, as in ``redis-cli --rdb - | zstd``. Returns (what the artifact writer
+        stored, what redis-check-rdb counted).
 
         redis-cli writes a diskless transfer's 40-byte EOF marker after the RDB and then truncates the file to
         the RDB's length: the last 40 bytes read are held back until it exited and the file's final size says
         how much of them is RDB. The artifact and the check get exactly the staged file's bytes."""
-        argv = self.client.argv('--rdb', staging)
+        argv = self.client.argv('--rdb', '/dev/fd/%d' % fd)
         check = StreamCheck(self.runner, 'the RDB received from %s' % self.server_label())
         try:
             writer = ArtifactWriter(artifact, compression=opts.compression, level=opts.level, threads=opts.threads,
@@ -110,7 +127,7 @@ class RedisEngine(Engine):
             check.abort()
             raise
         try:
-            proc = self.runner.popen(argv, env=self.client.env(), stdout=subprocess.DEVNULL)
+            proc = self.runner.popen(argv, env=self.client.env(), stdout=subprocess.DEVNULL, pass_fds=(fd,))
         except BaseException:
             check.abort()
             writer.abort()
@@ -119,7 +136,7 @@ class RedisEngine(Engine):
         try:
             pending = b''
             written = 0
-            with open(staging, 'rb') as follow:
+            with open(os.dup(fd), 'rb') as follow:   # the staged file itself, whatever its name now leads to
                 while True:
                     done = proc.poll() is not None
                     data = follow.read(CHUNK)
@@ -140,7 +157,7 @@ class RedisEngine(Engine):
                 raise OpsReadyError('The RDB transfer from Redis at %s failed: %s. The login needs the right to '
                                     'run SYNC/REPLCONF (ACL +sync +replconf, or +@admin).'
                                     % (self.server_label(), exc.message), server=self.server_label())
-            final = os.path.getsize(staging)
+            final = os.fstat(fd).st_size
             rest = final - written
             if not 0 <= rest <= len(pending):
                 raise IntegrityError('redis-cli left %d bytes in %s, %d were read: the transfer was not the RDB.'

@@ -76,3 +76,35 @@ def test_backup_directory_others_control_is_refused(tmp_path, how):
     with pytest.raises(OpsReadyError, match='not safe to write archives into'):
         archive.prepare_dest(str(dest), True)
     assert os.stat(dest).st_mode & 0o7777 == (0o1777 if how == 'world-writable' else os.stat(dest).st_mode & 0o7777)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason='needs root to hand a directory to another user')
+@pytest.mark.parametrize('how', ['parent-other-user', 'parent-group-writable', 'link-of-other-user-in-sticky'])
+def test_backup_directory_below_what_others_control_is_refused(tmp_path, how):
+    """The dest's owner and mode are fine, but another account can rename it away (or re-point the link to it)."""
+    parent = tmp_path / 'parent'
+    parent.mkdir()
+    dest = parent / 'backups'
+    if how == 'parent-other-user':
+        os.chown(parent, 65534, 65534)
+    elif how == 'parent-group-writable':
+        os.chmod(parent, 0o770)
+    else:
+        os.chmod(parent, 0o1777)   # a sticky directory: an entry of another user's there is still theirs
+        real = tmp_path / 'real'
+        real.mkdir(mode=0o700)
+        link = parent / 'link'
+        link.symlink_to(real)
+        os.lchown(link, 65534, 65534)
+        dest = link / 'backups'
+    with pytest.raises(OpsReadyError, match='not safe to write archives into'):
+        archive.prepare_dest(str(dest), False)
+    assert not os.path.lexists(str(dest))   # nothing created below it
+
+
+def test_backup_directory_of_roots_in_a_sticky_directory_is_accepted(tmp_path):
+    sticky = tmp_path / 'sticky'
+    sticky.mkdir()
+    os.chmod(sticky, 0o1777)
+    assert archive.prepare_dest(str(sticky / 'mine' / 'backups'), True)
+    assert os.stat(sticky / 'mine' / 'backups').st_mode & 0o777 == 0o700

@@ -116,3 +116,46 @@ def test_hard_link_to_a_file_outside_is_refused(tmp_path, filter_state):
         with pytest.raises(IntegrityError):
             tarsafe.extract_all(tar, str(root))
     assert not (root / 'h').exists()
+
+
+def _extract_by_fd(root, members):
+    """extract_member as file_restore calls it: the root's descriptor, tar writing through /proc/self/fd/N."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with tarfile.open(fileobj=archive(*members), mode='r|') as tar:
+            for member in tar:
+                tarsafe.extract_member(tar, member, '/proc/self/fd/%d' % fd, archive='/backups/a.tar', dest_fd=fd)
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.skipif(not os.path.isdir('/proc/self/fd'), reason='needs /proc')
+@pytest.mark.parametrize('case', ['absolute symlink then a file under it', 'relative symlink chain to the parent',
+                                  'hard link through a symlink', 'hard link to a symlink'])
+def test_by_descriptor_nothing_is_written_through_a_symlink(tmp_path, filter_state, case):
+    victim = tmp_path / 'victim'
+    victim.mkdir()
+    (victim / 'secret').write_bytes(b's')
+    root = tmp_path / 'root'
+    root.mkdir()
+    members = dict(_through_symlink_cases(victim), **{
+        'hard link through a symlink': [('d', 'sym', str(victim)), ('h', 'hardlink', 'd/secret')],
+        'hard link to a symlink': [('s', 'sym', str(victim / 'secret')), ('h', 'hardlink', 's')]})[case]
+    with pytest.raises(IntegrityError, match='escape the target root'):
+        _extract_by_fd(root, members)
+    assert sorted(p.name for p in victim.iterdir()) == ['secret'] and not (root / 'h').exists()
+    assert os.stat(victim / 'secret').st_nlink == 1
+
+
+@pytest.mark.skipif(not os.path.isdir('/proc/self/fd'), reason='needs /proc')
+def test_by_descriptor_a_tree_with_links_is_extracted(tmp_path, filter_state):
+    outside = tmp_path / 'outside.conf'
+    outside.write_bytes(b'keep me\n')
+    root = tmp_path / 'root'
+    root.mkdir()
+    _extract_by_fd(root, [('etc', 'dir', None), ('etc/a.conf', 'file', b'a\n'),
+                          ('etc/h.conf', 'hardlink', 'etc/a.conf'), ('etc/l', 'sym', 'a.conf'),
+                          ('x', 'sym', str(outside)), ('x', 'file', b'archived\n')])
+    assert (root / 'etc' / 'h.conf').read_bytes() == b'a\n' and os.stat(root / 'etc' / 'a.conf').st_nlink == 2
+    assert os.readlink(root / 'etc' / 'l') == 'a.conf'
+    assert outside.read_bytes() == b'keep me\n' and (root / 'x').read_bytes() == b'archived\n'
