@@ -77,15 +77,22 @@ class Catalog:
     def all_entries(self, value: List[Manifest]) -> None:
         self._all = value
 
-    def view(self, engine: Optional[str] = None, database: Optional[str] = None) -> 'Catalog':
-        """This scan filtered to one engine/database, without listing the directory again."""
-        other = Catalog.__new__(Catalog)
+    def _derived(self, cls: Any, all_entries: Optional[List[Manifest]] = None,
+                 groups: Optional[Dict[Tuple[str, Optional[str]], List[Manifest]]] = None) -> Any:
+        """A new ``cls`` (Catalog or RowView) on this catalog's scan (directory, broken manifests, scan and its
+        arguments), without a scan of its own: ``view``, ``set_view`` and ``RowView.of`` fill in the rest."""
+        other = cls.__new__(cls)
         other.directory = self.directory
         other.broken = self.broken
         other._scan = self._scan
         other._scan_args = self._scan_args
-        other._all = self._all
-        other._groups = self._groups
+        other._all = all_entries
+        other._groups = groups
+        return other
+
+    def view(self, engine: Optional[str] = None, database: Optional[str] = None) -> 'Catalog':
+        """This scan filtered to one engine/database, without listing the directory again."""
+        other = self._derived(Catalog, self._all, self._groups)
         other._filter = (engine, database)
         if engine and database:
             # describe() asks for every set in turn: group the scan once instead of filtering it per set
@@ -118,13 +125,7 @@ class Catalog:
             view = RowView.of(self, refs)
             if view is not None:
                 return view
-        other = Catalog.__new__(Catalog)
-        other.directory = self.directory
-        other.broken = self.broken
-        other._scan = self._scan
-        other._scan_args = self._scan_args
-        other._all = None
-        other._groups = None
+        other = self._derived(Catalog)
         other.entries = sorted(self._scan.build_set(self.directory, refs), key=_order)
         first = other.entries[0] if other.entries else None
         other._filter = (first.engine, first.database) if first is not None else self._filter
@@ -501,13 +502,7 @@ class RowView(Catalog):
         ends = list(map(column(1 + R_PEND).__getitem__, log_rows))
         if None in ends:
             return None
-        view = cls.__new__(cls)
-        view.directory = base.directory
-        view.broken = base.broken
-        view._scan = base._scan
-        view._scan_args = base._scan_args
-        view._all = None
-        view._groups = None
+        view = base._derived(cls)
         view._columns = columns
         view._rows = rows
         view._kinds = kinds
