@@ -541,7 +541,7 @@ class RowView(Catalog):
             built.update(zip(missing, self._scan.build_set(self.directory, missing)))
         return [built[row] for row in rows]
 
-    # -- rows in bulk (retention: catalog_jobs._prune_per_set) ------------------------------------------------
+    # -- rows in bulk (retention: catalog_prune._prune_per_set) -----------------------------------------------
     def row_ids(self) -> List[str]:
         """Every artifact id of the set, oldest first (``[m.id for m in Catalog.entries]``)."""
         ids = self._ids
