@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import itertools
 import os
 import shutil
 import stat
@@ -61,7 +62,9 @@ def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], d
     candidates = base.leftovers() if leftover_min_age is not None else []
     base._scan.others = []
     ids: set = set()
-    planned = []   # per set: (first entry's order, kept {path: reason}, delete [(finished, id, path, reason)])
+    # per set: (first entry's order, kept {path: reason}, and what it would delete as columns, oldest first: finished
+    # times, ids, paths, reasons; ~140,000 rows at a year of hourly backups, a tuple each was a tenth of the run)
+    planned: List[Tuple[Any, Dict[str, str], List[int], List[str], List[str], List[str]]] = []
     parents: List[Tuple[Any, str, str]] = []   # kept entries with a parent: (order, id, parent)
     log_problems: List[Tuple[Any, List[str]]] = []
     for key in list(groups):
@@ -75,15 +78,18 @@ def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], d
                 return None
             keep, delete = retention.plan_view(view, policy, now)
             first = view.first_order()
-            path_of = dict(zip(set_ids, view.paths()))
-            doomed = view.rows_of(delete)
+            set_paths = view.paths()
+            path_of = dict(zip(set_ids, set_paths))
+            doomed_mask = list(map(delete.__contains__, set_ids))
+            doomed = list(itertools.compress(view.rows(), doomed_mask))
+            set_doomed = list(itertools.compress(set_ids, doomed_mask))
             planned.append((first, dict(zip(map(path_of.__getitem__, keep), keep.values())),
-                            [(finished, i, path_of[i], reason) for finished, (i, reason)
-                             in zip(view.finished_of(doomed), delete.items())]))
+                            view.finished_of(doomed), set_doomed, list(itertools.compress(set_paths, doomed_mask)),
+                            list(map(delete.__getitem__, set_doomed))))
             parents.extend(item for item in view.parents() if item[1] in keep)
             log_problems.append((first, retention.log_violations_view(view, list(delete))))
             view.confirm_rows(doomed)
-            del view, path_of
+            del view, path_of, set_paths
             continue
         entries = view.entries
         if not entries:
@@ -96,7 +102,8 @@ def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], d
         first = _order(entries[0])
         get = view.get
         planned.append((first, {_artifact_path(get(i)): reason for i, reason in keep.items()},
-                        [(get(i).finished_us, i, _artifact_path(get(i)), reason) for i, reason in delete.items()]))
+                        [get(i).finished_us for i in delete], list(delete), [_artifact_path(get(i)) for i in delete],
+                        list(delete.values())))
         parents.extend((_order(m), m.id, m.parent) for m in entries if m.parent and m.id in keep)
         # the log half of retention.dependency_violations, for this set (ids are unique: its doomed are its own)
         log_problems.append((first, retention.dependency_violations(view, [], list(delete), parents=False)))
@@ -104,8 +111,13 @@ def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], d
         del view, entries   # this set's objects go before the next set's are built
     planned.sort(key=lambda item: item[0])
     log_problems.sort(key=lambda item: item[0])
-    doomed_rows = sorted((row for item in planned for row in item[2]), key=lambda row: row[0])
-    doomed_ids = {row[1] for row in doomed_rows}
+    # every set's deletions by finish time, sets in order of their first artifact (a stable sort: as the whole-catalog
+    # code orders them)
+    finished = [t for item in planned for t in item[2]]
+    order = sorted(range(len(finished)), key=finished.__getitem__)
+    del finished
+    deleted_ids = list(map([i for item in planned for i in item[3]].__getitem__, order))
+    doomed_ids = set(deleted_ids)
     violations = ['%s needs its parent %s' % (i, parent) for dummy, i, parent in sorted(parents)
                   if parent in doomed_ids]
     violations += [problem for dummy, problems in log_problems for problem in problems]
@@ -113,7 +125,10 @@ def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], d
         raise OpsReadyError('Retention refused: the plan would delete pieces that kept backups need (%s). '
                             'Nothing was deleted; report this as a bug.' % '; '.join(violations))
     del doomed_ids
-    paths = [row[2] for row in doomed_rows]
+    all_paths = [p for item in planned for p in item[4]]
+    paths = list(map(all_paths.__getitem__, order))
+    reasons = dict(zip(all_paths, (r for item in planned for r in item[5])))
+    del all_paths, order
     leftovers: List[str] = []
     cutoff = time.time() - (leftover_min_age or 0)
     for leftover in candidates:
@@ -126,10 +141,8 @@ def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], d
     for item in planned:   # merged set by set, each set's own dict emptied as it goes (~190,000 paths)
         kept.update(item[1])
         item[1].clear()
-    return {'changed': bool(paths or leftovers), 'deleted': paths, 'deleted_ids': [row[1] for row in doomed_rows],
-            'kept': kept,
-            'reasons': {p: reason for item in planned for dummy, dummy2, p, reason in item[2]},
-            'leftovers_removed': leftovers}
+    return {'changed': bool(paths or leftovers), 'deleted': paths, 'deleted_ids': deleted_ids, 'kept': kept,
+            'reasons': reasons, 'leftovers_removed': leftovers}
 
 
 def _prune(path: str, policy: retention.Policy, engine: Optional[str], database: Optional[str], check_mode: bool,
