@@ -20,7 +20,8 @@ import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup import catalog_jobs, retention
-from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog, RowView, _order
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog, _order
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_rows import RowView
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import (
     IndexStale, confirm, drop_index, read_only)
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
