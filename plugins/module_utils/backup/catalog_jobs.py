@@ -85,7 +85,7 @@ def _set_order(key: Tuple[str, Optional[str]]) -> Tuple[str, str]:
 # Answer set after set from the index's rows (False: build every manifest's object first, as before; the tests
 # compare both).
 PER_SET = True
-# Per set, answer from a sealed index's columns where possible (catalog.RowView: objects for fulls, diffs and
+# Per set, answer from a sealed index's columns where possible (catalog_rows.RowView: objects for fulls, diffs and
 # what is returned only; False: an object per manifest of the set; the tests compare both).
 ROWS = True
 

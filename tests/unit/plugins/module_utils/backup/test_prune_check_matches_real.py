@@ -1,6 +1,6 @@
 """backup_prune in check mode reports exactly what a real run then deletes (issue 22, catalog at scale).
 
-Check mode answers from the index's columns where the index is sealed (``catalog.RowView``, ``retention.plan_view``)
+Check mode answers from the index's columns where it is sealed (``catalog_rows.RowView``, ``retention.plan_view``)
 and set by set; a real run plans again from the parsed manifests of the sets it deletes from. The two must agree
 on every path, id, reason, kept artifact and leftover, whatever the index's state (none, written but not sealed,
 sealed), the filter and the policy, on a catalog with chains (fulls, diffs, logs with a gap), broken manifests,
