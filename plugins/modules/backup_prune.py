@@ -95,7 +95,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup import retention
-from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_jobs import prune
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_prune import prune
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.engines.names import CATALOG_ENGINES
 

@@ -1,33 +1,28 @@
 # -*- coding: utf-8 -*-
 # Copyright: opsready.operations contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The catalog-only jobs: describe (``backup_info``) and prune (``backup_prune``, the backup modules' retention).
+"""The catalog-only jobs: describe (``backup_info``); prune (``backup_prune``) is in ``catalog_prune.py``.
 
 Apart from ``jobs.py`` (backup and verify, which need the engines) because Ansible ships every module_utils
 file a module's imports reach: a module importing ``jobs.py`` carries the registry and every engine's folder
 (~86 files, 1.2 MB), parsed by the controller and sent to the host on every run, for a catalog read that
 touches only the manifests. Keep this file's imports to the catalog (a unit test lists what ``backup_info``
-ships). ``jobs.describe`` and ``jobs.prune`` still name these functions.
+ships). Retention is apart for the same reason: ``backup_info`` runs far more often than ``backup_prune`` and
+need not carry (nor the controller parse) ``retention.py`` and the prune code. ``jobs.describe`` and
+``jobs.prune`` still name these functions.
 
 Private to opsready.operations; do not import from other collections.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime
-import os
-import shutil
-import stat
-import time
 from typing import Any, Dict, List, Optional, Tuple
 
-from ansible_collections.opsready.operations.plugins.module_utils.backup import retention
-from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog, RowView, _order
-from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import (
-    IndexStale, confirm, drop_index, read_only)
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog, _order
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import IndexStale, confirm
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
-from ansible_collections.opsready.operations.plugins.module_utils.common.errors import CatalogError, OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import CatalogError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
 
 
@@ -90,7 +85,7 @@ def _set_order(key: Tuple[str, Optional[str]]) -> Tuple[str, str]:
 # Answer set after set from the index's rows (False: build every manifest's object first, as before; the tests
 # compare both).
 PER_SET = True
-# Per set, answer from a sealed index's columns where possible (catalog.RowView: objects for fulls, diffs and
+# Per set, answer from a sealed index's columns where possible (catalog_rows.RowView: objects for fulls, diffs and
 # what is returned only; False: an object per manifest of the set; the tests compare both).
 ROWS = True
 
@@ -176,159 +171,4 @@ def _describe(path: str, engine: Optional[str], database: Optional[str], point: 
     for key in ('newest_full', 'newest_verified_full', 'chain', 'chain_error', 'recoverable_until', 'rpo_seconds',
                 'window'):
         result[key] = single[key] if single else None
-    return result
-
-
-# -- retention --------------------------------------------------------------------------------------------
-
-def prune(path: str, policy: retention.Policy, engine: Optional[str] = None, database: Optional[str] = None,
-          check_mode: bool = False, now: Optional[datetime.datetime] = None,
-          leftover_min_age: Optional[int] = 3600) -> Dict[str, Any]:
-    """Apply ``policy``; remove leftovers older than ``leftover_min_age`` seconds (None: leave them)."""
-    with (read_only() if check_mode else contextlib.nullcontext()):
-        try:
-            return _prune(path, policy, engine, database, check_mode, now, leftover_min_age)
-        except IndexStale:
-            # a manifest it would delete disagreed with the index: plan again with every manifest stat'ed
-            return _prune(path, policy, engine, database, check_mode, now, leftover_min_age)
-
-
-def _artifact_path(entry: Manifest) -> str:
-    """``entry.path`` (``os.path.join``) without its generic cost: 200,000 joins were 0.4 s of a check-mode prune."""
-    name, directory = entry.artifact_name, entry.directory
-    if name and name[0] != '/' and directory and directory[-1] != '/':
-        return directory + '/' + name
-    return entry.path
-
-
-def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], database: Optional[str],
-                   now: datetime.datetime, leftover_min_age: Optional[int]) -> Optional[Dict[str, Any]]:
-    """``_prune``'s plan in check mode holding one set's objects at a time: ``retention.plan``, the dependency
-    check and the result built set by set and merged in the order the whole-catalog code gives. None when that
-    order cannot be reproduced (an artifact id in two sets: the whole-catalog code lets one shadow the other)."""
-    base = Catalog(path, engine=engine, database=database, materialize=False)
-    groups = base.set_refs()
-    # the leftover candidates now, then the listing's other names (200,000 at a year of hourly backups) are let go
-    # before the result's ~190,000 kept paths are built
-    candidates = base.leftovers() if leftover_min_age is not None else []
-    base._scan.others = []
-    ids: set = set()
-    planned = []   # per set: (first entry's order, kept {path: reason}, delete [(finished, id, path, reason)])
-    parents: List[Tuple[Any, str, str]] = []   # kept entries with a parent: (order, id, parent)
-    log_problems: List[Tuple[Any, List[str]]] = []
-    for key in list(groups):
-        view = base.set_view(groups.pop(key), rows=ROWS)
-        if isinstance(view, RowView):
-            # on the index's columns: objects for the fulls and diffs, and for what it would delete
-            set_ids = view.row_ids()
-            before = len(ids)
-            ids.update(set_ids)
-            if len(ids) != before + len(set_ids):
-                return None
-            keep, delete = retention.plan_view(view, policy, now)
-            first = view.first_order()
-            path_of = dict(zip(set_ids, view.paths()))
-            doomed = view.rows_of(delete)
-            planned.append((first, dict(zip(map(path_of.__getitem__, keep), keep.values())),
-                            [(finished, i, path_of[i], reason) for finished, (i, reason)
-                             in zip(view.finished_of(doomed), delete.items())]))
-            parents.extend(item for item in view.parents() if item[1] in keep)
-            log_problems.append((first, retention.log_violations_view(view, list(delete))))
-            view.confirm_rows(doomed)
-            del view, path_of
-            continue
-        entries = view.entries
-        if not entries:
-            continue
-        before = len(ids)
-        ids.update(m.id for m in entries)
-        if len(ids) != before + len(entries):
-            return None
-        keep, delete = retention.plan_set(entries, view, policy, now)
-        first = _order(entries[0])
-        get = view.get
-        planned.append((first, {_artifact_path(get(i)): reason for i, reason in keep.items()},
-                        [(get(i).finished_us, i, _artifact_path(get(i)), reason) for i, reason in delete.items()]))
-        parents.extend((_order(m), m.id, m.parent) for m in entries if m.parent and m.id in keep)
-        # the log half of retention.dependency_violations, for this set (ids are unique: its doomed are its own)
-        log_problems.append((first, retention.dependency_violations(view, [], list(delete), parents=False)))
-        confirm([view.get(i) for i in delete])
-        del view, entries   # this set's objects go before the next set's are built
-    planned.sort(key=lambda item: item[0])
-    log_problems.sort(key=lambda item: item[0])
-    doomed_rows = sorted((row for item in planned for row in item[2]), key=lambda row: row[0])
-    doomed_ids = {row[1] for row in doomed_rows}
-    violations = ['%s needs its parent %s' % (i, parent) for dummy, i, parent in sorted(parents)
-                  if parent in doomed_ids]
-    violations += [problem for dummy, problems in log_problems for problem in problems]
-    if violations:
-        raise OpsReadyError('Retention refused: the plan would delete pieces that kept backups need (%s). '
-                            'Nothing was deleted; report this as a bug.' % '; '.join(violations))
-    del doomed_ids
-    paths = [row[2] for row in doomed_rows]
-    leftovers: List[str] = []
-    cutoff = time.time() - (leftover_min_age or 0)
-    for leftover in candidates:
-        try:
-            if os.lstat(leftover).st_mtime < cutoff:
-                leftovers.append(leftover)
-        except FileNotFoundError:
-            continue
-    kept: Dict[str, str] = {}
-    for item in planned:   # merged set by set, each set's own dict emptied as it goes (~190,000 paths)
-        kept.update(item[1])
-        item[1].clear()
-    return {'changed': bool(paths or leftovers), 'deleted': paths, 'deleted_ids': [row[1] for row in doomed_rows],
-            'kept': kept,
-            'reasons': {p: reason for item in planned for dummy, dummy2, p, reason in item[2]},
-            'leftovers_removed': leftovers}
-
-
-def _prune(path: str, policy: retention.Policy, engine: Optional[str], database: Optional[str], check_mode: bool,
-           now: Optional[datetime.datetime], leftover_min_age: Optional[int]) -> Dict[str, Any]:
-    if PER_SET and check_mode:
-        answer = _prune_per_set(path, policy, engine, database, now or utcnow(), leftover_min_age)
-        if answer is not None:
-            return answer
-    catalog = Catalog(path, engine=engine, database=database)
-    planned = retention.plan(catalog, policy, now=now)
-    if planned['delete'] and not check_mode:
-        # Deletions are decided on the manifests themselves, never on the index file's word: the sets that
-        # lose artifacts are read again from their JSON and planned again (once a day or so per set).
-        sets = {(catalog.get(i).engine, catalog.get(i).database) for i in planned['delete']}
-        truth = Catalog(path, engine=engine, database=database, parse_sets=sets)
-        replanned = retention.plan(truth, policy, now=now)
-        if replanned['delete'] != planned['delete']:
-            drop_index(path)  # the index disagreed with the manifests: it is rebuilt by the next scan
-        catalog, planned = truth, replanned
-    doomed = sorted(planned['delete'], key=lambda i: catalog.get(i).finished)
-    violations = retention.dependency_violations(catalog, list(planned['keep']), doomed)
-    if violations:
-        raise OpsReadyError('Retention refused: the plan would delete pieces that kept backups need (%s). '
-                            'Nothing was deleted; report this as a bug.' % '; '.join(violations))
-    confirm([catalog.get(i) for i in doomed])   # what it deletes (or says it would) is proved unchanged
-    paths = [catalog.get(i).path for i in doomed]
-    leftovers: List[str] = []
-    cutoff = time.time() - (leftover_min_age or 0)
-    for leftover in (catalog.leftovers() if leftover_min_age is not None else []):
-        try:
-            if os.lstat(leftover).st_mtime < cutoff:
-                leftovers.append(leftover)
-        except FileNotFoundError:
-            continue
-    result = {'changed': bool(paths or leftovers), 'deleted': paths, 'deleted_ids': doomed,
-              'kept': {catalog.get(i).path: reason for i, reason in planned['keep'].items()},
-              'reasons': {catalog.get(i).path: reason for i, reason in planned['delete'].items()},
-              'leftovers_removed': leftovers}
-    if check_mode:
-        return result
-    retention.apply(catalog, doomed)
-    for leftover in leftovers:
-        try:
-            if stat.S_ISDIR(os.lstat(leftover).st_mode):
-                shutil.rmtree(leftover, ignore_errors=True)
-            else:
-                os.unlink(leftover)
-        except FileNotFoundError:
-            pass
     return result

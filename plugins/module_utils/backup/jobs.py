@@ -34,9 +34,12 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.artifac
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
 from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import get_engine
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
-# describe and prune live in catalog_jobs.py (what backup_info and backup_prune import, without the engines).
+# describe and prune live in catalog_jobs.py and catalog_prune.py (what backup_info and backup_prune import,
+# without the engines).
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_jobs import (  # noqa: F401  # pylint: disable=unused-import
-    describe, prune)
+    describe)
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_prune import (  # noqa: F401  # pylint: disable=unused-import
+    prune)
 
 
 def prepare_dest(dest: str, owner: Optional[Tuple[int, int]] = None) -> None:

@@ -20,7 +20,8 @@ import os
 import shutil
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
-from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog, RowView
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_rows import RowView
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import fsync_dir
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError

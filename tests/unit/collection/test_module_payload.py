@@ -21,13 +21,15 @@ import pytest
 REPO = Path(__file__).resolve().parents[3]
 PREFIX = 'ansible_collections/opsready/operations/plugins/module_utils/'
 
-# The catalog modules' closure: the catalog, the manifest, their file helpers, the engine names.
+# The catalog modules' closure: the catalog, the manifest, their file helpers, the engine names; backup_info (run
+# far more often) without retention and the prune code.
 CATALOG_READ = {
-    'backup/catalog.py', 'backup/catalog_index.py', 'backup/catalog_jobs.py', 'backup/manifest.py',
-    'backup/retention.py', 'common/atomic.py', 'common/errors.py', 'common/timeutil.py', 'files/safeio.py',
+    'backup/catalog.py', 'backup/catalog_index.py', 'backup/catalog_jobs.py', 'backup/catalog_rows.py',
+    'backup/manifest.py', 'common/atomic.py', 'common/errors.py', 'common/timeutil.py', 'files/safeio.py',
     'engines/names.py',
 }
-SHIPPED = {'backup_info': CATALOG_READ, 'backup_prune': CATALOG_READ}
+SHIPPED = {'backup_info': CATALOG_READ,
+           'backup_prune': CATALOG_READ | {'backup/catalog_prune.py', 'backup/retention.py'}}
 
 _BUILD = r'''
 import base64, io, json, re, sys, zipfile
@@ -87,3 +89,20 @@ def test_cheap_module_import_loads_no_cryptography_or_engine(module):
     loaded = [m for m in json.loads(result.stdout.strip()) if not m.endswith('.engines.names')
               and not m.endswith('.module_utils.engines')]
     assert loaded == [], '%s imports %s at start-up: import them where they are used' % (module, loaded)
+
+
+def test_backup_info_on_a_small_catalog_compiles_no_retention_or_index_rows(tmp_path):
+    """The target compiles every module it imports from the payload zip on every run: backup_info on a catalog
+    without a sealed index (every small one) imports neither retention and the prune code (another module's) nor the
+    column views of a sealed index (``catalog_rows.py``)."""
+    (tmp_path / 'empty').mkdir()
+    code = ('import json, sys\n'
+            'from ansible_collections.opsready.operations.plugins.modules import backup_info\n'
+            'from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_jobs import describe\n'
+            'describe(sys.argv[1])\n'
+            'print(json.dumps(sorted(m for m in sys.modules if m.endswith(('
+            '".backup.retention", ".backup.catalog_prune", ".backup.catalog_rows")))))\n')
+    result = subprocess.run([sys.executable, '-c', code, str(tmp_path / 'empty')], cwd=str(REPO),
+                            env=dict(_env(), PYTHONPATH=str(REPO / 'build')), capture_output=True, text=True,
+                            timeout=120, check=True)
+    assert json.loads(result.stdout.strip()) == []

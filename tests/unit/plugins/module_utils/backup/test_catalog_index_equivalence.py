@@ -20,7 +20,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup import 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import remove_leftovers
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import INDEX_NAME
-from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_jobs import describe, prune
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_jobs import describe
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_prune import prune
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import UTC, isoformat
 
 NOW = datetime.datetime(2026, 12, 4, 12, 0, tzinfo=UTC)

@@ -23,7 +23,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup import 
 from ansible_collections.opsready.operations.plugins.module_utils.backup import manifest as manifest_mod
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import INDEX_NAME
-from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_jobs import describe, prune
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_jobs import describe
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_prune import prune
 
 BENCH = Path(__file__).resolve().parents[5] / 'bench'
 sys.path.insert(0, str(BENCH))
