@@ -300,7 +300,10 @@ class S3Store(Store):
         self.client = boto3.client(
             's3', endpoint_url=endpoint_url, region_name=region, aws_access_key_id=access_key,
             aws_secret_access_key=secret_key, aws_session_token=session_token, verify=validate_certs,
-            config=BotoConfig(retries={'max_attempts': 5, 'mode': 'standard'}))
+            # one pooled connection per part in flight: urllib3 keeps 10 by default, and a part sent over a connection
+            # the full pool then drops pays a new TCP (and TLS) handshake every time
+            config=BotoConfig(retries={'max_attempts': 5, 'mode': 'standard'},
+                              max_pool_connections=max(10, concurrency)))
         self.extra: Dict[str, str] = {}
         if storage_class:
             self.extra['StorageClass'] = storage_class
