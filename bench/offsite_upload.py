@@ -76,20 +76,61 @@ class Cpu:
         return run
 
     def report(self, what: str) -> None:
+        if not self.runs:
+            return
         for label, runs in self.runs.items():
             print('%-22s %-34s CPU: client %.2f s, emulator %.2f s (medians of %d runs)' % (
                 what, label, statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs), len(runs)),
                 flush=True)
 
 
+class ChildCpu:
+    """CPU seconds (user + system) of each run of a command side: the child processes it started and waited for
+    (bench/common.measure reaps them with wait4, so their times, and their waited-for children's, land in
+    os.times()'s children fields)."""
+
+    def __init__(self) -> None:
+        self.runs: Dict[str, List[float]] = {}
+        self._start = 0.0
+
+    @staticmethod
+    def _now() -> float:
+        times = os.times()
+        return times.children_user + times.children_system
+
+    def hooks(self, label: str, before: Optional[Callable[[], None]]) -> Tuple[Callable[[], None], Callable[[], None]]:
+        def start() -> None:
+            if before is not None:
+                before()
+            self._start = self._now()
+
+        def stop() -> None:
+            self.runs.setdefault(label, []).append(self._now() - self._start)
+        return start, stop
+
+    def report(self, what: str) -> None:
+        for label, runs in self.runs.items():
+            print('%-22s %-34s CPU: %.2f s (median of %d runs: %s)' % (
+                what, label, statistics.median(runs), len(runs), ' '.join('%.2f' % r for r in runs)), flush=True)
+
+
 def row(what: str, ours: Command, theirs: Command, other: str, target: float = 1.0,
         before: Optional[Callable[[], None]] = None, cpu: Optional[Cpu] = None) -> None:
     """ours and theirs alternated (bench/common.compare: load printed, rounds added until the spread of the paired
-    ratio is under 10 % or the round limit), then the row with its throughput (and the CPU seconds of each side)."""
+    ratio is under 10 % or the round limit), then the row with its throughput, the paired ratio of every round
+    and the CPU seconds of each side (in-process sides: this process and the emulator's; command sides: the
+    child processes')."""
     if cpu is not None:
         ours, theirs = cpu.wrap('ours', ours), cpu.wrap(other, theirs)   # type: ignore[arg-type]
-    rows = compare(what, Side('ours', ours, before=before), [Side(other, theirs, before=before)], [Target(target)],
-                   runs=RUNS)
+        mine, raw = Side('ours', ours, before=before), Side(other, theirs, before=before)
+        children = None
+    else:
+        children = ChildCpu()
+        start, stop = children.hooks('ours', before)
+        mine = Side('ours', ours, before=start, after=stop)
+        start, stop = children.hooks(other, before)
+        raw = Side(other, theirs, before=start, after=stop)
+    rows = compare(what, mine, [raw], [Target(target)], runs=RUNS)
     ROWS.extend(rows)
     r = rows[0]
     print('%-22s ours %6.2f s (%6.1f MB/s)   %-34s %6.2f s (%6.1f MB/s)   ratio %.2f  spread %s over %d rounds, '
@@ -97,8 +138,12 @@ def row(what: str, ours: Command, theirs: Command, other: str, target: float = 1
                               MB / r.raw['wall_s'], r.ratio_wall,
                               '-' if r.spread is None else '%.0f %%' % (r.spread * 100),
                               r.runs, min(r.load or [0]), max(r.load or [0])), flush=True)
+    print('%-22s paired ratios per round (ours / %s): %s' % (
+        what, other, ' '.join('%.2f' % (a / b) for a, b in zip(r.ours_walls, r.raw_walls))), flush=True)
     if cpu is not None:
         cpu.report(what)
+    if children is not None:
+        children.report(what)
 
 
 def bench_s3(path: Path) -> None:

@@ -149,7 +149,10 @@ options:
   concurrency:
     description:
       - Parts (S3) or blocks (Azure) uploaded in parallel; at most this many parts of O(part_size_mb) are held in
-        memory.
+        memory, so an upload holds at most O(concurrency) x O(part_size_mb) MiB of the file (256 MiB with the
+        defaults).
+      - More parts in flight help over a link with a long round trip; on a host short of memory lower this or
+        O(part_size_mb). (boto3's own transfer manager sends 10 parts of 8 MiB at once.)
     type: int
     default: 4
   ssh_host:

@@ -196,6 +196,23 @@ def test_at_most_concurrency_parts_are_read_ahead(tmp_path, s3, bucket):
     assert parts.max_in_flight <= 3
 
 
+def test_more_parts_in_flight_than_urllib3s_default_pool_keep_their_connections(tmp_path, s3, bucket, caplog):
+    """concurrency above 10 (urllib3's default pool): every part in flight has a pooled connection to go back to;
+    a full pool drops the connection after each part (a new TCP and TLS handshake per part, a warning each)."""
+    import logging
+    caplog.set_level(logging.WARNING, logger='urllib3')
+    path, data = payload(tmp_path, 16 * PART)
+    store = make_store(s3, bucket, concurrency=16)
+    parts = Parts(store.client)
+    for number in range(1, 17):
+        parts.hold(number, [('started', other) for other in range(1, 17)])   # all 16 in flight at once
+    sent = store.upload(str(path), 'a.bin')
+    assert sent == {'sha256': hashlib.sha256(data).hexdigest(), 'size': len(data)}
+    assert not parts.waits_timed_out and parts.max_in_flight == 16
+    full = [r.getMessage() for r in caplog.records if 'pool is full' in r.getMessage()]
+    assert full == [], full[:1]
+
+
 def test_a_refused_part_with_parts_in_flight_is_named_and_leaves_no_multipart_upload(tmp_path, s3, bucket):
     path, data = payload(tmp_path, 24 * PART + 1000)
     store = make_store(s3, bucket, concurrency=4)

@@ -14,11 +14,11 @@ Private to opsready.operations; do not import from other collections.
 from __future__ import annotations
 
 import base64
+import collections
 import datetime
 import hashlib
 import os
 import posixpath
-import queue
 import shlex
 import tempfile
 import threading
@@ -108,27 +108,42 @@ def _short(text: str, limit: int = 120) -> str:
 class BackgroundSha256:
     """SHA-256 of the blocks given to ``update``, computed in a thread beside the caller, in the order given.
 
-    hashlib releases the GIL on large blocks, so an upload hashes on one core while its SDK sends (and computes
-    its own CRC32C/MD5) on the other, instead of one after the other. At most two blocks wait (the caller holds
-    the rest of memory it would hold anyway). ``hexdigest`` waits for every block; ``close`` ends the thread
-    without waiting (an upload that failed)."""
+    hashlib releases the GIL on blocks over 2 KiB (uploads hand over whole chunks, MiBs), so an upload hashes on
+    one core while its SDK sends (and computes its own CRC32C/MD5) on the other, instead of one after the other.
+    When the thread falls more than ``behind`` blocks back (no free core: on a busy machine a thread that was
+    woken can wait long for one), ``update`` hashes the oldest blocks itself instead of sleeping until the thread
+    has run: the caller is on a core already, and sleeping would cost it a second wait for one. One lock orders
+    the hashing (the thread and the caller never hash at once, and always the oldest block first), so at most
+    ``behind`` + 1 blocks are held here. ``hexdigest`` hashes what is left and answers; ``close`` ends the thread
+    without waiting for the blocks (an upload that failed)."""
 
-    def __init__(self) -> None:
+    def __init__(self, behind: int = 2) -> None:
         self._hash = hashlib.sha256()
-        self._queue: 'queue.Queue[Optional[bytes]]' = queue.Queue(maxsize=2)
+        self._behind = behind
+        self._pending: 'collections.deque[bytes]' = collections.deque()
+        self._turn = threading.Lock()        # held while blocks are taken and hashed: one hasher, oldest first
+        self._wake = threading.Semaphore(0)  # one release per block (and one to stop)
         self._thread: Optional[threading.Thread] = None
         self._failure: List[BaseException] = []
         self._closed = False
 
+    def _hash_until(self, left: int) -> None:
+        with self._turn:
+            while len(self._pending) > left:
+                data = self._pending.popleft()
+                if self._failure:
+                    continue   # the digest is lost already; hexdigest() raises
+                try:
+                    self._hash.update(data)
+                except BaseException as exc:  # re-raised by hexdigest()
+                    self._failure.append(exc)
+
     def _run(self) -> None:
         while True:
-            data = self._queue.get()
-            if data is None:
+            self._wake.acquire()
+            if self._closed:
                 return
-            try:
-                self._hash.update(data)
-            except BaseException as exc:  # re-raised by hexdigest()
-                self._failure.append(exc)
+            self._hash_until(0)
 
     def update(self, data: bytes) -> None:
         if self._closed:
@@ -136,17 +151,23 @@ class BackgroundSha256:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name='opsready-upload-sha256', daemon=True)
             self._thread.start()
-        self._queue.put(data)
+        self._pending.append(data)
+        if len(self._pending) > self._behind:
+            self._hash_until(self._behind)   # the thread did not get a core in time: do its work here
+        self._wake.release()
 
     def close(self) -> None:
-        if self._thread is not None and not self._closed:
+        if not self._closed:
             self._closed = True
-            self._queue.put(None)  # the thread takes every block before it, then ends
+            if self._thread is not None:
+                self._wake.release()   # the thread ends at its next wake-up, hashing nothing more
 
     def hexdigest(self) -> str:
         if self._thread is not None:
             self.close()
             self._thread.join()
+            self._thread = None
+        self._hash_until(0)
         if self._failure:
             raise self._failure[0]
         return self._hash.hexdigest()
@@ -279,7 +300,10 @@ class S3Store(Store):
         self.client = boto3.client(
             's3', endpoint_url=endpoint_url, region_name=region, aws_access_key_id=access_key,
             aws_secret_access_key=secret_key, aws_session_token=session_token, verify=validate_certs,
-            config=BotoConfig(retries={'max_attempts': 5, 'mode': 'standard'}))
+            # one pooled connection per part in flight: urllib3 keeps 10 by default, and a part sent over a connection
+            # the full pool then drops pays a new TCP (and TLS) handshake every time
+            config=BotoConfig(retries={'max_attempts': 5, 'mode': 'standard'},
+                              max_pool_connections=max(10, concurrency)))
         self.extra: Dict[str, str] = {}
         if storage_class:
             self.extra['StorageClass'] = storage_class

@@ -232,3 +232,41 @@ def test_the_new_file_is_written_back_while_it_grows(tmp_path, monkeypatch):
     with open(path, 'rb') as handle:
         reader = encryption.DecryptingReader(handle, [new], path)
         assert reader.read() == payload
+
+
+@pytest.mark.parametrize('how', ['child_skips_its_check', 'child_reports_another_digest'])
+def test_the_parent_compares_the_childs_plaintext_digest_itself(tmp_path, monkeypatch, how):
+    """The plaintext is hashed in the decrypting child, which reports its digest at the end; the parent compares
+    that digest with the checksum sealed in the manifest before anything is swapped, and does not take the
+    child's own verdict for it. An authentic artifact whose plaintext is not the backup's (every chunk opens, the
+    sealed checksum differs), with the child's comparison disabled, or a child that reports a digest other than
+    the sealed one: the rekey of that artifact fails and the old file and manifest stay as they were."""
+    old, new = key(), key()
+    victim = encrypted_artifact(tmp_path, [old.recipient], payload=BIG)
+    if how == 'child_skips_its_check':
+        impostor = str(tmp_path / 'impostor')
+        with ArtifactWriter(impostor, compression='none', recipients=[old.recipient]) as writer:
+            writer.write(BIG[:-1] + bytes([BIG[-1] ^ 1]))
+            writer.commit()
+        os.replace(impostor, victim)
+        write_manifest(victim, dict(read_manifest(victim + '.manifest.json').data, size=os.path.getsize(victim),
+                                    sha256=hashlib.sha256(open(victim, 'rb').read()).hexdigest()))
+        real_init = encryption.DecryptingReader.__init__
+
+        def unchecked(self, *args, **kwargs):   # the reader forked into the child compares nothing itself
+            kwargs['expected_sha256'] = None
+            real_init(self, *args, **kwargs)
+        monkeypatch.setattr(encryption.DecryptingReader, '__init__', unchecked)
+    else:
+        real_result = rekey._DecryptingChild.result
+
+        def another_digest(self):
+            report = real_result(self)
+            return dict(report, sha256=hashlib.sha256(b'not the plaintext').hexdigest())
+        monkeypatch.setattr(rekey._DecryptingChild, 'result', another_digest)
+    fds, before = own_fds(), snapshot(tmp_path)
+    result = rekey.rekey(str(tmp_path), [new.recipient], [old])
+    assert result['rekeyed'] == [] and [f['id'] for f in result['failed']] == [os.path.basename(victim)], result
+    message = result['failed'][0]['msg']
+    assert 'differs from the manifest' in message and 'old file was kept' in message, message
+    assert_kept(tmp_path, before, fds)

@@ -52,3 +52,35 @@ def test_many_blocks_keep_their_order():
     for block in blocks:
         digest.update(block)
     assert digest.hexdigest() == hashlib.sha256(b''.join(blocks)).hexdigest()
+
+
+def test_a_hashing_thread_without_a_core_does_not_hold_up_the_upload():
+    """On a busy machine the hashing thread may wait long for a core: the uploading thread then hashes the oldest
+    blocks itself (in order) instead of sleeping until the thread has run, and holds at most ``behind`` + 1."""
+    go = threading.Event()
+
+    class Starved(BackgroundSha256):
+        def _run(self) -> None:
+            go.wait(60)   # as if never scheduled
+            super()._run()
+
+    digest = Starved()
+    blocks = [os.urandom(64 * 1024 + n) for n in range(20)]
+    held = []
+    fed = threading.Event()
+
+    def upload() -> None:
+        for block in blocks:
+            digest.update(block)
+            held.append(len(digest._pending))
+        fed.set()
+
+    uploader = threading.Thread(target=upload, daemon=True)
+    uploader.start()
+    try:
+        assert fed.wait(5), 'update() waited for the hashing thread'
+        assert max(held) <= 3
+    finally:
+        go.set()
+        uploader.join(60)
+    assert digest.hexdigest() == hashlib.sha256(b''.join(blocks)).hexdigest()
