@@ -166,7 +166,8 @@ def _policy():
 
 def op_backup_info(directory: str) -> Any:
     """backup_info path=DIR (every set of the directory)."""
-    from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_jobs import describe  # as backup_info
+    # as backup_info
+    from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_jobs import describe
     info = describe(directory)
     return {'artifacts': info['artifacts_total'], 'listed': len(info['artifacts']), 'sets': len(info['sets'])}
 
@@ -187,7 +188,8 @@ def op_backup_info_changed(directory: str) -> Any:
     longer matches the index's seal, so every manifest is stat'ed, the index rewritten and sealed again
     (what the first catalog read after each backup pays)."""
     from ansible_collections.opsready.operations.plugins.module_utils.backup import catalog_index
-    from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_jobs import describe  # as backup_info
+    # as backup_info
+    from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_jobs import describe
     # a real backup's manifest is minutes old by the next read: count this one as settled at once (no sleep)
     catalog_index.SETTLE_NS = 0
     now = datetime.datetime.now(UTC) - datetime.timedelta(days=400)   # far from the real ones: no set changes much
@@ -204,14 +206,16 @@ def op_backup_info_changed(directory: str) -> Any:
 def op_backup_info_output(directory: str) -> Any:
     """backup_info as the module returns it: describe() and its JSON result (``exit_json`` serialises
     every artifact's manifest: the result grows with the catalog)."""
-    from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_jobs import describe  # as backup_info
+    # as backup_info
+    from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_jobs import describe
     text = json.dumps(describe(directory), default=str)
     return {'result_mb': round(len(text) / 1e6, 1)}
 
 
 def op_backup_prune_check(directory: str) -> Any:
     """backup_prune path=DIR keep_daily/weekly/monthly, check mode (every set)."""
-    from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_prune import prune  # as backup_prune
+    # as backup_prune
+    from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_prune import prune
     result = prune(directory, _policy(), check_mode=True)
     return {'delete': len(result['deleted']), 'keep': len(result['kept'])}
 
@@ -248,7 +252,8 @@ def _db_backup_catalog(directory, engine, BackupOptions, Catalog, fresh_backup, 
 
 def op_drill_find_backup(directory: str) -> Any:
     """The dr_drill role's find_backup step: backup_info path=DIR engine=mariadb database=app00."""
-    from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_jobs import describe  # as backup_info
+    # as backup_info
+    from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_jobs import describe
     info = describe(directory, engine=ENGINE, database='app00')
     return {'chain': len(info['chain'] or []), 'recoverable_until': info['recoverable_until']}
 
