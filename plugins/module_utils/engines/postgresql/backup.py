@@ -127,8 +127,9 @@ def _start_writeback(fd: int, offset: int, length: int) -> None:
     the very wait ``pg_basebackup`` (without ``--no-sync``) has at its end. Linux's POSIX_FADV_DONTNEED starts
     writeback of the range (WB_SYNC_NONE, as ``sync_file_range(SYNC_FILE_RANGE_WRITE)`` does, which PostgreSQL
     itself uses for the same purpose) and drops only pages that are already clean: the bytes just written are
-    dirty, so the cache a verification reads next is kept. The disk then writes while the server still
-    compresses, and the final fsync only waits for the last few megabytes."""
+    still dirty, so the cache a verification reads next is kept (on a host whose background writeback already
+    cleaned them, they are dropped and the verification reads them from disk). The disk then writes while the
+    server still compresses, and the final fsync only waits for the last few megabytes."""
     if length <= 0 or not hasattr(os, 'posix_fadvise'):
         return
     try:
