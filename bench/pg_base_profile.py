@@ -109,10 +109,8 @@ def main() -> None:
                 print('round %d load %.2f | %s' % (n + 1, os.getloadavg()[0], ' | '.join(parts)), flush=True)
             print()
             for name in names:
-                keys = results[name][0].keys()
-                print('%-8s medians: %s' % (name, ', '.join('%s %.3f s' % (key, statistics.median(r[key] for r in
-                                                                                                 results[name]))
-                                                            for key in keys)))
+                medians = [(key, statistics.median(r[key] for r in results[name])) for key in results[name][0]]
+                print('%-8s medians: %s' % (name, ', '.join('%s %.3f s' % item for item in medians)))
                 if name != 'raw':
                     ratios = [a['wall'] / b['wall'] for a, b in zip(results[name], results['raw'])]
                     extra = [a['own_cpu'] - b['own_cpu'] for a, b in zip(results[name], results['raw'])]
