@@ -73,3 +73,69 @@ def test_gzip_and_failed_runs_keep_the_streamed_path_and_leave_nothing(postgres_
     with pytest.raises(OpsReadyError):
         base(postgres_server, dest, verify=False, password='not-the-password')
     assert not dest.exists() or os.listdir(dest) == []
+
+
+def test_hashed_bytes_go_to_disk_while_the_writer_runs(tmp_path, monkeypatch):
+    """Issue 22: what was hashed behind pg_basebackup is handed to writeback as it goes (one contiguous run of
+    hints from byte 0), so the artifact's one fsync at the end waits for the tail only; the digest still
+    covers every byte exactly once."""
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import backup
+    if not hasattr(os, 'posix_fadvise'):
+        pytest.skip('no posix_fadvise on this platform')
+    hints = []
+    real = os.posix_fadvise
+
+    def spy(fd, offset, length, advice):
+        hints.append((offset, length, advice))
+        return real(fd, offset, length, advice)
+
+    monkeypatch.setattr(os, 'posix_fadvise', spy)
+    monkeypatch.setattr(backup, 'WRITEBACK_STEP', 256 * 1024)
+    path = tmp_path / 'base.tar.zst'
+    # a real writer appending 6 MiB in 64 KiB pieces over ~1 s, as pg_basebackup appends its tar
+    writer = subprocess.Popen([sys.executable, '-c', (
+        'import os, sys, time\n'
+        'with open(sys.argv[1], "wb") as out:\n'
+        '    for n in range(96):\n'
+        '        out.write(os.urandom(65536)); out.flush()\n'
+        '        time.sleep(0.01)\n'), str(path)])
+    digest = hashlib.sha256()
+    size = backup._hash_behind(str(path), writer, digest)
+    assert writer.wait() == 0
+    size += backup._hash_rest(str(path), size, digest)
+    content = path.read_bytes()
+    assert size == len(content) == 96 * 65536 and digest.hexdigest() == hashlib.sha256(content).hexdigest()
+    assert hints and all(advice == os.POSIX_FADV_DONTNEED for dummy, dummy, advice in hints)
+    ends = 0
+    for offset, length, dummy in hints:
+        assert offset == ends and length >= 256 * 1024
+        ends += length
+    assert 1024 * 1024 <= ends <= size
+
+
+def test_the_artifact_is_durable_from_its_own_fsync(postgres_server, tmp_path, monkeypatch):
+    """pg_basebackup runs with --no-sync: the artifact's durability rests on the module's fsync of the file
+    after its last byte (the backup_manifest frame), before the rename, and the fsync of the destination
+    directory after it."""
+    events = []
+    real_fsync, real_rename = os.fsync, os.rename
+
+    def fsync(fd):
+        info = os.fstat(fd)
+        events.append(('fsync', info.st_ino, info.st_size))
+        return real_fsync(fd)
+
+    def rename(src, dst, **kwargs):
+        events.append(('rename', os.stat(src).st_ino, str(dst)))
+        return real_rename(src, dst, **kwargs)
+
+    monkeypatch.setattr(os, 'fsync', fsync)
+    monkeypatch.setattr(os, 'rename', rename)
+    dest = tmp_path / 'd'
+    manifest = base(postgres_server, dest, verify=False, threads=2)
+    assert manifest['tool']['compression'] == 'server'
+    inode = os.stat(manifest['path']).st_ino
+    moved = events.index(('rename', inode, manifest['path']))
+    assert ('fsync', inode, manifest['size']) in events[:moved]
+    dest_inode = os.stat(dest).st_ino
+    assert any(event[0] == 'fsync' and event[1] == dest_inode for event in events[moved:])
