@@ -138,8 +138,9 @@ def test_a_corrupt_artifact_loaded_while_it_decompresses_never_reaches_the_targe
 
 
 def test_the_load_starts_before_the_copy_is_complete(pg_db, tmp_path, follow_small, monkeypatch):
-    """The decompressed copy made slow (reads of 64 KiB, each delayed): pg_restore of the data is started, and has
-    read the head of the dump, while the copy is still being written; the result is still the whole database."""
+    """The copy's reads held back, once its head is written, until pg_restore of the data has been started (20 s at
+    most: a load that waits for the complete copy makes the order below wrong); the result is the whole database."""
+    import threading
     import time
 
     from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
@@ -151,15 +152,20 @@ def test_the_load_starts_before_the_copy_is_complete(pg_db, tmp_path, follow_sma
     dest = tmp_path / 'b'
     backup(server, pg_db.name, dest)
     events: list = []
+    started = threading.Event()
+    reads = [0]
     read, popen, copy = pg_restore._Cancellable.read, ToolRunner.popen, pg_restore._decompressed_copy
 
-    def slow_read(self, size=-1):
-        time.sleep(0.02)
+    def held_read(self, size=-1):
+        reads[0] += 1
+        if reads[0] > 8:          # 512 KiB in: the archive's head (its table of contents) is in the copy
+            started.wait(20)
         return read(self, 65536)
 
     def traced_popen(self, argv, *args, **kwargs):
         if '--section=data' in argv and '--list' not in argv:
             events.append(('load started', time.monotonic()))
+            started.set()
         return popen(self, argv, *args, **kwargs)
 
     def traced_copy(*args, **kwargs):
@@ -168,13 +174,14 @@ def test_the_load_starts_before_the_copy_is_complete(pg_db, tmp_path, follow_sma
         finally:
             events.append(('copy ended', time.monotonic()))
 
-    monkeypatch.setattr(pg_restore._Cancellable, 'read', slow_read)
+    monkeypatch.setattr(pg_restore._Cancellable, 'read', held_read)
     monkeypatch.setattr(ToolRunner, 'popen', traced_popen)
     monkeypatch.setattr(pg_restore, '_decompressed_copy', traced_copy)
     target = pg_db.name + '_overlap'
     try:
         result = restore(server, dest, pg_db.name, target, jobs=2, tmpdir=str(tmp_path))
         assert result['method_detail'] == FOLLOWING
+        assert reads[0] > 8
         assert [name for name, dummy in sorted(events, key=lambda e: e[1])] == ['load started', 'copy ended'], events
         assert fingerprint(server, target) == fingerprint(server, pg_db.name)
     finally:

@@ -344,6 +344,7 @@ class _Copier:
         self._cancel = threading.Event()
         self._begun = threading.Event()
         self._toc: Optional[List[str]] = None
+        self._remover: Optional[threading.Thread] = None
         self._thread = threading.Thread(
             target=self._run, args=(manifest, tmpdir, runner, identities, verify), name='opsready-restore-copy',
             daemon=True)
@@ -414,12 +415,25 @@ class _Copier:
             raise OpsReadyError('Internal error: the decompressed copy reported neither a path nor an error.')
         return self.path
 
+    def remove(self, now: bool = False) -> None:
+        """The copy is no longer needed: removed in a thread (freeing the page cache of a file of the dump's
+        size takes a while) while ANALYZE, the properties and the swap go on; ``discard`` waits for it.
+        ``now``: removed before this returns."""
+        if now or not self.path:
+            self.discard()
+            return
+        self._remover = threading.Thread(target=shutil.rmtree, args=(os.path.dirname(self.path), True),
+                                         name='opsready-restore-remove', daemon=True)
+        self._remover.start()
+
     def discard(self) -> None:
-        """Stop the copy if it still runs, and remove it (idempotent; after ``result`` too)."""
+        """Stop the copy if it still runs, and remove it (idempotent; after ``result`` and ``remove`` too)."""
         self._cancel.set()
         self._thread.join()
         if self._toc_thread is not None:
             self._toc_thread.join()
+        if self._remover is not None:
+            self._remover.join()
         if self.path:
             shutil.rmtree(os.path.dirname(self.path), ignore_errors=True)
 
@@ -516,6 +530,7 @@ def _load(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, d
         engine.runner.run([engine.tool('pg_restore')] + common + ['-j', str(jobs), manifest.path], env=env,
                           what='pg_restore -j %d' % jobs)
         return {'method': 'pg_restore -j %d' % jobs, 'jobs': jobs}
+    local = copier is None   # no restore() around this call to discard the copier: its copy goes before return
     if copier is None:
         copier = _Copier(manifest, request.tmpdir, engine.runner, engine.identities, verify,
                          toc_argv=_toc_argv(engine, manifest))
@@ -523,14 +538,14 @@ def _load(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, d
         # One data entry: -j N cannot split its load, so it follows the decompression instead of waiting for
         # it (the schema and the data, from the copy as it grows), and what comes after the data (indexes,
         # constraints, grants), which -j N does build side by side, reads the complete, checked copy.
-        return _load_following(engine, common, env, copier, jobs, timer)
+        return _load_following(engine, common, env, copier, jobs, timer, local)
     copy = copier.result()
     try:
         timer.lap('decompress')
         engine.runner.run([engine.tool('pg_restore')] + common + ['-j', str(jobs), copy], env=env,
                           what='pg_restore -j %d' % jobs)
     finally:
-        shutil.rmtree(os.path.dirname(copy), ignore_errors=True)
+        copier.remove(local)
     return {'method': 'pg_restore -j %d (decompressed copy)' % jobs, 'jobs': jobs}
 
 
@@ -544,7 +559,7 @@ def _toc_argv(engine: PostgresEngine, manifest: Manifest) -> Optional[List[str]]
 
 
 def _load_following(engine: PostgresEngine, common: List[str], env: Dict[str, str], copier: _Copier, jobs: int,
-                    timer: Timer) -> Dict[str, Any]:
+                    timer: Timer, local: bool = False) -> Dict[str, Any]:
     """pg_restore of the schema and the data on stdin, fed from the copy while zstd writes it; then, once the
     copy is complete and its artifact's checksum matched, ``pg_restore -j N --section=post-data`` on it."""
     argv = [engine.tool('pg_restore')] + common + ['--section=pre-data', '--section=data']
@@ -567,7 +582,7 @@ def _load_following(engine: PostgresEngine, common: List[str], env: Dict[str, st
         engine.runner.run([engine.tool('pg_restore')] + common + ['-j', str(jobs), '--section=post-data', copy],
                           env=env, what='pg_restore -j %d --section=post-data' % jobs)
     finally:
-        shutil.rmtree(os.path.dirname(copy), ignore_errors=True)
+        copier.remove(local)
     return {'method': 'pg_restore (schema and data following the decompression) + pg_restore -j %d '
                       '--section=post-data (decompressed copy)' % jobs, 'jobs': jobs}
 
