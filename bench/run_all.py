@@ -233,7 +233,7 @@ def bench_pg(args, work: Path) -> List[Row]:
         rows += compare('PostgreSQL restore', restore_ours, [restore_raw], [Target(1.05)], runs=args.runs, log=log,
                         notes=['output = size of the restored database; ours hashes the artifact in the read that '
                                'feeds zstd -d (no separate checksum pass) and creates the temporary database '
-                               'meanwhile'])
+                               'meanwhile; a one-table dump is loaded while it decompresses'])
 
         # The drill's raw counterpart is the sum of the raw commands: the raw restore just measured (its
         # median) plus sha256sum of the artifact, pg_amcheck --heapallindexed and the smoke query, timed here

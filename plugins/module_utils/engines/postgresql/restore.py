@@ -10,7 +10,10 @@
    with ``-j N`` from a decompressed copy in ``tmpdir`` (pg_restore needs a seekable file for parallel
    jobs), or streamed into ``pg_restore`` on stdin with ``jobs=1``; plain dumps through ``psql``. The
    decompressed copy starts before step 1 (before the lock even), so the server round trips overlap it; it
-   is private to the run and stopped and removed when anything refuses.
+   is private to the run and stopped and removed when anything refuses. A custom dump of one data entry
+   (one table: ``-j N`` cannot split its load) is loaded while it decompresses: schema and data through
+   ``pg_restore`` on stdin, fed from the copy as it grows, then ``pg_restore -j N --section=post-data`` (indexes,
+   constraints, grants) on the complete copy once the artifact's checksum matched.
 3. Any failure drops the temporary database; the target was never touched.
 4. The database-level properties recorded in the manifest at backup time (owner, ACL, comment, connection
    limit, ``ALTER DATABASE ... SET``, ``ALTER ROLE ... IN DATABASE ... SET``; see ``engines/postgresql/dbprops.py``)
@@ -243,12 +246,14 @@ def _zstd_cli_copy(manifest: Manifest, path: str, runner: Any, zstd_cli: str, ve
 
 def _decompressed_copy(manifest: Manifest, tmpdir: Optional[str], runner: Any = None,
                        identities: Optional[List[Any]] = None, verify: bool = False,
-                       cancel: Optional[threading.Event] = None) -> str:
+                       cancel: Optional[threading.Event] = None, directory: Optional[str] = None) -> str:
     """The dump decompressed into a scratch file for ``pg_restore -j`` (which needs to seek). ``verify``:
     the artifact's checksum is compared in the same read; the copy is removed when it does not match.
-    ``cancel`` set: the copy stops (``_Cancelled``) and is removed."""
-    directory = tempfile.mkdtemp(prefix='opsready-restore-', dir=tmpdir)
-    path = os.path.join(directory, 'dump')
+    ``cancel`` set: the copy stops (``_Cancelled``) and is removed. ``directory``: an empty private directory
+    made by the caller (which may read ``directory/dump`` while it grows), else a new one in ``tmpdir``."""
+    if directory is None:
+        directory = tempfile.mkdtemp(prefix='opsready-restore-', dir=tmpdir)
+    path = os.path.join(directory, COPY_NAME)
     encrypted = is_encrypted(manifest)
     zstd_cli = shutil.which('zstd') if (manifest.data['compression'] == 'zstd' and runner is not None
                                         and not encrypted) else None
@@ -312,28 +317,94 @@ def needs_copy(request: RestoreRequest, manifest: Manifest) -> bool:
     return fmt == 'custom' and max(1, request.jobs) > 1 and compressed
 
 
+COPY_NAME = 'dump'
+FOLLOW_POLL = 0.005   # seconds between looks at a copy that the follower has caught up with
+# Below this (decompressed) size the decompression takes less time (~1 GB/s) than the listing and the second
+# pg_restore (program starts, logins) add: the load waits for the complete copy, one pg_restore -j N.
+FOLLOW_MIN_BYTES = 64 * 1024 * 1024
+
+
 class _Copier:
     """``_decompressed_copy`` in a thread, started before anything else of the restore: the server round trips
     (the lock's session, the target's inspection, CREATE DATABASE) overlap the decompression instead of adding
     to it. The zstd process, file reads and hashing release the GIL. ``discard`` stops a copy still running
-    (within one chunk) and removes it."""
+    (within one chunk) and removes it.
+
+    ``toc_argv`` (``pg_restore --list --section=data``): a second thread reads the archive's table of contents
+    from the head of the growing copy (``data_items``), so ``_load`` can tell, before the copy is complete,
+    whether the dump has one data entry (its load can follow the decompression) or several (pg_restore -j
+    loads them side by side from the complete copy)."""
 
     def __init__(self, manifest: Manifest, tmpdir: Optional[str], runner: Any, identities: Optional[List[Any]],
-                 verify: bool) -> None:
+                 verify: bool, toc_argv: Optional[List[str]] = None) -> None:
         self.path: Optional[str] = None
+        self.growing: Optional[str] = None   # the copy's path once its directory exists (set before it grows)
         self.error: Optional[BaseException] = None
+        self._runner = runner
         self._cancel = threading.Event()
+        self._begun = threading.Event()
+        self._toc: Optional[List[str]] = None
+        self._remover: Optional[threading.Thread] = None
         self._thread = threading.Thread(
             target=self._run, args=(manifest, tmpdir, runner, identities, verify), name='opsready-restore-copy',
             daemon=True)
         self._thread.start()
+        self._toc_thread: Optional[threading.Thread] = None
+        if toc_argv:
+            self._toc_thread = threading.Thread(target=self._read_toc, args=(toc_argv,),
+                                                name='opsready-restore-toc', daemon=True)
+            self._toc_thread.start()
 
     def _run(self, manifest: Manifest, tmpdir: Optional[str], runner: Any, identities: Optional[List[Any]],
              verify: bool) -> None:
         try:
-            self.path = _decompressed_copy(manifest, tmpdir, runner, identities, verify=verify, cancel=self._cancel)
+            directory = tempfile.mkdtemp(prefix='opsready-restore-', dir=tmpdir)
+            self.growing = os.path.join(directory, COPY_NAME)
+            self._begun.set()
+            self.path = _decompressed_copy(manifest, tmpdir, runner, identities, verify=verify, cancel=self._cancel,
+                                           directory=directory)
         except BaseException as exc:  # handed to the main thread by result()
+            if self.growing:
+                shutil.rmtree(os.path.dirname(self.growing), ignore_errors=True)
             self.error = exc
+        finally:
+            self._begun.set()
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def wait(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+    def _read_toc(self, argv: List[str]) -> None:
+        try:
+            proc = self._runner.popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        except Exception:  # no listing: _load takes the general way
+            return
+        try:
+            listed = threading.Event()
+            feeder = threading.Thread(target=_follow, args=(self, proc.stdin, listed, False),
+                                      name='opsready-restore-toc-feed', daemon=True)
+            feeder.start()
+            out = proc.stdout.read()   # pg_restore --list reads the head, prints, exits
+            listed.set()
+            feeder.join()
+            self._runner.finish(proc, argv, what='pg_restore --list')
+            self._toc = [line for line in out.decode('utf-8', 'replace').splitlines()
+                         if line and not line.startswith(';')]
+        except Exception:  # a corrupt head: the copy reports it; _load takes the general way
+            kill_and_reap(proc)
+
+    def data_items(self) -> Optional[int]:
+        """Entries of the dump that carry table data (``SEQUENCE SET`` is one statement, not counted); ``None``
+        when the listing could not be read (the general way is taken, and the copy reports what is wrong)."""
+        if self._toc_thread is None:
+            return None
+        self._toc_thread.join()
+        if self._toc is None:
+            return None
+        return sum(1 for line in self._toc if not re.match(r'^\d+; \d+ \d+ SEQUENCE SET ', line))
 
     def result(self) -> str:
         """The checked copy; raises what the copy raised (IntegrityError when the checksum failed)."""
@@ -344,12 +415,91 @@ class _Copier:
             raise OpsReadyError('Internal error: the decompressed copy reported neither a path nor an error.')
         return self.path
 
+    def remove(self, now: bool = False) -> None:
+        """The copy is no longer needed: removed in a thread (freeing the page cache of a file of the dump's
+        size takes a while) while ANALYZE, the properties and the swap go on; ``discard`` waits for it.
+        ``now``: removed before this returns."""
+        if now or not self.path:
+            self.discard()
+            return
+        self._remover = threading.Thread(target=shutil.rmtree, args=(os.path.dirname(self.path), True),
+                                         name='opsready-restore-remove', daemon=True)
+        self._remover.start()
+
     def discard(self) -> None:
-        """Stop the copy if it still runs, and remove it (idempotent; after ``result`` too)."""
+        """Stop the copy if it still runs, and remove it (idempotent; after ``result`` and ``remove`` too)."""
         self._cancel.set()
         self._thread.join()
+        if self._toc_thread is not None:
+            self._toc_thread.join()
+        if self._remover is not None:
+            self._remover.join()
         if self.path:
             shutil.rmtree(os.path.dirname(self.path), ignore_errors=True)
+
+
+def _follow(copier: _Copier, sink: Any, cancel: threading.Event, hold_tail: bool = True) -> None:
+    """Feed the copy into ``sink`` (a tool's stdin) while zstd still writes it, then close ``sink``; stop when
+    ``cancel`` or the copier's own cancel is set.
+
+    What a file holds below its size is final (zstd writes it in order), so each look sends what was added
+    since the last (``os.splice``: page cache to pipe in the kernel, no copy through this process). Waits
+    ``FOLLOW_POLL`` when it has caught up. ``hold_tail``: the copy's last byte goes only once the copy ended
+    well, checksum compared: a tool that reads to the end never sees a complete input from a corrupt
+    artifact. A tool that stops reading (its own end, or an error) ends the feeding; so does a failed copy."""
+    fd = -1
+    offset = 0
+    try:
+        copier._begun.wait()
+        if copier.growing is None:
+            return
+        out = sink.fileno()
+        while not (cancel.is_set() or copier._cancel.is_set()):
+            done = not copier.running            # before the size: once done, the size is final
+            if done and copier.error is not None:
+                return
+            if fd < 0:
+                try:
+                    fd = os.open(copier.growing, os.O_RDONLY)
+                except FileNotFoundError:        # zstd has not created it yet
+                    if done:
+                        return
+                    copier.wait(FOLLOW_POLL)
+                    continue
+            size = os.fstat(fd).st_size
+            end = size if done or not hold_tail else size - 1
+            while offset < end:
+                offset += _send(fd, out, offset, end - offset)
+            if done:
+                return
+            copier.wait(FOLLOW_POLL)
+    except OSError:
+        # The tool stopped reading (its own end or an error: its exit status tells), or the copy cannot be
+        # read: the tool sees its input end early and fails, and the copy's verdict is reported first.
+        return
+    finally:
+        if fd >= 0:
+            os.close(fd)
+        try:
+            sink.close()
+        except OSError:
+            pass
+
+
+def _send(fd: int, out: int, offset: int, count: int) -> int:
+    """Up to ``count`` bytes of ``fd`` from ``offset`` into the pipe ``out``; the number sent (at least one)."""
+    count = min(count, 4 * CHUNK)
+    if hasattr(os, 'splice'):   # Python 3.10+ on Linux
+        sent = os.splice(fd, out, count, offset_src=offset)
+    else:
+        data = os.pread(fd, count, offset)
+        sent = len(data)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(out, view):]
+    if sent <= 0:
+        raise OSError('the decompressed copy shrank while it was read')
+    return sent
 
 
 def _load(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, database: str,
@@ -380,16 +530,61 @@ def _load(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, d
         engine.runner.run([engine.tool('pg_restore')] + common + ['-j', str(jobs), manifest.path], env=env,
                           what='pg_restore -j %d' % jobs)
         return {'method': 'pg_restore -j %d' % jobs, 'jobs': jobs}
+    local = copier is None   # no restore() around this call to discard the copier: its copy goes before return
     if copier is None:
-        copier = _Copier(manifest, request.tmpdir, engine.runner, engine.identities, verify)
+        copier = _Copier(manifest, request.tmpdir, engine.runner, engine.identities, verify,
+                         toc_argv=_toc_argv(engine, manifest))
+    if copier.data_items() == 1:
+        # One data entry: -j N cannot split its load, so it follows the decompression instead of waiting for
+        # it (the schema and the data, from the copy as it grows), and what comes after the data (indexes,
+        # constraints, grants), which -j N does build side by side, reads the complete, checked copy.
+        return _load_following(engine, common, env, copier, jobs, timer, local)
     copy = copier.result()
     try:
         timer.lap('decompress')
         engine.runner.run([engine.tool('pg_restore')] + common + ['-j', str(jobs), copy], env=env,
                           what='pg_restore -j %d' % jobs)
     finally:
-        shutil.rmtree(os.path.dirname(copy), ignore_errors=True)
+        copier.remove(local)
     return {'method': 'pg_restore -j %d (decompressed copy)' % jobs, 'jobs': jobs}
+
+
+def _toc_argv(engine: PostgresEngine, manifest: Manifest) -> Optional[List[str]]:
+    """The listing of the dump's data entries (``_Copier.data_items``; it reads only the archive's head), for a
+    dump big enough that loading it while it decompresses saves more than the second pg_restore costs."""
+    size = manifest.data.get('raw_size') or manifest.data.get('size') or 0
+    if size < FOLLOW_MIN_BYTES:
+        return None
+    return [engine.tool('pg_restore'), '--list', '--section=data']
+
+
+def _load_following(engine: PostgresEngine, common: List[str], env: Dict[str, str], copier: _Copier, jobs: int,
+                    timer: Timer, local: bool = False) -> Dict[str, Any]:
+    """pg_restore of the schema and the data on stdin, fed from the copy while zstd writes it; then, once the
+    copy is complete and its artifact's checksum matched, ``pg_restore -j N --section=post-data`` on it."""
+    argv = [engine.tool('pg_restore')] + common + ['--section=pre-data', '--section=data']
+    proc = engine.runner.popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    grow_pipe(proc.stdin)   # fewer wake-ups of pg_restore and of the feeder per MiB
+    feeder = threading.Thread(target=_follow, args=(copier, proc.stdin, threading.Event()),
+                              name='opsready-restore-feed', daemon=True)
+    try:
+        feeder.start()
+        feeder.join()
+        proc.wait()
+        # the copy's verdict first: a corrupt artifact is reported as corrupt, not as pg_restore's complaint
+        copy = copier.result()
+        engine.runner.finish(proc, argv, what='pg_restore (schema and data, following the decompression)')
+        timer.lap('pg_restore_data')
+    except BaseException:
+        kill_and_reap(proc)
+        raise
+    try:
+        engine.runner.run([engine.tool('pg_restore')] + common + ['-j', str(jobs), '--section=post-data', copy],
+                          env=env, what='pg_restore -j %d --section=post-data' % jobs)
+    finally:
+        copier.remove(local)
+    return {'method': 'pg_restore (schema and data following the decompression) + pg_restore -j %d '
+                      '--section=post-data (decompressed copy)' % jobs, 'jobs': jobs}
 
 
 def _swap(engine: PostgresEngine, target: str, restored: str, exists: bool,
@@ -507,7 +702,7 @@ def restore(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifes
     copier = None
     if needs_copy(request, manifest):
         copier = _Copier(manifest, request.tmpdir, engine.runner, engine.identities,
-                         streams_checksum(request, manifest))
+                         streams_checksum(request, manifest), toc_argv=_toc_argv(engine, manifest))
     try:
         with target_lock(engine, target) as session:
             return _restore_locked(engine, request, manifest, target, timer, session, copier)
