@@ -430,7 +430,7 @@ def bench_offsite(args, work: Path) -> List[Row]:
     def payload(mb: int) -> None:
         offsite_upload.MB = mb
         with open(source, 'wb') as handle:
-            for _ in range(mb):
+            for dummy in range(mb):
                 handle.write(os.urandom(1 << 20))
     payload(max(16, int(256 * args.scale)))
     offsite_upload.bench_s3(source)

@@ -50,7 +50,7 @@ def _run_bounded(store, path):
             '    sys.exit(3)\n' % __file__)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     return subprocess.run([sys.executable, '-c', code, store, path], capture_output=True, text=True, timeout=20,
-                          env=env)
+                          check=False, env=env)
 
 
 @pytest.mark.parametrize('store', sorted(WRITERS))
