@@ -516,7 +516,12 @@ def merge_previous(rows: List[Row], meta: dict, sections: List[str]) -> tuple:
         return rows, meta
     previous = json.loads(previous_path.read_text())
     kept = [Row(**row) for row in previous.get('rows', []) if row.get('section') and row['section'] not in sections]
-    runs = {k: v for k, v in previous.get('meta', {}).get('section_runs', {}).items() if k not in sections}
+    old = previous.get('meta', {})
+    # a previous run without --merge measured all its sections at once: they keep its date, load and total
+    old_runs = old.get('section_runs') or {
+        name: {'date': old['date'], 'load_at_start': old['machine']['load_at_start'], 'seconds': old['seconds']}
+        for name in old.get('sections', []) if 'date' in old}
+    runs = {k: v for k, v in old_runs.items() if k not in sections}
     for name in sections:
         runs[name] = {'date': meta['date'], 'load_at_start': meta['machine']['load_at_start'],
                       'seconds': meta['seconds']}
