@@ -268,6 +268,9 @@ def bench_pg(args, work: Path) -> List[Row]:
                         notes=['raw = median raw restore (row above) + sha256sum + pg_amcheck + smoke query; '
                                'the drill also verifies the backup first (checksum + pg_restore --list)'])[0]
         add_wall(drill, rows[-1].raw['wall_s'] or 0.0, target)
+        # compare() logged the ratio against the raw checks alone; this is the row's ratio
+        log('  DR drill RTO with the raw restore added: ratio %.2fx, spread %s' % (
+            drill.ratio_wall, '-' if drill.spread is None else '%.0f %%' % (drill.spread * 100)))
         rows.append(drill)
         for name in kept:
             server.drop_database(name)

@@ -42,14 +42,6 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog
     prune)
 
 
-def prepare_dest(dest: str, owner: Optional[Tuple[int, int]] = None) -> None:
-    """Create the catalog directory 0700, refusing one another account could use against root: the engines' tools
-    (pg_dump -Fd, pg_basebackup, mariadb-binlog, redis-cli, SQLite) write through staging names there, which that
-    account could swap for symlinks (``safeio.prepare_backup_dir``; the same rule as file_backup). ``owner``: the
-    account the module's ``owner`` option names as trusted (it may own the directory or write it through its group)."""
-    safeio.prepare_backup_dir(dest, owner=owner)
-
-
 def set_prefix(engine: Engine, opts: BackupOptions, database: Optional[str] = None) -> str:
     """The file-name prefix of one backup set (``database`` defaults to the run's catalog database)."""
     return '%s-%s-%s-' % (engine.name, set_name(database or engine.catalog_database(opts)), opts.kind)
@@ -107,7 +99,8 @@ def _run_backup(engine: Engine, opts: BackupOptions, verify: bool, policy: Optio
         if os.path.isdir(opts.dest):
             result['leftovers_removed'] = remove_leftovers(opts.dest, prefixes, check_mode=True)
         return result
-    prepare_dest(opts.dest, owner)
+    # the engines' tools write through staging names in dest: refused when another account controls it
+    safeio.prepare_backup_dir(opts.dest, owner=owner)
     with contextlib.ExitStack() as locks:
         for prefix in sorted(set(prefixes)):
             locks.enter_context(set_lock(opts.dest, prefix.rstrip('-')))
