@@ -158,8 +158,8 @@ def resolve_user(user: Optional[str]) -> Optional[Tuple[int, int]]:
     import pwd
     try:
         entry = pwd.getpwuid(int(user)) if str(user).isdigit() else pwd.getpwnam(str(user))
-    except KeyError:
-        raise UnsafeFileError('User %s does not exist on this host: give an existing user name.' % user)
+    except (KeyError, ValueError, OverflowError):   # ValueError: a NUL in the name; OverflowError: a huge id
+        raise UnsafeFileError('User %r does not exist on this host: give an existing user name.' % (user,))
     return entry.pw_uid, entry.pw_gid
 
 
