@@ -858,11 +858,15 @@ def _scan(directory: str, known: _Dir, names: List[str], fd: int, dir_sig: Optio
             # on a large directory parses every manifest, and 200,000 held dicts were 1.5 GB (a row is ~0.3 KB).
             fields = index_fields(entry) if not wanted and large else None
             if fields is not None:
-                seen[stem] = signature + (None if fields[0] == stem else fields[0],
-                                          None if fields[1] == fields[0] else fields[1]) + fields[2:]
+                seen[stem] = signature + _row_fields(stem, fields)
             else:
                 seen[stem] = (signature, entry)
-            stale = True
+            if parse_sets and hit is not None and _still_says(stem, hit, signature, entry):
+                # the row stays in the cache (and the index file as it is); ``confirm`` checks this object
+                # against the file it was parsed from
+                entry.scan_signature = signature
+            else:
+                stale = True
         else:
             unsettled.append(entry)
     if stale or len(seen) != len(cached):
@@ -885,6 +889,27 @@ def _scan(directory: str, known: _Dir, names: List[str], fd: int, dir_sig: Optio
         # a leftover removed, the index itself rewritten): seal it for this signature
         _seal_index(directory, known, dir_sig)
     return ScanResult(entries, broken, seen, unsettled, [], want_all, None)
+
+
+def _row_fields(stem: str, fields: Fields) -> Tuple[Any, ...]:
+    """``index_fields`` as an index row holds them after the signature (artifact None when it is the stem, id None
+    when it is the artifact)."""
+    return (None if fields[0] == stem else fields[0], None if fields[1] == fields[0] else fields[1]) + fields[2:]
+
+
+def _still_says(stem: str, hit: Known, signature: Tuple[int, int, int, int], entry: _manifest.Manifest) -> bool:
+    """Whether a manifest parsed again for ``parse_sets`` is the very file its cache entry was made from and says
+    what that entry says: retention's re-reading of a set then leaves the index file as it was (rewriting 200,000
+    identical rows was most of a real prune's catalog time)."""
+    if len(hit) == ROW_LEN:
+        if hit[:4] != signature:
+            return False
+        fields = index_fields(entry)
+        return fields is not None and hit[4:] == _row_fields(stem, fields)
+    held, cached = hit
+    if held != signature or not isinstance(cached, IndexedManifest):
+        return False
+    return cached.fields() == index_fields(entry)
 
 
 def _error_of(path: str) -> str:
@@ -1355,10 +1380,15 @@ def confirm(entries: Iterable[_manifest.Manifest]) -> None:
             hit = (entry._sig, entry)   # the signature it was built with (no lookup: rows may be columns)
         else:
             stem = os.path.basename(entry.manifest_path)[:-SUFFIX_LEN]
-            hit = known.entries.get(stem)
-            if hit is None or len(hit) != 2 or hit[1] is not entry:
-                stem = next((k for k, v in known.entries.items() if len(v) == 2 and v[1] is entry), None)
-            hit = known.entries.get(stem) if stem is not None else None
+            if entry.scan_signature is not None:
+                # parsed again for retention while its index row stayed cached: the file it was parsed from (no
+                # search of 200,000 cache entries for an object that is not among them)
+                hit = (entry.scan_signature, entry)
+            else:
+                hit = known.entries.get(stem)
+                if hit is None or len(hit) != 2 or hit[1] is not entry:
+                    stem = next((k for k, v in known.entries.items() if len(v) == 2 and v[1] is entry), None)
+                hit = known.entries.get(stem) if stem is not None else None
         if stem is None or hit is None:
             continue   # parsed by this run's own scan and not cached (just written): nothing older to trust
         held = hit[:4] if len(hit) == ROW_LEN else hit[0]

@@ -94,6 +94,10 @@ def check_names(data: Dict[str, Any]) -> None:
 class Manifest:
     """Read access to one manifest with typed helpers; ``data`` is the JSON object itself."""
 
+    # (inode, size, mtime_ns, ctime_ns) of the file it was parsed from, when catalog_index.confirm cannot find it in
+    # the cache (retention parsed it again while the index row stayed)
+    scan_signature: Optional[Tuple[int, int, int, int]] = None
+
     def __init__(self, data: Dict[str, Any], directory: str) -> None:
         missing = [key for key in REQUIRED if key not in data]
         if missing:
