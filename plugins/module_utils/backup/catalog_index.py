@@ -30,8 +30,9 @@ its body must match the SHA-256 in its header, and every column must have the ri
 Anything else and it is ignored (and rewritten when the directory is writable). It is written atomically
 (temporary file, fsync, rename: the final name is replaced, never written through), mode 0600 like the
 manifests. A directory we cannot write gets no index: the scan falls back to parsing, cached for the
-process. Retention never deletes on the index's word: ``jobs.prune`` plans the sets it deletes from again
-from their parsed manifests (``scan(..., parse_sets=...)``).
+process. Retention never deletes on the index's word: the manifests of the sets it deletes from are parsed
+again and must say what their rows say (``rows_agree``, ``entries_agree``), else it plans from the parsed
+manifests (``scan(..., parse_sets=...)``).
 
 The seal (index format 2): once written, and after a fresh listing and ``stat`` proved every manifest still the
 file the index describes, the index header records the directory's own signature (device, inode, mtime and
@@ -1441,6 +1442,37 @@ def confirm_rows(directory: str, columns: Tuple[Any, ...], rows: List[int],
             os.close(fd)
     if changed:
         confirm(build(changed))
+
+
+def rows_agree(directory: str, columns: Tuple[Any, ...], rows: Iterable[int]) -> bool:
+    """Whether each row's manifest, parsed from its JSON now, says exactly what the row says (a broken or missing
+    manifest does not). Retention deletes only on a plan such rows give: the same plan the parsed manifests give.
+    One manifest in memory at a time (a set's manifests held at once were most of a real prune's memory)."""
+    stems = columns[0]
+    for row in rows:
+        stem = stems[row]
+        try:
+            entry = _manifest.read_manifest(os.path.join(directory, stem + SUFFIX))
+        except OpsReadyError:
+            return False
+        fields = index_fields(entry)
+        if fields is None or tuple(column[row] for column in columns[5:]) != _row_fields(stem, fields):
+            return False
+    return True
+
+
+def entries_agree(entries: Iterable[_manifest.Manifest]) -> bool:
+    """``rows_agree`` for manifest objects: those built from index rows are parsed and compared."""
+    for entry in entries:
+        if not isinstance(entry, IndexedManifest):
+            continue   # parsed from its JSON by this run's scan
+        try:
+            parsed = _manifest.read_manifest(os.path.join(entry.directory, entry._stem + SUFFIX))
+        except OpsReadyError:
+            return False
+        if index_fields(parsed) != entry.fields():
+            return False
+    return True
 
 
 def drop_index(directory: str) -> None:

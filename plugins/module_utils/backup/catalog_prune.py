@@ -23,7 +23,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup import 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog, _order
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_rows import RowView
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import (
-    IndexStale, confirm, drop_index, read_only)
+    IndexStale, confirm, drop_index, entries_agree, read_only, rows_agree)
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import utcnow
@@ -52,10 +52,17 @@ def _artifact_path(entry: Manifest) -> str:
 
 
 def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], database: Optional[str],
-                   now: datetime.datetime, leftover_min_age: Optional[int]) -> Optional[Dict[str, Any]]:
-    """``_prune``'s plan in check mode holding one set's objects at a time: ``retention.plan``, the dependency
-    check and the result built set by set and merged in the order the whole-catalog code gives. None when that
-    order cannot be reproduced (an artifact id in two sets: the whole-catalog code lets one shadow the other)."""
+                   now: datetime.datetime, leftover_min_age: Optional[int], real: bool = False
+                   ) -> Optional[Dict[str, Any]]:
+    """``_prune``'s plan holding one set's objects at a time: ``retention.plan``, the dependency check and the
+    result built set by set and merged in the order the whole-catalog code gives. None when that order cannot be
+    reproduced (an artifact id in two sets: the whole-catalog code lets one shadow the other).
+
+    ``real``: for a run that deletes. Never on the index file's word: every manifest of a set that loses artifacts
+    is parsed again, one at a time, and must say what its row says (``rows_agree``), so the plan is the one its
+    parsed manifests give; otherwise None (the whole-catalog code plans from the parsed manifests and drops the
+    index). The result then has ``targets``: what ``retention.delete_artifacts`` removes, in deletion order. (The
+    whole-catalog code held every parsed manifest of those sets at once: 1.5 GB at 200,000 manifests.)"""
     base = Catalog(path, engine=engine, database=database, materialize=False)
     groups = base.set_refs()
     # the leftover candidates now, then the listing's other names (200,000 at a year of hourly backups) are let go
@@ -68,6 +75,7 @@ def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], d
     planned: List[Tuple[Any, Dict[str, str], List[int], List[str], List[str], List[str]]] = []
     parents: List[Tuple[Any, str, str]] = []   # kept entries with a parent: (order, id, parent)
     log_problems: List[Tuple[Any, List[str]]] = []
+    targets: Dict[str, retention.Target] = {}   # real runs: deleted id -> its files
     for key in list(groups):
         view = base.set_view(groups.pop(key), rows=catalog_jobs.ROWS)
         if isinstance(view, RowView):
@@ -90,6 +98,10 @@ def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], d
             parents.extend(item for item in view.parents() if item[1] in keep)
             log_problems.append((first, retention.log_violations_view(view, list(delete))))
             view.confirm_rows(doomed)
+            if real and delete:
+                if not rows_agree(base.directory, view.columns, view.rows()):
+                    return None
+                targets.update(zip(set_doomed, view.targets(doomed)))
             del view, path_of, set_paths
             continue
         entries = view.entries
@@ -109,6 +121,10 @@ def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], d
         # the log half of retention.dependency_violations, for this set (ids are unique: its doomed are its own)
         log_problems.append((first, retention.dependency_violations(view, [], list(delete), parents=False)))
         confirm([view.get(i) for i in delete])
+        if real and delete:
+            if not entries_agree(entries):
+                return None
+            targets.update((i, (i, get(i).manifest_path, get(i).artifact_name, get(i).member_paths)) for i in delete)
         del view, entries   # this set's objects go before the next set's are built
     planned.sort(key=lambda item: item[0])
     log_problems.sort(key=lambda item: item[0])
@@ -142,15 +158,21 @@ def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], d
     for item in planned:   # merged set by set, each set's own dict emptied as it goes (~190,000 paths)
         kept.update(item[1])
         item[1].clear()
-    return {'changed': bool(paths or leftovers), 'deleted': paths, 'deleted_ids': deleted_ids, 'kept': kept,
-            'reasons': reasons, 'leftovers_removed': leftovers}
+    result = {'changed': bool(paths or leftovers), 'deleted': paths, 'deleted_ids': deleted_ids, 'kept': kept,
+              'reasons': reasons, 'leftovers_removed': leftovers}
+    if real:
+        result['targets'] = [targets.pop(i) for i in deleted_ids]
+    return result
 
 
 def _prune(path: str, policy: retention.Policy, engine: Optional[str], database: Optional[str], check_mode: bool,
            now: Optional[datetime.datetime], leftover_min_age: Optional[int]) -> Dict[str, Any]:
-    if catalog_jobs.PER_SET and check_mode:  # the switches describe shares (the tests flip them)
-        answer = _prune_per_set(path, policy, engine, database, now or utcnow(), leftover_min_age)
+    if catalog_jobs.PER_SET:  # the switches describe shares (the tests flip them)
+        answer = _prune_per_set(path, policy, engine, database, now or utcnow(), leftover_min_age, real=not check_mode)
         if answer is not None:
+            if not check_mode:
+                retention.delete_artifacts(os.path.abspath(path), answer.pop('targets'))
+                _remove_leftovers(answer['leftovers_removed'])
             return answer
     catalog = Catalog(path, engine=engine, database=database)
     planned = retention.plan(catalog, policy, now=now)
@@ -185,6 +207,11 @@ def _prune(path: str, policy: retention.Policy, engine: Optional[str], database:
     if check_mode:
         return result
     retention.apply(catalog, doomed)
+    _remove_leftovers(leftovers)
+    return result
+
+
+def _remove_leftovers(leftovers: List[str]) -> None:
     for leftover in leftovers:
         try:
             if stat.S_ISDIR(os.lstat(leftover).st_mode):
@@ -193,4 +220,3 @@ def _prune(path: str, policy: retention.Policy, engine: Optional[str], database:
                 os.unlink(leftover)
         except FileNotFoundError:
             pass
-    return result

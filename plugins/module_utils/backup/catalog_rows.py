@@ -21,9 +21,10 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import (
-    R_ARTIFACT, R_CONSISTENT, R_DATABASE, R_ENGINE, R_FINISHED, R_ID, R_KIND, R_PARENT, R_PEND, R_PSTART, R_VERIFIED,
-    confirm_rows)
-from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import LOG_KINDS, Manifest, from_us
+    R_ARTIFACT, R_CONSISTENT, R_DATABASE, R_ENGINE, R_FINISHED, R_ID, R_KIND, R_MEMBERS, R_PARENT, R_PEND, R_PSTART,
+    R_VERIFIED, confirm_rows)
+from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import (
+    LOG_KINDS, MANIFEST_SUFFIX, Manifest, from_us)
 
 
 _LOG_KINDS = frozenset(LOG_KINDS)
@@ -162,6 +163,23 @@ class RowView(Catalog):
     def first_order(self) -> Tuple[int, str]:
         """``_order`` of the oldest artifact."""
         return (self._columns[1 + R_FINISHED][self._rows[0]], self.row_ids()[0])
+
+    @property
+    def columns(self) -> Tuple[Any, ...]:
+        """The sealed index's columns the rows point into (``catalog_index.COLUMNS`` order)."""
+        return self._columns
+
+    def targets(self, rows: List[int]) -> List[Tuple[str, str, Any, List[str]]]:
+        """``retention.Target`` of each row: (id, manifest path as ``Manifest.manifest_path`` gives it, artifact
+        name, member paths)."""
+        columns, directory = self._columns, self.directory
+        result = []
+        for row in rows:
+            artifact = columns[1 + R_ARTIFACT][row]
+            name = columns[0][row] if artifact is None else artifact
+            result.append((self._row_id(columns, row), os.path.join(directory, name) + MANIFEST_SUFFIX, name,
+                           list(columns[1 + R_MEMBERS][row] or [])))
+        return result
 
     def confirm_rows(self, rows: List[int]) -> None:
         """``catalog_index.confirm`` of these rows' manifests, building objects only for files that changed."""

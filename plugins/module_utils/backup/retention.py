@@ -211,29 +211,41 @@ def unlink_inside(directory: str, relative: str) -> None:
 
 def apply(catalog: Catalog, deletions: List[str]) -> List[str]:
     """Delete the planned artifacts: manifest first (the artifact is then an untrusted leftover), then data."""
-    removed = []
+    targets = []
     for artifact_id in deletions:
         entry = catalog.get(artifact_id)
-        name = entry.artifact_name
+        targets.append((artifact_id, entry.manifest_path, entry.artifact_name, entry.member_paths))
+    return delete_artifacts(catalog.directory, targets)
+
+
+# (artifact id, manifest path, artifact name, member paths relative to the directory)
+Target = Tuple[str, str, Any, List[str]]
+
+
+def delete_artifacts(directory: str, targets: List[Target]) -> List[str]:
+    """``apply`` of targets named by their files (a set-by-set plan keeps no manifest objects): the paths deleted."""
+    removed = []
+    for artifact_id, manifest_path, name, members in targets:
         if not isinstance(name, str) or name in ('', '.', '..') or '/' in name or '\0' in name:
             # never reached through a checked manifest (manifest.check_names); an index row is not one
             raise OpsReadyError('Backup %s names %r, which is not a file in %s: nothing of it was deleted.'
-                                % (artifact_id, entry.artifact_name, catalog.directory))
-        for path in (entry.manifest_path, entry.path):
+                                % (artifact_id, name, directory))
+        path = os.path.join(directory, name)
+        for doomed in (manifest_path, path):
             try:
-                os.unlink(path)
+                os.unlink(doomed)
             except FileNotFoundError:
                 pass
             except IsADirectoryError:
-                shutil.rmtree(path)
-        for member in entry.members:
+                shutil.rmtree(doomed)
+        for member in members:
             try:
-                unlink_inside(catalog.directory, member['path'])
+                unlink_inside(directory, member)
             except OSError:
                 pass
-        removed.append(entry.path)
+        removed.append(path)
     if removed:
-        fsync_dir(catalog.directory)
+        fsync_dir(directory)
     return removed
 
 
