@@ -278,6 +278,10 @@ class IndexedManifest(_manifest.Manifest):
     def member_paths(self) -> List[str]:
         return list(self._members or [])
 
+    @property
+    def manifest_path(self) -> str:
+        return os.path.join(self.directory, self._stem + _manifest.MANIFEST_SUFFIX)
+
 
 # ----------------------------------------------------------------------------------------- the cache
 # An index row (ROW_LEN values) or (signature, manifest).

@@ -170,15 +170,13 @@ class RowView(Catalog):
         return self._columns
 
     def targets(self, rows: List[int]) -> List[Tuple[str, str, Any, List[str]]]:
-        """``retention.Target`` of each row: (id, manifest path as ``Manifest.manifest_path`` gives it, artifact
-        name, member paths)."""
+        """``retention.Target`` of each row: (id, its manifest file, artifact name, member paths)."""
         columns, directory = self._columns, self.directory
         result = []
         for row in rows:
-            artifact = columns[1 + R_ARTIFACT][row]
-            name = columns[0][row] if artifact is None else artifact
-            result.append((self._row_id(columns, row), os.path.join(directory, name) + MANIFEST_SUFFIX, name,
-                           list(columns[1 + R_MEMBERS][row] or [])))
+            stem, artifact = columns[0][row], columns[1 + R_ARTIFACT][row]
+            result.append((self._row_id(columns, row), os.path.join(directory, stem + MANIFEST_SUFFIX),
+                           stem if artifact is None else artifact, list(columns[1 + R_MEMBERS][row] or [])))
         return result
 
     def confirm_rows(self, rows: List[int]) -> None:

@@ -97,6 +97,9 @@ class Manifest:
     # (inode, size, mtime_ns, ctime_ns) of the file it was parsed from, when catalog_index.confirm cannot find it in
     # the cache (retention parsed it again while the index row stayed)
     scan_signature: Optional[Tuple[int, int, int, int]] = None
+    # The file it was read from (read_manifest): usually ``<artifact>.manifest.json``, but a manifest renamed or
+    # copied by hand is listed under its own name, and rewriting or deleting "its manifest" must act on that file.
+    source_path: Optional[str] = None
 
     def __init__(self, data: Dict[str, Any], directory: str) -> None:
         missing = [key for key in REQUIRED if key not in data]
@@ -149,7 +152,7 @@ class Manifest:
 
     @property
     def manifest_path(self) -> str:
-        return manifest_path_for(self.path)
+        return self.source_path or manifest_path_for(self.path)
 
     @property
     def started(self) -> datetime.datetime:
@@ -227,19 +230,20 @@ class Manifest:
 
     def record_verification(self, ok: bool, checks: Dict[str, Any], when: datetime.datetime) -> None:
         self.data['verification'] = {'ok': ok, 'checks': checks, 'verified_at': isoformat(when)}
-        write_manifest(self.path, self.data)
+        write_manifest(self.path, self.data, manifest_path=self.manifest_path)
 
     def summary(self) -> Dict[str, Any]:
         return dict(self.data, path=self.path)
 
 
-def write_manifest(artifact_path: str, data: Dict[str, Any]) -> str:
-    """Write the manifest atomically; call only after the artifact itself was committed."""
+def write_manifest(artifact_path: str, data: Dict[str, Any], manifest_path: Optional[str] = None) -> str:
+    """Write the manifest atomically; call only after the artifact itself was committed. ``manifest_path``: an
+    existing manifest's own file (``Manifest.manifest_path``), when it is rewritten."""
     record = dict(data)
     record.setdefault('format', FORMAT_VERSION)
     record.setdefault('id', os.path.basename(artifact_path))
     record.setdefault('artifact', os.path.basename(artifact_path))
-    path = manifest_path_for(artifact_path)
+    path = manifest_path or manifest_path_for(artifact_path)
     atomic_write_json(path, record, mode=0o600)
     return path
 
@@ -258,4 +262,6 @@ def read_manifest(path: str) -> Manifest:
         raise OpsReadyError('Cannot read manifest %s: %s' % (path, exc))
     if not isinstance(data, dict):
         raise OpsReadyError('Manifest %s is not a JSON object.' % path)
-    return Manifest(data, os.path.dirname(os.path.abspath(path)))
+    entry = Manifest(data, os.path.dirname(os.path.abspath(path)))
+    entry.source_path = os.path.abspath(path)
+    return entry

@@ -318,7 +318,7 @@ def settle(entry: Manifest) -> Optional[str]:
     done = None
     if PENDING in entry.data:
         # Manifest() already took the pending fields when the swap happened: writing drops the marker.
-        write_manifest(entry.path, _fields(entry.data))
+        write_manifest(entry.path, _fields(entry.data), manifest_path=entry.manifest_path)
         entry.data = _fields(entry.data)
         done = 'manifest completed'
     if os.path.lexists(partial):
@@ -445,7 +445,8 @@ def _rekey_one(entry: Manifest, wanted: List[str], current: List[str], identitie
         info['rekeyed_at'] = now
         new_fields = {'sha256': sink.sha256.hexdigest(), 'size': sink.size, 'encryption': info}
         # 1. the manifest learns of the new file (by inode) while still describing the old one
-        write_manifest(path, dict(_fields(entry.data), **{PENDING: dict(new_fields, inode=os.stat(partial).st_ino)}))
+        write_manifest(path, dict(_fields(entry.data), **{PENDING: dict(new_fields, inode=os.stat(partial).st_ino)}),
+                       manifest_path=entry.manifest_path)
         if fault:
             fault('after_pending', entry.id)
         # 2. the swap: readers see the old file or the new one
@@ -454,7 +455,7 @@ def _rekey_one(entry: Manifest, wanted: List[str], current: List[str], identitie
         if fault:
             fault('after_swap', entry.id)
         # 3. the manifest describes the new file only
-        write_manifest(path, dict(_fields(entry.data), **new_fields))
+        write_manifest(path, dict(_fields(entry.data), **new_fields), manifest_path=entry.manifest_path)
         entry.data = dict(_fields(entry.data), **new_fields)
         if fault:
             fault('after_manifest', entry.id)
