@@ -186,8 +186,11 @@ class IndexedManifest(_manifest.Manifest):
                 st = None
             entry = _manifest.read_manifest(path)
             if index_fields(entry) != self.fields():
-                _replace(self.directory, self._stem, entry, st)
-                distrust(self.directory)
+                if st is not None and (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) == self._sig:
+                    index_lied(self.directory)   # the very file its row was made from says something else
+                else:
+                    _replace(self.directory, self._stem, entry, st)
+                    distrust(self.directory)
                 raise IndexStale('Manifest %s changed while this run was reading the catalog: run again.' % path,
                                  path=path)
             self._data = entry.data
@@ -1113,8 +1116,9 @@ def encode_index(dev: int, columns: Dict[str, Any]) -> bytes:
 
 
 def _split(blob: bytes, count: int) -> Optional[List[str]]:
-    """``count`` NUL-separated UTF-8 strings (None: not exactly that)."""
-    return _split_text(blob.decode('utf-8', 'surrogateescape'), count)
+    """``count`` NUL-separated UTF-8 strings (None: not exactly that). Strict UTF-8 (a ValueError otherwise): the
+    writer encodes the table strictly, so anything else was not written by it."""
+    return _split_text(blob.decode('utf-8'), count)
 
 
 def _split_text(text: str, count: int) -> Optional[List[str]]:
@@ -1355,6 +1359,25 @@ def _replace(directory: str, stem: str, entry: _manifest.Manifest, st: Optional[
     else:
         known.entries.pop(stem, None)
         _SIZE[0] -= 1
+
+
+def index_lied(directory: str) -> None:
+    """A manifest unchanged since its index row was made (the same file: inode, size, mtime, ctime) says something
+    else than the row: the index file is wrong (a writer bug, or its owner edited it under a valid checksum), not
+    the manifest. This process forgets it and scans the directory from the manifests alone (the caller's retry
+    answers from them), and the file is removed (outside check mode; there its seal is withdrawn) so that no later
+    run trusts it: withdrawing only the seal left every later run stopping on the same row."""
+    directory = os.path.abspath(directory)
+    distrust(directory)
+    if not _READ_ONLY[0]:
+        drop_index(directory)
+    known = _DIRS.pop(directory, None)
+    if known is not None:   # (drop_index forgot it already outside check mode)
+        _SIZE[0] -= len(known._entries) + (len(known.columns[0]) if known.columns is not None else 0)
+    # never loads the file again in this process
+    _DIRS[directory] = fresh = _Dir()
+    fresh.index_loaded = True
+    fresh.distrusted = True
 
 
 def distrust(directory: str) -> None:

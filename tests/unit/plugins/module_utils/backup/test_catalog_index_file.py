@@ -300,6 +300,28 @@ def binary_older_version(index: Path) -> None:
     write_index(index, header, body)
 
 
+def binary_string_not_utf8(index: Path) -> None:
+    """A string of the table (a kind, an engine, a database name) that is not UTF-8: the rewrite that follows must
+    not take it (it encodes the table strictly); refused when read."""
+    header, body, sections = split_index(index)
+    start, end = sections['strings']
+    at = bytes(body[start:end]).index(b'mariadb')   # an engine name (kinds are checked against the known ones)
+    body[start + at] = 0xff
+    write_index(index, header, body)
+
+
+def binary_engine_lies(index: Path) -> None:
+    """The same under a matching checksum and a seal that still vouches for the directory, but valid UTF-8: every row
+    of one engine names another (what a writer bug or the file's owner could do). The manifests are unchanged
+    since their rows were made, so it is the index that is wrong: it must be dropped and rebuilt, not make every
+    later run stop with "changed while this run was reading the catalog: run again"."""
+    header, body, sections = split_index(index)
+    start, end = sections['strings']
+    at = bytes(body[start:end]).index(b'mariadb')
+    body[start + at] = ord('x')
+    write_index(index, header, body)
+
+
 def foreign_owner(index: Path) -> None:
     os.chown(index, 65534, 65534)
 
@@ -316,7 +338,8 @@ def hard_linked(index: Path) -> None:
                                     hard_linked, binary_truncated, binary_section_lengths, binary_huge_counts,
                                     binary_separator_flipped, binary_code_out_of_range, binary_verified_out_of_range,
                                     binary_stem_with_a_slash, binary_members_not_lists, binary_members_nested,
-                                    binary_other_machine, binary_older_version])
+                                    binary_other_machine, binary_older_version, binary_string_not_utf8,
+                                    binary_engine_lies])
 def test_a_corrupt_or_foreign_index_is_ignored_and_rebuilt(tmp_path, parses, damage):
     if damage is foreign_owner and os.geteuid() != 0:
         pytest.skip('chown needs root')
@@ -327,7 +350,8 @@ def test_a_corrupt_or_foreign_index_is_ignored_and_rebuilt(tmp_path, parses, dam
     new_run()
     parses.clear()
     assert describe(str(tmp_path), now=NOW) == expected
-    assert len(parses) == 96, 'every manifest parsed: the index was not used'
+    # every manifest parsed: the index was not used (a lie is found by parsing one manifest the sealed scan used)
+    assert len(parses) == 96 + (damage is binary_engine_lies), 'the index was used'
     fresh = catalog_index.read_index(str(tmp_path), os.stat(tmp_path).st_dev)
     assert fresh is not None and len(fresh[0]['stem']) == 96, 'rebuilt'
     assert index.stat().st_uid == os.geteuid() and stat.S_IMODE(index.stat().st_mode) == 0o600
@@ -436,3 +460,23 @@ def _unwritable(tmp_path):
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout) == json.loads(json.dumps(expected['sets']))
     assert not (tmp_path / 'backups' / INDEX_NAME).exists()
+
+
+def test_a_lying_index_in_a_read_only_run_is_answered_around_and_left_unsealed(tmp_path, parses):
+    """backup_info reads under ``read_only()`` (it writes nothing): a lying index found there is not removed, only
+    unsealed, and each such run answers from the manifests; the next run that may write drops it."""
+    make(tmp_path)
+    expected = describe(str(tmp_path), now=NOW)
+    index = tmp_path / INDEX_NAME
+    binary_engine_lies(index)
+    lying = index.read_bytes()
+    for dummy in range(2):
+        new_run()
+        with catalog_index.read_only():
+            assert describe(str(tmp_path), now=NOW) == expected
+        assert index.exists() and catalog_index.seal_of(index.read_bytes()) is None
+        assert index.read_bytes().split(b'\n', 1)[1] == lying.split(b'\n', 1)[1], 'rows left as they were'
+    new_run()
+    assert describe(str(tmp_path), now=NOW) == expected
+    fresh = catalog_index.read_index(str(tmp_path), os.stat(tmp_path).st_dev)
+    assert fresh is not None and 'mariadb' in fresh[1] and 'xariadb' not in fresh[1], 'rebuilt from the manifests'
