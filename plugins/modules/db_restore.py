@@ -107,7 +107,12 @@ options:
       - MariaDB binary log events carry whole seconds; events in the second of O(stop_at) are not replayed.
     type: str
   replace:
-    description: Allow replacing an existing target that holds data (tables, views, sequences; a non-empty file).
+    description:
+      - Allow replacing an existing target that holds data (a non-empty file).
+      - PostgreSQL, a database holding anything created in it (tables, views, sequences, schemas, functions,
+        types, large objects, operators, collations, text search objects, casts, event triggers, publications,
+        foreign servers); extensions alone (and their members) do not count, so a database prepared with
+        C(CREATE EXTENSION) is filled without O(replace).
     type: bool
     default: false
   jobs:

@@ -94,14 +94,48 @@ def database_exists(engine: PostgresEngine, name: str, session: Optional[PsqlSes
     return bool(rows)
 
 
+# What makes an existing target "not empty": tables are not the only things a user keeps. A database of functions,
+# types or large objects (with no table at all) is dropped by the swap just the same. Counted: objects created after
+# initdb (oid >= 16384, FirstNormalObjectId) that are not members of an extension and not made implicitly (array,
+# row and multirange types). Extensions themselves are not counted: a database prepared with CREATE EXTENSION (or
+# given them by template1) is a normal target; their member objects are recreated by the backup's own extensions.
+_NOT_EXTENSION_MEMBER = ("NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '%s'::regclass "
+                         "AND d.objid = x.oid AND d.deptype = 'e')")
+TARGET_CONTENTS = (
+    ('tables, views or sequences', USER_OBJECTS),
+    ('schemas', "SELECT count(*) FROM pg_namespace x WHERE x.oid >= 16384 AND x.nspname !~ '^pg_(toast_)?temp_' "
+                "AND " + _NOT_EXTENSION_MEMBER % 'pg_namespace'),
+    ('functions or procedures', "SELECT count(*) FROM pg_proc x WHERE x.oid >= 16384 AND "
+                                + _NOT_EXTENSION_MEMBER % 'pg_proc'),
+    ('types or domains', "SELECT count(*) FROM pg_type x WHERE x.oid >= 16384 AND NOT EXISTS (SELECT 1 FROM "
+                         "pg_depend d WHERE d.classid = 'pg_type'::regclass AND d.objid = x.oid AND d.deptype IN "
+                         "('e', 'i')) AND (x.typrelid = 0 OR (SELECT c.relkind FROM pg_class c WHERE c.oid = "
+                         "x.typrelid) = 'c')"),
+    ('large objects', 'SELECT count(*) FROM pg_largeobject_metadata'),
+    ('other objects (operators, collations, text search, casts, event triggers, publications, foreign servers)',
+     'SELECT ' + ' + '.join("(SELECT count(*) FROM %s x WHERE x.oid >= 16384 AND %s)" % (cat, _NOT_EXTENSION_MEMBER
+                                                                                        % cat)
+                            for cat in ('pg_operator', 'pg_collation', 'pg_ts_config', 'pg_ts_dict', 'pg_conversion',
+                                        'pg_cast', 'pg_event_trigger', 'pg_publication', 'pg_foreign_server',
+                                        'pg_foreign_data_wrapper', 'pg_opclass', 'pg_opfamily'))),
+)
+
+
 def user_objects(engine: PostgresEngine, name: str) -> int:
     return int(engine.query(USER_OBJECTS, database=name)[0][0])
 
 
+def target_contents(engine: PostgresEngine, name: str) -> Dict[str, int]:
+    """What an existing database holds, by kind (only the kinds it has): one query in the target."""
+    rows = engine.query('SELECT ' + ', '.join('(%s)' % sql for _kind, sql in TARGET_CONTENTS), database=name)
+    return {kind: int(count) for (kind, _sql), count in zip(TARGET_CONTENTS, rows[0]) if int(count)}
+
+
 def inspect_target(engine: PostgresEngine, name: str, session: Optional[PsqlSession] = None) -> Dict[str, Any]:
     if not database_exists(engine, name, session):
-        return {'exists': False, 'objects': 0}
-    return {'exists': True, 'objects': user_objects(engine, name)}
+        return {'exists': False, 'objects': 0, 'contents': {}}
+    contents = target_contents(engine, name)
+    return {'exists': True, 'objects': sum(contents.values()), 'contents': contents}
 
 
 def _target(request: RestoreRequest) -> str:
@@ -115,9 +149,10 @@ def check_target(engine: PostgresEngine, request: RestoreRequest,
                  session: Optional[PsqlSession] = None) -> Dict[str, Any]:
     state = inspect_target(engine, _target(request), session)
     if state['exists'] and state['objects'] and not request.replace:
-        raise OpsReadyError('Target database %s on %s exists and is not empty (%d tables, views or sequences): '
-                            'set replace=true to swap the restored copy in its place, or restore to another '
-                            'database name.' % (request.database, engine.conn.where(5432), state['objects']),
+        raise OpsReadyError('Target database %s on %s exists and is not empty (%s): set replace=true to swap the '
+                            'restored copy in its place, or restore to another database name.'
+                            % (request.database, engine.conn.where(5432),
+                               ', '.join('%d %s' % (n, kind) for kind, n in state['contents'].items())),
                             target=request.database)
     return state
 
