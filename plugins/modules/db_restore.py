@@ -124,6 +124,8 @@ options:
       - PostgreSQL logical restores, C(--no-owner --no-privileges) (restore into a server that lacks the roles).
         The database's owner and ACL are not set either. Roles named by row-level security policies must
         still exist; when they do not, the restore stops before loading and names them.
+      - A plain-format (SQL script) backup cannot be restored without its owners and grants (psql runs the script
+        as it is): O(no_owner=true) with one is refused before anything is created.
     type: bool
     default: false
   tmpdir:

@@ -658,3 +658,37 @@ def test_empty_target_is_filled_without_replace(pg, tmp_path):
     finally:
         pg.sql('DROP DATABASE IF EXISTS %s WITH (FORCE); DROP DATABASE IF EXISTS %s WITH (FORCE)'
                % (qi(name), qi(target)))
+
+
+# -- no_owner is honoured or refused, never ignored --------------------------------------------------------
+def owners_and_grants(server: PostgresServer, name: str) -> list:
+    return server.sql("SELECT n.nspname || '.' || c.relname, pg_get_userbyid(c.relowner), coalesce(c.relacl::text, '') "
+                      "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'app' "
+                      "AND c.relkind IN ('r', 'v') ORDER BY 1", database=name)
+
+
+def test_no_owner_is_honoured_or_refused_in_every_format(pg, source, tmp_path):
+    """no_owner=true restores without the backup's owners and grants (objects belong to the login user); a
+    format that cannot do that refuses before anything is created instead of restoring them anyway."""
+    assert any(row[1] == 'fid_owner' for row in owners_and_grants(pg, source))
+    for fmt in FORMATS:
+        (tmp_path / fmt).mkdir()
+        dest = backup(tmp_path / fmt, pg, source, format=fmt)
+        copy = 'fid_noowner_%s_%s' % (fmt, uuid.uuid4().hex[:6])
+        try:
+            result = restore(tmp_path / fmt, pg, dest, source_database=source, database=copy, no_owner=True)
+            if result.rc == 0:
+                got = owners_and_grants(pg, copy)
+                assert got and all(row[1] == pg.user and row[2] == '' for row in got), (fmt, got)
+            else:
+                msg = result.result('restore')['msg']
+                assert 'no_owner' in msg and fmt in msg and 'Nothing was restored' in msg, msg
+                assert pg.sql("SELECT count(*) FROM pg_database WHERE datname = %s" % ql(copy)) == [('0',)]
+                assert leftovers(pg) == []
+                check = play(tmp_path / fmt, [{'name': 'restore', 'check_mode': True,
+                                               'opsready.operations.db_restore': dict(
+                                                   conn(pg), engine='postgresql', src=str(dest), no_owner=True,
+                                                   source_database=source, database=copy)}], pg)
+                assert check.rc != 0 and 'no_owner' in check.result('restore')['msg'], check.stdout[-3000:]
+        finally:
+            pg.sql('DROP DATABASE IF EXISTS %s WITH (FORCE)' % qi(copy))

@@ -186,12 +186,26 @@ def check_roles(engine: PostgresEngine, request: RestoreRequest, manifest: Manif
                         % (manifest.id, engine.conn.where(5432), detail, hint), missing_roles=missing)
 
 
+def check_no_owner(request: RestoreRequest, manifest: Manifest) -> None:
+    """no_owner=true with a plain (SQL script) dump: psql runs the script as it is, with its ALTER ... OWNER TO and
+    GRANTs (pg_restore's --no-owner --no-privileges work on the archive's table of contents, which a script has
+    not). Restoring would bring the owners and grants back anyway (or fail half-way on a server without the roles),
+    so it is refused before anything is created."""
+    if request.no_owner and (manifest.data.get('format') or 'custom') == 'plain':
+        raise OpsReadyError('no_owner=true cannot be applied to %s: it is a plain (SQL script) dump, whose owners and '
+                            'grants psql would restore anyway. Restore it without no_owner (on a server that has '
+                            'the roles: restore @globals first), or take a custom or directory backup '
+                            '(db_backup format=custom). Nothing was restored.' % manifest.id, artifact=manifest.id)
+
+
 def check(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifest]) -> Dict[str, Any]:
     """Check mode: the refusals a real run would hit, and what it would do, without writing."""
     engine.ping()
     if chain and chain[0].database == GLOBALS:
         report = globals_plan(engine, _read_globals(engine, chain[0]))['report']
         return dict(report, server=engine.server_label(), changes=_globals_change(report))
+    if chain:
+        check_no_owner(request, chain[0])
     check_target(engine, request)
     if chain:
         check_roles(engine, request, chain[0])
@@ -730,6 +744,7 @@ def restore(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifes
                             'base backup + WAL, set datadir (point-in-time recovery into a scratch cluster).'
                             % ', '.join('%s (%s)' % (m.id, m.kind) for m in chain))
     manifest = chain[0]
+    check_no_owner(request, manifest)
     # The decompressed copy pg_restore -j needs starts first, so the lock's session (a program start and a
     # login, which is also the check that the server answers), the target's inspection and CREATE DATABASE
     # overlap it. It is private to this run (a new directory in tmpdir), loaded only after every check passed,
