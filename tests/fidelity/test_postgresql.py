@@ -201,7 +201,8 @@ def schema_dump(server: PostgresServer, name: str) -> str:
 
 
 def data_checksums(server: PostgresServer, name: str) -> dict:
-    rels = server.sql("SELECT n.nspname, c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON "
+    pin = 'SET search_path = pg_catalog; '   # the database's own search_path must not change what is measured
+    rels = server.sql(pin + "SELECT n.nspname, c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON "
                       "n.oid = c.relnamespace WHERE c.relkind IN ('r', 'm', 'S') AND n.nspname NOT IN "
                       "('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1, 2",
                       database=name)
@@ -213,10 +214,11 @@ def data_checksums(server: PostgresServer, name: str) -> dict:
         else:
             sql = ("SELECT count(*)::text || ' ' || md5(coalesce(string_agg(x, E'\\n' ORDER BY x), '')) "
                    "FROM (SELECT r::text AS x FROM %s r) s" % q)
-        sums[q] = server.sql(sql, database=name)[0][0]
+        sums[q] = server.sql(pin + sql, database=name)[0][0]
     sums['large objects'] = server.sql(
-        "SELECT string_agg(m.oid::text || ':' || pg_get_userbyid(m.lomowner) || ':' || coalesce(m.lomacl::text, '')"
-        " || ':' || md5(lo_get(m.oid)) || ':' || coalesce(obj_description(m.oid, 'pg_largeobject'), ''), ';' "
+        pin + "SELECT string_agg(m.oid::text || ':' || pg_get_userbyid(m.lomowner) || ':' || "
+        "coalesce(m.lomacl::text, '') || ':' || md5(lo_get(m.oid)) || ':' || "
+        "coalesce(obj_description(m.oid, 'pg_largeobject'), ''), ';' "
         "ORDER BY m.oid) FROM pg_largeobject_metadata m", database=name)[0][0]
     return sums
 
@@ -692,3 +694,50 @@ def test_no_owner_is_honoured_or_refused_in_every_format(pg, source, tmp_path):
                 assert check.rc != 0 and 'no_owner' in check.result('restore')['msg'], check.stdout[-3000:]
         finally:
             pg.sql('DROP DATABASE IF EXISTS %s WITH (FORCE)' % qi(copy))
+
+
+# -- the database's own search_path cannot change what the backup and restore queries mean ----------------
+SHADOWS = r'''
+CREATE SCHEMA trap AUTHORIZATION fid_owner;
+SET ROLE fid_owner;
+-- Functions of the catalog's names, owned by an ordinary role, found before pg_catalog by the database's
+-- search_path: a superuser's unqualified call would run them (as the superuser).
+CREATE FUNCTION trap.shobj_description(oid, name) RETURNS text LANGUAGE sql AS $$ SELECT 'forged comment' $$;
+CREATE FUNCTION trap.pg_get_userbyid(oid) RETURNS name LANGUAGE plpgsql AS $$
+BEGIN
+  IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+    EXECUTE 'ALTER ROLE fid_owner SUPERUSER';
+  END IF;
+  RETURN 'fid_reader';
+END $$;
+CREATE FUNCTION trap.zero(bigint) RETURNS bigint LANGUAGE sql AS $$ SELECT 0::bigint $$;
+CREATE AGGREGATE trap.count(*) (sfunc = trap.zero, stype = bigint, initcond = '0');
+RESET ROLE;
+'''
+
+
+def test_database_search_path_does_not_redirect_our_queries(pg, tmp_path):
+    name = 'fid_trap_%s' % uuid.uuid4().hex[:6]
+    copy = name + '_copy'
+    pg.sql('CREATE DATABASE %s OWNER fid_owner' % qi(name))
+    try:
+        pg.sql(SHADOWS, database=name)
+        pg.sql("COMMENT ON DATABASE %s IS 'the real comment'; ALTER DATABASE %s SET search_path TO trap, pg_catalog"
+               % (qi(name), qi(name)))
+        pg.sql('CREATE TABLE public.t (v int); INSERT INTO public.t VALUES (1)', database=name)
+        expected = snapshot(pg, name)
+        assert expected['database']['owner'] == 'fid_owner' and expected['database']['comment'] == 'the real comment'
+        assert pg.sql("SELECT rolsuper::text FROM pg_roles WHERE rolname = 'fid_owner'") == [('false',)]
+        dest = backup(tmp_path, pg, name)
+        assert pg.sql("SELECT rolsuper::text FROM pg_roles WHERE rolname = 'fid_owner'") == [('false',)], \
+            'the backup ran a function of the database owner as superuser'
+        result = restore(tmp_path, pg, dest, source_database=name, database=copy)
+        assert result.rc == 0, result.stdout[-4000:]
+        assert_same(expected, snapshot(pg, copy), 'restore of a database whose search_path shadows pg_catalog')
+        # over the original, which holds data: refused without replace (a shadowed count() must not make it empty)
+        result = restore(tmp_path, pg, dest, database=name)
+        assert result.rc != 0 and 'not empty' in result.result('restore')['msg'], result.stdout[-3000:]
+        assert pg.sql("SELECT rolsuper::text FROM pg_roles WHERE rolname = 'fid_owner'") == [('false',)]
+    finally:
+        pg.sql("ALTER ROLE fid_owner NOSUPERUSER; DROP DATABASE IF EXISTS %s WITH (FORCE); "
+               "DROP DATABASE IF EXISTS %s WITH (FORCE)" % (qi(name), qi(copy)))

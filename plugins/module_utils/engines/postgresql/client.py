@@ -35,6 +35,11 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.connec
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import check_name
 
 DEFAULT_PORT = 5432
+# Prefix of our own queries inside a user's database: its ALTER DATABASE/ROLE ... SET search_path may list a schema
+# before pg_catalog, and then an unqualified count(), pg_get_userbyid(), ... would run that schema's function of the
+# same name (written by whoever owns the schema) with our login, a superuser for backups (CVE-2018-1058's class).
+# pg_dump and pg_restore pin it the same way; psql -c runs both statements in one round trip.
+CATALOG_SEARCH_PATH = 'SET search_path = pg_catalog, pg_temp; '
 # libpq starts every failure with "connection to server ... failed:", so the reason decides which one it is.
 LOGIN_REFUSED = ('password authentication failed', 'no password supplied', 'no pg_hba.conf entry',
                  'authentication failed', 'role "')

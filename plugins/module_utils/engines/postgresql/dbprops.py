@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.client import CATALOG_SEARCH_PATH
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import (
     quote_ident, quote_literal)
 
@@ -72,7 +73,7 @@ PRIVILEGES = {'CREATE': 'CREATE', 'TEMPORARY': 'TEMPORARY', 'CONNECT': 'CONNECT'
 
 def read_properties(engine: Any, database: str) -> Dict[str, Any]:
     """The properties of ``database`` as recorded in a manifest (``engine`` is a PostgresEngine)."""
-    rows = engine.query(PROPERTIES_SQL, database=database)
+    rows = engine.query(CATALOG_SEARCH_PATH + PROPERTIES_SQL, database=database)
     if not rows or not rows[0]:
         return {}
     props: Dict[str, Any] = json.loads('\t'.join(rows[0]))

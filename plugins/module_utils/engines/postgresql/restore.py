@@ -63,7 +63,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.postgr
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import (
     check_name, dbname_arg, quote_ident, quote_literal)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.backup import PostgresEngine
-from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.client import PsqlSession
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.client import (
+    CATALOG_SEARCH_PATH, PsqlSession)
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import (
     Restorer, RestoreRequest, Timer, drop_named, temporary_name)
 
@@ -122,12 +123,13 @@ TARGET_CONTENTS = (
 
 
 def user_objects(engine: PostgresEngine, name: str) -> int:
-    return int(engine.query(USER_OBJECTS, database=name)[0][0])
+    return int(engine.query(CATALOG_SEARCH_PATH + USER_OBJECTS, database=name)[0][0])
 
 
 def target_contents(engine: PostgresEngine, name: str) -> Dict[str, int]:
     """What an existing database holds, by kind (only the kinds it has): one query in the target."""
-    rows = engine.query('SELECT ' + ', '.join('(%s)' % sql for _kind, sql in TARGET_CONTENTS), database=name)
+    rows = engine.query(CATALOG_SEARCH_PATH + 'SELECT ' + ', '.join('(%s)' % sql for _kind, sql in TARGET_CONTENTS),
+                        database=name)
     return {kind: int(count) for (kind, _sql), count in zip(TARGET_CONTENTS, rows[0]) if int(count)}
 
 
@@ -773,7 +775,7 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
         timer.lap('pg_restore')
         # ANALYZE in the temporary database, before the swap: the restored database takes the name with its
         # statistics (no window without them), and the object count comes in the same session.
-        objects = int(engine.query('ANALYZE; ' + USER_OBJECTS, database=temp)[0][0])
+        objects = int(engine.query(CATALOG_SEARCH_PATH + 'ANALYZE; ' + USER_OBJECTS, database=temp)[0][0])
         timer.lap('analyze')
         properties = apply_properties(engine, request, manifest, temp, roles, session)
         timer.lap('database_properties')
