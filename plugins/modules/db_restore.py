@@ -30,7 +30,7 @@ description:
     of the backed-up one, and before the swap it gets the owner, ACL (for example C(REVOKE CONNECT ... FROM
     PUBLIC)), comment, connection limit, C(ALTER DATABASE ... SET) and C(ALTER ROLE ... IN DATABASE ... SET)
     recorded in the manifest when the backup was taken (backups taken before this was recorded restore
-    without them, and RV(database_properties) says so)."
+    without them, and RV(database_properties) says so); a dropped C(public) schema stays dropped."
   - "PostgreSQL, logical: the roles the backup refers to (owners, grantees, roles of row-level security
     policies) are looked up on the target server first; missing ones stop the restore before anything is
     created, naming them."

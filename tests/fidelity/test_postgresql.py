@@ -741,3 +741,29 @@ def test_database_search_path_does_not_redirect_our_queries(pg, tmp_path):
     finally:
         pg.sql("ALTER ROLE fid_owner NOSUPERUSER; DROP DATABASE IF EXISTS %s WITH (FORCE); "
                "DROP DATABASE IF EXISTS %s WITH (FORCE)" % (qi(name), qi(copy)))
+
+
+def schemas(server: PostgresServer, name: str) -> list:
+    return server.sql("SELECT nspname, pg_get_userbyid(nspowner), coalesce(nspacl::text, '') FROM pg_namespace "
+                      "WHERE nspname !~ '^pg_' AND nspname <> 'information_schema' ORDER BY 1", database=name)
+
+
+@pytest.mark.parametrize('fmt', FORMATS)
+def test_dropped_public_schema_stays_dropped(pg, tmp_path, fmt):
+    """A database whose public schema was dropped (a common hardening step) must not come back with one: unqualified
+    CREATEs and lookups would land in it."""
+    name = 'fid_nopublic_%s' % uuid.uuid4().hex[:6]
+    copy = name + '_copy'
+    pg.sql('CREATE DATABASE %s' % qi(name))
+    try:
+        pg.sql('DROP SCHEMA public; CREATE SCHEMA app; CREATE TABLE app.t (v int); INSERT INTO app.t VALUES (1)',
+               database=name)
+        expected = snapshot(pg, name), schemas(pg, name)
+        dest = backup(tmp_path, pg, name, format=fmt)
+        result = restore(tmp_path, pg, dest, source_database=name, database=copy)
+        assert result.rc == 0, result.stdout[-4000:]
+        assert schemas(pg, copy) == expected[1]
+        assert_same(expected[0], snapshot(pg, copy), 'restore of a database without a public schema')
+    finally:
+        pg.sql('DROP DATABASE IF EXISTS %s WITH (FORCE); DROP DATABASE IF EXISTS %s WITH (FORCE)'
+               % (qi(name), qi(copy)))

@@ -38,6 +38,8 @@ SELECT json_build_object(
   'locale_provider', (SELECT jsonb_object_agg(e.key, e.value) FROM jsonb_each(to_jsonb(d)) e
                       WHERE e.key IN ('datlocprovider', 'daticulocale', 'datlocale', 'daticurules')),
   'comment', shobj_description(d.oid, 'pg_database'),
+  -- pg_dump writes nothing for a dropped public schema, and the restore's CREATE DATABASE makes one
+  'public_schema', EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'public'),
   'acl', CASE WHEN d.datacl IS NULL THEN NULL ELSE (
       SELECT coalesce(json_agg(json_build_object(
                'grantor', pg_get_userbyid(a.grantor),
@@ -147,6 +149,18 @@ def set_clause(config: str) -> str:
     else:
         rendered = quote_literal(value)
     return 'SET %s TO %s' % (quote_ident(name), rendered)
+
+
+def after_load_statements(props: Dict[str, Any]) -> List[str]:
+    """SQL run inside the restored database once the dump is loaded: what pg_dump cannot express.
+
+    A database whose public schema was dropped: pg_dump has no statement for an absence, and the restore's
+    ``CREATE DATABASE`` (from template0) makes a public schema, where unqualified names would then resolve and
+    be created. Dropped again (RESTRICT: the dump of a database without it cannot have put anything in it).
+    Manifests from before this was recorded have no ``public_schema``: nothing is done."""
+    if props.get('public_schema') is False:
+        return ['DROP SCHEMA IF EXISTS public RESTRICT']
+    return []
 
 
 def create_options(props: Dict[str, Any]) -> str:

@@ -59,7 +59,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.base i
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
     grow_pipe, is_encrypted, open_artifact, pipe_artifact_into)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.dbprops import (
-    apply_statements, create_options, describe, referenced_roles)
+    after_load_statements, apply_statements, create_options, describe, referenced_roles)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import (
     check_name, dbname_arg, quote_ident, quote_literal)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.backup import PostgresEngine
@@ -775,7 +775,9 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
         timer.lap('pg_restore')
         # ANALYZE in the temporary database, before the swap: the restored database takes the name with its
         # statistics (no window without them), and the object count comes in the same session.
-        objects = int(engine.query(CATALOG_SEARCH_PATH + 'ANALYZE; ' + USER_OBJECTS, database=temp)[0][0])
+        # The same round trip first does what pg_dump cannot express (a dropped public schema).
+        fixups = ''.join(sql + '; ' for sql in after_load_statements(manifest.data.get('database_properties') or {}))
+        objects = int(engine.query(CATALOG_SEARCH_PATH + fixups + 'ANALYZE; ' + USER_OBJECTS, database=temp)[0][0])
         timer.lap('analyze')
         properties = apply_properties(engine, request, manifest, temp, roles, session)
         timer.lap('database_properties')
