@@ -767,3 +767,48 @@ def test_dropped_public_schema_stays_dropped(pg, tmp_path, fmt):
     finally:
         pg.sql('DROP DATABASE IF EXISTS %s WITH (FORCE); DROP DATABASE IF EXISTS %s WITH (FORCE)'
                % (qi(name), qi(copy)))
+
+
+def tablespaces(server: PostgresServer, name: str) -> list:
+    return server.sql("SELECT c.relname, coalesce(t.spcname, '<database default>') FROM pg_class c "
+                      "LEFT JOIN pg_tablespace t ON t.oid = c.reltablespace WHERE c.relname LIKE 'ts_%' ORDER BY 1",
+                      database=name)
+
+
+def test_database_tablespace_comes_back_when_the_server_has_it(pg, tmp_path):
+    """CREATE DATABASE ... TABLESPACE: the database's default tablespace is where its tables live; restored into
+    the same tablespace when the target server has it (a server without it: the default, and the result says so)."""
+    pg.sql("CREATE TABLESPACE fid_fast LOCATION %s" % ql(str(pg.service_dir('ts_fast'))))
+    name = 'fid_ts_%s' % uuid.uuid4().hex[:6]
+    copy = name + '_copy'
+    pg.sql('CREATE DATABASE %s TABLESPACE fid_fast' % qi(name))
+    try:
+        pg.sql('CREATE TABLE ts_default (v int); CREATE TABLE ts_pg_default (v int) TABLESPACE pg_default; '
+               'INSERT INTO ts_default VALUES (1); INSERT INTO ts_pg_default VALUES (2)', database=name)
+        expected = snapshot(pg, name)
+        assert 'fid_fast' in expected['schema']
+        for fmt in FORMATS:
+            (tmp_path / fmt).mkdir()
+            dest = backup(tmp_path / fmt, pg, name, format=fmt)
+            result = restore(tmp_path / fmt, pg, dest, source_database=name, database=copy, replace=True)
+            assert result.rc == 0, result.stdout[-4000:]
+            assert result.result('restore')['database_properties']['skipped'] == []
+            assert_same(expected, snapshot(pg, copy), 'restore of a database in tablespace fid_fast (%s)' % fmt)
+            assert tablespaces(pg, copy) == tablespaces(pg, name)
+            assert pg.sql("SELECT t.spcname FROM pg_database d JOIN pg_tablespace t ON t.oid = d.dattablespace "
+                          "WHERE d.datname = %s" % ql(copy)) == [('fid_fast',)]
+        fresh = PostgresServer()
+        try:
+            fresh.start()
+            result = restore(tmp_path / 'custom', fresh, tmp_path / 'custom' / 'backups', source_database=name,
+                             database=name)
+            assert result.rc == 0, result.stdout[-4000:]
+            skipped = result.result('restore')['database_properties']['skipped']
+            assert any('fid_fast' in s for s in skipped), skipped
+            assert fresh.sql('SELECT v FROM ts_default', database=name) == [('1',)]
+        finally:
+            fresh.cleanup()
+    finally:
+        pg.sql('DROP DATABASE IF EXISTS %s WITH (FORCE); DROP DATABASE IF EXISTS %s WITH (FORCE)'
+               % (qi(name), qi(copy)))
+        pg.sql('DROP TABLESPACE IF EXISTS fid_fast')

@@ -47,7 +47,7 @@ import subprocess  # nosec B404 # argv lists via the runner only
 import tempfile
 import threading
 import time
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
@@ -677,21 +677,38 @@ def _swap(engine: PostgresEngine, target: str, restored: str, exists: bool,
     return aside
 
 
+def tablespace_option(engine: PostgresEngine, props: Dict[str, Any],
+                      session: Optional[PsqlSession] = None) -> Tuple[str, List[str]]:
+    """``TABLESPACE x`` for the backed-up database's own tablespace (where its tables live unless they name another)
+    when this server has it; else nothing, and the note for the result's ``database_properties.skipped`` (the
+    server's default is used: tablespaces are cluster-wide, a server without it is restored onto all the same)."""
+    tablespace = props.get('tablespace')
+    if not tablespace or tablespace == 'pg_default':
+        return '', []
+    if _ask(engine, 'SELECT 1 FROM pg_tablespace WHERE spcname = %s' % quote_literal(tablespace),  # nosec B608
+            session):
+        return ' TABLESPACE %s' % quote_ident(tablespace), []
+    return '', ['TABLESPACE %s (it does not exist on %s: the database was created in the default tablespace; '
+                'restore @globals first, or create it, to keep it)' % (tablespace, engine.conn.where(5432))]
+
+
 def create_database(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, name: str,
-                    session: Optional[PsqlSession] = None) -> None:
-    """The temporary database, with the encoding and locale the backed-up one had.
+                    session: Optional[PsqlSession] = None) -> List[str]:
+    """The temporary database, with the encoding, locale and tablespace the backed-up one had; returns what of
+    them had to be left out (``tablespace_option``).
 
     When the backed-up database had its own ACL (``REVOKE CONNECT ... FROM PUBLIC``), the copy is closed to
     PUBLIC from its creation on: the data must not be reachable by everyone while it loads.
     """
     props = manifest.data.get('database_properties') or {}
     options = create_options(props)
+    tablespace, skipped = tablespace_option(engine, props, session)
     closed = props.get('acl') is not None and not request.no_owner
     try:
         # Closed databases are created refusing every connection until PUBLIC's CONNECT is revoked: no
         # window in which a session could get in (and stay in) before the ACL is set.
-        _ask(engine, 'CREATE DATABASE %s TEMPLATE template0 %s%s' % (
-            quote_ident(name), options, ' ALLOW_CONNECTIONS false' if closed else ''), session)
+        _ask(engine, 'CREATE DATABASE %s TEMPLATE template0 %s%s%s' % (
+            quote_ident(name), options, tablespace, ' ALLOW_CONNECTIONS false' if closed else ''), session)
     except ToolError as exc:
         if not options or not re.search(r'locale|encoding|collation|LC_C', exc.stderr or '', re.I):
             raise
@@ -706,6 +723,7 @@ def create_database(engine: PostgresEngine, request: RestoreRequest, manifest: M
         except BaseException:
             drop_database(engine, name)   # a psql of its own: the failure may have ended the session
             raise
+    return skipped
 
 
 def apply_properties(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, database: str,
@@ -769,7 +787,7 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
     roles = check_roles(engine, request, manifest, session)
     timer.lap('inspect_target')
     temp = temporary_name(target)
-    create_database(engine, request, manifest, temp, session)
+    not_created = create_database(engine, request, manifest, temp, session)
     try:
         load = _load(engine, request, manifest, temp, timer, copier)
         timer.lap('pg_restore')
@@ -780,6 +798,8 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
         objects = int(engine.query(CATALOG_SEARCH_PATH + fixups + 'ANALYZE; ' + USER_OBJECTS, database=temp)[0][0])
         timer.lap('analyze')
         properties = apply_properties(engine, request, manifest, temp, roles, session)
+        if not_created:
+            properties['skipped'] = not_created + list(properties.get('skipped') or [])
         timer.lap('database_properties')
         aside = _swap(engine, target, temp, before['exists'], session)
     except IntegrityError as exc:
