@@ -189,6 +189,7 @@ def source(pg: PostgresServer) -> Iterator[str]:
 # -- snapshots -------------------------------------------------------------------------------------------
 def schema_dump(server: PostgresServer, name: str) -> str:
     env = server.dsn_env(database=name)
+    env['PGOPTIONS'] = '-c standard_conforming_strings=on'   # pg_dump writes strings as the server has it
     out = subprocess.run([server.bin('pg_dump'), '--schema-only', '--create', '-w'], env=env, check=True,
                          capture_output=True, text=True).stdout
     lines = []
@@ -197,11 +198,23 @@ def schema_dump(server: PostgresServer, name: str) -> str:
         if line.startswith(('\\connect', '\\restrict', '\\unrestrict', '-- Dumped')):
             continue
         lines.append(line.replace(qi(name), '<DB>').replace(name, '<DB>'))
+    # pg_dump lists ALTER ROLE ... IN DATABASE ... SET in pg_db_role_setting's physical order (no ORDER BY): which
+    # row an UPDATE moved is not a difference.
+    for i, line in enumerate(lines):
+        if line.startswith('ALTER ROLE ') and ' IN DATABASE ' in line and not (
+                i and lines[i - 1].startswith('ALTER ROLE ') and ' IN DATABASE ' in lines[i - 1]):
+            end = i
+            while end < len(lines) and lines[end].startswith('ALTER ROLE ') and ' IN DATABASE ' in lines[end]:
+                end += 1
+            lines[i:end] = sorted(lines[i:end])
     return '\n'.join(lines) + '\n'
 
 
 def data_checksums(server: PostgresServer, name: str) -> dict:
-    pin = 'SET search_path = pg_catalog; '   # the database's own search_path must not change what is measured
+    # The database's own search_path must not change what is measured, nor the server's output settings
+    # (compared across servers with other defaults).
+    pin = ("SET search_path = pg_catalog; SET TimeZone = 'UTC'; SET DateStyle = 'ISO, MDY'; "
+           "SET IntervalStyle = 'postgres'; SET extra_float_digits = 3; SET bytea_output = 'hex'; ")
     rels = server.sql(pin + "SELECT n.nspname, c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON "
                       "n.oid = c.relnamespace WHERE c.relkind IN ('r', 'm', 'S') AND n.nspname NOT IN "
                       "('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1, 2",
@@ -812,3 +825,85 @@ def test_database_tablespace_comes_back_when_the_server_has_it(pg, tmp_path):
         pg.sql('DROP DATABASE IF EXISTS %s WITH (FORCE); DROP DATABASE IF EXISTS %s WITH (FORCE)'
                % (qi(name), qi(copy)))
         pg.sql('DROP TABLESPACE IF EXISTS fid_fast')
+
+
+def test_one_big_table_loaded_while_it_decompresses_keeps_everything(pg, tmp_path):
+    """A custom dump with one data entry, big enough that jobs > 1 loads it while it decompresses (schema and data
+    on stdin, then --section=post-data): grants, comments, policies, indexes, constraints must all come back."""
+    name = 'fid_big_%s' % uuid.uuid4().hex[:6]
+    copy = name + '_copy'
+    pg.sql('CREATE DATABASE %s' % qi(name))
+    try:
+        pg.sql('''
+CREATE SCHEMA app AUTHORIZATION fid_owner;
+GRANT USAGE ON SCHEMA app TO fid_reader;
+CREATE TABLE app.big (id int PRIMARY KEY, pad text NOT NULL CHECK (pad <> ''), note text UNIQUE);
+INSERT INTO app.big SELECT g, repeat(md5(g::text), 20), 'n' || g FROM generate_series(1, 110000) g;
+CREATE INDEX big_pad ON app.big (substr(pad, 1, 8));
+ALTER TABLE app.big OWNER TO fid_owner;
+GRANT SELECT ON app.big TO fid_reader;
+GRANT UPDATE (note) ON app.big TO "Fid Odd Rôle ""q""";
+COMMENT ON TABLE app.big IS 'big';
+COMMENT ON COLUMN app.big.pad IS 'padding';
+ALTER TABLE app.big ENABLE ROW LEVEL SECURITY;
+CREATE POLICY p ON app.big FOR SELECT TO fid_reader USING (id > 10);
+CREATE VIEW app.v AS SELECT id FROM app.big;
+GRANT SELECT ON app.v TO fid_reader;
+''', database=name)
+        expected = snapshot(pg, name)
+        dest = backup(tmp_path, pg, name, format='custom')
+        result = restore(tmp_path, pg, dest, source_database=name, database=copy, jobs=2)
+        assert result.rc == 0, result.stdout[-4000:]
+        assert 'following' in result.result('restore')['method_detail'], result.result('restore')['method_detail']
+        assert_same(expected, snapshot(pg, copy), 'restore loaded while it decompressed')
+    finally:
+        pg.sql('DROP DATABASE IF EXISTS %s WITH (FORCE); DROP DATABASE IF EXISTS %s WITH (FORCE)'
+               % (qi(name), qi(copy)))
+
+
+def test_restore_onto_a_server_with_other_input_settings(pg, source, source_more, tmp_path):
+    """A target server whose TimeZone, DateStyle, IntervalStyle, ... differ from the source's reads the dump the
+    same: timestamps, dates, intervals and floats come back as they were."""
+    odd = {'timezone': 'America/St_Johns', 'datestyle': 'SQL, DMY', 'intervalstyle': 'sql_standard',
+           'extra_float_digits': '-3', 'bytea_output': 'escape', 'default_transaction_isolation': 'serializable',
+           'standard_conforming_strings': 'off', 'xmloption': 'document'}
+    fresh = PostgresServer(extra_conf=odd)
+    try:
+        fresh.start()
+        create_roles(fresh)
+        for db in (source, source_more):
+            expected = snapshot(pg, db)
+            for fmt in ('custom', 'plain'):
+                work = tmp_path / ('%s-%s' % (fmt, uuid.uuid4().hex[:6]))
+                work.mkdir()
+                dest = backup(work, pg, db, format=fmt)
+                result = restore(work, fresh, dest, source_database=db, database=db, replace=True)
+                assert result.rc == 0, result.stdout[-4000:]
+                assert_same(expected, snapshot(fresh, db), 'restore (%s) onto a server with other settings' % fmt)
+    finally:
+        fresh.cleanup()
+
+
+@pytest.mark.parametrize('fmt', FORMATS)
+def test_materialized_view_refreshed_under_the_database_settings(pg, tmp_path, fmt):
+    """A materialized view is recomputed by the restore: under the session settings the source database gives
+    (its ALTER DATABASE ... SET timezone, DateStyle, IntervalStyle), not the restoring server's defaults."""
+    name = 'fid_mv_%s' % uuid.uuid4().hex[:6]
+    copy = name + '_copy'
+    pg.sql('CREATE DATABASE %s' % qi(name))
+    pg.sql("ALTER DATABASE %s SET timezone TO 'Pacific/Chatham'; ALTER DATABASE %s SET \"DateStyle\" TO 'SQL, DMY';"
+           "ALTER DATABASE %s SET \"IntervalStyle\" TO 'sql_standard'" % (qi(name), qi(name), qi(name)))
+    try:
+        pg.sql("CREATE TABLE ev (at timestamptz, d interval); "
+               "INSERT INTO ev SELECT timestamptz '2024-01-01 00:00+00' + g * interval '5 hours', "
+               "g * interval '-90 min' FROM generate_series(1, 500) g; "
+               "CREATE MATERIALIZED VIEW per_day AS SELECT date_trunc('day', at) AS day, count(*) AS n, "
+               "min(at)::text AS first_text, sum(d)::text AS total FROM ev GROUP BY 1", database=name)
+        expected = snapshot(pg, name)
+        dest = backup(tmp_path, pg, name, format=fmt)
+        result = restore(tmp_path, pg, dest, source_database=name, database=copy)
+        assert result.rc == 0, result.stdout[-4000:]
+        assert_same(expected, snapshot(pg, copy), 'restore of a materialized view (%s)' % fmt)
+    finally:
+        pg.sql('DROP DATABASE IF EXISTS %s WITH (FORCE); DROP DATABASE IF EXISTS %s WITH (FORCE)'
+               % (qi(name), qi(copy)))

@@ -39,6 +39,11 @@ SELECT json_build_object(
   'locale_provider', (SELECT jsonb_object_agg(e.key, e.value) FROM jsonb_each(to_jsonb(d)) e
                       WHERE e.key IN ('datlocprovider', 'daticulocale', 'datlocale', 'daticurules')),
   'comment', shobj_description(d.oid, 'pg_database'),
+  -- what a session in this database computes with (its ALTER DATABASE ... SET, else the server's): the restore
+  -- recomputes materialized views, and must do it under the same
+  'session', json_build_object('TimeZone', current_setting('TimeZone'), 'DateStyle', current_setting('DateStyle'),
+                               'IntervalStyle', current_setting('IntervalStyle'),
+                               'extra_float_digits', current_setting('extra_float_digits')),
   -- pg_dump writes nothing for a dropped public schema, and the restore's CREATE DATABASE makes one
   'public_schema', EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'public'),
   'acl', CASE WHEN d.datacl IS NULL THEN NULL ELSE (
@@ -150,6 +155,23 @@ def set_clause(config: str) -> str:
     else:
         rendered = quote_literal(value)
     return 'SET %s TO %s' % (quote_ident(name), rendered)
+
+
+def load_options(props: Dict[str, Any]) -> str:
+    """``PGOPTIONS`` for the sessions that load the dump: the output settings a session in the backed-up database had
+    (``session``, recorded at backup time). ``REFRESH MATERIALIZED VIEW`` runs during the load and computes with
+    them (``date_trunc`` of a timestamptz, a timestamp or interval cast to text): the restore's own database has no
+    settings yet, so without these it would use the restoring server's defaults and the view would differ from
+    the source's. pg_dump pins what its data needs (search_path, DateStyle of its output...) itself, and the data
+    it writes reads the same under any of these. Manifests without ``session``: nothing (as before)."""
+    options = []
+    for name, value in sorted((props.get('session') or {}).items()):
+        if value is None:
+            continue
+        # libpq splits PGOPTIONS at white space; a backslash keeps the next character (a space, a backslash).
+        escaped = str(value).replace('\\', '\\\\').replace(' ', '\\ ')
+        options.append('-c %s=%s' % (name, escaped))
+    return ' '.join(options)
 
 
 def after_load_statements(props: Dict[str, Any]) -> List[str]:

@@ -59,7 +59,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.base i
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
     grow_pipe, is_encrypted, open_artifact, pipe_artifact_into)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.dbprops import (
-    after_load_statements, apply_statements, create_options, describe, referenced_roles)
+    after_load_statements, apply_statements, create_options, describe, load_options, referenced_roles)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import (
     check_name, dbname_arg, quote_ident, quote_literal)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.backup import PostgresEngine
@@ -557,6 +557,9 @@ def _load(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, d
           timer: Timer, copier: Optional[_Copier] = None) -> Dict[str, Any]:
     fmt = manifest.data.get('format') or 'custom'
     env = engine.env(database)
+    session_options = load_options(manifest.data.get('database_properties') or {})
+    if session_options:
+        env['PGOPTIONS'] = (env.get('PGOPTIONS', '') + ' ' + session_options).strip()
     # --dbname=dbname='...': a name with '=' (or a leading '-') is never a connection string or an option
     common = ['--exit-on-error', '-w', dbname_arg(database)]
     if request.no_owner:
