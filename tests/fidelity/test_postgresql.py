@@ -907,3 +907,41 @@ def test_materialized_view_refreshed_under_the_database_settings(pg, tmp_path, f
     finally:
         pg.sql('DROP DATABASE IF EXISTS %s WITH (FORCE); DROP DATABASE IF EXISTS %s WITH (FORCE)'
                % (qi(name), qi(copy)))
+
+
+def drop_subscriptions(server: PostgresServer, name: str) -> None:
+    if not server.sql('SELECT 1 FROM pg_database WHERE datname = %s' % ql(name)):
+        return
+    server.sql('ALTER DATABASE %s ALLOW_CONNECTIONS true' % qi(name))
+    for (sub,) in server.sql('SELECT subname FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid '
+                             'WHERE d.datname = %s' % ql(name)):
+        server.sql('ALTER SUBSCRIPTION %s DISABLE; ALTER SUBSCRIPTION %s SET (slot_name = NONE); DROP SUBSCRIPTION %s'
+                   % (qi(sub), qi(sub), qi(sub)), database=name)
+
+
+def test_subscriber_database_restores_and_is_replaced_or_refused_cleanly(pg, tmp_path):
+    """A logical replication subscriber: its subscription comes back (disabled, as pg_dump writes it); replacing a
+    database that has one either works or is refused before anything changes, never half-way (DROP DATABASE
+    refuses a database with subscriptions, and the swap had already happened)."""
+    name = 'fid_sub_%s' % uuid.uuid4().hex[:6]
+    copy = name + '_copy'
+    pg.sql('CREATE DATABASE %s' % qi(name))
+    try:
+        pg.sql("CREATE TABLE t (v int); INSERT INTO t VALUES (1); CREATE SUBSCRIPTION \"Fid Sub\" CONNECTION "
+               "'host=/nonexistent dbname=x' PUBLICATION p WITH (connect = false, slot_name = 'fid_slot')",
+               database=name)
+        expected = snapshot(pg, name)
+        dest = backup(tmp_path, pg, name)
+        result = restore(tmp_path, pg, dest, source_database=name, database=copy)
+        assert result.rc == 0, result.stdout[-4000:]
+        assert_same(expected, snapshot(pg, copy), 'restore of a subscriber database')
+        result = restore(tmp_path, pg, dest, database=copy, source_database=name, replace=True)
+        if result.rc != 0:
+            msg = result.result('restore')['msg']
+            assert 'Fid Sub' in msg and 'subscription' in msg and 'Nothing was' in msg, msg
+        assert leftovers(pg) == [], leftovers(pg)
+        assert_same(expected, snapshot(pg, copy), 'a subscriber database after replace=true')
+    finally:
+        for db in [name, copy] + leftovers(pg):
+            drop_subscriptions(pg, db)
+            pg.sql('DROP DATABASE IF EXISTS %s WITH (FORCE)' % qi(db))

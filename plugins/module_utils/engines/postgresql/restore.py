@@ -147,9 +147,28 @@ def _target(request: RestoreRequest) -> str:
     return check_name(request.database, 'target database name')
 
 
+def check_subscriptions(engine: PostgresEngine, target: str, session: Optional[PsqlSession] = None) -> None:
+    """The swap ends with DROP DATABASE of the old target, which PostgreSQL refuses while the database has logical
+    replication subscriptions (even WITH (FORCE)): the restored copy would be in place, the old database left
+    aside under a temporary name and the run failed. Whether to drop a subscription (and its slot on the
+    publisher) is the operator's decision, so such a target is refused before anything is created."""
+    rows = _ask(engine, 'SELECT s.subname FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid '  # nosec B608
+                        'WHERE d.datname = %s ORDER BY 1' % quote_literal(target), session)
+    names = [r[0] for r in rows if r]
+    if names:
+        raise OpsReadyError('Target database %s on %s has logical replication subscriptions (%s), which DROP '
+                            'DATABASE cannot remove, so it cannot be replaced. Drop them first in %s (for each: ALTER '
+                            'SUBSCRIPTION ... DISABLE; ALTER SUBSCRIPTION ... SET (slot_name = NONE) unless its slot '
+                            'on the publisher must go too; DROP SUBSCRIPTION ...), or restore to another database '
+                            'name. Nothing was changed.' % (target, engine.conn.where(5432), ', '.join(names), target),
+                            target=target)
+
+
 def check_target(engine: PostgresEngine, request: RestoreRequest,
                  session: Optional[PsqlSession] = None) -> Dict[str, Any]:
     state = inspect_target(engine, _target(request), session)
+    if state['exists']:
+        check_subscriptions(engine, request.database, session)
     if state['exists'] and state['objects'] and not request.replace:
         raise OpsReadyError('Target database %s on %s exists and is not empty (%s): set replace=true to swap the '
                             'restored copy in its place, or restore to another database name.'
