@@ -32,7 +32,8 @@ description:
     example C(REVOKE CONNECT ... FROM PUBLIC)), comment, connection limit, C(ALTER DATABASE ... SET) and
     C(ALTER ROLE ... IN DATABASE ... SET) recorded in the manifest when the backup was taken (backups taken
     before this was recorded restore without them, and RV(database_properties) says so); a dropped
-    C(public) schema stays dropped."
+    C(public) schema stays dropped, and a template database (C(IS_TEMPLATE)) is a template again once it has
+    its name."
   - "PostgreSQL, logical: the roles the backup refers to (owners, grantees, roles of row-level security
     policies) are looked up on the target server first; missing ones stop the restore before anything is
     created, naming them."

@@ -945,3 +945,34 @@ def test_subscriber_database_restores_and_is_replaced_or_refused_cleanly(pg, tmp
         for db in [name, copy] + leftovers(pg):
             drop_subscriptions(pg, db)
             pg.sql('DROP DATABASE IF EXISTS %s WITH (FORCE)' % qi(db))
+
+
+def test_template_database_comes_back_a_template_and_can_be_replaced(pg, tmp_path):
+    """IS_TEMPLATE is a property of the database (CREATE DATABASE ... TEMPLATE it is how it is used): it comes back,
+    and replacing a template database works (DROP DATABASE refuses a template)."""
+    name = 'fid_tpl_%s' % uuid.uuid4().hex[:6]
+    copy = name + '_copy'
+    pg.sql('CREATE DATABASE %s' % qi(name))
+    try:
+        pg.sql('CREATE TABLE t (v int); INSERT INTO t VALUES (1)', database=name)
+        pg.sql('ALTER DATABASE %s IS_TEMPLATE true' % qi(name))
+        is_template = "SELECT datistemplate::text FROM pg_database WHERE datname = %s"
+        expected = snapshot(pg, name)
+        dest = backup(tmp_path, pg, name)
+        result = restore(tmp_path, pg, dest, source_database=name, database=copy)
+        assert result.rc == 0, result.stdout[-4000:]
+        assert pg.sql(is_template % ql(copy)) == [('true',)]
+        assert_same(expected, snapshot(pg, copy), 'restore of a template database')
+        result = restore(tmp_path, pg, dest, database=name, replace=True)
+        assert result.rc == 0, result.stdout[-4000:]
+        assert pg.sql(is_template % ql(name)) == [('true',)]
+        assert_same(expected, snapshot(pg, name), 'a template database replaced')
+        assert leftovers(pg) == [], leftovers(pg)
+        result = play(tmp_path, [{'name': 'drop', 'opsready.operations.db_restore': dict(
+            conn(pg), engine='postgresql', src=str(dest), database=copy, state='absent')}], pg)   # as drills clean up
+        assert result.rc == 0 and result.result('drop')['changed'] is True, result.stdout[-3000:]
+        assert pg.sql(is_template % ql(copy)) == []
+    finally:
+        for db in [name, copy] + leftovers(pg):
+            pg.sql('ALTER DATABASE %s IS_TEMPLATE false' % qi(db), check=False)
+            pg.sql('DROP DATABASE IF EXISTS %s WITH (FORCE)' % qi(db))

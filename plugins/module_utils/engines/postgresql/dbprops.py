@@ -33,6 +33,7 @@ SELECT json_build_object(
   'collate', d.datcollate,
   'ctype', d.datctype,
   'connection_limit', d.datconnlimit,
+  'is_template', d.datistemplate,
   'tablespace', (SELECT t.spcname FROM pg_tablespace t WHERE t.oid = d.dattablespace),
   -- locale provider columns differ by version (15: datlocprovider/daticulocale, 16: daticurules,
   -- 17: datlocale): taken from the row as JSON so one query serves every version.

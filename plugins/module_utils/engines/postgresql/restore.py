@@ -90,9 +90,14 @@ def _one_transaction(statements: List[str]) -> str:
 
 
 def database_exists(engine: PostgresEngine, name: str, session: Optional[PsqlSession] = None) -> bool:
-    rows = _ask(engine, 'SELECT 1 FROM pg_database WHERE datname = %s' % quote_literal(name),  # nosec B608 # pg_quote
-                session)
-    return bool(rows)
+    return _template_flag(engine, name, session) is not None
+
+
+def _template_flag(engine: PostgresEngine, name: str, session: Optional[PsqlSession] = None) -> Optional[bool]:
+    """Whether database ``name`` is a template (IS_TEMPLATE); None when there is no such database."""
+    rows = _ask(engine, 'SELECT datistemplate::text FROM pg_database WHERE datname = %s'  # nosec B608 # pg_quote
+                % quote_literal(name), session)
+    return rows[0][0] == 'true' if rows and rows[0] else None
 
 
 # What makes an existing target "not empty": tables are not the only things a user keeps. A database of functions,
@@ -134,10 +139,11 @@ def target_contents(engine: PostgresEngine, name: str) -> Dict[str, int]:
 
 
 def inspect_target(engine: PostgresEngine, name: str, session: Optional[PsqlSession] = None) -> Dict[str, Any]:
-    if not database_exists(engine, name, session):
+    template = _template_flag(engine, name, session)
+    if template is None:
         return {'exists': False, 'objects': 0, 'contents': {}}
     contents = target_contents(engine, name)
-    return {'exists': True, 'objects': sum(contents.values()), 'contents': contents}
+    return {'exists': True, 'objects': sum(contents.values()), 'contents': contents, 'template': template}
 
 
 def _target(request: RestoreRequest) -> str:
@@ -166,9 +172,10 @@ def check_subscriptions(engine: PostgresEngine, target: str, session: Optional[P
 
 def check_target(engine: PostgresEngine, request: RestoreRequest,
                  session: Optional[PsqlSession] = None) -> Dict[str, Any]:
-    state = inspect_target(engine, _target(request), session)
+    target = _target(request)
+    state = inspect_target(engine, target, session)
     if state['exists']:
-        check_subscriptions(engine, request.database, session)
+        check_subscriptions(engine, target, session)
     if state['exists'] and state['objects'] and not request.replace:
         raise OpsReadyError('Target database %s on %s exists and is not empty (%s): set replace=true to swap the '
                             'restored copy in its place, or restore to another database name.'
@@ -843,8 +850,15 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
         drop_database(engine, temp)
         raise
     timer.lap('swap')
+    live = session if session.alive else None
+    if (manifest.data.get('database_properties') or {}).get('is_template'):
+        # Set on the final name only: a template cannot be dropped, and the copy is dropped when anything before
+        # the swap fails.
+        _ask(engine, 'ALTER DATABASE %s IS_TEMPLATE true' % quote_ident(target), live)
     if aside:
-        drop_database(engine, aside, session if session.alive else None)
+        if before.get('template'):
+            _ask(engine, 'ALTER DATABASE %s IS_TEMPLATE false' % quote_ident(aside), live)   # else DROP refuses
+        drop_database(engine, aside, live)
         timer.lap('drop_old')
     return {'target': {'database': target, 'server': engine.server_label(),
                        'host': engine.conn.host, 'port': engine.conn.port or 5432, 'objects': objects},
@@ -949,9 +963,14 @@ def drop(engine: PostgresEngine, request: RestoreRequest, check_mode: bool) -> D
     if check_mode:
         return drop_named(engine, request, check_mode, _target, database_exists, drop_database)
     with target_lock(engine, _target(request)) as session:
+
+        def drop_it(eng: PostgresEngine, name: str) -> None:
+            if _template_flag(eng, name, session):   # a restored template database: DROP refuses a template
+                _ask(eng, 'ALTER DATABASE %s IS_TEMPLATE false' % quote_ident(name), session)
+            drop_database(eng, name, session)
+
         return drop_named(engine, request, check_mode, _target,
-                          lambda eng, name: database_exists(eng, name, session),
-                          lambda eng, name: drop_database(eng, name, session))
+                          lambda eng, name: database_exists(eng, name, session), drop_it)
 
 
 class PostgresRestore(Restorer):
