@@ -887,18 +887,22 @@ def test_restore_onto_a_server_with_other_input_settings(pg, source, source_more
 @pytest.mark.parametrize('fmt', FORMATS)
 def test_materialized_view_refreshed_under_the_database_settings(pg, tmp_path, fmt):
     """A materialized view is recomputed by the restore: under the session settings the source database gives
-    (its ALTER DATABASE ... SET timezone, DateStyle, IntervalStyle), not the restoring server's defaults."""
+    (its ALTER DATABASE ... SET timezone, DateStyle, IntervalStyle, default_text_search_config), not the restoring
+    server's defaults."""
     name = 'fid_mv_%s' % uuid.uuid4().hex[:6]
     copy = name + '_copy'
     pg.sql('CREATE DATABASE %s' % qi(name))
     pg.sql("ALTER DATABASE %s SET timezone TO 'Pacific/Chatham'; ALTER DATABASE %s SET \"DateStyle\" TO 'SQL, DMY';"
-           "ALTER DATABASE %s SET \"IntervalStyle\" TO 'sql_standard'" % (qi(name), qi(name), qi(name)))
+           "ALTER DATABASE %s SET \"IntervalStyle\" TO 'sql_standard';"
+           "ALTER DATABASE %s SET default_text_search_config TO 'pg_catalog.simple'"
+           % (qi(name), qi(name), qi(name), qi(name)))
     try:
         pg.sql("CREATE TABLE ev (at timestamptz, d interval); "
                "INSERT INTO ev SELECT timestamptz '2024-01-01 00:00+00' + g * interval '5 hours', "
                "g * interval '-90 min' FROM generate_series(1, 500) g; "
                "CREATE MATERIALIZED VIEW per_day AS SELECT date_trunc('day', at) AS day, count(*) AS n, "
-               "min(at)::text AS first_text, sum(d)::text AS total FROM ev GROUP BY 1", database=name)
+               "min(at)::text AS first_text, sum(d)::text AS total, to_tsvector('The running ' || count(*)) AS words "
+               "FROM ev GROUP BY 1", database=name)
         expected = snapshot(pg, name)
         dest = backup(tmp_path, pg, name, format=fmt)
         result = restore(tmp_path, pg, dest, source_database=name, database=copy)

@@ -44,7 +44,8 @@ SELECT json_build_object(
   -- recomputes materialized views, and must do it under the same
   'session', json_build_object('TimeZone', current_setting('TimeZone'), 'DateStyle', current_setting('DateStyle'),
                                'IntervalStyle', current_setting('IntervalStyle'),
-                               'extra_float_digits', current_setting('extra_float_digits')),
+                               'extra_float_digits', current_setting('extra_float_digits'),
+                               'default_text_search_config', current_setting('default_text_search_config')),
   -- pg_dump writes nothing for a dropped public schema, and the restore's CREATE DATABASE makes one
   'public_schema', EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'public'),
   'acl', CASE WHEN d.datacl IS NULL THEN NULL ELSE (
@@ -168,6 +169,10 @@ def load_options(props: Dict[str, Any]) -> str:
     options = []
     for name, value in sorted((props.get('session') or {}).items()):
         if value is None:
+            continue
+        if name == 'default_text_search_config' and not str(value).startswith('pg_catalog.'):
+            # A configuration of the database's own does not exist yet when the load connects (the server refuses
+            # the connection): only the built-in ones, which every server has.
             continue
         # libpq splits PGOPTIONS at white space; a backslash keeps the next character (a space, a backslash).
         escaped = str(value).replace('\\', '\\\\').replace(' ', '\\ ')
