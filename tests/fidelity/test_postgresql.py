@@ -191,7 +191,7 @@ def schema_dump(server: PostgresServer, name: str) -> str:
     env = server.dsn_env(database=name)
     env['PGOPTIONS'] = '-c standard_conforming_strings=on'   # pg_dump writes strings as the server has it
     out = subprocess.run([server.bin('pg_dump'), '--schema-only', '--create', '-w'], env=env, check=True,
-                         capture_output=True, text=True).stdout
+                         capture_output=True, text=True, errors='surrogateescape').stdout   # SQL_ASCII: any bytes
     lines = []
     for line in out.splitlines():
         # \restrict / \unrestrict (pg_dump 15.14+) carry a random key per run.
@@ -769,8 +769,11 @@ def test_dropped_public_schema_stays_dropped(pg, tmp_path, fmt):
     copy = name + '_copy'
     pg.sql('CREATE DATABASE %s' % qi(name))
     try:
-        pg.sql('DROP SCHEMA public; CREATE SCHEMA app; CREATE TABLE app.t (v int); INSERT INTO app.t VALUES (1)',
-               database=name)
+        # With the other hardening step that goes with it: an event trigger that refuses every DROP.
+        pg.sql('DROP SCHEMA public; CREATE SCHEMA app; CREATE TABLE app.t (v int); INSERT INTO app.t VALUES (1);'
+               "CREATE FUNCTION app.no_drops() RETURNS event_trigger LANGUAGE plpgsql AS "
+               "$$ BEGIN RAISE EXCEPTION 'drops are not allowed here'; END $$;"
+               'CREATE EVENT TRIGGER no_drops ON sql_drop EXECUTE FUNCTION app.no_drops()', database=name)
         expected = snapshot(pg, name), schemas(pg, name)
         dest = backup(tmp_path, pg, name, format=fmt)
         result = restore(tmp_path, pg, dest, source_database=name, database=copy)
@@ -980,3 +983,27 @@ def test_template_database_comes_back_a_template_and_can_be_replaced(pg, tmp_pat
         for db in [name, copy] + leftovers(pg):
             pg.sql('ALTER DATABASE %s IS_TEMPLATE false' % qi(db), check=False)
             pg.sql('DROP DATABASE IF EXISTS %s WITH (FORCE)' % qi(db))
+
+
+def test_sql_ascii_database_with_non_utf8_bytes_comes_back_byte_for_byte(pg, tmp_path):
+    """SQL_ASCII stores bytes unchecked (legacy applications wrote LATIN1 and UTF-8 into the same column): the
+    restore must not convert or reject them."""
+    name = 'fid_ascii_%s' % uuid.uuid4().hex[:6]
+    copy = name + '_copy'
+    pg.sql("CREATE DATABASE %s TEMPLATE template0 ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C'" % qi(name))
+    try:
+        pg.sql("CREATE TABLE t (v text); INSERT INTO t VALUES (E'caf\\xe9 latin1'), (E'\\xc3\\xa9 utf8'), "
+               "(E'\\xff\\xfe\\x80 junk'); COMMENT ON TABLE t IS E'comment \\xe9'", database=name)
+        raw = "SELECT string_agg(encode(convert_to(v, 'SQL_ASCII'), 'hex'), ',' ORDER BY v) FROM t"
+        before = pg.sql(raw, database=name)
+        expected = snapshot(pg, name)
+        for fmt in FORMATS:
+            (tmp_path / fmt).mkdir()
+            dest = backup(tmp_path / fmt, pg, name, format=fmt)
+            result = restore(tmp_path / fmt, pg, dest, source_database=name, database=copy, replace=True)
+            assert result.rc == 0, result.stdout[-4000:]
+            assert pg.sql(raw, database=copy) == before, fmt
+            assert_same(expected, snapshot(pg, copy), 'restore of a SQL_ASCII database (%s)' % fmt)
+    finally:
+        pg.sql('DROP DATABASE IF EXISTS %s WITH (FORCE); DROP DATABASE IF EXISTS %s WITH (FORCE)'
+               % (qi(name), qi(copy)))

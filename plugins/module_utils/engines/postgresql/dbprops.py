@@ -180,13 +180,14 @@ def load_options(props: Dict[str, Any]) -> str:
     return ' '.join(options)
 
 
-def after_load_statements(props: Dict[str, Any]) -> List[str]:
-    """SQL run inside the restored database once the dump is loaded: what pg_dump cannot express.
+def before_load_statements(props: Dict[str, Any]) -> List[str]:
+    """SQL run inside the new, still empty database before the dump is loaded: what pg_dump cannot express.
 
     A database whose public schema was dropped: pg_dump has no statement for an absence, and the restore's
     ``CREATE DATABASE`` (from template0) makes a public schema, where unqualified names would then resolve and
-    be created. Dropped again (RESTRICT: the dump of a database without it cannot have put anything in it).
-    Manifests from before this was recorded have no ``public_schema``: nothing is done."""
+    be created. Dropped before the load: afterwards the database's own event triggers (a guard refusing DROPs often
+    goes with this hardening) would fire. Manifests from before this was recorded have no ``public_schema``:
+    nothing is done."""
     if props.get('public_schema') is False:
         return ['DROP SCHEMA IF EXISTS public RESTRICT']
     return []

@@ -59,7 +59,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.base i
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
     grow_pipe, is_encrypted, open_artifact, pipe_artifact_into)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.dbprops import (
-    after_load_statements, apply_statements, create_options, describe, load_options, referenced_roles)
+    apply_statements, before_load_statements, create_options, describe, load_options, referenced_roles)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import (
     check_name, dbname_arg, quote_ident, quote_literal)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.backup import PostgresEngine
@@ -752,6 +752,13 @@ def create_database(engine: PostgresEngine, request: RestoreRequest, manifest: M
         except BaseException:
             drop_database(engine, name)   # a psql of its own: the failure may have ended the session
             raise
+    prepare = before_load_statements(props)
+    if prepare:
+        try:
+            engine.query(CATALOG_SEARCH_PATH + '; '.join(prepare), database=name)
+        except BaseException:
+            drop_database(engine, name)
+            raise
     return skipped
 
 
@@ -822,9 +829,7 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
         timer.lap('pg_restore')
         # ANALYZE in the temporary database, before the swap: the restored database takes the name with its
         # statistics (no window without them), and the object count comes in the same session.
-        # The same round trip first does what pg_dump cannot express (a dropped public schema).
-        fixups = ''.join(sql + '; ' for sql in after_load_statements(manifest.data.get('database_properties') or {}))
-        objects = int(engine.query(CATALOG_SEARCH_PATH + fixups + 'ANALYZE; ' + USER_OBJECTS, database=temp)[0][0])
+        objects = int(engine.query(CATALOG_SEARCH_PATH + 'ANALYZE; ' + USER_OBJECTS, database=temp)[0][0])
         timer.lap('analyze')
         properties = apply_properties(engine, request, manifest, temp, roles, session)
         if not_created:

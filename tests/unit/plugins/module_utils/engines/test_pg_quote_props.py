@@ -109,7 +109,7 @@ def test_load_options_escape_for_pgoptions_and_skip_database_own_text_search_con
     assert pg_dbprops.load_options({}) == ''   # a manifest from before: nothing
 
 
-def test_after_load_statements_only_when_the_public_schema_was_recorded_absent():
-    assert pg_dbprops.after_load_statements({'public_schema': False}) == ['DROP SCHEMA IF EXISTS public RESTRICT']
-    assert pg_dbprops.after_load_statements({'public_schema': True}) == []
-    assert pg_dbprops.after_load_statements({}) == []
+def test_before_load_statements_only_when_the_public_schema_was_recorded_absent():
+    assert pg_dbprops.before_load_statements({'public_schema': False}) == ['DROP SCHEMA IF EXISTS public RESTRICT']
+    assert pg_dbprops.before_load_statements({'public_schema': True}) == []
+    assert pg_dbprops.before_load_statements({}) == []
