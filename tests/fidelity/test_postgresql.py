@@ -1007,3 +1007,30 @@ def test_sql_ascii_database_with_non_utf8_bytes_comes_back_byte_for_byte(pg, tmp
     finally:
         pg.sql('DROP DATABASE IF EXISTS %s WITH (FORCE); DROP DATABASE IF EXISTS %s WITH (FORCE)'
                % (qi(name), qi(copy)))
+
+
+def test_the_maintenance_database_itself_can_be_restored(tmp_path):
+    """Applications do keep tables in "postgres". Restoring it over itself must work or be refused cleanly, and the
+    server must stay usable (the module's own sessions run in that database)."""
+    server = PostgresServer()
+    try:
+        server.start()
+        server.sql('CREATE TABLE keep (v int); INSERT INTO keep VALUES (1), (2)', database='postgres')
+        expected = snapshot(server, 'postgres')
+        dest = backup(tmp_path, server, 'postgres')
+        server.sql('DELETE FROM keep WHERE v = 2', database='postgres')
+        result = restore(tmp_path, server, dest, database='postgres', replace=True)
+        assert server.sql("SELECT datallowconn::text FROM pg_database WHERE datname = 'postgres'") == [('true',)]
+        assert leftovers(server) == [], leftovers(server)
+        if result.rc == 0:
+            assert_same(expected, snapshot(server, 'postgres'), 'postgres restored over itself')
+        else:
+            msg = result.result('restore')['msg']
+            assert 'Nothing was changed' in msg and 'another name' in msg, msg   # said before any work
+            assert server.sql('SELECT count(*) FROM keep', database='postgres') == [('1',)]
+            # and what it says to do works
+            result = restore(tmp_path, server, dest, source_database='postgres', database='postgres_restored')
+            assert result.rc == 0, result.stdout[-3000:]
+            assert server.sql('SELECT count(*) FROM keep', database='postgres_restored') == [('2',)]
+    finally:
+        server.cleanup()

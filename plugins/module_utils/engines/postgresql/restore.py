@@ -64,7 +64,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.postgr
     check_name, dbname_arg, quote_ident, quote_literal)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.backup import PostgresEngine
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.client import (
-    CATALOG_SEARCH_PATH, PsqlSession)
+    CATALOG_SEARCH_PATH, MAINTENANCE_DATABASE, PsqlSession)
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import (
     Restorer, RestoreRequest, Timer, drop_named, temporary_name)
 
@@ -174,6 +174,14 @@ def check_target(engine: PostgresEngine, request: RestoreRequest,
                  session: Optional[PsqlSession] = None) -> Dict[str, Any]:
     target = _target(request)
     state = inspect_target(engine, target, session)
+    if state['exists'] and target == MAINTENANCE_DATABASE:
+        # The swap closes, renames and drops the old target from the maintenance database, where the run's own
+        # sessions are: PostgreSQL refuses that for the current database, after the whole load. Said up front.
+        raise OpsReadyError('Target database %s on %s is the maintenance database the restore works from (its '
+                            'sessions, the lock, CREATE/RENAME/DROP DATABASE run there), so the restored copy cannot '
+                            'be swapped in under that name. Restore under another name (database: %s_restored) and '
+                            'move what you need from there. Nothing was changed.'
+                            % (target, engine.conn.where(5432), target), target=target)
     if state['exists']:
         check_subscriptions(engine, target, session)
     if state['exists'] and state['objects'] and not request.replace:
