@@ -1034,3 +1034,27 @@ def test_the_maintenance_database_itself_can_be_restored(tmp_path):
             assert server.sql('SELECT count(*) FROM keep', database='postgres_restored') == [('2',)]
     finally:
         server.cleanup()
+
+
+def test_icu_database_comes_back_icu(pg, tmp_path):
+    """A database created with the ICU locale provider sorts by ICU rules: it must not come back libc."""
+    name = 'fid_icu_%s' % uuid.uuid4().hex[:6]
+    copy = name + '_copy'
+    pg.sql("CREATE DATABASE %s TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'de-DE-u-kn-true' LOCALE 'C'"
+           % qi(name))
+    try:
+        pg.sql("CREATE TABLE t (v text PRIMARY KEY); INSERT INTO t VALUES ('a10'), ('a9'), ('B'), ('b')",
+               database=name)
+        order = 'SELECT string_agg(v, \',\' ORDER BY v) FROM t'
+        assert pg.sql(order, database=name) == [('a9,a10,b,B',)]
+        expected = snapshot(pg, name)
+        for fmt in ('custom', 'plain'):
+            (tmp_path / fmt).mkdir()
+            dest = backup(tmp_path / fmt, pg, name, format=fmt)
+            result = restore(tmp_path / fmt, pg, dest, source_database=name, database=copy, replace=True)
+            assert result.rc == 0, result.stdout[-4000:]
+            assert pg.sql(order, database=copy) == [('a9,a10,b,B',)], fmt
+            assert_same(expected, snapshot(pg, copy), 'restore of an ICU database (%s)' % fmt)
+    finally:
+        pg.sql('DROP DATABASE IF EXISTS %s WITH (FORCE); DROP DATABASE IF EXISTS %s WITH (FORCE)'
+               % (qi(name), qi(copy)))
