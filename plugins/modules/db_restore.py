@@ -27,10 +27,13 @@ description:
     read, and the copy is used, or the temporary database swapped in, only after it matched; a mismatch
     drops them and fails with the verify phase (size is still checked before anything is created)."
   - "PostgreSQL, logical, the database itself: the temporary database is created with the encoding and locale
-    of the backed-up one, and before the swap it gets the owner, ACL (for example C(REVOKE CONNECT ... FROM
-    PUBLIC)), comment, connection limit, C(ALTER DATABASE ... SET) and C(ALTER ROLE ... IN DATABASE ... SET)
-    recorded in the manifest when the backup was taken (backups taken before this was recorded restore
-    without them, and RV(database_properties) says so)."
+    of the backed-up one (and in its tablespace when this server has one of that name; else in the default
+    one, listed in RV(database_properties) C(skipped)), and before the swap it gets the owner, ACL (for
+    example C(REVOKE CONNECT ... FROM PUBLIC)), comment, connection limit, C(ALTER DATABASE ... SET) and
+    C(ALTER ROLE ... IN DATABASE ... SET) recorded in the manifest when the backup was taken (backups taken
+    before this was recorded restore without them, and RV(database_properties) says so); a dropped
+    C(public) schema stays dropped, and a template database (C(IS_TEMPLATE)) is a template again once it has
+    its name."
   - "PostgreSQL, logical: the roles the backup refers to (owners, grantees, roles of row-level security
     policies) are looked up on the target server first; missing ones stop the restore before anything is
     created, naming them."
@@ -107,7 +110,12 @@ options:
       - MariaDB binary log events carry whole seconds; events in the second of O(stop_at) are not replayed.
     type: str
   replace:
-    description: Allow replacing an existing target that holds data (tables, views, sequences; a non-empty file).
+    description:
+      - Allow replacing an existing target that holds data (a non-empty file).
+      - PostgreSQL, a database holding anything created in it (tables, views, sequences, schemas, functions,
+        types, large objects, operators, collations, text search objects, casts, event triggers, publications,
+        foreign servers); extensions alone (and their members) do not count, so a database prepared with
+        C(CREATE EXTENSION) is filled without O(replace).
     type: bool
     default: false
   jobs:
@@ -119,6 +127,8 @@ options:
       - PostgreSQL logical restores, C(--no-owner --no-privileges) (restore into a server that lacks the roles).
         The database's owner and ACL are not set either. Roles named by row-level security policies must
         still exist; when they do not, the restore stops before loading and names them.
+      - A plain-format (SQL script) backup cannot be restored without its owners and grants (psql runs the script
+        as it is), so O(no_owner=true) with one is refused before anything is created.
     type: bool
     default: false
   tmpdir:

@@ -43,6 +43,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.artifac
 # The client's helpers, imported by name from here by older code (and other branches): one definition.
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.client import (  # noqa: F401  # pylint: disable=unused-import
     CONNECT_HINTS, LOGIN_REFUSED, PostgresClient, csv_rows, find_client_tool, newest_packaged_tool)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.client import CATALOG_SEARCH_PATH
 
 FORMATS = ('custom', 'directory', 'plain')
 LSN = re.compile(r'^([0-9A-Fa-f]+)/([0-9A-Fa-f]+)$')
@@ -684,15 +685,15 @@ class PostgresEngine(Engine):
             return None
         from ansible_collections.opsready.operations.plugins.module_utils.backup.source import EXISTS_TABLE_LIMIT
         try:
-            row = self.query(PG_SUMMARY_SQL, database)[0]
+            row = self.query(CATALOG_SEARCH_PATH + PG_SUMMARY_SQL, database)[0]
             summary: Dict[str, Any] = {
                 'engine': 'postgresql', 'tables': int(row[0]), 'rows_estimate': max(int(row[1]), int(row[2])),
                 'size_bytes': int(row[3]), 'non_empty_tables': None, 'measured_at': isoformat(utcnow()),
                 'method': 'pg_class/pg_stat_user_tables estimates; tables with rows asked exactly'}
             if summary['tables'] <= EXISTS_TABLE_LIMIT:
-                summary['non_empty_tables'] = int(self.query(PG_NON_EMPTY_SQL, database)[0][0])
+                summary['non_empty_tables'] = int(self.query(CATALOG_SEARCH_PATH + PG_NON_EMPTY_SQL, database)[0][0])
             else:  # estimates alone stay high after a DELETE: whether any table holds a row, asked exactly
-                summary['has_rows'] = int(self.query(PG_HAS_ROWS_SQL, database)[0][0]) > 0
+                summary['has_rows'] = int(self.query(CATALOG_SEARCH_PATH + PG_HAS_ROWS_SQL, database)[0][0]) > 0
         except (OpsReadyError, ValueError, IndexError) as exc:  # never fails the backup itself
             return {'engine': 'postgresql', 'error': getattr(exc, 'message', None) or 'unexpected answer: %s' % exc}
         return summary

@@ -35,6 +35,13 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.connec
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import check_name
 
 DEFAULT_PORT = 5432
+# Prefix of our own queries inside a user's database: its ALTER DATABASE/ROLE ... SET search_path may list a schema
+# before pg_catalog, and then an unqualified count(), pg_get_userbyid(), ... would run that schema's function of the
+# same name (written by whoever owns the schema) with our login, a superuser for backups (CVE-2018-1058's class).
+# pg_dump and pg_restore pin it the same way; psql -c runs both statements in one round trip.
+CATALOG_SEARCH_PATH = 'SET search_path = pg_catalog, pg_temp; '
+# The database our sessions without a database of their own (locks, CREATE/DROP/RENAME DATABASE) connect to.
+MAINTENANCE_DATABASE = 'postgres'
 # libpq starts every failure with "connection to server ... failed:", so the reason decides which one it is.
 LOGIN_REFUSED = ('password authentication failed', 'no password supplied', 'no pg_hba.conf entry',
                  'authentication failed', 'role "')
@@ -142,7 +149,7 @@ class PostgresClient(ToolClient):
             env['PGOPTIONS'] = ' '.join(options)
         # PGDATABASE is taken as the name only (never parsed as a connection string or an option), but the
         # server cuts a long one to 63 bytes: refused here, before any tool connects anywhere.
-        env['PGDATABASE'] = check_name(database, 'database name') if database else 'postgres'
+        env['PGDATABASE'] = check_name(database, 'database name') if database else MAINTENANCE_DATABASE
         return env
 
     def classify(self, exc: ToolError) -> OpsReadyError:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.client import CATALOG_SEARCH_PATH
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import (
     quote_ident, quote_literal)
 
@@ -32,11 +33,21 @@ SELECT json_build_object(
   'collate', d.datcollate,
   'ctype', d.datctype,
   'connection_limit', d.datconnlimit,
+  'is_template', d.datistemplate,
+  'tablespace', (SELECT t.spcname FROM pg_tablespace t WHERE t.oid = d.dattablespace),
   -- locale provider columns differ by version (15: datlocprovider/daticulocale, 16: daticurules,
   -- 17: datlocale): taken from the row as JSON so one query serves every version.
   'locale_provider', (SELECT jsonb_object_agg(e.key, e.value) FROM jsonb_each(to_jsonb(d)) e
                       WHERE e.key IN ('datlocprovider', 'daticulocale', 'datlocale', 'daticurules')),
   'comment', shobj_description(d.oid, 'pg_database'),
+  -- what a session in this database computes with (its ALTER DATABASE ... SET, else the server's): the restore
+  -- recomputes materialized views, and must do it under the same
+  'session', json_build_object('TimeZone', current_setting('TimeZone'), 'DateStyle', current_setting('DateStyle'),
+                               'IntervalStyle', current_setting('IntervalStyle'),
+                               'extra_float_digits', current_setting('extra_float_digits'),
+                               'default_text_search_config', current_setting('default_text_search_config')),
+  -- pg_dump writes nothing for a dropped public schema, and the restore's CREATE DATABASE makes one
+  'public_schema', EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'public'),
   'acl', CASE WHEN d.datacl IS NULL THEN NULL ELSE (
       SELECT coalesce(json_agg(json_build_object(
                'grantor', pg_get_userbyid(a.grantor),
@@ -72,7 +83,7 @@ PRIVILEGES = {'CREATE': 'CREATE', 'TEMPORARY': 'TEMPORARY', 'CONNECT': 'CONNECT'
 
 def read_properties(engine: Any, database: str) -> Dict[str, Any]:
     """The properties of ``database`` as recorded in a manifest (``engine`` is a PostgresEngine)."""
-    rows = engine.query(PROPERTIES_SQL, database=database)
+    rows = engine.query(CATALOG_SEARCH_PATH + PROPERTIES_SQL, database=database)
     if not rows or not rows[0]:
         return {}
     props: Dict[str, Any] = json.loads('\t'.join(rows[0]))
@@ -146,6 +157,40 @@ def set_clause(config: str) -> str:
     else:
         rendered = quote_literal(value)
     return 'SET %s TO %s' % (quote_ident(name), rendered)
+
+
+def load_options(props: Dict[str, Any]) -> str:
+    """``PGOPTIONS`` for the sessions that load the dump: the output settings a session in the backed-up database had
+    (``session``, recorded at backup time). ``REFRESH MATERIALIZED VIEW`` runs during the load and computes with
+    them (``date_trunc`` of a timestamptz, a timestamp or interval cast to text): the restore's own database has no
+    settings yet, so without these it would use the restoring server's defaults and the view would differ from
+    the source's. pg_dump pins what its data needs (search_path, DateStyle of its output...) itself, and the data
+    it writes reads the same under any of these. Manifests without ``session``: nothing (as before)."""
+    options = []
+    for name, value in sorted((props.get('session') or {}).items()):
+        if value is None:
+            continue
+        if name == 'default_text_search_config' and not str(value).startswith('pg_catalog.'):
+            # A configuration of the database's own does not exist yet when the load connects (the server refuses
+            # the connection): only the built-in ones, which every server has.
+            continue
+        # libpq splits PGOPTIONS at white space; a backslash keeps the next character (a space, a backslash).
+        escaped = str(value).replace('\\', '\\\\').replace(' ', '\\ ')
+        options.append('-c %s=%s' % (name, escaped))
+    return ' '.join(options)
+
+
+def before_load_statements(props: Dict[str, Any]) -> List[str]:
+    """SQL run inside the new, still empty database before the dump is loaded: what pg_dump cannot express.
+
+    A database whose public schema was dropped: pg_dump has no statement for an absence, and the restore's
+    ``CREATE DATABASE`` (from template0) makes a public schema, where unqualified names would then resolve and
+    be created. Dropped before the load: afterwards the database's own event triggers (a guard refusing DROPs often
+    goes with this hardening) would fire. Manifests from before this was recorded have no ``public_schema``:
+    nothing is done."""
+    if props.get('public_schema') is False:
+        return ['DROP SCHEMA IF EXISTS public RESTRICT']
+    return []
 
 
 def create_options(props: Dict[str, Any]) -> str:

@@ -47,7 +47,7 @@ import subprocess  # nosec B404 # argv lists via the runner only
 import tempfile
 import threading
 import time
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
@@ -59,11 +59,12 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.base i
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
     grow_pipe, is_encrypted, open_artifact, pipe_artifact_into)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.dbprops import (
-    apply_statements, create_options, describe, referenced_roles)
+    apply_statements, before_load_statements, create_options, describe, load_options, referenced_roles)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import (
     check_name, dbname_arg, quote_ident, quote_literal)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.backup import PostgresEngine
-from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.client import PsqlSession
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.client import (
+    CATALOG_SEARCH_PATH, MAINTENANCE_DATABASE, PsqlSession)
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import (
     Restorer, RestoreRequest, Timer, drop_named, temporary_name)
 
@@ -89,19 +90,60 @@ def _one_transaction(statements: List[str]) -> str:
 
 
 def database_exists(engine: PostgresEngine, name: str, session: Optional[PsqlSession] = None) -> bool:
-    rows = _ask(engine, 'SELECT 1 FROM pg_database WHERE datname = %s' % quote_literal(name),  # nosec B608 # pg_quote
-                session)
-    return bool(rows)
+    return _template_flag(engine, name, session) is not None
+
+
+def _template_flag(engine: PostgresEngine, name: str, session: Optional[PsqlSession] = None) -> Optional[bool]:
+    """Whether database ``name`` is a template (IS_TEMPLATE); None when there is no such database."""
+    rows = _ask(engine, 'SELECT datistemplate::text FROM pg_database WHERE datname = %s'  # nosec B608 # pg_quote
+                % quote_literal(name), session)
+    return rows[0][0] == 'true' if rows and rows[0] else None
+
+
+# What makes an existing target "not empty": tables are not the only things a user keeps. A database of functions,
+# types or large objects (with no table at all) is dropped by the swap just the same. Counted: objects created after
+# initdb (oid >= 16384, FirstNormalObjectId) that are not members of an extension and not made implicitly (array,
+# row and multirange types). Extensions themselves are not counted: a database prepared with CREATE EXTENSION (or
+# given them by template1) is a normal target; their member objects are recreated by the backup's own extensions.
+_NOT_EXTENSION_MEMBER = ("NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '%s'::regclass "
+                         "AND d.objid = x.oid AND d.deptype = 'e')")
+TARGET_CONTENTS = (
+    ('tables, views or sequences', USER_OBJECTS),
+    ('schemas', "SELECT count(*) FROM pg_namespace x WHERE x.oid >= 16384 AND x.nspname !~ '^pg_(toast_)?temp_' "
+                "AND " + _NOT_EXTENSION_MEMBER % 'pg_namespace'),
+    ('functions or procedures', "SELECT count(*) FROM pg_proc x WHERE x.oid >= 16384 AND "
+                                + _NOT_EXTENSION_MEMBER % 'pg_proc'),
+    ('types or domains', "SELECT count(*) FROM pg_type x WHERE x.oid >= 16384 AND NOT EXISTS (SELECT 1 FROM "
+                         "pg_depend d WHERE d.classid = 'pg_type'::regclass AND d.objid = x.oid AND d.deptype IN "
+                         "('e', 'i')) AND (x.typrelid = 0 OR (SELECT c.relkind FROM pg_class c WHERE c.oid = "
+                         "x.typrelid) = 'c')"),
+    ('large objects', 'SELECT count(*) FROM pg_largeobject_metadata'),
+    ('other objects (operators, collations, text search, casts, event triggers, publications, foreign servers)',
+     'SELECT ' + ' + '.join("(SELECT count(*) FROM %s x WHERE x.oid >= 16384 AND %s)" % (cat, _NOT_EXTENSION_MEMBER
+                                                                                        % cat)
+                            for cat in ('pg_operator', 'pg_collation', 'pg_ts_config', 'pg_ts_dict', 'pg_conversion',
+                                        'pg_cast', 'pg_event_trigger', 'pg_publication', 'pg_foreign_server',
+                                        'pg_foreign_data_wrapper', 'pg_opclass', 'pg_opfamily'))),
+)
 
 
 def user_objects(engine: PostgresEngine, name: str) -> int:
-    return int(engine.query(USER_OBJECTS, database=name)[0][0])
+    return int(engine.query(CATALOG_SEARCH_PATH + USER_OBJECTS, database=name)[0][0])
+
+
+def target_contents(engine: PostgresEngine, name: str) -> Dict[str, int]:
+    """What an existing database holds, by kind (only the kinds it has): one query in the target."""
+    rows = engine.query(CATALOG_SEARCH_PATH + 'SELECT ' + ', '.join('(%s)' % sql for _kind, sql in TARGET_CONTENTS),
+                        database=name)
+    return {kind: int(count) for (kind, _sql), count in zip(TARGET_CONTENTS, rows[0]) if int(count)}
 
 
 def inspect_target(engine: PostgresEngine, name: str, session: Optional[PsqlSession] = None) -> Dict[str, Any]:
-    if not database_exists(engine, name, session):
-        return {'exists': False, 'objects': 0}
-    return {'exists': True, 'objects': user_objects(engine, name)}
+    template = _template_flag(engine, name, session)
+    if template is None:
+        return {'exists': False, 'objects': 0, 'contents': {}}
+    contents = target_contents(engine, name)
+    return {'exists': True, 'objects': sum(contents.values()), 'contents': contents, 'template': template}
 
 
 def _target(request: RestoreRequest) -> str:
@@ -111,13 +153,42 @@ def _target(request: RestoreRequest) -> str:
     return check_name(request.database, 'target database name')
 
 
+def check_subscriptions(engine: PostgresEngine, target: str, session: Optional[PsqlSession] = None) -> None:
+    """The swap ends with DROP DATABASE of the old target, which PostgreSQL refuses while the database has logical
+    replication subscriptions (even WITH (FORCE)): the restored copy would be in place, the old database left
+    aside under a temporary name and the run failed. Whether to drop a subscription (and its slot on the
+    publisher) is the operator's decision, so such a target is refused before anything is created."""
+    rows = _ask(engine, 'SELECT s.subname FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid '  # nosec B608
+                        'WHERE d.datname = %s ORDER BY 1' % quote_literal(target), session)
+    names = [r[0] for r in rows if r]
+    if names:
+        raise OpsReadyError('Target database %s on %s has logical replication subscriptions (%s), which DROP '
+                            'DATABASE cannot remove, so it cannot be replaced. Drop them first in %s (for each: ALTER '
+                            'SUBSCRIPTION ... DISABLE; ALTER SUBSCRIPTION ... SET (slot_name = NONE) unless its slot '
+                            'on the publisher must go too; DROP SUBSCRIPTION ...), or restore to another database '
+                            'name. Nothing was changed.' % (target, engine.conn.where(5432), ', '.join(names), target),
+                            target=target)
+
+
 def check_target(engine: PostgresEngine, request: RestoreRequest,
                  session: Optional[PsqlSession] = None) -> Dict[str, Any]:
-    state = inspect_target(engine, _target(request), session)
+    target = _target(request)
+    state = inspect_target(engine, target, session)
+    if state['exists'] and target == MAINTENANCE_DATABASE:
+        # The swap closes, renames and drops the old target from the maintenance database, where the run's own
+        # sessions are: PostgreSQL refuses that for the current database, after the whole load. Said up front.
+        raise OpsReadyError('Target database %s on %s is the maintenance database the restore works from (its '
+                            'sessions, the lock, CREATE/RENAME/DROP DATABASE run there), so the restored copy cannot '
+                            'be swapped in under that name. Restore under another name (database: %s_restored) and '
+                            'move what you need from there. Nothing was changed.'
+                            % (target, engine.conn.where(5432), target), target=target)
+    if state['exists']:
+        check_subscriptions(engine, target, session)
     if state['exists'] and state['objects'] and not request.replace:
-        raise OpsReadyError('Target database %s on %s exists and is not empty (%d tables, views or sequences): '
-                            'set replace=true to swap the restored copy in its place, or restore to another '
-                            'database name.' % (request.database, engine.conn.where(5432), state['objects']),
+        raise OpsReadyError('Target database %s on %s exists and is not empty (%s): set replace=true to swap the '
+                            'restored copy in its place, or restore to another database name.'
+                            % (request.database, engine.conn.where(5432),
+                               ', '.join('%d %s' % (n, kind) for kind, n in state['contents'].items())),
                             target=request.database)
     return state
 
@@ -151,12 +222,26 @@ def check_roles(engine: PostgresEngine, request: RestoreRequest, manifest: Manif
                         % (manifest.id, engine.conn.where(5432), detail, hint), missing_roles=missing)
 
 
+def check_no_owner(request: RestoreRequest, manifest: Manifest) -> None:
+    """no_owner=true with a plain (SQL script) dump: psql runs the script as it is, with its ALTER ... OWNER TO and
+    GRANTs (pg_restore's --no-owner --no-privileges work on the archive's table of contents, which a script has
+    not). Restoring would bring the owners and grants back anyway (or fail half-way on a server without the roles),
+    so it is refused before anything is created."""
+    if request.no_owner and (manifest.data.get('format') or 'custom') == 'plain':
+        raise OpsReadyError('no_owner=true cannot be applied to %s: it is a plain (SQL script) dump, whose owners and '
+                            'grants psql would restore anyway. Restore it without no_owner (on a server that has '
+                            'the roles: restore @globals first), or take a custom or directory backup '
+                            '(db_backup format=custom). Nothing was restored.' % manifest.id, artifact=manifest.id)
+
+
 def check(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifest]) -> Dict[str, Any]:
     """Check mode: the refusals a real run would hit, and what it would do, without writing."""
     engine.ping()
     if chain and chain[0].database == GLOBALS:
         report = globals_plan(engine, _read_globals(engine, chain[0]))['report']
         return dict(report, server=engine.server_label(), changes=_globals_change(report))
+    if chain:
+        check_no_owner(request, chain[0])
     check_target(engine, request)
     if chain:
         check_roles(engine, request, chain[0])
@@ -506,6 +591,9 @@ def _load(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, d
           timer: Timer, copier: Optional[_Copier] = None) -> Dict[str, Any]:
     fmt = manifest.data.get('format') or 'custom'
     env = engine.env(database)
+    session_options = load_options(manifest.data.get('database_properties') or {})
+    if session_options:
+        env['PGOPTIONS'] = (env.get('PGOPTIONS', '') + ' ' + session_options).strip()
     # --dbname=dbname='...': a name with '=' (or a leading '-') is never a connection string or an option
     common = ['--exit-on-error', '-w', dbname_arg(database)]
     if request.no_owner:
@@ -626,21 +714,38 @@ def _swap(engine: PostgresEngine, target: str, restored: str, exists: bool,
     return aside
 
 
+def tablespace_option(engine: PostgresEngine, props: Dict[str, Any],
+                      session: Optional[PsqlSession] = None) -> Tuple[str, List[str]]:
+    """``TABLESPACE x`` for the backed-up database's own tablespace (where its tables live unless they name another)
+    when this server has it; else nothing, and the note for the result's ``database_properties.skipped`` (the
+    server's default is used: tablespaces are cluster-wide, a server without it is restored onto all the same)."""
+    tablespace = props.get('tablespace')
+    if not tablespace or tablespace == 'pg_default':
+        return '', []
+    if _ask(engine, 'SELECT 1 FROM pg_tablespace WHERE spcname = %s' % quote_literal(tablespace),  # nosec B608
+            session):
+        return ' TABLESPACE %s' % quote_ident(tablespace), []
+    return '', ['TABLESPACE %s (it does not exist on %s: the database was created in the default tablespace; '
+                'restore @globals first, or create it, to keep it)' % (tablespace, engine.conn.where(5432))]
+
+
 def create_database(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, name: str,
-                    session: Optional[PsqlSession] = None) -> None:
-    """The temporary database, with the encoding and locale the backed-up one had.
+                    session: Optional[PsqlSession] = None) -> List[str]:
+    """The temporary database, with the encoding, locale and tablespace the backed-up one had; returns what of
+    them had to be left out (``tablespace_option``).
 
     When the backed-up database had its own ACL (``REVOKE CONNECT ... FROM PUBLIC``), the copy is closed to
     PUBLIC from its creation on: the data must not be reachable by everyone while it loads.
     """
     props = manifest.data.get('database_properties') or {}
     options = create_options(props)
+    tablespace, skipped = tablespace_option(engine, props, session)
     closed = props.get('acl') is not None and not request.no_owner
     try:
         # Closed databases are created refusing every connection until PUBLIC's CONNECT is revoked: no
         # window in which a session could get in (and stay in) before the ACL is set.
-        _ask(engine, 'CREATE DATABASE %s TEMPLATE template0 %s%s' % (
-            quote_ident(name), options, ' ALLOW_CONNECTIONS false' if closed else ''), session)
+        _ask(engine, 'CREATE DATABASE %s TEMPLATE template0 %s%s%s' % (
+            quote_ident(name), options, tablespace, ' ALLOW_CONNECTIONS false' if closed else ''), session)
     except ToolError as exc:
         if not options or not re.search(r'locale|encoding|collation|LC_C', exc.stderr or '', re.I):
             raise
@@ -655,6 +760,14 @@ def create_database(engine: PostgresEngine, request: RestoreRequest, manifest: M
         except BaseException:
             drop_database(engine, name)   # a psql of its own: the failure may have ended the session
             raise
+    prepare = before_load_statements(props)
+    if prepare:
+        try:
+            engine.query(CATALOG_SEARCH_PATH + '; '.join(prepare), database=name)
+        except BaseException:
+            drop_database(engine, name)
+            raise
+    return skipped
 
 
 def apply_properties(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, database: str,
@@ -695,6 +808,7 @@ def restore(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifes
                             'base backup + WAL, set datadir (point-in-time recovery into a scratch cluster).'
                             % ', '.join('%s (%s)' % (m.id, m.kind) for m in chain))
     manifest = chain[0]
+    check_no_owner(request, manifest)
     # The decompressed copy pg_restore -j needs starts first, so the lock's session (a program start and a
     # login, which is also the check that the server answers), the target's inspection and CREATE DATABASE
     # overlap it. It is private to this run (a new directory in tmpdir), loaded only after every check passed,
@@ -717,15 +831,17 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
     roles = check_roles(engine, request, manifest, session)
     timer.lap('inspect_target')
     temp = temporary_name(target)
-    create_database(engine, request, manifest, temp, session)
+    not_created = create_database(engine, request, manifest, temp, session)
     try:
         load = _load(engine, request, manifest, temp, timer, copier)
         timer.lap('pg_restore')
         # ANALYZE in the temporary database, before the swap: the restored database takes the name with its
         # statistics (no window without them), and the object count comes in the same session.
-        objects = int(engine.query('ANALYZE; ' + USER_OBJECTS, database=temp)[0][0])
+        objects = int(engine.query(CATALOG_SEARCH_PATH + 'ANALYZE; ' + USER_OBJECTS, database=temp)[0][0])
         timer.lap('analyze')
         properties = apply_properties(engine, request, manifest, temp, roles, session)
+        if not_created:
+            properties['skipped'] = not_created + list(properties.get('skipped') or [])
         timer.lap('database_properties')
         aside = _swap(engine, target, temp, before['exists'], session)
     except IntegrityError as exc:
@@ -747,8 +863,15 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
         drop_database(engine, temp)
         raise
     timer.lap('swap')
+    live = session if session.alive else None
+    if (manifest.data.get('database_properties') or {}).get('is_template'):
+        # Set on the final name only: a template cannot be dropped, and the copy is dropped when anything before
+        # the swap fails.
+        _ask(engine, 'ALTER DATABASE %s IS_TEMPLATE true' % quote_ident(target), live)
     if aside:
-        drop_database(engine, aside, session if session.alive else None)
+        if before.get('template'):
+            _ask(engine, 'ALTER DATABASE %s IS_TEMPLATE false' % quote_ident(aside), live)   # else DROP refuses
+        drop_database(engine, aside, live)
         timer.lap('drop_old')
     return {'target': {'database': target, 'server': engine.server_label(),
                        'host': engine.conn.host, 'port': engine.conn.port or 5432, 'objects': objects},
@@ -853,9 +976,14 @@ def drop(engine: PostgresEngine, request: RestoreRequest, check_mode: bool) -> D
     if check_mode:
         return drop_named(engine, request, check_mode, _target, database_exists, drop_database)
     with target_lock(engine, _target(request)) as session:
+
+        def drop_it(eng: PostgresEngine, name: str) -> None:
+            if _template_flag(eng, name, session):   # a restored template database: DROP refuses a template
+                _ask(eng, 'ALTER DATABASE %s IS_TEMPLATE false' % quote_ident(name), session)
+            drop_database(eng, name, session)
+
         return drop_named(engine, request, check_mode, _target,
-                          lambda eng, name: database_exists(eng, name, session),
-                          lambda eng, name: drop_database(eng, name, session))
+                          lambda eng, name: database_exists(eng, name, session), drop_it)
 
 
 class PostgresRestore(Restorer):

@@ -98,3 +98,18 @@ def test_globals_script_split_and_classified():
                      ('role', 'app'), ('membership', 'app'), ('create_tablespace', 'ts'), ('role', 'app')]
     assert parsed[5].member == 'Odd "R" ü'
     assert parsed[2].sql.endswith("'SCRAM;x''y'")
+
+
+def test_load_options_escape_for_pgoptions_and_skip_database_own_text_search_config():
+    props = {'session': {'TimeZone': 'America/St_Johns', 'DateStyle': 'SQL, DMY', 'x': 'a\\b',
+                         'default_text_search_config': 'public.mine'}}
+    assert pg_dbprops.load_options(props) == '-c DateStyle=SQL,\\ DMY -c TimeZone=America/St_Johns -c x=a\\\\b'
+    props['session']['default_text_search_config'] = 'pg_catalog.simple'
+    assert '-c default_text_search_config=pg_catalog.simple' in pg_dbprops.load_options(props)
+    assert pg_dbprops.load_options({}) == ''   # a manifest from before: nothing
+
+
+def test_before_load_statements_only_when_the_public_schema_was_recorded_absent():
+    assert pg_dbprops.before_load_statements({'public_schema': False}) == ['DROP SCHEMA IF EXISTS public RESTRICT']
+    assert pg_dbprops.before_load_statements({'public_schema': True}) == []
+    assert pg_dbprops.before_load_statements({}) == []
