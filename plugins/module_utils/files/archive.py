@@ -95,7 +95,12 @@ def _tarinfo(st: os.stat_result, arcname: str, linkname: str = '') -> tarfile.Ta
     info = tarfile.TarInfo(arcname)
     info.mode = stat.S_IMODE(st.st_mode)
     info.uid, info.gid = st.st_uid, st.st_gid
-    info.mtime = int(st.st_mtime)
+    # Whole seconds in the ustar field, the exact nanoseconds in the pax header (as GNU tar --format=posix does):
+    # a float mtime would keep ~0.2 us at best, and tarfile would write int(st_mtime) alone otherwise.
+    info.mtime = st.st_mtime_ns // 1000000000
+    if st.st_mtime_ns % 1000000000:
+        whole, nanos = divmod(abs(st.st_mtime_ns), 1000000000)
+        info.pax_headers = {'mtime': '%s%d.%09d' % ('-' if st.st_mtime_ns < 0 else '', whole, nanos)}
     info.size = 0
     if stat.S_ISREG(st.st_mode):
         info.type, info.size = tarfile.REGTYPE, st.st_size
@@ -153,10 +158,11 @@ def _record(info: tarfile.TarInfo, kind: str, **extra: Any) -> Dict[str, Any]:
 
 def add_entry(tar: tarfile.TarFile, path: str, st: os.stat_result, dir_fd: int, name: str,
               links: Dict[Tuple[int, int], str], files: Optional[List[Dict[str, Any]]] = None,
-              buffer: Optional[bytearray] = None) -> bool:
+              buffer: Optional[bytearray] = None, changed: Optional[List[Dict[str, str]]] = None) -> bool:
     """Add one entry, read relative to ``dir_fd`` and never through a symlink. Returns False when it is
     not archived (a special file, or gone). ``files`` collects one record per member (``_record``);
-    ``buffer`` is the read buffer shared by the members of one archive (see ``_Padded``)."""
+    ``buffer`` is the read buffer shared by the members of one archive (see ``_Padded``); ``changed`` collects
+    the files written to while they were read (their archived copy may mix old and new bytes)."""
     arcname = _arcname(path)
     if stat.S_ISLNK(st.st_mode):
         try:
@@ -200,6 +206,18 @@ def add_entry(tar: tarfile.TarFile, path: str, st: os.stat_result, dir_fd: int, 
         info = _tarinfo(real, arcname)
         padded = _Padded(handle, buffer)
         tar.addfile(info, padded)  # type: ignore[arg-type]
+        after = os.fstat(fd)
+        if changed is not None and (padded.shrank or (after.st_size, after.st_mtime_ns) != (real.st_size,
+                                                                                            real.st_mtime_ns)):
+            # archived anyway (as GNU tar does with "file changed as we read it"), but never silently
+            if padded.shrank:
+                how = 'it shrank, the rest padded with zeros'
+            elif after.st_size != real.st_size:
+                how = 'size %d -> %d bytes, the first %d archived' % (real.st_size, after.st_size, real.st_size)
+            else:
+                how = 'written to'
+            changed.append({'path': path, 'reason': 'changed while it was read (%s): the archived copy may mix old '
+                                                    'and new content' % how})
         if files is not None:
             # The hash of the bytes archived (zero padding included when the file shrank while read).
             files.append(_record(info, 'file', size=info.size, sha256=padded.sha256.hexdigest()))
@@ -310,6 +328,7 @@ def create_archive(paths: List[str], dest: str, set_name: str, compression: str 
     artifact = os.path.join(dest, name)
     members = 0
     skipped: List[Dict[str, str]] = []
+    changed: List[Dict[str, str]] = []
     links: Dict[Tuple[int, int], str] = {}
     files: List[Dict[str, Any]] = []
     buffer = bytearray(CHUNK)
@@ -324,7 +343,7 @@ def create_archive(paths: List[str], dest: str, set_name: str, compression: str 
             with tarfile.open(fileobj=writer, mode='w', format=tarfile.PAX_FORMAT,  # type: ignore[call-overload]
                               copybufsize=CHUNK) as tar:
                 for path, st, dir_fd, entry in walk_entries(paths):
-                    if add_entry(tar, path, st, dir_fd, entry, links, files, buffer):
+                    if add_entry(tar, path, st, dir_fd, entry, links, files, buffer, changed):
                         members += 1
                     elif is_special(st):
                         skipped.append({'path': path, 'reason': safeio.kind_of(st.st_mode)})
@@ -367,6 +386,8 @@ def create_archive(paths: List[str], dest: str, set_name: str, compression: str 
         manifest['files'] = listed
     if skipped:
         manifest['not_archived'] = skipped
+    if changed:
+        manifest['changed_while_read'] = changed
     write_manifest(artifact, manifest)
     manifest['path'] = artifact
     return manifest

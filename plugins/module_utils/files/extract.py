@@ -31,7 +31,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.streami
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 from ansible_collections.opsready.operations.plugins.module_utils.files.archive import ENGINE
 from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe import (  # noqa: F401 (re-exported)
-    check_members, extract_member)
+    check_members, extract_member, mtime_ns)
 
 
 def find_archive(src: str, set_name: Optional[str] = None, artifact: Optional[str] = None) -> Manifest:
@@ -193,11 +193,13 @@ def _same_as_target(member: tarfile.TarInfo, dest: str) -> bool:
         st = os.lstat(target)
     except OSError:
         return False
+    owner = (st.st_uid, st.st_gid) == (member.uid, member.gid) or os.geteuid() != 0
     if member.isfile():
-        return stat.S_ISREG(st.st_mode) and st.st_size == member.size and int(st.st_mtime) == int(member.mtime) \
-            and stat.S_IMODE(st.st_mode) == member.mode
+        return stat.S_ISREG(st.st_mode) and st.st_size == member.size and st.st_mtime_ns == mtime_ns(member) \
+            and stat.S_IMODE(st.st_mode) == member.mode and owner
     if member.issym():
-        return stat.S_ISLNK(st.st_mode) and os.readlink(target) == member.linkname
+        return stat.S_ISLNK(st.st_mode) and os.readlink(target) == member.linkname and owner \
+            and st.st_mtime_ns == mtime_ns(member)
     return True
 
 
@@ -263,6 +265,43 @@ def _same_file(staged: str, parent_fd: int, name: str) -> bool:
                 return True
 
 
+def _same_attrs(st: os.stat_result, staged: str) -> bool:
+    """Whether the file on disk has the staged member's mode, owner and mtime (to the nanosecond)."""
+    want = os.stat(staged, follow_symlinks=False)
+    return (stat.S_IMODE(st.st_mode) == stat.S_IMODE(want.st_mode) and st.st_mtime_ns == want.st_mtime_ns
+            and (st.st_uid, st.st_gid) == (want.st_uid, want.st_gid))
+
+
+def _link_in_place(dest_fd: int, dest: str, member: tarfile.TarInfo, st: Optional[os.stat_result], parent_fd: int,
+                   name: str) -> Optional[bool]:
+    """Make ``name`` a hard link to the restored ``member.linkname``: None when it already is one, True when it was
+    linked now, False when that file is not a regular file in place (the staged copy is moved in instead)."""
+    parts = [p for p in member.linkname.split('/') if p]
+    try:
+        holder = _open_under(dest_fd, dest, parts[:-1], create=False)
+    except (OSError, OpsReadyError):
+        return False
+    try:
+        try:
+            first = os.stat(parts[-1], dir_fd=holder, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        if not stat.S_ISREG(first.st_mode):
+            return False
+        if st is not None and (st.st_dev, st.st_ino) == (first.st_dev, first.st_ino):
+            return None
+        temp = '.opsready-link-' + secrets.token_hex(6)
+        os.link(parts[-1], temp, src_dir_fd=holder, dst_dir_fd=parent_fd, follow_symlinks=False)
+        try:
+            os.replace(temp, name, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
+        except BaseException:
+            os.unlink(temp, dir_fd=parent_fd)
+            raise
+        return True
+    finally:
+        os.close(holder)
+
+
 def _swap_in(staging: str, dest: str, members: List[tarfile.TarInfo], dest_fd: int) -> List[str]:
     """Move each staged member into place, relative to directory descriptors (see ``_open_under``). ``staging`` is
     the staging directory's /proc/self/fd path, ``dest_fd`` the target root's descriptor (the caller closes it)."""
@@ -285,14 +324,27 @@ def _swap_in(staging: str, dest: str, members: List[tarfile.TarInfo], dest_fd: i
                 st: Optional[os.stat_result] = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
             except FileNotFoundError:
                 st = None
-            if member.isfile() and st is not None and stat.S_ISREG(st.st_mode) \
-                    and stat.S_IMODE(st.st_mode) == member.mode and _same_file(staged, parent_fd, name):
+            # left alone only when nothing rsync -a would see differs: same bytes (or link target), mode, owner
+            # and mtime; the same content with another owner or mtime is put back from staging
+            if member.isfile() and st is not None and stat.S_ISREG(st.st_mode) and _same_attrs(st, staged) \
+                    and _same_file(staged, parent_fd, name):
                 continue
-            if member.issym() and st is not None and stat.S_ISLNK(st.st_mode) \
+            if member.issym() and st is not None and stat.S_ISLNK(st.st_mode) and _same_attrs(st, staged) \
                     and os.readlink(name, dir_fd=parent_fd) == member.linkname:
                 continue
             if st is not None and stat.S_ISDIR(st.st_mode):
                 raise OpsReadyError('Cannot restore file %s: a directory is in the way.' % target, path=target)
+            if member.islnk():
+                # A hard link is made to the file its first name put in place (or left alone, being identical):
+                # moving the staged inode in would split the pair whenever that first name was left alone, and
+                # report the link as restored on every run.
+                linked = _link_in_place(dest_fd, dest, member, st, parent_fd, name)
+                if linked is None:
+                    continue
+                if linked:
+                    os.fsync(parent_fd)
+                    restored.append(target)
+                    continue
             # rename replaces whatever is at the name (a planted symlink included), never writes through it
             os.replace(staged, name, dst_dir_fd=parent_fd)
             os.fsync(parent_fd)
@@ -303,13 +355,16 @@ def _swap_in(staging: str, dest: str, members: List[tarfile.TarInfo], dest_fd: i
         staged = os.path.join(staging, member.name)
         if not os.path.isdir(staged):
             continue
+        # The archived attributes, not the staged directory's: extracting its files changed its mtime, and
+        # on Python 3.12+ the tar filter cleared its sticky/setgid and group/other-write bits.
         st = os.stat(staged)
         fd = _open_under(dest_fd, dest, [p for p in member.name.split('/') if p], create=False)
         try:
             if os.geteuid() == 0:
                 os.chown(fd, st.st_uid, st.st_gid)
-            os.chmod(fd, stat.S_IMODE(st.st_mode))
-            os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
+            os.chmod(fd, member.mode & 0o7777)
+            ns = mtime_ns(member)
+            os.utime(fd, ns=(ns, ns))
         finally:
             os.close(fd)
     return restored

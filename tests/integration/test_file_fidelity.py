@@ -1,0 +1,169 @@
+"""File restores compared entry by entry with their source, the way ``rsync -aHn --itemize-changes`` would, plus
+what rsync does not look at by default (mtimes to the nanosecond, symlink mtimes, numeric owners without a passwd
+entry). Real ansible-playbook runs of file_backup / file_restore: plain, gzip and age-encrypted."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, Tuple
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / 'build'))
+
+from ansible_collections.opsready.operations.plugins.module_utils.common import encryption  # noqa: E402
+from tests.harness.playbook import run_playbook, write_playbook  # noqa: E402
+
+NS = 1_600_000_000_123_456_789
+ROOT = os.geteuid() == 0
+
+
+def make_tree(top: Path) -> Path:
+    """Everything rsync -aH compares: modes with setuid/setgid/sticky, owners without a passwd entry, hard links,
+    symlinks (relative, absolute, dangling, out of the tree), empty files and directories, a read-only directory
+    with content, hostile names; every entry with a sub-second mtime, directories' set last."""
+    src = top / 'srv' / 'app'
+    src.mkdir(parents=True)
+
+    def put(name, data=b'x', mode=0o644):
+        path = src / name
+        path.write_bytes(data)
+        path.chmod(mode)
+        return path
+
+    put('plain.conf', b'listen = 8080\n')
+    put('suid', b'#!/bin/sh\n', 0o4755)
+    put('sgid', b'#!/bin/sh\n', 0o2750)
+    put('group-writable', b'gw\n', 0o664)
+    put('empty', b'')
+    (src / 'sticky').mkdir()
+    (src / 'sticky').chmod(0o1777)
+    (src / 'empty-dir').mkdir()
+    (src / 'sub' / 'deeper').mkdir(parents=True)
+    put('sub/deeper/leaf.txt', b'leaf\n', 0o600)
+    (src / 'ro').mkdir()
+    put('ro/inside', b'inside\n')
+    (src / 'ro').chmod(0o555)
+    put('hard-a', b'two names, one inode\n')
+    os.link(src / 'hard-a', src / 'hard-b')
+    os.symlink('plain.conf', src / 'rel-link')
+    os.symlink('/etc/hostname', src / 'abs-link')
+    os.symlink('nowhere', src / 'dangling')
+    os.symlink('../../../outside', src / 'out-link')
+    put('new\nline', b'n')
+    put('back\\slash', b'b')
+    put('-leading-dash', b'd')
+    put(os.fsdecode(b'latin1-\xe9'), b'not utf-8')
+    put('L' * 255, b'long name')
+    if ROOT:
+        put('nobody-owns', b'o')
+        os.chown(src / 'nobody-owns', 54321, 54322)        # no passwd/group entry: kept by number
+        os.lchown(src / 'rel-link', 54321, 54322)
+        os.chown(src / 'sub', 54321, 54322)
+    for root, dirs, files in os.walk(src, topdown=False):
+        for name in files + dirs:
+            os.utime(os.path.join(root, name), ns=(NS, NS), follow_symlinks=False)
+    os.utime(src, ns=(NS, NS + 111))
+    return src
+
+
+def snapshot(top: Path) -> Dict[str, Tuple]:
+    """type, mode, owner, mtime (ns), size, content or link target, and hard-link group of every entry."""
+    entries = {}
+    inodes: Dict[Tuple[int, int], str] = {}
+    for root, dirs, files in os.walk(top):
+        for name in [''] + dirs + files if root == str(top) else dirs + files:
+            path = os.path.join(root, name) if name else root
+            st = os.lstat(path)
+            rel = os.path.relpath(path, top)
+            if stat.S_ISREG(st.st_mode):
+                body = Path(path).read_bytes()
+            elif stat.S_ISLNK(st.st_mode):
+                body = os.readlink(path)
+            else:
+                body = None
+            link_group = inodes.setdefault((st.st_dev, st.st_ino), rel) if stat.S_ISREG(st.st_mode) else None
+            entries[rel] = (stat.S_IFMT(st.st_mode), oct(stat.S_IMODE(st.st_mode)), st.st_uid, st.st_gid,
+                            st.st_mtime_ns, st.st_size if not stat.S_ISDIR(st.st_mode) else None, body, link_group)
+    return entries
+
+
+def assert_same_tree(src: Path, restored: Path) -> None:
+    expected, found = snapshot(src), snapshot(restored)
+    diff = {name: (expected.get(name), found.get(name)) for name in set(expected) | set(found)
+            if expected.get(name) != found.get(name)}
+    assert not diff, 'restored tree differs from its source:\n%s' % '\n'.join(
+        '%r\n  source:   %r\n  restored: %r' % (name, a, b) for name, (a, b) in sorted(diff.items()))
+    # and what rsync itself sees (content, type, mode, owner, times, links, hard links)
+    out = subprocess.run(['rsync', '-aHn', '--numeric-ids', '--itemize-changes', '%s/' % src, '%s/' % restored],
+                         capture_output=True, check=True).stdout.decode('utf-8', 'backslashreplace')
+    assert out.strip() == '', 'rsync -aHn sees differences:\n%s' % out
+
+
+def backup_task(src, dest, **extra):
+    args = {'paths': [str(src)], 'dest': str(dest), 'name': 'app'}
+    args.update(extra)
+    return {'name': 'backup', 'opsready.operations.file_backup': args}
+
+
+def restore_task(src, dest, **extra):
+    args = {'src': str(src), 'dest': str(dest), 'name': 'app'}
+    args.update(extra)
+    return {'name': 'restore', 'opsready.operations.file_restore': args}
+
+
+@pytest.mark.parametrize('variant', ['zstd', 'gzip', 'age'])
+def test_restored_tree_is_identical_to_its_source(tmp_path, variant):
+    src = make_tree(tmp_path / 'src')
+    dest = tmp_path / 'backups'
+    target = tmp_path / 'restored'
+    backup_args: Dict = {'compression': variant} if variant != 'age' else {}
+    restore_args: Dict = {}
+    if variant == 'age':
+        secret = encryption.generate_identity()
+        backup_args.update(encrypt=True, recipients=[encryption.parse_identities(secret)[0].recipient])
+        restore_args['identity'] = secret
+    result = run_playbook(write_playbook(tmp_path, [backup_task(src, dest, **backup_args),
+                                                   restore_task(dest, target, **restore_args)]))
+    assert result.rc == 0, result.stdout[-3000:]
+    assert_same_tree(src, target / str(src).lstrip('/'))
+
+
+def test_restore_over_a_target_puts_back_owner_mode_and_mtime_of_identical_content(tmp_path):
+    """Same bytes but another mtime (a touch), mode or owner: rsync -a sees a difference, so the restore must."""
+    src = make_tree(tmp_path / 'src')
+    dest = tmp_path / 'backups'
+    assert run_playbook(write_playbook(tmp_path, [backup_task(src, dest)])).rc == 0
+    reference = tmp_path / 'reference'
+    assert run_playbook(write_playbook(tmp_path, [restore_task(dest, reference)])).rc == 0
+    os.utime(src / 'plain.conf', ns=(NS + 5, NS + 5))                  # touched, same content
+    os.utime(src / 'sub' / 'deeper' / 'leaf.txt', None)
+    os.utime(src / 'rel-link', ns=(NS + 7, NS + 7), follow_symlinks=False)
+    if ROOT:
+        os.chown(src / 'empty', 54321, 0)
+    (src / 'sub').chmod(0o700)
+    os.utime(src / 'sub', ns=(NS + 9, NS + 9))
+    result = run_playbook(write_playbook(tmp_path, [restore_task(dest, '/')]))
+    assert result.rc == 0, result.stdout[-3000:]
+    restored = set(result.result('restore')['restored'])
+    assert {str(src / 'plain.conf'), str(src / 'sub' / 'deeper' / 'leaf.txt'), str(src / 'rel-link')} <= restored
+    assert_same_tree(reference / str(src).lstrip('/'), src)
+    # and now nothing differs: a second restore changes nothing
+    again = run_playbook(write_playbook(tmp_path, [restore_task(dest, '/')]))
+    assert again.rc == 0 and again.result('restore')['changed'] is False
+
+
+def test_gnu_tar_reads_the_nanosecond_mtimes(tmp_path):
+    """The exact mtime rides in the pax header GNU tar writes and reads (--format=posix)."""
+    src = make_tree(tmp_path / 'src')
+    dest = tmp_path / 'backups'
+    assert run_playbook(write_playbook(tmp_path, [backup_task(src, dest, compression='none')])).rc == 0
+    archive = next(p for p in dest.iterdir() if p.name.endswith('.tar'))
+    out = tmp_path / 'gnu'
+    out.mkdir()
+    subprocess.run(['tar', '-xpf', str(archive), '-C', str(out)], check=True)
+    assert os.lstat(out / str(src).lstrip('/') / 'plain.conf').st_mtime_ns == NS
