@@ -285,7 +285,7 @@ def tree_fingerprint(paths: List[str]) -> Tuple[str, int, bool]:
     digest = hashlib.sha256()
     count = 0
     secret = False
-    for path, st in walk_sources(paths):
+    for path, st, dir_fd, entry in walk_entries(paths):
         if is_special(st):
             continue
         record = '%s\0%o\0%d\0%d\0%d\0%d\n' % (path, st.st_mode, st.st_size, st.st_mtime_ns, st.st_uid, st.st_gid)
@@ -295,7 +295,9 @@ def tree_fingerprint(paths: List[str]) -> Tuple[str, int, bool]:
             name = os.path.basename(path).lower()
             if any(h in name for h in SECRET_HINTS) or '/private/' in path or not st.st_mode & 0o044:
                 secret = True
-        if stat.S_ISREG(st.st_mode) and not os.access(path, os.R_OK):
+        # relative to its directory: the whole path may be longer than PATH_MAX (access() then fails, and the
+        # file was reported unreadable)
+        if stat.S_ISREG(st.st_mode) and not os.access(entry, os.R_OK, dir_fd=dir_fd):
             raise OpsReadyError('%s is not readable by this user: run with become or fix its permissions '
                                 '(nothing was archived).' % path, path=path)
     return digest.hexdigest(), count, secret

@@ -31,7 +31,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.streami
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 from ansible_collections.opsready.operations.plugins.module_utils.files.archive import ENGINE
 from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe import (  # noqa: F401 (re-exported)
-    check_members, extract_member, mtime_ns)
+    _open_parents, check_members, extract_member, mtime_ns)
 
 
 def find_archive(src: str, set_name: Optional[str] = None, artifact: Optional[str] = None) -> Manifest:
@@ -128,7 +128,7 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
                             extract_member(tar, member, staging, numeric_owner=os.geteuid() == 0,
                                            archive=manifest.path, dest_fd=staging_fd)
                 drain(stream)
-            restored = _swap_in(staging, dest, wanted, dest_fd)
+            restored = _swap_in(staging_fd, dest, wanted, dest_fd, manifest.path)
         finally:
             _remove_staging(dest_fd, name, staging_fd)
     finally:
@@ -247,14 +247,14 @@ def _open_under(dest_fd: int, dest: str, parts: List[str], create: bool) -> int:
     return fd
 
 
-def _same_file(staged: str, parent_fd: int, name: str) -> bool:
-    """Whether the regular file ``name`` (not a link) already holds the staged bytes."""
+def _same_file(staged_fd: int, parent_fd: int, name: str) -> bool:
+    """Whether the regular file ``name`` (not a link) already holds the staged bytes (``name`` in ``staged_fd``)."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, 'O_CLOEXEC', 0)
     try:
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, 'O_CLOEXEC', 0),
-                     dir_fd=parent_fd)
+        fd = os.open(name, flags, dir_fd=parent_fd)
     except OSError:
         return False
-    with os.fdopen(fd, 'rb') as target, open(staged, 'rb') as source:
+    with os.fdopen(fd, 'rb') as target, os.fdopen(os.open(name, flags, dir_fd=staged_fd), 'rb') as source:
         if not stat.S_ISREG(os.fstat(fd).st_mode) or os.fstat(fd).st_size != os.fstat(source.fileno()).st_size:
             return False
         while True:
@@ -265,9 +265,9 @@ def _same_file(staged: str, parent_fd: int, name: str) -> bool:
                 return True
 
 
-def _same_attrs(st: os.stat_result, staged: str) -> bool:
+def _same_attrs(st: os.stat_result, staged_fd: int, name: str) -> bool:
     """Whether the file on disk has the staged member's mode, owner and mtime (to the nanosecond)."""
-    want = os.stat(staged, follow_symlinks=False)
+    want = os.stat(name, dir_fd=staged_fd, follow_symlinks=False)
     return (stat.S_IMODE(st.st_mode) == stat.S_IMODE(want.st_mode) and st.st_mtime_ns == want.st_mtime_ns
             and (st.st_uid, st.st_gid) == (want.st_uid, want.st_gid))
 
@@ -302,9 +302,10 @@ def _link_in_place(dest_fd: int, dest: str, member: tarfile.TarInfo, st: Optiona
         os.close(holder)
 
 
-def _swap_in(staging: str, dest: str, members: List[tarfile.TarInfo], dest_fd: int) -> List[str]:
-    """Move each staged member into place, relative to directory descriptors (see ``_open_under``). ``staging`` is
-    the staging directory's /proc/self/fd path, ``dest_fd`` the target root's descriptor (the caller closes it)."""
+def _swap_in(staging_fd: int, dest: str, members: List[tarfile.TarInfo], dest_fd: int, archive: str) -> List[str]:
+    """Move each staged member into place, relative to directory descriptors (see ``_open_under``) on both sides -
+    a path may be longer than PATH_MAX. ``staging_fd`` is the staging directory's descriptor, ``dest_fd`` the target
+    root's (the caller closes both)."""
     restored = []
     # Directories first (parents before children), files after; directory modes re-applied last
     # so a read-only directory does not block its own files.
@@ -315,9 +316,16 @@ def _swap_in(staging: str, dest: str, members: List[tarfile.TarInfo], dest_fd: i
         if member.isdir():
             continue
         parts = [p for p in member.name.split('/') if p]
-        staged = os.path.join(staging, member.name)
         target = os.path.join(dest, member.name)
-        parent_fd = _open_under(dest_fd, dest, parts[:-1], create=True)
+        staged_fd = _open_parents(staging_fd, parts, member, archive)
+        if staged_fd is None:
+            raise OpsReadyError('%s was not extracted from %s (its directory is missing from staging).'
+                                % (member.name, archive), path=archive)
+        try:
+            parent_fd = _open_under(dest_fd, dest, parts[:-1], create=True)
+        except BaseException:
+            os.close(staged_fd)
+            raise
         try:
             name = parts[-1]
             try:
@@ -326,10 +334,10 @@ def _swap_in(staging: str, dest: str, members: List[tarfile.TarInfo], dest_fd: i
                 st = None
             # left alone only when nothing rsync -a would see differs: same bytes (or link target), mode, owner
             # and mtime; the same content with another owner or mtime is put back from staging
-            if member.isfile() and st is not None and stat.S_ISREG(st.st_mode) and _same_attrs(st, staged) \
-                    and _same_file(staged, parent_fd, name):
+            if member.isfile() and st is not None and stat.S_ISREG(st.st_mode) and _same_attrs(st, staged_fd, name) \
+                    and _same_file(staged_fd, parent_fd, name):
                 continue
-            if member.issym() and st is not None and stat.S_ISLNK(st.st_mode) and _same_attrs(st, staged) \
+            if member.issym() and st is not None and stat.S_ISLNK(st.st_mode) and _same_attrs(st, staged_fd, name) \
                     and os.readlink(name, dir_fd=parent_fd) == member.linkname:
                 continue
             if st is not None and stat.S_ISDIR(st.st_mode):
@@ -346,18 +354,27 @@ def _swap_in(staging: str, dest: str, members: List[tarfile.TarInfo], dest_fd: i
                     restored.append(target)
                     continue
             # rename replaces whatever is at the name (a planted symlink included), never writes through it
-            os.replace(staged, name, dst_dir_fd=parent_fd)
+            os.replace(name, name, src_dir_fd=staged_fd, dst_dir_fd=parent_fd)
             os.fsync(parent_fd)
         finally:
             os.close(parent_fd)
+            os.close(staged_fd)
         restored.append(target)
     for member in sorted(dirs, key=lambda m: m.name.count('/'), reverse=True):
-        staged = os.path.join(staging, member.name)
-        if not os.path.isdir(staged):
+        parts = [p for p in member.name.split('/') if p]
+        holder = _open_parents(staging_fd, parts, member, archive) if parts else os.dup(staging_fd)
+        if holder is None:
             continue
-        # The archived attributes, not the staged directory's: extracting its files changed its mtime, and
+        try:
+            st = os.stat(parts[-1] if parts else '.', dir_fd=holder, follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        finally:
+            os.close(holder)
+        if not stat.S_ISDIR(st.st_mode):
+            continue
+        # The archived mode and mtime, not the staged directory's: extracting its files changed its mtime, and
         # on Python 3.12+ the tar filter cleared its sticky/setgid and group/other-write bits.
-        st = os.stat(staged)
         fd = _open_under(dest_fd, dest, [p for p in member.name.split('/') if p], create=False)
         try:
             if os.geteuid() == 0:

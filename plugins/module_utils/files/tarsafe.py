@@ -17,6 +17,8 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import decimal
 import errno
 import os
@@ -172,14 +174,76 @@ def extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: str, num
     check_members([member], archive)
     if dest_fd is None:
         _guard_on_disk(member, dest, archive)
-    else:
-        _guard_in_dir(member, dest_fd, archive)
-    tar.extract(member, dest, set_attrs=True, numeric_owner=numeric_owner, **_filter_kwargs())
-    if not member.isdir():
-        # tarfile sets a float mtime and none on a symlink: the exact one on both (a directory's is set by the
-        # caller after its content is in place - writing a file into it changes it again).
-        ns = mtime_ns(member)
-        os.utime(os.path.join(dest, member.name), ns=(ns, ns), follow_symlinks=False)
+        tar.extract(member, dest, set_attrs=True, numeric_owner=numeric_owner, **_filter_kwargs())
+        if not member.isdir():
+            ns = mtime_ns(member)
+            os.utime(os.path.join(dest, member.name), ns=(ns, ns), follow_symlinks=False)
+        return
+    _guard_in_dir(member, dest_fd, archive)
+    parts = [p for p in member.name.split('/') if p not in ('', '.')]
+    if not parts:
+        tar.extract(member, dest, set_attrs=True, numeric_owner=numeric_owner, **_filter_kwargs())
+        return
+    # Extracted by its last name into its directory's descriptor: the whole path may be longer than PATH_MAX
+    # (a deep tree), and every call with it would fail with ENAMETOOLONG.
+    parent = _make_parents(dest_fd, parts, member, archive)
+    try:
+        if member.islnk():
+            link_parts = [p for p in member.linkname.split('/') if p not in ('', '.')]
+            holder = _open_parents(dest_fd, link_parts, member, archive) if link_parts else None
+            if holder is None:
+                _refuse([(member.name, 'hard link to a file that is not in the archive before it')], archive)
+            try:
+                with _suppress_missing():
+                    os.unlink(parts[-1], dir_fd=parent)
+                os.link(link_parts[-1], parts[-1], src_dir_fd=holder, dst_dir_fd=parent, follow_symlinks=False)
+            finally:
+                os.close(holder)
+        else:
+            short = copy.copy(member)
+            short.name = parts[-1]
+            tar.extract(short, '/proc/self/fd/%d' % parent, set_attrs=True, numeric_owner=numeric_owner,
+                        **_filter_kwargs())
+        if not member.isdir():
+            # tarfile sets a float mtime and none on a symlink: the exact one on both (a directory's is set by the
+            # caller after its content is in place - writing a file into it changes it again).
+            ns = mtime_ns(member)
+            os.utime(parts[-1], ns=(ns, ns), dir_fd=parent, follow_symlinks=False)
+    finally:
+        os.close(parent)
+
+
+@contextlib.contextmanager
+def _suppress_missing() -> Iterator[None]:
+    try:
+        yield
+    except FileNotFoundError:
+        pass
+
+
+def _make_parents(root_fd: int, parts: List[str], member: tarfile.TarInfo, archive: str) -> int:
+    """The directory holding ``parts[-1]`` under ``root_fd``, created (0700, like tar's missing parents get their
+    mode from their own member later) where missing, entered without following a symlink."""
+    fd = os.dup(root_fd)
+    try:
+        for part in parts[:-1]:
+            try:
+                os.mkdir(part, 0o700, dir_fd=fd)
+            except FileExistsError:
+                pass
+            try:
+                child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                    raise
+                _refuse([(member.name, 'a directory on its path is a symlink or not a directory (not followed)')],
+                        archive)
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def extract_all(tar: tarfile.TarFile, dest: str, numeric_owner: bool = False, archive: str = '') -> None:
