@@ -218,3 +218,33 @@ def test_paths_longer_than_path_max_round_trip(tmp_path):
     assert not list(target.glob('.opsready-restore-*')), 'staging directory left behind'
     again = run_playbook(write_playbook(tmp_path, [restore_task(dest, target)]))
     assert again.rc == 0 and again.result('restore')['changed'] is False, again.stdout[-3000:]
+
+
+def test_sparse_files_come_back_sparse(tmp_path):
+    """A 256 MiB sparse file with 8 KiB of data (a VM image, a pre-sized database): the restore must not
+    allocate 256 MiB of zeros. A fully allocated file of zeros stays allocated (it may be pre-sized on purpose)."""
+    src = tmp_path / 'src' / 'images'
+    src.mkdir(parents=True)
+    size = 256 * 1024 * 1024
+    with open(src / 'disk.img', 'wb') as handle:
+        handle.write(b'head' * 1024)
+        handle.seek(size - 4096)
+        handle.write(b'tail' * 1024)
+    (src / 'zeros.bin').write_bytes(bytes(1024 * 1024))
+    os.utime(src / 'disk.img', ns=(NS, NS))
+    assert os.stat(src / 'disk.img').st_blocks * 512 < 1024 * 1024, 'this file system does not keep holes'
+    dest = tmp_path / 'backups'
+    target = tmp_path / 'restored'
+    result = run_playbook(write_playbook(tmp_path, [backup_task(src, dest), restore_task(dest, target)]))
+    assert result.rc == 0, result.stdout[-3000:]
+    restored = target / str(src).lstrip('/')
+    st = os.stat(restored / 'disk.img')
+    assert st.st_size == size and st.st_mtime_ns == NS
+    assert st.st_blocks * 512 < 1024 * 1024, 'holes filled: %d bytes allocated' % (st.st_blocks * 512)
+    with open(restored / 'disk.img', 'rb') as handle:
+        assert handle.read(4096) == b'head' * 1024
+        handle.seek(size - 4096)
+        assert handle.read() == b'tail' * 1024
+    assert os.stat(restored / 'zeros.bin').st_blocks * 512 >= 1024 * 1024
+    assert_same_tree(src, restored)
+

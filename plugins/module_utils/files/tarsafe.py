@@ -199,6 +199,8 @@ def extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: str, num
                 os.link(link_parts[-1], parts[-1], src_dir_fd=holder, dst_dir_fd=parent, follow_symlinks=False)
             finally:
                 os.close(holder)
+        elif member.isreg() and member.pax_headers.get(SPARSE_KEYWORD) == '1':
+            _write_sparse(tar, member, parts[-1], parent, numeric_owner)
         else:
             short = copy.copy(member)
             short.name = parts[-1]
@@ -211,6 +213,59 @@ def extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: str, num
             os.utime(parts[-1], ns=(ns, ns), dir_fd=parent, follow_symlinks=False)
     finally:
         os.close(parent)
+
+
+# Written by file_backup on files with holes (fewer blocks than bytes): their zero runs are written back as holes.
+SPARSE_KEYWORD = 'OPSREADY.sparse'
+_HOLE = 64 * 1024
+
+
+def _write_sparse(tar: tarfile.TarFile, member: tarfile.TarInfo, name: str, parent: int, numeric_owner: bool) -> None:
+    """A regular file whose all-zero 64 KiB blocks are skipped (holes), then its owner and mode, as tarfile would
+    set them (names resolved unless ``numeric_owner``; only root changes owners)."""
+    with _suppress_missing():
+        os.unlink(name, dir_fd=parent)
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0), 0o600,
+                 dir_fd=parent)
+    try:
+        source = tar.extractfile(member)
+        if source is None:
+            raise tarfile.ReadError('no data for %s' % member.name)
+        while True:
+            block = source.read(_HOLE)
+            if not block:
+                break
+            if block.count(0) == len(block):
+                os.lseek(fd, len(block), os.SEEK_CUR)
+                continue
+            view = memoryview(block)
+            while view:
+                view = view[os.write(fd, view):]
+        os.ftruncate(fd, member.size)
+        if os.geteuid() == 0:
+            uid, gid = member.uid, member.gid
+            if not numeric_owner:
+                uid, gid = _named_ids(member)
+            os.fchown(fd, uid, gid)
+        os.fchmod(fd, member.mode & 0o7777)
+    finally:
+        os.close(fd)
+
+
+def _named_ids(member: tarfile.TarInfo) -> Any:
+    """uid/gid by the archived names when they exist here, else the archived numbers (what tarfile does)."""
+    uid, gid = member.uid, member.gid
+    try:
+        import grp
+        gid = grp.getgrnam(member.gname).gr_gid if member.gname else gid
+    except (ImportError, KeyError):
+        pass
+    try:
+        import pwd
+        uid = pwd.getpwnam(member.uname).pw_uid if member.uname else uid
+    except (ImportError, KeyError):
+        pass
+    return uid, gid
 
 
 @contextlib.contextmanager
