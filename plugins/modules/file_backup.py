@@ -80,7 +80,8 @@ options:
     elements: str
   skip_unchanged:
     description:
-      - Do not write a new archive when nothing (names, sizes, modes, owners, mtimes) changed since
+      - Do not write a new archive when nothing (names, sizes, modes, owners, mtimes, and the ctimes that reveal an
+        edit whose mtime was put back) changed since
         the newest archive of this set (and the encryption settings are the same); the module then
         reports C(changed=false).
     type: bool

@@ -248,3 +248,20 @@ def test_sparse_files_come_back_sparse(tmp_path):
     assert os.stat(restored / 'zeros.bin').st_blocks * 512 >= 1024 * 1024
     assert_same_tree(src, restored)
 
+
+def test_skip_unchanged_sees_content_changed_with_the_mtime_put_back(tmp_path):
+    """cp -p, rsync -t, touch -r, a tool that restores the mtime after an edit: same size, same mtime, new
+    content. Skipping the backup then would leave the old content as the newest archive; the inode's ctime (which
+    nobody can set) says it changed."""
+    src = make_tree(tmp_path / 'src')
+    dest = tmp_path / 'backups'
+    book = write_playbook(tmp_path, [backup_task(src, dest, skip_unchanged=True)])
+    assert run_playbook(book).result('backup')['changed'] is True
+    assert run_playbook(book).result('backup')['changed'] is False
+    (src / 'plain.conf').write_bytes(b'listen = 9090\n')      # same size
+    os.utime(src / 'plain.conf', ns=(NS, NS))
+    out = run_playbook(book).result('backup')
+    assert out['changed'] is True and out['skipped_unchanged'] is False
+    target = tmp_path / 'restored'
+    assert run_playbook(write_playbook(tmp_path, [restore_task(dest, target)])).rc == 0
+    assert (target / str(src).lstrip('/') / 'plain.conf').read_bytes() == b'listen = 9090\n'

@@ -284,7 +284,7 @@ def check_sources(paths: List[str]) -> None:
 
 
 def tree_fingerprint(paths: List[str]) -> Tuple[str, int, bool]:
-    """A digest of names, sizes, modes, owners and mtimes: equal digests mean nothing changed.
+    """A digest of names, sizes, modes, owners, mtimes and ctimes: equal digests mean nothing changed.
 
     Returns (digest, regular file count, whether a private key seems to be included).
     """
@@ -294,7 +294,10 @@ def tree_fingerprint(paths: List[str]) -> Tuple[str, int, bool]:
     for path, st, dir_fd, entry in walk_entries(paths):
         if is_special(st):
             continue
-        record = '%s\0%o\0%d\0%d\0%d\0%d\n' % (path, st.st_mode, st.st_size, st.st_mtime_ns, st.st_uid, st.st_gid)
+        # ctime too: an edit that puts the mtime back (cp -p, rsync -t, touch -r) keeps size and mtime, and nobody
+        # can set the ctime; without it skip_unchanged kept the old content as the newest archive
+        record = '%s\0%o\0%d\0%d\0%d\0%d\0%d\n' % (path, st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
+                                                 st.st_uid, st.st_gid)
         digest.update(record.encode('utf-8', 'surrogateescape'))
         if stat.S_ISREG(st.st_mode):
             count += 1
