@@ -207,7 +207,7 @@ def _open_created(staging: str, created: os.stat_result) -> int:
 
 def _recorded_file(manifest: Manifest) -> Optional[Tuple[int, int, int]]:
     """(mode, uid, gid) the source file had at backup time; None for a manifest written before they were kept."""
-    held = (manifest.data.get('details') or {}).get('file')
+    held: Dict[str, Any] = (manifest.data.get('details') or {}).get('file') or {}
     try:
         return int(held['mode'], 8) & 0o7777, int(held['uid']), int(held['gid'])
     except (TypeError, KeyError, ValueError):
