@@ -9,8 +9,9 @@ managed host may run anything from 3.9 on. Every member is therefore checked her
 (no absolute paths, no ``..``, no links or devices escaping the root) and against what is already on
 disk (its parent directory must resolve inside the root, so no member is written through a symlink an
 earlier member planted; an existing symlink at its own path is replaced, never written through). The
-``tar`` filter is added on top where the interpreter has it; it also clears setuid/setgid/sticky and
-group/other-write bits, which the older interpreters restore as archived.
+``tar`` filter is added on top where the interpreter has it, with the archived mode kept (the filter would
+clear setuid/setgid/sticky and group/other-write bits, which the older interpreters restore as archived: the
+same archive must give the same files everywhere).
 
 Private to opsready.operations; do not import from other collections.
 """
@@ -85,8 +86,18 @@ def _guard_on_disk(member: tarfile.TarInfo, dest: str, archive: str) -> None:
         _refuse([(member.name, 'would replace a directory extracted before it')], archive)
 
 
+def _tar_filter_keeping_mode(member: tarfile.TarInfo, path: str) -> Optional[tarfile.TarInfo]:
+    """The ``tar`` filter's refusals with the archived mode kept: it also clears setuid/setgid/sticky and
+    group/other-write bits, so the same archive gave other files depending on the interpreter (a setuid helper lost
+    its bit on 3.12, kept it on 3.11.2). A backup tool gives back the modes it archived."""
+    filtered = tarfile.tar_filter(member, path)  # type: ignore[attr-defined]
+    if filtered is None or member.mode is None or filtered.mode == member.mode:
+        return filtered
+    return filtered.replace(mode=member.mode, deep=False)  # type: ignore[no-any-return]
+
+
 def _filter_kwargs() -> Dict[str, Any]:
-    return {'filter': 'tar'} if HAS_EXTRACTION_FILTER else {}
+    return {'filter': _tar_filter_keeping_mode} if HAS_EXTRACTION_FILTER else {}
 
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
