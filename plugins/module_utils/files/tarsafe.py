@@ -90,7 +90,14 @@ def _tar_filter_keeping_mode(member: tarfile.TarInfo, path: str) -> Optional[tar
     """The ``tar`` filter's refusals with the archived mode kept: it also clears setuid/setgid/sticky and
     group/other-write bits, so the same archive gave other files depending on the interpreter (a setuid helper lost
     its bit on 3.12, kept it on 3.11.2). A backup tool gives back the modes it archived."""
-    filtered = tarfile.tar_filter(member, path)  # type: ignore[attr-defined]
+    try:
+        filtered = tarfile.tar_filter(member, path)  # type: ignore[attr-defined]
+    except OSError as exc:
+        if exc.errno != errno.ENAMETOOLONG:
+            raise
+        # its realpath() of a directory deeper than PATH_MAX cannot be had; the member was checked already (by
+        # name in check_members, on disk through descriptors in _guard_in_dir) and is written by its last name
+        return member
     if filtered is None or member.mode is None or filtered.mode == member.mode:
         return filtered
     return filtered.replace(mode=member.mode, deep=False)  # type: ignore[no-any-return]

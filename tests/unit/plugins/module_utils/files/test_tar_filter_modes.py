@@ -30,6 +30,19 @@ for name, mode in modes.items():
     os.chmod(os.path.join(src, name), mode)
 os.mkdir(os.path.join(src, 'sticky'))
 os.chmod(os.path.join(src, 'sticky'), 0o1777)
+def deep(top, create):
+    fd = os.open(top, os.O_RDONLY)
+    for _level in range(22):   # deeper than PATH_MAX: the filter's realpath() cannot resolve it
+        if create:
+            os.mkdir('d' * 200, dir_fd=fd)
+        child = os.open('d' * 200, os.O_RDONLY, dir_fd=fd)
+        os.close(fd)
+        fd = child
+    return fd
+fd = deep(src, True)
+os.close(os.open('deep-suid', os.O_WRONLY | os.O_CREAT, 0o600, dir_fd=fd))
+os.chmod('deep-suid', 0o4750, dir_fd=fd)
+os.close(fd)
 dest = os.path.join(base, 'b')
 archive.prepare_dest(dest, False)
 made = archive.create_archive([src], dest, 's', compression='none')
@@ -37,6 +50,8 @@ extract.restore_archive(read_manifest(made['path'] + '.manifest.json'), os.path.
 restored = os.path.join(base, 'r', src.lstrip('/'))
 for name in sorted(list(modes) + ['sticky']):
     print(name, oct(os.stat(os.path.join(restored, name)).st_mode & 0o7777))
+fd = deep(restored, False)
+print('deep-suid', oct(os.stat('deep-suid', dir_fd=fd).st_mode & 0o7777))
 '''
 
 
@@ -59,4 +74,4 @@ def test_restore_keeps_setuid_sticky_and_group_write_under_the_tar_filter(tmp_pa
     assert out.returncode == 0, out.stderr[-3000:]
     found = dict(line.split() for line in out.stdout.splitlines())
     assert found == {'suid': '0o4755', 'sgid': '0o2750', 'group-writable': '0o664', 'world-writable': '0o666',
-                     'sticky': '0o1777'}
+                     'sticky': '0o1777', 'deep-suid': '0o4750'}
