@@ -21,8 +21,10 @@ description:
     tar C(--format=posix) writes them), symlinks as links (never followed) and hard links as links - with any file
     name (newlines, backslashes, bytes that are not UTF-8, shown escaped in results), paths longer than 4096 bytes,
     and sparse files as sparse files (the archive holds their zeros, compressed; the restore writes every all-zero
-    64 KiB block back as a hole). Not kept - extended attributes and POSIX ACLs (C(security.capability) included)
-    and atimes; FIFOs, sockets and devices are listed in RV(not_archived).
+    64 KiB block back as a hole), extended attributes C(user.*) and C(trusted.*), POSIX ACLs (access and default)
+    and file capabilities (C(security.capability)) of files and directories (pax C(SCHILY.xattr.*) records, which
+    C(tar --xattrs) reads too). Not kept - SELinux labels (the restoring host's policy sets them), extended
+    attributes of symlinks, and atimes; FIFOs, sockets and devices are listed in RV(not_archived).
   - Archives are always written C(0600); when the trees hold private keys the backup directory is made C(0700).
   - With O(encrypt=true) the compressed stream is encrypted in the same pass to the age public keys in
     O(recipients) (the age v1 format; Debian's C(age -d) decrypts it). Only public keys are needed on

@@ -114,6 +114,15 @@ sha256:
   returned: success
   type: str
   sample: af43b0bca098e082b20f389a5676573a9cb9b5ba72c6712c3142069358bce315
+not_restored:
+  description:
+    - Attributes that could not be put back, each with a warning - an extended attribute or ACL the target file
+      system or user does not take (C(user.*) on a file system without them, C(trusted.*) as another user than
+      root). The files themselves were restored.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"path": "etc/myapp/run.sh", "reason": "extended attribute trusted.x not restored: Operation not permitted"}]
 encrypted:
   description: Whether the archive was encrypted (and was decrypted with the identity given).
   returned: success
@@ -164,10 +173,13 @@ def main():
     restored = outcome['restored']
     if module.check_mode:
         restored = [os.path.join(p['dest'], name) for name in restored]
+    for problem in outcome.get('not_restored') or []:
+        module.warn(safeio.displayable('%s: %s.' % (problem['path'], problem['reason'])))
     # file names that are not UTF-8 are shown escaped (ansible-core refuses lone surrogates in a result)
     restored = safeio.displayable(restored)
     module.exit_json(changed=bool(restored), archive=manifest.path, restored=restored, encrypted=encrypted,
                      unchanged=outcome['unchanged'], sha256=manifest.data['sha256'],
+                     not_restored=safeio.displayable(outcome.get('not_restored') or []),
                      diff={'before': '', 'after': '\n'.join(restored) + ('\n' if restored else '')})
 
 

@@ -49,6 +49,7 @@ def _arcname(path: str) -> str:
 
 ARCHIVED_TYPES = (stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK)
 SPARSE_KEYWORD = 'OPSREADY.sparse'
+XATTR_PREFIX = 'SCHILY.xattr.'
 
 
 def walk_entries(paths: List[str]) -> Iterator[Tuple[str, os.stat_result, int, str]]:
@@ -150,6 +151,14 @@ def _group_name(gid: int) -> str:
 FILE_LIST_LIMIT = 20000
 
 
+def _add_xattrs(info: tarfile.TarInfo, fd: int) -> None:
+    """The extended attributes worth restoring (user.*, trusted.*, POSIX ACLs, file capabilities) as pax
+    ``SCHILY.xattr.<name>`` records, as GNU tar --xattrs and bsdtar write and read them; values are bytes, carried
+    through tarfile as surrogate-escaped text. security.selinux is left to the restoring host's policy."""
+    for key, value in safeio.read_xattrs(fd).items():
+        info.pax_headers = dict(info.pax_headers, **{XATTR_PREFIX + key: value.decode('utf-8', 'surrogateescape')})
+
+
 def _record(info: tarfile.TarInfo, kind: str, **extra: Any) -> Dict[str, Any]:
     record = {'path': info.name, 'type': kind, 'mode': '%04o' % info.mode, 'uid': info.uid, 'gid': info.gid,
               'owner': info.uname or None, 'group': info.gname or None}
@@ -177,6 +186,15 @@ def add_entry(tar: tarfile.TarFile, path: str, st: os.stat_result, dir_fd: int, 
         return True
     if stat.S_ISDIR(st.st_mode):
         info = _tarinfo(st, arcname)
+        try:
+            dir_fd_own = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+        except OSError:
+            dir_fd_own = -1   # swapped or gone: archived without its extended attributes
+        if dir_fd_own >= 0:
+            try:
+                _add_xattrs(info, dir_fd_own)
+            finally:
+                os.close(dir_fd_own)
         tar.addfile(info)
         if files is not None:
             files.append(_record(info, 'dir'))
@@ -205,6 +223,7 @@ def add_entry(tar: tarfile.TarFile, path: str, st: os.stat_result, dir_fd: int, 
         if real.st_nlink > 1:
             links[key] = arcname
         info = _tarinfo(real, arcname)
+        _add_xattrs(info, fd)
         if real.st_blocks * 512 < real.st_size:
             # Fewer blocks than bytes: it has holes. The archive holds its zeros (tarfile writes no GNU sparse map);
             # this vendor keyword tells file_restore to write them back as holes, so a 100 GiB image with 1 MiB of

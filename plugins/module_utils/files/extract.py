@@ -31,7 +31,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.streami
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 from ansible_collections.opsready.operations.plugins.module_utils.files.archive import ENGINE
 from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe import (  # noqa: F401 (re-exported)
-    _open_parents, check_members, extract_member, mtime_ns)
+    _open_parents, apply_xattrs, check_members, extract_member, member_xattrs, mtime_ns)
 
 
 def find_archive(src: str, set_name: Optional[str] = None, artifact: Optional[str] = None) -> Manifest:
@@ -116,6 +116,7 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
     # user's (a restore into /home/alice), who can rename root's staging directory and put a link to /etc at its
     # name while root extracts into it or moves files out of it.
     dest_fd = os.open(dest, _DIR_FLAGS)
+    problems: List[Dict[str, str]] = []
     try:
         name, staging_fd = _make_staging(dest_fd, dest)
         staging = '/proc/self/fd/%d' % staging_fd   # the directory itself, whatever its name leads to now
@@ -126,15 +127,15 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
                     for member in tar:
                         if member.name in names:
                             extract_member(tar, member, staging, numeric_owner=os.geteuid() == 0,
-                                           archive=manifest.path, dest_fd=staging_fd)
+                                           archive=manifest.path, dest_fd=staging_fd, problems=problems)
                 drain(stream)
-            restored = _swap_in(staging_fd, dest, wanted, dest_fd, manifest.path)
+            restored = _swap_in(staging_fd, dest, wanted, dest_fd, manifest.path, problems)
         finally:
             _remove_staging(dest_fd, name, staging_fd)
     finally:
         os.close(dest_fd)
     return {'restored': restored, 'unchanged': len([m for m in wanted if not m.isdir()]) - len(restored),
-            'staged': None}
+            'staged': None, 'not_restored': problems}
 
 
 def _make_staging(dest_fd: int, dest: str) -> Tuple[str, int]:
@@ -247,8 +248,9 @@ def _open_under(dest_fd: int, dest: str, parts: List[str], create: bool) -> int:
     return fd
 
 
-def _same_file(staged_fd: int, parent_fd: int, name: str) -> bool:
-    """Whether the regular file ``name`` (not a link) already holds the staged bytes (``name`` in ``staged_fd``)."""
+def _same_file(staged_fd: int, parent_fd: int, name: str, compare_xattrs: bool = False) -> bool:
+    """Whether the regular file ``name`` (not a link) already holds the staged bytes (``name`` in ``staged_fd``)
+    and, with ``compare_xattrs``, the same kept extended attributes (ACLs, capabilities, user.*)."""
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, 'O_CLOEXEC', 0)
     try:
         fd = os.open(name, flags, dir_fd=parent_fd)
@@ -256,6 +258,8 @@ def _same_file(staged_fd: int, parent_fd: int, name: str) -> bool:
         return False
     with os.fdopen(fd, 'rb') as target, os.fdopen(os.open(name, flags, dir_fd=staged_fd), 'rb') as source:
         if not stat.S_ISREG(os.fstat(fd).st_mode) or os.fstat(fd).st_size != os.fstat(source.fileno()).st_size:
+            return False
+        if compare_xattrs and safeio.read_xattrs(fd) != safeio.read_xattrs(source.fileno()):
             return False
         while True:
             a, b = source.read(1024 * 1024), target.read(1024 * 1024)
@@ -302,7 +306,8 @@ def _link_in_place(dest_fd: int, dest: str, member: tarfile.TarInfo, st: Optiona
         os.close(holder)
 
 
-def _swap_in(staging_fd: int, dest: str, members: List[tarfile.TarInfo], dest_fd: int, archive: str) -> List[str]:
+def _swap_in(staging_fd: int, dest: str, members: List[tarfile.TarInfo], dest_fd: int, archive: str,
+             problems: Optional[List[Dict[str, str]]] = None) -> List[str]:
     """Move each staged member into place, relative to directory descriptors (see ``_open_under``) on both sides -
     a path may be longer than PATH_MAX. ``staging_fd`` is the staging directory's descriptor, ``dest_fd`` the target
     root's (the caller closes both)."""
@@ -335,7 +340,7 @@ def _swap_in(staging_fd: int, dest: str, members: List[tarfile.TarInfo], dest_fd
             # left alone only when nothing rsync -a would see differs: same bytes (or link target), mode, owner
             # and mtime; the same content with another owner or mtime is put back from staging
             if member.isfile() and st is not None and stat.S_ISREG(st.st_mode) and _same_attrs(st, staged_fd, name) \
-                    and _same_file(staged_fd, parent_fd, name):
+                    and _same_file(staged_fd, parent_fd, name, compare_xattrs=True):
                 continue
             if member.issym() and st is not None and stat.S_ISLNK(st.st_mode) and _same_attrs(st, staged_fd, name) \
                     and os.readlink(name, dir_fd=parent_fd) == member.linkname:
@@ -380,6 +385,7 @@ def _swap_in(staging_fd: int, dest: str, members: List[tarfile.TarInfo], dest_fd
             if os.geteuid() == 0:
                 os.chown(fd, st.st_uid, st.st_gid)
             os.chmod(fd, member.mode & 0o7777)
+            apply_xattrs(fd, member_xattrs(member), member.name, problems)
             ns = mtime_ns(member)
             os.utime(fd, ns=(ns, ns))
         finally:

@@ -26,7 +26,7 @@ import errno
 import os
 import secrets
 import stat
-from typing import Any, BinaryIO, Iterator, List, Optional, Tuple
+from typing import Any, BinaryIO, Dict, Iterator, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 
@@ -479,3 +479,25 @@ def displayable(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [displayable(v) for v in value]
     return value
+
+
+# Extended attributes file_backup keeps: the user's, trusted ones (root), POSIX ACLs and file capabilities.
+# security.selinux (and IMA/EVM) labels belong to the host restoring the file.
+XATTR_NAMESPACES = ('user.', 'trusted.')
+XATTR_NAMES = ('system.posix_acl_access', 'system.posix_acl_default', 'security.capability')
+
+
+def read_xattrs(fd: int) -> Dict[str, bytes]:
+    """The kept extended attributes of an open file or directory; {} where the file system has none."""
+    try:
+        names = os.listxattr(fd)
+    except OSError:
+        return {}   # ENOTSUP and the like: nothing to keep
+    found = {}
+    for name in sorted(names):
+        if name.startswith(XATTR_NAMESPACES) or name in XATTR_NAMES:
+            try:
+                found[name] = os.getxattr(fd, name)
+            except OSError:
+                continue   # removed meanwhile, or not readable by this user
+    return found

@@ -181,8 +181,31 @@ def mtime_ns(member: tarfile.TarInfo) -> int:
     return int(member.mtime * 1000000000)
 
 
+XATTR_PREFIX = 'SCHILY.xattr.'
+
+
+def member_xattrs(member: tarfile.TarInfo) -> Dict[str, bytes]:
+    """The extended attributes archived with ``member`` (pax ``SCHILY.xattr.<name>``, values as bytes)."""
+    return {key[len(XATTR_PREFIX):]: value.encode('utf-8', 'surrogateescape')
+            for key, value in sorted(member.pax_headers.items()) if key.startswith(XATTR_PREFIX)}
+
+
+def apply_xattrs(fd: int, xattrs: Dict[str, bytes], name: str, problems: Optional[List[Dict[str, str]]]) -> None:
+    """Set them on ``fd`` (after its owner and mode: a chown clears security.capability). One that this file
+    system or user cannot take is reported in ``problems`` (raised without a list), never dropped silently."""
+    for key, value in xattrs.items():
+        try:
+            os.setxattr(fd, key, value)
+        except OSError as exc:
+            if problems is None:
+                raise
+            problems.append({'path': name, 'reason': 'extended attribute %s not restored: %s'
+                             % (key, exc.strerror or exc)})
+
+
 def extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: str, numeric_owner: bool = False,
-                   archive: str = '', dest_fd: Optional[int] = None) -> None:
+                   archive: str = '', dest_fd: Optional[int] = None,
+                   problems: Optional[List[Dict[str, str]]] = None) -> None:
     """Extract one member under ``dest`` after refusing it if it would escape.
 
     With ``dest_fd`` (a descriptor of the root, ``dest`` then being ``/proc/self/fd/<dest_fd>``), what is on disk
@@ -224,6 +247,14 @@ def extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: str, num
             short.name = parts[-1]
             tar.extract(short, '/proc/self/fd/%d' % parent, set_attrs=True, numeric_owner=numeric_owner,
                         **_filter_kwargs())
+        xattrs = member_xattrs(member)
+        if xattrs and member.isreg():   # a directory's are set by the caller on the directory put in place
+            fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, 'O_CLOEXEC', 0),
+                         dir_fd=parent)
+            try:
+                apply_xattrs(fd, xattrs, member.name, problems)
+            finally:
+                os.close(fd)
         if not member.isdir():
             # tarfile sets a float mtime and none on a symlink: the exact one on both (a directory's is set by the
             # caller after its content is in place - writing a file into it changes it again).
