@@ -124,6 +124,9 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
             with _corrupt_is_integrity_error(manifest), _open(manifest, identities) as stream:
                 with tarfile.open(fileobj=stream, mode='r|') as tar:  # type: ignore[call-overload]
                     names = {m.name for m in wanted}
+                    # a hard link selected by ``only`` without its first name: that file is extracted into staging
+                    # as well (the link's content is there), but not put in place
+                    names |= {m.linkname for m in wanted if m.islnk()}
                     for member in tar:
                         if member.name in names:
                             extract_member(tar, member, staging, numeric_owner=os.geteuid() == 0,
@@ -312,6 +315,7 @@ def _swap_in(staging_fd: int, dest: str, members: List[tarfile.TarInfo], dest_fd
     a path may be longer than PATH_MAX. ``staging_fd`` is the staging directory's descriptor, ``dest_fd`` the target
     root's (the caller closes both)."""
     restored = []
+    placed = {m.name for m in members}
     # Directories first (parents before children), files after; directory modes re-applied last
     # so a read-only directory does not block its own files.
     dirs = [m for m in members if m.isdir()]
@@ -351,7 +355,8 @@ def _swap_in(staging_fd: int, dest: str, members: List[tarfile.TarInfo], dest_fd
                 # A hard link is made to the file its first name put in place (or left alone, being identical):
                 # moving the staged inode in would split the pair whenever that first name was left alone, and
                 # report the link as restored on every run.
-                linked = _link_in_place(dest_fd, dest, member, st, parent_fd, name)
+                linked = _link_in_place(dest_fd, dest, member, st, parent_fd, name) if member.linkname in placed \
+                    else False
                 if linked is None:
                     continue
                 if linked:
