@@ -309,6 +309,40 @@ def _link_in_place(dest_fd: int, dest: str, member: tarfile.TarInfo, st: Optiona
         os.close(holder)
 
 
+def _refuse_type_conflicts(dest_fd: int, dest: str, members: List[tarfile.TarInfo]) -> None:
+    """Refuse, before anything is moved, a restore that would stop halfway: an archived file whose name is a
+    directory in the target, or an archived directory whose name (or a parent's) is something else."""
+    conflicts = []
+    blocked: List[str] = []   # archived directories found to be something else: what is below them is theirs
+    for member in members:
+        parts = [p for p in member.name.split('/') if p]
+        if not parts or any(member.name.startswith(prefix + '/') for prefix in blocked):
+            continue
+        try:
+            parent = _open_under(dest_fd, dest, parts[:-1], create=False)
+        except FileNotFoundError:
+            continue   # created by the restore: nothing in the way below it
+        try:
+            try:
+                st = os.stat(parts[-1], dir_fd=parent, follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if member.isdir() and not stat.S_ISDIR(st.st_mode) and not stat.S_ISLNK(st.st_mode):
+                blocked.append(member.name.rstrip('/'))
+                conflicts.append('%s (a directory in the archive, %s in the target)'
+                                 % (os.path.join(dest, member.name), safeio.kind_of(st.st_mode)))
+            elif not member.isdir() and stat.S_ISDIR(st.st_mode):
+                conflicts.append('%s (a %s in the archive, a directory in the target)'
+                                 % (os.path.join(dest, member.name), 'symlink' if member.issym() else 'file'))
+        finally:
+            os.close(parent)
+    if conflicts:
+        raise OpsReadyError('Cannot restore %s: %s. Nothing was changed; move those aside (or restore to another '
+                            'root) and run again.' % ('; '.join(conflicts[:5]), '%d names are of another type'
+                                                      % len(conflicts) if len(conflicts) > 1 else 'its type differs'),
+                            path=dest)
+
+
 def _swap_in(staging_fd: int, dest: str, members: List[tarfile.TarInfo], dest_fd: int, archive: str,
              problems: Optional[List[Dict[str, str]]] = None) -> List[str]:
     """Move each staged member into place, relative to directory descriptors (see ``_open_under``) on both sides -
@@ -316,6 +350,7 @@ def _swap_in(staging_fd: int, dest: str, members: List[tarfile.TarInfo], dest_fd
     root's (the caller closes both)."""
     restored = []
     placed = {m.name for m in members}
+    _refuse_type_conflicts(dest_fd, dest, members)
     # Directories first (parents before children), files after; directory modes re-applied last
     # so a read-only directory does not block its own files.
     dirs = [m for m in members if m.isdir()]
