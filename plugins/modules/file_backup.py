@@ -38,7 +38,8 @@ author: opsready developers (@opsready)
 options:
   paths:
     description:
-      - Files and directory trees to archive. Symlinks are archived as links, not followed.
+      - Files and directory trees to archive. Symlinks are archived as links, not followed. A path inside
+        another directory listed (or listed twice) is archived once.
       - Every directory is entered through a descriptor and every file opened without following a symlink,
         so a user who swaps a file of the tree for a link while root backs it up cannot get another file
         into the archive. A FIFO, socket or device named here is an error; inside a tree it is listed in

@@ -52,12 +52,25 @@ SPARSE_KEYWORD = 'OPSREADY.sparse'
 XATTR_PREFIX = 'SCHILY.xattr.'
 
 
+def distinct_paths(paths: List[str]) -> List[str]:
+    """``paths`` made absolute, in their order, without those a directory listed too already holds (or repeats):
+    ``/etc/nginx`` with ``/etc/nginx/sites-enabled`` archived the latter twice, and the restore of such an archive
+    failed on the second copy."""
+    tops = [os.path.abspath(p) for p in paths]
+    trees = {t for t in tops if os.path.isdir(t) and not os.path.islink(t)}
+    kept: List[str] = []
+    for top in tops:
+        if top in kept or any(top.startswith(tree.rstrip('/') + '/') for tree in trees if tree != top):
+            continue
+        kept.append(top)
+    return kept
+
+
 def walk_entries(paths: List[str]) -> Iterator[Tuple[str, os.stat_result, int, str]]:
     """(path, lstat, parent directory descriptor, name) of everything to archive, sorted for stable
     output. Directories are entered through descriptors (``os.fwalk``), symlinks never followed; the
     descriptor is valid until the next item is asked for."""
-    for top in paths:
-        top = os.path.abspath(top)
+    for top in distinct_paths(paths):
         parent = os.open(os.path.dirname(top) or '/', os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             name = os.path.basename(top) or '.'

@@ -107,6 +107,12 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
     check_members(members, manifest.path)
     wanted = [m for m in members if not only or any(m.name == o.strip('/') or m.name.startswith(o.strip('/') + '/')
                                                     for o in only)]
+    # once per name: archives written before file_backup dropped overlapping paths hold some members twice (the
+    # staged file is moved in once; the second move found nothing)
+    unique: Dict[str, tarfile.TarInfo] = {}
+    for member in wanted:
+        unique.setdefault(member.name, member)
+    wanted = list(unique.values())
     if check_mode:
         changed = [m.name for m in wanted if not m.isdir() and not _same_as_target(m, dest)]
         return {'restored': changed, 'unchanged': len(wanted) - len(changed), 'staged': None}
