@@ -174,6 +174,12 @@ def test_restore_over_a_target_puts_back_owner_mode_and_mtime_of_identical_conte
     # and now nothing differs: a second restore changes nothing
     again = run_playbook(write_playbook(tmp_path, [restore_task(dest, '/')]))
     assert again.rc == 0 and again.result('restore')['changed'] is False
+    # check mode agrees: nothing listed; and it lists a touched file
+    check = run_playbook(write_playbook(tmp_path, [restore_task(dest, '/')]), check=True)
+    assert check.rc == 0 and check.result('restore')['restored'] == []
+    os.utime(src / 'plain.conf', ns=(NS + 5, NS + 5))
+    check = run_playbook(write_playbook(tmp_path, [restore_task(dest, '/')]), check=True)
+    assert check.result('restore')['restored'] == [str(src / 'plain.conf')]
 
 
 def test_gnu_tar_reads_the_nanosecond_mtimes(tmp_path):
