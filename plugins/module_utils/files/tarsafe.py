@@ -332,11 +332,14 @@ def _make_parents(root_fd: int, parts: List[str], member: tarfile.TarInfo, archi
     try:
         for part in parts[:-1]:
             try:
-                os.mkdir(part, 0o700, dir_fd=fd)
-            except FileExistsError:
-                pass
-            try:
-                child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                try:
+                    child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                except FileNotFoundError:   # made only when missing: most members' directories exist already
+                    try:
+                        os.mkdir(part, 0o700, dir_fd=fd)
+                    except FileExistsError:
+                        pass
+                    child = os.open(part, _DIR_FLAGS, dir_fd=fd)
             except OSError as exc:
                 if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
                     raise
