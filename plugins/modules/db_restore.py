@@ -58,7 +58,10 @@ description:
     views, routines, triggers and events are recreated there from C(mariadb-dump) of the copy (definers
     and C(sql_mode) kept); a failure at any swap step undoes the earlier ones."
   - "SQLite: the backup is decompressed next to O(database), C(PRAGMA integrity_check) run on it, and it is
-    renamed into place (the old file and its C(-wal)/C(-shm) removed). Stop the application first."
+    renamed into place (the old file and its C(-wal)/C(-shm) removed). Stop the application first. The
+    restored file gets the mode and owner of the file it replaces or, where there is none (the file was lost),
+    those the source file had when it was backed up (recorded in the manifest; backups taken before this was
+    recorded restore such a file as C(0600), owned by the module's user)."
   - "SQL Server (through pyodbc; NOT YET RUN AGAINST A LIVE SERVER, tested against a recording fake, see
     docs/sqlserver.md): C(RESTORE VERIFYONLY WITH CHECKSUM) of every piece, C(RESTORE FILELISTONLY) for the
     logical file names, then C(RESTORE DATABASE) of the full (and differential) C(WITH NORECOVERY, MOVE) into

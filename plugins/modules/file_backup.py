@@ -16,8 +16,16 @@ description:
   - A JSON manifest (checksum, size, file count, sources, compression) is written next to the archive
     only after the archive is durable; an archive without a manifest is never trusted and is removed
     as the leftover of an interrupted run.
-  - Modes, owners and timestamps are preserved. Archives are always written C(0600); when the trees
-    hold private keys the backup directory is made C(0700).
+  - What a restore gives back is what C(rsync -aH) compares - content, type, mode (setuid, setgid and sticky
+    included), owner and group (by number; names are recorded too), mtimes to the nanosecond (pax header, as GNU
+    tar C(--format=posix) writes them), symlinks as links (never followed) and hard links as links - with any file
+    name (newlines, backslashes, bytes that are not UTF-8, shown escaped in results), paths longer than 4096 bytes,
+    and sparse files as sparse files (the archive holds their zeros, compressed; the restore writes every all-zero
+    64 KiB block back as a hole), extended attributes C(user.*) and C(trusted.*), POSIX ACLs (access and default)
+    and file capabilities (C(security.capability)) of files and directories (pax C(SCHILY.xattr.*) records, which
+    C(tar --xattrs) reads too). Not kept - SELinux labels (the restoring host's policy sets them), extended
+    attributes of symlinks, and atimes; FIFOs, sockets and devices are listed in RV(not_archived).
+  - Archives are always written C(0600); when the trees hold private keys the backup directory is made C(0700).
   - With O(encrypt=true) the compressed stream is encrypted in the same pass to the age public keys in
     O(recipients) (the age v1 format; Debian's C(age -d) decrypts it). Only public keys are needed on
     the backup host; the private key is needed where restores run. The manifest records the format and
@@ -30,7 +38,8 @@ author: opsready developers (@opsready)
 options:
   paths:
     description:
-      - Files and directory trees to archive. Symlinks are archived as links, not followed.
+      - Files and directory trees to archive. Symlinks are archived as links, not followed. A path inside
+        another directory listed (or listed twice) is archived once.
       - Every directory is entered through a descriptor and every file opened without following a symlink,
         so a user who swaps a file of the tree for a link while root backs it up cannot get another file
         into the archive. A FIFO, socket or device named here is an error; inside a tree it is listed in
@@ -74,7 +83,8 @@ options:
     elements: str
   skip_unchanged:
     description:
-      - Do not write a new archive when nothing (names, sizes, modes, owners, mtimes) changed since
+      - Do not write a new archive when nothing (names, sizes, modes, owners, mtimes, and the ctimes that reveal an
+        edit whose mtime was put back) changed since
         the newest archive of this set (and the encryption settings are the same); the module then
         reports C(changed=false).
     type: bool
@@ -150,6 +160,17 @@ not_archived:
   type: list
   elements: dict
   sample: [{"path": "/etc/myapp/run/control.fifo", "reason": "a FIFO (named pipe)"}]
+changed_while_read:
+  description:
+    - Files that were written to, grew or shrank while they were read. They are archived (as GNU tar does), but
+      their copy may mix old and new content (a file that shrank is padded with zeros to its announced size), so
+      each also raises a warning; the list is recorded in the manifest (C(changed_while_read)) too.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - path: /etc/myapp/app.log
+      reason: "changed while it was read (written to): the archived copy may mix old and new content"
 skipped_unchanged:
   description: Whether no archive was written because nothing changed (O(skip_unchanged)).
   returned: success
@@ -221,7 +242,7 @@ def main():
         if p[option] is not None and p[option] < 0:
             module.fail_json(msg='%s must be 0 or more, not %d.' % (option, p[option]))
     result = dict(changed=False, archive=None, manifest={}, deleted=[], leftovers_removed=[],
-                  skipped_unchanged=False, file_count=0, not_archived=[])
+                  skipped_unchanged=False, file_count=0, not_archived=[], changed_while_read=[])
     try:
         check_compression(p['compression'])
         archive.check_sources(p['paths'])
@@ -233,7 +254,7 @@ def main():
         if p['skip_unchanged'] and previous is not None and previous.data.get('fingerprint') == fingerprint \
                 and same_encryption:
             result.update(skipped_unchanged=True, archive=previous.path, manifest=previous.summary())
-            module.exit_json(**result)
+            module.exit_json(**safeio.displayable(result))
         if module.check_mode:
             safeio.check_backup_dir(p['dest'], secret, what='archives')   # the refusal a real run would meet
             result['changed'] = True
@@ -242,7 +263,7 @@ def main():
             if os.path.isdir(p['dest']):
                 result['deleted'] = prune(p['dest'], p['name'], p['keep_days'], p['keep_count'], True)
                 result['leftovers_removed'] = remove_leftovers(p['dest'], p['name'] + '-', check_mode=True)
-            module.exit_json(**result)
+            module.exit_json(**safeio.displayable(result))
         archive.prepare_dest(p['dest'], secret)
         # One run of a set at a time; only this set's leftovers are its own to remove (another set's
         # .partial in the same dest may be a run in progress).
@@ -252,14 +273,20 @@ def main():
                                               level=p['compression_level'], threads=p['threads'],
                                               fingerprint=fingerprint, file_count=count, recipients=recipients)
             result.update(changed=True, archive=manifest['path'], manifest=manifest,
-                          not_archived=manifest.get('not_archived', []))
+                          not_archived=manifest.get('not_archived', []),
+                          changed_while_read=manifest.get('changed_while_read', []))
+            for entry in result['changed_while_read']:
+                module.warn(safeio.displayable('%s %s. Back it up again when it is quiet (or stop its writer).'
+                                               % (entry['path'], entry['reason'])))
             result['deleted'] = prune(p['dest'], p['name'], p['keep_days'], p['keep_count'], False)
     except OpsReadyError as exc:
-        module.fail_json(**exc.as_fail_kwargs())
+        module.fail_json(**safeio.displayable(exc.as_fail_kwargs()))
     except OSError as exc:
-        module.fail_json(msg='File backup failed: %s (%s). No manifest was written for a partial archive.'
-                         % (exc.strerror or exc, getattr(exc, 'filename', '') or p['dest']))
-    module.exit_json(**result)
+        module.fail_json(msg=safeio.displayable('File backup failed: %s (%s). No manifest was written for a partial '
+                                                'archive.' % (exc.strerror or exc,
+                                                              getattr(exc, 'filename', '') or p['dest'])))
+    # file names that are not UTF-8 are shown escaped (ansible-core refuses lone surrogates in a result)
+    module.exit_json(**safeio.displayable(result))
 
 
 if __name__ == '__main__':

@@ -21,8 +21,13 @@ description:
     the whole archive is decrypted and authenticated (and its plaintext checksum compared) before
     anything is extracted, so a wrong or missing key, or a tampered archive, writes nothing.
   - Files are extracted into a staging directory under O(dest) and moved into place only after the
-    whole archive was read; files identical to the archived ones are left alone, so a second run
-    reports C(changed=false).
+    whole archive was read; files identical to the archived ones (content or link target, mode, owner and
+    mtime to the nanosecond) are left alone, so a second run reports C(changed=false). A file with the
+    archived content but another mtime, owner or mode is put back too. Directories get their archived mode,
+    owner and mtime after their content is in place; hard links are restored as links.
+  - Existing files that differ from the archive are replaced without asking (restoring to V(/) is the
+    point); files in O(dest) that are not in the archive are left alone. Restore to another root and
+    compare first when in doubt (check mode lists what would change).
   - O(dest) may belong to a user (a restore into C(/home/alice) as root). The staging directory (root's, C(0700))
     is used only through its descriptor - extraction through C(/proc/self/fd), renames relative to directory
     descriptors - so that user renaming it and putting a symlink at its name changes nothing outside O(dest);
@@ -109,6 +114,15 @@ sha256:
   returned: success
   type: str
   sample: af43b0bca098e082b20f389a5676573a9cb9b5ba72c6712c3142069358bce315
+not_restored:
+  description:
+    - Attributes that could not be put back, each with a warning - an extended attribute or ACL the target file
+      system or user does not take (C(user.*) on a file system without them, C(trusted.*) as another user than
+      root). The files themselves were restored.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"path": "etc/myapp/run.sh", "reason": "extended attribute trusted.x not restored: Operation not permitted"}]
 encrypted:
   description: Whether the archive was encrypted (and was decrypted with the identity given).
   returned: success
@@ -123,7 +137,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
 from ansible_collections.opsready.operations.plugins.module_utils.common import crypto_guard
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
-from ansible_collections.opsready.operations.plugins.module_utils.files import extract
+from ansible_collections.opsready.operations.plugins.module_utils.files import extract, safeio
 
 
 def main():
@@ -152,15 +166,20 @@ def main():
         outcome = extract.restore_archive(manifest, p['dest'], only=p['only'], check_mode=module.check_mode,
                                           identities=identities)
     except OpsReadyError as exc:
-        module.fail_json(**exc.as_fail_kwargs())
+        module.fail_json(**safeio.displayable(exc.as_fail_kwargs()))
     except OSError as exc:
-        module.fail_json(msg='Restore to %s failed: %s (%s).' % (p['dest'], exc.strerror or exc,
-                                                                 getattr(exc, 'filename', '')))
+        module.fail_json(msg=safeio.displayable('Restore to %s failed: %s (%s).' % (
+            p['dest'], exc.strerror or exc, getattr(exc, 'filename', ''))))
     restored = outcome['restored']
     if module.check_mode:
         restored = [os.path.join(p['dest'], name) for name in restored]
+    for problem in outcome.get('not_restored') or []:
+        module.warn(safeio.displayable('%s: %s.' % (problem['path'], problem['reason'])))
+    # file names that are not UTF-8 are shown escaped (ansible-core refuses lone surrogates in a result)
+    restored = safeio.displayable(restored)
     module.exit_json(changed=bool(restored), archive=manifest.path, restored=restored, encrypted=encrypted,
                      unchanged=outcome['unchanged'], sha256=manifest.data['sha256'],
+                     not_restored=safeio.displayable(outcome.get('not_restored') or []),
                      diff={'before': '', 'after': '\n'.join(restored) + ('\n' if restored else '')})
 
 

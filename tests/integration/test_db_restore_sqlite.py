@@ -132,3 +132,25 @@ def test_sqlite_restore_while_another_holds_the_target_fails_fast(tmp_path):
     assert done.result('restore')['_event'] == 'runner_on_ok', done.result('restore').get('msg')
     assert rows(db) == expected
     assert not [p.name for p in tmp_path.iterdir() if 'opsready' in p.name]
+
+
+def test_sqlite_restore_of_a_lost_file_gets_the_sources_mode_and_owner(tmp_path):
+    """The disaster case: the database file is gone. The restored file must be the application's again (the
+    mode and owner it had when it was backed up), not root's 0600 that the application cannot open."""
+    db = tmp_path / 'app.db'
+    expected = make_db(db)
+    os.chmod(db, 0o640)
+    owner = (54321, 54322) if os.geteuid() == 0 else (os.getuid(), os.getgid())
+    os.chown(db, *owner)
+    dest = tmp_path / 'backups'
+    result = play(tmp_path, [{'name': 'backup', 'opsready.operations.db_backup': {
+        'engine': 'sqlite', 'database': str(db), 'dest': str(dest)}}])
+    assert result.rc == 0, result.stdout[-3000:]
+    for leftover in tmp_path.glob('app.db*'):
+        leftover.unlink()
+    result = play(tmp_path, [{'name': 'restore', 'opsready.operations.db_restore': {
+        'engine': 'sqlite', 'src': str(dest), 'database': str(db)}}])
+    assert result.rc == 0, result.stdout[-3000:]
+    assert rows(db) == expected
+    st = os.stat(db)
+    assert (oct(st.st_mode & 0o7777), st.st_uid, st.st_gid) == (oct(0o640), *owner)

@@ -48,14 +48,29 @@ def _arcname(path: str) -> str:
 
 
 ARCHIVED_TYPES = (stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK)
+SPARSE_KEYWORD = 'OPSREADY.sparse'
+XATTR_PREFIX = 'SCHILY.xattr.'
+
+
+def distinct_paths(paths: List[str]) -> List[str]:
+    """``paths`` made absolute, in their order, without those a directory listed too already holds (or repeats):
+    ``/etc/nginx`` with ``/etc/nginx/sites-enabled`` archived the latter twice, and the restore of such an archive
+    failed on the second copy."""
+    tops = [os.path.abspath(p) for p in paths]
+    trees = {t for t in tops if os.path.isdir(t) and not os.path.islink(t)}
+    kept: List[str] = []
+    for top in tops:
+        if top in kept or any(top.startswith(tree.rstrip('/') + '/') for tree in trees if tree != top):
+            continue
+        kept.append(top)
+    return kept
 
 
 def walk_entries(paths: List[str]) -> Iterator[Tuple[str, os.stat_result, int, str]]:
     """(path, lstat, parent directory descriptor, name) of everything to archive, sorted for stable
     output. Directories are entered through descriptors (``os.fwalk``), symlinks never followed; the
     descriptor is valid until the next item is asked for."""
-    for top in paths:
-        top = os.path.abspath(top)
+    for top in distinct_paths(paths):
         parent = os.open(os.path.dirname(top) or '/', os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             name = os.path.basename(top) or '.'
@@ -95,7 +110,12 @@ def _tarinfo(st: os.stat_result, arcname: str, linkname: str = '') -> tarfile.Ta
     info = tarfile.TarInfo(arcname)
     info.mode = stat.S_IMODE(st.st_mode)
     info.uid, info.gid = st.st_uid, st.st_gid
-    info.mtime = int(st.st_mtime)
+    # Whole seconds in the ustar field, the exact nanoseconds in the pax header (as GNU tar --format=posix does):
+    # a float mtime would keep ~0.2 us at best, and tarfile would write int(st_mtime) alone otherwise.
+    info.mtime = st.st_mtime_ns // 1000000000
+    if st.st_mtime_ns % 1000000000:
+        whole, nanos = divmod(abs(st.st_mtime_ns), 1000000000)
+        info.pax_headers = {'mtime': '%s%d.%09d' % ('-' if st.st_mtime_ns < 0 else '', whole, nanos)}
     info.size = 0
     if stat.S_ISREG(st.st_mode):
         info.type, info.size = tarfile.REGTYPE, st.st_size
@@ -144,6 +164,14 @@ def _group_name(gid: int) -> str:
 FILE_LIST_LIMIT = 20000
 
 
+def _add_xattrs(info: tarfile.TarInfo, fd: int) -> None:
+    """The extended attributes worth restoring (user.*, trusted.*, POSIX ACLs, file capabilities) as pax
+    ``SCHILY.xattr.<name>`` records, as GNU tar --xattrs and bsdtar write and read them; values are bytes, carried
+    through tarfile as surrogate-escaped text. security.selinux is left to the restoring host's policy."""
+    for key, value in safeio.read_xattrs(fd).items():
+        info.pax_headers = dict(info.pax_headers, **{XATTR_PREFIX + key: value.decode('utf-8', 'surrogateescape')})
+
+
 def _record(info: tarfile.TarInfo, kind: str, **extra: Any) -> Dict[str, Any]:
     record = {'path': info.name, 'type': kind, 'mode': '%04o' % info.mode, 'uid': info.uid, 'gid': info.gid,
               'owner': info.uname or None, 'group': info.gname or None}
@@ -153,10 +181,11 @@ def _record(info: tarfile.TarInfo, kind: str, **extra: Any) -> Dict[str, Any]:
 
 def add_entry(tar: tarfile.TarFile, path: str, st: os.stat_result, dir_fd: int, name: str,
               links: Dict[Tuple[int, int], str], files: Optional[List[Dict[str, Any]]] = None,
-              buffer: Optional[bytearray] = None) -> bool:
+              buffer: Optional[bytearray] = None, changed: Optional[List[Dict[str, str]]] = None) -> bool:
     """Add one entry, read relative to ``dir_fd`` and never through a symlink. Returns False when it is
     not archived (a special file, or gone). ``files`` collects one record per member (``_record``);
-    ``buffer`` is the read buffer shared by the members of one archive (see ``_Padded``)."""
+    ``buffer`` is the read buffer shared by the members of one archive (see ``_Padded``); ``changed`` collects
+    the files written to while they were read (their archived copy may mix old and new bytes)."""
     arcname = _arcname(path)
     if stat.S_ISLNK(st.st_mode):
         try:
@@ -170,6 +199,15 @@ def add_entry(tar: tarfile.TarFile, path: str, st: os.stat_result, dir_fd: int, 
         return True
     if stat.S_ISDIR(st.st_mode):
         info = _tarinfo(st, arcname)
+        try:
+            dir_fd_own = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+        except OSError:
+            dir_fd_own = -1   # swapped or gone: archived without its extended attributes
+        if dir_fd_own >= 0:
+            try:
+                _add_xattrs(info, dir_fd_own)
+            finally:
+                os.close(dir_fd_own)
         tar.addfile(info)
         if files is not None:
             files.append(_record(info, 'dir'))
@@ -198,8 +236,26 @@ def add_entry(tar: tarfile.TarFile, path: str, st: os.stat_result, dir_fd: int, 
         if real.st_nlink > 1:
             links[key] = arcname
         info = _tarinfo(real, arcname)
+        _add_xattrs(info, fd)
+        if real.st_blocks * 512 < real.st_size:
+            # Fewer blocks than bytes: it has holes. The archive holds its zeros (tarfile writes no GNU sparse map);
+            # this vendor keyword tells file_restore to write them back as holes, so a 100 GiB image with 1 MiB of
+            # data does not come back as 100 GiB on disk. GNU tar ignores it (with a warning).
+            info.pax_headers = dict(info.pax_headers, **{SPARSE_KEYWORD: '1'})
         padded = _Padded(handle, buffer)
         tar.addfile(info, padded)  # type: ignore[arg-type]
+        after = os.fstat(fd)
+        if changed is not None and (padded.shrank or (after.st_size, after.st_mtime_ns) != (real.st_size,
+                                                                                            real.st_mtime_ns)):
+            # archived anyway (as GNU tar does with "file changed as we read it"), but never silently
+            if padded.shrank:
+                how = 'it shrank, the rest padded with zeros'
+            elif after.st_size != real.st_size:
+                how = 'size %d -> %d bytes, the first %d archived' % (real.st_size, after.st_size, real.st_size)
+            else:
+                how = 'written to'
+            changed.append({'path': path, 'reason': 'changed while it was read (%s): the archived copy may mix old '
+                                                    'and new content' % how})
         if files is not None:
             # The hash of the bytes archived (zero padding included when the file shrank while read).
             files.append(_record(info, 'file', size=info.size, sha256=padded.sha256.hexdigest()))
@@ -260,24 +316,29 @@ def check_sources(paths: List[str]) -> None:
 
 
 def tree_fingerprint(paths: List[str]) -> Tuple[str, int, bool]:
-    """A digest of names, sizes, modes, owners and mtimes: equal digests mean nothing changed.
+    """A digest of names, sizes, modes, owners, mtimes and ctimes: equal digests mean nothing changed.
 
     Returns (digest, regular file count, whether a private key seems to be included).
     """
     digest = hashlib.sha256()
     count = 0
     secret = False
-    for path, st in walk_sources(paths):
+    for path, st, dir_fd, entry in walk_entries(paths):
         if is_special(st):
             continue
-        record = '%s\0%o\0%d\0%d\0%d\0%d\n' % (path, st.st_mode, st.st_size, st.st_mtime_ns, st.st_uid, st.st_gid)
+        # ctime too: an edit that puts the mtime back (cp -p, rsync -t, touch -r) keeps size and mtime, and nobody
+        # can set the ctime; without it skip_unchanged kept the old content as the newest archive
+        record = '%s\0%o\0%d\0%d\0%d\0%d\0%d\n' % (path, st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
+                                                 st.st_uid, st.st_gid)
         digest.update(record.encode('utf-8', 'surrogateescape'))
         if stat.S_ISREG(st.st_mode):
             count += 1
             name = os.path.basename(path).lower()
             if any(h in name for h in SECRET_HINTS) or '/private/' in path or not st.st_mode & 0o044:
                 secret = True
-        if stat.S_ISREG(st.st_mode) and not os.access(path, os.R_OK):
+        # relative to its directory: the whole path may be longer than PATH_MAX (access() then fails, and the
+        # file was reported unreadable)
+        if stat.S_ISREG(st.st_mode) and not os.access(entry, os.R_OK, dir_fd=dir_fd):
             raise OpsReadyError('%s is not readable by this user: run with become or fix its permissions '
                                 '(nothing was archived).' % path, path=path)
     return digest.hexdigest(), count, secret
@@ -310,6 +371,7 @@ def create_archive(paths: List[str], dest: str, set_name: str, compression: str 
     artifact = os.path.join(dest, name)
     members = 0
     skipped: List[Dict[str, str]] = []
+    changed: List[Dict[str, str]] = []
     links: Dict[Tuple[int, int], str] = {}
     files: List[Dict[str, Any]] = []
     buffer = bytearray(CHUNK)
@@ -324,7 +386,7 @@ def create_archive(paths: List[str], dest: str, set_name: str, compression: str 
             with tarfile.open(fileobj=writer, mode='w', format=tarfile.PAX_FORMAT,  # type: ignore[call-overload]
                               copybufsize=CHUNK) as tar:
                 for path, st, dir_fd, entry in walk_entries(paths):
-                    if add_entry(tar, path, st, dir_fd, entry, links, files, buffer):
+                    if add_entry(tar, path, st, dir_fd, entry, links, files, buffer, changed):
                         members += 1
                     elif is_special(st):
                         skipped.append({'path': path, 'reason': safeio.kind_of(st.st_mode)})
@@ -367,6 +429,8 @@ def create_archive(paths: List[str], dest: str, set_name: str, compression: str 
         manifest['files'] = listed
     if skipped:
         manifest['not_archived'] = skipped
+    if changed:
+        manifest['changed_while_read'] = changed
     write_manifest(artifact, manifest)
     manifest['path'] = artifact
     return manifest

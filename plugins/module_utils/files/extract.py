@@ -31,7 +31,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.streami
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 from ansible_collections.opsready.operations.plugins.module_utils.files.archive import ENGINE
 from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe import (  # noqa: F401 (re-exported)
-    check_members, extract_member)
+    _open_parents, apply_xattrs, check_members, extract_member, member_xattrs, mtime_ns)
 
 
 def find_archive(src: str, set_name: Optional[str] = None, artifact: Optional[str] = None) -> Manifest:
@@ -107,6 +107,12 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
     check_members(members, manifest.path)
     wanted = [m for m in members if not only or any(m.name == o.strip('/') or m.name.startswith(o.strip('/') + '/')
                                                     for o in only)]
+    # once per name: archives written before file_backup dropped overlapping paths hold some members twice (the
+    # staged file is moved in once; the second move found nothing)
+    unique: Dict[str, tarfile.TarInfo] = {}
+    for member in wanted:
+        unique.setdefault(member.name, member)
+    wanted = list(unique.values())
     if check_mode:
         changed = [m.name for m in wanted if not m.isdir() and not _same_as_target(m, dest)]
         return {'restored': changed, 'unchanged': len(wanted) - len(changed), 'staged': None}
@@ -116,6 +122,7 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
     # user's (a restore into /home/alice), who can rename root's staging directory and put a link to /etc at its
     # name while root extracts into it or moves files out of it.
     dest_fd = os.open(dest, _DIR_FLAGS)
+    problems: List[Dict[str, str]] = []
     try:
         name, staging_fd = _make_staging(dest_fd, dest)
         staging = '/proc/self/fd/%d' % staging_fd   # the directory itself, whatever its name leads to now
@@ -123,18 +130,21 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
             with _corrupt_is_integrity_error(manifest), _open(manifest, identities) as stream:
                 with tarfile.open(fileobj=stream, mode='r|') as tar:  # type: ignore[call-overload]
                     names = {m.name for m in wanted}
+                    # a hard link selected by ``only`` without its first name: that file is extracted into staging
+                    # as well (the link's content is there), but not put in place
+                    names |= {m.linkname for m in wanted if m.islnk()}
                     for member in tar:
                         if member.name in names:
                             extract_member(tar, member, staging, numeric_owner=os.geteuid() == 0,
-                                           archive=manifest.path, dest_fd=staging_fd)
+                                           archive=manifest.path, dest_fd=staging_fd, problems=problems)
                 drain(stream)
-            restored = _swap_in(staging, dest, wanted, dest_fd)
+            restored = _swap_in(staging_fd, dest, wanted, dest_fd, manifest.path, problems)
         finally:
             _remove_staging(dest_fd, name, staging_fd)
     finally:
         os.close(dest_fd)
     return {'restored': restored, 'unchanged': len([m for m in wanted if not m.isdir()]) - len(restored),
-            'staged': None}
+            'staged': None, 'not_restored': problems}
 
 
 def _make_staging(dest_fd: int, dest: str) -> Tuple[str, int]:
@@ -193,11 +203,13 @@ def _same_as_target(member: tarfile.TarInfo, dest: str) -> bool:
         st = os.lstat(target)
     except OSError:
         return False
+    owner = (st.st_uid, st.st_gid) == (member.uid, member.gid) or os.geteuid() != 0
     if member.isfile():
-        return stat.S_ISREG(st.st_mode) and st.st_size == member.size and int(st.st_mtime) == int(member.mtime) \
-            and stat.S_IMODE(st.st_mode) == member.mode
+        return stat.S_ISREG(st.st_mode) and st.st_size == member.size and st.st_mtime_ns == mtime_ns(member) \
+            and stat.S_IMODE(st.st_mode) == member.mode and owner
     if member.issym():
-        return stat.S_ISLNK(st.st_mode) and os.readlink(target) == member.linkname
+        return stat.S_ISLNK(st.st_mode) and os.readlink(target) == member.linkname and owner \
+            and st.st_mtime_ns == mtime_ns(member)
     return True
 
 
@@ -245,15 +257,18 @@ def _open_under(dest_fd: int, dest: str, parts: List[str], create: bool) -> int:
     return fd
 
 
-def _same_file(staged: str, parent_fd: int, name: str) -> bool:
-    """Whether the regular file ``name`` (not a link) already holds the staged bytes."""
+def _same_file(staged_fd: int, parent_fd: int, name: str, compare_xattrs: bool = False) -> bool:
+    """Whether the regular file ``name`` (not a link) already holds the staged bytes (``name`` in ``staged_fd``)
+    and, with ``compare_xattrs``, the same kept extended attributes (ACLs, capabilities, user.*)."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, 'O_CLOEXEC', 0)
     try:
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, 'O_CLOEXEC', 0),
-                     dir_fd=parent_fd)
+        fd = os.open(name, flags, dir_fd=parent_fd)
     except OSError:
         return False
-    with os.fdopen(fd, 'rb') as target, open(staged, 'rb') as source:
+    with os.fdopen(fd, 'rb') as target, os.fdopen(os.open(name, flags, dir_fd=staged_fd), 'rb') as source:
         if not stat.S_ISREG(os.fstat(fd).st_mode) or os.fstat(fd).st_size != os.fstat(source.fileno()).st_size:
+            return False
+        if compare_xattrs and safeio.read_xattrs(fd) != safeio.read_xattrs(source.fileno()):
             return False
         while True:
             a, b = source.read(1024 * 1024), target.read(1024 * 1024)
@@ -263,10 +278,85 @@ def _same_file(staged: str, parent_fd: int, name: str) -> bool:
                 return True
 
 
-def _swap_in(staging: str, dest: str, members: List[tarfile.TarInfo], dest_fd: int) -> List[str]:
-    """Move each staged member into place, relative to directory descriptors (see ``_open_under``). ``staging`` is
-    the staging directory's /proc/self/fd path, ``dest_fd`` the target root's descriptor (the caller closes it)."""
+def _same_attrs(st: os.stat_result, staged_fd: int, name: str) -> bool:
+    """Whether the file on disk has the staged member's mode, owner and mtime (to the nanosecond)."""
+    want = os.stat(name, dir_fd=staged_fd, follow_symlinks=False)
+    return (stat.S_IMODE(st.st_mode) == stat.S_IMODE(want.st_mode) and st.st_mtime_ns == want.st_mtime_ns
+            and (st.st_uid, st.st_gid) == (want.st_uid, want.st_gid))
+
+
+def _link_in_place(dest_fd: int, dest: str, member: tarfile.TarInfo, st: Optional[os.stat_result], parent_fd: int,
+                   name: str) -> Optional[bool]:
+    """Make ``name`` a hard link to the restored ``member.linkname``: None when it already is one, True when it was
+    linked now, False when that file is not a regular file in place (the staged copy is moved in instead)."""
+    parts = [p for p in member.linkname.split('/') if p]
+    try:
+        holder = _open_under(dest_fd, dest, parts[:-1], create=False)
+    except (OSError, OpsReadyError):
+        return False
+    try:
+        try:
+            first = os.stat(parts[-1], dir_fd=holder, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        if not stat.S_ISREG(first.st_mode):
+            return False
+        if st is not None and (st.st_dev, st.st_ino) == (first.st_dev, first.st_ino):
+            return None
+        temp = '.opsready-link-' + secrets.token_hex(6)
+        os.link(parts[-1], temp, src_dir_fd=holder, dst_dir_fd=parent_fd, follow_symlinks=False)
+        try:
+            os.replace(temp, name, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
+        except BaseException:
+            os.unlink(temp, dir_fd=parent_fd)
+            raise
+        return True
+    finally:
+        os.close(holder)
+
+
+def _refuse_type_conflicts(dest_fd: int, dest: str, members: List[tarfile.TarInfo]) -> None:
+    """Refuse, before anything is moved, a restore that would stop halfway: an archived file whose name is a
+    directory in the target, or an archived directory whose name (or a parent's) is something else."""
+    conflicts = []
+    blocked: List[str] = []   # archived directories found to be something else: what is below them is theirs
+    for member in members:
+        parts = [p for p in member.name.split('/') if p]
+        if not parts or any(member.name.startswith(prefix + '/') for prefix in blocked):
+            continue
+        try:
+            parent = _open_under(dest_fd, dest, parts[:-1], create=False)
+        except FileNotFoundError:
+            continue   # created by the restore: nothing in the way below it
+        try:
+            try:
+                st = os.stat(parts[-1], dir_fd=parent, follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if member.isdir() and not stat.S_ISDIR(st.st_mode) and not stat.S_ISLNK(st.st_mode):
+                blocked.append(member.name.rstrip('/'))
+                conflicts.append('%s (a directory in the archive, %s in the target)'
+                                 % (os.path.join(dest, member.name), safeio.kind_of(st.st_mode)))
+            elif not member.isdir() and stat.S_ISDIR(st.st_mode):
+                conflicts.append('%s (a %s in the archive, a directory in the target)'
+                                 % (os.path.join(dest, member.name), 'symlink' if member.issym() else 'file'))
+        finally:
+            os.close(parent)
+    if conflicts:
+        raise OpsReadyError('Cannot restore %s: %s. Nothing was changed; move those aside (or restore to another '
+                            'root) and run again.' % ('; '.join(conflicts[:5]), '%d names are of another type'
+                                                      % len(conflicts) if len(conflicts) > 1 else 'its type differs'),
+                            path=dest)
+
+
+def _swap_in(staging_fd: int, dest: str, members: List[tarfile.TarInfo], dest_fd: int, archive: str,
+             problems: Optional[List[Dict[str, str]]] = None) -> List[str]:
+    """Move each staged member into place, relative to directory descriptors (see ``_open_under``) on both sides -
+    a path may be longer than PATH_MAX. ``staging_fd`` is the staging directory's descriptor, ``dest_fd`` the target
+    root's (the caller closes both)."""
     restored = []
+    placed = {m.name for m in members}
+    _refuse_type_conflicts(dest_fd, dest, members)
     # Directories first (parents before children), files after; directory modes re-applied last
     # so a read-only directory does not block its own files.
     dirs = [m for m in members if m.isdir()]
@@ -276,40 +366,74 @@ def _swap_in(staging: str, dest: str, members: List[tarfile.TarInfo], dest_fd: i
         if member.isdir():
             continue
         parts = [p for p in member.name.split('/') if p]
-        staged = os.path.join(staging, member.name)
         target = os.path.join(dest, member.name)
-        parent_fd = _open_under(dest_fd, dest, parts[:-1], create=True)
+        staged_fd = _open_parents(staging_fd, parts, member, archive)
+        if staged_fd is None:
+            raise OpsReadyError('%s was not extracted from %s (its directory is missing from staging).'
+                                % (member.name, archive), path=archive)
+        try:
+            parent_fd = _open_under(dest_fd, dest, parts[:-1], create=True)
+        except BaseException:
+            os.close(staged_fd)
+            raise
         try:
             name = parts[-1]
             try:
                 st: Optional[os.stat_result] = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
             except FileNotFoundError:
                 st = None
-            if member.isfile() and st is not None and stat.S_ISREG(st.st_mode) \
-                    and stat.S_IMODE(st.st_mode) == member.mode and _same_file(staged, parent_fd, name):
+            # left alone only when nothing rsync -a would see differs: same bytes (or link target), mode, owner
+            # and mtime; the same content with another owner or mtime is put back from staging
+            if member.isfile() and st is not None and stat.S_ISREG(st.st_mode) and _same_attrs(st, staged_fd, name) \
+                    and _same_file(staged_fd, parent_fd, name, compare_xattrs=True):
                 continue
-            if member.issym() and st is not None and stat.S_ISLNK(st.st_mode) \
+            if member.issym() and st is not None and stat.S_ISLNK(st.st_mode) and _same_attrs(st, staged_fd, name) \
                     and os.readlink(name, dir_fd=parent_fd) == member.linkname:
                 continue
             if st is not None and stat.S_ISDIR(st.st_mode):
                 raise OpsReadyError('Cannot restore file %s: a directory is in the way.' % target, path=target)
+            if member.islnk():
+                # A hard link is made to the file its first name put in place (or left alone, being identical):
+                # moving the staged inode in would split the pair whenever that first name was left alone, and
+                # report the link as restored on every run.
+                linked = _link_in_place(dest_fd, dest, member, st, parent_fd, name) if member.linkname in placed \
+                    else False
+                if linked is None:
+                    continue
+                if linked:
+                    os.fsync(parent_fd)
+                    restored.append(target)
+                    continue
             # rename replaces whatever is at the name (a planted symlink included), never writes through it
-            os.replace(staged, name, dst_dir_fd=parent_fd)
+            os.replace(name, name, src_dir_fd=staged_fd, dst_dir_fd=parent_fd)
             os.fsync(parent_fd)
         finally:
             os.close(parent_fd)
+            os.close(staged_fd)
         restored.append(target)
     for member in sorted(dirs, key=lambda m: m.name.count('/'), reverse=True):
-        staged = os.path.join(staging, member.name)
-        if not os.path.isdir(staged):
+        parts = [p for p in member.name.split('/') if p]
+        holder = _open_parents(staging_fd, parts, member, archive) if parts else os.dup(staging_fd)
+        if holder is None:
             continue
-        st = os.stat(staged)
+        try:
+            st = os.stat(parts[-1] if parts else '.', dir_fd=holder, follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        finally:
+            os.close(holder)
+        if not stat.S_ISDIR(st.st_mode):
+            continue
+        # The archived mode and mtime, not the staged directory's: extracting its files changed its mtime, and
+        # on Python 3.12+ the tar filter cleared its sticky/setgid and group/other-write bits.
         fd = _open_under(dest_fd, dest, [p for p in member.name.split('/') if p], create=False)
         try:
             if os.geteuid() == 0:
                 os.chown(fd, st.st_uid, st.st_gid)
-            os.chmod(fd, stat.S_IMODE(st.st_mode))
-            os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
+            os.chmod(fd, member.mode & 0o7777)
+            apply_xattrs(fd, member_xattrs(member), member.name, problems)
+            ns = mtime_ns(member)
+            os.utime(fd, ns=(ns, ns))
         finally:
             os.close(fd)
     return restored

@@ -26,7 +26,7 @@ import errno
 import os
 import secrets
 import stat
-from typing import BinaryIO, Iterator, List, Optional, Tuple
+from typing import Any, BinaryIO, Dict, Iterator, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 
@@ -462,3 +462,42 @@ def describe_path(path: str) -> str:
     if stat.S_ISREG(st.st_mode):
         return 'is a regular file (%s)' % human_size(st.st_size)
     return 'is ' + kind_of(st.st_mode)
+
+
+def displayable(value: Any) -> Any:
+    """``value`` with every string made valid UTF-8 for a module result: a file name that is not UTF-8 (``os``
+    gives its bytes as lone surrogates) becomes ``\\xe9``-style escapes. ansible-core refuses a result holding a
+    lone surrogate, which failed a whole backup or restore of a tree holding one Latin-1 file name."""
+    if isinstance(value, str):
+        try:
+            value.encode('utf-8')
+            return value
+        except UnicodeEncodeError:
+            return value.encode('utf-8', 'surrogateescape').decode('utf-8', 'backslashreplace')
+    if isinstance(value, dict):
+        return {displayable(k): displayable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [displayable(v) for v in value]
+    return value
+
+
+# Extended attributes file_backup keeps: the user's, trusted ones (root), POSIX ACLs and file capabilities.
+# security.selinux (and IMA/EVM) labels belong to the host restoring the file.
+XATTR_NAMESPACES = ('user.', 'trusted.')
+XATTR_NAMES = ('system.posix_acl_access', 'system.posix_acl_default', 'security.capability')
+
+
+def read_xattrs(fd: int) -> Dict[str, bytes]:
+    """The kept extended attributes of an open file or directory; {} where the file system has none."""
+    try:
+        names = os.listxattr(fd)
+    except OSError:
+        return {}   # ENOTSUP and the like: nothing to keep
+    found = {}
+    for name in sorted(names):
+        if name.startswith(XATTR_NAMESPACES) or name in XATTR_NAMES:
+            try:
+                found[name] = os.getxattr(fd, name)
+            except OSError:
+                continue   # removed meanwhile, or not readable by this user
+    return found

@@ -9,14 +9,18 @@ managed host may run anything from 3.9 on. Every member is therefore checked her
 (no absolute paths, no ``..``, no links or devices escaping the root) and against what is already on
 disk (its parent directory must resolve inside the root, so no member is written through a symlink an
 earlier member planted; an existing symlink at its own path is replaced, never written through). The
-``tar`` filter is added on top where the interpreter has it; it also clears setuid/setgid/sticky and
-group/other-write bits, which the older interpreters restore as archived.
+``tar`` filter is added on top where the interpreter has it, with the archived mode kept (the filter would
+clear setuid/setgid/sticky and group/other-write bits, which the older interpreters restore as archived: the
+same archive must give the same files everywhere).
 
 Private to opsready.operations; do not import from other collections.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import decimal
 import errno
 import os
 import stat
@@ -82,8 +86,25 @@ def _guard_on_disk(member: tarfile.TarInfo, dest: str, archive: str) -> None:
         _refuse([(member.name, 'would replace a directory extracted before it')], archive)
 
 
+def _tar_filter_keeping_mode(member: tarfile.TarInfo, path: str) -> Optional[tarfile.TarInfo]:
+    """The ``tar`` filter's refusals with the archived mode kept: it also clears setuid/setgid/sticky and
+    group/other-write bits, so the same archive gave other files depending on the interpreter (a setuid helper lost
+    its bit on 3.12, kept it on 3.11.2). A backup tool gives back the modes it archived."""
+    try:
+        filtered = tarfile.tar_filter(member, path)  # type: ignore[attr-defined]
+    except OSError as exc:
+        if exc.errno != errno.ENAMETOOLONG:
+            raise
+        # its realpath() of a directory deeper than PATH_MAX cannot be had; the member was checked already (by
+        # name in check_members, on disk through descriptors in _guard_in_dir) and is written by its last name
+        return member
+    if filtered is None or member.mode is None or filtered.mode == member.mode:
+        return filtered
+    return filtered.replace(mode=member.mode, deep=False)  # type: ignore[no-any-return]
+
+
 def _filter_kwargs() -> Dict[str, Any]:
-    return {'filter': 'tar'} if HAS_EXTRACTION_FILTER else {}
+    return {'filter': _tar_filter_keeping_mode} if HAS_EXTRACTION_FILTER else {}
 
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
@@ -148,8 +169,43 @@ def _guard_in_dir(member: tarfile.TarInfo, root_fd: int, archive: str) -> None:
                 _refuse([(member.name, 'hard link to a symlink (it would link the file the symlink names)')], archive)
 
 
+def mtime_ns(member: tarfile.TarInfo) -> int:
+    """The member's mtime in nanoseconds, exact from the pax header when there is one (tarfile parses it into a
+    float, which keeps ~0.2 us of a current time)."""
+    text = member.pax_headers.get('mtime')
+    if text:
+        try:
+            return int(decimal.Decimal(text).scaleb(9).to_integral_value(decimal.ROUND_FLOOR))
+        except (decimal.InvalidOperation, ValueError):
+            pass
+    return int(member.mtime * 1000000000)
+
+
+XATTR_PREFIX = 'SCHILY.xattr.'
+
+
+def member_xattrs(member: tarfile.TarInfo) -> Dict[str, bytes]:
+    """The extended attributes archived with ``member`` (pax ``SCHILY.xattr.<name>``, values as bytes)."""
+    return {key[len(XATTR_PREFIX):]: value.encode('utf-8', 'surrogateescape')
+            for key, value in sorted(member.pax_headers.items()) if key.startswith(XATTR_PREFIX)}
+
+
+def apply_xattrs(fd: int, xattrs: Dict[str, bytes], name: str, problems: Optional[List[Dict[str, str]]]) -> None:
+    """Set them on ``fd`` (after its owner and mode: a chown clears security.capability). One that this file
+    system or user cannot take is reported in ``problems`` (raised without a list), never dropped silently."""
+    for key, value in xattrs.items():
+        try:
+            os.setxattr(fd, key, value)
+        except OSError as exc:
+            if problems is None:
+                raise
+            problems.append({'path': name, 'reason': 'extended attribute %s not restored: %s'
+                             % (key, exc.strerror or exc)})
+
+
 def extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: str, numeric_owner: bool = False,
-                   archive: str = '', dest_fd: Optional[int] = None) -> None:
+                   archive: str = '', dest_fd: Optional[int] = None,
+                   problems: Optional[List[Dict[str, str]]] = None) -> None:
     """Extract one member under ``dest`` after refusing it if it would escape.
 
     With ``dest_fd`` (a descriptor of the root, ``dest`` then being ``/proc/self/fd/<dest_fd>``), what is on disk
@@ -159,9 +215,142 @@ def extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: str, num
     check_members([member], archive)
     if dest_fd is None:
         _guard_on_disk(member, dest, archive)
-    else:
-        _guard_in_dir(member, dest_fd, archive)
-    tar.extract(member, dest, set_attrs=True, numeric_owner=numeric_owner, **_filter_kwargs())
+        tar.extract(member, dest, set_attrs=True, numeric_owner=numeric_owner, **_filter_kwargs())
+        if not member.isdir():
+            ns = mtime_ns(member)
+            os.utime(os.path.join(dest, member.name), ns=(ns, ns), follow_symlinks=False)
+        return
+    _guard_in_dir(member, dest_fd, archive)
+    parts = [p for p in member.name.split('/') if p not in ('', '.')]
+    if not parts:
+        tar.extract(member, dest, set_attrs=True, numeric_owner=numeric_owner, **_filter_kwargs())
+        return
+    # Extracted by its last name into its directory's descriptor: the whole path may be longer than PATH_MAX
+    # (a deep tree), and every call with it would fail with ENAMETOOLONG.
+    parent = _make_parents(dest_fd, parts, member, archive)
+    try:
+        if member.islnk():
+            link_parts = [p for p in member.linkname.split('/') if p not in ('', '.')]
+            holder = _open_parents(dest_fd, link_parts, member, archive) if link_parts else None
+            if holder is None:
+                _refuse([(member.name, 'hard link to a file that is not in the archive before it')], archive)
+            try:
+                with _suppress_missing():
+                    os.unlink(parts[-1], dir_fd=parent)
+                os.link(link_parts[-1], parts[-1], src_dir_fd=holder, dst_dir_fd=parent, follow_symlinks=False)
+            finally:
+                os.close(holder)
+        elif member.isreg() and member.pax_headers.get(SPARSE_KEYWORD) == '1':
+            _write_sparse(tar, member, parts[-1], parent, numeric_owner)
+        else:
+            short = copy.copy(member)
+            short.name = parts[-1]
+            tar.extract(short, '/proc/self/fd/%d' % parent, set_attrs=True, numeric_owner=numeric_owner,
+                        **_filter_kwargs())
+        xattrs = member_xattrs(member)
+        if xattrs and member.isreg():   # a directory's are set by the caller on the directory put in place
+            fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, 'O_CLOEXEC', 0),
+                         dir_fd=parent)
+            try:
+                apply_xattrs(fd, xattrs, member.name, problems)
+            finally:
+                os.close(fd)
+        if not member.isdir():
+            # tarfile sets a float mtime and none on a symlink: the exact one on both (a directory's is set by the
+            # caller after its content is in place - writing a file into it changes it again).
+            ns = mtime_ns(member)
+            os.utime(parts[-1], ns=(ns, ns), dir_fd=parent, follow_symlinks=False)
+    finally:
+        os.close(parent)
+
+
+# Written by file_backup on files with holes (fewer blocks than bytes): their zero runs are written back as holes.
+SPARSE_KEYWORD = 'OPSREADY.sparse'
+_HOLE = 64 * 1024
+
+
+def _write_sparse(tar: tarfile.TarFile, member: tarfile.TarInfo, name: str, parent: int, numeric_owner: bool) -> None:
+    """A regular file whose all-zero 64 KiB blocks are skipped (holes), then its owner and mode, as tarfile would
+    set them (names resolved unless ``numeric_owner``; only root changes owners)."""
+    with _suppress_missing():
+        os.unlink(name, dir_fd=parent)
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0), 0o600,
+                 dir_fd=parent)
+    try:
+        source = tar.extractfile(member)
+        if source is None:
+            raise tarfile.ReadError('no data for %s' % member.name)
+        while True:
+            block = source.read(_HOLE)
+            if not block:
+                break
+            if block.count(0) == len(block):
+                os.lseek(fd, len(block), os.SEEK_CUR)
+                continue
+            view = memoryview(block)
+            while view:
+                view = view[os.write(fd, view):]
+        os.ftruncate(fd, member.size)
+        if os.geteuid() == 0:
+            uid, gid = member.uid, member.gid
+            if not numeric_owner:
+                uid, gid = _named_ids(member)
+            os.fchown(fd, uid, gid)
+        os.fchmod(fd, member.mode & 0o7777)
+    finally:
+        os.close(fd)
+
+
+def _named_ids(member: tarfile.TarInfo) -> Any:
+    """uid/gid by the archived names when they exist here, else the archived numbers (what tarfile does)."""
+    uid, gid = member.uid, member.gid
+    try:
+        import grp
+        gid = grp.getgrnam(member.gname).gr_gid if member.gname else gid
+    except (ImportError, KeyError):
+        pass
+    try:
+        import pwd
+        uid = pwd.getpwnam(member.uname).pw_uid if member.uname else uid
+    except (ImportError, KeyError):
+        pass
+    return uid, gid
+
+
+@contextlib.contextmanager
+def _suppress_missing() -> Iterator[None]:
+    try:
+        yield
+    except FileNotFoundError:
+        pass
+
+
+def _make_parents(root_fd: int, parts: List[str], member: tarfile.TarInfo, archive: str) -> int:
+    """The directory holding ``parts[-1]`` under ``root_fd``, created (0700, like tar's missing parents get their
+    mode from their own member later) where missing, entered without following a symlink."""
+    fd = os.dup(root_fd)
+    try:
+        for part in parts[:-1]:
+            try:
+                try:
+                    child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                except FileNotFoundError:   # made only when missing: most members' directories exist already
+                    try:
+                        os.mkdir(part, 0o700, dir_fd=fd)
+                    except FileExistsError:
+                        pass
+                    child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                    raise
+                _refuse([(member.name, 'a directory on its path is a symlink or not a directory (not followed)')],
+                        archive)
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def extract_all(tar: tarfile.TarFile, dest: str, numeric_owner: bool = False, archive: str = '') -> None:

@@ -143,6 +143,9 @@ class SQLiteEngine(Engine):
     def backup(self, opts: BackupOptions) -> List[Dict[str, Any]]:
         path = os.path.abspath(self.catalog_database(opts))
         source = self._connect_source(path)
+        # The file's mode and owner: a restore into a path where the file is gone (the disaster case) gives
+        # them back, or the application's account could not open the root-owned 0600 copy.
+        held_file = os.stat(path)
         started = utcnow()
         artifact = self.artifact_path(opts, path, 'full', '.sqlite', when=started)
         staging = artifact + '.snapshot.partial'
@@ -199,7 +202,9 @@ class SQLiteEngine(Engine):
             tool={'name': 'sqlite3-backup-api', 'version': sqlite3.sqlite_version},
             server_version=sqlite3.sqlite_version,
             format='sqlite',
-            details={'journal_mode': journal, 'page_count': summary['page_count'], 'tables': summary['tables']},
+            details={'journal_mode': journal, 'page_count': summary['page_count'], 'tables': summary['tables'],
+                     'file': {'mode': '%04o' % (held_file.st_mode & 0o7777), 'uid': held_file.st_uid,
+                              'gid': held_file.st_gid}},
         )
         data[source_summary.SOURCE_KEY] = summary
         return [self.commit_manifest(artifact, data)]

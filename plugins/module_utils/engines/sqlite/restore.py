@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import uuid
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common import locks
@@ -142,7 +142,11 @@ def _restore_locked(request: RestoreRequest, path: str, chain: List[Manifest], t
         os.close(_open_created(staging, created))     # still ours before SQLite opens it by name again
         journal = set_journal_mode(staging, source_journal_mode(manifest))
         if stat is not None:
-            _hand_over(staging, created, stat)
+            _hand_over(staging, created, stat.st_mode & 0o7777, stat.st_uid, stat.st_gid)
+        else:
+            recorded = _recorded_file(manifest)
+            if recorded is not None:
+                _hand_over(staging, created, *recorded)
     except BaseException:
         _unlink(staging)
         raise
@@ -201,15 +205,25 @@ def _open_created(staging: str, created: os.stat_result) -> int:
                         target=staging)
 
 
-def _hand_over(staging: str, created: os.stat_result, target: os.stat_result) -> None:
-    """The old file's mode and owner onto the checked copy, through a descriptor of the very file this run
-    created: the directory is often the application account's, which could swap the staging name for a link (to
-    /etc/shadow) while the copy was being checked, and a chmod/chown by name would follow it."""
+def _recorded_file(manifest: Manifest) -> Optional[Tuple[int, int, int]]:
+    """(mode, uid, gid) the source file had at backup time; None for a manifest written before they were kept."""
+    held: Dict[str, Any] = (manifest.data.get('details') or {}).get('file') or {}
+    try:
+        return int(held['mode'], 8) & 0o7777, int(held['uid']), int(held['gid'])
+    except (TypeError, KeyError, ValueError):
+        return None
+
+
+def _hand_over(staging: str, created: os.stat_result, mode: int, uid: int, gid: int) -> None:
+    """The old file's (or, for a new file, the source's) mode and owner onto the checked copy, through a
+    descriptor of the very file this run created: the directory is often the application account's, which could
+    swap the staging name for a link (to /etc/shadow) while the copy was being checked, and a chmod/chown by name
+    would follow it."""
     fd = _open_created(staging, created)
     try:
-        os.fchmod(fd, target.st_mode & 0o7777)
+        os.fchmod(fd, mode)
         try:
-            os.fchown(fd, target.st_uid, target.st_gid)
+            os.fchown(fd, uid, gid)
         except PermissionError:
             pass
     finally:
