@@ -4,6 +4,7 @@ import gzip
 import hashlib
 import os
 import threading
+import time
 
 import pytest
 import zstandard
@@ -90,6 +91,11 @@ def test_large_artifact_is_synced_while_written_and_the_sync_thread_ends(tmp_pat
     writer = streaming.ArtifactWriter(str(path), compression='none')
     for start in range(0, len(data), 256 * 1024):
         writer.write(data[start:start + 256 * 1024])
+    # the sync thread runs when it gets a CPU: on a loaded machine commit() could stop it before its first turn
+    # (the final fsync covers that case); give it that turn, bounded
+    deadline = time.monotonic() + 10
+    while not synced and time.monotonic() < deadline:
+        time.sleep(0.01)
     result = writer.commit()
     assert synced, 'no background fdatasync while a 5 MB artifact was written with SYNC_EVERY=1 MB'
     assert not [t for t in threading.enumerate() if t.name == 'opsready-sync'], 'the sync thread outlived commit'
