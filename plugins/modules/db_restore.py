@@ -53,7 +53,8 @@ description:
     C(mariadb-binlog --rewrite-db --stop-datetime) up to O(stop_at) (with new GTIDs of this server, never
     the source's), then its tables are moved into O(database) with one atomic C(RENAME TABLE) and its
     views, routines, triggers and events are recreated there from C(mariadb-dump) of the copy (definers
-    and C(sql_mode) kept); a failure at any swap step undoes the earlier ones."
+    and C(sql_mode) kept), and it gets the source's database COMMENT; a failure at any swap step undoes the
+    earlier ones."
   - "SQLite: the backup is decompressed next to O(database), C(PRAGMA integrity_check) run on it, and it is
     renamed into place (the old file and its C(-wal)/C(-shm) removed). Stop the application first."
   - "SQL Server (through pyodbc; NOT YET RUN AGAINST A LIVE SERVER, tested against a recording fake, see

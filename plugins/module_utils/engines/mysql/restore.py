@@ -153,7 +153,8 @@ def check_target(engine: Any, request: RestoreRequest) -> Dict[str, Any]:
                             'if the swap failed. Nothing was changed: drop its events first or restore to another name.'
                             % target_db, target=target_db)
     return {'exists': exists, 'tables': tables, 'objects': objects,
-            'defaults': schema_defaults(engine, target_db) if exists else None}
+            'defaults': schema_defaults(engine, target_db) if exists else None,
+            'comment': engine.database_comment(target_db) if exists else None}
 
 
 def drop_schema(engine: Any, name: str) -> None:
@@ -175,6 +176,17 @@ def charset_clause(defaults: Optional[Dict[str, Any]]) -> str:
         raise OpsReadyError('The manifest records a database character set/collation that is not a plain name '
                             '(%r, %r): the manifest is damaged or was edited.' % (cs, coll))
     return ' CHARACTER SET %s COLLATE %s' % (cs, coll)
+
+
+def comment_sql(database: str, comment: str) -> str:
+    """``ALTER DATABASE ... COMMENT '...'`` for a comment from a manifest or the old target. COMMENT takes no
+    hex literal (``quote_literal``): the quotes are doubled and the session gets NO_BACKSLASH_ESCAPES first, so
+    a backslash in the text is itself under every server sql_mode."""
+    if not isinstance(comment, str) or '\x00' in comment:
+        raise OpsReadyError('The database comment %r cannot be set: the manifest is damaged or was edited.'
+                            % (comment,))
+    return ("SET SESSION sql_mode = CONCAT(@@session.sql_mode, ',NO_BACKSLASH_ESCAPES'); ALTER DATABASE %s "
+            "COMMENT '%s'" % (_q(database), comment.replace("'", "''")))
 
 
 PROBES = {
@@ -784,7 +796,8 @@ class _LockBounded:
 
 
 def _swap(engine: Any, target: str, temp: str, tables: List[str], before: Dict[str, Any],
-          defaults: Optional[Dict[str, Any]], events: Dict[str, str], tmpdir: Optional[str]) -> Optional[str]:
+          defaults: Optional[Dict[str, Any]], events: Dict[str, str], tmpdir: Optional[str],
+          comment: Optional[str] = None) -> Optional[str]:
     engine = _LockBounded(engine)
     new_objects = objects_of(engine, temp)
     unsupported = [r['name'] for r in new_objects['routines'] if r['detail'] not in ('PROCEDURE', 'FUNCTION')]
@@ -818,6 +831,10 @@ def _swap(engine: Any, target: str, temp: str, tables: List[str], before: Dict[s
         if before['exists'] and clause and before['defaults'] != wanted:
             steps.append('altered')
             engine.query('ALTER DATABASE %s%s' % (_q(target), clause))
+        # The database COMMENT (a dump taken by an older version records none: the target's stays).
+        if comment is not None and comment != (before['comment'] or ''):
+            steps.append('commented')
+            engine.query(comment_sql(target, comment))
         steps.append('new_objects')
         _load_script(engine, target, new_script, 'load views, routines, triggers and events')
         _set_event_status(engine, target, events)
@@ -835,6 +852,8 @@ def _undo(engine: Any, target: str, temp: str, tables: List[str], before: Dict[s
             _drop_objects(engine, target, objects_of(engine, target))
         if 'altered' in steps and before['defaults']:
             engine.query('ALTER DATABASE %s%s' % (_q(target), charset_clause(before['defaults'])))
+        if 'commented' in steps and before['exists']:
+            engine.query(comment_sql(target, before['comment'] or ''))
         if 'renamed' in steps:
             pairs = ['%s TO %s' % (qualified(target, t), qualified(temp, t)) for t in tables]
             if aside:
@@ -896,6 +915,8 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
         raise OpsReadyError('Dump %s records no binary log position, so logs cannot be replayed after it.' % full.id)
     defaults = full.data.get('database_defaults')
     clause = charset_clause(defaults)  # a damaged manifest is refused before anything is created
+    if full.data.get('database_comment') is not None:
+        comment_sql(target_db, full.data['database_comment'])
     # The temporary name keeps only [A-Za-z0-9_] of the target's: mariadb-binlog --rewrite-db and
     # mariadb-dump --events cannot handle every name (see check_target), the copy needs neither limit.
     temp = temporary_name(re.sub(r'[^0-9A-Za-z_]', '_', target_db), limit=64)
@@ -919,7 +940,8 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
             timer.lap('replay')
         tables = tables_of(engine, temp)
         moved = count_objects(objects_of(engine, temp))
-        aside = _swap(engine, target_db, temp, tables, before, defaults, events, request.tmpdir)
+        aside = _swap(engine, target_db, temp, tables, before, defaults, events, request.tmpdir,
+                      full.data.get('database_comment'))
     except ToolError as exc:
         drop_schema(engine, temp)
         in_use = ''

@@ -1,0 +1,200 @@
+"""Restore fidelity, MariaDB: object kinds and properties the rich fixture of ``test_mariadb.py`` leaves out,
+each backed up and restored with the product and compared as a DBA would."""
+
+from __future__ import annotations
+
+import sys
+
+from tests.fidelity.test_mariadb import assert_same, q, snapshot
+from tests.harness.playbook import REPO
+
+sys.path.insert(0, str(REPO / 'build'))
+
+from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import run_backup  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import (  # noqa: E402
+    ConnectionParams)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import get_engine  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import RestoreRequest  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.restore.run import run_restore  # noqa: E402
+
+
+def params(server):
+    return ConnectionParams(host=server.host, port=server.port, user=server.user, password=server.password)
+
+
+def backup(server, db, dest, kind='full'):
+    return run_backup(get_engine('mariadb', params(server)), BackupOptions(kind=kind, dest=str(dest), database=db))
+
+
+def restore(server, src, source, target, **kw):
+    return run_restore(RestoreRequest(engine='mariadb', src=str(src), source_database=source, database=target, **kw),
+                       params(server))
+
+
+def extra(server, db):
+    lit = "'" + db.replace('\\', '\\\\').replace("'", "''") + "'"
+    out = {}
+    out['schema'] = server.sql('SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME, SCHEMA_COMMENT FROM '
+                               'information_schema.SCHEMATA WHERE SCHEMA_NAME = %s' % lit)
+    out['columns'] = server.sql('SELECT TABLE_NAME, COLUMN_NAME, ORDINAL_POSITION, COLUMN_DEFAULT, IS_NULLABLE, '
+                                'COLUMN_TYPE, CHARACTER_SET_NAME, COLLATION_NAME, EXTRA, GENERATION_EXPRESSION, '
+                                'COLUMN_COMMENT, IS_GENERATED FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s '
+                                'ORDER BY TABLE_NAME, ORDINAL_POSITION' % lit)
+    out['tables'] = server.sql('SELECT TABLE_NAME, ENGINE, ROW_FORMAT, AUTO_INCREMENT, TABLE_COLLATION, '
+                               'CREATE_OPTIONS, TABLE_COMMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s '
+                               'ORDER BY TABLE_NAME' % lit)
+    out['checks'] = server.sql('SELECT TABLE_NAME, CONSTRAINT_NAME, CHECK_CLAUSE FROM '
+                               'information_schema.CHECK_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = %s ORDER BY 1, 2' % lit)
+    out['fks'] = server.sql('SELECT CONSTRAINT_NAME, TABLE_NAME, REFERENCED_TABLE_NAME, UNIQUE_CONSTRAINT_SCHEMA, '
+                            'UPDATE_RULE, DELETE_RULE FROM information_schema.REFERENTIAL_CONSTRAINTS '
+                            'WHERE CONSTRAINT_SCHEMA = %s ORDER BY 1' % lit)
+    out['partitions'] = server.sql('SELECT TABLE_NAME, PARTITION_NAME, PARTITION_METHOD, PARTITION_EXPRESSION, '
+                                   'PARTITION_DESCRIPTION, TABLE_ROWS FROM information_schema.PARTITIONS WHERE '
+                                   'TABLE_SCHEMA = %s AND PARTITION_NAME IS NOT NULL ORDER BY 1, 2' % lit)
+    out['routines'] = server.sql('SELECT ROUTINE_NAME, SQL_MODE, SECURITY_TYPE, IS_DETERMINISTIC, ROUTINE_COMMENT, '
+                                 'DEFINER, CHARACTER_SET_CLIENT, COLLATION_CONNECTION, DATABASE_COLLATION FROM '
+                                 'information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s ORDER BY 1' % lit)
+    out['events'] = server.sql('SELECT EVENT_NAME, DEFINER, TIME_ZONE, STATUS, SQL_MODE, EVENT_COMMENT, '
+                               'ON_COMPLETION, INTERVAL_VALUE, INTERVAL_FIELD, STARTS, ENDS, EXECUTE_AT FROM '
+                               'information_schema.EVENTS WHERE EVENT_SCHEMA = %s ORDER BY 1' % lit)
+    out['triggers'] = server.sql('SELECT TRIGGER_NAME, SQL_MODE, DEFINER, ACTION_ORDER, CHARACTER_SET_CLIENT, '
+                                 'DATABASE_COLLATION FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s '
+                                 'ORDER BY 1' % lit)
+    return out
+
+
+def history(server, db, table):
+    """Every row version of a system-versioned table, with its period (what FOR SYSTEM_TIME reads)."""
+    return server.sql('SELECT id, v, ROW_START, ROW_END FROM %s.%s FOR SYSTEM_TIME ALL ORDER BY id, ROW_START'
+                      % (q(db), q(table)))
+
+
+EXPLORE = r"""
+CREATE DATABASE {db} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci COMMENT 'the ledger; l''apostrophe';
+USE {db};
+CREATE TABLE parent (id INT PRIMARY KEY, name VARCHAR(20)) ENGINE=InnoDB ROW_FORMAT=COMPRESSED COMMENT='p';
+CREATE TABLE child (id INT PRIMARY KEY, pid INT, CONSTRAINT fk_child FOREIGN KEY (pid) REFERENCES parent (id)
+  ON DELETE CASCADE ON UPDATE SET NULL, CONSTRAINT chk_pos CHECK (id > 0)) ENGINE=InnoDB;
+CREATE TABLE selfref (id INT PRIMARY KEY, up INT, FOREIGN KEY (up) REFERENCES selfref (id));
+INSERT INTO parent VALUES (1, 'a'), (2, 'b');
+INSERT INTO child VALUES (10, 1), (20, 2);
+INSERT INTO selfref VALUES (1, NULL), (2, 1);
+CREATE TABLE ver (id INT PRIMARY KEY, v VARCHAR(20)) WITH SYSTEM VERSIONING;
+INSERT INTO ver VALUES (1, 'one'), (2, 'two');
+DO SLEEP(1.1);
+UPDATE ver SET v = 'uno' WHERE id = 1;
+DELETE FROM ver WHERE id = 2;
+CREATE TABLE inv (id INT PRIMARY KEY, secret VARCHAR(10) INVISIBLE DEFAULT 'hid', shown INT);
+INSERT INTO inv (id, secret, shown) VALUES (1, 'x', 1), (2, DEFAULT, 2);
+SET SESSION sql_mode = '';
+CREATE TABLE zero (id INT PRIMARY KEY, d DATE, dt DATETIME, ts TIMESTAMP NULL);
+INSERT INTO zero VALUES (1, '0000-00-00', '0000-00-00 00:00:00', '0000-00-00 00:00:00'), (2, '2020-00-15', NULL, NULL);
+SET SESSION sql_mode = DEFAULT;
+SET SESSION time_zone = '+05:30';
+CREATE TABLE tz (id INT PRIMARY KEY, ts TIMESTAMP(6) NULL, dt DATETIME);
+INSERT INTO tz VALUES (1, '2024-03-31 02:30:00.5', '2024-03-31 02:30:00'), (2, '1970-01-01 05:30:01', NULL);
+SET SESSION time_zone = SYSTEM;
+CREATE TABLE part (id INT, created DATE, PRIMARY KEY (id, created)) PARTITION BY RANGE (YEAR(created))
+  (PARTITION p2020 VALUES LESS THAN (2021) COMMENT 'old', PARTITION pmax VALUES LESS THAN MAXVALUE);
+INSERT INTO part VALUES (1, '2020-05-05'), (2, '2024-01-01');
+CREATE TABLE bytes (id INT PRIMARY KEY, b LONGBLOB, t TEXT CHARACTER SET binary);
+INSERT INTO bytes VALUES (1, {allbytes}, {allbytes});
+CREATE TABLE ai (id INT AUTO_INCREMENT PRIMARY KEY, v INT) AUTO_INCREMENT=1000;
+INSERT INTO ai (v) VALUES (1), (2), (3);
+DELETE FROM ai WHERE v = 3;
+CREATE TABLE gis (id INT PRIMARY KEY, g GEOMETRY NOT NULL, SPATIAL INDEX (g), j JSON CHECK (JSON_VALID(j)));
+INSERT INTO gis VALUES (1, ST_GeomFromText('POLYGON((0 0,1 0,1 1,0 0))', 4326), '{{"a": 1}}');
+CREATE SEQUENCE seq START WITH 10 INCREMENT BY 3 MAXVALUE 1000 CYCLE CACHE 5;
+DO NEXTVAL(seq); DO NEXTVAL(seq);
+CREATE TABLE `select` (`from` INT PRIMARY KEY, `a.b` INT, `sp ace` INT, `ünï` INT);
+INSERT INTO `select` VALUES (1, 2, 3, 4);
+SET sql_mode = 'NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO';
+CREATE DEFINER = CURRENT_USER PROCEDURE p_mode() SQL SECURITY INVOKER NOT DETERMINISTIC COMMENT 'c' SELECT 1/0;
+CREATE TRIGGER trg_mode BEFORE INSERT ON parent FOR EACH ROW SET NEW.name = CONCAT(NEW.name, '');
+CREATE TRIGGER trg_mode2 BEFORE INSERT ON parent FOR EACH ROW PRECEDES trg_mode SET NEW.name = TRIM(NEW.name);
+SET sql_mode = DEFAULT;
+SET time_zone = '+03:00';
+CREATE EVENT ev_tz ON SCHEDULE EVERY 1 HOUR STARTS '2035-01-01 10:00:00' ENDS '2036-01-01 00:00:00'
+  ON COMPLETION PRESERVE DISABLE ON SLAVE DO DELETE FROM ai WHERE id < 0;
+SET time_zone = SYSTEM;
+CREATE ALGORITHM=TEMPTABLE SQL SECURITY INVOKER VIEW v_tt AS SELECT id, name FROM parent;
+CREATE ALGORITHM=MERGE VIEW v_lc AS SELECT id, name FROM parent WHERE id > 0 WITH LOCAL CHECK OPTION;
+"""
+
+
+def load_explore(server, db):
+    allbytes = "X'" + bytes(range(256)).hex() + "'"
+    server.sql(EXPLORE.format(db=q(db), allbytes=allbytes))
+
+
+def described(server, db):
+    """The DBA's view of ``db``: SHOW CREATE and checksums (``snapshot``), information_schema rows, every row
+    version of the system-versioned table; the database's own name normalised away."""
+    rows = extra(server, db)
+    # a foreign key names its referenced table's schema: the restored database itself
+    rows['fks'] = [r[:3] + ('<DB>' if r[3] == db else r[3],) + r[4:] for r in rows['fks']]
+    # TABLE_ROWS of a partition is an estimate (ANALYZE TABLE refreshes it), not data
+    rows['partitions'] = [r[:-1] for r in rows['partitions']]
+    return {'snapshot': snapshot(server, db), 'information_schema': rows, 'history': history(server, db, 'ver')}
+
+
+def test_kinds_and_properties_round_trip_new_and_over_existing(mariadb_factory, tmp_path):
+    """Foreign keys, check constraints, a system-versioned table with history, invisible columns, zero dates
+    (permissive sql_mode), TIMESTAMPs written in another time zone on a non-UTC server, partitions, every
+    byte value, AUTO_INCREMENT past deleted rows, a cycling sequence, reserved and dotted names, routine and
+    trigger sql_mode, trigger order, an event with its time zone, view options, and the database COMMENT:
+    restored under a new name and over an existing database that held other objects and another comment."""
+    server = mariadb_factory(extra_conf={'default-time-zone': '-07:00'})
+    load_explore(server, 'src')
+    source = described(server, 'src')
+    assert len(source['history']) == 3 and source['information_schema']['schema'][0][2] == "the ledger; l'apostrophe"
+    server.sql("CREATE DATABASE dst2 CHARACTER SET latin1 COMMENT 'old one'; USE dst2; "
+               "CREATE TABLE leftover (id INT); CREATE TABLE parent (x INT); CREATE PROCEDURE p_old() SELECT 1; "
+               "CREATE EVENT ev_old ON SCHEDULE EVERY 1 DAY DISABLE DO SELECT 1")
+    backup(server, 'src', tmp_path / 'b')
+    restore(server, tmp_path / 'b', 'src', 'dst')
+    result = restore(server, tmp_path / 'b', 'src', 'dst2', replace=True)
+    assert result['replaced'] is True
+    assert_same(source, described(server, 'dst'), 'restore under a new name')
+    assert_same(source, described(server, 'dst2'), 'restore over an existing database (replace)')
+
+
+def test_transaction_precise_history_is_named_in_the_manifest(mariadb_factory, tmp_path):
+    """mariadb-dump --dump-history cannot save transaction-precise history: the backup still runs (current rows)
+    and its manifest says which table lost its history, instead of the history vanishing unmentioned."""
+    server = mariadb_factory()
+    server.sql('CREATE DATABASE tp; USE tp; CREATE TABLE trx (x INT, s BIGINT UNSIGNED AS ROW START INVISIBLE, '
+               'e BIGINT UNSIGNED AS ROW END INVISIBLE, PERIOD FOR SYSTEM_TIME(s, e)) WITH SYSTEM VERSIONING; '
+               'INSERT INTO trx VALUES (1); UPDATE trx SET x = 2')
+    manifest = backup(server, 'tp', tmp_path / 'b')['manifest']
+    assert 'tp.trx' in manifest['warning'] and 'transaction-precise' in manifest['warning']
+    restore(server, tmp_path / 'b', 'tp', 'tp_r')
+    assert server.sql('SELECT x FROM tp_r.trx') == [('2',)]
+
+
+def test_failed_swap_puts_the_old_comment_back(mariadb_factory, tmp_path, monkeypatch):
+    """A restore over an existing database that fails at its last step leaves the old database COMMENT."""
+    import pytest
+
+    from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
+        OpsReadyError, ToolError)
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql import restore as mysql_restore
+
+    server = mariadb_factory()
+    server.sql("CREATE DATABASE cs COMMENT 'new'; CREATE TABLE cs.t (id INT); CREATE VIEW cs.v AS SELECT id FROM cs.t;"
+               "CREATE DATABASE ct COMMENT 'old \\\\ one'; CREATE TABLE ct.t (id INT); INSERT INTO ct.t VALUES (1)")
+    backup(server, 'cs', tmp_path / 'b')
+    restore(server, tmp_path / 'b', 'cs', 'fresh')
+    assert server.sql("SELECT SCHEMA_COMMENT FROM information_schema.SCHEMATA WHERE SCHEMA_NAME IN ('fresh', 'ct') "
+                      "ORDER BY SCHEMA_NAME") == [('old \\ one',), ('new',)]
+
+    def failing(engine, database, script, what):
+        raise ToolError('mariadb (%s) failed with exit code 1: injected fault' % what, rc=1)
+
+    monkeypatch.setattr(mysql_restore, '_load_script', failing)
+    with pytest.raises(OpsReadyError, match='rolled back'):
+        restore(server, tmp_path / 'b', 'cs', 'ct', replace=True)
+    assert server.sql("SELECT SCHEMA_COMMENT FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'ct'") == [
+        ('old \\ one',)]
+    assert server.sql('SELECT id FROM ct.t') == [('1',)]
