@@ -198,3 +198,57 @@ def test_failed_swap_puts_the_old_comment_back(mariadb_factory, tmp_path, monkey
     assert server.sql("SELECT SCHEMA_COMMENT FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'ct'") == [
         ('old \\ one',)]
     assert server.sql('SELECT id FROM ct.t') == [('1',)]
+
+
+def test_point_in_time_replay_keeps_history_sequences_time_zones(mariadb_factory, tmp_path):
+    """Changes after the dump travel by binary log: new row versions of the system-versioned table, a sequence
+    advanced, TIMESTAMPs written from another time zone, DDL sent with USE of the database."""
+    import time
+
+    server = mariadb_factory(extra_conf={'default-time-zone': '-07:00'})
+    load_explore(server, 'src')
+    backup(server, 'src', tmp_path / 'b')
+    time.sleep(1.1)
+    server.sql("USE src; INSERT INTO ver VALUES (3, 'three'); UPDATE ver SET v = 'eins' WHERE id = 1; "
+               "DO NEXTVAL(seq); SET time_zone = '+09:00'; INSERT INTO tz VALUES (3, '2025-10-26 01:30:00', NULL); "
+               "INSERT INTO ai (v) VALUES (9); ALTER TABLE parent ADD COLUMN added INT DEFAULT 7 COMMENT 'new'; "
+               "INSERT INTO parent (id, name) VALUES (3, 'c'); DROP TABLE `select`; "
+               "CREATE TABLE newt (id INT PRIMARY KEY) COMMENT 'made later'; INSERT INTO newt VALUES (1)")
+    time.sleep(1.1)
+    backup(server, 'src', tmp_path / 'b', kind='log')
+    source = described(server, 'src')
+    assert len(source['history']) == 5
+    restore(server, tmp_path / 'b', 'src', 'dst')
+    assert_same(source, described(server, 'dst'), 'point-in-time restore (latest)')
+
+
+def test_statement_naming_the_source_database_is_refused_not_skipped(mariadb_factory, tmp_path):
+    """DDL after the dump that names the database explicitly: sent without USE it was skipped by the replay (the
+    copy silently lacked the new column and kept a dropped table); sent with USE src, ``TRUNCATE src.t`` ran
+    against the live source during the restore. Both are refused before the copy is swapped in, the source and
+    the target untouched."""
+    import pytest
+
+    from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+
+    server = mariadb_factory()
+    server.sql('CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY); INSERT INTO app.t VALUES (1), (2); '
+               'CREATE TABLE app.gone (id INT); CREATE DATABASE other; '
+               "CREATE DATABASE dst; CREATE TABLE dst.keep (id INT); INSERT INTO dst.keep VALUES (5)")
+    backup(server, 'app', tmp_path / 'b')
+    server.sql("ALTER TABLE app.t ADD COLUMN c INT DEFAULT 3; USE other; DROP TABLE app.gone")
+    backup(server, 'app', tmp_path / 'b', kind='log')
+    with pytest.raises(OpsReadyError, match='names database app explicitly') as caught:
+        restore(server, tmp_path / 'b', 'app', 'dst', replace=True)
+    assert 'ALTER TABLE app.t ADD COLUMN c' in caught.value.message
+    assert server.sql('SELECT id FROM dst.keep') == [('5',)]
+
+    # With USE of the database: the statement ran against the source itself, emptying the live table.
+    server.sql('INSERT INTO app.t (id) VALUES (3)')
+    backup(server, 'app', tmp_path / 'c')
+    server.sql('USE app; TRUNCATE TABLE app.t; INSERT INTO t (id) VALUES (7)')
+    backup(server, 'app', tmp_path / 'c', kind='log')
+    with pytest.raises(OpsReadyError, match='names database app explicitly'):
+        restore(server, tmp_path / 'c', 'app', 'copy')
+    assert server.sql('SELECT id FROM app.t') == [('7',)]
+    assert server.sql("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'copy%'") == [('0',)]

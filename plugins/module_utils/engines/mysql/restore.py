@@ -636,21 +636,83 @@ def check_rewritable(name: str, what: str) -> None:
                             'without logs (artifact=<the dump>) or into a plainer name.' % (what, name))
 
 
+# Statements in a binary log name tables as their author wrote them. mariadb-binlog --database keeps a statement by
+# its DEFAULT database only, and --rewrite-db renames only that default: "ALTER TABLE src.t ..." sent without
+# "USE src" (mariadb -e, most admin tools) was skipped, so the copy silently missed the column, the table or the
+# DROP; sent with "USE src" it ran, unrenamed, against the SOURCE database (a TRUNCATE src.t emptied the live
+# table). Row events are filtered by their table's own database and are safe; statements (DDL always, DML too
+# with binlog_format=STATEMENT/MIXED) are scanned for a qualifier naming the source first.
+STATEMENT_END = b'/*!*/;\n'
+_SQL_TOKEN = re.compile(
+    rb'(?P<ident>`(?:[^`]|``)*`)'
+    rb"|(?P<string>'(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.|\"\")*\")"
+    rb'|(?P<comment>/\*(?!!|M!).*?\*/|(?:--[ \t]|#)[^\n]*)'
+    rb'|(?P<space>\s+)'
+    rb'|(?P<word>[0-9A-Za-z_$\x80-\xff]+)'
+    rb'|(?P<other>.)', re.S)
+
+
+def names_database(statement: bytes, database: str) -> bool:
+    """Whether ``statement`` names ``database`` as a qualifier (```db`.x`` or ``db.x``; not in a string or a
+    comment, not as the last part of ``a.db``)."""
+    own = database.encode('utf-8')
+    if own not in statement and own.replace(b'`', b'``') not in statement:  # quick: most statements never name it
+        return False
+    code = [(m.lastgroup, m.group()) for m in _SQL_TOKEN.finditer(statement)
+            if m.lastgroup not in ('space', 'comment')]
+    for n, (kind, text) in enumerate(code):
+        name = _unquote(text) if kind == 'ident' else text if kind == 'word' else None
+        # not after '.' (``a.db``) or '@' (``@@session.x`` when the database is called session)
+        if name == own and n + 1 < len(code) and code[n + 1][1] == b'.' and not (n and code[n - 1][1] in b'.@'):
+            return True
+    return False
+
+
+def check_statements(engine: Any, argv: List[str], source: str) -> None:
+    """Refuse a replay whose statements (``argv``: mariadb-binlog --short-form over the range, every database)
+    name ``source`` as a qualifier; nothing was loaded into the target."""
+    proc = engine.runner.popen(argv, env={'TZ': 'UTC'})
+    found = None
+    try:
+        carry = b''
+        while found is None:
+            chunk = proc.stdout.read(CHUNK)
+            parts = (carry + chunk).split(STATEMENT_END)
+            carry = parts.pop() if chunk else b''
+            found = next((p for p in parts if names_database(p, source)), None)
+            if not chunk:
+                break
+        if found is None:
+            engine.runner.finish(proc, argv, what='%s-binlog (statement scan)' % engine.flavor)
+            return
+    finally:
+        if found is not None or proc.poll() is None:
+            kill_and_reap(proc)
+    text = b'\n'.join(line for line in found.strip().split(b'\n')
+                       if not line.startswith((b'SET ', b'use ', b'/*!', b'#')))
+    raise OpsReadyError(
+        'The binary logs to replay hold a statement that names database %s explicitly: %r. mariadb-binlog replays a '
+        'statement into the restored copy only by its default database (USE), and renames only that: this one '
+        'would be skipped (sent without USE %s) or run against %s itself, not the copy. Nothing was restored and '
+        '%s was not touched. Restore to a point before it (stop_at), or take a full backup after it and restore '
+        'from that.' % (source, text[:300].decode('utf-8', 'replace'), source, source, source), source=source)
+
+
 def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Manifest], temp: str) -> Dict[str, Any]:
     source = full.database or ''
     workdir = tempfile.mkdtemp(prefix='opsready-binlog-restore-', dir=request.tmpdir)
     stripper = GtidStripper()
     try:
         files = [_decompress(m, workdir, engine.identities) for m in logs]
-        argv = [engine.tool('binlog'), '--no-defaults'] + binlog_options(engine) + [
-            '--database=%s' % source, '--rewrite-db=%s->%s' % (source, temp)]
+        argv = [engine.tool('binlog'), '--no-defaults'] + binlog_options(engine)
         start: Optional[int] = None
         if full.position.get('binlog_pos') and logs[0].position.get('binlog_file') == full.position.get('binlog_file'):
             start = int(full.position['binlog_pos'])
             argv.append('--start-position=%d' % start)
         if request.stop_at is not None:
             argv.append('--stop-datetime=%s' % stop_datetime(request.stop_at))
-        argv += files
+        check_statements(engine, argv + ['--short-form'] + files, source)
+        argv += ['--database=%s' % source, '--rewrite-db=%s->%s' % (source, temp)] + files
         binlog = engine.runner.popen(argv, env={'TZ': 'UTC'})
         try:
             _feed_client(engine, temp, binlog.stdout, stripper, 'binlog replay')
