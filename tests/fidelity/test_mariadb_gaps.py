@@ -252,3 +252,21 @@ def test_statement_naming_the_source_database_is_refused_not_skipped(mariadb_fac
         restore(server, tmp_path / 'c', 'app', 'copy')
     assert server.sql('SELECT id FROM app.t') == [('7',)]
     assert server.sql("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'copy%'") == [('0',)]
+
+
+def test_drop_database_in_the_logs_never_reaches_the_live_source(mariadb_factory, tmp_path):
+    """The source dropped and recreated after the dump, from a session using it: the replay ran DROP DATABASE and
+    CREATE DATABASE as written, against the live source (its new tables gone), then failed. Refused up front."""
+    import pytest
+
+    from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+
+    server = mariadb_factory()
+    server.sql('CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY); INSERT INTO app.t VALUES (1), (2)')
+    backup(server, 'app', tmp_path / 'b')
+    server.sql('USE app; DROP DATABASE app; CREATE DATABASE app; USE app; CREATE TABLE t (id INT PRIMARY KEY); '
+               'INSERT INTO t VALUES (9)')
+    backup(server, 'app', tmp_path / 'b', kind='log')
+    with pytest.raises(OpsReadyError, match="names database app explicitly: 'DROP DATABASE app'"):
+        restore(server, tmp_path / 'b', 'app', 'copy')
+    assert server.sql('SELECT id FROM app.t') == [('9',)]

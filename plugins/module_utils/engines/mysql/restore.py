@@ -654,7 +654,7 @@ _SQL_TOKEN = re.compile(
 
 def names_database(statement: bytes, database: str) -> bool:
     """Whether ``statement`` names ``database`` as a qualifier (```db`.x`` or ``db.x``; not in a string or a
-    comment, not as the last part of ``a.db``)."""
+    comment, not as the last part of ``a.db``) or as the database of CREATE/ALTER/DROP DATABASE."""
     own = database.encode('utf-8')
     if own not in statement and own.replace(b'`', b'``') not in statement:  # quick: most statements never name it
         return False
@@ -662,8 +662,16 @@ def names_database(statement: bytes, database: str) -> bool:
             if m.lastgroup not in ('space', 'comment')]
     for n, (kind, text) in enumerate(code):
         name = _unquote(text) if kind == 'ident' else text if kind == 'word' else None
+        if name != own:
+            continue
         # not after '.' (``a.db``) or '@' (``@@session.x`` when the database is called session)
-        if name == own and n + 1 < len(code) and code[n + 1][1] == b'.' and not (n and code[n - 1][1] in b'.@'):
+        if n + 1 < len(code) and code[n + 1][1] == b'.' and not (n and code[n - 1][1] in b'.@'):
+            return True
+        # CREATE/ALTER/DROP DATABASE db: run as written, against the source (DROP DATABASE dropped it)
+        words = [t.upper() for _k, t in code[max(0, n - 4):n]]
+        while words and words[-1] in (b'IF', b'NOT', b'EXISTS'):
+            words.pop()
+        if words and words[-1] in (b'DATABASE', b'SCHEMA'):
             return True
     return False
 

@@ -15,6 +15,9 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.
     (b'INSERT INTO x SELECT app.t.c FROM app.t', 'app'),
     ("CREATE TABLE `a``p ñ`.u (v VARCHAR(9) DEFAULT 'x')".encode(), 'a`p ñ'),
     (b'UPDATE t\nSET src.x = 1', 'src'),
+    (b'DROP DATABASE IF EXISTS `app`', 'app'),
+    (b"ALTER SCHEMA app COMMENT 'x'", 'app'),
+    (b'CREATE DATABASE IF NOT EXISTS app', 'app'),
 ])
 def test_qualifier_found(statement, database):
     assert names_database(statement, database)
@@ -30,6 +33,8 @@ def test_qualifier_found(statement, database):
     (b'SET @@session.sql_mode=1/*!*/;\nCREATE TABLE t (id INT)', 'session'),
     (b'use `app`/*!*/;\nSET TIMESTAMP=1/*!*/;\nCREATE TABLE app_t (id INT)', 'app'),
     (b'CREATE TABLE `app` (id INT)', 'app'),
+    (b'DROP DATABASE other', 'app'),
+    (b"ALTER DATABASE COMMENT 'app'", 'app'),
 ])
 def test_no_qualifier(statement, database):
     assert not names_database(statement, database)
