@@ -202,7 +202,8 @@ def test_failed_swap_puts_the_old_comment_back(mariadb_factory, tmp_path, monkey
 
 def test_point_in_time_replay_keeps_history_sequences_time_zones(mariadb_factory, tmp_path):
     """Changes after the dump travel by binary log: new row versions of the system-versioned table, a sequence
-    advanced, TIMESTAMPs written from another time zone, DDL sent with USE of the database."""
+    advanced, TIMESTAMPs written from another time zone, DDL sent with USE of the database, and an ALTER DATABASE
+    of its character set, collation and comment (the restore set the dump's instead)."""
     import time
 
     server = mariadb_factory(extra_conf={'default-time-zone': '-07:00'})
@@ -213,11 +214,13 @@ def test_point_in_time_replay_keeps_history_sequences_time_zones(mariadb_factory
                "DO NEXTVAL(seq); SET time_zone = '+09:00'; INSERT INTO tz VALUES (3, '2025-10-26 01:30:00', NULL); "
                "INSERT INTO ai (v) VALUES (9); ALTER TABLE parent ADD COLUMN added INT DEFAULT 7 COMMENT 'new'; "
                "INSERT INTO parent (id, name) VALUES (3, 'c'); DROP TABLE `select`; "
-               "CREATE TABLE newt (id INT PRIMARY KEY) COMMENT 'made later'; INSERT INTO newt VALUES (1)")
+               "CREATE TABLE newt (id INT PRIMARY KEY) COMMENT 'made later'; INSERT INTO newt VALUES (1); "
+               "ALTER DATABASE CHARACTER SET latin1 COLLATE latin1_german1_ci COMMENT 'changed ✓ later'")
     time.sleep(1.1)
     backup(server, 'src', tmp_path / 'b', kind='log')
     source = described(server, 'src')
     assert len(source['history']) == 5
+    assert source['information_schema']['schema'] == [('latin1', 'latin1_german1_ci', 'changed ✓ later')]
     restore(server, tmp_path / 'b', 'src', 'dst')
     assert_same(source, described(server, 'dst'), 'point-in-time restore (latest)')
 
@@ -270,3 +273,24 @@ def test_drop_database_in_the_logs_never_reaches_the_live_source(mariadb_factory
     with pytest.raises(OpsReadyError, match="names database app explicitly: 'DROP DATABASE app'"):
         restore(server, tmp_path / 'b', 'app', 'copy')
     assert server.sql('SELECT id FROM app.t') == [('9',)]
+
+
+def test_objects_created_under_another_database_collation(mariadb_factory, tmp_path):
+    """Routines, triggers and events keep the database collation they were created under; mariadb-dump switches
+    the database's collation around them by NAME. Loaded under another name that altered the source's collation
+    (and gave the copy's objects the copy's collation); after the source was dropped, the restore (the disaster
+    it is for) failed ("Can't create/write to file ./cs/db.opt")."""
+    server = mariadb_factory()
+    server.sql("CREATE DATABASE cs CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci; USE cs; CREATE TABLE t (id INT); "
+               "CREATE PROCEDURE p() SELECT 1; CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET @x = 1; "
+               "CREATE EVENT ev ON SCHEDULE EVERY 1 DAY STARTS '2035-01-01' DISABLE DO SELECT 1; "
+               "ALTER DATABASE cs CHARACTER SET latin1 COLLATE latin1_german1_ci; "
+               "CREATE FUNCTION f() RETURNS INT DETERMINISTIC RETURN 1")
+    source = extra(server, 'cs')
+    assert [r[-1] for r in source['routines']] == ['latin1_german1_ci', 'utf8mb4_unicode_ci']
+    backup(server, 'cs', tmp_path / 'b')
+    restore(server, tmp_path / 'b', 'cs', 'copy')
+    assert_same(source, extra(server, 'copy'), 'restore under a new name')
+    server.sql('DROP DATABASE cs')
+    restore(server, tmp_path / 'b', 'cs', 'cs')
+    assert_same(source, extra(server, 'cs'), 'restore after the source was dropped')

@@ -485,9 +485,54 @@ class _Chained:
         return out
 
 
+# A routine, trigger or event keeps the database collation it was created under. When that differs from the
+# database's current one, mariadb-dump wraps the object in "ALTER DATABASE `src` CHARACTER SET x COLLATE y ;" and
+# back, naming the DUMPED database: loaded elsewhere, that altered the live source, or failed ("Can't create/write
+# to file ./src/db.opt") when the source was gone, as in a restore after a DROP; and the object got the copy's
+# collation. The name is renamed to the database the script is loaded into.
+COLLATION_SWITCH = re.compile(rb'(?m)^(ALTER DATABASE )(`(?:[^`]|``)+`)( CHARACTER SET \w+ COLLATE \w+ ;;?\r?)$')
+COLLATION_MARK = b'ALTER DATABASE `'
+
+
+class CollationSwitchRewriter(_LineChunkFilter):
+    """Renames database ``own`` to ``into`` in a dump's collation switch lines, chunk by chunk."""
+
+    def __init__(self, own: str, into: str) -> None:
+        super().__init__()
+        self.own = b'`' + own.encode('utf-8').replace(b'`', b'``') + b'`'
+        self.into = b'`' + into.encode('utf-8').replace(b'`', b'``') + b'`'
+        self.renamed = 0
+
+    def _rename(self, match: 're.Match[bytes]') -> bytes:
+        if match.group(2) != self.own:
+            return match.group()
+        self.renamed += 1
+        return match.group(1) + self.into + match.group(3)
+
+    def _sub(self, data: bytes) -> bytes:
+        return COLLATION_SWITCH.sub(self._rename, data) if COLLATION_MARK in data and self.own != self.into else data
+
+    def feed(self, chunk: bytes) -> bytes:
+        head, rest = self._end_of_long_line(chunk)
+        if rest is None:
+            return head
+        data = self.carry + rest
+        cut = data.rfind(b'\n') + 1
+        self.carry = data[cut:]
+        out = head + self._sub(data[:cut])
+        if len(self.carry) > LINE_CARRY and not self.carry.startswith(COLLATION_MARK):
+            out, self.carry, self.mid_line = out + self.carry, b'', True
+        return out
+
+    def flush(self) -> bytes:
+        out, self.carry = self._sub(self.carry), b''
+        return out
+
+
 def requalify_script(script: bytes, own: str, into: str) -> bytes:
-    """``script`` (a whole dump of views and other objects of ``own``) with its view statements pointed at ``into``."""
-    rewriter = ViewQualifierRewriter(own, into)
+    """``script`` (a whole dump of views and other objects of ``own``) with its view statements and collation
+    switches pointed at ``into``."""
+    rewriter = _Chained(ViewQualifierRewriter(own, into), CollationSwitchRewriter(own, into))
     return rewriter.feed(script) + rewriter.flush()
 
 
@@ -497,7 +542,7 @@ def _load_dump(engine: Any, full: Manifest, temp: str) -> int:
     stripper = TriggerQualifierStripper()
     filters: List[Any] = [stripper]
     if full.database:
-        filters.append(ViewQualifierRewriter(full.database, temp))
+        filters += [ViewQualifierRewriter(full.database, temp), CollationSwitchRewriter(full.database, temp)]
     with open_artifact(full, engine.identities) as source:
         _feed_client(engine, temp, source, _Chained(*filters), 'load dump')
     return stripper.stripped
@@ -985,8 +1030,9 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
         raise OpsReadyError('Dump %s records no binary log position, so logs cannot be replayed after it.' % full.id)
     defaults = full.data.get('database_defaults')
     clause = charset_clause(defaults)  # a damaged manifest is refused before anything is created
-    if full.data.get('database_comment') is not None:
-        comment_sql(target_db, full.data['database_comment'])
+    comment = full.data.get('database_comment')
+    if comment is not None:
+        comment_sql(target_db, comment)
     # The temporary name keeps only [A-Za-z0-9_] of the target's: mariadb-binlog --rewrite-db and
     # mariadb-dump --events cannot handle every name (see check_target), the copy needs neither limit.
     temp = temporary_name(re.sub(r'[^0-9A-Za-z_]', '_', target_db), limit=64)
@@ -999,6 +1045,8 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
     replay: Dict[str, Any] = {'binlogs': [], 'start_position': None}
     events: Dict[str, str] = {}
     try:
+        if comment is not None:
+            engine.query(comment_sql(temp, comment))
         probe_privileges(engine, temp, full.data.get('database_objects'))
         timer.lap('probe_privileges')
         _load_dump(engine, full, temp)
@@ -1007,11 +1055,16 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
         if logs:
             replay = _replay(engine, request, full, logs, temp)
             _quiesce_events(engine, temp, events)
+            # An ALTER DATABASE after the dump (sent with USE of the source: replayed into the copy) changed the
+            # copy's character set, collation or comment: the target gets the copy's, not the dump's.
+            if defaults:
+                defaults = schema_defaults(engine, temp) or defaults
+            if comment is not None:
+                comment = engine.database_comment(temp)
             timer.lap('replay')
         tables = tables_of(engine, temp)
         moved = count_objects(objects_of(engine, temp))
-        aside = _swap(engine, target_db, temp, tables, before, defaults, events, request.tmpdir,
-                      full.data.get('database_comment'))
+        aside = _swap(engine, target_db, temp, tables, before, defaults, events, request.tmpdir, comment)
     except ToolError as exc:
         drop_schema(engine, temp)
         in_use = ''
