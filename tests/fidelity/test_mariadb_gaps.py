@@ -294,3 +294,4 @@ def test_objects_created_under_another_database_collation(mariadb_factory, tmp_p
     server.sql('DROP DATABASE cs')
     restore(server, tmp_path / 'b', 'cs', 'cs')
     assert_same(source, extra(server, 'cs'), 'restore after the source was dropped')
+
