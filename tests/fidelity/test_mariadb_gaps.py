@@ -295,3 +295,28 @@ def test_objects_created_under_another_database_collation(mariadb_factory, tmp_p
     restore(server, tmp_path / 'b', 'cs', 'cs')
     assert_same(source, extra(server, 'cs'), 'restore after the source was dropped')
 
+
+def test_statement_run_in_the_source_naming_another_database_is_refused(mariadb_factory, tmp_path):
+    """``USE app; TRUNCATE TABLE other.t`` after the dump: the replay ran it as written, emptying the live table of
+    another database during a restore of app. Refused; a statement of another session that only names another
+    database (no USE app) does not stop the restore."""
+    import pytest
+
+    from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+
+    server = mariadb_factory()
+    server.sql('CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY); CREATE DATABASE other; '
+               'CREATE TABLE other.t (id INT); INSERT INTO other.t VALUES (1), (2)')
+    backup(server, 'app', tmp_path / 'b')
+    server.sql('USE app; INSERT INTO t VALUES (1); USE other; CREATE TABLE other.u (id INT); USE app; '
+               'INSERT INTO t VALUES (2)')
+    server.sql('CREATE TABLE other.w (id INT); INSERT INTO app.t VALUES (3)')  # no default database
+    backup(server, 'app', tmp_path / 'b', kind='log')
+    restore(server, tmp_path / 'b', 'app', 'first')
+    assert server.sql('SELECT id FROM first.t ORDER BY id') == [('1',), ('2',), ('3',)]
+
+    server.sql('USE app; TRUNCATE TABLE other.t; INSERT INTO other.t VALUES (9)')
+    backup(server, 'app', tmp_path / 'b', kind='log')
+    with pytest.raises(OpsReadyError, match=r"run with USE app that names database other: 'TRUNCATE TABLE other\.t'"):
+        restore(server, tmp_path / 'b', 'app', 'second')
+    assert server.sql('SELECT id FROM other.t') == [('9',)]

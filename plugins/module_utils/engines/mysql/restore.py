@@ -697,58 +697,107 @@ _SQL_TOKEN = re.compile(
     rb'|(?P<other>.)', re.S)
 
 
-def names_database(statement: bytes, database: str) -> bool:
-    """Whether ``statement`` names ``database`` as a qualifier (```db`.x`` or ``db.x``; not in a string or a
+def named_databases(statement: bytes, databases: List[str]) -> List[str]:
+    """Those of ``databases`` that ``statement`` names as a qualifier (```db`.x`` or ``db.x``; not in a string or a
     comment, not as the last part of ``a.db``) or as the database of CREATE/ALTER/DROP DATABASE."""
-    own = database.encode('utf-8')
-    if own not in statement and own.replace(b'`', b'``') not in statement:  # quick: most statements never name it
-        return False
+    wanted = {d.encode('utf-8'): d for d in databases
+              if d.encode('utf-8') in statement or d.encode('utf-8').replace(b'`', b'``') in statement}
+    if not wanted:  # quick: most statements name none of them
+        return []
+    found: List[str] = []
     code = [(m.lastgroup, m.group()) for m in _SQL_TOKEN.finditer(statement)
             if m.lastgroup not in ('space', 'comment')]
     for n, (kind, text) in enumerate(code):
         name = _unquote(text) if kind == 'ident' else text if kind == 'word' else None
-        if name != own:
+        if name not in wanted or wanted[name] in found:
             continue
         # not after '.' (``a.db``) or '@' (``@@session.x`` when the database is called session)
         if n + 1 < len(code) and code[n + 1][1] == b'.' and not (n and code[n - 1][1] in b'.@'):
-            return True
-        # CREATE/ALTER/DROP DATABASE db: run as written, against the source (DROP DATABASE dropped it)
+            found.append(wanted[name])
+            continue
+        # CREATE/ALTER/DROP DATABASE db: run as written, against the live database (DROP DATABASE dropped it)
         words = [t.upper() for _k, t in code[max(0, n - 4):n]]
         while words and words[-1] in (b'IF', b'NOT', b'EXISTS'):
             words.pop()
         if words and words[-1] in (b'DATABASE', b'SCHEMA'):
-            return True
-    return False
+            found.append(wanted[name])
+    return found
 
 
-def check_statements(engine: Any, argv: List[str], source: str) -> None:
-    """Refuse a replay whose statements (``argv``: mariadb-binlog --short-form over the range, every database)
-    name ``source`` as a qualifier; nothing was loaded into the target."""
+def names_database(statement: bytes, database: str) -> bool:
+    return bool(named_databases(statement, [database]))
+
+
+def _statements(engine: Any, argv: List[str], stop: Any) -> Optional[bytes]:
+    """The first statement of ``argv`` (mariadb-binlog --short-form) for which ``stop(statement, default_db)`` is
+    true, or None; the tool never left running. ``default_db``: the last ``use`` printed (mariadb-binlog prints
+    none for a statement sent without a default database, so it may be the previous statement's)."""
     proc = engine.runner.popen(argv, env={'TZ': 'UTC'})
     found = None
     try:
-        carry = b''
+        carry, current = b'', b''
         while found is None:
             chunk = proc.stdout.read(CHUNK)
             parts = (carry + chunk).split(STATEMENT_END)
             carry = parts.pop() if chunk else b''
-            found = next((p for p in parts if names_database(p, source)), None)
+            for part in parts:
+                line = part.strip()
+                if line.startswith(b'use `') and line.endswith(b'`') and b'\n' not in line:
+                    current = _unquote(line[4:])
+                elif stop(part, current):
+                    found = part
+                    break
             if not chunk:
                 break
         if found is None:
             engine.runner.finish(proc, argv, what='%s-binlog (statement scan)' % engine.flavor)
-            return
     finally:
         if found is not None or proc.poll() is None:
             kill_and_reap(proc)
-    text = b'\n'.join(line for line in found.strip().split(b'\n')
-                       if not line.startswith((b'SET ', b'use ', b'/*!', b'#')))
-    raise OpsReadyError(
-        'The binary logs to replay hold a statement that names database %s explicitly: %r. mariadb-binlog replays a '
-        'statement into the restored copy only by its default database (USE), and renames only that: this one '
-        'would be skipped (sent without USE %s) or run against %s itself, not the copy. Nothing was restored and '
-        '%s was not touched. Restore to a point before it (stop_at), or take a full backup after it and restore '
-        'from that.' % (source, text[:300].decode('utf-8', 'replace'), source, source, source), source=source)
+    return found
+
+
+def _shown(statement: bytes) -> str:
+    text = b'\n'.join(line for line in statement.strip().split(b'\n')
+                      if not line.startswith((b'SET ', b'use ', b'/*!', b'#')))
+    return repr(text[:300].decode('utf-8', 'replace'))
+
+
+def check_statements(engine: Any, argv: List[str], files: List[str], source: str) -> None:
+    """Refuse a replay (``argv``: mariadb-binlog and its range options; ``files``) whose statements name ``source``
+    as a qualifier (skipped, or run against the source), or that, run with ``USE source``, name another database
+    of this server (the replay would write to that live database). Nothing was loaded into the target yet."""
+    own = source.encode('utf-8')
+    others = [r[0] for r in engine.query('SHOW DATABASES') if r and r[0] and r[0] != source]
+    suspect: List[bool] = []
+
+    def stop(statement: bytes, current: bytes) -> bool:
+        if names_database(statement, source):
+            return True
+        if current == own and not suspect and named_databases(statement, others):
+            suspect.append(True)  # confirmed below among the statements that really run with USE source
+        return False
+
+    found = _statements(engine, argv + ['--short-form'] + files, stop)
+    if found is not None:
+        raise OpsReadyError(
+            'The binary logs to replay hold a statement that names database %s explicitly: %s. mariadb-binlog replays '
+            'a statement into the restored copy only by its default database (USE), and renames only that: this one '
+            'would be skipped (sent without USE %s) or run against %s itself, not the copy. Nothing was restored and '
+            '%s was not touched. Restore to a point before it (stop_at), or take a full backup after it and restore '
+            'from that.' % (source, _shown(found), source, source, source), source=source)
+    if not suspect:
+        return
+    found = _statements(engine, argv + ['--short-form', '--database=%s' % source] + files,
+                        lambda statement, _db: bool(named_databases(statement, others)))
+    if found is not None:
+        named = named_databases(found, others)
+        raise OpsReadyError(
+            'The binary logs to replay hold a statement run with USE %s that names database %s: %s. The replay runs it '
+            'as written, so it would have changed the live %s on this server, not the restored copy. Nothing was '
+            'restored and nothing was changed. Restore to a point before it (stop_at), or take a full backup after '
+            'it and restore from that.' % (source, ', '.join(named), _shown(found), named[0]),
+            source=source, names=named)
 
 
 def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Manifest], temp: str) -> Dict[str, Any]:
@@ -764,7 +813,7 @@ def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Man
             argv.append('--start-position=%d' % start)
         if request.stop_at is not None:
             argv.append('--stop-datetime=%s' % stop_datetime(request.stop_at))
-        check_statements(engine, argv + ['--short-form'] + files, source)
+        check_statements(engine, argv, files, source)
         argv += ['--database=%s' % source, '--rewrite-db=%s->%s' % (source, temp)] + files
         binlog = engine.runner.popen(argv, env={'TZ': 'UTC'})
         try:

@@ -38,3 +38,10 @@ def test_qualifier_found(statement, database):
 ])
 def test_no_qualifier(statement, database):
     assert not names_database(statement, database)
+
+
+def test_named_databases_among_several():
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.restore import named_databases
+    statement = b"INSERT INTO audit.log SELECT t.id FROM t JOIN `other db`.u ON 'mysql.x' = t.c"
+    assert named_databases(statement, ['audit', 'other db', 'mysql', 't2']) == ['audit', 'other db']
+    assert named_databases(b'TRUNCATE TABLE t', ['audit']) == []
