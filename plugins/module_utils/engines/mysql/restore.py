@@ -728,6 +728,28 @@ def names_database(statement: bytes, database: str) -> bool:
     return bool(named_databases(statement, [database]))
 
 
+# Statements the scan lets through. Maintenance (this collection's maintenance role runs "ANALYZE TABLE db.t" without
+# USE) changes no data: skipped or run, the copy is the same. Account statements name a database in their privilege
+# ("GRANT SELECT ON app.* TO u"): grants are not part of a database's backup, so one sent without USE is rightly
+# skipped; only one that the replay would RUN (USE of the source) is refused (it would change live privileges).
+MAINTENANCE = {b'ANALYZE', b'OPTIMIZE', b'REPAIR', b'CHECK', b'CHECKSUM', b'FLUSH'}
+ACCOUNT_OBJECTS = {b'USER', b'ROLE'}
+
+
+def statement_kind(statement: bytes) -> str:
+    """'maintenance', 'account' or 'other', from the statement's first words."""
+    words = [m.group().upper() for m in _SQL_TOKEN.finditer(statement[:256]) if m.lastgroup == 'word'][:5]
+    if not words:
+        return 'other'
+    if words[0] in MAINTENANCE:
+        return 'maintenance'
+    rest = words[3:] if words[1:3] == [b'OR', b'REPLACE'] else words[1:]
+    if words[0] in (b'GRANT', b'REVOKE') or (words[0] in (b'CREATE', b'DROP', b'ALTER', b'RENAME') and rest[:1]
+                                               and rest[0] in ACCOUNT_OBJECTS):
+        return 'account'
+    return 'other'
+
+
 def _statements(engine: Any, argv: List[str], stop: Any) -> Optional[bytes]:
     """The first statement of ``argv`` (mariadb-binlog --short-form) for which ``stop(statement, default_db)`` is
     true, or None; the tool never left running. ``default_db``: the last ``use`` printed (mariadb-binlog prints
@@ -772,9 +794,16 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
     suspect: List[bool] = []
 
     def stop(statement: bytes, current: bytes) -> bool:
+        if suspect and not names_database(statement, source):
+            return False
+        kind = statement_kind(statement)
+        if kind == 'maintenance':
+            return False
         if names_database(statement, source):
-            return True
-        if current == own and not suspect and named_databases(statement, others):
+            if kind == 'other':
+                return True
+            suspect.append(True)  # an account statement: refused below only if it runs with USE source
+        elif current == own and named_databases(statement, others):
             suspect.append(True)  # confirmed below among the statements that really run with USE source
         return False
 
@@ -789,9 +818,10 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
     if not suspect:
         return
     found = _statements(engine, argv + ['--short-form', '--database=%s' % source] + files,
-                        lambda statement, _db: bool(named_databases(statement, others)))
+                        lambda statement, _db: bool(named_databases(statement, others + [source]))
+                        and statement_kind(statement) != 'maintenance')
     if found is not None:
-        named = named_databases(found, others)
+        named = named_databases(found, others + [source])
         raise OpsReadyError(
             'The binary logs to replay hold a statement run with USE %s that names database %s: %s. The replay runs it '
             'as written, so it would have changed the live %s on this server, not the restored copy. Nothing was '

@@ -45,3 +45,19 @@ def test_named_databases_among_several():
     statement = b"INSERT INTO audit.log SELECT t.id FROM t JOIN `other db`.u ON 'mysql.x' = t.c"
     assert named_databases(statement, ['audit', 'other db', 'mysql', 't2']) == ['audit', 'other db']
     assert named_databases(b'TRUNCATE TABLE t', ['audit']) == []
+
+
+@pytest.mark.parametrize('statement, kind', [
+    (b'ANALYZE TABLE `app`.`t`', 'maintenance'),
+    (b'OPTIMIZE TABLE app.t', 'maintenance'),
+    (b'GRANT SELECT ON app.* TO reader', 'account'),
+    (b'REVOKE ALL ON app.t FROM u', 'account'),
+    (b'CREATE OR REPLACE USER u@localhost', 'account'),
+    (b'DROP ROLE r', 'account'),
+    (b'\nDROP TABLE app.t', 'other'),
+    (b'CREATE OR REPLACE TABLE app.t (id INT)', 'other'),
+    (b'ALTER TABLE app.t ADD c INT', 'other'),
+])
+def test_statement_kind(statement, kind):
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.restore import statement_kind
+    assert statement_kind(statement) == kind
