@@ -324,3 +324,21 @@ def test_statement_run_in_the_source_naming_another_database_is_refused(mariadb_
     with pytest.raises(OpsReadyError, match=r"run with USE app that names database other: 'TRUNCATE TABLE other\.t'"):
         restore(server, tmp_path / 'b', 'app', 'second')
     assert server.sql('SELECT id FROM other.t') == [('9',)]
+
+
+def test_overdue_one_time_event_is_reported_not_silently_lost(mariadb_factory, tmp_path):
+    """With event_scheduler OFF (the default) a one-time event whose time has passed stays in the source; the
+    server drops it as the dump creates it (ON COMPLETION NOT PRESERVE). The restore cannot keep it, and says so."""
+    import time
+
+    server = mariadb_factory()
+    server.sql("CREATE DATABASE app; USE app; CREATE TABLE ev (id INT); "
+               "CREATE EVENT once ON SCHEDULE AT CURRENT_TIMESTAMP + INTERVAL 1 SECOND DO INSERT INTO ev VALUES (1); "
+               "CREATE EVENT daily ON SCHEDULE EVERY 1 DAY STARTS '2035-01-01' DO DELETE FROM ev")
+    time.sleep(1.5)
+    assert server.sql("SELECT @@event_scheduler, COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = 'app'") \
+        == [('OFF', '2')]
+    backup(server, 'app', tmp_path / 'b')
+    result = restore(server, tmp_path / 'b', 'app', 'r')
+    assert server.sql("SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = 'r'") == [('daily',)]
+    assert any('held 2 events' in w and 'loaded 1 events' in w for w in result.get('warnings', [])), result

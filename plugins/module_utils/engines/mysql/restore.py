@@ -130,6 +130,18 @@ def count_objects(objects: Dict[str, List[Dict[str, str]]]) -> Dict[str, int]:
     return {k: len(v) for k, v in objects.items() if v}
 
 
+def missing_objects(held: Optional[Dict[str, Any]], loaded: Dict[str, int]) -> Optional[Dict[str, Dict[str, int]]]:
+    """The kinds of which the dump loaded fewer objects than the backup's manifest says the source held (counted
+    just before the dump), or None. The server itself drops some on creation (an overdue one-time event that is
+    ON COMPLETION NOT PRESERVE): the restore goes on, and says so."""
+    if not isinstance(held, dict):
+        return None
+    short = [k for k in OBJECT_KINDS if isinstance(held.get(k), int) and loaded.get(k, 0) < held[k]]
+    if not short:
+        return None
+    return {'held': {k: held[k] for k in short}, 'loaded': {k: loaded.get(k, 0) for k in short}}
+
+
 def _target(request: RestoreRequest) -> str:
     if not request.database:
         raise OpsReadyError('database (the target schema) is required.')
@@ -1130,6 +1142,7 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
         timer.lap('probe_privileges')
         _load_dump(engine, full, temp)
         _quiesce_events(engine, temp, events)
+        missing = missing_objects(full.data.get('database_objects'), count_objects(objects_of(engine, temp)))
         timer.lap('load_dump')
         if logs:
             replay = _replay(engine, request, full, logs, temp)
@@ -1171,9 +1184,19 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
                    'database_defaults': defaults},
         'binlogs_replayed': replay['binlogs'], 'start_position': replay['start_position'],
         'replaced': bool(before['tables'] or count_objects(before['objects']))}
+    warnings = []
     if not defaults:
-        result['warnings'] = ['The dump %s records no database character set/collation (taken by an older version): '
-                              '%s has the server default.' % (full.id, target_db)]
+        warnings.append('The dump %s records no database character set/collation (taken by an older version): '
+                        '%s has the server default.' % (full.id, target_db))
+    if missing:
+        warnings.append('The source held %s when %s was taken; the dump loaded %s. %s'
+                        % (', '.join('%d %s' % (v, k) for k, v in missing['held'].items()), full.id,
+                           ', '.join('%d %s' % (v, k) for k, v in missing['loaded'].items()) or 'none',
+                           'An event whose one-time schedule (ON SCHEDULE AT) has passed and that is ON COMPLETION NOT '
+                           'PRESERVE is dropped by the server as it is created (the source keeps it while '
+                           'event_scheduler is OFF); compare SHOW EVENTS / SHOW ... STATUS of source and target.'))
+    if warnings:
+        result['warnings'] = warnings
     if request.stop_at is not None and logs:
         floor = request.stop_at.astimezone(UTC).replace(microsecond=0)
         result['point_reached'] = isoformat(min(floor, max(m.consistent_at for m in chain)))
