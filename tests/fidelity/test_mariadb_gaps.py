@@ -27,6 +27,10 @@ def backup(server, db, dest, kind='full'):
     return run_backup(get_engine('mariadb', params(server)), BackupOptions(kind=kind, dest=str(dest), database=db))
 
 
+def backup_as(server, engine, db, dest):
+    return run_backup(get_engine(engine, params(server)), BackupOptions(kind='full', dest=str(dest), database=db))
+
+
 def restore(server, src, source, target, **kw):
     return run_restore(RestoreRequest(engine='mariadb', src=str(src), source_database=source, database=target, **kw),
                        params(server))
@@ -343,3 +347,21 @@ def test_overdue_one_time_event_is_reported_not_silently_lost(mariadb_factory, t
     assert server.sql("SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = 'r'") == [('daily',)]
     assert any('held 2 events' in w and 'loaded 1 events' in w for w in result.get('warnings', [])), (
         result.get('warnings'), result.get('target'))
+
+
+def test_all_databases_and_mysql_flavor_backups(mariadb_factory, tmp_path):
+    """The history option applies to an all-databases dump too; a mysql-flavor backup (mysqldump, no
+    --dump-history) still records the objects and the comment (read from SCHEMATA where the server has it)."""
+    import zstandard
+
+    server = mariadb_factory()
+    server.sql("CREATE DATABASE a1 COMMENT 'c'; CREATE TABLE a1.v (id INT PRIMARY KEY, x INT) WITH SYSTEM VERSIONING; "
+               "INSERT INTO a1.v VALUES (1, 1); UPDATE a1.v SET x = 2; CREATE VIEW a1.w AS SELECT id FROM a1.v")
+    run_backup(get_engine('mariadb', params(server)), BackupOptions(kind='full', dest=str(tmp_path / 'all'),
+                                                                   all_databases=True))
+    [dump] = (tmp_path / 'all').rglob('*.sql.zst')
+    with open(dump, 'rb') as handle:
+        text = zstandard.ZstdDecompressor().stream_reader(handle).read()
+    assert b'system_versioning_insert_history=1' in text and b"(1,1,'" in text
+    mysql = backup_as(server, 'mysql', 'a1', tmp_path / 'my')['manifest']
+    assert mysql['database_objects']['views'] == 1 and mysql['database_comment'] == 'c'

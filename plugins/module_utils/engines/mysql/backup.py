@@ -209,6 +209,16 @@ class MySQLEngine(Engine):
                 check_identifier(database, 'database')
                 db_defaults = self.database_defaults(database)
                 db_comment = self.database_comment(database)
+                db_objects = self.database_objects(database)
+                if set(database) & set('\'"\\'):
+                    # mariadb-dump --events fails to select such a database ("Unknown database"); its other
+                    # options do not. Without events it is dumped with --skip-events (the manifest says 0 events).
+                    if db_objects['events']:
+                        raise OpsReadyError('Database %r holds %d event(s) and cannot be dumped with them: its name '
+                                            'contains \' " or \\, and %s-dump --events fails to select such a '
+                                            'database. Rename it (RENAME TABLE into a plainer name) to back it up.'
+                                            % (database, db_objects['events'], self.flavor))
+                    argv[argv.index('--events')] = '--skip-events'
             if self.flavor == 'mariadb':
                 # Without --dump-history a system-versioned table is dumped as its current rows only: its history
                 # (what FOR SYSTEM_TIME reads) was lost and ROW START became the restore's time. The option fails
@@ -220,16 +230,6 @@ class MySQLEngine(Engine):
                                     % (', '.join(versioned['transaction']), self.flavor))
                 elif versioned['timestamp']:
                     argv.append('--dump-history')
-                db_objects = self.database_objects(database)
-                if set(database) & set('\'"\\'):
-                    # mariadb-dump --events fails to select such a database ("Unknown database"); its other
-                    # options do not. Without events it is dumped with --skip-events (the manifest says 0 events).
-                    if db_objects['events']:
-                        raise OpsReadyError('Database %r holds %d event(s) and cannot be dumped with them: its name '
-                                            'contains \' " or \\, and %s-dump --events fails to select such a '
-                                            'database. Rename it (RENAME TABLE into a plainer name) to back it up.'
-                                            % (database, db_objects['events'], self.flavor))
-                    argv[argv.index('--events')] = '--skip-events'
             # "--" ends the options: a database named "-x" is a name, not an option.
             argv += ['--all-databases'] if opts.all_databases else ['--', database]
             try:
