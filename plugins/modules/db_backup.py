@@ -25,9 +25,12 @@ description:
     module hashes (and encrypts) it. V(wal) forces a WAL switch and waits until the C(archive_command) helper
     installed by the role C(opsready.operations.backup) has stored the segment."
   - "MariaDB/MySQL: V(full) is C(mariadb-dump)/C(mysqldump) C(--single-transaction --routines --events
-    --triggers) with the binary log file and position read from the dump itself. V(log) flushes the binary
-    log and copies every closed binary log not yet in the catalog (C(mariadb-binlog --read-from-remote-server
-    --raw)) as C(log) artifacts positioned by binlog index."
+    --triggers) with the binary log file and position read from the dump itself; the manifest records the
+    database's character set, collation and COMMENT (a single-database dump holds no CREATE DATABASE). MariaDB:
+    system-versioned tables are dumped with their history (C(--dump-history)); transaction-precise history
+    cannot be, so such tables keep their current rows only and the manifest's C(warning) names them. V(log)
+    flushes the binary log and copies every closed binary log not yet in the catalog (C(mariadb-binlog
+    --read-from-remote-server --raw)) as C(log) artifacts positioned by binlog index."
   - "SQLite: V(full) uses the online backup API (a consistent copy while the application writes, WAL mode
     included); O(database) is the path of the file."
   - "SQL Server (through pyodbc; B(not run against a live server), see docs/sqlserver.md): V(full)

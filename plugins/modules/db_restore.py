@@ -56,7 +56,13 @@ description:
     C(mariadb-binlog --rewrite-db --stop-datetime) up to O(stop_at) (with new GTIDs of this server, never
     the source's), then its tables are moved into O(database) with one atomic C(RENAME TABLE) and its
     views, routines, triggers and events are recreated there from C(mariadb-dump) of the copy (definers
-    and C(sql_mode) kept); a failure at any swap step undoes the earlier ones."
+    and C(sql_mode) kept), and it gets the source's database COMMENT; a failure at any swap step undoes the
+    earlier ones. Before the replay, the statements of the log range are read (C(mariadb-binlog --short-form));
+    one that names the source database as a qualifier (C(ALTER TABLE src.t ...), C(DROP DATABASE src)), or that
+    runs with C(USE src) and names another database, fails the restore before anything is swapped: the replay
+    keeps and renames statements only by their default database, so it would have skipped it or run it against
+    a live database. Maintenance (C(ANALYZE)/C(OPTIMIZE TABLE)) and grants sent without C(USE src) pass.
+    Restore to a point before it or from a later full."
   - "SQLite: the backup is decompressed next to O(database), C(PRAGMA integrity_check) run on it, and it is
     renamed into place (the old file and its C(-wal)/C(-shm) removed). Stop the application first. The
     restored file gets the mode and owner of the file it replaces or, where there is none (the file was lost),

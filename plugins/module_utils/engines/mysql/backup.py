@@ -122,6 +122,30 @@ class MySQLEngine(Engine):
             raise OpsReadyError('Database %r does not exist on %s.' % (database, self.conn.where(self.default_port)))
         return {'character_set': rows[0][0], 'collation': rows[0][1]}
 
+    def database_comment(self, database: str) -> Optional[str]:
+        """The database's COMMENT (MariaDB 10.5+; None where SCHEMATA has no SCHEMA_COMMENT, as on MySQL)."""
+        rows = self.client.query_dicts(
+            'SELECT * FROM information_schema.SCHEMATA '  # nosec B608 # quoted: mysql_quote.quote_literal (hex)
+            'WHERE SCHEMA_NAME = %s' % quote_literal(database))
+        return rows[0].get('SCHEMA_COMMENT') if rows else None
+
+    def versioned_tables(self, database: Optional[str]) -> Dict[str, List[str]]:
+        """System-versioned tables of ``database`` (None: every user schema), split by how their history is
+        stamped: 'timestamp' (ROW START is a TIMESTAMP: mariadb-dump --dump-history can save it) or
+        'transaction' (transaction-precise, BIGINT: it cannot)."""
+        where = ("TABLE_SCHEMA NOT IN (%s)" % ', '.join("'%s'" % s for s in SYSTEM_SCHEMAS) if database is None
+                 else 'TABLE_SCHEMA = %s' % quote_literal(database))
+        # Implicit ROW START columns are not in COLUMNS; transaction-precise ones are always explicit (BIGINT).
+        rows = self.query("SELECT CONCAT(TABLE_SCHEMA, '.', TABLE_NAME), "  # nosec B608 # quote_literal
+                          "(SELECT MAX(c.DATA_TYPE) FROM information_schema.COLUMNS c WHERE c.TABLE_SCHEMA = "
+                          "t.TABLE_SCHEMA AND c.TABLE_NAME = t.TABLE_NAME AND c.GENERATION_EXPRESSION = 'ROW START') "
+                          "FROM information_schema.TABLES t WHERE TABLE_TYPE = 'SYSTEM VERSIONED' AND " + where)
+        found: Dict[str, List[str]] = {'timestamp': [], 'transaction': []}
+        for row in rows:
+            if len(row) == 2:
+                found['transaction' if row[1].lower() == 'bigint' else 'timestamp'].append(row[0])
+        return found
+
     def database_objects(self, database: str) -> Dict[str, Any]:
         """How many views, routines, triggers and events ``database`` holds, and their definers: the
         restore proves it may create them (definers included) before it loads anything."""
@@ -179,9 +203,12 @@ class MySQLEngine(Engine):
             if info['log_bin']:
                 argv.append('--master-data=2')
             db_defaults: Dict[str, str] = {}
+            db_comment: Optional[str] = None
+            warnings: List[str] = []
             if not opts.all_databases:
                 check_identifier(database, 'database')
                 db_defaults = self.database_defaults(database)
+                db_comment = self.database_comment(database)
                 db_objects = self.database_objects(database)
                 if set(database) & set('\'"\\'):
                     # mariadb-dump --events fails to select such a database ("Unknown database"); its other
@@ -192,6 +219,17 @@ class MySQLEngine(Engine):
                                             'database. Rename it (RENAME TABLE into a plainer name) to back it up.'
                                             % (database, db_objects['events'], self.flavor))
                     argv[argv.index('--events')] = '--skip-events'
+            if self.flavor == 'mariadb':
+                # Without --dump-history a system-versioned table is dumped as its current rows only: its history
+                # (what FOR SYSTEM_TIME reads) was lost and ROW START became the restore's time. The option fails
+                # on a transaction-precise table; those keep current rows only, and the manifest says so.
+                versioned = self.versioned_tables(None if opts.all_databases else database)
+                if versioned['transaction']:
+                    warnings.append('system-versioned table(s) %s keep transaction-precise history, which %s-dump '
+                                    'cannot save: only their current rows are in this dump'
+                                    % (', '.join(versioned['transaction']), self.flavor))
+                elif versioned['timestamp']:
+                    argv.append('--dump-history')
             # "--" ends the options: a database named "-x" is a name, not an option.
             argv += ['--all-databases'] if opts.all_databases else ['--', database]
             try:
@@ -216,11 +254,15 @@ class MySQLEngine(Engine):
             # A single-database dump holds no CREATE DATABASE: the restore recreates the defaults from here.
             data['database_defaults'] = db_defaults
             data['database_objects'] = db_objects
+            if db_comment is not None:
+                data['database_comment'] = db_comment  # CREATE/ALTER DATABASE ... COMMENT on restore
         data.update(consistent_at=isoformat(started), format='sql', position=position,
                     tool={'name': os.path.basename(self.tool('dump')), 'version': self.tool_version('dump')},
                     server_version=info['server_version'])
         if not info['log_bin']:
-            data['warning'] = 'binary logging is off on the server: no point-in-time recovery past this dump'
+            warnings.append('binary logging is off on the server: no point-in-time recovery past this dump')
+        if warnings:
+            data['warning'] = '; '.join(warnings)
         return self.commit_manifest(artifact, data)
 
     def _logs(self, opts: BackupOptions, info: Dict[str, Any]) -> List[Dict[str, Any]]:

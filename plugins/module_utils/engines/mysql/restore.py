@@ -130,6 +130,18 @@ def count_objects(objects: Dict[str, List[Dict[str, str]]]) -> Dict[str, int]:
     return {k: len(v) for k, v in objects.items() if v}
 
 
+def missing_objects(held: Optional[Dict[str, Any]], loaded: Dict[str, int]) -> Optional[Dict[str, Dict[str, int]]]:
+    """The kinds of which the dump loaded fewer objects than the backup's manifest says the source held (counted
+    just before the dump), or None. The server itself drops some on creation (an overdue one-time event that is
+    ON COMPLETION NOT PRESERVE): the restore goes on, and says so."""
+    if not isinstance(held, dict):
+        return None
+    short = [k for k in OBJECT_KINDS if isinstance(held.get(k), int) and loaded.get(k, 0) < held[k]]
+    if not short:
+        return None
+    return {'held': {k: held[k] for k in short}, 'loaded': {k: loaded.get(k, 0) for k in short}}
+
+
 def _target(request: RestoreRequest) -> str:
     if not request.database:
         raise OpsReadyError('database (the target schema) is required.')
@@ -153,7 +165,8 @@ def check_target(engine: Any, request: RestoreRequest) -> Dict[str, Any]:
                             'if the swap failed. Nothing was changed: drop its events first or restore to another name.'
                             % target_db, target=target_db)
     return {'exists': exists, 'tables': tables, 'objects': objects,
-            'defaults': schema_defaults(engine, target_db) if exists else None}
+            'defaults': schema_defaults(engine, target_db) if exists else None,
+            'comment': engine.database_comment(target_db) if exists else None}
 
 
 def drop_schema(engine: Any, name: str) -> None:
@@ -175,6 +188,17 @@ def charset_clause(defaults: Optional[Dict[str, Any]]) -> str:
         raise OpsReadyError('The manifest records a database character set/collation that is not a plain name '
                             '(%r, %r): the manifest is damaged or was edited.' % (cs, coll))
     return ' CHARACTER SET %s COLLATE %s' % (cs, coll)
+
+
+def comment_sql(database: str, comment: str) -> str:
+    """``ALTER DATABASE ... COMMENT '...'`` for a comment from a manifest or the old target. COMMENT takes no
+    hex literal (``quote_literal``): the quotes are doubled and the session gets NO_BACKSLASH_ESCAPES first, so
+    a backslash in the text is itself under every server sql_mode."""
+    if not isinstance(comment, str) or '\x00' in comment:
+        raise OpsReadyError('The database comment %r cannot be set: the manifest is damaged or was edited.'
+                            % (comment,))
+    return ("SET SESSION sql_mode = CONCAT(@@session.sql_mode, ',NO_BACKSLASH_ESCAPES'); ALTER DATABASE %s "
+            "COMMENT '%s'" % (_q(database), comment.replace("'", "''")))
 
 
 PROBES = {
@@ -473,9 +497,54 @@ class _Chained:
         return out
 
 
+# A routine, trigger or event keeps the database collation it was created under. When that differs from the
+# database's current one, mariadb-dump wraps the object in "ALTER DATABASE `src` CHARACTER SET x COLLATE y ;" and
+# back, naming the DUMPED database: loaded elsewhere, that altered the live source, or failed ("Can't create/write
+# to file ./src/db.opt") when the source was gone, as in a restore after a DROP; and the object got the copy's
+# collation. The name is renamed to the database the script is loaded into.
+COLLATION_SWITCH = re.compile(rb'(?m)^(ALTER DATABASE )(`(?:[^`]|``)+`)( CHARACTER SET \w+ COLLATE \w+ ;;?\r?)$')
+COLLATION_MARK = b'ALTER DATABASE `'
+
+
+class CollationSwitchRewriter(_LineChunkFilter):
+    """Renames database ``own`` to ``into`` in a dump's collation switch lines, chunk by chunk."""
+
+    def __init__(self, own: str, into: str) -> None:
+        super().__init__()
+        self.own = b'`' + own.encode('utf-8').replace(b'`', b'``') + b'`'
+        self.into = b'`' + into.encode('utf-8').replace(b'`', b'``') + b'`'
+        self.renamed = 0
+
+    def _rename(self, match: 're.Match[bytes]') -> bytes:
+        if match.group(2) != self.own:
+            return match.group()
+        self.renamed += 1
+        return match.group(1) + self.into + match.group(3)
+
+    def _sub(self, data: bytes) -> bytes:
+        return COLLATION_SWITCH.sub(self._rename, data) if COLLATION_MARK in data and self.own != self.into else data
+
+    def feed(self, chunk: bytes) -> bytes:
+        head, rest = self._end_of_long_line(chunk)
+        if rest is None:
+            return head
+        data = self.carry + rest
+        cut = data.rfind(b'\n') + 1
+        self.carry = data[cut:]
+        out = head + self._sub(data[:cut])
+        if len(self.carry) > LINE_CARRY and not self.carry.startswith(COLLATION_MARK):
+            out, self.carry, self.mid_line = out + self.carry, b'', True
+        return out
+
+    def flush(self) -> bytes:
+        out, self.carry = self._sub(self.carry), b''
+        return out
+
+
 def requalify_script(script: bytes, own: str, into: str) -> bytes:
-    """``script`` (a whole dump of views and other objects of ``own``) with its view statements pointed at ``into``."""
-    rewriter = ViewQualifierRewriter(own, into)
+    """``script`` (a whole dump of views and other objects of ``own``) with its view statements and collation
+    switches pointed at ``into``."""
+    rewriter = _Chained(ViewQualifierRewriter(own, into), CollationSwitchRewriter(own, into))
     return rewriter.feed(script) + rewriter.flush()
 
 
@@ -485,7 +554,7 @@ def _load_dump(engine: Any, full: Manifest, temp: str) -> int:
     stripper = TriggerQualifierStripper()
     filters: List[Any] = [stripper]
     if full.database:
-        filters.append(ViewQualifierRewriter(full.database, temp))
+        filters += [ViewQualifierRewriter(full.database, temp), CollationSwitchRewriter(full.database, temp)]
     with open_artifact(full, engine.identities) as source:
         _feed_client(engine, temp, source, _Chained(*filters), 'load dump')
     return stripper.stripped
@@ -624,21 +693,170 @@ def check_rewritable(name: str, what: str) -> None:
                             'without logs (artifact=<the dump>) or into a plainer name.' % (what, name))
 
 
+# Statements in a binary log name tables as their author wrote them. mariadb-binlog --database keeps a statement by
+# its DEFAULT database only, and --rewrite-db renames only that default: "ALTER TABLE src.t ..." sent without
+# "USE src" (mariadb -e, most admin tools) was skipped, so the copy silently missed the column, the table or the
+# DROP; sent with "USE src" it ran, unrenamed, against the SOURCE database (a TRUNCATE src.t emptied the live
+# table). Row events are filtered by their table's own database and are safe; statements (DDL always, DML too
+# with binlog_format=STATEMENT/MIXED) are scanned for a qualifier naming the source first.
+STATEMENT_END = b'/*!*/;\n'
+_SQL_TOKEN = re.compile(
+    rb'(?P<ident>`(?:[^`]|``)*`)'
+    rb"|(?P<string>'(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.|\"\")*\")"
+    rb'|(?P<comment>/\*(?!!|M!).*?\*/|(?:--[ \t]|#)[^\n]*)'
+    rb'|(?P<space>\s+)'
+    rb'|(?P<word>[0-9A-Za-z_$\x80-\xff]+)'
+    rb'|(?P<other>.)', re.S)
+
+
+def named_databases(statement: bytes, databases: List[str]) -> List[str]:
+    """Those of ``databases`` that ``statement`` names as a qualifier (```db`.x`` or ``db.x``; not in a string or a
+    comment, not as the last part of ``a.db``) or as the database of CREATE/ALTER/DROP DATABASE."""
+    wanted = {d.encode('utf-8'): d for d in databases
+              if d.encode('utf-8') in statement or d.encode('utf-8').replace(b'`', b'``') in statement}
+    if not wanted:  # quick: most statements name none of them
+        return []
+    found: List[str] = []
+    code = [(m.lastgroup, m.group()) for m in _SQL_TOKEN.finditer(statement)
+            if m.lastgroup not in ('space', 'comment')]
+    for n, (kind, text) in enumerate(code):
+        name = _unquote(text) if kind == 'ident' else text if kind == 'word' else None
+        if name not in wanted or wanted[name] in found:
+            continue
+        # not after '.' (``a.db``) or '@' (``@@session.x`` when the database is called session)
+        if n + 1 < len(code) and code[n + 1][1] == b'.' and not (n and code[n - 1][1] in b'.@'):
+            found.append(wanted[name])
+            continue
+        # CREATE/ALTER/DROP DATABASE db: run as written, against the live database (DROP DATABASE dropped it)
+        words = [t.upper() for _k, t in code[max(0, n - 4):n]]
+        while words and words[-1] in (b'IF', b'NOT', b'EXISTS'):
+            words.pop()
+        if words and words[-1] in (b'DATABASE', b'SCHEMA'):
+            found.append(wanted[name])
+    return found
+
+
+def names_database(statement: bytes, database: str) -> bool:
+    return bool(named_databases(statement, [database]))
+
+
+# Statements the scan lets through. Maintenance (this collection's maintenance role runs "ANALYZE TABLE db.t" without
+# USE) changes no data: skipped or run, the copy is the same. Account statements name a database in their privilege
+# ("GRANT SELECT ON app.* TO u"): grants are not part of a database's backup, so one sent without USE is rightly
+# skipped; only one that the replay would RUN (USE of the source) is refused (it would change live privileges).
+MAINTENANCE = {b'ANALYZE', b'OPTIMIZE', b'REPAIR', b'CHECK', b'CHECKSUM', b'FLUSH'}
+ACCOUNT_OBJECTS = {b'USER', b'ROLE'}
+
+
+def statement_kind(statement: bytes) -> str:
+    """'maintenance', 'account' or 'other', from the statement's first words."""
+    words = [m.group().upper() for m in _SQL_TOKEN.finditer(statement[:256]) if m.lastgroup == 'word'][:5]
+    if not words:
+        return 'other'
+    if words[0] in MAINTENANCE:
+        return 'maintenance'
+    rest = words[3:] if words[1:3] == [b'OR', b'REPLACE'] else words[1:]
+    if words[0] in (b'GRANT', b'REVOKE') or (words[0] in (b'CREATE', b'DROP', b'ALTER', b'RENAME') and rest[:1]
+                                               and rest[0] in ACCOUNT_OBJECTS):
+        return 'account'
+    return 'other'
+
+
+def _statements(engine: Any, argv: List[str], stop: Any) -> Optional[bytes]:
+    """The first statement of ``argv`` (mariadb-binlog --short-form) for which ``stop(statement, default_db)`` is
+    true, or None; the tool never left running. ``default_db``: the last ``use`` printed (mariadb-binlog prints
+    none for a statement sent without a default database, so it may be the previous statement's)."""
+    proc = engine.runner.popen(argv, env={'TZ': 'UTC'})
+    found = None
+    try:
+        carry, current = b'', b''
+        while found is None:
+            chunk = proc.stdout.read(CHUNK)
+            parts = (carry + chunk).split(STATEMENT_END)
+            carry = parts.pop() if chunk else b''
+            for part in parts:
+                line = part.strip()
+                if line.startswith(b'use `') and line.endswith(b'`') and b'\n' not in line:
+                    current = _unquote(line[4:])
+                elif stop(part, current):
+                    found = part
+                    break
+            if not chunk:
+                break
+        if found is None:
+            engine.runner.finish(proc, argv, what='%s-binlog (statement scan)' % engine.flavor)
+    finally:
+        if found is not None or proc.poll() is None:
+            kill_and_reap(proc)
+    return found
+
+
+def _shown(statement: bytes) -> str:
+    text = b'\n'.join(line for line in statement.strip().split(b'\n')
+                      if not line.startswith((b'SET ', b'use ', b'/*!', b'#')))
+    return repr(text[:300].decode('utf-8', 'replace'))
+
+
+def check_statements(engine: Any, argv: List[str], files: List[str], source: str) -> None:
+    """Refuse a replay (``argv``: mariadb-binlog and its range options; ``files``) whose statements name ``source``
+    as a qualifier (skipped, or run against the source), or that, run with ``USE source``, name another database
+    of this server (the replay would write to that live database). Nothing was loaded into the target yet."""
+    own = source.encode('utf-8')
+    others = [r[0] for r in engine.query('SHOW DATABASES') if r and r[0] and r[0] != source]
+    suspect: List[bool] = []
+
+    def stop(statement: bytes, current: bytes) -> bool:
+        if suspect and not names_database(statement, source):
+            return False
+        kind = statement_kind(statement)
+        if kind == 'maintenance':
+            return False
+        if names_database(statement, source):
+            if kind == 'other':
+                return True
+            suspect.append(True)  # an account statement: refused below only if it runs with USE source
+        elif current == own and named_databases(statement, others):
+            suspect.append(True)  # confirmed below among the statements that really run with USE source
+        return False
+
+    found = _statements(engine, argv + ['--short-form'] + files, stop)
+    if found is not None:
+        raise OpsReadyError(
+            'The binary logs to replay hold a statement that names database %s explicitly: %s. mariadb-binlog replays '
+            'a statement into the restored copy only by its default database (USE), and renames only that: this one '
+            'would be skipped (sent without USE %s) or run against %s itself, not the copy. Nothing was restored and '
+            '%s was not touched. Restore to a point before it (stop_at), or take a full backup after it and restore '
+            'from that.' % (source, _shown(found), source, source, source), source=source)
+    if not suspect:
+        return
+    found = _statements(engine, argv + ['--short-form', '--database=%s' % source] + files,
+                        lambda statement, _db: bool(named_databases(statement, others + [source]))
+                        and statement_kind(statement) != 'maintenance')
+    if found is not None:
+        named = named_databases(found, others + [source])
+        raise OpsReadyError(
+            'The binary logs to replay hold a statement run with USE %s that names database %s: %s. The replay runs it '
+            'as written, so it would have changed the live %s on this server, not the restored copy. Nothing was '
+            'restored and nothing was changed. Restore to a point before it (stop_at), or take a full backup after '
+            'it and restore from that.' % (source, ', '.join(named), _shown(found), named[0]),
+            source=source, names=named)
+
+
 def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Manifest], temp: str) -> Dict[str, Any]:
     source = full.database or ''
     workdir = tempfile.mkdtemp(prefix='opsready-binlog-restore-', dir=request.tmpdir)
     stripper = GtidStripper()
     try:
         files = [_decompress(m, workdir, engine.identities) for m in logs]
-        argv = [engine.tool('binlog'), '--no-defaults'] + binlog_options(engine) + [
-            '--database=%s' % source, '--rewrite-db=%s->%s' % (source, temp)]
+        argv = [engine.tool('binlog'), '--no-defaults'] + binlog_options(engine)
         start: Optional[int] = None
         if full.position.get('binlog_pos') and logs[0].position.get('binlog_file') == full.position.get('binlog_file'):
             start = int(full.position['binlog_pos'])
             argv.append('--start-position=%d' % start)
         if request.stop_at is not None:
             argv.append('--stop-datetime=%s' % stop_datetime(request.stop_at))
-        argv += files
+        check_statements(engine, argv, files, source)
+        argv += ['--database=%s' % source, '--rewrite-db=%s->%s' % (source, temp)] + files
         binlog = engine.runner.popen(argv, env={'TZ': 'UTC'})
         try:
             _feed_client(engine, temp, binlog.stdout, stripper, 'binlog replay')
@@ -784,7 +1002,8 @@ class _LockBounded:
 
 
 def _swap(engine: Any, target: str, temp: str, tables: List[str], before: Dict[str, Any],
-          defaults: Optional[Dict[str, Any]], events: Dict[str, str], tmpdir: Optional[str]) -> Optional[str]:
+          defaults: Optional[Dict[str, Any]], events: Dict[str, str], tmpdir: Optional[str],
+          comment: Optional[str] = None) -> Optional[str]:
     engine = _LockBounded(engine)
     new_objects = objects_of(engine, temp)
     unsupported = [r['name'] for r in new_objects['routines'] if r['detail'] not in ('PROCEDURE', 'FUNCTION')]
@@ -818,6 +1037,10 @@ def _swap(engine: Any, target: str, temp: str, tables: List[str], before: Dict[s
         if before['exists'] and clause and before['defaults'] != wanted:
             steps.append('altered')
             engine.query('ALTER DATABASE %s%s' % (_q(target), clause))
+        # The database COMMENT (a dump taken by an older version records none: the target's stays).
+        if comment is not None and comment != (before['comment'] or ''):
+            steps.append('commented')
+            engine.query(comment_sql(target, comment))
         steps.append('new_objects')
         _load_script(engine, target, new_script, 'load views, routines, triggers and events')
         _set_event_status(engine, target, events)
@@ -835,6 +1058,8 @@ def _undo(engine: Any, target: str, temp: str, tables: List[str], before: Dict[s
             _drop_objects(engine, target, objects_of(engine, target))
         if 'altered' in steps and before['defaults']:
             engine.query('ALTER DATABASE %s%s' % (_q(target), charset_clause(before['defaults'])))
+        if 'commented' in steps and before['exists']:
+            engine.query(comment_sql(target, before['comment'] or ''))
         if 'renamed' in steps:
             pairs = ['%s TO %s' % (qualified(target, t), qualified(temp, t)) for t in tables]
             if aside:
@@ -896,6 +1121,9 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
         raise OpsReadyError('Dump %s records no binary log position, so logs cannot be replayed after it.' % full.id)
     defaults = full.data.get('database_defaults')
     clause = charset_clause(defaults)  # a damaged manifest is refused before anything is created
+    comment = full.data.get('database_comment')
+    if comment is not None:
+        comment_sql(target_db, comment)
     # The temporary name keeps only [A-Za-z0-9_] of the target's: mariadb-binlog --rewrite-db and
     # mariadb-dump --events cannot handle every name (see check_target), the copy needs neither limit.
     temp = temporary_name(re.sub(r'[^0-9A-Za-z_]', '_', target_db), limit=64)
@@ -908,18 +1136,27 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
     replay: Dict[str, Any] = {'binlogs': [], 'start_position': None}
     events: Dict[str, str] = {}
     try:
+        if comment is not None:
+            engine.query(comment_sql(temp, comment))
         probe_privileges(engine, temp, full.data.get('database_objects'))
         timer.lap('probe_privileges')
         _load_dump(engine, full, temp)
         _quiesce_events(engine, temp, events)
+        missing = missing_objects(full.data.get('database_objects'), count_objects(objects_of(engine, temp)))
         timer.lap('load_dump')
         if logs:
             replay = _replay(engine, request, full, logs, temp)
             _quiesce_events(engine, temp, events)
+            # An ALTER DATABASE after the dump (sent with USE of the source: replayed into the copy) changed the
+            # copy's character set, collation or comment: the target gets the copy's, not the dump's.
+            if defaults:
+                defaults = schema_defaults(engine, temp) or defaults
+            if comment is not None:
+                comment = engine.database_comment(temp)
             timer.lap('replay')
         tables = tables_of(engine, temp)
         moved = count_objects(objects_of(engine, temp))
-        aside = _swap(engine, target_db, temp, tables, before, defaults, events, request.tmpdir)
+        aside = _swap(engine, target_db, temp, tables, before, defaults, events, request.tmpdir, comment)
     except ToolError as exc:
         drop_schema(engine, temp)
         in_use = ''
@@ -947,9 +1184,19 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
                    'database_defaults': defaults},
         'binlogs_replayed': replay['binlogs'], 'start_position': replay['start_position'],
         'replaced': bool(before['tables'] or count_objects(before['objects']))}
+    warnings = []
     if not defaults:
-        result['warnings'] = ['The dump %s records no database character set/collation (taken by an older version): '
-                              '%s has the server default.' % (full.id, target_db)]
+        warnings.append('The dump %s records no database character set/collation (taken by an older version): '
+                        '%s has the server default.' % (full.id, target_db))
+    if missing:
+        warnings.append('The source held %s when %s was taken; the dump loaded %s. %s'
+                        % (', '.join('%d %s' % (v, k) for k, v in missing['held'].items()), full.id,
+                           ', '.join('%d %s' % (v, k) for k, v in missing['loaded'].items()) or 'none',
+                           'An event whose one-time schedule (ON SCHEDULE AT) has passed and that is ON COMPLETION NOT '
+                           'PRESERVE is dropped by the server as it is created (the source keeps it while '
+                           'event_scheduler is OFF); compare SHOW EVENTS / SHOW ... STATUS of source and target.'))
+    if warnings:
+        result['warnings'] = warnings
     if request.stop_at is not None and logs:
         floor = request.stop_at.astimezone(UTC).replace(microsecond=0)
         result['point_reached'] = isoformat(min(floor, max(m.consistent_at for m in chain)))
