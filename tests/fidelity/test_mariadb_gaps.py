@@ -357,8 +357,8 @@ def test_all_databases_and_mysql_flavor_backups(mariadb_factory, tmp_path):
     server = mariadb_factory()
     server.sql("CREATE DATABASE a1 COMMENT 'c'; CREATE TABLE a1.v (id INT PRIMARY KEY, x INT) WITH SYSTEM VERSIONING; "
                "INSERT INTO a1.v VALUES (1, 1); UPDATE a1.v SET x = 2; CREATE VIEW a1.w AS SELECT id FROM a1.v")
-    run_backup(get_engine('mariadb', params(server)), BackupOptions(kind='full', dest=str(tmp_path / 'all'),
-                                                                   all_databases=True))
+    options = BackupOptions(kind='full', dest=str(tmp_path / 'all'), all_databases=True)
+    run_backup(get_engine('mariadb', params(server)), options)
     [dump] = (tmp_path / 'all').rglob('*.sql.zst')
     with open(dump, 'rb') as handle:
         text = zstandard.ZstdDecompressor().stream_reader(handle).read()

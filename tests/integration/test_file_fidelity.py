@@ -146,8 +146,8 @@ def test_restored_tree_is_identical_to_its_source(tmp_path, variant):
         secret = encryption.generate_identity()
         backup_args.update(encrypt=True, recipients=[encryption.parse_identities(secret)[0].recipient])
         restore_args['identity'] = secret
-    result = run_playbook(write_playbook(tmp_path, [backup_task(src, dest, **backup_args),
-                                                   restore_task(dest, target, **restore_args)]))
+    tasks = [backup_task(src, dest, **backup_args), restore_task(dest, target, **restore_args)]
+    result = run_playbook(write_playbook(tmp_path, tasks))
     assert result.rc == 0, result.stdout[-3000:]
     assert_same_tree(src, target / str(src).lstrip('/'))
 

@@ -328,8 +328,8 @@ def tree_fingerprint(paths: List[str]) -> Tuple[str, int, bool]:
             continue
         # ctime too: an edit that puts the mtime back (cp -p, rsync -t, touch -r) keeps size and mtime, and nobody
         # can set the ctime; without it skip_unchanged kept the old content as the newest archive
-        record = '%s\0%o\0%d\0%d\0%d\0%d\0%d\n' % (path, st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
-                                                 st.st_uid, st.st_gid)
+        record = '%s\0%o\0%d\0%d\0%d\0%d\0%d\n' % (
+            path, st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_uid, st.st_gid)
         digest.update(record.encode('utf-8', 'surrogateescape'))
         if stat.S_ISREG(st.st_mode):
             count += 1

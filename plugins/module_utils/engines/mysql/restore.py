@@ -756,8 +756,8 @@ def statement_kind(statement: bytes) -> str:
     if words[0] in MAINTENANCE:
         return 'maintenance'
     rest = words[3:] if words[1:3] == [b'OR', b'REPLACE'] else words[1:]
-    if words[0] in (b'GRANT', b'REVOKE') or (words[0] in (b'CREATE', b'DROP', b'ALTER', b'RENAME') and rest[:1]
-                                               and rest[0] in ACCOUNT_OBJECTS):
+    account_ddl = words[0] in (b'CREATE', b'DROP', b'ALTER', b'RENAME') and rest[:1] and rest[0] in ACCOUNT_OBJECTS
+    if words[0] in (b'GRANT', b'REVOKE') or account_ddl:
         return 'account'
     return 'other'
 

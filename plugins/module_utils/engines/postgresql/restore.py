@@ -105,25 +105,27 @@ def _template_flag(engine: PostgresEngine, name: str, session: Optional[PsqlSess
 # initdb (oid >= 16384, FirstNormalObjectId) that are not members of an extension and not made implicitly (array,
 # row and multirange types). Extensions themselves are not counted: a database prepared with CREATE EXTENSION (or
 # given them by template1) is a normal target; their member objects are recreated by the backup's own extensions.
-_NOT_EXTENSION_MEMBER = ("NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '%s'::regclass "
-                         "AND d.objid = x.oid AND d.deptype = 'e')")
+def _count_made(catalog: str, condition: str = '') -> str:
+    """count(*) of ``catalog``'s objects made after initdb (oid >= 16384, FirstNormalObjectId) that no extension owns
+    (``catalog``, ``condition``: constants of this module, never input)."""
+    return ("SELECT count(*) FROM %s x WHERE x.oid >= 16384 %sAND NOT EXISTS (SELECT 1 FROM pg_depend d "  # nosec B608 # constants
+            "WHERE d.classid = '%s'::regclass AND d.objid = x.oid AND d.deptype = 'e')" % (catalog, condition, catalog))
+
+
+_OTHER_CATALOGS = ('pg_operator', 'pg_collation', 'pg_ts_config', 'pg_ts_dict', 'pg_conversion', 'pg_cast',
+                   'pg_event_trigger', 'pg_publication', 'pg_foreign_server', 'pg_foreign_data_wrapper', 'pg_opclass',
+                   'pg_opfamily')
 TARGET_CONTENTS = (
     ('tables, views or sequences', USER_OBJECTS),
-    ('schemas', "SELECT count(*) FROM pg_namespace x WHERE x.oid >= 16384 AND x.nspname !~ '^pg_(toast_)?temp_' "
-                "AND " + _NOT_EXTENSION_MEMBER % 'pg_namespace'),
-    ('functions or procedures', "SELECT count(*) FROM pg_proc x WHERE x.oid >= 16384 AND "
-                                + _NOT_EXTENSION_MEMBER % 'pg_proc'),
+    ('schemas', _count_made('pg_namespace', "AND x.nspname !~ '^pg_(toast_)?temp_' ")),
+    ('functions or procedures', _count_made('pg_proc')),
     ('types or domains', "SELECT count(*) FROM pg_type x WHERE x.oid >= 16384 AND NOT EXISTS (SELECT 1 FROM "
                          "pg_depend d WHERE d.classid = 'pg_type'::regclass AND d.objid = x.oid AND d.deptype IN "
                          "('e', 'i')) AND (x.typrelid = 0 OR (SELECT c.relkind FROM pg_class c WHERE c.oid = "
                          "x.typrelid) = 'c')"),
     ('large objects', 'SELECT count(*) FROM pg_largeobject_metadata'),
     ('other objects (operators, collations, text search, casts, event triggers, publications, foreign servers)',
-     'SELECT ' + ' + '.join("(SELECT count(*) FROM %s x WHERE x.oid >= 16384 AND %s)" % (cat, _NOT_EXTENSION_MEMBER
-                                                                                        % cat)
-                            for cat in ('pg_operator', 'pg_collation', 'pg_ts_config', 'pg_ts_dict', 'pg_conversion',
-                                        'pg_cast', 'pg_event_trigger', 'pg_publication', 'pg_foreign_server',
-                                        'pg_foreign_data_wrapper', 'pg_opclass', 'pg_opfamily'))),
+     'SELECT ' + ' + '.join('(%s)' % _count_made(cat) for cat in _OTHER_CATALOGS)),
 )
 
 

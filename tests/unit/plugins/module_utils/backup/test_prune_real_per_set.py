@@ -60,8 +60,8 @@ def _real(directory: str, policy, engine, database, per_set: bool, monkeypatch):
 
 
 @pytest.mark.parametrize('index', ['none', 'index', 'sealed'])
-def test_set_by_set_real_run_deletes_exactly_what_the_whole_catalog_run_deletes(template, tmp_path, monkeypatch,
-                                                                                 index):
+def test_set_by_set_real_run_deletes_exactly_what_the_whole_catalog_run_deletes(
+        template, tmp_path, monkeypatch, index):
     for number, policy in enumerate(POLICIES):
         for engine, database in FILTERS:
             name = '%d-%s-%s' % (number, engine, database)

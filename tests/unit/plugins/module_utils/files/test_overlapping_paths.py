@@ -26,8 +26,8 @@ def test_overlapping_paths_archive_each_entry_once_and_restore(tmp_path):
     assert len(names) == len(set(names)) == made['member_count'] == 4
     target = tmp_path / 'r'
     outcome = extract.restore_archive(read_manifest(made['path'] + '.manifest.json'), str(target))
-    assert sorted(outcome['restored']) == sorted(str(target) + p for p in (str(src / 'conf' / 'a.conf'),
-                                                                          str(src / 'top.conf')))
+    wanted = (str(src / 'conf' / 'a.conf'), str(src / 'top.conf'))
+    assert sorted(outcome['restored']) == sorted(str(target) + p for p in wanted)
     assert (target / str(src).lstrip('/') / 'conf' / 'a.conf').read_text() == 'a\n'
 
 
