@@ -180,3 +180,26 @@ def test_injection_is_refused(pg_db, tmp_path):
         {'table': 'keep', 'column': 'body', 'older_than_days': 1}])], {'pg_password': pg_db.server.password})
     assert r.rc != 0 and 'not a timestamp or date' in r.result('maint')['msg']
     assert fp(pg_db, 'keep') == keep and fp(pg_db, 'events')[0] == 4500
+
+
+def test_database_search_path_never_runs_a_schema_owners_functions_as_our_login(pg_db, tmp_path):
+    """The database lists a schema before pg_catalog in its search_path (ALTER DATABASE ... SET): functions of the
+    catalog's names there, written by an ordinary role, would run as db_maintenance's login (a superuser here) for
+    every unqualified call of ours. The run must use the catalog's and leave the role as it was."""
+    role = 'trap_%s' % pg_db.name[-8:]
+    pg_db.sql('CREATE ROLE %s NOSUPERUSER; CREATE SCHEMA trap AUTHORIZATION %s; SET ROLE %s;'
+              'CREATE FUNCTION trap.pg_is_in_recovery() RETURNS boolean LANGUAGE plpgsql AS $$ BEGIN '
+              "IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN "
+              "EXECUTE 'ALTER ROLE %s SUPERUSER'; END IF; RETURN false; END $$; RESET ROLE;"
+              'ALTER DATABASE %s SET search_path TO trap, pg_catalog, public'
+              % (role, role, role, role, pg_db.name))
+    seed_cleanup(pg_db)
+    try:
+        r = play(tmp_path, [maint(pg_db, tasks=['vacuum', 'analyze'])], {'pg_password': pg_db.server.password})
+        assert r.rc == 0, r.stdout[-3000:]
+        assert pg_db.sql("SELECT rolsuper::text FROM pg_roles WHERE rolname = '%s'" % role) == [('false',)], \
+            'db_maintenance ran a function of the schema owner as its superuser login'
+        assert stats(pg_db, 'events')[1], 'the run analyzed the tables as before'
+    finally:
+        pg_db.sql('ALTER DATABASE %s RESET search_path; DROP SCHEMA trap CASCADE; DROP OWNED BY %s; DROP ROLE %s'
+                  % (pg_db.name, role, role))

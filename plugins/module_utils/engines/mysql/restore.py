@@ -282,9 +282,37 @@ class _LineChunkFilter:
         return chunk[:end], chunk[end:]
 
 
-class TriggerQualifierStripper(_LineChunkFilter):
+class _MarkedLineFilter(_LineChunkFilter):
+    """A ``_LineChunkFilter`` that rewrites whole lines with ``_sub``; an unfinished line is held back while it may
+    still become one to rewrite (it starts with ``MARK``), else passed on once longer than ``LINE_CARRY``."""
+
+    MARK = b''
+
+    def _sub(self, data: bytes) -> bytes:
+        raise NotImplementedError
+
+    def feed(self, chunk: bytes) -> bytes:
+        head, rest = self._end_of_long_line(chunk)
+        if rest is None:
+            return head
+        data = self.carry + rest
+        cut = data.rfind(b'\n') + 1
+        self.carry = data[cut:]
+        out = head + self._sub(data[:cut])
+        if len(self.carry) > LINE_CARRY and not self.carry.startswith(self.MARK):
+            out, self.carry, self.mid_line = out + self.carry, b'', True
+        return out
+
+    def flush(self) -> bytes:
+        out, self.carry = self._sub(self.carry), b''
+        return out
+
+
+class TriggerQualifierStripper(_MarkedLineFilter):
     """Drops the database qualifier of the trigger and its table in a dump's trigger statements, chunk by
     chunk (only whole lines are matched; a long line that cannot be a trigger header is never held)."""
+
+    MARK = TRIGGER_MARK
 
     def __init__(self) -> None:
         super().__init__()
@@ -299,23 +327,6 @@ class TriggerQualifierStripper(_LineChunkFilter):
         if match.group(2) or match.group(4):
             self.stripped += 1
         return match.group(1) + match.group(3)
-
-    def feed(self, chunk: bytes) -> bytes:
-        head, rest = self._end_of_long_line(chunk)
-        if rest is None:
-            return head
-        chunk = rest
-        data = self.carry + chunk
-        cut = data.rfind(b'\n') + 1
-        self.carry = data[cut:]
-        out = head + self._sub(data[:cut])
-        if len(self.carry) > LINE_CARRY and not self.carry.startswith(TRIGGER_MARK):
-            out, self.carry, self.mid_line = out + self.carry, b'', True
-        return out
-
-    def flush(self) -> bytes:
-        out, self.carry = self._sub(self.carry), b''
-        return out
 
 
 # A view's CREATE statement in a dump is the server's SHOW CREATE VIEW text, made while mariadb-dump's current
@@ -506,8 +517,10 @@ COLLATION_SWITCH = re.compile(rb'(?m)^(ALTER DATABASE )(`(?:[^`]|``)+`)( CHARACT
 COLLATION_MARK = b'ALTER DATABASE `'
 
 
-class CollationSwitchRewriter(_LineChunkFilter):
+class CollationSwitchRewriter(_MarkedLineFilter):
     """Renames database ``own`` to ``into`` in a dump's collation switch lines, chunk by chunk."""
+
+    MARK = COLLATION_MARK
 
     def __init__(self, own: str, into: str) -> None:
         super().__init__()
@@ -523,22 +536,6 @@ class CollationSwitchRewriter(_LineChunkFilter):
 
     def _sub(self, data: bytes) -> bytes:
         return COLLATION_SWITCH.sub(self._rename, data) if COLLATION_MARK in data and self.own != self.into else data
-
-    def feed(self, chunk: bytes) -> bytes:
-        head, rest = self._end_of_long_line(chunk)
-        if rest is None:
-            return head
-        data = self.carry + rest
-        cut = data.rfind(b'\n') + 1
-        self.carry = data[cut:]
-        out = head + self._sub(data[:cut])
-        if len(self.carry) > LINE_CARRY and not self.carry.startswith(COLLATION_MARK):
-            out, self.carry, self.mid_line = out + self.carry, b'', True
-        return out
-
-    def flush(self) -> bytes:
-        out, self.carry = self._sub(self.carry), b''
-        return out
 
 
 def requalify_script(script: bytes, own: str, into: str) -> bytes:

@@ -21,7 +21,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.base i
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import conninfo_value
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.client import (
-    PostgresClient as PostgresEngineClient)
+    CATALOG_SEARCH_PATH, PostgresClient as PostgresEngineClient)
 from ansible_collections.opsready.operations.plugins.module_utils.drill.checks import (
     INTEGRITY_TIMEOUT, QUERY_TIMEOUT, DrillChecks)
 
@@ -69,8 +69,9 @@ class PostgresChecks(DrillChecks):
 
     def full_read(self, database: str) -> Dict[str, Any]:
         """Read every row of every user table (detects unreadable pages and TOAST damage)."""
-        tables = self.query(database, "SELECT format('%I.%I', schemaname, tablename) AS t FROM pg_tables "
-                                      "WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1")
+        # format() and pg_tables as the catalog's: the database's own search_path may shadow them (run as our login)
+        tables = self.query(database, CATALOG_SEARCH_PATH + "SELECT format('%I.%I', schemaname, tablename) AS t "  # nosec B608 # constants
+                            "FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1")
         for row in tables:
             sql = 'COPY (SELECT * FROM %s) TO STDOUT' % row['t']  # nosec B608 # format('%I.%I') by the server
             argv = self.client.psql_argv('-c', sql)
@@ -101,6 +102,6 @@ class PostgresChecks(DrillChecks):
     def summary(self, database: str) -> Optional[Dict[str, Any]]:
         from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.backup import (
             PG_NON_EMPTY_SQL, PG_SUMMARY_SQL)
-        row = self.client.query(PG_SUMMARY_SQL, database)[0]
-        non_empty = self.client.query(PG_NON_EMPTY_SQL, database)[0][0]
+        row = self.client.query(CATALOG_SEARCH_PATH + PG_SUMMARY_SQL, database)[0]
+        non_empty = self.client.query(CATALOG_SEARCH_PATH + PG_NON_EMPTY_SQL, database)[0][0]
         return {'tables': int(row[0]), 'non_empty_tables': int(non_empty), 'size_bytes': int(row[3])}

@@ -82,15 +82,20 @@ class PostgresClient(ToolClient):
 
     ``app``: the ``application_name`` the server shows (``pg_stat_activity``) for this area's sessions.
     ``limits``: ``lock_timeout``/``statement_timeout`` for every session (through ``PGOPTIONS``).
-    ``timeout``: how long one query may run before the tool is killed (``connection.query_timeout``)."""
+    ``timeout``: how long one query may run before the tool is killed (``connection.query_timeout``).
+    ``catalog_only``: every session runs with ``search_path`` pg_catalog (``CATALOG_SEARCH_PATH``, set in the startup
+    packet, which outranks the database's and the role's own setting): for a client that only runs our statements,
+    each naming user objects schema-qualified (db_maintenance), never a user's SQL."""
 
     engine = 'postgresql'
     default_port = DEFAULT_PORT
 
     def __init__(self, conn: ConnectionParams, runner: Optional[ToolRunner] = None, app: str = 'opsready',
-                 limits: Optional[SessionLimits] = None, timeout: Timeout = DEFAULT_TIMEOUT) -> None:
+                 limits: Optional[SessionLimits] = None, timeout: Timeout = DEFAULT_TIMEOUT,
+                 catalog_only: bool = False) -> None:
         super().__init__(conn, runner, limits, timeout)
         self.app = app
+        self.catalog_only = catalog_only
         self._bins: Dict[str, str] = {}
         self._versions: Dict[str, str] = {}
 
@@ -142,10 +147,12 @@ class PostgresClient(ToolClient):
             env['PGPASSWORD'] = c.password
         if c.option_file:
             env['PGPASSFILE'] = c.option_file
+        options = ['-c search_path=pg_catalog,pg_temp'] if self.catalog_only else []
         if self.limits is not None:
-            options = ['-c lock_timeout=%ds' % max(1, self.limits.lock_timeout)]
+            options.append('-c lock_timeout=%ds' % max(1, self.limits.lock_timeout))
             if self.limits.statement_timeout:
                 options.append('-c statement_timeout=%ds' % self.limits.statement_timeout)
+        if options:
             env['PGOPTIONS'] = ' '.join(options)
         # PGDATABASE is taken as the name only (never parsed as a connection string or an option), but the
         # server cuts a long one to 63 bytes: refused here, before any tool connects anywhere.

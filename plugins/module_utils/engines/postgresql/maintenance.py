@@ -77,8 +77,10 @@ class PostgresMaintenance(Backend):
     def __init__(self, database: str, opts: MaintenanceOptions, conn: ConnectionParams) -> None:
         check_name(database, 'database name')  # refused before connecting: the server would cut it to 63 bytes
         super().__init__(database, opts)
-        # The engine's client with this run's session limits (PGOPTIONS) and no cap without statement_timeout.
-        self.client = PostgresClient(conn, app='opsready-maintenance', limits=opts.limits())
+        # The engine's client with this run's session limits (PGOPTIONS) and no cap without statement_timeout; our
+        # statements name user objects schema-qualified, so the database's own search_path (which may list a schema
+        # whose functions shadow pg_catalog's, run then as our login) is never used.
+        self.client = PostgresClient(conn, app='opsready-maintenance', limits=opts.limits(), catalog_only=True)
         self._pgstattuple: Optional[str] = None
 
     def q(self, sql: str) -> List[List[str]]:
