@@ -25,7 +25,7 @@ import errno
 import os
 import stat
 import tarfile
-from typing import Any, Dict, Iterator, List, NoReturn, Optional
+from typing import Any, Dict, Iterator, List, NoReturn, Optional, cast
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError
 
@@ -110,17 +110,26 @@ def _filter_kwargs() -> Dict[str, Any]:
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
 
 
-def _open_parents(root_fd: int, parts: List[str], member: tarfile.TarInfo, archive: str) -> Optional[int]:
+def _open_parents(root_fd: int, parts: List[str], member: tarfile.TarInfo, archive: str,
+                  create: bool = False) -> Optional[int]:
     """The directory holding ``parts[-1]`` under ``root_fd``, entered without following a symlink; None when a
-    directory on the way does not exist yet (tar creates it: nothing can be below it)."""
+    directory on the way does not exist yet (tar creates it: nothing can be below it). ``create``: a missing one is
+    made (0700, as tar's missing parents get their mode from their own member later) instead."""
     fd = os.dup(root_fd)
     try:
         for part in parts[:-1]:
             try:
-                child = os.open(part, _DIR_FLAGS, dir_fd=fd)
-            except FileNotFoundError:
-                os.close(fd)
-                return None
+                try:
+                    child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                except FileNotFoundError:   # made only when missing: most members' directories exist already
+                    if not create:
+                        os.close(fd)
+                        return None
+                    try:
+                        os.mkdir(part, 0o700, dir_fd=fd)
+                    except FileExistsError:
+                        pass
+                    child = os.open(part, _DIR_FLAGS, dir_fd=fd)
             except OSError as exc:
                 if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
                     raise
@@ -227,7 +236,7 @@ def extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: str, num
         return
     # Extracted by its last name into its directory's descriptor: the whole path may be longer than PATH_MAX
     # (a deep tree), and every call with it would fail with ENAMETOOLONG.
-    parent = _make_parents(dest_fd, parts, member, archive)
+    parent = cast(int, _open_parents(dest_fd, parts, member, archive, create=True))   # create: never None
     try:
         if member.islnk():
             link_parts = [p for p in member.linkname.split('/') if p not in ('', '.')]
@@ -323,34 +332,6 @@ def _suppress_missing() -> Iterator[None]:
         yield
     except FileNotFoundError:
         pass
-
-
-def _make_parents(root_fd: int, parts: List[str], member: tarfile.TarInfo, archive: str) -> int:
-    """The directory holding ``parts[-1]`` under ``root_fd``, created (0700, like tar's missing parents get their
-    mode from their own member later) where missing, entered without following a symlink."""
-    fd = os.dup(root_fd)
-    try:
-        for part in parts[:-1]:
-            try:
-                try:
-                    child = os.open(part, _DIR_FLAGS, dir_fd=fd)
-                except FileNotFoundError:   # made only when missing: most members' directories exist already
-                    try:
-                        os.mkdir(part, 0o700, dir_fd=fd)
-                    except FileExistsError:
-                        pass
-                    child = os.open(part, _DIR_FLAGS, dir_fd=fd)
-            except OSError as exc:
-                if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
-                    raise
-                _refuse([(member.name, 'a directory on its path is a symlink or not a directory (not followed)')],
-                        archive)
-            os.close(fd)
-            fd = child
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
 
 
 def extract_all(tar: tarfile.TarFile, dest: str, numeric_owner: bool = False, archive: str = '') -> None:
