@@ -394,3 +394,36 @@ def test_pg_one_round_trip_where_the_server_has_it_else_the_probe_first(pg):
     assert snaps['plain']['statements']['enabled'] is False
     assert set(snaps['postgres']) == set(snaps['plain'])
     assert snaps['postgres']['connections']['max'] == MAX_CONNECTIONS
+
+
+@pytest.mark.parametrize('extension', ['ext', None], ids=['pg_stat_statements_in_its_own_schema', 'no_extension'])
+def test_pg_database_search_path_never_runs_a_schema_owners_functions_as_our_login(pg, extension):
+    """The database lists a schema before pg_catalog in its search_path (ALTER DATABASE ... SET): functions of the
+    catalog's names there, written by an ordinary role, would run as the insights login (a superuser here) for every
+    unqualified call of the snapshot (and of the probe, where the extension is missing). The snapshot must use the
+    catalog's functions, still find pg_stat_statements in whatever schema it was created in, and leave the role as
+    it was."""
+    database, role = 'trapdb_%s' % (extension or 'none'), 'trap_%s' % (extension or 'none')
+    pg.create_database(database)
+    escalate = ("LANGUAGE plpgsql AS $$ BEGIN IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = "
+                "current_user) THEN EXECUTE 'ALTER ROLE %s SUPERUSER'; END IF; RETURN %s; END $$;")
+    pg.sql('CREATE ROLE %s NOSUPERUSER' % role)
+    try:
+        pg.sql(('CREATE SCHEMA trap AUTHORIZATION %s; SET ROLE %s; '
+                'CREATE FUNCTION trap.pg_is_in_recovery() RETURNS boolean ' + escalate % (role, 'false') +
+                'CREATE FUNCTION trap.current_database() RETURNS name ' + escalate % (role, "'trap'") +
+                'CREATE FUNCTION trap.current_setting(text) RETURNS text ' + escalate % (
+                    role, 'pg_catalog.current_setting($1)') + 'RESET ROLE; ' +
+                ('CREATE SCHEMA ext; CREATE EXTENSION pg_stat_statements SCHEMA ext; ' if extension else '') +
+                'ALTER DATABASE %s SET search_path TO trap, pg_catalog, ext, public') % (role, role, database),
+               database=database)
+        snap = insight(pg, database=database)
+        assert pg.sql("SELECT rolsuper::text FROM pg_roles WHERE rolname = '%s'" % role) == [('false',)], \
+            'db_insights ran a function of the schema owner as its superuser login'
+        assert snap['database'] == database
+        assert snap['statements']['enabled'] is bool(extension), snap['statements']
+        if extension:
+            assert snap['statements']['tracked'] >= 1
+    finally:
+        pg.drop_database(database)
+        pg.sql('DROP ROLE IF EXISTS %s' % role)

@@ -159,10 +159,10 @@ class ToolClient:
         return exc
 
     def run_tool(self, argv: List[str], env: Optional[Dict[str, str]] = None, timeout: Optional[float] = None,
-                 what: str = '') -> str:
-        """Run one program; its stdout, or its failure classified."""
+                 what: str = '', data: Optional[bytes] = None) -> str:
+        """Run one program (``data``: its stdin); its stdout, or its failure classified."""
         try:
-            _rc, out, _err = self.runner.run(argv, env=env, timeout=timeout, what=what)
+            _rc, out, _err = self.runner.run(argv, env=env, timeout=timeout, what=what, data=data)
         except ToolError as exc:
             raise self.classify(exc)
         return out

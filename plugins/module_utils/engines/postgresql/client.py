@@ -85,7 +85,7 @@ class PostgresClient(ToolClient):
     ``timeout``: how long one query may run before the tool is killed (``connection.query_timeout``).
     ``catalog_only``: every session runs with ``search_path`` pg_catalog (``CATALOG_SEARCH_PATH``, set in the startup
     packet, which outranks the database's and the role's own setting): for a client that only runs our statements,
-    each naming user objects schema-qualified (db_maintenance), never a user's SQL."""
+    each naming user objects schema-qualified (db_maintenance, db_insights), never a user's SQL."""
 
     engine = 'postgresql'
     default_port = DEFAULT_PORT
@@ -200,6 +200,16 @@ class PostgresClient(ToolClient):
     def query(self, sql: str, database: Optional[str] = None, timeout: Timeout = DEFAULT_TIMEOUT) -> List[List[str]]:
         """Rows as lists of text. CSV, not -A -F '\\t': names with a tab or a newline stay one value."""
         return csv_rows(self.run_psql(sql, database, timeout=timeout))
+
+    def query_script(self, script: str, database: Optional[str] = None,
+                     timeout: Timeout = DEFAULT_TIMEOUT) -> List[List[str]]:
+        """Rows of a psql script sent on stdin (one psql run, one login): for a query that needs psql's own
+        features, e.g. ``\\gset`` of a name read from the catalog and then ``:"name"`` quoted as an identifier
+        (a schema-qualified reference to an object whose schema only the server knows). Everything psql prints
+        is read as CSV rows: only the script's last statement should return rows."""
+        argv = self.psql_argv('-f', '-', rows=True)
+        return csv_rows(self.run_tool(argv, env=self.env(database), timeout=pick_timeout(timeout, self.timeout),
+                                      what='psql', data=script.encode('utf-8')))
 
     def query_dicts(self, sql: str, database: Optional[str] = None,
                     timeout: Timeout = DEFAULT_TIMEOUT) -> List[Dict[str, str]]:

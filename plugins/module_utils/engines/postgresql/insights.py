@@ -4,15 +4,19 @@
 """PostgreSQL insights: connections, lock waits and their blockers, deadlocks, long transactions,
 replication slots, buffer cache, bloat estimate, pg_stat_statements.
 
-One round trip through the client's ``query`` (psql, CSV, no password in argv) on the usual server: one SELECT
-that builds the whole snapshot as one JSON document on the server, with the server version and what
-pg_stat_statements offers in it; where that statement cannot run (PostgreSQL before 14, pg_stat_statements
-missing, not loaded or before 1.8) a probe for those follows, then the snapshot written for them. The document is
-built on the server (aggregates, ORDER BY and LIMIT run there, so 200 sessions or 10,000
-tracked statements cost the server a sort, not this host a transfer).
+One round trip (one psql run, CSV, no password in argv) on the usual server: one SELECT that builds the whole
+snapshot as one JSON document on the server, with the server version and what pg_stat_statements offers in it;
+where that statement cannot run (PostgreSQL before 14, pg_stat_statements missing, not loaded or before 1.8) a
+probe for those follows, then the snapshot written for them. The document is built on the server (aggregates,
+ORDER BY and LIMIT run there, so 200 sessions or 10,000 tracked statements cost the server a sort, not this host
+a transfer).
 
 The SQL here is built from constants and integers only (limits, text lengths): no name or value from the user
-reaches it (``nosec B608`` marks those lines for bandit).
+reaches it (``nosec B608`` marks those lines for bandit). It runs inside a database whose own ``search_path`` a
+non-superuser may have set (``ALTER DATABASE ... SET search_path TO their_schema, pg_catalog``), where every
+unqualified call of ours would run their function of that name with our login: the client pins ``search_path`` to
+pg_catalog for every session (``catalog_only``), and pg_stat_statements, which lives in whatever schema its
+``CREATE EXTENSION`` chose, is named with that schema, read from the catalog.
 
 Private to opsready.operations; do not import from other collections.
 """
@@ -25,13 +29,22 @@ import re
 from typing import Any, Dict, List, Optional
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import quote_ident
 from ansible_collections.opsready.operations.plugins.module_utils.insights.core import (
     QUERY_CHARS, Collector, Options, percent)
 
 PROBE_SQL = (
     "SELECT current_setting('server_version_num'), current_setting('shared_preload_libraries'), "
     "(SELECT extversion FROM pg_extension WHERE extname = 'pg_stat_statements'), current_database(), "
-    "current_setting('block_size')")
+    "current_setting('block_size'), (SELECT n.nspname FROM pg_extension e JOIN pg_namespace n "
+    "ON n.oid = e.extnamespace WHERE e.extname = 'pg_stat_statements')")
+# The one-statement snapshot's way to the view: psql reads the extension's schema into a variable (\gset) and
+# quotes it as an identifier (:"pss_schema"); without the extension, pg_catalog.pg_stat_statements does not exist
+# and the statement fails like any other make-up difference.
+PSS_SCHEMA_GSET = ("SELECT coalesce((SELECT n.nspname FROM pg_extension e JOIN pg_namespace n "
+                   "ON n.oid = e.extnamespace WHERE e.extname = 'pg_stat_statements'), 'pg_catalog') "
+                   "AS pss_schema \\gset\n")
+PSS_FROM_GSET = ':"pss_schema".pg_stat_statements'
 
 HOW_TO_ENABLE = ('pg_stat_statements is not enabled: add it to shared_preload_libraries in postgresql.conf '
                  "(shared_preload_libraries = 'pg_stat_statements'), restart PostgreSQL, then run CREATE EXTENSION "
@@ -51,9 +64,11 @@ OPTIMISTIC_EXTVERSION = '1.8'
 MAKE_UP = re.compile(r'does not exist|pg_stat_statements|shared_preload_libraries|syntax error')
 
 
-def _snapshot_sql(version: int, statements: Optional[str], options: Options, probe: bool = False) -> str:
+def _snapshot_sql(version: int, statements: Optional[str], options: Options, probe: bool = False,
+                  view: str = PSS_FROM_GSET) -> str:
     """The snapshot as one JSON document; ``probe``: with what the probe reads (server version, the extension's
-    version, database, block size) in it, for the one-statement snapshot."""
+    version, database, block size) in it, for the one-statement snapshot. ``view``: pg_stat_statements, named with
+    its schema."""
     q = QUERY_CHARS
     waitstart = 'l.waitstart' if version >= 140000 else 'NULL::timestamptz'
     # pg_locks.waitstart (14+) is when the wait for the lock began; before 14 the statement start is the best bound.
@@ -124,7 +139,7 @@ def _snapshot_sql(version: int, statements: Optional[str], options: Options, pro
         # The view is read once (each read builds every entry with its text: 10,000 entries cost a tuplestore
         # spilled to disk); both top-N lists and the count come from that one copy, by bounded sorts.
         prefix = ('WITH pss AS %s(SELECT s.queryid, s.query, s.calls, s.%s AS total, s.%s AS mean, s.rows, s.dbid, '  # nosec B608
-                  's.userid FROM pg_stat_statements s) ' % ('MATERIALIZED ' if version >= 120000 else '', total, mean))
+                  's.userid FROM %s s) ' % ('MATERIALIZED ' if version >= 120000 else '', total, mean, view))
         # The top N first (a bounded sort of bare numbers), then their text and names.
         row = ("SELECT s.queryid::text AS queryid, left(s.query, %d) AS query, s.calls, round(s.total::numeric, 3) "  # nosec B608
                "AS total_ms, round(s.mean::numeric, 3) AS mean_ms, s.rows, d.datname AS database, r.rolname AS user "
@@ -177,8 +192,9 @@ class PostgresInsights(Collector):
         # probe says what the server has and the snapshot for it follows, as before. A failure that is not about
         # the server's make-up (login, timeout) fails the probe the same way and is reported from there.
         try:
-            rows = self.client.query(_snapshot_sql(OPTIMISTIC_VERSION, OPTIMISTIC_EXTVERSION, options, probe=True),
-                                     database=options.database)
+            rows = self.client.query_script(
+                PSS_SCHEMA_GSET + _snapshot_sql(OPTIMISTIC_VERSION, OPTIMISTIC_EXTVERSION, options, probe=True) + ';\n',
+                database=options.database)
             raw = json.loads(rows[0][0]) if rows and rows[0] else None
         except OpsReadyError as exc:
             if not MAKE_UP.search('%s %s' % (exc.message, getattr(exc, 'stderr', ''))):
@@ -192,13 +208,14 @@ class PostgresInsights(Collector):
         else:
             self.round_trips = 3  # the statement that did not run, the probe, the snapshot
             rows = self.client.query(PROBE_SQL, database=options.database)
-            if not rows or len(rows[0]) < 5:
+            if not rows or len(rows[0]) < 6:
                 raise OpsReadyError('PostgreSQL did not answer the insights probe (got %r).' % rows)
-            version_num, preload, extversion, database, block_size = rows[0]
+            version_num, preload, extversion, database, block_size, schema = rows[0]
             version = int(version_num)
             loaded = 'pg_stat_statements' in [p.strip().strip('"') for p in preload.split(',')]
             usable = extversion if (loaded and extversion) else None
-            rows = self.client.query(_snapshot_sql(version, usable, options), database=options.database)
+            view = '%s.pg_stat_statements' % quote_ident(schema) if usable else ''
+            rows = self.client.query(_snapshot_sql(version, usable, options, view=view), database=options.database)
             if not rows or not rows[0]:
                 raise OpsReadyError('PostgreSQL returned no insights snapshot.')
             raw = json.loads(rows[0][0])
