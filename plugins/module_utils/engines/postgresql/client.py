@@ -9,6 +9,17 @@ builds a psql command line or a ``PG*`` environment itself.
 Secrets: the password reaches libpq through ``PGPASSWORD`` (or the user's ``PGPASSFILE``), never argv.
 Errors are classified by libpq's English messages: ``ToolRunner`` runs every tool under ``LC_ALL=C.UTF-8``.
 
+search_path (CVE-2018-1058's class): a database or role may carry ``SET search_path`` listing a schema before
+pg_catalog; every unqualified function or operator of our SQL there (count(), current_setting(), =, ...) would
+then run that schema's object of the same name, written by whoever may create in it, as our login (a superuser for
+backups and failover). So every session of a ``PostgresClient`` pins ``search_path=pg_catalog,pg_temp`` in the
+startup packet (``PGOPTIONS``; it outranks the database's and the role's setting), for psql and for the programs
+(pg_dump, pg_restore, pg_basebackup, pg_amcheck, pg_rewind set their own path too). Our SQL therefore names user
+objects schema-qualified. ``catalog_only=False`` opts out, only for a session that runs SQL meant for the
+database's own search_path (an operator's drill smoke queries, the failover drill's stand-in application writer)
+or that may go through a pooler refusing the ``options`` startup parameter (PgBouncer) and runs nothing a schema
+can shadow (the health check's ``SELECT 1``); each opt-out says why where it is made.
+
 Private to opsready.operations; do not import from other collections.
 """
 
@@ -83,16 +94,16 @@ class PostgresClient(ToolClient):
     ``app``: the ``application_name`` the server shows (``pg_stat_activity``) for this area's sessions.
     ``limits``: ``lock_timeout``/``statement_timeout`` for every session (through ``PGOPTIONS``).
     ``timeout``: how long one query may run before the tool is killed (``connection.query_timeout``).
-    ``catalog_only``: every session runs with ``search_path`` pg_catalog (``CATALOG_SEARCH_PATH``, set in the startup
-    packet, which outranks the database's and the role's own setting): for a client that only runs our statements,
-    each naming user objects schema-qualified (db_maintenance), never a user's SQL."""
+    ``catalog_only`` (default): every session runs with ``search_path`` pg_catalog, pg_temp (set in the startup
+    packet, which outranks the database's and the role's own setting; see the module docstring); False only for a
+    session whose SQL is meant for the database's own search_path, never for ours."""
 
     engine = 'postgresql'
     default_port = DEFAULT_PORT
 
     def __init__(self, conn: ConnectionParams, runner: Optional[ToolRunner] = None, app: str = 'opsready',
                  limits: Optional[SessionLimits] = None, timeout: Timeout = DEFAULT_TIMEOUT,
-                 catalog_only: bool = False) -> None:
+                 catalog_only: bool = True) -> None:
         super().__init__(conn, runner, limits, timeout)
         self.app = app
         self.catalog_only = catalog_only
