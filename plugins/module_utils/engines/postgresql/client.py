@@ -51,6 +51,8 @@ DEFAULT_PORT = 5432
 # same name (written by whoever owns the schema) with our login, a superuser for backups (CVE-2018-1058's class).
 # pg_dump and pg_restore pin it the same way; psql -c runs both statements in one round trip.
 CATALOG_SEARCH_PATH = 'SET search_path = pg_catalog, pg_temp; '
+# The same, for the startup packet (PGOPTIONS) of every session: in force before the first statement.
+CATALOG_OPTIONS = '-c search_path=pg_catalog,pg_temp'
 # The database our sessions without a database of their own (locks, CREATE/DROP/RENAME DATABASE) connect to.
 MAINTENANCE_DATABASE = 'postgres'
 # libpq starts every failure with "connection to server ... failed:", so the reason decides which one it is.
@@ -158,7 +160,7 @@ class PostgresClient(ToolClient):
             env['PGPASSWORD'] = c.password
         if c.option_file:
             env['PGPASSFILE'] = c.option_file
-        options = ['-c search_path=pg_catalog,pg_temp'] if self.catalog_only else []
+        options = [CATALOG_OPTIONS] if self.catalog_only else []
         if self.limits is not None:
             options.append('-c lock_timeout=%ds' % max(1, self.limits.lock_timeout))
             if self.limits.statement_timeout:
