@@ -118,15 +118,16 @@ def test_replication_status_and_health_probes_in_a_user_database(trap, tmp_path)
 
 
 def test_drill_checks_read_the_catalog_with_the_catalogs_functions(trap):
-    """DR drill checks on a (scratch) database: the full read's table list (format(), pg_tables), the summary.
-    Smoke queries are the operator's SQL and run under the database's own search_path (documented): their
-    unqualified table names must still resolve there."""
+    """DR drill checks on a (scratch) database: pg_amcheck, the full read's table list (format(), pg_tables), the
+    summary. Smoke queries are the operator's SQL and run under the database's own search_path (documented):
+    their unqualified table names must still resolve there."""
     db = trap.db
     db.sql('CREATE TABLE public.orders (id int PRIMARY KEY, status text);'
            "INSERT INTO public.orders SELECT g, 'paid' FROM generate_series(1, 50) g")
     server = db.server
     checks = PostgresChecks(ConnectionParams(host=server.host, port=server.port, user=server.user,
                                              password=server.password, connect_timeout=5), ToolRunner())
+    assert checks.integrity(db.name)['result'] == 'ok'   # pg_amcheck (it pins its own path too)
     read = checks.full_read(db.name)
     assert read['tables'] == 2, read   # orders and trap.calls
     summary = checks.summary(db.name)
