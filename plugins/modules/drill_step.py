@@ -106,7 +106,12 @@ options:
         description: Label shown in the report.
         type: str
       sql:
-        description: A read-only query.
+        description:
+          - A read-only query.
+          - PostgreSQL runs it under the scratch database's own C(search_path), as the application would (the
+            drill's own catalog queries are pinned to C(pg_catalog)). Where others may create objects in a schema
+            that path lists before C(pg_catalog), schema-qualify the query or run the drill with a login that is
+            no superuser, since their functions of the same names would run as that login (CVE-2018-1058).
         type: str
         required: true
       expect:

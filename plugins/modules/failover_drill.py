@@ -142,8 +142,6 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import (  # noqa: E402
     ConnectionParams)
-from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import (  # noqa: E402
-    quote_ident)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import get_engine  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import (  # noqa: E402
     promote as pg_promote)
@@ -233,7 +231,7 @@ def run_drill(module, p, runner):
         writer.stop()
         if group is not None:
             group.close()
-    rows = _present(target, w, runner)
+    rows = _present(target, w, writer.qualified, runner)
     measured = drill.measure(mode, writer.acked, rows, t_event, t_end,
                              first_after=first if mode == 'failover' else None)
     measured.update(in_doubt=len(writer.in_doubt), reconnects=writer.reconnects, rpo_bytes=result.get('rpo_bytes'),
@@ -250,11 +248,13 @@ def _now():
     return time.monotonic()
 
 
-def _present(target, w, runner):
-    """The row numbers the new primary holds, read from the node itself (not through the endpoint)."""
+def _present(target, w, table, runner):
+    """The row numbers the new primary holds, read from the node itself (not through the endpoint), with the nodes'
+    login in a session pinned to pg_catalog: ``table`` is the writer's table schema-qualified (``Writer.qualified``),
+    so the application database's search_path decides nothing here."""
     eng = get_engine('postgresql', target.conn, runner)
     database = w.get('database_on_node') or w['database']
-    return [int(r[0]) for r in eng.query('SELECT n FROM %s' % quote_ident(w['table']), database)]  # nosec B608 # identifier through quote_ident
+    return [int(r[0]) for r in eng.query('SELECT n FROM %s' % table, database)]  # nosec B608 # format('%I.%I') by the server
 
 
 def main():

@@ -128,6 +128,13 @@ options:
           - C(db) ODBC connection string for pyodbc (the check connects and runs C(SELECT 1)).
           - For psqlODBC, C(CommLog=0;Debug=0) is appended unless present (Debian's odbcinst.ini
             enables a communication log in /tmp otherwise).
+          - For psqlODBC without a C(pqopt=) of its own,
+            C(pqopt={connect_timeout=N options=-csearch_path=pg_catalog,pg_temp}) is appended, so that the driver's
+            own catalog queries at connect never run functions or operators of a schema that the database's
+            C(search_path) lists before C(pg_catalog) (CVE-2018-1058). PgBouncer refuses the C(options) startup
+            parameter unless its C(ignore_startup_parameters) lists it; against PgBouncer use
+            O(checks[].engine=postgresql) (C(SELECT 1) through C(psql), no startup options) or a C(pqopt) of your
+            own.
         type: str
       password:
         description:

@@ -63,9 +63,13 @@ def odbc_string(spec: Dict[str, Any]) -> str:
         # Debian's odbcinst.ini sets CommLog=1 for psqlODBC: every connection would log its traffic to /tmp.
         if 'commlog=' not in lower:
             text += 'CommLog=0;Debug=0;'
-        # psqlODBC refuses SQL_ATTR_LOGIN_TIMEOUT; libpq's connect_timeout does the same job.
+        # psqlODBC refuses SQL_ATTR_LOGIN_TIMEOUT; libpq's connect_timeout does the same job. The driver runs
+        # catalog queries of its own at connect (typname = 'lo' ...), unqualified: under a database search_path
+        # that lists a schema before pg_catalog, that schema's = operator would run as the check's login. The
+        # startup packet's search_path outranks the database's (engines/postgresql/client.py).
         if 'pqopt=' not in lower:
-            text += 'pqopt={connect_timeout=%d};' % max(2, int(math.ceil(spec['timeout'])))
+            text += 'pqopt={connect_timeout=%d options=-csearch_path=pg_catalog,pg_temp};' % max(
+                2, int(math.ceil(spec['timeout'])))
     return text
 
 
@@ -147,6 +151,10 @@ class DbCheck(CheckType):
                                 password=spec.get('password'), connect_timeout=max(1, int(math.ceil(spec['timeout']))))
         client: Any = get_client(spec['engine'], conn, runner)
         client.app = 'opsready-health'  # what pg_stat_activity shows (the MariaDB client has no such name)
+        if spec['engine'] == 'postgresql':
+            # SELECT 1 calls no function or operator a schema could shadow, and the endpoint may be PgBouncer,
+            # which refuses the options startup parameter that pins search_path: not pinned (client.py).
+            client.catalog_only = False
         return client
 
     def _native(self, spec: Dict[str, Any], runner: ToolRunner) -> Any:

@@ -31,7 +31,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
-from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import quote_ident
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import (
+    quote_ident, quote_literal)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.backup import PostgresEngine
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.postmaster import postmaster_pid
 from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import get_engine
@@ -42,8 +43,13 @@ class Writer:
 
     def __init__(self, conn: ConnectionParams, database: str, table: str, runner: ToolRunner) -> None:
         self.engine = cast(PostgresEngine, get_engine('postgresql', conn, runner))
+        # The writer stands in for the application: its login, its endpoint (PgBouncer refuses the options startup
+        # parameter that pins search_path) and its database's search_path, where the unqualified table is created
+        # and written. Not pinned (engines/postgresql/client.py); ``qualified`` is what others read.
+        self.engine.client.catalog_only = False
         self.database = database
         self.table = quote_ident(table)
+        self.qualified = self.table
         self.runner = runner
         self.acked: Dict[int, float] = {}
         self.sent: Dict[int, float] = {}       # row number -> monotonic time it was sent
@@ -58,6 +64,18 @@ class Writer:
                           'clock_timestamp())' % self.table, self.database)
         rows = self.engine.query('SELECT coalesce(max(n), 0) FROM %s' % self.table, self.database)  # nosec B608 # identifier through quote_ident, n an int
         self._next = int(rows[0][0]) + 1
+        # The table the application's path found, schema-qualified, for the reading back on the new primary with the
+        # nodes' login (pinned to pg_catalog there): only a plain table, never a view or a foreign table, whose
+        # functions would run as that login.
+        found = self.engine.query(
+            "SELECT pg_catalog.format('%%I.%%I', n.nspname, c.relname), c.relkind FROM pg_catalog.pg_class c "  # nosec B608 # quote_literal
+            'JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace '
+            'WHERE c.oid OPERATOR(pg_catalog.=) %s::pg_catalog.regclass' % quote_literal(self.table), self.database)
+        kind = found[0][1] if found else 'none'
+        if kind not in ('r', 'p'):
+            raise OpsReadyError('Failover drill: %s in database %s is not a table (relkind %s): name a table of the '
+                                "writer's own in writer.table." % (self.table, self.database, kind))
+        self.qualified = found[0][0]
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name='drill-writer', daemon=True)

@@ -62,7 +62,7 @@ def insights(name: str, conn: ConnectionParams, runner: Optional[ToolRunner] = N
     from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.client import PostgresClient
     from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.insights import (
         PostgresInsights)
-    return PostgresInsights(PostgresClient(conn, runner, app='opsready-insights', catalog_only=True,
+    return PostgresInsights(PostgresClient(conn, runner, app='opsready-insights',
                                            limits=SessionLimits(lock_timeout=5, statement_timeout=60)))
 
 

@@ -35,10 +35,20 @@ class PostgresChecks(DrillChecks):
     def __init__(self, conn: ConnectionParams, runner: Optional[ToolRunner] = None) -> None:
         super().__init__(conn, runner)
         self.client = PostgresEngineClient(conn, self.runner, app='opsready-dr-drill', timeout=QUERY_TIMEOUT)
+        # The operator's smoke queries (SELECT count(*) FROM orders) name the application's tables as the application
+        # does: under the database's own search_path, so not pinned to pg_catalog like our sessions (client.py). A
+        # scratch copy whose path lists a schema others may create in is the operator's to qualify (or to query
+        # with a login that is no superuser).
+        self.smoke_client = PostgresEngineClient(conn, self.runner, app='opsready-dr-drill', timeout=QUERY_TIMEOUT,
+                                                 catalog_only=False)
 
     def query(self, database: str, sql: str) -> List[Dict[str, Any]]:
+        """An operator's smoke query, under the database's own search_path."""
+        return self._rows(self.smoke_client, database, sql)
+
+    def _rows(self, client: PostgresEngineClient, database: str, sql: str) -> List[Dict[str, Any]]:
         try:
-            rows = self.client.query_dicts(sql, database)
+            rows = client.query_dicts(sql, database)
         except OpsReadyError as exc:
             raise OpsReadyError('Smoke query failed on %s: %s' % (database, exc.message), sql=sql)
         return [{k: coerce(v) if v != '' else v for k, v in row.items()} for row in rows]
@@ -70,8 +80,9 @@ class PostgresChecks(DrillChecks):
     def full_read(self, database: str) -> Dict[str, Any]:
         """Read every row of every user table (detects unreadable pages and TOAST damage)."""
         # format() and pg_tables as the catalog's: the database's own search_path may shadow them (run as our login)
-        tables = self.query(database, CATALOG_SEARCH_PATH + "SELECT format('%I.%I', schemaname, tablename) AS t "  # nosec B608 # constants
-                            "FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1")
+        listing = (CATALOG_SEARCH_PATH + "SELECT format('%I.%I', schemaname, tablename) AS t "  # nosec B608 # constants
+                   "FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1")
+        tables = self._rows(self.client, database, listing)
         for row in tables:
             sql = 'COPY (SELECT * FROM %s) TO STDOUT' % row['t']  # nosec B608 # format('%I.%I') by the server
             argv = self.client.psql_argv('-c', sql)

@@ -9,6 +9,17 @@ builds a psql command line or a ``PG*`` environment itself.
 Secrets: the password reaches libpq through ``PGPASSWORD`` (or the user's ``PGPASSFILE``), never argv.
 Errors are classified by libpq's English messages: ``ToolRunner`` runs every tool under ``LC_ALL=C.UTF-8``.
 
+search_path (CVE-2018-1058's class): a database or role may carry ``SET search_path`` listing a schema before
+pg_catalog; every unqualified function or operator of our SQL there (count(), current_setting(), =, ...) would
+then run that schema's object of the same name, written by whoever may create in it, as our login (a superuser for
+backups and failover). So every session of a ``PostgresClient`` pins ``search_path=pg_catalog,pg_temp`` in the
+startup packet (``PGOPTIONS``; it outranks the database's and the role's setting), for psql and for the programs
+(pg_dump, pg_restore, pg_basebackup, pg_amcheck, pg_rewind set their own path too). Our SQL therefore names user
+objects schema-qualified. ``catalog_only=False`` opts out, only for a session that runs SQL meant for the
+database's own search_path (an operator's drill smoke queries, the failover drill's stand-in application writer)
+or that may go through a pooler refusing the ``options`` startup parameter (PgBouncer) and runs nothing a schema
+can shadow (the health check's ``SELECT 1``); each opt-out says why where it is made.
+
 Private to opsready.operations; do not import from other collections.
 """
 
@@ -40,6 +51,8 @@ DEFAULT_PORT = 5432
 # same name (written by whoever owns the schema) with our login, a superuser for backups (CVE-2018-1058's class).
 # pg_dump and pg_restore pin it the same way; psql -c runs both statements in one round trip.
 CATALOG_SEARCH_PATH = 'SET search_path = pg_catalog, pg_temp; '
+# The same, for the startup packet (PGOPTIONS) of every session: in force before the first statement.
+CATALOG_OPTIONS = '-c search_path=pg_catalog,pg_temp'
 # The database our sessions without a database of their own (locks, CREATE/DROP/RENAME DATABASE) connect to.
 MAINTENANCE_DATABASE = 'postgres'
 # libpq starts every failure with "connection to server ... failed:", so the reason decides which one it is.
@@ -83,16 +96,16 @@ class PostgresClient(ToolClient):
     ``app``: the ``application_name`` the server shows (``pg_stat_activity``) for this area's sessions.
     ``limits``: ``lock_timeout``/``statement_timeout`` for every session (through ``PGOPTIONS``).
     ``timeout``: how long one query may run before the tool is killed (``connection.query_timeout``).
-    ``catalog_only``: every session runs with ``search_path`` pg_catalog (``CATALOG_SEARCH_PATH``, set in the startup
-    packet, which outranks the database's and the role's own setting): for a client that only runs our statements,
-    each naming user objects schema-qualified (db_maintenance, db_insights), never a user's SQL."""
+    ``catalog_only`` (default): every session runs with ``search_path`` pg_catalog, pg_temp (set in the startup
+    packet, which outranks the database's and the role's own setting; see the module docstring); False only for a
+    session whose SQL is meant for the database's own search_path, never for ours."""
 
     engine = 'postgresql'
     default_port = DEFAULT_PORT
 
     def __init__(self, conn: ConnectionParams, runner: Optional[ToolRunner] = None, app: str = 'opsready',
                  limits: Optional[SessionLimits] = None, timeout: Timeout = DEFAULT_TIMEOUT,
-                 catalog_only: bool = False) -> None:
+                 catalog_only: bool = True) -> None:
         super().__init__(conn, runner, limits, timeout)
         self.app = app
         self.catalog_only = catalog_only
@@ -147,7 +160,7 @@ class PostgresClient(ToolClient):
             env['PGPASSWORD'] = c.password
         if c.option_file:
             env['PGPASSFILE'] = c.option_file
-        options = ['-c search_path=pg_catalog,pg_temp'] if self.catalog_only else []
+        options = [CATALOG_OPTIONS] if self.catalog_only else []
         if self.limits is not None:
             options.append('-c lock_timeout=%ds' % max(1, self.limits.lock_timeout))
             if self.limits.statement_timeout:

@@ -80,7 +80,7 @@ class PostgresMaintenance(Backend):
         # The engine's client with this run's session limits (PGOPTIONS) and no cap without statement_timeout; our
         # statements name user objects schema-qualified, so the database's own search_path (which may list a schema
         # whose functions shadow pg_catalog's, run then as our login) is never used.
-        self.client = PostgresClient(conn, app='opsready-maintenance', limits=opts.limits(), catalog_only=True)
+        self.client = PostgresClient(conn, app='opsready-maintenance', limits=opts.limits())
         self._pgstattuple: Optional[str] = None
 
     def q(self, sql: str) -> List[List[str]]:

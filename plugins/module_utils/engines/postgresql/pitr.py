@@ -51,6 +51,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import CHUNK
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import open_artifact
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, parse_time
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.client import CATALOG_OPTIONS
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.backup import (
     PostgresEngine, lsn_to_int)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.postmaster import postmaster_pid
@@ -449,7 +450,10 @@ class ScratchServer:
     def psql(self, sql: str) -> str:
         argv = self._as_owner([self.engine.tool('psql'), '-X', '-A', '-t', '-q', '-h', self.rundir, '-p',
                                str(self.port), '-d', 'postgres', '-c', sql])
-        env = {'PGUSER': self.owner or pwd.getpwuid(os.getuid()).pw_name}
+        # The recovered copy's own database and role settings apply to this superuser session: search_path pinned
+        # in the startup packet, as every session of the client (client.py), so pg_is_in_recovery() is the catalog's.
+        env = {'PGUSER': self.owner or pwd.getpwuid(os.getuid()).pw_name,
+               'PGOPTIONS': CATALOG_OPTIONS}
         _rc, out, _err = self.engine.runner.run(argv, env=env, timeout=60, what='psql (recovered server)')
         return out.strip()
 
