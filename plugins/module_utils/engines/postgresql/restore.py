@@ -254,6 +254,59 @@ def drop_database(engine: PostgresEngine, name: str, session: Optional[PsqlSessi
     _ask(engine, 'DROP DATABASE IF EXISTS %s WITH (FORCE)' % quote_ident(name), session)
 
 
+SUBSCRIPTIONS_IN = ('SELECT s.subname, s.subenabled::text FROM pg_subscription s JOIN pg_database d '
+                    'ON d.oid = s.subdbid WHERE d.datname = %s ORDER BY 1')
+
+
+def drop_restored_subscriptions(engine: PostgresEngine, name: str, session: Optional[PsqlSession] = None,
+                                only_disabled: bool = False) -> List[str]:
+    """Drop the logical replication subscriptions of database ``name`` (DROP DATABASE refuses a database that has
+    any), leaving their replication slots on the publisher alone (``slot_name = NONE``): a restored subscription
+    (pg_dump writes it disabled, ``connect = false``) carries the slot name of the backed-up database's
+    subscription, whose slot is that database's, not the copy's. ``only_disabled``: an enabled subscription (one
+    someone turned on: its slot may be its own) is not touched and stops this (the caller refuses). Returns
+    the names dropped."""
+    rows = [r for r in _ask(engine, SUBSCRIPTIONS_IN % quote_literal(name), session) if r]  # nosec B608 # pg_quote
+    enabled = [r[0] for r in rows if r[1] == 'true']
+    if only_disabled and enabled:
+        raise OpsReadyError('Database %s on %s has enabled logical replication subscriptions (%s), which DROP '
+                            'DATABASE cannot remove, and whose replication slots on the publisher may be theirs. '
+                            'Drop them first in %s (ALTER SUBSCRIPTION ... DISABLE; ALTER SUBSCRIPTION ... SET '
+                            '(slot_name = NONE) unless its slot on the publisher must go too; DROP SUBSCRIPTION '
+                            '...). Nothing was changed.' % (name, engine.conn.where(5432), ', '.join(enabled), name),
+                            target=name)
+    names = [r[0] for r in rows]
+    if names:
+        statements = []
+        for sub in names:
+            q = quote_ident(sub)
+            statements += ['ALTER SUBSCRIPTION %s DISABLE' % q, 'ALTER SUBSCRIPTION %s SET (slot_name = NONE)' % q,
+                           'DROP SUBSCRIPTION %s' % q]
+        # ALTER/DROP SUBSCRIPTION work only in the subscription's own database (DROP SUBSCRIPTION outside a
+        # transaction block: one statement at a time, as psql -c runs a string with several).
+        for sql in statements:
+            engine.query(sql, database=name)
+    return names
+
+
+def discard_copy(engine: PostgresEngine, name: str) -> Optional[str]:
+    """Drop the run's temporary database after a failure; never raises (the failure is what the run reports):
+    returns why it could not be dropped. Its restored subscriptions (the load had got that far) are dropped first:
+    DROP DATABASE refuses a database that has any."""
+    try:
+        try:
+            drop_database(engine, name)
+        except ToolError as exc:
+            if 'logical replication subscription' not in (exc.stderr or exc.message):
+                raise
+            engine.query('ALTER DATABASE %s ALLOW_CONNECTIONS true' % quote_ident(name))
+            drop_restored_subscriptions(engine, name)
+            drop_database(engine, name)
+    except Exception as exc:  # reported with the run's own failure
+        return str(getattr(exc, 'message', None) or exc)
+    return None
+
+
 def streams_checksum(request: RestoreRequest, manifest: Manifest) -> bool:
     """Whether ``_load`` reads this artifact itself (stdin stream or decompressed copy), so it can hash it in
     that same read. Not when pg_restore opens the stored file (directory format, an uncompressed custom dump
@@ -850,19 +903,19 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
         # The checksum (compared in the read that loaded the data) or the decompression failed: what was
         # loaded never leaves the temporary database, which goes; the target was not touched. Clean-up runs in
         # a psql of its own: a failed statement may have ended the session.
-        drop_database(engine, temp)
+        left = discard_copy(engine, temp)
         raise IntegrityError('Restore refused before touching the target: chain piece %s (%s) is not intact. %s '
-                             'What had been loaded stayed in the temporary database %s, which was dropped; %s is '
-                             'as it was.' % (manifest.id, manifest.kind, exc.message, temp, target),
+                             'What had been loaded stayed in the temporary database %s, %s; %s is as it was.'
+                             % (manifest.id, manifest.kind, exc.message, temp, _copy_fate(temp, left), target),
                              artifact=manifest.id, path=manifest.path, target=target)
     except ToolError as exc:
-        drop_database(engine, temp)
-        raise OpsReadyError('Restore of %s into %s failed and was rolled back (the temporary database %s was '
-                            'dropped; %s is as it was): %s' % (manifest.id, target, temp,
-                                                               target, _server_error(exc)),
+        left = discard_copy(engine, temp)
+        raise OpsReadyError('Restore of %s into %s failed and was rolled back (the temporary database %s %s; %s is '
+                            'as it was): %s' % (manifest.id, target, temp, _copy_fate(temp, left), target,
+                                                _server_error(exc)),
                             target=target, stderr=exc.stderr)
     except BaseException:
-        drop_database(engine, temp)
+        discard_copy(engine, temp)
         raise
     timer.lap('swap')
     live = session if session.alive else None
@@ -879,6 +932,13 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
                        'host': engine.conn.host, 'port': engine.conn.port or 5432, 'objects': objects},
             'method_detail': load['method'], 'jobs': load['jobs'], 'database_properties': properties,
             'replaced': bool(before['exists'] and before['objects'])}
+
+
+def _copy_fate(temp: str, error: Optional[str]) -> str:
+    if error is None:
+        return 'was dropped'
+    return ('could not be dropped (%s): drop it by hand, DROP DATABASE %s WITH (FORCE)'
+            % (error, quote_ident(temp)))
 
 
 def _server_error(exc: ToolError) -> str:
@@ -980,6 +1040,10 @@ def drop(engine: PostgresEngine, request: RestoreRequest, check_mode: bool) -> D
     with target_lock(engine, _target(request)) as session:
 
         def drop_it(eng: PostgresEngine, name: str) -> None:
+            # A restored subscriber database (a drill's scratch copy): DROP DATABASE refuses one with subscriptions.
+            # Its restored, disabled subscriptions go (their slots on the publisher are the backed-up database's
+            # and stay); an enabled one is refused, before anything changed.
+            drop_restored_subscriptions(eng, name, session, only_disabled=True)
             if _template_flag(eng, name, session):   # a restored template database: DROP refuses a template
                 _ask(eng, 'ALTER DATABASE %s IS_TEMPLATE false' % quote_ident(name), session)
             drop_database(eng, name, session)
