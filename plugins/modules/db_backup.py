@@ -16,6 +16,9 @@ description:
     JSON manifest next to it. A file without a manifest is never trusted and is removed by the next run.
   - "PostgreSQL: V(full) is C(pg_dump) (O(format=custom) by default, V(directory) with O(jobs) parallel
     workers, or V(plain)); O(all_databases) dumps every database plus C(pg_dumpall --globals-only).
+    C(pg_dump) runs with C(lc_monetary=C) (money values written in one format whatever the database's or the
+    server's own; the manifest records it as C(dumped_with) and M(opsready.operations.db_restore) reads them back
+    with it).
     V(base) is C(pg_basebackup) (tar stream with the WAL it needs, C(--checkpoint=fast)), with its WAL
     start/end LSNs and segment numbers in the manifest. With zstd (not encrypted, client and server 15 or
     later) the server compresses (C(--compress=server-zstd:level=N,workers=T) into a staging directory), the

@@ -34,6 +34,19 @@ description:
     before this was recorded restore without them, and RV(database_properties) says so); a dropped
     C(public) schema stays dropped, and a template database (C(IS_TEMPLATE)) is a template again once it has
     its name."
+  - "PostgreSQL, logical, what the load computes and reads: the dump is loaded with the session settings the
+    backed-up database had (C(TimeZone), C(DateStyle), C(IntervalStyle), C(extra_float_digits), its own
+    C(ALTER DATABASE ... SET lc_numeric/lc_time)), so materialized views, generated columns and expression
+    indexes come out as at the source. Money values are dumped with C(lc_monetary=C) by
+    M(opsready.operations.db_backup) and read back with it, whatever C(lc_monetary) the source database or
+    either server has (backups taken before this was recorded were dumped in the source session's monetary
+    format and load only under the same one). A database whose C(default_text_search_config) is a
+    configuration of its own is loaded in two passes from custom and directory dumps (the schema, which creates
+    it, then the data and post-data with it in effect; a compressed custom dump is decompressed into O(tmpdir)
+    for it); a plain dump cannot be, and RV(database_properties) C(skipped) says so."
+  - "PostgreSQL, logical: when the load fails after the dump created logical replication subscriptions in the
+    temporary database, their copies are dropped (C(slot_name = NONE): the replication slot on the publisher
+    is the backed-up database's and is left alone) so that the temporary database can be dropped too."
   - "PostgreSQL, logical: the roles the backup refers to (owners, grantees, roles of row-level security
     policies) are looked up on the target server first; missing ones stop the restore before anything is
     created, naming them."
@@ -162,6 +175,9 @@ options:
     description:
       - V(present) restores. V(absent) removes the target (drops the database, deletes the SQLite file, or stops
         the server of O(datadir) and deletes it), for scratch restores of DR drills.
+      - PostgreSQL, V(absent) of a restored subscriber database - its subscriptions came back disabled - drops
+        them first (C(slot_name = NONE), leaving the publisher's slot, which belongs to the backed-up database);
+        an enabled subscription is refused before anything is dropped.
     type: str
     choices: [present, absent]
     default: present

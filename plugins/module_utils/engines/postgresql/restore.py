@@ -59,7 +59,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.base i
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
     grow_pipe, is_encrypted, open_artifact, pipe_artifact_into)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.dbprops import (
-    apply_statements, before_load_statements, create_options, describe, load_options, referenced_roles)
+    apply_statements, before_load_statements, create_options, describe, extension_names, extension_statements,
+    load_options, own_text_search_option, referenced_roles)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import (
     check_name, dbname_arg, quote_ident, quote_literal)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.backup import PostgresEngine
@@ -316,8 +317,17 @@ def streams_checksum(request: RestoreRequest, manifest: Manifest) -> bool:
         return False
     if not manifest.data.get('sha256'):
         return False
-    return not (fmt == 'custom' and max(1, request.jobs) > 1 and manifest.data['compression'] == 'none'
-                and not is_encrypted(manifest))
+    return not (fmt == 'custom' and (max(1, request.jobs) > 1 or two_passes(manifest))
+                and manifest.data['compression'] == 'none' and not is_encrypted(manifest))
+
+
+def two_passes(manifest: Manifest) -> bool:
+    """A custom or directory dump of a database whose default text search configuration is its own: loaded in two
+    passes (``own_text_search_option``), each reading the archive, which must then be a file (a stream is read
+    once)."""
+    fmt = manifest.data.get('format') or 'custom'
+    return fmt in ('custom', 'directory') and bool(own_text_search_option(
+        manifest.data.get('database_properties') or {}))
 
 
 def _copy_error(manifest: Manifest, directory: str, reason: Any) -> OpsReadyError:
@@ -451,10 +461,11 @@ def _decompressed_copy(manifest: Manifest, tmpdir: Optional[str], runner: Any = 
 
 
 def needs_copy(request: RestoreRequest, manifest: Manifest) -> bool:
-    """pg_restore -j of a compressed or encrypted custom dump: it needs a seekable, decompressed file."""
+    """pg_restore -j (or two passes, ``two_passes``) of a compressed or encrypted custom dump: it needs a seekable,
+    decompressed file."""
     fmt = manifest.data.get('format') or 'custom'
     compressed = manifest.data['compression'] != 'none' or is_encrypted(manifest)
-    return fmt == 'custom' and max(1, request.jobs) > 1 and compressed
+    return fmt == 'custom' and (max(1, request.jobs) > 1 or two_passes(manifest)) and compressed
 
 
 COPY_NAME = 'dump'
@@ -646,7 +657,8 @@ def _load(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, d
           timer: Timer, copier: Optional[_Copier] = None) -> Dict[str, Any]:
     fmt = manifest.data.get('format') or 'custom'
     env = engine.env(database)
-    session_options = load_options(manifest.data.get('database_properties') or {})
+    props = manifest.data.get('database_properties') or {}
+    session_options = load_options(props, manifest.data.get('dumped_with'))
     if session_options:
         env['PGOPTIONS'] = (env.get('PGOPTIONS', '') + ' ' + session_options).strip()
     # --dbname=dbname='...': a name with '=' (or a leading '-') is never a connection string or an option
@@ -655,29 +667,42 @@ def _load(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, d
         common += ['--no-owner', '--no-privileges']
     jobs = max(1, request.jobs)
     verify = streams_checksum(request, manifest)  # run.py left the checksum to this read (Restorer.streamed)
+    split = two_passes(manifest)
+
+    def from_file(path: str, method: str) -> Dict[str, Any]:
+        """pg_restore -j N of a dump file (or directory); in two passes when ``split``."""
+        tool = [engine.tool('pg_restore')] + common
+        if not split:
+            engine.runner.run(tool + ['-j', str(jobs), path], env=env, what='pg_restore -j %d' % jobs)
+            return {'method': method, 'jobs': jobs}
+        # The schema first (it creates the database's own text search configuration), then the data and what is
+        # computed from it (generated columns, indexes, materialized views) in sessions that use it.
+        engine.runner.run(tool + ['--section=pre-data', path], env=env, what='pg_restore --section=pre-data')
+        rest = dict(env, PGOPTIONS=(env.get('PGOPTIONS', '') + ' ' + own_text_search_option(props)).strip())
+        engine.runner.run(tool + ['-j', str(jobs), '--section=data', '--section=post-data', path], env=rest,
+                          what='pg_restore -j %d --section=data --section=post-data' % jobs)
+        return {'method': method + ', schema then data and post-data (the database\'s own default text search '
+                                   'configuration in effect)', 'jobs': jobs}
+
     if fmt == 'plain':
         argv = engine.psql_argv(dbname_arg(database))
         pipe_artifact_into(engine.runner, manifest, argv, 'psql (plain dump)', env=env,
                            identities=engine.identities, verify=verify)
         return {'method': 'psql < plain dump', 'jobs': 1}
     if fmt == 'directory':
-        argv = [engine.tool('pg_restore')] + common + ['-j', str(jobs), manifest.path]
-        engine.runner.run(argv, env=env, what='pg_restore -j %d' % jobs)
-        return {'method': 'pg_restore -j %d (directory format)' % jobs, 'jobs': jobs}
-    if jobs == 1:
+        return from_file(manifest.path, 'pg_restore -j %d (directory format)' % jobs)
+    if jobs == 1 and not split:
         argv = [engine.tool('pg_restore')] + common
         pipe_artifact_into(engine.runner, manifest, argv, 'pg_restore', env=env, identities=engine.identities,
                            verify=verify)
         return {'method': 'pg_restore (stdin stream)', 'jobs': 1}
     if manifest.data['compression'] == 'none' and not is_encrypted(manifest):
-        engine.runner.run([engine.tool('pg_restore')] + common + ['-j', str(jobs), manifest.path], env=env,
-                          what='pg_restore -j %d' % jobs)
-        return {'method': 'pg_restore -j %d' % jobs, 'jobs': jobs}
+        return from_file(manifest.path, 'pg_restore -j %d' % jobs)
     local = copier is None   # no restore() around this call to discard the copier: its copy goes before return
     if copier is None:
         copier = _Copier(manifest, request.tmpdir, engine.runner, engine.identities, verify,
                          toc_argv=_toc_argv(engine, manifest))
-    if copier.data_items() == 1:
+    if not split and copier.data_items() == 1:
         # One data entry: -j N cannot split its load, so it follows the decompression instead of waiting for
         # it (the schema and the data, from the copy as it grows), and what comes after the data (indexes,
         # constraints, grants), which -j N does build side by side, reads the complete, checked copy.
@@ -685,11 +710,9 @@ def _load(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, d
     copy = copier.result()
     try:
         timer.lap('decompress')
-        engine.runner.run([engine.tool('pg_restore')] + common + ['-j', str(jobs), copy], env=env,
-                          what='pg_restore -j %d' % jobs)
+        return from_file(copy, 'pg_restore -j %d (decompressed copy)' % jobs)
     finally:
         copier.remove(local)
-    return {'method': 'pg_restore -j %d (decompressed copy)' % jobs, 'jobs': jobs}
 
 
 def _toc_argv(engine: PostgresEngine, manifest: Manifest) -> Optional[List[str]]:
@@ -784,6 +807,21 @@ def tablespace_option(engine: PostgresEngine, props: Dict[str, Any],
                 'restore @globals first, or create it, to keep it)' % (tablespace, engine.conn.where(5432))]
 
 
+def available_extensions(engine: PostgresEngine, names: List[str],
+                         session: Optional[PsqlSession] = None) -> Dict[str, Tuple[str, List[str]]]:
+    """name -> (default version, installable versions) on this server, for ``names`` (no query without any)."""
+    if not names:
+        return {}
+    rows = _ask(engine, 'SELECT a.name, a.default_version, v.version FROM pg_catalog.pg_available_extensions a '  # nosec B608 # pg_quote
+                        'JOIN pg_catalog.pg_available_extension_versions v ON v.name = a.name WHERE a.name IN (%s)'
+                % ', '.join(quote_literal(n) for n in names), session)
+    found: Dict[str, Tuple[str, List[str]]] = {}
+    for row in rows:
+        if len(row) == 3:
+            found.setdefault(row[0], (row[1], []))[1].append(row[2])
+    return found
+
+
 def create_database(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, name: str,
                     session: Optional[PsqlSession] = None) -> List[str]:
     """The temporary database, with the encoding, locale and tablespace the backed-up one had; returns what of
@@ -815,7 +853,9 @@ def create_database(engine: PostgresEngine, request: RestoreRequest, manifest: M
         except BaseException:
             drop_database(engine, name)   # a psql of its own: the failure may have ended the session
             raise
-    prepare = before_load_statements(props)
+    extensions, not_kept = extension_statements(props, available_extensions(engine, extension_names(props), session))
+    skipped += not_kept
+    prepare = before_load_statements(props) + extensions
     if prepare:
         try:
             engine.query(CATALOG_SEARCH_PATH + '; '.join(prepare), database=name)
@@ -895,6 +935,7 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
         objects = int(engine.query(CATALOG_SEARCH_PATH + 'ANALYZE; ' + USER_OBJECTS, database=temp)[0][0])
         timer.lap('analyze')
         properties = apply_properties(engine, request, manifest, temp, roles, session)
+        not_created += _plain_text_search_note(manifest)
         if not_created:
             properties['skipped'] = not_created + list(properties.get('skipped') or [])
         timer.lap('database_properties')
@@ -932,6 +973,18 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
                        'host': engine.conn.host, 'port': engine.conn.port or 5432, 'objects': objects},
             'method_detail': load['method'], 'jobs': load['jobs'], 'database_properties': properties,
             'replaced': bool(before['exists'] and before['objects'])}
+
+
+def _plain_text_search_note(manifest: Manifest) -> List[str]:
+    """A plain (SQL script) dump cannot be loaded in two passes (``two_passes``): psql runs it in one session,
+    opened before the script creates the database's own text search configuration. Said in the result."""
+    props = manifest.data.get('database_properties') or {}
+    if (manifest.data.get('format') or 'custom') != 'plain' or not own_text_search_option(props):
+        return []
+    return ['default_text_search_config %s during the load (a plain dump is loaded in one session, opened before '
+            'the configuration exists): generated columns, expression indexes and materialized views computed with '
+            'to_tsvector/to_tsquery without a configuration used the server\'s default; take custom or directory '
+            'backups of this database, or rebuild those objects' % props['session']['default_text_search_config']]
 
 
 def _copy_fate(temp: str, error: Optional[str]) -> str:
