@@ -43,7 +43,13 @@ description:
     format and load only under the same one). A database whose C(default_text_search_config) is a
     configuration of its own is loaded in two passes from custom and directory dumps (the schema, which creates
     it, then the data and post-data with it in effect; a compressed custom dump is decompressed into O(tmpdir)
-    for it); a plain dump cannot be, and RV(database_properties) C(skipped) says so."
+    for it); a plain dump cannot be, and RV(database_properties) C(skipped) says so. Every load runs with
+    C(array_nulls=on) (a target server set to V(off) read an array's C(NULL) element as the string C('NULL')).
+    The locales the database's and its roles' C(lc_*) settings name are tried on the target server first: a
+    missing one stops the restore before anything is created. Extensions the source kept at a version other than
+    this server's default are created at it before the load (C(pg_dump) writes C(CREATE EXTENSION) without a
+    version) when their schema exists then (V(public), V(pg_catalog)); otherwise RV(database_properties)
+    C(skipped) names them."
   - "PostgreSQL, logical: when the load fails after the dump created logical replication subscriptions in the
     temporary database, their copies are dropped (C(slot_name = NONE): the replication slot on the publisher
     is the backed-up database's and is left alone) so that the temporary database can be dropped too."

@@ -17,6 +17,7 @@ against their table by amcheck).
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 from typing import Iterator
@@ -24,7 +25,7 @@ from typing import Iterator
 import pytest
 
 from tests.fidelity.test_postgresql import (
-    assert_same, backup, create_roles, leftovers, qi, ql, restore, snapshot)
+    assert_same, backup, conn, create_roles, leftovers, play, qi, ql, restore, snapshot)
 from tests.harness.servers import PostgresServer
 
 FORMATS = ('custom', 'plain', 'directory')
@@ -155,23 +156,32 @@ def money_values(server: PostgresServer, name: str) -> list:
                       database=name)
 
 
-def test_money_onto_a_server_with_another_lc_monetary(pg, locale, tmp_path):
-    """The target server's own lc_monetary (postgresql.conf, as initdb writes it from the system's locale) differs
-    from the source's: the money values are read as they were written."""
-    name = new_database(pg, 'fid money srv')
-    other = PostgresServer(extra_conf={'lc_monetary': locale})
+def array_values(server: PostgresServer, name: str) -> list:
+    return server.sql("SELECT id, coalesce(array_to_json(ta)::text, 'null'), coalesce(array_to_json(ia)::text, "
+                      "'null') FROM arr ORDER BY id", database=name)
+
+
+def test_onto_a_server_with_other_input_settings(pg, locale, tmp_path):
+    """The target server's own settings (postgresql.conf) that change how the dump's data reads: lc_monetary (as
+    initdb writes it from the system's locale), array_nulls=off (a NULL element would read as the string 'NULL',
+    or fail for an int[]). The values are read as they were written."""
+    name = new_database(pg, 'fid input srv')
+    other = PostgresServer(extra_conf={'lc_monetary': locale, 'array_nulls': 'off'})
     try:
-        pg.sql(MONEY.replace('CREATE EXTENSION amcheck;', ''), database=name)
-        expected = money_values(pg, name)
+        pg.sql(MONEY.replace('CREATE EXTENSION amcheck;', '') +
+               "CREATE TABLE arr (id int, ta text[], ia int[]); INSERT INTO arr VALUES "
+               "(1, ARRAY['a', NULL, 'NULL', 'null'], ARRAY[1, NULL, 3]), (2, '{}', NULL), (3, ARRAY[NULL]::text[], "
+               "'{{1,NULL},{NULL,4}}');", database=name)
+        expected = (money_values(pg, name), array_values(pg, name))
         other.start()
         create_roles(other)
-        for fmt in ('custom', 'plain'):
+        for fmt in FORMATS:
             work = tmp_path / fmt
             work.mkdir()
             dest = backup(work, pg, name, format=fmt)
             result = restore(work, other, dest, source_database=name, database=name, replace=True)
             assert result.rc == 0, result.stdout[-4000:]
-            assert money_values(other, name) == expected, fmt
+            assert (money_values(other, name), array_values(other, name)) == expected, fmt
     finally:
         other.cleanup()
         pg.sql('DROP DATABASE IF EXISTS %s WITH (FORCE)' % qi(name))
@@ -432,5 +442,36 @@ def test_object_kinds_a_dba_checks(pg, tmp_path, fmt):
         pg.sql(KINDS, database=name)
         pg.sql(database_level_kinds(name))
         roundtrip(pg, tmp_path, name, fmt, check_indexes=True)
+    finally:
+        pg.sql('DROP DATABASE IF EXISTS %s WITH (FORCE)' % qi(name))
+
+
+def test_a_locale_the_target_lacks_stops_before_loading(pg, locale, tmp_path):
+    """A database whose settings name a locale (lc_monetary, lc_time, a role's lc_messages) the target server does
+    not have (the backup was taken on another server): refused before anything is created, naming it, instead of
+    failing at ALTER DATABASE ... SET after the whole load."""
+    name = new_database(pg, 'fid lc missing')
+    try:
+        pg.sql('ALTER DATABASE %s SET lc_monetary TO %s; ALTER ROLE fid_reader IN DATABASE %s SET lc_time TO %s'
+               % (qi(name), ql(locale), qi(name), ql(locale)))
+        pg.sql('CREATE TABLE t (v int); INSERT INTO t VALUES (1)', database=name)
+        dest = backup(tmp_path, pg, name)
+        original = {path: path.read_text() for path in dest.glob('*.json')}
+        for setting in ('lc_monetary', 'lc_time'):
+            for path, text in original.items():   # as if taken on a server that had this locale
+                data = json.loads(text)
+                for entry in data['database_properties']['settings']:
+                    entry['config'] = [c.replace('%s=%s' % (setting, locale), '%s=xx_XX.UTF-8' % setting)
+                                       for c in entry['config']]
+                path.write_text(json.dumps(data))
+            result = restore(tmp_path, pg, dest, source_database=name, database=name + ' copy')
+            assert result.rc != 0
+            msg = result.result('restore')['msg']
+            assert setting in msg and 'xx_XX.UTF-8' in msg and 'Nothing was restored' in msg, msg
+            assert leftovers(pg) == []
+            assert not pg.sql('SELECT 1 FROM pg_database WHERE datname = %s' % ql(name + ' copy'))
+            check = play(tmp_path, [{'name': 'restore', 'check_mode': True, 'opsready.operations.db_restore': dict(
+                conn(pg), engine='postgresql', src=str(dest), source_database=name, database=name + ' copy')}], pg)
+            assert check.rc != 0 and 'xx_XX.UTF-8' in check.result('restore')['msg']
     finally:
         pg.sql('DROP DATABASE IF EXISTS %s WITH (FORCE)' % qi(name))

@@ -92,6 +92,11 @@ PRIVILEGES = {'CREATE': 'CREATE', 'TEMPORARY': 'TEMPORARY', 'CONNECT': 'CONNECT'
 # every server and keeps every digit of the stored amount.
 DUMP_SETTINGS = {'lc_monetary': 'C'}
 
+# Settings that change how the dump's data reads which neither pg_dump's output nor pg_restore pins, set for every
+# load whatever the manifest: array_nulls=off (a target server's postgresql.conf) reads an array's NULL element as the
+# string 'NULL' (text[]) or refuses it (int[]); pg_dump writes NULL elements unquoted.
+LOAD_SETTINGS = {'array_nulls': 'on'}
+
 # Locale settings that change what the load computes (to_char's group/decimal separators, month and day names in a
 # materialized view) but not how the dump's data reads. The load uses them only when the database sets them itself
 # (ALTER DATABASE ... SET, applied after the load anyway, so the target server must have the locale): a
@@ -188,6 +193,21 @@ def _database_setting(props: Dict[str, Any], name: str) -> Optional[str]:
     return None
 
 
+LOCALE_SETTINGS = ('lc_messages', 'lc_monetary', 'lc_numeric', 'lc_time')
+
+
+def locale_settings(props: Dict[str, Any]) -> List[Tuple[str, str]]:
+    """(setting, locale) of the database's and its roles' ``... SET lc_*``: the target server must have those
+    locales, or ``ALTER DATABASE/ROLE ... SET`` (and a load using them) fails."""
+    found: List[Tuple[str, str]] = []
+    for entry in props.get('settings') or []:
+        for config in entry.get('config') or []:
+            key, _sep, value = config.partition('=')
+            if key.lower() in LOCALE_SETTINGS and (key.lower(), value) not in found:
+                found.append((key.lower(), value))
+    return found
+
+
 def load_options(props: Dict[str, Any], dumped_with: Optional[Dict[str, Any]] = None) -> str:
     """``PGOPTIONS`` for the sessions that load the dump: the output settings a session in the backed-up database had
     (``session``, recorded at backup time). ``REFRESH MATERIALIZED VIEW`` runs during the load and computes with
@@ -197,13 +217,15 @@ def load_options(props: Dict[str, Any], dumped_with: Optional[Dict[str, Any]] = 
     it writes reads the same under any of these. Manifests without ``session``: nothing (as before).
 
     ``dumped_with`` (the manifest's record of what db_backup pinned for pg_dump, ``DUMP_SETTINGS``): the load reads
-    the data under the same. The database's own ``lc_numeric``/``lc_time`` (``DATABASE_LOCALE_SETTINGS``) too."""
+    the data under the same. The database's own ``lc_numeric``/``lc_time`` (``DATABASE_LOCALE_SETTINGS``) too, and
+    ``LOAD_SETTINGS`` always."""
     settings = dict(props.get('session') or {})
     for name in DATABASE_LOCALE_SETTINGS:
         value = _database_setting(props, name)
         if value is not None:
             settings[name] = value
     settings.update(dumped_with or {})
+    settings.update(LOAD_SETTINGS)
     options = []
     for name, value in sorted(settings.items()):
         if value is None:

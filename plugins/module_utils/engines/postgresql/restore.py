@@ -60,7 +60,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.artifac
     grow_pipe, is_encrypted, open_artifact, pipe_artifact_into)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.dbprops import (
     apply_statements, before_load_statements, create_options, describe, extension_names, extension_statements,
-    load_options, own_text_search_option, referenced_roles)
+    load_options, locale_settings, own_text_search_option, referenced_roles)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import (
     check_name, dbname_arg, quote_ident, quote_literal)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.backup import PostgresEngine
@@ -225,6 +225,27 @@ def check_roles(engine: PostgresEngine, request: RestoreRequest, manifest: Manif
                         % (manifest.id, engine.conn.where(5432), detail, hint), missing_roles=missing)
 
 
+def check_locales(engine: PostgresEngine, manifest: Manifest) -> None:
+    """The locales the database's settings name (``ALTER DATABASE/ROLE ... SET lc_monetary`` ...) must exist on the
+    target server: the load uses some of them and ``ALTER DATABASE ... SET`` refuses an unknown one, after the whole
+    load. Tried here first (``set_config`` in a transaction of its own, in a psql of its own: a refusal must not end
+    the run's session); anything but an invalid value is left to the steps that would meet it."""
+    wanted = locale_settings(manifest.data.get('database_properties') or {})
+    if not wanted:
+        return
+    for name, value in wanted:
+        try:
+            engine.query('SELECT set_config(%s, %s, true)' % (quote_literal(name), quote_literal(value)))
+        except ToolError as exc:
+            if 'invalid value for parameter' not in (exc.stderr or exc.message):
+                continue
+            raise OpsReadyError('Backup %s was taken of a database that sets %s to %s, a locale %s does not have '
+                                '(%s). Install it on the server (locale-gen or localedef, then restart PostgreSQL) and '
+                                'run again. Nothing was restored.'
+                                % (manifest.id, name, value, engine.conn.where(5432), _server_error(exc)),
+                                setting=name, locale=value)
+
+
 def check_no_owner(request: RestoreRequest, manifest: Manifest) -> None:
     """no_owner=true with a plain (SQL script) dump: psql runs the script as it is, with its ALTER ... OWNER TO and
     GRANTs (pg_restore's --no-owner --no-privileges work on the archive's table of contents, which a script has
@@ -248,6 +269,7 @@ def check(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifest]
     check_target(engine, request)
     if chain:
         check_roles(engine, request, chain[0])
+        check_locales(engine, chain[0])
     return {'database': request.database, 'server': engine.server_label()}
 
 
@@ -924,6 +946,7 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
                     timer: Timer, session: PsqlSession, copier: Optional['_Copier']) -> Dict[str, Any]:
     before = check_target(engine, request, session)
     roles = check_roles(engine, request, manifest, session)
+    check_locales(engine, manifest)
     timer.lap('inspect_target')
     temp = temporary_name(target)
     not_created = create_database(engine, request, manifest, temp, session)

@@ -103,10 +103,11 @@ def test_globals_script_split_and_classified():
 def test_load_options_escape_for_pgoptions_and_skip_database_own_text_search_config():
     props = {'session': {'TimeZone': 'America/St_Johns', 'DateStyle': 'SQL, DMY', 'x': 'a\\b',
                          'default_text_search_config': 'public.mine'}}
-    assert pg_dbprops.load_options(props) == '-c DateStyle=SQL,\\ DMY -c TimeZone=America/St_Johns -c x=a\\\\b'
+    assert (pg_dbprops.load_options(props)
+            == '-c DateStyle=SQL,\\ DMY -c TimeZone=America/St_Johns -c array_nulls=on -c x=a\\\\b')
     props['session']['default_text_search_config'] = 'pg_catalog.simple'
     assert '-c default_text_search_config=pg_catalog.simple' in pg_dbprops.load_options(props)
-    assert pg_dbprops.load_options({}) == ''   # a manifest from before: nothing
+    assert pg_dbprops.load_options({}) == '-c array_nulls=on'   # a manifest from before: what every load pins
 
 
 def test_before_load_statements_only_when_the_public_schema_was_recorded_absent():
@@ -121,8 +122,8 @@ def test_load_options_read_with_what_the_dump_pinned_and_the_database_own_locale
                           {'role': 'app', 'config': ['lc_time=fr_FR.UTF-8']}]}
     options = pg_dbprops.load_options(props, {'lc_monetary': 'C'})
     # the database's own lc_numeric (not a role's lc_time), and the dump's lc_monetary
-    assert options == '-c TimeZone=UTC -c lc_monetary=C -c lc_numeric=de_DE.UTF-8'
-    assert pg_dbprops.load_options({'session': {'TimeZone': 'UTC'}}) == '-c TimeZone=UTC'   # old manifests
+    assert options == '-c TimeZone=UTC -c array_nulls=on -c lc_monetary=C -c lc_numeric=de_DE.UTF-8'
+    assert pg_dbprops.load_options({'session': {'TimeZone': 'UTC'}}) == '-c TimeZone=UTC -c array_nulls=on'
 
 
 def test_own_text_search_option_only_for_a_configuration_of_the_database():
