@@ -29,7 +29,9 @@ description:
     installed by the role C(opsready.operations.backup) has stored the segment."
   - "MariaDB/MySQL: V(full) is C(mariadb-dump)/C(mysqldump) C(--single-transaction --routines --events
     --triggers) with the binary log file and position read from the dump itself; the manifest records the
-    database's character set, collation and COMMENT (a single-database dump holds no CREATE DATABASE). MariaDB:
+    database's character set, collation and COMMENT (a single-database dump holds no CREATE DATABASE) and the
+    grants naming it (C(database_grants), from the C(mysql) privilege tables; without C(SELECT) on them the
+    backup goes on and its C(warning) says they were not recorded). MariaDB:
     system-versioned tables are dumped with their history (C(--dump-history)); transaction-precise history
     cannot be, so such tables keep their current rows only and the manifest's C(warning) names them. V(log)
     flushes the binary log and copies every closed binary log not yet in the catalog (C(mariadb-binlog

@@ -82,6 +82,14 @@ description:
     keeps and renames statements only by their default database, so it would have skipped it or run it against
     a live database. Maintenance (C(ANALYZE)/C(OPTIMIZE TABLE)) and grants sent without C(USE src) pass.
     Restore to a point before it or from a later full."
+  - "MariaDB/MySQL, the grants naming the database (C(GRANT ... ON src.*), on its tables, columns and routines;
+    kept by the server, not in the dump): the backup records them and, once the restored database has its name,
+    the same accounts get the same privileges on it, one C(GRANT) at a time (GRANT adds: an account's other
+    privileges on an existing target stay). Under another name the database-level grant names that database
+    exactly (C(_) and C(%) escaped); under the source's own name it is the source's row. Accounts and roles
+    missing on the target server are not created: RV(grants) C(skipped) names them. Grants on patterns that
+    match other databases too (C(src%.*)) are not the database's and are left out. O(state=absent) does not
+    revoke anything."
   - "SQLite: the backup is decompressed next to O(database), C(PRAGMA integrity_check) run on it, and it is
     renamed into place (the old file and its C(-wal)/C(-shm) removed). Stop the application first. The
     restored file gets the mode and owner of the file it replaces or, where there is none (the file was lost),
@@ -379,8 +387,16 @@ database_properties:
   description:
     - PostgreSQL logical restores of a database, the database-level properties that were applied (owner, acl,
       comment, settings, connection_limit), C(restored) (false with a C(reason) for backups that predate their
-      recording) and C(skipped) (settings of roles missing on the target).
+      recording) and C(skipped) (settings of roles missing on the target, a tablespace or an extension version
+      that could not be kept, a text search configuration a plain dump could not load with).
   returned: PostgreSQL logical restores of a database
+  type: dict
+grants:
+  description:
+    - MariaDB/MySQL restores, the privileges naming the database that were given to the restored one -
+      C(applied) (what, for whom), C(skipped) (accounts missing on the target, grants the server refused), and
+      C(restored) (false with a C(reason) for backups that predate their recording).
+  returned: MariaDB/MySQL restores
   type: dict
 encrypted:
   description: The ids of the chain pieces that were encrypted (and decrypted with the identity given).

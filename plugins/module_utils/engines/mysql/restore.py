@@ -58,6 +58,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.timeuti
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import kill_and_reap
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
     check_decryptable, open_artifact)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.grants import apply_grants
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.quote import (
     check_identifier, qualified, quote_identifier, quote_literal)
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import (
@@ -1175,12 +1176,15 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
     if aside:
         drop_schema(engine, aside)
     timer.lap('swap')
+    # The privileges that named the source database (not in the dump): the same accounts get them on the target.
+    grants = apply_grants(engine.client, full.data.get('database_grants'), target_db, full.database)
+    timer.lap('grants')
     result: Dict[str, Any] = {
         'target': {'database': target_db, 'server': engine.server_label(), 'host': engine.conn.host,
                    'port': engine.conn.port or 3306, 'tables': len(tables), 'objects': moved,
                    'database_defaults': defaults},
         'binlogs_replayed': replay['binlogs'], 'start_position': replay['start_position'],
-        'replaced': bool(before['tables'] or count_objects(before['objects']))}
+        'replaced': bool(before['tables'] or count_objects(before['objects'])), 'grants': grants}
     warnings = []
     if not defaults:
         warnings.append('The dump %s records no database character set/collation (taken by an older version): '
