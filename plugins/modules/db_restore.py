@@ -90,6 +90,10 @@ description:
     missing on the target server are not created: RV(grants) C(skipped) names them. Grants on patterns that
     match other databases too (C(src%.*)) are not the database's and are left out. O(state=absent) does not
     revoke anything."
+  - "MariaDB/MySQL, a column whose default draws from a sequence (C(DEFAULT NEXT VALUE FOR seq)): the dump names the
+    source database in it (C(nextval(`src`.`seq`))); the restored table's default names the restored database's
+    own sequence (it drew from the source's), and the dump's C(LOCK TABLES) around the data, which made such a
+    table's rows fail to load (C(Table 'seq' was not locked with LOCK TABLES)), are left out of the load."
   - "SQLite: the backup is decompressed next to O(database), C(PRAGMA integrity_check) run on it, and it is
     renamed into place (the old file and its C(-wal)/C(-shm) removed). Stop the application first. The
     restored file gets the mode and owner of the file it replaces or, where there is none (the file was lost),

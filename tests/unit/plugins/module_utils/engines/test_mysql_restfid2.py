@@ -1,4 +1,5 @@
-"""The GRANT statements a MariaDB restore gives the restored database (engines/mysql/grants.py)."""
+"""MariaDB restore: the GRANT statements given to the restored database (engines/mysql/grants.py) and the dump
+line rewriter (data locks, sequence defaults)."""
 
 from __future__ import annotations
 
@@ -39,3 +40,33 @@ def test_same_name_keeps_the_recorded_form_and_missing_accounts_are_named():
 
 def test_old_manifest_without_grants():
     assert mg.apply_grants(None, None, 'x')['restored'] is False
+
+
+class _NoMysqlSchema:
+    def query(self, sql):
+        from ansible_collections.opsready.operations.plugins.module_utils.common.errors import ToolError
+        raise ToolError('mariadb failed: SELECT command denied to user', stderr='denied')
+
+
+def test_a_login_that_cannot_read_the_accounts_reports_instead_of_failing_after_the_swap():
+    result = mg.apply_grants(_NoMysqlSchema(), GRANTS, 'x')
+    assert result['restored'] is False and 'SELECT ON mysql.*' in result['reason']
+    assert mg.apply_grants(_NoMysqlSchema(), {'database': []}, 'x') == {'restored': True, 'applied': [],
+                                                                        'skipped': []}
+
+
+def test_dump_line_rewriter_drops_data_locks_and_requalifies_sequence_defaults_outside_delimiter_blocks():
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.restore import DumpLineRewriter
+    dump = (b"CREATE TABLE `u` (\n  `id` int(11) NOT NULL DEFAULT nextval(`src`.`sq`),\n"
+            b"  `c` varchar(9) DEFAULT 'nextval(`src`.x',\n) ENGINE=InnoDB;\n"
+            b"LOCK TABLES `u` WRITE;\nINSERT INTO `u` VALUES (1,'LOCK TABLES `u` WRITE;\\nUNLOCK TABLES;');\n"
+            b"UNLOCK TABLES;\nDELIMITER ;;\nCREATE PROCEDURE p() SELECT 'x\nUNLOCK TABLES;\n  `a` b DEFAULT "
+            b"nextval(`src`.`sq`)';;\nDELIMITER ;\nLOCK TABLES `v``w` WRITE;\r\nUNLOCK TABLES;\n")
+    for size in (1, 7, 4096):
+        rewriter = DumpLineRewriter('src', 'tmp')
+        out = b''.join(rewriter.feed(dump[i:i + size]) for i in range(0, len(dump), size)) + rewriter.flush()
+        assert out == (b"CREATE TABLE `u` (\n  `id` int(11) NOT NULL DEFAULT nextval(`tmp`.`sq`),\n"
+                       b"  `c` varchar(9) DEFAULT 'nextval(`src`.x',\n) ENGINE=InnoDB;\n"
+                       b"INSERT INTO `u` VALUES (1,'LOCK TABLES `u` WRITE;\\nUNLOCK TABLES;');\n"
+                       b"DELIMITER ;;\nCREATE PROCEDURE p() SELECT 'x\nUNLOCK TABLES;\n  `a` b DEFAULT "
+                       b"nextval(`src`.`sq`)';;\nDELIMITER ;\n"), size
