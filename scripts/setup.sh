@@ -77,6 +77,18 @@ if [ "$want_test" -eq 1 ]; then profile="test"; fi
 # shellcheck disable=SC2046
 apt_install $(bindep_packages "$profile")
 
+# A real locale besides C/POSIX for the tests (PostgreSQL's lc_monetary/lc_numeric/lc_time take only locales the
+# system has): de_DE.UTF-8, generated from the locales package's sources when missing (root only).
+test_locale=de_DE.UTF-8
+if [ $want_test -eq 1 ] && ! locale -a 2>/dev/null | grep -qix 'de_DE\.utf-\?8'; then
+    if [ "$(id -u)" -ne 0 ]; then
+        log "missing locale $test_locale (run as root or: sudo localedef -i de_DE -f UTF-8 $test_locale)"
+        exit 1
+    fi
+    log "localedef $test_locale"
+    localedef -i de_DE -f UTF-8 "$test_locale"
+fi
+
 py=$(pick_python || true)
 if [ -z "$py" ]; then
     apt_install python3 python3-venv

@@ -16,6 +16,9 @@ description:
     JSON manifest next to it. A file without a manifest is never trusted and is removed by the next run.
   - "PostgreSQL: V(full) is C(pg_dump) (O(format=custom) by default, V(directory) with O(jobs) parallel
     workers, or V(plain)); O(all_databases) dumps every database plus C(pg_dumpall --globals-only).
+    C(pg_dump) runs with C(lc_monetary=C) (money values written in one format whatever the database's or the
+    server's own; the manifest records it as C(dumped_with) and M(opsready.operations.db_restore) reads them back
+    with it).
     V(base) is C(pg_basebackup) (tar stream with the WAL it needs, C(--checkpoint=fast)), with its WAL
     start/end LSNs and segment numbers in the manifest. With zstd (not encrypted, client and server 15 or
     later) the server compresses (C(--compress=server-zstd:level=N,workers=T) into a staging directory), the
@@ -26,7 +29,9 @@ description:
     installed by the role C(opsready.operations.backup) has stored the segment."
   - "MariaDB/MySQL: V(full) is C(mariadb-dump)/C(mysqldump) C(--single-transaction --routines --events
     --triggers) with the binary log file and position read from the dump itself; the manifest records the
-    database's character set, collation and COMMENT (a single-database dump holds no CREATE DATABASE). MariaDB:
+    database's character set, collation and COMMENT (a single-database dump holds no CREATE DATABASE) and the
+    grants naming it (C(database_grants), from the C(mysql) privilege tables; without C(SELECT) on them the
+    backup goes on and its C(warning) says they were not recorded). MariaDB:
     system-versioned tables are dumped with their history (C(--dump-history)); transaction-precise history
     cannot be, so such tables keep their current rows only and the manifest's C(warning) names them. V(log)
     flushes the binary log and copies every closed binary log not yet in the catalog (C(mariadb-binlog

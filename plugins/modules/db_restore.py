@@ -34,6 +34,25 @@ description:
     before this was recorded restore without them, and RV(database_properties) says so); a dropped
     C(public) schema stays dropped, and a template database (C(IS_TEMPLATE)) is a template again once it has
     its name."
+  - "PostgreSQL, logical, what the load computes and reads: the dump is loaded with the session settings the
+    backed-up database had (C(TimeZone), C(DateStyle), C(IntervalStyle), C(extra_float_digits), its own
+    C(ALTER DATABASE ... SET lc_numeric/lc_time)), so materialized views, generated columns and expression
+    indexes come out as at the source. Money values are dumped with C(lc_monetary=C) by
+    M(opsready.operations.db_backup) and read back with it, whatever C(lc_monetary) the source database or
+    either server has (backups taken before this was recorded were dumped in the source session's monetary
+    format and load only under the same one). A database whose C(default_text_search_config) is a
+    configuration of its own is loaded in two passes from custom and directory dumps (the schema, which creates
+    it, then the data and post-data with it in effect; a compressed custom dump is decompressed into O(tmpdir)
+    for it); a plain dump cannot be, and RV(database_properties) C(skipped) says so. Every load runs with
+    C(array_nulls=on) (a target server set to V(off) read an array's C(NULL) element as the string C('NULL')).
+    The locales the database's and its roles' C(lc_*) settings name are tried on the target server first: a
+    missing one stops the restore before anything is created. Extensions the source kept at a version other than
+    this server's default are created at it before the load (C(pg_dump) writes C(CREATE EXTENSION) without a
+    version) when their schema exists then (V(public), V(pg_catalog)); otherwise RV(database_properties)
+    C(skipped) names them."
+  - "PostgreSQL, logical: when the load fails after the dump created logical replication subscriptions in the
+    temporary database, their copies are dropped (C(slot_name = NONE): the replication slot on the publisher
+    is the backed-up database's and is left alone) so that the temporary database can be dropped too."
   - "PostgreSQL, logical: the roles the backup refers to (owners, grantees, roles of row-level security
     policies) are looked up on the target server first; missing ones stop the restore before anything is
     created, naming them."
@@ -63,6 +82,18 @@ description:
     keeps and renames statements only by their default database, so it would have skipped it or run it against
     a live database. Maintenance (C(ANALYZE)/C(OPTIMIZE TABLE)) and grants sent without C(USE src) pass.
     Restore to a point before it or from a later full."
+  - "MariaDB/MySQL, the grants naming the database (C(GRANT ... ON src.*), on its tables, columns and routines;
+    kept by the server, not in the dump): the backup records them and, once the restored database has its name,
+    the same accounts get the same privileges on it, one C(GRANT) at a time (GRANT adds: an account's other
+    privileges on an existing target stay). Under another name the database-level grant names that database
+    exactly (C(_) and C(%) escaped); under the source's own name it is the source's row. Accounts and roles
+    missing on the target server are not created: RV(grants) C(skipped) names them. Grants on patterns that
+    match other databases too (C(src%.*)) are not the database's and are left out. O(state=absent) does not
+    revoke anything."
+  - "MariaDB/MySQL, a column whose default draws from a sequence (C(DEFAULT NEXT VALUE FOR seq)): the dump names the
+    source database in it (C(nextval(`src`.`seq`))); the restored table's default names the restored database's
+    own sequence (it drew from the source's), and the dump's C(LOCK TABLES) around the data, which made such a
+    table's rows fail to load (C(Table 'seq' was not locked with LOCK TABLES)), are left out of the load."
   - "SQLite: the backup is decompressed next to O(database), C(PRAGMA integrity_check) run on it, and it is
     renamed into place (the old file and its C(-wal)/C(-shm) removed). Stop the application first. The
     restored file gets the mode and owner of the file it replaces or, where there is none (the file was lost),
@@ -162,6 +193,9 @@ options:
     description:
       - V(present) restores. V(absent) removes the target (drops the database, deletes the SQLite file, or stops
         the server of O(datadir) and deletes it), for scratch restores of DR drills.
+      - PostgreSQL, V(absent) of a restored subscriber database - its subscriptions came back disabled - drops
+        them first (C(slot_name = NONE), leaving the publisher's slot, which belongs to the backed-up database);
+        an enabled subscription is refused before anything is dropped.
     type: str
     choices: [present, absent]
     default: present
@@ -357,8 +391,16 @@ database_properties:
   description:
     - PostgreSQL logical restores of a database, the database-level properties that were applied (owner, acl,
       comment, settings, connection_limit), C(restored) (false with a C(reason) for backups that predate their
-      recording) and C(skipped) (settings of roles missing on the target).
+      recording) and C(skipped) (settings of roles missing on the target, a tablespace or an extension version
+      that could not be kept, a text search configuration a plain dump could not load with).
   returned: PostgreSQL logical restores of a database
+  type: dict
+grants:
+  description:
+    - MariaDB/MySQL restores, the privileges naming the database that were given to the restored one -
+      C(applied) (what, for whom), C(skipped) (accounts missing on the target, grants the server refused), and
+      C(restored) (false with a C(reason) for backups that predate their recording).
+  returned: MariaDB/MySQL restores
   type: dict
 encrypted:
   description: The ids of the chain pieces that were encrypted (and decrypted with the identity given).

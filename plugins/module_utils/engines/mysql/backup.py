@@ -33,6 +33,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.base i
     ALL_DATABASES, BackupOptions, Engine)
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
     disk_error, open_artifact, stream_file_to_artifact, stream_to_artifact)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.grants import read_grants
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.quote import (
     check_identifier, qualified, quote_literal)
 # The client's names, imported from here by older code (and other branches): one definition.
@@ -204,12 +205,20 @@ class MySQLEngine(Engine):
                 argv.append('--master-data=2')
             db_defaults: Dict[str, str] = {}
             db_comment: Optional[str] = None
+            db_grants: Optional[Dict[str, Any]] = None
             warnings: List[str] = []
             if not opts.all_databases:
                 check_identifier(database, 'database')
                 db_defaults = self.database_defaults(database)
                 db_comment = self.database_comment(database)
                 db_objects = self.database_objects(database)
+                try:
+                    db_grants = read_grants(self.client, database)
+                except ToolError as exc:   # no SELECT on the mysql schema: the backup goes on, and says so
+                    db_grants = None
+                    warnings.append('the grants naming %s were not recorded (%s): a restore will not give them to '
+                                    'the restored database; grant the backup user SELECT ON mysql.*'
+                                    % (database, exc.message))
                 if set(database) & set('\'"\\'):
                     # mariadb-dump --events fails to select such a database ("Unknown database"); its other
                     # options do not. Without events it is dumped with --skip-events (the manifest says 0 events).
@@ -254,6 +263,8 @@ class MySQLEngine(Engine):
             # A single-database dump holds no CREATE DATABASE: the restore recreates the defaults from here.
             data['database_defaults'] = db_defaults
             data['database_objects'] = db_objects
+            if db_grants is not None:
+                data['database_grants'] = db_grants   # GRANT ... ON db.*, its tables, columns, routines
             if db_comment is not None:
                 data['database_comment'] = db_comment  # CREATE/ALTER DATABASE ... COMMENT on restore
         data.update(consistent_at=isoformat(started), format='sql', position=position,

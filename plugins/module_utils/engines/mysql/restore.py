@@ -58,6 +58,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.timeuti
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import kill_and_reap
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
     check_decryptable, open_artifact)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.grants import apply_grants
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.quote import (
     check_identifier, qualified, quote_identifier, quote_literal)
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import (
@@ -538,6 +539,83 @@ class CollationSwitchRewriter(_MarkedLineFilter):
         return COLLATION_SWITCH.sub(self._rename, data) if COLLATION_MARK in data and self.own != self.into else data
 
 
+# A column whose DEFAULT draws from a sequence (``DEFAULT NEXT VALUE FOR seq``) is shown by SHOW CREATE TABLE, so
+# dumped, as ``DEFAULT nextval(`src`.`seq`)``: qualified with the DUMPED database. Two things follow:
+# * mariadb-dump wraps each table's rows in LOCK TABLES `t` WRITE ... UNLOCK TABLES, and an INSERT into such a table
+#   opens the sequence too, which that lock does not cover: the load failed ("Table 'seq' was not locked with LOCK
+#   TABLES"). The data's locks are dropped (they only speed up MyISAM inserts); lines inside DELIMITER blocks
+#   (routines, triggers, events) are never touched.
+# * loaded elsewhere the default kept drawing from the SOURCE database's sequence (a restore under another name), or
+#   named one that does not exist (another server). The qualifier of a column definition's sequence default is
+#   pointed at the database the dump is loaded into, and once the tables have their final database, at that one
+#   (``requalify_sequence_defaults``).
+DATA_LOCK = re.compile(rb'(?m)^(?:LOCK TABLES `(?:[^`]|``)+` WRITE|UNLOCK TABLES);\r?\n')
+SEQUENCE_DEFAULT_MARK = b'  `'
+
+
+class DumpLineRewriter(_MarkedLineFilter):
+    """Drops the data's LOCK/UNLOCK TABLES lines and renames database ``own`` to ``into`` in the sequence defaults
+    of column definition lines, outside DELIMITER blocks, chunk by chunk."""
+
+    MARK = SEQUENCE_DEFAULT_MARK
+
+    def __init__(self, own: Optional[str], into: str) -> None:
+        super().__init__()
+        self.in_block = False
+        self.default = None
+        if own and own != into:
+            self.default = re.compile(rb'(?m)^(  `(?:[^`]|``)+` [^\n]*? DEFAULT \(?(?:nextval|lastval)\()'
+                                      + re.escape(_q(own).encode('utf-8')) + rb'\.')
+        self.into = _q(into).encode('utf-8')
+        self.unlocked = 0
+        self.requalified = 0
+
+    def _sub(self, data: bytes) -> bytes:
+        if b'DELIMITER ' not in data and not self.in_block:
+            return self._outside(data)
+        out: List[bytes] = []
+        for line in data.splitlines(keepends=True):
+            word = line.strip()
+            if word.startswith(b'DELIMITER '):
+                self.in_block = word != b'DELIMITER ;'
+                out.append(line)
+            else:
+                out.append(line if self.in_block else self._outside(line))
+        return b''.join(out)
+
+    def _outside(self, data: bytes) -> bytes:
+        if b'LOCK TABLES' in data:
+            data, n = DATA_LOCK.subn(b'', data)
+            self.unlocked += n
+        if self.default is not None and b'DEFAULT' in data:
+            data, n = self.default.subn(lambda m: m.group(1) + self.into + b'.', data)
+            self.requalified += n
+        return data
+
+
+def sequence_defaults(engine: Any, database: str) -> List[Tuple[str, str, str]]:
+    """(table, column, default expression) of ``database``'s columns whose DEFAULT calls a sequence function."""
+    rows = engine.query(
+        'SELECT TABLE_NAME, COLUMN_NAME, COLUMN_DEFAULT FROM information_schema.COLUMNS '  # nosec B608 # literal
+        "WHERE TABLE_SCHEMA = %s AND (COLUMN_DEFAULT LIKE '%%nextval(%%' OR COLUMN_DEFAULT LIKE '%%lastval(%%')"
+        % quote_literal(database))
+    return [(r[0], r[1], r[2]) for r in rows if len(r) == 3]
+
+
+def requalify_sequence_defaults(engine: Any, database: str, own: str, defaults: List[Tuple[str, str, str]]) -> int:
+    """Point the sequence defaults of ``database``'s tables (read from them while they were in ``own``) at
+    ``database``: ``ALTER TABLE ... ALTER COLUMN ... SET DEFAULT`` (no table copy)."""
+    pattern = re.compile(r'((?:nextval|lastval)\()' + re.escape(_q(own)) + r'\.')
+    done = 0
+    for table, column, expression in defaults:
+        renamed = pattern.sub(lambda m: m.group(1) + _q(database) + '.', expression)
+        if renamed != expression:
+            engine.query('ALTER TABLE %s ALTER COLUMN %s SET DEFAULT (%s)'
+                         % (qualified(database, table), _q(column), renamed))
+            done += 1
+    return done
+
+
 def requalify_script(script: bytes, own: str, into: str) -> bytes:
     """``script`` (a whole dump of views and other objects of ``own``) with its view statements and collation
     switches pointed at ``into``."""
@@ -549,7 +627,7 @@ def _load_dump(engine: Any, full: Manifest, temp: str) -> int:
     """The dump into ``temp`` through the trigger and view qualifier filters; returns how many qualifiers went."""
     check_decryptable(full, engine.identities)
     stripper = TriggerQualifierStripper()
-    filters: List[Any] = [stripper]
+    filters: List[Any] = [stripper, DumpLineRewriter(full.database, temp)]
     if full.database:
         filters += [ViewQualifierRewriter(full.database, temp), CollationSwitchRewriter(full.database, temp)]
     with open_artifact(full, engine.identities) as source:
@@ -1027,9 +1105,13 @@ def _swap(engine: Any, target: str, temp: str, tables: List[str], before: Dict[s
             _drop_objects(engine, target, before['objects'])
         pairs = ['%s TO %s' % (qualified(target, t), qualified(aside, t)) for t in before['tables']] if aside else []
         pairs += ['%s TO %s' % (qualified(temp, t), qualified(target, t)) for t in tables]
+        sequenced = sequence_defaults(engine, temp) if tables else []
         if pairs:
             engine.query('RENAME TABLE ' + ', '.join(pairs))
             steps.append('renamed')
+        if sequenced:
+            # the tables moved; their sequence defaults still name the copy (DumpLineRewriter)
+            requalify_sequence_defaults(engine, target, temp, sequenced)
         wanted = {k: (defaults or {}).get(k) for k in ('character_set', 'collation')}
         if before['exists'] and clause and before['defaults'] != wanted:
             steps.append('altered')
@@ -1175,12 +1257,15 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
     if aside:
         drop_schema(engine, aside)
     timer.lap('swap')
+    # The privileges that named the source database (not in the dump): the same accounts get them on the target.
+    grants = apply_grants(engine.client, full.data.get('database_grants'), target_db, full.database)
+    timer.lap('grants')
     result: Dict[str, Any] = {
         'target': {'database': target_db, 'server': engine.server_label(), 'host': engine.conn.host,
                    'port': engine.conn.port or 3306, 'tables': len(tables), 'objects': moved,
                    'database_defaults': defaults},
         'binlogs_replayed': replay['binlogs'], 'start_position': replay['start_position'],
-        'replaced': bool(before['tables'] or count_objects(before['objects']))}
+        'replaced': bool(before['tables'] or count_objects(before['objects'])), 'grants': grants}
     warnings = []
     if not defaults:
         warnings.append('The dump %s records no database character set/collation (taken by an older version): '

@@ -44,6 +44,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.artifac
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.client import (  # noqa: F401  # pylint: disable=unused-import
     CONNECT_HINTS, LOGIN_REFUSED, PostgresClient, csv_rows, find_client_tool, newest_packaged_tool)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.client import CATALOG_SEARCH_PATH
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.dbprops import DUMP_SETTINGS
 
 FORMATS = ('custom', 'directory', 'plain')
 LSN = re.compile(r'^([0-9A-Fa-f]+)/([0-9A-Fa-f]+)$')
@@ -350,7 +351,7 @@ class PostgresEngine(Engine):
                     header.extend(data[:8 - len(header)])
 
             try:
-                stored, _stderr = stream_to_artifact(self.runner, argv, artifact, opts, env=self.env(database),
+                stored, _stderr = stream_to_artifact(self.runner, argv, artifact, opts, env=self._dump_env(database),
                                                      what='pg_dump of %s' % database, observe=observe)
             except ToolError as exc:
                 raise self._connect_error(exc)
@@ -364,11 +365,20 @@ class PostgresEngine(Engine):
             server_version=info['server_version'],
             position={'lsn': position['lsn'], 'wal_file': position['wal_file']},
             database_properties=properties,
+            dumped_with=dict(DUMP_SETTINGS),
         )
         if members:
             data['members'] = members
             data['member_compression'] = 'pg_dump gzip level %d' % stored['compression_level']
         return self.commit_manifest(artifact, data)
+
+    def _dump_env(self, database: str) -> Dict[str, str]:
+        """pg_dump's environment: the session settings the dump's text depends on and pg_dump leaves to the
+        database (``DUMP_SETTINGS``), pinned through PGOPTIONS, which wins over ALTER DATABASE/ROLE ... SET."""
+        env = self.env(database)
+        pinned = ' '.join('-c %s=%s' % item for item in sorted(DUMP_SETTINGS.items()))
+        env['PGOPTIONS'] = (env.get('PGOPTIONS', '') + ' ' + pinned).strip()
+        return env
 
     def _dump_directory(self, opts: BackupOptions, database: str,
                         started: Any) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
@@ -381,7 +391,7 @@ class PostgresEngine(Engine):
         argv = [self.tool('pg_dump'), '-F', 'd', '-j', str(max(1, opts.jobs)), '-Z', str(level), '-w',
                 '-f', staging]
         try:
-            self.runner.run(argv, env=self.env(database), what='pg_dump of %s' % database)
+            self.runner.run(argv, env=self._dump_env(database), what='pg_dump of %s' % database)
             members = []
             total = 0
             digest = hashlib.sha256()

@@ -46,6 +46,10 @@ SELECT json_build_object(
                                'IntervalStyle', current_setting('IntervalStyle'),
                                'extra_float_digits', current_setting('extra_float_digits'),
                                'default_text_search_config', current_setting('default_text_search_config')),
+  -- pg_dump writes CREATE EXTENSION without VERSION: the restore makes those at another version than the default
+  'extensions', (SELECT coalesce(json_agg(json_build_object('name', e.extname, 'version', e.extversion,
+                                                            'schema', n.nspname) ORDER BY e.oid), '[]'::json)
+                 FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace),
   -- pg_dump writes nothing for a dropped public schema, and the restore's CREATE DATABASE makes one
   'public_schema', EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'public'),
   'acl', CASE WHEN d.datacl IS NULL THEN NULL ELSE (
@@ -79,6 +83,25 @@ LIST_QUOTE = ('local_preload_libraries', 'search_path', 'session_preload_librari
               'temp_tablespaces', 'unix_socket_directories')
 
 PRIVILEGES = {'CREATE': 'CREATE', 'TEMPORARY': 'TEMPORARY', 'CONNECT': 'CONNECT'}
+
+# Session settings pg_dump's output depends on that pg_dump itself leaves to the database (it pins DateStyle,
+# IntervalStyle, extra_float_digits, search_path, client_encoding...): money is written and read in the session's
+# lc_monetary format ("1.234,56 €" under de_DE), so a dump taken under a database's (or server's) own lc_monetary is
+# misread or refused by a load under another one. db_backup runs pg_dump with these (PGOPTIONS wins over ALTER
+# DATABASE ... SET) and records them in the manifest (``dumped_with``); db_restore loads with the same. 'C' exists on
+# every server and keeps every digit of the stored amount.
+DUMP_SETTINGS = {'lc_monetary': 'C'}
+
+# Settings that change how the dump's data reads which neither pg_dump's output nor pg_restore pins, set for every
+# load whatever the manifest: array_nulls=off (a target server's postgresql.conf) reads an array's NULL element as the
+# string 'NULL' (text[]) or refuses it (int[]); pg_dump writes NULL elements unquoted.
+LOAD_SETTINGS = {'array_nulls': 'on'}
+
+# Locale settings that change what the load computes (to_char's group/decimal separators, month and day names in a
+# materialized view) but not how the dump's data reads. The load uses them only when the database sets them itself
+# (ALTER DATABASE ... SET, applied after the load anyway, so the target server must have the locale): a
+# server-wide value of the source (postgresql.conf) may name a locale the target lacks.
+DATABASE_LOCALE_SETTINGS = ('lc_numeric', 'lc_time')
 
 
 def read_properties(engine: Any, database: str) -> Dict[str, Any]:
@@ -159,15 +182,52 @@ def set_clause(config: str) -> str:
     return 'SET %s TO %s' % (quote_ident(name), rendered)
 
 
-def load_options(props: Dict[str, Any]) -> str:
+def _database_setting(props: Dict[str, Any], name: str) -> Optional[str]:
+    """The value ``ALTER DATABASE ... SET name`` gave the database (for every role), if any."""
+    for entry in props.get('settings') or []:
+        if entry.get('role') is None:
+            for config in entry.get('config') or []:
+                key, _sep, value = config.partition('=')
+                if key.lower() == name:
+                    return value
+    return None
+
+
+LOCALE_SETTINGS = ('lc_messages', 'lc_monetary', 'lc_numeric', 'lc_time')
+
+
+def locale_settings(props: Dict[str, Any]) -> List[Tuple[str, str]]:
+    """(setting, locale) of the database's and its roles' ``... SET lc_*``: the target server must have those
+    locales, or ``ALTER DATABASE/ROLE ... SET`` (and a load using them) fails."""
+    found: List[Tuple[str, str]] = []
+    for entry in props.get('settings') or []:
+        for config in entry.get('config') or []:
+            key, _sep, value = config.partition('=')
+            if key.lower() in LOCALE_SETTINGS and (key.lower(), value) not in found:
+                found.append((key.lower(), value))
+    return found
+
+
+def load_options(props: Dict[str, Any], dumped_with: Optional[Dict[str, Any]] = None) -> str:
     """``PGOPTIONS`` for the sessions that load the dump: the output settings a session in the backed-up database had
     (``session``, recorded at backup time). ``REFRESH MATERIALIZED VIEW`` runs during the load and computes with
     them (``date_trunc`` of a timestamptz, a timestamp or interval cast to text): the restore's own database has no
     settings yet, so without these it would use the restoring server's defaults and the view would differ from
     the source's. pg_dump pins what its data needs (search_path, DateStyle of its output...) itself, and the data
-    it writes reads the same under any of these. Manifests without ``session``: nothing (as before)."""
+    it writes reads the same under any of these. Manifests without ``session``: nothing (as before).
+
+    ``dumped_with`` (the manifest's record of what db_backup pinned for pg_dump, ``DUMP_SETTINGS``): the load reads
+    the data under the same. The database's own ``lc_numeric``/``lc_time`` (``DATABASE_LOCALE_SETTINGS``) too, and
+    ``LOAD_SETTINGS`` always."""
+    settings = dict(props.get('session') or {})
+    for name in DATABASE_LOCALE_SETTINGS:
+        value = _database_setting(props, name)
+        if value is not None:
+            settings[name] = value
+    settings.update(dumped_with or {})
+    settings.update(LOAD_SETTINGS)
     options = []
-    for name, value in sorted((props.get('session') or {}).items()):
+    for name, value in sorted(settings.items()):
         if value is None:
             continue
         if name == 'default_text_search_config' and not str(value).startswith('pg_catalog.'):
@@ -178,6 +238,17 @@ def load_options(props: Dict[str, Any]) -> str:
         escaped = str(value).replace('\\', '\\\\').replace(' ', '\\ ')
         options.append('-c %s=%s' % (name, escaped))
     return ' '.join(options)
+
+
+def own_text_search_option(props: Dict[str, Any]) -> str:
+    """``-c default_text_search_config=...`` when the backed-up database's default is a configuration of its own
+    (``load_options`` leaves it out: the server refuses a connection naming one that does not exist yet); else ''.
+    The restore loads such a dump in two passes: the schema (which creates the configuration), then the data and
+    what is built from it (generated columns, indexes, materialized views) in sessions given this option."""
+    value = (props.get('session') or {}).get('default_text_search_config')
+    if not value or str(value).startswith('pg_catalog.'):
+        return ''
+    return '-c default_text_search_config=%s' % str(value).replace('\\', '\\\\').replace(' ', '\\ ')
 
 
 def before_load_statements(props: Dict[str, Any]) -> List[str]:
@@ -191,6 +262,48 @@ def before_load_statements(props: Dict[str, Any]) -> List[str]:
     if props.get('public_schema') is False:
         return ['DROP SCHEMA IF EXISTS public RESTRICT']
     return []
+
+
+# Extensions every database made from template0 has: never created by the restore.
+BUILT_IN_EXTENSIONS = ('plpgsql',)
+
+
+def extension_names(props: Dict[str, Any]) -> List[str]:
+    """The recorded extensions the restore may have to create at their version (none for old manifests)."""
+    return [e['name'] for e in props.get('extensions') or [] if e.get('name') not in BUILT_IN_EXTENSIONS]
+
+
+def extension_statements(props: Dict[str, Any],
+                         available: Dict[str, Tuple[str, List[str]]]) -> Tuple[List[str], List[str]]:
+    """``CREATE EXTENSION ... VERSION`` for the recorded extensions whose version is not the target server's default,
+    to run in the new database before the load, and what could not be kept (why).
+
+    pg_dump writes ``CREATE EXTENSION IF NOT EXISTS x WITH SCHEMA s`` without a version, so a restore makes the
+    server's default version: an extension the source kept at an older one (its objects, functions, behaviour)
+    would come back upgraded. Created first at the recorded version, the dump's statement finds it and does
+    nothing. Only in a schema the new database already has (``public``, unless the backup records it dropped, and
+    ``pg_catalog``): any other is created by the dump itself, later. ``available``: name -> (default version,
+    installable versions) on the target server."""
+    statements: List[str] = []
+    skipped: List[str] = []
+    existing_schemas = {'pg_catalog'} | ({'public'} if props.get('public_schema') is not False else set())
+    for ext in props.get('extensions') or []:
+        name, version, schema = ext.get('name'), ext.get('version'), ext.get('schema')
+        if not name or not version or name in BUILT_IN_EXTENSIONS:
+            continue
+        default, versions = available.get(name, (None, []))
+        if default is None or version == default:
+            continue   # not installed here (the load names it), or what the dump's statement makes anyway
+        if version not in versions:
+            skipped.append('extension %s version %s (not installable on the target server: it is created at its '
+                           'default version %s)' % (name, version, default))
+        elif schema not in existing_schemas:
+            skipped.append('extension %s version %s (it lives in schema %s, which the dump creates: it is created '
+                           'at the default version %s)' % (name, version, schema, default))
+        else:
+            statements.append('CREATE EXTENSION %s WITH SCHEMA %s VERSION %s'
+                              % (quote_ident(name), quote_ident(schema), quote_literal(version)))
+    return statements, skipped
 
 
 def create_options(props: Dict[str, Any]) -> str:

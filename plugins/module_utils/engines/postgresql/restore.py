@@ -59,7 +59,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.base i
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
     grow_pipe, is_encrypted, open_artifact, pipe_artifact_into)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.dbprops import (
-    apply_statements, before_load_statements, create_options, describe, load_options, referenced_roles)
+    apply_statements, before_load_statements, create_options, describe, extension_names, extension_statements,
+    load_options, locale_settings, own_text_search_option, referenced_roles)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import (
     check_name, dbname_arg, quote_ident, quote_literal)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.backup import PostgresEngine
@@ -224,6 +225,27 @@ def check_roles(engine: PostgresEngine, request: RestoreRequest, manifest: Manif
                         % (manifest.id, engine.conn.where(5432), detail, hint), missing_roles=missing)
 
 
+def check_locales(engine: PostgresEngine, manifest: Manifest) -> None:
+    """The locales the database's settings name (``ALTER DATABASE/ROLE ... SET lc_monetary`` ...) must exist on the
+    target server: the load uses some of them and ``ALTER DATABASE ... SET`` refuses an unknown one, after the whole
+    load. Tried here first (``set_config`` in a transaction of its own, in a psql of its own: a refusal must not end
+    the run's session); anything but an invalid value is left to the steps that would meet it."""
+    wanted = locale_settings(manifest.data.get('database_properties') or {})
+    if not wanted:
+        return
+    for name, value in wanted:
+        try:
+            engine.query('SELECT set_config(%s, %s, true)' % (quote_literal(name), quote_literal(value)))
+        except ToolError as exc:
+            if 'invalid value for parameter' not in (exc.stderr or exc.message):
+                continue
+            raise OpsReadyError('Backup %s was taken of a database that sets %s to %s, a locale %s does not have '
+                                '(%s). Install it on the server (locale-gen or localedef, then restart PostgreSQL) and '
+                                'run again. Nothing was restored.'
+                                % (manifest.id, name, value, engine.conn.where(5432), _server_error(exc)),
+                                setting=name, locale=value)
+
+
 def check_no_owner(request: RestoreRequest, manifest: Manifest) -> None:
     """no_owner=true with a plain (SQL script) dump: psql runs the script as it is, with its ALTER ... OWNER TO and
     GRANTs (pg_restore's --no-owner --no-privileges work on the archive's table of contents, which a script has
@@ -247,11 +269,65 @@ def check(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifest]
     check_target(engine, request)
     if chain:
         check_roles(engine, request, chain[0])
+        check_locales(engine, chain[0])
     return {'database': request.database, 'server': engine.server_label()}
 
 
 def drop_database(engine: PostgresEngine, name: str, session: Optional[PsqlSession] = None) -> None:
     _ask(engine, 'DROP DATABASE IF EXISTS %s WITH (FORCE)' % quote_ident(name), session)
+
+
+SUBSCRIPTIONS_IN = ('SELECT s.subname, s.subenabled::text FROM pg_subscription s JOIN pg_database d '
+                    'ON d.oid = s.subdbid WHERE d.datname = %s ORDER BY 1')
+
+
+def drop_restored_subscriptions(engine: PostgresEngine, name: str, session: Optional[PsqlSession] = None,
+                                only_disabled: bool = False) -> List[str]:
+    """Drop the logical replication subscriptions of database ``name`` (DROP DATABASE refuses a database that has
+    any), leaving their replication slots on the publisher alone (``slot_name = NONE``): a restored subscription
+    (pg_dump writes it disabled, ``connect = false``) carries the slot name of the backed-up database's
+    subscription, whose slot is that database's, not the copy's. ``only_disabled``: an enabled subscription (one
+    someone turned on: its slot may be its own) is not touched and stops this (the caller refuses). Returns
+    the names dropped."""
+    rows = [r for r in _ask(engine, SUBSCRIPTIONS_IN % quote_literal(name), session) if r]  # nosec B608 # pg_quote
+    enabled = [r[0] for r in rows if r[1] == 'true']
+    if only_disabled and enabled:
+        raise OpsReadyError('Database %s on %s has enabled logical replication subscriptions (%s), which DROP '
+                            'DATABASE cannot remove, and whose replication slots on the publisher may be theirs. '
+                            'Drop them first in %s (ALTER SUBSCRIPTION ... DISABLE; ALTER SUBSCRIPTION ... SET '
+                            '(slot_name = NONE) unless its slot on the publisher must go too; DROP SUBSCRIPTION '
+                            '...). Nothing was changed.' % (name, engine.conn.where(5432), ', '.join(enabled), name),
+                            target=name)
+    names = [r[0] for r in rows]
+    if names:
+        statements = []
+        for sub in names:
+            q = quote_ident(sub)
+            statements += ['ALTER SUBSCRIPTION %s DISABLE' % q, 'ALTER SUBSCRIPTION %s SET (slot_name = NONE)' % q,
+                           'DROP SUBSCRIPTION %s' % q]
+        # ALTER/DROP SUBSCRIPTION work only in the subscription's own database (DROP SUBSCRIPTION outside a
+        # transaction block: one statement at a time, as psql -c runs a string with several).
+        for sql in statements:
+            engine.query(sql, database=name)
+    return names
+
+
+def discard_copy(engine: PostgresEngine, name: str) -> Optional[str]:
+    """Drop the run's temporary database after a failure; never raises (the failure is what the run reports):
+    returns why it could not be dropped. Its restored subscriptions (the load had got that far) are dropped first:
+    DROP DATABASE refuses a database that has any."""
+    try:
+        try:
+            drop_database(engine, name)
+        except ToolError as exc:
+            if 'logical replication subscription' not in (exc.stderr or exc.message):
+                raise
+            engine.query('ALTER DATABASE %s ALLOW_CONNECTIONS true' % quote_ident(name))
+            drop_restored_subscriptions(engine, name)
+            drop_database(engine, name)
+    except Exception as exc:  # reported with the run's own failure
+        return str(getattr(exc, 'message', None) or exc)
+    return None
 
 
 def streams_checksum(request: RestoreRequest, manifest: Manifest) -> bool:
@@ -263,8 +339,17 @@ def streams_checksum(request: RestoreRequest, manifest: Manifest) -> bool:
         return False
     if not manifest.data.get('sha256'):
         return False
-    return not (fmt == 'custom' and max(1, request.jobs) > 1 and manifest.data['compression'] == 'none'
-                and not is_encrypted(manifest))
+    return not (fmt == 'custom' and (max(1, request.jobs) > 1 or two_passes(manifest))
+                and manifest.data['compression'] == 'none' and not is_encrypted(manifest))
+
+
+def two_passes(manifest: Manifest) -> bool:
+    """A custom or directory dump of a database whose default text search configuration is its own: loaded in two
+    passes (``own_text_search_option``), each reading the archive, which must then be a file (a stream is read
+    once)."""
+    fmt = manifest.data.get('format') or 'custom'
+    return fmt in ('custom', 'directory') and bool(own_text_search_option(
+        manifest.data.get('database_properties') or {}))
 
 
 def _copy_error(manifest: Manifest, directory: str, reason: Any) -> OpsReadyError:
@@ -398,10 +483,11 @@ def _decompressed_copy(manifest: Manifest, tmpdir: Optional[str], runner: Any = 
 
 
 def needs_copy(request: RestoreRequest, manifest: Manifest) -> bool:
-    """pg_restore -j of a compressed or encrypted custom dump: it needs a seekable, decompressed file."""
+    """pg_restore -j (or two passes, ``two_passes``) of a compressed or encrypted custom dump: it needs a seekable,
+    decompressed file."""
     fmt = manifest.data.get('format') or 'custom'
     compressed = manifest.data['compression'] != 'none' or is_encrypted(manifest)
-    return fmt == 'custom' and max(1, request.jobs) > 1 and compressed
+    return fmt == 'custom' and (max(1, request.jobs) > 1 or two_passes(manifest)) and compressed
 
 
 COPY_NAME = 'dump'
@@ -593,7 +679,8 @@ def _load(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, d
           timer: Timer, copier: Optional[_Copier] = None) -> Dict[str, Any]:
     fmt = manifest.data.get('format') or 'custom'
     env = engine.env(database)
-    session_options = load_options(manifest.data.get('database_properties') or {})
+    props = manifest.data.get('database_properties') or {}
+    session_options = load_options(props, manifest.data.get('dumped_with'))
     if session_options:
         env['PGOPTIONS'] = (env.get('PGOPTIONS', '') + ' ' + session_options).strip()
     # --dbname=dbname='...': a name with '=' (or a leading '-') is never a connection string or an option
@@ -602,29 +689,42 @@ def _load(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, d
         common += ['--no-owner', '--no-privileges']
     jobs = max(1, request.jobs)
     verify = streams_checksum(request, manifest)  # run.py left the checksum to this read (Restorer.streamed)
+    split = two_passes(manifest)
+
+    def from_file(path: str, method: str) -> Dict[str, Any]:
+        """pg_restore -j N of a dump file (or directory); in two passes when ``split``."""
+        tool = [engine.tool('pg_restore')] + common
+        if not split:
+            engine.runner.run(tool + ['-j', str(jobs), path], env=env, what='pg_restore -j %d' % jobs)
+            return {'method': method, 'jobs': jobs}
+        # The schema first (it creates the database's own text search configuration), then the data and what is
+        # computed from it (generated columns, indexes, materialized views) in sessions that use it.
+        engine.runner.run(tool + ['--section=pre-data', path], env=env, what='pg_restore --section=pre-data')
+        rest = dict(env, PGOPTIONS=(env.get('PGOPTIONS', '') + ' ' + own_text_search_option(props)).strip())
+        engine.runner.run(tool + ['-j', str(jobs), '--section=data', '--section=post-data', path], env=rest,
+                          what='pg_restore -j %d --section=data --section=post-data' % jobs)
+        return {'method': method + ', schema then data and post-data (the database\'s own default text search '
+                                   'configuration in effect)', 'jobs': jobs}
+
     if fmt == 'plain':
         argv = engine.psql_argv(dbname_arg(database))
         pipe_artifact_into(engine.runner, manifest, argv, 'psql (plain dump)', env=env,
                            identities=engine.identities, verify=verify)
         return {'method': 'psql < plain dump', 'jobs': 1}
     if fmt == 'directory':
-        argv = [engine.tool('pg_restore')] + common + ['-j', str(jobs), manifest.path]
-        engine.runner.run(argv, env=env, what='pg_restore -j %d' % jobs)
-        return {'method': 'pg_restore -j %d (directory format)' % jobs, 'jobs': jobs}
-    if jobs == 1:
+        return from_file(manifest.path, 'pg_restore -j %d (directory format)' % jobs)
+    if jobs == 1 and not split:
         argv = [engine.tool('pg_restore')] + common
         pipe_artifact_into(engine.runner, manifest, argv, 'pg_restore', env=env, identities=engine.identities,
                            verify=verify)
         return {'method': 'pg_restore (stdin stream)', 'jobs': 1}
     if manifest.data['compression'] == 'none' and not is_encrypted(manifest):
-        engine.runner.run([engine.tool('pg_restore')] + common + ['-j', str(jobs), manifest.path], env=env,
-                          what='pg_restore -j %d' % jobs)
-        return {'method': 'pg_restore -j %d' % jobs, 'jobs': jobs}
+        return from_file(manifest.path, 'pg_restore -j %d' % jobs)
     local = copier is None   # no restore() around this call to discard the copier: its copy goes before return
     if copier is None:
         copier = _Copier(manifest, request.tmpdir, engine.runner, engine.identities, verify,
                          toc_argv=_toc_argv(engine, manifest))
-    if copier.data_items() == 1:
+    if not split and copier.data_items() == 1:
         # One data entry: -j N cannot split its load, so it follows the decompression instead of waiting for
         # it (the schema and the data, from the copy as it grows), and what comes after the data (indexes,
         # constraints, grants), which -j N does build side by side, reads the complete, checked copy.
@@ -632,11 +732,9 @@ def _load(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, d
     copy = copier.result()
     try:
         timer.lap('decompress')
-        engine.runner.run([engine.tool('pg_restore')] + common + ['-j', str(jobs), copy], env=env,
-                          what='pg_restore -j %d' % jobs)
+        return from_file(copy, 'pg_restore -j %d (decompressed copy)' % jobs)
     finally:
         copier.remove(local)
-    return {'method': 'pg_restore -j %d (decompressed copy)' % jobs, 'jobs': jobs}
 
 
 def _toc_argv(engine: PostgresEngine, manifest: Manifest) -> Optional[List[str]]:
@@ -731,6 +829,21 @@ def tablespace_option(engine: PostgresEngine, props: Dict[str, Any],
                 'restore @globals first, or create it, to keep it)' % (tablespace, engine.conn.where(5432))]
 
 
+def available_extensions(engine: PostgresEngine, names: List[str],
+                         session: Optional[PsqlSession] = None) -> Dict[str, Tuple[str, List[str]]]:
+    """name -> (default version, installable versions) on this server, for ``names`` (no query without any)."""
+    if not names:
+        return {}
+    rows = _ask(engine, 'SELECT a.name, a.default_version, v.version FROM pg_catalog.pg_available_extensions a '  # nosec B608 # pg_quote
+                        'JOIN pg_catalog.pg_available_extension_versions v ON v.name = a.name WHERE a.name IN (%s)'
+                % ', '.join(quote_literal(n) for n in names), session)
+    found: Dict[str, Tuple[str, List[str]]] = {}
+    for row in rows:
+        if len(row) == 3:
+            found.setdefault(row[0], (row[1], []))[1].append(row[2])
+    return found
+
+
 def create_database(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, name: str,
                     session: Optional[PsqlSession] = None) -> List[str]:
     """The temporary database, with the encoding, locale and tablespace the backed-up one had; returns what of
@@ -762,7 +875,9 @@ def create_database(engine: PostgresEngine, request: RestoreRequest, manifest: M
         except BaseException:
             drop_database(engine, name)   # a psql of its own: the failure may have ended the session
             raise
-    prepare = before_load_statements(props)
+    extensions, not_kept = extension_statements(props, available_extensions(engine, extension_names(props), session))
+    skipped += not_kept
+    prepare = before_load_statements(props) + extensions
     if prepare:
         try:
             engine.query(CATALOG_SEARCH_PATH + '; '.join(prepare), database=name)
@@ -831,6 +946,7 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
                     timer: Timer, session: PsqlSession, copier: Optional['_Copier']) -> Dict[str, Any]:
     before = check_target(engine, request, session)
     roles = check_roles(engine, request, manifest, session)
+    check_locales(engine, manifest)
     timer.lap('inspect_target')
     temp = temporary_name(target)
     not_created = create_database(engine, request, manifest, temp, session)
@@ -842,6 +958,7 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
         objects = int(engine.query(CATALOG_SEARCH_PATH + 'ANALYZE; ' + USER_OBJECTS, database=temp)[0][0])
         timer.lap('analyze')
         properties = apply_properties(engine, request, manifest, temp, roles, session)
+        not_created += _plain_text_search_note(manifest)
         if not_created:
             properties['skipped'] = not_created + list(properties.get('skipped') or [])
         timer.lap('database_properties')
@@ -850,19 +967,19 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
         # The checksum (compared in the read that loaded the data) or the decompression failed: what was
         # loaded never leaves the temporary database, which goes; the target was not touched. Clean-up runs in
         # a psql of its own: a failed statement may have ended the session.
-        drop_database(engine, temp)
+        left = discard_copy(engine, temp)
         raise IntegrityError('Restore refused before touching the target: chain piece %s (%s) is not intact. %s '
-                             'What had been loaded stayed in the temporary database %s, which was dropped; %s is '
-                             'as it was.' % (manifest.id, manifest.kind, exc.message, temp, target),
+                             'What had been loaded stayed in the temporary database %s, %s; %s is as it was.'
+                             % (manifest.id, manifest.kind, exc.message, temp, _copy_fate(temp, left), target),
                              artifact=manifest.id, path=manifest.path, target=target)
     except ToolError as exc:
-        drop_database(engine, temp)
-        raise OpsReadyError('Restore of %s into %s failed and was rolled back (the temporary database %s was '
-                            'dropped; %s is as it was): %s' % (manifest.id, target, temp,
-                                                               target, _server_error(exc)),
+        left = discard_copy(engine, temp)
+        raise OpsReadyError('Restore of %s into %s failed and was rolled back (the temporary database %s %s; %s is '
+                            'as it was): %s' % (manifest.id, target, temp, _copy_fate(temp, left), target,
+                                                _server_error(exc)),
                             target=target, stderr=exc.stderr)
     except BaseException:
-        drop_database(engine, temp)
+        discard_copy(engine, temp)
         raise
     timer.lap('swap')
     live = session if session.alive else None
@@ -879,6 +996,25 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
                        'host': engine.conn.host, 'port': engine.conn.port or 5432, 'objects': objects},
             'method_detail': load['method'], 'jobs': load['jobs'], 'database_properties': properties,
             'replaced': bool(before['exists'] and before['objects'])}
+
+
+def _plain_text_search_note(manifest: Manifest) -> List[str]:
+    """A plain (SQL script) dump cannot be loaded in two passes (``two_passes``): psql runs it in one session,
+    opened before the script creates the database's own text search configuration. Said in the result."""
+    props = manifest.data.get('database_properties') or {}
+    if (manifest.data.get('format') or 'custom') != 'plain' or not own_text_search_option(props):
+        return []
+    return ['default_text_search_config %s during the load (a plain dump is loaded in one session, opened before '
+            'the configuration exists): generated columns, expression indexes and materialized views computed with '
+            'to_tsvector/to_tsquery without a configuration used the server\'s default; take custom or directory '
+            'backups of this database, or rebuild those objects' % props['session']['default_text_search_config']]
+
+
+def _copy_fate(temp: str, error: Optional[str]) -> str:
+    if error is None:
+        return 'was dropped'
+    return ('could not be dropped (%s): drop it by hand, DROP DATABASE %s WITH (FORCE)'
+            % (error, quote_ident(temp)))
 
 
 def _server_error(exc: ToolError) -> str:
@@ -980,6 +1116,10 @@ def drop(engine: PostgresEngine, request: RestoreRequest, check_mode: bool) -> D
     with target_lock(engine, _target(request)) as session:
 
         def drop_it(eng: PostgresEngine, name: str) -> None:
+            # A restored subscriber database (a drill's scratch copy): DROP DATABASE refuses one with subscriptions.
+            # Its restored, disabled subscriptions go (their slots on the publisher are the backed-up database's
+            # and stay); an enabled one is refused, before anything changed.
+            drop_restored_subscriptions(eng, name, session, only_disabled=True)
             if _template_flag(eng, name, session):   # a restored template database: DROP refuses a template
                 _ask(eng, 'ALTER DATABASE %s IS_TEMPLATE false' % quote_ident(name), session)
             drop_database(eng, name, session)

@@ -103,13 +103,51 @@ def test_globals_script_split_and_classified():
 def test_load_options_escape_for_pgoptions_and_skip_database_own_text_search_config():
     props = {'session': {'TimeZone': 'America/St_Johns', 'DateStyle': 'SQL, DMY', 'x': 'a\\b',
                          'default_text_search_config': 'public.mine'}}
-    assert pg_dbprops.load_options(props) == '-c DateStyle=SQL,\\ DMY -c TimeZone=America/St_Johns -c x=a\\\\b'
+    assert (pg_dbprops.load_options(props)
+            == '-c DateStyle=SQL,\\ DMY -c TimeZone=America/St_Johns -c array_nulls=on -c x=a\\\\b')
     props['session']['default_text_search_config'] = 'pg_catalog.simple'
     assert '-c default_text_search_config=pg_catalog.simple' in pg_dbprops.load_options(props)
-    assert pg_dbprops.load_options({}) == ''   # a manifest from before: nothing
+    assert pg_dbprops.load_options({}) == '-c array_nulls=on'   # a manifest from before: what every load pins
 
 
 def test_before_load_statements_only_when_the_public_schema_was_recorded_absent():
     assert pg_dbprops.before_load_statements({'public_schema': False}) == ['DROP SCHEMA IF EXISTS public RESTRICT']
     assert pg_dbprops.before_load_statements({'public_schema': True}) == []
     assert pg_dbprops.before_load_statements({}) == []
+
+
+def test_load_options_read_with_what_the_dump_pinned_and_the_database_own_locale_settings():
+    props = {'session': {'TimeZone': 'UTC'},
+             'settings': [{'role': None, 'config': ['lc_numeric=de_DE.UTF-8', 'work_mem=8MB']},
+                          {'role': 'app', 'config': ['lc_time=fr_FR.UTF-8']}]}
+    options = pg_dbprops.load_options(props, {'lc_monetary': 'C'})
+    # the database's own lc_numeric (not a role's lc_time), and the dump's lc_monetary
+    assert options == '-c TimeZone=UTC -c array_nulls=on -c lc_monetary=C -c lc_numeric=de_DE.UTF-8'
+    assert pg_dbprops.load_options({'session': {'TimeZone': 'UTC'}}) == '-c TimeZone=UTC -c array_nulls=on'
+
+
+def test_own_text_search_option_only_for_a_configuration_of_the_database():
+    assert pg_dbprops.own_text_search_option({'session': {'default_text_search_config': 'pg_catalog.english'}}) == ''
+    assert pg_dbprops.own_text_search_option({}) == ''
+    assert (pg_dbprops.own_text_search_option({'session': {'default_text_search_config': '"Tsx ü"."My Cfg"'}})
+            == '-c default_text_search_config="Tsx\\ ü"."My\\ Cfg"')
+
+
+def test_extension_statements_keep_recorded_versions_where_the_schema_exists_before_the_load():
+    available = {'hstore': ('1.8', ['1.4', '1.5', '1.8']), 'cube': ('1.5', ['1.5']), 'citext': ('1.6', ['1.6'])}
+    props = {'extensions': [{'name': 'plpgsql', 'version': '1.0', 'schema': 'pg_catalog'},
+                            {'name': 'hstore', 'version': '1.4', 'schema': 'public'},
+                            {'name': 'citext', 'version': '1.6', 'schema': 'public'},        # the default: nothing
+                            {'name': 'cube', 'version': '1.2', 'schema': 'public'},          # not installable here
+                            {'name': 'Odd "x"', 'version': '1', 'schema': 'public'}]}        # not on the server
+    statements, skipped = pg_dbprops.extension_statements(props, available)
+    assert statements == ['CREATE EXTENSION "hstore" WITH SCHEMA "public" VERSION E\'1.4\'']
+    assert len(skipped) == 1 and 'cube version 1.2' in skipped[0] and 'default version 1.5' in skipped[0]
+    props['extensions'][1]['schema'] = 'ext'     # a schema the dump creates
+    statements, skipped = pg_dbprops.extension_statements(props, available)
+    assert statements == [] and any('schema ext' in note for note in skipped)
+    props['extensions'][1]['schema'] = 'public'
+    props['public_schema'] = False               # dropped before the load
+    assert pg_dbprops.extension_statements(props, available)[0] == []
+    assert pg_dbprops.extension_names(props) == ['hstore', 'citext', 'cube', 'Odd "x"']
+    assert pg_dbprops.extension_statements({}, {}) == ([], [])   # a manifest from before

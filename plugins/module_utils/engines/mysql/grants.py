@@ -1,0 +1,174 @@
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""MariaDB/MySQL privileges that name a database: read at backup time, given to the restored database.
+
+A database's grants (``GRANT ... ON db.*``, on its tables, their columns, its routines) are rows of the server's
+privilege tables (``mysql.db``, ``tables_priv``, ``columns_priv``, ``procs_priv``), keyed by the database's
+name; the dump holds none of them. A restore under another name (or onto another server) would give the restored
+database to the administrators only. So the backup records them as data (``database_grants`` in the manifest) and
+the restore grants the same privileges on the restored database to the same accounts, where they exist.
+
+Database-level rows are taken when their ``Db`` is the database's name itself or its escaped form (``app\\_db``:
+``_`` and ``%`` are wildcards there); patterns matching other databases too (``app%``) are not the database's
+and are left out. The restore's database-level GRANT escapes the target's name, so it names that database only.
+
+Private to opsready.operations; do not import from other collections.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Tuple
+
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError, ToolError
+from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.quote import (
+    quote_identifier, quote_literal)
+
+# mysql.db column -> privilege, where the name is not the column's own words
+DB_PRIVILEGE_NAMES = {'Create_tmp_table_priv': 'CREATE TEMPORARY TABLES'}
+# tables_priv / procs_priv SET values -> privilege, where the name differs
+SET_PRIVILEGE_NAMES = {'Delete versioning rows': 'DELETE HISTORY'}
+ROUTINE_TYPES = ('FUNCTION', 'PROCEDURE')
+
+
+def escape_pattern(name: str) -> str:
+    """``name`` as a database-level GRANT reads it exactly: ``\\``, ``_`` and ``%`` escaped by a backslash."""
+    return name.replace('\\', '\\\\').replace('_', '\\_').replace('%', '\\%')
+
+
+def _set_values(value: Optional[str]) -> List[str]:
+    return [v for v in (value or '').split(',') if v]
+
+
+def read_grants(client: Any, database: str) -> Dict[str, Any]:
+    """The privileges naming ``database`` (``client``: a MySQLClient), as recorded in a manifest."""
+    names = '%s, %s' % (quote_literal(database), quote_literal(escape_pattern(database)))
+    lit = quote_literal(database)
+    grants: Dict[str, Any] = {'database': [], 'tables': [], 'columns': [], 'routines': []}
+    for row in client.query_dicts('SELECT * FROM mysql.db WHERE Db IN (%s)' % names):  # nosec B608 # quote_literal
+        privileges = [DB_PRIVILEGE_NAMES.get(col, col[:-len('_priv')].replace('_', ' ').upper())
+                      for col, value in sorted(row.items())
+                      if col.endswith('_priv') and col != 'Grant_priv' and value == 'Y']
+        grants['database'].append({'user': row['User'], 'host': row['Host'], 'privileges': privileges,
+                                   'grantable': row.get('Grant_priv') == 'Y', 'db': row['Db']})
+    for row in client.query_dicts('SELECT User, Host, Table_name, Table_priv FROM mysql.tables_priv '  # nosec B608
+                                  'WHERE Db = %s' % lit):
+        values = _set_values(row['Table_priv'])
+        privileges = [SET_PRIVILEGE_NAMES.get(v, v.upper()) for v in values if v != 'Grant']
+        if privileges or 'Grant' in values:
+            grants['tables'].append({'user': row['User'], 'host': row['Host'], 'table': row['Table_name'],
+                                     'privileges': privileges, 'grantable': 'Grant' in values})
+    for row in client.query_dicts('SELECT User, Host, Table_name, Column_name, Column_priv '  # nosec B608
+                                  'FROM mysql.columns_priv WHERE Db = %s' % lit):
+        grants['columns'].append({'user': row['User'], 'host': row['Host'], 'table': row['Table_name'],
+                                  'column': row['Column_name'],
+                                  'privileges': [v.upper() for v in _set_values(row['Column_priv'])]})
+    for row in client.query_dicts('SELECT User, Host, Routine_name, Routine_type, Proc_priv '  # nosec B608
+                                  'FROM mysql.procs_priv WHERE Db = %s' % lit):
+        values = _set_values(row['Proc_priv'])
+        grants['routines'].append({'user': row['User'], 'host': row['Host'], 'routine': row['Routine_name'],
+                                   'type': row['Routine_type'],
+                                   'privileges': [v.upper() for v in values if v != 'Grant'],
+                                   'grantable': 'Grant' in values})
+    return grants
+
+
+def _backticked(name: str) -> str:
+    """An account part in backticks (its meaning is the same under every sql_mode; user names hold up to 128
+    characters and host names 255, more than ``quote_identifier`` takes for databases and tables)."""
+    if '\x00' in name:
+        raise OpsReadyError('The account name %r holds a NUL character.' % name[:100])
+    return '`' + name.replace('`', '``') + '`'
+
+
+def _account(user: str, host: str, roles: List[str]) -> str:
+    """The grantee: a role by its name, a user as `user`@`host`."""
+    if host == '' and user in roles:
+        return _backticked(user)
+    return '%s@%s' % (_backticked(user), _backticked(host) if host else "''")
+
+
+def grant_statements(grants: Dict[str, Any], target: str, accounts: List[Tuple[str, str]],
+                     roles: List[str], source: Optional[str] = None) -> Tuple[List[Tuple[str, str]], List[str]]:
+    """(what, GRANT statement) for the recorded privileges on database ``target``, and what was left out (why).
+    ``accounts``: (user, host) of the target server's accounts; ``roles``: its roles. Restored under the source's
+    own name (``source``), a database-level grant names it as the source's did (escaped or not): the same row, so
+    a restore over the original changes nothing; under another name, the name escaped (that database only)."""
+    existing = set(accounts)
+    statements: List[Tuple[str, str]] = []
+    skipped: List[str] = []
+    qdb = quote_identifier(target, 'database name')
+
+    def add(user: str, host: str, privileges: str, on: str, grantable: bool, what: str) -> None:
+        who = user if host == '' and user in roles else '%s@%s' % (user, host or "''")
+        if (user, host) not in existing:
+            skipped.append('%s for %s (no such account on the target server)' % (what, who))
+            return
+        try:
+            grantee = _account(user, host, roles)
+        except OpsReadyError as exc:
+            skipped.append('%s for %s (%s)' % (what, who, exc.message))
+            return
+        statements.append((what + ' for ' + who, 'GRANT %s ON %s TO %s%s' % (
+            privileges, on, grantee, ' WITH GRANT OPTION' if grantable else '')))
+
+    for item in grants.get('database') or []:
+        if item['privileges'] or item['grantable']:
+            privileges = ', '.join(item['privileges']) or 'USAGE'
+            named = item.get('db') if target == source and item.get('db') else escape_pattern(target)
+            add(item['user'], item['host'], privileges, quote_identifier(named, 'database name') + '.*',
+                item['grantable'], '%s on the database' % privileges)
+    for item in grants.get('tables') or []:
+        privileges = ', '.join(item['privileges']) or 'USAGE'
+        add(item['user'], item['host'], privileges, '%s.%s' % (qdb, quote_identifier(item['table'], 'table name')),
+            item['grantable'], '%s on table %s' % (privileges, item['table']))
+    by_table: Dict[Tuple[str, str, str], Dict[str, List[str]]] = {}
+    for item in grants.get('columns') or []:
+        per = by_table.setdefault((item['user'], item['host'], item['table']), {})
+        for privilege in item['privileges']:
+            per.setdefault(privilege, []).append(item['column'])
+    for (user, host, table), per in sorted(by_table.items()):
+        privileges = ', '.join('%s (%s)' % (p, ', '.join(quote_identifier(c, 'column name') for c in cols))
+                               for p, cols in sorted(per.items()))
+        add(user, host, privileges, '%s.%s' % (qdb, quote_identifier(table, 'table name')), False,
+            'column privileges on table %s' % table)
+    for item in grants.get('routines') or []:
+        if item['type'] not in ROUTINE_TYPES:
+            skipped.append('privileges on %s %s (not restored)' % (item['type'], item['routine']))
+            continue
+        privileges = ', '.join(item['privileges']) or 'USAGE'
+        add(item['user'], item['host'], privileges, '%s %s.%s' % (item['type'], qdb, quote_identifier(
+            item['routine'], 'routine name')), item['grantable'], '%s on %s %s' % (
+                privileges, item['type'].lower(), item['routine']))
+    return statements, skipped
+
+
+def apply_grants(client: Any, grants: Optional[Dict[str, Any]], target: str,
+                 source: Optional[str] = None) -> Dict[str, Any]:
+    """Give the restored database ``target`` the recorded privileges: one GRANT at a time (GRANT adds to what an
+    account has, so running one again changes nothing); one the server refuses is reported, not fatal (the data
+    is in place by then)."""
+    if grants is None:
+        return {'restored': False, 'reason': 'the backup predates the recording of the grants naming the database'}
+    if not any(grants.get(kind) for kind in ('database', 'tables', 'columns', 'routines')):
+        return {'restored': True, 'applied': [], 'skipped': []}
+    try:
+        accounts = [(r[0], r[1]) for r in client.query('SELECT User, Host FROM mysql.user') if len(r) == 2]
+    except ToolError as exc:   # the restore's login may not read the privilege tables: the data is in place
+        return {'restored': False, 'reason': 'the accounts of the target server could not be read (%s): grant the '
+                                             'restore user SELECT ON mysql.* and GRANT OPTION to restore the '
+                                             'grants naming the database' % exc.message,
+                'applied': [], 'skipped': []}
+    try:
+        roles = [r[0] for r in client.query("SELECT User FROM mysql.user WHERE Host = '' AND is_role = 'Y'") if r]
+    except ToolError:   # MySQL: roles are accounts with a host, no is_role column
+        roles = []
+    statements, skipped = grant_statements(grants, target, accounts, roles, source)
+    applied: List[str] = []
+    for what, sql in statements:
+        try:
+            client.query(sql)
+            applied.append(what)
+        except ToolError as exc:
+            skipped.append('%s (the server refused it: %s)' % (what, exc.message))
+    return {'restored': True, 'applied': applied, 'skipped': skipped}
