@@ -965,13 +965,12 @@ def _incremental(directory: str, known: _Dir, names: List[str], fd: int, dir_sig
     try:
         # one stat per manifest, compared in C, keeping nothing of it (200,000 stat results held were 140 MB)
         if kept == rows:
-            same = list(map(operator.eq, map(signature, map(stat_at, map(operator.add, stems,
-                                                                          itertools.repeat(SUFFIX)))),
-                            zip(*columns[1:5])))
+            listed_names: Iterable[str] = map(operator.add, stems, itertools.repeat(SUFFIX))
+            held: Iterable[Tuple[int, ...]] = zip(*columns[1:5])
         else:
-            same = list(map(operator.eq, map(signature, map(stat_at, map(operator.add, map(stems.__getitem__, numbers),
-                                                                          itertools.repeat(SUFFIX)))),
-                            zip(*(list(map(column.__getitem__, numbers)) for column in columns[1:5]))))
+            listed_names = map(operator.add, map(stems.__getitem__, numbers), itertools.repeat(SUFFIX))
+            held = zip(*(list(map(column.__getitem__, numbers)) for column in columns[1:5]))
+        same = list(map(operator.eq, map(signature, map(stat_at, listed_names)), held))
     except OSError:
         return None   # removed since the listing: the full scan says what is there
     changes: Dict[str, Optional[Tuple[Any, ...]]] = {}
@@ -1594,9 +1593,8 @@ class _NameOrder:
 def _name_ordered(stems: List[str]) -> bool:
     """Whether ``stems`` are unique and in manifest-name order. Strictly increasing stems none of which starts with
     the one before are (a stem that is a prefix of a later one is one of the pair ``s`` < ``u`` when any is)."""
-    following = itertools.islice(stems, 1, None)
-    if all(map(operator.lt, stems, following)) and not any(map(str.startswith, itertools.islice(stems, 1, None),
-                                                                stems)):
+    if all(map(operator.lt, stems, itertools.islice(stems, 1, None))) \
+            and not any(map(str.startswith, itertools.islice(stems, 1, None), stems)):
         return True
     names = [stem + SUFFIX for stem in stems]
     return all(map(operator.lt, names, itertools.islice(names, 1, None)))
