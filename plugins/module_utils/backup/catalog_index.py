@@ -951,15 +951,22 @@ def _incremental(directory: str, known: _Dir, names: List[str], fd: int, dir_sig
         return None
     stems = columns[0]
     rows = len(stems)
+    # the listed names no row holds, and how many rows' names are not listed, by set operations in C (each pass
+    # over 200,000 names made for the purpose costs ~20 ms: one more only when manifests were removed)
     listed = set(names)
-    present = list(map(listed.__contains__, map(operator.add, stems, itertools.repeat(SUFFIX))))
-    kept = sum(present)
     listed.difference_update(map(operator.add, stems, itertools.repeat(SUFFIX)))
     added = list(listed)
-    del listed
+    kept = len(names) - len(added)
     if len(added) + rows - kept > max(INCREMENTAL_MAX, rows // INCREMENTAL_MAX_SHARE):
         return None
-    numbers: Any = range(rows) if kept == rows else list(itertools.compress(range(rows), present))
+    if kept == rows:
+        present: List[bool] = []
+        numbers: Any = range(rows)
+    else:
+        listed = set(names)
+        present = list(map(listed.__contains__, map(operator.add, stems, itertools.repeat(SUFFIX))))
+        numbers = list(itertools.compress(range(rows), present))
+    del listed
     stat_at = functools.partial(os.stat, dir_fd=fd)
     signature = operator.attrgetter('st_ino', 'st_size', 'st_mtime_ns', 'st_ctime_ns')
     try:
@@ -974,8 +981,9 @@ def _incremental(directory: str, known: _Dir, names: List[str], fd: int, dir_sig
     except OSError:
         return None   # removed since the listing: the full scan says what is there
     changes: Dict[str, Optional[Tuple[Any, ...]]] = {}
-    for row in itertools.compress(range(rows), map(operator.not_, present)):
-        changes[stems[row]] = None
+    if present:
+        for row in itertools.compress(range(rows), map(operator.not_, present)):
+            changes[stems[row]] = None
     changed = [numbers[i] for i in itertools.compress(range(len(same)), map(operator.not_, same))]
     del same, present
     settled = started_ns - SETTLE_NS
@@ -1008,9 +1016,9 @@ def _incremental(directory: str, known: _Dir, names: List[str], fd: int, dir_sig
             changes[stem] = values
     write = not _READ_ONLY[0]
     journal = known.journal
-    if changes and write and (journal is None or journal[3] >= JOURNAL_MAX_RECORDS
-                              or journal[1] > journal[0] // JOURNAL_MAX_SHARE):
-        return None   # the full scan writes a new base (the journal folded in)
+    # a long journal (or a file that no longer holds these rows) is folded into a new base by a run with rows to add
+    fold = bool(changes) and write and (journal is None or journal[3] >= JOURNAL_MAX_RECORDS
+                                        or journal[1] > journal[0] // JOURNAL_MAX_SHARE)
     if changes:
         merged = list(columns)
         if not _merge(merged, changes):
@@ -1029,13 +1037,21 @@ def _incremental(directory: str, known: _Dir, names: List[str], fd: int, dir_sig
         known.stem_set = None
         _SIZE[0] += len(merged[0]) - rows
         del merged, columns, stems
-        upserts = [values for values in changes.values() if values is not None]
-        payload = encode_record(dir_sig[0], {name: [values[i] for values in upserts] for i, name in enumerate(COLUMNS)},
-                                [stem for stem, values in changes.items() if values is None])
-        if not write or not _append(directory, known, payload):
-            known.journal = None   # the file no longer holds what this process does: never appended to or sealed
-            known.index_current = False
+        if fold:
+            # every row was proved by this scan's stat (the changed ones parsed): the index _write_index would
+            # write; the rename changes the directory, so the next run seals it
             known.seal = None
+            known.journal = _write_columns(directory, dir_sig[0], known.columns)
+            known.index_current = known.journal is not None
+        else:
+            upserts = [values for values in changes.values() if values is not None]
+            payload = encode_record(dir_sig[0], {name: [values[i] for values in upserts]
+                                                 for i, name in enumerate(COLUMNS)},
+                                    [stem for stem, values in changes.items() if values is None])
+            if not write or not _append(directory, known, payload):
+                known.journal = None   # the file no longer holds what this process does: never appended or sealed
+                known.index_current = False
+                known.seal = None
     known.dir_sig = dir_sig
     if (write and known.journal is not None and not broken and not extras and tick_ok and not known.distrusted
             and len(known.sealed_stems) == len(names)):
@@ -1680,6 +1696,19 @@ def _write_index(directory: str, dev: int, known: _Dir) -> bool:
     if not known.distrusted:
         _seal_index(directory, known, None)
     return True
+
+
+def _write_columns(directory: str, dev: int, columns: Tuple[Any, ...]) -> Optional[Tuple[int, int, bytes, int, str]]:
+    """Write the index of ``columns`` (every row proved by the scan that holds them); its journal state, or None
+    when it cannot be written."""
+    data = encode_index(dev, dict(zip(COLUMNS, columns)))
+    try:
+        atomic_write_bytes(index_path(directory), data, mode=0o600)
+    except (OSError, OpsReadyError):
+        return None
+    newline = data.index(b'\n')
+    sha = json.loads(data[:newline])['sha256']
+    return (len(data), 0, bytes.fromhex(sha), 0, sha)
 
 
 # ----------------------------------------------------------------------------------------- the seal

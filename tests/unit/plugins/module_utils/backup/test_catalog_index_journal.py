@@ -309,6 +309,13 @@ def test_a_long_journal_is_compacted_into_a_new_base(sealed, monkeypatch):
     raw = index.read_bytes()
     assert index.stat().st_ino != inode and len(raw) == body_end(raw), 'rewritten once, without a journal'
     assert catalog_index.journal_records(raw) == []
+    # the fold renamed the file into the directory: the next run stats every manifest and seals it, in place
+    describe(str(sealed), now=NOW)
+    assert index.read_bytes() != raw and without_seal(index.read_bytes()) == without_seal(raw)
+    catalog_index.clear()
+    Catalog(str(sealed))
+    assert catalog_index._DIRS[os.path.abspath(str(sealed))].seal is not None
+    catalog_index.clear()
     assert_same_as_parsing_everything(sealed)
 
 
