@@ -1530,6 +1530,8 @@ JOURNAL_MAX_SHARE = 8
 # A run that finds more changed manifests than this (or a share of the rows) rewrites the whole index.
 INCREMENTAL_MAX = 2000
 INCREMENTAL_MAX_SHARE = 8
+# Up to this many rows inserted or removed, ``_merge`` moves them in place; past it, it rebuilds each column once.
+MERGE_IN_PLACE = 16
 
 
 def journal_chain(previous: bytes, payload: bytes) -> bytes:
@@ -1639,6 +1641,18 @@ def _merge(columns: List[Any], changes: Dict[str, Optional[Tuple[Any, ...]]]) ->
         elif values is not None:
             inserts.append((at, name, values))
     if not removed and not inserts:
+        return True
+    if len(removed) + len(inserts) <= MERGE_IN_PLACE:
+        # a few changes (a run's new backups): each a move of the column's pointers in C, from the last position
+        # down so that the positions before it hold (rebuilding 18 columns of 200,000 rows was ~50 ms)
+        steps = sorted([(at, 1, '') for at in removed] + [(at, 0, name) for at, name, dummy in inserts], reverse=True)
+        values_of = {name: values for dummy, name, values in inserts}
+        for position, column in enumerate(columns):
+            for at, kind, name in steps:
+                if kind:
+                    del column[at]
+                else:
+                    column.insert(at, values_of[name][position])
         return True
     inserts.sort(key=operator.itemgetter(0, 1))
     cuts = sorted(removed.union(at for at, dummy, dummy2 in inserts))

@@ -330,3 +330,28 @@ def test_the_record_chain_starts_at_the_body(sealed):
     newline = raw.index(b'\n')
     assert previous == bytes.fromhex(json.loads(raw[:newline])['sha256'])
     assert previous == hashlib.sha256(raw[newline + 1:body_end(raw)]).digest()
+
+
+@pytest.mark.parametrize('changes', [1, 5, 16, 17, 60])
+def test_merge_equals_a_sort_of_the_rows(changes):
+    """``_merge`` (in place for a few changes, by slices for more) gives the rows a sort by manifest name gives."""
+    import array
+    import random
+    rng = random.Random(changes)
+    stems = sorted({'s%03d%s' % (rng.randrange(400), rng.choice(['', '-x', '.y', 'z'])) for _ in range(150)},
+                   key=lambda stem: stem + SUFFIX)
+    rows = {stem: (stem, number, 'k%d' % number) for number, stem in enumerate(stems)}
+    columns = [list(stems), array.array('q', range(len(stems))), ['k%d' % n for n in range(len(stems))]]
+    change = {}
+    for number in range(changes):
+        stem = rng.choice(stems) if rng.random() < 0.5 else 's%03d%s' % (rng.randrange(400), rng.choice(['', '-', 'q']))
+        change[stem] = None if rng.random() < 0.4 else (stem, 1000 + number, 'n%d' % number)
+    for stem, values in change.items():
+        if values is None:
+            rows.pop(stem, None)
+        else:
+            rows[stem] = values
+    assert catalog_index._merge(columns, change)
+    expected = [rows[stem] for stem in sorted(rows, key=lambda stem: stem + SUFFIX)]
+    assert list(zip(*columns)) == expected
+    assert isinstance(columns[1], array.array)
