@@ -1020,7 +1020,8 @@ def _incremental(directory: str, known: _Dir, names: List[str], fd: int, dir_sig
     fold = bool(changes) and write and (journal is None or journal[3] >= JOURNAL_MAX_RECORDS
                                         or journal[1] > journal[0] // JOURNAL_MAX_SHARE)
     if changes:
-        merged = list(columns)
+        # copies: a catalog this run made before (its scan result, its row numbers) keeps the columns it was made on
+        merged = [column[:] for column in columns]
         if not _merge(merged, changes):
             return None
         known.columns = tuple(merged)

@@ -355,3 +355,24 @@ def test_merge_equals_a_sort_of_the_rows(changes):
     expected = [rows[stem] for stem in sorted(rows, key=lambda stem: stem + SUFFIX)]
     assert list(zip(*columns)) == expected
     assert isinstance(columns[1], array.array)
+
+
+def test_a_catalog_made_before_a_change_in_the_same_run_keeps_its_rows(sealed):
+    """db_backup reads the catalog, writes a backup, then reads it again in the same run (one ``session``): the
+    second scan's new rows must not move the rows under the first catalog's references."""
+    source = Path(Catalog(str(sealed), database='app01').latest_full().manifest_path)
+    catalog_index.clear()
+    with catalog_index.session():
+        first = Catalog(str(sealed), materialize=False)
+        refs = first.set_refs()
+        before = {key: [m.id for m in first._scan.build_set(first.directory, value)] for key, value in refs.items()}
+        data = json.loads(source.read_text())
+        data['id'] = data['artifact'] = data['artifact'].replace('-full-', '-fulln-')
+        (sealed / data['artifact']).touch()
+        temporary = sealed / '.tmp-n'
+        temporary.write_text(json.dumps(data, indent=2, sort_keys=True) + '\n')
+        os.rename(temporary, sealed / (data['artifact'] + SUFFIX))
+        second = Catalog(str(sealed), materialize=False)
+        assert sum(len(v) for v in second.set_refs().values()) == 241
+        after = {key: [m.id for m in first._scan.build_set(first.directory, value)] for key, value in refs.items()}
+    assert after == before
