@@ -1020,9 +1020,13 @@ def _incremental(directory: str, known: _Dir, names: List[str], fd: int, dir_sig
     fold = bool(changes) and write and (journal is None or journal[3] >= JOURNAL_MAX_RECORDS
                                         or journal[1] > journal[0] // JOURNAL_MAX_SHARE)
     if changes:
-        # copies: a catalog this run made before (its scan result, its row numbers) keeps the columns it was made on
-        merged = [column[:] for column in columns]
-        if not _merge(merged, changes):
+        # into copies: a catalog this run made before (its scan result, its row numbers) keeps the columns it was made
+        # on; nobody else holds them outside a session, and each old column is freed as its copy replaces it
+        merged = list(columns)
+        known.columns, known.sealed_stems, known.stem_set, known.built = None, [], None, {}
+        del columns, stems
+        if not _merge(merged, changes, copy=True):
+            known.columns, known.sealed_stems = tuple(merged), merged[0]
             return None
         known.columns = tuple(merged)
         # the rows just parsed keep their JSON (a run that returns them does not parse them twice)
@@ -1037,7 +1041,7 @@ def _incremental(directory: str, known: _Dir, names: List[str], fd: int, dir_sig
         known.sealed_stems = merged[0]
         known.stem_set = None
         _SIZE[0] += len(merged[0]) - rows
-        del merged, columns, stems
+        del merged
         if fold:
             # every row was proved by this scan's stat (the changed ones parsed): the index _write_index would
             # write; the rename changes the directory, so the next run seals it
@@ -1526,7 +1530,7 @@ def _decode(held: List[bytes], dev: int, exact: bool) -> Optional[Tuple[Dict[str
 # run that has rows to add (``JOURNAL_MAX_RECORDS``).
 JOURNAL_MAGIC = b'OPSJ'
 # Records (or bytes: a share of the body's) after which the next change rewrites the whole index instead.
-JOURNAL_MAX_RECORDS = 256
+JOURNAL_MAX_RECORDS = 64
 JOURNAL_MAX_SHARE = 8
 # A run that finds more changed manifests than this (or a share of the rows) rewrites the whole index.
 INCREMENTAL_MAX = 2000
@@ -1619,10 +1623,11 @@ def _name_ordered(stems: List[str]) -> bool:
     return all(map(operator.lt, names, itertools.islice(names, 1, None)))
 
 
-def _merge(columns: List[Any], changes: Dict[str, Optional[Tuple[Any, ...]]]) -> bool:
+def _merge(columns: List[Any], changes: Dict[str, Optional[Tuple[Any, ...]]], copy: bool = False) -> bool:
     """Apply ``changes`` (stem -> row in ``COLUMNS`` order, None: removed) to ``columns`` (``COLUMNS`` order, rows in
-    manifest-name order), in place: each column rebuilt once from slices (a few Python steps per change, not per
-    row). False (columns untouched) when the rows are not in name order (not written by us)."""
+    manifest-name order), replacing each column of the list in turn (``copy``: by a new one, the old one left as it
+    was for whoever else holds it, and freed here otherwise). False (columns untouched) when the rows are not in
+    name order (not written by us)."""
     stems = columns[0]
     if not _name_ordered(stems):
         return False
@@ -1630,6 +1635,7 @@ def _merge(columns: List[Any], changes: Dict[str, Optional[Tuple[Any, ...]]]) ->
     count = len(stems)
     removed: Set[int] = set()
     inserts: List[Tuple[int, str, Tuple[Any, ...]]] = []
+    assign: Dict[int, Tuple[Any, ...]] = {}
     for stem, values in changes.items():
         name = stem + SUFFIX
         at = bisect.bisect_left(order, name)
@@ -1637,38 +1643,42 @@ def _merge(columns: List[Any], changes: Dict[str, Optional[Tuple[Any, ...]]]) ->
             if values is None:
                 removed.add(at)
             else:
-                for column, value in zip(columns, values):
-                    column[at] = value
+                assign[at] = values
         elif values is not None:
             inserts.append((at, name, values))
-    if not removed and not inserts:
-        return True
-    if len(removed) + len(inserts) <= MERGE_IN_PLACE:
-        # a few changes (a run's new backups): each a move of the column's pointers in C, from the last position
-        # down so that the positions before it hold (rebuilding 18 columns of 200,000 rows was ~50 ms)
-        steps = sorted([(at, 1, '') for at in removed] + [(at, 0, name) for at, name, dummy in inserts], reverse=True)
-        values_of = {name: values for dummy, name, values in inserts}
-        for position, column in enumerate(columns):
+    del stems, order
+    inserts.sort(key=operator.itemgetter(0, 1))
+    # a few rows inserted or removed (a run's new backups): moved in each column in C, from the last position down so
+    # that the positions before it hold; more: each column rebuilt once from slices
+    in_place = len(removed) + len(inserts) <= MERGE_IN_PLACE
+    steps = sorted([(at, 1, '') for at in removed] + [(at, 0, name) for at, name, dummy in inserts], reverse=True)
+    values_of = {name: values for dummy, name, values in inserts}
+    cuts = sorted(removed.union(at for at, dummy, dummy2 in inserts))
+    for position in range(len(columns)):
+        column = columns[position]
+        if copy and (assign or in_place):
+            column = column[:]
+        for at, values in assign.items():
+            column[at] = values[position]
+        if in_place:
             for at, kind, name in steps:
                 if kind:
                     del column[at]
                 else:
                     column.insert(at, values_of[name][position])
-        return True
-    inserts.sort(key=operator.itemgetter(0, 1))
-    cuts = sorted(removed.union(at for at, dummy, dummy2 in inserts))
-    for position, column in enumerate(columns):
-        out = column[:0]
-        start = 0
-        pending = 0
-        for cut in cuts:
-            out.extend(column[start:cut])
-            while pending < len(inserts) and inserts[pending][0] == cut:
-                out.append(inserts[pending][2][position])
-                pending += 1
-            start = cut + 1 if cut in removed else cut
-        out.extend(column[start:])
-        columns[position] = out
+        else:
+            out = column[:0]
+            start = 0
+            pending = 0
+            for cut in cuts:
+                out.extend(column[start:cut])
+                while pending < len(inserts) and inserts[pending][0] == cut:
+                    out.append(inserts[pending][2][position])
+                    pending += 1
+                start = cut + 1 if cut in removed else cut
+            out.extend(column[start:])
+            column = out
+        columns[position] = column
     return True
 
 
