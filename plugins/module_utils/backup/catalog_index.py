@@ -1326,16 +1326,18 @@ def _encodes(text: str, errors: str) -> bool:
 
 def encode_index(dev: int, columns: Dict[str, Any]) -> bytes:
     """The index file of ``columns`` (``COLUMNS``: the decoded form ``parse_index`` returns), unsealed."""
-    return _encode(dev, columns, {'seal': ' ' * SEAL_WIDTH})
+    return b''.join(_encode_chunks(dev, columns, {'seal': ' ' * SEAL_WIDTH})[0])
 
 
 def encode_record(dev: int, columns: Dict[str, Any], drops: Iterable[str]) -> bytes:
     """A journal record's payload: the rows of ``columns`` (added or replaced) and the stems in ``drops`` (removed),
     in the index's own format (the same checks when read), ``drop`` in its header."""
-    return _encode(dev, columns, {'drop': sorted(drops)})
+    return b''.join(_encode_chunks(dev, columns, {'drop': sorted(drops)})[0])
 
 
-def _encode(dev: int, columns: Dict[str, Any], extra: Dict[str, Any]) -> bytes:
+def _encode_chunks(dev: int, columns: Dict[str, Any], extra: Dict[str, Any]) -> Tuple[List[bytes], str]:
+    """The file's bytes as chunks (header line, then each section: never joined into one copy of tens of
+    megabytes), and the body's SHA-256."""
     rows = len(columns['stem'])
     strings: List[str] = []
     codes: Dict[str, int] = {}
@@ -1363,13 +1365,16 @@ def _encode(dev: int, columns: Dict[str, Any], extra: Dict[str, Any]) -> bytes:
     for name in CODE_SECTIONS:
         parts[name] = array.array('i', [code(v) for v in columns[name]]).tobytes()
     parts['strings'] = '\0'.join(strings).encode('utf-8')
-    body = b''.join(parts[name] for name in SECTIONS)
+    digest = hashlib.sha256()
+    for name in SECTIONS:
+        digest.update(parts[name])
+    sha = digest.hexdigest()
     fields = {'format': INDEX_FORMAT, 'version': INDEX_VERSION, 'dev': dev, 'rows': rows,
               'strings': len(strings), 'machine': _machine(),
-              'sections': [len(parts[name]) for name in SECTIONS], 'sha256': hashlib.sha256(body).hexdigest()}
+              'sections': [len(parts[name]) for name in SECTIONS], 'sha256': sha}
     fields.update(extra)
     header = json.dumps(fields, sort_keys=True).encode('utf-8')
-    return header + b'\n' + body
+    return [header + b'\n'] + [parts[name] for name in SECTIONS], sha
 
 
 def _split(blob: bytes, count: int) -> Optional[List[str]]:
@@ -1706,18 +1711,12 @@ def _write_index(directory: str, dev: int, known: _Dir) -> bool:
         for append, value in zip(appends, values):
             append(value)
     known.seal = None
-    known.journal = None
-    data = encode_index(dev, columns)
-    try:
-        atomic_write_bytes(index_path(directory), data, mode=0o600)
-    except (OSError, OpsReadyError):
+    known.journal = _write_columns(directory, dev, tuple(columns[name] for name in COLUMNS))
+    if known.journal is None:
         return False  # read-only backup directory (an offsite mount, another user's): the scan works without
-    newline = data.index(b'\n')
-    sha = json.loads(data[:newline])['sha256']
-    known.journal = (len(data), 0, bytes.fromhex(sha), 0, sha)
     # written in manifest-name order
     known.sealed_stems = columns['stem']
-    del data, columns
+    del columns
     if not known.distrusted:
         _seal_index(directory, known, None)
     return True
@@ -1726,14 +1725,12 @@ def _write_index(directory: str, dev: int, known: _Dir) -> bool:
 def _write_columns(directory: str, dev: int, columns: Tuple[Any, ...]) -> Optional[Tuple[int, int, bytes, int, str]]:
     """Write the index of ``columns`` (every row proved by the scan that holds them); its journal state, or None
     when it cannot be written."""
-    data = encode_index(dev, dict(zip(COLUMNS, columns)))
+    chunks, sha = _encode_chunks(dev, dict(zip(COLUMNS, columns)), {'seal': ' ' * SEAL_WIDTH})
     try:
-        atomic_write_bytes(index_path(directory), data, mode=0o600)
+        atomic_write_bytes(index_path(directory), chunks, mode=0o600)
     except (OSError, OpsReadyError):
         return None
-    newline = data.index(b'\n')
-    sha = json.loads(data[:newline])['sha256']
-    return (len(data), 0, bytes.fromhex(sha), 0, sha)
+    return (sum(map(len, chunks)), 0, bytes.fromhex(sha), 0, sha)
 
 
 # ----------------------------------------------------------------------------------------- the seal
