@@ -87,6 +87,7 @@ MAX_ENTRIES = 1_000_000
 INDEX_NAME = '.opsready-catalog-index.json'
 INDEX_FORMAT = 'opsready-catalog-index'
 INDEX_VERSION = 4   # 2: the header has a seal; 3: binary columns after the JSON header line; 4: a journal after them
+PREVIOUS_VERSION = 3   # read (its rows are the same), never appended to nor sealed: rewritten as INDEX_VERSION
 INDEX_LIMIT = 1024 ** 3
 # From this many manifests on, a scan keeps the manifests it parsed but does not return as index rows, not as
 # parsed JSON (~6 KB each: 1.5 GB for the first run on 200,000); below it, as parsed JSON, so that a small first
@@ -1016,9 +1017,13 @@ def _incremental(directory: str, known: _Dir, names: List[str], fd: int, dir_sig
             changes[stem] = values
     write = not _READ_ONLY[0]
     journal = known.journal
-    # a long journal (or a file that no longer holds these rows) is folded into a new base by a run with rows to add
-    fold = bool(changes) and write and (journal is None or journal[3] >= JOURNAL_MAX_RECORDS
-                                        or journal[1] > journal[0] // JOURNAL_MAX_SHARE)
+    # a long journal is folded into a new base by a run with rows to add; a file that cannot be appended to (the
+    # previous format, or one that no longer holds these rows) is replaced by any run that can write the directory
+    if journal is None:
+        fold = write and os.access(directory, os.W_OK)
+    else:
+        fold = write and bool(changes) and (journal[3] >= JOURNAL_MAX_RECORDS
+                                            or journal[1] > journal[0] // JOURNAL_MAX_SHARE)
     if changes:
         # into copies: a catalog this run made before (its scan result, its row numbers) keeps the columns it was made
         # on; nobody else holds them outside a session, and each old column is freed as its copy replaces it
@@ -1057,6 +1062,10 @@ def _incremental(directory: str, known: _Dir, names: List[str], fd: int, dir_sig
                 known.journal = None   # the file no longer holds what this process does: never appended or sealed
                 known.index_current = False
                 known.seal = None
+    elif fold:
+        known.seal = None
+        known.journal = _write_columns(directory, dir_sig[0], columns)
+        known.index_current = known.journal is not None
     known.dir_sig = dir_sig
     if (write and known.journal is not None and not broken and not extras and tick_ok and not known.distrusted
             and len(known.sealed_stems) == len(names)):
@@ -1390,6 +1399,14 @@ def _split_text(text: str, count: int) -> Optional[List[str]]:
     return values if len(values) == count else None
 
 
+def sum_lengths(header: Dict[str, Any]) -> int:
+    """The body's length a header's ``sections`` give (-1 when they are not a list of integers)."""
+    lengths = header.get('sections')
+    if not isinstance(lengths, list) or not all(map(_is_int, lengths)):
+        return -1
+    return sum(lengths)
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -1412,6 +1429,14 @@ def _parse(held: List[bytes], dev: int, seal: Optional[List[Any]] = None,
     if got is None:
         return None
     decoded, strings, header, tail, end = got
+    if header['version'] == PREVIOUS_VERSION:
+        # the previous release's index (the same body, no journal, a seal of another form): its rows are used like
+        # any unsealed index's (every manifest stat'ed); nothing is appended to it, the next run writes format 4
+        if seal is not None:
+            seal.append(None)
+        if journal is not None:
+            journal.append(None)
+        return decoded, strings
     root = bytes.fromhex(header['sha256'])
     changes, length, chain, count = _replay(tail, root, dev)
     del tail
@@ -1440,7 +1465,9 @@ def _decode(held: List[bytes], dev: int, exact: bool) -> Optional[Tuple[Dict[str
     try:
         header = json.loads(raw[:newline])
         if (not isinstance(header, dict) or header.get('format') != INDEX_FORMAT
-                or header.get('version') != INDEX_VERSION or header.get('dev') != dev
+                or header.get('version') not in ((INDEX_VERSION, PREVIOUS_VERSION) if not exact else (INDEX_VERSION,))
+                or (header['version'] == PREVIOUS_VERSION and sum_lengths(header) != len(raw) - newline - 1)
+                or header.get('dev') != dev
                 or header.get('machine') != _machine()):
             return None
         rows_value, count_value, lengths = header.get('rows'), header.get('strings'), header.get('sections')

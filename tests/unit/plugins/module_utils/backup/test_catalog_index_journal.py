@@ -376,3 +376,31 @@ def test_a_catalog_made_before_a_change_in_the_same_run_keeps_its_rows(sealed):
         assert sum(len(v) for v in second.set_refs().values()) == 241
         after = {key: [m.id for m in first._scan.build_set(first.directory, value)] for key, value in refs.items()}
     assert after == before
+
+
+def test_the_previous_format_is_read_and_replaced_without_parsing_every_manifest(sealed, parses):
+    """An index of the previous release (format 3: the same body, no journal, its own seal) is used like an unsealed
+    index (every manifest stat'ed, none parsed for it) and replaced by a format-4 one, sealed by the run after."""
+    index = sealed / INDEX_NAME
+    raw = index.read_bytes()
+    newline = raw.index(b'\n')
+    header = json.loads(raw[:newline])
+    header['version'] = 3
+    header['seal'] = ' ' * 160
+    with open(index, 'r+b') as handle:   # in place, as the previous release left it
+        handle.write(json.dumps(header, sort_keys=True).encode() + raw[newline:body_end(raw)])
+        handle.truncate()
+    with no_index():
+        truth = describe(str(sealed), database='app01', now=NOW, max_artifacts=0)
+    catalog_index.clear()
+    parses.clear()
+    assert describe(str(sealed), database='app01', now=NOW, max_artifacts=0) == truth
+    assert len(parses) < 60, 'the rows of the previous format were used'
+    assert json.loads(index.read_bytes()[:index.read_bytes().index(b'\n')])['version'] == catalog_index.INDEX_VERSION
+    catalog_index.clear()
+    describe(str(sealed), now=NOW)   # seals it
+    catalog_index.clear()
+    Catalog(str(sealed))
+    assert catalog_index._DIRS[os.path.abspath(str(sealed))].seal is not None
+    catalog_index.clear()
+    assert_same_as_parsing_everything(sealed)
