@@ -25,7 +25,8 @@ peak RSS, next to the growth of N (linear growth matches it). Targets (issue 22)
 The catalog index (backup/catalog_index.py) is built by the first operation that reads a directory and
 used by every later one: ``backup_info_cold`` removes it before each round (the one-off cost of the first
 run); ``backup_info_changed`` adds one manifest by rename first (the first read after each backup: the index's
-seal no longer matches, every manifest is stat'ed, the index rewritten and sealed); every other row is the
+seal no longer matches, every manifest is stat'ed, the new one parsed and appended to the index's journal, the
+index sealed again in place); every other row is the
 steady state (a sealed index of an unchanged directory). ``backup_info`` is describe() alone; ``backup_info_output``
 adds the module's JSON result (the newest 100 artifacts and the chain by default, ``max_artifacts``).
 Two reference rows are not product operations: ``floor_stat`` (list the directory and stat every
@@ -185,8 +186,8 @@ def op_backup_info_cold(directory: str) -> Any:
 
 def op_backup_info_changed(directory: str) -> Any:
     """backup_info right after a backup added a manifest (by rename, as the product writes): the directory no
-    longer matches the index's seal, so every manifest is stat'ed, the index rewritten and sealed again
-    (what the first catalog read after each backup pays)."""
+    longer matches the index's seal, so every manifest is stat'ed, the new one parsed and its row appended to the
+    index's journal, and the index sealed again (what the first catalog read after each backup pays)."""
     from ansible_collections.opsready.operations.plugins.module_utils.backup import catalog_index
     # as backup_info
     from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_jobs import describe

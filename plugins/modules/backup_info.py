@@ -19,9 +19,10 @@ description:
     O(max_artifacts) manifests and the artifacts of RV(chain), while RV(sets) summarises every set; ask for
     more with O(max_artifacts)."
   - "Read-only for backups; in a directory of 1,000 manifests or more it keeps a derived index file,
-    C(.opsready-catalog-index.json) (mode 0600, rebuilt from the manifests whenever one is added, removed
-    or changed, ignored when it is not the reading user's own or is damaged), so that later runs do not
-    parse every manifest again. It is not written in check mode or where the directory is read-only.
+    C(.opsready-catalog-index.json) (mode 0600; the manifests added, removed or changed since it was written
+    are appended to it as a journal and folded into a rewritten index now and then; ignored when it is not the
+    reading user's own or is damaged), so that later runs do not parse every manifest again. It is not
+    written in check mode or where the directory is read-only.
     While the directory is unchanged since the index was sealed, only the manifests a run returns or reports
     in detail are checked one by one; see docs/architecture.md for what that proves."
 author: opsready developers (@opsready)

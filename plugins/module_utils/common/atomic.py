@@ -13,7 +13,7 @@ import json
 import os
 import stat
 import tempfile
-from typing import Any, Optional
+from typing import Any, Optional, Sequence, Union
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
@@ -32,9 +32,10 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: str, data: bytes, mode: int = 0o644,
+def atomic_write_bytes(path: str, data: Union[bytes, Sequence[bytes]], mode: int = 0o644,
                        uid: Optional[int] = None, gid: Optional[int] = None) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
+    """Write ``data`` (bytes, or a list of chunks written in turn: a large file need not be joined into one copy
+    first) to ``path`` so that readers see the old file or the new one, never half."""
     directory = os.path.dirname(os.path.abspath(path))
     # mkstemp creates the temp name with O_EXCL | O_NOFOLLOW; mode and owner are then set on the
     # descriptor, never by path: in a directory another user can write, the temp name could be swapped
@@ -42,7 +43,11 @@ def atomic_write_bytes(path: str, data: bytes, mode: int = 0o644,
     fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp', dir=directory)
     try:
         with os.fdopen(fd, 'wb') as handle:
-            handle.write(data)
+            if isinstance(data, (bytes, bytearray, memoryview)):
+                handle.write(data)
+            else:
+                for chunk in data:
+                    handle.write(chunk)
             handle.flush()
             os.fchmod(handle.fileno(), mode)
             if uid is not None or gid is not None:
