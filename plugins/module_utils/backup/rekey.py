@@ -51,10 +51,16 @@ from ansible_collections.opsready.operations.plugins.module_utils.common import 
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import PARTIAL_SUFFIX
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
 
-# Two chunks per block, two blocks in the ring, two in the write queue: short bursts per stage. On a busy machine a
-# stage that works in long bursts waits longer for a CPU each time (measured at load 10 on 2 cores, same CPU seconds:
-# 1 MiB blocks 10-11 s per GB, 128 KiB 5.7-7.1 s; age's own pipe moves 64 KiB at a time).
-BLOCK = 128 * 1024
+# Four chunks per block, four blocks in the ring (1 MiB of shared memory), two in the write queue. Each block costs
+# the parent a pipe message each way, a queue handoff to the writing thread and a Python loop turn: at 128 KiB that
+# was ~0.2 CPU s per GB. Measured (1 GB, 6 alternated rounds at load 6-8, docs/bench.md): 128 KiB x 2 slots 2.71 s,
+# 256 KiB x 4 2.22 s, 512 KiB x 4 2.24 s; at load 10, 1 MiB blocks in a 2-slot ring were slower than 128 KiB ones
+# (a stage holding one of two long blocks stalls the others), so the blocks stay short and the ring deeper.
+BLOCK = 256 * 1024
+# The child tells the kernel to drop the old file's pages behind it every DROP_EVERY bytes: the file is read once
+# and replaced, so its cache is of no further use, and dropping it while the stream runs (on a core the stream
+# shares) takes that work out of the swap at the end, where freeing a cached 1 GB file took ~0.08 s of the ~0.2 s.
+DROP_EVERY = 32 * 1024 * 1024
 PENDING = 'rekey_pending'
 # Fault-injection points (tests): the hook is called with (point, artifact id) and may raise.
 POINTS = ('after_partial', 'after_pending', 'after_swap', 'after_manifest')
@@ -147,6 +153,19 @@ def _write_all(fd: int, data: Any) -> None:
         view = view[os.write(fd, view):]
 
 
+def _drop_behind(fd: int, dropped: int) -> int:
+    """Drop the page cache of ``fd`` up to its read position once DROP_EVERY more bytes were read; returns the new
+    mark. Advice only: the file is not changed, and an error (a file system without it) changes nothing."""
+    position = os.lseek(fd, 0, os.SEEK_CUR)
+    if position - dropped < DROP_EVERY:
+        return dropped
+    try:
+        os.posix_fadvise(fd, dropped, position - dropped, os.POSIX_FADV_DONTNEED)
+    except OSError:
+        pass
+    return position
+
+
 class _DecryptingChild:
     """The plaintext of ``reader`` (header already opened here), decrypted in a forked child into shared memory.
 
@@ -167,7 +186,7 @@ class _DecryptingChild:
     other path (closing the pipes first: a child waiting for a free block gets end-of-file).
     """
 
-    SLOTS = 2
+    SLOTS = 4
     _MESSAGE = struct.Struct('<II')
 
     def __init__(self, reader: encryption.DecryptingReader, name: str) -> None:
@@ -213,6 +232,8 @@ class _DecryptingChild:
                 os.closerange(low, fd)  # nothing of the parent's (locks, other files, the module's pipes)
             low = max(low, fd + 1)
         report: Dict[str, Any]
+        source = reader._handle.fileno()  # pylint: disable=protected-access
+        dropped = 0
         try:
             while True:
                 slot = os.read(free_r, 1)
@@ -223,7 +244,13 @@ class _DecryptingChild:
                 if not count:
                     break
                 _write_all(data_w, cls._MESSAGE.pack(index, count))
+                if DROP_EVERY and hasattr(os, 'posix_fadvise'):
+                    dropped = _drop_behind(source, dropped)
             report = {'ok': True, 'sha256': reader.plaintext.hexdigest(), 'size': reader.plaintext_size}
+            handle = reader._handle  # pylint: disable=protected-access
+            if isinstance(handle, streaming.ChecksummedFile):
+                handle.finish()  # the whole file read and compared (raises IntegrityError on a mismatch)
+                report.update(stored_sha256=handle.hexdigest(), stored_size=handle.bytes_read)
         except OpsReadyError as exc:
             report = {'ok': False, 'integrity': isinstance(exc, IntegrityError), 'message': exc.message}
         except BaseException as exc:  # an I/O error reading the file, a signal: reported, never raised here
@@ -285,7 +312,10 @@ class _DecryptingChild:
                                 % (self.name, how), path=self.name)
         if not report.get('ok'):
             error = IntegrityError if report.get('integrity') else OpsReadyError
-            raise error(str(report.get('message')), path=self.name)
+            message = str(report.get('message'))
+            if 'old file was kept' not in message:
+                message += ' The old file was kept.'
+            raise error(message, path=self.name)
         if report.get('size') != self.received:
             raise IntegrityError('%s: %d plaintext bytes came through the pipe, the decrypting process sent %s; the '
                                  'old file was kept.' % (self.name, self.received, report.get('size')), path=self.name)
@@ -328,7 +358,7 @@ def settle(entry: Manifest) -> Optional[str]:
     return done
 
 
-def _verify_new(entry: Manifest, partial: str, sink: _HashingSink, info: Dict[str, Any], expected: str,
+def _verify_new(entry: Manifest, partial: str, sink: _HashingSink, info: Dict[str, Any], expected: Optional[str],
                 size: Optional[int], identities: Sequence[encryption.Identity], wanted: List[str]) -> None:
     if info['plaintext_size'] != size and size is not None:
         raise IntegrityError('%s: re-encrypted %d plaintext bytes, the manifest records %d; the old file was kept.'
@@ -390,14 +420,30 @@ def _rekey_one(entry: Manifest, wanted: List[str], current: List[str], identitie
     path = entry.path
     partial = path + PARTIAL_SUFFIX
     expected = None
-    if info_old.get('plaintext_sha256_sealed') and identities:
+    sealed = bool(info_old.get('plaintext_sha256_sealed'))
+    if sealed and identities:
         try:
             expected = encryption.open_sealed(info_old['plaintext_sha256_sealed'], identities, path)
         except OpsReadyError:
             pass  # the reader below says clearly that the key does not open it
-    raw = open(path, 'rb')
+    raw: Any
+    if sealed:
+        raw = open(path, 'rb')
+    else:
+        # No sealed plaintext checksum (an encrypted zstd stream carries its own content checksum, which a
+        # re-encryption does not decompress to see): the manifest's SHA-256 of the stored bytes is what tells that
+        # this file is the backup and not another age file written to the same public key. The child hashes the
+        # file as it reads it (instead of the plaintext: the same one pass) and the parent compares the digest.
+        if not entry.data.get('sha256'):
+            raise IntegrityError('%s: its manifest has neither a sealed plaintext checksum nor a sha256 of the file, '
+                                 'so nothing proves the file is the backup; the old file was kept.' % path, path=path)
+        raw = streaming.ChecksummedFile(path, entry.data['sha256'], entry.data.get('size'))
     # The header is opened here (a wrong key fails before any process is started), the stream in the child.
-    reader = encryption.DecryptingReader(raw, identities, path, recipients=current, expected_sha256=expected)
+    # The new file gets a sealed plaintext checksum where the old one had one, or where no zstd content checksum
+    # stands in for it (docs/encryption.md "Checks of an encrypted artifact"): then the child hashes the plaintext.
+    seal_new = sealed or entry.data.get('compression') != 'zstd'
+    reader = encryption.DecryptingReader(raw, identities, path, recipients=current, expected_sha256=expected,
+                                         hash_plaintext=seal_new)
     try:
         child = _DecryptingChild(reader, path)
     finally:
@@ -430,13 +476,22 @@ def _rekey_one(entry: Manifest, wanted: List[str], current: List[str], identitie
                                 'and run backup_rekey again.' % (path, partial, exc.strerror or exc), path=partial)
         finally:
             child.close()
-        plaintext = report['sha256']
-        info = writer.info(plaintext)
-        if expected is None:
-            expected = plaintext  # an old manifest without a sealed checksum
-        if plaintext != expected:
-            raise IntegrityError('%s decrypts to a plaintext whose sha256 differs from the manifest; the old file was '
-                                 'kept.' % path, path=path)
+        if sealed:
+            plaintext = report['sha256']
+            if expected is None:
+                expected = plaintext  # pragma: no cover - the reader refused a key that does not open the seal
+            if plaintext != expected:
+                raise IntegrityError('%s decrypts to a plaintext whose sha256 differs from the manifest; the old file '
+                                     'was kept.' % path, path=path)
+            info = writer.info(plaintext)
+        else:
+            size = entry.data.get('size')
+            found = (path, report.get('stored_sha256'), report.get('stored_size'), entry.data['sha256'], size)
+            if found[1] != found[3] or (size is not None and found[2] != size):
+                raise IntegrityError('%s fails its checksum (sha256 %s of %s bytes, manifest %s of %s): it is not the '
+                                     'backup; the old file was kept.' % found, path=path)
+            expected = report['sha256'] if seal_new else None
+            info = writer.info(expected, seal_checksum=seal_new)
         _verify_new(entry, partial, sink, info, expected, info_old.get('plaintext_size'), identities, wanted)
         if fault:
             fault('after_partial', entry.id)
