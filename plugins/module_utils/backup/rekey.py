@@ -40,6 +40,7 @@ import queue
 import signal
 import struct
 import threading
+import time
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
@@ -51,16 +52,20 @@ from ansible_collections.opsready.operations.plugins.module_utils.common import 
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import PARTIAL_SUFFIX
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
 
-# Four chunks per block, four blocks in the ring (1 MiB of shared memory), two in the write queue. Each block costs
-# the parent a pipe message each way, a queue handoff to the writing thread and a Python loop turn: at 128 KiB that
-# was ~0.2 CPU s per GB. Measured (1 GB, 6 alternated rounds at load 6-8, docs/bench.md): 128 KiB x 2 slots 2.71 s,
-# 256 KiB x 4 2.22 s, 512 KiB x 4 2.24 s; at load 10, 1 MiB blocks in a 2-slot ring were slower than 128 KiB ones
-# (a stage holding one of two long blocks stalls the others), so the blocks stay short and the ring deeper.
-BLOCK = 256 * 1024
+# Two chunks per block, four blocks in the ring, two in the write queue: short bursts per stage, and room for the
+# child to run ahead. On a busy machine a stage that works in long bursts waits longer for a CPU each time, and a
+# stage holding one of only two blocks stalls the others (1 GB, alternated rounds on 2 cores: at load 9 and
+# normal priority, 128 KiB x 2 slots 6.7 s, 128 KiB x 4 5.8 s, 256 KiB x 4 8.5 s; with most of both cores (nice -20)
+# 2.57 / 2.40 / 2.35 s, the pipe 2.18 s).
+BLOCK = 128 * 1024
 # The child tells the kernel to drop the old file's pages behind it every DROP_EVERY bytes: the file is read once
 # and replaced, so its cache is of no further use, and dropping it while the stream runs (on a core the stream
 # shares) takes that work out of the swap at the end, where freeing a cached 1 GB file took ~0.08 s of the ~0.2 s.
+# Not for a file changed in the last DROP_AGE seconds: its pages may still be dirty (the kernel writes them back
+# within ~35 s by default), and the advice would have the kernel write out a file that is about to be deleted
+# (measured on a freshly copied 1 GB artifact: the rotation took ~0.1 s longer).
 DROP_EVERY = 32 * 1024 * 1024
+DROP_AGE = 120
 PENDING = 'rekey_pending'
 # Fault-injection points (tests): the hook is called with (point, artifact id) and may raise.
 POINTS = ('after_partial', 'after_pending', 'after_swap', 'after_manifest')
@@ -233,6 +238,7 @@ class _DecryptingChild:
             low = max(low, fd + 1)
         report: Dict[str, Any]
         source = reader._handle.fileno()  # pylint: disable=protected-access
+        drop = bool(DROP_EVERY) and hasattr(os, 'posix_fadvise') and time.time() - os.fstat(source).st_mtime > DROP_AGE
         dropped = 0
         try:
             while True:
@@ -244,7 +250,7 @@ class _DecryptingChild:
                 if not count:
                     break
                 _write_all(data_w, cls._MESSAGE.pack(index, count))
-                if DROP_EVERY and hasattr(os, 'posix_fadvise'):
+                if drop:
                     dropped = _drop_behind(source, dropped)
             report = {'ok': True, 'sha256': reader.plaintext.hexdigest(), 'size': reader.plaintext_size}
             handle = reader._handle  # pylint: disable=protected-access

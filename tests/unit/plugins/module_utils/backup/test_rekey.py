@@ -330,3 +330,33 @@ def test_an_encrypted_zstd_artifact_is_rekeyed_and_still_restores(tmp_path):
     assert data['size'] == os.path.getsize(path)
     with streaming.open_decompressed(path, 'zstd', data['encryption'], [new]) as stream:
         assert stream.read() == payload
+
+
+@pytest.mark.parametrize('age', [0, 3600], ids=['just_written', 'an_hour_old'])
+def test_the_old_files_cache_is_dropped_behind_the_read_unless_it_was_just_written(tmp_path, monkeypatch, age):
+    """The old artifact is read once and replaced: the decrypting child asks the kernel to drop its pages as it goes
+    (the swap then has less to free), but not for a file changed in the last two minutes, whose pages may still be
+    dirty (the advice would write out a file about to be deleted). The advice is recorded from the forked child
+    through a file."""
+    log = tmp_path.parent / ('fadvise-%s.log' % age)
+
+    def record(fd, offset, length, advice):
+        with open(str(log), 'a') as handle:
+            handle.write('%s %d %d %d\n' % (os.readlink('/proc/self/fd/%d' % fd), offset, length, advice))
+    monkeypatch.setattr(rekey, 'DROP_EVERY', 1 << 20)
+    monkeypatch.setattr(rekey.os, 'posix_fadvise', record)
+    old, new = key(), key()
+    path = encrypted_artifact(tmp_path, [old.recipient], payload=BIG)
+    os.utime(path, (os.path.getmtime(path) - age,) * 2)
+    done = rekey.rekey(str(tmp_path), [new.recipient], [old])
+    assert done['rekeyed'] == [os.path.basename(path)] and done['failed'] == [], done
+    calls = [line.split() for line in log.read_text().splitlines()] if log.exists() else []
+    if not age:
+        assert calls == []
+        return
+    assert calls and all(c[0] == path and int(c[3]) == os.POSIX_FADV_DONTNEED for c in calls), calls
+    spans = sorted((int(c[1]), int(c[2])) for c in calls)
+    assert spans[0][0] == 0 and all(a + n == b for (a, n), (b, _) in zip(spans, spans[1:]))  # contiguous, from 0
+    assert spans[-1][0] + spans[-1][1] >= len(BIG) - (2 << 20)
+    with open(path, 'rb') as handle:
+        assert encryption.DecryptingReader(handle, [new], path).read() == BIG
