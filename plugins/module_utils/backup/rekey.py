@@ -6,13 +6,16 @@
 One streaming pass per artifact (decrypt with the given identity, encrypt to the new recipients, 64 KiB
 at a time: never the artifact in memory), written side by side as ``<artifact>.partial``. Decryption runs
 in a forked child process that hands the plaintext here through a small shared-memory ring (see
-``_DecryptingChild``): ChaCha20-Poly1305 in ``cryptography`` holds the GIL, so two threads of one process
-would take turns on one core where ``age -d | age -r`` uses two. The chunks are decrypted straight into the
-ring and sealed straight from it (``decrypt_into``/``encrypt_into``): no copy of the stream besides the
-file reads and writes. The new file is checked before it replaces the old one: the plaintext that went in
-hashes to the checksum sealed in the manifest (and has its size), the file on disk has the size written,
-and when one of the given identities is among the new recipients the new file is decrypted end to end and
-compared again.
+``_DecryptingChild``): ChaCha20-Poly1305 in older ``cryptography`` releases holds the GIL, so two threads of one
+process would take turns on one core where ``age -d | age -r`` uses two (50.0 releases it in ``encrypt``,
+``encrypt_into`` and ``decrypt_into``: two threads took 1.07-1.19x the time of one, as ``hashlib`` does; the
+process works with both, and keeps the key-holding decryption apart from the writing). The chunks are
+decrypted straight into the ring and sealed straight from it (``decrypt_into``/``encrypt_into``): no copy of
+the stream besides the file reads and writes. The new file is checked before it replaces the old one: the
+plaintext that went in hashes to the checksum sealed in the manifest (and has its size), or, without a sealed
+checksum, the old file as read hashes to the manifest's sha256; the file on disk has the size written, and
+when one of the given identities is among the new recipients the new file is decrypted end to end and compared
+again.
 
 Swap order, so that an artifact is readable by the old keys or by the new ones at every moment and its
 manifest always describes the file that is there:
@@ -174,7 +177,8 @@ def _drop_behind(fd: int, dropped: int) -> int:
 class _DecryptingChild:
     """The plaintext of ``reader`` (header already opened here), decrypted in a forked child into shared memory.
 
-    Why a process: the AEAD holds the GIL, so a decrypting thread and the encrypting one would share one core.
+    Why a process: the AEAD of older cryptography releases holds the GIL, so a decrypting thread and the encrypting
+    one would share one core (see the module docstring).
     Why a fork (not a new interpreter): the child already holds the opened reader (the file key, the file position),
     so no key material crosses argv, an environment, a file or a pipe, and no code has to be found on disk (a
     module runs from its AnsiballZ payload).
