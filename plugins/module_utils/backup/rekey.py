@@ -6,13 +6,16 @@
 One streaming pass per artifact (decrypt with the given identity, encrypt to the new recipients, 64 KiB
 at a time: never the artifact in memory), written side by side as ``<artifact>.partial``. Decryption runs
 in a forked child process that hands the plaintext here through a small shared-memory ring (see
-``_DecryptingChild``): ChaCha20-Poly1305 in ``cryptography`` holds the GIL, so two threads of one process
-would take turns on one core where ``age -d | age -r`` uses two. The chunks are decrypted straight into the
-ring and sealed straight from it (``decrypt_into``/``encrypt_into``): no copy of the stream besides the
-file reads and writes. The new file is checked before it replaces the old one: the plaintext that went in
-hashes to the checksum sealed in the manifest (and has its size), the file on disk has the size written,
-and when one of the given identities is among the new recipients the new file is decrypted end to end and
-compared again.
+``_DecryptingChild``): ChaCha20-Poly1305 in older ``cryptography`` releases holds the GIL, so two threads of one
+process would take turns on one core where ``age -d | age -r`` uses two (50.0 releases it in ``encrypt``,
+``encrypt_into`` and ``decrypt_into``: two threads took 1.07-1.19x the time of one, as ``hashlib`` does; the
+process works with both, and keeps the key-holding decryption apart from the writing). The chunks are
+decrypted straight into the ring and sealed straight from it (``decrypt_into``/``encrypt_into``): no copy of
+the stream besides the file reads and writes. The new file is checked before it replaces the old one: the
+plaintext that went in hashes to the checksum sealed in the manifest (and has its size), or, without a sealed
+checksum, the old file as read hashes to the manifest's sha256; the file on disk has the size written, and
+when one of the given identities is among the new recipients the new file is decrypted end to end and compared
+again.
 
 Swap order, so that an artifact is readable by the old keys or by the new ones at every moment and its
 manifest always describes the file that is there:
@@ -40,6 +43,7 @@ import queue
 import signal
 import struct
 import threading
+import time
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
@@ -51,10 +55,20 @@ from ansible_collections.opsready.operations.plugins.module_utils.common import 
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import PARTIAL_SUFFIX
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
 
-# Two chunks per block, two blocks in the ring, two in the write queue: short bursts per stage. On a busy machine a
-# stage that works in long bursts waits longer for a CPU each time (measured at load 10 on 2 cores, same CPU seconds:
-# 1 MiB blocks 10-11 s per GB, 128 KiB 5.7-7.1 s; age's own pipe moves 64 KiB at a time).
+# Two chunks per block, four blocks in the ring, two in the write queue: short bursts per stage, and room for the
+# child to run ahead. On a busy machine a stage that works in long bursts waits longer for a CPU each time, and a
+# stage holding one of only two blocks stalls the others (1 GB, alternated rounds on 2 cores: at load 9 and
+# normal priority, 128 KiB x 2 slots 6.7 s, 128 KiB x 4 5.8 s, 256 KiB x 4 8.5 s; with most of both cores (nice -20)
+# 2.57 / 2.40 / 2.35 s, the pipe 2.18 s).
 BLOCK = 128 * 1024
+# The child tells the kernel to drop the old file's pages behind it every DROP_EVERY bytes: the file is read once
+# and replaced, so its cache is of no further use, and dropping it while the stream runs (on a core the stream
+# shares) takes that work out of the swap at the end, where freeing a cached 1 GB file took ~0.08 s of the ~0.2 s.
+# Not for a file changed in the last DROP_AGE seconds: its pages may still be dirty (the kernel writes them back
+# within ~35 s by default), and the advice would have the kernel write out a file that is about to be deleted
+# (measured on a freshly copied 1 GB artifact: the rotation took ~0.1 s longer).
+DROP_EVERY = 32 * 1024 * 1024
+DROP_AGE = 120
 PENDING = 'rekey_pending'
 # Fault-injection points (tests): the hook is called with (point, artifact id) and may raise.
 POINTS = ('after_partial', 'after_pending', 'after_swap', 'after_manifest')
@@ -147,10 +161,24 @@ def _write_all(fd: int, data: Any) -> None:
         view = view[os.write(fd, view):]
 
 
+def _drop_behind(fd: int, dropped: int) -> int:
+    """Drop the page cache of ``fd`` up to its read position once DROP_EVERY more bytes were read; returns the new
+    mark. Advice only: the file is not changed, and an error (a file system without it) changes nothing."""
+    position = os.lseek(fd, 0, os.SEEK_CUR)
+    if position - dropped < DROP_EVERY:
+        return dropped
+    try:
+        os.posix_fadvise(fd, dropped, position - dropped, os.POSIX_FADV_DONTNEED)
+    except OSError:
+        pass
+    return position
+
+
 class _DecryptingChild:
     """The plaintext of ``reader`` (header already opened here), decrypted in a forked child into shared memory.
 
-    Why a process: the AEAD holds the GIL, so a decrypting thread and the encrypting one would share one core.
+    Why a process: the AEAD of older cryptography releases holds the GIL, so a decrypting thread and the encrypting
+    one would share one core (see the module docstring).
     Why a fork (not a new interpreter): the child already holds the opened reader (the file key, the file position),
     so no key material crosses argv, an environment, a file or a pipe, and no code has to be found on disk (a
     module runs from its AnsiballZ payload).
@@ -167,7 +195,7 @@ class _DecryptingChild:
     other path (closing the pipes first: a child waiting for a free block gets end-of-file).
     """
 
-    SLOTS = 2
+    SLOTS = 4
     _MESSAGE = struct.Struct('<II')
 
     def __init__(self, reader: encryption.DecryptingReader, name: str) -> None:
@@ -213,6 +241,9 @@ class _DecryptingChild:
                 os.closerange(low, fd)  # nothing of the parent's (locks, other files, the module's pipes)
             low = max(low, fd + 1)
         report: Dict[str, Any]
+        source = reader._handle.fileno()  # pylint: disable=protected-access
+        drop = bool(DROP_EVERY) and hasattr(os, 'posix_fadvise') and time.time() - os.fstat(source).st_mtime > DROP_AGE
+        dropped = 0
         try:
             while True:
                 slot = os.read(free_r, 1)
@@ -223,7 +254,13 @@ class _DecryptingChild:
                 if not count:
                     break
                 _write_all(data_w, cls._MESSAGE.pack(index, count))
+                if drop:
+                    dropped = _drop_behind(source, dropped)
             report = {'ok': True, 'sha256': reader.plaintext.hexdigest(), 'size': reader.plaintext_size}
+            handle = reader._handle  # pylint: disable=protected-access
+            if isinstance(handle, streaming.ChecksummedFile):
+                handle.finish()  # the whole file read and compared (raises IntegrityError on a mismatch)
+                report.update(stored_sha256=handle.hexdigest(), stored_size=handle.bytes_read)
         except OpsReadyError as exc:
             report = {'ok': False, 'integrity': isinstance(exc, IntegrityError), 'message': exc.message}
         except BaseException as exc:  # an I/O error reading the file, a signal: reported, never raised here
@@ -285,7 +322,10 @@ class _DecryptingChild:
                                 % (self.name, how), path=self.name)
         if not report.get('ok'):
             error = IntegrityError if report.get('integrity') else OpsReadyError
-            raise error(str(report.get('message')), path=self.name)
+            message = str(report.get('message'))
+            if 'old file was kept' not in message:
+                message += ' The old file was kept.'
+            raise error(message, path=self.name)
         if report.get('size') != self.received:
             raise IntegrityError('%s: %d plaintext bytes came through the pipe, the decrypting process sent %s; the '
                                  'old file was kept.' % (self.name, self.received, report.get('size')), path=self.name)
@@ -328,7 +368,7 @@ def settle(entry: Manifest) -> Optional[str]:
     return done
 
 
-def _verify_new(entry: Manifest, partial: str, sink: _HashingSink, info: Dict[str, Any], expected: str,
+def _verify_new(entry: Manifest, partial: str, sink: _HashingSink, info: Dict[str, Any], expected: Optional[str],
                 size: Optional[int], identities: Sequence[encryption.Identity], wanted: List[str]) -> None:
     if info['plaintext_size'] != size and size is not None:
         raise IntegrityError('%s: re-encrypted %d plaintext bytes, the manifest records %d; the old file was kept.'
@@ -390,14 +430,30 @@ def _rekey_one(entry: Manifest, wanted: List[str], current: List[str], identitie
     path = entry.path
     partial = path + PARTIAL_SUFFIX
     expected = None
-    if info_old.get('plaintext_sha256_sealed') and identities:
+    sealed = bool(info_old.get('plaintext_sha256_sealed'))
+    if sealed and identities:
         try:
             expected = encryption.open_sealed(info_old['plaintext_sha256_sealed'], identities, path)
         except OpsReadyError:
             pass  # the reader below says clearly that the key does not open it
-    raw = open(path, 'rb')
+    raw: Any
+    if sealed:
+        raw = open(path, 'rb')
+    else:
+        # No sealed plaintext checksum (an encrypted zstd stream carries its own content checksum, which a
+        # re-encryption does not decompress to see): the manifest's SHA-256 of the stored bytes is what tells that
+        # this file is the backup and not another age file written to the same public key. The child hashes the
+        # file as it reads it (instead of the plaintext: the same one pass) and the parent compares the digest.
+        if not entry.data.get('sha256'):
+            raise IntegrityError('%s: its manifest has neither a sealed plaintext checksum nor a sha256 of the file, '
+                                 'so nothing proves the file is the backup; the old file was kept.' % path, path=path)
+        raw = streaming.ChecksummedFile(path, entry.data['sha256'], entry.data.get('size'))
     # The header is opened here (a wrong key fails before any process is started), the stream in the child.
-    reader = encryption.DecryptingReader(raw, identities, path, recipients=current, expected_sha256=expected)
+    # The new file gets a sealed plaintext checksum where the old one had one, or where no zstd content checksum
+    # stands in for it (docs/encryption.md "Checks of an encrypted artifact"): then the child hashes the plaintext.
+    seal_new = sealed or entry.data.get('compression') != 'zstd'
+    reader = encryption.DecryptingReader(raw, identities, path, recipients=current, expected_sha256=expected,
+                                         hash_plaintext=seal_new)
     try:
         child = _DecryptingChild(reader, path)
     finally:
@@ -430,13 +486,22 @@ def _rekey_one(entry: Manifest, wanted: List[str], current: List[str], identitie
                                 'and run backup_rekey again.' % (path, partial, exc.strerror or exc), path=partial)
         finally:
             child.close()
-        plaintext = report['sha256']
-        info = writer.info(plaintext)
-        if expected is None:
-            expected = plaintext  # an old manifest without a sealed checksum
-        if plaintext != expected:
-            raise IntegrityError('%s decrypts to a plaintext whose sha256 differs from the manifest; the old file was '
-                                 'kept.' % path, path=path)
+        if sealed:
+            plaintext = report['sha256']
+            if expected is None:
+                expected = plaintext  # pragma: no cover - the reader refused a key that does not open the seal
+            if plaintext != expected:
+                raise IntegrityError('%s decrypts to a plaintext whose sha256 differs from the manifest; the old file '
+                                     'was kept.' % path, path=path)
+            info = writer.info(plaintext)
+        else:
+            size = entry.data.get('size')
+            found = (path, report.get('stored_sha256'), report.get('stored_size'), entry.data['sha256'], size)
+            if found[1] != found[3] or (size is not None and found[2] != size):
+                raise IntegrityError('%s fails its checksum (sha256 %s of %s bytes, manifest %s of %s): it is not the '
+                                     'backup; the old file was kept.' % found, path=path)
+            expected = report['sha256'] if seal_new else None
+            info = writer.info(expected, seal_checksum=seal_new)
         _verify_new(entry, partial, sink, info, expected, info_old.get('plaintext_size'), identities, wanted)
         if fault:
             fault('after_partial', entry.id)

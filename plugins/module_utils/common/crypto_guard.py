@@ -13,8 +13,9 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
+import re
 import traceback
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 # certs/*: Certificate.not_valid_before_utc/not_valid_after_utc and asymmetric.types appeared in 42.0.
 CERTS_MINIMUM = '42.0'
@@ -32,15 +33,21 @@ except ImportError:  # exercised by test_crypto_guard (a Python that blocks the 
     CRYPTOGRAPHY_IMPORT_ERROR = traceback.format_exc()
 
 
+def _release(version: str) -> Tuple[int, ...]:
+    """The leading numeric release of a version string ('42.0.0rc1' -> (42, 0, 0)): enough to compare releases
+    with a minimum, where LooseVersion would cost an import of Ansible's compat code (~15 ms) on every run."""
+    match = re.match(r'\d+(?:\.\d+)*', version)
+    return tuple(int(part) for part in match.group(0).split('.')) if match else ()
+
+
 def missing(minimum: str, what: str = 'this module') -> Optional[str]:
     """None when cryptography >= ``minimum`` is importable; else the message that says what to install."""
-    # Imported here, not at the top: every backup and restore imports this file (through the encryption code)
-    # and ansible.module_utils.basic costs ~0.1 s of start-up where no AnsibleModule loaded it already.
-    from ansible.module_utils.basic import missing_required_lib
-    from ansible.module_utils.compat.version import LooseVersion
     if not HAS_CRYPTOGRAPHY or CRYPTOGRAPHY_VERSION is None:
+        # Imported here, only for the message: every encrypting backup calls this before its first byte, and
+        # ansible.module_utils.basic costs ~40 ms (more under load) where no AnsibleModule loaded it already.
+        from ansible.module_utils.basic import missing_required_lib
         return missing_required_lib('cryptography')
-    if LooseVersion(CRYPTOGRAPHY_VERSION) < LooseVersion(minimum):
+    if _release(CRYPTOGRAPHY_VERSION) < _release(minimum):
         return ('%s needs the Python package cryptography %s or newer on the managed host; it has %s. Upgrade it '
                 "(pip install 'cryptography>=%s', or a newer python3-cryptography from the distribution)."
                 % (what, minimum, CRYPTOGRAPHY_VERSION, minimum))

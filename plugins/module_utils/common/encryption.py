@@ -511,8 +511,9 @@ class DecryptingReader:
     """Pull stage: ``read()`` returns plaintext of an age file; authentication failure raises.
 
     ``expected_sha256`` and ``expected_size`` (when given) are compared with the plaintext at end of
-    stream. Every failure, whatever the file holds, is an OpsReadyError (IntegrityError for a corrupt
-    file); the handle is closed when the constructor fails, and by ``close()`` otherwise.
+    stream; ``plaintext`` is its SHA-256 unless ``hash_plaintext=False`` (and no ``expected_sha256``). Every
+    failure, whatever the file holds, is an OpsReadyError (IntegrityError for a corrupt file); the handle
+    is closed when the constructor fails, and by ``close()`` otherwise.
 
     ``read(n)`` follows io semantics: plaintext authenticated before a failure is returned first and
     the error is raised by the next call (so a reader of small pieces gets every authenticated byte,
@@ -522,7 +523,7 @@ class DecryptingReader:
 
     def __init__(self, handle: IO[bytes], identities: Sequence[Identity], name: str,
                  recipients: Sequence[str] = (), expected_sha256: Optional[str] = None,
-                 expected_size: Optional[int] = None) -> None:
+                 expected_size: Optional[int] = None, hash_plaintext: bool = True) -> None:
         self._handle = handle
         self.name = name
         try:
@@ -549,6 +550,8 @@ class DecryptingReader:
         self._error: Optional[OpsReadyError] = None
         self._expected = expected_sha256
         self._expected_size = expected_size
+        # hash_plaintext=False: a caller that checks the stored bytes instead (backup.rekey) skips a SHA-256 pass.
+        self._hash = hash_plaintext or bool(expected_sha256)
         self.plaintext = hashlib.sha256()
         self.plaintext_size = 0
 
@@ -638,7 +641,8 @@ class DecryptingReader:
             raise self._fail('an empty final chunk after others: not a canonical age file')
         self._counter += 1
         self._pending = following
-        self.plaintext.update(plain)
+        if self._hash:
+            self.plaintext.update(plain)
         self.plaintext_size += len(plain)
         if last:
             self._eof = True

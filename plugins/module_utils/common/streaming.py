@@ -445,6 +445,17 @@ class ChecksummedFile:
     def readable(self) -> bool:
         return True
 
+    def fileno(self) -> int:
+        return int(self._handle.fileno())
+
+    @property
+    def bytes_read(self) -> int:
+        return self._read
+
+    def hexdigest(self) -> str:
+        """The SHA-256 of what was read so far (of the whole file once ``finish()`` returned)."""
+        return self._digest.hexdigest()
+
     def finish(self) -> None:
         if self._done:
             return

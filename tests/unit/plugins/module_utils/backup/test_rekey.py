@@ -270,3 +270,93 @@ def test_the_parent_compares_the_childs_plaintext_digest_itself(tmp_path, monkey
     message = result['failed'][0]['msg']
     assert 'differs from the manifest' in message and 'old file was kept' in message, message
     assert_kept(tmp_path, before, fds)
+
+
+@pytest.mark.parametrize('same_size', [True, False], ids=['same_size', 'other_size'])
+def test_an_encrypted_zstd_artifact_replaced_by_another_valid_age_file_is_not_rekeyed(tmp_path, same_size):
+    """What file_backup and db_backup write when they encrypt: zstd with its content checksum inside the age stream and
+    no sealed plaintext checksum in the manifest. The manifest's SHA-256 of the stored bytes is then what says the file
+    is the backup's: an age file anyone with the public key wrote in its place (every chunk authenticates) must not be
+    re-encrypted and described by a new manifest as if it were the backup; the old file and manifest stay."""
+    old, new = key(), key()
+    payload = os.urandom(3 << 20)
+    victim = os.path.join(str(tmp_path), 'etc-files-%s.tar.zst.age' % utcnow().strftime('%Y%m%dT%H%M%S%fZ'))
+    with ArtifactWriter(victim, compression='zstd', recipients=[old.recipient]) as writer:
+        writer.write(payload)
+        stored = writer.commit()
+    assert 'plaintext_sha256_sealed' not in stored['encryption']
+    now = isoformat(utcnow())
+    write_manifest(victim, {'engine': 'files', 'kind': 'files', 'database': 'etc', 'started': now, 'finished': now,
+                            'size': stored['size'], 'sha256': stored['sha256'], 'compression': 'zstd',
+                            'encryption': stored['encryption']})
+    good = encrypted_artifact(tmp_path, [old.recipient], payload=BIG[:300_000])
+    impostor = str(tmp_path / 'impostor')
+    with ArtifactWriter(impostor, compression='zstd', recipients=[old.recipient]) as writer:
+        writer.write(payload[:-1] + bytes([payload[-1] ^ 1]) if same_size else payload + b'!')
+        writer.commit()
+    os.replace(impostor, victim)
+    fds, before = own_fds(), snapshot(tmp_path)
+    result = rekey.rekey(str(tmp_path), [new.recipient], [old])
+    assert result['rekeyed'] == [os.path.basename(good)], result
+    assert [f['id'] for f in result['failed']] == [os.path.basename(victim)], result
+    message = result['failed'][0]['msg']
+    assert 'checksum' in message or (not same_size and ('plaintext bytes' in message or 'manifest says' in message))
+    assert 'old file was kept' in message, message
+    after = snapshot(tmp_path)
+    for name in (victim, victim + '.manifest.json'):
+        assert after[os.path.basename(name)] == before[os.path.basename(name)], 'the replaced artifact was changed'
+    assert not [n for n in after if n.endswith('.partial')]
+    assert children() == [] and own_fds() == fds
+
+
+def test_an_encrypted_zstd_artifact_is_rekeyed_and_still_restores(tmp_path):
+    """The same kind of artifact, untouched: re-encrypted, its new manifest describes the new file, and it decompresses
+    to the original bytes with the new key."""
+    from ansible_collections.opsready.operations.plugins.module_utils.common import streaming
+    old, new = key(), key()
+    payload = os.urandom(1 << 20) + b'a' * (3 << 20)
+    path = os.path.join(str(tmp_path), 'etc-files-%s.tar.zst.age' % utcnow().strftime('%Y%m%dT%H%M%S%fZ'))
+    with ArtifactWriter(path, compression='zstd', recipients=[old.recipient]) as writer:
+        writer.write(payload)
+        stored = writer.commit()
+    now = isoformat(utcnow())
+    write_manifest(path, {'engine': 'files', 'kind': 'files', 'database': 'etc', 'started': now, 'finished': now,
+                          'size': stored['size'], 'sha256': stored['sha256'], 'compression': 'zstd',
+                          'encryption': stored['encryption']})
+    done = rekey.rekey(str(tmp_path), [new.recipient], [old])
+    assert done['rekeyed'] == [os.path.basename(path)] and done['failed'] == [], done
+    data = read_manifest(path + '.manifest.json').data
+    assert data['sha256'] == hashlib.sha256(open(path, 'rb').read()).hexdigest()
+    assert data['size'] == os.path.getsize(path)
+    with streaming.open_decompressed(path, 'zstd', data['encryption'], [new]) as stream:
+        assert stream.read() == payload
+
+
+@pytest.mark.parametrize('age', [0, 3600], ids=['just_written', 'an_hour_old'])
+def test_the_old_files_cache_is_dropped_behind_the_read_unless_it_was_just_written(tmp_path, monkeypatch, age):
+    """The old artifact is read once and replaced: the decrypting child asks the kernel to drop its pages as it goes
+    (the swap then has less to free), but not for a file changed in the last two minutes, whose pages may still be
+    dirty (the advice would write out a file about to be deleted). The advice is recorded from the forked child
+    through a file."""
+    log = tmp_path.parent / ('fadvise-%s.log' % age)
+
+    def record(fd, offset, length, advice):
+        with open(str(log), 'a') as handle:
+            handle.write('%s %d %d %d\n' % (os.readlink('/proc/self/fd/%d' % fd), offset, length, advice))
+    monkeypatch.setattr(rekey, 'DROP_EVERY', 1 << 20)
+    monkeypatch.setattr(rekey.os, 'posix_fadvise', record)
+    old, new = key(), key()
+    path = encrypted_artifact(tmp_path, [old.recipient], payload=BIG)
+    os.utime(path, (os.path.getmtime(path) - age,) * 2)
+    done = rekey.rekey(str(tmp_path), [new.recipient], [old])
+    assert done['rekeyed'] == [os.path.basename(path)] and done['failed'] == [], done
+    calls = [line.split() for line in log.read_text().splitlines()] if log.exists() else []
+    if not age:
+        assert calls == []
+        return
+    assert calls and all(c[0] == path and int(c[3]) == os.POSIX_FADV_DONTNEED for c in calls), calls
+    spans = sorted((int(c[1]), int(c[2])) for c in calls)
+    assert spans[0][0] == 0 and all(a + n == b for (a, n), (b, _) in zip(spans, spans[1:]))  # contiguous, from 0
+    assert spans[-1][0] + spans[-1][1] >= len(BIG) - (2 << 20)
+    with open(path, 'rb') as handle:
+        assert encryption.DecryptingReader(handle, [new], path).read() == BIG

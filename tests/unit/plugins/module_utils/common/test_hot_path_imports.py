@@ -61,3 +61,34 @@ def test_the_missing_library_message_still_comes_from_ansible():
         assert crypto_guard.missing('1.0') == missing_required_lib('cryptography')
     finally:
         crypto_guard.HAS_CRYPTOGRAPHY = saved
+
+
+CHECK_PROBE = '''
+import sys
+sys.path.insert(0, %(build)r)
+from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
+encryption.check_available()
+print(','.join(sorted(m for m in sys.modules)))
+'''
+
+
+def test_an_encrypting_run_checks_cryptography_without_loading_ansibles_module_code():
+    """Every encrypting backup calls ``encryption.check_available()`` before its first byte: with cryptography present
+    and new enough, that is a version comparison, not ``ansible.module_utils.basic`` (~40 ms) and ``compat.version``
+    (~15 ms) in the serial start of the run (which a module has loaded already, but a library caller has not)."""
+    out = subprocess.run([sys.executable, '-c', CHECK_PROBE % {'build': BUILD}], check=True, capture_output=True,
+                         text=True).stdout.strip()
+    found = set(out.split(','))
+    assert not found & {'ansible.module_utils.basic', 'ansible.module_utils.compat.version'}, sorted(found)
+
+
+@pytest.mark.parametrize('installed,minimum,too_old', [
+    ('50.0.2', '2.5', False), ('2.5', '2.5', False), ('2.4.9', '2.5', True), ('42.0.0rc1', '42.0', False),
+    ('41.0.7', '42.0', True), ('3.4.8', '42.0', True), ('100.0', '42.0', False)])
+def test_the_version_comparison_says_what_looseversion_said(monkeypatch, installed, minimum, too_old):
+    from ansible_collections.opsready.operations.plugins.module_utils.common import crypto_guard
+    monkeypatch.setattr(crypto_guard, 'CRYPTOGRAPHY_VERSION', installed)
+    message = crypto_guard.missing(minimum, 'encrypt')
+    assert (message is not None) == too_old, message
+    if too_old:
+        assert 'needs the Python package cryptography %s or newer' % minimum in message and installed in message
