@@ -44,7 +44,6 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.artifac
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.client import (  # noqa: F401  # pylint: disable=unused-import
     CONNECT_HINTS, LOGIN_REFUSED, PostgresClient, csv_rows, find_client_tool, newest_packaged_tool)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.client import CATALOG_SEARCH_PATH
-from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.dbprops import DUMP_SETTINGS
 
 FORMATS = ('custom', 'directory', 'plain')
 LSN = re.compile(r'^([0-9A-Fa-f]+)/([0-9A-Fa-f]+)$')
@@ -331,7 +330,7 @@ class PostgresEngine(Engine):
         position = self._position(info)
         # Owner, ACL, comment, settings of the database itself: pg_dump keeps them only for --create.
         from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.dbprops import (
-            read_properties)
+            DUMP_SETTINGS, read_properties)
         properties = read_properties(self, database)
         started = utcnow()
         version = self.tool_version('pg_dump')
@@ -375,6 +374,9 @@ class PostgresEngine(Engine):
     def _dump_env(self, database: str) -> Dict[str, str]:
         """pg_dump's environment: the session settings the dump's text depends on and pg_dump leaves to the
         database (``DUMP_SETTINGS``), pinned through PGOPTIONS, which wins over ALTER DATABASE/ROLE ... SET."""
+        # imported here: a base backup never loads the properties reader (module start-up, test_hot_path_imports)
+        from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.dbprops import (
+            DUMP_SETTINGS)
         env = self.env(database)
         pinned = ' '.join('-c %s=%s' % item for item in sorted(DUMP_SETTINGS.items()))
         env['PGOPTIONS'] = (env.get('PGOPTIONS', '') + ' ' + pinned).strip()
