@@ -18,6 +18,11 @@ description:
     C(PRAGMA integrity_check) and C(PRAGMA foreign_key_check); PostgreSQL C(pg_amcheck --heapallindexed)
     (it installs the C(amcheck) extension in the scratch database), or a full read of every table where
     pg_amcheck or amcheck is unavailable (the result says which); MariaDB/MySQL C(mariadb-check)/C(mysqlcheck)."
+  - "O(step=guard) only checks that O(database) is not O(source) (SQLite: not the same file under another path,
+    a symbolic link or a hard link to it). The role C(opsready.operations.dr_drill) runs it before it restores
+    anything, and drops the scratch target afterwards only when it passed: a restore with C(replace) into the
+    live database and the clean-up after it would otherwise overwrite and then delete the database the drill
+    protects. Every other step checks the same."
   - "O(step=smoke) runs each of O(queries) and checks its O(queries[].expect), so the drill proves the data is
     usable, not only present. Every query runs even when an earlier one failed."
   - The scratch target is removed afterwards by M(opsready.operations.db_restore) with C(state=absent).
@@ -35,17 +40,17 @@ options:
     description: Which step to run.
     type: str
     required: true
-    choices: [integrity, smoke, fileset]
+    choices: [guard, integrity, smoke, fileset]
   engine:
     description:
       - Engine of the scratch target. SQL Server (DBCC CHECKDB) is not implemented yet.
-      - Required for O(step=integrity) and O(step=smoke).
+      - Required for O(step=guard), O(step=integrity) and O(step=smoke).
     type: str
     choices: [postgresql, mariadb, mysql, sqlite]
   database:
     description:
       - The scratch database name (SQLite, the path of the restored file).
-      - Required for O(step=integrity) and O(step=smoke).
+      - Required for O(step=guard), O(step=integrity) and O(step=smoke).
     type: str
   backup_dir:
     description:
@@ -81,7 +86,8 @@ options:
   source:
     description:
       - "The production database the backup came from. The step refuses to run when O(database) is this name:
-        a drill works on a scratch copy, never on the database it protects."
+        a drill works on a scratch copy, never on the database it protects. For SQLite the paths are resolved
+        (C(.), C(..), symbolic links) and a hard link to the source counts as the source."
     type: str
   backup:
     description:
@@ -241,7 +247,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.regist
 def main():
     argument_spec = db_connection_argument_spec()
     argument_spec.update(
-        step=dict(type='str', required=True, choices=['integrity', 'smoke', 'fileset']),
+        step=dict(type='str', required=True, choices=['guard', 'integrity', 'smoke', 'fileset']),
         engine=dict(type='str', choices=list(DRILL_ENGINES)),
         database=dict(type='str'),
         source=dict(type='str'),
@@ -263,6 +269,7 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, mutually_exclusive=db_connection_mutually_exclusive(),
                            required_if=[('step', 'smoke', ['queries', 'engine', 'database']),
                                         ('step', 'integrity', ['engine', 'database']),
+                                        ('step', 'guard', ['engine', 'database']),
                                         ('step', 'fileset', ['backup_dir', 'fileset', 'scratch_root'])],
                            supports_check_mode=True)
     p = module.params
@@ -272,9 +279,12 @@ def main():
     if p['step'] == 'fileset':
         fileset_step(module, result)
     try:
+        guard_scratch(p['database'], p['source'], p['engine'])
+        if p['step'] == 'guard':  # read-only: runs in check mode too, needs no client tool
+            result.update(ok=True, result='the scratch target %s is not the source %s' % (p['database'], p['source']))
+            module.exit_json(**result)
         client = get_drill_client(p['engine'], connection_from_params(p))
         result['tool_versions'] = client.versions()
-        guard_scratch(p['database'], p['source'])
         if module.check_mode:
             result.update(ok=True, result='skipped in check mode (nothing was restored)')
             module.exit_json(**result)

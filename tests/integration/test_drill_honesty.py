@@ -1,0 +1,93 @@
+"""A DR drill must never say PASSED when a real recovery from that backup would not give what the report claims.
+
+Real ansible-playbook runs of playbooks/dr_drill.yml (and drill_report) against real SQLite files and real
+backups: each test feeds one way a drill could lie (a scratch target that is the live database under another
+spelling, a catalog clock ahead of the drill, a restore that skipped objects, ...) and asserts on the report an
+operator reads and on the state of the host afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.harness.playbook import run_playbook, write_playbook
+
+SMOKE = [{'name': 'customers', 'sql': 'SELECT count(*) AS n FROM customers', 'expect': {'value_at_least': 100}}]
+
+
+@pytest.fixture
+def shop(tmp_path):
+    db = tmp_path / 'app' / 'shop.sqlite'
+    db.parent.mkdir()
+    conn = sqlite3.connect(db)
+    conn.executescript('CREATE TABLE customers (id INTEGER PRIMARY KEY, email TEXT UNIQUE NOT NULL);')
+    conn.executemany('INSERT INTO customers (email) VALUES (?)', [('c%d@example.com' % i,) for i in range(200)])
+    conn.commit()
+    conn.close()
+    return {'db': db, 'backups': tmp_path / 'backups', 'reports': tmp_path / 'reports',
+            'scratch': tmp_path / 'scratch' / 'shop-drill.sqlite', 'tmp': tmp_path}
+
+
+def backup(shop):
+    book = write_playbook(shop['tmp'], [{'name': 'backup', 'opsready.operations.db_backup': {
+        'engine': 'sqlite', 'database': str(shop['db']), 'dest': str(shop['backups'])}}])
+    result = run_playbook(book)
+    assert result.rc == 0, result.stdout[-3000:]
+    return Path(result.result('backup')['manifest']['path'])
+
+
+def drill(shop, **overrides):
+    database = {'name': 'shop', 'engine': 'sqlite', 'database': str(shop['db']), 'backup_dir': str(shop['backups']),
+                'scratch': str(shop['scratch']), 'smoke_queries': SMOKE}
+    database.update(overrides)
+    return run_playbook('playbooks/dr_drill.yml', extravars={
+        'dr_drill_report_dir': str(shop['reports']), 'dr_drill_databases': [database]})
+
+
+def report_of(result):
+    out = result.result('Write the drill report')
+    return out, json.loads(Path(out['paths']['json']).read_text())
+
+
+def customers(path):
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute('SELECT count(*) FROM customers').fetchone()[0]
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize('alias', ['dot', 'dotdot', 'symlink', 'hardlink'])
+def test_a_scratch_path_that_is_the_source_under_another_spelling_is_refused_before_anything_is_written(shop, alias):
+    backup(shop)
+    conn = sqlite3.connect(shop['db'])
+    conn.execute("INSERT INTO customers (email) VALUES ('written-after-the-backup@example.com')")
+    conn.commit()
+    conn.close()
+    app = shop['db'].parent
+    if alias == 'dot':
+        scratch = '%s/./shop.sqlite' % app
+    elif alias == 'dotdot':
+        scratch = '%s/../app/shop.sqlite' % app
+    elif alias == 'symlink':
+        os.symlink(shop['db'], shop['tmp'] / 'link.sqlite')
+        scratch = str(shop['tmp'] / 'link.sqlite')
+    else:
+        os.link(shop['db'], shop['tmp'] / 'hard.sqlite')
+        scratch = str(shop['tmp'] / 'hard.sqlite')
+    result = drill(shop, scratch=scratch)
+    assert shop['db'].exists(), 'the drill removed the live database'
+    assert customers(shop['db']) == 201, 'the drill overwrote the live database with the backup'
+    assert result.rc != 0 and 'PASSED' not in result.stdout
+    out, report = report_of(result)
+    db = report['databases'][0]
+    assert not out['passed'] and any('is the source database itself' in r for r in db['reasons'])
+    steps = {s['name']: s for s in db['steps']}
+    assert 'restore' not in steps, 'nothing may be restored into a scratch target that is the source'
+    assert steps['cleanup']['result'].startswith('not run')
+    assert os.path.lexists(scratch), 'the clean-up removed the path that names the live database'
