@@ -12,6 +12,8 @@
   flagged (``rpo_flag``), not failed: an idle stretch after the last transaction is no loss, but a drill
   cannot tell it from WAL or binary logs that were never replayed.
 * A drill with ``stop_at`` fails when the copy holds data from after ``stop_at``.
+* A newest point later than the reference by more than ``CLOCK_SKEW_TOLERANCE_SECONDS`` is a clock ahead (or a
+  time written by hand): the RPO is unknown (``not_measured``) and the drill fails, never an RPO of 0 s.
 * RTO = wall time from the start of the first recovery step (``verify``, else ``restore``) to the end
   of the last proving step (``integrity``/``smoke``). It is only measured when every step from
   verification to the smoke queries succeeded: a restore that did not prove usable recovered nothing.
@@ -37,6 +39,10 @@ RECOVERY_STEPS = ('fetch_offsite', 'verify', 'restore', 'integrity', 'smoke')
 PASS, FAIL, NOT_MEASURED = 'pass', 'fail', 'not_measured'
 # Catalog claim and recovered point may differ by the archiving latency (and MariaDB's whole seconds).
 RPO_TOLERANCE_SECONDS = 1.0
+# A point later than the instant it is measured from by more than this is not jitter between the clocks of the
+# controller, the backup host and the database server: the manifest's (or server's) clock is ahead, or a time was
+# written by hand. The age of the newest point is then unknown; max(0, ...) made it an RPO of 0 s that passed.
+CLOCK_SKEW_TOLERANCE_SECONDS = 5.0
 
 
 def _time(value: Any, what: str) -> Optional[datetime.datetime]:
@@ -139,7 +145,25 @@ def measure(database: Dict[str, Any], drill_started: datetime.datetime) -> Dict[
     rpo: Optional[float] = None
     rpo_flag: Optional[str] = None
     difference: Optional[float] = None
-    if recovered_at is not None:
+    skew = datetime.timedelta(seconds=CLOCK_SKEW_TOLERANCE_SECONDS)
+    ahead: Optional[str] = None
+    early = 0.0
+    if stop_at is None:
+        # (with stop_at the reference is stop_at itself, and data after it fails the drill below)
+        if recovered_at is not None and recovered_at > reference + skew:
+            ahead = 'the restored data reaches %s' % recovered.get('at')
+            early = (recovered_at - reference).total_seconds()
+        elif claimed is not None and claimed > reference + skew:
+            ahead = 'the catalog claims the chain reaches %s' % isoformat(claimed)
+            early = (claimed - reference).total_seconds()
+    if ahead:
+        claimed_rpo = None
+        reasons.append('%s, %s after the %s (%s): a clock (the backup host\'s, the database server\'s or the '
+                       'controller\'s) is ahead, so the RPO is unknown; synchronise the clocks (NTP) and drill again'
+                       % (ahead, human(early),
+                          'restore read the catalog' if reference is not drill_started else 'drill started',
+                          isoformat(reference)))
+    elif recovered_at is not None:
         rpo = round(max(0.0, (reference - recovered_at).total_seconds()), 3)
         if claimed is not None:
             difference = round((claimed - recovered_at).total_seconds(), 3)
@@ -157,7 +181,8 @@ def measure(database: Dict[str, Any], drill_started: datetime.datetime) -> Dict[
         rpo = claimed_rpo
     if rpo is None:
         rpo_verdict = NOT_MEASURED
-        reasons.append('no recoverable backup chain was found, so the RPO is unbounded')
+        if not ahead:
+            reasons.append('no recoverable backup chain was found, so the RPO is unbounded')
     else:
         rpo_verdict = PASS if rpo <= rpo_objective else FAIL
         if rpo_verdict == FAIL:

@@ -1,0 +1,56 @@
+"""Pure-logic pieces of drill honesty: figures a drill must not report when it cannot know them."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+
+from ansible_collections.opsready.operations.plugins.module_utils.drill.objectives import measure
+
+START = datetime.datetime(2026, 11, 29, 12, 0, 0, tzinfo=datetime.timezone.utc)
+STEPS = [{'name': 'restore', 'started': '2026-11-29T12:00:01Z', 'finished': '2026-11-29T12:00:05Z', 'ok': True},
+         {'name': 'integrity', 'started': '2026-11-29T12:00:05Z', 'finished': '2026-11-29T12:00:06Z', 'ok': True},
+         {'name': 'cleanup', 'started': '2026-11-29T12:00:06Z', 'finished': '2026-11-29T12:00:07Z', 'ok': True}]
+
+
+def db(**extra):
+    entry = {'name': 'pg', 'engine': 'postgresql', 'steps': STEPS, 'objectives': {'rpo_seconds': 60},
+             'backup': {'recoverable_until': '2026-11-29T11:59:50Z'}}
+    entry.update(extra)
+    return entry
+
+
+@pytest.mark.parametrize('until', ['2026-11-29T13:00:00Z', '2026-11-29T12:00:30Z', '2027-11-29T12:00:00Z'])
+def test_a_catalog_point_after_the_drill_started_is_no_rpo_of_zero(until):
+    """A manifest clock ahead of the drill's (or a forged time): the age of the newest point is unknown."""
+    out = measure(db(backup={'recoverable_until': until}), START)
+    assert out['rpo_seconds'] is None and out['rpo_verdict'] == 'not_measured'
+    assert not out['passed']
+    assert any('after the drill started' in r and 'clock' in r for r in out['reasons']), out['reasons']
+
+
+def test_a_recovered_point_after_the_catalog_was_read_is_no_rpo_of_zero():
+    out = measure(db(backup={'recoverable_until': '2026-11-29T12:40:00Z'},
+                     recovered={'at': '2026-11-29T12:40:00Z', 'source': 'pg_last_xact_replay_timestamp()',
+                                'catalog_read_at': '2026-11-29T12:00:01Z'}), START)
+    assert out['rpo_seconds'] is None and out['rpo_verdict'] == 'not_measured' and not out['passed']
+    assert any('clock' in r for r in out['reasons'])
+
+
+@pytest.mark.parametrize('until', ['2026-11-29T12:00:00.400000Z', '2026-11-29T11:59:59Z'])
+def test_a_point_at_the_drill_start_within_clock_jitter_is_measured(until):
+    """Regression guard: a backup taken just before the drill (dr_drill_backup_first) is an RPO of about 0."""
+    out = measure(db(backup={'recoverable_until': until}), START)
+    assert out['rpo_verdict'] == 'pass' and out['passed'] and out['rpo_seconds'] is not None
+
+
+def test_an_unknown_rpo_renders_as_unknown_in_every_report_form():
+    from ansible_collections.opsready.operations.plugins.module_utils.drill.html import render_html
+    from ansible_collections.opsready.operations.plugins.module_utils.drill.report import build_report, render_markdown
+    report = build_report([db(backup={'recoverable_until': '2026-11-29T13:00:00Z'})], started='2026-11-29T12:00:00Z',
+                          finished='2026-11-29T12:00:07Z', host='h')
+    assert report['verdict'] == 'FAILED' and 'RPO n/a/1 min 0 s FAILED' in report['verdict_line']
+    text = render_markdown(report)
+    assert 'clock' in text and 'RPO n/a' in text and '0.00 s' not in text.split('## pg')[0]
+    assert 'clock' in render_html(report, [])
