@@ -73,6 +73,10 @@ options:
         description:
           - "The steps in order, each with C(name) (V(find_backup), V(verify), V(restore), V(integrity), V(smoke),
             V(cleanup)), C(started), C(finished), C(ok), and C(result) or C(error)."
+          - "A step may carry C(warnings), a list of what it could not do completely (a restore that could not
+            apply a database property or load an object the source held). They do not fail the drill; they are
+            listed in the database's RV(databases[].warnings), counted in RV(verdict_line) and shown in the
+            Markdown and HTML reports under the verdict."
         type: list
         elements: dict
         default: []
@@ -173,6 +177,7 @@ databases:
       C(rpo_seconds), C(rto_verdict), C(rpo_verdict) (V(pass), V(fail), V(not_measured)), C(objectives), C(passed).
     - C(recovered_point) (the instant read back from the restored data, or null), C(rpo_claimed_seconds) (the RPO
       by the catalog's C(recoverable_until)) and C(rpo_flag) (why the two differ by more than 1 s, or null).
+    - C(warnings), what the steps could not do completely (prefixed with the step), an empty list when nothing.
   returned: success
   type: list
   elements: dict

@@ -91,3 +91,45 @@ def test_a_scratch_path_that_is_the_source_under_another_spelling_is_refused_bef
     assert 'restore' not in steps, 'nothing may be restored into a scratch target that is the source'
     assert steps['cleanup']['result'].startswith('not run')
     assert os.path.lexists(scratch), 'the clean-up removed the path that names the live database'
+
+
+def pg_drill(db, tmp_path, **overrides):
+    server = db.server
+    database = {'name': db.name, 'engine': 'postgresql', 'database': db.name, 'backup_dir': str(tmp_path / 'backups'),
+                'login_host': server.host, 'login_port': server.port, 'login_user': server.user,
+                'password_var': 'drill_password', 'smoke_queries': SMOKE}
+    database.update(overrides)
+    return run_playbook('playbooks/dr_drill.yml', extravars={
+        'dr_drill_report_dir': str(tmp_path / 'reports'), 'drill_password': server.password,
+        'dr_drill_databases': [database]})
+
+
+def pg_backup(db, tmp_path):
+    server = db.server
+    book = write_playbook(tmp_path, [{'name': 'backup', 'opsready.operations.db_backup': {
+        'engine': 'postgresql', 'database': db.name, 'dest': str(tmp_path / 'backups'), 'login_host': server.host,
+        'login_port': server.port, 'login_user': server.user, 'login_password': server.password}}])
+    result = run_playbook(book)
+    assert result.rc == 0, result.stdout[-3000:]
+
+
+def test_what_the_restore_could_not_apply_is_in_the_drill_report(pg_db, tmp_path):
+    """A restore that skipped something the backup holds (here: a role's setting in the database, the role gone
+    from the server) must say so in the report the operator reads, not only on the console of the job."""
+    role = 'ghost_%s' % pg_db.name[-12:]
+    pg_db.sql("CREATE TABLE customers (id int PRIMARY KEY, email text);"
+              "INSERT INTO customers SELECT g, 'c' || g FROM generate_series(1, 200) g;")
+    pg_db.server.sql('CREATE ROLE %s' % role)
+    pg_db.server.sql("ALTER ROLE %s IN DATABASE %s SET work_mem = '8MB'" % (role, pg_db.name))
+    pg_backup(pg_db, tmp_path)
+    pg_db.server.sql('DROP ROLE %s' % role)
+    result = pg_drill(pg_db, tmp_path)
+    out, report = report_of(result)
+    db = report['databases'][0]
+    restore = next(s for s in db['steps'] if s['name'] == 'restore')
+    assert any(role in w for w in restore.get('warnings') or []), restore
+    assert any(role in w for w in db.get('warnings') or []), db
+    markdown = Path(out['paths']['markdown']).read_text()
+    assert 'Warnings' in markdown and role in markdown
+    assert role in Path(out['paths']['html']).read_text()
+    assert 'warning' in report['verdict_line']

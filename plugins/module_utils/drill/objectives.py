@@ -208,6 +208,9 @@ def measure(database: Dict[str, Any], drill_started: datetime.datetime) -> Dict[
     elif not any(not s['ok'] for s in steps):
         reasons.append('the drill did not reach the end of the integrity and smoke steps, so the RTO was not measured')
 
+    # What a step did but could not do completely (a restore that skipped a property or an object): the drill may
+    # pass, but the report lists them next to its verdict, so PASSED never hides them.
+    warnings = ['%s: %s' % (s['name'], w) for s in steps for w in (s.get('warnings') or [])]
     cleanup = _step(steps, 'cleanup')
     result = dict(database)
     result.update(
@@ -219,6 +222,7 @@ def measure(database: Dict[str, Any], drill_started: datetime.datetime) -> Dict[
         cleaned_up=bool(cleanup and cleanup['ok']),
         passed=not reasons,
         reasons=reasons,
+        warnings=warnings,
     )
     return result
 

@@ -65,9 +65,11 @@ def verdict_line(report: Dict[str, Any]) -> str:
     good = sum(1 for db in dbs if db['passed'])
     parts = []
     for db in dbs:
-        parts.append('%s RTO %s/%s RPO %s/%s%s' % (
+        warned = len(db.get('warnings') or [])
+        parts.append('%s RTO %s/%s RPO %s/%s%s%s' % (
             db.get('name'), human(db['rto_seconds']), human(db['objectives']['rto_seconds']),
-            human(db['rpo_seconds']), human(db['objectives']['rpo_seconds']), '' if db['passed'] else ' FAILED'))
+            human(db['rpo_seconds']), human(db['objectives']['rpo_seconds']), '' if db['passed'] else ' FAILED',
+            ' (%d warning%s)' % (warned, '' if warned == 1 else 's') if warned else ''))
     return 'DR drill %s: %d/%d passed; %s' % (report['verdict'], good, len(dbs), '; '.join(parts))
 
 
@@ -82,6 +84,7 @@ def history_entry(report: Dict[str, Any], paths: Dict[str, str]) -> Dict[str, An
             'name': db.get('name'), 'engine': db.get('engine'), 'passed': db['passed'],
             'rto_seconds': db['rto_seconds'], 'rpo_seconds': db['rpo_seconds'], 'objectives': db['objectives'],
             'rto_verdict': db['rto_verdict'], 'rpo_verdict': db['rpo_verdict'],
+            'warnings': len(db.get('warnings') or []),
         } for db in report['databases']],
     }
 
@@ -153,6 +156,11 @@ def write_report(report_dir: str, report: Dict[str, Any], history_limit: int = 3
     return paths
 
 
+def _line(value: Any) -> str:
+    """One list item: a newline in a name or message must not start a line of its own (a fake heading)."""
+    return ' '.join(str(value).splitlines())
+
+
 def _cell(value: Any) -> str:
     return str('' if value is None else value).replace('|', '\\|').replace('\n', ' ')
 
@@ -200,7 +208,10 @@ def render_markdown(report: Dict[str, Any]) -> str:
             lines.append('| %s | %s | %s | %s |' % (step['name'], step['started'],
                                                     '' if step['seconds'] is None else step['seconds'], _cell(result)))
         if db['reasons']:
-            lines += ['', '**Why it failed:**', ''] + ['- %s' % r for r in db['reasons']]
+            lines += ['', '**Why it failed:**', ''] + ['- %s' % _line(r) for r in db['reasons']]
+        if db.get('warnings'):
+            lines += ['', '**Warnings (what a recovery from this backup would not give back):**', '']
+            lines += ['- %s' % _line(w) for w in db['warnings']]
     if report['tool_versions']:
         versions = sorted(report['tool_versions'].items())
         lines += ['', '## Tool versions', ''] + ['- %s: %s' % (k, v) for k, v in versions]
@@ -252,5 +263,5 @@ def test_summary(db: Dict[str, Any]) -> Dict[str, Any]:
         'rto_seconds': db['rto_seconds'], 'rpo_seconds': db['rpo_seconds'],
         'rto_verdict': db['rto_verdict'], 'rpo_verdict': db['rpo_verdict'],
         'objectives': db['objectives'], 'cleaned_up': db['cleaned_up'], 'passed': db['passed'],
-        'reasons': db['reasons'],
+        'reasons': db['reasons'], 'warnings': db.get('warnings') or [],
     }
