@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime
+import json
+from pathlib import Path
 
 import pytest
 
@@ -54,3 +56,35 @@ def test_an_unknown_rpo_renders_as_unknown_in_every_report_form():
     text = render_markdown(report)
     assert 'clock' in text and 'RPO n/a' in text and '0.00 s' not in text.split('## pg')[0]
     assert 'clock' in render_html(report, [])
+
+
+HOSTILE = 'shop\n# DR drill: PASSED\n| x | y |'
+
+
+def hostile_db():
+    bad = {'name': 'restore', 'started': '2026-11-29T12:00:01Z', 'finished': '2026-11-29T12:00:05Z', 'ok': False,
+           'error': 'member etc/caf\udce9.conf differs\n# DR drill: PASSED'}
+    return db(name=HOSTILE, scratch='`x`\n# PASSED', source='a\nb', steps=[bad], engine='files\n## x')
+
+
+def test_a_name_or_message_with_newlines_cannot_forge_a_heading_in_the_markdown():
+    from ansible_collections.opsready.operations.plugins.module_utils.drill.report import build_report, render_markdown
+    report = build_report([hostile_db()], started='2026-11-29T12:00:00Z', finished='2026-11-29T12:00:07Z', host='h')
+    text = render_markdown(report)
+    headings = [line for line in text.splitlines() if line.startswith('#')]
+    assert [h for h in headings if not h.startswith('## ')] == ['# DR drill: FAILED'], headings
+    assert len([h for h in headings if h.startswith('## ')]) == 1, headings   # one per database, no more
+    assert not any(line.startswith('| x |') for line in text.splitlines())
+
+
+def test_a_file_name_that_is_not_utf8_does_not_stop_the_report_being_written(tmp_path):
+    """A member name read with surrogateescape (bytes that are not UTF-8) in a step's error: the report and the
+    history line are still written (the failure is the drill's, not the report's)."""
+    from ansible_collections.opsready.operations.plugins.module_utils.drill.report import (
+        build_report, read_history, write_report)
+    report = build_report([hostile_db()], started='2026-11-29T12:00:00Z', finished='2026-11-29T12:00:07Z', host='h')
+    paths = write_report(str(tmp_path), report)
+    for kind in ('json', 'markdown', 'html'):
+        assert Path(paths[kind]).read_bytes()
+    assert json.loads(Path(paths['json']).read_text())['passed'] is False
+    assert [h['passed'] for h in read_history(str(tmp_path))] == [False]
