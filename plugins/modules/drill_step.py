@@ -120,6 +120,8 @@ options:
           - "What the result must satisfy: C(rows_at_least), C(rows_at_most) (row count); C(value_at_least),
             C(value_at_most), C(value_equals) (first column of the first row); C(jmespath) (an expression on the
             rows, a list of column-to-value dicts, that must be true)."
+          - "Without any of them the query must return at least one row (C(rows_at_least: 1)), so a query that
+            states nothing does not pass on an empty restored table; give C(rows_at_most: 0) to expect none."
         type: dict
 extends_documentation_fragment:
   - opsready.operations.db_connection

@@ -133,3 +133,17 @@ def test_what_the_restore_could_not_apply_is_in_the_drill_report(pg_db, tmp_path
     assert 'Warnings' in markdown and role in markdown
     assert role in Path(out['paths']['html']).read_text()
     assert 'warning' in report['verdict_line']
+
+
+def test_cleaned_up_means_nothing_of_the_scratch_copy_is_left(shop):
+    """A source in WAL mode restores into a WAL-mode scratch copy; opening it for the checks creates -wal/-shm
+    beside it. 'scratch target cleaned up: yes' must mean no file of the copy (which holds the data) is left."""
+    conn = sqlite3.connect(shop['db'])
+    conn.execute('PRAGMA journal_mode=WAL')
+    conn.close()
+    backup(shop)
+    result = drill(shop)
+    assert result.rc == 0, result.stdout[-3000:]
+    out, report = report_of(result)
+    assert report['databases'][0]['cleaned_up'] is True
+    assert sorted(os.listdir(shop['scratch'].parent)) == []

@@ -82,12 +82,12 @@ def smoke(client: DrillChecks, database: str, queries: List[Dict[str, Any]]) -> 
     outcomes = []
     for i, query in enumerate(queries):
         name = query.get('name') or 'query %d' % (i + 1)
-        outcome: Dict[str, Any] = {'name': name, 'sql': query['sql'], 'expect': query.get('expect') or {},
-                                   'ok': False, 'reasons': []}
+        expect = expectations.effective(query.get('expect') or {})  # none stated: at least one row
+        outcome: Dict[str, Any] = {'name': name, 'sql': query['sql'], 'expect': expect, 'ok': False, 'reasons': []}
         started = time.monotonic()
         try:
             rows = client.query(database, query['sql'])
-            ok, reasons = expectations.evaluate(rows, query.get('expect') or {})
+            ok, reasons = expectations.evaluate(rows, expect)
             outcome.update(ok=ok, reasons=reasons, row_count=len(rows), rows=rows[:5])
         except OpsReadyError as exc:
             outcome['reasons'] = [exc.message]

@@ -88,3 +88,26 @@ def test_a_file_name_that_is_not_utf8_does_not_stop_the_report_being_written(tmp
         assert Path(paths[kind]).read_bytes()
     assert json.loads(Path(paths['json']).read_text())['passed'] is False
     assert [h['passed'] for h in read_history(str(tmp_path))] == [False]
+
+
+@pytest.mark.parametrize('expect', [None, {}, {'jmespath': None, 'rows_at_least': None}])
+def test_a_smoke_query_without_an_expectation_fails_on_an_empty_table(tmp_path, expect):
+    """'SELECT * FROM orders' with no expect passed on a restored copy without a single order: a query that
+    states nothing must at least return a row."""
+    import sqlite3
+    from ansible_collections.opsready.operations.plugins.module_utils.drill import steps
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlite.checks import SQLiteChecks
+    path = str(tmp_path / 'scratch.sqlite')
+    conn = sqlite3.connect(path)
+    conn.execute('CREATE TABLE orders (id INTEGER PRIMARY KEY)')
+    conn.close()
+    query = {'name': 'orders', 'sql': 'SELECT * FROM orders'}
+    if expect is not None:
+        query['expect'] = expect
+    step = steps.smoke(SQLiteChecks(ConnectionParams()), path, [query])
+    assert not step['ok'] and 'returned 0 rows, expected at least 1' in step['error']
+    assert step['details']['queries'][0]['expect'] == {'rows_at_least': 1}
+    # stated explicitly, an empty answer is what the operator asked for (regression guard)
+    explicit = steps.smoke(SQLiteChecks(ConnectionParams()), path, [dict(query, expect={'rows_at_most': 0})])
+    assert explicit['ok']
