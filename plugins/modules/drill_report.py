@@ -14,10 +14,10 @@ description:
   - Takes the steps a DR drill ran for each database (as the role C(opsready.operations.dr_drill) collects them),
     measures the RTO (start of verification to the end of the integrity check and smoke queries) and the RPO
     (drill start minus the newest point the restored chain reaches), and judges both against the objectives.
-  - "A newest point more than 5 s after the instant the RPO is measured from (the drill start, or when the restore
-    read the catalog) means a clock is ahead (backup host, database server or controller) or a time was written by
-    hand: the RPO is then unknown (V(not_measured), C(rpo_seconds) null) and the drill fails saying so, instead of
-    an RPO of 0 s."
+  - "A newest point more than 5 s after the restore could have read the catalog (its C(catalog_read_at), else the
+    end of the restore step, else the drill start) means a clock is ahead (backup host, database server or
+    controller) or a time was written by hand: the RPO is then unknown (V(not_measured), C(rpo_seconds) null) and
+    the drill fails saying so, instead of an RPO of 0 s."
   - "Writes atomically into O(report_dir): C(drill-<timestamp>.json) (every step with start, end and result; RTO,
     RPO, objectives, verdicts, backup used, tool versions), C(drill-<timestamp>.md) (a Markdown summary) and
     C(drill-<timestamp>.html), a self-contained page (no scripts, no external assets) with the verdict banner,

@@ -12,8 +12,9 @@
   flagged (``rpo_flag``), not failed: an idle stretch after the last transaction is no loss, but a drill
   cannot tell it from WAL or binary logs that were never replayed.
 * A drill with ``stop_at`` fails when the copy holds data from after ``stop_at``.
-* A newest point later than the reference by more than ``CLOCK_SKEW_TOLERANCE_SECONDS`` is a clock ahead (or a
-  time written by hand): the RPO is unknown (``not_measured``) and the drill fails, never an RPO of 0 s.
+* A newest point later than the restore can have read the catalog (``catalog_read_at``, else the end of the
+  restore step, else the drill start) by more than ``CLOCK_SKEW_TOLERANCE_SECONDS`` is a clock ahead (or a time
+  written by hand): the RPO is unknown (``not_measured``) and the drill fails, never an RPO of 0 s.
 * RTO = wall time from the start of the first recovery step (``verify``, else ``restore``) to the end
   of the last proving step (``integrity``/``smoke``). It is only measured when every step from
   verification to the smoke queries succeeded: a restore that did not prove usable recovered nothing.
@@ -148,21 +149,26 @@ def measure(database: Dict[str, Any], drill_started: datetime.datetime) -> Dict[
     skew = datetime.timedelta(seconds=CLOCK_SKEW_TOLERANCE_SECONDS)
     ahead: Optional[str] = None
     early = 0.0
+    # The latest instant the restore can have read the catalog: a backup that finished after the drill started
+    # (a schedule overlapping a long drill) may be in the chain it restored; a point after that instant cannot be.
+    latest = reference
+    if read_at is None and restore is not None and restore.get('finished'):
+        latest = max(reference, parse_time(str(restore['finished']), 'restore finished'))
     if stop_at is None:
         # (with stop_at the reference is stop_at itself, and data after it fails the drill below)
-        if recovered_at is not None and recovered_at > reference + skew:
+        if recovered_at is not None and recovered_at > latest + skew:
             ahead = 'the restored data reaches %s' % recovered.get('at')
-            early = (recovered_at - reference).total_seconds()
-        elif claimed is not None and claimed > reference + skew:
+            early = (recovered_at - latest).total_seconds()
+        elif claimed is not None and claimed > latest + skew:
             ahead = 'the catalog claims the chain reaches %s' % isoformat(claimed)
-            early = (claimed - reference).total_seconds()
+            early = (claimed - latest).total_seconds()
     if ahead:
         claimed_rpo = None
         reasons.append('%s, %s after the %s (%s): a clock (the backup host\'s, the database server\'s or the '
                        'controller\'s) is ahead, so the RPO is unknown; synchronise the clocks (NTP) and drill again'
                        % (ahead, human(early),
-                          'restore read the catalog' if reference is not drill_started else 'drill started',
-                          isoformat(reference)))
+                          'drill started' if latest is drill_started else 'restore read the catalog (at the latest)',
+                          isoformat(latest)))
     elif recovered_at is not None:
         rpo = round(max(0.0, (reference - recovered_at).total_seconds()), 3)
         if claimed is not None:
