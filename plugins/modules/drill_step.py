@@ -226,6 +226,13 @@ backup:
   description: O(step=fileset) only. The archive drilled (id, path, recoverable_until, encrypted).
   returned: when O(step=fileset)
   type: dict
+drill_warnings:
+  description:
+    - "What the step could not check although it passed, e.g. V(pg_amcheck is not installed, so only a full read of
+      every table ran: indexes not checked). The role puts them in the drill report as the step's C(warnings)."
+  returned: always
+  type: list
+  elements: str
 tool_versions:
   description: Versions of the client tools used.
   returned: always
@@ -277,7 +284,7 @@ def main():
     p = module.params
     now = isoformat(utcnow())
     result = dict(changed=False, name=p['step'], started=now, finished=now, seconds=0.0, ok=False, result=None,
-                  error=None, details={}, tool_versions={})
+                  error=None, details={}, tool_versions={}, drill_warnings=[])
     if p['step'] == 'fileset':
         fileset_step(module, result)
     try:
@@ -297,6 +304,10 @@ def main():
     except OpsReadyError as exc:
         result['error'] = exc.message
         module.fail_json(msg=exc.message, **{k: v for k, v in result.items() if k != 'msg'})
+    # Ansible moves a result's ``warnings`` out of what the role registers: they travel as ``drill_warnings``.
+    result['drill_warnings'] = step.pop('warnings', [])
+    for warning in result['drill_warnings']:
+        module.warn('%s: %s' % (p['step'], warning))
     result.update(step)
     if not step['ok']:
         module.fail_json(msg='DR drill step %s failed on %s: %s' % (p['step'], p['database'], step['error']), **result)

@@ -147,3 +147,32 @@ def test_cleaned_up_means_nothing_of_the_scratch_copy_is_left(shop):
     out, report = report_of(result)
     assert report['databases'][0]['cleaned_up'] is True
     assert sorted(os.listdir(shop['scratch'].parent)) == []
+
+
+def test_an_integrity_check_that_could_not_run_says_what_was_not_checked(pg_db, tmp_path):
+    """pg_amcheck cannot run for a drill login that may not install amcheck: the drill falls back to reading every
+    row, which proves the heap readable but not one index. The report must say so (result and warnings), not
+    only 'full read ...: ok'."""
+    login = 'drill_%s' % pg_db.name[-12:]
+    password = 'pw-%s' % pg_db.name[-8:]
+    pg_db.sql("CREATE TABLE customers (id int PRIMARY KEY, email text UNIQUE);"
+              "INSERT INTO customers SELECT g, 'c' || g FROM generate_series(1, 200) g;")
+    pg_db.server.sql("CREATE ROLE %s LOGIN CREATEDB PASSWORD '%s'" % (login, password))
+    try:
+        pg_backup(pg_db, tmp_path)
+        server = pg_db.server
+        database = {'name': pg_db.name, 'engine': 'postgresql', 'database': pg_db.name,
+                    'backup_dir': str(tmp_path / 'backups'), 'login_host': server.host, 'login_port': server.port,
+                    'login_user': login, 'password_var': 'drill_password', 'no_owner': True, 'smoke_queries': SMOKE}
+        result = run_playbook('playbooks/dr_drill.yml', extravars={
+            'dr_drill_report_dir': str(tmp_path / 'reports'), 'drill_password': password,
+            'dr_drill_databases': [database]})
+        out, report = report_of(result)
+        db = report['databases'][0]
+        integrity = next(s for s in db['steps'] if s['name'] == 'integrity')
+        assert integrity['ok'] and 'full read' in integrity['result'], integrity
+        assert 'indexes not checked' in integrity['result'] and 'pg_amcheck' in integrity['result'], integrity
+        assert any('indexes not checked' in w for w in db['warnings']), db['warnings']
+    finally:
+        pg_db.server.sql('DROP DATABASE IF EXISTS "%s_drill"' % pg_db.name)
+        pg_db.server.sql('DROP ROLE IF EXISTS %s' % login)
