@@ -199,3 +199,30 @@ def test_what_the_file_backup_left_out_is_in_the_drill_report(tmp_path):
     assert any('control.fifo' in w for w in db['warnings']), db
     assert 'control.fifo' in Path(out['paths']['markdown']).read_text()
     assert not (tmp_path / 'scratch' / 'fileset-app').exists()
+
+
+def test_a_recent_passing_drill_of_other_databases_does_not_skip_this_one(shop):
+    """dr_drill_min_interval skips a drill while a passing report is younger: only when that report drilled
+    (and passed) every database and file set of this run. A drill of shop alone must not stand in for a second
+    database that has never been drilled (here it has no backup at all, so its drill fails)."""
+    backup(shop)
+    first = drill(shop)
+    assert first.rc == 0, first.stdout[-3000:]
+    # the same set within the interval after a passing drill of exactly it: skipped (regression guard)
+    same = run_playbook('playbooks/dr_drill.yml', extravars={
+        'dr_drill_report_dir': str(shop['reports']), 'dr_drill_min_interval': 3600, 'dr_drill_databases': [
+            {'name': 'shop', 'engine': 'sqlite', 'database': str(shop['db']), 'backup_dir': str(shop['backups']),
+             'scratch': str(shop['scratch']), 'smoke_queries': SMOKE}]})
+    assert same.rc == 0 and 'not drilling again' in same.stdout
+    assert len(list(shop['reports'].glob('drill-*.json'))) == 1
+    other = shop['tmp'] / 'other.sqlite'
+    sqlite3.connect(other).close()
+    both = [{'name': 'shop', 'engine': 'sqlite', 'database': str(shop['db']), 'backup_dir': str(shop['backups']),
+             'scratch': str(shop['scratch']), 'smoke_queries': SMOKE},
+            {'name': 'other', 'engine': 'sqlite', 'database': str(other), 'backup_dir': str(shop['tmp'] / 'none'),
+             'scratch': str(shop['tmp'] / 'scratch' / 'other-drill.sqlite')}]
+    result = run_playbook('playbooks/dr_drill.yml', extravars={
+        'dr_drill_report_dir': str(shop['reports']), 'dr_drill_databases': both, 'dr_drill_min_interval': 3600})
+    assert result.rc != 0, 'the drill of shop alone stood in for other, which was never drilled'
+    out, report = report_of(result)
+    assert [db['name'] for db in report['databases']] == ['shop', 'other'] and not report['passed']
