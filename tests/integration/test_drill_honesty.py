@@ -226,3 +226,33 @@ def test_a_recent_passing_drill_of_other_databases_does_not_skip_this_one(shop):
     assert result.rc != 0, 'the drill of shop alone stood in for other, which was never drilled'
     out, report = report_of(result)
     assert [db['name'] for db in report['databases']] == ['shop', 'other'] and not report['passed']
+
+
+def test_a_redis_key_count_that_was_never_recorded_is_a_warning_not_a_silent_pass(tmp_path):
+    """A Redis manifest without the snapshot's key count (taken before it was recorded): the integrity step passed
+    with 'not recorded in the manifest', proving nothing about the keys. The report must say it was not checked."""
+    from tests.harness.redis import RedisServer
+    server = RedisServer().start()
+    try:
+        server.cli('SET', 'canary', 'alive')
+        backups = tmp_path / 'backups'
+        book = write_playbook(tmp_path, [{'name': 'backup', 'opsready.operations.redis_backup': {
+            'host': server.host, 'port': server.port, 'password': server.password, 'database': 'cache',
+            'dest': str(backups)}}])
+        made = run_playbook(book)
+        assert made.rc == 0, made.stdout[-3000:]
+        [manifest] = backups.glob('*.manifest.json')
+        data = json.loads(manifest.read_text())
+        data['details'].pop('keys')
+        manifest.write_text(json.dumps(data))
+        result = run_playbook('playbooks/dr_drill.yml', extravars={
+            'dr_drill_report_dir': str(tmp_path / 'reports'), 'dr_drill_scratch_dir': str(tmp_path / 'scratch'),
+            'dr_drill_databases': [{'name': 'sessions', 'engine': 'redis', 'database': 'cache',
+                                    'backup_dir': str(backups), 'expect_keys': ['canary']}]})
+        out, report = report_of(result)
+        db = report['databases'][0]
+        integrity = next(s for s in db['steps'] if s['name'] == 'integrity')
+        assert integrity['ok'] and 'not checked' in integrity['result'], integrity
+        assert any('key count' in w and 'not checked' in w for w in db['warnings']), db['warnings']
+    finally:
+        server.stop()
