@@ -122,3 +122,27 @@ def test_a_backup_finished_during_the_drill_and_restored_by_it_is_no_clock_skew(
     assert out['rpo_verdict'] == 'pass' and out['passed'], out['reasons']
     ahead = measure(db(steps=long_restore, backup={'recoverable_until': '2026-11-29T12:10:30Z'}), START)
     assert ahead['rpo_verdict'] == 'not_measured' and not ahead['passed']
+
+
+@pytest.mark.parametrize('source', [None, {'error': 'permission denied for table audit'}])
+def test_restored_rows_that_could_not_be_compared_with_the_source_are_a_warning(tmp_path, source):
+    """A manifest without the source's summary (an older backup) or with one that failed at backup time: the
+    integrity step compares nothing, and its warnings say so (not only a clause inside its result line)."""
+    import sqlite3
+    from ansible_collections.opsready.operations.plugins.module_utils.drill import steps
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlite.checks import SQLiteChecks
+    path = str(tmp_path / 'scratch.sqlite')
+    conn = sqlite3.connect(path)
+    conn.execute('CREATE TABLE orders (id INTEGER PRIMARY KEY)')
+    conn.close()
+    manifest = tmp_path / 'shop-1.sqlite.zst.manifest.json'
+    data = {'engine': 'sqlite', 'database': '/srv/shop.sqlite', 'kind': 'full', 'started': '2026-11-29T11:00:00Z',
+            'finished': '2026-11-29T11:00:01Z', 'id': 'shop-1.sqlite.zst', 'artifact': 'shop-1.sqlite.zst',
+            'size': 1, 'sha256': '0' * 64, 'compression': 'zstd'}
+    if source is not None:
+        data['source'] = source
+    manifest.write_text(json.dumps(data))
+    step = steps.integrity(SQLiteChecks(ConnectionParams()), path, backup=str(manifest))
+    assert step['ok'] and 'not' in step['details']['source']['source_check'], step
+    assert any('not compared with the source' in w for w in step['warnings']), step
