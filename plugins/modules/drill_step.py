@@ -123,7 +123,8 @@ options:
             C(value_at_most), C(value_equals) (first column of the first row); C(jmespath) (an expression on the
             rows, a list of column-to-value dicts, that must be true)."
           - "Without any of them the query must return at least one row (C(rows_at_least: 1)), so a query that
-            states nothing does not pass on an empty restored table; give C(rows_at_most: 0) to expect none."
+            states nothing does not pass on an empty restored table; give C(rows_at_most: 0) to expect none.
+            C(rows_at_least) 0 alone holds for any answer: the query passes and RV(drill_warnings) says so."
         type: dict
 extends_documentation_fragment:
   - opsready.operations.db_connection

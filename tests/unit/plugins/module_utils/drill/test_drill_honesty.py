@@ -146,3 +146,22 @@ def test_restored_rows_that_could_not_be_compared_with_the_source_are_a_warning(
     step = steps.integrity(SQLiteChecks(ConnectionParams()), path, backup=str(manifest))
     assert step['ok'] and 'not' in step['details']['source']['source_check'], step
     assert any('not compared with the source' in w for w in step['warnings']), step
+
+
+def test_a_smoke_expectation_that_any_answer_meets_is_a_warning(tmp_path):
+    """rows_at_least: 0 holds for every answer, an empty restored table included: the query passes (the operator
+    asked for it) but the report says it proves nothing."""
+    import sqlite3
+    from ansible_collections.opsready.operations.plugins.module_utils.drill import steps
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlite.checks import SQLiteChecks
+    path = str(tmp_path / 'scratch.sqlite')
+    conn = sqlite3.connect(path)
+    conn.execute('CREATE TABLE orders (id INTEGER PRIMARY KEY)')
+    conn.close()
+    step = steps.smoke(SQLiteChecks(ConnectionParams()), path, [
+        {'name': 'orders', 'sql': 'SELECT * FROM orders', 'expect': {'rows_at_least': 0}},
+        {'name': 'count', 'sql': 'SELECT count(*) FROM orders', 'expect': {'value_at_least': 0}}])
+    assert step['ok']
+    assert any('orders' in w and 'any answer' in w for w in step['warnings']), step['warnings']
+    assert len(step['warnings']) == 1   # value_at_least 0 can fail (a negative value): not flagged
