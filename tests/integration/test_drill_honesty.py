@@ -256,3 +256,15 @@ def test_a_redis_key_count_that_was_never_recorded_is_a_warning_not_a_silent_pas
         assert any('key count' in w and 'not checked' in w for w in db['warnings']), db['warnings']
     finally:
         server.stop()
+
+
+def test_a_vacuous_smoke_query_reaches_the_report_as_a_warning(shop):
+    backup(shop)
+    result = drill(shop, smoke_queries=[{'name': 'any orders', 'sql': 'SELECT * FROM customers WHERE id < 0',
+                                         'expect': {'rows_at_least': 0}}])
+    assert result.rc == 0, result.stdout[-3000:]
+    out, report = report_of(result)
+    db = report['databases'][0]
+    assert db['passed'] and any('any orders' in w and 'any answer' in w for w in db['warnings']), db['warnings']
+    assert '(1 warning)' in report['verdict_line']
+    assert 'any answer' in Path(out['paths']['html']).read_text()
