@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 import sqlite3
 from pathlib import Path
 
@@ -268,3 +270,31 @@ def test_a_vacuous_smoke_query_reaches_the_report_as_a_warning(shop):
     assert db['passed'] and any('any orders' in w and 'any answer' in w for w in db['warnings']), db['warnings']
     assert '(1 warning)' in report['verdict_line']
     assert 'any answer' in Path(out['paths']['html']).read_text()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which('chattr'), reason='needs root and chattr')
+def test_an_offsite_copy_that_cannot_be_removed_still_gives_a_failed_report(shop):
+    """The fetched offsite copy is removed in the drill's always: section. When that removal failed the host
+    aborted there: no report, no history line, and the newest report (perhaps a PASSED one) stood. The drill must
+    end in a FAILED report whose clean-up says the copy was left behind."""
+    stuck = shop['tmp'] / 'scratch' / 'offsite-shop' / 'stuck'
+    stuck.parent.mkdir(parents=True)
+    stuck.write_bytes(b'a piece of an earlier fetch')
+    subprocess.run(['chattr', '+i', str(stuck)], check=True)
+    try:
+        result = run_playbook('playbooks/dr_drill.yml', extravars={
+            'dr_drill_report_dir': str(shop['reports']), 'dr_drill_scratch_dir': str(shop['tmp'] / 'scratch'),
+            'dr_drill_offsite': {'backend': 's3', 'bucket': 'nowhere'},
+            'dr_drill_databases': [{'name': 'shop', 'engine': 'sqlite', 'database': str(shop['db']),
+                                    'backup_dir': str(shop['backups']), 'from_offsite': True,
+                                    'smoke_queries': SMOKE}]})
+        assert result.rc != 0
+        out, report = report_of(result)
+        db = report['databases'][0]
+        assert not report['passed'] and not db['cleaned_up']
+        cleanup = next(s for s in db['steps'] if s['name'] == 'cleanup')
+        assert not cleanup['ok'] and 'offsite-shop' in cleanup['error'], cleanup
+        assert [h['passed'] for h in map(json.loads, (shop['reports'] / 'drills.jsonl').read_text().splitlines())] \
+            == [False]
+    finally:
+        subprocess.run(['chattr', '-i', str(stuck)], check=False)
