@@ -110,6 +110,12 @@ options:
     description: How many drills (including this one) the trend charts show.
     type: int
     default: 30
+  warnings_fail:
+    description:
+      - Fail a database's drill for each of its steps' C(warnings) (what the drill could not prove or the restore
+        could not apply), each becoming one of RV(reasons). By default they are listed beside a passing verdict.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - opsready.operations.check_mode
 notes:
@@ -214,6 +220,7 @@ def main():
                 stop_at=dict(type='str'),
             )),
             history_limit=dict(type='int', default=30),
+            warnings_fail=dict(type='bool', default=False),
         ),
         supports_check_mode=True,
     )
@@ -221,7 +228,8 @@ def main():
     if p['history_limit'] < 1:
         module.fail_json(msg='history_limit must be 1 or more, not %d.' % p['history_limit'])
     try:
-        report = drill.build_report(p['databases'], p['started'], p['finished'], title=p['title'])
+        report = drill.build_report(p['databases'], p['started'], p['finished'], title=p['title'],
+                                    warnings_fail=p['warnings_fail'])
         if module.check_mode:
             paths = drill.report_paths(p['report_dir'], report)
         else:

@@ -271,6 +271,15 @@ def test_a_vacuous_smoke_query_reaches_the_report_as_a_warning(shop):
     assert db['passed'] and any('any orders' in w and 'any answer' in w for w in db['warnings']), db['warnings']
     assert '(1 warning)' in report['verdict_line']
     assert 'any answer' in Path(out['paths']['html']).read_text()
+    # dr_drill_fail_on_warnings: the same drill fails, the warning as its reason
+    strict = run_playbook('playbooks/dr_drill.yml', extravars={
+        'dr_drill_report_dir': str(shop['reports']), 'dr_drill_fail_on_warnings': True, 'dr_drill_databases': [
+            {'name': 'shop', 'engine': 'sqlite', 'database': str(shop['db']), 'backup_dir': str(shop['backups']),
+             'scratch': str(shop['scratch']),
+             'smoke_queries': [{'name': 'any orders', 'sql': 'SELECT 1 WHERE 0', 'expect': {'rows_at_least': 0}}]}]})
+    assert strict.rc != 0
+    out, report = report_of(strict)
+    assert not report['passed'] and any('any answer' in r for r in report['reasons'])
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which('chattr'), reason='needs root and chattr')

@@ -113,8 +113,9 @@ def measure_observed(database: Dict[str, Any], steps: List[Dict[str, Any]]) -> D
     return result
 
 
-def measure(database: Dict[str, Any], drill_started: datetime.datetime) -> Dict[str, Any]:
-    """Adds rto/rpo figures, verdicts and the reasons a database failed its drill."""
+def measure(database: Dict[str, Any], drill_started: datetime.datetime, warnings_fail: bool = False) -> Dict[str, Any]:
+    """Adds rto/rpo figures, verdicts and the reasons a database failed its drill (``warnings_fail``: each warning
+    is one)."""
     steps = normalise_steps(database.get('steps') or [])
     if database.get('measured') is not None:
         return measure_observed(database, steps)
@@ -217,6 +218,8 @@ def measure(database: Dict[str, Any], drill_started: datetime.datetime) -> Dict[
     # What a step did but could not do completely (a restore that skipped a property or an object): the drill may
     # pass, but the report lists them next to its verdict, so PASSED never hides them.
     warnings = ['%s: %s' % (s['name'], w) for s in steps for w in (s.get('warnings') or [])]
+    if warnings_fail:
+        reasons += ['%s (a warning; warnings_fail is set)' % w for w in warnings]
     cleanup = _step(steps, 'cleanup')
     result = dict(database)
     result.update(

@@ -31,14 +31,14 @@ HISTORY_FILE = 'drills.jsonl'
 
 def build_report(databases: List[Dict[str, Any]], started: str, finished: Optional[str] = None,
                  title: str = 'DR drill', host: Optional[str] = None,
-                 tool_versions: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+                 tool_versions: Optional[Dict[str, Any]] = None, warnings_fail: bool = False) -> Dict[str, Any]:
     if not databases:
         raise OpsReadyError('The drill has no databases to report: set dr_drill_databases (or file sets).')
     drill_started = parse_time(started, 'started')
     # A file name that is not UTF-8 (lone surrogates from os) in a step's error would stop the report being
     # written (and ansible-core refuses it in a result): escaped like file_backup's results, \xe9 style.
     databases, title = safeio.displayable(databases), safeio.displayable(title)
-    measured = [measure(db, drill_started) for db in databases]
+    measured = [measure(db, drill_started, warnings_fail) for db in databases]
     end = parse_time(finished, 'finished') if finished else utcnow()
     passed = all(db['passed'] for db in measured)
     reasons = ['%s: %s' % (db.get('name'), reason) for db in measured for reason in db['reasons']]

@@ -165,3 +165,16 @@ def test_a_smoke_expectation_that_any_answer_meets_is_a_warning(tmp_path):
     assert step['ok']
     assert any('orders' in w and 'any answer' in w for w in step['warnings']), step['warnings']
     assert len(step['warnings']) == 1   # value_at_least 0 can fail (a negative value): not flagged
+
+
+def test_warnings_fail_the_drill_only_when_asked():
+    from ansible_collections.opsready.operations.plugins.module_utils.drill.report import build_report
+    warned = [dict(s, warnings=['not applied: ALTER ROLE ghost IN DATABASE SET work_mem=8MB']) if s['name'] == 'restore'
+              else s for s in STEPS]
+    default = build_report([db(steps=warned)], started='2026-11-29T12:00:00Z', finished='2026-11-29T12:00:07Z',
+                           host='h')
+    assert default['passed'] and default['databases'][0]['warnings']
+    strict = build_report([db(steps=warned)], started='2026-11-29T12:00:00Z', finished='2026-11-29T12:00:07Z',
+                          host='h', warnings_fail=True)
+    assert not strict['passed'] and strict['verdict'] == 'FAILED'
+    assert any('ghost' in r and 'warnings_fail' in r for r in strict['reasons']), strict['reasons']
