@@ -402,6 +402,15 @@ grants:
       C(restored) (false with a C(reason) for backups that predate their recording).
   returned: MariaDB/MySQL restores
   type: dict
+restore_warnings:
+  description:
+    - What the restore could not give the target that the backup holds (MariaDB/MySQL - objects the source held that
+      the dump did not load, a dump without the database character set), the same text as the task's warnings.
+      Ansible moves a module's C(warnings) out of the registered result, so the C(dr_drill) role reads them here
+      and puts them in the drill report.
+  returned: always
+  type: list
+  elements: str
 encrypted:
   description: The ids of the chain pieces that were encrypted (and decrypted with the identity given).
   returned: when state=present
@@ -463,6 +472,8 @@ def main():
         result = run_restore(request, connection_from_params(p))
     except OpsReadyError as exc:
         module.fail_json(**exc.as_fail_kwargs())
+    # Ansible takes ``warnings`` out of a registered result: a copy under our own key reaches the drill report.
+    result['restore_warnings'] = list(result.get('warnings') or [])
     if result['changed'] and module._diff:
         target = result.get('target') or {}
         name = target.get('datadir') or target.get('database') or ''

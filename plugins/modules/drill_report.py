@@ -14,6 +14,10 @@ description:
   - Takes the steps a DR drill ran for each database (as the role C(opsready.operations.dr_drill) collects them),
     measures the RTO (start of verification to the end of the integrity check and smoke queries) and the RPO
     (drill start minus the newest point the restored chain reaches), and judges both against the objectives.
+  - "A newest point more than 5 s after the restore could have read the catalog (its C(catalog_read_at), else the
+    end of the restore step, else the drill start) means a clock is ahead (backup host, database server or
+    controller) or a time was written by hand: the RPO is then unknown (V(not_measured), C(rpo_seconds) null) and
+    the drill fails saying so, instead of an RPO of 0 s."
   - "Writes atomically into O(report_dir): C(drill-<timestamp>.json) (every step with start, end and result; RTO,
     RPO, objectives, verdicts, backup used, tool versions), C(drill-<timestamp>.md) (a Markdown summary) and
     C(drill-<timestamp>.html), a self-contained page (no scripts, no external assets) with the verdict banner,
@@ -69,6 +73,10 @@ options:
         description:
           - "The steps in order, each with C(name) (V(find_backup), V(verify), V(restore), V(integrity), V(smoke),
             V(cleanup)), C(started), C(finished), C(ok), and C(result) or C(error)."
+          - "A step may carry C(warnings), a list of what it could not do completely (a restore that could not
+            apply a database property or load an object the source held). They do not fail the drill; they are
+            listed in the database's RV(databases[].warnings), counted in RV(verdict_line) and shown in the
+            Markdown and HTML reports under the verdict."
         type: list
         elements: dict
         default: []
@@ -102,6 +110,12 @@ options:
     description: How many drills (including this one) the trend charts show.
     type: int
     default: 30
+  warnings_fail:
+    description:
+      - Fail a database's drill for each of its steps' C(warnings) (what the drill could not prove or the restore
+        could not apply), each becoming one of RV(reasons). By default they are listed beside a passing verdict.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - opsready.operations.check_mode
 notes:
@@ -169,6 +183,7 @@ databases:
       C(rpo_seconds), C(rto_verdict), C(rpo_verdict) (V(pass), V(fail), V(not_measured)), C(objectives), C(passed).
     - C(recovered_point) (the instant read back from the restored data, or null), C(rpo_claimed_seconds) (the RPO
       by the catalog's C(recoverable_until)) and C(rpo_flag) (why the two differ by more than 1 s, or null).
+    - C(warnings), what the steps could not do completely (prefixed with the step), an empty list when nothing.
   returned: success
   type: list
   elements: dict
@@ -205,6 +220,7 @@ def main():
                 stop_at=dict(type='str'),
             )),
             history_limit=dict(type='int', default=30),
+            warnings_fail=dict(type='bool', default=False),
         ),
         supports_check_mode=True,
     )
@@ -212,7 +228,8 @@ def main():
     if p['history_limit'] < 1:
         module.fail_json(msg='history_limit must be 1 or more, not %d.' % p['history_limit'])
     try:
-        report = drill.build_report(p['databases'], p['started'], p['finished'], title=p['title'])
+        report = drill.build_report(p['databases'], p['started'], p['finished'], title=p['title'],
+                                    warnings_fail=p['warnings_fail'])
         if module.check_mode:
             paths = drill.report_paths(p['report_dir'], report)
         else:

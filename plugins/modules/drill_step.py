@@ -18,6 +18,11 @@ description:
     C(PRAGMA integrity_check) and C(PRAGMA foreign_key_check); PostgreSQL C(pg_amcheck --heapallindexed)
     (it installs the C(amcheck) extension in the scratch database), or a full read of every table where
     pg_amcheck or amcheck is unavailable (the result says which); MariaDB/MySQL C(mariadb-check)/C(mysqlcheck)."
+  - "O(step=guard) only checks that O(database) is not O(source) (SQLite: not the same file under another path,
+    a symbolic link or a hard link to it). The role C(opsready.operations.dr_drill) runs it before it restores
+    anything, and drops the scratch target afterwards only when it passed: a restore with C(replace) into the
+    live database and the clean-up after it would otherwise overwrite and then delete the database the drill
+    protects. Every other step checks the same."
   - "O(step=smoke) runs each of O(queries) and checks its O(queries[].expect), so the drill proves the data is
     usable, not only present. Every query runs even when an earlier one failed."
   - The scratch target is removed afterwards by M(opsready.operations.db_restore) with C(state=absent).
@@ -26,6 +31,8 @@ description:
     manifest lists is compared (type, SHA-256 and size, mode, owner and group when run as root, symlink target),
     every certificate must parse and every private key must match a certificate of the set, then
     O(check_command) runs on the restored tree; O(scratch_root) is removed afterwards whatever happened.
+    What the backup could not archive (its manifest's C(not_archived) - FIFOs, sockets, files that changed while
+    they were read) is listed in the integrity step's C(warnings), which the drill report shows.
     RV(steps) holds the timed steps (find_backup, restore, integrity, smoke, cleanup) for
     M(opsready.operations.drill_report)."
   - The task fails when the step failed; the result still carries RV(started), RV(finished) and RV(error).
@@ -35,17 +42,17 @@ options:
     description: Which step to run.
     type: str
     required: true
-    choices: [integrity, smoke, fileset]
+    choices: [guard, integrity, smoke, fileset]
   engine:
     description:
       - Engine of the scratch target. SQL Server (DBCC CHECKDB) is not implemented yet.
-      - Required for O(step=integrity) and O(step=smoke).
+      - Required for O(step=guard), O(step=integrity) and O(step=smoke).
     type: str
     choices: [postgresql, mariadb, mysql, sqlite]
   database:
     description:
       - The scratch database name (SQLite, the path of the restored file).
-      - Required for O(step=integrity) and O(step=smoke).
+      - Required for O(step=guard), O(step=integrity) and O(step=smoke).
     type: str
   backup_dir:
     description:
@@ -81,7 +88,8 @@ options:
   source:
     description:
       - "The production database the backup came from. The step refuses to run when O(database) is this name:
-        a drill works on a scratch copy, never on the database it protects."
+        a drill works on a scratch copy, never on the database it protects. For SQLite the paths are resolved
+        (C(.), C(..), symbolic links) and a hard link to the source counts as the source."
     type: str
   backup:
     description:
@@ -119,6 +127,9 @@ options:
           - "What the result must satisfy: C(rows_at_least), C(rows_at_most) (row count); C(value_at_least),
             C(value_at_most), C(value_equals) (first column of the first row); C(jmespath) (an expression on the
             rows, a list of column-to-value dicts, that must be true)."
+          - "Without any of them the query must return at least one row (C(rows_at_least: 1)), so a query that
+            states nothing does not pass on an empty restored table; give C(rows_at_most: 0) to expect none.
+            C(rows_at_least) 0 alone holds for any answer: the query passes and RV(drill_warnings) says so."
         type: dict
 extends_documentation_fragment:
   - opsready.operations.db_connection
@@ -223,6 +234,13 @@ backup:
   description: O(step=fileset) only. The archive drilled (id, path, recoverable_until, encrypted).
   returned: when O(step=fileset)
   type: dict
+drill_warnings:
+  description:
+    - "What the step could not check although it passed, e.g. V(pg_amcheck is not installed, so only a full read of
+      every table ran: indexes not checked). The role puts them in the drill report as the step's C(warnings)."
+  returned: always
+  type: list
+  elements: str
 tool_versions:
   description: Versions of the client tools used.
   returned: always
@@ -246,7 +264,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.regist
 def main():
     argument_spec = db_connection_argument_spec()
     argument_spec.update(
-        step=dict(type='str', required=True, choices=['integrity', 'smoke', 'fileset']),
+        step=dict(type='str', required=True, choices=['guard', 'integrity', 'smoke', 'fileset']),
         engine=dict(type='str', choices=list(DRILL_ENGINES)),
         database=dict(type='str'),
         source=dict(type='str'),
@@ -268,18 +286,22 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, mutually_exclusive=db_connection_mutually_exclusive(),
                            required_if=[('step', 'smoke', ['queries', 'engine', 'database']),
                                         ('step', 'integrity', ['engine', 'database']),
+                                        ('step', 'guard', ['engine', 'database']),
                                         ('step', 'fileset', ['backup_dir', 'fileset', 'scratch_root'])],
                            supports_check_mode=True)
     p = module.params
     now = isoformat(utcnow())
     result = dict(changed=False, name=p['step'], started=now, finished=now, seconds=0.0, ok=False, result=None,
-                  error=None, details={}, tool_versions={})
+                  error=None, details={}, tool_versions={}, drill_warnings=[])
     if p['step'] == 'fileset':
         fileset_step(module, result)
     try:
+        guard_scratch(p['database'], p['source'], p['engine'])
+        if p['step'] == 'guard':  # read-only: runs in check mode too, needs no client tool
+            result.update(ok=True, result='the scratch target %s is not the source %s' % (p['database'], p['source']))
+            module.exit_json(**result)
         client = get_drill_client(p['engine'], connection_from_params(p))
         result['tool_versions'] = client.versions()
-        guard_scratch(p['database'], p['source'])
         if module.check_mode:
             result.update(ok=True, result='skipped in check mode (nothing was restored)')
             module.exit_json(**result)
@@ -290,6 +312,10 @@ def main():
     except OpsReadyError as exc:
         result['error'] = exc.message
         module.fail_json(msg=exc.message, **{k: v for k, v in result.items() if k != 'msg'})
+    # Ansible moves a result's ``warnings`` out of what the role registers: they travel as ``drill_warnings``.
+    result['drill_warnings'] = step.pop('warnings', [])
+    for warning in result['drill_warnings']:
+        module.warn('%s: %s' % (p['step'], warning))
     result.update(step)
     if not step['ok']:
         module.fail_json(msg='DR drill step %s failed on %s: %s' % (p['step'], p['database'], step['error']), **result)

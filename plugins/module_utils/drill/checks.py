@@ -13,8 +13,9 @@ connection environment or option file, timeouts, error classes), each with the e
 * MariaDB/MySQL: ``mariadb-check``/``mysqlcheck`` (``CHECK TABLE`` on every table, optionally EXTENDED).
 
 Passwords reach the tools through the client's PGPASSWORD or 0600 option file, never argv.
-Every step refuses a scratch name equal to the source database: a drill works on a copy. (Dropping the
-scratch target is ``db_restore state=absent``.)
+Every step refuses a scratch name equal to the source database (for SQLite: the same file under any path, link
+included): a drill works on a copy. The role runs ``drill_step step=guard`` before it restores anything, and drops
+the scratch target afterwards (``db_restore state=absent``) only when the guard let it through.
 
 Private to opsready.operations; do not import from other collections.
 """
@@ -35,13 +36,24 @@ QUERY_TIMEOUT = 600.0
 INTEGRITY_TIMEOUT = 4 * 3600.0
 
 
-def guard_scratch(scratch: str, source: Optional[str]) -> None:
+def guard_scratch(scratch: str, source: Optional[str], engine: Optional[str] = None) -> None:
+    """Refuse a scratch target that is the source database. For SQLite (``engine='sqlite'``) the names are paths:
+    ``app/./shop.sqlite``, ``../app/shop.sqlite``, a symbolic or hard link to the source are the source too (a
+    restore with replace then overwrites the live file and the clean-up deletes it), so the resolved paths and, when
+    both exist, the files themselves are compared."""
     if not scratch:
         raise OpsReadyError('The scratch target is empty: name a scratch database (or file) for the drill.')
-    if source and os.path.normpath(scratch) == os.path.normpath(source):
-        raise OpsReadyError('The scratch target %r is the source database itself: a drill restores into a '
+    if not source:
+        return
+    same = os.path.normpath(scratch) == os.path.normpath(source)
+    if engine == 'sqlite' and not same:
+        same = os.path.realpath(scratch) == os.path.realpath(source)
+        if not same and os.path.exists(scratch) and os.path.exists(source):
+            same = os.path.samefile(scratch, source)
+    if same:
+        raise OpsReadyError('The scratch target %r is the source database itself (%r): a drill restores into a '
                             'separate scratch target and drops it afterwards. Choose another scratch name.'
-                            % scratch, scratch=scratch)
+                            % (scratch, source), scratch=scratch)
 
 
 class DrillChecks:

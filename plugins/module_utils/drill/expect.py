@@ -12,6 +12,9 @@ expectation is a dict with any of:
 * ``jmespath``: an expression evaluated on the rows that must be true (``"[0].n >= `1000`"``,
   ``"length([?status=='paid']) > `0`"``).
 
+A query with no expectation (none of the keys set) must return at least one row (``DEFAULT``): without it,
+``SELECT * FROM orders`` passed on a restored copy without a single order.
+
 Private to opsready.operations; do not import from other collections.
 """
 
@@ -23,6 +26,13 @@ from typing import Any, Dict, List, Tuple
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 
 KEYS = ('rows_at_least', 'rows_at_most', 'value_at_least', 'value_at_most', 'value_equals', 'jmespath')
+DEFAULT: Dict[str, Any] = {'rows_at_least': 1}
+
+
+def effective(expect: Dict[str, Any]) -> Dict[str, Any]:
+    """The expectation a query is judged by: the keys set (``None`` is unset), else ``DEFAULT``."""
+    given = {k: v for k, v in (expect or {}).items() if v is not None and v != ''}
+    return given or dict(DEFAULT)
 
 
 def coerce(value: Any) -> Any:

@@ -184,6 +184,9 @@ def _database_card(db: Dict[str, Any], history: List[Dict[str, Any]]) -> str:
         reasons = '<h3>Why it failed</h3><ul class="reasons">%s</ul>' % ''.join(
             '<li>%s</li>' % escape(r) for r in db['reasons'])
     recovered = db.get('recovered') or {}
+    if db.get('warnings'):
+        reasons += ('<h3>Warnings: what a recovery from this backup would not give back</h3><ul class="reasons">%s'
+                    '</ul>' % ''.join('<li>%s</li>' % escape(w) for w in db['warnings']))
     if db.get('rpo_flag'):
         reasons += '<h3>RPO: catalog and restored data differ</h3><ul class="reasons"><li>%s</li></ul>' % escape(
             db['rpo_flag'])

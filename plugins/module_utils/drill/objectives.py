@@ -12,6 +12,9 @@
   flagged (``rpo_flag``), not failed: an idle stretch after the last transaction is no loss, but a drill
   cannot tell it from WAL or binary logs that were never replayed.
 * A drill with ``stop_at`` fails when the copy holds data from after ``stop_at``.
+* A newest point later than the restore can have read the catalog (``catalog_read_at``, else the end of the
+  restore step, else the drill start) by more than ``CLOCK_SKEW_TOLERANCE_SECONDS`` is a clock ahead (or a time
+  written by hand): the RPO is unknown (``not_measured``) and the drill fails, never an RPO of 0 s.
 * RTO = wall time from the start of the first recovery step (``verify``, else ``restore``) to the end
   of the last proving step (``integrity``/``smoke``). It is only measured when every step from
   verification to the smoke queries succeeded: a restore that did not prove usable recovered nothing.
@@ -37,6 +40,10 @@ RECOVERY_STEPS = ('fetch_offsite', 'verify', 'restore', 'integrity', 'smoke')
 PASS, FAIL, NOT_MEASURED = 'pass', 'fail', 'not_measured'
 # Catalog claim and recovered point may differ by the archiving latency (and MariaDB's whole seconds).
 RPO_TOLERANCE_SECONDS = 1.0
+# A point later than the instant it is measured from by more than this is not jitter between the clocks of the
+# controller, the backup host and the database server: the manifest's (or server's) clock is ahead, or a time was
+# written by hand. The age of the newest point is then unknown; max(0, ...) made it an RPO of 0 s that passed.
+CLOCK_SKEW_TOLERANCE_SECONDS = 5.0
 
 
 def _time(value: Any, what: str) -> Optional[datetime.datetime]:
@@ -106,8 +113,9 @@ def measure_observed(database: Dict[str, Any], steps: List[Dict[str, Any]]) -> D
     return result
 
 
-def measure(database: Dict[str, Any], drill_started: datetime.datetime) -> Dict[str, Any]:
-    """Adds rto/rpo figures, verdicts and the reasons a database failed its drill."""
+def measure(database: Dict[str, Any], drill_started: datetime.datetime, warnings_fail: bool = False) -> Dict[str, Any]:
+    """Adds rto/rpo figures, verdicts and the reasons a database failed its drill (``warnings_fail``: each warning
+    is one)."""
     steps = normalise_steps(database.get('steps') or [])
     if database.get('measured') is not None:
         return measure_observed(database, steps)
@@ -139,7 +147,30 @@ def measure(database: Dict[str, Any], drill_started: datetime.datetime) -> Dict[
     rpo: Optional[float] = None
     rpo_flag: Optional[str] = None
     difference: Optional[float] = None
-    if recovered_at is not None:
+    skew = datetime.timedelta(seconds=CLOCK_SKEW_TOLERANCE_SECONDS)
+    ahead: Optional[str] = None
+    early = 0.0
+    # The latest instant the restore can have read the catalog: a backup that finished after the drill started
+    # (a schedule overlapping a long drill) may be in the chain it restored; a point after that instant cannot be.
+    latest = reference
+    if read_at is None and restore is not None and restore.get('finished'):
+        latest = max(reference, parse_time(str(restore['finished']), 'restore finished'))
+    if stop_at is None:
+        # (with stop_at the reference is stop_at itself, and data after it fails the drill below)
+        if recovered_at is not None and recovered_at > latest + skew:
+            ahead = 'the restored data reaches %s' % recovered.get('at')
+            early = (recovered_at - latest).total_seconds()
+        elif claimed is not None and claimed > latest + skew:
+            ahead = 'the catalog claims the chain reaches %s' % isoformat(claimed)
+            early = (claimed - latest).total_seconds()
+    if ahead:
+        claimed_rpo = None
+        reasons.append('%s, %s after the %s (%s): a clock (the backup host\'s, the database server\'s or the '
+                       'controller\'s) is ahead, so the RPO is unknown; synchronise the clocks (NTP) and drill again'
+                       % (ahead, human(early),
+                          'drill started' if latest is drill_started else 'restore read the catalog (at the latest)',
+                          isoformat(latest)))
+    elif recovered_at is not None:
         rpo = round(max(0.0, (reference - recovered_at).total_seconds()), 3)
         if claimed is not None:
             difference = round((claimed - recovered_at).total_seconds(), 3)
@@ -157,7 +188,8 @@ def measure(database: Dict[str, Any], drill_started: datetime.datetime) -> Dict[
         rpo = claimed_rpo
     if rpo is None:
         rpo_verdict = NOT_MEASURED
-        reasons.append('no recoverable backup chain was found, so the RPO is unbounded')
+        if not ahead:
+            reasons.append('no recoverable backup chain was found, so the RPO is unbounded')
     else:
         rpo_verdict = PASS if rpo <= rpo_objective else FAIL
         if rpo_verdict == FAIL:
@@ -183,6 +215,11 @@ def measure(database: Dict[str, Any], drill_started: datetime.datetime) -> Dict[
     elif not any(not s['ok'] for s in steps):
         reasons.append('the drill did not reach the end of the integrity and smoke steps, so the RTO was not measured')
 
+    # What a step did but could not do completely (a restore that skipped a property or an object): the drill may
+    # pass, but the report lists them next to its verdict, so PASSED never hides them.
+    warnings = ['%s: %s' % (s['name'], w) for s in steps for w in (s.get('warnings') or [])]
+    if warnings_fail:
+        reasons += ['%s (a warning; warnings_fail is set)' % w for w in warnings]
     cleanup = _step(steps, 'cleanup')
     result = dict(database)
     result.update(
@@ -194,6 +231,7 @@ def measure(database: Dict[str, Any], drill_started: datetime.datetime) -> Dict[
         cleaned_up=bool(cleanup and cleanup['ok']),
         passed=not reasons,
         reasons=reasons,
+        warnings=warnings,
     )
     return result
 

@@ -31,11 +31,14 @@ HISTORY_FILE = 'drills.jsonl'
 
 def build_report(databases: List[Dict[str, Any]], started: str, finished: Optional[str] = None,
                  title: str = 'DR drill', host: Optional[str] = None,
-                 tool_versions: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+                 tool_versions: Optional[Dict[str, Any]] = None, warnings_fail: bool = False) -> Dict[str, Any]:
     if not databases:
         raise OpsReadyError('The drill has no databases to report: set dr_drill_databases (or file sets).')
     drill_started = parse_time(started, 'started')
-    measured = [measure(db, drill_started) for db in databases]
+    # A file name that is not UTF-8 (lone surrogates from os) in a step's error would stop the report being
+    # written (and ansible-core refuses it in a result): escaped like file_backup's results, \xe9 style.
+    databases, title = safeio.displayable(databases), safeio.displayable(title)
+    measured = [measure(db, drill_started, warnings_fail) for db in databases]
     end = parse_time(finished, 'finished') if finished else utcnow()
     passed = all(db['passed'] for db in measured)
     reasons = ['%s: %s' % (db.get('name'), reason) for db in measured for reason in db['reasons']]
@@ -65,9 +68,11 @@ def verdict_line(report: Dict[str, Any]) -> str:
     good = sum(1 for db in dbs if db['passed'])
     parts = []
     for db in dbs:
-        parts.append('%s RTO %s/%s RPO %s/%s%s' % (
+        warned = len(db.get('warnings') or [])
+        parts.append('%s RTO %s/%s RPO %s/%s%s%s' % (
             db.get('name'), human(db['rto_seconds']), human(db['objectives']['rto_seconds']),
-            human(db['rpo_seconds']), human(db['objectives']['rpo_seconds']), '' if db['passed'] else ' FAILED'))
+            human(db['rpo_seconds']), human(db['objectives']['rpo_seconds']), '' if db['passed'] else ' FAILED',
+            ' (%d warning%s)' % (warned, '' if warned == 1 else 's') if warned else ''))
     return 'DR drill %s: %d/%d passed; %s' % (report['verdict'], good, len(dbs), '; '.join(parts))
 
 
@@ -82,6 +87,7 @@ def history_entry(report: Dict[str, Any], paths: Dict[str, str]) -> Dict[str, An
             'name': db.get('name'), 'engine': db.get('engine'), 'passed': db['passed'],
             'rto_seconds': db['rto_seconds'], 'rpo_seconds': db['rpo_seconds'], 'objectives': db['objectives'],
             'rto_verdict': db['rto_verdict'], 'rpo_verdict': db['rpo_verdict'],
+            'warnings': len(db.get('warnings') or []),
         } for db in report['databases']],
     }
 
@@ -153,16 +159,28 @@ def write_report(report_dir: str, report: Dict[str, Any], history_limit: int = 3
     return paths
 
 
+def _line(value: Any) -> str:
+    """Text on one Markdown line: a line break in a name or message (any of them: \\r, \\u2028, ...) must not start
+    a line of its own, where it could forge a heading (``# DR drill: PASSED``), a list item or a table row."""
+    return ' '.join(str(value).splitlines())
+
+
+def _code(value: Any) -> str:
+    """A code span that a backtick in the value cannot close early."""
+    text = _line(value)
+    return '`` %s ``' % text if '`' in text else '`%s`' % text
+
+
 def _cell(value: Any) -> str:
-    return str('' if value is None else value).replace('|', '\\|').replace('\n', ' ')
+    return _line('' if value is None else value).replace('|', '\\|')
 
 
 def render_markdown(report: Dict[str, Any]) -> str:
     mark = 'PASSED' if report['passed'] else 'FAILED'
-    lines = ['# %s: %s' % (report['title'], mark), '',
-             '`%s`' % report['verdict_line'], '',
+    lines = ['# %s: %s' % (_line(report['title']), mark), '',
+             _code(report['verdict_line']), '',
              '- started: %s, finished: %s (%s), host: %s'
-             % (report['started'], report['finished'], human(report['seconds']), report['host']), '',
+             % (report['started'], report['finished'], human(report['seconds']), _line(report['host'])), '',
              '| database | engine | RTO | RTO objective | RPO | RPO objective | verdict |',
              '|---|---|---|---|---|---|---|']
     for db in report['databases']:
@@ -176,20 +194,20 @@ def render_markdown(report: Dict[str, Any]) -> str:
         if measured:
             # A failover drill: the figures the writer measured replace the backup lines.
             details = [
-                '- promoted: `%s` (old primary `%s` fenced: %s)'
-                % (measured.get('promoted'), db.get('source'), measured.get('fenced')),
+                '- promoted: %s (old primary %s fenced: %s)'
+                % (_code(measured.get('promoted')), _code(db.get('source')), measured.get('fenced')),
                 '- acknowledged commits: %s, lost: %s, in doubt: %s, writer reconnects: %s'
                 % (measured.get('acknowledged'), measured.get('lost_commits'), measured.get('in_doubt'),
                    measured.get('reconnects')),
                 '- WAL the promoted node lacked: %s bytes' % measured.get('rpo_bytes')]
         else:
             details = [
-                '- backup used: `%s` (finished %s), recoverable until %s' % (
-                    backup.get('id'), backup.get('finished'), backup.get('recoverable_until')),
-                '- chain: %s' % ', '.join('`%s`' % c for c in backup.get('chain') or []) or '- chain: none',
+                '- backup used: %s (finished %s), recoverable until %s' % (
+                    _code(backup.get('id')), _line(backup.get('finished')), _line(backup.get('recoverable_until'))),
+                '- chain: %s' % (', '.join(_code(c) for c in backup.get('chain') or []) or 'none'),
                 rpo_line(db)]
-        lines += ['', '## %s (%s)' % (db.get('name'), db.get('engine')), '',
-                  '- source: `%s`, scratch target: `%s`' % (db.get('source'), db.get('scratch'))]
+        lines += ['', '## %s (%s)' % (_line(db.get('name')), _line(db.get('engine'))), '',
+                  '- source: %s, scratch target: %s' % (_code(db.get('source')), _code(db.get('scratch')))]
         lines += details
         lines += ['- scratch target cleaned up: %s' % ('yes' if db.get('cleaned_up') else 'NO'), '',
                   '| step | started | seconds | result |', '|---|---|---|---|']
@@ -197,13 +215,16 @@ def render_markdown(report: Dict[str, Any]) -> str:
             result = 'ok' if step['ok'] else 'FAILED: %s' % (step.get('error') or '')
             if step['ok'] and step.get('result'):
                 result = 'ok: %s' % step['result']
-            lines.append('| %s | %s | %s | %s |' % (step['name'], step['started'],
+            lines.append('| %s | %s | %s | %s |' % (_cell(step['name']), _cell(step['started']),
                                                     '' if step['seconds'] is None else step['seconds'], _cell(result)))
         if db['reasons']:
-            lines += ['', '**Why it failed:**', ''] + ['- %s' % r for r in db['reasons']]
+            lines += ['', '**Why it failed:**', ''] + ['- %s' % _line(r) for r in db['reasons']]
+        if db.get('warnings'):
+            lines += ['', '**Warnings (what a recovery from this backup would not give back):**', '']
+            lines += ['- %s' % _line(w) for w in db['warnings']]
     if report['tool_versions']:
         versions = sorted(report['tool_versions'].items())
-        lines += ['', '## Tool versions', ''] + ['- %s: %s' % (k, v) for k, v in versions]
+        lines += ['', '## Tool versions', ''] + ['- %s: %s' % (_line(k), _line(v)) for k, v in versions]
     return '\n'.join(lines) + '\n'
 
 
@@ -211,14 +232,15 @@ def rpo_line(db: Dict[str, Any]) -> str:
     """Both RPO figures: measured from the restored data (when the restore read a point) and the catalog's."""
     recovered = db.get('recovered') or {}
     line = '- RPO %s%s, by the catalog %s' % (
-        human(db.get('rpo_seconds')), ' (stop_at %s)' % db['stop_at'] if db.get('stop_at') else '',
+        human(db.get('rpo_seconds')), ' (stop_at %s)' % _line(db['stop_at']) if db.get('stop_at') else '',
         human(db.get('rpo_claimed_seconds')))
     if recovered.get('at'):
-        line += '; restored data reaches %s (%s)' % (recovered['at'], recovered.get('source') or 'measured')
+        line += '; restored data reaches %s (%s)' % (_line(recovered['at']),
+                                                     _line(recovered.get('source') or 'measured'))
     else:
         line += '; no point read from the restored data (measured from the catalog)'
     if db.get('rpo_flag'):
-        line += '\n- **RPO flag:** %s' % db['rpo_flag']
+        line += '\n- **RPO flag:** %s' % _line(db['rpo_flag'])
     return line
 
 
@@ -252,5 +274,5 @@ def test_summary(db: Dict[str, Any]) -> Dict[str, Any]:
         'rto_seconds': db['rto_seconds'], 'rpo_seconds': db['rpo_seconds'],
         'rto_verdict': db['rto_verdict'], 'rpo_verdict': db['rpo_verdict'],
         'objectives': db['objectives'], 'cleaned_up': db['cleaned_up'], 'passed': db['passed'],
-        'reasons': db['reasons'],
+        'reasons': db['reasons'], 'warnings': db.get('warnings') or [],
     }
