@@ -75,8 +75,8 @@ options:
             V(cleanup)), C(started), C(finished), C(ok), and C(result) or C(error)."
           - "A step may carry C(warnings), a list of what it could not do completely (a restore that could not
             apply a database property or load an object the source held). They do not fail the drill; they are
-            listed in the database's RV(databases[].warnings), counted in RV(verdict_line) and shown in the
-            Markdown and HTML reports under the verdict."
+            listed in the C(warnings) of the database's entry in RV(databases), counted in RV(verdict_line) and
+            shown in the Markdown and HTML reports under the verdict."
         type: list
         elements: dict
         default: []

@@ -219,7 +219,7 @@ def fast_header(info: tarfile.TarInfo) -> Optional[bytes]:
     if not (name.isascii() and linkname.isascii() and uname.isascii() and gname.isascii()):
         return None
     uid, gid, size, mtime, mode = info.uid, info.gid, info.size, info.mtime, info.mode & 0o7777
-    if not (type(uid) is int and type(gid) is int and type(size) is int and type(mtime) is int  # noqa: E721
+    if not (isinstance(uid, int) and isinstance(gid, int) and isinstance(size, int) and isinstance(mtime, int)
             and 0 <= uid < 0o10000000 and 0 <= gid < 0o10000000 and 0 <= size < 0o100000000000
             and 0 <= mtime < 0o100000000000):
         return None   # floats and overflows: tarfile's pax records for numbers

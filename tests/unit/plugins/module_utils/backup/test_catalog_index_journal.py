@@ -338,7 +338,7 @@ def test_merge_equals_a_sort_of_the_rows(changes):
     import array
     import random
     rng = random.Random(changes)
-    stems = sorted({'s%03d%s' % (rng.randrange(400), rng.choice(['', '-x', '.y', 'z'])) for _ in range(150)},
+    stems = sorted({'s%03d%s' % (rng.randrange(400), rng.choice(['', '-x', '.y', 'z'])) for dummy in range(150)},
                    key=lambda stem: stem + SUFFIX)
     rows = {stem: (stem, number, 'k%d' % number) for number, stem in enumerate(stems)}
     columns = [list(stems), array.array('q', range(len(stems))), ['k%d' % n for n in range(len(stems))]]

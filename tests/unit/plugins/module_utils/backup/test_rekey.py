@@ -356,7 +356,7 @@ def test_the_old_files_cache_is_dropped_behind_the_read_unless_it_was_just_writt
         return
     assert calls and all(c[0] == path and int(c[3]) == os.POSIX_FADV_DONTNEED for c in calls), calls
     spans = sorted((int(c[1]), int(c[2])) for c in calls)
-    assert spans[0][0] == 0 and all(a + n == b for (a, n), (b, _) in zip(spans, spans[1:]))  # contiguous, from 0
+    assert spans[0][0] == 0 and all(a + n == b for (a, n), (b, dummy) in zip(spans, spans[1:]))  # contiguous, from 0
     assert spans[-1][0] + spans[-1][1] >= len(BIG) - (2 << 20)
     with open(path, 'rb') as handle:
         assert encryption.DecryptingReader(handle, [new], path).read() == BIG

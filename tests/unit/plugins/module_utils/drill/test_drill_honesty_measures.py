@@ -54,7 +54,7 @@ def test_an_unknown_rpo_renders_as_unknown_in_every_report_form():
                           finished='2026-11-29T12:00:07Z', host='h')
     assert report['verdict'] == 'FAILED' and 'RPO n/a/1 min 0 s FAILED' in report['verdict_line']
     text = render_markdown(report)
-    assert 'clock' in text and 'RPO n/a' in text and '0.00 s' not in text.split('## pg')[0]
+    assert 'clock' in text and 'RPO n/a' in text and '0.00 s' not in text.split('## pg', maxsplit=1)[0]
     assert 'clock' in render_html(report, [])
 
 
