@@ -101,10 +101,10 @@ def test_a_restore_temporary_name_is_refused_as_scratch(engine_db, tmp_path):
     name = live_database(engine, db, 'shop__opsready_restore_0badc0de')
     result = drill(engine, db, tmp_path, scratch=name)
     assert result.rc != 0
+    assert_untouched(engine, db, name)
     dummy, report = report_of(result)
     steps = {s['name']: s for s in report['databases'][0]['steps']}
     assert '__opsready_' in steps[list(steps)[0]]['error'] and steps['cleanup']['result'].startswith('not run'), steps
-    assert_untouched(engine, db, name)
 
 
 def test_a_marked_leftover_is_replaced_and_dropped_and_a_passing_drill_leaves_none(engine_db, tmp_path):
@@ -178,15 +178,16 @@ def test_pitr_scratch_directory_of_a_cluster_is_refused_and_kept(postgres_server
     try:
         result = pitr_drill(tmp_path, datadir, postgres_server)
         assert result.rc != 0
+        for rel, data in files.items():
+            assert (datadir / rel).exists(), '%s of the live data directory was removed' % rel
+            assert (datadir / rel).read_bytes() == data, '%s of the live data directory was changed' % rel
+        if sleeper is not None:
+            assert sleeper.poll() is None, 'the clean-up signalled the server of the live data directory'
         dummy, report = report_of(result)
         steps = {s['name']: s for s in report['databases'][0]['steps']}
         error = steps[list(steps)[0]]['error']
         assert str(datadir) in error and 'not created by a DR drill' in error, error
         assert steps['cleanup']['result'].startswith('not run'), steps['cleanup']
-        for rel, data in files.items():
-            assert (datadir / rel).read_bytes() == data, '%s of the live data directory was changed' % rel
-        if sleeper is not None:
-            assert sleeper.poll() is None, 'the clean-up signalled the server of the live data directory'
     finally:
         if sleeper is not None:
             sleeper.kill()
