@@ -18,11 +18,23 @@ description:
     C(PRAGMA integrity_check) and C(PRAGMA foreign_key_check); PostgreSQL C(pg_amcheck --heapallindexed)
     (it installs the C(amcheck) extension in the scratch database), or a full read of every table where
     pg_amcheck or amcheck is unavailable (the result says which); MariaDB/MySQL C(mariadb-check)/C(mysqlcheck)."
-  - "O(step=guard) only checks that O(database) is not O(source) (SQLite: not the same file under another path,
-    a symbolic link or a hard link to it). The role C(opsready.operations.dr_drill) runs it before it restores
-    anything, and drops the scratch target afterwards only when it passed: a restore with C(replace) into the
-    live database and the clean-up after it would otherwise overwrite and then delete the database the drill
-    protects. Every other step checks the same."
+  - "O(step=guard) runs before anything is restored: it refuses a scratch target the drill did not create, so
+    that the restore (with C(replace)) and the clean-up (C(state=absent)) never overwrite or delete a live
+    database or data directory. SQLite - O(database) must not be O(source) (not the same file under another
+    path, a symbolic or hard link to it). PostgreSQL, MariaDB/MySQL - O(database) must not be O(source) (MariaDB
+    with C(lower_case_table_names) 1 or 2 compares names without case), must not contain C(__opsready_) (the
+    restore's temporary databases), and must be absent from the server or carry the drill's mark, the comment
+    C(opsready dr_drill scratch copy of ...) (MySQL and MariaDB before 10.5 keep no database comment: there an
+    existing scratch database is always refused). PostgreSQL point-in-time drills (O(datadir)) - the directory
+    must be absent, empty, or hold the drill's marker file C(opsready_drill_scratch); a cluster's data directory
+    (C(PG_VERSION), C(global/pg_control), a running server's C(postmaster.pid)) or any other content is
+    refused, links resolved. The message says what to do: another scratch name, or drop it yourself. The role
+    C(opsready.operations.dr_drill) drops the scratch target afterwards only when the guard passed. Every other
+    step checks that O(database) is not O(source) too."
+  - "O(step=mark) puts the drill's mark on the scratch target right after the restore (the restored copy carries
+    the source's comment): PostgreSQL C(COMMENT ON DATABASE), MariaDB 10.5+ C(ALTER DATABASE ... COMMENT), PITR
+    the file C(opsready_drill_scratch) in O(datadir). A drill interrupted after that leaves a marked leftover,
+    which the next drill replaces and drops. SQLite is not marked. Nothing is done in check mode."
   - "O(step=smoke) runs each of O(queries) and checks its O(queries[].expect), so the drill proves the data is
     usable, not only present. Every query runs even when an earlier one failed."
   - The scratch target is removed afterwards by M(opsready.operations.db_restore) with C(state=absent).
@@ -42,18 +54,23 @@ options:
     description: Which step to run.
     type: str
     required: true
-    choices: [guard, integrity, smoke, fileset]
+    choices: [guard, mark, integrity, smoke, fileset]
   engine:
     description:
       - Engine of the scratch target. SQL Server (DBCC CHECKDB) is not implemented yet.
-      - Required for O(step=guard), O(step=integrity) and O(step=smoke).
+      - Required for O(step=guard), O(step=mark), O(step=integrity) and O(step=smoke).
     type: str
     choices: [postgresql, mariadb, mysql, sqlite]
   database:
     description:
       - The scratch database name (SQLite, the path of the restored file).
-      - Required for O(step=guard), O(step=integrity) and O(step=smoke).
+      - Required for O(step=integrity) and O(step=smoke); O(step=guard) and O(step=mark) take it or O(datadir).
     type: str
+  datadir:
+    description:
+      - O(step=guard) and O(step=mark) only. The scratch data directory of a PostgreSQL point-in-time drill
+        (M(opsready.operations.db_restore) O(opsready.operations.db_restore#module:datadir)).
+    type: path
   backup_dir:
     description:
       - O(step=fileset) only. The catalog the set was archived into (M(opsready.operations.file_backup) C(dest)).
@@ -136,14 +153,35 @@ extends_documentation_fragment:
   - opsready.operations.check_mode
 notes:
   - In check mode the step does nothing (there is no restored target to check) and reports it was skipped.
-  - The step never changes data kept after the drill, so C(changed) is always false (PostgreSQL may install
-    the C(amcheck) extension into the scratch database, which the drill drops).
+  - The step never changes data kept after the drill, so C(changed) is false (PostgreSQL may install
+    the C(amcheck) extension into the scratch database, which the drill drops); O(step=mark) reports a change
+    when it marked the scratch target.
 seealso:
   - module: opsready.operations.db_restore
   - module: opsready.operations.drill_report
 '''
 
 EXAMPLES = r'''
+- name: Refuse a scratch database the drill did not create (before the restore)
+  opsready.operations.drill_step:
+    step: guard
+    engine: postgresql
+    database: app_drill
+    source: app
+    login_host: 127.0.0.1
+    login_user: postgres
+    login_password: "{{ vault_pg_password }}"
+
+- name: Mark the restored scratch database as the drill's (after the restore)
+  opsready.operations.drill_step:
+    step: mark
+    engine: postgresql
+    database: app_drill
+    source: app
+    login_host: 127.0.0.1
+    login_user: postgres
+    login_password: "{{ vault_pg_password }}"
+
 - name: Integrity check of the restored scratch database
   opsready.operations.drill_step:
     step: integrity
@@ -253,7 +291,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
-from ansible_collections.opsready.operations.plugins.module_utils.drill import steps
+from ansible_collections.opsready.operations.plugins.module_utils.drill import scratch, steps
 from ansible_collections.opsready.operations.plugins.module_utils.drill.checks import guard_scratch
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import (
     connection_from_params, db_connection_argument_spec, db_connection_mutually_exclusive)
@@ -264,9 +302,10 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.regist
 def main():
     argument_spec = db_connection_argument_spec()
     argument_spec.update(
-        step=dict(type='str', required=True, choices=['guard', 'integrity', 'smoke', 'fileset']),
+        step=dict(type='str', required=True, choices=['guard', 'mark', 'integrity', 'smoke', 'fileset']),
         engine=dict(type='str', choices=list(DRILL_ENGINES)),
         database=dict(type='str'),
+        datadir=dict(type='path'),
         source=dict(type='str'),
         backup=dict(type='path'),
         level=dict(type='str', choices=['standard', 'extended'], default='standard'),
@@ -286,7 +325,10 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, mutually_exclusive=db_connection_mutually_exclusive(),
                            required_if=[('step', 'smoke', ['queries', 'engine', 'database']),
                                         ('step', 'integrity', ['engine', 'database']),
-                                        ('step', 'guard', ['engine', 'database']),
+                                        ('step', 'guard', ['engine']),
+                                        ('step', 'guard', ['database', 'datadir'], True),
+                                        ('step', 'mark', ['engine']),
+                                        ('step', 'mark', ['database', 'datadir'], True),
                                         ('step', 'fileset', ['backup_dir', 'fileset', 'scratch_root'])],
                            supports_check_mode=True)
     p = module.params
@@ -296,10 +338,9 @@ def main():
     if p['step'] == 'fileset':
         fileset_step(module, result)
     try:
+        if p['step'] in ('guard', 'mark'):
+            ownership_step(module, result)
         guard_scratch(p['database'], p['source'], p['engine'])
-        if p['step'] == 'guard':  # read-only: runs in check mode too, needs no client tool
-            result.update(ok=True, result='the scratch target %s is not the source %s' % (p['database'], p['source']))
-            module.exit_json(**result)
         client = get_drill_client(p['engine'], connection_from_params(p))
         result['tool_versions'] = client.versions()
         if module.check_mode:
@@ -319,6 +360,45 @@ def main():
     result.update(step)
     if not step['ok']:
         module.fail_json(msg='DR drill step %s failed on %s: %s' % (p['step'], p['database'], step['error']), **result)
+    module.exit_json(**result)
+
+
+def ownership_step(module, result):
+    """guard: may the drill restore into (and later drop) the scratch target; mark: it is the drill's now."""
+    p = module.params
+    target = p['datadir'] or p['database']
+    if p['step'] == 'guard':  # read-only: runs in check mode too
+        if p['datadir']:
+            result['details'] = scratch.guard_datadir(p['datadir'])
+        else:
+            guard_scratch(p['database'], p['source'], p['engine'])
+            if p['engine'] != 'sqlite':
+                client = get_drill_client(p['engine'], connection_from_params(p))
+                result['details'] = scratch.guard_database(client.scratch_state(p['database']), p['database'],
+                                                           p['source'])
+        details = result['details']
+        result.update(ok=True, result='the scratch target %s is %s' % (
+            target, 'not the source %s' % p['source'] if p['engine'] == 'sqlite' and not p['datadir']
+            else "a leftover of a drill (marked): it is replaced" if details.get('marked')
+            else 'empty: the drill restores into it' if details.get('exists')
+            else 'absent: the drill creates it'))
+        module.exit_json(**result)
+    if module.check_mode or (p['engine'] == 'sqlite' and not p['datadir']):
+        result.update(ok=True, result='not marked (%s)' % ('check mode' if module.check_mode else 'SQLite'))
+        module.exit_json(**result)
+    source = p['source'] or ''
+    if p['datadir']:
+        result['details'] = scratch.mark_datadir(p['datadir'], source)
+    else:
+        guard_scratch(p['database'], p['source'], p['engine'])
+        client = get_drill_client(p['engine'], connection_from_params(p))
+        result['details'] = client.mark_scratch(p['database'], scratch.mark_text(source))
+    unmarked = result['details'].get('not_marked')
+    if unmarked:
+        result['drill_warnings'] = ['the scratch target %s is not marked as the drill\'s: %s; an interrupted '
+                                    'drill\'s leftover is then refused by the next drill' % (target, unmarked)]
+    result.update(ok=True, changed=not unmarked, result='%s %s as the drill\'s scratch target'
+                  % (target, 'not marked' if unmarked else 'marked'))
     module.exit_json(**result)
 
 

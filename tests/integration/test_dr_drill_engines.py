@@ -32,6 +32,8 @@ SEED = {
                 "INSERT INTO orders (customer_id, status) SELECT seq % 2000 + 1, ELT(seq % 3 + 1, 'paid', 'open',"
                 " 'shipped') FROM seq_1_to_6000;"),
 }
+LEFTOVER_MARK = {'postgresql': "COMMENT ON DATABASE \"%s\" IS 'opsready dr_drill scratch copy of a drill that was cut'",
+                 'mariadb': "ALTER DATABASE `%s` COMMENT 'opsready dr_drill scratch copy of a drill that was cut'"}
 EXISTS = {'postgresql': "SELECT count(*) FROM pg_database WHERE datname = '%s'",
           'mariadb': "SELECT count(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '%s'"}
 
@@ -108,8 +110,11 @@ def test_corrupted_backup_fails_verification_and_drops_leftover_scratch(engine_d
     data = bytearray(artifact.read_bytes())
     data[len(data) // 2] ^= 0xFF
     artifact.write_bytes(bytes(data))
-    # a scratch database left by an interrupted earlier drill: the clean-up must drop it
+    # a scratch database left by an interrupted earlier drill (it carries the drill's mark, the comment the drill
+    # puts on it right after the restore): the clean-up must drop it. An unmarked one is someone's database and
+    # is refused (tests/integration/test_drill_scratch_guard.py).
     db.server.create_database(db.name + '_drill')
+    db.server.sql(LEFTOVER_MARK[engine] % (db.name + '_drill'))
     assert scratch_exists(engine, db)
     result = drill(engine, db, tmp_path)
     assert result.rc != 0

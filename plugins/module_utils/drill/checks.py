@@ -15,7 +15,8 @@ connection environment or option file, timeouts, error classes), each with the e
 Passwords reach the tools through the client's PGPASSWORD or 0600 option file, never argv.
 Every step refuses a scratch name equal to the source database (for SQLite: the same file under any path, link
 included): a drill works on a copy. The role runs ``drill_step step=guard`` before it restores anything, and drops
-the scratch target afterwards (``db_restore state=absent``) only when the guard let it through.
+the scratch target afterwards (``db_restore state=absent``) only when the guard let it through; on a server (and for
+a PITR data directory) the guard also refuses a scratch target the drill did not create (``drill/scratch.py``).
 
 Private to opsready.operations; do not import from other collections.
 """

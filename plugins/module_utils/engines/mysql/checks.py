@@ -85,6 +85,43 @@ class MySQLChecks(DrillChecks):
                 continue
         return result
 
+    def scratch_state(self, database: str) -> Dict[str, Any]:
+        """Whether the scratch name is a database of the server, as the server compares names: with
+        ``lower_case_table_names`` 1 or 2 ``Shop`` and ``shop`` are one database; and its comment (MariaDB 10.5+;
+        MySQL and older MariaDB keep none, ``marks`` false)."""
+        lctn = int(self.client.query('SELECT @@lower_case_table_names')[0][0] or 0)
+        try:
+            rows = self.client.query_dicts('SELECT SCHEMA_NAME AS name, SCHEMA_COMMENT AS comment '
+                                           'FROM information_schema.SCHEMATA')
+            marks = True
+        except OpsReadyError as exc:
+            if 'SCHEMA_COMMENT' not in exc.message:
+                raise
+            rows = self.client.query_dicts('SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA')
+            marks = False
+        fold = lctn != 0
+        # Compared here, not in SQL: information_schema's collation is case-insensitive whatever the server does.
+        found = [r for r in rows if (r['name'] or '').lower() == database.lower()] if fold else \
+            [r for r in rows if r['name'] == database]
+        state: Dict[str, Any] = {'exists': bool(found), 'fold_case': fold, 'marks': marks,
+                                 'lower_case_table_names': lctn}
+        if found:
+            state.update(name=found[0]['name'], comment=found[0].get('comment') or '')
+        return state
+
+    def mark_scratch(self, database: str, text: str) -> Dict[str, Any]:
+        """The drill's mark on the scratch database it restored: its comment (MariaDB 10.5+)."""
+        # COMMENT takes no hex literal: restore's comment_sql doubles the quotes under NO_BACKSLASH_ESCAPES.
+        from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.restore import comment_sql
+        try:
+            self.client.query(comment_sql(database, text))
+        except OpsReadyError as exc:
+            if 'COMMENT' not in exc.message and 'syntax' not in exc.message:
+                raise
+            # MySQL and MariaDB before 10.5 keep no database comment: the next drill refuses this leftover.
+            return {'comment': None, 'not_marked': 'this server keeps no database comment (%s)' % exc.message}
+        return {'comment': text}
+
     def summary(self, database: str) -> Optional[Dict[str, Any]]:
         from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.backup import (
             mysql_non_empty_sql, mysql_tables_where)

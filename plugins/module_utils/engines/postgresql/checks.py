@@ -19,7 +19,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.runner 
 from ansible_collections.opsready.operations.plugins.module_utils.drill.expect import coerce
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import kill_and_reap
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
-from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import conninfo_value
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import (
+    conninfo_value, quote_ident, quote_literal)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.client import (
     CATALOG_SEARCH_PATH, PostgresClient as PostgresEngineClient)
 from ansible_collections.opsready.operations.plugins.module_utils.drill.checks import (
@@ -109,6 +110,27 @@ class PostgresChecks(DrillChecks):
                 except OpsReadyError:
                     continue
         return result
+
+    def scratch_state(self, database: str) -> Dict[str, Any]:
+        """Whether the scratch name is a database of the server, and its comment (the drill's mark). PostgreSQL
+        compares database names exactly (a quoted identifier: ``Shop`` is not ``shop``)."""
+        rows = self.client.query("SELECT datname, coalesce(shobj_description(oid, 'pg_database'), '') "  # nosec B608 # literal quoted by quote_literal
+                                 'FROM pg_catalog.pg_database WHERE datname = %s' % quote_literal(database))
+        if not rows:
+            return {'exists': False, 'fold_case': False, 'marks': True}
+        return {'exists': True, 'name': rows[0][0], 'comment': rows[0][1], 'fold_case': False, 'marks': True}
+
+    def mark_scratch(self, database: str, text: str) -> Dict[str, Any]:
+        """The drill's mark on the scratch database it restored: its comment (needs its owner or a superuser)."""
+        try:
+            self.client.query('COMMENT ON DATABASE %s IS %s' % (quote_ident(database), quote_literal(text)))
+        except OpsReadyError as exc:
+            if 'must be owner' not in exc.message and 'permission denied' not in exc.message:
+                raise
+            # The restored copy belongs to the source's owner and the drill login is neither it nor a superuser:
+            # the drill goes on (nothing is at risk), the next drill refuses this copy if it is left behind.
+            return {'comment': None, 'not_marked': 'the drill login may not comment on it (%s)' % exc.message}
+        return {'comment': text}
 
     def summary(self, database: str) -> Optional[Dict[str, Any]]:
         from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.backup import (

@@ -1,0 +1,151 @@
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Whose is the scratch target: a drill replaces and drops only what a drill created.
+
+A drill restores into its scratch target with ``replace`` and drops it in the clean-up. On a database server the
+scratch name can be another live database (the default ``<db>_drill`` that an application uses, a scratch name set
+to another database), and a PITR scratch directory can be an existing cluster's data directory: the drill would
+replace it and then delete it. So a drill marks what it creates, the way a DBA labels a scratch copy:
+
+* PostgreSQL: ``COMMENT ON DATABASE <scratch> IS 'opsready dr_drill scratch copy of <source> ...'``;
+* MariaDB 10.5+: ``ALTER DATABASE <scratch> COMMENT '...'`` (the same text; MySQL and older MariaDB keep no
+  database comment: there an existing scratch database is never taken for the drill's);
+* PITR: a file ``opsready_drill_scratch`` in the recovered data directory (PostgreSQL ignores unknown files).
+
+The restore replaces the scratch target with the backup's copy (whose comment is the source's), so the role marks
+it again right after the restore (``drill_step step=mark``), before any check: a drill interrupted after that
+leaves a marked leftover, which the next drill replaces and drops.
+
+Before anything is restored, ``drill_step step=guard`` lets through only a scratch target that is absent, empty (a
+directory) or carries the mark, and never the source database (compared as the server compares names: MariaDB
+with ``lower_case_table_names`` 1 or 2 folds case) nor a name of the restore's own temporary databases
+(``<target>__opsready_restore_<id>``, ``<target>__opsready_old_<id>``). What it refuses is left exactly as it was:
+the role then skips the clean-up too.
+
+Private to opsready.operations; do not import from other collections.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Dict, Optional
+
+from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import atomic_write_text
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
+
+MARK_PREFIX = 'opsready dr_drill scratch copy of '
+MARKER_FILE = 'opsready_drill_scratch'
+# db_restore's temporary databases next to a target (restore/plan.py temporary_name): a scratch named so could be
+# taken for one of them.
+RESERVED = '__opsready_'
+
+_WHAT_TO_DO = ('Choose another scratch name (scratch: in dr_drill_databases), or, if it is a leftover you no longer '
+               'need, drop it yourself; the drill then creates and marks its own.')
+
+
+def mark_text(source: str) -> str:
+    """The comment a drill puts on the scratch database it restored (MariaDB holds at most 1024 characters)."""
+    return ('%s%s, restored by a DR drill at %s: the next drill replaces it, the drill drops it'
+            % (MARK_PREFIX, source[:200], isoformat(utcnow())))
+
+
+def is_marked(comment: Optional[str]) -> bool:
+    return bool(comment) and str(comment).startswith(MARK_PREFIX)
+
+
+def same_name(a: str, b: str, fold_case: bool) -> bool:
+    return a.lower() == b.lower() if fold_case else a == b
+
+
+def guard_database(state: Dict[str, Any], scratch: str, source: Optional[str]) -> Dict[str, Any]:
+    """``state`` is what the server says of the scratch name (the engine's ``DrillChecks.scratch_state``):
+    ``exists``, ``name`` (as the server spells it), ``comment``, ``fold_case`` (names compared without case),
+    ``marks`` (whether the server keeps a database comment). Raises when the drill must not restore into it."""
+    fold = bool(state.get('fold_case'))
+    if RESERVED in (scratch.lower() if fold else scratch):
+        raise OpsReadyError('The scratch name %r contains %r, which db_restore uses for its temporary databases '
+                            '(<target>__opsready_restore_<id>): a database so named is not created by a DR drill '
+                            'and is never taken for its scratch. %s' % (scratch, RESERVED, _WHAT_TO_DO),
+                            scratch=scratch)
+    if source and same_name(scratch, source, fold):
+        raise OpsReadyError('The scratch database %r is the source database %r%s: a drill restores into a separate '
+                            'scratch database and drops it afterwards. Choose another scratch name.'
+                            % (scratch, source, ' (this server compares database names without case: '
+                               'lower_case_table_names=%s)' % state.get('lower_case_table_names') if fold else ''),
+                            scratch=scratch)
+    if not state.get('exists'):
+        return {'exists': False, 'marked': False}
+    if is_marked(state.get('comment')):
+        return {'exists': True, 'marked': True, 'comment': state.get('comment')}
+    why = ('its comment is %r' % state['comment'] if state.get('comment')
+           else 'it has no comment' if state.get('marks', True)
+           else 'this server keeps no database comment, so no database here can carry the mark')
+    raise OpsReadyError('The scratch database %s exists on the server and was not created by a DR drill (%s; a '
+                        "drill's scratch carries the comment '%s...'): a drill replaces its scratch database and "
+                        'drops it afterwards, so it is refused and left as it is. %s'
+                        % (state.get('name') or scratch, why, MARK_PREFIX, _WHAT_TO_DO), scratch=scratch)
+
+
+def _running_pid(datadir: str) -> Optional[int]:
+    try:
+        with open(os.path.join(datadir, 'postmaster.pid'), 'rb') as handle:
+            pid = int(handle.readline().strip() or b'0')
+    except (OSError, ValueError):
+        return None
+    if pid <= 0:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:  # alive, another user's (postgres)
+        pass
+    return pid
+
+
+def guard_datadir(path: str) -> Dict[str, Any]:
+    """A PITR scratch data directory: absent, empty, or marked by a drill (links resolved first: a link to a
+    cluster's data directory is that directory)."""
+    real = os.path.realpath(path)
+    shown = path if real == os.path.abspath(path) else '%s (%s)' % (path, real)
+    if not os.path.lexists(path) and not os.path.exists(real):
+        return {'datadir': real, 'exists': False, 'marked': False}
+    if not os.path.isdir(real):
+        raise OpsReadyError('The PITR scratch data directory %s exists and is not a directory: it was not created by '
+                            'a DR drill. Choose another scratch directory.' % shown, datadir=real)
+    try:
+        entries = os.listdir(real)
+    except OSError as exc:
+        raise OpsReadyError('Cannot read the PITR scratch data directory %s (%s): a drill replaces and removes it only '
+                            'when it can tell it is its own.' % (shown, exc.strerror), datadir=real)
+    marker = os.path.join(real, MARKER_FILE)
+    if MARKER_FILE in entries and os.path.isfile(marker) and not os.path.islink(marker):
+        return {'datadir': real, 'exists': True, 'marked': True}
+    if not entries:
+        return {'datadir': real, 'exists': True, 'marked': False}
+    pid = _running_pid(real)
+    if pid:
+        what = 'a running PostgreSQL server (pid %d) uses it (postmaster.pid)' % pid
+    elif 'PG_VERSION' in entries or os.path.exists(os.path.join(real, 'global', 'pg_control')):
+        what = 'it holds a PostgreSQL cluster (PG_VERSION, global/pg_control)'
+    else:
+        what = 'it is not empty (%d entries) and has no %s marker' % (len(entries), MARKER_FILE)
+    raise OpsReadyError('The PITR scratch data directory %s was not created by a DR drill: %s. A drill replaces its '
+                        'scratch data directory and removes it afterwards, so it is refused and left as it is. '
+                        'Choose another scratch directory (scratch: in dr_drill_databases, or a new '
+                        'dr_drill_scratch_dir), or, if it is a leftover you no longer need, stop its server and '
+                        'remove it yourself.' % (shown, what), datadir=real)
+
+
+def mark_datadir(path: str, source: str) -> Dict[str, Any]:
+    """The marker file in the data directory the restore just recovered."""
+    real = os.path.realpath(path)
+    if not os.path.isdir(real):
+        raise OpsReadyError('Cannot mark the PITR scratch data directory %s: it is not a directory.' % path)
+    body = json.dumps({'marker': MARK_PREFIX.strip(), 'source': source, 'restored_at': isoformat(utcnow()),
+                       'note': 'the next DR drill replaces this data directory, the drill removes it'}, indent=1)
+    atomic_write_text(os.path.join(real, MARKER_FILE), body + '\n', mode=0o600)
+    return {'datadir': real, 'marker': os.path.join(real, MARKER_FILE)}
