@@ -7,7 +7,10 @@ A live Redis cannot take an RDB in place: the operator stops the server, puts th
 ``dbfilename`` say (``restore_file``) and starts it. Proving an artifact restores does not need that server:
 ``scratch_instance`` starts a throw-away redis-server on 127.0.0.1 on a free port, its config (with a random
 ``requirepass``) in a 0600 file of a private directory holding the RDB as its ``dbfilename``, persistence off,
-waits until the load finished, and always stops it and removes the directory.
+waits until the load finished, and always stops it and removes the directory. The RDB in it is the artifact
+decrypted and decompressed (0600, in the 0700 directory): a removal that fails is never passed over
+(``remove_scratch``): it is retried while the error may pass, and what is left is reported with its path and the
+reason (``cleaned_up: false``), so the drill's clean-up step fails instead of claiming a directory it left.
 
 Key counts: redis-check-rdb counted the snapshot's keys at backup time. A server drops the keys whose TTL ran
 out by the time it loads them, so a snapshot with ``expires`` keys may restore up to that many fewer; a
@@ -19,6 +22,7 @@ Private to opsready.operations; do not import from other collections.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import shutil
@@ -26,7 +30,7 @@ import socket
 import subprocess  # nosec B404 # argv lists only
 import tempfile
 import time
-from typing import Any, Dict, Iterator, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import open_artifact
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
@@ -91,16 +95,57 @@ class ScratchRedis:
             return ''
 
 
+# A removal that failed for one of these will fail again: no retry (root meets EPERM on an immutable or
+# append-only file or directory, EROFS on a read-only mount). Others (ENOTEMPTY while a redis-server child still
+# writes its temp file, EBUSY) may pass.
+PERMANENT_ERRNOS = (errno.EPERM, errno.EACCES, errno.EROFS)
+
+
+def remove_scratch(directory: str, attempts: int = 5, delay: float = 0.2) -> Dict[str, Any]:
+    """Remove ``directory`` and all in it, checked: ``{'cleaned_up': True, 'path': ...}``, or ``cleaned_up:
+    False`` with ``left`` (what is still there, relative, the first 20), ``reason`` (each failed removal, the
+    first 5) and ``error`` (one sentence saying what to do). Every removal is tried, even after one failed, so a
+    directory that cannot go still loses the files that can (the RDB first of all)."""
+    errors: List[Tuple[str, BaseException]] = []
+
+    def failed(_func: Any, path: str, exc_info: Any) -> None:
+        errors.append((path, exc_info[1]))
+
+    for attempt in range(attempts):
+        del errors[:]
+        if not os.path.lexists(directory):
+            return {'cleaned_up': True, 'path': directory}
+        shutil.rmtree(directory, onerror=failed)  # pylint: disable=deprecated-argument
+        if not os.path.lexists(directory):
+            return {'cleaned_up': True, 'path': directory}
+        if any(getattr(exc, 'errno', None) in PERMANENT_ERRNOS for _path, exc in errors):
+            break
+        time.sleep(delay * (attempt + 1))
+    left: List[str] = []
+    for root, dirs, files in os.walk(directory):
+        left += [os.path.relpath(os.path.join(root, name), directory) for name in sorted(dirs) + sorted(files)]
+    reason = '; '.join('%s: %s' % (path, getattr(exc, 'strerror', None) or exc) for path, exc in errors[:5]) \
+        or 'still there after %d attempts' % attempts
+    rdb = ' It still holds dump.rdb, the decrypted and decompressed RDB (0600).' if 'dump.rdb' in left else ''
+    return {'cleaned_up': False, 'path': directory, 'left': left[:20], 'reason': reason,
+            'error': 'the scratch directory %s was not removed (%s).%s Remove it by hand (lsattr shows an '
+                     'immutable or append-only flag; chattr -i / -a clears it).' % (directory, reason, rdb)}
+
+
 @contextlib.contextmanager
 def scratch_instance(manifest: Manifest, identities: Sequence[Any] = (), port: Optional[int] = None,
                      workdir: Optional[str] = None, timeout: float = 300,
-                     runner: Optional[ToolRunner] = None) -> Iterator[ScratchRedis]:
-    """The artifact loaded into a throw-away redis-server (stopped and removed on exit)."""
+                     runner: Optional[ToolRunner] = None,
+                     cleanup: Optional[Dict[str, Any]] = None) -> Iterator[ScratchRedis]:
+    """The artifact loaded into a throw-away redis-server (stopped and removed on exit). ``cleanup`` (a dict)
+    receives ``remove_scratch``'s outcome; without one, a directory left behind raises (unless the block is
+    already raising: that failure is the one told)."""
     runner = runner or ToolRunner()
     server = runner.which('redis-server', 'Install the redis-server package on the drill host.')
     directory = tempfile.mkdtemp(prefix='opsready-redis-scratch-', dir=workdir)
     os.chmod(directory, 0o700)
     proc: Optional[subprocess.Popen] = None
+    raising = False
     try:
         restore_file(manifest, os.path.join(directory, 'dump.rdb'), identities)
         port = port or free_port()
@@ -132,6 +177,9 @@ def scratch_instance(manifest: Manifest, identities: Sequence[Any] = (), port: O
                                     % (port, manifest.path, timeout, scratch.log()), path=manifest.path)
             time.sleep(0.05)
         yield scratch
+    except BaseException:
+        raising = True
+        raise
     finally:
         if proc is not None and proc.poll() is None:
             proc.terminate()
@@ -140,7 +188,11 @@ def scratch_instance(manifest: Manifest, identities: Sequence[Any] = (), port: O
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=30)
-        shutil.rmtree(directory, ignore_errors=True)
+        outcome = remove_scratch(directory)
+        if cleanup is not None:
+            cleanup.update(outcome)
+        elif not outcome['cleaned_up'] and not raising:
+            raise OpsReadyError(outcome['error'][0].upper() + outcome['error'][1:], path=directory)
 
 
 def compare_keys(manifest: Manifest, restored: int) -> Dict[str, Any]:
