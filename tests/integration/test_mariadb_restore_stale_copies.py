@@ -99,18 +99,23 @@ def test_a_killed_restore_copy_is_dropped_by_the_next_run_and_look_alikes_surviv
             server.sql('CREATE DATABASE `%s`' % name)
             if text is not None:
                 server.sql("ALTER DATABASE `%s` COMMENT '%s'" % (name, text.replace("'", "''")))
+        # what a swap killed half-way moved aside (maybe the only old tables): reported, never dropped
         left = killed_mid_load(server, tmp_path, maria_db.name, scratch)
         assert comment(server, left) == copy_marker(scratch)
+        aside = scratch + '__opsready_old_12345678'
+        server.sql('CREATE DATABASE `%s`' % aside)
+        server.sql("ALTER DATABASE `%s` COMMENT '%s'" % (aside, copy_marker(scratch, 'old').replace("'", "''")))
         result = restore(server, tmp_path / 'b', maria_db.name, scratch, replace=True)
-        assert result['dropped_stale'] == [left]
+        assert result['dropped_stale'] == [left] and result['kept_stale'] == [aside]
+        assert [w for w in result['warnings'] if aside in w and 'check' in w]
         present = names(server)
-        assert left not in present and all(n in present for n in look_alikes)
+        assert left not in present and all(n in present for n in look_alikes) and aside in present
         assert server.sql('SELECT count(*) FROM `%s`.items' % scratch)[0][0] == '300000'
         assert comment(server, scratch) == "the shop's data"
 
         left = killed_mid_load(server, tmp_path, maria_db.name, scratch)
         dropped = restore(server, tmp_path / 'b', maria_db.name, scratch, state='absent')
-        assert dropped['dropped_stale'] == [left] and dropped['changed'] is True
+        assert dropped['dropped_stale'] == [left] and dropped['changed'] is True and dropped['kept_stale'] == [aside]
         present = names(server)
         assert scratch not in present and left not in present and all(n in present for n in look_alikes)
     finally:

@@ -39,9 +39,11 @@
 A run killed on the way (SIGKILL, an OOM kill: no clean-up runs) leaves the temporary database (or, between the
 swap and its drop, the one holding the old tables). Both are created with a COMMENT naming their target
 (``copy_marker``; MariaDB 10.5+, where a database has a comment), and the next run into that target (or its
-``state: absent``), under the target's lock, drops those it finds (``dropped_stale``). A database that only looks
-like one (the name without the marker) is never dropped; on a server without database comments (MySQL) nothing is
-marked and nothing is swept.
+``state: absent``), under the target's lock, finds them: a temporary copy (restored data, which the backup holds
+again) is dropped (``dropped_stale``); an aside database is only reported (``kept_stale`` and a warning): the swap
+is several steps, so a run killed in it may have left the old tables there and the target without its old views
+and routines, and those are for the operator to check. A database that only looks like one (the name without the
+marker) is never touched; on a server without database comments (MySQL) nothing is marked and nothing is swept.
 
 Private to opsready.operations; do not import from other collections.
 """
@@ -208,7 +210,7 @@ def _stems(target: str) -> Dict[str, str]:
             'old': temporary_name(target, 'old', limit=64)[:-len('__opsready_old_') - 8]}
 
 
-def stale_copies(engine: Any, target: str) -> List[str]:
+def stale_copies(engine: Any, target: str) -> List[Tuple[str, str]]:
     """The databases a killed run into ``target`` left: named as this module names its copies of ``target`` AND
     bearing the marker that names ``target``. Only under ``target_lock`` (no run into ``target`` is live)."""
     markers = {copy_marker(target, what): what for what in MARKERS}
@@ -217,22 +219,30 @@ def stale_copies(engine: Any, target: str) -> List[str]:
     for row in engine.client.query_dicts('SELECT * FROM information_schema.SCHEMATA'):
         name, what = row.get('SCHEMA_NAME') or '', markers.get(row.get('SCHEMA_COMMENT') or '')
         if what and re.match(r'%s__opsready_%s_[0-9a-f]{8}\Z' % (re.escape(stems[what]), what), name):
-            found.append(name)
+            found.append((name, what))
     return sorted(found)
 
 
 def drop_stale(engine: Any, target: str) -> Dict[str, Any]:
-    """Drop what ``stale_copies`` finds: ``{'dropped_stale': [...], 'warnings': [...]}``."""
+    """Drop the temporary copies ``stale_copies`` finds, report the aside databases: ``{'dropped_stale': [...],
+    'kept_stale': [...], 'warnings': [...]}``."""
     dropped: List[str] = []
+    kept: List[str] = []
     warnings: List[str] = []
-    for name in stale_copies(engine, target):
+    for name, what in stale_copies(engine, target):
+        if what == 'old':
+            kept.append(name)
+            warnings.append('database %s holds what a db_restore into %s killed during its swap moved aside (the old '
+                            'tables): check %s (tables, views, routines, triggers, events), then drop it by hand, '
+                            'DROP DATABASE %s' % (name, target, target, _q(name)))
+            continue
         try:
             drop_schema(engine, name)
             dropped.append(name)
         except OpsReadyError as exc:
             warnings.append('database %s, left by a killed db_restore into %s, could not be dropped (%s): drop it by '
                             'hand, DROP DATABASE %s' % (name, target, exc.message, _q(name)))
-    return {'dropped_stale': dropped, 'warnings': warnings}
+    return {'dropped_stale': dropped, 'kept_stale': kept, 'warnings': warnings}
 
 
 def stop_datetime(stop_at: datetime.datetime) -> str:
@@ -1337,7 +1347,7 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
                    'database_defaults': defaults},
         'binlogs_replayed': replay['binlogs'], 'start_position': replay['start_position'],
         'replaced': bool(before['tables'] or count_objects(before['objects'])), 'grants': grants,
-        'dropped_stale': stale['dropped_stale']}
+        'dropped_stale': stale['dropped_stale'], 'kept_stale': stale['kept_stale']}
     warnings = list(stale['warnings'])
     if not defaults:
         warnings.append('The dump %s records no database character set/collation (taken by an older version): '
@@ -1377,7 +1387,7 @@ def drop(engine: Any, request: RestoreRequest, check_mode: bool) -> Dict[str, An
         result = drop_named(engine, request, check_mode, _target, schema_exists, drop_schema)
         # A drill's clean-up (state=absent of its scratch database) also drops what a killed run into it left.
         stale = drop_stale(engine, _target(request))
-        result['dropped_stale'] = stale['dropped_stale']
+        result.update(dropped_stale=stale['dropped_stale'], kept_stale=stale['kept_stale'])
         if stale['warnings']:
             result['warnings'] = stale['warnings']
         result['changed'] = result['changed'] or bool(stale['dropped_stale'])
