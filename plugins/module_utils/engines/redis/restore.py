@@ -22,19 +22,18 @@ Private to opsready.operations; do not import from other collections.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import secrets
-import shutil
 import socket
 import subprocess  # nosec B404 # argv lists only
 import tempfile
 import time
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, Optional, Sequence
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import open_artifact
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import fsync_dir
+from ansible_collections.opsready.operations.plugins.module_utils.common.cleanup import remove_tree
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
 from ansible_collections.opsready.operations.plugins.module_utils.engines.redis.client import (
@@ -95,41 +94,16 @@ class ScratchRedis:
             return ''
 
 
-# A removal that failed for one of these will fail again: no retry (root meets EPERM on an immutable or
-# append-only file or directory, EROFS on a read-only mount). Others (ENOTEMPTY while a redis-server child still
-# writes its temp file, EBUSY) may pass.
-PERMANENT_ERRNOS = (errno.EPERM, errno.EACCES, errno.EROFS)
-
-
-def remove_scratch(directory: str, attempts: int = 5, delay: float = 0.2) -> Dict[str, Any]:
-    """Remove ``directory`` and all in it, checked: ``{'cleaned_up': True, 'path': ...}``, or ``cleaned_up:
-    False`` with ``left`` (what is still there, relative, the first 20), ``reason`` (each failed removal, the
-    first 5) and ``error`` (one sentence saying what to do). Every removal is tried, even after one failed, so a
-    directory that cannot go still loses the files that can (the RDB first of all)."""
-    errors: List[Tuple[str, BaseException]] = []
-
-    def failed(_func: Any, path: str, exc_info: Any) -> None:
-        errors.append((path, exc_info[1]))
-
-    for attempt in range(attempts):
-        del errors[:]
-        if not os.path.lexists(directory):
-            return {'cleaned_up': True, 'path': directory}
-        shutil.rmtree(directory, onerror=failed)  # pylint: disable=deprecated-argument
-        if not os.path.lexists(directory):
-            return {'cleaned_up': True, 'path': directory}
-        if any(getattr(exc, 'errno', None) in PERMANENT_ERRNOS for _path, exc in errors):
-            break
-        time.sleep(delay * (attempt + 1))
-    left: List[str] = []
-    for root, dirs, files in os.walk(directory):
-        left += [os.path.relpath(os.path.join(root, name), directory) for name in sorted(dirs) + sorted(files)]
-    reason = '; '.join('%s: %s' % (path, getattr(exc, 'strerror', None) or exc) for path, exc in errors[:5]) \
-        or 'still there after %d attempts' % attempts
-    rdb = ' It still holds dump.rdb, the decrypted and decompressed RDB (0600).' if 'dump.rdb' in left else ''
-    return {'cleaned_up': False, 'path': directory, 'left': left[:20], 'reason': reason,
-            'error': 'the scratch directory %s was not removed (%s).%s Remove it by hand (lsattr shows an '
-                     'immutable or append-only flag; chattr -i / -a clears it).' % (directory, reason, rdb)}
+def remove_scratch(directory: str) -> Dict[str, Any]:
+    """``remove_tree`` of the scratch directory, with ``error``: one sentence saying what is left and what to do."""
+    outcome = remove_tree(directory)
+    if not outcome['cleaned_up']:
+        rdb = (' It still holds dump.rdb, the decrypted and decompressed RDB (0600).'
+               if 'dump.rdb' in outcome['left'] else '')
+        outcome['error'] = ('the scratch directory %s was not removed (%s).%s Remove it by hand (lsattr shows an '
+                            'immutable or append-only flag; chattr -i / -a clears it).'
+                            % (directory, outcome['reason'], rdb))
+    return outcome
 
 
 @contextlib.contextmanager
