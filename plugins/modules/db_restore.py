@@ -109,6 +109,14 @@ description:
     itself, so O(src) must be a path the server can read."
   - O(state=absent) removes a restored scratch target (database, SQLite file, or PITR data directory after
     stopping its server), which is how DR drills clean up.
+  - PostgreSQL logical and MariaDB restores - a run killed on the way (no clean-up runs) leaves its temporary
+    database C(<database>__opsready_restore_<id>), a full copy of the data (or, killed between the swap and the
+    end, the old contents renamed aside, C(<database>__opsready_old_<id>)). Both carry a COMMENT naming their
+    target from their creation on; the next run into that target (a restore or O(state=absent)), holding the
+    target's lock so that no other run into it is live, drops them and lists them in C(dropped_stale) (MariaDB -
+    an aside database, which a swap killed half-way may have left holding the only old tables, is reported in
+    C(kept_stale) with a warning instead). A database
+    with such a name but without that marker is never dropped (MySQL, without database comments, marks nothing).
   - Encrypted backups (M(opsready.operations.db_backup) O(opsready.operations.db_backup#module:encrypt=true))
     are decrypted on the fly with O(identity) or O(identity_file). The key is tried on every piece of the
     chain before the target is created, so a missing or wrong key fails naming the artifact and writes
@@ -402,6 +410,22 @@ grants:
       C(restored) (false with a C(reason) for backups that predate their recording).
   returned: MariaDB/MySQL restores
   type: dict
+dropped_stale:
+  description:
+    - PostgreSQL logical and MariaDB restores and O(state=absent) of a database - the databases a killed run into
+      this target had left (its marked temporary copy, or the old contents renamed aside) that this run dropped.
+      One that could not be dropped is a warning naming it.
+  returned: PostgreSQL logical and MariaDB/MySQL database restores and O(state=absent)
+  type: list
+  elements: str
+kept_stale:
+  description:
+    - MariaDB restores and O(state=absent) - the aside databases (the old tables) that a run killed during its swap
+      left, found by their marker and only reported, with a warning each - the swap is several steps, so check the
+      target before dropping them by hand.
+  returned: MariaDB/MySQL database restores and O(state=absent)
+  type: list
+  elements: str
 restore_warnings:
   description:
     - What the restore could not give the target that the backup holds (MariaDB/MySQL - objects the source held that

@@ -16,8 +16,10 @@ description:
     C(dbfilename), or loads it into a throw-away redis-server on 127.0.0.1 on a free port (O(target=scratch)),
     compares its key count with the snapshot's (a manifest that records none passes with the step's C(warnings)
     saying the key count was not checked), reads O(expect_keys), and stops and removes the scratch
-    server whatever happens. O(target=scratch) is the DR drill of a Redis backup; its result carries the same
-    steps, RTO and RPO verdicts as the C(dr_drill) role's databases.
+    server whatever happens. The removal of its directory (which holds the decrypted RDB, 0600 in a 0700 directory)
+    is checked - a directory left behind fails the drill's C(cleanup) step with its path and the reason.
+    O(target=scratch) is the DR drill of a Redis backup; its result carries the same steps, RTO and RPO verdicts
+    as the C(dr_drill) role's databases.
   - A live Redis cannot take an RDB in place; see docs/redis.md for the stop, replace, start procedure.
 author: opsready developers (@opsready)
 options:
@@ -108,6 +110,12 @@ drill:
   description: The drill's steps (find_backup to cleanup) with times, RTO/RPO figures and verdicts, C(passed).
   returned: O(target=scratch)
   type: dict
+cleanup:
+  description:
+    - The scratch directory's removal, checked - C(cleaned_up), C(path); when something was left, C(cleaned_up=false)
+      with C(left) (what is still there), C(reason) and C(error), and the drill fails at its C(cleanup) step.
+  returned: O(target=scratch), once the backup was verified
+  type: dict
 size:
   description: Bytes written to O(dest).
   returned: O(target=file)
@@ -170,9 +178,10 @@ def drill(module, p, manifest, identities, found):
         return 'sha256 matches the manifest'
 
     if step('verify', verify):
+        cleanup = {}
         try:
             with restore.scratch_instance(manifest, identities, workdir=p['scratch_dir'],
-                                          timeout=p['load_timeout']) as scratch:
+                                          timeout=p['load_timeout'], cleanup=cleanup) as scratch:
                 steps.append({'name': 'restore', 'started': steps[-1]['finished'], 'finished': isoformat(utcnow()),
                               'ok': True, 'result': 'loaded into a scratch redis-server on port %d' % scratch.port})
 
@@ -192,8 +201,16 @@ def drill(module, p, manifest, identities, found):
         except OpsReadyError as exc:
             steps.append({'name': 'restore', 'started': steps[-1]['finished'], 'finished': isoformat(utcnow()),
                           'ok': False, 'error': exc.message})
-        steps.append({'name': 'cleanup', 'started': isoformat(utcnow()), 'finished': isoformat(utcnow()), 'ok': True,
-                      'result': 'scratch redis-server stopped and its directory removed'})
+        # The removal was checked (remove_scratch): a directory left behind (the decrypted RDB in it, maybe) is a
+        # failed clean-up step with its path and reason, which fails the drill as a scratch database not dropped does.
+        entry = {'name': 'cleanup', 'started': isoformat(utcnow()), 'finished': isoformat(utcnow()),
+                 'ok': bool(cleanup.get('cleaned_up'))}
+        if entry['ok']:
+            entry['result'] = 'scratch redis-server stopped and its directory %s removed' % cleanup.get('path')
+        else:
+            entry['error'] = cleanup.get('error') or 'the scratch directory was not removed'
+        steps.append(entry)
+        result['cleanup'] = cleanup
     database = {'name': manifest.database, 'engine': 'redis', 'steps': steps,
                 'backup': {'id': manifest.id, 'recoverable_until': manifest.data.get('consistent_at')},
                 'objectives': {'rto_seconds': p['rto_seconds'], 'rpo_seconds': p['rpo_seconds']}}

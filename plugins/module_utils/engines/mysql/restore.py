@@ -36,6 +36,15 @@
    old objects and character set put back) and says so; if even that fails the message names the
    aside database that holds the old tables and the file with the old definitions.
 
+A run killed on the way (SIGKILL, an OOM kill: no clean-up runs) leaves the temporary database (or, between the
+swap and its drop, the one holding the old tables). Both are created with a COMMENT naming their target
+(``copy_marker``; MariaDB 10.5+, where a database has a comment), and the next run into that target (or its
+``state: absent``), under the target's lock, finds them: a temporary copy (restored data, which the backup holds
+again) is dropped (``dropped_stale``); an aside database is only reported (``kept_stale`` and a warning): the swap
+is several steps, so a run killed in it may have left the old tables there and the target without its old views
+and routines, and those are for the operator to check. A database that only looks like one (the name without the
+marker) is never touched; on a server without database comments (MySQL) nothing is marked and nothing is swept.
+
 Private to opsready.operations; do not import from other collections.
 """
 
@@ -172,6 +181,68 @@ def check_target(engine: Any, request: RestoreRequest) -> Dict[str, Any]:
 
 def drop_schema(engine: Any, name: str) -> None:
     engine.query('DROP DATABASE IF EXISTS %s' % _q(name))
+
+
+# The COMMENT a run's own databases carry while it runs, with the target's exact name (the copy's name keeps only
+# [A-Za-z0-9_] of it, and long names share a truncated stem).
+MARKERS = {'restore': 'opsready db_restore: temporary copy of database %s while a restore into it runs; the next '
+                      'db_restore into that database drops it if the run was killed',
+           'old': 'opsready db_restore: the old tables of database %s, moved aside by a restore\'s swap; the next '
+                  'db_restore into that database drops it if the run was killed'}
+
+
+def copy_marker(target: str, what: str = 'restore') -> str:
+    return MARKERS[what] % _q(target)
+
+
+def mark(engine: Any, name: str, target: str, what: str = 'restore') -> bool:
+    """Give a database the run just created its marker; False where databases have no comment (MySQL)."""
+    try:
+        engine.query(comment_sql(name, copy_marker(target, what)))
+    except ToolError:
+        return False
+    return True
+
+
+def _stems(target: str) -> Dict[str, str]:
+    sanitized = re.sub(r'[^0-9A-Za-z_]', '_', target)
+    return {'restore': temporary_name(sanitized, limit=64)[:-len('__opsready_restore_') - 8],
+            'old': temporary_name(target, 'old', limit=64)[:-len('__opsready_old_') - 8]}
+
+
+def stale_copies(engine: Any, target: str) -> List[Tuple[str, str]]:
+    """The databases a killed run into ``target`` left: named as this module names its copies of ``target`` AND
+    bearing the marker that names ``target``. Only under ``target_lock`` (no run into ``target`` is live)."""
+    markers = {copy_marker(target, what): what for what in MARKERS}
+    stems = _stems(target)
+    found = []
+    for row in engine.client.query_dicts('SELECT * FROM information_schema.SCHEMATA'):
+        name, what = row.get('SCHEMA_NAME') or '', markers.get(row.get('SCHEMA_COMMENT') or '')
+        if what and re.match(r'%s__opsready_%s_[0-9a-f]{8}\Z' % (re.escape(stems[what]), what), name):
+            found.append((name, what))
+    return sorted(found)
+
+
+def drop_stale(engine: Any, target: str) -> Dict[str, Any]:
+    """Drop the temporary copies ``stale_copies`` finds, report the aside databases: ``{'dropped_stale': [...],
+    'kept_stale': [...], 'warnings': [...]}``."""
+    dropped: List[str] = []
+    kept: List[str] = []
+    warnings: List[str] = []
+    for name, what in stale_copies(engine, target):
+        if what == 'old':
+            kept.append(name)
+            warnings.append('database %s holds what a db_restore into %s killed during its swap moved aside (the old '
+                            'tables): check %s (tables, views, routines, triggers, events), then drop it by hand, '
+                            'DROP DATABASE %s' % (name, target, target, _q(name)))
+            continue
+        try:
+            drop_schema(engine, name)
+            dropped.append(name)
+        except OpsReadyError as exc:
+            warnings.append('database %s, left by a killed db_restore into %s, could not be dropped (%s): drop it by '
+                            'hand, DROP DATABASE %s' % (name, target, exc.message, _q(name)))
+    return {'dropped_stale': dropped, 'kept_stale': kept, 'warnings': warnings}
 
 
 def stop_datetime(stop_at: datetime.datetime) -> str:
@@ -1100,6 +1171,7 @@ def _swap(engine: Any, target: str, temp: str, tables: List[str], before: Dict[s
             aside = temporary_name(target, 'old', limit=64)
             engine.query('CREATE DATABASE %s' % _q(aside))
             steps.append('aside')
+            mark(engine, aside, target, 'old')
         if count_objects(before['objects']):
             steps.append('old_objects_dropped')
             _drop_objects(engine, target, before['objects'])
@@ -1210,12 +1282,17 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
         check_rewritable(full.database or '', 'source database name')
     engine.ping()
     before = check_target(engine, request)
+    # Under the target's lock no other run into it is live: a marked copy of it is a killed run's.
+    stale = drop_stale(engine, target_db)
     timer.lap('inspect_target')
     engine.query('CREATE DATABASE %s%s' % (_q(temp), clause))
     replay: Dict[str, Any] = {'binlogs': [], 'start_position': None}
     events: Dict[str, str] = {}
     try:
-        if comment is not None:
+        # The copy carries the marker, not the dump's comment (the swap gives the target that one): a run killed
+        # from here on leaves a copy the next run into the target knows as its own.
+        marked = mark(engine, temp, target_db)
+        if comment is not None and not marked:
             engine.query(comment_sql(temp, comment))
         probe_privileges(engine, temp, full.data.get('database_objects'))
         timer.lap('probe_privileges')
@@ -1231,7 +1308,11 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
             if defaults:
                 defaults = schema_defaults(engine, temp) or defaults
             if comment is not None:
-                comment = engine.database_comment(temp)
+                replayed = engine.database_comment(temp)
+                if replayed != copy_marker(target_db) or not marked:
+                    comment = replayed
+                    if marked:   # the replayed ALTER took the marker off
+                        mark(engine, temp, target_db)
             timer.lap('replay')
         tables = tables_of(engine, temp)
         moved = count_objects(objects_of(engine, temp))
@@ -1265,8 +1346,9 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
                    'port': engine.conn.port or 3306, 'tables': len(tables), 'objects': moved,
                    'database_defaults': defaults},
         'binlogs_replayed': replay['binlogs'], 'start_position': replay['start_position'],
-        'replaced': bool(before['tables'] or count_objects(before['objects'])), 'grants': grants}
-    warnings = []
+        'replaced': bool(before['tables'] or count_objects(before['objects'])), 'grants': grants,
+        'dropped_stale': stale['dropped_stale'], 'kept_stale': stale['kept_stale']}
+    warnings = list(stale['warnings'])
     if not defaults:
         warnings.append('The dump %s records no database character set/collation (taken by an older version): '
                         '%s has the server default.' % (full.id, target_db))
@@ -1302,7 +1384,14 @@ def drop(engine: Any, request: RestoreRequest, check_mode: bool) -> Dict[str, An
     if check_mode:
         return drop_named(engine, request, check_mode, _target, schema_exists, drop_schema)
     with target_lock(engine, _target(request)):
-        return drop_named(engine, request, check_mode, _target, schema_exists, drop_schema)
+        result = drop_named(engine, request, check_mode, _target, schema_exists, drop_schema)
+        # A drill's clean-up (state=absent of its scratch database) also drops what a killed run into it left.
+        stale = drop_stale(engine, _target(request))
+        result.update(dropped_stale=stale['dropped_stale'], kept_stale=stale['kept_stale'])
+        if stale['warnings']:
+            result['warnings'] = stale['warnings']
+        result['changed'] = result['changed'] or bool(stale['dropped_stale'])
+        return result
 
 
 class MySQLRestore(Restorer):

@@ -46,6 +46,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common import locks
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import atomic_write_text
+from ansible_collections.opsready.operations.plugins.module_utils.common.cleanup import remove_tree
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
     IntegrityError, OpsReadyError, ToolError)
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import CHUNK
@@ -725,8 +726,14 @@ def _drop_locked(datadir: str, rundir: str) -> None:
     server = ScratchServer(PostgresEngine(ConnectionParams()), datadir, rundir, 0, owner)
     if os.path.isdir(datadir):
         server.stop()
-    shutil.rmtree(datadir, ignore_errors=True)
-    shutil.rmtree(rundir, ignore_errors=True)
+    # Checked: a data directory left behind (a full copy of the cluster) fails the clean-up with its path and the
+    # reason, instead of a "removed" over it.
+    left = [outcome for outcome in (remove_tree(datadir), remove_tree(rundir)) if not outcome['cleaned_up']]
+    if left:
+        raise OpsReadyError('The scratch data directory was not removed completely: %s. Remove it by hand (lsattr '
+                            'shows an immutable or append-only flag; chattr -i / -a clears it).'
+                            % '; '.join('%s (%s; left: %s)' % (o['path'], o['reason'], ', '.join(o['left'][:5]))
+                                        for o in left), left=[o['path'] for o in left])
 
 
 class PitrRestore(Restorer):

@@ -14,13 +14,18 @@
    (one table: ``-j N`` cannot split its load) is loaded while it decompresses: schema and data through
    ``pg_restore`` on stdin, fed from the copy as it grows, then ``pg_restore -j N --section=post-data`` (indexes,
    constraints, grants) on the complete copy once the artifact's checksum matched.
-3. Any failure drops the temporary database; the target was never touched.
+3. Any failure drops the temporary database; the target was never touched. A run killed on the way (SIGKILL, an
+   OOM kill, a lost host: no clean-up runs) leaves it: it is created with a COMMENT naming its target
+   (``copy_marker``), kept until the swap, and the next run into that target (or its ``state: absent``), under the
+   target's lock, which proves no other run is using it, drops every copy of that target bearing the marker and
+   says so (``dropped_stale``). A database that only looks like one (the name without the marker) is never dropped.
 4. The database-level properties recorded in the manifest at backup time (owner, ACL, comment, connection
    limit, ``ALTER DATABASE ... SET``, ``ALTER ROLE ... IN DATABASE ... SET``; see ``engines/postgresql/dbprops.py``)
    are applied to the temporary database, so they travel with it through the rename.
 5. Swap: new connections to the old target are refused (``ALLOW_CONNECTIONS false``), its sessions
-   terminated, and in one transaction the old database is renamed aside and the restored one takes the
-   name; the old one is dropped afterwards.
+   terminated, and in one transaction the old database is renamed aside (marked as such, so a run killed before
+   dropping it leaves it to the next run's sweep) and the restored one takes the name and its recorded comment
+   in place of the marker; the old one is dropped afterwards.
 
 The whole run (and ``state: absent``) holds a session-level advisory lock keyed on the target's name
 (``target_lock``): a second run into the same database fails at once and changes nothing; runs into other
@@ -271,6 +276,56 @@ def check(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifest]
         check_roles(engine, request, chain[0])
         check_locales(engine, chain[0])
     return {'database': request.database, 'server': engine.server_label()}
+
+
+# What a run leaves under the target's lock (the temporary copy while it loads, the old target between the swap
+# and its drop): the COMMENT set on it says so, with the target's exact name (long names share a truncated stem).
+MARKERS = {'restore': 'opsready db_restore: temporary copy of database %s while a restore into it runs; the next '
+                      'db_restore into that database drops it if the run was killed',
+           'old': 'opsready db_restore: the previous contents of database %s, renamed aside by a restore\'s swap; '
+                  'the next db_restore into that database drops it if the run was killed'}
+
+
+def copy_marker(target: str, what: str = 'restore') -> str:
+    return MARKERS[what] % quote_ident(target)
+
+
+def _mark(name: str, target: str, what: str = 'restore') -> str:
+    return 'COMMENT ON DATABASE %s IS %s' % (quote_ident(name), quote_literal(copy_marker(target, what)))
+
+
+def stale_copies(engine: PostgresEngine, target: str, session: Optional[PsqlSession] = None) -> List[str]:
+    """The databases a killed run into ``target`` left: named as ``temporary_name(target, ...)`` names them AND
+    bearing the marker that names ``target``. Only call under ``target_lock`` (no run into ``target`` is live)."""
+    markers = ', '.join(quote_literal(copy_marker(target, what)) for what in MARKERS)
+    # Names come hex-encoded: a database name may hold a newline, which would split psql's rows.
+    rows = _ask(engine, "SELECT encode(convert_to(d.datname::text, 'UTF8'), 'hex') FROM pg_database d "  # nosec B608 # pg_quote literals
+                "WHERE shobj_description(d.oid, 'pg_database') IN (%s) ORDER BY 1" % markers, session)
+    names = [bytes.fromhex(r[0]).decode('utf-8') for r in rows if r and r[0]]
+    shapes = []
+    for what in MARKERS:   # the stem is the target cut to fit 63 bytes with each suffix
+        suffix = len('__opsready_%s_' % what) + 8
+        stem = temporary_name(target, what)[:-suffix]
+        shapes.append(re.compile(r'%s__opsready_%s_[0-9a-f]{8}\Z' % (re.escape(stem), what)))
+    return [n for n in names if any(shape.match(n) for shape in shapes)]
+
+
+def drop_stale(engine: PostgresEngine, target: str, session: Optional[PsqlSession] = None) -> Dict[str, Any]:
+    """Drop what ``stale_copies`` finds: ``{'dropped_stale': [...], 'warnings': [...]}`` (a copy that could not be
+    dropped is a warning naming it; the run goes on)."""
+    dropped: List[str] = []
+    warnings: List[str] = []
+    for name in stale_copies(engine, target, session):
+        if _template_flag(engine, name, session):   # an old target that was a template: DROP refuses a template
+            with contextlib.suppress(ToolError):
+                _ask(engine, 'ALTER DATABASE %s IS_TEMPLATE false' % quote_ident(name), session)
+        error = discard_copy(engine, name)
+        if error is None:
+            dropped.append(name)
+        else:
+            warnings.append('database %s, left by a killed db_restore into %s, could not be dropped (%s): drop it by '
+                            'hand, DROP DATABASE %s WITH (FORCE)' % (name, target, error, quote_ident(name)))
+    return {'dropped_stale': dropped, 'warnings': warnings}
 
 
 def drop_database(engine: PostgresEngine, name: str, session: Optional[PsqlSession] = None) -> None:
@@ -775,13 +830,27 @@ def _load_following(engine: PostgresEngine, common: List[str], env: Dict[str, st
                       '--section=post-data (decompressed copy)' % jobs, 'jobs': jobs}
 
 
+def final_comment(request: RestoreRequest, manifest: Manifest, restored: str) -> str:
+    """The statement that replaces the copy's marker with the comment recorded at backup time (or none)."""
+    props = manifest.data.get('database_properties') or {}
+    if props:
+        statements, _skipped = apply_statements(props, restored, request.no_owner, [])
+        comments = [sql for sql in statements if sql.startswith('COMMENT ON DATABASE ')]
+        if comments:
+            return comments[-1]
+    return 'COMMENT ON DATABASE %s IS NULL' % quote_ident(restored)
+
+
 def _swap(engine: PostgresEngine, target: str, restored: str, exists: bool,
-          session: Optional[PsqlSession] = None) -> Optional[str]:
+          session: Optional[PsqlSession] = None, comment: Optional[str] = None) -> Optional[str]:
     """Give ``restored`` the name ``target``; returns the name the old target had while it was aside. A new
-    name is one statement (on ``session``); replacing retries while sessions reconnect, each try a psql of its
-    own (a failed statement would end the locked session)."""
+    name is one transaction (on ``session``); replacing retries while sessions reconnect, each try a psql of its
+    own (a failed statement would end the locked session). ``comment`` (``final_comment``) replaces the copy's
+    marker in the same transaction; the old target gets the marker of an aside copy."""
+    comment = comment or 'COMMENT ON DATABASE %s IS NULL' % quote_ident(restored)
     if not exists:
-        _ask(engine, 'ALTER DATABASE %s RENAME TO %s' % (quote_ident(restored), quote_ident(target)), session)
+        _ask(engine, _one_transaction([comment, 'ALTER DATABASE %s RENAME TO %s'
+                                       % (quote_ident(restored), quote_ident(target))]), session)
         return None
     aside = temporary_name(target, 'old')
     qt = quote_ident(target)
@@ -793,9 +862,10 @@ def _swap(engine: PostgresEngine, target: str, restored: str, exists: bool,
                          'FROM pg_stat_activity WHERE datname = %s AND pid <> '
                          'pg_backend_pid()' % quote_literal(target))
             try:
-                # psql -c runs both statements in one transaction: both names change, or neither.
-                engine.query('ALTER DATABASE %s RENAME TO %s; ALTER DATABASE %s RENAME TO %s'
-                             % (qt, quote_ident(aside), quote_ident(restored), qt))
+                # psql -c runs the string in one transaction: both names change, with the markers, or nothing does.
+                engine.query('ALTER DATABASE %s RENAME TO %s; %s; %s; ALTER DATABASE %s RENAME TO %s'
+                             % (qt, quote_ident(aside), _mark(aside, target, 'old'), comment,
+                                quote_ident(restored), qt))
                 last = None
                 break
             except ToolError as exc:
@@ -845,7 +915,7 @@ def available_extensions(engine: PostgresEngine, names: List[str],
 
 
 def create_database(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, name: str,
-                    session: Optional[PsqlSession] = None) -> List[str]:
+                    session: Optional[PsqlSession] = None, target: Optional[str] = None) -> List[str]:
     """The temporary database, with the encoding, locale and tablespace the backed-up one had; returns what of
     them had to be left out (``tablespace_option``).
 
@@ -868,6 +938,14 @@ def create_database(engine: PostgresEngine, request: RestoreRequest, manifest: M
                             '(%s): %s. Install that locale on the server (locale-gen, then restart PostgreSQL) '
                             'and run again. Nothing was restored.'
                             % (engine.conn.where(5432), options, _server_error(exc)), stderr=exc.stderr)
+    if target is not None:
+        # Marked at once (CREATE DATABASE cannot share a transaction): a run killed from here on leaves a copy the
+        # next run into ``target`` knows as its own (drop_stale). The swap replaces the marker.
+        try:
+            _ask(engine, _mark(name, target), session)
+        except BaseException:
+            drop_database(engine, name)
+            raise
     if closed:
         try:
             _ask(engine, _one_transaction(['REVOKE ALL ON DATABASE %s FROM PUBLIC' % quote_ident(name),
@@ -895,6 +973,8 @@ def apply_properties(engine: PostgresEngine, request: RestoreRequest, manifest: 
         return {'restored': False, 'reason': 'the backup predates the recording of database-level properties '
                                              '(owner, ACL, comment, settings): take a new backup to keep them'}
     statements, skipped = apply_statements(props, database, request.no_owner, roles)
+    # The comment is set by the swap, in its transaction: until then the copy keeps the marker (drop_stale).
+    statements = [sql for sql in statements if not sql.startswith('COMMENT ON DATABASE ')]
     if statements:
         # all of them or none
         _ask(engine, _one_transaction(statements), session)
@@ -947,9 +1027,12 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
     before = check_target(engine, request, session)
     roles = check_roles(engine, request, manifest, session)
     check_locales(engine, manifest)
+    # Under the target's lock no other run into it is live: a marked copy of it is a killed run's (a full copy
+    # of the data, on disk until someone drops it).
+    stale = drop_stale(engine, target, session)
     timer.lap('inspect_target')
     temp = temporary_name(target)
-    not_created = create_database(engine, request, manifest, temp, session)
+    not_created = create_database(engine, request, manifest, temp, session, target=target)
     try:
         load = _load(engine, request, manifest, temp, timer, copier)
         timer.lap('pg_restore')
@@ -962,7 +1045,7 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
         if not_created:
             properties['skipped'] = not_created + list(properties.get('skipped') or [])
         timer.lap('database_properties')
-        aside = _swap(engine, target, temp, before['exists'], session)
+        aside = _swap(engine, target, temp, before['exists'], session, final_comment(request, manifest, temp))
     except IntegrityError as exc:
         # The checksum (compared in the read that loaded the data) or the decompression failed: what was
         # loaded never leaves the temporary database, which goes; the target was not touched. Clean-up runs in
@@ -992,10 +1075,13 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
             _ask(engine, 'ALTER DATABASE %s IS_TEMPLATE false' % quote_ident(aside), live)   # else DROP refuses
         drop_database(engine, aside, live)
         timer.lap('drop_old')
-    return {'target': {'database': target, 'server': engine.server_label(),
-                       'host': engine.conn.host, 'port': engine.conn.port or 5432, 'objects': objects},
-            'method_detail': load['method'], 'jobs': load['jobs'], 'database_properties': properties,
-            'replaced': bool(before['exists'] and before['objects'])}
+    outcome = {'target': {'database': target, 'server': engine.server_label(),
+                          'host': engine.conn.host, 'port': engine.conn.port or 5432, 'objects': objects},
+               'method_detail': load['method'], 'jobs': load['jobs'], 'database_properties': properties,
+               'replaced': bool(before['exists'] and before['objects']), 'dropped_stale': stale['dropped_stale']}
+    if stale['warnings']:
+        outcome['warnings'] = stale['warnings']
+    return outcome
 
 
 def _plain_text_search_note(manifest: Manifest) -> List[str]:
@@ -1124,8 +1210,15 @@ def drop(engine: PostgresEngine, request: RestoreRequest, check_mode: bool) -> D
                 _ask(eng, 'ALTER DATABASE %s IS_TEMPLATE false' % quote_ident(name), session)
             drop_database(eng, name, session)
 
-        return drop_named(engine, request, check_mode, _target,
-                          lambda eng, name: database_exists(eng, name, session), drop_it)
+        result = drop_named(engine, request, check_mode, _target,
+                            lambda eng, name: database_exists(eng, name, session), drop_it)
+        # A drill's clean-up (state=absent of its scratch database) also drops what a killed run into it left.
+        stale = drop_stale(engine, _target(request), session)
+        result['dropped_stale'] = stale['dropped_stale']
+        if stale['warnings']:
+            result['warnings'] = stale['warnings']
+        result['changed'] = result['changed'] or bool(stale['dropped_stale'])
+        return result
 
 
 class PostgresRestore(Restorer):

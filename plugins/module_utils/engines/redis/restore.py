@@ -7,7 +7,10 @@ A live Redis cannot take an RDB in place: the operator stops the server, puts th
 ``dbfilename`` say (``restore_file``) and starts it. Proving an artifact restores does not need that server:
 ``scratch_instance`` starts a throw-away redis-server on 127.0.0.1 on a free port, its config (with a random
 ``requirepass``) in a 0600 file of a private directory holding the RDB as its ``dbfilename``, persistence off,
-waits until the load finished, and always stops it and removes the directory.
+waits until the load finished, and always stops it and removes the directory. The RDB in it is the artifact
+decrypted and decompressed (0600, in the 0700 directory): a removal that fails is never passed over
+(``remove_scratch``): it is retried while the error may pass, and what is left is reported with its path and the
+reason (``cleaned_up: false``), so the drill's clean-up step fails instead of claiming a directory it left.
 
 Key counts: redis-check-rdb counted the snapshot's keys at backup time. A server drops the keys whose TTL ran
 out by the time it loads them, so a snapshot with ``expires`` keys may restore up to that many fewer; a
@@ -21,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import shutil
 import socket
 import subprocess  # nosec B404 # argv lists only
 import tempfile
@@ -31,6 +33,7 @@ from typing import Any, Dict, Iterator, Optional, Sequence
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import open_artifact
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import fsync_dir
+from ansible_collections.opsready.operations.plugins.module_utils.common.cleanup import remove_tree
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
 from ansible_collections.opsready.operations.plugins.module_utils.engines.redis.client import (
@@ -91,16 +94,32 @@ class ScratchRedis:
             return ''
 
 
+def remove_scratch(directory: str) -> Dict[str, Any]:
+    """``remove_tree`` of the scratch directory, with ``error``: one sentence saying what is left and what to do."""
+    outcome = remove_tree(directory)
+    if not outcome['cleaned_up']:
+        rdb = (' It still holds dump.rdb, the decrypted and decompressed RDB (0600).'
+               if 'dump.rdb' in outcome['left'] else '')
+        outcome['error'] = ('the scratch directory %s was not removed (%s).%s Remove it by hand (lsattr shows an '
+                            'immutable or append-only flag; chattr -i / -a clears it).'
+                            % (directory, outcome['reason'], rdb))
+    return outcome
+
+
 @contextlib.contextmanager
 def scratch_instance(manifest: Manifest, identities: Sequence[Any] = (), port: Optional[int] = None,
                      workdir: Optional[str] = None, timeout: float = 300,
-                     runner: Optional[ToolRunner] = None) -> Iterator[ScratchRedis]:
-    """The artifact loaded into a throw-away redis-server (stopped and removed on exit)."""
+                     runner: Optional[ToolRunner] = None,
+                     cleanup: Optional[Dict[str, Any]] = None) -> Iterator[ScratchRedis]:
+    """The artifact loaded into a throw-away redis-server (stopped and removed on exit). ``cleanup`` (a dict)
+    receives ``remove_scratch``'s outcome; without one, a directory left behind raises (unless the block is
+    already raising: that failure is the one told)."""
     runner = runner or ToolRunner()
     server = runner.which('redis-server', 'Install the redis-server package on the drill host.')
     directory = tempfile.mkdtemp(prefix='opsready-redis-scratch-', dir=workdir)
     os.chmod(directory, 0o700)
     proc: Optional[subprocess.Popen] = None
+    raising = False
     try:
         restore_file(manifest, os.path.join(directory, 'dump.rdb'), identities)
         port = port or free_port()
@@ -132,6 +151,9 @@ def scratch_instance(manifest: Manifest, identities: Sequence[Any] = (), port: O
                                     % (port, manifest.path, timeout, scratch.log()), path=manifest.path)
             time.sleep(0.05)
         yield scratch
+    except BaseException:
+        raising = True
+        raise
     finally:
         if proc is not None and proc.poll() is None:
             proc.terminate()
@@ -140,7 +162,11 @@ def scratch_instance(manifest: Manifest, identities: Sequence[Any] = (), port: O
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=30)
-        shutil.rmtree(directory, ignore_errors=True)
+        outcome = remove_scratch(directory)
+        if cleanup is not None:
+            cleanup.update(outcome)
+        elif not outcome['cleaned_up'] and not raising:
+            raise OpsReadyError(outcome['error'][0].upper() + outcome['error'][1:], path=directory)
 
 
 def compare_keys(manifest: Manifest, restored: int) -> Dict[str, Any]:
