@@ -33,6 +33,19 @@ LIVE = {'postgresql': "CREATE TABLE ledger (id int PRIMARY KEY, note text); "
                    "INSERT INTO ledger SELECT seq, CONCAT('entry ', seq) FROM seq_1_to_321;"}
 
 
+# Databases a test made besides its own (the servers are shared by the module's tests and, per xdist worker, by
+# other files': a live look-alike of db_restore's temporary name left behind fails their "no leftover" checks).
+MADE: list = []
+
+
+@pytest.fixture(autouse=True)
+def drop_what_the_test_made():
+    yield
+    while MADE:
+        server, name = MADE.pop()
+        server.drop_database(name)
+
+
 @pytest.fixture(params=['postgresql', 'mariadb'])
 def engine_db(request):
     fixture = 'pg_db' if request.param == 'postgresql' else 'maria_db'
@@ -48,6 +61,7 @@ def exists(engine, db, name):
 def live_database(engine, db, name):
     """Another application's database on the same server: tables and rows the drill must never touch."""
     db.server.create_database(name)
+    MADE.append((db.server, name))
     db.server.sql(LIVE[engine], database=name)
     return name
 
@@ -111,6 +125,7 @@ def test_a_marked_leftover_is_replaced_and_dropped_and_a_passing_drill_leaves_no
     engine, db = engine_db
     scratch = db.name + '_drill'
     db.server.create_database(scratch)
+    MADE.append((db.server, scratch))
     db.server.sql(LIVE[engine], database=scratch)
     db.server.sql(MARK[engine] % scratch)
     result = drill(engine, db, tmp_path, dr_drill_backup_first=True)
