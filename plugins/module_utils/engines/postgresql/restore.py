@@ -44,12 +44,16 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
+import array
 import contextlib
+import fcntl
 import os
 import re
+import select
 import shutil
 import subprocess  # nosec B404 # argv lists via the runner only
 import tempfile
+import termios
 import threading
 import time
 from typing import Any, Dict, Iterator, List, Optional, Tuple
@@ -547,6 +551,9 @@ def needs_copy(request: RestoreRequest, manifest: Manifest) -> bool:
 
 COPY_NAME = 'dump'
 FOLLOW_POLL = 0.005   # seconds between looks at a copy that the follower has caught up with
+FEED_WAIT_MS = 1      # milliseconds between looks at a full pipe that the follower waits to see half drained,
+FEED_WAIT_MAX_MS = 10   # or more when the reader's pace says so (it still has half a pipe to read then)
+F_GETPIPE_SZ = 1032   # fcntl.F_GETPIPE_SZ (Python 3.10+ on Linux)
 # Below this (decompressed) size the decompression takes less time (~1 GB/s) than the listing and the second
 # pg_restore (program starts, logins) add: the load waits for the complete copy, one pg_restore -j N.
 FOLLOW_MIN_BYTES = 64 * 1024 * 1024
@@ -682,7 +689,14 @@ def _follow(copier: _Copier, sink: Any, cancel: threading.Event, hold_tail: bool
         if copier.growing is None:
             return
         out = sink.fileno()
-        while not (cancel.is_set() or copier._cancel.is_set()):
+        half = _pipe_size(out) // 2
+        poller = select.poll()
+        poller.register(out, 0)                  # POLLERR/POLLHUP only: the tool closed its end
+        pace = [float(FEED_WAIT_MS)]
+
+        def stopped() -> bool:
+            return cancel.is_set() or copier._cancel.is_set()
+        while not stopped():
             done = not copier.running            # before the size: once done, the size is final
             if done and copier.error is not None:
                 return
@@ -696,8 +710,11 @@ def _follow(copier: _Copier, sink: Any, cancel: threading.Event, hold_tail: bool
                     continue
             size = os.fstat(fd).st_size
             end = size if done or not hold_tail else size - 1
-            while offset < end:
-                offset += _send(fd, out, offset, end - offset)
+            while offset < end and not stopped():
+                try:
+                    offset += _send(fd, out, offset, end - offset)
+                except BlockingIOError:
+                    _drain_wait(out, half, poller, stopped, pace)
             if done:
                 return
             copier.wait(FOLLOW_POLL)
@@ -714,11 +731,50 @@ def _follow(copier: _Copier, sink: Any, cancel: threading.Event, hold_tail: bool
             pass
 
 
+def _pipe_size(out: int) -> int:
+    """The capacity of the pipe ``out`` (64 KiB when the kernel does not say)."""
+    try:
+        return fcntl.fcntl(out, F_GETPIPE_SZ)
+    except OSError:
+        return 64 * 1024
+
+
+def _drain_wait(out: int, half: int, poller: Any, stopped: Any, pace: List[float]) -> None:
+    """The pipe ``out`` is full: wait until its reader has taken it down to ``half`` (or closed it, or the feed was
+    stopped). A blocking splice into a full pipe would return each time the reader frees a page, one wake-up and
+    one system call of the feeder per ~8 KiB pg_restore reads (~100,000 for a 700 MB table); waiting for half
+    of a 1 MiB pipe sends in 512 KiB pieces and still leaves the reader half a pipe (several ms of a load) ahead.
+    ``pace``: [milliseconds of the first wait], kept from one full pipe to the next (the reader's pace changes
+    slowly), so a refill usually takes one or two looks; 0.8 of the time half a pipe lasted, so a reader that
+    speeds up does not find the pipe empty."""
+    level = array.array('i', [0])
+    wait = pace[0]
+    before, since = -1, 0.0
+    while not stopped():
+        try:
+            fcntl.ioctl(out, termios.FIONREAD, level, True)
+        except OSError:
+            return                  # the next splice tells what is wrong
+        now = time.monotonic()
+        if 0 <= before and level[0] < before:
+            # the reader's pace since the last look: the next look about when the pipe is down to half, and the
+            # first look at the next full pipe (taking half of it takes half / pace)
+            per_ms = (before - level[0]) / ((now - since) * 1000.0)
+            wait = min(max((level[0] - half) / per_ms, FEED_WAIT_MS), FEED_WAIT_MAX_MS)
+            pace[0] = min(max(0.8 * half / per_ms, FEED_WAIT_MS), FEED_WAIT_MAX_MS)
+        if level[0] <= half:
+            return
+        before, since = level[0], now
+        if poller.poll(int(round(wait))):
+            return
+
+
 def _send(fd: int, out: int, offset: int, count: int) -> int:
-    """Up to ``count`` bytes of ``fd`` from ``offset`` into the pipe ``out``; the number sent (at least one)."""
+    """Up to ``count`` bytes of ``fd`` from ``offset`` into the pipe ``out``; the number sent (at least one).
+    ``BlockingIOError`` when the pipe is full (``_drain_wait``)."""
     count = min(count, 4 * CHUNK)
     if hasattr(os, 'splice'):   # Python 3.10+ on Linux
-        sent = os.splice(fd, out, count, offset_src=offset)
+        sent = os.splice(fd, out, count, offset_src=offset, flags=os.SPLICE_F_NONBLOCK)
     else:
         data = os.pread(fd, count, offset)
         sent = len(data)
