@@ -88,8 +88,10 @@ description:
     privileges on an existing target stay). Under another name the database-level grant names that database
     exactly (C(_) and C(%) escaped); under the source's own name it is the source's row. Accounts and roles
     missing on the target server are not created: RV(grants) C(skipped) names them. Grants on patterns that
-    match other databases too (C(src%.*)) are not the database's and are left out. O(state=absent) does not
-    revoke anything."
+    match other databases too (C(src%.*)) are not the database's and are left out. O(state=absent) drops the
+    database and then revokes every privilege naming it exactly (the server keeps them past C(DROP DATABASE), and
+    a database created later under the name would be open to the accounts they name): RV(revoked) lists them,
+    patterns that only match the name are left alone."
   - "MariaDB/MySQL, a column whose default draws from a sequence (C(DEFAULT NEXT VALUE FOR seq)): the dump names the
     source database in it (C(nextval(`src`.`seq`))); the restored table's default names the restored database's
     own sequence (it drew from the source's), and the dump's C(LOCK TABLES) around the data, which made such a
@@ -426,6 +428,14 @@ kept_stale:
   returned: MariaDB/MySQL database restores and O(state=absent)
   type: list
   elements: str
+revoked:
+  description:
+    - MariaDB/MySQL O(state=absent) - the privileges naming the dropped database exactly that were revoked (in check
+      mode, that would be), as C(privileges on table t for app@%). One the server refused is a warning naming it.
+  returned: MariaDB/MySQL O(state=absent)
+  type: list
+  elements: str
+  sample: ["privileges on the database for app@%"]
 restore_warnings:
   description:
     - What the restore could not give the target that the backup holds (MariaDB/MySQL - objects the source held that

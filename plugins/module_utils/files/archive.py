@@ -521,7 +521,9 @@ def create_archive(paths: List[str], dest: str, set_name: str, compression: str 
         'database': set_name,
         'started': isoformat(started),
         'finished': isoformat(finished),
-        'consistent_at': isoformat(finished),
+        # a file changed while the archive was written may or may not be in it: only what was there at the
+        # start is certainly captured, so the RPO is measured from the start
+        'consistent_at': isoformat(started),
         'size': stored['size'],
         'sha256': stored['sha256'],
         'raw_size': stored['raw_size'],

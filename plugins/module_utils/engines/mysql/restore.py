@@ -67,7 +67,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.timeuti
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import kill_and_reap
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
     check_decryptable, open_artifact)
-from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.grants import apply_grants
+from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.grants import (
+    apply_grants, revoke_grants)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.quote import (
     check_identifier, qualified, quote_identifier, quote_literal)
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import (
@@ -1380,16 +1381,28 @@ def recovered_point(full: Manifest, last_event: Optional[float]) -> Dict[str, An
             'source': 'consistent point of dump %s (no later event of the database replayed)' % full.id}
 
 
+def _drop_with_grants(engine: Any, request: RestoreRequest, check_mode: bool) -> Dict[str, Any]:
+    """Drop the database, then revoke the privileges naming it (the server keeps them past DROP DATABASE; a
+    restore gave the copy its source's)."""
+    result = drop_named(engine, request, check_mode, _target, schema_exists, drop_schema)
+    taken = revoke_grants(engine.client, _target(request), check_mode)
+    result['revoked'] = taken['revoked']
+    result['changed'] = result['changed'] or bool(taken['revoked'])
+    if taken['warnings']:
+        result['warnings'] = taken['warnings']
+    return result
+
+
 def drop(engine: Any, request: RestoreRequest, check_mode: bool) -> Dict[str, Any]:
     if check_mode:
-        return drop_named(engine, request, check_mode, _target, schema_exists, drop_schema)
+        return _drop_with_grants(engine, request, check_mode)
     with target_lock(engine, _target(request)):
-        result = drop_named(engine, request, check_mode, _target, schema_exists, drop_schema)
+        result = _drop_with_grants(engine, request, check_mode)
         # A drill's clean-up (state=absent of its scratch database) also drops what a killed run into it left.
         stale = drop_stale(engine, _target(request))
         result.update(dropped_stale=stale['dropped_stale'], kept_stale=stale['kept_stale'])
         if stale['warnings']:
-            result['warnings'] = stale['warnings']
+            result['warnings'] = result.get('warnings', []) + stale['warnings']
         result['changed'] = result['changed'] or bool(stale['dropped_stale'])
         return result
 
