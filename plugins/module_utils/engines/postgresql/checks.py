@@ -79,13 +79,18 @@ class PostgresChecks(DrillChecks):
         return result
 
     def full_read(self, database: str) -> Dict[str, Any]:
-        """Read every row of every user table (detects unreadable pages and TOAST damage)."""
-        # format() and pg_tables as the catalog's: the database's own search_path may shadow them (run as our login)
-        listing = (CATALOG_SEARCH_PATH + "SELECT format('%I.%I', schemaname, tablename) AS t "  # nosec B608 # constants
-                   "FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1")
+        """Read every row of every user table (detects unreadable pages and TOAST damage): each heap on its own
+        (``ONLY``), so a partitioned or inheritance parent never scans a foreign partition or child. A restored
+        copy keeps the source's foreign servers and user mappings: reading through them would connect the drill to
+        the production remote with its credentials (and foreign tables have no local pages to check)."""
+        # format() and pg_class as the catalog's: the database's own search_path may shadow them (run as our login)
+        listing = (CATALOG_SEARCH_PATH + "SELECT format('%I.%I', n.nspname, c.relname) AS t "  # nosec B608 # constants
+                   "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' "
+                   "AND c.relpersistence <> 't' "
+                   "AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1")
         tables = self._rows(self.client, database, listing)
         for row in tables:
-            sql = 'COPY (SELECT * FROM %s) TO STDOUT' % row['t']  # nosec B608 # format('%I.%I') by the server
+            sql = 'COPY (SELECT * FROM ONLY %s) TO STDOUT' % row['t']  # nosec B608 # format('%I.%I') by the server
             argv = self.client.psql_argv('-c', sql)
             proc = self.runner.popen(argv, env=self.client.env(database), stdout=subprocess.DEVNULL)
             try:
