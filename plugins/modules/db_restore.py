@@ -181,6 +181,16 @@ options:
         as it is), so O(no_owner=true) with one is refused before anything is created.
     type: bool
     default: false
+  events:
+    description:
+      - MariaDB/MySQL - the status the restored database's events get. V(source) - the status each had when it was
+        backed up (an enabled event runs on the target's schedule once the restore is done). V(disabled) - every
+        event disabled, for scratch copies such as a DR drill's (the role sets it) - an event's body may name other
+        databases on the same server, the production one among them, and a copy must not run the source's jobs.
+      - Other engines ignore it.
+    type: str
+    choices: [source, disabled]
+    default: source
   tmpdir:
     description:
       - Scratch space for decompressed copies (PostgreSQL custom-format dumps with O(jobs) above 1, MariaDB binary
@@ -477,6 +487,7 @@ def main():
         replace=dict(type='bool', default=False),
         jobs=dict(type='int', default=1),
         no_owner=dict(type='bool', default=False),
+        events=dict(type='str', choices=['source', 'disabled'], default='source'),
         tmpdir=dict(type='path'),
         datadir=dict(type='path'),
         port=dict(type='int'),
@@ -502,7 +513,7 @@ def main():
             engine=p['engine'], src=p['src'], database=p['database'], source_database=p['source_database'],
             artifact=p['artifact'], stop_at=stop_at, replace=p['replace'], jobs=p['jobs'], no_owner=p['no_owner'],
             tmpdir=p['tmpdir'], datadir=p['datadir'], port=p['port'], server_state=p['server_state'],
-            state=p['state'], check_mode=module.check_mode, identities=identities)
+            state=p['state'], check_mode=module.check_mode, identities=identities, events=p['events'])
         result = run_restore(request, connection_from_params(p))
     except OpsReadyError as exc:
         module.fail_json(**exc.as_fail_kwargs())

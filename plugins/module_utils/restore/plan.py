@@ -55,6 +55,7 @@ class RestoreRequest:
     server_state: str = 'started'
     state: str = 'present'
     check_mode: bool = False
+    events: str = 'source'                  # MariaDB/MySQL: 'source' (the recorded status) or 'disabled'
     # age identities (private keys) for encrypted artifacts; their repr shows only the public key.
     identities: List[Any] = field(default_factory=list, repr=False)
 

@@ -1317,6 +1317,10 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
             timer.lap('replay')
         tables = tables_of(engine, temp)
         moved = count_objects(objects_of(engine, temp))
+        if request.events == 'disabled':
+            # a scratch copy (a drill's) must not run the source's scheduled jobs: their bodies may name other
+            # databases on this server, the production one among them
+            events = {e['name']: 'DISABLED' for e in objects_of(engine, temp)['events']}
         aside = _swap(engine, target_db, temp, tables, before, defaults, events, request.tmpdir, comment)
     except ToolError as exc:
         drop_schema(engine, temp)
