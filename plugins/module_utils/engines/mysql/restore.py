@@ -72,6 +72,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.
     check_identifier, qualified, quote_identifier, quote_literal)
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import (
     Restorer, RestoreRequest, Timer, drop_named, temporary_name)
+from ansible_collections.opsready.operations.plugins.module_utils.restore.stale import (
+    CopyMarkers, copy_shape, drop_stale_copies, stem_of)
 
 CHARSET_NAME = re.compile(r'^[A-Za-z0-9_]{1,64}$')
 EVENT_STATUS = {'ENABLED': 'ENABLE', 'DISABLED': 'DISABLE', 'SLAVESIDE_DISABLED': 'DISABLE ON SLAVE'}
@@ -185,14 +187,12 @@ def drop_schema(engine: Any, name: str) -> None:
 
 # The COMMENT a run's own databases carry while it runs, with the target's exact name (the copy's name keeps only
 # [A-Za-z0-9_] of it, and long names share a truncated stem).
-MARKERS = {'restore': 'opsready db_restore: temporary copy of database %s while a restore into it runs; the next '
-                      'db_restore into that database drops it if the run was killed',
-           'old': 'opsready db_restore: the old tables of database %s, moved aside by a restore\'s swap; the next '
-                  'db_restore into that database drops it if the run was killed'}
+COPY_MARKERS = CopyMarkers('the old tables', 'moved', _q)
+MARKERS = COPY_MARKERS.texts
 
 
 def copy_marker(target: str, what: str = 'restore') -> str:
-    return MARKERS[what] % _q(target)
+    return COPY_MARKERS.marker(target, what)
 
 
 def mark(engine: Any, name: str, target: str, what: str = 'restore') -> bool:
@@ -206,19 +206,19 @@ def mark(engine: Any, name: str, target: str, what: str = 'restore') -> bool:
 
 def _stems(target: str) -> Dict[str, str]:
     sanitized = re.sub(r'[^0-9A-Za-z_]', '_', target)
-    return {'restore': temporary_name(sanitized, limit=64)[:-len('__opsready_restore_') - 8],
-            'old': temporary_name(target, 'old', limit=64)[:-len('__opsready_old_') - 8]}
+    return {'restore': stem_of(temporary_name(sanitized, limit=64), 'restore'),
+            'old': stem_of(temporary_name(target, 'old', limit=64), 'old')}
 
 
 def stale_copies(engine: Any, target: str) -> List[Tuple[str, str]]:
     """The databases a killed run into ``target`` left: named as this module names its copies of ``target`` AND
     bearing the marker that names ``target``. Only under ``target_lock`` (no run into ``target`` is live)."""
-    markers = {copy_marker(target, what): what for what in MARKERS}
-    stems = _stems(target)
+    markers = COPY_MARKERS.of(target)
+    shapes = {what: copy_shape(stem, what) for what, stem in _stems(target).items()}
     found = []
     for row in engine.client.query_dicts('SELECT * FROM information_schema.SCHEMATA'):
         name, what = row.get('SCHEMA_NAME') or '', markers.get(row.get('SCHEMA_COMMENT') or '')
-        if what and re.match(r'%s__opsready_%s_[0-9a-f]{8}\Z' % (re.escape(stems[what]), what), name):
+        if what and shapes[what].match(name):
             found.append((name, what))
     return sorted(found)
 
@@ -226,23 +226,22 @@ def stale_copies(engine: Any, target: str) -> List[Tuple[str, str]]:
 def drop_stale(engine: Any, target: str) -> Dict[str, Any]:
     """Drop the temporary copies ``stale_copies`` finds, report the aside databases: ``{'dropped_stale': [...],
     'kept_stale': [...], 'warnings': [...]}``."""
-    dropped: List[str] = []
-    kept: List[str] = []
-    warnings: List[str] = []
-    for name, what in stale_copies(engine, target):
-        if what == 'old':
-            kept.append(name)
-            warnings.append('database %s holds what a db_restore into %s killed during its swap moved aside (the old '
-                            'tables): check %s (tables, views, routines, triggers, events), then drop it by hand, '
-                            'DROP DATABASE %s' % (name, target, target, _q(name)))
-            continue
+    def keep(name: str, what: str) -> Optional[str]:
+        if what != 'old':
+            return None
+        return ('database %s holds what a db_restore into %s killed during its swap moved aside (the old tables): '
+                'check %s (tables, views, routines, triggers, events), then drop it by hand, DROP DATABASE %s'
+                % (name, target, target, _q(name)))
+
+    def drop(name: str) -> Optional[str]:
         try:
             drop_schema(engine, name)
-            dropped.append(name)
         except OpsReadyError as exc:
-            warnings.append('database %s, left by a killed db_restore into %s, could not be dropped (%s): drop it by '
-                            'hand, DROP DATABASE %s' % (name, target, exc.message, _q(name)))
-    return {'dropped_stale': dropped, 'kept_stale': kept, 'warnings': warnings}
+            return exc.message
+        return None
+
+    return drop_stale_copies(stale_copies(engine, target), target, drop, lambda name: 'DROP DATABASE %s' % _q(name),
+                             keep)
 
 
 def stop_datetime(stop_at: datetime.datetime) -> str:

@@ -73,6 +73,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.postgr
     CATALOG_SEARCH_PATH, MAINTENANCE_DATABASE, PsqlSession)
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import (
     Restorer, RestoreRequest, Timer, drop_named, temporary_name)
+from ansible_collections.opsready.operations.plugins.module_utils.restore.stale import (
+    CopyMarkers, copy_shape, drop_stale_copies, stem_of)
 
 USER_OBJECTS = ("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
                 "WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND n.nspname NOT IN "
@@ -280,14 +282,12 @@ def check(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifest]
 
 # What a run leaves under the target's lock (the temporary copy while it loads, the old target between the swap
 # and its drop): the COMMENT set on it says so, with the target's exact name (long names share a truncated stem).
-MARKERS = {'restore': 'opsready db_restore: temporary copy of database %s while a restore into it runs; the next '
-                      'db_restore into that database drops it if the run was killed',
-           'old': 'opsready db_restore: the previous contents of database %s, renamed aside by a restore\'s swap; '
-                  'the next db_restore into that database drops it if the run was killed'}
+COPY_MARKERS = CopyMarkers('the previous contents', 'renamed', quote_ident)
+MARKERS = COPY_MARKERS.texts
 
 
 def copy_marker(target: str, what: str = 'restore') -> str:
-    return MARKERS[what] % quote_ident(target)
+    return COPY_MARKERS.marker(target, what)
 
 
 def _mark(name: str, target: str, what: str = 'restore') -> str:
@@ -297,35 +297,27 @@ def _mark(name: str, target: str, what: str = 'restore') -> str:
 def stale_copies(engine: PostgresEngine, target: str, session: Optional[PsqlSession] = None) -> List[str]:
     """The databases a killed run into ``target`` left: named as ``temporary_name(target, ...)`` names them AND
     bearing the marker that names ``target``. Only call under ``target_lock`` (no run into ``target`` is live)."""
-    markers = ', '.join(quote_literal(copy_marker(target, what)) for what in MARKERS)
+    markers = ', '.join(quote_literal(text) for text in COPY_MARKERS.of(target))
     # Names come hex-encoded: a database name may hold a newline, which would split psql's rows.
     rows = _ask(engine, "SELECT encode(convert_to(d.datname::text, 'UTF8'), 'hex') FROM pg_database d "  # nosec B608 # pg_quote literals
                 "WHERE shobj_description(d.oid, 'pg_database') IN (%s) ORDER BY 1" % markers, session)
     names = [bytes.fromhex(r[0]).decode('utf-8') for r in rows if r and r[0]]
-    shapes = []
-    for what in MARKERS:   # the stem is the target cut to fit 63 bytes with each suffix
-        suffix = len('__opsready_%s_' % what) + 8
-        stem = temporary_name(target, what)[:-suffix]
-        shapes.append(re.compile(r'%s__opsready_%s_[0-9a-f]{8}\Z' % (re.escape(stem), what)))
+    # the stem is the target cut to fit 63 bytes with each suffix
+    shapes = [copy_shape(stem_of(temporary_name(target, what), what), what) for what in MARKERS]
     return [n for n in names if any(shape.match(n) for shape in shapes)]
 
 
 def drop_stale(engine: PostgresEngine, target: str, session: Optional[PsqlSession] = None) -> Dict[str, Any]:
     """Drop what ``stale_copies`` finds: ``{'dropped_stale': [...], 'warnings': [...]}`` (a copy that could not be
     dropped is a warning naming it; the run goes on)."""
-    dropped: List[str] = []
-    warnings: List[str] = []
-    for name in stale_copies(engine, target, session):
+    def drop(name: str) -> Optional[str]:
         if _template_flag(engine, name, session):   # an old target that was a template: DROP refuses a template
             with contextlib.suppress(ToolError):
                 _ask(engine, 'ALTER DATABASE %s IS_TEMPLATE false' % quote_ident(name), session)
-        error = discard_copy(engine, name)
-        if error is None:
-            dropped.append(name)
-        else:
-            warnings.append('database %s, left by a killed db_restore into %s, could not be dropped (%s): drop it by '
-                            'hand, DROP DATABASE %s WITH (FORCE)' % (name, target, error, quote_ident(name)))
-    return {'dropped_stale': dropped, 'warnings': warnings}
+        return discard_copy(engine, name)
+
+    found = [(name, 'restore') for name in stale_copies(engine, target, session)]   # every kind is dropped
+    return drop_stale_copies(found, target, drop, lambda name: 'DROP DATABASE %s WITH (FORCE)' % quote_ident(name))
 
 
 def drop_database(engine: PostgresEngine, name: str, session: Optional[PsqlSession] = None) -> None:
