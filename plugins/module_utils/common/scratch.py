@@ -25,9 +25,10 @@ import os
 import re
 import stat
 import tempfile
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.cleanup import remove_tree
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 
 PREFIX = 'opsready-scratch-'
 OWNER_FILE = '.opsready-scratch-owner'
@@ -101,6 +102,40 @@ def left_warning(outcome: Dict[str, Any]) -> str:
     return ('scratch directory %s (a decrypted or decompressed copy of backup data) was not removed (%s; left: %s): '
             'remove it by hand (lsattr shows an immutable or append-only flag; chattr -i / -a clears it)'
             % (outcome['path'], outcome.get('reason'), ', '.join(outcome.get('left') or []) or 'nothing listed'))
+
+
+# The scratch directories backup_verify (and db_backup's verification) make: each holds a decrypted,
+# decompressed artifact (a base backup, an SQLite file, an RDB, a binary log).
+VERIFY_KINDS = ('pg-verify', 'sqlite-verify', 'redis-verify', 'binlog-verify')
+
+
+@contextlib.contextmanager
+def scratch(kind: str, report: Dict[str, Any], tmpdir: Optional[str] = None, module: str = '') -> Iterator[Scratch]:
+    """A ``Scratch`` for the block, removed when it ends: a removal that fails is told in the error being raised
+    (``told_left``), or, when the block succeeded, put in ``report`` (``scratch_left``: [path], ``scratch_warning``)
+    for the caller's result."""
+    made = Scratch(kind, tmpdir, module)
+    try:
+        yield made
+    except BaseException as exc:
+        raise told_left(exc, made.remove())
+    outcome = made.remove()
+    if not outcome['cleaned_up']:
+        report.update(scratch_left=[outcome['path']], scratch_warning=outcome['warning'])
+
+
+def told_left(exc: BaseException, outcome: Dict[str, Any]) -> BaseException:
+    """``exc`` (being raised) told together with the scratch directory that stayed (``outcome``: ``remove``'s):
+    an OpsReadyError gets it in its message and ``scratch_left``; another error becomes one that says both."""
+    if outcome['cleaned_up']:
+        return exc
+    if isinstance(exc, OpsReadyError):
+        exc.message = '%s Also: %s.' % (exc.message, outcome['warning'])
+        exc.details['scratch_left'] = [outcome['path']]
+        return exc
+    if isinstance(exc, Exception):
+        return OpsReadyError('%s; also: %s.' % (exc, outcome['warning']), scratch_left=[outcome['path']])
+    return exc
 
 
 def _own_directory(path: str) -> bool:
