@@ -216,3 +216,71 @@ def test_a_held_lock_keeps_the_directory_and_a_released_one_lets_it_go(tmp_path)
     finally:
         os.close(fd)
     assert made.remove()['cleaned_up'] and os.listdir(tmp_path) == []
+
+
+def test_mariadb_binlogs_are_replayed_from_a_private_scratch_and_a_failed_removal_is_reported(maria_db, tmp_path):
+    """The binary logs a point-in-time restore replays are decrypted into a scratch directory of their own: 0700,
+    each log 0600; when it cannot be removed the result names it (``scratch_left``, a warning), and once it can,
+    the next db_restore removes it (``removed_scratch``)."""
+    from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import run_backup
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import get_engine
+    from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import RestoreRequest
+    from ansible_collections.opsready.operations.plugins.module_utils.restore.run import run_restore
+    from tests.integration.test_pg_restore_streamed_checksum import params
+    server = maria_db.server
+    root = tmp_path / 'scratch'
+    root.mkdir()
+    probe = root / 'probe'
+    probe.write_text('x')
+    if not _chattr('+a', probe):
+        pytest.skip('chattr +a does not work on %s: a failed removal cannot be made real here' % root)
+    _chattr('-a', probe)
+    probe.unlink()
+    secret = encryption.generate_identity()
+    recipient = encryption.parse_identities(secret)[0].recipient
+    maria_db.sql('CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(64)) ENGINE=InnoDB; INSERT INTO t VALUES (1, "a")')
+    dest = str(tmp_path / 'b')
+    for kind in ('full', 'log'):
+        if kind == 'log':
+            maria_db.sql('INSERT INTO t SELECT seq, MD5(seq) FROM seq_2_to_2000')
+        opts = BackupOptions(kind=kind, dest=dest, database=maria_db.name, recipients=[recipient])
+        run_backup(get_engine('mariadb', params(server)), opts, verify=False)
+    seen: dict = {}
+    stop = threading.Event()
+
+    def seal() -> None:
+        while not stop.is_set():
+            for name in os.listdir(root):
+                path = root / name
+                logs = [f for f in os.listdir(path) if f != OWNER] if path.is_dir() else []
+                if name.startswith('opsready-scratch-binlog-restore-') and logs and _chattr('+a', path):
+                    seen.update(name=name, dir=stat.S_IMODE(os.lstat(path).st_mode),
+                                files={f: stat.S_IMODE(os.lstat(path / f).st_mode) for f in os.listdir(path)})
+                    return
+            time.sleep(0.001)
+
+    target = maria_db.name + '_scr'
+    watcher = threading.Thread(target=seal, daemon=True)
+    watcher.start()
+    try:
+        result = run_restore(RestoreRequest(engine='mariadb', src=dest, source_database=maria_db.name,
+                                            database=target, tmpdir=str(root),
+                                            identities=encryption.parse_identities(secret)), params(server))
+        stop.set()
+        watcher.join(10)
+        assert seen, 'no binlog scratch directory appeared in %s: %s' % (root, os.listdir(root))
+        assert seen['dir'] == 0o700 and set(seen['files'].values()) == {0o600}, seen
+        left = str(root / seen['name'])
+        assert result['scratch_left'] == [left]
+        assert [w for w in result.get('warnings') or [] if left in w and 'not removed' in w], result.get('warnings')
+        assert server.sql('SELECT count(*) FROM t', database=target)[0][0] in (2000, '2000')
+    finally:
+        stop.set()
+        watcher.join(10)
+        if seen:
+            _chattr('-a', root / seen['name'])
+        server.sql('DROP DATABASE IF EXISTS `%s`' % target)
+    again = run_restore(RestoreRequest(engine='mariadb', src=dest, source_database=maria_db.name, database=target,
+                                       tmpdir=str(root), state='absent'), params(server))
+    assert again['removed_scratch'] == [left] and scratch_dirs(root) == []

@@ -140,7 +140,7 @@ def sweep_scratch(request: RestoreRequest) -> Dict[str, Any]:
 
 
 def _with_swept(result: Dict[str, Any], swept: Dict[str, Any]) -> Dict[str, Any]:
-    result['removed_scratch'] = swept['removed_scratch']
+    result['removed_scratch'] = swept['removed_scratch'] + list(result.get('removed_scratch') or [])
     if swept['warnings']:
         result['warnings'] = swept['warnings'] + list(result.get('warnings') or [])
     return result
@@ -152,6 +152,17 @@ def run_restore(request: RestoreRequest, conn: ConnectionParams) -> Dict[str, An
     result = base_result(request)
     result['method'] = _method(request)
     swept = sweep_scratch(request)
+    try:
+        return _run_restore(request, conn, timer, result, swept)
+    except OpsReadyError as exc:
+        # A failed run still says what it removed of a killed run's (the drill report lists it).
+        if swept['removed_scratch']:
+            exc.details.setdefault('removed_scratch', swept['removed_scratch'])
+        raise
+
+
+def _run_restore(request: RestoreRequest, conn: ConnectionParams, timer: Timer, result: Dict[str, Any],
+                 swept: Dict[str, Any]) -> Dict[str, Any]:
     if request.state == 'absent':
         result.update(_drop(request, conn))
         result['changed'] = bool(result.get('changed')) or bool(swept['removed_scratch'])

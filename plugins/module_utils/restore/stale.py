@@ -15,8 +15,11 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
+import contextlib
 import re
-from typing import Callable, Dict, Iterable, List, Optional, Pattern, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Pattern, Tuple
+
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 
 RESTORE_MARKER = ('opsready db_restore: temporary copy of database %s while a restore into it runs; the next '
                   'db_restore into that database drops it if the run was killed')
@@ -49,6 +52,20 @@ def copy_shape(stem: str, what: str) -> Pattern[str]:
 def stem_of(temporary: str, what: str) -> str:
     """The stem of a ``plan.temporary_name`` (its 8 hex characters and suffix cut)."""
     return temporary[:-(len('__opsready_%s_' % what) + 8)]
+
+
+@contextlib.contextmanager
+def told_on_failure(stale: Dict[str, Any]) -> Iterator[None]:
+    """A restore that fails after it dropped stale copies (``stale``: what ``drop_stale_copies`` returned, filled
+    in by the run) still names them: ``dropped_stale``/``kept_stale`` in the error's details, which the module's
+    failed result carries (the DR drill reports them from a failed restore step too)."""
+    try:
+        yield
+    except OpsReadyError as exc:
+        for key in ('dropped_stale', 'kept_stale'):
+            if stale.get(key):
+                exc.details.setdefault(key, list(stale[key]))
+        raise
 
 
 def drop_stale_copies(found: Iterable[Tuple[str, str]], target: str, drop: Callable[[str], Optional[str]],

@@ -54,7 +54,6 @@ import contextlib
 import datetime
 import os
 import re
-import shutil
 import subprocess  # nosec B404 # argument lists, never a shell
 import tempfile
 from typing import IO, Any, Dict, Iterator, List, Optional, Tuple
@@ -62,6 +61,7 @@ from typing import IO, Any, Dict, Iterator, List, Optional, Tuple
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
     OpsReadyError, ToolError)
+from ansible_collections.opsready.operations.plugins.module_utils.common.scratch import Scratch, told_left
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import CHUNK
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import UTC, isoformat
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import kill_and_reap
@@ -73,7 +73,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import (
     Restorer, RestoreRequest, Timer, drop_named, temporary_name)
 from ansible_collections.opsready.operations.plugins.module_utils.restore.stale import (
-    CopyMarkers, copy_shape, drop_stale_copies, stem_of)
+    CopyMarkers, copy_shape, drop_stale_copies, stem_of, told_on_failure)
 
 CHARSET_NAME = re.compile(r'^[A-Za-z0-9_]{1,64}$')
 EVENT_STATUS = {'ENABLED': 'ENABLE', 'DISABLED': 'DISABLE', 'SLAVESIDE_DISABLED': 'DISABLE ON SLAVE'}
@@ -803,11 +803,12 @@ def _pump(source: IO[bytes], sink: IO[bytes], stripper: Any) -> None:
         sink.write(out)
 
 
-def _decompress(manifest: Manifest, directory: str, identities: Optional[List[Any]] = None) -> str:
+def _decompress(manifest: Manifest, directory: Scratch, identities: Optional[List[Any]] = None) -> str:
     name = manifest.position.get('binlog_file') or manifest.id
-    path = os.path.join(directory, os.path.basename(name))
+    path = directory.file(os.path.basename(name))
     try:
-        with open_artifact(manifest, identities) as source, open(path, 'wb') as out:
+        with open_artifact(manifest, identities) as source, os.fdopen(directory.create(os.path.basename(name)),
+                                                                      'wb') as out:
             while True:
                 data = source.read(CHUNK)
                 if not data:
@@ -815,7 +816,7 @@ def _decompress(manifest: Manifest, directory: str, identities: Optional[List[An
                 out.write(data)
     except OSError as exc:
         raise OpsReadyError('Cannot decompress binary log %s into %s: %s. Point tmpdir at a file system with room.'
-                            % (manifest.id, directory, exc.strerror or exc), path=manifest.path)
+                            % (manifest.id, directory.path, exc.strerror or exc), path=manifest.path)
     return path
 
 
@@ -989,7 +990,8 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
 
 def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Manifest], temp: str) -> Dict[str, Any]:
     source = full.database or ''
-    workdir = tempfile.mkdtemp(prefix='opsready-binlog-restore-', dir=request.tmpdir)
+    # The logs decrypted and decompressed: plaintext, in a private scratch directory (common/scratch.py).
+    workdir = Scratch('binlog-restore', request.tmpdir, 'db_restore')
     stripper = GtidStripper()
     try:
         files = [_decompress(m, workdir, engine.identities) for m in logs]
@@ -1009,10 +1011,14 @@ def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Man
         except BaseException:
             kill_and_reap(binlog)
             raise
-        return {'binlogs': [os.path.basename(f) for f in files], 'start_position': start,
-                'gtid_assignments_removed': stripper.removed, 'last_event': stripper.last_timestamp}
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        replayed = {'binlogs': [os.path.basename(f) for f in files], 'start_position': start,
+                    'gtid_assignments_removed': stripper.removed, 'last_event': stripper.last_timestamp}
+    except BaseException as exc:
+        raise told_left(exc, workdir.remove())
+    left = workdir.remove()
+    if not left['cleaned_up']:
+        replayed.update(scratch_left=[left['path']], scratch_warning=left['warning'])
+    return replayed
 
 
 # -- objects RENAME TABLE cannot move ------------------------------------------------------------------
@@ -1257,11 +1263,13 @@ def target_lock(engine: Any, target_db: str) -> Iterator[None]:
 def restore(engine: Any, request: RestoreRequest, chain: List[Manifest], timer: Timer) -> Dict[str, Any]:
     target_db = _target(request)   # a name the server cannot hold is refused before connecting
     engine.ping()
-    with target_lock(engine, target_db):
-        return _restore_locked(engine, request, chain, timer)
+    stale: Dict[str, Any] = {}
+    with told_on_failure(stale), target_lock(engine, target_db):
+        return _restore_locked(engine, request, chain, timer, stale)
 
 
-def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest], timer: Timer) -> Dict[str, Any]:
+def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest], timer: Timer,
+                    stale: Dict[str, Any]) -> Dict[str, Any]:
     target_db = _target(request)
     full, logs = chain[0], chain[1:]
     if full.kind != 'full':
@@ -1282,7 +1290,7 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
     engine.ping()
     before = check_target(engine, request)
     # Under the target's lock no other run into it is live: a marked copy of it is a killed run's.
-    stale = drop_stale(engine, target_db)
+    stale.update(drop_stale(engine, target_db))
     timer.lap('inspect_target')
     engine.query('CREATE DATABASE %s%s' % (_q(temp), clause))
     replay: Dict[str, Any] = {'binlogs': [], 'start_position': None}
@@ -1348,6 +1356,9 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
         'replaced': bool(before['tables'] or count_objects(before['objects'])), 'grants': grants,
         'dropped_stale': stale['dropped_stale'], 'kept_stale': stale['kept_stale']}
     warnings = list(stale['warnings'])
+    if replay.get('scratch_left'):
+        result['scratch_left'] = replay['scratch_left']
+        warnings.append(replay['scratch_warning'])
     if not defaults:
         warnings.append('The dump %s records no database character set/collation (taken by an older version): '
                         '%s has the server default.' % (full.id, target_db))

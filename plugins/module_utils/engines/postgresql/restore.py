@@ -57,7 +57,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.manifes
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
     IntegrityError, OpsReadyError, ToolError)
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import secret_file
-from ansible_collections.opsready.operations.plugins.module_utils.common.scratch import Scratch
+from ansible_collections.opsready.operations.plugins.module_utils.common.scratch import Scratch, told_left
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import (
     CHUNK, ChecksummedFile, open_decompressed)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import GLOBALS, kill_and_reap
@@ -74,7 +74,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.postgr
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import (
     Restorer, RestoreRequest, Timer, drop_named, temporary_name)
 from ansible_collections.opsready.operations.plugins.module_utils.restore.stale import (
-    CopyMarkers, copy_shape, drop_stale_copies, stem_of)
+    CopyMarkers, copy_shape, drop_stale_copies, stem_of, told_on_failure)
 
 USER_OBJECTS = ("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
                 "WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND n.nspname NOT IN "
@@ -542,14 +542,9 @@ def _scratch_error(directory: Scratch, exc: BaseException) -> BaseException:
 
 
 def with_scratch_left(exc: BaseException, outcome: Dict[str, Any]) -> BaseException:
-    """``exc`` told with the scratch directory that stayed (``scratch_left`` in its details)."""
-    if isinstance(exc, OpsReadyError):
-        exc.message = '%s Also: %s.' % (exc.message, outcome['warning'])
-        exc.details['scratch_left'] = outcome['path']
-        return exc
-    if isinstance(exc, Exception) and not isinstance(exc, _Cancelled):
-        return OpsReadyError('%s; also: %s.' % (exc, outcome['warning']), scratch_left=outcome['path'])
-    return exc
+    """``exc`` told with the scratch directory that stayed (``scratch_left`` in its details); a cancelled copy
+    stays ``_Cancelled`` (the run is ending on another error, which ``restore`` tells)."""
+    return exc if isinstance(exc, _Cancelled) else told_left(exc, outcome)
 
 
 def needs_copy(request: RestoreRequest, manifest: Manifest) -> bool:
@@ -1031,9 +1026,10 @@ def restore(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifes
     if needs_copy(request, manifest):
         copier = _Copier(manifest, request.tmpdir, engine.runner, engine.identities,
                          streams_checksum(request, manifest), toc_argv=_toc_argv(engine, manifest))
+    stale: Dict[str, Any] = {}
     try:
-        with target_lock(engine, target) as session:
-            outcome = _restore_locked(engine, request, manifest, target, timer, session, copier)
+        with told_on_failure(stale), target_lock(engine, target) as session:
+            outcome = _restore_locked(engine, request, manifest, target, timer, session, copier, stale)
     except BaseException as exc:
         left = copier.discard() if copier is not None else None
         if left and not left['cleaned_up']:
@@ -1047,13 +1043,14 @@ def restore(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifes
 
 
 def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, target: str,
-                    timer: Timer, session: PsqlSession, copier: Optional['_Copier']) -> Dict[str, Any]:
+                    timer: Timer, session: PsqlSession, copier: Optional['_Copier'],
+                    stale: Dict[str, Any]) -> Dict[str, Any]:
     before = check_target(engine, request, session)
     roles = check_roles(engine, request, manifest, session)
     check_locales(engine, manifest)
     # Under the target's lock no other run into it is live: a marked copy of it is a killed run's (a full copy
     # of the data, on disk until someone drops it).
-    stale = drop_stale(engine, target, session)
+    stale.update(drop_stale(engine, target, session))
     timer.lap('inspect_target')
     temp = temporary_name(target)
     not_created = create_database(engine, request, manifest, temp, session, target=target)
