@@ -435,6 +435,10 @@ removed_scratch:
       killed db_restore had left - a decrypted, decompressed copy of a dump or binary log - that this run removed.
       Only directories of this user with the owner file whose lock proves their run ended are removed; one that
       could not be is a warning naming it.
+    - PostgreSQL point-in-time recovery and SQLite - also the staging a killed run into the same O(datadir) or
+      target file left beside it (C(<datadir>.opsready-restore-*), C(.opsready-wal-*), C(.opsready-old-*);
+      C(<file>.opsready-restore-*)), removed under the target's lock. A SQLite file a swap had moved aside
+      (C(<file>.opsready-old-*)) is kept with a warning; so is a PITR staging directory a server still runs on.
   returned: when not in check mode
   type: list
   elements: str
