@@ -138,6 +138,22 @@ leftovers:
   returned: success
   type: list
   elements: str
+removed_scratch:
+  description:
+    - The verification scratch directories (C(opsready-scratch-pg-verify-*), C(-sqlite-verify-), C(-redis-verify-),
+      C(-binlog-verify-) in the system temporary directory), each holding a decrypted, decompressed artifact, that
+      a killed run had left and this run removed. Only directories of this user whose owner file's lock proves
+      their run ended are removed. Nothing in check mode.
+  returned: success
+  type: list
+  elements: str
+scratch_left:
+  description:
+    - The scratch directories of this run (a decrypted, decompressed artifact) that could not be removed, each
+      with a warning naming what is left and why. Remove them by hand.
+  returned: success
+  type: list
+  elements: str
 '''
 
 from ansible.module_utils.basic import AnsibleModule
@@ -180,11 +196,15 @@ def main():
             identities = encryption.load_identities(p['identity'], p['identity_file'])
         outcome = verify_path(p['path'], conn=connection_from_params(p), engine=p['engine'], database=p['database'],
                               record=p['record'] and not module.check_mode, newest_only=p['newest_only'],
-                              identities=identities, deep=p['deep'], checksum_only=p['checksum_only'])
+                              identities=identities, deep=p['deep'], checksum_only=p['checksum_only'],
+                              sweep=not module.check_mode)
     except OpsReadyError as exc:
         module.fail_json(failures=[{'path': p['path'], 'error': exc.message}], **exc.as_fail_kwargs())
     result = dict(changed=outcome['changed'], results=outcome['results'], failures=outcome['failed'],
-                  checked=outcome['checked'], leftovers=outcome['leftovers'])
+                  checked=outcome['checked'], leftovers=outcome['leftovers'],
+                  removed_scratch=outcome['removed_scratch'], scratch_left=outcome['scratch_left'])
+    for warning in outcome['warnings']:
+        module.warn(warning)
     if outcome['failed']:
         names = '; '.join('%s: %s' % (f['id'], f['error']) for f in outcome['failed'])
         module.fail_json(msg='%d artifact(s) failed verification - do not restore from them: %s'

@@ -195,6 +195,9 @@ options:
     description:
       - Scratch space for decompressed copies (PostgreSQL custom-format dumps with O(jobs) above 1, MariaDB binary
         logs). Defaults to the system temporary directory.
+      - A copy is plaintext (an encrypted backup decrypted), so it is written in a 0700 directory
+        C(opsready-scratch-<kind>-*) as a 0600 file, removed on every exit path (a removal that fails is a warning and
+        C(scratch_left)); one a killed run left is removed by the next run (C(removed_scratch)).
     type: path
   datadir:
     description:
@@ -446,6 +449,26 @@ revoked:
   type: list
   elements: str
   sample: ["privileges on the database for app@%"]
+removed_scratch:
+  description:
+    - The scratch directories (C(opsready-scratch-pg-restore-*), C(opsready-scratch-binlog-restore-*) in O(tmpdir)) a
+      killed db_restore had left - a decrypted, decompressed copy of a dump or binary log - that this run removed.
+      Only directories of this user with the owner file whose lock proves their run ended are removed; one that
+      could not be is a warning naming it.
+    - PostgreSQL point-in-time recovery and SQLite - also the staging a killed run into the same O(datadir) or
+      target file left beside it (C(<datadir>.opsready-restore-*), C(.opsready-wal-*), C(.opsready-old-*);
+      C(<file>.opsready-restore-*)), removed under the target's lock. A SQLite file a swap had moved aside
+      (C(<file>.opsready-old-*)) is kept with a warning; so is a PITR staging directory a server still runs on.
+  returned: when not in check mode
+  type: list
+  elements: str
+scratch_left:
+  description:
+    - The scratch directories of this run (a decrypted, decompressed copy of the dump) that could not be removed,
+      with a warning each naming what is left and why. Remove them by hand.
+  returned: when a removal failed
+  type: list
+  elements: str
 restore_warnings:
   description:
     - What the restore could not give the target that the backup holds (MariaDB/MySQL - objects the source held that

@@ -73,6 +73,8 @@ options:
         description:
           - "The steps in order, each with C(name) (V(find_backup), V(verify), V(restore), V(integrity), V(smoke),
             V(cleanup)), C(started), C(finished), C(ok), and C(result) or C(error)."
+          - "A step may carry C(dropped_stale) (databases) and C(removed_scratch) (directories), what a killed
+            earlier run had left and the step removed; they are listed in RV(leftovers_removed) and the reports."
           - "A step may carry C(warnings), a list of what it could not do completely (a restore that could not
             apply a database property or load an object the source held). They do not fail the drill; they are
             listed in the C(warnings) of the database's entry in RV(databases), counted in RV(verdict_line) and
@@ -171,6 +173,15 @@ reasons:
   returned: success
   type: list
   elements: str
+leftovers_removed:
+  description:
+    - What killed earlier runs had left and the drill's steps removed, prefixed with the database - the databases a
+      step's C(dropped_stale) names (a killed db_restore's temporary copy or aside database, full copies of the
+      data) and the scratch directories its C(removed_scratch) names (decrypted, decompressed copies).
+    - Also in each database's entry of RV(databases), the Markdown and the HTML report.
+  returned: success
+  type: list
+  elements: str
 paths:
   description: The files written (C(json), C(markdown), C(html), C(history)); in check mode, the files that would be.
   returned: success
@@ -238,6 +249,7 @@ def main():
         module.fail_json(**exc.as_fail_kwargs())
     module.exit_json(changed=True, passed=report['passed'], verdict=report['verdict'],
                      verdict_line=report['verdict_line'], reasons=report['reasons'], paths=paths,
+                     leftovers_removed=report['leftovers_removed'],
                      databases=[drill.test_summary(db) for db in report['databases']], report=report)
 
 

@@ -43,3 +43,44 @@ def test_a_scratch_datadir_left_behind_fails_the_drop(tmp_path):
     finally:
         _chattr('-i', pinned)
     assert pitr.drop(request, False)['target']['removed'] is True and not datadir.exists()
+
+
+def test_a_killed_run_s_staging_is_swept_under_the_lock_and_look_alikes_stay(tmp_path):
+    """A point-in-time recovery killed on the way (SIGKILL: no clean-up runs) leaves its staging directories beside
+    datadir - the base backup extracted, the WAL decrypted, both plaintext. The next run into that datadir (here its
+    state=absent, the drill's clean-up), holding the datadir's lock, removes those of the exact shape and says so;
+    one a scratch server still runs on, a link, another datadir's and other names stay."""
+    datadir = tmp_path / 'app-pitr'
+    staging = tmp_path / 'app-pitr.opsready-restore-1234abcd'
+    waldir = tmp_path / 'app-pitr.opsready-wal-1234abcd'
+    for path, name in ((staging, 'PG_VERSION'), (waldir, '000000010000000000000003')):
+        path.mkdir(mode=0o700)
+        (path / name).write_bytes(b'plaintext of the cluster')
+    running = tmp_path / 'app-pitr.opsready-restore-5678abcd'
+    running.mkdir(mode=0o700)
+    server = subprocess.Popen(['sleep', '300'])
+    (running / 'postmaster.pid').write_text('%d\n%s\n' % (server.pid, running))
+    elsewhere = tmp_path / 'elsewhere'
+    elsewhere.mkdir()
+    (elsewhere / 'keep').write_text('kept')
+    link = tmp_path / 'app-pitr.opsready-old-deadbeef'
+    link.symlink_to(elsewhere)
+    others = [tmp_path / 'other.opsready-wal-1234abcd', tmp_path / 'app-pitr.opsready-wal-1234ABCD',
+              tmp_path / 'app-pitr.opsready-wal-1234abcd.bak', tmp_path / 'app-pitr.opsready-copy-1234abcd']
+    for path in others:
+        path.mkdir()
+    request = RestoreRequest(engine='postgresql', src=str(tmp_path), datadir=str(datadir), state='absent')
+    try:
+        # check mode names nothing removed and removes nothing
+        assert pitr.drop(request, True)['removed_scratch'] == [] and staging.exists()
+        result = pitr.drop(request, False)
+        assert result['removed_scratch'] == [str(staging), str(waldir)] and result['changed'] is True
+        assert not staging.exists() and not waldir.exists()
+        assert [w for w in result['warnings'] if str(running) in w and 'pid %d' % server.pid in w], result
+        assert running.exists() and link.is_symlink() and (elsewhere / 'keep').read_text() == 'kept'
+        assert all(path.exists() for path in others)
+    finally:
+        server.kill()
+        server.wait(10)
+    # once its server is gone, the next run removes it too
+    assert pitr.drop(request, False)['removed_scratch'] == [str(running)]

@@ -27,6 +27,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.manifes
     FULL_KINDS, MANIFEST_SUFFIX, Manifest, manifest_path_for, read_manifest, write_manifest)
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
     IntegrityError, OpsReadyError)
+from ansible_collections.opsready.operations.plugins.module_utils.common import scratch
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions, Engine, set_name
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
@@ -260,7 +261,11 @@ def manifests_at(path: str, engine: Optional[str] = None, database: Optional[str
 def verify_path(path: str, conn: Optional[ConnectionParams] = None, engine: Optional[str] = None,
                 database: Optional[str] = None, record: bool = True, newest_only: bool = False,
                 identities: Optional[Sequence[Any]] = None, deep: bool = False,
-                checksum_only: bool = False) -> Dict[str, Any]:
+                checksum_only: bool = False, sweep: bool = False) -> Dict[str, Any]:
+    """Verify every artifact at ``path``. ``sweep``: first remove the verification scratch directories a killed
+    run left (``removed_scratch``; common/scratch.py proves them dead). A scratch directory of this run that
+    could not be removed is named in ``scratch_left`` and ``warnings``."""
+    swept = scratch.sweep(None, scratch.VERIFY_KINDS) if sweep else {'removed_scratch': [], 'warnings': []}
     found = manifests_at(path, engine, database)
     entries: List[Manifest] = found['entries']
     if newest_only and entries:
@@ -278,6 +283,9 @@ def verify_path(path: str, conn: Optional[ConnectionParams] = None, engine: Opti
     bad = [r for r in results if not r['ok']]
     bad += [{'id': os.path.basename(b['manifest']), 'path': b['manifest'], 'ok': False, 'error': b['error']}
             for b in found['broken']]
-    changed = any(r['recorded'] for r in results)
+    changed = any(r['recorded'] for r in results) or bool(swept['removed_scratch'])
+    left = [r['checks'] for r in results if (r.get('checks') or {}).get('scratch_left')]
     return {'results': results, 'failed': bad, 'leftovers': found['leftovers'], 'changed': changed,
-            'checked': len(results)}
+            'checked': len(results), 'removed_scratch': swept['removed_scratch'],
+            'scratch_left': [path for checks in left for path in checks['scratch_left']],
+            'warnings': swept['warnings'] + [checks['scratch_warning'] for checks in left]}

@@ -198,6 +198,7 @@ def _database_card(db: Dict[str, Any], history: List[Dict[str, Any]]) -> str:
               else human(db['rpo_claimed_seconds'])),
              ('RPO measured from', db.get('rpo_basis')),
              ('scratch cleaned up', 'yes' if db.get('cleaned_up') else 'NO'),
+             ('left by a killed earlier run, removed', '; '.join(db.get('leftovers_removed') or []) or None),
              ('backup used', backup.get('id')), ('backup started', backup.get('started')),
              ('backup finished', backup.get('finished')), ('recoverable until', backup.get('recoverable_until')),
              ('chain', ', '.join(backup.get('chain') or []) or None), ('backup size (bytes)', backup.get('size'))]

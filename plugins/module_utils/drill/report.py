@@ -39,6 +39,8 @@ def build_report(databases: List[Dict[str, Any]], started: str, finished: Option
     # written (and ansible-core refuses it in a result): escaped like file_backup's results, \xe9 style.
     databases, title = safeio.displayable(databases), safeio.displayable(title)
     measured = [measure(db, drill_started, warnings_fail) for db in databases]
+    for db in measured:
+        db['leftovers_removed'] = leftovers_removed(db['steps'])
     end = parse_time(finished, 'finished') if finished else utcnow()
     passed = all(db['passed'] for db in measured)
     reasons = ['%s: %s' % (db.get('name'), reason) for db in measured for reason in db['reasons']]
@@ -57,10 +59,25 @@ def build_report(databases: List[Dict[str, Any]], started: str, finished: Option
         'verdict': 'PASSED' if passed else 'FAILED',
         'databases': measured,
         'reasons': reasons,
+        'leftovers_removed': ['%s: %s' % (db.get('name'), line) for db in measured for line in db['leftovers_removed']],
         'tool_versions': versions,
     }
     report['verdict_line'] = verdict_line(report)
     return report
+
+
+def leftovers_removed(steps: List[Dict[str, Any]]) -> List[str]:
+    """What killed earlier runs had left and the drill's steps removed, one line each: a step's ``dropped_stale``
+    (databases: a killed db_restore's temporary copy, or the old contents its swap put aside, both full copies of
+    the data) and ``removed_scratch`` (scratch directories holding a decrypted, decompressed copy)."""
+    lines = []
+    for step in steps:
+        for name in step.get('dropped_stale') or []:
+            lines.append('%s step dropped database %s, left by a killed earlier db_restore' % (step['name'], name))
+        for path in step.get('removed_scratch') or []:
+            lines.append('%s step removed scratch directory %s (a decrypted, decompressed copy), left by a killed '
+                         'earlier run' % (step['name'], path))
+    return lines
 
 
 def verdict_line(report: Dict[str, Any]) -> str:
@@ -209,7 +226,10 @@ def render_markdown(report: Dict[str, Any]) -> str:
         lines += ['', '## %s (%s)' % (_line(db.get('name')), _line(db.get('engine'))), '',
                   '- source: %s, scratch target: %s' % (_code(db.get('source')), _code(db.get('scratch')))]
         lines += details
-        lines += ['- scratch target cleaned up: %s' % ('yes' if db.get('cleaned_up') else 'NO'), '',
+        lines += ['- scratch target cleaned up: %s' % ('yes' if db.get('cleaned_up') else 'NO')]
+        lines += ['- left by a killed earlier run, removed: %s' % _line(line)
+                  for line in db.get('leftovers_removed') or []]
+        lines += ['',
                   '| step | started | seconds | result |', '|---|---|---|---|']
         for step in db['steps']:
             result = 'ok' if step['ok'] else 'FAILED: %s' % (step.get('error') or '')
@@ -275,4 +295,5 @@ def test_summary(db: Dict[str, Any]) -> Dict[str, Any]:
         'rto_verdict': db['rto_verdict'], 'rpo_verdict': db['rpo_verdict'],
         'objectives': db['objectives'], 'cleaned_up': db['cleaned_up'], 'passed': db['passed'],
         'reasons': db['reasons'], 'warnings': db.get('warnings') or [],
+        'leftovers_removed': db.get('leftovers_removed') or [],
     }

@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
+from ansible_collections.opsready.operations.plugins.module_utils.common import scratch
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
     CatalogError, IntegrityError, OpsReadyError)
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
@@ -126,15 +127,47 @@ def plan(request: RestoreRequest) -> List[Manifest]:
     return chain
 
 
+# The scratch directories db_restore makes (common/scratch.py): each may hold a decrypted, decompressed dump or log.
+SCRATCH_KINDS = ('pg-restore', 'binlog-restore')
+
+
+def sweep_scratch(request: RestoreRequest) -> Dict[str, Any]:
+    """The scratch directories a killed db_restore left in ``tmpdir`` (its lock proves its run ended), removed;
+    nothing in check mode."""
+    if request.check_mode:
+        return {'removed_scratch': [], 'warnings': []}
+    return scratch.sweep(request.tmpdir, SCRATCH_KINDS)
+
+
+def _with_swept(result: Dict[str, Any], swept: Dict[str, Any]) -> Dict[str, Any]:
+    result['removed_scratch'] = swept['removed_scratch'] + list(result.get('removed_scratch') or [])
+    if swept['warnings']:
+        result['warnings'] = swept['warnings'] + list(result.get('warnings') or [])
+    return result
+
+
 def run_restore(request: RestoreRequest, conn: ConnectionParams) -> Dict[str, Any]:
     check_request(request)
     timer = Timer()
     result = base_result(request)
     result['method'] = _method(request)
+    swept = sweep_scratch(request)
+    try:
+        return _run_restore(request, conn, timer, result, swept)
+    except OpsReadyError as exc:
+        # A failed run still says what it removed of a killed run's (the drill report lists it).
+        if swept['removed_scratch']:
+            exc.details.setdefault('removed_scratch', swept['removed_scratch'])
+        raise
+
+
+def _run_restore(request: RestoreRequest, conn: ConnectionParams, timer: Timer, result: Dict[str, Any],
+                 swept: Dict[str, Any]) -> Dict[str, Any]:
     if request.state == 'absent':
         result.update(_drop(request, conn))
+        result['changed'] = bool(result.get('changed')) or bool(swept['removed_scratch'])
         result['wall_seconds'] = timer.total()
-        return result
+        return _with_swept(result, swept)
     # When the catalog was read: a disaster at that instant would have left exactly the chain restored (a drill
     # measures its RPO from here to the point the restored data reaches).
     result['catalog_read_at'] = isoformat(utcnow())
@@ -164,7 +197,7 @@ def run_restore(request: RestoreRequest, conn: ConnectionParams) -> Dict[str, An
         existing = result['target'].get('existing')
         result['replaced'] = bool(existing and any(existing.values()))  # what the run would do
         result.update(wall_seconds=timer.total(), phases=timer.phases)
-        return result
+        return _with_swept(result, swept)
     try:
         outcome = _restore(request, conn, chain, timer)
     except IntegrityError as exc:
@@ -183,7 +216,7 @@ def run_restore(request: RestoreRequest, conn: ConnectionParams) -> Dict[str, An
     result['phases'] = timer.phases
     result['restore_seconds'] = round(sum(v for k, v in timer.phases.items()
                                           if k not in ('plan', 'verify_checksums')), 3)
-    return result
+    return _with_swept(result, swept)
 
 
 def _check_target(request: RestoreRequest, conn: ConnectionParams, chain: List[Manifest]) -> Dict[str, Any]:

@@ -26,6 +26,7 @@ from typing import Any, ContextManager, Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
+from ansible_collections.opsready.operations.plugins.module_utils.common.scratch import scratch
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
     IntegrityError, OpsReadyError, ToolError)
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import UTC, isoformat, utcnow
@@ -355,18 +356,17 @@ class MySQLEngine(Engine):
                 'artifact': {'tables': counts[0], 'insert_statements': counts[1]}}
 
     def _verify_binlog(self, manifest: Manifest) -> Dict[str, Any]:
-        fd, tmp = tempfile.mkstemp(prefix='opsready-verify-binlog-')
-        try:
-            with open_artifact(manifest, self.identities) as source, os.fdopen(fd, 'wb') as out:
+        left: Dict[str, Any] = {}
+        # The log decrypted and decompressed: plaintext, in a private scratch directory (common/scratch.py).
+        with scratch('binlog-verify', left, module='backup_verify') as workdir:
+            with open_artifact(manifest, self.identities) as source, os.fdopen(workdir.create('binlog'), 'wb') as out:
                 shutil.copyfileobj(source, out, 1024 * 1024)
-            scan = scan_binlog(tmp)
-        finally:
-            os.unlink(tmp)
+            scan = scan_binlog(workdir.file('binlog'))
         expected = manifest.data.get('events')
         if expected is not None and scan['events'] != expected:
             raise IntegrityError('%s holds %d events, its manifest says %d.' % (manifest.path, scan['events'],
                                                                                 expected), path=manifest.path)
-        return {'engine_check': 'binlog event headers walked to the end', 'events': scan['events']}
+        return dict({'engine_check': 'binlog event headers walked to the end', 'events': scan['events']}, **left)
 
     # -- what the source held (compared by backup_verify and DR drills) ------------------------------
     def source_summary(self, opts: BackupOptions, database: str) -> Optional[Dict[str, Any]]:

@@ -54,7 +54,6 @@ import contextlib
 import datetime
 import os
 import re
-import shutil
 import subprocess  # nosec B404 # argument lists, never a shell
 import tempfile
 from typing import IO, Any, Dict, Iterator, List, Optional, Tuple
@@ -62,6 +61,7 @@ from typing import IO, Any, Dict, Iterator, List, Optional, Tuple
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
     OpsReadyError, ToolError)
+from ansible_collections.opsready.operations.plugins.module_utils.common.scratch import Scratch, told_left
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import CHUNK
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import UTC, isoformat
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import kill_and_reap
@@ -73,6 +73,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.
     check_identifier, qualified, quote_identifier, quote_literal)
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import (
     Restorer, RestoreRequest, Timer, drop_named, temporary_name)
+from ansible_collections.opsready.operations.plugins.module_utils.restore.stale import (
+    CopyMarkers, copy_shape, drop_stale_copies, stem_of, told_on_failure)
 
 CHARSET_NAME = re.compile(r'^[A-Za-z0-9_]{1,64}$')
 EVENT_STATUS = {'ENABLED': 'ENABLE', 'DISABLED': 'DISABLE', 'SLAVESIDE_DISABLED': 'DISABLE ON SLAVE'}
@@ -186,14 +188,12 @@ def drop_schema(engine: Any, name: str) -> None:
 
 # The COMMENT a run's own databases carry while it runs, with the target's exact name (the copy's name keeps only
 # [A-Za-z0-9_] of it, and long names share a truncated stem).
-MARKERS = {'restore': 'opsready db_restore: temporary copy of database %s while a restore into it runs; the next '
-                      'db_restore into that database drops it if the run was killed',
-           'old': 'opsready db_restore: the old tables of database %s, moved aside by a restore\'s swap; the next '
-                  'db_restore into that database drops it if the run was killed'}
+COPY_MARKERS = CopyMarkers('the old tables', 'moved', _q)
+MARKERS = COPY_MARKERS.texts
 
 
 def copy_marker(target: str, what: str = 'restore') -> str:
-    return MARKERS[what] % _q(target)
+    return COPY_MARKERS.marker(target, what)
 
 
 def mark(engine: Any, name: str, target: str, what: str = 'restore') -> bool:
@@ -207,19 +207,19 @@ def mark(engine: Any, name: str, target: str, what: str = 'restore') -> bool:
 
 def _stems(target: str) -> Dict[str, str]:
     sanitized = re.sub(r'[^0-9A-Za-z_]', '_', target)
-    return {'restore': temporary_name(sanitized, limit=64)[:-len('__opsready_restore_') - 8],
-            'old': temporary_name(target, 'old', limit=64)[:-len('__opsready_old_') - 8]}
+    return {'restore': stem_of(temporary_name(sanitized, limit=64), 'restore'),
+            'old': stem_of(temporary_name(target, 'old', limit=64), 'old')}
 
 
 def stale_copies(engine: Any, target: str) -> List[Tuple[str, str]]:
     """The databases a killed run into ``target`` left: named as this module names its copies of ``target`` AND
     bearing the marker that names ``target``. Only under ``target_lock`` (no run into ``target`` is live)."""
-    markers = {copy_marker(target, what): what for what in MARKERS}
-    stems = _stems(target)
+    markers = COPY_MARKERS.of(target)
+    shapes = {what: copy_shape(stem, what) for what, stem in _stems(target).items()}
     found = []
     for row in engine.client.query_dicts('SELECT * FROM information_schema.SCHEMATA'):
         name, what = row.get('SCHEMA_NAME') or '', markers.get(row.get('SCHEMA_COMMENT') or '')
-        if what and re.match(r'%s__opsready_%s_[0-9a-f]{8}\Z' % (re.escape(stems[what]), what), name):
+        if what and shapes[what].match(name):
             found.append((name, what))
     return sorted(found)
 
@@ -227,23 +227,22 @@ def stale_copies(engine: Any, target: str) -> List[Tuple[str, str]]:
 def drop_stale(engine: Any, target: str) -> Dict[str, Any]:
     """Drop the temporary copies ``stale_copies`` finds, report the aside databases: ``{'dropped_stale': [...],
     'kept_stale': [...], 'warnings': [...]}``."""
-    dropped: List[str] = []
-    kept: List[str] = []
-    warnings: List[str] = []
-    for name, what in stale_copies(engine, target):
-        if what == 'old':
-            kept.append(name)
-            warnings.append('database %s holds what a db_restore into %s killed during its swap moved aside (the old '
-                            'tables): check %s (tables, views, routines, triggers, events), then drop it by hand, '
-                            'DROP DATABASE %s' % (name, target, target, _q(name)))
-            continue
+    def keep(name: str, what: str) -> Optional[str]:
+        if what != 'old':
+            return None
+        return ('database %s holds what a db_restore into %s killed during its swap moved aside (the old tables): '
+                'check %s (tables, views, routines, triggers, events), then drop it by hand, DROP DATABASE %s'
+                % (name, target, target, _q(name)))
+
+    def drop(name: str) -> Optional[str]:
         try:
             drop_schema(engine, name)
-            dropped.append(name)
         except OpsReadyError as exc:
-            warnings.append('database %s, left by a killed db_restore into %s, could not be dropped (%s): drop it by '
-                            'hand, DROP DATABASE %s' % (name, target, exc.message, _q(name)))
-    return {'dropped_stale': dropped, 'kept_stale': kept, 'warnings': warnings}
+            return exc.message
+        return None
+
+    return drop_stale_copies(stale_copies(engine, target), target, drop, lambda name: 'DROP DATABASE %s' % _q(name),
+                             keep)
 
 
 def stop_datetime(stop_at: datetime.datetime) -> str:
@@ -805,11 +804,12 @@ def _pump(source: IO[bytes], sink: IO[bytes], stripper: Any) -> None:
         sink.write(out)
 
 
-def _decompress(manifest: Manifest, directory: str, identities: Optional[List[Any]] = None) -> str:
+def _decompress(manifest: Manifest, directory: Scratch, identities: Optional[List[Any]] = None) -> str:
     name = manifest.position.get('binlog_file') or manifest.id
-    path = os.path.join(directory, os.path.basename(name))
+    path = directory.file(os.path.basename(name))
     try:
-        with open_artifact(manifest, identities) as source, open(path, 'wb') as out:
+        with open_artifact(manifest, identities) as source, os.fdopen(directory.create(os.path.basename(name)),
+                                                                      'wb') as out:
             while True:
                 data = source.read(CHUNK)
                 if not data:
@@ -817,7 +817,7 @@ def _decompress(manifest: Manifest, directory: str, identities: Optional[List[An
                 out.write(data)
     except OSError as exc:
         raise OpsReadyError('Cannot decompress binary log %s into %s: %s. Point tmpdir at a file system with room.'
-                            % (manifest.id, directory, exc.strerror or exc), path=manifest.path)
+                            % (manifest.id, directory.path, exc.strerror or exc), path=manifest.path)
     return path
 
 
@@ -991,7 +991,8 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
 
 def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Manifest], temp: str) -> Dict[str, Any]:
     source = full.database or ''
-    workdir = tempfile.mkdtemp(prefix='opsready-binlog-restore-', dir=request.tmpdir)
+    # The logs decrypted and decompressed: plaintext, in a private scratch directory (common/scratch.py).
+    workdir = Scratch('binlog-restore', request.tmpdir, 'db_restore')
     stripper = GtidStripper()
     try:
         files = [_decompress(m, workdir, engine.identities) for m in logs]
@@ -1011,10 +1012,14 @@ def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Man
         except BaseException:
             kill_and_reap(binlog)
             raise
-        return {'binlogs': [os.path.basename(f) for f in files], 'start_position': start,
-                'gtid_assignments_removed': stripper.removed, 'last_event': stripper.last_timestamp}
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        replayed = {'binlogs': [os.path.basename(f) for f in files], 'start_position': start,
+                    'gtid_assignments_removed': stripper.removed, 'last_event': stripper.last_timestamp}
+    except BaseException as exc:
+        raise told_left(exc, workdir.remove())
+    left = workdir.remove()
+    if not left['cleaned_up']:
+        replayed.update(scratch_left=[left['path']], scratch_warning=left['warning'])
+    return replayed
 
 
 # -- objects RENAME TABLE cannot move ------------------------------------------------------------------
@@ -1259,11 +1264,13 @@ def target_lock(engine: Any, target_db: str) -> Iterator[None]:
 def restore(engine: Any, request: RestoreRequest, chain: List[Manifest], timer: Timer) -> Dict[str, Any]:
     target_db = _target(request)   # a name the server cannot hold is refused before connecting
     engine.ping()
-    with target_lock(engine, target_db):
-        return _restore_locked(engine, request, chain, timer)
+    stale: Dict[str, Any] = {}
+    with told_on_failure(stale), target_lock(engine, target_db):
+        return _restore_locked(engine, request, chain, timer, stale)
 
 
-def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest], timer: Timer) -> Dict[str, Any]:
+def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest], timer: Timer,
+                    stale: Dict[str, Any]) -> Dict[str, Any]:
     target_db = _target(request)
     full, logs = chain[0], chain[1:]
     if full.kind != 'full':
@@ -1284,7 +1291,7 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
     engine.ping()
     before = check_target(engine, request)
     # Under the target's lock no other run into it is live: a marked copy of it is a killed run's.
-    stale = drop_stale(engine, target_db)
+    stale.update(drop_stale(engine, target_db))
     timer.lap('inspect_target')
     engine.query('CREATE DATABASE %s%s' % (_q(temp), clause))
     replay: Dict[str, Any] = {'binlogs': [], 'start_position': None}
@@ -1354,6 +1361,9 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
         'replaced': bool(before['tables'] or count_objects(before['objects'])), 'grants': grants,
         'dropped_stale': stale['dropped_stale'], 'kept_stale': stale['kept_stale']}
     warnings = list(stale['warnings'])
+    if replay.get('scratch_left'):
+        result['scratch_left'] = replay['scratch_left']
+        warnings.append(replay['scratch_warning'])
     if not defaults:
         warnings.append('The dump %s records no database character set/collation (taken by an older version): '
                         '%s has the server default.' % (full.id, target_db))

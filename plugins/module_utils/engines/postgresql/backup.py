@@ -30,6 +30,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
+from ansible_collections.opsready.operations.plugins.module_utils.common.scratch import scratch
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import fsync_dir
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
     IntegrityError, OpsReadyError, ToolError)
@@ -645,8 +646,12 @@ class PostgresEngine(Engine):
 
     def _verify_base(self, manifest: Manifest) -> Dict[str, Any]:
         from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe import extract_all
-        workdir = tempfile.mkdtemp(prefix='opsready-verify-')
-        try:
+        left: Dict[str, Any] = {}
+        # The base backup decrypted and extracted: plaintext, in a private scratch directory (common/scratch.py).
+        with scratch('pg-verify', left, module='backup_verify') as held:
+            # a directory of its own: pg_verifybackup flags every file the backup_manifest does not list
+            workdir = held.file('base')
+            os.mkdir(workdir, 0o700)
             try:
                 with open_artifact(manifest, self.identities) as source:
                     with tarfile.open(fileobj=source, mode='r|') as tar:
@@ -665,9 +670,7 @@ class PostgresEngine(Engine):
             except ToolError as exc:
                 raise IntegrityError('pg_verifybackup rejects %s: %s' % (manifest.path, exc.message),
                                      path=manifest.path)
-            return {'engine_check': 'pg_verifybackup', 'result': out.strip()}
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+        return dict({'engine_check': 'pg_verifybackup', 'result': out.strip()}, **left)
 
     def _verify_wal(self, manifest: Manifest) -> Dict[str, Any]:
         expected = manifest.data.get('plain_sha256')

@@ -563,6 +563,65 @@ def _run_recovery(server: ScratchServer, staging: str, raised: Dict[str, int]) -
         '%s to %d' % kv for kv in sorted(raised.items())))
 
 
+STAGING_KINDS = ('restore', 'wal', 'old')
+
+
+def stale_staging(datadir: str) -> List[str]:
+    """The staging directories a killed run into ``datadir`` left beside it (``<datadir>.opsready-restore-<id>``:
+    the extracted base backup, ``.opsready-wal-<id>``: the decrypted WAL, ``.opsready-old-<id>``: the previous
+    cluster renamed aside), each plaintext. Only call under ``target_lock``: no run into ``datadir`` is live, so a
+    directory of that exact shape is a killed run's. Links are never followed."""
+    parent, base = os.path.dirname(datadir), os.path.basename(datadir)
+    shape = re.compile(r'%s\.opsready-(%s)-[0-9a-f]{8}\Z' % (re.escape(base), '|'.join(STAGING_KINDS)))
+    try:
+        names = sorted(os.listdir(parent))
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        path = os.path.join(parent, name)
+        if shape.match(name) and os.path.isdir(path) and not os.path.islink(path):
+            found.append(path)
+    return found
+
+
+def sweep_staging(datadir: str) -> Dict[str, Any]:
+    """Remove what ``stale_staging`` finds: ``{'removed_scratch': [...], 'warnings': [...]}``. One a scratch server
+    still runs on (a killed run's pg_ctl-started server outlives it) is left, with a warning."""
+    removed: List[str] = []
+    warnings: List[str] = []
+    for path in stale_staging(datadir):
+        pid = _server_running(path)
+        if pid:
+            warnings.append('%s, left by a killed db_restore into %s, still has a PostgreSQL server running on it '
+                            '(pid %d): stop it (pg_ctl stop -D %s) and the next run removes the directory'
+                            % (path, datadir, pid, shlex.quote(path)))
+            continue
+        outcome = remove_tree(path)
+        if outcome['cleaned_up']:
+            removed.append(path)
+        else:
+            warnings.append(_left_warning(outcome, 'left by a killed db_restore into %s' % datadir))
+    return {'removed_scratch': removed, 'warnings': warnings}
+
+
+def _left_warning(outcome: Dict[str, Any], what: str) -> str:
+    return ('staging directory %s (%s; a decrypted base backup or WAL) was not removed (%s; left: %s): remove it by '
+            'hand (lsattr shows an immutable or append-only flag; chattr -i / -a clears it)'
+            % (outcome['path'], what, outcome.get('reason'), ', '.join(outcome.get('left') or [])[:300] or 'nothing'))
+
+
+def _remove_staging(paths: List[str], what: str) -> List[Dict[str, Any]]:
+    """Remove each of ``paths``; the outcomes that failed, each with its ``warning``."""
+    left = []
+    for path in paths:
+        outcome = remove_tree(path)
+        if not outcome['cleaned_up']:
+            outcome['warning'] = _left_warning(outcome, what)
+            left.append(outcome)
+    return left
+
+
 def lock_path(datadir: str) -> str:
     """The lock of one datadir: a hidden file beside it while a run holds it (the datadir itself is renamed during
     the run)."""
@@ -590,6 +649,7 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, chain: List
     base, logs = chain[0], chain[1:]
     before = check_target(request)
     datadir = before['datadir']
+    swept = sweep_staging(datadir)   # under the lock: a killed run's staging (plaintext) goes first
     owner, uid, gid = _owner()
     token = uuid.uuid4().hex[:8]
     staging = '%s.opsready-restore-%s' % (datadir, token)
@@ -636,22 +696,27 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, chain: List
             server.stop()
         except Exception:  # nosec B110 # best effort: the original error is the one to report
             pass
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.rmtree(waldir, ignore_errors=True)
+        left = _remove_staging([staging, waldir], 'of this run, which failed')
+        told: BaseException = exc
         if isinstance(exc, RecoveryFailed):
-            raise OpsReadyError(exc.describe(datadir), datadir=datadir, log=exc.log, log_tail=exc.analysis['tail'],
-                                fatal=exc.analysis['fatal'], fix=exc.analysis['fix'])
-        if isinstance(exc, OpsReadyError) and not isinstance(exc, IntegrityError):
-            raise OpsReadyError('Point-in-time recovery into %s failed and was cleaned up (%s untouched): %s'
-                                % (datadir, datadir, exc.message), **dict(exc.details, datadir=datadir))
-        raise
-    shutil.rmtree(waldir, ignore_errors=True)
+            told = OpsReadyError(exc.describe(datadir), datadir=datadir, log=exc.log, log_tail=exc.analysis['tail'],
+                                 fatal=exc.analysis['fatal'], fix=exc.analysis['fix'])
+        elif isinstance(exc, OpsReadyError) and not isinstance(exc, IntegrityError):
+            told = OpsReadyError('Point-in-time recovery into %s failed and was cleaned up (%s untouched): %s'
+                                 % (datadir, datadir, exc.message), **dict(exc.details, datadir=datadir))
+        if left and isinstance(told, OpsReadyError):
+            told.message = '%s Also: %s.' % (told.message, '; '.join(o['warning'] for o in left))
+            told.details['scratch_left'] = [o['path'] for o in left]
+        if told is exc:
+            raise
+        raise told
+    left = _remove_staging([waldir], 'the WAL this run replayed')
     replaced = False
     if before['exists']:
         aside = '%s.opsready-old-%s' % (datadir, token)
         os.rename(datadir, aside)
         os.rename(staging, datadir)
-        shutil.rmtree(aside, ignore_errors=True)
+        left += _remove_staging([aside], 'the cluster this run replaced')
         replaced = True
     else:
         os.rename(staging, datadir)
@@ -689,6 +754,12 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, chain: List
         result['point_reached'] = isoformat(last)
         result['last_transaction_replayed'] = isoformat(last)
     result['recovered_point'] = recovered_point(base, last)
+    result['removed_scratch'] = swept['removed_scratch']
+    warnings = swept['warnings'] + [o['warning'] for o in left]
+    if left:
+        result['scratch_left'] = [o['path'] for o in left]
+    if warnings:
+        result['warnings'] = warnings
     return result
 
 
@@ -714,10 +785,18 @@ def drop(request: RestoreRequest, check_mode: bool) -> Dict[str, Any]:
     datadir = _datadir(request)
     rundir = datadir + '.run'
     exists = os.path.exists(datadir) or os.path.exists(rundir)
-    if exists and not check_mode:
+    stale = stale_staging(datadir)
+    swept: Dict[str, Any] = {'removed_scratch': [], 'warnings': []}
+    if (exists or stale) and not check_mode:
         with target_lock(request):
-            _drop_locked(datadir, rundir)
-    return {'changed': exists, 'target': {'datadir': datadir, 'removed': exists}}
+            swept = sweep_staging(datadir)
+            if exists:
+                _drop_locked(datadir, rundir)
+    result = {'changed': exists or bool(swept['removed_scratch']), 'target': {'datadir': datadir, 'removed': exists},
+              'removed_scratch': swept['removed_scratch']}
+    if swept['warnings']:
+        result['warnings'] = swept['warnings']
+    return result
 
 
 def _drop_locked(datadir: str, rundir: str) -> None:

@@ -52,7 +52,6 @@ import re
 import select
 import shutil
 import subprocess  # nosec B404 # argv lists via the runner only
-import tempfile
 import termios
 import threading
 import time
@@ -62,6 +61,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.manifes
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
     IntegrityError, OpsReadyError, ToolError)
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import secret_file
+from ansible_collections.opsready.operations.plugins.module_utils.common.scratch import Scratch, told_left
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import (
     CHUNK, ChecksummedFile, open_decompressed)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import GLOBALS, kill_and_reap
@@ -77,6 +77,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.postgr
     CATALOG_SEARCH_PATH, MAINTENANCE_DATABASE, PsqlSession)
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import (
     Restorer, RestoreRequest, Timer, drop_named, temporary_name)
+from ansible_collections.opsready.operations.plugins.module_utils.restore.stale import (
+    CopyMarkers, copy_shape, drop_stale_copies, stem_of, told_on_failure)
 
 USER_OBJECTS = ("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
                 "WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND n.nspname NOT IN "
@@ -284,14 +286,12 @@ def check(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifest]
 
 # What a run leaves under the target's lock (the temporary copy while it loads, the old target between the swap
 # and its drop): the COMMENT set on it says so, with the target's exact name (long names share a truncated stem).
-MARKERS = {'restore': 'opsready db_restore: temporary copy of database %s while a restore into it runs; the next '
-                      'db_restore into that database drops it if the run was killed',
-           'old': 'opsready db_restore: the previous contents of database %s, renamed aside by a restore\'s swap; '
-                  'the next db_restore into that database drops it if the run was killed'}
+COPY_MARKERS = CopyMarkers('the previous contents', 'renamed', quote_ident)
+MARKERS = COPY_MARKERS.texts
 
 
 def copy_marker(target: str, what: str = 'restore') -> str:
-    return MARKERS[what] % quote_ident(target)
+    return COPY_MARKERS.marker(target, what)
 
 
 def _mark(name: str, target: str, what: str = 'restore') -> str:
@@ -301,35 +301,27 @@ def _mark(name: str, target: str, what: str = 'restore') -> str:
 def stale_copies(engine: PostgresEngine, target: str, session: Optional[PsqlSession] = None) -> List[str]:
     """The databases a killed run into ``target`` left: named as ``temporary_name(target, ...)`` names them AND
     bearing the marker that names ``target``. Only call under ``target_lock`` (no run into ``target`` is live)."""
-    markers = ', '.join(quote_literal(copy_marker(target, what)) for what in MARKERS)
+    markers = ', '.join(quote_literal(text) for text in COPY_MARKERS.of(target))
     # Names come hex-encoded: a database name may hold a newline, which would split psql's rows.
     rows = _ask(engine, "SELECT encode(convert_to(d.datname::text, 'UTF8'), 'hex') FROM pg_database d "  # nosec B608 # pg_quote literals
                 "WHERE shobj_description(d.oid, 'pg_database') IN (%s) ORDER BY 1" % markers, session)
     names = [bytes.fromhex(r[0]).decode('utf-8') for r in rows if r and r[0]]
-    shapes = []
-    for what in MARKERS:   # the stem is the target cut to fit 63 bytes with each suffix
-        suffix = len('__opsready_%s_' % what) + 8
-        stem = temporary_name(target, what)[:-suffix]
-        shapes.append(re.compile(r'%s__opsready_%s_[0-9a-f]{8}\Z' % (re.escape(stem), what)))
+    # the stem is the target cut to fit 63 bytes with each suffix
+    shapes = [copy_shape(stem_of(temporary_name(target, what), what), what) for what in MARKERS]
     return [n for n in names if any(shape.match(n) for shape in shapes)]
 
 
 def drop_stale(engine: PostgresEngine, target: str, session: Optional[PsqlSession] = None) -> Dict[str, Any]:
     """Drop what ``stale_copies`` finds: ``{'dropped_stale': [...], 'warnings': [...]}`` (a copy that could not be
     dropped is a warning naming it; the run goes on)."""
-    dropped: List[str] = []
-    warnings: List[str] = []
-    for name in stale_copies(engine, target, session):
+    def drop(name: str) -> Optional[str]:
         if _template_flag(engine, name, session):   # an old target that was a template: DROP refuses a template
             with contextlib.suppress(ToolError):
                 _ask(engine, 'ALTER DATABASE %s IS_TEMPLATE false' % quote_ident(name), session)
-        error = discard_copy(engine, name)
-        if error is None:
-            dropped.append(name)
-        else:
-            warnings.append('database %s, left by a killed db_restore into %s, could not be dropped (%s): drop it by '
-                            'hand, DROP DATABASE %s WITH (FORCE)' % (name, target, error, quote_ident(name)))
-    return {'dropped_stale': dropped, 'warnings': warnings}
+        return discard_copy(engine, name)
+
+    found = [(name, 'restore') for name in stale_copies(engine, target, session)]   # every kind is dropped
+    return drop_stale_copies(found, target, drop, lambda name: 'DROP DATABASE %s WITH (FORCE)' % quote_ident(name))
 
 
 def drop_database(engine: PostgresEngine, name: str, session: Optional[PsqlSession] = None) -> None:
@@ -438,13 +430,14 @@ class _Cancellable:
         return True
 
 
-def _zstd_cli_copy(manifest: Manifest, path: str, runner: Any, zstd_cli: str, verify: bool,
+def _zstd_cli_copy(manifest: Manifest, out: int, runner: Any, zstd_cli: str, verify: bool,
                    cancel: Optional[threading.Event] = None) -> None:
-    """``zstd -d -o path`` fed from here: the artifact is read once, hashed in this process while zstd
+    """``zstd -d -c > out`` fed from here: the artifact is read once, hashed in this process while zstd
     decompresses in its own (the two overlap on two cores), and the checksum is compared before the copy is
-    used. A mismatch wins over zstd's own complaint: a corrupt artifact is reported as corrupt."""
-    argv = [zstd_cli, '-q', '-d', '-f', '-o', path]
-    proc = runner.popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    used. A mismatch wins over zstd's own complaint: a corrupt artifact is reported as corrupt. ``out`` is the
+    copy's descriptor (created 0600 here: ``zstd -o`` would create it with the umask's mode)."""
+    argv = [zstd_cli, '-q', '-d', '-c']
+    proc = runner.popen(argv, stdin=subprocess.PIPE, stdout=out)
     if proc.stdin is None:
         raise OpsReadyError('Internal error: zstd -d was started without a stdin pipe.')
     grow_pipe(proc.stdin)  # 1 MiB writes into a 64 KiB pipe would wake zstd 16 times per chunk
@@ -477,33 +470,37 @@ def _zstd_cli_copy(manifest: Manifest, path: str, runner: Any, zstd_cli: str, ve
 
 def _decompressed_copy(manifest: Manifest, tmpdir: Optional[str], runner: Any = None,
                        identities: Optional[List[Any]] = None, verify: bool = False,
-                       cancel: Optional[threading.Event] = None, directory: Optional[str] = None) -> str:
+                       cancel: Optional[threading.Event] = None, directory: Optional[Scratch] = None) -> str:
     """The dump decompressed into a scratch file for ``pg_restore -j`` (which needs to seek). ``verify``:
     the artifact's checksum is compared in the same read; the copy is removed when it does not match.
-    ``cancel`` set: the copy stops (``_Cancelled``) and is removed. ``directory``: an empty private directory
-    made by the caller (which may read ``directory/dump`` while it grows), else a new one in ``tmpdir``."""
+    ``cancel`` set: the copy stops (``_Cancelled``) and is removed. ``directory``: an empty scratch directory
+    made by the caller (which may read ``directory/dump`` while it grows), else a new one in ``tmpdir``. The
+    copy is plaintext (decrypted, decompressed): a 0600 file in the 0700 scratch directory, whose removal, when it
+    fails, is kept in ``directory.outcome`` and named in the error raised."""
     if directory is None:
-        directory = tempfile.mkdtemp(prefix='opsready-restore-', dir=tmpdir)
-    path = os.path.join(directory, COPY_NAME)
+        directory = Scratch('pg-restore', tmpdir, 'db_restore')
+    path = directory.file(COPY_NAME)
     encrypted = is_encrypted(manifest)
     zstd_cli = shutil.which('zstd') if (manifest.data['compression'] == 'zstd' and runner is not None
                                         and not encrypted) else None
+    try:
+        out = os.fdopen(directory.create(COPY_NAME), 'wb')
+    except OSError as exc:
+        raise _scratch_error(directory, _copy_error(manifest, directory.path, exc.strerror or exc))
     if zstd_cli:
         # The zstd tool (when installed) decompresses 2-4x faster than the Python binding on a busy host.
         try:
-            _zstd_cli_copy(manifest, path, runner, zstd_cli, verify, cancel)
+            with out:
+                _zstd_cli_copy(manifest, out.fileno(), runner, zstd_cli, verify, cancel)
         except ToolError as exc:
-            shutil.rmtree(directory, ignore_errors=True)
-            raise _copy_error(manifest, directory, exc.message)
+            raise _scratch_error(directory, _copy_error(manifest, directory.path, exc.message))
         except OSError as exc:
-            shutil.rmtree(directory, ignore_errors=True)
-            raise _copy_error(manifest, directory, exc.strerror or exc)
-        except BaseException:
-            shutil.rmtree(directory, ignore_errors=True)
-            raise
+            raise _scratch_error(directory, _copy_error(manifest, directory.path, exc.strerror or exc))
+        except BaseException as exc:
+            raise _scratch_error(directory, exc)
         return path
     try:
-        with open(path, 'wb') as out:
+        with out:
             try:
                 if encrypted or manifest.data['compression'] != 'zstd':
                     # Decrypted and decompressed in one pass, authenticated to the last chunk.
@@ -533,12 +530,25 @@ def _decompressed_copy(manifest: Manifest, tmpdir: Optional[str], runner: Any = 
                 raise IntegrityError('Artifact %s cannot be decompressed (%s): it is corrupt.'
                                      % (manifest.path, exc), path=manifest.path)
     except OSError as exc:
-        shutil.rmtree(directory, ignore_errors=True)
-        raise _copy_error(manifest, directory, exc.strerror or exc)
-    except BaseException:
-        shutil.rmtree(directory, ignore_errors=True)
-        raise
+        raise _scratch_error(directory, _copy_error(manifest, directory.path, exc.strerror or exc))
+    except BaseException as exc:
+        raise _scratch_error(directory, exc)
     return path
+
+
+def _scratch_error(directory: Scratch, exc: BaseException) -> BaseException:
+    """``exc``, once ``directory`` was removed; when it could not be, an OpsReadyError says so too (its path and
+    what is left): a plaintext copy on disk is never passed over in silence."""
+    outcome = directory.remove()
+    if outcome['cleaned_up']:
+        return exc
+    return with_scratch_left(exc, outcome)
+
+
+def with_scratch_left(exc: BaseException, outcome: Dict[str, Any]) -> BaseException:
+    """``exc`` told with the scratch directory that stayed (``scratch_left`` in its details); a cancelled copy
+    stays ``_Cancelled`` (the run is ending on another error, which ``restore`` tells)."""
+    return exc if isinstance(exc, _Cancelled) else told_left(exc, outcome)
 
 
 def needs_copy(request: RestoreRequest, manifest: Manifest) -> bool:
@@ -574,6 +584,7 @@ class _Copier:
                  verify: bool, toc_argv: Optional[List[str]] = None) -> None:
         self.path: Optional[str] = None
         self.growing: Optional[str] = None   # the copy's path once its directory exists (set before it grows)
+        self.scratch: Optional[Scratch] = None
         self.error: Optional[BaseException] = None
         self._runner = runner
         self._cancel = threading.Event()
@@ -593,14 +604,14 @@ class _Copier:
     def _run(self, manifest: Manifest, tmpdir: Optional[str], runner: Any, identities: Optional[List[Any]],
              verify: bool) -> None:
         try:
-            directory = tempfile.mkdtemp(prefix='opsready-restore-', dir=tmpdir)
-            self.growing = os.path.join(directory, COPY_NAME)
+            self.scratch = Scratch('pg-restore', tmpdir, 'db_restore')
+            self.growing = self.scratch.file(COPY_NAME)
             self._begun.set()
             self.path = _decompressed_copy(manifest, tmpdir, runner, identities, verify=verify, cancel=self._cancel,
-                                           directory=directory)
+                                           directory=self.scratch)
         except BaseException as exc:  # handed to the main thread by result()
-            if self.growing:
-                shutil.rmtree(os.path.dirname(self.growing), ignore_errors=True)
+            if self.scratch is not None:
+                exc = _scratch_error(self.scratch, exc)
             self.error = exc
         finally:
             self._begun.set()
@@ -654,23 +665,24 @@ class _Copier:
         """The copy is no longer needed: removed in a thread (freeing the page cache of a file of the dump's
         size takes a while) while ANALYZE, the properties and the swap go on; ``discard`` waits for it.
         ``now``: removed before this returns."""
-        if now or not self.path:
+        if now or not self.path or self.scratch is None:
             self.discard()
             return
-        self._remover = threading.Thread(target=shutil.rmtree, args=(os.path.dirname(self.path), True),
-                                         name='opsready-restore-remove', daemon=True)
+        self._remover = threading.Thread(target=self.scratch.remove, name='opsready-restore-remove', daemon=True)
         self._remover.start()
 
-    def discard(self) -> None:
-        """Stop the copy if it still runs, and remove it (idempotent; after ``result`` and ``remove`` too)."""
+    def discard(self) -> Optional[Dict[str, Any]]:
+        """Stop the copy if it still runs, and remove it (idempotent; after ``result`` and ``remove`` too):
+        ``cleanup.remove_tree``'s outcome (with a ``warning`` when the directory stayed), None when none was made."""
         self._cancel.set()
         self._thread.join()
         if self._toc_thread is not None:
             self._toc_thread.join()
         if self._remover is not None:
             self._remover.join()
-        if self.path:
-            shutil.rmtree(os.path.dirname(self.path), ignore_errors=True)
+        if self.scratch is None:
+            return None
+        return self.scratch.remove()
 
 
 def _follow(copier: _Copier, sink: Any, cancel: threading.Event, hold_tail: bool = True) -> None:
@@ -1070,22 +1082,31 @@ def restore(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifes
     if needs_copy(request, manifest):
         copier = _Copier(manifest, request.tmpdir, engine.runner, engine.identities,
                          streams_checksum(request, manifest), toc_argv=_toc_argv(engine, manifest))
+    stale: Dict[str, Any] = {}
     try:
-        with target_lock(engine, target) as session:
-            return _restore_locked(engine, request, manifest, target, timer, session, copier)
-    finally:
-        if copier is not None:
-            copier.discard()
+        with told_on_failure(stale), target_lock(engine, target) as session:
+            outcome = _restore_locked(engine, request, manifest, target, timer, session, copier, stale)
+    except BaseException as exc:
+        left = copier.discard() if copier is not None else None
+        if left and not left['cleaned_up']:
+            raise with_scratch_left(exc, left)
+        raise
+    left = copier.discard() if copier is not None else None
+    if left and not left['cleaned_up']:
+        outcome['scratch_left'] = [left['path']]
+        outcome['warnings'] = list(outcome.get('warnings') or []) + [left['warning']]
+    return outcome
 
 
 def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, target: str,
-                    timer: Timer, session: PsqlSession, copier: Optional['_Copier']) -> Dict[str, Any]:
+                    timer: Timer, session: PsqlSession, copier: Optional['_Copier'],
+                    stale: Dict[str, Any]) -> Dict[str, Any]:
     before = check_target(engine, request, session)
     roles = check_roles(engine, request, manifest, session)
     check_locales(engine, manifest)
     # Under the target's lock no other run into it is live: a marked copy of it is a killed run's (a full copy
     # of the data, on disk until someone drops it).
-    stale = drop_stale(engine, target, session)
+    stale.update(drop_stale(engine, target, session))
     timer.lap('inspect_target')
     temp = temporary_name(target)
     not_created = create_database(engine, request, manifest, temp, session, target=target)

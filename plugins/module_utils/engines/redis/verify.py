@@ -14,13 +14,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess  # nosec B404 # argv lists only
-import tempfile
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import disk_error, open_artifact
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
+from ansible_collections.opsready.operations.plugins.module_utils.common.scratch import scratch
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
     IntegrityError, OpsReadyError, ToolError)
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
@@ -179,17 +179,16 @@ class RedisEngine(Engine):
             raise
 
     def verify(self, manifest: Manifest) -> Dict[str, Any]:
-        workdir = tempfile.mkdtemp(prefix='opsready-verify-redis-')
-        copy = os.path.join(workdir, 'dump.rdb')
-        try:
-            with open_artifact(manifest, self.identities) as source, open(copy, 'wb') as out:
+        left: Dict[str, Any] = {}
+        # The RDB decrypted and decompressed: plaintext, in a private scratch directory (common/scratch.py).
+        with scratch('redis-verify', left, module='backup_verify') as workdir:
+            copy = workdir.file('dump.rdb')
+            with open_artifact(manifest, self.identities) as source, os.fdopen(workdir.create('dump.rdb'), 'wb') as out:
                 shutil.copyfileobj(source, out, 1024 * 1024)
             held = check_rdb(self.runner, copy, report_path=manifest.path)
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
         recorded = (manifest.data.get('details') or {}).get('keys')
         if recorded is not None and held['keys'] != recorded:
             raise IntegrityError('The artifact %s holds %d keys, its snapshot held %d.'
                                  % (manifest.path, held['keys'], recorded), path=manifest.path)
-        return {'engine_check': 'redis-check-rdb', 'result': 'ok', 'keys': held['keys'],
-                'source_check': 'keys %d == %s recorded at backup' % (held['keys'], recorded)}
+        return dict({'engine_check': 'redis-check-rdb', 'result': 'ok', 'keys': held['keys'],
+                     'source_check': 'keys %d == %s recorded at backup' % (held['keys'], recorded)}, **left)

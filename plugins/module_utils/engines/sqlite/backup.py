@@ -16,11 +16,11 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
-import tempfile
 from typing import Any, Dict, List, Optional
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup import source as source_summary
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
+from ansible_collections.opsready.operations.plugins.module_utils.common.scratch import scratch
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions, Engine
@@ -210,17 +210,17 @@ class SQLiteEngine(Engine):
         return [self.commit_manifest(artifact, data)]
 
     def verify(self, manifest: Manifest) -> Dict[str, Any]:
-        workdir = tempfile.mkdtemp(prefix='opsready-verify-')
-        copy = os.path.join(workdir, 'restored.sqlite')
-        try:
-            with open_artifact(manifest, self.identities) as source, open(copy, 'wb') as out:
+        left: Dict[str, Any] = {}
+        # The artifact decrypted and decompressed: plaintext, in a private scratch directory (common/scratch.py).
+        with scratch('sqlite-verify', left, module='backup_verify') as workdir:
+            copy = workdir.file('restored.sqlite')
+            with open_artifact(manifest, self.identities) as source, \
+                    os.fdopen(workdir.create('restored.sqlite'), 'wb') as out:
                 shutil.copyfileobj(source, out, 1024 * 1024)
             held = integrity_check(copy, 'a restored copy of %s' % manifest.path, report_path=manifest.path,
                                    summary=True)
             checks = source_summary.compare(manifest.data.get(source_summary.SOURCE_KEY), held,
                                             'The artifact %s' % manifest.path, manifest.path, exact=True)
             found = {k: held[k] for k in ('tables', 'non_empty_tables', 'rows_total', 'page_count')}
-            return dict(checks, engine_check='PRAGMA integrity_check', result='ok', tables=held['tables'],
-                        rows_total=held['rows_total'], artifact=found)
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+        return dict(checks, engine_check='PRAGMA integrity_check', result='ok', tables=held['tables'],
+                    rows_total=held['rows_total'], artifact=found, **left)

@@ -15,6 +15,7 @@ Private to opsready.operations; do not import from other collections.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import uuid
 from typing import Any, Dict, List, Optional, Tuple
@@ -106,6 +107,39 @@ def target_lock(path: str) -> Any:
                            'Wait for it to finish' % path, remove=True)
 
 
+def sweep_staging(path: str) -> Dict[str, Any]:
+    """Under ``target_lock`` (no run into ``path`` is live): the files a killed run left beside ``path``. Its staging
+    copy (``<path>.opsready-restore-<id>`` and its sidecars: the backup decrypted, decompressed) is removed
+    (``removed_scratch``); the previous file a swap had moved aside (``.opsready-old-<id>``, the target's own
+    data, maybe its only copy when the run died mid-swap) is kept and named in a warning. Regular files of exactly
+    that shape only, never through a link."""
+    directory, base = os.path.dirname(path), os.path.basename(path)
+    shape = re.compile(r'%s\.opsready-(restore|old)-[0-9a-f]{8}(%s)?\Z'
+                       % (re.escape(base), '|'.join(re.escape(s) for s in SIDECARS)))
+    removed: List[str] = []
+    warnings: List[str] = []
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        names = []
+    for name in names:
+        match = shape.match(name)
+        item = os.path.join(directory, name)
+        if not match or not os.path.isfile(item) or os.path.islink(item):
+            continue
+        if match.group(1) == 'old':
+            warnings.append('%s holds what a db_restore into %s killed during its swap moved aside (the previous '
+                            'file): check %s, then remove it by hand' % (item, path, path))
+            continue
+        try:
+            os.unlink(item)
+            removed.append(item)
+        except OSError as exc:
+            warnings.append('%s (a decrypted, decompressed copy left by a killed db_restore into %s) was not removed '
+                            '(%s): remove it by hand' % (item, path, exc.strerror or exc))
+    return {'removed_scratch': removed, 'warnings': warnings}
+
+
 def restore(request: RestoreRequest, chain: List[Manifest], timer: Timer) -> Dict[str, Any]:
     path = _target(request)
     check_target(request, path)        # its refusals (no parent directory, ...) before a lock file is made
@@ -115,6 +149,7 @@ def restore(request: RestoreRequest, chain: List[Manifest], timer: Timer) -> Dic
 
 def _restore_locked(request: RestoreRequest, path: str, chain: List[Manifest], timer: Timer) -> Dict[str, Any]:
     before = check_target(request, path)
+    swept = sweep_staging(path)
     if len(chain) != 1:
         raise OpsReadyError('SQLite backups are single full copies; the chain has %d pieces.' % len(chain))
     manifest = chain[0]
@@ -171,22 +206,31 @@ def _restore_locked(request: RestoreRequest, path: str, chain: List[Manifest], t
     for suffix in SIDECARS:  # set_journal_mode's connection removed them; never leave a stale one
         _unlink(staging + suffix)
     timer.lap('swap')
-    return {'target': {'database': path, 'server': 'localhost', 'replaced_existing': before['exists'],
-                       'tables': check['tables'], 'rows': check['rows_total'],
-                       'journal_mode': journal or 'delete'},
-            'integrity_check': check['integrity_check'], 'source_check': check['source_check'],
-            'replaced': before['exists'] and not before['empty']}
+    result = {'target': {'database': path, 'server': 'localhost', 'replaced_existing': before['exists'],
+                         'tables': check['tables'], 'rows': check['rows_total'],
+                         'journal_mode': journal or 'delete'},
+              'integrity_check': check['integrity_check'], 'source_check': check['source_check'],
+              'replaced': before['exists'] and not before['empty'], 'removed_scratch': swept['removed_scratch']}
+    if swept['warnings']:
+        result['warnings'] = swept['warnings']
+    return result
 
 
 def drop(request: RestoreRequest, check_mode: bool) -> Dict[str, Any]:
     """state=absent: remove a scratch SQLite file (and its sidecars)."""
     path = _target(request)
     present = [path + s for s in ('',) + SIDECARS if os.path.exists(path + s)]
-    if present and not check_mode:
+    swept: Dict[str, Any] = {'removed_scratch': [], 'warnings': []}
+    if not check_mode and os.path.isdir(os.path.dirname(path)):
         with target_lock(path):
+            swept = sweep_staging(path)
             for item in present:
                 _unlink(item)
-    return {'changed': bool(present), 'target': {'database': path, 'removed': present}}
+    result = {'changed': bool(present) or bool(swept['removed_scratch']),
+              'target': {'database': path, 'removed': present}, 'removed_scratch': swept['removed_scratch']}
+    if swept['warnings']:
+        result['warnings'] = swept['warnings']
+    return result
 
 
 def _open_created(staging: str, created: os.stat_result) -> int:

@@ -1,0 +1,195 @@
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Private scratch directories for what may hold a backup's plaintext (a decrypted or decompressed dump, binary
+log, base backup or RDB), and the sweep of those a killed run left behind.
+
+A scratch directory is ``<tmpdir>/opsready-scratch-<kind>-<random>``, mode 0700 (files in it are created 0600),
+holding ``.opsready-scratch-owner``: a 0600 file that names the module, its pid and uid, and that the run holds an
+exclusive ``flock`` on for as long as it uses the directory. The kernel releases that lock when the process ends,
+however it ends (SIGKILL, an OOM kill: no ``finally`` runs), so a lock that can be taken proves the run that made
+the directory is gone, and the name, the owner file and the owner (our uid, no symlink) prove it is ours.
+``sweep`` removes exactly those, and says which; anything that cannot be proven (another uid, no owner file, a
+lock still held, a look-alike name) is never touched. Removal goes through ``cleanup.remove_tree``: what could not
+be removed is reported with its path, never passed over.
+
+Private to opsready.operations; do not import from other collections.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import stat
+import tempfile
+from typing import Any, Dict, Iterator, List, Optional, Sequence
+
+from ansible_collections.opsready.operations.plugins.module_utils.common.cleanup import remove_tree
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+
+PREFIX = 'opsready-scratch-'
+OWNER_FILE = '.opsready-scratch-owner'
+# kind: lower-case letters, digits and dashes; then mkdtemp's 8 random characters.
+NAME = re.compile(r'\Aopsready-scratch-([a-z0-9-]+)-[A-Za-z0-9_]{8}\Z')
+
+
+def scratch_root(tmpdir: Optional[str] = None) -> str:
+    return tmpdir or tempfile.gettempdir()
+
+
+class Scratch:
+    """One scratch directory, held (its owner file locked) until ``remove``. Use as a context manager, or call
+    ``remove`` on every exit path and report its outcome."""
+
+    def __init__(self, kind: str, tmpdir: Optional[str] = None, module: str = '') -> None:
+        if not re.match(r'\A[a-z0-9-]+\Z', kind):
+            raise ValueError('scratch kind %r' % kind)
+        self.kind = kind
+        # mkdtemp makes the directory 0700 with O_EXCL semantics; the chmod guards against an odd umask-less FS.
+        self.path = tempfile.mkdtemp(prefix='%s%s-' % (PREFIX, kind), dir=scratch_root(tmpdir))
+        os.chmod(self.path, 0o700)
+        self._fd: Optional[int] = None
+        try:
+            fd = os.open(os.path.join(self.path, OWNER_FILE),
+                         os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            self._fd = fd
+            # Locked before anything is written: a sweep that gets in between reads an empty file, proves nothing
+            # and leaves the directory alone.
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.write(fd, json.dumps({'kind': kind, 'module': module, 'pid': os.getpid(),
+                                     'uid': os.geteuid()}).encode('utf-8'))
+        except BaseException:
+            self._release()
+            remove_tree(self.path)
+            raise
+        self.outcome: Optional[Dict[str, Any]] = None
+
+    def file(self, name: str) -> str:
+        return os.path.join(self.path, name)
+
+    def create(self, name: str) -> int:
+        """A new 0600 file in the directory (never through a link); returns its descriptor."""
+        return os.open(self.file(name), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+
+    def _release(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+
+    def remove(self) -> Dict[str, Any]:
+        """Remove the directory (idempotent): ``cleanup.remove_tree``'s outcome, with ``warning`` (a sentence
+        naming the path and what holds plaintext) when something stayed."""
+        if self.outcome is None or not self.outcome['cleaned_up']:
+            # The lock is kept while removing: a concurrent sweep sees the directory as in use.
+            self.outcome = remove_tree(self.path)
+            self._release()
+            if not self.outcome['cleaned_up']:
+                self.outcome['warning'] = left_warning(self.outcome)
+        return self.outcome
+
+    def __enter__(self) -> 'Scratch':
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.remove()
+
+
+def left_warning(outcome: Dict[str, Any]) -> str:
+    return ('scratch directory %s (a decrypted or decompressed copy of backup data) was not removed (%s; left: %s): '
+            'remove it by hand (lsattr shows an immutable or append-only flag; chattr -i / -a clears it)'
+            % (outcome['path'], outcome.get('reason'), ', '.join(outcome.get('left') or []) or 'nothing listed'))
+
+
+# The scratch directories backup_verify (and db_backup's verification) make: each holds a decrypted,
+# decompressed artifact (a base backup, an SQLite file, an RDB, a binary log).
+VERIFY_KINDS = ('pg-verify', 'sqlite-verify', 'redis-verify', 'binlog-verify')
+
+
+@contextlib.contextmanager
+def scratch(kind: str, report: Dict[str, Any], tmpdir: Optional[str] = None, module: str = '') -> Iterator[Scratch]:
+    """A ``Scratch`` for the block, removed when it ends: a removal that fails is told in the error being raised
+    (``told_left``), or, when the block succeeded, put in ``report`` (``scratch_left``: [path], ``scratch_warning``)
+    for the caller's result."""
+    made = Scratch(kind, tmpdir, module)
+    try:
+        yield made
+    except BaseException as exc:
+        raise told_left(exc, made.remove())
+    outcome = made.remove()
+    if not outcome['cleaned_up']:
+        report.update(scratch_left=[outcome['path']], scratch_warning=outcome['warning'])
+
+
+def told_left(exc: BaseException, outcome: Dict[str, Any]) -> BaseException:
+    """``exc`` (being raised) told together with the scratch directory that stayed (``outcome``: ``remove``'s):
+    an OpsReadyError gets it in its message and ``scratch_left``; another error becomes one that says both."""
+    if outcome['cleaned_up']:
+        return exc
+    if isinstance(exc, OpsReadyError):
+        exc.message = '%s Also: %s.' % (exc.message, outcome['warning'])
+        exc.details['scratch_left'] = [outcome['path']]
+        return exc
+    if isinstance(exc, Exception):
+        return OpsReadyError('%s; also: %s.' % (exc, outcome['warning']), scratch_left=[outcome['path']])
+    return exc
+
+
+def _own_directory(path: str) -> bool:
+    """``path`` is a directory of this uid (not a link to one)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid()
+
+
+def sweep(tmpdir: Optional[str] = None, kinds: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+    """Remove the scratch directories (of ``kinds``, default all) in ``tmpdir`` (default: the system's) that a run
+    of this collection made and no running process holds: ``{'removed_scratch': [paths], 'warnings': [...]}``.
+    A directory is removed only when its name has the prefix, it is a directory (not a link) of this uid, its
+    owner file is a regular file of this uid naming the same kind, and that file's lock can be taken (its run
+    ended)."""
+    root = scratch_root(tmpdir)
+    removed: List[str] = []
+    warnings: List[str] = []
+    try:
+        names = sorted(os.listdir(root))
+    except OSError:
+        return {'removed_scratch': removed, 'warnings': warnings}
+    for name in names:
+        match = NAME.match(name)
+        if not match or (kinds is not None and match.group(1) not in kinds):
+            continue
+        path = os.path.join(root, name)
+        if not _own_directory(path):
+            continue
+        try:
+            fd = os.open(os.path.join(path, OWNER_FILE), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+        except OSError:
+            continue   # no owner file (or a link there): not provably ours
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue   # held: its run is alive
+            try:
+                record = json.loads(os.read(fd, 4096).decode('utf-8'))
+            except ValueError:
+                continue   # empty (a run between creating and writing it) or not ours
+            if not isinstance(record, dict) or record.get('kind') != match.group(1):
+                continue
+            outcome = remove_tree(path)
+            if outcome['cleaned_up']:
+                removed.append(path)
+            else:
+                warnings.append('left by a killed run (pid %s): %s' % (record.get('pid'), left_warning(outcome)))
+        finally:
+            os.close(fd)
+    return {'removed_scratch': removed, 'warnings': warnings}
