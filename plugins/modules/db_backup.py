@@ -277,6 +277,12 @@ leftovers_removed:
   returned: success
   type: list
   elements: str
+leftovers_left:
+  description: Files of interrupted runs that could not be removed (each with a warning saying why); the run itself
+    succeeded. Remove them by hand.
+  returned: when a removal failed
+  type: list
+  elements: str
 skipped_fresh:
   description: Whether no backup was taken because of O(min_interval).
   returned: success

@@ -188,6 +188,12 @@ leftovers_removed:
   type: list
   elements: str
   sample: []
+leftovers_left:
+  description: Files of interrupted runs that could not be removed (each with a warning saying why); the backup itself
+    succeeded. Remove them by hand.
+  returned: when a removal failed
+  type: list
+  elements: str
 '''
 
 import os
@@ -201,6 +207,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import (
     check_compression, compression_argument_spec)
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import remove_leftovers, set_lock
+from ansible_collections.opsready.operations.plugins.module_utils.common.cleanup import leftover_warning
 from ansible_collections.opsready.operations.plugins.module_utils.files import archive, safeio
 
 
@@ -268,7 +275,12 @@ def main():
         # One run of a set at a time; only this set's leftovers are its own to remove (another set's
         # .partial in the same dest may be a run in progress).
         with set_lock(p['dest'], p['name']):
-            result['leftovers_removed'] = remove_leftovers(p['dest'], p['name'] + '-')
+            left = {}
+            result['leftovers_removed'] = remove_leftovers(p['dest'], p['name'] + '-', left=left)
+            if left:
+                result['leftovers_left'] = sorted(left)
+                for path, reason in sorted(left.items()):
+                    module.warn(safeio.displayable(leftover_warning(path, reason)))
             manifest = archive.create_archive(p['paths'], p['dest'], p['name'], compression=p['compression'],
                                               level=p['compression_level'], threads=p['threads'],
                                               fingerprint=fingerprint, file_count=count, recipients=recipients)

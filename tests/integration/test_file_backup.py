@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -259,3 +260,31 @@ def test_archive_is_consistent_only_as_of_its_start(tmp_path):
     manifest = json.loads(manifests(dest)[0].read_text())
     assert manifest['started'] < manifest['finished']
     assert manifest['consistent_at'] == manifest['started']
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which('chattr'), reason='needs root and chattr (+i)')
+def test_a_leftover_that_cannot_be_removed_is_a_warning_not_a_removal(tmp_path):
+    """A leftover the run cannot remove (immutable, on a read-only or append-only spot) was either reported as
+    removed while it stayed (a directory) or failed the backup that had just succeeded (a file)."""
+    src = make_tree(tmp_path / 'src')
+    dest = tmp_path / 'backups'
+    dest.mkdir()
+    stuck_file = dest / 'cfg-20200101T000000000000Z.tar.zst.partial'
+    stuck_file.write_bytes(b'half')
+    stuck_dir = dest / 'cfg-20200102T000000000000Z.tar.zst.partial'
+    stuck_dir.mkdir()
+    (stuck_dir / 'piece').write_bytes(b'half')
+    gone = dest / 'cfg-20200103T000000000000Z.tar.zst.partial'
+    gone.write_bytes(b'half')
+    subprocess.run(['chattr', '+i', str(stuck_file), str(stuck_dir / 'piece')], check=True)
+    try:
+        result = run_playbook(write_playbook(tmp_path, [backup_task(src, dest)]))
+        assert result.rc == 0, result.stdout[-2000:]
+        out = result.result('backup')
+        assert out['changed'] is True and len(manifests(dest)) == 1
+        assert out['leftovers_removed'] == [str(gone)] and not gone.exists()
+        assert sorted(out['leftovers_left']) == sorted([str(stuck_file), str(stuck_dir)])
+        assert stuck_file.exists() and stuck_dir.exists()
+        assert str(stuck_dir) in result.stdout and 'could not be removed' in result.stdout
+    finally:
+        subprocess.run(['chattr', '-i', str(stuck_file), str(stuck_dir / 'piece')], check=False)

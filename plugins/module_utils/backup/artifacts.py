@@ -17,13 +17,12 @@ import fcntl
 import gzip
 import os
 import re
-import shutil
 import subprocess  # nosec B404 # argument lists, never a shell
 from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
-from ansible_collections.opsready.operations.plugins.module_utils.common import locks
+from ansible_collections.opsready.operations.plugins.module_utils.common import cleanup, locks
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import (
@@ -313,8 +312,10 @@ def verify_checksums(manifest: Manifest) -> Dict[str, Any]:
 
 
 def remove_leftovers(dest: str, prefix: Union[None, str, Sequence[str]] = None,
-                     check_mode: bool = False) -> List[str]:
-    """Remove files of interrupted runs (no manifest), only those of the ``prefix`` set(s) when given.
+                     check_mode: bool = False, left: Optional[Dict[str, str]] = None) -> List[str]:
+    """Remove files of interrupted runs (no manifest), only those of the ``prefix`` set(s) when given: the ones
+    removed (in check mode, that would be). One that could not be removed goes into ``left`` (path: why), never
+    into the list, and does not fail the run (the backup itself is sound).
 
     A name belongs to a set when the set's prefix is followed by the whole timestamp: ``postgresql-app-full-``
     must not take ``postgresql-app-full-full-...`` (database ``app-full``, another set, another lock), nor
@@ -326,14 +327,9 @@ def remove_leftovers(dest: str, prefix: Union[None, str, Sequence[str]] = None,
         name = os.path.basename(path)
         if prefixes and not any(name.startswith(p) and SET_STAMP.match(name, len(p)) for p in prefixes):
             continue
-        removed.append(path)
-        if check_mode:
-            continue
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+        reason = None if check_mode else cleanup.remove_path(path)
+        if reason is None:
+            removed.append(path)
+        elif left is not None:
+            left[path] = reason
     return removed

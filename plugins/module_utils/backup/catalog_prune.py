@@ -14,8 +14,6 @@ import contextlib
 import datetime
 import itertools
 import os
-import shutil
-import stat
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -25,6 +23,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import (
     IndexStale, confirm, drop_index, entries_agree, read_only, rows_agree)
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
+from ansible_collections.opsready.operations.plugins.module_utils.common import cleanup
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import utcnow
 
@@ -172,7 +171,7 @@ def _prune(path: str, policy: retention.Policy, engine: Optional[str], database:
         if answer is not None:
             if not check_mode:
                 retention.delete_artifacts(os.path.abspath(path), answer.pop('targets'))
-                _remove_leftovers(answer['leftovers_removed'])
+                _remove_leftovers(answer)
             return answer
     catalog = Catalog(path, engine=engine, database=database)
     planned = retention.plan(catalog, policy, now=now)
@@ -207,16 +206,20 @@ def _prune(path: str, policy: retention.Policy, engine: Optional[str], database:
     if check_mode:
         return result
     retention.apply(catalog, doomed)
-    _remove_leftovers(leftovers)
+    _remove_leftovers(result)
     return result
 
 
-def _remove_leftovers(leftovers: List[str]) -> None:
-    for leftover in leftovers:
-        try:
-            if stat.S_ISDIR(os.lstat(leftover).st_mode):
-                shutil.rmtree(leftover, ignore_errors=True)
-            else:
-                os.unlink(leftover)
-        except FileNotFoundError:
-            pass
+def _remove_leftovers(result: Dict[str, Any]) -> None:
+    """Remove the result's ``leftovers_removed``; one that stays leaves that list for ``leftovers_left`` and a
+    warning (it was reported as removed while it stayed)."""
+    left = {}
+    for leftover in result['leftovers_removed']:
+        reason = cleanup.remove_path(leftover)
+        if reason is not None:
+            left[leftover] = reason
+    if left:
+        result['leftovers_removed'] = [p for p in result['leftovers_removed'] if p not in left]
+        result['leftovers_left'] = sorted(left)
+        result.setdefault('warnings', []).extend(cleanup.leftover_warning(k, v) for k, v in sorted(left.items()))
+        result['changed'] = bool(result['deleted'] or result['leftovers_removed'])

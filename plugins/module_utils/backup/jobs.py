@@ -27,7 +27,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.manifes
     FULL_KINDS, MANIFEST_SUFFIX, Manifest, manifest_path_for, read_manifest, write_manifest)
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
     IntegrityError, OpsReadyError)
-from ansible_collections.opsready.operations.plugins.module_utils.common import scratch
+from ansible_collections.opsready.operations.plugins.module_utils.common import cleanup, scratch
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions, Engine, set_name
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
@@ -105,7 +105,11 @@ def _run_backup(engine: Engine, opts: BackupOptions, verify: bool, policy: Optio
     with contextlib.ExitStack() as locks:
         for prefix in sorted(set(prefixes)):
             locks.enter_context(set_lock(opts.dest, prefix.rstrip('-')))
-        result['leftovers_removed'] = remove_leftovers(opts.dest, prefixes)
+        left: Dict[str, str] = {}
+        result['leftovers_removed'] = remove_leftovers(opts.dest, prefixes, left=left)
+        if left:
+            result['leftovers_left'] = sorted(left)
+            result.setdefault('warnings', []).extend(cleanup.leftover_warning(k, v) for k, v in sorted(left.items()))
         # What each source holds, measured right before its backup starts, recorded with the artifact.
         held = {database: engine.source_summary(opts, database) for database in sets}
         manifests = engine.backup(opts)

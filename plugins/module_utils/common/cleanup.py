@@ -13,8 +13,9 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import stat
 import time
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 # A removal that failed for one of these will fail again: no retry (root meets EPERM on an immutable or
 # append-only file or directory, EROFS on a read-only mount). Others (ENOTEMPTY while a server's child still
@@ -48,3 +49,27 @@ def remove_tree(directory: str, attempts: int = 5, delay: float = 0.2) -> Dict[s
     reason = '; '.join('%s: %s' % (path, getattr(exc, 'strerror', None) or exc) for path, exc in errors[:5]) \
         or 'still there after %d attempts' % attempts
     return {'cleaned_up': False, 'path': directory, 'left': left[:20], 'reason': reason}
+
+
+def remove_path(path: str) -> Optional[str]:
+    """Remove ``path``, a file or a whole directory (a link itself, never what it points to), checked: None once
+    it is gone, else why it is not (for a warning that names it)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return None
+    if stat.S_ISDIR(mode):
+        done = remove_tree(path)
+        return None if done['cleaned_up'] else done['reason']
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return '%s: %s' % (path, exc.strerror or exc)
+    return None
+
+
+def leftover_warning(path: str, reason: str) -> str:
+    return ('The leftover %s of an interrupted run could not be removed (%s): it is not a backup (no manifest); '
+            'remove it by hand.' % (path, reason))
