@@ -51,8 +51,12 @@ DEFAULT_PORT = 5432
 # same name (written by whoever owns the schema) with our login, a superuser for backups (CVE-2018-1058's class).
 # pg_dump and pg_restore pin it the same way; psql -c runs both statements in one round trip.
 CATALOG_SEARCH_PATH = 'SET search_path = pg_catalog, pg_temp; '
-# The same, for the startup packet (PGOPTIONS) of every session: in force before the first statement.
-CATALOG_OPTIONS = '-c search_path=pg_catalog,pg_temp'
+# The same, for the startup packet (PGOPTIONS) of every session: in force before the first statement. And our
+# sessions run as the login itself: a database's (or role's) ``ALTER ... SET role`` (every application session as the
+# owning role) would make pg_dump read only what that role may (a table it has no grant on: the backup fails; a
+# subscription, which only a superuser may dump: left out with a mere warning) and our catalog reads and the
+# restore's statements run without the login's privileges.
+CATALOG_OPTIONS = '-c search_path=pg_catalog,pg_temp -c role=none'
 # The database our sessions without a database of their own (locks, CREATE/DROP/RENAME DATABASE) connect to.
 MAINTENANCE_DATABASE = 'postgres'
 # libpq starts every failure with "connection to server ... failed:", so the reason decides which one it is.
@@ -167,6 +171,11 @@ class PostgresClient(ToolClient):
                 options.append('-c statement_timeout=%ds' % self.limits.statement_timeout)
         if options:
             env['PGOPTIONS'] = ' '.join(options)
+        # Our reads and writes are UTF-8 (decoded as such, names and comments quoted as such): a database's or role's
+        # own client_encoding (ALTER DATABASE ... SET client_encoding, or a database in LATIN1 whose sessions
+        # default to it) would hand us its bytes and read ours as its own. The startup packet outranks both. pg_dump
+        # is given the database's own encoding explicitly (--encoding), pg_restore and a plain script set theirs.
+        env['PGCLIENTENCODING'] = 'UTF8'
         # PGDATABASE is taken as the name only (never parsed as a connection string or an option), but the
         # server cuts a long one to 63 bytes: refused here, before any tool connects anywhere.
         env['PGDATABASE'] = check_name(database, 'database name') if database else MAINTENANCE_DATABASE
