@@ -119,7 +119,8 @@ def roundtrip(pg: PostgresServer, tmp_path: Path, name: str, fmt: str, view: Any
 @pytest.mark.parametrize('fmt', ('custom', 'plain'))
 def test_latin1_database_keeps_its_non_ascii_comment_and_settings(pg, tmp_path, fmt):
     """COMMENT ON DATABASE and ALTER DATABASE/ROLE ... SET of a LATIN1 database, written from inside it as an
-    application does: a session in the restored database reads the same text (not 'dÃ©jÃ ', not U+FFFD)."""
+    application does: a session in the restored database reads the same text (not 'dÃ©jÃ ', not U+FFFD), also when
+    its sessions are read-only and run as another role."""
     name = 'fid_l1_%s' % uuid.uuid4().hex[:6]
     reader = name + '_reader'
     for db in (name, reader):
@@ -129,7 +130,11 @@ def test_latin1_database_keeps_its_non_ascii_comment_and_settings(pg, tmp_path, 
         pg.sql("SET client_encoding = 'UTF8'; COMMENT ON DATABASE %s IS 'Grüße, déjà vu ÿ'; "
                "ALTER DATABASE %s SET myapp.city TO 'Zürich'; "
                "ALTER ROLE fid_reader IN DATABASE %s SET myapp.greeting TO 'Grüß Gott'; "
-               "CREATE TABLE t (v text); INSERT INTO t VALUES ('Straße')" % (db, db, db), database=name)
+               "ALTER DATABASE %s SET myapp.pair TO 'k=v, ü=ß'; "
+               "CREATE TABLE t (v text); INSERT INTO t VALUES ('Straße')" % (db, db, db, db), database=name)
+        # and what a session in it (ours, writing the comment there) then runs under
+        pg.sql('ALTER DATABASE %s SET default_transaction_read_only TO on; ALTER DATABASE %s SET role TO fid_reader'
+               % (db, db))
         before = inside(pg, name)
         assert before['comment'] == 'Grüße, déjà vu ÿ', before
         roundtrip(pg, tmp_path, name, fmt, view=View(pg, reader), check=inside)

@@ -856,12 +856,20 @@ def comment_from_inside(engine: PostgresEngine, manifest: Manifest, session: Opt
     return not rows or rows[0][0] != encoding
 
 
-def write_comment_inside(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, target: str) -> None:
+def write_comment_inside(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest,
+                         target: str) -> Optional[str]:
     """The recorded comment, by a session in ``target`` (see ``comment_from_inside``); the database's own settings
-    (default_transaction_read_only, a statement_timeout) are in force there now, so the session sets its own."""
+    (default_transaction_read_only, a statement_timeout) are in force there now, so the session sets its own (psql -c
+    runs the string as one transaction, begun under them: READ WRITE before anything takes a snapshot). The restore
+    is done by now: a failure is returned as a note for ``database_properties.skipped``, not raised."""
     sql = final_comment(request, manifest, target)
-    engine.query('SET default_transaction_read_only = off; SET statement_timeout = 0; SET lock_timeout = 0; '
-                 'BEGIN; %s; COMMIT' % sql, database=target)
+    try:
+        engine.query('SET TRANSACTION READ WRITE; SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0; %s'
+                     % sql, database=target)
+    except ToolError as exc:
+        return 'COMMENT ON DATABASE (written from a session in the restored database, whose encoding differs from ' \
+               'the maintenance database\'s, it failed: %s); set it again with COMMENT ON DATABASE' % _server_error(exc)
+    return None
 
 
 def _swap(engine: PostgresEngine, target: str, restored: str, exists: bool,
@@ -1095,7 +1103,9 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
         raise
     timer.lap('swap')
     if inside:
-        write_comment_inside(engine, request, manifest, target)
+        note = write_comment_inside(engine, request, manifest, target)
+        if note:
+            properties['skipped'] = list(properties.get('skipped') or []) + [note]
     live = session if session.alive else None
     if (manifest.data.get('database_properties') or {}).get('is_template'):
         # Set on the final name only: a template cannot be dropped, and the copy is dropped when anything before
