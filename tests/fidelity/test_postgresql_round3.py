@@ -395,3 +395,23 @@ def test_check_through_a_function_relying_on_search_path_is_explained(pg, tmp_pa
     finally:
         pg.sql('DROP DATABASE IF EXISTS %s WITH (FORCE); DROP DATABASE IF EXISTS %s WITH (FORCE)'
                % (qi(name), qi(copy)))
+
+
+def test_sql_ascii_database_with_a_non_utf8_comment_still_backs_up(pg, tmp_path):
+    """SQL_ASCII holds bytes the server cannot convert (it refuses to send a non-UTF-8 byte to a UTF8 session): the
+    backup's read of the database's properties must not fail on a legacy LATIN1 byte in its comment, and the
+    restore brings the database back with its data."""
+    name = 'fid_ascii3_%s' % uuid.uuid4().hex[:6]
+    copy = name + '_copy'
+    pg.sql("CREATE DATABASE %s TEMPLATE template0 ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C'" % qi(name))
+    try:
+        pg.sql("CREATE TABLE t (v text); INSERT INTO t VALUES (E'caf\\xe9'); "
+               "COMMENT ON DATABASE %s IS E'caf\\xe9 latin1'" % qi(name), database=name)
+        raw = "SELECT encode(convert_to(v, 'SQL_ASCII'), 'hex') FROM t"
+        dest = backup(tmp_path, pg, name)
+        result = restore(tmp_path, pg, dest, source_database=name, database=copy)
+        assert result.rc == 0, result.stdout[-4000:]
+        assert pg.sql(raw, database=copy) == pg.sql(raw, database=name)
+    finally:
+        pg.sql('DROP DATABASE IF EXISTS %s WITH (FORCE); DROP DATABASE IF EXISTS %s WITH (FORCE)'
+               % (qi(name), qi(copy)))

@@ -57,6 +57,11 @@ CATALOG_SEARCH_PATH = 'SET search_path = pg_catalog, pg_temp; '
 # subscription, which only a superuser may dump: left out with a mere warning) and our catalog reads and the
 # restore's statements run without the login's privileges.
 CATALOG_OPTIONS = '-c search_path=pg_catalog,pg_temp -c role=none'
+# psql script lines that make the session's text UTF-8 (what we decode and write), whatever the database's own
+# encoding (a LATIN1 database's sessions default to LATIN1) or its ALTER DATABASE ... SET client_encoding; a SQL_ASCII
+# database's text is bytes the server cannot convert (it refuses any that are not UTF-8): read as they are.
+UTF8_SCRIPT = ("SELECT CASE WHEN pg_catalog.getdatabaseencoding() = 'SQL_ASCII' THEN 'SQL_ASCII' ELSE 'UTF8' END "
+               "AS opsready_encoding \\gset\n\\encoding :opsready_encoding\n")
 # The database our sessions without a database of their own (locks, CREATE/DROP/RENAME DATABASE) connect to.
 MAINTENANCE_DATABASE = 'postgres'
 # libpq starts every failure with "connection to server ... failed:", so the reason decides which one it is.
@@ -171,11 +176,6 @@ class PostgresClient(ToolClient):
                 options.append('-c statement_timeout=%ds' % self.limits.statement_timeout)
         if options:
             env['PGOPTIONS'] = ' '.join(options)
-        # Our reads and writes are UTF-8 (decoded as such, names and comments quoted as such): a database's or role's
-        # own client_encoding (ALTER DATABASE ... SET client_encoding, or a database in LATIN1 whose sessions
-        # default to it) would hand us its bytes and read ours as its own. The startup packet outranks both. pg_dump
-        # is given the database's own encoding explicitly (--encoding), pg_restore and a plain script set theirs.
-        env['PGCLIENTENCODING'] = 'UTF8'
         # PGDATABASE is taken as the name only (never parsed as a connection string or an option), but the
         # server cuts a long one to 63 bytes: refused here, before any tool connects anywhere.
         env['PGDATABASE'] = check_name(database, 'database name') if database else MAINTENANCE_DATABASE

@@ -859,13 +859,12 @@ def comment_from_inside(engine: PostgresEngine, manifest: Manifest, session: Opt
 def write_comment_inside(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest,
                          target: str) -> Optional[str]:
     """The recorded comment, by a session in ``target`` (see ``comment_from_inside``); the database's own settings
-    (default_transaction_read_only, a statement_timeout) are in force there now, so the session sets its own (psql -c
-    runs the string as one transaction, begun under them: READ WRITE before anything takes a snapshot). The restore
-    is done by now: a failure is returned as a note for ``database_properties.skipped``, not raised."""
+    (default_transaction_read_only, a statement_timeout) are in force there now, so the session sets its own. The
+    restore is done by now: a failure is returned as a note for ``database_properties.skipped``, not raised."""
     sql = final_comment(request, manifest, target)
     try:
-        engine.query('SET TRANSACTION READ WRITE; SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0; %s'
-                     % sql, database=target)
+        engine.client.query_script('\\encoding UTF8\nBEGIN READ WRITE; SET LOCAL statement_timeout = 0; '
+                                   'SET LOCAL lock_timeout = 0; %s; COMMIT;\n' % sql, database=target)
     except ToolError as exc:
         return 'COMMENT ON DATABASE (written from a session in the restored database, whose encoding differs from ' \
                'the maintenance database\'s, it failed: %s); set it again with COMMENT ON DATABASE' % _server_error(exc)
@@ -1010,7 +1009,8 @@ def apply_properties(engine: PostgresEngine, request: RestoreRequest, manifest: 
         # All of them or none, from a session in the database itself: the ALTER DATABASE/ROLE ... SET values go to a
         # shared catalog as the writing session's bytes, and sessions in the database read them in its encoding
         # (a LATIN1 database's 'Zürich' written from the UTF8 maintenance database would read 'ZÃ¼rich' there).
-        engine.query(_one_transaction(statements), database=database)
+        # (in UTF-8: the session would otherwise talk the database's encoding)
+        engine.client.query_script('\\encoding UTF8\n%s;\n' % _one_transaction(statements), database=database)
     return dict(describe(props, request.no_owner), restored=True, skipped=skipped)
 
 

@@ -213,9 +213,8 @@ def test_postgres_sessions_pin_search_path_unless_opted_out():
     catalog_only=False (an operator's smoke queries, the drill's application writer) leaves the database's."""
     from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.client import PostgresClient
     pinned = PostgresClient(ConnectionParams()).env('app')
-    # and as the login, whatever the database's SET role; in UTF-8, whatever its client_encoding
+    # and as the login, whatever the database's SET role
     assert pinned['PGOPTIONS'] == '-c search_path=pg_catalog,pg_temp -c role=none'
-    assert pinned['PGCLIENTENCODING'] == 'UTF8'
     assert 'PGOPTIONS' not in PostgresClient(ConnectionParams(), catalog_only=False).env('app')
     assert registry.get_client('postgresql', ConnectionParams()).env()['PGOPTIONS'].startswith('-c search_path=')
     assert registry.get_engine('postgresql', ConnectionParams()).env()['PGOPTIONS'].startswith('-c search_path=')
