@@ -335,13 +335,16 @@ class PostgresEngine(Engine):
         properties = read_properties(self, database)
         started = utcnow()
         version = self.tool_version('pg_dump')
+        # The dump's text in the database's own encoding, whatever client_encoding our sessions or the database's
+        # settings give (ALTER DATABASE ... SET client_encoding): nothing converted, nothing unrepresentable.
+        encoding = ['--encoding=%s' % properties['encoding']] if properties.get('encoding') else []
         if fmt == 'directory':
-            stored, members = self._dump_directory(opts, database, started)
+            stored, members = self._dump_directory(opts, database, started, encoding)
             artifact = stored['path']
         else:
             members = []
             artifact = self.artifact_path(opts, database, 'full', '.dump' if fmt == 'custom' else '.sql', when=started)
-            argv = [self.tool('pg_dump'), '-F', 'c' if fmt == 'custom' else 'p', '-w']
+            argv = [self.tool('pg_dump'), '-F', 'c' if fmt == 'custom' else 'p', '-w'] + encoding
             if fmt == 'custom':
                 argv += ['-Z', '0']
             header = bytearray()
@@ -383,8 +386,8 @@ class PostgresEngine(Engine):
         env['PGOPTIONS'] = (env.get('PGOPTIONS', '') + ' ' + pinned).strip()
         return env
 
-    def _dump_directory(self, opts: BackupOptions, database: str,
-                        started: Any) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
+    def _dump_directory(self, opts: BackupOptions, database: str, started: Any,
+                        encoding: Optional[List[str]] = None) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
         artifact = self.artifact_path(opts, database, 'full', '.dir', compressed=False, when=started)
         staging = artifact + '.partial'
         level = 0 if opts.compression == 'none' else (opts.level if opts.level is not None and
@@ -392,7 +395,7 @@ class PostgresEngine(Engine):
                                                       'gzip' else 1)
         level = max(0, min(9, level))
         argv = [self.tool('pg_dump'), '-F', 'd', '-j', str(max(1, opts.jobs)), '-Z', str(level), '-w',
-                '-f', staging]
+                '-f', staging] + list(encoding or [])
         try:
             self.runner.run(argv, env=self._dump_env(database), what='pg_dump of %s' % database)
             members = []

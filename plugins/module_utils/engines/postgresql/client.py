@@ -51,8 +51,17 @@ DEFAULT_PORT = 5432
 # same name (written by whoever owns the schema) with our login, a superuser for backups (CVE-2018-1058's class).
 # pg_dump and pg_restore pin it the same way; psql -c runs both statements in one round trip.
 CATALOG_SEARCH_PATH = 'SET search_path = pg_catalog, pg_temp; '
-# The same, for the startup packet (PGOPTIONS) of every session: in force before the first statement.
-CATALOG_OPTIONS = '-c search_path=pg_catalog,pg_temp'
+# The same, for the startup packet (PGOPTIONS) of every session: in force before the first statement. And our
+# sessions run as the login itself: a database's (or role's) ``ALTER ... SET role`` (every application session as the
+# owning role) would make pg_dump read only what that role may (a table it has no grant on: the backup fails; a
+# subscription, which only a superuser may dump: left out with a mere warning) and our catalog reads and the
+# restore's statements run without the login's privileges.
+CATALOG_OPTIONS = '-c search_path=pg_catalog,pg_temp -c role=none'
+# psql script lines that make the session's text UTF-8 (what we decode and write), whatever the database's own
+# encoding (a LATIN1 database's sessions default to LATIN1) or its ALTER DATABASE ... SET client_encoding; a SQL_ASCII
+# database's text is bytes the server cannot convert (it refuses any that are not UTF-8): read as they are.
+UTF8_SCRIPT = ("SELECT CASE WHEN pg_catalog.getdatabaseencoding() = 'SQL_ASCII' THEN 'SQL_ASCII' ELSE 'UTF8' END "
+               "AS opsready_encoding \\gset\n\\encoding :opsready_encoding\n")
 # The database our sessions without a database of their own (locks, CREATE/DROP/RENAME DATABASE) connect to.
 MAINTENANCE_DATABASE = 'postgres'
 # libpq starts every failure with "connection to server ... failed:", so the reason decides which one it is.

@@ -20,7 +20,8 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.client import CATALOG_SEARCH_PATH
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.client import (
+    CATALOG_SEARCH_PATH, UTF8_SCRIPT)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import (
     quote_ident, quote_literal)
 
@@ -106,7 +107,8 @@ DATABASE_LOCALE_SETTINGS = ('lc_numeric', 'lc_time')
 
 def read_properties(engine: Any, database: str) -> Dict[str, Any]:
     """The properties of ``database`` as recorded in a manifest (``engine`` is a PostgresEngine)."""
-    rows = engine.query(CATALOG_SEARCH_PATH + PROPERTIES_SQL, database=database)
+    # In UTF-8 (UTF8_SCRIPT): the comment and setting values are text in the database's encoding.
+    rows = engine.client.query_script(UTF8_SCRIPT + CATALOG_SEARCH_PATH + PROPERTIES_SQL + ';\n', database=database)
     if not rows or not rows[0]:
         return {}
     props: Dict[str, Any] = json.loads('\t'.join(rows[0]))

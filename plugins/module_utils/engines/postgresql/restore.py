@@ -909,6 +909,36 @@ def final_comment(request: RestoreRequest, manifest: Manifest, restored: str) ->
     return 'COMMENT ON DATABASE %s IS NULL' % quote_ident(restored)
 
 
+def comment_from_inside(engine: PostgresEngine, manifest: Manifest, session: Optional[PsqlSession]) -> bool:
+    """Whether the recorded comment must be written by a session in the restored database rather than by the swap's
+    transaction in the maintenance database. pg_shdescription is shared by every database and holds the bytes of
+    whichever session wrote it, and a session in the database reads them in its own encoding: a non-ASCII comment of
+    a LATIN1 database written from a UTF8 maintenance database reads 'dÃ©jÃ ' there. ASCII is the same bytes in
+    every server encoding, and a database in the maintenance database's encoding reads what the swap writes."""
+    props = manifest.data.get('database_properties') or {}
+    comment, encoding = props.get('comment'), props.get('encoding')
+    if comment is None or not encoding or str(comment).isascii():
+        return False
+    rows = _ask(engine, 'SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = current_database()',
+                session)
+    return not rows or rows[0][0] != encoding
+
+
+def write_comment_inside(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest,
+                         target: str) -> Optional[str]:
+    """The recorded comment, by a session in ``target`` (see ``comment_from_inside``); the database's own settings
+    (default_transaction_read_only, a statement_timeout) are in force there now, so the session sets its own. The
+    restore is done by now: a failure is returned as a note for ``database_properties.skipped``, not raised."""
+    sql = final_comment(request, manifest, target)
+    try:
+        engine.client.query_script('\\encoding UTF8\nBEGIN READ WRITE; SET LOCAL statement_timeout = 0; '
+                                   'SET LOCAL lock_timeout = 0; %s; COMMIT;\n' % sql, database=target)
+    except ToolError as exc:
+        return 'COMMENT ON DATABASE (written from a session in the restored database, whose encoding differs from ' \
+               'the maintenance database\'s, it failed: %s); set it again with COMMENT ON DATABASE' % _server_error(exc)
+    return None
+
+
 def _swap(engine: PostgresEngine, target: str, restored: str, exists: bool,
           session: Optional[PsqlSession] = None, comment: Optional[str] = None) -> Optional[str]:
     """Give ``restored`` the name ``target``; returns the name the old target had while it was aside. A new
@@ -1034,7 +1064,7 @@ def create_database(engine: PostgresEngine, request: RestoreRequest, manifest: M
 
 
 def apply_properties(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, database: str,
-                     roles: List[str], session: Optional[PsqlSession] = None) -> Dict[str, Any]:
+                     roles: List[str]) -> Dict[str, Any]:
     """Give ``database`` the database-level properties recorded at backup time (before the swap)."""
     props = manifest.data.get('database_properties')
     if not props:
@@ -1044,8 +1074,11 @@ def apply_properties(engine: PostgresEngine, request: RestoreRequest, manifest: 
     # The comment is set by the swap, in its transaction: until then the copy keeps the marker (drop_stale).
     statements = [sql for sql in statements if not sql.startswith('COMMENT ON DATABASE ')]
     if statements:
-        # all of them or none
-        _ask(engine, _one_transaction(statements), session)
+        # All of them or none, from a session in the database itself: the ALTER DATABASE/ROLE ... SET values go to a
+        # shared catalog as the writing session's bytes, and sessions in the database read them in its encoding
+        # (a LATIN1 database's 'Zürich' written from the UTF8 maintenance database would read 'ZÃ¼rich' there).
+        # (in UTF-8: the session would otherwise talk the database's encoding)
+        engine.client.query_script('\\encoding UTF8\n%s;\n' % _one_transaction(statements), database=database)
     return dict(describe(props, request.no_owner), restored=True, skipped=skipped)
 
 
@@ -1117,12 +1150,16 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
         # statistics (no window without them), and the object count comes in the same session.
         objects = int(engine.query(CATALOG_SEARCH_PATH + 'ANALYZE; ' + USER_OBJECTS, database=temp)[0][0])
         timer.lap('analyze')
-        properties = apply_properties(engine, request, manifest, temp, roles, session)
+        properties = apply_properties(engine, request, manifest, temp, roles)
         not_created += _plain_text_search_note(manifest)
         if not_created:
             properties['skipped'] = not_created + list(properties.get('skipped') or [])
         timer.lap('database_properties')
-        aside = _swap(engine, target, temp, before['exists'], session, final_comment(request, manifest, temp))
+        inside = comment_from_inside(engine, manifest, session)
+        # the swap removes the copy's marker either way; a comment it cannot write is written right after it
+        swap_comment = 'COMMENT ON DATABASE %s IS NULL' % quote_ident(temp) if inside else \
+            final_comment(request, manifest, temp)
+        aside = _swap(engine, target, temp, before['exists'], session, swap_comment)
     except IntegrityError as exc:
         # The checksum (compared in the read that loaded the data) or the decompression failed: what was
         # loaded never leaves the temporary database, which goes; the target was not touched. Clean-up runs in
@@ -1142,6 +1179,10 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
         discard_copy(engine, temp)
         raise
     timer.lap('swap')
+    if inside:
+        note = write_comment_inside(engine, request, manifest, target)
+        if note:
+            properties['skipped'] = list(properties.get('skipped') or []) + [note]
     live = session if session.alive else None
     if (manifest.data.get('database_properties') or {}).get('is_template'):
         # Set on the final name only: a template cannot be dropped, and the copy is dropped when anything before
@@ -1185,8 +1226,28 @@ def _server_error(exc: ToolError) -> str:
     lines = [line.strip() for line in (exc.stderr or '').splitlines()]
     errors = [line for line in lines if 'ERROR:' in line or 'FATAL:' in line]
     if errors:
-        return 'the server reported: %s (%s)' % (' | '.join(errors[:3]), exc.message.split(':', 1)[0])
+        return 'the server reported: %s (%s)%s' % (' | '.join(errors[:3]), exc.message.split(':', 1)[0],
+                                                   _search_path_hint(exc.stderr or ''))
     return exc.message
+
+
+# A name the load could not find, looked up inside a function's body (CONTEXT names the function).
+_NOT_FOUND = re.compile(r'ERROR:\s+(?:function|relation|operator|type|schema|text search \w+) .* does not exist')
+_IN_FUNCTION = re.compile(r'CONTEXT:\s+(?:SQL|PL/pgSQL) function "?([^"\s(]+)')
+
+
+def _search_path_hint(stderr: str) -> str:
+    """What to do when the load failed inside a function that names an object without its schema: pg_dump's output
+    runs every statement with an empty search_path (CVE-2018-1058), so such a function works in the source (the
+    database's search_path finds the object) and fails wherever the load calls it (a CHECK constraint, an index
+    expression, a generated column, a materialized view). No option of the restore gets around it."""
+    function = _IN_FUNCTION.search(stderr)
+    if not _NOT_FOUND.search(stderr) or not function:
+        return ''
+    return ('. The load runs with an empty search_path (as pg_dump\'s output always does), and function %s names an '
+            'object without its schema: in the source database give it one (ALTER FUNCTION ... SET search_path = '
+            '<its schemas>, or qualify the names in its body), take a new backup and restore that (db_restore '
+            'cannot load this one as it is)' % function.group(1))
 
 
 # -- globals (pg_dumpall --globals-only) ---------------------------------------------------------------

@@ -205,14 +205,16 @@ def test_postgres_client_classifies_session_limits_only_when_set():
     assert PostgresClient(ConnectionParams()).classify(exc) is exc
     limited = PostgresClient(ConnectionParams(), limits=SessionLimits(lock_timeout=4))
     assert 'lock_timeout=4s' in limited.classify(exc).message
-    assert limited.env('app')['PGOPTIONS'] == '-c search_path=pg_catalog,pg_temp -c lock_timeout=4s'
+    assert limited.env('app')['PGOPTIONS'] == '-c search_path=pg_catalog,pg_temp -c role=none -c lock_timeout=4s'
 
 
 def test_postgres_sessions_pin_search_path_unless_opted_out():
     """Every session of the client pins search_path in the startup packet (CVE-2018-1058's class, client.py);
     catalog_only=False (an operator's smoke queries, the drill's application writer) leaves the database's."""
     from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.client import PostgresClient
-    assert PostgresClient(ConnectionParams()).env('app')['PGOPTIONS'] == '-c search_path=pg_catalog,pg_temp'
+    pinned = PostgresClient(ConnectionParams()).env('app')
+    # and as the login, whatever the database's SET role
+    assert pinned['PGOPTIONS'] == '-c search_path=pg_catalog,pg_temp -c role=none'
     assert 'PGOPTIONS' not in PostgresClient(ConnectionParams(), catalog_only=False).env('app')
     assert registry.get_client('postgresql', ConnectionParams()).env()['PGOPTIONS'].startswith('-c search_path=')
     assert registry.get_engine('postgresql', ConnectionParams()).env()['PGOPTIONS'].startswith('-c search_path=')
