@@ -76,6 +76,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.restore.plan i
 CHARSET_NAME = re.compile(r'^[A-Za-z0-9_]{1,64}$')
 EVENT_STATUS = {'ENABLED': 'ENABLE', 'DISABLED': 'DISABLE', 'SLAVESIDE_DISABLED': 'DISABLE ON SLAVE'}
 OBJECT_KINDS = ('views', 'routines', 'triggers', 'events')
+# Oracle-mode packages (information_schema.ROUTINES types): mariadb-dump --routines writes them like procedures
+PACKAGE_KINDS = ('PACKAGE', 'PACKAGE BODY')
 DUMP_EVENTS_UNSAFE = '\'"\\'  # mariadb-dump --events fails to select a database named with these (10.11)
 
 
@@ -1088,11 +1090,20 @@ def _drop_objects(engine: Any, database: str, objects: Dict[str, List[Dict[str, 
         stmts.append('DROP TRIGGER IF EXISTS %s' % qualified(database, trigger['name']))
     for view in objects['views'] if 'views' in kinds else []:
         stmts.append('DROP VIEW IF EXISTS %s' % qualified(database, view['name']))
+    packages = []
     for routine in objects['routines'] if 'routines' in kinds else []:
+        if routine['detail'] in PACKAGE_KINDS:
+            packages.append('DROP %s IF EXISTS %s' % (routine['detail'], qualified(database, routine['name'])))
+            continue
         kind = 'FUNCTION' if routine['detail'] == 'FUNCTION' else 'PROCEDURE'
         stmts.append('DROP %s IF EXISTS %s' % (kind, qualified(database, routine['name'])))
     for event in objects['events'] if 'events' in kinds else []:
         stmts.append('DROP EVENT IF EXISTS %s' % qualified(database, event['name']))
+    if packages:
+        # MariaDB before 11.4 parses DROP PACKAGE [BODY] only under sql_mode=ORACLE (backticks still quote there);
+        # last, so the other statements keep the session's sql_mode. A body goes before its package.
+        stmts.append("SET SESSION sql_mode = 'ORACLE'")
+        stmts += sorted(packages, key=lambda stmt: not stmt.startswith('DROP PACKAGE BODY '))
     if stmts:
         engine.query('; '.join(stmts))
 
@@ -1152,7 +1163,8 @@ def _swap(engine: Any, target: str, temp: str, tables: List[str], before: Dict[s
           comment: Optional[str] = None) -> Optional[str]:
     engine = _LockBounded(engine)
     new_objects = objects_of(engine, temp)
-    unsupported = [r['name'] for r in new_objects['routines'] if r['detail'] not in ('PROCEDURE', 'FUNCTION')]
+    unsupported = [r['name'] for r in new_objects['routines']
+                   if r['detail'] not in ('PROCEDURE', 'FUNCTION') + PACKAGE_KINDS]
     if unsupported:
         raise OpsReadyError('The restored copy holds %s routine(s) (%s) that mariadb-dump cannot move into %s. '
                             'The target was not touched.' % (len(unsupported), ', '.join(unsupported), target))
@@ -1359,6 +1371,14 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
                            'An event whose one-time schedule (ON SCHEDULE AT) has passed and that is ON COMPLETION NOT '
                            'PRESERVE is dropped by the server as it is created (the source keeps it while '
                            'event_scheduler is OFF); compare SHOW EVENTS / SHOW ... STATUS of source and target.'))
+    lossy = full.data.get('lossy_text')
+    if isinstance(lossy, dict) and lossy:
+        # recorded by the backup: text the dump could not carry byte for byte (engines/mysql/backup.py lossy_text)
+        warnings.append('%d value(s) in column(s) %s were restored changed: their character set has no byte-exact '
+                        'Unicode round trip and %s-dump wrote them as utf8mb4 (the backup %s said so). Restore those '
+                        'values from another copy.' % (sum(v for v in lossy.values() if isinstance(v, int)),
+                                                       ', '.join(sorted(str(k) for k in lossy)), engine.flavor,
+                                                       full.id))
     if warnings:
         result['warnings'] = warnings
     if request.stop_at is not None and logs:
