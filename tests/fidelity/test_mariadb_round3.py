@@ -182,3 +182,114 @@ def test_round3_kinds_round_trip_new_and_over_existing(mariadb_factory, tmp_path
         assert any('3 value(s)' in w and '%s.lossy.uj' % db in w for w in result.get('warnings', [])), result
         assert_same(source, described(server, target), 'restore into %s' % target)
     server.sql('DROP USER r3_pkg_user')
+
+
+def test_foreign_key_of_another_database_keeps_pointing_at_the_replaced_target(mariadb_factory, tmp_path):
+    """Another database's table references a table of the target (a cross-database foreign key). A restore over
+    the target must leave that foreign key naming the target's table, not the database the old tables were moved
+    aside to (and dropped)."""
+    server = mariadb_factory()
+    server.sql('CREATE DATABASE fk_t; CREATE TABLE fk_t.parent (id INT PRIMARY KEY) ENGINE=InnoDB; '
+               'CREATE TABLE fk_t.two (x INT, y INT, PRIMARY KEY (x, y)) ENGINE=InnoDB; '
+               'INSERT INTO fk_t.parent VALUES (1), (2); CREATE DATABASE fk_o; '
+               'CREATE TABLE fk_o.child (id INT PRIMARY KEY, pid INT, CONSTRAINT fk_x FOREIGN KEY (pid) '
+               'REFERENCES fk_t.parent (id) ON DELETE CASCADE) ENGINE=InnoDB; INSERT INTO fk_o.child VALUES (1, 1); '
+               'CREATE TABLE fk_o.multi (a INT, b INT, CONSTRAINT `fk ü` FOREIGN KEY (b, a) REFERENCES fk_t.two (x, y) '
+               'ON UPDATE SET NULL ON DELETE NO ACTION, FOREIGN KEY (a) REFERENCES fk_t.parent (id) '
+               'ON UPDATE RESTRICT) ENGINE=InnoDB')
+    expected = server.sql("SELECT * FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = 'fk_o'")
+    create = server.sql('SHOW CREATE TABLE fk_o.child; SHOW CREATE TABLE fk_o.multi')
+    backup(server, 'fk_t', tmp_path / 'b')
+    server.sql('INSERT INTO fk_t.parent VALUES (3); INSERT INTO fk_o.child VALUES (3, 3)')
+    try:
+        result = restore(server, tmp_path / 'b', 'fk_t', 'fk_t', replace=True)
+        # the dump predates parent 3: the other database's row referencing it is named, not silently orphaned
+        assert any('fk_o.child (fk_x)' in w and '1 row(s)' in w for w in result.get('warnings', [])), result
+        assert server.sql("SELECT * FROM information_schema.REFERENTIAL_CONSTRAINTS "
+                          "WHERE CONSTRAINT_SCHEMA = 'fk_o'") == expected
+        assert server.sql('SHOW CREATE TABLE fk_o.child; SHOW CREATE TABLE fk_o.multi') == create
+        assert server.sql("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE '%opsready%'") \
+            == []
+        # the constraint works against the restored table
+        server.sql('DELETE FROM fk_t.parent WHERE id = 1')
+        assert server.sql('SELECT id FROM fk_o.child') == [('3',)]
+    finally:
+        server.sql('DROP DATABASE IF EXISTS fk_o; DROP DATABASE IF EXISTS fk_t')
+
+
+def test_statement_logged_changes_replay_like_the_source(mariadb_factory, tmp_path):
+    """binlog_format=MIXED (statements where safe): a temporary table used across a log rotation, XA transactions,
+    and user variables replay into the restored copy as they ran in the source."""
+    server = mariadb_factory(extra_conf={'binlog_format': 'MIXED'})
+    server.sql('CREATE DATABASE mx; CREATE TABLE mx.t (id INT PRIMARY KEY, v VARCHAR(64)) ENGINE=InnoDB; '
+               'INSERT INTO mx.t VALUES (0, "dump")')
+    backup(server, 'mx', tmp_path / 'b')
+    server.sql("USE mx; CREATE TEMPORARY TABLE tmp (id INT, v VARCHAR(64)); INSERT INTO tmp VALUES (1, 'a'), (2, 'b'); "
+               "FLUSH BINARY LOGS; INSERT INTO t SELECT * FROM tmp; SET @x = 'var'; INSERT INTO t VALUES (3, @x); "
+               "XA START 'x1'; INSERT INTO t VALUES (4, 'xa'); XA END 'x1'; XA PREPARE 'x1'; XA COMMIT 'x1'; "
+               "XA START 'x2'; INSERT INTO t VALUES (5, 'xa one phase'); XA END 'x2'; XA COMMIT 'x2' ONE PHASE; "
+               "DROP TEMPORARY TABLE tmp")
+    expected = server.sql('SELECT * FROM mx.t ORDER BY id')
+    backup(server, 'mx', tmp_path / 'b', kind='log')
+    try:
+        result = restore(server, tmp_path / 'b', 'mx', 'mx_r')
+        assert server.sql('SELECT * FROM mx_r.t ORDER BY id') == expected, result
+        assert server.sql('XA RECOVER') == []
+    finally:
+        server.sql('DROP DATABASE IF EXISTS mx; DROP DATABASE IF EXISTS mx_r')
+
+
+def test_restore_lacking_a_table_another_database_references_is_refused(mariadb_factory, tmp_path):
+    import pytest
+
+    from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+
+    server = mariadb_factory()
+    server.sql('CREATE DATABASE fk_a; CREATE TABLE fk_a.t (id INT PRIMARY KEY); CREATE DATABASE fk_b; '
+               'CREATE TABLE fk_b.p (id INT PRIMARY KEY); INSERT INTO fk_b.p VALUES (1); CREATE DATABASE fk_c; '
+               'CREATE TABLE fk_c.c (id INT PRIMARY KEY, pid INT, FOREIGN KEY (pid) REFERENCES fk_b.p (id)); '
+               'INSERT INTO fk_c.c VALUES (1, 1)')
+    backup(server, 'fk_a', tmp_path / 'b')
+    create = server.sql('SHOW CREATE TABLE fk_c.c')
+    try:
+        with pytest.raises(OpsReadyError, match=r'fk_c\.c \(c_ibfk_1\) of other databases reference table\(s\) p'):
+            restore(server, tmp_path / 'b', 'fk_a', 'fk_b', replace=True)
+        assert server.sql('SELECT id FROM fk_b.p') == [('1',)] and server.sql('SHOW CREATE TABLE fk_c.c') == create
+    finally:
+        server.sql('DROP DATABASE fk_c; DROP DATABASE fk_b; DROP DATABASE fk_a')
+
+
+def test_failed_swap_leaves_the_other_databases_foreign_key_on_the_old_table(mariadb_factory, tmp_path, monkeypatch):
+    import pytest
+
+    from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError, ToolError
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql import restore as mysql_restore
+
+    server = mariadb_factory()
+    server.sql('CREATE DATABASE fk_t; CREATE TABLE fk_t.parent (id INT PRIMARY KEY) ENGINE=InnoDB; '
+               'INSERT INTO fk_t.parent VALUES (1); CREATE DATABASE fk_o; CREATE TABLE fk_o.child (id INT PRIMARY '
+               'KEY, pid INT, FOREIGN KEY (pid) REFERENCES fk_t.parent (id)) ENGINE=InnoDB; '
+               'INSERT INTO fk_o.child VALUES (1, 1)')
+    backup(server, 'fk_t', tmp_path / 'b')
+    server.sql('INSERT INTO fk_t.parent VALUES (2)')
+    create = server.sql('SHOW CREATE TABLE fk_o.child')
+    real, calls = mysql_restore.repoint_foreign_keys, []
+
+    def failing(engine, target, inbound):
+        calls.append(target)
+        found = real(engine, target, inbound)
+        if len(calls) == 1:   # the swap's; the undo's runs for real
+            raise ToolError('mariadb (repoint) failed with exit code 1: injected fault', rc=1)
+        return found
+
+    monkeypatch.setattr(mysql_restore, 'repoint_foreign_keys', failing)
+    try:
+        with pytest.raises(OpsReadyError, match='rolled back'):
+            restore(server, tmp_path / 'b', 'fk_t', 'fk_t', replace=True)
+        assert len(calls) == 2
+        assert server.sql('SHOW CREATE TABLE fk_o.child') == create
+        assert server.sql('SELECT id FROM fk_t.parent ORDER BY id') == [('1',), ('2',)]
+        assert server.sql("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE '%opsready%'") \
+            == []
+    finally:
+        server.sql('DROP DATABASE IF EXISTS fk_o; DROP DATABASE IF EXISTS fk_t')

@@ -1158,10 +1158,107 @@ class _LockBounded:
         return self._engine.query(LOCK_WAIT_PREFIX + sql)
 
 
+FK_RULES = ('RESTRICT', 'CASCADE', 'SET NULL', 'NO ACTION', 'SET DEFAULT')
+
+
+def inbound_foreign_keys(engine: Any, target: str) -> List[Dict[str, Any]]:
+    """Foreign keys of OTHER databases' tables that reference tables of ``target``. InnoDB moves such a reference
+    with the table RENAME TABLE moves: the swap's move of the old tables aside took the other database's foreign key
+    with them, and dropping them failed ("Cannot delete or update a parent row") after the swap was done."""
+    lit = quote_literal(target)
+    rows = engine.query(
+        'SELECT rc.CONSTRAINT_SCHEMA, rc.TABLE_NAME, rc.CONSTRAINT_NAME, '  # nosec B608 # mysql_quote literal
+        'rc.REFERENCED_TABLE_NAME, rc.UPDATE_RULE, rc.DELETE_RULE, k.COLUMN_NAME, k.REFERENCED_COLUMN_NAME '
+        'FROM information_schema.REFERENTIAL_CONSTRAINTS rc JOIN information_schema.KEY_COLUMN_USAGE k '
+        'ON k.CONSTRAINT_SCHEMA = rc.CONSTRAINT_SCHEMA AND k.TABLE_NAME = rc.TABLE_NAME '
+        'AND k.CONSTRAINT_NAME = rc.CONSTRAINT_NAME AND k.REFERENCED_TABLE_SCHEMA = rc.UNIQUE_CONSTRAINT_SCHEMA '
+        'WHERE rc.UNIQUE_CONSTRAINT_SCHEMA = %s AND rc.CONSTRAINT_SCHEMA <> %s '
+        'ORDER BY rc.CONSTRAINT_SCHEMA, rc.TABLE_NAME, rc.CONSTRAINT_NAME, k.ORDINAL_POSITION' % (lit, lit))
+    found: Dict[Tuple[str, str, str], Dict[str, Any]] = {}
+    for row in rows:
+        if len(row) != 8:
+            continue
+        fk = found.setdefault((row[0], row[1], row[2]), {
+            'schema': row[0], 'table': row[1], 'name': row[2], 'references': row[3], 'on_update': row[4],
+            'on_delete': row[5], 'columns': [], 'referenced_columns': []})
+        fk['columns'].append(row[6])
+        fk['referenced_columns'].append(row[7])
+    return list(found.values())
+
+
+def _fk_label(fk: Dict[str, Any]) -> str:
+    return '%s.%s (%s)' % (fk['schema'], fk['table'], fk['name'])
+
+
+def _index_names(engine: Any, schema: str, table: str) -> set:
+    return {r[0] for r in engine.query(
+        'SELECT DISTINCT INDEX_NAME FROM information_schema.STATISTICS '  # nosec B608 # mysql_quote literal
+        'WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s' % (quote_literal(schema), quote_literal(table))) if r}
+
+
+def check_inbound_foreign_keys(engine: Any, temp: str, inbound: List[Dict[str, Any]]) -> None:
+    """Before the swap: every table and column another database's foreign key references exists in the copy."""
+    if not inbound:
+        return
+    columns = {(r[0], r[1]) for r in engine.query(
+        'SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS '  # nosec B608 # mysql_quote literal
+        'WHERE TABLE_SCHEMA = %s' % quote_literal(temp)) if len(r) == 2}
+    lacking = [fk for fk in inbound if not all((fk['references'], c) in columns for c in fk['referenced_columns'])]
+    if lacking:
+        raise OpsReadyError(
+            'The foreign key(s) %s of other databases reference table(s) %s that the restored copy lacks (or lacks '
+            'their columns): after the swap they would reference nothing. The target was not touched: drop those '
+            'foreign keys first, or restore to another database name.'
+            % (', '.join(_fk_label(fk) for fk in lacking), ', '.join(sorted({fk['references'] for fk in lacking}))))
+
+
+def repoint_foreign_keys(engine: Any, target: str, inbound: List[Dict[str, Any]]) -> List[str]:
+    """Point the other databases' foreign keys at the tables now in ``target`` (same name, columns and rules;
+    foreign_key_checks off, as the dump loads its own tables); a warning for each whose rows the restored table
+    does not hold."""
+    warnings = []
+    for fk in inbound:
+        # information_schema says RESTRICT for a rule left out (the default), NO ACTION for one written RESTRICT
+        rules = ' '.join('ON %s %s' % (what, fk[key])
+                         for what, key in (('DELETE', 'on_delete'), ('UPDATE', 'on_update'))
+                         if fk[key] in FK_RULES and fk[key] != 'RESTRICT')
+        cols = ', '.join(quote_identifier(c, 'column name') for c in fk['columns'])
+        refs = ', '.join(quote_identifier(c, 'column name') for c in fk['referenced_columns'])
+        name = quote_identifier(fk['name'], 'constraint name')
+        child, parent = qualified(fk['schema'], fk['table']), qualified(target, fk['references'])
+        # two statements: one ALTER cannot drop and add a constraint of the same name ("Duplicate FOREIGN KEY");
+        # IF EXISTS: the undo runs this again over a half-done one
+        indexes = _index_names(engine, fk['schema'], fk['table'])
+        engine.query('SET SESSION foreign_key_checks = 0; ALTER TABLE %s DROP FOREIGN KEY IF EXISTS %s; ALTER TABLE '
+                     '%s ADD CONSTRAINT %s FOREIGN KEY (%s) REFERENCES %s (%s) %s'
+                     % (child, name, child, name, cols, parent, refs, rules))
+        # ADD CONSTRAINT replaces the index the server once made for the key (named after its first column) with
+        # one named after the constraint: the old name goes back
+        now = _index_names(engine, fk['schema'], fk['table'])
+        if len(indexes - now) == 1 and len(now - indexes) == 1:
+            engine.query('ALTER TABLE %s RENAME INDEX %s TO %s' % (
+                child, quote_identifier((now - indexes).pop(), 'index name'),
+                quote_identifier((indexes - now).pop(), 'index name')))
+        match = ' AND '.join('p.%s = c.%s' % (quote_identifier(r, 'column name'), quote_identifier(c, 'column name'))
+                             for c, r in zip(fk['columns'], fk['referenced_columns']))
+        present = ' AND '.join('c.%s IS NOT NULL' % quote_identifier(c, 'column name') for c in fk['columns'])
+        rows = engine.query('SELECT COUNT(*) FROM %s c WHERE %s AND NOT EXISTS '  # nosec B608 # identifiers quoted
+                            '(SELECT 1 FROM %s p WHERE %s)' % (child, present, parent, match))
+        orphans = rows[0][0] if rows and rows[0] else '0'
+        if orphans not in ('0', ''):
+            warnings.append('foreign key %s references %s.%s, which the restore replaced: %s row(s) of %s.%s now '
+                            'reference rows the restored table does not hold' % (
+                                _fk_label(fk), target, fk['references'], orphans, fk['schema'], fk['table']))
+    return warnings
+
+
 def _swap(engine: Any, target: str, temp: str, tables: List[str], before: Dict[str, Any],
           defaults: Optional[Dict[str, Any]], events: Dict[str, str], tmpdir: Optional[str],
-          comment: Optional[str] = None) -> Optional[str]:
+          comment: Optional[str] = None, notes: Optional[List[str]] = None) -> Optional[str]:
     engine = _LockBounded(engine)
+    # other databases' foreign keys into the target: RENAME TABLE takes them along with the old tables
+    before['inbound'] = inbound_foreign_keys(engine, target) if before['tables'] else []
+    check_inbound_foreign_keys(engine, temp, before['inbound'])
     new_objects = objects_of(engine, temp)
     unsupported = [r['name'] for r in new_objects['routines']
                    if r['detail'] not in ('PROCEDURE', 'FUNCTION') + PACKAGE_KINDS]
@@ -1207,6 +1304,11 @@ def _swap(engine: Any, target: str, temp: str, tables: List[str], before: Dict[s
         steps.append('new_objects')
         _load_script(engine, target, new_script, 'load views, routines, triggers and events')
         _set_event_status(engine, target, events)
+        if before['inbound']:
+            steps.append('repointed')
+            found = repoint_foreign_keys(engine, target, before['inbound'])
+            if notes is not None:
+                notes.extend(found)
     except BaseException as exc:
         _undo(engine, target, temp, tables, before, aside, steps, old_script, tmpdir, exc)
         raise
@@ -1229,6 +1331,8 @@ def _undo(engine: Any, target: str, temp: str, tables: List[str], before: Dict[s
                 pairs += ['%s TO %s' % (qualified(aside, t), qualified(target, t)) for t in before['tables']]
             if pairs:
                 engine.query('RENAME TABLE ' + ', '.join(pairs))
+        if 'repointed' in steps:   # those re-pointed followed the restored tables back to the copy
+            repoint_foreign_keys(engine, target, before.get('inbound') or [])
         if 'old_objects_dropped' in steps:
             _load_script(engine, target, old_script, 'put back the old views, routines, triggers and events')
             _set_event_status(engine, target, {e['name']: e['detail'] for e in before['objects']['events']})
@@ -1328,7 +1432,8 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
             timer.lap('replay')
         tables = tables_of(engine, temp)
         moved = count_objects(objects_of(engine, temp))
-        aside = _swap(engine, target_db, temp, tables, before, defaults, events, request.tmpdir, comment)
+        swap_notes: List[str] = []
+        aside = _swap(engine, target_db, temp, tables, before, defaults, events, request.tmpdir, comment, swap_notes)
     except ToolError as exc:
         drop_schema(engine, temp)
         in_use = ''
@@ -1360,7 +1465,7 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
         'binlogs_replayed': replay['binlogs'], 'start_position': replay['start_position'],
         'replaced': bool(before['tables'] or count_objects(before['objects'])), 'grants': grants,
         'dropped_stale': stale['dropped_stale'], 'kept_stale': stale['kept_stale']}
-    warnings = list(stale['warnings'])
+    warnings = list(stale['warnings']) + swap_notes
     if not defaults:
         warnings.append('The dump %s records no database character set/collation (taken by an older version): '
                         '%s has the server default.' % (full.id, target_db))
