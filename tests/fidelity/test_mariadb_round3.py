@@ -293,3 +293,55 @@ def test_failed_swap_leaves_the_other_databases_foreign_key_on_the_old_table(mar
             == []
     finally:
         server.sql('DROP DATABASE IF EXISTS fk_o; DROP DATABASE IF EXISTS fk_t')
+
+
+def test_definers_missing_on_the_target_server_are_named(mariadb_factory, tmp_path):
+    """Restored onto another server, objects keep their DEFINER; where that account does not exist the server
+    creates them anyway (a note), and the restored trigger then fails every INSERT into its table. The restore
+    names those definers; one that exists (a role, an account with a '@' in its name) is not named."""
+    src = mariadb_factory()
+    src.sql("CREATE USER 'app'@'%'; CREATE USER 'we@b'@'10.0.0.1'; CREATE ROLE r_def; "
+            "GRANT ALL ON *.* TO 'app'@'%'; GRANT ALL ON *.* TO 'we@b'@'10.0.0.1'; GRANT ALL ON *.* TO r_def; "
+            "CREATE DATABASE d; USE d; CREATE TABLE t (id INT); "
+            "CREATE DEFINER='app'@'%' VIEW v AS SELECT id FROM t; CREATE DEFINER='we@b'@'10.0.0.1' PROCEDURE p() "
+            "SELECT 1; CREATE DEFINER='app'@'%' TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET @x = 1; "
+            "CREATE DEFINER=r_def EVENT e ON SCHEDULE EVERY 1 DAY DISABLE DO SELECT 1")
+    backup(src, 'd', tmp_path / 'b')
+    other = mariadb_factory()
+    other.sql('CREATE ROLE r_def')
+    try:
+        result = restore(other, tmp_path / 'b', 'd', 'd')
+        [warning] = [w for w in result.get('warnings', []) if 'DEFINER' in w]
+        assert 'app@% (views, triggers), we@b@10.0.0.1 (routines).' in warning, warning
+        other.sql("CREATE USER 'app'@'%'; CREATE USER 'we@b'@'10.0.0.1'")
+        result = restore(other, tmp_path / 'b', 'd', 'd', replace=True)
+        assert not [w for w in result.get('warnings', []) if 'DEFINER' in w], result.get('warnings')
+    finally:
+        for server in (src, other):
+            server.sql("DROP USER IF EXISTS 'app'@'%'; DROP USER IF EXISTS 'we@b'@'10.0.0.1'; "
+                       "DROP ROLE IF EXISTS r_def; DROP DATABASE IF EXISTS d")
+
+
+def test_replayed_database_function_is_named(mariadb_factory, tmp_path):
+    """binlog_format=STATEMENT: ``INSERT ... VALUES (DATABASE())`` run with USE d is logged as that statement; the
+    replay runs it in the restored copy, where DATABASE() is the copy's temporary name. The restore names it; the
+    words in a string, a comment or another database's statements are not."""
+    server = mariadb_factory(extra_conf={'binlog_format': 'STATEMENT'})
+    server.sql("CREATE DATABASE d; CREATE TABLE d.t (id INT, v VARCHAR(100)); CREATE DATABASE o; "
+               "CREATE TABLE o.t (v VARCHAR(100))")
+    backup(server, 'd', tmp_path / 'b')
+    server.sql("USE d; INSERT INTO t VALUES (1, 'database()'); INSERT INTO t /* schema() */ VALUES (2, `id`); "
+               "USE o; INSERT INTO t VALUES (DATABASE())")
+    backup(server, 'd', tmp_path / 'b', kind='log')
+    try:
+        result = restore(server, tmp_path / 'b', 'd', 'r1')
+        assert not [w for w in result.get('warnings', []) if 'DATABASE()' in w], result.get('warnings')
+        server.sql("USE d; INSERT INTO t VALUES (3, CONCAT('in ', SCHEMA ( )))")
+        backup(server, 'd', tmp_path / 'b', kind='log')
+        result = restore(server, tmp_path / 'b', 'd', 'r2')
+        [warning] = [w for w in result.get('warnings', []) if 'DATABASE()' in w]
+        assert "INSERT INTO t VALUES (3, CONCAT('in ', SCHEMA ( )))" in warning, warning
+        assert server.sql('SELECT v FROM r2.t WHERE id = 3')[0][0] != 'in d'   # what the warning is about
+    finally:
+        server.sql('DROP DATABASE IF EXISTS d; DROP DATABASE IF EXISTS o; DROP DATABASE IF EXISTS r1; '
+                   'DROP DATABASE IF EXISTS r2')

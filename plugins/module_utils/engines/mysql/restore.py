@@ -138,6 +138,25 @@ def definer_clause(definer: str) -> str:
     return 'DEFINER = `%s`@`%s`' % (user.replace('`', '``'), host.replace('`', '``'))
 
 
+def absent_definers(engine: Any, database: str) -> List[str]:
+    """``user@host (kinds)`` for each DEFINER of ``database``'s views, routines, triggers and events that is no
+    account (or role) of this server: the dump keeps definers, and a restore onto another server creates the objects
+    all the same (the server only notes it). Empty where the accounts cannot be read."""
+    definers = engine.database_objects(database).get('definers') or {}
+    if not definers:
+        return []
+    try:
+        accounts = {(r[0], r[1]) for r in engine.query('SELECT User, Host FROM mysql.user') if len(r) == 2}
+    except ToolError:   # the restore's login may not read mysql.user: nothing to say
+        return []
+    absent = []
+    for definer, kinds in sorted(definers.items()):
+        user, sep, host = definer.rpartition('@')
+        if ((user, host) if sep else (definer, '')) not in accounts:
+            absent.append('%s (%s)' % (definer, ', '.join(kinds)))
+    return absent
+
+
 def count_objects(objects: Dict[str, List[Dict[str, str]]]) -> Dict[str, int]:
     return {k: len(v) for k, v in objects.items() if v}
 
@@ -910,6 +929,16 @@ def statement_kind(statement: bytes) -> str:
     return 'other'
 
 
+def calls_database_function(statement: bytes) -> bool:
+    """``DATABASE()`` or ``SCHEMA()`` in the code of ``statement`` (not in a string, a comment or a quoted name)."""
+    upper = statement.upper()
+    if b'DATABASE' not in upper and b'SCHEMA' not in upper:
+        return False
+    code = [(m.lastgroup, m.group()) for m in _SQL_TOKEN.finditer(statement) if m.lastgroup not in ('space', 'comment')]
+    return any(kind == 'word' and text.upper() in (b'DATABASE', b'SCHEMA') and code[n + 1:n + 3] == [
+        ('other', b'('), ('other', b')')] for n, (kind, text) in enumerate(code))
+
+
 def _statements(engine: Any, argv: List[str], stop: Any) -> Optional[bytes]:
     """The first statement of ``argv`` (mariadb-binlog --short-form) for which ``stop(statement, default_db)`` is
     true, or None; the tool never left running. ``default_db``: the last ``use`` printed (mariadb-binlog prints
@@ -945,15 +974,20 @@ def _shown(statement: bytes) -> str:
     return repr(text[:300].decode('utf-8', 'replace'))
 
 
-def check_statements(engine: Any, argv: List[str], files: List[str], source: str) -> None:
+def check_statements(engine: Any, argv: List[str], files: List[str], source: str) -> List[str]:
     """Refuse a replay (``argv``: mariadb-binlog and its range options; ``files``) whose statements name ``source``
     as a qualifier (skipped, or run against the source), or that, run with ``USE source``, name another database
-    of this server (the replay would write to that live database). Nothing was loaded into the target yet."""
+    of this server (the replay would write to that live database). Nothing was loaded into the target yet.
+    Returns the statements run with ``USE source`` that call DATABASE()/SCHEMA() (shown): replayed in the copy,
+    they get the copy's temporary name, not ``source``."""
     own = source.encode('utf-8')
     others = [r[0] for r in engine.query('SHOW DATABASES') if r and r[0] and r[0] != source]
     suspect: List[bool] = []
+    calling: List[str] = []
 
     def stop(statement: bytes, current: bytes) -> bool:
+        if current == own and not calling and calls_database_function(statement):
+            calling.append('')  # confirmed below among the statements that really run with USE source
         if suspect and not names_database(statement, source):
             return False
         kind = statement_kind(statement)
@@ -975,11 +1009,17 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
             'would be skipped (sent without USE %s) or run against %s itself, not the copy. Nothing was restored and '
             '%s was not touched. Restore to a point before it (stop_at), or take a full backup after it and restore '
             'from that.' % (source, _shown(found), source, source, source), source=source)
-    if not suspect:
-        return
-    found = _statements(engine, argv + ['--short-form', '--database=%s' % source] + files,
-                        lambda statement, _db: bool(named_databases(statement, others + [source]))
-                        and statement_kind(statement) != 'maintenance')
+    if not suspect and not calling:
+        return []
+    del calling[:]
+
+    def confirm(statement: bytes, _db: bytes) -> bool:
+        if calls_database_function(statement) and len(calling) < 5:
+            calling.append(_shown(statement))
+        return bool(suspect and named_databases(statement, others + [source])
+                    and statement_kind(statement) != 'maintenance')
+
+    found = _statements(engine, argv + ['--short-form', '--database=%s' % source] + files, confirm)
     if found is not None:
         named = named_databases(found, others + [source])
         raise OpsReadyError(
@@ -988,6 +1028,7 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
             'restored and nothing was changed. Restore to a point before it (stop_at), or take a full backup after '
             'it and restore from that.' % (source, ', '.join(named), _shown(found), named[0]),
             source=source, names=named)
+    return calling
 
 
 def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Manifest], temp: str) -> Dict[str, Any]:
@@ -1003,7 +1044,7 @@ def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Man
             argv.append('--start-position=%d' % start)
         if request.stop_at is not None:
             argv.append('--stop-datetime=%s' % stop_datetime(request.stop_at))
-        check_statements(engine, argv, files, source)
+        calling = check_statements(engine, argv, files, source)
         argv += ['--database=%s' % source, '--rewrite-db=%s->%s' % (source, temp)] + files
         binlog = engine.runner.popen(argv, env={'TZ': 'UTC'})
         try:
@@ -1013,7 +1054,8 @@ def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Man
             kill_and_reap(binlog)
             raise
         return {'binlogs': [os.path.basename(f) for f in files], 'start_position': start,
-                'gtid_assignments_removed': stripper.removed, 'last_event': stripper.last_timestamp}
+                'gtid_assignments_removed': stripper.removed, 'last_event': stripper.last_timestamp,
+                'database_function': calling}
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -1476,6 +1518,19 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
                            'An event whose one-time schedule (ON SCHEDULE AT) has passed and that is ON COMPLETION NOT '
                            'PRESERVE is dropped by the server as it is created (the source keeps it while '
                            'event_scheduler is OFF); compare SHOW EVENTS / SHOW ... STATUS of source and target.'))
+    if replay.get('database_function'):
+        warnings.append('The binary logs replayed statement(s) run with USE %s that call DATABASE() or SCHEMA(): in '
+                        'the restored copy those returned its temporary name (%s), not %s, so what they wrote differs '
+                        'from the source (binlog_format=STATEMENT/MIXED logs the statement, not its rows). Check the '
+                        'rows they wrote: %s' % (full.database, temp, full.database,
+                                                 '; '.join(replay['database_function'])))
+    absent = absent_definers(engine, target_db)
+    if absent:
+        warnings.append('Objects of %s have a DEFINER that is no account of this server: %s. Using such a view or '
+                        'routine fails (ERROR 1449 "The user specified as a definer does not exist"), an event of '
+                        'theirs does not run, and a trigger of theirs makes every write to its table fail. Create the '
+                        'account(s) (CREATE USER, with the privileges they had on the source server).'
+                        % (target_db, ', '.join(absent)))
     lossy = full.data.get('lossy_text')
     if isinstance(lossy, dict) and lossy:
         # recorded by the backup: text the dump could not carry byte for byte (engines/mysql/backup.py lossy_text)
