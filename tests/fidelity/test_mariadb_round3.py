@@ -345,3 +345,100 @@ def test_replayed_database_function_is_named(mariadb_factory, tmp_path):
     finally:
         server.sql('DROP DATABASE IF EXISTS d; DROP DATABASE IF EXISTS o; DROP DATABASE IF EXISTS r1; '
                    'DROP DATABASE IF EXISTS r2')
+
+
+def test_objects_made_after_the_dump_replay_with_their_properties(mariadb_factory, tmp_path):
+    """binlog_format=MIXED: a package, a trigger placed with PRECEDES, a view, an event, a sequence advanced by a
+    statement and a new versioned table, all made after the dump, reach the copy with their properties."""
+    import time
+
+    from tests.fidelity.test_mariadb_gaps import extra
+
+    server = mariadb_factory(extra_conf={'binlog_format': 'MIXED'})
+    server.sql("CREATE DATABASE pd; USE pd; CREATE TABLE t (id INT PRIMARY KEY, v INT); CREATE SEQUENCE s; "
+               "CREATE TRIGGER t1 BEFORE INSERT ON t FOR EACH ROW SET NEW.v = IFNULL(NEW.v, 0) + 1")
+    backup(server, 'pd', tmp_path / 'b')
+    time.sleep(1.1)
+    server.sql("USE pd; SET sql_mode = ORACLE;\nDELIMITER //\nCREATE PACKAGE pk AS FUNCTION f RETURN INT; END;\n//\n"
+               "CREATE PACKAGE BODY pk AS FUNCTION f RETURN INT AS BEGIN RETURN 7; END; END;\n//\nDELIMITER ;\n"
+               "SET sql_mode = DEFAULT; CREATE TRIGGER t0 BEFORE INSERT ON t FOR EACH ROW PRECEDES t1 SET NEW.v = 10; "
+               "CREATE SQL SECURITY INVOKER VIEW v AS SELECT id, v FROM t WITH CHECK OPTION; "
+               "CREATE EVENT e ON SCHEDULE EVERY 2 HOUR STARTS '2036-01-01' ON COMPLETION PRESERVE DISABLE "
+               "DO SELECT 1; "
+               "DO NEXTVAL(s); INSERT INTO t VALUES (NEXTVAL(s), NULL); "
+               "CREATE TABLE h (id INT PRIMARY KEY, x INT) WITH SYSTEM VERSIONING; INSERT INTO h VALUES (1, 1); "
+               "DO SLEEP(1.1); UPDATE h SET x = 2")
+    time.sleep(1.1)
+    backup(server, 'pd', tmp_path / 'b', kind='log')
+    source = {'snapshot': snapshot(server, 'pd'), 'extra': extra(server, 'pd'),
+              'history': server.sql('SELECT id, x, ROW_START, ROW_END FROM pd.h FOR SYSTEM_TIME ALL ORDER BY 3')}
+    try:
+        restore(server, tmp_path / 'b', 'pd', 'pd_r')
+        assert_same(source, {'snapshot': snapshot(server, 'pd_r'), 'extra': extra(server, 'pd_r'),
+                             'history': server.sql('SELECT id, x, ROW_START, ROW_END FROM pd_r.h '
+                                                   'FOR SYSTEM_TIME ALL ORDER BY 3')}, 'point-in-time restore')
+        assert server.sql('SELECT pd_r.pk.f()') == [('7',)]
+    finally:
+        server.sql('DROP DATABASE IF EXISTS pd; DROP DATABASE IF EXISTS pd_r')
+
+
+def test_longest_dotted_names_point_in_time(mariadb_factory, tmp_path):
+    """A 64-character source database named with a dot and a dash, restored with its binary logs into another
+    64-character name: the temporary copy's name (truncated) and mariadb-binlog's --database/--rewrite-db hold."""
+    import time
+
+    src = ('a.b-c ' + 'x' * 64)[:64]
+    dst = ('d.e-f ' + 'y' * 64)[:64]
+    server = mariadb_factory()
+    server.sql('CREATE DATABASE %s; CREATE TABLE %s.%s (id INT PRIMARY KEY, v INT); INSERT INTO %s.%s VALUES (1, 1)'
+               % (q(src), q(src), q('t' * 64), q(src), q('t' * 64)))
+    backup(server, src, tmp_path / 'b')
+    time.sleep(1.1)
+    server.sql('USE %s; INSERT INTO %s VALUES (2, 2); UPDATE %s SET v = 5 WHERE id = 1'
+               % (q(src), q('t' * 64), q('t' * 64)))
+    time.sleep(1.1)
+    backup(server, src, tmp_path / 'b', kind='log')
+    expected = snapshot(server, src)
+    try:
+        result = restore(server, tmp_path / 'b', src, dst)
+        assert result['binlogs_replayed'], result
+        assert_same(expected, snapshot(server, dst), 'point-in-time restore under a 64-character name')
+    finally:
+        server.sql('DROP DATABASE IF EXISTS %s; DROP DATABASE IF EXISTS %s' % (q(src), q(dst)))
+
+
+def test_server_with_oracle_sql_mode(mariadb_factory, tmp_path):
+    """A server whose global sql_mode is ORACLE (ANSI_QUOTES, PIPES_AS_CONCAT, PL/SQL parsing): the restore's own
+    statements (the privilege probe's ``BEGIN END``) failed there, and the refusal blamed a missing privilege. The
+    restore runs its statements under the default parsing; dump, logs and definitions keep theirs."""
+    import time
+
+    from tests.fidelity.test_mariadb_gaps import extra
+
+    server = mariadb_factory(extra_conf={'sql_mode': 'ORACLE', 'event_scheduler': 'ON'})
+    server.sql("SET sql_mode='STRICT_TRANS_TABLES'; CREATE DATABASE `o r`; USE `o r`; "
+               "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(10));"
+               "INSERT INTO t VALUES (1, 'a'); CREATE PROCEDURE p() SELECT 1; CREATE VIEW v AS SELECT id FROM t; "
+               "CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET NEW.v = CONCAT(NEW.v, '!'); "
+               "CREATE EVENT e ON SCHEDULE EVERY 1 DAY STARTS '2036-01-01' DISABLE DO SELECT 1; CREATE USER u1; "
+               "GRANT SELECT ON `o r`.* TO u1; GRANT EXECUTE ON PROCEDURE `o r`.p TO u1; "
+               "ALTER DATABASE `o r` COMMENT 'it''s'")
+    backup(server, 'o r', tmp_path / 'b')
+    time.sleep(1.1)
+    server.sql("SET sql_mode='STRICT_TRANS_TABLES'; USE `o r`; INSERT INTO t VALUES (2, 'b')")
+    time.sleep(1.1)
+    backup(server, 'o r', tmp_path / 'b', kind='log')
+    server.sql("SET GLOBAL sql_mode='STRICT_TRANS_TABLES'")
+    src = {'s': snapshot(server, 'o r'), 'e': extra(server, 'o r')}
+    server.sql("SET GLOBAL sql_mode='ORACLE'")
+    r = restore(server, tmp_path / 'b', 'o r', 'o r2')
+    server.sql("SET GLOBAL sql_mode='STRICT_TRANS_TABLES'")
+    assert r['grants']['skipped'] == [], r['grants']
+    assert_same(src, {'s': snapshot(server, 'o r2'), 'e': extra(server, 'o r2')},
+                'restore on a server with sql_mode=ORACLE')
+    server.sql("SET sql_mode=''; USE `o r2`; INSERT INTO t VALUES (3, 'c')")
+    server.sql("SET GLOBAL sql_mode='ORACLE'")
+    r = restore(server, tmp_path / 'b', 'o r', 'o r2', replace=True)
+    server.sql("SET GLOBAL sql_mode='STRICT_TRANS_TABLES'")
+    assert_same(src, {'s': snapshot(server, 'o r2'), 'e': extra(server, 'o r2')}, 'restore over it (replace)')
+    server.sql("SET GLOBAL sql_mode = DEFAULT; DROP USER u1; DROP DATABASE `o r`; DROP DATABASE `o r2`")

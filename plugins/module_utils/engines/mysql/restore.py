@@ -1413,8 +1413,14 @@ def target_lock(engine: Any, target_db: str) -> Iterator[None]:
         yield
 
 
+RESTORE_SQL_MODE = 'STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'  # MariaDB and MySQL
+
+
 def restore(engine: Any, request: RestoreRequest, chain: List[Manifest], timer: Timer) -> Dict[str, Any]:
     target_db = _target(request)   # a name the server cannot hold is refused before connecting
+    # the restore's own statements under MariaDB's default parsing, whatever the server's global sql_mode (the dump,
+    # the binary log events and the re-dumped definitions set their own)
+    engine.client.sql_mode = RESTORE_SQL_MODE
     engine.ping()
     with target_lock(engine, target_db):
         return _restore_locked(engine, request, chain, timer)
