@@ -36,7 +36,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.artifac
     disk_error, open_artifact, stream_file_to_artifact, stream_to_artifact)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.grants import read_grants
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.quote import (
-    check_identifier, qualified, quote_literal)
+    check_identifier, qualified, quote_identifier, quote_literal)
 # The client's names, imported from here by older code (and other branches): one definition.
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.client import (  # noqa: F401  # pylint: disable=unused-import
     CONNECT_ERRORS, TOOLS, MySQLClient)
@@ -148,6 +148,34 @@ class MySQLEngine(Engine):
                 found['transaction' if row[1].lower() == 'bigint' else 'timestamp'].append(row[0])
         return found
 
+    def lossy_text(self, database: Optional[str]) -> Dict[str, int]:
+        """``{'db.table.column': rows}``: values of text columns in a character set that does not map to Unicode and
+        back byte for byte (sjis: 0x5C and 0x815F both read as U+005C, which is written back as 0x815F), which the
+        dump (written in utf8mb4, as mariadb-dump/mysqldump write every text column) cannot hold unchanged. Only
+        tables with a column in such a character set are read (one scan each)."""
+        where = ("TABLE_SCHEMA NOT IN (%s)" % ', '.join("'%s'" % s for s in SYSTEM_SCHEMAS) if database is None
+                 else 'TABLE_SCHEMA = %s' % quote_literal(database))
+        rows = self.query("SELECT TABLE_SCHEMA, TABLE_NAME, c.COLUMN_NAME, c.CHARACTER_SET_NAME "  # nosec B608 # quoted
+                          "FROM information_schema.COLUMNS c JOIN information_schema.TABLES t "
+                          "USING (TABLE_SCHEMA, TABLE_NAME) WHERE t.TABLE_TYPE <> 'VIEW' AND "
+                          "c.CHARACTER_SET_NAME IN (%s) AND %s ORDER BY 1, 2, c.ORDINAL_POSITION"
+                          % (', '.join("'%s'" % c for c in LOSSY_CHARSETS), where))
+        by_table: Dict[Tuple[str, str], List[Tuple[str, str]]] = {}
+        for row in rows:
+            if len(row) == 4 and row[3] in LOSSY_CHARSETS:
+                by_table.setdefault((row[0], row[1]), []).append((row[2], row[3]))
+        found: Dict[str, int] = {}
+        for (schema, table), columns in sorted(by_table.items()):
+            check = ('IFNULL(SUM(CAST(CONVERT(CONVERT({c} USING utf8mb4) USING {cs}) AS BINARY) '
+                     '<> CAST({c} AS BINARY)), 0)')
+            tests = ', '.join(check.format(c=quote_identifier(c, 'column name'), cs=cs) for c, cs in columns)
+            counts = self.query('SELECT %s FROM %s' % (  # nosec B608 # identifiers quoted, charset names fixed
+                tests, qualified(schema, table)))
+            for (column, _cs), count in zip(columns, counts[0] if counts else []):
+                if count not in ('0', '', None):
+                    found['%s.%s.%s' % (schema, table, column)] = int(count)
+        return found
+
     def database_objects(self, database: str) -> Dict[str, Any]:
         """How many views, routines, triggers and events ``database`` holds, and their definers: the
         restore proves it may create them (definers included) before it loads anything."""
@@ -240,6 +268,16 @@ class MySQLEngine(Engine):
                                     % (', '.join(versioned['transaction']), self.flavor))
                 elif versioned['timestamp']:
                     argv.append('--dump-history')
+            # Text the dump's utf8mb4 cannot carry unchanged: found before the dump (a scan of the tables holding such
+            # columns), recorded in the manifest and repeated by every restore of this dump.
+            lossy = self.lossy_text(None if opts.all_databases else database)
+            if lossy:
+                warnings.append('%d value(s) in column(s) %s are in a character set with no byte-exact Unicode round '
+                                'trip and come back changed from this dump (%s-dump writes text as utf8mb4): back up '
+                                'those tables another way (SELECT ... INTO OUTFILE with CHARACTER SET binary, or a '
+                                'physical backup), or convert the columns to utf8mb4'
+                                % (sum(lossy.values()), ', '.join('%s (%d)' % kv for kv in sorted(lossy.items())),
+                                   self.flavor))
             # "--" ends the options: a database named "-x" is a name, not an option.
             argv += ['--all-databases'] if opts.all_databases else ['--', database]
             try:
@@ -268,6 +306,8 @@ class MySQLEngine(Engine):
                 data['database_grants'] = db_grants   # GRANT ... ON db.*, its tables, columns, routines
             if db_comment is not None:
                 data['database_comment'] = db_comment  # CREATE/ALTER DATABASE ... COMMENT on restore
+        if lossy:
+            data['lossy_text'] = lossy   # restores repeat it as a warning
         data.update(consistent_at=isoformat(started), format='sql', position=position,
                     tool={'name': os.path.basename(self.tool('dump')), 'version': self.tool_version('dump')},
                     server_version=info['server_version'])
@@ -401,6 +441,9 @@ class MySQLEngine(Engine):
 
 
 SYSTEM_SCHEMAS = ('mysql', 'information_schema', 'performance_schema', 'sys')
+# Character sets whose conversion to Unicode and back changes some byte sequences on MariaDB 10.11 (every 1- and
+# 2-byte sequence tried): what the dump writes as utf8mb4 does not load back as it was.
+LOSSY_CHARSETS = ('armscii8', 'big5', 'cp932', 'eucjpms', 'sjis', 'tis620', 'ujis')
 DUMP_NEEDLES = (b'\nCREATE TABLE ', b'\nINSERT INTO ')
 
 

@@ -70,6 +70,10 @@ class MySQLClient(ToolClient):
         self.flavor = flavor
         self.engine = flavor
         self._bins: Dict[str, str] = {}
+        # sql_mode for every query's session (None: the server's global one). The restore sets it: its own statements
+        # are written for the default parsing, and a server whose global sql_mode is ORACLE (BEGIN END is no
+        # procedure body there) or ANSI_QUOTES parses them otherwise.
+        self.sql_mode: Optional[str] = None
 
     # -- programs ------------------------------------------------------------------------------------
     def tool(self, role: str) -> str:
@@ -141,14 +145,15 @@ class MySQLClient(ToolClient):
 
     # -- queries -------------------------------------------------------------------------------------
     def session(self) -> str:
-        """The ``SET SESSION`` prefix of every query under ``limits`` ('' without)."""
+        """The ``SET SESSION`` prefix of every query under ``limits`` and ``sql_mode`` ('' without)."""
+        mode = "SET SESSION sql_mode = '%s'; " % self.sql_mode if self.sql_mode is not None else ''
         if self.limits is None:
-            return ''
+            return mode
         lock = max(1, self.limits.lock_timeout)
         sets = ['lock_wait_timeout=%d' % lock, 'innodb_lock_wait_timeout=%d' % lock]
         if self.limits.statement_timeout and self.flavor == 'mariadb':
             sets.append('max_statement_time=%d' % self.limits.statement_timeout)
-        return 'SET SESSION %s; ' % ', '.join(sets)
+        return mode + 'SET SESSION %s; ' % ', '.join(sets)
 
     def run_client(self, sql: str, database: Optional[str] = None, header: bool = False,
                    timeout: Timeout = DEFAULT_TIMEOUT) -> str:

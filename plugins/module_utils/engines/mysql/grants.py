@@ -28,7 +28,9 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.
 DB_PRIVILEGE_NAMES = {'Create_tmp_table_priv': 'CREATE TEMPORARY TABLES'}
 # tables_priv / procs_priv SET values -> privilege, where the name differs
 SET_PRIVILEGE_NAMES = {'Delete versioning rows': 'DELETE HISTORY'}
-ROUTINE_TYPES = ('FUNCTION', 'PROCEDURE')
+ROUTINE_TYPES = ('FUNCTION', 'PROCEDURE', 'PACKAGE', 'PACKAGE BODY')
+# GRANT ... ON PACKAGE [BODY] parses only under sql_mode=ORACLE before MariaDB 11.4 (backticks still quote there)
+ORACLE_MODE = "SET SESSION sql_mode = 'ORACLE'; "
 
 
 def escape_pattern(name: str) -> str:
@@ -140,6 +142,8 @@ def grant_statements(grants: Dict[str, Any], target: str, accounts: List[Tuple[s
         add(item['user'], item['host'], privileges, '%s %s.%s' % (item['type'], qdb, quote_identifier(
             item['routine'], 'routine name')), item['grantable'], '%s on %s %s' % (
                 privileges, item['type'].lower(), item['routine']))
+        if item['type'].startswith('PACKAGE') and statements and statements[-1][1].startswith('GRANT '):
+            statements[-1] = (statements[-1][0], ORACLE_MODE + statements[-1][1])
     return statements, skipped
 
 

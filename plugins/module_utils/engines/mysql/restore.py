@@ -79,6 +79,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.restore.stale 
 CHARSET_NAME = re.compile(r'^[A-Za-z0-9_]{1,64}$')
 EVENT_STATUS = {'ENABLED': 'ENABLE', 'DISABLED': 'DISABLE', 'SLAVESIDE_DISABLED': 'DISABLE ON SLAVE'}
 OBJECT_KINDS = ('views', 'routines', 'triggers', 'events')
+# Oracle-mode packages (information_schema.ROUTINES types): mariadb-dump --routines writes them like procedures
+PACKAGE_KINDS = ('PACKAGE', 'PACKAGE BODY')
 DUMP_EVENTS_UNSAFE = '\'"\\'  # mariadb-dump --events fails to select a database named with these (10.11)
 
 
@@ -137,6 +139,25 @@ def definer_clause(definer: str) -> str:
     if not sep:  # a role
         return 'DEFINER = `%s`' % definer.replace('`', '``')
     return 'DEFINER = `%s`@`%s`' % (user.replace('`', '``'), host.replace('`', '``'))
+
+
+def absent_definers(engine: Any, database: str) -> List[str]:
+    """``user@host (kinds)`` for each DEFINER of ``database``'s views, routines, triggers and events that is no
+    account (or role) of this server: the dump keeps definers, and a restore onto another server creates the objects
+    all the same (the server only notes it). Empty where the accounts cannot be read."""
+    definers = engine.database_objects(database).get('definers') or {}
+    if not definers:
+        return []
+    try:
+        accounts = {(r[0], r[1]) for r in engine.query('SELECT User, Host FROM mysql.user') if len(r) == 2}
+    except ToolError:   # the restore's login may not read mysql.user: nothing to say
+        return []
+    absent = []
+    for definer, kinds in sorted(definers.items()):
+        user, sep, host = definer.rpartition('@')
+        if ((user, host) if sep else (definer, '')) not in accounts:
+            absent.append('%s (%s)' % (definer, ', '.join(kinds)))
+    return absent
 
 
 def count_objects(objects: Dict[str, List[Dict[str, str]]]) -> Dict[str, int]:
@@ -909,6 +930,16 @@ def statement_kind(statement: bytes) -> str:
     return 'other'
 
 
+def calls_database_function(statement: bytes) -> bool:
+    """``DATABASE()`` or ``SCHEMA()`` in the code of ``statement`` (not in a string, a comment or a quoted name)."""
+    upper = statement.upper()
+    if b'DATABASE' not in upper and b'SCHEMA' not in upper:
+        return False
+    code = [(m.lastgroup, m.group()) for m in _SQL_TOKEN.finditer(statement) if m.lastgroup not in ('space', 'comment')]
+    return any(kind == 'word' and text.upper() in (b'DATABASE', b'SCHEMA') and code[n + 1:n + 3] == [
+        ('other', b'('), ('other', b')')] for n, (kind, text) in enumerate(code))
+
+
 def _statements(engine: Any, argv: List[str], stop: Any) -> Optional[bytes]:
     """The first statement of ``argv`` (mariadb-binlog --short-form) for which ``stop(statement, default_db)`` is
     true, or None; the tool never left running. ``default_db``: the last ``use`` printed (mariadb-binlog prints
@@ -944,15 +975,20 @@ def _shown(statement: bytes) -> str:
     return repr(text[:300].decode('utf-8', 'replace'))
 
 
-def check_statements(engine: Any, argv: List[str], files: List[str], source: str) -> None:
+def check_statements(engine: Any, argv: List[str], files: List[str], source: str) -> List[str]:
     """Refuse a replay (``argv``: mariadb-binlog and its range options; ``files``) whose statements name ``source``
     as a qualifier (skipped, or run against the source), or that, run with ``USE source``, name another database
-    of this server (the replay would write to that live database). Nothing was loaded into the target yet."""
+    of this server (the replay would write to that live database). Nothing was loaded into the target yet.
+    Returns the statements run with ``USE source`` that call DATABASE()/SCHEMA() (shown): replayed in the copy,
+    they get the copy's temporary name, not ``source``."""
     own = source.encode('utf-8')
     others = [r[0] for r in engine.query('SHOW DATABASES') if r and r[0] and r[0] != source]
     suspect: List[bool] = []
+    calling: List[str] = []
 
     def stop(statement: bytes, current: bytes) -> bool:
+        if current == own and not calling and calls_database_function(statement):
+            calling.append('')  # confirmed below among the statements that really run with USE source
         if suspect and not names_database(statement, source):
             return False
         kind = statement_kind(statement)
@@ -974,11 +1010,17 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
             'would be skipped (sent without USE %s) or run against %s itself, not the copy. Nothing was restored and '
             '%s was not touched. Restore to a point before it (stop_at), or take a full backup after it and restore '
             'from that.' % (source, _shown(found), source, source, source), source=source)
-    if not suspect:
-        return
-    found = _statements(engine, argv + ['--short-form', '--database=%s' % source] + files,
-                        lambda statement, _db: bool(named_databases(statement, others + [source]))
-                        and statement_kind(statement) != 'maintenance')
+    if not suspect and not calling:
+        return []
+    del calling[:]
+
+    def confirm(statement: bytes, _db: bytes) -> bool:
+        if calls_database_function(statement) and len(calling) < 5:
+            calling.append(_shown(statement))
+        return bool(suspect and named_databases(statement, others + [source])
+                    and statement_kind(statement) != 'maintenance')
+
+    found = _statements(engine, argv + ['--short-form', '--database=%s' % source] + files, confirm)
     if found is not None:
         named = named_databases(found, others + [source])
         raise OpsReadyError(
@@ -987,6 +1029,7 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
             'restored and nothing was changed. Restore to a point before it (stop_at), or take a full backup after '
             'it and restore from that.' % (source, ', '.join(named), _shown(found), named[0]),
             source=source, names=named)
+    return calling
 
 
 def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Manifest], temp: str) -> Dict[str, Any]:
@@ -1003,7 +1046,7 @@ def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Man
             argv.append('--start-position=%d' % start)
         if request.stop_at is not None:
             argv.append('--stop-datetime=%s' % stop_datetime(request.stop_at))
-        check_statements(engine, argv, files, source)
+        calling = check_statements(engine, argv, files, source)
         argv += ['--database=%s' % source, '--rewrite-db=%s->%s' % (source, temp)] + files
         binlog = engine.runner.popen(argv, env={'TZ': 'UTC'})
         try:
@@ -1013,7 +1056,8 @@ def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Man
             kill_and_reap(binlog)
             raise
         replayed = {'binlogs': [os.path.basename(f) for f in files], 'start_position': start,
-                    'gtid_assignments_removed': stripper.removed, 'last_event': stripper.last_timestamp}
+                    'gtid_assignments_removed': stripper.removed, 'last_event': stripper.last_timestamp,
+                    'database_function': calling}
     except BaseException as exc:
         raise told_left(exc, workdir.remove())
     left = workdir.remove()
@@ -1094,11 +1138,20 @@ def _drop_objects(engine: Any, database: str, objects: Dict[str, List[Dict[str, 
         stmts.append('DROP TRIGGER IF EXISTS %s' % qualified(database, trigger['name']))
     for view in objects['views'] if 'views' in kinds else []:
         stmts.append('DROP VIEW IF EXISTS %s' % qualified(database, view['name']))
+    packages = []
     for routine in objects['routines'] if 'routines' in kinds else []:
+        if routine['detail'] in PACKAGE_KINDS:
+            packages.append('DROP %s IF EXISTS %s' % (routine['detail'], qualified(database, routine['name'])))
+            continue
         kind = 'FUNCTION' if routine['detail'] == 'FUNCTION' else 'PROCEDURE'
         stmts.append('DROP %s IF EXISTS %s' % (kind, qualified(database, routine['name'])))
     for event in objects['events'] if 'events' in kinds else []:
         stmts.append('DROP EVENT IF EXISTS %s' % qualified(database, event['name']))
+    if packages:
+        # MariaDB before 11.4 parses DROP PACKAGE [BODY] only under sql_mode=ORACLE (backticks still quote there);
+        # last, so the other statements keep the session's sql_mode. A body goes before its package.
+        stmts.append("SET SESSION sql_mode = 'ORACLE'")
+        stmts += sorted(packages, key=lambda stmt: not stmt.startswith('DROP PACKAGE BODY '))
     if stmts:
         engine.query('; '.join(stmts))
 
@@ -1153,12 +1206,110 @@ class _LockBounded:
         return self._engine.query(LOCK_WAIT_PREFIX + sql)
 
 
+FK_RULES = ('RESTRICT', 'CASCADE', 'SET NULL', 'NO ACTION', 'SET DEFAULT')
+
+
+def inbound_foreign_keys(engine: Any, target: str) -> List[Dict[str, Any]]:
+    """Foreign keys of OTHER databases' tables that reference tables of ``target``. InnoDB moves such a reference
+    with the table RENAME TABLE moves: the swap's move of the old tables aside took the other database's foreign key
+    with them, and dropping them failed ("Cannot delete or update a parent row") after the swap was done."""
+    lit = quote_literal(target)
+    rows = engine.query(
+        'SELECT rc.CONSTRAINT_SCHEMA, rc.TABLE_NAME, rc.CONSTRAINT_NAME, '  # nosec B608 # mysql_quote literal
+        'rc.REFERENCED_TABLE_NAME, rc.UPDATE_RULE, rc.DELETE_RULE, k.COLUMN_NAME, k.REFERENCED_COLUMN_NAME '
+        'FROM information_schema.REFERENTIAL_CONSTRAINTS rc JOIN information_schema.KEY_COLUMN_USAGE k '
+        'ON k.CONSTRAINT_SCHEMA = rc.CONSTRAINT_SCHEMA AND k.TABLE_NAME = rc.TABLE_NAME '
+        'AND k.CONSTRAINT_NAME = rc.CONSTRAINT_NAME AND k.REFERENCED_TABLE_SCHEMA = rc.UNIQUE_CONSTRAINT_SCHEMA '
+        'WHERE rc.UNIQUE_CONSTRAINT_SCHEMA = %s AND rc.CONSTRAINT_SCHEMA <> %s '
+        'ORDER BY rc.CONSTRAINT_SCHEMA, rc.TABLE_NAME, rc.CONSTRAINT_NAME, k.ORDINAL_POSITION' % (lit, lit))
+    found: Dict[Tuple[str, str, str], Dict[str, Any]] = {}
+    for row in rows:
+        if len(row) != 8:
+            continue
+        fk = found.setdefault((row[0], row[1], row[2]), {
+            'schema': row[0], 'table': row[1], 'name': row[2], 'references': row[3], 'on_update': row[4],
+            'on_delete': row[5], 'columns': [], 'referenced_columns': []})
+        fk['columns'].append(row[6])
+        fk['referenced_columns'].append(row[7])
+    return list(found.values())
+
+
+def _fk_label(fk: Dict[str, Any]) -> str:
+    return '%s.%s (%s)' % (fk['schema'], fk['table'], fk['name'])
+
+
+def _index_names(engine: Any, schema: str, table: str) -> set:
+    return {r[0] for r in engine.query(
+        'SELECT DISTINCT INDEX_NAME FROM information_schema.STATISTICS '  # nosec B608 # mysql_quote literal
+        'WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s' % (quote_literal(schema), quote_literal(table))) if r}
+
+
+def check_inbound_foreign_keys(engine: Any, temp: str, inbound: List[Dict[str, Any]]) -> None:
+    """Before the swap: every table and column another database's foreign key references exists in the copy."""
+    if not inbound:
+        return
+    columns = {(r[0], r[1]) for r in engine.query(
+        'SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS '  # nosec B608 # mysql_quote literal
+        'WHERE TABLE_SCHEMA = %s' % quote_literal(temp)) if len(r) == 2}
+    lacking = [fk for fk in inbound if not all((fk['references'], c) in columns for c in fk['referenced_columns'])]
+    if lacking:
+        raise OpsReadyError(
+            'The foreign key(s) %s of other databases reference table(s) %s that the restored copy lacks (or lacks '
+            'their columns): after the swap they would reference nothing. The target was not touched: drop those '
+            'foreign keys first, or restore to another database name.'
+            % (', '.join(_fk_label(fk) for fk in lacking), ', '.join(sorted({fk['references'] for fk in lacking}))))
+
+
+def repoint_foreign_keys(engine: Any, target: str, inbound: List[Dict[str, Any]]) -> List[str]:
+    """Point the other databases' foreign keys at the tables now in ``target`` (same name, columns and rules;
+    foreign_key_checks off, as the dump loads its own tables); a warning for each whose rows the restored table
+    does not hold."""
+    warnings = []
+    for fk in inbound:
+        # information_schema says RESTRICT for a rule left out (the default), NO ACTION for one written RESTRICT
+        rules = ' '.join('ON %s %s' % (what, fk[key])
+                         for what, key in (('DELETE', 'on_delete'), ('UPDATE', 'on_update'))
+                         if fk[key] in FK_RULES and fk[key] != 'RESTRICT')
+        cols = ', '.join(quote_identifier(c, 'column name') for c in fk['columns'])
+        refs = ', '.join(quote_identifier(c, 'column name') for c in fk['referenced_columns'])
+        name = quote_identifier(fk['name'], 'constraint name')
+        child, parent = qualified(fk['schema'], fk['table']), qualified(target, fk['references'])
+        # two statements: one ALTER cannot drop and add a constraint of the same name ("Duplicate FOREIGN KEY");
+        # IF EXISTS: the undo runs this again over a half-done one
+        indexes = _index_names(engine, fk['schema'], fk['table'])
+        engine.query('SET SESSION foreign_key_checks = 0; ALTER TABLE %s DROP FOREIGN KEY IF EXISTS %s; ALTER TABLE '
+                     '%s ADD CONSTRAINT %s FOREIGN KEY (%s) REFERENCES %s (%s) %s'
+                     % (child, name, child, name, cols, parent, refs, rules))
+        # ADD CONSTRAINT replaces the index the server once made for the key (named after its first column) with
+        # one named after the constraint: the old name goes back
+        now = _index_names(engine, fk['schema'], fk['table'])
+        if len(indexes - now) == 1 and len(now - indexes) == 1:
+            engine.query('ALTER TABLE %s RENAME INDEX %s TO %s' % (
+                child, quote_identifier((now - indexes).pop(), 'index name'),
+                quote_identifier((indexes - now).pop(), 'index name')))
+        match = ' AND '.join('p.%s = c.%s' % (quote_identifier(r, 'column name'), quote_identifier(c, 'column name'))
+                             for c, r in zip(fk['columns'], fk['referenced_columns']))
+        present = ' AND '.join('c.%s IS NOT NULL' % quote_identifier(c, 'column name') for c in fk['columns'])
+        rows = engine.query('SELECT COUNT(*) FROM %s c WHERE %s AND NOT EXISTS '  # nosec B608 # identifiers quoted
+                            '(SELECT 1 FROM %s p WHERE %s)' % (child, present, parent, match))
+        orphans = rows[0][0] if rows and rows[0] else '0'
+        if orphans not in ('0', ''):
+            warnings.append('foreign key %s references %s.%s, which the restore replaced: %s row(s) of %s.%s now '
+                            'reference rows the restored table does not hold' % (
+                                _fk_label(fk), target, fk['references'], orphans, fk['schema'], fk['table']))
+    return warnings
+
+
 def _swap(engine: Any, target: str, temp: str, tables: List[str], before: Dict[str, Any],
           defaults: Optional[Dict[str, Any]], events: Dict[str, str], tmpdir: Optional[str],
-          comment: Optional[str] = None) -> Optional[str]:
+          comment: Optional[str] = None, notes: Optional[List[str]] = None) -> Optional[str]:
     engine = _LockBounded(engine)
+    # other databases' foreign keys into the target: RENAME TABLE takes them along with the old tables
+    before['inbound'] = inbound_foreign_keys(engine, target) if before['tables'] else []
+    check_inbound_foreign_keys(engine, temp, before['inbound'])
     new_objects = objects_of(engine, temp)
-    unsupported = [r['name'] for r in new_objects['routines'] if r['detail'] not in ('PROCEDURE', 'FUNCTION')]
+    unsupported = [r['name'] for r in new_objects['routines']
+                   if r['detail'] not in ('PROCEDURE', 'FUNCTION') + PACKAGE_KINDS]
     if unsupported:
         raise OpsReadyError('The restored copy holds %s routine(s) (%s) that mariadb-dump cannot move into %s. '
                             'The target was not touched.' % (len(unsupported), ', '.join(unsupported), target))
@@ -1201,6 +1352,11 @@ def _swap(engine: Any, target: str, temp: str, tables: List[str], before: Dict[s
         steps.append('new_objects')
         _load_script(engine, target, new_script, 'load views, routines, triggers and events')
         _set_event_status(engine, target, events)
+        if before['inbound']:
+            steps.append('repointed')
+            found = repoint_foreign_keys(engine, target, before['inbound'])
+            if notes is not None:
+                notes.extend(found)
     except BaseException as exc:
         _undo(engine, target, temp, tables, before, aside, steps, old_script, tmpdir, exc)
         raise
@@ -1223,6 +1379,8 @@ def _undo(engine: Any, target: str, temp: str, tables: List[str], before: Dict[s
                 pairs += ['%s TO %s' % (qualified(aside, t), qualified(target, t)) for t in before['tables']]
             if pairs:
                 engine.query('RENAME TABLE ' + ', '.join(pairs))
+        if 'repointed' in steps:   # those re-pointed followed the restored tables back to the copy
+            repoint_foreign_keys(engine, target, before.get('inbound') or [])
         if 'old_objects_dropped' in steps:
             _load_script(engine, target, old_script, 'put back the old views, routines, triggers and events')
             _set_event_status(engine, target, {e['name']: e['detail'] for e in before['objects']['events']})
@@ -1261,8 +1419,14 @@ def target_lock(engine: Any, target_db: str) -> Iterator[None]:
         yield
 
 
+RESTORE_SQL_MODE = 'STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'  # MariaDB and MySQL
+
+
 def restore(engine: Any, request: RestoreRequest, chain: List[Manifest], timer: Timer) -> Dict[str, Any]:
     target_db = _target(request)   # a name the server cannot hold is refused before connecting
+    # the restore's own statements under MariaDB's default parsing, whatever the server's global sql_mode (the dump,
+    # the binary log events and the re-dumped definitions set their own)
+    engine.client.sql_mode = RESTORE_SQL_MODE
     engine.ping()
     stale: Dict[str, Any] = {}
     with told_on_failure(stale), target_lock(engine, target_db):
@@ -1328,7 +1492,8 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
             # a scratch copy (a drill's) must not run the source's scheduled jobs: their bodies may name other
             # databases on this server, the production one among them
             events = {e['name']: 'DISABLED' for e in objects_of(engine, temp)['events']}
-        aside = _swap(engine, target_db, temp, tables, before, defaults, events, request.tmpdir, comment)
+        swap_notes: List[str] = []
+        aside = _swap(engine, target_db, temp, tables, before, defaults, events, request.tmpdir, comment, swap_notes)
     except ToolError as exc:
         drop_schema(engine, temp)
         in_use = ''
@@ -1360,7 +1525,7 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
         'binlogs_replayed': replay['binlogs'], 'start_position': replay['start_position'],
         'replaced': bool(before['tables'] or count_objects(before['objects'])), 'grants': grants,
         'dropped_stale': stale['dropped_stale'], 'kept_stale': stale['kept_stale']}
-    warnings = list(stale['warnings'])
+    warnings = list(stale['warnings']) + swap_notes
     if replay.get('scratch_left'):
         result['scratch_left'] = replay['scratch_left']
         warnings.append(replay['scratch_warning'])
@@ -1374,6 +1539,27 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
                            'An event whose one-time schedule (ON SCHEDULE AT) has passed and that is ON COMPLETION NOT '
                            'PRESERVE is dropped by the server as it is created (the source keeps it while '
                            'event_scheduler is OFF); compare SHOW EVENTS / SHOW ... STATUS of source and target.'))
+    if replay.get('database_function'):
+        warnings.append('The binary logs replayed statement(s) run with USE %s that call DATABASE() or SCHEMA(): in '
+                        'the restored copy those returned its temporary name (%s), not %s, so what they wrote differs '
+                        'from the source (binlog_format=STATEMENT/MIXED logs the statement, not its rows). Check the '
+                        'rows they wrote: %s' % (full.database, temp, full.database,
+                                                 '; '.join(replay['database_function'])))
+    absent = absent_definers(engine, target_db)
+    if absent:
+        warnings.append('Objects of %s have a DEFINER that is no account of this server: %s. Using such a view or '
+                        'routine fails (ERROR 1449 "The user specified as a definer does not exist"), an event of '
+                        'theirs does not run, and a trigger of theirs makes every write to its table fail. Create the '
+                        'account(s) (CREATE USER, with the privileges they had on the source server).'
+                        % (target_db, ', '.join(absent)))
+    lossy = full.data.get('lossy_text')
+    if isinstance(lossy, dict) and lossy:
+        # recorded by the backup: text the dump could not carry byte for byte (engines/mysql/backup.py lossy_text)
+        warnings.append('%d value(s) in column(s) %s were restored changed: their character set has no byte-exact '
+                        'Unicode round trip and %s-dump wrote them as utf8mb4 (the backup %s said so). Restore those '
+                        'values from another copy.' % (sum(v for v in lossy.values() if isinstance(v, int)),
+                                                       ', '.join(sorted(str(k) for k in lossy)), engine.flavor,
+                                                       full.id))
     if warnings:
         result['warnings'] = warnings
     if request.stop_at is not None and logs:
