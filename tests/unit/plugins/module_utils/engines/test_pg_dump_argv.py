@@ -71,7 +71,8 @@ class RecordingRunner(ToolRunner):
         if '--version' in argv:
             return 0, '%s (PostgreSQL) %s (Debian %s-1)\n' % (name, self.client_version, self.client_version), ''
         if name == 'psql':
-            sql = argv[argv.index('-c') + 1]
+            # one statement as -c, or a script on stdin (the properties read sets its encoding first)
+            sql = argv[argv.index('-c') + 1] if '-c' in argv else data.decode('utf-8')
             assert '--csv' in argv  # psql --csv -t: a name holding a tab or a newline stays one value
             if 'server_version' in sql:
                 return 0, '%s,false,16MB\n' % self.server_version, ''
