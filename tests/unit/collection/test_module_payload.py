@@ -28,8 +28,9 @@ CATALOG_READ = {
     'backup/manifest.py', 'common/atomic.py', 'common/errors.py', 'common/timeutil.py', 'files/safeio.py',
     'engines/names.py',
 }
+# backup_prune also removes leftovers, checked (common/cleanup.py, ~100 lines, standard library only)
 SHIPPED = {'backup_info': CATALOG_READ,
-           'backup_prune': CATALOG_READ | {'backup/catalog_prune.py', 'backup/retention.py'}}
+           'backup_prune': CATALOG_READ | {'backup/catalog_prune.py', 'backup/retention.py', 'common/cleanup.py'}}
 
 _BUILD = r'''
 import base64, io, json, re, sys, zipfile
