@@ -518,6 +518,7 @@ def create_archive(paths: List[str], dest: str, set_name: str, compression: str 
         'engine': ENGINE,
         'kind': KIND,
         'server': socket.gethostname(),
+        'origin': socket.gethostname(),
         'database': set_name,
         'started': isoformat(started),
         'finished': isoformat(finished),

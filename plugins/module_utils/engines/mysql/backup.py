@@ -25,7 +25,7 @@ import tempfile
 from typing import Any, ContextManager, Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
-from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
+from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest, local_origin
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
     IntegrityError, OpsReadyError, ToolError)
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import UTC, isoformat, utcnow
@@ -170,8 +170,12 @@ class MySQLEngine(Engine):
         return found
 
     def server_facts(self) -> Dict[str, Any]:
-        row = self.query('SELECT VERSION(), @@log_bin')[0]
-        return {'server_version': row[0], 'log_bin': row[1] in ('1', 'ON')}
+        # the server's own name and port are the origin (the same whatever address reached it); in the same query
+        row = self.query('SELECT VERSION(), @@log_bin, @@hostname, @@port')[0]
+        facts = {'server_version': row[0], 'log_bin': row[1] in ('1', 'ON')}
+        if len(row) >= 4 and row[2] and row[3]:
+            facts['origin'] = local_origin(row[2], row[3])
+        return facts
 
     def check_options(self, opts: BackupOptions) -> None:
         super().check_options(opts)
