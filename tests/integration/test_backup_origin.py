@@ -65,3 +65,86 @@ def test_every_engine_records_the_servers_own_identity(pg_db, maria_db, tmp_path
     assert maria_manifest['origin'] == '%s:%s' % (hostname, port)
     assert lite_manifest['origin'] == socket.gethostname()
     assert result.result('pg')['manifest']['origin'] == pg_manifest['origin']
+
+
+def as_other_host(dest: Path, manifest: dict, origin: str) -> None:
+    """What host B's backup of the same database name looks like in the shared directory: its manifest records its
+    own origin (the artifact is real, and newer than host A's)."""
+    path = Path(manifest['path'] + '.manifest.json')
+    data = json.loads(path.read_text())
+    data['origin'] = origin
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + '\n')
+
+
+def test_restore_never_silently_takes_the_other_servers_newer_backup(pg_db, tmp_path):
+    """Host A backs up 'shop' (5 rows); host B's 'shop' (7 rows) lands later in the same directory. Restoring
+    'the latest' used to restore host B's data into host A's database without a word."""
+    server = pg_db.server
+    pg_db.sql('CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 5)')
+    dest = tmp_path / 'shared'
+    first = play(tmp_path, [{'name': 'a', 'opsready.operations.db_backup': dict(
+        conn(server), engine='postgresql', database=pg_db.name, dest=str(dest))}], {'db_password': server.password})
+    assert first.rc == 0, first.stdout[-4000:]
+    mine = first.result('a')['manifest']
+    pg_db.sql('INSERT INTO t SELECT generate_series(6, 7)')
+    second = play(tmp_path, [{'name': 'b', 'opsready.operations.db_backup': dict(
+        conn(server), engine='postgresql', database=pg_db.name, dest=str(dest))}], {'db_password': server.password})
+    assert second.rc == 0, second.stdout[-4000:]
+    other = 'pg:7000000000000000042'
+    as_other_host(dest, second.result('b')['manifest'], other)
+    target = pg_db.name + '_r'
+
+    def restore(**extra):
+        return {'name': 'restore', 'ignore_errors': True, 'opsready.operations.db_restore': dict(
+            conn(server), engine='postgresql', src=str(dest), source_database=pg_db.name, database=target,
+            replace=True, **extra)}
+
+    def info(name='info', **extra):
+        return {'name': name, 'ignore_errors': True, 'opsready.operations.backup_info': dict(
+            path=str(dest), **extra)}
+    try:
+        refused = play(tmp_path, [restore(), info(database=pg_db.name), info('whole')],
+                       {'db_password': server.password})
+        failed = refused.result('restore')
+        assert failed['_event'] == 'runner_on_failed', failed
+        assert mine['origin'] in failed['msg'] and other in failed['msg'] and 'origin' in failed['msg']
+        assert target not in [r[0] for r in server.sql('SELECT datname FROM pg_database')]
+        assert refused.result('info')['_event'] == 'runner_on_failed' and other in refused.result('info')['msg']
+        # the whole directory: each origin apart, with a warning
+        listed = refused.result('whole')
+        assert listed['_event'] == 'runner_on_ok', listed
+        assert sorted(s['origin'] for s in listed['sets']) == sorted([mine['origin'], other])
+        assert listed['mixed_origins'][0]['origins'] == sorted([mine['origin'], other])
+        assert any('holds backups of 2 servers' in w for w in listed.get('warnings', []))
+
+        chosen = play(tmp_path, [restore(origin=mine['origin']), info(database=pg_db.name, origin=mine['origin'])],
+                      {'db_password': server.password})
+        assert chosen.result('restore')['_event'] == 'runner_on_ok', chosen.result('restore')
+        assert chosen.result('restore')['chain_ids'] == [mine['id']]
+        assert server.sql('SELECT count(*) FROM t', database=target)[0][0] == '5'
+        assert chosen.result('info')['chain'] == [mine['id']]
+    finally:
+        server.drop_database(target)
+
+
+def test_prune_keeps_the_newest_backup_of_each_server(pg_db, tmp_path):
+    """keep_last=1 on the shared directory: host A's only (older) full survives host B's newer ones."""
+    server = pg_db.server
+    pg_db.sql('CREATE TABLE t (id int)')
+    dest = tmp_path / 'shared'
+    task = {'name': 'backup', 'opsready.operations.db_backup': dict(
+        conn(server), engine='postgresql', database=pg_db.name, dest=str(dest))}
+    ids = []
+    for number in range(3):
+        result = play(tmp_path, [task], {'db_password': server.password})
+        assert result.rc == 0, result.stdout[-4000:]
+        manifest = result.result('backup')['manifest']
+        ids.append(manifest['id'])
+        if number:
+            as_other_host(dest, manifest, 'pg:7000000000000000042')
+    pruned = play(tmp_path, [{'name': 'prune', 'opsready.operations.backup_prune': {
+        'path': str(dest), 'keep_last': 1}}])
+    assert pruned.rc == 0, pruned.stdout[-4000:]
+    assert pruned.result('prune')['deleted_ids'] == [ids[1]]
+    left = sorted(p.name[:-len('.manifest.json')] for p in dest.glob('*.manifest.json'))
+    assert left == sorted([ids[0], ids[2]])
