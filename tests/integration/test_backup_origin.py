@@ -148,3 +148,40 @@ def test_prune_keeps_the_newest_backup_of_each_server(pg_db, tmp_path):
     assert pruned.result('prune')['deleted_ids'] == [ids[1]]
     left = sorted(p.name[:-len('.manifest.json')] for p in dest.glob('*.manifest.json'))
     assert left == sorted([ids[0], ids[2]])
+
+
+def test_binlog_backup_never_skips_a_binlog_another_server_archived(maria_db, tmp_path):
+    """Binlog numbers are per server: host B's mariadb-bin.N in the shared directory is not host A's. db_backup
+    kind=log used to count B's as already archived and skip A's own binlog N (a silent hole in A's chain)."""
+    server = maria_db.server
+    maria_db.sql('CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)')
+    dest = tmp_path / 'shared'
+    task = {'name': 'full', 'opsready.operations.db_backup': dict(
+        conn(server), engine='mariadb', database=maria_db.name, dest=str(dest))}
+    first = play(tmp_path, [task], {'db_password': server.password})
+    assert first.rc == 0, first.stdout[-4000:]
+    full = first.result('full')['manifest']
+    start = full['position']['log_start']
+    # host B archived its own binlog with that number (and an older full of its own) into the same directory
+    for kind, position in (('full', {'log_start': start}), ('log', {'start': start, 'end': start + 1})):
+        name = 'mariadb-%s-%s-20200101T000000000000Z-hostb' % (maria_db.name, kind)
+        (dest / name).write_bytes(b'host b')
+        data = dict(full, id=name, artifact=name, kind=kind, position=position, origin='db-b.example:3306',
+                    started='2020-01-01T00:00:00.000000Z', finished='2020-01-01T00:00:00.000000Z',
+                    consistent_at='2020-01-01T00:00:00.000000Z', size=6,
+                    sha256='5c0b5cb2cf4bd4f6b37e6dd2d2ad2b5ee1ebc6ab0dd1c0dbf0a8e5e21b1ab6b2')
+        data.pop('path', None)
+        data.pop('verification', None)
+        (dest / (name + '.manifest.json')).write_text(json.dumps(data))
+    maria_db.sql('INSERT INTO t VALUES (2)')
+    second = play(tmp_path, [{'name': 'log', 'opsready.operations.db_backup': dict(
+        conn(server), engine='mariadb', database=maria_db.name, dest=str(dest), kind='log')}],
+        {'db_password': server.password})
+    assert second.rc == 0, second.stdout[-4000:]
+    logs = second.result('log')['manifests']
+    assert logs and logs[0]['position']['start'] == start, 'binlog %d of this server was skipped' % start
+    assert logs[0]['origin'] == full['origin']
+    third = play(tmp_path, [{'name': 'info', 'opsready.operations.backup_info': {
+        'path': str(dest), 'database': maria_db.name, 'origin': full['origin']}}])
+    info = third.result('info')
+    assert info['chain'][:2] == [full['id'], logs[0]['id']] and info['chain_error'] is None

@@ -92,7 +92,7 @@ class Catalog:
 
     def __init__(self, directory: str, engine: Optional[str] = None, database: Optional[str] = None,
                  use_index: bool = True, parse_sets: Optional[Set[Tuple[str, Optional[str]]]] = None,
-                 materialize: bool = True, origin: Optional[str] = None) -> None:
+                 materialize: bool = True, origin: Optional[str] = None, own: bool = False) -> None:
         if not os.path.isdir(directory):
             raise CatalogError('Backup directory %s does not exist.' % directory)
         self.directory = os.path.abspath(directory)
@@ -109,7 +109,7 @@ class Catalog:
         entries = [e for e in self._scan.entries
                    if (not engine or e.engine == engine) and (not database or e.database == database)]
         self.entries: List[Manifest] = sorted(entries, key=_order)
-        self._settle_origins(origin)
+        self._settle_origins(origin, own)
         self._by_id = {m.id: m for m in self.entries}
 
     # -- origins ---------------------------------------------------------------------------------
@@ -117,9 +117,12 @@ class Catalog:
     set_origins: Dict[Tuple[str, Optional[str]], List[str]] = {}
     _mixed: Optional[str] = None
 
-    def _settle_origins(self, origin: Optional[str]) -> None:
+    def _settle_origins(self, origin: Optional[str], own: bool = False) -> None:
         """Group ``entries`` per set by origin: keep only ``origin``'s when one is chosen, else note a set with several
-        (``_mixed``: the chain questions refuse to answer)."""
+        (``_mixed``: the chain questions refuse to answer). ``own``: ``origin`` is the caller's own server (db_backup
+        continuing its chain, file_backup comparing with its last archive): a set whose manifests record no other
+        origin is entirely its own, so the manifests written before origins were recorded (a set of those only, right
+        after an upgrade) stay its chain, as they would by the only-origin rule once it writes one manifest."""
         self.origin = origin or None
         self._mixed = None
         per_set: Dict[Tuple[str, Optional[str]], List[Manifest]] = {}
@@ -132,7 +135,10 @@ class Catalog:
             for entry, group in zip(members, resolve_origins([m.origin for m in members])):
                 groups.setdefault(group, []).append(entry)
             self.set_origins[key] = sorted(groups)
-            if self.origin:
+            if self.origin and own and set(groups) <= {self.origin, UNKNOWN_ORIGIN} \
+                    and not any(m.origin for m in groups.get(UNKNOWN_ORIGIN, [])):
+                keep.extend(members)
+            elif self.origin:
                 keep.extend(groups.get(self.origin, []))
             elif len(groups) > 1 and self._mixed is None:
                 self._mixed = mixed_message(self.directory, key, groups)

@@ -66,7 +66,7 @@ def _fresh(engine: Engine, opts: BackupOptions, database: Optional[str], horizon
     # A backup written with other encryption settings (or none) is not the backup asked for.
     recent = [m for m in catalog.entries if m.kind == opts.kind and m.finished >= horizon and m.verified is not False
               and sorted((m.data.get('encryption') or {}).get('recipients') or []) == wanted]
-    if recent and catalog.origins != [UNKNOWN_ORIGIN]:
+    if recent and catalog.origins not in ([], [UNKNOWN_ORIGIN]):
         # only this server's backup is its fresh one: another host's in a shared directory is not. Asked of the
         # server only when a skip is possible; a server that does not answer skips nothing (the run then fails on
         # it in preflight, as it would without a recent backup)
@@ -76,7 +76,7 @@ def _fresh(engine: Engine, opts: BackupOptions, database: Optional[str], horizon
             return None
         ids = {m.id for m in recent}
         recent = [m for m in Catalog(opts.dest, engine=engine.name, database=catalog.entries[0].database,
-                                     origin=mine).entries if m.id in ids]
+                                     origin=mine, own=True).entries if m.id in ids]
     confirm(recent[-1:])   # the run is skipped on its word: proved unchanged (catalog_index.confirm)
     return recent[-1] if recent else None
 

@@ -286,7 +286,7 @@ class MySQLEngine(Engine):
             raise OpsReadyError('Binary logging is off on the %s server (log_bin): enable it (log_bin=ON, '
                                 'binlog_format=ROW) to take log backups.' % self.flavor)
         # this server's fulls and logs only: binlog numbers are per server, another's would leave a silent hole
-        catalog = (Catalog(opts.dest, engine=self.name, database=database, origin=self.origin())
+        catalog = (Catalog(opts.dest, engine=self.name, database=database, origin=self.origin(), own=True)
                    if os.path.isdir(opts.dest) else None)
         # the positions the catalog index holds: no manifest JSON read per full and per log of the set
         starts = [m.log_start for m in (catalog.fulls() if catalog else []) if m.log_start is not None]

@@ -555,7 +555,8 @@ class PostgresEngine(Engine):
         wal_file = rows[0][0]
         deadline = time.monotonic() + opts.wait_timeout
         while True:
-            found = [m for m in Catalog(opts.dest, engine=self.name, database=CLUSTER, origin=self.origin()).logs()
+            found = [m for m in Catalog(opts.dest, engine=self.name, database=CLUSTER, origin=self.origin(),
+                                        own=True).logs()
                      if m.position.get('wal_file') == wal_file]
             if found:
                 self._check_wal_encryption(found[-1], opts)

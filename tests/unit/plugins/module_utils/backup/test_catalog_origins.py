@@ -198,3 +198,19 @@ def test_freshness_and_metrics_have_one_record_per_server(tmp_path):
     (record,) = backup_freshness.assess(str(single), now=NOW, verified_only=False)
     assert record['origin'] is None and record['origins'] == [A]
     assert 'origin=' not in backup_freshness.prometheus_text([record], str(single))
+
+
+def test_a_writer_continues_its_own_chain_right_after_the_upgrade(tmp_path, index_mode):
+    """db_backup (binlog continuation, differential parent, WAL wait, freshness) and file_backup ask for their own
+    origin with ``own=True``: a set of old manifests only is the writer's own (it would be by the only-origin rule
+    after its first new manifest), never another recorded server's."""
+    old_fulls, old_logs = host(tmp_path, None, 0, 2, '-old')
+    prime(tmp_path, index_mode)
+    mine = Catalog(str(tmp_path), engine='mariadb', database='shop', origin=A, own=True)
+    assert [m.id for m in mine.fulls()] == old_fulls and [m.id for m in mine.logs()] == old_logs
+    assert Catalog(str(tmp_path), engine='mariadb', database='shop', origin=A).entries == []
+    # once another server has written the set, the old manifests are nobody's in particular: not the writer's
+    host(tmp_path, B, 3, 1, '-b')
+    catalog_index.clear()
+    theirs = Catalog(str(tmp_path), engine='mariadb', database='shop', origin=A, own=True)
+    assert theirs.entries == []
