@@ -38,6 +38,16 @@ options:
   database:
     description: Only this database's artifacts (PostgreSQL base backups and WAL use V(@cluster)).
     type: str
+  origin:
+    description:
+      - Only the backups of this source server (the manifests' C(origin); RV(sets) lists each set's C(origins)).
+      - A set in a shared directory can hold backups of several servers (two hosts backing up a database of the
+        same name). A chain, a restore or retention never mixes them. With O(database) given and several origins
+        in its set, the module fails naming them unless O(origin) chooses one; without O(database) every origin is
+        described as its own item of RV(sets) and a warning names each set with several.
+      - V(unknown) names the backups written before origins were recorded, when several servers write the set;
+        with one server they belong to it.
+    type: str
   point_in_time:
     description: ISO 8601 time with a zone; RV(chain) is then the chain reaching that point.
     type: str
@@ -96,9 +106,15 @@ artifacts_truncated:
   type: bool
 sets:
   description:
-    - Per engine/database - artifacts (count), kinds (count per kind), oldest and newest (artifact ids),
-      newest_full, newest_verified_full, unverified, failed_verification, chain, chain_error,
-      recoverable_until, rpo_seconds, window, log_gap.
+    - Per engine/database and source server - artifacts (count), kinds (count per kind), oldest and newest
+      (artifact ids), newest_full, newest_verified_full, unverified, failed_verification, chain, chain_error,
+      recoverable_until, rpo_seconds, window, log_gap, origin (the server these answers are of) and origins
+      (every origin of the set; more than one when several servers write it into this directory).
+  returned: success
+  type: list
+  elements: dict
+mixed_origins:
+  description: The sets that hold backups of more than one server (C(engine), C(database), C(origins)).
   returned: success
   type: list
   elements: dict
@@ -166,6 +182,7 @@ def main():
             path=dict(type='path', required=True),
             engine=dict(type='str', choices=list(CATALOG_ENGINES)),
             database=dict(type='str'),
+            origin=dict(type='str'),
             point_in_time=dict(type='str'),
             max_rpo_seconds=dict(type='int'),
             max_artifacts=dict(type='int', default=100),
@@ -180,16 +197,22 @@ def main():
         # check mode writes nothing, not even the derived catalog index
         with (read_only() if module.check_mode else contextlib.nullcontext()):
             info = describe(p['path'], engine=p['engine'], database=p['database'], point=point,
-                            max_artifacts=p['max_artifacts'])
+                            max_artifacts=p['max_artifacts'], origin=p['origin'])
     except OpsReadyError as exc:
         module.fail_json(**exc.as_fail_kwargs())
+    for mixed in info['mixed_origins']:
+        text = ('Backup set %s/%s in %s holds backups of %d servers (origins: %s): each is described apart, and a '
+                'restore or drill of it must choose one (origin).')
+        module.warn(text % (mixed['engine'], mixed['database'], info['directory'], len(mixed['origins']),
+                            ', '.join(mixed['origins'])))
     if p['max_rpo_seconds'] is not None:
         late = [s for s in info['sets'] if s['engine'] != 'files' and
                 (s['rpo_seconds'] is None or s['rpo_seconds'] > p['max_rpo_seconds'])]
         if late:
-            names = ', '.join('%s/%s %s' % (s['engine'], s['database'],
-                                            'no restorable backup' if s['rpo_seconds'] is None
-                                            else '%.0fs' % s['rpo_seconds']) for s in late)
+            names = ', '.join('%s/%s%s %s' % (s['engine'], s['database'],
+                                              ' (origin %s)' % s['origin'] if len(s['origins']) > 1 else '',
+                                              'no restorable backup' if s['rpo_seconds'] is None
+                                              else '%.0fs' % s['rpo_seconds']) for s in late)
             module.fail_json(msg='RPO above %ds: %s. Take a backup (or fix log shipping) now.' % (
                 p['max_rpo_seconds'], names), changed=False, **info)
     module.exit_json(changed=False, **info)

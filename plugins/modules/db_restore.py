@@ -146,6 +146,15 @@ options:
       - Which backup set of the catalog to restore (the database name recorded in the manifests; SQLite, the
         path of the backed-up file). Defaults to O(database).
     type: str
+  origin:
+    description:
+      - Which source server's backups to restore when the backup set holds backups of several servers (two hosts
+        backing up a database of the same name into one shared O(src)). The value is the manifests' C(origin)
+        (M(opsready.operations.backup_info) lists each set's C(origins)); C(unknown) names the backups written
+        before origins were recorded when several servers write the set.
+      - Without it such a restore fails and names the origins (a chain never mixes two servers, and which
+        server's data is meant is never guessed). A set written by one server needs no O(origin).
+    type: str
   artifact:
     description: Restore this artifact (its id, the file name in O(src)) instead of the newest chain.
     type: str
@@ -505,6 +514,7 @@ def main():
         src=dict(type='path', required=True),
         database=dict(type='str'),
         source_database=dict(type='str'),
+        origin=dict(type='str'),
         artifact=dict(type='str'),
         stop_at=dict(type='str'),
         replace=dict(type='bool', default=False),
@@ -534,7 +544,8 @@ def main():
             identities = encryption.load_identities(p['identity'], p['identity_file'])
         request = RestoreRequest(
             engine=p['engine'], src=p['src'], database=p['database'], source_database=p['source_database'],
-            artifact=p['artifact'], stop_at=stop_at, replace=p['replace'], jobs=p['jobs'], no_owner=p['no_owner'],
+            origin=p['origin'], artifact=p['artifact'], stop_at=stop_at, replace=p['replace'], jobs=p['jobs'],
+            no_owner=p['no_owner'],
             tmpdir=p['tmpdir'], datadir=p['datadir'], port=p['port'], server_state=p['server_state'],
             state=p['state'], check_mode=module.check_mode, identities=identities, events=p['events'])
         result = run_restore(request, connection_from_params(p))

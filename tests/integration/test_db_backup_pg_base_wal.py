@@ -101,6 +101,12 @@ def test_base_backup_plus_wal_restores_by_hand(postgres_factory, wal_dest, tmp_p
     wal = second.result('wal')['manifest']
     assert wal['kind'] == 'wal' and wal['compression'] == 'gzip'
     assert wal['position']['end'] == wal['position']['start'] + 1
+    # The archive_command reads the cluster's identity from each segment's header: the same origin the base backup
+    # asked the server for, so the two chain (a shared directory never chains another cluster's WAL onto this base).
+    origins = {json.loads(Path(dest, name).read_text())['origin'] for name in os.listdir(dest)
+               if name.endswith('.manifest.json')}
+    assert origins == {'pg:' + server.sql('SELECT system_identifier FROM pg_control_system()')[0][0]}
+    assert base['origin'] in origins
     info = second.result('info')
     assert info['chain'][0] == base['id'] and wal['id'] in info['chain'] and info['chain_error'] is None
     assert info['rpo_seconds'] is not None and info['rpo_seconds'] < 300

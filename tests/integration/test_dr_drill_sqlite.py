@@ -142,3 +142,37 @@ def test_check_mode_writes_nothing(shop):
     result = drill(shop, check=True)
     assert result.rc == 0, result.stdout[-3000:]
     assert not shop['reports'].exists() and not shop['scratch'].exists()
+
+
+def test_a_set_written_by_two_servers_is_drilled_only_for_the_chosen_one(shop):
+    """A shared backup_dir: host B's newer backup of a file at the same path (here: 100 customers, which fails the
+    smoke query) must not be what the drill restores of host A. Without a choice the drill fails at find_backup and
+    names both servers; with dr_drill_origin it drills host A's own chain."""
+    import socket
+    mine = backup(shop)
+    conn = sqlite3.connect(shop['db'])
+    conn.execute('DELETE FROM orders')
+    conn.execute('DELETE FROM customers WHERE id > 100')
+    conn.commit()
+    conn.close()
+    time.sleep(0.01)
+    others = backup(shop)
+    manifest = Path(str(others) + '.manifest.json')
+    data = json.loads(manifest.read_text())
+    data['origin'] = 'db-b.example'
+    manifest.write_text(json.dumps(data))
+    refused = drill(shop)
+    assert refused.rc != 0
+    dummy, report = report_of(refused)
+    steps = {s['name']: s for s in report['databases'][0]['steps']}
+    assert not steps['find_backup']['ok'] and 'restore' not in steps
+    assert socket.gethostname() in steps['find_backup']['error'] and 'db-b.example' in steps['find_backup']['error']
+    assert not shop['scratch'].exists()
+    chosen = run_playbook('playbooks/dr_drill.yml', extravars={
+        'dr_drill_report_dir': str(shop['reports']), 'dr_drill_origin': socket.gethostname(),
+        'dr_drill_databases': [{'name': 'shop', 'engine': 'sqlite', 'database': str(shop['db']),
+                                'backup_dir': str(shop['backups']), 'scratch': str(shop['scratch']),
+                                'smoke_queries': SMOKE}]})
+    assert chosen.rc == 0, chosen.stdout[-4000:]
+    dummy, report = report_of(chosen)
+    assert report['databases'][0]['backup']['id'] == mine.name

@@ -10,6 +10,14 @@ previous ended (WAL segment numbers, binlog file indexes, SQL Server LSNs). A fu
 ``position.log_start``: the first log it needs is the one with ``start <= log_start < end``.
 Logs carry ``covers_from``/``consistent_at`` (first/last transaction time) for point-in-time choice.
 
+Origins: a set (engine, database) of a shared backup directory can hold backups of several servers (two hosts
+backing up a database of the same name onto one NFS mount). Every manifest records its source's ``origin``
+(``Engine.origin``); the catalog answers every question within one origin: a chain, a log sequence, a parent, a
+retention plan never crosses two. A manifest without one (written before origins were recorded) belongs to its set's
+only origin when there is exactly one, else to the group ``UNKNOWN_ORIGIN`` (``resolve_origins``). A catalog of a
+set with several origins and none chosen (``origin``) refuses the chain questions (``MixedOrigins``): which server's
+data is "the latest" is the user's choice, never ours.
+
 Private to opsready.operations; do not import from other collections.
 """
 
@@ -19,7 +27,7 @@ import bisect
 import datetime
 import os
 import re
-from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest, from_us
 # Parses each manifest once per process while the file stays the same (see catalog_index): a module run
@@ -33,8 +41,50 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.timeuti
 ARTIFACT_NAME = re.compile(r'\d{8}T\d{6,12}Z')
 
 
+# The group of manifests without an origin when their set has several origins (see the module's docstring).
+UNKNOWN_ORIGIN = 'unknown'
+
+
 def _order(entry: Manifest) -> Tuple[int, str]:
     return (entry.finished_us, entry.id)
+
+
+def resolve_origins(values: Sequence[Optional[str]]) -> List[str]:
+    """The origin group of each manifest of one set, given their recorded ``origin`` (None: not recorded): a
+    manifest without one joins the set's only origin, else ``UNKNOWN_ORIGIN``."""
+    known: Set[str] = {value for value in set(values) if value is not None}
+    fallback = next(iter(known)) if len(known) == 1 else UNKNOWN_ORIGIN
+    return [fallback if value is None else value for value in values]
+
+
+def origin_groups(entries: Iterable[Manifest]) -> Dict[Tuple[str, Optional[str], str], List[Manifest]]:
+    """``entries`` by (engine, database, origin group), each in the given order: what retention plans apart."""
+    per_set: Dict[Tuple[str, Optional[str]], List[Manifest]] = {}
+    for entry in entries:
+        per_set.setdefault((entry.engine, entry.database), []).append(entry)
+    result: Dict[Tuple[str, Optional[str], str], List[Manifest]] = {}
+    for key, members in per_set.items():
+        for entry, group in zip(members, resolve_origins([m.origin for m in members])):
+            result.setdefault((key[0], key[1], group), []).append(entry)
+    return result
+
+
+class MixedOrigins(CatalogError):
+    """A set holds backups of several servers and the caller chose none: no chain, restore or retention mixes
+    them."""
+
+
+def mixed_message(directory: str, key: Tuple[str, Optional[str]], groups: Dict[str, List[Manifest]]) -> str:
+    parts = []
+    for name in sorted(groups):
+        members = groups[name]
+        newest = max(members, key=_order)
+        plural = '' if len(members) == 1 else 's'
+        parts.append('%s (%d artifact%s, newest %s)' % (name, len(members), plural, newest.id))
+    return ('Backup set %s/%s in %s holds backups of %d servers (origins: %s): a chain, a restore or retention never '
+            'mixes two servers, and which one is meant is your choice. Set origin to one of them (db_restore, '
+            'backup_info; the dr_drill role: dr_drill_origin). "%s" groups the backups written before origins were '
+            'recorded.' % (key[0], key[1], directory, len(groups), ', '.join(parts), UNKNOWN_ORIGIN))
 
 
 class Catalog:
@@ -42,7 +92,7 @@ class Catalog:
 
     def __init__(self, directory: str, engine: Optional[str] = None, database: Optional[str] = None,
                  use_index: bool = True, parse_sets: Optional[Set[Tuple[str, Optional[str]]]] = None,
-                 materialize: bool = True) -> None:
+                 materialize: bool = True, origin: Optional[str] = None, own: bool = False) -> None:
         if not os.path.isdir(directory):
             raise CatalogError('Backup directory %s does not exist.' % directory)
         self.directory = os.path.abspath(directory)
@@ -59,7 +109,51 @@ class Catalog:
         entries = [e for e in self._scan.entries
                    if (not engine or e.engine == engine) and (not database or e.database == database)]
         self.entries: List[Manifest] = sorted(entries, key=_order)
+        self._settle_origins(origin, own)
         self._by_id = {m.id: m for m in self.entries}
+
+    # -- origins ---------------------------------------------------------------------------------
+    origin: Optional[str] = None
+    set_origins: Dict[Tuple[str, Optional[str]], List[str]] = {}
+    _mixed: Optional[str] = None
+
+    def _settle_origins(self, origin: Optional[str], own: bool = False) -> None:
+        """Group ``entries`` per set by origin: keep only ``origin``'s when one is chosen, else note a set with several
+        (``_mixed``: the chain questions refuse to answer). ``own``: ``origin`` is the caller's own server (db_backup
+        continuing its chain, file_backup comparing with its last archive): a set whose manifests record no other
+        origin is entirely its own, so the manifests written before origins were recorded (a set of those only, right
+        after an upgrade) stay its chain, as they would by the only-origin rule once it writes one manifest."""
+        self.origin = origin or None
+        self._mixed = None
+        per_set: Dict[Tuple[str, Optional[str]], List[Manifest]] = {}
+        for entry in self.entries:
+            per_set.setdefault((entry.engine, entry.database), []).append(entry)
+        self.set_origins = {}
+        keep: List[Manifest] = []
+        for key, members in per_set.items():
+            groups: Dict[str, List[Manifest]] = {}
+            for entry, group in zip(members, resolve_origins([m.origin for m in members])):
+                groups.setdefault(group, []).append(entry)
+            self.set_origins[key] = sorted(groups)
+            if self.origin and own and set(groups) <= {self.origin, UNKNOWN_ORIGIN} \
+                    and not any(m.origin for m in groups.get(UNKNOWN_ORIGIN, [])):
+                keep.extend(members)
+            elif self.origin:
+                keep.extend(groups.get(self.origin, []))
+            elif len(groups) > 1 and self._mixed is None:
+                self._mixed = mixed_message(self.directory, key, groups)
+        if self.origin:
+            self.entries = sorted(keep, key=_order)
+
+    @property
+    def origins(self) -> List[str]:
+        """The origins of this catalog's set(s) (every origin, whatever ``origin`` chose)."""
+        return sorted({name for names in self.set_origins.values() for name in names})
+
+    def one_origin(self) -> None:
+        """Raise ``MixedOrigins`` when a set of this catalog holds several origins and none was chosen."""
+        if self._mixed is not None:
+            raise MixedOrigins(self._mixed, origins=self.origins)
 
     @property
     def all_entries(self) -> List[Manifest]:
@@ -83,10 +177,12 @@ class Catalog:
         other._scan_args = self._scan_args
         other._all = all_entries
         other._groups = groups
+        other.origin, other.set_origins, other._mixed = None, {}, None
         return other
 
-    def view(self, engine: Optional[str] = None, database: Optional[str] = None) -> 'Catalog':
-        """This scan filtered to one engine/database, without listing the directory again."""
+    def view(self, engine: Optional[str] = None, database: Optional[str] = None,
+             origin: Optional[str] = None) -> 'Catalog':
+        """This scan filtered to one engine/database (and origin), without listing the directory again."""
         other = self._derived(Catalog, self._all, self._groups)
         other._filter = (engine, database)
         if engine and database:
@@ -105,6 +201,7 @@ class Catalog:
         else:
             other.entries = sorted((e for e in self.all_entries if (not engine or e.engine == engine)
                                     and (not database or e.database == database)), key=_order)
+        other._settle_origins(origin)
         other._by_id = {m.id: m for m in other.entries}
         return other
 
@@ -113,9 +210,37 @@ class Catalog:
         ``materialize=False``, so that a caller walking every set holds one set's objects at a time."""
         return self._scan.set_refs(*self._filter)
 
-    def set_view(self, refs: List[Any], rows: bool = False) -> 'Catalog':
+    def split_origins(self, refs: List[Any]) -> Dict[str, List[Any]]:
+        """One set's ``set_refs`` references by origin group (``resolve_origins``), read from the index's origin column
+        where there is one (no manifest parsed, no object built)."""
+        values = self._scan.origins_of(refs)
+        if len(set(values)) == 1:
+            return {resolve_origins(values[:1])[0]: refs}
+        groups: Dict[str, List[Any]] = {}
+        for ref, group in zip(refs, resolve_origins(values)):
+            groups.setdefault(group, []).append(ref)
+        return groups
+
+    def set_view(self, refs: List[Any], rows: bool = False, origin: Optional[str] = None,
+                 origins: Optional[List[str]] = None) -> 'Catalog':
         """The catalog of one set of ``set_refs``, its objects built now and owned by the view alone. ``rows``: a
-        ``RowView`` where the scan is a sealed index's columns (its logs stay rows: see ``RowView``)."""
+        ``RowView`` where the scan is a sealed index's columns (its logs stay rows: see ``RowView``). ``origin``: the
+        refs are that origin's group of a set whose groups are ``origins`` (``split_origins``); without it the view
+        groups its entries itself."""
+        if origin is None:
+            groups = self.split_origins(refs) if refs else {}
+            if len(groups) > 1:
+                # several servers and none chosen (rare): a plain catalog, which names them and refuses to chain
+                view = self._set_view(refs, False)
+                view._settle_origins(None)
+                return view
+            origin, origins = next(iter(groups), None), list(groups)
+        view = self._set_view(refs, rows)
+        view.origin = origin
+        view.set_origins = {view._filter: list(origins or ([origin] if origin else []))}  # type: ignore[dict-item]
+        return view
+
+    def _set_view(self, refs: List[Any], rows: bool = False) -> 'Catalog':
         if rows and self._scan.columns is not None and not self._scan.seen and not self._scan.unsettled and refs:
             # only a sealed index's scan has columns: a small catalog (no index) never compiles catalog_rows.py
             # (a module's imports are compiled from the payload zip on every run)
@@ -171,6 +296,7 @@ class Catalog:
         return hit[1]
 
     def fulls(self) -> List[Manifest]:
+        self.one_origin()
         return list(self._memo('fulls', lambda: [m for m in self.entries if m.is_full]))
 
     def logs(self) -> List[Manifest]:
@@ -181,6 +307,7 @@ class Catalog:
 
         Keeps chain walks linear: a 90-day catalog of hourly logs has thousands of them.
         """
+        self.one_origin()
         key = (id(self.entries), len(self.entries))
         if getattr(self, '_index_key', None) != key:
             logs = [m for m in self.entries if m.is_log]
@@ -212,6 +339,8 @@ class Catalog:
         return None
 
     def diffs_of(self, full: Manifest) -> List[Manifest]:
+        self.one_origin()
+
         def by_parent() -> Dict[Optional[str], List[Manifest]]:
             result: Dict[Optional[str], List[Manifest]] = {}
             for m in self.entries:
@@ -395,6 +524,8 @@ class Catalog:
         """The latest point any usable chain reaches; drill start minus this is the RPO."""
         try:
             return self.reaches(self.chain_for(None))
+        except MixedOrigins:
+            raise
         except CatalogError:
             return None
 

@@ -86,8 +86,13 @@ MAX_ENTRIES = 1_000_000
 # names), never a leftover (leftovers only consider artifact-stamped names), never copied offsite.
 INDEX_NAME = '.opsready-catalog-index.json'
 INDEX_FORMAT = 'opsready-catalog-index'
-INDEX_VERSION = 4   # 2: the header has a seal; 3: binary columns after the JSON header line; 4: a journal after them
-PREVIOUS_VERSION = 3   # read (its rows are the same), never appended to nor sealed: rewritten as INDEX_VERSION
+# 2: the header has a seal; 3: binary columns after the JSON header line; 4: a journal after them; 5: an origin column
+INDEX_VERSION = 5
+# A previous format whose rows are the same (read, never appended to nor sealed: rewritten as INDEX_VERSION); None: the
+# previous one (4) lacks the origin column, so its index is ignored and rebuilt from the manifests (derived, never
+# trusted over them)
+PREVIOUS_VERSION: Optional[int] = None
+READ_VERSIONS = (INDEX_VERSION,) if PREVIOUS_VERSION is None else (INDEX_VERSION, PREVIOUS_VERSION)
 INDEX_LIMIT = 1024 ** 3
 # From this many manifests on, a scan keeps the manifests it parsed but does not return as index rows, not as
 # parsed JSON (~6 KB each: 1.5 GB for the first run on 200,000); below it, as parsed JSON, so that a small first
@@ -102,7 +107,7 @@ Signature = Tuple[int, int, int, int]
 # manifest's file name without MANIFEST_SUFFIX; ``artifact`` and ``id`` are None when equal to it / to the
 # artifact (they almost always are).
 COLUMNS = ('stem', 'ino', 'size', 'mtime', 'ctime', 'artifact', 'id', 'kind', 'engine', 'database', 'parent',
-           'finished', 'consistent', 'pstart', 'pend', 'log_start', 'verified', 'members')
+           'finished', 'consistent', 'pstart', 'pend', 'log_start', 'verified', 'members', 'origin')
 
 
 def index_min() -> int:
@@ -114,7 +119,7 @@ def index_min() -> int:
 
 # ----------------------------------------------------------------------------------------- entries
 # (artifact, id, kind, engine, database, parent, finished_us, consistent_us, pstart, pend, log_start,
-#  verified, member paths)
+#  verified, member paths, origin)
 Fields = Tuple[Any, ...]
 
 
@@ -144,13 +149,14 @@ def index_fields(entry: _manifest.Manifest) -> Optional[Fields]:
             if not all(isinstance(p, str) for p in paths):
                 return None
         verified = entry.verified
+        origin = entry.origin
     except (OpsReadyError, KeyError, TypeError, ValueError, AttributeError):
         return None
     if not (isinstance(artifact, str) and isinstance(ident, str) and isinstance(engine, str)
             and isinstance(database, (str, type(None))) and isinstance(parent, (str, type(None)))):
         return None
     return (artifact, ident, entry.kind, engine, database, parent, finished, consistent, ints[0], ints[1], ints[2],
-            verified, paths)
+            verified, paths, origin)
 
 
 class IndexStale(CatalogError):
@@ -164,7 +170,7 @@ class IndexedManifest(_manifest.Manifest):
 
     __slots__ = ('directory', '_stem', '_sig', '_data', '_dt', '_artifact', '_id', '_kind', '_engine',
                  '_database', '_parent', '_finished', '_consistent', '_pstart', '_pend', '_log_start',
-                 '_verified', '_members')
+                 '_verified', '_members', '_origin')
 
     def __init__(self, directory: str, stem: str, signature: Signature,  # pylint: disable=super-init-not-called
                  fields: Fields) -> None:
@@ -174,11 +180,13 @@ class IndexedManifest(_manifest.Manifest):
         self._data: Optional[Dict[str, Any]] = None
         self._dt: Optional[Dict[int, datetime.datetime]] = None
         (self._artifact, self._id, self._kind, self._engine, self._database, self._parent, self._finished,
-         self._consistent, self._pstart, self._pend, self._log_start, self._verified, self._members) = fields
+         self._consistent, self._pstart, self._pend, self._log_start, self._verified, self._members,
+         self._origin) = fields
 
     def fields(self) -> Fields:
         return (self._artifact, self._id, self._kind, self._engine, self._database, self._parent, self._finished,
-                self._consistent, self._pstart, self._pend, self._log_start, self._verified, self._members)
+                self._consistent, self._pstart, self._pend, self._log_start, self._verified, self._members,
+                self._origin)
 
     @property  # type: ignore[override]
     def data(self) -> Dict[str, Any]:
@@ -244,6 +252,10 @@ class IndexedManifest(_manifest.Manifest):
         return self._parent
 
     @property
+    def origin(self) -> Optional[str]:
+        return self._origin  # type: ignore[no-any-return]
+
+    @property
     def artifact_name(self) -> str:
         return self._artifact
 
@@ -293,10 +305,11 @@ class IndexedManifest(_manifest.Manifest):
 # ----------------------------------------------------------------------------------------- the cache
 # An index row (ROW_LEN values) or (signature, manifest).
 Known = Tuple[Any, ...]
-ROW_LEN = 17
+ROW_LEN = 18
 # Positions in an index row.
 R_ARTIFACT, R_ID, R_KIND, R_ENGINE, R_DATABASE, R_PARENT, R_MEMBERS = 4, 5, 6, 7, 8, 9, 16
 R_FINISHED, R_CONSISTENT, R_PSTART, R_PEND, R_LOG_START, R_VERIFIED = 10, 11, 12, 13, 14, 15
+R_ORIGIN = 17
 
 
 def materialize(directory: str, stem: str, row: Known) -> IndexedManifest:
@@ -380,6 +393,22 @@ class ScanResult:
         # the same filter as Catalog's (a false value matches any)
         return {key: refs for key, refs in groups.items()
                 if (not engine or key[0] == engine) and (not database or key[1] == database)}
+
+    def origins_of(self, refs: List[Any]) -> List[Optional[str]]:
+        """The recorded ``origin`` of each ``set_refs`` reference (None: not recorded), without building objects: a
+        sealed index's rows by lookups in C."""
+        column = self.columns[1 + R_ORIGIN] if self.columns is not None else None
+        if column is not None and all(map(isinstance, refs, itertools.repeat(int))):
+            return list(map(column.__getitem__, refs))
+        result: List[Optional[str]] = []
+        for ref in refs:
+            if isinstance(ref, int):
+                result.append(column[ref] if column is not None else None)
+            elif isinstance(ref, tuple):
+                result.append(ref[1][R_ORIGIN])
+            else:
+                result.append(ref.origin)
+        return result
 
     def build_set(self, directory: str, refs: List[Any]) -> List[_manifest.Manifest]:
         """The manifests of ``set_refs`` references (not kept by the cache: the caller drops them)."""
@@ -1286,20 +1315,20 @@ def _seal_value(header: Dict[str, Any]) -> Optional[Tuple[Tuple[int, int, int, i
 # (rare) is JSON of lists and strings, checked item by item. No pickle, no marshal: whoever can write the
 # file can only make it refused.
 #   stem            the manifest names without MANIFEST_SUFFIX, in name order
-#   strings         the table the code sections point into (kind, engine, database, artifact, id, parent)
+#   strings         the table the code sections point into (kind, engine, database, artifact, id, parent, origin)
 #   members         JSON [[row, [path, ...]], ...] for the rows whose manifest lists member files
 #   ino             'Q' (inode numbers may use all 64 bits)
 #   size ... log_start  'q'; pstart, pend and log_start hold ABSENT for None
-#   kind ... parent 'i' codes into ``strings``; -1 (database, artifact, id, parent) for None (artifact: the
-#                   stem; id: the artifact)
+#   kind ... origin 'i' codes into ``strings``; -1 (database, artifact, id, parent, origin) for None (artifact:
+#                   the stem; id: the artifact; origin: a manifest written before origins were recorded)
 #   verified        'b': 0 None (never verified), 1 False, 2 True
 INT_SECTIONS = ('size', 'mtime', 'ctime', 'finished', 'consistent', 'pstart', 'pend', 'log_start')
-CODE_SECTIONS = ('kind', 'engine', 'database', 'artifact', 'id', 'parent')
+CODE_SECTIONS = ('kind', 'engine', 'database', 'artifact', 'id', 'parent', 'origin')
 SECTIONS = ('stem', 'strings', 'members', 'ino') + INT_SECTIONS + CODE_SECTIONS + ('verified',)
 TYPECODES = dict([('ino', 'Q')] + [(name, 'q') for name in INT_SECTIONS] + [(name, 'i') for name in CODE_SECTIONS]
                  + [('verified', 'b')])
 OPTIONAL_INTS = ('pstart', 'pend', 'log_start')
-OPTIONAL_CODES = ('database', 'artifact', 'id', 'parent')
+OPTIONAL_CODES = ('database', 'artifact', 'id', 'parent', 'origin')
 # An absent optional integer; a manifest whose position holds this very value is not indexed (``index_fields``).
 ABSENT = -2 ** 63
 INT_MIN, INT_MAX = -2 ** 63 + 1, 2 ** 63 - 1
@@ -1319,7 +1348,7 @@ def _fits(values: Tuple[Any, ...]) -> bool:
     for value in values[2:5] + values[11:16]:
         if value is not None and not INT_MIN <= value <= INT_MAX:
             return False
-    for value in values[5:11]:
+    for value in values[5:11] + values[18:19]:
         if isinstance(value, str) and ('\0' in value or not value.isascii() and not _encodes(value, 'strict')):
             return False
     return stem.isascii() or _encodes(stem, 'surrogateescape')
@@ -1429,7 +1458,7 @@ def _parse(held: List[bytes], dev: int, seal: Optional[List[Any]] = None,
     if got is None:
         return None
     decoded, strings, header, tail, end = got
-    if header['version'] == PREVIOUS_VERSION:
+    if PREVIOUS_VERSION is not None and header['version'] == PREVIOUS_VERSION:
         # the previous release's index (the same body, no journal, a seal of another form): its rows are used like
         # any unsealed index's (every manifest stat'ed); nothing is appended to it, the next run writes format 4
         if seal is not None:
@@ -1465,8 +1494,8 @@ def _decode(held: List[bytes], dev: int, exact: bool) -> Optional[Tuple[Dict[str
     try:
         header = json.loads(raw[:newline])
         if (not isinstance(header, dict) or header.get('format') != INDEX_FORMAT
-                or header.get('version') not in ((INDEX_VERSION, PREVIOUS_VERSION) if not exact else (INDEX_VERSION,))
-                or (header['version'] == PREVIOUS_VERSION and sum_lengths(header) != len(raw) - newline - 1)
+                or header.get('version') not in (READ_VERSIONS if not exact else (INDEX_VERSION,))
+                or (header['version'] != INDEX_VERSION and sum_lengths(header) != len(raw) - newline - 1)
                 or header.get('dev') != dev
                 or header.get('machine') != _machine()):
             return None

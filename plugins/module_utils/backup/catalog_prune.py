@@ -15,7 +15,7 @@ import datetime
 import itertools
 import os
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup import catalog_jobs, retention
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog, _order
@@ -50,6 +50,15 @@ def _artifact_path(entry: Manifest) -> str:
     return entry.path
 
 
+def _origin_views(base: Catalog, groups: Dict[Any, List[Any]]) -> Iterator[Catalog]:
+    """The view of each set's each origin (retention never counts two servers' backups together), one at a time."""
+    for key in list(groups):
+        split = base.split_origins(groups.pop(key))
+        origins = sorted(split)
+        for origin in origins:
+            yield base.set_view(split.pop(origin), rows=catalog_jobs.ROWS, origin=origin, origins=origins)
+
+
 def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], database: Optional[str],
                    now: datetime.datetime, leftover_min_age: Optional[int], real: bool = False
                    ) -> Optional[Dict[str, Any]]:
@@ -75,8 +84,7 @@ def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], d
     parents: List[Tuple[Any, str, str]] = []   # kept entries with a parent: (order, id, parent)
     log_problems: List[Tuple[Any, List[str]]] = []
     targets: Dict[str, retention.Target] = {}   # real runs: deleted id -> its files
-    for key in list(groups):
-        view = base.set_view(groups.pop(key), rows=catalog_jobs.ROWS)
+    for view in _origin_views(base, groups):
         if isinstance(view, RowView):
             # on the index's columns: objects for the fulls and diffs, and for what it would delete
             set_ids = view.row_ids()

@@ -224,7 +224,8 @@ class RowView(Catalog):
                     return self._objects([row])[0]
         return super().get(artifact_id)
 
-    def view(self, engine: Optional[str] = None, database: Optional[str] = None) -> 'Catalog':
+    def view(self, engine: Optional[str] = None, database: Optional[str] = None,
+             origin: Optional[str] = None) -> 'Catalog':
         raise NotImplementedError('a RowView answers one set; build a Catalog for other views')
 
     def _log_index(self) -> Tuple[List[Manifest], Dict[int, Manifest], List[Tuple[int, int, Manifest]]]:

@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup import retention
 from ansible_collections.opsready.operations.plugins.module_utils.backup import source as source_summary
-from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import UNKNOWN_ORIGIN, Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import (
     IndexStale, confirm, read_only, session)
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import (
@@ -67,6 +67,17 @@ def _fresh(engine: Engine, opts: BackupOptions, database: Optional[str], horizon
     # A backup written with other encryption settings (or none) is not the backup asked for.
     recent = [m for m in catalog.entries if m.kind == opts.kind and m.finished >= horizon and m.verified is not False
               and sorted((m.data.get('encryption') or {}).get('recipients') or []) == wanted]
+    if recent and catalog.origins not in ([], [UNKNOWN_ORIGIN]):
+        # only this server's backup is its fresh one: another host's in a shared directory is not. Asked of the
+        # server only when a skip is possible; a server that does not answer skips nothing (the run then fails on
+        # it in preflight, as it would without a recent backup)
+        try:
+            mine = engine.origin()
+        except OpsReadyError:
+            return None
+        ids = {m.id for m in recent}
+        recent = [m for m in Catalog(opts.dest, engine=engine.name, database=catalog.entries[0].database,
+                                     origin=mine, own=True).entries if m.id in ids]
     confirm(recent[-1:])   # the run is skipped on its word: proved unchanged (catalog_index.confirm)
     return recent[-1] if recent else None
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import socket
 from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import atomic_write_json
@@ -29,6 +30,20 @@ FULL_KINDS = ('full', 'base', 'dump', 'files')
 LOG_KINDS = ('log', 'wal')
 KINDS = FULL_KINDS + ('diff',) + LOG_KINDS
 REQUIRED = ('id', 'artifact', 'engine', 'kind', 'started', 'finished', 'size', 'sha256', 'compression')
+
+
+# Host names that mean "this machine" in a connection label: the same on every machine, so never an identity.
+LOOPBACK = frozenset(('', 'localhost', 'localhost.localdomain', '127.0.0.1', '::1', '[::1]'))
+
+
+def local_origin(host: Optional[str] = None, rest: Optional[str] = None) -> str:
+    """The ``origin`` of a source reached as ``host`` (``rest``: its port or socket): the host as given unless it is
+    loopback or empty, which becomes this machine's name (``socket.gethostname()``): 'localhost:5432' is the same label
+    on every machine of a shared backup directory."""
+    name = host or ''
+    if name.lower() in LOOPBACK or name.startswith('127.'):
+        name = socket.gethostname()
+    return name if rest in (None, '') else '%s:%s' % (name, rest)
 
 
 def to_us(moment: datetime.datetime) -> int:
@@ -136,6 +151,12 @@ class Manifest:
     @property
     def database(self) -> Optional[str]:
         return self.data.get('database')
+
+    @property
+    def origin(self) -> Optional[str]:
+        """The source server's identity (``Engine.origin``); None in manifests written before it was recorded."""
+        value = self.data.get('origin')
+        return value if isinstance(value, str) and value else None
 
     @property
     def parent(self) -> Optional[str]:

@@ -20,7 +20,7 @@ import os
 import shutil
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
-from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog, origin_groups
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_rows import RowView
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import fsync_dir
@@ -81,10 +81,8 @@ def plan(catalog: Catalog, policy: Policy, now: Optional[datetime.datetime] = No
     now = now or utcnow()
     keep: Dict[str, str] = {}
     delete: Dict[str, str] = {}
-    groups: Dict[Tuple[str, Optional[str]], List[Manifest]] = {}
-    for entry in catalog.entries:
-        groups.setdefault((entry.engine, entry.database), []).append(entry)
-    for entries in groups.values():
+    # per set and per origin: the newest good backup of every server is kept, whatever another server wrote
+    for entries in origin_groups(catalog.entries).values():
         k, d = _plan_group(entries, catalog, policy, now)
         keep.update(k)
         delete.update(d)
@@ -259,9 +257,7 @@ def dependency_violations(catalog: Catalog, keep: List[str], delete: List[str], 
     doomed = set(delete)
     kept = set(keep)   # a list here made this O(kept x entries): minutes at 200,000 manifests
     problems: List[str] = []
-    by_set: Dict[Tuple[str, Optional[str]], List[Manifest]] = {}
-    for entry in catalog.entries:
-        by_set.setdefault((entry.engine, entry.database), []).append(entry)
+    by_set = origin_groups(catalog.entries)   # a log sequence is one server's: per set and origin
     for entry in (catalog.entries if parents else ()):   # parents=False: the log half alone (catalog_jobs, per set)
         if entry.id in doomed:
             continue

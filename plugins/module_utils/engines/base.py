@@ -27,7 +27,8 @@ import subprocess  # nosec B404 # argument lists, never a shell
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
-from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest, write_manifest
+from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import (
+    Manifest, local_origin, write_manifest)
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
     OpsReadyError, ToolError)
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
@@ -169,6 +170,18 @@ class Engine:
             return '%s:%s' % (socket.gethostname(), self.conn.unix_socket)
         return '%s:%s' % (self.conn.host or 'localhost', self.conn.port or self.default_port or '')
 
+    def origin(self) -> str:
+        """The identity of the source server recorded in every manifest as ``origin``: the catalog never chains,
+        restores or retains across two origins (docs/architecture.md, "Origins"). What the server says of itself
+        when ``server_facts`` asks it (``origin`` there: no extra round trip), else the connection label with a
+        loopback host or a socket qualified by this machine's name (``local_origin``)."""
+        told = self.ping().get('origin')
+        if isinstance(told, str) and told:
+            return told
+        if self.conn.unix_socket:
+            return local_origin(None, self.conn.unix_socket)
+        return local_origin(self.conn.host, str(self.conn.port or self.default_port or ''))
+
     # -- work --------------------------------------------------------------------------------------
     def ping(self) -> Dict[str, Any]:
         """Connect (within connect_timeout) and return {'server_version': ...}: asked of the server once per
@@ -216,6 +229,7 @@ class Engine:
             'engine': self.name,
             'kind': kind,
             'server': self.server_label(),
+            'origin': self.origin(),
             'database': database,
             'started': isoformat(started),
             'finished': isoformat(finished),

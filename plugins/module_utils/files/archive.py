@@ -473,7 +473,9 @@ def prepare_dest(dest: str, secret: bool) -> bool:
 def latest_archive(dest: str, set_name: str) -> Optional[Manifest]:
     if not os.path.isdir(dest):
         return None
-    entries = [m for m in Catalog(dest, engine=ENGINE, database=set_name).fulls() if m.verified is not False]
+    # this machine's archives only: another host's archive of a set of the same name (a shared dest) is not this one's
+    catalog = Catalog(dest, engine=ENGINE, database=set_name, origin=socket.gethostname(), own=True)
+    entries = [m for m in catalog.fulls() if m.verified is not False]
     return entries[-1] if entries else None
 
 
@@ -518,6 +520,7 @@ def create_archive(paths: List[str], dest: str, set_name: str, compression: str 
         'engine': ENGINE,
         'kind': KIND,
         'server': socket.gethostname(),
+        'origin': socket.gethostname(),
         'database': set_name,
         'started': isoformat(started),
         'finished': isoformat(finished),

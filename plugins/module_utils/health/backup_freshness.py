@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
@@ -33,6 +33,19 @@ def _duration(entry: Manifest) -> float:
     return max(0.0, (entry.finished - entry.started).total_seconds())
 
 
+def _origin_keys(directory: str, keys: List[Tuple[str, str]]) -> List[Tuple[str, str, Optional[str], List[str]]]:
+    """(engine, database, origin, the set's origins) per set and per source server: a set that several servers write
+    into a shared directory has one record (and RPO) per server, never one for whichever wrote last."""
+    result: List[Tuple[str, str, Optional[str], List[str]]] = []
+    for key_engine, key_db in keys:
+        origins = Catalog(directory, engine=key_engine, database=key_db or None).origins
+        if len(origins) > 1:
+            result.extend((key_engine, key_db, origin, origins) for origin in origins)
+        else:
+            result.append((key_engine, key_db, None, origins))
+    return result
+
+
 def assess(directory: str, engine: Optional[str] = None, database: Optional[str] = None,
            now: Optional[datetime.datetime] = None, verified_only: bool = True,
            rpo_objective: Optional[float] = None) -> List[Dict[str, Any]]:
@@ -48,8 +61,8 @@ def assess(directory: str, engine: Optional[str] = None, database: Optional[str]
     everything = Catalog(directory, engine=engine, database=database)
     keys = sorted({(m.engine, m.database or '') for m in everything.entries})
     records = []
-    for key_engine, key_db in keys:
-        catalog = Catalog(directory, engine=key_engine, database=key_db or None)
+    for key_engine, key_db, origin, origins in _origin_keys(directory, keys):
+        catalog = Catalog(directory, engine=key_engine, database=key_db or None, origin=origin)
         fulls = [f for f in catalog.fulls() if catalog.usable(f)]
         verified = [f for f in fulls if f.verified is True]
         candidates = verified if verified_only else fulls
@@ -64,6 +77,8 @@ def assess(directory: str, engine: Optional[str] = None, database: Optional[str]
         records.append({
             'engine': key_engine,
             'database': key_db,
+            'origin': origin,
+            'origins': origins,
             'artifacts': len(catalog.entries),
             'fulls': len(fulls),
             'logs': len(logs),
@@ -138,6 +153,8 @@ def prometheus_text(records: List[Dict[str, Any]], directory: str) -> str:
                 continue
             labels = 'engine="%s",database="%s",directory="%s"' % (
                 _escape(record['engine']), _escape(record['database']), _escape(directory))
+            if record.get('origin'):   # a set several servers write: one series per server
+                labels += ',origin="%s"' % _escape(record['origin'])
             samples.append('%s_%s{%s} %s' % (PREFIX, name, labels, repr(float(value))))
         if samples:
             lines.append('# HELP %s_%s %s' % (PREFIX, name, help_text))

@@ -344,7 +344,9 @@ def pull(store: Store, dest: str, engine: Optional[str] = None, database: Option
             chosen = []
             for key in sorted({(m.engine, m.database or '') for m in wanted}):
                 sub = Catalog(workdir, engine=key[0], database=key[1] or None)
-                chosen += sub.chain_for(None)
+                # the newest chain of each server whose backups the set holds (a chain never mixes two)
+                for origin in sub.origins:
+                    chosen += sub.view(key[0], key[1] or None, origin=origin).chain_for(None)
             ids = {m.id for m in chosen}
             wanted = [m for m in wanted if m.id in ids]
         if not wanted:

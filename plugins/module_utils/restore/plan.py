@@ -45,6 +45,7 @@ class RestoreRequest:
     database: Optional[str] = None          # target database (SQLite: path of the target file)
     source_database: Optional[str] = None   # backup set in the catalog; default: database
     artifact: Optional[str] = None          # a named artifact instead of the newest chain
+    origin: Optional[str] = None            # the source server whose backups to restore (a set with several)
     stop_at: Optional[datetime.datetime] = None
     replace: bool = False
     jobs: int = 1

@@ -25,7 +25,7 @@ import tempfile
 from typing import Any, ContextManager, Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
-from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
+from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest, local_origin
 from ansible_collections.opsready.operations.plugins.module_utils.common.scratch import scratch
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
     IntegrityError, OpsReadyError, ToolError)
@@ -199,8 +199,12 @@ class MySQLEngine(Engine):
         return found
 
     def server_facts(self) -> Dict[str, Any]:
-        row = self.query('SELECT VERSION(), @@log_bin')[0]
-        return {'server_version': row[0], 'log_bin': row[1] in ('1', 'ON')}
+        # the server's own name and port are the origin (the same whatever address reached it); in the same query
+        row = self.query('SELECT VERSION(), @@log_bin, @@hostname, @@port')[0]
+        facts = {'server_version': row[0], 'log_bin': row[1] in ('1', 'ON')}
+        if len(row) >= 4 and row[2] and row[3]:
+            facts['origin'] = local_origin(row[2], row[3])
+        return facts
 
     def check_options(self, opts: BackupOptions) -> None:
         super().check_options(opts)
@@ -322,7 +326,9 @@ class MySQLEngine(Engine):
         if not info['log_bin']:
             raise OpsReadyError('Binary logging is off on the %s server (log_bin): enable it (log_bin=ON, '
                                 'binlog_format=ROW) to take log backups.' % self.flavor)
-        catalog = Catalog(opts.dest, engine=self.name, database=database) if os.path.isdir(opts.dest) else None
+        # this server's fulls and logs only: binlog numbers are per server, another's would leave a silent hole
+        catalog = (Catalog(opts.dest, engine=self.name, database=database, origin=self.origin(), own=True)
+                   if os.path.isdir(opts.dest) else None)
         # the positions the catalog index holds: no manifest JSON read per full and per log of the set
         starts = [m.log_start for m in (catalog.fulls() if catalog else []) if m.log_start is not None]
         if not starts:

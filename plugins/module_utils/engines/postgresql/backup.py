@@ -246,13 +246,21 @@ class PostgresEngine(Engine):
         return self.client.query(sql, database)
 
     def server_facts(self) -> Dict[str, Any]:
+        # the cluster's system identifier (pg_control_system(): executable by any login on PostgreSQL 15, guarded
+        # for installations that revoked it) is the origin: the same through any address, a replica's is its
+        # primary's (their WAL is one history); asked in the same query as the other facts
         rows = self.query("SELECT current_setting('server_version'), pg_is_in_recovery()::text, "
-                          "current_setting('wal_segment_size')")
-        version, recovery, segsize = rows[0]
+                          "current_setting('wal_segment_size'), "
+                          "CASE WHEN has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE') "
+                          "THEN (SELECT system_identifier::text FROM pg_catalog.pg_control_system()) END")
+        version, recovery, segsize, system_id = rows[0]
         size = segsize.strip()
         units = {'MB': 1024 * 1024, 'GB': 1024 * 1024 * 1024, 'kB': 1024}
         seg_bytes = int(size[:-2]) * units[size[-2:]] if size[-2:] in units else int(size)
-        return {'server_version': version, 'in_recovery': recovery == 'true', 'wal_segment_size': seg_bytes}
+        facts = {'server_version': version, 'in_recovery': recovery == 'true', 'wal_segment_size': seg_bytes}
+        if system_id and system_id.strip().isdigit():
+            facts['origin'] = 'pg:' + system_id.strip()
+        return facts
 
     def preflight(self, opts: BackupOptions) -> Dict[str, Any]:
         """The server's facts (which prove it answers), and for a base backup pg_basebackup's version at the same
@@ -551,7 +559,8 @@ class PostgresEngine(Engine):
         wal_file = rows[0][0]
         deadline = time.monotonic() + opts.wait_timeout
         while True:
-            found = [m for m in Catalog(opts.dest, engine=self.name, database=CLUSTER).logs()
+            found = [m for m in Catalog(opts.dest, engine=self.name, database=CLUSTER, origin=self.origin(),
+                                        own=True).logs()
                      if m.position.get('wal_file') == wal_file]
             if found:
                 self._check_wal_encryption(found[-1], opts)

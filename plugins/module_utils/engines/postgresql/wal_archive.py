@@ -444,6 +444,26 @@ def _sha256_file(path: str) -> str:
     return plain.hexdigest()
 
 
+def _segment_origin(source: str, size: int) -> Optional[str]:
+    """``pg:<system identifier>`` from the segment's first page (its long header: magic, info with XLP_LONG_HEADER,
+    timeline, page address, remaining length, then the system identifier and the segment and block sizes, in the
+    byte order of this machine, the server's): the same origin db_backup records from pg_control_system(), so that
+    a shared archive never chains one cluster's WAL onto another's base backup. None when it cannot tell."""
+    try:
+        with open(source, 'rb') as handle:
+            head = handle.read(40)
+        if len(head) < 40:
+            return None
+        info = int.from_bytes(head[2:4], sys.byteorder)
+        sysid = int.from_bytes(head[24:32], sys.byteorder)
+        seg_size = int.from_bytes(head[32:36], sys.byteorder)
+    except OSError:
+        return None
+    if not info & 0x0002 or not sysid or seg_size != size:
+        return None
+    return 'pg:%d' % sysid
+
+
 def archive(dest: str, source: str, wal_name: str, compression: str = 'zstd', level: Optional[int] = None,
             server: Optional[str] = None, segment_size: Optional[int] = None,
             recipients: Optional[List[bytes]] = None) -> int:
@@ -535,6 +555,10 @@ def archive(dest: str, source: str, wal_name: str, compression: str = 'zstd', le
                      'wal_segment_size': size},
         'tool': {'name': 'opsready pg_wal_archive'},
     }
+    origin = _segment_origin(source, size)
+    if origin:
+        # without it (a segment whose header cannot be read) the WAL joins its set's only origin, as old manifests do
+        manifest['origin'] = origin
     if encrypter is not None and recipients:
         # No sealed checksum of the compressed stream (db_backup's plaintext_sha256_sealed): every chunk is
         # authenticated, and the WAL check compares the segment with plain_sha256 after decryption; sealing it

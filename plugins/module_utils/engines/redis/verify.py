@@ -18,7 +18,7 @@ import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import disk_error, open_artifact
-from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
+from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest, local_origin
 from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
 from ansible_collections.opsready.operations.plugins.module_utils.common.scratch import scratch
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
@@ -70,6 +70,13 @@ class RedisEngine(Engine):
 
     def server_label(self) -> str:
         return self.client.conn.label()
+
+    def origin(self) -> str:
+        # run_id changes on every restart: the address, a loopback host or socket qualified by this machine's name
+        conn = self.client.conn
+        if conn.unix_socket:
+            return local_origin(None, conn.unix_socket)
+        return local_origin(conn.host, str(conn.port))
 
     def server_facts(self) -> Dict[str, Any]:
         info = self.client.info('server')

@@ -163,7 +163,9 @@ class SQLServerEngine(Engine):
         return [self.commit_manifest(artifact, data)]
 
     def _diff_parent(self, opts: BackupOptions, base_lsn: Any) -> str:
-        catalog = Catalog(opts.dest, engine=self.name, database=opts.database)
+        # this server's fulls only: another server's full with an equal LSN is not this differential's base
+        catalog = Catalog(opts.dest, engine=self.name, database=opts.database, origin=self.origin(),
+                          own=True)
         for full in reversed(catalog.fulls()):
             if str(full.position.get('checkpoint_lsn')) == str(base_lsn) and not full.data.get('copy_only'):
                 return full.id

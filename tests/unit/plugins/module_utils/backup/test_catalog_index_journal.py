@@ -378,14 +378,14 @@ def test_a_catalog_made_before_a_change_in_the_same_run_keeps_its_rows(sealed):
     assert after == before
 
 
-def test_the_previous_format_is_read_and_replaced_without_parsing_every_manifest(sealed, parses):
-    """An index of the previous release (format 3: the same body, no journal, its own seal) is used like an unsealed
-    index (every manifest stat'ed, none parsed for it) and replaced by a format-4 one, sealed by the run after."""
+def test_the_previous_format_is_rebuilt_from_the_manifests(sealed, parses):
+    """An index of the previous release (format 4: no origin column) is never read: its rows cannot say which server
+    each backup came from, so the manifests are parsed again and a format-5 index written, sealed by the run after."""
     index = sealed / INDEX_NAME
     raw = index.read_bytes()
     newline = raw.index(b'\n')
     header = json.loads(raw[:newline])
-    header['version'] = 3
+    header['version'] = 4
     header['seal'] = ' ' * 160
     with open(index, 'r+b') as handle:   # in place, as the previous release left it
         handle.write(json.dumps(header, sort_keys=True).encode() + raw[newline:body_end(raw)])
@@ -395,7 +395,7 @@ def test_the_previous_format_is_read_and_replaced_without_parsing_every_manifest
     catalog_index.clear()
     parses.clear()
     assert describe(str(sealed), database='app01', now=NOW, max_artifacts=0) == truth
-    assert len(parses) < 60, 'the rows of the previous format were used'
+    assert len(parses) == 240, 'every manifest is parsed again: the old rows have no origin'
     assert json.loads(index.read_bytes()[:index.read_bytes().index(b'\n')])['version'] == catalog_index.INDEX_VERSION
     catalog_index.clear()
     describe(str(sealed), now=NOW)   # seals it
