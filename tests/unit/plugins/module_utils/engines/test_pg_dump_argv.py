@@ -75,7 +75,7 @@ class RecordingRunner(ToolRunner):
             sql = argv[argv.index('-c') + 1] if '-c' in argv else data.decode('utf-8')
             assert '--csv' in argv  # psql --csv -t: a name holding a tab or a newline stays one value
             if 'server_version' in sql:
-                return 0, '%s,false,16MB\n' % self.server_version, ''
+                return 0, '%s,false,16MB,7300000000000000001\n' % self.server_version, ''
             if 'pg_current_wal_lsn' in sql:
                 return 0, '0/3000060,000000010000000000000003\n', ''
             if 'json_build_object' in sql:  # database-level properties, recorded in the manifest
