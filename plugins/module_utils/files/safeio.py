@@ -143,7 +143,8 @@ def read_regular(path: str, limit: int, what: str = 'File', follow: bool = True,
         os.close(fd)
 
 
-def _uid_name(uid: int) -> str:
+def uid_name(uid: int) -> str:
+    """The user name of ``uid`` (its number when it has none), for messages."""
     try:
         import pwd
         return pwd.getpwuid(uid).pw_name
@@ -173,7 +174,7 @@ def directory_risk(st: os.stat_result, owner_uid: Optional[int] = None) -> Optio
     if owner_uid is not None:
         trusted.add(owner_uid)
     if st.st_uid not in trusted:
-        return 'it belongs to %s' % _uid_name(st.st_uid)
+        return 'it belongs to %s' % uid_name(st.st_uid)
     if st.st_mode & 0o022:
         return 'it is writable by %s (mode %04o)' % ('others' if st.st_mode & 0o002 else 'its group',
                                                      stat.S_IMODE(st.st_mode))
@@ -255,7 +256,7 @@ def check_backup_dir(dest: str, secret: bool = False, what: str = 'backups',
             'under directories others cannot write either (a directory of root\'s inside the sticky /tmp is fine), '
             'e.g. /var/backups/opsready/<set>; or run the task as the account that owns it (become_user) so '
             'nothing there is written as root%s.' % (
-                dest, what, _uid_name(os.geteuid()), risk,
+                dest, what, uid_name(os.geteuid()), risk,
                 '' if what == 'archives' else '; or, if you trust that account as much as root (postgres writing '
                 'WAL into the catalog), name it in owner'), path=dest)
 

@@ -1,0 +1,159 @@
+"""Fault matrix, hostile filesystems round 3: the paths a root task touches in a directory another account can
+write, attacked one class at a time (a symlink planted before the run or swapped in between check and use, a hard
+link to a root-only file, a FIFO, a directory where a file is expected, a name pre-created by the other account).
+
+An unprivileged user (test_hostile_files' throw-away account, created with useradd and removed after) owns the
+hostile directory; its swaps run as that user (setpriv), made certain by a hook at the moment root works there
+(not a timing race). Afterwards every file outside the user's tree is compared with its state before (content,
+mode, owner, mtime): "files outside touched" must be 0.
+
+- drill_step step=fileset: the scratch root (a predictable name such as /var/tmp/opsready-drill/<set>) under a
+  directory the user made beforehand; the user swaps the fresh scratch root for a link to a root directory right
+  after root creates it. Root must neither chmod that directory nor restore (decrypted keys included) into it.
+- SQLite sources and targets (db_backup, drill/maintenance opens): the database's sidecars (-wal, -shm, -journal)
+  are created and written by SQLite next to the file, by name, as root: a hard link planted there to a root-only
+  file must not be truncated or written; a symlink or FIFO there is refused naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.faults import test_hostile_files as hostile
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / 'build'))
+
+from ansible_collections.opsready.operations.plugins.module_utils.drill import fileset  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.files import archive  # noqa: E402
+
+racer_user = hostile.racer_user
+arena = hostile.arena
+snapshot = hostile.snapshot
+touched = hostile.touched
+
+
+def as_user(user, script: str) -> None:
+    subprocess.run(['setpriv', '--reuid=%d' % user.pw_uid, '--regid=%d' % user.pw_gid, '--clear-groups',
+                    'sh', '-c', script], check=True, capture_output=True, timeout=30)
+
+
+def user_dir(path: Path, user) -> Path:
+    path.mkdir(mode=0o755)
+    os.chown(path, user.pw_uid, user.pw_gid)
+    return path
+
+
+def root_secret(path: Path, content: bytes = b'root:$6$hash:19000:0:99999:7:::\n') -> tuple:
+    """A /etc/shadow-like file of root's (0600) and its state (content, mode, owner, size, mtime, inode)."""
+    path.write_bytes(content)
+    os.chmod(path, 0o600)
+    return state_of(path)
+
+
+def state_of(path: Path) -> tuple:
+    st = os.lstat(path)
+    return (path.read_bytes(), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_size, st.st_mtime_ns,
+            st.st_ino)
+
+
+# --- drill_step step=fileset: the scratch root -----------------------------------------------------------------
+def fileset_backup(base: Path) -> Path:
+    """A file-set backup of a small tree of root's (a config and a key), in a catalog of root's."""
+    source = base / 'src'
+    (source / 'etc').mkdir(parents=True)
+    (source / 'etc' / 'app.conf').write_bytes(b'listen 80\n')
+    (source / 'etc' / 'app.key').write_bytes(b'-----BEGIN PRIVATE KEY-----\nnot a real key\n')
+    os.chmod(source / 'etc' / 'app.key', 0o600)
+    catalog = base / 'catalog'
+    archive.prepare_dest(str(catalog), True)
+    archive.create_archive([str(source)], str(catalog), 'app', compression='none')
+    return catalog
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize('when', ['planted', 'after_mkdir', 'after_check'])
+@pytest.mark.fault(fault='scratch_root under a dir another account made; swapped for a link to a root dir ({when})',
+                   component='drill_step (fileset)',
+                   expected='the root dir keeps its mode, nothing is restored into it; the drill step is refused '
+                            'naming the directory the other account controls')
+def test_drill_scratch_root_in_a_directory_another_account_made(racer_user, arena, monkeypatch, when, fault):
+    user, outside, base = racer_user, arena['outside'], arena['base']
+    catalog = fileset_backup(base)
+    # The predictable parent (/var/tmp/opsready-drill) pre-created by the other account.
+    parent = user_dir(base / 'opsready-drill', user)
+    scratch = parent / 'app'
+    victim_dir = outside / 'etc'            # root's 0755 directory
+    before = snapshot(outside)
+    swaps = []
+
+    def swap() -> None:
+        if swaps or not os.path.isdir(scratch) or os.path.islink(scratch):
+            return
+        as_user(user, 'cd %s && mv app stolen && ln -s %s app' % (parent, victim_dir))
+        swaps.append(when)
+
+    if when == 'planted':
+        as_user(user, 'ln -s %s %s' % (victim_dir, scratch))
+        swaps.append(when)
+    elif when == 'after_mkdir':
+        real_makedirs = os.makedirs
+
+        def makedirs_hook(name, *args, **kwargs):
+            real_makedirs(name, *args, **kwargs)
+            if os.path.abspath(name) == str(scratch):
+                swap()
+        monkeypatch.setattr(fileset.os, 'makedirs', makedirs_hook)
+    else:
+        # The user made an empty directory at the name; root checks it is empty, then the user swaps it.
+        as_user(user, 'mkdir %s' % scratch)
+        real_listdir = os.listdir
+
+        def listdir_hook(path='.'):
+            found = real_listdir(path)
+            if isinstance(path, str) and os.path.abspath(path) == str(scratch):
+                swap()
+            return found
+        monkeypatch.setattr(fileset.os, 'listdir', listdir_hook)
+    error = None
+    try:
+        result = fileset.drill_fileset(str(catalog), 'app', str(scratch))
+    except Exception as exc:   # noqa: BLE001 - a crash is reported below, after what it did outside
+        error, result = exc, {'steps': []}
+    monkeypatch.undo()
+    after = snapshot(outside)
+    outside_touched = touched(before, after)
+    restore = ([s for s in result['steps'] if s['name'] == 'restore'] or [{'ok': None, 'error': None}])[0]
+    fault.observed('swaps: %d; root dir mode %04o; files outside touched: %d; restore step: %s'
+                   % (len(swaps), stat.S_IMODE(os.stat(victim_dir).st_mode), outside_touched,
+                      error or restore['error'] or restore.get('result')))
+    fault.lost(outside_touched=outside_touched)
+    # On the old code every hook made its swap (root then chmodded the root dir 0700 and restored 7 entries into
+    # it); refused before root creates or checks anything, the hook has no moment to swap in.
+    assert swaps or 'Nothing was created' in str(restore['error']), 'no swap and no refusal: %s' % restore
+    assert stat.S_IMODE(os.stat(victim_dir).st_mode) == 0o755
+    assert outside_touched == 0, sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    assert error is None, error
+    assert not restore['ok'] and str(parent) in restore['error'], restore
+    # whatever is at the name is the user's (a link, or its own directory) or nothing: root made nothing there
+    assert not os.path.lexists(scratch) or os.lstat(scratch).st_uid == user.pw_uid
+
+
+@pytest.mark.fast
+@pytest.mark.fault(fault='scratch_root under the sticky /tmp in a directory of root\'s',
+                   component='drill_step (fileset)',
+                   expected='accepted: the drill restores, checks and removes the scratch root')
+def test_drill_scratch_root_under_a_root_dir_still_works(arena, fault):
+    base = arena['base']
+    catalog = fileset_backup(base)
+    scratch = base / 'drill' / 'app'
+    result = fileset.drill_fileset(str(catalog), 'app', str(scratch))
+    fault.observed('steps: %s' % [(s['name'], s['ok']) for s in result['steps']])
+    fault.lost(files=0)
+    assert result['ok'], result['error']
+    assert not scratch.exists()
