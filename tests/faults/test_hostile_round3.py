@@ -18,6 +18,7 @@ mode, owner, mtime): "files outside touched" must be 0.
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.faults.helpers import play
 from tests.faults import test_hostile_files as hostile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / 'build'))
@@ -157,3 +159,57 @@ def test_drill_scratch_root_under_a_root_dir_still_works(arena, fault):
     fault.lost(files=0)
     assert result['ok'], result['error']
     assert not scratch.exists()
+
+
+# --- SQLite sidecars next to a database in a directory another account can write --------------------------------
+def wal_database(path: Path, user) -> None:
+    conn = sqlite3.connect(path)
+    conn.execute('PRAGMA journal_mode=wal')
+    conn.execute('CREATE TABLE t (a)')
+    conn.execute("INSERT INTO t VALUES ('x')")
+    conn.commit()
+    conn.close()
+    for suffix in ('-wal', '-shm'):
+        if os.path.exists(str(path) + suffix):
+            os.unlink(str(path) + suffix)
+    os.chown(path, user.pw_uid, user.pw_gid)
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize('module', ['db_backup', 'db_maintenance'])
+@pytest.mark.parametrize('sidecar', ['-shm', '-wal'])
+@pytest.mark.parametrize('kind', ['hardlink', 'symlink', 'fifo'])
+@pytest.mark.fault(fault='{kind} planted at the SQLite database\'s {sidecar} in the app account\'s directory',
+                   component='{module} (sqlite)',
+                   expected='the root-only file keeps content, mode, owner; the backup is refused naming the '
+                            'sidecar and what it is; no hang')
+def test_sqlite_sidecar_planted_next_to_a_database(racer_user, arena, tmp_path, module, sidecar, kind, fault):
+    user, outside, base = racer_user, arena['outside'], arena['base']
+    appdir = user_dir(base / 'app', user)
+    db = appdir / 'app.db'
+    wal_database(db, user)
+    shadow = outside / 'shadow'
+    before = root_secret(shadow)
+    planted = Path(str(db) + sidecar)
+    if kind == 'hardlink':
+        # fs.protected_hardlinks keeps a user from linking a file of root's; where it is off (or for a file the
+        # user may write) the link is the user's to make: made here as root for the user.
+        os.link(shadow, planted)
+    elif kind == 'symlink':
+        as_user(user, 'ln -s %s %s' % (shadow, planted))
+    else:
+        as_user(user, 'mkfifo %s' % planted)
+    dest = base / 'backups'
+    args = {'engine': 'sqlite', 'database': str(db)}
+    args.update({'dest': str(dest)} if module == 'db_backup' else {'tasks': ['vacuum', 'analyze', 'optimize']})
+    result = play(tmp_path, [{'name': 'run', 'ignore_errors': True, 'opsready.operations.%s' % module: args}],
+                  fault=fault, timeout=120)
+    res = result.result('run')
+    refused = res.get('_event') == 'runner_on_failed'
+    after = state_of(shadow)
+    fault.observed('%s: %s; root file unchanged: %s'
+                   % ('refused' if refused else 'done', str(res.get('msg', ''))[:160], after[:6] == before[:6]))
+    fault.lost(files=int(after[:6] != before[:6]))
+    assert after[:6] == before[:6], 'root wrote %s through the %s at %s' % (shadow, kind, planted)
+    assert refused, res
+    assert str(planted) in res['msg'], res['msg']
