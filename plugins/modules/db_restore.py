@@ -183,6 +183,9 @@ options:
     description:
       - Scratch space for decompressed copies (PostgreSQL custom-format dumps with O(jobs) above 1, MariaDB binary
         logs). Defaults to the system temporary directory.
+      - A private 0700 directory is made in it; a O(tmpdir) that another account owns or can write (unless sticky,
+        as C(/tmp) is), or one below such a directory, is refused before anything is made, since that account could
+        rename the private directory and put a link at its name, and root would write the decompressed data there.
     type: path
   datadir:
     description:

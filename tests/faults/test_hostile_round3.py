@@ -10,6 +10,9 @@ mode, owner, mtime): "files outside touched" must be 0.
 - drill_step step=fileset: the scratch root (a predictable name such as /var/tmp/opsready-drill/<set>) under a
   directory the user made beforehand; the user swaps the fresh scratch root for a link to a root directory right
   after root creates it. Root must neither chmod that directory nor restore (decrypted keys included) into it.
+- scratch directories made with mkdtemp in a directory an option names (redis_restore/drill scratch_dir, db_restore
+  tmpdir): the user renames root's fresh 0700 directory away and links its name to a root directory; root must
+  neither chmod that directory nor write the decrypted RDB, redis.conf or a decompressed dump into it.
 - SQLite sources and targets (db_backup, drill/maintenance opens): the database's sidecars (-wal, -shm, -journal)
   are created and written by SQLite next to the file, by name, as root: a hard link planted there to a root-only
   file must not be truncated or written; a symlink or FIFO there is refused naming the file.
@@ -18,10 +21,12 @@ mode, owner, mtime): "files outside touched" must be 0.
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -31,8 +36,19 @@ from tests.faults import test_hostile_files as hostile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / 'build'))
 
+from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import read_manifest  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.drill import fileset  # noqa: E402
-from ansible_collections.opsready.operations.plugins.module_utils.files import archive  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import (  # noqa: E402
+    ConnectionParams)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.redis import restore as redis_restore  # noqa: E402,E501
+from ansible_collections.opsready.operations.plugins.module_utils.engines.redis.client import (  # noqa: E402
+    RedisClient, RedisConnection)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.redis.verify import RedisEngine  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.files import archive, safeio  # noqa: E402
+from tests.harness.redis import RedisServer  # noqa: E402
 
 racer_user = hostile.racer_user
 arena = hostile.arena
@@ -213,3 +229,99 @@ def test_sqlite_sidecar_planted_next_to_a_database(racer_user, arena, tmp_path, 
     assert after[:6] == before[:6], 'root wrote %s through the %s at %s' % (shadow, kind, planted)
     assert refused, res
     assert str(planted) in res['msg'], res['msg']
+
+
+# --- scratch directories made with mkdtemp in a directory an option names ----------------------------------------
+@pytest.fixture(scope='module')
+def redis_backup(tmp_path_factory):
+    """A Redis backup (the engine itself, as test_hostile_dests), in a catalog of root's."""
+    if shutil.which('redis-server') is None:
+        pytest.skip('redis-server is not installed')
+    dest = tmp_path_factory.mktemp('redis-catalog')
+    with RedisServer() as server:
+        server.fill(50)
+        runner = ToolRunner(secrets=[server.password])
+        engine = RedisEngine(ConnectionParams(host=server.host, port=server.port, password=server.password), runner)
+        engine.client = RedisClient(RedisConnection(host=server.host, port=server.port, password=server.password),
+                                    runner)
+        manifests = engine.backup(BackupOptions(kind='full', dest=str(dest), database='cache', compression='zstd'))
+    return read_manifest(os.path.join(str(dest), manifests[0]['artifact'] + '.manifest.json'))
+
+
+@pytest.mark.fast
+@pytest.mark.fault(fault='user renames root\'s fresh scratch dir in scratch_dir and links its name to a root dir',
+                   component='redis_restore, dr_drill (redis scratch_dir)',
+                   expected='the root dir keeps its mode and gets no dump.rdb/redis.conf; refused naming scratch_dir')
+def test_redis_scratch_dir_another_account_controls(racer_user, arena, redis_backup, monkeypatch, fault):
+    user, outside, base = racer_user, arena['outside'], arena['base']
+    workdir = user_dir(base / 'scratch', user)
+    victim_dir = outside / 'etc'
+    before = snapshot(outside)
+    swaps = []
+    real_mkdtemp = tempfile.mkdtemp
+
+    def mkdtemp_hook(*args, **kwargs):
+        made = real_mkdtemp(*args, **kwargs)
+        if os.path.dirname(made) == str(workdir) and not swaps:
+            name = os.path.basename(made)
+            as_user(user, 'cd %s && mv %s stolen && ln -s %s %s' % (workdir, name, victim_dir, name))
+            swaps.append(name)
+        return made
+    monkeypatch.setattr(tempfile, 'mkdtemp', mkdtemp_hook)
+    error = None
+    try:
+        with redis_restore.scratch_instance(redis_backup, workdir=str(workdir), timeout=30, cleanup={}) as scratch:
+            scratch.keys()
+    except (OpsReadyError, OSError) as exc:
+        error = exc
+    monkeypatch.undo()
+    after = snapshot(outside)
+    outside_touched = touched(before, after)
+    fault.observed('swaps: %d; root dir mode %04o; files outside touched: %d; run: %s'
+                   % (len(swaps), stat.S_IMODE(os.stat(victim_dir).st_mode), outside_touched, error or 'completed'))
+    fault.lost(outside_touched=outside_touched)
+    # On the old code the hook swapped: root chmodded the root dir 0700 and wrote dump.rdb and redis.conf into it.
+    assert swaps or 'Nothing was created' in str(error), 'no swap and no refusal: %s' % error
+    assert stat.S_IMODE(os.stat(victim_dir).st_mode) == 0o755
+    assert outside_touched == 0, sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    assert isinstance(error, safeio.UnsafeFileError) and 'scratch_dir %s' % workdir in str(error), error
+
+
+@pytest.mark.fast
+@pytest.mark.fault(fault='parent of root\'s scratch dirs: {kind}', component='files/safeio.private_tempdir '
+                   '(db_restore tmpdir, redis scratch_dir)',
+                   expected='another account\'s or a group/other-writable non-sticky parent refused, nothing made; '
+                            'the sticky /tmp and root\'s own dirs accepted (0700)')
+@pytest.mark.parametrize('kind', ['user-owned', 'group-writable', 'below-user-dir', 'sticky-tmp', 'root-dir',
+                                  'default'])
+def test_private_tempdir_parents(racer_user, arena, kind, fault):
+    user, base = racer_user, arena['base']
+    if kind == 'user-owned':
+        parent = user_dir(base / 'p', user)
+    elif kind == 'group-writable':
+        parent = base / 'p'
+        parent.mkdir()
+        os.chmod(parent, 0o770)
+        os.chown(parent, 0, user.pw_gid)
+    elif kind == 'below-user-dir':
+        parent = user_dir(base / 'u', user) / 'p'
+        parent.mkdir(mode=0o700)   # root's, but the user can rename it away
+    elif kind == 'sticky-tmp':
+        parent = Path(tempfile.gettempdir())
+    else:
+        parent = base / 'p'
+        parent.mkdir(mode=0o755)
+    listing = sorted(os.listdir(parent)) if kind != 'sticky-tmp' else None
+    error = ''
+    try:
+        made = safeio.private_tempdir(None if kind == 'default' else str(parent), 'opsready-probe-', 'tmpdir')
+    except safeio.UnsafeFileError as exc:
+        made, error = None, str(exc)
+    fault.observed('%s: %s' % (kind, 'made %s' % made if made else error[:120]))
+    fault.lost(files=0)
+    if kind in ('sticky-tmp', 'root-dir', 'default'):
+        assert made and stat.S_IMODE(os.stat(made).st_mode) == 0o700
+        os.rmdir(made)
+    else:
+        assert made is None and 'tmpdir %s' % parent in error and 'Nothing was created' in error, error
+        assert sorted(os.listdir(parent)) == listing

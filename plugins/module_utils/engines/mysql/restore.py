@@ -59,6 +59,7 @@ import subprocess  # nosec B404 # argument lists, never a shell
 import tempfile
 from typing import IO, Any, Dict, Iterator, List, Optional, Tuple
 
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
     OpsReadyError, ToolError)
@@ -990,7 +991,7 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
 
 def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Manifest], temp: str) -> Dict[str, Any]:
     source = full.database or ''
-    workdir = tempfile.mkdtemp(prefix='opsready-binlog-restore-', dir=request.tmpdir)
+    workdir = safeio.private_tempdir(request.tmpdir, 'opsready-binlog-restore-', 'tmpdir')
     stripper = GtidStripper()
     try:
         files = [_decompress(m, workdir, engine.identities) for m in logs]

@@ -49,11 +49,11 @@ import os
 import re
 import shutil
 import subprocess  # nosec B404 # argv lists via the runner only
-import tempfile
 import threading
 import time
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
     IntegrityError, OpsReadyError, ToolError)
@@ -479,7 +479,7 @@ def _decompressed_copy(manifest: Manifest, tmpdir: Optional[str], runner: Any = 
     ``cancel`` set: the copy stops (``_Cancelled``) and is removed. ``directory``: an empty private directory
     made by the caller (which may read ``directory/dump`` while it grows), else a new one in ``tmpdir``."""
     if directory is None:
-        directory = tempfile.mkdtemp(prefix='opsready-restore-', dir=tmpdir)
+        directory = safeio.private_tempdir(tmpdir, 'opsready-restore-', 'tmpdir')
     path = os.path.join(directory, COPY_NAME)
     encrypted = is_encrypted(manifest)
     zstd_cli = shutil.which('zstd') if (manifest.data['compression'] == 'zstd' and runner is not None
@@ -586,7 +586,7 @@ class _Copier:
     def _run(self, manifest: Manifest, tmpdir: Optional[str], runner: Any, identities: Optional[List[Any]],
              verify: bool) -> None:
         try:
-            directory = tempfile.mkdtemp(prefix='opsready-restore-', dir=tmpdir)
+            directory = safeio.private_tempdir(tmpdir, 'opsready-restore-', 'tmpdir')
             self.growing = os.path.join(directory, COPY_NAME)
             self._begun.set()
             self.path = _decompressed_copy(manifest, tmpdir, runner, identities, verify=verify, cancel=self._cancel,
