@@ -48,6 +48,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.redis.
     RedisClient, RedisConnection)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.redis.verify import RedisEngine  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.files import archive, safeio  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.offsite import copy as offsite_copy  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.offsite.stores import Store  # noqa: E402
 from tests.harness.redis import RedisServer  # noqa: E402
 
 racer_user = hostile.racer_user
@@ -325,3 +327,55 @@ def test_private_tempdir_parents(racer_user, arena, kind, fault):
     else:
         assert made is None and 'tmpdir %s' % parent in error and 'Nothing was created' in error, error
         assert sorted(os.listdir(parent)) == listing
+
+
+# --- backup_copy mode=pull into a directory another account can write -------------------------------------------
+class DirStore(Store):
+    """A destination that is a local directory (the store API backup_copy drives; the real backends are tested in
+    tests/integration/test_backup_copy*.py)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.url = 'dir://%s' % root
+
+    def list_files(self):
+        return {str(p.relative_to(self.root)): p.stat().st_size for p in self.root.rglob('*') if p.is_file()}
+
+    def read_bytes(self, name: str) -> bytes:
+        return (self.root / name).read_bytes()
+
+    def chunks(self, name: str):
+        yield (self.root / name).read_bytes()
+
+
+@pytest.mark.fast
+@pytest.mark.fault(fault='backup_copy pull into a dest another account owns; it swaps the verified download',
+                   component='backup_copy (pull)',
+                   expected='refused before anything is fetched, naming dest; nothing the account wrote becomes an '
+                            'artifact of root\'s catalog')
+def test_offsite_pull_into_a_dest_another_account_controls(racer_user, arena, monkeypatch, fault):
+    user, base = racer_user, arena['base']
+    remote = fileset_backup(base)             # the destination's copy of a catalog
+    dest = user_dir(base / 'pulled', user)     # the local directory pulled into, the user's
+    swaps = []
+    real_private = offsite_copy._private
+
+    def private_hook(path: str) -> None:
+        if not swaps:
+            name = os.path.basename(path)
+            as_user(user, 'cd %s && printf forged > .f && mv -f .f %s' % (os.path.dirname(path), name))
+            swaps.append(name)
+        real_private(path)
+    monkeypatch.setattr(offsite_copy, '_private', private_hook)
+    error = None
+    try:
+        offsite_copy.pull(DirStore(remote), str(dest))
+    except OpsReadyError as exc:
+        error = exc
+    monkeypatch.undo()
+    forged = [p.name for p in dest.rglob('*') if p.is_file() and p.read_bytes() == b'forged']
+    fault.observed('swaps: %d; forged files kept as artifacts: %s; pull: %s'
+                   % (len(swaps), forged, error or 'completed'))
+    fault.lost(files=len(forged))
+    assert forged == []
+    assert swaps or (error is not None and 'not safe' in str(error) and str(dest) in str(error)), error
