@@ -379,3 +379,47 @@ def test_offsite_pull_into_a_dest_another_account_controls(racer_user, arena, mo
     fault.lost(files=len(forged))
     assert forged == []
     assert swaps or (error is not None and 'not safe' in str(error) and str(dest) in str(error)), error
+
+
+# --- lock files at predictable names in a directory another account can write ------------------------------------
+@pytest.mark.fast
+@pytest.mark.parametrize('kind', ['hardlink', 'symlink', 'fifo', 'directory'])
+@pytest.mark.fault(fault='{kind} pre-created at db_restore\'s lock name (.app.db.opsready-lock) in the app\'s dir',
+                   component='db_restore (sqlite), common/locks.py',
+                   expected='no hang; the root-only file keeps content, mode, owner; a refusal names the lock file')
+def test_sqlite_restore_lock_name_pre_created(racer_user, arena, tmp_path, kind, fault):
+    user, outside, base = racer_user, arena['outside'], arena['base']
+    source = base / 'src.db'
+    conn = sqlite3.connect(source)
+    conn.execute('CREATE TABLE t (a)')
+    conn.execute("INSERT INTO t VALUES ('x')")
+    conn.commit()
+    conn.close()
+    appdir = user_dir(base / 'app', user)
+    shadow = outside / 'shadow'
+    before = root_secret(shadow)
+    lock = appdir / '.app.db.opsready-lock'
+    if kind == 'hardlink':
+        os.link(shadow, lock)      # see the SQLite sidecar case: made as root for the user
+    elif kind == 'symlink':
+        as_user(user, 'ln -s %s %s' % (shadow, lock))
+    elif kind == 'fifo':
+        as_user(user, 'mkfifo %s' % lock)
+    else:
+        as_user(user, 'mkdir %s' % lock)
+    catalog = base / 'catalog'
+    result = play(tmp_path, [
+        {'name': 'backup', 'opsready.operations.db_backup': {'engine': 'sqlite', 'database': str(source),
+                                                             'dest': str(catalog)}},
+        {'name': 'restore', 'ignore_errors': True, 'opsready.operations.db_restore': {
+            'engine': 'sqlite', 'src': str(catalog), 'source_database': str(source),
+            'database': str(appdir / 'app.db')}}], fault=fault, timeout=120)
+    res = result.result('restore')
+    refused = res.get('_event') == 'runner_on_failed'
+    after = state_of(shadow)
+    fault.observed('%s: %s; root file unchanged: %s'
+                   % ('refused' if refused else 'restored', str(res.get('msg', ''))[:140], after[:6] == before[:6]))
+    fault.lost(files=int(after[:6] != before[:6]))
+    assert after[:6] == before[:6]
+    if refused:
+        assert str(lock) in res['msg'], res['msg']
