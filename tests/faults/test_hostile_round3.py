@@ -33,6 +33,7 @@ import pytest
 
 from tests.faults.helpers import play
 from tests.faults import test_hostile_files as hostile
+from tests.faults import test_hostile_inputs_sweep as sweep
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / 'build'))
 
@@ -423,3 +424,16 @@ def test_sqlite_restore_lock_name_pre_created(racer_user, arena, tmp_path, kind,
     assert after[:6] == before[:6]
     if refused:
         assert str(lock) in res['msg'], res['msg']
+
+
+# --- notify's ledger (state_file): read as root from a directory the play names ----------------------------------
+@pytest.mark.fast
+@pytest.mark.parametrize('kind', sweep.KINDS)
+@pytest.mark.fault(fault='{kind} as notify.state_file', component='notify',
+                   expected='refused naming the path and what it is; no hang, no memory growth, nothing written')
+def test_special_file_as_the_notify_ledger(tmp_path, kind, fault):
+    work = tmp_path / 'work'
+    work.mkdir()
+    path = sweep.direct(kind, work / 'hostile-notify.json')
+    sweep.check(fault, 'notify', {'check_stale': True, 'channels': [], 'state_file': path}, work, path, kind,
+                ignore=('hostile-',))
