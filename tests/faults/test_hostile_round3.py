@@ -20,6 +20,7 @@ mode, owner, mtime): "files outside touched" must be 0.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -437,3 +438,23 @@ def test_special_file_as_the_notify_ledger(tmp_path, kind, fault):
     path = sweep.direct(kind, work / 'hostile-notify.json')
     sweep.check(fault, 'notify', {'check_stale': True, 'channels': [], 'state_file': path}, work, path, kind,
                 ignore=('hostile-',))
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize('kind', ['fifo', 'dev-zero', 'sparse-64GiB'])
+@pytest.mark.parametrize('option', ['log_rotate.state_file', 'health_check.pidfile'])
+@pytest.mark.fault(fault='{kind} as {option}', component='{option}',
+                   expected='named as what it is, within seconds; no hang, no memory growth, nothing written')
+def test_special_file_as_a_state_or_pid_file(tmp_path, option, kind, fault):
+    work = tmp_path / 'work'
+    work.mkdir()
+    path = sweep.direct(kind, work / 'hostile-file')
+    if option == 'log_rotate.state_file':
+        (work / 'app.log').write_text('x\n')
+        sweep.check(fault, 'log_rotate', {'paths': [str(work / 'app.log')], 'state_file': path, 'interval': 'daily'},
+                    work, path, kind, ignore=('hostile-', 'app.log'))
+    else:
+        # A failed check, not a failed module: the result names the pid file and what it is.
+        result = sweep.check(fault, 'health_check', {'checks': [{'type': 'process', 'name': 'app', 'pidfile': path}],
+                                                     'fail_on': 'never'}, work, None, None, must_fail=False)
+        assert any(word in json.dumps(result) for word in sweep.SAYS[kind]), json.dumps(result)[:800]
