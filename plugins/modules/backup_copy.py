@@ -33,7 +33,11 @@ description:
 author: opsready developers (@opsready)
 options:
   src:
-    description: The local backup directory (push reads it; pull writes into it, created C(0700)).
+    description:
+      - The local backup directory (push reads it; pull writes into it, created C(0700)).
+      - For a pull, a directory another account owns or can write, or one below such a directory, is refused before
+        anything is fetched (as M(opsready.operations.db_backup) refuses such a C(dest)), since that account could
+        swap a checked download for its own file before it is renamed into place.
     type: path
     required: true
   mode:

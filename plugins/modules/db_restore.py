@@ -207,6 +207,9 @@ options:
       - A copy is plaintext (an encrypted backup decrypted), so it is written in a 0700 directory
         C(opsready-scratch-<kind>-*) as a 0600 file, removed on every exit path (a removal that fails is a warning and
         C(scratch_left)); one a killed run left is removed by the next run (C(removed_scratch)).
+      - A private 0700 directory is made in it; a O(tmpdir) that another account owns or can write (unless sticky,
+        as C(/tmp) is), or one below such a directory, is refused before anything is made, since that account could
+        rename the private directory and put a link at its name, and root would write the decompressed data there.
     type: path
   datadir:
     description:

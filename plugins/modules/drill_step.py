@@ -82,6 +82,10 @@ options:
     description:
       - O(step=fileset) only. Directory the set is restored under (as under C(/)); it must not exist or be empty,
         and is removed after the drill.
+      - Every directory above it must be one only root (the task's user) can change; a directory of root's inside
+        the sticky C(/var/tmp) is fine. A scratch root below a directory another account owns or can write (for
+        example a C(/var/tmp/opsready-drill) that account created first) is refused before anything is created,
+        since that account could swap it for a link and have root restore the set into, or chmod, another directory.
     type: path
   check_command:
     description:

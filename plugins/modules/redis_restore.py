@@ -60,7 +60,11 @@ options:
     type: float
     default: 86400
   scratch_dir:
-    description: Parent directory of the scratch server's private directory (default the system temp dir).
+    description:
+      - Parent directory of the scratch server's private directory (default the system temp dir).
+      - A O(scratch_dir) that another account owns or can write (unless sticky, as C(/tmp) is), or one below such a
+        directory, is refused before anything is made, since that account could rename the private directory and
+        put a link at its name, and root would write the decrypted RDB and the server's files there.
     type: path
   load_timeout:
     description: Seconds the scratch server may take to load the RDB.

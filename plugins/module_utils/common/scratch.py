@@ -29,6 +29,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.cleanup import remove_tree
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 
 PREFIX = 'opsready-scratch-'
 OWNER_FILE = '.opsready-scratch-owner'
@@ -49,7 +50,9 @@ class Scratch:
             raise ValueError('scratch kind %r' % kind)
         self.kind = kind
         # mkdtemp makes the directory 0700 with O_EXCL semantics; the chmod guards against an odd umask-less FS.
-        self.path = tempfile.mkdtemp(prefix='%s%s-' % (PREFIX, kind), dir=scratch_root(tmpdir))
+        # private_tempdir refuses a parent another account could rename the new directory in (a link put at its
+        # name would take the plaintext where root writes it).
+        self.path = safeio.private_tempdir(scratch_root(tmpdir), '%s%s-' % (PREFIX, kind), 'tmpdir')
         os.chmod(self.path, 0o700)
         self._fd: Optional[int] = None
         try:

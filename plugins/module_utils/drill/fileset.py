@@ -221,13 +221,47 @@ def run_check(command: Any, root: str, timeout: int) -> Tuple[str, Dict[str, Any
 
 # -- the drill ------------------------------------------------------------------------------------------------
 def _prepare_root(scratch_root: str) -> None:
-    if os.path.lexists(scratch_root):
-        if not os.path.isdir(scratch_root) or os.path.islink(scratch_root) or os.listdir(scratch_root):
-            raise OpsReadyError('scratch_root %s exists and is not an empty directory: a drill restores into a new '
-                                'or empty directory (and removes it afterwards). Choose another path.' % scratch_root)
-    else:
+    """Create (or take, when empty) the scratch root, 0700, refusing one another account could swap.
+
+    The drill restores, as root, decrypted files (keys among them) into it, chmods it and removes it: a scratch root
+    below a directory another account can write (a predictable /var/tmp/opsready-drill made by that account first)
+    could be swapped for a link to /etc between the checks and the work, and root would chmod /etc 0700 and restore
+    into it. So every directory on the way must be one only root can change (``safeio.path_risk``: a directory of
+    root's inside the sticky /var/tmp passes), and the directory is checked and chmodded through one descriptor
+    opened without following a link.
+    """
+    risk = safeio.path_risk(scratch_root)
+    if risk:
+        raise OpsReadyError('scratch_root %s is not safe for a drill run as %s: %s, so that account could swap the '
+                            'scratch directory for a link and have root restore the set (keys included) into, or '
+                            'chmod, another directory. Nothing was created. Use a scratch_root below directories '
+                            'only root can write (a directory of root\'s inside the sticky /var/tmp is fine, e.g. '
+                            '/var/tmp/opsready-drill/<set>, created when missing).'
+                            % (scratch_root, safeio.uid_name(os.geteuid()), risk), path=scratch_root)
+    if not os.path.lexists(scratch_root):
         os.makedirs(scratch_root, mode=0o700)
-    os.chmod(scratch_root, 0o700)  # restored keys must not be readable by others while the drill runs
+        risk = safeio.path_risk(scratch_root)   # a directory on the way planted meanwhile
+        if risk:
+            raise OpsReadyError('scratch_root %s became unsafe while it was created: %s. Choose another path.'
+                                % (scratch_root, risk), path=scratch_root)
+    not_empty = ('scratch_root %s exists and is not an empty directory: a drill restores into a new or empty '
+                 'directory (and removes it afterwards). Choose another path.' % scratch_root)
+    try:
+        fd = os.open(scratch_root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0))
+    except OSError:
+        raise OpsReadyError(not_empty, path=scratch_root)
+    try:
+        st = os.fstat(fd)
+        if os.listdir(fd):
+            raise OpsReadyError(not_empty, path=scratch_root)
+        if st.st_uid not in (0, os.geteuid()):
+            raise OpsReadyError('scratch_root %s belongs to %s: a drill run as %s restores only into a directory of '
+                                'its own. Remove it or choose another path.'
+                                % (scratch_root, safeio.uid_name(st.st_uid), safeio.uid_name(os.geteuid())),
+                                path=scratch_root)
+        os.fchmod(fd, 0o700)  # restored keys must not be readable by others while the drill runs
+    finally:
+        os.close(fd)
 
 
 def drill_fileset(backup_dir: str, set_name: str, scratch_root: str, check_command: Any = None,

@@ -26,6 +26,7 @@ import errno
 import os
 import secrets
 import stat
+import tempfile
 from typing import Any, BinaryIO, Dict, Iterator, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
@@ -143,7 +144,8 @@ def read_regular(path: str, limit: int, what: str = 'File', follow: bool = True,
         os.close(fd)
 
 
-def _uid_name(uid: int) -> str:
+def uid_name(uid: int) -> str:
+    """The user name of ``uid`` (its number when it has none), for messages."""
     try:
         import pwd
         return pwd.getpwuid(uid).pw_name
@@ -173,7 +175,7 @@ def directory_risk(st: os.stat_result, owner_uid: Optional[int] = None) -> Optio
     if owner_uid is not None:
         trusted.add(owner_uid)
     if st.st_uid not in trusted:
-        return 'it belongs to %s' % _uid_name(st.st_uid)
+        return 'it belongs to %s' % uid_name(st.st_uid)
     if st.st_mode & 0o022:
         return 'it is writable by %s (mode %04o)' % ('others' if st.st_mode & 0o002 else 'its group',
                                                      stat.S_IMODE(st.st_mode))
@@ -255,9 +257,9 @@ def check_backup_dir(dest: str, secret: bool = False, what: str = 'backups',
             'under directories others cannot write either (a directory of root\'s inside the sticky /tmp is fine), '
             'e.g. /var/backups/opsready/<set>; or run the task as the account that owns it (become_user) so '
             'nothing there is written as root%s.' % (
-                dest, what, _uid_name(os.geteuid()), risk,
-                '' if what == 'archives' else '; or, if you trust that account as much as root (postgres writing '
-                'WAL into the catalog), name it in owner'), path=dest)
+                dest, what, uid_name(os.geteuid()), risk,
+                '' if what in ('archives', 'pulled backups') else '; or, if you trust that account as much as root '
+                '(postgres writing WAL into the catalog), name it in owner'), path=dest)
 
 
 def prepare_backup_dir(dest: str, secret: bool = False, what: str = 'backups',
@@ -293,6 +295,27 @@ def prepare_backup_dir(dest: str, secret: bool = False, what: str = 'backups',
         raise OpsReadyError('Backup directory %s is not writable by this user: fix its permissions or choose '
                             'another dest.' % dest, path=dest)
     return changed
+
+
+def private_tempdir(parent: Optional[str], prefix: str, option: str) -> str:
+    """A new 0700 directory of this user's in ``parent`` (the system temp directory when None), for scratch files
+    (decrypted dumps, a scratch server's data), refusing a ``parent`` another account could rename entries in.
+
+    ``mkdtemp`` makes the directory exclusively, but in a directory that another account owns or can write (and
+    that is not sticky), that account can rename root's new directory away and put a link to /etc at its name:
+    root then writes the scratch files (decrypted data among them), a config and a server's files there by name.
+    The check is ``path_risk`` of the entry to be made: a sticky /tmp is fine (nobody else may rename root's entry
+    there). ``option`` names the setting that chose ``parent``, for the message.
+    """
+    base = os.path.abspath(parent or tempfile.gettempdir())
+    risk = path_risk(os.path.join(base, prefix + 'XXXXXXXX'))
+    if risk:
+        me = uid_name(os.geteuid())
+        raise UnsafeFileError('%s %s is not safe for scratch files of %s: %s, so that account could rename the scratch '
+                              'directory and put a link at its name, and root would write there (decrypted data '
+                              'included). Nothing was created. Point %s at a directory only %s can write (or a '
+                              'sticky one such as /tmp).' % (option, base, me, risk, option, me), path=base)
+    return tempfile.mkdtemp(prefix=prefix, dir=parent)
 
 
 class SafeDir:

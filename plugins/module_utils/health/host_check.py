@@ -17,6 +17,7 @@ from typing import Any, Dict, List
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 from ansible_collections.opsready.operations.plugins.module_utils.health.registry import CheckType, ms, register
 from ansible_collections.opsready.operations.plugins.module_utils.health.thresholds import Threshold
 
@@ -53,9 +54,10 @@ class ProcessCheck(CheckType):
         import psutil
         if spec.get('pidfile'):
             try:
-                with open(spec['pidfile']) as handle:
-                    pid = int(handle.read().split()[0])
-            except (OSError, ValueError, IndexError) as exc:
+                # The service's own account writes its pid file: a FIFO or /dev/zero put there must not hang or
+                # fill root's health check, so only a small regular file is read.
+                pid = int(safeio.read_regular(spec['pidfile'], 4096, what='pid file').split()[0])
+            except (OSError, OpsReadyError, ValueError, IndexError) as exc:
                 return {'ok': False, 'condition': 'service_down', 'latency_ms': None,
                         'message': 'pid file %s is missing or unreadable (%s): the process is not running.'
                                    % (spec['pidfile'], getattr(exc, 'strerror', None) or exc)}

@@ -27,6 +27,7 @@ from typing import Any, Dict, Optional, Tuple
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import atomic_write_json
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, parse_time
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 
 INTERVALS = ('daily', 'weekly', 'monthly', 'yearly')
 _UNITS = {'': 1, 'b': 1, 'k': 1024, 'm': 1024 ** 2, 'g': 1024 ** 3, 't': 1024 ** 4}
@@ -67,6 +68,9 @@ def interval_due(interval: str, last: datetime.datetime, now: datetime.datetime)
     return now_l.year != last_l.year
 
 
+STATE_LIMIT = 64 * safeio.MiB   # one line per rotated log: far below this
+
+
 class StateFile:
     """JSON ``{"version": 1, "logs": {"/abs/path": {"last_rotated": ISO-8601 UTC}}}`` written atomically."""
 
@@ -74,12 +78,13 @@ class StateFile:
         self.path = path
         self.logs: Dict[str, Dict[str, str]] = {}
         self._original = '{}'
-        if os.path.exists(path):
+        if os.path.lexists(path):
+            # A FIFO at the name hung the run (root's), /dev/zero filled its memory: a regular file within the cap.
+            raw = safeio.read_regular(path, STATE_LIMIT, what='State file')
             try:
-                with open(path, encoding='utf-8') as handle:
-                    data = json.load(handle)
+                data = json.loads(raw)
                 self.logs = dict(data.get('logs', {}))
-            except (OSError, ValueError, AttributeError) as exc:
+            except (ValueError, AttributeError) as exc:
                 raise OpsReadyError('State file %s is unreadable (%s): fix or remove it (rotations by interval '
                                     'will restart from now).' % (path, exc))
         self._original = json.dumps(self.logs, sort_keys=True)

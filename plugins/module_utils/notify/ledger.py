@@ -21,6 +21,7 @@ from typing import Any, Dict, Iterator, List
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import atomic_write_json
 from ansible_collections.opsready.operations.plugins.module_utils.common import locks
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 from ansible_collections.opsready.operations.plugins.module_utils.notify.event import Event
 
 VERSION = 1
@@ -28,6 +29,9 @@ VERSION = 1
 
 def parse_time(text: str) -> datetime.datetime:
     return datetime.datetime.strptime(text, '%Y-%m-%dT%H:%M:%SZ').replace(tzinfo=datetime.timezone.utc)
+
+
+LEDGER_LIMIT = 64 * safeio.MiB   # thousands of jobs take well under 1 MiB
 
 
 class Ledger:
@@ -46,11 +50,13 @@ class Ledger:
             yield self
 
     def _load(self) -> Dict[str, Dict[str, Any]]:
-        try:
-            with open(self.path, encoding='utf-8') as handle:
-                data = json.load(handle)
-        except FileNotFoundError:
+        # Read as root, often from a directory the play names: a FIFO there hung the module, /dev/zero filled its
+        # memory. Only a regular file within the cap is read (a symlink to nothing is an error, not an empty ledger).
+        raw = safeio.read_regular_or_none(self.path, LEDGER_LIMIT, what='state_file')
+        if raw is None:
             return {}
+        try:
+            data = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise OpsReadyError('state_file %s is not the JSON this module writes (%s): move it aside; the '
                                 'next runs rebuild it.' % (self.path, exc))

@@ -353,8 +353,13 @@ def pull(store: Store, dest: str, engine: Optional[str] = None, database: Option
             raise OpsReadyError('No backup%s with a manifest at %s.' % (
                 ' of %s' % '/'.join(x for x in (engine, database) if x) if engine or database else '', store.url))
         _check_pull_names(wanted, store)
-        if not check_mode and not os.path.isdir(dest):
-            os.makedirs(dest, mode=0o700)
+        # Root verifies each download, then renames it into dest by name: in a dest another account can write (or
+        # rename things above), that account swapped the verified file for its own in between, and its bytes were
+        # kept as a checked artifact of root's catalog (restored as root later). The db_backup dest rule applies.
+        if check_mode:
+            safeio.check_backup_dir(dest, secret=True, what='pulled backups')
+        else:
+            safeio.prepare_backup_dir(dest, secret=True, what='pulled backups')
         for entry in wanted:
             local_manifest = _inside(dest, entry.id + MANIFEST_SUFFIX) if os.path.isdir(dest) else ''
             if local_manifest and os.path.isfile(local_manifest):

@@ -26,10 +26,10 @@ import os
 import secrets
 import socket
 import subprocess  # nosec B404 # argv lists only
-import tempfile
 import time
 from typing import Any, Dict, Iterator, Optional, Sequence
 
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import open_artifact
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import fsync_dir
@@ -116,8 +116,8 @@ def scratch_instance(manifest: Manifest, identities: Sequence[Any] = (), port: O
     already raising: that failure is the one told)."""
     runner = runner or ToolRunner()
     server = runner.which('redis-server', 'Install the redis-server package on the drill host.')
-    directory = tempfile.mkdtemp(prefix='opsready-redis-scratch-', dir=workdir)
-    os.chmod(directory, 0o700)
+    # 0700 from mkdtemp; a workdir another account could rename it in is refused (its link would be followed).
+    directory = safeio.private_tempdir(workdir, 'opsready-redis-scratch-', 'scratch_dir')
     proc: Optional[subprocess.Popen] = None
     raising = False
     try:

@@ -12,12 +12,17 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 from typing import Any, List, Optional
 from urllib.parse import quote
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
+
+# The files SQLite opens by name next to a database (WAL, shared memory, rollback journal).
+SIDECARS = ('-wal', '-shm', '-journal')
 
 
 def sqlite_uri(path: str, mode: str = 'ro') -> str:
@@ -33,8 +38,40 @@ def sqlite_uri(path: str, mode: str = 'ro') -> str:
     return 'file:%s?mode=%s' % (quote(os.path.abspath(path), safe='/'), mode)
 
 
+def check_sidecars(path: str) -> None:
+    """Refuse a database whose sidecars (``-wal``, ``-shm``, ``-journal``) are anything but SQLite's own files.
+
+    SQLite opens them by name in the database's directory - often an application account's - with ``O_CREAT``;
+    as root it writes and truncates ``-shm``, writes ``-wal`` and chowns both to the database's owner. It refuses a
+    symlink there itself (``O_NOFOLLOW``), with only "unable to open database file", but a hard link it takes:
+    one planted to a root-only file (/etc/shadow) had root overwrite that file and hand it to the application
+    account, even by a read-only backup. So each existing sidecar must be a regular file with no other name. (The
+    kernel's fs.protected_hardlinks, on by default, keeps an account from linking a file it could not write: a link
+    slipped in between this check and SQLite's open needs that setting off.)
+    """
+    for suffix in SIDECARS:
+        sidecar = path + suffix
+        try:
+            st = os.lstat(sidecar)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            problem = 'is %s' % safeio.kind_of(st.st_mode)
+        elif st.st_nlink != 1:
+            problem = 'has %d hard links (another name for it may be a file outside this directory)' % st.st_nlink
+        else:
+            continue
+        raise OpsReadyError('SQLite database %s: %s %s, not a file of SQLite\'s own, and SQLite would write, truncate '
+                            'and chown it as this user: nothing was opened. Whoever can write %s may have planted '
+                            'it: remove it (SQLite creates it again when needed), or run the task as the account '
+                            'that owns the database (become_user).'
+                            % (path, sidecar, problem, os.path.dirname(path) or '.'), database=path, path=sidecar)
+
+
 def connect(path: str, mode: str = 'ro', timeout: float = 5.0, **kwargs: Any) -> sqlite3.Connection:
-    """Open exactly the file ``path`` (never another one, never creating it unless ``mode='rwc'``)."""
+    """Open exactly the file ``path`` (never another one, never creating it unless ``mode='rwc'``), refusing
+    planted sidecars (``check_sidecars``)."""
+    check_sidecars(os.path.abspath(path))
     conn = sqlite3.connect(sqlite_uri(path, mode), uri=True, timeout=timeout, **kwargs)
     try:
         opened = main_file(conn)
