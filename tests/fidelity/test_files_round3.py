@@ -15,9 +15,10 @@ from __future__ import annotations
 import os
 import stat
 import struct
+import subprocess
 import sys
 from pathlib import Path
-from typing import Dict
+from typing import Dict, List
 
 import pytest
 
@@ -101,3 +102,78 @@ def test_restore_into_a_directory_with_a_default_acl_adds_no_acl(tmp_path):
     restored = target / str(src).lstrip('/')
     assert tree(restored) == expected
     assert not list(target.glob('.opsready-restore-*'))
+# -- a restore over an immutable file ---------------------------------------------------------------------------
+
+
+def chattr(path, flags):
+    return subprocess.run(['chattr', flags, str(path)], capture_output=True, check=False)
+
+
+@pytest.fixture
+def immutables():
+    """Paths made immutable/append-only by the test; their flags are cleared afterwards (or tmp_path stays)."""
+    made: List[Path] = []
+    yield made
+    for path in made:
+        chattr(path, '-ia')
+
+
+@pytest.mark.skipif(not ROOT, reason='chattr +i needs CAP_LINUX_IMMUTABLE')
+@pytest.mark.parametrize('flag', ['+i', '+a'])
+def test_restore_over_an_immutable_file_is_refused_before_anything_moves(tmp_path, immutables, flag):
+    """/etc/resolv.conf made immutable so DHCP stops rewriting it: a restore of /etc over it failed with
+    "[Errno 1] Operation not permitted: 'resolv.conf' -> 'resolv.conf'" after the files before it were already
+    replaced. It must be refused up front, naming the file and the way out, with nothing changed; an immutable file
+    that already holds the archived content is left alone and does not stop the restore."""
+    src = tmp_path / 'src' / 'etc'
+    (src / 'app').mkdir(parents=True)
+    for name in ('a.conf', 'resolv.conf', 'z.conf', 'app/same.conf'):
+        (src / name).write_text('original %s\n' % name)
+    dest = tmp_path / 'backups'
+    assert run_playbook(write_playbook(tmp_path, [backup_task([src], dest)])).rc == 0
+    # the identical immutable file alone: left alone, the restore goes through
+    immutables.append(src / 'app' / 'same.conf')
+    if chattr(src / 'app' / 'same.conf', flag).returncode:
+        pytest.skip('chattr is not allowed here')
+    (src / 'a.conf').write_text('edited a\n')
+    result = run_playbook(write_playbook(tmp_path, [restore_task(dest, '/')]))
+    assert result.rc == 0, result.stdout[-3000:]
+    assert (src / 'a.conf').read_text() == 'original a.conf\n'
+    # a changed immutable file: refused, nothing moved
+    (src / 'a.conf').write_text('edited a\n')
+    (src / 'z.conf').write_text('edited z\n')
+    (src / 'resolv.conf').write_text('nameserver 10.0.0.53\n')
+    immutables.append(src / 'resolv.conf')
+    assert chattr(src / 'resolv.conf', flag).returncode == 0
+    result = run_playbook(write_playbook(tmp_path, [restore_task(dest, '/')]))
+    assert result.rc != 0
+    msg = result.result('restore')['msg']
+    assert str(src / 'resolv.conf') in msg and 'chattr' in msg and 'Nothing was changed' in msg, msg
+    assert (src / 'a.conf').read_text() == 'edited a\n'
+    assert (src / 'z.conf').read_text() == 'edited z\n'
+    assert not list(src.parent.glob('.opsready-restore-*')) and not list(Path('/').glob('.opsready-restore-*'))
+
+
+@pytest.mark.skipif(not ROOT, reason='chattr +i needs CAP_LINUX_IMMUTABLE')
+def test_restore_into_an_immutable_directory(tmp_path, immutables):
+    """An immutable directory (a locked-down /etc/ssl/private): left as it is when the archive holds what it holds
+    (not even a chmod to its own mode, which the flag refuses), refused up front when a file in it differs."""
+    src = tmp_path / 'src' / 'locked'
+    src.mkdir(parents=True)
+    (src / 'key.pem').write_text('key\n')
+    (src / 'other').write_text('o\n')
+    dest = tmp_path / 'backups'
+    assert run_playbook(write_playbook(tmp_path, [backup_task([src.parent], dest)])).rc == 0
+    immutables.append(src)
+    if chattr(src, '+i').returncode:
+        pytest.skip('chattr is not allowed here')
+    result = run_playbook(write_playbook(tmp_path, [restore_task(dest, '/')]))
+    assert result.rc == 0 and result.result('restore')['changed'] is False, result.stdout[-3000:]
+    chattr(src, '-i')
+    (src / 'key.pem').write_text('rotated\n')
+    chattr(src, '+i')
+    result = run_playbook(write_playbook(tmp_path, [restore_task(dest, '/')]))
+    assert result.rc != 0
+    msg = result.result('restore')['msg']
+    assert '%s (its directory is immutable)' % (src / 'key.pem') in msg and 'Nothing was changed' in msg, msg
+    assert (src / 'key.pem').read_text() == 'rotated\n'
