@@ -17,6 +17,7 @@ import stat
 import struct
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Dict, List
 
@@ -177,3 +178,75 @@ def test_restore_into_an_immutable_directory(tmp_path, immutables):
     msg = result.result('restore')['msg']
     assert '%s (its directory is immutable)' % (src / 'key.pem') in msg and 'Nothing was changed' in msg, msg
     assert (src / 'key.pem').read_text() == 'rotated\n'
+
+
+# -- what is in the backup when a source is a link, or the tree changes under the walk ----------------------------
+
+def test_a_source_that_is_a_symlink_to_a_directory_is_said_to_be_only_a_link(tmp_path):
+    """``paths: [/var/lib/app]`` where /var/lib/app is a symlink to /data/app (moved to a bigger disk): the archive
+    holds one symlink and none of the data. Archiving the link is right (tar does the same, and the restore puts
+    the link back), but the run must say that the data is not in it, not report a tidy success."""
+    data = tmp_path / 'data' / 'app'
+    data.mkdir(parents=True)
+    (data / 'db.bin').write_bytes(b'important' * 100)
+    link = tmp_path / 'var' / 'lib' / 'app'
+    link.parent.mkdir(parents=True)
+    os.symlink(data, link)
+    (tmp_path / 'etc').mkdir()
+    os.symlink(tmp_path / 'etc' / 'real.conf', tmp_path / 'etc' / 'app.conf')   # to a file: the same
+    (tmp_path / 'etc' / 'real.conf').write_text('x\n')
+    dest = tmp_path / 'backups'
+    result = run_playbook(write_playbook(tmp_path, [backup_task([link, tmp_path / 'etc' / 'app.conf'], dest)]))
+    assert result.rc == 0, result.stdout[-3000:]
+    out = result.result('backup')
+    warnings = ' '.join(out.get('warnings') or [])
+    assert str(link) in warnings and str(data) in warnings and 'only the link' in warnings, out
+    assert str(tmp_path / 'etc' / 'real.conf') in warnings, out
+    # named as well: nothing to say about the link
+    result = run_playbook(write_playbook(tmp_path, [backup_task([link, data], dest)]))
+    assert result.rc == 0 and not result.result('backup').get('warnings'), result.stdout[-3000:]
+
+
+def test_directories_removed_while_the_backup_walks_are_reported_not_fatal(tmp_path):
+    """A spool or cache whose subdirectories come and go (a mail queue, a build cache): one removed after the walk
+    listed it and before the walk entered it failed the whole backup with "No such file or directory", while a
+    removed file was skipped. The backup must go through, and say what was removed (a warning, and
+    ``not_archived`` in the result and the manifest); a restore of it works."""
+    src = tmp_path / 'src' / 'spool'
+    queue = src / 'queue'
+    (queue / '0-big').mkdir(parents=True)
+    for i in range(4):   # entered first (listed with the messages), read slowly enough for the removal to land
+        with open(queue / '0-big' / ('part%d' % i), 'wb') as handle:
+            handle.write(os.urandom(1 << 20) * 48)
+    for i in range(20):
+        (queue / ('msg%02d' % i)).mkdir()
+        (queue / ('msg%02d' % i) / 'body').write_text('m\n')
+    dest = tmp_path / 'backups'
+    dest.mkdir(mode=0o700)
+    done = threading.Event()
+
+    def remove_when_the_archive_is_written():
+        while not done.is_set():
+            if any(p.name.endswith('.partial') for p in dest.iterdir()):
+                for entry in sorted(queue.glob('msg*')):
+                    (entry / 'body').unlink()
+                    entry.rmdir()
+                return
+    remover = threading.Thread(target=remove_when_the_archive_is_written)
+    remover.start()
+    try:
+        result = run_playbook(write_playbook(tmp_path, [backup_task([src], dest, compression='gzip',
+                                                                    compression_level=1)]))
+    finally:
+        done.set()
+        remover.join()
+    assert not list(queue.glob('msg*')), 'the removal did not run'
+    assert result.rc == 0, result.stdout[-3000:]
+    out = result.result('backup')
+    gone = [e for e in out['not_archived'] if 'removed while' in e['reason']]
+    assert gone and all(str(queue / 'msg') in e['path'] for e in gone), out['not_archived']
+    assert any('removed while' in w for w in out.get('warnings') or []), out
+    target = tmp_path / 'restored'
+    result = run_playbook(write_playbook(tmp_path, [restore_task(dest, target)]))
+    assert result.rc == 0, result.stdout[-3000:]
+    assert (target / str(queue).lstrip('/') / '0-big' / 'part3').stat().st_size == 48 << 20
