@@ -250,3 +250,52 @@ def test_directories_removed_while_the_backup_walks_are_reported_not_fatal(tmp_p
     result = run_playbook(write_playbook(tmp_path, [restore_task(dest, target)]))
     assert result.rc == 0, result.stdout[-3000:]
     assert (target / str(queue).lstrip('/') / '0-big' / 'part3').stat().st_size == 48 << 20
+
+
+# -- what round trips already (kept so it stays that way) --------------------------------------------------------
+
+@pytest.mark.skipif(not ROOT, reason='owners beyond the passwd file need root')
+@pytest.mark.parametrize('variant', ['zstd', 'age'])
+def test_odd_entries_round_trip(tmp_path, variant):
+    """Owners beyond the ustar fields (uid 3,000,000,000: a user namespace's range), mtimes before 1970 and after
+    2242 (beyond the 11 octal digits), a mode-0000 directory with content, symlink loops and a link to ``/``, a
+    symlink target that is not UTF-8, an xattr value of 1 KiB of binary, and a single file as a second source."""
+    from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
+    src = tmp_path / 'src' / 'odd'
+    src.mkdir(parents=True)
+    (src / 'big-ids').write_text('b\n')
+    os.chown(src / 'big-ids', 3000000000, 3000000001)
+    (src / 'before-1970').write_text('o\n')
+    os.utime(src / 'before-1970', ns=(-1000000000123, -1000000000123))
+    (src / 'after-2242').write_text('f\n')
+    os.utime(src / 'after-2242', ns=(9999999999 * 10 ** 9 + 5,) * 2)
+    (src / 'locked').mkdir()
+    (src / 'locked' / 'inside').write_text('i\n')
+    os.symlink('loop-b', src / 'loop-a')
+    os.symlink('loop-a', src / 'loop-b')
+    os.symlink('/', src / 'to-root')
+    os.symlink(os.fsdecode(b'target-\xff-\n'), src / 'odd-target')
+    (src / 'blob-xattr').write_text('x\n')
+    os.setxattr(src / 'blob-xattr', 'user.blob', bytes(range(256)) * 4)
+    (src / 'locked').chmod(0)
+    single = tmp_path / 'src' / 'single.conf'
+    single.write_text('alone\n')
+    os.utime(single, ns=(NS, NS))
+    os.utime(src, ns=(NS, NS))
+    expected = tree(src)
+    dest = tmp_path / 'backups'
+    target = tmp_path / 'restored'
+    backup_args: Dict = {}
+    restore_args: Dict = {}
+    if variant == 'age':
+        secret = encryption.generate_identity()
+        backup_args.update(encrypt=True, recipients=[encryption.parse_identities(secret)[0].recipient])
+        restore_args['identity'] = secret
+    result = run_playbook(write_playbook(tmp_path, [backup_task([src, single], dest, **backup_args),
+                                                    restore_task(dest, target, **restore_args)]))
+    assert result.rc == 0, result.stdout[-3000:]
+    assert not result.result('backup').get('warnings'), result.result('backup')
+    restored = target / str(src).lstrip('/')
+    assert tree(restored) == expected
+    assert entry(restored) == entry(src)
+    assert entry(target / str(single).lstrip('/')) == entry(single)
