@@ -40,6 +40,9 @@ options:
     description:
       - Files and directory trees to archive. Symlinks are archived as links, not followed. A path inside
         another directory listed (or listed twice) is archived once.
+      - A path that is itself a symlink is archived as the link alone (as tar does) and raises a warning naming
+        what it points to, unless that is listed too - C(/var/lib/app) moved to C(/data/app) and linked back
+        would otherwise give an archive without the data.
       - Every directory is entered through a descriptor and every file opened without following a symlink,
         so a user who swaps a file of the tree for a link while root backs it up cannot get another file
         into the archive. A FIFO, socket or device named here is an error; inside a tree it is listed in
@@ -154,8 +157,10 @@ file_count:
 not_archived:
   description:
     - Entries of the trees that were not archived - FIFOs, sockets and devices (reading a FIFO blocks, a
-      device never ends, and M(opsready.operations.file_restore) refuses device members), and files
-      swapped for something else while they were read (never followed).
+      device never ends, and M(opsready.operations.file_restore) refuses device members), files
+      swapped for something else while they were read (never followed), and files and directories removed while
+      the backup ran (reason C(removed while the backup ran); a directory's content is then not in the archive),
+      which also raise a warning.
   returned: always
   type: list
   elements: dict
@@ -290,6 +295,17 @@ def main():
             for entry in result['changed_while_read']:
                 module.warn(safeio.displayable('%s %s. Back it up again when it is quiet (or stop its writer).'
                                                % (entry['path'], entry['reason'])))
+            removed = [e['path'] for e in result['not_archived'] if archive.REMOVED in e['reason']]
+            if removed:
+                module.warn(safeio.displayable('%d entr%s %s, not in the archive (listed in not_archived): %s.'
+                                               % (len(removed), 'y was' if len(removed) == 1 else 'ies were',
+                                                  archive.REMOVED, ', '.join(removed[:5])
+                                                  + (' ...' if len(removed) > 5 else ''))))
+            for link, points_to in archive.link_sources(p['paths']):
+                module.warn(safeio.displayable('%s is a symlink to %s: only the link was archived, not %s. Name %s in '
+                                               'paths to back it up.' % (link, points_to, 'the files under it' if
+                                                                         os.path.isdir(points_to) else 'its content',
+                                                                         points_to)))
             result['deleted'] = prune(p['dest'], p['name'], p['keep_days'], p['keep_count'], False)
     except OpsReadyError as exc:
         module.fail_json(**safeio.displayable(exc.as_fail_kwargs()))

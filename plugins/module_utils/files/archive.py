@@ -66,10 +66,29 @@ def distinct_paths(paths: List[str]) -> List[str]:
     return kept
 
 
-def walk_entries(paths: List[str]) -> Iterator[Tuple[str, os.stat_result, int, str]]:
+REMOVED = 'removed while the backup ran'
+
+
+def walk_entries(paths: List[str], gone: Optional[List[Dict[str, str]]] = None
+                 ) -> Iterator[Tuple[str, os.stat_result, int, str]]:
     """(path, lstat, parent directory descriptor, name) of everything to archive, sorted for stable
     output. Directories are entered through descriptors (``os.fwalk``), symlinks never followed; the
-    descriptor is valid until the next item is asked for."""
+    descriptor is valid until the next item is asked for.
+
+    What is removed between being listed and being read (a mail queue, a cache) is skipped, as GNU tar does, and
+    recorded in ``gone``: a directory removed after its parent was listed failed the whole walk (fwalk's error for
+    it was raised), while a removed file was skipped."""
+    # directories listed and not entered yet, by name: fwalk's error names the last part only, and the one it
+    # means is the last listed with that name (a deeper listing always comes later)
+    pending: Dict[str, List[str]] = {}
+
+    def vanished(exc: OSError) -> None:
+        if not isinstance(exc, FileNotFoundError):
+            raise exc
+        waiting = pending.get(os.fsdecode(exc.filename or ''))
+        if gone is not None and waiting:
+            gone.append({'path': waiting.pop(), 'reason': 'directory %s (what it held is not in the archive)'
+                                                          % REMOVED})
     for top in distinct_paths(paths):
         parent = os.open(os.path.dirname(top) or '/', os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
@@ -78,14 +97,24 @@ def walk_entries(paths: List[str]) -> Iterator[Tuple[str, os.stat_result, int, s
             yield top, st, parent, name
             if not stat.S_ISDIR(st.st_mode):
                 continue
-            for root, dirs, files, rootfd in os.fwalk(top, onerror=_raise, follow_symlinks=False):
+            pending.clear()
+            for root, dirs, files, rootfd in os.fwalk(top, onerror=vanished, follow_symlinks=False):
+                if root != top:
+                    waiting = pending.get(os.path.basename(root))
+                    if waiting and waiting[-1] == root:
+                        waiting.pop()
                 dirs.sort()
                 for entry in sorted(dirs) + sorted(files):
+                    path = os.path.join(root, entry)
                     try:
                         entry_st = os.stat(entry, dir_fd=rootfd, follow_symlinks=False)
                     except FileNotFoundError:
+                        if gone is not None:
+                            gone.append({'path': path, 'reason': REMOVED})
                         continue  # removed while we walked: it is not in the backup
-                    yield os.path.join(root, entry), entry_st, rootfd, entry
+                    if stat.S_ISDIR(entry_st.st_mode):
+                        pending.setdefault(entry, []).append(path)
+                    yield path, entry_st, rootfd, entry
         finally:
             os.close(parent)
 
@@ -418,6 +447,30 @@ class _Padded:
         return view
 
 
+def _still_there(name: str, dir_fd: int) -> bool:
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def link_sources(paths: List[str]) -> List[Tuple[str, str]]:
+    """(source, what it resolves to) for each source that is itself a symlink to an existing file or directory that
+    no source holds: only the link is archived, and an operator listing /var/lib/app (linked to /data/app) would
+    otherwise believe the data is in the backup."""
+    tops = [os.path.abspath(p) for p in paths]
+    held = [os.path.realpath(t) for t in tops if not os.path.islink(t)]
+    found = []
+    for top in tops:
+        if not os.path.islink(top) or not os.path.exists(top):
+            continue
+        real = os.path.realpath(top)
+        if not any(real == h or real.startswith(h.rstrip('/') + '/') for h in held):
+            found.append((top, real))
+    return found
+
+
 def check_sources(paths: List[str]) -> None:
     """Clear errors before anything is written: a missing or unreadable source stops the run."""
     if not paths:
@@ -504,11 +557,13 @@ def create_archive(paths: List[str], dest: str, set_name: str, compression: str 
             # Headers and 1 MiB pieces of each file straight to the writer (tarfile's stream mode 'w|' re-buffered
             # 16 KiB reads into 10 KiB writes); the archive's bytes are tarfile's mode 'w' pax output.
             with TarWriter(writer, copybufsize=CHUNK) as tar:
-                for path, st, dir_fd, entry in walk_entries(paths):
+                for path, st, dir_fd, entry in walk_entries(paths, gone=skipped):
                     if add_entry(tar, path, st, dir_fd, entry, links, files, buffer, changed):
                         members += 1
                     elif is_special(st):
                         skipped.append({'path': path, 'reason': safeio.kind_of(st.st_mode)})
+                    elif not _still_there(entry, dir_fd):
+                        skipped.append({'path': path, 'reason': REMOVED})
                     else:
                         skipped.append({'path': path, 'reason': 'changed while it was read (not followed)'})
             stored = writer.commit()

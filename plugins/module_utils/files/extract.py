@@ -17,6 +17,7 @@ import errno
 import os
 import secrets
 import stat
+import struct
 import tarfile
 import zlib
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Type
@@ -349,6 +350,120 @@ def _refuse_type_conflicts(dest_fd: int, dest: str, members: List[tarfile.TarInf
                             path=dest)
 
 
+FS_IOC_GETFLAGS = 0x80086601
+FS_IMMUTABLE_FL = 0x00000010
+FS_APPEND_FL = 0x00000020
+
+
+def _fixed_flags(parent_fd: int, name: str, st: os.stat_result) -> str:
+    """'immutable' or 'append-only' when ``name`` (a regular file or directory in ``parent_fd``) carries that
+    file flag (chattr +i / +a): neither root nor a rename replaces it, nor changes its mode, owner or times."""
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+        return ''   # only these are opened: a device's open may act (a tape rewinds)
+    try:
+        import fcntl
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, 'O_CLOEXEC', 0),
+                     dir_fd=parent_fd)
+    except (ImportError, OSError):
+        return ''
+    try:
+        flags = struct.unpack('I', fcntl.ioctl(fd, FS_IOC_GETFLAGS, bytes(8))[:4])[0]
+    except OSError:
+        return ''   # a file system without flags (tmpfs before 6.0, NFS...)
+    finally:
+        os.close(fd)
+    return 'immutable' if flags & FS_IMMUTABLE_FL else 'append-only' if flags & FS_APPEND_FL else ''
+
+
+def _dir_settled(fd: int, member: tarfile.TarInfo, uid: int, gid: int) -> bool:
+    """Whether the directory ``fd`` already has the member's owner, mode, kept extended attributes and mtime."""
+    st = os.fstat(fd)
+    return (stat.S_IMODE(st.st_mode) == member.mode & 0o7777 and st.st_mtime_ns == mtime_ns(member)
+            and (os.geteuid() != 0 or (st.st_uid, st.st_gid) == (uid, gid))
+            and safeio.read_xattrs(fd) == member_xattrs(member))
+
+
+def _refuse_fixed_files(staging_fd: int, dest_fd: int, dest: str, members: List[tarfile.TarInfo]) -> None:
+    """Refuse, before anything is moved, a restore that would have to change an immutable or append-only file or
+    directory (or put a file into such a directory): the rename or chmod fails with EPERM, and the restore stopped
+    halfway with the members before it already replaced. One that already holds what the archive has is fine."""
+    found = []
+    fixed_dirs: Dict[str, str] = {}
+    for member in members:
+        parts = [p for p in member.name.split('/') if p]
+        if not parts:
+            continue
+        try:
+            parent = _open_under(dest_fd, dest, parts[:-1], create=False)
+        except (OSError, OpsReadyError):
+            continue   # created by the restore (or refused by it later): nothing fixed in the way
+        try:
+            try:
+                st = os.stat(parts[-1], dir_fd=parent, follow_symlinks=False)
+            except FileNotFoundError:
+                st = None
+            where = os.path.join(dest, member.name.rstrip('/'))
+            flag = _fixed_flags(parent, parts[-1], st) if st is not None else ''
+            if member.isdir():
+                fixed_dirs['/'.join(parts)] = flag
+                if flag:
+                    staged = _open_parents(staging_fd, parts, member, archive='')
+                    if staged is not None:
+                        try:
+                            want = os.stat(parts[-1], dir_fd=staged, follow_symlinks=False)
+                        finally:
+                            os.close(staged)
+                        fd = os.open(parts[-1], _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=parent)
+                        try:
+                            settled = _dir_settled(fd, member, want.st_uid, want.st_gid)
+                        finally:
+                            os.close(fd)
+                        if not settled:
+                            found.append('%s (%s, its mode, owner, times or attributes differ)' % (where, flag))
+                continue
+            holder = '/'.join(parts[:-1])
+            parent_flag = fixed_dirs.get(holder)
+            if parent_flag is None:   # a parent outside the archive's directories (or the target root)
+                parent_flag = fixed_dirs[holder] = _fixed_flags(parent, '.', os.fstat(parent))
+            # an immutable directory takes no new name; an append-only one no rename over an existing one
+            blocked = parent_flag == 'immutable' or (parent_flag and st is not None)
+            if not (flag or blocked):
+                continue
+            # only now compared (the content read once more): the common case, no flag anywhere, costs an ioctl
+            if st is not None and not _would_change(member, st, staging_fd, parent, parts):
+                continue
+            found.append('%s (%s)' % (where, flag) if flag else '%s (its directory is %s)' % (where, parent_flag))
+        finally:
+            os.close(parent)
+    if found:
+        raise OpsReadyError('Cannot restore %s: file flags stop any change to %s, even by root. Nothing was changed; '
+                            'clear the flag (chattr -i or -a), run again and set it back, or restore to another root.'
+                            % ('; '.join(found[:5]) + (' and %d more' % (len(found) - 5) if len(found) > 5 else ''),
+                               'them' if len(found) > 1 else 'it'), path=dest, fixed=found)
+
+
+def _would_change(member: tarfile.TarInfo, st: os.stat_result, staging_fd: int, parent_fd: int,
+                  parts: List[str]) -> bool:
+    """Whether _swap_in would replace the existing ``st`` (``parts[-1]`` in ``parent_fd``) with the member."""
+    staged_fd = _open_parents(staging_fd, parts, member, archive='')
+    if staged_fd is None:
+        return True
+    try:
+        name = parts[-1]
+        if member.isfile():
+            return not (stat.S_ISREG(st.st_mode) and _same_attrs(st, staged_fd, name)
+                        and _same_file(staged_fd, parent_fd, name, compare_xattrs=True))
+        if member.issym():
+            return not (stat.S_ISLNK(st.st_mode) and _same_attrs(st, staged_fd, name)
+                        and os.readlink(name, dir_fd=parent_fd) == member.linkname)
+        staged = os.stat(name, dir_fd=staged_fd, follow_symlinks=False)
+        return (st.st_dev, st.st_ino) != (staged.st_dev, staged.st_ino) and not (
+            stat.S_ISREG(st.st_mode) and _same_attrs(st, staged_fd, name)
+            and _same_file(staged_fd, parent_fd, name, compare_xattrs=True))
+    finally:
+        os.close(staged_fd)
+
+
 def _swap_in(staging_fd: int, dest: str, members: List[tarfile.TarInfo], dest_fd: int, archive: str,
              problems: Optional[List[Dict[str, str]]] = None) -> List[str]:
     """Move each staged member into place, relative to directory descriptors (see ``_open_under``) on both sides -
@@ -357,6 +472,7 @@ def _swap_in(staging_fd: int, dest: str, members: List[tarfile.TarInfo], dest_fd
     restored = []
     placed = {m.name for m in members}
     _refuse_type_conflicts(dest_fd, dest, members)
+    _refuse_fixed_files(staging_fd, dest_fd, dest, members)
     # Directories first (parents before children), files after; directory modes re-applied last
     # so a read-only directory does not block its own files.
     dirs = [m for m in members if m.isdir()]
@@ -428,6 +544,8 @@ def _swap_in(staging_fd: int, dest: str, members: List[tarfile.TarInfo], dest_fd
         # on Python 3.12+ the tar filter cleared its sticky/setgid and group/other-write bits.
         fd = _open_under(dest_fd, dest, [p for p in member.name.split('/') if p], create=False)
         try:
+            if _dir_settled(fd, member, st.st_uid, st.st_gid):
+                continue   # nothing to set (an immutable directory refuses even a chmod to its own mode)
             if os.geteuid() == 0:
                 os.chown(fd, st.st_uid, st.st_gid)
             os.chmod(fd, member.mode & 0o7777)

@@ -28,6 +28,7 @@ import tarfile
 from typing import Any, Dict, Iterator, List, NoReturn, Optional, cast
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError
+from ansible_collections.opsready.operations.plugins.module_utils.files.safeio import XATTR_NAMES, XATTR_NAMESPACES
 
 HAS_EXTRACTION_FILTER = hasattr(tarfile, 'tar_filter')
 
@@ -200,8 +201,27 @@ def member_xattrs(member: tarfile.TarInfo) -> Dict[str, bytes]:
 
 
 def apply_xattrs(fd: int, xattrs: Dict[str, bytes], name: str, problems: Optional[List[Dict[str, str]]]) -> None:
-    """Set them on ``fd`` (after its owner and mode: a chown clears security.capability). One that this file
-    system or user cannot take is reported in ``problems`` (raised without a list), never dropped silently."""
+    """Make the kept extended attributes of ``fd`` exactly ``xattrs`` (after its owner and mode: a chown clears
+    security.capability). One that this file system or user cannot take is reported in ``problems`` (raised
+    without a list), never dropped silently.
+
+    Kept ones the member was not archived with are removed: a file or directory created under a directory with a
+    default ACL inherits its entries (the staging directory is made in the target, and a restore target such as a
+    shared /srv/restore often has one), and a directory restored over keeps what was added since; either way the
+    restored tree carried ACL entries - access for another user - that its source never had."""
+    try:
+        present = [key for key in os.listxattr(fd) if key.startswith(XATTR_NAMESPACES) or key in XATTR_NAMES]
+    except OSError:
+        present = []   # ENOTSUP and the like: nothing inherited either
+    for key in present:
+        if key not in xattrs:
+            try:
+                os.removexattr(fd, key)
+            except OSError as exc:
+                if problems is None:
+                    raise
+                problems.append({'path': name, 'reason': 'extended attribute %s (not archived) not removed: %s'
+                                 % (key, exc.strerror or exc)})
     for key, value in xattrs.items():
         try:
             os.setxattr(fd, key, value)
@@ -257,7 +277,7 @@ def extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: str, num
             tar.extract(short, '/proc/self/fd/%d' % parent, set_attrs=True, numeric_owner=numeric_owner,
                         **_filter_kwargs())
         xattrs = member_xattrs(member)
-        if xattrs and member.isreg():   # a directory's are set by the caller on the directory put in place
+        if member.isreg():   # a directory's are set by the caller on the directory put in place
             fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, 'O_CLOEXEC', 0),
                          dir_fd=parent)
             try:

@@ -32,6 +32,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlite
     SQLiteClient, connect, main_file, sqlite_uri)
 
 OBJECT_TYPES = ('table', 'index', 'view', 'trigger')
+SQLITE_READONLY_ROLLBACK = 776   # SQLITE_READONLY | (3 << 8): a hot journal, and no right to roll it back
 
 
 def summarize(conn: sqlite3.Connection, count_rows: Optional[bool] = None) -> Dict[str, Any]:
@@ -116,21 +117,49 @@ class SQLiteEngine(Engine):
     def __init__(self, conn: Any, runner: Any = None) -> None:
         super().__init__(conn, runner)
         self.client = SQLiteClient(conn, self.runner)
+        self.rolled_back = False   # the last backup rolled back a hot journal (_connect_source)
 
     def check_options(self, opts: BackupOptions) -> None:
         super().check_options(opts)
         if opts.all_databases:
             raise OpsReadyError('all_databases does not apply to SQLite: name the database file in database.')
 
-    def _connect_source(self, path: str) -> sqlite3.Connection:
+    def _connect_source(self, path: str, recover: bool = False) -> sqlite3.Connection:
+        """A read-only connection to ``path``. A writer that died mid-transaction leaves a hot ``-journal`` (and
+        maybe half-written pages in the file) that only a connection allowed to write may roll back; read-only, the
+        open failed ("attempt to write a readonly database") - right after a crash, when a backup matters most.
+        With ``recover`` the journal is rolled back by a read-write open first, which is what SQLite does on the
+        application's next open anyway (under its locks, so a live writer is safe); ``self.rolled_back`` says so."""
         if not os.path.isfile(path):
             raise OpsReadyError('SQLite database %s does not exist: set database to the path of the file.' % path,
                                 database=path)
         try:
             conn = self.client.connect(path, 'ro')
-            conn.execute('SELECT count(*) FROM sqlite_master').fetchone()
+            try:
+                conn.execute('SELECT count(*) FROM sqlite_master').fetchone()
+            except BaseException:
+                conn.close()
+                raise
         except sqlite3.DatabaseError as exc:
-            raise OpsReadyError('Cannot open %s as an SQLite database: %s.' % (path, exc), database=path)
+            hot = os.path.exists(path + '-journal') and getattr(exc, 'sqlite_errorcode', None) in (
+                SQLITE_READONLY_ROLLBACK, None) and 'readonly' in str(exc)
+            if not hot:
+                raise OpsReadyError('Cannot open %s as an SQLite database: %s.' % (path, exc), database=path)
+            if not recover:
+                return self.client.connect(path, 'ro')   # preflight, check mode: the source is left as it is
+            try:
+                writer = self.client.connect(path, 'rw')
+                try:
+                    writer.execute('SELECT count(*) FROM sqlite_master').fetchone()   # rolls the journal back
+                finally:
+                    writer.close()
+                conn = self.client.connect(path, 'ro')
+                conn.execute('SELECT count(*) FROM sqlite_master').fetchone()
+            except sqlite3.DatabaseError as again:
+                raise OpsReadyError('Cannot open %s as an SQLite database: %s; it has a hot journal (%s-journal, '
+                                    'left by a writer that crashed) and rolling it back failed: %s.'
+                                    % (path, exc, path, again), database=path)
+            self.rolled_back = True
         return conn
 
     def ping(self) -> Dict[str, Any]:
@@ -142,7 +171,8 @@ class SQLiteEngine(Engine):
 
     def backup(self, opts: BackupOptions) -> List[Dict[str, Any]]:
         path = os.path.abspath(self.catalog_database(opts))
-        source = self._connect_source(path)
+        self.rolled_back = False
+        source = self._connect_source(path, recover=True)
         # The file's mode and owner: a restore into a path where the file is gone (the disaster case) gives
         # them back, or the application's account could not open the root-owned 0600 copy.
         held_file = os.stat(path)
@@ -169,7 +199,9 @@ class SQLiteEngine(Engine):
                 summary = summarize(target)
                 # Like with like: every table entry, virtual ones included (summary['tables'] leaves them out).
                 copied = summary['objects']['table']
-                if summary['page_count'] != held['page_count'] or copied != held['tables']:
+                # a 0-byte file is an empty database of no pages; its copy gets the one page of an empty file
+                empty = held['page_count'] == 0 and summary['page_count'] <= 1 and copied == 0
+                if (summary['page_count'] != held['page_count'] and not empty) or copied != held['tables']:
                     raise OpsReadyError('The SQLite backup API copied %d pages and %d tables of %s, its snapshot '
                                         'held %d pages and %d tables: no artifact was written.'
                                         % (summary['page_count'], copied, path, held['page_count'],
@@ -203,6 +235,7 @@ class SQLiteEngine(Engine):
             server_version=sqlite3.sqlite_version,
             format='sqlite',
             details={'journal_mode': journal, 'page_count': summary['page_count'], 'tables': summary['tables'],
+                     'hot_journal_rolled_back': self.rolled_back,
                      'file': {'mode': '%04o' % (held_file.st_mode & 0o7777), 'uid': held_file.st_uid,
                               'gid': held_file.st_gid}},
         )
