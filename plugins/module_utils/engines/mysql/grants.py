@@ -90,6 +90,18 @@ def _account(user: str, host: str, roles: List[str]) -> str:
     return '%s@%s' % (_backticked(user), _backticked(host) if host else "''")
 
 
+def column_privileges(grants: Dict[str, Any]) -> List[Tuple[Tuple[str, str, str], List[str]]]:
+    """The recorded column privileges per (user, host, table), each as ``PRIVILEGE (`col`, ...)``: the form GRANT
+    and REVOKE both take."""
+    by_table: Dict[Tuple[str, str, str], Dict[str, List[str]]] = {}
+    for item in grants.get('columns') or []:
+        per = by_table.setdefault((item['user'], item['host'], item['table']), {})
+        for privilege in item['privileges']:
+            per.setdefault(privilege, []).append(item['column'])
+    return [(key, ['%s (%s)' % (p, ', '.join(quote_identifier(c, 'column name') for c in cols))
+                   for p, cols in sorted(per.items())]) for key, per in sorted(by_table.items())]
+
+
 def grant_statements(grants: Dict[str, Any], target: str, accounts: List[Tuple[str, str]],
                      roles: List[str], source: Optional[str] = None) -> Tuple[List[Tuple[str, str]], List[str]]:
     """(what, GRANT statement) for the recorded privileges on database ``target``, and what was left out (why).
@@ -124,14 +136,8 @@ def grant_statements(grants: Dict[str, Any], target: str, accounts: List[Tuple[s
         privileges = ', '.join(item['privileges']) or 'USAGE'
         add(item['user'], item['host'], privileges, '%s.%s' % (qdb, quote_identifier(item['table'], 'table name')),
             item['grantable'], '%s on table %s' % (privileges, item['table']))
-    by_table: Dict[Tuple[str, str, str], Dict[str, List[str]]] = {}
-    for item in grants.get('columns') or []:
-        per = by_table.setdefault((item['user'], item['host'], item['table']), {})
-        for privilege in item['privileges']:
-            per.setdefault(privilege, []).append(item['column'])
-    for (user, host, table), per in sorted(by_table.items()):
-        privileges = ', '.join('%s (%s)' % (p, ', '.join(quote_identifier(c, 'column name') for c in cols))
-                               for p, cols in sorted(per.items()))
+    for (user, host, table), per in column_privileges(grants):
+        privileges = ', '.join(per)
         add(user, host, privileges, '%s.%s' % (qdb, quote_identifier(table, 'table name')), False,
             'column privileges on table %s' % table)
     for item in grants.get('routines') or []:
@@ -202,14 +208,8 @@ def revoke_statements(grants: Dict[str, Any], database: str, roles: List[str]) -
     for item in grants.get('tables') or []:
         add(item['user'], item['host'], item['privileges'], item['grantable'],
             '%s.%s' % (qdb, quote_identifier(item['table'], 'table name')), 'privileges on table %s' % item['table'])
-    by_table: Dict[Tuple[str, str, str], Dict[str, List[str]]] = {}
-    for item in grants.get('columns') or []:
-        per = by_table.setdefault((item['user'], item['host'], item['table']), {})
-        for privilege in item['privileges']:
-            per.setdefault(privilege, []).append(item['column'])
-    for (user, host, table), per in sorted(by_table.items()):
-        add(user, host, ['%s (%s)' % (p, ', '.join(quote_identifier(c, 'column name') for c in cols))
-                         for p, cols in sorted(per.items())], False,
+    for (user, host, table), per in column_privileges(grants):
+        add(user, host, per, False,
             '%s.%s' % (qdb, quote_identifier(table, 'table name')), 'column privileges on table %s' % table)
     for item in grants.get('routines') or []:
         if item['type'] in ROUTINE_TYPES:
