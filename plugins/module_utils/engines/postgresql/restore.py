@@ -1064,7 +1064,7 @@ def create_database(engine: PostgresEngine, request: RestoreRequest, manifest: M
 
 
 def apply_properties(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, database: str,
-                     roles: List[str]) -> Dict[str, Any]:
+                     roles: List[str], session: Optional[PsqlSession] = None) -> Dict[str, Any]:
     """Give ``database`` the database-level properties recorded at backup time (before the swap)."""
     props = manifest.data.get('database_properties')
     if not props:
@@ -1073,7 +1073,10 @@ def apply_properties(engine: PostgresEngine, request: RestoreRequest, manifest: 
     statements, skipped = apply_statements(props, database, request.no_owner, roles)
     # The comment is set by the swap, in its transaction: until then the copy keeps the marker (drop_stale).
     statements = [sql for sql in statements if not sql.startswith('COMMENT ON DATABASE ')]
-    if statements:
+    if statements and all(sql.isascii() for sql in statements):
+        # all of them or none; ASCII is the same bytes in every server encoding: through the run's own session
+        _ask(engine, _one_transaction(statements), session)
+    elif statements:
         # All of them or none, from a session in the database itself: the ALTER DATABASE/ROLE ... SET values go to a
         # shared catalog as the writing session's bytes, and sessions in the database read them in its encoding
         # (a LATIN1 database's 'Zürich' written from the UTF8 maintenance database would read 'ZÃ¼rich' there).
@@ -1150,7 +1153,7 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
         # statistics (no window without them), and the object count comes in the same session.
         objects = int(engine.query(CATALOG_SEARCH_PATH + 'ANALYZE; ' + USER_OBJECTS, database=temp)[0][0])
         timer.lap('analyze')
-        properties = apply_properties(engine, request, manifest, temp, roles)
+        properties = apply_properties(engine, request, manifest, temp, roles, session)
         not_created += _plain_text_search_note(manifest)
         if not_created:
             properties['skipped'] = not_created + list(properties.get('skipped') or [])
