@@ -78,6 +78,11 @@ options:
   fileset:
     description: O(step=fileset) only. The set's name (M(opsready.operations.file_backup) C(name)).
     type: str
+  origin:
+    description:
+      - O(step=fileset) only. Which host's archives when several hosts write the set into one shared
+        O(backup_dir) (the manifests' C(origin), a host name); without it such a set fails naming them.
+    type: str
   scratch_root:
     description:
       - O(step=fileset) only. Directory the set is restored under (as under C(/)); it must not exist or be empty,
@@ -320,6 +325,7 @@ def main():
         )),
         backup_dir=dict(type='path'),
         fileset=dict(type='str'),
+        origin=dict(type='str'),
         scratch_root=dict(type='path'),
         check_command=dict(type='raw'),
         check_timeout=dict(type='int', default=300),
@@ -428,7 +434,7 @@ def fileset_step(module, result):
         module.exit_json(**result)
     started = time.monotonic()
     drilled = drill_fileset(p['backup_dir'], p['fileset'], p['scratch_root'], p['check_command'], p['check_timeout'],
-                            identities)
+                            identities, origin=p['origin'])
     result.update(steps=drilled['steps'], backup=drilled['backup'], ok=drilled['ok'], error=drilled['error'],
                   finished=isoformat(utcnow()), seconds=round(time.monotonic() - started, 3),
                   details={'steps': {s['name']: s['details'] for s in drilled['steps']}},

@@ -48,6 +48,13 @@ options:
   artifact:
     description: File name of a specific archive in O(src) (instead of the newest).
     type: str
+  origin:
+    description:
+      - Which host's archives to use when several hosts write this set into one shared O(src) (the manifests'
+        C(origin), the host's name; M(opsready.operations.backup_info) lists each set's C(origins)).
+      - Without it such a set fails and names its origins (which host's data is meant is never guessed). A set
+        written by one host needs no O(origin).
+    type: str
   only:
     description:
       - Restore only these archived paths (as they were backed up, e.g. V(/etc/myapp/app.conf))
@@ -147,6 +154,7 @@ def main():
             dest=dict(type='path', required=True),
             name=dict(type='str'),
             artifact=dict(type='str'),
+            origin=dict(type='str'),
             only=dict(type='list', elements='str'),
             identity=dict(type='str', no_log=True),
             identity_file=dict(type='path'),
@@ -157,7 +165,7 @@ def main():
     if p['artifact'] and os.path.isfile(p['src']):
         module.fail_json(msg='artifact names an archive inside a backup directory; src is already an archive.')
     try:
-        manifest = extract.find_archive(p['src'], p['name'], p['artifact'])
+        manifest = extract.find_archive(p['src'], p['name'], p['artifact'], p['origin'])
         encrypted = bool(manifest.data.get('encryption'))
         identities = []
         if encrypted or p['identity'] or p['identity_file']:

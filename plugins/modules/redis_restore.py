@@ -32,6 +32,13 @@ options:
   database:
     description: The catalog set name (O(backup_dir) only); default C(@all).
     type: str
+  origin:
+    description:
+      - O(backup_dir) only. Which server's snapshots when several Redis servers write this set into one shared
+        O(backup_dir) (the manifests' C(origin); M(opsready.operations.backup_info) lists each set's C(origins)).
+      - Without it such a set fails and names its origins (which server's data is meant is never guessed). A set
+        written by one server needs no O(origin).
+    type: str
   target:
     description: Where to restore.
     type: str
@@ -132,7 +139,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
     check_decryptable, verify_checksums)
-from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import of_origin
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import (
     manifest_path_for, read_manifest)
 from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
@@ -147,7 +154,7 @@ def find(p):
         path = p['path']
         manifest = read_manifest(path if path.endswith('.manifest.json') else manifest_path_for(path))
     else:
-        manifest = Catalog(p['backup_dir'], engine='redis', database=p['database'] or '@all').latest_full(
+        manifest = of_origin(p['backup_dir'], 'redis', p['database'] or '@all', p['origin']).latest_full(
             verified_only=True)
         if manifest is None:
             raise OpsReadyError('No verified Redis backup of %s in %s: run redis_backup (verify=true) or '
@@ -233,6 +240,7 @@ def main():
             path=dict(type='path'),
             backup_dir=dict(type='path'),
             database=dict(type='str'),
+            origin=dict(type='str'),
             target=dict(type='str', choices=['file', 'scratch'], default='scratch'),
             dest=dict(type='path'),
             identity=dict(type='str', no_log=True),
@@ -245,6 +253,7 @@ def main():
         ),
         required_one_of=[('path', 'backup_dir')],
         mutually_exclusive=[('path', 'backup_dir')],
+        required_by={'origin': 'backup_dir'},
         required_if=[('target', 'file', ['dest'])],
         supports_check_mode=True,
     )

@@ -83,8 +83,20 @@ def mixed_message(directory: str, key: Tuple[str, Optional[str]], groups: Dict[s
         parts.append('%s (%d artifact%s, newest %s)' % (name, len(members), plural, newest.id))
     return ('Backup set %s/%s in %s holds backups of %d servers (origins: %s): a chain, a restore or retention never '
             'mixes two servers, and which one is meant is your choice. Set origin to one of them (db_restore, '
-            'backup_info; the dr_drill role: dr_drill_origin). "%s" groups the backups written before origins were '
+            'file_restore, redis_restore, backup_info; the dr_drill role: dr_drill_origin; the recovery role: '
+            'origin of each restore). "%s" groups the backups written before origins were '
             'recorded.' % (key[0], key[1], directory, len(groups), ', '.join(parts), UNKNOWN_ORIGIN))
+
+
+def of_origin(directory: str, engine: str, database: Optional[str], origin: Optional[str]) -> 'Catalog':
+    """The catalog of one set, narrowed to ``origin`` when one is given: a restore's candidates. An ``origin`` the set
+    does not hold fails naming the ones it does (a typo must not read as "no backups")."""
+    catalog = Catalog(directory, engine=engine, database=database, origin=origin or None)
+    if origin and not catalog.entries:
+        raise CatalogError('No backup of origin %r in set %s of %s; its origins are: %s. Set origin to one of them.'
+                           % (origin, database, directory, ', '.join(catalog.origins) or '(none: the set is empty)'),
+                           origins=catalog.origins)
+    return catalog
 
 
 class Catalog:

@@ -265,15 +265,17 @@ def _prepare_root(scratch_root: str) -> None:
 
 
 def drill_fileset(backup_dir: str, set_name: str, scratch_root: str, check_command: Any = None,
-                  check_timeout: int = 300, identities: Sequence[Any] = ()) -> Dict[str, Any]:
-    """Run the file-set drill; returns {ok, steps, backup, error}. Never raises for a failing step."""
+                  check_timeout: int = 300, identities: Sequence[Any] = (), origin: Optional[str] = None
+                  ) -> Dict[str, Any]:
+    """Run the file-set drill (of ``origin``'s archives when several hosts write the set); returns {ok, steps,
+    backup, error}. Never raises for a failing step."""
     scratch_root = os.path.abspath(scratch_root)
     steps = _Steps()
     state: Dict[str, Any] = {}
     backup: Dict[str, Any] = {}
 
     def find() -> Tuple[str, Dict[str, Any]]:
-        manifest = find_archive(backup_dir, set_name)
+        manifest = find_archive(backup_dir, set_name, origin=origin)
         state['manifest'] = manifest
         backup.update({'id': manifest.id, 'path': manifest.path, 'kind': manifest.kind,
                        'recoverable_until': isoformat(manifest.consistent_at),

@@ -22,7 +22,7 @@ import tarfile
 import zlib
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Type
 
-from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import of_origin
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import (
     MANIFEST_SUFFIX, Manifest, read_manifest)
 from ansible_collections.opsready.operations.plugins.module_utils.common.encryption import Identity
@@ -35,8 +35,10 @@ from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe 
     _open_parents, apply_xattrs, check_members, extract_member, member_xattrs, mtime_ns)
 
 
-def find_archive(src: str, set_name: Optional[str] = None, artifact: Optional[str] = None) -> Manifest:
-    """``src`` is one archive (its manifest must exist) or a backup directory (newest of the set)."""
+def find_archive(src: str, set_name: Optional[str] = None, artifact: Optional[str] = None,
+                 origin: Optional[str] = None) -> Manifest:
+    """``src`` is one archive (its manifest must exist) or a backup directory (newest of the set; of ``origin``'s
+    archives when several hosts write the set)."""
     if os.path.isfile(src):
         manifest_path = src if src.endswith(MANIFEST_SUFFIX) else src + MANIFEST_SUFFIX
         if not os.path.isfile(manifest_path):
@@ -46,7 +48,7 @@ def find_archive(src: str, set_name: Optional[str] = None, artifact: Optional[st
     if not os.path.isdir(src):
         raise OpsReadyError('src %s %s: neither a backup directory nor an archive.'
                             % (src, safeio.describe_path(src)), path=src)
-    catalog = Catalog(src, engine=ENGINE, database=set_name)
+    catalog = of_origin(src, ENGINE, set_name, origin)
     if artifact:
         return catalog.get(os.path.basename(artifact))
     candidates = [m for m in catalog.fulls() if catalog.usable(m)]

@@ -15,7 +15,7 @@ import os
 import re
 from typing import Any, Dict, List, Optional, Tuple
 
-from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog, of_origin
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common import scratch
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
@@ -106,12 +106,7 @@ def missing_piece(gap: Dict[str, Any], reference: Manifest) -> Optional[Tuple[st
 def plan(request: RestoreRequest) -> List[Manifest]:
     # a set with backups of several servers (a shared directory) restores only the chosen server's chain: without a
     # choice the chain questions refuse (catalog.MixedOrigins), never "the latest" of whichever server wrote last
-    catalog = Catalog(request.src, engine=request.engine, database=catalog_database(request),
-                      origin=request.origin or None)
-    if request.origin and not catalog.entries:
-        raise CatalogError('No backup of origin %r in set %s of %s; its origins are: %s. Set origin to one of them.'
-                           % (request.origin, catalog_database(request), request.src,
-                              ', '.join(catalog.origins) or '(none: the set is empty)'), origins=catalog.origins)
+    catalog = of_origin(request.src, request.engine, catalog_database(request), request.origin)
     chain = select_chain(catalog, request.artifact, request.stop_at)
     if request.artifact is None and request.stop_at is None and chain:
         # "As late as possible" must not silently stop at a hole in the log chain: newer logs exist that
