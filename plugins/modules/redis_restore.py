@@ -45,8 +45,18 @@ options:
     choices: [file, scratch]
     default: scratch
   dest:
-    description: The RDB file to write for O(target=file) (mode 0600; an existing file is replaced atomically).
+    description:
+      - The RDB file to write for O(target=file) (mode 0600, written to C(<dest>.partial), synced and renamed).
+      - A C(dest) that already holds exactly this snapshot is left alone (C(changed=false)); one that holds
+        anything else is a database and is replaced only with O(replace=true).
+      - Never the C(dump.rdb) in the working directory of a running redis-server (its C(dir)), because the server
+        rewrites its C(dbfilename) on its next save and at shutdown and the restore would be lost without a word.
+        Stop it first (docs/redis.md). Another file name there is written with a warning naming the running server.
     type: path
+  replace:
+    description: O(target=file) only. Replace an existing O(dest) that holds something else than this snapshot.
+    type: bool
+    default: false
   identity:
     description: age private key text to decrypt an encrypted artifact.
     type: str
@@ -129,9 +139,14 @@ cleanup:
   type: dict
 size:
   description: Bytes written to O(dest).
-  returned: O(target=file)
+  returned: O(target=file), when it was written
   type: int
+dest:
+  description: The absolute path of O(dest).
+  returned: O(target=file)
+  type: str
 '''
+
 
 import os
 
@@ -146,7 +161,9 @@ from ansible_collections.opsready.operations.plugins.module_utils.common import 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.drill import objectives
+from ansible_collections.opsready.operations.plugins.module_utils.engines.redis import dest as dest_checks
 from ansible_collections.opsready.operations.plugins.module_utils.engines.redis import restore
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 
 
 def find(p):
@@ -162,6 +179,45 @@ def find(p):
     if manifest.engine != 'redis':
         raise OpsReadyError('%s is a %s artifact, not a Redis one.' % (manifest.path, manifest.engine))
     return manifest
+
+
+def to_file(module, p, manifest, identities):
+    """target=file: the RDB at dest, unless dest already holds it; never over another database without replace, nor
+    over a running server's dump.rdb."""
+    dest = os.path.abspath(p['dest'])
+    result = {'artifact': manifest.path, 'dest': dest, 'changed': False}
+    directory = os.path.dirname(dest)
+    if not os.path.isdir(directory):
+        module.fail_json(msg='The directory of dest %s does not exist.' % dest, **result)
+    running = dest_checks.running_servers_in(directory)
+    if running and os.path.basename(dest) == dest_checks.DEFAULT_DBFILENAME:
+        module.fail_json(msg='%s (pid %s) runs in %s and saves its data to %s on its next save and at shutdown: the '
+                             'restored file would be overwritten and lost. stop the server first, then restore (or '
+                             'restore under another name and move it in while it is stopped, docs/redis.md).'
+                             % (running[0][1], ', '.join(str(pid) for pid, _name in running), directory, dest),
+                         **result)
+    exists = os.path.lexists(dest)
+    if exists:
+        verify_checksums(manifest)
+        if dest_checks.holds_snapshot(dest, manifest, identities):
+            result['msg'] = '%s already holds this snapshot' % dest
+            module.exit_json(**result)
+        if not p['replace']:
+            module.fail_json(msg='%s %s and does not hold this snapshot: it may be another server\'s data. Set '
+                                 'replace=true to replace it (stop the server that loads it first), or choose another '
+                                 'dest.' % (dest, safeio.describe_path(dest)), **result)
+    result['changed'] = True
+    if module._diff:
+        result['diff'] = {'before': '%s (%s)\n' % (dest, 'replaced' if exists else 'absent'),
+                          'after': '%s <- %s\n' % (dest, manifest.path)}
+    for pid, name in running:
+        module.warn('%s (pid %d) runs in %s: if %s is its dbfilename it overwrites the restored file on its next save; '
+                    'stop it before it loads the file.' % (name, pid, directory, os.path.basename(dest)))
+    if not module.check_mode:
+        if not exists:
+            verify_checksums(manifest)
+        result['size'] = restore.restore_file(manifest, dest, identities)
+    return result
 
 
 def drill(module, p, manifest, identities, found):
@@ -243,6 +299,7 @@ def main():
             origin=dict(type='str'),
             target=dict(type='str', choices=['file', 'scratch'], default='scratch'),
             dest=dict(type='path'),
+            replace=dict(type='bool', default=False),
             identity=dict(type='str', no_log=True),
             identity_file=dict(type='path'),
             expect_keys=dict(type='list', elements='str', default=[], no_log=False),
@@ -264,15 +321,7 @@ def main():
         manifest = find(p)
         found['finished'] = utcnow()
         if p['target'] == 'file':
-            result = {'artifact': manifest.path, 'dest': p['dest'], 'changed': True}
-            if module._diff:
-                result['diff'] = {'before': '', 'after': '%s <- %s\n' % (p['dest'], manifest.path)}
-            if not os.path.isdir(os.path.dirname(os.path.abspath(p['dest']))):
-                module.fail_json(msg='The directory of dest %s does not exist.' % p['dest'], **result)
-            if not module.check_mode:
-                verify_checksums(manifest)
-                result['size'] = restore.restore_file(manifest, p['dest'], identities)
-            module.exit_json(**result)
+            module.exit_json(**to_file(module, p, manifest, identities))
         if module.check_mode:
             module.exit_json(changed=False, artifact=manifest.path, msg='check mode: the drill was not run')
         result = drill(module, p, manifest, identities, found)
