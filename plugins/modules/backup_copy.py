@@ -277,6 +277,18 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+removed_scratch:
+  description:
+    - Work directories (C(opsready-scratch-offsite-*) in the system temporary directory, copies of the
+      destination's manifests) that killed runs had left and this run removed. Nothing in check mode.
+  returned: always
+  type: list
+  elements: str
+scratch_left:
+  description: This run's work directory when it could not be removed (a warning says why); remove it by hand.
+  returned: always
+  type: list
+  elements: str
 destination:
   description: Where the copies are (no credentials).
   returned: always
@@ -481,6 +493,9 @@ def main():
         module.fail_json(**exc.as_fail_kwargs())
     except OSError as exc:
         module.fail_json(msg='backup_copy failed: %s (%s).' % (exc.strerror or exc, getattr(exc, 'filename', '') or ''))
+    # the work directory (the destination's manifests) removed checked: one that stayed is named
+    if result.get('scratch_warning'):
+        module.warn(result.pop('scratch_warning'))
     module.exit_json(changed=changed, diff={'before': before, 'after': after}, **result)
 
 

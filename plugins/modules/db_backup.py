@@ -278,8 +278,9 @@ leftovers_removed:
   type: list
   elements: str
 leftovers_left:
-  description: Files of interrupted runs that could not be removed (each with a warning saying why); the run itself
-    succeeded. Remove them by hand.
+  description: Files of interrupted runs, or this run's own staging in O(dest), that could not be removed (each
+    with a warning saying why); the run itself succeeded. Remove them by hand. A failed run names what it left in
+    its message and in C(leftovers_left) too.
   returned: when a removal failed
   type: list
   elements: str

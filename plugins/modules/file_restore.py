@@ -32,6 +32,12 @@ description:
     is used only through its descriptor - extraction through C(/proc/self/fd), renames relative to directory
     descriptors - so that user renaming it and putting a symlink at its name changes nothing outside O(dest);
     C(/proc) must be mounted.
+  - The staging directory (C(.opsready-restore-*) in O(dest)) holds the archive's files in plaintext until they are
+    moved into place. Its removal is checked (C(scratch_left) and a warning naming it). A restore killed with
+    SIGKILL leaves it; the next restore into the same O(dest) removes it (C(removed_scratch)) when the name, the
+    owner (the user the module runs as, C(0700), not a link) and the run's lock on it, which can be taken, prove that
+    run gone. One a running restore holds, or another account's, is never touched. On a network filesystem (NFS,
+    CIFS), where that lock may not be seen by another host, nothing is removed and a warning names them.
 author: opsready developers (@opsready)
 options:
   src:
@@ -130,6 +136,20 @@ not_restored:
   type: list
   elements: dict
   sample: [{"path": "etc/myapp/run.sh", "reason": "extended attribute trusted.x not restored: Operation not permitted"}]
+removed_scratch:
+  description:
+    - Staging directories (C(.opsready-restore-*) in O(dest), files extracted in plaintext) that killed restores had
+      left and this run removed. Nothing in check mode.
+  returned: success
+  type: list
+  elements: str
+  sample: [/.opsready-restore-5f1c2a9b0e7d]
+scratch_left:
+  description: This run's staging directory when it could not be removed (a warning says why); remove it by hand.
+  returned: success
+  type: list
+  elements: str
+  sample: []
 encrypted:
   description: Whether the archive was encrypted (and was decrypted with the identity given).
   returned: success
@@ -183,11 +203,18 @@ def main():
         restored = [os.path.join(p['dest'], name) for name in restored]
     for problem in outcome.get('not_restored') or []:
         module.warn(safeio.displayable('%s: %s.' % (problem['path'], problem['reason'])))
+    for warning in outcome.get('warnings') or []:
+        module.warn(safeio.displayable(warning))
+    for path in outcome.get('removed_scratch') or []:
+        module.warn(safeio.displayable('removed the staging directory %s (files extracted in plaintext) that a '
+                                       'killed restore had left' % path))
     # file names that are not UTF-8 are shown escaped (ansible-core refuses lone surrogates in a result)
     restored = safeio.displayable(restored)
     module.exit_json(changed=bool(restored), archive=manifest.path, restored=restored, encrypted=encrypted,
                      unchanged=outcome['unchanged'], sha256=manifest.data['sha256'],
                      not_restored=safeio.displayable(outcome.get('not_restored') or []),
+                     removed_scratch=safeio.displayable(outcome.get('removed_scratch') or []),
+                     scratch_left=safeio.displayable(outcome.get('scratch_left') or []),
                      diff={'before': '', 'after': '\n'.join(restored) + ('\n' if restored else '')})
 
 

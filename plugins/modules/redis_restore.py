@@ -20,6 +20,11 @@ description:
     is checked - a directory left behind fails the drill's C(cleanup) step with its path and the reason.
     O(target=scratch) is the DR drill of a Redis backup; its result carries the same steps, RTO and RPO verdicts
     as the C(dr_drill) role's databases.
+  - The scratch directory is C(opsready-scratch-redis-*) in O(scratch_dir), with an owner file the drill holds a
+    lock on. A drill killed with SIGKILL (an OOM kill, a host reboot) leaves it, the decrypted RDB in it; the next
+    drill with the same O(scratch_dir) removes it (C(removed_scratch)) once that lock proves the killed drill gone.
+    A directory of another user, without the owner file or whose lock is held is never touched. The proof relies on
+    C(flock) on O(scratch_dir), so on a network filesystem (NFS, CIFS) nothing is removed and a warning says so.
   - A live Redis cannot take an RDB in place; see docs/redis.md for the stop, replace, start procedure.
 author: opsready developers (@opsready)
 options:
@@ -137,6 +142,18 @@ cleanup:
       with C(left) (what is still there), C(reason) and C(error), and the drill fails at its C(cleanup) step.
   returned: O(target=scratch), once the backup was verified
   type: dict
+removed_scratch:
+  description:
+    - Scratch directories (C(opsready-scratch-redis-*) in O(scratch_dir), each holding a decrypted RDB) that killed
+      drills had left and this run removed; also in the C(restore) step of C(drill.steps).
+  returned: O(target=scratch)
+  type: list
+  elements: str
+scratch_left:
+  description: This drill's scratch directory when it could not be removed (C(cleanup) says why); remove it by hand.
+  returned: O(target=scratch)
+  type: list
+  elements: str
 size:
   description: Bytes written to O(dest).
   returned: O(target=file), when it was written
@@ -244,13 +261,21 @@ def drill(module, p, manifest, identities, found):
         check_decryptable(manifest, identities)
         return 'sha256 matches the manifest'
 
+    # What killed drills left in scratch_dir (their decrypted RDBs) goes before this one makes its own.
+    swept = restore.sweep_scratch(p['scratch_dir'])
+    for warning in swept['warnings']:
+        module.warn(warning)
+    for path in swept['removed_scratch']:
+        module.warn('removed the scratch directory %s (a decrypted RDB) that a killed drill had left' % path)
+    result.update(removed_scratch=swept['removed_scratch'], scratch_left=[])
     if step('verify', verify):
         cleanup = {}
         try:
             with restore.scratch_instance(manifest, identities, workdir=p['scratch_dir'],
                                           timeout=p['load_timeout'], cleanup=cleanup) as scratch:
                 steps.append({'name': 'restore', 'started': steps[-1]['finished'], 'finished': isoformat(utcnow()),
-                              'ok': True, 'result': 'loaded into a scratch redis-server on port %d' % scratch.port})
+                              'ok': True, 'result': 'loaded into a scratch redis-server on port %d' % scratch.port,
+                              'removed_scratch': swept['removed_scratch']})
 
                 def integrity():
                     counted = restore.compare_keys(manifest, scratch.keys())
@@ -267,7 +292,7 @@ def drill(module, p, manifest, identities, found):
                     step('smoke', smoke)
         except OpsReadyError as exc:
             steps.append({'name': 'restore', 'started': steps[-1]['finished'], 'finished': isoformat(utcnow()),
-                          'ok': False, 'error': exc.message})
+                          'ok': False, 'error': exc.message, 'removed_scratch': swept['removed_scratch']})
         # The removal was checked (remove_scratch): a directory left behind (the decrypted RDB in it, maybe) is a
         # failed clean-up step with its path and reason, which fails the drill as a scratch database not dropped does.
         entry = {'name': 'cleanup', 'started': isoformat(utcnow()), 'finished': isoformat(utcnow()),
@@ -276,6 +301,7 @@ def drill(module, p, manifest, identities, found):
             entry['result'] = 'scratch redis-server stopped and its directory %s removed' % cleanup.get('path')
         else:
             entry['error'] = cleanup.get('error') or 'the scratch directory was not removed'
+            result['scratch_left'] = [cleanup['path']] if cleanup.get('path') else []
         steps.append(entry)
         result['cleanup'] = cleanup
     database = {'name': manifest.database, 'engine': 'redis', 'steps': steps,

@@ -119,11 +119,17 @@ def _run_backup(engine: Engine, opts: BackupOptions, verify: bool, policy: Optio
         left: Dict[str, str] = {}
         result['leftovers_removed'] = remove_leftovers(opts.dest, prefixes, left=left)
         if left:
-            result['leftovers_left'] = sorted(left)
             result.setdefault('warnings', []).extend(cleanup.leftover_warning(k, v) for k, v in sorted(left.items()))
         # What each source holds, measured right before its backup starts, recorded with the artifact.
         held = {database: engine.source_summary(opts, database) for database in sets}
         manifests = engine.backup(opts)
+        # the run's own staging it could not remove (the backup itself is sound): reported with the leftovers
+        staged: Dict[str, str] = getattr(engine, 'staging_left', None) or {}
+        if staged:
+            result.setdefault('warnings', []).extend(cleanup.staging_warning(k, v) for k, v in sorted(staged.items()))
+            left.update(staged)
+        if left:
+            result['leftovers_left'] = sorted(left)
         # And right after it: the dump's snapshot lies in between, so only what both saw is required of it.
         held = {database: source_summary.combine(summary, engine.source_summary(opts, database))
                 for database, summary in held.items()}

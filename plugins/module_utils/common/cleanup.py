@@ -17,6 +17,8 @@ import stat
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+
 # A removal that failed for one of these will fail again: no retry (root meets EPERM on an immutable or
 # append-only file or directory, EROFS on a read-only mount). Others (ENOTEMPTY while a server's child still
 # writes a file into it, EBUSY) may pass.
@@ -73,3 +75,33 @@ def remove_path(path: str) -> Optional[str]:
 def leftover_warning(path: str, reason: str) -> str:
     return ('The leftover %s of an interrupted run could not be removed (%s): it is not a backup (no manifest); '
             'remove it by hand.' % (path, reason))
+
+
+def staging_warning(path: str, reason: str) -> str:
+    return ('The staging directory %s of this backup could not be removed (%s): it is not a backup (no manifest) and '
+            'may hold unencrypted data; remove it by hand (lsattr shows an immutable or append-only flag; chattr -i '
+            '/ -a clears it).' % (path, reason))
+
+
+def remove_staging(path: str, left: Dict[str, str]) -> None:
+    """Remove a run's staging file or directory, checked: one that stays goes into ``left`` (path: why) for the
+    run to report (``leftovers_left`` and a warning on success, ``told_staging`` on failure)."""
+    reason = remove_path(path)
+    if reason is not None:
+        left[path] = reason
+
+
+def told_staging(exc: BaseException, left: Dict[str, str]) -> BaseException:
+    """``exc`` (being raised) told together with the staging ``left`` behind: an OpsReadyError gets it in its
+    message and ``leftovers_left``; another Exception becomes one that says both; a KeyboardInterrupt or
+    SystemExit is raised as it is."""
+    if not left:
+        return exc
+    told = ' '.join(staging_warning(path, reason) for path, reason in sorted(left.items()))
+    if isinstance(exc, OpsReadyError):
+        exc.message = '%s Also: %s' % (exc.message, told)
+        exc.details['leftovers_left'] = sorted(set(exc.details.get('leftovers_left') or []) | set(left))
+        return exc
+    if isinstance(exc, Exception):
+        return OpsReadyError('%s; also: %s' % (exc, told), leftovers_left=sorted(left))
+    return exc

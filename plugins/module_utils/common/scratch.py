@@ -10,8 +10,11 @@ exclusive ``flock`` on for as long as it uses the directory. The kernel releases
 however it ends (SIGKILL, an OOM kill: no ``finally`` runs), so a lock that can be taken proves the run that made
 the directory is gone, and the name, the owner file and the owner (our uid, no symlink) prove it is ours.
 ``sweep`` removes exactly those, and says which; anything that cannot be proven (another uid, no owner file, a
-lock still held, a look-alike name) is never touched. Removal goes through ``cleanup.remove_tree``: what could not
-be removed is reported with its path, never passed over.
+lock still held, a look-alike name) is never touched. The proof is only as good as ``flock`` on tmpdir: on a
+network filesystem (NFS, CIFS, ...) a lock may be local to one host (NFS mounted ``nolock``, or a tmpdir shared
+by several hosts), so a live run elsewhere would look dead; there ``sweep`` removes nothing and says so.
+Removal goes through ``cleanup.remove_tree``: what could not be removed is reported with its path, never passed
+over.
 
 Private to opsready.operations; do not import from other collections.
 """
@@ -45,14 +48,15 @@ class Scratch:
     """One scratch directory, held (its owner file locked) until ``remove``. Use as a context manager, or call
     ``remove`` on every exit path and report its outcome."""
 
-    def __init__(self, kind: str, tmpdir: Optional[str] = None, module: str = '') -> None:
+    def __init__(self, kind: str, tmpdir: Optional[str] = None, module: str = '', option: str = 'tmpdir') -> None:
         if not re.match(r'\A[a-z0-9-]+\Z', kind):
             raise ValueError('scratch kind %r' % kind)
         self.kind = kind
         # mkdtemp makes the directory 0700 with O_EXCL semantics; the chmod guards against an odd umask-less FS.
         # private_tempdir refuses a parent another account could rename the new directory in (a link put at its
         # name would take the plaintext where root writes it).
-        self.path = safeio.private_tempdir(scratch_root(tmpdir), '%s%s-' % (PREFIX, kind), 'tmpdir')
+        # ``option`` names the setting that chose tmpdir, for that refusal's message.
+        self.path = safeio.private_tempdir(scratch_root(tmpdir), '%s%s-' % (PREFIX, kind), option)
         os.chmod(self.path, 0o700)
         self._fd: Optional[int] = None
         try:
@@ -91,7 +95,7 @@ class Scratch:
             self.outcome = remove_tree(self.path)
             self._release()
             if not self.outcome['cleaned_up']:
-                self.outcome['warning'] = left_warning(self.outcome)
+                self.outcome['warning'] = left_warning(self.outcome, self.kind)
         return self.outcome
 
     def __enter__(self) -> 'Scratch':
@@ -101,10 +105,16 @@ class Scratch:
         self.remove()
 
 
-def left_warning(outcome: Dict[str, Any]) -> str:
-    return ('scratch directory %s (a decrypted or decompressed copy of backup data) was not removed (%s; left: %s): '
-            'remove it by hand (lsattr shows an immutable or append-only flag; chattr -i / -a clears it)'
-            % (outcome['path'], outcome.get('reason'), ', '.join(outcome.get('left') or []) or 'nothing listed'))
+# What a scratch directory of each kind holds, for the warning when it stays (default: PLAINTEXT).
+PLAINTEXT = 'a decrypted or decompressed copy of backup data'
+HOLDS = {'offsite': 'copies of the offsite destination\'s manifests'}
+
+
+def left_warning(outcome: Dict[str, Any], kind: str = '') -> str:
+    return ('scratch directory %s (%s) was not removed (%s; left: %s): remove it by hand (lsattr shows an immutable '
+            'or append-only flag; chattr -i / -a clears it)'
+            % (outcome['path'], HOLDS.get(kind, PLAINTEXT), outcome.get('reason'),
+               ', '.join(outcome.get('left') or []) or 'nothing listed'))
 
 
 # The scratch directories backup_verify (and db_backup's verification) make: each holds a decrypted,
@@ -141,6 +151,46 @@ def told_left(exc: BaseException, outcome: Dict[str, Any]) -> BaseException:
     return exc
 
 
+MOUNTINFO = '/proc/self/mountinfo'
+# Filesystems where an flock may not be seen by every host that uses the directory (see the module docstring).
+NETWORK_FILESYSTEMS = frozenset((
+    '9p', 'afs', 'ceph', 'cifs', 'fuse.gcsfuse', 'fuse.glusterfs', 'fuse.rclone', 'fuse.s3fs', 'fuse.sshfs',
+    'glusterfs', 'gpfs', 'lustre', 'ncpfs', 'nfs', 'nfs4', 'smb3', 'smbfs'))
+
+
+def _unescape(field: str) -> str:
+    # mountinfo writes space, tab, newline and backslash in paths as octal escapes (\040 ...)
+    return re.sub(r'\\([0-7]{3})', lambda m: chr(int(m.group(1), 8)), field)
+
+
+def filesystem_type(path: str) -> Optional[str]:
+    """The type of the filesystem ``path`` lies on (``/proc/self/mountinfo``: the last mount on the longest
+    mount point above it), None when it cannot be told."""
+    real = os.path.realpath(path)
+    try:
+        with open(MOUNTINFO, encoding='utf-8', errors='surrogateescape') as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return None
+    best, found = '', None
+    for line in lines:
+        left, sep, right = line.partition(' - ')
+        fields = left.split()
+        if not sep or len(fields) < 5 or not right.split():
+            continue
+        mount = _unescape(fields[4])
+        if (real == mount or real.startswith(mount.rstrip('/') + '/')) and len(mount) >= len(best):
+            best, found = mount, right.split()[0]
+    return found
+
+
+def network_warning(root: str, fstype: str) -> str:
+    return ('scratch directories that killed runs left in %s were not removed: it is on a %s filesystem, where '
+            'the lock that proves a run gone may not be seen by another host (docs/architecture.md, "Scratch '
+            'directories"). Remove opsready-scratch-* directories there by hand once no run uses them, or point the '
+            'temporary directory at a local filesystem' % (root, fstype))
+
+
 def _own_directory(path: str) -> bool:
     """``path`` is a directory of this uid (not a link to one)."""
     try:
@@ -155,7 +205,8 @@ def sweep(tmpdir: Optional[str] = None, kinds: Optional[Sequence[str]] = None) -
     of this collection made and no running process holds: ``{'removed_scratch': [paths], 'warnings': [...]}``.
     A directory is removed only when its name has the prefix, it is a directory (not a link) of this uid, its
     owner file is a regular file of this uid naming the same kind, and that file's lock can be taken (its run
-    ended)."""
+    ended). On a network filesystem nothing is removed: a warning says so (only when there is something to
+    remove)."""
     root = scratch_root(tmpdir)
     removed: List[str] = []
     warnings: List[str] = []
@@ -163,10 +214,15 @@ def sweep(tmpdir: Optional[str] = None, kinds: Optional[Sequence[str]] = None) -
         names = sorted(os.listdir(root))
     except OSError:
         return {'removed_scratch': removed, 'warnings': warnings}
+    candidates = []
     for name in names:
         match = NAME.match(name)
-        if not match or (kinds is not None and match.group(1) not in kinds):
-            continue
+        if match and (kinds is None or match.group(1) in kinds):
+            candidates.append((name, match))
+    fstype = filesystem_type(root) if candidates else None
+    if fstype in NETWORK_FILESYSTEMS:
+        return {'removed_scratch': removed, 'warnings': [network_warning(root, str(fstype))]}
+    for name, match in candidates:
         path = os.path.join(root, name)
         if not _own_directory(path):
             continue
@@ -192,7 +248,8 @@ def sweep(tmpdir: Optional[str] = None, kinds: Optional[Sequence[str]] = None) -
             if outcome['cleaned_up']:
                 removed.append(path)
             else:
-                warnings.append('left by a killed run (pid %s): %s' % (record.get('pid'), left_warning(outcome)))
+                warnings.append('left by a killed run (pid %s): %s'
+                                % (record.get('pid'), left_warning(outcome, match.group(1))))
         finally:
             os.close(fd)
     return {'removed_scratch': removed, 'warnings': warnings}

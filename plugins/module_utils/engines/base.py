@@ -124,6 +124,9 @@ class Engine:
         self.runner = runner_for(conn, runner)
         # age identities (private keys) for reading encrypted artifacts (verify, restore); never logged.
         self.identities: List[Any] = []
+        # Staging in dest (path: why) a backup that succeeded could not remove: the run reports it
+        # (leftovers_left and a warning); the next backup of the set tries again under the set's lock.
+        self.staging_left: Dict[str, str] = {}
 
     # -- capabilities ------------------------------------------------------------------------------
     def check_kind(self, kind: str) -> None:

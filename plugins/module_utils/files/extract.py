@@ -7,6 +7,14 @@ Extraction goes into a staging directory next to the target root; only when the 
 been read without error are the files moved into place (one rename each), so a corrupt or hostile
 archive leaves the target as it was.
 
+The staging directory (``.opsready-restore-<12 hex>`` in dest, this uid's, 0700) holds the archive's files in
+plaintext. The run holds an exclusive ``flock`` on it (on the directory itself: any name inside could be an
+archive member's) from before it takes its name until it is removed; the kernel drops the lock however the run
+ends. Its removal is checked (``scratch_left`` and a warning naming it), and the next restore into the same dest
+removes a staging directory a killed run left (``sweep_staging``: ``removed_scratch``) when the name, the owner
+(this uid, 0700, not a link) and a free lock prove it a dead run's. It is made under a provisional name
+(``.opsready-restore-new-*``) and renamed once locked, so that no sweep ever sees it unlocked.
+
 Private to opsready.operations; do not import from other collections.
 """
 
@@ -14,7 +22,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
+import re
 import secrets
 import stat
 import struct
@@ -27,6 +37,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.manifes
     MANIFEST_SUFFIX, Manifest, read_manifest)
 from ansible_collections.opsready.operations.plugins.module_utils.common.encryption import Identity
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common.scratch import (
+    NETWORK_FILESYSTEMS, filesystem_type, told_left)
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import (
     HAS_ZSTD, drain, open_decompressed, verify_file)
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
@@ -127,8 +139,10 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
     dest_fd = os.open(dest, _DIR_FLAGS)
     problems: List[Dict[str, str]] = []
     try:
+        swept = sweep_staging(dest_fd, dest)
         name, staging_fd = _make_staging(dest_fd, dest)
         staging = '/proc/self/fd/%d' % staging_fd   # the directory itself, whatever its name leads to now
+        left: Optional[str] = None
         try:
             with _corrupt_is_integrity_error(manifest), _open(manifest, identities) as stream:
                 with tarfile.open(fileobj=stream, mode='r|') as tar:  # type: ignore[call-overload]
@@ -142,12 +156,66 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
                                            archive=manifest.path, dest_fd=staging_fd, problems=problems)
                 drain(stream)
             restored = _swap_in(staging_fd, dest, wanted, dest_fd, manifest.path, problems)
-        finally:
-            _remove_staging(dest_fd, name, staging_fd)
+        except BaseException as exc:
+            left = _remove_staging(dest_fd, name, staging_fd)
+            if left is None:
+                raise
+            raise told_left(exc, {'cleaned_up': False, 'path': os.path.join(dest, name),
+                                  'warning': staging_warning(os.path.join(dest, name), left)})
+        left = _remove_staging(dest_fd, name, staging_fd)
     finally:
         os.close(dest_fd)
+    warnings = list(swept['warnings'])
+    if left is not None:
+        warnings.append(staging_warning(os.path.join(dest, name), left))
     return {'restored': restored, 'unchanged': len([m for m in wanted if not m.isdir()]) - len(restored),
-            'staged': None, 'not_restored': problems}
+            'staged': None, 'not_restored': problems, 'removed_scratch': swept['removed_scratch'],
+            'scratch_left': [os.path.join(dest, name)] if left is not None else [], 'warnings': warnings}
+
+
+STAGING_PREFIX = '.opsready-restore-'
+STAGING_NAME = re.compile(r'\A\.opsready-restore-[0-9a-f]{12}\Z')
+
+
+def staging_warning(path: str, reason: str) -> str:
+    return ('staging directory %s (files extracted from the archive, in plaintext) was not removed (%s): remove it '
+            'by hand (lsattr shows an immutable or append-only flag; chattr -i / -a clears it)' % (path, reason))
+
+
+def sweep_staging(dest_fd: int, dest: str) -> Dict[str, List[str]]:
+    """Remove the staging directories in dest that killed restores left: ``{'removed_scratch': [paths],
+    'warnings': [...]}``. Only a directory (not a link) with the staging name, this uid's, 0700, whose lock can be
+    taken (its run ended) is removed, through descriptors (dest may be a user's). On a network filesystem (the
+    lock may not be seen across hosts) nothing is removed and a warning says so."""
+    removed: List[str] = []
+    warnings: List[str] = []
+    names = [n for n in sorted(os.listdir(dest_fd)) if STAGING_NAME.match(n)]
+    fstype = filesystem_type(dest) if names else None
+    if fstype in NETWORK_FILESYSTEMS:
+        return {'removed_scratch': removed, 'warnings': [
+            'staging directories that killed restores left in %s (%s) were not removed: it is on a %s filesystem, '
+            'where the lock that proves a restore gone may not be seen by another host. Remove them by hand once no '
+            'restore into %s runs' % (dest, ', '.join(names), fstype, dest)]}
+    for name in names:
+        try:
+            fd = os.open(name, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=dest_fd)
+        except OSError:
+            continue   # gone, a link, not a directory: not provably a killed run's
+        st = os.fstat(fd)
+        if st.st_uid != os.geteuid() or stat.S_IMODE(st.st_mode) & 0o077:
+            os.close(fd)
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue   # held: a restore into dest runs
+        reason = _remove_staging(dest_fd, name, fd)
+        if reason is None:
+            removed.append(os.path.join(dest, name))
+        else:
+            warnings.append('left by a killed restore: ' + staging_warning(os.path.join(dest, name), reason))
+    return {'removed_scratch': removed, 'warnings': warnings}
 
 
 def _make_staging(dest_fd: int, dest: str) -> Tuple[str, int]:
@@ -157,47 +225,84 @@ def _make_staging(dest_fd: int, dest: str) -> Tuple[str, int]:
         raise OpsReadyError('/proc is not mounted: file_restore extracts through /proc/self/fd so that the owner of '
                             '%s cannot redirect it. Mount /proc and run again.' % dest, path=dest)
     for _attempt in range(100):
-        name = '.opsready-restore-' + secrets.token_hex(6)
+        token = secrets.token_hex(6)
+        provisional, name = STAGING_PREFIX + 'new-' + token, STAGING_PREFIX + token
         try:
-            os.mkdir(name, 0o700, dir_fd=dest_fd)
+            os.mkdir(provisional, 0o700, dir_fd=dest_fd)
             break
         except FileExistsError:
             continue
     else:
         raise OpsReadyError('Cannot create a staging directory in %s.' % dest, path=dest)
     try:
-        fd = os.open(name, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=dest_fd)
+        fd = os.open(provisional, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=dest_fd)
     except OSError as exc:
         raise OpsReadyError('The staging directory %s was replaced right after it was created (%s): someone else '
-                            'writes into %s. Nothing was restored.' % (os.path.join(dest, name), exc.strerror, dest),
-                            path=dest)
+                            'writes into %s. Nothing was restored.'
+                            % (os.path.join(dest, provisional), exc.strerror, dest), path=dest)
     st = os.fstat(fd)
     if st.st_uid != os.geteuid() or stat.S_IMODE(st.st_mode) & 0o077:
         os.close(fd)
+        raise OpsReadyError('The staging directory %s was replaced right after it was created: someone else writes '
+                            'into %s. Nothing was restored.' % (os.path.join(dest, provisional), dest), path=dest)
+    try:
+        # locked before it takes the name a sweep looks for: a sweep never finds it unlocked
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.rename(provisional, name, src_dir_fd=dest_fd, dst_dir_fd=dest_fd)
+        now = os.stat(name, dir_fd=dest_fd, follow_symlinks=False)
+    except OSError as exc:
+        _remove_staging(dest_fd, provisional, fd)
+        raise OpsReadyError('The staging directory %s could not be named %s (%s): someone else writes into %s. '
+                            'Nothing was restored.' % (os.path.join(dest, provisional), name, exc.strerror, dest),
+                            path=dest)
+    if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+        _remove_staging(dest_fd, name, fd)
         raise OpsReadyError('The staging directory %s was replaced right after it was created: someone else writes '
                             'into %s. Nothing was restored.' % (os.path.join(dest, name), dest), path=dest)
     return name, fd
 
 
-def _remove_staging(dest_fd: int, name: str, fd: int) -> None:
-    """Empty the staging directory through its descriptor, then remove its name only while the name is still it."""
+def _remove_staging(dest_fd: int, name: str, fd: int) -> Optional[str]:
+    """Empty the staging directory through its descriptor, then remove its name only while the name is still it;
+    closes ``fd``. None once it is gone, else why not (the first failures): every entry is tried, so what can go
+    goes. The lock on ``fd`` is kept until the end: a concurrent sweep sees the directory in use."""
+    errors: List[str] = []
+
+    def failed(exc: OSError) -> None:
+        if len(errors) < 5:
+            errors.append('%s: %s' % (exc.filename or name, exc.strerror or exc))
+
     try:
-        for _top, dirs, files, top_fd in os.fwalk('.', topdown=False, dir_fd=fd):
+        for top, dirs, files, top_fd in os.fwalk('.', topdown=False, dir_fd=fd):
             for entry in files:
-                os.unlink(entry, dir_fd=top_fd)
+                try:
+                    os.unlink(entry, dir_fd=top_fd)
+                except FileNotFoundError:
+                    pass
+                except OSError as exc:
+                    exc.filename = os.path.normpath(os.path.join(top, entry))
+                    failed(exc)
             for entry in dirs:
                 try:
-                    os.rmdir(entry, dir_fd=top_fd)
-                except NotADirectoryError:
-                    os.unlink(entry, dir_fd=top_fd)   # a symlink to a directory, listed among dirs
+                    try:
+                        os.rmdir(entry, dir_fd=top_fd)
+                    except NotADirectoryError:
+                        os.unlink(entry, dir_fd=top_fd)   # a symlink to a directory, listed among dirs
+                except FileNotFoundError:
+                    pass
+                except OSError as exc:
+                    exc.filename = os.path.normpath(os.path.join(top, entry))
+                    failed(exc)
         mine = os.fstat(fd)
         now = os.stat(name, dir_fd=dest_fd, follow_symlinks=False)
-        if (now.st_dev, now.st_ino) == (mine.st_dev, mine.st_ino):
-            os.rmdir(name, dir_fd=dest_fd)
-    except OSError:
-        pass   # a leftover 0700 directory of root's (empty or not) is harmless; the restore's outcome stands
+        if (now.st_dev, now.st_ino) != (mine.st_dev, mine.st_ino):
+            return '; '.join(errors) or 'its name now leads elsewhere (renamed by another account)'
+        os.rmdir(name, dir_fd=dest_fd)
+    except OSError as exc:
+        failed(exc)
     finally:
         os.close(fd)
+    return '; '.join(errors) or None
 
 
 def _same_as_target(member: tarfile.TarInfo, dest: str) -> bool:

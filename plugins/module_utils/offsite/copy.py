@@ -28,8 +28,6 @@ import contextlib
 import datetime
 import json
 import os
-import shutil
-import tempfile
 import time
 from typing import Any, Dict, List, Optional, Set, Tuple
 
@@ -39,6 +37,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.manifes
     MANIFEST_LIMIT, MANIFEST_SUFFIX, Manifest, check_names)
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import atomic_write_bytes, fsync_dir
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common.scratch import Scratch, sweep, told_left
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import PARTIAL_SUFFIX
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 from ansible_collections.opsready.operations.plugins.module_utils.offsite.stores import Store
@@ -146,13 +145,34 @@ def _manifest_bytes(entry: Manifest) -> bytes:
     return safeio.read_regular(entry.manifest_path, MANIFEST_LIMIT, what='Manifest')
 
 
+WORK_KIND = 'offsite'
+
+
+def _workdir(result: Dict[str, Any], check_mode: bool) -> Scratch:
+    """The run's work directory (the destination's manifests, read to build its catalog): a common/scratch.py
+    directory in the system temp dir, after the sweep of those killed runs left (``removed_scratch``; not in check
+    mode)."""
+    swept = sweep(None, [WORK_KIND]) if not check_mode else {'removed_scratch': [], 'warnings': []}
+    result.update(removed_scratch=swept['removed_scratch'], scratch_left=[])
+    if swept['warnings']:
+        result.setdefault('warnings', []).extend(swept['warnings'])
+    return Scratch(WORK_KIND, None, 'backup_copy')
+
+
+def _workdir_done(work: Scratch, result: Dict[str, Any]) -> None:
+    """Remove the work directory, checked: one that stays is ``scratch_left`` and ``scratch_warning``."""
+    outcome = work.remove()
+    if not outcome['cleaned_up']:
+        result.update(scratch_left=[outcome['path']], scratch_warning=outcome['warning'])
+
+
 def push(store: Store, src: str, engine: Optional[str] = None, database: Optional[str] = None,
          verified_only: bool = False, verify: str = 'full', check_mode: bool = False,
          policy: Optional[retention.Policy] = None, fail_after: Optional[int] = None) -> Dict[str, Any]:
     """Copy new artifacts of ``src`` to ``store``; then retention at the destination if ``policy``."""
     result: Dict[str, Any] = {'uploaded': [], 'manifests_updated': [], 'already_present': 0, 'deleted': [],
                               'leftovers_removed': [], 'locked': [], 'aborted_uploads': [], 'bytes': 0, 'seconds': 0.0,
-                              'destination': store.url}
+                              'destination': store.url, 'removed_scratch': [], 'scratch_left': []}
     if not os.path.isdir(src):
         if check_mode:
             return result  # a backup task earlier in the same check-mode run would have created it
@@ -165,7 +185,8 @@ def push(store: Store, src: str, engine: Optional[str] = None, database: Optiona
         for name in [entry.id + MANIFEST_SUFFIX] + [n for n, dummy, dummy2 in pieces(entry)]:
             store.key(name)
     started = time.monotonic()
-    workdir = tempfile.mkdtemp(prefix='opsready-offsite-')
+    work = _workdir(result, check_mode)
+    workdir = work.path
     try:
         check_lock = getattr(store, 'check_object_lock', None)
         if check_lock is not None:
@@ -210,8 +231,9 @@ def push(store: Store, src: str, engine: Optional[str] = None, database: Optiona
             store.delete(result['leftovers_removed'])
         if policy is not None and not policy.empty:
             result['deleted'] = prune(store, remote, policy, check_mode, engine, database, locked=result['locked'])
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    except BaseException as exc:
+        raise told_left(exc, work.remove())
+    _workdir_done(work, result)
     result['seconds'] = round(time.monotonic() - started, 3)
     if result['seconds'] and result['bytes']:
         result['throughput_mb_s'] = round(result['bytes'] / result['seconds'] / 1e6, 1)
@@ -333,9 +355,10 @@ def pull(store: Store, dest: str, engine: Optional[str] = None, database: Option
     """Fetch the destination's artifacts (``scope=latest_chain``: only what restores the newest point)
     into the local directory ``dest``, each checked against its manifest before the manifest is written."""
     result: Dict[str, Any] = {'downloaded': [], 'already_present': 0, 'bytes': 0, 'seconds': 0.0,
-                              'destination': store.url}
+                              'destination': store.url, 'removed_scratch': [], 'scratch_left': []}
     started = time.monotonic()
-    workdir = tempfile.mkdtemp(prefix='opsready-offsite-')
+    work = _workdir(result, check_mode)
+    workdir = work.path
     try:
         remote, files = remote_catalog(store, workdir)
         _refuse_escaping_manifests(remote, store)
@@ -396,8 +419,9 @@ def pull(store: Store, dest: str, engine: Optional[str] = None, database: Option
                 result['bytes'] += got['size']
             with open(os.path.join(workdir, entry.id + MANIFEST_SUFFIX), 'rb') as handle:
                 atomic_write_bytes(_inside(dest, entry.id + MANIFEST_SUFFIX), handle.read(), mode=0o600)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    except BaseException as exc:
+        raise told_left(exc, work.remove())
+    _workdir_done(work, result)
     result['seconds'] = round(time.monotonic() - started, 3)
     return result
 

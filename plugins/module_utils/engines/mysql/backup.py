@@ -21,11 +21,12 @@ import os
 import re
 import shutil
 import struct
-import tempfile
 from typing import Any, ContextManager, Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest, local_origin
+from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import PARTIAL_SUFFIX
+from ansible_collections.opsready.operations.plugins.module_utils.common.cleanup import remove_staging, told_staging
 from ansible_collections.opsready.operations.plugins.module_utils.common.scratch import scratch
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
     IntegrityError, OpsReadyError, ToolError)
@@ -346,12 +347,20 @@ class MySQLEngine(Engine):
                                 'not in the catalog: the log chain is broken; take a new full backup.'
                                 % ', '.join(str(i) for i in missing))
         results = []
-        staging = tempfile.mkdtemp(prefix='.opsready-binlog-', dir=opts.dest)
+        # The raw binary logs (the rows in plaintext) are staged in dest under the set's name and a .partial
+        # suffix: never an artifact (no manifest), a leftover of this set that the next backup of it removes under
+        # the set's lock when a SIGKILL left it (catalog.leftovers, remove_leftovers).
+        staging = self.artifact_path(opts, database, 'log', '.binlogs', compressed=False) + PARTIAL_SUFFIX
+        os.mkdir(staging, 0o700)
+        left: Dict[str, str] = {}
         try:
             for name in wanted:
                 results.append(self._copy_binlog(opts, database, name, staging))
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        except BaseException as exc:
+            remove_staging(staging, left)
+            raise told_staging(exc, left)
+        remove_staging(staging, left)
+        self.staging_left.update(left)
         return results
 
     def _copy_binlog(self, opts: BackupOptions, database: str, name: str, staging: str) -> Dict[str, Any]:

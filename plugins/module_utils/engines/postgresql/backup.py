@@ -19,7 +19,6 @@ import hashlib
 import os
 import re
 import select
-import shutil
 import struct
 import subprocess  # nosec B404 # argv lists via the runner only
 import tarfile
@@ -32,6 +31,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.scratch import scratch
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import fsync_dir
+from ansible_collections.opsready.operations.plugins.module_utils.common.cleanup import remove_staging, told_staging
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
     IntegrityError, OpsReadyError, ToolError)
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import (
@@ -421,15 +421,16 @@ class PostgresEngine(Engine):
             fsync_dir(staging)
             os.rename(staging, artifact)
             fsync_dir(opts.dest)
-        except ToolError as exc:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise self._connect_error(exc)
-        except OSError as exc:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise disk_error(exc, artifact)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+        except BaseException as exc:
+            # <artifact>.partial: a leftover of this set (catalog.leftovers) should this removal fail or a SIGKILL
+            # skip it; the next backup of the set removes it under the set's lock.
+            left: Dict[str, str] = {}
+            remove_staging(staging, left)
+            if isinstance(exc, ToolError):
+                raise told_staging(self._connect_error(exc), left)
+            if isinstance(exc, OSError):
+                raise told_staging(disk_error(exc, artifact), left)
+            raise told_staging(exc, left)
         stored = {'path': artifact, 'size': total, 'sha256': digest.hexdigest(), 'raw_size': None,
                   'compression': 'none', 'compression_level': level}
         return stored, members
@@ -538,16 +539,16 @@ class PostgresEngine(Engine):
             size += len(frame)
             os.rename(tar, artifact)
             fsync_dir(opts.dest)
-        except OSError as exc:
+        except BaseException as exc:
             if proc is not None:
                 kill_and_reap(proc)
-            raise disk_error(exc, artifact)
-        except BaseException:
-            if proc is not None:
-                kill_and_reap(proc)
-            raise
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            left: Dict[str, str] = {}
+            remove_staging(staging, left)
+            raise told_staging(disk_error(exc, artifact) if isinstance(exc, OSError) else exc, left)
+        # the staging directory (pg_basebackup's backup_manifest and what is left of it): checked, reported
+        left = {}
+        remove_staging(staging, left)
+        self.staging_left.update(left)
         stored = {'path': artifact, 'size': size, 'sha256': digest.hexdigest(), 'raw_size': None,
                   'compression': 'zstd', 'compression_level': level}
         return stored, stderr, embedded

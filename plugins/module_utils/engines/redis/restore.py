@@ -11,6 +11,9 @@ waits until the load finished, and always stops it and removes the directory. Th
 decrypted and decompressed (0600, in the 0700 directory): a removal that fails is never passed over
 (``remove_scratch``): it is retried while the error may pass, and what is left is reported with its path and the
 reason (``cleaned_up: false``), so the drill's clean-up step fails instead of claiming a directory it left.
+The directory is a common/scratch.py one (``opsready-scratch-redis-*``, its owner file locked while the drill
+runs): a drill killed with SIGKILL (no ``finally`` runs) leaves it, and the next drill with the same parent
+removes it (``sweep_scratch``) once the lock proves the killed run gone.
 
 Key counts: redis-check-rdb counted the snapshot's keys at backup time. A server drops the keys whose TTL ran
 out by the time it loads them, so a snapshot with ``expires`` keys may restore up to that many fewer; a
@@ -22,18 +25,19 @@ Private to opsready.operations; do not import from other collections.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import secrets
+import signal
 import socket
 import subprocess  # nosec B404 # argv lists only
 import time
-from typing import Any, Dict, Iterator, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, Optional, Sequence
 
-from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import open_artifact
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import fsync_dir
-from ansible_collections.opsready.operations.plugins.module_utils.common.cleanup import remove_tree
+from ansible_collections.opsready.operations.plugins.module_utils.common.scratch import Scratch, sweep
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
 from ansible_collections.opsready.operations.plugins.module_utils.engines.redis.client import (
@@ -94,15 +98,45 @@ class ScratchRedis:
             return ''
 
 
-def remove_scratch(directory: str) -> Dict[str, Any]:
-    """``remove_tree`` of the scratch directory, with ``error``: one sentence saying what is left and what to do."""
-    outcome = remove_tree(directory)
+SCRATCH_KIND = 'redis'
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> Optional[Callable[[], None]]:
+    """A ``preexec_fn`` that has the kernel SIGKILL the child when the process that started it dies (Linux
+    ``prctl(PR_SET_PDEATHSIG)``): a drill killed with SIGKILL runs no ``finally``, and its scratch redis-server,
+    the RDB loaded and listening, would otherwise live on, reparented to init, after the next drill swept its
+    directory. None where prctl is not to be had (the server is still stopped on every other path)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)   # loaded here, not in the child between fork and exec
+        prctl = libc.prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:   # it died before the request took effect
+            os._exit(1)
+    return preexec
+
+
+def sweep_scratch(workdir: Optional[str] = None) -> Dict[str, Any]:
+    """Remove the drill scratch directories in ``workdir`` (default the system's temp dir) that killed drills
+    left: ``{'removed_scratch': [paths], 'warnings': [...]}`` (common/scratch.py proves each run gone)."""
+    return sweep(workdir, [SCRATCH_KIND])
+
+
+def remove_scratch(made: Scratch) -> Dict[str, Any]:
+    """``Scratch.remove`` of the scratch directory, with ``error``: one sentence saying what is left and what to
+    do."""
+    outcome = dict(made.remove())
     if not outcome['cleaned_up']:
         rdb = (' It still holds dump.rdb, the decrypted and decompressed RDB (0600).'
                if 'dump.rdb' in outcome['left'] else '')
         outcome['error'] = ('the scratch directory %s was not removed (%s).%s Remove it by hand (lsattr shows an '
                             'immutable or append-only flag; chattr -i / -a clears it).'
-                            % (directory, outcome['reason'], rdb))
+                            % (made.path, outcome['reason'], rdb))
     return outcome
 
 
@@ -116,8 +150,10 @@ def scratch_instance(manifest: Manifest, identities: Sequence[Any] = (), port: O
     already raising: that failure is the one told)."""
     runner = runner or ToolRunner()
     server = runner.which('redis-server', 'Install the redis-server package on the drill host.')
-    # 0700 from mkdtemp; a workdir another account could rename it in is refused (its link would be followed).
-    directory = safeio.private_tempdir(workdir, 'opsready-redis-scratch-', 'scratch_dir')
+    # 0700, its owner file locked (common/scratch.py); a workdir another account could rename it in is refused
+    # (its link would be followed).
+    made = Scratch(SCRATCH_KIND, workdir, 'redis_restore', 'scratch_dir')
+    directory = made.path
     proc: Optional[subprocess.Popen] = None
     raising = False
     try:
@@ -134,7 +170,7 @@ def scratch_instance(manifest: Manifest, identities: Sequence[Any] = (), port: O
                 # Load the RDB, never write it back nor an AOF: the scratch copy stays what the artifact holds.
                 'save ""', 'appendonly no', 'requirepass "%s"' % password, 'maxmemory 0', '']))
         proc = subprocess.Popen([server, conf], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,  # nosec B603
-                                stderr=subprocess.DEVNULL, cwd=directory)
+                                stderr=subprocess.DEVNULL, cwd=directory, preexec_fn=die_with_parent())
         scratch = ScratchRedis(directory, port, password, proc, runner)
         deadline = time.monotonic() + timeout
         while True:
@@ -162,7 +198,7 @@ def scratch_instance(manifest: Manifest, identities: Sequence[Any] = (), port: O
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=30)
-        outcome = remove_scratch(directory)
+        outcome = remove_scratch(made)
         if cleanup is not None:
             cleanup.update(outcome)
         elif not outcome['cleaned_up'] and not raising:
