@@ -327,6 +327,16 @@ class SafeDir:
         self.owner = owner
         flags = os.O_RDONLY | os.O_DIRECTORY | getattr(os, 'O_CLOEXEC', 0)
         created = False
+        # The directory itself may be root's, but an account that can rename entries in a directory above could
+        # move it away and put a link to another directory of root's (/etc/ssl/private) at its name before it is
+        # opened: root would then read and replace files there. Checked before anything is created or opened.
+        above = path_risk(self.path, owner[0] if owner else None)
+        if above:
+            raise UnsafeFileError(
+                'Refusing to %s %s as %s: %s, so that account could rename it away and put a link to another '
+                'directory at its name, and root would write there. Nothing was written. Keep it below directories '
+                'only root can write, or run the task as the account that owns them (become_user).'
+                % (purpose, self.path, uid_name(os.geteuid()), above), path=self.path)
         if create_mode is not None and not os.path.isdir(self.path):
             os.makedirs(self.path, create_mode)
             # The directory just made is opened without following a link and chowned through that descriptor:
@@ -449,6 +459,55 @@ def open_regular_stream(path: str, what: str = 'File', missing_ok: bool = False,
         os.close(fd)
         raise
     return os.fdopen(fd, 'rb')
+
+
+def open_stored(path: str, what: str = 'Artifact') -> BinaryIO:
+    """A file a backup catalog holds (an artifact), opened for streaming reads: never through a symlink at its name,
+    never a FIFO or a device. No size cap: the caller compares what it reads with the manifest.
+
+    An account that can write the catalog (postgres, named as its owner for WAL; the owner of a catalog a task reads
+    as root) could put a link to /etc/shadow at an artifact's name with a manifest saying "compression none": a
+    restore (WAL staged into the server's directory), a drill or a verify would then copy or print root's file. A
+    FIFO there would hang the run. The catalog's own writers never make links (they rename regular files in place).
+    A missing file raises the ``OSError`` of ``open`` (callers say "missing" in their words)."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafeFileError('%s %s is a symlink, and a stored file is never read through one (an account that '
+                                  'can write %s could have planted it to make root read another file): it was not '
+                                  'read. Replace the link with the file itself.'
+                                  % (what, path, os.path.dirname(path) or '.'), path=path)
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafeFileError('%s %s is %s, not a regular file: it was not read.'
+                                  % (what, path, kind_of(st.st_mode)), path=path)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, 'rb')
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def lstat_stored(path: str, what: str = 'Artifact') -> Optional[os.stat_result]:
+    """The ``lstat`` of a stored file when it is a regular file; None when nothing is there; ``UnsafeFileError``
+    for a symlink, a FIFO, a device or a directory (see ``open_stored``)."""
+    try:
+        st = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        raise UnsafeFileError('%s %s is a symlink, and a stored file is never read through one (an account that can '
+                              'write %s could have planted it to make root read another file): it was not read. '
+                              'Replace the link with the file itself.' % (what, path, os.path.dirname(path) or '.'),
+                              path=path)
+    if not stat.S_ISREG(st.st_mode):
+        raise UnsafeFileError('%s %s is %s, not a regular file: it was not read.' % (what, path, kind_of(st.st_mode)),
+                              path=path)
+    return st
 
 
 def iter_lines(handle: BinaryIO, line_limit: int = MiB) -> Iterator[Optional[bytes]]:
