@@ -12,6 +12,9 @@ removed by test_hostile_files, its moves run as that account with setpriv, at a 
   in the archive must not hang PostgreSQL's archiver or grow it without bound.
 - MariaDB: the old definitions kept when a swap and its undo both fail go into a private directory (0700), never
   straight into a tmpdir another account can rename entries in.
+- ACME http-01: the webroot is the web server account's; a link it plants at (or swaps in for) the challenge
+  directories must never carry root's token write, chmod or rmdir elsewhere.
+- drill_report: drills.jsonl in a report directory another account owns, linked to a root-only history.
 """
 
 from __future__ import annotations
@@ -433,3 +436,35 @@ def test_acme_webroot_links_planted_by_the_web_account(racer_user, arena, monkey
         assert error is None   # the account's link is replaced by the token file (removed again by cleanup)
     else:
         assert isinstance(error, acme_challenges.ChallengeError) and 'symlink' in str(error), repr(error)
+
+
+# --- drill_report: the history (drills.jsonl) in a report directory another account owns -------------------------
+@pytest.mark.fast
+@pytest.mark.fault(fault='the account owning report_dir links drills.jsonl to a root-only drill history',
+                   component='drill_report (drill/report.read_history)',
+                   expected='refused naming drills.jsonl before anything is written; no entry of the root-only '
+                            'history reaches a report the account can read')
+def test_drill_history_link_planted_in_the_report_dir(racer_user, arena, tmp_path, fault):
+    from tests.faults import test_hostile_inputs_sweep as sweep
+    user, outside, base = racer_user, arena['outside'], arena['base']
+    reports = user_dir(base / 'reports', user)
+    private = outside / 'drills.jsonl'   # another team's history, root-only
+    # a drill of the same database on another host: its RTO would be charted in the report the account can read
+    private.write_text(json.dumps({'started': '2026-11-01T00:00:00Z', 'id': 'drill-private', 'passed': True,
+                                   'databases': [{'name': 'app', 'engine': 'sqlite', 'passed': True,
+                                                  'rto_seconds': 4242, 'rpo_seconds': 1}]}) + '\n')
+    os.chmod(private, 0o600)
+    as_user(user, 'ln -s %s %s/drills.jsonl' % (private, reports))
+    work = tmp_path / 'work'
+    work.mkdir()
+    result, seconds, _rss, _err = sweep.run_module('drill_report', {
+        'report_dir': str(reports), 'started': '2026-11-29T00:00:00Z',
+        'databases': [{'name': 'app', 'engine': 'sqlite', 'source': 'a.db'}]}, work)
+    written = sorted(p.name for p in reports.iterdir() if not p.is_symlink())
+    leaked = [name for name in written if b'last 2 drills' in (reports / name).read_bytes()]
+    fault.observed('%s in %.1f s: %s; written: %s; charting the root-only history: %s'
+                   % ('failed' if result.get('failed') else 'done', seconds, str(result.get('msg'))[:140], written,
+                      leaked))
+    fault.lost(secrets=len(leaked))
+    assert leaked == [] and written == []
+    assert result.get('failed') and 'drills.jsonl' in result['msg'] and 'symlink' in result['msg'], result

@@ -438,17 +438,29 @@ class SafeDir:
 
 
 def open_regular_stream(path: str, what: str = 'File', missing_ok: bool = False,
-                        limit: int = 1024 * MiB) -> Optional[BinaryIO]:
+                        limit: int = 1024 * MiB, follow: bool = True) -> Optional[BinaryIO]:
     """``path`` opened for streaming reads when it is a regular file of at most ``limit`` bytes (1 GiB:
     far more than any trimmed history, far less than a planted sparse file); None when it does not
-    exist and ``missing_ok``. For append-only histories that may be big: read them with ``iter_lines``."""
+    exist and ``missing_ok``. For append-only histories that may be big: read them with ``iter_lines``.
+    ``follow=False``: a symlink at the final name is refused (a history in a directory another account can write,
+    which could link it to a file of root's that root would then read and chart)."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, 'O_CLOEXEC', 0)
+    if not follow:
+        flags |= os.O_NOFOLLOW
     try:
         # stat first: a FIFO or a device is refused before it is opened (opening a FIFO blocks).
-        _check_stat(path, os.stat(path), limit, what)
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, 'O_CLOEXEC', 0))
+        st = os.stat(path, follow_symlinks=follow)
+        if stat.S_ISLNK(st.st_mode):
+            raise UnsafeFileError('%s %s is a symlink and symlinks are not followed here (someone else could have '
+                                  'planted it): it was not read.' % (what, path), path=path)
+        _check_stat(path, st, limit, what)
+        fd = os.open(path, flags)
     except UnsafeFileError:
         raise
     except OSError as exc:
+        if exc.errno == errno.ELOOP and not follow:
+            raise UnsafeFileError('%s %s is a symlink and symlinks are not followed here (someone else could have '
+                                  'planted it): it was not read.' % (what, path), path=path)
         if exc.errno == errno.ENOENT and missing_ok and not os.path.islink(path):
             return None
         raise UnsafeFileError(explain_missing(path, what) or 'Cannot read %s %s: %s.'
