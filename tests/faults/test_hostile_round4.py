@@ -132,9 +132,9 @@ def _read_with_deadline(target, seconds: float = 10.0):
 
 @pytest.mark.fast
 @pytest.mark.parametrize('kind', ['fifo', 'symlink-dev-zero', 'directory'])
-@pytest.mark.parametrize('reader', ['open_artifact', 'verify_file', 'verify_size'])
+@pytest.mark.parametrize('reader', ['open_artifact', 'verify_file', 'verify_size', 'offsite_upload'])
 @pytest.mark.fault(fault='{kind} at a WAL artifact\'s name in a catalog postgres writes', component='{reader} '
-                   '(db_restore, drill_step, backup_verify: common/streaming)',
+                   '(db_restore, drill_step, backup_verify: common/streaming; backup_copy push)',
                    expected='refused at once naming the artifact and what it is; no hang, no endless read')
 def test_special_file_at_an_artifact_name(racer_user, arena, kind, reader, fault):
     user, base = racer_user, arena['base']
@@ -155,6 +155,9 @@ def test_special_file_at_an_artifact_name(racer_user, arena, kind, reader, fault
         if reader == 'verify_size':
             streaming.verify_size(manifest.path, manifest.data['size'])
             return 0
+        if reader == 'offsite_upload':   # backup_copy push: what every store uploads a local artifact through
+            from ansible_collections.opsready.operations.plugins.module_utils.offsite.stores import HashingReader
+            return len(HashingReader(manifest.path).read(64 * 1024 * 1024))
         with open_artifact(manifest) as source:
             return len(source.read(64 * 1024 * 1024))
     outcome, seconds, blocked = _read_with_deadline(read)
@@ -468,3 +471,90 @@ def test_drill_history_link_planted_in_the_report_dir(racer_user, arena, tmp_pat
     fault.lost(secrets=len(leaked))
     assert leaked == [] and written == []
     assert result.get('failed') and 'drills.jsonl' in result['msg'] and 'symlink' in result['msg'], result
+
+
+# --- PITR: files root reads back from directories handed to postgres for the recovery ----------------------------
+@pytest.mark.fast
+@pytest.mark.parametrize('kind', ['symlink-root-file', 'fifo', 'symlink-dev-zero'])
+@pytest.mark.parametrize('what', ['server-log', 'timeline-history', 'drill-postmaster-pid', 'failover-pg-version'])
+@pytest.mark.fault(fault='postgres puts a {kind} at the {what} root reads in a directory postgres owns',
+                   component='db_restore / dr_drill (PostgreSQL PITR: ScratchServer.log_text, _end_of_recovery; '
+                             'drill/scratch._running_pid), db_failover (PgNode.tool: PG_VERSION)',
+                   expected='no hang; no byte of the root file in what root returns (the log tail is shown in the '
+                            'failure message); the file is named as what it is, or treated as absent')
+def test_pitr_reads_back_from_postgres_directories(racer_user, arena, what, kind, fault):
+    from ansible_collections.opsready.operations.plugins.module_utils.drill import scratch as drill_scratch
+    user, outside, base = racer_user, arena['outside'], arena['base']
+    shadow = outside / 'shadow'
+    # a line a log parser or an LSN parser would take: root's file must not reach the result
+    before = root_secret(shadow, b'1\t0/3000000\troot:$6$secret-hash:19000\n')
+    owned = user_dir(base / 'data.run', user)            # rundir, staging and datadir are postgres's then
+    if what == 'server-log':
+        name = 'postgresql.log'
+    elif what == 'timeline-history':
+        owned = user_dir(owned / 'pg_wal', user).parent    # <staging>/pg_wal/00000002.history
+        name = 'pg_wal/00000002.history'
+    elif what == 'failover-pg-version':
+        name = 'PG_VERSION'
+    else:
+        name = 'postmaster.pid'
+    target = owned / name
+    if kind == 'fifo':
+        as_user(user, 'mkfifo %s' % target)
+    else:
+        as_user(user, 'ln -s %s %s' % ('/dev/zero' if kind == 'symlink-dev-zero' else shadow, target))
+
+    def read():
+        if what == 'server-log':
+            server = pitr.ScratchServer(None, str(base / 'data'), str(owned), 5432, None)
+            return server.log_text()
+        if what == 'timeline-history':
+            return pitr._end_of_recovery(str(owned))
+        if what == 'failover-pg-version':
+            from types import SimpleNamespace
+            from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import promote
+            node = object.__new__(promote.PgNode)   # only what tool() reads: no server behind it
+            node.name, node.spec = 'db1', SimpleNamespace(bindir=None, data_dir=str(owned))
+            node.runner = SimpleNamespace(env={'PATH': os.environ.get('PATH', '')})
+            return node.tool('pg_ctl')
+        return drill_scratch._running_pid(str(owned))
+    outcome, seconds, blocked = _read_with_deadline(read)
+    if blocked and kind == 'fifo':
+        os.close(os.open(target, os.O_WRONLY | os.O_NONBLOCK))
+    leaked = isinstance(outcome, str) and 'secret-hash' in outcome or outcome == 0x3000000
+    fault.observed('%s in %.1f s: %r' % ('still blocked' if blocked else 'returned', seconds, str(outcome)[:160]))
+    fault.lost(secrets=int(leaked))
+    assert not blocked
+    assert not leaked
+    assert not isinstance(outcome, Exception) or isinstance(outcome, OpsReadyError), repr(outcome)
+    assert state_of(shadow)[:6] == before[:6]
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize('name', ['svc.key', 'svc.crt'])
+@pytest.mark.fault(fault='hard link to a root-only file at {name} in the app account\'s certificate directory '
+                   '(owner names the account)', component='cert_renew (certs/swap: the previous pair kept as a backup)',
+                   expected='refused naming the file and its links; no copy of the root file in a backup the account '
+                            'owns; the root file keeps content, mode, owner')
+def test_cert_pair_hard_link_to_a_root_file(racer_user, arena, name, fault):
+    user, outside, base = racer_user, arena['outside'], arena['base']
+    tree = user_dir(base / 'app', user)
+    renewal.renew(hostile.cert_opts(tree, user), check_mode=False)   # a pair of the account's
+    shadow = outside / 'shadow'
+    before = root_secret(shadow)
+    # fs.protected_hardlinks keeps the account from linking a file of root's; where it is off the link is its to
+    # make (see test_hostile_round3): made here as root for the account.
+    os.unlink(tree / name)
+    os.link(shadow, tree / name)
+    error = None
+    try:
+        renewal.renew(hostile.cert_opts(tree, user), check_mode=False)
+    except OpsReadyError as exc:
+        error = exc
+    copies = [p.name for p in tree.iterdir() if p.is_file() and p.stat().st_ino != before[6]
+              and before[0] in p.read_bytes()]
+    fault.observed('copies of the root file in the account\'s directory: %s; renew: %s' % (copies, error or 'done'))
+    fault.lost(secrets=len(copies))
+    assert copies == []
+    assert state_of(shadow)[:6] == before[:6] or state_of(shadow)[:4] == before[:4]   # link count may drop
+    assert isinstance(error, safeio.UnsafeFileError) and name in str(error) and 'hard link' in str(error), error
