@@ -111,10 +111,12 @@ def read_fd(fd: int, path: str, limit: int, what: str) -> bytes:
 
 
 def read_regular(path: str, limit: int, what: str = 'File', follow: bool = True,
-                 dir_fd: Optional[int] = None) -> bytes:
+                 dir_fd: Optional[int] = None, single_link: bool = False) -> bytes:
     """The content of ``path`` when it is a regular file of at most ``limit`` bytes.
 
-    ``follow=False`` refuses a symlink at the final name instead of reading what it points to.
+    ``follow=False`` refuses a symlink at the final name instead of reading what it points to. ``single_link``
+    refuses a file with more than one name: in a directory another account writes, a hard link it planted to a
+    root-only file (where fs.protected_hardlinks is off) would make root read that file as this one.
     """
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, 'O_CLOEXEC', 0)
     if not follow:
@@ -139,6 +141,13 @@ def read_regular(path: str, limit: int, what: str = 'File', follow: bool = True,
         raise UnsafeFileError('Cannot read %s %s: %s.' % (what.lower(), path, exc.strerror), path=path,
                               errno=exc.errno)
     try:
+        if single_link:
+            links = os.fstat(fd).st_nlink
+            if links > 1:
+                raise UnsafeFileError('%s %s has %d hard links (names elsewhere for the same file): it was not read, '
+                                      'as someone who can write its directory could have linked another file there. '
+                                      'Replace it with a copy of its own (cp, then mv over the name).'
+                                      % (what, path, links), path=path)
         return read_fd(fd, path, limit, what)
     finally:
         os.close(fd)
@@ -395,10 +404,13 @@ class SafeDir:
 
     def read(self, name: str, limit: int, what: str = 'File') -> Optional[bytes]:
         """The regular file ``name``; None when there is nothing there. A symlink is followed only in a
-        trusted directory (see ``trusted``); elsewhere it is refused."""
+        trusted directory (see ``trusted``); elsewhere it is refused, and so is a file with another hard link."""
         if self.lstat(name) is None:
             return None
-        return read_regular(name, limit, what=what, follow=self.trusted, dir_fd=self.fd)
+        # Elsewhere than a trusted directory, a second name is refused too: what is read here (an old key) is
+        # copied (a backup) and handed to the directory's owner.
+        return read_regular(name, limit, what=what, follow=self.trusted, dir_fd=self.fd,
+                            single_link=not self.trusted)
 
     def listdir(self) -> List[str]:
         return os.listdir(self.fd)

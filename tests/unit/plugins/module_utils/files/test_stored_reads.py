@@ -57,3 +57,13 @@ def test_safedir_refuses_a_directory_another_account_can_rename(tmp_path):
     assert not (above / 'new').exists()
     # the account named as owner is trusted as much as root (its own directories hold its certificates)
     safeio.SafeDir(str(inner), owner=(4321, 4321)).close()
+
+
+def test_single_link_refuses_a_second_name(tmp_path):
+    path = tmp_path / 'svc.key'
+    path.write_bytes(b'key')
+    assert safeio.read_regular(str(path), 100, single_link=True) == b'key'
+    os.link(path, tmp_path / 'elsewhere')
+    assert safeio.read_regular(str(path), 100) == b'key'
+    with pytest.raises(safeio.UnsafeFileError, match='svc.key has 2 hard links'):
+        safeio.read_regular(str(path), 100, what='Private key', single_link=True)
