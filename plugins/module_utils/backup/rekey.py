@@ -54,6 +54,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
 from ansible_collections.opsready.operations.plugins.module_utils.common import streaming
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import PARTIAL_SUFFIX
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 
 # Two chunks per block, four blocks in the ring, two in the write queue: short bursts per stage, and room for the
 # child to run ahead. On a busy machine a stage that works in long bursts waits longer for a CPU each time, and a
@@ -438,7 +439,7 @@ def _rekey_one(entry: Manifest, wanted: List[str], current: List[str], identitie
             pass  # the reader below says clearly that the key does not open it
     raw: Any
     if sealed:
-        raw = open(path, 'rb')
+        raw = safeio.open_stored(path)
     else:
         # No sealed plaintext checksum (an encrypted zstd stream carries its own content checksum, which a
         # re-encryption does not decompress to see): the manifest's SHA-256 of the stored bytes is what tells that

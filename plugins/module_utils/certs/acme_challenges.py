@@ -89,7 +89,14 @@ class Webroot:
             pass  # made by another run since the open above
         else:
             self.created_dirs.append((parent_fd, name))
-        fd = os.open(name, flags, dir_fd=parent_fd)
+        try:
+            fd = os.open(name, flags, dir_fd=parent_fd)
+        except OSError as exc:
+            # The web server's account owns the webroot: it can rename the directory just made and put a link (or
+            # a file) at its name. Never followed; said like a link found before (not a bare errno).
+            raise ChallengeError('%s/%s was replaced by a symlink or a file right after it was created (%s): the '
+                                 'token is never written through a link. Someone else writes into the webroot; '
+                                 'make the directory a real one and run again.' % (self.webroot, name, exc.strerror))
         os.fchmod(fd, 0o755)  # nosec B103 # the web server user must read the token; the umask must not hide it
         self.fds.append(fd)
         return fd

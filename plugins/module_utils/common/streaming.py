@@ -22,6 +22,7 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO, Dict, Optional, Sequence
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import PARTIAL_SUFFIX, fsync_dir
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 
 # encryption (and cryptography, tens of ms to import) is imported where it is used: catalog reads import this
 # file for PARTIAL_SUFFIX and never encrypt (issue 22, module start-up).
@@ -379,8 +380,9 @@ class ArtifactWriter:
 
 
 def sha256_file(path: str, chunk: int = CHUNK) -> str:
+    """The SHA-256 of a stored file, never read through a symlink or from a FIFO (``safeio.open_stored``)."""
     digest = hashlib.sha256()
-    with open(path, 'rb') as handle:
+    with safeio.open_stored(path) as handle:
         while True:
             data = handle.read(chunk)
             if not data:
@@ -391,9 +393,14 @@ def sha256_file(path: str, chunk: int = CHUNK) -> str:
 def verify_size(path: str, size: Optional[int] = None) -> None:
     """Raise IntegrityError unless the file exists with the manifest's size (no read: the cheap half of
     ``verify_file``, for a reader that checks the checksum while it streams, see ``ChecksummedFile``)."""
-    if not os.path.isfile(path):
+    try:
+        # lstat: a link planted at the name (to a root file of the same size) is not the artifact
+        st = safeio.lstat_stored(path)
+    except safeio.UnsafeFileError as exc:
+        raise IntegrityError(exc.message, path=path)
+    if st is None:
         raise IntegrityError('Artifact %s is missing: its manifest names it but the file is gone.' % path, path=path)
-    actual_size = os.path.getsize(path)
+    actual_size = st.st_size
     if size is not None and actual_size != size:
         raise IntegrityError('Artifact %s is %d bytes but its manifest says %d: it is truncated or was '
                              'replaced; do not restore from it.' % (path, actual_size, size), path=path)
@@ -407,7 +414,10 @@ def checksum_mismatch(path: str, actual: str, sha256: str) -> IntegrityError:
 def verify_file(path: str, sha256: str, size: Optional[int] = None) -> None:
     """Raise IntegrityError unless the file on disk has the manifest's size and checksum."""
     verify_size(path, size)
-    actual = sha256_file(path)
+    try:
+        actual = sha256_file(path)
+    except safeio.UnsafeFileError as exc:   # swapped since verify_size looked
+        raise IntegrityError(exc.message, path=path)
     if actual != sha256:
         raise checksum_mismatch(path, actual, sha256)
 
@@ -422,7 +432,7 @@ class ChecksummedFile:
         self.path = path
         self._expected = sha256
         self._size = size
-        self._handle: Any = open(path, 'rb')
+        self._handle: Any = safeio.open_stored(path)
         self._digest = hashlib.sha256()
         self._read = 0
         self._done = False
@@ -495,7 +505,7 @@ def open_decompressed(path: str, compression: str, encryption_info: Optional[Dic
     """
     check_compression(compression)
     # ``handle``: the stored bytes already opened (a ``ChecksummedFile`` hashing them on the way)
-    raw: Any = open(path, 'rb') if handle is None else handle
+    raw: Any = safeio.open_stored(path) if handle is None else handle
     if encryption_info:
         raw = open_decrypted(raw, path, encryption_info, identities or [])
     if compression == 'zstd':

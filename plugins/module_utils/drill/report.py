@@ -110,10 +110,12 @@ def history_entry(report: Dict[str, Any], paths: Dict[str, str]) -> Dict[str, An
 
 
 def read_history(report_dir: str) -> List[Dict[str, Any]]:
-    """Earlier drills, oldest first; a torn or foreign line is skipped, never fatal."""
+    """Earlier drills, oldest first; a torn or foreign line is skipped, never fatal. A symlink at the history's
+    name is refused, not followed: the report directory may be another account's, and root would chart (in reports
+    written there) a history of root's the link names; the append would refuse it anyway, after the reports."""
     path = os.path.join(report_dir, HISTORY_FILE)
     entries: List[Dict[str, Any]] = []
-    handle = safeio.open_regular_stream(path, what='Drill history', missing_ok=True)
+    handle = safeio.open_regular_stream(path, what='Drill history', missing_ok=True, follow=False)
     if handle is None:
         return []
     with handle:
@@ -131,7 +133,7 @@ def read_history(report_dir: str) -> List[Dict[str, Any]]:
 
 def _ends_torn(path: str) -> bool:
     try:
-        handle = safeio.open_regular_stream(path, what='Drill history', missing_ok=True)
+        handle = safeio.open_regular_stream(path, what='Drill history', missing_ok=True, follow=False)
         if handle is None:
             return False
         with handle:

@@ -35,6 +35,7 @@ from typing import Any, Dict, Optional
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import atomic_write_text
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 
 MARK_PREFIX = 'opsready dr_drill scratch copy of '
 MARKER_FILE = 'opsready_drill_scratch'
@@ -91,9 +92,12 @@ def guard_database(state: Dict[str, Any], scratch: str, source: Optional[str]) -
 
 def _running_pid(datadir: str) -> Optional[int]:
     try:
-        with open(os.path.join(datadir, 'postmaster.pid'), 'rb') as handle:
-            pid = int(handle.readline().strip() or b'0')
-    except (OSError, ValueError):
+        # the datadir is the server account's: a FIFO, a device or a link at the name is no pid file (never opened
+        # in a way that blocks, never followed)
+        text = safeio.read_regular(os.path.join(datadir, 'postmaster.pid'), 64 * 1024, what='postmaster.pid',
+                                   follow=False)
+        pid = int(text.split(b'\n', 1)[0].strip() or b'0')
+    except (OSError, OpsReadyError, ValueError):
         return None
     if pid <= 0:
         return None

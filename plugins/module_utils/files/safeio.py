@@ -111,10 +111,12 @@ def read_fd(fd: int, path: str, limit: int, what: str) -> bytes:
 
 
 def read_regular(path: str, limit: int, what: str = 'File', follow: bool = True,
-                 dir_fd: Optional[int] = None) -> bytes:
+                 dir_fd: Optional[int] = None, single_link: bool = False) -> bytes:
     """The content of ``path`` when it is a regular file of at most ``limit`` bytes.
 
-    ``follow=False`` refuses a symlink at the final name instead of reading what it points to.
+    ``follow=False`` refuses a symlink at the final name instead of reading what it points to. ``single_link``
+    refuses a file with more than one name: in a directory another account writes, a hard link it planted to a
+    root-only file (where fs.protected_hardlinks is off) would make root read that file as this one.
     """
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, 'O_CLOEXEC', 0)
     if not follow:
@@ -139,6 +141,13 @@ def read_regular(path: str, limit: int, what: str = 'File', follow: bool = True,
         raise UnsafeFileError('Cannot read %s %s: %s.' % (what.lower(), path, exc.strerror), path=path,
                               errno=exc.errno)
     try:
+        if single_link:
+            links = os.fstat(fd).st_nlink
+            if links > 1:
+                raise UnsafeFileError('%s %s has %d hard links (names elsewhere for the same file): it was not read, '
+                                      'as someone who can write its directory could have linked another file there. '
+                                      'Replace it with a copy of its own (cp, then mv over the name).'
+                                      % (what, path, links), path=path)
         return read_fd(fd, path, limit, what)
     finally:
         os.close(fd)
@@ -327,6 +336,16 @@ class SafeDir:
         self.owner = owner
         flags = os.O_RDONLY | os.O_DIRECTORY | getattr(os, 'O_CLOEXEC', 0)
         created = False
+        # The directory itself may be root's, but an account that can rename entries in a directory above could
+        # move it away and put a link to another directory of root's (/etc/ssl/private) at its name before it is
+        # opened: root would then read and replace files there. Checked before anything is created or opened.
+        above = path_risk(self.path, owner[0] if owner else None)
+        if above:
+            raise UnsafeFileError(
+                'Refusing to %s %s as %s: %s, so that account could rename it away and put a link to another '
+                'directory at its name, and root would write there. Nothing was written. Keep it below directories '
+                'only root can write, or run the task as the account that owns them (become_user).'
+                % (purpose, self.path, uid_name(os.geteuid()), above), path=self.path)
         if create_mode is not None and not os.path.isdir(self.path):
             os.makedirs(self.path, create_mode)
             # The directory just made is opened without following a link and chowned through that descriptor:
@@ -385,10 +404,13 @@ class SafeDir:
 
     def read(self, name: str, limit: int, what: str = 'File') -> Optional[bytes]:
         """The regular file ``name``; None when there is nothing there. A symlink is followed only in a
-        trusted directory (see ``trusted``); elsewhere it is refused."""
+        trusted directory (see ``trusted``); elsewhere it is refused, and so is a file with another hard link."""
         if self.lstat(name) is None:
             return None
-        return read_regular(name, limit, what=what, follow=self.trusted, dir_fd=self.fd)
+        # Elsewhere than a trusted directory, a second name is refused too: what is read here (an old key) is
+        # copied (a backup) and handed to the directory's owner.
+        return read_regular(name, limit, what=what, follow=self.trusted, dir_fd=self.fd,
+                            single_link=not self.trusted)
 
     def listdir(self) -> List[str]:
         return os.listdir(self.fd)
@@ -428,17 +450,29 @@ class SafeDir:
 
 
 def open_regular_stream(path: str, what: str = 'File', missing_ok: bool = False,
-                        limit: int = 1024 * MiB) -> Optional[BinaryIO]:
+                        limit: int = 1024 * MiB, follow: bool = True) -> Optional[BinaryIO]:
     """``path`` opened for streaming reads when it is a regular file of at most ``limit`` bytes (1 GiB:
     far more than any trimmed history, far less than a planted sparse file); None when it does not
-    exist and ``missing_ok``. For append-only histories that may be big: read them with ``iter_lines``."""
+    exist and ``missing_ok``. For append-only histories that may be big: read them with ``iter_lines``.
+    ``follow=False``: a symlink at the final name is refused (a history in a directory another account can write,
+    which could link it to a file of root's that root would then read and chart)."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, 'O_CLOEXEC', 0)
+    if not follow:
+        flags |= os.O_NOFOLLOW
     try:
         # stat first: a FIFO or a device is refused before it is opened (opening a FIFO blocks).
-        _check_stat(path, os.stat(path), limit, what)
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, 'O_CLOEXEC', 0))
+        st = os.stat(path, follow_symlinks=follow)
+        if stat.S_ISLNK(st.st_mode):
+            raise UnsafeFileError('%s %s is a symlink and symlinks are not followed here (someone else could have '
+                                  'planted it): it was not read.' % (what, path), path=path)
+        _check_stat(path, st, limit, what)
+        fd = os.open(path, flags)
     except UnsafeFileError:
         raise
     except OSError as exc:
+        if exc.errno == errno.ELOOP and not follow:
+            raise UnsafeFileError('%s %s is a symlink and symlinks are not followed here (someone else could have '
+                                  'planted it): it was not read.' % (what, path), path=path)
         if exc.errno == errno.ENOENT and missing_ok and not os.path.islink(path):
             return None
         raise UnsafeFileError(explain_missing(path, what) or 'Cannot read %s %s: %s.'
@@ -449,6 +483,55 @@ def open_regular_stream(path: str, what: str = 'File', missing_ok: bool = False,
         os.close(fd)
         raise
     return os.fdopen(fd, 'rb')
+
+
+def open_stored(path: str, what: str = 'Artifact') -> BinaryIO:
+    """A file a backup catalog holds (an artifact), opened for streaming reads: never through a symlink at its name,
+    never a FIFO or a device. No size cap: the caller compares what it reads with the manifest.
+
+    An account that can write the catalog (postgres, named as its owner for WAL; the owner of a catalog a task reads
+    as root) could put a link to /etc/shadow at an artifact's name with a manifest saying "compression none": a
+    restore (WAL staged into the server's directory), a drill or a verify would then copy or print root's file. A
+    FIFO there would hang the run. The catalog's own writers never make links (they rename regular files in place).
+    A missing file raises the ``OSError`` of ``open`` (callers say "missing" in their words)."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafeFileError('%s %s is a symlink, and a stored file is never read through one (an account that '
+                                  'can write %s could have planted it to make root read another file): it was not '
+                                  'read. Replace the link with the file itself.'
+                                  % (what, path, os.path.dirname(path) or '.'), path=path)
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafeFileError('%s %s is %s, not a regular file: it was not read.'
+                                  % (what, path, kind_of(st.st_mode)), path=path)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, 'rb')
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def lstat_stored(path: str, what: str = 'Artifact') -> Optional[os.stat_result]:
+    """The ``lstat`` of a stored file when it is a regular file; None when nothing is there; ``UnsafeFileError``
+    for a symlink, a FIFO, a device or a directory (see ``open_stored``)."""
+    try:
+        st = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        raise UnsafeFileError('%s %s is a symlink, and a stored file is never read through one (an account that can '
+                              'write %s could have planted it to make root read another file): it was not read. '
+                              'Replace the link with the file itself.' % (what, path, os.path.dirname(path) or '.'),
+                              path=path)
+    if not stat.S_ISREG(st.st_mode):
+        raise UnsafeFileError('%s %s is %s, not a regular file: it was not read.' % (what, path, kind_of(st.st_mode)),
+                              path=path)
+    return st
 
 
 def iter_lines(handle: BinaryIO, line_limit: int = MiB) -> Iterator[Optional[bytes]]:

@@ -29,6 +29,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError, ToolError
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 
 try:
     import boto3
@@ -182,7 +183,9 @@ class HashingReader:
     """
 
     def __init__(self, path: str, fail_after: Optional[int] = None, background: bool = False) -> None:
-        self._handle = open(path, 'rb')
+        # an artifact of a catalog another account may write: never through a link planted at its name (root would
+        # upload the file it names), never a FIFO (hangs) or a device (/dev/zero never ends)
+        self._handle = safeio.open_stored(path)
         self.sha256: Any = BackgroundSha256() if background else hashlib.sha256()
         self.size = 0
         self._fail_after = fail_after

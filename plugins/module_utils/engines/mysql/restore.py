@@ -55,7 +55,6 @@ import datetime
 import os
 import re
 import subprocess  # nosec B404 # argument lists, never a shell
-import tempfile
 from typing import IO, Any, Dict, Iterator, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
@@ -65,6 +64,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.scratch
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import CHUNK
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import UTC, isoformat
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import kill_and_reap
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
     check_decryptable, open_artifact)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.grants import (
@@ -1363,6 +1363,25 @@ def _swap(engine: Any, target: str, temp: str, tables: List[str], before: Dict[s
     return aside
 
 
+def keep_definitions(script: bytes, tmpdir: Optional[str]) -> str:
+    """Keep the old views/routines/triggers/events for the operator to load by hand: 0600 in a new 0700 directory.
+
+    The operator loads this file as a server administrator, so nobody else may be able to replace it: in a tmpdir
+    another account owns or can write, that account could rename root's file away and put its own SQL (a DEFINER
+    routine, CREATE USER) at the name. ``private_tempdir`` refuses such a tmpdir; the definitions then go to the
+    system temp directory instead (the run is already failing: they must be kept somewhere, and the message says
+    where)."""
+    try:
+        directory = safeio.private_tempdir(tmpdir, 'opsready-old-definitions-', 'tmpdir')
+    except safeio.UnsafeFileError:
+        directory = safeio.private_tempdir(None, 'opsready-old-definitions-', 'tmpdir')
+    path = os.path.join(directory, 'definitions.sql')
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0), 0o600)
+    with os.fdopen(fd, 'wb') as handle:
+        handle.write(script)
+    return path
+
+
 def _undo(engine: Any, target: str, temp: str, tables: List[str], before: Dict[str, Any], aside: Optional[str],
           steps: List[str], old_script: bytes, tmpdir: Optional[str], cause: BaseException) -> None:
     """Reverse the swap steps done so far; if that fails too, say what is where."""
@@ -1391,9 +1410,7 @@ def _undo(engine: Any, target: str, temp: str, tables: List[str], before: Dict[s
     except BaseException as undo_exc:
         saved = None
         if old_script:
-            fd, saved = tempfile.mkstemp(prefix='opsready-old-definitions-', suffix='.sql', dir=tmpdir)
-            with os.fdopen(fd, 'wb') as handle:
-                handle.write(old_script)
+            saved = keep_definitions(old_script, tmpdir)
         message = getattr(undo_exc, 'message', str(undo_exc))
         raise OpsReadyError('The swap into %s failed (%s) and undoing it failed too (%s). The old tables are in '
                             'database %s%s; the restored copy is in %s. Put them back by hand.'

@@ -37,6 +37,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import (
     CHUNK, DEFAULT_LEVELS, default_threads, sha256_file)
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import (
     CLUSTER, GLOBALS, BackupOptions, Engine, kill_and_reap)
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
@@ -89,7 +90,7 @@ def read_backup_manifest(manifest: Manifest) -> Optional[bytes]:
     info = manifest.data.get('backup_manifest')
     if not info:
         return None
-    with open(manifest.path, 'rb') as handle:
+    with safeio.open_stored(manifest.path) as handle:
         handle.seek(int(info['offset']))
         header = handle.read(8)
         content = handle.read(int(info['size']))

@@ -57,7 +57,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.postgr
     PostgresEngine, lsn_to_int)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.postmaster import postmaster_pid
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import Restorer, RestoreRequest, Timer
-from ansible_collections.opsready.operations.plugins.module_utils.files.safeio import read_regular
+from ansible_collections.opsready.operations.plugins.module_utils.files.safeio import (
+    UnsafeFileError, open_regular_stream, read_regular)
 from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe import extract_all
 
 START_TIMEOUT = 600
@@ -483,13 +484,23 @@ class ScratchServer:
 
     def log_text(self, offset: int = 0, limit: int = 1024 * 1024) -> str:
         """The log from ``offset`` on (a start's own lines), at most its last ``limit`` bytes."""
+        # The run directory is the server account's: it could put a link to a file of root's (whose lines would
+        # then be quoted in the failure message), a FIFO or /dev/zero at the log's name. Never followed or opened.
         try:
-            with open(self.log, 'rb') as handle:
-                handle.seek(0, os.SEEK_END)
-                handle.seek(max(offset, handle.tell() - limit))
-                return handle.read().decode('utf-8', 'replace')
+            handle = open_regular_stream(self.log, what='Server log', limit=1 << 62, follow=False)
+        except UnsafeFileError as exc:
+            return exc.message
         except OSError:
             return ''
+        if handle is None:
+            return ''
+        with handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(offset, handle.tell() - limit))
+            return handle.read(limit).decode('utf-8', 'replace')
+
+
+HISTORY_LIMIT = 16 * 1024 * 1024   # a timeline history holds one line per earlier timeline
 
 
 def _end_of_recovery(staging: str) -> Optional[int]:
@@ -497,8 +508,10 @@ def _end_of_recovery(staging: str) -> Optional[int]:
     histories = sorted(glob.glob(os.path.join(glob.escape(staging), 'pg_wal', '*.history')))
     if not histories:
         return None
-    with open(histories[-1]) as handle:
-        rows = [line.split() for line in handle if line.strip() and not line.startswith('#')]
+    # staging was the server account's during the recovery: a link or a FIFO at the name is refused, not read
+    raw = read_regular(histories[-1], HISTORY_LIMIT, what='Timeline history file', follow=False)
+    text = raw.decode('utf-8', 'replace')
+    rows = [line.split() for line in text.splitlines() if line.strip() and not line.startswith('#')]
     if not rows or len(rows[-1]) < 2:
         return None
     return lsn_to_int(rows[-1][1])

@@ -64,6 +64,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.runner 
 from ansible_collections.opsready.operations.plugins.module_utils.common.scratch import Scratch, told_left
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import (
     CHUNK, ChecksummedFile, open_decompressed)
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import GLOBALS, kill_and_reap
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
     grow_pipe, is_encrypted, open_artifact, pipe_artifact_into)
@@ -442,7 +443,7 @@ def _zstd_cli_copy(manifest: Manifest, out: int, runner: Any, zstd_cli: str, ver
         raise OpsReadyError('Internal error: zstd -d was started without a stdin pipe.')
     grow_pipe(proc.stdin)  # 1 MiB writes into a 64 KiB pipe would wake zstd 16 times per chunk
     source: Any = (ChecksummedFile(manifest.path, manifest.data['sha256'], manifest.data.get('size')) if verify
-                   else open(manifest.path, 'rb'))
+                   else safeio.open_stored(manifest.path))
     broken = False
     try:
         with source:
@@ -510,7 +511,7 @@ def _decompressed_copy(manifest: Manifest, tmpdir: Optional[str], runner: Any = 
                     # copy_stream decompresses in C without a Python-level loop (about 2x the read loop).
                     import zstandard
                     raw: Any = (ChecksummedFile(manifest.path, manifest.data['sha256'], manifest.data.get('size'))
-                                if verify else open(manifest.path, 'rb'))
+                                if verify else safeio.open_stored(manifest.path))
                     with raw:
                         reader: Any = _Cancellable(raw, cancel)   # copy_stream needs only read()
                         _read, written = zstandard.ZstdDecompressor().copy_stream(

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import errno
 import glob
 import gzip
 import hashlib
@@ -38,6 +39,7 @@ import json
 import os
 import re
 import socket
+import stat
 import sys
 import tempfile
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -63,12 +65,51 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+class NotAFile(OSError):
+    """A path that is not a regular file (a FIFO, a device, a symlink where none is followed): never read."""
+
+
+_KINDS = ((stat.S_ISDIR, 'a directory'), (stat.S_ISFIFO, 'a FIFO (named pipe)'), (stat.S_ISCHR, 'a character device'),
+          (stat.S_ISBLK, 'a block device'), (stat.S_ISSOCK, 'a socket'))
+
+
+def _open_regular(path: str, what: str) -> Any:
+    """``path`` opened for reading when it is a regular file: never through a symlink at its name, never a FIFO
+    (opening one blocks the archiver until someone writes to it) or a device (/dev/zero never ends). The catalog
+    and pg_wal are shared with other accounts on some hosts; the archiver must neither hang nor read what a planted
+    link names. The descriptor is opened non-blocking and judged by ``fstat``, so a swap after a check counts."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0))
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise NotAFile(errno.ELOOP, '%s %s is a symlink, which is not followed' % (what, path))
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next((text for test, text in _KINDS if test(mode)), 'a special file')
+            raise NotAFile(errno.EINVAL, '%s %s is %s, not a regular file' % (what, path, kind))
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, 'rb')
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+MANIFEST_LIMIT = 16 * 1024 * 1024
+
+
 def _existing(dest: str, wal_name: str) -> List[Dict[str, Any]]:
     found = []
     for path in glob.glob(os.path.join(glob.escape(dest), 'postgresql-cluster-wal-*-%s*.manifest.json' % wal_name)):
         try:
-            with open(path, encoding='utf-8') as handle:
-                found.append(json.load(handle))
+            with _open_regular(path, 'manifest') as handle:
+                found.append(json.loads(handle.read(MANIFEST_LIMIT + 1)))
+        except NotAFile as exc:
+            # planted by someone who can write the archive: not a copy of this segment, and no reason to stop
+            # archiving (PostgreSQL would retry it forever while pg_wal fills up); said in the server's log
+            sys.stderr.write('opsready pg_wal_archive: ignoring %s\n' % exc.strerror)
+            continue
         except (OSError, ValueError):
             continue
     return found
@@ -78,12 +119,19 @@ def _extra_file(dest: str, source: str, name: str) -> int:
     """History, backup-label and partial files: copied verbatim (atomically) into <dest>/pg_wal_extra/."""
     extra = os.path.join(dest, 'pg_wal_extra')
     os.makedirs(extra, mode=0o700, exist_ok=True)
+    if os.path.islink(extra):
+        return _fail('%s is a symlink: not writing %s through it; make it a directory' % (extra, name))
     target = os.path.join(extra, name)
-    with open(source, 'rb') as handle:
+    with _open_regular(source, 'WAL file') as handle:
         data = handle.read()
-    if os.path.exists(target):
-        with open(target, 'rb') as handle:
+    try:
+        with _open_regular(target, 'archived copy') as handle:
             return 0 if handle.read() == data else _fail('%s already archived with different content' % name)
+    except FileNotFoundError:
+        pass
+    except NotAFile as exc:
+        # not an archived copy: replaced below by the rename (which never writes through a link)
+        sys.stderr.write('opsready pg_wal_archive: replacing %s\n' % exc.strerror)
     fd, tmp = tempfile.mkstemp(dir=extra, prefix='.' + name)
     with os.fdopen(fd, 'wb') as handle:
         handle.write(data)
@@ -438,7 +486,7 @@ def read_recipients(recipients: Optional[List[str]], recipients_file: Optional[s
 
 def _sha256_file(path: str) -> str:
     plain = hashlib.sha256()
-    with open(path, 'rb') as handle:
+    with _open_regular(path, 'WAL segment') as handle:
         for block in iter(lambda: handle.read(CHUNK), b''):
             plain.update(block)
     return plain.hexdigest()
@@ -450,7 +498,7 @@ def _segment_origin(source: str, size: int) -> Optional[str]:
     byte order of this machine, the server's): the same origin db_backup records from pg_control_system(), so that
     a shared archive never chains one cluster's WAL onto another's base backup. None when it cannot tell."""
     try:
-        with open(source, 'rb') as handle:
+        with _open_regular(source, 'WAL segment') as handle:
             head = handle.read(40)
         if len(head) < 40:
             return None
@@ -473,7 +521,8 @@ def archive(dest: str, source: str, wal_name: str, compression: str = 'zstd', le
     if not match:
         return _extra_file(dest, source, wal_name)
     started = datetime.datetime.now(datetime.timezone.utc)
-    st = os.stat(source)
+    with _open_regular(source, 'WAL segment') as probe:   # a FIFO or a link in pg_wal: refused, not read
+        st = os.fstat(probe.fileno())
     size = segment_size or st.st_size
     previous = _existing(dest, wal_name)
     if previous:
@@ -507,7 +556,7 @@ def archive(dest: str, source: str, wal_name: str, compression: str = 'zstd', le
             # One pass: read, SHA-256 of the segment, compression, age (when asked), SHA-256 of the stored bytes.
             encrypter = _AgeWriter(sink, recipients) if recipients else None
             target: Any = encrypter or sink
-            with open(source, 'rb') as handle:
+            with _open_regular(source, 'WAL segment') as handle:
                 if compression == 'zstd':
                     import zstandard
                     level = 3 if level is None else level
