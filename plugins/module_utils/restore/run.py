@@ -15,7 +15,7 @@ import os
 import re
 from typing import Any, Dict, List, Optional, Tuple
 
-from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import NEWEST_ORIGIN, Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common import scratch
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
@@ -103,12 +103,19 @@ def missing_piece(gap: Dict[str, Any], reference: Manifest) -> Optional[Tuple[st
     return None
 
 
-def plan(request: RestoreRequest) -> List[Manifest]:
+def plan(request: RestoreRequest, warnings: Optional[List[str]] = None) -> List[Manifest]:
+    """The chain to restore; ``warnings`` gets what the caller is told (``origin: newest``: the succession)."""
     # a set with backups of several servers (a shared directory) restores only the chosen server's chain: without a
     # choice the chain questions refuse (catalog.MixedOrigins), never "the latest" of whichever server wrote last
     catalog = Catalog(request.src, engine=request.engine, database=catalog_database(request),
                       origin=request.origin or None)
-    if request.origin and not catalog.entries:
+    if request.origin == NEWEST_ORIGIN:
+        # declared successive (pg_upgrade, re-initdb, renamed host): the origin whose time holds the point or the
+        # artifact, else the newest; refused (OverlappingOrigins) when their times overlap. One origin's chain only.
+        catalog, notes = catalog.successive(point=request.stop_at, artifact=request.artifact)
+        if warnings is not None:
+            warnings.extend(notes)
+    elif request.origin and not catalog.entries:
         raise CatalogError('No backup of origin %r in set %s of %s; its origins are: %s. Set origin to one of them.'
                            % (request.origin, catalog_database(request), request.src,
                               ', '.join(catalog.origins) or '(none: the set is empty)'), origins=catalog.origins)
@@ -178,7 +185,10 @@ def _run_restore(request: RestoreRequest, conn: ConnectionParams, timer: Timer, 
     # When the catalog was read: a disaster at that instant would have left exactly the chain restored (a drill
     # measures its RPO from here to the point the restored data reaches).
     result['catalog_read_at'] = isoformat(utcnow())
-    chain = plan(request)
+    notes: List[str] = []
+    chain = plan(request, notes)
+    if notes:
+        result['warnings'] = list(result.get('warnings') or []) + notes
     result['chain'] = chain_summary(chain)
     result['chain_ids'] = [m.id for m in chain]
     result['point_reached'] = isoformat(point_reached(chain, request.stop_at))
@@ -217,6 +227,8 @@ def _run_restore(request: RestoreRequest, conn: ConnectionParams, timer: Timer, 
     if 'point_reached' in outcome:
         result['point_reached'] = outcome.pop('point_reached')
     changed = outcome.pop('changed', True)
+    if result.get('warnings') and outcome.get('warnings'):
+        outcome['warnings'] = list(result['warnings']) + list(outcome['warnings'])   # the plan's stay (succession)
     result.update(outcome)
     result['changed'] = changed
     result['wall_seconds'] = timer.total()
