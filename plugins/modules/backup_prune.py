@@ -158,6 +158,8 @@ def main():
                        leftover_min_age=p['leftover_min_age'], succession=p['origin_succession'])
     except OpsReadyError as exc:
         module.fail_json(**exc.as_fail_kwargs())
+    for text in result.pop('warnings', None) or []:   # exit_json(warnings=...) is deprecated
+        module.warn(text)
     if result['changed'] and module._diff:
         gone = set(result['deleted']) | set(result['leftovers_removed'])
         before = sorted(set(result['kept']) | gone)

@@ -565,6 +565,8 @@ def main():
         module.fail_json(**exc.as_fail_kwargs())
     # Ansible takes ``warnings`` out of a registered result: a copy under our own key reaches the drill report.
     result['restore_warnings'] = list(result.get('warnings') or [])
+    for text in result.pop('warnings', None) or []:   # exit_json(warnings=...) is deprecated
+        module.warn(text)
     if result['changed'] and module._diff:
         target = result.get('target') or {}
         name = target.get('datadir') or target.get('database') or ''
