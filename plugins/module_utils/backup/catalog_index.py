@@ -414,6 +414,8 @@ class ScanResult:
         """The ``consistent_at`` (microseconds) of each ``set_refs`` reference, without building objects (the times
         of a set's origins: ``catalog.origin_spans``)."""
         column = self.columns[1 + R_CONSISTENT] if self.columns is not None else None
+        if column is not None and all(map(isinstance, refs, itertools.repeat(int))):
+            return list(map(column.__getitem__, refs))   # a sealed index's rows: lookups in C
         result: List[int] = []
         for ref in refs:
             if isinstance(ref, int) and column is not None:

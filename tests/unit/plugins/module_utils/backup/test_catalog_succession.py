@@ -65,6 +65,8 @@ def test_newest_restores_the_newest_origin_and_older_points_from_theirs(tmp_path
     assert view.origin == A
     with pytest.raises(CatalogError, match='outside the recoverable window'):
         view.chain_for(day(2, 12))
+    view, dummy = catalog(tmp_path).successive(point=day(4, 0.5))   # in B's time: B's own full and log
+    assert view.origin == B and [m.id for m in view.chain_for(day(4, 0.5))] == [b_fulls[1], b_logs[1]]
     view, dummy = catalog(tmp_path).successive(artifact=a_fulls[0])
     assert view.origin == A and view.get(a_fulls[0]).id == a_fulls[0]
     # backup_info: the same answers, the set's relation reported
