@@ -35,7 +35,9 @@ def prune(path: str, policy: retention.Policy, engine: Optional[str] = None, dat
           check_mode: bool = False, now: Optional[datetime.datetime] = None,
           leftover_min_age: Optional[int] = 3600, succession: bool = False) -> Dict[str, Any]:
     """Apply ``policy``; remove leftovers older than ``leftover_min_age`` seconds (None: leave them).
-    ``succession``: a set's origins that do not overlap in time are one server's history (``retention.plan``)."""
+    ``succession`` (or the policy's ``origin_succession``): a set's origins that do not overlap in time are one
+    server's history (``retention.plan``)."""
+    succession = succession or policy.origin_succession
     with (read_only() if check_mode else contextlib.nullcontext()):
         try:
             return _prune(path, policy, engine, database, check_mode, now, leftover_min_age, succession)

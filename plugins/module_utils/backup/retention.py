@@ -37,15 +37,24 @@ def argument_spec() -> Dict[str, Dict[str, Any]]:
     return dict((name, dict(type='float' if name == 'keep_days' else 'int')) for name in KEEP_OPTIONS)
 
 
+def retention_options() -> Dict[str, Dict[str, Any]]:
+    """The suboptions of db_backup's and redis_backup's ``retention``: the keep_* rules and ``origin_succession``
+    (backup_prune's option of that name)."""
+    options = argument_spec()
+    options['origin_succession'] = dict(type='bool', default=False)
+    return options
+
+
 class Policy:
     @classmethod
     def from_params(cls, params: Dict[str, Any]) -> 'Policy':
-        """The policy of a module's keep_* options (unset ones are ignored)."""
-        return cls(**dict((name, params.get(name)) for name in KEEP_OPTIONS))
+        """The policy of a module's keep_* options (unset ones are ignored) and ``origin_succession``."""
+        return cls(origin_succession=bool(params.get('origin_succession')),
+                   **dict((name, params.get(name)) for name in KEEP_OPTIONS))
 
     def __init__(self, keep_last: Optional[int] = None, keep_days: Optional[float] = None,
                  keep_daily: Optional[int] = None, keep_weekly: Optional[int] = None,
-                 keep_monthly: Optional[int] = None) -> None:
+                 keep_monthly: Optional[int] = None, origin_succession: bool = False) -> None:
         for name, value in (('keep_last', keep_last), ('keep_days', keep_days), ('keep_daily', keep_daily),
                             ('keep_weekly', keep_weekly), ('keep_monthly', keep_monthly)):
             if value is not None and value < 0:
@@ -55,6 +64,8 @@ class Policy:
         self.keep_daily = keep_daily
         self.keep_weekly = keep_weekly
         self.keep_monthly = keep_monthly
+        # a set's origins that do not overlap in time are one server's history (``plan_origins``)
+        self.origin_succession = origin_succession
 
     @property
     def empty(self) -> bool:

@@ -167,6 +167,16 @@ def test_retention_ages_out_the_old_origin(tmp_path, index_mode, per_set, monkey
     assert left == sorted(b_fulls + b_logs)
 
 
+def test_the_backup_modules_retention_declares_the_succession_in_its_policy(tmp_path):
+    """db_backup / redis_backup ``retention: {keep_last: .., origin_succession: true}`` prune as backup_prune does."""
+    a_fulls, a_logs = host(tmp_path, A, 0, 2, '-a')
+    b_fulls, b_logs = new_server(tmp_path, B, 3, 1, '-b')
+    policy = retention.Policy.from_params({'keep_last': 1, 'origin_succession': True})
+    planned = prune(str(tmp_path), policy, check_mode=True, now=NOW)
+    assert set(planned['deleted_ids']) == set(a_fulls + a_logs)
+    assert not retention.Policy.from_params({'keep_last': 1}).origin_succession
+
+
 @pytest.mark.parametrize('per_set', [True, False])
 def test_retention_keeps_the_predecessor_while_the_newest_has_no_full(tmp_path, index_mode, per_set, monkeypatch):
     monkeypatch.setattr(catalog_jobs, 'PER_SET', per_set)
