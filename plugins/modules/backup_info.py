@@ -47,6 +47,13 @@ options:
         described as its own item of RV(sets) and a warning names each set with several.
       - V(unknown) names the backups written before origins were recorded, when several servers write the set;
         with one server they belong to it.
+      - V(newest) (reserved) declares the set's origins B(successive) - one server whose identity changed - a
+        PostgreSQL cluster upgraded with pg_upgrade or re-created with initdb (new system identifier), a renamed
+        MariaDB, SQLite or file host. The set is then described from the newest origin, or from the older origin
+        whose time holds O(point_in_time); a chain never crosses two origins, and a warning names the predecessors
+        and when the identity changed. Refused, naming the origins and their times, when their backups overlap in
+        time (every backup of an older origin must be older, by C(consistent_at), than the first of the next) -
+        that is two live servers writing one set, not a succession.
     type: str
   point_in_time:
     description: ISO 8601 time with a zone; RV(chain) is then the chain reaching that point.
@@ -110,11 +117,19 @@ sets:
       (artifact ids), newest_full, newest_verified_full, unverified, failed_verification, chain, chain_error,
       recoverable_until, rpo_seconds, window, log_gap, origin (the server these answers are of) and origins
       (every origin of the set; more than one when several servers write it into this directory).
+    - origins_relation - C(single) (one origin), C(successive) (the origins' backups do not overlap in time, by
+      C(consistent_at) - one server whose identity changed, for which O(origin=newest) and backup_prune
+      O(opsready.operations.backup_prune#module:origin_succession) are accepted) or C(overlapping) (several live
+      servers). origin_spans - each origin's C(origin), C(from), C(until) (its first and last C(consistent_at))
+      and C(artifacts), oldest first. origin_succession - with O(origin=newest) on a succession, the warning naming
+      the predecessors.
   returned: success
   type: list
   elements: dict
 mixed_origins:
-  description: The sets that hold backups of more than one server (C(engine), C(database), C(origins)).
+  description:
+    - The sets that hold backups of more than one server (C(engine), C(database), C(origins),
+      C(origins_relation)); not a succession that O(origin=newest) chose from.
   returned: success
   type: list
   elements: dict
@@ -203,8 +218,14 @@ def main():
     for mixed in info['mixed_origins']:
         text = ('Backup set %s/%s in %s holds backups of %d servers (origins: %s): each is described apart, and a '
                 'restore or drill of it must choose one (origin).')
+        if mixed.get('origins_relation') == 'successive':
+            text += (' Their backups do not overlap in time: if they are one server whose identity changed '
+                     '(pg_upgrade, re-initdb, renamed host), origin: newest restores the newest (dr_drill: '
+                     'dr_drill_origin: newest) and backup_prune origin_succession: true ages the old one out.')
         module.warn(text % (mixed['engine'], mixed['database'], info['directory'], len(mixed['origins']),
                             ', '.join(mixed['origins'])))
+    for text in sorted({s['origin_succession'] for s in info['sets'] if s.get('origin_succession')}):
+        module.warn(text)
     if p['max_rpo_seconds'] is not None:
         late = [s for s in info['sets'] if s['engine'] != 'files' and
                 (s['rpo_seconds'] is None or s['rpo_seconds'] > p['max_rpo_seconds'])]

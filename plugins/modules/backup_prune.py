@@ -42,6 +42,24 @@ options:
         backup in progress).
     type: int
     default: 3600
+  origin_succession:
+    description:
+      - A set holding the backups of several servers (origins, see M(opsready.operations.backup_info)) is planned
+        per origin by default - the newest good backup of every server is kept, so a server whose identity changed
+        (a PostgreSQL cluster upgraded with pg_upgrade or re-created with initdb, a renamed MariaDB, SQLite or file
+        host) keeps its old origin's last full and its logs for ever.
+      - V(true) declares such origins B(successive) (the counterpart of O(opsready.operations.db_restore#module:origin)
+        V(newest)) - when a set's origins do not overlap in time (every backup of an older origin is older, by
+        C(consistent_at), than the first of the next), they are one timeline for the rules - an older origin's fulls
+        are older fulls that O(keep_last) counts and O(keep_days) ages out. Chains stay per origin - a kept full keeps
+        its own origin's logs from its position, and an older origin none of whose fulls is kept loses its logs. The
+        newest usable full is the newest origin's, or, while the newest origin has none yet, its predecessor's (kept
+        with its chain).
+      - A set whose origins overlap in time (two live servers sharing the directory) keeps its per-origin plan, with
+        a warning; the run does not fail, so that one shared set does not stop the retention of every other set of
+        a scheduled job (the per-origin plan keeps more, never less). RV(origin_sets) says which plan each set got.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - opsready.operations.retention
   - opsready.operations.check_mode
@@ -61,6 +79,12 @@ EXAMPLES = r'''
     keep_weekly: 8
     keep_monthly: 12
 
+- name: The database server was upgraded with pg_upgrade (a new origin) - its old backups age out like older ones
+  opsready.operations.backup_prune:
+    path: /var/backups/opsready/pg
+    keep_last: 7
+    origin_succession: true
+
 - name: What would go?
   opsready.operations.backup_prune:
     path: /var/backups/opsready/pg
@@ -75,6 +99,14 @@ deleted:
   returned: success
   type: list
   elements: str
+origin_sets:
+  description:
+    - The sets holding several origins - C(engine), C(database), C(origins_relation) (C(successive) or
+      C(overlapping)), C(origin_spans) (each origin's C(origin), C(from), C(until), C(artifacts), oldest first) and
+      C(planned) (C(one timeline) with O(origin_succession) on a succession, else C(per origin)).
+  returned: success
+  type: list
+  elements: dict
 kept:
   description: Artifacts kept, with the rule that keeps each.
   returned: success
@@ -113,6 +145,7 @@ def main():
             engine=dict(type='str', choices=list(CATALOG_ENGINES)),
             database=dict(type='str'),
             leftover_min_age=dict(type='int', default=3600),
+            origin_succession=dict(type='bool', default=False),
             **retention.argument_spec()
         ),
         required_one_of=[list(retention.KEEP_OPTIONS)],
@@ -122,9 +155,11 @@ def main():
     try:
         policy = retention.Policy.from_params(p)
         result = prune(p['path'], policy, engine=p['engine'], database=p['database'], check_mode=module.check_mode,
-                       leftover_min_age=p['leftover_min_age'])
+                       leftover_min_age=p['leftover_min_age'], succession=p['origin_succession'])
     except OpsReadyError as exc:
         module.fail_json(**exc.as_fail_kwargs())
+    for text in result.pop('warnings', None) or []:   # exit_json(warnings=...) is deprecated
+        module.warn(text)
     if result['changed'] and module._diff:
         gone = set(result['deleted']) | set(result['leftovers_removed'])
         before = sorted(set(result['kept']) | gone)

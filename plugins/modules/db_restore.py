@@ -154,6 +154,15 @@ options:
         before origins were recorded when several servers write the set.
       - Without it such a restore fails and names the origins (a chain never mixes two servers, and which
         server's data is meant is never guessed). A set written by one server needs no O(origin).
+      - V(newest) (reserved) declares the set's origins B(successive) - one server whose identity changed - a
+        PostgreSQL cluster upgraded with pg_upgrade or re-created with initdb (new system identifier), a renamed
+        MariaDB, SQLite or file host. The newest point is then the newest origin's; a O(stop_at) or O(artifact)
+        of an older origin's time restores from that origin (a chain never crosses two). A warning names the
+        predecessors and when the identity changed. While the newest origin has no full backup yet the restore
+        fails (its logs restore nothing without one), naming the predecessor to choose knowingly.
+      - V(newest) is refused, naming the origins and their times, when their backups overlap in time (every backup
+        of an older origin must be older, by C(consistent_at), than the first of the next) - that is two live
+        servers writing one set, not a succession, and which one is meant stays your choice.
     type: str
   artifact:
     description: Restore this artifact (its id, the file name in O(src)) instead of the newest chain.
@@ -556,6 +565,8 @@ def main():
         module.fail_json(**exc.as_fail_kwargs())
     # Ansible takes ``warnings`` out of a registered result: a copy under our own key reaches the drill report.
     result['restore_warnings'] = list(result.get('warnings') or [])
+    for text in result.pop('warnings', None) or []:   # exit_json(warnings=...) is deprecated
+        module.warn(text)
     if result['changed'] and module._diff:
         target = result.get('target') or {}
         name = target.get('datadir') or target.get('database') or ''

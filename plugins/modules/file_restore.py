@@ -60,6 +60,8 @@ options:
         C(origin), the host's name; M(opsready.operations.backup_info) lists each set's C(origins)).
       - Without it such a set fails and names its origins (which host's data is meant is never guessed). A set
         written by one host needs no O(origin).
+      - V(newest) - the set's origins are one host whose identity changed (a renamed host), so the newest one's
+        backups are used; refused while the origins' backups overlap in time.
     type: str
   only:
     description:
@@ -185,7 +187,10 @@ def main():
     if p['artifact'] and os.path.isfile(p['src']):
         module.fail_json(msg='artifact names an archive inside a backup directory; src is already an archive.')
     try:
-        manifest = extract.find_archive(p['src'], p['name'], p['artifact'], p['origin'])
+        notes = []
+        manifest = extract.find_archive(p['src'], p['name'], p['artifact'], p['origin'], warnings=notes)
+        for note in notes:
+            module.warn(note)
         encrypted = bool(manifest.data.get('encryption'))
         identities = []
         if encrypted or p['identity'] or p['identity_file']:

@@ -61,6 +61,13 @@ options:
       keep_monthly:
         description: Keep the newest full of each of the last N months that have one.
         type: int
+      origin_succession:
+        description:
+          - Successive origins of a set (one server whose identity changed - pg_upgrade, a re-initdb, a renamed
+            host) are one timeline for these rules, so the old origin's backups age out, as
+            M(opsready.operations.backup_prune) O(opsready.operations.backup_prune#module:origin_succession) does.
+        type: bool
+        default: false
 extends_documentation_fragment:
   - opsready.operations.backup_dest
   - opsready.operations.redis_connection
@@ -134,7 +141,7 @@ def main():
         database=dict(type='str'),
         verify=dict(type='bool', default=True),
         min_interval=dict(type='int', default=0),
-        retention=dict(type='dict', options=retention_utils.argument_spec()),
+        retention=dict(type='dict', options=retention_utils.retention_options()),
         encrypt=dict(type='bool', default=False),
         recipients=dict(type='list', elements='str'),
     )

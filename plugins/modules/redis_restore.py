@@ -43,6 +43,8 @@ options:
         O(backup_dir) (the manifests' C(origin); M(opsready.operations.backup_info) lists each set's C(origins)).
       - Without it such a set fails and names its origins (which server's data is meant is never guessed). A set
         written by one server needs no O(origin).
+      - V(newest) - the set's origins are one server whose identity changed (a renamed host), so the newest one's
+        backups are used; refused while the origins' backups overlap in time.
     type: str
   target:
     description: Where to restore.
@@ -183,13 +185,16 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.redis 
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 
 
-def find(p):
+def find(module, p):
     if p['path']:
         path = p['path']
         manifest = read_manifest(path if path.endswith('.manifest.json') else manifest_path_for(path))
     else:
-        manifest = of_origin(p['backup_dir'], 'redis', p['database'] or '@all', p['origin']).latest_full(
-            verified_only=True)
+        notes = []
+        manifest = of_origin(p['backup_dir'], 'redis', p['database'] or '@all', p['origin'],
+                             warnings=notes).latest_full(verified_only=True)
+        for note in notes:
+            module.warn(note)
         if manifest is None:
             raise OpsReadyError('No verified Redis backup of %s in %s: run redis_backup (verify=true) or '
                                 'backup_verify first.' % (p['database'] or '@all', p['backup_dir']))
@@ -344,7 +349,7 @@ def main():
     try:
         identities = encryption.load_identities(p['identity'], p['identity_file'])
         found = {'started': utcnow()}
-        manifest = find(p)
+        manifest = find(module, p)
         found['finished'] = utcnow()
         if p['target'] == 'file':
             module.exit_json(**to_file(module, p, manifest, identities))

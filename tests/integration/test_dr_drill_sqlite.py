@@ -176,3 +176,23 @@ def test_a_set_written_by_two_servers_is_drilled_only_for_the_chosen_one(shop):
     assert chosen.rc == 0, chosen.stdout[-4000:]
     dummy, report = report_of(chosen)
     assert report['databases'][0]['backup']['id'] == mine.name
+
+
+def test_a_renamed_host_is_drilled_with_origin_newest(shop):
+    """The host was renamed (old-host.example -> this machine's name): its older backups record the old origin. The
+    drill failed at find_backup for ever after; ``origin: newest`` (per database, as ``dr_drill_origin``) drills the
+    newest origin's backup and the report's restore warnings say when the identity changed."""
+    import socket
+    old = backup(shop)
+    manifest = Path(str(old) + '.manifest.json')
+    data = json.loads(manifest.read_text())
+    data['origin'] = 'old-host.example'
+    manifest.write_text(json.dumps(data))
+    time.sleep(0.01)
+    new = backup(shop)
+    result = drill(shop, origin='newest')
+    assert result.rc == 0, result.stdout[-4000:]
+    dummy, report = report_of(result)
+    db = report['databases'][0]
+    assert db['backup']['id'] == new.name
+    assert 'old-host.example' in result.stdout and socket.gethostname() in result.stdout

@@ -55,7 +55,8 @@ def test_file_restore_chooses_the_origin_of_a_shared_set(tmp_path):
             step='fileset', backup_dir=str(dest), fileset='conf', scratch_root=str(tmp_path / root), **extra)}
     run = run_playbook(write_playbook(tmp_path, [
         restore('refused', 'r0'), restore('mine', 'r1', origin=own), restore('theirs', 'r2', origin=OTHER),
-        restore('check', 'r3', origin='nobody.example'), drill('drill refused', 'd0'),
+        restore('check', 'r3', origin='nobody.example'), restore('newest', 'r4', origin='newest'),
+        drill('drill refused', 'd0'),
         drill('drill mine', 'd1', origin=own)]))
     refused = run.result('refused')
     assert refused['_event'] == 'runner_on_failed', refused
@@ -68,6 +69,11 @@ def test_file_restore_chooses_the_origin_of_a_shared_set(tmp_path):
     unknown = run.result('check')
     assert unknown['_event'] == 'runner_on_failed' and 'nobody.example' in unknown['msg'], unknown
     assert own in unknown['msg'], unknown['msg']   # says which origins the set has
+    # declared a succession (a renamed host): the newest host's archive, with a warning naming the change
+    newest = run.result('newest')
+    assert newest['_event'] == 'runner_on_ok', newest
+    assert (tmp_path / 'r4' / str(source).lstrip('/') / 'app.conf').read_text() == 'theirs\n'
+    assert any(own in w and OTHER in w for w in newest.get('warnings', [])), newest.get('warnings')
     # the DR drill of the file set (dr_drill role, drill_step step=fileset) chooses the same way
     assert run.result('drill refused')['_event'] == 'runner_on_failed'
     assert OTHER in run.result('drill refused')['msg'], run.result('drill refused')['msg']

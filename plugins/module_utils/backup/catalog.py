@@ -27,9 +27,9 @@ import bisect
 import datetime
 import os
 import re
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Set, Tuple
 
-from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest, from_us
+from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest, from_us, to_us
 # Parses each manifest once per process while the file stays the same (see catalog_index): a module run
 # builds several catalogs of one directory.
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import NOTHING, ScanResult, scan
@@ -43,6 +43,89 @@ ARTIFACT_NAME = re.compile(r'\d{8}T\d{6,12}Z')
 
 # The group of manifests without an origin when their set has several origins (see the module's docstring).
 UNKNOWN_ORIGIN = 'unknown'
+
+
+# The reserved value of ``origin`` (db_restore, backup_info, the dr_drill role) that declares a set's origins
+# successive (one server whose identity changed: pg_upgrade, a re-initdb, a renamed host): use the newest, and an
+# older one for a point or an artifact of its time (``successive``). Accepted only when their times do not overlap.
+NEWEST_ORIGIN = 'newest'
+
+
+class OriginSpan(NamedTuple):
+    """One origin of a set on the data time axis: the ``consistent_at`` (microseconds) of its oldest and newest
+    artifact. Data time, not ``finished``: a restore point is a ``consistent_at``, and the old server's last WAL or
+    binlog can be archived (finished) after the new server's first backup while it holds older transactions."""
+    origin: str
+    first_us: int
+    last_us: int
+    artifacts: int
+
+    def as_dict(self) -> Dict[str, Any]:
+        return {'origin': self.origin, 'from': isoformat(from_us(self.first_us)),
+                'until': isoformat(from_us(self.last_us)), 'artifacts': self.artifacts}
+
+    def text(self) -> str:
+        return '%s (%s .. %s, %d artifact%s)' % (self.origin, isoformat(from_us(self.first_us)),
+                                                 isoformat(from_us(self.last_us)), self.artifacts,
+                                                 '' if self.artifacts == 1 else 's')
+
+
+def origin_spans(times: Dict[str, Sequence[int]]) -> List[OriginSpan]:
+    """The span of each origin group given its artifacts' ``consistent_us``, oldest first."""
+    spans = [OriginSpan(name, min(values), max(values), len(values)) for name, values in times.items() if values]
+    return sorted(spans, key=lambda s: (s.first_us, s.last_us, s.origin))
+
+
+def overlaps(spans: Sequence[OriginSpan]) -> List[Tuple[OriginSpan, OriginSpan]]:
+    """The pairs of origins whose times overlap: an older one with an artifact at or after the first of a newer one
+    (empty: they succeeded each other). Equal instants overlap: a succession is strictly after."""
+    return [(older, newer) for i, older in enumerate(spans) for newer in spans[i + 1:]
+            if newer.first_us <= older.last_us]
+
+
+def successor_for(spans: Sequence[OriginSpan], point_us: Optional[int] = None) -> OriginSpan:
+    """The origin of a succession (``spans`` oldest first, not overlapping) that a restore to ``point_us`` (None: the
+    newest point) uses: the newest whose first artifact is at or before the point, else the oldest (whose chain then
+    says the point is before its window)."""
+    if point_us is None:
+        return spans[-1]
+    chosen = spans[0]
+    for span in spans:
+        if span.first_us <= point_us:
+            chosen = span
+    return chosen
+
+
+def relation(spans: Sequence[OriginSpan]) -> str:
+    """``single`` (one origin), ``successive`` (their times do not overlap) or ``overlapping``."""
+    if len(spans) < 2:
+        return 'single'
+    return 'overlapping' if overlaps(spans) else 'successive'
+
+
+def overlap_message(directory: str, key: Tuple[str, Optional[str]], spans: Sequence[OriginSpan]) -> str:
+    pairs = '; '.join('%s and %s' % (older.text(), newer.text()) for older, newer in overlaps(spans))
+    return ('Backup set %s/%s in %s: origin "%s" declares that its servers succeeded each other (one server whose '
+            'identity changed), but their backups overlap in time (by consistent_at): %s. Two servers write this set '
+            'at once (or the old one came back), so "the newest" is not one history. Set origin to the one you mean '
+            '(its origins: %s).' % (key[0], key[1], directory, NEWEST_ORIGIN, pairs,
+                                    ', '.join(sorted(s.origin for s in spans))))
+
+
+def succession_warning(key: Tuple[str, Optional[str]], spans: Sequence[OriginSpan], chosen: str) -> str:
+    """What a caller that chose ``origin: newest`` is told: the predecessors and when the identity changed."""
+    names = [s.origin for s in spans]
+    at = names.index(chosen)
+    changes = ', '.join('%s -> %s between %s and %s'
+                        % (old.origin, new.origin, isoformat(from_us(old.last_us)), isoformat(from_us(new.first_us)))
+                        for old, new in zip(spans, spans[1:]))
+    text = ('Backup set %s/%s: origin %s declared its servers successive; the identity changed (%s).'
+            % (key[0], key[1], NEWEST_ORIGIN, changes))
+    if at + 1 < len(names):
+        return text + (' This answer is of the older origin %s (the point or artifact asked for is of its time), '
+                       'not of the newest, %s.' % (chosen, names[-1]))
+    return text + ' This answer is of the newest origin, %s; predecessor%s: %s.' % (
+        chosen, '' if at == 1 else 's', ', '.join(names[:at]))
 
 
 def _order(entry: Manifest) -> Tuple[int, str]:
@@ -74,6 +157,10 @@ class MixedOrigins(CatalogError):
     them."""
 
 
+class OverlappingOrigins(MixedOrigins):
+    """``origin: newest`` on a set whose origins' times overlap: two live servers, not one server's succession."""
+
+
 def mixed_message(directory: str, key: Tuple[str, Optional[str]], groups: Dict[str, List[Manifest]]) -> str:
     parts = []
     for name in sorted(groups):
@@ -85,14 +172,28 @@ def mixed_message(directory: str, key: Tuple[str, Optional[str]], groups: Dict[s
             'mixes two servers, and which one is meant is your choice. Set origin to one of them (db_restore, '
             'file_restore, redis_restore, backup_info; the dr_drill role: dr_drill_origin; the recovery role: '
             'origin of each restore). "%s" groups the backups written before origins were '
-            'recorded.' % (key[0], key[1], directory, len(groups), ', '.join(parts), UNKNOWN_ORIGIN))
+            'recorded. If they are ONE server whose identity changed (a PostgreSQL cluster upgraded with pg_upgrade '
+            'or re-created with initdb gets a new system identifier; a renamed MariaDB, SQLite or file host), set '
+            'origin: %s (dr_drill: dr_drill_origin: %s) to restore the newest server\'s backups (and the older '
+            'server\'s for a point of its time), and backup_prune origin_succession: true so that the old server\'s '
+            'backups age out; both are refused while the servers\' backups overlap in time.'
+            % (key[0], key[1], directory, len(groups), ', '.join(parts), UNKNOWN_ORIGIN, NEWEST_ORIGIN,
+               NEWEST_ORIGIN))
 
 
-def of_origin(directory: str, engine: str, database: Optional[str], origin: Optional[str]) -> 'Catalog':
-    """The catalog of one set, narrowed to ``origin`` when one is given: a restore's candidates. An ``origin`` the set
-    does not hold fails naming the ones it does (a typo must not read as "no backups")."""
+def of_origin(directory: str, engine: str, database: Optional[str], origin: Optional[str],
+              point: Optional[datetime.datetime] = None, artifact: Optional[str] = None,
+              warnings: Optional[List[str]] = None) -> 'Catalog':
+    """The catalog of one set a restore takes its candidates from: ``origin``'s backups when one is given; with
+    ``NEWEST_ORIGIN`` the origin of a declared succession that holds ``point``/``artifact``, else the newest
+    (``Catalog.successive``; its warnings naming the succession go to ``warnings``). An ``origin`` the set does not
+    hold fails naming the ones it does (a typo must not read as "no backups")."""
     catalog = Catalog(directory, engine=engine, database=database, origin=origin or None)
-    if origin and not catalog.entries:
+    if origin == NEWEST_ORIGIN:
+        catalog, notes = catalog.successive(point=point, artifact=artifact)
+        if warnings is not None:
+            warnings.extend(notes)
+    elif origin and not catalog.entries:
         raise CatalogError('No backup of origin %r in set %s of %s; its origins are: %s. Set origin to one of them.'
                            % (origin, database, directory, ', '.join(catalog.origins) or '(none: the set is empty)'),
                            origins=catalog.origins)
@@ -128,6 +229,12 @@ class Catalog:
     origin: Optional[str] = None
     set_origins: Dict[Tuple[str, Optional[str]], List[str]] = {}
     _mixed: Optional[str] = None
+    _mixed_error: Any = MixedOrigins
+    # origin NEWEST: per set of several successive origins, their spans (oldest first) and entries per origin
+    succession: Dict[Tuple[str, Optional[str]], List[OriginSpan]] = {}
+    _successors: Dict[Tuple[str, Optional[str]], Dict[str, List[Manifest]]] = {}
+    # appended to "no usable full backup" (the newest origin of a succession without a full yet)
+    _no_full_hint = ''
 
     def _settle_origins(self, origin: Optional[str], own: bool = False) -> None:
         """Group ``entries`` per set by origin: keep only ``origin``'s when one is chosen, else note a set with several
@@ -137,6 +244,8 @@ class Catalog:
         after an upgrade) stay its chain, as they would by the only-origin rule once it writes one manifest."""
         self.origin = origin or None
         self._mixed = None
+        self._mixed_error = MixedOrigins
+        self.succession, self._successors = {}, {}
         per_set: Dict[Tuple[str, Optional[str]], List[Manifest]] = {}
         for entry in self.entries:
             per_set.setdefault((entry.engine, entry.database), []).append(entry)
@@ -149,6 +258,19 @@ class Catalog:
             self.set_origins[key] = sorted(groups)
             if self.origin and own and set(groups) <= {self.origin, UNKNOWN_ORIGIN} \
                     and not any(m.origin for m in groups.get(UNKNOWN_ORIGIN, [])):
+                keep.extend(members)
+            elif self.origin == NEWEST_ORIGIN and len(groups) > 1:
+                spans = origin_spans({name: [m.consistent_us for m in group] for name, group in groups.items()})
+                if overlaps(spans):
+                    keep.extend(members)   # refused: the chain questions raise
+                    if self._mixed is None:
+                        self._mixed = overlap_message(self.directory, key, spans)
+                        self._mixed_error = OverlappingOrigins
+                else:
+                    self.succession[key] = spans
+                    self._successors[key] = groups
+                    keep.extend(groups[spans[-1].origin])
+            elif self.origin == NEWEST_ORIGIN:
                 keep.extend(members)
             elif self.origin:
                 keep.extend(groups.get(self.origin, []))
@@ -165,7 +287,40 @@ class Catalog:
     def one_origin(self) -> None:
         """Raise ``MixedOrigins`` when a set of this catalog holds several origins and none was chosen."""
         if self._mixed is not None:
-            raise MixedOrigins(self._mixed, origins=self.origins)
+            raise self._mixed_error(self._mixed, origins=self.origins)
+
+    def successive(self, point: Optional[datetime.datetime] = None,
+                   artifact: Optional[str] = None) -> Tuple['Catalog', List[str]]:
+        """For ``origin`` NEWEST: the catalog of the origin a restore uses (of ``artifact``'s origin, of the origin
+        whose time holds ``point``, else the newest) and the warnings naming the succession; this catalog itself when
+        its set has one origin. ``OverlappingOrigins`` when the origins overlap. A chain never crosses origins: the
+        answer is one origin's catalog."""
+        self.one_origin()
+        if len(self.succession) != 1:
+            return self, []
+        key, spans = next(iter(self.succession.items()))
+        groups = self._successors[key]
+        chosen = spans[-1]
+        if artifact:
+            name = os.path.basename(artifact)
+            chosen = next((s for s in spans if any(m.id == name for m in groups[s.origin])), chosen)
+        else:
+            chosen = successor_for(spans, None if point is None else to_us(point))
+        other = self._derived(Catalog, self._all, self._groups)
+        other.entries = list(groups[chosen.origin])
+        other._filter = self._filter
+        other.origin = chosen.origin
+        other.set_origins = {key: [s.origin for s in spans]}
+        other._by_id = {m.id: m for m in other.entries}
+        if chosen is spans[-1] and len(spans) > 1:
+            before = spans[-2]
+            other._no_full_hint = (
+                ' With origin %s this is the newest server, %s, whose backups start at %s; its predecessor %s has '
+                'backups up to %s. Take a full backup of %s (its logs restore nothing without one), or set origin: '
+                '%s to restore the predecessor\'s data knowingly.'
+                % (NEWEST_ORIGIN, chosen.origin, isoformat(from_us(chosen.first_us)), before.origin,
+                   isoformat(from_us(before.last_us)), chosen.origin, before.origin))
+        return other, [succession_warning(key, spans, chosen.origin)]
 
     @property
     def all_entries(self) -> List[Manifest]:
@@ -190,6 +345,7 @@ class Catalog:
         other._all = all_entries
         other._groups = groups
         other.origin, other.set_origins, other._mixed = None, {}, None
+        other._mixed_error, other.succession, other._successors = MixedOrigins, {}, {}
         return other
 
     def view(self, engine: Optional[str] = None, database: Optional[str] = None,
@@ -232,6 +388,10 @@ class Catalog:
         for ref, group in zip(refs, resolve_origins(values)):
             groups.setdefault(group, []).append(ref)
         return groups
+
+    def split_spans(self, split: Dict[str, List[Any]]) -> List[OriginSpan]:
+        """``origin_spans`` of ``split_origins``'s groups, from the index's columns where there are some."""
+        return origin_spans({name: self._scan.consistent_of(refs) for name, refs in split.items()})
 
     def set_view(self, refs: List[Any], rows: bool = False, origin: Optional[str] = None,
                  origins: Optional[List[str]] = None) -> 'Catalog':
@@ -470,7 +630,8 @@ class Catalog:
         """The artifacts to restore, in order, to reach ``point`` (None: as late as possible)."""
         fulls = [f for f in self.fulls() if self.usable(f)]
         if not fulls:
-            raise CatalogError('No usable full backup in %s: take one before restoring.' % self.directory)
+            raise CatalogError('No usable full backup in %s: take one before restoring.%s'
+                               % (self.directory, self._no_full_hint))
         if point is None:
             key = (id(self.entries), len(self.entries))
             cached = getattr(self, '_latest_chain', None)

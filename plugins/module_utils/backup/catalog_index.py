@@ -410,6 +410,22 @@ class ScanResult:
                 result.append(ref.origin)
         return result
 
+    def consistent_of(self, refs: List[Any]) -> List[int]:
+        """The ``consistent_at`` (microseconds) of each ``set_refs`` reference, without building objects (the times
+        of a set's origins: ``catalog.origin_spans``)."""
+        column = self.columns[1 + R_CONSISTENT] if self.columns is not None else None
+        if column is not None and all(map(isinstance, refs, itertools.repeat(int))):
+            return list(map(column.__getitem__, refs))   # a sealed index's rows: lookups in C
+        result: List[int] = []
+        for ref in refs:
+            if isinstance(ref, int) and column is not None:
+                result.append(column[ref])
+            elif isinstance(ref, tuple):
+                result.append(ref[1][R_CONSISTENT])
+            else:
+                result.append(ref.consistent_us)
+        return result
+
     def build_set(self, directory: str, refs: List[Any]) -> List[_manifest.Manifest]:
         """The manifests of ``set_refs`` references (not kept by the cache: the caller drops them)."""
         entries: List[_manifest.Manifest] = []

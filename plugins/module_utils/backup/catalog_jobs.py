@@ -19,7 +19,10 @@ from __future__ import annotations
 import datetime
 from typing import Any, Dict, List, Optional, Tuple
 
-from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog, _order, origin_groups
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import (
+    NEWEST_ORIGIN, Catalog, OriginSpan, OverlappingOrigins, _order, origin_groups, origin_spans, overlap_message,
+    relation, successor_for, succession_warning)
+from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import to_us
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import IndexStale, confirm
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import CatalogError
@@ -93,13 +96,45 @@ PER_SET = True
 ROWS = True
 
 
-Part = Tuple[Tuple[str, Optional[str]], str, List[str], List[Any]]
+# (set, origin, the set's origins, references, what the set's item reports of its origins)
+Part = Tuple[Tuple[str, Optional[str]], str, List[str], List[Any], Dict[str, Any]]
 
 
-def _origin_parts(base: Catalog, origin: Optional[str], strict: bool) -> List[Part]:
-    """(set, origin, the set's origins, references) of each set's each origin (only ``origin``'s when given), sets
-    in order; ``MixedOrigins`` when ``strict`` (a database was asked for), there is one set, with several origins,
-    and none was chosen."""
+def origin_facts(key: Tuple[str, Optional[str]], spans: List[OriginSpan], chosen: Optional[str] = None
+                 ) -> Dict[str, Any]:
+    """What a set's item says of its origins: ``origins_relation`` (single, successive, overlapping),
+    ``origin_spans`` (each origin's first and last consistent_at, oldest first) and, when ``origin: newest`` chose
+    ``chosen`` in a succession, ``origin_succession`` (the warning naming the predecessors)."""
+    facts: Dict[str, Any] = {'origins_relation': relation(spans), 'origin_spans': [s.as_dict() for s in spans]}
+    if chosen is not None and len(spans) > 1:
+        facts['origin_succession'] = succession_warning(key, spans, chosen)
+    return facts
+
+
+def choose_origins(key: Tuple[str, Optional[str]], spans: List[OriginSpan], origin: Optional[str],
+                   point: Optional[datetime.datetime], strict: bool, directory: str
+                   ) -> Tuple[List[str], Dict[str, Any]]:
+    """The origins of one set (``spans``) that are described, and the set's ``origin_facts``. ``origin`` NEWEST: the
+    succession's origin for ``point`` (``successor_for``); overlapping origins: ``OverlappingOrigins`` when ``strict``
+    (the only set was asked for), else every origin (as without ``origin``)."""
+    names = sorted(s.origin for s in spans)
+    if origin != NEWEST_ORIGIN:
+        return [n for n in names if origin is None or n == origin], origin_facts(key, spans)
+    if len(spans) < 2:
+        return names, origin_facts(key, spans)
+    if relation(spans) == 'overlapping':
+        if strict:
+            raise OverlappingOrigins(overlap_message(directory, key, spans), origins=names)
+        return names, origin_facts(key, spans)
+    chosen = successor_for(spans, None if point is None else to_us(point)).origin
+    return [chosen], origin_facts(key, spans, chosen)
+
+
+def _origin_parts(base: Catalog, origin: Optional[str], strict: bool,
+                  point: Optional[datetime.datetime] = None) -> List[Part]:
+    """(set, origin, the set's origins, references, facts) of each set's each origin (only ``origin``'s when given;
+    NEWEST: ``choose_origins``), sets in order; ``MixedOrigins`` when ``strict`` (a database was asked for), there is
+    one set, with several origins, and none was chosen."""
     groups = base.set_refs()
     parts: List[Part] = []
     for key in sorted(groups, key=_set_order):
@@ -108,18 +143,22 @@ def _origin_parts(base: Catalog, origin: Optional[str], strict: bool) -> List[Pa
         origins = sorted(split)
         if strict and origin is None and len(origins) > 1 and not groups and not parts:
             base.set_view(refs).one_origin()   # the only set: names its origins and how to choose
-        for name in origins:
-            if origin is None or name == origin:
-                parts.append((key, name, origins, split.pop(name)))
+        spans = base.split_spans(split)
+        chosen, facts = choose_origins(key, spans, origin, point, strict and not groups and not parts,
+                                       base.directory)
+        for name in chosen:
+            parts.append((key, name, origins, split.pop(name), facts))
     return parts
 
 
 def mixed_sets(sets: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """The sets described with more than one origin (backup_info warns of each)."""
+    """The sets described with more than one origin (backup_info warns of each), with their ``origins_relation``;
+    not a succession that ``origin: newest`` chose from (it warns with ``origin_succession``)."""
     seen: Dict[Tuple[str, Optional[str]], Dict[str, Any]] = {}
     for info in sets:
-        if len(info['origins']) > 1:
-            item = {'engine': info['engine'], 'database': info['database'], 'origins': info['origins']}
+        if len(info['origins']) > 1 and not info.get('origin_succession'):
+            item = {'engine': info['engine'], 'database': info['database'], 'origins': info['origins'],
+                    'origins_relation': info.get('origins_relation')}
             seen.setdefault((info['engine'], info['database']), item)
     return list(seen.values())
 
@@ -130,7 +169,7 @@ def _describe_per_set(path: str, engine: Optional[str], database: Optional[str],
     """``_describe`` holding one set's objects at a time (and the newest ``max_artifacts`` of each); None when
     that cannot give the same answer (several sets and every artifact listed: all objects are needed anyway)."""
     base = Catalog(path, engine=engine, database=database, materialize=False)
-    parts = _origin_parts(base, origin, bool(database))
+    parts = _origin_parts(base, origin, bool(database), point)
     total = sum(len(part[3]) for part in parts)
     if len(parts) > 1 and (max_artifacts < 0 or max_artifacts >= total):
         return None
@@ -138,10 +177,10 @@ def _describe_per_set(path: str, engine: Optional[str], database: Optional[str],
     newest: List[Manifest] = []
     view: Optional[Catalog] = None
     while parts:
-        key, name, origins, refs = parts.pop(0)
+        key, name, origins, refs, facts = parts.pop(0)
         view = base.set_view(refs, rows=ROWS, origin=name, origins=origins)
         info = _set_info(view, point, now)
-        info.update(engine=key[0], database=key[1], origin=name, origins=origins)
+        info.update(engine=key[0], database=key[1], origin=name, origins=origins, **facts)
         sets.append(info)
         if max_artifacts > 0:
             newest.extend(view.newest(max_artifacts))
@@ -178,18 +217,29 @@ def _describe(path: str, engine: Optional[str], database: Optional[str], point: 
         answer = _describe_per_set(path, engine, database, point, now, max_artifacts, origin)
         if answer is not None:
             return answer
-    catalog = Catalog(path, engine=engine, database=database, origin=origin)
+    catalog = Catalog(path, engine=engine, database=database,
+                      origin=None if origin == NEWEST_ORIGIN else origin)
     if database and not origin and len(catalog.set_origins) == 1:
         catalog.one_origin()   # the only set holds several origins: which one is the caller's choice
-    groups: Dict[Any, List[Manifest]] = {}
+    per_set: Dict[Tuple[str, Optional[str]], Dict[str, List[Manifest]]] = {}
     for (eng, db, name), members in origin_groups(catalog.entries).items():
-        groups[(eng, db, name)] = members
+        per_set.setdefault((eng, db), {})[name] = members
+    described: List[Manifest] = []
     sets = []
-    for (eng, db, name) in sorted(groups, key=lambda k: (k[0], k[1] or '', k[2])):
-        origins = catalog.set_origins.get((eng, db), [name])
-        info = _set_info(catalog.view(eng, db, origin=name), point, now)
-        info.update(engine=eng, database=db, origin=name, origins=origins)
-        sets.append(info)
+    keys = sorted(per_set, key=_set_order)
+    for set_key in keys:
+        groups = per_set[set_key]
+        spans = origin_spans({name: [m.consistent_us for m in members] for name, members in groups.items()})
+        chosen, facts = choose_origins(set_key, spans, origin, point, bool(database) and len(keys) == 1,
+                                       catalog.directory)
+        origins = catalog.set_origins.get(set_key, sorted(groups))
+        for name in sorted(chosen):
+            info = _set_info(catalog.view(set_key[0], set_key[1], origin=name), point, now)
+            info.update(engine=set_key[0], database=set_key[1], origin=name, origins=origins, **facts)
+            sets.append(info)
+            described.extend(groups[name])
+    if origin == NEWEST_ORIGIN:
+        catalog.entries = sorted(described, key=_order)   # listed from the chosen origins, as the per-set code does
     single = sets[0] if len(sets) == 1 else None
     if max_artifacts < 0 or max_artifacts >= len(catalog.entries):
         listed = catalog.entries

@@ -18,7 +18,8 @@ import time
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup import catalog_jobs, retention
-from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog, _order
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import (
+    Catalog, _order, origin_groups, overlaps)
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_rows import RowView
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import (
     IndexStale, confirm, drop_index, entries_agree, read_only, rows_agree)
@@ -32,14 +33,17 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.timeuti
 
 def prune(path: str, policy: retention.Policy, engine: Optional[str] = None, database: Optional[str] = None,
           check_mode: bool = False, now: Optional[datetime.datetime] = None,
-          leftover_min_age: Optional[int] = 3600) -> Dict[str, Any]:
-    """Apply ``policy``; remove leftovers older than ``leftover_min_age`` seconds (None: leave them)."""
+          leftover_min_age: Optional[int] = 3600, succession: bool = False) -> Dict[str, Any]:
+    """Apply ``policy``; remove leftovers older than ``leftover_min_age`` seconds (None: leave them).
+    ``succession`` (or the policy's ``origin_succession``): a set's origins that do not overlap in time are one
+    server's history (``retention.plan``)."""
+    succession = succession or policy.origin_succession
     with (read_only() if check_mode else contextlib.nullcontext()):
         try:
-            return _prune(path, policy, engine, database, check_mode, now, leftover_min_age)
+            return _prune(path, policy, engine, database, check_mode, now, leftover_min_age, succession)
         except IndexStale:
             # a manifest it would delete disagreed with the index: plan again with every manifest stat'ed
-            return _prune(path, policy, engine, database, check_mode, now, leftover_min_age)
+            return _prune(path, policy, engine, database, check_mode, now, leftover_min_age, succession)
 
 
 def _artifact_path(entry: Manifest) -> str:
@@ -50,18 +54,32 @@ def _artifact_path(entry: Manifest) -> str:
     return entry.path
 
 
-def _origin_views(base: Catalog, groups: Dict[Any, List[Any]]) -> Iterator[Catalog]:
-    """The view of each set's each origin (retention never counts two servers' backups together), one at a time."""
+def _origin_views(base: Catalog, groups: Dict[Any, List[Any]], succession: bool, notes: List[Any]
+                  ) -> Iterator[Tuple[Catalog, Optional[List[Any]]]]:
+    """The view of each set's each origin (retention never counts two servers' backups together), one at a time,
+    with None; with ``succession``, a set whose origins do not overlap in time is one view of all its objects, with
+    its origins' spans, oldest first (planned as one timeline: rare, so no columns). ``notes`` gets
+    ``retention.origin_note`` of each set of several origins."""
     for key in list(groups):
-        split = base.split_origins(groups.pop(key))
+        refs = groups.pop(key)
+        split = base.split_origins(refs)
         origins = sorted(split)
+        if len(origins) > 1:
+            spans = base.split_spans(split)
+            note = retention.origin_note(key, spans, succession)
+            if note is not None:
+                notes.append(note)
+            if succession and not overlaps(spans):
+                split.clear()
+                yield base.set_view(refs), spans
+                continue
         for origin in origins:
-            yield base.set_view(split.pop(origin), rows=catalog_jobs.ROWS, origin=origin, origins=origins)
+            yield base.set_view(split.pop(origin), rows=catalog_jobs.ROWS, origin=origin, origins=origins), None
 
 
 def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], database: Optional[str],
-                   now: datetime.datetime, leftover_min_age: Optional[int], real: bool = False
-                   ) -> Optional[Dict[str, Any]]:
+                   now: datetime.datetime, leftover_min_age: Optional[int], real: bool = False,
+                   succession: bool = False) -> Optional[Dict[str, Any]]:
     """``_prune``'s plan holding one set's objects at a time: ``retention.plan``, the dependency check and the
     result built set by set and merged in the order the whole-catalog code gives. None when that order cannot be
     reproduced (an artifact id in two sets: the whole-catalog code lets one shadow the other).
@@ -84,7 +102,8 @@ def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], d
     parents: List[Tuple[Any, str, str]] = []   # kept entries with a parent: (order, id, parent)
     log_problems: List[Tuple[Any, List[str]]] = []
     targets: Dict[str, retention.Target] = {}   # real runs: deleted id -> its files
-    for view in _origin_views(base, groups):
+    notes: List[Any] = []
+    for view, spans in _origin_views(base, groups, succession, notes):
         if isinstance(view, RowView):
             # on the index's columns: objects for the fulls and diffs, and for what it would delete
             set_ids = view.row_ids()
@@ -118,7 +137,12 @@ def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], d
         ids.update(m.id for m in entries)
         if len(ids) != before + len(entries):
             return None
-        keep, delete = retention.plan_set(entries, view, policy, now)
+        if spans:
+            split = origin_groups(entries)
+            keep, delete = retention.plan_origins({name[2]: members for name, members in split.items()}, spans, view,
+                                                  policy, now, True)
+        else:
+            keep, delete = retention.plan_set(entries, view, policy, now)
         first = _order(entries[0])
         get = view.get
         planned.append((first, {_artifact_path(get(i)): reason for i, reason in keep.items()},
@@ -134,6 +158,7 @@ def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], d
             targets.update((i, (i, get(i).manifest_path, get(i).artifact_name, get(i).member_paths)) for i in delete)
         del view, entries   # this set's objects go before the next set's are built
     planned.sort(key=lambda item: item[0])
+    notes.sort(key=lambda note: (note[0]['engine'], note[0]['database'] or ''))
     log_problems.sort(key=lambda item: item[0])
     # every set's deletions by finish time, sets in order of their first artifact (a stable sort: as the whole-catalog
     # code orders them)
@@ -166,29 +191,32 @@ def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], d
         kept.update(item[1])
         item[1].clear()
     result = {'changed': bool(paths or leftovers), 'deleted': paths, 'deleted_ids': deleted_ids, 'kept': kept,
-              'reasons': reasons, 'leftovers_removed': leftovers}
+              'reasons': reasons, 'leftovers_removed': leftovers,
+              'origin_sets': [note[0] for note in notes], 'warnings': [w for note in notes for w in note[1]]}
     if real:
         result['targets'] = [targets.pop(i) for i in deleted_ids]
     return result
 
 
 def _prune(path: str, policy: retention.Policy, engine: Optional[str], database: Optional[str], check_mode: bool,
-           now: Optional[datetime.datetime], leftover_min_age: Optional[int]) -> Dict[str, Any]:
+           now: Optional[datetime.datetime], leftover_min_age: Optional[int], succession: bool = False
+           ) -> Dict[str, Any]:
     if catalog_jobs.PER_SET:  # the switches describe shares (the tests flip them)
-        answer = _prune_per_set(path, policy, engine, database, now or utcnow(), leftover_min_age, real=not check_mode)
+        answer = _prune_per_set(path, policy, engine, database, now or utcnow(), leftover_min_age, real=not check_mode,
+                                succession=succession)
         if answer is not None:
             if not check_mode:
                 retention.delete_artifacts(os.path.abspath(path), answer.pop('targets'))
                 _remove_leftovers(answer)
             return answer
     catalog = Catalog(path, engine=engine, database=database)
-    planned = retention.plan(catalog, policy, now=now)
+    planned = retention.plan(catalog, policy, now=now, succession=succession)
     if planned['delete'] and not check_mode:
         # Deletions are decided on the manifests themselves, never on the index file's word: the sets that
         # lose artifacts are read again from their JSON and planned again (once a day or so per set).
         sets = {(catalog.get(i).engine, catalog.get(i).database) for i in planned['delete']}
         truth = Catalog(path, engine=engine, database=database, parse_sets=sets)
-        replanned = retention.plan(truth, policy, now=now)
+        replanned = retention.plan(truth, policy, now=now, succession=succession)
         if replanned['delete'] != planned['delete']:
             drop_index(path)  # the index disagreed with the manifests: it is rebuilt by the next scan
         catalog, planned = truth, replanned
@@ -210,7 +238,8 @@ def _prune(path: str, policy: retention.Policy, engine: Optional[str], database:
     result = {'changed': bool(paths or leftovers), 'deleted': paths, 'deleted_ids': doomed,
               'kept': {catalog.get(i).path: reason for i, reason in planned['keep'].items()},
               'reasons': {catalog.get(i).path: reason for i, reason in planned['delete'].items()},
-              'leftovers_removed': leftovers}
+              'leftovers_removed': leftovers, 'origin_sets': planned['origin_sets'],
+              'warnings': list(planned['warnings'])}
     if check_mode:
         return result
     retention.apply(catalog, doomed)

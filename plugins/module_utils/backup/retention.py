@@ -20,7 +20,8 @@ import os
 import shutil
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
-from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog, origin_groups
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import (
+    Catalog, OriginSpan, origin_groups, origin_spans, overlaps)
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_rows import RowView
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import fsync_dir
@@ -36,15 +37,24 @@ def argument_spec() -> Dict[str, Dict[str, Any]]:
     return dict((name, dict(type='float' if name == 'keep_days' else 'int')) for name in KEEP_OPTIONS)
 
 
+def retention_options() -> Dict[str, Dict[str, Any]]:
+    """The suboptions of db_backup's and redis_backup's ``retention``: the keep_* rules and ``origin_succession``
+    (backup_prune's option of that name)."""
+    options = argument_spec()
+    options['origin_succession'] = dict(type='bool', default=False)
+    return options
+
+
 class Policy:
     @classmethod
     def from_params(cls, params: Dict[str, Any]) -> 'Policy':
-        """The policy of a module's keep_* options (unset ones are ignored)."""
-        return cls(**dict((name, params.get(name)) for name in KEEP_OPTIONS))
+        """The policy of a module's keep_* options (unset ones are ignored) and ``origin_succession``."""
+        return cls(origin_succession=bool(params.get('origin_succession')),
+                   **dict((name, params.get(name)) for name in KEEP_OPTIONS))
 
     def __init__(self, keep_last: Optional[int] = None, keep_days: Optional[float] = None,
                  keep_daily: Optional[int] = None, keep_weekly: Optional[int] = None,
-                 keep_monthly: Optional[int] = None) -> None:
+                 keep_monthly: Optional[int] = None, origin_succession: bool = False) -> None:
         for name, value in (('keep_last', keep_last), ('keep_days', keep_days), ('keep_daily', keep_daily),
                             ('keep_weekly', keep_weekly), ('keep_monthly', keep_monthly)):
             if value is not None and value < 0:
@@ -54,6 +64,8 @@ class Policy:
         self.keep_daily = keep_daily
         self.keep_weekly = keep_weekly
         self.keep_monthly = keep_monthly
+        # a set's origins that do not overlap in time are one server's history (``plan_origins``)
+        self.origin_succession = origin_succession
 
     @property
     def empty(self) -> bool:
@@ -76,17 +88,104 @@ def _newest_per_bucket(fulls: List[Manifest], count: int,
     return chosen
 
 
-def plan(catalog: Catalog, policy: Policy, now: Optional[datetime.datetime] = None) -> Dict[str, Any]:
-    """Returns {'keep': {id: reason}, 'delete': {id: reason}} over every set in the catalog."""
+def plan(catalog: Catalog, policy: Policy, now: Optional[datetime.datetime] = None,
+         succession: bool = False) -> Dict[str, Any]:
+    """Returns {'keep': {id: reason}, 'delete': {id: reason}, 'origin_sets': [...], 'warnings': [...]} over every set
+    in the catalog. ``succession``: a set's origins that do not overlap in time are one timeline (``plan_origins``)."""
     now = now or utcnow()
     keep: Dict[str, str] = {}
     delete: Dict[str, str] = {}
-    # per set and per origin: the newest good backup of every server is kept, whatever another server wrote
-    for entries in origin_groups(catalog.entries).values():
+    per_set: Dict[Tuple[str, Optional[str]], Dict[str, List[Manifest]]] = {}
+    for (engine, database, origin), entries in origin_groups(catalog.entries).items():
+        per_set.setdefault((engine, database), {})[origin] = entries
+    sets: List[Dict[str, Any]] = []
+    notes: List[List[str]] = []
+    for key, groups in per_set.items():   # the order of origin_groups: kept/delete as before origins were planned
+        spans = origin_spans({name: [m.consistent_us for m in group] for name, group in groups.items()})
+        k, d = plan_origins(groups, spans, catalog, policy, now, succession)
+        keep.update(k)
+        delete.update(d)
+        note = origin_note(key, spans, succession)
+        if note is not None:
+            sets.append(note[0])
+            notes.append(note[1])
+    order = sorted(range(len(sets)), key=lambda i: (sets[i]['engine'], sets[i]['database'] or ''))
+    return {'keep': keep, 'delete': delete, 'origin_sets': [sets[i] for i in order],
+            'warnings': [w for i in order for w in notes[i]]}
+
+
+def origin_note(key: Tuple[str, Optional[str]], spans: List[OriginSpan],
+                succession: bool) -> Optional[Tuple[Dict[str, Any], List[str]]]:
+    """What backup_prune reports of a set of several origins (``origin_sets``) and its warnings; None for one."""
+    if len(spans) < 2:
+        return None
+    pairs = overlaps(spans)
+    relation = 'overlapping' if pairs else 'successive'
+    item = {'engine': key[0], 'database': key[1], 'origins_relation': relation,
+            'origin_spans': [span.as_dict() for span in spans],
+            'planned': 'one timeline' if succession and not pairs else 'per origin'}
+    warnings = []
+    if succession and pairs:
+        # a shared directory of two live servers: the per-origin plan (each server keeps its newest good backup)
+        # keeps more, never less; a failure here would stop retention of every other set of a scheduled job
+        warnings.append('Backup set %s/%s: origin_succession is set but its origins overlap in time (%s): two '
+                        'servers write it at once, so each origin kept its own retention (nothing of one counted '
+                        'as an older backup of the other).'
+                        % (key[0], key[1], '; '.join('%s and %s' % (a.text(), b.text()) for a, b in pairs)))
+    return item, warnings
+
+
+def plan_origins(groups: Dict[str, List[Manifest]], spans: List[OriginSpan], catalog: Catalog, policy: Policy,
+                 now: datetime.datetime, succession: bool) -> Tuple[Dict[str, str], Dict[str, str]]:
+    """(keep, delete) of one set whose entries per origin are ``groups`` (``spans``: their times, oldest first).
+    Per origin, unless ``succession`` and the origins do not overlap: then one timeline (``plan_succession``)."""
+    if succession and len(spans) > 1 and not overlaps(spans):
+        return plan_succession([groups[span.origin] for span in spans], catalog, policy, now, spans[-1].origin)
+    keep: Dict[str, str] = {}
+    delete: Dict[str, str] = {}
+    # per origin: the newest good backup of every server is kept, whatever another server wrote
+    for entries in groups.values():
         k, d = _plan_group(entries, catalog, policy, now)
         keep.update(k)
         delete.update(d)
-    return {'keep': keep, 'delete': delete}
+    return keep, delete
+
+
+def plan_succession(timeline: List[List[Manifest]], catalog: Catalog, policy: Policy, now: datetime.datetime,
+                    newest_origin: str = '') -> Tuple[Dict[str, str], Dict[str, str]]:
+    """(keep, delete) of one set whose origins succeeded each other (``timeline``: each origin's entries, oldest
+    origin first; their times do not overlap). The rules see one history: an older origin's fulls are older fulls
+    (``keep_last`` counts across origins, ``keep_days`` ages them), and the newest usable (verified) full is the
+    newest origin's, or its predecessor's while the newest has none. Chains stay per origin: a kept full or diff
+    keeps its own origin's logs from its position; an older origin with no kept full loses its logs (they replay
+    onto nothing); the newest origin's logs are kept while it has no full."""
+    entries = [entry for group in timeline for entry in group]
+    if policy.empty:
+        return {e.id: 'no retention rule given' for e in entries}, {}
+    keep = _keep_backups(entries, catalog, policy, now)
+    for position, group in enumerate(timeline):
+        logs = [e for e in group if e.is_log]
+        newest = position == len(timeline) - 1
+        kept_fulls = any(e.is_full and e.id in keep for e in group)
+        if not kept_fulls and not newest:
+            continue   # an older server none of whose fulls is kept: its logs go with them
+        starts = [e.log_start for e in group if e.id in keep and not e.is_log and e.log_start is not None]
+        oldest_start = min(starts) if starts else None
+        for log in logs:
+            end = log.pos_end
+            if oldest_start is None or end is None or end > oldest_start:
+                keep[log.id] = 'log needed by a kept backup (or position unknown)'
+        if oldest_start is None and kept_fulls:
+            for log in logs:
+                keep.setdefault(log.id, 'kept: no kept backup records its log position')
+    delete = {}
+    older = 'not selected by any rule (an older origin, succeeded by %s)' % (newest_origin or 'a newer one')
+    for position, group in enumerate(timeline):
+        reason = 'not selected by any rule' if position == len(timeline) - 1 else older
+        for e in group:
+            if e.id not in keep:
+                delete[e.id] = reason
+    return keep, delete
 
 
 def plan_set(entries: List[Manifest], catalog: Catalog, policy: Policy,

@@ -48,7 +48,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe 
 
 
 def find_archive(src: str, set_name: Optional[str] = None, artifact: Optional[str] = None,
-                 origin: Optional[str] = None) -> Manifest:
+                 origin: Optional[str] = None, warnings: Optional[List[str]] = None) -> Manifest:
     """``src`` is one archive (its manifest must exist) or a backup directory (newest of the set; of ``origin``'s
     archives when several hosts write the set)."""
     if os.path.isfile(src):
@@ -60,7 +60,7 @@ def find_archive(src: str, set_name: Optional[str] = None, artifact: Optional[st
     if not os.path.isdir(src):
         raise OpsReadyError('src %s %s: neither a backup directory nor an archive.'
                             % (src, safeio.describe_path(src)), path=src)
-    catalog = of_origin(src, ENGINE, set_name, origin)
+    catalog = of_origin(src, ENGINE, set_name, origin, artifact=artifact, warnings=warnings)
     if artifact:
         return catalog.get(os.path.basename(artifact))
     candidates = [m for m in catalog.fulls() if catalog.usable(m)]

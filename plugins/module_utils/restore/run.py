@@ -103,10 +103,14 @@ def missing_piece(gap: Dict[str, Any], reference: Manifest) -> Optional[Tuple[st
     return None
 
 
-def plan(request: RestoreRequest) -> List[Manifest]:
+def plan(request: RestoreRequest, warnings: Optional[List[str]] = None) -> List[Manifest]:
+    """The chain to restore; ``warnings`` gets what the caller is told (``origin: newest``: the succession)."""
     # a set with backups of several servers (a shared directory) restores only the chosen server's chain: without a
     # choice the chain questions refuse (catalog.MixedOrigins), never "the latest" of whichever server wrote last
-    catalog = of_origin(request.src, request.engine, catalog_database(request), request.origin)
+    # origin NEWEST (declared successive: pg_upgrade, re-initdb, renamed host): the origin whose time holds the point or
+    # the artifact, else the newest; refused (OverlappingOrigins) when their times overlap. One origin's chain only.
+    catalog = of_origin(request.src, request.engine, catalog_database(request), request.origin,
+                        point=request.stop_at, artifact=request.artifact, warnings=warnings)
     chain = select_chain(catalog, request.artifact, request.stop_at)
     if request.artifact is None and request.stop_at is None and chain:
         # "As late as possible" must not silently stop at a hole in the log chain: newer logs exist that
@@ -173,7 +177,10 @@ def _run_restore(request: RestoreRequest, conn: ConnectionParams, timer: Timer, 
     # When the catalog was read: a disaster at that instant would have left exactly the chain restored (a drill
     # measures its RPO from here to the point the restored data reaches).
     result['catalog_read_at'] = isoformat(utcnow())
-    chain = plan(request)
+    notes: List[str] = []
+    chain = plan(request, notes)
+    if notes:
+        result['warnings'] = list(result.get('warnings') or []) + notes
     result['chain'] = chain_summary(chain)
     result['chain_ids'] = [m.id for m in chain]
     result['point_reached'] = isoformat(point_reached(chain, request.stop_at))
@@ -212,6 +219,8 @@ def _run_restore(request: RestoreRequest, conn: ConnectionParams, timer: Timer, 
     if 'point_reached' in outcome:
         result['point_reached'] = outcome.pop('point_reached')
     changed = outcome.pop('changed', True)
+    if result.get('warnings') and outcome.get('warnings'):
+        outcome['warnings'] = list(result['warnings']) + list(outcome['warnings'])   # the plan's stay (succession)
     result.update(outcome)
     result['changed'] = changed
     result['wall_seconds'] = timer.total()

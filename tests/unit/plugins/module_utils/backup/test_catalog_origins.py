@@ -101,7 +101,8 @@ def test_a_chain_never_splices_another_servers_logs(tmp_path, index_mode, per_se
     # the whole directory: each origin described, the set named as mixed
     whole = describe(str(tmp_path), now=NOW, max_artifacts=3)
     assert [(s['database'], s['origin']) for s in whole['sets']] == [('shop', A), ('shop', B)]
-    assert whole['mixed_origins'] == [{'engine': 'mariadb', 'database': 'shop', 'origins': [A, B]}]
+    assert whole['mixed_origins'] == [{'engine': 'mariadb', 'database': 'shop', 'origins': [A, B],
+                                       'origins_relation': 'successive'}]
 
 
 @pytest.mark.parametrize('per_set', [True, False])
