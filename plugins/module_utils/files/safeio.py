@@ -524,3 +524,22 @@ def read_xattrs(fd: int) -> Dict[str, bytes]:
             except OSError:
                 continue   # removed meanwhile, or not readable by this user
     return found
+
+
+def read_xattrs_at(dir_fd: int, name: str) -> Dict[str, bytes]:
+    """The kept extended attributes of ``name`` in the directory ``dir_fd``, without opening it or following it:
+    for symlinks (``trusted.*`` can be set on one by root), FIFOs and device nodes (an open may block or act).
+    Through ``/proc/self/fd``: the directory is entered by its descriptor, the last name is not followed."""
+    path = '/proc/self/fd/%d/%s' % (dir_fd, name)
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError:
+        return {}   # ENOTSUP, no /proc: nothing to keep
+    found = {}
+    for key in sorted(names):
+        if key.startswith(XATTR_NAMESPACES) or key in XATTR_NAMES:
+            try:
+                found[key] = os.getxattr(path, key, follow_symlinks=False)
+            except OSError:
+                continue
+    return found
