@@ -20,8 +20,10 @@ description:
     included), owner and group (by number; names are recorded too), mtimes to the nanosecond (pax header, as GNU
     tar C(--format=posix) writes them), symlinks as links (never followed) and hard links as links - with any file
     name (newlines, backslashes, bytes that are not UTF-8, shown escaped in results), paths longer than 4096 bytes,
-    and sparse files as sparse files (the archive holds their zeros, compressed; the restore writes every all-zero
-    64 KiB block back as a hole), extended attributes C(user.*) and C(trusted.*), POSIX ACLs (access and default)
+    and sparse files as sparse files (only their data extents are read, found with C(SEEK_DATA)/C(SEEK_HOLE), and
+    archived as GNU sparse members, format 1.0, which GNU tar lists and extracts with holes; the restore leaves the
+    holes as holes; the manifest records a digest of their content that skips zeros, C(chunk_digest), instead of
+    the SHA-256 of every byte), extended attributes C(user.*) and C(trusted.*), POSIX ACLs (access and default)
     and file capabilities (C(security.capability)) of files and directories (pax C(SCHILY.xattr.*) records, which
     C(tar --xattrs) reads too). Not kept - SELinux labels (the restoring host's policy sets them), extended
     attributes of symlinks, and atimes. FIFOs and device nodes are archived as entries (as tar does; never

@@ -108,6 +108,9 @@ def compare_tree(root: str, records: Sequence[Dict[str, Any]], owners: bool) -> 
         if kind in ('chardev', 'blockdev') and [os.major(st.st_rdev), os.minor(st.st_rdev)] != record.get('device'):
             problems.append('%s: device %d,%d, the backup had %s'
                             % (rel, os.major(st.st_rdev), os.minor(st.st_rdev), record.get('device')))
+        if kind == 'file' and record.get('chunk_digest'):   # a sparse file (file_backup: safeio.ChunkDigest)
+            if st.st_size != record.get('size') or safeio.digest_of(path) != record['chunk_digest']:
+                problems.append('%s: content differs from the backup (chunk digest or size)' % rel)
         if kind in ('file', 'hardlink') and record.get('sha256'):
             if st.st_size != record.get('size') or _sha256(path) != record['sha256']:
                 problems.append('%s: content differs from the backup (SHA-256 or size)' % rel)

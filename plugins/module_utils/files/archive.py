@@ -461,6 +461,22 @@ def add_entry(tar: 'TarWriter', path: str, st: os.stat_result, dir_fd: int, name
             links[key] = arcname
         info = _tarinfo(real, arcname)
         _add_xattrs(info, fd)
+        segments = safeio.data_segments(fd, real.st_size) if real.st_blocks * 512 < real.st_size else None
+        if segments is not None and _sparse_fits(segments):
+            sparse = _SparseReader(fd, _to_sparse(info, segments), segments, buffer)
+            tar.addfile(info, sparse)  # type: ignore[arg-type]
+            after = os.fstat(fd)
+            if changed is not None and (sparse.shrank or (after.st_size, after.st_mtime_ns) != (real.st_size,
+                                                                                                real.st_mtime_ns)):
+                changed.append({'path': path, 'reason': 'changed while it was read (%s): the archived copy may mix '
+                                'old and new content' % ('it shrank, the rest padded with zeros' if sparse.shrank
+                                                         else 'written to')})
+            if files is not None:
+                # the content digest that skips zeros (safeio.ChunkDigest): a SHA-256 of the whole file would hash
+                # every byte of its holes, the cost this member format exists to avoid
+                files.append(_record(info, 'file', path=arcname, size=real.st_size,
+                                     chunk_digest=sparse.digest.hexdigest(real.st_size)))
+            return True
         if real.st_blocks * 512 < real.st_size:
             # Fewer blocks than bytes: it has holes. The archive holds its zeros (tarfile writes no GNU sparse map);
             # this vendor keyword tells file_restore to write them back as holes, so a 100 GiB image with 1 MiB of
@@ -484,6 +500,78 @@ def add_entry(tar: 'TarWriter', path: str, st: os.stat_result, dir_fd: int, name
             # The hash of the bytes archived (zero padding included when the file shrank while read).
             files.append(_record(info, 'file', size=info.size, sha256=padded.sha256.hexdigest()))
     return True
+
+
+# GNU tar's sparse format 1.0 (pax): the member's data is its map (the number of extents, then offset and length
+# of each, one decimal number a line, padded to a block) followed by the extents' bytes; the real name and size are
+# pax records, the header's name a placeholder that a tar without sparse support extracts as a plain file.
+_SPARSE_STORED_LIMIT = 0o77777777777   # the ustar size field: a pax "size" record would hide the map from tarfile
+
+
+def _sparse_fits(segments: List[Tuple[int, int]]) -> bool:
+    return sum(length for _start, length in segments) + 32 * (len(segments) + 2) < _SPARSE_STORED_LIMIT
+
+
+def _to_sparse(info: tarfile.TarInfo, segments: List[Tuple[int, int]]) -> bytes:
+    """Make ``info`` (a regular file's member) a GNU sparse 1.0 member of ``segments``; returns the map block(s)
+    that start its data. The map ends at the real size (an empty extent there when the file ends in a hole), as GNU
+    tar writes it."""
+    real_size = info.size
+    extents = list(segments)
+    if not extents or extents[-1][0] + extents[-1][1] < real_size:
+        extents.append((real_size, 0))
+    text = b'%d\n' % len(extents) + b''.join(b'%d\n%d\n' % extent for extent in extents)
+    block = text + bytes(-len(text) % _BLOCK)
+    directory, base = os.path.split(info.name)
+    placeholder = '%s/GNUSparseFile.0/%s' % (directory, base) if directory else 'GNUSparseFile.0/%s' % base
+    if not placeholder.isascii() or len(placeholder) > 100:
+        placeholder = 'GNUSparseFile.0/file'   # a longer or non-ASCII one would get a pax "path" that wins over
+    info.pax_headers = dict(info.pax_headers, **{'GNU.sparse.major': '1', 'GNU.sparse.minor': '0',
+                                                 'GNU.sparse.name': info.name, 'GNU.sparse.realsize': str(real_size)})
+    info.name = placeholder
+    info.size = len(block) + sum(length for _start, length in segments)
+    return block
+
+
+class _SparseReader:
+    """The data of a GNU sparse member: its map, then each extent read with pread (holes never read). An extent
+    that the file no longer holds (it shrank) is padded with zeros, as ``_Padded`` does. ``digest`` is the
+    ``safeio.ChunkDigest`` of the bytes archived."""
+
+    def __init__(self, fd: int, block: bytes, segments: List[Tuple[int, int]], buffer: Optional[bytearray]) -> None:
+        self.fd = fd
+        self.shrank = False
+        self.digest = safeio.ChunkDigest()
+        self._head = memoryview(block)
+        self._segments = list(segments)
+        self._done = 0    # bytes of the current segment archived
+        self._buffer = buffer if buffer is not None else bytearray(CHUNK)
+
+    def read(self, size: int) -> Any:
+        if size > len(self._buffer):
+            self._buffer = bytearray(size)
+        view = memoryview(self._buffer)[:size]
+        got = 0
+        if len(self._head):
+            count = min(size, len(self._head))
+            view[:count] = self._head[:count]
+            self._head = self._head[count:]
+            got = count
+        while got < size and self._segments:
+            start, length = self._segments[0]
+            want = min(size - got, length - self._done)
+            count = os.preadv(self.fd, [view[got:got + want]], start + self._done) if not self.shrank else 0
+            if not count:
+                self.shrank = True
+                view[got:got + want] = bytes(want)
+                count = want
+            self.digest.update(start + self._done, view[got:got + count])
+            got += count
+            self._done += count
+            if self._done == length:
+                self._segments.pop(0)
+                self._done = 0
+        return view[:got]
 
 
 class _Padded:
