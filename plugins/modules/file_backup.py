@@ -24,10 +24,13 @@ description:
     archived as GNU sparse members, format 1.0, which GNU tar lists and extracts with holes; the restore leaves the
     holes as holes; the manifest records a digest of their content that skips zeros, C(chunk_digest), instead of
     the SHA-256 of every byte), extended attributes C(user.*) and C(trusted.*), POSIX ACLs (access and default)
-    and file capabilities (C(security.capability)) of files and directories (pax C(SCHILY.xattr.*) records, which
-    C(tar --xattrs) reads too). Not kept - SELinux labels (the restoring host's policy sets them), extended
-    attributes of symlinks, and atimes. FIFOs and device nodes are archived as entries (as tar does; never
-    opened); sockets cannot be archived and are listed in RV(not_archived) with a warning.
+    and file capabilities (C(security.capability)) of files and directories, C(trusted.*) of symlinks (pax
+    C(SCHILY.xattr.*) records, which C(tar --xattrs) reads too), and the file flags of files and directories
+    (C(chattr) +d, +A, +S, +D, +c, +C, +i, +a; pax C(SCHILY.fflags) as bsdtar writes it, which GNU tar ignores with a
+    warning). M(opsready.operations.file_restore) sets the flags again except immutable and append-only, which it
+    lists in its RV(opsready.operations.file_restore#module:not_restored) with a warning. Not kept - SELinux labels
+    (the restoring host's policy sets them) and atimes. FIFOs and device nodes are archived as entries (as tar
+    does; never opened); sockets cannot be archived and are listed in RV(not_archived) with a warning.
   - Archives are always written C(0600); when the trees hold private keys the backup directory is made C(0700).
   - With O(encrypt=true) the compressed stream is encrypted in the same pass to the age public keys in
     O(recipients) (the age v1 format; Debian's C(age -d) decrypts it). Only public keys are needed on

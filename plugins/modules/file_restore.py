@@ -119,8 +119,9 @@ not_restored:
   description:
     - Attributes that could not be put back, each with a warning - an extended attribute or ACL the target file
       system or user does not take (C(user.*) on a file system without them, C(trusted.*) as another user than
-      root), and device nodes a restore by another user than root cannot make. The files themselves were
-      restored.
+      root), device nodes a restore by another user than root cannot make, and file flags not set again - immutable
+      and append-only (C(chattr +i), C(+a)) never are (the restored file would refuse the next restore), others when
+      the file system refuses them. The files themselves were restored.
   returned: success
   type: list
   elements: dict

@@ -57,6 +57,7 @@ NODE_KINDS = {stat.S_IFIFO: ('fifo', tarfile.FIFOTYPE), stat.S_IFCHR: ('chardev'
               stat.S_IFBLK: ('blockdev', tarfile.BLKTYPE)}
 SPARSE_KEYWORD = 'OPSREADY.sparse'
 XATTR_PREFIX = 'SCHILY.xattr.'
+FFLAGS_KEYWORD = 'SCHILY.fflags'
 
 
 def distinct_paths(paths: List[str]) -> List[str]:
@@ -259,6 +260,9 @@ def _add_xattrs(info: tarfile.TarInfo, fd: int) -> None:
     through tarfile as surrogate-escaped text. security.selinux is left to the restoring host's policy."""
     for key, value in safeio.read_xattrs(fd).items():
         info.pax_headers = dict(info.pax_headers, **{XATTR_PREFIX + key: value.decode('utf-8', 'surrogateescape')})
+    flags = safeio.read_flags(fd)
+    if flags:   # chattr +d, +A...: libarchive's record (bsdtar restores it; GNU tar ignores it with a warning)
+        info.pax_headers = dict(info.pax_headers, **{FFLAGS_KEYWORD: ','.join(flags)})
 
 
 def _add_xattrs_at(info: tarfile.TarInfo, dir_fd: int, name: str) -> None:
@@ -407,6 +411,7 @@ def add_entry(tar: 'TarWriter', path: str, st: os.stat_result, dir_fd: int, name
         except OSError:
             return False
         info = _tarinfo(st, arcname, target)
+        _add_xattrs_at(info, dir_fd, name)   # root can set trusted.* on a symlink (user.* Linux refuses there)
         tar.addfile(info)
         if files is not None:
             files.append(_record(info, 'symlink', target=target))

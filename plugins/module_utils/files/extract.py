@@ -32,7 +32,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.streami
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 from ansible_collections.opsready.operations.plugins.module_utils.files.archive import ENGINE
 from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe import (  # noqa: F401 (re-exported)
-    _open_parents, apply_xattrs, check_members, extract_member, member_xattrs, mtime_ns)
+    _open_parents, apply_flags, apply_xattrs, check_members, extract_member, member_xattrs, mtime_ns)
 
 
 def find_archive(src: str, set_name: Optional[str] = None, artifact: Optional[str] = None) -> Manifest:
@@ -566,6 +566,7 @@ def _swap_in(staging_fd: int, dest: str, members: List[tarfile.TarInfo], dest_fd
                 os.chown(fd, st.st_uid, st.st_gid)
             os.chmod(fd, member.mode & 0o7777)
             apply_xattrs(fd, member_xattrs(member), member.name, problems)
+            apply_flags(fd, member, problems)
             ns = mtime_ns(member)
             os.utime(fd, ns=(ns, ns))
         finally:

@@ -637,3 +637,35 @@ def digest_of(path: str) -> str:
         return digest.hexdigest(size)
     finally:
         os.close(fd)
+
+
+# File flags (chattr/lsattr) kept by file_backup, by the names libarchive and chflags use (pax SCHILY.fflags), with
+# the chattr letter for messages. Internal ones (extents, indexed directory, inline data...) are the file system's.
+FS_IOC_GETFLAGS = 0x80086601
+FS_IOC_SETFLAGS = 0x40086602
+FILE_FLAGS = {'nodump': (0x40, 'd'), 'noatime': (0x80, 'A'), 'sync': (0x8, 'S'), 'dirsync': (0x10000, 'D'),
+              'compress': (0x4, 'c'), 'nocow': (0x800000, 'C'), 'schg': (0x10, 'i'), 'sappnd': (0x20, 'a')}
+# Not put back by a restore (reported instead): an immutable or append-only restored file refuses the next restore
+# and the removal of a drill's scratch tree, and the operator sets them again knowingly.
+FLAGS_NOT_RESTORED = ('schg', 'sappnd')
+
+
+def read_flags(fd: int) -> List[str]:
+    """The kept file flags of an open regular file or directory; [] where the file system has none."""
+    try:
+        import fcntl
+        import struct
+        value = struct.unpack('I', fcntl.ioctl(fd, FS_IOC_GETFLAGS, bytes(8))[:4])[0]
+    except (ImportError, OSError):
+        return []
+    return [name for name, (bit, _letter) in FILE_FLAGS.items() if value & bit]
+
+
+def add_flags(fd: int, names: List[str]) -> None:
+    """Set the file flags ``names`` on the open file ``fd`` (those it has stay); raises OSError when refused."""
+    import fcntl
+    import struct
+    value = struct.unpack('I', fcntl.ioctl(fd, FS_IOC_GETFLAGS, bytes(8))[:4])[0]
+    for name in names:
+        value |= FILE_FLAGS[name][0]
+    fcntl.ioctl(fd, FS_IOC_SETFLAGS, struct.pack('I', value) + bytes(4))

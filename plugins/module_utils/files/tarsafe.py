@@ -28,6 +28,7 @@ import tarfile
 from typing import Any, Dict, Iterator, List, NoReturn, Optional, cast
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 from ansible_collections.opsready.operations.plugins.module_utils.files.safeio import XATTR_NAMES, XATTR_NAMESPACES
 
 HAS_EXTRACTION_FILTER = hasattr(tarfile, 'tar_filter')
@@ -237,6 +238,35 @@ def apply_xattrs(fd: Any, xattrs: Dict[str, bytes], name: str, problems: Optiona
                              % (key, exc.strerror or exc)})
 
 
+FFLAGS_KEYWORD = 'SCHILY.fflags'
+
+
+def apply_flags(fd: int, member: tarfile.TarInfo, problems: Optional[List[Dict[str, str]]]) -> None:
+    """Set the file flags archived with ``member`` (chattr +d, +A...) on ``fd``. Immutable and append-only are not
+    set (a restored immutable file refuses the next restore and the removal of a drill's scratch tree): they are
+    reported in ``problems``, as is a flag this file system refuses - a restore says what it dropped."""
+    names = [n for n in member.pax_headers.get(FFLAGS_KEYWORD, '').split(',') if n]
+    if not names or problems is None:
+        return
+    wanted = []
+    for name in names:
+        known = safeio.FILE_FLAGS.get(name)
+        if known is None:
+            problems.append({'path': member.name, 'reason': 'file flag %s (not a Linux one) not restored' % name})
+        elif name in safeio.FLAGS_NOT_RESTORED:
+            problems.append({'path': member.name, 'reason': 'file flag %s (chattr +%s) not restored: set it again '
+                             'with chattr +%s once the restored file is checked' % (name, known[1], known[1])})
+        else:
+            wanted.append(name)
+    if wanted:
+        try:
+            safeio.add_flags(fd, wanted)
+        except OSError as exc:
+            problems.append({'path': member.name, 'reason': 'file flag%s %s (chattr +%s) not restored: %s' % (
+                's' if len(wanted) > 1 else '', ','.join(wanted), ''.join(safeio.FILE_FLAGS[n][1] for n in wanted),
+                exc.strerror or exc)})
+
+
 def extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: str, numeric_owner: bool = False,
                    archive: str = '', dest_fd: Optional[int] = None,
                    problems: Optional[List[Dict[str, str]]] = None) -> bool:
@@ -295,6 +325,7 @@ def extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: str, num
                          dir_fd=parent)
             try:
                 apply_xattrs(fd, xattrs, member.name, problems)
+                apply_flags(fd, member, problems)
             finally:
                 os.close(fd)
         elif (member.issym() or member.isdev()) and xattrs:
