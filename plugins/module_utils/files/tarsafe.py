@@ -411,6 +411,9 @@ def extract_all(tar: tarfile.TarFile, dest: str, numeric_owner: bool = False, ar
     def checked() -> Iterator[tarfile.TarInfo]:
         for member in tar:
             check_members([member], archive)
+            if member.ischr() or member.isblk():
+                # a PostgreSQL base backup or WAL archive never holds one: a device node there is not ours
+                _refuse([(member.name, 'device file')], archive)
             _guard_on_disk(member, dest, archive)
             yield member
     tar.extractall(  # nosec B202 # members checked one by one
