@@ -54,7 +54,7 @@ class Resp:
             data = self.file.read(int(rest) + 2)
             return data[:-2]
         if kind == b'*':
-            return None if int(rest) < 0 else [self._reply() for _ in range(int(rest))]
+            return None if int(rest) < 0 else [self._reply() for _item in range(int(rest))]
         raise RuntimeError('unexpected reply %r' % line)
 
     def close(self) -> None:
