@@ -20,11 +20,17 @@ description:
     included), owner and group (by number; names are recorded too), mtimes to the nanosecond (pax header, as GNU
     tar C(--format=posix) writes them), symlinks as links (never followed) and hard links as links - with any file
     name (newlines, backslashes, bytes that are not UTF-8, shown escaped in results), paths longer than 4096 bytes,
-    and sparse files as sparse files (the archive holds their zeros, compressed; the restore writes every all-zero
-    64 KiB block back as a hole), extended attributes C(user.*) and C(trusted.*), POSIX ACLs (access and default)
-    and file capabilities (C(security.capability)) of files and directories (pax C(SCHILY.xattr.*) records, which
-    C(tar --xattrs) reads too). Not kept - SELinux labels (the restoring host's policy sets them), extended
-    attributes of symlinks, and atimes; FIFOs, sockets and devices are listed in RV(not_archived).
+    and sparse files as sparse files (only their data extents are read, found with C(SEEK_DATA)/C(SEEK_HOLE), and
+    archived as GNU sparse members, format 1.0, which GNU tar lists and extracts with holes; the restore leaves the
+    holes as holes; the manifest records a digest of their content that skips zeros, C(chunk_digest), instead of
+    the SHA-256 of every byte), extended attributes C(user.*) and C(trusted.*), POSIX ACLs (access and default)
+    and file capabilities (C(security.capability)) of files and directories, C(trusted.*) of symlinks (pax
+    C(SCHILY.xattr.*) records, which C(tar --xattrs) reads too), and the file flags of files and directories
+    (C(chattr) +d, +A, +S, +D, +c, +C, +i, +a; pax C(SCHILY.fflags) as bsdtar writes it, which GNU tar ignores with a
+    warning). M(opsready.operations.file_restore) sets the flags again except immutable and append-only, which it
+    lists in its RV(opsready.operations.file_restore#module:not_restored) with a warning. Not kept - SELinux labels
+    (the restoring host's policy sets them) and atimes. FIFOs and device nodes are archived as entries (as tar
+    does; never opened); sockets cannot be archived and are listed in RV(not_archived) with a warning.
   - Archives are always written C(0600); when the trees hold private keys the backup directory is made C(0700).
   - With O(encrypt=true) the compressed stream is encrypted in the same pass to the age public keys in
     O(recipients) (the age v1 format; Debian's C(age -d) decrypts it). Only public keys are needed on
@@ -45,7 +51,8 @@ options:
         would otherwise give an archive without the data.
       - Every directory is entered through a descriptor and every file opened without following a symlink,
         so a user who swaps a file of the tree for a link while root backs it up cannot get another file
-        into the archive. A FIFO, socket or device named here is an error; inside a tree it is listed in
+        into the archive. A FIFO, socket or device named here is an error (its content is not what would be
+        archived); inside a tree FIFOs and device nodes are archived as entries, sockets listed in
         RV(not_archived).
     type: list
     elements: path
@@ -156,15 +163,15 @@ file_count:
   sample: 12
 not_archived:
   description:
-    - Entries of the trees that were not archived - FIFOs, sockets and devices (reading a FIFO blocks, a
-      device never ends, and M(opsready.operations.file_restore) refuses device members), files
-      swapped for something else while they were read (never followed), and files and directories removed while
-      the backup ran (reason C(removed while the backup ran); a directory's content is then not in the archive),
-      which also raise a warning.
+    - Entries of the trees that were not archived, each also raising a warning - sockets (they cannot be
+      archived; their server makes them again), files swapped for something else while they were read (never
+      followed), directories replaced by something else while the backup entered them, and files and directories
+      removed while the backup ran (reason C(removed while the backup ran)); a directory's content is then not in
+      the archive. FIFOs and device nodes are archived as entries (as tar does), never opened.
   returned: always
   type: list
   elements: dict
-  sample: [{"path": "/etc/myapp/run/control.fifo", "reason": "a FIFO (named pipe)"}]
+  sample: [{"path": "/etc/myapp/run/control.sock", "reason": "a socket"}]
 changed_while_read:
   description:
     - Files that were written to, grew or shrank while they were read. They are archived (as GNU tar does), but
@@ -301,6 +308,16 @@ def main():
                                                % (len(removed), 'y was' if len(removed) == 1 else 'ies were',
                                                   archive.REMOVED, ', '.join(removed[:5])
                                                   + (' ...' if len(removed) > 5 else ''))))
+            # sockets, directories replaced while the walk entered them, files swapped while read: a restore of
+            # this archive lacks them, which an operator has to hear about, not find out after the restore
+            left_out = [e for e in result['not_archived'] if archive.REMOVED not in e['reason']]
+            if left_out:
+                module.warn(safeio.displayable('%d entr%s not archived (listed in not_archived): %s.%s' % (
+                    len(left_out), 'y was' if len(left_out) == 1 else 'ies were',
+                    '; '.join('%s (%s)' % (e['path'], e['reason']) for e in left_out[:5])
+                    + (' ...' if len(left_out) > 5 else ''),
+                    ' A socket is made again by its server when it starts.'
+                    if any(e['reason'] == 'a socket' for e in left_out) else '')))
             for link, points_to in archive.link_sources(p['paths']):
                 module.warn(safeio.displayable('%s is a symlink to %s: only the link was archived, not %s. Name %s in '
                                                'paths to back it up.' % (link, points_to, 'the files under it' if

@@ -15,8 +15,9 @@ description:
     file, to its original place (O(dest=/)) or under another root.
   - The archive's SHA-256 and size are checked against its manifest before anything is written; a
     corrupt archive, or one without a manifest, is refused with a clear message.
-  - Members with absolute paths, C(..) components, links escaping the root or device files are
-    refused before extraction.
+  - Members with absolute paths, C(..) components or links escaping the root are refused before extraction.
+    FIFOs and device nodes are made again; only root can make a device node, so another user's restore leaves
+    them out and lists them in RV(not_restored) with a warning.
   - Archives written with C(encrypt=true) are decrypted on the fly with O(identity) or O(identity_file);
     the whole archive is decrypted and authenticated (and its plaintext checksum compared) before
     anything is extracted, so a wrong or missing key, or a tampered archive, writes nothing.
@@ -133,7 +134,9 @@ not_restored:
   description:
     - Attributes that could not be put back, each with a warning - an extended attribute or ACL the target file
       system or user does not take (C(user.*) on a file system without them, C(trusted.*) as another user than
-      root). The files themselves were restored.
+      root), device nodes a restore by another user than root cannot make, and file flags not set again - immutable
+      and append-only (C(chattr +i), C(+a)) never are (the restored file would refuse the next restore), others when
+      the file system refuses them. The files themselves were restored.
   returned: success
   type: list
   elements: dict

@@ -409,6 +409,6 @@ def test_special_files_through_the_modules(tmp_path, fault):
     assert 'directory' in errors[str(tmp_path)] and 'symlink loop' in errors[str(loop)]
     assert 'more than the 16.0 MiB' in errors[str(huge)]
     assert 'FIFO' in renew_msg and 'more than the' in install_msg
-    assert backup['changed'] and [s['path'] for s in backup['not_archived']] == [str(tree / 'control.fifo')]
+    assert backup['changed'] and backup['not_archived'] == []   # the FIFO archived as an entry, never opened
     assert 'character device' in zero_msg
     assert crt and open(crt, 'rb').read() and elapsed < 90

@@ -82,7 +82,8 @@ def _sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-TYPES = {'file': stat.S_ISREG, 'hardlink': stat.S_ISREG, 'dir': stat.S_ISDIR, 'symlink': stat.S_ISLNK}
+TYPES = {'file': stat.S_ISREG, 'hardlink': stat.S_ISREG, 'dir': stat.S_ISDIR, 'symlink': stat.S_ISLNK,
+         'fifo': stat.S_ISFIFO, 'chardev': stat.S_ISCHR, 'blockdev': stat.S_ISBLK}
 
 
 def compare_tree(root: str, records: Sequence[Dict[str, Any]], owners: bool) -> List[str]:
@@ -104,6 +105,12 @@ def compare_tree(root: str, records: Sequence[Dict[str, Any]], owners: bool) -> 
             if os.readlink(path) != record.get('target'):
                 problems.append('%s: symlink to %s, the backup had %s' % (rel, os.readlink(path), record.get('target')))
             continue  # a symlink's own mode and owner are not what anything reads
+        if kind in ('chardev', 'blockdev') and [os.major(st.st_rdev), os.minor(st.st_rdev)] != record.get('device'):
+            problems.append('%s: device %d,%d, the backup had %s'
+                            % (rel, os.major(st.st_rdev), os.minor(st.st_rdev), record.get('device')))
+        if kind == 'file' and record.get('chunk_digest'):   # a sparse file (file_backup: safeio.ChunkDigest)
+            if st.st_size != record.get('size') or safeio.digest_of(path) != record['chunk_digest']:
+                problems.append('%s: content differs from the backup (chunk digest or size)' % rel)
         if kind in ('file', 'hardlink') and record.get('sha256'):
             if st.st_size != record.get('size') or _sha256(path) != record['sha256']:
                 problems.append('%s: content differs from the backup (SHA-256 or size)' % rel)

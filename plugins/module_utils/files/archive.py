@@ -10,8 +10,9 @@ The tree is walked with ``os.fwalk`` (each directory opened once, never through 
 file is opened relative to its directory's descriptor with ``O_NOFOLLOW``; the member is described
 from ``fstat`` of the descriptor actually read. A user who swaps a file of the tree for a symlink to
 ``/etc/shadow`` while root backs it up gets a symlink member (or the file they own), never the
-shadow file's content. FIFOs, sockets and devices are not archived (reading a FIFO blocks, a device
-never ends, and file_restore refuses device members): they are listed in ``not_archived``.
+shadow file's content. FIFOs and device nodes are archived as entries, as tar does (never opened: reading a FIFO
+blocks, a device never ends); sockets cannot be archived (their server makes them again): they are listed in
+``not_archived``.
 
 Private to opsready.operations; do not import from other collections.
 """
@@ -47,9 +48,16 @@ def _arcname(path: str) -> str:
     return os.path.abspath(path).lstrip('/') or '.'
 
 
-ARCHIVED_TYPES = (stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK)
+# What a source named in paths may be; inside a tree FIFOs and device nodes are archived as entries too.
+SOURCE_TYPES = (stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK)
+NODE_TYPES = (stat.S_IFIFO, stat.S_IFCHR, stat.S_IFBLK)
+ARCHIVED_TYPES = SOURCE_TYPES + NODE_TYPES
+# the member record's type (manifest ``files``) and the tar type of each node
+NODE_KINDS = {stat.S_IFIFO: ('fifo', tarfile.FIFOTYPE), stat.S_IFCHR: ('chardev', tarfile.CHRTYPE),
+              stat.S_IFBLK: ('blockdev', tarfile.BLKTYPE)}
 SPARSE_KEYWORD = 'OPSREADY.sparse'
 XATTR_PREFIX = 'SCHILY.xattr.'
+FFLAGS_KEYWORD = 'SCHILY.fflags'
 
 
 def distinct_paths(paths: List[str]) -> List[str]:
@@ -67,28 +75,84 @@ def distinct_paths(paths: List[str]) -> List[str]:
 
 
 REMOVED = 'removed while the backup ran'
+_ENTER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+def _enter(name: str, dir_fd: int, listed: os.stat_result, path: str,
+           gone: Optional[List[Dict[str, str]]]) -> Optional[int]:
+    """A descriptor of the directory ``name`` (in ``dir_fd``) that the walk archived as ``listed``; None, recorded in
+    ``gone``, when it was removed or replaced since. Opened with O_DIRECTORY, O_NOFOLLOW and O_NONBLOCK: os.fwalk
+    opened it plainly, so a FIFO swapped in blocked the backup, and a regular file swapped in opened and failed the
+    whole walk in its listing ("Not a directory")."""
+    lost = ' while the backup ran (what it held is not in the archive)'
+    try:
+        fd = os.open(name, _ENTER_FLAGS, dir_fd=dir_fd)
+    except FileNotFoundError:
+        if gone is not None:
+            gone.append({'path': path, 'reason': 'directory %s (what it held is not in the archive)' % REMOVED})
+        return None
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTDIR, errno.ELOOP):
+            raise
+        try:
+            now = safeio.kind_of(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+        except FileNotFoundError:
+            now = 'nothing'
+        if gone is not None:
+            gone.append({'path': path, 'reason': 'directory replaced by %s%s' % (now, lost)})
+        return None
+    st = os.fstat(fd)
+    if (st.st_dev, st.st_ino) != (listed.st_dev, listed.st_ino):
+        os.close(fd)
+        if gone is not None:
+            gone.append({'path': path, 'reason': 'directory replaced by another directory%s' % lost})
+        return None
+    return fd
+
+
+def _walk_dir(fd: int, path: str, gone: Optional[List[Dict[str, str]]]
+              ) -> Iterator[Tuple[str, os.stat_result, int, str]]:
+    """The entries of the open directory ``fd`` (``path``), then those of each subdirectory, depth first: the
+    order os.fwalk gave (subdirectories, symlinks to directories among them, then the rest, each sorted)."""
+    dirs: List[str] = []
+    others: List[str] = []
+    with os.scandir(fd) as listing:
+        for item in listing:
+            try:
+                (dirs if item.is_dir() else others).append(item.name)
+            except OSError:
+                others.append(item.name)
+    entered: List[Tuple[str, os.stat_result]] = []
+    for entry in sorted(dirs) + sorted(others):
+        child_path = os.path.join(path, entry)
+        try:
+            entry_st = os.stat(entry, dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:
+            if gone is not None:
+                gone.append({'path': child_path, 'reason': REMOVED})
+            continue  # removed while we walked: it is not in the backup
+        yield child_path, entry_st, fd, entry
+        if stat.S_ISDIR(entry_st.st_mode):
+            entered.append((entry, entry_st))
+    for entry, entry_st in entered:
+        child = _enter(entry, fd, entry_st, os.path.join(path, entry), gone)
+        if child is None:
+            continue
+        try:
+            yield from _walk_dir(child, os.path.join(path, entry), gone)
+        finally:
+            os.close(child)
 
 
 def walk_entries(paths: List[str], gone: Optional[List[Dict[str, str]]] = None
                  ) -> Iterator[Tuple[str, os.stat_result, int, str]]:
     """(path, lstat, parent directory descriptor, name) of everything to archive, sorted for stable
-    output. Directories are entered through descriptors (``os.fwalk``), symlinks never followed; the
-    descriptor is valid until the next item is asked for.
+    output. Directories are entered through descriptors, symlinks never followed; the descriptor is valid until
+    the next item is asked for.
 
-    What is removed between being listed and being read (a mail queue, a cache) is skipped, as GNU tar does, and
-    recorded in ``gone``: a directory removed after its parent was listed failed the whole walk (fwalk's error for
-    it was raised), while a removed file was skipped."""
-    # directories listed and not entered yet, by name: fwalk's error names the last part only, and the one it
-    # means is the last listed with that name (a deeper listing always comes later)
-    pending: Dict[str, List[str]] = {}
-
-    def vanished(exc: OSError) -> None:
-        if not isinstance(exc, FileNotFoundError):
-            raise exc
-        waiting = pending.get(os.fsdecode(exc.filename or ''))
-        if gone is not None and waiting:
-            gone.append({'path': waiting.pop(), 'reason': 'directory %s (what it held is not in the archive)'
-                                                          % REMOVED})
+    What is removed or replaced between being listed and being read (a mail queue, a cache, a directory swapped
+    for a file) is skipped, as GNU tar does, and recorded in ``gone``: with os.fwalk a directory removed after its
+    parent was listed, or replaced by a regular file, failed the whole walk, and one replaced by a FIFO blocked it."""
     for top in distinct_paths(paths):
         parent = os.open(os.path.dirname(top) or '/', os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
@@ -97,24 +161,13 @@ def walk_entries(paths: List[str], gone: Optional[List[Dict[str, str]]] = None
             yield top, st, parent, name
             if not stat.S_ISDIR(st.st_mode):
                 continue
-            pending.clear()
-            for root, dirs, files, rootfd in os.fwalk(top, onerror=vanished, follow_symlinks=False):
-                if root != top:
-                    waiting = pending.get(os.path.basename(root))
-                    if waiting and waiting[-1] == root:
-                        waiting.pop()
-                dirs.sort()
-                for entry in sorted(dirs) + sorted(files):
-                    path = os.path.join(root, entry)
-                    try:
-                        entry_st = os.stat(entry, dir_fd=rootfd, follow_symlinks=False)
-                    except FileNotFoundError:
-                        if gone is not None:
-                            gone.append({'path': path, 'reason': REMOVED})
-                        continue  # removed while we walked: it is not in the backup
-                    if stat.S_ISDIR(entry_st.st_mode):
-                        pending.setdefault(entry, []).append(path)
-                    yield path, entry_st, rootfd, entry
+            fd = _enter(name, parent, st, top, gone)
+            if fd is None:
+                continue
+            try:
+                yield from _walk_dir(fd, top, gone)
+            finally:
+                os.close(fd)
         finally:
             os.close(parent)
 
@@ -130,8 +183,12 @@ def _raise(exc: OSError) -> None:
 
 
 def is_special(st: os.stat_result) -> bool:
-    """FIFOs, sockets and devices: never archived."""
+    """Sockets (and anything else but files, directories, symlinks, FIFOs and devices): never archived."""
     return stat.S_IFMT(st.st_mode) not in ARCHIVED_TYPES
+
+
+# Why an entry that cannot be archived is not, for the warning and not_archived.
+NOT_ARCHIVED_WHY = {stat.S_IFSOCK: 'a socket'}
 
 
 def _tarinfo(st: os.stat_result, arcname: str, linkname: str = '') -> tarfile.TarInfo:
@@ -152,6 +209,10 @@ def _tarinfo(st: os.stat_result, arcname: str, linkname: str = '') -> tarfile.Ta
         info.type = tarfile.DIRTYPE
     elif stat.S_ISLNK(st.st_mode):
         info.type, info.linkname = tarfile.SYMTYPE, linkname
+    elif stat.S_IFMT(st.st_mode) in NODE_KINDS:
+        info.type = NODE_KINDS[stat.S_IFMT(st.st_mode)][1]
+        if info.type != tarfile.FIFOTYPE:
+            info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
     info.uname = _owner_name(st.st_uid)
     info.gname = _group_name(st.st_gid)
     return info
@@ -198,6 +259,15 @@ def _add_xattrs(info: tarfile.TarInfo, fd: int) -> None:
     ``SCHILY.xattr.<name>`` records, as GNU tar --xattrs and bsdtar write and read them; values are bytes, carried
     through tarfile as surrogate-escaped text. security.selinux is left to the restoring host's policy."""
     for key, value in safeio.read_xattrs(fd).items():
+        info.pax_headers = dict(info.pax_headers, **{XATTR_PREFIX + key: value.decode('utf-8', 'surrogateescape')})
+    flags = safeio.read_flags(fd)
+    if flags:   # chattr +d, +A...: libarchive's record (bsdtar restores it; GNU tar ignores it with a warning)
+        info.pax_headers = dict(info.pax_headers, **{FFLAGS_KEYWORD: ','.join(flags)})
+
+
+def _add_xattrs_at(info: tarfile.TarInfo, dir_fd: int, name: str) -> None:
+    """``_add_xattrs`` for an entry that is not opened (a symlink, FIFO or device node), by name in ``dir_fd``."""
+    for key, value in safeio.read_xattrs_at(dir_fd, name).items():
         info.pax_headers = dict(info.pax_headers, **{XATTR_PREFIX + key: value.decode('utf-8', 'surrogateescape')})
 
 
@@ -341,6 +411,7 @@ def add_entry(tar: 'TarWriter', path: str, st: os.stat_result, dir_fd: int, name
         except OSError:
             return False
         info = _tarinfo(st, arcname, target)
+        _add_xattrs_at(info, dir_fd, name)   # root can set trusted.* on a symlink (user.* Linux refuses there)
         tar.addfile(info)
         if files is not None:
             files.append(_record(info, 'symlink', target=target))
@@ -359,6 +430,16 @@ def add_entry(tar: 'TarWriter', path: str, st: os.stat_result, dir_fd: int, name
         tar.addfile(info)
         if files is not None:
             files.append(_record(info, 'dir'))
+        return True
+    if stat.S_IFMT(st.st_mode) in NODE_TYPES:
+        # described from the walk's lstat, never opened (a FIFO without a writer blocks, a tape rewinds)
+        info = _tarinfo(st, arcname)
+        _add_xattrs_at(info, dir_fd, name)
+        tar.addfile(info)
+        if files is not None:
+            kind = NODE_KINDS[stat.S_IFMT(st.st_mode)][0]
+            device = {} if kind == 'fifo' else {'device': [info.devmajor, info.devminor]}
+            files.append(_record(info, kind, **device))
         return True
     if not stat.S_ISREG(st.st_mode):
         return False
@@ -385,6 +466,22 @@ def add_entry(tar: 'TarWriter', path: str, st: os.stat_result, dir_fd: int, name
             links[key] = arcname
         info = _tarinfo(real, arcname)
         _add_xattrs(info, fd)
+        segments = safeio.data_segments(fd, real.st_size) if real.st_blocks * 512 < real.st_size else None
+        if segments is not None and _sparse_fits(segments):
+            sparse = _SparseReader(fd, _to_sparse(info, segments), segments, buffer)
+            tar.addfile(info, sparse)  # type: ignore[arg-type]
+            after = os.fstat(fd)
+            if changed is not None and (sparse.shrank or (after.st_size, after.st_mtime_ns) != (real.st_size,
+                                                                                                real.st_mtime_ns)):
+                changed.append({'path': path, 'reason': 'changed while it was read (%s): the archived copy may mix '
+                                'old and new content' % ('it shrank, the rest padded with zeros' if sparse.shrank
+                                                         else 'written to')})
+            if files is not None:
+                # the content digest that skips zeros (safeio.ChunkDigest): a SHA-256 of the whole file would hash
+                # every byte of its holes, the cost this member format exists to avoid
+                files.append(_record(info, 'file', path=arcname, size=real.st_size,
+                                     chunk_digest=sparse.digest.hexdigest(real.st_size)))
+            return True
         if real.st_blocks * 512 < real.st_size:
             # Fewer blocks than bytes: it has holes. The archive holds its zeros (tarfile writes no GNU sparse map);
             # this vendor keyword tells file_restore to write them back as holes, so a 100 GiB image with 1 MiB of
@@ -408,6 +505,78 @@ def add_entry(tar: 'TarWriter', path: str, st: os.stat_result, dir_fd: int, name
             # The hash of the bytes archived (zero padding included when the file shrank while read).
             files.append(_record(info, 'file', size=info.size, sha256=padded.sha256.hexdigest()))
     return True
+
+
+# GNU tar's sparse format 1.0 (pax): the member's data is its map (the number of extents, then offset and length
+# of each, one decimal number a line, padded to a block) followed by the extents' bytes; the real name and size are
+# pax records, the header's name a placeholder that a tar without sparse support extracts as a plain file.
+_SPARSE_STORED_LIMIT = 0o77777777777   # the ustar size field: a pax "size" record would hide the map from tarfile
+
+
+def _sparse_fits(segments: List[Tuple[int, int]]) -> bool:
+    return sum(length for _start, length in segments) + 32 * (len(segments) + 2) < _SPARSE_STORED_LIMIT
+
+
+def _to_sparse(info: tarfile.TarInfo, segments: List[Tuple[int, int]]) -> bytes:
+    """Make ``info`` (a regular file's member) a GNU sparse 1.0 member of ``segments``; returns the map block(s)
+    that start its data. The map ends at the real size (an empty extent there when the file ends in a hole), as GNU
+    tar writes it."""
+    real_size = info.size
+    extents = list(segments)
+    if not extents or extents[-1][0] + extents[-1][1] < real_size:
+        extents.append((real_size, 0))
+    text = b'%d\n' % len(extents) + b''.join(b'%d\n%d\n' % extent for extent in extents)
+    block = text + bytes(-len(text) % _BLOCK)
+    directory, base = os.path.split(info.name)
+    placeholder = '%s/GNUSparseFile.0/%s' % (directory, base) if directory else 'GNUSparseFile.0/%s' % base
+    if not placeholder.isascii() or len(placeholder) > 100:
+        placeholder = 'GNUSparseFile.0/file'   # a longer or non-ASCII one would get a pax "path" that wins over
+    info.pax_headers = dict(info.pax_headers, **{'GNU.sparse.major': '1', 'GNU.sparse.minor': '0',
+                                                 'GNU.sparse.name': info.name, 'GNU.sparse.realsize': str(real_size)})
+    info.name = placeholder
+    info.size = len(block) + sum(length for _start, length in segments)
+    return block
+
+
+class _SparseReader:
+    """The data of a GNU sparse member: its map, then each extent read with pread (holes never read). An extent
+    that the file no longer holds (it shrank) is padded with zeros, as ``_Padded`` does. ``digest`` is the
+    ``safeio.ChunkDigest`` of the bytes archived."""
+
+    def __init__(self, fd: int, block: bytes, segments: List[Tuple[int, int]], buffer: Optional[bytearray]) -> None:
+        self.fd = fd
+        self.shrank = False
+        self.digest = safeio.ChunkDigest()
+        self._head = memoryview(block)
+        self._segments = list(segments)
+        self._done = 0    # bytes of the current segment archived
+        self._buffer = buffer if buffer is not None else bytearray(CHUNK)
+
+    def read(self, size: int) -> Any:
+        if size > len(self._buffer):
+            self._buffer = bytearray(size)
+        view = memoryview(self._buffer)[:size]
+        got = 0
+        if len(self._head):
+            count = min(size, len(self._head))
+            view[:count] = self._head[:count]
+            self._head = self._head[count:]
+            got = count
+        while got < size and self._segments:
+            start, length = self._segments[0]
+            want = min(size - got, length - self._done)
+            count = os.preadv(self.fd, [view[got:got + want]], start + self._done) if not self.shrank else 0
+            if not count:
+                self.shrank = True
+                view[got:got + want] = bytes(want)
+                count = want
+            self.digest.update(start + self._done, view[got:got + count])
+            got += count
+            self._done += count
+            if self._done == length:
+                self._segments.pop(0)
+                self._done = 0
+        return view[:got]
 
 
 class _Padded:
@@ -479,7 +648,7 @@ def check_sources(paths: List[str]) -> None:
         if not os.path.lexists(path):
             raise OpsReadyError('Source %s does not exist: fix paths (nothing was archived).' % path, path=path)
         st = os.lstat(path)
-        if is_special(st):
+        if stat.S_IFMT(st.st_mode) not in SOURCE_TYPES:
             raise OpsReadyError('Source %s is %s: only files, directories and symlinks are backed up (nothing was '
                                 'archived). Remove it from paths.' % (path, safeio.kind_of(st.st_mode)), path=path)
         if not os.access(path, os.R_OK):
@@ -502,6 +671,8 @@ def tree_fingerprint(paths: List[str]) -> Tuple[str, int, bool]:
         # can set the ctime; without it skip_unchanged kept the old content as the newest archive
         record = '%s\0%o\0%d\0%d\0%d\0%d\0%d\n' % (
             path, st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_uid, st.st_gid)
+        if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+            record += '%d\n' % st.st_rdev   # a node made again for another device
         digest.update(record.encode('utf-8', 'surrogateescape'))
         if stat.S_ISREG(st.st_mode):
             count += 1
@@ -561,7 +732,8 @@ def create_archive(paths: List[str], dest: str, set_name: str, compression: str 
                     if add_entry(tar, path, st, dir_fd, entry, links, files, buffer, changed):
                         members += 1
                     elif is_special(st):
-                        skipped.append({'path': path, 'reason': safeio.kind_of(st.st_mode)})
+                        skipped.append({'path': path, 'reason': NOT_ARCHIVED_WHY.get(stat.S_IFMT(st.st_mode),
+                                                                                     safeio.kind_of(st.st_mode))})
                     elif not _still_there(entry, dir_fd):
                         skipped.append({'path': path, 'reason': REMOVED})
                     else:

@@ -30,7 +30,7 @@ import stat
 import struct
 import tarfile
 import zlib
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Type
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple, Type
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import of_origin
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import (
@@ -44,7 +44,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.streami
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 from ansible_collections.opsready.operations.plugins.module_utils.files.archive import ENGINE
 from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe import (  # noqa: F401 (re-exported)
-    _open_parents, apply_xattrs, check_members, extract_member, member_xattrs, mtime_ns)
+    _open_parents, apply_flags, apply_xattrs, check_members, extract_member, member_xattrs, mtime_ns)
 
 
 def find_archive(src: str, set_name: Optional[str] = None, artifact: Optional[str] = None,
@@ -150,11 +150,14 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
                     # a hard link selected by ``only`` without its first name: that file is extracted into staging
                     # as well (the link's content is there), but not put in place
                     names |= {m.linkname for m in wanted if m.islnk()}
+                    not_made: Set[str] = set()
                     for member in tar:
                         if member.name in names:
-                            extract_member(tar, member, staging, numeric_owner=os.geteuid() == 0,
-                                           archive=manifest.path, dest_fd=staging_fd, problems=problems)
+                            if not extract_member(tar, member, staging, numeric_owner=os.geteuid() == 0,
+                                                  archive=manifest.path, dest_fd=staging_fd, problems=problems):
+                                not_made.add(member.name)
                 drain(stream)
+            wanted = [m for m in wanted if m.name not in not_made]   # reported in problems
             restored = _swap_in(staging_fd, dest, wanted, dest_fd, manifest.path, problems)
         except BaseException as exc:
             left = _remove_staging(dest_fd, name, staging_fd)
@@ -318,7 +321,18 @@ def _same_as_target(member: tarfile.TarInfo, dest: str) -> bool:
     if member.issym():
         return stat.S_ISLNK(st.st_mode) and os.readlink(target) == member.linkname and owner \
             and st.st_mtime_ns == mtime_ns(member)
+    if member.isdev():
+        return _same_node(member, st) and stat.S_IMODE(st.st_mode) == member.mode and owner \
+            and st.st_mtime_ns == mtime_ns(member)
     return True
+
+
+def _same_node(member: tarfile.TarInfo, st: os.stat_result) -> bool:
+    """Whether ``st`` is the FIFO or device node ``member`` describes (its kind and device numbers)."""
+    if member.isfifo():
+        return stat.S_ISFIFO(st.st_mode)
+    kind = stat.S_ISCHR if member.ischr() else stat.S_ISBLK
+    return kind(st.st_mode) and (os.major(st.st_rdev), os.minor(st.st_rdev)) == (member.devmajor, member.devminor)
 
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | getattr(os, 'O_CLOEXEC', 0)
@@ -613,6 +627,8 @@ def _swap_in(staging_fd: int, dest: str, members: List[tarfile.TarInfo], dest_fd
             if member.issym() and st is not None and stat.S_ISLNK(st.st_mode) and _same_attrs(st, staged_fd, name) \
                     and os.readlink(name, dir_fd=parent_fd) == member.linkname:
                 continue
+            if member.isdev() and st is not None and _same_node(member, st) and _same_attrs(st, staged_fd, name):
+                continue
             if st is not None and stat.S_ISDIR(st.st_mode):
                 raise OpsReadyError('Cannot restore file %s: a directory is in the way.' % target, path=target)
             if member.islnk():
@@ -657,6 +673,7 @@ def _swap_in(staging_fd: int, dest: str, members: List[tarfile.TarInfo], dest_fd
                 os.chown(fd, st.st_uid, st.st_gid)
             os.chmod(fd, member.mode & 0o7777)
             apply_xattrs(fd, member_xattrs(member), member.name, problems)
+            apply_flags(fd, member, problems)
             ns = mtime_ns(member)
             os.utime(fd, ns=(ns, ns))
         finally:

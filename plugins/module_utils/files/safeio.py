@@ -23,6 +23,7 @@ Private to opsready.operations; do not import from other collections.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import secrets
 import stat
@@ -607,3 +608,147 @@ def read_xattrs(fd: int) -> Dict[str, bytes]:
             except OSError:
                 continue   # removed meanwhile, or not readable by this user
     return found
+
+
+def read_xattrs_at(dir_fd: int, name: str) -> Dict[str, bytes]:
+    """The kept extended attributes of ``name`` in the directory ``dir_fd``, without opening it or following it:
+    for symlinks (``trusted.*`` can be set on one by root), FIFOs and device nodes (an open may block or act).
+    Through ``/proc/self/fd``: the directory is entered by its descriptor, the last name is not followed."""
+    path = '/proc/self/fd/%d/%s' % (dir_fd, name)
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError:
+        return {}   # ENOTSUP, no /proc: nothing to keep
+    found = {}
+    for key in sorted(names):
+        if key.startswith(XATTR_NAMESPACES) or key in XATTR_NAMES:
+            try:
+                found[key] = os.getxattr(path, key, follow_symlinks=False)
+            except OSError:
+                continue
+    return found
+
+
+class ChunkDigest:
+    """A digest of a file's content that holes and runs of zeros do not change the cost of: SHA-256 over
+    ``<index>:<SHA-256 of the 1 MiB chunk>`` for each aligned 1 MiB chunk that is not all zeros, then the size.
+    Pieces are given in increasing offsets; what lies between them is zeros. A file and its copy give the same digest
+    whatever holes each has (an all-zero chunk counts the same as a hole), so file_backup records it for sparse files
+    (hashing the 9 GiB of zeros of a sparse image took longer than reading its data) and the drill checks the
+    restored file with it, reading only its data (``digest_of``)."""
+
+    SIZE = 1024 * 1024
+
+    def __init__(self) -> None:
+        self._outer = hashlib.sha256()
+        self._index = -1
+        self._chunk = bytearray(self.SIZE)
+        self._dirty = False
+
+    def update(self, offset: int, data: Any) -> None:
+        view = memoryview(data)
+        while len(view):
+            index, within = divmod(offset, self.SIZE)
+            if index != self._index:
+                self._flush()
+                self._index = index
+            count = min(len(view), self.SIZE - within)
+            self._chunk[within:within + count] = view[:count]
+            self._dirty = True
+            offset += count
+            view = view[count:]
+
+    def _flush(self) -> None:
+        if self._dirty:
+            if self._chunk.count(0) != self.SIZE:
+                self._outer.update(b'%d:' % self._index + hashlib.sha256(self._chunk).digest())
+            self._chunk[:] = bytes(self.SIZE)
+            self._dirty = False
+
+    def hexdigest(self, size: int) -> str:
+        self._flush()
+        self._outer.update(b'size:%d' % size)
+        return self._outer.hexdigest()
+
+
+def data_segments(fd: int, size: int) -> Optional[List[Tuple[int, int]]]:
+    """(offset, length) of each data extent of the open file ``fd`` of ``size`` bytes (SEEK_DATA/SEEK_HOLE); None
+    where the file system or platform cannot tell (every byte is then data)."""
+    seek_data, seek_hole = getattr(os, 'SEEK_DATA', None), getattr(os, 'SEEK_HOLE', None)
+    if seek_data is None or seek_hole is None:
+        return None
+    found: List[Tuple[int, int]] = []
+    position = 0
+    try:
+        while position < size:
+            try:
+                start = os.lseek(fd, position, seek_data)
+            except OSError as exc:
+                if exc.errno == errno.ENXIO:   # only a hole after ``position``
+                    break
+                raise
+            if start >= size:
+                break
+            end = min(os.lseek(fd, start, seek_hole), size)
+            found.append((start, end - start))
+            position = end
+    except OSError:
+        return None   # EINVAL: SEEK_DATA not supported here
+    finally:
+        try:
+            os.lseek(fd, 0, os.SEEK_SET)
+        except OSError:
+            pass
+    return found
+
+
+def digest_of(path: str) -> str:
+    """``ChunkDigest`` of the file at ``path``, reading its data extents only."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, 'O_CLOEXEC', 0))
+    try:
+        size = os.fstat(fd).st_size
+        segments = data_segments(fd, size)
+        digest = ChunkDigest()
+        for start, length in segments if segments is not None else [(0, size)]:
+            done = 0
+            while done < length:
+                piece = os.pread(fd, min(ChunkDigest.SIZE * 4, length - done), start + done)
+                if not piece:
+                    break
+                digest.update(start + done, piece)
+                done += len(piece)
+        return digest.hexdigest(size)
+    finally:
+        os.close(fd)
+
+
+# File flags (chattr/lsattr) kept by file_backup, by the names libarchive and chflags use (pax SCHILY.fflags), with
+# the chattr letter for messages. Internal ones (extents, indexed directory, inline data...) are the file system's.
+FS_IOC_GETFLAGS = 0x80086601
+FS_IOC_SETFLAGS = 0x40086602
+FILE_FLAGS = {'nodump': (0x40, 'd'), 'noatime': (0x80, 'A'), 'sync': (0x8, 'S'), 'dirsync': (0x10000, 'D'),
+              'compress': (0x4, 'c'), 'nocow': (0x800000, 'C'), 'schg': (0x10, 'i'), 'sappnd': (0x20, 'a')}
+# Not put back by a restore (reported instead): an immutable or append-only restored file refuses the next restore
+# and the removal of a drill's scratch tree, and the operator sets them again knowingly.
+FLAGS_NOT_RESTORED = ('schg', 'sappnd')
+
+
+def read_flags(fd: int) -> List[str]:
+    """The kept file flags of an open regular file or directory; [] where the file system has none."""
+    try:
+        import fcntl
+        import struct
+        value = struct.unpack('I', fcntl.ioctl(fd, FS_IOC_GETFLAGS, bytes(8))[:4])[0]
+    except (ImportError, OSError):
+        return []
+    return [name for name, (bit, _letter) in FILE_FLAGS.items() if value & bit]
+
+
+def add_flags(fd: int, names: List[str]) -> None:
+    """Set the file flags ``names`` on the open file ``fd`` (those it has stay); raises OSError when refused."""
+    import fcntl
+    import struct
+    value = struct.unpack('I', fcntl.ioctl(fd, FS_IOC_GETFLAGS, bytes(8))[:4])[0]
+    for name in names:
+        value |= FILE_FLAGS[name][0]
+    fcntl.ioctl(fd, FS_IOC_SETFLAGS, struct.pack('I', value) + bytes(4))

@@ -28,6 +28,7 @@ import tarfile
 from typing import Any, Dict, Iterator, List, NoReturn, Optional, cast
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 from ansible_collections.opsready.operations.plugins.module_utils.files.safeio import XATTR_NAMES, XATTR_NAMESPACES
 
 HAS_EXTRACTION_FILTER = hasattr(tarfile, 'tar_filter')
@@ -49,8 +50,8 @@ def _unsafe_reason(member: tarfile.TarInfo) -> Optional[str]:
                 # Absolute symlinks are legitimate in /etc trees; they are restored as links, never
                 # followed while extracting, so they cannot write outside the root.
                 return None if target.startswith('/') else 'symlink pointing outside the target root'
-    if member.isdev():
-        return 'device file'
+    # FIFOs and device nodes are made under the root like any member (file_backup archives them, as tar does);
+    # only root can make a device node, and extract_member reports one it could not make
     return None
 
 
@@ -200,7 +201,7 @@ def member_xattrs(member: tarfile.TarInfo) -> Dict[str, bytes]:
             for key, value in sorted(member.pax_headers.items()) if key.startswith(XATTR_PREFIX)}
 
 
-def apply_xattrs(fd: int, xattrs: Dict[str, bytes], name: str, problems: Optional[List[Dict[str, str]]]) -> None:
+def apply_xattrs(fd: Any, xattrs: Dict[str, bytes], name: str, problems: Optional[List[Dict[str, str]]]) -> None:
     """Make the kept extended attributes of ``fd`` exactly ``xattrs`` (after its owner and mode: a chown clears
     security.capability). One that this file system or user cannot take is reported in ``problems`` (raised
     without a list), never dropped silently.
@@ -208,15 +209,20 @@ def apply_xattrs(fd: int, xattrs: Dict[str, bytes], name: str, problems: Optiona
     Kept ones the member was not archived with are removed: a file or directory created under a directory with a
     default ACL inherits its entries (the staging directory is made in the target, and a restore target such as a
     shared /srv/restore often has one), and a directory restored over keeps what was added since; either way the
-    restored tree carried ACL entries - access for another user - that its source never had."""
+    restored tree carried ACL entries - access for another user - that its source never had.
+
+    ``fd`` may be a path instead (``/proc/self/fd/<dir>/<name>``), never followed: a symlink, FIFO or device node,
+    which is not opened."""
+    nofollow: Dict[str, Any] = {'follow_symlinks': False} if isinstance(fd, str) else {}
     try:
-        present = [key for key in os.listxattr(fd) if key.startswith(XATTR_NAMESPACES) or key in XATTR_NAMES]
+        present = [key for key in os.listxattr(fd, **nofollow)
+                   if key.startswith(XATTR_NAMESPACES) or key in XATTR_NAMES]
     except OSError:
         present = []   # ENOTSUP and the like: nothing inherited either
     for key in present:
         if key not in xattrs:
             try:
-                os.removexattr(fd, key)
+                os.removexattr(fd, key, **nofollow)
             except OSError as exc:
                 if problems is None:
                     raise
@@ -224,7 +230,7 @@ def apply_xattrs(fd: int, xattrs: Dict[str, bytes], name: str, problems: Optiona
                                  % (key, exc.strerror or exc)})
     for key, value in xattrs.items():
         try:
-            os.setxattr(fd, key, value)
+            os.setxattr(fd, key, value, **nofollow)
         except OSError as exc:
             if problems is None:
                 raise
@@ -232,10 +238,40 @@ def apply_xattrs(fd: int, xattrs: Dict[str, bytes], name: str, problems: Optiona
                              % (key, exc.strerror or exc)})
 
 
+FFLAGS_KEYWORD = 'SCHILY.fflags'
+
+
+def apply_flags(fd: int, member: tarfile.TarInfo, problems: Optional[List[Dict[str, str]]]) -> None:
+    """Set the file flags archived with ``member`` (chattr +d, +A...) on ``fd``. Immutable and append-only are not
+    set (a restored immutable file refuses the next restore and the removal of a drill's scratch tree): they are
+    reported in ``problems``, as is a flag this file system refuses - a restore says what it dropped."""
+    names = [n for n in member.pax_headers.get(FFLAGS_KEYWORD, '').split(',') if n]
+    if not names or problems is None:
+        return
+    wanted = []
+    for name in names:
+        known = safeio.FILE_FLAGS.get(name)
+        if known is None:
+            problems.append({'path': member.name, 'reason': 'file flag %s (not a Linux one) not restored' % name})
+        elif name in safeio.FLAGS_NOT_RESTORED:
+            problems.append({'path': member.name, 'reason': 'file flag %s (chattr +%s) not restored: set it again '
+                             'with chattr +%s once the restored file is checked' % (name, known[1], known[1])})
+        else:
+            wanted.append(name)
+    if wanted:
+        try:
+            safeio.add_flags(fd, wanted)
+        except OSError as exc:
+            problems.append({'path': member.name, 'reason': 'file flag%s %s (chattr +%s) not restored: %s' % (
+                's' if len(wanted) > 1 else '', ','.join(wanted), ''.join(safeio.FILE_FLAGS[n][1] for n in wanted),
+                exc.strerror or exc)})
+
+
 def extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: str, numeric_owner: bool = False,
                    archive: str = '', dest_fd: Optional[int] = None,
-                   problems: Optional[List[Dict[str, str]]] = None) -> None:
-    """Extract one member under ``dest`` after refusing it if it would escape.
+                   problems: Optional[List[Dict[str, str]]] = None) -> bool:
+    """Extract one member under ``dest`` after refusing it if it would escape. Returns False when it was not made:
+    a device node when not running as root (reported in ``problems``).
 
     With ``dest_fd`` (a descriptor of the root, ``dest`` then being ``/proc/self/fd/<dest_fd>``), what is on disk
     is checked relative to the descriptor, and tar writes through the descriptor's path: renaming the root or
@@ -248,12 +284,19 @@ def extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: str, num
         if not member.isdir():
             ns = mtime_ns(member)
             os.utime(os.path.join(dest, member.name), ns=(ns, ns), follow_symlinks=False)
-        return
+        return True
+    if (member.ischr() or member.isblk()) and os.geteuid() != 0:
+        if problems is None:
+            raise OSError(errno.EPERM, 'only root can make device node %s' % member.name)
+        problems.append({'path': member.name, 'reason': '%s device %d,%d not made: only root can make device nodes '
+                         '(restore as root, or mknod it)' % ('character' if member.ischr() else 'block',
+                                                             member.devmajor, member.devminor)})
+        return False
     _guard_in_dir(member, dest_fd, archive)
     parts = [p for p in member.name.split('/') if p not in ('', '.')]
     if not parts:
         tar.extract(member, dest, set_attrs=True, numeric_owner=numeric_owner, **_filter_kwargs())
-        return
+        return True
     # Extracted by its last name into its directory's descriptor: the whole path may be longer than PATH_MAX
     # (a deep tree), and every call with it would fail with ENAMETOOLONG.
     parent = cast(int, _open_parents(dest_fd, parts, member, archive, create=True))   # create: never None
@@ -282,8 +325,12 @@ def extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: str, num
                          dir_fd=parent)
             try:
                 apply_xattrs(fd, xattrs, member.name, problems)
+                apply_flags(fd, member, problems)
             finally:
                 os.close(fd)
+        elif (member.issym() or member.isdev()) and xattrs:
+            # by name, never opened nor followed: a symlink's trusted.* (user.* cannot be set on one: reported)
+            apply_xattrs('/proc/self/fd/%d/%s' % (parent, parts[-1]), xattrs, member.name, problems)
         if not member.isdir():
             # tarfile sets a float mtime and none on a symlink: the exact one on both (a directory's is set by the
             # caller after its content is in place - writing a file into it changes it again).
@@ -291,6 +338,7 @@ def extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: str, num
             os.utime(parts[-1], ns=(ns, ns), dir_fd=parent, follow_symlinks=False)
     finally:
         os.close(parent)
+    return True
 
 
 # Written by file_backup on files with holes (fewer blocks than bytes): their zero runs are written back as holes.
@@ -363,6 +411,9 @@ def extract_all(tar: tarfile.TarFile, dest: str, numeric_owner: bool = False, ar
     def checked() -> Iterator[tarfile.TarInfo]:
         for member in tar:
             check_members([member], archive)
+            if member.ischr() or member.isblk():
+                # a PostgreSQL base backup or WAL archive never holds one: a device node there is not ours
+                _refuse([(member.name, 'device file')], archive)
             _guard_on_disk(member, dest, archive)
             yield member
     tar.extractall(  # nosec B202 # members checked one by one

@@ -29,13 +29,15 @@ def sqlite_uri(path: str, mode: str = 'ro') -> str:
     """The ``file:`` URI of ``path`` for ``sqlite3.connect(..., uri=True)``.
 
     Every byte that means something in a URI (``#`` starts a fragment, ``?`` the query, ``%`` an escape,
-    spaces, non-ASCII) is percent-escaped, so any legal file name opens that very file: unescaped, a
-    ``#`` silently opened (and created) a different, empty database. The path is made absolute first,
+    spaces, non-ASCII, bytes that are not UTF-8) is percent-escaped, so any legal file name opens that very file:
+    unescaped, a ``#`` silently opened (and created) a different, empty database. The path is made absolute first,
     so a name starting with ``-`` or looking like a URI is never read as anything but a path.
     """
     if mode not in ('ro', 'rw', 'rwc', 'memory'):
         raise ValueError('mode %r' % mode)
-    return 'file:%s?mode=%s' % (quote(os.path.abspath(path), safe='/'), mode)
+    # the file name's own bytes (os.fsencode): a name that is not UTF-8 is a str with lone surrogates here, which
+    # quote() refused with UnicodeEncodeError; SQLite decodes %FF back to the byte and opens that very file
+    return 'file:%s?mode=%s' % (quote(os.fsencode(os.path.abspath(path)), safe='/'), mode)
 
 
 def check_sidecars(path: str) -> None:
@@ -85,9 +87,17 @@ def connect(path: str, mode: str = 'ro', timeout: float = 5.0, **kwargs: Any) ->
 
 
 def main_file(conn: sqlite3.Connection) -> Optional[str]:
-    for row in conn.execute('PRAGMA database_list').fetchall():
-        if row[1] == 'main':
-            return row[2] or None
+    """The path of the file ``conn`` opened as ``main``, as ``os`` names it. Read as bytes: SQLite gives the file
+    name's own bytes, and a name that is not UTF-8 failed the query ("Could not decode to UTF-8 column 'file'")."""
+    factory = conn.text_factory
+    conn.text_factory = bytes
+    try:
+        rows = conn.execute('PRAGMA database_list').fetchall()
+    finally:
+        conn.text_factory = factory
+    for row in rows:
+        if row[1] == b'main':
+            return os.fsdecode(row[2]) if row[2] else None
     return None
 
 

@@ -4,6 +4,7 @@ a backup directory others control."""
 from __future__ import annotations
 
 import os
+import socket
 import tarfile
 
 import pytest
@@ -17,20 +18,26 @@ def members(path):
         return {m.name.rsplit('/', 1)[-1]: m for m in tar}
 
 
-def test_special_files_in_a_tree_are_listed_not_archived(tmp_path):
+def test_special_files_in_a_tree_are_archived_or_listed(tmp_path):
+    """A FIFO is archived as an entry (never opened: it has no writer); a socket cannot be, and is listed."""
     tree = tmp_path / 'tree'
     tree.mkdir()
     (tree / 'app.conf').write_text('a = 1\n')
     os.mkfifo(tree / 'control.fifo')
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(tree / 'app.sock'))
     (tree / 'loop').symlink_to(tree / 'loop')
     os.link(tree / 'app.conf', tree / 'hard.conf')
     dest = tmp_path / 'b'
     archive.prepare_dest(str(dest), False)
-    manifest = archive.create_archive([str(tree)], str(dest), 'set', compression='none')
+    try:
+        manifest = archive.create_archive([str(tree)], str(dest), 'set', compression='none')
+    finally:
+        server.close()
     found = members(manifest['path'])
-    assert 'control.fifo' not in found and found['loop'].issym()
+    assert found['control.fifo'].isfifo() and 'app.sock' not in found and found['loop'].issym()
     assert found['hard.conf'].islnk() or found['app.conf'].islnk()   # a hard link stays one link
-    assert manifest['not_archived'] == [{'path': str(tree / 'control.fifo'), 'reason': 'a FIFO (named pipe)'}]
+    assert manifest['not_archived'] == [{'path': str(tree / 'app.sock'), 'reason': 'a socket'}]
 
 
 @pytest.mark.parametrize('source', ['/dev/zero', 'fifo'])

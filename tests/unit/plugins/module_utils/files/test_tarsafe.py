@@ -159,3 +159,19 @@ def test_by_descriptor_a_tree_with_links_is_extracted(tmp_path, filter_state):
     assert (root / 'etc' / 'h.conf').read_bytes() == b'a\n' and os.stat(root / 'etc' / 'a.conf').st_nlink == 2
     assert os.readlink(root / 'etc' / 'l') == 'a.conf'
     assert outside.read_bytes() == b'keep me\n' and (root / 'x').read_bytes() == b'archived\n'
+
+
+def test_extract_all_refuses_device_nodes(tmp_path):
+    """file_restore makes FIFOs and device nodes again (file_backup archives them); extract_all, for PostgreSQL base
+    backups and WAL archives that never hold a device node, still refuses one before writing it."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode='w') as tar:
+        info = tarfile.TarInfo('base/mem')
+        info.type, info.devmajor, info.devminor, info.mode = tarfile.CHRTYPE, 1, 1, 0o666
+        tar.addfile(info)
+    buf.seek(0)
+    with tarfile.open(fileobj=buf, mode='r') as tar:
+        with pytest.raises(IntegrityError, match='device file'):
+            tarsafe.extract_all(tar, str(tmp_path))
+    assert not os.path.lexists(tmp_path / 'base' / 'mem')
+    assert tarsafe._unsafe_reason(info) is None   # file_restore's per-member check lets it through
