@@ -70,6 +70,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.artifac
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.dbprops import (
     apply_statements, before_load_statements, create_options, describe, extension_names, extension_statements,
     load_options, locale_settings, own_text_search_option, referenced_roles)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import foreign
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import (
     check_name, dbname_arg, quote_ident, quote_literal)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.backup import PostgresEngine
@@ -1151,8 +1152,12 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
         timer.lap('pg_restore')
         # ANALYZE in the temporary database, before the swap: the restored database takes the name with its
         # statistics (no window without them), and the object count comes in the same session.
-        objects = int(engine.query(CATALOG_SEARCH_PATH + 'ANALYZE; ' + USER_OBJECTS, database=temp)[0][0])
+        counts = engine.query(CATALOG_SEARCH_PATH + 'ANALYZE; SELECT (%s), (%s)' % (USER_OBJECTS, foreign.COUNT_SQL),
+                              database=temp)[0]
+        objects = int(counts[0])
         timer.lap('analyze')
+        # Before the swap: under foreign_servers=disable the target's name never holds servers that reach the remote.
+        servers = foreign.handle(engine, temp, request.foreign_servers) if int(counts[1]) else None
         properties = apply_properties(engine, request, manifest, temp, roles, session)
         not_created += _plain_text_search_note(manifest)
         if not_created:
@@ -1200,8 +1205,11 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
                           'host': engine.conn.host, 'port': engine.conn.port or 5432, 'objects': objects},
                'method_detail': load['method'], 'jobs': load['jobs'], 'database_properties': properties,
                'replaced': bool(before['exists'] and before['objects']), 'dropped_stale': stale['dropped_stale']}
-    if stale['warnings']:
-        outcome['warnings'] = stale['warnings']
+    if servers is not None:
+        outcome['foreign_servers'] = servers['servers']
+    warnings = list(stale['warnings']) + (servers['warnings'] if servers else [])
+    if warnings:
+        outcome['warnings'] = warnings
     return outcome
 
 
