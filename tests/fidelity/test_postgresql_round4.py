@@ -24,6 +24,7 @@ from typing import Iterator
 import pytest
 
 from tests.fidelity.test_postgresql import backup, create_roles, leftovers, qi, ql, restore
+from tests.fidelity.test_postgresql_round3 import FORMATS, roundtrip
 from tests.harness.playbook import run_playbook
 from tests.harness.servers import PostgresServer
 
@@ -66,6 +67,7 @@ def fdw(pg: PostgresServer) -> Iterator[dict]:
                "dbname %s); "
                "CREATE USER MAPPING FOR CURRENT_USER SERVER side OPTIONS (user %s, password %s); "
                "CREATE FOREIGN TABLE remote_orders (id int, v text) SERVER prod OPTIONS (table_name 'orders'); "
+               "CREATE EXTENSION file_fdw; CREATE SERVER files FOREIGN DATA WRAPPER file_fdw; "
                "CREATE TABLE local (id int); INSERT INTO local VALUES (1)"
                % (where, ql(login), ql(secret), pg.port, ql(remote), ql(login), ql(secret)), database=source)
         # the source itself reaches the remote (else the test proves nothing)
@@ -92,7 +94,7 @@ def test_restored_foreign_servers_are_named_and_kept_by_default(pg, fdw, tmp_pat
     out = result.result('restore')
     assert fdw['secret'] not in result.stdout and fdw['secret'] not in json.dumps(out)
     servers = {s['name']: s for s in out['foreign_servers']}
-    assert set(servers) == {'prod', 'side'}, out['foreign_servers']
+    assert set(servers) == {'prod', 'side', 'files'}, out['foreign_servers']
     assert servers['prod']['wrapper'] == 'postgres_fdw' and servers['prod']['action'] == 'kept'
     assert servers['prod']['options'] == {'host': '127.0.0.1', 'port': str(pg.port), 'dbname': fdw['remote']}
     assert servers['prod']['user_mappings'] == ['PUBLIC'] and servers['side']['user_mappings'] == [pg.user]
@@ -113,6 +115,7 @@ def test_disable_leaves_the_copy_unable_to_reach_the_remote(pg, fdw, tmp_path):
     actions = {s['name']: s['action'] for s in out['foreign_servers']}
     assert actions['prod'].startswith('disabled: host set to ') and '1 user mapping' in actions['prod'], actions
     assert 'hostaddr dropped' in actions['side'], actions
+    assert actions['files'].startswith('left as it was: wrapper file_fdw is not libpq-based'), actions
     assert any('made unable to reach their remote' in w and 'prod' in w for w in out['restore_warnings'])
     for sql in ("INSERT INTO remote_orders VALUES (101, 'written by the copy')", 'SELECT count(*) FROM remote_orders',
                 "SELECT dblink_exec('side', 'DELETE FROM orders')"):
@@ -260,3 +263,144 @@ def test_sql_ascii_database_properties_come_back_byte_for_byte(pg, tmp_path, fmt
         assert leftovers(pg) == []
     finally:
         drop_databases(pg, name, copy)
+
+
+# -- regression guards -----------------------------------------------------------------------------------------------
+GUARDS = r"""
+CREATE SCHEMA app4 AUTHORIZATION fid_owner;
+
+-- domains over a composite and over an array type
+CREATE TYPE app4.pt AS (x int, y int);
+CREATE DOMAIN app4.pos_pt AS app4.pt CHECK ((VALUE).x >= 0 AND (VALUE).y >= 0);
+CREATE DOMAIN app4.tags AS text[] CHECK (cardinality(VALUE) < 4) DEFAULT '{}';
+CREATE TABLE app4.shapes (id int PRIMARY KEY, at app4.pos_pt, tags app4.tags, many app4.pos_pt[]);
+INSERT INTO app4.shapes VALUES (1, ROW(1, 2), '{a,b}', ARRAY[ROW(0, 0)::app4.pos_pt, ROW(3, 4)::app4.pos_pt]),
+                               (2, NULL, DEFAULT, NULL);
+
+-- row-level security, forced on the owner too
+CREATE TABLE app4.secret (id int, owner_name text, v text);
+INSERT INTO app4.secret SELECT g, CASE WHEN g % 2 = 0 THEN 'fid_owner' ELSE 'fid_reader' END, 'row ' || g
+  FROM generate_series(1, 9) g;
+ALTER TABLE app4.secret OWNER TO fid_owner;
+ALTER TABLE app4.secret ENABLE ROW LEVEL SECURITY;
+ALTER TABLE app4.secret FORCE ROW LEVEL SECURITY;
+CREATE POLICY mine ON app4.secret USING (owner_name = current_user);
+CREATE POLICY reader_insert ON app4.secret AS RESTRICTIVE FOR INSERT TO fid_reader WITH CHECK (v <> '');
+GRANT SELECT, INSERT ON app4.secret TO fid_reader;
+
+-- large objects with ACLs and comments
+SELECT lo_from_bytea(424242, decode(repeat('00ff10', 50000), 'hex'));
+SELECT lo_from_bytea(424243, 'small');
+ALTER LARGE OBJECT 424242 OWNER TO fid_owner;
+GRANT SELECT ON LARGE OBJECT 424242 TO fid_reader;
+GRANT SELECT, UPDATE ON LARGE OBJECT 424243 TO PUBLIC;
+COMMENT ON LARGE OBJECT 424242 IS 'blob with a comment ü';
+
+-- event triggers in every state
+CREATE FUNCTION app4.note_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$BEGIN RAISE NOTICE 'ddl'; END$$;
+CREATE EVENT TRIGGER et_enabled ON ddl_command_end EXECUTE FUNCTION app4.note_ddl();
+CREATE EVENT TRIGGER et_disabled ON ddl_command_start WHEN TAG IN ('CREATE TABLE') EXECUTE FUNCTION app4.note_ddl();
+ALTER EVENT TRIGGER et_disabled DISABLE;
+CREATE EVENT TRIGGER et_replica ON sql_drop EXECUTE FUNCTION app4.note_ddl();
+ALTER EVENT TRIGGER et_replica ENABLE REPLICA;
+CREATE EVENT TRIGGER et_always ON table_rewrite EXECUTE FUNCTION app4.note_ddl();
+ALTER EVENT TRIGGER et_always ENABLE ALWAYS;
+
+-- two parents
+CREATE TABLE app4.p1 (a int, shared text);
+CREATE TABLE app4.p2 (b int, shared text);
+CREATE TABLE app4.child (c int) INHERITS (app4.p2, app4.p1);
+INSERT INTO app4.child VALUES (1, 'x', 2, 3), (4, 'y', 5, 6);
+INSERT INTO app4.p1 VALUES (7, 'only p1');
+
+-- replica identity, storage parameters, statistics targets, extended statistics
+CREATE TABLE app4.ri_full (id int, v text);
+ALTER TABLE app4.ri_full REPLICA IDENTITY FULL;
+CREATE TABLE app4.ri_index (id int NOT NULL, code text NOT NULL, v text);
+CREATE UNIQUE INDEX ri_index_key ON app4.ri_index (code, id);
+ALTER TABLE app4.ri_index REPLICA IDENTITY USING INDEX ri_index_key;
+CREATE TABLE app4.ri_nothing (v text);
+ALTER TABLE app4.ri_nothing REPLICA IDENTITY NOTHING;
+ALTER TABLE app4.ri_index SET (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.02, toast.autovacuum_enabled = false,
+                               toast_tuple_target = 256);
+CREATE INDEX ri_index_v ON app4.ri_index (v) WITH (fillfactor = 50);
+ALTER TABLE app4.ri_index ALTER COLUMN v SET STATISTICS 1000, ALTER COLUMN code SET STATISTICS 0,
+                          ALTER COLUMN v SET STORAGE EXTERNAL, ALTER COLUMN v SET COMPRESSION pglz;
+INSERT INTO app4.ri_index SELECT g, 'c' || (g % 7), repeat('v', g) FROM generate_series(1, 200) g;
+CREATE STATISTICS app4.st_dep (dependencies, ndistinct, mcv) ON code, id FROM app4.ri_index;
+CREATE STATISTICS app4.st_expr ON lower(code), (id % 3) FROM app4.ri_index;
+ALTER STATISTICS app4.st_dep SET STATISTICS 500;
+ALTER STATISTICS app4.st_expr OWNER TO fid_owner;
+COMMENT ON STATISTICS app4.st_dep IS 'extended';
+"""
+
+ICU = r"""
+-- non-default ICU collations per column (a nondeterministic one with a unique index over it)
+CREATE COLLATION app4.ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+CREATE COLLATION app4.de_phone (provider = icu, locale = 'de-u-co-phonebk');
+CREATE TABLE app4.names (id int, n text COLLATE app4.ci, d text COLLATE app4.de_phone, u text COLLATE "und-x-icu");
+CREATE UNIQUE INDEX names_n ON app4.names (n);
+INSERT INTO app4.names VALUES (1, 'Straße', 'Müller', 'ä'), (2, 'ABC', 'Mueller', 'b');
+"""
+
+
+def guard_extra(server: PostgresServer, db: str) -> list:
+    """What pg_dump's text shows only in part, or what the load itself must have done."""
+    return server.sql(
+        # row-level security: the flags, and what the owner (FORCE) and a reader see: their own rows only
+        "SELECT relrowsecurity::text || relforcerowsecurity::text FROM pg_class WHERE oid = 'app4.secret'::regclass "
+        "UNION ALL SELECT string_agg(polname || ':' || polpermissive::text || ':' || polcmd::text, ',' "
+        "ORDER BY polname) "
+        "FROM pg_policy WHERE polrelid = 'app4.secret'::regclass "
+        "UNION ALL (SELECT 'as table owner: ' || count(*) FROM app4.secret) "
+        "UNION ALL SELECT 'total: ' || (SELECT count(*) FROM app4.secret) "
+        # event triggers' states
+        "UNION ALL SELECT string_agg(evtname || ':' || evtenabled::text, ',' ORDER BY evtname) FROM pg_event_trigger "
+        # inheritance order
+        "UNION ALL SELECT string_agg(inhparent::regclass::text || ':' || inhseqno, ',' ORDER BY inhseqno) "
+        "FROM pg_inherits WHERE inhrelid = 'app4.child'::regclass "
+        # replica identity, storage parameters (table, its TOAST table, an index)
+        "UNION ALL SELECT string_agg(relname || ':' || relreplident::text, ',' ORDER BY relname) FROM pg_class "
+        "WHERE relnamespace = 'app4'::regnamespace AND relname LIKE 'ri\\_%' AND relkind = 'r' "
+        "UNION ALL SELECT string_agg(indexrelid::regclass::text, ',') FROM pg_index WHERE indisreplident "
+        "UNION ALL SELECT array_to_string(c.reloptions, ',') || ' / ' || array_to_string(t.reloptions, ',') "
+        "FROM pg_class c JOIN pg_class t ON t.oid = c.reltoastrelid WHERE c.oid = 'app4.ri_index'::regclass "
+        "UNION ALL SELECT array_to_string(reloptions, ',') FROM pg_class WHERE oid = 'app4.ri_index_v'::regclass "
+        # statistics targets, storage and compression of columns; extended statistics
+        "UNION ALL SELECT string_agg(attname || ':' || attstattarget || ':' || attstorage::text || ':' || "
+        "attcompression::text, ',' ORDER BY attnum) FROM pg_attribute "
+        "WHERE attrelid = 'app4.ri_index'::regclass AND attnum > 0 "
+        "UNION ALL SELECT string_agg(stxname || ':' || array_to_string(stxkind, '') || ':' || stxstattarget || ':' "
+        "|| pg_get_userbyid(stxowner), ',' ORDER BY stxname) FROM pg_statistic_ext "
+        "WHERE stxnamespace = 'app4'::regnamespace "
+        # domains' base types
+        "UNION ALL SELECT string_agg(typname || ':' || format_type(typbasetype, typtypmod), ',' ORDER BY typname) "
+        "FROM pg_type WHERE typnamespace = 'app4'::regnamespace AND typtype = 'd' "
+        # collations of columns
+        "UNION ALL SELECT coalesce(string_agg(a.attname || ':' || c.collname || ':' || c.collprovider::text || ':' || "
+        "c.collisdeterministic, ',' ORDER BY a.attnum), '-') FROM pg_attribute a JOIN pg_collation c ON "
+        "c.oid = a.attcollation WHERE a.attrelid = to_regclass('app4.names') AND a.attnum > 0 "
+        "UNION ALL SELECT coalesce((SELECT count(*) FROM app4.names WHERE n = 'abc')::text, '-') "
+        "WHERE to_regclass('app4.names') IS NOT NULL", database=db) + server.sql(
+        # what the table's owner sees, FORCE ROW LEVEL SECURITY in force
+        "SET ROLE fid_owner; SELECT 'as fid_owner: ' || string_agg(id::text, ',' ORDER BY id) FROM app4.secret",
+        database=db)
+
+
+def icu_available(server: PostgresServer) -> bool:
+    return server.sql("SELECT count(*) FROM pg_collation WHERE collprovider = 'i'") != [('0',)]
+
+
+@pytest.mark.parametrize('fmt', FORMATS)
+def test_round4_guards(pg, tmp_path, fmt):
+    name = 'fid_guard4_%s' % uuid.uuid4().hex[:6]
+    pg.sql('CREATE DATABASE %s TEMPLATE template0' % qi(name))
+    try:
+        pg.sql(GUARDS + (ICU if icu_available(pg) else ''), database=name)
+        extra = guard_extra(pg, name)
+        assert ('truetrue',) in extra and ('as fid_owner: 2,4,6,8',) in extra and ('total: 9',) in extra, extra
+        assert ('et_always:A,et_disabled:D,et_enabled:O,et_replica:R',) in extra, extra
+        assert not icu_available(pg) or ('1',) in extra, extra   # the nondeterministic collation's equality
+        roundtrip(pg, tmp_path, name, fmt, check=guard_extra)
+    finally:
+        drop_databases(pg, name)

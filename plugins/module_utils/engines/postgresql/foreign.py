@@ -132,15 +132,20 @@ def handle(engine: Any, database: str, mode: str) -> Dict[str, Any]:
             action = 'disabled: host set to %s%s; password removed from %d user mapping(s)' % (
                 DISABLED_HOST, ', %s dropped' % ' and '.join(k for k in DROPPED_OPTIONS if k in server['options'])
                 if any(k in server['options'] for k in DROPPED_OPTIONS) else '', passwords)
-        else:
+        elif server['user_mappings']:
             action = ('user mappings dropped (%d); the server\'s own options were left as they were (wrapper %s is '
                       'not libpq-based: check them, it may still reach its remote)'
                       % (len(server['user_mappings']), server['wrapper']))
+        else:
+            action = ('left as it was: wrapper %s is not libpq-based and the server has no user mappings (check its '
+                      'options)' % server['wrapper'])
         if mode == 'disable':
             statements += disable_statements(server)
         entries.append(describe(server, action))
     if statements:
-        engine.query(CATALOG_SEARCH_PATH + 'BEGIN; %s; COMMIT' % '; '.join(statements), database=database)
+        # in the encoding the names were read in (UTF8_SCRIPT), all or nothing
+        engine.client.query_script(UTF8_SCRIPT + CATALOG_SEARCH_PATH + 'BEGIN; %s; COMMIT;\n' % '; '.join(statements),
+                                   database=database)
     named = '; '.join('%s (%s; user mappings: %s)' % (s['name'], _points_at(s), ', '.join(
         role for role, _pw in s['user_mappings']) or 'none') for s in servers)
     if mode == 'disable':
