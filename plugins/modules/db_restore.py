@@ -209,6 +209,24 @@ options:
     type: str
     choices: [source, disabled]
     default: source
+  foreign_servers:
+    description:
+      - PostgreSQL logical restores - what becomes of the foreign servers (C(postgres_fdw), C(dblink_fdw), other
+        wrappers) and user mappings the restored database holds. A dump carries them as they were - host, database
+        and the user mappings' passwords of the backed-up database's remote, often a production server - so a
+        restored copy's foreign tables read and write that remote. Either way the result lists them
+        (RV(foreign_servers)) and a warning names them.
+      - V(keep) - as they were (a restore that replaces the database in place).
+      - V(disable) - before the copy takes the target's name, each libpq-based server (C(postgres_fdw),
+        C(dblink_fdw)) gets C(host) set to a Unix socket directory that does not exist (C(hostaddr) and C(service)
+        dropped), so a connection fails at once, and the passwords of its user mappings are removed; a server of
+        another wrapper loses its user mappings (its own options are left, and the result says so). For scratch
+        and test copies such as a DR drill's (the C(dr_drill) role sets it).
+      - A materialized view over a foreign table is refreshed by the load itself, before the servers are disabled.
+      - Other engines ignore it.
+    type: str
+    choices: [keep, disable]
+    default: keep
   tmpdir:
     description:
       - Scratch space for decompressed copies (PostgreSQL custom-format dumps with O(jobs) above 1, MariaDB binary
@@ -490,6 +508,15 @@ scratch_left:
   returned: when a removal failed
   type: list
   elements: str
+foreign_servers:
+  description:
+    - PostgreSQL logical restores - the foreign servers of the restored database, each with C(name), C(wrapper),
+      C(options) (where it points - C(host), C(hostaddr), C(port), C(dbname), C(service) only), C(user_mappings)
+      (the roles, C(PUBLIC) for the public mapping; passwords are never read) and C(action) (C(kept), or what
+      O(foreign_servers=disable) did).
+  returned: when the restored database has foreign servers
+  type: list
+  elements: dict
 restore_warnings:
   description:
     - What the restore could not give the target that the backup holds (MariaDB/MySQL - objects the source held that
@@ -533,6 +560,7 @@ def main():
         jobs=dict(type='int', default=1),
         no_owner=dict(type='bool', default=False),
         events=dict(type='str', choices=['source', 'disabled'], default='source'),
+        foreign_servers=dict(type='str', choices=['keep', 'disable'], default='keep'),
         tmpdir=dict(type='path'),
         datadir=dict(type='path'),
         port=dict(type='int'),
@@ -559,7 +587,8 @@ def main():
             origin=p['origin'], artifact=p['artifact'], stop_at=stop_at, replace=p['replace'], jobs=p['jobs'],
             no_owner=p['no_owner'],
             tmpdir=p['tmpdir'], datadir=p['datadir'], port=p['port'], server_state=p['server_state'],
-            state=p['state'], check_mode=module.check_mode, identities=identities, events=p['events'])
+            state=p['state'], check_mode=module.check_mode, identities=identities, events=p['events'],
+            foreign_servers=p['foreign_servers'])
         result = run_restore(request, connection_from_params(p))
     except OpsReadyError as exc:
         module.fail_json(**exc.as_fail_kwargs())

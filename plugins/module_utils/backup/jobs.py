@@ -146,6 +146,10 @@ def _run_backup(engine: Engine, opts: BackupOptions, verify: bool, policy: Optio
             manifests = [read_manifest(manifest_path_for(d['path'])).summary() for d in manifests]
         result['manifests'] = manifests
         result['manifest'] = manifests[0] if manifests else {}
+        # what an engine found wrong with what it backed up (the manifest's ``warning``) is the task's warning too
+        told = ['backup %s: %s' % (m.get('id'), m['warning']) for m in manifests if m.get('warning')]
+        if told:
+            result.setdefault('warnings', []).extend(told)
         if failures:
             raise IntegrityError('The backup was written but failed verification (manifest marked '
                                  'verified=false, so it is never used for a restore): %s' % '; '.join(failures),

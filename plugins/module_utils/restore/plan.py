@@ -57,6 +57,7 @@ class RestoreRequest:
     state: str = 'present'
     check_mode: bool = False
     events: str = 'source'                  # MariaDB/MySQL: 'source' (the recorded status) or 'disabled'
+    foreign_servers: str = 'keep'           # PostgreSQL: 'keep' the restored foreign servers, or 'disable' them
     # age identities (private keys) for encrypted artifacts; their repr shows only the public key.
     identities: List[Any] = field(default_factory=list, repr=False)
 

@@ -342,6 +342,7 @@ class PostgresEngine(Engine):
         from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.dbprops import (
             DUMP_SETTINGS, read_properties)
         properties = read_properties(self, database)
+        unqualified = properties.pop('unqualified_functions', None) or []
         started = utcnow()
         version = self.tool_version('pg_dump')
         # The dump's text in the database's own encoding, whatever client_encoding our sessions or the database's
@@ -379,6 +380,8 @@ class PostgresEngine(Engine):
             database_properties=properties,
             dumped_with=dict(DUMP_SETTINGS),
         )
+        if unqualified:
+            data['warning'] = unqualified_warning(database, unqualified)
         if members:
             data['members'] = members
             data['member_compression'] = 'pg_dump gzip level %d' % stored['compression_level']
@@ -764,3 +767,13 @@ def pg_toc_summary(listing: str) -> Dict[str, int]:
 
 
 PLAIN_NEEDLES = (b'\nCREATE TABLE ', b'\nCREATE UNLOGGED TABLE ', b'\nCOPY ', b' FROM stdin;\n\\.\n')
+
+
+def unqualified_warning(database: str, functions: List[str]) -> str:
+    """What db_backup says of the functions ``dbprops.UNQUALIFIED_SQL`` found: the restore of this backup will fail
+    when it calls them (pg_dump's output runs with an empty search_path, CVE-2018-1058), and what to change."""
+    return ('function(s) %s of database %s are called by a CHECK constraint, a default, an index expression or a '
+            'materialized view and name objects of the database without their schema: pg_dump\'s output is loaded '
+            'with an empty search_path, so restoring this backup will fail where the load calls them. In the source, '
+            'give each its search_path (ALTER FUNCTION ... SET search_path = <its schemas>) or schema-qualify the '
+            'names in its body, then take a new backup' % (', '.join(functions), database))

@@ -18,6 +18,7 @@ Private to opsready.operations; do not import from other collections.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.client import (
@@ -25,8 +26,52 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.postgr
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import (
     quote_ident, quote_literal)
 
+# The functions called by what the load computes (a CHECK constraint of a table or domain, a default or generated
+# column, an index expression or predicate, a materialized view's query) whose body is parsed only when called
+# (LANGUAGE sql without BEGIN ATOMIC, plpgsql), that have no SET search_path of their own, and whose body names one of
+# the database's own relations (after FROM, JOIN, INTO, UPDATE, TABLE, ONLY, or as a whole string literal: a regclass),
+# functions (called) or types (cast to) without a schema and a dot before it (not pg_catalog's, not an extension's
+# member: pg_catalog is always searched; extensions are left out to keep the check cheap and quiet). The load runs
+# with an empty search_path: such a call fails there, though it works in the source. A JSON array of regprocedure
+# texts (schema-qualified: the reading session's search_path is pg_catalog); the regular expressions are
+# case-insensitive (unquoted names fold).
+UNQUALIFIED_SQL = r"""
+SELECT coalesce(json_agg(f.oid::regprocedure::text ORDER BY f.oid::regprocedure::text), '[]'::json)
+FROM pg_proc f JOIN pg_language l ON l.oid = f.prolang
+WHERE l.lanname IN ('sql', 'plpgsql') AND f.prosqlbody IS NULL
+  AND NOT EXISTS (SELECT 1 FROM unnest(f.proconfig) c WHERE c LIKE 'search\_path=%')
+  AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_proc'::regclass AND e.objid = f.oid
+                  AND e.deptype = 'e')
+  AND f.oid IN (SELECT dep.refobjid FROM pg_depend dep
+                WHERE dep.refclassid = 'pg_proc'::regclass AND dep.deptype = 'n'
+                  AND (dep.classid IN ('pg_constraint'::regclass, 'pg_attrdef'::regclass)
+                       OR (dep.classid = 'pg_class'::regclass
+                           AND (SELECT c.relkind FROM pg_class c WHERE c.oid = dep.objid) IN ('i', 'I'))
+                       OR (dep.classid = 'pg_rewrite'::regclass
+                           AND (SELECT c.relkind FROM pg_rewrite w JOIN pg_class c ON c.oid = w.ev_class
+                                WHERE w.oid = dep.objid) = 'm')))
+  AND EXISTS (
+    SELECT 1 FROM (
+      SELECT c.relname::text AS name, c.relnamespace AS ns, c.oid AS oid, 'pg_class'::regclass AS cls,
+             -- after FROM/JOIN/INTO/UPDATE/TABLE/ONLY, or a whole string literal ('name'::regclass, nextval('name'))
+             '((from|join|into|update|table|only)\s+"?{name}"?($|[^\w".])|''"?{name}"?'')' AS pat
+      FROM pg_class c WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+      -- called: the name and an opening parenthesis
+      UNION ALL SELECT p.proname::text, p.pronamespace, p.oid, 'pg_proc'::regclass, '(^|[^.\w"])"?{name}"?\s*\('
+      FROM pg_proc p
+      -- cast to: ::name
+      UNION ALL SELECT t.typname::text, t.typnamespace, t.oid, 'pg_type'::regclass, '::\s*"?{name}"?($|[^\w".])'
+      FROM pg_type t
+      WHERE t.typtype IN ('c', 'd', 'e', 'r', 'm') AND (t.typrelid = 0 OR (SELECT c.relkind FROM pg_class c
+                                                                        WHERE c.oid = t.typrelid) = 'c')
+    ) o JOIN pg_namespace n ON n.oid = o.ns
+    WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp)'
+      AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = o.cls AND e.objid = o.oid AND e.deptype = 'e')
+      AND f.prosrc ~* replace(o.pat, '{name}', regexp_replace(o.name, '(\W)', '\\\1', 'g')))
+"""
+
 # One row, one JSON document, from the database being dumped (current_database()).
-PROPERTIES_SQL = """
+_PROPERTIES = """
 SELECT json_build_object(
   'name', d.datname,
   'owner', pg_get_userbyid(d.datdba),
@@ -65,6 +110,19 @@ SELECT json_build_object(
                  'role', CASE WHEN s.setrole = 0 THEN NULL ELSE pg_get_userbyid(s.setrole) END,
                  'config', s.setconfig) ORDER BY s.setrole), '[]'::json)
                FROM pg_db_role_setting s WHERE s.setdatabase = d.oid),
+  -- not a property (db_backup takes it out of the manifest's properties): the functions pg_dump's load calls with an
+  -- empty search_path (CHECK constraints, defaults and generated columns, index expressions, materialized views)
+  -- whose body names one of the database's own objects without its schema (UNQUALIFIED_SQL)
+  'unqualified_functions', (@UNQUALIFIED_SQL@),
+  -- SQL_ASCII: the comment's and settings' bytes as stored (hex), which the text above cannot carry when they are
+  -- not UTF-8 (a legacy LATIN1 0xE9 reads as U+FFFD); read_properties keeps them only then (RAW_KEY)
+  'sql_ascii_bytes', CASE WHEN d.encoding = pg_char_to_encoding('SQL_ASCII') THEN json_build_object(
+      'comment', encode(convert_to(shobj_description(d.oid, 'pg_database'), 'SQL_ASCII'), 'hex'),
+      'settings', (SELECT coalesce(json_agg(json_build_object(
+                     'role', CASE WHEN s.setrole = 0 THEN NULL ELSE pg_get_userbyid(s.setrole) END,
+                     'config', (SELECT json_agg(encode(convert_to(c, 'SQL_ASCII'), 'hex') ORDER BY i)
+                                FROM unnest(s.setconfig) WITH ORDINALITY x(c, i))) ORDER BY s.setrole), '[]'::json)
+                   FROM pg_db_role_setting s WHERE s.setdatabase = d.oid)) END,
   'roles', (SELECT coalesce(json_object_agg(r.rolname, r.kinds), '{}'::json) FROM (
                SELECT a.rolname, string_agg(DISTINCT sd.deptype::text, '' ORDER BY sd.deptype::text) AS kinds
                FROM pg_shdepend sd JOIN pg_roles a ON a.oid = sd.refobjid
@@ -73,6 +131,7 @@ SELECT json_build_object(
 )
 FROM pg_database d WHERE d.datname = current_database()
 """
+PROPERTIES_SQL = _PROPERTIES.replace('@UNQUALIFIED_SQL@', UNQUALIFIED_SQL.strip())  # nosec B608 # constants
 
 # pg_shdepend deptypes: o = owner, a = ACL (GRANT), r = policy (CREATE POLICY ... TO), i = initial
 # privileges of an extension object (recreated by the extension itself).
@@ -112,7 +171,70 @@ def read_properties(engine: Any, database: str) -> Dict[str, Any]:
     if not rows or not rows[0]:
         return {}
     props: Dict[str, Any] = json.loads('\t'.join(rows[0]))
+    raw = props.pop('sql_ascii_bytes', None)
+    if raw and not all(_utf8(h) for h in [raw.get('comment')] + [c for e in raw.get('settings') or []
+                                                                 for c in e.get('config') or []]):
+        props[RAW_KEY] = raw
     return props
+
+
+# The manifest's record of a SQL_ASCII database's comment and settings as bytes (hex), present when some are not
+# UTF-8: the text fields then hold U+FFFD where those bytes were (for reading), and the restore writes the bytes.
+RAW_KEY = 'sql_ascii_bytes'
+
+
+def _utf8(hexed: Optional[str]) -> bool:
+    if not hexed:
+        return True
+    try:
+        bytes.fromhex(hexed).decode('utf-8')
+    except ValueError:   # UnicodeDecodeError is one
+        return False
+    return True
+
+
+def _raw_literal(hexed: str) -> str:
+    """An SQL expression of text with these bytes, in a SQL_ASCII database (no conversion there, no check but for
+    zero bytes); an ASCII statement whatever the bytes."""
+    return "convert_from(decode(%s, 'hex'), 'SQL_ASCII')" % quote_literal(hexed)
+
+
+def _dollar_quoted(body: str) -> str:
+    tag = '$opsready$'
+    while tag in body:
+        tag = tag[:-1] + '_$'
+    return tag + body + tag
+
+
+def raw_statement(template: str, *args: str) -> str:
+    """``DO`` running ``format(template, args...)``: a statement that needs a literal (COMMENT, ALTER ... SET) with
+    bytes no literal of an ASCII script can hold. Run in the SQL_ASCII database itself (elsewhere convert_from checks
+    the bytes against that database's encoding and refuses them)."""
+    return 'DO %s' % _dollar_quoted('BEGIN EXECUTE format(%s, %s); END' % (quote_literal(template), ', '.join(args)))
+
+
+# How a raw (DO) statement and a raw comment start: the restore writes those from a session in the database, and the
+# comment apart from the other properties (at the swap).
+RAW_PREFIX = 'DO $opsready'
+_RAW_COMMENT = re.compile(r"^DO \$opsready_*\$BEGIN EXECUTE format\(E?'COMMENT ON DATABASE ")
+
+
+def is_comment(sql: str) -> bool:
+    """Whether ``sql`` (of ``apply_statements``) sets the database's comment."""
+    return sql.startswith('COMMENT ON DATABASE ') or bool(_RAW_COMMENT.match(sql))
+
+
+def _raw_config(raw: Dict[str, Any], role: Optional[str], index: int, config: str) -> Optional[str]:
+    """The recorded bytes of setting ``index`` of ``role`` when they are not UTF-8 (else None: the text is exact)."""
+    for entry in raw.get('settings') or []:
+        if entry.get('role') == role:
+            configs = entry.get('config') or []
+            if index < len(configs) and not _utf8(configs[index]):
+                name = config.partition('=')[0]
+                if name.lower() in LIST_QUOTE:
+                    return None   # a list of names: never a legacy byte in practice, written as text
+                return bytes.fromhex(configs[index]).partition(b'=')[2].hex()
+    return None
 
 
 def referenced_roles(props: Dict[str, Any], no_owner: bool) -> Dict[str, List[str]]:
@@ -352,7 +474,11 @@ def apply_statements(props: Dict[str, Any], target: str, no_owner: bool,
     if limit is not None and int(limit) != -1:
         statements.append('ALTER DATABASE %s CONNECTION LIMIT %d' % (qdb, int(limit)))
     comment = props.get('comment')
-    if comment is not None:
+    raw = props.get(RAW_KEY) or {}
+    if comment is not None and not _utf8(raw.get('comment')):
+        statements.append(raw_statement('COMMENT ON DATABASE %I IS %L', quote_literal(target),
+                                        _raw_literal(raw['comment'])))
+    elif comment is not None:
         statements.append('COMMENT ON DATABASE %s IS %s' % (qdb, quote_literal(comment)))
     for entry in props.get('settings') or []:
         role = entry.get('role')
@@ -360,8 +486,16 @@ def apply_statements(props: Dict[str, Any], target: str, no_owner: bool,
             skipped.append('ALTER ROLE %s IN DATABASE SET %s (role %s does not exist on the target)'
                            % (role, ', '.join(entry.get('config') or []), role))
             continue
-        for config in entry.get('config') or []:
-            if role is None:
+        for index, config in enumerate(entry.get('config') or []):
+            value = _raw_config(raw, role, index, config) if raw else None
+            if value is not None and role is None:
+                statements.append(raw_statement('ALTER DATABASE %I SET %I TO %L', quote_literal(target),
+                                                quote_literal(config.partition('=')[0]), _raw_literal(value)))
+            elif value is not None:
+                statements.append(raw_statement('ALTER ROLE %I IN DATABASE %I SET %I TO %L', quote_literal(role),
+                                                quote_literal(target), quote_literal(config.partition('=')[0]),
+                                                _raw_literal(value)))
+            elif role is None:
                 statements.append('ALTER DATABASE %s %s' % (qdb, set_clause(config)))
             else:
                 statements.append('ALTER ROLE %s IN DATABASE %s %s' % (quote_ident(role), qdb, set_clause(config)))

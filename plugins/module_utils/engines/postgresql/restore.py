@@ -69,8 +69,9 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.base i
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
     grow_pipe, is_encrypted, open_artifact, pipe_artifact_into)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.dbprops import (
-    apply_statements, before_load_statements, create_options, describe, extension_names, extension_statements,
-    load_options, locale_settings, own_text_search_option, referenced_roles)
+    RAW_PREFIX, apply_statements, before_load_statements, create_options, describe, extension_names,
+    extension_statements, is_comment, load_options, locale_settings, own_text_search_option, referenced_roles)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import foreign
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import (
     check_name, dbname_arg, quote_ident, quote_literal)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.backup import PostgresEngine
@@ -904,7 +905,7 @@ def final_comment(request: RestoreRequest, manifest: Manifest, restored: str) ->
     props = manifest.data.get('database_properties') or {}
     if props:
         statements, _skipped = apply_statements(props, restored, request.no_owner, [])
-        comments = [sql for sql in statements if sql.startswith('COMMENT ON DATABASE ')]
+        comments = [sql for sql in statements if is_comment(sql)]
         if comments:
             return comments[-1]
     return 'COMMENT ON DATABASE %s IS NULL' % quote_ident(restored)
@@ -1073,8 +1074,8 @@ def apply_properties(engine: PostgresEngine, request: RestoreRequest, manifest: 
                                              '(owner, ACL, comment, settings): take a new backup to keep them'}
     statements, skipped = apply_statements(props, database, request.no_owner, roles)
     # The comment is set by the swap, in its transaction: until then the copy keeps the marker (drop_stale).
-    statements = [sql for sql in statements if not sql.startswith('COMMENT ON DATABASE ')]
-    if statements and all(sql.isascii() for sql in statements):
+    statements = [sql for sql in statements if not is_comment(sql)]
+    if statements and all(sql.isascii() and not sql.startswith(RAW_PREFIX) for sql in statements):
         # all of them or none; ASCII is the same bytes in every server encoding: through the run's own session
         _ask(engine, _one_transaction(statements), session)
     elif statements:
@@ -1152,8 +1153,12 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
         timer.lap('pg_restore')
         # ANALYZE in the temporary database, before the swap: the restored database takes the name with its
         # statistics (no window without them), and the object count comes in the same session.
-        objects = int(engine.query(CATALOG_SEARCH_PATH + 'ANALYZE; ' + USER_OBJECTS, database=temp)[0][0])
+        counts = engine.query(CATALOG_SEARCH_PATH + 'ANALYZE; SELECT (%s), (%s)' % (USER_OBJECTS, foreign.COUNT_SQL),
+                              database=temp)[0]
+        objects = int(counts[0])
         timer.lap('analyze')
+        # Before the swap: under foreign_servers=disable the target's name never holds servers that reach the remote.
+        servers = foreign.handle(engine, temp, request.foreign_servers) if int(counts[1]) else None
         properties = apply_properties(engine, request, manifest, temp, roles, session)
         not_created += _plain_text_search_note(manifest)
         if not_created:
@@ -1201,8 +1206,11 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
                           'host': engine.conn.host, 'port': engine.conn.port or 5432, 'objects': objects},
                'method_detail': load['method'], 'jobs': load['jobs'], 'database_properties': properties,
                'replaced': bool(before['exists'] and before['objects']), 'dropped_stale': stale['dropped_stale']}
-    if stale['warnings']:
-        outcome['warnings'] = stale['warnings']
+    if servers is not None:
+        outcome['foreign_servers'] = servers['servers']
+    warnings = list(stale['warnings']) + (servers['warnings'] if servers else [])
+    if warnings:
+        outcome['warnings'] = warnings
     return outcome
 
 
