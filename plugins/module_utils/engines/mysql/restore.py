@@ -12,8 +12,9 @@
    two filters: a trigger's qualifiers go (``TriggerQualifierStripper``), and a view's qualifiers naming the
    source database are renamed to the temporary one (``ViewQualifierRewriter``: mariadb-dump keeps them in
    a view that reads another database, or whose DEFINER does not exist; see ``VIEW_HEAD``).
-   Events are disabled in the copy as soon as it is loaded (their status is kept for the target), and
-   an event that ran inside the copy fails the restore: it would have changed the restored data.
+   A third filter loads every event DISABLE (``EventStatusRewriter``: with event_scheduler ON an enabled one ran
+   inside the copy while the rest loaded); the status each had is kept for the target. An event that ran inside
+   the copy all the same fails the restore: it would have changed the restored data.
 3. The binary logs of the chain are decompressed into ``tmpdir`` and piped through
    ``mariadb-binlog --database=<source> --rewrite-db='<source>-><temporary>'`` (events of other databases
    are skipped, the rest land in the temporary database), starting at the dump's binlog position and
@@ -685,6 +686,191 @@ class DumpLineRewriter(_MarkedLineFilter):
         return data
 
 
+# A dump's events are created as the source had them: "CREATE EVENT ... ENABLE" is scheduled the moment it loads, and
+# with event_scheduler ON an event due every second ran inside the temporary copy before it could be quiesced (the
+# restore then refused the copy, every time). Each event statement is loaded DISABLE; the status it had is recorded
+# and given back after the swap. mariadb-dump and mysqldump write each event (SHOW CREATE EVENT's text in versioned
+# comments) right after the line that sets its time zone:
+#   /*!50003 SET time_zone             = 'SYSTEM' */ ;;
+#   /*!50106 CREATE*/ /*!50117 DEFINER=`u`@`h`*/ /*!50106 EVENT `name` ON SCHEDULE ... ON COMPLETION [NOT] PRESERVE
+#   ENABLE|DISABLE|DISABLE ON SLAVE [COMMENT '...'] DO body */ ;;
+# The status is the first word after ON COMPLETION [NOT] PRESERVE outside identifiers and strings (the schedule holds
+# only literals and keywords); the body after DO is never read. A routine body is touched only if it reproduces that
+# two-line sequence and the grammar up to DO; an event statement that cannot be read is loaded as it is (the
+# check after the load disables it, and refuses the copy if it ran).
+EVENT_FRAME = rb"/\*!50003 SET time_zone += '[^'\r\n]*' \*/ ;;\r?\n"
+EVENT_MARK = b'/*!50106 CREATE*/ '
+EVENT_START = re.compile(rb'(?m)^' + EVENT_FRAME + rb'(?=' + re.escape(EVENT_MARK) + rb')')
+EVENT_FRAME_LINE = re.compile(rb'(?m)^' + EVENT_FRAME + rb'\Z')
+EVENT_HEADER_LIMIT = 64 * 1024  # definer, name, schedule and a 64-character comment, escaped: far shorter
+_EVENT_TOKEN = re.compile(
+    rb'(?P<ident>`(?:[^`]|``)*`)'
+    rb"|(?P<string>'(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.|\"\")*\")"
+    rb'|(?P<version>/\*M?!\d*|\*/)'
+    rb'|(?P<space>\s+)'
+    rb'|(?P<word>[0-9A-Za-z_$\x80-\xff]+)'
+    rb"|(?P<open>[`'\"])"
+    rb'|(?P<other>.)', re.S)
+EVENT_STATUS_WORDS = {b'ENABLE': 'ENABLED', b'DISABLE': 'DISABLED'}
+NEED_MORE = 'more'
+
+
+def event_header(data: bytes, at: int, definitive: bool) -> Any:
+    """``(start, end, status, name)`` of the status words of the event statement at ``data[at:]`` (``status`` as
+    information_schema.EVENTS says it); None if the statement is not an event's as the dump tools write it;
+    ``NEED_MORE`` if ``data`` ends before its ``DO`` (unless ``definitive``)."""
+    tokens: List[Tuple[str, bytes, int, int]] = []
+
+    def next_code() -> Any:
+        nonlocal at
+        while True:
+            match = _EVENT_TOKEN.match(data, at)
+            if match is None or match.lastgroup == 'open' or (match.end() == len(data) and not definitive):
+                return NEED_MORE if not definitive else None
+            at = match.end()
+            if match.lastgroup not in ('space', 'version'):
+                tokens.append((match.lastgroup or 'other', match.group(), match.start(), match.end()))
+                return tokens[-1]
+
+    def word() -> Any:
+        token = next_code()
+        if not isinstance(token, tuple):
+            return token
+        return token[1].upper() if token[0] == 'word' else b''
+
+    got = word()
+    if got != b'CREATE':
+        return got if got in (NEED_MORE, None) else None
+    got = word()
+    if got == b'DEFINER':
+        while got not in (b'EVENT', NEED_MORE, None):
+            got = word()
+    if got != b'EVENT':
+        return got if got in (NEED_MORE, None) else None
+    name = next_code()
+    if name is NEED_MORE or name is None:
+        return name
+    if name[0] == 'word' and name[1].upper() == b'IF':
+        for want in (b'NOT', b'EXISTS'):
+            got = word()
+            if got != want:
+                return got if got in (NEED_MORE, None) else None
+        name = next_code()
+        if not isinstance(name, tuple):
+            return name
+    follows = next_code()
+    if isinstance(follows, tuple) and follows[1] == b'.':   # db.name
+        name = next_code()
+        follows = next_code()
+    if not isinstance(name, tuple) or name[0] not in ('ident', 'word') or not isinstance(follows, tuple):
+        return follows if follows in (NEED_MORE, None) else None
+    if follows[1].upper() != b'ON':
+        return None
+    # the schedule: literals and keywords up to ON COMPLETION
+    last = b''
+    while True:
+        got = word()
+        if got in (NEED_MORE, None):
+            return got
+        if last == b'ON' and got == b'COMPLETION':
+            break
+        if got == b'DO':
+            return None
+        last = got
+    got = word()
+    if got == b'NOT':
+        got = word()
+    if got != b'PRESERVE':
+        return got if got in (NEED_MORE, None) else None
+    got = word()
+    if got not in EVENT_STATUS_WORDS:
+        return got if got in (NEED_MORE, None) else None
+    start, end, status = tokens[-1][2], tokens[-1][3], EVENT_STATUS_WORDS[got]
+    got = word()
+    if got in (NEED_MORE, None):
+        return got
+    if status == 'DISABLED' and got == b'ON':
+        got = word()
+        if got not in (b'SLAVE', b'REPLICA'):   # MySQL 8.4 prints DISABLE ON REPLICA
+            return got if got in (NEED_MORE, None) else None
+        end, status = tokens[-1][3], 'SLAVESIDE_DISABLED'
+        got = word()
+    if got not in (b'COMMENT', b'DO'):
+        return got if got in (NEED_MORE, None) else None
+    text = name[1]
+    if name[0] == 'ident':
+        text = _unquote(text)
+    return start, end, status, text.decode('utf-8', 'replace')
+
+
+class EventStatusRewriter(_LineChunkFilter):
+    """Every event statement of a dump loads DISABLE (or, with ``wanted``, with the status it names for the event;
+    one it does not name is left as it is), chunk by chunk; ``statuses``: event name -> the status the dump gave it
+    (information_schema's words); ``unread``: event statements loaded as they were."""
+
+    def __init__(self, wanted: Optional[Dict[str, str]] = None) -> None:
+        super().__init__()
+        self.wanted = wanted
+        self.statuses: Dict[str, str] = {}
+        self.unread = 0
+
+    def _status_words(self, name: str, found: bytes) -> bytes:
+        if self.wanted is None:
+            return b'DISABLE'
+        return EVENT_STATUS.get(self.wanted.get(name, ''), '').encode('ascii') or found
+
+    def _sub(self, data: bytes, final: bool) -> Tuple[bytes, int]:
+        """(``data`` up to the returned index, rewritten); the rest is carried."""
+        cut = len(data) if final else data.rfind(b'\n') + 1
+        if not final and cut:
+            # a frame line whose event statement has not come yet is held back
+            frame = data.rfind(b'\n', 0, cut - 1) + 1
+            if EVENT_FRAME_LINE.match(data, frame, cut) and EVENT_MARK.startswith(data[cut:cut + len(EVENT_MARK)]):
+                cut = frame
+        if b'SET time_zone' not in data:
+            return data[:cut], cut
+        out: List[bytes] = []
+        pos = 0
+        for match in EVENT_START.finditer(data):
+            if match.start() >= cut:
+                break
+            if match.start() < pos:
+                continue
+            found = event_header(data, match.end(), final or len(data) - match.end() > EVENT_HEADER_LIMIT)
+            if found == NEED_MORE:
+                out.append(data[pos:match.start()])
+                return b''.join(out), match.start()
+            if found is None:
+                self.unread += 1
+                continue
+            start, end, status, name = found
+            self.statuses[name] = status
+            out += [data[pos:start], self._status_words(name, data[start:end])]
+            pos = end
+        if pos > cut:   # the statement's line is still unfinished: its rest passes on as it comes
+            out.append(data[pos:])
+            self.mid_line = not final
+            return b''.join(out), len(data)
+        out.append(data[pos:cut])
+        return b''.join(out), cut
+
+    def feed(self, chunk: bytes) -> bytes:
+        head, rest = self._end_of_long_line(chunk)
+        if rest is None:
+            return head
+        data = self.carry + rest
+        out, keep = self._sub(data, False)
+        self.carry = data[keep:]
+        if len(self.carry) > LINE_CARRY and not EVENT_START.match(self.carry):
+            out, self.carry, self.mid_line = out + self.carry, b'', True
+        return head + out
+
+    def flush(self) -> bytes:
+        out, _keep = self._sub(self.carry, True)
+        self.carry = b''
+        return out
+
+
 def sequence_defaults(engine: Any, database: str) -> List[Tuple[str, str, str]]:
     """(table, column, default expression) of ``database``'s columns whose DEFAULT calls a sequence function."""
     rows = engine.query(
@@ -708,6 +894,16 @@ def requalify_sequence_defaults(engine: Any, database: str, own: str, defaults: 
     return done
 
 
+def with_event_status(script: bytes, wanted: Dict[str, str]) -> bytes:
+    """``script`` (events dumped from the copy, all disabled) with each event's CREATE giving it the status
+    ``wanted`` names: an ALTER EVENT afterwards would record the restore session's character set and the database's
+    current collation as the event's, not the source's."""
+    if not wanted:
+        return script
+    rewriter = EventStatusRewriter(wanted)
+    return rewriter.feed(script) + rewriter.flush()
+
+
 def requalify_script(script: bytes, own: str, into: str) -> bytes:
     """``script`` (a whole dump of views and other objects of ``own``) with its view statements and collation
     switches pointed at ``into``."""
@@ -715,16 +911,17 @@ def requalify_script(script: bytes, own: str, into: str) -> bytes:
     return rewriter.feed(script) + rewriter.flush()
 
 
-def _load_dump(engine: Any, full: Manifest, temp: str) -> int:
-    """The dump into ``temp`` through the trigger and view qualifier filters; returns how many qualifiers went."""
+def _load_dump(engine: Any, full: Manifest, temp: str) -> Dict[str, str]:
+    """The dump into ``temp`` through the trigger, view and event filters; returns the status each event had in the
+    dump (each was loaded disabled: ``EventStatusRewriter``)."""
     check_decryptable(full, engine.identities)
-    stripper = TriggerQualifierStripper()
-    filters: List[Any] = [stripper, DumpLineRewriter(full.database, temp)]
+    events = EventStatusRewriter()
+    filters: List[Any] = [TriggerQualifierStripper(), DumpLineRewriter(full.database, temp), events]
     if full.database:
         filters += [ViewQualifierRewriter(full.database, temp), CollationSwitchRewriter(full.database, temp)]
     with open_artifact(full, engine.identities) as source:
         _feed_client(engine, temp, source, _Chained(*filters), 'load dump')
-    return stripper.stripped
+    return events.statuses
 
 
 def _feed_client(engine: Any, database: str, source: IO[bytes], stripper: Any, what: str) -> None:
@@ -1168,21 +1365,26 @@ def _set_event_status(engine: Any, database: str, status: Dict[str, str]) -> Non
         engine.query('; '.join(stmts))
 
 
-def _quiesce_events(engine: Any, temp: str, status: Dict[str, str]) -> None:
-    """With the event scheduler on, disable the copy's events (their status is recorded for the target);
-    refuse if one already ran inside the copy (it changed the restored data)."""
+def _quiesce_events(engine: Any, temp: str, status: Dict[str, str], loaded: Optional[Dict[str, str]] = None) -> None:
+    """Record the status of the copy's events for the target (``loaded``: what the dump gave those it loaded
+    disabled), and disable any that is not; refuse if one already ran inside the copy (it changed the restored
+    data)."""
     events = objects_of(engine, temp)['events']
     ran = [e['name'] for e in events if e['last']]
     if ran:
         raise OpsReadyError('Event(s) %s ran inside the temporary copy while it was loaded (event_scheduler is ON) '
                             'and may have changed the restored data. Run the restore with event_scheduler=OFF '
                             '(SET GLOBAL event_scheduler=OFF) and try again.' % ', '.join(sorted(ran)))
-    if not events or engine.query('SELECT @@event_scheduler')[0][0] not in ('ON', '1'):
-        return
     for event in events:
-        if event['name'] not in status or event['detail'] != 'DISABLED':
+        if event['name'] not in status:
+            status[event['name']] = (loaded or {}).get(event['name'], event['detail'])
+        elif event['detail'] != 'DISABLED':   # the binary logs replayed an ALTER EVENT ... ENABLE
             status[event['name']] = event['detail']
-    _set_event_status(engine, temp, {e['name']: 'DISABLED' for e in events})
+    # Those the dump's filter did not load disabled (created or enabled by the binary logs): ALTER EVENT records the
+    # session's character set and the database's collation as the event's, so only when the scheduler may run them.
+    enabled = {e['name']: 'DISABLED' for e in events if e['detail'] != 'DISABLED'}
+    if enabled and engine.query('SELECT @@event_scheduler')[0][0] in ('ON', '1'):
+        _set_event_status(engine, temp, enabled)
 
 
 # Seconds a swap statement waits for a metadata lock on the target (a session with an open transaction on
@@ -1314,7 +1516,7 @@ def _swap(engine: Any, target: str, temp: str, tables: List[str], before: Dict[s
         raise OpsReadyError('The restored copy holds %s routine(s) (%s) that mariadb-dump cannot move into %s. '
                             'The target was not touched.' % (len(unsupported), ', '.join(unsupported), target))
     # Dumped from the copy: a view's qualifiers naming the copy are pointed at the target (see VIEW_HEAD).
-    new_script = requalify_script(_dump_objects(engine, temp, new_objects), temp, target)
+    new_script = with_event_status(requalify_script(_dump_objects(engine, temp, new_objects), temp, target), events)
     old_script = _dump_objects(engine, target, before['objects']) if before['exists'] else b''
     _drop_objects(engine, temp, new_objects, kinds=('triggers',))  # a table with triggers cannot change schema
     clause = charset_clause(defaults)
@@ -1468,8 +1670,8 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
             engine.query(comment_sql(temp, comment))
         probe_privileges(engine, temp, full.data.get('database_objects'))
         timer.lap('probe_privileges')
-        _load_dump(engine, full, temp)
-        _quiesce_events(engine, temp, events)
+        loaded = _load_dump(engine, full, temp)
+        _quiesce_events(engine, temp, events, loaded)
         missing = missing_objects(full.data.get('database_objects'), count_objects(objects_of(engine, temp)))
         timer.lap('load_dump')
         if logs:
