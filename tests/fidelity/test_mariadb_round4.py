@@ -131,3 +131,41 @@ def test_an_event_that_ran_in_the_copy_still_refuses_it(scheduled):
     engine = get_engine('mariadb', params(server))
     with pytest.raises(OpsReadyError, match='ran inside the temporary copy'):
         mysql_restore._quiesce_events(engine, 'ev', {})
+
+
+DATABASE_FUNCTION = r"""
+CREATE DATABASE src;
+USE src;
+CREATE TABLE t (id INT PRIMARY KEY);
+CREATE TABLE plain (id INT PRIMARY KEY);
+CREATE TABLE audit (db VARCHAR(200), what VARCHAR(20));
+CREATE FUNCTION whereami() RETURNS VARCHAR(200) DETERMINISTIC RETURN DATABASE();
+CREATE FUNCTION `indirect`() RETURNS VARCHAR(200) DETERMINISTIC RETURN CONCAT('via ', whereami());
+CREATE TRIGGER tr AFTER INSERT ON t FOR EACH ROW INSERT INTO audit VALUES (DATABASE(), 'trigger');
+CREATE TRIGGER tr_plain AFTER INSERT ON plain FOR EACH ROW INSERT INTO audit VALUES ('fixed', 'plain');
+CREATE VIEW here AS SELECT SCHEMA() AS db;
+"""
+
+
+@pytest.mark.parametrize('binlog_format', ['STATEMENT', 'MIXED'])
+def test_replayed_statement_firing_a_trigger_that_calls_database_is_named(mariadb_factory, tmp_path, binlog_format):
+    """binlog_format=STATEMENT (and MIXED, which logs these as statements too): the replay runs the statement in the
+    copy and the copy's trigger, stored function or view computes DATABASE() there: the copy's temporary name was
+    written where the source wrote its own, and only statements with DATABASE() in their own text were named."""
+    server = mariadb_factory(extra_conf={'binlog_format': binlog_format})
+    server.sql(DATABASE_FUNCTION)
+    backup(server, 'src', tmp_path / 'b')
+    time.sleep(1.1)
+    server.sql("USE src; INSERT INTO t VALUES (1); INSERT INTO audit VALUES (`indirect`(), 'func'); "
+               "INSERT INTO audit SELECT db, 'view' FROM here; INSERT INTO plain VALUES (1)")
+    time.sleep(1.1)
+    backup(server, 'src', tmp_path / 'b', kind='log')
+    result = restore(server, tmp_path / 'b', 'src', 'dst')
+    written = server.sql("SELECT what FROM dst.audit WHERE db LIKE '%opsready_restore%' ORDER BY 1")
+    assert written == [('func',), ('trigger',), ('view',)], written   # the hazard: the temporary name in the data
+    assert server.sql("SELECT db FROM dst.audit WHERE what = 'func'")[0][0].startswith('via dst__opsready_restore')
+    warning = ' '.join(w for w in result.get('warnings', []) if 'DATABASE()' in w)
+    for statement in ('INSERT INTO t VALUES (1)', "INSERT INTO audit VALUES (`indirect`(), 'func')",
+                      "INSERT INTO audit SELECT db, 'view' FROM here"):
+        assert statement in warning, (statement, result.get('warnings'))
+    assert 'INSERT INTO plain' not in warning and '(through trigger tr)' in warning, warning

@@ -1137,6 +1137,61 @@ def calls_database_function(statement: bytes) -> bool:
         ('other', b'('), ('other', b')')] for n, (kind, text) in enumerate(code))
 
 
+def _code_tokens(text: bytes) -> List[Tuple[str, bytes]]:
+    return [(m.lastgroup or 'other', m.group()) for m in _SQL_TOKEN.finditer(text)
+            if m.lastgroup not in ('space', 'comment')]
+
+
+def _names_in(text: bytes, tables: Dict[bytes, str], routines: Dict[bytes, str]) -> List[str]:
+    """The labels of ``tables`` (named anywhere, quoted or not) and ``routines`` (names, lower case, called: ``(``
+    follows, or CALL comes before) that ``text`` names, outside strings and comments."""
+    code = _code_tokens(text)
+    found: List[str] = []
+    for n, (kind, token) in enumerate(code):
+        if kind not in ('ident', 'word'):
+            continue
+        name = _unquote(token) if kind == 'ident' else token
+        label = tables.get(name)
+        if label is None and ((n + 1 < len(code) and code[n + 1][1] == b'(')
+                              or (n and code[n - 1][1].upper() == b'CALL')):
+            label = routines.get(name.lower())
+        if label is not None and label not in found:
+            found.append(label)
+    return found
+
+
+def database_function_objects(engine: Any, database: str) -> Dict[str, Dict[bytes, str]]:
+    """The triggers (by their table), views and stored routines of ``database`` whose body calls DATABASE() or SCHEMA(),
+    directly or through another of them: a statement replayed with binlog_format=STATEMENT/MIXED that fires or calls
+    one runs it in the temporary copy, where DATABASE() is the copy's name. ``{'tables': {table: label}, 'routines':
+    {lower-case name: label}}``."""
+    lit = quote_literal(database)
+    rows = engine.query(
+        "SELECT 'trigger', TRIGGER_NAME, EVENT_OBJECT_TABLE, ACTION_STATEMENT "  # nosec B608 # mysql_quote literal
+        "FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s "
+        "UNION ALL SELECT LOWER(ROUTINE_TYPE), ROUTINE_NAME, ROUTINE_NAME, ROUTINE_DEFINITION "
+        "FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s "
+        "UNION ALL SELECT 'view', TABLE_NAME, TABLE_NAME, VIEW_DEFINITION FROM information_schema.VIEWS "
+        "WHERE TABLE_SCHEMA = %s" % (lit, lit, lit))
+    bodies = [(r[0], r[1], r[2].encode('utf-8', 'surrogateescape'), (r[3] or '').encode('utf-8', 'surrogateescape'))
+              for r in rows if len(r) == 4]
+    tables: Dict[bytes, str] = {}
+    routines: Dict[bytes, str] = {}
+    pending = list(bodies)
+    while pending:   # until no body calls DATABASE() or one of those found so far
+        found = [b for b in pending if calls_database_function(b[3]) or _names_in(b[3], tables, routines)]
+        if not found:
+            break
+        for kind, name, key, _body in found:
+            label = '%s %s' % (kind, name)
+            if kind in ('trigger', 'view'):
+                tables[key] = ('%s, %s' % (tables[key], label)) if key in tables else label
+            else:
+                routines[key.lower()] = label
+        pending = [b for b in pending if b not in found]
+    return {'tables': tables, 'routines': routines}
+
+
 def _statements(engine: Any, argv: List[str], stop: Any) -> Optional[bytes]:
     """The first statement of ``argv`` (mariadb-binlog --short-form) for which ``stop(statement, default_db)`` is
     true, or None; the tool never left running. ``default_db``: the last ``use`` printed (mariadb-binlog prints
@@ -1172,19 +1227,30 @@ def _shown(statement: bytes) -> str:
     return repr(text[:300].decode('utf-8', 'replace'))
 
 
-def check_statements(engine: Any, argv: List[str], files: List[str], source: str) -> List[str]:
+def check_statements(engine: Any, argv: List[str], files: List[str], source: str,
+                     hazards: Optional[Dict[str, Dict[bytes, str]]] = None) -> List[str]:
     """Refuse a replay (``argv``: mariadb-binlog and its range options; ``files``) whose statements name ``source``
     as a qualifier (skipped, or run against the source), or that, run with ``USE source``, name another database
     of this server (the replay would write to that live database). Nothing was loaded into the target yet.
-    Returns the statements run with ``USE source`` that call DATABASE()/SCHEMA() (shown): replayed in the copy,
-    they get the copy's temporary name, not ``source``."""
+    Returns the statements run with ``USE source`` that call DATABASE()/SCHEMA() (shown), or fire or call one of
+    ``hazards`` (``database_function_objects``, named after the statement): replayed in the copy, they get the
+    copy's temporary name, not ``source``."""
     own = source.encode('utf-8')
+    tables, routines = (hazards or {}).get('tables') or {}, (hazards or {}).get('routines') or {}
+
+    def database_function(statement: bytes) -> List[str]:
+        lower = statement.lower() if routines else b''
+        # quick: most statements name none of them (a name with a backtick is found quoted, doubled: as itself too)
+        named = (any(t.replace(b'`', b'``') in statement or t in statement for t in tables)
+                 or any(r in lower for r in routines))
+        through = _names_in(statement, tables, routines) if named else []
+        return ['DATABASE()'] if calls_database_function(statement) else through
     others = [r[0] for r in engine.query('SHOW DATABASES') if r and r[0] and r[0] != source]
     suspect: List[bool] = []
     calling: List[str] = []
 
     def stop(statement: bytes, current: bytes) -> bool:
-        if current == own and not calling and calls_database_function(statement):
+        if current == own and not calling and database_function(statement):
             calling.append('')  # confirmed below among the statements that really run with USE source
         if suspect and not names_database(statement, source):
             return False
@@ -1212,8 +1278,9 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
     del calling[:]
 
     def confirm(statement: bytes, _db: bytes) -> bool:
-        if calls_database_function(statement) and len(calling) < 5:
-            calling.append(_shown(statement))
+        via = database_function(statement)
+        if via and len(calling) < 5:
+            calling.append(_shown(statement) + ('' if via == ['DATABASE()'] else ' (through %s)' % ', '.join(via)))
         return bool(suspect and named_databases(statement, others + [source])
                     and statement_kind(statement) != 'maintenance')
 
@@ -1243,7 +1310,7 @@ def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Man
             argv.append('--start-position=%d' % start)
         if request.stop_at is not None:
             argv.append('--stop-datetime=%s' % stop_datetime(request.stop_at))
-        calling = check_statements(engine, argv, files, source)
+        calling = check_statements(engine, argv, files, source, database_function_objects(engine, temp))
         argv += ['--database=%s' % source, '--rewrite-db=%s->%s' % (source, temp)] + files
         binlog = engine.runner.popen(argv, env={'TZ': 'UTC'})
         try:
@@ -1742,11 +1809,12 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
                            'PRESERVE is dropped by the server as it is created (the source keeps it while '
                            'event_scheduler is OFF); compare SHOW EVENTS / SHOW ... STATUS of source and target.'))
     if replay.get('database_function'):
-        warnings.append('The binary logs replayed statement(s) run with USE %s that call DATABASE() or SCHEMA(): in '
-                        'the restored copy those returned its temporary name (%s), not %s, so what they wrote differs '
-                        'from the source (binlog_format=STATEMENT/MIXED logs the statement, not its rows). Check the '
-                        'rows they wrote: %s' % (full.database, temp, full.database,
-                                                 '; '.join(replay['database_function'])))
+        warnings.append('The binary logs replayed statement(s) run with USE %s that call DATABASE() or SCHEMA(), '
+                        'themselves or through a trigger they fire, a stored function or procedure they call or a view '
+                        'they read whose body does: in the restored copy those returned its temporary name (%s), not '
+                        '%s, so what they wrote differs from the source (binlog_format=STATEMENT/MIXED logs the '
+                        'statement, not its rows). Check the rows they wrote: %s'
+                        % (full.database, temp, full.database, '; '.join(replay['database_function'])))
     absent = absent_definers(engine, target_db)
     if absent:
         warnings.append('Objects of %s have a DEFINER that is no account of this server: %s. Using such a view or '
