@@ -169,3 +169,144 @@ def test_replayed_statement_firing_a_trigger_that_calls_database_is_named(mariad
                       "INSERT INTO audit SELECT db, 'view' FROM here"):
         assert statement in warning, (statement, result.get('warnings'))
     assert 'INSERT INTO plain' not in warning and '(through trigger tr)' in warning, warning
+
+
+def test_rows_longer_than_the_client_default_packet_round_trip(mariadb_factory, tmp_path):
+    """A row longer than 16 MiB (the dump tool's and the client's default max_allowed_packet) on a server that allows
+    64 MiB: the dump failed to read it ("Got packet bigger than 'max_allowed_packet'"), and a row of 9 MiB, written
+    as hex, made an INSERT longer than the client would send, so the restore failed. Every row comes back."""
+    server = mariadb_factory(extra_conf={'max_allowed_packet': '64M'})
+    server.sql("CREATE DATABASE big; CREATE TABLE big.b (id INT PRIMARY KEY, v LONGBLOB); "
+               "INSERT INTO big.b VALUES (1, REPEAT('x', 17 * 1024 * 1024)), (2, 'small'), "
+               "(3, REPEAT(X'00FF', 9 * 512 * 1024))")
+    rows = 'SELECT id, LENGTH(v), MD5(v) FROM %s.b ORDER BY id'
+    source = server.sql(rows % 'big')
+    backup(server, 'big', tmp_path / 'b')
+    restore(server, tmp_path / 'b', 'big', 'big2')
+    assert server.sql(rows % 'big2') == source
+
+
+def test_row_over_the_servers_max_allowed_packet_fails_loudly_and_says_what_to_do(mariadb_factory, tmp_path):
+    """A row that fits the server's max_allowed_packet but whose INSERT (hex, twice its size) does not: the load
+    fails and is rolled back (no row silently left out), with a message of a readable size (the client echoed
+    the whole failed statement, megabytes of hex, into it) that names max_allowed_packet; raised, it restores."""
+    server = mariadb_factory(extra_conf={'max_allowed_packet': '4M'})
+    server.sql("CREATE DATABASE big; CREATE TABLE big.b (id INT PRIMARY KEY, v LONGBLOB); "
+               "INSERT INTO big.b VALUES (1, REPEAT('x', 3 * 1024 * 1024)), (2, 'small')")
+    rows = 'SELECT id, LENGTH(v), MD5(v) FROM %s.b ORDER BY id'
+    source = server.sql(rows % 'big')
+    backup(server, 'big', tmp_path / 'b')
+    with pytest.raises(OpsReadyError) as caught:
+        restore(server, tmp_path / 'b', 'big', 'big2')
+    assert 'max_allowed_packet' in caught.value.message and len(caught.value.message) < 4000, \
+        caught.value.message[:4000]
+    assert len(str(caught.value.details.get('stderr', ''))) < 100000
+    assert server.sql("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'big2%'") == [('0',)]
+    server.sql('SET GLOBAL max_allowed_packet = 16 * 1024 * 1024')
+    restore(server, tmp_path / 'b', 'big', 'big2')
+    assert server.sql(rows % 'big2') == source
+
+
+GUARDS = r"""
+CREATE DATABASE g;
+USE g;
+SET SESSION sql_mode = '';
+CREATE TABLE en (id INT PRIMARY KEY, e ENUM('a', 'b') NOT NULL, z ENUM('', 'x') NULL, s SET('p', 'q'));
+INSERT INTO en VALUES (1, 'bogus', 'x', 'p,bogus'), (2, 'b', 'bogus', ''), (3, 'a', '', 'q');
+SET SESSION sql_mode = DEFAULT;
+SET SESSION time_zone = 'Europe/Paris';
+CREATE TABLE tz (id INT PRIMARY KEY, ts TIMESTAMP(6) NULL, dt DATETIME(6), d DATE);
+-- the hour Paris lives twice (2024-10-27 02:00-03:00, CEST then CET), and the one it skips in spring
+INSERT INTO tz VALUES (1, FROM_UNIXTIME(1729989000.25), '2024-10-27 02:30:00.25', '2024-10-27'),
+  (2, FROM_UNIXTIME(1729992600.5), NULL, NULL), (3, '2024-03-31 03:30:00', '2024-03-31 02:30:00', NULL),
+  (4, '1970-01-01 01:00:01', '1000-01-01 00:00:00', '9999-12-31');
+SET SESSION time_zone = SYSTEM;
+CREATE TABLE gen (id INT PRIMARY KEY, a INT, b VARCHAR(10), v INT AS (a * 2) VIRTUAL, s VARCHAR(20) AS (CONCAT(b, '!'))
+  STORED, h INT INVISIBLE DEFAULT 7, vi INT AS (a + h) VIRTUAL INVISIBLE, KEY (v), UNIQUE KEY (s));
+INSERT INTO gen (id, a, b, h) VALUES (1, 1, 'x', 1), (2, NULL, NULL, NULL), (3, 3, 'z', DEFAULT);
+CREATE SEQUENCE sq START WITH 100 INCREMENT BY 5 MINVALUE 1 MAXVALUE 10000 CACHE 3 CYCLE;
+DO NEXTVAL(sq); DO NEXTVAL(sq); DO NEXTVAL(sq); DO NEXTVAL(sq);
+CREATE SEQUENCE sq_nocache NOCACHE;
+DO NEXTVAL(sq_nocache); DO NEXTVAL(sq_nocache);
+CREATE TABLE hist (id INT PRIMARY KEY, v INT) WITH SYSTEM VERSIONING;
+INSERT INTO hist VALUES (1, 1), (2, 2);
+DO SLEEP(0.2);
+UPDATE hist SET v = v + 10;
+DO SLEEP(0.2);
+DELETE FROM hist WHERE id = 2;
+CREATE TABLE chk (id INT PRIMARY KEY, n INT CHECK (n > 0), m INT, CONSTRAINT both_pos CHECK (n + m > 0));
+INSERT INTO chk VALUES (1, 1, 1);
+SET SESSION check_constraint_checks = 0;
+INSERT INTO chk VALUES (2, -1, -5);
+SET SESSION check_constraint_checks = 1;
+CREATE TABLE geo (id INT PRIMARY KEY, g GEOMETRY REF_SYSTEM_ID=4326 NOT NULL, p POINT, c GEOMETRYCOLLECTION,
+  SPATIAL KEY (g));
+INSERT INTO geo VALUES (1, ST_GeomFromText('POLYGON((0 0,10 0,10 10,0 0),(1 1,2 1,2 2,1 1))', 4326),
+  ST_PointFromText('POINT(1.5 -2.25)'),
+  ST_GeomFromText('GEOMETRYCOLLECTION(POINT(1 1),LINESTRING(0 0,1e300 -1e-300))')),
+  (2, ST_GeomFromText('MULTIPOINT(0 0,1 1)', 4326), NULL, ST_GeomFromText('GEOMETRYCOLLECTION EMPTY'));
+"""
+
+GUARD_QUERIES = {
+    'enum': 'SELECT id, e + 0, HEX(e), z + 0, HEX(z), s + 0 FROM en ORDER BY id',
+    'timestamps': 'SELECT id, UNIX_TIMESTAMP(ts), dt, d FROM tz ORDER BY id',
+    'generated': 'SELECT id, a, b, v, s, h, vi FROM gen ORDER BY id',
+    'sequence': 'SELECT * FROM sq',
+    'sequence_nocache': 'SELECT * FROM sq_nocache',
+    'history': 'SELECT id, v, UNIX_TIMESTAMP(ROW_START) - (SELECT UNIX_TIMESTAMP(MIN(ROW_START)) FROM hist FOR '
+               'SYSTEM_TIME ALL), ROW_END = TIMESTAMP\'2038-01-19 03:14:07.999999\' FROM hist FOR SYSTEM_TIME ALL '
+               'ORDER BY id, ROW_START',
+    'history_rows': 'SELECT COUNT(*) FROM hist FOR SYSTEM_TIME ALL',
+    'checks': 'SELECT * FROM chk ORDER BY id',
+    'geo': 'SELECT id, HEX(ST_AsWKB(g)), ST_SRID(g), HEX(p), HEX(c) FROM geo ORDER BY id',
+}
+
+
+def guarded(server, db):
+    out = {name: server.sql("USE %s; SET time_zone = '+00:00'; %s" % (db, sql))
+           for name, sql in GUARD_QUERIES.items()}
+    out['definitions'] = {t: server.sql('SHOW CREATE TABLE %s.%s' % (db, t))[0][1] for t in
+                          ('en', 'tz', 'gen', 'sq', 'hist', 'chk', 'geo')}
+    return out
+
+
+def test_values_and_table_kinds_round_trip_under_a_named_time_zone(mariadb_factory, tmp_path):
+    """ENUM/SET values stored under a non-strict sql_mode (index 0, the empty error value, next to a real ''
+    member), TIMESTAMPs written in the hour a named time zone lives twice and read back on a server whose
+    time_zone is that zone, VIRTUAL/STORED/INVISIBLE columns, sequences (cached and not) with their current
+    values, system-versioned history, rows that violate a CHECK (written with check_constraint_checks=0), spatial
+    data with SRIDs: each restored as the source holds it."""
+    server = mariadb_factory()
+    zone = server.sql("SELECT COUNT(*) FROM mysql.time_zone_name WHERE Name = 'Europe/Paris'")[0][0]
+    if zone == '0':
+        import subprocess
+        sql = subprocess.run([server.bin('mariadb-tzinfo-to-sql'), '/usr/share/zoneinfo/Europe/Paris', 'Europe/Paris'],
+                             capture_output=True, check=True).stdout.decode()
+        server.sql('USE mysql;\n' + sql, superuser=True)
+    server.sql("SET GLOBAL time_zone = 'Europe/Paris'")
+    server.sql(GUARDS)
+    source = guarded(server, 'g')
+    assert source['enum'][0][1:3] == ('0', '') and source['checks'][1] == ('2', '-1', '-5')
+    assert len({r[1] for r in source['timestamps'][:2]}) == 2 and source['history_rows'] == [('4',)]
+    backup(server, 'g', tmp_path / 'b')
+    restore(server, tmp_path / 'b', 'g', 'g2')
+    restored = guarded(server, 'g2')
+    for snap in (source, restored):   # z's error value next to its '' member: the next test
+        snap['enum'] = [r[:3] + r[4:] for r in snap['enum']]
+    assert restored == source
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "mariadb-dump writes an ENUM value as its text: the error value (index 0, stored for an invalid value under a "
+    "non-strict sql_mode) is written '' like a real '' member, and loads as that member (index 1). The dump "
+    "carries nothing that tells them apart; the backup would have to record the rows (ENUM columns with a '' member "
+    "only) and the restore set them back by key."))
+def test_enum_error_value_next_to_an_empty_member(mariadb_factory, tmp_path):
+    server = mariadb_factory()
+    server.sql("CREATE DATABASE g; SET SESSION sql_mode = ''; CREATE TABLE g.en (id INT PRIMARY KEY, z ENUM('', 'x')); "
+               "INSERT INTO g.en VALUES (1, 'bogus'), (2, ''), (3, 'x')")
+    query = 'SELECT id, z + 0 FROM %s.en ORDER BY id'
+    assert server.sql(query % 'g') == [('1', '0'), ('2', '1'), ('3', '2')]
+    backup(server, 'g', tmp_path / 'b')
+    restore(server, tmp_path / 'b', 'g', 'g2')
+    assert server.sql(query % 'g2') == server.sql(query % 'g')

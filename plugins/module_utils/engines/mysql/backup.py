@@ -39,7 +39,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.
     check_identifier, qualified, quote_identifier, quote_literal)
 # The client's names, imported from here by older code (and other branches): one definition.
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.client import (  # noqa: F401  # pylint: disable=unused-import
-    CONNECT_ERRORS, TOOLS, MySQLClient)
+    CONNECT_ERRORS, MAX_PACKET, TOOLS, MySQLClient)
 
 CHANGE_MASTER = re.compile(rb"CHANGE (?:MASTER|REPLICATION SOURCE) TO (?:MASTER|SOURCE)_LOG_FILE='([^']+)',\s*"
                            rb"(?:MASTER|SOURCE)_LOG_POS=(\d+)")
@@ -233,7 +233,7 @@ class MySQLEngine(Engine):
 
         with self.defaults_file() as defaults:
             argv = [self.tool('dump')] + defaults + ['--single-transaction', '--routines', '--events', '--triggers',
-                                                     '--hex-blob', '--default-character-set=utf8mb4']
+                                                     '--hex-blob', '--default-character-set=utf8mb4', MAX_PACKET]
             if info['log_bin']:
                 argv.append('--master-data=2')
             db_defaults: Dict[str, str] = {}

@@ -68,6 +68,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.timeuti
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import kill_and_reap
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
     check_decryptable, open_artifact)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.client import MAX_PACKET
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.grants import (
     apply_grants, revoke_grants)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.quote import (
@@ -924,11 +925,22 @@ def _load_dump(engine: Any, full: Manifest, temp: str) -> Dict[str, str]:
     return events.statuses
 
 
+def load_options(engine: Any) -> List[str]:
+    """Options of the client that loads a dump or replays binary logs into the copy."""
+    options = ['--binary-mode', MAX_PACKET]
+    if engine.flavor == 'mariadb':
+        # Rows that break a CHECK constraint (written with check_constraint_checks=0, as orphan rows are written with
+        # foreign_key_checks=0) made the whole load fail ("CONSTRAINT `t.c` failed"): the dump turns off the foreign
+        # key checks itself, not these.
+        options.append('--init-command=SET SESSION check_constraint_checks = 0')
+    return options
+
+
 def _feed_client(engine: Any, database: str, source: IO[bytes], stripper: Any, what: str) -> None:
     """``source`` through ``stripper`` into the client connected to ``database``; the client's own exit
     status says why it stopped reading, and it is never left running."""
     with engine.defaults_file() as head:
-        client = [engine.tool('client')] + head + ['--binary-mode', '--database=%s' % database]
+        client = [engine.tool('client')] + head + load_options(engine) + ['--database=%s' % database]
         loader = engine.runner.popen(client, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
         try:
             try:
@@ -1339,7 +1351,7 @@ def _dump_objects(engine: Any, database: str, objects: Dict[str, List[Dict[str, 
         return b''
     parts = []
     with engine.defaults_file() as head:
-        base = [engine.tool('dump')] + head + ['--skip-lock-tables', '--skip-comments', '--no-data',
+        base = [engine.tool('dump')] + head + ['--skip-lock-tables', '--skip-comments', '--no-data', MAX_PACKET,
                                                '--default-character-set=utf8mb4']
         runs = []
         if objects['routines'] or objects['triggers'] or objects['events']:
@@ -1391,7 +1403,7 @@ def _load_script(engine: Any, database: str, script: bytes, what: str) -> None:
     if not script:
         return
     with engine.defaults_file() as head:
-        argv = [engine.tool('client')] + head + ['--binary-mode', '--database=%s' % database]
+        argv = [engine.tool('client')] + head + ['--binary-mode', MAX_PACKET, '--database=%s' % database]
         engine.runner.run(argv, data=LOCK_WAIT_PREFIX.encode() + b'\n' + script, what='%s (%s)' % (engine.flavor, what))
 
 
@@ -1671,6 +1683,20 @@ def _undo(engine: Any, target: str, temp: str, tables: List[str], before: Dict[s
                             target=target, aside=aside, definitions=saved)
 
 
+def packet_hint(engine: Any) -> str:
+    """What to do when the server closed the load's connection ("Server has gone away"): most often a statement of
+    the dump longer than the server's max_allowed_packet (one row's INSERT: a BLOB is written as hex, twice its
+    size)."""
+    try:
+        limit = engine.query('SELECT @@global.max_allowed_packet')[0][0]
+    except (ToolError, IndexError):
+        limit = 'unknown'
+    return (' The server closed the connection: most often a statement of the dump (the INSERT of one row: a BLOB '
+            'value is written as hex, twice its size) is longer than its max_allowed_packet (%s bytes). Raise it '
+            '(SET GLOBAL max_allowed_packet = 1073741824, and in the server\'s configuration) and run the restore '
+            'again; otherwise the server\'s error log says why it closed the connection.' % limit)
+
+
 # Seconds a restore waits for another restore into the same target database to finish: none. Two runs
 # interleaving (each loads its copy, then both swap) would leave whichever swapped last, with the other's
 # 'restored' report a lie; the second run is told at once instead.
@@ -1766,10 +1792,13 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
     except ToolError as exc:
         drop_schema(engine, temp)
         in_use = ''
-        if 'Lock wait timeout exceeded' in '%s %s' % (exc.message, exc.stderr):
+        said = '%s %s' % (exc.message, exc.stderr)
+        if 'Lock wait timeout exceeded' in said:
             in_use = (' The target is in use: a session held a lock on its tables for more than %d s. Stop the '
                       'application\'s sessions on %s (SHOW PROCESSLIST) and run the restore again.'
                       % (SWAP_LOCK_WAIT, target_db))
+        elif 'ERROR 2006' in said or 'max_allowed_packet' in said or 'ERROR 1153' in said:
+            in_use = packet_hint(engine)
         raise OpsReadyError('Restore of %s into %s failed and was rolled back (temporary database %s dropped; %s is '
                             'as it was): %s%s' % (full.id, target_db, temp, target_db, exc.message, in_use),
                             target=target_db, stderr=exc.stderr)
