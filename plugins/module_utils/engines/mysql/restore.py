@@ -65,7 +65,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
 from ansible_collections.opsready.operations.plugins.module_utils.common.scratch import Scratch, told_left
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import CHUNK
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import UTC, isoformat
-from ansible_collections.opsready.operations.plugins.module_utils.engines.base import kill_and_reap
+from ansible_collections.opsready.operations.plugins.module_utils.engines.base import ALL_DATABASES, kill_and_reap
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
     check_decryptable, open_artifact)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.client import MAX_PACKET
@@ -1728,10 +1728,25 @@ def restore(engine: Any, request: RestoreRequest, chain: List[Manifest], timer: 
         return _restore_locked(engine, request, chain, timer, stale)
 
 
+def refuse_all_databases(full: Manifest) -> None:
+    """An all-databases dump names every database it fills (CREATE DATABASE, USE): loaded into the temporary copy,
+    it dropped and recreated the live databases of this server under their own names (and the grant tables of
+    the mysql schema), and the restore reported an empty target as restored."""
+    if full.database == ALL_DATABASES:
+        raise OpsReadyError(
+            'Backup %s is an all-databases dump (source_database=%s): it creates and fills every database of the '
+            'source server under its own name (CREATE DATABASE, USE), so it cannot be restored into one database; '
+            'loaded, it would overwrite the databases of this server that have those names, and the mysql schema. '
+            'Nothing was changed. Restore a single-database backup (db_backup database=...), or load this dump with '
+            'the %s client by hand on a server that is to be replaced.' % (full.id, ALL_DATABASES, 'mariadb'),
+            artifact=full.path)
+
+
 def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest], timer: Timer,
                     stale: Dict[str, Any]) -> Dict[str, Any]:
     target_db = _target(request)
     full, logs = chain[0], chain[1:]
+    refuse_all_databases(full)
     if full.kind != 'full':
         raise OpsReadyError('A %s restore starts from a dump (kind=full); %s is a %s.'
                             % (engine.flavor, full.id, full.kind))
@@ -1859,6 +1874,13 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
                         'values from another copy.' % (sum(v for v in lossy.values() if isinstance(v, int)),
                                                        ', '.join(sorted(str(k) for k in lossy)), engine.flavor,
                                                        full.id))
+    enum_errors = full.data.get('enum_error_values')
+    if isinstance(enum_errors, dict) and enum_errors:
+        # recorded by the backup (engines/mysql/backup.py enum_error_values)
+        warnings.append("%d row(s) of ENUM column(s) %s held the error value (index 0) next to a '' member: the dump "
+                        "wrote both as '', so those rows were restored with the '' member (the backup %s said so)."
+                        % (sum(v for v in enum_errors.values() if isinstance(v, int)),
+                           ', '.join(sorted(str(k) for k in enum_errors)), full.id))
     if warnings:
         result['warnings'] = warnings
     if request.stop_at is not None and logs:
@@ -1913,6 +1935,8 @@ class MySQLRestore(Restorer):
     drop_with = drop
 
     def check(self, request: RestoreRequest, chain: List[Manifest]) -> Dict[str, Any]:
+        if chain:
+            refuse_all_databases(chain[0])
         engine = self.engine(request)
         engine.ping()
         before = check_target(engine, request)
