@@ -337,10 +337,18 @@ def test_all_databases_dump_is_refused_not_loaded_over_the_live_databases(mariad
     from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import run_backup
     from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions
 
+    import zstandard
+
     server = mariadb_factory()
     server.sql('CREATE DATABASE a1; CREATE TABLE a1.t (id INT); INSERT INTO a1.t VALUES (1)')
     run_backup(get_engine('mariadb', params(server)),
                BackupOptions(kind='full', dest=str(tmp_path / 'all'), all_databases=True))
+    # what it is for: loaded by hand onto a server to replace, its accounts and grants (rows of the mysql schema's
+    # tables) take effect at once
+    [dump] = (tmp_path / 'all').rglob('*.sql.zst')
+    with open(dump, 'rb') as handle:
+        text = zstandard.ZstdDecompressor().stream_reader(handle).read()
+    assert b'INSERT INTO `global_priv`' in text and b'\n/*! FLUSH PRIVILEGES */;' in text
     server.sql('INSERT INTO a1.t VALUES (2)')
     with pytest.raises(OpsReadyError, match='all-databases dump'):
         restore(server, tmp_path / 'all', '@all', 'x1')

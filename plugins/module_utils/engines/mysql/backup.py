@@ -314,7 +314,9 @@ class MySQLEngine(Engine):
                                 "WHERE <column> + 0 = 0" % (sum(enum_errors.values()), ', '.join(
                                     '%s (%d)' % kv for kv in sorted(enum_errors.items()))))
             # "--" ends the options: a database named "-x" is a name, not an option.
-            argv += ['--all-databases'] if opts.all_databases else ['--', database]
+            # An all-databases dump carries the accounts and grants as rows of the mysql schema's tables: loaded,
+            # they take effect only after FLUSH PRIVILEGES (or a restart), which the dump then ends with.
+            argv += ['--all-databases', '--flush-privileges'] if opts.all_databases else ['--', database]
             try:
                 stored, _err = stream_to_artifact(self.runner, argv, artifact, opts, what='%s-dump' % self.flavor,
                                                   observe=observe)
