@@ -116,6 +116,7 @@ class ToolRunner:
 
     def failure(self, argv: Sequence[str], rc: int, stderr: str, what: Optional[str] = None) -> ToolError:
         name = what or os.path.basename(argv[0])
+        stderr = clip_lines(stderr)
         tail = stderr.strip().splitlines()[-5:]
         detail = (': ' + ' | '.join(tail)) if tail else ''
         if rc < 0:
@@ -123,6 +124,19 @@ class ToolRunner:
         else:
             msg = '%s failed with exit code %d%s' % (name, rc, detail)
         return ToolError(msg, rc=rc, stderr=stderr, cmd=[self.redact(a) for a in argv])
+
+
+# A tool's error output may echo a whole failed statement (the mariadb client does: an INSERT of a big row is
+# megabytes of hex on one line), and it goes into the error message and the task result: each line is kept to this.
+STDERR_LINE = 1000
+
+
+def clip_lines(text: str, width: int = STDERR_LINE) -> str:
+    """``text`` with every line longer than ``width`` cut in its middle (its length said there)."""
+    if len(text) <= width:
+        return text
+    return '\n'.join(line if len(line) <= width else '%s ...[%d characters]... %s'
+                     % (line[:width * 2 // 3], len(line), line[-(width // 4):]) for line in text.split('\n'))
 
 
 @contextlib.contextmanager

@@ -40,7 +40,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.
     check_identifier, qualified, quote_identifier, quote_literal)
 # The client's names, imported from here by older code (and other branches): one definition.
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.client import (  # noqa: F401  # pylint: disable=unused-import
-    CONNECT_ERRORS, TOOLS, MySQLClient)
+    CONNECT_ERRORS, MAX_PACKET, TOOLS, MySQLClient)
 
 CHANGE_MASTER = re.compile(rb"CHANGE (?:MASTER|REPLICATION SOURCE) TO (?:MASTER|SOURCE)_LOG_FILE='([^']+)',\s*"
                            rb"(?:MASTER|SOURCE)_LOG_POS=(\d+)")
@@ -149,6 +149,30 @@ class MySQLEngine(Engine):
                 found['transaction' if row[1].lower() == 'bigint' else 'timestamp'].append(row[0])
         return found
 
+    def enum_error_values(self, database: Optional[str]) -> Dict[str, int]:
+        """``{'db.table.column': rows}``: ENUM columns with a '' member whose rows hold the error value (index 0,
+        stored for an invalid value under a non-strict sql_mode). The dump writes both as '' and they load as the
+        member. Only tables with such a column are read (one scan each)."""
+        where = ("TABLE_SCHEMA NOT IN (%s)" % ', '.join("'%s'" % s for s in SYSTEM_SCHEMAS) if database is None
+                 else 'TABLE_SCHEMA = %s' % quote_literal(database))
+        rows = self.query("SELECT TABLE_SCHEMA, TABLE_NAME, c.COLUMN_NAME, c.COLUMN_TYPE "  # nosec B608 # quoted
+                          "FROM information_schema.COLUMNS c JOIN information_schema.TABLES t "
+                          "USING (TABLE_SCHEMA, TABLE_NAME) WHERE t.TABLE_TYPE <> 'VIEW' AND c.DATA_TYPE = 'enum' "
+                          "AND c.COLUMN_TYPE LIKE '%%''''%%' AND c.IS_GENERATED = 'NEVER' AND %s "
+                          "ORDER BY 1, 2, c.ORDINAL_POSITION" % where)
+        by_table: Dict[Tuple[str, str], List[str]] = {}
+        for row in rows:
+            if len(row) == 4 and '' in re.findall(r"'((?:[^']|'')*)'", row[3]):
+                by_table.setdefault((row[0], row[1]), []).append(row[2])
+        found: Dict[str, int] = {}
+        for (schema, table), columns in sorted(by_table.items()):
+            tests = ', '.join('IFNULL(SUM(%s + 0 = 0), 0)' % quote_identifier(c, 'column name') for c in columns)
+            counts = self.query('SELECT %s FROM %s' % (tests, qualified(schema, table)))  # nosec B608 # quoted
+            for column, count in zip(columns, counts[0] if counts else []):
+                if count not in ('0', '', None):
+                    found['%s.%s.%s' % (schema, table, column)] = int(count)
+        return found
+
     def lossy_text(self, database: Optional[str]) -> Dict[str, int]:
         """``{'db.table.column': rows}``: values of text columns in a character set that does not map to Unicode and
         back byte for byte (sjis: 0x5C and 0x815F both read as U+005C, which is written back as 0x815F), which the
@@ -234,7 +258,7 @@ class MySQLEngine(Engine):
 
         with self.defaults_file() as defaults:
             argv = [self.tool('dump')] + defaults + ['--single-transaction', '--routines', '--events', '--triggers',
-                                                     '--hex-blob', '--default-character-set=utf8mb4']
+                                                     '--hex-blob', '--default-character-set=utf8mb4', MAX_PACKET]
             if info['log_bin']:
                 argv.append('--master-data=2')
             db_defaults: Dict[str, str] = {}
@@ -283,8 +307,17 @@ class MySQLEngine(Engine):
                                 'physical backup), or convert the columns to utf8mb4'
                                 % (sum(lossy.values()), ', '.join('%s (%d)' % kv for kv in sorted(lossy.items())),
                                    self.flavor))
+            enum_errors = self.enum_error_values(None if opts.all_databases else database)
+            if enum_errors:
+                warnings.append("%d row(s) of ENUM column(s) %s hold the error value (index 0, stored for an invalid "
+                                "value under a non-strict sql_mode) in a column that also has a '' member: the dump "
+                                "writes both as '' and a restore gives those rows the '' member. Find them with "
+                                "WHERE <column> + 0 = 0" % (sum(enum_errors.values()), ', '.join(
+                                    '%s (%d)' % kv for kv in sorted(enum_errors.items()))))
             # "--" ends the options: a database named "-x" is a name, not an option.
-            argv += ['--all-databases'] if opts.all_databases else ['--', database]
+            # An all-databases dump carries the accounts and grants as rows of the mysql schema's tables: loaded,
+            # they take effect only after FLUSH PRIVILEGES (or a restart), which the dump then ends with.
+            argv += ['--all-databases', '--flush-privileges'] if opts.all_databases else ['--', database]
             try:
                 stored, _err = stream_to_artifact(self.runner, argv, artifact, opts, what='%s-dump' % self.flavor,
                                                   observe=observe)
@@ -313,6 +346,8 @@ class MySQLEngine(Engine):
                 data['database_comment'] = db_comment  # CREATE/ALTER DATABASE ... COMMENT on restore
         if lossy:
             data['lossy_text'] = lossy   # restores repeat it as a warning
+        if enum_errors:
+            data['enum_error_values'] = enum_errors   # so do they
         data.update(consistent_at=isoformat(started), format='sql', position=position,
                     tool={'name': os.path.basename(self.tool('dump')), 'version': self.tool_version('dump')},
                     server_version=info['server_version'])

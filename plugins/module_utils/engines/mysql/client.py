@@ -37,6 +37,10 @@ TOOLS: Dict[str, Dict[str, Tuple[str, ...]]] = {
     'mysql': {'dump': ('mysqldump',), 'client': ('mysql',), 'binlog': ('mysqlbinlog',),
               'check': ('mysqlcheck', 'mariadb-check')},
 }
+# The dump tool and the client refuse a packet longer than their own max_allowed_packet (16 MiB by default): a row
+# longer than that could not be dumped, and an INSERT longer than that (a row of 8 MiB, written as hex) could not be
+# loaded, on a server that allows both. They get the largest the protocol allows; the server's own limit still holds.
+MAX_PACKET = '--max-allowed-packet=1073741824'
 CONNECT_ERRORS = ('ERROR 2002', 'ERROR 2003', 'ERROR 2005', 'ERROR 2013', "Can't connect", 'Got error: 2002',
                   'Got error: 2003', 'Got error: 2005')
 

@@ -12,8 +12,9 @@
    two filters: a trigger's qualifiers go (``TriggerQualifierStripper``), and a view's qualifiers naming the
    source database are renamed to the temporary one (``ViewQualifierRewriter``: mariadb-dump keeps them in
    a view that reads another database, or whose DEFINER does not exist; see ``VIEW_HEAD``).
-   Events are disabled in the copy as soon as it is loaded (their status is kept for the target), and
-   an event that ran inside the copy fails the restore: it would have changed the restored data.
+   A third filter loads every event DISABLE (``EventStatusRewriter``: with event_scheduler ON an enabled one ran
+   inside the copy while the rest loaded); the status each had is kept for the target. An event that ran inside
+   the copy all the same fails the restore: it would have changed the restored data.
 3. The binary logs of the chain are decompressed into ``tmpdir`` and piped through
    ``mariadb-binlog --database=<source> --rewrite-db='<source>-><temporary>'`` (events of other databases
    are skipped, the rest land in the temporary database), starting at the dump's binlog position and
@@ -63,10 +64,11 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
 from ansible_collections.opsready.operations.plugins.module_utils.common.scratch import Scratch, told_left
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import CHUNK
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import UTC, isoformat
-from ansible_collections.opsready.operations.plugins.module_utils.engines.base import kill_and_reap
+from ansible_collections.opsready.operations.plugins.module_utils.engines.base import ALL_DATABASES, kill_and_reap
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
     check_decryptable, open_artifact)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.client import MAX_PACKET
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.grants import (
     apply_grants, revoke_grants)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.quote import (
@@ -685,6 +687,191 @@ class DumpLineRewriter(_MarkedLineFilter):
         return data
 
 
+# A dump's events are created as the source had them: "CREATE EVENT ... ENABLE" is scheduled the moment it loads, and
+# with event_scheduler ON an event due every second ran inside the temporary copy before it could be quiesced (the
+# restore then refused the copy, every time). Each event statement is loaded DISABLE; the status it had is recorded
+# and given back after the swap. mariadb-dump and mysqldump write each event (SHOW CREATE EVENT's text in versioned
+# comments) right after the line that sets its time zone:
+#   /*!50003 SET time_zone             = 'SYSTEM' */ ;;
+#   /*!50106 CREATE*/ /*!50117 DEFINER=`u`@`h`*/ /*!50106 EVENT `name` ON SCHEDULE ... ON COMPLETION [NOT] PRESERVE
+#   ENABLE|DISABLE|DISABLE ON SLAVE [COMMENT '...'] DO body */ ;;
+# The status is the first word after ON COMPLETION [NOT] PRESERVE outside identifiers and strings (the schedule holds
+# only literals and keywords); the body after DO is never read. A routine body is touched only if it reproduces that
+# two-line sequence and the grammar up to DO; an event statement that cannot be read is loaded as it is (the
+# check after the load disables it, and refuses the copy if it ran).
+EVENT_FRAME = rb"/\*!50003 SET time_zone += '[^'\r\n]*' \*/ ;;\r?\n"
+EVENT_MARK = b'/*!50106 CREATE*/ '
+EVENT_START = re.compile(rb'(?m)^' + EVENT_FRAME + rb'(?=' + re.escape(EVENT_MARK) + rb')')
+EVENT_FRAME_LINE = re.compile(rb'(?m)^' + EVENT_FRAME + rb'\Z')
+EVENT_HEADER_LIMIT = 64 * 1024  # definer, name, schedule and a 64-character comment, escaped: far shorter
+_EVENT_TOKEN = re.compile(
+    rb'(?P<ident>`(?:[^`]|``)*`)'
+    rb"|(?P<string>'(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.|\"\")*\")"
+    rb'|(?P<version>/\*M?!\d*|\*/)'
+    rb'|(?P<space>\s+)'
+    rb'|(?P<word>[0-9A-Za-z_$\x80-\xff]+)'
+    rb"|(?P<open>[`'\"])"
+    rb'|(?P<other>.)', re.S)
+EVENT_STATUS_WORDS = {b'ENABLE': 'ENABLED', b'DISABLE': 'DISABLED'}
+NEED_MORE = 'more'
+
+
+def event_header(data: bytes, at: int, definitive: bool) -> Any:
+    """``(start, end, status, name)`` of the status words of the event statement at ``data[at:]`` (``status`` as
+    information_schema.EVENTS says it); None if the statement is not an event's as the dump tools write it;
+    ``NEED_MORE`` if ``data`` ends before its ``DO`` (unless ``definitive``)."""
+    tokens: List[Tuple[str, bytes, int, int]] = []
+
+    def next_code() -> Any:
+        nonlocal at
+        while True:
+            match = _EVENT_TOKEN.match(data, at)
+            if match is None or match.lastgroup == 'open' or (match.end() == len(data) and not definitive):
+                return NEED_MORE if not definitive else None
+            at = match.end()
+            if match.lastgroup not in ('space', 'version'):
+                tokens.append((match.lastgroup or 'other', match.group(), match.start(), match.end()))
+                return tokens[-1]
+
+    def word() -> Any:
+        token = next_code()
+        if not isinstance(token, tuple):
+            return token
+        return token[1].upper() if token[0] == 'word' else b''
+
+    got = word()
+    if got != b'CREATE':
+        return got if got in (NEED_MORE, None) else None
+    got = word()
+    if got == b'DEFINER':
+        while got not in (b'EVENT', NEED_MORE, None):
+            got = word()
+    if got != b'EVENT':
+        return got if got in (NEED_MORE, None) else None
+    name = next_code()
+    if name is NEED_MORE or name is None:
+        return name
+    if name[0] == 'word' and name[1].upper() == b'IF':
+        for want in (b'NOT', b'EXISTS'):
+            got = word()
+            if got != want:
+                return got if got in (NEED_MORE, None) else None
+        name = next_code()
+        if not isinstance(name, tuple):
+            return name
+    follows = next_code()
+    if isinstance(follows, tuple) and follows[1] == b'.':   # db.name
+        name = next_code()
+        follows = next_code()
+    if not isinstance(name, tuple) or name[0] not in ('ident', 'word') or not isinstance(follows, tuple):
+        return follows if follows in (NEED_MORE, None) else None
+    if follows[1].upper() != b'ON':
+        return None
+    # the schedule: literals and keywords up to ON COMPLETION
+    last = b''
+    while True:
+        got = word()
+        if got in (NEED_MORE, None):
+            return got
+        if last == b'ON' and got == b'COMPLETION':
+            break
+        if got == b'DO':
+            return None
+        last = got
+    got = word()
+    if got == b'NOT':
+        got = word()
+    if got != b'PRESERVE':
+        return got if got in (NEED_MORE, None) else None
+    got = word()
+    if got not in EVENT_STATUS_WORDS:
+        return got if got in (NEED_MORE, None) else None
+    start, end, status = tokens[-1][2], tokens[-1][3], EVENT_STATUS_WORDS[got]
+    got = word()
+    if got in (NEED_MORE, None):
+        return got
+    if status == 'DISABLED' and got == b'ON':
+        got = word()
+        if got not in (b'SLAVE', b'REPLICA'):   # MySQL 8.4 prints DISABLE ON REPLICA
+            return got if got in (NEED_MORE, None) else None
+        end, status = tokens[-1][3], 'SLAVESIDE_DISABLED'
+        got = word()
+    if got not in (b'COMMENT', b'DO'):
+        return got if got in (NEED_MORE, None) else None
+    text = name[1]
+    if name[0] == 'ident':
+        text = _unquote(text)
+    return start, end, status, text.decode('utf-8', 'replace')
+
+
+class EventStatusRewriter(_LineChunkFilter):
+    """Every event statement of a dump loads DISABLE (or, with ``wanted``, with the status it names for the event;
+    one it does not name is left as it is), chunk by chunk; ``statuses``: event name -> the status the dump gave it
+    (information_schema's words); ``unread``: event statements loaded as they were."""
+
+    def __init__(self, wanted: Optional[Dict[str, str]] = None) -> None:
+        super().__init__()
+        self.wanted = wanted
+        self.statuses: Dict[str, str] = {}
+        self.unread = 0
+
+    def _status_words(self, name: str, found: bytes) -> bytes:
+        if self.wanted is None:
+            return b'DISABLE'
+        return EVENT_STATUS.get(self.wanted.get(name, ''), '').encode('ascii') or found
+
+    def _sub(self, data: bytes, final: bool) -> Tuple[bytes, int]:
+        """(``data`` up to the returned index, rewritten); the rest is carried."""
+        cut = len(data) if final else data.rfind(b'\n') + 1
+        if not final and cut:
+            # a frame line whose event statement has not come yet is held back
+            frame = data.rfind(b'\n', 0, cut - 1) + 1
+            if EVENT_FRAME_LINE.match(data, frame, cut) and EVENT_MARK.startswith(data[cut:cut + len(EVENT_MARK)]):
+                cut = frame
+        if b'SET time_zone' not in data:
+            return data[:cut], cut
+        out: List[bytes] = []
+        pos = 0
+        for match in EVENT_START.finditer(data):
+            if match.start() >= cut:
+                break
+            if match.start() < pos:
+                continue
+            found = event_header(data, match.end(), final or len(data) - match.end() > EVENT_HEADER_LIMIT)
+            if found == NEED_MORE:
+                out.append(data[pos:match.start()])
+                return b''.join(out), match.start()
+            if found is None:
+                self.unread += 1
+                continue
+            start, end, status, name = found
+            self.statuses[name] = status
+            out += [data[pos:start], self._status_words(name, data[start:end])]
+            pos = end
+        if pos > cut:   # the statement's line is still unfinished: its rest passes on as it comes
+            out.append(data[pos:])
+            self.mid_line = not final
+            return b''.join(out), len(data)
+        out.append(data[pos:cut])
+        return b''.join(out), cut
+
+    def feed(self, chunk: bytes) -> bytes:
+        head, rest = self._end_of_long_line(chunk)
+        if rest is None:
+            return head
+        data = self.carry + rest
+        out, keep = self._sub(data, False)
+        self.carry = data[keep:]
+        if len(self.carry) > LINE_CARRY and not EVENT_START.match(self.carry):
+            out, self.carry, self.mid_line = out + self.carry, b'', True
+        return head + out
+
+    def flush(self) -> bytes:
+        out, _keep = self._sub(self.carry, True)
+        self.carry = b''
+        return out
+
+
 def sequence_defaults(engine: Any, database: str) -> List[Tuple[str, str, str]]:
     """(table, column, default expression) of ``database``'s columns whose DEFAULT calls a sequence function."""
     rows = engine.query(
@@ -708,6 +895,16 @@ def requalify_sequence_defaults(engine: Any, database: str, own: str, defaults: 
     return done
 
 
+def with_event_status(script: bytes, wanted: Dict[str, str]) -> bytes:
+    """``script`` (events dumped from the copy, all disabled) with each event's CREATE giving it the status
+    ``wanted`` names: an ALTER EVENT afterwards would record the restore session's character set and the database's
+    current collation as the event's, not the source's."""
+    if not wanted:
+        return script
+    rewriter = EventStatusRewriter(wanted)
+    return rewriter.feed(script) + rewriter.flush()
+
+
 def requalify_script(script: bytes, own: str, into: str) -> bytes:
     """``script`` (a whole dump of views and other objects of ``own``) with its view statements and collation
     switches pointed at ``into``."""
@@ -715,23 +912,35 @@ def requalify_script(script: bytes, own: str, into: str) -> bytes:
     return rewriter.feed(script) + rewriter.flush()
 
 
-def _load_dump(engine: Any, full: Manifest, temp: str) -> int:
-    """The dump into ``temp`` through the trigger and view qualifier filters; returns how many qualifiers went."""
+def _load_dump(engine: Any, full: Manifest, temp: str) -> Dict[str, str]:
+    """The dump into ``temp`` through the trigger, view and event filters; returns the status each event had in the
+    dump (each was loaded disabled: ``EventStatusRewriter``)."""
     check_decryptable(full, engine.identities)
-    stripper = TriggerQualifierStripper()
-    filters: List[Any] = [stripper, DumpLineRewriter(full.database, temp)]
+    events = EventStatusRewriter()
+    filters: List[Any] = [TriggerQualifierStripper(), DumpLineRewriter(full.database, temp), events]
     if full.database:
         filters += [ViewQualifierRewriter(full.database, temp), CollationSwitchRewriter(full.database, temp)]
     with open_artifact(full, engine.identities) as source:
         _feed_client(engine, temp, source, _Chained(*filters), 'load dump')
-    return stripper.stripped
+    return events.statuses
+
+
+def load_options(engine: Any) -> List[str]:
+    """Options of the client that loads a dump or replays binary logs into the copy."""
+    options = ['--binary-mode', MAX_PACKET]
+    if engine.flavor == 'mariadb':
+        # Rows that break a CHECK constraint (written with check_constraint_checks=0, as orphan rows are written with
+        # foreign_key_checks=0) made the whole load fail ("CONSTRAINT `t.c` failed"): the dump turns off the foreign
+        # key checks itself, not these.
+        options.append('--init-command=SET SESSION check_constraint_checks = 0')
+    return options
 
 
 def _feed_client(engine: Any, database: str, source: IO[bytes], stripper: Any, what: str) -> None:
     """``source`` through ``stripper`` into the client connected to ``database``; the client's own exit
     status says why it stopped reading, and it is never left running."""
     with engine.defaults_file() as head:
-        client = [engine.tool('client')] + head + ['--binary-mode', '--database=%s' % database]
+        client = [engine.tool('client')] + head + load_options(engine) + ['--database=%s' % database]
         loader = engine.runner.popen(client, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
         try:
             try:
@@ -940,6 +1149,61 @@ def calls_database_function(statement: bytes) -> bool:
         ('other', b'('), ('other', b')')] for n, (kind, text) in enumerate(code))
 
 
+def _code_tokens(text: bytes) -> List[Tuple[str, bytes]]:
+    return [(m.lastgroup or 'other', m.group()) for m in _SQL_TOKEN.finditer(text)
+            if m.lastgroup not in ('space', 'comment')]
+
+
+def _names_in(text: bytes, tables: Dict[bytes, str], routines: Dict[bytes, str]) -> List[str]:
+    """The labels of ``tables`` (named anywhere, quoted or not) and ``routines`` (names, lower case, called: ``(``
+    follows, or CALL comes before) that ``text`` names, outside strings and comments."""
+    code = _code_tokens(text)
+    found: List[str] = []
+    for n, (kind, token) in enumerate(code):
+        if kind not in ('ident', 'word'):
+            continue
+        name = _unquote(token) if kind == 'ident' else token
+        label = tables.get(name)
+        if label is None and ((n + 1 < len(code) and code[n + 1][1] == b'(')
+                              or (n and code[n - 1][1].upper() == b'CALL')):
+            label = routines.get(name.lower())
+        if label is not None and label not in found:
+            found.append(label)
+    return found
+
+
+def database_function_objects(engine: Any, database: str) -> Dict[str, Dict[bytes, str]]:
+    """The triggers (by their table), views and stored routines of ``database`` whose body calls DATABASE() or SCHEMA(),
+    directly or through another of them: a statement replayed with binlog_format=STATEMENT/MIXED that fires or calls
+    one runs it in the temporary copy, where DATABASE() is the copy's name. ``{'tables': {table: label}, 'routines':
+    {lower-case name: label}}``."""
+    lit = quote_literal(database)
+    rows = engine.query(
+        "SELECT 'trigger', TRIGGER_NAME, EVENT_OBJECT_TABLE, ACTION_STATEMENT "  # nosec B608 # mysql_quote literal
+        "FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s "
+        "UNION ALL SELECT LOWER(ROUTINE_TYPE), ROUTINE_NAME, ROUTINE_NAME, ROUTINE_DEFINITION "
+        "FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s "
+        "UNION ALL SELECT 'view', TABLE_NAME, TABLE_NAME, VIEW_DEFINITION FROM information_schema.VIEWS "
+        "WHERE TABLE_SCHEMA = %s" % (lit, lit, lit))
+    bodies = [(r[0], r[1], r[2].encode('utf-8', 'surrogateescape'), (r[3] or '').encode('utf-8', 'surrogateescape'))
+              for r in rows if len(r) == 4]
+    tables: Dict[bytes, str] = {}
+    routines: Dict[bytes, str] = {}
+    pending = list(bodies)
+    while pending:   # until no body calls DATABASE() or one of those found so far
+        found = [b for b in pending if calls_database_function(b[3]) or _names_in(b[3], tables, routines)]
+        if not found:
+            break
+        for kind, name, key, _body in found:
+            label = '%s %s' % (kind, name)
+            if kind in ('trigger', 'view'):
+                tables[key] = ('%s, %s' % (tables[key], label)) if key in tables else label
+            else:
+                routines[key.lower()] = label
+        pending = [b for b in pending if b not in found]
+    return {'tables': tables, 'routines': routines}
+
+
 def _statements(engine: Any, argv: List[str], stop: Any) -> Optional[bytes]:
     """The first statement of ``argv`` (mariadb-binlog --short-form) for which ``stop(statement, default_db)`` is
     true, or None; the tool never left running. ``default_db``: the last ``use`` printed (mariadb-binlog prints
@@ -975,19 +1239,30 @@ def _shown(statement: bytes) -> str:
     return repr(text[:300].decode('utf-8', 'replace'))
 
 
-def check_statements(engine: Any, argv: List[str], files: List[str], source: str) -> List[str]:
+def check_statements(engine: Any, argv: List[str], files: List[str], source: str,
+                     hazards: Optional[Dict[str, Dict[bytes, str]]] = None) -> List[str]:
     """Refuse a replay (``argv``: mariadb-binlog and its range options; ``files``) whose statements name ``source``
     as a qualifier (skipped, or run against the source), or that, run with ``USE source``, name another database
     of this server (the replay would write to that live database). Nothing was loaded into the target yet.
-    Returns the statements run with ``USE source`` that call DATABASE()/SCHEMA() (shown): replayed in the copy,
-    they get the copy's temporary name, not ``source``."""
+    Returns the statements run with ``USE source`` that call DATABASE()/SCHEMA() (shown), or fire or call one of
+    ``hazards`` (``database_function_objects``, named after the statement): replayed in the copy, they get the
+    copy's temporary name, not ``source``."""
     own = source.encode('utf-8')
+    tables, routines = (hazards or {}).get('tables') or {}, (hazards or {}).get('routines') or {}
+
+    def database_function(statement: bytes) -> List[str]:
+        lower = statement.lower() if routines else b''
+        # quick: most statements name none of them (a name with a backtick is found quoted, doubled: as itself too)
+        named = (any(t.replace(b'`', b'``') in statement or t in statement for t in tables)
+                 or any(r in lower for r in routines))
+        through = _names_in(statement, tables, routines) if named else []
+        return ['DATABASE()'] if calls_database_function(statement) else through
     others = [r[0] for r in engine.query('SHOW DATABASES') if r and r[0] and r[0] != source]
     suspect: List[bool] = []
     calling: List[str] = []
 
     def stop(statement: bytes, current: bytes) -> bool:
-        if current == own and not calling and calls_database_function(statement):
+        if current == own and not calling and database_function(statement):
             calling.append('')  # confirmed below among the statements that really run with USE source
         if suspect and not names_database(statement, source):
             return False
@@ -1015,8 +1290,9 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
     del calling[:]
 
     def confirm(statement: bytes, _db: bytes) -> bool:
-        if calls_database_function(statement) and len(calling) < 5:
-            calling.append(_shown(statement))
+        via = database_function(statement)
+        if via and len(calling) < 5:
+            calling.append(_shown(statement) + ('' if via == ['DATABASE()'] else ' (through %s)' % ', '.join(via)))
         return bool(suspect and named_databases(statement, others + [source])
                     and statement_kind(statement) != 'maintenance')
 
@@ -1046,7 +1322,7 @@ def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Man
             argv.append('--start-position=%d' % start)
         if request.stop_at is not None:
             argv.append('--stop-datetime=%s' % stop_datetime(request.stop_at))
-        calling = check_statements(engine, argv, files, source)
+        calling = check_statements(engine, argv, files, source, database_function_objects(engine, temp))
         argv += ['--database=%s' % source, '--rewrite-db=%s->%s' % (source, temp)] + files
         binlog = engine.runner.popen(argv, env={'TZ': 'UTC'})
         try:
@@ -1075,7 +1351,7 @@ def _dump_objects(engine: Any, database: str, objects: Dict[str, List[Dict[str, 
         return b''
     parts = []
     with engine.defaults_file() as head:
-        base = [engine.tool('dump')] + head + ['--skip-lock-tables', '--skip-comments', '--no-data',
+        base = [engine.tool('dump')] + head + ['--skip-lock-tables', '--skip-comments', '--no-data', MAX_PACKET,
                                                '--default-character-set=utf8mb4']
         runs = []
         if objects['routines'] or objects['triggers'] or objects['events']:
@@ -1127,7 +1403,7 @@ def _load_script(engine: Any, database: str, script: bytes, what: str) -> None:
     if not script:
         return
     with engine.defaults_file() as head:
-        argv = [engine.tool('client')] + head + ['--binary-mode', '--database=%s' % database]
+        argv = [engine.tool('client')] + head + ['--binary-mode', MAX_PACKET, '--database=%s' % database]
         engine.runner.run(argv, data=LOCK_WAIT_PREFIX.encode() + b'\n' + script, what='%s (%s)' % (engine.flavor, what))
 
 
@@ -1168,21 +1444,26 @@ def _set_event_status(engine: Any, database: str, status: Dict[str, str]) -> Non
         engine.query('; '.join(stmts))
 
 
-def _quiesce_events(engine: Any, temp: str, status: Dict[str, str]) -> None:
-    """With the event scheduler on, disable the copy's events (their status is recorded for the target);
-    refuse if one already ran inside the copy (it changed the restored data)."""
+def _quiesce_events(engine: Any, temp: str, status: Dict[str, str], loaded: Optional[Dict[str, str]] = None) -> None:
+    """Record the status of the copy's events for the target (``loaded``: what the dump gave those it loaded
+    disabled), and disable any that is not; refuse if one already ran inside the copy (it changed the restored
+    data)."""
     events = objects_of(engine, temp)['events']
     ran = [e['name'] for e in events if e['last']]
     if ran:
         raise OpsReadyError('Event(s) %s ran inside the temporary copy while it was loaded (event_scheduler is ON) '
                             'and may have changed the restored data. Run the restore with event_scheduler=OFF '
                             '(SET GLOBAL event_scheduler=OFF) and try again.' % ', '.join(sorted(ran)))
-    if not events or engine.query('SELECT @@event_scheduler')[0][0] not in ('ON', '1'):
-        return
     for event in events:
-        if event['name'] not in status or event['detail'] != 'DISABLED':
+        if event['name'] not in status:
+            status[event['name']] = (loaded or {}).get(event['name'], event['detail'])
+        elif event['detail'] != 'DISABLED':   # the binary logs replayed an ALTER EVENT ... ENABLE
             status[event['name']] = event['detail']
-    _set_event_status(engine, temp, {e['name']: 'DISABLED' for e in events})
+    # Those the dump's filter did not load disabled (created or enabled by the binary logs): ALTER EVENT records the
+    # session's character set and the database's collation as the event's, so only when the scheduler may run them.
+    enabled = {e['name']: 'DISABLED' for e in events if e['detail'] != 'DISABLED'}
+    if enabled and engine.query('SELECT @@event_scheduler')[0][0] in ('ON', '1'):
+        _set_event_status(engine, temp, enabled)
 
 
 # Seconds a swap statement waits for a metadata lock on the target (a session with an open transaction on
@@ -1314,7 +1595,7 @@ def _swap(engine: Any, target: str, temp: str, tables: List[str], before: Dict[s
         raise OpsReadyError('The restored copy holds %s routine(s) (%s) that mariadb-dump cannot move into %s. '
                             'The target was not touched.' % (len(unsupported), ', '.join(unsupported), target))
     # Dumped from the copy: a view's qualifiers naming the copy are pointed at the target (see VIEW_HEAD).
-    new_script = requalify_script(_dump_objects(engine, temp, new_objects), temp, target)
+    new_script = with_event_status(requalify_script(_dump_objects(engine, temp, new_objects), temp, target), events)
     old_script = _dump_objects(engine, target, before['objects']) if before['exists'] else b''
     _drop_objects(engine, temp, new_objects, kinds=('triggers',))  # a table with triggers cannot change schema
     clause = charset_clause(defaults)
@@ -1419,6 +1700,20 @@ def _undo(engine: Any, target: str, temp: str, tables: List[str], before: Dict[s
                             target=target, aside=aside, definitions=saved)
 
 
+def packet_hint(engine: Any) -> str:
+    """What to do when the server closed the load's connection ("Server has gone away"): most often a statement of
+    the dump longer than the server's max_allowed_packet (one row's INSERT: a BLOB is written as hex, twice its
+    size)."""
+    try:
+        limit = engine.query('SELECT @@global.max_allowed_packet')[0][0]
+    except (ToolError, IndexError):
+        limit = 'unknown'
+    return (' The server closed the connection: most often a statement of the dump (the INSERT of one row: a BLOB '
+            'value is written as hex, twice its size) is longer than its max_allowed_packet (%s bytes). Raise it '
+            '(SET GLOBAL max_allowed_packet = 1073741824, and in the server\'s configuration) and run the restore '
+            'again; otherwise the server\'s error log says why it closed the connection.' % limit)
+
+
 # Seconds a restore waits for another restore into the same target database to finish: none. Two runs
 # interleaving (each loads its copy, then both swap) would leave whichever swapped last, with the other's
 # 'restored' report a lie; the second run is told at once instead.
@@ -1450,10 +1745,25 @@ def restore(engine: Any, request: RestoreRequest, chain: List[Manifest], timer: 
         return _restore_locked(engine, request, chain, timer, stale)
 
 
+def refuse_all_databases(full: Manifest) -> None:
+    """An all-databases dump names every database it fills (CREATE DATABASE, USE): loaded into the temporary copy,
+    it dropped and recreated the live databases of this server under their own names (and the grant tables of
+    the mysql schema), and the restore reported an empty target as restored."""
+    if full.database == ALL_DATABASES:
+        raise OpsReadyError(
+            'Backup %s is an all-databases dump (source_database=%s): it creates and fills every database of the '
+            'source server under its own name (CREATE DATABASE, USE), so it cannot be restored into one database; '
+            'loaded, it would overwrite the databases of this server that have those names, and the mysql schema. '
+            'Nothing was changed. Restore a single-database backup (db_backup database=...), or load this dump with '
+            'the %s client by hand on a server that is to be replaced.' % (full.id, ALL_DATABASES, 'mariadb'),
+            artifact=full.path)
+
+
 def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest], timer: Timer,
                     stale: Dict[str, Any]) -> Dict[str, Any]:
     target_db = _target(request)
     full, logs = chain[0], chain[1:]
+    refuse_all_databases(full)
     if full.kind != 'full':
         raise OpsReadyError('A %s restore starts from a dump (kind=full); %s is a %s.'
                             % (engine.flavor, full.id, full.kind))
@@ -1485,8 +1795,8 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
             engine.query(comment_sql(temp, comment))
         probe_privileges(engine, temp, full.data.get('database_objects'))
         timer.lap('probe_privileges')
-        _load_dump(engine, full, temp)
-        _quiesce_events(engine, temp, events)
+        loaded = _load_dump(engine, full, temp)
+        _quiesce_events(engine, temp, events, loaded)
         missing = missing_objects(full.data.get('database_objects'), count_objects(objects_of(engine, temp)))
         timer.lap('load_dump')
         if logs:
@@ -1514,10 +1824,13 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
     except ToolError as exc:
         drop_schema(engine, temp)
         in_use = ''
-        if 'Lock wait timeout exceeded' in '%s %s' % (exc.message, exc.stderr):
+        said = '%s %s' % (exc.message, exc.stderr)
+        if 'Lock wait timeout exceeded' in said:
             in_use = (' The target is in use: a session held a lock on its tables for more than %d s. Stop the '
                       'application\'s sessions on %s (SHOW PROCESSLIST) and run the restore again.'
                       % (SWAP_LOCK_WAIT, target_db))
+        elif 'ERROR 2006' in said or 'max_allowed_packet' in said or 'ERROR 1153' in said:
+            in_use = packet_hint(engine)
         raise OpsReadyError('Restore of %s into %s failed and was rolled back (temporary database %s dropped; %s is '
                             'as it was): %s%s' % (full.id, target_db, temp, target_db, exc.message, in_use),
                             target=target_db, stderr=exc.stderr)
@@ -1557,11 +1870,12 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
                            'PRESERVE is dropped by the server as it is created (the source keeps it while '
                            'event_scheduler is OFF); compare SHOW EVENTS / SHOW ... STATUS of source and target.'))
     if replay.get('database_function'):
-        warnings.append('The binary logs replayed statement(s) run with USE %s that call DATABASE() or SCHEMA(): in '
-                        'the restored copy those returned its temporary name (%s), not %s, so what they wrote differs '
-                        'from the source (binlog_format=STATEMENT/MIXED logs the statement, not its rows). Check the '
-                        'rows they wrote: %s' % (full.database, temp, full.database,
-                                                 '; '.join(replay['database_function'])))
+        warnings.append('The binary logs replayed statement(s) run with USE %s that call DATABASE() or SCHEMA(), '
+                        'themselves or through a trigger they fire, a stored function or procedure they call or a view '
+                        'they read whose body does: in the restored copy those returned its temporary name (%s), not '
+                        '%s, so what they wrote differs from the source (binlog_format=STATEMENT/MIXED logs the '
+                        'statement, not its rows). Check the rows they wrote: %s'
+                        % (full.database, temp, full.database, '; '.join(replay['database_function'])))
     absent = absent_definers(engine, target_db)
     if absent:
         warnings.append('Objects of %s have a DEFINER that is no account of this server: %s. Using such a view or '
@@ -1577,6 +1891,13 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
                         'values from another copy.' % (sum(v for v in lossy.values() if isinstance(v, int)),
                                                        ', '.join(sorted(str(k) for k in lossy)), engine.flavor,
                                                        full.id))
+    enum_errors = full.data.get('enum_error_values')
+    if isinstance(enum_errors, dict) and enum_errors:
+        # recorded by the backup (engines/mysql/backup.py enum_error_values)
+        warnings.append("%d row(s) of ENUM column(s) %s held the error value (index 0) next to a '' member: the dump "
+                        "wrote both as '', so those rows were restored with the '' member (the backup %s said so)."
+                        % (sum(v for v in enum_errors.values() if isinstance(v, int)),
+                           ', '.join(sorted(str(k) for k in enum_errors)), full.id))
     if warnings:
         result['warnings'] = warnings
     if request.stop_at is not None and logs:
@@ -1631,6 +1952,8 @@ class MySQLRestore(Restorer):
     drop_with = drop
 
     def check(self, request: RestoreRequest, chain: List[Manifest]) -> Dict[str, Any]:
+        if chain:
+            refuse_all_databases(chain[0])
         engine = self.engine(request)
         engine.ping()
         before = check_target(engine, request)
