@@ -82,6 +82,13 @@ def scan_binlog(path: str) -> Dict[str, Any]:
     return {'events': events, 'first_event': first, 'last_event': last}
 
 
+def _schemas_where(database: Optional[str]) -> str:
+    """The information_schema condition for ``database``'s tables, or every user database's (None)."""
+    if database is None:
+        return "TABLE_SCHEMA NOT IN (%s)" % ', '.join("'%s'" % name for name in SYSTEM_SCHEMAS)
+    return 'TABLE_SCHEMA = %s' % quote_literal(database)
+
+
 class MySQLEngine(Engine):
     name = 'mariadb'
     kinds = ('full', 'log')
@@ -136,8 +143,7 @@ class MySQLEngine(Engine):
         """System-versioned tables of ``database`` (None: every user schema), split by how their history is
         stamped: 'timestamp' (ROW START is a TIMESTAMP: mariadb-dump --dump-history can save it) or
         'transaction' (transaction-precise, BIGINT: it cannot)."""
-        where = ("TABLE_SCHEMA NOT IN (%s)" % ', '.join("'%s'" % s for s in SYSTEM_SCHEMAS) if database is None
-                 else 'TABLE_SCHEMA = %s' % quote_literal(database))
+        where = _schemas_where(database)
         # Implicit ROW START columns are not in COLUMNS; transaction-precise ones are always explicit (BIGINT).
         rows = self.query("SELECT CONCAT(TABLE_SCHEMA, '.', TABLE_NAME), "  # nosec B608 # quote_literal
                           "(SELECT MAX(c.DATA_TYPE) FROM information_schema.COLUMNS c WHERE c.TABLE_SCHEMA = "
@@ -153,8 +159,7 @@ class MySQLEngine(Engine):
         """``{'db.table.column': rows}``: ENUM columns with a '' member whose rows hold the error value (index 0,
         stored for an invalid value under a non-strict sql_mode). The dump writes both as '' and they load as the
         member. Only tables with such a column are read (one scan each)."""
-        where = ("TABLE_SCHEMA NOT IN (%s)" % ', '.join("'%s'" % s for s in SYSTEM_SCHEMAS) if database is None
-                 else 'TABLE_SCHEMA = %s' % quote_literal(database))
+        where = _schemas_where(database)
         rows = self.query("SELECT TABLE_SCHEMA, TABLE_NAME, c.COLUMN_NAME, c.COLUMN_TYPE "  # nosec B608 # quoted
                           "FROM information_schema.COLUMNS c JOIN information_schema.TABLES t "
                           "USING (TABLE_SCHEMA, TABLE_NAME) WHERE t.TABLE_TYPE <> 'VIEW' AND c.DATA_TYPE = 'enum' "
@@ -178,8 +183,7 @@ class MySQLEngine(Engine):
         back byte for byte (sjis: 0x5C and 0x815F both read as U+005C, which is written back as 0x815F), which the
         dump (written in utf8mb4, as mariadb-dump/mysqldump write every text column) cannot hold unchanged. Only
         tables with a column in such a character set are read (one scan each)."""
-        where = ("TABLE_SCHEMA NOT IN (%s)" % ', '.join("'%s'" % s for s in SYSTEM_SCHEMAS) if database is None
-                 else 'TABLE_SCHEMA = %s' % quote_literal(database))
+        where = _schemas_where(database)
         rows = self.query("SELECT TABLE_SCHEMA, TABLE_NAME, c.COLUMN_NAME, c.CHARACTER_SET_NAME "  # nosec B608 # quoted
                           "FROM information_schema.COLUMNS c JOIN information_schema.TABLES t "
                           "USING (TABLE_SCHEMA, TABLE_NAME) WHERE t.TABLE_TYPE <> 'VIEW' AND "
