@@ -47,6 +47,17 @@ options:
         C(time() - opsready_backup_last_log_timestamp_seconds) for the age of the newest archived WAL
         segment or binlog (a stopped archiver freezes it).
     type: int
+  origin_succession:
+    description:
+      - One server whose identity changed (a PostgreSQL cluster upgraded with pg_upgrade or re-created with initdb,
+        a renamed host) leaves a set with two origins. Without this each origin has its own series, and the old one
+        ages past the RPO until retention deletes its backups. With it, a set whose origins succeeded each other
+        (no overlap in time) has one series, the newest origin's, naming its predecessors. Origins whose backups
+        overlap in time (two live servers) keep one each.
+      - The same declaration as M(opsready.operations.backup_prune)
+        O(opsready.operations.backup_prune#module:origin_succession).
+    type: bool
+    default: false
 extends_documentation_fragment:
   - opsready.operations.check_mode
 notes:
@@ -104,6 +115,7 @@ def main():
             engine=dict(type='str'),
             database=dict(type='str'),
             rpo_seconds=dict(type='int'),
+            origin_succession=dict(type='bool', default=False),
         ),
         supports_check_mode=True,
     )
@@ -114,7 +126,7 @@ def main():
         module.fail_json(msg='rpo_seconds must be more than 0 (the objective, e.g. 300 for 5 minutes).')
     try:
         records = backup_freshness.assess(p['backup_dir'], p['engine'], p['database'], verified_only=False,
-                                          rpo_objective=p['rpo_seconds'])
+                                          rpo_objective=p['rpo_seconds'], origin_succession=p['origin_succession'])
         text = backup_freshness.prometheus_text(records, p['backup_dir'])
         before = (safeio.read_regular_or_none(p['textfile'], 16 * 1024 * 1024, what='Textfile')
                   or b'').decode('utf-8', 'replace')

@@ -200,6 +200,14 @@ options:
           - C(backup) count only full backups that M(opsready.operations.backup_verify) marked verified.
             Backups whose verification failed never count. Default V(true).
         type: bool
+      origin_succession:
+        description:
+          - C(backup) one server whose identity changed (a PostgreSQL cluster upgraded with pg_upgrade or re-created
+            with initdb, a renamed host) leaves a set with two origins. Without this each origin is checked, and the
+            old one fails the RPO until retention deletes its backups. With it, a set whose origins succeeded each
+            other (no overlap in time) is checked once, as the newest origin. Origins whose backups overlap in time
+            (two live servers) are still checked one by one. Default V(false).
+        type: bool
       process:
         description:
           - C(process) name (process name or basename of argv[0]); with O(checks[].pidfile), the name the

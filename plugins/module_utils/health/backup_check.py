@@ -27,7 +27,8 @@ class BackupCheck(CheckType):
     options = {'backup_dir': {'type': 'path'}, 'backup_engine': {'type': 'str'},
                'rpo_minutes': {'type': 'float'}, 'full_max_age_hours': {'type': 'float', 'default': 26.0},
                'warning_percent': {'type': 'float', 'default': 80.0},
-               'verified_only': {'type': 'bool', 'default': True}}
+               'verified_only': {'type': 'bool', 'default': True},
+               'origin_succession': {'type': 'bool', 'default': False}}
     one_of = (('backup_dir',),)
     down_condition = 'backup_missing'
 
@@ -45,7 +46,8 @@ class BackupCheck(CheckType):
         from ansible_collections.opsready.operations.plugins.module_utils.health import backup_freshness
         try:
             records = backup_freshness.assess(spec['backup_dir'], spec.get('backup_engine'), spec.get('database'),
-                                              verified_only=spec['verified_only'])
+                                              verified_only=spec['verified_only'],
+                                              origin_succession=spec['origin_succession'])
         except OpsReadyError as exc:
             return {'ok': False, 'condition': 'backup_missing', 'message': exc.message, 'latency_ms': None}
         if not records:

@@ -15,7 +15,7 @@ import datetime
 import os
 from typing import Any, Dict, List, Optional, Tuple
 
-from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import NEWEST_ORIGIN, Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import atomic_write_text
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
@@ -33,23 +33,37 @@ def _duration(entry: Manifest) -> float:
     return max(0.0, (entry.finished - entry.started).total_seconds())
 
 
-def _origin_keys(directory: str, keys: List[Tuple[str, str]]) -> List[Tuple[str, str, Optional[str], List[str]]]:
-    """(engine, database, origin, the set's origins) per set and per source server: a set that several servers write
-    into a shared directory has one record (and RPO) per server, never one for whichever wrote last."""
-    result: List[Tuple[str, str, Optional[str], List[str]]] = []
+OriginKey = Tuple[str, str, Optional[str], List[str], str, List[str]]
+
+
+def _origin_keys(directory: str, keys: List[Tuple[str, str]], succession: bool = False) -> List[OriginKey]:
+    """(engine, database, origin, the set's origins, their relation, predecessors) per set and per source server: a
+    set that several servers write into a shared directory has one record (and RPO) per server, never one for
+    whichever wrote last. ``succession``: a set whose origins succeeded each other (declared: one server whose
+    identity changed) has one record, the newest origin's; overlapping origins keep one each."""
+    result: List[OriginKey] = []
     for key_engine, key_db in keys:
+        if succession:
+            newest = Catalog(directory, engine=key_engine, database=key_db or None, origin=NEWEST_ORIGIN)
+            spans = newest.succession.get((key_engine, key_db or None))
+            if spans:
+                names = [span.origin for span in spans]
+                result.append((key_engine, key_db, names[-1], sorted(names), 'successive', names[:-1]))
+                continue
         origins = Catalog(directory, engine=key_engine, database=key_db or None).origins
         if len(origins) > 1:
-            result.extend((key_engine, key_db, origin, origins) for origin in origins)
+            result.extend((key_engine, key_db, origin, origins, 'overlapping' if succession else 'mixed', [])
+                          for origin in origins)
         else:
-            result.append((key_engine, key_db, None, origins))
+            result.append((key_engine, key_db, None, origins, 'single', []))
     return result
 
 
 def assess(directory: str, engine: Optional[str] = None, database: Optional[str] = None,
            now: Optional[datetime.datetime] = None, verified_only: bool = True,
-           rpo_objective: Optional[float] = None) -> List[Dict[str, Any]]:
-    """One record per (engine, database) in the backup directory.
+           rpo_objective: Optional[float] = None, origin_succession: bool = False) -> List[Dict[str, Any]]:
+    """One record per (engine, database) in the backup directory (per origin where several servers write a set;
+    ``origin_succession``: one, the newest origin's, where they succeeded each other - ``_origin_keys``).
 
     ``rpo_objective`` (seconds): each record then says whether the continuous RPO (what a restore now would
     lose: now minus the recoverable point) and the age of the newest archived WAL segment / binlog exceed it.
@@ -61,7 +75,8 @@ def assess(directory: str, engine: Optional[str] = None, database: Optional[str]
     everything = Catalog(directory, engine=engine, database=database)
     keys = sorted({(m.engine, m.database or '') for m in everything.entries})
     records = []
-    for key_engine, key_db, origin, origins in _origin_keys(directory, keys):
+    for key in _origin_keys(directory, keys, origin_succession):
+        key_engine, key_db, origin, origins, relation, predecessors = key
         catalog = Catalog(directory, engine=key_engine, database=key_db or None, origin=origin)
         fulls = [f for f in catalog.fulls() if catalog.usable(f)]
         verified = [f for f in fulls if f.verified is True]
@@ -79,6 +94,8 @@ def assess(directory: str, engine: Optional[str] = None, database: Optional[str]
             'database': key_db,
             'origin': origin,
             'origins': origins,
+            'origins_relation': relation,
+            'predecessors': predecessors,
             'artifacts': len(catalog.entries),
             'fulls': len(fulls),
             'logs': len(logs),

@@ -201,3 +201,25 @@ def test_retention_of_overlapping_origins_stays_per_origin_with_a_warning(
     assert set(planned['deleted_ids']) == set(a_fulls[:2] + a_logs[:2] + b_fulls[:2] + b_logs[:2])
     assert planned['origin_sets'][0]['origins_relation'] == 'overlapping'
     assert len(planned['warnings']) == 1 and A in planned['warnings'][0] and B in planned['warnings'][0]
+
+
+def test_freshness_follows_a_declared_succession(tmp_path):
+    """backup_metrics / the health backup check after a pg_upgrade (or a renamed host): without the declaration the
+    old server keeps its own record, aging past the RPO until its backups are pruned (weeks of alerts for a server
+    that no longer exists); with ``origin_succession`` the set has one record, the newest server's, naming its
+    predecessors. Overlapping origins keep one record per server (a second live host's staleness stays visible)."""
+    from ansible_collections.opsready.operations.plugins.module_utils.health import backup_freshness
+    host(tmp_path, A, 0, 2, '-a')
+    host(tmp_path, B, 5, 2, '-b')
+    assert [r['origin'] for r in backup_freshness.assess(str(tmp_path), now=NOW, verified_only=False)] == [A, B]
+    (record,) = backup_freshness.assess(str(tmp_path), now=NOW, verified_only=False, origin_succession=True)
+    assert record['origin'] == B and record['predecessors'] == [A]
+    assert record['recoverable_until'] == isoformat(START + datetime.timedelta(days=6, hours=1))
+    text = backup_freshness.prometheus_text([record], str(tmp_path))
+    assert 'origin="%s"' % B in text and 'origin="%s"' % A not in text
+    live = tmp_path / 'live'
+    live.mkdir()
+    host(live, A, 0, 2, '-a')
+    host(live, B, 1, 2, '-b')   # overlaps: two servers write the set
+    records = backup_freshness.assess(str(live), now=NOW, verified_only=False, origin_succession=True)
+    assert [(r['origin'], r['origins_relation']) for r in records] == [(A, 'overlapping'), (B, 'overlapping')]
