@@ -125,6 +125,15 @@ options:
   sse_kms_key_id:
     description: KMS key for O(server_side_encryption=aws:kms).
     type: str
+  origin_succession:
+    description:
+      - Retention at the destination (keep_*) treats a set's origins that succeeded each other (one server whose
+        identity changed, as after pg_upgrade, a re-initdb or a renamed host) as one timeline, so the old
+        server's copies age out, as M(opsready.operations.backup_prune)
+        O(opsready.operations.backup_prune#module:origin_succession) does locally. Without it each origin keeps
+        its own newest full. Origins that overlap in time are always planned one by one.
+    type: bool
+    default: false
   object_lock_mode:
     description:
       - O(backend=s3) only. Upload every object (data and manifest) with S3 Object Lock in this mode and a
@@ -434,6 +443,7 @@ def main():
             verified_only=dict(type='bool', default=False),
             verify=dict(type='str', choices=['full', 'size'], default='full'),
             scope=dict(type='str', choices=['all', 'latest_chain'], default='all'),
+            origin_succession=dict(type='bool', default=False),
             **retention.argument_spec()
         ),
         required_if=[('backend', 's3', ['bucket']), ('backend', 'ssh', ['ssh_host', 'remote_path']),

@@ -168,6 +168,29 @@ def test_s3_retention_at_destination_is_chain_safe(tmp_path, s3, bucket):
     assert len(list(local.glob('*.manifest.json'))) == len(ids)
 
 
+def test_s3_retention_follows_a_declared_origin_succession(tmp_path, s3, bucket):
+    """After a pg_upgrade (a new system identifier) the destination holds two origins of the set. Per origin (the
+    default) the old server's newest full and its logs stay forever; with origin_succession (as backup_prune) they
+    are older backups of one timeline and age out like any."""
+    from ansible_collections.opsready.operations.plugins.module_utils.backup import retention
+    local = tmp_path / 'backups'
+    ids = synthetic_catalog(local, [20, 10, 1])
+    for name in ids:
+        path = local / (name + '.manifest.json')
+        data = json.loads(path.read_text())
+        data['origin'] = 'pg:1111' if name in ids[:6] else 'pg:2222'   # the last full and its logs: the new cluster
+        path.write_text(json.dumps(data))
+    store = S3Store(bucket, 'pg', endpoint_url=s3.endpoint_url, access_key=s3.access_key,
+                    secret_key=s3.secret_key, region=s3.region)
+    offsite.push(store, str(local))
+    per_origin = offsite.push(store, str(local), policy=retention.Policy(keep_last=1), check_mode=True)
+    assert per_origin['deleted'] == sorted(ids[0:2])   # the old origin keeps its newest full
+    done = offsite.push(store, str(local), policy=retention.Policy(keep_last=1, origin_succession=True))
+    assert done['deleted'] == sorted(ids[0:6])
+    remaining = {k.split('/', 1)[1] for k in objects(s3, bucket)}
+    assert all(kept in remaining for kept in ids[6:]) and not any(gone in remaining for gone in ids[0:6])
+
+
 def test_interrupted_upload_leaves_no_manifest_and_the_next_run_cleans_up(tmp_path, s3, bucket):
     local = tmp_path / 'backups'
     local.mkdir()

@@ -304,7 +304,8 @@ def prune(store: Store, remote: Catalog, policy: retention.Policy, check_mode: b
     usable, catalogued copy) and recorded in ``locked`` with its retain-until date, as is any artifact a
     locked one still needs (its full, the logs it replays). Never an error: the next run deletes it.
     """
-    planned = retention.plan(remote, policy)
+    # origin_succession: a set's successive origins (one server whose identity changed) are one timeline
+    planned = retention.plan(remote, policy, succession=policy.origin_succession)
     doomed = []
     for artifact_id in sorted(planned['delete']):
         entry = remote.get(artifact_id)
