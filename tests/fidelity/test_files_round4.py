@@ -125,6 +125,27 @@ def test_fifos_and_devices_are_archived_and_sockets_said_so(tmp_path):
     assert again.rc == 0 and again.result('restore')['changed'] is False, again.stdout[-3000:]
 
 
+def readable_runtime(lib: Path) -> str:
+    """What another account needs to import extract: the clone (CI's is a 0700 temporary directory) and the venv
+    are root's, so the collection's plugins and the third-party packages extract imports are copied to ``lib``."""
+    from ansible_collections.opsready.operations.plugins.module_utils.files import extract  # noqa: F401
+    collection = lib / 'ansible_collections' / 'opsready' / 'operations'
+    shutil.copytree(Path(__file__).resolve().parents[2] / 'plugins', collection / 'plugins',
+                    ignore=shutil.ignore_patterns('__pycache__'))
+    sites = [path for path in sys.path if path.endswith('site-packages')]
+    for name, module in list(sys.modules.items()):
+        source = getattr(module, '__file__', None)
+        if '.' in name or not source or not any(source.startswith(site + os.sep) for site in sites):
+            continue
+        origin = Path(source)
+        if origin.name == '__init__.py':
+            shutil.copytree(origin.parent, lib / origin.parent.name, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns('__pycache__'))
+        else:
+            shutil.copy2(origin, lib / origin.name)
+    return str(lib)
+
+
 @pytest.mark.skipif(not ROOT, reason='making device nodes needs root')
 def test_devices_restored_by_another_user_are_reported(tmp_path):
     """Only root makes device nodes: a restore by another user (into their own directory) puts back everything
@@ -136,14 +157,15 @@ def test_devices_restored_by_another_user_are_reported(tmp_path):
     user_home = Path(tempfile.mkdtemp(prefix='opsready-nobody-', dir='/tmp'))   # tmp_path's parents are 0700
     try:
         subprocess.run(['cp', '-a', str(dest), str(user_home / 'backups')], check=True)
+        lib = readable_runtime(user_home / 'lib')
         subprocess.run(['chown', '-R', '65534:65534', str(user_home)], check=True)
-        build = Path(__file__).resolve().parents[2] / 'build'
-        code = ('import json, sys; sys.path.insert(0, %r)\n'
+        code = ('import json, sys\n'
                 'from ansible_collections.opsready.operations.plugins.module_utils.files import extract\n'
                 'm = extract.find_archive(sys.argv[1], "app")\n'
-                'print(json.dumps(extract.restore_archive(m, sys.argv[2])))\n' % str(build))
-        run = subprocess.run(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', sys.executable, '-c',
-                              code, str(user_home / 'backups'), str(user_home / 'restored')],
+                'print(json.dumps(extract.restore_archive(m, sys.argv[2])))\n')
+        run = subprocess.run(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups',
+                              os.path.realpath(sys.executable), '-c', code, str(user_home / 'backups'),
+                              str(user_home / 'restored')], env=dict(os.environ, PYTHONPATH=lib),
                              capture_output=True, text=True, check=False)
         assert run.returncode == 0, run.stderr[-3000:]
         outcome = json.loads(run.stdout)
