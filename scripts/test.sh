@@ -56,7 +56,7 @@ layer_integration() {
 # properties), one file per engine; files share no server, so they run side by side.
 layer_fidelity() { "${PYTEST[@]}" tests/fidelity -q -ra -n 2 --dist loadfile --durations=10; }
 # The fast subset of the fault matrix (`make faults` runs all of it).
-layer_faults() { "${PYTEST[@]}" tests/faults -m fast -q -ra; }
+layer_faults() { "${PYTEST[@]}" tests/faults -m fast -q -ra -n 2 --dist loadfile --durations=10; }
 layer_molecule() { bash scripts/molecule.sh; }
 
 failed=()

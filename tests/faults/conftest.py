@@ -27,7 +27,10 @@ REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / 'docs' / 'faults.md'
 if str(REPO / 'build') not in sys.path:  # the collection as installed (ansible_collections.opsready.operations)
     sys.path.insert(0, str(REPO / 'build'))
-ROWS: Dict[str, Dict[str, Any]] = {}
+ROWS: Dict[str, Dict[str, Any]] = {}  # this process's cases, filled in as they run
+# Every case's final row as its reports arrive: in the process that prints the table. Under pytest-xdist the
+# cases run in workers, and a row reaches the controller only inside a report (``user_properties``).
+REPORTED: Dict[str, Dict[str, Any]] = {}
 KEEP_MARK = '<!-- hand-written sections below: kept when this file is regenerated -->'
 
 
@@ -135,6 +138,7 @@ def fault(request: pytest.FixtureRequest):
         kwargs = {k: v.format(**params.params) for k, v in kwargs.items()}
     rec = Fault(request.node.nodeid, kwargs['fault'], kwargs['component'], kwargs['expected'],
                 request.node.get_closest_marker('fast') is not None)
+    rec.row['order'] = request.session.items.index(request.node)  # every worker collects the same list
     ROWS[request.node.nodeid] = rec.row
     rec.watch.start()
     yield rec
@@ -160,6 +164,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         row['verdict'] = 'skipped'
     elif report.when == 'teardown' and row['verdict'] == '?':
         row['verdict'] = 'as expected'
+    report.user_properties = list(report.user_properties) + [('fault_row', dict(row))]
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    for name, value in report.user_properties:
+        if name == 'fault_row':
+            REPORTED[value['case']] = value
 
 
 def _cell(value: Any) -> str:
@@ -176,7 +187,9 @@ def table(rows: List[Dict[str, Any]]) -> str:
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    rows = list(ROWS.values())
+    if hasattr(config, 'workerinput'):  # an xdist worker: the controller prints the table
+        return
+    rows = sorted(REPORTED.values(), key=lambda row: row['order'])
     if not rows:
         return
     wrong = [r for r in rows if r['verdict'] == 'WRONG']

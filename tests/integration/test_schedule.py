@@ -54,7 +54,7 @@ def jobs_for(project, **extra):
            'extra_vars': {'marker': str(project['marker']), 'greeting': 'hello'}, 'lock': 'shared'}
     job.update(extra)
     other = {'name': 'slow', 'playbook': 'playbooks/marker.yml', 'cron': '0 3 1 * *', 'on_calendar': 'monthly',
-             'extra_vars': {'marker': str(project['marker']) + '.slow', 'greeting': 'slow', 'pause': 20},
+             'extra_vars': {'marker': str(project['marker']) + '.slow', 'greeting': 'slow', 'pause': 8},
              'lock': 'shared'}
     waiter = {'name': 'waiter', 'playbook': 'playbooks/marker.yml', 'cron': '0 4 1 * *', 'on_calendar': 'monthly',
               'extra_vars': {'marker': str(project['marker']) + '.waiter', 'greeting': 'waited'},
