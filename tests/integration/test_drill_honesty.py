@@ -264,6 +264,9 @@ def test_a_redis_key_count_that_was_never_recorded_is_a_warning_not_a_silent_pas
         integrity = next(s for s in db['steps'] if s['name'] == 'integrity')
         assert integrity['ok'] and 'not checked' in integrity['result'], integrity
         assert any('key count' in w and 'not checked' in w for w in db['warnings']), db['warnings']
+        # The decrypted RDB went where dr_drill_scratch_dir says (it went to the system temp directory before).
+        cleanup = result.result('Drill the Redis backup on a scratch redis-server')['cleanup']
+        assert os.path.dirname(cleanup['path']) == str(tmp_path / 'scratch') and cleanup['cleaned_up'], cleanup
     finally:
         server.stop()
 
