@@ -138,36 +138,8 @@ options:
         and C(@globals)), it is skipped only when every one of them has such a backup.
     type: int
     default: 0
-  retention:
-    description:
-      - Prune this database's backups after a successful run, as M(opsready.operations.backup_prune) does
-        (every set the run wrote, that is each database of O(all_databases), and C(@globals)). Unset keeps
-        everything. The newest verified full and every piece a kept backup depends on survive.
-    type: dict
-    suboptions:
-      keep_last:
-        description: Keep the newest N full backups.
-        type: int
-      keep_days:
-        description: Keep full backups younger than N days.
-        type: float
-      keep_daily:
-        description: Keep the newest full of each of the last N days that have one.
-        type: int
-      keep_weekly:
-        description: Keep the newest full of each of the last N ISO weeks that have one.
-        type: int
-      keep_monthly:
-        description: Keep the newest full of each of the last N months that have one.
-        type: int
-      origin_succession:
-        description:
-          - Successive origins of a set (one server whose identity changed - pg_upgrade, a re-initdb, a renamed
-            host) are one timeline for these rules, so the old origin's backups age out, as
-            M(opsready.operations.backup_prune) O(opsready.operations.backup_prune#module:origin_succession) does.
-        type: bool
-        default: false
 extends_documentation_fragment:
+  - opsready.operations.retention_after_backup
   - opsready.operations.backup_dest
   - opsready.operations.compression
   - opsready.operations.db_connection

@@ -42,33 +42,8 @@ options:
     description: age public keys (C(age1...)) to encrypt to; required when O(encrypt=true).
     type: list
     elements: str
-  retention:
-    description: Prune this set's backups after a successful run, as M(opsready.operations.backup_prune) does.
-    type: dict
-    suboptions:
-      keep_last:
-        description: Keep the newest N full backups.
-        type: int
-      keep_days:
-        description: Keep full backups younger than N days.
-        type: float
-      keep_daily:
-        description: Keep the newest full of each of the last N days that have one.
-        type: int
-      keep_weekly:
-        description: Keep the newest full of each of the last N ISO weeks that have one.
-        type: int
-      keep_monthly:
-        description: Keep the newest full of each of the last N months that have one.
-        type: int
-      origin_succession:
-        description:
-          - Successive origins of a set (one server whose identity changed - pg_upgrade, a re-initdb, a renamed
-            host) are one timeline for these rules, so the old origin's backups age out, as
-            M(opsready.operations.backup_prune) O(opsready.operations.backup_prune#module:origin_succession) does.
-        type: bool
-        default: false
 extends_documentation_fragment:
+  - opsready.operations.retention_after_backup
   - opsready.operations.backup_dest
   - opsready.operations.redis_connection
   - opsready.operations.compression
