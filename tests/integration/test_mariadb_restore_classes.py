@@ -244,11 +244,15 @@ def test_views_whose_dump_names_their_database(maria_db, tmp_path, hostile, repl
             server.sql('DROP DATABASE IF EXISTS %s' % q(db))
 
 
-def test_replace_onto_a_target_in_use(maria_db, tmp_path):
+def test_replace_onto_a_target_in_use(maria_db, tmp_path, monkeypatch):
     """A session holds an open transaction on the target's table (its metadata lock) for longer than the
     client waits: the swap must give up inside the server, roll back, say the target is in use, and leave
     nothing queued that runs later (before: RENAME TABLE waited a year's lock_wait_timeout, the client was
-    stopped after 70 s, and the queued RENAME ran once the session ended, after 'rolled back')."""
+    stopped after 70 s, and the queued RENAME ran once the session ended, after 'rolled back').
+    The swap's lock wait is 30 s; the test runs the same statements with 5 s (the time is not what it proves)."""
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql import restore as mysql_restore
+    monkeypatch.setattr(mysql_restore, 'SWAP_LOCK_WAIT', 5)
+    monkeypatch.setattr(mysql_restore, 'LOCK_WAIT_PREFIX', 'SET SESSION lock_wait_timeout = 5; ')
     server = maria_db.server
     maria_db.sql('CREATE TABLE t (x int); INSERT INTO t VALUES (1)')
     backup(server, maria_db.name, tmp_path / 'b')
