@@ -113,14 +113,19 @@ def deleted_files_held_open(directory: Path):
     return found
 
 
-def rotation_book(tmp_path: Path, logdir: Path, **args):
-    options = {'paths': [str(logdir / '*.log')], 'force': True, 'rotate': ROTATIONS + 5,
+def rotation_book(tmp_path: Path, logdir: Path, rotations: int = ROTATIONS, **args):
+    options = {'paths': [str(logdir / '*.log')], 'force': True, 'rotate': rotations + 5,
                'state_file': str(tmp_path / 'state.json')}
     options.update(args)
     return write_playbook(tmp_path, [{
         'name': 'rotate', 'opsready.operations.log_rotate': options,
-        'loop': '{{ range(%d) | list }}' % ROTATIONS,
+        'loop': '{{ range(%d) | list }}' % rotations,
     }])
+
+
+# copytruncate loses lines by design (the copy/truncate window): what the test proves is that the loss is
+# reported, small, and never a duplicated or torn line; 20 rotations show it (create mode keeps all 50).
+COPYTRUNCATE_ROTATIONS = 20
 
 
 def test_create_mode_loses_no_line_over_50_rotations(tmp_path):
@@ -159,10 +164,10 @@ def test_copytruncate_mode_reports_the_lines_it_loses(tmp_path, record_property)
     log = logdir / 'app.log'
     proc, _pidfile, count_file = start_writer(tmp_path, log)
     try:
-        result = run_playbook(rotation_book(tmp_path, logdir, mode='copytruncate'))
+        result = run_playbook(rotation_book(tmp_path, logdir, COPYTRUNCATE_ROTATIONS, mode='copytruncate'))
         assert result.rc == 0
         items = result.task_results('rotate', events=('runner_item_on_ok',))
-        assert len(items) == ROTATIONS and all(len(item['rotated']) == 1 for item in items)
+        assert len(items) == COPYTRUNCATE_ROTATIONS and all(len(item['rotated']) == 1 for item in items)
         assert deleted_files_held_open(logdir) == []
     finally:
         total = stop_writer(proc, count_file)
@@ -170,7 +175,7 @@ def test_copytruncate_mode_reports_the_lines_it_loses(tmp_path, record_property)
     record_property('copytruncate_lines_written', total)
     record_property('copytruncate_lines_lost', missing)
     message = ('copytruncate: %d of %d lines lost over %d rotations (%.6f%%) - the documented copy/truncate window'
-               % (missing, total, ROTATIONS, 100.0 * missing / total))
+               % (missing, total, COPYTRUNCATE_ROTATIONS, 100.0 * missing / total))
     print(message)
     warnings.warn(message, stacklevel=1)
     # Lost lines are whole lines between the last read and the truncate: never duplicated, never torn.
