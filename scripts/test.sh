@@ -8,6 +8,9 @@ export ANSIBLE_CONFIG="$PWD/ansible.cfg"
 layers=("$@")
 [ ${#layers[@]} -eq 0 ] && layers=(lint package sanity units integration fidelity faults molecule)
 PYTEST=(.venv/bin/pytest -p no:cacheprovider)
+# Each layer's per-test times (JUnit XML): where a slow `make test` spends its minutes, file by file.
+RESULTS="$PWD/build/test-results"
+mkdir -p "$RESULTS"
 
 layer_lint() {
     ruff check plugins tests bench scripts && \
@@ -48,15 +51,15 @@ layer_package() {
     tail -1 "$out/importer.log"
 }
 layer_sanity() { bash scripts/sanity.sh; }
-layer_units() { "${PYTEST[@]}" tests/unit -q; }
+layer_units() { "${PYTEST[@]}" tests/unit -q --junitxml="$RESULTS/units.xml" -o junit_family=xunit1; }
 layer_integration() {
-    "${PYTEST[@]}" tests/integration -q -ra -n 2 --dist loadfile --durations=25
+    "${PYTEST[@]}" tests/integration -q -ra -n 2 --dist loadfile --durations=25 --junitxml="$RESULTS/integration.xml" -o junit_family=xunit1
 }
 # Restores compared object by object with their source (schema dump, per-table checksums, database-level
 # properties), one file per engine; files share no server, so they run side by side.
-layer_fidelity() { "${PYTEST[@]}" tests/fidelity -q -ra -n 2 --dist loadfile --durations=10; }
+layer_fidelity() { "${PYTEST[@]}" tests/fidelity -q -ra -n 2 --dist loadfile --durations=10 --junitxml="$RESULTS/fidelity.xml" -o junit_family=xunit1; }
 # The fast subset of the fault matrix (`make faults` runs all of it).
-layer_faults() { "${PYTEST[@]}" tests/faults -m fast -q -ra -n 2 --dist loadfile --durations=10; }
+layer_faults() { "${PYTEST[@]}" tests/faults -m fast -q -ra -n 2 --dist loadfile --durations=10 --junitxml="$RESULTS/faults.xml" -o junit_family=xunit1; }
 layer_molecule() { bash scripts/molecule.sh; }
 
 failed=()
