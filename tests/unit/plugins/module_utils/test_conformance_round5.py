@@ -1,0 +1,129 @@
+"""Conformance, round 5: the manifest decoder against JSON (RFC 8259) and against the manifest's own shape.
+
+Whoever can write a backup directory can plant a manifest, and a disk or a copy can corrupt one. The catalog's
+contract (catalog.Catalog.broken) is that a manifest it cannot trust is listed as broken, with why, and skipped:
+the other backups of the directory stay listed, restorable and prunable. Each case here is one malformed
+manifest beside a good full backup, on real files, through the real catalog scan: it must be refused by
+``read_manifest`` with an OpsReadyError that names the file, and listed in ``broken``; never a traceback
+(AttributeError, TypeError, RecursionError) and never a catalog that fails as a whole.
+
+What JSON itself refuses: NaN and Infinity (not JSON values), duplicate member names (RFC 8259 4: "names
+SHOULD be unique"; two ``sha256`` members would mean two checksums), nesting deeper than the decoder recurses.
+What the manifest's shape refuses: times that are not ISO 8601 text with a zone, a ``position`` that is not an
+object or whose chain positions are not integers, names that are not text, a size that is not a byte count.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from ansible_collections.opsready.operations.plugins.module_utils.backup import catalog, manifest
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+
+GOOD = {'id': 'good', 'artifact': 'good', 'engine': 'files', 'database': 'etc', 'kind': 'files',
+        'started': '2026-11-29T00:00:00Z', 'finished': '2026-11-29T00:00:01Z', 'size': 1, 'sha256': '0' * 64,
+        'compression': 'none', 'origin': 'db1', 'format': 1}
+BAD = dict(GOOD, id='bad', artifact='bad', started='2026-11-30T00:00:00Z', finished='2026-11-30T00:00:01Z')
+BAD_TEXT = json.dumps(BAD, sort_keys=True)
+
+
+def swap(old: str, new: str) -> str:
+    assert old in BAD_TEXT
+    return BAD_TEXT.replace(old, new, 1)
+
+
+def with_member(name: str, raw: str) -> str:
+    return BAD_TEXT[:-1] + ', "%s": %s}' % (name, raw)
+
+
+# (case id, manifest text, what the error must say)
+CASES = [
+    ('size NaN', swap('"size": 1', '"size": NaN'), 'NaN'),
+    ('size Infinity', swap('"size": 1', '"size": Infinity'), 'Infinity'),
+    ('size -Infinity', swap('"size": 1', '"size": -Infinity'), 'Infinity'),
+    ('size 1e999', swap('"size": 1', '"size": 1e999'), 'size'),
+    ('position start NaN', with_member('position', '{"start": NaN, "end": 2}'), 'NaN'),
+    ('duplicate sha256', with_member('sha256', '"%s"' % ('f' * 64)), 'sha256'),
+    ('duplicate key inside position', with_member('position', '{"start": 1, "start": 7}'), 'start'),
+    ('nesting 100000 deep', with_member('x', '[' * 100000 + ']' * 100000), 'nested'),
+    ('finished a number', swap('"finished": "2026-11-30T00:00:01Z"', '"finished": 5'), 'finished'),
+    ('finished a list', swap('"finished": "2026-11-30T00:00:01Z"', '"finished": ["2026-11-30T00:00:01Z"]'),
+     'finished'),
+    ('finished not a time', swap('"finished": "2026-11-30T00:00:01Z"', '"finished": "yesterday"'), 'finished'),
+    ('finished without zone', swap('"finished": "2026-11-30T00:00:01Z"', '"finished": "2026-11-30T00:00:01"'),
+     'finished'),
+    ('started a number', swap('"started": "2026-11-30T00:00:00Z"', '"started": 0'), 'started'),
+    ('consistent_at a number', with_member('consistent_at', '17'), 'consistent_at'),
+    ('covers_from an object', with_member('covers_from', '{}'), 'covers_from'),
+    ('position a list', with_member('position', '[1, 2]'), 'position'),
+    ('position start a string', with_member('position', '{"start": "1"}'), 'position'),
+    ('position end a float', with_member('position', '{"start": 1, "end": 2.5}'), 'position'),
+    ('position log_start true', with_member('position', '{"log_start": true}'), 'position'),
+    ('database a list', swap('"database": "etc"', '"database": ["etc"]'), 'database'),
+    ('engine a number', swap('"engine": "files"', '"engine": 5'), 'engine'),
+    ('parent an object', with_member('parent', '{"id": "good"}'), 'parent'),
+    ('origin a number', swap('"origin": "db1"', '"origin": 7'), 'origin'),
+    ('size a string', swap('"size": 1', '"size": "1"'), 'size'),
+    ('size negative', swap('"size": 1', '"size": -1'), 'size'),
+    ('size true', swap('"size": 1', '"size": true'), 'size'),
+    ('sha256 a number', swap('"sha256": "%s"' % ('0' * 64), '"sha256": 0'), 'sha256'),
+    ('encryption a list', with_member('encryption', '["age"]'), 'encryption'),
+    ('verification a string', with_member('verification', '"ok"'), 'verification'),
+    ('top level an array', '[%s]' % BAD_TEXT, 'not a JSON object'),
+    ('trailing data', BAD_TEXT + ' {}', 'Extra data'),
+    ('not UTF-8', BAD_TEXT.replace('etc', 'e\udcfftc', 1), 'UTF-8'),
+]
+
+
+def write(directory, name: str, text: str) -> str:
+    (directory / name).write_bytes(b'x')
+    path = directory / (name + manifest.MANIFEST_SUFFIX)
+    path.write_bytes(text.encode('utf-8', 'surrogateescape'))
+    return str(path)
+
+
+@pytest.fixture()
+def directory(tmp_path):
+    write(tmp_path, 'good', json.dumps(GOOD))
+    return tmp_path
+
+
+@pytest.mark.parametrize('case,text,says', CASES, ids=[c[0] for c in CASES])
+def test_malformed_manifest_is_refused_and_the_catalog_goes_on(directory, case, text, says):
+    path = write(directory, 'bad', text)
+    with pytest.raises(OpsReadyError) as caught:
+        manifest.read_manifest(path)
+    message = caught.value.message
+    assert path in message and says in message, message
+    # The catalog: the bad one listed as broken with the same message, the good one still a usable chain.
+    for use_index in (True, False):
+        found = catalog.Catalog(str(directory), use_index=use_index)
+        assert [b['manifest'] for b in found.broken] == [path], found.broken
+        assert [m.id for m in found.entries] == ['good']
+        assert [m.id for m in found.chain_for()] == ['good']
+        found.window()
+
+
+def test_the_good_manifest_and_one_written_by_write_manifest_still_read(directory):
+    """The checks refuse nothing the collection writes: a manifest through write_manifest reads back."""
+    artifact = directory / 'written'
+    artifact.write_bytes(b'y')
+    data = dict(GOOD, id='written', artifact='written', position={'start': 3, 'end': 4, 'wal_file': 'x'},
+                consistent_at=None, parent=None, database=None, raw_size=None, verification={'ok': True},
+                encryption=None, members=[{'path': 'a/b', 'size': 1, 'sha256': '1' * 64}])
+    manifest.write_manifest(str(artifact), data)
+    entry = manifest.read_manifest(str(artifact) + manifest.MANIFEST_SUFFIX)
+    assert entry.pos_start == 3 and entry.consistent_at == entry.finished
+    assert manifest.read_manifest(str(directory / 'good.manifest.json')).id == 'good'
+
+
+def test_write_manifest_refuses_what_read_manifest_would(tmp_path):
+    """NaN is not JSON: a manifest is never written that its own reader refuses."""
+    artifact = tmp_path / 'a'
+    artifact.write_bytes(b'z')
+    with pytest.raises(OpsReadyError, match='NaN'):
+        manifest.write_manifest(str(artifact), dict(GOOD, id='a', artifact='a', ratio=float('nan')))
+    assert not os.path.exists(str(artifact) + manifest.MANIFEST_SUFFIX)
