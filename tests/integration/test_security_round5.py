@@ -119,3 +119,73 @@ def test_backup_copy_ssh_destination_is_never_an_option(tmp_path, recording_ssh,
     assert 'Traceback' not in printed, printed[-2000:]
     assert not log.exists(), 'ssh/rsync ran with %s=%r: %s' % (option, value, log.read_text())
     assert result.get('failed') and option in result['msg'], result
+
+
+# The schedule role writes each job into a shell script (job.sh.j2), a cron line and systemd units. Values other than
+# the job's name land there unquoted in places: ``lock`` and ``playbook`` in the script's comment lines (a newline
+# there starts a shell line) and the cron file's, ``playbook`` in the service's Description=, ``on_calendar`` in the
+# timer, ``cron`` as the cron line. (timeout, lock_wait and randomized_delay are ints in the argument spec: held.)
+HOSTILE_JOBS = {
+    'lock-newline': {'lock': 'shared\ntouch /tmp/opsready-pwned'},
+    'lock-slash': {'lock': '../../etc/cron.d/x'},
+    'playbook-newline': {'playbook': 'playbooks/marker.yml\ntouch /tmp/opsready-pwned'},
+    'calendar-newline': {'on_calendar': 'daily\n[Service]\nExecStartPre=/bin/touch /tmp/opsready-pwned'},
+    'cron-newline': {'cron': '*/5 * * *\n*'},
+}
+
+
+def test_schedule_job_values_never_reach_a_script_or_unit_unchecked(tmp_path):
+    from tests.harness.playbook import run_playbook
+
+    project = tmp_path / 'project'
+    (project / 'playbooks').mkdir(parents=True)
+    (project / 'playbooks' / 'marker.yml').write_text('- hosts: all\n  gather_facts: false\n  tasks: []\n')
+    dirs = {k: tmp_path / k for k in ('cron', 'units', 'config', 'logs', 'locks')}
+    dirs['cron'].mkdir()
+    jobs = [dict({'name': name, 'playbook': 'playbooks/marker.yml', 'cron': '*/5 * * * *', 'on_calendar': 'daily'},
+                 **values) for name, values in HOSTILE_JOBS.items()]
+    result = run_playbook('playbooks/schedule.yml', extravars={
+        'schedule_backend': 'cron', 'schedule_project_dir': str(project),
+        'schedule_inventory': str(REPO / 'inventories' / 'local'),
+        'schedule_cron_dir': str(dirs['cron']), 'schedule_unit_dir': str(dirs['units']),
+        'schedule_config_dir': str(dirs['config']), 'schedule_log_dir': str(dirs['logs']),
+        'schedule_lock_dir': str(dirs['locks']), 'schedule_jobs': jobs})
+    refused = {e['event_data']['res'].get('item', {}).get('name') for e in result.events
+               if e.get('event') == 'runner_item_on_failed'}
+    assert refused == set(HOSTILE_JOBS), 'not refused: %s' % sorted(set(HOSTILE_JOBS) - refused)
+    assert result.rc != 0 and not list(dirs['cron'].iterdir()) and not dirs['config'].exists()
+
+
+def test_log_rotation_logrotate_policy_paths_and_names_stay_what_they_are(tmp_path):
+    """The logrotate backend writes ``<dir>/<name>`` with the paths on the first line. A path with a space was two
+    paths there (``/srv/my`` and ``app/*.log``: logrotate -d refused the policy, or rotated a file ``/srv/my``); a
+    name with ``..`` wrote outside the directory; a line break in a path, signal or dateformat started a directive."""
+    from tests.harness.playbook import run_playbook
+
+    logdir = tmp_path / 'my app'
+    logdir.mkdir()
+    (logdir / 'app.log').write_text('x' * 4096)
+    (tmp_path / 'my').write_text('y' * 4096)     # what the unquoted first word named
+    confdir = tmp_path / 'logrotate.d'
+    confdir.mkdir()
+    good = {'name': 'app', 'paths': [str(logdir / '*.log')], 'size': '1k', 'rotate': 2}
+    hostile = [{'name': '../escaped', 'paths': [str(logdir / '*.log')], 'size': '1k'},
+               {'name': 'newline', 'paths': [str(logdir / '*.log') + '\n{\n}\n/etc/passwd'], 'size': '1k'},
+               {'name': 'quote', 'paths': [str(logdir / 'a"b.log')], 'size': '1k'},
+               {'name': 'relative', 'paths': ['app/*.log'], 'size': '1k'},
+               {'name': 'signal', 'paths': [str(logdir / '*.log')], 'size': '1k', 'pidfile': str(tmp_path / 'pid'),
+                'signal': 'HUP"; touch /tmp/opsready-pwned; echo "'}]
+    bad = run_playbook('playbooks/log_rotation.yml', extravars={
+        'log_rotation_backend': 'logrotate', 'log_rotation_logrotate_dir': str(confdir),
+        'log_rotation_policies': [good] + hostile})
+    refused = {e['event_data']['res'].get('item', {}).get('name') for e in bad.events
+               if e.get('event') == 'runner_item_on_failed'}
+    assert refused == {p['name'] for p in hostile}, bad.stdout[-3000:]
+    assert bad.rc != 0 and not list(confdir.iterdir()) and not (tmp_path / 'escaped').exists()
+    ok = run_playbook('playbooks/log_rotation.yml', extravars={
+        'log_rotation_backend': 'logrotate', 'log_rotation_logrotate_dir': str(confdir),
+        'log_rotation_policies': [good]})
+    assert ok.rc == 0, ok.stdout[-3000:]
+    subprocess.run(['/usr/sbin/logrotate', '-s', str(tmp_path / 'lr.state'), str(confdir / 'app')], check=True)
+    assert sorted(p.name for p in logdir.iterdir()) == ['app.log', 'app.log.1.zst']
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith('my')) == ['my', 'my app']
