@@ -189,3 +189,42 @@ def test_log_rotation_logrotate_policy_paths_and_names_stay_what_they_are(tmp_pa
     subprocess.run(['/usr/sbin/logrotate', '-s', str(tmp_path / 'lr.state'), str(confdir / 'app')], check=True)
     assert sorted(p.name for p in logdir.iterdir()) == ['app.log', 'app.log.1.zst']
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith('my')) == ['my', 'my app']
+
+
+def test_health_check_http_url_with_a_password_is_refused_unshown(tmp_path):
+    """health_check's http check names itself by its URL (results, history, textfile labels) and never sent a
+    ``user:password@`` of it: the password was only ever shown. Refused, without echoing it; headers carry it."""
+    url = 'http://monitor:%s@127.0.0.1:9/health' % TOKEN
+    result, printed = run_module('health_check', {'checks': [{'type': 'http', 'url': url, 'timeout': 2}],
+                                                  'fail_on': 'never', 'history_path': str(tmp_path / 'h.jsonl'),
+                                                  'textfile_path': str(tmp_path / 'h.prom')}, tmp_path)
+    # (``invocation`` is Ansible's echo of the task's own arguments: url is not no_log, nor can it be)
+    shown = json.dumps(dict(result, invocation=None))
+    assert 'Traceback' not in printed and TOKEN not in shown, 'the password leaked: %s' % shown[-2000:]
+    assert result.get('failed') and 'headers' in result['msg'], result
+    assert not (tmp_path / 'h.jsonl').exists() and not (tmp_path / 'h.prom').exists()
+
+
+# pg_wal_archive (the archive_command helper) reads an earlier manifest of the segment it archives (a re-archive after
+# a crash). What it finds there is not always one: whoever can write the archive can plant anything, and an exit
+# other than 0 makes PostgreSQL retry the segment forever while pg_wal fills up. Valid JSON that is not an object,
+# and JSON nested deeper than the decoder recurses, are not manifests either: ignored, said in the log, archived.
+WAL_ARCHIVE = REPO / 'plugins' / 'module_utils' / 'engines' / 'postgresql' / 'wal_archive.py'
+SEGMENT = '000000010000000000000003'
+NOT_MANIFESTS = {'array': '[1, 2]', 'string': '"x"', 'null': 'null', 'deep': '[' * 100000 + ']' * 100000}
+
+
+def test_wal_archive_ignores_json_that_is_not_a_manifest(tmp_path):
+    for case, text in NOT_MANIFESTS.items():
+        dest = tmp_path / case / 'archive'
+        dest.mkdir(parents=True, mode=0o700)
+        source = tmp_path / case / SEGMENT
+        source.write_bytes(b'W' * 8192)
+        planted = dest / ('postgresql-cluster-wal-20261205T000000000000Z-%s.manifest.json' % SEGMENT)
+        planted.write_text(text)
+        proc = subprocess.run([sys.executable, str(WAL_ARCHIVE), '--compression', 'none', str(dest), str(source),
+                               SEGMENT], capture_output=True, text=True, timeout=60, check=False)
+        assert 'Traceback' not in proc.stderr and proc.returncode == 0, (case, proc.stderr[-1500:])
+        assert 'ignoring' in proc.stderr and SEGMENT in proc.stderr, (case, proc.stderr)
+        stored = [p for p in dest.iterdir() if p.name.endswith('.manifest.json') and p != planted]
+        assert len(stored) == 1, (case, sorted(p.name for p in dest.iterdir()))

@@ -127,3 +127,102 @@ def test_write_manifest_refuses_what_read_manifest_would(tmp_path):
     with pytest.raises(OpsReadyError, match='NaN'):
         manifest.write_manifest(str(artifact), dict(GOOD, id='a', artifact='a', ratio=float('nan')))
     assert not os.path.exists(str(artifact) + manifest.MANIFEST_SUFFIX)
+
+
+def test_a_pull_sets_a_deep_manifest_aside_like_any_broken_one(directory):
+    """A pull checks every broken manifest of the destination for names that leave the directory (tampering); one
+    nested deeper than json recurses is broken like any other, not a RecursionError that stops the pull."""
+    from ansible_collections.opsready.operations.plugins.module_utils.offsite import copy
+
+    write(directory, 'bad', with_member('x', '[' * 100000 + ']' * 100000))
+    found = catalog.Catalog(str(directory))
+    copy._refuse_escaping_manifests(found, type('Store', (), {'url': 'test://'})())
+    with pytest.raises(ValueError):
+        copy.manifest_sha256(str(directory / 'bad.manifest.json'))
+    assert copy.manifest_sha256(str(directory / 'good.manifest.json')) == '0' * 64
+
+
+# ODBC connection strings (the health check's ``connection_string``, SQL Server's client): a value in braces runs to
+# the ``}`` that is not doubled, ``;`` and ``=`` included. The check names itself by the string's driver, server,
+# port and database: read naively (split on ``;``), a password ``{x;Database=S3CRET}`` gave "Database=S3CRET}" -
+# part of the password - as a database, in the check's name, its messages, the history and the metrics labels.
+HOSTILE_PASSWORDS = ['x;Database=S3CRET', 'S3CRET}};Server=evil', '{S3CRET', ';;Port=S3CRET;', 'a=b;Driver=S3CRET']
+
+
+@pytest.mark.parametrize('password', HOSTILE_PASSWORDS)
+def test_health_db_check_name_never_holds_part_of_a_braced_password(password):
+    from ansible_collections.opsready.operations.plugins.module_utils.health import db_check
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlserver.client import odbc_value
+
+    text = 'Driver={PostgreSQL Unicode};Server=db1;Port=5432;Database=app;UID=mon;PWD=%s;' % odbc_value(password)
+    shown = db_check.describe_connection_string(text)
+    assert shown == 'Driver={PostgreSQL Unicode};Server=db1;Port=5432;Database=app'
+    assert dict(db_check.odbc_pairs(text))['PWD'] == odbc_value(password)
+
+
+@pytest.mark.parametrize('value', HOSTILE_PASSWORDS + ['{}', '}', 'plain'])
+def test_sqlserver_connection_string_round_trips_every_value(value):
+    """SQL Server's client writes every value braced: read back as the driver manager reads it, each key has exactly
+    the value given (a user or password cannot add a key, e.g. Trusted_Connection or a second SERVER)."""
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlserver.client import SQLServerClient
+    from ansible_collections.opsready.operations.plugins.module_utils.health import db_check
+
+    conn = ConnectionParams(host=value, user=value, password=value)
+    text = SQLServerClient(conn).connection_string(database=value)
+    pairs = db_check.odbc_pairs(text)
+    assert [k for k, dummy in pairs] == ['DRIVER', 'SERVER', 'DATABASE', 'Encrypt', 'TrustServerCertificate', 'APP',
+                                         'UID', 'PWD']
+    unbraced = {k: v[1:-1].replace('}}', '}') for k, v in pairs if v.startswith('{')}
+    assert unbraced['UID'] == unbraced['PWD'] == unbraced['DATABASE'] == value
+    assert unbraced['SERVER'] == value + (',%d' % conn.port if conn.port else '')
+
+
+# The drill's Markdown report against CommonMark (markdown-it-py, what GitLab/GitHub-style viewers implement): a name
+# or a message - a step's error quotes the server, and the server quotes what the restored backup holds - must stay
+# text. Raw HTML (``<img onerror>``, ``<a href>``), a link ``[PASSED](http://...)`` or a code span closed early by
+# the value's own backticks would make the report show what the drill did not say.
+MARKUP = ['<img src=x onerror=alert(1)>', '<a href="http://evil.example/">PASSED</a>', '[PASSED](http://evil.example/)',
+          'x `` <script>alert(1)</script> ``', '![i](http://evil.example/t.png)', '<http://evil.example/>']
+
+
+def test_drill_markdown_report_keeps_every_value_text():
+    from markdown_it import MarkdownIt
+
+    from ansible_collections.opsready.operations.plugins.module_utils.drill.report import build_report, render_markdown
+
+    steps = [{'name': 'restore', 'started': '2026-11-29T12:00:01Z', 'finished': '2026-11-29T12:00:05Z', 'ok': False,
+              'error': ' / '.join(MARKUP)}]
+    databases = [{'name': value, 'engine': 'postgresql', 'steps': steps, 'objectives': {'rpo_seconds': 60},
+                  'source': value, 'scratch': value,
+                  'backup': {'recoverable_until': '2026-11-29T11:59:50Z', 'id': value, 'chain': [value]}}
+                 for value in MARKUP]
+    report = build_report(databases, started='2026-11-29T12:00:00Z', finished='2026-11-29T12:00:07Z', host=MARKUP[0],
+                          title=MARKUP[2])
+    html = MarkdownIt('commonmark').render(render_markdown(report))
+    for tag in ('<img', '<a ', '<script', '<a href'):
+        assert tag not in html, 'markup from the data rendered: %s' % html[html.index(tag) - 200:html.index(tag) + 200]
+    for value in MARKUP:   # and each value is still there to read, as text
+        assert value.replace('&', '&amp;').replace('<', '&lt;').replace('>', '&gt;').replace('"', '&quot;') in html, \
+            value
+
+
+def test_patch_report_markdown_keeps_every_value_text():
+    """patch_report's Markdown: a reason quotes apt/dnf (which quote the repositories), a host is an inventory name.
+    A line break started a row or heading of its own (``# Patching run ...: all patched``), markup rendered."""
+    from markdown_it import MarkdownIt
+
+    from ansible_collections.opsready.operations.plugins.module_utils.patching.report import render_markdown
+
+    hostile = 'E: failed\n# Patching run r1: all patched\n| db9 | patched | - | - | - | - |'
+    report = {'run_id': 'r1', 'started': '2026-11-29T12:00:00Z', 'updated': '2026-11-29T12:05:00Z',
+              'hosts': {'db1': {'status': 'failed', 'reason': hostile},
+                        MARKUP[0]: {'status': 'failed', 'reason': ' / '.join(MARKUP),
+                                    'held': [{'name': MARKUP[2], 'new': '1'}]}}}
+    text = render_markdown(report)
+    assert [line for line in text.splitlines() if line.startswith('#')] == ['# Patching run r1']
+    assert not any(line.startswith('| db9') for line in text.splitlines())
+    html = MarkdownIt('commonmark').enable('table').render(text)
+    for tag in ('<img', '<a ', '<script'):
+        assert tag not in html, html
+    assert html.count('<tr>') == 3   # the header and one row per host
