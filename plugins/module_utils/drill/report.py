@@ -124,7 +124,7 @@ def read_history(report_dir: str) -> List[Dict[str, Any]]:
                 continue
             try:
                 entry = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):   # RecursionError: nested deeper than json recurses
                 continue
             if isinstance(entry, dict) and 'started' in entry:
                 entries.append(entry)

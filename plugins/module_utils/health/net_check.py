@@ -228,7 +228,7 @@ class HttpCheck(CheckType):
             import jmespath
             try:
                 doc = json.loads(text)
-            except ValueError:
+            except (ValueError, RecursionError):   # RecursionError: the server nests deeper than json recurses
                 return 'body is not JSON'
             value = jmespath.search(spec['json_query'], doc)
             if spec.get('json_expect') is not None:

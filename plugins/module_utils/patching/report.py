@@ -41,7 +41,7 @@ def load(path: str) -> Optional[Dict[str, Any]]:
     try:
         data = safeio.read_regular_or_none(path, 16 * 1024 * 1024, what='Patching report')
         return None if data is None else json.loads(data)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:   # RecursionError: nested deeper than json recurses
         raise OpsReadyError('Patching report %s is not valid JSON (%s); move it aside and rerun.' % (path, exc))
 
 

@@ -226,3 +226,42 @@ def test_patch_report_markdown_keeps_every_value_text():
     for tag in ('<img', '<a ', '<script'):
         assert tag not in html, html
     assert html.count('<tr>') == 3   # the header and one row per host
+
+
+# JSON-lines histories and state files: a line (or file) nested deeper than Python's json recurses raised
+# RecursionError, which none of the readers caught. The histories promise "a torn or foreign line is skipped, never
+# fatal" (the drill report directory may be another account's); a state file says what is wrong with it.
+DEEP = '[' * 100000 + ']' * 100000
+
+
+def test_jsonl_histories_skip_a_line_nested_too_deep(tmp_path):
+    from ansible_collections.opsready.operations.plugins.module_utils.drill import report
+    from ansible_collections.opsready.operations.plugins.module_utils.health import history, incidents
+    from ansible_collections.opsready.operations.plugins.module_utils.insights import deltas
+
+    good = json.dumps({'started': '2026-11-29T12:00:00Z', 't': 1.0, 'key': 'k', 'passed': True})
+    (tmp_path / 'drills.jsonl').write_text(good + '\n' + DEEP + '\n')
+    assert [e['started'] for e in report.read_history(str(tmp_path))] == ['2026-11-29T12:00:00Z']
+    (tmp_path / 'health.jsonl').write_text(good + '\n' + DEEP + '\n')
+    samples, bad = history.load(str(tmp_path / 'health.jsonl'))
+    assert len(samples) == 1 and bad == 1
+    (tmp_path / 'insights.jsonl').write_text(DEEP + '\n')
+    assert deltas.previous(str(tmp_path / 'insights.jsonl'), 'k') is None
+    (tmp_path / 'incidents.jsonl').write_text(DEEP + '\n')
+    store = incidents.IncidentStore(str(tmp_path / 'incidents.jsonl'))
+    assert store.load() == {}
+
+
+@pytest.mark.parametrize('which', ['notify ledger', 'log_rotate state', 'patch report'])
+def test_state_files_nested_too_deep_are_a_clear_error(tmp_path, which):
+    from ansible_collections.opsready.operations.plugins.module_utils.logrotate import triggers
+    from ansible_collections.opsready.operations.plugins.module_utils.notify import ledger
+    from ansible_collections.opsready.operations.plugins.module_utils.patching import report
+
+    path = tmp_path / 'state.json'
+    path.write_text(DEEP)
+    opener = {'notify ledger': lambda p: ledger.Ledger(p)._load(),   # the lock is taken first, then it reads
+              'log_rotate state': triggers.StateFile, 'patch report': report.load}
+    with pytest.raises(OpsReadyError) as caught:
+        opener[which](str(path))
+    assert str(path) in caught.value.message
