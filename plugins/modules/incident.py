@@ -113,7 +113,9 @@ options:
     type: dict
     suboptions:
       url:
-        description: http(s) URL receiving C({"event", "incident"}) as JSON.
+        description:
+          - http(s) URL receiving C({"event", "incident"}) as JSON.
+          - Never logged, and messages name only its scheme, host and port (webhook URLs carry tokens in their path).
         type: str
         required: true
       timeout:
@@ -270,7 +272,7 @@ def _notify(hook, outcome):
     if sent['sent']:
         return None
     return ('Incident %s was recorded but the webhook %s was not notified after %d attempt(s): %s.'
-            % (outcome['incident']['id'], hook['url'], sent['attempts'], sent['error']))
+            % (outcome['incident']['id'], alerts.shown(hook['url']), sent['attempts'], sent['error']))
 
 
 def _notify_all(hook, changed):
@@ -321,7 +323,7 @@ def main():
             actor=dict(type='str'),
             changes=dict(type='list', elements='dict', options=change_options()),
             webhook=dict(type='dict', options=dict(
-                url=dict(type='str', required=True),
+                url=dict(type='str', required=True, no_log=True),
                 timeout=dict(type='float', default=10),
                 retries=dict(type='int', default=3),
                 backoff=dict(type='float', default=1),

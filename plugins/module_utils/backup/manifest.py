@@ -16,7 +16,7 @@ import os
 import socket
 from typing import Any, Dict, List, Optional, Tuple
 
-from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import atomic_write_json
+from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import atomic_write_text
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, parse_time
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
@@ -265,24 +265,102 @@ def write_manifest(artifact_path: str, data: Dict[str, Any], manifest_path: Opti
     record.setdefault('id', os.path.basename(artifact_path))
     record.setdefault('artifact', os.path.basename(artifact_path))
     path = manifest_path or manifest_path_for(artifact_path)
-    atomic_write_json(path, record, mode=0o600)
+    try:
+        # allow_nan=False: NaN and Infinity are not JSON, and read_manifest refuses them.
+        text = json.dumps(record, indent=2, sort_keys=True, allow_nan=False) + '\n'
+    except ValueError as exc:
+        raise OpsReadyError('Manifest %s not written: %s (NaN and Infinity are not JSON values).' % (path, exc))
+    atomic_write_text(path, text, mode=0o600)
     return path
 
 
 MANIFEST_LIMIT = 16 * 1024 * 1024
 
 
+def _no_duplicates(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        seen: set = set()
+        twice = sorted({key for key, dummy in pairs if key in seen or seen.add(key)})  # type: ignore[func-returns-value]
+        raise ValueError('member %s appears twice in one object (which one holds?)' % ', '.join(map(repr, twice)))
+    return data
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError('%s is not a JSON value' % name)
+
+
+def loads_strict(raw: bytes) -> Any:
+    """JSON as RFC 8259 defines it: UTF-8 text, no NaN/Infinity, no member named twice in one object, nothing after
+    the value, and not nested deeper than the decoder recurses. ValueError (with why) for anything else: Python's
+    json takes NaN, keeps the last of two equal names and overflows 1e999 to inf without a word."""
+    try:
+        text = raw.decode('utf-8')
+    except UnicodeDecodeError as exc:
+        raise ValueError('not UTF-8 text (byte %d)' % exc.start)
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError('arrays or objects nested too deep')
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def check_shape(data: Dict[str, Any]) -> Optional[str]:
+    """What is wrong with the types of a manifest's members the collection reads, or None. A manifest is read by
+    the catalog, retention, verify, restore and offsite copies: a value of the wrong type there is a traceback in
+    each of them (or, for a time that does not parse, a catalog that fails as a whole) instead of one manifest
+    listed as broken."""
+    for key in ('id', 'artifact', 'engine', 'kind', 'started', 'finished', 'sha256', 'compression'):
+        if not _text(data[key]):
+            return '%s is %s, not text' % (key, type(data[key]).__name__)
+    for key in ('database', 'parent', 'origin', 'consistent_at', 'covers_from'):
+        if data.get(key) is not None and not _text(data[key]):
+            return '%s is %s, not text' % (key, type(data[key]).__name__)
+    for key in ('started', 'finished', 'consistent_at', 'covers_from'):
+        if data.get(key) is not None:
+            try:
+                parse_time(data[key], key)
+            except OpsReadyError as exc:
+                return exc.message.rstrip('.')
+    if not _count(data['size']):
+        return 'size %r is not a byte count' % (data['size'],)
+    position = data.get('position')
+    if position is not None:
+        if not isinstance(position, dict):
+            return 'position is %s, not an object' % type(position).__name__
+        for key in ('start', 'end', 'log_start'):
+            value = position.get(key)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+                return 'position %s %r is not an integer' % (key, value)
+    for key in ('encryption', 'verification', 'rekey_pending'):
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            return '%s is %s, not an object' % (key, type(data[key]).__name__)
+    return None
+
+
 def read_manifest(path: str) -> Manifest:
     try:
         # A regular file of at most 16 MiB: a FIFO, a device or a huge file planted as a manifest is
         # refused with what it is, never read (a catalog scan must not hang or fill memory).
-        data = json.loads(safeio.read_regular(path, MANIFEST_LIMIT, what='Manifest'))
+        data = loads_strict(safeio.read_regular(path, MANIFEST_LIMIT, what='Manifest'))
     except safeio.UnsafeFileError:
         raise
     except (OSError, ValueError) as exc:
         raise OpsReadyError('Cannot read manifest %s: %s' % (path, exc))
     if not isinstance(data, dict):
         raise OpsReadyError('Manifest %s is not a JSON object.' % path)
+    missing = [key for key in REQUIRED if key not in data]
+    problem = None if missing else check_shape(data)
+    if problem:
+        raise OpsReadyError('Manifest %s: %s: it is ignored, and nothing it names is read, verified, copied or '
+                            'deleted. Remove it if it is not one of ours, or restore it from a copy.' % (path, problem))
     entry = Manifest(data, os.path.dirname(os.path.abspath(path)))
     entry.source_path = os.path.abspath(path)
     return entry

@@ -97,7 +97,7 @@ class State:
             self.data = json.loads(raw.decode('utf-8')) if raw else {}
             if not isinstance(self.data, dict):
                 self.data = {}
-        except (ValueError, OpsReadyError):
+        except (ValueError, OpsReadyError, RecursionError):
             self.data = {}  # a damaged cache only costs one question to the CA
 
     def fresh_for(self, cert: x509.Certificate, directory_url: str, now: datetime.datetime) -> bool:

@@ -240,7 +240,7 @@ def sweep(tmpdir: Optional[str] = None, kinds: Optional[Sequence[str]] = None) -
                 continue   # held: its run is alive
             try:
                 record = json.loads(os.read(fd, 4096).decode('utf-8'))
-            except ValueError:
+            except (ValueError, RecursionError):   # RecursionError: 4 KiB of '[' nest deeper than json recurses
                 continue   # empty (a run between creating and writing it) or not ours
             if not isinstance(record, dict) or record.get('kind') != match.group(1):
                 continue

@@ -124,7 +124,7 @@ def read_history(report_dir: str) -> List[Dict[str, Any]]:
                 continue
             try:
                 entry = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):   # RecursionError: nested deeper than json recurses
                 continue
             if isinstance(entry, dict) and 'started' in entry:
                 entries.append(entry)
@@ -178,16 +178,33 @@ def write_report(report_dir: str, report: Dict[str, Any], history_limit: int = 3
     return paths
 
 
-def _line(value: Any) -> str:
-    """Text on one Markdown line: a line break in a name or message (any of them: \\r, \\u2028, ...) must not start
-    a line of its own, where it could forge a heading (``# DR drill: PASSED``), a list item or a table row."""
+def _one_line(value: Any) -> str:
+    """A line break in a name or message (any of them: \\r, \\u2028, ...) must not start a line of its own, where it
+    could forge a heading (``# DR drill: PASSED``), a list item or a table row."""
     return ' '.join(str(value).splitlines())
 
 
+# What makes CommonMark read text as markup other than emphasis: raw HTML and autolinks (opened by '<'), links and
+# images ([ ] !), code spans (`) and the escape itself. Backslash-escaped, each renders as itself.
+_MARKUP = str.maketrans({c: '\\' + c for c in '\\`<[]!'})
+
+
+def _line(value: Any) -> str:
+    """Text on one Markdown line, rendered as the text it is: names and messages (a step's error quotes the server,
+    which quotes what the restored backup holds) must not become HTML, a link or a code span in a report viewer."""
+    return _one_line(value).translate(_MARKUP)
+
+
 def _code(value: Any) -> str:
-    """A code span that a backtick in the value cannot close early."""
-    text = _line(value)
-    return '`` %s ``' % text if '`' in text else '`%s`' % text
+    """A code span that a backtick in the value cannot close early: the fence is longer than any run of backticks
+    in it (CommonMark 6.1); nothing inside a code span is markup."""
+    text = _one_line(value)
+    longest = run = 0
+    for char in text:
+        run = run + 1 if char == '`' else 0
+        longest = max(longest, run)
+    fence = '`' * (longest + 1)
+    return '%s %s %s' % (fence, text, fence) if longest or text.startswith(' ') else '`%s`' % text
 
 
 def _cell(value: Any) -> str:

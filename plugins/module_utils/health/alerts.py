@@ -24,10 +24,42 @@ from ansible.module_utils.urls import open_url
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 
 
+def shown(url: str) -> str:
+    """How a message names a webhook: scheme, host and port only. Webhook URLs carry their token in the path
+    (Slack ``/services/T/B/<token>``, Teams) or the query, and sometimes a user:password."""
+    try:
+        parsed = urllib.parse.urlsplit(url)
+        host = parsed.hostname or '?'
+        port = ':%d' % parsed.port if parsed.port else ''
+    except ValueError:  # a port that is not a number
+        return 'of this task'
+    return '%s://%s%s/...' % (parsed.scheme or '?', '[%s]' % host if ':' in host else host, port)
+
+
+def unsendable(url: str) -> Optional[str]:
+    """Why the HTTP client would refuse ``url`` (it raises, quoting the path and so the token), or None. Spaces
+    and control characters (http.client) and non-ASCII characters (the request line is ASCII) inside the URL;
+    at its ends they are stripped (urlsplit) and harmless."""
+    text = url.strip()
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7f for c in text):
+        return 'it holds a space or a control character (percent-encode it as %20, or remove it)'
+    if not text.isascii():
+        return 'it holds a non-ASCII character (percent-encode it)'
+    try:
+        urllib.parse.urlsplit(text).port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        return 'its port is not a number from 0 to 65535'
+    return None
+
+
 def validate(url: str, timeout: float, retries: int, backoff: float) -> None:
     parsed = urllib.parse.urlsplit(url)
     if parsed.scheme not in ('http', 'https') or not parsed.hostname:
-        raise OpsReadyError('webhook url %r is not an http:// or https:// URL.' % url)
+        # never echoed: the URL may carry a token
+        raise OpsReadyError('webhook url is not an http:// or https:// URL.')
+    why = unsendable(url)
+    if why:
+        raise OpsReadyError('webhook url %s cannot be sent to: %s.' % (shown(url), why))
     if timeout <= 0 or retries < 0 or backoff < 0:
         raise OpsReadyError('webhook timeout must be > 0, retries and backoff >= 0.')
 
@@ -41,6 +73,11 @@ def post_json(url: str, payload: Dict[str, Any], timeout: float = 10.0, retries:
     all_headers.update({str(k): str(v) for k, v in (headers or {}).items()})
     error = ''
     status = None
+    why = unsendable(url)
+    if why:
+        # http.client would raise InvalidURL quoting the path, i.e. the token: a failed delivery instead
+        return {'sent': False, 'attempts': 0, 'status': None, 'error': 'the url cannot be sent: %s' % why}
+    attempt = 0
     for attempt in range(retries + 1):
         if attempt:
             sleep(backoff * (2 ** (attempt - 1)))
@@ -58,4 +95,9 @@ def post_json(url: str, payload: Dict[str, Any], timeout: float = 10.0, retries:
         except (urllib.error.URLError, socket.timeout, OSError, UrlConnectionError) as exc:
             reason = getattr(exc, 'reason', exc)
             error = 'timed out after %ss' % timeout if isinstance(reason, socket.timeout) else str(reason)
+        except ValueError as exc:
+            # what unsendable() does not foresee (http.client.InvalidURL, a header value that is not Latin-1):
+            # the message may quote the URL or a header, so only its type is said; not retried
+            error = 'the request could not be built (%s): check url and headers' % type(exc).__name__
+            break
     return {'sent': False, 'attempts': attempt + 1, 'status': status, 'error': error}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
@@ -35,15 +35,45 @@ def connection_secrets(spec: Dict[str, Any]) -> List[str]:
     return [s for s in secrets if s]
 
 
+def odbc_pairs(text: str) -> List[Tuple[str, str]]:
+    """(key, value as written) of an ODBC connection string, as the driver manager reads it: a value in braces
+    runs to the ``}`` that is not doubled, whatever ``;`` and ``=`` it holds (a password ``{x;Database=y}`` is one
+    value, not a second key). An unclosed brace runs to the end."""
+    pairs = []
+    at, size = 0, len(text)
+    while at < size:
+        equal = text.find('=', at)
+        if equal < 0:
+            break
+        key = text[at:equal].strip().lstrip(';').strip()
+        start = equal + 1
+        while start < size and text[start] == ' ':
+            start += 1
+        if start < size and text[start] == '{':
+            end = start + 1
+            while end < size:
+                if text[end] == '}':
+                    if text[end + 1:end + 2] == '}':
+                        end += 2
+                        continue
+                    break
+                end += 1
+            value = text[start:end + 1]
+            at = text.find(';', end + 1)
+        else:
+            at = text.find(';', start)
+            value = text[start:at if at >= 0 else size]
+        pairs.append((key, value.strip()))
+        if at < 0:
+            break
+        at += 1
+    return pairs
+
+
 def describe_connection_string(text: str) -> str:
-    """driver/server/port/database of an ODBC string, nothing else (never the password)."""
-    keep = []
-    for part in text.split(';'):
-        if '=' not in part:
-            continue
-        key, value = part.split('=', 1)
-        if key.strip().lower() in ('driver', 'server', 'host', 'port', 'database', 'dsn'):
-            keep.append('%s=%s' % (key.strip(), value.strip()))
+    """driver/server/port/database of an ODBC string, nothing else (never the password, nor a part of it)."""
+    keep = ['%s=%s' % (key, value) for key, value in odbc_pairs(text)
+            if key.lower() in ('driver', 'server', 'host', 'port', 'database', 'dsn')]
     return ';'.join(keep)
 
 

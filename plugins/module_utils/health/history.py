@@ -124,7 +124,7 @@ def load(path: str) -> Tuple[List[Dict[str, Any]], int]:
             try:
                 item = json.loads(raw)
                 float(item['t'])
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, RecursionError):   # RecursionError: nested too deep
                 bad += 1
                 continue
             samples.append(item)

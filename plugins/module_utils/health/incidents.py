@@ -131,7 +131,7 @@ class IncidentStore:
                 try:
                     event = json.loads(raw)
                     _apply(incidents, event)
-                except (ValueError, KeyError, TypeError):
+                except (ValueError, KeyError, TypeError, RecursionError):   # RecursionError: nested too deep
                     continue  # a torn last line after a crash: skipped
         return incidents
 

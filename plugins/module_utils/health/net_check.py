@@ -112,10 +112,25 @@ class HttpCheck(CheckType):
     down_condition = 'api_error'
 
     def default_name(self, spec: Dict[str, Any]) -> str:
-        return 'http:%s' % spec['url']
+        url = spec['url']
+        try:
+            parsed = urllib.parse.urlsplit(url)
+            if parsed.username is not None or parsed.password is not None:
+                # refused by validate(), which names the check by this: never with the password
+                url = urllib.parse.urlunsplit(parsed._replace(netloc=parsed.netloc.rpartition('@')[2]))
+        except ValueError:
+            pass
+        return 'http:%s' % url
 
     def validate(self, spec: Dict[str, Any]) -> None:
         parsed = urllib.parse.urlsplit(spec['url'])
+        if parsed.username is not None or parsed.password is not None:
+            # Never echoed: the URL is the check's name (results, history, metrics labels), and http.client would
+            # not send these credentials anyway.
+            raise OpsReadyError('An http check url holds a user or password (user:password@host): it is not sent '
+                                'and would be shown in the check name, results, history and metrics. Put the '
+                                'credentials in headers (Authorization: Basic ...), which are never logged, and '
+                                'name the check with name.')
         if parsed.scheme not in ('http', 'https') or not parsed.hostname:
             raise OpsReadyError('url %r is not an http:// or https:// URL with a host.' % spec['url'])
         try:
@@ -213,7 +228,7 @@ class HttpCheck(CheckType):
             import jmespath
             try:
                 doc = json.loads(text)
-            except ValueError:
+            except (ValueError, RecursionError):   # RecursionError: the server nests deeper than json recurses
                 return 'body is not JSON'
             value = jmespath.search(spec['json_query'], doc)
             if spec.get('json_expect') is not None:

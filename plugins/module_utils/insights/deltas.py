@@ -56,7 +56,7 @@ def _match(raw: bytes, key: str) -> Optional[Tuple[float, Dict[str, Any]]]:
         item = json.loads(raw)
         counters = item['db'][key]
         return float(item['t']), dict(counters)
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):   # RecursionError: nested too deep
         return None
 
 

@@ -84,7 +84,7 @@ class StateFile:
             try:
                 data = json.loads(raw)
                 self.logs = dict(data.get('logs', {}))
-            except (ValueError, AttributeError) as exc:
+            except (ValueError, AttributeError, RecursionError) as exc:   # RecursionError: nested too deep
                 raise OpsReadyError('State file %s is unreadable (%s): fix or remove it (rotations by interval '
                                     'will restart from now).' % (path, exc))
         self._original = json.dumps(self.logs, sort_keys=True)

@@ -54,6 +54,9 @@ def validate(channels: List[Dict[str, Any]]) -> None:
         if parsed.scheme not in ('http', 'https') or not parsed.hostname:
             # the URL may carry a token (Slack, Teams): name the channel, never echo it
             raise OpsReadyError('Channel %s (%s): url is not an http:// or https:// URL.' % (where, kind))
+        why = alerts.unsendable(url)
+        if why:
+            raise OpsReadyError('Channel %s (%s): url cannot be sent to: %s.' % (where, kind, why))
         if channel['timeout'] <= 0 or channel['retries'] < 0 or channel['backoff'] < 0:
             raise OpsReadyError('Channel %s: timeout must be > 0, retries and backoff >= 0.' % where)
 

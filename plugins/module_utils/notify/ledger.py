@@ -57,7 +57,7 @@ class Ledger:
             return {}
         try:
             data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:   # RecursionError: nested too deep
             raise OpsReadyError('state_file %s is not the JSON this module writes (%s): move it aside; the '
                                 'next runs rebuild it.' % (self.path, exc))
         if not isinstance(data, dict) or not isinstance(data.get('jobs'), dict):

@@ -87,7 +87,7 @@ def _refuse_escaping_manifests(remote: Catalog, store: Store) -> None:
     for broken in remote.broken:
         try:
             data = json.loads(safeio.read_regular(broken['manifest'], MANIFEST_LIMIT, what='Manifest'))
-        except (OpsReadyError, ValueError):
+        except (OpsReadyError, ValueError, RecursionError):   # damaged, or nested deeper than json recurses
             continue
         if not isinstance(data, dict) or not all(key in data for key in ('id', 'artifact')):
             continue
@@ -96,6 +96,15 @@ def _refuse_escaping_manifests(remote: Catalog, store: Store) -> None:
         except OpsReadyError as exc:
             raise IntegrityError('A manifest at %s names a file outside the download directory (%s): the offsite '
                                  'copy may have been tampered with; nothing was downloaded.' % (store.url, exc.message))
+
+
+def manifest_sha256(path: str) -> Any:
+    """The ``sha256`` a manifest file records (None when it is not a JSON object); ValueError when it is no JSON."""
+    try:
+        data = json.loads(safeio.read_regular(path, MANIFEST_LIMIT, what='Manifest'))
+    except RecursionError:
+        raise ValueError('nested too deep')
+    return data.get('sha256') if isinstance(data, dict) else None
 
 
 def _pieces_raw(entry: Manifest) -> List[Tuple[Any, Any, Any]]:
@@ -388,9 +397,8 @@ def pull(store: Store, dest: str, engine: Optional[str] = None, database: Option
             local_manifest = _inside(dest, entry.id + MANIFEST_SUFFIX) if os.path.isdir(dest) else ''
             if local_manifest and os.path.isfile(local_manifest):
                 try:
-                    same = json.loads(safeio.read_regular(local_manifest, MANIFEST_LIMIT, what='Manifest')).get(
-                        'sha256') == entry.data['sha256']
-                except ValueError:
+                    same = manifest_sha256(local_manifest) == entry.data['sha256']
+                except (ValueError, OpsReadyError):
                     same = False
                 if same:
                     result['already_present'] += 1

@@ -611,6 +611,24 @@ class S3Store(Store):
 
 
 # -- SSH / rsync -------------------------------------------------------------------------------------------------
+def _destination_problem(value: Optional[str]) -> Optional[str]:
+    """Why ``value`` cannot be ssh's destination argument (host or user), or None.
+
+    It is an argument of ssh and, in ``host:path``, of rsync: one starting with ``-`` is an option there
+    (``-oProxyCommand=...`` runs a local command, ``-F`` reads another config; OpenSSH only refuses such host
+    names since 9.6), whitespace splits it in rsync's remote command and ssh's config matching, a control
+    character ends a line of the ssh config ssh writes for known hosts."""
+    if value is None:
+        return None
+    if not value:
+        return 'is empty'
+    if value.startswith('-'):
+        return "starts with '-' (ssh and rsync would read it as an option)"
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7f for c in value):
+        return 'holds a space or a control character'
+    return None
+
+
 class SshStore(Store):
     """A directory on another host, reached with ssh (commands) and rsync (data)."""
 
@@ -619,6 +637,11 @@ class SshStore(Store):
                  strict_host_key_checking: bool = True) -> None:
         if not path.startswith('/'):
             raise OpsReadyError('remote_path %r must be absolute.' % path)
+        for option, value in (('ssh_host', host), ('ssh_user', user)):
+            why = _destination_problem(value)
+            if why:
+                raise OpsReadyError('%s %r %s: give a host name or address (and the user in ssh_user). Nothing was '
+                                    'run.' % (option, value, why))
         self.host = host
         self.path = path.rstrip('/') or '/'
         self.target = '%s@%s' % (user, host) if user else host

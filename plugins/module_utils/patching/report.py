@@ -41,7 +41,7 @@ def load(path: str) -> Optional[Dict[str, Any]]:
     try:
         data = safeio.read_regular_or_none(path, 16 * 1024 * 1024, what='Patching report')
         return None if data is None else json.loads(data)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:   # RecursionError: nested deeper than json recurses
         raise OpsReadyError('Patching report %s is not valid JSON (%s); move it aside and rerun.' % (path, exc))
 
 
@@ -96,9 +96,21 @@ def _versions(items: List[Dict[str, Any]]) -> str:
     return ', '.join('%s %s -> %s' % (i.get('name'), i.get('old') or '-', i.get('new') or '-') for i in items) or '-'
 
 
+# Raw HTML, autolinks, links, images and code spans (and the escape itself), backslash-escaped: CommonMark renders
+# each as itself ('<' opens the first two, '>' alone is text). A '|' would end the table cell: '/'. A reason quotes
+# the package manager, which quotes what a repository serves.
+_MARKUP = str.maketrans(dict({c: '\\' + c for c in '\\`<[]!'}, **{'|': '/'}))
+
+
+def _md(value: Any) -> str:
+    """One table cell or heading word of text: one line (a line break would start a row or a heading of its own),
+    no markup."""
+    return ' '.join(str(value).splitlines()).translate(_MARKUP)
+
+
 def render_markdown(report: Dict[str, Any]) -> str:
-    lines = ['# Patching run %s' % report.get('run_id'), '',
-             'Started %s, updated %s.' % (report.get('started'), report.get('updated')), '']
+    lines = ['# Patching run %s' % _md(report.get('run_id')), '',
+             'Started %s, updated %s.' % (_md(report.get('started')), _md(report.get('updated'))), '']
     summary = report.get('summary') or summarize(report)
     lines.append('Hosts: ' + ', '.join('%d %s' % (n, s) for s, n in summary['hosts'].items() if n) +
                  '. Packages upgraded: %d. Reboots: %d.' % (summary['packages_upgraded'], summary['reboots']))
@@ -113,7 +125,7 @@ def render_markdown(report: Dict[str, Any]) -> str:
         else:
             reboot_text = '-'
         held = ', '.join('%s (%s available)' % (h.get('name'), h.get('new')) for h in entry.get('held') or []) or '-'
-        reason = (entry.get('reason') or '-').replace('|', '/')
-        lines.append('| %s | %s | %s | %s | %s | %s |' % (host, entry.get('status'), reason,
-                                                          _versions(entry.get('upgraded') or []), held, reboot_text))
+        reason = entry.get('reason') or '-'
+        lines.append('| %s | %s | %s | %s | %s | %s |' % tuple(_md(v) for v in (
+            host, entry.get('status'), reason, _versions(entry.get('upgraded') or []), held, reboot_text)))
     return '\n'.join(lines) + '\n'

@@ -222,6 +222,6 @@ def read_fence_file(data_dir: str) -> Optional[Dict[str, Any]]:
     try:
         with open(path, encoding='utf-8') as handle:
             data = json.load(handle)
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None

@@ -76,7 +76,7 @@ class Client:
                                 % (MAX_RESPONSE // 1048576, query))
         try:
             doc = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):   # RecursionError: nested deeper than json recurses
             raise OpsReadyError('Prometheus %s did not answer JSON for %s: is prometheus_url the server root?'
                                 % (self.url, query))
         if not isinstance(doc, dict) or doc.get('status') != 'success':
@@ -92,7 +92,7 @@ def _error_text(body: bytes) -> str:
     try:
         doc = json.loads(body)
         return '%s: %s' % (doc.get('errorType'), doc.get('error'))
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return ''
 
 

@@ -104,7 +104,9 @@ def _existing(dest: str, wal_name: str) -> List[Dict[str, Any]]:
     for path in glob.glob(os.path.join(glob.escape(dest), 'postgresql-cluster-wal-*-%s*.manifest.json' % wal_name)):
         try:
             with _open_regular(path, 'manifest') as handle:
-                found.append(json.loads(handle.read(MANIFEST_LIMIT + 1)))
+                data = json.loads(handle.read(MANIFEST_LIMIT + 1))
+        except RecursionError:
+            data = None   # nested deeper than the decoder recurses: no manifest of ours
         except NotAFile as exc:
             # planted by someone who can write the archive: not a copy of this segment, and no reason to stop
             # archiving (PostgreSQL would retry it forever while pg_wal fills up); said in the server's log
@@ -112,6 +114,12 @@ def _existing(dest: str, wal_name: str) -> List[Dict[str, Any]]:
             continue
         except (OSError, ValueError):
             continue
+        if not isinstance(data, dict):
+            # valid JSON, but not an object (or too deep): planted, not a copy of this segment; failing would make
+            # PostgreSQL retry forever, as for a planted special file
+            sys.stderr.write('opsready pg_wal_archive: ignoring %s: not a manifest (no JSON object)\n' % path)
+            continue
+        found.append(data)
     return found
 
 
