@@ -135,3 +135,25 @@ def test_a_killed_drill_s_rdb_is_removed_by_the_next_drill_and_its_server_dies_w
         runner.join(120)
         for pid in orphans or scratch_servers(root):
             os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize('name', ['quote"d', 'back\\slash', 'line\nbreak', 'spa ce\ttab', 'nïcht-ascii'],
+                         ids=['quote', 'backslash', 'newline', 'space', 'non-ascii'])
+def test_a_scratch_dir_of_any_legal_name_loads_the_snapshot_there(sealed, tmp_path, name):
+    """scratch_dir is written into the scratch server's redis.conf (``dir``, ``logfile``): a '"', a backslash or a
+    line break in it ended the quoted value there (the server refused the file, or read the rest as directives of a
+    redis-server running as root)."""
+    from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import (
+        manifest_path_for, read_manifest)
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.redis import restore
+    root = tmp_path / name
+    root.mkdir()
+    manifest = read_manifest(manifest_path_for(sealed['artifact']))
+    identities = encryption.parse_identities(open(sealed['identity_file']).read())
+    outcome: dict = {}
+    with restore.scratch_instance(manifest, identities, workdir=str(root), cleanup=outcome) as scratch:
+        assert os.path.dirname(scratch.directory) == str(root)
+        assert scratch.keys() == 300
+        assert os.readlink('/proc/%d/cwd' % scratch.proc.pid) == scratch.directory
+        assert os.path.exists(os.path.join(scratch.directory, 'redis.log'))
+    assert outcome['cleaned_up'] is True and os.listdir(root) == []

@@ -9,7 +9,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.connec
 from ansible_collections.opsready.operations.plugins.module_utils.replication.failover import (
     NodeSpec, NodeState, check_names, check_switchover_candidate, choose_failover_candidate, lsn_text)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.promote import (
-    build_conninfo, conf_quote, follow_conninfo, parse_conninfo, slot_name)
+    build_conninfo, follow_conninfo, parse_conninfo, slot_name)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import conf_literal
 
 
 def primary(lsn=1000):
@@ -75,6 +76,6 @@ def test_follow_conninfo_keeps_credentials_and_changes_the_target():
 
 
 def test_conf_quote_and_slot_name():
-    assert conf_quote("a'b\\c") == "'a''b\\\\c'"
+    assert conf_literal("a'b\\c") == "'a''b\\\\c'"
     assert slot_name('DB-1.example') == 'db_1_example'
     assert len(slot_name('x' * 100)) == 63

@@ -56,6 +56,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.postgr
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.backup import (
     PostgresEngine, lsn_to_int)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.postmaster import postmaster_pid
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import conf_literal
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import Restorer, RestoreRequest, Timer
 from ansible_collections.opsready.operations.plugins.module_utils.files.safeio import (
     UnsafeFileError, open_regular_stream, read_regular)
@@ -228,11 +229,11 @@ def _configure(staging: str, waldir: str, target: Optional[datetime.datetime]) -
                          'local all all peer\n'
                          'host all all 127.0.0.1/32 md5\n')
     lines = ['', '# --- opsready db_restore: point-in-time recovery ---',
-             "restore_command = %s" % _conf_quote('cp %s/%%f "%%p"' % shlex.quote(waldir)),
+             "restore_command = %s" % conf_literal('cp %s/%%f "%%p"' % shlex.quote(waldir)),
              "recovery_target_action = 'promote'",
              "archive_mode = 'off'",
-             "hba_file = %s" % _conf_quote(hba),
-             "ident_file = %s" % _conf_quote(os.path.join(staging, 'pg_ident.conf'))]
+             "hba_file = %s" % conf_literal(hba),
+             "ident_file = %s" % conf_literal(os.path.join(staging, 'pg_ident.conf'))]
     if not os.path.exists(os.path.join(staging, 'pg_ident.conf')):
         open(os.path.join(staging, 'pg_ident.conf'), 'w').close()
     with open(os.path.join(staging, 'postgresql.auto.conf'), 'a') as handle:
@@ -254,17 +255,13 @@ def _set_conf(staging: str, settings: Dict[str, Optional[str]]) -> None:
     text = read_regular(auto, CONF_LIMIT, what='postgresql.auto.conf', follow=False).decode('utf-8')
     owner = os.lstat(auto)
     kept = [line for line in text.splitlines() if not any(line.startswith(name + ' = ') for name in settings)]
-    kept += ['%s = %s' % (name, _conf_quote(value)) for name, value in settings.items() if value is not None]
+    kept += ['%s = %s' % (name, conf_literal(value)) for name, value in settings.items() if value is not None]
     atomic_write_text(auto, '\n'.join(kept) + '\n', mode=0o600, uid=owner.st_uid, gid=owner.st_gid)
 
 
 def _set_target(staging: str, target: Optional[datetime.datetime]) -> None:
     """``recovery_target_time``, or none: without it recovery replays all archived WAL."""
     _set_conf(staging, {'recovery_target_time': target.isoformat() if target is not None else None})
-
-
-def _conf_quote(value: str) -> str:
-    return "'" + value.replace('\\', '\\\\').replace("'", "''") + "'"
 
 
 # -- the server log --------------------------------------------------------------------------------------

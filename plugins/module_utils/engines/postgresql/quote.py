@@ -56,6 +56,30 @@ def quote_literal(value: str) -> str:
     return "E'" + value.replace('\\', '\\\\').replace("'", "''") + "'"
 
 
+def conf_literal(value: str) -> str:
+    """``value`` as a quoted string of a configuration file (postgresql.conf, postgresql.auto.conf).
+
+    The server reads such a string only to the end of its line, with backslash escapes (GUC_scanstr in
+    guc-file.l): ``''`` and ``\\`` for the quote and the backslash, ``\\n``/``\\r``/``\\t``, three-digit octal for
+    any other control character. A raw line break (a password or a path holding one) ended the value: the server
+    then refused to start on the file."""
+    if '\x00' in value:
+        raise OpsReadyError('PostgreSQL configuration values cannot contain NUL bytes: %r.' % value)
+    out = []
+    for char in value.replace('\\', '\\\\').replace("'", "''"):
+        if char == '\n':
+            out.append('\\n')
+        elif char == '\r':
+            out.append('\\r')
+        elif char == '\t':
+            out.append('\\t')
+        elif char < ' ' or char == '\x7f':
+            out.append('\\%03o' % ord(char))
+        else:
+            out.append(char)
+    return "'" + ''.join(out) + "'"
+
+
 def conninfo_value(value: str) -> str:
     """``value`` as a libpq connection-string value: single-quoted, ``\\`` and ``'`` backslash-escaped."""
     if '\x00' in value:

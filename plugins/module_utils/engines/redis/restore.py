@@ -140,6 +140,14 @@ def remove_scratch(made: Scratch) -> Dict[str, Any]:
     return outcome
 
 
+def conf_string(value: str) -> str:
+    """``value`` as one double-quoted argument of redis.conf (sdssplitargs): every byte outside printable ASCII,
+    and the quote and backslash, as ``\\xHH``. scratch_dir is the operator's path and may hold any byte but NUL: a
+    '"' or a line break in it ended the value, and what followed was read as directives of a server run as root."""
+    return '"' + ''.join(chr(b) if 0x20 <= b < 0x7f and b not in (0x22, 0x5c) else '\\x%02x' % b
+                         for b in os.fsencode(value)) + '"'
+
+
 @contextlib.contextmanager
 def scratch_instance(manifest: Manifest, identities: Sequence[Any] = (), port: Optional[int] = None,
                      workdir: Optional[str] = None, timeout: float = 300,
@@ -166,9 +174,10 @@ def scratch_instance(manifest: Manifest, identities: Sequence[Any] = (), port: O
         with os.fdopen(fd, 'w') as handle:
             handle.write('\n'.join([
                 'bind 127.0.0.1', 'port %d' % port, 'protected-mode yes', 'daemonize no',
-                'dir "%s"' % directory, 'dbfilename dump.rdb', 'logfile "%s"' % os.path.join(directory, 'redis.log'),
+                'dir %s' % conf_string(directory), 'dbfilename dump.rdb',
+                'logfile %s' % conf_string(os.path.join(directory, 'redis.log')),
                 # Load the RDB, never write it back nor an AOF: the scratch copy stays what the artifact holds.
-                'save ""', 'appendonly no', 'requirepass "%s"' % password, 'maxmemory 0', '']))
+                'save ""', 'appendonly no', 'requirepass %s' % conf_string(password), 'maxmemory 0', '']))
         proc = subprocess.Popen([server, conf], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,  # nosec B603
                                 stderr=subprocess.DEVNULL, cwd=directory, preexec_fn=die_with_parent())
         scratch = ScratchRedis(directory, port, password, proc, runner)

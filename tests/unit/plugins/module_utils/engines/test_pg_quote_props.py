@@ -8,7 +8,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import dbprops as pg_dbprops
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import globals as pg_globals
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import (
-    check_name, conninfo_value, dbname_arg, quote_ident, quote_literal)
+    check_name, conf_literal, conninfo_value, dbname_arg, quote_ident, quote_literal)
 
 
 def test_quote_ident_and_literal():
@@ -151,3 +151,48 @@ def test_extension_statements_keep_recorded_versions_where_the_schema_exists_bef
     assert pg_dbprops.extension_statements(props, available)[0] == []
     assert pg_dbprops.extension_names(props) == ['hstore', 'citext', 'cube', 'Odd "x"']
     assert pg_dbprops.extension_statements({}, {}) == ([], [])   # a manifest from before
+
+
+def _guc_scanstr(literal: str) -> str:
+    """PostgreSQL's reading of a quoted configuration-file value (guc-file.l: GUC_scanstr; the lexer takes a
+    quoted string only up to the end of its line)."""
+    assert literal[0] == literal[-1] == "'" and '\n' not in literal and '\r' not in literal
+    body, out, i = literal[1:-1], [], 0
+    while i < len(body):
+        c = body[i]
+        if c == "'" and body[i + 1:i + 2] == "'":
+            out.append("'")
+            i += 2
+        elif c == '\\' and i + 1 < len(body):
+            nxt = body[i + 1]
+            if nxt in 'bfnrt':
+                out.append({'b': '\b', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t'}[nxt])
+                i += 2
+            elif nxt in '01234567':
+                j = i + 1
+                while j < len(body) and j < i + 4 and body[j] in '01234567':
+                    j += 1
+                out.append(chr(int(body[i + 1:j], 8)))
+                i = j
+            else:
+                out.append(nxt)
+                i += 2
+        else:
+            out.append(c)
+            i += 1
+    return ''.join(out)
+
+
+@pytest.mark.parametrize('value', ["host=a password='x\ny'", 'tab\there', 'cr\rlf\r\n', "q'uote \\ back",
+                                   'bell\x07 del\x7f esc\x1b', 'ünï 数据', '\\n literally', ''])
+def test_configuration_file_values_stay_on_their_line_and_read_back_the_same(value):
+    """postgresql.auto.conf / recovery settings written by PITR and failover: a line break in a value (a password
+    in primary_conninfo, a path) ended the quoted string, and the server refused to start on the file."""
+    literal = conf_literal(value)
+    assert not any(ord(c) < 0x20 or c == '\x7f' for c in literal), literal
+    assert _guc_scanstr(literal) == value
+
+
+def test_configuration_file_values_refuse_nul():
+    with pytest.raises(OpsReadyError):
+        conf_literal('a\x00b')
