@@ -179,10 +179,15 @@ options:
     type: int
     default: 22
   ssh_key:
-    description: Private key file for SSH (on the managed host).
+    description:
+      - Private key file for SSH (on the managed host).
+      - A path with whitespace, quotes, a backslash or C(%) is refused (ssh reads the value as config words and
+        tokens); link the file from a plain path.
     type: path
   ssh_known_hosts:
-    description: known_hosts file to check O(ssh_host)'s key against; host keys are always checked.
+    description:
+      - known_hosts file to check O(ssh_host)'s key against; host keys are always checked.
+      - The same path rule as O(ssh_key).
     type: path
   remote_path:
     description: Absolute directory on O(ssh_host) holding the copies; created C(0700).

@@ -629,6 +629,19 @@ def _destination_problem(value: Optional[str]) -> Optional[str]:
     return None
 
 
+def _ssh_file_problem(value: Optional[str]) -> Optional[str]:
+    """Why ``value`` cannot be given to ssh as a file (``-i``, ``-o UserKnownHostsFile=``), or None: ssh reads
+    such values as config words - whitespace separates several files, quotes and backslashes are syntax, ``%``
+    starts a token (``%h``, ``%u``) and a leading ``~`` a home directory."""
+    if value is None:
+        return None
+    if value.startswith('~'):
+        return "starts with '~' (ssh would expand it to a home directory)"
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7f or c in '"\'\\%' for c in value):
+        return "holds whitespace, a control character, a quote, a backslash or '%' (ssh would read them as syntax)"
+    return None
+
+
 class SshStore(Store):
     """A directory on another host, reached with ssh (commands) and rsync (data)."""
 
@@ -642,6 +655,11 @@ class SshStore(Store):
             if why:
                 raise OpsReadyError('%s %r %s: give a host name or address (and the user in ssh_user). Nothing was '
                                     'run.' % (option, value, why))
+        for option, value in (('ssh_key', key_file), ('ssh_known_hosts', known_hosts)):
+            why = _ssh_file_problem(value)
+            if why:
+                raise OpsReadyError('%s %r %s: give the file under a plain absolute path (a link to it will do). '
+                                    'Nothing was run.' % (option, value, why))
         self.host = host
         self.path = path.rstrip('/') or '/'
         self.target = '%s@%s' % (user, host) if user else host
