@@ -7,6 +7,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from tests.fidelity.test_mariadb_gaps import backup, restore
 from tests.fidelity.test_mariadb_round4 import hold_lock
 
@@ -85,3 +87,40 @@ def test_events_the_binary_logs_create_or_enable_never_run_in_the_copy_and_get_t
     finally:
         server.sql('SET GLOBAL event_scheduler = OFF; DROP DATABASE IF EXISTS side; DROP DATABASE IF EXISTS rev; '
                    'DROP DATABASE IF EXISTS rev_copy; DROP DATABASE IF EXISTS rev_drill')
+
+
+def test_rows_whose_insert_exceeds_max_allowed_packet_are_named_at_backup_time(mariadb_factory, tmp_path):
+    """A row whose INSERT (a BLOB written as hex: twice its size) is longer than the server's max_allowed_packet:
+    the backup said nothing, and the restore onto that server loaded everything else first, then failed. The
+    backup names the table and the length (manifest longest_insert and its warning); a restore onto a server
+    whose max_allowed_packet is shorter refuses before loading, naming both; raised, it restores. Rows whose
+    INSERT fits (many small rows, one long TEXT under the limit) are not named."""
+    from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+
+    server = mariadb_factory(extra_conf={'max_allowed_packet': '4M'})
+    server.sql("CREATE DATABASE big; USE big; CREATE TABLE `b l``ob` (id INT PRIMARY KEY, v LONGBLOB); "
+               "INSERT INTO `b l``ob` VALUES (1, REPEAT('x', 3 * 1024 * 1024)), (2, 'small'); "
+               "CREATE TABLE many (id INT PRIMARY KEY, t TEXT); "
+               "INSERT INTO many SELECT seq, REPEAT('y', 60000) FROM seq_1_to_200; "
+               "CREATE TABLE fits (id INT PRIMARY KEY, t LONGTEXT); "
+               "INSERT INTO fits VALUES (1, REPEAT('z', 3 * 1024 * 1024))")
+    manifest = backup(server, 'big', tmp_path / 'b')['manifest']
+    longest = manifest.get('longest_insert') or {}
+    assert longest.get('table') == 'b l`ob' and 6 * 1024 * 1024 < longest['bytes'] < 6 * 1024 * 1024 + 100, manifest
+    assert 'big.b l`ob' in manifest.get('warning', '') and 'max_allowed_packet' in manifest['warning'], manifest
+    try:
+        started = time.monotonic()
+        with pytest.raises(OpsReadyError) as caught:
+            restore(server, tmp_path / 'b', 'big', 'big2')
+        message = caught.value.message
+        assert 'b l`ob' in message and str(longest['bytes']) in message and 'max_allowed_packet' in message, message
+        assert 'before loading' in message, message
+        assert server.sql("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'big2%'") \
+            == [('0',)]
+        assert time.monotonic() - started < 30
+        server.sql('SET GLOBAL max_allowed_packet = 16 * 1024 * 1024')
+        restore(server, tmp_path / 'b', 'big', 'big2')
+        assert server.sql('SELECT id, MD5(v) FROM big2.`b l``ob` ORDER BY id') == server.sql(
+            'SELECT id, MD5(v) FROM big.`b l``ob` ORDER BY id')
+    finally:
+        server.sql('DROP DATABASE IF EXISTS big; DROP DATABASE IF EXISTS big2')

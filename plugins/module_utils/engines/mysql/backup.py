@@ -47,6 +47,52 @@ CHANGE_MASTER = re.compile(rb"CHANGE (?:MASTER|REPLICATION SOURCE) TO (?:MASTER|
 GTID = re.compile(rb"gtid_slave_pos='([^']*)'")
 BINLOG_MAGIC = b'\xfebin'
 EVENT_HEADER = struct.Struct('<IBIII')  # timestamp, type, server_id, event_length, next_position (+2 flags)
+INSERT_HEAD = re.compile(rb'INSERT INTO `((?:[^`]|``)+)`')
+
+
+class LongestInsert:
+    """The longest ``INSERT`` statement of a dump stream and its table: the client sends each statement in one
+    packet, and a server whose max_allowed_packet is shorter refuses it (one row's INSERT: a BLOB is written as hex,
+    twice its size; mariadb-dump starts a new INSERT every net_buffer_length bytes, so only a long row makes a long
+    statement). A statement ends with ``;`` and a line break: inside a value the dump writes a line break escaped
+    (``\\n``). Statements are counted, not lines (mariadb-dump writes a row a line: a loop per line cost seconds per
+    million rows)."""
+
+    def __init__(self) -> None:
+        self.length = 0        # of the current statement so far (from the end of the last one)
+        self.head = b''        # its first bytes: comment lines, then the statement
+        self.semicolon = False   # the last chunk ended with ';'
+        self.longest = 0
+        self.table: Optional[str] = None
+
+    def _add(self, part: bytes) -> None:
+        if len(self.head) < 512:
+            self.head += part[:512 - len(self.head)]
+        self.length += len(part)
+
+    def _ended(self) -> None:
+        at = self.head.find(b'INSERT INTO `')
+        if at >= 0 and (at == 0 or self.head[at - 1:at] == b'\n') and self.length - at > self.longest:
+            match = INSERT_HEAD.match(self.head, at)
+            if match:
+                self.longest = self.length - at
+                self.table = match.group(1).replace(b'``', b'`').decode('utf-8', 'replace')
+        self.length, self.head = 0, b''
+
+    def feed(self, data: bytes) -> None:
+        pos = 0
+        if self.semicolon and data[:1] == b'\n':
+            self._ended()
+            pos = 1
+        while True:
+            end = data.find(b';\n', pos)
+            if end < 0:
+                self._add(data[pos:])
+                break
+            self._add(data[pos:end + 1])
+            self._ended()
+            pos = end + 2
+        self.semicolon = data[-1:] == b';'
 
 
 def binlog_index(name: str) -> int:
@@ -254,7 +300,10 @@ class MySQLEngine(Engine):
         head = bytearray()
         tail = bytearray()
 
+        inserts = LongestInsert()
+
         def observe(data: bytes) -> None:
+            inserts.feed(data)
             if len(head) < 65536:
                 head.extend(data[:65536 - len(head)])
             tail.extend(data[-4096:])
@@ -352,6 +401,16 @@ class MySQLEngine(Engine):
             data['lossy_text'] = lossy   # restores repeat it as a warning
         if enum_errors:
             data['enum_error_values'] = enum_errors   # so do they
+        if inserts.table is not None:
+            # the restore refuses, before loading, a server whose max_allowed_packet is shorter
+            data['longest_insert'] = {'bytes': inserts.longest, 'table': inserts.table}
+            limit = self.query('SELECT @@global.max_allowed_packet')[0][0]
+            if limit.isdigit() and inserts.longest > int(limit):
+                warnings.append('the INSERT of a row of %s.%s is %d bytes long (a BLOB is written as hex, twice its '
+                                'size), longer than this server\'s max_allowed_packet (%s): a restore onto a server '
+                                'with that setting fails; raise it (SET GLOBAL max_allowed_packet = 1073741824, and in '
+                                'the configuration) where this dump is to be restored'
+                                % (database, inserts.table, inserts.longest, limit))
         data.update(consistent_at=isoformat(started), format='sql', position=position,
                     tool={'name': os.path.basename(self.tool('dump')), 'version': self.tool_version('dump')},
                     server_version=info['server_version'])

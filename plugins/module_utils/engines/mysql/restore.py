@@ -1869,6 +1869,22 @@ def _undo(engine: Any, target: str, temp: str, tables: List[str], before: Dict[s
                             target=target, aside=aside, definitions=saved)
 
 
+def check_packet(engine: Any, full: Manifest) -> None:
+    """Refuse, before loading, a dump whose longest INSERT (recorded by the backup) this server's
+    max_allowed_packet refuses: the load failed with it after everything before it had loaded."""
+    longest = full.data.get('longest_insert')
+    if not isinstance(longest, dict) or not isinstance(longest.get('bytes'), int):
+        return
+    limit = engine.query('SELECT @@global.max_allowed_packet')[0][0]
+    if limit.isdigit() and longest['bytes'] > int(limit):
+        raise OpsReadyError(
+            'Dump %s holds an INSERT of %d bytes (a row of table %s: a BLOB is written as hex, twice its size), longer '
+            'than this server\'s max_allowed_packet (%s bytes), which refuses it: the restore stopped before loading '
+            'and nothing was changed. Raise it (SET GLOBAL max_allowed_packet = 1073741824, and in the server\'s '
+            'configuration) and run the restore again.' % (full.id, longest['bytes'], longest.get('table'), limit),
+            table=longest.get('table'), bytes=longest['bytes'], max_allowed_packet=int(limit))
+
+
 def packet_hint(engine: Any) -> str:
     """What to do when the server closed the load's connection ("Server has gone away"): most often a statement of
     the dump longer than the server's max_allowed_packet (one row's INSERT: a BLOB is written as hex, twice its
@@ -1950,6 +1966,7 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
         check_rewritable(full.database or '', 'source database name')
     engine.ping()
     before = check_target(engine, request)
+    check_packet(engine, full)
     # Under the target's lock no other run into it is live: a marked copy of it is a killed run's.
     stale.update(drop_stale(engine, target_db))
     timer.lap('inspect_target')
