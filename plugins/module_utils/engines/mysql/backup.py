@@ -251,6 +251,30 @@ class MySQLEngine(Engine):
                     found['%s.%s.%s' % (schema, table, column)] = int(count)
         return found
 
+    def float_precision(self, database: Optional[str]) -> Dict[str, int]:
+        """``{'db.table.column': rows}``: FLOAT (single precision) values the dump cannot hold: the server prints a
+        FLOAT with 6 significant digits (16777215 as 16777200, 3.1415927 as 3.14159), and the dump holds that text.
+        A value is named when its text read back as a FLOAT is another number. Only tables with a FLOAT column are
+        read (one scan each); DOUBLE prints with 17 digits and round-trips."""
+        where = _schemas_where(database)
+        rows = self.query("SELECT TABLE_SCHEMA, TABLE_NAME, c.COLUMN_NAME "  # nosec B608 # quoted
+                          "FROM information_schema.COLUMNS c JOIN information_schema.TABLES t "
+                          "USING (TABLE_SCHEMA, TABLE_NAME) WHERE t.TABLE_TYPE <> 'VIEW' AND c.DATA_TYPE = 'float' "
+                          "AND c.IS_GENERATED = 'NEVER' AND %s ORDER BY 1, 2, c.ORDINAL_POSITION" % where)
+        by_table: Dict[Tuple[str, str], List[str]] = {}
+        for row in rows:
+            if len(row) == 3:
+                by_table.setdefault((row[0], row[1]), []).append(row[2])
+        found: Dict[str, int] = {}
+        for (schema, table), columns in sorted(by_table.items()):
+            tests = ', '.join('IFNULL(SUM({c} <> CAST(CAST({c} AS CHAR) AS FLOAT)), 0)'.format(
+                c=quote_identifier(c, 'column name')) for c in columns)
+            counts = self.query('SELECT %s FROM %s' % (tests, qualified(schema, table)))  # nosec B608 # quoted
+            for column, count in zip(columns, counts[0] if counts else []):
+                if count not in ('0', '', None):
+                    found['%s.%s.%s' % (schema, table, column)] = int(count)
+        return found
+
     def database_objects(self, database: str) -> Dict[str, Any]:
         """How many views, routines, triggers and events ``database`` holds, and their definers: the
         restore proves it may create them (definers included) before it loads anything."""
@@ -367,6 +391,16 @@ class MySQLEngine(Engine):
                                 "writes both as '' and a restore gives those rows the '' member. Find them with "
                                 "WHERE <column> + 0 = 0" % (sum(enum_errors.values()), ', '.join(
                                     '%s (%d)' % kv for kv in sorted(enum_errors.items()))))
+            floats: Dict[str, int] = {}
+            if self.flavor == 'mariadb':   # CAST(... AS FLOAT): MariaDB 10.4.5+; MySQL is not checked
+                floats = self.float_precision(None if opts.all_databases else database)
+            if floats:
+                warnings.append('%d FLOAT value(s) in column(s) %s need more than the 6 significant digits %s-dump '
+                                'writes a FLOAT with (16777215 is written 16777200) and come back rounded from this '
+                                'dump: convert the columns to DOUBLE (ALTER TABLE ... MODIFY ... DOUBLE keeps every '
+                                'value exactly), or back up those tables another way (a physical backup)'
+                                % (sum(floats.values()), ', '.join('%s (%d)' % kv for kv in sorted(floats.items())),
+                                   self.flavor))
             # "--" ends the options: a database named "-x" is a name, not an option.
             # An all-databases dump carries the accounts and grants as rows of the mysql schema's tables: loaded,
             # they take effect only after FLUSH PRIVILEGES (or a restart), which the dump then ends with.
@@ -401,6 +435,8 @@ class MySQLEngine(Engine):
             data['lossy_text'] = lossy   # restores repeat it as a warning
         if enum_errors:
             data['enum_error_values'] = enum_errors   # so do they
+        if floats:
+            data['float_precision'] = floats   # and this
         if inserts.table is not None:
             # the restore refuses, before loading, a server whose max_allowed_packet is shorter
             data['longest_insert'] = {'bytes': inserts.longest, 'table': inserts.table}

@@ -647,6 +647,10 @@ class CollationSwitchRewriter(_MarkedLineFilter):
 #   (``requalify_sequence_defaults``).
 DATA_LOCK = re.compile(rb'(?m)^(?:LOCK TABLES `(?:[^`]|``)+` WRITE|UNLOCK TABLES);\r?\n')
 SEQUENCE_DEFAULT_MARK = b'  `'
+# The dump loads its data under the sql_mode its header sets (NO_AUTO_VALUE_ON_ZERO, nothing strict): a date the
+# source stored under ALLOW_INVALID_DATES ('2020-02-31', '2020-04-31 10:00:00') was turned into a zero date with a
+# warning nobody read. The values of a dump were all accepted by the source once: the load allows them again.
+DUMP_SQL_MODE = re.compile(rb"(?m)^(/\*!40101 SET @OLD_SQL_MODE=@@SQL_MODE, SQL_MODE=')([^'\r\n]*)(' \*/;)$")
 
 
 class DumpLineRewriter(_MarkedLineFilter):
@@ -680,6 +684,10 @@ class DumpLineRewriter(_MarkedLineFilter):
         return b''.join(out)
 
     def _outside(self, data: bytes) -> bytes:
+        if b'@OLD_SQL_MODE=' in data:
+            data = DUMP_SQL_MODE.sub(lambda m: m.group(1) + b','.join(
+                [w for w in m.group(2).split(b',') if w and w != b'ALLOW_INVALID_DATES'] + [b'ALLOW_INVALID_DATES'])
+                + m.group(3), data)
         if b'LOCK TABLES' in data:
             data, n = DATA_LOCK.subn(b'', data)
             self.unlocked += n
@@ -2085,6 +2093,13 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
                         "wrote both as '', so those rows were restored with the '' member (the backup %s said so)."
                         % (sum(v for v in enum_errors.values() if isinstance(v, int)),
                            ', '.join(sorted(str(k) for k in enum_errors)), full.id))
+    floats = full.data.get('float_precision')
+    if isinstance(floats, dict) and floats:
+        # recorded by the backup (engines/mysql/backup.py float_precision)
+        warnings.append('%d FLOAT value(s) of column(s) %s were restored rounded to 6 significant digits: %s-dump '
+                        'writes a FLOAT so (the backup %s said so). Restore those values from another copy.'
+                        % (sum(v for v in floats.values() if isinstance(v, int)),
+                           ', '.join(sorted(str(k) for k in floats)), engine.flavor, full.id))
     if warnings:
         result['warnings'] = warnings
     if request.stop_at is not None and logs:
