@@ -95,6 +95,28 @@ class LongestInsert:
         self.semicolon = data[-1:] == b';'
 
 
+def stored_as(expression: str, data_type: str, column_type: str, length: str, precision: str) -> str:
+    """``expression`` converted as storing it in a column of that type converts it, where CAST can say so (the
+    others compared as they are)."""
+    data_type, column_type = data_type.lower(), column_type.lower()
+    numbers = re.findall(r'\d+', column_type)
+    if data_type in ('tinyint', 'smallint', 'mediumint', 'int', 'bigint'):
+        kind = 'UNSIGNED' if 'unsigned' in column_type else 'SIGNED'
+    elif data_type == 'decimal' and len(numbers) >= 2:
+        kind = 'DECIMAL(%s,%s)' % (numbers[0], numbers[1])
+    elif data_type in ('char', 'varchar', 'tinytext', 'text', 'mediumtext', 'longtext') and length.isdigit():
+        kind = 'CHAR(%s)' % length
+    elif data_type in ('double', 'float'):
+        kind = data_type.upper()
+    elif data_type == 'date':
+        kind = 'DATE'
+    elif data_type in ('datetime', 'timestamp', 'time') and precision.isdigit():
+        kind = '%s(%s)' % ('TIME' if data_type == 'time' else 'DATETIME', precision)
+    else:
+        return '(%s)' % expression
+    return 'CAST((%s) AS %s)' % (expression, kind)
+
+
 def binlog_index(name: str) -> int:
     match = re.search(r'\.(\d+)$', name)
     if not match:
@@ -275,6 +297,40 @@ class MySQLEngine(Engine):
                     found['%s.%s.%s' % (schema, table, column)] = int(count)
         return found
 
+    def generated_recomputed(self, database: Optional[str]) -> Dict[str, int]:
+        """``{'db.table.column': rows}``: STORED generated values the load will compute differently. The dump holds
+        no generated value: the load computes each again under its own session (time zone +00:00: mariadb-dump sets
+        it; the division scale of the session that opens the table first), so a value the source computed under
+        other settings (CAST(ts AS CHAR) under +05:00, a / 3 stored with 18 decimals) comes back changed. Each
+        expression is computed here under the load's settings, converted to the column's type, and compared; a
+        table whose check fails is left out (the backup goes on). Only tables with such a column are read."""
+        where = _schemas_where(database)
+        rows = self.query("SELECT TABLE_SCHEMA, TABLE_NAME, c.COLUMN_NAME, c.GENERATION_EXPRESSION, "  # nosec B608
+                          "c.DATA_TYPE, c.COLUMN_TYPE, IFNULL(c.CHARACTER_MAXIMUM_LENGTH, ''), "
+                          "IFNULL(c.DATETIME_PRECISION, '') FROM information_schema.COLUMNS c "
+                          "JOIN information_schema.TABLES t USING (TABLE_SCHEMA, TABLE_NAME) "
+                          "WHERE t.TABLE_TYPE <> 'VIEW' AND c.IS_GENERATED = 'ALWAYS' AND c.EXTRA LIKE 'STORED%%' "
+                          "AND c.GENERATION_EXPRESSION NOT IN ('ROW START', 'ROW END') AND %s "
+                          "ORDER BY 1, 2, c.ORDINAL_POSITION" % where)
+        by_table: Dict[Tuple[str, str], List[Tuple[str, str]]] = {}
+        for row in rows:
+            if len(row) == 8:
+                by_table.setdefault((row[0], row[1]), []).append((row[2], stored_as(row[3], *row[4:])))
+        found: Dict[str, int] = {}
+        for (schema, table), columns in sorted(by_table.items()):
+            tests = ', '.join('IFNULL(SUM(NOT (%s <=> %s)), 0)' % (quote_identifier(c, 'column name'), expression)
+                              for c, expression in columns)
+            try:
+                counts = self.query("SET SESSION time_zone = '+00:00', sql_mode = 'NO_AUTO_VALUE_ON_ZERO,"
+                                    "ALLOW_INVALID_DATES'; SELECT %s FROM %s"  # nosec B608 # the table's own text
+                                    % (tests, qualified(schema, table)))
+            except ToolError:
+                continue
+            for (column, _e), count in zip(columns, counts[0] if counts else []):
+                if count not in ('0', '', None):
+                    found['%s.%s.%s' % (schema, table, column)] = int(count)
+        return found
+
     def database_objects(self, database: str) -> Dict[str, Any]:
         """How many views, routines, triggers and events ``database`` holds, and their definers: the
         restore proves it may create them (definers included) before it loads anything."""
@@ -391,6 +447,14 @@ class MySQLEngine(Engine):
                                 "writes both as '' and a restore gives those rows the '' member. Find them with "
                                 "WHERE <column> + 0 = 0" % (sum(enum_errors.values()), ', '.join(
                                     '%s (%d)' % kv for kv in sorted(enum_errors.items()))))
+            recomputed = self.generated_recomputed(None if opts.all_databases else database)
+            if recomputed:
+                warnings.append('%d value(s) of STORED generated column(s) %s differ from what a load computes '
+                                '(time_zone +00:00, the default division scale): the dump holds no generated value, '
+                                'the load computes each again, so those come back different; make the expression '
+                                'independent of the session (CONVERT_TZ, ROUND)'
+                                % (sum(recomputed.values()), ', '.join('%s (%d)' % kv
+                                                                       for kv in sorted(recomputed.items()))))
             floats: Dict[str, int] = {}
             if self.flavor == 'mariadb':   # CAST(... AS FLOAT): MariaDB 10.4.5+; MySQL is not checked
                 floats = self.float_precision(None if opts.all_databases else database)
@@ -437,6 +501,8 @@ class MySQLEngine(Engine):
             data['enum_error_values'] = enum_errors   # so do they
         if floats:
             data['float_precision'] = floats   # and this
+        if recomputed:
+            data['generated_recomputed'] = recomputed   # and this
         if inserts.table is not None:
             # the restore refuses, before loading, a server whose max_allowed_packet is shorter
             data['longest_insert'] = {'bytes': inserts.longest, 'table': inserts.table}

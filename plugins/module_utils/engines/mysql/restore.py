@@ -2100,6 +2100,13 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
                         'writes a FLOAT so (the backup %s said so). Restore those values from another copy.'
                         % (sum(v for v in floats.values() if isinstance(v, int)),
                            ', '.join(sorted(str(k) for k in floats)), engine.flavor, full.id))
+    recomputed = full.data.get('generated_recomputed')
+    if isinstance(recomputed, dict) and recomputed:
+        # recorded by the backup (engines/mysql/backup.py generated_recomputed)
+        warnings.append('%d value(s) of STORED generated column(s) %s were computed again by the load under its own '
+                        'session settings and differ from the source\'s (the backup %s said so).'
+                        % (sum(v for v in recomputed.values() if isinstance(v, int)),
+                           ', '.join(sorted(str(k) for k in recomputed)), full.id))
     if warnings:
         result['warnings'] = warnings
     if request.stop_at is not None and logs:
