@@ -47,6 +47,74 @@ CHANGE_MASTER = re.compile(rb"CHANGE (?:MASTER|REPLICATION SOURCE) TO (?:MASTER|
 GTID = re.compile(rb"gtid_slave_pos='([^']*)'")
 BINLOG_MAGIC = b'\xfebin'
 EVENT_HEADER = struct.Struct('<IBIII')  # timestamp, type, server_id, event_length, next_position (+2 flags)
+INSERT_HEAD = re.compile(rb'INSERT INTO `((?:[^`]|``)+)`')
+
+
+class LongestInsert:
+    """The longest ``INSERT`` statement of a dump stream and its table: the client sends each statement in one
+    packet, and a server whose max_allowed_packet is shorter refuses it (one row's INSERT: a BLOB is written as hex,
+    twice its size; mariadb-dump starts a new INSERT every net_buffer_length bytes, so only a long row makes a long
+    statement). A statement ends with ``;`` and a line break: inside a value the dump writes a line break escaped
+    (``\\n``). Statements are counted, not lines (mariadb-dump writes a row a line: a loop per line cost seconds per
+    million rows)."""
+
+    def __init__(self) -> None:
+        self.length = 0        # of the current statement so far (from the end of the last one)
+        self.head = b''        # its first bytes: comment lines, then the statement
+        self.semicolon = False   # the last chunk ended with ';'
+        self.longest = 0
+        self.table: Optional[str] = None
+
+    def _add(self, part: bytes) -> None:
+        if len(self.head) < 512:
+            self.head += part[:512 - len(self.head)]
+        self.length += len(part)
+
+    def _ended(self) -> None:
+        at = self.head.find(b'INSERT INTO `')
+        if at >= 0 and (at == 0 or self.head[at - 1:at] == b'\n') and self.length - at > self.longest:
+            match = INSERT_HEAD.match(self.head, at)
+            if match:
+                self.longest = self.length - at
+                self.table = match.group(1).replace(b'``', b'`').decode('utf-8', 'replace')
+        self.length, self.head = 0, b''
+
+    def feed(self, data: bytes) -> None:
+        pos = 0
+        if self.semicolon and data[:1] == b'\n':
+            self._ended()
+            pos = 1
+        while True:
+            end = data.find(b';\n', pos)
+            if end < 0:
+                self._add(data[pos:])
+                break
+            self._add(data[pos:end + 1])
+            self._ended()
+            pos = end + 2
+        self.semicolon = data[-1:] == b';'
+
+
+def stored_as(expression: str, data_type: str, column_type: str, length: str, precision: str) -> str:
+    """``expression`` converted as storing it in a column of that type converts it, where CAST can say so (the
+    others compared as they are)."""
+    data_type, column_type = data_type.lower(), column_type.lower()
+    numbers = re.findall(r'\d+', column_type)
+    if data_type in ('tinyint', 'smallint', 'mediumint', 'int', 'bigint'):
+        kind = 'UNSIGNED' if 'unsigned' in column_type else 'SIGNED'
+    elif data_type == 'decimal' and len(numbers) >= 2:
+        kind = 'DECIMAL(%s,%s)' % (numbers[0], numbers[1])
+    elif data_type in ('char', 'varchar', 'tinytext', 'text', 'mediumtext', 'longtext') and length.isdigit():
+        kind = 'CHAR(%s)' % length
+    elif data_type in ('double', 'float'):
+        kind = data_type.upper()
+    elif data_type == 'date':
+        kind = 'DATE'
+    elif data_type in ('datetime', 'timestamp', 'time') and precision.isdigit():
+        kind = '%s(%s)' % ('TIME' if data_type == 'time' else 'DATETIME', precision)
+    else:
+        return '(%s)' % expression
+    return 'CAST((%s) AS %s)' % (expression, kind)
 
 
 def binlog_index(name: str) -> int:
@@ -205,6 +273,64 @@ class MySQLEngine(Engine):
                     found['%s.%s.%s' % (schema, table, column)] = int(count)
         return found
 
+    def float_precision(self, database: Optional[str]) -> Dict[str, int]:
+        """``{'db.table.column': rows}``: FLOAT (single precision) values the dump cannot hold: the server prints a
+        FLOAT with 6 significant digits (16777215 as 16777200, 3.1415927 as 3.14159), and the dump holds that text.
+        A value is named when its text read back as a FLOAT is another number. Only tables with a FLOAT column are
+        read (one scan each); DOUBLE prints with 17 digits and round-trips."""
+        where = _schemas_where(database)
+        rows = self.query("SELECT TABLE_SCHEMA, TABLE_NAME, c.COLUMN_NAME "  # nosec B608 # quoted
+                          "FROM information_schema.COLUMNS c JOIN information_schema.TABLES t "
+                          "USING (TABLE_SCHEMA, TABLE_NAME) WHERE t.TABLE_TYPE <> 'VIEW' AND c.DATA_TYPE = 'float' "
+                          "AND c.IS_GENERATED = 'NEVER' AND %s ORDER BY 1, 2, c.ORDINAL_POSITION" % where)
+        by_table: Dict[Tuple[str, str], List[str]] = {}
+        for row in rows:
+            if len(row) == 3:
+                by_table.setdefault((row[0], row[1]), []).append(row[2])
+        found: Dict[str, int] = {}
+        for (schema, table), columns in sorted(by_table.items()):
+            tests = ', '.join('IFNULL(SUM({c} <> CAST(CAST({c} AS CHAR) AS FLOAT)), 0)'.format(
+                c=quote_identifier(c, 'column name')) for c in columns)
+            counts = self.query('SELECT %s FROM %s' % (tests, qualified(schema, table)))  # nosec B608 # quoted
+            for column, count in zip(columns, counts[0] if counts else []):
+                if count not in ('0', '', None):
+                    found['%s.%s.%s' % (schema, table, column)] = int(count)
+        return found
+
+    def generated_recomputed(self, database: Optional[str]) -> Dict[str, int]:
+        """``{'db.table.column': rows}``: STORED generated values the load will compute differently. The dump holds
+        no generated value: the load computes each again under its own session (time zone +00:00: mariadb-dump sets
+        it; the division scale of the session that opens the table first), so a value the source computed under
+        other settings (CAST(ts AS CHAR) under +05:00, a / 3 stored with 18 decimals) comes back changed. Each
+        expression is computed here under the load's settings, converted to the column's type, and compared; a
+        table whose check fails is left out (the backup goes on). Only tables with such a column are read."""
+        where = _schemas_where(database)
+        rows = self.query("SELECT TABLE_SCHEMA, TABLE_NAME, c.COLUMN_NAME, c.GENERATION_EXPRESSION, "  # nosec B608
+                          "c.DATA_TYPE, c.COLUMN_TYPE, IFNULL(c.CHARACTER_MAXIMUM_LENGTH, ''), "
+                          "IFNULL(c.DATETIME_PRECISION, '') FROM information_schema.COLUMNS c "
+                          "JOIN information_schema.TABLES t USING (TABLE_SCHEMA, TABLE_NAME) "
+                          "WHERE t.TABLE_TYPE <> 'VIEW' AND c.IS_GENERATED = 'ALWAYS' AND c.EXTRA LIKE 'STORED%%' "
+                          "AND c.GENERATION_EXPRESSION NOT IN ('ROW START', 'ROW END') AND %s "
+                          "ORDER BY 1, 2, c.ORDINAL_POSITION" % where)
+        by_table: Dict[Tuple[str, str], List[Tuple[str, str]]] = {}
+        for row in rows:
+            if len(row) == 8:
+                by_table.setdefault((row[0], row[1]), []).append((row[2], stored_as(row[3], *row[4:])))
+        found: Dict[str, int] = {}
+        for (schema, table), columns in sorted(by_table.items()):
+            tests = ', '.join('IFNULL(SUM(NOT (%s <=> %s)), 0)' % (quote_identifier(c, 'column name'), expression)
+                              for c, expression in columns)
+            try:
+                counts = self.query("SET SESSION time_zone = '+00:00', sql_mode = 'NO_AUTO_VALUE_ON_ZERO,"
+                                    "ALLOW_INVALID_DATES'; SELECT %s FROM %s"  # nosec B608 # the table's own text
+                                    % (tests, qualified(schema, table)))
+            except ToolError:
+                continue
+            for (column, _e), count in zip(columns, counts[0] if counts else []):
+                if count not in ('0', '', None):
+                    found['%s.%s.%s' % (schema, table, column)] = int(count)
+        return found
+
     def database_objects(self, database: str) -> Dict[str, Any]:
         """How many views, routines, triggers and events ``database`` holds, and their definers: the
         restore proves it may create them (definers included) before it loads anything."""
@@ -254,7 +380,10 @@ class MySQLEngine(Engine):
         head = bytearray()
         tail = bytearray()
 
+        inserts = LongestInsert()
+
         def observe(data: bytes) -> None:
+            inserts.feed(data)
             if len(head) < 65536:
                 head.extend(data[:65536 - len(head)])
             tail.extend(data[-4096:])
@@ -318,6 +447,24 @@ class MySQLEngine(Engine):
                                 "writes both as '' and a restore gives those rows the '' member. Find them with "
                                 "WHERE <column> + 0 = 0" % (sum(enum_errors.values()), ', '.join(
                                     '%s (%d)' % kv for kv in sorted(enum_errors.items()))))
+            recomputed = self.generated_recomputed(None if opts.all_databases else database)
+            if recomputed:
+                warnings.append('%d value(s) of STORED generated column(s) %s differ from what a load computes '
+                                '(time_zone +00:00, the default division scale): the dump holds no generated value, '
+                                'the load computes each again, so those come back different; make the expression '
+                                'independent of the session (CONVERT_TZ, ROUND)'
+                                % (sum(recomputed.values()), ', '.join('%s (%d)' % kv
+                                                                       for kv in sorted(recomputed.items()))))
+            floats: Dict[str, int] = {}
+            if self.flavor == 'mariadb':   # CAST(... AS FLOAT): MariaDB 10.4.5+; MySQL is not checked
+                floats = self.float_precision(None if opts.all_databases else database)
+            if floats:
+                warnings.append('%d FLOAT value(s) in column(s) %s need more than the 6 significant digits %s-dump '
+                                'writes a FLOAT with (16777215 is written 16777200) and come back rounded from this '
+                                'dump: convert the columns to DOUBLE (ALTER TABLE ... MODIFY ... DOUBLE keeps every '
+                                'value exactly), or back up those tables another way (a physical backup)'
+                                % (sum(floats.values()), ', '.join('%s (%d)' % kv for kv in sorted(floats.items())),
+                                   self.flavor))
             # "--" ends the options: a database named "-x" is a name, not an option.
             # An all-databases dump carries the accounts and grants as rows of the mysql schema's tables: loaded,
             # they take effect only after FLUSH PRIVILEGES (or a restart), which the dump then ends with.
@@ -352,6 +499,20 @@ class MySQLEngine(Engine):
             data['lossy_text'] = lossy   # restores repeat it as a warning
         if enum_errors:
             data['enum_error_values'] = enum_errors   # so do they
+        if floats:
+            data['float_precision'] = floats   # and this
+        if recomputed:
+            data['generated_recomputed'] = recomputed   # and this
+        if inserts.table is not None:
+            # the restore refuses, before loading, a server whose max_allowed_packet is shorter
+            data['longest_insert'] = {'bytes': inserts.longest, 'table': inserts.table}
+            limit = self.query('SELECT @@global.max_allowed_packet')[0][0]
+            if limit.isdigit() and inserts.longest > int(limit):
+                warnings.append('the INSERT of a row of %s.%s is %d bytes long (a BLOB is written as hex, twice its '
+                                'size), longer than this server\'s max_allowed_packet (%s): a restore onto a server '
+                                'with that setting fails; raise it (SET GLOBAL max_allowed_packet = 1073741824, and in '
+                                'the configuration) where this dump is to be restored'
+                                % (database, inserts.table, inserts.longest, limit))
         data.update(consistent_at=isoformat(started), format='sql', position=position,
                     tool={'name': os.path.basename(self.tool('dump')), 'version': self.tool_version('dump')},
                     server_version=info['server_version'])

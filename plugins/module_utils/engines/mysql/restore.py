@@ -20,6 +20,8 @@
    are skipped, the rest land in the temporary database), starting at the dump's binlog position and
    stopping at ``--stop-datetime`` (run with ``TZ=UTC``, ``stop_at`` given in UTC: binlog timestamps are
    UTC seconds; everything before the second of ``stop_at`` is replayed, nothing of that second).
+   Replayed event statements (CREATE/ALTER EVENT) load DISABLE too (``ReplayEventRewriter``); the status they gave
+   the event in the source is what the target gets.
    The replay must not write the source's GTIDs into this server's binary log (with ``gtid_strict_mode``
    that fails, without it the next restore reading such a log fails with "Found out of order GTID"):
    the ``SET @@session.gtid_domain_id/server_id/gtid_seq_no`` lines after each GTID event are removed
@@ -645,6 +647,10 @@ class CollationSwitchRewriter(_MarkedLineFilter):
 #   (``requalify_sequence_defaults``).
 DATA_LOCK = re.compile(rb'(?m)^(?:LOCK TABLES `(?:[^`]|``)+` WRITE|UNLOCK TABLES);\r?\n')
 SEQUENCE_DEFAULT_MARK = b'  `'
+# The dump loads its data under the sql_mode its header sets (NO_AUTO_VALUE_ON_ZERO, nothing strict): a date the
+# source stored under ALLOW_INVALID_DATES ('2020-02-31', '2020-04-31 10:00:00') was turned into a zero date with a
+# warning nobody read. The values of a dump were all accepted by the source once: the load allows them again.
+DUMP_SQL_MODE = re.compile(rb"(?m)^(/\*!40101 SET @OLD_SQL_MODE=@@SQL_MODE, SQL_MODE=')([^'\r\n]*)(' \*/;)$")
 
 
 class DumpLineRewriter(_MarkedLineFilter):
@@ -678,6 +684,10 @@ class DumpLineRewriter(_MarkedLineFilter):
         return b''.join(out)
 
     def _outside(self, data: bytes) -> bytes:
+        if b'@OLD_SQL_MODE=' in data:
+            data = DUMP_SQL_MODE.sub(lambda m: m.group(1) + b','.join(
+                [w for w in m.group(2).split(b',') if w and w != b'ALLOW_INVALID_DATES'] + [b'ALLOW_INVALID_DATES'])
+                + m.group(3), data)
         if b'LOCK TABLES' in data:
             data, n = DATA_LOCK.subn(b'', data)
             self.unlocked += n
@@ -870,6 +880,169 @@ class EventStatusRewriter(_LineChunkFilter):
         out, _keep = self._sub(self.carry, True)
         self.carry = b''
         return out
+
+
+# The binary logs hold event statements as their author wrote them (the server adds the DEFINER to a CREATE):
+#   CREATE DEFINER=`u`@`h` EVENT e ON SCHEDULE EVERY 1 SECOND ON COMPLETION PRESERVE DO CALL note()
+#   ALTER EVENT e RENAME TO f ENABLE
+# Replayed as written, "CREATE EVENT" (ENABLE when it names no status) and "ALTER EVENT ... ENABLE" scheduled the
+# event inside the temporary copy at once: with event_scheduler ON it ran there while the replay went on (its body
+# may write to any database of the server, the production one among them), and the restore refused the copy only
+# afterwards. A replayed "ALTER EVENT ... DISABLE" left the status the dump gave the target unchanged. Each replayed
+# event statement loads DISABLE; the status it names (a CREATE without one: ENABLE) is recorded for the target,
+# following RENAME TO. The statement is tokenized up to DO (the body is never read); one that cannot be read is
+# replayed as it is (the check after the replay disables it, and refuses the copy if it ran).
+REPLAY_EVENT_HEAD = re.compile(rb'(?is)\A(?:\s|#[^\n]*\n)*(CREATE|ALTER)\b(.{0,1024}?)\bEVENT\b')
+STATEMENT_CARRY = 64 * 1024  # an unfinished statement longer than this passes on (its header, if an event's, read)
+
+
+def replay_event_edit(statement: bytes, complete: bool) -> Any:
+    """``(at, end, words, old_name, new_name, status, only_if_new)`` for the event statement ``statement``
+    (``data[at:end]`` replaced by ``words``; ``status`` None when the statement names none and keeps the event's);
+    None if it is no event statement, or cannot be read; ``NEED_MORE`` if ``statement`` ends before its DO (and
+    not ``complete``)."""
+    head = REPLAY_EVENT_HEAD.match(statement)
+    if head is None:
+        return None
+    create = head.group(1).upper() == b'CREATE'
+    code = []
+    for match in _SQL_TOKEN.finditer(statement, head.start(1)):
+        kind = match.lastgroup or 'other'
+        if kind in ('space', 'comment'):
+            continue
+        if not complete and match.end() == len(statement):
+            return NEED_MORE   # a word, a name or a string may go on in the next chunk
+        if kind == 'other' and match.group() in (b"'", b'"', b'`', b'/'):
+            return NEED_MORE if not complete else None   # unterminated, or a versioned comment: not read
+        code.append((kind, match.group(), match.start(), match.end()))
+        if kind == 'word' and match.group().upper() == b'DO':
+            break
+    else:
+        if not complete:
+            return NEED_MORE
+
+    def upper(n: int) -> bytes:
+        return code[n][1].upper() if n < len(code) and code[n][0] == 'word' else b''
+
+    def name_at(n: int) -> Tuple[Optional[str], int]:
+        """(the event name starting at code[n], the index after it); a qualifier is skipped."""
+        if n + 1 < len(code) and code[n + 1][1] == b'.':
+            n += 2
+        if n >= len(code) or code[n][0] not in ('ident', 'word'):
+            return None, n
+        text = _unquote(code[n][1]) if code[n][0] == 'ident' else code[n][1]
+        return text.decode('utf-8', 'replace'), n + 1
+
+    n = 1
+    if create and upper(n) == b'OR' and upper(n + 1) == b'REPLACE':
+        n += 2
+    if upper(n) not in (b'DEFINER', b'EVENT'):   # another statement (ALTER TABLE t ADD event INT)
+        return None
+    while n < len(code) and upper(n) != b'EVENT':   # DEFINER = ...
+        n += 1
+    n += 1
+    only_if_new = False
+    if create and upper(n) == b'IF' and upper(n + 1) == b'NOT' and upper(n + 2) == b'EXISTS':
+        n, only_if_new = n + 3, True
+    old, n = name_at(n)
+    if old is None:
+        return None
+    new: str = old
+    depth, status, at, end = 0, None, -1, -1
+    while n < len(code):
+        token, word = code[n][1], upper(n)
+        depth += (token == b'(') - (token == b')')
+        if depth == 0 and word in (b'DO', b'COMMENT'):
+            break
+        if depth == 0 and word == b'RENAME' and upper(n + 1) == b'TO' and not create:
+            renamed, n = name_at(n + 2)
+            if renamed is None:
+                return None
+            new = renamed
+            continue
+        if depth == 0 and word in EVENT_STATUS_WORDS:
+            status, at, end = EVENT_STATUS_WORDS[word], code[n][2], code[n][3]
+            if word == b'DISABLE' and upper(n + 1) == b'ON' and upper(n + 2) in (b'SLAVE', b'REPLICA'):
+                status, end, n = 'SLAVESIDE_DISABLED', code[n + 2][3], n + 2
+        n += 1
+    if status is None and create:   # CREATE EVENT without a status clause: ENABLE
+        if n >= len(code):
+            return None
+        status, at, end = 'ENABLED', code[n][2], code[n][2]
+        return at, end, b'DISABLE ', old, new, status, only_if_new
+    if status is None:
+        return 0, 0, b'', old, new, None, False
+    return at, end, b'DISABLE', old, new, status, only_if_new
+
+
+class ReplayEventRewriter:
+    """The binlog stream (``mariadb-binlog`` output, statements ended by ``/*!*/;``) with each event statement
+    loading DISABLE; ``statuses`` (event name -> information_schema status, started from the dump's) becomes the
+    status each event has in the source at the end of the replay."""
+
+    def __init__(self, statuses: Optional[Dict[str, str]] = None) -> None:
+        self.statuses: Dict[str, str] = dict(statuses or {})
+        self.carry = b''
+        self.passing = False   # the rest of a long statement, passed on up to its end
+
+    def _key(self, name: str) -> str:
+        """The recorded name ``name`` is (event names are case-insensitive), or ``name``."""
+        return next((k for k in self.statuses if k.lower() == name.lower()), name)
+
+    def _rewrite(self, statement: bytes, complete: bool) -> Any:
+        """``statement`` rewritten, None if it needs more (not ``complete``)."""
+        found = replay_event_edit(statement, complete)
+        if found == NEED_MORE:
+            return None
+        if found is None:
+            return statement
+        at, end, words, old, new, status, only_if_new = found
+        if only_if_new and self._key(old) in self.statuses:
+            status = None   # CREATE EVENT IF NOT EXISTS of an event the copy holds: a no-op there too
+        kept = self.statuses.pop(self._key(old), None) if new != old else self.statuses.get(self._key(old))
+        if status is not None:
+            self.statuses[self._key(new)] = status
+        elif kept is not None:
+            self.statuses[self._key(new)] = kept
+        return statement[:at] + words + statement[end:] if words else statement
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = self.carry + chunk
+        out: List[bytes] = []
+        pos = 0
+        if self.passing:
+            end = data.find(STATEMENT_END)
+            if end < 0:
+                keep = max(0, len(data) - len(STATEMENT_END) + 1)
+                self.carry = data[keep:]
+                return data[:keep]
+            pos = end + len(STATEMENT_END)
+            out.append(data[:pos])
+            self.passing = False
+        while True:
+            end = data.find(STATEMENT_END, pos)
+            if end < 0:
+                break
+            out += [self._rewrite(data[pos:end], True), STATEMENT_END]
+            pos = end + len(STATEMENT_END)
+        rest = data[pos:]
+        self.carry = rest
+        if len(rest) > STATEMENT_CARRY:
+            rewritten = self._rewrite(rest, False) if REPLAY_EVENT_HEAD.match(rest) else rest
+            if rewritten is None and len(rest) <= EVENT_HEADER_LIMIT:
+                return b''.join(out)
+            if rewritten is None:
+                rewritten = rest
+            keep = len(STATEMENT_END) - 1
+            out.append(rewritten[:-keep])
+            self.carry, self.passing = rewritten[-keep:], True
+        return b''.join(out)
+
+    def flush(self) -> bytes:
+        data, self.carry = self.carry, b''
+        if self.passing or not data:
+            return data
+        return self._rewrite(data, True)
 
 
 def sequence_defaults(engine: Any, database: str) -> List[Tuple[str, str, str]]:
@@ -1308,11 +1481,15 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
     return calling
 
 
-def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Manifest], temp: str) -> Dict[str, Any]:
+def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Manifest], temp: str,
+            events: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+    """The logs replayed into ``temp``; ``event_statuses``: ``events`` (the status each event of the copy had in the
+    source) as the replayed event statements left them (each loaded DISABLE: ``ReplayEventRewriter``)."""
     source = full.database or ''
     # The logs decrypted and decompressed: plaintext, in a private scratch directory (common/scratch.py).
     workdir = Scratch('binlog-restore', request.tmpdir, 'db_restore')
     stripper = GtidStripper()
+    rewriter = ReplayEventRewriter(events)
     try:
         files = [_decompress(m, workdir, engine.identities) for m in logs]
         argv = [engine.tool('binlog'), '--no-defaults'] + binlog_options(engine)
@@ -1326,14 +1503,14 @@ def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Man
         argv += ['--database=%s' % source, '--rewrite-db=%s->%s' % (source, temp)] + files
         binlog = engine.runner.popen(argv, env={'TZ': 'UTC'})
         try:
-            _feed_client(engine, temp, binlog.stdout, stripper, 'binlog replay')
+            _feed_client(engine, temp, binlog.stdout, _Chained(stripper, rewriter), 'binlog replay')
             engine.runner.finish(binlog, argv, what='%s-binlog' % engine.flavor)
         except BaseException:
             kill_and_reap(binlog)
             raise
         replayed = {'binlogs': [os.path.basename(f) for f in files], 'start_position': start,
                     'gtid_assignments_removed': stripper.removed, 'last_event': stripper.last_timestamp,
-                    'database_function': calling}
+                    'database_function': calling, 'event_statuses': rewriter.statuses}
     except BaseException as exc:
         raise told_left(exc, workdir.remove())
     left = workdir.remove()
@@ -1457,9 +1634,9 @@ def _quiesce_events(engine: Any, temp: str, status: Dict[str, str], loaded: Opti
     for event in events:
         if event['name'] not in status:
             status[event['name']] = (loaded or {}).get(event['name'], event['detail'])
-        elif event['detail'] != 'DISABLED':   # the binary logs replayed an ALTER EVENT ... ENABLE
+        elif event['detail'] != 'DISABLED':   # a replayed event statement ReplayEventRewriter could not read
             status[event['name']] = event['detail']
-    # Those the dump's filter did not load disabled (created or enabled by the binary logs): ALTER EVENT records the
+    # Those the filters did not load disabled (statements they could not read): ALTER EVENT records the
     # session's character set and the database's collation as the event's, so only when the scheduler may run them.
     enabled = {e['name']: 'DISABLED' for e in events if e['detail'] != 'DISABLED'}
     if enabled and engine.query('SELECT @@event_scheduler')[0][0] in ('ON', '1'):
@@ -1700,6 +1877,22 @@ def _undo(engine: Any, target: str, temp: str, tables: List[str], before: Dict[s
                             target=target, aside=aside, definitions=saved)
 
 
+def check_packet(engine: Any, full: Manifest) -> None:
+    """Refuse, before loading, a dump whose longest INSERT (recorded by the backup) this server's
+    max_allowed_packet refuses: the load failed with it after everything before it had loaded."""
+    longest = full.data.get('longest_insert')
+    if not isinstance(longest, dict) or not isinstance(longest.get('bytes'), int):
+        return
+    limit = engine.query('SELECT @@global.max_allowed_packet')[0][0]
+    if limit.isdigit() and longest['bytes'] > int(limit):
+        raise OpsReadyError(
+            'Dump %s holds an INSERT of %d bytes (a row of table %s: a BLOB is written as hex, twice its size), longer '
+            'than this server\'s max_allowed_packet (%s bytes), which refuses it: the restore stopped before loading '
+            'and nothing was changed. Raise it (SET GLOBAL max_allowed_packet = 1073741824, and in the server\'s '
+            'configuration) and run the restore again.' % (full.id, longest['bytes'], longest.get('table'), limit),
+            table=longest.get('table'), bytes=longest['bytes'], max_allowed_packet=int(limit))
+
+
 def packet_hint(engine: Any) -> str:
     """What to do when the server closed the load's connection ("Server has gone away"): most often a statement of
     the dump longer than the server's max_allowed_packet (one row's INSERT: a BLOB is written as hex, twice its
@@ -1781,6 +1974,7 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
         check_rewritable(full.database or '', 'source database name')
     engine.ping()
     before = check_target(engine, request)
+    check_packet(engine, full)
     # Under the target's lock no other run into it is live: a marked copy of it is a killed run's.
     stale.update(drop_stale(engine, target_db))
     timer.lap('inspect_target')
@@ -1800,7 +1994,8 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
         missing = missing_objects(full.data.get('database_objects'), count_objects(objects_of(engine, temp)))
         timer.lap('load_dump')
         if logs:
-            replay = _replay(engine, request, full, logs, temp)
+            replay = _replay(engine, request, full, logs, temp, events)
+            events = replay['event_statuses']
             _quiesce_events(engine, temp, events)
             # An ALTER DATABASE after the dump (sent with USE of the source: replayed into the copy) changed the
             # copy's character set, collation or comment: the target gets the copy's, not the dump's.
@@ -1898,6 +2093,20 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
                         "wrote both as '', so those rows were restored with the '' member (the backup %s said so)."
                         % (sum(v for v in enum_errors.values() if isinstance(v, int)),
                            ', '.join(sorted(str(k) for k in enum_errors)), full.id))
+    floats = full.data.get('float_precision')
+    if isinstance(floats, dict) and floats:
+        # recorded by the backup (engines/mysql/backup.py float_precision)
+        warnings.append('%d FLOAT value(s) of column(s) %s were restored rounded to 6 significant digits: %s-dump '
+                        'writes a FLOAT so (the backup %s said so). Restore those values from another copy.'
+                        % (sum(v for v in floats.values() if isinstance(v, int)),
+                           ', '.join(sorted(str(k) for k in floats)), engine.flavor, full.id))
+    recomputed = full.data.get('generated_recomputed')
+    if isinstance(recomputed, dict) and recomputed:
+        # recorded by the backup (engines/mysql/backup.py generated_recomputed)
+        warnings.append('%d value(s) of STORED generated column(s) %s were computed again by the load under its own '
+                        'session settings and differ from the source\'s (the backup %s said so).'
+                        % (sum(v for v in recomputed.values() if isinstance(v, int)),
+                           ', '.join(sorted(str(k) for k in recomputed)), full.id))
     if warnings:
         result['warnings'] = warnings
     if request.stop_at is not None and logs:
