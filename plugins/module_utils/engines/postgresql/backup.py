@@ -69,6 +69,7 @@ def basebackup_compress_args(opts: BackupOptions, client_major: int) -> List[str
 
 
 SKIPPABLE_MAGIC = 0x184D2A5E   # one of the 16 zstd skippable-frame magics (0x184D2A50-5F): decoders skip it
+SKIPPABLE_MAX = 0xFFFFFFFF     # its size field is 32 bits
 
 
 def server_compression(opts: BackupOptions, client_major: int, server_version: str) -> bool:
@@ -90,12 +91,18 @@ def read_backup_manifest(manifest: Manifest) -> Optional[bytes]:
     info = manifest.data.get('backup_manifest')
     if not info:
         return None
+    offset, size = info.get('offset'), info.get('size')
     with safeio.open_stored(manifest.path) as handle:
-        handle.seek(int(info['offset']))
-        header = handle.read(8)
-        content = handle.read(int(info['size']))
-    if len(header) != 8 or struct.unpack('<II', header) != (SKIPPABLE_MAGIC, int(info['size'])) or \
-            hashlib.sha256(content).hexdigest() != info['sha256']:
+        # read only a frame that lies inside the file: a damaged manifest's size must not become the size of a read
+        # (a read of 2**50 bytes fails allocating, after the whole file)
+        inside = (type(offset) is int and type(size) is int and 0 <= offset and 0 <= size <= SKIPPABLE_MAX
+                  and offset + 8 + size <= os.fstat(handle.fileno()).st_size)
+        if inside:
+            handle.seek(offset)
+            header = handle.read(8)
+            content = handle.read(size)
+    if not inside or len(header) != 8 or struct.unpack('<II', header) != (SKIPPABLE_MAGIC, size) or \
+            hashlib.sha256(content).hexdigest() != info.get('sha256'):
         raise IntegrityError('%s: the backup_manifest frame at byte %s is not the one recorded at backup time.'
                              % (manifest.path, info['offset']), path=manifest.path)
     return content
