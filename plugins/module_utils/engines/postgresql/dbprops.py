@@ -224,17 +224,26 @@ def is_comment(sql: str) -> bool:
     return sql.startswith('COMMENT ON DATABASE ') or bool(_RAW_COMMENT.match(sql))
 
 
-def _raw_config(raw: Dict[str, Any], role: Optional[str], index: int, config: str) -> Optional[str]:
-    """The recorded bytes of setting ``index`` of ``role`` when they are not UTF-8 (else None: the text is exact)."""
+def _raw_config(raw: Dict[str, Any], role: Optional[str], index: int, config: str) -> Optional[List[str]]:
+    """The recorded bytes (hex) of setting ``index`` of ``role`` when they are not UTF-8 (else None: the text is
+    exact): one value, or for a list of names (``LIST_QUOTE``: a schema of search_path whose name holds a legacy
+    LATIN1 byte) each name of the list, split as pg_dump splits it."""
     for entry in raw.get('settings') or []:
         if entry.get('role') == role:
             configs = entry.get('config') or []
             if index < len(configs) and not _utf8(configs[index]):
-                name = config.partition('=')[0]
-                if name.lower() in LIST_QUOTE:
-                    return None   # a list of names: never a legacy byte in practice, written as text
-                return bytes.fromhex(configs[index]).partition(b'=')[2].hex()
+                value = bytes.fromhex(configs[index]).partition(b'=')[2]
+                if config.partition('=')[0].lower() in LIST_QUOTE:
+                    # latin-1 maps each byte to one character and back: the split sees the bytes as they are
+                    return [v.encode('latin-1').hex() for v in split_list_setting(value.decode('latin-1'))]
+                return [value.hex()]
     return None
+
+
+def _raw_set(config: str, values: List[str]) -> Tuple[str, List[str]]:
+    """``SET %I TO %L, ...`` and its arguments (for ``raw_statement``): one literal per value of the list."""
+    placeholders = ', '.join(['%L'] * len(values)) if values else "''"
+    return 'SET %I TO ' + placeholders, [quote_literal(config.partition('=')[0])] + [_raw_literal(v) for v in values]
 
 
 def referenced_roles(props: Dict[str, Any], no_owner: bool) -> Dict[str, List[str]]:
@@ -487,14 +496,13 @@ def apply_statements(props: Dict[str, Any], target: str, no_owner: bool,
                            % (role, ', '.join(entry.get('config') or []), role))
             continue
         for index, config in enumerate(entry.get('config') or []):
-            value = _raw_config(raw, role, index, config) if raw else None
-            if value is not None and role is None:
-                statements.append(raw_statement('ALTER DATABASE %I SET %I TO %L', quote_literal(target),
-                                                quote_literal(config.partition('=')[0]), _raw_literal(value)))
-            elif value is not None:
-                statements.append(raw_statement('ALTER ROLE %I IN DATABASE %I SET %I TO %L', quote_literal(role),
-                                                quote_literal(target), quote_literal(config.partition('=')[0]),
-                                                _raw_literal(value)))
+            values = _raw_config(raw, role, index, config) if raw else None
+            clause, args = _raw_set(config, values) if values is not None else ('', [])
+            if values is not None and role is None:
+                statements.append(raw_statement('ALTER DATABASE %I ' + clause, quote_literal(target), *args))
+            elif values is not None:
+                statements.append(raw_statement('ALTER ROLE %I IN DATABASE %I ' + clause, quote_literal(role),
+                                                quote_literal(target), *args))
             elif role is None:
                 statements.append('ALTER DATABASE %s %s' % (qdb, set_clause(config)))
             else:

@@ -1082,8 +1082,11 @@ def apply_properties(engine: PostgresEngine, request: RestoreRequest, manifest: 
         # All of them or none, from a session in the database itself: the ALTER DATABASE/ROLE ... SET values go to a
         # shared catalog as the writing session's bytes, and sessions in the database read them in its encoding
         # (a LATIN1 database's 'Zürich' written from the UTF8 maintenance database would read 'ZÃ¼rich' there).
-        # (in UTF-8: the session would otherwise talk the database's encoding)
-        engine.client.query_script('\\encoding UTF8\n%s;\n' % _one_transaction(statements), database=database)
+        # (in UTF-8: the session would otherwise talk the database's encoding). No notices: a SQL_ASCII database's
+        # server checks what it sends against the client's encoding, and one quoting a legacy byte ('tablespace "t\xe9"
+        # does not exist' for temp_tablespaces, as it said in the source) would fail the statement.
+        engine.client.query_script('\\encoding UTF8\nSET client_min_messages = error;\n%s;\n'
+                                   % _one_transaction(statements), database=database)
     return dict(describe(props, request.no_owner), restored=True, skipped=skipped)
 
 
