@@ -1156,12 +1156,14 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
         timer.lap('pg_restore')
         # ANALYZE in the temporary database, before the swap: the restored database takes the name with its
         # statistics (no window without them), and the object count comes in the same session.
-        counts = engine.query(CATALOG_SEARCH_PATH + 'ANALYZE; SELECT (%s), (%s)' % (USER_OBJECTS, foreign.COUNT_SQL),
-                              database=temp)[0]
+        counts = engine.query(CATALOG_SEARCH_PATH + 'ANALYZE; SELECT (%s), (%s), (%s)'
+                              % (USER_OBJECTS, foreign.COUNT_SQL, foreign.REACH_SQL), database=temp)[0]
         objects = int(counts[0])
         timer.lap('analyze')
-        # Before the swap: under foreign_servers=disable the target's name never holds servers that reach the remote.
+        # Before the swap: under foreign_servers=disable the target's name never holds servers (or subscriptions)
+        # that reach the remote.
         servers = foreign.handle(engine, temp, request.foreign_servers) if int(counts[1]) else None
+        reached = foreign.reach(engine, temp, request.foreign_servers, counts[2] if len(counts) > 2 else '')
         properties = apply_properties(engine, request, manifest, temp, roles, session)
         not_created += _plain_text_search_note(manifest)
         if not_created:
@@ -1211,7 +1213,9 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
                'replaced': bool(before['exists'] and before['objects']), 'dropped_stale': stale['dropped_stale']}
     if servers is not None:
         outcome['foreign_servers'] = servers['servers']
-    warnings = list(stale['warnings']) + (servers['warnings'] if servers else [])
+    if reached['subscriptions']:
+        outcome['subscriptions'] = reached['subscriptions']
+    warnings = list(stale['warnings']) + (servers['warnings'] if servers else []) + reached['warnings']
     if warnings:
         outcome['warnings'] = warnings
     return outcome
