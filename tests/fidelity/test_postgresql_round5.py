@@ -201,3 +201,45 @@ def test_sql_ascii_list_settings_come_back_byte_for_byte(pg, tmp_path, fmt):
         assert leftovers(pg) == []
     finally:
         drop_databases(pg, name, copy)
+
+
+# -- tables and indexes in a tablespace the target server lacks --------------------------------------------------
+def test_objects_in_a_tablespace_the_target_lacks(pg, tmp_path):
+    """A table, a partition and an index placed in a tablespace of their own (the database in the default one): onto
+    a server without it (a new server, @globals not restored) the load failed at pg_dump's SET default_tablespace,
+    after loading what came before. A custom or directory backup now comes back in the default tablespace, the result
+    naming what moved; a plain one is refused before anything is created."""
+    space = 'fid_ts5_%s' % uuid.uuid4().hex[:6]
+    name = 'fid_tsobj5_%s' % uuid.uuid4().hex[:6]
+    pg.sql("CREATE TABLESPACE %s LOCATION %s" % (qi(space), ql(str(pg.service_dir(space)))))
+    try:
+        pg.sql('CREATE DATABASE %s TEMPLATE template0' % qi(name))
+        pg.sql("CREATE TABLE placed (id int, v text) TABLESPACE %s; CREATE INDEX placed_v ON placed (v) TABLESPACE %s; "
+               "CREATE TABLE parts (id int) PARTITION BY RANGE (id); "
+               "CREATE TABLE parts_1 PARTITION OF parts FOR VALUES FROM (0) TO (100) TABLESPACE %s; "
+               "CREATE TABLE plain_t (id int); INSERT INTO placed SELECT g, 'v' || g FROM generate_series(1, 50) g; "
+               "INSERT INTO parts SELECT generate_series(0, 99); INSERT INTO plain_t VALUES (1)"
+               % (qi(space), qi(space), qi(space)), database=name)
+        (tmp_path / 'c').mkdir()
+        (tmp_path / 'p').mkdir()
+        custom = backup(tmp_path / 'c', pg, name)
+        plain = backup(tmp_path / 'p', pg, name, format='plain')
+        # the server "without it": the source goes, and the tablespace with it
+        drop_databases(pg, name)
+        pg.sql('DROP TABLESPACE %s' % qi(space))
+        result = restore(tmp_path / 'p', pg, plain, source_database=name, database=name)
+        assert result.rc != 0
+        msg = result.result('restore')['msg']
+        assert space in msg and 'public.placed' in msg and 'Nothing was restored' in msg, msg
+        assert not pg.sql('SELECT 1 FROM pg_database WHERE datname = %s' % ql(name)) and leftovers(pg) == []
+        result = restore(tmp_path / 'c', pg, custom, source_database=name, database=name)
+        assert result.rc == 0, result.stdout[-4000:]
+        skipped = result.result('restore')['database_properties']['skipped']
+        assert any(space in s and 'public.placed_v' in s and 'public.parts_1' in s for s in skipped), skipped
+        assert pg.sql('SELECT (SELECT count(*) FROM placed), (SELECT count(*) FROM parts), '
+                      '(SELECT count(*) FROM plain_t)', database=name) == [('50', '100', '1')]
+        assert pg.sql("SELECT count(*) FROM pg_class WHERE reltablespace <> 0 AND relname IN ('placed', 'placed_v', "
+                      "'parts_1')", database=name) == [('0',)]
+    finally:
+        drop_databases(pg, name)
+        pg.sql('DROP TABLESPACE IF EXISTS %s' % qi(space))

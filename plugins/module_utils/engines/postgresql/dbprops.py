@@ -81,6 +81,16 @@ SELECT json_build_object(
   'connection_limit', d.datconnlimit,
   'is_template', d.datistemplate,
   'tablespace', (SELECT t.spcname FROM pg_tablespace t WHERE t.oid = d.dattablespace),
+  -- the tablespaces tables, indexes and materialized views name themselves (CREATE TABLE ... TABLESPACE x): pg_dump
+  -- writes SET default_tablespace = x before them, which fails the load on a server without x
+  'object_tablespaces', (SELECT coalesce(json_object_agg(x.spcname, json_build_object(
+                             'count', x.n, 'relations', x.rels)), '{}'::json) FROM (
+      SELECT t.spcname, count(*) AS n,
+             (array_agg(c.oid::regclass::text ORDER BY c.oid::regclass::text))[1:10] AS rels
+      FROM pg_class c JOIN pg_tablespace t ON t.oid = c.reltablespace JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind IN ('r', 'p', 'm', 'i', 'I') AND t.spcname NOT IN ('pg_default', 'pg_global')
+        AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp)'
+      GROUP BY t.spcname) x),
   -- locale provider columns differ by version (15: datlocprovider/daticulocale, 16: daticurules,
   -- 17: datlocale): taken from the row as JSON so one query serves every version.
   'locale_provider', (SELECT jsonb_object_agg(e.key, e.value) FROM jsonb_each(to_jsonb(d)) e

@@ -259,6 +259,34 @@ def check_locales(engine: PostgresEngine, manifest: Manifest) -> None:
                                 setting=name, locale=value)
 
 
+def check_object_tablespaces(engine: PostgresEngine, manifest: Manifest,
+                             session: Optional[PsqlSession] = None) -> List[str]:
+    """The tablespaces the backed-up database's tables and indexes name (``object_tablespaces``) that this server
+    lacks: pg_dump writes ``SET default_tablespace`` before each of them, which fails the load after everything
+    before it was loaded. A custom or directory dump is then loaded with ``--no-tablespaces`` (every object in the
+    database's tablespace), and the notes returned say which objects moved; a plain dump cannot be (its SET
+    statements are its text): refused before anything is created. [] when nothing is missing."""
+    wanted = (manifest.data.get('database_properties') or {}).get('object_tablespaces') or {}
+    if not wanted:
+        return []
+    existing = {r[0] for r in _ask(engine, 'SELECT spcname FROM pg_tablespace', session) if r}
+    missing = sorted(ts for ts in wanted if ts not in existing)
+    if not missing:
+        return []
+    named = '; '.join('%s (%d: %s%s)' % (ts, int(wanted[ts].get('count') or 0), ', '.join(
+        wanted[ts].get('relations') or []), ', ...' if int(wanted[ts].get('count') or 0) > len(
+        wanted[ts].get('relations') or []) else '') for ts in missing)
+    where = engine.conn.where(5432)
+    if (manifest.data.get('format') or 'custom') == 'plain':
+        raise OpsReadyError('Backup %s holds tables or indexes in tablespaces %s does not have: %s. Restore @globals '
+                            'first (it creates them), or create them (CREATE TABLESPACE ... LOCATION ...), and run '
+                            'again; a custom or directory backup would be restored into the default tablespace. '
+                            'Nothing was restored.' % (manifest.id, where, named), tablespaces=missing)
+    return ['TABLESPACE of tables and indexes (%s does not have %s: the backup was restored without tablespaces, '
+            'every object in the database\'s own; restore @globals first, or create them, then ALTER TABLE/INDEX ... '
+            'SET TABLESPACE, or restore again) - %s' % (where, ', '.join(missing), named)]
+
+
 def check_no_owner(request: RestoreRequest, manifest: Manifest) -> None:
     """no_owner=true with a plain (SQL script) dump: psql runs the script as it is, with its ALTER ... OWNER TO and
     GRANTs (pg_restore's --no-owner --no-privileges work on the archive's table of contents, which a script has
@@ -801,7 +829,7 @@ def _send(fd: int, out: int, offset: int, count: int) -> int:
 
 
 def _load(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, database: str,
-          timer: Timer, copier: Optional[_Copier] = None) -> Dict[str, Any]:
+          timer: Timer, copier: Optional[_Copier] = None, no_tablespaces: bool = False) -> Dict[str, Any]:
     fmt = manifest.data.get('format') or 'custom'
     env = engine.env(database)
     props = manifest.data.get('database_properties') or {}
@@ -812,6 +840,8 @@ def _load(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, d
     common = ['--exit-on-error', '-w', dbname_arg(database)]
     if request.no_owner:
         common += ['--no-owner', '--no-privileges']
+    if no_tablespaces:   # check_object_tablespaces: the server lacks some the dump names
+        common += ['--no-tablespaces']
     jobs = max(1, request.jobs)
     verify = streams_checksum(request, manifest)  # run.py left the checksum to this read (Restorer.streamed)
     split = two_passes(manifest)
@@ -1145,6 +1175,7 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
     before = check_target(engine, request, session)
     roles = check_roles(engine, request, manifest, session)
     check_locales(engine, manifest)
+    moved = check_object_tablespaces(engine, manifest, session)
     # Under the target's lock no other run into it is live: a marked copy of it is a killed run's (a full copy
     # of the data, on disk until someone drops it).
     stale.update(drop_stale(engine, target, session))
@@ -1152,7 +1183,7 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
     temp = temporary_name(target)
     not_created = create_database(engine, request, manifest, temp, session, target=target)
     try:
-        load = _load(engine, request, manifest, temp, timer, copier)
+        load = _load(engine, request, manifest, temp, timer, copier, no_tablespaces=bool(moved))
         timer.lap('pg_restore')
         # ANALYZE in the temporary database, before the swap: the restored database takes the name with its
         # statistics (no window without them), and the object count comes in the same session.
@@ -1165,7 +1196,7 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
         servers = foreign.handle(engine, temp, request.foreign_servers) if int(counts[1]) else None
         reached = foreign.reach(engine, temp, request.foreign_servers, counts[2] if len(counts) > 2 else '')
         properties = apply_properties(engine, request, manifest, temp, roles, session)
-        not_created += _plain_text_search_note(manifest)
+        not_created += moved + _plain_text_search_note(manifest)
         if not_created:
             properties['skipped'] = not_created + list(properties.get('skipped') or [])
         timer.lap('database_properties')
