@@ -243,3 +243,34 @@ def test_objects_in_a_tablespace_the_target_lacks(pg, tmp_path):
     finally:
         drop_databases(pg, name)
         pg.sql('DROP TABLESPACE IF EXISTS %s' % qi(space))
+
+
+# -- extension members changed by a user ---------------------------------------------------------------------------
+@pytest.mark.parametrize('fmt', ('custom', 'plain'))
+def test_extension_members_changed_by_a_user_are_named(pg, tmp_path, fmt):
+    """pg_dump writes CREATE EXTENSION and the members' privileges only: an owner, ALTER FUNCTION ... SET or a
+    comment a user gave a member were silently lost. The restore names each (the extension script's own comments,
+    which come back, are not named); privileges still come back."""
+    name = 'fid_extm5_%s' % uuid.uuid4().hex[:6]
+    pg.sql('CREATE DATABASE %s TEMPLATE template0' % qi(name))
+    try:
+        pg.sql("CREATE EXTENSION hstore; CREATE EXTENSION pg_trgm; CREATE EXTENSION cube; "
+               "COMMENT ON FUNCTION hstore(text, text) IS 'ours'; "
+               "ALTER FUNCTION hstore(text, text) SET work_mem = '7MB'; "
+               "ALTER FUNCTION similarity(text, text) OWNER TO fid_owner; "
+               "REVOKE EXECUTE ON FUNCTION show_trgm(text) FROM PUBLIC; "
+               "GRANT EXECUTE ON FUNCTION show_trgm(text) TO fid_reader", database=name)
+        dest = backup(tmp_path, pg, name, format=fmt)
+        copy = name + '_copy'
+        result = restore(tmp_path, pg, dest, source_database=name, database=copy)
+        assert result.rc == 0, result.stdout[-4000:]
+        warnings = [w for w in result.result('restore')['restore_warnings'] if 'Extension members' in w]
+        assert len(warnings) == 1, result.result('restore')['restore_warnings']
+        assert "function public.hstore(text,text) (SET work_mem=7MB, comment)" in warnings[0], warnings
+        assert 'function public.similarity(text,text) (owner fid_owner)' in warnings[0], warnings
+        assert 'cube' not in warnings[0] and 'show_trgm' not in warnings[0], warnings
+        assert pg.sql("SELECT has_function_privilege('fid_reader', 'show_trgm(text)', 'EXECUTE')::text, "
+                      "has_function_privilege('fid_login', 'show_trgm(text)', 'EXECUTE')::text", database=copy) == \
+            [('true', 'false')]
+    finally:
+        drop_databases(pg, name, name + '_copy')

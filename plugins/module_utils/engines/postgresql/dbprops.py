@@ -70,6 +70,30 @@ WHERE l.lanname IN ('sql', 'plpgsql') AND f.prosqlbody IS NULL
       AND f.prosrc ~* replace(o.pat, '{name}', regexp_replace(o.name, '(\W)', '\\\1', 'g')))
 """
 
+# Extension members (functions, relations, types) with what a user may have changed after CREATE EXTENSION and
+# pg_dump does not carry (it writes CREATE EXTENSION and the members' privileges only): an owner other than the
+# extension's, settings (ALTER FUNCTION ... SET), a comment. Only members with any of these (a comment may be the
+# extension script's own): the restore reads the same in its copy and names what did not come back. A JSON array.
+EXTENSION_MEMBERS_SQL = r"""
+SELECT coalesce(json_agg(json_build_object('object', m.kind || ' ' || m.ident, 'owner',
+                                           CASE WHEN m.owner <> e.extowner THEN pg_get_userbyid(m.owner) END,
+                                           'config', m.config, 'comment', m.comment)
+                         ORDER BY m.kind, m.ident), '[]'::json)
+FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
+JOIN (SELECT 'pg_proc'::regclass AS cls, p.oid, 'function' AS kind, p.oid::regprocedure::text AS ident,
+             p.proowner AS owner, array_to_string(p.proconfig, ', ') AS config,
+             obj_description(p.oid, 'pg_proc') AS comment
+      FROM pg_proc p
+      UNION ALL SELECT 'pg_class'::regclass, c.oid, 'relation', c.oid::regclass::text, c.relowner, NULL,
+             obj_description(c.oid, 'pg_class')
+      FROM pg_class c
+      UNION ALL SELECT 'pg_type'::regclass, t.oid, 'type', t.oid::regtype::text, t.typowner, NULL,
+             obj_description(t.oid, 'pg_type')
+      FROM pg_type t WHERE t.typrelid = 0 AND t.typelem = 0) m ON m.cls = d.classid AND m.oid = d.objid
+WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+  AND (m.owner <> e.extowner OR m.config IS NOT NULL OR m.comment IS NOT NULL)
+"""
+
 # One row, one JSON document, from the database being dumped (current_database()).
 _PROPERTIES = """
 SELECT json_build_object(
@@ -124,6 +148,7 @@ SELECT json_build_object(
   -- empty search_path (CHECK constraints, defaults and generated columns, index expressions, materialized views)
   -- whose body names one of the database's own objects without its schema (UNQUALIFIED_SQL)
   'unqualified_functions', (@UNQUALIFIED_SQL@),
+  'extension_members', (@EXTENSION_MEMBERS_SQL@),
   -- SQL_ASCII: the comment's and settings' bytes as stored (hex), which the text above cannot carry when they are
   -- not UTF-8 (a legacy LATIN1 0xE9 reads as U+FFFD); read_properties keeps them only then (RAW_KEY)
   'sql_ascii_bytes', CASE WHEN d.encoding = pg_char_to_encoding('SQL_ASCII') THEN json_build_object(
@@ -141,7 +166,8 @@ SELECT json_build_object(
 )
 FROM pg_database d WHERE d.datname = current_database()
 """
-PROPERTIES_SQL = _PROPERTIES.replace('@UNQUALIFIED_SQL@', UNQUALIFIED_SQL.strip())  # nosec B608 # constants
+PROPERTIES_SQL = _PROPERTIES.replace('@UNQUALIFIED_SQL@', UNQUALIFIED_SQL.strip()).replace(  # nosec B608 # constants
+    '@EXTENSION_MEMBERS_SQL@', EXTENSION_MEMBERS_SQL.strip())
 
 # pg_shdepend deptypes: o = owner, a = ACL (GRANT), r = policy (CREATE POLICY ... TO), i = initial
 # privileges of an extension object (recreated by the extension itself).
@@ -538,6 +564,26 @@ def apply_statements(props: Dict[str, Any], target: str, no_owner: bool,
                 grant = 'SET ROLE %s; %s; RESET ROLE' % (quote_ident(grantor), grant)
             statements.append(grant)
     return statements, skipped
+
+
+def extension_member_losses(recorded: List[Dict[str, Any]], restored: List[Dict[str, Any]],
+                            no_owner: bool) -> List[str]:
+    """The extension members whose owner, settings or comment recorded at backup time (``EXTENSION_MEMBERS_SQL``)
+    the restored copy does not have, each with what is missing (pg_dump does not carry them)."""
+    now = {m.get('object'): m for m in restored}
+    lost = []
+    for member in recorded:
+        there = now.get(member.get('object')) or {}
+        what = []
+        if member.get('owner') and not no_owner and there.get('owner') != member['owner']:
+            what.append('owner %s' % member['owner'])
+        if member.get('config') and there.get('config') != member['config']:
+            what.append('SET %s' % member['config'])
+        if member.get('comment') is not None and there.get('comment') != member['comment']:
+            what.append('comment')
+        if what:
+            lost.append('%s (%s)' % (member.get('object'), ', '.join(what)))
+    return lost
 
 
 def describe(props: Dict[str, Any], no_owner: bool) -> Dict[str, Any]:

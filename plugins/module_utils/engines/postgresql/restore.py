@@ -47,6 +47,7 @@ from __future__ import annotations
 import array
 import contextlib
 import fcntl
+import json
 import os
 import re
 import select
@@ -69,14 +70,15 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.base i
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
     grow_pipe, is_encrypted, open_artifact, pipe_artifact_into)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.dbprops import (
-    RAW_PREFIX, apply_statements, before_load_statements, create_options, describe, extension_names,
-    extension_statements, is_comment, load_options, locale_settings, own_text_search_option, referenced_roles)
+    EXTENSION_MEMBERS_SQL, RAW_PREFIX, apply_statements, before_load_statements, create_options, describe,
+    extension_member_losses, extension_names, extension_statements, is_comment, load_options, locale_settings,
+    own_text_search_option, referenced_roles)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import foreign
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import (
     check_name, dbname_arg, quote_ident, quote_literal)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.backup import PostgresEngine
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.client import (
-    CATALOG_SEARCH_PATH, MAINTENANCE_DATABASE, PsqlSession)
+    CATALOG_SEARCH_PATH, MAINTENANCE_DATABASE, UTF8_SCRIPT, PsqlSession)
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import (
     Restorer, RestoreRequest, Timer, drop_named, temporary_name)
 from ansible_collections.opsready.operations.plugins.module_utils.restore.stale import (
@@ -285,6 +287,25 @@ def check_object_tablespaces(engine: PostgresEngine, manifest: Manifest,
     return ['TABLESPACE of tables and indexes (%s does not have %s: the backup was restored without tablespaces, '
             'every object in the database\'s own; restore @globals first, or create them, then ALTER TABLE/INDEX ... '
             'SET TABLESPACE, or restore again) - %s' % (where, ', '.join(missing), named)]
+
+
+def extension_member_warnings(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest,
+                              database: str) -> List[str]:
+    """A warning naming the extension members whose owner, settings or comment (changed by a user after CREATE
+    EXTENSION, recorded at backup time) the restored copy ``database`` lacks: pg_dump writes CREATE EXTENSION and the
+    members' privileges only. [] when nothing was lost (or the backup predates the record)."""
+    recorded = (manifest.data.get('database_properties') or {}).get('extension_members') or []
+    if not recorded:
+        return []
+    rows = engine.client.query_script(UTF8_SCRIPT + CATALOG_SEARCH_PATH + EXTENSION_MEMBERS_SQL + ';\n',
+                                      database=database)
+    restored = json.loads('\t'.join(rows[0])) if rows and rows[0] else []
+    lost = extension_member_losses(recorded, restored, request.no_owner)
+    if not lost:
+        return []
+    return ['Extension members changed after CREATE EXTENSION did not come back (pg_dump carries only the '
+            'extension and its members\' privileges): %s. Set them again in the restored database (ALTER FUNCTION '
+            '... OWNER TO / SET, COMMENT ON ...).' % '; '.join(lost)]
 
 
 def check_no_owner(request: RestoreRequest, manifest: Manifest) -> None:
@@ -1195,6 +1216,7 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
         # that reach the remote.
         servers = foreign.handle(engine, temp, request.foreign_servers) if int(counts[1]) else None
         reached = foreign.reach(engine, temp, request.foreign_servers, counts[2] if len(counts) > 2 else '')
+        reached['warnings'] = reached['warnings'] + extension_member_warnings(engine, request, manifest, temp)
         properties = apply_properties(engine, request, manifest, temp, roles, session)
         not_created += moved + _plain_text_search_note(manifest)
         if not_created:
