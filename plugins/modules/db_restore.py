@@ -220,8 +220,16 @@ options:
       - V(disable) - before the copy takes the target's name, each libpq-based server (C(postgres_fdw),
         C(dblink_fdw)) gets C(host) set to a Unix socket directory that does not exist (C(hostaddr) and C(service)
         dropped), so a connection fails at once, and the passwords of its user mappings are removed; a server of
-        another wrapper loses its user mappings (its own options are left, and the result says so). For scratch
-        and test copies such as a DR drill's (the C(dr_drill) role sets it).
+        another wrapper loses its user mappings and gets its address options (C(host), C(hostaddr), C(address),
+        C(server), C(servername), C(dbserver), C(dsn), C(url), C(uri)) set to that directory too (its other options
+        are left, and the result says so). Each logical replication subscription (which the dump writes disabled
+        but with the source's connection string, password included, and the publisher's replication slot) gets a
+        connection string to that directory (port, dbname and user kept, no password) and C(slot_name = NONE), so
+        C(ALTER SUBSCRIPTION ... ENABLE) in the copy is refused instead of streaming from the slot the source's
+        subscriber uses. For scratch and test copies such as a DR drill's (the C(dr_drill) role sets it).
+      - Either way the restored subscriptions are listed (RV(subscriptions)), and a warning names the functions and
+        views that call dblink with an inline connection string (C(dblink('host=... dbname=...', ...))) - no
+        server stands between them and their remote, so V(disable) cannot reach them.
       - A materialized view over a foreign table is refreshed by the load itself, before the servers are disabled.
       - Other engines ignore it.
     type: str
@@ -515,6 +523,16 @@ foreign_servers:
       (the roles, C(PUBLIC) for the public mapping; passwords are never read) and C(action) (C(kept), or what
       O(foreign_servers=disable) did).
   returned: when the restored database has foreign servers
+  type: list
+  elements: dict
+subscriptions:
+  description:
+    - PostgreSQL logical restores - the logical replication subscriptions of the restored database, each with
+      C(name), C(connection) (where it points - C(host), C(hostaddr), C(port), C(dbname), C(user), C(service) of
+      its connection string as backed up; never the password; null when the login may not read it), C(slot_name)
+      (the publisher's slot as backed up), C(enabled) and C(action) (C(kept ...), or what
+      O(foreign_servers=disable) did).
+  returned: when the restored database has subscriptions
   type: list
   elements: dict
 restore_warnings:

@@ -70,6 +70,30 @@ WHERE l.lanname IN ('sql', 'plpgsql') AND f.prosqlbody IS NULL
       AND f.prosrc ~* replace(o.pat, '{name}', regexp_replace(o.name, '(\W)', '\\\1', 'g')))
 """
 
+# Extension members (functions, relations, types) with what a user may have changed after CREATE EXTENSION and
+# pg_dump does not carry (it writes CREATE EXTENSION and the members' privileges only): an owner other than the
+# extension's, settings (ALTER FUNCTION ... SET), a comment. Only members with any of these (a comment may be the
+# extension script's own): the restore reads the same in its copy and names what did not come back. A JSON array.
+EXTENSION_MEMBERS_SQL = r"""
+SELECT coalesce(json_agg(json_build_object('object', m.kind || ' ' || m.ident, 'owner',
+                                           CASE WHEN m.owner <> e.extowner THEN pg_get_userbyid(m.owner) END,
+                                           'config', m.config, 'comment', m.comment)
+                         ORDER BY m.kind, m.ident), '[]'::json)
+FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
+JOIN (SELECT 'pg_proc'::regclass AS cls, p.oid, 'function' AS kind, p.oid::regprocedure::text AS ident,
+             p.proowner AS owner, array_to_string(p.proconfig, ', ') AS config,
+             obj_description(p.oid, 'pg_proc') AS comment
+      FROM pg_proc p
+      UNION ALL SELECT 'pg_class'::regclass, c.oid, 'relation', c.oid::regclass::text, c.relowner, NULL,
+             obj_description(c.oid, 'pg_class')
+      FROM pg_class c
+      UNION ALL SELECT 'pg_type'::regclass, t.oid, 'type', t.oid::regtype::text, t.typowner, NULL,
+             obj_description(t.oid, 'pg_type')
+      FROM pg_type t WHERE t.typrelid = 0 AND t.typelem = 0) m ON m.cls = d.classid AND m.oid = d.objid
+WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+  AND (m.owner <> e.extowner OR m.config IS NOT NULL OR m.comment IS NOT NULL)
+"""
+
 # One row, one JSON document, from the database being dumped (current_database()).
 _PROPERTIES = """
 SELECT json_build_object(
@@ -81,6 +105,16 @@ SELECT json_build_object(
   'connection_limit', d.datconnlimit,
   'is_template', d.datistemplate,
   'tablespace', (SELECT t.spcname FROM pg_tablespace t WHERE t.oid = d.dattablespace),
+  -- the tablespaces tables, indexes and materialized views name themselves (CREATE TABLE ... TABLESPACE x): pg_dump
+  -- writes SET default_tablespace = x before them, which fails the load on a server without x
+  'object_tablespaces', (SELECT coalesce(json_object_agg(x.spcname, json_build_object(
+                             'count', x.n, 'relations', x.rels)), '{}'::json) FROM (
+      SELECT t.spcname, count(*) AS n,
+             (array_agg(c.oid::regclass::text ORDER BY c.oid::regclass::text))[1:10] AS rels
+      FROM pg_class c JOIN pg_tablespace t ON t.oid = c.reltablespace JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind IN ('r', 'p', 'm', 'i', 'I') AND t.spcname NOT IN ('pg_default', 'pg_global')
+        AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp)'
+      GROUP BY t.spcname) x),
   -- locale provider columns differ by version (15: datlocprovider/daticulocale, 16: daticurules,
   -- 17: datlocale): taken from the row as JSON so one query serves every version.
   'locale_provider', (SELECT jsonb_object_agg(e.key, e.value) FROM jsonb_each(to_jsonb(d)) e
@@ -114,6 +148,7 @@ SELECT json_build_object(
   -- empty search_path (CHECK constraints, defaults and generated columns, index expressions, materialized views)
   -- whose body names one of the database's own objects without its schema (UNQUALIFIED_SQL)
   'unqualified_functions', (@UNQUALIFIED_SQL@),
+  'extension_members', (@EXTENSION_MEMBERS_SQL@),
   -- SQL_ASCII: the comment's and settings' bytes as stored (hex), which the text above cannot carry when they are
   -- not UTF-8 (a legacy LATIN1 0xE9 reads as U+FFFD); read_properties keeps them only then (RAW_KEY)
   'sql_ascii_bytes', CASE WHEN d.encoding = pg_char_to_encoding('SQL_ASCII') THEN json_build_object(
@@ -131,7 +166,8 @@ SELECT json_build_object(
 )
 FROM pg_database d WHERE d.datname = current_database()
 """
-PROPERTIES_SQL = _PROPERTIES.replace('@UNQUALIFIED_SQL@', UNQUALIFIED_SQL.strip())  # nosec B608 # constants
+PROPERTIES_SQL = _PROPERTIES.replace('@UNQUALIFIED_SQL@', UNQUALIFIED_SQL.strip()).replace(  # nosec B608 # constants
+    '@EXTENSION_MEMBERS_SQL@', EXTENSION_MEMBERS_SQL.strip())
 
 # pg_shdepend deptypes: o = owner, a = ACL (GRANT), r = policy (CREATE POLICY ... TO), i = initial
 # privileges of an extension object (recreated by the extension itself).
@@ -224,17 +260,26 @@ def is_comment(sql: str) -> bool:
     return sql.startswith('COMMENT ON DATABASE ') or bool(_RAW_COMMENT.match(sql))
 
 
-def _raw_config(raw: Dict[str, Any], role: Optional[str], index: int, config: str) -> Optional[str]:
-    """The recorded bytes of setting ``index`` of ``role`` when they are not UTF-8 (else None: the text is exact)."""
+def _raw_config(raw: Dict[str, Any], role: Optional[str], index: int, config: str) -> Optional[List[str]]:
+    """The recorded bytes (hex) of setting ``index`` of ``role`` when they are not UTF-8 (else None: the text is
+    exact): one value, or for a list of names (``LIST_QUOTE``: a schema of search_path whose name holds a legacy
+    LATIN1 byte) each name of the list, split as pg_dump splits it."""
     for entry in raw.get('settings') or []:
         if entry.get('role') == role:
             configs = entry.get('config') or []
             if index < len(configs) and not _utf8(configs[index]):
-                name = config.partition('=')[0]
-                if name.lower() in LIST_QUOTE:
-                    return None   # a list of names: never a legacy byte in practice, written as text
-                return bytes.fromhex(configs[index]).partition(b'=')[2].hex()
+                value = bytes.fromhex(configs[index]).partition(b'=')[2]
+                if config.partition('=')[0].lower() in LIST_QUOTE:
+                    # latin-1 maps each byte to one character and back: the split sees the bytes as they are
+                    return [v.encode('latin-1').hex() for v in split_list_setting(value.decode('latin-1'))]
+                return [value.hex()]
     return None
+
+
+def _raw_set(config: str, values: List[str]) -> Tuple[str, List[str]]:
+    """``SET %I TO %L, ...`` and its arguments (for ``raw_statement``): one literal per value of the list."""
+    placeholders = ', '.join(['%L'] * len(values)) if values else "''"
+    return 'SET %I TO ' + placeholders, [quote_literal(config.partition('=')[0])] + [_raw_literal(v) for v in values]
 
 
 def referenced_roles(props: Dict[str, Any], no_owner: bool) -> Dict[str, List[str]]:
@@ -487,14 +532,13 @@ def apply_statements(props: Dict[str, Any], target: str, no_owner: bool,
                            % (role, ', '.join(entry.get('config') or []), role))
             continue
         for index, config in enumerate(entry.get('config') or []):
-            value = _raw_config(raw, role, index, config) if raw else None
-            if value is not None and role is None:
-                statements.append(raw_statement('ALTER DATABASE %I SET %I TO %L', quote_literal(target),
-                                                quote_literal(config.partition('=')[0]), _raw_literal(value)))
-            elif value is not None:
-                statements.append(raw_statement('ALTER ROLE %I IN DATABASE %I SET %I TO %L', quote_literal(role),
-                                                quote_literal(target), quote_literal(config.partition('=')[0]),
-                                                _raw_literal(value)))
+            values = _raw_config(raw, role, index, config) if raw else None
+            clause, args = _raw_set(config, values) if values is not None else ('', [])
+            if values is not None and role is None:
+                statements.append(raw_statement('ALTER DATABASE %I ' + clause, quote_literal(target), *args))
+            elif values is not None:
+                statements.append(raw_statement('ALTER ROLE %I IN DATABASE %I ' + clause, quote_literal(role),
+                                                quote_literal(target), *args))
             elif role is None:
                 statements.append('ALTER DATABASE %s %s' % (qdb, set_clause(config)))
             else:
@@ -520,6 +564,26 @@ def apply_statements(props: Dict[str, Any], target: str, no_owner: bool,
                 grant = 'SET ROLE %s; %s; RESET ROLE' % (quote_ident(grantor), grant)
             statements.append(grant)
     return statements, skipped
+
+
+def extension_member_losses(recorded: List[Dict[str, Any]], restored: List[Dict[str, Any]],
+                            no_owner: bool) -> List[str]:
+    """The extension members whose owner, settings or comment recorded at backup time (``EXTENSION_MEMBERS_SQL``)
+    the restored copy does not have, each with what is missing (pg_dump does not carry them)."""
+    now = {m.get('object'): m for m in restored}
+    lost = []
+    for member in recorded:
+        there = now.get(member.get('object')) or {}
+        what = []
+        if member.get('owner') and not no_owner and there.get('owner') != member['owner']:
+            what.append('owner %s' % member['owner'])
+        if member.get('config') and there.get('config') != member['config']:
+            what.append('SET %s' % member['config'])
+        if member.get('comment') is not None and there.get('comment') != member['comment']:
+            what.append('comment')
+        if what:
+            lost.append('%s (%s)' % (member.get('object'), ', '.join(what)))
+    return lost
 
 
 def describe(props: Dict[str, Any], no_owner: bool) -> Dict[str, Any]:

@@ -47,6 +47,7 @@ from __future__ import annotations
 import array
 import contextlib
 import fcntl
+import json
 import os
 import re
 import select
@@ -69,14 +70,15 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.base i
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
     grow_pipe, is_encrypted, open_artifact, pipe_artifact_into)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.dbprops import (
-    RAW_PREFIX, apply_statements, before_load_statements, create_options, describe, extension_names,
-    extension_statements, is_comment, load_options, locale_settings, own_text_search_option, referenced_roles)
+    EXTENSION_MEMBERS_SQL, RAW_PREFIX, apply_statements, before_load_statements, create_options, describe,
+    extension_member_losses, extension_names, extension_statements, is_comment, load_options, locale_settings,
+    own_text_search_option, referenced_roles)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import foreign
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import (
     check_name, dbname_arg, quote_ident, quote_literal)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.backup import PostgresEngine
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.client import (
-    CATALOG_SEARCH_PATH, MAINTENANCE_DATABASE, PsqlSession)
+    CATALOG_SEARCH_PATH, MAINTENANCE_DATABASE, UTF8_SCRIPT, PsqlSession)
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import (
     Restorer, RestoreRequest, Timer, drop_named, temporary_name)
 from ansible_collections.opsready.operations.plugins.module_utils.restore.stale import (
@@ -257,6 +259,53 @@ def check_locales(engine: PostgresEngine, manifest: Manifest) -> None:
                                 'run again. Nothing was restored.'
                                 % (manifest.id, name, value, engine.conn.where(5432), _server_error(exc)),
                                 setting=name, locale=value)
+
+
+def check_object_tablespaces(engine: PostgresEngine, manifest: Manifest,
+                             session: Optional[PsqlSession] = None) -> List[str]:
+    """The tablespaces the backed-up database's tables and indexes name (``object_tablespaces``) that this server
+    lacks: pg_dump writes ``SET default_tablespace`` before each of them, which fails the load after everything
+    before it was loaded. A custom or directory dump is then loaded with ``--no-tablespaces`` (every object in the
+    database's tablespace), and the notes returned say which objects moved; a plain dump cannot be (its SET
+    statements are its text): refused before anything is created. [] when nothing is missing."""
+    wanted = (manifest.data.get('database_properties') or {}).get('object_tablespaces') or {}
+    if not wanted:
+        return []
+    existing = {r[0] for r in _ask(engine, 'SELECT spcname FROM pg_tablespace', session) if r}
+    missing = sorted(ts for ts in wanted if ts not in existing)
+    if not missing:
+        return []
+    named = '; '.join('%s (%d: %s%s)' % (ts, int(wanted[ts].get('count') or 0), ', '.join(
+        wanted[ts].get('relations') or []), ', ...' if int(wanted[ts].get('count') or 0) > len(
+        wanted[ts].get('relations') or []) else '') for ts in missing)
+    where = engine.conn.where(5432)
+    if (manifest.data.get('format') or 'custom') == 'plain':
+        raise OpsReadyError('Backup %s holds tables or indexes in tablespaces %s does not have: %s. Restore @globals '
+                            'first (it creates them), or create them (CREATE TABLESPACE ... LOCATION ...), and run '
+                            'again; a custom or directory backup would be restored into the default tablespace. '
+                            'Nothing was restored.' % (manifest.id, where, named), tablespaces=missing)
+    return ['TABLESPACE of tables and indexes (%s does not have %s: the backup was restored without tablespaces, '
+            'every object in the database\'s own; restore @globals first, or create them, then ALTER TABLE/INDEX ... '
+            'SET TABLESPACE, or restore again) - %s' % (where, ', '.join(missing), named)]
+
+
+def extension_member_warnings(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest,
+                              database: str) -> List[str]:
+    """A warning naming the extension members whose owner, settings or comment (changed by a user after CREATE
+    EXTENSION, recorded at backup time) the restored copy ``database`` lacks: pg_dump writes CREATE EXTENSION and the
+    members' privileges only. [] when nothing was lost (or the backup predates the record)."""
+    recorded = (manifest.data.get('database_properties') or {}).get('extension_members') or []
+    if not recorded:
+        return []
+    rows = engine.client.query_script(UTF8_SCRIPT + CATALOG_SEARCH_PATH + EXTENSION_MEMBERS_SQL + ';\n',
+                                      database=database)
+    restored = json.loads('\t'.join(rows[0])) if rows and rows[0] else []
+    lost = extension_member_losses(recorded, restored, request.no_owner)
+    if not lost:
+        return []
+    return ['Extension members changed after CREATE EXTENSION did not come back (pg_dump carries only the '
+            'extension and its members\' privileges): %s. Set them again in the restored database (ALTER FUNCTION '
+            '... OWNER TO / SET, COMMENT ON ...).' % '; '.join(lost)]
 
 
 def check_no_owner(request: RestoreRequest, manifest: Manifest) -> None:
@@ -801,7 +850,7 @@ def _send(fd: int, out: int, offset: int, count: int) -> int:
 
 
 def _load(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, database: str,
-          timer: Timer, copier: Optional[_Copier] = None) -> Dict[str, Any]:
+          timer: Timer, copier: Optional[_Copier] = None, no_tablespaces: bool = False) -> Dict[str, Any]:
     fmt = manifest.data.get('format') or 'custom'
     env = engine.env(database)
     props = manifest.data.get('database_properties') or {}
@@ -812,6 +861,8 @@ def _load(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, d
     common = ['--exit-on-error', '-w', dbname_arg(database)]
     if request.no_owner:
         common += ['--no-owner', '--no-privileges']
+    if no_tablespaces:   # check_object_tablespaces: the server lacks some the dump names
+        common += ['--no-tablespaces']
     jobs = max(1, request.jobs)
     verify = streams_checksum(request, manifest)  # run.py left the checksum to this read (Restorer.streamed)
     split = two_passes(manifest)
@@ -1082,8 +1133,11 @@ def apply_properties(engine: PostgresEngine, request: RestoreRequest, manifest: 
         # All of them or none, from a session in the database itself: the ALTER DATABASE/ROLE ... SET values go to a
         # shared catalog as the writing session's bytes, and sessions in the database read them in its encoding
         # (a LATIN1 database's 'Zürich' written from the UTF8 maintenance database would read 'ZÃ¼rich' there).
-        # (in UTF-8: the session would otherwise talk the database's encoding)
-        engine.client.query_script('\\encoding UTF8\n%s;\n' % _one_transaction(statements), database=database)
+        # (in UTF-8: the session would otherwise talk the database's encoding). No notices: a SQL_ASCII database's
+        # server checks what it sends against the client's encoding, and one quoting a legacy byte ('tablespace "t\xe9"
+        # does not exist' for temp_tablespaces, as it said in the source) would fail the statement.
+        engine.client.query_script('\\encoding UTF8\nSET client_min_messages = error;\n%s;\n'
+                                   % _one_transaction(statements), database=database)
     return dict(describe(props, request.no_owner), restored=True, skipped=skipped)
 
 
@@ -1142,6 +1196,7 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
     before = check_target(engine, request, session)
     roles = check_roles(engine, request, manifest, session)
     check_locales(engine, manifest)
+    moved = check_object_tablespaces(engine, manifest, session)
     # Under the target's lock no other run into it is live: a marked copy of it is a killed run's (a full copy
     # of the data, on disk until someone drops it).
     stale.update(drop_stale(engine, target, session))
@@ -1149,18 +1204,21 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
     temp = temporary_name(target)
     not_created = create_database(engine, request, manifest, temp, session, target=target)
     try:
-        load = _load(engine, request, manifest, temp, timer, copier)
+        load = _load(engine, request, manifest, temp, timer, copier, no_tablespaces=bool(moved))
         timer.lap('pg_restore')
         # ANALYZE in the temporary database, before the swap: the restored database takes the name with its
         # statistics (no window without them), and the object count comes in the same session.
-        counts = engine.query(CATALOG_SEARCH_PATH + 'ANALYZE; SELECT (%s), (%s)' % (USER_OBJECTS, foreign.COUNT_SQL),
-                              database=temp)[0]
+        counts = engine.query(CATALOG_SEARCH_PATH + 'ANALYZE; SELECT (%s), (%s), (%s)'
+                              % (USER_OBJECTS, foreign.COUNT_SQL, foreign.REACH_SQL), database=temp)[0]
         objects = int(counts[0])
         timer.lap('analyze')
-        # Before the swap: under foreign_servers=disable the target's name never holds servers that reach the remote.
+        # Before the swap: under foreign_servers=disable the target's name never holds servers (or subscriptions)
+        # that reach the remote.
         servers = foreign.handle(engine, temp, request.foreign_servers) if int(counts[1]) else None
+        reached = foreign.reach(engine, temp, request.foreign_servers, counts[2] if len(counts) > 2 else '')
+        reached['warnings'] = reached['warnings'] + extension_member_warnings(engine, request, manifest, temp)
         properties = apply_properties(engine, request, manifest, temp, roles, session)
-        not_created += _plain_text_search_note(manifest)
+        not_created += moved + _plain_text_search_note(manifest)
         if not_created:
             properties['skipped'] = not_created + list(properties.get('skipped') or [])
         timer.lap('database_properties')
@@ -1208,7 +1266,9 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
                'replaced': bool(before['exists'] and before['objects']), 'dropped_stale': stale['dropped_stale']}
     if servers is not None:
         outcome['foreign_servers'] = servers['servers']
-    warnings = list(stale['warnings']) + (servers['warnings'] if servers else [])
+    if reached['subscriptions']:
+        outcome['subscriptions'] = reached['subscriptions']
+    warnings = list(stale['warnings']) + (servers['warnings'] if servers else []) + reached['warnings']
     if warnings:
         outcome['warnings'] = warnings
     return outcome
