@@ -5,10 +5,17 @@ with setpriv, or by a racing thread running as that account).
 - An account named in ``owner`` is trusted with its own files, not with where root writes: a link it makes in its
   own directory (its certificate directory linked to /etc/ssl/private) must not carry root's writes, chmods or
   chowns into a directory of root's.
+- A manifest in a catalog is never read through a symlink: one planted in a catalog another account writes (the WAL
+  catalog postgres writes through its group) linked to a root-only manifest made backup_info list that backup's
+  database, size and checksum as this catalog's. Every catalog reader treats it the same way: a catalog listed
+  (backup_info, backup_verify, backup_prune, backup_metrics, backup_copy, db_restore and file_restore choosing a
+  backup) skips it as a broken manifest, named, with what is wrong and what to do; a manifest named directly (src or
+  path of db_restore, file_restore, redis_restore) is refused.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -16,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults import test_hostile_files as hostile
+from tests.faults import test_hostile_inputs_sweep as sweep
 from tests.faults import test_hostile_round3 as round3
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / 'build'))
@@ -138,3 +146,96 @@ def test_owner_swaps_its_directory_after_the_check(racer_user, arena, monkeypatc
         assert isinstance(error, safeio.UnsafeFileError) and 'symlink' in str(error), error
     else:
         assert swaps > 100 and outcomes['renewed'] + outcomes['refused'] > 5
+
+
+# --- manifests read through a symlink ------------------------------------------------------------------------------
+@pytest.fixture(scope='module')
+def root_catalog(tmp_path_factory):
+    """A catalog of root's (0700) with one SQLite backup of a database whose name is a secret of root's."""
+    base = tmp_path_factory.mktemp('root-catalog')
+    import sqlite3
+    db = base / 'SECRETNAME.db'
+    conn = sqlite3.connect(db)
+    conn.execute('CREATE TABLE t (x)')
+    conn.commit()
+    conn.close()
+    result, _s, _r, err = sweep.run_module('db_backup', {'engine': 'sqlite', 'database': str(db),
+                                                         'dest': str(base / 'catalog')}, base / 'work')
+    assert result.get('changed'), (result, err)
+    return Path(result['manifest_path']) if 'manifest_path' in result else next((base / 'catalog').glob('*.json'))
+
+
+LINK_READERS = [
+    ('backup_info', {'path': '{catalog}'}),
+    ('backup_verify', {'path': '{catalog}'}),
+    ('backup_prune', {'path': '{catalog}', 'keep_last': 1}),
+    ('backup_metrics', {'backup_dir': '{catalog}', 'textfile': '{work}/out.prom'}),
+    ('backup_copy', {'src': '{catalog}', 'backend': 'ssh', 'ssh_host': 'backup.invalid', 'remote_path': '/srv/b'}),
+    ('db_restore', {'engine': 'sqlite', 'src': '{catalog}', 'database': '{work}/restored.db'}),
+    ('file_restore', {'src': '{catalog}', 'dest': '{work}/out'}),
+    ('file_restore', {'src': '{link}', 'dest': '{work}/out'}),
+    ('redis_restore', {'path': '{link}'}),
+    ('redis_restore', {'backup_dir': '{catalog}'}),
+]
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize('module,extra', LINK_READERS,
+                         ids=['%s-%s' % (m, 'named' if '{link}' in str(e) else 'listed') for m, e in LINK_READERS])
+@pytest.mark.fault(fault='a manifest in the catalog of {module} is a symlink to a root-only manifest elsewhere',
+                   component='{module} (backup/manifest.read_manifest, catalog_index scan)',
+                   expected='the link is named as a manifest never read through a symlink (skipped when the catalog '
+                            'is listed, refused when named); nothing of the linked manifest in the result')
+def test_linked_manifest_is_never_read(root_catalog, tmp_path, module, extra, fault):
+    work = tmp_path / 'work'
+    catalog = work / 'catalog'
+    catalog.mkdir(parents=True)
+    link = catalog / 'sqlite-app.db-full-20261205T000000000000Z.sqlite.zst.manifest.json'
+    os.symlink(root_catalog, link)
+    args = {k: v.format(catalog=catalog, work=work, link=link) if isinstance(v, str) else v for k, v in extra.items()}
+    result, seconds, _rss, stderr = sweep.run_module(module, args, work)
+    blob = json.dumps(result)
+    fault.observed('%s in %.1f s: %s' % ('failed' if result.get('failed') else 'ok', seconds,
+                                         (result.get('msg') or json.dumps(result.get('warnings', '')))[:200]))
+    fault.lost(secrets=int('SECRETNAME' in blob))
+    assert 'Traceback' not in stderr and 'unparsed' not in result, stderr[-1500:]
+    assert 'SECRETNAME' not in blob, blob[:1500]
+    assert os.path.islink(link)
+    assert str(link) in blob and 'is a symlink, and a manifest is never read through one' in blob, blob[:1500]
+
+
+# --- report directories below a directory another account owns -----------------------------------------------------
+REPORT_WRITERS = [
+    ('drill_report', {'report_dir': '{reports}', 'started': '2026-11-29T00:00:00Z',
+                      'databases': [{'name': 'app', 'engine': 'sqlite', 'source': 'a.db'}]}),
+    ('patch_report', {'path': '{reports}/patching-r1.json', 'run_id': 'r1', 'state': 'started', 'hosts': ['db1']}),
+]
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize('how', ['renamed', 'linked'])
+@pytest.mark.parametrize('module,extra', REPORT_WRITERS, ids=[m for m, _e in REPORT_WRITERS])
+@pytest.mark.fault(fault='the report directory of {module} is in a directory another account owns; it is {how} to '
+                   'a directory of root\'s', component='{module} (drill/report, patching/report: safeio.check_parents)',
+                   expected='refused before anything is written, naming the directory and the account; nothing '
+                            'created or replaced in root\'s directory')
+def test_report_dir_below_another_accounts_directory(racer_user, arena, tmp_path, module, extra, how, fault):
+    user, outside, base = racer_user, arena['outside'], arena['base']
+    app = user_dir(base / 'app', user)
+    victim = outside / 'etc'
+    if how == 'renamed':
+        (app / 'reports').mkdir(mode=0o755)   # root's, but in the account's directory
+        as_user(user, 'cd %s && mv reports reports.old && ln -s %s reports' % (app, victim))
+    else:
+        as_user(user, 'ln -s %s %s/reports' % (victim, app))
+    before = snapshot(outside)
+    work = tmp_path / 'work'
+    work.mkdir()
+    args = {k: v.format(reports=app / 'reports') if isinstance(v, str) else v for k, v in extra.items()}
+    result, seconds, _rss, stderr = sweep.run_module(module, args, work)
+    after = snapshot(outside)
+    fault.observed('%s in %.1f s: %s; files in root\'s directory touched: %d' % (
+        'failed' if result.get('failed') else 'done', seconds, str(result.get('msg'))[:160], touched(before, after)))
+    fault.lost(outside_touched=touched(before, after))
+    assert touched(before, after) == 0, _changed(before, after)
+    assert result.get('failed') and str(app) in result['msg'] and user.pw_name in result['msg'], (result, stderr)
