@@ -239,3 +239,61 @@ def test_report_dir_below_another_accounts_directory(racer_user, arena, tmp_path
     fault.lost(outside_touched=touched(before, after))
     assert touched(before, after) == 0, _changed(before, after)
     assert result.get('failed') and str(app) in result['msg'] and user.pw_name in result['msg'], (result, stderr)
+
+
+@pytest.mark.fast
+@pytest.mark.fault(fault='a manifest backup_copy listed is swapped for a link to a root-only manifest before it is '
+                   'uploaded', component='backup_copy (offsite/copy._manifest_bytes)',
+                   expected='refused as a symlink; the linked manifest is not read')
+def test_copy_reads_no_manifest_swapped_for_a_link(root_catalog, tmp_path, fault):
+    from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import read_manifest
+    from ansible_collections.opsready.operations.plugins.module_utils.offsite import copy as offsite
+    catalog = tmp_path / 'catalog'
+    catalog.mkdir()
+    mine = catalog / root_catalog.name
+    mine.write_bytes(root_catalog.read_bytes().replace(b'SECRETNAME', b'app'))
+    entry = read_manifest(str(mine))           # listed ...
+    mine.unlink()
+    os.symlink(root_catalog, mine)            # ... then swapped
+    outcome = None
+    try:
+        outcome = offsite._manifest_bytes(entry)
+    except OpsReadyError as exc:
+        outcome = exc
+    fault.observed(repr(outcome)[:200])
+    fault.lost(secrets=int(isinstance(outcome, bytes) and b'SECRETNAME' in outcome))
+    assert isinstance(outcome, safeio.UnsafeFileError) and 'symlink' in str(outcome), outcome
+
+
+# --- the ACME account key behind a symlink ---------------------------------------------------------------------------
+@pytest.mark.fast
+@pytest.mark.parametrize('target_mode', [0o600, 0o644])
+@pytest.mark.fault(fault='account_key_path is a symlink (mode 0777 on the link) in a directory of root\'s, to a key of '
+                   'mode {target_mode:o}', component='cert_renew acme (certs/acme_renewal._account_key)',
+                   expected='judged by the key the link names, as the cert modules follow links in root\'s '
+                            'directories: a 0600 key is used, a 0644 one is refused naming its mode and the link')
+def test_acme_account_key_behind_a_symlink(tmp_path, target_mode, fault):
+    from ansible_collections.opsready.operations.plugins.module_utils.certs import acme_renewal, keys, swap
+    pair_dir, key_dir = tmp_path / 'pair', tmp_path / 'acme'
+    pair_dir.mkdir(mode=0o755)
+    key_dir.mkdir(mode=0o700)
+    real = key_dir / 'account-2026.key'
+    real.write_bytes(keys.private_key_pem(keys.generate_private_key('ec', 4096, 'secp256r1')))
+    os.chmod(real, target_mode)
+    link = key_dir / 'account.key'
+    os.symlink(real.name, link)
+    pair = swap.Pair(str(pair_dir / 'svc.crt'), str(pair_dir / 'svc.key'))
+    outcome = None
+    try:
+        outcome = acme_renewal._account_key(pair, {}, str(link), False)
+    except OpsReadyError as exc:
+        outcome = exc
+    finally:
+        pair.close()
+    fault.observed(repr(outcome)[:200])
+    fault.lost(files=0)
+    if target_mode == 0o600:
+        assert isinstance(outcome, tuple) and outcome[1] is False, outcome
+    else:
+        assert isinstance(outcome, OpsReadyError) and 'mode 644' in str(outcome) and str(real) in str(outcome), \
+            outcome

@@ -86,7 +86,7 @@ def _refuse_escaping_manifests(remote: Catalog, store: Store) -> None:
     ``_check_pull_names`` refuses. Other broken manifests (damaged JSON) only drop their own backup."""
     for broken in remote.broken:
         try:
-            data = json.loads(safeio.read_regular(broken['manifest'], MANIFEST_LIMIT, what='Manifest'))
+            data = json.loads(safeio.read_regular(broken['manifest'], MANIFEST_LIMIT, what='Manifest', follow=False))
         except (OpsReadyError, ValueError):
             continue
         if not isinstance(data, dict) or not all(key in data for key in ('id', 'artifact')):
@@ -142,7 +142,7 @@ def remote_catalog(store: Store, workdir: str,
 
 
 def _manifest_bytes(entry: Manifest) -> bytes:
-    return safeio.read_regular(entry.manifest_path, MANIFEST_LIMIT, what='Manifest')
+    return safeio.read_regular(entry.manifest_path, MANIFEST_LIMIT, what='Manifest', follow=False)
 
 
 WORK_KIND = 'offsite'
@@ -388,8 +388,8 @@ def pull(store: Store, dest: str, engine: Optional[str] = None, database: Option
             local_manifest = _inside(dest, entry.id + MANIFEST_SUFFIX) if os.path.isdir(dest) else ''
             if local_manifest and os.path.isfile(local_manifest):
                 try:
-                    same = json.loads(safeio.read_regular(local_manifest, MANIFEST_LIMIT, what='Manifest')).get(
-                        'sha256') == entry.data['sha256']
+                    text = safeio.read_regular(local_manifest, MANIFEST_LIMIT, what='Manifest', follow=False)
+                    same = json.loads(text).get('sha256') == entry.data['sha256']
                 except ValueError:
                     same = False
                 if same:
