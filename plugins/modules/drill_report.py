@@ -248,7 +248,7 @@ def main():
         report = drill.build_report(p['databases'], p['started'], p['finished'], title=p['title'],
                                     warnings_fail=p['warnings_fail'])
         if module.check_mode:
-            safeio.check_parents(os.path.abspath(p['report_dir']), 'drill reports', 'report_dir')
+            safeio.check_parents(os.path.abspath(p['report_dir']), 'write drill reports into', 'report_dir')
             paths = drill.report_paths(p['report_dir'], report)
         else:
             paths = drill.write_report(p['report_dir'], report, history_limit=p['history_limit'])

@@ -297,3 +297,45 @@ def test_acme_account_key_behind_a_symlink(tmp_path, target_mode, fault):
     else:
         assert isinstance(outcome, OpsReadyError) and 'mode 644' in str(outcome) and str(real) in str(outcome), \
             outcome
+
+
+# --- backup_prune: the catalog below a directory another account owns --------------------------------------------
+def _sqlite_backups(catalog: Path, work: Path, count: int) -> None:
+    import sqlite3
+    db = work / 'app.db'
+    conn = sqlite3.connect(db)
+    conn.execute('CREATE TABLE IF NOT EXISTS t (x)')
+    conn.commit()
+    conn.close()
+    for _index in range(count):
+        result, _s, _r, err = sweep.run_module('db_backup', {'engine': 'sqlite', 'database': str(db),
+                                                             'dest': str(catalog)}, work)
+        assert result.get('changed'), (result, err)
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize('how', ['renamed', 'linked'])
+@pytest.mark.fault(fault='backup_prune\'s catalog is in a directory another account owns; it is {how} to another '
+                   'catalog of root\'s', component='backup_prune (backup/catalog_prune: safeio.check_parents)',
+                   expected='refused before anything is deleted, naming the account; the other catalog untouched')
+def test_prune_catalog_below_another_accounts_directory(racer_user, arena, tmp_path, how, fault):
+    user, outside, base = racer_user, arena['outside'], arena['base']
+    work = tmp_path / 'work'
+    work.mkdir()
+    other = outside / 'catalog'           # another set's catalog of root's, with a longer retention
+    _sqlite_backups(other, work, 2)
+    app = user_dir(base / 'app', user)
+    if how == 'renamed':
+        (app / 'catalog').mkdir(mode=0o700)
+        as_user(user, 'cd %s && mv catalog catalog.old && ln -s %s catalog' % (app, other))
+    else:
+        as_user(user, 'ln -s %s %s/catalog' % (other, app))
+    before = snapshot(outside)
+    result, seconds, _rss, stderr = sweep.run_module('backup_prune', {'path': str(app / 'catalog'), 'keep_last': 1},
+                                                     work)
+    after = snapshot(outside)
+    fault.observed('%s in %.1f s: %s; files in root\'s catalog touched: %d' % (
+        'failed' if result.get('failed') else 'done', seconds, str(result.get('msg'))[:160], touched(before, after)))
+    fault.lost(outside_touched=touched(before, after))
+    assert touched(before, after) == 0, _changed(before, after)
+    assert result.get('failed') and str(app) in result['msg'] and user.pw_name in result['msg'], (result, stderr)

@@ -386,25 +386,25 @@ def prepare_backup_dir(dest: str, secret: bool = False, what: str = 'backups',
     return changed
 
 
-def check_parents(directory: str, what: str, option: str) -> None:
-    """Refuse a directory root writes files into by name (reports, histories, lock files) when an account other than
-    root could swap it, or a directory above it, for a link (``path_risk``): root would create and replace files in
-    the directory the link names (/etc). Creates and changes nothing, so check mode refuses the same way. The
-    directory itself may be another account's: files are then replaced by rename and never written through a link
-    at their name (``common/atomic``)."""
+def check_parents(directory: str, action: str, option: str) -> None:
+    """Refuse a directory root creates, replaces or deletes files in by name (reports, histories, lock files, a
+    catalog being pruned) when an account other than root could swap it, or a directory above it, for a link
+    (``path_risk``): root would act on the directory the link names (/etc, another catalog). Creates and changes
+    nothing, so check mode refuses the same way. ``action``: what root does there ("write drill reports into").
+    The directory itself may be another account's: files are then replaced by rename and never written through a
+    link at their name (``common/atomic``)."""
     risk = path_risk(directory)
     if not risk:
         return
     me = uid_name(os.geteuid())
     if isinstance(risk, LinkRisk):
-        raise UnsafeFileError('%s %s is not safe to write %s into as %s: %s. Nothing was written.'
-                              % (option, directory, what, me, risk), path=directory)
-    raise UnsafeFileError('%s %s is not safe to write %s into as %s: %s, so that account could rename it (or a '
-                          'directory above it) away and put a link to a directory of root\'s at its name, and %s would '
-                          'create and replace files there. Nothing was written. Point %s at a directory below '
-                          'directories only %s can write (a directory of root\'s inside the sticky /tmp is fine), or '
-                          'run the task as that account.' % (option, directory, what, me, risk, me, option, me),
-                          path=directory)
+        raise UnsafeFileError('%s %s is not safe to %s as %s: %s. Nothing was changed.'
+                              % (option, directory, action, me, risk), path=directory)
+    raise UnsafeFileError('%s %s is not safe to %s as %s: %s, so that account could rename it (or a directory above '
+                          'it) away and put a link to a directory of root\'s at its name, and %s would create, replace '
+                          'or delete files there. Nothing was changed. Point %s at a directory below directories only '
+                          '%s can write (a directory of root\'s inside the sticky /tmp is fine), or run the task as '
+                          'that account.' % (option, directory, action, me, risk, me, option, me), path=directory)
 
 
 def private_tempdir(parent: Optional[str], prefix: str, option: str) -> str:
