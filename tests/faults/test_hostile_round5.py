@@ -339,3 +339,35 @@ def test_prune_catalog_below_another_accounts_directory(racer_user, arena, tmp_p
     fault.lost(outside_touched=touched(before, after))
     assert touched(before, after) == 0, _changed(before, after)
     assert result.get('failed') and str(app) in result['msg'] and user.pw_name in result['msg'], (result, stderr)
+
+
+# --- state files and textfiles below a directory another account owns -------------------------------------------
+STATE_WRITERS = [
+    ('backup_metrics', {'backup_dir': '{work}/catalog', 'textfile': '{dir}/backup.prom'}),
+    ('log_rotate', {'paths': ['{work}/app.log'], 'state_file': '{dir}/log_rotate.json', 'interval': 'daily'}),
+]
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize('module,extra', STATE_WRITERS, ids=[m for m, _e in STATE_WRITERS])
+@pytest.mark.fault(fault='the file {module} writes is in a directory the account links to a directory of root\'s',
+                   component='{module} (health/backup_freshness, logrotate/rotate: safeio.check_parents)',
+                   expected='refused before anything is written, naming the account; nothing created in root\'s '
+                            'directory')
+def test_state_file_below_another_accounts_directory(racer_user, arena, tmp_path, module, extra, fault):
+    user, outside, base = racer_user, arena['outside'], arena['base']
+    app = user_dir(base / 'app', user)
+    as_user(user, 'ln -s %s %s/state' % (outside / 'etc', app))
+    work = tmp_path / 'work'
+    (work / 'catalog').mkdir(parents=True)
+    (work / 'app.log').write_bytes(b'line\n')
+    args = {k: (v.format(work=work, dir=app / 'state') if isinstance(v, str)
+                else [x.format(work=work) for x in v] if isinstance(v, list) else v) for k, v in extra.items()}
+    before = snapshot(outside)
+    result, seconds, _rss, stderr = sweep.run_module(module, args, work)
+    after = snapshot(outside)
+    fault.observed('%s in %.1f s: %s; files in root\'s directory touched: %d' % (
+        'failed' if result.get('failed') else 'done', seconds, str(result.get('msg'))[:160], touched(before, after)))
+    fault.lost(outside_touched=touched(before, after))
+    assert touched(before, after) == 0, _changed(before, after)
+    assert result.get('failed') and str(app) in result['msg'] and user.pw_name in result['msg'], (result, stderr)
