@@ -11,6 +11,11 @@ with setpriv, or by a racing thread running as that account).
   (backup_info, backup_verify, backup_prune, backup_metrics, backup_copy, db_restore and file_restore choosing a
   backup) skips it as a broken manifest, named, with what is wrong and what to do; a manifest named directly (src or
   path of db_restore, file_restore, redis_restore) is refused.
+- Directories root creates, replaces or deletes files in by name, below a directory another account owns or can
+  write (or through a link it made): drill_report's report_dir, patch_report's report, backup_prune's catalog,
+  backup_metrics' textfile, log_rotate's state_file. That account links the name to a directory of root's (/etc,
+  another catalog): each is refused before anything is written or deleted (safeio.check_parents).
+- The ACME account key reached through a symlink in root's directory is judged by the key it names.
 """
 
 from __future__ import annotations
