@@ -30,6 +30,8 @@ options:
     description:
       - The C(.prom) file to write, inside node_exporter's C(--collector.textfile.directory). Use one
         file per backup directory.
+      - Refused, check mode too, when an account other than root owns or can write a directory above its
+        directory (or a link on the way lives in one) - it could link the name to a directory of root's.
     type: path
     required: true
   engine:

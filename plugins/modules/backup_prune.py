@@ -26,7 +26,11 @@ description:
 author: opsready developers (@opsready)
 options:
   path:
-    description: The backup directory.
+    description:
+      - The backup directory.
+      - Refused, check mode too, when an account other than root owns or can write a directory above it (or a link
+        on the way lives in one) - it could link the name to another catalog of root's, whose backups would be
+        deleted.
     type: path
     required: true
   engine:

@@ -290,6 +290,9 @@ options:
         own directory). Such a directory is refused without this option - its user could plant symlinks or
         swap files while root writes there. With it, every file is written for that user (its primary
         group), the key and kept keys 0600, and no symlink in those directories is followed.
+      - That user is trusted with its own files, not with where root writes - a symlink in a directory it
+        controls, on the way to these directories (its certificate directory linked to /etc/ssl/private), is
+        refused; give the real path.
       - A directory writable by its group or by others (even with the sticky bit) is always refused.
     type: str
 extends_documentation_fragment:

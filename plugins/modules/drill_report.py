@@ -28,7 +28,10 @@ description:
 author: opsready developers (@opsready)
 options:
   report_dir:
-    description: Directory for the reports and the history file; created if missing.
+    description:
+      - Directory for the reports and the history file; created if missing.
+      - Refused, before anything is written, when an account other than root owns or can write a directory above
+        it (or a link on the way lives in one) - it could link the name to a directory of root's.
     type: path
     required: true
   started:
@@ -204,9 +207,12 @@ report:
   type: dict
 '''
 
+import os
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 from ansible_collections.opsready.operations.plugins.module_utils.drill import report as drill
 
 
@@ -242,6 +248,7 @@ def main():
         report = drill.build_report(p['databases'], p['started'], p['finished'], title=p['title'],
                                     warnings_fail=p['warnings_fail'])
         if module.check_mode:
+            safeio.check_parents(os.path.abspath(p['report_dir']), 'write drill reports into', 'report_dir')
             paths = drill.report_paths(p['report_dir'], report)
         else:
             paths = drill.write_report(p['report_dir'], report, history_limit=p['history_limit'])

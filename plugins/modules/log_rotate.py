@@ -161,7 +161,10 @@ options:
     type: float
     default: 10
   state_file:
-    description: JSON file remembering when each log was last rotated (for O(interval)).
+    description:
+      - JSON file remembering when each log was last rotated (for O(interval)).
+      - Refused, before any log is rotated, when an account other than root owns or can write a directory above its
+        directory (or a link on the way lives in one) - it could link the name to a directory of root's.
     type: path
     default: /var/lib/opsready/log_rotate.json
   threads:

@@ -22,7 +22,10 @@ description:
 author: opsready developers (@opsready)
 options:
   path:
-    description: The report JSON file.
+    description:
+      - The report JSON file (a Markdown rendering and a lock file are written beside it).
+      - Refused, before anything is written, when an account other than root owns or can write a directory above
+        its directory (or a link on the way lives in one) - it could link the name to a directory of root's.
     type: path
     required: true
   run_id:

@@ -586,7 +586,7 @@ def read_manifest(path: str) -> _manifest.Manifest:
     absolute = path if os.path.isabs(path) else os.path.abspath(path)
     directory, name = os.path.split(absolute)
     try:
-        st = os.stat(absolute)
+        st = os.lstat(absolute)
     except OSError:
         return _manifest.read_manifest(path)  # its own error message (missing, unreadable)
     signature = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
@@ -892,7 +892,7 @@ def _scan(directory: str, known: _Dir, names: List[str], fd: int, dir_sig: Optio
     cached = known.entries
     seen: Dict[str, Known] = {}
     stale = False
-    stat_at = os.stat
+    stat_at = os.lstat   # the link itself: a symlinked manifest never matches a row (it is read, and refused)
     want_all = only is None or only == (None, None)
     nothing = only == NOTHING
     names.sort()   # file-name order (in place: the session's cached listing is the same list, sorted once)
@@ -905,7 +905,7 @@ def _scan(directory: str, known: _Dir, names: List[str], fd: int, dir_sig: Optio
             st = stat_at(name, dir_fd=fd)
         except OSError:
             path = os.path.join(directory, name)
-            broken.append({'manifest': path, 'error': _error_of(path)})
+            _broken(broken, path, _error_of(path))
             continue
         hit = cached.get(stem)
         entry: _manifest.Manifest
@@ -938,7 +938,7 @@ def _scan(directory: str, known: _Dir, names: List[str], fd: int, dir_sig: Optio
         try:
             entry = _manifest.read_manifest(path)
         except OpsReadyError as exc:
-            broken.append({'manifest': path, 'error': exc.message})
+            _broken(broken, path, exc.message)
             continue
         wanted = not nothing and (want_all or ((not want_engine or entry.engine == want_engine)
                                                and (not want_database or entry.database == want_database)))
@@ -1042,12 +1042,12 @@ def _incremental(directory: str, known: _Dir, names: List[str], fd: int, dir_sig
         path = os.path.join(directory, name)
         values: Optional[Tuple[Any, ...]] = None
         try:
-            st = os.stat(name, dir_fd=fd)
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
             entry = _manifest.read_manifest(path)
         except OSError:
-            broken.append({'manifest': path, 'error': _error_of(path)})
+            _broken(broken, path, _error_of(path))
         except OpsReadyError as exc:
-            broken.append({'manifest': path, 'error': exc.message})
+            _broken(broken, path, exc.message)
         else:
             fields = index_fields(entry) if st.st_ctime_ns <= settled else None
             if fields is not None:
@@ -1207,6 +1207,22 @@ def _still_says(stem: str, hit: Known, signature: Tuple[int, int, int, int], ent
     if held != signature or not isinstance(cached, IndexedManifest):
         return False
     return cached.fields() == index_fields(entry)
+
+
+def _broken(broken: List[Dict[str, str]], path: str, message: str) -> None:
+    """Note a manifest a scan could not use. A symlink is also a warning of the task, whatever the module: a restore,
+    a prune or a copy that only skips broken manifests would otherwise be silent about a link someone planted."""
+    broken.append({'manifest': path, 'error': message})
+    if os.path.islink(path) and path not in _LINKS_WARNED:
+        _LINKS_WARNED.add(path)
+        try:   # this file also runs without Ansible (archive_command, a copy read by an unprivileged account)
+            from ansible.module_utils.common.warnings import warn
+        except ImportError:
+            return
+        warn('Skipped in this run: %s' % message)
+
+
+_LINKS_WARNED: Set[str] = set()
 
 
 def _error_of(path: str) -> str:
@@ -1844,7 +1860,7 @@ def _seal_index(directory: str, known: _Dir, expected: Optional[Tuple[int, int, 
             for name in names:
                 hit = entries[name[:-SUFFIX_LEN]]
                 held = hit[:4] if len(hit) == ROW_LEN else hit[0]
-                st = os.stat(name, dir_fd=fd)
+                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
                 if (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) != held:
                     return False
         finally:

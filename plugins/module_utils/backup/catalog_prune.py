@@ -27,6 +27,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.manifes
 from ansible_collections.opsready.operations.plugins.module_utils.common import cleanup
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import utcnow
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 
 
 # -- retention (backup_prune, the backup modules) ----------------------------------------------------------
@@ -38,6 +39,9 @@ def prune(path: str, policy: retention.Policy, engine: Optional[str] = None, dat
     ``succession`` (or the policy's ``origin_succession``): a set's origins that do not overlap in time are one
     server's history (``retention.plan``)."""
     succession = succession or policy.origin_succession
+    # Before anything is planned: an account owning a directory above could link the catalog's name to another
+    # catalog of root's, whose backups this policy would then delete.
+    safeio.check_parents(os.path.abspath(path), 'delete old backups from', 'path')
     with (read_only() if check_mode else contextlib.nullcontext()):
         try:
             return _prune(path, policy, engine, database, check_mode, now, leftover_min_age, succession)

@@ -345,13 +345,24 @@ def check_shape(data: Dict[str, Any]) -> Optional[str]:
     return None
 
 
+def symlink_refusal(path: str) -> str:
+    """Why the manifest ``path``, a symlink, is not read, and what to do."""
+    return ('Manifest %s is a symlink, and a manifest is never read through one: an account that can write %s could '
+            'have linked a manifest of another catalog (or a root-only file) to make root list, verify, copy or '
+            'restore what it describes. It was not read. Replace the link with the manifest itself (copy the file over '
+            'the link) or remove it.' % (path, os.path.dirname(os.path.abspath(path))))
+
+
 def read_manifest(path: str) -> Manifest:
     try:
         # A regular file of at most 16 MiB: a FIFO, a device or a huge file planted as a manifest is
-        # refused with what it is, never read (a catalog scan must not hang or fill memory).
-        data = loads_strict(safeio.read_regular(path, MANIFEST_LIMIT, what='Manifest'))
-    except safeio.UnsafeFileError:
-        raise
+        # refused with what it is, never read (a catalog scan must not hang or fill memory). Never through a
+        # symlink: the catalog's writers rename regular files into place and never make links.
+        data = loads_strict(safeio.read_regular(path, MANIFEST_LIMIT, what='Manifest', follow=False))
+    except safeio.UnsafeFileError as exc:
+        if os.path.islink(path):
+            raise safeio.UnsafeFileError(symlink_refusal(path), path=path)
+        raise exc
     except (OSError, ValueError) as exc:
         raise OpsReadyError('Cannot read manifest %s: %s' % (path, exc))
     if not isinstance(data, dict):

@@ -21,6 +21,7 @@ import datetime
 import hashlib
 import json
 import os
+import stat
 import re
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
@@ -128,10 +129,15 @@ def _account_key(pair: swap.Pair, acme: Dict[str, Any], path: str, check_mode: b
     name = os.path.basename(path)
     data = directory.read(name, loading.MAX_KEY_FILE_BYTES, 'ACME account key')
     if data is not None:
-        st = directory.lstat(name)
-        if st is not None and st.st_mode & 0o077:
+        # The mode of the key read, not of a link to it (always 0777): SafeDir.read follows a link only in a
+        # directory of root's (the cert modules' rule for keys) and refuses one elsewhere.
+        st = os.stat(name, dir_fd=directory.fd, follow_symlinks=directory.trusted)
+        if st.st_mode & 0o077:
+            shown = path
+            if directory.trusted and stat.S_ISLNK(os.lstat(path).st_mode):
+                shown = '%s (the file its symlink names, %s)' % (path, os.path.realpath(path))
             raise OpsReadyError('ACME account key %s is readable by group or others (mode %o): chmod 600 it, and '
-                                'consider it exposed.' % (path, st.st_mode & 0o777))
+                                'consider it exposed.' % (shown, st.st_mode & 0o777))
         return loading.parse_private_key(data, path), False
     if check_mode:
         return None, True

@@ -155,6 +155,8 @@ def report_paths(report_dir: str, report: Dict[str, Any]) -> Dict[str, str]:
 def write_report(report_dir: str, report: Dict[str, Any], history_limit: int = 30) -> Dict[str, str]:
     """Write JSON, Markdown, HTML atomically, then append the history line. Returns the paths."""
     from ansible_collections.opsready.operations.plugins.module_utils.drill.html import render_html
+    # Before anything is made: an account owning a directory above could link report_dir's name to /etc.
+    safeio.check_parents(os.path.abspath(report_dir), 'write drill reports into', 'report_dir')
     try:
         os.makedirs(report_dir, mode=0o755, exist_ok=True)
     except OSError as exc:

@@ -228,6 +228,9 @@ def path_risk(path: str, owner_uid: Optional[int] = None) -> Optional[str]:
         if owner is None:
             return None
         if kind == stat.S_IFLNK:
+            link_risk = _link_risk(child, current, here, owner)
+            if link_risk:
+                return link_risk
             hops += 1
             if hops > 40:
                 return '%s: too many levels of symbolic links' % path
@@ -238,6 +241,82 @@ def path_risk(path: str, owner_uid: Optional[int] = None) -> Optional[str]:
             continue
         current = child
     return None
+
+
+class LinkRisk(str):
+    """A ``path_risk`` answer about a symlink on the way (a complete sentence: callers do not add the rename story)."""
+
+
+def _link_risk(child: str, current: str, here: os.stat_result, link_owner: int) -> Optional[str]:
+    """Why root must not follow the symlink ``child`` found in the directory ``current`` (None when it may).
+
+    A link is followed only where no account but root (or this user) could have made it or could change it: in a
+    directory ``directory_risk`` accepts without trusting anyone else, or a sticky one (/tmp) when the link is root's.
+    The account named in ``owner`` is trusted with its own files, not with where root writes: a link it makes in its
+    own directory (its certificate directory linked to /etc/ssl/private) would send root's writes, chmods and chowns
+    into a directory of root's."""
+    if directory_risk(here) is None:
+        return None
+    if here.st_mode & stat.S_ISVTX and link_owner in (0, os.geteuid()):
+        return None
+    who = uid_name(here.st_uid) if here.st_uid not in (0, os.geteuid()) else 'the accounts that can write it'
+    return LinkRisk('%s is a symlink in %s, which %s controls (an account trusted with its own files, not with '
+                    'where root writes: it could point the link at a directory of root\'s such as /etc/ssl/private). '
+                    'Root does not follow it: point the path at a real directory (not through the link)'
+                    % (child, current, who))
+
+
+def open_directory(path: str, created: bool = False) -> int:
+    """A descriptor of the directory ``path``, walked one component at a time from /, following a symlink only where
+    ``_link_risk`` allows it (a directory only root can write).
+
+    ``path_risk`` judges the path first, but an account that owns a directory on the way can swap an entry of it for
+    a link (to /etc/ssl/private) between that check and an open by name. Each component here is opened with
+    O_NOFOLLOW relative to the one before, so such a link is seen where it is and refused. ``created``: the last
+    component was just made by root, and is never followed even in a directory of root's."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
+    pending = [p for p in os.path.abspath(path).split('/') if p]
+    fd = os.open('/', flags)
+    current = '/'
+    hops = 0
+    try:
+        while pending:
+            name = pending.pop(0)
+            if name == '.':
+                continue
+            try:
+                child_fd = os.open(name, flags, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                    raise
+                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                if not stat.S_ISLNK(st.st_mode):
+                    raise
+                child = os.path.join(current, name)
+                if created and not pending:
+                    raise UnsafeFileError('Directory %s was replaced by a symlink right after it was created: '
+                                          'refusing it. Someone else writes into %s.' % (child, current), path=child)
+                risk = _link_risk(child, current, os.fstat(fd), st.st_uid)
+                if risk:
+                    raise UnsafeFileError('Refusing to open %s as %s: %s.' % (path, uid_name(os.geteuid()), risk),
+                                          path=path)
+                hops += 1
+                if hops > 40:
+                    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
+                target = os.readlink(name, dir_fd=fd)
+                if target.startswith('/'):
+                    os.close(fd)
+                    fd = os.open('/', flags)
+                    current = '/'
+                pending = [p for p in target.split('/') if p] + pending
+                continue
+            os.close(fd)
+            fd = child_fd
+            current = os.path.dirname(current) if name == '..' else os.path.join(current, name)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _backup_dir_risk(dest: str, secret: bool, owner: Optional[Tuple[int, int]]) -> Optional[str]:
@@ -307,6 +386,27 @@ def prepare_backup_dir(dest: str, secret: bool = False, what: str = 'backups',
     return changed
 
 
+def check_parents(directory: str, action: str, option: str) -> None:
+    """Refuse a directory root creates, replaces or deletes files in by name (reports, histories, lock files, a
+    catalog being pruned) when an account other than root could swap it, or a directory above it, for a link
+    (``path_risk``): root would act on the directory the link names (/etc, another catalog). Creates and changes
+    nothing, so check mode refuses the same way. ``action``: what root does there ("write drill reports into").
+    The directory itself may be another account's: files are then replaced by rename and never written through a
+    link at their name (``common/atomic``)."""
+    risk = path_risk(directory)
+    if not risk:
+        return
+    me = uid_name(os.geteuid())
+    if isinstance(risk, LinkRisk):
+        raise UnsafeFileError('%s %s is not safe to %s as %s: %s. Nothing was changed.'
+                              % (option, directory, action, me, risk), path=directory)
+    raise UnsafeFileError('%s %s is not safe to %s as %s: %s, so that account could rename it (or a directory above '
+                          'it) away and put a link to a directory of root\'s at its name, and %s would create, replace '
+                          'or delete files there. Nothing was changed. Point %s at a directory below directories only '
+                          '%s can write (a directory of root\'s inside the sticky /tmp is fine), or run the task as '
+                          'that account.' % (option, directory, action, me, risk, me, option, me), path=directory)
+
+
 def private_tempdir(parent: Optional[str], prefix: str, option: str) -> str:
     """A new 0700 directory of this user's in ``parent`` (the system temp directory when None), for scratch files
     (decrypted dumps, a scratch server's data), refusing a ``parent`` another account could rename entries in.
@@ -335,12 +435,14 @@ class SafeDir:
                  create_mode: Optional[int] = None) -> None:
         self.path = os.path.abspath(path)
         self.owner = owner
-        flags = os.O_RDONLY | os.O_DIRECTORY | getattr(os, 'O_CLOEXEC', 0)
         created = False
         # The directory itself may be root's, but an account that can rename entries in a directory above could
         # move it away and put a link to another directory of root's (/etc/ssl/private) at its name before it is
         # opened: root would then read and replace files there. Checked before anything is created or opened.
         above = path_risk(self.path, owner[0] if owner else None)
+        if isinstance(above, LinkRisk):
+            raise UnsafeFileError('Refusing to %s %s as %s: %s. Nothing was written.'
+                                  % (purpose, self.path, uid_name(os.geteuid()), above), path=self.path)
         if above:
             raise UnsafeFileError(
                 'Refusing to %s %s as %s: %s, so that account could rename it away and put a link to another '
@@ -351,15 +453,12 @@ class SafeDir:
             os.makedirs(self.path, create_mode)
             # The directory just made is opened without following a link and chowned through that descriptor:
             # the parent may be the owner's, who could swap the new name for a link (to /etc) before a chown.
-            flags |= os.O_NOFOLLOW
             created = True
         try:
-            self.fd = os.open(self.path, flags)
+            # Component by component, never through a link the owner (or anyone but root) could have swapped in
+            # since path_risk looked.
+            self.fd = open_directory(self.path, created)
         except OSError as exc:
-            if created and (exc.errno == errno.ELOOP or os.path.islink(self.path)):
-                raise UnsafeFileError('Directory %s was replaced by a symlink right after it was created: refusing '
-                                      'it. Someone else writes into %s.' % (self.path, os.path.dirname(self.path)),
-                                      path=self.path)
             if exc.errno == errno.ENOENT:
                 raise UnsafeFileError('Directory %s does not exist: create it first.' % self.path, path=self.path)
             if exc.errno == errno.ENOTDIR:

@@ -182,6 +182,10 @@ def prometheus_text(records: List[Dict[str, Any]], directory: str) -> str:
 
 def write_textfile(path: str, text: str, check_mode: bool = False) -> bool:
     """Atomically replace the textfile (node_exporter must never read half a file); True if it changed."""
+    # An account owning a directory above could link the textfile's directory to a directory of root's: refused
+    # before the file there is read or replaced (check mode too).
+    safeio.check_parents(os.path.dirname(os.path.abspath(path)), 'write the metrics textfile into',
+                         'The directory of textfile')
     # The file now at ``path``: a regular file of sane size, or nothing (a FIFO there would block the
     # read forever, a device never ends): anything else is refused before a byte is written.
     if safeio.read_regular_or_none(path, 16 * 1024 * 1024, what='Textfile') == text.encode('utf-8'):

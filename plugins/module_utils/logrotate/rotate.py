@@ -31,6 +31,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import default_threads
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import utcnow
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 from ansible_collections.opsready.operations.plugins.module_utils.logrotate import compress as compress_mod
 from ansible_collections.opsready.operations.plugins.module_utils.logrotate import safefs, signalling
 from ansible_collections.opsready.operations.plugins.module_utils.logrotate.plan import (
@@ -298,6 +299,10 @@ class Rotation:
                  now: Optional[datetime.datetime] = None, su_uid: Optional[int] = None,
                  su_gid: Optional[int] = None, check_dirs: bool = True) -> None:
         policy.validate()
+        # Before any log is touched: an account owning a directory above could link the state file's directory to
+        # a directory of root's, where root would then create and replace the state file.
+        safeio.check_parents(os.path.dirname(os.path.abspath(state_file)), 'write the rotation state into',
+                             'The directory of state_file')
         self.paths = paths
         self.policy = policy
         self.state_file = state_file

@@ -86,7 +86,7 @@ def _refuse_escaping_manifests(remote: Catalog, store: Store) -> None:
     ``_check_pull_names`` refuses. Other broken manifests (damaged JSON) only drop their own backup."""
     for broken in remote.broken:
         try:
-            data = json.loads(safeio.read_regular(broken['manifest'], MANIFEST_LIMIT, what='Manifest'))
+            data = json.loads(safeio.read_regular(broken['manifest'], MANIFEST_LIMIT, what='Manifest', follow=False))
         except (OpsReadyError, ValueError, RecursionError):   # damaged, or nested deeper than json recurses
             continue
         if not isinstance(data, dict) or not all(key in data for key in ('id', 'artifact')):
@@ -101,7 +101,7 @@ def _refuse_escaping_manifests(remote: Catalog, store: Store) -> None:
 def manifest_sha256(path: str) -> Any:
     """The ``sha256`` a manifest file records (None when it is not a JSON object); ValueError when it is no JSON."""
     try:
-        data = json.loads(safeio.read_regular(path, MANIFEST_LIMIT, what='Manifest'))
+        data = json.loads(safeio.read_regular(path, MANIFEST_LIMIT, what='Manifest', follow=False))
     except RecursionError:
         raise ValueError('nested too deep')
     return data.get('sha256') if isinstance(data, dict) else None
@@ -151,7 +151,7 @@ def remote_catalog(store: Store, workdir: str,
 
 
 def _manifest_bytes(entry: Manifest) -> bytes:
-    return safeio.read_regular(entry.manifest_path, MANIFEST_LIMIT, what='Manifest')
+    return safeio.read_regular(entry.manifest_path, MANIFEST_LIMIT, what='Manifest', follow=False)
 
 
 WORK_KIND = 'offsite'
@@ -398,7 +398,7 @@ def pull(store: Store, dest: str, engine: Optional[str] = None, database: Option
             if local_manifest and os.path.isfile(local_manifest):
                 try:
                     same = manifest_sha256(local_manifest) == entry.data['sha256']
-                except (ValueError, OpsReadyError):
+                except (ValueError, OpsReadyError):   # damaged, or a link (never read through): fetched again
                     same = False
                 if same:
                     result['already_present'] += 1

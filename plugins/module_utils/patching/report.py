@@ -32,6 +32,8 @@ STATUSES = ('not_reached', 'patched', 'unchanged', 'skipped', 'failed', 'planned
 @contextlib.contextmanager
 def _locked(path: str) -> Iterator[None]:
     directory = os.path.dirname(os.path.abspath(path))
+    # Before anything is made: an account owning a directory above could link the report's directory to /etc.
+    safeio.check_parents(directory, 'write the patching report into', 'The directory of path')
     os.makedirs(directory, mode=0o750, exist_ok=True)
     with locks.waiting(path + '.lock', 'patching report', mode=0o640):
         yield
