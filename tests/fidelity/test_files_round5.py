@@ -1,0 +1,123 @@
+"""Fidelity of file_backup -> file_restore, round 5: restores over an existing tree that differs only in what the
+earlier rounds did not compare, sparse files restored over, and files rewritten while they are read.
+
+- a re-restore over a tree whose symlink carries other extended attributes, or whose file or directory carries
+  other file flags (chattr +d, +A), put nothing back and reported the tree unchanged;
+- a re-restore over an identical sparse file read every byte of its holes to compare it;
+- a file rewritten while it was read, its mtime then put back (``cp -p``, ``rsync -t`` in place), was archived
+  torn and reported nowhere.
+
+These call file_backup's and file_restore's module_utils directly (their module wrappers add nothing here).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / 'build'))
+
+from ansible_collections.opsready.operations.plugins.module_utils.files import archive, extract  # noqa: E402
+
+ROOT = os.geteuid() == 0
+NS = 1_600_000_000_123_456_789
+
+
+def backup(src: Path, dest: Path) -> dict:
+    archive.prepare_dest(str(dest), False)
+    return archive.create_archive([str(src)], str(dest), 'set', compression='none')
+
+
+def restore(dest: Path, target: Path) -> dict:
+    return extract.restore_archive(extract.find_archive(str(dest), 'set'), str(target))
+
+
+def lsattr(path) -> str:
+    run = subprocess.run(['lsattr', '-d', str(path)], capture_output=True, text=True, check=False)
+    return run.stdout.split()[0] if run.returncode == 0 else ''
+
+
+@pytest.fixture
+def flagged():
+    """Paths given file flags by the test; cleared afterwards."""
+    made = []
+    yield made
+    for path in made:
+        subprocess.run(['chattr', '-iadA', str(path)], capture_output=True, check=False)
+
+
+# -- a restore over a tree that differs only in symlink xattrs or file flags -------------------------------------
+
+@pytest.mark.skipif(not ROOT, reason='trusted.* and chattr need root')
+def test_a_restore_over_a_tree_differing_only_in_symlink_xattrs_or_file_flags_puts_them_back(tmp_path, flagged):
+    """A symlink whose ``trusted.*`` attributes were changed or removed, a file and a directory given or cleared a
+    file flag (chattr +d / +A) since the restore: the next restore compared contents, modes, owners, mtimes and the
+    regular files' attributes only, left all of them as they were and reported the tree unchanged."""
+    src = tmp_path / 'src' / 'spool'
+    (src / 'queue').mkdir(parents=True)
+    (src / 'queue' / 'msg').write_text('m\n')
+    (src / 'index.db').write_text('i\n')
+    (src / 'plain.conf').write_text('p\n')
+    (src / 'cache').mkdir()
+    os.symlink('queue/msg', src / 'latest')
+    os.symlink('index.db', src / 'bare-link')
+    try:
+        os.setxattr(src / 'latest', 'trusted.overlay.origin', b'\x00mark', follow_symlinks=False)
+    except OSError:
+        pytest.skip('this file system takes no trusted.* on symlinks')
+    for path, flags in ((src / 'index.db', '+dA'), (src / 'queue', '+d')):
+        flagged.append(path)
+        if subprocess.run(['chattr', flags, str(path)], capture_output=True, check=False).returncode:
+            pytest.skip('chattr %s is not supported here' % flags)
+    for path in (src / 'queue' / 'msg', src / 'index.db', src / 'plain.conf', src / 'queue', src / 'cache', src):
+        os.utime(path, ns=(NS, NS))
+    dest, target = tmp_path / 'backups', tmp_path / 'restored'
+    backup(src, dest)
+    first = restore(dest, target)
+    assert first['not_restored'] == [], first
+    restored = target / str(src).lstrip('/')
+    before = {name: lsattr(restored / name) for name in ('index.db', 'queue', 'plain.conf', 'cache')}
+    flagged.extend(restored / name for name in before)
+    # what changed on the target since: attributes and flags only (contents, modes, owners and mtimes as archived)
+    os.setxattr(restored / 'latest', 'trusted.overlay.origin', b'\x00other', follow_symlinks=False)
+    os.setxattr(restored / 'bare-link', 'trusted.added', b'x', follow_symlinks=False)
+    for name, flags in (('index.db', '-d'), ('plain.conf', '+d'), ('queue', '-d'), ('cache', '+A')):
+        subprocess.run(['chattr', flags, str(restored / name)], check=True)
+    for name in ('index.db', 'plain.conf', 'queue', 'cache'):
+        os.utime(restored / name, ns=(NS, NS))
+    again = restore(dest, target)
+    assert os.getxattr(restored / 'latest', 'trusted.overlay.origin', follow_symlinks=False) == b'\x00mark'
+    assert 'trusted.added' not in os.listxattr(restored / 'bare-link', follow_symlinks=False)
+    assert {name: lsattr(restored / name) for name in before} == before
+    put_back = sorted(os.path.basename(p) for p in again['restored'])
+    assert put_back == ['bare-link', 'index.db', 'latest', 'plain.conf'], again
+    # and once put back, the next restore leaves everything alone
+    assert restore(dest, target)['restored'] == []
+
+
+@pytest.mark.skipif(not ROOT, reason='chattr on a directory of root\'s')
+def test_a_restore_into_a_directory_with_inherited_flags_adds_no_flag(tmp_path, flagged):
+    """Files and directories made under a directory with chattr +d (nodump) or +A (noatime) inherit those flags
+    (ext4, XFS): a restore into such a target (a /srv/restore marked nodump) gave every restored file a flag its
+    source never had - a nodump-based backup of the restored tree then silently skipped all of it. As with the
+    default ACL of round 3, the restored entries must carry the archived flags only."""
+    src = tmp_path / 'src' / 'app'
+    (src / 'conf').mkdir(parents=True)
+    (src / 'conf' / 'app.conf').write_text('c\n')
+    (src / 'data.db').write_text('d\n')
+    dest, target = tmp_path / 'backups', tmp_path / 'restored'
+    backup(src, dest)
+    target.mkdir()
+    flagged.append(target)
+    if subprocess.run(['chattr', '+dA', str(target)], capture_output=True, check=False).returncode:
+        pytest.skip('chattr +dA is not supported here')
+    outcome = restore(dest, target)
+    assert outcome['not_restored'] == [], outcome
+    restored = target / str(src).lstrip('/')
+    flags = {str(p.relative_to(restored)): lsattr(p) for p in [restored, *restored.rglob('*')]}
+    flagged.extend(restored.rglob('*'))
+    assert {name: ('d' in f or 'A' in f) for name, f in flags.items()} == dict.fromkeys(flags, False), flags
