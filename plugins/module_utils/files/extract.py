@@ -388,18 +388,42 @@ def _same_file(staged_fd: int, parent_fd: int, name: str, compare_xattrs: bool =
         fd = os.open(name, flags, dir_fd=parent_fd)
     except OSError:
         return False
-    with os.fdopen(fd, 'rb') as target, os.fdopen(os.open(name, flags, dir_fd=staged_fd), 'rb') as source:
+    with os.fdopen(fd, 'rb'), os.fdopen(os.open(name, flags, dir_fd=staged_fd), 'rb') as source:
         if not stat.S_ISREG(os.fstat(fd).st_mode) or os.fstat(fd).st_size != os.fstat(source.fileno()).st_size:
             return False
         if compare_xattrs and (safeio.read_xattrs(fd) != safeio.read_xattrs(source.fileno())
                                or safeio.kept_flags(fd) != safeio.kept_flags(source.fileno())):
             return False
-        while True:
-            a, b = source.read(1024 * 1024), target.read(1024 * 1024)
+        return _same_data(source.fileno(), fd, os.fstat(fd))
+
+
+def _same_data(source_fd: int, target_fd: int, st: os.stat_result) -> bool:
+    """Whether two files of ``st.st_size`` bytes hold the same bytes. Where either has holes only the data extents
+    of either are read (SEEK_DATA/SEEK_HOLE): where both have a hole both read zeros. Reading both copies of an
+    identical 9 GiB sparse image byte by byte took 96 s for 12 KiB of data."""
+    size = st.st_size
+    ranges: List[Tuple[int, int]] = [(0, size)]
+    if st.st_blocks * 512 < size or os.fstat(source_fd).st_blocks * 512 < size:
+        ours, theirs = safeio.data_segments(source_fd, size), safeio.data_segments(target_fd, size)
+        if ours is not None and theirs is not None:
+            ranges = []
+            for start, length in sorted(ours + theirs):   # their union, merged
+                if ranges and start <= ranges[-1][0] + ranges[-1][1]:
+                    last_start, last_length = ranges[-1]
+                    ranges[-1] = (last_start, max(last_length, start + length - last_start))
+                else:
+                    ranges.append((start, length))
+    for start, length in ranges:
+        done = 0
+        while done < length:
+            want = min(1024 * 1024, length - done)
+            a, b = os.pread(source_fd, want, start + done), os.pread(target_fd, want, start + done)
             if a != b:
                 return False
             if not a:
-                return True
+                break
+            done += len(a)
+    return True
 
 
 def _same_xattrs_at(staged_fd: int, parent_fd: int, name: str) -> bool:
