@@ -397,6 +397,14 @@ def _record(info: tarfile.TarInfo, kind: str, **extra: Any) -> Dict[str, Any]:
     return record
 
 
+def _touched(before: os.stat_result, after: os.stat_result) -> bool:
+    """Whether the file read changed meanwhile: its size, mtime or ctime. The ctime too: a file rewritten in place
+    and given its old mtime back (cp -p, rsync -t --inplace) kept size and mtime, and its torn copy was reported
+    nowhere; nobody can set the ctime (GNU tar compares it for "file changed as we read it")."""
+    return (after.st_size, after.st_mtime_ns, after.st_ctime_ns) != (before.st_size, before.st_mtime_ns,
+                                                                     before.st_ctime_ns)
+
+
 def add_entry(tar: 'TarWriter', path: str, st: os.stat_result, dir_fd: int, name: str,
               links: Dict[Tuple[int, int], str], files: Optional[List[Dict[str, Any]]] = None,
               buffer: Optional[bytearray] = None, changed: Optional[List[Dict[str, str]]] = None) -> bool:
@@ -471,8 +479,7 @@ def add_entry(tar: 'TarWriter', path: str, st: os.stat_result, dir_fd: int, name
             sparse = _SparseReader(fd, _to_sparse(info, segments), segments, buffer)
             tar.addfile(info, sparse)  # type: ignore[arg-type]
             after = os.fstat(fd)
-            if changed is not None and (sparse.shrank or (after.st_size, after.st_mtime_ns) != (real.st_size,
-                                                                                                real.st_mtime_ns)):
+            if changed is not None and (sparse.shrank or _touched(real, after)):
                 changed.append({'path': path, 'reason': 'changed while it was read (%s): the archived copy may mix '
                                 'old and new content' % ('it shrank, the rest padded with zeros' if sparse.shrank
                                                          else 'written to')})
@@ -490,8 +497,7 @@ def add_entry(tar: 'TarWriter', path: str, st: os.stat_result, dir_fd: int, name
         padded = _Padded(handle, buffer)
         tar.addfile(info, padded)  # type: ignore[arg-type]
         after = os.fstat(fd)
-        if changed is not None and (padded.shrank or (after.st_size, after.st_mtime_ns) != (real.st_size,
-                                                                                            real.st_mtime_ns)):
+        if changed is not None and (padded.shrank or _touched(real, after)):
             # archived anyway (as GNU tar does with "file changed as we read it"), but never silently
             if padded.shrank:
                 how = 'it shrank, the rest padded with zeros'
