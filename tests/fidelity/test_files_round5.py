@@ -199,3 +199,55 @@ def test_a_file_rewritten_while_read_with_its_mtime_put_back_is_reported(tmp_pat
     manifest = backup(src, tmp_path / 'backups')
     assert rewritten
     assert [c['path'] for c in manifest.get('changed_while_read') or []] == [str(path)], manifest
+
+
+# -- every sparse writer path ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('path', ['data-beyond-the-size-field', 'no-seek-data'])
+def test_every_sparse_writer_path_restores_holes(tmp_path, monkeypatch, path):
+    """A sparse file whose data (with its map) did not fit the ustar size field (8 GiB) was archived with every
+    byte of its holes under the old ``OPSREADY.sparse`` keyword: a 100 GiB image with 9 GiB of data read and
+    stored 100 GiB. It must be a GNU sparse member as any other (its stored size in the base-256 size field, which
+    tarfile and GNU tar read; a pax "size" record would hide the map from tarfile). The limit is lowered here to
+    1 MiB: 8 GiB of data is no test. Only where the file system cannot tell holes (no SEEK_DATA) is the old keyword
+    still written - and read back as holes; GNU tar extracts both without a warning."""
+    mib = 1 << 20
+    size = 64 * mib
+    src = tmp_path / 'src'
+    src.mkdir()
+    content = bytearray(size)
+    with open(src / 'disk.img', 'wb') as handle:
+        handle.truncate(size)
+        for offset, length in ((mib, 3 * mib), (40 * mib, 4096)):
+            data = os.urandom(length)
+            handle.seek(offset)
+            handle.write(data)
+            content[offset:offset + length] = data
+    if os.stat(src / 'disk.img').st_blocks * 512 >= size:
+        pytest.skip('this file system does not keep holes')
+    if path == 'no-seek-data':
+        monkeypatch.setattr(archive.safeio, 'data_segments', lambda fd, size: None)
+    else:
+        monkeypatch.setattr(archive, '_SPARSE_STORED_LIMIT', mib)
+    dest, target = tmp_path / 'backups', tmp_path / 'restored'
+    manifest = backup(src, dest)
+    import tarfile
+    with tarfile.open(manifest['path']) as tar:
+        member = tar.getmember(str(src / 'disk.img').lstrip('/'))
+        assert member.size == size
+        if path == 'no-seek-data':
+            assert member.pax_headers.get('OPSREADY.sparse') == '1' and member.sparse is None
+        else:
+            assert 'OPSREADY.sparse' not in member.pax_headers and member.sparse is not None
+            assert os.path.getsize(manifest['path']) < 5 * mib
+        assert tar.extractfile(member).read() == content
+    gnu = tmp_path / 'gnu'
+    gnu.mkdir()
+    run = subprocess.run(['tar', '--warning=no-unknown-keyword', '-xf', manifest['path'], '-C', str(gnu)],
+                         capture_output=True, text=True, check=False)
+    assert run.returncode == 0 and not run.stderr, run.stderr
+    assert (gnu / str(src / 'disk.img').lstrip('/')).read_bytes() == content
+    restore(dest, target)
+    restored = target / str(src / 'disk.img').lstrip('/')
+    assert restored.read_bytes() == content
+    assert os.stat(restored).st_blocks * 512 < 5 * mib

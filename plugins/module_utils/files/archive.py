@@ -353,9 +353,12 @@ class TarWriter:
         self.copybufsize = copybufsize
 
     def addfile(self, info: tarfile.TarInfo, fileobj: Any = None) -> None:
-        buf = fast_header(info)
-        if buf is None:
-            buf = info.tobuf(tarfile.PAX_FORMAT, 'utf-8', 'surrogateescape')
+        if info.size > _SPARSE_STORED_LIMIT and 'GNU.sparse.major' in info.pax_headers:
+            buf = _wide_sparse_header(info)
+        else:
+            buf = fast_header(info)
+            if buf is None:
+                buf = info.tobuf(tarfile.PAX_FORMAT, 'utf-8', 'surrogateescape')
         write = self.fileobj.write
         write(buf)
         self.offset += len(buf)
@@ -475,7 +478,7 @@ def add_entry(tar: 'TarWriter', path: str, st: os.stat_result, dir_fd: int, name
         info = _tarinfo(real, arcname)
         _add_xattrs(info, fd)
         segments = safeio.data_segments(fd, real.st_size) if real.st_blocks * 512 < real.st_size else None
-        if segments is not None and _sparse_fits(segments):
+        if segments is not None:
             sparse = _SparseReader(fd, _to_sparse(info, segments), segments, buffer)
             tar.addfile(info, sparse)  # type: ignore[arg-type]
             after = os.fstat(fd)
@@ -490,9 +493,10 @@ def add_entry(tar: 'TarWriter', path: str, st: os.stat_result, dir_fd: int, name
                                      chunk_digest=sparse.digest.hexdigest(real.st_size)))
             return True
         if real.st_blocks * 512 < real.st_size:
-            # Fewer blocks than bytes: it has holes. The archive holds its zeros (tarfile writes no GNU sparse map);
-            # this vendor keyword tells file_restore to write them back as holes, so a 100 GiB image with 1 MiB of
-            # data does not come back as 100 GiB on disk. GNU tar ignores it (with a warning).
+            # Fewer blocks than bytes, but the file system cannot tell where the holes are (no SEEK_DATA): the
+            # archive holds its zeros, and this vendor keyword tells file_restore to write them back as holes, so a
+            # 100 GiB image with 1 MiB of data does not come back as 100 GiB on disk. GNU tar ignores it (with a
+            # warning). Archives written before GNU sparse members hold it too.
             info.pax_headers = dict(info.pax_headers, **{SPARSE_KEYWORD: '1'})
         padded = _Padded(handle, buffer)
         tar.addfile(info, padded)  # type: ignore[arg-type]
@@ -516,11 +520,26 @@ def add_entry(tar: 'TarWriter', path: str, st: os.stat_result, dir_fd: int, name
 # GNU tar's sparse format 1.0 (pax): the member's data is its map (the number of extents, then offset and length
 # of each, one decimal number a line, padded to a block) followed by the extents' bytes; the real name and size are
 # pax records, the header's name a placeholder that a tar without sparse support extracts as a plain file.
-_SPARSE_STORED_LIMIT = 0o77777777777   # the ustar size field: a pax "size" record would hide the map from tarfile
+_SPARSE_STORED_LIMIT = 0o77777777777   # the largest size the ustar field holds in octal
 
 
-def _sparse_fits(segments: List[Tuple[int, int]]) -> bool:
-    return sum(length for _start, length in segments) + 32 * (len(segments) + 2) < _SPARSE_STORED_LIMIT
+def _wide_sparse_header(info: tarfile.TarInfo) -> bytes:
+    """The header blocks of a GNU sparse member whose stored size (map and data) exceeds the ustar size field: that
+    size in the field's base-256 form (GNU tar's, which tarfile and GNU tar read in any format). tarfile would write
+    a pax "size" record instead, and then reads the member's data from the wrong offset (it takes that record for
+    the data after the map): a sparse file with 8 GiB of data or more was archived with every byte of its holes
+    under the old keyword instead (100 GiB read and stored for a 100 GiB image holding 9 GiB)."""
+    stored = info.size
+    info.size = 0
+    try:
+        buf = fast_header(info) or info.tobuf(tarfile.PAX_FORMAT, 'utf-8', 'surrogateescape')
+    finally:
+        info.size = stored
+    block = bytearray(buf[-_BLOCK:])
+    block[124:136] = b'\x80' + stored.to_bytes(11, 'big')
+    block[148:156] = b' ' * 8
+    block[148:156] = b'%06o\0 ' % sum(block)
+    return bytes(buf[:-_BLOCK]) + bytes(block)
 
 
 def _to_sparse(info: tarfile.TarInfo, segments: List[Tuple[int, int]]) -> bytes:
