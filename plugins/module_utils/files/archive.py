@@ -353,12 +353,13 @@ class TarWriter:
         self.copybufsize = copybufsize
 
     def addfile(self, info: tarfile.TarInfo, fileobj: Any = None) -> None:
+        buf: Optional[bytes] = None
         if info.size > _SPARSE_STORED_LIMIT and 'GNU.sparse.major' in info.pax_headers:
             buf = _wide_sparse_header(info)
         else:
             buf = fast_header(info)
-            if buf is None:
-                buf = info.tobuf(tarfile.PAX_FORMAT, 'utf-8', 'surrogateescape')
+        if buf is None:
+            buf = info.tobuf(tarfile.PAX_FORMAT, 'utf-8', 'surrogateescape')
         write = self.fileobj.write
         write(buf)
         self.offset += len(buf)
