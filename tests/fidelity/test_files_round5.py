@@ -251,3 +251,65 @@ def test_every_sparse_writer_path_restores_holes(tmp_path, monkeypatch, path):
     restored = target / str(src / 'disk.img').lstrip('/')
     assert restored.read_bytes() == content
     assert os.stat(restored).st_blocks * 512 < 5 * mib
+
+
+# -- setuid and setgid files restored by another user ------------------------------------------------------------
+
+@pytest.mark.skipif(not ROOT, reason='files of several owners need root')
+def test_setuid_and_setgid_files_restored_by_another_user_are_reported_not_given_to_them(tmp_path):
+    """As root the bits come back with their owners (the first restore below checks it). A restore by another user
+    cannot give files their archived owners: tarfile dropped the owner in silence and still set the mode, so a
+    setuid-root binary came back setuid to that user (and a setgid-shadow one setgid to the user's group), with
+    nothing said. As GNU tar does, the bits are cleared where the owner they belong to could not be set, and the
+    restore names each file; a file the user owns in the archive keeps its bits."""
+    import json
+    import shutil
+    import stat
+    import tempfile
+    from tests.fidelity.test_files_round4 import readable_runtime
+    src = tmp_path / 'src' / 'bin'
+    src.mkdir(parents=True)
+    files = {'suid-root': (0o4755, 0, 0), 'sgid-shadow': (0o2755, 0, 42), 'both': (0o6750, 1234, 1234),
+             'nobody-sgid': (0o2755, 65534, 65534), 'plain': (0o644, 1234, 1234)}
+    for name, (mode, uid, gid) in files.items():
+        (src / name).write_text(name)
+        os.chown(src / name, uid, gid)
+        os.chmod(src / name, mode)
+    dest = tmp_path / 'backups'
+    backup(src, dest)
+    as_root = tmp_path / 'as-root'
+    assert restore(dest, as_root)['not_restored'] == []
+    for name, (mode, uid, gid) in files.items():
+        st = os.lstat(as_root / str(src / name).lstrip('/'))
+        assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (mode, uid, gid), name
+    home = Path(tempfile.mkdtemp(prefix='opsready-nobody-', dir='/tmp'))   # tmp_path's parents are 0700
+    try:
+        subprocess.run(['cp', '-a', str(dest), str(home / 'backups')], check=True)
+        lib = readable_runtime(home / 'lib')
+        subprocess.run(['chown', '-R', '65534:65534', str(home)], check=True)
+        code = ('import json, sys\n'
+                'from ansible_collections.opsready.operations.plugins.module_utils.files import extract\n'
+                'm = extract.find_archive(sys.argv[1], "set")\n'
+                'print(json.dumps(extract.restore_archive(m, sys.argv[2])))\n')
+        run = subprocess.run(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups',
+                              os.path.realpath(sys.executable), '-c', code, str(home / 'backups'),
+                              str(home / 'restored')], env=dict(os.environ, PYTHONPATH=lib),
+                             capture_output=True, text=True, check=False)
+        assert run.returncode == 0, run.stderr[-3000:]
+        outcome = json.loads(run.stdout)
+        restored = home / 'restored' / str(src).lstrip('/')
+        modes = {name: stat.S_IMODE(os.lstat(restored / name).st_mode) for name in files}
+        assert modes == {'suid-root': 0o755, 'sgid-shadow': 0o755, 'both': 0o750, 'nobody-sgid': 0o2755,
+                         'plain': 0o644}, {k: oct(v) for k, v in modes.items()}
+        told = {p['path'].rsplit('/', 1)[-1]: p['reason'] for p in outcome['not_restored']}
+        assert sorted(told) == ['both', 'sgid-shadow', 'suid-root'], outcome
+        assert 'setuid' in told['suid-root'] and 'root' in told['suid-root'], told
+        assert 'setgid' in told['sgid-shadow'] and 'setuid' in told['both'] and 'setgid' in told['both'], told
+        # a second restore by the same user changes nothing and says the same
+        again = subprocess.run(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups',
+                                os.path.realpath(sys.executable), '-c', code, str(home / 'backups'),
+                                str(home / 'restored')], env=dict(os.environ, PYTHONPATH=lib),
+                               capture_output=True, text=True, check=False)
+        assert again.returncode == 0 and json.loads(again.stdout)['restored'] == [], again.stdout[-2000:]
+    finally:
+        shutil.rmtree(home)

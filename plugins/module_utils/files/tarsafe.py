@@ -276,6 +276,31 @@ def apply_flags(fd: int, member: tarfile.TarInfo, problems: Optional[List[Dict[s
                              % (','.join(safeio.kept_flags(fd)), exc.strerror or exc)})
 
 
+def clear_foreign_setid(fd: int, member: tarfile.TarInfo, problems: Optional[List[Dict[str, str]]]) -> None:
+    """Clear the setuid (setgid) bit of the extracted file ``fd`` when it does not have the archived owner (group):
+    only root sets those, and tarfile gave the file to the restoring user in silence while setting its mode - a
+    setuid-root binary came back setuid to that user. Reported in ``problems``, as GNU tar clears them too."""
+    if os.geteuid() == 0 or not member.mode & (stat.S_ISUID | stat.S_ISGID):
+        return
+    st = os.fstat(fd)
+    dropped = []
+    keep = stat.S_IMODE(st.st_mode)
+    if member.mode & stat.S_ISUID and st.st_uid != member.uid:
+        dropped.append('setuid bit (owner %s)' % (member.uname or 'uid %d' % member.uid))
+        keep &= ~stat.S_ISUID
+    if member.mode & stat.S_ISGID and st.st_gid != member.gid:
+        dropped.append('setgid bit (group %s)' % (member.gname or 'gid %d' % member.gid))
+        keep &= ~stat.S_ISGID
+    if not dropped:
+        return
+    os.fchmod(fd, keep)
+    reason = ('%s not restored: only root gives a file its archived owner, and the bit would make it run as uid '
+              '%d instead; restore as root' % (' and '.join(dropped), st.st_uid))
+    if problems is None:
+        raise OSError(errno.EPERM, '%s: %s' % (member.name, reason))
+    problems.append({'path': member.name, 'reason': reason})
+
+
 def extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: str, numeric_owner: bool = False,
                    archive: str = '', dest_fd: Optional[int] = None,
                    problems: Optional[List[Dict[str, str]]] = None) -> bool:
@@ -335,6 +360,7 @@ def extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: str, num
             try:
                 apply_xattrs(fd, xattrs, member.name, problems)
                 apply_flags(fd, member, problems)
+                clear_foreign_setid(fd, member, problems)
             finally:
                 os.close(fd)
         elif (member.issym() or member.isdev()) and xattrs:
