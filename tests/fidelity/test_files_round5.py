@@ -313,3 +313,26 @@ def test_setuid_and_setgid_files_restored_by_another_user_are_reported_not_given
         assert again.returncode == 0 and json.loads(again.stdout)['restored'] == [], again.stdout[-2000:]
     finally:
         shutil.rmtree(home)
+
+
+# -- access times of the source ----------------------------------------------------------------------------------
+
+def test_a_backup_leaves_the_source_access_times_as_they_were(tmp_path):
+    """Reading every file (and listing every directory) of the set updated their access times (relatime does when
+    the atime is older than the mtime): each backup made the whole tree look just used, defeating tmpwatch-style
+    cleanups and "last accessed" audits of the source. Read with O_NOATIME (root, or the files' owner), as GNU
+    tar --atime-preserve=system does, nothing of the source changes."""
+    src = tmp_path / 'src'
+    (src / 'cache').mkdir(parents=True)
+    (src / 'cache' / 'old.bin').write_bytes(b'x' * 5000)
+    (src / 'cache' / 'sparse.img').write_bytes(b'')
+    with open(src / 'cache' / 'sparse.img', 'r+b') as handle:
+        handle.truncate(32 << 20)
+        handle.write(b'data')
+    old = NS - 10 ** 12
+    for path in (src / 'cache' / 'old.bin', src / 'cache' / 'sparse.img', src / 'cache', src):
+        os.utime(path, ns=(old, NS))
+    backup(src, tmp_path / 'backups')
+    times = {str(p.relative_to(tmp_path)): os.stat(p).st_atime_ns
+             for p in (src, src / 'cache', src / 'cache' / 'old.bin', src / 'cache' / 'sparse.img')}
+    assert times == dict.fromkeys(times, old), times

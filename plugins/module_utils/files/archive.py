@@ -78,6 +78,21 @@ REMOVED = 'removed while the backup ran'
 _ENTER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
+_NOATIME = getattr(os, 'O_NOATIME', 0)
+
+
+def _open_quietly(name: str, flags: int, dir_fd: int) -> int:
+    """``os.open`` with O_NOATIME where this user may (root, or the file's owner): reading every file and listing
+    every directory of the set updated their access times, so each backup made the whole source look just used
+    (tmpwatch-style cleanups, "last accessed" audits). GNU tar --atime-preserve=system does the same."""
+    if _NOATIME:
+        try:
+            return os.open(name, flags | _NOATIME, dir_fd=dir_fd)
+        except PermissionError:
+            pass   # EPERM: another user's file (EACCES comes again below)
+    return os.open(name, flags, dir_fd=dir_fd)
+
+
 def _enter(name: str, dir_fd: int, listed: os.stat_result, path: str,
            gone: Optional[List[Dict[str, str]]]) -> Optional[int]:
     """A descriptor of the directory ``name`` (in ``dir_fd``) that the walk archived as ``listed``; None, recorded in
@@ -86,7 +101,7 @@ def _enter(name: str, dir_fd: int, listed: os.stat_result, path: str,
     whole walk in its listing ("Not a directory")."""
     lost = ' while the backup ran (what it held is not in the archive)'
     try:
-        fd = os.open(name, _ENTER_FLAGS, dir_fd=dir_fd)
+        fd = _open_quietly(name, _ENTER_FLAGS, dir_fd)
     except FileNotFoundError:
         if gone is not None:
             gone.append({'path': path, 'reason': 'directory %s (what it held is not in the archive)' % REMOVED})
@@ -456,7 +471,7 @@ def add_entry(tar: 'TarWriter', path: str, st: os.stat_result, dir_fd: int, name
     if not stat.S_ISREG(st.st_mode):
         return False
     try:
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC, dir_fd=dir_fd)
+        fd = _open_quietly(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC, dir_fd)
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENOENT):
             return False  # swapped for a symlink or removed since the walk saw it: not read
