@@ -17,7 +17,9 @@ description:
     corrupt archive, or one without a manifest, is refused with a clear message.
   - Members with absolute paths, C(..) components or links escaping the root are refused before extraction.
     FIFOs and device nodes are made again; only root can make a device node, so another user's restore leaves
-    them out and lists them in RV(not_restored) with a warning.
+    them out and lists them in RV(not_restored) with a warning. Such a restore cannot give files their archived
+    owners either, so it clears the setuid (setgid) bit of a file whose archived owner (group) it could not set, as
+    GNU tar does, and lists the file in RV(not_restored).
   - Archives written with C(encrypt=true) are decrypted on the fly with O(identity) or O(identity_file);
     the whole archive is decrypted and authenticated (and its plaintext checksum compared) before
     anything is extracted, so a wrong or missing key, or a tampered archive, writes nothing.

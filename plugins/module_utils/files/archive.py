@@ -78,6 +78,21 @@ REMOVED = 'removed while the backup ran'
 _ENTER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
+_NOATIME = getattr(os, 'O_NOATIME', 0)
+
+
+def _open_quietly(name: str, flags: int, dir_fd: int) -> int:
+    """``os.open`` with O_NOATIME where this user may (root, or the file's owner): reading every file and listing
+    every directory of the set updated their access times, so each backup made the whole source look just used
+    (tmpwatch-style cleanups, "last accessed" audits). GNU tar --atime-preserve=system does the same."""
+    if _NOATIME:
+        try:
+            return os.open(name, flags | _NOATIME, dir_fd=dir_fd)
+        except PermissionError:
+            pass   # EPERM: another user's file (EACCES comes again below)
+    return os.open(name, flags, dir_fd=dir_fd)
+
+
 def _enter(name: str, dir_fd: int, listed: os.stat_result, path: str,
            gone: Optional[List[Dict[str, str]]]) -> Optional[int]:
     """A descriptor of the directory ``name`` (in ``dir_fd``) that the walk archived as ``listed``; None, recorded in
@@ -86,7 +101,7 @@ def _enter(name: str, dir_fd: int, listed: os.stat_result, path: str,
     whole walk in its listing ("Not a directory")."""
     lost = ' while the backup ran (what it held is not in the archive)'
     try:
-        fd = os.open(name, _ENTER_FLAGS, dir_fd=dir_fd)
+        fd = _open_quietly(name, _ENTER_FLAGS, dir_fd)
     except FileNotFoundError:
         if gone is not None:
             gone.append({'path': path, 'reason': 'directory %s (what it held is not in the archive)' % REMOVED})
@@ -353,7 +368,11 @@ class TarWriter:
         self.copybufsize = copybufsize
 
     def addfile(self, info: tarfile.TarInfo, fileobj: Any = None) -> None:
-        buf = fast_header(info)
+        buf: Optional[bytes] = None
+        if info.size > _SPARSE_STORED_LIMIT and 'GNU.sparse.major' in info.pax_headers:
+            buf = _wide_sparse_header(info)
+        else:
+            buf = fast_header(info)
         if buf is None:
             buf = info.tobuf(tarfile.PAX_FORMAT, 'utf-8', 'surrogateescape')
         write = self.fileobj.write
@@ -395,6 +414,14 @@ def _record(info: tarfile.TarInfo, kind: str, **extra: Any) -> Dict[str, Any]:
               'owner': info.uname or None, 'group': info.gname or None}
     record.update(extra)
     return record
+
+
+def _touched(before: os.stat_result, after: os.stat_result) -> bool:
+    """Whether the file read changed meanwhile: its size, mtime or ctime. The ctime too: a file rewritten in place
+    and given its old mtime back (cp -p, rsync -t --inplace) kept size and mtime, and its torn copy was reported
+    nowhere; nobody can set the ctime (GNU tar compares it for "file changed as we read it")."""
+    return (after.st_size, after.st_mtime_ns, after.st_ctime_ns) != (before.st_size, before.st_mtime_ns,
+                                                                     before.st_ctime_ns)
 
 
 def add_entry(tar: 'TarWriter', path: str, st: os.stat_result, dir_fd: int, name: str,
@@ -444,7 +471,7 @@ def add_entry(tar: 'TarWriter', path: str, st: os.stat_result, dir_fd: int, name
     if not stat.S_ISREG(st.st_mode):
         return False
     try:
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC, dir_fd=dir_fd)
+        fd = _open_quietly(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC, dir_fd)
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENOENT):
             return False  # swapped for a symlink or removed since the walk saw it: not read
@@ -467,12 +494,11 @@ def add_entry(tar: 'TarWriter', path: str, st: os.stat_result, dir_fd: int, name
         info = _tarinfo(real, arcname)
         _add_xattrs(info, fd)
         segments = safeio.data_segments(fd, real.st_size) if real.st_blocks * 512 < real.st_size else None
-        if segments is not None and _sparse_fits(segments):
+        if segments is not None:
             sparse = _SparseReader(fd, _to_sparse(info, segments), segments, buffer)
             tar.addfile(info, sparse)  # type: ignore[arg-type]
             after = os.fstat(fd)
-            if changed is not None and (sparse.shrank or (after.st_size, after.st_mtime_ns) != (real.st_size,
-                                                                                                real.st_mtime_ns)):
+            if changed is not None and (sparse.shrank or _touched(real, after)):
                 changed.append({'path': path, 'reason': 'changed while it was read (%s): the archived copy may mix '
                                 'old and new content' % ('it shrank, the rest padded with zeros' if sparse.shrank
                                                          else 'written to')})
@@ -483,15 +509,15 @@ def add_entry(tar: 'TarWriter', path: str, st: os.stat_result, dir_fd: int, name
                                      chunk_digest=sparse.digest.hexdigest(real.st_size)))
             return True
         if real.st_blocks * 512 < real.st_size:
-            # Fewer blocks than bytes: it has holes. The archive holds its zeros (tarfile writes no GNU sparse map);
-            # this vendor keyword tells file_restore to write them back as holes, so a 100 GiB image with 1 MiB of
-            # data does not come back as 100 GiB on disk. GNU tar ignores it (with a warning).
+            # Fewer blocks than bytes, but the file system cannot tell where the holes are (no SEEK_DATA): the
+            # archive holds its zeros, and this vendor keyword tells file_restore to write them back as holes, so a
+            # 100 GiB image with 1 MiB of data does not come back as 100 GiB on disk. GNU tar ignores it (with a
+            # warning). Archives written before GNU sparse members hold it too.
             info.pax_headers = dict(info.pax_headers, **{SPARSE_KEYWORD: '1'})
         padded = _Padded(handle, buffer)
         tar.addfile(info, padded)  # type: ignore[arg-type]
         after = os.fstat(fd)
-        if changed is not None and (padded.shrank or (after.st_size, after.st_mtime_ns) != (real.st_size,
-                                                                                            real.st_mtime_ns)):
+        if changed is not None and (padded.shrank or _touched(real, after)):
             # archived anyway (as GNU tar does with "file changed as we read it"), but never silently
             if padded.shrank:
                 how = 'it shrank, the rest padded with zeros'
@@ -510,11 +536,26 @@ def add_entry(tar: 'TarWriter', path: str, st: os.stat_result, dir_fd: int, name
 # GNU tar's sparse format 1.0 (pax): the member's data is its map (the number of extents, then offset and length
 # of each, one decimal number a line, padded to a block) followed by the extents' bytes; the real name and size are
 # pax records, the header's name a placeholder that a tar without sparse support extracts as a plain file.
-_SPARSE_STORED_LIMIT = 0o77777777777   # the ustar size field: a pax "size" record would hide the map from tarfile
+_SPARSE_STORED_LIMIT = 0o77777777777   # the largest size the ustar field holds in octal
 
 
-def _sparse_fits(segments: List[Tuple[int, int]]) -> bool:
-    return sum(length for _start, length in segments) + 32 * (len(segments) + 2) < _SPARSE_STORED_LIMIT
+def _wide_sparse_header(info: tarfile.TarInfo) -> bytes:
+    """The header blocks of a GNU sparse member whose stored size (map and data) exceeds the ustar size field: that
+    size in the field's base-256 form (GNU tar's, which tarfile and GNU tar read in any format). tarfile would write
+    a pax "size" record instead, and then reads the member's data from the wrong offset (it takes that record for
+    the data after the map): a sparse file with 8 GiB of data or more was archived with every byte of its holes
+    under the old keyword instead (100 GiB read and stored for a 100 GiB image holding 9 GiB)."""
+    stored = info.size
+    info.size = 0
+    try:
+        buf = fast_header(info) or info.tobuf(tarfile.PAX_FORMAT, 'utf-8', 'surrogateescape')
+    finally:
+        info.size = stored
+    block = bytearray(buf[-_BLOCK:])
+    block[124:136] = b'\x80' + stored.to_bytes(11, 'big')
+    block[148:156] = b' ' * 8
+    block[148:156] = b'%06o\0 ' % sum(block)
+    return bytes(buf[:-_BLOCK]) + bytes(block)
 
 
 def _to_sparse(info: tarfile.TarInfo, segments: List[Tuple[int, int]]) -> bytes:

@@ -843,11 +843,31 @@ def read_flags(fd: int) -> List[str]:
     return [name for name, (bit, _letter) in FILE_FLAGS.items() if value & bit]
 
 
-def add_flags(fd: int, names: List[str]) -> None:
-    """Set the file flags ``names`` on the open file ``fd`` (those it has stay); raises OSError when refused."""
+def kept_flags(fd: int) -> List[str]:
+    """``read_flags`` without the ones a restore never sets (immutable, append-only): what a restored file is
+    compared by."""
+    return [name for name in read_flags(fd) if name not in FLAGS_NOT_RESTORED]
+
+
+def set_flags(fd: int, names: List[str]) -> None:
+    """Make the kept file flags of the open file ``fd`` exactly ``names``: those it has and was not archived with
+    are cleared (a file made in a directory with chattr +d or +A inherits them, and a directory restored over keeps
+    what was added since), the others (the file system's own, immutable, append-only) stay. Raises OSError when
+    refused; a file system without flags is no error when none is wanted."""
     import fcntl
     import struct
-    value = struct.unpack('I', fcntl.ioctl(fd, FS_IOC_GETFLAGS, bytes(8))[:4])[0]
+    try:
+        value = struct.unpack('I', fcntl.ioctl(fd, FS_IOC_GETFLAGS, bytes(8))[:4])[0]
+    except OSError:
+        if names:
+            raise
+        return
+    kept = 0
+    for name, (bit, _letter) in FILE_FLAGS.items():
+        if name not in FLAGS_NOT_RESTORED:
+            kept |= bit
+    wanted = value & ~kept
     for name in names:
-        value |= FILE_FLAGS[name][0]
-    fcntl.ioctl(fd, FS_IOC_SETFLAGS, struct.pack('I', value) + bytes(4))
+        wanted |= FILE_FLAGS[name][0]
+    if wanted != value:
+        fcntl.ioctl(fd, FS_IOC_SETFLAGS, struct.pack('I', wanted) + bytes(4))

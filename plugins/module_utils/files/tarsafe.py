@@ -241,14 +241,21 @@ def apply_xattrs(fd: Any, xattrs: Dict[str, bytes], name: str, problems: Optiona
 FFLAGS_KEYWORD = 'SCHILY.fflags'
 
 
+def archived_flags(member: tarfile.TarInfo) -> List[str]:
+    """The file flags archived with ``member`` (pax ``SCHILY.fflags``) that a restore sets."""
+    return [n for n in member.pax_headers.get(FFLAGS_KEYWORD, '').split(',')
+            if n in safeio.FILE_FLAGS and n not in safeio.FLAGS_NOT_RESTORED]
+
+
 def apply_flags(fd: int, member: tarfile.TarInfo, problems: Optional[List[Dict[str, str]]]) -> None:
-    """Set the file flags archived with ``member`` (chattr +d, +A...) on ``fd``. Immutable and append-only are not
-    set (a restored immutable file refuses the next restore and the removal of a drill's scratch tree): they are
-    reported in ``problems``, as is a flag this file system refuses - a restore says what it dropped."""
-    names = [n for n in member.pax_headers.get(FFLAGS_KEYWORD, '').split(',') if n]
-    if not names or problems is None:
+    """Make the file flags of ``fd`` the ones archived with ``member`` (chattr +d, +A...): others it carries are
+    cleared (inherited from a directory with chattr +d, or added to a directory restored over since), as
+    ``apply_xattrs`` does with extended attributes. Immutable and append-only are not set (a restored immutable
+    file refuses the next restore and the removal of a drill's scratch tree): they are reported in ``problems``, as
+    is a flag this file system refuses - a restore says what it dropped."""
+    if problems is None:
         return
-    wanted = []
+    names = [n for n in member.pax_headers.get(FFLAGS_KEYWORD, '').split(',') if n]
     for name in names:
         known = safeio.FILE_FLAGS.get(name)
         if known is None:
@@ -256,15 +263,42 @@ def apply_flags(fd: int, member: tarfile.TarInfo, problems: Optional[List[Dict[s
         elif name in safeio.FLAGS_NOT_RESTORED:
             problems.append({'path': member.name, 'reason': 'file flag %s (chattr +%s) not restored: set it again '
                              'with chattr +%s once the restored file is checked' % (name, known[1], known[1])})
-        else:
-            wanted.append(name)
-    if wanted:
-        try:
-            safeio.add_flags(fd, wanted)
-        except OSError as exc:
+    wanted = archived_flags(member)
+    try:
+        safeio.set_flags(fd, wanted)
+    except OSError as exc:
+        if wanted:
             problems.append({'path': member.name, 'reason': 'file flag%s %s (chattr +%s) not restored: %s' % (
                 's' if len(wanted) > 1 else '', ','.join(wanted), ''.join(safeio.FILE_FLAGS[n][1] for n in wanted),
                 exc.strerror or exc)})
+        else:
+            problems.append({'path': member.name, 'reason': 'file flags %s (not archived) not cleared: %s'
+                             % (','.join(safeio.kept_flags(fd)), exc.strerror or exc)})
+
+
+def clear_foreign_setid(fd: int, member: tarfile.TarInfo, problems: Optional[List[Dict[str, str]]]) -> None:
+    """Clear the setuid (setgid) bit of the extracted file ``fd`` when it does not have the archived owner (group):
+    only root sets those, and tarfile gave the file to the restoring user in silence while setting its mode - a
+    setuid-root binary came back setuid to that user. Reported in ``problems``, as GNU tar clears them too."""
+    if os.geteuid() == 0 or not member.mode & (stat.S_ISUID | stat.S_ISGID):
+        return
+    st = os.fstat(fd)
+    dropped = []
+    keep = stat.S_IMODE(st.st_mode)
+    if member.mode & stat.S_ISUID and st.st_uid != member.uid:
+        dropped.append('setuid bit (owner %s)' % (member.uname or 'uid %d' % member.uid))
+        keep &= ~stat.S_ISUID
+    if member.mode & stat.S_ISGID and st.st_gid != member.gid:
+        dropped.append('setgid bit (group %s)' % (member.gname or 'gid %d' % member.gid))
+        keep &= ~stat.S_ISGID
+    if not dropped:
+        return
+    os.fchmod(fd, keep)
+    reason = ('%s not restored: only root gives a file its archived owner, and the bit would make it run as uid '
+              '%d instead; restore as root' % (' and '.join(dropped), st.st_uid))
+    if problems is None:
+        raise OSError(errno.EPERM, '%s: %s' % (member.name, reason))
+    problems.append({'path': member.name, 'reason': reason})
 
 
 def extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: str, numeric_owner: bool = False,
@@ -326,6 +360,7 @@ def extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: str, num
             try:
                 apply_xattrs(fd, xattrs, member.name, problems)
                 apply_flags(fd, member, problems)
+                clear_foreign_setid(fd, member, problems)
             finally:
                 os.close(fd)
         elif (member.issym() or member.isdev()) and xattrs:
