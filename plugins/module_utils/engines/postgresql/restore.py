@@ -1326,7 +1326,14 @@ def _search_path_hint(stderr: str) -> str:
 def _read_globals(engine: PostgresEngine, manifest: Manifest) -> str:
     with open_artifact(manifest, engine.identities) as source:
         data = source.read()
-    return bytes(data).decode('utf-8')
+    try:
+        return bytes(data).decode('utf-8')
+    except UnicodeDecodeError as exc:
+        # pg_dumpall writes names and comments in the server's encoding: a SQL_ASCII cluster's may hold any byte
+        raise OpsReadyError('The globals of %s are not UTF-8 text (byte %d: a role or tablespace name, comment or '
+                            'setting of a SQL_ASCII cluster holds other bytes). Nothing was restored. Load the roles '
+                            'by hand with psql from the decompressed artifact, with client_encoding set to the '
+                            'encoding of those bytes.' % (manifest.id, exc.start))
 
 
 def globals_plan(engine: PostgresEngine, script: str) -> Dict[str, Any]:
