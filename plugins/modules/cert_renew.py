@@ -124,6 +124,11 @@ options:
     description:
       - A certificate issued by an external CA (PEM, optionally followed by its chain) to swap in with the
         pending key (or the current key it was issued for). Requires O(ca_cert) to verify it.
+      - The file is written re-encoded as PEM, the certificate of the key first, then its issuers in order; a
+        private key, text or anything else in the file is not copied.
+      - Refused, nothing swapped, when O(ca_cert) holds a root and the file lacks an intermediate between the
+        certificate and that root, or when the certificate does not cover every name of the live certificate
+        (or of O(subject_alt_names) when given).
     type: path
   rollback:
     description: Put the newest kept pair back in place (after a failed probe). No-op when it already is.

@@ -257,37 +257,96 @@ def install(opts: Dict[str, Any], check_mode: bool, now: Optional[datetime.datet
         return _install_issued(pair, opts, check_mode, now)
 
 
+def _issuance_order(leaf: x509.Certificate, others: List[x509.Certificate]) -> List[x509.Certificate]:
+    """``leaf``, then the certificate that issued it, and so on (what a TLS server must send, in that
+    order); certificates of the file that are not on that path follow in their original order."""
+    path = [leaf]
+    rest = [c for c in others if c is not leaf]
+    while rest:
+        current = path[-1]
+        if inspection.self_signature(current)[0]:
+            break
+        issuer = next((c for c in rest if inspection._may_have_issued(current, c)
+                       and inspection.check_signature(current, c.public_key())[0]), None)
+        if issuer is None:
+            break
+        path.append(issuer)
+        rest.remove(issuer)
+    return path + rest
+
+
+def _check_served_chain(leaf: x509.Certificate, chain: List[x509.Certificate], trusted: List[x509.Certificate],
+                        now: datetime.datetime, source: str) -> None:
+    """A client that trusts only the root must be able to build the path from what the file serves."""
+    roots = [c for c in trusted if inspection.self_signature(c)[0]]
+    if not roots or len(roots) == len(trusted):
+        return   # ca_cert names the issuer itself as the anchor: nothing to require beyond the verification
+    ok, why = inspection.verify_chain(leaf, chain, roots, now)
+    if not ok:
+        raise RenewalError('%s lacks an intermediate certificate: a client that trusts only the root in ca_cert '
+                           'cannot build the chain from what the file serves (%s); nothing was swapped. Install the '
+                           'full chain the CA issued (the certificate, then its intermediates).' % (source, why))
+
+
+def _check_names_kept(leaf: x509.Certificate, opts: Dict[str, Any], current: Optional[x509.Certificate],
+                      source: str) -> None:
+    """Every name the live certificate (or, when given, subject_alt_names) covers is still covered."""
+    if opts.get('subject_alt_names') is not None:
+        expected = inspection.subject_alt_names_of([signing.parse_san(s) for s in opts['subject_alt_names']])
+    elif current is not None:
+        expected = inspection.subject_alt_names(current)
+    else:
+        return
+    have = {name.lower() for name in inspection.subject_alt_names(leaf)}
+    lost = [name for name in expected if name.lower() not in have]
+    if lost:
+        raise RenewalError('%s does not cover %s, which the %s: clients using %s would be refused; nothing was '
+                           'swapped. Have the CA issue a certificate with every name, or set subject_alt_names to '
+                           'the new list to drop names on purpose.'
+                           % (source, ', '.join(lost), 'subject_alt_names option lists' if opts.get(
+                               'subject_alt_names') is not None else 'live certificate covers',
+                              'that name' if len(lost) == 1 else 'those names'))
+
+
 def _install_issued(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool,
                     now: datetime.datetime) -> Dict[str, Any]:
     current = _load_current(pair)
     raw = loading.read_file(opts['install'], loading.MAX_CERT_FILE_BYTES, 'Issued certificate')
     issued_certs, _fmt = loading.parse_certificates(raw, opts['install'])
+    pending = pair.key_path + PENDING_SUFFIX
+    pending_name = pair.key_name + PENDING_SUFFIX
+    key = None
     leaf = issued_certs[0]
+    # The leaf is the certificate of the pending (or current) key, wherever the CA put it in the file.
+    for name, path in ((pending_name, pending), (pair.key_name, pair.key_path)):
+        data = pair.read_in(pair.key_dir, name, 'Private key')
+        if data is not None:
+            loaded = loading.parse_private_key(data, path)
+            match = next((c for c in issued_certs if inspection.key_matches(c, loaded)), None)
+            if match is not None:
+                leaf, key = match, loaded
+                break
     result = _result(current, now, True, 'install %s' % opts['install'])
     if current is not None and current.fingerprint(inspection.hashes.SHA256()) == leaf.fingerprint(
             inspection.hashes.SHA256()):
         result.update(due=False, reason='%s is already installed' % opts['install'])
         return result
-    pending = pair.key_path + PENDING_SUFFIX
-    pending_name = pair.key_name + PENDING_SUFFIX
-    key = None
-    for name, path in ((pending_name, pending), (pair.key_name, pair.key_path)):
-        data = pair.read_in(pair.key_dir, name, 'Private key')
-        if data is not None:
-            loaded = loading.parse_private_key(data, path)
-            if inspection.key_matches(leaf, loaded):
-                key = loaded
-                break
     if key is None:
         raise RenewalError('%s does not match %s nor %s: install the certificate issued for the CSR that csr_only '
                            'wrote; nothing was swapped.' % (opts['install'], pending, opts['privatekey_path']))
-    _check_new_pair(leaf, key, issued_certs[1:], _load_ca(opts), now, opts['install'])
+    ordered = _issuance_order(leaf, issued_certs)
+    trusted = _load_ca(opts)
+    _check_new_pair(leaf, key, ordered[1:], trusted, now, opts['install'])
+    _check_served_chain(leaf, ordered[1:], trusted, now, opts['install'])
+    _check_names_kept(leaf, opts, current, opts['install'])
     result['changed'] = True
     result['certificate'] = summary(leaf, now)
     result['diff']['after'] = _diff_text(result['certificate'])
     if check_mode:
         return result
-    cert_bytes = raw if b'-----BEGIN' in raw else _pem(leaf)
+    # Re-encoded, not copied: the file the CA handed over may hold its key (this file is 0644), comments or a
+    # chain out of order; the service gets the leaf, then its issuers.
+    cert_bytes = b''.join(_pem(c) for c in ordered)
     result = _install(pair, opts, result, leaf, cert_bytes, keys.private_key_pem(key), now)  # type: ignore[arg-type]
     if pair.key_dir.exists(pending_name):
         pair.key_dir.unlink(pending_name)
