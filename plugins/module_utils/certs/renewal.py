@@ -184,6 +184,14 @@ def _renew(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool, now: datetim
 
 def _install(pair: swap.Pair, opts: Dict[str, Any], result: Dict[str, Any], cert: x509.Certificate,
              cert_bytes: bytes, key_bytes: bytes, now: datetime.datetime) -> Dict[str, Any]:
+    live = pair.read_cert()
+    if live and b'-----BEGIN' not in live:
+        # The live file is DER (one certificate): the service reading it cannot parse PEM, so it stays DER.
+        if cert_bytes.count(b'-----BEGIN CERTIFICATE-----') > 1:
+            result.setdefault('warnings', []).append(
+                '%s is a DER file, which holds one certificate: the chain was not written into it (give the '
+                'service its chain in a file of its own).' % pair.cert_path)
+        cert_bytes = cert.public_bytes(serialization.Encoding.DER)
     result['backup'] = swap.swap_in(pair, cert_bytes, key_bytes, stamp(now))
     installed = _load_current(pair)
     if installed is None or installed.serial_number != cert.serial_number:

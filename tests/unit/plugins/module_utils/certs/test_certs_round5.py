@@ -9,7 +9,7 @@ import os
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 from pki import CA, cert_pem, key_pem
 
@@ -108,3 +108,19 @@ def test_expired_intermediate_is_refused(tmp_path, chain):
     with pytest.raises(OpsReadyError, match='not valid now'):
         install(tmp_path, cert_path, key_path, bundle, cert_pem(new) + cert_pem(old_inter.cert))
     assert snapshot(cert_path, key_path) == before
+
+
+def test_a_der_certificate_file_stays_der(tmp_path):
+    """A service configured with a DER file cannot read the PEM a renewal used to write there."""
+    ca = CA()
+    ca_cert, ca_key = ca.write(tmp_path)
+    cert_path, key_path, old = ca.write_leaf(tmp_path, 'der.test', 3)
+    with open(cert_path, 'wb') as handle:
+        handle.write(old.public_bytes(serialization.Encoding.DER))
+    result = renewal.renew(opts(cert_path, key_path, ca_cert=ca_cert, ca_key=ca_key, include_chain=True),
+                           check_mode=False)
+    assert result['changed']
+    with open(cert_path, 'rb') as handle:
+        new = x509.load_der_x509_certificate(handle.read())   # raises on PEM
+    assert new.serial_number != old.serial_number
+    assert any('DER' in w for w in result.get('warnings', []))   # the chain asked for cannot be in a DER file
