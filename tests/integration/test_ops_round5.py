@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / 'build'))
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.logrotate.plan import Policy  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.logrotate.rotate import Rotation  # noqa: E402
+from tests.harness.playbook import run_playbook, write_playbook  # noqa: E402
 
 
 def unzstd(path) -> bytes:
@@ -90,3 +91,24 @@ def test_disk_full_while_compressing_keeps_the_plain_copy(small_tmpfs, tmp_path)
     assert sorted(os.listdir(small_tmpfs)) == ['app.log', 'app.log.1']
     with open(log + '.1', 'rb') as handle:
         assert handle.read() == payload
+
+
+def test_odd_file_names_rotate_and_the_module_reports_them(tmp_path):
+    """Spaces, a newline and bytes that are not UTF-8 in log names: every log rotated, nothing lost, and the
+    task reports it (ansible-core refuses a result holding lone surrogates: the run looked failed)."""
+    logdir = tmp_path / 'log'
+    logdir.mkdir()
+    raw = os.fsencode(logdir)
+    odd = [b'with space.log', b'new\nline.log', b'latin\xe9\xff.log']
+    for name in odd:
+        with open(os.path.join(raw, name), 'wb') as handle:
+            handle.write(b'line of ' + name + b'\n')
+    task = {'name': 'rotate', 'opsready.operations.log_rotate': {
+        'paths': [str(logdir / '*.log')], 'state_file': str(tmp_path / 'state.json'), 'force': True}}
+    result = run_playbook(write_playbook(tmp_path, [task]))
+    assert result.rc == 0, result.stdout if hasattr(result, 'stdout') else result
+    rotated = sorted(os.path.basename(r['log']) for r in result.result('rotate')['rotated'])
+    assert rotated == ['latin\\xe9\\xff.log', 'new\nline.log', 'with space.log']
+    found = contents(logdir)
+    for name in odd:
+        assert found[name] == b'' and found[name + b'.1.zst'] == b'line of ' + name + b'\n'
