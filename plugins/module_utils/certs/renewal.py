@@ -69,6 +69,14 @@ def open_pair(opts: Dict[str, Any]) -> swap.Pair:
                      owner=safeio.resolve_user(opts.get('owner')))
 
 
+def with_key_options(opts: Dict[str, Any], current: Optional[x509.Certificate]) -> Dict[str, Any]:
+    """``opts`` with key_type/key_size/curve filled in (from the live certificate where not given) and checked."""
+    key_type, key_size, curve = keys.key_options_for(opts.get('key_type'), opts.get('key_size'), opts.get('curve'),
+                                                     current.public_key() if current is not None else None)
+    keys.check_key_options(key_type, key_size, curve)
+    return dict(opts, key_type=key_type, key_size=key_size, curve=curve)
+
+
 def _sans(opts: Dict[str, Any], current: Optional[x509.Certificate]) -> List[x509.GeneralName]:
     if opts.get('subject_alt_names') is not None:
         return [signing.parse_san(s) for s in opts['subject_alt_names']]
@@ -131,7 +139,7 @@ def _renew(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool, now: datetim
     result = _result(current, now, due, reason)
     if not due:
         return result
-    keys.check_key_options(opts['key_type'], opts['key_size'], opts['curve'])
+    opts = with_key_options(opts, current)
     ca_certs: List[x509.Certificate] = []
     ca_key = None
     if opts.get('ca_cert'):
@@ -161,7 +169,8 @@ def _renew(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool, now: datetim
         after.update(serial='(new random serial)', subject=subject.rfc4514_string(),
                      subject_alt_names=inspection.subject_alt_names_of(sans),
                      not_before=isoformat(now - signing.BACKDATE), not_after=isoformat(planned_end),
-                     key_type=opts['key_type'], key_size=opts['key_size'] if opts['key_type'] == 'rsa' else None,
+                     key_type=opts['key_type'],
+                     key_size=opts['key_size'] if opts['key_type'] == 'rsa' else int(opts['curve'][4:7]),
                      curve=opts['curve'] if opts['key_type'] == 'ec' else None)
         result['certificate'] = after
         result['diff']['after'] = _diff_text(after)
@@ -192,6 +201,13 @@ def _install(pair: swap.Pair, opts: Dict[str, Any], result: Dict[str, Any], cert
                 '%s is a DER file, which holds one certificate: the chain was not written into it (give the '
                 'service its chain in a file of its own).' % pair.cert_path)
         cert_bytes = cert.public_bytes(serialization.Encoding.DER)
+    old_key = pair.read_key()
+    if old_key and b'ENCRYPTED' in old_key and b'ENCRYPTED' not in key_bytes:
+        # Services configured with a passphrase load an unencrypted key as well; the operator must know the
+        # key at rest is now protected by its file mode only.
+        result.setdefault('warnings', []).append(
+            '%s was encrypted with a passphrase; the new key is not encrypted, only protected by its file mode. '
+            'Encrypt it again if it must be encrypted at rest (openssl pkey -aes256).' % pair.key_path)
     result['backup'] = swap.swap_in(pair, cert_bytes, key_bytes, stamp(now))
     installed = _load_current(pair)
     if installed is None or installed.serial_number != cert.serial_number:
@@ -222,7 +238,7 @@ def _csr_only(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool, now: date
     result.update(csr_path=csr_path, pending_privatekey_path=pending)
     if not due:
         return result
-    keys.check_key_options(opts['key_type'], opts['key_size'], opts['curve'])
+    opts = with_key_options(opts, current)
     subject = signing.build_subject(opts.get('common_name'), current.subject if current is not None else None)
     sans = _sans(opts, current)
     if pair.key_dir.exists(pending_name) and csr_dir.exists(csr_name):

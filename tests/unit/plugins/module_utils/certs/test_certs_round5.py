@@ -10,6 +10,7 @@ import os
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 from pki import CA, cert_pem, key_pem
 
@@ -124,3 +125,43 @@ def test_a_der_certificate_file_stays_der(tmp_path):
         new = x509.load_der_x509_certificate(handle.read())   # raises on PEM
     assert new.serial_number != old.serial_number
     assert any('DER' in w for w in result.get('warnings', []))   # the chain asked for cannot be in a DER file
+
+
+@pytest.mark.parametrize('old_key', ['rsa2048', 'secp384r1'])
+def test_renewal_keeps_the_key_type_of_the_live_certificate(tmp_path, old_key):
+    """Without key_type, an EC certificate behind an ECDSA-only cipher list must not come back RSA (nor an
+    RSA 2048 one as RSA 4096 for a device that cannot do 4096): the service would stop serving it."""
+    ca = CA()
+    ca_cert, ca_key = ca.write(tmp_path)
+    key = (rsa.generate_private_key(public_exponent=65537, key_size=2048) if old_key == 'rsa2048'
+           else ec.generate_private_key(ec.SECP384R1()))
+    cert_path, key_path, _old = ca.write_leaf(tmp_path, 'keep.test', 3, key=key)
+    o = opts(cert_path, key_path, ca_cert=ca_cert, ca_key=ca_key, key_type=None, key_size=None, curve=None)
+    dry = renewal.renew(o, check_mode=True)
+    result = renewal.renew(o, check_mode=False)
+    new_key = loading.load_private_key(key_path)
+    if old_key == 'rsa2048':
+        assert isinstance(new_key, rsa.RSAPrivateKey) and new_key.key_size == 2048
+        assert (dry['certificate']['key_type'], dry['certificate']['key_size']) == ('rsa', 2048)
+    else:
+        assert isinstance(new_key, ec.EllipticCurvePrivateKey) and new_key.curve.name == 'secp384r1'
+        assert (dry['certificate']['key_type'], dry['certificate']['curve']) == ('ec', 'secp384r1')
+    assert result['certificate']['key_type'] == dry['certificate']['key_type']
+    # asked for explicitly, the type changes
+    renewal.renew(dict(o, force=True, key_type='ec', curve='secp256r1'), check_mode=False)
+    assert loading.load_private_key(key_path).curve.name == 'secp256r1'
+
+
+def test_an_encrypted_live_key_is_replaced_by_a_0600_key_and_the_result_says_it_is_not_encrypted(tmp_path):
+    ca = CA()
+    ca_cert, ca_key = ca.write(tmp_path)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert_path, key_path, _old = ca.write_leaf(tmp_path, 'enc.test', 3, key=key)
+    with open(key_path, 'wb') as handle:
+        handle.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.BestAvailableEncryption(b'secret passphrase')))
+    result = renewal.renew(opts(cert_path, key_path, ca_cert=ca_cert, ca_key=ca_key, key_type=None, key_size=None,
+                                curve=None), check_mode=False)
+    assert result['changed'] and oct(os.stat(key_path).st_mode & 0o777) == '0o600'
+    assert any('not encrypted' in w for w in result.get('warnings', []))
+    assert 'secret passphrase' not in repr(result)
