@@ -60,6 +60,30 @@ def _load_current(pair: swap.Pair) -> Optional[x509.Certificate]:
         raise OpsReadyError('Certificate file %s is empty: restore it from backup, or remove it to issue a first '
                             'certificate.' % pair.cert_path, path=pair.cert_path)
     certs, _fmt = loading.parse_certificates(data, pair.cert_path)
+    return _leaf_of(certs, pair)
+
+
+def _leaf_of(certs: List[x509.Certificate], pair: swap.Pair) -> x509.Certificate:
+    """The certificate of the live key (else the first one that is not a CA), wherever it is in the file.
+
+    A file holding its CA first made the renewal copy the CA's subject and names: the new certificate passed
+    every check and covered none of the names the service is reached by.
+    """
+    if len(certs) == 1:
+        return certs[0]
+    try:
+        key = loading.parse_private_key(pair.read_key() or b'', pair.key_path)
+        match = next((c for c in certs if inspection.key_matches(c, key)), None)
+    except (OpsReadyError, ValueError, TypeError):
+        match = None   # no key yet, or one encrypted with a passphrase: fall back on the CA flag
+    if match is not None:
+        return match
+    for cert in certs:
+        try:
+            if not cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
+                return cert
+        except x509.ExtensionNotFound:
+            return cert
     return certs[0]
 
 

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 from pki import CA, cert_pem, key_pem
 
-from ansible_collections.opsready.operations.plugins.module_utils.certs import loading, renewal
+from ansible_collections.opsready.operations.plugins.module_utils.certs import inspection, loading, renewal
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 
 
@@ -165,3 +165,18 @@ def test_an_encrypted_live_key_is_replaced_by_a_0600_key_and_the_result_says_it_
     assert result['changed'] and oct(os.stat(key_path).st_mode & 0o777) == '0o600'
     assert any('not encrypted' in w for w in result.get('warnings', []))
     assert 'secret passphrase' not in repr(result)
+
+
+def test_live_file_with_its_ca_first_renews_the_leaf_not_the_ca(tmp_path):
+    """A live file holding the CA before the leaf: the renewal took the CA's subject and no names (the
+    checks passed, the new certificate covered nothing the service is reached by)."""
+    ca = CA()
+    ca_cert, ca_key = ca.write(tmp_path)
+    cert_path, key_path, old = ca.write_leaf(tmp_path, 'order.test', 3)
+    with open(cert_path, 'wb') as handle:
+        handle.write(cert_pem(ca.cert) + cert_pem(old))
+    result = renewal.renew(opts(cert_path, key_path, ca_cert=ca_cert, ca_key=ca_key), check_mode=False)
+    assert result['previous']['subject'] == old.subject.rfc4514_string()
+    new = loading.load_certificate_file(cert_path)[0][0]
+    assert new.subject == old.subject
+    assert inspection.subject_alt_names(new) == ['DNS:order.test', 'IP:127.0.0.1']
