@@ -15,7 +15,7 @@ description:
     than one third of its lifetime remains (certbot's rule), when fewer than O(renew_before_days)
     days remain if that is set, when it is expired, or always with O(force).
   - A new private key is generated (of the live key's type and size by default, RSA 4096 for a first
-    certificate, or as O(key_type) says: RSA or EC P-256 / P-384), a CSR keeps the subject
+    certificate, or the RSA or EC P-256 / P-384 key O(key_type) asks for), a CSR keeps the subject
     and SANs of the current certificate unless O(common_name) / O(subject_alt_names) are given, and
     it is signed by a local CA (O(ca_cert), O(ca_key)) or self-signed (O(self_signed)).
   - For an external CA, O(csr_only) writes the new key as C(<privatekey_path>.pending) (0600) and a CSR;
@@ -73,7 +73,7 @@ options:
   key_type:
     description:
       - Type of the new private key.
-      - When not set, the type of the live certificate's key (an EC certificate stays EC: a service whose
+      - When not set, the type of the live certificate's key (an EC certificate stays EC, since a service whose
         cipher list is ECDSA only would not serve an RSA one); C(rsa) for a first certificate.
     type: str
     choices: [rsa, ec]
