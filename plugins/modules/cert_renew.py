@@ -14,7 +14,8 @@ description:
   - Renews the certificate O(path) and its key O(privatekey_path) when it is due, which is when less
     than one third of its lifetime remains (certbot's rule), when fewer than O(renew_before_days)
     days remain if that is set, when it is expired, or always with O(force).
-  - A new private key is generated (RSA 4096 by default, or EC P-256 / P-384), a CSR keeps the subject
+  - A new private key is generated (of the live key's type and size by default, RSA 4096 for a first
+    certificate, or the RSA or EC P-256 / P-384 key O(key_type) asks for), a CSR keeps the subject
     and SANs of the current certificate unless O(common_name) / O(subject_alt_names) are given, and
     it is signed by a local CA (O(ca_cert), O(ca_key)) or self-signed (O(self_signed)).
   - For an external CA, O(csr_only) writes the new key as C(<privatekey_path>.pending) (0600) and a CSR;
@@ -70,20 +71,24 @@ options:
     type: bool
     default: false
   key_type:
-    description: Type of the new private key.
+    description:
+      - Type of the new private key.
+      - When not set, the type of the live certificate's key (an EC certificate stays EC, since a service whose
+        cipher list is ECDSA only would not serve an RSA one); C(rsa) for a first certificate.
     type: str
     choices: [rsa, ec]
-    default: rsa
   key_size:
-    description: RSA key size in bits.
+    description:
+      - RSA key size in bits.
+      - When not set, the size of the live RSA key (the next supported size up for a smaller one); 4096 otherwise.
     type: int
     choices: [2048, 3072, 4096]
-    default: 4096
   curve:
-    description: EC curve (P-256 or P-384).
+    description:
+      - EC curve (P-256 or P-384).
+      - When not set, the curve of the live EC key (P-384 for one not supported here); C(secp256r1) otherwise.
     type: str
     choices: [secp256r1, secp384r1]
-    default: secp256r1
   common_name:
     description:
       - New subject common name; other subject attributes are kept. Required when O(path) does not exist yet
@@ -124,6 +129,11 @@ options:
     description:
       - A certificate issued by an external CA (PEM, optionally followed by its chain) to swap in with the
         pending key (or the current key it was issued for). Requires O(ca_cert) to verify it.
+      - The file is written re-encoded as PEM, the certificate of the key first, then its issuers in order; a
+        private key, text or anything else in the file is not copied.
+      - Refused, nothing swapped, when O(ca_cert) holds a root and the file lacks an intermediate between the
+        certificate and that root, or when the certificate does not cover every name of the live certificate
+        (or of O(subject_alt_names) when given).
     type: path
   rollback:
     description: Put the newest kept pair back in place (after a failed probe). No-op when it already is.
@@ -460,9 +470,9 @@ def main():
             self_signed=dict(type='bool', default=False),
             renew_before_days=dict(type='float'),
             force=dict(type='bool', default=False),
-            key_type=dict(type='str', choices=['rsa', 'ec'], default='rsa'),
-            key_size=dict(type='int', choices=[2048, 3072, 4096], default=4096),
-            curve=dict(type='str', choices=['secp256r1', 'secp384r1'], default='secp256r1'),
+            key_type=dict(type='str', choices=['rsa', 'ec']),
+            key_size=dict(type='int', choices=[2048, 3072, 4096]),
+            curve=dict(type='str', choices=['secp256r1', 'secp384r1']),
             common_name=dict(type='str'),
             subject_alt_names=dict(type='list', elements='str'),
             valid_days=dict(type='int'),

@@ -292,6 +292,7 @@ import pwd
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.files.safeio import displayable
 from ansible_collections.opsready.operations.plugins.module_utils.logrotate.plan import Policy
 from ansible_collections.opsready.operations.plugins.module_utils.logrotate.rotate import Rotation
 from ansible_collections.opsready.operations.plugins.module_utils.logrotate.triggers import parse_size
@@ -415,9 +416,13 @@ def main():
                             postrotate=p['postrotate'], threads=p['threads'], su_uid=su_uid, su_gid=su_gid)
         result = rotation.run(check_mode=module.check_mode)
     except OpsReadyError as exc:
-        module.fail_json(**exc.as_fail_kwargs())
+        module.fail_json(**displayable(exc.as_fail_kwargs()))
     except OSError as exc:
-        module.fail_json(msg='Log rotation failed: %s (%s).' % (exc.strerror or exc, getattr(exc, 'filename', '')))
+        module.fail_json(msg=displayable('Log rotation failed: %s (%s).'
+                                         % (exc.strerror or exc, getattr(exc, 'filename', ''))))
+    # Log names that are not UTF-8 are shown escaped (\\xff): ansible-core refuses lone surrogates in a result,
+    # and the task read as failed although every log was rotated.
+    result = displayable(result)
     diff = result.pop('diff')
     for warning in result.pop('warnings'):
         module.warn(warning)

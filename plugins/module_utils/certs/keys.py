@@ -8,7 +8,7 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional, Tuple
 
 try:
     from cryptography.hazmat.primitives import serialization
@@ -21,6 +21,26 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
 
 CURVES = {'secp256r1': 'SECP256R1', 'secp384r1': 'SECP384R1'}  # option value -> cryptography class name
 RSA_SIZES = (2048, 3072, 4096)
+DEFAULT_TYPE, DEFAULT_SIZE, DEFAULT_CURVE = 'rsa', 4096, 'secp256r1'
+
+
+def key_options_for(key_type: Optional[str], key_size: Optional[int], curve: Optional[str],
+                    current_public_key: Any = None) -> Tuple[str, int, str]:
+    """(key_type, key_size, curve) of the new key: what is given, else what the live certificate's key is.
+
+    A renewal that switched an EC certificate to RSA (the old default) broke a service whose cipher list
+    is ECDSA only, and RSA 4096 one that cannot handle it; the live key is what the service is known to
+    serve. A live key outside the supported set (RSA 1024, P-521, Ed25519) gets the nearest supported one.
+    """
+    if key_type is None:
+        key_type = DEFAULT_TYPE
+        if isinstance(current_public_key, ec.EllipticCurvePublicKey):
+            key_type = 'ec'
+            if curve is None:
+                curve = current_public_key.curve.name if current_public_key.curve.name in CURVES else 'secp384r1'
+        elif isinstance(current_public_key, rsa.RSAPublicKey) and key_size is None:
+            key_size = next((size for size in RSA_SIZES if size >= current_public_key.key_size), RSA_SIZES[-1])
+    return key_type, key_size if key_size is not None else DEFAULT_SIZE, curve if curve is not None else DEFAULT_CURVE
 
 
 def check_key_options(key_type: str, key_size: Optional[int], curve: Optional[str]) -> None:

@@ -60,6 +60,30 @@ def _load_current(pair: swap.Pair) -> Optional[x509.Certificate]:
         raise OpsReadyError('Certificate file %s is empty: restore it from backup, or remove it to issue a first '
                             'certificate.' % pair.cert_path, path=pair.cert_path)
     certs, _fmt = loading.parse_certificates(data, pair.cert_path)
+    return _leaf_of(certs, pair)
+
+
+def _leaf_of(certs: List[x509.Certificate], pair: swap.Pair) -> x509.Certificate:
+    """The certificate of the live key (else the first one that is not a CA), wherever it is in the file.
+
+    A file holding its CA first made the renewal copy the CA's subject and names: the new certificate passed
+    every check and covered none of the names the service is reached by.
+    """
+    if len(certs) == 1:
+        return certs[0]
+    try:
+        key = loading.parse_private_key(pair.read_key() or b'', pair.key_path)
+        match = next((c for c in certs if inspection.key_matches(c, key)), None)
+    except (OpsReadyError, ValueError, TypeError):
+        match = None   # no key yet, or one encrypted with a passphrase: fall back on the CA flag
+    if match is not None:
+        return match
+    for cert in certs:
+        try:
+            if not cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
+                return cert
+        except x509.ExtensionNotFound:
+            return cert
     return certs[0]
 
 
@@ -67,6 +91,14 @@ def open_pair(opts: Dict[str, Any]) -> swap.Pair:
     """The pair's directories opened and checked; a directory a user controls needs ``owner``."""
     return swap.Pair(opts['path'], opts['privatekey_path'], opts.get('backup_dir'),
                      owner=safeio.resolve_user(opts.get('owner')))
+
+
+def with_key_options(opts: Dict[str, Any], current: Optional[x509.Certificate]) -> Dict[str, Any]:
+    """``opts`` with key_type/key_size/curve filled in (from the live certificate where not given) and checked."""
+    key_type, key_size, curve = keys.key_options_for(opts.get('key_type'), opts.get('key_size'), opts.get('curve'),
+                                                     current.public_key() if current is not None else None)
+    keys.check_key_options(key_type, key_size, curve)
+    return dict(opts, key_type=key_type, key_size=key_size, curve=curve)
 
 
 def _sans(opts: Dict[str, Any], current: Optional[x509.Certificate]) -> List[x509.GeneralName]:
@@ -131,7 +163,7 @@ def _renew(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool, now: datetim
     result = _result(current, now, due, reason)
     if not due:
         return result
-    keys.check_key_options(opts['key_type'], opts['key_size'], opts['curve'])
+    opts = with_key_options(opts, current)
     ca_certs: List[x509.Certificate] = []
     ca_key = None
     if opts.get('ca_cert'):
@@ -161,7 +193,8 @@ def _renew(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool, now: datetim
         after.update(serial='(new random serial)', subject=subject.rfc4514_string(),
                      subject_alt_names=inspection.subject_alt_names_of(sans),
                      not_before=isoformat(now - signing.BACKDATE), not_after=isoformat(planned_end),
-                     key_type=opts['key_type'], key_size=opts['key_size'] if opts['key_type'] == 'rsa' else None,
+                     key_type=opts['key_type'],
+                     key_size=opts['key_size'] if opts['key_type'] == 'rsa' else int(opts['curve'][4:7]),
                      curve=opts['curve'] if opts['key_type'] == 'ec' else None)
         result['certificate'] = after
         result['diff']['after'] = _diff_text(after)
@@ -184,6 +217,21 @@ def _renew(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool, now: datetim
 
 def _install(pair: swap.Pair, opts: Dict[str, Any], result: Dict[str, Any], cert: x509.Certificate,
              cert_bytes: bytes, key_bytes: bytes, now: datetime.datetime) -> Dict[str, Any]:
+    live = pair.read_cert()
+    if live and b'-----BEGIN' not in live:
+        # The live file is DER (one certificate): the service reading it cannot parse PEM, so it stays DER.
+        if cert_bytes.count(b'-----BEGIN CERTIFICATE-----') > 1:
+            result.setdefault('warnings', []).append(
+                '%s is a DER file, which holds one certificate: the chain was not written into it (give the '
+                'service its chain in a file of its own).' % pair.cert_path)
+        cert_bytes = cert.public_bytes(serialization.Encoding.DER)
+    old_key = pair.read_key()
+    if old_key and b'ENCRYPTED' in old_key and b'ENCRYPTED' not in key_bytes:
+        # Services configured with a passphrase load an unencrypted key as well; the operator must know the
+        # key at rest is now protected by its file mode only.
+        result.setdefault('warnings', []).append(
+            '%s was encrypted with a passphrase; the new key is not encrypted, only protected by its file mode. '
+            'Encrypt it again if it must be encrypted at rest (openssl pkey -aes256).' % pair.key_path)
     result['backup'] = swap.swap_in(pair, cert_bytes, key_bytes, stamp(now))
     installed = _load_current(pair)
     if installed is None or installed.serial_number != cert.serial_number:
@@ -214,7 +262,7 @@ def _csr_only(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool, now: date
     result.update(csr_path=csr_path, pending_privatekey_path=pending)
     if not due:
         return result
-    keys.check_key_options(opts['key_type'], opts['key_size'], opts['curve'])
+    opts = with_key_options(opts, current)
     subject = signing.build_subject(opts.get('common_name'), current.subject if current is not None else None)
     sans = _sans(opts, current)
     if pair.key_dir.exists(pending_name) and csr_dir.exists(csr_name):
@@ -257,37 +305,96 @@ def install(opts: Dict[str, Any], check_mode: bool, now: Optional[datetime.datet
         return _install_issued(pair, opts, check_mode, now)
 
 
+def _issuance_order(leaf: x509.Certificate, others: List[x509.Certificate]) -> List[x509.Certificate]:
+    """``leaf``, then the certificate that issued it, and so on (what a TLS server must send, in that
+    order); certificates of the file that are not on that path follow in their original order."""
+    path = [leaf]
+    rest = [c for c in others if c is not leaf]
+    while rest:
+        current = path[-1]
+        if inspection.self_signature(current)[0]:
+            break
+        issuer = next((c for c in rest if inspection._may_have_issued(current, c)
+                       and inspection.check_signature(current, c.public_key())[0]), None)
+        if issuer is None:
+            break
+        path.append(issuer)
+        rest.remove(issuer)
+    return path + rest
+
+
+def _check_served_chain(leaf: x509.Certificate, chain: List[x509.Certificate], trusted: List[x509.Certificate],
+                        now: datetime.datetime, source: str) -> None:
+    """A client that trusts only the root must be able to build the path from what the file serves."""
+    roots = [c for c in trusted if inspection.self_signature(c)[0]]
+    if not roots or len(roots) == len(trusted):
+        return   # ca_cert names the issuer itself as the anchor: nothing to require beyond the verification
+    ok, why = inspection.verify_chain(leaf, chain, roots, now)
+    if not ok:
+        raise RenewalError('%s lacks an intermediate certificate: a client that trusts only the root in ca_cert '
+                           'cannot build the chain from what the file serves (%s); nothing was swapped. Install the '
+                           'full chain the CA issued (the certificate, then its intermediates).' % (source, why))
+
+
+def _check_names_kept(leaf: x509.Certificate, opts: Dict[str, Any], current: Optional[x509.Certificate],
+                      source: str) -> None:
+    """Every name the live certificate (or, when given, subject_alt_names) covers is still covered."""
+    if opts.get('subject_alt_names') is not None:
+        expected = inspection.subject_alt_names_of([signing.parse_san(s) for s in opts['subject_alt_names']])
+    elif current is not None:
+        expected = inspection.subject_alt_names(current)
+    else:
+        return
+    have = {name.lower() for name in inspection.subject_alt_names(leaf)}
+    lost = [name for name in expected if name.lower() not in have]
+    if lost:
+        raise RenewalError('%s does not cover %s, which the %s: clients using %s would be refused; nothing was '
+                           'swapped. Have the CA issue a certificate with every name, or set subject_alt_names to '
+                           'the new list to drop names on purpose.'
+                           % (source, ', '.join(lost), 'subject_alt_names option lists' if opts.get(
+                               'subject_alt_names') is not None else 'live certificate covers',
+                              'that name' if len(lost) == 1 else 'those names'))
+
+
 def _install_issued(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool,
                     now: datetime.datetime) -> Dict[str, Any]:
     current = _load_current(pair)
     raw = loading.read_file(opts['install'], loading.MAX_CERT_FILE_BYTES, 'Issued certificate')
     issued_certs, _fmt = loading.parse_certificates(raw, opts['install'])
+    pending = pair.key_path + PENDING_SUFFIX
+    pending_name = pair.key_name + PENDING_SUFFIX
+    key = None
     leaf = issued_certs[0]
+    # The leaf is the certificate of the pending (or current) key, wherever the CA put it in the file.
+    for name, path in ((pending_name, pending), (pair.key_name, pair.key_path)):
+        data = pair.read_in(pair.key_dir, name, 'Private key')
+        if data is not None:
+            loaded = loading.parse_private_key(data, path)
+            match = next((c for c in issued_certs if inspection.key_matches(c, loaded)), None)
+            if match is not None:
+                leaf, key = match, loaded
+                break
     result = _result(current, now, True, 'install %s' % opts['install'])
     if current is not None and current.fingerprint(inspection.hashes.SHA256()) == leaf.fingerprint(
             inspection.hashes.SHA256()):
         result.update(due=False, reason='%s is already installed' % opts['install'])
         return result
-    pending = pair.key_path + PENDING_SUFFIX
-    pending_name = pair.key_name + PENDING_SUFFIX
-    key = None
-    for name, path in ((pending_name, pending), (pair.key_name, pair.key_path)):
-        data = pair.read_in(pair.key_dir, name, 'Private key')
-        if data is not None:
-            loaded = loading.parse_private_key(data, path)
-            if inspection.key_matches(leaf, loaded):
-                key = loaded
-                break
     if key is None:
         raise RenewalError('%s does not match %s nor %s: install the certificate issued for the CSR that csr_only '
                            'wrote; nothing was swapped.' % (opts['install'], pending, opts['privatekey_path']))
-    _check_new_pair(leaf, key, issued_certs[1:], _load_ca(opts), now, opts['install'])
+    ordered = _issuance_order(leaf, issued_certs)
+    trusted = _load_ca(opts)
+    _check_new_pair(leaf, key, ordered[1:], trusted, now, opts['install'])
+    _check_served_chain(leaf, ordered[1:], trusted, now, opts['install'])
+    _check_names_kept(leaf, opts, current, opts['install'])
     result['changed'] = True
     result['certificate'] = summary(leaf, now)
     result['diff']['after'] = _diff_text(result['certificate'])
     if check_mode:
         return result
-    cert_bytes = raw if b'-----BEGIN' in raw else _pem(leaf)
+    # Re-encoded, not copied: the file the CA handed over may hold its key (this file is 0644), comments or a
+    # chain out of order; the service gets the leaf, then its issuers.
+    cert_bytes = b''.join(_pem(c) for c in ordered)
     result = _install(pair, opts, result, leaf, cert_bytes, keys.private_key_pem(key), now)  # type: ignore[arg-type]
     if pair.key_dir.exists(pending_name):
         pair.key_dir.unlink(pending_name)

@@ -49,6 +49,10 @@ def compress_file(path: str, compression: str = 'zstd', level: Optional[int] = N
 
 def _compress(d: LogDir, name: str, compression: str, level: Optional[int], threads: int) -> Dict[str, Any]:
     target = name + SUFFIX[compression]
+    if d.lstat_or_none(target) is not None:
+        # committing would rename over it: another generation (or something planted) would be lost
+        raise OpsReadyError('%s was left uncompressed: %s already exists and would have been replaced; look at both '
+                            'and remove the one not needed.' % (d.full(name), d.full(target)), path=d.full(name))
     src = d.open_regular(name, os.O_RDONLY, what='rotated copy')
     try:
         st = os.fstat(src)

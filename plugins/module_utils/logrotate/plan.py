@@ -18,7 +18,7 @@ import datetime
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, List, Optional, Pattern, Tuple
+from typing import Any, Callable, List, Optional, Pattern, Set, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 
@@ -98,11 +98,12 @@ class LogPlan:
     leftovers: List[str] = field(default_factory=list)            # .partial files of interrupted runs
     compress: List[str] = field(default_factory=list)             # after the writer reopened
     delete_after: List[str] = field(default_factory=list)         # rotate=0: the copy just made
+    kept_plain: List[str] = field(default_factory=list)           # not compressed: the name is taken
 
     def as_dict(self) -> dict:
         return {'log': self.log, 'reason': self.reason, 'size': self.size, 'rotated_to': self.rotated_to,
                 'shifts': [list(s) for s in self.shifts], 'delete': self.delete + self.delete_after,
-                'compress': self.compress, 'leftovers': self.leftovers}
+                'compress': self.compress, 'leftovers': self.leftovers, 'kept_plain': self.kept_plain}
 
 
 def dated_pattern(dateformat: str) -> Pattern[str]:
@@ -228,9 +229,22 @@ def plan_log(log: str, size: int, reason: str, policy: Policy, now: datetime.dat
     if keep_n == 0:
         plan.delete_after.append(rotated_to)
     elif policy.compress:
-        for stem, suffix in survivors:
-            if not suffix:
-                plan.compress.append(stem)
+        wanted = [stem for stem, suffix in survivors if not suffix]
         if not policy.delaycompress:
-            plan.compress.append(rotated_to)
+            wanted.append(rotated_to)
+        # A compressed copy may already hold the name (app.log.1 and app.log.1.zst both existed: an
+        # operator's ``zstd -d``, a delaycompress switch): compressing would replace another generation.
+        taken = _names_after_shifts(existing, plan)
+        for stem in wanted:
+            if stem + policy.suffix in taken:
+                plan.kept_plain.append(stem)
+            else:
+                plan.compress.append(stem)
     return plan, None
+
+
+def _names_after_shifts(existing: List[Rotated], plan: LogPlan) -> Set[str]:
+    names = {item.path for item in existing}.difference(plan.delete)
+    names.difference_update(old for old, _new in plan.shifts)
+    names.update(new for _old, new in plan.shifts)
+    return names

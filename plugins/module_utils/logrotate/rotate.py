@@ -385,6 +385,10 @@ class Rotation:
                 self.result['not_rotated'].append({'log': log, 'reason': why})
                 self.result['warnings'].append('%s not rotated: %s.' % (log, why))
                 continue
+            for stem in plan.kept_plain:
+                self.result['warnings'].append(
+                    '%s will be left uncompressed: %s already exists and holds another copy, which compressing '
+                    'would replace; look at both and remove the one not needed.' % (stem, stem + p.suffix))
             plans.append(plan)
             existing, leftovers = list_rotated(log, p, names_here, d.lstat)
             names = [log] + [r.path for r in existing] + leftovers
