@@ -95,7 +95,8 @@ def read_backup_manifest(manifest: Manifest) -> Optional[bytes]:
     with safeio.open_stored(manifest.path) as handle:
         # read only a frame that lies inside the file: a damaged manifest's size must not become the size of a read
         # (a read of 2**50 bytes fails allocating, after the whole file)
-        inside = (type(offset) is int and type(size) is int and 0 <= offset and 0 <= size <= SKIPPABLE_MAX
+        inside = (isinstance(offset, int) and isinstance(size, int) and not isinstance(offset, bool)
+                  and not isinstance(size, bool) and 0 <= offset and 0 <= size <= SKIPPABLE_MAX
                   and offset + 8 + size <= os.fstat(handle.fileno()).st_size)
         if inside:
             handle.seek(offset)
