@@ -29,7 +29,10 @@ options:
     choices: [pgbouncer, haproxy]
     default: pgbouncer
   path:
-    description: The configuration file (C(/etc/pgbouncer/pgbouncer.ini), C(/etc/haproxy/haproxy.cfg)).
+    description:
+      - The configuration file (C(/etc/pgbouncer/pgbouncer.ini), C(/etc/haproxy/haproxy.cfg)).
+      - Refused, check mode too, when an account other than root owns or can write a directory above its
+        directory (or a link on the way lives in one) - it could link the name to a directory of root's.
     type: path
     required: true
   entries:

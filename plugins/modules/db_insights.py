@@ -71,6 +71,8 @@ options:
     description:
       - The host's health history (JSON lines, as M(opsready.operations.health_check) writes it). The previous
         sample of this server is read from it and this run's counters are appended (not in check mode).
+      - Refused, check mode too, when an account other than root owns or can write a directory above its
+        directory (or a link on the way lives in one) - it could link the name to a directory of root's.
     type: path
   history_max_entries:
     description: Keep at most this many lines (plus 10 %) in O(history_path).
@@ -83,6 +85,8 @@ options:
     description:
       - Write the insights as Prometheus metrics (C(opsready_db_*), see docs/metrics.md) to this C(.prom) file,
         atomically, for node_exporter's textfile collector (not in check mode).
+      - Refused, check mode too, when an account other than root owns or can write a directory above its
+        directory (or a link on the way lives in one) - it could link the name to a directory of root's.
     type: path
 extends_documentation_fragment:
   - opsready.operations.db_connection
@@ -171,6 +175,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.connec
     connection_from_params, db_connection_argument_spec, db_connection_mutually_exclusive)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import (
     INSIGHTS_ENGINES, get_insights)
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 from ansible_collections.opsready.operations.plugins.module_utils.health import history, prometheus
 from ansible_collections.opsready.operations.plugins.module_utils.health.thresholds import RANK
 from ansible_collections.opsready.operations.plugins.module_utils.insights import core, exposition, verdicts
@@ -205,6 +210,11 @@ def main():
             if p[option] and not os.path.isdir(os.path.dirname(os.path.abspath(p[option]))):
                 raise OpsReadyError('%s: directory %s does not exist; create it first.'
                                     % (option, os.path.dirname(os.path.abspath(p[option]))))
+            if p[option]:
+                # Check mode too, before connecting: an account owning a directory above could link the
+                # directory's name to a directory of root's, where root would create and replace the file.
+                safeio.check_parents(os.path.dirname(os.path.abspath(p[option])), 'write monitoring output into',
+                                     'The directory of %s' % option)
         if p['textfile_path'] and not p['textfile_path'].endswith('.prom'):
             raise OpsReadyError('textfile_path %s must end in .prom: node_exporter\'s textfile collector reads only '
                                 '*.prom files.' % p['textfile_path'])

@@ -80,6 +80,8 @@ options:
       - The client endpoint to repoint to the promoted node, as M(opsready.operations.db_endpoint) options
         C(kind), C(path), C(entries), C(backend), C(reload), C(pid_file), C(reload_command). Omit when clients
         find the primary themselves (libpq C(target_session_attrs=read-write)).
+      - Its C(path) is refused before the drill starts, check mode too, when an account other than root owns or
+        can write a directory above its directory - it could link the name to a directory of root's.
     type: dict
   objectives:
     description: C(rto_seconds) (default 3600), C(rpo_seconds) (default 300), C(lost_commits) (switchover default 0).
@@ -164,6 +166,9 @@ def run_drill(module, p, runner):
     objectives = dict(p['objectives'] or {})
     if mode == 'switchover':
         objectives.setdefault('lost_commits', 0)
+    if p['endpoint'] and p['endpoint'].get('path'):
+        # Before anything is changed (check mode too), not when the endpoint is repointed after the promotion.
+        endpoint.check_parents(p['endpoint']['path'], 'endpoint.path')
     clock = drill.Clock()
     steps = []
     if module.check_mode:
@@ -191,7 +196,8 @@ def run_drill(module, p, runner):
             started = _now()
             ep = endpoint.repoint(e.get('kind') or 'pgbouncer', e['path'], e['entries'], node.conn.host or '',
                                   node.conn.port or 5432, e.get('reload') or 'signal', e.get('pid_file'),
-                                  e.get('reload_command') or [], e.get('backend'), [], False, runner)
+                                  e.get('reload_command') or [], e.get('backend'), [], False, runner,
+                                  option='endpoint.path')
             repointed.append({'name': 'repoint', 'started': clock.iso(started), 'finished': clock.iso(_now()),
                               'ok': True, 'result': '%d entries changed' % len(ep['changes'])})
             return ep['changes']

@@ -331,9 +331,14 @@ options:
     description:
       - Write the metrics, check results and verdict in Prometheus exposition format to this C(.prom)
         file (atomically), for node_exporter's C(--collector.textfile.directory).
+      - Refused, check mode too, when an account other than root owns or can write a directory above its
+        directory (or a link on the way lives in one) - it could link the name to a directory of root's.
     type: path
   history_path:
-    description: Append a compact sample to this JSON-lines history (for M(opsready.operations.capacity_plan)).
+    description:
+      - Append a compact sample to this JSON-lines history (for M(opsready.operations.capacity_plan)).
+      - Refused, check mode too, when an account other than root owns or can write a directory above its
+        directory (or a link on the way lives in one) - it could link the name to a directory of root's.
     type: path
   history_max_entries:
     description: Keep at most this many samples (plus 10 % slack) in O(history_path); 10000 is 34 days at 5 minutes.

@@ -31,7 +31,10 @@ description:
 author: opsready developers (@opsready)
 options:
   store:
-    description: The JSON-lines incident store. Its directory must exist; the file is created C(0640).
+    description:
+      - The JSON-lines incident store. Its directory must exist; the file is created C(0640).
+      - Refused, check mode too, when an account other than root owns or can write a directory above its
+        directory (or a link on the way lives in one) - it could link the name to a directory of root's.
     type: path
     required: true
   state:

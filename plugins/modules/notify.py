@@ -59,6 +59,8 @@ options:
     description:
       - The ledger (JSON, written atomically, C(0640), locked against concurrent runs). Its directory must exist.
       - Required by O(check_stale=true). Without it outcomes are sent but not remembered.
+      - Refused, check mode too, when an account other than root owns or can write a directory above its
+        directory (or a link on the way lives in one) - it could link the name to a directory of root's.
     type: path
   check_stale:
     description: Report (as V(stale)) every job in O(state_file) with no success within O(stale_after_hours).

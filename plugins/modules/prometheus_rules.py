@@ -26,7 +26,10 @@ description:
 author: opsready developers (@opsready)
 options:
   dest:
-    description: The rules file to write (list it under C(rule_files) in prometheus.yml).
+    description:
+      - The rules file to write (list it under C(rule_files) in prometheus.yml).
+      - Refused, check mode too, when an account other than root owns or can write a directory above its
+        directory (or a link on the way lives in one) - it could link the name to a directory of root's.
     type: path
     required: true
   host_rules:
@@ -182,6 +185,9 @@ def main():
         if not os.path.isdir(directory):
             raise OpsReadyError('dest directory %s does not exist: create it (Prometheus reads the rule_files '
                                 'you list in prometheus.yml).' % directory)
+        # Check mode too: an account owning a directory above could link the directory's name to a directory of
+        # root's, where root would replace a file of the same name.
+        safeio.check_parents(directory, 'write the rules file into', 'The directory of dest')
         doc = rules.build(definitions.parse(p['slos']), host=p['host_rules'], backup=p['backup_rules'],
                           insights=p['insight_rules'], levels=rules.thresholds(p['thresholds']),
                           extra=p['extra_rules'], budget_alert_percent=p['budget_alert_percent'])

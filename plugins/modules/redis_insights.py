@@ -34,7 +34,10 @@ options:
     type: dict
     default: {}
   textfile_path:
-    description: Write the metrics as a node_exporter textfile here (atomically; the directory must exist).
+    description:
+      - Write the metrics as a node_exporter textfile here (atomically; the directory must exist).
+      - Refused, check mode too, when an account other than root owns or can write a directory above its
+        directory (or a link on the way lives in one) - it could link the name to a directory of root's.
     type: path
   server_label:
     description: The C(server) label of the metrics; default C(host:port) or the socket path.
@@ -101,6 +104,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
 from ansible_collections.opsready.operations.plugins.module_utils.engines.redis import insights
 from ansible_collections.opsready.operations.plugins.module_utils.engines.redis.client import (
     RedisClient, connection_argument_spec, connection_from_params)
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 
 FAIL_ON = {'critical': 2, 'warning': 1, 'never': 99}
 
@@ -129,6 +133,14 @@ def main():
             thresholds[key] = float(value)
         except (TypeError, ValueError):
             module.fail_json(msg='thresholds.%s must be a number, got %r.' % (key, value))
+    if p['textfile_path']:
+        # Check mode too, before Redis is asked (a Redis that is down is written as a metric): an account owning a
+        # directory above could link the directory's name to a directory of root's, where root would write.
+        try:
+            safeio.check_parents(os.path.dirname(os.path.abspath(p['textfile_path'])),
+                                 'write the metrics textfile into', 'The directory of textfile_path')
+        except OpsReadyError as exc:
+            module.fail_json(**exc.as_fail_kwargs())
     conn = connection_from_params(p)
     label = p['server_label'] or conn.label()
     try:

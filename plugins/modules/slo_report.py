@@ -59,6 +59,8 @@ options:
       - Also write the report as Prometheus metrics (C(opsready_slo_*), see docs/metrics.md) to this C(.prom) file,
         atomically, for node_exporter's textfile collector. Monitoring output, like health_check's textfile,
         it is not written in check mode and does not make the task changed.
+      - Refused, check mode too, when an account other than root owns or can write a directory above its
+        directory (or a link on the way lives in one) - it could link the name to a directory of root's.
     type: path
   fail_on:
     description: Fail the task when the worst SLO status is at least this severe; V(never) only reports.
@@ -178,9 +180,12 @@ skipped_lines:
   sample: 0
 '''
 
+import os
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 from ansible_collections.opsready.operations.plugins.module_utils.health import prometheus
 from ansible_collections.opsready.operations.plugins.module_utils.slo import (
     definitions, exposition, prometheus_api, report)
@@ -219,6 +224,11 @@ def main():
         if p['textfile_path'] and not p['textfile_path'].endswith('.prom'):
             raise OpsReadyError('textfile_path %s must end in .prom: node_exporter\'s textfile collector reads only '
                                 '*.prom files.' % p['textfile_path'])
+        if p['textfile_path']:
+            # Check mode too: an account owning a directory above could link the directory's name to a directory
+            # of root's, where root would create and replace the textfile.
+            safeio.check_parents(os.path.dirname(os.path.abspath(p['textfile_path'])),
+                                 'write the metrics textfile into', 'The directory of textfile_path')
         now = report.evaluation_time(p['evaluation_time'])
         result = report.run(slos, now, history_path=p['history_path'], host=p['host'], client=client,
                             budget_alert_percent=p['budget_alert_percent'])

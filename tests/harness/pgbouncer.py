@@ -37,7 +37,12 @@ class Bouncer:
         self.user = target.user
         self.password = target.password
         self.database = database
-        self.dir = Path(tempfile.mkdtemp(prefix='opsready-pgbouncer-'))
+        # The service's directory inside one of root's, as /etc/pgbouncer is in /etc: a directory of the service
+        # account's directly in /tmp could be renamed by it, and db_endpoint refuses that (safeio.check_parents).
+        self.base = Path(tempfile.mkdtemp(prefix='opsready-pgbouncer-'))
+        os.chmod(self.base, 0o755)
+        self.dir = self.base / 'pgbouncer'
+        self.dir.mkdir()
         self.port = _free_port()
         self.ini = self.dir / 'pgbouncer.ini'
         self.pid_file = self.dir / 'pgbouncer.pid'
@@ -90,4 +95,4 @@ class Bouncer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        shutil.rmtree(self.base, ignore_errors=True)

@@ -14,6 +14,7 @@ import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 from ansible_collections.opsready.operations.plugins.module_utils.health import (
     checks as checks_mod, deadline, dirs, history, metrics as metrics_mod, prometheus, thresholds as th_mod)
 
@@ -71,6 +72,9 @@ class Plan:
         directory = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(directory):
             raise OpsReadyError('%s: directory %s does not exist; create it first.' % (option, directory))
+        # Before anything is measured or written (check mode too): an account owning a directory above could link
+        # the directory's name to a directory of root's, where root would then create and replace the file.
+        safeio.check_parents(directory, 'write monitoring output into', 'The directory of %s' % option)
         found = dirs.risk(directory) if os.geteuid() == 0 else None
         if found and found[0] == 'critical':
             # refused before anything is measured or written: the writers are hardened against planted links,

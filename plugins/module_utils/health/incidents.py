@@ -110,6 +110,9 @@ class IncidentStore:
         directory = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(directory):
             raise OpsReadyError('Incident store directory %s does not exist: create it first.' % directory)
+        # Before the lock file or the store is made (check mode too): an account owning a directory above could
+        # link the directory's name to a directory of root's, where root would create and append to them.
+        safeio.check_parents(directory, 'keep the incident store in', 'The directory of store')
 
     @contextlib.contextmanager
     def locked(self) -> Iterator['IncidentStore']:

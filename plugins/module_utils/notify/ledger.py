@@ -38,6 +38,10 @@ class Ledger:
     def __init__(self, path: str) -> None:
         self.path = path
         self.entries: Dict[str, Dict[str, Any]] = {}
+        # Before the lock file or the ledger is made (check mode too): an account owning a directory above could
+        # link the directory's name to a directory of root's, where root would create and replace them.
+        safeio.check_parents(os.path.dirname(os.path.abspath(path)), 'keep the notification ledger in',
+                             'The directory of state_file')
 
     @contextlib.contextmanager
     def locked(self) -> Iterator['Ledger']:

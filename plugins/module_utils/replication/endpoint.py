@@ -23,6 +23,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import atomic_write_text
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 
 KINDS = ('pgbouncer', 'haproxy')
 # A host is a name, an IPv4/IPv6 address or a socket directory: nothing that could end a value or add an option.
@@ -149,13 +150,22 @@ def signal_reload(pid_file: str, what: str, sig: int = signal.SIGHUP) -> int:
     return pid
 
 
+def check_parents(path: str, option: str = 'path') -> None:
+    """Refuse a configuration whose directory an account other than root could link to a directory of root's (it
+    would replace a file of the same name there); callers that repoint late (failover_drill) check first."""
+    safeio.check_parents(os.path.dirname(os.path.abspath(path)), 'rewrite the endpoint configuration in',
+                         'The directory of %s' % option)
+
+
 def apply(path: str, new_text: str, st: os.stat_result) -> None:
     atomic_write_text(path, new_text, mode=st.st_mode & 0o7777, uid=st.st_uid, gid=st.st_gid)
 
 
 def repoint(kind: str, path: str, entries: Sequence[str], host: str, port: int, reload: str,
             pid_file: Optional[str], reload_command: Sequence[str], backend: Optional[str],
-            validate_command: Sequence[str], check_mode: bool, runner: ToolRunner) -> Dict[str, Any]:
+            validate_command: Sequence[str], check_mode: bool, runner: ToolRunner,
+            option: str = 'path') -> Dict[str, Any]:
+    check_parents(path, option)
     check_target(host, port)
     text, st = read_config(path)
     if kind == 'pgbouncer':
