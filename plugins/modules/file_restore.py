@@ -85,7 +85,11 @@ options:
 extends_documentation_fragment:
   - opsready.operations.check_mode
 notes:
-  - In check mode the archive is verified and listed, and the files that would change are returned.
+  - In check mode the archive is verified and listed, and the files that would change are returned in RV(restored)
+    and the diff. Check mode makes the restore's own comparison, against the archive's headers instead of a staged
+    copy; a file that agrees in type, mode, owner, mtime, size, extended attributes and file flags has its content
+    compared too (read from the archive a second time, for those files only), so a file changed in place with its
+    size and mtime put back is listed. Nothing is extracted or written.
 seealso:
   - module: opsready.operations.file_backup
 '''
