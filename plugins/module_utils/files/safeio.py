@@ -400,11 +400,14 @@ def check_parents(directory: str, action: str, option: str) -> None:
     if isinstance(risk, LinkRisk):
         raise UnsafeFileError('%s %s is not safe to %s as %s: %s. Nothing was changed.'
                               % (option, directory, action, me, risk), path=directory)
+    # option is an option's name ("report_dir") or "The directory of <option>" for a file option
+    named = option[len('The directory of '):] if option.startswith('The directory of ') else None
+    remedy = ('Point %s at a file in a directory' % named) if named else ('Point %s at a directory' % option)
     raise UnsafeFileError('%s %s is not safe to %s as %s: %s, so that account could rename it (or a directory above '
                           'it) away and put a link to a directory of root\'s at its name, and %s would create, replace '
-                          'or delete files there. Nothing was changed. Point %s at a directory below directories only '
-                          '%s can write (a directory of root\'s inside the sticky /tmp is fine), or run the task as '
-                          'that account.' % (option, directory, action, me, risk, me, option, me), path=directory)
+                          'or delete files there. Nothing was changed. %s below directories only %s can write (a '
+                          'directory of root\'s inside the sticky /tmp is fine), or run the task as that account.'
+                          % (option, directory, action, me, risk, me, remedy, me), path=directory)
 
 
 def private_tempdir(parent: Optional[str], prefix: str, option: str) -> str:
