@@ -102,6 +102,18 @@ options:
     type: list
     elements: str
     default: [ssh.service, sshd.service, dbus.service, "systemd-*", "user@*", "getty@*"]
+  hold_state_file:
+    description:
+      - Where the run records the packages it holds for its own duration (O(hold) on apt hosts), before it holds
+        them; the record is removed once they are released.
+      - A run killed in between (job timeout, OOM killer) cannot release them. The next run releases the holds
+        that record names (only those still held, never a hold that existed before the killed run) and reports
+        them in RV(released_holds) with a warning. Without the record they would look like the operator's own
+        holds and the packages would never be patched again.
+      - The directory is created 0700; it must not be one another account can write or swap. The run also locks
+        C(<hold_state_file>.lock), so two patching runs on one host wait for each other (up to O(lock_timeout)).
+    type: path
+    default: /var/lib/opsready/patching/temporary-holds.json
 extends_documentation_fragment:
   - opsready.operations.check_mode
 notes:
@@ -140,7 +152,7 @@ backend:
   type: str
   sample: apt
 upgraded:
-  description: Packages whose version changed (planned ones in check mode).
+  description: Packages whose version changed (planned ones in check mode; on failure, those changed before it).
   returned: always
   type: list
   elements: dict
@@ -155,6 +167,20 @@ removed:
   returned: always
   type: list
   elements: dict
+released_holds:
+  description:
+    - Holds an earlier, interrupted run set and never released, released by this run (check mode - that it would
+      release). Their packages are part of this run's plan again.
+  returned: always
+  type: list
+  elements: str
+broken_packages:
+  description:
+    - On failure only - packages dpkg left unpacked or half-configured. RV(upgraded), RV(installed) and
+      RV(removed) then list what the failed run had already changed.
+  returned: failure
+  type: list
+  elements: str
 held:
   description:
     - Packages with an available upgrade that were held back (O(hold) or existing holds), with the
@@ -248,6 +274,7 @@ def main():
             restart_exclude=dict(type='list', elements='str',
                                  default=['ssh.service', 'sshd.service', 'dbus.service', 'systemd-*', 'user@*',
                                           'getty@*']),
+            hold_state_file=dict(type='path', default='/var/lib/opsready/patching/temporary-holds.json'),
         ),
         supports_check_mode=True,
     )
@@ -258,13 +285,19 @@ def main():
                    apt_config={str(k): str(v) for k, v in p['apt_config'].items()},
                    reboot_required_file=p['reboot_required_file'], lock_timeout=p['lock_timeout'],
                    timeout=p['timeout'], controller_machine_id=p['controller_machine_id'],
-                   allow_container_reboot=p['allow_container_reboot'], restart_exclude=p['restart_exclude'])
+                   allow_container_reboot=p['allow_container_reboot'], restart_exclude=p['restart_exclude'],
+                   hold_state_file=p['hold_state_file'])
     try:
         result = patch(opts, module.check_mode)
     except OpsReadyError as exc:
         module.fail_json(**exc.as_fail_kwargs())
     if not module._diff:
         result.pop('diff', None)
+    if result['released_holds']:
+        module.warn('An earlier patching run was interrupted before it released its temporary holds on %s; this run %s '
+                    'them (recorded in %s), so they are patched again.'
+                    % (', '.join(result['released_holds']), 'would release' if module.check_mode else 'released',
+                       p['hold_state_file']))
     if result.get('reboot_required') and not result.get('reboot_possible'):
         by = ', '.join(result.get('reboot_required_by') or [])
         module.warn('A reboot is required%s but Ansible must not reboot this host: %s. Reboot it another way.'

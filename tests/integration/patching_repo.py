@@ -33,7 +33,7 @@ def _run(argv: Sequence[str], **kwargs) -> subprocess.CompletedProcess:
 def installed_version(name: str) -> Optional[str]:
     proc = subprocess.run(['dpkg-query', '-W', '-f', '${db:Status-Abbrev} ${Version}', name],
                           capture_output=True, text=True, check=False)
-    if proc.returncode != 0 or not proc.stdout.startswith('ii'):
+    if proc.returncode != 0 or proc.stdout[:2] not in ('ii', 'hi'):     # installed, held or not
         return None
     return proc.stdout.split()[-1]
 
@@ -56,8 +56,10 @@ class AptTestRepo:
             (self.root / sub).mkdir(parents=True, mode=0o755)
         self.sources = self.root / 'etc' / 'sources.list'
 
-    def package(self, short: str, version: str, archive: str = 'main', depends: str = '') -> Path:
-        """Build ``opsready-testpkg-<short>`` at ``version`` into ``archive``; returns the .deb."""
+    def package(self, short: str, version: str, archive: str = 'main', depends: str = '',
+                postinst: str = '') -> Path:
+        """Build ``opsready-testpkg-<short>`` at ``version`` into ``archive``; returns the .deb. ``postinst``: a
+        maintainer script body (``exit 1`` makes the package fail to configure, as a broken upgrade does)."""
         name = PREFIX + short
         tree = self.build / ('%s_%s' % (name, version))
         (tree / 'DEBIAN').mkdir(parents=True)
@@ -67,6 +69,10 @@ class AptTestRepo:
         if depends:
             control.insert(3, 'Depends: %s' % depends)
         (tree / 'DEBIAN' / 'control').write_text('\n'.join(control) + '\n')
+        if postinst:
+            script = tree / 'DEBIAN' / 'postinst'
+            script.write_text('#!/bin/sh\n' + postinst + '\n')
+            script.chmod(0o755)
         share = tree / 'usr' / 'share' / name
         share.mkdir(parents=True)
         (share / 'VERSION').write_text(version + '\n')

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.harness.playbook import run_playbook
+from tests.harness.playbook import REPO, run_playbook
 from tests.integration.patching_repo import PREFIX, AptTestRepo, installed_version
 
 PLAYBOOK = 'playbooks/patching.yml'
@@ -218,3 +219,113 @@ def test_failed_precheck_can_fail_the_host(apt_repo, tmp_path):
     report, _markdown = _report(tmp_path)
     assert report['hosts']['localhost']['status'] == 'skipped'
     assert 'needs 100%' in report['hosts']['localhost']['reason']
+
+
+KILLED_RUN = '''
+import os, sys
+from ansible_collections.opsready.operations.plugins.module_utils.patching import apt, run
+
+def killed(self, *args):
+    os._exit(137)       # as SIGKILL does (a job timeout, the OOM killer): no finally block runs
+
+apt.AptBackend.upgrade_all = killed
+run.patch(run.Options(backend='apt', hold=sys.argv[1:2], apt_config=dict(a.split('=', 1) for a in sys.argv[3:]),
+                      reboot_required_file=sys.argv[2] + '/reboot-required',
+                      hold_state_file=sys.argv[2] + '/holds.json'), False)
+'''
+
+
+def test_a_run_killed_mid_upgrade_leaves_no_hold_for_ever(apt_repo, tmp_path):
+    """A run killed between setting its temporary holds and releasing them left those packages held: every later
+    run took them for the operator's own holds and never patched them again, without a word."""
+    for short in ('alpha', 'bravo'):
+        apt_repo.package(short, '1.0')
+        apt_repo.package(short, '2.0')
+    apt_repo.publish()
+    apt_repo.install('alpha', '1.0')
+    apt_repo.install('bravo', '1.0')
+    subprocess.run(['apt-get', '-q'] + [a for k, v in apt_repo.apt_config().items() for a in ('-o', '%s=%s' % (k, v))]
+                   + ['update'], check=True, capture_output=True)
+    killed = subprocess.run([sys.executable, '-c', KILLED_RUN, PREFIX + 'bravo', str(tmp_path)]
+                            + ['%s=%s' % item for item in apt_repo.apt_config().items()],
+                            env=dict(os.environ, PYTHONPATH=str(REPO / 'build')), capture_output=True, text=True)
+    assert killed.returncode == 137, killed.stderr[-3000:]
+    holds = subprocess.run(['apt-mark', 'showhold'], capture_output=True, text=True, check=False).stdout.split()
+    assert PREFIX + 'bravo' in holds      # what the kill left behind
+
+    # Check mode already plans bravo's upgrade and says the hold will go.
+    plan = run_playbook(PLAYBOOK, check=True, extravars=_vars(apt_repo, tmp_path, patching_run_id='plan',
+                                                               patching_hold_state_file=str(tmp_path / 'holds.json')))
+    assert plan.rc == 0, plan.stdout[-3000:]
+    planned = plan.result('Apply OS updates')
+    assert planned['released_holds'] == [PREFIX + 'bravo']
+    assert sorted(u['name'] for u in planned['upgraded']) == [PREFIX + 'alpha', PREFIX + 'bravo']
+
+    again = run_playbook(PLAYBOOK, extravars=_vars(apt_repo, tmp_path, patching_run_id='again',
+                                                   patching_hold_state_file=str(tmp_path / 'holds.json')))
+    assert again.rc == 0, again.stdout[-3000:]
+    result = again.result('Apply OS updates')
+    assert result['released_holds'] == [PREFIX + 'bravo']
+    assert 'interrupted' in again.stdout            # the warning an operator reads
+    assert installed_version(PREFIX + 'bravo') == '2.0'
+    assert installed_version(PREFIX + 'alpha') == '2.0'
+    holds = subprocess.run(['apt-mark', 'showhold'], capture_output=True, text=True, check=False).stdout.split()
+    assert PREFIX + 'bravo' not in holds
+    assert not (tmp_path / 'holds.json').exists()
+
+
+def test_an_operators_own_hold_survives_a_killed_run(apt_repo, tmp_path):
+    """The next run releases only the holds the killed run set, never one the operator had before it."""
+    for short in ('alpha', 'bravo', 'charlie'):
+        apt_repo.package(short, '1.0')
+        apt_repo.package(short, '2.0')
+    apt_repo.publish()
+    for short in ('alpha', 'bravo', 'charlie'):
+        apt_repo.install(short, '1.0')
+    subprocess.run(['apt-mark', 'hold', PREFIX + 'alpha'], check=True, capture_output=True)
+    killed = subprocess.run([sys.executable, '-c', KILLED_RUN, PREFIX + 'bravo', str(tmp_path)]
+                            + ['%s=%s' % item for item in apt_repo.apt_config().items()],
+                            env=dict(os.environ, PYTHONPATH=str(REPO / 'build')), capture_output=True, text=True)
+    assert killed.returncode == 137, killed.stderr[-3000:]
+    again = run_playbook(PLAYBOOK, extravars=_vars(apt_repo, tmp_path,
+                                                   patching_hold_state_file=str(tmp_path / 'holds.json')))
+    assert again.rc == 0, again.stdout[-3000:]
+    assert again.result('Apply OS updates')['released_holds'] == [PREFIX + 'bravo']
+    assert installed_version(PREFIX + 'alpha') == '1.0'
+    assert installed_version(PREFIX + 'bravo') == '2.0'
+    assert installed_version(PREFIX + 'charlie') == '2.0'
+    holds = subprocess.run(['apt-mark', 'showhold'], capture_output=True, text=True, check=False).stdout.split()
+    assert PREFIX + 'alpha' in holds
+
+
+def test_a_failed_upgrade_reports_what_it_changed_before_failing(apt_repo, tmp_path):
+    """A package whose configuration fails mid-upgrade failed the task with apt's message only: the report said
+    nothing was upgraded while dpkg had already replaced packages, and did not name the broken one."""
+    apt_repo.package('alpha', '1.0')
+    apt_repo.package('alpha', '2.0')
+    apt_repo.package('bravo', '1.0')
+    apt_repo.package('bravo', '2.0', postinst='echo "bravo refuses to configure" >&2; exit 1')
+    apt_repo.publish()
+    apt_repo.install('alpha', '1.0')
+    apt_repo.install('bravo', '1.0')
+    try:
+        run = run_playbook(PLAYBOOK, extravars=_vars(apt_repo, tmp_path))
+        assert run.rc != 0
+        failed = run.task_results('Apply OS updates', events=('runner_on_failed',))[0]
+        upgraded = {u['name']: (u['old'], u['new']) for u in failed['upgraded']}
+        # the report matches the host, package by package
+        for short in ('alpha', 'bravo'):
+            now = installed_version(PREFIX + short)
+            if now == '2.0':
+                assert upgraded[PREFIX + short] == ('1.0', '2.0')
+            else:
+                assert PREFIX + short not in upgraded
+        assert upgraded, 'dpkg replaced packages before the failure: the result must name them'
+        assert failed['broken_packages'] == [PREFIX + 'bravo']
+        assert 'dpkg --configure -a' in failed['msg']
+        report, markdown = _report(tmp_path)
+        entry = report['hosts']['localhost']
+        assert entry['status'] == 'failed'
+        assert {u['name'] for u in entry['upgraded']} == set(upgraded)
+    finally:
+        subprocess.run(['dpkg', '--remove', '--force-remove-reinstreq', PREFIX + 'bravo'], capture_output=True)

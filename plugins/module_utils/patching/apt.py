@@ -50,6 +50,7 @@ class AptBackend:
     """Runs apt-get, apt-mark and dpkg-query with fixed non-interactive options."""
 
     name = 'apt'
+    persistent_holds = True     # dpkg selections outlive the run: see patching/holds.py
 
     def __init__(self, runner: ToolRunner, config: Optional[Dict[str, str]] = None,
                  lock_timeout: int = 120, timeout: Optional[float] = None) -> None:
@@ -113,7 +114,8 @@ class AptBackend:
     def candidates(self, mode: str) -> Dict[str, List]:
         """Everything an upgrade would do, holds ignored (``mode``: safe or full)."""
         verb = ['dist-upgrade'] if mode == 'full' else ['upgrade', '--with-new-pkgs']
-        return parse_simulation(self._apt(['-s'] + verb
+        # --ignore-hold: held packages are planned too, so the plan can list them as held back (partition)
+        return parse_simulation(self._apt(['-s', '--ignore-hold'] + verb
                                           + ['-o', 'Debug::NoLocking=1'], 'apt-get --simulate'))
 
     def simulate_install(self, items: Sequence[Planned]) -> Dict[str, List]:
@@ -148,6 +150,20 @@ def reboot_required_packages(flag: str) -> List[str]:
 
 def reboot_required(flag: str) -> bool:
     return os.path.exists(flag)
+
+
+def broken_packages(runner: ToolRunner) -> List[str]:
+    """Packages dpkg left unpacked, half-configured or half-installed (what ``dpkg --audit`` complains about)."""
+    fmt = '${db:Status-Abbrev}\t${Package}\n'
+    dummy_rc, out, dummy_err = runner.run(['dpkg-query', '-W', '-f', fmt], env=ENV, check=False, what='dpkg-query')
+    broken = set()
+    for line in out.splitlines():
+        status, dummy_tab, name = line.partition('\t')
+        # second letter: the package state (U unpacked, F half-configured, H half-installed, W/t triggers pending);
+        # third: R when it needs a reinstall
+        if status[1:2] in ('U', 'F', 'H') or status[2:3] == 'R':
+            broken.add(name)
+    return sorted(broken)
 
 
 def ensure_dpkg_consistent(runner: ToolRunner) -> None:

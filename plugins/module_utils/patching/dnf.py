@@ -59,6 +59,8 @@ class DnfBackend:
             result[key] = version[2:] if version.startswith('0:') else version
         return result
 
+    persistent_holds = False    # excludes are options of this run's dnf commands, never written anywhere
+
     def held(self) -> Set[str]:
         return set()   # versionlock is honoured by dnf itself
 

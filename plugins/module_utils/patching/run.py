@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
-from ansible_collections.opsready.operations.plugins.module_utils.patching import apt, dnf, host
+from ansible_collections.opsready.operations.plugins.module_utils.patching import apt, dnf, holds, host
 from ansible_collections.opsready.operations.plugins.module_utils.patching.packages import (
     diff_text,
     difference,
@@ -41,6 +41,7 @@ class Options:
     controller_machine_id: Optional[str] = None
     allow_container_reboot: bool = False
     restart_exclude: List[str] = field(default_factory=list)
+    hold_state_file: str = holds.DEFAULT_PATH
 
 
 def detect_backend(name: str) -> str:
@@ -86,26 +87,41 @@ def patch(opts: Options, check_mode: bool, runner: Optional[ToolRunner] = None) 
     """Plan (check mode) or apply the update; returns the module result."""
     runner = runner or ToolRunner()
     backend = make_backend(opts, runner)
+    if check_mode or not getattr(backend, 'persistent_holds', False):
+        return _patch(opts, check_mode, runner, backend)
+    with holds.exclusive(opts.hold_state_file, opts.lock_timeout):
+        return _patch(opts, check_mode, runner, backend)
+
+
+def _patch(opts: Options, check_mode: bool, runner: ToolRunner, backend: Any) -> Dict[str, Any]:
     started = time.monotonic()
     if backend.name == 'apt':
         apt.ensure_dpkg_consistent(runner)
+    persistent = getattr(backend, 'persistent_holds', False)
+    already_held = backend.held()
+    # Holds an interrupted run set and never released: not the operator's, so they go (only those still held).
+    leftover = sorted(set(holds.recorded(opts.hold_state_file)) & already_held) if persistent else []
+    if not check_mode and persistent:
+        backend.mark('unhold', leftover)
+        holds.forget(opts.hold_state_file)
+    already_held -= set(leftover)
     if opts.update_cache and not check_mode:
         backend.update()
     before = backend.snapshot()
-    already_held = backend.held()
     offered = backend.candidates(opts.mode)
     plan = partition(offered['upgrades'], list(opts.hold) + sorted(already_held), opts.security_only,
                      opts.security_pattern, opts.only)
     selective = bool(opts.security_only or opts.only)
     would_remove = [] if selective else list(offered['removals'])
     result: Dict[str, Any] = {'backend': backend.name, 'plan': plan.as_dict(),
-                              'held': [p.as_dict() for p in plan.held], 'changed': False}
+                              'held': [p.as_dict() for p in plan.held], 'changed': bool(leftover) and not check_mode,
+                              'released_holds': leftover}
     if opts.autoremove:
         would_remove += [name for name in backend.autoremove(simulate=True) if name not in would_remove]
     result['plan']['remove'] = would_remove
 
     if check_mode:
-        result.update(changed=bool(plan.upgrade or would_remove),
+        result.update(changed=bool(plan.upgrade or would_remove or leftover),
                       upgraded=[{'name': p.name, 'arch': p.arch, 'old': p.old, 'new': p.new} for p in plan.upgrade],
                       installed=[], removed=[{'name': n} for n in would_remove])
         result['diff'] = {'before': ''.join('%s %s\n' % (p.name, p.old) for p in plan.upgrade)
@@ -120,28 +136,56 @@ def patch(opts: Options, check_mode: bool, runner: Optional[ToolRunner] = None) 
     temporary_holds = sorted({p.name for p in plan.held} - already_held)
     auto_before = backend.auto_installed() if selective else set()
     try:
-        backend.mark('hold', temporary_holds)
-        if plan.upgrade:
-            if selective:
-                backend.install_versions(plan.upgrade)
-            else:
-                backend.upgrade_all(opts.mode)
-        if opts.autoremove:
-            backend.autoremove(simulate=False)
-    finally:
-        backend.mark('unhold', temporary_holds)
-        # An explicit install marks packages manual; put back what apt installed as a dependency.
-        if selective and backend.name == 'apt':
-            backend.mark('auto', sorted(auto_before & {p.name for p in plan.upgrade}))
+        if persistent and temporary_holds:
+            holds.record(opts.hold_state_file, temporary_holds)
+        try:
+            backend.mark('hold', temporary_holds)
+            if plan.upgrade:
+                if selective:
+                    backend.install_versions(plan.upgrade)
+                else:
+                    backend.upgrade_all(opts.mode)
+            if opts.autoremove:
+                backend.autoremove(simulate=False)
+        finally:
+            backend.mark('unhold', temporary_holds)
+            # An explicit install marks packages manual; put back what apt installed as a dependency.
+            if selective and backend.name == 'apt':
+                backend.mark('auto', sorted(auto_before & {p.name for p in plan.upgrade}))
+        if persistent and temporary_holds:
+            holds.forget(opts.hold_state_file)
+    except OpsReadyError as exc:
+        raise _failed_midway(exc, backend, runner, before)
     after = backend.snapshot()
     changes = difference(before, after)
     touched = {'%s:%s' % (e['name'], e['arch']) if e['arch'] else str(e['name'])
                for kind in changes.values() for e in kind}
     result.update(changes)
-    result['changed'] = bool(changes['upgraded'] or changes['installed'] or changes['removed'])
+    result['changed'] = bool(changes['upgraded'] or changes['installed'] or changes['removed'] or leftover)
     result['diff'] = {'before': diff_text(before, touched), 'after': diff_text(after, touched),
                       'before_header': 'packages before', 'after_header': 'packages after'}
     result.update(_reboot_required(backend, opts, runner))
     _after_update(result, opts)
     result['duration_seconds'] = round(time.monotonic() - started, 3)
     return result
+
+
+def _failed_midway(exc: OpsReadyError, backend: Any, runner: ToolRunner, before: Dict[str, str]) -> OpsReadyError:
+    """The package manager failed after it may have changed packages: the failure says which it changed and which
+    it left broken, so the report and the operator see the host as it is, not the plan."""
+    try:
+        changes = difference(before, backend.snapshot())
+        broken = apt.broken_packages(runner) if backend.name == 'apt' else []
+    except OpsReadyError:
+        return exc      # cannot even read the package database: the original failure is what to show
+    details = dict(exc.details)
+    details.update(changes)
+    details['broken_packages'] = broken
+    message = exc.message
+    changed = sum(len(entries) for entries in changes.values())
+    if changed:
+        message += ' Before it failed, %d package(s) changed (upgraded/installed/removed in this result).' % changed
+    if broken:
+        message += (' dpkg left %s unconfigured: fix the cause (the output above), then run "dpkg --configure -a" '
+                    'before the next patching run.' % ', '.join(broken))
+    return OpsReadyError(message, **details)

@@ -1,0 +1,84 @@
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The record of the package holds a patching run sets for its own duration.
+
+A run holds the packages the operator asked to keep back (``hold``) and releases them when it ends. A run killed in
+between (a job timeout, the OOM killer, a lost controller) never reaches that release: without a record, the next
+run cannot tell those holds from the operator's own, keeps them, and the packages are never patched again. So the
+holds are written here before they are set and the record is removed only after they are released; the next run
+releases what a record names (and only what is still held), and says so.
+
+Private to opsready.operations; do not import from other collections.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import errno
+import json
+import os
+from typing import Iterator, List
+
+from ansible_collections.opsready.operations.plugins.module_utils.common import locks
+from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import atomic_write_json, fsync_dir
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
+
+DEFAULT_PATH = '/var/lib/opsready/patching/temporary-holds.json'
+LIMIT = 1024 * 1024
+
+
+def _directory(path: str) -> str:
+    return os.path.dirname(os.path.abspath(path))
+
+
+def recorded(path: str) -> List[str]:
+    """The packages a killed run held and never released (empty when the last run ended normally)."""
+    if not os.path.lexists(path):
+        return []
+    raw = safeio.read_regular(path, LIMIT, what='The patching holds record', follow=False)
+    try:
+        data = json.loads(raw.decode('utf-8'))
+        names = data['holds']
+        if not isinstance(names, list) or not all(isinstance(name, str) and name for name in names):
+            raise ValueError('holds is not a list of package names')
+    except (ValueError, KeyError, TypeError) as exc:
+        raise OpsReadyError('The patching holds record %s cannot be read (%s). It names the packages an interrupted '
+                            'run held: check `apt-mark showhold` (or `dnf versionlock list`), release the ones you did '
+                            'not hold yourself, then remove the file.' % (path, exc), path=path)
+    return sorted(set(names))
+
+
+@contextlib.contextmanager
+def exclusive(path: str, timeout: float) -> Iterator[None]:
+    """One patching run at a time on this host: a second run would take the first one's holds for a killed run's.
+    Creates the record's directory (0700) first, refusing one another account could swap."""
+    directory = _directory(path)
+    safeio.check_parents(directory, 'record package holds in', 'The directory of hold_state_file')
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise OpsReadyError('Cannot create %s for the patching holds record: %s. Set hold_state_file to a path in a '
+                            'writable directory.' % (directory, exc.strerror or exc), path=directory)
+    with locks.waiting(path + '.lock', 'patching run', timeout=timeout):
+        yield
+
+
+def record(path: str, names: List[str]) -> None:
+    """Write the record before the holds are set (0600; the directory was checked by ``exclusive``)."""
+    now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
+    atomic_write_json(path, {'holds': sorted(names), 'pid': os.getpid(), 'since': now}, mode=0o600)
+
+
+def forget(path: str) -> None:
+    """Remove the record once every hold it names is released."""
+    try:
+        os.unlink(path)
+    except OSError as exc:
+        if exc.errno != errno.ENOENT:
+            raise OpsReadyError('Cannot remove the patching holds record %s: %s. Remove it by hand: its holds are '
+                                'already released.' % (path, exc.strerror or exc), path=path)
+        return
+    fsync_dir(_directory(path))
