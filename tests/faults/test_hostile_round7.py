@@ -22,7 +22,9 @@ from pathlib import Path
 import pytest
 
 from tests.faults import test_hostile_files as hostile
+from tests.faults import test_hostile_inputs_sweep as sweep
 from tests.faults import test_hostile_round3 as round3
+from tests.faults import test_hostile_round5 as round5
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / 'build'))
 
@@ -175,3 +177,29 @@ def test_safedir_creation_follows_no_swapped_component(racer_user, arena, monkey
     fault.lost(outside_touched=touched(before, after))
     assert swapped, 'the race was not run'
     assert touched(before, after) == 0, _changed(before, after)
+
+
+# --- db_restore given a linked manifest as src -----------------------------------------------------------------------
+root_catalog = round5.root_catalog
+
+
+@pytest.mark.fast
+@pytest.mark.fault(fault='db_restore src names a manifest that is a symlink to a root-only manifest',
+                   component='db_restore (restore/plan: the backup chosen by src)',
+                   expected='refused saying it is a symlink, that it was not read, and what to do (replace the link '
+                            'with the manifest itself); nothing of the linked manifest in the result')
+def test_db_restore_src_linked_manifest_says_symlink(root_catalog, tmp_path, fault):
+    work = tmp_path / 'work'
+    catalog = work / 'catalog'
+    catalog.mkdir(parents=True)
+    link = catalog / 'sqlite-app.db-full-20261205T000000000000Z.sqlite.zst.manifest.json'
+    os.symlink(root_catalog, link)
+    result, seconds, _rss, stderr = sweep.run_module(
+        'db_restore', {'engine': 'sqlite', 'src': str(link), 'database': str(work / 'restored.db')}, work)
+    blob = json.dumps(result)
+    fault.observed('%s in %.1f s: %s' % ('failed' if result.get('failed') else 'ok', seconds,
+                                         str(result.get('msg'))[:200]))
+    fault.lost(secrets=int('SECRETNAME' in blob))
+    assert 'Traceback' not in stderr and 'SECRETNAME' not in blob, (blob[:1500], stderr[-1500:])
+    assert result.get('failed') and str(link) in result['msg'], result
+    assert 'is a symlink' in result['msg'] and 'replace the link' in result['msg'], result['msg']
