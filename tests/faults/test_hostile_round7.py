@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -203,3 +204,78 @@ def test_db_restore_src_linked_manifest_says_symlink(root_catalog, tmp_path, fau
     assert 'Traceback' not in stderr and 'SECRETNAME' not in blob, (blob[:1500], stderr[-1500:])
     assert result.get('failed') and str(link) in result['msg'], result
     assert 'is a symlink' in result['msg'] and 'replace the link' in result['msg'], result['msg']
+
+
+# --- the schedule role's lock directory --------------------------------------------------------------------------------
+def _job_script(tmp_path: Path, lock_dir: Path, ran: Path) -> Path:
+    """The schedule role's runner script for one job, rendered as the role renders it (ansible's quote filter is
+    shlex.quote); the 'playbook' it runs records that it ran."""
+    import shlex
+
+    import jinja2
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(sweep.REPO / 'roles' / 'schedule' / 'templates')),
+                             autoescape=False)  # nosec B701 # a shell script, not HTML
+    env.filters['quote'] = shlex.quote
+    playbook = tmp_path / 'playbook.sh'
+    playbook.write_text('#!/bin/sh\ntouch %s\n' % shlex.quote(str(ran)))
+    playbook.chmod(0o755)
+    text = env.get_template('job.sh.j2').render(
+        ansible_managed='test', item={'name': 'backup-full', 'playbook': 'backup.yml', 'lock': 'backup'},
+        schedule_lock_dir=str(lock_dir), schedule_project_dir=str(tmp_path), schedule_config_dir=str(tmp_path),
+        schedule_timeout=60, schedule_ansible_playbook=str(playbook), schedule_inventory=str(tmp_path))
+    script = tmp_path / 'job.sh'
+    script.write_text(text)
+    script.chmod(0o755)
+    return script
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize('plant', ['symlink', 'fifo', 'held'])
+@pytest.mark.fault(fault='another account made the schedule lock directory first (/run/lock is world-writable and '
+                         'emptied at boot) and planted a {plant} at a job\'s lock',
+                   component='schedule role (templates/job.sh.j2)',
+                   expected='the job refuses the lock directory with a message naming it and its owner: no file '
+                            'created through a link, no hang on a FIFO, no silent skip behind a lock that account '
+                            'holds')
+def test_schedule_lock_dir_made_by_another_account(racer_user, arena, tmp_path, plant, fault):
+    import subprocess
+    user, outside, base = racer_user, arena['outside'], arena['base']
+    run_lock = base / 'lock'                     # /run/lock: root's, sticky, world-writable
+    run_lock.mkdir()
+    os.chmod(run_lock, 0o1777)
+    lock_dir = run_lock / 'opsready'
+    as_user(user, 'mkdir %s' % lock_dir)
+    lock = lock_dir / 'backup.lock'
+    if plant == 'symlink':
+        as_user(user, 'ln -s %s %s' % (outside / 'etc' / 'nologin', lock))
+    elif plant == 'fifo':
+        as_user(user, 'mkfifo %s' % lock)
+    holder = None
+    if plant == 'held':                          # the account holds the lock: every backup would be "skipped"
+        holder = subprocess.Popen(['setpriv', '--reuid=%d' % user.pw_uid, '--regid=%d' % user.pw_gid,
+                                   '--clear-groups', 'flock', str(lock), 'sleep', '30'])
+        for _ in range(100):
+            if lock.exists():
+                break
+            time.sleep(0.02)
+    ran = tmp_path / 'ran'
+    script = _job_script(tmp_path, lock_dir, ran)
+    before = snapshot(outside)
+    try:
+        proc = subprocess.run([str(script)], capture_output=True, timeout=5, check=False)
+        outcome = 'rc %d: %s' % (proc.returncode, proc.stderr.decode(errors='replace').strip()[:200])
+    except subprocess.TimeoutExpired:
+        proc, outcome = None, 'hung (killed after 5 s)'
+    finally:
+        if holder is not None:
+            holder.kill()
+            holder.wait()
+    after = snapshot(outside)
+    fault.observed('%s; ran: %s; files in root\'s directory touched: %d' % (outcome, ran.exists(),
+                                                                          touched(before, after)))
+    fault.lost(outside_touched=touched(before, after))
+    assert touched(before, after) == 0, _changed(before, after)
+    assert proc is not None and proc.returncode not in (0, 75), outcome
+    message = proc.stderr.decode(errors='replace')
+    assert str(lock_dir) in message and user.pw_name in message, message
+    assert not ran.exists()
