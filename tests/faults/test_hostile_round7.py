@@ -206,7 +206,7 @@ def test_db_restore_src_linked_manifest_says_symlink(root_catalog, tmp_path, fau
     assert 'is a symlink' in result['msg'] and 'replace the link' in result['msg'], result['msg']
 
 
-# --- the schedule role's lock directory --------------------------------------------------------------------------------
+# --- the schedule role's lock directory ---------------------------------------------------------------------------
 def _job_script(tmp_path: Path, lock_dir: Path, ran: Path) -> Path:
     """The schedule role's runner script for one job, rendered as the role renders it (ansible's quote filter is
     shlex.quote); the 'playbook' it runs records that it ran."""
