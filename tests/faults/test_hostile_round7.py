@@ -279,3 +279,48 @@ def test_schedule_lock_dir_made_by_another_account(racer_user, arena, tmp_path, 
     message = proc.stderr.decode(errors='replace')
     assert str(lock_dir) in message and user.pw_name in message, message
     assert not ran.exists()
+
+
+# --- state files root reads back and rewrites, in a directory another account owns ------------------------------------
+def _read_state(kind: str, path: Path) -> object:
+    if kind == 'log_rotate-state_file':
+        from ansible_collections.opsready.operations.plugins.module_utils.logrotate.triggers import StateFile
+        return StateFile(str(path)).logs
+    if kind == 'notify-state_file':
+        from ansible_collections.opsready.operations.plugins.module_utils.notify.ledger import Ledger
+        with Ledger(str(path)).locked() as ledger:
+            return ledger.entries
+    from ansible_collections.opsready.operations.plugins.module_utils.health.incidents import IncidentStore
+    return IncidentStore(str(path)).load()
+
+
+ROOT_STATE = {
+    'log_rotate-state_file': json.dumps({'version': 1, 'logs': {'/root/SECRETNAME': {'last_rotated': '2026-01-01'}}}),
+    'notify-state_file': json.dumps({'version': 1, 'jobs': {'SECRETNAME': {'job': 'x', 'name': 'y'}}}),
+    'incident-store': json.dumps({'event': 'open', 'id': 'SECRETNAME', 'at': '2026-01-01T00:00:00Z', 'severity': 1,
+                                  'title': 'root only'}) + '\n',
+}
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize('kind', sorted(ROOT_STATE))
+@pytest.mark.fault(fault='{kind} is in a directory the application account owns; it links the name to a root-only '
+                         'file of the same shape',
+                   component='{kind} (logrotate/triggers.StateFile, notify/ledger, health/incidents)',
+                   expected='refused as a symlink; nothing of root\'s file read (it would be written back, 0644 for '
+                            'the rotation state, into that account\'s directory)')
+def test_state_file_linked_to_a_root_file(racer_user, arena, kind, fault):
+    user, outside, base = racer_user, arena['outside'], arena['base']
+    app = user_dir(base / 'app', user)                 # /var/log/app: the application's
+    secret = outside / 'state.json'
+    secret.write_text(ROOT_STATE[kind])
+    os.chmod(secret, 0o600)
+    as_user(user, 'ln -s %s %s/state.json' % (secret, app))
+    outcome: object
+    try:
+        outcome = _read_state(kind, app / 'state.json')
+    except OpsReadyError as exc:
+        outcome = exc
+    fault.observed(repr(outcome)[:200])
+    fault.lost(secrets=int('SECRETNAME' in repr(outcome)))
+    assert isinstance(outcome, OpsReadyError) and 'symlink' in str(outcome), outcome
