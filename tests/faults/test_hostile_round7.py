@@ -290,6 +290,9 @@ def _read_state(kind: str, path: Path) -> object:
         from ansible_collections.opsready.operations.plugins.module_utils.notify.ledger import Ledger
         with Ledger(str(path)).locked() as ledger:
             return ledger.entries
+    if kind == 'patch_report-path':
+        from ansible_collections.opsready.operations.plugins.module_utils.patching import report as patching
+        return patching.load(str(path))
     from ansible_collections.opsready.operations.plugins.module_utils.health.incidents import IncidentStore
     return IncidentStore(str(path)).load()
 
@@ -297,6 +300,7 @@ def _read_state(kind: str, path: Path) -> object:
 ROOT_STATE = {
     'log_rotate-state_file': json.dumps({'version': 1, 'logs': {'/root/SECRETNAME': {'last_rotated': '2026-01-01'}}}),
     'notify-state_file': json.dumps({'version': 1, 'jobs': {'SECRETNAME': {'job': 'x', 'name': 'y'}}}),
+    'patch_report-path': json.dumps({'run_id': 'SECRETNAME', 'hosts': {}}),
     'incident-store': json.dumps({'event': 'open', 'id': 'SECRETNAME', 'at': '2026-01-01T00:00:00Z', 'severity': 1,
                                   'title': 'root only'}) + '\n',
 }
@@ -306,7 +310,7 @@ ROOT_STATE = {
 @pytest.mark.parametrize('kind', sorted(ROOT_STATE))
 @pytest.mark.fault(fault='{kind} is in a directory the application account owns; it links the name to a root-only '
                          'file of the same shape',
-                   component='{kind} (logrotate/triggers.StateFile, notify/ledger, health/incidents)',
+                   component='{kind} (logrotate/triggers.StateFile, notify/ledger, health/incidents, patching/report)',
                    expected='refused as a symlink; nothing of root\'s file read (it would be written back, 0644 for '
                             'the rotation state, into that account\'s directory)')
 def test_state_file_linked_to_a_root_file(racer_user, arena, kind, fault):
