@@ -328,3 +328,71 @@ def test_state_file_linked_to_a_root_file(racer_user, arena, kind, fault):
     fault.observed(repr(outcome)[:200])
     fault.lost(secrets=int('SECRETNAME' in repr(outcome)))
     assert isinstance(outcome, OpsReadyError) and 'symlink' in str(outcome), outcome
+
+
+# --- the roles script of a globals restore, in tmpdir -------------------------------------------------------------
+@pytest.mark.fast
+@pytest.mark.fault(fault='db_restore tmpdir is a directory another account owns; it swaps the roles script (password '
+                         'hashes, CREATE ROLE) for its own between its write and psql -f',
+                   component='db_restore globals (engines/postgresql/restore.restore_globals)',
+                   expected='tmpdir refused before the script is written (as for every other scratch file of '
+                            'db_restore); psql never runs another account\'s SQL as the superuser')
+def test_globals_script_in_another_accounts_tmpdir(racer_user, arena, monkeypatch, fault):
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import restore as pg_restore
+    user, base = racer_user, arena['base']
+    tmpdir = user_dir(base / 'scratch', user)       # /srv/scratch: the application's, 0755
+    ran = []
+
+    class Runner:
+        def run(self, argv, env=None, what=''):
+            script = Path(argv[-1])
+            # the account wins the race: root's file renamed away, its own put at the name
+            as_user(user, 'mv %s %s.away && printf "ALTER ROLE app SUPERUSER;\\n" > %s' % (script, script, script))
+            ran.append(script.read_text())
+            return 0, '', ''
+
+    class Engine:
+        runner = Runner()
+
+        def ping(self):
+            return None
+
+        def psql_argv(self, *args):
+            return ['psql'] + list(args)
+
+        def env(self, database):
+            return {}
+
+        def server_label(self):
+            return 'pg'
+
+        conn = ConnectionParams(host='127.0.0.1')
+
+    monkeypatch.setattr(pg_restore, '_read_globals', lambda engine, manifest: '')
+    monkeypatch.setattr(pg_restore, 'globals_plan', lambda engine, text: {
+        'roles_sql': ["CREATE ROLE app LOGIN PASSWORD 'SCRAM-SHA-256$4096:x'"], 'tablespace_sql': [],
+        'report': {'roles_created': ['app'], 'roles_existing': [], 'memberships_granted': [],
+                   'tablespaces_created': []}})
+
+    class Request:
+        database = 'postgres'
+
+    request = Request()
+    request.tmpdir = str(tmpdir)
+
+    class Timer:
+        def lap(self, name):
+            return None
+
+    class Manifest:
+        id = 'globals-1'
+
+    outcome: object = None
+    try:
+        outcome = pg_restore.restore_globals(Engine(), request, Manifest(), Timer())
+    except OpsReadyError as exc:
+        outcome = exc
+    fault.observed('psql read: %r; outcome: %s' % (ran, str(outcome)[:160]))
+    fault.lost(injected=int(any('SUPERUSER' in text for text in ran)))
+    assert not ran, ran
+    assert isinstance(outcome, OpsReadyError) and 'tmpdir' in str(outcome) and user.pw_name in str(outcome), outcome
