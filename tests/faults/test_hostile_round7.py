@@ -10,6 +10,14 @@ removed by test_hostile_files playing the server's account, its moves run as tha
   to the cluster's account and be writable by nobody else.
 - ``SafeDir(create_mode=...)`` made the missing directories with ``os.makedirs`` by path: an account owning a
   directory on the way could swap a just-made component for a link, and root made the rest below the link's target.
+- db_restore given a linked manifest as ``src`` called it "a regular file": it now says it is a symlink and what to do.
+- The schedule role's jobs made their lock directory (/run/lock/opsready: world-writable parent, emptied at boot) with
+  ``mkdir -p`` and used whatever was there: another account that made it first could plant a link at a lock (flock
+  created its target as root), a FIFO (the job hung) or hold the lock (every run "skipped", exit 75).
+- State files root reads back and rewrites (log_rotate's and notify's state_file, the incident store, patch_report's
+  report) were read through a link planted at their name in a directory another account owns.
+- The roles script of a PostgreSQL globals restore was written directly in ``tmpdir``: an account owning it swapped
+  the script for its own SQL before psql -f ran it as the superuser.
 """
 
 from __future__ import annotations
