@@ -279,8 +279,8 @@ def test_schedule_lock_dir_made_by_another_account(racer_user, arena, tmp_path, 
             holder.kill()
             holder.wait()
     after = snapshot(outside)
-    fault.observed('%s; ran: %s; files in root\'s directory touched: %d' % (outcome, ran.exists(),
-                                                                          touched(before, after)))
+    fault.observed('%s; ran: %s; files in root\'s directory touched: %d'
+                   % (outcome, ran.exists(), touched(before, after)))
     fault.lost(outside_touched=touched(before, after))
     assert touched(before, after) == 0, _changed(before, after)
     assert proc is not None and proc.returncode not in (0, 75), outcome
