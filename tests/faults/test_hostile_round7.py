@@ -262,7 +262,7 @@ def test_schedule_lock_dir_made_by_another_account(racer_user, arena, tmp_path, 
     if plant == 'held':                          # the account holds the lock: every backup would be "skipped"
         holder = subprocess.Popen(['setpriv', '--reuid=%d' % user.pw_uid, '--regid=%d' % user.pw_gid,
                                    '--clear-groups', 'flock', str(lock), 'sleep', '30'])
-        for _ in range(100):
+        for _attempt in range(100):
             if lock.exists():
                 break
             time.sleep(0.02)
