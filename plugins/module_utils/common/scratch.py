@@ -107,7 +107,8 @@ class Scratch:
 
 # What a scratch directory of each kind holds, for the warning when it stays (default: PLAINTEXT).
 PLAINTEXT = 'a decrypted or decompressed copy of backup data'
-HOLDS = {'offsite': 'copies of the offsite destination\'s manifests'}
+HOLDS = {'offsite': 'copies of the offsite destination\'s manifests',
+         'pg-globals': 'the roles script of a globals restore (password hashes)'}
 
 
 def left_warning(outcome: Dict[str, Any], kind: str = '') -> str:

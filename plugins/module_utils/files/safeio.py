@@ -319,6 +319,46 @@ def open_directory(path: str, created: bool = False) -> int:
     return fd
 
 
+def make_directories(path: str, mode: int) -> int:
+    """A descriptor of the directory ``path``, made with ``mode`` where missing, component by component.
+
+    The deepest directory that exists is opened as ``open_directory`` does; each missing component is then made
+    relative to the descriptor of the one above (``mkdir`` with ``dir_fd``) and opened with O_NOFOLLOW, so a name
+    swapped for a link between its creation and its use is refused where it is, never followed."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
+    existing = os.path.abspath(path)
+    missing: List[str] = []
+    while existing != '/' and not os.path.isdir(existing):
+        missing.insert(0, os.path.basename(existing))
+        existing = os.path.dirname(existing)
+    fd = open_directory(existing)
+    current = existing
+    try:
+        for name in missing:
+            try:
+                os.mkdir(name, mode, dir_fd=fd)
+            except FileExistsError:
+                pass   # made meanwhile (another run): opened below like any other, never through a link
+            child = os.path.join(current, name)
+            try:
+                child_fd = os.open(name, flags, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR) and os.path.islink(child):
+                    # O_NOFOLLOW | O_DIRECTORY on a link fails with ENOTDIR on some kernels, ELOOP on others
+                    raise UnsafeFileError('Directory %s was replaced by a symlink right after it was created: '
+                                          'refusing it. Someone else writes into %s.' % (child, current), path=child)
+                if exc.errno == errno.ENOTDIR:
+                    raise UnsafeFileError('%s %s, not a directory: it cannot be created.'
+                                          % (child, describe_path(child)), path=child)
+                raise
+            os.close(fd)
+            fd, current = child_fd, child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def _backup_dir_risk(dest: str, secret: bool, owner: Optional[Tuple[int, int]]) -> Optional[str]:
     owner_uid = owner[0] if owner else None
     risk = path_risk(dest, owner_uid)
@@ -452,15 +492,17 @@ class SafeDir:
                 'directory at its name, and root would write there. Nothing was written. Keep it below directories '
                 'only root can write, or run the task as the account that owns them (become_user).'
                 % (purpose, self.path, uid_name(os.geteuid()), above), path=self.path)
-        if create_mode is not None and not os.path.isdir(self.path):
-            os.makedirs(self.path, create_mode)
-            # The directory just made is opened without following a link and chowned through that descriptor:
-            # the parent may be the owner's, who could swap the new name for a link (to /etc) before a chown.
-            created = True
         try:
-            # Component by component, never through a link the owner (or anyone but root) could have swapped in
-            # since path_risk looked.
-            self.fd = open_directory(self.path, created)
+            if create_mode is not None and not os.path.isdir(self.path):
+                # Made one component at a time relative to the one above (mkdirat), each opened without following
+                # a link: the owner of a directory on the way could swap a just-made name for a link (to /etc),
+                # and makedirs by path would make the rest, and root write, below the link's target.
+                self.fd = make_directories(self.path, create_mode)
+                created = True
+            else:
+                # Component by component, never through a link the owner (or anyone but root) could have swapped
+                # in since path_risk looked.
+                self.fd = open_directory(self.path, created)
         except OSError as exc:
             if exc.errno == errno.ENOENT:
                 raise UnsafeFileError('Directory %s does not exist: create it first.' % self.path, path=self.path)
@@ -550,6 +592,96 @@ class SafeDir:
                 pass
             raise
         os.fsync(self.fd)
+
+
+class ClusterDir(SafeDir):
+    """A database server's data directory (PostgreSQL, MariaDB), opened once for root to write the server's own files
+    into (postgresql.auto.conf, standby.signal, recovery.signal, the fence record).
+
+    ``check_parents`` would refuse the standard layout: /var/lib/postgresql/16 belongs to postgres. That account is
+    trusted with its data directory, not with where root writes: it could rename the data directory away and put a
+    link to /etc at its name between a check and a write by path, and root would create files it owns there. So the
+    directory is opened once, its last name never followed (O_NOFOLLOW; the directories above may be links), and
+    judged by what was opened: it must belong to the cluster's account (``owner``) - or, with ``made_here``, be one
+    this run made (a PITR staging directory, still root's) - and be writable by nobody else; a directory of root's
+    that is not ``made_here`` is accepted only where no other account controls the way to it (``path_risk``).
+    ``marker``: a name the directory must hold as a regular file (PG_VERSION). Everything is then done relative to
+    the descriptor: reads never through a link or a second hard link, writes to an exclusive temp name, owned by
+    ``owner``, fsynced and renamed over the name (a link planted there is replaced, never written through)."""
+
+    def __init__(self, path: str, owner: Optional[Tuple[int, int]], what: str = 'data directory',
+                 marker: Optional[str] = None, made_here: bool = False) -> None:  # pylint: disable=super-init-not-called
+        self.path = os.path.abspath(path)
+        self.owner = owner
+        self.trusted = False   # never follow a link in here: the server's account may have made it
+        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
+        try:
+            self.fd = os.open(self.path, flags)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR) and os.path.islink(self.path):
+                raise UnsafeFileError('%s %s is a symlink: root does not write into a data directory through a link '
+                                      '(the account that can change it could point it at a directory of root\'s). '
+                                      'Nothing was written. Point it at the real directory (%s).'
+                                      % (what, self.path, os.path.realpath(self.path)), path=self.path)
+            if exc.errno == errno.ENOENT:
+                raise UnsafeFileError('%s %s does not exist: nothing was written.' % (what, self.path), path=self.path)
+            raise UnsafeFileError('Cannot open %s %s: %s.' % (what, self.path, exc.strerror), path=self.path)
+        try:
+            st = os.fstat(self.fd)
+            self.uid = st.st_uid
+            self._judge(st, what, marker, made_here)
+        except BaseException:
+            self.close()
+            raise
+
+    def _judge(self, st: os.stat_result, what: str, marker: Optional[str], made_here: bool) -> None:
+        mine = (0, os.geteuid())
+        allowed = {self.owner[0]} if self.owner else set()
+        if made_here:
+            allowed.update(mine)
+        if st.st_uid not in allowed and not (self.owner is None and st.st_uid in mine):
+            raise UnsafeFileError('%s %s belongs to %s, not to %s (the account of the cluster): it is not this '
+                                  'cluster\'s directory, or it was swapped. Nothing was written. Point it at the '
+                                  'cluster\'s data directory (or name its account: os_user).'
+                                  % (what, self.path, uid_name(st.st_uid),
+                                     uid_name(self.owner[0]) if self.owner else 'root'), path=self.path)
+        if st.st_mode & 0o022:
+            raise UnsafeFileError('%s %s is writable by %s (mode %04o): another account could plant names in it. '
+                                  'Nothing was written. chmod go-w it (PostgreSQL wants 0700 or 0750).'
+                                  % (what, self.path, 'others' if st.st_mode & 0o002 else 'its group',
+                                     stat.S_IMODE(st.st_mode)), path=self.path)
+        if st.st_uid in mine and not made_here:
+            risk = path_risk(self.path)
+            if risk:
+                raise UnsafeFileError('%s %s belongs to root, and %s: another account could have put this directory '
+                                      'of root\'s at its name. Nothing was written. Keep a data directory of root\'s '
+                                      'below directories only root can write.' % (what, self.path, risk),
+                                      path=self.path)
+        if marker:
+            found = self.lstat(marker)
+            if found is None or not stat.S_ISREG(found.st_mode):
+                raise UnsafeFileError('%s %s holds no %s (a regular file): it is not a data directory, or it was '
+                                      'swapped. Nothing was written.' % (what, self.path, marker), path=self.path)
+
+    def __enter__(self) -> 'ClusterDir':
+        return self
+
+    def read(self, name: str, limit: int, what: str = 'File') -> Optional[bytes]:
+        """``SafeDir.read`` with the whole path in its messages."""
+        try:
+            return super().read(name, limit, what)
+        except UnsafeFileError as exc:
+            exc.message = exc.message.replace(' %s ' % name, ' %s ' % self.join(name), 1)
+            exc.args = (exc.message,)
+            raise
+
+    def remove(self, name: str) -> bool:
+        """Unlink ``name`` when it is there (a link is removed, never followed); True when it was."""
+        try:
+            self.unlink(name)
+        except FileNotFoundError:
+            return False
+        return True
 
 
 def open_regular_stream(path: str, what: str = 'File', missing_ok: bool = False,

@@ -121,7 +121,8 @@ class IncidentStore:
 
     def load(self) -> Dict[str, Dict[str, Any]]:
         incidents: Dict[str, Dict[str, Any]] = {}
-        handle = safeio.open_regular_stream(self.path, what='Incident store', missing_ok=True)
+        # Never through a link: the store's directory may be another account's, which could link a file of root's.
+        handle = safeio.open_regular_stream(self.path, what='Incident store', missing_ok=True, follow=False)
         if handle is None:
             return incidents
         with handle:

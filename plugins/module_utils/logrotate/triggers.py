@@ -80,7 +80,9 @@ class StateFile:
         self._original = '{}'
         if os.path.lexists(path):
             # A FIFO at the name hung the run (root's), /dev/zero filled its memory: a regular file within the cap.
-            raw = safeio.read_regular(path, STATE_LIMIT, what='State file')
+            # Never through a link or a second hard link: state_file may be in a directory the application's
+            # account owns, which could link it to a JSON file of root's that would be written back here 0644.
+            raw = safeio.read_regular(path, STATE_LIMIT, what='State file', follow=False, single_link=True)
             try:
                 data = json.loads(raw)
                 self.logs = dict(data.get('logs', {}))

@@ -56,9 +56,10 @@ class Ledger:
     def _load(self) -> Dict[str, Dict[str, Any]]:
         # Read as root, often from a directory the play names: a FIFO there hung the module, /dev/zero filled its
         # memory. Only a regular file within the cap is read (a symlink to nothing is an error, not an empty ledger).
-        raw = safeio.read_regular_or_none(self.path, LEDGER_LIMIT, what='state_file')
-        if raw is None:
+        # Never through a link or a second hard link (an account owning the directory could link a file of root's).
+        if not os.path.lexists(self.path):
             return {}
+        raw = safeio.read_regular(self.path, LEDGER_LIMIT, what='state_file', follow=False, single_link=True)
         try:
             data = json.loads(raw)
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:   # RecursionError: nested too deep

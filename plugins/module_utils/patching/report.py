@@ -41,8 +41,12 @@ def _locked(path: str) -> Iterator[None]:
 
 def load(path: str) -> Optional[Dict[str, Any]]:
     try:
-        data = safeio.read_regular_or_none(path, 16 * 1024 * 1024, what='Patching report')
-        return None if data is None else json.loads(data)
+        if not os.path.lexists(path):
+            return None
+        # Never through a link or a second hard link: the report's directory may be another account's, which could
+        # link a JSON file of root's at its name (read, merged and written back, and returned in the result).
+        data = safeio.read_regular(path, 16 * 1024 * 1024, what='Patching report', follow=False, single_link=True)
+        return json.loads(data)
     except (ValueError, RecursionError) as exc:   # RecursionError: nested deeper than json recurses
         raise OpsReadyError('Patching report %s is not valid JSON (%s); move it aside and rerun.' % (path, exc))
 

@@ -19,14 +19,15 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
-from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import atomic_write_text
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 
 ACTIONS = ('switchover', 'failover', 'rejoin', 'plan')
 PLAN_OF = ('switchover', 'failover', 'rejoin')
 FENCE_FILE = 'opsready_fence.json'
+FENCE_LIMIT = 1024 * 1024   # a fence record is a few hundred bytes
 
 
 @dataclass
@@ -211,17 +212,20 @@ def fence_record(node: str, new_primary: str, state: str, reason: str) -> Dict[s
 
 
 def write_fence_file(data_dir: str, record: Dict[str, Any], uid: int, gid: int) -> str:
-    """The fence record in the data directory (an operator reading the directory sees why it is a standby)."""
-    path = os.path.join(data_dir, FENCE_FILE)
-    atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True) + '\n', mode=0o600, uid=uid, gid=gid)
-    return path
+    """The fence record in the data directory (an operator reading the directory sees why it is a standby), written
+    through a descriptor of it (``safeio.ClusterDir``: the directory must be the server account's, ``uid``)."""
+    with safeio.ClusterDir(data_dir, (uid, gid), what='data_dir') as cluster:
+        cluster.write_atomic(FENCE_FILE, (json.dumps(record, indent=2, sort_keys=True) + '\n').encode('utf-8'), 0o600)
+    return os.path.join(data_dir, FENCE_FILE)
 
 
 def read_fence_file(data_dir: str) -> Optional[Dict[str, Any]]:
+    """The fence record, or None. Never read through a link at its name nor a second hard link: the server's account
+    can plant one to a JSON file of root's, which would end up in the module's result."""
     path = os.path.join(data_dir, FENCE_FILE)
     try:
-        with open(path, encoding='utf-8') as handle:
-            data = json.load(handle)
-    except (OSError, ValueError, RecursionError):
+        raw = safeio.read_regular(path, FENCE_LIMIT, what='Fence record', follow=False, single_link=True)
+        data = json.loads(raw.decode('utf-8'))
+    except (OpsReadyError, OSError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None

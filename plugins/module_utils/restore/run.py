@@ -52,6 +52,16 @@ def check_request(request: RestoreRequest) -> None:
     if request.jobs < 1:
         raise OpsReadyError('jobs must be 1 or more, not %d.' % request.jobs)
     # Removing a scratch target needs no catalog (a drill from an offsite copy may not have fetched one).
+    if request.state != 'absent' and os.path.islink(request.src) and not os.path.isdir(request.src):
+        # A link to a manifest or an artifact: "is a regular file" (what the link leads to) hid that it is a link,
+        # and that a manifest is never read through one. Say both, and how to choose one backup of a catalog.
+        raise OpsReadyError(
+            'src %s is a symlink (to what %s), not a backup directory, and nothing is read through a link there: '
+            'it was not read. Point src at the backup directory itself (the dest of db_backup) and choose one backup '
+            'of it with artifact (its file name); if the link stands for a backup of that directory, replace the link '
+            'with the manifest itself (copy the file over the link).'
+            % (request.src, safeio.describe_path(request.src)),
+            src=request.src)
     if request.state != 'absent' and not os.path.isdir(request.src):
         raise OpsReadyError('src %s %s, not a backup directory: point it at the dest of db_backup.'
                             % (request.src, safeio.describe_path(request.src)), src=request.src)

@@ -45,7 +45,6 @@ from typing import Any, Dict, List, Optional, Tuple
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common import locks
-from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import atomic_write_text
 from ansible_collections.opsready.operations.plugins.module_utils.common.cleanup import remove_tree
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
     IntegrityError, OpsReadyError, ToolError)
@@ -59,7 +58,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.postgr
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import conf_literal
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import Restorer, RestoreRequest, Timer
 from ansible_collections.opsready.operations.plugins.module_utils.files.safeio import (
-    UnsafeFileError, open_regular_stream, read_regular)
+    ClusterDir, UnsafeFileError, open_regular_stream, read_regular)
 from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe import extract_all
 
 START_TIMEOUT = 600
@@ -215,48 +214,60 @@ def _stage_wal(logs: List[Manifest], waldir: str, identities: Optional[List[Any]
     return names
 
 
+def _staging_dir(staging: str) -> ClusterDir:
+    """The staging directory this run made (root's until ``_secure_tree``, the server account's after), opened once.
+    Its parent is usually the server account's, which could rename it away and put a link to /etc at its name: the
+    descriptor is judged (made here or the account's, writable by nobody else, a PG_VERSION in it) and every write
+    below goes through it."""
+    _name, uid, gid = _owner()
+    return ClusterDir(staging, (uid, gid), what='PITR staging directory', marker='PG_VERSION', made_here=True)
+
+
 def _configure(staging: str, waldir: str, target: Optional[datetime.datetime]) -> None:
-    conf = os.path.join(staging, 'postgresql.conf')
-    if not os.path.exists(conf):
-        with open(conf, 'w') as handle:
-            handle.write('# written by opsready db_restore: the backup held no postgresql.conf\n')
     hba = os.path.join(staging, 'pg_hba.conf')
-    if not os.path.exists(hba):
-        with open(hba, 'w') as handle:
+    with _staging_dir(staging) as cluster:
+        if not cluster.exists('postgresql.conf'):
+            cluster.write_atomic('postgresql.conf',
+                                 b'# written by opsready db_restore: the backup held no postgresql.conf\n', 0o600)
+        if not cluster.exists('pg_hba.conf'):
             # The server listens on 127.0.0.1 only. Password logins there let a DR drill check the copy with the
             # source's own roles and passwords (they are in the cluster); md5 accepts SCRAM and md5 secrets.
-            handle.write('# written by opsready db_restore: the backup held no pg_hba.conf\n'
-                         'local all all peer\n'
-                         'host all all 127.0.0.1/32 md5\n')
-    lines = ['', '# --- opsready db_restore: point-in-time recovery ---',
-             "restore_command = %s" % conf_literal('cp %s/%%f "%%p"' % shlex.quote(waldir)),
-             "recovery_target_action = 'promote'",
-             "archive_mode = 'off'",
-             "hba_file = %s" % conf_literal(hba),
-             "ident_file = %s" % conf_literal(os.path.join(staging, 'pg_ident.conf'))]
-    if not os.path.exists(os.path.join(staging, 'pg_ident.conf')):
-        open(os.path.join(staging, 'pg_ident.conf'), 'w').close()
-    with open(os.path.join(staging, 'postgresql.auto.conf'), 'a') as handle:
-        handle.write('\n'.join(lines) + '\n')
-    _set_target(staging, target)
-    open(os.path.join(staging, 'recovery.signal'), 'w').close()
-    for stale in ('postmaster.pid', 'postmaster.opts', 'standby.signal'):
-        try:
-            os.unlink(os.path.join(staging, stale))
-        except FileNotFoundError:
-            pass
+            cluster.write_atomic('pg_hba.conf', b'# written by opsready db_restore: the backup held no pg_hba.conf\n'
+                                 b'local all all peer\n'
+                                 b'host all all 127.0.0.1/32 md5\n', 0o600)
+        lines = ['', '# --- opsready db_restore: point-in-time recovery ---',
+                 "restore_command = %s" % conf_literal('cp %s/%%f "%%p"' % shlex.quote(waldir)),
+                 "recovery_target_action = 'promote'",
+                 "archive_mode = 'off'",
+                 "hba_file = %s" % conf_literal(hba),
+                 "ident_file = %s" % conf_literal(os.path.join(staging, 'pg_ident.conf'))]
+        if not cluster.exists('pg_ident.conf'):
+            cluster.write_atomic('pg_ident.conf', b'', 0o600)
+        auto = cluster.read('postgresql.auto.conf', CONF_LIMIT, what='postgresql.auto.conf') or b''
+        cluster.write_atomic('postgresql.auto.conf', auto + ('\n'.join(lines) + '\n').encode('utf-8'), 0o600)
+        _set_conf_in(cluster, {'recovery_target_time': target.isoformat() if target is not None else None})
+        cluster.write_atomic('recovery.signal', b'', 0o600)
+        for stale in ('postmaster.pid', 'postmaster.opts', 'standby.signal'):
+            cluster.remove(stale)
 
 
 def _set_conf(staging: str, settings: Dict[str, Optional[str]]) -> None:
     """Set (or, with None, remove) settings in ``postgresql.auto.conf``, the file read last."""
-    auto = os.path.join(staging, 'postgresql.auto.conf')
+    with _staging_dir(staging) as cluster:
+        _set_conf_in(cluster, settings)
+
+
+def _set_conf_in(cluster: ClusterDir, settings: Dict[str, Optional[str]]) -> None:
     # Once staging is the server account's, that account could put a link here: read without following it, and
     # replace the file (a new inode renamed over the name) instead of writing through whatever the name leads to.
-    text = read_regular(auto, CONF_LIMIT, what='postgresql.auto.conf', follow=False).decode('utf-8')
-    owner = os.lstat(auto)
-    kept = [line for line in text.splitlines() if not any(line.startswith(name + ' = ') for name in settings)]
+    raw = cluster.read('postgresql.auto.conf', CONF_LIMIT, what='postgresql.auto.conf')
+    if raw is None:
+        raise UnsafeFileError('postgresql.auto.conf is missing from %s: the staged cluster is incomplete.'
+                              % cluster.path, path=cluster.join('postgresql.auto.conf'))
+    kept = [line for line in raw.decode('utf-8').splitlines()
+            if not any(line.startswith(name + ' = ') for name in settings)]
     kept += ['%s = %s' % (name, conf_literal(value)) for name, value in settings.items() if value is not None]
-    atomic_write_text(auto, '\n'.join(kept) + '\n', mode=0o600, uid=owner.st_uid, gid=owner.st_gid)
+    cluster.write_atomic('postgresql.auto.conf', ('\n'.join(kept) + '\n').encode('utf-8'), 0o600)
 
 
 def _set_target(staging: str, target: Optional[datetime.datetime]) -> None:
@@ -732,9 +743,9 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, chain: List
         os.rename(staging, datadir)
     # Settings that pointed at the staging directory now point at datadir (atomically: a crash here must not
     # leave the recovered cluster with an empty configuration).
-    auto = os.path.join(datadir, 'postgresql.auto.conf')
-    text = read_regular(auto, CONF_LIMIT, what='postgresql.auto.conf', follow=False).decode('utf-8')
-    atomic_write_text(auto, text.replace(staging, datadir), mode=0o600, uid=uid, gid=gid)
+    with ClusterDir(datadir, (uid, gid), what='datadir', marker='PG_VERSION', made_here=True) as cluster:
+        text = (cluster.read('postgresql.auto.conf', CONF_LIMIT, what='postgresql.auto.conf') or b'').decode('utf-8')
+        cluster.write_atomic('postgresql.auto.conf', text.replace(staging, datadir).encode('utf-8'), 0o600)
     server.datadir = datadir
     timer.lap('swap')
     pid = None

@@ -1385,8 +1385,11 @@ def restore_globals(engine: PostgresEngine, request: RestoreRequest, manifest: M
     timer.lap('inspect_target')
     database = request.database or 'postgres'
     if plan['report']['roles_created'] or plan['report']['memberships_granted']:
-        # The statements carry password hashes: a 0600 file, never argv; one transaction.
-        with secret_file(';\n'.join(plan['roles_sql']) + ';\n', suffix='.sql', directory=request.tmpdir) as path:
+        # The statements carry password hashes: a 0600 file, never argv; one transaction. In a private 0700
+        # directory (Scratch refuses a tmpdir another account could rename entries in): directly in such a tmpdir,
+        # that account could swap the script for its own between its write and psql -f, run as the superuser.
+        with Scratch('pg-globals', request.tmpdir, 'db_restore') as scratch, \
+                secret_file(';\n'.join(plan['roles_sql']) + ';\n', suffix='.sql', directory=scratch.path) as path:
             try:
                 engine.runner.run(engine.psql_argv('-1', '-f', path), env=engine.env(database), what='psql (globals)')
             except ToolError as exc:

@@ -27,14 +27,14 @@ def test_a_name_swapped_for_a_link_after_mkdir_is_refused(tmp_path, monkeypatch)
     victim = tmp_path / 'etc'
     victim.mkdir()
     target = tmp_path / 'certs'
-    real_makedirs = os.makedirs
+    real_mkdir = os.mkdir
 
-    def makedirs_then_swap(path, mode=0o777, exist_ok=False):
-        real_makedirs(path, mode, exist_ok)
-        os.rename(path, path + '.moved')               # the parent's owner moves it away ...
-        os.symlink(str(victim), path)                  # ... and plants a link at the name
+    def mkdir_then_swap(path, mode=0o777, *, dir_fd=None):
+        real_mkdir(path, mode, dir_fd=dir_fd)   # SafeDir makes each component relative to the one above
+        os.rename(path, path + '.moved', src_dir_fd=dir_fd, dst_dir_fd=dir_fd)   # the parent's owner moves it ...
+        os.symlink(str(victim), path, dir_fd=dir_fd)                              # ... and plants a link at the name
 
-    monkeypatch.setattr(safeio.os, 'makedirs', makedirs_then_swap)
+    monkeypatch.setattr(safeio.os, 'mkdir', mkdir_then_swap)
     with pytest.raises(safeio.UnsafeFileError, match='replaced by a symlink'):
         safeio.SafeDir(str(target), owner=(1234, 1234), create_mode=0o750)
     assert os.stat(victim).st_uid == 0
