@@ -21,7 +21,7 @@ import os
 import re
 import shutil
 import struct
-from typing import Any, ContextManager, Dict, List, Optional, Tuple
+from typing import Any, Callable, ContextManager, Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest, local_origin
@@ -223,6 +223,28 @@ class MySQLEngine(Engine):
                 found['transaction' if row[1].lower() == 'bigint' else 'timestamp'].append(row[0])
         return found
 
+    def _count_per_column(self, by_table: Dict[Tuple[str, str], List[Any]], test: Callable[[Any], str],
+                          session: str = '', skip_failed: bool = False) -> Dict[str, int]:
+        """``{'db.table.column': rows}``: for each table of ``by_table`` (its columns, a name or a tuple whose first
+        item is the name), one scan counting the rows where ``test(column)`` (an SQL condition) holds; columns
+        with no such row are left out. ``session``: statements run first, in the same connection;
+        ``skip_failed``: a table whose scan fails is left out (the backup goes on) instead of raising."""
+        found: Dict[str, int] = {}
+        for (schema, table), columns in sorted(by_table.items()):
+            tests = ', '.join('IFNULL(SUM(%s), 0)' % test(c) for c in columns)
+            try:
+                counts = self.query('%sSELECT %s FROM %s'  # nosec B608 # identifiers quoted, tests built above
+                                    % (session, tests, qualified(schema, table)))
+            except ToolError:
+                if not skip_failed:
+                    raise
+                continue
+            for column, count in zip(columns, counts[0] if counts else []):
+                if count not in ('0', '', None):
+                    name = column[0] if isinstance(column, tuple) else column
+                    found['%s.%s.%s' % (schema, table, name)] = int(count)
+        return found
+
     def enum_error_values(self, database: Optional[str]) -> Dict[str, int]:
         """``{'db.table.column': rows}``: ENUM columns with a '' member whose rows hold the error value (index 0,
         stored for an invalid value under a non-strict sql_mode). The dump writes both as '' and they load as the
@@ -237,14 +259,8 @@ class MySQLEngine(Engine):
         for row in rows:
             if len(row) == 4 and '' in re.findall(r"'((?:[^']|'')*)'", row[3]):
                 by_table.setdefault((row[0], row[1]), []).append(row[2])
-        found: Dict[str, int] = {}
-        for (schema, table), columns in sorted(by_table.items()):
-            tests = ', '.join('IFNULL(SUM(%s + 0 = 0), 0)' % quote_identifier(c, 'column name') for c in columns)
-            counts = self.query('SELECT %s FROM %s' % (tests, qualified(schema, table)))  # nosec B608 # quoted
-            for column, count in zip(columns, counts[0] if counts else []):
-                if count not in ('0', '', None):
-                    found['%s.%s.%s' % (schema, table, column)] = int(count)
-        return found
+        return self._count_per_column(
+            by_table, lambda c: '%s + 0 = 0' % quote_identifier(c, 'column name'))
 
     def lossy_text(self, database: Optional[str]) -> Dict[str, int]:
         """``{'db.table.column': rows}``: values of text columns in a character set that does not map to Unicode and
@@ -261,17 +277,10 @@ class MySQLEngine(Engine):
         for row in rows:
             if len(row) == 4 and row[3] in LOSSY_CHARSETS:
                 by_table.setdefault((row[0], row[1]), []).append((row[2], row[3]))
-        found: Dict[str, int] = {}
-        for (schema, table), columns in sorted(by_table.items()):
-            check = ('IFNULL(SUM(CAST(CONVERT(CONVERT({c} USING utf8mb4) USING {cs}) AS BINARY) '
-                     '<> CAST({c} AS BINARY)), 0)')
-            tests = ', '.join(check.format(c=quote_identifier(c, 'column name'), cs=cs) for c, cs in columns)
-            counts = self.query('SELECT %s FROM %s' % (  # nosec B608 # identifiers quoted, charset names fixed
-                tests, qualified(schema, table)))
-            for (column, _cs), count in zip(columns, counts[0] if counts else []):
-                if count not in ('0', '', None):
-                    found['%s.%s.%s' % (schema, table, column)] = int(count)
-        return found
+        # charset names: from LOSSY_CHARSETS only (checked above), never the server's text
+        return self._count_per_column(by_table, lambda c: (
+            'CAST(CONVERT(CONVERT({c} USING utf8mb4) USING {cs}) AS BINARY) <> CAST({c} AS BINARY)'.format(
+                c=quote_identifier(c[0], 'column name'), cs=c[1])))
 
     def float_precision(self, database: Optional[str]) -> Dict[str, int]:
         """``{'db.table.column': rows}``: FLOAT (single precision) values the dump cannot hold: the server prints a
@@ -287,15 +296,8 @@ class MySQLEngine(Engine):
         for row in rows:
             if len(row) == 3:
                 by_table.setdefault((row[0], row[1]), []).append(row[2])
-        found: Dict[str, int] = {}
-        for (schema, table), columns in sorted(by_table.items()):
-            tests = ', '.join('IFNULL(SUM({c} <> CAST(CAST({c} AS CHAR) AS FLOAT)), 0)'.format(
-                c=quote_identifier(c, 'column name')) for c in columns)
-            counts = self.query('SELECT %s FROM %s' % (tests, qualified(schema, table)))  # nosec B608 # quoted
-            for column, count in zip(columns, counts[0] if counts else []):
-                if count not in ('0', '', None):
-                    found['%s.%s.%s' % (schema, table, column)] = int(count)
-        return found
+        return self._count_per_column(by_table, lambda c: '{c} <> CAST(CAST({c} AS CHAR) AS FLOAT)'.format(
+            c=quote_identifier(c, 'column name')))
 
     def generated_recomputed(self, database: Optional[str]) -> Dict[str, int]:
         """``{'db.table.column': rows}``: STORED generated values the load will compute differently. The dump holds
@@ -316,20 +318,11 @@ class MySQLEngine(Engine):
         for row in rows:
             if len(row) == 8:
                 by_table.setdefault((row[0], row[1]), []).append((row[2], stored_as(row[3], *row[4:])))
-        found: Dict[str, int] = {}
-        for (schema, table), columns in sorted(by_table.items()):
-            tests = ', '.join('IFNULL(SUM(NOT (%s <=> %s)), 0)' % (quote_identifier(c, 'column name'), expression)
-                              for c, expression in columns)
-            try:
-                counts = self.query("SET SESSION time_zone = '+00:00', sql_mode = 'NO_AUTO_VALUE_ON_ZERO,"
-                                    "ALLOW_INVALID_DATES'; SELECT %s FROM %s"  # nosec B608 # the table's own text
-                                    % (tests, qualified(schema, table)))
-            except ToolError:
-                continue
-            for (column, _e), count in zip(columns, counts[0] if counts else []):
-                if count not in ('0', '', None):
-                    found['%s.%s.%s' % (schema, table, column)] = int(count)
-        return found
+        # the expressions are the tables' own text (information_schema), run as the server itself runs them
+        return self._count_per_column(
+            by_table, lambda c: 'NOT (%s <=> %s)' % (quote_identifier(c[0], 'column name'), c[1]),
+            session="SET SESSION time_zone = '+00:00', sql_mode = 'NO_AUTO_VALUE_ON_ZERO,ALLOW_INVALID_DATES'; ",
+            skip_failed=True)
 
     def database_objects(self, database: str) -> Dict[str, Any]:
         """How many views, routines, triggers and events ``database`` holds, and their definers: the
