@@ -95,17 +95,21 @@ class LongestInsert:
         self.semicolon = data[-1:] == b';'
 
 
-def stored_as(expression: str, data_type: str, column_type: str, length: str, precision: str) -> str:
-    """``expression`` converted as storing it in a column of that type converts it, where CAST can say so (the
-    others compared as they are)."""
+def stored_as(expression: str, data_type: str, column_type: str, length: str, precision: str,
+              charset: str = '') -> Optional[str]:
+    """``expression`` converted as storing it in a column of that type converts it, where CAST can say so; None
+    where it cannot (ENUM, SET, BINARY, YEAR, BIT, BLOB, JSON, INET6, spatial types...: their stored value differs
+    from the raw expression, 'b,a' is the SET 'a,b', and the caller stores the expression to compare it)."""
     data_type, column_type = data_type.lower(), column_type.lower()
     numbers = re.findall(r'\d+', column_type)
     if data_type in ('tinyint', 'smallint', 'mediumint', 'int', 'bigint'):
         kind = 'UNSIGNED' if 'unsigned' in column_type else 'SIGNED'
     elif data_type == 'decimal' and len(numbers) >= 2:
         kind = 'DECIMAL(%s,%s)' % (numbers[0], numbers[1])
-    elif data_type in ('char', 'varchar', 'tinytext', 'text', 'mediumtext', 'longtext') and length.isdigit():
-        kind = 'CHAR(%s)' % length
+    elif (data_type in ('char', 'varchar', 'tinytext', 'text', 'mediumtext', 'longtext') and length.isdigit()
+          and re.match(r'^\w+$', charset or 'utf8mb4')):
+        # in the column's character set: a character it cannot hold is stored as '?'
+        kind = 'CHAR(%s) CHARACTER SET %s' % (length, charset or 'utf8mb4')
     elif data_type in ('double', 'float'):
         kind = data_type.upper()
     elif data_type == 'date':
@@ -113,7 +117,7 @@ def stored_as(expression: str, data_type: str, column_type: str, length: str, pr
     elif data_type in ('datetime', 'timestamp', 'time') and precision.isdigit():
         kind = '%s(%s)' % ('TIME' if data_type == 'time' else 'DATETIME', precision)
     else:
-        return '(%s)' % expression
+        return None
     return 'CAST((%s) AS %s)' % (expression, kind)
 
 
@@ -224,17 +228,19 @@ class MySQLEngine(Engine):
         return found
 
     def _count_per_column(self, by_table: Dict[Tuple[str, str], List[Any]], test: Callable[[Any], str],
-                          session: str = '', skip_failed: bool = False) -> Dict[str, int]:
+                          session: str = '', skip_failed: bool = False,
+                          source: Optional[str] = None) -> Dict[str, int]:
         """``{'db.table.column': rows}``: for each table of ``by_table`` (its columns, a name or a tuple whose first
         item is the name), one scan counting the rows where ``test(column)`` (an SQL condition) holds; columns
         with no such row are left out. ``session``: statements run first, in the same connection;
-        ``skip_failed``: a table whose scan fails is left out (the backup goes on) instead of raising."""
+        ``skip_failed``: a table whose scan fails is left out (the backup goes on) instead of raising;
+        ``source``: the (quoted) table read instead of the table itself, which ``session`` fills."""
         found: Dict[str, int] = {}
         for (schema, table), columns in sorted(by_table.items()):
             tests = ', '.join('IFNULL(SUM(%s), 0)' % test(c) for c in columns)
             try:
                 counts = self.query('%sSELECT %s FROM %s'  # nosec B608 # identifiers quoted, tests built above
-                                    % (session, tests, qualified(schema, table)))
+                                    % (session, tests, source or qualified(schema, table)))
             except ToolError:
                 if not skip_failed:
                     raise
@@ -309,20 +315,42 @@ class MySQLEngine(Engine):
         where = _schemas_where(database)
         rows = self.query("SELECT TABLE_SCHEMA, TABLE_NAME, c.COLUMN_NAME, c.GENERATION_EXPRESSION, "  # nosec B608
                           "c.DATA_TYPE, c.COLUMN_TYPE, IFNULL(c.CHARACTER_MAXIMUM_LENGTH, ''), "
-                          "IFNULL(c.DATETIME_PRECISION, '') FROM information_schema.COLUMNS c "
+                          "IFNULL(c.DATETIME_PRECISION, ''), IFNULL(c.CHARACTER_SET_NAME, ''), "
+                          "IFNULL(c.COLLATION_NAME, '') FROM information_schema.COLUMNS c "
                           "JOIN information_schema.TABLES t USING (TABLE_SCHEMA, TABLE_NAME) "
                           "WHERE t.TABLE_TYPE <> 'VIEW' AND c.IS_GENERATED = 'ALWAYS' AND c.EXTRA LIKE 'STORED%%' "
                           "AND c.GENERATION_EXPRESSION NOT IN ('ROW START', 'ROW END') AND %s "
                           "ORDER BY 1, 2, c.ORDINAL_POSITION" % where)
-        by_table: Dict[Tuple[str, str], List[Tuple[str, str]]] = {}
+        cast: Dict[Tuple[str, str], List[Tuple[str, str]]] = {}
+        stored: Dict[Tuple[str, str], List[Tuple[str, str, str]]] = {}
         for row in rows:
-            if len(row) == 8:
-                by_table.setdefault((row[0], row[1]), []).append((row[2], stored_as(row[3], *row[4:])))
+            if len(row) != 10:
+                continue
+            converted = stored_as(row[3], row[4], row[5], row[6], row[7], row[8])
+            if converted is not None:
+                cast.setdefault((row[0], row[1]), []).append((row[2], converted))
+            else:
+                definition = row[5] + (' CHARACTER SET %s COLLATE %s' % (row[8], row[9])
+                                       if re.match(r'^\w+$', row[8]) and re.match(r'^\w+$', row[9]) else '')
+                stored.setdefault((row[0], row[1]), []).append((row[2], row[3], definition))
         # the expressions are the tables' own text (information_schema), run as the server itself runs them
-        return self._count_per_column(
-            by_table, lambda c: 'NOT (%s <=> %s)' % (quote_identifier(c[0], 'column name'), c[1]),
-            session="SET SESSION time_zone = '+00:00', sql_mode = 'NO_AUTO_VALUE_ON_ZERO,ALLOW_INVALID_DATES'; ",
-            skip_failed=True)
+        session = "SET SESSION time_zone = '+00:00', sql_mode = 'NO_AUTO_VALUE_ON_ZERO,ALLOW_INVALID_DATES'; "
+        found = self._count_per_column(
+            cast, lambda c: 'NOT (%s <=> %s)' % (quote_identifier(c[0], 'column name'), c[1]),
+            session=session, skip_failed=True)
+        # A type CAST cannot express: each value and its expression are stored, under the load's session, in a
+        # temporary table with the column's own type (the load's conversion, exactly), then compared. This copies
+        # those columns of the table (and needs CREATE TEMPORARY TABLES); a table whose copy fails is left out.
+        for (schema, table), columns in sorted(stored.items()):
+            scratch_table = qualified(schema, '#opsready_generated_check')
+            found.update(self._count_per_column(
+                {(schema, table): [(c[0], i) for i, c in enumerate(columns)]},
+                lambda c: 'NOT (s%d <=> e%d)' % (c[1], c[1]), skip_failed=True, source=scratch_table,
+                session=session + 'CREATE TEMPORARY TABLE %s (%s); INSERT INTO %s SELECT %s FROM %s; ' % (  # nosec B608
+                    scratch_table, ', '.join('s%d %s, e%d %s' % (i, c[2], i, c[2]) for i, c in enumerate(columns)),
+                    scratch_table, ', '.join('%s, (%s)' % (quote_identifier(c[0], 'column name'), c[1])
+                                             for c in columns), qualified(schema, table))))
+        return found
 
     def database_objects(self, database: str) -> Dict[str, Any]:
         """How many views, routines, triggers and events ``database`` holds, and their definers: the
