@@ -27,6 +27,8 @@ CREATE TABLE g (id INT PRIMARY KEY, a INT, ts TIMESTAMP NULL,
   ip INET6 AS (CONCAT('0:0::', a)) STORED,
   pt POINT AS (POINT(a, a / 3)) STORED,
   vb VARBINARY(3) AS (CONCAT(a, 'xyz')) STORED,
+  lb VARCHAR(20) CHARACTER SET latin1 COLLATE latin1_bin AS (CONCAT('x', a)) STORED,
+  cn CHAR(5) COLLATE utf8mb4_nopad_bin AS (CONCAT(a, '  ')) STORED,
   tz LONGTEXT AS (JSON_OBJECT('t', CAST(ts AS CHAR))) STORED);
 SET SESSION time_zone = '+05:00', sql_mode = '';
 INSERT INTO g (id, a, ts) VALUES (1, 1, '2024-01-01 10:00:00'), (2, NULL, NULL), (3, 0, NULL);
@@ -34,7 +36,7 @@ SET SESSION time_zone = DEFAULT, sql_mode = DEFAULT;
 """
 
 GENERATED_VALUES = ('SELECT id, e + 0, s + 0, HEX(bn), y, bt + 0, j, HEX(bl), HEX(lt), ip, HEX(ST_AsWKB(pt)), '
-                    'HEX(vb), tz FROM %s.g ORDER BY id')
+                    'HEX(vb), HEX(lb), HEX(cn), tz FROM %s.g ORDER BY id')
 
 
 def test_generated_values_of_types_cast_cannot_express_are_not_named_when_they_restore_right(mariadb_factory,

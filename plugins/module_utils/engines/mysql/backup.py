@@ -118,6 +118,8 @@ def stored_as(expression: str, data_type: str, column_type: str, length: str, pr
         kind = '%s(%s)' % ('TIME' if data_type == 'time' else 'DATETIME', precision)
     else:
         return None
+    if data_type == 'char':   # read back without its trailing spaces (unequal to the expression's under NO PAD)
+        return "TRIM(TRAILING ' ' FROM CAST((%s) AS %s))" % (expression, kind)
     return 'CAST((%s) AS %s)' % (expression, kind)
 
 
@@ -310,8 +312,9 @@ class MySQLEngine(Engine):
         no generated value: the load computes each again under its own session (time zone +00:00: mariadb-dump sets
         it; the division scale of the session that opens the table first), so a value the source computed under
         other settings (CAST(ts AS CHAR) under +05:00, a / 3 stored with 18 decimals) comes back changed. Each
-        expression is computed here under the load's settings, converted to the column's type, and compared; a
-        table whose check fails is left out (the backup goes on). Only tables with such a column are read."""
+        expression is computed here under the load's settings, converted to the column's type (a CAST where one
+        says it; else stored in a temporary table of that type: ``_stored_differ``), and compared; a table whose
+        check fails is left out (the backup goes on). Only tables with such a column are read."""
         where = _schemas_where(database)
         rows = self.query("SELECT TABLE_SCHEMA, TABLE_NAME, c.COLUMN_NAME, c.GENERATION_EXPRESSION, "  # nosec B608
                           "c.DATA_TYPE, c.COLUMN_TYPE, IFNULL(c.CHARACTER_MAXIMUM_LENGTH, ''), "
@@ -321,36 +324,46 @@ class MySQLEngine(Engine):
                           "WHERE t.TABLE_TYPE <> 'VIEW' AND c.IS_GENERATED = 'ALWAYS' AND c.EXTRA LIKE 'STORED%%' "
                           "AND c.GENERATION_EXPRESSION NOT IN ('ROW START', 'ROW END') AND %s "
                           "ORDER BY 1, 2, c.ORDINAL_POSITION" % where)
-        cast: Dict[Tuple[str, str], List[Tuple[str, str]]] = {}
-        stored: Dict[Tuple[str, str], List[Tuple[str, str, str]]] = {}
+        # per table, its columns: (name, expression, definition, the expression CAST to the type or None)
+        by_table: Dict[Tuple[str, str], List[Tuple[str, str, str, Optional[str]]]] = {}
         for row in rows:
-            if len(row) != 10:
-                continue
-            converted = stored_as(row[3], row[4], row[5], row[6], row[7], row[8])
-            if converted is not None:
-                cast.setdefault((row[0], row[1]), []).append((row[2], converted))
-            else:
+            if len(row) == 10:
                 definition = row[5] + (' CHARACTER SET %s COLLATE %s' % (row[8], row[9])
                                        if re.match(r'^\w+$', row[8]) and re.match(r'^\w+$', row[9]) else '')
-                stored.setdefault((row[0], row[1]), []).append((row[2], row[3], definition))
+                by_table.setdefault((row[0], row[1]), []).append(
+                    (row[2], row[3], definition, stored_as(row[3], row[4], row[5], row[6], row[7], row[8])))
         # the expressions are the tables' own text (information_schema), run as the server itself runs them
         session = "SET SESSION time_zone = '+00:00', sql_mode = 'NO_AUTO_VALUE_ON_ZERO,ALLOW_INVALID_DATES'; "
-        found = self._count_per_column(
-            cast, lambda c: 'NOT (%s <=> %s)' % (quote_identifier(c[0], 'column name'), c[1]),
-            session=session, skip_failed=True)
-        # A type CAST cannot express: each value and its expression are stored, under the load's session, in a
-        # temporary table with the column's own type (the load's conversion, exactly), then compared. This copies
-        # those columns of the table (and needs CREATE TEMPORARY TABLES); a table whose copy fails is left out.
-        for (schema, table), columns in sorted(stored.items()):
-            scratch_table = qualified(schema, '#opsready_generated_check')
-            found.update(self._count_per_column(
-                {(schema, table): [(c[0], i) for i, c in enumerate(columns)]},
-                lambda c: 'NOT (s%d <=> e%d)' % (c[1], c[1]), skip_failed=True, source=scratch_table,
-                session=session + 'CREATE TEMPORARY TABLE %s (%s); INSERT INTO %s SELECT %s FROM %s; ' % (  # nosec B608
-                    scratch_table, ', '.join('s%d %s, e%d %s' % (i, c[2], i, c[2]) for i, c in enumerate(columns)),
-                    scratch_table, ', '.join('%s, (%s)' % (quote_identifier(c[0], 'column name'), c[1])
-                                             for c in columns), qualified(schema, table))))
+        found: Dict[str, int] = {}
+        for key, columns in sorted(by_table.items()):
+            cast = [c for c in columns if c[3] is not None]
+            stored = [c for c in columns if c[3] is None]
+            if cast:
+                try:
+                    found.update(self._count_per_column(
+                        {key: cast}, lambda c: 'NOT (%s <=> %s)' % (quote_identifier(c[0], 'column name'), c[3]),
+                        session=session))
+                except ToolError:   # (a mix of collations the CAST cannot compare...): stored, as the others
+                    stored = columns
+            if stored:
+                found.update(self._stored_differ(key, stored, session))
         return found
+
+    def _stored_differ(self, key: Tuple[str, str], columns: List[Tuple[str, str, str, Optional[str]]],
+                       session: str) -> Dict[str, int]:
+        """``generated_recomputed`` for the ``columns`` (name, expression, definition) of table ``key`` whose type
+        CAST cannot express: each value and its expression are stored, under the load's ``session``, in a temporary
+        table with the column's own definition (the load's conversion, exactly), then compared. This copies those
+        columns of the table (and needs CREATE TEMPORARY TABLES); a table whose copy fails is left out."""
+        schema, table = key
+        scratch_table = qualified(schema, '#opsready_generated_check')
+        return self._count_per_column(
+            {key: [(c[0], i) for i, c in enumerate(columns)]},
+            lambda c: 'NOT (s%d <=> e%d)' % (c[1], c[1]), skip_failed=True, source=scratch_table,
+            session=session + 'CREATE TEMPORARY TABLE %s (%s); INSERT INTO %s SELECT %s FROM %s; ' % (  # nosec B608
+                scratch_table, ', '.join('s%d %s, e%d %s' % (i, c[2], i, c[2]) for i, c in enumerate(columns)),
+                scratch_table, ', '.join('%s, (%s)' % (quote_identifier(c[0], 'column name'), c[1])
+                                         for c in columns), qualified(schema, table)))
 
     def database_objects(self, database: str) -> Dict[str, Any]:
         """How many views, routines, triggers and events ``database`` holds, and their definers: the
