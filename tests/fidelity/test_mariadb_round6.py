@@ -168,3 +168,34 @@ def test_history_restored_by_a_login_without_global_privileges(mariadb_factory, 
         assert len(source) == 4 and history(server, 'h_dst', 'h') == source
     finally:
         server.sql("DROP DATABASE IF EXISTS h_src; DROP DATABASE IF EXISTS h_dst; DROP USER IF EXISTS 'hist'@'%'")
+
+
+def test_objects_whose_definer_is_a_role_restore_reading_the_restored_database(mariadb_factory, tmp_path):
+    """A view whose DEFINER is a role: mariadb-dump writes it on one line (``/*!50001 CREATE ALGORITHM=UNDEFINED
+    DEFINER=`r` SQL SECURITY DEFINER VIEW ...``, not the header block it writes for user@host) and keeps the dumped
+    database's name on its columns (```src`.`t`.`id```). The restore's rewriting of those qualifiers knew only the
+    header block: loaded into the copy, the view read the SOURCE database; moved into the target, it named the
+    dropped copy and the whole restore failed (ERROR 1054 Unknown column) and was rolled back. Views (DEFINER and
+    INVOKER), a procedure, a trigger and an event whose definer is a role now restore, reading the restored
+    database."""
+    from tests.fidelity.test_mariadb import assert_same, snapshot
+
+    server = mariadb_factory()
+    server.sql("CREATE ROLE r_def; CREATE DATABASE rd; USE rd; CREATE TABLE t (id INT, n INT); "
+               "INSERT INTO t VALUES (1, 10); GRANT SELECT, INSERT, UPDATE, TRIGGER ON rd.* TO r_def; "
+               "CREATE DEFINER = r_def VIEW v AS SELECT id, n FROM t; "
+               "CREATE DEFINER = r_def SQL SECURITY INVOKER VIEW v2 AS SELECT t.id FROM rd.t WHERE t.n > 0; "
+               "CREATE DEFINER = r_def PROCEDURE p() SQL SECURITY DEFINER SELECT COUNT(*) FROM t; "
+               "CREATE DEFINER = r_def TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET NEW.n = NEW.id * 10; "
+               "CREATE DEFINER = r_def EVENT ev ON SCHEDULE EVERY 1 DAY DISABLE DO DELETE FROM t WHERE id < 0")
+    try:
+        source = snapshot(server, 'rd')
+        backup(server, 'rd', tmp_path / 'b')
+        restore(server, tmp_path / 'b', 'rd', 'rd_copy')
+        assert_same(source, snapshot(server, 'rd_copy'), 'restore into rd_copy')
+        server.sql('INSERT INTO rd.t (id) VALUES (2)')   # only the source changes: the copy's views read the copy
+        assert server.sql('SELECT * FROM rd_copy.v; SELECT * FROM rd_copy.v2') == [('1', '10'), ('1',)]
+        restore(server, tmp_path / 'b', 'rd', 'rd', replace=True)   # and over the source itself
+        assert_same(source, snapshot(server, 'rd'), 'restore over rd')
+    finally:
+        server.sql('DROP DATABASE IF EXISTS rd; DROP DATABASE IF EXISTS rd_copy; DROP ROLE IF EXISTS r_def')

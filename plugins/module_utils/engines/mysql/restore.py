@@ -436,7 +436,11 @@ class TriggerQualifierStripper(_MarkedLineFilter):
 # "Unknown column src.t.x" and rolls the restore back. The qualifiers naming the dumped database are renamed to
 # the database the statement is loaded into; those naming other databases stay. The statement is tokenized
 # (quoted identifiers, strings, comments), so nothing inside a literal or another identifier changes.
-VIEW_HEAD = re.compile(rb'(?m)^/\*!50001 CREATE ALGORITHM=\w+ \*/\r?\n(?:/\*!50013 [^\n]*\*/\r?\n)?/\*!50001 (?=VIEW )')
+# A view whose DEFINER is a role (no @host) is written on one line, the DEFINER and SQL SECURITY clauses inside
+# the statement's own comment ("/*!50001 CREATE ALGORITHM=UNDEFINED DEFINER=`r` SQL SECURITY DEFINER VIEW `v` AS
+# select `src`.`t`.`id` ..."), and always with the qualifiers on its columns.
+VIEW_HEAD = re.compile(rb'(?m)^/\*!50001 CREATE ALGORITHM=\w+ (?:\*/\r?\n(?:/\*!50013 [^\n]*\*/\r?\n)?/\*!50001 '
+                       rb'|DEFINER=`(?:[^`\n]|``)*`(?:@`(?:[^`\n]|``)*`)? SQL SECURITY \w+ )(?=VIEW )')
 VIEW_MARK = b'/*!50001 CREATE ALGORITHM='
 VIEW_CARRY = 256 * 1024 * 1024  # a view header block whose statement line is still unfinished after this fails
 _VIEW_TOKEN = re.compile(
