@@ -199,3 +199,42 @@ def test_objects_whose_definer_is_a_role_restore_reading_the_restored_database(m
         assert_same(source, snapshot(server, 'rd'), 'restore over rd')
     finally:
         server.sql('DROP DATABASE IF EXISTS rd; DROP DATABASE IF EXISTS rd_copy; DROP ROLE IF EXISTS r_def')
+
+
+def test_replayed_statements_run_triggers_and_views_of_definers_granted_on_the_database_only(mariadb_factory,
+                                                                                           tmp_path):
+    """binlog_format=MIXED. The definers of a trigger (an account) and of a view (a role) hold privileges on the
+    source database only (GRANT ... ON pd.*: the usual application account). A statement-logged INSERT after the
+    dump fires the trigger, an INSERT through the view runs with the view's definer: replayed into the restore's
+    temporary copy they ran as definers with no privilege there (ERROR 1142 TRIGGER command denied) and the whole
+    point-in-time restore failed and was rolled back. The recorded grants are lent to the copy for the replay and
+    taken back; the target gets them (as before), the copy's name none."""
+    import time
+
+    from tests.fidelity.test_mariadb import assert_same, snapshot
+    from tests.fidelity.test_mariadb_gaps import extra
+
+    server = mariadb_factory(extra_conf={'binlog_format': 'MIXED'})
+    server.sql("CREATE ROLE r_def; CREATE USER 'app'@'%'; CREATE DATABASE pd; USE pd; "
+               "CREATE TABLE t (id INT PRIMARY KEY, v INT); CREATE TABLE log (id INT); "
+               "GRANT SELECT, INSERT, UPDATE, TRIGGER ON pd.* TO 'app'@'%'; GRANT SELECT, INSERT ON pd.* TO r_def; "
+               "CREATE DEFINER = 'app'@'%' TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET NEW.v = NEW.id * 10; "
+               "CREATE DEFINER = r_def VIEW vl AS SELECT id FROM log")
+    try:
+        backup(server, 'pd', tmp_path / 'b')
+        time.sleep(1.1)
+        server.sql("USE pd; INSERT INTO t (id) VALUES (1); INSERT INTO vl VALUES (5); "
+                   "CREATE DEFINER = 'app'@'%' TRIGGER tr2 AFTER INSERT ON t FOR EACH ROW INSERT INTO log VALUES "
+                   "(NEW.id); INSERT INTO t (id) VALUES (2)")
+        time.sleep(1.1)
+        backup(server, 'pd', tmp_path / 'b', kind='log')
+        source = {'snapshot': snapshot(server, 'pd'), 'extra': extra(server, 'pd')}
+        result = restore(server, tmp_path / 'b', 'pd', 'pd_r')
+        assert_same(source, {'snapshot': snapshot(server, 'pd_r'), 'extra': extra(server, 'pd_r')}, 'pitr')
+        assert server.sql('SELECT * FROM pd_r.t ORDER BY id; SELECT * FROM pd_r.log ORDER BY id') == [
+            ('1', '10'), ('2', '20'), ('2',), ('5',)]
+        assert server.sql("SELECT COUNT(*) FROM mysql.db WHERE Db LIKE '%opsready%'") == [('0',)], result
+        assert sorted(server.sql("SELECT User FROM mysql.db WHERE Db LIKE 'pd%r'")) == [('app',), ('r_def',)], result
+    finally:
+        server.sql("DROP DATABASE IF EXISTS pd; DROP DATABASE IF EXISTS pd_r; DROP ROLE IF EXISTS r_def; "
+                   "DROP USER IF EXISTS 'app'@'%'")
