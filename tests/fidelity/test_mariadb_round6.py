@@ -39,8 +39,7 @@ GENERATED_VALUES = ('SELECT id, e + 0, s + 0, HEX(bn), y, bt + 0, j, HEX(bl), HE
                     'HEX(vb), HEX(lb), HEX(cn), tz FROM %s.g ORDER BY id')
 
 
-def test_generated_values_of_types_cast_cannot_express_are_not_named_when_they_restore_right(mariadb_factory,
-                                                                                              tmp_path):
+def test_generated_values_cast_cannot_express_not_named_when_they_restore_right(mariadb_factory, tmp_path):
     """The backup's check of STORED generated values compared the raw expression with the stored value for a type
     CAST cannot express (ENUM, SET, BINARY(n), YEAR, BIT, VARBINARY(n) truncation...), cast text to utf8mb4 (a
     latin1 column stores '?' for 'ā') and kept the trailing spaces a CHAR column is read without (unequal under a
@@ -203,8 +202,7 @@ def test_objects_whose_definer_is_a_role_restore_reading_the_restored_database(m
         server.sql('DROP DATABASE IF EXISTS rd; DROP DATABASE IF EXISTS rd_copy; DROP ROLE IF EXISTS r_def')
 
 
-def test_replayed_statements_run_triggers_and_views_of_definers_granted_on_the_database_only(mariadb_factory,
-                                                                                           tmp_path):
+def test_replay_runs_triggers_and_views_of_definers_granted_on_the_database_only(mariadb_factory, tmp_path):
     """binlog_format=MIXED. The definers of a trigger (an account) and of a view (a role) hold privileges on the
     source database only (GRANT ... ON pd.*: the usual application account). A statement-logged INSERT after the
     dump fires the trigger, an INSERT through the view runs with the view's definer: replayed into the restore's
