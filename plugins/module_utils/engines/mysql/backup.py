@@ -21,7 +21,7 @@ import os
 import re
 import shutil
 import struct
-from typing import Any, ContextManager, Dict, List, Optional, Tuple
+from typing import Any, Callable, ContextManager, Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest, local_origin
@@ -95,17 +95,21 @@ class LongestInsert:
         self.semicolon = data[-1:] == b';'
 
 
-def stored_as(expression: str, data_type: str, column_type: str, length: str, precision: str) -> str:
-    """``expression`` converted as storing it in a column of that type converts it, where CAST can say so (the
-    others compared as they are)."""
+def stored_as(expression: str, data_type: str, column_type: str, length: str, precision: str,
+              charset: str = '') -> Optional[str]:
+    """``expression`` converted as storing it in a column of that type converts it, where CAST can say so; None
+    where it cannot (ENUM, SET, BINARY, YEAR, BIT, BLOB, JSON, INET6, spatial types...: their stored value differs
+    from the raw expression, 'b,a' is the SET 'a,b', and the caller stores the expression to compare it)."""
     data_type, column_type = data_type.lower(), column_type.lower()
     numbers = re.findall(r'\d+', column_type)
     if data_type in ('tinyint', 'smallint', 'mediumint', 'int', 'bigint'):
         kind = 'UNSIGNED' if 'unsigned' in column_type else 'SIGNED'
     elif data_type == 'decimal' and len(numbers) >= 2:
         kind = 'DECIMAL(%s,%s)' % (numbers[0], numbers[1])
-    elif data_type in ('char', 'varchar', 'tinytext', 'text', 'mediumtext', 'longtext') and length.isdigit():
-        kind = 'CHAR(%s)' % length
+    elif (data_type in ('char', 'varchar', 'tinytext', 'text', 'mediumtext', 'longtext') and length.isdigit()
+          and re.match(r'^\w+$', charset or 'utf8mb4')):
+        # in the column's character set: a character it cannot hold is stored as '?'
+        kind = 'CHAR(%s) CHARACTER SET %s' % (length, charset or 'utf8mb4')
     elif data_type in ('double', 'float'):
         kind = data_type.upper()
     elif data_type == 'date':
@@ -113,7 +117,9 @@ def stored_as(expression: str, data_type: str, column_type: str, length: str, pr
     elif data_type in ('datetime', 'timestamp', 'time') and precision.isdigit():
         kind = '%s(%s)' % ('TIME' if data_type == 'time' else 'DATETIME', precision)
     else:
-        return '(%s)' % expression
+        return None
+    if data_type == 'char':   # read back without its trailing spaces (unequal to the expression's under NO PAD)
+        return "TRIM(TRAILING ' ' FROM CAST((%s) AS %s))" % (expression, kind)
     return 'CAST((%s) AS %s)' % (expression, kind)
 
 
@@ -223,6 +229,30 @@ class MySQLEngine(Engine):
                 found['transaction' if row[1].lower() == 'bigint' else 'timestamp'].append(row[0])
         return found
 
+    def _count_per_column(self, by_table: Dict[Tuple[str, str], List[Any]], test: Callable[[Any], str],
+                          session: str = '', skip_failed: bool = False,
+                          source: Optional[str] = None) -> Dict[str, int]:
+        """``{'db.table.column': rows}``: for each table of ``by_table`` (its columns, a name or a tuple whose first
+        item is the name), one scan counting the rows where ``test(column)`` (an SQL condition) holds; columns
+        with no such row are left out. ``session``: statements run first, in the same connection;
+        ``skip_failed``: a table whose scan fails is left out (the backup goes on) instead of raising;
+        ``source``: the (quoted) table read instead of the table itself, which ``session`` fills."""
+        found: Dict[str, int] = {}
+        for (schema, table), columns in sorted(by_table.items()):
+            tests = ', '.join('IFNULL(SUM(%s), 0)' % test(c) for c in columns)
+            try:
+                counts = self.query('%sSELECT %s FROM %s'  # nosec B608 # identifiers quoted, tests built above
+                                    % (session, tests, source or qualified(schema, table)))
+            except ToolError:
+                if not skip_failed:
+                    raise
+                continue
+            for column, count in zip(columns, counts[0] if counts else []):
+                if count not in ('0', '', None):
+                    name = column[0] if isinstance(column, tuple) else column
+                    found['%s.%s.%s' % (schema, table, name)] = int(count)
+        return found
+
     def enum_error_values(self, database: Optional[str]) -> Dict[str, int]:
         """``{'db.table.column': rows}``: ENUM columns with a '' member whose rows hold the error value (index 0,
         stored for an invalid value under a non-strict sql_mode). The dump writes both as '' and they load as the
@@ -237,14 +267,8 @@ class MySQLEngine(Engine):
         for row in rows:
             if len(row) == 4 and '' in re.findall(r"'((?:[^']|'')*)'", row[3]):
                 by_table.setdefault((row[0], row[1]), []).append(row[2])
-        found: Dict[str, int] = {}
-        for (schema, table), columns in sorted(by_table.items()):
-            tests = ', '.join('IFNULL(SUM(%s + 0 = 0), 0)' % quote_identifier(c, 'column name') for c in columns)
-            counts = self.query('SELECT %s FROM %s' % (tests, qualified(schema, table)))  # nosec B608 # quoted
-            for column, count in zip(columns, counts[0] if counts else []):
-                if count not in ('0', '', None):
-                    found['%s.%s.%s' % (schema, table, column)] = int(count)
-        return found
+        return self._count_per_column(
+            by_table, lambda c: '%s + 0 = 0' % quote_identifier(c, 'column name'))
 
     def lossy_text(self, database: Optional[str]) -> Dict[str, int]:
         """``{'db.table.column': rows}``: values of text columns in a character set that does not map to Unicode and
@@ -261,17 +285,10 @@ class MySQLEngine(Engine):
         for row in rows:
             if len(row) == 4 and row[3] in LOSSY_CHARSETS:
                 by_table.setdefault((row[0], row[1]), []).append((row[2], row[3]))
-        found: Dict[str, int] = {}
-        for (schema, table), columns in sorted(by_table.items()):
-            check = ('IFNULL(SUM(CAST(CONVERT(CONVERT({c} USING utf8mb4) USING {cs}) AS BINARY) '
-                     '<> CAST({c} AS BINARY)), 0)')
-            tests = ', '.join(check.format(c=quote_identifier(c, 'column name'), cs=cs) for c, cs in columns)
-            counts = self.query('SELECT %s FROM %s' % (  # nosec B608 # identifiers quoted, charset names fixed
-                tests, qualified(schema, table)))
-            for (column, _cs), count in zip(columns, counts[0] if counts else []):
-                if count not in ('0', '', None):
-                    found['%s.%s.%s' % (schema, table, column)] = int(count)
-        return found
+        # charset names: from LOSSY_CHARSETS only (checked above), never the server's text
+        return self._count_per_column(by_table, lambda c: (
+            'CAST(CONVERT(CONVERT({c} USING utf8mb4) USING {cs}) AS BINARY) <> CAST({c} AS BINARY)'.format(
+                c=quote_identifier(c[0], 'column name'), cs=c[1])))
 
     def float_precision(self, database: Optional[str]) -> Dict[str, int]:
         """``{'db.table.column': rows}``: FLOAT (single precision) values the dump cannot hold: the server prints a
@@ -287,49 +304,66 @@ class MySQLEngine(Engine):
         for row in rows:
             if len(row) == 3:
                 by_table.setdefault((row[0], row[1]), []).append(row[2])
-        found: Dict[str, int] = {}
-        for (schema, table), columns in sorted(by_table.items()):
-            tests = ', '.join('IFNULL(SUM({c} <> CAST(CAST({c} AS CHAR) AS FLOAT)), 0)'.format(
-                c=quote_identifier(c, 'column name')) for c in columns)
-            counts = self.query('SELECT %s FROM %s' % (tests, qualified(schema, table)))  # nosec B608 # quoted
-            for column, count in zip(columns, counts[0] if counts else []):
-                if count not in ('0', '', None):
-                    found['%s.%s.%s' % (schema, table, column)] = int(count)
-        return found
+        return self._count_per_column(by_table, lambda c: '{c} <> CAST(CAST({c} AS CHAR) AS FLOAT)'.format(
+            c=quote_identifier(c, 'column name')))
 
     def generated_recomputed(self, database: Optional[str]) -> Dict[str, int]:
         """``{'db.table.column': rows}``: STORED generated values the load will compute differently. The dump holds
         no generated value: the load computes each again under its own session (time zone +00:00: mariadb-dump sets
         it; the division scale of the session that opens the table first), so a value the source computed under
         other settings (CAST(ts AS CHAR) under +05:00, a / 3 stored with 18 decimals) comes back changed. Each
-        expression is computed here under the load's settings, converted to the column's type, and compared; a
-        table whose check fails is left out (the backup goes on). Only tables with such a column are read."""
+        expression is computed here under the load's settings, converted to the column's type (a CAST where one
+        says it; else stored in a temporary table of that type: ``_stored_differ``), and compared; a table whose
+        check fails is left out (the backup goes on). Only tables with such a column are read."""
         where = _schemas_where(database)
         rows = self.query("SELECT TABLE_SCHEMA, TABLE_NAME, c.COLUMN_NAME, c.GENERATION_EXPRESSION, "  # nosec B608
                           "c.DATA_TYPE, c.COLUMN_TYPE, IFNULL(c.CHARACTER_MAXIMUM_LENGTH, ''), "
-                          "IFNULL(c.DATETIME_PRECISION, '') FROM information_schema.COLUMNS c "
+                          "IFNULL(c.DATETIME_PRECISION, ''), IFNULL(c.CHARACTER_SET_NAME, ''), "
+                          "IFNULL(c.COLLATION_NAME, '') FROM information_schema.COLUMNS c "
                           "JOIN information_schema.TABLES t USING (TABLE_SCHEMA, TABLE_NAME) "
                           "WHERE t.TABLE_TYPE <> 'VIEW' AND c.IS_GENERATED = 'ALWAYS' AND c.EXTRA LIKE 'STORED%%' "
                           "AND c.GENERATION_EXPRESSION NOT IN ('ROW START', 'ROW END') AND %s "
                           "ORDER BY 1, 2, c.ORDINAL_POSITION" % where)
-        by_table: Dict[Tuple[str, str], List[Tuple[str, str]]] = {}
+        # per table, its columns: (name, expression, definition, the expression CAST to the type or None)
+        by_table: Dict[Tuple[str, str], List[Tuple[str, str, str, Optional[str]]]] = {}
         for row in rows:
-            if len(row) == 8:
-                by_table.setdefault((row[0], row[1]), []).append((row[2], stored_as(row[3], *row[4:])))
+            if len(row) == 10:
+                definition = row[5] + (' CHARACTER SET %s COLLATE %s' % (row[8], row[9])
+                                       if re.match(r'^\w+$', row[8]) and re.match(r'^\w+$', row[9]) else '')
+                by_table.setdefault((row[0], row[1]), []).append(
+                    (row[2], row[3], definition, stored_as(row[3], row[4], row[5], row[6], row[7], row[8])))
+        # the expressions are the tables' own text (information_schema), run as the server itself runs them
+        session = "SET SESSION time_zone = '+00:00', sql_mode = 'NO_AUTO_VALUE_ON_ZERO,ALLOW_INVALID_DATES'; "
         found: Dict[str, int] = {}
-        for (schema, table), columns in sorted(by_table.items()):
-            tests = ', '.join('IFNULL(SUM(NOT (%s <=> %s)), 0)' % (quote_identifier(c, 'column name'), expression)
-                              for c, expression in columns)
-            try:
-                counts = self.query("SET SESSION time_zone = '+00:00', sql_mode = 'NO_AUTO_VALUE_ON_ZERO,"
-                                    "ALLOW_INVALID_DATES'; SELECT %s FROM %s"  # nosec B608 # the table's own text
-                                    % (tests, qualified(schema, table)))
-            except ToolError:
-                continue
-            for (column, _e), count in zip(columns, counts[0] if counts else []):
-                if count not in ('0', '', None):
-                    found['%s.%s.%s' % (schema, table, column)] = int(count)
+        for key, columns in sorted(by_table.items()):
+            cast = [c for c in columns if c[3] is not None]
+            stored = [c for c in columns if c[3] is None]
+            if cast:
+                try:
+                    found.update(self._count_per_column(
+                        {key: cast}, lambda c: 'NOT (%s <=> %s)' % (quote_identifier(c[0], 'column name'), c[3]),
+                        session=session))
+                except ToolError:   # (a mix of collations the CAST cannot compare...): stored, as the others
+                    stored = columns
+            if stored:
+                found.update(self._stored_differ(key, stored, session))
         return found
+
+    def _stored_differ(self, key: Tuple[str, str], columns: List[Tuple[str, str, str, Optional[str]]],
+                       session: str) -> Dict[str, int]:
+        """``generated_recomputed`` for the ``columns`` (name, expression, definition) of table ``key`` whose type
+        CAST cannot express: each value and its expression are stored, under the load's ``session``, in a temporary
+        table with the column's own definition (the load's conversion, exactly), then compared. This copies those
+        columns of the table (and needs CREATE TEMPORARY TABLES); a table whose copy fails is left out."""
+        schema, table = key
+        scratch_table = qualified(schema, '#opsready_generated_check')
+        return self._count_per_column(
+            {key: [(c[0], i) for i, c in enumerate(columns)]},
+            lambda c: 'NOT (s%d <=> e%d)' % (c[1], c[1]), skip_failed=True, source=scratch_table,
+            session=session + 'CREATE TEMPORARY TABLE %s (%s); INSERT INTO %s SELECT %s FROM %s; ' % (  # nosec B608
+                scratch_table, ', '.join('s%d %s, e%d %s' % (i, c[2], i, c[2]) for i, c in enumerate(columns)),
+                scratch_table, ', '.join('%s, (%s)' % (quote_identifier(c[0], 'column name'), c[1])
+                                         for c in columns), qualified(schema, table)))
 
     def database_objects(self, database: str) -> Dict[str, Any]:
         """How many views, routines, triggers and events ``database`` holds, and their definers: the

@@ -436,7 +436,11 @@ class TriggerQualifierStripper(_MarkedLineFilter):
 # "Unknown column src.t.x" and rolls the restore back. The qualifiers naming the dumped database are renamed to
 # the database the statement is loaded into; those naming other databases stay. The statement is tokenized
 # (quoted identifiers, strings, comments), so nothing inside a literal or another identifier changes.
-VIEW_HEAD = re.compile(rb'(?m)^/\*!50001 CREATE ALGORITHM=\w+ \*/\r?\n(?:/\*!50013 [^\n]*\*/\r?\n)?/\*!50001 (?=VIEW )')
+# A view whose DEFINER is a role (no @host) is written on one line, the DEFINER and SQL SECURITY clauses inside
+# the statement's own comment ("/*!50001 CREATE ALGORITHM=UNDEFINED DEFINER=`r` SQL SECURITY DEFINER VIEW `v` AS
+# select `src`.`t`.`id` ..."), and always with the qualifiers on its columns.
+VIEW_HEAD = re.compile(rb'(?m)^/\*!50001 CREATE ALGORITHM=\w+ (?:\*/\r?\n(?:/\*!50013 [^\n]*\*/\r?\n)?/\*!50001 '
+                       rb'|DEFINER=`(?:[^`\n]|``)*`(?:@`(?:[^`\n]|``)*`)? SQL SECURITY \w+ )(?=VIEW )')
 VIEW_MARK = b'/*!50001 CREATE ALGORITHM='
 VIEW_CARRY = 256 * 1024 * 1024  # a view header block whose statement line is still unfinished after this fails
 _VIEW_TOKEN = re.compile(
@@ -1481,6 +1485,31 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
     return calling
 
 
+def _replay_with_grants(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Manifest], temp: str,
+                        events: Dict[str, str], warnings: List[str]) -> Dict[str, Any]:
+    """``_replay`` with the privileges the backup recorded on the source database lent to the copy ``temp`` for its
+    duration, then taken back (``warnings``: what could not be). A statement-logged change fires triggers, reads
+    views and calls routines that run as their DEFINER; a definer granted on the source database only (GRANT ... ON
+    app.*, the usual application account) has no privilege on the copy, and the replay failed there (ERROR 1142
+    TRIGGER command denied). The accounts lent them hold them on the source's data already; the restored database
+    gets them after the swap (apply_grants), the copy's name keeps none."""
+    grants = full.data.get('database_grants')
+    lent = grants is not None and apply_grants(engine.client, grants, temp, full.database).get('applied')
+    try:
+        return _replay(engine, request, full, logs, temp, events)
+    finally:
+        if lent:
+            # revoke_grants reads them back: a privilege row that stayed is named in its warnings
+            try:
+                left = revoke_grants(engine.client, temp)['warnings']
+            except ToolError as exc:
+                left = [exc.message]
+            if left:
+                warnings.append('The privileges lent to the temporary copy %s for the replay could not all be taken '
+                                'back: %s Revoke the rows naming %s in mysql.db, mysql.tables_priv, '
+                                'mysql.columns_priv and mysql.procs_priv.' % (temp, ' '.join(left), temp))
+
+
 def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Manifest], temp: str,
             events: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
     """The logs replayed into ``temp``; ``event_statuses``: ``events`` (the status each event of the copy had in the
@@ -1981,6 +2010,7 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
     engine.query('CREATE DATABASE %s%s' % (_q(temp), clause))
     replay: Dict[str, Any] = {'binlogs': [], 'start_position': None}
     events: Dict[str, str] = {}
+    lent_warnings: List[str] = []
     try:
         # The copy carries the marker, not the dump's comment (the swap gives the target that one): a run killed
         # from here on leaves a copy the next run into the target knows as its own.
@@ -1994,7 +2024,7 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
         missing = missing_objects(full.data.get('database_objects'), count_objects(objects_of(engine, temp)))
         timer.lap('load_dump')
         if logs:
-            replay = _replay(engine, request, full, logs, temp, events)
+            replay = _replay_with_grants(engine, request, full, logs, temp, events, lent_warnings)
             events = replay['event_statuses']
             _quiesce_events(engine, temp, events)
             # An ALTER DATABASE after the dump (sent with USE of the source: replayed into the copy) changed the
@@ -2050,7 +2080,7 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
         'binlogs_replayed': replay['binlogs'], 'start_position': replay['start_position'],
         'replaced': bool(before['tables'] or count_objects(before['objects'])), 'grants': grants,
         'dropped_stale': stale['dropped_stale'], 'kept_stale': stale['kept_stale']}
-    warnings = list(stale['warnings']) + swap_notes
+    warnings = list(stale['warnings']) + swap_notes + lent_warnings
     if replay.get('scratch_left'):
         result['scratch_left'] = replay['scratch_left']
         warnings.append(replay['scratch_warning'])

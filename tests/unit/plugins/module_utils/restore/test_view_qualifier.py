@@ -175,3 +175,21 @@ def test_real_server_lines(dumped, loaded):
     new, count = requalify_view(line(dumped), b'src', b'NEW')
     assert new == line(loaded or dumped)
     assert count == (loaded or b'').count(b'`NEW`')
+
+
+# mariadb-dump 10.11 writes a view whose DEFINER is a role on one line (no header block), its columns qualified.
+ROLE_T = (b"/*!50001 DROP VIEW IF EXISTS `v`*/;\n"
+          b"/*!50001 CREATE ALGORITHM=UNDEFINED DEFINER=`r``o.l e` SQL SECURITY DEFINER VIEW `v` AS select "
+          b"{O}.`t`.`id` AS `id` from `t` */;\n"
+          b"/*!50001 CREATE ALGORITHM=MERGE DEFINER=`r` SQL SECURITY INVOKER VIEW `w` AS select `o`.{O}.`x` AS `x` "
+          b"from ({O}.`t` join `o`.{O}) */;\n"
+          b"/*!50001 CREATE ALGORITHM=UNDEFINED DEFINER=`r` SQL SECURITY DEFINER TABLE `x` AS select {O}.`t` */;\n")
+
+
+def test_one_line_view_of_a_role_definer_is_requalified():
+    """Both one-line views get the target's name (a statement that is no view does not)."""
+    data = fill(ROLE_T)
+    expected = fill(ROLE_T.replace(b'select {O}.`t`.`id`', b'select {I}.`t`.`id`')
+                    .replace(b'from ({O}.`t`', b'from ({I}.`t`'))
+    for size in (1, 5, 64, len(data)):
+        assert run(data, size, renamed=2) == expected, size
