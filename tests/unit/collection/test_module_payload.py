@@ -24,7 +24,8 @@ PREFIX = 'ansible_collections/opsready/operations/plugins/module_utils/'
 # The catalog modules' closure: the catalog, the manifest, their file helpers, the engine names; backup_info (run
 # far more often) without retention and the prune code.
 CATALOG_READ = {
-    'backup/catalog.py', 'backup/catalog_index.py', 'backup/catalog_jobs.py', 'backup/catalog_rows.py',
+    'backup/catalog.py', 'backup/catalog_index.py', 'backup/catalog_index_file.py', 'backup/catalog_jobs.py',
+    'backup/catalog_rows.py',
     'backup/manifest.py', 'common/atomic.py', 'common/errors.py', 'common/timeutil.py', 'files/safeio.py',
     'engines/names.py',
 }
@@ -107,3 +108,29 @@ def test_backup_info_on_a_small_catalog_compiles_no_retention_or_index_rows(tmp_
                             env=dict(_env(), PYTHONPATH=str(REPO / 'build')), capture_output=True, text=True,
                             timeout=120, check=True)
     assert json.loads(result.stdout.strip()) == []
+
+
+def test_backup_info_on_a_small_catalog_compiles_no_index_file_code(tmp_path):
+    """backup_info over a catalog below ``index_min()`` manifests (every small one, the bench's empty one) never reads,
+    writes, journals or seals an index file: that code (half of catalog_index.py, 45 KB of source that zipimport
+    compiled on every run) lives in catalog_index_file.py, imported by the first scan of a large directory.
+    The small path must neither import that module nor define its functions elsewhere."""
+    from tests.unit.plugins.module_utils.backup.test_catalog_index_equivalence import mixed_catalog
+    small = tmp_path / 'small'
+    small.mkdir()
+    mixed_catalog(small)
+    code = ('import json, os, sys\n'
+            'from ansible_collections.opsready.operations.plugins.modules import backup_info\n'
+            'from ansible_collections.opsready.operations.plugins.module_utils.backup import catalog_index\n'
+            'from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_jobs import describe\n'
+            'described = describe(sys.argv[1])\n'
+            'count = len([n for n in os.listdir(sys.argv[1]) if n.endswith(".json")])\n'
+            'print(json.dumps([count, catalog_index.index_min(), sorted(m for m in sys.modules '
+            'if m.endswith(".catalog_index_file")), sorted(n for n in ("parse_index", "encode_index", "read_index", '
+            '"journal_records", "_merge", "_decode") if n in vars(catalog_index))]))\n')
+    result = subprocess.run([sys.executable, '-c', code, str(small)], cwd=str(REPO),
+                            env=dict(_env(), PYTHONPATH='%s:%s' % (REPO / 'build', REPO)), capture_output=True,
+                            text=True, timeout=120, check=True)
+    count, minimum, loaded, defined = json.loads(result.stdout.strip().splitlines()[-1])
+    assert 0 < count < minimum   # the case under test: a real catalog below the index's threshold
+    assert loaded == [] and defined == [], (loaded, defined)
