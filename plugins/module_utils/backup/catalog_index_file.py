@@ -34,7 +34,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog
     index_fields, index_path, listing_digest)
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import atomic_write_bytes
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
-from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
+from ansible_collections.opsready.operations.plugins.module_utils.files import safe_read
 
 
 def _incremental(directory: str, known: _Dir, names: List[str], fd: int, dir_sig: Tuple[int, int, int, int],
@@ -292,7 +292,7 @@ def _read_raw(directory: str) -> Optional[bytes]:
         st = os.fstat(fd)
         if not _ours(st):
             return None  # not a file we wrote: another user's (or a planted link) is never read
-        return safeio.read_fd(fd, path, INDEX_LIMIT, 'Catalog index')
+        return safe_read.read_fd(fd, path, INDEX_LIMIT, 'Catalog index')
     except OSError:
         return None
     finally:

@@ -26,12 +26,13 @@ PREFIX = 'ansible_collections/opsready/operations/plugins/module_utils/'
 CATALOG_READ = {
     'backup/catalog.py', 'backup/catalog_index.py', 'backup/catalog_index_file.py', 'backup/catalog_jobs.py',
     'backup/catalog_rows.py',
-    'backup/manifest.py', 'common/atomic.py', 'common/errors.py', 'common/timeutil.py', 'files/safeio.py',
+    'backup/manifest.py', 'common/atomic.py', 'common/errors.py', 'common/timeutil.py', 'files/safe_read.py',
     'engines/names.py',
 }
 # backup_prune also removes leftovers, checked (common/cleanup.py, ~100 lines, standard library only)
 SHIPPED = {'backup_info': CATALOG_READ,
-           'backup_prune': CATALOG_READ | {'backup/catalog_prune.py', 'backup/retention.py', 'common/cleanup.py'}}
+           'backup_prune': CATALOG_READ | {'backup/catalog_prune.py', 'backup/retention.py', 'common/cleanup.py',
+                                           'files/safeio.py'}}   # safeio: the parent checks before deleting
 
 _BUILD = r'''
 import base64, io, json, re, sys, zipfile
@@ -114,7 +115,8 @@ def test_backup_info_on_a_small_catalog_compiles_no_index_file_code(tmp_path):
     """backup_info over a catalog below ``index_min()`` manifests (every small one, the bench's empty one) never reads,
     writes, journals or seals an index file: that code (half of catalog_index.py, 45 KB of source that zipimport
     compiled on every run) lives in catalog_index_file.py, imported by the first scan of a large directory.
-    The small path must neither import that module nor define its functions elsewhere."""
+    The small path must neither import that module nor define its functions elsewhere. Nor does it import
+    files/safeio.py (44 KB: SafeDir, backup directory checks, xattrs): a manifest read needs only safe_read.py."""
     from tests.unit.plugins.module_utils.backup.test_catalog_index_equivalence import mixed_catalog
     small = tmp_path / 'small'
     small.mkdir()
@@ -126,8 +128,8 @@ def test_backup_info_on_a_small_catalog_compiles_no_index_file_code(tmp_path):
             'described = describe(sys.argv[1])\n'
             'count = len([n for n in os.listdir(sys.argv[1]) if n.endswith(".json")])\n'
             'print(json.dumps([count, catalog_index.index_min(), sorted(m for m in sys.modules '
-            'if m.endswith(".catalog_index_file")), sorted(n for n in ("parse_index", "encode_index", "read_index", '
-            '"journal_records", "_merge", "_decode") if n in vars(catalog_index))]))\n')
+            'if m.endswith((".catalog_index_file", ".files.safeio"))), sorted(n for n in ("parse_index", '
+            '"encode_index", "read_index", "journal_records", "_merge", "_decode") if n in vars(catalog_index))]))\n')
     result = subprocess.run([sys.executable, '-c', code, str(small)], cwd=str(REPO),
                             env=dict(_env(), PYTHONPATH='%s:%s' % (REPO / 'build', REPO)), capture_output=True,
                             text=True, timeout=120, check=True)
