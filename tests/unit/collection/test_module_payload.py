@@ -136,3 +136,16 @@ def test_backup_info_on_a_small_catalog_compiles_no_index_file_code(tmp_path):
     count, minimum, loaded, defined = json.loads(result.stdout.strip().splitlines()[-1])
     assert 0 < count < minimum   # the case under test: a real catalog below the index's threshold
     assert loaded == [] and defined == [], (loaded, defined)
+
+
+def test_health_check_start_up_loads_no_http_or_tls_client():
+    """health_check's host checks (CPU, memory, disk, load: the every-minute case) need no HTTP client: http.client
+    (with the email parser it imports) and ssl were ~30 ms of each run's start-up, imported by net_check at the top.
+    They are imported by the HTTP check that uses them."""
+    code = ('import json, sys\n'
+            'from ansible_collections.opsready.operations.plugins.modules import health_check\n'
+            'print(json.dumps(sorted(m for m in ("http.client", "ssl", "email.parser") if m in sys.modules)))\n')
+    result = subprocess.run([sys.executable, '-c', code], cwd=str(REPO),
+                            env=dict(_env(), PYTHONPATH=str(REPO / 'build')), capture_output=True, text=True,
+                            timeout=120, check=True)
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []
