@@ -149,3 +149,18 @@ def test_health_check_start_up_loads_no_http_or_tls_client():
                             env=dict(_env(), PYTHONPATH=str(REPO / 'build')), capture_output=True, text=True,
                             timeout=120, check=True)
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+
+
+@pytest.mark.parametrize('module', ['db_backup', 'file_backup', 'backup_prune'])
+def test_backup_module_start_up_loads_no_index_row_views(module):
+    """The column views of a sealed index (catalog_rows.py) exist only once a scan of a large directory made one:
+    retention and prune check for them without importing the module, so the backup modules' start-up does not
+    compile it (issue 22, module start-up)."""
+    code = ('import json, sys\n'
+            'from ansible_collections.opsready.operations.plugins.modules import %s\n'
+            'print(json.dumps(sorted(m for m in sys.modules if m.endswith((".backup.catalog_rows", '
+            '".backup.catalog_index_file")))))\n' % module)
+    result = subprocess.run([sys.executable, '-c', code], cwd=str(REPO),
+                            env=dict(_env(), PYTHONPATH=str(REPO / 'build')), capture_output=True, text=True,
+                            timeout=120, check=True)
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []
