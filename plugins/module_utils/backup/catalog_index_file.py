@@ -901,5 +901,3 @@ def _write_seal(directory: str, value: str) -> bool:
         return False
     finally:
         os.close(fd)
-
-
