@@ -27,7 +27,7 @@ import bisect
 import datetime
 import os
 import re
-from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Set, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest, from_us, to_us
 # Parses each manifest once per process while the file stays the same (see catalog_index): a module run
@@ -49,6 +49,19 @@ UNKNOWN_ORIGIN = 'unknown'
 # successive (one server whose identity changed: pg_upgrade, a re-initdb, a renamed host): use the newest, and an
 # older one for a point or an artifact of its time (``successive``). Accepted only when their times do not overlap.
 NEWEST_ORIGIN = 'newest'
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_rows import RowView
+
+
+def row_view(view: Any) -> Optional['RowView']:
+    """``view`` when it is a ``RowView`` (one set of a sealed index, answered on its columns); None otherwise.
+
+    catalog_rows is imported by the scan that makes one (``Catalog``); retention and prune ask this instead of
+    importing it for an ``isinstance``, so a run over a small catalog never compiles it. The class says what it is
+    (``Catalog.row_view``): a test of the module's name would miss a view of a module imported under another one."""
+    return view if getattr(view, 'row_view', False) is True else None
 
 
 class OriginSpan(NamedTuple):
@@ -202,6 +215,8 @@ def of_origin(directory: str, engine: str, database: Optional[str], origin: Opti
 
 class Catalog:
     """All manifests under ``directory`` (optionally only one engine/database)."""
+
+    row_view = False   # True in catalog_rows.RowView (``row_view()``)
 
     def __init__(self, directory: str, engine: Optional[str] = None, database: Optional[str] = None,
                  use_index: bool = True, parse_sets: Optional[Set[Tuple[str, Optional[str]]]] = None,

@@ -19,8 +19,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup import catalog_jobs, retention
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import (
-    Catalog, _order, origin_groups, overlaps)
-from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_rows import RowView
+    Catalog, _order, origin_groups, overlaps, row_view)
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import (
     IndexStale, confirm, drop_index, entries_agree, read_only, rows_agree)
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
@@ -108,7 +107,9 @@ def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], d
     targets: Dict[str, retention.Target] = {}   # real runs: deleted id -> its files
     notes: List[Any] = []
     for view, spans in _origin_views(base, groups, succession, notes):
-        if isinstance(view, RowView):
+        rows = row_view(view)
+        if rows is not None:
+            view = rows
             # on the index's columns: objects for the fulls and diffs, and for what it would delete
             set_ids = view.row_ids()
             before = len(ids)

@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import atomic_write_text
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, parse_time
-from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
+from ansible_collections.opsready.operations.plugins.module_utils.files import safe_read as safeio
 
 MANIFEST_SUFFIX = '.manifest.json'
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)

@@ -21,8 +21,7 @@ import shutil
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import (
-    Catalog, OriginSpan, origin_groups, origin_spans, overlaps)
-from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_rows import RowView
+    Catalog, OriginSpan, origin_groups, origin_spans, overlaps, row_view)
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import fsync_dir
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
@@ -197,8 +196,10 @@ def plan_set(entries: List[Manifest], catalog: Catalog, policy: Policy,
 def plan_view(view: Catalog, policy: Policy, now: datetime.datetime) -> Tuple[Dict[str, str], Dict[str, str]]:
     """``plan_set`` of one set's view; a ``RowView`` (a sealed index's columns) is planned with objects for its
     fulls and diffs only, its logs kept or deleted on their rows (the same plan, in the same order)."""
-    if not isinstance(view, RowView):
+    rows = row_view(view)
+    if rows is None:
         return _plan_group(view.entries, view, policy, now)
+    view = rows
     ids = view.row_ids()
     if policy.empty:
         return dict.fromkeys(ids, 'no retention rule given'), {}
@@ -221,8 +222,10 @@ def plan_view(view: Catalog, policy: Policy, now: datetime.datetime) -> Tuple[Di
 
 def log_violations_view(view: Catalog, delete: List[str]) -> List[str]:
     """``dependency_violations(view, [], delete, parents=False)`` of one set's view (a ``RowView``: on rows)."""
-    if not isinstance(view, RowView):
+    rows = row_view(view)
+    if rows is None:
         return dependency_violations(view, [], delete, parents=False)
+    view = rows
     doomed = set(delete)
     starts = [e.log_start for e in view.entries if e.id not in doomed and not e.is_log and e.log_start is not None]
     if not starts:

@@ -16,7 +16,7 @@ import tempfile
 from typing import Any, Optional, Sequence, Union
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
-from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
+from ansible_collections.opsready.operations.plugins.module_utils.files import safe_read as safeio
 
 # The name of an artifact while it is written (streaming.ArtifactWriter renames it into place). Here, not in
 # streaming.py, so that catalog reads (backup_info) need not import (and Ansible ship) the writer and encryption.

@@ -24,13 +24,15 @@ PREFIX = 'ansible_collections/opsready/operations/plugins/module_utils/'
 # The catalog modules' closure: the catalog, the manifest, their file helpers, the engine names; backup_info (run
 # far more often) without retention and the prune code.
 CATALOG_READ = {
-    'backup/catalog.py', 'backup/catalog_index.py', 'backup/catalog_jobs.py', 'backup/catalog_rows.py',
-    'backup/manifest.py', 'common/atomic.py', 'common/errors.py', 'common/timeutil.py', 'files/safeio.py',
+    'backup/catalog.py', 'backup/catalog_index.py', 'backup/catalog_index_file.py', 'backup/catalog_jobs.py',
+    'backup/catalog_rows.py',
+    'backup/manifest.py', 'common/atomic.py', 'common/errors.py', 'common/timeutil.py', 'files/safe_read.py',
     'engines/names.py',
 }
 # backup_prune also removes leftovers, checked (common/cleanup.py, ~100 lines, standard library only)
 SHIPPED = {'backup_info': CATALOG_READ,
-           'backup_prune': CATALOG_READ | {'backup/catalog_prune.py', 'backup/retention.py', 'common/cleanup.py'}}
+           'backup_prune': CATALOG_READ | {'backup/catalog_prune.py', 'backup/retention.py', 'common/cleanup.py',
+                                           'files/safeio.py'}}   # safeio: the parent checks before deleting
 
 _BUILD = r'''
 import base64, io, json, re, sys, zipfile
@@ -107,3 +109,58 @@ def test_backup_info_on_a_small_catalog_compiles_no_retention_or_index_rows(tmp_
                             env=dict(_env(), PYTHONPATH=str(REPO / 'build')), capture_output=True, text=True,
                             timeout=120, check=True)
     assert json.loads(result.stdout.strip()) == []
+
+
+def test_backup_info_on_a_small_catalog_compiles_no_index_file_code(tmp_path):
+    """backup_info over a catalog below ``index_min()`` manifests (every small one, the bench's empty one) never reads,
+    writes, journals or seals an index file: that code (half of catalog_index.py, 45 KB of source that zipimport
+    compiled on every run) lives in catalog_index_file.py, imported by the first scan of a large directory.
+    The small path must neither import that module nor define its functions elsewhere. Nor does it import
+    files/safeio.py (44 KB: SafeDir, backup directory checks, xattrs): a manifest read needs only safe_read.py."""
+    from tests.unit.plugins.module_utils.backup.test_catalog_index_equivalence import mixed_catalog
+    small = tmp_path / 'small'
+    small.mkdir()
+    mixed_catalog(small)
+    code = ('import json, os, sys\n'
+            'from ansible_collections.opsready.operations.plugins.modules import backup_info\n'
+            'from ansible_collections.opsready.operations.plugins.module_utils.backup import catalog_index\n'
+            'from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_jobs import describe\n'
+            'described = describe(sys.argv[1])\n'
+            'count = len([n for n in os.listdir(sys.argv[1]) if n.endswith(".json")])\n'
+            'print(json.dumps([count, catalog_index.index_min(), sorted(m for m in sys.modules '
+            'if m.endswith((".catalog_index_file", ".files.safeio"))), sorted(n for n in ("parse_index", '
+            '"encode_index", "read_index", "journal_records", "_merge", "_decode") if n in vars(catalog_index))]))\n')
+    result = subprocess.run([sys.executable, '-c', code, str(small)], cwd=str(REPO),
+                            env=dict(_env(), PYTHONPATH='%s:%s' % (REPO / 'build', REPO)), capture_output=True,
+                            text=True, timeout=120, check=True)
+    count, minimum, loaded, defined = json.loads(result.stdout.strip().splitlines()[-1])
+    assert 0 < count < minimum   # the case under test: a real catalog below the index's threshold
+    assert loaded == [] and defined == [], (loaded, defined)
+
+
+def test_health_check_start_up_loads_no_http_or_tls_client():
+    """health_check's host checks (CPU, memory, disk, load: the every-minute case) need no HTTP client: http.client
+    (with the email parser it imports) and ssl were ~30 ms of each run's start-up, imported by net_check at the top.
+    They are imported by the HTTP check that uses them."""
+    code = ('import json, sys\n'
+            'from ansible_collections.opsready.operations.plugins.modules import health_check\n'
+            'print(json.dumps(sorted(m for m in ("http.client", "ssl", "email.parser") if m in sys.modules)))\n')
+    result = subprocess.run([sys.executable, '-c', code], cwd=str(REPO),
+                            env=dict(_env(), PYTHONPATH=str(REPO / 'build')), capture_output=True, text=True,
+                            timeout=120, check=True)
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+
+
+@pytest.mark.parametrize('module', ['db_backup', 'file_backup', 'backup_prune'])
+def test_backup_module_start_up_loads_no_index_row_views(module):
+    """The column views of a sealed index (catalog_rows.py) exist only once a scan of a large directory made one:
+    retention and prune check for them without importing the module, so the backup modules' start-up does not
+    compile it (issue 22, module start-up)."""
+    code = ('import json, sys\n'
+            'from ansible_collections.opsready.operations.plugins.modules import %s\n'
+            'print(json.dumps(sorted(m for m in sys.modules if m.endswith((".backup.catalog_rows", '
+            '".backup.catalog_index_file")))))\n' % module)
+    result = subprocess.run([sys.executable, '-c', code], cwd=str(REPO),
+                            env=dict(_env(), PYTHONPATH=str(REPO / 'build')), capture_output=True, text=True,
+                            timeout=120, check=True)
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []
