@@ -70,8 +70,9 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.base i
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
     grow_pipe, is_encrypted, open_artifact, pipe_artifact_into)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.dbprops import (
-    EXTENSION_MEMBERS_SQL, RAW_PREFIX, apply_statements, before_load_statements, create_options, describe,
-    extension_member_losses, extension_names, extension_statements, is_comment, load_options, locale_settings,
+    EXTENSION_MEMBERS_ALL_SQL, RAW_PREFIX, apply_statements, before_load_statements, create_options, describe,
+    extension_attribute_statements, extension_member_losses, extension_names, extension_owner_losses,
+    extension_statements, is_comment, load_options, locale_settings,
     own_text_search_option, referenced_roles)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import foreign
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import (
@@ -289,23 +290,55 @@ def check_object_tablespaces(engine: PostgresEngine, manifest: Manifest,
             'SET TABLESPACE, or restore again) - %s' % (where, ', '.join(missing), named)]
 
 
+def _extension_members(engine: PostgresEngine, database: str) -> List[Dict[str, Any]]:
+    rows = engine.client.query_script(UTF8_SCRIPT + CATALOG_SEARCH_PATH + EXTENSION_MEMBERS_ALL_SQL + ';\n',
+                                      database=database)
+    return json.loads('\t'.join(rows[0])) if rows and rows[0] else []
+
+
 def extension_member_warnings(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest,
                               database: str) -> List[str]:
-    """A warning naming the extension members whose owner, settings or comment (changed by a user after CREATE
-    EXTENSION, recorded at backup time) the restored copy ``database`` lacks: pg_dump writes CREATE EXTENSION and the
-    members' privileges only. [] when nothing was lost (or the backup predates the record)."""
-    recorded = (manifest.data.get('database_properties') or {}).get('extension_members') or []
+    """What a user changed on extensions after CREATE EXTENSION (recorded at backup time) and pg_dump does not carry
+    (it writes CREATE EXTENSION and the members' privileges only), in the restored copy ``database``: the member
+    functions' attributes (COST, volatility, STRICT, PARALLEL, LEAKPROOF, SECURITY DEFINER, ROWS) are set again
+    here and named; a member's owner, settings or comment and an extension's owner are named. [] when nothing was
+    lost (or the backup predates the record)."""
+    props = manifest.data.get('database_properties') or {}
+    warnings: List[str] = []
+    owners_recorded = [e for e in props.get('extensions') or [] if e.get('owner')]
+    if owners_recorded and not request.no_owner:
+        rows = engine.query('SELECT extname, pg_catalog.pg_get_userbyid(extowner) FROM pg_catalog.pg_extension',
+                            database=database)
+        lost_owners = extension_owner_losses(props, {r[0]: r[1] for r in rows if len(r) == 2}, request.no_owner)
+        if lost_owners:
+            warnings.append('Extensions owned by a role other than the restoring one came back owned by it (pg_dump '
+                            'writes no extension owner and PostgreSQL has no ALTER EXTENSION ... OWNER TO): %s. '
+                            'To give one back, drop it and create it again as its owner (SET ROLE owner; CREATE '
+                            'EXTENSION ..., a trusted extension), then grant again what was granted on its '
+                            'members.' % '; '.join(lost_owners))
+    recorded = props.get('extension_members') or []
     if not recorded:
-        return []
-    rows = engine.client.query_script(UTF8_SCRIPT + CATALOG_SEARCH_PATH + EXTENSION_MEMBERS_SQL + ';\n',
-                                      database=database)
-    restored = json.loads('\t'.join(rows[0])) if rows and rows[0] else []
+        return warnings
+    restored = _extension_members(engine, database)
+    fixes = extension_attribute_statements(recorded, restored)
+    if fixes:
+        try:
+            engine.client.query_script(UTF8_SCRIPT + CATALOG_SEARCH_PATH + 'BEGIN;\n'
+                                       + ''.join('%s;\n' % statement for statement, _ in fixes) + 'COMMIT;\n',
+                                       database=database)
+        except ToolError:
+            pass   # (LEAKPROOF needs a superuser): what did not come back is named below
+        else:
+            warnings.append('Attributes of extension member functions changed after CREATE EXTENSION (pg_dump '
+                            'does not carry them; the copy had the extension script\'s) were set again after the '
+                            'load: %s.' % '; '.join(named for _, named in fixes))
+        restored = _extension_members(engine, database)
     lost = extension_member_losses(recorded, restored, request.no_owner)
-    if not lost:
-        return []
-    return ['Extension members changed after CREATE EXTENSION did not come back (pg_dump carries only the '
-            'extension and its members\' privileges): %s. Set them again in the restored database (ALTER FUNCTION '
-            '... OWNER TO / SET, COMMENT ON ...).' % '; '.join(lost)]
+    if lost:
+        warnings.append('Extension members changed after CREATE EXTENSION did not come back (pg_dump carries only '
+                        'the extension and its members\' privileges): %s. Set them again in the restored database '
+                        '(ALTER FUNCTION ... OWNER TO / SET / attributes, COMMENT ON ...).' % '; '.join(lost))
+    return warnings
 
 
 def check_no_owner(request: RestoreRequest, manifest: Manifest) -> None:

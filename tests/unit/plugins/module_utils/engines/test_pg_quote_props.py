@@ -196,3 +196,30 @@ def test_configuration_file_values_stay_on_their_line_and_read_back_the_same(val
 def test_configuration_file_values_refuse_nul():
     with pytest.raises(OpsReadyError):
         conf_literal('a\x00b')
+
+
+# -- extension members' function attributes and extension owners (round 6) ----------------------------------------
+def test_extension_attribute_statements_set_back_what_differs():
+    extension_attribute_statements = pg_dbprops.extension_attribute_statements
+    extension_member_losses = pg_dbprops.extension_member_losses
+    script = ['IMMUTABLE', 'STRICT', 'SECURITY INVOKER', 'NOT LEAKPROOF', 'PARALLEL SAFE', 'COST 1', None]
+    user = ['STABLE', 'STRICT', 'SECURITY INVOKER', 'NOT LEAKPROOF', 'PARALLEL SAFE', 'COST 7', None]
+    recorded = [{'object': 'function public."Odd"(text)', 'attrs': user},
+                {'object': 'function public.same(text)', 'attrs': script},
+                {'object': 'function public.gone(text)', 'attrs': user}]
+    restored = [{'object': 'function public."Odd"(text)', 'attrs': script},
+                {'object': 'function public.same(text)', 'attrs': script}]
+    assert extension_attribute_statements(recorded, restored) == [
+        ('ALTER FUNCTION public."Odd"(text) STABLE STRICT SECURITY INVOKER NOT LEAKPROOF PARALLEL SAFE COST 7',
+         'public."Odd"(text) (STABLE, COST 7)')]
+    # not set back (e.g. LEAKPROOF without superuser): named; a member the copy lacks is not
+    assert extension_member_losses(recorded, restored, False) == ['function public."Odd"(text) (STABLE, COST 7)']
+
+
+def test_extension_owner_losses():
+    extension_owner_losses = pg_dbprops.extension_owner_losses
+    props = {'extensions': [{'name': 'cube', 'owner': 'app'}, {'name': 'hstore', 'owner': 'postgres'},
+                            {'name': 'old'}, {'name': 'absent', 'owner': 'app'}]}
+    now = {'cube': 'postgres', 'hstore': 'postgres', 'old': 'postgres'}
+    assert extension_owner_losses(props, now, False) == ['cube (owned by app, now by postgres)']
+    assert extension_owner_losses(props, now, True) == []
