@@ -76,16 +76,19 @@ WHERE l.lanname IN ('sql', 'plpgsql') AND f.prosqlbody IS NULL
 # ALTER FUNCTION clauses of its volatility, strictness, security, leakproofness, parallel safety, cost and rows,
 # always recorded: what the extension script gave them is not known here). The backup records the members with any
 # of these (every plain function); the restore reads every member of its copy (``EXTENSION_MEMBERS_ALL_SQL``, with
-# ``role``, the member's actual owner), sets the attributes again and names what did not come back. A JSON array.
+# ``role``, the member's actual owner), sets them again where it can (``extension_member_statements``) and names
+# what did not come back. ``config`` is the settings as one text (compared), ``settings`` the list (set). A JSON
+# array.
 _EXTENSION_MEMBERS = r"""
 SELECT coalesce(json_agg(json_build_object('object', m.kind || ' ' || m.ident, 'owner',
                                            CASE WHEN m.owner <> e.extowner THEN pg_get_userbyid(m.owner) END,
                                            'role', pg_get_userbyid(m.owner),
-                                           'config', m.config, 'comment', m.comment, 'attrs', m.attrs)
+                                           'config', m.config, 'settings', m.settings, 'comment', m.comment,
+                                           'attrs', m.attrs)
                          ORDER BY m.kind, m.ident), '[]'::json)
 FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
 JOIN (SELECT 'pg_proc'::regclass AS cls, p.oid, 'function' AS kind, p.oid::regprocedure::text AS ident,
-             p.proowner AS owner, array_to_string(p.proconfig, ', ') AS config,
+             p.proowner AS owner, array_to_string(p.proconfig, ', ') AS config, to_json(p.proconfig) AS settings,
              obj_description(p.oid, 'pg_proc') AS comment,
              CASE WHEN p.prokind = 'f' THEN json_build_array(
                CASE p.provolatile WHEN 'i' THEN 'IMMUTABLE' WHEN 's' THEN 'STABLE' ELSE 'VOLATILE' END,
@@ -95,10 +98,10 @@ JOIN (SELECT 'pg_proc'::regclass AS cls, p.oid, 'function' AS kind, p.oid::regpr
                'PARALLEL ' || CASE p.proparallel WHEN 's' THEN 'SAFE' WHEN 'r' THEN 'RESTRICTED' ELSE 'UNSAFE' END,
                'COST ' || p.procost::text, CASE WHEN p.proretset THEN 'ROWS ' || p.prorows::text END) END AS attrs
       FROM pg_proc p
-      UNION ALL SELECT 'pg_class'::regclass, c.oid, 'relation', c.oid::regclass::text, c.relowner, NULL,
+      UNION ALL SELECT 'pg_class'::regclass, c.oid, 'relation', c.oid::regclass::text, c.relowner, NULL, NULL,
              obj_description(c.oid, 'pg_class'), NULL
       FROM pg_class c
-      UNION ALL SELECT 'pg_type'::regclass, t.oid, 'type', t.oid::regtype::text, t.typowner, NULL,
+      UNION ALL SELECT 'pg_type'::regclass, t.oid, 'type', t.oid::regtype::text, t.typowner, NULL, NULL,
              obj_description(t.oid, 'pg_type'), NULL
       FROM pg_type t WHERE t.typrelid = 0 AND t.typelem = 0) m ON m.cls = d.classid AND m.oid = d.objid
 WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
@@ -612,24 +615,45 @@ def attribute_changes(wanted: List[str], current: Optional[List[str]]) -> List[s
     return [c for i, c in enumerate(wanted) if c and (i >= len(current) or current[i] != c)]
 
 
-def extension_attribute_statements(recorded: List[Dict[str, Any]],
-                                   restored: List[Dict[str, Any]]) -> List[Tuple[str, str]]:
-    """(``ALTER FUNCTION``, what it sets back) for each extension member function whose attributes (volatility,
-    strictness, security, leakproofness, parallel safety, cost, rows) recorded at backup time differ from the
-    restored copy's: pg_dump writes CREATE EXTENSION only, so the copy has the extension script's. Only functions
-    the copy has (a missing member is the extension's version's business)."""
+def extension_member_statements(recorded: List[Dict[str, Any]], restored: List[Dict[str, Any]],
+                                no_owner: bool) -> List[Tuple[List[str], str]]:
+    """(statements, what they set back) for each extension member whose owner, settings, comment or (a plain
+    function's) attributes recorded at backup time differ from the restored copy's: pg_dump writes CREATE EXTENSION
+    only, so the copy has the extension script's. Functions (``ALTER ROUTINE``/``COMMENT ON ROUTINE``: aggregates
+    and procedures too) and types; a relation's are only named (``extension_member_losses``), as is a setting
+    recorded by a backup that predates its list, and a member the copy lacks (the extension's version's business).
+    Identities are the server's own regprocedure/regtype text (quoted where they have to be)."""
     now = {m.get('object'): m for m in restored}
     out = []
     for member in recorded:
-        obj, wanted = member.get('object') or '', member.get('attrs')
+        obj = member.get('object') or ''
         there = now.get(obj)
-        if not wanted or not there or not there.get('attrs') or there['attrs'] == wanted \
-                or not obj.startswith('function '):
+        kind, _sep, ident = obj.partition(' ')
+        if not there or kind not in ('function', 'type'):
             continue
-        changed = attribute_changes(wanted, there['attrs'])
-        # the identity is the server's own regprocedure text (quoted where it has to be)
-        out.append(('ALTER FUNCTION %s %s' % (obj[len('function '):], ' '.join(c for c in wanted if c)),
-                    '%s (%s)' % (obj[len('function '):], ', '.join(changed))))
+        alter, comment_on = ('ALTER ROUTINE', 'COMMENT ON ROUTINE') if kind == 'function' else \
+            ('ALTER TYPE', 'COMMENT ON TYPE')
+        statements: List[str] = []
+        what: List[str] = []
+        owner = member.get('owner')
+        if owner and not no_owner and there.get('role') != owner:
+            statements.append('%s %s OWNER TO %s' % (alter, ident, quote_ident(owner)))
+            what.append('owner %s' % owner)
+        settings = member.get('settings')
+        if kind == 'function' and member.get('config') and there.get('config') != member['config'] \
+                and isinstance(settings, list):
+            statements.append('%s %s RESET ALL' % (alter, ident))
+            statements.extend('%s %s %s' % (alter, ident, set_clause(c)) for c in settings)
+            what.append('SET %s' % member['config'])
+        if member.get('comment') is not None and there.get('comment') != member['comment']:
+            statements.append('%s %s IS %s' % (comment_on, ident, quote_literal(member['comment'])))
+            what.append('comment')
+        wanted = member.get('attrs')
+        if kind == 'function' and wanted and there.get('attrs') and there['attrs'] != wanted:
+            statements.append('ALTER FUNCTION %s %s' % (ident, ' '.join(c for c in wanted if c)))
+            what.append(', '.join(attribute_changes(wanted, there['attrs'])))
+        if statements:
+            out.append((statements, '%s (%s)' % (obj, ', '.join(what))))
     return out
 
 

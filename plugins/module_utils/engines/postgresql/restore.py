@@ -71,7 +71,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.artifac
     grow_pipe, is_encrypted, open_artifact, pipe_artifact_into)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.dbprops import (
     EXTENSION_MEMBERS_ALL_SQL, RAW_PREFIX, apply_statements, before_load_statements, create_options, describe,
-    extension_attribute_statements, extension_member_losses, extension_names, extension_owner_losses,
+    extension_member_losses, extension_member_statements, extension_names, extension_owner_losses,
     extension_statements, is_comment, load_options, locale_settings,
     own_text_search_option, referenced_roles)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import foreign
@@ -296,6 +296,23 @@ def _extension_members(engine: PostgresEngine, database: str) -> List[Dict[str, 
     return json.loads('\t'.join(rows[0])) if rows and rows[0] else []
 
 
+def _set_members_again(engine: PostgresEngine, database: str, fixes: List[Tuple[List[str], str]]) -> List[str]:
+    """Run each member's statements (``extension_member_statements``) in ``database``, all in one transaction, or
+    when one fails (a role the target lacks, LEAKPROOF without superuser) member by member: what was set back."""
+    def run(statements: List[str]) -> bool:
+        try:
+            engine.client.query_script(UTF8_SCRIPT + CATALOG_SEARCH_PATH + 'BEGIN;\n'
+                                       + ''.join('%s;\n' % s for s in statements) + 'COMMIT;\n', database=database)
+        except ToolError:
+            return False   # the session ended with the failed transaction: nothing of it stays
+        return True
+    if not fixes:
+        return []
+    if run([s for statements, _ in fixes for s in statements]):
+        return [named for _, named in fixes]
+    return [named for statements, named in fixes if run(statements)]
+
+
 def extension_member_warnings(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest,
                               database: str) -> List[str]:
     """What a user changed on extensions after CREATE EXTENSION (recorded at backup time) and pg_dump does not carry
@@ -320,24 +337,18 @@ def extension_member_warnings(engine: PostgresEngine, request: RestoreRequest, m
     if not recorded:
         return warnings
     restored = _extension_members(engine, database)
-    fixes = extension_attribute_statements(recorded, restored)
+    fixes = extension_member_statements(recorded, restored, request.no_owner)
+    done = _set_members_again(engine, database, fixes)
+    if done:
+        warnings.append('Extension members changed after CREATE EXTENSION (pg_dump does not carry them: the copy had '
+                        'the extension script\'s) were set again after the load: %s.' % '; '.join(done))
     if fixes:
-        try:
-            engine.client.query_script(UTF8_SCRIPT + CATALOG_SEARCH_PATH + 'BEGIN;\n'
-                                       + ''.join('%s;\n' % statement for statement, _ in fixes) + 'COMMIT;\n',
-                                       database=database)
-        except ToolError:
-            pass   # (LEAKPROOF needs a superuser): what did not come back is named below
-        else:
-            warnings.append('Attributes of extension member functions changed after CREATE EXTENSION (pg_dump '
-                            'does not carry them; the copy had the extension script\'s) were set again after the '
-                            'load: %s.' % '; '.join(named for _, named in fixes))
         restored = _extension_members(engine, database)
     lost = extension_member_losses(recorded, restored, request.no_owner)
     if lost:
         warnings.append('Extension members changed after CREATE EXTENSION did not come back (pg_dump carries only '
                         'the extension and its members\' privileges): %s. Set them again in the restored database '
-                        '(ALTER FUNCTION ... OWNER TO / SET / attributes, COMMENT ON ...).' % '; '.join(lost))
+                        '(ALTER ROUTINE/TYPE ... OWNER TO / SET / attributes, COMMENT ON ...).' % '; '.join(lost))
     return warnings
 
 

@@ -199,21 +199,41 @@ def test_configuration_file_values_refuse_nul():
 
 
 # -- extension members' function attributes and extension owners (round 6) ----------------------------------------
-def test_extension_attribute_statements_set_back_what_differs():
-    extension_attribute_statements = pg_dbprops.extension_attribute_statements
-    extension_member_losses = pg_dbprops.extension_member_losses
+def test_extension_member_statements_set_back_what_differs():
+    statements_for = pg_dbprops.extension_member_statements
+    losses = pg_dbprops.extension_member_losses
     script = ['IMMUTABLE', 'STRICT', 'SECURITY INVOKER', 'NOT LEAKPROOF', 'PARALLEL SAFE', 'COST 1', None]
     user = ['STABLE', 'STRICT', 'SECURITY INVOKER', 'NOT LEAKPROOF', 'PARALLEL SAFE', 'COST 7', None]
-    recorded = [{'object': 'function public."Odd"(text)', 'attrs': user},
+    recorded = [{'object': 'function public."Odd"(text)', 'attrs': user, 'owner': 'app',
+                 'config': 'search_path="My S", public, work_mem=7MB',
+                 'settings': ['search_path="My S", public', 'work_mem=7MB'], 'comment': "it's"},
                 {'object': 'function public.same(text)', 'attrs': script},
-                {'object': 'function public.gone(text)', 'attrs': user}]
-    restored = [{'object': 'function public."Odd"(text)', 'attrs': script},
-                {'object': 'function public.same(text)', 'attrs': script}]
-    assert extension_attribute_statements(recorded, restored) == [
-        ('ALTER FUNCTION public."Odd"(text) STABLE STRICT SECURITY INVOKER NOT LEAKPROOF PARALLEL SAFE COST 7',
-         'public."Odd"(text) (STABLE, COST 7)')]
-    # not set back (e.g. LEAKPROOF without superuser): named; a member the copy lacks is not
-    assert extension_member_losses(recorded, restored, False) == ['function public."Odd"(text) (STABLE, COST 7)']
+                {'object': 'function public.gone(text)', 'attrs': user},
+                {'object': 'function public.old(text)', 'config': 'work_mem=1MB'},   # a backup without the list
+                {'object': 'type public.t', 'owner': 'app', 'comment': 'c'},
+                {'object': 'relation public.r', 'comment': 'c'}]
+    restored = [{'object': 'function public."Odd"(text)', 'attrs': script, 'role': 'postgres', 'comment': 'x'},
+                {'object': 'function public.same(text)', 'attrs': script, 'role': 'postgres'},
+                {'object': 'function public.old(text)', 'role': 'postgres'},
+                {'object': 'type public.t', 'role': 'postgres'},
+                {'object': 'relation public.r', 'role': 'postgres'}]
+    assert statements_for(recorded, restored, False) == [
+        (['ALTER ROUTINE public."Odd"(text) OWNER TO "app"', 'ALTER ROUTINE public."Odd"(text) RESET ALL',
+          'ALTER ROUTINE public."Odd"(text) SET "search_path" TO E\'My S\', E\'public\'',
+          'ALTER ROUTINE public."Odd"(text) SET "work_mem" TO E\'7MB\'',
+          "COMMENT ON ROUTINE public.\"Odd\"(text) IS E'it''s'",
+          'ALTER FUNCTION public."Odd"(text) STABLE STRICT SECURITY INVOKER NOT LEAKPROOF PARALLEL SAFE COST 7'],
+         'function public."Odd"(text) (owner app, SET search_path="My S", public, work_mem=7MB, comment, STABLE, '
+         'COST 7)'),
+        (['ALTER TYPE public.t OWNER TO "app"', "COMMENT ON TYPE public.t IS E'c'"],
+         'type public.t (owner app, comment)')]
+    assert [s for s, _ in statements_for(recorded, restored, True)][0][0].startswith('ALTER ROUTINE public."Odd"(text) '
+                                                                                     'RESET ALL')
+    # what was not set back is named; a member the copy lacks is not
+    assert losses(recorded, restored, False) == [
+        'function public."Odd"(text) (owner app, SET search_path="My S", public, work_mem=7MB, comment, STABLE, '
+        'COST 7)', 'function public.old(text) (SET work_mem=1MB)', 'type public.t (owner app, comment)',
+        'relation public.r (comment)']
 
 
 def test_extension_owner_losses():
