@@ -615,6 +615,13 @@ def attribute_changes(wanted: List[str], current: Optional[List[str]]) -> List[s
     return [c for i, c in enumerate(wanted) if c and (i >= len(current) or current[i] != c)]
 
 
+# The clauses EXTENSION_MEMBERS_SQL writes into ``attrs``: the manifest's are only ever spliced into SQL when they
+# are one of these (a manifest is data, not SQL).
+ATTRIBUTE_CLAUSE = re.compile(r'(IMMUTABLE|STABLE|VOLATILE|STRICT|CALLED ON NULL INPUT|SECURITY (DEFINER|INVOKER)'
+                              r'|(NOT )?LEAKPROOF|PARALLEL (SAFE|RESTRICTED|UNSAFE)|(COST|ROWS) [0-9]+(\.[0-9]+)?'
+                              r'([eE][+-]?[0-9]+)?)\Z')
+
+
 def extension_member_statements(recorded: List[Dict[str, Any]], restored: List[Dict[str, Any]],
                                 no_owner: bool) -> List[Tuple[List[str], str]]:
     """(statements, what they set back) for each extension member whose owner, settings, comment or (a plain
@@ -622,7 +629,8 @@ def extension_member_statements(recorded: List[Dict[str, Any]], restored: List[D
     only, so the copy has the extension script's. Functions (``ALTER ROUTINE``/``COMMENT ON ROUTINE``: aggregates
     and procedures too) and types; a relation's are only named (``extension_member_losses``), as is a setting
     recorded by a backup that predates its list, and a member the copy lacks (the extension's version's business).
-    Identities are the server's own regprocedure/regtype text (quoted where they have to be)."""
+    Identities are the server's own regprocedure/regtype text (quoted where they have to be): a recorded object is
+    only acted on when the copy's catalog names it the same, so no text of the manifest becomes SQL unquoted."""
     now = {m.get('object'): m for m in restored}
     out = []
     for member in recorded:
@@ -649,7 +657,8 @@ def extension_member_statements(recorded: List[Dict[str, Any]], restored: List[D
             statements.append('%s %s IS %s' % (comment_on, ident, quote_literal(member['comment'])))
             what.append('comment')
         wanted = member.get('attrs')
-        if kind == 'function' and wanted and there.get('attrs') and there['attrs'] != wanted:
+        if kind == 'function' and wanted and there.get('attrs') and there['attrs'] != wanted \
+                and all(c is None or (isinstance(c, str) and ATTRIBUTE_CLAUSE.match(c)) for c in wanted):
             statements.append('ALTER FUNCTION %s %s' % (ident, ' '.join(c for c in wanted if c)))
             what.append(', '.join(attribute_changes(wanted, there['attrs'])))
         if statements:

@@ -243,3 +243,15 @@ def test_extension_owner_losses():
     now = {'cube': 'postgres', 'hstore': 'postgres', 'old': 'postgres'}
     assert extension_owner_losses(props, now, False) == ['cube (owned by app, now by postgres)']
     assert extension_owner_losses(props, now, True) == []
+
+
+def test_extension_member_statements_never_splice_manifest_text():
+    """A manifest is data: attributes that are not the clauses the backup writes, or an object the copy's catalog does
+    not name the same, make no statement (they are named as lost instead)."""
+    script = ['IMMUTABLE', 'STRICT', 'SECURITY INVOKER', 'NOT LEAKPROOF', 'PARALLEL SAFE', 'COST 1', None]
+    evil = ['STABLE; DROP DATABASE x; --'] + script[1:]
+    recorded = [{'object': 'function public.f(text)', 'attrs': evil},
+                {'object': 'function public.f(text); DROP DATABASE x', 'attrs': script, 'comment': 'c'}]
+    restored = [{'object': 'function public.f(text)', 'attrs': script, 'role': 'postgres'}]
+    assert pg_dbprops.extension_member_statements(recorded, restored, False) == []
+    assert pg_dbprops.extension_member_losses(recorded, restored, False)[0].startswith('function public.f(text) (')
