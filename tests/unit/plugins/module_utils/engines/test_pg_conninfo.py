@@ -108,8 +108,8 @@ def test_replication_summary_and_foreign_are_lenient():
     assert replication.conninfo_summary("host=h password=x port=5 junk") == {'host': 'h', 'port': '5'}
     assert replication.conninfo_summary(None) is None
     assert foreign.parse_conninfo('not a connection string') == {}
-    assert foreign.parse_conninfo('postgresql://u@h1:1,h2:2/d') == {'user': 'u', 'host': 'h1,h2', 'port': '1,2',
-                                                                   'dbname': 'd'}
+    expected = {'user': 'u', 'host': 'h1,h2', 'port': '1,2', 'dbname': 'd'}
+    assert foreign.parse_conninfo('postgresql://u@h1:1,h2:2/d') == expected   # was: the hosts dropped
 
 
 def _libpq_parse(lib, text):
