@@ -493,6 +493,33 @@ def extension_statements(props: Dict[str, Any],
     return statements, skipped
 
 
+def extension_owner_statements(props: Dict[str, Any], available: Dict[str, Tuple[str, List[str]]], database: str,
+                               login: str, created: Sequence[str]) -> List[Tuple[str, List[str]]]:
+    """(extension, statements) creating, before the load, each recorded extension whose owner is not ``login`` (the
+    restoring role) as that owner, the way it was made (a trusted extension a database owner created): pg_dump
+    writes CREATE EXTENSION without an owner, and there is no ALTER EXTENSION ... OWNER TO afterwards. The owner is
+    given CREATE on the database and the schema for the statement only (a fresh database grants neither; the dump's
+    own ACLs come later). Each list is one transaction, which the server refuses when the owner cannot create it (an
+    untrusted extension, a role the target lacks): the dump's CREATE EXTENSION makes it then, and the restore names
+    the owner. Only at a version the target can install, in a schema the new database has (``public``,
+    ``pg_catalog``), and not one ``created`` already (``extension_statements``)."""
+    out: List[Tuple[str, List[str]]] = []
+    existing_schemas = {'pg_catalog'} | ({'public'} if props.get('public_schema') is not False else set())
+    for ext in props.get('extensions') or []:
+        name, version, schema, owner = ext.get('name'), ext.get('version'), ext.get('schema'), ext.get('owner')
+        if not name or not owner or owner == login or name in created or name in BUILT_IN_EXTENSIONS \
+                or schema not in existing_schemas or version not in available.get(name, (None, []))[1]:
+            continue
+        qo, qs, qdb = quote_ident(owner), quote_ident(schema), quote_ident(database)
+        grants = ['DATABASE %s' % qdb] + (['SCHEMA %s' % qs] if schema != 'pg_catalog' else [])
+        out.append((name, ['GRANT CREATE ON %s TO %s' % (g, qo) for g in grants]
+                    + ['SET LOCAL ROLE %s' % qo,
+                       'CREATE EXTENSION %s WITH SCHEMA %s VERSION %s'
+                       % (quote_ident(name), qs, quote_literal(version)), 'RESET ROLE']
+                    + ['REVOKE CREATE ON %s FROM %s' % (g, qo) for g in grants]))
+    return out
+
+
 def create_options(props: Dict[str, Any]) -> str:
     """``ENCODING ... LC_COLLATE ... LC_CTYPE ...`` (and the ICU/builtin provider) of the backed-up database,
     for the ``CREATE DATABASE`` of the restore: the encoding and collation are the database's too."""

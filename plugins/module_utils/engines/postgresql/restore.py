@@ -72,6 +72,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.artifac
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.dbprops import (
     EXTENSION_MEMBERS_ALL_SQL, RAW_PREFIX, apply_statements, before_load_statements, create_options, describe,
     extension_member_losses, extension_member_statements, extension_names, extension_owner_losses,
+    extension_owner_statements,
     extension_statements, is_comment, load_options, locale_settings,
     own_text_search_option, referenced_roles)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import foreign
@@ -1148,7 +1149,8 @@ def create_database(engine: PostgresEngine, request: RestoreRequest, manifest: M
         except BaseException:
             drop_database(engine, name)   # a psql of its own: the failure may have ended the session
             raise
-    extensions, not_kept = extension_statements(props, available_extensions(engine, extension_names(props), session))
+    available = available_extensions(engine, extension_names(props), session)
+    extensions, not_kept = extension_statements(props, available)
     skipped += not_kept
     prepare = before_load_statements(props) + extensions
     if prepare:
@@ -1157,7 +1159,25 @@ def create_database(engine: PostgresEngine, request: RestoreRequest, manifest: M
         except BaseException:
             drop_database(engine, name)
             raise
+    if not request.no_owner:
+        create_extensions_as_owners(engine, props, available, name, extensions)
     return skipped
+
+
+def create_extensions_as_owners(engine: PostgresEngine, props: Dict[str, Any],
+                                available: Dict[str, Tuple[str, List[str]]], name: str, created: List[str]) -> None:
+    """The extensions a role other than the restoring one owned, created by that role (``extension_owner_statements``);
+    one the server refuses is left to the dump (and named by ``extension_member_warnings``)."""
+    if not any(e.get('owner') for e in props.get('extensions') or []):
+        return
+    login = engine.query('SELECT current_user', database=name)[0][0]
+    made = [str(e.get('name')) for e in props.get('extensions') or []
+            if any(s.startswith('CREATE EXTENSION %s ' % quote_ident(str(e.get('name')))) for s in created)]
+    for _ext, statements in extension_owner_statements(props, available, name, login, made):
+        try:
+            engine.query(CATALOG_SEARCH_PATH + _one_transaction(statements), database=name)
+        except ToolError:
+            pass   # nosec B110 # the dump's CREATE EXTENSION makes it as the restoring role; the owner is named
 
 
 def apply_properties(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, database: str,

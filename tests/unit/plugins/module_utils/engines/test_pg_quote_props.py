@@ -255,3 +255,19 @@ def test_extension_member_statements_never_splice_manifest_text():
     restored = [{'object': 'function public.f(text)', 'attrs': script, 'role': 'postgres'}]
     assert pg_dbprops.extension_member_statements(recorded, restored, False) == []
     assert pg_dbprops.extension_member_losses(recorded, restored, False)[0].startswith('function public.f(text) (')
+
+
+def test_extension_owner_statements():
+    props = {'extensions': [{'name': 'cube', 'version': '1.5', 'schema': 'public', 'owner': 'app "x"'},
+                            {'name': 'mine', 'version': '1.0', 'schema': 'public', 'owner': 'restorer'},
+                            {'name': 'older', 'version': '1.0', 'schema': 'public', 'owner': 'app'},
+                            {'name': 'elsewhere', 'version': '1.0', 'schema': 'ext', 'owner': 'app'},
+                            {'name': 'absent', 'version': '1.0', 'schema': 'public', 'owner': 'app'},
+                            {'name': 'legacy', 'version': '1.0', 'schema': 'public'}]}
+    available = {'cube': ('1.5', ['1.4', '1.5']), 'mine': ('1.0', ['1.0']), 'older': ('1.1', ['1.0', '1.1']),
+                 'elsewhere': ('1.0', ['1.0']), 'legacy': ('1.0', ['1.0'])}
+    assert pg_dbprops.extension_owner_statements(props, available, 'db', 'restorer', ['older']) == [
+        ('cube', ['GRANT CREATE ON DATABASE "db" TO "app ""x"""', 'GRANT CREATE ON SCHEMA "public" TO "app ""x"""',
+                  'SET LOCAL ROLE "app ""x"""', 'CREATE EXTENSION "cube" WITH SCHEMA "public" VERSION E\'1.5\'',
+                  'RESET ROLE', 'REVOKE CREATE ON DATABASE "db" FROM "app ""x"""',
+                  'REVOKE CREATE ON SCHEMA "public" FROM "app ""x"""'])]
