@@ -309,8 +309,8 @@ def _set_members_again(engine: PostgresEngine, database: str, fixes: List[Tuple[
         return True
     if not fixes:
         return []
-    if run([s for statements, _ in fixes for s in statements]):
-        return [named for _, named in fixes]
+    if run([s for statements, _named in fixes for s in statements]):
+        return [named for _statements, named in fixes]
     return [named for statements, named in fixes if run(statements)]
 
 
