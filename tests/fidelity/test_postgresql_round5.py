@@ -249,7 +249,7 @@ def test_objects_in_a_tablespace_the_target_lacks(pg, tmp_path):
 def test_extension_members_changed_by_a_user_are_named(pg, tmp_path):
     """pg_dump writes CREATE EXTENSION and the members' privileges only: an owner, ALTER FUNCTION ... SET or a
     comment a user gave a member were silently lost. The restore names each (the extension script's own comments,
-    which come back, are not named); privileges still come back."""
+    which come back, are not named); privileges still come back. Since round 6 it also sets them again."""
     name = 'fid_extm5_%s' % uuid.uuid4().hex[:6]
     pg.sql('CREATE DATABASE %s TEMPLATE template0' % qi(name))
     try:
@@ -268,6 +268,12 @@ def test_extension_members_changed_by_a_user_are_named(pg, tmp_path):
         assert "function public.hstore(text,text) (SET work_mem=7MB, comment)" in warnings[0], warnings
         assert 'function public.similarity(text,text) (owner fid_owner)' in warnings[0], warnings
         assert 'cube' not in warnings[0] and 'show_trgm' not in warnings[0], warnings
+        assert 'were set again after the load' in warnings[0], warnings
+        assert pg.sql("SELECT obj_description('hstore(text,text)'::regprocedure, 'pg_proc'), "
+                      "array_to_string(p.proconfig, ','), pg_get_userbyid(q.proowner) FROM pg_proc p, pg_proc q "
+                      "WHERE p.oid = 'hstore(text,text)'::regprocedure "
+                      "AND q.oid = 'similarity(text,text)'::regprocedure", database=copy) == \
+            [('ours', 'work_mem=7MB', 'fid_owner')]
         assert pg.sql("SELECT has_function_privilege('fid_reader', 'show_trgm(text)', 'EXECUTE')::text, "
                       "has_function_privilege('fid_login', 'show_trgm(text)', 'EXECUTE')::text", database=copy) == \
             [('true', 'false')]

@@ -72,27 +72,43 @@ WHERE l.lanname IN ('sql', 'plpgsql') AND f.prosqlbody IS NULL
 
 # Extension members (functions, relations, types) with what a user may have changed after CREATE EXTENSION and
 # pg_dump does not carry (it writes CREATE EXTENSION and the members' privileges only): an owner other than the
-# extension's, settings (ALTER FUNCTION ... SET), a comment. Only members with any of these (a comment may be the
-# extension script's own): the restore reads the same in its copy and names what did not come back. A JSON array.
-EXTENSION_MEMBERS_SQL = r"""
+# extension's, settings (ALTER FUNCTION ... SET), a comment, and a plain function's attributes (``attrs``: the
+# ALTER FUNCTION clauses of its volatility, strictness, security, leakproofness, parallel safety, cost and rows,
+# always recorded: what the extension script gave them is not known here). The backup records the members with any
+# of these (every plain function); the restore reads every member of its copy (``EXTENSION_MEMBERS_ALL_SQL``, with
+# ``role``, the member's actual owner), sets them again where it can (``extension_member_statements``) and names
+# what did not come back. ``config`` is the settings as one text (compared), ``settings`` the list (set). A JSON
+# array.
+_EXTENSION_MEMBERS = r"""
 SELECT coalesce(json_agg(json_build_object('object', m.kind || ' ' || m.ident, 'owner',
                                            CASE WHEN m.owner <> e.extowner THEN pg_get_userbyid(m.owner) END,
-                                           'config', m.config, 'comment', m.comment)
+                                           'role', pg_get_userbyid(m.owner),
+                                           'config', m.config, 'settings', m.settings, 'comment', m.comment,
+                                           'attrs', m.attrs)
                          ORDER BY m.kind, m.ident), '[]'::json)
 FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
 JOIN (SELECT 'pg_proc'::regclass AS cls, p.oid, 'function' AS kind, p.oid::regprocedure::text AS ident,
-             p.proowner AS owner, array_to_string(p.proconfig, ', ') AS config,
-             obj_description(p.oid, 'pg_proc') AS comment
+             p.proowner AS owner, array_to_string(p.proconfig, ', ') AS config, to_json(p.proconfig) AS settings,
+             obj_description(p.oid, 'pg_proc') AS comment,
+             CASE WHEN p.prokind = 'f' THEN json_build_array(
+               CASE p.provolatile WHEN 'i' THEN 'IMMUTABLE' WHEN 's' THEN 'STABLE' ELSE 'VOLATILE' END,
+               CASE WHEN p.proisstrict THEN 'STRICT' ELSE 'CALLED ON NULL INPUT' END,
+               CASE WHEN p.prosecdef THEN 'SECURITY DEFINER' ELSE 'SECURITY INVOKER' END,
+               CASE WHEN p.proleakproof THEN 'LEAKPROOF' ELSE 'NOT LEAKPROOF' END,
+               'PARALLEL ' || CASE p.proparallel WHEN 's' THEN 'SAFE' WHEN 'r' THEN 'RESTRICTED' ELSE 'UNSAFE' END,
+               'COST ' || p.procost::text, CASE WHEN p.proretset THEN 'ROWS ' || p.prorows::text END) END AS attrs
       FROM pg_proc p
-      UNION ALL SELECT 'pg_class'::regclass, c.oid, 'relation', c.oid::regclass::text, c.relowner, NULL,
-             obj_description(c.oid, 'pg_class')
+      UNION ALL SELECT 'pg_class'::regclass, c.oid, 'relation', c.oid::regclass::text, c.relowner, NULL, NULL,
+             obj_description(c.oid, 'pg_class'), NULL
       FROM pg_class c
-      UNION ALL SELECT 'pg_type'::regclass, t.oid, 'type', t.oid::regtype::text, t.typowner, NULL,
-             obj_description(t.oid, 'pg_type')
+      UNION ALL SELECT 'pg_type'::regclass, t.oid, 'type', t.oid::regtype::text, t.typowner, NULL, NULL,
+             obj_description(t.oid, 'pg_type'), NULL
       FROM pg_type t WHERE t.typrelid = 0 AND t.typelem = 0) m ON m.cls = d.classid AND m.oid = d.objid
 WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
-  AND (m.owner <> e.extowner OR m.config IS NOT NULL OR m.comment IS NOT NULL)
 """
+EXTENSION_MEMBERS_SQL = _EXTENSION_MEMBERS.rstrip() + (
+    '\n  AND (m.owner <> e.extowner OR m.config IS NOT NULL OR m.comment IS NOT NULL OR m.attrs IS NOT NULL)\n')
+EXTENSION_MEMBERS_ALL_SQL = _EXTENSION_MEMBERS
 
 # One row, one JSON document, from the database being dumped (current_database()).
 _PROPERTIES = """
@@ -128,7 +144,9 @@ SELECT json_build_object(
                                'default_text_search_config', current_setting('default_text_search_config')),
   -- pg_dump writes CREATE EXTENSION without VERSION: the restore makes those at another version than the default
   'extensions', (SELECT coalesce(json_agg(json_build_object('name', e.extname, 'version', e.extversion,
-                                                            'schema', n.nspname) ORDER BY e.oid), '[]'::json)
+                                                            'schema', n.nspname,
+                                                            'owner', pg_get_userbyid(e.extowner)) ORDER BY e.oid),
+                          '[]'::json)
                  FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace),
   -- pg_dump writes nothing for a dropped public schema, and the restore's CREATE DATABASE makes one
   'public_schema', EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'public'),
@@ -475,6 +493,33 @@ def extension_statements(props: Dict[str, Any],
     return statements, skipped
 
 
+def extension_owner_statements(props: Dict[str, Any], available: Dict[str, Tuple[str, List[str]]], database: str,
+                               login: str, created: Sequence[str]) -> List[Tuple[str, List[str]]]:
+    """(extension, statements) creating, before the load, each recorded extension whose owner is not ``login`` (the
+    restoring role) as that owner, the way it was made (a trusted extension a database owner created): pg_dump
+    writes CREATE EXTENSION without an owner, and there is no ALTER EXTENSION ... OWNER TO afterwards. The owner is
+    given CREATE on the database and the schema for the statement only (a fresh database grants neither; the dump's
+    own ACLs come later). Each list is one transaction, which the server refuses when the owner cannot create it (an
+    untrusted extension, a role the target lacks): the dump's CREATE EXTENSION makes it then, and the restore names
+    the owner. Only at a version the target can install, in a schema the new database has (``public``,
+    ``pg_catalog``), and not one ``created`` already (``extension_statements``)."""
+    out: List[Tuple[str, List[str]]] = []
+    existing_schemas = {'pg_catalog'} | ({'public'} if props.get('public_schema') is not False else set())
+    for ext in props.get('extensions') or []:
+        name, version, schema, owner = ext.get('name'), ext.get('version'), ext.get('schema'), ext.get('owner')
+        if not name or not owner or owner == login or name in created or name in BUILT_IN_EXTENSIONS \
+                or schema not in existing_schemas or version not in available.get(name, (None, []))[1]:
+            continue
+        qo, qs, qdb = quote_ident(owner), quote_ident(schema), quote_ident(database)
+        grants = ['DATABASE %s' % qdb] + (['SCHEMA %s' % qs] if schema != 'pg_catalog' else [])
+        out.append((name, ['GRANT CREATE ON %s TO %s' % (g, qo) for g in grants]
+                    + ['SET LOCAL ROLE %s' % qo,
+                       'CREATE EXTENSION %s WITH SCHEMA %s VERSION %s'
+                       % (quote_ident(name), qs, quote_literal(version)), 'RESET ROLE']
+                    + ['REVOKE CREATE ON %s FROM %s' % (g, qo) for g in grants]))
+    return out
+
+
 def create_options(props: Dict[str, Any]) -> str:
     """``ENCODING ... LC_COLLATE ... LC_CTYPE ...`` (and the ICU/builtin provider) of the backed-up database,
     for the ``CREATE DATABASE`` of the restore: the encoding and collation are the database's too."""
@@ -569,21 +614,94 @@ def apply_statements(props: Dict[str, Any], target: str, no_owner: bool,
 def extension_member_losses(recorded: List[Dict[str, Any]], restored: List[Dict[str, Any]],
                             no_owner: bool) -> List[str]:
     """The extension members whose owner, settings or comment recorded at backup time (``EXTENSION_MEMBERS_SQL``)
-    the restored copy does not have, each with what is missing (pg_dump does not carry them)."""
+    the restored copy (``EXTENSION_MEMBERS_ALL_SQL``) does not have, each with what is missing (pg_dump does not
+    carry them). A member's owner is compared with the copy's actual owner (``role``): the members of a trusted
+    extension a non-superuser created belong to the superuser that ran its script, in the source as in the copy."""
     now = {m.get('object'): m for m in restored}
     lost = []
     for member in recorded:
         there = now.get(member.get('object')) or {}
         what = []
-        if member.get('owner') and not no_owner and there.get('owner') != member['owner']:
+        owner_there = there.get('role', there.get('owner'))
+        if member.get('owner') and not no_owner and owner_there != member['owner']:
             what.append('owner %s' % member['owner'])
         if member.get('config') and there.get('config') != member['config']:
             what.append('SET %s' % member['config'])
         if member.get('comment') is not None and there.get('comment') != member['comment']:
             what.append('comment')
+        if member.get('attrs') and there and there.get('attrs') != member['attrs']:
+            what.append(', '.join(attribute_changes(member['attrs'], there.get('attrs'))))
         if what:
             lost.append('%s (%s)' % (member.get('object'), ', '.join(what)))
     return lost
+
+
+def attribute_changes(wanted: List[str], current: Optional[List[str]]) -> List[str]:
+    """The ALTER FUNCTION clauses of ``wanted`` that ``current`` (the same function's, position by position) lacks."""
+    current = list(current or [])
+    return [c for i, c in enumerate(wanted) if c and (i >= len(current) or current[i] != c)]
+
+
+# The clauses EXTENSION_MEMBERS_SQL writes into ``attrs``: the manifest's are only ever spliced into SQL when they
+# are one of these (a manifest is data, not SQL).
+ATTRIBUTE_CLAUSE = re.compile(r'(IMMUTABLE|STABLE|VOLATILE|STRICT|CALLED ON NULL INPUT|SECURITY (DEFINER|INVOKER)'
+                              r'|(NOT )?LEAKPROOF|PARALLEL (SAFE|RESTRICTED|UNSAFE)|(COST|ROWS) [0-9]+(\.[0-9]+)?'
+                              r'([eE][+-]?[0-9]+)?)\Z')
+
+
+def extension_member_statements(recorded: List[Dict[str, Any]], restored: List[Dict[str, Any]],
+                                no_owner: bool) -> List[Tuple[List[str], str]]:
+    """(statements, what they set back) for each extension member whose owner, settings, comment or (a plain
+    function's) attributes recorded at backup time differ from the restored copy's: pg_dump writes CREATE EXTENSION
+    only, so the copy has the extension script's. Functions (``ALTER ROUTINE``/``COMMENT ON ROUTINE``: aggregates
+    and procedures too) and types; a relation's are only named (``extension_member_losses``), as is a setting
+    recorded by a backup that predates its list, and a member the copy lacks (the extension's version's business).
+    Identities are the server's own regprocedure/regtype text (quoted where they have to be): a recorded object is
+    only acted on when the copy's catalog names it the same, so no text of the manifest becomes SQL unquoted."""
+    now = {m.get('object'): m for m in restored}
+    out = []
+    for member in recorded:
+        obj = member.get('object') or ''
+        there = now.get(obj)
+        kind, _sep, ident = obj.partition(' ')
+        if not there or kind not in ('function', 'type'):
+            continue
+        alter, comment_on = ('ALTER ROUTINE', 'COMMENT ON ROUTINE') if kind == 'function' else \
+            ('ALTER TYPE', 'COMMENT ON TYPE')
+        statements: List[str] = []
+        what: List[str] = []
+        owner = member.get('owner')
+        if owner and not no_owner and there.get('role') != owner:
+            statements.append('%s %s OWNER TO %s' % (alter, ident, quote_ident(owner)))
+            what.append('owner %s' % owner)
+        settings = member.get('settings')
+        if kind == 'function' and member.get('config') and there.get('config') != member['config'] \
+                and isinstance(settings, list):
+            statements.append('%s %s RESET ALL' % (alter, ident))
+            statements.extend('%s %s %s' % (alter, ident, set_clause(c)) for c in settings)
+            what.append('SET %s' % member['config'])
+        if member.get('comment') is not None and there.get('comment') != member['comment']:
+            statements.append('%s %s IS %s' % (comment_on, ident, quote_literal(member['comment'])))
+            what.append('comment')
+        wanted = member.get('attrs')
+        if kind == 'function' and wanted and there.get('attrs') and there['attrs'] != wanted \
+                and all(c is None or (isinstance(c, str) and ATTRIBUTE_CLAUSE.match(c)) for c in wanted):
+            statements.append('ALTER FUNCTION %s %s' % (ident, ' '.join(c for c in wanted if c)))
+            what.append(', '.join(attribute_changes(wanted, there['attrs'])))
+        if statements:
+            out.append((statements, '%s (%s)' % (obj, ', '.join(what))))
+    return out
+
+
+def extension_owner_losses(props: Dict[str, Any], restored: Dict[str, str], no_owner: bool) -> List[str]:
+    """The extensions whose owner recorded at backup time the restored copy (``restored``: name -> owner) lacks.
+    pg_dump writes CREATE EXTENSION without an owner and PostgreSQL has no ALTER EXTENSION ... OWNER TO: the
+    restoring role owns them (the owner of a trusted extension a non-superuser created is lost)."""
+    if no_owner:
+        return []
+    return ['%s (owned by %s, now by %s)' % (e['name'], e['owner'], restored[e['name']])
+            for e in props.get('extensions') or []
+            if e.get('owner') and e.get('name') in restored and restored[e['name']] != e['owner']]
 
 
 def describe(props: Dict[str, Any], no_owner: bool) -> Dict[str, Any]:

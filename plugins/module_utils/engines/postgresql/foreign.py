@@ -31,11 +31,10 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
-import re
 from typing import Any, Dict, List, Optional
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import ToolError
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import conninfo as conninfo_parser
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.client import (
     CATALOG_SEARCH_PATH, UTF8_SCRIPT)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import (
@@ -251,60 +250,10 @@ def handle(engine: Any, database: str, mode: str) -> Dict[str, Any]:
 
 # -- subscriptions and inline dblink connection strings ---------------------------------------------------------
 def parse_conninfo(conninfo: str) -> Dict[str, str]:
-    """The keywords of a libpq connection string, ``key=value ...`` (values bare or single-quoted, backslash
-    escapes) or a ``postgresql://`` URI (its user, host, port, database and query parameters). What cannot be
+    """The keywords of a libpq connection string (``key=value ...`` or a URI, ``conninfo.parse``). What cannot be
     parsed is left out: only ``SHOWN_CONNINFO`` keys are ever shown, and a subscription is disabled whatever
     this finds."""
-    text = conninfo.strip()
-    found: Dict[str, str] = {}
-    if re.match(r'(?i)postgres(ql)?://', text):
-        parts = urlsplit(text)
-        netloc = parts.netloc.rsplit('@', 1)
-        if len(netloc) == 2:
-            found['user'] = unquote(netloc[0].split(':', 1)[0])
-        hostport = netloc[-1]
-        match = re.match(r'^(\[[^\]]*\]|[^:]*)(?::(\d+))?$', hostport)
-        if match and match.group(1):
-            found['host'] = unquote(match.group(1).strip('[]'))
-        if match and match.group(2):
-            found['port'] = match.group(2)
-        if parts.path.strip('/'):
-            found['dbname'] = unquote(parts.path.lstrip('/'))
-        for key, value in parse_qsl(parts.query):
-            found[key] = value
-        return found
-    i, n = 0, len(text)
-    while i < n:
-        while i < n and text[i].isspace():
-            i += 1
-        start = i
-        while i < n and text[i] not in '= \t\n':
-            i += 1
-        key = text[start:i]
-        while i < n and text[i].isspace():
-            i += 1
-        if i >= n or text[i] != '=' or not key:
-            break   # not a connection string this parser knows: what was found so far
-        i += 1
-        while i < n and text[i].isspace():
-            i += 1
-        chars: List[str] = []
-        if i < n and text[i] == "'":
-            i += 1
-            while i < n and text[i] != "'":
-                if text[i] == '\\' and i + 1 < n:
-                    i += 1
-                chars.append(text[i])
-                i += 1
-            i += 1
-        else:
-            while i < n and not text[i].isspace():
-                if text[i] == '\\' and i + 1 < n:
-                    i += 1
-                chars.append(text[i])
-                i += 1
-        found[key] = ''.join(chars)
-    return found
+    return conninfo_parser.parse(conninfo.strip(), strict=False)
 
 
 def disabled_conninfo(parsed: Dict[str, str]) -> str:

@@ -30,6 +30,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import (
     conf_literal, conninfo_value, quote_literal)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import conninfo as conninfo_parser
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.backup import (
     PostgresEngine, find_client_tool, lsn_to_int)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.client import (
@@ -42,29 +43,14 @@ from ansible_collections.opsready.operations.plugins.module_utils.replication.fa
     FENCE_FILE, NodeSpec, NodeState, check_switchover_candidate, choose_failover_candidate, fence_record, lsn_text,
     read_fence_file, standby_lag, write_fence_file)
 
-CONNINFO_RE = re.compile(r"\s*([A-Za-z_]+)\s*=\s*('(?:[^'\\]|\\.)*'|[^\s']*)")
-
 CONF_LIMIT = 16 * 1024 * 1024   # postgresql.auto.conf read back by fence/rejoin
 
 
 # -- connection strings ------------------------------------------------------------------------------------
 def parse_conninfo(text: str) -> Dict[str, str]:
-    """A libpq ``key=value`` connection string as a dict (quoted values unescaped)."""
-    result: Dict[str, str] = {}
-    pos = 0
-    text = text.strip()
-    while pos < len(text):
-        match = CONNINFO_RE.match(text, pos)
-        if not match:
-            raise OpsReadyError('Cannot read the connection string %r near position %d.' % (text, pos))
-        key, value = match.group(1), match.group(2)
-        if value.startswith("'"):
-            value = re.sub(r'\\(.)', r'\1', value[1:-1])
-        result[key] = value
-        pos = match.end()
-        while pos < len(text) and text[pos].isspace():
-            pos += 1
-    return result
+    """A libpq connection string (``key=value ...`` or a URI) as a dict (``conninfo.parse``): an error names where
+    it cannot be read, never the string (it holds the replication password)."""
+    return conninfo_parser.parse(text.strip())
 
 
 def build_conninfo(values: Dict[str, str]) -> str:

@@ -29,6 +29,7 @@ import json
 from typing import Any, Dict, List, Optional
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import conninfo as conninfo_parser
 from ansible_collections.opsready.operations.plugins.module_utils.replication import (
     status as st)
 
@@ -127,40 +128,7 @@ def conninfo_summary(conninfo: Optional[str]) -> Optional[Dict[str, str]]:
     if conninfo is None:
         return None
     keep = ('host', 'hostaddr', 'port', 'user', 'application_name', 'sslmode')
-    out: Dict[str, str] = {}
-    i, n = 0, len(conninfo)
-    while i < n:
-        while i < n and conninfo[i].isspace():
-            i += 1
-        key_start = i
-        while i < n and conninfo[i] not in '= \t\n':
-            i += 1
-        key = conninfo[key_start:i]
-        while i < n and conninfo[i].isspace():
-            i += 1
-        if i >= n or conninfo[i] != '=':
-            break
-        i += 1
-        while i < n and conninfo[i].isspace():
-            i += 1
-        value = []
-        if i < n and conninfo[i] == "'":
-            i += 1
-            while i < n and conninfo[i] != "'":
-                if conninfo[i] == '\\' and i + 1 < n:
-                    i += 1
-                value.append(conninfo[i])
-                i += 1
-            i += 1
-        else:
-            while i < n and not conninfo[i].isspace():
-                if conninfo[i] == '\\' and i + 1 < n:
-                    i += 1
-                value.append(conninfo[i])
-                i += 1
-        if key in keep:
-            out[key] = ''.join(value)
-    return out
+    return {k: v for k, v in conninfo_parser.parse(conninfo, strict=False).items() if k in keep}
 
 
 def collect(engine: Any, database: Optional[str] = None) -> Dict[str, Any]:

@@ -70,8 +70,10 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.base i
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
     grow_pipe, is_encrypted, open_artifact, pipe_artifact_into)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.dbprops import (
-    EXTENSION_MEMBERS_SQL, RAW_PREFIX, apply_statements, before_load_statements, create_options, describe,
-    extension_member_losses, extension_names, extension_statements, is_comment, load_options, locale_settings,
+    EXTENSION_MEMBERS_ALL_SQL, RAW_PREFIX, apply_statements, before_load_statements, create_options, describe,
+    extension_member_losses, extension_member_statements, extension_names, extension_owner_losses,
+    extension_owner_statements,
+    extension_statements, is_comment, load_options, locale_settings,
     own_text_search_option, referenced_roles)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import foreign
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import (
@@ -289,23 +291,66 @@ def check_object_tablespaces(engine: PostgresEngine, manifest: Manifest,
             'SET TABLESPACE, or restore again) - %s' % (where, ', '.join(missing), named)]
 
 
+def _extension_members(engine: PostgresEngine, database: str) -> List[Dict[str, Any]]:
+    rows = engine.client.query_script(UTF8_SCRIPT + CATALOG_SEARCH_PATH + EXTENSION_MEMBERS_ALL_SQL + ';\n',
+                                      database=database)
+    return json.loads('\t'.join(rows[0])) if rows and rows[0] else []
+
+
+def _set_members_again(engine: PostgresEngine, database: str, fixes: List[Tuple[List[str], str]]) -> List[str]:
+    """Run each member's statements (``extension_member_statements``) in ``database``, all in one transaction, or
+    when one fails (a role the target lacks, LEAKPROOF without superuser) member by member: what was set back."""
+    def run(statements: List[str]) -> bool:
+        try:
+            engine.client.query_script(UTF8_SCRIPT + CATALOG_SEARCH_PATH + 'BEGIN;\n'
+                                       + ''.join('%s;\n' % s for s in statements) + 'COMMIT;\n', database=database)
+        except ToolError:
+            return False   # the session ended with the failed transaction: nothing of it stays
+        return True
+    if not fixes:
+        return []
+    if run([s for statements, _named in fixes for s in statements]):
+        return [named for _statements, named in fixes]
+    return [named for statements, named in fixes if run(statements)]
+
+
 def extension_member_warnings(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest,
                               database: str) -> List[str]:
-    """A warning naming the extension members whose owner, settings or comment (changed by a user after CREATE
-    EXTENSION, recorded at backup time) the restored copy ``database`` lacks: pg_dump writes CREATE EXTENSION and the
-    members' privileges only. [] when nothing was lost (or the backup predates the record)."""
-    recorded = (manifest.data.get('database_properties') or {}).get('extension_members') or []
+    """What a user changed on extensions after CREATE EXTENSION (recorded at backup time) and pg_dump does not carry
+    (it writes CREATE EXTENSION and the members' privileges only), in the restored copy ``database``: the member
+    functions' attributes (COST, volatility, STRICT, PARALLEL, LEAKPROOF, SECURITY DEFINER, ROWS) are set again
+    here and named; a member's owner, settings or comment and an extension's owner are named. [] when nothing was
+    lost (or the backup predates the record)."""
+    props = manifest.data.get('database_properties') or {}
+    warnings: List[str] = []
+    owners_recorded = [e for e in props.get('extensions') or [] if e.get('owner')]
+    if owners_recorded and not request.no_owner:
+        rows = engine.query('SELECT extname, pg_catalog.pg_get_userbyid(extowner) FROM pg_catalog.pg_extension',
+                            database=database)
+        lost_owners = extension_owner_losses(props, {r[0]: r[1] for r in rows if len(r) == 2}, request.no_owner)
+        if lost_owners:
+            warnings.append('Extensions owned by a role other than the restoring one came back owned by it (pg_dump '
+                            'writes no extension owner and PostgreSQL has no ALTER EXTENSION ... OWNER TO): %s. '
+                            'To give one back, drop it and create it again as its owner (SET ROLE owner; CREATE '
+                            'EXTENSION ..., a trusted extension), then grant again what was granted on its '
+                            'members.' % '; '.join(lost_owners))
+    recorded = props.get('extension_members') or []
     if not recorded:
-        return []
-    rows = engine.client.query_script(UTF8_SCRIPT + CATALOG_SEARCH_PATH + EXTENSION_MEMBERS_SQL + ';\n',
-                                      database=database)
-    restored = json.loads('\t'.join(rows[0])) if rows and rows[0] else []
+        return warnings
+    restored = _extension_members(engine, database)
+    fixes = extension_member_statements(recorded, restored, request.no_owner)
+    done = _set_members_again(engine, database, fixes)
+    if done:
+        warnings.append('Extension members changed after CREATE EXTENSION (pg_dump does not carry them: the copy had '
+                        'the extension script\'s) were set again after the load: %s.' % '; '.join(done))
+    if fixes:
+        restored = _extension_members(engine, database)
     lost = extension_member_losses(recorded, restored, request.no_owner)
-    if not lost:
-        return []
-    return ['Extension members changed after CREATE EXTENSION did not come back (pg_dump carries only the '
-            'extension and its members\' privileges): %s. Set them again in the restored database (ALTER FUNCTION '
-            '... OWNER TO / SET, COMMENT ON ...).' % '; '.join(lost)]
+    if lost:
+        warnings.append('Extension members changed after CREATE EXTENSION did not come back (pg_dump carries only '
+                        'the extension and its members\' privileges): %s. Set them again in the restored database '
+                        '(ALTER ROUTINE/TYPE ... OWNER TO / SET / attributes, COMMENT ON ...).' % '; '.join(lost))
+    return warnings
 
 
 def check_no_owner(request: RestoreRequest, manifest: Manifest) -> None:
@@ -1104,7 +1149,8 @@ def create_database(engine: PostgresEngine, request: RestoreRequest, manifest: M
         except BaseException:
             drop_database(engine, name)   # a psql of its own: the failure may have ended the session
             raise
-    extensions, not_kept = extension_statements(props, available_extensions(engine, extension_names(props), session))
+    available = available_extensions(engine, extension_names(props), session)
+    extensions, not_kept = extension_statements(props, available)
     skipped += not_kept
     prepare = before_load_statements(props) + extensions
     if prepare:
@@ -1113,7 +1159,25 @@ def create_database(engine: PostgresEngine, request: RestoreRequest, manifest: M
         except BaseException:
             drop_database(engine, name)
             raise
+    if not request.no_owner:
+        create_extensions_as_owners(engine, props, available, name, extensions)
     return skipped
+
+
+def create_extensions_as_owners(engine: PostgresEngine, props: Dict[str, Any],
+                                available: Dict[str, Tuple[str, List[str]]], name: str, created: List[str]) -> None:
+    """The extensions a role other than the restoring one owned, created by that role (``extension_owner_statements``);
+    one the server refuses is left to the dump (and named by ``extension_member_warnings``)."""
+    if not any(e.get('owner') for e in props.get('extensions') or []):
+        return
+    login = engine.query('SELECT current_user', database=name)[0][0]
+    made = [str(e.get('name')) for e in props.get('extensions') or []
+            if any(s.startswith('CREATE EXTENSION %s ' % quote_ident(str(e.get('name')))) for s in created)]
+    for _ext, statements in extension_owner_statements(props, available, name, login, made):
+        try:
+            engine.query(CATALOG_SEARCH_PATH + _one_transaction(statements), database=name)
+        except ToolError:
+            pass   # nosec B110 # the dump's CREATE EXTENSION makes it as the restoring role; the owner is named
 
 
 def apply_properties(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, database: str,

@@ -196,3 +196,78 @@ def test_configuration_file_values_stay_on_their_line_and_read_back_the_same(val
 def test_configuration_file_values_refuse_nul():
     with pytest.raises(OpsReadyError):
         conf_literal('a\x00b')
+
+
+# -- extension members' function attributes and extension owners (round 6) ----------------------------------------
+def test_extension_member_statements_set_back_what_differs():
+    statements_for = pg_dbprops.extension_member_statements
+    losses = pg_dbprops.extension_member_losses
+    script = ['IMMUTABLE', 'STRICT', 'SECURITY INVOKER', 'NOT LEAKPROOF', 'PARALLEL SAFE', 'COST 1', None]
+    user = ['STABLE', 'STRICT', 'SECURITY INVOKER', 'NOT LEAKPROOF', 'PARALLEL SAFE', 'COST 7', None]
+    recorded = [{'object': 'function public."Odd"(text)', 'attrs': user, 'owner': 'app',
+                 'config': 'search_path="My S", public, work_mem=7MB',
+                 'settings': ['search_path="My S", public', 'work_mem=7MB'], 'comment': "it's"},
+                {'object': 'function public.same(text)', 'attrs': script},
+                {'object': 'function public.gone(text)', 'attrs': user},
+                {'object': 'function public.old(text)', 'config': 'work_mem=1MB'},   # a backup without the list
+                {'object': 'type public.t', 'owner': 'app', 'comment': 'c'},
+                {'object': 'relation public.r', 'comment': 'c'}]
+    restored = [{'object': 'function public."Odd"(text)', 'attrs': script, 'role': 'postgres', 'comment': 'x'},
+                {'object': 'function public.same(text)', 'attrs': script, 'role': 'postgres'},
+                {'object': 'function public.old(text)', 'role': 'postgres'},
+                {'object': 'type public.t', 'role': 'postgres'},
+                {'object': 'relation public.r', 'role': 'postgres'}]
+    assert statements_for(recorded, restored, False) == [
+        (['ALTER ROUTINE public."Odd"(text) OWNER TO "app"', 'ALTER ROUTINE public."Odd"(text) RESET ALL',
+          'ALTER ROUTINE public."Odd"(text) SET "search_path" TO E\'My S\', E\'public\'',
+          'ALTER ROUTINE public."Odd"(text) SET "work_mem" TO E\'7MB\'',
+          "COMMENT ON ROUTINE public.\"Odd\"(text) IS E'it''s'",
+          'ALTER FUNCTION public."Odd"(text) STABLE STRICT SECURITY INVOKER NOT LEAKPROOF PARALLEL SAFE COST 7'],
+         'function public."Odd"(text) (owner app, SET search_path="My S", public, work_mem=7MB, comment, STABLE, '
+         'COST 7)'),
+        (['ALTER TYPE public.t OWNER TO "app"', "COMMENT ON TYPE public.t IS E'c'"],
+         'type public.t (owner app, comment)')]
+    no_owner = [s for s, _named in statements_for(recorded, restored, True)]
+    assert no_owner[0][0].startswith('ALTER ROUTINE public."Odd"(text) RESET ALL')
+    # what was not set back is named; a member the copy lacks is not
+    assert losses(recorded, restored, False) == [
+        'function public."Odd"(text) (owner app, SET search_path="My S", public, work_mem=7MB, comment, STABLE, '
+        'COST 7)', 'function public.old(text) (SET work_mem=1MB)', 'type public.t (owner app, comment)',
+        'relation public.r (comment)']
+
+
+def test_extension_owner_losses():
+    extension_owner_losses = pg_dbprops.extension_owner_losses
+    props = {'extensions': [{'name': 'cube', 'owner': 'app'}, {'name': 'hstore', 'owner': 'postgres'},
+                            {'name': 'old'}, {'name': 'absent', 'owner': 'app'}]}
+    now = {'cube': 'postgres', 'hstore': 'postgres', 'old': 'postgres'}
+    assert extension_owner_losses(props, now, False) == ['cube (owned by app, now by postgres)']
+    assert extension_owner_losses(props, now, True) == []
+
+
+def test_extension_member_statements_never_splice_manifest_text():
+    """A manifest is data: attributes that are not the clauses the backup writes, or an object the copy's catalog does
+    not name the same, make no statement (they are named as lost instead)."""
+    script = ['IMMUTABLE', 'STRICT', 'SECURITY INVOKER', 'NOT LEAKPROOF', 'PARALLEL SAFE', 'COST 1', None]
+    evil = ['STABLE; DROP DATABASE x; --'] + script[1:]
+    recorded = [{'object': 'function public.f(text)', 'attrs': evil},
+                {'object': 'function public.f(text); DROP DATABASE x', 'attrs': script, 'comment': 'c'}]
+    restored = [{'object': 'function public.f(text)', 'attrs': script, 'role': 'postgres'}]
+    assert pg_dbprops.extension_member_statements(recorded, restored, False) == []
+    assert pg_dbprops.extension_member_losses(recorded, restored, False)[0].startswith('function public.f(text) (')
+
+
+def test_extension_owner_statements():
+    props = {'extensions': [{'name': 'cube', 'version': '1.5', 'schema': 'public', 'owner': 'app "x"'},
+                            {'name': 'mine', 'version': '1.0', 'schema': 'public', 'owner': 'restorer'},
+                            {'name': 'older', 'version': '1.0', 'schema': 'public', 'owner': 'app'},
+                            {'name': 'elsewhere', 'version': '1.0', 'schema': 'ext', 'owner': 'app'},
+                            {'name': 'absent', 'version': '1.0', 'schema': 'public', 'owner': 'app'},
+                            {'name': 'legacy', 'version': '1.0', 'schema': 'public'}]}
+    available = {'cube': ('1.5', ['1.4', '1.5']), 'mine': ('1.0', ['1.0']), 'older': ('1.1', ['1.0', '1.1']),
+                 'elsewhere': ('1.0', ['1.0']), 'legacy': ('1.0', ['1.0'])}
+    assert pg_dbprops.extension_owner_statements(props, available, 'db', 'restorer', ['older']) == [
+        ('cube', ['GRANT CREATE ON DATABASE "db" TO "app ""x"""', 'GRANT CREATE ON SCHEMA "public" TO "app ""x"""',
+                  'SET LOCAL ROLE "app ""x"""', 'CREATE EXTENSION "cube" WITH SCHEMA "public" VERSION E\'1.5\'',
+                  'RESET ROLE', 'REVOKE CREATE ON DATABASE "db" FROM "app ""x"""',
+                  'REVOKE CREATE ON SCHEMA "public" FROM "app ""x"""'])]

@@ -14,7 +14,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.postgr
      {'host': '10.0.0.5', 'port': '5433', 'dbname': 'my db', 'user': 'rep', 'password': "it's"}),
     ('host = h  dbname = d', {'host': 'h', 'dbname': 'd'}),
     ('postgresql://r%40x:secret@[::1]:5434/db%20x?sslmode=require',
-     {'user': 'r@x', 'host': '::1', 'port': '5434', 'dbname': 'db x', 'sslmode': 'require'}),
+     {'user': 'r@x', 'password': 'secret', 'host': '::1', 'port': '5434', 'dbname': 'db x', 'sslmode': 'require'}),
     ('postgres://prod.example/app', {'host': 'prod.example', 'dbname': 'app'}),
     ('not a connection string', {}),
 ])
