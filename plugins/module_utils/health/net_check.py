@@ -22,6 +22,7 @@ import urllib.parse
 from typing import Any, Dict, List, Optional
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common.runner import REDACTED
 from ansible_collections.opsready.operations.plugins.module_utils.health.registry import (
     MAX_BODY, CheckType, ms, register)
 from ansible_collections.opsready.operations.plugins.module_utils.health.thresholds import Threshold, measure
@@ -92,6 +93,41 @@ def _cert_not_after(sock: Any) -> Optional[datetime.datetime]:
     return None
 
 
+# A query (or fragment) parameter whose name says it carries a credential: an API key, an access token, a signed
+# URL's signature (S3 X-Amz-Signature, Azure SAS sig), a password. Matching too much costs a starred value in a
+# message; matching too little puts a live token in results, history, metrics labels and Ansible's invocation.
+_SECRET_PARAM = re.compile(r'token|secret|passw|pwd|passphrase|key|sig|auth|credential|session|cookie', re.I)
+_PARAM = re.compile(r'([?&;#])([^=&;#]*)=([^&;#]*)')
+_USERINFO = re.compile(r'^([A-Za-z][A-Za-z0-9+.-]*://)([^/?#]*)@')
+
+
+def _secret_name(raw: str) -> bool:
+    return bool(_SECRET_PARAM.search(urllib.parse.unquote_plus(raw)))
+
+
+def url_secrets(url: str) -> List[str]:
+    """The credentials a URL carries (the userinfo, secret-named query and fragment values), as written and
+    percent-decoded: what must not appear in any output."""
+    found: List[str] = []
+    userinfo = _USERINFO.match(url)
+    if userinfo:
+        user, _sep, password = userinfo.group(2).partition(':')
+        found += [userinfo.group(2), user, password]
+    for match in _PARAM.finditer(url):
+        if _secret_name(match.group(2)):
+            found += [match.group(3), urllib.parse.unquote_plus(match.group(3))]
+    return sorted({s for s in found if s}, key=len, reverse=True)
+
+
+def redact_url(url: str) -> str:
+    """The URL with its credentials starred: the userinfo, and the value of every query or fragment parameter
+    whose name says it is a secret. Works on the text as written (no re-encoding), so it also redacts a URL that
+    urlsplit refuses; the rest of the URL still names the endpoint."""
+    text = _USERINFO.sub(lambda m: m.group(1) + REDACTED + '@', url)
+    return _PARAM.sub(lambda m: m.group(0) if not _secret_name(m.group(2))
+                      else '%s%s=%s' % (m.group(1), m.group(2), REDACTED), text)
+
+
 @register
 class HttpCheck(CheckType):
     type_name = 'http'
@@ -112,15 +148,11 @@ class HttpCheck(CheckType):
     down_condition = 'api_error'
 
     def default_name(self, spec: Dict[str, Any]) -> str:
-        url = spec['url']
-        try:
-            parsed = urllib.parse.urlsplit(url)
-            if parsed.username is not None or parsed.password is not None:
-                # refused by validate(), which names the check by this: never with the password
-                url = urllib.parse.urlunsplit(parsed._replace(netloc=parsed.netloc.rpartition('@')[2]))
-        except ValueError:
-            pass
-        return 'http:%s' % url
+        # The name is in results, history, metrics labels and messages: never with a credential of the URL.
+        return 'http:%s' % redact_url(spec['url'])
+
+    def secrets(self, spec: Dict[str, Any]) -> List[str]:
+        return url_secrets(spec.get('url') or '')
 
     def validate(self, spec: Dict[str, Any]) -> None:
         parsed = urllib.parse.urlsplit(spec['url'])
@@ -132,11 +164,11 @@ class HttpCheck(CheckType):
                                 'credentials in headers (Authorization: Basic ...), which are never logged, and '
                                 'name the check with name.')
         if parsed.scheme not in ('http', 'https') or not parsed.hostname:
-            raise OpsReadyError('url %r is not an http:// or https:// URL with a host.' % spec['url'])
+            raise OpsReadyError('url %r is not an http:// or https:// URL with a host.' % redact_url(spec['url']))
         try:
             _port = parsed.port  # raises ValueError on a bad port
         except ValueError:
-            raise OpsReadyError('url %r has an invalid port.' % spec['url'])
+            raise OpsReadyError('url %r has an invalid port.' % redact_url(spec['url']))
         if spec['requests'] < 1 or spec['requests'] > 1000:
             raise OpsReadyError('requests must be between 1 and 1000.')
         if spec.get('body_regex'):
@@ -241,6 +273,7 @@ class HttpCheck(CheckType):
 
     def run(self, spec: Dict[str, Any]) -> Dict[str, Any]:
         parsed = urllib.parse.urlsplit(spec['url'])
+        shown = redact_url(spec['url'])
         latencies: List[float] = []
         errors: List[str] = []
         statuses: List[int] = []
@@ -277,12 +310,12 @@ class HttpCheck(CheckType):
         if failed_all:
             condition = 'api_timeout' if timed_out else ('service_down' if refused else 'api_error')
             result.update(ok=False, condition=condition, timed_out=bool(timed_out),
-                          message='%s %s failed: %s.' % (spec['method'], spec['url'], errors[-1]))
+                          message='%s %s failed: %s.' % (spec['method'], shown, errors[-1]))
         elif total == 1 or not errors:
-            result.update(ok=True, message='%s %s answered %s.' % (spec['method'], spec['url'], result['status']))
+            result.update(ok=True, message='%s %s answered %s.' % (spec['method'], shown, result['status']))
         else:
             result.update(ok=True, message='%s %s: %d of %d requests failed (last: %s).'
-                          % (spec['method'], spec['url'], len(errors), total, errors[-1]))
+                          % (spec['method'], shown, len(errors), total, errors[-1]))
         return result
 
     def evaluate(self, spec: Dict[str, Any], result: Dict[str, Any], th: Dict[str, Threshold]) -> List[Dict[str, Any]]:
