@@ -112,10 +112,15 @@ def _first_wins(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
 
 def manifest_sha256(path: str) -> Any:
     """The ``sha256`` a manifest file records, read as the catalog reads it (strict JSON, the shape check, never
-    through a link): OpsReadyError when the catalog would not list it. A quick plain-JSON read took the last of two
+    through a link). A quick plain-JSON read took the last of two
     equal members where the catalog refuses the manifest: a local copy counted as present that the catalog
-    ignores."""
-    return read_manifest(path).data['sha256']
+    ignores. ValueError when the catalog would not list it; a link (never read through) stays UnsafeFileError."""
+    try:
+        return read_manifest(path).data['sha256']
+    except safeio.UnsafeFileError:
+        raise
+    except OpsReadyError as exc:
+        raise ValueError(exc.message)
 
 
 def _pieces_raw(entry: Manifest) -> List[Tuple[Any, Any, Any]]:
