@@ -58,3 +58,49 @@ def test_health_check_refused_url_does_not_quote_its_token(tmp_path, url):
                                                             'metrics': []})
     assert result.get('failed') is True, printed[-2000:]
     assert SECRET not in printed
+
+
+# --- cert_renew: privatekey_passphrase ------------------------------------------------------------------------------
+PASSPHRASE = 'Pa55phrase-n0t-in-0utput'
+
+
+def _encrypted_live_pair(tmp_path: Path) -> dict:
+    """A CA, a live pair whose key is encrypted with PASSPHRASE, and a certificate issued for that key."""
+    sys.path.insert(0, str(ROOT / 'tests' / 'unit' / 'plugins' / 'module_utils' / 'certs'))
+    from cryptography.hazmat.primitives import serialization
+    from pki import CA, cert_pem, ec_key
+    ca = CA()
+    ca_cert, _ca_key = ca.write(tmp_path)
+    key = ec_key()
+    live, _key = ca.issue('app.test', days_left=2, key=key)
+    issued, _key = ca.issue('app.test', days_left=80, key=key)
+    (tmp_path / 'app.crt').write_bytes(cert_pem(live))
+    (tmp_path / 'app.key').write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(PASSPHRASE.encode())))
+    (tmp_path / 'app.key').chmod(0o600)
+    (tmp_path / 'issued.crt').write_bytes(cert_pem(issued))
+    return {'path': str(tmp_path / 'app.crt'), 'privatekey_path': str(tmp_path / 'app.key'),
+            'install': str(tmp_path / 'issued.crt'), 'ca_cert': ca_cert}
+
+
+def test_cert_renew_install_takes_the_live_key_passphrase_and_never_shows_it(tmp_path):
+    params = dict(_encrypted_live_pair(tmp_path), privatekey_passphrase=PASSPHRASE)
+    result, printed = run_module(tmp_path, 'cert_renew', params)
+    assert result.get('changed') is True and not result.get('failed'), printed[-2000:]
+    assert PASSPHRASE not in printed
+    assert b'ENCRYPTED' in (tmp_path / 'app.key').read_bytes()
+
+
+def test_cert_renew_install_without_the_passphrase_names_the_option(tmp_path):
+    params = _encrypted_live_pair(tmp_path)
+    before = (tmp_path / 'app.crt').read_bytes()
+    result, printed = run_module(tmp_path, 'cert_renew', params)
+    assert result.get('failed') is True and 'privatekey_passphrase' in result['msg'], printed[-2000:]
+    assert (tmp_path / 'app.crt').read_bytes() == before
+
+
+def test_cert_renew_cipher_auto_needs_the_passphrase(tmp_path):
+    params = dict(_encrypted_live_pair(tmp_path), privatekey_cipher='auto')
+    result, printed = run_module(tmp_path, 'cert_renew', params)
+    assert result.get('failed') is True and 'privatekey_passphrase' in result['msg'], printed[-2000:]
