@@ -144,3 +144,27 @@ def test_wal_archive_reads_json_as_the_catalog_does(raw):
         except ValueError:
             outcomes.append(('refused', None))
     assert outcomes[0] == outcomes[1]
+
+
+def test_health_redaction_leaves_numbers_alone_for_a_short_secret():
+    """A password ``1`` was replaced in the JSON text of the whole result: every latency and count with a 1 in it
+    became ``********`` (or the text stopped being JSON)."""
+    from ansible_collections.opsready.operations.plugins.module_utils.health import checks
+    result = {'latency_ms': 1.5, 'count': 11, 'ok': True, 'message': 'pw 1 refused', 'list': [1, '1']}
+    assert checks.redact_result(result, ['1']) == {'latency_ms': 1.5, 'count': 11, 'ok': True,
+                                                   'message': 'pw ******** refused', 'list': [1, '********']}
+
+
+@pytest.mark.parametrize('url,shown', [
+    ('https://h/p?api_key=abc&x=1', 'https://h/p?api_key=********&x=1'),
+    ('https://u:pw@h/p', 'https://********@h/p'),
+    ('https://h/p?X-Amz-Signature=abc&X-Amz-Credential=def&v=2',
+     'https://h/p?X-Amz-Signature=********&X-Amz-Credential=********&v=2'),
+    ('https://h/p#access_token=abc', 'https://h/p#access_token=********'),
+    ('https://h/p?a%5Fkey=abc', 'https://h/p?a%5Fkey=********'),
+    ('http://[::1/x?token=abc', 'http://[::1/x?token=********'),     # urlsplit refuses it; redacted all the same
+    ('https://h/p?page=2&sort=name', 'https://h/p?page=2&sort=name'),
+])
+def test_health_url_redaction(url, shown):
+    from ansible_collections.opsready.operations.plugins.module_utils.health import net_check
+    assert net_check.redact_url(url) == shown
