@@ -1,0 +1,55 @@
+"""Security review, round 6, through the certificates role: an encrypted live key's passphrase reaches cert_renew
+from a variable the item names (privatekey_passphrase_var), never from the loop item itself, which Ansible copies
+into task results, job events and logs (the password_var rule of the dr_drill, maintenance and recovery roles)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+
+from tests.harness.playbook import run_playbook
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'unit' / 'plugins' / 'module_utils' / 'certs'))
+from pki import CA, cert_pem, ec_key  # noqa: E402
+
+PLAYBOOK = 'playbooks/cert_renewal.yml'
+PASSPHRASE = 'R0le-pa55phrase-n0t-shown'
+
+
+def encrypted_item(tmp_path: Path) -> dict:
+    ca = CA()
+    ca_cert, ca_key = ca.write(tmp_path)
+    key = ec_key()
+    cert, _key = ca.issue('enc.test', days_left=2, key=key)
+    (tmp_path / 'enc.crt').write_bytes(cert_pem(cert))
+    (tmp_path / 'enc.key').write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(PASSPHRASE.encode())))
+    (tmp_path / 'enc.key').chmod(0o600)
+    return dict(name='enc', path=str(tmp_path / 'enc.crt'), privatekey_path=str(tmp_path / 'enc.key'),
+                ca_cert=ca_cert, ca_key=ca_key, key_type='ec')
+
+
+def test_role_renews_an_encrypted_key_with_the_passphrase_its_item_names(tmp_path):
+    item = dict(encrypted_item(tmp_path), privatekey_passphrase_var='vault_enc_key_passphrase')
+    before = (tmp_path / 'enc.crt').read_bytes()
+    run = run_playbook(PLAYBOOK, extravars=dict(certificates_list=[item], vault_enc_key_passphrase=PASSPHRASE))
+    assert run.rc == 0, run.stdout[-3000:]
+    assert (tmp_path / 'enc.crt').read_bytes() != before
+    text = (tmp_path / 'enc.key').read_bytes()
+    assert b'ENCRYPTED' in text
+    serialization.load_pem_private_key(text, password=PASSPHRASE.encode())
+    results = json.dumps([e.get('event_data', {}).get('res') for e in run.events])
+    assert PASSPHRASE not in results and PASSPHRASE not in run.stdout
+
+
+def test_role_refuses_a_passphrase_written_into_the_item(tmp_path):
+    item = dict(encrypted_item(tmp_path), privatekey_passphrase=PASSPHRASE)
+    before = (tmp_path / 'enc.crt').read_bytes()
+    run = run_playbook(PLAYBOOK, extravars=dict(certificates_list=[item]))
+    assert run.rc != 0 and 'privatekey_passphrase_var' in run.stdout, run.stdout[-3000:]
+    assert (tmp_path / 'enc.crt').read_bytes() == before
+    assert PASSPHRASE not in run.stdout
