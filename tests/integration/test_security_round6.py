@@ -53,3 +53,23 @@ def test_role_refuses_a_passphrase_written_into_the_item(tmp_path):
     assert run.rc != 0 and 'privatekey_passphrase_var' in run.stdout, run.stdout[-3000:]
     assert (tmp_path / 'enc.crt').read_bytes() == before
     assert PASSPHRASE not in run.stdout
+
+
+def test_schedule_never_shows_a_job_s_extra_vars(tmp_path):
+    """A job's extra vars are written 0600 (they may hold a vault-decrypted password for the scheduled run), but
+    --diff printed the whole file and the loop item carried them into every result of the loop."""
+    from tests.integration.test_schedule import schedule
+    proj = tmp_path / 'project'
+    (proj / 'playbooks').mkdir(parents=True)
+    (proj / 'playbooks' / 'marker.yml').write_text('- hosts: all\n  gather_facts: false\n  tasks: []\n')
+    dirs = {k: tmp_path / k for k in ('cron', 'units', 'config', 'logs', 'locks')}
+    for key in ('cron', 'units'):
+        dirs[key].mkdir()
+    job = {'name': 'marker', 'playbook': 'playbooks/marker.yml', 'cron': '*/5 * * * *', 'on_calendar': '*:0/5',
+           'extra_vars': {'login_password': PASSPHRASE}}
+    for check in (True, False):
+        run = schedule({'dir': proj, **dirs}, [job], check=check)
+        assert run.rc == 0, run.stdout[-3000:]
+        assert PASSPHRASE not in run.stdout
+        assert PASSPHRASE not in json.dumps([e.get('event_data', {}).get('res') for e in run.events])
+    assert json.loads((dirs['config'] / 'marker.json').read_text()) == {'login_password': PASSPHRASE}
