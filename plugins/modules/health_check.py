@@ -93,8 +93,8 @@ options:
             C(pwd), C(key), C(sig), C(auth), C(credential), C(session), C(cookie), any case) is sent, but shown as
             C(********) in the name, messages, history, metrics and Ansible's C(invocation); other parameters are
             shown as written.
-          - Pass a token in O(checks[].headers) instead (V(Authorization: Bearer ...), V(X-API-Key: ...)); header
-            values are never logged or shown.
+          - Pass a token in O(checks[].headers) instead (an C(Authorization) header with V(Bearer <token>), or the
+            API's key header such as C(X-API-Key)); header values are never logged or shown.
         type: str
       method:
         description: C(http) method. Default V(GET).
@@ -127,7 +127,7 @@ options:
       headers:
         description:
           - C(http) request headers. Their values are treated as secrets (Ansible's no_log, and starred wherever
-            they would appear in results): the place for a bearer token, an API key or Basic credentials, rather
+            they would appear in results), so this is the place for a bearer token, an API key or Basic credentials, rather
             than the URL.
         type: dict
       requests:

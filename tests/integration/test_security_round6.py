@@ -73,3 +73,41 @@ def test_schedule_never_shows_a_job_s_extra_vars(tmp_path):
         assert PASSPHRASE not in run.stdout
         assert PASSPHRASE not in json.dumps([e.get('event_data', {}).get('res') for e in run.events])
     assert json.loads((dirs['config'] / 'marker.json').read_text()) == {'login_password': PASSPHRASE}
+
+
+def test_recovery_health_probe_never_shows_a_token_in_its_url(tmp_path):
+    """The recovery role probed each health_url with ansible.builtin.uri, labelled the loop with the URL and
+    returned it (url, invocation, the loop item): a token in its query string was in the output and every job
+    event. Through health_check's http check the token is starred, and the loop item is the service's name."""
+    import http.server
+    import threading
+
+    from tests.harness.playbook import write_playbook
+
+    class Ok(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            self.send_response(200 if self.path.endswith('access_token=' + PASSPHRASE) else 401)
+            self.end_headers()
+            self.wfile.write(b'ready')
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Ok)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = 'http://127.0.0.1:%d/health?access_token=%s' % (server.server_address[1], PASSPHRASE)
+        services = [{'name': 'app', 'health_url': url, 'health_body': 'ready'}]
+        playbook = write_playbook(tmp_path, [{'ansible.builtin.include_role': {
+            'name': 'opsready.operations.recovery', 'tasks_from': 'verify'}}])
+        run = run_playbook(playbook, extravars={'recovery_services': services, 'recovery_health_retries': 0})
+        assert run.rc == 0, run.stdout[-3000:]
+        assert PASSPHRASE not in run.stdout
+        assert PASSPHRASE not in json.dumps([e.get('event_data', {}).get('res') for e in run.events])
+        # a service that does not answer still fails the verification, naming the service, not the token
+        services = [{'name': 'app', 'health_url': url.replace(PASSPHRASE, 'wrong-' + PASSPHRASE)}]
+        run = run_playbook(playbook, extravars={'recovery_services': services, 'recovery_health_retries': 0})
+        assert run.rc != 0 and 'RECOVERY FAILED VERIFICATION' in run.stdout and 'app' in run.stdout
+        assert PASSPHRASE not in run.stdout
+    finally:
+        server.shutdown()
