@@ -127,8 +127,8 @@ options:
       headers:
         description:
           - C(http) request headers. Their values are treated as secrets (Ansible's no_log, and starred wherever
-            they would appear in results), so this is the place for a bearer token, an API key or Basic credentials, rather
-            than the URL.
+            they would appear in results), so this is the place for a bearer token, an API key or Basic
+            credentials, rather than the URL.
         type: dict
       requests:
         description:
