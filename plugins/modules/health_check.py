@@ -513,7 +513,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.health import assess, checks, metrics
 from ansible_collections.opsready.operations.plugins.module_utils.health import insights_check, replication_check
-from ansible_collections.opsready.operations.plugins.module_utils.health import net_check
+from ansible_collections.opsready.operations.plugins.module_utils.common.urlsecrets import redact_url, url_secrets
 from ansible_collections.opsready.operations.plugins.module_utils.engines.redis import health as redis_check
 
 # Check types in files of their own register themselves when imported (Ansible ships what is imported here).
@@ -546,8 +546,8 @@ def main():
     checks_given = copy.deepcopy(p['checks'])
     for spec in p['checks']:
         if spec.get('url'):
-            module.no_log_values.update(s for s in net_check.url_secrets(spec['url']) if len(s) >= 4)
-            spec['url'] = net_check.redact_url(spec['url'])
+            module.no_log_values.update(s for s in url_secrets(spec['url']) if len(s) >= 4)
+            spec['url'] = redact_url(spec['url'])
     try:
         plan = assess.Plan(checks=checks_given, thresholds=p['thresholds'], metrics=p['metrics'],
                            fail_on=p['fail_on'], interval=p['interval'],

@@ -104,3 +104,17 @@ def test_cert_renew_cipher_auto_needs_the_passphrase(tmp_path):
     params = dict(_encrypted_live_pair(tmp_path), privatekey_cipher='auto')
     result, printed = run_module(tmp_path, 'cert_renew', params)
     assert result.get('failed') is True and 'privatekey_passphrase' in result['msg'], printed[-2000:]
+
+
+@pytest.mark.parametrize('url', ['http://monitor:%s@127.0.0.1:1', 'http://127.0.0.1:1/prom?api_key=%s'],
+                         ids=['userinfo', 'query'])
+def test_slo_report_prometheus_url_credentials_are_never_shown(tmp_path, url):
+    """prometheus_url goes through Ansible's open_url, which sends a user:password@ as Basic auth: it worked, and
+    the password was in every failure message and the invocation (the same for a key in the query)."""
+    slo = {'name': 'api-errors', 'service': 'api', 'sli': 'error_rate', 'objective': 99.9,
+           'total_query': 'http_requests_total', 'bad_query': 'http_requests_total{code=~"5.."}'}
+    result, printed = run_module(tmp_path, 'slo_report', {'slos': [slo], 'prometheus_url': url % SECRET,
+                                                          'prometheus_timeout': 2, 'fail_on': 'critical'})
+    assert 'msg' in result or 'slos' in result, printed[-2000:]
+    assert SECRET not in printed
+    assert '127.0.0.1:1' in json.dumps(result)     # still says which server
