@@ -68,7 +68,8 @@ class Client:
         except urllib.error.HTTPError as exc:
             # Prometheus answers 400/422/503 with a JSON error naming the problem in the query.
             detail = _error_text(exc.read(65536) if exc.fp else b'') or exc.reason
-            raise OpsReadyError('Prometheus %s refused the query %s: HTTP %d, %s' % (self.shown, query, exc.code, detail))
+            raise OpsReadyError('Prometheus %s refused the query %s: HTTP %d, %s'
+                                % (self.shown, query, exc.code, detail))
         except (urllib.error.URLError, OSError, UrlConnectionError) as exc:
             reason = getattr(exc, 'reason', exc)
             raise OpsReadyError('Prometheus %s cannot be reached: %s. Check prometheus_url and that the server '
