@@ -35,8 +35,9 @@ def url_secrets(url: str) -> List[str]:
     found: List[str] = []
     userinfo = _USERINFO.match(url)
     if userinfo:
+        # user:password - the password; a user alone (https://<token>@host/, as GitHub takes a token) - the user
         user, _sep, password = userinfo.group(2).partition(':')
-        found += [userinfo.group(2), user, password]
+        found += [userinfo.group(2), password or user]
     for match in _PARAM.finditer(url):
         if _secret_name(match.group(2)):
             found += [match.group(3), urllib.parse.unquote_plus(match.group(3))]

@@ -168,3 +168,14 @@ def test_health_redaction_leaves_numbers_alone_for_a_short_secret():
 def test_health_url_redaction(url, shown):
     from ansible_collections.opsready.operations.plugins.module_utils.health import net_check
     assert net_check.redact_url(url) == shown
+
+
+@pytest.mark.parametrize('url,secrets', [
+    ('https://monitor:pw1234@h/', ['monitor:pw1234', 'pw1234']),
+    ('https://ghp_t0ken@h/', ['ghp_t0ken']),
+    ('https://h/p?token=a%2Bb&page=2', ['a%2Bb', 'a+b']),
+])
+def test_url_secrets_are_what_must_be_masked(url, secrets):
+    """A user name next to a password is not masked (Ansible would star it wherever it occurs)."""
+    from ansible_collections.opsready.operations.plugins.module_utils.common.urlsecrets import url_secrets
+    assert sorted(url_secrets(url)) == sorted(secrets)
