@@ -42,10 +42,27 @@ options:
     required: true
   privatekey_path:
     description:
-      - Its private key file. Written unencrypted (PKCS#8 PEM), mode 0600 unless the existing key has a
-        stricter mode.
+      - Its private key file. Written as PKCS#8 PEM, unencrypted unless O(privatekey_passphrase) is given (see
+        O(privatekey_cipher)), mode 0600 unless the existing key has a stricter mode.
     type: path
     required: true
+  privatekey_passphrase:
+    description:
+      - Passphrase of the private key at O(privatekey_path) (and of the pending key O(csr_only) wrote) when it is
+        encrypted. Needed by O(install) with a certificate issued for the live key, and to find the live
+        certificate in a file of several. An unencrypted key is read as it is.
+      - With the default O(privatekey_cipher), the new key (and the pending key) is encrypted with it as well.
+      - Never passed to a command, logged or returned.
+    type: str
+  privatekey_cipher:
+    description:
+      - How the new private key is written (community.crypto's C(cipher)). V(auto) encrypts it with
+        O(privatekey_passphrase), using the best encryption the cryptography library offers; V(none) writes it
+        unencrypted, protected by its file mode only.
+      - Default V(auto) when O(privatekey_passphrase) is given, else V(none). Replacing an encrypted key with an
+        unencrypted one warns unless V(none) is given.
+    type: str
+    choices: [auto, none]
   ca_cert:
     description:
       - The local CA certificate (PEM; the first certificate signs, the rest of the bundle is trusted too).
@@ -350,6 +367,14 @@ EXAMPLES = r'''
     install: /srv/inbox/site.crt
     ca_cert: /etc/ssl/certs/corporate-ca.pem
 
+- name: Install a certificate issued for a live key encrypted with a passphrase (the key stays encrypted)
+  opsready.operations.cert_renew:
+    path: /etc/postfix/tls/mail.crt
+    privatekey_path: /etc/postfix/tls/mail.key
+    privatekey_passphrase: "{{ vault_mail_key_passphrase }}"
+    install: /srv/inbox/mail.crt
+    ca_cert: /etc/ssl/certs/corporate-ca.pem
+
 - name: Renew from Let's Encrypt over HTTP-01 through nginx's document root (ARI-aware)
   opsready.operations.cert_renew:
     path: /etc/nginx/tls/www.crt
@@ -464,6 +489,8 @@ def main():
         argument_spec=dict(
             path=dict(type='path', required=True),
             privatekey_path=dict(type='path', required=True, no_log=False),
+            privatekey_passphrase=dict(type='str', no_log=True),
+            privatekey_cipher=dict(type='str', choices=['auto', 'none']),
             ca_cert=dict(type='path'),
             ca_key=dict(type='path', no_log=False),
             ca_key_passphrase=dict(type='str', no_log=True),
@@ -523,7 +550,7 @@ def main():
             owner=dict(type='str'),
         ),
         required_by={'ca_key_passphrase': 'ca_key'},  # nosec B105 # an option name, not a password
-        required_if=[('include_chain', True, ('ca_cert',))],
+        required_if=[('include_chain', True, ('ca_cert',)), ('privatekey_cipher', 'auto', ('privatekey_passphrase',))],
         supports_check_mode=True,
     )
     crypto_guard.require(module, crypto_guard.CERTS_MINIMUM, 'cert_renew')

@@ -85,7 +85,16 @@ options:
           - C(redis) port (default V(6379)).
         type: int
       url:
-        description: C(http) URL, V(http://) or V(https://).
+        description:
+          - C(http) URL, V(http://) or V(https://). It names the check by default (C(http:<url>)), so it is shown in
+            results, findings, history and metrics labels.
+          - Do not put credentials in it. A user or password (V(https://user:pw@host/)) is refused. The value of a
+            query or fragment parameter whose name says it is a secret (containing C(token), C(secret), C(passw),
+            C(pwd), C(key), C(sig), C(auth), C(credential), C(session), C(cookie), any case) is sent, but shown as
+            C(********) in the name, messages, history, metrics and Ansible's C(invocation); other parameters are
+            shown as written.
+          - Pass a token in O(checks[].headers) instead (an C(Authorization) header with V(Bearer <token>), or the
+            API's key header such as C(X-API-Key)); header values are never logged or shown.
         type: str
       method:
         description: C(http) method. Default V(GET).
@@ -116,7 +125,10 @@ options:
         description: C(http) CA bundle to verify the server with; C(redis) CA bundle with O(checks[].tls).
         type: path
       headers:
-        description: C(http) request headers (values are treated as secrets).
+        description:
+          - C(http) request headers. Their values are treated as secrets (Ansible's no_log, and starred wherever
+            they would appear in results), so this is the place for a bearer token, an API key or Basic
+            credentials, rather than the URL.
         type: dict
       requests:
         description:
@@ -393,6 +405,9 @@ EXAMPLES = r'''
         unit: postgresql
       - type: http
         url: https://api.example.com/health
+        # the token goes in a header, never in the URL (which names the check in results and metrics)
+        headers:
+          Authorization: "Bearer {{ vault_health_api_token }}"
         json_query: status
         json_expect: ok
         requests: 20
@@ -491,11 +506,14 @@ written:
   sample: {"textfile": "/var/lib/node_exporter/textfile/opsready_health.prom"}
 '''
 
+import copy
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.health import assess, checks, metrics
 from ansible_collections.opsready.operations.plugins.module_utils.health import insights_check, replication_check
+from ansible_collections.opsready.operations.plugins.module_utils.common.urlsecrets import redact_url, url_secrets
 from ansible_collections.opsready.operations.plugins.module_utils.engines.redis import health as redis_check
 
 # Check types in files of their own register themselves when imported (Ansible ships what is imported here).
@@ -522,8 +540,16 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
+    # An http check's URL may carry a token (?api_key=...): Ansible echoes the arguments as the result's
+    # invocation, so the URLs there are shown redacted, and the tokens join the values Ansible masks everywhere
+    # (not the very short ones: Ansible masks a value wherever it occurs, and every "1" would go).
+    checks_given = copy.deepcopy(p['checks'])
+    for spec in p['checks']:
+        if spec.get('url'):
+            module.no_log_values.update(s for s in url_secrets(spec['url']) if len(s) >= 4)
+            spec['url'] = redact_url(spec['url'])
     try:
-        plan = assess.Plan(checks=p['checks'], thresholds=p['thresholds'], metrics=p['metrics'],
+        plan = assess.Plan(checks=checks_given, thresholds=p['thresholds'], metrics=p['metrics'],
                            fail_on=p['fail_on'], interval=p['interval'],
                            filesystems_exclude=p['filesystems_exclude'], fs_timeout=p['filesystem_timeout'],
                            parallel=p['parallel'], textfile_path=p['textfile_path'],

@@ -30,7 +30,11 @@ options:
     description: Only history samples recorded with this host label.
     type: str
   prometheus_url:
-    description: Root URL of the Prometheus server for V(prometheus) SLOs (for example V(http://prometheus:9090)).
+    description:
+      - Root URL of the Prometheus server for V(prometheus) SLOs (for example V(http://prometheus:9090)).
+      - A V(user:password@) in it is sent as Basic authentication, but give credentials in O(prometheus_headers)
+        (never logged); a password or a secret-named query parameter here is shown as C(********) in messages and
+        Ansible's C(invocation).
     type: str
   prometheus_headers:
     description: Request headers for Prometheus (for example C(Authorization)); values are secrets.
@@ -185,6 +189,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common.urlsecrets import redact_url, url_secrets
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 from ansible_collections.opsready.operations.plugins.module_utils.health import prometheus
 from ansible_collections.opsready.operations.plugins.module_utils.slo import (
@@ -212,13 +217,19 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
+    prometheus_url = p['prometheus_url']
+    if prometheus_url:
+        # Ansible echoes the arguments as the result's invocation: the URL is shown there with a user:password@
+        # (sent as Basic auth) or a key in its query starred, and those values are masked wherever they occur.
+        module.no_log_values.update(s for s in url_secrets(prometheus_url) if len(s) >= 4)
+        p['prometheus_url'] = redact_url(prometheus_url)
     try:
         slos = definitions.parse(p['slos'])
         if not slos:
             raise OpsReadyError('slos is empty: define at least one SLO (name, sli, objective, check or queries).')
         client = None
-        if p['prometheus_url']:
-            client = prometheus_api.Client(p['prometheus_url'], headers=p['prometheus_headers'],
+        if prometheus_url:
+            client = prometheus_api.Client(prometheus_url, headers=p['prometheus_headers'],
                                            timeout=p['prometheus_timeout'], validate_certs=p['validate_certs'],
                                            ca_path=p['ca_path'])
         if p['textfile_path'] and not p['textfile_path'].endswith('.prom'):

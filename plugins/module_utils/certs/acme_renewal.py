@@ -220,7 +220,7 @@ def _acme_renew(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool, now: da
     acme = opts['acme']
     directory_url = acme['directory_url']
     account_key_path = os.path.abspath(acme.get('account_key_path') or default_account_key_path(opts))
-    current = renewal._load_current(pair)
+    current = renewal._load_current(pair, opts)
     state = State(pair)
     ari_window = None
     consult_ari = False
@@ -308,7 +308,7 @@ def _acme_renew(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool, now: da
     cert_bytes = (chain_pem.encode('ascii') if acme.get('fullchain', True)
                   else leaf.public_bytes(serialization.Encoding.PEM))
     result['changed'] = True
-    result = renewal._install(pair, opts, result, leaf, cert_bytes, keys.private_key_pem(key), now)
+    result = renewal._install(pair, opts, result, leaf, cert_bytes, renewal.key_pem_for(opts, key), now)
     # The new certificate is in place: its ARI answer is asked for at the next run after next_check.
     state.save(leaf, directory_url, session.offers_ari(), None, now + NO_ARI_RECHECK)
     if acme.get('revoke_replaced') and current is not None:

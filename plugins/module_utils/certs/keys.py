@@ -63,7 +63,11 @@ def generate_private_key(key_type: str = 'rsa', key_size: int = 4096,
     return ec.generate_private_key(getattr(ec, CURVES[curve])())
 
 
-def private_key_pem(key: key_types.PrivateKeyTypes) -> bytes:
-    """Unencrypted PKCS#8 PEM (what ``openssl req -nodes`` writes); the file must be 0600."""
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+def private_key_pem(key: key_types.PrivateKeyTypes, passphrase: Optional[str] = None) -> bytes:
+    """PKCS#8 PEM: unencrypted (what ``openssl req -nodes`` writes), or with ``passphrase`` encrypted with the best
+    encryption the cryptography library has (community.crypto's ``cipher=auto``); the file must be 0600 either
+    way."""
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(passphrase.encode('utf-8')) if passphrase
+        else serialization.NoEncryption())
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)

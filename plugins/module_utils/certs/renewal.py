@@ -51,7 +51,7 @@ def _diff_text(info: Dict[str, Any]) -> str:
                                                            'not_after', 'key_type', 'key_size', 'curve'))
 
 
-def _load_current(pair: swap.Pair) -> Optional[x509.Certificate]:
+def _load_current(pair: swap.Pair, opts: Optional[Dict[str, Any]] = None) -> Optional[x509.Certificate]:
     """The live certificate, read through its directory's descriptor (never through a planted link)."""
     data = pair.read_cert()
     if data is None:
@@ -60,10 +60,10 @@ def _load_current(pair: swap.Pair) -> Optional[x509.Certificate]:
         raise OpsReadyError('Certificate file %s is empty: restore it from backup, or remove it to issue a first '
                             'certificate.' % pair.cert_path, path=pair.cert_path)
     certs, _fmt = loading.parse_certificates(data, pair.cert_path)
-    return _leaf_of(certs, pair)
+    return _leaf_of(certs, pair, opts or {})
 
 
-def _leaf_of(certs: List[x509.Certificate], pair: swap.Pair) -> x509.Certificate:
+def _leaf_of(certs: List[x509.Certificate], pair: swap.Pair, opts: Dict[str, Any]) -> x509.Certificate:
     """The certificate of the live key (else the first one that is not a CA), wherever it is in the file.
 
     A file holding its CA first made the renewal copy the CA's subject and names: the new certificate passed
@@ -72,7 +72,7 @@ def _leaf_of(certs: List[x509.Certificate], pair: swap.Pair) -> x509.Certificate
     if len(certs) == 1:
         return certs[0]
     try:
-        key = loading.parse_private_key(pair.read_key() or b'', pair.key_path)
+        key = parse_key(pair.read_key() or b'', pair.key_path, opts)
         match = next((c for c in certs if inspection.key_matches(c, key)), None)
     except (OpsReadyError, ValueError, TypeError):
         match = None   # no key yet, or one encrypted with a passphrase: fall back on the CA flag
@@ -91,6 +91,35 @@ def open_pair(opts: Dict[str, Any]) -> swap.Pair:
     """The pair's directories opened and checked; a directory a user controls needs ``owner``."""
     return swap.Pair(opts['path'], opts['privatekey_path'], opts.get('backup_dir'),
                      owner=safeio.resolve_user(opts.get('owner')))
+
+
+def _encrypted(data: bytes) -> bool:
+    # PKCS#8 "ENCRYPTED PRIVATE KEY", or the traditional "Proc-Type: 4,ENCRYPTED" header
+    return b'ENCRYPTED' in data
+
+
+def parse_key(data: bytes, path: str, opts: Dict[str, Any]) -> Any:
+    """The private key ``data`` (of the file ``path``), decrypted with ``privatekey_passphrase`` when it is
+    encrypted. An unencrypted key is read as it is, passphrase given or not (a pending key written before the
+    passphrase was set). The passphrase is never in a message."""
+    passphrase = opts.get('privatekey_passphrase')
+    if not _encrypted(data):
+        return loading.parse_private_key(data, path)
+    if not passphrase:
+        raise OpsReadyError('Private key %s is encrypted with a passphrase: give it as privatekey_passphrase (it is '
+                            'never logged or shown).' % path, path=path)
+    return loading.parse_private_key(data, path, passphrase)
+
+
+def key_pem_for(opts: Dict[str, Any], key: Any) -> bytes:
+    """The new key as written: encrypted with ``privatekey_passphrase`` unless ``privatekey_cipher`` is V(none)
+    (default: encrypted when a passphrase is given, as the live key was)."""
+    passphrase = opts.get('privatekey_passphrase')
+    cipher = opts.get('privatekey_cipher') or ('auto' if passphrase else 'none')
+    if cipher == 'auto' and not passphrase:
+        raise OpsReadyError('privatekey_cipher=auto encrypts the new key with privatekey_passphrase: give it, or '
+                            'set privatekey_cipher=none.')
+    return keys.private_key_pem(key, passphrase if cipher == 'auto' else None)
 
 
 def with_key_options(opts: Dict[str, Any], current: Optional[x509.Certificate]) -> Dict[str, Any]:
@@ -158,7 +187,7 @@ def renew(opts: Dict[str, Any], check_mode: bool, now: Optional[datetime.datetim
 
 
 def _renew(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool, now: datetime.datetime) -> Dict[str, Any]:
-    current = _load_current(pair)
+    current = _load_current(pair, opts)
     due, reason = _decide(opts, current, now)
     result = _result(current, now, due, reason)
     if not due:
@@ -212,7 +241,7 @@ def _renew(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool, now: datetim
     cert_bytes = _pem(cert)
     if opts.get('include_chain') and ca_certs:
         cert_bytes += b''.join(_pem(c) for c in ca_certs)
-    return _install(pair, opts, result, cert, cert_bytes, keys.private_key_pem(key), now)
+    return _install(pair, opts, result, cert, cert_bytes, key_pem_for(opts, key), now)
 
 
 def _install(pair: swap.Pair, opts: Dict[str, Any], result: Dict[str, Any], cert: x509.Certificate,
@@ -226,14 +255,15 @@ def _install(pair: swap.Pair, opts: Dict[str, Any], result: Dict[str, Any], cert
                 'service its chain in a file of its own).' % pair.cert_path)
         cert_bytes = cert.public_bytes(serialization.Encoding.DER)
     old_key = pair.read_key()
-    if old_key and b'ENCRYPTED' in old_key and b'ENCRYPTED' not in key_bytes:
+    if old_key and _encrypted(old_key) and not _encrypted(key_bytes) and opts.get('privatekey_cipher') != 'none':
         # Services configured with a passphrase load an unencrypted key as well; the operator must know the
-        # key at rest is now protected by its file mode only.
+        # key at rest is now protected by its file mode only (unless they chose so with privatekey_cipher=none).
         result.setdefault('warnings', []).append(
             '%s was encrypted with a passphrase; the new key is not encrypted, only protected by its file mode. '
-            'Encrypt it again if it must be encrypted at rest (openssl pkey -aes256).' % pair.key_path)
+            'Give privatekey_passphrase to keep it encrypted with the same passphrase, or privatekey_cipher=none '
+            'to say an unencrypted key is meant.' % pair.key_path)
     result['backup'] = swap.swap_in(pair, cert_bytes, key_bytes, stamp(now))
-    installed = _load_current(pair)
+    installed = _load_current(pair, opts)
     if installed is None or installed.serial_number != cert.serial_number:
         raise OpsReadyError('After the swap %s does not hold the new certificate: another process changed it. '
                             'The previous pair is kept at %s.' % (pair.cert_path, result['backup']))
@@ -251,7 +281,7 @@ def csr_only(opts: Dict[str, Any], check_mode: bool, now: Optional[datetime.date
 
 
 def _csr_only(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool, now: datetime.datetime) -> Dict[str, Any]:
-    current = _load_current(pair)
+    current = _load_current(pair, opts)
     due, reason = _decide(opts, current, now)
     result = _result(current, now, due, reason)
     csr_path = os.path.abspath(opts.get('csr_path') or opts['path'] + '.csr')
@@ -267,8 +297,7 @@ def _csr_only(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool, now: date
     sans = _sans(opts, current)
     if pair.key_dir.exists(pending_name) and csr_dir.exists(csr_name):
         try:
-            key = loading.parse_private_key(pair.read_in(pair.key_dir, pending_name, 'Pending private key') or b'',
-                                            pending)
+            key = parse_key(pair.read_in(pair.key_dir, pending_name, 'Pending private key') or b'', pending, opts)
             existing = x509.load_pem_x509_csr(pair.read_in(csr_dir, csr_name, 'CSR') or b'')
             same = (inspection.csr_matches_key(existing, key) and existing.subject == subject
                     and inspection.subject_alt_names_of(_csr_sans(existing)) == inspection.subject_alt_names_of(sans))
@@ -284,7 +313,7 @@ def _csr_only(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool, now: date
         return result
     key = keys.generate_private_key(opts['key_type'], opts['key_size'], opts['curve'])
     csr = signing.build_csr(key, subject, sans)
-    pair.key_dir.write_atomic(pending_name, keys.private_key_pem(key), mode=swap.KEY_MODE)
+    pair.key_dir.write_atomic(pending_name, key_pem_for(opts, key), mode=swap.KEY_MODE)
     csr_pem = csr.public_bytes(serialization.Encoding.PEM)
     csr_dir.write_atomic(csr_name, csr_pem, mode=0o644)
     result['csr'] = csr_pem.decode('ascii')
@@ -358,7 +387,7 @@ def _check_names_kept(leaf: x509.Certificate, opts: Dict[str, Any], current: Opt
 
 def _install_issued(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool,
                     now: datetime.datetime) -> Dict[str, Any]:
-    current = _load_current(pair)
+    current = _load_current(pair, opts)
     raw = loading.read_file(opts['install'], loading.MAX_CERT_FILE_BYTES, 'Issued certificate')
     issued_certs, _fmt = loading.parse_certificates(raw, opts['install'])
     pending = pair.key_path + PENDING_SUFFIX
@@ -369,7 +398,7 @@ def _install_issued(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool,
     for name, path in ((pending_name, pending), (pair.key_name, pair.key_path)):
         data = pair.read_in(pair.key_dir, name, 'Private key')
         if data is not None:
-            loaded = loading.parse_private_key(data, path)
+            loaded = parse_key(data, path, opts)
             match = next((c for c in issued_certs if inspection.key_matches(c, loaded)), None)
             if match is not None:
                 leaf, key = match, loaded
@@ -395,7 +424,7 @@ def _install_issued(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool,
     # Re-encoded, not copied: the file the CA handed over may hold its key (this file is 0644), comments or a
     # chain out of order; the service gets the leaf, then its issuers.
     cert_bytes = b''.join(_pem(c) for c in ordered)
-    result = _install(pair, opts, result, leaf, cert_bytes, keys.private_key_pem(key), now)  # type: ignore[arg-type]
+    result = _install(pair, opts, result, leaf, cert_bytes, key_pem_for(opts, key), now)
     if pair.key_dir.exists(pending_name):
         pair.key_dir.unlink(pending_name)
     return result

@@ -91,6 +91,7 @@ class Plan:
         for spec in self.checks:
             found += checks_mod.connection_secrets(spec)
             found += [str(v) for v in (spec.get('headers') or {}).values() if v]
+            found += checks_mod.REGISTRY[spec['type']].secrets(spec)
         return found
 
 

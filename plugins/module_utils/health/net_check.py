@@ -20,6 +20,7 @@ import urllib.parse
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common.urlsecrets import redact_url, url_secrets
 from ansible_collections.opsready.operations.plugins.module_utils.health.registry import (
     MAX_BODY, CheckType, ms, register)
 from ansible_collections.opsready.operations.plugins.module_utils.health.thresholds import Threshold, measure
@@ -117,15 +118,11 @@ class HttpCheck(CheckType):
     down_condition = 'api_error'
 
     def default_name(self, spec: Dict[str, Any]) -> str:
-        url = spec['url']
-        try:
-            parsed = urllib.parse.urlsplit(url)
-            if parsed.username is not None or parsed.password is not None:
-                # refused by validate(), which names the check by this: never with the password
-                url = urllib.parse.urlunsplit(parsed._replace(netloc=parsed.netloc.rpartition('@')[2]))
-        except ValueError:
-            pass
-        return 'http:%s' % url
+        # The name is in results, history, metrics labels and messages: never with a credential of the URL.
+        return 'http:%s' % redact_url(spec['url'])
+
+    def secrets(self, spec: Dict[str, Any]) -> List[str]:
+        return url_secrets(spec.get('url') or '')
 
     def validate(self, spec: Dict[str, Any]) -> None:
         parsed = urllib.parse.urlsplit(spec['url'])
@@ -137,11 +134,11 @@ class HttpCheck(CheckType):
                                 'credentials in headers (Authorization: Basic ...), which are never logged, and '
                                 'name the check with name.')
         if parsed.scheme not in ('http', 'https') or not parsed.hostname:
-            raise OpsReadyError('url %r is not an http:// or https:// URL with a host.' % spec['url'])
+            raise OpsReadyError('url %r is not an http:// or https:// URL with a host.' % redact_url(spec['url']))
         try:
             _port = parsed.port  # raises ValueError on a bad port
         except ValueError:
-            raise OpsReadyError('url %r has an invalid port.' % spec['url'])
+            raise OpsReadyError('url %r has an invalid port.' % redact_url(spec['url']))
         if spec['requests'] < 1 or spec['requests'] > 1000:
             raise OpsReadyError('requests must be between 1 and 1000.')
         if spec.get('body_regex'):
@@ -249,6 +246,7 @@ class HttpCheck(CheckType):
 
     def run(self, spec: Dict[str, Any]) -> Dict[str, Any]:
         parsed = urllib.parse.urlsplit(spec['url'])
+        shown = redact_url(spec['url'])
         latencies: List[float] = []
         errors: List[str] = []
         statuses: List[int] = []
@@ -285,12 +283,12 @@ class HttpCheck(CheckType):
         if failed_all:
             condition = 'api_timeout' if timed_out else ('service_down' if refused else 'api_error')
             result.update(ok=False, condition=condition, timed_out=bool(timed_out),
-                          message='%s %s failed: %s.' % (spec['method'], spec['url'], errors[-1]))
+                          message='%s %s failed: %s.' % (spec['method'], shown, errors[-1]))
         elif total == 1 or not errors:
-            result.update(ok=True, message='%s %s answered %s.' % (spec['method'], spec['url'], result['status']))
+            result.update(ok=True, message='%s %s answered %s.' % (spec['method'], shown, result['status']))
         else:
             result.update(ok=True, message='%s %s: %d of %d requests failed (last: %s).'
-                          % (spec['method'], spec['url'], len(errors), total, errors[-1]))
+                          % (spec['method'], shown, len(errors), total, errors[-1]))
         return result
 
     def evaluate(self, spec: Dict[str, Any], result: Dict[str, Any], th: Dict[str, Threshold]) -> List[Dict[str, Any]]:

@@ -16,7 +16,6 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
-import json
 from typing import Any, Dict, List, Sequence, Tuple, Type
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
@@ -77,6 +76,11 @@ class CheckType:
 
     def default_name(self, spec: Dict[str, Any]) -> str:
         return self.type_name
+
+    def secrets(self, spec: Dict[str, Any]) -> List[str]:
+        """Credentials the spec carries in options that are not no_log (an http check's URL): redacted from
+        every output, Ansible's invocation included."""
+        return []
 
     def validate(self, spec: Dict[str, Any]) -> None:
         """Raise OpsReadyError on a spec that cannot be run."""
@@ -174,13 +178,26 @@ def ms(seconds: float) -> float:
     return round(seconds * 1000.0, 2)
 
 
+def _redact(value: Any, secrets: Sequence[str]) -> Any:
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, REDACTED)
+        return value
+    if isinstance(value, dict):
+        return {_redact(k, secrets): _redact(v, secrets) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redact(v, secrets) for v in value]
+    return value
+
+
 def redact_result(result: Dict[str, Any], secrets: Sequence[str]) -> Dict[str, Any]:
-    if not secrets:
+    """The result with every secret starred in its strings (keys too). Numbers and booleans are left alone: a
+    short secret (a password V(1)) must not rewrite a latency or a count."""
+    ordered = sorted({s for s in secrets if s}, key=len, reverse=True)
+    if not ordered:
         return result
-    text = json.dumps(result, default=str)
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(json.dumps(secret)[1:-1], REDACTED)
-    return json.loads(text)
+    redacted: Dict[str, Any] = _redact(result, ordered)
+    return redacted
 
 
 def run_spec(spec: Dict[str, Any]) -> Tuple[str, Any, float]:

@@ -34,7 +34,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 from ansible_collections.opsready.operations.plugins.module_utils.backup import retention
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import ARTIFACT_NAME, Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import (
-    MANIFEST_LIMIT, MANIFEST_SUFFIX, Manifest, check_names)
+    MANIFEST_LIMIT, MANIFEST_SUFFIX, Manifest, check_names, read_manifest)
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import atomic_write_bytes, fsync_dir
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.scratch import Scratch, sweep, told_left
@@ -86,25 +86,41 @@ def _refuse_escaping_manifests(remote: Catalog, store: Store) -> None:
     ``_check_pull_names`` refuses. Other broken manifests (damaged JSON) only drop their own backup."""
     for broken in remote.broken:
         try:
-            data = json.loads(safeio.read_regular(broken['manifest'], MANIFEST_LIMIT, what='Manifest', follow=False))
+            raw = safeio.read_regular(broken['manifest'], MANIFEST_LIMIT, what='Manifest', follow=False)
+            # Every way a JSON reader could take it: a member named twice is the first of the two for some
+            # readers and the last for Python's; a name that escapes under either is tampering.
+            readings = [json.loads(raw, object_pairs_hook=hook) for hook in (dict, _first_wins)]
         except (OpsReadyError, ValueError, RecursionError):   # damaged, or nested deeper than json recurses
             continue
-        if not isinstance(data, dict) or not all(key in data for key in ('id', 'artifact')):
-            continue
-        try:
-            check_names(data)
-        except OpsReadyError as exc:
-            raise IntegrityError('A manifest at %s names a file outside the download directory (%s): the offsite '
-                                 'copy may have been tampered with; nothing was downloaded.' % (store.url, exc.message))
+        for data in readings:
+            if not isinstance(data, dict) or not all(key in data for key in ('id', 'artifact')):
+                continue
+            try:
+                check_names(data)
+            except OpsReadyError as exc:
+                raise IntegrityError('A manifest at %s names a file outside the download directory (%s): the '
+                                     'offsite copy may have been tampered with; nothing was downloaded.'
+                                     % (store.url, exc.message))
+
+
+def _first_wins(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
+    data: Dict[str, Any] = {}
+    for key, value in pairs:
+        data.setdefault(key, value)
+    return data
 
 
 def manifest_sha256(path: str) -> Any:
-    """The ``sha256`` a manifest file records (None when it is not a JSON object); ValueError when it is no JSON."""
+    """The ``sha256`` a manifest file records, read as the catalog reads it (strict JSON, the shape check, never
+    through a link). A quick plain-JSON read took the last of two
+    equal members where the catalog refuses the manifest: a local copy counted as present that the catalog
+    ignores. ValueError when the catalog would not list it; a link (never read through) stays UnsafeFileError."""
     try:
-        data = json.loads(safeio.read_regular(path, MANIFEST_LIMIT, what='Manifest', follow=False))
-    except RecursionError:
-        raise ValueError('nested too deep')
-    return data.get('sha256') if isinstance(data, dict) else None
+        return read_manifest(path).data['sha256']
+    except safeio.UnsafeFileError:
+        raise
+    except OpsReadyError as exc:
+        raise ValueError(exc.message)
 
 
 def _pieces_raw(entry: Manifest) -> List[Tuple[Any, Any, Any]]:

@@ -22,6 +22,7 @@ from fractions import Fraction
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common.urlsecrets import redact_url
 from ansible_collections.opsready.operations.plugins.module_utils.slo.definitions import Slo, parse_duration
 from ansible_collections.opsready.operations.plugins.module_utils.slo.sli import Event, Series, Totals
 
@@ -40,10 +41,12 @@ class Client:
                  validate_certs: bool = True, ca_path: Optional[str] = None) -> None:
         parsed = urllib.parse.urlsplit(url)
         if parsed.scheme not in ('http', 'https') or not parsed.hostname:
-            raise OpsReadyError('prometheus_url %r is not an http:// or https:// URL.' % url)
+            raise OpsReadyError('prometheus_url %r is not an http:// or https:// URL.' % redact_url(url))
         if timeout <= 0:
             raise OpsReadyError('prometheus_timeout must be more than 0 seconds.')
         self.url = url.rstrip('/')
+        # what messages show: a user:password@ (which open_url sends as Basic auth) or a key in the query starred
+        self.shown = redact_url(self.url)
         self.headers = {str(k): str(v) for k, v in (headers or {}).items()}
         self.timeout = timeout
         self.validate_certs = validate_certs
@@ -65,11 +68,12 @@ class Client:
         except urllib.error.HTTPError as exc:
             # Prometheus answers 400/422/503 with a JSON error naming the problem in the query.
             detail = _error_text(exc.read(65536) if exc.fp else b'') or exc.reason
-            raise OpsReadyError('Prometheus %s refused the query %s: HTTP %d, %s' % (self.url, query, exc.code, detail))
+            raise OpsReadyError('Prometheus %s refused the query %s: HTTP %d, %s'
+                                % (self.shown, query, exc.code, detail))
         except (urllib.error.URLError, OSError, UrlConnectionError) as exc:
             reason = getattr(exc, 'reason', exc)
             raise OpsReadyError('Prometheus %s cannot be reached: %s. Check prometheus_url and that the server '
-                                'answers from this host.' % (self.url, reason))
+                                'answers from this host.' % (self.shown, reason))
         if len(body) > MAX_RESPONSE:
             raise OpsReadyError('Prometheus answered more than %d MiB for %s: the selector matches too many '
                                 'series; aggregate it with sum by (...) or narrow its labels.'
@@ -78,7 +82,7 @@ class Client:
             doc = json.loads(body)
         except (ValueError, RecursionError):   # RecursionError: nested deeper than json recurses
             raise OpsReadyError('Prometheus %s did not answer JSON for %s: is prometheus_url the server root?'
-                                % (self.url, query))
+                                % (self.shown, query))
         if not isinstance(doc, dict) or doc.get('status') != 'success':
             raise OpsReadyError('Prometheus query %s failed: %s' % (query, _error_text(body) or 'no status'))
         data = doc.get('data') or {}

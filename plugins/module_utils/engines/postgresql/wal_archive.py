@@ -97,6 +97,49 @@ def _open_regular(path: str, what: str) -> Any:
 
 
 MANIFEST_LIMIT = 16 * 1024 * 1024
+# The members every manifest has (backup/manifest.py REQUIRED; this helper imports nothing from the collection).
+REQUIRED = ('id', 'artifact', 'engine', 'kind', 'started', 'finished', 'size', 'sha256', 'compression')
+
+
+def _no_duplicates(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        raise ValueError('a member appears twice in one object')
+    return data
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError('%s is not a JSON value' % name)
+
+
+def loads_strict(raw: bytes) -> Any:
+    """JSON as the catalog reads a manifest (backup/manifest.py ``loads_strict``, kept in step by the tests): UTF-8,
+    no NaN/Infinity, no member named twice, not nested past the decoder; ValueError otherwise."""
+    try:
+        return json.loads(raw.decode('utf-8'), object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError('arrays or objects nested too deep')
+
+
+def _not_ours(dest: str, data: Any) -> Optional[str]:
+    """Why ``data`` is no manifest the catalog would list for a segment archived here, or None. The re-archive
+    check must not be easier to satisfy than the catalog: a manifest it takes and the catalog ignores answers
+    "already archived" (PostgreSQL then recycles the segment) for a segment no restore can find."""
+    if not isinstance(data, dict):
+        return 'not a manifest (no JSON object)'
+    missing = [key for key in REQUIRED if key not in data]
+    if missing:
+        return 'not a manifest (no %s)' % ', '.join(missing)
+    for key in ('id', 'artifact', 'engine', 'kind', 'started', 'finished', 'sha256', 'compression', 'plain_sha256'):
+        if (key in data or key in REQUIRED) and not isinstance(data.get(key), str):
+            return 'not a manifest (%s is not text)' % key
+    if not isinstance(data['size'], int) or isinstance(data['size'], bool) or data['size'] < 0:
+        return 'not a manifest (size is not a byte count)'
+    artifact = data['artifact']
+    if '/' in artifact or artifact in ('', '.', '..') or not os.path.isfile(os.path.join(dest, artifact)) \
+            or os.path.islink(os.path.join(dest, artifact)):
+        return 'its artifact %r is not a file here' % artifact
+    return None
 
 
 def _existing(dest: str, wal_name: str) -> List[Dict[str, Any]]:
@@ -104,20 +147,22 @@ def _existing(dest: str, wal_name: str) -> List[Dict[str, Any]]:
     for path in glob.glob(os.path.join(glob.escape(dest), 'postgresql-cluster-wal-*-%s*.manifest.json' % wal_name)):
         try:
             with _open_regular(path, 'manifest') as handle:
-                data = json.loads(handle.read(MANIFEST_LIMIT + 1))
-        except RecursionError:
-            data = None   # nested deeper than the decoder recurses: no manifest of ours
+                data = loads_strict(handle.read(MANIFEST_LIMIT + 1))
         except NotAFile as exc:
             # planted by someone who can write the archive: not a copy of this segment, and no reason to stop
             # archiving (PostgreSQL would retry it forever while pg_wal fills up); said in the server's log
             sys.stderr.write('opsready pg_wal_archive: ignoring %s\n' % exc.strerror)
             continue
-        except (OSError, ValueError):
+        except OSError:
             continue
-        if not isinstance(data, dict):
-            # valid JSON, but not an object (or too deep): planted, not a copy of this segment; failing would make
-            # PostgreSQL retry forever, as for a planted special file
-            sys.stderr.write('opsready pg_wal_archive: ignoring %s: not a manifest (no JSON object)\n' % path)
+        except ValueError as exc:
+            # damaged or planted (a member twice, NaN, too deep): the catalog ignores it, so it is no copy of
+            # this segment, and failing would make PostgreSQL retry forever, as for a planted special file
+            sys.stderr.write('opsready pg_wal_archive: ignoring %s: not a manifest (%s)\n' % (path, exc))
+            continue
+        problem = _not_ours(dest, data)
+        if problem:
+            sys.stderr.write('opsready pg_wal_archive: ignoring %s: %s\n' % (path, problem))
             continue
         found.append(data)
     return found
