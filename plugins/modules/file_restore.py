@@ -15,11 +15,13 @@ description:
     file, to its original place (O(dest=/)) or under another root.
   - The archive's SHA-256 and size are checked against its manifest before anything is written; a
     corrupt archive, or one without a manifest, is refused with a clear message.
-  - Members with absolute paths, C(..) components or links escaping the root are refused before extraction.
-    FIFOs and device nodes are made again; only root can make a device node, so another user's restore leaves
-    them out and lists them in RV(not_restored) with a warning. Such a restore cannot give files their archived
-    owners either, so it clears the setuid (setgid) bit of a file whose archived owner (group) it could not set, as
-    GNU tar does, and lists the file in RV(not_restored).
+  - A file that had hard links outside the backed-up paths comes back as a file of its own (file_backup listed it
+    in its C(hardlinks_outside), with a warning, and the manifest keeps that list).
+  - Members with absolute paths, C(..) components or links escaping the root are refused before extraction. FIFOs and
+    device nodes are made again; only root can make a device node, so another user's restore leaves them out and lists
+    them in RV(not_restored) with a warning. Such a restore cannot give files their archived owners either (it counts
+    and lists them in RV(owners_not_restored), with a warning), so it clears the setuid (setgid) bit of a file whose
+    archived owner (group) it could not set, as GNU tar does, and lists the file in RV(not_restored).
   - Archives written with C(encrypt=true) are decrypted on the fly with O(identity) or O(identity_file);
     the whole archive is decrypted and authenticated (and its plaintext checksum compared) before
     anything is extracted, so a wrong or missing key, or a tampered archive, writes nothing.
@@ -27,7 +29,9 @@ description:
     whole archive was read; files identical to the archived ones (content or link target, mode, owner and
     mtime to the nanosecond) are left alone, so a second run reports C(changed=false). A file with the
     archived content but another mtime, owner or mode is put back too. Directories get their archived mode,
-    owner and mtime after their content is in place; hard links are restored as links.
+    owner and mtime after their content is in place; hard links are restored as links. Access times are not in the
+    archive: each restored entry's is set to its mtime (as Python's tarfile does; GNU tar leaves the time of the
+    extraction). A restore reads nothing, so no earlier access time is invented.
   - Existing files that differ from the archive are replaced without asking (restoring to V(/) is the
     point); files in O(dest) that are not in the archive are left alone. Restore to another root and
     compare first when in doubt (check mode lists what would change).
@@ -142,11 +146,22 @@ not_restored:
       system or user does not take (C(user.*) on a file system without them, C(trusted.*) as another user than
       root), device nodes a restore by another user than root cannot make, and file flags not set again - immutable
       and append-only (C(chattr +i), C(+a)) never are (the restored file would refuse the next restore), others when
-      the file system refuses them. The files themselves were restored.
+      the file system refuses them. The files themselves were restored. Check mode lists what the real run will
+      report of these where the archive's headers tell (device nodes, setuid/setgid bits cleared).
   returned: success
   type: list
   elements: dict
   sample: [{"path": "etc/myapp/run.sh", "reason": "extended attribute trusted.x not restored: Operation not permitted"}]
+owners_not_restored:
+  description:
+    - A restore by another user than root cannot give entries their archived owner and group (only root can; they
+      become the restoring user's, as with GNU tar). C(count) is how many entries of the archive (files,
+      directories, links, nodes) did not get them, C(entries) the first 20 with the owner and group they were
+      archived with; a warning says it too. Reported on every such run (the tree still differs from the archive), in
+      check mode as the real run will report it. Always C(count=0) for root.
+  returned: success
+  type: dict
+  sample: {"count": 1, "entries": [{"path": "etc/shadow", "uid": 0, "gid": 42, "owner": "root", "group": "shadow"}]}
 removed_scratch:
   description:
     - Staging directories (C(.opsready-restore-*) in O(dest), files extracted in plaintext) that killed restores had
@@ -217,6 +232,16 @@ def main():
         restored = [os.path.join(p['dest'], name) for name in restored]
     for problem in outcome.get('not_restored') or []:
         module.warn(safeio.displayable('%s: %s.' % (problem['path'], problem['reason'])))
+    owners = outcome.get('owners_not_restored') or {'count': 0, 'entries': []}
+    if owners['count']:
+        shown = owners['entries'][:5]
+        module.warn(safeio.displayable(
+            '%d entr%s not given the owner or group archived (only root can; they are uid %d\'s): %s%s. Restore '
+            'as root (become) to give them back; owners_not_restored lists %s.' % (
+                owners['count'], 'y was' if owners['count'] == 1 else 'ies were', os.geteuid(),
+                ', '.join('%s (%s:%s)' % (e['path'], e['owner'] or e['uid'], e['group'] or e['gid']) for e in shown),
+                ' ...' if owners['count'] > len(shown) else '',
+                'them' if owners['count'] <= len(owners['entries']) else 'the first %d' % len(owners['entries']))))
     for warning in outcome.get('warnings') or []:
         module.warn(safeio.displayable(warning))
     for path in outcome.get('removed_scratch') or []:
@@ -227,6 +252,7 @@ def main():
     module.exit_json(changed=bool(restored), archive=manifest.path, restored=restored, encrypted=encrypted,
                      unchanged=outcome['unchanged'], sha256=manifest.data['sha256'],
                      not_restored=safeio.displayable(outcome.get('not_restored') or []),
+                     owners_not_restored=safeio.displayable(owners),
                      removed_scratch=safeio.displayable(outcome.get('removed_scratch') or []),
                      scratch_left=safeio.displayable(outcome.get('scratch_left') or []),
                      diff={'before': '', 'after': '\n'.join(restored) + ('\n' if restored else '')})
