@@ -34,7 +34,12 @@ description:
     extraction). A restore reads nothing, so no earlier access time is invented.
   - Existing files that differ from the archive are replaced without asking (restoring to V(/) is the
     point); files in O(dest) that are not in the archive are left alone. Restore to another root and
-    compare first when in doubt (check mode lists what would change).
+    compare first when in doubt (check mode lists what would change). A name the archive has as a directory and
+    the target as something else (or the other way round) is refused before anything moves; nothing is deleted.
+  - A symlink in the target where the archive has a directory is followed only when it is root's own, in a
+    directory only root can write (C(/var/run -> /run)), and leads to a place under O(dest); otherwise the restore
+    is refused before anything moves - a restore into an inspection directory never writes into the live tree
+    through a link such as C(etc -> /etc).
   - O(dest) may belong to a user (a restore into C(/home/alice) as root). The staging directory (root's, C(0700))
     is used only through its descriptor - extraction through C(/proc/self/fd), renames relative to directory
     descriptors - so that user renaming it and putting a symlink at its name changes nothing outside O(dest);
@@ -93,7 +98,10 @@ notes:
     and the diff. Check mode makes the restore's own comparison, against the archive's headers instead of a staged
     copy; a file that agrees in type, mode, owner, mtime, size, extended attributes and file flags has its content
     compared too (read from the archive a second time, for those files only), so a file changed in place with its
-    size and mtime put back is listed. Nothing is extracted or written.
+    size and mtime put back is listed; a sparse member's data extents only are read. Directories missing or
+    differing in mode, owner, mtime, extended attributes or flags are returned in RV(directories). Run by another
+    user than root, it also returns what that run will report in RV(not_restored) (setuid/setgid bits cleared,
+    device nodes not made) and RV(owners_not_restored). Nothing is extracted or written.
 seealso:
   - module: opsready.operations.file_backup
 '''
@@ -130,6 +138,15 @@ restored:
   type: list
   elements: str
   sample: [/etc/myapp/app.conf]
+directories:
+  description:
+    - Directories made, or given back their archived mode, owner, mtime, extended attributes or file flags (or that
+      would be, in check mode), before any file was moved into them - a file restored into a directory changes its
+      mtime, which the restore then sets back without listing it. They count for C(changed) and the diff.
+  returned: success
+  type: list
+  elements: str
+  sample: [/etc/myapp/conf.d]
 unchanged:
   description: Number of archived files already identical on disk.
   returned: success
@@ -228,8 +245,10 @@ def main():
         module.fail_json(msg=safeio.displayable('Restore to %s failed: %s (%s).' % (
             p['dest'], exc.strerror or exc, getattr(exc, 'filename', ''))))
     restored = outcome['restored']
+    directories = outcome.get('directories') or []
     if module.check_mode:
         restored = [os.path.join(p['dest'], name) for name in restored]
+        directories = [os.path.join(p['dest'], name) for name in directories]
     for problem in outcome.get('not_restored') or []:
         module.warn(safeio.displayable('%s: %s.' % (problem['path'], problem['reason'])))
     owners = outcome.get('owners_not_restored') or {'count': 0, 'entries': []}
@@ -249,13 +268,16 @@ def main():
                                        'killed restore had left' % path))
     # file names that are not UTF-8 are shown escaped (ansible-core refuses lone surrogates in a result)
     restored = safeio.displayable(restored)
-    module.exit_json(changed=bool(restored), archive=manifest.path, restored=restored, encrypted=encrypted,
+    directories = safeio.displayable(directories)
+    listed = restored + [d.rstrip('/') + '/' for d in directories]
+    module.exit_json(changed=bool(listed), archive=manifest.path, restored=restored, directories=directories,
+                     encrypted=encrypted,
                      unchanged=outcome['unchanged'], sha256=manifest.data['sha256'],
                      not_restored=safeio.displayable(outcome.get('not_restored') or []),
                      owners_not_restored=safeio.displayable(owners),
                      removed_scratch=safeio.displayable(outcome.get('removed_scratch') or []),
                      scratch_left=safeio.displayable(outcome.get('scratch_left') or []),
-                     diff={'before': '', 'after': '\n'.join(restored) + ('\n' if restored else '')})
+                     diff={'before': '', 'after': '\n'.join(listed) + ('\n' if listed else '')})
 
 
 if __name__ == '__main__':

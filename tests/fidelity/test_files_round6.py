@@ -107,6 +107,7 @@ def nobody_home(tmp_path_factory):
         os.chown(src / name, uid, gid)
         os.chmod(src / name, mode)
         os.utime(src / name, ns=(NS, NS))
+    os.mknod(src / 'null', 0o666 | stat.S_IFCHR, os.makedev(1, 3))
     home = Path(tempfile.mkdtemp(prefix='opsready-nobody-', dir='/tmp'))   # tmp_path's parents are 0700
     try:
         backup(src, base / 'backups')
@@ -144,15 +145,15 @@ def test_another_users_check_mode_foresees_the_setid_bits_the_restore_clears(nob
     """Check mode by another user than root compared the archived mode (04755) with the file in place, which the
     real restore had given 0755 (its setuid bit cleared, the owner being that user): every check run listed the
     setuid and setgid files as "would change" though a restore left them alone, and no check run said which bits a
-    restore clears. Now check mode reports the clearing in not_restored, as the real run does, and an unchanged
-    tree lists nothing."""
+    restore clears; a device node, which such a restore cannot make, was listed as "would restore" every time. Now
+    check mode reports both in not_restored, as the real run does, and an unchanged tree lists nothing."""
     home, src = nobody_home
     target = str(home / 'setid')
     first_check, real, check_after = _as_nobody(home, [[True, target], [False, target], [True, target]])
     told = sorted(p['path'].rsplit('/', 1)[-1] for p in real['not_restored'])
-    assert told == ['sgid-shadow', 'suid-root'], real
+    assert told == ['null', 'sgid-shadow', 'suid-root'], real
     assert sorted(p['path'].rsplit('/', 1)[-1] for p in first_check['not_restored']) == told, first_check
-    assert check_after['restored'] == [], check_after
+    assert check_after['restored'] == [] and check_after['unchanged'] == real['unchanged'] + len(real['restored'])
     assert sorted(p['path'].rsplit('/', 1)[-1] for p in check_after['not_restored']) == told, check_after
     restored = home / 'setid' / str(src).lstrip('/')
     assert stat.S_IMODE(os.lstat(restored / 'theirs-sgid').st_mode) == 0o2755
@@ -237,3 +238,189 @@ def test_check_mode_agrees_with_the_restore_on_hard_links_and_encrypted_archives
     assert sorted(real['restored']) == [str(placed / 'other.conf'), str(placed / 'second')], real
     assert os.lstat(placed / 'first').st_ino == os.lstat(placed / 'second').st_ino
     assert restore(dest, target, check_mode=True, identities=identities)['restored'] == []
+
+
+# -- red team: names, directories, types, symlinks in the target, what a re-restore leaves ------------------------
+
+def _hostile_tree(top: Path) -> Path:
+    """Every kind of legal name (newline, backslash, leading '-', 255 bytes, not UTF-8) and a path longer than
+    PATH_MAX (4096), built through directory descriptors."""
+    from tests.integration.test_file_fidelity import make_tree
+    src = make_tree(top)
+    fd = os.open(src, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for _ in range(20):   # 20 x 250 bytes
+            name = 'd' * 250
+            os.mkdir(name, dir_fd=fd)
+            child = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = child
+        leaf = os.open(os.fsdecode(b'deep-\xff\nleaf'), os.O_WRONLY | os.O_CREAT, 0o640, dir_fd=fd)
+        os.write(leaf, b'deep\n')
+        os.utime(leaf, ns=(NS, NS))
+        os.close(leaf)
+    finally:
+        os.close(fd)
+    return src
+
+
+def test_check_mode_and_re_restore_over_every_kind_of_name(tmp_path):
+    """Regression guard where it passes: a tree of hostile names (newline, backslash, leading '-', 255-byte and
+    non-UTF-8 names, a path beyond 4096 bytes) restored, then checked and restored again: nothing listed, nothing
+    put back; one same-size edit of the non-UTF-8 deep leaf is listed by check mode and put back alone."""
+    src = _hostile_tree(tmp_path / 'src')
+    dest = tmp_path / 'backups'
+    backup(src, dest)
+    target = tmp_path / 'restored'
+    restore(dest, target)
+    assert restore(dest, target, check_mode=True)['restored'] == []
+    assert restore(dest, target)['restored'] == []
+    deep = os.path.join(str(src).lstrip('/'), *(['d' * 250] * 20), os.fsdecode(b'deep-\xff\nleaf'))
+    fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY)
+    parts = deep.split('/')
+    for part in parts[:-1]:
+        child = os.open(part, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = child
+    leaf = os.open(parts[-1], os.O_WRONLY, dir_fd=fd)
+    os.write(leaf, b'DEEP\n')
+    os.utime(leaf, ns=(NS, NS))
+    os.close(leaf)
+    os.close(fd)
+    assert restore(dest, target, check_mode=True)['restored'] == [deep]
+    assert [os.path.relpath(p, str(target)) for p in restore(dest, target)['restored']] == [deep]
+
+
+def test_a_directory_whose_mode_or_mtime_drifted_is_put_back_and_said(tmp_path):
+    """A directory chmod'ed 0777 (or its mtime changed) after a restore: the re-restore put its archived mode and
+    mtime back but reported nothing (``restored`` lists files only: changed=false after a change), and check mode
+    did not look at directories at all; an empty directory missing from the target was made again with
+    changed=false. Now both list such directories in ``directories`` (the module's changed and diff include them);
+    an untouched tree lists nothing."""
+    src = tmp_path / 'src'
+    (src / 'conf.d').mkdir(parents=True)
+    (src / 'conf.d' / 'a.conf').write_text('a\n')
+    (src / 'empty').mkdir()
+    (src / 'empty').chmod(0o750)
+    for path in (src / 'conf.d' / 'a.conf', src / 'conf.d', src / 'empty', src):
+        os.utime(path, ns=(NS, NS))
+    dest = tmp_path / 'backups'
+    backup(src, dest)
+    target = tmp_path / 'restored'
+    restore(dest, target)
+    placed = target / str(src).lstrip('/')
+    for name in ('conf.d', 'empty', ''):
+        st = os.lstat(placed / name)
+        assert (st.st_mtime_ns, stat.S_IMODE(st.st_mode)) == (NS, stat.S_IMODE(os.lstat(src / name).st_mode)), name
+    (placed / 'conf.d').chmod(0o777)
+    os.utime(placed / 'empty', ns=(NS + 5, NS + 5))
+    rel = str(src).lstrip('/')
+    check = restore(dest, target, check_mode=True)
+    assert check['restored'] == [] and sorted(check['directories']) == [rel + '/conf.d', rel + '/empty'], check
+    real = restore(dest, target)
+    assert real['restored'] == [] and sorted(real['directories']) == [str(placed / 'conf.d'), str(placed / 'empty')]
+    assert stat.S_IMODE(os.lstat(placed / 'conf.d').st_mode) == stat.S_IMODE(os.lstat(src / 'conf.d').st_mode)
+    assert os.lstat(placed / 'empty').st_mtime_ns == NS
+    assert restore(dest, target, check_mode=True)['directories'] == []
+    assert restore(dest, target)['directories'] == []
+    # a directory missing from the target (an empty one: no file is restored into it) is made and said
+    (placed / 'empty').rmdir()   # its parent's mtime changes too, and is put back
+    assert restore(dest, target, check_mode=True)['directories'] == [rel, rel + '/empty']
+    again = restore(dest, target)
+    assert again['restored'] == [] and sorted(again['directories']) == [str(placed), str(placed / 'empty')], again
+
+
+def test_entries_that_changed_type_in_the_target(tmp_path):
+    """Regression guard where it passes. In the target since the last restore: a file became a directory, a
+    directory became a file, a symlink became a file, a file became a symlink to a file outside. The first two are
+    refused before anything moves (nothing is deleted that the user did not ask to delete), the others replaced -
+    the outside file is never written through."""
+    src = tmp_path / 'src'
+    (src / 'dir').mkdir(parents=True)
+    (src / 'dir' / 'inner').write_text('inner\n')
+    (src / 'file').write_text('file\n')
+    (src / 'was-link-now-file').symlink_to('file')
+    (src / 'was-file-now-link').write_text('mine\n')
+    dest = tmp_path / 'backups'
+    backup(src, dest)
+    target = tmp_path / 'restored'
+    restore(dest, target)
+    placed = target / str(src).lstrip('/')
+    outside = tmp_path / 'outside.txt'
+    outside.write_text('outside\n')
+    (placed / 'was-link-now-file').unlink()
+    (placed / 'was-link-now-file').write_text('a file now\n')
+    (placed / 'was-file-now-link').unlink()
+    (placed / 'was-file-now-link').symlink_to(outside)
+    real = restore(dest, target)
+    assert sorted(real['restored']) == [str(placed / 'was-file-now-link'), str(placed / 'was-link-now-file')]
+    assert outside.read_text() == 'outside\n'
+    assert os.readlink(placed / 'was-link-now-file') == 'file'
+    assert (placed / 'was-file-now-link').read_text() == 'mine\n' and not (placed / 'was-file-now-link').is_symlink()
+    # a file where the archive has a directory, a directory where it has a file: refused, both kept as they are
+    shutil.rmtree(placed / 'dir')
+    (placed / 'dir').write_text('user data\n')
+    (placed / 'file').unlink()
+    (placed / 'file').mkdir()
+    (placed / 'file' / 'user-made').write_text('keep me\n')
+    with pytest.raises(extract.OpsReadyError, match='another type'):
+        restore(dest, target)
+    assert (placed / 'dir').read_text() == 'user data\n'
+    assert (placed / 'file' / 'user-made').read_text() == 'keep me\n'
+
+
+def test_a_symlink_in_the_target_leading_outside_is_never_written_through(tmp_path):
+    """A restore into another root whose tree holds a symlink (root's own, in a directory only root writes) where
+    the archive has a directory, leading outside that root (``restored/etc -> /etc``): the restore followed it - a
+    restore meant for an inspection directory wrote into the live tree. A link that stays inside the root is
+    followed as before (``/var/run -> /run`` with dest ``/``)."""
+    src = tmp_path / 'src'
+    (src / 'conf').mkdir(parents=True)
+    (src / 'conf' / 'app.conf').write_text('archived\n')
+    (src / 'data').mkdir()
+    (src / 'data' / 'x').write_text('x\n')
+    dest = tmp_path / 'backups'
+    backup(src, dest)
+    target = tmp_path / 'restored'
+    placed = target / str(src).lstrip('/')
+    placed.mkdir(parents=True)
+    live = tmp_path / 'live'
+    live.mkdir()
+    (live / 'app.conf').write_text('live\n')
+    (placed / 'conf').symlink_to(live)
+    (placed / 'moved-data').mkdir()
+    (placed / 'data').symlink_to('moved-data')   # inside the root: followed
+    with pytest.raises(extract.OpsReadyError, match='not followed'):
+        restore(dest, target)
+    assert (live / 'app.conf').read_text() == 'live\n'
+    assert sorted(os.listdir(live)) == ['app.conf']
+    (placed / 'conf').unlink()
+    restore(dest, target)
+    assert (placed / 'moved-data' / 'x').read_text() == 'x\n'
+    assert (placed / 'conf' / 'app.conf').read_text() == 'archived\n'
+
+
+def test_a_re_restore_deletes_nothing_it_was_not_asked_to(tmp_path):
+    """Regression guard (passed before): files the user added in restored directories and beside them, and files
+    outside an ``only`` selection, survive every restore; a restored file's access time is its mtime."""
+    src = tmp_path / 'src'
+    (src / 'a').mkdir(parents=True)
+    (src / 'a' / 'one').write_text('1\n')
+    (src / 'b').mkdir()
+    (src / 'b' / 'two').write_text('2\n')
+    os.utime(src / 'a' / 'one', ns=(NS, NS))
+    dest = tmp_path / 'backups'
+    backup(src, dest)
+    target = tmp_path / 'restored'
+    restore(dest, target)
+    placed = target / str(src).lstrip('/')
+    st = os.lstat(placed / 'a' / 'one')
+    assert st.st_atime_ns == st.st_mtime_ns == NS
+    (placed / 'a' / 'user-added').write_text('mine\n')
+    (target / 'beside').write_text('mine\n')
+    (placed / 'b' / 'two').write_text('edited\n')
+    restore(dest, target, only=[str(src / 'a')])
+    assert (placed / 'b' / 'two').read_text() == 'edited\n'
+    restore(dest, target)
+    assert (placed / 'a' / 'user-added').read_text() == 'mine\n' and (target / 'beside').read_text() == 'mine\n'
+    assert (placed / 'b' / 'two').read_text() == '2\n'

@@ -134,7 +134,11 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
         foreseen: List[Dict[str, str]] = []
         unowned: List[Dict[str, Any]] = []
         changed = _would_restore(manifest, identities, wanted, dest, foreseen, unowned)
-        return {'restored': changed, 'unchanged': len([m for m in wanted if not m.isdir()]) - len(changed),
+        dirs = {m.name for m in wanted if m.isdir()}
+        # as the real run counts: the device nodes another user than root cannot make are neither
+        made = [m for m in wanted if not m.isdir() and not (m.isdev() and os.geteuid() != 0)]
+        return {'restored': [n for n in changed if n not in dirs], 'directories': [n for n in changed if n in dirs],
+                'unchanged': len(made) - len([n for n in changed if n not in dirs]),
                 'staged': None, 'not_restored': foreseen, 'owners_not_restored': owners_summary(unowned)}
     if not os.path.isdir(dest):
         os.makedirs(dest, mode=0o755)
@@ -144,6 +148,7 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
     dest_fd = os.open(dest, _DIR_FLAGS)
     problems: List[Dict[str, str]] = []
     owners: List[Dict[str, Any]] = []
+    directories: List[str] = []
     try:
         swept = sweep_staging(dest_fd, dest)
         name, staging_fd = _make_staging(dest_fd, dest)
@@ -167,7 +172,7 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
                                 owners.append(owner_entry(member))
                 drain(stream)
             wanted = [m for m in wanted if m.name not in not_made]   # reported in problems
-            restored = _swap_in(staging_fd, dest, wanted, dest_fd, manifest.path, problems)
+            restored = _swap_in(staging_fd, dest, wanted, dest_fd, manifest.path, problems, directories)
         except BaseException as exc:
             left = _remove_staging(dest_fd, name, staging_fd)
             if left is None:
@@ -180,7 +185,8 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
     warnings = list(swept['warnings'])
     if left is not None:
         warnings.append(staging_warning(os.path.join(dest, name), left))
-    return {'restored': restored, 'unchanged': len([m for m in wanted if not m.isdir()]) - len(restored),
+    return {'restored': restored, 'directories': directories,
+            'unchanged': len([m for m in wanted if not m.isdir()]) - len(restored),
             'staged': None, 'not_restored': problems, 'owners_not_restored': owners_summary(owners),
             'removed_scratch': swept['removed_scratch'],
             'scratch_left': [os.path.join(dest, name)] if left is not None else [], 'warnings': warnings}
@@ -386,14 +392,33 @@ def _open_under(dest_fd: int, dest: str, parts: List[str], create: bool) -> int:
                         'restored; remove it and run again.' % (walked, safeio.kind_of(st.st_mode),
                                                                 ' owned by uid %d' % st.st_uid
                                                                 if stat.S_ISLNK(st.st_mode) else ''), path=walked)
-                # root's own link in a directory only root can write (e.g. /var/run -> /run): followed
+                # root's own link in a directory only root can write (e.g. /var/run -> /run): followed, as long as
+                # it stays under dest - a restore into another root (an inspection directory holding etc -> /etc)
+                # wrote into the live tree through it
                 child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                leads_to = _fd_path(child)
+                if not _under(leads_to, _fd_path(dest_fd)):
+                    os.close(child)
+                    raise OpsReadyError(
+                        'Refusing to restore under %s: it is a symlink to %s, outside the restore root %s, and it is '
+                        'not followed (a restore never writes outside its dest). Nothing below it was restored; '
+                        'remove the link, or restore into another root, and run again.' % (walked, leads_to, dest),
+                        path=walked)
             os.close(fd)
             fd = child
     except BaseException:
         os.close(fd)
         raise
     return fd
+
+
+def _fd_path(fd: int) -> str:
+    """The path the open directory ``fd`` has now (what the kernel resolves it to)."""
+    return os.readlink('/proc/self/fd/%d' % fd)
+
+
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip('/') + '/')
 
 
 class Wanted:
@@ -548,20 +573,30 @@ def _would_restore(manifest: Manifest, identities: Optional[Sequence[Identity]],
         pass   # no dest yet: everything would be restored
     try:
         for member in members:
-            if member.isdir() and root:
-                continue   # nothing to foresee; directories are not listed
             parts = [p for p in member.name.split('/') if p]
+            if member.isdir():
+                if not root:
+                    holder = None if dest_fd is None else _parent_or_none(dest_fd, dest, parts)
+                    try:
+                        foresee(member, holder)
+                    finally:
+                        if holder is not None:
+                            os.close(holder)
+                if dest_fd is None or not _dir_in_place(dest_fd, dest, parts, member):
+                    changed.add(member.name)
+                continue
             try:
                 parent: Optional[int] = None if dest_fd is None else _open_under(dest_fd, dest, parts[:-1],
                                                                                  create=False)
             except (OSError, OpsReadyError):
                 parent = None
             mode = foresee(member, parent)
-            if member.isdir() or parent is None:
+            if member.isdev() and not root:
                 if parent is not None:
                     os.close(parent)
-                if not member.isdir():
-                    changed.add(member.name)
+                continue   # not made by this user (reported by foresee), as the real run leaves it out
+            if parent is None:
+                changed.add(member.name)
                 continue
             try:
                 try:
@@ -585,6 +620,28 @@ def _would_restore(manifest: Manifest, identities: Optional[Sequence[Identity]],
     # a hard link already in place is still put back when its first name is (a new inode)
     changed |= {m.name for m in members if m.islnk() and m.linkname in changed}
     return [m.name for m in members if m.name in changed]
+
+
+def _parent_or_none(dest_fd: int, dest: str, parts: List[str]) -> Optional[int]:
+    """``_given_owner``'s directory: the parent of ``parts`` in dest, or None where there is none (yet)."""
+    try:
+        fd = _open_under(dest_fd, dest, parts[:-1], create=False)
+    except (OSError, OpsReadyError):
+        return None
+    return fd
+
+
+def _dir_in_place(dest_fd: int, dest: str, parts: List[str], member: tarfile.TarInfo) -> bool:
+    """Check mode: whether the directory ``member`` is in place under dest with its archived mode, owner (as
+    root), mtime, kept extended attributes and file flags, as the restore's ``_dir_settled`` decides."""
+    try:
+        fd = _open_under(dest_fd, dest, parts, create=False)
+    except (OSError, OpsReadyError):
+        return False
+    try:
+        return _dir_settled(fd, member, member.uid, member.gid)
+    finally:
+        os.close(fd)
 
 
 def _hard_linked(dest_fd: int, dest: str, member: tarfile.TarInfo, st: Optional[os.stat_result]) -> bool:
@@ -884,11 +941,41 @@ def _would_change(member: tarfile.TarInfo, st: os.stat_result, staging_fd: int, 
         os.close(staged_fd)
 
 
+def _dirs_to_settle(staging_fd: int, dest_fd: int, dest: str, dirs: List[tarfile.TarInfo], archive: str) -> List[str]:
+    """The paths of the archived directories that are missing under ``dest`` or differ from their staged copy in
+    mode, owner, mtime, kept extended attributes or file flags: a re-restore put such a directory's mode back and
+    reported ``changed=false``."""
+    found = []
+    for member in dirs:
+        parts = [p for p in member.name.split('/') if p]
+        holder = _open_parents(staging_fd, parts, member, archive) if parts else os.dup(staging_fd)
+        if holder is None:
+            continue
+        try:
+            staged = os.stat(parts[-1] if parts else '.', dir_fd=holder, follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        finally:
+            os.close(holder)
+        try:
+            fd = _open_under(dest_fd, dest, parts, create=False)
+        except FileNotFoundError:
+            found.append(os.path.join(dest, member.name.rstrip('/')))
+            continue
+        try:
+            if not _dir_settled(fd, member, staged.st_uid, staged.st_gid):
+                found.append(os.path.join(dest, member.name.rstrip('/')))
+        finally:
+            os.close(fd)
+    return found
+
+
 def _swap_in(staging_fd: int, dest: str, members: List[tarfile.TarInfo], dest_fd: int, archive: str,
-             problems: Optional[List[Dict[str, str]]] = None) -> List[str]:
+             problems: Optional[List[Dict[str, str]]] = None, directories: Optional[List[str]] = None) -> List[str]:
     """Move each staged member into place, relative to directory descriptors (see ``_open_under``) on both sides -
     a path may be longer than PATH_MAX. ``staging_fd`` is the staging directory's descriptor, ``dest_fd`` the target
-    root's (the caller closes both)."""
+    root's (the caller closes both). Returns the files put in place; ``directories`` collects the directories made
+    or given back their mode, owner, mtime, attributes or flags."""
     restored = []
     placed = {m.name for m in members}
     _refuse_type_conflicts(dest_fd, dest, members)
@@ -896,6 +983,11 @@ def _swap_in(staging_fd: int, dest: str, members: List[tarfile.TarInfo], dest_fd
     # Directories first (parents before children), files after; directory modes re-applied last
     # so a read-only directory does not block its own files.
     dirs = [m for m in members if m.isdir()]
+    # the directories this restore makes or gives back their mode, owner, mtime, attributes or flags, decided
+    # before any file moves (moving a file in changes its directory's mtime, which is no drift of the target's)
+    settled_dirs = _dirs_to_settle(staging_fd, dest_fd, dest, dirs, archive)
+    if directories is not None:
+        directories.extend(settled_dirs)
     for member in dirs:
         os.close(_open_under(dest_fd, dest, [p for p in member.name.split('/') if p], create=True))
     for member in members:
