@@ -179,6 +179,16 @@ owners_not_restored:
   returned: success
   type: dict
   sample: {"count": 1, "entries": [{"path": "etc/shadow", "uid": 0, "gid": 42, "owner": "root", "group": "shadow"}]}
+hardlinks_outside:
+  description:
+    - Restored files that had hard links outside the backed-up paths when they were archived (as file_backup
+      recorded them in the manifest - C(path), C(links), C(archived)), with a warning. Each comes back as a file of
+      its own: the link to those outside names is not made again. Empty for archives written before file_backup
+      recorded them.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"path": "/etc/myapp/tls.key", "links": 2, "archived": 1}]
 removed_scratch:
   description:
     - Staging directories (C(.opsready-restore-*) in O(dest), files extracted in plaintext) that killed restores had
@@ -251,6 +261,13 @@ def main():
         directories = [os.path.join(p['dest'], name) for name in directories]
     for problem in outcome.get('not_restored') or []:
         module.warn(safeio.displayable('%s: %s.' % (problem['path'], problem['reason'])))
+    outside = outcome.get('hardlinks_outside') or []
+    if outside:
+        module.warn(safeio.displayable(
+            '%d restored file%s hard links outside the backed-up paths when archived (hardlinks_outside): %s. Each '
+            'is restored as a file of its own, not linked to those names again; link them by hand if needed.' % (
+                len(outside), ' had' if len(outside) == 1 else 's had',
+                ', '.join(e['path'] for e in outside[:5]) + (' ...' if len(outside) > 5 else ''))))
     owners = outcome.get('owners_not_restored') or {'count': 0, 'entries': []}
     if owners['count']:
         shown = owners['entries'][:5]
@@ -275,6 +292,7 @@ def main():
                      unchanged=outcome['unchanged'], sha256=manifest.data['sha256'],
                      not_restored=safeio.displayable(outcome.get('not_restored') or []),
                      owners_not_restored=safeio.displayable(owners),
+                     hardlinks_outside=safeio.displayable(outside),
                      removed_scratch=safeio.displayable(outcome.get('removed_scratch') or []),
                      scratch_left=safeio.displayable(outcome.get('scratch_left') or []),
                      diff={'before': '', 'after': '\n'.join(listed) + ('\n' if listed else '')})

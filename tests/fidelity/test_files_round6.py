@@ -50,7 +50,7 @@ def test_hard_links_to_files_outside_the_set_are_reported_at_backup_time(tmp_pat
     """A file of the set with another name outside it (``/etc/app/tls.key`` linked from ``/srv/keys``) is archived as
     a plain file: a restore cannot make the link to a name it does not have, so the pair comes back as two files and
     an edit of one no longer shows in the other. Said at backup time (the operator can then add the other name to
-    paths while the source still exists), in the result and in the manifest. Links whose names are all in the set
+    paths while the source still exists), in the result and in the manifest, and again by the restore. Links whose names are all in the set
     are not listed."""
     src = tmp_path / 'src'
     src.mkdir()
@@ -72,6 +72,13 @@ def test_hard_links_to_files_outside_the_set_are_reported_at_backup_time(tmp_pat
         if os.path.exists(manifest['path'] + '.manifest.json') else None
     if stored is not None:
         assert stored['hardlinks_outside'] == manifest['hardlinks_outside']
+    # and at restore time, in check mode as in the real run, for the files restored (``only`` narrows it)
+    target = tmp_path / 'restored'
+    for check_mode in (True, False):
+        outcome = restore(tmp_path / 'backups', target, check_mode=check_mode)
+        assert outcome['hardlinks_outside'] == manifest['hardlinks_outside'], outcome
+    narrowed = restore(tmp_path / 'backups', target, only=[str(src / 'a'), str(src / 'b')])
+    assert narrowed['hardlinks_outside'] == []
 
 
 # -- another user's restore: owners, setuid bits, check mode ------------------------------------------------------
@@ -424,3 +431,44 @@ def test_a_re_restore_deletes_nothing_it_was_not_asked_to(tmp_path):
     restore(dest, target)
     assert (placed / 'a' / 'user-added').read_text() == 'mine\n' and (target / 'beside').read_text() == 'mine\n'
     assert (placed / 'b' / 'two').read_text() == '2\n'
+
+
+def _acl(*entries) -> bytes:
+    import struct
+    return struct.pack('<I', 2) + b''.join(struct.pack('<HHI', tag, perm, ident) for tag, perm, ident in entries)
+
+
+# a default ACL giving uid 65534 rwx: USER_OBJ, USER, GROUP_OBJ, MASK, OTHER
+NOBODY_DEFAULT = _acl((1, 7, 0xffffffff), (2, 7, 65534), (4, 5, 0xffffffff), (0x10, 7, 0xffffffff),
+                      (0x20, 5, 0xffffffff))
+
+
+def test_a_default_acl_added_to_or_removed_from_a_restored_directory_is_seen_and_put_back(tmp_path):
+    """A directory archived with a default ACL, another without: after the restore, the first loses its default
+    ACL and the second gains one (future files there would be given to uid 65534). Check mode lists both
+    directories and the restore puts the archived ACLs back (it compared a directory's attributes, but listed
+    nothing, and check mode did not look)."""
+    src = tmp_path / 'src'
+    (src / 'shared').mkdir(parents=True)
+    (src / 'private').mkdir()
+    try:
+        os.setxattr(src / 'shared', 'system.posix_acl_default', NOBODY_DEFAULT)
+    except OSError:
+        pytest.skip('this file system takes no POSIX ACLs')
+    for path in (src / 'shared', src / 'private', src):
+        os.utime(path, ns=(NS, NS))
+    dest = tmp_path / 'backups'
+    backup(src, dest)
+    target = tmp_path / 'restored'
+    restore(dest, target)
+    placed = target / str(src).lstrip('/')
+    assert os.getxattr(placed / 'shared', 'system.posix_acl_default') == os.getxattr(src / 'shared',
+                                                                                      'system.posix_acl_default')
+    os.removexattr(placed / 'shared', 'system.posix_acl_default')
+    os.setxattr(placed / 'private', 'system.posix_acl_default', NOBODY_DEFAULT)
+    rel = str(src).lstrip('/')
+    assert sorted(restore(dest, target, check_mode=True)['directories']) == [rel + '/private', rel + '/shared']
+    assert sorted(restore(dest, target)['directories']) == [str(placed / 'private'), str(placed / 'shared')]
+    assert 'system.posix_acl_default' not in os.listxattr(placed / 'private')
+    assert 'system.posix_acl_default' in os.listxattr(placed / 'shared')
+    assert restore(dest, target, check_mode=True)['directories'] == []

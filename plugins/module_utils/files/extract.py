@@ -130,6 +130,10 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
     for member in wanted:
         unique.setdefault(member.name, member)
     wanted = list(unique.values())
+    # files that had hard links outside the backed-up set (file_backup recorded them): each comes back as a file of
+    # its own, which the operator hears at restore time too
+    names = {m.name for m in wanted}
+    outside = [e for e in manifest.data.get('hardlinks_outside') or [] if str(e.get('path', '')).lstrip('/') in names]
     if check_mode:
         foreseen: List[Dict[str, str]] = []
         unowned: List[Dict[str, Any]] = []
@@ -139,7 +143,8 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
         made = [m for m in wanted if not m.isdir() and not (m.isdev() and os.geteuid() != 0)]
         return {'restored': [n for n in changed if n not in dirs], 'directories': [n for n in changed if n in dirs],
                 'unchanged': len(made) - len([n for n in changed if n not in dirs]),
-                'staged': None, 'not_restored': foreseen, 'owners_not_restored': owners_summary(unowned)}
+                'staged': None, 'not_restored': foreseen, 'owners_not_restored': owners_summary(unowned),
+                'hardlinks_outside': outside}
     if not os.path.isdir(dest):
         os.makedirs(dest, mode=0o755)
     # dest is opened once and the staging directory made in it and used only through descriptors: dest may be a
@@ -188,6 +193,7 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
     return {'restored': restored, 'directories': directories,
             'unchanged': len([m for m in wanted if not m.isdir()]) - len(restored),
             'staged': None, 'not_restored': problems, 'owners_not_restored': owners_summary(owners),
+            'hardlinks_outside': outside,
             'removed_scratch': swept['removed_scratch'],
             'scratch_left': [os.path.join(dest, name)] if left is not None else [], 'warnings': warnings}
 
