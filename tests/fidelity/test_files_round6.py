@@ -50,8 +50,8 @@ def test_hard_links_to_files_outside_the_set_are_reported_at_backup_time(tmp_pat
     """A file of the set with another name outside it (``/etc/app/tls.key`` linked from ``/srv/keys``) is archived as
     a plain file: a restore cannot make the link to a name it does not have, so the pair comes back as two files and
     an edit of one no longer shows in the other. Said at backup time (the operator can then add the other name to
-    paths while the source still exists), in the result and in the manifest, and again by the restore. Links whose names are all in the set
-    are not listed."""
+    paths while the source still exists), in the result and in the manifest, and again by the restore. Links whose
+    names are all in the set are not listed."""
     src = tmp_path / 'src'
     src.mkdir()
     outside = tmp_path / 'elsewhere'
