@@ -31,7 +31,7 @@ description:
     warning). M(opsready.operations.file_restore) sets the flags again except immutable and append-only, which it
     lists in its RV(opsready.operations.file_restore#module:not_restored) with a warning. Not kept - SELinux labels
     (the restoring host's policy sets them) and access times - not recorded (pax C(atime) is not written), as a
-    restore does not give them back (GNU tar sets them only with C(--incremental)): a restored file's access time is
+    restore does not give them back (GNU tar sets them only with C(--incremental)) - a restored file's access time is
     its mtime, and the backup itself reads with C(O_NOATIME) so the source's stay as they were. FIFOs and device nodes
     are archived as entries (as tar does; never opened); sockets cannot be archived and are listed in RV(not_archived)
     with a warning.

@@ -30,7 +30,7 @@ description:
     mtime to the nanosecond) are left alone, so a second run reports C(changed=false). A file with the
     archived content but another mtime, owner or mode is put back too. Directories get their archived mode,
     owner and mtime after their content is in place; hard links are restored as links. Access times are not in the
-    archive: each restored entry's is set to its mtime (as Python's tarfile does; GNU tar leaves the time of the
+    archive; each restored entry's is set to its mtime (as Python's tarfile does; GNU tar leaves the time of the
     extraction). A restore reads nothing, so no earlier access time is invented.
   - Existing files that differ from the archive are replaced without asking (restoring to V(/) is the
     point); files in O(dest) that are not in the archive are left alone. Restore to another root and
@@ -183,7 +183,7 @@ hardlinks_outside:
   description:
     - Restored files that had hard links outside the backed-up paths when they were archived (as file_backup
       recorded them in the manifest - C(path), C(links), C(archived)), with a warning. Each comes back as a file of
-      its own: the link to those outside names is not made again. Empty for archives written before file_backup
+      its own; the link to those outside names is not made again. Empty for archives written before file_backup
       recorded them.
   returned: success
   type: list

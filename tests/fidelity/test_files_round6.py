@@ -462,8 +462,8 @@ def test_a_default_acl_added_to_or_removed_from_a_restored_directory_is_seen_and
     target = tmp_path / 'restored'
     restore(dest, target)
     placed = target / str(src).lstrip('/')
-    assert os.getxattr(placed / 'shared', 'system.posix_acl_default') == os.getxattr(src / 'shared',
-                                                                                      'system.posix_acl_default')
+    archived = os.getxattr(src / 'shared', 'system.posix_acl_default')
+    assert os.getxattr(placed / 'shared', 'system.posix_acl_default') == archived
     os.removexattr(placed / 'shared', 'system.posix_acl_default')
     os.setxattr(placed / 'private', 'system.posix_acl_default', NOBODY_DEFAULT)
     rel = str(src).lstrip('/')

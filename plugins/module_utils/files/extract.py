@@ -402,8 +402,12 @@ def _open_under(dest_fd: int, dest: str, parts: List[str], create: bool) -> int:
                 # it stays under dest - a restore into another root (an inspection directory holding etc -> /etc)
                 # wrote into the live tree through it
                 child = os.open(part, _DIR_FLAGS, dir_fd=fd)
-                leads_to = _fd_path(child)
-                if not _under(leads_to, _fd_path(dest_fd)):
+                root = _fd_path(dest_fd)
+                try:
+                    leads_to = _fd_path(child) if root != '/' else root
+                except OSError as exc:   # a path the kernel cannot give back (longer than a page)
+                    leads_to = '(unresolved: %s)' % (exc.strerror or exc)
+                if root != '/' and not _under(leads_to, root):
                     os.close(child)
                     raise OpsReadyError(
                         'Refusing to restore under %s: it is a symlink to %s, outside the restore root %s, and it is '
