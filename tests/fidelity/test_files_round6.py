@@ -472,3 +472,41 @@ def test_a_default_acl_added_to_or_removed_from_a_restored_directory_is_seen_and
     assert 'system.posix_acl_default' not in os.listxattr(placed / 'private')
     assert 'system.posix_acl_default' in os.listxattr(placed / 'shared')
     assert restore(dest, target, check_mode=True)['directories'] == []
+
+
+def test_the_modules_warn_of_outside_hard_links_and_list_directories(tmp_path):
+    """The module side, through ansible-playbook: file_backup returns hardlinks_outside and warns; file_restore
+    returns it with a warning too, and a directory put back counts as changed (it was changed=false), in check mode
+    as in the real run."""
+    from tests.harness.playbook import run_playbook, write_playbook
+    src = tmp_path / 'src'
+    (src / 'conf.d').mkdir(parents=True)
+    (tmp_path / 'keys').mkdir()
+    (tmp_path / 'keys' / 'tls.key').write_text('k\n')
+    os.link(tmp_path / 'keys' / 'tls.key', src / 'tls.key')
+    dest, target = tmp_path / 'backups', tmp_path / 'restored'
+
+    def task(module, **args):
+        return {'name': module, 'opsready.operations.' + module: args}
+
+    first = run_playbook(write_playbook(tmp_path, [
+        task('file_backup', paths=[str(src)], dest=str(dest), name='app'),
+        task('file_restore', src=str(dest), dest=str(target), name='app')]))
+    assert first.rc == 0, first.stdout[-3000:]
+    backed, restored = first.result('file_backup'), first.result('file_restore')
+    assert [e['path'] for e in backed['hardlinks_outside']] == [str(src / 'tls.key')], backed
+    assert any('hard link' in w and str(src / 'tls.key') in w for w in backed['warnings']), backed
+    assert restored['hardlinks_outside'] == backed['hardlinks_outside']
+    assert any('hard link' in w for w in restored['warnings']), restored
+    assert restored['owners_not_restored'] == {'count': 0, 'entries': []}
+    (target / str(src).lstrip('/') / 'conf.d').chmod(0o777)
+    tasks = [task('file_restore', src=str(dest), dest=str(target), name='app')]
+    check = run_playbook(write_playbook(tmp_path, tasks), check=True)
+    assert check.rc == 0 and check.result('file_restore')['changed'] is True, check.stdout[-3000:]
+    placed = str(target / str(src).lstrip('/') / 'conf.d')
+    assert check.result('file_restore')['directories'] == [placed]
+    real = run_playbook(write_playbook(tmp_path, tasks))
+    assert real.rc == 0 and real.result('file_restore')['changed'] is True, real.stdout[-3000:]
+    assert real.result('file_restore')['directories'] == [placed] and real.result('file_restore')['restored'] == []
+    again = run_playbook(write_playbook(tmp_path, tasks))
+    assert again.rc == 0 and again.result('file_restore')['changed'] is False, again.stdout[-3000:]
