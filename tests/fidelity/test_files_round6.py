@@ -256,7 +256,7 @@ def _hostile_tree(top: Path) -> Path:
     src = make_tree(top)
     fd = os.open(src, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        for _ in range(20):   # 20 x 250 bytes
+        for _level in range(20):   # 20 x 250 bytes
             name = 'd' * 250
             os.mkdir(name, dir_fd=fd)
             child = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
