@@ -17,20 +17,24 @@ description:
     only after the archive is durable; an archive without a manifest is never trusted and is removed
     as the leftover of an interrupted run.
   - What a restore gives back is what C(rsync -aH) compares - content, type, mode (setuid, setgid and sticky
-    included), owner and group (by number; names are recorded too), mtimes to the nanosecond (pax header, as GNU
-    tar C(--format=posix) writes them), symlinks as links (never followed) and hard links as links - with any file
-    name (newlines, backslashes, bytes that are not UTF-8, shown escaped in results), paths longer than 4096 bytes,
-    and sparse files as sparse files (only their data extents are read, found with C(SEEK_DATA)/C(SEEK_HOLE), and
-    archived as GNU sparse members, format 1.0, which GNU tar lists and extracts with holes; the restore leaves the
-    holes as holes; the manifest records a digest of their content that skips zeros, C(chunk_digest), instead of
-    the SHA-256 of every byte), extended attributes C(user.*) and C(trusted.*), POSIX ACLs (access and default)
-    and file capabilities (C(security.capability)) of files and directories, C(trusted.*) of symlinks (pax
+    included), owner and group (by number; names are recorded too), mtimes to the nanosecond (pax header, as GNU tar
+    C(--format=posix) writes them), symlinks as links (never followed) and hard links as links (a file also linked
+    from a name outside O(paths) is archived as a file, and listed in RV(hardlinks_outside) with a warning) - with any
+    file name (newlines, backslashes, bytes that are not UTF-8, shown escaped in results), paths longer than 4096
+    bytes, and sparse files as sparse files (only their data extents are read, found with C(SEEK_DATA)/C(SEEK_HOLE),
+    and archived as GNU sparse members, format 1.0, which GNU tar lists and extracts with holes; the restore leaves
+    the holes as holes; the manifest records a digest of their content that skips zeros, C(chunk_digest), instead of
+    the SHA-256 of every byte), extended attributes C(user.*) and C(trusted.*), POSIX ACLs (access and default) and
+    file capabilities (C(security.capability)) of files and directories, C(trusted.*) of symlinks (pax
     C(SCHILY.xattr.*) records, which C(tar --xattrs) reads too), and the file flags of files and directories
     (C(chattr) +d, +A, +S, +D, +c, +C, +i, +a; pax C(SCHILY.fflags) as bsdtar writes it, which GNU tar ignores with a
     warning). M(opsready.operations.file_restore) sets the flags again except immutable and append-only, which it
     lists in its RV(opsready.operations.file_restore#module:not_restored) with a warning. Not kept - SELinux labels
-    (the restoring host's policy sets them) and atimes. FIFOs and device nodes are archived as entries (as tar
-    does; never opened); sockets cannot be archived and are listed in RV(not_archived) with a warning.
+    (the restoring host's policy sets them) and access times - not recorded (pax C(atime) is not written), as a
+    restore does not give them back (GNU tar sets them only with C(--incremental)) - a restored file's access time is
+    its mtime, and the backup itself reads with C(O_NOATIME) so the source's stay as they were. FIFOs and device nodes
+    are archived as entries (as tar does; never opened); sockets cannot be archived and are listed in RV(not_archived)
+    with a warning.
   - Archives are always written C(0600); when the trees hold private keys the backup directory is made C(0700).
   - With O(encrypt=true) the compressed stream is encrypted in the same pass to the age public keys in
     O(recipients) (the age v1 format; Debian's C(age -d) decrypts it). Only public keys are needed on
@@ -183,6 +187,17 @@ changed_while_read:
   sample:
     - path: /etc/myapp/app.log
       reason: "changed while it was read (written to): the archived copy may mix old and new content"
+hardlinks_outside:
+  description:
+    - Archived files that have hard links outside the backed-up paths (C(links) names in all, C(archived) of them
+      in the set; C(path) is the first archived), each set also raising one warning. A restore cannot link to a name
+      the archive does not hold, so such a file comes back as a file of its own, its outside names no longer sharing
+      its content (GNU tar archives them the same way, silently). Add the other names' directories to O(paths) when
+      the link matters. Recorded in the manifest too.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"path": "/etc/myapp/tls.key", "links": 2, "archived": 1}]
 skipped_unchanged:
   description: Whether no archive was written because nothing changed (O(skip_unchanged)).
   returned: success
@@ -261,7 +276,8 @@ def main():
         if p[option] is not None and p[option] < 0:
             module.fail_json(msg='%s must be 0 or more, not %d.' % (option, p[option]))
     result = dict(changed=False, archive=None, manifest={}, deleted=[], leftovers_removed=[],
-                  skipped_unchanged=False, file_count=0, not_archived=[], changed_while_read=[])
+                  skipped_unchanged=False, file_count=0, not_archived=[], changed_while_read=[],
+                  hardlinks_outside=[])
     try:
         check_compression(p['compression'])
         archive.check_sources(p['paths'])
@@ -298,7 +314,17 @@ def main():
                                               fingerprint=fingerprint, file_count=count, recipients=recipients)
             result.update(changed=True, archive=manifest['path'], manifest=manifest,
                           not_archived=manifest.get('not_archived', []),
-                          changed_while_read=manifest.get('changed_while_read', []))
+                          changed_while_read=manifest.get('changed_while_read', []),
+                          hardlinks_outside=manifest.get('hardlinks_outside', []))
+            outside = result['hardlinks_outside']
+            if outside:
+                module.warn(safeio.displayable(
+                    '%d archived file%s other hard links outside paths (listed in hardlinks_outside): %s. A restore '
+                    'gives back each as a file of its own, no longer linked to those names; add their directories '
+                    'to paths if the link matters.' % (
+                        len(outside), ' has' if len(outside) == 1 else 's have',
+                        ', '.join('%s (%d of %d names archived)' % (e['path'], e['archived'], e['links'])
+                                  for e in outside[:5]) + (' ...' if len(outside) > 5 else ''))))
             for entry in result['changed_while_read']:
                 module.warn(safeio.displayable('%s %s. Back it up again when it is quiet (or stop its writer).'
                                                % (entry['path'], entry['reason'])))

@@ -15,11 +15,13 @@ description:
     file, to its original place (O(dest=/)) or under another root.
   - The archive's SHA-256 and size are checked against its manifest before anything is written; a
     corrupt archive, or one without a manifest, is refused with a clear message.
-  - Members with absolute paths, C(..) components or links escaping the root are refused before extraction.
-    FIFOs and device nodes are made again; only root can make a device node, so another user's restore leaves
-    them out and lists them in RV(not_restored) with a warning. Such a restore cannot give files their archived
-    owners either, so it clears the setuid (setgid) bit of a file whose archived owner (group) it could not set, as
-    GNU tar does, and lists the file in RV(not_restored).
+  - A file that had hard links outside the backed-up paths comes back as a file of its own (file_backup listed it
+    in its C(hardlinks_outside), with a warning, and the manifest keeps that list).
+  - Members with absolute paths, C(..) components or links escaping the root are refused before extraction. FIFOs and
+    device nodes are made again; only root can make a device node, so another user's restore leaves them out and lists
+    them in RV(not_restored) with a warning. Such a restore cannot give files their archived owners either (it counts
+    and lists them in RV(owners_not_restored), with a warning), so it clears the setuid (setgid) bit of a file whose
+    archived owner (group) it could not set, as GNU tar does, and lists the file in RV(not_restored).
   - Archives written with C(encrypt=true) are decrypted on the fly with O(identity) or O(identity_file);
     the whole archive is decrypted and authenticated (and its plaintext checksum compared) before
     anything is extracted, so a wrong or missing key, or a tampered archive, writes nothing.
@@ -27,10 +29,17 @@ description:
     whole archive was read; files identical to the archived ones (content or link target, mode, owner and
     mtime to the nanosecond) are left alone, so a second run reports C(changed=false). A file with the
     archived content but another mtime, owner or mode is put back too. Directories get their archived mode,
-    owner and mtime after their content is in place; hard links are restored as links.
+    owner and mtime after their content is in place; hard links are restored as links. Access times are not in the
+    archive; each restored entry's is set to its mtime (as Python's tarfile does; GNU tar leaves the time of the
+    extraction). A restore reads nothing, so no earlier access time is invented.
   - Existing files that differ from the archive are replaced without asking (restoring to V(/) is the
     point); files in O(dest) that are not in the archive are left alone. Restore to another root and
-    compare first when in doubt (check mode lists what would change).
+    compare first when in doubt (check mode lists what would change). A name the archive has as a directory and
+    the target as something else (or the other way round) is refused before anything moves; nothing is deleted.
+  - A symlink in the target where the archive has a directory is followed only when it is root's own, in a
+    directory only root can write (C(/var/run -> /run)), and leads to a place under O(dest); otherwise the restore
+    is refused before anything moves - a restore into an inspection directory never writes into the live tree
+    through a link such as C(etc -> /etc).
   - O(dest) may belong to a user (a restore into C(/home/alice) as root). The staging directory (root's, C(0700))
     is used only through its descriptor - extraction through C(/proc/self/fd), renames relative to directory
     descriptors - so that user renaming it and putting a symlink at its name changes nothing outside O(dest);
@@ -89,7 +98,10 @@ notes:
     and the diff. Check mode makes the restore's own comparison, against the archive's headers instead of a staged
     copy; a file that agrees in type, mode, owner, mtime, size, extended attributes and file flags has its content
     compared too (read from the archive a second time, for those files only), so a file changed in place with its
-    size and mtime put back is listed. Nothing is extracted or written.
+    size and mtime put back is listed; a sparse member's data extents only are read. Directories missing or
+    differing in mode, owner, mtime, extended attributes or flags are returned in RV(directories). Run by another
+    user than root, it also returns what that run will report in RV(not_restored) (setuid/setgid bits cleared,
+    device nodes not made) and RV(owners_not_restored). Nothing is extracted or written.
 seealso:
   - module: opsready.operations.file_backup
 '''
@@ -126,6 +138,15 @@ restored:
   type: list
   elements: str
   sample: [/etc/myapp/app.conf]
+directories:
+  description:
+    - Directories made, or given back their archived mode, owner, mtime, extended attributes or file flags (or that
+      would be, in check mode), before any file was moved into them - a file restored into a directory changes its
+      mtime, which the restore then sets back without listing it. They count for C(changed) and the diff.
+  returned: success
+  type: list
+  elements: str
+  sample: [/etc/myapp/conf.d]
 unchanged:
   description: Number of archived files already identical on disk.
   returned: success
@@ -142,11 +163,32 @@ not_restored:
       system or user does not take (C(user.*) on a file system without them, C(trusted.*) as another user than
       root), device nodes a restore by another user than root cannot make, and file flags not set again - immutable
       and append-only (C(chattr +i), C(+a)) never are (the restored file would refuse the next restore), others when
-      the file system refuses them. The files themselves were restored.
+      the file system refuses them. The files themselves were restored. Check mode lists what the real run will
+      report of these where the archive's headers tell (device nodes, setuid/setgid bits cleared).
   returned: success
   type: list
   elements: dict
   sample: [{"path": "etc/myapp/run.sh", "reason": "extended attribute trusted.x not restored: Operation not permitted"}]
+owners_not_restored:
+  description:
+    - A restore by another user than root cannot give entries their archived owner and group (only root can; they
+      become the restoring user's, as with GNU tar). C(count) is how many entries of the archive (files,
+      directories, links, nodes) did not get them, C(entries) the first 20 with the owner and group they were
+      archived with; a warning says it too. Reported on every such run (the tree still differs from the archive), in
+      check mode as the real run will report it. Always C(count=0) for root.
+  returned: success
+  type: dict
+  sample: {"count": 1, "entries": [{"path": "etc/shadow", "uid": 0, "gid": 42, "owner": "root", "group": "shadow"}]}
+hardlinks_outside:
+  description:
+    - Restored files that had hard links outside the backed-up paths when they were archived (as file_backup
+      recorded them in the manifest - C(path), C(links), C(archived)), with a warning. Each comes back as a file of
+      its own; the link to those outside names is not made again. Empty for archives written before file_backup
+      recorded them.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"path": "/etc/myapp/tls.key", "links": 2, "archived": 1}]
 removed_scratch:
   description:
     - Staging directories (C(.opsready-restore-*) in O(dest), files extracted in plaintext) that killed restores had
@@ -213,10 +255,29 @@ def main():
         module.fail_json(msg=safeio.displayable('Restore to %s failed: %s (%s).' % (
             p['dest'], exc.strerror or exc, getattr(exc, 'filename', ''))))
     restored = outcome['restored']
+    directories = outcome.get('directories') or []
     if module.check_mode:
         restored = [os.path.join(p['dest'], name) for name in restored]
+        directories = [os.path.join(p['dest'], name) for name in directories]
     for problem in outcome.get('not_restored') or []:
         module.warn(safeio.displayable('%s: %s.' % (problem['path'], problem['reason'])))
+    outside = outcome.get('hardlinks_outside') or []
+    if outside:
+        module.warn(safeio.displayable(
+            '%d restored file%s hard links outside the backed-up paths when archived (hardlinks_outside): %s. Each '
+            'is restored as a file of its own, not linked to those names again; link them by hand if needed.' % (
+                len(outside), ' had' if len(outside) == 1 else 's had',
+                ', '.join(e['path'] for e in outside[:5]) + (' ...' if len(outside) > 5 else ''))))
+    owners = outcome.get('owners_not_restored') or {'count': 0, 'entries': []}
+    if owners['count']:
+        shown = owners['entries'][:5]
+        module.warn(safeio.displayable(
+            '%d entr%s not given the owner or group archived (only root can; they are uid %d\'s): %s%s. Restore '
+            'as root (become) to give them back; owners_not_restored lists %s.' % (
+                owners['count'], 'y was' if owners['count'] == 1 else 'ies were', os.geteuid(),
+                ', '.join('%s (%s:%s)' % (e['path'], e['owner'] or e['uid'], e['group'] or e['gid']) for e in shown),
+                ' ...' if owners['count'] > len(shown) else '',
+                'them' if owners['count'] <= len(owners['entries']) else 'the first %d' % len(owners['entries']))))
     for warning in outcome.get('warnings') or []:
         module.warn(safeio.displayable(warning))
     for path in outcome.get('removed_scratch') or []:
@@ -224,12 +285,17 @@ def main():
                                        'killed restore had left' % path))
     # file names that are not UTF-8 are shown escaped (ansible-core refuses lone surrogates in a result)
     restored = safeio.displayable(restored)
-    module.exit_json(changed=bool(restored), archive=manifest.path, restored=restored, encrypted=encrypted,
+    directories = safeio.displayable(directories)
+    listed = restored + [d.rstrip('/') + '/' for d in directories]
+    module.exit_json(changed=bool(listed), archive=manifest.path, restored=restored, directories=directories,
+                     encrypted=encrypted,
                      unchanged=outcome['unchanged'], sha256=manifest.data['sha256'],
                      not_restored=safeio.displayable(outcome.get('not_restored') or []),
+                     owners_not_restored=safeio.displayable(owners),
+                     hardlinks_outside=safeio.displayable(outside),
                      removed_scratch=safeio.displayable(outcome.get('removed_scratch') or []),
                      scratch_left=safeio.displayable(outcome.get('scratch_left') or []),
-                     diff={'before': '', 'after': '\n'.join(restored) + ('\n' if restored else '')})
+                     diff={'before': '', 'after': '\n'.join(listed) + ('\n' if listed else '')})
 
 
 if __name__ == '__main__':

@@ -681,6 +681,14 @@ def link_sources(paths: List[str]) -> List[Tuple[str, str]]:
     return found
 
 
+def hardlinks_outside(names: Dict[Tuple[int, int], List[Any]]) -> List[Dict[str, Any]]:
+    """The archived files with more hard links than names in the set (``{path, links, archived}``, ``path`` the
+    first name archived): a restore cannot link to a name the archive does not hold, so each comes back as a file of
+    its own, its other names no longer sharing its content. GNU tar archives them the same way, silently."""
+    return [{'path': path, 'links': links, 'archived': archived}
+            for path, links, archived in sorted(names.values()) if archived < links]
+
+
 def check_sources(paths: List[str]) -> None:
     """Clear errors before anything is written: a missing or unreadable source stops the run."""
     if not paths:
@@ -759,6 +767,7 @@ def create_archive(paths: List[str], dest: str, set_name: str, compression: str 
     skipped: List[Dict[str, str]] = []
     changed: List[Dict[str, str]] = []
     links: Dict[Tuple[int, int], str] = {}
+    names: Dict[Tuple[int, int], List[Any]] = {}   # a multiply linked file: [first path, links, names archived]
     files: List[Dict[str, Any]] = []
     buffer = bytearray(CHUNK)
     _OWNERS.clear()  # names as they are now (a long-lived process may archive again after a user was renamed)
@@ -772,6 +781,8 @@ def create_archive(paths: List[str], dest: str, set_name: str, compression: str 
                 for path, st, dir_fd, entry in walk_entries(paths, gone=skipped):
                     if add_entry(tar, path, st, dir_fd, entry, links, files, buffer, changed):
                         members += 1
+                        if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
+                            names.setdefault((st.st_dev, st.st_ino), [path, st.st_nlink, 0])[2] += 1
                     elif is_special(st):
                         skipped.append({'path': path, 'reason': NOT_ARCHIVED_WHY.get(stat.S_IFMT(st.st_mode),
                                                                                      safeio.kind_of(st.st_mode))})
@@ -821,6 +832,9 @@ def create_archive(paths: List[str], dest: str, set_name: str, compression: str 
         manifest['not_archived'] = skipped
     if changed:
         manifest['changed_while_read'] = changed
+    outside = hardlinks_outside(names)
+    if outside:
+        manifest['hardlinks_outside'] = outside
     write_manifest(artifact, manifest)
     manifest['path'] = artifact
     return manifest

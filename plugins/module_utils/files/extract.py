@@ -45,7 +45,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.streami
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 from ansible_collections.opsready.operations.plugins.module_utils.files.archive import ENGINE
 from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe import (  # noqa: F401 (re-exported)
-    _open_parents, apply_flags, apply_xattrs, archived_flags, check_members, extract_member, member_xattrs, mtime_ns)
+    _open_parents, apply_flags, apply_xattrs, archived_flags, check_members, device_problem, extract_member,
+    foreign_setid, member_xattrs, mtime_ns, owner_entry)
 
 
 def find_archive(src: str, set_name: Optional[str] = None, artifact: Optional[str] = None,
@@ -129,10 +130,21 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
     for member in wanted:
         unique.setdefault(member.name, member)
     wanted = list(unique.values())
+    # files that had hard links outside the backed-up set (file_backup recorded them): each comes back as a file of
+    # its own, which the operator hears at restore time too
+    names = {m.name for m in wanted}
+    outside = [e for e in manifest.data.get('hardlinks_outside') or [] if str(e.get('path', '')).lstrip('/') in names]
     if check_mode:
-        changed = _would_restore(manifest, identities, wanted, dest)
-        return {'restored': changed, 'unchanged': len([m for m in wanted if not m.isdir()]) - len(changed),
-                'staged': None}
+        foreseen: List[Dict[str, str]] = []
+        unowned: List[Dict[str, Any]] = []
+        changed = _would_restore(manifest, identities, wanted, dest, foreseen, unowned)
+        dirs = {m.name for m in wanted if m.isdir()}
+        # as the real run counts: the device nodes another user than root cannot make are neither
+        made = [m for m in wanted if not m.isdir() and not (m.isdev() and os.geteuid() != 0)]
+        return {'restored': [n for n in changed if n not in dirs], 'directories': [n for n in changed if n in dirs],
+                'unchanged': len(made) - len([n for n in changed if n not in dirs]),
+                'staged': None, 'not_restored': foreseen, 'owners_not_restored': owners_summary(unowned),
+                'hardlinks_outside': outside}
     if not os.path.isdir(dest):
         os.makedirs(dest, mode=0o755)
     # dest is opened once and the staging directory made in it and used only through descriptors: dest may be a
@@ -140,6 +152,8 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
     # name while root extracts into it or moves files out of it.
     dest_fd = os.open(dest, _DIR_FLAGS)
     problems: List[Dict[str, str]] = []
+    owners: List[Dict[str, Any]] = []
+    directories: List[str] = []
     try:
         swept = sweep_staging(dest_fd, dest)
         name, staging_fd = _make_staging(dest_fd, dest)
@@ -158,9 +172,12 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
                             if not extract_member(tar, member, staging, numeric_owner=os.geteuid() == 0,
                                                   archive=manifest.path, dest_fd=staging_fd, problems=problems):
                                 not_made.add(member.name)
+                            elif os.geteuid() != 0 and not member.islnk() and not _owned_as_archived(
+                                    staging_fd, member):
+                                owners.append(owner_entry(member))
                 drain(stream)
             wanted = [m for m in wanted if m.name not in not_made]   # reported in problems
-            restored = _swap_in(staging_fd, dest, wanted, dest_fd, manifest.path, problems)
+            restored = _swap_in(staging_fd, dest, wanted, dest_fd, manifest.path, problems, directories)
         except BaseException as exc:
             left = _remove_staging(dest_fd, name, staging_fd)
             if left is None:
@@ -173,9 +190,38 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
     warnings = list(swept['warnings'])
     if left is not None:
         warnings.append(staging_warning(os.path.join(dest, name), left))
-    return {'restored': restored, 'unchanged': len([m for m in wanted if not m.isdir()]) - len(restored),
-            'staged': None, 'not_restored': problems, 'removed_scratch': swept['removed_scratch'],
+    return {'restored': restored, 'directories': directories,
+            'unchanged': len([m for m in wanted if not m.isdir()]) - len(restored),
+            'staged': None, 'not_restored': problems, 'owners_not_restored': owners_summary(owners),
+            'hardlinks_outside': outside,
+            'removed_scratch': swept['removed_scratch'],
             'scratch_left': [os.path.join(dest, name)] if left is not None else [], 'warnings': warnings}
+
+
+OWNERS_LISTED = 20
+
+
+def owners_summary(owners: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """``owners_not_restored``: how many entries a restore by another user than root could not give their archived
+    owner or group (tarfile leaves them the restoring user's, in silence), and the first ``OWNERS_LISTED`` of them
+    with what they were archived with: a tree of 100,000 files would otherwise make a result of 100,000 entries."""
+    return {'count': len(owners), 'entries': owners[:OWNERS_LISTED]}
+
+
+def _owned_as_archived(staging_fd: int, member: tarfile.TarInfo) -> bool:
+    """Whether the staged copy of ``member`` has its archived owner and group (a restore by another user than root:
+    only the restoring user's own files, in one of its groups, do). The copy put in place keeps them."""
+    parts = [p for p in member.name.split('/') if p not in ('', '.')]
+    holder = _open_parents(staging_fd, parts, member, archive='') if parts else os.dup(staging_fd)
+    if holder is None:
+        return True
+    try:
+        st = os.stat(parts[-1] if parts else '.', dir_fd=holder, follow_symlinks=False)
+    except FileNotFoundError:
+        return True
+    finally:
+        os.close(holder)
+    return (st.st_uid, st.st_gid) == (member.uid, member.gid)
 
 
 STAGING_PREFIX = '.opsready-restore-'
@@ -352,14 +398,37 @@ def _open_under(dest_fd: int, dest: str, parts: List[str], create: bool) -> int:
                         'restored; remove it and run again.' % (walked, safeio.kind_of(st.st_mode),
                                                                 ' owned by uid %d' % st.st_uid
                                                                 if stat.S_ISLNK(st.st_mode) else ''), path=walked)
-                # root's own link in a directory only root can write (e.g. /var/run -> /run): followed
+                # root's own link in a directory only root can write (e.g. /var/run -> /run): followed, as long as
+                # it stays under dest - a restore into another root (an inspection directory holding etc -> /etc)
+                # wrote into the live tree through it
                 child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                root = _fd_path(dest_fd)
+                try:
+                    leads_to = _fd_path(child) if root != '/' else root
+                except OSError as exc:   # a path the kernel cannot give back (longer than a page)
+                    leads_to = '(unresolved: %s)' % (exc.strerror or exc)
+                if root != '/' and not _under(leads_to, root):
+                    os.close(child)
+                    raise OpsReadyError(
+                        'Refusing to restore under %s: it is a symlink to %s, outside the restore root %s, and it is '
+                        'not followed (a restore never writes outside its dest). Nothing below it was restored; '
+                        'remove the link, or restore into another root, and run again.' % (walked, leads_to, dest),
+                        path=walked)
             os.close(fd)
             fd = child
     except BaseException:
         os.close(fd)
         raise
     return fd
+
+
+def _fd_path(fd: int) -> str:
+    """The path the open directory ``fd`` has now (what the kernel resolves it to)."""
+    return os.readlink('/proc/self/fd/%d' % fd)
+
+
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip('/') + '/')
 
 
 class Wanted:
@@ -444,24 +513,61 @@ def staged_wanted(member: tarfile.TarInfo, staged_fd: int, name: str) -> Wanted:
                   flags, content)
 
 
-def archived_wanted(member: tarfile.TarInfo, content: Callable[[int, os.stat_result], bool]) -> Wanted:
+def archived_wanted(member: tarfile.TarInfo, content: Callable[[int, os.stat_result], bool],
+                    mode: Optional[int] = None) -> Wanted:
     """``Wanted`` from the archive's header of ``member`` (check mode: nothing is extracted); ``content`` compares
-    the bytes."""
+    the bytes; ``mode`` the mode the restore gives it when not the archived one (a setuid bit it clears)."""
     owner = (member.uid, member.gid) if os.geteuid() == 0 else None
     xattrs = member_xattrs(member)
     flags = set(archived_flags(member))
-    return Wanted(member.mode & 0o7777, owner, mtime_ns(member), member.size, lambda: xattrs, lambda: flags,
-                  content)
+    return Wanted(member.mode & 0o7777 if mode is None else mode, owner, mtime_ns(member), member.size,
+                  lambda: xattrs, lambda: flags, content)
+
+
+def _given_owner(parent_fd: Optional[int]) -> Tuple[int, int]:
+    """The owner and group a restore by another user than root gives a new entry (check mode's forecast): that
+    user, and its group - or the directory's, when the directory in place is setgid (an approximation: the real run
+    reports what its staged copies actually got)."""
+    gid = os.getegid()
+    if parent_fd is not None:
+        st = os.fstat(parent_fd)
+        if st.st_mode & stat.S_ISGID:
+            gid = st.st_gid
+    return os.geteuid(), gid
 
 
 def _would_restore(manifest: Manifest, identities: Optional[Sequence[Identity]], members: List[tarfile.TarInfo],
-                   dest: str) -> List[str]:
+                   dest: str, problems: Optional[List[Dict[str, str]]] = None,
+                   owners: Optional[List[Dict[str, Any]]] = None) -> List[str]:
     """Check mode: the names of the non-directory ``members`` a restore into ``dest`` would put in place, by
     ``settled`` as the restore decides. Nothing is extracted: the headers give mode, owner, mtime, attributes and
     flags; a regular file that agrees in all of those (the common case, an unchanged tree) has its data extents
     digested (``safeio.ChunkDigest``) and its member's bytes are read from the archive in a second pass, only
-    for such files, and compared by digest."""
+    for such files, and compared by digest.
+
+    A restore by another user than root is foreseen as that run does it: what it reports in ``problems`` (device
+    nodes it cannot make, setuid/setgid bits it clears - the file in place then has the cleared mode, which is no
+    change) and in ``owners`` (entries whose archived owner or group it cannot give)."""
     changed: Set[str] = set()
+    root = os.geteuid() == 0
+
+    def foresee(member: tarfile.TarInfo, parent: Optional[int]) -> Optional[int]:
+        """The mode the restore gives ``member`` when not the archived one; its not_restored and owner entries."""
+        if root or member.islnk():
+            return None
+        if member.isdev():
+            if problems is not None:
+                problems.append(device_problem(member))
+            return None
+        uid, gid = _given_owner(parent)
+        if owners is not None and (uid, gid) != (member.uid, member.gid):
+            owners.append(owner_entry(member))
+        cleared = foreign_setid(member, uid, gid) if member.isfile() else None
+        if cleared is None:
+            return None
+        if problems is not None:
+            problems.append(cleared['problem'])
+        return int(cleared['mode'])
     pending: Dict[str, str] = {}   # member name -> digest of the file in place, to compare with the member's
 
     def digest_later(member: tarfile.TarInfo) -> Callable[[int, os.stat_result], bool]:
@@ -477,15 +583,29 @@ def _would_restore(manifest: Manifest, identities: Optional[Sequence[Identity]],
         pass   # no dest yet: everything would be restored
     try:
         for member in members:
-            if member.isdir():
-                continue
-            if dest_fd is None:
-                changed.add(member.name)
-                continue
             parts = [p for p in member.name.split('/') if p]
+            if member.isdir():
+                if not root:
+                    holder = None if dest_fd is None else _parent_or_none(dest_fd, dest, parts)
+                    try:
+                        foresee(member, holder)
+                    finally:
+                        if holder is not None:
+                            os.close(holder)
+                if dest_fd is None or not _dir_in_place(dest_fd, dest, parts, member):
+                    changed.add(member.name)
+                continue
             try:
-                parent = _open_under(dest_fd, dest, parts[:-1], create=False)
+                parent: Optional[int] = None if dest_fd is None else _open_under(dest_fd, dest, parts[:-1],
+                                                                                 create=False)
             except (OSError, OpsReadyError):
+                parent = None
+            mode = foresee(member, parent)
+            if member.isdev() and not root:
+                if parent is not None:
+                    os.close(parent)
+                continue   # not made by this user (reported by foresee), as the real run leaves it out
+            if parent is None:
                 changed.add(member.name)
                 continue
             try:
@@ -494,10 +614,10 @@ def _would_restore(manifest: Manifest, identities: Optional[Sequence[Identity]],
                 except FileNotFoundError:
                     st = None
                 if member.islnk():
-                    if not _hard_linked(dest_fd, dest, member, st):
+                    if dest_fd is None or not _hard_linked(dest_fd, dest, member, st):
                         changed.add(member.name)
                     continue
-                if not settled(member, st, parent, parts[-1], archived_wanted(member, digest_later(member))):
+                if not settled(member, st, parent, parts[-1], archived_wanted(member, digest_later(member), mode)):
                     changed.add(member.name)
                     pending.pop(member.name, None)
             finally:
@@ -510,6 +630,28 @@ def _would_restore(manifest: Manifest, identities: Optional[Sequence[Identity]],
     # a hard link already in place is still put back when its first name is (a new inode)
     changed |= {m.name for m in members if m.islnk() and m.linkname in changed}
     return [m.name for m in members if m.name in changed]
+
+
+def _parent_or_none(dest_fd: int, dest: str, parts: List[str]) -> Optional[int]:
+    """``_given_owner``'s directory: the parent of ``parts`` in dest, or None where there is none (yet)."""
+    try:
+        fd = _open_under(dest_fd, dest, parts[:-1], create=False)
+    except (OSError, OpsReadyError):
+        return None
+    return fd
+
+
+def _dir_in_place(dest_fd: int, dest: str, parts: List[str], member: tarfile.TarInfo) -> bool:
+    """Check mode: whether the directory ``member`` is in place under dest with its archived mode, owner (as
+    root), mtime, kept extended attributes and file flags, as the restore's ``_dir_settled`` decides."""
+    try:
+        fd = _open_under(dest_fd, dest, parts, create=False)
+    except (OSError, OpsReadyError):
+        return False
+    try:
+        return _dir_settled(fd, member, member.uid, member.gid)
+    finally:
+        os.close(fd)
 
 
 def _hard_linked(dest_fd: int, dest: str, member: tarfile.TarInfo, st: Optional[os.stat_result]) -> bool:
@@ -568,22 +710,41 @@ def _content_differs(manifest: Manifest, identities: Optional[Sequence[Identity]
                     continue
                 sparse = _sparse(member)
                 digest: Any = safeio.ChunkDigest() if sparse else hashlib.sha256()
-                handle = tar.extractfile(member)
-                offset = 0
-                while handle is not None:
-                    piece = handle.read(safeio.ChunkDigest.SIZE * 4)
-                    if not piece:
-                        break
-                    if not sparse:
+                if sparse:
+                    _digest_sparse_member(tar, member, digest)
+                else:
+                    handle = tar.extractfile(member)
+                    while handle is not None:
+                        piece = handle.read(safeio.ChunkDigest.SIZE * 4)
+                        if not piece:
+                            break
                         digest.update(piece)
-                    elif piece.count(0) != len(piece):   # a sparse member's holes digest as nothing
-                        digest.update(offset, piece)
-                    offset += len(piece)
                 found = digest.hexdigest(member.size) if sparse else digest.hexdigest()
                 if found != pending.pop(member.name):
                     differ.add(member.name)
         drain(stream)
     return differ
+
+
+def _digest_sparse_member(tar: tarfile.TarFile, member: tarfile.TarInfo, digest: Any) -> None:
+    """Give ``digest`` (a ``safeio.ChunkDigest``) the data extents of the GNU sparse ``member`` of the streamed
+    ``tar``, read where the archive stores them one after the other (from ``offset_data``, the map already read):
+    ``extractfile`` hands out every byte of the holes as zeros, 64 GiB of them read and digested for a disk image
+    holding 2 MiB of data, and the digest counts holes as nothing. The stream only seeks forward, as ``next`` then
+    does too."""
+    stream: Any = tar.fileobj
+    position = member.offset_data
+    extents: List[Tuple[int, int]] = getattr(member, 'sparse', None) or []
+    for start, length in extents:
+        stream.seek(position)
+        done = 0
+        while done < length:
+            piece = stream.read(min(safeio.ChunkDigest.SIZE * 4, length - done))
+            if not piece:
+                raise tarfile.ReadError('unexpected end of data in %s' % member.name)
+            digest.update(start + done, piece)
+            done += len(piece)
+        position += length
 
 
 def _same_data(source_fd: int, target_fd: int, st: os.stat_result) -> bool:
@@ -790,11 +951,41 @@ def _would_change(member: tarfile.TarInfo, st: os.stat_result, staging_fd: int, 
         os.close(staged_fd)
 
 
+def _dirs_to_settle(staging_fd: int, dest_fd: int, dest: str, dirs: List[tarfile.TarInfo], archive: str) -> List[str]:
+    """The paths of the archived directories that are missing under ``dest`` or differ from their staged copy in
+    mode, owner, mtime, kept extended attributes or file flags: a re-restore put such a directory's mode back and
+    reported ``changed=false``."""
+    found = []
+    for member in dirs:
+        parts = [p for p in member.name.split('/') if p]
+        holder = _open_parents(staging_fd, parts, member, archive) if parts else os.dup(staging_fd)
+        if holder is None:
+            continue
+        try:
+            staged = os.stat(parts[-1] if parts else '.', dir_fd=holder, follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        finally:
+            os.close(holder)
+        try:
+            fd = _open_under(dest_fd, dest, parts, create=False)
+        except FileNotFoundError:
+            found.append(os.path.join(dest, member.name.rstrip('/')))
+            continue
+        try:
+            if not _dir_settled(fd, member, staged.st_uid, staged.st_gid):
+                found.append(os.path.join(dest, member.name.rstrip('/')))
+        finally:
+            os.close(fd)
+    return found
+
+
 def _swap_in(staging_fd: int, dest: str, members: List[tarfile.TarInfo], dest_fd: int, archive: str,
-             problems: Optional[List[Dict[str, str]]] = None) -> List[str]:
+             problems: Optional[List[Dict[str, str]]] = None, directories: Optional[List[str]] = None) -> List[str]:
     """Move each staged member into place, relative to directory descriptors (see ``_open_under``) on both sides -
     a path may be longer than PATH_MAX. ``staging_fd`` is the staging directory's descriptor, ``dest_fd`` the target
-    root's (the caller closes both)."""
+    root's (the caller closes both). Returns the files put in place; ``directories`` collects the directories made
+    or given back their mode, owner, mtime, attributes or flags."""
     restored = []
     placed = {m.name for m in members}
     _refuse_type_conflicts(dest_fd, dest, members)
@@ -802,6 +993,11 @@ def _swap_in(staging_fd: int, dest: str, members: List[tarfile.TarInfo], dest_fd
     # Directories first (parents before children), files after; directory modes re-applied last
     # so a read-only directory does not block its own files.
     dirs = [m for m in members if m.isdir()]
+    # the directories this restore makes or gives back their mode, owner, mtime, attributes or flags, decided
+    # before any file moves (moving a file in changes its directory's mtime, which is no drift of the target's)
+    settled_dirs = _dirs_to_settle(staging_fd, dest_fd, dest, dirs, archive)
+    if directories is not None:
+        directories.extend(settled_dirs)
     for member in dirs:
         os.close(_open_under(dest_fd, dest, [p for p in member.name.split('/') if p], create=True))
     for member in members:

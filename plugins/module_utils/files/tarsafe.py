@@ -276,29 +276,51 @@ def apply_flags(fd: int, member: tarfile.TarInfo, problems: Optional[List[Dict[s
                              % (','.join(safeio.kept_flags(fd)), exc.strerror or exc)})
 
 
+def foreign_setid(member: tarfile.TarInfo, uid: int, gid: int) -> Optional[Dict[str, Any]]:
+    """What a restore that is not root's does to the setuid (setgid) bit of ``member`` once the file has ``uid``
+    and ``gid``: None when it keeps its archived mode, else ``{'mode': the mode it gets, 'problem': the
+    not_restored entry}``. Shared by the restore (``clear_foreign_setid``) and check mode, which foresees it."""
+    if os.geteuid() == 0 or not member.mode & (stat.S_ISUID | stat.S_ISGID):
+        return None
+    dropped = []
+    keep = member.mode & 0o7777
+    if member.mode & stat.S_ISUID and uid != member.uid:
+        dropped.append('setuid bit (owner %s)' % (member.uname or 'uid %d' % member.uid))
+        keep &= ~stat.S_ISUID
+    if member.mode & stat.S_ISGID and gid != member.gid:
+        dropped.append('setgid bit (group %s)' % (member.gname or 'gid %d' % member.gid))
+        keep &= ~stat.S_ISGID
+    if not dropped:
+        return None
+    reason = ('%s not restored: only root gives a file its archived owner, and the bit would make it run as uid '
+              '%d instead; restore as root' % (' and '.join(dropped), uid))
+    return {'mode': keep, 'problem': {'path': member.name, 'reason': reason}}
+
+
 def clear_foreign_setid(fd: int, member: tarfile.TarInfo, problems: Optional[List[Dict[str, str]]]) -> None:
     """Clear the setuid (setgid) bit of the extracted file ``fd`` when it does not have the archived owner (group):
     only root sets those, and tarfile gave the file to the restoring user in silence while setting its mode - a
     setuid-root binary came back setuid to that user. Reported in ``problems``, as GNU tar clears them too."""
-    if os.geteuid() == 0 or not member.mode & (stat.S_ISUID | stat.S_ISGID):
-        return
     st = os.fstat(fd)
-    dropped = []
-    keep = stat.S_IMODE(st.st_mode)
-    if member.mode & stat.S_ISUID and st.st_uid != member.uid:
-        dropped.append('setuid bit (owner %s)' % (member.uname or 'uid %d' % member.uid))
-        keep &= ~stat.S_ISUID
-    if member.mode & stat.S_ISGID and st.st_gid != member.gid:
-        dropped.append('setgid bit (group %s)' % (member.gname or 'gid %d' % member.gid))
-        keep &= ~stat.S_ISGID
-    if not dropped:
+    cleared = foreign_setid(member, st.st_uid, st.st_gid)
+    if cleared is None:
         return
-    os.fchmod(fd, keep)
-    reason = ('%s not restored: only root gives a file its archived owner, and the bit would make it run as uid '
-              '%d instead; restore as root' % (' and '.join(dropped), st.st_uid))
+    os.fchmod(fd, stat.S_IMODE(st.st_mode) & ~((stat.S_ISUID | stat.S_ISGID) & ~cleared['mode']))
     if problems is None:
-        raise OSError(errno.EPERM, '%s: %s' % (member.name, reason))
-    problems.append({'path': member.name, 'reason': reason})
+        raise OSError(errno.EPERM, '%s: %s' % (member.name, cleared['problem']['reason']))
+    problems.append(cleared['problem'])
+
+
+def owner_entry(member: tarfile.TarInfo) -> Dict[str, Any]:
+    """An ``owners_not_restored`` entry: the member and the owner and group it was archived with."""
+    return {'path': member.name, 'uid': member.uid, 'gid': member.gid, 'owner': member.uname or None,
+            'group': member.gname or None}
+
+
+def device_problem(member: tarfile.TarInfo) -> Dict[str, str]:
+    """The not_restored entry of a device node that a restore by another user than root cannot make."""
+    return {'path': member.name, 'reason': '%s device %d,%d not made: only root can make device nodes (restore as '
+            'root, or mknod it)' % ('character' if member.ischr() else 'block', member.devmajor, member.devminor)}
 
 
 def extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: str, numeric_owner: bool = False,
@@ -322,9 +344,7 @@ def extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: str, num
     if (member.ischr() or member.isblk()) and os.geteuid() != 0:
         if problems is None:
             raise OSError(errno.EPERM, 'only root can make device node %s' % member.name)
-        problems.append({'path': member.name, 'reason': '%s device %d,%d not made: only root can make device nodes '
-                         '(restore as root, or mknod it)' % ('character' if member.ischr() else 'block',
-                                                             member.devmajor, member.devminor)})
+        problems.append(device_problem(member))
         return False
     _guard_in_dir(member, dest_fd, archive)
     parts = [p for p in member.name.split('/') if p not in ('', '.')]
