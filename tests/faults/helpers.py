@@ -115,6 +115,24 @@ def comm_argv(pid: int) -> List[bytes]:
         return []
 
 
+def module_pids(module: str, under: str) -> List[int]:
+    """The processes of ``module`` (its AnsiballZ wrapper's name) holding something under ``under`` open: this test's
+    run only. Every process of that module on the machine would include a sibling test's on another xdist worker,
+    which then dies with rc -9."""
+    found = []
+    marker = ('AnsiballZ_%s' % module).encode()
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        if not any(marker in part for part in comm_argv(int(pid))):
+            continue
+        try:
+            targets = [os.readlink('/proc/%s/fd/%s' % (pid, fd)) for fd in os.listdir('/proc/%s/fd' % pid)]
+        except OSError:
+            continue
+        if any(t == under or t.startswith(under.rstrip('/') + '/') for t in targets):
+            found.append(int(pid))
+    return found
+
+
 def parent_of(pid: int) -> int:
     with open('/proc/%d/stat' % pid) as handle:
         return int(handle.read().rsplit(')', 1)[1].split()[1])

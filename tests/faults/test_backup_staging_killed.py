@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.helpers import comm_argv, conn, play, sqlite_db
+from tests.faults.helpers import conn, module_pids, play, sqlite_db
 from ansible_collections.opsready.operations.plugins.module_utils.offsite import copy as offsite_copy
 from ansible_collections.opsready.operations.plugins.module_utils.offsite.stores import Store
 
@@ -59,11 +59,6 @@ class DirStore(Store):
             (self.root / name).unlink()
 
 
-def module_pids() -> list:
-    return [int(pid) for pid in filter(str.isdigit, os.listdir('/proc'))
-            if any(b'AnsiballZ_db_backup' in part for part in comm_argv(int(pid)))]
-
-
 def directories(dest: Path) -> list:
     return sorted(p.name for p in dest.iterdir() if p.is_dir()) if dest.is_dir() else []
 
@@ -97,7 +92,7 @@ def test_killed_log_backup_staging_is_a_leftover_the_next_run_removes(maria_db, 
     while runner.is_alive() and killed is None and time.monotonic() < deadline:
         staged = [d for d in directories(dest) if os.listdir(dest / d)]
         if staged:
-            for pid in module_pids():
+            for pid in module_pids('db_backup', str(dest)):
                 os.kill(pid, signal.SIGKILL)     # the module: no finally, no clean-up
                 killed = (pid, staged)
         time.sleep(0.002)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.helpers import comm_argv
+from tests.faults.helpers import module_pids
 from tests.harness.playbook import run_playbook, write_playbook
 
 HOLDER = '''
@@ -64,11 +64,6 @@ def stagings(dest: Path) -> list:
     return sorted(n for n in os.listdir(dest) if n.startswith('.opsready-restore-')) if dest.is_dir() else []
 
 
-def module_pids() -> list:
-    return [int(pid) for pid in filter(str.isdigit, os.listdir('/proc'))
-            if any(b'AnsiballZ_file_restore' in part for part in comm_argv(int(pid)))]
-
-
 def test_a_killed_restore_s_staging_is_removed_by_the_next_restore(archive, tmp_path):
     dest = tmp_path / 'dest'
     outcome: dict = {}
@@ -83,7 +78,7 @@ def test_a_killed_restore_s_staging_is_removed_by_the_next_restore(archive, tmp_
             except OSError:
                 full = False
             if full:
-                for pid in module_pids():
+                for pid in module_pids('file_restore', str(dest)):
                     os.kill(pid, signal.SIGKILL)     # the module: no finally, no clean-up
                     killed = True
         time.sleep(0.002)
