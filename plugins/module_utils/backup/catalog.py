@@ -27,7 +27,7 @@ import bisect
 import datetime
 import os
 import re
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Set, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest, from_us, to_us
 # Parses each manifest once per process while the file stays the same (see catalog_index): a module run
@@ -217,6 +217,9 @@ class Catalog:
     """All manifests under ``directory`` (optionally only one engine/database)."""
 
     row_view = False   # True in catalog_rows.RowView (``row_view()``)
+    # How retention looks at an artifact (``retention.artifact_damage``: a stat in the directory) unless set: a
+    # destination's catalog, whose artifacts are not in its directory, looks at the destination's listing
+    damage_check: Optional[Callable[[Manifest], Optional[str]]] = None
 
     def __init__(self, directory: str, engine: Optional[str] = None, database: Optional[str] = None,
                  use_index: bool = True, parse_sets: Optional[Set[Tuple[str, Optional[str]]]] = None,

@@ -18,6 +18,7 @@ import itertools
 import operator
 import os
 import shutil
+import stat
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import (
@@ -161,7 +162,8 @@ def plan_succession(timeline: List[List[Manifest]], catalog: Catalog, policy: Po
     entries = [entry for group in timeline for entry in group]
     if policy.empty:
         return {e.id: 'no retention rule given' for e in entries}, {}
-    keep = _keep_backups(entries, catalog, policy, now)
+    damaged: Dict[str, str] = {}
+    keep = _keep_backups(entries, catalog, policy, now, damaged)
     for position, group in enumerate(timeline):
         logs = [e for e in group if e.is_log]
         newest = position == len(timeline) - 1
@@ -184,6 +186,7 @@ def plan_succession(timeline: List[List[Manifest]], catalog: Catalog, policy: Po
         for e in group:
             if e.id not in keep:
                 delete[e.id] = reason
+    _damaged_reasons(delete, damaged)
     return keep, delete
 
 
@@ -204,7 +207,8 @@ def plan_view(view: Catalog, policy: Policy, now: datetime.datetime) -> Tuple[Di
     if policy.empty:
         return dict.fromkeys(ids, 'no retention rule given'), {}
     entries = view.entries   # the fulls and diffs
-    keep = _keep_backups(entries, view, policy, now)
+    damaged: Dict[str, str] = {}
+    keep = _keep_backups(entries, view, policy, now, damaged)
     starts = [e.log_start for e in entries if e.id in keep and not e.is_log and e.log_start is not None]
     oldest_start = min(starts) if starts else None
     log_ids, ends = view.log_ids_ends()
@@ -217,6 +221,7 @@ def plan_view(view: Catalog, policy: Policy, now: datetime.datetime) -> Tuple[Di
             keep.setdefault(ident, 'kept: no kept backup records its log position')
     delete = dict.fromkeys(itertools.compress(ids, map(operator.not_, map(keep.__contains__, ids))),
                            'not selected by any rule')
+    _damaged_reasons(delete, damaged)
     return keep, delete
 
 
@@ -241,7 +246,8 @@ def _plan_group(entries: List[Manifest], catalog: Catalog, policy: Policy,
                 now: datetime.datetime) -> Tuple[Dict[str, str], Dict[str, str]]:
     if policy.empty:
         return {e.id: 'no retention rule given' for e in entries}, {}
-    keep = _keep_backups(entries, catalog, policy, now)
+    damaged: Dict[str, str] = {}
+    keep = _keep_backups(entries, catalog, policy, now, damaged)
     fulls = [e for e in entries if e.is_full]
     kept_fulls = [f for f in fulls if f.id in keep]
     # Logs: everything from the earliest position a kept full or diff still needs.
@@ -255,15 +261,75 @@ def _plan_group(entries: List[Manifest], catalog: Catalog, policy: Policy,
         for log in (e for e in entries if e.is_log):
             keep.setdefault(log.id, 'kept: no kept backup records its log position')
     delete = {e.id: 'not selected by any rule' for e in entries if e.id not in keep}
+    _damaged_reasons(delete, damaged)
     return keep, delete
 
 
+def artifact_damage(entry: Manifest) -> Optional[str]:
+    """Why the artifact on disk is not the one ``entry`` describes, on a stat (missing, not a file, another size; a
+    multi-file artifact: its directory or a member); None when it looks whole. Retention counts no such full as a
+    kept good backup: the newest good one would otherwise go for a backup that cannot be restored."""
+    files = [(entry.path, entry.data.get('size'))]
+    if entry.members:
+        try:
+            if not os.path.isdir(entry.path):
+                return 'the artifact directory %s is missing' % entry.path
+        except OSError as exc:   # (isdir swallows most errors; kept for a path it cannot take)
+            return 'the artifact directory %s cannot be read (%s)' % (entry.path, exc)
+        files = [(os.path.join(entry.directory, member['path']), member.get('size')) for member in entry.members]
+    for path, size in files:
+        try:
+            info = os.stat(path)
+        except FileNotFoundError:
+            return '%s is missing' % path
+        except OSError as exc:
+            return '%s cannot be read (%s)' % (path, exc.strerror or exc)
+        if not stat.S_ISREG(info.st_mode):
+            return '%s is not a regular file' % path
+        if isinstance(size, int) and info.st_size != size:
+            return '%s has %d bytes, its manifest says %d' % (path, info.st_size, size)
+    return None
+
+
+def _damaged_reasons(delete: Dict[str, str], damaged: Dict[str, str]) -> None:
+    """Say why a damaged full goes (``artifact_damage``) instead of 'not selected by any rule'."""
+    for ident, why in damaged.items():
+        if ident in delete:
+            delete[ident] = ('artifact is not the one its manifest describes (%s): not restorable, not counted as a '
+                             'kept backup' % why)
+
+
 def _keep_backups(entries: List[Manifest], catalog: Catalog, policy: Policy,
-                  now: datetime.datetime) -> Dict[str, str]:
-    """The fulls the rules keep and the diffs of kept fulls (``entries``: one set, oldest first; logs ignored)."""
-    keep: Dict[str, str] = {}
+                  now: datetime.datetime, damaged: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """The fulls the rules keep and the diffs of kept fulls (``entries``: one set, oldest first; logs ignored).
+    A full whose artifact is damaged on disk (``artifact_damage``) is counted by no rule; ``damaged`` gets them."""
     fulls = [e for e in entries if e.is_full]
     usable = [f for f in fulls if catalog.usable(f)]
+    # Only a full a rule keeps is looked at on disk (a stat; few a set): a damaged one is taken out and the rules
+    # run again, so the next older full is counted in its place.
+    found: Dict[str, str] = {} if damaged is None else damaged
+    sound: Set[str] = set()
+    # a catalog of manifests whose artifacts are elsewhere (a destination's, read into a work directory) says how
+    # its artifacts are looked at (offsite.copy: the destination's listing)
+    check = getattr(catalog, 'damage_check', None) or artifact_damage
+    while True:
+        keep = _rules_keep(entries, usable, policy, now)
+        for full in usable:
+            if full.id in keep and full.id not in sound:
+                why = check(full)
+                if why is None:
+                    sound.add(full.id)
+                else:
+                    found[full.id] = why
+        if not any(f.id in found for f in usable):
+            return keep
+        usable = [f for f in usable if f.id not in found]
+
+
+def _rules_keep(entries: List[Manifest], usable: List[Manifest], policy: Policy,
+                now: datetime.datetime) -> Dict[str, str]:
+    """The fulls the rules keep among ``usable`` and the diffs of kept fulls."""
+    keep: Dict[str, str] = {}
     verified = [f for f in usable if f.verified is True]
     if verified:
         keep[verified[-1].id] = 'newest verified full'
