@@ -26,8 +26,11 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import fsync_dir
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
-from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import utcnow
+from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
 
+
+# A full dated more than this after now is in the future (``_keep_backups``); hosts' clocks differ by less.
+FUTURE_SLACK = datetime.timedelta(minutes=5)
 
 KEEP_OPTIONS = ('keep_last', 'keep_days', 'keep_daily', 'keep_weekly', 'keep_monthly')
 
@@ -305,6 +308,13 @@ def _keep_backups(entries: List[Manifest], catalog: Catalog, policy: Policy,
     A full whose artifact is damaged on disk (``artifact_damage``) is counted by no rule; ``damaged`` gets them."""
     fulls = [e for e in entries if e.is_full]
     usable = [f for f in fulls if catalog.usable(f)]
+    # A full dated after now (a clock that was ahead, then jumped back) is not "the newest": counted, it would keep
+    # pushing out every real newer backup until the calendar caught up. It is kept (it may be good), counted by no
+    # rule; a few minutes of skew between hosts is not the future.
+    ahead = now + FUTURE_SLACK
+    future = {f.id: 'dated in the future (%s, now %s: a clock ahead or set back?): kept, counted by no rule'
+              % (isoformat(f.consistent_at), isoformat(now)) for f in usable if f.consistent_at > ahead}
+    usable = [f for f in usable if f.id not in future]
     # Only a full a rule keeps is looked at on disk (a stat; few a set): a damaged one is taken out and the rules
     # run again, so the next older full is counted in its place.
     found: Dict[str, str] = {} if damaged is None else damaged
@@ -313,7 +323,7 @@ def _keep_backups(entries: List[Manifest], catalog: Catalog, policy: Policy,
     # its artifacts are looked at (offsite.copy: the destination's listing)
     check = getattr(catalog, 'damage_check', None) or artifact_damage
     while True:
-        keep = _rules_keep(entries, usable, policy, now)
+        keep = _rules_keep(entries, usable, policy, now, future)
         for full in usable:
             if full.id in keep and full.id not in sound:
                 why = check(full)
@@ -327,9 +337,9 @@ def _keep_backups(entries: List[Manifest], catalog: Catalog, policy: Policy,
 
 
 def _rules_keep(entries: List[Manifest], usable: List[Manifest], policy: Policy,
-                now: datetime.datetime) -> Dict[str, str]:
-    """The fulls the rules keep among ``usable`` and the diffs of kept fulls."""
-    keep: Dict[str, str] = {}
+                now: datetime.datetime, also: Dict[str, str]) -> Dict[str, str]:
+    """The fulls the rules keep among ``usable``, the fulls ``also`` keeps, and the diffs of kept fulls."""
+    keep: Dict[str, str] = dict(also)
     verified = [f for f in usable if f.verified is True]
     if verified:
         keep[verified[-1].id] = 'newest verified full'
