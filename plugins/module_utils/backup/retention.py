@@ -69,6 +69,10 @@ class Policy:
         self.keep_monthly = keep_monthly
         # a set's origins that do not overlap in time are one server's history (``plan_origins``)
         self.origin_succession = origin_succession
+        # check mode of a run that writes a new (unverified) full before it prunes: plan as if it were there (the
+        # newest usable full, one keep_last slot, the current day's, week's and month's bucket); never an option, set
+        # by the module after the policy is made
+        self.pending_full = False
 
     @property
     def empty(self) -> bool:
@@ -76,10 +80,14 @@ class Policy:
                                        self.keep_monthly))
 
 
-def _newest_per_bucket(fulls: List[Manifest], count: int,
-                       bucket: Callable[[datetime.datetime], Any]) -> List[Manifest]:
+def _newest_per_bucket(fulls: List[Manifest], count: int, bucket: Callable[[datetime.datetime], Any],
+                       taken: Optional[datetime.datetime] = None) -> List[Manifest]:
+    """The newest full of each of the newest ``count`` buckets; ``taken``: the time of a full not among ``fulls``
+    (a pending one) that holds its bucket."""
     chosen: List[Manifest] = []
-    seen: Set[Any] = set()
+    seen: Set[Any] = set() if taken is None else {bucket(taken)}
+    if len(seen) >= count:
+        return chosen
     for full in reversed(fulls):
         key = bucket(full.consistent_at)
         if key in seen:
@@ -343,10 +351,12 @@ def _rules_keep(entries: List[Manifest], usable: List[Manifest], policy: Policy,
     verified = [f for f in usable if f.verified is True]
     if verified:
         keep[verified[-1].id] = 'newest verified full'
-    if usable:
+    pending = policy.pending_full   # the new full (check mode) is the newest usable one and holds a keep_last slot
+    if usable and not pending:
         keep.setdefault(usable[-1].id, 'newest usable full')
-    if policy.keep_last:
-        for full in usable[-policy.keep_last:]:
+    last = (policy.keep_last or 0) - (1 if pending else 0)
+    if policy.keep_last and last > 0:
+        for full in usable[-last:]:
             keep.setdefault(full.id, 'keep_last=%d' % policy.keep_last)
     if policy.keep_days is not None:
         horizon = now - datetime.timedelta(days=policy.keep_days)
@@ -360,7 +370,7 @@ def _rules_keep(entries: List[Manifest], usable: List[Manifest], policy: Policy,
     )
     for name, count, bucket in buckets:
         if count:
-            for full in _newest_per_bucket(usable, count, bucket):
+            for full in _newest_per_bucket(usable, count, bucket, now if pending else None):
                 keep.setdefault(full.id, '%s=%d' % (name, count))
     for diff in (e for e in entries if e.kind == 'diff'):
         if diff.parent in keep:
