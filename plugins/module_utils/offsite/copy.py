@@ -317,7 +317,8 @@ def _remote_leftovers(remote: Catalog, files: Dict[str, int]) -> List[str]:
         known.update(piece[0] for piece in pieces(entry))
     leftovers = []
     for name in sorted(files):
-        if name in known or name.endswith(MANIFEST_SUFFIX):
+        # an artifact whose manifest is there (one the catalog refuses: damaged JSON) is no leftover of an upload
+        if name in known or name.endswith(MANIFEST_SUFFIX) or name + MANIFEST_SUFFIX in files:
             continue
         if ARTIFACT_NAME.search(name) or name.endswith(PARTIAL_SUFFIX):
             leftovers.append(name)

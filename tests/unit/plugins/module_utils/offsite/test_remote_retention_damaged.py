@@ -96,3 +96,15 @@ def test_an_intact_destination_keeps_its_newest_full(tmp_path):
     names = [_full(store, days) for days in (3, 2, 1)]
     assert sorted(_prune(store, tmp_path, False)) == sorted(names[:2])
     assert names[2] in store.objects
+
+
+def test_the_artifact_of_a_broken_remote_manifest_is_not_a_leftover(tmp_path):
+    """A destination manifest the catalog refuses (damaged JSON) left its artifact among the leftovers, deleted by
+    the next copy; it stays with its manifest (an upload's ``.partial`` is still a leftover)."""
+    store = MemoryStore()
+    _full(store, 2)
+    newest = _full(store, 1)
+    store.objects[newest + '.manifest.json'] = store.objects[newest + '.manifest.json'][:30]
+    store.objects['mariadb-shop-full-20261101T000000Z.partial'] = b'p'
+    remote, files = copy.remote_catalog(store, str(tmp_path))
+    assert copy._remote_leftovers(remote, files) == ['mariadb-shop-full-20261101T000000Z.partial']
