@@ -5,7 +5,8 @@
 
 Rules select full-kind artifacts to keep (``keep_last``, ``keep_days``, ``keep_daily``/``weekly``/
 ``monthly``); diffs live and die with their full; logs are kept from the first position any kept full
-or diff needs. The newest verified full and the newest usable full are always kept, whatever the rules.
+or diff needs. The newest verified full and the newest usable full are always kept, whatever the rules. A full
+whose artifact is damaged on disk (``artifact_damage``) or dated in the future counts for no rule.
 
 Private to opsready.operations; do not import from other collections.
 """
