@@ -151,7 +151,11 @@ def generate(directory: Path, count: int, databases: int = 20,
                 written[data['kind']] += 1
                 made += 1
                 artifact = directory / data['artifact']
-                artifact.touch()
+                with open(artifact, 'wb') as handle:
+                    if data['kind'] == 'full':
+                        # a full's artifact has its manifest's size (a sparse file: no block written): retention
+                        # counts no full whose artifact is missing or of another size (retention.artifact_damage)
+                        handle.truncate(data['size'])
                 manifest = directory / (data['artifact'] + '.manifest.json')
                 fd = os.open(manifest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
                 with os.fdopen(fd, 'w') as handle:

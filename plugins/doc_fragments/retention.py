@@ -11,7 +11,10 @@ class ModuleDocFragment:
     DOCUMENTATION = r'''
 options:
   keep_last:
-    description: Keep the newest N full backups of each set.
+    description:
+      - Keep the newest N full backups of each set.
+      - Only sound fulls count (not a failed verification, not an artifact missing or of another size than its
+        manifest records); a full dated in the future (a clock that was ahead) is kept and counts for no rule.
     type: int
   keep_days:
     description: Keep full backups younger than N days (fractions allowed).

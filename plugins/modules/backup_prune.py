@@ -17,6 +17,10 @@ description:
     kept full or differential needs.
   - The newest verified full and the newest usable full always survive, whatever the rules. The plan is
     checked before anything is deleted; a plan that would break a kept chain is refused.
+  - A full whose artifact on disk is not the one its manifest describes (missing, left C(.partial), another
+    size, a multi-file artifact missing a member) is counted by no rule and goes, its reason saying why; the
+    next older sound full is kept in its place. A full dated more than five minutes after now (a clock that
+    was ahead) is kept and counted by no rule, so it never pushes out the real newest backups.
   - Deletes the manifest first (the artifact is then an untrusted leftover), then the data. Also removes
     leftovers of interrupted runs older than O(leftover_min_age) seconds.
   - "In a directory of 1,000 manifests or more the plan is made from the derived catalog index

@@ -240,7 +240,9 @@ from ansible_collections.opsready.operations.plugins.module_utils.files import a
 
 def prune(dest, name, keep_days, keep_count, check_mode):
     """Retention of this set only; the shared job refuses a plan that breaks a dependency."""
+    # check mode: the real run prunes after writing its new archive, which takes a keep_count slot
     policy = retention.Policy(keep_last=keep_count or None, keep_days=keep_days or None)
+    policy.pending_full = check_mode
     # leftover_min_age=None: leftovers are this set's business, removed under its lock (other sets' runs
     # in the same dest may be writing theirs right now)
     return jobs.prune(dest, policy, engine=archive.ENGINE, database=name, check_mode=check_mode,

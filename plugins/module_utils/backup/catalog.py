@@ -27,9 +27,10 @@ import bisect
 import datetime
 import os
 import re
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Set, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Set, Tuple
 
-from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest, from_us, to_us
+from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import (
+    MANIFEST_SUFFIX, Manifest, from_us, to_us)
 # Parses each manifest once per process while the file stays the same (see catalog_index): a module run
 # builds several catalogs of one directory.
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import NOTHING, ScanResult, scan
@@ -217,6 +218,9 @@ class Catalog:
     """All manifests under ``directory`` (optionally only one engine/database)."""
 
     row_view = False   # True in catalog_rows.RowView (``row_view()``)
+    # How retention looks at an artifact (``retention.artifact_damage``: a stat in the directory) unless set: a
+    # destination's catalog, whose artifacts are not in its directory, looks at the destination's listing
+    damage_check: Optional[Callable[[Manifest], Optional[str]]] = None
 
     def __init__(self, directory: str, engine: Optional[str] = None, database: Optional[str] = None,
                  use_index: bool = True, parse_sets: Optional[Set[Tuple[str, Optional[str]]]] = None,
@@ -762,9 +766,13 @@ class Catalog:
         # other name a manifest vouches for is known; of the rest only our own artifact-stamped or partial
         # names are candidates.
         names = [n for n in candidates if n.endswith(PARTIAL_SUFFIX) or ARTIFACT_NAME.search(n)]
+        # an artifact whose manifest is there but unreadable (truncated, edited, of a shape this version refuses) is
+        # not a leftover: removed, it could be the newest backup, its manifest left behind (broken_manifests says so)
+        vouched = {os.path.basename(b['manifest'])[:-len(MANIFEST_SUFFIX)] for b in self.broken
+                   if b['manifest'].endswith(MANIFEST_SUFFIX)}   # (the scan's: this directory's manifests)
         for name in sorted(names):
             path = os.path.join(self.directory, name)
-            if path in known_paths:
+            if path in known_paths or name in vouched:
                 continue
             if os.path.isdir(path) and any(k.startswith(path + os.sep) for k in known_paths):
                 continue

@@ -5,7 +5,8 @@
 
 Rules select full-kind artifacts to keep (``keep_last``, ``keep_days``, ``keep_daily``/``weekly``/
 ``monthly``); diffs live and die with their full; logs are kept from the first position any kept full
-or diff needs. The newest verified full and the newest usable full are always kept, whatever the rules.
+or diff needs. The newest verified full and the newest usable full are always kept, whatever the rules. A full
+whose artifact is damaged on disk (``artifact_damage``) or dated in the future counts for no rule.
 
 Private to opsready.operations; do not import from other collections.
 """
@@ -18,6 +19,7 @@ import itertools
 import operator
 import os
 import shutil
+import stat
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import (
@@ -25,8 +27,11 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import fsync_dir
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
-from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import utcnow
+from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
 
+
+# A full dated more than this after now is in the future (``_keep_backups``); hosts' clocks differ by less.
+FUTURE_SLACK = datetime.timedelta(minutes=5)
 
 KEEP_OPTIONS = ('keep_last', 'keep_days', 'keep_daily', 'keep_weekly', 'keep_monthly')
 
@@ -65,6 +70,10 @@ class Policy:
         self.keep_monthly = keep_monthly
         # a set's origins that do not overlap in time are one server's history (``plan_origins``)
         self.origin_succession = origin_succession
+        # check mode of a run that writes a new (unverified) full before it prunes: plan as if it were there (the
+        # newest usable full, one keep_last slot, the current day's, week's and month's bucket); never an option, set
+        # by the module after the policy is made
+        self.pending_full = False
 
     @property
     def empty(self) -> bool:
@@ -72,10 +81,14 @@ class Policy:
                                        self.keep_monthly))
 
 
-def _newest_per_bucket(fulls: List[Manifest], count: int,
-                       bucket: Callable[[datetime.datetime], Any]) -> List[Manifest]:
+def _newest_per_bucket(fulls: List[Manifest], count: int, bucket: Callable[[datetime.datetime], Any],
+                       taken: Optional[datetime.datetime] = None) -> List[Manifest]:
+    """The newest full of each of the newest ``count`` buckets; ``taken``: the time of a full not among ``fulls``
+    (a pending one) that holds its bucket."""
     chosen: List[Manifest] = []
-    seen: Set[Any] = set()
+    seen: Set[Any] = set() if taken is None else {bucket(taken)}
+    if len(seen) >= count:
+        return chosen
     for full in reversed(fulls):
         key = bucket(full.consistent_at)
         if key in seen:
@@ -161,7 +174,8 @@ def plan_succession(timeline: List[List[Manifest]], catalog: Catalog, policy: Po
     entries = [entry for group in timeline for entry in group]
     if policy.empty:
         return {e.id: 'no retention rule given' for e in entries}, {}
-    keep = _keep_backups(entries, catalog, policy, now)
+    damaged: Dict[str, str] = {}
+    keep = _keep_backups(entries, catalog, policy, now, damaged)
     for position, group in enumerate(timeline):
         logs = [e for e in group if e.is_log]
         newest = position == len(timeline) - 1
@@ -184,6 +198,7 @@ def plan_succession(timeline: List[List[Manifest]], catalog: Catalog, policy: Po
         for e in group:
             if e.id not in keep:
                 delete[e.id] = reason
+    _damaged_reasons(delete, damaged)
     return keep, delete
 
 
@@ -204,7 +219,8 @@ def plan_view(view: Catalog, policy: Policy, now: datetime.datetime) -> Tuple[Di
     if policy.empty:
         return dict.fromkeys(ids, 'no retention rule given'), {}
     entries = view.entries   # the fulls and diffs
-    keep = _keep_backups(entries, view, policy, now)
+    damaged: Dict[str, str] = {}
+    keep = _keep_backups(entries, view, policy, now, damaged)
     starts = [e.log_start for e in entries if e.id in keep and not e.is_log and e.log_start is not None]
     oldest_start = min(starts) if starts else None
     log_ids, ends = view.log_ids_ends()
@@ -217,6 +233,7 @@ def plan_view(view: Catalog, policy: Policy, now: datetime.datetime) -> Tuple[Di
             keep.setdefault(ident, 'kept: no kept backup records its log position')
     delete = dict.fromkeys(itertools.compress(ids, map(operator.not_, map(keep.__contains__, ids))),
                            'not selected by any rule')
+    _damaged_reasons(delete, damaged)
     return keep, delete
 
 
@@ -241,7 +258,8 @@ def _plan_group(entries: List[Manifest], catalog: Catalog, policy: Policy,
                 now: datetime.datetime) -> Tuple[Dict[str, str], Dict[str, str]]:
     if policy.empty:
         return {e.id: 'no retention rule given' for e in entries}, {}
-    keep = _keep_backups(entries, catalog, policy, now)
+    damaged: Dict[str, str] = {}
+    keep = _keep_backups(entries, catalog, policy, now, damaged)
     fulls = [e for e in entries if e.is_full]
     kept_fulls = [f for f in fulls if f.id in keep]
     # Logs: everything from the earliest position a kept full or diff still needs.
@@ -255,22 +273,91 @@ def _plan_group(entries: List[Manifest], catalog: Catalog, policy: Policy,
         for log in (e for e in entries if e.is_log):
             keep.setdefault(log.id, 'kept: no kept backup records its log position')
     delete = {e.id: 'not selected by any rule' for e in entries if e.id not in keep}
+    _damaged_reasons(delete, damaged)
     return keep, delete
 
 
+def artifact_damage(entry: Manifest) -> Optional[str]:
+    """Why the artifact on disk is not the one ``entry`` describes, on a stat (missing, not a file, another size; a
+    multi-file artifact: its directory or a member); None when it looks whole. Retention counts no such full as a
+    kept good backup: the newest good one would otherwise go for a backup that cannot be restored."""
+    files = [(entry.path, entry.data.get('size'))]
+    if entry.members:
+        try:
+            if not os.path.isdir(entry.path):
+                return 'the artifact directory %s is missing' % entry.path
+        except OSError as exc:   # (isdir swallows most errors; kept for a path it cannot take)
+            return 'the artifact directory %s cannot be read (%s)' % (entry.path, exc)
+        files = [(os.path.join(entry.directory, member['path']), member.get('size')) for member in entry.members]
+    for path, size in files:
+        try:
+            info = os.stat(path)
+        except FileNotFoundError:
+            return '%s is missing' % path
+        except OSError as exc:
+            return '%s cannot be read (%s)' % (path, exc.strerror or exc)
+        if not stat.S_ISREG(info.st_mode):
+            return '%s is not a regular file' % path
+        if isinstance(size, int) and info.st_size != size:
+            return '%s has %d bytes, its manifest says %d' % (path, info.st_size, size)
+    return None
+
+
+def _damaged_reasons(delete: Dict[str, str], damaged: Dict[str, str]) -> None:
+    """Say why a damaged full goes (``artifact_damage``) instead of 'not selected by any rule'."""
+    for ident, why in damaged.items():
+        if ident in delete:
+            delete[ident] = ('artifact is not the one its manifest describes (%s): not restorable, not counted as a '
+                             'kept backup' % why)
+
+
 def _keep_backups(entries: List[Manifest], catalog: Catalog, policy: Policy,
-                  now: datetime.datetime) -> Dict[str, str]:
-    """The fulls the rules keep and the diffs of kept fulls (``entries``: one set, oldest first; logs ignored)."""
-    keep: Dict[str, str] = {}
+                  now: datetime.datetime, damaged: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """The fulls the rules keep and the diffs of kept fulls (``entries``: one set, oldest first; logs ignored).
+    A full whose artifact is damaged on disk (``artifact_damage``) is counted by no rule; ``damaged`` gets them."""
     fulls = [e for e in entries if e.is_full]
     usable = [f for f in fulls if catalog.usable(f)]
+    # A full dated after now (a clock that was ahead, then jumped back) is not "the newest": counted, it would keep
+    # pushing out every real newer backup until the calendar caught up. It is kept (it may be good), counted by no
+    # rule; a few minutes of skew between hosts is not the future.
+    ahead = now + FUTURE_SLACK
+    future = {f.id: 'dated in the future (%s, now %s: a clock ahead or set back?): kept, counted by no rule'
+              % (isoformat(f.consistent_at), isoformat(now)) for f in usable if f.consistent_at > ahead}
+    usable = [f for f in usable if f.id not in future]
+    # Only a full a rule keeps is looked at on disk (a stat; few a set): a damaged one is taken out and the rules
+    # run again, so the next older full is counted in its place.
+    found: Dict[str, str] = {} if damaged is None else damaged
+    sound: Set[str] = set()
+    # a catalog of manifests whose artifacts are elsewhere (a destination's, read into a work directory) says how
+    # its artifacts are looked at (offsite.copy: the destination's listing)
+    check = getattr(catalog, 'damage_check', None) or artifact_damage
+    while True:
+        keep = _rules_keep(entries, usable, policy, now, future)
+        for full in usable:
+            if full.id in keep and full.id not in sound:
+                why = check(full)
+                if why is None:
+                    sound.add(full.id)
+                else:
+                    found[full.id] = why
+        if not any(f.id in found for f in usable):
+            return keep
+        usable = [f for f in usable if f.id not in found]
+
+
+def _rules_keep(entries: List[Manifest], usable: List[Manifest], policy: Policy,
+                now: datetime.datetime, also: Dict[str, str]) -> Dict[str, str]:
+    """The fulls the rules keep among ``usable``, the fulls ``also`` keeps, and the diffs of kept fulls."""
+    keep: Dict[str, str] = dict(also)
     verified = [f for f in usable if f.verified is True]
     if verified:
         keep[verified[-1].id] = 'newest verified full'
-    if usable:
+    pending = policy.pending_full   # the new full (check mode) is the newest usable one and holds a keep_last slot
+    if usable and not pending:
         keep.setdefault(usable[-1].id, 'newest usable full')
-    if policy.keep_last:
-        for full in usable[-policy.keep_last:]:
+    last = (policy.keep_last or 0) - (1 if pending else 0)
+    if policy.keep_last and last > 0:
+        for full in usable[-last:]:
             keep.setdefault(full.id, 'keep_last=%d' % policy.keep_last)
     if policy.keep_days is not None:
         horizon = now - datetime.timedelta(days=policy.keep_days)
@@ -284,7 +371,7 @@ def _keep_backups(entries: List[Manifest], catalog: Catalog, policy: Policy,
     )
     for name, count, bucket in buckets:
         if count:
-            for full in _newest_per_bucket(usable, count, bucket):
+            for full in _newest_per_bucket(usable, count, bucket, now if pending else None):
                 keep.setdefault(full.id, '%s=%d' % (name, count))
     for diff in (e for e in entries if e.kind == 'diff'):
         if diff.parent in keep:

@@ -163,7 +163,26 @@ def remote_catalog(store: Store, workdir: str,
         if name.endswith(MANIFEST_SUFFIX) and '/' not in name:
             with open(os.path.join(workdir, name), 'wb') as handle:
                 handle.write(store.read_bytes(name))
-    return Catalog(workdir), files
+    return destination_catalog(workdir, files), files
+
+
+def destination_catalog(workdir: str, files: Dict[str, int]) -> Catalog:
+    """The Catalog of a destination's manifests read into ``workdir``, its artifacts looked at in ``files`` (the
+    destination's listing, name -> size): retention counts no full whose data objects are not all there, at their
+    manifest's size, as a kept good copy (a partial upload, a deleted object)."""
+    catalog = Catalog(workdir)
+    catalog.damage_check = lambda entry: remote_damage(entry, files)
+    return catalog
+
+
+def remote_damage(entry: Manifest, files: Dict[str, int]) -> Optional[str]:
+    """Why ``entry``'s data objects at the destination are not the ones its manifest describes; None if they are."""
+    for name, size, dummy in pieces(entry):
+        if name not in files:
+            return '%s is missing at the destination' % name
+        if isinstance(size, int) and files[name] != size:
+            return '%s has %d bytes at the destination, its manifest says %d' % (name, files[name], size)
+    return None
 
 
 def _manifest_bytes(entry: Manifest) -> bytes:
@@ -246,7 +265,7 @@ def push(store: Store, src: str, engine: Optional[str] = None, database: Optiona
             for name, size, dummy in pieces(entry):
                 files[name] = size or 0
             files[entry.id + MANIFEST_SUFFIX] = 0
-        remote = Catalog(workdir)
+        remote = destination_catalog(workdir, files)
         leftovers = _remote_leftovers(remote, files)
         # A leftover under Object Lock (data sent, then the run died before its manifest) cannot go yet.
         held = store.locks(leftovers)
@@ -298,7 +317,8 @@ def _remote_leftovers(remote: Catalog, files: Dict[str, int]) -> List[str]:
         known.update(piece[0] for piece in pieces(entry))
     leftovers = []
     for name in sorted(files):
-        if name in known or name.endswith(MANIFEST_SUFFIX):
+        # an artifact whose manifest is there (one the catalog refuses: damaged JSON) is no leftover of an upload
+        if name in known or name.endswith(MANIFEST_SUFFIX) or name + MANIFEST_SUFFIX in files:
             continue
         if ARTIFACT_NAME.search(name) or name.endswith(PARTIAL_SUFFIX):
             leftovers.append(name)

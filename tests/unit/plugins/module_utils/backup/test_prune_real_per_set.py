@@ -120,5 +120,15 @@ def test_a_kept_full_edited_in_place_is_not_planned_on_its_index_row(template, t
     assert got['deleted']
     assert [os.path.basename(p) for p in got['deleted']] == [os.path.basename(p) for p in want['deleted']]
     gone_ours, gone_plain = listed[ours] - set(os.listdir(ours)), listed[plain] - set(os.listdir(plain))
-    # the same files went; and the index file that disagreed with its manifests (rebuilt by the next scan)
-    assert gone_ours == gone_plain | {catalog_index.INDEX_NAME}, (gone_ours ^ gone_plain)
+    # the same files went; and the index file that disagreed with its manifests went (rebuilt by the next scan), or
+    # was rebuilt from the manifests by this run (retention reads a kept full's manifest to stat its artifact: the
+    # lie is found while planning, the index dropped and the retry's scan writes it again)
+    assert gone_ours - {catalog_index.INDEX_NAME} == gone_plain, (gone_ours ^ gone_plain)
+    if catalog_index.INDEX_NAME in os.listdir(ours):
+        answers = []
+        for minimum in ('1', '1000000'):   # the rebuilt index answers what parsing every manifest answers
+            monkeypatch.setenv('OPSREADY_CATALOG_INDEX_MIN', minimum)
+            catalog_index.clear()
+            answers.append([(m.id, m.finished_us, m.consistent_us) for m in Catalog(ours).entries])
+            catalog_index.clear()
+        assert answers[0] == answers[1]
