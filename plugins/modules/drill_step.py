@@ -43,6 +43,8 @@ description:
     manifest lists is compared (type, SHA-256 and size, mode, owner and group when run as root, symlink target),
     every certificate must parse and every private key must match a certificate of the set, then
     O(check_command) runs on the restored tree; O(scratch_root) is removed afterwards whatever happened.
+    An archive without a single regular file (directories or links only: the set's paths were empty or missing
+    when it was taken) fails the integrity step, since a recovery from it restores nothing.
     What the backup could not archive (its manifest's C(not_archived) - FIFOs, sockets, files that changed while
     they were read) is listed in the integrity step's C(warnings), which the drill report shows.
     RV(steps) holds the timed steps (find_backup, restore, integrity, smoke, cleanup) for

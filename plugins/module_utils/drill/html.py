@@ -15,7 +15,7 @@ from html import escape
 from typing import Any, Dict, List, Optional
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import parse_time
-from ansible_collections.opsready.operations.plugins.module_utils.drill.objectives import human
+from ansible_collections.opsready.operations.plugins.module_utils.drill.objectives import defaulted_line, human
 
 GREEN = '#1a7f37'
 RED = '#cf222e'
@@ -48,7 +48,8 @@ def objective_bar(label: str, value: Optional[float], objective: float, verdict:
     """A bar for the measured figure on a scale where the objective sits at 80 % of the width."""
     left, bar_h = 70, 26
     usable = width - left - 20
-    scale_max = max(objective * 1.25, value or 0)
+    # or 1.0: an objective of 0 s (no loss allowed) with nothing measured, or measured 0 s
+    scale_max = max(objective * 1.25, value or 0) or 1.0
     obj_x = left + usable * objective / scale_max
     color = _color(verdict)
     if value is None:
@@ -115,7 +116,7 @@ def trend_chart(label: str, points: List[Optional[float]], objective: float, pas
     left, top, bottom, right = 48, 14, 24, 10
     plot_w, plot_h = width - left - right, height - top - bottom
     values = [p for p in points if p is not None]
-    vmax = max(values + [objective]) * 1.1 if values else objective * 1.1
+    vmax = (max(values + [objective]) * 1.1 if values else objective * 1.1) or 1.0  # all 0: objective 0 s
     n = len(points)
 
     def x(i: int) -> float:
@@ -187,6 +188,8 @@ def _database_card(db: Dict[str, Any], history: List[Dict[str, Any]]) -> str:
     if db.get('warnings'):
         reasons += ('<h3>Warnings: what a recovery from this backup would not give back</h3><ul class="reasons">%s'
                     '</ul>' % ''.join('<li>%s</li>' % escape(w) for w in db['warnings']))
+    if db.get('objectives_defaulted'):
+        reasons += '<p class="meta">%s</p>' % escape(defaulted_line(db))
     if db.get('rpo_flag'):
         reasons += '<h3>RPO: catalog and restored data differ</h3><ul class="reasons"><li>%s</li></ul>' % escape(
             db['rpo_flag'])

@@ -1,0 +1,105 @@
+"""Drill honesty, round 2: objectives, RTO of retried steps, vacuous file-set drills (failing-first, then fixed)."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.drill import fileset
+from ansible_collections.opsready.operations.plugins.module_utils.drill.objectives import measure
+from ansible_collections.opsready.operations.plugins.module_utils.drill.report import build_report
+from ansible_collections.opsready.operations.plugins.module_utils.files.archive import create_archive
+
+START = datetime.datetime(2026, 11, 29, 12, 0, 0, tzinfo=datetime.timezone.utc)
+
+
+def steps(restore_attempts=((1, 5, True),)):
+    out = [{'name': 'find_backup', 'started': '2026-11-29T12:00:00Z', 'finished': '2026-11-29T12:00:01Z',
+            'ok': True}]
+    for begin, end, ok in restore_attempts:
+        out.append({'name': 'restore', 'started': '2026-11-29T12:00:%02dZ' % begin,
+                    'finished': '2026-11-29T12:00:%02dZ' % end, 'ok': ok, 'error': None if ok else 'timed out'})
+    last = restore_attempts[-1][1]
+    out += [{'name': 'integrity', 'started': '2026-11-29T12:00:%02dZ' % last,
+             'finished': '2026-11-29T12:00:%02dZ' % (last + 1), 'ok': True},
+            {'name': 'cleanup', 'started': '2026-11-29T12:00:%02dZ' % (last + 1),
+             'finished': '2026-11-29T12:00:%02dZ' % (last + 2), 'ok': True}]
+    return out
+
+
+def db(objectives, backup_age_seconds=10, **extra):
+    until = (START - datetime.timedelta(seconds=backup_age_seconds)).strftime('%Y-%m-%dT%H:%M:%SZ')
+    entry = {'name': 'app', 'engine': 'sqlite', 'steps': steps(), 'objectives': objectives,
+             'backup': {'recoverable_until': until}}
+    entry.update(extra)
+    return entry
+
+
+def test_an_objective_of_zero_is_zero_not_the_default():
+    """rpo_seconds: 0 (no loss allowed) was read as "unset" and judged against 5 min: a 10 s old backup passed."""
+    out = measure(db({'rpo_seconds': 0, 'rto_seconds': 0}), START)
+    assert out['objectives'] == {'rto_seconds': 0.0, 'rpo_seconds': 0.0}
+    assert out['rpo_verdict'] == 'fail' and out['rto_verdict'] == 'fail' and not out['passed']
+
+
+@pytest.mark.parametrize('objectives', [{'rpo_seconds': '5m'}, {'rto_seconds': -1}, {'rpo_seconds': 'nan'},
+                                        {'rto_seconds': True}, {'rpo_seconds': [300]}])
+def test_an_objective_that_is_no_duration_is_refused_naming_it(objectives):
+    """A typo ('5m') crashed the report with a bare ValueError; nan made every comparison false (a breach never
+    failed); a negative one can never be met. The message names the database and the key."""
+    with pytest.raises(OpsReadyError) as caught:
+        build_report([db(objectives)], started='2026-11-29T12:00:00Z', finished='2026-11-29T12:00:09Z', host='h')
+    key = next(iter(objectives))
+    assert key in caught.value.message and 'app' in caught.value.message
+
+
+def test_an_unset_objective_is_the_default_and_the_report_says_so():
+    out = measure(db({'rpo_seconds': None}), START)
+    assert out['objectives']['rpo_seconds'] == 300.0 and out['objectives']['rto_seconds'] == 3600.0
+    assert sorted(out['objectives_defaulted']) == ['rpo_seconds', 'rto_seconds']
+
+
+def test_a_retried_step_counts_from_its_first_attempt_in_the_rto():
+    """A restore that timed out after 20 s and then passed in 4 s: the RTO is from the first attempt (the time a
+    real recovery would have spent), not from the retry."""
+    out = measure(db({}, steps=steps(restore_attempts=((1, 21, False), (21, 25, True)))), START)
+    assert not out['passed']   # the failed attempt is a reason
+    entry = db({}, steps=[dict(s, ok=True, error=None) for s in steps(restore_attempts=((1, 21, False),
+                                                                                         (21, 25, True)))])
+    out = measure(entry, START)
+    assert out['rto_seconds'] == 25.0, out['rto_seconds']
+
+
+@pytest.fixture()
+def empty_set(tmp_path):
+    (tmp_path / 'src' / 'etc' / 'app').mkdir(parents=True)
+    (tmp_path / 'backups').mkdir()
+    create_archive([str(tmp_path / 'src' / 'etc' / 'app')], str(tmp_path / 'backups'), 'app', compression='gzip')
+    return tmp_path
+
+
+def test_a_file_set_drill_of_an_archive_without_a_single_file_fails(empty_set):
+    """The set's directory was empty when file_backup ran (a mount not mounted, the configuration moved): the
+    archive holds one directory and no file, the drill restored "0 file(s)" and PASSED."""
+    result = fileset.drill_fileset(str(empty_set / 'backups'), 'app', str(empty_set / 'root'))
+    assert not result['ok'], [(s['name'], s['result']) for s in result['steps']]
+    integrity = next(s for s in result['steps'] if s['name'] == 'integrity')
+    assert not integrity['ok'] and 'no file' in integrity['error'], integrity
+    assert not (empty_set / 'root').exists()
+
+
+def test_zero_objectives_and_defaulted_ones_render_in_every_report_form(tmp_path):
+    """A 0 s objective with nothing measured divided by zero in the HTML bars; an objective left unset must be
+    visible as the default it was judged by, not pass as if the operator had chosen it."""
+    from ansible_collections.opsready.operations.plugins.module_utils.drill.report import write_report
+    failed = [dict(s, ok=False, error='restore failed') if s['name'] == 'restore' else s for s in steps()]
+    report = build_report([db({'rpo_seconds': 0, 'rto_seconds': 0}, backup_age_seconds=0, name='zero',
+                              steps=failed), db({}, name='unset')],
+                          started='2026-11-29T12:00:00Z', finished='2026-11-29T12:00:09Z', host='h')
+    paths = write_report(str(tmp_path), report)
+    markdown = open(paths['markdown']).read()
+    html = open(paths['html']).read()
+    assert 'objectives not set, defaults used: RPO 5 min 0 s, RTO 1 h 0 min' in markdown, markdown
+    assert 'objectives not set, defaults used' in html
