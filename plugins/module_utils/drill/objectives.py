@@ -37,7 +37,7 @@ DEFAULT_RPO_SECONDS = 300.0
 # The steps a drill runs, in order. ``cleanup`` runs always (block/always) and is not part of the RTO.
 # ``fetch_offsite`` (a drill from the offsite copy) is: in a real loss of the host, fetching the backup
 # is part of the time to recover.
-STEP_ORDER = ('fetch_offsite', 'find_backup', 'verify', 'restore', 'integrity', 'smoke', 'cleanup')
+STEP_ORDER = ('fetch_offsite', 'find_backup', 'verify', 'restore', 'integrity', 'smoke', 'freshness', 'cleanup')
 RECOVERY_STEPS = ('fetch_offsite', 'verify', 'restore', 'integrity', 'smoke')
 PASS, FAIL, NOT_MEASURED = 'pass', 'fail', 'not_measured'
 # Catalog claim and recovered point may differ by the archiving latency (and MariaDB's whole seconds).

@@ -11,6 +11,8 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
+import datetime
+import math
 import time
 from typing import Any, Dict, List, Optional
 
@@ -18,7 +20,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup import 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import (
     MANIFEST_SUFFIX, manifest_path_for, read_manifest)
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
-from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
+from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import (
+    UTC, isoformat, utcnow)
 from ansible_collections.opsready.operations.plugins.module_utils.drill import expect as expectations
 from ansible_collections.opsready.operations.plugins.module_utils.drill.checks import DrillChecks
 
@@ -113,4 +116,50 @@ def smoke(client: DrillChecks, database: str, queries: List[Dict[str, Any]]) -> 
         step['error'] = '; '.join('%s: %s' % (o['name'], ', '.join(o['reasons'])) for o in failed)
     else:
         step.update(ok=True, result='%d smoke quer%s passed' % (len(outcomes), 'y' if len(outcomes) == 1 else 'ies'))
+    return _finish(step)
+
+
+def newest_point(value: Any) -> datetime.datetime:
+    """The answer of a freshness query as a UTC instant: a datetime, ISO 8601 text (``T`` or a space between date
+    and time, as SQLite's CURRENT_TIMESTAMP and psql print it), or Unix epoch seconds. A time without a zone is UTC
+    (SQLite's CURRENT_TIMESTAMP is): a local time east of UTC then lies in the future, which the report refuses as
+    a clock ahead, and one west of UTC makes the RPO larger, never smaller."""
+    if isinstance(value, datetime.datetime):
+        moment = value
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise OpsReadyError('The freshness query returned %r, not a time.' % (value,))
+        return datetime.datetime.fromtimestamp(float(value), UTC)
+    elif isinstance(value, str) and value.strip():
+        text = value.strip()
+        number = expectations.coerce(text)
+        if isinstance(number, (int, float)):
+            return newest_point(number)
+        try:
+            moment = datetime.datetime.fromisoformat(text[:-1] + '+00:00' if text[-1] in 'Zz' else text)
+        except ValueError:
+            raise OpsReadyError('The freshness query returned %r, not a time: return a timestamp (ISO 8601, with '
+                                'its zone) or Unix epoch seconds, e.g. the max() of a created_at column.' % text)
+    else:
+        raise OpsReadyError('The freshness query returned %r: no newest time in the restored copy (an empty '
+                            'table, or the query reads the wrong one); a recovery from this backup holds no row it '
+                            'dates.' % (value,))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def freshness(client: DrillChecks, database: str, sql: str) -> Dict[str, Any]:
+    """The newest committed data the restored copy holds, read by the operator's query (the first column of the
+    first row, e.g. ``SELECT max(created_at) FROM orders``): the RPO is measured from it, not from the catalog's
+    claim (a backup host's clock ahead, an edited manifest, a log backup that holds nothing new)."""
+    step = _record('freshness')
+    try:
+        rows = client.query(database, sql)
+        value = next(iter(rows[0].values())) if rows and rows[0] else None
+        point = isoformat(newest_point(value))
+        step.update(ok=True, details={'newest': point, 'sql': sql},
+                    result='the restored data reaches %s (freshness query)' % point)
+    except OpsReadyError as exc:
+        step.update(error=exc.message, details=dict(exc.details, sql=sql))
     return _finish(step)

@@ -103,3 +103,50 @@ def test_zero_objectives_and_defaulted_ones_render_in_every_report_form(tmp_path
     html = open(paths['html']).read()
     assert 'objectives not set, defaults used: RPO 5 min 0 s, RTO 1 h 0 min' in markdown, markdown
     assert 'objectives not set, defaults used' in html
+
+
+@pytest.fixture()
+def restored(tmp_path):
+    import sqlite3
+    path = tmp_path / 'copy.sqlite'
+    conn = sqlite3.connect(path)
+    conn.executescript("CREATE TABLE orders (created_at TEXT, epoch REAL); CREATE TABLE audit (at TEXT);"
+                       "INSERT INTO orders VALUES ('2026-11-29 11:58:00', 1795953480.5);")
+    conn.commit()
+    conn.close()
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlite.checks import SQLiteChecks
+    return SQLiteChecks(ConnectionParams()), str(path)
+
+
+@pytest.mark.parametrize('sql, newest', [
+    ('SELECT max(created_at) FROM orders', '2026-11-29T11:58:00.000000Z'),        # SQLite CURRENT_TIMESTAMP: UTC
+    ("SELECT '2026-11-29 12:58:00+01:00'", '2026-11-29T11:58:00.000000Z'),        # psql's text, with its zone
+    ("SELECT '2026-11-29T11:58:00Z'", '2026-11-29T11:58:00.000000Z'),
+    ('SELECT max(epoch) FROM orders', '2026-11-29T11:58:00.500000Z'),             # UNIX_TIMESTAMP(...)
+    ("SELECT '1795953480'", '2026-11-29T11:58:00.000000Z'),                       # epoch as text (client tools)
+])
+def test_the_freshness_step_reads_the_newest_time_the_copy_holds(restored, sql, newest):
+    from ansible_collections.opsready.operations.plugins.module_utils.drill import steps as drill_steps
+    step = drill_steps.freshness(restored[0], restored[1], sql)
+    assert step['ok'] and step['details']['newest'] == newest, step
+
+
+@pytest.mark.parametrize('sql, why', [('SELECT max(at) FROM audit', 'empty table'),
+                                      ('SELECT at FROM audit', 'empty table'),
+                                      ("SELECT 'yesterday'", 'not a time'),
+                                      ('SELECT max(at) FROM no_such_table', 'no_such_table')])
+def test_a_freshness_query_that_finds_no_time_fails_the_step(restored, sql, why):
+    """An empty table (or the wrong one) must not fall back to the catalog's figure: the step fails, saying why."""
+    from ansible_collections.opsready.operations.plugins.module_utils.drill import steps as drill_steps
+    step = drill_steps.freshness(restored[0], restored[1], sql)
+    assert not step['ok'] and why in step['error'], step
+
+
+def test_a_freshness_point_is_the_rpo_and_one_in_the_future_is_a_clock_ahead():
+    recovered = {'at': '2026-11-29T10:00:00Z', 'source': 'freshness_query x', 'catalog_read_at': '2026-11-29T12:00:00Z'}
+    out = measure(db({'rpo_seconds': 300}, recovered=recovered), START)
+    assert out['rpo_seconds'] == 7200.0 and out['rpo_verdict'] == 'fail' and out['rpo_flag']
+    ahead = dict(recovered, at='2026-11-29T14:00:00Z')
+    out = measure(db({'rpo_seconds': 300}, recovered=ahead), START)
+    assert out['rpo_seconds'] is None and not out['passed']
