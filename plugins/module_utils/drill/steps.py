@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Optional
 from ansible_collections.opsready.operations.plugins.module_utils.backup import source as source_summary
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import (
     MANIFEST_SUFFIX, manifest_path_for, read_manifest)
-from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import (
     UTC, isoformat, utcnow)
 from ansible_collections.opsready.operations.plugins.module_utils.drill import expect as expectations
@@ -80,8 +80,30 @@ def compare_with_source(client: DrillChecks, database: str, backup: str) -> Dict
         return {'source_check': 'not compared: no summary for engine %s' % client.engine}
     checks = source_summary.compare(held, found, 'The restored scratch target %s' % database, manifest.path,
                                     exact=client.exact_summary)
+    fewer_than_source(held, found, database, manifest.id)
     checks['restored'] = {k: found.get(k) for k in ('tables', 'non_empty_tables', 'rows_total')}
     return checks
+
+
+def fewer_than_source(held: Dict[str, Any], found: Dict[str, Any], database: str, backup_id: str) -> None:
+    """Fail when the restored copy holds fewer tables, or fewer tables with rows, than the source held when the
+    backup was taken. ``compare`` alone fails only a copy with no table or no row at all; a restore that could not
+    create some tables (a missing extension, type or tablespace: pg_restore's errors end as warnings) or load their
+    rows passed as long as one table with one row came back. The source's counts are the lesser of those before and
+    after the dump (``source.combine``), what the dump's snapshot held whatever ran meanwhile, so a copy with fewer
+    lost them; the counts are the same query on both sides (``summary`` and ``source_summary``)."""
+    if held.get('error'):
+        return
+    lost = []
+    for key, what in (('tables', 'table(s)'), ('non_empty_tables', 'table(s) with rows')):
+        if isinstance(held.get(key), int) and isinstance(found.get(key), int) and found[key] < held[key]:
+            lost.append('%d %s (%d restored, the source held %d)' % (held[key] - found[key], what, found[key],
+                                                                      held[key]))
+    if lost:
+        raise IntegrityError('The restored scratch target %s lacks %s of what the source held when %s was taken: a '
+                             'recovery from it would lose them. The restore step\'s warnings name what could not be '
+                             'created or loaded (a missing extension, role or tablespace on the drill server).'
+                             % (database, ' and '.join(lost), backup_id), path=database, lost=lost)
 
 
 def smoke(client: DrillChecks, database: str, queries: List[Dict[str, Any]]) -> Dict[str, Any]:
