@@ -213,8 +213,17 @@ def _cell(value: Any) -> str:
     return _line('' if value is None else value).replace('|', '\\|')
 
 
+def headline(report: Dict[str, Any]) -> str:
+    """The verdict as the reports' headings show it: a pass with warnings (what a recovery from these backups would
+    not give back, or what the drill could not prove) is no plain PASSED, whatever warnings_fail decided."""
+    if not report['passed']:
+        return 'FAILED'
+    warned = sum(len(db.get('warnings') or []) for db in report['databases'])
+    return 'PASSED WITH %d WARNING%s' % (warned, '' if warned == 1 else 'S') if warned else 'PASSED'
+
+
 def render_markdown(report: Dict[str, Any]) -> str:
-    mark = 'PASSED' if report['passed'] else 'FAILED'
+    mark = headline(report)
     lines = ['# %s: %s' % (_line(report['title']), mark), '',
              _code(report['verdict_line']), '',
              '- started: %s, finished: %s (%s), host: %s'

@@ -199,3 +199,22 @@ def test_a_restore_holding_what_the_source_held_or_more_passes(tmp_path):
     manifest = _manifest(tmp_path, {'engine': 'postgresql', 'tables': 10, 'non_empty_tables': 8})
     step = drill_steps.integrity(_Restored({'tables': 11, 'non_empty_tables': 8}), 'app_drill', backup=manifest)
     assert step['ok'] and not step['warnings'], step
+
+
+def test_a_pass_with_warnings_is_not_a_plain_green_pass_in_the_reports(tmp_path):
+    """Tables the restore skipped (a restore warning) left the HTML banner the green of a clean pass and the Markdown
+    heading a plain "PASSED": the warning count hid in the verdict line. Machine-read fields stay as they were
+    (``passed`` true, ``verdict`` PASSED: warnings_fail decides), the headings say it."""
+    from ansible_collections.opsready.operations.plugins.module_utils.drill import html
+    from ansible_collections.opsready.operations.plugins.module_utils.drill.report import write_report
+    warned = [dict(s, warnings=['pg_restore: could not create table audit']) if s['name'] == 'restore' else s
+              for s in steps()]
+    report = build_report([db({}, steps=warned)], started='2026-11-29T12:00:00Z', finished='2026-11-29T12:00:09Z',
+                          host='h')
+    assert report['passed'] and report['verdict'] == 'PASSED'
+    paths = write_report(str(tmp_path), report)
+    markdown = open(paths['markdown']).read()
+    page = open(paths['html']).read()
+    assert markdown.startswith('# DR drill: PASSED WITH 1 WARNING\n'), markdown.splitlines()[0]
+    assert 'PASSED WITH 1 WARNING</h1>' in page and 'style="background:%s"' % html.AMBER in page
+    assert 'style="background:%s"' % html.GREEN not in page.split('</header>')[0]
