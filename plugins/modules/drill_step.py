@@ -39,10 +39,10 @@ description:
     usable, not only present. Every query runs even when an earlier one failed."
   - "O(step=freshness) runs O(query) on the scratch target and reads the newest committed data the restored copy
     holds from its answer (the first column of the first row, e.g. C(SELECT max(created_at) FROM orders)): a
-    timestamp (ISO 8601; a time without a zone is taken as UTC) or Unix epoch seconds. It returns RV(details.newest);
-    the role's C(freshness_query) measures the RPO from it instead of the catalog's claim, which a backup host's
-    clock ahead, an edited manifest or a log backup holding nothing new makes later than the data. No row, a NULL
-    (an empty table) or an answer that is no time fails the step."
+    timestamp (ISO 8601; a time without a zone is taken as UTC) or Unix epoch seconds. It returns C(newest) in
+    RV(details); the role's C(freshness_query) measures the RPO from it instead of the catalog's claim, which a
+    backup host's clock ahead, an edited manifest or a log backup holding nothing new makes later than the data.
+    No row, a NULL (an empty table) or an answer that is no time fails the step."
   - The scratch target is removed afterwards by M(opsready.operations.db_restore) with C(state=absent).
   - "O(step=fileset) drills a file-backup set (configuration, certificates, keys) in one call: the newest archive
     of O(fileset) in O(backup_dir) is restored into O(scratch_root) (new or empty, 0700), every member the
@@ -138,7 +138,7 @@ options:
     description:
       - O(step=freshness) only, and required there. A read-only query whose first column of the first row is the
         newest committed time the restored copy holds, e.g. C(SELECT max(created_at) FROM orders). MariaDB/MySQL
-        print times in the session's zone without it: return C(UNIX_TIMESTAMP(max(created_at))) there.
+        print times in the session's zone without it, so return C(UNIX_TIMESTAMP(max(created_at))) there.
     type: str
   level:
     description:

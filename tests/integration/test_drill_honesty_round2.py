@@ -29,4 +29,3 @@ def test_the_rpo_is_measured_from_the_newest_data_in_the_restored_copy(shop):  #
     assert db['recovered']['source'].startswith('freshness_query')
     assert any('RPO 2 h 0 min exceeds the objective 10 min 0 s' in r for r in report['reasons']), report['reasons']
     assert not shop['scratch'].exists()
-

@@ -97,8 +97,8 @@ def fewer_than_source(held: Dict[str, Any], found: Dict[str, Any], database: str
     lost = []
     for key, what in (('tables', 'table(s)'), ('non_empty_tables', 'table(s) with rows')):
         if isinstance(held.get(key), int) and isinstance(found.get(key), int) and found[key] < held[key]:
-            lost.append('%d %s (%d restored, the source held %d)' % (held[key] - found[key], what, found[key],
-                                                                      held[key]))
+            missing = held[key] - found[key]
+            lost.append('%d %s (%d restored, the source held %d)' % (missing, what, found[key], held[key]))
     if lost:
         raise IntegrityError('The restored scratch target %s lacks %s of what the source held when %s was taken: a '
                              'recovery from it would lose them. The restore step\'s warnings name what could not be '

@@ -66,8 +66,8 @@ def test_a_retried_step_counts_from_its_first_attempt_in_the_rto():
     real recovery would have spent), not from the retry."""
     out = measure(db({}, steps=steps(restore_attempts=((1, 21, False), (21, 25, True)))), START)
     assert not out['passed']   # the failed attempt is a reason
-    entry = db({}, steps=[dict(s, ok=True, error=None) for s in steps(restore_attempts=((1, 21, False),
-                                                                                         (21, 25, True)))])
+    retried = steps(restore_attempts=((1, 21, False), (21, 25, True)))
+    entry = db({}, steps=[dict(s, ok=True, error=None) for s in retried])
     out = measure(entry, START)
     assert out['rto_seconds'] == 25.0, out['rto_seconds']
 
