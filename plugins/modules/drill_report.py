@@ -86,7 +86,10 @@ options:
         elements: dict
         default: []
       objectives:
-        description: "C(rto_seconds) (default 3600) and C(rpo_seconds) (default 300)."
+        description:
+          - "C(rto_seconds) (default 3600) and C(rpo_seconds) (default 300), in seconds. 0 is an objective (no
+            downtime, no loss allowed), not unset; an unset (absent or null) one is the default and the reports say
+            so. Anything else than a finite number of seconds, 0 or more, fails the module naming the database."
         type: dict
         default: {}
       tool_versions:
@@ -197,6 +200,8 @@ databases:
       C(rpo_seconds), C(rto_verdict), C(rpo_verdict) (V(pass), V(fail), V(not_measured)), C(objectives), C(passed).
     - C(recovered_point) (the instant read back from the restored data, or null), C(rpo_claimed_seconds) (the RPO
       by the catalog's C(recoverable_until)) and C(rpo_flag) (why the two differ by more than 1 s, or null).
+    - C(objectives_defaulted), the objectives (V(rpo_seconds), V(rto_seconds)) that were not set and were judged at
+      their default.
     - C(warnings), what the steps could not do completely (prefixed with the step), an empty list when nothing.
   returned: success
   type: list

@@ -37,12 +37,20 @@ description:
     which the next drill replaces and drops. SQLite is not marked. Nothing is done in check mode."
   - "O(step=smoke) runs each of O(queries) and checks its O(queries[].expect), so the drill proves the data is
     usable, not only present. Every query runs even when an earlier one failed."
+  - "O(step=freshness) runs O(query) on the scratch target and reads the newest committed data the restored copy
+    holds from its answer (the first column of the first row, e.g. C(SELECT max(created_at) FROM orders)): a
+    timestamp (ISO 8601; a time without a zone is taken as UTC) or Unix epoch seconds. It returns C(newest) in
+    RV(details); the role's C(freshness_query) measures the RPO from it instead of the catalog's claim, which a
+    backup host's clock ahead, an edited manifest or a log backup holding nothing new makes later than the data.
+    No row, a NULL (an empty table) or an answer that is no time fails the step."
   - The scratch target is removed afterwards by M(opsready.operations.db_restore) with C(state=absent).
   - "O(step=fileset) drills a file-backup set (configuration, certificates, keys) in one call: the newest archive
     of O(fileset) in O(backup_dir) is restored into O(scratch_root) (new or empty, 0700), every member the
     manifest lists is compared (type, SHA-256 and size, mode, owner and group when run as root, symlink target),
     every certificate must parse and every private key must match a certificate of the set, then
     O(check_command) runs on the restored tree; O(scratch_root) is removed afterwards whatever happened.
+    An archive without a single regular file (directories or links only: the set's paths were empty or missing
+    when it was taken) fails the integrity step, since a recovery from it restores nothing.
     What the backup could not archive (its manifest's C(not_archived) - FIFOs, sockets, files that changed while
     they were read) is listed in the integrity step's C(warnings), which the drill report shows.
     RV(steps) holds the timed steps (find_backup, restore, integrity, smoke, cleanup) for
@@ -54,17 +62,18 @@ options:
     description: Which step to run.
     type: str
     required: true
-    choices: [guard, mark, integrity, smoke, fileset]
+    choices: [guard, mark, integrity, smoke, freshness, fileset]
   engine:
     description:
       - Engine of the scratch target. SQL Server (DBCC CHECKDB) is not implemented yet.
-      - Required for O(step=guard), O(step=mark), O(step=integrity) and O(step=smoke).
+      - Required for O(step=guard), O(step=mark), O(step=integrity), O(step=smoke) and O(step=freshness).
     type: str
     choices: [postgresql, mariadb, mysql, sqlite]
   database:
     description:
       - The scratch database name (SQLite, the path of the restored file).
-      - Required for O(step=integrity) and O(step=smoke); O(step=guard) and O(step=mark) take it or O(datadir).
+      - Required for O(step=integrity), O(step=smoke) and O(step=freshness); O(step=guard) and O(step=mark) take it
+        or O(datadir).
     type: str
   datadir:
     description:
@@ -125,6 +134,12 @@ options:
         MariaDB/MySQL fail when the restored target has no tables or no rows where the source had them."
       - Leave unset for a chain with logs replayed (the target then holds more, or less, than the full did).
     type: path
+  query:
+    description:
+      - O(step=freshness) only, and required there. A read-only query whose first column of the first row is the
+        newest committed time the restored copy holds, e.g. C(SELECT max(created_at) FROM orders). MariaDB/MySQL
+        print times in the session's zone without it, so return C(UNIX_TIMESTAMP(max(created_at))) there.
+    type: str
   level:
     description:
       - O(step=integrity) only. V(extended) adds C(--parent-check) (PostgreSQL) or C(--extended) (MariaDB), slower.
@@ -213,6 +228,13 @@ EXAMPLES = r'''
         sql: SELECT status, count(*) AS n FROM orders GROUP BY status
         expect: {jmespath: "length([?status=='paid']) > `0`"}
 
+- name: Read the newest committed data the restored copy holds (the drill's RPO is measured from it)
+  opsready.operations.drill_step:
+    step: freshness
+    engine: sqlite
+    database: /var/tmp/drill/app.sqlite
+    query: SELECT max(created_at) FROM orders
+
 - name: Drill the proxy configuration set - restore, prove every file, run haproxy -c on it
   opsready.operations.drill_step:
     step: fileset
@@ -266,7 +288,10 @@ error:
   returned: always
   type: str
 details:
-  description: Step specifics (integrity tool and problems found; each smoke query with its rows and reasons).
+  description:
+    - Step specifics (integrity tool and problems found; each smoke query with its rows and reasons).
+    - O(step=freshness) - C(newest), the newest committed time read from the restored copy (UTC, ISO 8601), and
+      C(sql).
   returned: always
   type: dict
 steps:
@@ -311,7 +336,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.regist
 def main():
     argument_spec = db_connection_argument_spec()
     argument_spec.update(
-        step=dict(type='str', required=True, choices=['guard', 'mark', 'integrity', 'smoke', 'fileset']),
+        step=dict(type='str', required=True, choices=['guard', 'mark', 'integrity', 'smoke', 'freshness', 'fileset']),
         engine=dict(type='str', choices=list(DRILL_ENGINES)),
         database=dict(type='str'),
         datadir=dict(type='path'),
@@ -323,6 +348,7 @@ def main():
             sql=dict(type='str', required=True),
             expect=dict(type='dict'),
         )),
+        query=dict(type='str'),
         backup_dir=dict(type='path'),
         fileset=dict(type='str'),
         origin=dict(type='str'),
@@ -335,6 +361,7 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, mutually_exclusive=db_connection_mutually_exclusive(),
                            required_if=[('step', 'smoke', ['queries', 'engine', 'database']),
                                         ('step', 'integrity', ['engine', 'database']),
+                                        ('step', 'freshness', ['query', 'engine', 'database']),
                                         ('step', 'guard', ['engine']),
                                         ('step', 'guard', ['database', 'datadir'], True),
                                         ('step', 'mark', ['engine']),
@@ -358,6 +385,8 @@ def main():
             module.exit_json(**result)
         if p['step'] == 'integrity':
             step = steps.integrity(client, p['database'], p['level'], backup=p['backup'])
+        elif p['step'] == 'freshness':
+            step = steps.freshness(client, p['database'], p['query'])
         else:
             step = steps.smoke(client, p['database'], p['queries'])
     except OpsReadyError as exc:

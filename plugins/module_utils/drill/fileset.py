@@ -303,6 +303,12 @@ def drill_fileset(backup_dir: str, set_name: str, scratch_root: str, check_comma
             raise StepFailed('%s lists no per-file checksums (taken before this version, or more than %d members): '
                              'take a new file_backup of the set so a drill can prove every file.'
                              % (manifest.id, FILE_LIST_LIMIT))
+        if not any(r.get('type') == 'file' for r in records):
+            # Every member matched, so the drill passed, but a recovery from this archive gives back no file at all:
+            # the set's paths were empty or missing when file_backup ran (a mount not mounted, a path moved).
+            raise StepFailed('%s holds no file (%d member(s): directories or links only): a recovery from it restores '
+                             'nothing; check that the set\'s paths held their files when file_backup ran, and take a '
+                             'new backup of the set.' % (manifest.id, len(records)))
         owners = os.geteuid() == 0
         problems = compare_tree(scratch_root, records, owners)
         certificates, cert_problems = check_certificates(scratch_root, records)

@@ -15,7 +15,8 @@
 * A newest point later than the restore can have read the catalog (``catalog_read_at``, else the end of the
   restore step, else the drill start) by more than ``CLOCK_SKEW_TOLERANCE_SECONDS`` is a clock ahead (or a time
   written by hand): the RPO is unknown (``not_measured``) and the drill fails, never an RPO of 0 s.
-* RTO = wall time from the start of the first recovery step (``verify``, else ``restore``) to the end
+* RTO = wall time from the start of the first recovery step (``fetch_offsite``, else ``verify``, else ``restore``;
+  its first attempt when a step was retried) to the end
   of the last proving step (``integrity``/``smoke``). It is only measured when every step from
   verification to the smoke queries succeeded: a restore that did not prove usable recovered nothing.
 
@@ -25,7 +26,8 @@ Private to opsready.operations; do not import from other collections.
 from __future__ import annotations
 
 import datetime
-from typing import Any, Dict, List, Optional
+import math
+from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, parse_time
@@ -35,7 +37,7 @@ DEFAULT_RPO_SECONDS = 300.0
 # The steps a drill runs, in order. ``cleanup`` runs always (block/always) and is not part of the RTO.
 # ``fetch_offsite`` (a drill from the offsite copy) is: in a real loss of the host, fetching the backup
 # is part of the time to recover.
-STEP_ORDER = ('fetch_offsite', 'find_backup', 'verify', 'restore', 'integrity', 'smoke', 'cleanup')
+STEP_ORDER = ('fetch_offsite', 'find_backup', 'verify', 'restore', 'integrity', 'smoke', 'freshness', 'cleanup')
 RECOVERY_STEPS = ('fetch_offsite', 'verify', 'restore', 'integrity', 'smoke')
 PASS, FAIL, NOT_MEASURED = 'pass', 'fail', 'not_measured'
 # Catalog claim and recovered point may differ by the archiving latency (and MariaDB's whole seconds).
@@ -77,6 +79,33 @@ def normalise_steps(steps: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     return sorted(result, key=lambda s: parse_time(str(s['started']), 'started'))
 
 
+def objective(objectives: Dict[str, Any], key: str, default: float, name: Any) -> Tuple[float, bool]:
+    """(seconds, defaulted): an unset (absent or null) objective is the default, said so in the report. 0 is an
+    objective (no loss, no downtime allowed), never "unset" (``or default`` judged rpo_seconds 0 against 5 min).
+    Anything that is no finite, non-negative number of seconds is refused: '5m' crashed the report, nan made every
+    comparison false (a breach never failed) and a negative objective can never be met."""
+    value = objectives.get(key)
+    if value is None or value == '':
+        return float(default), True
+    try:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ValueError(value)
+        seconds = float(value)
+    except ValueError:
+        seconds = float('nan')
+    if not math.isfinite(seconds) or seconds < 0:
+        raise OpsReadyError('The %s objective of %s is %r: give a number of seconds, 0 or more (e.g. %s: 300).'
+                            % (key, name, value, key), objective=key)
+    return seconds, False
+
+
+def _objectives(database: Dict[str, Any]) -> Tuple[float, float, List[str]]:
+    objectives = dict(database.get('objectives') or {})
+    rto, rto_default = objective(objectives, 'rto_seconds', DEFAULT_RTO_SECONDS, database.get('name'))
+    rpo, rpo_default = objective(objectives, 'rpo_seconds', DEFAULT_RPO_SECONDS, database.get('name'))
+    return rto, rpo, [k for k, d in (('rpo_seconds', rpo_default), ('rto_seconds', rto_default)) if d]
+
+
 def _step(steps: List[Dict[str, Any]], name: str) -> Optional[Dict[str, Any]]:
     found = [s for s in steps if s['name'] == name]
     return found[-1] if found else None
@@ -86,8 +115,7 @@ def measure_observed(database: Dict[str, Any], steps: List[Dict[str, Any]]) -> D
     """A failover drill's figures, measured by the drill (writer acknowledgements), judged against objectives."""
     measured = dict(database.get('measured') or {})
     objectives = dict(database.get('objectives') or {})
-    rto_objective = float(objectives.get('rto_seconds') or DEFAULT_RTO_SECONDS)
-    rpo_objective = float(objectives.get('rpo_seconds') or DEFAULT_RPO_SECONDS)
+    rto_objective, rpo_objective, defaulted = _objectives(database)
     max_lost = objectives.get('lost_commits')
     reasons = ['step %s failed: %s' % (s['name'], s.get('error') or s.get('result') or 'no detail')
                for s in steps if not s['ok']]
@@ -108,6 +136,7 @@ def measure_observed(database: Dict[str, Any], steps: List[Dict[str, Any]]) -> D
     result = dict(database)
     result.update(steps=steps, objectives={'rto_seconds': rto_objective, 'rpo_seconds': rpo_objective,
                                            'lost_commits': max_lost},
+                  objectives_defaulted=defaulted,
                   rto_seconds=rto, rpo_seconds=rpo, rto_verdict=rto_verdict, rpo_verdict=rpo_verdict,
                   cleaned_up=True, passed=not reasons, reasons=reasons)
     return result
@@ -119,9 +148,7 @@ def measure(database: Dict[str, Any], drill_started: datetime.datetime, warnings
     steps = normalise_steps(database.get('steps') or [])
     if database.get('measured') is not None:
         return measure_observed(database, steps)
-    objectives = dict(database.get('objectives') or {})
-    rto_objective = float(objectives.get('rto_seconds') or DEFAULT_RTO_SECONDS)
-    rpo_objective = float(objectives.get('rpo_seconds') or DEFAULT_RPO_SECONDS)
+    rto_objective, rpo_objective, defaulted = _objectives(database)
     reasons: List[str] = []
     for step in steps:
         if not step['ok']:
@@ -200,7 +227,9 @@ def measure(database: Dict[str, Any], drill_started: datetime.datetime, warnings
                               recovered.get('at') or backup.get('recoverable_until'), human(rpo),
                               'stop_at' if stop_at else 'the restore started' if recovered_at else 'the drill started'))
 
-    first = _step(steps, 'fetch_offsite') or _step(steps, 'verify') or _step(steps, 'restore')
+    # From the first attempt of the first recovery step (steps are sorted by start): a step retried after a failed
+    # or timed-out attempt cost a real recovery that attempt too (``_step`` gives the last attempt).
+    first = next((s for s in steps if s['name'] in ('fetch_offsite', 'verify', 'restore')), None)
     proving = [s for s in (_step(steps, 'integrity'), _step(steps, 'smoke')) if s is not None]
     recovery = [_step(steps, n) for n in RECOVERY_STEPS]
     rto: Optional[float] = None
@@ -225,6 +254,7 @@ def measure(database: Dict[str, Any], drill_started: datetime.datetime, warnings
     result.update(
         steps=steps,
         objectives={'rto_seconds': rto_objective, 'rpo_seconds': rpo_objective},
+        objectives_defaulted=defaulted,
         rto_seconds=rto, rpo_seconds=rpo, rto_verdict=rto_verdict, rpo_verdict=rpo_verdict,
         rpo_claimed_seconds=claimed_rpo, rpo_basis='recovered' if recovered_at is not None else 'catalog',
         rpo_difference_seconds=difference, rpo_flag=rpo_flag,
@@ -234,6 +264,16 @@ def measure(database: Dict[str, Any], drill_started: datetime.datetime, warnings
         warnings=warnings,
     )
     return result
+
+
+def defaulted_line(db: Dict[str, Any]) -> str:
+    """The objectives a database was judged by without the operator setting them (empty when none)."""
+    names = {'rpo_seconds': 'RPO', 'rto_seconds': 'RTO'}
+    defaulted = [k for k in db.get('objectives_defaulted') or [] if k in names]
+    if not defaulted:
+        return ''
+    return 'objectives not set, defaults used: %s (set %s for this database)' % (
+        ', '.join('%s %s' % (names[k], human(db['objectives'][k])) for k in defaulted), ' and '.join(defaulted))
 
 
 def human(seconds: Optional[float]) -> str:

@@ -22,7 +22,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.atomic 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import (
     isoformat, parse_time, stamp, utcnow)
-from ansible_collections.opsready.operations.plugins.module_utils.drill.objectives import human, measure
+from ansible_collections.opsready.operations.plugins.module_utils.drill.objectives import defaulted_line, human, measure
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 
 FORMAT_VERSION = 1
@@ -213,8 +213,17 @@ def _cell(value: Any) -> str:
     return _line('' if value is None else value).replace('|', '\\|')
 
 
+def headline(report: Dict[str, Any]) -> str:
+    """The verdict as the reports' headings show it: a pass with warnings (what a recovery from these backups would
+    not give back, or what the drill could not prove) is no plain PASSED, whatever warnings_fail decided."""
+    if not report['passed']:
+        return 'FAILED'
+    warned = sum(len(db.get('warnings') or []) for db in report['databases'])
+    return 'PASSED WITH %d WARNING%s' % (warned, '' if warned == 1 else 'S') if warned else 'PASSED'
+
+
 def render_markdown(report: Dict[str, Any]) -> str:
-    mark = 'PASSED' if report['passed'] else 'FAILED'
+    mark = headline(report)
     lines = ['# %s: %s' % (_line(report['title']), mark), '',
              _code(report['verdict_line']), '',
              '- started: %s, finished: %s (%s), host: %s'
@@ -248,6 +257,8 @@ def render_markdown(report: Dict[str, Any]) -> str:
                   '- source: %s, scratch target: %s' % (_code(db.get('source')), _code(db.get('scratch')))]
         lines += details
         lines += ['- scratch target cleaned up: %s' % ('yes' if db.get('cleaned_up') else 'NO')]
+        if db.get('objectives_defaulted'):
+            lines += ['- %s' % _line(defaulted_line(db))]
         lines += ['- left by a killed earlier run, removed: %s' % _line(line)
                   for line in db.get('leftovers_removed') or []]
         lines += ['',
@@ -314,7 +325,8 @@ def test_summary(db: Dict[str, Any]) -> Dict[str, Any]:
         'rpo_flag': db.get('rpo_flag'),
         'rto_seconds': db['rto_seconds'], 'rpo_seconds': db['rpo_seconds'],
         'rto_verdict': db['rto_verdict'], 'rpo_verdict': db['rpo_verdict'],
-        'objectives': db['objectives'], 'cleaned_up': db['cleaned_up'], 'passed': db['passed'],
+        'objectives': db['objectives'], 'objectives_defaulted': db.get('objectives_defaulted') or [],
+        'cleaned_up': db['cleaned_up'], 'passed': db['passed'],
         'reasons': db['reasons'], 'warnings': db.get('warnings') or [],
         'leftovers_removed': db.get('leftovers_removed') or [],
     }

@@ -11,14 +11,17 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
+import datetime
+import math
 import time
 from typing import Any, Dict, List, Optional
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup import source as source_summary
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import (
     MANIFEST_SUFFIX, manifest_path_for, read_manifest)
-from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
-from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import (
+    UTC, isoformat, utcnow)
 from ansible_collections.opsready.operations.plugins.module_utils.drill import expect as expectations
 from ansible_collections.opsready.operations.plugins.module_utils.drill.checks import DrillChecks
 
@@ -77,8 +80,30 @@ def compare_with_source(client: DrillChecks, database: str, backup: str) -> Dict
         return {'source_check': 'not compared: no summary for engine %s' % client.engine}
     checks = source_summary.compare(held, found, 'The restored scratch target %s' % database, manifest.path,
                                     exact=client.exact_summary)
+    fewer_than_source(held, found, database, manifest.id)
     checks['restored'] = {k: found.get(k) for k in ('tables', 'non_empty_tables', 'rows_total')}
     return checks
+
+
+def fewer_than_source(held: Dict[str, Any], found: Dict[str, Any], database: str, backup_id: str) -> None:
+    """Fail when the restored copy holds fewer tables, or fewer tables with rows, than the source held when the
+    backup was taken. ``compare`` alone fails only a copy with no table or no row at all; a restore that could not
+    create some tables (a missing extension, type or tablespace: pg_restore's errors end as warnings) or load their
+    rows passed as long as one table with one row came back. The source's counts are the lesser of those before and
+    after the dump (``source.combine``), what the dump's snapshot held whatever ran meanwhile, so a copy with fewer
+    lost them; the counts are the same query on both sides (``summary`` and ``source_summary``)."""
+    if held.get('error'):
+        return
+    lost = []
+    for key, what in (('tables', 'table(s)'), ('non_empty_tables', 'table(s) with rows')):
+        if isinstance(held.get(key), int) and isinstance(found.get(key), int) and found[key] < held[key]:
+            missing = held[key] - found[key]
+            lost.append('%d %s (%d restored, the source held %d)' % (missing, what, found[key], held[key]))
+    if lost:
+        raise IntegrityError('The restored scratch target %s lacks %s of what the source held when %s was taken: a '
+                             'recovery from it would lose them. The restore step\'s warnings name what could not be '
+                             'created or loaded (a missing extension, role or tablespace on the drill server).'
+                             % (database, ' and '.join(lost), backup_id), path=database, lost=lost)
 
 
 def smoke(client: DrillChecks, database: str, queries: List[Dict[str, Any]]) -> Dict[str, Any]:
@@ -113,4 +138,50 @@ def smoke(client: DrillChecks, database: str, queries: List[Dict[str, Any]]) -> 
         step['error'] = '; '.join('%s: %s' % (o['name'], ', '.join(o['reasons'])) for o in failed)
     else:
         step.update(ok=True, result='%d smoke quer%s passed' % (len(outcomes), 'y' if len(outcomes) == 1 else 'ies'))
+    return _finish(step)
+
+
+def newest_point(value: Any) -> datetime.datetime:
+    """The answer of a freshness query as a UTC instant: a datetime, ISO 8601 text (``T`` or a space between date
+    and time, as SQLite's CURRENT_TIMESTAMP and psql print it), or Unix epoch seconds. A time without a zone is UTC
+    (SQLite's CURRENT_TIMESTAMP is): a local time east of UTC then lies in the future, which the report refuses as
+    a clock ahead, and one west of UTC makes the RPO larger, never smaller."""
+    if isinstance(value, datetime.datetime):
+        moment = value
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise OpsReadyError('The freshness query returned %r, not a time.' % (value,))
+        return datetime.datetime.fromtimestamp(float(value), UTC)
+    elif isinstance(value, str) and value.strip():
+        text = value.strip()
+        number = expectations.coerce(text)
+        if isinstance(number, (int, float)):
+            return newest_point(number)
+        try:
+            moment = datetime.datetime.fromisoformat(text[:-1] + '+00:00' if text[-1] in 'Zz' else text)
+        except ValueError:
+            raise OpsReadyError('The freshness query returned %r, not a time: return a timestamp (ISO 8601, with '
+                                'its zone) or Unix epoch seconds, e.g. the max() of a created_at column.' % text)
+    else:
+        raise OpsReadyError('The freshness query returned %r: no newest time in the restored copy (an empty '
+                            'table, or the query reads the wrong one); a recovery from this backup holds no row it '
+                            'dates.' % (value,))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def freshness(client: DrillChecks, database: str, sql: str) -> Dict[str, Any]:
+    """The newest committed data the restored copy holds, read by the operator's query (the first column of the
+    first row, e.g. ``SELECT max(created_at) FROM orders``): the RPO is measured from it, not from the catalog's
+    claim (a backup host's clock ahead, an edited manifest, a log backup that holds nothing new)."""
+    step = _record('freshness')
+    try:
+        rows = client.query(database, sql)
+        value = next(iter(rows[0].values())) if rows and rows[0] else None
+        point = isoformat(newest_point(value))
+        step.update(ok=True, details={'newest': point, 'sql': sql},
+                    result='the restored data reaches %s (freshness query)' % point)
+    except OpsReadyError as exc:
+        step.update(error=exc.message, details=dict(exc.details, sql=sql))
     return _finish(step)
