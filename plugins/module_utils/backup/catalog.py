@@ -141,7 +141,7 @@ def succession_warning(key: Tuple[str, Optional[str]], spans: Sequence[OriginSpa
         chosen, '' if at == 1 else 's', ', '.join(names[:at]))
 
 
-def _timeline(log: Manifest) -> int:
+def log_timeline(log: Manifest) -> int:
     """A PostgreSQL WAL segment's timeline (1 for a log without one: binary logs, old manifests)."""
     value = log.position.get('timeline')
     return value if isinstance(value, int) and not isinstance(value, bool) else 1
@@ -513,12 +513,12 @@ class Catalog:
                     # inside it): the newest timeline's, as PostgreSQL's recovery_target_timeline = 'latest' reads.
                     # The old one's records after the fork point are not what the later segments continue.
                     held = by_start.get(start)
-                    if held is None or _timeline(log) > _timeline(held):
+                    if held is None or log_timeline(log) > log_timeline(held):
                         by_start[start] = log
                     end = log.pos_end
                     if end is not None:
                         ranges.append((start, end, log))
-            ranges.sort(key=lambda r: (r[0], -_timeline(r[2])))
+            ranges.sort(key=lambda r: (r[0], -log_timeline(r[2])))
             self._index = (logs, by_start, ranges)
             self._index_key = key
         return self._index

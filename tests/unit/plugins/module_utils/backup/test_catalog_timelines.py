@@ -15,7 +15,10 @@ import json
 
 import pytest
 
+from ansible_collections.opsready.operations.plugins.module_utils.backup import catalog_index
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import INDEX_NAME
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_jobs import describe
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import UTC, isoformat
@@ -47,10 +50,20 @@ def base(directory, timeline=1):
                                             'start_lsn': '0/3000028', 'end_lsn': '0/3000100'})
 
 
+@pytest.fixture(autouse=True)
+def clean(monkeypatch):
+    catalog_index.clear()
+    monkeypatch.setattr(catalog_index, 'SETTLE_NS', 0)
+    yield
+    catalog_index.clear()
+
+
+@pytest.mark.parametrize('indexed', [False, True])
 @pytest.mark.parametrize('old_first', [True, False])
-def test_chain_follows_the_newest_timeline(tmp_path, old_first):
+def test_chain_follows_the_newest_timeline(tmp_path, monkeypatch, old_first, indexed):
     """Before, the first manifest listed for a segment number won: the old primary's segment 5, archived first,
-    was chained before the new timeline's segment 6, and recovery lost everything after the fork point."""
+    was chained before the new timeline's segment 6, and recovery lost everything after the fork point.
+    ``indexed``: the same answer from the catalog index's rows (a large catalog), which hold no timeline."""
     base(tmp_path)
     wal(tmp_path, 1, 3, 1)
     wal(tmp_path, 1, 4, 2)
@@ -60,7 +73,18 @@ def test_chain_follows_the_newest_timeline(tmp_path, old_first):
     if not old_first:
         wal(tmp_path, 1, 5, 5)
     wal(tmp_path, 2, 6, 6)
-    chain = Catalog(str(tmp_path), engine='postgresql', database='@cluster').chain_for(None)
+    if indexed:
+        monkeypatch.setenv('OPSREADY_CATALOG_INDEX_MIN', '1')
+        monkeypatch.setattr(catalog_index, 'ROWS_MIN', 1)
+        describe(str(tmp_path), now=BASE_AT + datetime.timedelta(days=1))
+        assert (tmp_path / INDEX_NAME).exists()
+        catalog_index.clear()
+    catalog = Catalog(str(tmp_path), engine='postgresql', database='@cluster')
+    if indexed:   # the view describe (backup_info) answers a large catalog's set from
+        whole = Catalog(str(tmp_path), materialize=False)
+        catalog = whole.set_view(whole.set_refs()[('postgresql', '@cluster')], rows=True)
+        assert type(catalog).__name__ == 'RowView'
+    chain = catalog.chain_for(None)
     assert [m.position['wal_file'] for m in chain[1:]] == [
         '000000010000000000000003', '000000010000000000000004', '000000020000000000000005',
         '000000020000000000000006']
