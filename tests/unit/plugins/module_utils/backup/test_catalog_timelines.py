@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import os
 
 import pytest
 
@@ -106,11 +107,31 @@ def test_history_staged_for_the_chain_timelines(tmp_path):
     full, logs = logs[0], logs[1:]
     waldir = tmp_path / 'staged'
     waldir.mkdir()
-    assert pitr._stage_history(str(tmp_path), full, logs, str(waldir)) == ['00000002.history']  # pylint: disable=protected-access
+    assert pitr._stage_history(full, logs, str(waldir)) == ['00000002.history']  # pylint: disable=protected-access
     assert sorted(p.name for p in waldir.iterdir()) == ['00000002.history']
     (extra / '00000002.history').unlink()
     with pytest.raises(OpsReadyError, match='00000002.history'):
-        pitr._stage_history(str(tmp_path), full, logs, str(tmp_path / 'staged'))  # pylint: disable=protected-access
+        pitr._stage_history(full, logs, str(tmp_path / 'staged'))  # pylint: disable=protected-access
     # a base backup taken on timeline 2 needs no history for it
     on_two = Manifest(dict(full.data, position=dict(full.position, timeline=2)), full.directory)
-    assert pitr._stage_history(str(tmp_path), on_two, logs, str(waldir)) == []  # pylint: disable=protected-access
+    assert pitr._stage_history(on_two, logs, str(waldir)) == []  # pylint: disable=protected-access
+
+
+def test_check_mode_refuses_a_missing_history_as_the_run_does(tmp_path, monkeypatch):
+    """Check mode plans what the run does: before, it passed a chain whose timeline 2 has no history file, which
+    the run then refused (or, before that, recovered only up to the end of timeline 1)."""
+    from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import RestoreRequest
+    base(tmp_path)
+    wal(tmp_path, 1, 3, 1)
+    wal(tmp_path, 2, 4, 2)
+    chain = Catalog(str(tmp_path), engine='postgresql', database='@cluster').chain_for(None)
+    (tmp_path / 'target').mkdir()
+    request = RestoreRequest(engine='postgresql', src=str(tmp_path), datadir=str(tmp_path / 'target' / 'data'),
+                             check_mode=True)
+    restorer = pitr.PitrRestore('postgresql', None)
+    monkeypatch.setattr(pitr, '_owner', lambda: (None, os.getuid(), os.getgid()))   # pytest's tmp is 0700
+    with pytest.raises(OpsReadyError, match='00000002.history'):
+        restorer.check(request, chain)
+    (tmp_path / 'pg_wal_extra').mkdir()
+    (tmp_path / 'pg_wal_extra' / '00000002.history').write_text('1\t0/4000100\tno recovery target specified\n')
+    assert restorer.check(request, chain)['timeline_history'] == ['00000002.history']
