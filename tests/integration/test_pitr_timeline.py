@@ -75,8 +75,8 @@ def test_restore_across_a_timeline_switch(postgres_factory, tmp_path):
     try:
         latest, at_point = result.result('latest'), result.result('point')
         assert latest['_event'] == 'runner_on_ok', latest.get('msg')
-        assert labels(server, latest['target']['port'], server.password, 'app') == ['t1', 't2', 'after-switch',
-                                                                                     'too-late']
+        everything = ['t1', 't2', 'after-switch', 'too-late']
+        assert labels(server, latest['target']['port'], server.password, 'app') == everything
         assert at_point['_event'] == 'runner_on_ok', at_point.get('msg')
         assert labels(server, at_point['target']['port'], server.password, 'app') == ['t1', 't2', 'after-switch']
     finally:

@@ -42,8 +42,8 @@ def artifact(directory, name, kind, minutes, position):
 
 def wal(directory, timeline, segno, minutes):
     name = '%08X%08X%08X' % (timeline, 0, segno)
-    artifact(directory, 'wal-' + name, 'wal', minutes, {'start': segno, 'end': segno + 1, 'timeline': timeline,
-                                                       'wal_file': name, 'wal_segment_size': SEGMENT})
+    position = {'start': segno, 'end': segno + 1, 'timeline': timeline, 'wal_file': name, 'wal_segment_size': SEGMENT}
+    artifact(directory, 'wal-' + name, 'wal', minutes, position)
 
 
 def base(directory, timeline=1):
