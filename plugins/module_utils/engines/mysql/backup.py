@@ -175,7 +175,7 @@ def scan_binlog(path: str) -> Dict[str, Any]:
             if timestamp:
                 first = timestamp if first is None else min(first, timestamp)
                 last = timestamp if last is None else max(last, timestamp)
-    return {'events': events, 'first_event': first, 'last_event': last, 'checksums': crc}
+    return {'events': events, 'first_event': first, 'last_event': last}
 
 
 def _schemas_where(database: Optional[str]) -> str:

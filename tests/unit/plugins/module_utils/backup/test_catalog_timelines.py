@@ -103,7 +103,7 @@ def test_history_staged_for_the_chain_timelines(tmp_path):
     (extra / '00000002.history').write_text('1\t0/4000100\tno recovery target specified\n')
     (extra / '00000003.history').write_text('1\t0/4000100\tx\n2\t0/5000000\ty\n')
     (extra / '000000010000000000000004.partial').write_bytes(b'x')
-    logs = [m for m in Catalog(str(tmp_path), engine='postgresql', database='@cluster').chain_for(None)]
+    logs = Catalog(str(tmp_path), engine='postgresql', database='@cluster').chain_for(None)
     full, logs = logs[0], logs[1:]
     waldir = tmp_path / 'staged'
     waldir.mkdir()
