@@ -430,6 +430,14 @@ raised_settings:
   returned: PostgreSQL PITR, when any was raised
   type: dict
   sample: {max_connections: 200}
+timeline_history:
+  description:
+    - PostgreSQL PITR - the timeline history files (from C(<src>/pg_wal_extra/), where the WAL archive helper keeps
+      them) staged for the recovery so it follows a promotion onto the newer timeline.
+  returned: PostgreSQL PITR, when the chain's WAL crosses a timeline switch (in check mode, inside RV(target))
+  type: list
+  elements: str
+  sample: ["00000002.history"]
 stop_at:
   description: O(stop_at) normalised to UTC, or null.
   returned: always

@@ -142,6 +142,12 @@ def succession_warning(key: Tuple[str, Optional[str]], spans: Sequence[OriginSpa
         chosen, '' if at == 1 else 's', ', '.join(names[:at]))
 
 
+def log_timeline(log: Manifest) -> int:
+    """A PostgreSQL WAL segment's timeline (1 for a log without one: binary logs, old manifests)."""
+    value = log.position.get('timeline')
+    return value if isinstance(value, int) and not isinstance(value, bool) else 1
+
+
 def _order(entry: Manifest) -> Tuple[int, str]:
     return (entry.finished_us, entry.id)
 
@@ -507,11 +513,16 @@ class Catalog:
             for log in logs:
                 start = log.pos_start
                 if start is not None:
-                    by_start.setdefault(start, log)
+                    # Two WAL segments with one number (the old primary's and the promoted server's, which forked
+                    # inside it): the newest timeline's, as PostgreSQL's recovery_target_timeline = 'latest' reads.
+                    # The old one's records after the fork point are not what the later segments continue.
+                    held = by_start.get(start)
+                    if held is None or log_timeline(log) > log_timeline(held):
+                        by_start[start] = log
                     end = log.pos_end
                     if end is not None:
                         ranges.append((start, end, log))
-            ranges.sort(key=lambda r: r[0])
+            ranges.sort(key=lambda r: (r[0], -log_timeline(r[2])))
             self._index = (logs, by_start, ranges)
             self._index_key = key
         return self._index

@@ -19,7 +19,7 @@ import operator
 import os
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
-from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog, log_timeline
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import (
     R_ARTIFACT, R_CONSISTENT, R_DATABASE, R_ENGINE, R_FINISHED, R_ID, R_KIND, R_MEMBERS, R_PARENT, R_PEND, R_PSTART,
     R_VERIFIED, confirm_rows)
@@ -100,8 +100,22 @@ class RowView(Catalog):
             if None in starts:
                 triples = [triple for triple in triples if triple[0] is not None]
             ranges = sorted(triples, key=operator.itemgetter(0))
+            if len(by_start) < len(ranges):
+                # Starts held twice (rare: WAL segments of one number on two timelines after a failover): the
+                # newest timeline's, as Catalog._log_index answers; only those rows' objects are built.
+                by_start, ranges = self._newest_timelines(by_start, ranges)
             index = self._log_index_rows = (by_start, ranges, list(map(operator.itemgetter(0), ranges)))
         return index
+
+    def _newest_timelines(self, by_start: Dict[int, int], ranges: List[Tuple[int, int, int]]
+                          ) -> Tuple[Dict[int, int], List[Tuple[int, int, int]]]:
+        counts = collections.Counter(start for start, _end, _row in ranges)
+        twice = [triple for triple in ranges if counts[triple[0]] > 1]
+        timeline = {triple[2]: log_timeline(m) for triple, m in zip(twice, self._objects([t[2] for t in twice]))}
+        for start, _end, row in twice:
+            if timeline[row] > timeline[by_start[start]]:
+                by_start[start] = row
+        return by_start, sorted(ranges, key=lambda r: (r[0], -timeline.get(r[2], 1)))
 
     @property
     def _by_start(self) -> Dict[int, int]:

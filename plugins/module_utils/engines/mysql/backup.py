@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import struct
+import zlib
 from typing import Any, Callable, ContextManager, Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
@@ -130,10 +131,20 @@ def binlog_index(name: str) -> int:
     return int(match.group(1))
 
 
+FORMAT_DESCRIPTION_EVENT = 15
+CRC32_ALG = 1   # binlog_checksum=CRC32: the Format_description_event's byte before its own 4-byte checksum
+
+
 def scan_binlog(path: str) -> Dict[str, Any]:
-    """Walk the event headers of a raw binlog: event count, first/last event time; raises on damage."""
+    """Walk the events of a raw binlog: event count, first/last event time; raises on damage.
+
+    A log written with ``binlog_checksum=CRC32`` (the default) carries the CRC32 of every event in its last 4 bytes;
+    each is checked. Before, only the headers were walked: a byte changed inside an event (on the server's disk,
+    before the copy) was backed up, verified and replayed by ``mariadb-binlog`` (which checks no CRC by default) as
+    a wrong value, without a word."""
     events, first, last = 0, None, None
     size = os.path.getsize(path)
+    crc = False
     with open(path, 'rb') as handle:
         if handle.read(4) != BINLOG_MAGIC:
             raise IntegrityError('%s does not start with the binary log magic number.' % path, path=path)
@@ -143,11 +154,22 @@ def scan_binlog(path: str) -> Dict[str, Any]:
             if len(header) < 19:
                 raise IntegrityError('%s ends inside an event header at byte %d: it is truncated.' % (path, offset),
                                      path=path)
-            timestamp, _type, _server, length, _next = EVENT_HEADER.unpack_from(header)
+            timestamp, kind, _server, length, _next = EVENT_HEADER.unpack_from(header)
             if length < 19 or offset + length > size:
                 raise IntegrityError('%s has a damaged event at byte %d (length %d): truncated or corrupt.'
                                      % (path, offset, length), path=path)
-            handle.seek(length - 19, os.SEEK_CUR)
+            body = handle.read(length - 19)
+            if events == 0 and kind == FORMAT_DESCRIPTION_EVENT and len(body) >= 5 and body[-5] == CRC32_ALG:
+                # the first event says whether the log has checksums; only believed when its own one matches (a
+                # server older than checksums ends this event with a length table, whose byte may be 1 too)
+                crc = zlib.crc32(header + body[:-4]) == int.from_bytes(body[-4:], 'little')
+            elif crc and (len(body) < 4 or zlib.crc32(header + body[:-4]) != int.from_bytes(body[-4:], 'little')):
+                raise IntegrityError(
+                    '%s: the event at byte %d (type %d) fails its CRC32 checksum: the binary log is damaged (on the '
+                    'server\'s disk, or in this copy), and replaying it would write wrong data. Events before byte %d '
+                    'are intact: restore to a point before it, and take a new full backup so that the recoverable '
+                    'window starts after it (mariadb-binlog --verify-binlog-checksum shows the event).'
+                    % (path, offset, kind, offset), path=path, offset=offset)
             offset += length
             events += 1
             if timestamp:

@@ -62,7 +62,7 @@ from typing import IO, Any, Dict, Iterator, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
-    OpsReadyError, ToolError)
+    IntegrityError, OpsReadyError, ToolError)
 from ansible_collections.opsready.operations.plugins.module_utils.common.scratch import Scratch, told_left
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import CHUNK
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import UTC, isoformat
@@ -1232,11 +1232,15 @@ def binlog_options(engine: Any) -> List[str]:
     """Options the local ``mariadb-binlog`` knows: logs holding out-of-order GTIDs (written by an older
     version's replays) must still read."""
     _rc, out, _err = engine.runner.run([engine.tool('binlog'), '--help'], check=False, what='binlog tool --help')
+    # Each event's CRC32 checked (the tool checks none by default): a log damaged inside an event (archived so, its
+    # artifact checksum matching) fails the replay instead of writing the damaged value into the copy. Events past
+    # --stop-datetime are never read, so damage after stop_at does not stop a restore before it.
+    checked = ['--verify-binlog-checksum'] if 'verify-binlog-checksum' in out else []
     if engine.flavor != 'mariadb':
         # MySQL's mysqlbinlog prints SET @@SESSION.GTID_NEXT for each transaction; --skip-gtids leaves them out
         # so the replay gets new GTIDs here too (the stripper below only knows MariaDB's form).
-        return ['--skip-gtids'] if '--skip-gtids' in out else []
-    return ['--skip-gtid-strict-mode'] if 'gtid-strict-mode' in out else []
+        return checked + (['--skip-gtids'] if '--skip-gtids' in out else [])
+    return checked + (['--skip-gtid-strict-mode'] if 'gtid-strict-mode' in out else [])
 
 
 def check_rewritable(name: str, what: str) -> None:
@@ -1541,11 +1545,30 @@ def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Man
                     'gtid_assignments_removed': stripper.removed, 'last_event': stripper.last_timestamp,
                     'database_function': calling, 'event_statuses': rewriter.statuses}
     except BaseException as exc:
-        raise told_left(exc, workdir.remove())
+        raise told_left(damaged_log(exc, logs), workdir.remove())
     left = workdir.remove()
     if not left['cleaned_up']:
         replayed.update(scratch_left=[left['path']], scratch_warning=left['warning'])
     return replayed
+
+
+CRC_FAILED = re.compile(r'crc check failed|Could not read entry at offset (\d+)', re.IGNORECASE)
+
+
+def damaged_log(exc: BaseException, logs: List[Manifest]) -> BaseException:
+    """``mariadb-binlog --verify-binlog-checksum`` stopping at an event whose CRC32 does not match, said as what it
+    is (the tool's own words name neither the log nor what to do)."""
+    text = '%s %s' % (getattr(exc, 'message', ''), getattr(exc, 'stderr', ''))
+    if not isinstance(exc, ToolError) or 'crc check failed' not in text.lower():
+        return exc
+    offsets = [m.group(1) for m in CRC_FAILED.finditer(text) if m.group(1)]
+    return IntegrityError(
+        'A binary log of the chain (%s) holds an event whose CRC32 checksum does not match%s: the log was archived '
+        'damaged (its artifact matches its manifest). Replaying it would write wrong data, so nothing was restored '
+        '(the target is untouched). Restore to a point before that event (stop_at), or from a full backup taken '
+        'after it. mariadb-binlog said: %s'
+        % (', '.join(m.id for m in logs), ' (at byte %s of its log)' % offsets[-1] if offsets else '',
+           (getattr(exc, 'stderr', '') or getattr(exc, 'message', ''))[-400:]), damaged_logs=[m.id for m in logs])
 
 
 # -- objects RENAME TABLE cannot move ------------------------------------------------------------------

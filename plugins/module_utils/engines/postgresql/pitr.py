@@ -214,6 +214,50 @@ def _stage_wal(logs: List[Manifest], waldir: str, identities: Optional[List[Any]
     return names
 
 
+HISTORY_FILE = re.compile(r'\A([0-9A-F]{8})\.history\Z')
+
+
+def history_files(base: Manifest, logs: List[Manifest]) -> List[str]:
+    """The timeline history files the chain's WAL needs (paths in ``<catalog>/pg_wal_extra/``), or a refusal.
+
+    After a promotion the WAL continues on timeline 2 (``00000002...``) and ``00000002.history`` says where it
+    forked. Without it PostgreSQL (``recovery_target_timeline = 'latest'``) never learns timeline 2 exists: it
+    replays timeline 1 to its end and stops there, before every transaction of the new timeline. pg_wal_archive
+    keeps history files in ``<catalog>/pg_wal_extra/``. Only those of the timelines the chain's segments are on:
+    a later timeline whose segments are not in the chain would make recovery follow it (and find no WAL). Asked by
+    check mode too, so the plan refuses what the run would."""
+    timelines = {int(m.position.get('timeline') or 1) for m in logs}
+    top = max(timelines) if timelines else 1
+    extra = os.path.join(base.directory, 'pg_wal_extra')
+    try:
+        names = sorted(os.listdir(extra))
+    except OSError:
+        names = []
+    found = [name for name in names if HISTORY_FILE.match(name) and int(name[:8], 16) <= top]
+    # The base backup's own timeline needs none (the control file names it); each later one does.
+    start = int(base.position.get('timeline') or 1)
+    missing = sorted('%08X.history' % t for t in timelines if t > start and '%08X.history' % t not in found)
+    if missing:
+        raise OpsReadyError(
+            'The chain holds WAL of a timeline after a promotion, but its history file (%s) is not in %s: without it '
+            'recovery cannot follow the timeline switch and would stop at the end of the old timeline. Copy the '
+            'history file from the promoted server\'s pg_wal (or its archive) into %s, or restore to a point before '
+            'the switch.' % (', '.join(missing), extra, extra), missing_history=missing)
+    return [os.path.join(extra, name) for name in found]
+
+
+def _stage_history(base: Manifest, logs: List[Manifest], waldir: str) -> List[str]:
+    """``history_files`` copied beside the segments for ``restore_command``; their names."""
+    staged = []
+    for path in history_files(base, logs):
+        # The archive is written by the server account: a link or a FIFO at the name is refused, not followed.
+        data = read_regular(path, HISTORY_LIMIT, what='Timeline history file', follow=False)
+        with open(os.path.join(waldir, os.path.basename(path)), 'wb') as out:
+            out.write(data)
+        staged.append(os.path.basename(path))
+    return staged
+
+
 def _staging_dir(staging: str) -> ClusterDir:
     """The staging directory this run made (root's until ``_secure_tree``, the server account's after), opened once.
     Its parent is usually the server account's, which could rename it away and put a link to /etc at its name: the
@@ -689,6 +733,7 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, chain: List
         _extract_base(base, staging, engine.identities)
         timer.lap('extract_base')
         wal = _stage_wal(logs, waldir, engine.identities)
+        history = _stage_history(base, logs, waldir)
         timer.lap('stage_wal')
         _configure(staging, waldir, target)
         _make_rundir(rundir)
@@ -767,6 +812,8 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, chain: List
         'wal_segments': wal, 'replaced': replaced,
         'recovery_target': 'time' if target is not None else 'end_of_archive',
         'stop_at_after_last_transaction': request.stop_at is not None and target is None}
+    if history:
+        result['timeline_history'] = history
     if raised:
         result['raised_settings'] = raised
     if end_lsn:
@@ -842,7 +889,11 @@ class PitrRestore(Restorer):
     restore_with = restore
 
     def check(self, request: RestoreRequest, chain: List[Manifest]) -> Dict[str, Any]:
-        return check_target(request)
+        history = [os.path.basename(p) for p in history_files(chain[0], chain[1:])]
+        result = check_target(request)
+        if history:
+            result['timeline_history'] = history
+        return result
 
     def drop(self, request: RestoreRequest) -> Dict[str, Any]:
         return drop(request, request.check_mode)

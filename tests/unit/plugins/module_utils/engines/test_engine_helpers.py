@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import struct
+import zlib
 import subprocess
 import sys
 
@@ -88,6 +89,37 @@ def test_binlog_walk_counts_events_and_catches_truncation(tmp_path):
     path.write_bytes(b'nope' + path.read_bytes()[4:])
     with pytest.raises(IntegrityError, match='magic'):
         scan_binlog(str(path))
+
+
+def _crc_event(kind, body, ts=1700000000, at=4):
+    """One event with its CRC32 in the last 4 bytes (binlog_checksum=CRC32)."""
+    head = struct.pack('<IBIIIH', ts, kind, 1, 19 + len(body) + 4, at + 19 + len(body) + 4, 0)
+    return head + body + struct.pack('<I', zlib.crc32(head + body))
+
+
+def test_binlog_walk_checks_each_event_crc32(tmp_path):
+    """Covered end to end by tests/fidelity/test_mariadb_binlog_crc.py (which failed first); here the branches: a
+    log with checksums, one byte changed in an event; a log without (alg 0, no CRC on events); a pre-checksum format
+    event whose last bytes only look like an algorithm byte."""
+    version = b'10.11.6-MariaDB'.ljust(50, b'\0')
+    fde = _crc_event(15, b'\x04\x00' + version + b'\0' * 4 + b'\x13' + b'\x08' * 8 + b'\x01')
+    row = _crc_event(30, b'GOOD-VALUE', at=4 + len(fde))
+    path = tmp_path / 'b.000001'
+    path.write_bytes(b'\xfebin' + fde + row)
+    assert scan_binlog(str(path))['events'] == 2
+    path.write_bytes(b'\xfebin' + fde + row.replace(b'GOOD', b'BOOD'))
+    with pytest.raises(IntegrityError, match='byte %d .*CRC32' % (4 + len(fde))):
+        scan_binlog(str(path))
+    # binlog_checksum=NONE: the format event still ends with the algorithm byte (0) and 4 bytes; events have none
+    none = bytearray(fde)
+    none[-5] = 0
+    path.write_bytes(b'\xfebin' + bytes(none) + struct.pack('<IBIIIH', 1, 30, 1, 29, 0, 0) + b'BOOD-VALUE')
+    assert scan_binlog(str(path))['events'] == 2
+    # a format event whose own checksum does not hold: not a log with checksums (an old server's length table)
+    old = bytearray(fde)
+    old[-1] ^= 0xFF
+    path.write_bytes(b'\xfebin' + bytes(old) + row.replace(b'GOOD', b'BOOD'))
+    assert scan_binlog(str(path))['events'] == 2
 
 
 def test_set_name_stays_a_short_safe_file_name_part_for_hostile_names():
