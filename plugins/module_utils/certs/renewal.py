@@ -254,6 +254,10 @@ def _install(pair: swap.Pair, opts: Dict[str, Any], result: Dict[str, Any], cert
                 '%s is a DER file, which holds one certificate: the chain was not written into it (give the '
                 'service its chain in a file of its own).' % pair.cert_path)
         cert_bytes = cert.public_bytes(serialization.Encoding.DER)
+    elif swap.holds_private_key(live):
+        # A combined file (certificate and key, as haproxy's crt): written back without its key, the service
+        # finds no key at its next reload. It gets the new key, the same bytes as privatekey_path.
+        cert_bytes = cert_bytes + key_bytes
     old_key = pair.read_key()
     if old_key and _encrypted(old_key) and not _encrypted(key_bytes) and opts.get('privatekey_cipher') != 'none':
         # Services configured with a passphrase load an unencrypted key as well; the operator must know the

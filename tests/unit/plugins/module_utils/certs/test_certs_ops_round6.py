@@ -118,3 +118,47 @@ def test_installing_an_issued_certificate_without_must_staple_warns(tmp_path):
                              check_mode=False)
     assert result['changed']
     assert any('must-staple' in w for w in result.get('warnings', [])), result.get('warnings')
+
+
+# A combined PEM: the certificate file also holds the private key (haproxy's ``crt``, some appliances), with the key
+# in its own file as privatekey_path as well. Renewal rewrote the file with the certificate only: the service found
+# no key in it at its next reload and failed to start. The key block is now written back (the new key), and the file
+# is treated as a key: never group-writable or world-readable, nor its kept copy.
+
+def combined(tmp_path, mode=0o644):
+    ca = CA()
+    ca_cert, ca_key = ca.write(tmp_path)
+    cert, key = ca.issue('app.test', days_left=2)
+    (tmp_path / 'app.pem').write_bytes(cert_pem(cert) + key_pem(key))
+    (tmp_path / 'app.pem').chmod(mode)
+    (tmp_path / 'app.key').write_bytes(key_pem(key))
+    (tmp_path / 'app.key').chmod(0o600)
+    return opts(str(tmp_path / 'app.pem'), str(tmp_path / 'app.key'), ca_cert=ca_cert, ca_key=ca_key)
+
+
+def test_combined_pem_keeps_its_key_block_with_the_new_key(tmp_path):
+    o = combined(tmp_path)
+    before = (tmp_path / 'app.pem').read_bytes()
+    assert renewal.renew(o, check_mode=True)['changed']
+    assert (tmp_path / 'app.pem').read_bytes() == before
+    assert renewal.renew(o, check_mode=False)['changed']
+    data = (tmp_path / 'app.pem').read_bytes()
+    new_cert = x509.load_pem_x509_certificates(data)[0]
+    combined_key = serialization.load_pem_private_key(data, None)
+    separate_key = loading.load_private_key(o['privatekey_path'])
+    assert combined_key.private_numbers() == separate_key.private_numbers()
+    assert new_cert.public_key() == combined_key.public_key()
+    assert (tmp_path / 'app.pem').stat().st_mode & 0o037 == 0, oct((tmp_path / 'app.pem').stat().st_mode)
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith('app.pem.') and p.name.endswith('.cert.bak')]
+    assert len(kept) == 1 and b'PRIVATE KEY' in kept[0].read_bytes()
+    assert kept[0].stat().st_mode & 0o037 == 0, oct(kept[0].stat().st_mode)
+    assert not renewal.renew(o, check_mode=False)['changed']
+
+
+def test_combined_pem_rollback_puts_the_old_key_block_back(tmp_path):
+    """Regression guard (passed before): rollback restores the kept combined file byte for byte."""
+    o = combined(tmp_path, mode=0o600)
+    before = (tmp_path / 'app.pem').read_bytes()
+    renewal.renew(o, check_mode=False)
+    assert renewal.rollback(dict(o, rollback=True), check_mode=False)['changed']
+    assert (tmp_path / 'app.pem').read_bytes() == before
