@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import subprocess
 
 import pytest
 
@@ -89,3 +90,28 @@ def test_future_state_rotates_then_records_now(tmp_path):
     assert [r['log'] for r in result['rotated']] == [str(log)]
     assert (tmp_path / 'a.log.1').read_text() == 'line\n'
     assert StateFile(str(state)).last_rotated(str(log)) == NOW
+
+
+def test_check_mode_plans_what_the_real_run_does_when_an_old_copy_is_held_open(tmp_path):
+    """Check mode skipped the pre-flight the real run makes: with an old copy due for deletion still open for
+    writing by a process (a writer that never reopened), check mode said "changed" and listed the rotation while
+    the real run refuses it and changes nothing. Both now say the same."""
+    log = tmp_path / 'a.log'
+    log.write_text('new\n')
+    for index in (1, 2):
+        (tmp_path / ('a.log.%d' % index)).write_text('old %d\n' % index)
+    state = str(tmp_path / 'state.json')
+    policy = Policy(size=1, rotate=2, compress=False)
+    with open(tmp_path / 'a.log.2', 'a') as handle:
+        writer = subprocess.Popen(['sleep', '30'], stdout=handle)
+    try:
+        checked = Rotation([str(log)], policy, state, check_dirs=False, now=NOW).run(check_mode=True)
+        real = Rotation([str(log)], policy, state, check_dirs=False, now=NOW).run()
+    finally:
+        writer.kill()
+        writer.wait()
+    assert real['rotated'] == [] and not real['changed']
+    assert [p['log'] for p in checked['plan']] == [p['log'] for p in real['plan']] == []
+    assert checked['changed'] == real['changed']
+    assert checked['held_open'] == real['held_open'] == [{'path': str(tmp_path / 'a.log.2'), 'pids': [writer.pid]}]
+    assert checked['diff'] == real['diff'] == {'before': '', 'after': ''}
