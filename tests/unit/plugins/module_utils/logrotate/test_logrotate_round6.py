@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import subprocess
 
 import pytest
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
-from ansible_collections.opsready.operations.plugins.module_utils.logrotate.plan import Policy
+from ansible_collections.opsready.operations.plugins.module_utils.logrotate.plan import Policy, plan_log
 from ansible_collections.opsready.operations.plugins.module_utils.logrotate.rotate import Rotation
 from ansible_collections.opsready.operations.plugins.module_utils.logrotate.triggers import StateFile, decide
 
@@ -115,3 +116,32 @@ def test_check_mode_plans_what_the_real_run_does_when_an_old_copy_is_held_open(t
     assert checked['changed'] == real['changed']
     assert checked['held_open'] == real['held_open'] == [{'path': str(tmp_path / 'a.log.2'), 'pids': [writer.pid]}]
     assert checked['diff'] == real['diff'] == {'before': '', 'after': ''}
+
+
+@pytest.mark.parametrize('stray', ['a.log.01', 'a.log.0', 'a.log.002.zst', 'a.log.00'])
+def test_a_number_not_written_by_a_rotation_does_not_block_every_rotation(tmp_path, stray):
+    """``a.log.01`` (a copy made by hand or another tool) read as index 1 and ``a.log.0`` as index 0: both were
+    renamed onto a name the rotation itself needs (``a.log.2``, ``a.log.1``), the rename refused and every run
+    failed from then on while the log grew. Only the names a rotation writes (1, 2, ... 10, no leading zero) are
+    copies of the log; anything else is left alone."""
+    log = tmp_path / 'a.log'
+    log.write_text('now\n')
+    (tmp_path / 'a.log.1').write_text('one\n')
+    (tmp_path / 'a.log.2').write_text('two\n')
+    (tmp_path / stray).write_text('stray\n')
+    result = Rotation([str(log)], Policy(size=1, rotate=5, compress=False), str(tmp_path / 'state.json'),
+                      check_dirs=False, now=NOW).run()
+    assert [r['log'] for r in result['rotated']] == [str(log)]
+    assert (tmp_path / 'a.log.1').read_text() == 'now\n'
+    assert (tmp_path / 'a.log.2').read_text() == 'one\n'
+    assert (tmp_path / 'a.log.3').read_text() == 'two\n'
+    assert (tmp_path / stray).read_text() == 'stray\n'
+
+
+def test_index_ten_sorts_after_nine():
+    """Regression guard (passed before): .10 is older than .9 (numeric, not text order), and is deleted first."""
+    names = ['a.log.%d' % i for i in range(1, 11)]
+    plan, _why = plan_log('/l/a.log', 5, 'size', Policy(size=1, rotate=10, compress=False), NOW, names=names,
+                          lstat=lambda name: os.stat_result((0o100644, 1, 1, 1, 0, 0, 1, 0, 0, 0)))
+    assert plan.delete == ['/l/a.log.10']
+    assert plan.shifts[0] == ('/l/a.log.9', '/l/a.log.10') and plan.shifts[-1] == ('/l/a.log.1', '/l/a.log.2')
