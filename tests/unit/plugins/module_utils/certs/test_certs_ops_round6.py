@@ -162,3 +162,29 @@ def test_combined_pem_rollback_puts_the_old_key_block_back(tmp_path):
     renewal.renew(o, check_mode=False)
     assert renewal.rollback(dict(o, rollback=True), check_mode=False)['changed']
     assert (tmp_path / 'app.pem').read_bytes() == before
+
+
+# A PKCS#12 bundle given as path was refused as "neither a PEM nor a DER certificate ... restore it from backup":
+# the operator was sent to restore a file that is not damaged. The message now says what the file is and what to do.
+
+def test_a_pkcs12_bundle_is_named_as_such_and_left_as_it_is(tmp_path):
+    from cryptography.hazmat.primitives.serialization import pkcs12
+    ca = CA()
+    ca_cert, ca_key = ca.write(tmp_path)
+    cert, key = ca.issue('app.test', days_left=2)
+    for password in (None, b'secret'):
+        encryption = (serialization.BestAvailableEncryption(password) if password
+                      else serialization.NoEncryption())
+        (tmp_path / 'app.p12').write_bytes(pkcs12.serialize_key_and_certificates(b'app', key, cert, [ca.cert],
+                                                                                 encryption))
+        (tmp_path / 'app.key').write_bytes(key_pem(key))
+        before = (tmp_path / 'app.p12').read_bytes()
+        for check_mode in (True, False):
+            try:
+                renewal.renew(opts(str(tmp_path / 'app.p12'), str(tmp_path / 'app.key'), ca_cert=ca_cert,
+                                   ca_key=ca_key), check_mode=check_mode)
+            except loading.CertificateLoadError as exc:
+                assert 'PKCS#12' in exc.message and 'restore it from backup' not in exc.message, exc.message
+            else:
+                raise AssertionError('a PKCS#12 bundle was accepted')
+        assert (tmp_path / 'app.p12').read_bytes() == before
