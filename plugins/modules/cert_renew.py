@@ -18,6 +18,12 @@ description:
     certificate, or the RSA or EC P-256 / P-384 key O(key_type) asks for), a CSR keeps the subject
     and SANs of the current certificate unless O(common_name) / O(subject_alt_names) are given, and
     it is signed by a local CA (O(ca_cert), O(ca_key)) or self-signed (O(self_signed)).
+  - OCSP must-staple (the TLS Feature extension) of the current certificate is kept - in the CSR, the
+    certificate a local CA or self-signing issues, and the ACME order; a certificate installed with
+    O(install) or issued by an ACME CA without it is swapped in with a warning.
+  - A certificate file that also holds the private key (a combined PEM, as haproxy's C(crt)) is written
+    back combined, with the new key, and never more open than 0640 (as the key file); O(privatekey_path)
+    still names the key's own file, which gets the same key.
   - For an external CA, O(csr_only) writes the new key as C(<privatekey_path>.pending) (0600) and a CSR;
     a later run with O(install) swaps in the issued certificate with that key.
   - Before anything is swapped, the new pair must pass three checks, else the task fails and nothing

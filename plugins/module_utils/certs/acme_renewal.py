@@ -283,7 +283,8 @@ def _acme_renew(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool, now: da
     result['acme']['account_created'] = account['created']
     replaces = acme_issuer.ari_cert_id(current) if (current is not None and session.offers_ari()) else None
     key = keys.generate_private_key(opts['key_type'], opts['key_size'], opts['curve'])
-    csr_pem = signing.build_csr(key, subject, sans).public_bytes(serialization.Encoding.PEM)
+    csr_pem = signing.build_csr(key, subject, sans, signing.tls_features_of(current)).public_bytes(
+        serialization.Encoding.PEM)
     record: Dict[str, Any] = {'replaces': replaces}
     result['acme']['order'] = record
     responder = _responder(acme)
@@ -308,6 +309,7 @@ def _acme_renew(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool, now: da
     cert_bytes = (chain_pem.encode('ascii') if acme.get('fullchain', True)
                   else leaf.public_bytes(serialization.Encoding.PEM))
     result['changed'] = True
+    renewal.warn_features_lost(result, leaf, current, '%s (from %s)' % (opts['path'], directory_url))
     result = renewal._install(pair, opts, result, leaf, cert_bytes, renewal.key_pem_for(opts, key), now)
     # The new certificate is in place: its ARI answer is asked for at the next run after next_check.
     state.save(leaf, directory_url, session.offers_ari(), None, now + NO_ARI_RECHECK)

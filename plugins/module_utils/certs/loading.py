@@ -212,9 +212,27 @@ def parse_certificates(data: bytes, source: str) -> Tuple[List[x509.Certificate]
     try:
         return [x509.load_der_x509_certificate(data)], 'der'
     except ValueError:
+        if _looks_pkcs12(data):
+            raise CertificateLoadError(
+                '%s is a PKCS#12 bundle (certificate and key in one binary file), which is not read or written here; '
+                'it was left as it is. Keep the certificate as PEM and the key in its own file for the service '
+                '(openssl pkcs12 -in FILE -nokeys / -nocerts), or rebuild the bundle from them after renewal.'
+                % source, path=source)
         raise CertificateLoadError('%s is neither a PEM nor a DER certificate (%d bytes of something else). Replace '
                                    'it with a valid certificate or restore it from backup.' % (source, len(data)),
                                    path=source)
+
+
+# PFX (RFC 7292): SEQUENCE { version INTEGER 3, authSafe ContentInfo { contentType id-data | id-signedData ... } }
+_PKCS7_DATA = b'\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x07'
+
+
+def _looks_pkcs12(data: bytes) -> bool:
+    if data[:1] != b'\x30' or len(data) < 24:
+        return False
+    head = data[:48]
+    version_at = head.find(b'\x02\x01\x03')
+    return 0 < version_at <= 5 and head.find(_PKCS7_DATA, version_at) != -1
 
 
 def read_file(path: str, limit: int, what: str) -> bytes:

@@ -229,7 +229,7 @@ def _renew(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool, now: datetim
         result['diff']['after'] = _diff_text(after)
         return result
     key = keys.generate_private_key(opts['key_type'], opts['key_size'], opts['curve'])
-    csr = signing.build_csr(key, subject, sans)
+    csr = signing.build_csr(key, subject, sans, signing.tls_features_of(current))
     eku = signing.extended_key_usage_of(current)
     if ca_certs:
         cert = signing.sign_certificate(csr, valid_days, now, ca_certs[0], ca_key, eku)  # type: ignore[arg-type]
@@ -254,6 +254,10 @@ def _install(pair: swap.Pair, opts: Dict[str, Any], result: Dict[str, Any], cert
                 '%s is a DER file, which holds one certificate: the chain was not written into it (give the '
                 'service its chain in a file of its own).' % pair.cert_path)
         cert_bytes = cert.public_bytes(serialization.Encoding.DER)
+    elif swap.holds_private_key(live):
+        # A combined file (certificate and key, as haproxy's crt): written back without its key, the service
+        # finds no key at its next reload. It gets the new key, the same bytes as privatekey_path.
+        cert_bytes = cert_bytes + key_bytes
     old_key = pair.read_key()
     if old_key and _encrypted(old_key) and not _encrypted(key_bytes) and opts.get('privatekey_cipher') != 'none':
         # Services configured with a passphrase load an unencrypted key as well; the operator must know the
@@ -300,7 +304,8 @@ def _csr_only(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool, now: date
             key = parse_key(pair.read_in(pair.key_dir, pending_name, 'Pending private key') or b'', pending, opts)
             existing = x509.load_pem_x509_csr(pair.read_in(csr_dir, csr_name, 'CSR') or b'')
             same = (inspection.csr_matches_key(existing, key) and existing.subject == subject
-                    and inspection.subject_alt_names_of(_csr_sans(existing)) == inspection.subject_alt_names_of(sans))
+                    and inspection.subject_alt_names_of(_csr_sans(existing)) == inspection.subject_alt_names_of(sans)
+                    and _csr_features(existing) == signing.tls_features_of(current))
         except (OpsReadyError, ValueError):
             same = False
         if same:
@@ -312,12 +317,19 @@ def _csr_only(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool, now: date
     if check_mode:
         return result
     key = keys.generate_private_key(opts['key_type'], opts['key_size'], opts['curve'])
-    csr = signing.build_csr(key, subject, sans)
+    csr = signing.build_csr(key, subject, sans, signing.tls_features_of(current))
     pair.key_dir.write_atomic(pending_name, key_pem_for(opts, key), mode=swap.KEY_MODE)
     csr_pem = csr.public_bytes(serialization.Encoding.PEM)
     csr_dir.write_atomic(csr_name, csr_pem, mode=0o644)
     result['csr'] = csr_pem.decode('ascii')
     return result
+
+
+def _csr_features(csr: x509.CertificateSigningRequest) -> Optional[x509.TLSFeature]:
+    try:
+        return csr.extensions.get_extension_for_class(x509.TLSFeature).value
+    except x509.ExtensionNotFound:
+        return None
 
 
 def _csr_sans(csr: x509.CertificateSigningRequest) -> List[x509.GeneralName]:
@@ -385,6 +397,26 @@ def _check_names_kept(leaf: x509.Certificate, opts: Dict[str, Any], current: Opt
                               'that name' if len(lost) == 1 else 'those names'))
 
 
+def warn_features_lost(result: Dict[str, Any], leaf: x509.Certificate, current: Optional[x509.Certificate],
+                       source: str) -> None:
+    """Warn when the live certificate asked for OCSP must-staple (TLS Feature) and the issued one does not.
+
+    The CSR asks for it; a CA may still leave it out (Let's Encrypt ended must-staple in 2025). Not a refusal:
+    the certificate serves every name; but the operator chose that clients require a stapled OCSP answer.
+    """
+    before = signing.tls_features_of(current)
+    if before is None:
+        return
+    after = signing.tls_features_of(leaf)
+    lost = [f.name for f in before if after is None or f not in list(after)]
+    if lost:
+        result.setdefault('warnings', []).append(
+            '%s lacks the TLS feature %s (OCSP must-staple) that the live certificate %s carries, although the '
+            'request asked for it: the CA left it out. Clients will no longer require a stapled OCSP answer; ask '
+            'the CA to issue with must-staple if it is still wanted.' % (source, ', '.join(lost), result.get(
+                'previous', {}).get('serial', '')))
+
+
 def _install_issued(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool,
                     now: datetime.datetime) -> Dict[str, Any]:
     current = _load_current(pair, opts)
@@ -416,6 +448,7 @@ def _install_issued(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool,
     _check_new_pair(leaf, key, ordered[1:], trusted, now, opts['install'])
     _check_served_chain(leaf, ordered[1:], trusted, now, opts['install'])
     _check_names_kept(leaf, opts, current, opts['install'])
+    warn_features_lost(result, leaf, current, opts['install'])
     result['changed'] = True
     result['certificate'] = summary(leaf, now)
     result['diff']['after'] = _diff_text(result['certificate'])

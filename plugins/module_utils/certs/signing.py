@@ -67,11 +67,25 @@ def build_subject(common_name: Optional[str], previous: Optional[x509.Name]) -> 
     return x509.Name(attrs + [x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
+def tls_features_of(cert: Optional[x509.Certificate]) -> Optional[x509.TLSFeature]:
+    """The TLS Feature extension (RFC 7633; ``status_request`` is OCSP must-staple) of ``cert``, if any."""
+    if cert is None:
+        return None
+    try:
+        return cert.extensions.get_extension_for_class(x509.TLSFeature).value
+    except x509.ExtensionNotFound:
+        return None
+
+
 def build_csr(key: key_types.CertificateIssuerPrivateKeyTypes, subject: x509.Name,
-              sans: List[x509.GeneralName]) -> x509.CertificateSigningRequest:
+              sans: List[x509.GeneralName],
+              tls_features: Optional[x509.TLSFeature] = None) -> x509.CertificateSigningRequest:
+    """``tls_features``: the live certificate's must-staple request, kept so a renewal does not drop it."""
     builder = x509.CertificateSigningRequestBuilder().subject_name(subject)
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    if tls_features is not None:
+        builder = builder.add_extension(tls_features, critical=False)
     return builder.sign(key, hashes.SHA256())
 
 
@@ -116,6 +130,12 @@ def sign_certificate(csr: x509.CertificateSigningRequest, valid_days: float, now
     try:
         san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName)
         builder = builder.add_extension(san.value, critical=False)
+    except x509.ExtensionNotFound:
+        pass
+    try:
+        # must-staple asked for in the CSR (kept from the live certificate): dropping it would silently
+        # stop clients from requiring a stapled OCSP answer
+        builder = builder.add_extension(csr.extensions.get_extension_for_class(x509.TLSFeature).value, critical=False)
     except x509.ExtensionNotFound:
         pass
     if issuer_cert is not None:

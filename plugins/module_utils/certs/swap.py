@@ -30,6 +30,7 @@ import stat
 from typing import Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.certs.loading import PEM_KEY_RE
 from ansible_collections.opsready.operations.plugins.module_utils.files.safeio import MiB, SafeDir
 
 STAMP_RE = r'(\d{8}T\d{12}Z)'
@@ -130,6 +131,16 @@ def _owner_mode(directory: SafeDir, name: str, default_mode: int) -> Tuple[int, 
     return st.st_mode & 0o7777, st.st_uid, st.st_gid
 
 
+def holds_private_key(data: Optional[bytes]) -> bool:
+    """Whether ``data`` (a certificate file) also holds a PEM private key: a combined file (haproxy's ``crt``)."""
+    return bool(data) and PEM_KEY_RE.search(data or b'') is not None
+
+
+def _cert_mode_mask(data: Optional[bytes]) -> int:
+    # A certificate file holding a key is a key file: never group-writable or readable by others.
+    return 0o740 if holds_private_key(data) else 0o7755
+
+
 def _write_pair(pair: Pair, cert_bytes: bytes, key_bytes: bytes) -> None:
     key_mode, key_uid, key_gid = _owner_mode(pair.key_dir, pair.key_name, KEY_MODE)
     cert_mode, cert_uid, cert_gid = _owner_mode(pair.cert_dir, pair.cert_name, CERT_MODE)
@@ -139,7 +150,8 @@ def _write_pair(pair: Pair, cert_bytes: bytes, key_bytes: bytes) -> None:
     key_mode &= 0o740
     pair.key_dir.write_atomic(pair.key_name, key_bytes, mode=key_mode, uid=key_uid, gid=key_gid)
     try:
-        pair.cert_dir.write_atomic(pair.cert_name, cert_bytes, mode=cert_mode & 0o7755, uid=cert_uid, gid=cert_gid)
+        pair.cert_dir.write_atomic(pair.cert_name, cert_bytes, mode=cert_mode & _cert_mode_mask(cert_bytes),
+                                   uid=cert_uid, gid=cert_gid)
     except BaseException:
         if old_key is not None:
             pair.key_dir.write_atomic(pair.key_name, old_key, mode=key_mode, uid=key_uid, gid=key_gid)
@@ -156,7 +168,7 @@ def keep_copy(pair: Pair, stamp: str, suffix: str = 'bak') -> Dict[str, str]:
     cert_bak, key_bak = pair.backup_names(stamp, suffix)
     cert_mode, _uid, _gid = _owner_mode(pair.cert_dir, pair.cert_name, CERT_MODE)
     key_dir.write_atomic(key_bak, key_bytes, mode=KEY_MODE)
-    cert_dir.write_atomic(cert_bak, cert_bytes, mode=cert_mode & 0o755)
+    cert_dir.write_atomic(cert_bak, cert_bytes, mode=cert_mode & 0o755 & _cert_mode_mask(cert_bytes))
     cert_path, key_path = pair.backup_paths(stamp, suffix)
     return {'cert': cert_path, 'key': key_path}
 

@@ -160,7 +160,9 @@ def list_rotated(log: str, policy: Policy, names: Optional[List[str]] = None,
         body = dated_pattern(policy.dateformat).pattern
         regex = re.compile('^' + re.escape(base) + '(' + body + r')(\.zst|\.gz)?$')
     else:
-        regex = re.compile('^' + re.escape(base) + r'\.(\d+)(\.zst|\.gz)?$')
+        # Only the numbers a rotation writes: ``.01`` or ``.0`` (by hand, another tool) would be renamed onto a
+        # name the rotation needs (``.2``, ``.1``) and every run would fail from then on; they are left alone.
+        regex = re.compile('^' + re.escape(base) + r'\.([1-9]\d*)(\.zst|\.gz)?$')
     partial = re.compile('^' + re.escape(base) + r'[.-].*\.partial$|^\.' + re.escape(base)
                          + r'\.[0-9a-f]{12}\.(new|copy|doomed)$')
     found: List[Rotated] = []

@@ -316,6 +316,7 @@ class Rotation:
         self.check_dirs = check_dirs
         self._dirs: Dict[str, LogDir] = {}
         self._idents: Dict[str, safefs.Ident] = {}
+        self._names: Dict[str, Tuple[List[str], List[str]]] = {}   # log: (names before, names after)
         if signal:
             signalling.signal_number(signal)
         self.result: Dict[str, Any] = {
@@ -357,8 +358,6 @@ class Rotation:
 
     def _plans(self, logs: List[str], state: StateFile) -> List[LogPlan]:
         plans: List[LogPlan] = []
-        before: List[str] = []
-        after: List[str] = []
         p = self.policy
         for log in logs:
             d = self._dirs[os.path.dirname(log)]
@@ -392,12 +391,17 @@ class Rotation:
             plans.append(plan)
             existing, leftovers = list_rotated(log, p, names_here, d.lstat)
             names = [log] + [r.path for r in existing] + leftovers
-            before.extend(sorted(names))
-            after.extend(_after_names(plan, p, names))
+            self._names[log] = (sorted(names), _after_names(plan, p, names))
+        self._show(plans)
+        return plans
+
+    def _show(self, plans: List[LogPlan]) -> None:
+        """``plan`` and ``diff`` of the result: the rotations that will be made (check mode shows the same)."""
+        before = [name for plan in plans for name in self._names[plan.log][0]]
+        after = [name for plan in plans for name in self._names[plan.log][1]]
         self.result['plan'] = [plan.as_dict() for plan in plans]
         self.result['diff'] = {'before': '\n'.join(before) + ('\n' if before else ''),
                                'after': '\n'.join(after) + ('\n' if after else '')}
-        return plans
 
     def _ids(self, paths: List[str]) -> Dict[safefs.Ident, str]:
         """(device, inode) of each path, taken relative to its directory descriptor (never followed)."""
@@ -531,10 +535,14 @@ class Rotation:
             logs = self._discover()
             self._open_dirs(logs)
             plans = self._plans(logs, state)
+        # The pre-flight only looks (directory access, /proc): check mode makes it too, so that it plans,
+        # reports and diffs what the real run does, not a rotation the real run then refuses.
+        if plans:
+            plans = self._preflight(plans)
+            self._show(plans)
         if check_mode:
             self.result['changed'] = bool(plans) or state.dirty
             return self.result
-        plans = self._preflight(plans) if plans else plans
         errors: List[str] = []
         for plan in plans:
             try:

@@ -30,6 +30,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.timeuti
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 
 INTERVALS = ('daily', 'weekly', 'monthly', 'yearly')
+# A last rotation further ahead than this is not clock skew (DST, a host moved zones): logrotate's 25 hours.
+FUTURE_SLACK = datetime.timedelta(hours=25)
 _UNITS = {'': 1, 'b': 1, 'k': 1024, 'm': 1024 ** 2, 'g': 1024 ** 3, 't': 1024 ** 4}
 _SIZE = re.compile(r'^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$', re.IGNORECASE)
 
@@ -71,6 +73,29 @@ def interval_due(interval: str, last: datetime.datetime, now: datetime.datetime)
 STATE_LIMIT = 64 * safeio.MiB   # one line per rotated log: far below this
 
 
+def _checked_logs(data: Any, path: str) -> Dict[str, Dict[str, str]]:
+    """The ``logs`` mapping of a parsed state file, every entry the shape ``save`` writes.
+
+    Valid JSON of another shape (edited by hand, written by another tool) used to surface as a Python
+    TypeError/AttributeError from deep inside planning; the message names the entry to fix instead.
+    """
+    def bad(what: str) -> OpsReadyError:
+        return OpsReadyError('State file %s is unreadable (%s): fix or remove it (rotations by interval will '
+                             'restart from now).' % (path, what))
+    if not isinstance(data, dict):
+        raise bad('it holds a JSON %s, not an object' % type(data).__name__)
+    logs = data.get('logs', {})
+    if not isinstance(logs, dict):
+        raise bad('"logs" is a JSON %s, not an object of log paths' % type(logs).__name__)
+    for log, entry in logs.items():
+        if not isinstance(entry, dict):
+            raise bad('the entry of %s is a JSON %s, not an object' % (log, type(entry).__name__))
+        moment = entry.get('last_rotated')
+        if moment is not None and not isinstance(moment, str):
+            raise bad('last_rotated of %s is a JSON %s, not an ISO 8601 time' % (log, type(moment).__name__))
+    return dict(logs)
+
+
 class StateFile:
     """JSON ``{"version": 1, "logs": {"/abs/path": {"last_rotated": ISO-8601 UTC}}}`` written atomically."""
 
@@ -85,10 +110,10 @@ class StateFile:
             raw = safeio.read_regular(path, STATE_LIMIT, what='State file', follow=False, single_link=True)
             try:
                 data = json.loads(raw)
-                self.logs = dict(data.get('logs', {}))
-            except (ValueError, AttributeError, RecursionError) as exc:   # RecursionError: nested too deep
+            except (ValueError, RecursionError) as exc:   # RecursionError: nested too deep
                 raise OpsReadyError('State file %s is unreadable (%s): fix or remove it (rotations by interval '
                                     'will restart from now).' % (path, exc))
+            self.logs = _checked_logs(data, path)
         self._original = json.dumps(self.logs, sort_keys=True)
 
     def last_rotated(self, log: str) -> Optional[datetime.datetime]:
@@ -131,6 +156,14 @@ def decide(size: int, last: Optional[datetime.datetime], now: datetime.datetime,
     if interval:
         if last is None:
             return False, 'first seen: %s rotation counts from now' % interval, True
+        if last - now > FUTURE_SLACK:
+            # Not due "until the clock catches up" would stop rotation for years while the log grows
+            # (a clock set ahead when the state was written, a state file from another host); as logrotate.
+            if minsize is not None and size < minsize:
+                return False, 'last rotated %s is in the future but size %d < minsize %d' % (
+                    isoformat(last), size, minsize), False
+            return True, 'last rotated %s is in the future (clock or state file wrong): rotated now' % (
+                isoformat(last)), False
         if interval_due(interval, last, now):
             if minsize is not None and size < minsize:
                 return False, '%s due but size %d < minsize %d' % (interval, size, minsize), False
