@@ -107,7 +107,10 @@ JOIN (SELECT 'pg_proc'::regclass AS cls, p.oid, 'function' AS kind, p.oid::regpr
 WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
 """
 EXTENSION_MEMBERS_SQL = _EXTENSION_MEMBERS.rstrip() + (
-    '\n  AND (m.owner <> e.extowner OR m.config IS NOT NULL OR m.comment IS NOT NULL OR m.attrs IS NOT NULL)\n')
+    # plpgsql (initdb's, in every database): its handlers' attributes only when something else of them changed, so
+    # that a database without extensions of its own records no member and its restore reads none back
+    '\n  AND (m.owner <> e.extowner OR m.config IS NOT NULL OR m.comment IS NOT NULL\n'
+    "       OR (m.attrs IS NOT NULL AND e.extname <> 'plpgsql'))\n")
 EXTENSION_MEMBERS_ALL_SQL = _EXTENSION_MEMBERS
 
 # One row, one JSON document, from the database being dumped (current_database()).

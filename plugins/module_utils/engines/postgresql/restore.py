@@ -70,7 +70,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.base i
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
     grow_pipe, is_encrypted, open_artifact, pipe_artifact_into)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.dbprops import (
-    EXTENSION_MEMBERS_ALL_SQL, RAW_PREFIX, apply_statements, before_load_statements, create_options, describe,
+    BUILT_IN_EXTENSIONS, EXTENSION_MEMBERS_ALL_SQL, RAW_PREFIX, apply_statements, before_load_statements,
+    create_options, describe,
     extension_member_losses, extension_member_statements, extension_names, extension_owner_losses,
     extension_owner_statements,
     extension_statements, is_comment, load_options, locale_settings,
@@ -291,6 +292,12 @@ def check_object_tablespaces(engine: PostgresEngine, manifest: Manifest,
             'SET TABLESPACE, or restore again) - %s' % (where, ', '.join(missing), named)]
 
 
+def _owned_extensions(props: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """The recorded extensions whose owner a restore may have to give back: not plpgsql, which initdb makes in every
+    database (a restore of a database without extensions of its own starts no psql for them)."""
+    return [e for e in props.get('extensions') or [] if e.get('owner') and e.get('name') not in BUILT_IN_EXTENSIONS]
+
+
 def _extension_members(engine: PostgresEngine, database: str) -> List[Dict[str, Any]]:
     rows = engine.client.query_script(UTF8_SCRIPT + CATALOG_SEARCH_PATH + EXTENSION_MEMBERS_ALL_SQL + ';\n',
                                       database=database)
@@ -323,7 +330,7 @@ def extension_member_warnings(engine: PostgresEngine, request: RestoreRequest, m
     lost (or the backup predates the record)."""
     props = manifest.data.get('database_properties') or {}
     warnings: List[str] = []
-    owners_recorded = [e for e in props.get('extensions') or [] if e.get('owner')]
+    owners_recorded = _owned_extensions(props)
     if owners_recorded and not request.no_owner:
         rows = engine.query('SELECT extname, pg_catalog.pg_get_userbyid(extowner) FROM pg_catalog.pg_extension',
                             database=database)
@@ -1168,7 +1175,7 @@ def create_extensions_as_owners(engine: PostgresEngine, props: Dict[str, Any],
                                 available: Dict[str, Tuple[str, List[str]]], name: str, created: List[str]) -> None:
     """The extensions a role other than the restoring one owned, created by that role (``extension_owner_statements``);
     one the server refuses is left to the dump (and named by ``extension_member_warnings``)."""
-    if not any(e.get('owner') for e in props.get('extensions') or []):
+    if not _owned_extensions(props):
         return
     login = engine.query('SELECT current_user', database=name)[0][0]
     made = [str(e.get('name')) for e in props.get('extensions') or []
