@@ -509,6 +509,7 @@ class Catalog:
         if getattr(self, '_index_key', None) != key:
             logs = [m for m in self.entries if m.is_log]
             by_start: Dict[int, Manifest] = {}
+            twice: Set[int] = set()
             ranges = []
             for log in logs:
                 start = log.pos_start
@@ -517,12 +518,18 @@ class Catalog:
                     # inside it): the newest timeline's, as PostgreSQL's recovery_target_timeline = 'latest' reads.
                     # The old one's records after the fork point are not what the later segments continue.
                     held = by_start.get(start)
-                    if held is None or log_timeline(log) > log_timeline(held):
+                    if held is None:
                         by_start[start] = log
+                    else:
+                        twice.add(start)
+                        if log_timeline(log) > log_timeline(held):
+                            by_start[start] = log
                     end = log.pos_end
                     if end is not None:
                         ranges.append((start, end, log))
-            ranges.sort(key=lambda r: (r[0], -log_timeline(r[2])))
+            # The timeline is read only where a start is held twice: it is in the manifest's JSON, which an
+            # indexed manifest would otherwise load for every log of the set.
+            ranges.sort(key=lambda r: (r[0], -log_timeline(r[2]) if r[0] in twice else 0))
             self._index = (logs, by_start, ranges)
             self._index_key = key
         return self._index

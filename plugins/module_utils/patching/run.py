@@ -87,7 +87,7 @@ def patch(opts: Options, check_mode: bool, runner: Optional[ToolRunner] = None) 
     """Plan (check mode) or apply the update; returns the module result."""
     runner = runner or ToolRunner()
     backend = make_backend(opts, runner)
-    if check_mode or not getattr(backend, 'persistent_holds', False):
+    if check_mode or not backend.persistent_holds:
         return _patch(opts, check_mode, runner, backend)
     with holds.exclusive(opts.hold_state_file, opts.lock_timeout):
         return _patch(opts, check_mode, runner, backend)
@@ -97,7 +97,7 @@ def _patch(opts: Options, check_mode: bool, runner: ToolRunner, backend: Any) ->
     started = time.monotonic()
     if backend.name == 'apt':
         apt.ensure_dpkg_consistent(runner)
-    persistent = getattr(backend, 'persistent_holds', False)
+    persistent = backend.persistent_holds
     already_held = backend.held()
     # Holds an interrupted run set and never released: not the operator's, so they go (only those still held).
     leftover = sorted(set(holds.recorded(opts.hold_state_file)) & already_held) if persistent else []
@@ -114,7 +114,7 @@ def _patch(opts: Options, check_mode: bool, runner: ToolRunner, backend: Any) ->
     selective = bool(opts.security_only or opts.only)
     would_remove = [] if selective else list(offered['removals'])
     result: Dict[str, Any] = {'backend': backend.name, 'plan': plan.as_dict(),
-                              'held': [p.as_dict() for p in plan.held], 'changed': bool(leftover) and not check_mode,
+                              'held': [p.as_dict() for p in plan.held],
                               'released_holds': leftover}
     if opts.autoremove:
         would_remove += [name for name in backend.autoremove(simulate=True) if name not in would_remove]

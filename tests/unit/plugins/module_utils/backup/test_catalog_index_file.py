@@ -480,3 +480,18 @@ def test_a_lying_index_in_a_read_only_run_is_answered_around_and_left_unsealed(t
     assert describe(str(tmp_path), now=NOW) == expected
     fresh = catalog_index.read_index(str(tmp_path), os.stat(tmp_path).st_dev)
     assert fresh is not None and 'mariadb' in fresh[1] and 'xariadb' not in fresh[1], 'rebuilt from the manifests'
+
+
+def test_a_sets_logs_in_order_are_answered_without_parsing_their_manifests(tmp_path, parses):
+    """db_backup's log run asks Catalog.logs() of its set: the order of two WAL segments with one number (the
+    timeline) lives in the manifest's JSON, and reading it for every log parsed the whole set on each run (bench:
+    db_backup's catalog work 0.88 -> 1.35 s at 200,000 manifests). Only starts held twice may need it."""
+    make(tmp_path, count=240, databases=2)
+    Catalog(str(tmp_path), database='app01').logs()      # builds the index
+    new_run()
+    parses.clear()
+    logs = Catalog(str(tmp_path), database='app01').logs()
+    assert len(logs) > 100
+    assert parses == [], '%d manifests parsed to order the logs' % len(parses)
+    starts = [log.pos_start for log in logs]
+    assert starts == sorted(starts)
