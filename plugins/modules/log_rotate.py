@@ -238,7 +238,7 @@ rotated:
 compressed:
   description:
     - Rotated copies compressed (plain name, compressed name, sizes).
-    - Empty in check mode (the sizes are not known before): RV(plan) lists what would be compressed.
+    - Empty in check mode (the sizes are not known before); RV(plan) lists what would be compressed.
   returned: success
   type: list
   elements: dict
