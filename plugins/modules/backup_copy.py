@@ -375,6 +375,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup import retention
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common.urlsecrets import url_secrets
 from ansible_collections.opsready.operations.plugins.module_utils.offsite import copy as offsite
 from ansible_collections.opsready.operations.plugins.module_utils.offsite import azure, gcs, stores
 
@@ -459,6 +460,11 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
+    # endpoint_url and account_url are not secret options, yet may carry credentials (a MinIO user:password@host,
+    # an account SAS URL's sig=): starred in every output of the module, Ansible's invocation included
+    for option in ('endpoint_url', 'account_url'):
+        if p[option]:
+            module.no_log_values.update(s for s in url_secrets(p[option]) if len(s) >= 4)
     if p['backend'] == 's3' and not stores.HAS_BOTO3:
         module.fail_json(msg=missing_required_lib('boto3'), exception=str(stores.BOTO3_IMPORT_ERROR))
     if p['backend'] == 'azure' and not azure.HAS_AZURE:
@@ -488,7 +494,11 @@ def main():
     if p['mode'] == 'pull' and any(p[k] is not None for k in retention.KEEP_OPTIONS):
         module.fail_json(msg='Retention options (keep_*) apply to a push; remove them from mode=pull.')
     try:
-        store = build_store(p)
+        try:
+            store = build_store(p)
+        except ValueError as exc:   # the SDKs' refusal of an endpoint, quoting it: a message, not a traceback
+            raise OpsReadyError('backup_copy cannot use the %s destination: %s. Check endpoint_url / account_url.'
+                                % (p['backend'], exc))
         if p['mode'] == 'push':
             policy = retention.Policy.from_params(p)
             result = offsite.push(store, p['src'], engine=p['engine'], database=p['database'],

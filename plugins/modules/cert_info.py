@@ -58,8 +58,18 @@ options:
     type: dict
     default: {}
   privatekey_passphrase:
-    description: Passphrase of encrypted private keys in O(privatekey_paths).
+    description:
+      - Passphrase of encrypted private keys in O(privatekey_paths) that have none of their own in
+        O(privatekey_passphrases).
     type: str
+  privatekey_passphrases:
+    description:
+      - Map of certificate path (as in O(privatekey_paths)) to the passphrase of that certificate's private key,
+        for keys encrypted with different passphrases (the P(opsready.operations.certificates#role) role passes
+        each certificate's own). Overrides O(privatekey_passphrase) for those keys.
+      - The passphrases are never shown (no_log).
+    type: dict
+    default: {}
   ca_bundle:
     description:
       - PEM bundle of trusted CA certificates; when set, RV(certificates[].chain_valid) tells whether each
@@ -226,6 +236,7 @@ def main():
             )),
             privatekey_paths=dict(type='dict', default={}, no_log=False),
             privatekey_passphrase=dict(type='str', no_log=True),
+            privatekey_passphrases=dict(type='dict', default={}, no_log=True),
             ca_bundle=dict(type='path'),
             timeout=dict(type='float', default=10),
             on_error=dict(type='str', choices=['fail', 'report'], default='fail'),
@@ -239,7 +250,8 @@ def main():
     try:
         certificates, errors = inventory.collect(
             p['paths'], p['endpoints'], privatekey_paths=p['privatekey_paths'],
-            passphrase=p['privatekey_passphrase'], ca_bundle=p['ca_bundle'], timeout=p['timeout'],
+            passphrase=p['privatekey_passphrase'], passphrases=p['privatekey_passphrases'], ca_bundle=p['ca_bundle'],
+            timeout=p['timeout'],
             stop_on_error=p['on_error'] == 'fail')
     except OpsReadyError as exc:
         module.fail_json(certificates=[], errors=[], **exc.as_fail_kwargs())

@@ -488,6 +488,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.opsready.operations.plugins.module_utils.common import crypto_guard
 from ansible_collections.opsready.operations.plugins.module_utils.certs import acme_renewal, renewal
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common.urlsecrets import url_secrets
 
 
 def main():
@@ -561,6 +562,9 @@ def main():
     )
     crypto_guard.require(module, crypto_guard.CERTS_MINIMUM, 'cert_renew')
     p = module.params
+    if p['acme']:
+        # a directory URL may carry credentials (a proxy's user:password@, a CA's ?token=): starred in every output
+        module.no_log_values.update(s for s in url_secrets(p['acme']['directory_url']) if len(s) >= 4)
     # Booleans are set (to false) by roles that pass every option, so exclusivity is checked on truth.
     modes = [name for name in ('csr_only', 'install', 'rollback') if p[name]]
     if len(modes) > 1:

@@ -247,7 +247,9 @@ verification:
   type: list
   elements: dict
 deleted:
-  description: Artifacts removed by O(retention).
+  description:
+    - Artifacts removed by O(retention), after the new backup was written (and verified).
+    - In check mode, the ones the real run would remove (its new backup counted as if it were there).
   returned: success
   type: list
   elements: str

@@ -230,7 +230,9 @@ def main():
                 changed = True
                 diffs.append({'before_header': p['textfile_path'], 'after_header': p['textfile_path'],
                               'before': before or '', 'after': text})
-            if not module.check_mode:
+            if module.check_mode:
+                prometheus.check_target(p['textfile_path'])   # the refusal the real run meets
+            else:
                 prometheus.write(p['textfile_path'], text)
                 written['textfile'] = p['textfile_path']
         if p['history_path']:

@@ -227,21 +227,27 @@ EXAMPLES = r'''
 
 RETURN = r'''
 rotated:
-  description: Logs rotated, with the name of their rotated copy, size and the trigger that fired.
+  description:
+    - Logs rotated, with the name of their rotated copy, size and the trigger that fired.
+    - In check mode, the ones that would be (size as the log is now).
   returned: success
   type: list
   elements: dict
   sample: [{"log": "/var/log/myapp/app.log", "rotated_to": "/var/log/myapp/app.log.1", "size": 1048576,
             "reason": "size 1048576 >= 1048576", "mode": "create"}]
 compressed:
-  description: Rotated copies compressed (plain name, compressed name, sizes).
+  description:
+    - Rotated copies compressed (plain name, compressed name, sizes).
+    - Empty in check mode (the sizes are not known before); RV(plan) lists what would be compressed.
   returned: success
   type: list
   elements: dict
   sample: [{"path": "/var/log/myapp/app.log.1", "compressed": "/var/log/myapp/app.log.1.zst",
             "size": 1048576, "compressed_size": 81234}]
 deleted:
-  description: Rotated copies removed (beyond O(rotate), older than O(maxage)).
+  description:
+    - Rotated copies removed (beyond O(rotate), older than O(maxage)).
+    - In check mode, the ones that would be.
   returned: success
   type: list
   elements: str

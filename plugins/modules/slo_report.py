@@ -244,7 +244,9 @@ def main():
         result = report.run(slos, now, history_path=p['history_path'], host=p['host'], client=client,
                             budget_alert_percent=p['budget_alert_percent'])
         result['written'] = {}
-        if p['textfile_path'] and not module.check_mode:
+        if p['textfile_path'] and module.check_mode:
+            prometheus.check_target(p['textfile_path'])   # the refusal the real run meets
+        elif p['textfile_path']:
             prometheus.write(p['textfile_path'], exposition.build(result, now))
             result['written']['textfile'] = p['textfile_path']
     except OpsReadyError as exc:

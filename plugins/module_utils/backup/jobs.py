@@ -12,6 +12,7 @@ Private to opsready.operations; do not import from other collections.
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime
 import os
 import tarfile
@@ -110,6 +111,7 @@ def _run_backup(engine: Engine, opts: BackupOptions, verify: bool, policy: Optio
         result['changed'] = True
         if os.path.isdir(opts.dest):
             result['leftovers_removed'] = remove_leftovers(opts.dest, prefixes, check_mode=True)
+            result['deleted'] = _retain(engine, opts, sets, policy, pending=True, verified=verify)
         return result
     # the engines' tools write through staging names in dest: refused when another account controls it
     safeio.prepare_backup_dir(opts.dest, owner=owner)
@@ -154,11 +156,31 @@ def _run_backup(engine: Engine, opts: BackupOptions, verify: bool, policy: Optio
             raise IntegrityError('The backup was written but failed verification (manifest marked '
                                  'verified=false, so it is never used for a restore): %s' % '; '.join(failures),
                                  manifests=manifests, verification=result['verification'])
-    if policy is not None and not policy.empty:
-        for database in sets:
-            pruned = prune(opts.dest, policy, engine=engine.name, database=database)
-            result['deleted'] += pruned['deleted']
+    result['deleted'] = _retain(engine, opts, sets, policy)
     return result
+
+
+def _retain(engine: Engine, opts: BackupOptions, sets: Sequence[Optional[str]], policy: Optional[retention.Policy],
+            pending: bool = False, verified: bool = False) -> List[str]:
+    """The artifacts ``policy`` deletes from each set of the run, after its backup. ``pending`` (check mode): the
+    run's new backup is not there yet, so each set is planned as if it were (a full kind holds the newest-usable
+    place, a keep_last slot and today's buckets; the newest verified place too when the run ``verified`` it) and
+    nothing is deleted: the list is the one the real run deletes.
+
+    No leftovers here (leftover_min_age=None): the run's own set's were removed under its lock, and another set's
+    unvouched files may be a long run's staging being written right now (its lock is its own)."""
+    deleted: List[str] = []
+    if policy is None or policy.empty:
+        return deleted
+    if pending:
+        policy = copy.copy(policy)
+        policy.pending_full = opts.kind in FULL_KINDS
+        policy.pending_verified = verified
+    for database in sets:
+        pruned = prune(opts.dest, policy, engine=engine.name, database=database, check_mode=pending,
+                       leftover_min_age=None)
+        deleted += pruned['deleted']
+    return deleted
 
 
 def record_source(manifests: List[Dict[str, Any]], held: Dict[str, Optional[Dict[str, Any]]]) -> None:

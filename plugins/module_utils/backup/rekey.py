@@ -47,7 +47,8 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
-from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest, write_manifest
+from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import (
+    Manifest, loads_strict, write_manifest)
 from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import fsync_dir
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
@@ -73,6 +74,8 @@ DROP_AGE = 120
 PENDING = 'rekey_pending'
 # Fault-injection points (tests): the hook is called with (point, artifact id) and may raise.
 POINTS = ('after_partial', 'after_pending', 'after_swap', 'after_manifest')
+# The decrypting child's report (``_DecryptingChild.result``) is a few hundred bytes: anything longer is not one.
+REPORT_LIMIT = 64 * 1024
 # ... and this one, in the parent after the first plaintext block came from the decrypting child (tests kill it).
 STREAM_POINT = 'streaming'
 
@@ -303,15 +306,31 @@ class _DecryptingChild:
     def result(self) -> Dict[str, Any]:
         """The child's report once the stream ended (sha256, size); raises what the child met."""
         raw = b''
-        while True:
+        while len(raw) <= REPORT_LIMIT:
             more = os.read(self._status, 65536)
             if not more:
                 break
             raw += more
-        status = self._reap(kill=False)
-        try:
-            report = json.loads(raw.decode('utf-8')) if raw else None
-        except ValueError:
+        status = self._reap(kill=len(raw) > REPORT_LIMIT)   # a child still writing past the cap is not waited for
+        # The report decides whether the re-encrypted file replaces the old one: read as the catalog reads a
+        # manifest (a duplicated "ok" is not its last value, NaN is not a size), refused whole otherwise.
+        if raw:
+            why = None
+            if len(raw) > REPORT_LIMIT:
+                why = 'more than %d bytes' % REPORT_LIMIT
+            else:
+                try:
+                    report = loads_strict(raw)
+                except ValueError as exc:
+                    why = str(exc)
+                else:
+                    if not isinstance(report, dict):
+                        why = 'not a JSON object'
+            if why is not None:
+                raise OpsReadyError('%s: the process decrypting it sent a report that cannot be trusted (%s); the old '
+                                    'file was kept. Run backup_rekey again; report this as a bug if it recurs.'
+                                    % (self.name, why), path=self.name)
+        else:
             report = None
         if not isinstance(report, dict):
             if os.WIFSIGNALED(status):

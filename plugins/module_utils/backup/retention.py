@@ -74,6 +74,9 @@ class Policy:
         # newest usable full, one keep_last slot, the current day's, week's and month's bucket); never an option, set
         # by the module after the policy is made
         self.pending_full = False
+        # ... and that new full is verified before the prune (a run that verifies: it fails before pruning
+        # otherwise), so it, not the newest verified full of the catalog, is the one kept as such
+        self.pending_verified = False
 
     @property
     def empty(self) -> bool:
@@ -350,9 +353,9 @@ def _rules_keep(entries: List[Manifest], usable: List[Manifest], policy: Policy,
     """The fulls the rules keep among ``usable``, the fulls ``also`` keeps, and the diffs of kept fulls."""
     keep: Dict[str, str] = dict(also)
     verified = [f for f in usable if f.verified is True]
-    if verified:
-        keep[verified[-1].id] = 'newest verified full'
     pending = policy.pending_full   # the new full (check mode) is the newest usable one and holds a keep_last slot
+    if verified and not (pending and policy.pending_verified):
+        keep[verified[-1].id] = 'newest verified full'
     if usable and not pending:
         keep.setdefault(usable[-1].id, 'newest usable full')
     last = (policy.keep_last or 0) - (1 if pending else 0)

@@ -35,11 +35,14 @@ def _entry(cert: x509.Certificate, now: datetime.datetime, source: str, kind: st
 
 def collect(paths: List[str], endpoints: List[Dict[str, Any]], privatekey_paths: Optional[Dict[str, str]] = None,
             passphrase: Optional[str] = None, ca_bundle: Optional[str] = None, timeout: float = 10.0,
-            stop_on_error: bool = True,
-            now: Optional[datetime.datetime] = None) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
-    """(certificates, errors). With ``stop_on_error`` the first error is raised (naming its source)."""
+            stop_on_error: bool = True, now: Optional[datetime.datetime] = None,
+            passphrases: Optional[Dict[str, str]] = None) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
+    """(certificates, errors). With ``stop_on_error`` the first error is raised (naming its source).
+    ``passphrases``: certificate path -> the passphrase of its key in ``privatekey_paths`` (each key its own, as
+    the certificates role holds them), ``passphrase`` for the keys without one."""
     now = now or utcnow()
     keys_by_path = {os.path.abspath(k): v for k, v in (privatekey_paths or {}).items()}
+    passphrase_by_path = {os.path.abspath(k): str(v) for k, v in (passphrases or {}).items() if v is not None}
     trusted = loading.load_certificate_file(ca_bundle)[0] if ca_bundle else None
     certificates: List[Dict[str, Any]] = []
     errors: List[Dict[str, Any]] = []
@@ -67,7 +70,7 @@ def collect(paths: List[str], endpoints: List[Dict[str, Any]], privatekey_paths:
         key = None
         if key_path:
             try:
-                key = loading.load_private_key(key_path, passphrase)
+                key = loading.load_private_key(key_path, passphrase_by_path.get(os.path.abspath(path), passphrase))
             except OpsReadyError as exc:
                 # The certificate is still reported (key_matches stays null); the key error is listed.
                 failed(key_path, exc)

@@ -192,6 +192,7 @@ def record_changes(plan: Plan, result: Dict[str, Any], timestamp: Optional[float
             diffs.append({'before_header': plan.textfile_path, 'after_header': plan.textfile_path,
                           'before': before or '', 'after': text})
         if check_mode:
+            prometheus.check_target(plan.textfile_path)   # the refusal the real run meets
             changed = changed or before != text
         else:
             changed = prometheus.write(plan.textfile_path, text) or changed

@@ -190,10 +190,11 @@ def write_textfile(path: str, text: str, check_mode: bool = False) -> bool:
     # read forever, a device never ends): anything else is refused before a byte is written.
     if safeio.read_regular_or_none(path, 16 * 1024 * 1024, what='Textfile') == text.encode('utf-8'):
         return False
+    # the refusal a real run meets, met in check mode too (check mode said "changed" and the run then failed)
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise OpsReadyError('Textfile directory %s does not exist: create it or point node_exporter\'s '
+                            '--collector.textfile.directory at an existing one.' % directory, path=directory)
     if not check_mode:
-        directory = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(directory):
-            raise OpsReadyError('Textfile directory %s does not exist: create it or point node_exporter\'s '
-                                '--collector.textfile.directory at an existing one.' % directory, path=directory)
         atomic_write_text(path, text, mode=0o644)
     return True

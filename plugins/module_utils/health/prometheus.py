@@ -158,6 +158,18 @@ def current(path: str) -> Optional[str]:
 
 def write(path: str, text: str) -> bool:
     """Replace the textfile with ``text`` atomically; False (nothing written) when it already holds exactly that."""
+    check_target(path)
+    # What is at the final name now must be a regular file or nothing: a directory, a FIFO, a device or
+    # a broken link there is refused by name before anything is written (the rename replaces a link).
+    if current(path) == text:
+        return False
+    atomic_write_text(path, text, mode=0o644)
+    return True
+
+
+def check_target(path: str) -> None:
+    """The refusals ``write`` makes before it writes (the name, the directory): check mode meets them too, so that it
+    does not report a change the real run then refuses."""
     if not path.endswith('.prom'):
         raise OpsReadyError('textfile_path %s must end in .prom: node_exporter\'s textfile collector reads '
                             'only *.prom files.' % path)
@@ -165,9 +177,3 @@ def write(path: str, text: str) -> bool:
     if not os.path.isdir(directory):
         raise OpsReadyError('textfile_path directory %s does not exist: create it (node_exporter '
                             '--collector.textfile.directory) first.' % directory)
-    # What is at the final name now must be a regular file or nothing: a directory, a FIFO, a device or
-    # a broken link there is refused by name before anything is written (the rename replaces a link).
-    if current(path) == text:
-        return False
-    atomic_write_text(path, text, mode=0o644)
-    return True

@@ -541,6 +541,12 @@ class Rotation:
             plans = self._preflight(plans)
             self._show(plans)
         if check_mode:
+            # what the real run reports, as far as it is known before anything is done (a rotated copy's size is
+            # the log's size now; compressed sizes are not known: the plan lists what would be compressed)
+            self.result['rotated'] = [{'log': plan.log, 'rotated_to': plan.rotated_to, 'size': plan.size,
+                                       'reason': plan.reason, 'mode': self.policy.mode} for plan in plans]
+            self.result['deleted'] = ([path for plan in plans for path in plan.delete]
+                                      + [path for plan in plans for path in plan.delete_after])
             self.result['changed'] = bool(plans) or state.dirty
             return self.result
         errors: List[str] = []
