@@ -211,17 +211,26 @@ def owners_summary(owners: List[Dict[str, Any]]) -> Dict[str, Any]:
 def _owned_as_archived(staging_fd: int, member: tarfile.TarInfo) -> bool:
     """Whether the staged copy of ``member`` has its archived owner and group (a restore by another user than root:
     only the restoring user's own files, in one of its groups, do). The copy put in place keeps them."""
-    parts = [p for p in member.name.split('/') if p not in ('', '.')]
-    holder = _open_parents(staging_fd, parts, member, archive='') if parts else os.dup(staging_fd)
+    st = _staged_stat(staging_fd, [p for p in member.name.split('/') if p not in ('', '.')], member, archive='')
+    return st is None or (st.st_uid, st.st_gid) == (member.uid, member.gid)
+
+
+def _staged_stat(staging_fd: int, parts: List[str], member: tarfile.TarInfo,
+                 archive: str) -> Optional[os.stat_result]:
+    """The lstat of ``member``'s staged copy (``parts`` below the staging directory ``staging_fd``; the staging
+    directory itself when ``parts`` is empty, the archive's root member), entered through its staged parents without
+    following a link; None when it or a directory on its way was not made."""
+    holder = _open_parents(staging_fd, parts, member, archive) if parts else os.dup(staging_fd)
     if holder is None:
-        return True
+        return None
     try:
-        st = os.stat(parts[-1] if parts else '.', dir_fd=holder, follow_symlinks=False)
+        return os.stat(parts[-1] if parts else '.', dir_fd=holder, follow_symlinks=False)
     except FileNotFoundError:
-        return True
+        return None
     finally:
         os.close(holder)
-    return (st.st_uid, st.st_gid) == (member.uid, member.gid)
+
+
 
 
 STAGING_PREFIX = '.opsready-restore-'
@@ -781,16 +790,8 @@ def _link_in_place(dest_fd: int, dest: str, member: tarfile.TarInfo, st: Optiona
     """Make ``name`` a hard link to the restored ``member.linkname``: None when it already is one, True when it was
     linked now, False when that file is not a regular file in place (the staged copy is moved in instead)."""
     parts = [p for p in member.linkname.split('/') if p]
-    try:
-        holder = _open_under(dest_fd, dest, parts[:-1], create=False)
-    except (OSError, OpsReadyError):
-        return False
-    try:
-        try:
-            first = os.stat(parts[-1], dir_fd=holder, follow_symlinks=False)
-        except FileNotFoundError:
-            return False
-        if not stat.S_ISREG(first.st_mode):
+    with _in_place(dest_fd, dest, parts) as (holder, first):
+        if holder is None or first is None or not stat.S_ISREG(first.st_mode):
             return False
         if st is not None and (st.st_dev, st.st_ino) == (first.st_dev, first.st_ino):
             return None
@@ -802,8 +803,27 @@ def _link_in_place(dest_fd: int, dest: str, member: tarfile.TarInfo, st: Optiona
             os.unlink(temp, dir_fd=parent_fd)
             raise
         return True
+
+
+@contextlib.contextmanager
+def _in_place(dest_fd: int, dest: str, parts: List[str]) -> Iterator[Tuple[Optional[int], Optional[os.stat_result]]]:
+    """The directory holding ``parts[-1]`` under dest, entered as ``_open_under`` does (None when it is missing or
+    its way refused), and the lstat of ``parts[-1]`` in it (None when nothing is there); closed on leaving."""
+    try:
+        parent: Optional[int] = _open_under(dest_fd, dest, parts[:-1], create=False)
+    except (OSError, OpsReadyError):
+        parent = None
+    if parent is None:
+        yield None, None
+        return
+    try:
+        try:
+            st: Optional[os.stat_result] = os.stat(parts[-1], dir_fd=parent, follow_symlinks=False)
+        except FileNotFoundError:
+            st = None
+        yield parent, st
     finally:
-        os.close(holder)
+        os.close(parent)
 
 
 def _refuse_type_conflicts(dest_fd: int, dest: str, members: List[tarfile.TarInfo]) -> None:
@@ -899,12 +919,8 @@ def _refuse_fixed_files(staging_fd: int, dest_fd: int, dest: str, members: List[
             if member.isdir():
                 fixed_dirs['/'.join(parts)] = flag
                 if flag:
-                    staged = _open_parents(staging_fd, parts, member, archive='')
-                    if staged is not None:
-                        try:
-                            want = os.stat(parts[-1], dir_fd=staged, follow_symlinks=False)
-                        finally:
-                            os.close(staged)
+                    want = _staged_stat(staging_fd, parts, member, archive='')
+                    if want is not None:
                         fd = os.open(parts[-1], _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=parent)
                         try:
                             settled = _dir_settled(fd, member, want.st_uid, want.st_gid)
@@ -958,15 +974,9 @@ def _dirs_to_settle(staging_fd: int, dest_fd: int, dest: str, dirs: List[tarfile
     found = []
     for member in dirs:
         parts = [p for p in member.name.split('/') if p]
-        holder = _open_parents(staging_fd, parts, member, archive) if parts else os.dup(staging_fd)
-        if holder is None:
+        staged = _staged_stat(staging_fd, parts, member, archive)
+        if staged is None:
             continue
-        try:
-            staged = os.stat(parts[-1] if parts else '.', dir_fd=holder, follow_symlinks=False)
-        except FileNotFoundError:
-            continue
-        finally:
-            os.close(holder)
         try:
             fd = _open_under(dest_fd, dest, parts, create=False)
         except FileNotFoundError:
@@ -1048,20 +1058,12 @@ def _swap_in(staging_fd: int, dest: str, members: List[tarfile.TarInfo], dest_fd
         restored.append(target)
     for member in sorted(dirs, key=lambda m: m.name.count('/'), reverse=True):
         parts = [p for p in member.name.split('/') if p]
-        holder = _open_parents(staging_fd, parts, member, archive) if parts else os.dup(staging_fd)
-        if holder is None:
-            continue
-        try:
-            st = os.stat(parts[-1] if parts else '.', dir_fd=holder, follow_symlinks=False)
-        except FileNotFoundError:
-            continue
-        finally:
-            os.close(holder)
-        if not stat.S_ISDIR(st.st_mode):
+        st = _staged_stat(staging_fd, parts, member, archive)
+        if st is None or not stat.S_ISDIR(st.st_mode):
             continue
         # The archived mode and mtime, not the staged directory's: extracting its files changed its mtime, and
         # on Python 3.12+ the tar filter cleared its sticky/setgid and group/other-write bits.
-        fd = _open_under(dest_fd, dest, [p for p in member.name.split('/') if p], create=False)
+        fd = _open_under(dest_fd, dest, parts, create=False)
         try:
             if _dir_settled(fd, member, st.st_uid, st.st_gid):
                 continue   # nothing to set (an immutable directory refuses even a chmod to its own mode)
