@@ -36,6 +36,11 @@ description:
     point); files in O(dest) that are not in the archive are left alone. Restore to another root and
     compare first when in doubt (check mode lists what would change). A name the archive has as a directory and
     the target as something else (or the other way round) is refused before anything moves; nothing is deleted.
+  - Each file is moved in from the staging directory with one rename, which cannot cross file systems, so a restore
+    that would have to change a file behind a mount point inside O(dest) (a separate C(/var) under O(dest=/), a
+    tmpfs) is refused before anything moves, naming those files (check mode too). Files there already as archived
+    do not stop it. Restore them into a directory on that file system (another O(dest)) and move them in, or leave
+    them out with O(only).
   - A symlink in the target where the archive has a directory is followed only when it is root's own, in a
     directory only root can write (C(/var/run -> /run)), and leads to a place under O(dest); otherwise the restore
     is refused before anything moves - a restore into an inspection directory never writes into the live tree
@@ -78,7 +83,11 @@ options:
   only:
     description:
       - Restore only these archived paths (as they were backed up, e.g. V(/etc/myapp/app.conf))
-        and what is below them.
+        and what is below them. V(/) is everything; a trailing or doubled slash changes nothing.
+      - Each must name something in the archive, else the restore fails naming it and restores nothing (a typo
+        used to end C(ok) with nothing restored).
+      - A hard link named without the file it links to is restored as a file with that file's content (left alone
+        when it already holds it), not linked to a name the restore was not asked to touch.
     type: list
     elements: str
   identity:
@@ -101,7 +110,9 @@ notes:
     size and mtime put back is listed; a sparse member's data extents only are read. Directories missing or
     differing in mode, owner, mtime, extended attributes or flags are returned in RV(directories). Run by another
     user than root, it also returns what that run will report in RV(not_restored) (setuid/setgid bits cleared,
-    device nodes not made) and RV(owners_not_restored). Nothing is extracted or written.
+    device nodes not made) and RV(owners_not_restored). Where the real run would refuse before moving anything (a
+    file to change that is immutable or append-only, or in such a directory; one behind a mount point), check mode
+    fails with the same message. Nothing is extracted or written.
 seealso:
   - module: opsready.operations.file_backup
 '''

@@ -28,7 +28,7 @@ import os
 import re
 import stat
 import tempfile
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.cleanup import remove_tree
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
@@ -168,20 +168,28 @@ def filesystem_type(path: str) -> Optional[str]:
     """The type of the filesystem ``path`` lies on (``/proc/self/mountinfo``: the last mount on the longest
     mount point above it), None when it cannot be told."""
     real = os.path.realpath(path)
+    best, found = '', None
+    for mount, fstype in mounts():
+        if (real == mount or real.startswith(mount.rstrip('/') + '/')) and len(mount) >= len(best):
+            best, found = mount, fstype
+    return found
+
+
+def mounts() -> List[Tuple[str, str]]:
+    """Every mount of this process's namespace as (mount point, filesystem type), from ``/proc/self/mountinfo`` in
+    its order (a later mount on the same point hides an earlier one); [] when it cannot be read."""
     try:
         with open(MOUNTINFO, encoding='utf-8', errors='surrogateescape') as handle:
             lines = handle.read().splitlines()
     except OSError:
-        return None
-    best, found = '', None
+        return []
+    found = []
     for line in lines:
         left, sep, right = line.partition(' - ')
         fields = left.split()
         if not sep or len(fields) < 5 or not right.split():
             continue
-        mount = _unescape(fields[4])
-        if (real == mount or real.startswith(mount.rstrip('/') + '/')) and len(mount) >= len(best):
-            best, found = mount, right.split()[0]
+        found.append((_unescape(fields[4]), right.split()[0]))
     return found
 
 

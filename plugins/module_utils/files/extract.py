@@ -25,6 +25,7 @@ import errno
 import fcntl
 import hashlib
 import os
+import posixpath
 import re
 import secrets
 import stat
@@ -38,6 +39,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.manifes
     MANIFEST_SUFFIX, Manifest, read_manifest)
 from ansible_collections.opsready.operations.plugins.module_utils.common.encryption import Identity
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common import scratch
 from ansible_collections.opsready.operations.plugins.module_utils.common.scratch import (
     NETWORK_FILESYSTEMS, filesystem_type, told_left)
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import (
@@ -122,8 +124,7 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
     verify_file(manifest.path, manifest.data['sha256'], manifest.data.get('size'))
     members = list_members(manifest, identities)
     check_members(members, manifest.path)
-    wanted = [m for m in members if not only or any(m.name == o.strip('/') or m.name.startswith(o.strip('/') + '/')
-                                                    for o in only)]
+    wanted = _selected(members, only, manifest.path)
     # once per name: archives written before file_backup dropped overlapping paths hold some members twice (the
     # staged file is moved in once; the second move found nothing)
     unique: Dict[str, tarfile.TarInfo] = {}
@@ -137,8 +138,11 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
     if check_mode:
         foreseen: List[Dict[str, str]] = []
         unowned: List[Dict[str, Any]] = []
-        changed = _would_restore(manifest, identities, wanted, dest, foreseen, unowned)
+        changed = _would_restore(manifest, identities, wanted, dest, foreseen, unowned,
+                                 archived={m.name: m for m in members})
         dirs = {m.name for m in wanted if m.isdir()}
+        listed = set(changed)
+        _refuse_as_the_restore_would(dest, [m for m in wanted if m.name in listed])
         # as the real run counts: the device nodes another user than root cannot make are neither
         made = [m for m in wanted if not m.isdir() and not (m.isdev() and os.geteuid() != 0)]
         return {'restored': [n for n in changed if n not in dirs], 'directories': [n for n in changed if n in dirs],
@@ -198,6 +202,31 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
             'scratch_left': [os.path.join(dest, name)] if left is not None else [], 'warnings': warnings}
 
 
+def _selected(members: List[tarfile.TarInfo], only: Optional[List[str]], archive: str) -> List[tarfile.TarInfo]:
+    """The members ``only`` names (each path as backed up, and what is below it; ``/`` is everything; a trailing or
+    doubled slash changes nothing). A path of ``only`` that names nothing archived is refused: a typo, or a path of
+    another set, ended "ok" with nothing restored."""
+    if not only:
+        return members
+    prefixes = [posixpath.normpath('/' + o).strip('/') for o in only]
+    named: Set[int] = set()
+    found = []
+    for member in members:
+        hits = {i for i, prefix in enumerate(prefixes)
+                if not prefix or member.name == prefix or member.name.startswith(prefix + '/')}
+        if hits:
+            named |= hits
+            found.append(member)
+    missing = [o for i, o in enumerate(only) if i not in named]
+    if missing:
+        example = next((m.name for m in members if not m.isdir()), members[0].name if members else '')
+        raise OpsReadyError('only: %s name%s nothing archived in %s. Nothing was restored; give each path as it was '
+                            'backed up (e.g. /%s), or leave it out.'
+                            % (', '.join(missing), 's' if len(missing) == 1 else '', archive, example),
+                            path=archive, missing=missing)
+    return found
+
+
 OWNERS_LISTED = 20
 
 
@@ -211,17 +240,24 @@ def owners_summary(owners: List[Dict[str, Any]]) -> Dict[str, Any]:
 def _owned_as_archived(staging_fd: int, member: tarfile.TarInfo) -> bool:
     """Whether the staged copy of ``member`` has its archived owner and group (a restore by another user than root:
     only the restoring user's own files, in one of its groups, do). The copy put in place keeps them."""
-    parts = [p for p in member.name.split('/') if p not in ('', '.')]
-    holder = _open_parents(staging_fd, parts, member, archive='') if parts else os.dup(staging_fd)
+    st = _staged_stat(staging_fd, [p for p in member.name.split('/') if p not in ('', '.')], member, archive='')
+    return st is None or (st.st_uid, st.st_gid) == (member.uid, member.gid)
+
+
+def _staged_stat(staging_fd: int, parts: List[str], member: tarfile.TarInfo,
+                 archive: str) -> Optional[os.stat_result]:
+    """The lstat of ``member``'s staged copy (``parts`` below the staging directory ``staging_fd``; the staging
+    directory itself when ``parts`` is empty, the archive's root member), entered through its staged parents without
+    following a link; None when it or a directory on its way was not made."""
+    holder = _open_parents(staging_fd, parts, member, archive) if parts else os.dup(staging_fd)
     if holder is None:
-        return True
+        return None
     try:
-        st = os.stat(parts[-1] if parts else '.', dir_fd=holder, follow_symlinks=False)
+        return os.stat(parts[-1] if parts else '.', dir_fd=holder, follow_symlinks=False)
     except FileNotFoundError:
-        return True
+        return None
     finally:
         os.close(holder)
-    return (st.st_uid, st.st_gid) == (member.uid, member.gid)
 
 
 STAGING_PREFIX = '.opsready-restore-'
@@ -427,6 +463,14 @@ def _fd_path(fd: int) -> str:
     return os.readlink('/proc/self/fd/%d' % fd)
 
 
+def _known_path(fd: int) -> str:
+    """``_fd_path``, or '' where the kernel cannot give it back (a path longer than a page)."""
+    try:
+        return _fd_path(fd)
+    except OSError:
+        return ''
+
+
 def _under(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip('/') + '/')
 
@@ -538,7 +582,8 @@ def _given_owner(parent_fd: Optional[int]) -> Tuple[int, int]:
 
 def _would_restore(manifest: Manifest, identities: Optional[Sequence[Identity]], members: List[tarfile.TarInfo],
                    dest: str, problems: Optional[List[Dict[str, str]]] = None,
-                   owners: Optional[List[Dict[str, Any]]] = None) -> List[str]:
+                   owners: Optional[List[Dict[str, Any]]] = None,
+                   archived: Optional[Dict[str, tarfile.TarInfo]] = None) -> List[str]:
     """Check mode: the names of the non-directory ``members`` a restore into ``dest`` would put in place, by
     ``settled`` as the restore decides. Nothing is extracted: the headers give mode, owner, mtime, attributes and
     flags; a regular file that agrees in all of those (the common case, an unchanged tree) has its data extents
@@ -569,10 +614,15 @@ def _would_restore(manifest: Manifest, identities: Optional[Sequence[Identity]],
             problems.append(cleared['problem'])
         return int(cleared['mode'])
     pending: Dict[str, str] = {}   # member name -> digest of the file in place, to compare with the member's
+    sources: Dict[str, str] = {}   # a hard link's name -> the member holding its bytes (its first name)
+    selected = {m.name for m in members}
 
-    def digest_later(member: tarfile.TarInfo) -> Callable[[int, os.stat_result], bool]:
+    def digest_later(member: tarfile.TarInfo, source: Optional[tarfile.TarInfo] = None
+                     ) -> Callable[[int, os.stat_result], bool]:
         def content(target_fd: int, st: os.stat_result) -> bool:
-            pending[member.name] = _digest_fd(target_fd, st.st_size, _sparse(member))
+            pending[member.name] = _digest_fd(target_fd, st.st_size, _sparse(source or member))
+            if source is not None:
+                sources[member.name] = source.name
             return True   # provisionally: the second pass decides
         return content
 
@@ -613,11 +663,15 @@ def _would_restore(manifest: Manifest, identities: Optional[Sequence[Identity]],
                     st: Optional[os.stat_result] = os.stat(parts[-1], dir_fd=parent, follow_symlinks=False)
                 except FileNotFoundError:
                     st = None
-                if member.islnk():
+                first = (archived or {}).get(member.linkname) if member.islnk() else None
+                if member.islnk() and (member.linkname in selected or first is None):
                     if dest_fd is None or not _hard_linked(dest_fd, dest, member, st):
                         changed.add(member.name)
                     continue
-                if not settled(member, st, parent, parts[-1], archived_wanted(member, digest_later(member), mode)):
+                # (a hard link restored without its first name: compared as a file holding that name's bytes, as
+                # the restore does - see _swap_in)
+                if not settled(member, st, parent, parts[-1],
+                               archived_wanted(first or member, digest_later(member, first), mode)):
                     changed.add(member.name)
                     pending.pop(member.name, None)
             finally:
@@ -626,7 +680,7 @@ def _would_restore(manifest: Manifest, identities: Optional[Sequence[Identity]],
         if dest_fd is not None:
             os.close(dest_fd)
     if pending:
-        changed |= _content_differs(manifest, identities, pending)
+        changed |= _content_differs(manifest, identities, pending, sources)
     # a hard link already in place is still put back when its first name is (a new inode)
     changed |= {m.name for m in members if m.islnk() and m.linkname in changed}
     return [m.name for m in members if m.name in changed]
@@ -699,14 +753,17 @@ def _digest_fd(fd: int, size: int, sparse: bool) -> str:
 
 
 def _content_differs(manifest: Manifest, identities: Optional[Sequence[Identity]],
-                     pending: Dict[str, str]) -> Set[str]:
+                     pending: Dict[str, str], sources: Optional[Dict[str, str]] = None) -> Set[str]:
     """The names in ``pending`` whose member's bytes (read from the archive once more) do not give the digest of
-    the file in place."""
+    the file in place. ``sources`` names, for a hard link's name, the member holding its bytes."""
     differ: Set[str] = set()
+    by_source: Dict[str, List[str]] = {}
+    for name in pending:
+        by_source.setdefault((sources or {}).get(name, name), []).append(name)
     with _corrupt_is_integrity_error(manifest), _open(manifest, identities) as stream:
         with tarfile.open(fileobj=stream, mode='r|') as tar:  # type: ignore[call-overload]
             for member in tar:
-                if member.name not in pending or not member.isfile():
+                if member.name not in by_source or not member.isfile():
                     continue
                 sparse = _sparse(member)
                 digest: Any = safeio.ChunkDigest() if sparse else hashlib.sha256()
@@ -720,8 +777,7 @@ def _content_differs(manifest: Manifest, identities: Optional[Sequence[Identity]
                             break
                         digest.update(piece)
                 found = digest.hexdigest(member.size) if sparse else digest.hexdigest()
-                if found != pending.pop(member.name):
-                    differ.add(member.name)
+                differ.update(name for name in by_source.pop(member.name) if found != pending[name])
         drain(stream)
     return differ
 
@@ -781,16 +837,8 @@ def _link_in_place(dest_fd: int, dest: str, member: tarfile.TarInfo, st: Optiona
     """Make ``name`` a hard link to the restored ``member.linkname``: None when it already is one, True when it was
     linked now, False when that file is not a regular file in place (the staged copy is moved in instead)."""
     parts = [p for p in member.linkname.split('/') if p]
-    try:
-        holder = _open_under(dest_fd, dest, parts[:-1], create=False)
-    except (OSError, OpsReadyError):
-        return False
-    try:
-        try:
-            first = os.stat(parts[-1], dir_fd=holder, follow_symlinks=False)
-        except FileNotFoundError:
-            return False
-        if not stat.S_ISREG(first.st_mode):
+    with _in_place(dest_fd, dest, parts) as (holder, first):
+        if holder is None or first is None or not stat.S_ISREG(first.st_mode):
             return False
         if st is not None and (st.st_dev, st.st_ino) == (first.st_dev, first.st_ino):
             return None
@@ -802,8 +850,27 @@ def _link_in_place(dest_fd: int, dest: str, member: tarfile.TarInfo, st: Optiona
             os.unlink(temp, dir_fd=parent_fd)
             raise
         return True
+
+
+@contextlib.contextmanager
+def _in_place(dest_fd: int, dest: str, parts: List[str]) -> Iterator[Tuple[Optional[int], Optional[os.stat_result]]]:
+    """The directory holding ``parts[-1]`` under dest, entered as ``_open_under`` does (None when it is missing or
+    its way refused), and the lstat of ``parts[-1]`` in it (None when nothing is there); closed on leaving."""
+    try:
+        parent: Optional[int] = _open_under(dest_fd, dest, parts[:-1], create=False)
+    except (OSError, OpsReadyError):
+        parent = None
+    if parent is None:
+        yield None, None
+        return
+    try:
+        try:
+            st: Optional[os.stat_result] = os.stat(parts[-1], dir_fd=parent, follow_symlinks=False)
+        except FileNotFoundError:
+            st = None
+        yield parent, st
     finally:
-        os.close(holder)
+        os.close(parent)
 
 
 def _refuse_type_conflicts(dest_fd: int, dest: str, members: List[tarfile.TarInfo]) -> None:
@@ -838,6 +905,89 @@ def _refuse_type_conflicts(dest_fd: int, dest: str, members: List[tarfile.TarInf
                             'root) and run again.' % ('; '.join(conflicts[:5]), '%d names are of another type'
                                                       % len(conflicts) if len(conflicts) > 1 else 'its type differs'),
                             path=dest)
+
+
+def _other_filesystem(dest_fd: int, dest: str, parts: List[str], below: List[str]) -> Optional[str]:
+    """The deepest directory in place on the way to ``parts[-1]`` under dest when it is on another mount than dest
+    (the staging directory is in dest): on another device, or at or under one of the mount points ``below`` dest (a
+    bind mount of dest's own file system has its device, and a rename across it fails all the same). None when it is
+    on dest's, or the way is refused elsewhere (a planted link)."""
+    device = os.fstat(dest_fd).st_dev
+    held = parts[:-1]
+    while True:
+        try:
+            fd = _open_under(dest_fd, dest, held, create=False)
+            break
+        except (FileNotFoundError, NotADirectoryError):
+            if not held:
+                return None
+            held = held[:-1]   # made by the restore, on the file system of the directory holding it
+        except (OSError, OpsReadyError):
+            return None
+    try:
+        if os.fstat(fd).st_dev == device and not (below and any(_under(_known_path(fd), m) for m in below)):
+            return None
+    finally:
+        os.close(fd)
+    return os.path.join(dest, *held)
+
+
+def _would_move(staging_fd: int, dest_fd: int, dest: str, member: tarfile.TarInfo) -> bool:
+    """Whether ``_swap_in`` may rename ``member``'s staged copy into place: a file, link or node not already as
+    archived (directories are made in place, never moved)."""
+    parts = [p for p in member.name.split('/') if p]
+    if member.isdir() or not parts:
+        return False
+    with _in_place(dest_fd, dest, parts) as (parent, st):
+        return parent is None or st is None or stat.S_ISDIR(st.st_mode) \
+            or _would_change(member, st, staging_fd, parent, parts)
+
+
+def _refuse_as_the_restore_would(dest: str, listed: List[tarfile.TarInfo]) -> None:
+    """Check mode: fail as the restore would before moving anything, over the members check mode ``listed`` (file
+    flags in the way, files behind a mount point): a dry run listed what the real run then refused to do."""
+    try:
+        dest_fd = os.open(dest, _DIR_FLAGS)
+    except OSError:
+        return   # no dest yet: nothing in the way
+    try:
+        _refuse_fixed_files(dest_fd, dest, listed, lambda member, st, parent, parts: True)
+        _refuse_other_filesystems(dest_fd, dest, [m for m in listed if not m.isdir()])
+    finally:
+        os.close(dest_fd)
+
+
+def _refuse_other_filesystems(dest_fd: int, dest: str, members: List[tarfile.TarInfo],
+                              moves: Optional[Callable[[tarfile.TarInfo], bool]] = None) -> None:
+    """Refuse, before anything is moved, a restore that would have to move a file onto another file system than
+    dest's (a mount point inside dest: a separate /var under a restore to /, a tmpfs): each file is moved in from the
+    staging directory in dest with one rename, which fails there (EXDEV), and the restore stopped halfway with the
+    files before it already replaced. ``members`` are those the restore may put in place (check mode: those it
+    lists), ``moves`` says of one behind a mount point whether it would be moved (not when in place as archived:
+    asked only there, as it compares content)."""
+    found = []
+    mounts: Set[str] = set()
+    seen: Dict[str, Optional[str]] = {}   # a directory's answer, once (most files share theirs)
+    root = _known_path(dest_fd)
+    below = [m for m, _type in scratch.mounts() if root and m != root and _under(m, root)]
+    for member in members:
+        parts = [p for p in member.name.split('/') if p]
+        holder = '/'.join(parts[:-1])
+        if holder not in seen:
+            seen[holder] = _other_filesystem(dest_fd, dest, parts, below)
+        mount = seen[holder]
+        if mount is not None and (moves is None or moves(member)):
+            found.append(os.path.join(dest, member.name))
+            mounts.add(mount)
+    if found:
+        them = 'them' if len(found) > 1 else 'it'
+        raise OpsReadyError('Cannot restore %s: %s behind a mount point inside %s (%s), and a restore moves each file '
+                            'in from its staging directory in %s with one rename, which cannot cross mount points. '
+                            'Nothing was changed; restore %s into a directory on that file system (another dest) and '
+                            'move %s into place, or leave %s out with only.'
+                            % ('; '.join(found[:5]) + (' and %d more' % (len(found) - 5) if len(found) > 5 else ''),
+                               'they are' if len(found) > 1 else 'it is', dest, 'under ' + ', '.join(sorted(mounts)),
+                               dest, them, them, them), path=dest, other_filesystem=found)
 
 
 FS_IOC_GETFLAGS = 0x80086601
@@ -875,10 +1025,31 @@ def _dir_settled(fd: int, member: tarfile.TarInfo, uid: int, gid: int) -> bool:
             and set(safeio.kept_flags(fd)) == set(archived_flags(member)))
 
 
-def _refuse_fixed_files(staging_fd: int, dest_fd: int, dest: str, members: List[tarfile.TarInfo]) -> None:
+Changes = Callable[[tarfile.TarInfo, os.stat_result, int, List[str]], bool]
+
+
+def _staged_changes(staging_fd: int) -> Changes:
+    """The restore's answer for ``_refuse_fixed_files``: whether the entry in place (``st``, ``parts[-1]`` in the
+    directory ``parent``) differs from the member's staged copy (a directory in mode, owner, times, attributes)."""
+    def changes(member: tarfile.TarInfo, st: os.stat_result, parent: int, parts: List[str]) -> bool:
+        if not member.isdir():
+            return _would_change(member, st, staging_fd, parent, parts)
+        want = _staged_stat(staging_fd, parts, member, archive='')
+        if want is None:
+            return False
+        fd = os.open(parts[-1], _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=parent)
+        try:
+            return not _dir_settled(fd, member, want.st_uid, want.st_gid)
+        finally:
+            os.close(fd)
+    return changes
+
+
+def _refuse_fixed_files(dest_fd: int, dest: str, members: List[tarfile.TarInfo], changes: Changes) -> None:
     """Refuse, before anything is moved, a restore that would have to change an immutable or append-only file or
     directory (or put a file into such a directory): the rename or chmod fails with EPERM, and the restore stopped
-    halfway with the members before it already replaced. One that already holds what the archive has is fine."""
+    halfway with the members before it already replaced. One that already holds what the archive has is fine:
+    ``changes`` says which do not (the restore: ``_staged_changes``; check mode: those it lists)."""
     found = []
     fixed_dirs: Dict[str, str] = {}
     for member in members:
@@ -898,20 +1069,8 @@ def _refuse_fixed_files(staging_fd: int, dest_fd: int, dest: str, members: List[
             flag = _fixed_flags(parent, parts[-1], st) if st is not None else ''
             if member.isdir():
                 fixed_dirs['/'.join(parts)] = flag
-                if flag:
-                    staged = _open_parents(staging_fd, parts, member, archive='')
-                    if staged is not None:
-                        try:
-                            want = os.stat(parts[-1], dir_fd=staged, follow_symlinks=False)
-                        finally:
-                            os.close(staged)
-                        fd = os.open(parts[-1], _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=parent)
-                        try:
-                            settled = _dir_settled(fd, member, want.st_uid, want.st_gid)
-                        finally:
-                            os.close(fd)
-                        if not settled:
-                            found.append('%s (%s, its mode, owner, times or attributes differ)' % (where, flag))
+                if flag and st is not None and changes(member, st, parent, parts):
+                    found.append('%s (%s, its mode, owner, times or attributes differ)' % (where, flag))
                 continue
             holder = '/'.join(parts[:-1])
             parent_flag = fixed_dirs.get(holder)
@@ -922,7 +1081,7 @@ def _refuse_fixed_files(staging_fd: int, dest_fd: int, dest: str, members: List[
             if not (flag or blocked):
                 continue
             # only now compared (the content read once more): the common case, no flag anywhere, costs an ioctl
-            if st is not None and not _would_change(member, st, staging_fd, parent, parts):
+            if st is not None and not changes(member, st, parent, parts):
                 continue
             found.append('%s (%s)' % (where, flag) if flag else '%s (its directory is %s)' % (where, parent_flag))
         finally:
@@ -958,15 +1117,9 @@ def _dirs_to_settle(staging_fd: int, dest_fd: int, dest: str, dirs: List[tarfile
     found = []
     for member in dirs:
         parts = [p for p in member.name.split('/') if p]
-        holder = _open_parents(staging_fd, parts, member, archive) if parts else os.dup(staging_fd)
-        if holder is None:
+        staged = _staged_stat(staging_fd, parts, member, archive)
+        if staged is None:
             continue
-        try:
-            staged = os.stat(parts[-1] if parts else '.', dir_fd=holder, follow_symlinks=False)
-        except FileNotFoundError:
-            continue
-        finally:
-            os.close(holder)
         try:
             fd = _open_under(dest_fd, dest, parts, create=False)
         except FileNotFoundError:
@@ -989,7 +1142,9 @@ def _swap_in(staging_fd: int, dest: str, members: List[tarfile.TarInfo], dest_fd
     restored = []
     placed = {m.name for m in members}
     _refuse_type_conflicts(dest_fd, dest, members)
-    _refuse_fixed_files(staging_fd, dest_fd, dest, members)
+    _refuse_fixed_files(dest_fd, dest, members, _staged_changes(staging_fd))
+    _refuse_other_filesystems(dest_fd, dest, [m for m in members if not m.isdir()],
+                              lambda member: _would_move(staging_fd, dest_fd, dest, member))
     # Directories first (parents before children), files after; directory modes re-applied last
     # so a read-only directory does not block its own files.
     dirs = [m for m in members if m.isdir()]
@@ -1022,8 +1177,10 @@ def _swap_in(staging_fd: int, dest: str, members: List[tarfile.TarInfo], dest_fd
                 st = None
             # left alone only when nothing rsync -a would see differs: same bytes (or link target), mode, owner
             # and mtime; the same content with another owner or mtime is put back from staging
-            if (member.isfile() or member.issym() or member.isdev()) \
-                    and settled(member, st, parent_fd, name, staged_wanted(member, staged_fd, name)):
+            # (a hard link whose first name this restore does not put in place is such a file: its staged copy)
+            alone = member.isfile() or member.issym() or member.isdev() or (
+                member.islnk() and member.linkname not in placed)
+            if alone and settled(member, st, parent_fd, name, staged_wanted(member, staged_fd, name)):
                 continue
             if st is not None and stat.S_ISDIR(st.st_mode):
                 raise OpsReadyError('Cannot restore file %s: a directory is in the way.' % target, path=target)
@@ -1048,20 +1205,12 @@ def _swap_in(staging_fd: int, dest: str, members: List[tarfile.TarInfo], dest_fd
         restored.append(target)
     for member in sorted(dirs, key=lambda m: m.name.count('/'), reverse=True):
         parts = [p for p in member.name.split('/') if p]
-        holder = _open_parents(staging_fd, parts, member, archive) if parts else os.dup(staging_fd)
-        if holder is None:
-            continue
-        try:
-            st = os.stat(parts[-1] if parts else '.', dir_fd=holder, follow_symlinks=False)
-        except FileNotFoundError:
-            continue
-        finally:
-            os.close(holder)
-        if not stat.S_ISDIR(st.st_mode):
+        st = _staged_stat(staging_fd, parts, member, archive)
+        if st is None or not stat.S_ISDIR(st.st_mode):
             continue
         # The archived mode and mtime, not the staged directory's: extracting its files changed its mtime, and
         # on Python 3.12+ the tar filter cleared its sticky/setgid and group/other-write bits.
-        fd = _open_under(dest_fd, dest, [p for p in member.name.split('/') if p], create=False)
+        fd = _open_under(dest_fd, dest, parts, create=False)
         try:
             if _dir_settled(fd, member, st.st_uid, st.st_gid):
                 continue   # nothing to set (an immutable directory refuses even a chmod to its own mode)

@@ -101,6 +101,26 @@ def read_fd(fd: int, path: str, limit: int, what: str) -> bytes:
     return b''.join(chunks)
 
 
+def open_checked(path: str, limit: int, what: str, follow: bool, dir_fd: Optional[int] = None) -> int:
+    """A read-only descriptor of ``path`` once a stat shows a regular file of at most ``limit`` bytes: devices and
+    FIFOs are refused before they are even opened (opening a tape or a serial line can have effects; the caller's
+    fstat decides). ``follow=False``: a symlink at the final name is refused (``UnsafeFileError``), never opened.
+    Any other failure of the stat or the open is its ``OSError``, for the caller to word."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, 'O_CLOEXEC', 0)
+    if not follow:
+        flags |= os.O_NOFOLLOW
+    try:
+        st = os.stat(path, dir_fd=dir_fd, follow_symlinks=follow)
+        if not stat.S_ISLNK(st.st_mode):
+            _check_stat(path, st, limit, what)
+            return os.open(path, flags, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP or follow:
+            raise
+    raise UnsafeFileError('%s %s is a symlink and symlinks are not followed here (someone else could have planted '
+                          'it): it was not read.' % (what, path), path=path)
+
+
 def read_regular(path: str, limit: int, what: str = 'File', follow: bool = True,
                  dir_fd: Optional[int] = None, single_link: bool = False) -> bytes:
     """The content of ``path`` when it is a regular file of at most ``limit`` bytes.
@@ -109,24 +129,9 @@ def read_regular(path: str, limit: int, what: str = 'File', follow: bool = True,
     refuses a file with more than one name: in a directory another account writes, a hard link it planted to a
     root-only file (where fs.protected_hardlinks is off) would make root read that file as this one.
     """
-    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, 'O_CLOEXEC', 0)
-    if not follow:
-        flags |= os.O_NOFOLLOW
     try:
-        # A first stat refuses devices and FIFOs before they are even opened (opening a tape or a
-        # serial line can have effects); the fstat below decides.
-        st = os.stat(path, dir_fd=dir_fd, follow_symlinks=follow)
-        if stat.S_ISLNK(st.st_mode):
-            raise UnsafeFileError('%s %s is a symlink and symlinks are not followed here (someone else could '
-                                  'have planted it): it was not read.' % (what, path), path=path)
-        _check_stat(path, st, limit, what)
-        fd = os.open(path, flags, dir_fd=dir_fd)
-    except UnsafeFileError:
-        raise
+        fd = open_checked(path, limit, what, follow, dir_fd)
     except OSError as exc:
-        if exc.errno == errno.ELOOP and not follow:
-            raise UnsafeFileError('%s %s is a symlink and symlinks are not followed here (someone else could '
-                                  'have planted it): it was not read.' % (what, path), path=path)
         if exc.errno in (errno.ENOENT, errno.ELOOP) and dir_fd is None and os.path.islink(path):
             raise UnsafeFileError(explain_missing(path, what), path=path, errno=exc.errno)
         raise UnsafeFileError('Cannot read %s %s: %s.' % (what.lower(), path, exc.strerror), path=path,

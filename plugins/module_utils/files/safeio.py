@@ -34,7 +34,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
 
 # read_regular and its helpers live in safe_read (what catalog readers import alone); the same objects here.
 from ansible_collections.opsready.operations.plugins.module_utils.files.safe_read import (  # noqa: F401  # pylint: disable=unused-import
-    MiB, UnsafeFileError, _check_stat, explain_missing, human_size, kind_of, read_fd, read_regular)
+    MiB, UnsafeFileError, _check_stat, explain_missing, human_size, kind_of, open_checked, read_fd, read_regular)
 
 
 def uid_name(uid: int) -> str:
@@ -574,23 +574,9 @@ def open_regular_stream(path: str, what: str = 'File', missing_ok: bool = False,
     exist and ``missing_ok``. For append-only histories that may be big: read them with ``iter_lines``.
     ``follow=False``: a symlink at the final name is refused (a history in a directory another account can write,
     which could link it to a file of root's that root would then read and chart)."""
-    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, 'O_CLOEXEC', 0)
-    if not follow:
-        flags |= os.O_NOFOLLOW
     try:
-        # stat first: a FIFO or a device is refused before it is opened (opening a FIFO blocks).
-        st = os.stat(path, follow_symlinks=follow)
-        if stat.S_ISLNK(st.st_mode):
-            raise UnsafeFileError('%s %s is a symlink and symlinks are not followed here (someone else could have '
-                                  'planted it): it was not read.' % (what, path), path=path)
-        _check_stat(path, st, limit, what)
-        fd = os.open(path, flags)
-    except UnsafeFileError:
-        raise
+        fd = open_checked(path, limit, what, follow)   # a FIFO or a device refused before it is opened (a FIFO blocks)
     except OSError as exc:
-        if exc.errno == errno.ELOOP and not follow:
-            raise UnsafeFileError('%s %s is a symlink and symlinks are not followed here (someone else could have '
-                                  'planted it): it was not read.' % (what, path), path=path)
         if exc.errno == errno.ENOENT and missing_ok and not os.path.islink(path):
             return None
         raise UnsafeFileError(explain_missing(path, what) or 'Cannot read %s %s: %s.'
