@@ -241,6 +241,12 @@ def _fence(node: MariaNode, st: Dict[str, Any], new_primary: str, check_mode: bo
     return record
 
 
+def _clear_fence(node: MariaNode) -> None:
+    """Remove the fence record of a node that replicates again."""
+    if node.spec.data_dir and os.path.isfile(os.path.join(node.spec.data_dir, FENCE_FILE)):
+        os.unlink(os.path.join(node.spec.data_dir, FENCE_FILE))
+
+
 def _kill_clients(node: MariaNode) -> None:
     for row in node.query("SELECT ID FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND COMMAND "
                           "NOT IN ('Binlog Dump', 'Binlog Dump GTID', 'Daemon', 'Slave_IO', 'Slave_SQL')"):
@@ -454,8 +460,7 @@ def rejoin(specs: Sequence[NodeSpec], node_name: str, primary: str, repl_user: s
                                 'SHOW SLAVE STATUS there.' % (node_name, primary, waited, why), steps=steps)
         time.sleep(0.1)
     steps.append({'step': 'caught up with %s' % pos, 'node': node_name, 'seconds': round(time.monotonic() - t, 3)})
-    if node.spec.data_dir and os.path.isfile(os.path.join(node.spec.data_dir, FENCE_FILE)):
-        os.unlink(os.path.join(node.spec.data_dir, FENCE_FILE))  # a replica now: the fence did its job
+    _clear_fence(node)   # a replica now: the fence did its job
     after = [_summary(node_name, node.status()), _summary(primary, new.status())]
     return {'changed': True, 'plan': plan, 'steps': steps, 'nodes': after, 'rejoined': node_name, 'errant': [],
             'msg': '%s replicates from %s with GTID and stays read_only.' % (node_name, primary)}
