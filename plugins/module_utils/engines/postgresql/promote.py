@@ -223,6 +223,14 @@ class PgNode:
                                 'must run on the host of %s (delegate_to).' % (self.name, data_dir, self.name))
         return data_dir
 
+    def remove_standby_signal(self) -> bool:
+        """Remove standby.signal from the data directory; True when it was there."""
+        signal = os.path.join(self._data_dir('rejoin'), 'standby.signal')
+        if not os.path.exists(signal):
+            return False
+        os.unlink(signal)
+        return True
+
     def has_data_dir(self) -> bool:
         return bool(self.spec.data_dir) and os.path.isfile(os.path.join(self.spec.data_dir or '', 'PG_VERSION'))
 
@@ -796,12 +804,9 @@ def rejoin(group: Group, node_name: str, primary: str, rewind: bool, check_mode:
                                       'user': src.user or 'postgres', 'dbname': 'postgres'})
         # the login (password or passfile) from the engine client's environment, never in argv
         env = new_node.engine.env()
-        signal = os.path.join(data_dir, 'standby.signal')
         # pg_rewind first runs crash recovery in single-user mode, which refuses a standby.signal: take the fence
         # off for that run only; the server is stopped and we put it back whatever happens.
-        had_signal = os.path.exists(signal)
-        if had_signal:
-            os.unlink(signal)
+        had_signal = node.remove_standby_signal()
         try:
             rc, out, err = group.step('pg_rewind', node_name, lambda: node.run_as_owner(
                 [node.tool('pg_rewind'), '--target-pgdata', data_dir, '--source-server', source_info, '--progress'],
