@@ -777,15 +777,8 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, chain: List
             raise
         raise told
     left = _remove_staging([waldir], 'the WAL this run replayed')
-    replaced = False
-    if before['exists']:
-        aside = '%s.opsready-old-%s' % (datadir, token)
-        os.rename(datadir, aside)
-        os.rename(staging, datadir)
-        left += _remove_staging([aside], 'the cluster this run replaced')
-        replaced = True
-    else:
-        os.rename(staging, datadir)
+    left += _put_in_place(datadir, staging, token, before['exists'])
+    replaced = before['exists']
     # Settings that pointed at the staging directory now point at datadir (atomically: a crash here must not
     # leave the recovered cluster with an empty configuration).
     with ClusterDir(datadir, (uid, gid), what='datadir', marker='PG_VERSION', made_here=True) as cluster:
@@ -829,6 +822,18 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, chain: List
     if warnings:
         result['warnings'] = warnings
     return result
+
+
+def _put_in_place(datadir: str, staging: str, token: str, exists: bool) -> List[Dict[str, Any]]:
+    """The recovered cluster renamed to ``datadir`` (the one there, if any, renamed aside and removed); the removals
+    that failed."""
+    if not exists:
+        os.rename(staging, datadir)
+        return []
+    aside = '%s.opsready-old-%s' % (datadir, token)
+    os.rename(datadir, aside)
+    os.rename(staging, datadir)
+    return _remove_staging([aside], 'the cluster this run replaced')
 
 
 def recovered_point(base: Manifest, last: Optional[datetime.datetime]) -> Dict[str, Any]:
