@@ -552,3 +552,32 @@ def test_pg_start_log_dir_through_a_swapped_data_dir(racer_user, arena, monkeypa
     fault.lost(outside_touched=touched(before, after))
     assert touched(before, after) == 0, _changed(before, after)
     assert error is not None and str(data_dir) in str(error) and not ran, (error, ran)
+
+
+@pytest.mark.fast
+@pytest.mark.fault(fault='the postgres account swaps datadir\'s parent for a link to a directory of root\'s holding a '
+                         '"main.run" before PITR gives the run directory (and all in it) to the server\'s account',
+                   component='db_restore PostgreSQL PITR (engines/postgresql/pitr._secure_tree)',
+                   expected='refused naming the link; nothing of root\'s chowned or chmodded')
+def test_pitr_secure_tree_through_a_swapped_parent(racer_user, arena, fault):
+    user, outside, base = racer_user, arena['outside'], arena['base']
+    parent = user_dir(user_dir(base / 'postgresql', user) / '16', user)
+    rundir = parent / 'main.run'
+    rundir.mkdir(mode=0o700)
+    victim = outside / 'etc'
+    (victim / 'main.run').mkdir(mode=0o755)
+    (victim / 'main.run' / 'keys').write_text('root only\n')
+    os.chmod(victim / 'main.run' / 'keys', 0o600)
+    as_user(user, 'mv %s %s.away && ln -s %s %s' % (parent, parent, victim, parent))
+    before = snapshot(outside)
+    error = None
+    try:
+        pitr._secure_tree(str(rundir), user.pw_uid, user.pw_gid)
+    except OpsReadyError as exc:
+        error = exc
+    after = snapshot(outside)
+    fault.observed('%s; files in root\'s directory touched: %d'
+                   % ('refused: %s' % str(error)[:160] if error else 'chowned', touched(before, after)))
+    fault.lost(outside_touched=touched(before, after))
+    assert touched(before, after) == 0, _changed(before, after)
+    assert error is not None and 'symlink' in str(error), error

@@ -154,23 +154,29 @@ def _secure_tree(top: str, uid: int, gid: int) -> None:
     -> /etc) or swap one of our directories for one. Everything here goes through descriptors opened without
     following links (``fwalk`` with ``follow_symlinks=False`` walks a top only when it is not a link, and never
     descends through one); a link at ``top`` fails the run."""
+    # The parent opened one component at a time (a link another account controls on the way is refused), the
+    # directory by its last name without following it, and the walk made below that descriptor, never by path: the
+    # account owning the directories above could swap one for a link to a directory of root's holding the same name.
+    parent_fd = open_directory(os.path.dirname(top))
     try:
-        fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(os.path.basename(top), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     dir_fd=parent_fd)
     except OSError as exc:
         raise OpsReadyError('%s is not a directory of this run (%s): refusing to change its owner or mode. Remove '
                             'it (another account may have planted a link there) and run again.'
                             % (top, exc.strerror or exc), path=top)
+    finally:
+        os.close(parent_fd)
     try:
         os.fchmod(fd, 0o700)
-        if os.geteuid() == 0:
-            os.fchown(fd, uid, gid)
+        if os.geteuid() != 0:
+            return
+        os.fchown(fd, uid, gid)
+        for _dirpath, dirnames, filenames, dir_fd in os.fwalk('.', follow_symlinks=False, dir_fd=fd):
+            for name in dirnames + filenames:
+                os.chown(name, uid, gid, dir_fd=dir_fd, follow_symlinks=False)
     finally:
         os.close(fd)
-    if os.geteuid() != 0:
-        return
-    for _dirpath, dirnames, filenames, dir_fd in os.fwalk(top, follow_symlinks=False):
-        for name in dirnames + filenames:
-            os.chown(name, uid, gid, dir_fd=dir_fd, follow_symlinks=False)
 
 
 def _make_rundir(rundir: str) -> None:
