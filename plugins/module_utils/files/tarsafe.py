@@ -457,12 +457,18 @@ def _suppress_missing() -> Iterator[None]:
         pass
 
 
-def extract_all(tar: tarfile.TarFile, dest: str, numeric_owner: bool = False, archive: str = '') -> None:
+def extract_all(tar: tarfile.TarFile, dest: str, numeric_owner: bool = False, archive: str = '',
+                dest_fd: Optional[int] = None) -> None:
     """Extract a whole (possibly streamed) archive, checking each member as it is read.
 
     ``extractall`` is kept (rather than a loop of ``extract``) because it sets directory modes and
     times last, after their contents are written: a 0700 PostgreSQL data directory stays 0700.
+    ``dest_fd``: a descriptor of ``dest``; every member is then written relative to it (``_extract_all_at``).
     """
+    if dest_fd is not None:
+        _extract_all_at(tar, dest_fd, numeric_owner, archive)
+        return
+
     def checked() -> Iterator[tarfile.TarInfo]:
         for member in tar:
             check_members([member], archive)
@@ -473,3 +479,37 @@ def extract_all(tar: tarfile.TarFile, dest: str, numeric_owner: bool = False, ar
             yield member
     tar.extractall(  # nosec B202 # members checked one by one
         dest, members=checked(), numeric_owner=numeric_owner, **_filter_kwargs())
+
+
+def _extract_all_at(tar: tarfile.TarFile, dest_fd: int, numeric_owner: bool, archive: str) -> None:
+    """``extract_all`` relative to the descriptor of the root, never by its name: the root may sit in a directory
+    another account owns (a PITR staging directory beside a data directory, in the postgres account's
+    /var/lib/postgresql/16), which could rename it away and link its name to a directory of root's while members are
+    written. Directories are made 0700 (root's own access while they fill) and given their archived mode and time
+    after every member, as ``extractall`` does."""
+    directories: List[tarfile.TarInfo] = []
+    for member in tar:
+        if member.ischr() or member.isblk():
+            # a PostgreSQL base backup or WAL archive never holds one: a device node there is not ours
+            _refuse([(member.name, 'device file')], archive)
+        if member.isdir():
+            directories.append(member)
+            member = copy.copy(member)
+            member.mode = 0o700
+        extract_member(tar, member, '/proc/self/fd/%d' % dest_fd, numeric_owner=numeric_owner, archive=archive,
+                       dest_fd=dest_fd)
+    for member in reversed(directories):
+        parts = [p for p in member.name.split('/') if p not in ('', '.')]
+        holder = _open_parents(dest_fd, parts, member, archive) if parts else None
+        if holder is None:
+            continue   # the root itself: its mode is its maker's
+        try:
+            fd = os.open(parts[-1], _DIR_FLAGS, dir_fd=holder)
+        finally:
+            os.close(holder)
+        try:
+            os.fchmod(fd, member.mode & 0o7777)
+            ns = mtime_ns(member)
+            os.utime(fd, ns=(ns, ns))
+        finally:
+            os.close(fd)

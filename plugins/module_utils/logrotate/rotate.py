@@ -123,12 +123,13 @@ class _Step:
         if self.linked is not None:
             name, expect = self.linked
             if not self.d.unlink_if(name, expect):
-                problems.append('%s could not be removed' % name)
+                problems.append('%s could not be removed' % self.d.full(name))
         for src, dst in reversed(self.moved):
             try:
                 self.d.move_no_replace(dst, src)
             except OSError as exc:
-                problems.append('%s could not be renamed back to %s (%s)' % (dst, src, exc.strerror or exc))
+                problems.append('%s could not be renamed back to %s (%s)'
+                                % (self.d.full(dst), self.d.full(src), exc.strerror or exc))
         for name in self.temps:
             self.d.unlink(name)
         return problems

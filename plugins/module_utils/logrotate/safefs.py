@@ -31,7 +31,7 @@ import errno
 import os
 import secrets
 import stat
-from typing import Iterator, List, Optional, Tuple
+from typing import Any, Iterator, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 
@@ -177,17 +177,47 @@ class LogDir:
             return name, fd
         raise OpsReadyError('Could not create a temporary file in %s.' % self.path)
 
+    def shown(self, name: Any) -> Any:
+        """The path an operator knows for a name an ``OSError`` carries: a name relative to this directory or a
+        ``/proc/self/fd/<this directory>/<name>`` path becomes the directory's path joined with it."""
+        if not isinstance(name, str):
+            return name
+        inside = '/proc/self/fd/%d/' % self.fd
+        if name.startswith(inside):
+            return self.full(name[len(inside):])
+        return name if os.path.isabs(name) else self.full(name)
+
+    @contextlib.contextmanager
+    def naming(self, *names: str) -> Iterator[None]:
+        """An ``OSError`` raised in the block names the files by their paths (``shown``), never by a descriptor's
+        /proc/self/fd path: an operator reading "File exists: '/proc/self/fd/7'" cannot tell which file it is.
+        ``names``: the names the operation acts on, in its order, replacing what the error carries."""
+        try:
+            yield
+        except OSError as exc:
+            if names:
+                exc.filename = self.full(names[0])
+                exc.filename2 = self.full(names[1]) if len(names) > 1 else None
+            else:
+                exc.filename, exc.filename2 = self.shown(exc.filename), self.shown(exc.filename2)
+            raise
+
     def link_fd(self, fd: int, name: str) -> None:
-        """Give the open file ``fd`` the new name ``name`` here; FileExistsError if the name is taken."""
-        os.link('/proc/self/fd/%d' % fd, name, dst_dir_fd=self.fd, follow_symlinks=True)
+        """Give the open file ``fd`` the new name ``name`` here; FileExistsError if the name is taken (an error names
+        ``name`` here: the file itself has only a /proc/self/fd path)."""
+        with self.naming(name):
+            os.link('/proc/self/fd/%d' % fd, name, dst_dir_fd=self.fd, follow_symlinks=True)
 
     def move_no_replace(self, src: str, dst: str) -> None:
         """Rename that refuses to overwrite (link then unlink); a symlink is moved, never followed."""
-        os.link(src, dst, src_dir_fd=self.fd, dst_dir_fd=self.fd, follow_symlinks=False)
-        os.unlink(src, dir_fd=self.fd)
+        with self.naming(src, dst):
+            os.link(src, dst, src_dir_fd=self.fd, dst_dir_fd=self.fd, follow_symlinks=False)
+        with self.naming(src):
+            os.unlink(src, dir_fd=self.fd)
 
     def rename(self, src: str, dst: str) -> None:
-        os.rename(src, dst, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+        with self.naming(src, dst):
+            os.rename(src, dst, src_dir_fd=self.fd, dst_dir_fd=self.fd)
 
     def unlink(self, name: str) -> bool:
         try:

@@ -34,8 +34,36 @@ def _directory(path: str) -> str:
     return os.path.dirname(os.path.abspath(path))
 
 
+def check(path: str) -> None:
+    """Refuse a record another account could write, swap or link: the record tells root which holds to release, so
+    whoever can write it can make root release the operator's own holds (and a link at its name would be read, or
+    replaced, as root). Creates and changes nothing: called before the lock file is made, and by check mode.
+
+    The directories on the way must pass ``check_parents``; the record's own directory, when it exists, must be
+    root's (or this user's) and writable by nobody else; a link at the record's name is refused, whoever made it."""
+    directory = _directory(path)
+    safeio.check_parents(directory, 'record package holds in', 'The directory of hold_state_file')
+    if os.path.islink(path):
+        raise safeio.UnsafeFileError(
+            'hold_state_file %s is a symlink (to %s): the record of the holds a run sets is never read or written '
+            'through a link (whoever made it could point root at another file). Nothing was written. Remove the link, '
+            'or set hold_state_file to the real file.' % (path, os.readlink(path)), path=path)
+    try:
+        st = os.stat(directory)
+    except FileNotFoundError:
+        return   # made 0700 by ``exclusive``, below directories check_parents accepted
+    risk = safeio.directory_risk(st)
+    if risk:
+        raise safeio.UnsafeFileError(
+            'The directory %s of hold_state_file %s is not safe for the patching holds record: %s, so that account '
+            'could write the record (and make root release holds the operator set) or plant links in it. Nothing was '
+            'written. Set hold_state_file to a path in a directory only root can write (the default, '
+            '/var/lib/opsready/patching, is made 0700).' % (directory, path, risk), path=directory)
+
+
 def recorded(path: str) -> List[str]:
     """The packages a killed run held and never released (empty when the last run ended normally)."""
+    check(path)
     if not os.path.lexists(path):
         return []
     raw = safeio.read_regular(path, LIMIT, what='The patching holds record', follow=False)
@@ -56,12 +84,13 @@ def exclusive(path: str, timeout: float) -> Iterator[None]:
     """One patching run at a time on this host: a second run would take the first one's holds for a killed run's.
     Creates the record's directory (0700) first, refusing one another account could swap."""
     directory = _directory(path)
-    safeio.check_parents(directory, 'record package holds in', 'The directory of hold_state_file')
+    check(path)
     try:
         os.makedirs(directory, mode=0o700, exist_ok=True)
     except OSError as exc:
         raise OpsReadyError('Cannot create %s for the patching holds record: %s. Set hold_state_file to a path in a '
                             'writable directory.' % (directory, exc.strerror or exc), path=directory)
+    check(path)   # a directory on the way swapped while it was made
     with locks.waiting(path + '.lock', 'patching run', timeout=timeout):
         yield
 

@@ -26,6 +26,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.runner 
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.backup import MySQLEngine
 from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import get_engine
 from ansible_collections.opsready.operations.plugins.module_utils.replication import status as repl_status
+from ansible_collections.opsready.operations.plugins.module_utils.files.safeio import ClusterDir
 from ansible_collections.opsready.operations.plugins.module_utils.replication.failover import (
     FENCE_FILE, NodeSpec, fence_record, write_fence_file)
 
@@ -241,6 +242,22 @@ def _fence(node: MariaNode, st: Dict[str, Any], new_primary: str, check_mode: bo
     return record
 
 
+def _clear_fence(node: MariaNode) -> None:
+    """Remove the fence record of a node that replicates again, through a descriptor of its data directory.
+
+    The directory above a data directory may be the server account's (/srv/mysql): it could rename the data
+    directory away and put a link to another one (another cluster's, fenced) at its name, and an unlink by path would
+    remove that cluster's record. ``ClusterDir`` opens the directory without following a link at its name, judges it
+    (owned by the account that owns it as ``_fence`` wrote the record, writable by nobody else) and removes the name
+    in it, never through a link."""
+    data_dir = node.spec.data_dir
+    if not data_dir or not os.path.lexists(data_dir):
+        return
+    info = os.lstat(data_dir)
+    with ClusterDir(data_dir, (info.st_uid, info.st_gid), what='data_dir of %s' % node.name) as cluster:
+        cluster.remove(FENCE_FILE)
+
+
 def _kill_clients(node: MariaNode) -> None:
     for row in node.query("SELECT ID FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND COMMAND "
                           "NOT IN ('Binlog Dump', 'Binlog Dump GTID', 'Daemon', 'Slave_IO', 'Slave_SQL')"):
@@ -454,8 +471,7 @@ def rejoin(specs: Sequence[NodeSpec], node_name: str, primary: str, repl_user: s
                                 'SHOW SLAVE STATUS there.' % (node_name, primary, waited, why), steps=steps)
         time.sleep(0.1)
     steps.append({'step': 'caught up with %s' % pos, 'node': node_name, 'seconds': round(time.monotonic() - t, 3)})
-    if node.spec.data_dir and os.path.isfile(os.path.join(node.spec.data_dir, FENCE_FILE)):
-        os.unlink(os.path.join(node.spec.data_dir, FENCE_FILE))  # a replica now: the fence did its job
+    _clear_fence(node)   # a replica now: the fence did its job
     after = [_summary(node_name, node.status()), _summary(primary, new.status())]
     return {'changed': True, 'plan': plan, 'steps': steps, 'nodes': after, 'rejoined': node_name, 'errant': [],
             'msg': '%s replicates from %s with GTID and stays read_only.' % (node_name, primary)}

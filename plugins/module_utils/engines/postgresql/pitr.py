@@ -37,6 +37,7 @@ import re
 import shlex
 import shutil
 import socket
+import stat
 import tarfile
 import time
 import uuid
@@ -58,7 +59,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.postgr
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import conf_literal
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import Restorer, RestoreRequest, Timer
 from ansible_collections.opsready.operations.plugins.module_utils.files.safeio import (
-    ClusterDir, UnsafeFileError, open_regular_stream, read_regular)
+    ClusterDir, UnsafeFileError, open_directory, open_regular_stream, read_regular, uid_name)
 from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe import extract_all
 
 START_TIMEOUT = 600
@@ -153,23 +154,29 @@ def _secure_tree(top: str, uid: int, gid: int) -> None:
     -> /etc) or swap one of our directories for one. Everything here goes through descriptors opened without
     following links (``fwalk`` with ``follow_symlinks=False`` walks a top only when it is not a link, and never
     descends through one); a link at ``top`` fails the run."""
+    # The parent opened one component at a time (a link another account controls on the way is refused), the
+    # directory by its last name without following it, and the walk made below that descriptor, never by path: the
+    # account owning the directories above could swap one for a link to a directory of root's holding the same name.
+    parent_fd = open_directory(os.path.dirname(top))
     try:
-        fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(os.path.basename(top), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     dir_fd=parent_fd)
     except OSError as exc:
         raise OpsReadyError('%s is not a directory of this run (%s): refusing to change its owner or mode. Remove '
                             'it (another account may have planted a link there) and run again.'
                             % (top, exc.strerror or exc), path=top)
+    finally:
+        os.close(parent_fd)
     try:
         os.fchmod(fd, 0o700)
-        if os.geteuid() == 0:
-            os.fchown(fd, uid, gid)
+        if os.geteuid() != 0:
+            return
+        os.fchown(fd, uid, gid)
+        for _dirpath, dirnames, filenames, dir_fd in os.fwalk('.', follow_symlinks=False, dir_fd=fd):
+            for name in dirnames + filenames:
+                os.chown(name, uid, gid, dir_fd=dir_fd, follow_symlinks=False)
     finally:
         os.close(fd)
-    if os.geteuid() != 0:
-        return
-    for _dirpath, dirnames, filenames, dir_fd in os.fwalk(top, follow_symlinks=False):
-        for name in dirnames + filenames:
-            os.chown(name, uid, gid, dir_fd=dir_fd, follow_symlinks=False)
 
 
 def _make_rundir(rundir: str) -> None:
@@ -181,36 +188,99 @@ def _make_rundir(rundir: str) -> None:
         pass
 
 
-def _extract_base(manifest: Manifest, staging: str, identities: Optional[List[Any]] = None) -> None:
-    os.mkdir(staging, 0o700)
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
+
+
+def _make_private_dir(path: str, what: str) -> int:
+    """A new 0700 directory of this user's at ``path`` (a staging directory beside datadir), made and opened relative
+    to a descriptor of its parent; its descriptor.
+
+    The parent is usually the postgres account's (/var/lib/postgresql/16): it can rename what root made there away
+    and put a link to a directory of root's at its name at any moment. Root therefore fills the directory only
+    through the descriptor returned here (never by its name), and checks that what it opened is the directory it
+    made (its own, 0700): never a link, never one of that account's."""
+    if not os.path.isdir('/proc/self/fd'):
+        raise OpsReadyError('/proc is not mounted: the base backup is extracted through /proc/self/fd so that the '
+                            'owner of %s cannot redirect it. Mount /proc and run again.' % os.path.dirname(path))
+    parent_fd = open_directory(os.path.dirname(path))
+    name = os.path.basename(path)
     try:
-        with open_artifact(manifest, identities) as source:
-            with tarfile.open(fileobj=source, mode='r|') as tar:
-                extract_all(tar, staging, archive=manifest.path)
-    except (tarfile.TarError, EOFError) as exc:
-        raise IntegrityError('Base backup %s is not a complete tar archive: %s' % (manifest.id, exc),
-                             path=manifest.path)
-    if not os.path.exists(os.path.join(staging, 'PG_VERSION')):
-        raise IntegrityError('Base backup %s holds no PG_VERSION: it is not a data directory.' % manifest.id,
-                             path=manifest.path)
+        os.mkdir(name, 0o700, dir_fd=parent_fd)
+        try:
+            fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+        except OSError as exc:
+            raise OpsReadyError('The %s %s was replaced right after it was created (%s): another account writes into '
+                                '%s. Nothing was restored.' % (what, path, exc.strerror, os.path.dirname(path)),
+                                path=path)
+    finally:
+        os.close(parent_fd)
+    st = os.fstat(fd)
+    if st.st_uid != os.geteuid() or stat.S_IMODE(st.st_mode) & 0o077:
+        os.close(fd)
+        raise OpsReadyError('The %s %s was replaced right after it was created (now %s\'s, mode %04o): another account '
+                            'writes into %s. Nothing was restored.'
+                            % (what, path, uid_name(st.st_uid), stat.S_IMODE(st.st_mode), os.path.dirname(path)),
+                            path=path)
+    return fd
 
 
-def _stage_wal(logs: List[Manifest], waldir: str, identities: Optional[List[Any]] = None) -> List[str]:
-    os.mkdir(waldir, 0o700)
+def _extract_base(manifest: Manifest, staging: str, identities: Optional[List[Any]] = None) -> None:
+    fd = _make_private_dir(staging, 'PITR staging directory')
+    try:
+        try:
+            with open_artifact(manifest, identities) as source:
+                with tarfile.open(fileobj=source, mode='r|') as tar:
+                    # through the descriptor: a rename of ``staging`` (or a link put at its name) changes nothing
+                    extract_all(tar, '/proc/self/fd/%d' % fd, archive=manifest.path, dest_fd=fd)
+        except (tarfile.TarError, EOFError) as exc:
+            raise IntegrityError('Base backup %s is not a complete tar archive: %s' % (manifest.id, exc),
+                                 path=manifest.path)
+        try:
+            found = os.stat('PG_VERSION', dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:
+            found = None
+        if found is None or not stat.S_ISREG(found.st_mode):
+            raise IntegrityError('Base backup %s holds no PG_VERSION: it is not a data directory.' % manifest.id,
+                                 path=manifest.path)
+    finally:
+        os.close(fd)
+
+
+def _write_at(dir_fd: int, name: str, chunks: Any) -> None:
+    """``name`` in the directory ``dir_fd`` (root's, 0700: nobody else plants names there), never through a link."""
+    out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0), 0o600,
+                  dir_fd=dir_fd)
+    with os.fdopen(out, 'wb') as handle:
+        for data in chunks:
+            handle.write(data)
+
+
+def _read_chunks(source: Any) -> Any:
+    while True:
+        data = source.read(CHUNK)
+        if not data:
+            return
+        yield data
+
+
+def _stage_wal(logs: List[Manifest], waldir: str, identities: Optional[List[Any]] = None,
+               dir_fd: Optional[int] = None) -> List[str]:
+    """The chain's WAL segments decompressed into ``waldir``, made here (or given open as ``dir_fd``) and written
+    through its descriptor (see ``_make_private_dir``)."""
+    fd = _make_private_dir(waldir, 'PITR WAL directory') if dir_fd is None else dir_fd
     names = []
-    for manifest in logs:
-        name = manifest.position.get('wal_file') or manifest.data.get('wal_file')
-        if not name:
-            raise OpsReadyError('WAL artifact %s names no WAL segment (position.wal_file) in its manifest.'
-                                % manifest.id)
-        path = os.path.join(waldir, os.path.basename(name))
-        with open_artifact(manifest, identities) as source, open(path, 'wb') as out:
-            while True:
-                data = source.read(CHUNK)
-                if not data:
-                    break
-                out.write(data)
-        names.append(os.path.basename(name))
+    try:
+        for manifest in logs:
+            name = manifest.position.get('wal_file') or manifest.data.get('wal_file')
+            if not name:
+                raise OpsReadyError('WAL artifact %s names no WAL segment (position.wal_file) in its manifest.'
+                                    % manifest.id)
+            with open_artifact(manifest, identities) as source:
+                _write_at(fd, os.path.basename(name), _read_chunks(source))
+            names.append(os.path.basename(name))
+    finally:
+        if dir_fd is None:
+            os.close(fd)
     return names
 
 
@@ -246,15 +316,21 @@ def history_files(base: Manifest, logs: List[Manifest]) -> List[str]:
     return [os.path.join(extra, name) for name in found]
 
 
-def _stage_history(base: Manifest, logs: List[Manifest], waldir: str) -> List[str]:
-    """``history_files`` copied beside the segments for ``restore_command``; their names."""
+def _stage_history(base: Manifest, logs: List[Manifest], waldir: str, dir_fd: Optional[int] = None) -> List[str]:
+    """``history_files`` copied beside the segments for ``restore_command``; their names. Written through ``dir_fd``
+    (the WAL directory this run made), or a descriptor of ``waldir`` opened without following a link another account
+    could have put on the way."""
     staged = []
-    for path in history_files(base, logs):
-        # The archive is written by the server account: a link or a FIFO at the name is refused, not followed.
-        data = read_regular(path, HISTORY_LIMIT, what='Timeline history file', follow=False)
-        with open(os.path.join(waldir, os.path.basename(path)), 'wb') as out:
-            out.write(data)
-        staged.append(os.path.basename(path))
+    fd = open_directory(waldir) if dir_fd is None else dir_fd
+    try:
+        for path in history_files(base, logs):
+            # The archive is written by the server account: a link or a FIFO at the name is refused, not followed.
+            data = read_regular(path, HISTORY_LIMIT, what='Timeline history file', follow=False)
+            _write_at(fd, os.path.basename(path), [data])
+            staged.append(os.path.basename(path))
+    finally:
+        if dir_fd is None:
+            os.close(fd)
     return staged
 
 
@@ -732,8 +808,12 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, chain: List
     try:
         _extract_base(base, staging, engine.identities)
         timer.lap('extract_base')
-        wal = _stage_wal(logs, waldir, engine.identities)
-        history = _stage_history(base, logs, waldir)
+        wal_fd = _make_private_dir(waldir, 'PITR WAL directory')
+        try:
+            wal = _stage_wal(logs, waldir, engine.identities, dir_fd=wal_fd)
+            history = _stage_history(base, logs, waldir, dir_fd=wal_fd)
+        finally:
+            os.close(wal_fd)
         timer.lap('stage_wal')
         _configure(staging, waldir, target)
         _make_rundir(rundir)
@@ -777,15 +857,8 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, chain: List
             raise
         raise told
     left = _remove_staging([waldir], 'the WAL this run replayed')
-    replaced = False
-    if before['exists']:
-        aside = '%s.opsready-old-%s' % (datadir, token)
-        os.rename(datadir, aside)
-        os.rename(staging, datadir)
-        left += _remove_staging([aside], 'the cluster this run replaced')
-        replaced = True
-    else:
-        os.rename(staging, datadir)
+    left += _put_in_place(datadir, staging, token, before['exists'])
+    replaced = before['exists']
     # Settings that pointed at the staging directory now point at datadir (atomically: a crash here must not
     # leave the recovered cluster with an empty configuration).
     with ClusterDir(datadir, (uid, gid), what='datadir', marker='PG_VERSION', made_here=True) as cluster:
@@ -831,6 +904,43 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, chain: List
     return result
 
 
+def _put_in_place(datadir: str, staging: str, token: str, exists: bool) -> List[Dict[str, Any]]:
+    """The recovered cluster renamed to ``datadir`` (the one there, if any, renamed aside and removed); the removals
+    that failed.
+
+    The renames are made relative to a descriptor of datadir's parent, opened one component at a time without
+    following a link another account could have put on the way (``open_directory``): the directories above a data
+    directory are the server account's (/var/lib/postgresql/16), which could swap one for a link to a directory of
+    root's holding a ``main`` (/etc/postgresql/16), and a rename by path would move root's directory aside."""
+    parent_fd = open_directory(os.path.dirname(datadir))
+    name, staged = os.path.basename(datadir), os.path.basename(staging)
+    try:
+        if not exists:
+            os.rename(staged, name, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
+            return []
+        aside = '%s.opsready-old-%s' % (name, token)
+        os.rename(name, aside, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
+        os.rename(staged, name, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
+        outcome = _remove_at(parent_fd, os.path.join(os.path.dirname(datadir), aside))
+        if outcome['cleaned_up']:
+            return []
+        outcome['warning'] = _left_warning(outcome, 'the cluster this run replaced')
+        return [outcome]
+    finally:
+        os.close(parent_fd)
+
+
+def _remove_at(parent_fd: int, path: str) -> Dict[str, Any]:
+    """``remove_tree`` of ``path``'s last name in the directory ``parent_fd`` (through /proc/self/fd: the directory
+    held open, whatever its path leads to now); the outcome names ``path``, never the /proc path."""
+    proc = '/proc/self/fd/%d' % parent_fd
+    outcome = remove_tree('%s/%s' % (proc, os.path.basename(path)))
+    outcome['path'] = path
+    if outcome.get('reason'):
+        outcome['reason'] = outcome['reason'].replace(proc, os.path.dirname(path))
+    return outcome
+
+
 def recovered_point(base: Manifest, last: Optional[datetime.datetime]) -> Dict[str, Any]:
     """The instant the recovered cluster provably equals the source at, read from the recovered server.
 
@@ -874,8 +984,18 @@ def _drop_locked(datadir: str, rundir: str) -> None:
     if os.path.isdir(datadir):
         server.stop()
     # Checked: a data directory left behind (a full copy of the cluster) fails the clean-up with its path and the
-    # reason, instead of a "removed" over it.
-    left = [outcome for outcome in (remove_tree(datadir), remove_tree(rundir)) if not outcome['cleaned_up']]
+    # reason, instead of a "removed" over it. Removed relative to a descriptor of the parent opened without following
+    # a link another account could have put on the way: the directories above are the server account's, which could
+    # swap one for a link to a directory of root's holding a "main" (/etc/postgresql/16), removed by path otherwise.
+    parent_fd = open_directory(os.path.dirname(datadir))
+    left = []
+    try:
+        for path in (datadir, rundir):
+            outcome = _remove_at(parent_fd, path)
+            if not outcome['cleaned_up']:
+                left.append(outcome)
+    finally:
+        os.close(parent_fd)
     if left:
         raise OpsReadyError('The scratch data directory was not removed completely: %s. Remove it by hand (lsattr '
                             'shows an immutable or append-only flag; chattr -i / -a clears it).'

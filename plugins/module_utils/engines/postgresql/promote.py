@@ -223,6 +223,17 @@ class PgNode:
                                 'must run on the host of %s (delegate_to).' % (self.name, data_dir, self.name))
         return data_dir
 
+    def remove_standby_signal(self) -> bool:
+        """Remove standby.signal from the data directory; True when it was there.
+
+        Through a descriptor of the data directory (``safeio.ClusterDir``): the account owning the directory above it
+        (/var/lib/postgresql/16 is postgres's) could swap the data directory for a link to another standby's, and an
+        unlink by path would take that standby's fence off (it would start as a second primary)."""
+        data_dir = self._data_dir('rejoin')
+        uid, gid, _user = self.owner()
+        with safeio.ClusterDir(data_dir, (uid, gid), what='data_dir of %s' % self.name, marker='PG_VERSION') as cluster:
+            return cluster.remove('standby.signal')
+
     def has_data_dir(self) -> bool:
         return bool(self.spec.data_dir) and os.path.isfile(os.path.join(self.spec.data_dir or '', 'PG_VERSION'))
 
@@ -303,14 +314,18 @@ class PgNode:
         if not log_file:
             # pg_ctl without -l leaves the server on our stdout pipe and the run would never end.
             log_dir = os.path.join(data_dir, 'log')
-            if not os.path.isdir(log_dir):
-                os.mkdir(log_dir, 0o700)
-                # by descriptor: the data directory's account could swap the new name for a link before a chown
-                fd = os.open(log_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-                try:
-                    os.fchown(fd, uid, gid)
-                finally:
-                    os.close(fd)
+            # Made relative to a descriptor of the data directory (``ClusterDir``: never through a link at its name,
+            # owned by the cluster's account), then opened without following and chowned by descriptor: the account
+            # above could swap the data directory, and the data directory's own account the new name, for a link.
+            with safeio.ClusterDir(data_dir, (uid, gid), what='data_dir of %s' % self.name,
+                                   marker='PG_VERSION') as cluster:
+                if cluster.lstat('log') is None:
+                    os.mkdir('log', 0o700, dir_fd=cluster.fd)
+                    fd = os.open('log', os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=cluster.fd)
+                    try:
+                        os.fchown(fd, uid, gid)
+                    finally:
+                        os.close(fd)
             log_file = os.path.join(log_dir, 'opsready-pg_ctl.log')
         argv = [self.tool('pg_ctl'), 'start', '-D', data_dir, '-w', '-t', str(timeout), '-l', log_file]
         if self.spec.start_options:
@@ -796,12 +811,9 @@ def rejoin(group: Group, node_name: str, primary: str, rewind: bool, check_mode:
                                       'user': src.user or 'postgres', 'dbname': 'postgres'})
         # the login (password or passfile) from the engine client's environment, never in argv
         env = new_node.engine.env()
-        signal = os.path.join(data_dir, 'standby.signal')
         # pg_rewind first runs crash recovery in single-user mode, which refuses a standby.signal: take the fence
         # off for that run only; the server is stopped and we put it back whatever happens.
-        had_signal = os.path.exists(signal)
-        if had_signal:
-            os.unlink(signal)
+        had_signal = node.remove_standby_signal()
         try:
             rc, out, err = group.step('pg_rewind', node_name, lambda: node.run_as_owner(
                 [node.tool('pg_rewind'), '--target-pgdata', data_dir, '--source-server', source_info, '--progress'],
