@@ -116,7 +116,7 @@ def test_extension_member_relations_come_back_as_changed(pg, rel_extension, tmp_
 # -- names with every legal oddity ------------------------------------------------------------------------------
 ODD_ROLES = ('fid7 nl\nrole', 'fid7\ttab', 'ř' * 31 + 'x', "-fid7=x 'q' \\b", 'FID7 Mixed"Case')
 ODD_SCHEMA = 'Sch\nema -x=y \'q\' \\ "d" ü'
-ODD_TABLE = 'ÄÖÜäöüßÄÖÜäöüßÄÖÜäöüßÄÖÜäöüß' + 'y' * 5   # 63 bytes
+ODD_TABLE = 'ÄÖÜäöüßÄÖÜäöüßÄÖÜäöüßÄÖÜäöüß' + 'y' * 7   # 63 bytes
 
 
 def odd_fixture(db: str) -> str:
@@ -137,6 +137,10 @@ CREATE POLICY "pol\nicy" ON {s}.{t} FOR SELECT TO {r[4]}, {r[2]} USING ("Col\nnl
 ALTER DEFAULT PRIVILEGES FOR ROLE {r[1]} IN SCHEMA {s} GRANT SELECT ON TABLES TO {r[2]};
 ALTER DEFAULT PRIVILEGES FOR ROLE {r[0]} GRANT USAGE ON SEQUENCES TO {r[4]};
 CREATE SEQUENCE {s}."seq
+nl";
+ALTER SEQUENCE {s}."seq
+nl" OWNER TO {r[1]};
+ALTER SEQUENCE {s}."seq
 nl" OWNED BY {s}.{t}."Col\nnl";
 SELECT setval(c.oid, 5) FROM pg_class c WHERE c.relname = E'seq\\nnl';
 CREATE FUNCTION {s}."f-x=y"() RETURNS int LANGUAGE sql AS 'SELECT 1';
@@ -166,11 +170,12 @@ COMMENT ON DATABASE {d} IS E'odd \\n db';
 
 
 def test_odd_names_of_roles_schemas_tables_and_databases(pg, tmp_path):
-    """Regression guard (passed before, see the report): roles, a schema, a table, columns, a policy, a sequence and a
-    function whose names hold a newline, a tab, quotes, a backslash, ``-x=y``, 63 bytes of multi-byte characters or
-    mixed case, owning, granting and granted (database ACL, per-database role settings, default privileges, column
-    grants, a grantor other than the owner, a large object): the same after a restore under another odd database name
-    (custom, parallel directory) and over the original."""
+    """Roles, a schema, a table, columns, a policy, a sequence and a function whose names hold a newline, a tab,
+    quotes, a backslash, ``-x=y``, 63 bytes of multi-byte characters or mixed case, owning, granting and granted
+    (database ACL, per-database role settings, default privileges, column grants, a grantor other than the owner, a
+    large object): the same after a restore under another odd database name (custom, parallel directory) and over
+    the original. The database's ACL came back in another order (its entries were granted in the order of the
+    grantees' OIDs, not the source's): ``datacl`` and pg_dump's GRANT lines differed."""
     pg.sql(''.join('CREATE ROLE %s;' % qi(r) for r in ODD_ROLES))
     assert len(ODD_TABLE.encode()) == 63 and len(ODD_ROLES[2].encode()) == 63
     name = "-fid7=src 'q' \\ ü %s" % uuid.uuid4().hex[:6]
@@ -189,6 +194,8 @@ def test_odd_names_of_roles_schemas_tables_and_databases(pg, tmp_path):
             assert result.rc == 0, result.stdout[-4000:]
             assert result.result('restore')['database_properties']['skipped'] == []
             assert_same(expected, snapshot(pg, copy), 'restore of %s under another name (%s)' % (name, fmt))
+            acl = 'SELECT datacl::text FROM pg_database WHERE datname = %s'
+            assert pg.sql(acl % ql(copy)) == pg.sql(acl % ql(name))
         result = restore(tmp_path / 'custom', pg, tmp_path / 'custom' / 'backups', source_database=name,
                          database=name, replace=True)
         assert result.rc == 0, result.stdout[-4000:]
@@ -336,10 +343,10 @@ def test_round7_kinds(pg, tmp_path, fmt):
 
 # -- a target server that lacks roles the dump refers to --------------------------------------------------------
 def test_roles_only_in_mappings_default_privileges_or_settings(pg, tmp_path):
-    """Onto a server without the roles: those the dump names only through a user mapping, ALTER DEFAULT PRIVILEGES FOR
-    ROLE or a default privilege's grantee stop the restore before anything is created, each named (pg_restore
-    would fail half-way on the first); one named only in ALTER ROLE ... IN DATABASE ... SET is not needed: the
-    restore goes on and names the setting it left out."""
+    """Regression guard (passed before). Onto a server without the roles: those the dump names only through a user
+    mapping, ALTER DEFAULT PRIVILEGES FOR ROLE or a default privilege's grantee stop the restore before anything is
+    created, each named (pg_restore would fail half-way on the first); one named only in ALTER ROLE ... IN DATABASE
+    ... SET is not needed: the restore goes on and names the setting it left out."""
     roles = {'map': 'fid7_map', 'defacl': 'fid7 defacl', 'grantee': 'fid7_grantee', 'setting': 'fid7_setting'}
     pg.sql(''.join('CREATE ROLE %s;' % qi(r) for r in roles.values()))
     name = 'fid_roles7_%s' % uuid.uuid4().hex[:6]

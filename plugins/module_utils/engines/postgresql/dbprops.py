@@ -158,14 +158,16 @@ SELECT json_build_object(
                  FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace),
   -- pg_dump writes nothing for a dropped public schema, and the restore's CREATE DATABASE makes one
   'public_schema', EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'public'),
+  -- in the ACL's own order (the restore grants in this order, and GRANT appends a new grantee's entry at the end):
+  -- the copy's datacl reads the same, entry for entry, whatever OIDs the roles have where it is restored
   'acl', CASE WHEN d.datacl IS NULL THEN NULL ELSE (
       SELECT coalesce(json_agg(json_build_object(
                'grantor', pg_get_userbyid(a.grantor),
                'grantee', CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee) END,
                'privilege', a.privilege_type,
                'grantable', a.is_grantable)
-             ORDER BY a.grantee, a.privilege_type), '[]'::json)
-      FROM aclexplode(d.datacl) a) END,
+             ORDER BY a.n), '[]'::json)
+      FROM aclexplode(d.datacl) WITH ORDINALITY a(grantor, grantee, privilege_type, is_grantable, n)) END,
   'settings', (SELECT coalesce(json_agg(json_build_object(
                  'role', CASE WHEN s.setrole = 0 THEN NULL ELSE pg_get_userbyid(s.setrole) END,
                  'config', s.setconfig) ORDER BY s.setrole), '[]'::json)
