@@ -1469,8 +1469,9 @@ def parameter_warnings(engine: PostgresEngine, grants: List[Any]) -> List[str]:
                 unknown.append(index)
             continue
         grantee = quote_literal(st.subject if st.subject is not None else 'public')
-        checks.extend((index, 'has_parameter_privilege(%s, %s, %s)' % (grantee, quote_literal(st.member or ''),
-                                                                        quote_literal(p))) for p in privileges)
+        parameter = quote_literal(st.member or '')
+        checks.extend((index, 'has_parameter_privilege(%s, %s, %s)' % (grantee, parameter, quote_literal(p)))
+                      for p in privileges)
     lacking = set(unknown)
     if checks:
         try:
