@@ -58,9 +58,10 @@ description:
     created, naming them."
   - "PostgreSQL, O(source_database=@globals): the C(pg_dumpall --globals-only) backup is applied to the server
     itself, not to a database. Roles and tablespaces missing on the server are created (with their
-    attributes, passwords and memberships); roles that exist are left exactly as they are. The result lists
-    C(target.roles_created) and C(target.roles_existing). O(database) is the database to connect to (for
-    example V(postgres))."
+    attributes, passwords, memberships and privileges on parameters); roles that exist are left exactly as
+    they are, and a privilege on a parameter (C(GRANT SET ON PARAMETER)) the backup gives one of them that the
+    server lacks is named in RV(restore_warnings). The result lists C(target.roles_created) and
+    C(target.roles_existing). O(database) is the database to connect to (for example V(postgres))."
   - "PostgreSQL, physical (point-in-time recovery, when O(datadir) is set): the base backup is extracted
     into a staging directory next to O(datadir), the archived WAL segments the chain needs are staged for
     C(restore_command), C(recovery_target_time) is set to O(stop_at), and a temporary server is started on

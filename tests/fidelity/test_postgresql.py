@@ -194,8 +194,9 @@ def schema_dump(server: PostgresServer, name: str) -> str:
                          capture_output=True, text=True, errors='surrogateescape').stdout   # SQL_ASCII: any bytes
     lines = []
     for line in out.splitlines():
-        # \restrict / \unrestrict (pg_dump 15.14+) carry a random key per run.
-        if line.startswith(('\\connect', '\\restrict', '\\unrestrict', '-- Dumped')):
+        # \restrict / \unrestrict (pg_dump 15.14+) carry a random key per run; \encoding SQL_ASCII goes with the
+        # \connect of a database name with a space or a non-ASCII character (pg_dump's appendPsqlMetaConnect).
+        if line.startswith(('\\connect', '\\restrict', '\\unrestrict', '\\encoding SQL_ASCII', '-- Dumped')):
             continue
         lines.append(line.replace(qi(name), '<DB>').replace(name, '<DB>'))
     # pg_dump lists ALTER ROLE ... IN DATABASE ... SET in pg_db_role_setting's physical order (no ORDER BY): which
@@ -215,13 +216,17 @@ def data_checksums(server: PostgresServer, name: str) -> dict:
     # (compared across servers with other defaults).
     pin = ("SET search_path = pg_catalog; SET TimeZone = 'UTC'; SET DateStyle = 'ISO, MDY'; "
            "SET IntervalStyle = 'postgres'; SET extra_float_digits = 3; SET bytea_output = 'hex'; ")
-    rels = server.sql(pin + "SELECT n.nspname, c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON "
+    rels = server.sql(pin + "SELECT n.nspname, c.relname, c.relkind, c.relispopulated::text FROM pg_class c "
+                      "JOIN pg_namespace n ON "
                       "n.oid = c.relnamespace WHERE c.relkind IN ('r', 'm', 'S') AND n.nspname NOT IN "
                       "('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1, 2",
                       database=name)
     sums = {}
-    for schema, rel, kind in rels:
+    for schema, rel, kind, populated in rels:
         q = '%s.%s' % (qi(schema), qi(rel))
+        if kind == 'm' and populated != 'true':   # WITH NO DATA: unreadable, and so it must stay
+            sums[q] = 'not populated'
+            continue
         if kind == 'S':
             sql = 'SELECT last_value::text || \',\' || is_called::text FROM %s' % q
         else:

@@ -72,7 +72,8 @@ WHERE l.lanname IN ('sql', 'plpgsql') AND f.prosqlbody IS NULL
 
 # Extension members (functions, relations, types) with what a user may have changed after CREATE EXTENSION and
 # pg_dump does not carry (it writes CREATE EXTENSION and the members' privileges only): an owner other than the
-# extension's, settings (ALTER FUNCTION ... SET), a comment, and a plain function's attributes (``attrs``: the
+# extension's, settings (ALTER FUNCTION ... SET), a comment, a relation's column comments (``columns``, with its
+# ``relkind``, which says which statement sets them), and a plain function's attributes (``attrs``: the
 # ALTER FUNCTION clauses of its volatility, strictness, security, leakproofness, parallel safety, cost and rows,
 # always recorded: what the extension script gave them is not known here). The backup records the members with any
 # of these (every plain function); the restore reads every member of its copy (``EXTENSION_MEMBERS_ALL_SQL``, with
@@ -84,7 +85,7 @@ SELECT coalesce(json_agg(json_build_object('object', m.kind || ' ' || m.ident, '
                                            CASE WHEN m.owner <> e.extowner THEN pg_get_userbyid(m.owner) END,
                                            'role', pg_get_userbyid(m.owner),
                                            'config', m.config, 'settings', m.settings, 'comment', m.comment,
-                                           'attrs', m.attrs)
+                                           'attrs', m.attrs, 'relkind', m.relkind, 'columns', m.columns)
                          ORDER BY m.kind, m.ident), '[]'::json)
 FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
 JOIN (SELECT 'pg_proc'::regclass AS cls, p.oid, 'function' AS kind, p.oid::regprocedure::text AS ident,
@@ -96,20 +97,24 @@ JOIN (SELECT 'pg_proc'::regclass AS cls, p.oid, 'function' AS kind, p.oid::regpr
                CASE WHEN p.prosecdef THEN 'SECURITY DEFINER' ELSE 'SECURITY INVOKER' END,
                CASE WHEN p.proleakproof THEN 'LEAKPROOF' ELSE 'NOT LEAKPROOF' END,
                'PARALLEL ' || CASE p.proparallel WHEN 's' THEN 'SAFE' WHEN 'r' THEN 'RESTRICTED' ELSE 'UNSAFE' END,
-               'COST ' || p.procost::text, CASE WHEN p.proretset THEN 'ROWS ' || p.prorows::text END) END AS attrs
+               'COST ' || p.procost::text, CASE WHEN p.proretset THEN 'ROWS ' || p.prorows::text END) END AS attrs,
+             NULL::text AS relkind, NULL::json AS columns
       FROM pg_proc p
       UNION ALL SELECT 'pg_class'::regclass, c.oid, 'relation', c.oid::regclass::text, c.relowner, NULL, NULL,
-             obj_description(c.oid, 'pg_class'), NULL
+             obj_description(c.oid, 'pg_class'), NULL, c.relkind::text,
+             (SELECT json_object_agg(a.attname, col_description(c.oid, a.attnum) ORDER BY a.attnum)
+              FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                AND col_description(c.oid, a.attnum) IS NOT NULL)
       FROM pg_class c
       UNION ALL SELECT 'pg_type'::regclass, t.oid, 'type', t.oid::regtype::text, t.typowner, NULL, NULL,
-             obj_description(t.oid, 'pg_type'), NULL
+             obj_description(t.oid, 'pg_type'), NULL, NULL, NULL
       FROM pg_type t WHERE t.typrelid = 0 AND t.typelem = 0) m ON m.cls = d.classid AND m.oid = d.objid
 WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
 """
 EXTENSION_MEMBERS_SQL = _EXTENSION_MEMBERS.rstrip() + (
     # plpgsql (initdb's, in every database): its handlers' attributes only when something else of them changed, so
     # that a database without extensions of its own records no member and its restore reads none back
-    '\n  AND (m.owner <> e.extowner OR m.config IS NOT NULL OR m.comment IS NOT NULL\n'
+    '\n  AND (m.owner <> e.extowner OR m.config IS NOT NULL OR m.comment IS NOT NULL OR m.columns IS NOT NULL\n'
     "       OR (m.attrs IS NOT NULL AND e.extname <> 'plpgsql'))\n")
 EXTENSION_MEMBERS_ALL_SQL = _EXTENSION_MEMBERS
 
@@ -153,14 +158,16 @@ SELECT json_build_object(
                  FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace),
   -- pg_dump writes nothing for a dropped public schema, and the restore's CREATE DATABASE makes one
   'public_schema', EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'public'),
+  -- in the ACL's own order (the restore grants in this order, and GRANT appends a new grantee's entry at the end):
+  -- the copy's datacl reads the same, entry for entry, whatever OIDs the roles have where it is restored
   'acl', CASE WHEN d.datacl IS NULL THEN NULL ELSE (
       SELECT coalesce(json_agg(json_build_object(
                'grantor', pg_get_userbyid(a.grantor),
                'grantee', CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee) END,
                'privilege', a.privilege_type,
                'grantable', a.is_grantable)
-             ORDER BY a.grantee, a.privilege_type), '[]'::json)
-      FROM aclexplode(d.datacl) a) END,
+             ORDER BY a.n), '[]'::json)
+      FROM aclexplode(d.datacl) WITH ORDINALITY a(grantor, grantee, privilege_type, is_grantable, n)) END,
   'settings', (SELECT coalesce(json_agg(json_build_object(
                  'role', CASE WHEN s.setrole = 0 THEN NULL ELSE pg_get_userbyid(s.setrole) END,
                  'config', s.setconfig) ORDER BY s.setrole), '[]'::json)
@@ -634,6 +641,8 @@ def extension_member_losses(recorded: List[Dict[str, Any]], restored: List[Dict[
             what.append('comment')
         if member.get('attrs') and there and there.get('attrs') != member['attrs']:
             what.append(', '.join(attribute_changes(member['attrs'], there.get('attrs'))))
+        if 'columns' in member and (there.get('columns') or {}) != (member.get('columns') or {}):
+            what.append('column comments')
         if what:
             lost.append('%s (%s)' % (member.get('object'), ', '.join(what)))
     return lost
@@ -655,22 +664,31 @@ ATTRIBUTE_CLAUSE = re.compile(r'(IMMUTABLE|STABLE|VOLATILE|STRICT|CALLED ON NULL
 def extension_member_statements(recorded: List[Dict[str, Any]], restored: List[Dict[str, Any]],
                                 no_owner: bool) -> List[Tuple[List[str], str]]:
     """(statements, what they set back) for each extension member whose owner, settings, comment or (a plain
-    function's) attributes recorded at backup time differ from the restored copy's: pg_dump writes CREATE EXTENSION
-    only, so the copy has the extension script's. Functions (``ALTER ROUTINE``/``COMMENT ON ROUTINE``: aggregates
-    and procedures too) and types; a relation's are only named (``extension_member_losses``), as is a setting
-    recorded by a backup that predates its list, and a member the copy lacks (the extension's version's business).
-    Identities are the server's own regprocedure/regtype text (quoted where they have to be): a recorded object is
-    only acted on when the copy's catalog names it the same, so no text of the manifest becomes SQL unquoted."""
+    function's) attributes, or (a relation's) column comments recorded at backup time differ from the restored copy's:
+    pg_dump writes CREATE EXTENSION only, so the copy has the extension script's. Functions (``ALTER ROUTINE``/
+    ``COMMENT ON ROUTINE``: aggregates and procedures too), types and relations (tables, views, materialized views,
+    sequences, foreign tables, composite types: the statement of the copy's relkind); a setting recorded by a backup
+    that predates its list and a member the copy lacks (the extension's version's business) are only named
+    (``extension_member_losses``). Identities are the server's own regprocedure/regtype/regclass text (quoted where
+    they have to be): a recorded object is only acted on when the copy's catalog names it the same, so no text of
+    the manifest becomes SQL unquoted (column names are quoted here)."""
     now = {m.get('object'): m for m in restored}
     out = []
     for member in recorded:
         obj = member.get('object') or ''
         there = now.get(obj)
         kind, _sep, ident = obj.partition(' ')
-        if not there or kind not in ('function', 'type'):
+        if not there or kind not in ('function', 'type', 'relation'):
             continue
-        alter, comment_on = ('ALTER ROUTINE', 'COMMENT ON ROUTINE') if kind == 'function' else \
-            ('ALTER TYPE', 'COMMENT ON TYPE')
+        if kind == 'relation':
+            noun = RELATION_NOUNS.get(str(there.get('relkind')))
+            if noun is None:
+                continue
+            alter, comment_on = 'ALTER ' + noun, 'COMMENT ON ' + noun
+        elif kind == 'function':
+            alter, comment_on = 'ALTER ROUTINE', 'COMMENT ON ROUTINE'
+        else:
+            alter, comment_on = 'ALTER TYPE', 'COMMENT ON TYPE'
         statements: List[str] = []
         what: List[str] = []
         owner = member.get('owner')
@@ -691,8 +709,37 @@ def extension_member_statements(recorded: List[Dict[str, Any]], restored: List[D
                 and all(c is None or (isinstance(c, str) and ATTRIBUTE_CLAUSE.match(c)) for c in wanted):
             statements.append('ALTER FUNCTION %s %s' % (ident, ' '.join(c for c in wanted if c)))
             what.append(', '.join(attribute_changes(wanted, there['attrs'])))
+        columns = _column_comment_statements(ident, member, there) if kind == 'relation' else []
+        if columns:
+            statements.extend(columns)
+            what.append('column comments')
         if statements:
             out.append((statements, '%s (%s)' % (obj, ', '.join(what))))
+    return out
+
+
+# The statement noun of each relation kind an extension may own (indexes follow their table): ALTER <noun> ... OWNER
+# TO, COMMENT ON <noun>.
+RELATION_NOUNS = {'r': 'TABLE', 'p': 'TABLE', 'v': 'VIEW', 'm': 'MATERIALIZED VIEW', 'S': 'SEQUENCE',
+                  'f': 'FOREIGN TABLE', 'c': 'TYPE'}
+
+
+def _column_comment_statements(ident: str, member: Dict[str, Any], there: Dict[str, Any]) -> List[str]:
+    """COMMENT ON COLUMN for each column of relation ``ident`` whose comment recorded at backup time (``columns``:
+    name -> comment; a backup that predates it records none and nothing is done) the copy lacks or has otherwise,
+    and ``IS NULL`` for a comment the copy has (the extension script's) that the source no longer had."""
+    if 'columns' not in member:
+        return []
+    wanted = member.get('columns') or {}
+    current = there.get('columns') or {}
+    if not isinstance(wanted, dict):
+        return []
+    out = []
+    for column in sorted(set(wanted) | set(current)):
+        value = wanted.get(column)
+        if current.get(column) != value:
+            out.append('COMMENT ON COLUMN %s.%s IS %s' % (ident, quote_ident(str(column)),
+                                                          'NULL' if value is None else quote_literal(str(value))))
     return out
 
 

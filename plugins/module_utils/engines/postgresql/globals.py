@@ -25,9 +25,10 @@ DOLLAR = re.compile(r'\$([A-Za-z_][A-Za-z0-9_]*)?\$')
 @dataclass
 class Statement:
     sql: str                        # the statement without its terminating semicolon
-    kind: str                       # create_role, role, membership, create_tablespace, tablespace, other
-    subject: Optional[str] = None   # role / tablespace the statement is about (unquoted)
-    member: Optional[str] = None    # membership: the role that is granted the subject
+    kind: str                       # create_role, role, membership, create_tablespace, tablespace, parameter, other
+    subject: Optional[str] = None   # role / tablespace the statement is about (unquoted; parameter: the grantee,
+    #                                 None for PUBLIC)
+    member: Optional[str] = None    # membership: the role that is granted the subject; parameter: its name
 
 
 def unquote(ident: str) -> str:
@@ -127,6 +128,9 @@ def patterns() -> List[Tuple[str, 're.Pattern[str]']]:
             ('tablespace', re.compile(r'^(?:ALTER\s+TABLESPACE|COMMENT\s+ON\s+TABLESPACE)\s+(%s)\s' % IDENT,
                                       re.S | re.I)),
             ('tablespace', re.compile(r'^(?:GRANT|REVOKE)\s.*?\sON\s+TABLESPACE\s+(%s)\s' % IDENT, re.S | re.I)),
+            # PostgreSQL 15+: GRANT SET, ALTER SYSTEM ON PARAMETER name TO role [WITH GRANT OPTION]
+            ('parameter', re.compile(r'^(?:GRANT|REVOKE)\s.*?\sON\s+PARAMETER\s+(%s)\s+(?:TO|FROM)\s+(%s)(?:\s|$)'
+                                     % (IDENT, IDENT), re.S | re.I)),
         ])
     return _PATTERNS
 
@@ -137,9 +141,33 @@ def classify(sql: str) -> Statement:
         if match:
             if kind == 'membership':
                 return Statement(sql, kind, unquote(match.group(1)), unquote(match.group(2)))
+            if kind == 'parameter':
+                grantee = match.group(2)
+                return Statement(sql, kind, None if grantee.upper() == 'PUBLIC' else unquote(grantee),
+                                 unquote(match.group(1)))
             return Statement(sql, kind, unquote(match.group(1)))
     return Statement(sql, 'other')
 
 
 def parse(script: str) -> List[Statement]:
     return [classify(s) for s in split_statements(script)]
+
+
+# GRANT <privileges> ON PARAMETER <name> TO <grantee> [WITH GRANT OPTION], as pg_dumpall writes it.
+_PARAMETER_GRANT = re.compile(r'^GRANT\s+(.*?)\s+ON\s+PARAMETER\s', re.S | re.I)
+PARAMETER_PRIVILEGES = ('SET', 'ALTER SYSTEM')
+
+
+def parameter_privileges(statement: Statement) -> Optional[List[str]]:
+    """The privileges a ``parameter`` GRANT gives, as ``has_parameter_privilege`` takes them (``SET WITH GRANT
+    OPTION``...); None when it is not a GRANT of privileges this knows (a REVOKE, an unknown word)."""
+    match = _PARAMETER_GRANT.match(statement.sql)
+    if statement.kind != 'parameter' or not match:
+        return None
+    words = [w.strip().upper() for w in match.group(1).split(',')]
+    if words in (['ALL'], ['ALL PRIVILEGES']):
+        words = list(PARAMETER_PRIVILEGES)
+    if not words or any(w not in PARAMETER_PRIVILEGES for w in words):
+        return None
+    option = ' WITH GRANT OPTION' if re.search(r'\sWITH\s+GRANT\s+OPTION\s*$', statement.sql, re.I) else ''
+    return [w + option for w in words]

@@ -326,8 +326,9 @@ def extension_member_warnings(engine: PostgresEngine, request: RestoreRequest, m
     """What a user changed on extensions after CREATE EXTENSION (recorded at backup time) and pg_dump does not carry
     (it writes CREATE EXTENSION and the members' privileges only), in the restored copy ``database``: the member
     functions' attributes (COST, volatility, STRICT, PARALLEL, LEAKPROOF, SECURITY DEFINER, ROWS) are set again
-    here and named; a member's owner, settings or comment and an extension's owner are named. [] when nothing was
-    lost (or the backup predates the record)."""
+    here and named, and so are a member's (function, type, relation) owner, settings, comment and column comments;
+    what could not be set, and an extension's owner, are named. [] when nothing was lost (or the backup predates the
+    record)."""
     props = manifest.data.get('database_properties') or {}
     warnings: List[str] = []
     owners_recorded = _owned_extensions(props)
@@ -1421,10 +1422,18 @@ def globals_plan(engine: PostgresEngine, script: str) -> Dict[str, Any]:
     keep: List[str] = []
     tablespace_sql: List[str] = []
     memberships: List[str] = []
+    existing_grants: List[Any] = []
     for st in statements:
         if st.kind in ('create_role', 'role'):
             if st.subject in create:
                 keep.append(st.sql)
+        elif st.kind == 'parameter':
+            # a privilege on a parameter is the grantee's: given to a role created now, left alone (and named
+            # when the server lacks it: parameter_warnings) for a role that exists, as its attributes are
+            if st.subject in create:
+                keep.append(st.sql)
+            else:
+                existing_grants.append(st)
         elif st.kind == 'membership':
             # A membership concerns a role created now (either side); two existing roles are left as they are.
             if st.subject in create or st.member in create:
@@ -1441,7 +1450,40 @@ def globals_plan(engine: PostgresEngine, script: str) -> Dict[str, Any]:
             keep.append(st.sql)
     report = {'roles_created': create, 'roles_existing': [r for r in in_script if r in roles],
               'memberships_granted': memberships, 'tablespaces_created': new_ts}
-    return {'roles_sql': keep, 'tablespace_sql': tablespace_sql, 'report': report}
+    return {'roles_sql': keep, 'tablespace_sql': tablespace_sql, 'report': report,
+            'existing_parameter_grants': existing_grants}
+
+
+def parameter_warnings(engine: PostgresEngine, grants: List[Any]) -> List[str]:
+    """The GRANT ... ON PARAMETER statements of the globals (``globals_plan``) for roles that existed (and PUBLIC)
+    whose privileges this server lacks, named in one warning: the restore leaves existing roles as they are, and
+    an application whose role can no longer SET its parameter fails at run time. One query for all of them."""
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.globals import (
+        parameter_privileges)
+    checks: List[Tuple[int, str]] = []
+    unknown: List[int] = []
+    for index, st in enumerate(grants):
+        privileges = parameter_privileges(st)
+        if privileges is None:
+            if st.sql.lstrip()[:5].upper() == 'GRANT':
+                unknown.append(index)
+            continue
+        grantee = quote_literal(st.subject if st.subject is not None else 'public')
+        parameter = quote_literal(st.member or '')
+        checks.extend((index, 'has_parameter_privilege(%s, %s, %s)' % (grantee, parameter, quote_literal(p)))
+                      for p in privileges)
+    lacking = set(unknown)
+    if checks:
+        try:
+            rows = engine.query('SELECT ' + ', '.join('(%s)::text' % sql for _i, sql in checks))
+            lacking.update(i for (i, _sql), held in zip(checks, rows[0] if rows else []) if held != 'true')
+        except ToolError:
+            lacking.update(i for i, _sql in checks)   # a parameter this server does not know: named
+    if not lacking:
+        return []
+    return ['Privileges on parameters granted in the backed-up cluster to roles that already existed here were not '
+            'given (existing roles are left as they are): %s. Run those that are still wanted by hand.'
+            % '; '.join(' '.join(grants[i].sql.split()) for i in sorted(lacking))]
 
 
 def _unquote(ident: str) -> str:
@@ -1475,11 +1517,15 @@ def restore_globals(engine: PostgresEngine, request: RestoreRequest, manifest: M
                                 'the tablespace\'s directory on the server, owned by the postgres user, and run '
                                 'again.' % (manifest.id, sql.split('\n')[0][:120], _server_error(exc)),
                                 stderr=exc.stderr)
+    warnings = parameter_warnings(engine, plan['existing_parameter_grants'])
     timer.lap('globals')
-    return {'target': dict(plan['report'], server=engine.server_label(), host=engine.conn.host,
-                           port=engine.conn.port or 5432),
-            'method_detail': 'psql (pg_dumpall --globals-only, missing roles only)', 'jobs': 1,
-            'replaced': False, 'changed': _globals_change(plan['report'])}
+    outcome = {'target': dict(plan['report'], server=engine.server_label(), host=engine.conn.host,
+                              port=engine.conn.port or 5432),
+               'method_detail': 'psql (pg_dumpall --globals-only, missing roles only)', 'jobs': 1,
+               'replaced': False, 'changed': _globals_change(plan['report'])}
+    if warnings:
+        outcome['warnings'] = warnings
+    return outcome
 
 
 def _globals_change(report: Dict[str, Any]) -> bool:

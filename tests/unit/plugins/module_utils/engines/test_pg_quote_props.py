@@ -236,6 +236,33 @@ def test_extension_member_statements_set_back_what_differs():
         'relation public.r (comment)']
 
 
+def test_extension_member_relations_set_back_by_their_kind():
+    """Round 7: a relation member's owner, comment and column comments are set again with the statement of the copy's
+    relkind; a relkind without one (or a backup without column comments) makes none, and column names are quoted."""
+    statements_for = pg_dbprops.extension_member_statements
+    losses = pg_dbprops.extension_member_losses
+    recorded = [{'object': 'relation public.t', 'owner': 'app', 'comment': 'tbl',
+                 'columns': {'a"b': "it's", 'kept': 'same'}},
+                {'object': 'relation public.v', 'comment': 'view', 'columns': {}},
+                {'object': 'relation public.s', 'owner': 'app'},
+                {'object': 'relation public.i', 'comment': 'index'}]
+    restored = [{'object': 'relation public.t', 'role': 'postgres', 'relkind': 'r',
+                 'columns': {'kept': 'same', 'gone': 'script'}},
+                {'object': 'relation public.v', 'role': 'postgres', 'relkind': 'v'},
+                {'object': 'relation public.s', 'role': 'postgres', 'relkind': 'S'},
+                {'object': 'relation public.i', 'role': 'postgres', 'relkind': 'i'}]
+    assert statements_for(recorded, restored, False) == [
+        (['ALTER TABLE public.t OWNER TO "app"', "COMMENT ON TABLE public.t IS E'tbl'",
+          'COMMENT ON COLUMN public.t."a""b" IS E\'it\'\'s\'', 'COMMENT ON COLUMN public.t."gone" IS NULL'],
+         'relation public.t (owner app, comment, column comments)'),
+        (["COMMENT ON VIEW public.v IS E'view'"], 'relation public.v (comment)'),
+        (['ALTER SEQUENCE public.s OWNER TO "app"'], 'relation public.s (owner app)')]
+    assert losses(recorded, restored, False) == [
+        'relation public.t (owner app, comment, column comments)', 'relation public.v (comment)',
+        'relation public.s (owner app)', 'relation public.i (comment)']
+    assert statements_for(recorded, restored, True)[0][0][0] == "COMMENT ON TABLE public.t IS E'tbl'"
+
+
 def test_extension_owner_losses():
     extension_owner_losses = pg_dbprops.extension_owner_losses
     props = {'extensions': [{'name': 'cube', 'owner': 'app'}, {'name': 'hstore', 'owner': 'postgres'},
@@ -271,3 +298,18 @@ def test_extension_owner_statements():
                   'SET LOCAL ROLE "app ""x"""', 'CREATE EXTENSION "cube" WITH SCHEMA "public" VERSION E\'1.5\'',
                   'RESET ROLE', 'REVOKE CREATE ON DATABASE "db" FROM "app ""x"""',
                   'REVOKE CREATE ON SCHEMA "public" FROM "app ""x"""'])]
+
+
+def test_globals_parameter_grants_are_classified():
+    """Round 7: GRANT ... ON PARAMETER belongs to its grantee (PUBLIC: None), with the privileges
+    has_parameter_privilege takes; a REVOKE or an unknown privilege word gives none."""
+    parsed = pg_globals.parse('GRANT SET,ALTER SYSTEM ON PARAMETER log_statement TO "App ""x""" WITH GRANT OPTION;\n'
+                              'GRANT ALL ON PARAMETER "my.opt" TO PUBLIC;\n'
+                              'REVOKE SET ON PARAMETER work_mem FROM app;\n'
+                              'GRANT SET ON ROLE x TO y;\n')
+    assert [(s.kind, s.subject, s.member) for s in parsed] == [
+        ('parameter', 'App "x"', 'log_statement'), ('parameter', None, 'my.opt'), ('parameter', 'app', 'work_mem'),
+        ('other', None, None)]
+    privileges = [pg_globals.parameter_privileges(s) for s in parsed]
+    assert privileges == [['SET WITH GRANT OPTION', 'ALTER SYSTEM WITH GRANT OPTION'], ['SET', 'ALTER SYSTEM'],
+                          None, None]
