@@ -348,7 +348,7 @@ def test_event_whose_definer_has_an_at_sign_in_its_user_name_restores(mariadb_fa
         assert_same(source, {'snapshot': snapshot(server, 'ea'), 'extra': extra(server, 'ea')}, 'over ea')
     finally:
         server.sql("DROP DATABASE IF EXISTS ea; DROP DATABASE IF EXISTS ea_copy; DROP USER IF EXISTS 'we@b'@'%'; "
-                    "DROP USER IF EXISTS 'ops@x@y'@'10.0.0.1'")
+                   "DROP USER IF EXISTS 'ops@x@y'@'10.0.0.1'")
 
 
 def test_point_in_time_into_a_long_name_with_underscores_and_recorded_grants(mariadb_factory, tmp_path):
