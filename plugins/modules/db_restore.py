@@ -391,6 +391,10 @@ point_reached:
   description:
     - The point in time (UTC, ISO 8601) the restored data reflects.
     - PostgreSQL PITR - the last transaction replayed (its commit time).
+    - MariaDB/MySQL with O(stop_at) - the second of O(stop_at) (every event stamped before it was replayed), or the
+      end of the logs when they end before it. Where the replay stopped at an event stamped at or after O(stop_at)
+      that transactions of the database stamped before it follow (a session's SET TIMESTAMP, a replica's applier),
+      those were not replayed and this is RV(recovered_point) (the last event replayed), with a warning.
   returned: when state=present
   type: str
   sample: "2026-11-29T10:15:00.000000Z"

@@ -22,7 +22,7 @@ import re
 import shutil
 import struct
 import zlib
-from typing import Any, Callable, ContextManager, Dict, List, Optional, Tuple
+from typing import Any, Callable, ContextManager, Dict, Iterator, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest, local_origin
@@ -124,6 +124,18 @@ def stored_as(expression: str, data_type: str, column_type: str, length: str, pr
     return 'CAST((%s) AS %s)' % (expression, kind)
 
 
+def generated_unchecked_text(unchecked: Dict[str, str]) -> str:
+    """What a backup (and every restore of its dump) says of the tables whose STORED generated values could not be
+    compared with what a load computes (``MySQLEngine.generated_recomputed``)."""
+    denied = any('denied' in why.lower() for why in unchecked.values())
+    what = ('grant the backup login CREATE TEMPORARY TABLES on the database and back up again, or compare those '
+            'columns after a restore' if denied else 'compare those columns after a restore')
+    return ('the STORED generated values of table(s) %s were not checked against what a load computes (the check '
+            'copies them into a temporary table, which failed: %s), so values a restore computes differently would '
+            'not be named: %s' % (', '.join(sorted(unchecked)),
+                                  '; '.join('%s: %s' % kv for kv in sorted(unchecked.items())), what))
+
+
 def binlog_index(name: str) -> int:
     match = re.search(r'\.(\d+)$', name)
     if not match:
@@ -143,8 +155,31 @@ def scan_binlog(path: str) -> Dict[str, Any]:
     before the copy) was backed up, verified and replayed by ``mariadb-binlog`` (which checks no CRC by default) as
     a wrong value, without a word."""
     events, first, last = 0, None, None
-    size = os.path.getsize(path)
     crc = False
+    for offset, header, body in walk_binlog(path):
+        timestamp, kind = EVENT_HEADER.unpack_from(header)[:2]
+        if events == 0 and kind == FORMAT_DESCRIPTION_EVENT and len(body) >= 5 and body[-5] == CRC32_ALG:
+            # the first event says whether the log has checksums; only believed when its own one matches (a
+            # server older than checksums ends this event with a length table, whose byte may be 1 too)
+            crc = zlib.crc32(header + body[:-4]) == int.from_bytes(body[-4:], 'little')
+        elif crc and (len(body) < 4 or zlib.crc32(header + body[:-4]) != int.from_bytes(body[-4:], 'little')):
+            raise IntegrityError(
+                '%s: the event at byte %d (type %d) fails its CRC32 checksum: the binary log is damaged (on the '
+                'server\'s disk, or in this copy), and replaying it would write wrong data. Events before byte %d '
+                'are intact: restore to a point before it, and take a new full backup so that the recoverable '
+                'window starts after it (mariadb-binlog --verify-binlog-checksum shows the event).'
+                % (path, offset, kind, offset), path=path, offset=offset)
+        events += 1
+        if timestamp:
+            first = timestamp if first is None else min(first, timestamp)
+            last = timestamp if last is None else max(last, timestamp)
+    return {'events': events, 'first_event': first, 'last_event': last}
+
+
+def walk_binlog(path: str) -> Iterator[Tuple[int, bytes, bytes]]:
+    """``(offset, header, body)`` of each event of a raw binary log, in order; raises ``IntegrityError`` where the
+    file does not hold whole events (the header's ``EVENT_HEADER`` fields: timestamp, type, server id, length)."""
+    size = os.path.getsize(path)
     with open(path, 'rb') as handle:
         if handle.read(4) != BINLOG_MAGIC:
             raise IntegrityError('%s does not start with the binary log magic number.' % path, path=path)
@@ -154,28 +189,12 @@ def scan_binlog(path: str) -> Dict[str, Any]:
             if len(header) < 19:
                 raise IntegrityError('%s ends inside an event header at byte %d: it is truncated.' % (path, offset),
                                      path=path)
-            timestamp, kind, _server, length, _next = EVENT_HEADER.unpack_from(header)
+            length = EVENT_HEADER.unpack_from(header)[3]
             if length < 19 or offset + length > size:
                 raise IntegrityError('%s has a damaged event at byte %d (length %d): truncated or corrupt.'
                                      % (path, offset, length), path=path)
-            body = handle.read(length - 19)
-            if events == 0 and kind == FORMAT_DESCRIPTION_EVENT and len(body) >= 5 and body[-5] == CRC32_ALG:
-                # the first event says whether the log has checksums; only believed when its own one matches (a
-                # server older than checksums ends this event with a length table, whose byte may be 1 too)
-                crc = zlib.crc32(header + body[:-4]) == int.from_bytes(body[-4:], 'little')
-            elif crc and (len(body) < 4 or zlib.crc32(header + body[:-4]) != int.from_bytes(body[-4:], 'little')):
-                raise IntegrityError(
-                    '%s: the event at byte %d (type %d) fails its CRC32 checksum: the binary log is damaged (on the '
-                    'server\'s disk, or in this copy), and replaying it would write wrong data. Events before byte %d '
-                    'are intact: restore to a point before it, and take a new full backup so that the recoverable '
-                    'window starts after it (mariadb-binlog --verify-binlog-checksum shows the event).'
-                    % (path, offset, kind, offset), path=path, offset=offset)
+            yield offset, header, handle.read(length - 19)
             offset += length
-            events += 1
-            if timestamp:
-                first = timestamp if first is None else min(first, timestamp)
-                last = timestamp if last is None else max(last, timestamp)
-    return {'events': events, 'first_event': first, 'last_event': last}
 
 
 def _schemas_where(database: Optional[str]) -> str:
@@ -252,12 +271,13 @@ class MySQLEngine(Engine):
         return found
 
     def _count_per_column(self, by_table: Dict[Tuple[str, str], List[Any]], test: Callable[[Any], str],
-                          session: str = '', skip_failed: bool = False,
+                          session: str = '', skip_failed: Optional[Dict[str, str]] = None,
                           source: Optional[str] = None) -> Dict[str, int]:
         """``{'db.table.column': rows}``: for each table of ``by_table`` (its columns, a name or a tuple whose first
         item is the name), one scan counting the rows where ``test(column)`` (an SQL condition) holds; columns
         with no such row are left out. ``session``: statements run first, in the same connection;
-        ``skip_failed``: a table whose scan fails is left out (the backup goes on) instead of raising;
+        ``skip_failed``: a table whose scan fails is left out (the backup goes on) instead of raising, and recorded
+        there (``{'db.table': the server's error}``: the caller says which tables went unchecked);
         ``source``: the (quoted) table read instead of the table itself, which ``session`` fills."""
         found: Dict[str, int] = {}
         for (schema, table), columns in sorted(by_table.items()):
@@ -265,9 +285,11 @@ class MySQLEngine(Engine):
             try:
                 counts = self.query('%sSELECT %s FROM %s'  # nosec B608 # identifiers quoted, tests built above
                                     % (session, tests, source or qualified(schema, table)))
-            except ToolError:
-                if not skip_failed:
+            except ToolError as exc:
+                if skip_failed is None:
                     raise
+                said = (exc.stderr or '').strip().splitlines() or [exc.message]
+                skip_failed['%s.%s' % (schema, table)] = said[-1][:300]
                 continue
             for column, count in zip(columns, counts[0] if counts else []):
                 if count not in ('0', '', None):
@@ -329,14 +351,18 @@ class MySQLEngine(Engine):
         return self._count_per_column(by_table, lambda c: '{c} <> CAST(CAST({c} AS CHAR) AS FLOAT)'.format(
             c=quote_identifier(c, 'column name')))
 
-    def generated_recomputed(self, database: Optional[str]) -> Dict[str, int]:
+    def generated_recomputed(self, database: Optional[str],
+                             unchecked: Optional[Dict[str, str]] = None) -> Dict[str, int]:
         """``{'db.table.column': rows}``: STORED generated values the load will compute differently. The dump holds
         no generated value: the load computes each again under its own session (time zone +00:00: mariadb-dump sets
         it; the division scale of the session that opens the table first), so a value the source computed under
         other settings (CAST(ts AS CHAR) under +05:00, a / 3 stored with 18 decimals) comes back changed. Each
         expression is computed here under the load's settings, converted to the column's type (a CAST where one
         says it; else stored in a temporary table of that type: ``_stored_differ``), and compared; a table whose
-        check fails is left out (the backup goes on). Only tables with such a column are read."""
+        check fails is left out (the backup goes on) and named in ``unchecked`` with the server's error (a login
+        without CREATE TEMPORARY TABLES cannot make the copy ``_stored_differ`` needs). Only tables with such a
+        column are read."""
+        unchecked = {} if unchecked is None else unchecked
         where = _schemas_where(database)
         rows = self.query("SELECT TABLE_SCHEMA, TABLE_NAME, c.COLUMN_NAME, c.GENERATION_EXPRESSION, "  # nosec B608
                           "c.DATA_TYPE, c.COLUMN_TYPE, IFNULL(c.CHARACTER_MAXIMUM_LENGTH, ''), "
@@ -368,20 +394,21 @@ class MySQLEngine(Engine):
                 except ToolError:   # (a mix of collations the CAST cannot compare...): stored, as the others
                     stored = columns
             if stored:
-                found.update(self._stored_differ(key, stored, session))
+                found.update(self._stored_differ(key, stored, session, unchecked))
         return found
 
     def _stored_differ(self, key: Tuple[str, str], columns: List[Tuple[str, str, str, Optional[str]]],
-                       session: str) -> Dict[str, int]:
+                       session: str, unchecked: Dict[str, str]) -> Dict[str, int]:
         """``generated_recomputed`` for the ``columns`` (name, expression, definition) of table ``key`` whose type
         CAST cannot express: each value and its expression are stored, under the load's ``session``, in a temporary
         table with the column's own definition (the load's conversion, exactly), then compared. This copies those
-        columns of the table (and needs CREATE TEMPORARY TABLES); a table whose copy fails is left out."""
+        columns of the table (and needs CREATE TEMPORARY TABLES); a table whose copy fails is left out and named in
+        ``unchecked``."""
         schema, table = key
         scratch_table = qualified(schema, '#opsready_generated_check')
         return self._count_per_column(
             {key: [(c[0], i) for i, c in enumerate(columns)]},
-            lambda c: 'NOT (s%d <=> e%d)' % (c[1], c[1]), skip_failed=True, source=scratch_table,
+            lambda c: 'NOT (s%d <=> e%d)' % (c[1], c[1]), skip_failed=unchecked, source=scratch_table,
             session=session + 'CREATE TEMPORARY TABLE %s (%s); INSERT INTO %s SELECT %s FROM %s; ' % (  # nosec B608
                 scratch_table, ', '.join('s%d %s, e%d %s' % (i, c[2], i, c[2]) for i, c in enumerate(columns)),
                 scratch_table, ', '.join('%s, (%s)' % (quote_identifier(c[0], 'column name'), c[1])
@@ -503,7 +530,10 @@ class MySQLEngine(Engine):
                                 "writes both as '' and a restore gives those rows the '' member. Find them with "
                                 "WHERE <column> + 0 = 0" % (sum(enum_errors.values()), ', '.join(
                                     '%s (%d)' % kv for kv in sorted(enum_errors.items()))))
-            recomputed = self.generated_recomputed(None if opts.all_databases else database)
+            unchecked: Dict[str, str] = {}
+            recomputed = self.generated_recomputed(None if opts.all_databases else database, unchecked)
+            if unchecked:
+                warnings.append(generated_unchecked_text(unchecked))
             if recomputed:
                 warnings.append('%d value(s) of STORED generated column(s) %s differ from what a load computes '
                                 '(time_zone +00:00, the default division scale): the dump holds no generated value, '
@@ -559,6 +589,8 @@ class MySQLEngine(Engine):
             data['float_precision'] = floats   # and this
         if recomputed:
             data['generated_recomputed'] = recomputed   # and this
+        if unchecked:
+            data['generated_unchecked'] = unchecked   # and this
         if inserts.table is not None:
             # the restore refuses, before loading, a server whose max_allowed_packet is shorter
             data['longest_insert'] = {'bytes': inserts.longest, 'table': inserts.table}

@@ -38,13 +38,29 @@ def escape_pattern(name: str) -> str:
     return name.replace('\\', '\\\\').replace('_', '\\_').replace('%', '\\%')
 
 
+NAME_LIMIT = 64   # characters of a database name, as a GRANT writes it (escapes included) and mysql.db keeps it
+
+
+def escape_within(name: str) -> str:
+    """``name`` escaped as ``escape_pattern`` does, left to right, as far as ``NAME_LIMIT`` allows: the ``_`` and
+    ``%`` after that stay wildcards (for the restore's own temporary copy, whose name is [A-Za-z0-9_] and ends in a
+    random suffix, each ``_`` left matches one character, and only a name shaped like it)."""
+    out = ''
+    for n, char in enumerate(name):
+        escaped = '\\' + char if char in '\\_%' else char
+        if len(out) + len(escaped) + len(name) - n - 1 > NAME_LIMIT:
+            return out + name[n:]
+        out += escaped
+    return out
+
+
 def _set_values(value: Optional[str]) -> List[str]:
     return [v for v in (value or '').split(',') if v]
 
 
 def read_grants(client: Any, database: str) -> Dict[str, Any]:
     """The privileges naming ``database`` (``client``: a MySQLClient), as recorded in a manifest."""
-    names = '%s, %s' % (quote_literal(database), quote_literal(escape_pattern(database)))
+    names = ', '.join(quote_literal(n) for n in sorted({database, escape_pattern(database), escape_within(database)}))
     lit = quote_literal(database)
     grants: Dict[str, Any] = {'database': [], 'tables': [], 'columns': [], 'routines': []}
     for row in client.query_dicts('SELECT * FROM mysql.db WHERE Db IN (%s)' % names):  # nosec B608 # quote_literal
@@ -103,11 +119,17 @@ def column_privileges(grants: Dict[str, Any]) -> List[Tuple[Tuple[str, str, str]
 
 
 def grant_statements(grants: Dict[str, Any], target: str, accounts: List[Tuple[str, str]],
-                     roles: List[str], source: Optional[str] = None) -> Tuple[List[Tuple[str, str]], List[str]]:
+                     roles: List[str], source: Optional[str] = None,
+                     grantees: Optional[List[str]] = None,
+                     loose: bool = False) -> Tuple[List[Tuple[str, str]], List[str]]:
     """(what, GRANT statement) for the recorded privileges on database ``target``, and what was left out (why).
     ``accounts``: (user, host) of the target server's accounts; ``roles``: its roles. Restored under the source's
     own name (``source``), a database-level grant names it as the source's did (escaped or not): the same row, so
-    a restore over the original changes nothing; under another name, the name escaped (that database only)."""
+    a restore over the original changes nothing; under another name, the name escaped (that database only).
+    ``grantees``, when given, gets each statement's grantee as information_schema writes a DEFINER (``user@host``,
+    a role by its name), in the order of the statements. A name whose escaped form is longer than 64 characters
+    cannot be granted that way (the server refuses the name): its database-level grants are left out and named, or,
+    ``loose`` (the restore's temporary copy), escaped as far as it fits (``escape_within``)."""
     existing = set(accounts)
     statements: List[Tuple[str, str]] = []
     skipped: List[str] = []
@@ -125,11 +147,22 @@ def grant_statements(grants: Dict[str, Any], target: str, accounts: List[Tuple[s
             return
         statements.append((what + ' for ' + who, 'GRANT %s ON %s TO %s%s' % (
             privileges, on, grantee, ' WITH GRANT OPTION' if grantable else '')))
+        if grantees is not None:
+            grantees.append(user if host == '' and user in roles else '%s@%s' % (user, host))
 
     for item in grants.get('database') or []:
         if item['privileges'] or item['grantable']:
             privileges = ', '.join(item['privileges']) or 'USAGE'
             named = item.get('db') if target == source and item.get('db') else escape_pattern(target)
+            if len(named) > NAME_LIMIT and loose:
+                named = escape_within(target)
+            elif len(named) > NAME_LIMIT:
+                skipped.append('%s on the database for %s (not granted: the name with its _ and %% escaped, as a '
+                               'database-level GRANT needs to name this database only, is longer than 64 characters; '
+                               'grant it by hand: GRANT ... ON %s.* would match other databases too)'
+                               % (privileges, item['user'] if item['host'] == '' and item['user'] in roles
+                                  else '%s@%s' % (item['user'], item['host'] or "''"), qdb))
+                continue
             add(item['user'], item['host'], privileges, quote_identifier(named, 'database name') + '.*',
                 item['grantable'], '%s on the database' % privileges)
     for item in grants.get('tables') or []:
@@ -162,10 +195,11 @@ def server_roles(client: Any) -> List[str]:
 
 
 def apply_grants(client: Any, grants: Optional[Dict[str, Any]], target: str,
-                 source: Optional[str] = None) -> Dict[str, Any]:
+                 source: Optional[str] = None, loose: bool = False) -> Dict[str, Any]:
     """Give the restored database ``target`` the recorded privileges: one GRANT at a time (GRANT adds to what an
     account has, so running one again changes nothing); one the server refuses is reported, not fatal (the data
-    is in place by then)."""
+    is in place by then). ``refused``: each refused one as ``{'account', 'what', 'error'}`` (``account`` as
+    information_schema writes a DEFINER)."""
     if grants is None:
         return {'restored': False, 'reason': 'the backup predates the recording of the grants naming the database'}
     if not any(grants.get(kind) for kind in ('database', 'tables', 'columns', 'routines')):
@@ -177,15 +211,21 @@ def apply_grants(client: Any, grants: Optional[Dict[str, Any]], target: str,
                                              'restore user SELECT ON mysql.* and GRANT OPTION to restore the '
                                              'grants naming the database' % exc.message,
                 'applied': [], 'skipped': []}
-    statements, skipped = grant_statements(grants, target, accounts, server_roles(client), source)
+    grantees: List[str] = []
+    statements, skipped = grant_statements(grants, target, accounts, server_roles(client), source, grantees, loose)
     applied: List[str] = []
-    for what, sql in statements:
+    refused: List[Dict[str, str]] = []
+    for (what, sql), grantee in zip(statements, grantees):
         try:
             client.query(sql)
             applied.append(what)
         except ToolError as exc:
             skipped.append('%s (the server refused it: %s)' % (what, exc.message))
-    return {'restored': True, 'applied': applied, 'skipped': skipped}
+            refused.append({'account': grantee, 'what': what, 'error': exc.message})
+    result: Dict[str, Any] = {'restored': True, 'applied': applied, 'skipped': skipped}
+    if refused:
+        result['refused'] = refused
+    return result
 
 
 def revoke_statements(grants: Dict[str, Any], database: str, roles: List[str]) -> List[Tuple[str, str]]:

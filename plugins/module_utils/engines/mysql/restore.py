@@ -70,6 +70,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.base i
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
     check_decryptable, open_artifact)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.backup import (
+    EVENT_HEADER as EVENT_HEADER_FIELDS, generated_unchecked_text, walk_binlog)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.client import MAX_PACKET
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.grants import (
     apply_grants, revoke_grants)
@@ -1072,6 +1074,31 @@ def requalify_sequence_defaults(engine: Any, database: str, own: str, defaults: 
     return done
 
 
+# mariadb-dump writes an event's DEFINER from SHOW EVENTS' ``user@host``, split at its FIRST '@': the definer
+# 'we@b'@'%' came out as DEFINER=`we`@`b@%`, and the load failed ("Malformed hostname (illegal symbol: '@')"), the
+# whole restore rolled back. A host name cannot hold '@' (the server refuses it), so the split belongs at the last one.
+EVENT_DEFINER = re.compile(rb'(?m)^(' + re.escape(EVENT_MARK) + rb'/\*!50117 DEFINER=`)((?:[^`\n]|``)*)`@`'
+                           rb'((?:[^`\n]|``)*@(?:[^`\n]|``)*)`')
+
+
+class EventDefinerFixer(_MarkedLineFilter):
+    """Moves what precedes the last '@' of an event's DEFINER host into its user name, chunk by chunk."""
+
+    MARK = EVENT_MARK
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fixed = 0
+
+    def _fix(self, match: 're.Match[bytes]') -> bytes:
+        head, _at, host = match.group(3).rpartition(b'@')
+        self.fixed += 1
+        return match.group(1) + match.group(2) + b'@' + head + b'`@`' + host + b'`'
+
+    def _sub(self, data: bytes) -> bytes:
+        return EVENT_DEFINER.sub(self._fix, data) if EVENT_MARK in data else data
+
+
 def with_event_status(script: bytes, wanted: Dict[str, str]) -> bytes:
     """``script`` (events dumped from the copy, all disabled) with each event's CREATE giving it the status
     ``wanted`` names: an ALTER EVENT afterwards would record the restore session's character set and the database's
@@ -1094,7 +1121,8 @@ def _load_dump(engine: Any, full: Manifest, temp: str) -> Dict[str, str]:
     dump (each was loaded disabled: ``EventStatusRewriter``)."""
     check_decryptable(full, engine.identities)
     events = EventStatusRewriter()
-    filters: List[Any] = [TriggerQualifierStripper(), DumpLineRewriter(full.database, temp), events]
+    filters: List[Any] = [TriggerQualifierStripper(), DumpLineRewriter(full.database, temp), EventDefinerFixer(),
+                          events]
     if full.database:
         filters += [ViewQualifierRewriter(full.database, temp), CollationSwitchRewriter(full.database, temp)]
     with open_artifact(full, engine.identities) as source:
@@ -1385,6 +1413,23 @@ def database_function_objects(engine: Any, database: str) -> Dict[str, Dict[byte
     return {'tables': tables, 'routines': routines}
 
 
+def bodies_naming(engine: Any, database: str, source: str) -> List[str]:
+    """``kind name`` of the triggers, routines, events and views of ``database`` whose body qualifies a name with
+    database ``source`` (```src`.t``, ``src.t``: outside strings and comments). The dump keeps the text as the
+    source had it, so restored under another name they read and write the SOURCE database's tables."""
+    lit = quote_literal(database)
+    rows = engine.query(
+        "SELECT 'trigger', TRIGGER_NAME, ACTION_STATEMENT "  # nosec B608 # mysql_quote literal
+        "FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s "
+        "UNION ALL SELECT LOWER(ROUTINE_TYPE), ROUTINE_NAME, ROUTINE_DEFINITION "
+        "FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s "
+        "UNION ALL SELECT 'event', EVENT_NAME, EVENT_DEFINITION FROM information_schema.EVENTS WHERE EVENT_SCHEMA = %s "
+        "UNION ALL SELECT 'view', TABLE_NAME, VIEW_DEFINITION FROM information_schema.VIEWS "
+        "WHERE TABLE_SCHEMA = %s ORDER BY 1, 2" % (lit, lit, lit, lit))
+    return ['%s %s' % (r[0], r[1]) for r in rows
+            if len(r) == 3 and r[2] and names_database(r[2].encode('utf-8', 'surrogateescape'), source)]
+
+
 def _statements(engine: Any, argv: List[str], stop: Any) -> Optional[bytes]:
     """The first statement of ``argv`` (mariadb-binlog --short-form) for which ``stop(statement, default_db)`` is
     true, or None; the tool never left running. ``default_db``: the last ``use`` printed (mariadb-binlog prints
@@ -1489,6 +1534,51 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
     return calling
 
 
+def probe_lending(engine: Any, temp: str, full: Manifest) -> List[Dict[str, str]]:
+    """Before the dump is loaded into the (empty) copy ``temp``: lend it the privileges the backup recorded on the
+    source database, as ``_replay_with_grants`` will, and take them back at once. What the server refuses (the
+    login lacks GRANT OPTION, or a privilege it would pass on) is returned (``apply_grants``' ``refused``). One
+    refused to an account that is the DEFINER of a trigger, view, routine or event of the backup stops the restore
+    here: the replay runs those as their definer, which holds its privileges on the source database only, and
+    failed in the copy with the bare ERROR 1142 (TRIGGER command denied) after the whole dump had loaded."""
+    grants = full.data.get('database_grants')
+    if not grants:
+        return []
+    lent = apply_grants(engine.client, grants, temp, full.database, loose=True)
+    if lent.get('applied'):
+        taken = revoke_grants(engine.client, temp)
+        if taken['warnings']:
+            raise OpsReadyError('Restore refused before loading anything: the privileges lent to the temporary copy %s '
+                                'to check the binary log replay could not all be taken back: %s Revoke the rows naming '
+                                '%s in mysql.db, mysql.tables_priv, mysql.columns_priv and mysql.procs_priv.'
+                                % (temp, ' '.join(taken['warnings']), temp))
+    refused = list(lent.get('refused') or [])
+    definers = (full.data.get('database_objects') or {}).get('definers') or {}
+    needed = [r for r in refused if r['account'] in definers]
+    if needed:
+        raise OpsReadyError(
+            'Restore refused before loading anything: the binary log replay runs the %s of %s as their DEFINER, and '
+            '%s hold(s) privileges on database %s only; the restore lends those privileges to its temporary copy for '
+            'the replay, and this login may not grant them (%s). Grant the restore login GRANT OPTION (GRANT ... ON '
+            '*.* TO <login> WITH GRANT OPTION, with at least the privileges named), or restore as a user who has it. '
+            'Nothing was changed.'
+            % ('/'.join(sorted({k for r in needed for k in definers[r['account']]})), full.database,
+               ', '.join(sorted({r['account'] for r in needed})), full.database,
+               '; '.join('%s: %s' % (r['what'], r['error']) for r in needed)),
+            missing_privilege='GRANT OPTION', accounts=sorted({r['account'] for r in needed}))
+    return refused
+
+
+def lending_hint(refused: List[Dict[str, str]], said: str) -> str:
+    """The hint a replay that failed on a privilege gets when the privileges could not be lent to the copy."""
+    if not refused or not re.search(r'ERROR 114[23]|ERROR 1370|ERROR 1044|command denied', said):
+        return ''
+    return (' The replay ran a statement as an account without the privilege in the temporary copy: the restore '
+            'could not lend the copy the privileges the backup recorded on the source database (this login may not '
+            'grant them: %s). Grant the restore login GRANT OPTION (GRANT ... ON *.* TO <login> WITH GRANT OPTION) '
+            'and run the restore again.' % '; '.join('%s: %s' % (r['what'], r['error']) for r in refused[:5]))
+
+
 def _replay_with_grants(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Manifest], temp: str,
                         events: Dict[str, str], warnings: List[str]) -> Dict[str, Any]:
     """``_replay`` with the privileges the backup recorded on the source database lent to the copy ``temp`` for its
@@ -1498,7 +1588,7 @@ def _replay_with_grants(engine: Any, request: RestoreRequest, full: Manifest, lo
     TRIGGER command denied). The accounts lent them hold them on the source's data already; the restored database
     gets them after the swap (apply_grants), the copy's name keeps none."""
     grants = full.data.get('database_grants')
-    lent = grants is not None and apply_grants(engine.client, grants, temp, full.database).get('applied')
+    lent = grants is not None and apply_grants(engine.client, grants, temp, full.database, loose=True).get('applied')
     try:
         return _replay(engine, request, full, logs, temp, events)
     finally:
@@ -1541,7 +1631,8 @@ def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Man
         except BaseException:
             kill_and_reap(binlog)
             raise
-        replayed = {'binlogs': [os.path.basename(f) for f in files], 'start_position': start,
+        reach = replay_reach(files, start, request.stop_at, source) if request.stop_at is not None else {}
+        replayed = {'binlogs': [os.path.basename(f) for f in files], 'start_position': start, 'reach': reach,
                     'gtid_assignments_removed': stripper.removed, 'last_event': stripper.last_timestamp,
                     'database_function': calling, 'event_statuses': rewriter.statuses}
     except BaseException as exc:
@@ -1550,6 +1641,54 @@ def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Man
     if not left['cleaned_up']:
         replayed.update(scratch_left=[left['path']], scratch_warning=left['warning'])
     return replayed
+
+
+QUERY_EVENT, TABLE_MAP_EVENT, GTID_EVENTS = 2, 19, (162, 33, 34)   # MariaDB GTID; MySQL GTID, anonymous GTID
+
+
+def _event_database(kind: int, body: bytes) -> Optional[bytes]:
+    """The database a Query event ran under (not a BEGIN/COMMIT/ROLLBACK) or a Table_map event names, else None."""
+    if kind == QUERY_EVENT and len(body) >= 13:   # thread id 4, exec time 4, db length 1, error code 2, status length 2
+        size, status = body[8], int.from_bytes(body[11:13], 'little')
+        text = body[13 + status + size + 1:]
+        if len(text) <= 12 and text[:8].upper().startswith((b'BEGIN', b'COMMIT', b'ROLLBACK')):  # (+ a CRC32)
+            return None
+        return body[13 + status:13 + status + size]
+    if kind == TABLE_MAP_EVENT and len(body) >= 9:   # table id 6, flags 2, db length 1, db, NUL
+        return body[9:9 + body[8]]
+    return None
+
+
+def replay_reach(files: List[str], start: Optional[int], stop_at: datetime.datetime, source: str) -> Dict[str, Any]:
+    """Where ``--stop-datetime`` ended the replay of ``files`` (the first from byte ``start``): the tool stops at the
+    first event stamped at or after the second of ``stop_at``, whatever follows it. Binary log stamps are the time a
+    statement started as its session saw it (SET TIMESTAMP sets it; a replica's applier logs the source's), so
+    they need not grow: transactions of ``source`` stamped before ``stop_at`` can follow that event, and were not
+    replayed although the source had them before ``stop_at``. ``{'stopped_at': the stamp of the event that stopped
+    it or None, 'left_out': how many such transactions}`` (each counted once, by its GTID event). A log damaged
+    past the stop (which the replay never read) ends the count there: the restore does not fail on it."""
+    stop = int(stop_at.astimezone(UTC).replace(microsecond=0).timestamp())
+    own = source.encode('utf-8')
+    stopped_at: Optional[int] = None
+    left_out, counted, transaction = 0, -1, 0
+    try:
+        for n, path in enumerate(files):
+            for offset, header, body in walk_binlog(path):
+                stamp, kind = EVENT_HEADER_FIELDS.unpack_from(header)[:2]
+                if (n == 0 and start and offset < start) or not stamp:
+                    continue
+                if kind in GTID_EVENTS:
+                    transaction += 1
+                if stopped_at is None:
+                    if stamp >= stop:
+                        stopped_at = stamp
+                    continue
+                if stamp < stop and counted != transaction and _event_database(kind, body) == own:
+                    counted = transaction
+                    left_out += 1
+    except IntegrityError:
+        pass
+    return {'stopped_at': stopped_at, 'left_out': left_out}
 
 
 CRC_FAILED = re.compile(r'crc check failed|Could not read entry at offset (\d+)', re.IGNORECASE)
@@ -1602,7 +1741,8 @@ def _dump_objects(engine: Any, database: str, objects: Dict[str, List[Dict[str, 
                 kill_and_reap(proc)
                 raise
             parts.append(out)
-    return b'\n'.join(parts)
+    fixer = EventDefinerFixer()
+    return fixer.feed(b'\n'.join(parts)) + fixer.flush()
 
 
 def view_order(engine: Any, database: str) -> List[str]:
@@ -2032,6 +2172,7 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
     timer.lap('inspect_target')
     engine.query('CREATE DATABASE %s%s' % (_q(temp), clause))
     replay: Dict[str, Any] = {'binlogs': [], 'start_position': None}
+    refused: List[Dict[str, str]] = []   # privileges the copy could not be lent for the replay (probe_lending)
     events: Dict[str, str] = {}
     lent_warnings: List[str] = []
     try:
@@ -2041,6 +2182,7 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
         if comment is not None and not marked:
             engine.query(comment_sql(temp, comment))
         probe_privileges(engine, temp, full.data.get('database_objects'))
+        refused = probe_lending(engine, temp, full) if logs else []
         timer.lap('probe_privileges')
         loaded = _load_dump(engine, full, temp)
         _quiesce_events(engine, temp, events, loaded)
@@ -2079,6 +2221,8 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
                       % (SWAP_LOCK_WAIT, target_db))
         elif 'ERROR 2006' in said or 'max_allowed_packet' in said or 'ERROR 1153' in said:
             in_use = packet_hint(engine)
+        else:
+            in_use = lending_hint(refused, said)
         raise OpsReadyError('Restore of %s into %s failed and was rolled back (temporary database %s dropped; %s is '
                             'as it was): %s%s' % (full.id, target_db, temp, target_db, exc.message, in_use),
                             target=target_db, stderr=exc.stderr)
@@ -2095,6 +2239,7 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
     timer.lap('swap')
     # The privileges that named the source database (not in the dump): the same accounts get them on the target.
     grants = apply_grants(engine.client, full.data.get('database_grants'), target_db, full.database)
+    grants.pop('refused', None)   # named in 'skipped' too
     timer.lap('grants')
     result: Dict[str, Any] = {
         'target': {'database': target_db, 'server': engine.server_label(), 'host': engine.conn.host,
@@ -2124,6 +2269,15 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
                         '%s, so what they wrote differs from the source (binlog_format=STATEMENT/MIXED logs the '
                         'statement, not its rows). Check the rows they wrote: %s'
                         % (full.database, temp, full.database, '; '.join(replay['database_function'])))
+    source_db = full.database or target_db
+    naming = bodies_naming(engine, target_db, source_db) if source_db != target_db else []
+    if naming:
+        warnings.append('%s of %s name database %s in their body (%s.<table>): the dump keeps that text, so restored '
+                        'under another name they read and write the tables of %s (where it exists on this server), '
+                        'not those of %s: a write into %s that fires such a trigger changes %s. Check them '
+                        '(SHOW CREATE ...) and point them at %s, or drop them, before using the copy.'
+                        % (', '.join(naming), target_db, source_db, _q(source_db), source_db,
+                           target_db, target_db, source_db, target_db))
     absent = absent_definers(engine, target_db)
     if absent:
         warnings.append('Objects of %s have a DEFINER that is no account of this server: %s. Using such a view or '
@@ -2160,12 +2314,32 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
                         'session settings and differ from the source\'s (the backup %s said so).'
                         % (sum(v for v in recomputed.values() if isinstance(v, int)),
                            ', '.join(sorted(str(k) for k in recomputed)), full.id))
+    recovered = recovered_point(full, replay.get('last_event'))
+    reach = replay.get('reach') or {}
+    if request.stop_at is not None and reach.get('left_out'):
+        warnings.append(
+            'The binary logs hold %d transaction(s) of %s stamped before stop_at (%s) after an event stamped %s, at or '
+            'after it: a session that set its own clock (SET TIMESTAMP) or a replica applying another server\'s '
+            'events wrote them. %s-binlog --stop-datetime stops at the first event stamped at or after stop_at, so '
+            'those were not replayed although the source had them before stop_at: the copy reaches %s (the last '
+            'event replayed), which point_reached says. Restore with a stop_at after %s (or none) to replay them.'
+            % (reach['left_out'], full.database, isoformat(request.stop_at), isoformat(datetime.datetime.fromtimestamp(
+                reach['stopped_at'], UTC)), engine.flavor, recovered['at'], isoformat(datetime.datetime.fromtimestamp(
+                    reach['stopped_at'], UTC))))
+    unchecked = full.data.get('generated_unchecked')
+    if isinstance(unchecked, dict) and unchecked:
+        # recorded by the backup (engines/mysql/backup.py generated_recomputed)
+        warnings.append('The backup %s says: %s.' % (full.id, generated_unchecked_text(
+            {str(k): str(v) for k, v in unchecked.items()})))
     if warnings:
         result['warnings'] = warnings
     if request.stop_at is not None and logs:
         floor = request.stop_at.astimezone(UTC).replace(microsecond=0)
-        result['point_reached'] = isoformat(min(floor, max(m.consistent_at for m in chain)))
-    result['recovered_point'] = recovered_point(full, replay.get('last_event'))
+        # the second of stop_at when the replay ran up to it; where it stopped before transactions stamped
+        # earlier (replay_reach), the last event it replayed
+        result['point_reached'] = (recovered['at'] if reach.get('left_out') else
+                                   isoformat(min(floor, max(m.consistent_at for m in chain))))
+    result['recovered_point'] = recovered
     return result
 
 
