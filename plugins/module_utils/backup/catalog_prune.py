@@ -38,6 +38,7 @@ def prune(path: str, policy: retention.Policy, engine: Optional[str] = None, dat
     ``succession`` (or the policy's ``origin_succession``): a set's origins that do not overlap in time are one
     server's history (``retention.plan``)."""
     succession = succession or policy.origin_succession
+    policy.proofs = {}   # this run's proofs of content (``retention.prove_content``), not an earlier run's
     # Before anything is planned: an account owning a directory above could link the catalog's name to another
     # catalog of root's, whose backups this policy would then delete.
     safeio.check_parents(os.path.abspath(path), 'delete old backups from', 'path')
@@ -210,8 +211,10 @@ def _prune(path: str, policy: retention.Policy, engine: Optional[str], database:
         answer = _prune_per_set(path, policy, engine, database, now or utcnow(), leftover_min_age, real=not check_mode,
                                 succession=succession)
         if answer is not None:
+            answer['content_checked'] = retention.content_checked(policy)
             if not check_mode:
                 retention.delete_artifacts(os.path.abspath(path), answer.pop('targets'))
+                retention.record_content_checks(policy)
                 _remove_leftovers(answer)
             return answer
     catalog = Catalog(path, engine=engine, database=database)
@@ -244,10 +247,11 @@ def _prune(path: str, policy: retention.Policy, engine: Optional[str], database:
               'kept': {catalog.get(i).path: reason for i, reason in planned['keep'].items()},
               'reasons': {catalog.get(i).path: reason for i, reason in planned['delete'].items()},
               'leftovers_removed': leftovers, 'origin_sets': planned['origin_sets'],
-              'warnings': list(planned['warnings'])}
+              'warnings': list(planned['warnings']), 'content_checked': retention.content_checked(policy)}
     if check_mode:
         return result
     retention.apply(catalog, doomed)
+    retention.record_content_checks(policy)
     _remove_leftovers(result)
     return result
 
