@@ -80,9 +80,11 @@ class Policy:
         # a full encrypted only to other (retired) keys is then never the newest usable or verified full. None: not
         # known, every full counts
         self.recipients: Optional[List[str]] = None
-        # what ``prove_content`` found of each full it looked at, by id, for this run (a plan made twice, index then
-        # manifests, hashes once): {'path', 'how', 'damage', 'entry', 'hashed'}
+        # what ``prove_content`` found of each full the current plan looked at, by id ({'path', 'how', 'damage',
+        # 'entry', 'hashed', 'signature'}; emptied before each plan: what the result's ``content_checked`` says), and
+        # of every full this run looked at (a plan made twice, index then manifests, reads a full once)
         self.proofs: Dict[str, Dict[str, Any]] = {}
+        self.proof_cache: Dict[str, Dict[str, Any]] = {}
 
     @property
     def empty(self) -> bool:
@@ -449,8 +451,9 @@ def prove_content(entry: Manifest, policy: Policy) -> Optional[str]:
     (``verification.artifact_stat``) or an earlier prune's hash (``content_check``) recorded the artifact's
     ``artifact_signature`` and it is unchanged; otherwise hashed, streamed. The outcome is kept in ``policy.proofs``
     (what the result's ``content_checked`` says; a real run records a good hash in the manifest)."""
-    known = policy.proofs.get(entry.id)
-    if known is not None:
+    known = policy.proof_cache.get(entry.id)
+    if known is not None and known['path'] == entry.path:
+        policy.proofs[entry.id] = known
         return known['damage']   # type: ignore[no-any-return]
     signature = artifact_signature(entry)
     verification = entry.data.get('verification') or {}
@@ -471,13 +474,13 @@ def prove_content(entry: Manifest, policy: Policy) -> Optional[str]:
         proof['hashed'] = True
         proof['how'] = 'hashed (SHA-256): %s' % ('matches its manifest' if proof['damage'] is None
                                                   else 'DAMAGED, ' + proof['damage'])
-    policy.proofs[entry.id] = proof
+    policy.proofs[entry.id] = policy.proof_cache[entry.id] = proof
     return proof['damage']   # type: ignore[no-any-return]
 
 
 def content_checked(policy: Policy) -> Dict[str, str]:
     """The result's ``content_checked``: artifact path -> how the superseding full's bytes were proved."""
-    return {proof['path']: proof['how'] for proof in policy.proofs.values()}
+    return dict(sorted((proof['path'], proof['how']) for proof in policy.proofs.values()))
 
 
 def record_content_checks(policy: Policy) -> None:

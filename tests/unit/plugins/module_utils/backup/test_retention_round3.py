@@ -118,7 +118,7 @@ def test_a_prune_hash_is_recorded_and_trusted_next_time(tmp_path, monkeypatch):
 
 
 def test_nothing_is_read_when_no_full_goes(tmp_path, monkeypatch):
-    """Regression guard (no read on the old code either): a set that loses no full has nothing superseded."""
+    """A set that loses no full has nothing superseded: nothing is read (new return value: fails on the old code)."""
     _set(tmp_path)
     monkeypatch.setattr(retention, '_hash_damage', lambda entry: pytest.fail('read %s' % entry.id))
     result = prune(str(tmp_path), retention.Policy(keep_last=5), check_mode=True, now=NOW, leftover_min_age=None)
