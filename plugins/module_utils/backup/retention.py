@@ -472,8 +472,8 @@ def prove_content(entry: Manifest, policy: Policy) -> Optional[str]:
     else:
         proof['damage'] = _hash_damage(entry)
         proof['hashed'] = True
-        proof['how'] = 'hashed (SHA-256): %s' % ('matches its manifest' if proof['damage'] is None
-                                                  else 'DAMAGED, ' + proof['damage'])
+        verdict = 'matches its manifest' if proof['damage'] is None else 'DAMAGED, ' + proof['damage']
+        proof['how'] = 'hashed (SHA-256): %s' % verdict
     policy.proofs[entry.id] = policy.proof_cache[entry.id] = proof
     return proof['damage']   # type: ignore[no-any-return]
 
@@ -492,8 +492,8 @@ def record_content_checks(policy: Policy) -> None:
         entry = proof['entry']
         if artifact_signature(entry) != proof['signature']:
             continue
-        data = dict(entry.data, content_check={'artifact_stat': proof['signature'],
-                                                'checked_at': isoformat(utcnow())})
+        check = {'artifact_stat': proof['signature'], 'checked_at': isoformat(utcnow())}
+        data = dict(entry.data, content_check=check)
         try:
             write_manifest(entry.path, data, manifest_path=entry.manifest_path)
         except (OSError, OpsReadyError):

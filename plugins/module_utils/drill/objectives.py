@@ -31,6 +31,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, parse_time
+from ansible_collections.opsready.operations.plugins.module_utils.engines.names import ENGINES
 
 DEFAULT_RTO_SECONDS = 3600.0
 DEFAULT_RPO_SECONDS = 300.0
@@ -279,9 +280,8 @@ def measure(database: Dict[str, Any], drill_started: datetime.datetime, warnings
     return result
 
 
-# Engines whose drills compare the restored tables and rows with the source's summary (``drill_step`` integrity
-# with ``backup``): a drill of one of them where that comparison did not run says so.
-SOURCE_COMPARED_ENGINES = ('postgresql', 'mariadb', 'mysql', 'sqlite')
+# The integrity step's result when it compared the restored tables and rows with the source's summary
+# (``drill_step`` integrity with ``backup``: the database engines' drills; not Redis, not file sets)
 SOURCE_COMPARED_MARK = 'against the source at backup time'
 
 
@@ -300,7 +300,7 @@ def _unproved(database: Dict[str, Any], steps: List[Dict[str, Any]]) -> List[str
     chain = (database.get('backup') or {}).get('chain') or []
     # (a single full is compared by the integrity step itself, which warns when it could not compare)
     replayed = bool(database.get('stop_at')) or len(chain) > 1
-    if database.get('engine') in SOURCE_COMPARED_ENGINES and integrity is not None and replayed \
+    if database.get('engine') in ENGINES and integrity is not None and replayed \
             and SOURCE_COMPARED_MARK not in str(integrity.get('result') or ''):
         why = ('a point in time (stop_at %s) was restored' % database['stop_at'] if database.get('stop_at')
                else 'the restore replayed %d log artifact(s) after the full' % (len(chain) - 1))
