@@ -156,6 +156,12 @@ def generate(directory: Path, count: int, databases: int = 20,
                         # a full's artifact has its manifest's size (a sparse file: no block written): retention
                         # counts no full whose artifact is missing or of another size (retention.artifact_damage)
                         handle.truncate(data['size'])
+                if data['kind'] == 'full':
+                    # what backup verification records of a passed artifact (retention.artifact_signature): prune
+                    # trusts the newest full without reading it again while the file is unchanged
+                    info = os.lstat(artifact)
+                    data['verification']['artifact_stat'] = [[info.st_ino, info.st_size, info.st_mtime_ns,
+                                                              info.st_ctime_ns]]
                 manifest = directory / (data['artifact'] + '.manifest.json')
                 fd = os.open(manifest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
                 with os.fdopen(fd, 'w') as handle:

@@ -18,6 +18,10 @@ options:
         O(opsready.operations.db_backup#module:all_databases) or
         O(opsready.operations.db_backup#module:include_globals), each database and C(@globals)). Unset keeps
         everything. The newest verified full and every piece a kept backup depends on survive.
+      - Encrypted backups (O(opsready.operations.db_backup#module:recipients) of M(opsready.operations.db_backup),
+        M(opsready.operations.redis_backup)'s) - a full encrypted only to keys no longer among the recipients is
+        not counted as the newest usable full (as M(opsready.operations.backup_prune)
+        O(opsready.operations.backup_prune#module:recipients) does).
     type: dict
     suboptions:
       keep_last:

@@ -21,6 +21,11 @@ description:
     size, a multi-file artifact missing a member) is counted by no rule and goes, its reason saying why; the
     next older sound full is kept in its place. A full dated more than five minutes after now (a clock that
     was ahead) is kept and counted by no rule, so it never pushes out the real newest backups.
+  - Before a set loses a full, the newest full kept in its place (the one that supersedes them) is proved by its
+    bytes - its SHA-256 is computed (streamed) unless a passed verification, or an earlier run's hash, recorded the
+    artifact's inode, size, mtime and ctime and they are unchanged. A full whose bytes are damaged is counted by no
+    rule and goes, like a damaged one; RV(content_checked) says what was read and what was trusted. A real run
+    records a good hash in the manifest, so the next run trusts the unchanged artifact without reading it.
   - Deletes the manifest first (the artifact is then an untrusted leftover), then the data. Also removes
     leftovers of interrupted runs older than O(leftover_min_age) seconds.
   - "In a directory of 1,000 manifests or more the plan is made from the derived catalog index
@@ -68,6 +73,14 @@ options:
         a scheduled job (the per-origin plan keeps more, never less). RV(origin_sets) says which plan each set got.
     type: bool
     default: false
+  recipients:
+    description:
+      - The age public keys (C(age1...)) backups are encrypted to now. When given, a full encrypted only to other
+        keys (retired ones, see M(opsready.operations.backup_rekey)) is never counted as the newest usable or verified
+        full - the newest full a current key opens is kept as well (the rules may still keep the other one).
+      - Unset - which keys are current is not known, every full counts.
+    type: list
+    elements: str
 extends_documentation_fragment:
   - opsready.operations.retention
   - opsready.operations.check_mode
@@ -123,6 +136,12 @@ reasons:
   description: Why each deleted artifact goes.
   returned: success
   type: dict
+content_checked:
+  description:
+    - The fulls whose bytes were proved before older artifacts were let go (artifact path - how - C(hashed (SHA-256))
+      or C(not read) with the verification or earlier hash that still holds). Empty when no set lost a full.
+  returned: success
+  type: dict
 leftovers_removed:
   description: Files without a manifest older than O(leftover_min_age) that were removed (or would be).
   returned: success
@@ -154,6 +173,7 @@ def main():
             database=dict(type='str'),
             leftover_min_age=dict(type='int', default=3600),
             origin_succession=dict(type='bool', default=False),
+            recipients=dict(type='list', elements='str'),
             **retention.argument_spec()
         ),
         required_one_of=[list(retention.KEEP_OPTIONS)],
@@ -162,6 +182,7 @@ def main():
     p = module.params
     try:
         policy = retention.Policy.from_params(p)
+        policy.recipients = p['recipients']
         result = prune(p['path'], policy, engine=p['engine'], database=p['database'], check_mode=module.check_mode,
                        leftover_min_age=p['leftover_min_age'], succession=p['origin_succession'])
     except OpsReadyError as exc:

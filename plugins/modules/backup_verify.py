@@ -85,7 +85,10 @@ extends_documentation_fragment:
 notes:
   - In check mode the checks run (they only read) but nothing is recorded.
   - C(changed) is true only when a recorded verification state changed (never verified to verified, or
-    verified to failed), so repeated runs on intact backups report no change.
+    verified to failed), or a passed artifact's inode, size, mtime and ctime were not recorded yet (a manifest
+    verified by an older release, once) or changed since - so repeated runs on intact backups report no change.
+    M(opsready.operations.backup_prune) trusts a passed verification without reading the artifact only while these
+    are unchanged.
 seealso:
   - module: opsready.operations.db_backup
   - module: opsready.operations.backup_info

@@ -343,6 +343,9 @@ def main():
         policy = None
         if p['retention']:
             policy = retention_utils.Policy.from_params(p['retention'])
+            if recipients:
+                # a full readable only by keys no longer given is never the newest usable full retention keeps
+                policy.recipients = list(recipients)
         engine = get_engine(p['engine'], connection_from_params(p))
         result = run_backup(engine, opts, verify=p['verify'], policy=policy, min_interval=p['min_interval'],
                             check_mode=module.check_mode, owner=safeio.resolve_user(p['owner']))

@@ -92,6 +92,13 @@ options:
             so. Anything else than a finite number of seconds, 0 or more, fails the module naming the database."
         type: dict
         default: {}
+      drilled:
+        description:
+          - "What was drilled and against which objectives (the dr_drill role - C(kind), C(name), C(engine),
+            C(backup_dir), C(database), C(origin), C(pitr), C(stop_at), C(from_offsite), C(rto_seconds),
+            C(rpo_seconds)), kept as given in the JSON report. C(dr_drill_min_interval) lets a recent passing drill
+            stand in for a database only when this matches exactly."
+        type: dict
       tool_versions:
         description: Versions of the tools the drill used.
         type: dict
@@ -202,7 +209,12 @@ databases:
       by the catalog's C(recoverable_until)) and C(rpo_flag) (why the two differ by more than 1 s, or null).
     - C(objectives_defaulted), the objectives (V(rpo_seconds), V(rto_seconds)) that were not set and were judged at
       their default.
-    - C(warnings), what the steps could not do completely (prefixed with the step), an empty list when nothing.
+    - C(warnings), what the steps could not do completely (prefixed with the step), an empty list when nothing -
+      also what a passing drill did not prove - no smoke query ran (C(smoke:)), the restored tables and rows were
+      not compared with the source because logs were replayed or a point in time restored (C(integrity:)), and a
+      C(find_backup) that took more than a tenth of the RTO objective (C(find_backup:)).
+    - C(rto_from), the step the RTO is measured from (C(find_backup), reading the catalog, is not part of the RTO),
+      and C(find_backup_seconds), the time it took (null without one); both are in the Markdown and HTML reports.
   returned: success
   type: list
   elements: dict
@@ -240,6 +252,7 @@ def main():
                 measured=dict(type='dict'),
                 recovered=dict(type='dict', default={}),
                 stop_at=dict(type='str'),
+                drilled=dict(type='dict'),
             )),
             history_limit=dict(type='int', default=30),
             warnings_fail=dict(type='bool', default=False),

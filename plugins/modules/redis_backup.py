@@ -134,6 +134,8 @@ def main():
         recipients = encryption.recipients_option(p['encrypt'], p['recipients'], 'the backup')
         check_compression(p['compression'])
         policy = retention_utils.Policy.from_params(p['retention']) if p['retention'] else None
+        if policy is not None and recipients:
+            policy.recipients = list(recipients)   # a full only a retired key opens is not the newest usable one
         rconn = connection_from_params(p)
         engine = RedisEngine(ConnectionParams(host=rconn.host, port=rconn.port, unix_socket=rconn.unix_socket,
                                               user=rconn.username, password=rconn.password,

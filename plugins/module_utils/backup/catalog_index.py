@@ -204,8 +204,9 @@ class IndexedManifest(_manifest.Manifest):
     def data(self, value: Dict[str, Any]) -> None:
         self._data = value
 
-    def record_verification(self, ok: bool, checks: Dict[str, Any], when: datetime.datetime) -> None:
-        super().record_verification(ok, checks, when)
+    def record_verification(self, ok: bool, checks: Dict[str, Any], when: datetime.datetime,
+                            artifact_stat: Optional[List[List[int]]] = None) -> None:
+        super().record_verification(ok, checks, when, artifact_stat)
         self._verified = bool(ok)
 
     def _time(self, key: str, fallback: str) -> datetime.datetime:

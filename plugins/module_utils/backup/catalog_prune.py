@@ -38,6 +38,7 @@ def prune(path: str, policy: retention.Policy, engine: Optional[str] = None, dat
     ``succession`` (or the policy's ``origin_succession``): a set's origins that do not overlap in time are one
     server's history (``retention.plan``)."""
     succession = succession or policy.origin_succession
+    policy.proof_cache = {}   # this run's proofs of content (``retention.prove_content``), not an earlier run's
     # Before anything is planned: an account owning a directory above could link the catalog's name to another
     # catalog of root's, whose backups this policy would then delete.
     safeio.check_parents(os.path.abspath(path), 'delete old backups from', 'path')
@@ -92,6 +93,7 @@ def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], d
     parsed manifests give; otherwise None (the whole-catalog code plans from the parsed manifests and drops the
     index). The result then has ``targets``: what ``retention.delete_artifacts`` removes, in deletion order. (The
     whole-catalog code held every parsed manifest of those sets at once: 1.5 GB at 200,000 manifests.)"""
+    policy.proofs = {}   # what this plan proved (an earlier attempt's plan may have proved another full)
     base = Catalog(path, engine=engine, database=database, materialize=False)
     groups = base.set_refs()
     # the leftover candidates now, then the listing's other names (200,000 at a year of hourly backups) are let go
@@ -210,17 +212,21 @@ def _prune(path: str, policy: retention.Policy, engine: Optional[str], database:
         answer = _prune_per_set(path, policy, engine, database, now or utcnow(), leftover_min_age, real=not check_mode,
                                 succession=succession)
         if answer is not None:
+            answer['content_checked'] = retention.content_checked(policy)
             if not check_mode:
                 retention.delete_artifacts(os.path.abspath(path), answer.pop('targets'))
+                retention.record_content_checks(policy)
                 _remove_leftovers(answer)
             return answer
     catalog = Catalog(path, engine=engine, database=database)
+    policy.proofs = {}
     planned = retention.plan(catalog, policy, now=now, succession=succession)
     if planned['delete'] and not check_mode:
         # Deletions are decided on the manifests themselves, never on the index file's word: the sets that
         # lose artifacts are read again from their JSON and planned again (once a day or so per set).
         sets = {(catalog.get(i).engine, catalog.get(i).database) for i in planned['delete']}
         truth = Catalog(path, engine=engine, database=database, parse_sets=sets)
+        policy.proofs = {}
         replanned = retention.plan(truth, policy, now=now, succession=succession)
         if replanned['delete'] != planned['delete']:
             drop_index(path)  # the index disagreed with the manifests: it is rebuilt by the next scan
@@ -244,10 +250,11 @@ def _prune(path: str, policy: retention.Policy, engine: Optional[str], database:
               'kept': {catalog.get(i).path: reason for i, reason in planned['keep'].items()},
               'reasons': {catalog.get(i).path: reason for i, reason in planned['delete'].items()},
               'leftovers_removed': leftovers, 'origin_sets': planned['origin_sets'],
-              'warnings': list(planned['warnings'])}
+              'warnings': list(planned['warnings']), 'content_checked': retention.content_checked(policy)}
     if check_mode:
         return result
     retention.apply(catalog, doomed)
+    retention.record_content_checks(policy)
     _remove_leftovers(result)
     return result
 

@@ -239,6 +239,7 @@ def verify_one(entry: Manifest, engine: Optional[Engine] = None, conn: Optional[
     the outcome but is never recorded: the artifact is not damaged, the key is wrong.
     """
     started = time.monotonic()
+    before = retention.artifact_signature(entry)   # recorded with a pass only if unchanged while read
     encrypted = is_encrypted(entry)
     outcome: Dict[str, Any] = {'id': entry.id, 'path': entry.path, 'engine': entry.engine, 'kind': entry.kind,
                                'ok': False, 'checks': {}, 'error': None, 'previous': entry.verified,
@@ -280,10 +281,17 @@ def verify_one(entry: Manifest, engine: Optional[Engine] = None, conn: Optional[
     # that stay in sync). verified_at is when the verdict was reached.
     previous_checks = (entry.data.get('verification') or {}).get('checks') or {}
     deeper = encrypted and outcome['ok'] and deep and previous_checks.get('deep') is not True
-    outcome['recorded'] = bool(record and not key_error and (entry.verified is not outcome['ok'] or deeper)
+    # A pass records the artifact's inode/size/mtime/ctime, so retention trusts it without reading the artifact
+    # again while it is unchanged; an older pass without them (or of a file changed since) is recorded once more.
+    signature = before if outcome['ok'] and before is not None and retention.artifact_signature(entry) == before \
+        else None
+    restat = (signature is not None and entry.verified is True
+              and (entry.data.get('verification') or {}).get('artifact_stat') != signature)
+    outcome['recorded'] = bool(record and not key_error and (entry.verified is not outcome['ok'] or deeper or restat)
                                and not (checksum_only and outcome['ok']))
     if outcome['recorded']:
-        entry.record_verification(outcome['ok'], dict(outcome['checks'], error=outcome['error']), utcnow())
+        entry.record_verification(outcome['ok'], dict(outcome['checks'], error=outcome['error']), utcnow(),
+                                  signature)
     return outcome
 
 

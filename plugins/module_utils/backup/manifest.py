@@ -249,8 +249,13 @@ class Manifest:
         """Extra files of a multi-file artifact (directory format), each with path/size/sha256."""
         return list(self.data.get('members') or [])
 
-    def record_verification(self, ok: bool, checks: Dict[str, Any], when: datetime.datetime) -> None:
+    def record_verification(self, ok: bool, checks: Dict[str, Any], when: datetime.datetime,
+                            artifact_stat: Optional[List[List[int]]] = None) -> None:
+        """``artifact_stat``: the artifact's ``retention.artifact_signature`` while it was checked (retention trusts
+        a passed verification without reading the artifact again only while it is unchanged)."""
         self.data['verification'] = {'ok': ok, 'checks': checks, 'verified_at': isoformat(when)}
+        if artifact_stat is not None:
+            self.data['verification']['artifact_stat'] = artifact_stat
         write_manifest(self.path, self.data, manifest_path=self.manifest_path)
 
     def summary(self) -> Dict[str, Any]:

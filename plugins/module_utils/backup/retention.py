@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime
 import errno
+import hashlib
 import itertools
 import operator
 import os
@@ -24,10 +25,11 @@ from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import (
     Catalog, OriginSpan, origin_groups, origin_spans, overlaps, row_view)
-from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
+from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest, write_manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import fsync_dir
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 
 
 # A full dated more than this after now is in the future (``_keep_backups``); hosts' clocks differ by less.
@@ -77,6 +79,15 @@ class Policy:
         # ... and that new full is verified before the prune (a run that verifies: it fails before pruning
         # otherwise), so it, not the newest verified full of the catalog, is the one kept as such
         self.pending_verified = False
+        # the age recipients backups are encrypted to now (set by the module: backup_prune's recipients, db_backup's);
+        # a full encrypted only to other (retired) keys is then never the newest usable or verified full. None: not
+        # known, every full counts
+        self.recipients: Optional[List[str]] = None
+        # what ``prove_content`` found of each full the current plan looked at, by id ({'path', 'how', 'damage',
+        # 'entry', 'hashed', 'signature'}; emptied before each plan: what the result's ``content_checked`` says), and
+        # of every full this run looked at (a plan made twice, index then manifests, reads a full once)
+        self.proofs: Dict[str, Dict[str, Any]] = {}
+        self.proof_cache: Dict[str, Dict[str, Any]] = {}
 
     @property
     def empty(self) -> bool:
@@ -334,8 +345,11 @@ def _keep_backups(entries: List[Manifest], catalog: Catalog, policy: Policy,
     # a catalog of manifests whose artifacts are elsewhere (a destination's, read into a work directory) says how
     # its artifacts are looked at (offsite.copy: the destination's listing)
     check = getattr(catalog, 'damage_check', None) or artifact_damage
+    # the bytes are proved only where they are (a destination's listing has sizes, not bytes: its own checks)
+    deep = getattr(catalog, 'damage_check', None) is None
+    retired = _retired(usable, policy.recipients)
     while True:
-        keep = _rules_keep(entries, usable, policy, now, future)
+        keep = _rules_keep(entries, usable, policy, now, future, retired)
         for full in usable:
             if full.id in keep and full.id not in sound:
                 why = check(full)
@@ -344,20 +358,164 @@ def _keep_backups(entries: List[Manifest], catalog: Catalog, policy: Policy,
                 else:
                     found[full.id] = why
         if not any(f.id in found for f in usable):
-            return keep
+            # The newest full that supersedes others must be sound by its bytes, not just its size: a full of the
+            # right size with damaged bytes would otherwise let every older good full go.
+            target = _superseding(fulls, usable, keep, found, retired) if deep else None
+            why = None if target is None else prove_content(target, policy)
+            if why is None:
+                for ident, reason in retired.items():
+                    if ident in keep:
+                        keep[ident] += '; %s' % reason
+                return keep
+            found[target.id] = why   # type: ignore[union-attr]
         usable = [f for f in usable if f.id not in found]
 
 
+def _retired(usable: List[Manifest], recipients: Optional[List[str]]) -> Dict[str, str]:
+    """The newest encrypted fulls none of whose recipients is among ``recipients`` (keys retired since), down to the
+    newest full a current key reads (older ones do not change which is the newest): id -> why. Empty when the
+    current recipients are not known."""
+    if recipients is None:
+        return {}
+    current = set(recipients)
+    found = {}
+    for full in reversed(usable):
+        encryption = full.data.get('encryption')
+        if not isinstance(encryption, dict) or not encryption:
+            break
+        keys = encryption.get('recipients') or []
+        if not current.intersection(keys):
+            found[full.id] = ('encrypted only to keys that are not current recipients (%s): not counted as the newest '
+                              'usable or verified full' % (', '.join(sorted(keys)) or 'none recorded'))
+        else:
+            break
+    return found
+
+
+def _superseding(fulls: List[Manifest], usable: List[Manifest], keep: Dict[str, str], found: Dict[str, str],
+                 retired: Dict[str, str]) -> Optional[Manifest]:
+    """The newest kept usable full (readable with a current key) when the plan lets some other full go (it is then
+    the one that supersedes them); None when no full goes, or none is kept."""
+    if all(f.id in keep or f.id in found for f in fulls):
+        return None
+    kept = [f for f in usable if f.id in keep and f.id not in retired]
+    return kept[-1] if kept else None
+
+
+def artifact_signature(entry: Manifest) -> Optional[List[List[int]]]:
+    """[inode, size, mtime_ns, ctime_ns] of the artifact (of each member of a multi-file one); None when one is not
+    a regular file. Any write changes ctime (which no tool can set back): an unchanged signature is an unchanged file
+    for every writer but the disk itself."""
+    if entry.members:
+        paths = [os.path.join(entry.directory, member['path']) for member in entry.members]
+    else:
+        paths = [entry.path]
+    found = []
+    for path in paths:
+        try:
+            info = os.lstat(path)
+        except OSError:
+            return None
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        found.append([info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns])
+    return found
+
+
+HASH_CHUNK = 1024 * 1024
+
+
+def _hash_damage(entry: Manifest) -> Optional[str]:
+    """Why the artifact's bytes are not the manifest's (SHA-256, streamed; each member of a multi-file one); None
+    when they are."""
+    if entry.members:
+        files = [(os.path.join(entry.directory, m['path']), m.get('sha256')) for m in entry.members]
+    else:
+        files = [(entry.path, entry.data.get('sha256'))]
+    for path, expected in files:
+        if not isinstance(expected, str):
+            continue   # nothing to check against (``prove_content`` says so); never written by this collection
+        digest = hashlib.sha256()
+        try:
+            with safeio.open_stored(path) as handle:
+                for block in iter(lambda: handle.read(HASH_CHUNK), b''):  # pylint: disable=cell-var-from-loop
+                    digest.update(block)
+        except safeio.UnsafeFileError as exc:
+            return '%s cannot be read safely (%s)' % (path, exc.message)
+        except OSError as exc:
+            return '%s cannot be read (%s)' % (path, exc.strerror or exc)
+        if digest.hexdigest() != expected.lower():
+            return '%s has the size its manifest says but not its SHA-256 (the bytes are damaged)' % path
+    return None
+
+
+def prove_content(entry: Manifest, policy: Policy) -> Optional[str]:
+    """Why ``entry``'s bytes are not to be trusted (None: proved). Proved without reading when a passed verification
+    (``verification.artifact_stat``) or an earlier prune's hash (``content_check``) recorded the artifact's
+    ``artifact_signature`` and it is unchanged; otherwise hashed, streamed. The outcome is kept in ``policy.proofs``
+    (what the result's ``content_checked`` says; a real run records a good hash in the manifest)."""
+    known = policy.proof_cache.get(entry.id)
+    if known is not None and known['path'] == entry.path:
+        policy.proofs[entry.id] = known
+        return known['damage']   # type: ignore[no-any-return]
+    signature = artifact_signature(entry)
+    verification = entry.data.get('verification') or {}
+    earlier = entry.data.get('content_check') or {}
+    proof: Dict[str, Any] = {'path': entry.path, 'entry': entry, 'damage': None, 'hashed': False,
+                             'signature': signature}
+    if signature is not None and verification.get('ok') is True and verification.get('artifact_stat') == signature:
+        proof['how'] = ('not read: verified at %s, artifact unchanged since (inode, size, mtime, ctime)'
+                        % verification.get('verified_at'))
+    elif signature is not None and earlier.get('artifact_stat') == signature:
+        proof['how'] = ('not read: its SHA-256 matched at %s, artifact unchanged since (inode, size, mtime, ctime)'
+                        % earlier.get('checked_at'))
+    elif not isinstance(entry.data.get('sha256') if not entry.members else '', str) \
+            or not all(isinstance(m.get('sha256'), str) for m in entry.members):
+        proof['how'] = 'not proved: its manifest records no SHA-256 to check the bytes against (trusted on its size)'
+    else:
+        proof['damage'] = _hash_damage(entry)
+        proof['hashed'] = True
+        verdict = 'matches its manifest' if proof['damage'] is None else 'DAMAGED, ' + proof['damage']
+        proof['how'] = 'hashed (SHA-256): %s' % verdict
+    policy.proofs[entry.id] = policy.proof_cache[entry.id] = proof
+    return proof['damage']   # type: ignore[no-any-return]
+
+
+def content_checked(policy: Policy) -> Dict[str, str]:
+    """The result's ``content_checked``: artifact path -> how the superseding full's bytes were proved."""
+    return dict(sorted((proof['path'], proof['how']) for proof in policy.proofs.values()))
+
+
+def record_content_checks(policy: Policy) -> None:
+    """After a real run: record each full hashed good (and unchanged while it was read) in its manifest, so the
+    next run trusts it on a stat instead of reading it again. A failure to record costs the next run a read."""
+    for proof in policy.proofs.values():
+        if not proof['hashed'] or proof['damage'] is not None or proof['signature'] is None:
+            continue
+        entry = proof['entry']
+        if artifact_signature(entry) != proof['signature']:
+            continue
+        check = {'artifact_stat': proof['signature'], 'checked_at': isoformat(utcnow())}
+        data = dict(entry.data, content_check=check)
+        try:
+            write_manifest(entry.path, data, manifest_path=entry.manifest_path)
+        except (OSError, OpsReadyError):
+            continue
+
+
 def _rules_keep(entries: List[Manifest], usable: List[Manifest], policy: Policy,
-                now: datetime.datetime, also: Dict[str, str]) -> Dict[str, str]:
-    """The fulls the rules keep among ``usable``, the fulls ``also`` keeps, and the diffs of kept fulls."""
+                now: datetime.datetime, also: Dict[str, str], retired: Optional[Dict[str, str]] = None
+                ) -> Dict[str, str]:
+    """The fulls the rules keep among ``usable``, the fulls ``also`` keeps, and the diffs of kept fulls; a full of
+    ``retired`` (readable only with a retired key) is never the newest verified or usable one."""
     keep: Dict[str, str] = dict(also)
-    verified = [f for f in usable if f.verified is True]
+    readable = [f for f in usable if f.id not in retired] if retired else usable
+    verified = [f for f in readable if f.verified is True]
     pending = policy.pending_full   # the new full (check mode) is the newest usable one and holds a keep_last slot
     if verified and not (pending and policy.pending_verified):
         keep[verified[-1].id] = 'newest verified full'
-    if usable and not pending:
-        keep.setdefault(usable[-1].id, 'newest usable full')
+    if readable and not pending:
+        keep.setdefault(readable[-1].id, 'newest usable full')
     last = (policy.keep_last or 0) - (1 if pending else 0)
     if policy.keep_last and last > 0:
         for full in usable[-last:]:

@@ -15,7 +15,8 @@ from html import escape
 from typing import Any, Dict, List, Optional
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import parse_time
-from ansible_collections.opsready.operations.plugins.module_utils.drill.objectives import defaulted_line, human
+from ansible_collections.opsready.operations.plugins.module_utils.drill.objectives import (
+    defaulted_line, human, rto_line)
 
 GREEN = '#1a7f37'
 RED = '#cf222e'
@@ -200,6 +201,7 @@ def _database_card(db: Dict[str, Any], history: List[Dict[str, Any]]) -> str:
              ('RPO by the catalog', None if db.get('rpo_claimed_seconds') is None
               else human(db['rpo_claimed_seconds'])),
              ('RPO measured from', db.get('rpo_basis')),
+             ('RTO counts', rto_line(db) or None),
              ('scratch cleaned up', 'yes' if db.get('cleaned_up') else 'NO'),
              ('left by a killed earlier run, removed', '; '.join(db.get('leftovers_removed') or []) or None),
              ('backup used', backup.get('id')), ('backup started', backup.get('started')),

@@ -22,7 +22,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.atomic 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import (
     isoformat, parse_time, stamp, utcnow)
-from ansible_collections.opsready.operations.plugins.module_utils.drill.objectives import defaulted_line, human, measure
+from ansible_collections.opsready.operations.plugins.module_utils.drill.objectives import (
+    defaulted_line, human, measure, rto_line)
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 
 FORMAT_VERSION = 1
@@ -257,6 +258,8 @@ def render_markdown(report: Dict[str, Any]) -> str:
                   '- source: %s, scratch target: %s' % (_code(db.get('source')), _code(db.get('scratch')))]
         lines += details
         lines += ['- scratch target cleaned up: %s' % ('yes' if db.get('cleaned_up') else 'NO')]
+        if rto_line(db):
+            lines += ['- %s' % _line(rto_line(db))]
         if db.get('objectives_defaulted'):
             lines += ['- %s' % _line(defaulted_line(db))]
         lines += ['- left by a killed earlier run, removed: %s' % _line(line)
@@ -325,6 +328,7 @@ def test_summary(db: Dict[str, Any]) -> Dict[str, Any]:
         'rpo_flag': db.get('rpo_flag'),
         'rto_seconds': db['rto_seconds'], 'rpo_seconds': db['rpo_seconds'],
         'rto_verdict': db['rto_verdict'], 'rpo_verdict': db['rpo_verdict'],
+        'rto_from': db.get('rto_from'), 'find_backup_seconds': db.get('find_backup_seconds'),
         'objectives': db['objectives'], 'objectives_defaulted': db.get('objectives_defaulted') or [],
         'cleaned_up': db['cleaned_up'], 'passed': db['passed'],
         'reasons': db['reasons'], 'warnings': db.get('warnings') or [],
