@@ -10,11 +10,13 @@ from a file, check mode through ``_ansible_check_mode``; everything it prints is
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -262,22 +264,44 @@ def test_cert_info_wrong_passphrase_is_reported_without_it(tmp_path):
 URL_SECRET = 'Url-s3cret-n0t-in-0utput'
 
 
+@pytest.fixture(scope='module')
+def forbidding_endpoint():
+    """An endpoint that answers every request at once with 403: the cloud libraries retry a refused connection
+    (google-cloud-storage for 120 s), never a 403, so each case fails in a second, as a wrong credential does."""
+    class Forbid(http.server.BaseHTTPRequestHandler):
+        def _forbid(self):
+            self.send_response(403)
+            self.send_header('Content-Length', '0')
+            self.end_headers()
+        do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _forbid
+
+        def log_message(self, *args):
+            pass
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Forbid)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield '127.0.0.1:%d' % server.server_address[1]
+    server.shutdown()
+
+
 @pytest.mark.parametrize('options', [
     {'backend': 's3', 'bucket': 'b', 'region': 'us-east-1', 'access_key': 'AKIDEXAMPLE', 'secret_key': 'x' * 20,
-     'endpoint_url': 'http://minio:%s@127.0.0.1:1' % URL_SECRET},
+     'endpoint_url': 'http://minio:%s@{endpoint}' % URL_SECRET},
     {'backend': 's3', 'bucket': 'b', 'region': 'us-east-1', 'access_key': 'AKIDEXAMPLE', 'secret_key': 'x' * 20,
-     'endpoint_url': 'http://127.0.0.1:1/?X-Amz-Signature=%s' % URL_SECRET},
-    {'backend': 'azure', 'container': 'c', 'account_url': 'http://127.0.0.1:1/acct?sv=2022-11-02&sig=%s' % URL_SECRET},
-    {'backend': 'gcs', 'bucket': 'b', 'project': 'p', 'endpoint_url': 'http://gcs:%s@127.0.0.1:1' % URL_SECRET},
+     'endpoint_url': 'http://{endpoint}/?X-Amz-Signature=%s' % URL_SECRET},
+    {'backend': 'azure', 'container': 'c', 'account_url': 'http://{endpoint}/acct?sv=2022-11-02&sig=%s' % URL_SECRET},
+    {'backend': 'gcs', 'bucket': 'b', 'project': 'p', 'endpoint_url': 'http://gcs:%s@{endpoint}' % URL_SECRET},
 ], ids=['s3-userinfo', 's3-signature', 'azure-sas-url', 'gcs-userinfo'])
-def test_backup_copy_url_credentials_are_never_shown(tmp_path, options):
+def test_backup_copy_url_credentials_are_never_shown(tmp_path, options, forbidding_endpoint):
     """endpoint_url and account_url are not secret options, but an operator may write credentials into them (a
     MinIO user:password@host, an Azure account SAS URL): Ansible echoed them as ``invocation`` and the store's name
     carried them into every message."""
     src = tmp_path / 'src'
     src.mkdir()
+    options = {key: value.replace('{endpoint}', forbidding_endpoint) for key, value in options.items()}
     result, printed = run_module(tmp_path, 'backup_copy', dict(options, src=str(src)))
     assert 'unparsed' not in result, printed[-2000:]
+    assert result.get('failed'), printed[-2000:]
     assert URL_SECRET not in printed
 
 
