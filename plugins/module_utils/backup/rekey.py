@@ -35,11 +35,14 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import mmap
+import queue
 import signal
 import struct
+import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
@@ -53,17 +56,12 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.streami
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 
-# Sixteen chunks per block, four blocks in the ring. Two processes, one thread of work each: the child reads,
-# decrypts and hashes the plaintext; this process seals, writes and hashes the new file in the same thread (the
-# write and its SHA-256 ran in a third thread until branch speed7). Per 200 MB, CPU seconds of the process tree
-# (user + sys, medians of 6 alternated runs, branch speed7): 128 KiB blocks with the writer thread 0.70-0.75;
-# 1 MiB blocks in one thread 0.62-0.66 (128 KiB in one thread 0.68, 512 KiB 0.67, 2 MiB 0.68); the two SHA-256
-# passes are 0.23 of it, the two AEAD passes 0.12, `age -d | age -r` 0.51-0.55 in all. What went: ~2,500 context
-# switches per 200 MB (each 128 KiB block was two thread handoffs and two GIL transfers), 8x fewer ring messages.
-# Under load (9-13 on 2 cores) the wall clock favours more, shorter-lived threads (the scheduler's share per
-# runnable thread: 128 KiB blocks and a writer thread were faster there, earlier sessions measured 5.7 s against
-# 10 s); on an idle machine the stages are what count: ~0.30 CPU s per 200 MB here, 0.23 in the child.
-BLOCK = 1024 * 1024
+# Two chunks per block, four blocks in the ring, two in the write queue: short bursts per stage, and room for the
+# child to run ahead. On a busy machine a stage that works in long bursts waits longer for a CPU each time, and a
+# stage holding one of only two blocks stalls the others (1 GB, alternated rounds on 2 cores: at load 9 and
+# normal priority, 128 KiB x 2 slots 6.7 s, 128 KiB x 4 5.8 s, 256 KiB x 4 8.5 s; with most of both cores (nice -20)
+# 2.57 / 2.40 / 2.35 s, the pipe 2.18 s).
+BLOCK = 128 * 1024
 # The child tells the kernel to drop the old file's pages behind it every DROP_EVERY bytes: the file is read once
 # and replaced, so its cache is of no further use, and dropping it while the stream runs (on a core the stream
 # shares) takes that work out of the swap at the end, where freeing a cached 1 GB file took ~0.08 s of the ~0.2 s.
@@ -85,6 +83,77 @@ def recipients_of(entry: Manifest) -> List[str]:
 
 def _fields(data: Dict[str, Any]) -> Dict[str, Any]:
     return dict((k, v) for k, v in data.items() if k != PENDING)
+
+
+class _HashingSink:
+    """Writes and hashes the ciphertext in its own thread (hashing and write() release the GIL), so the
+    encryption in the main thread does not wait for them. Like ``ArtifactWriter``, it has the file written back
+    as it grows (``streaming.BackgroundSync``), so the fsync before the swap does not write a whole new artifact
+    after the stream has ended."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+        self._written = 0
+        self._next_sync = streaming.SYNC_EVERY
+        self._syncer: Optional[streaming.BackgroundSync] = None
+        self._queue: 'queue.Queue[Any]' = queue.Queue(maxsize=2)
+        self._spare: List[bytearray] = []   # written and hashed: EncryptingWriter refills them (spare())
+        self._failure: List[BaseException] = []
+        self._thread = threading.Thread(target=self._run, name='opsready-rekey-write', daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            data = self._queue.get()
+            if data is None:
+                return
+            if self._failure:
+                continue  # keep draining so the producer never blocks
+            try:
+                self.handle.write(data)
+                self.sha256.update(data)
+                self._written += len(data)
+                if isinstance(data, bytearray) and len(self._spare) < 4:
+                    self._spare.append(data)  # list.append/pop are atomic: no lock
+                if self._written >= self._next_sync:
+                    self._next_sync = self._written + streaming.SYNC_EVERY
+                    self.handle.flush()  # what the buffered handle holds is not the kernel's to write back yet
+                    if self._syncer is None:
+                        self._syncer = streaming.BackgroundSync(self.handle.fileno())
+                    self._syncer.poke()
+            except BaseException as exc:  # re-raised in the main thread by write()/finish()
+                self._failure.append(exc)
+
+    def spare(self, size: int) -> Optional[bytearray]:
+        """A buffer already written and hashed, for EncryptingWriter to fill again (None: allocate one)."""
+        try:
+            data = self._spare.pop()
+        except IndexError:
+            return None
+        return data if len(data) == size else None
+
+    def write(self, data: Any) -> int:
+        if self._failure:
+            raise self._failure[0]
+        # EncryptingWriter hands over a buffer it never touches again (until spare() gives it back): queued as is.
+        self._queue.put(data if isinstance(data, (bytes, bytearray)) else bytes(data))
+        self.size += len(data)
+        return len(data)
+
+    def finish(self) -> None:
+        """Wait for every queued block; raise what the writing thread met."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        if self._syncer is not None:   # before the descriptor is closed; its error is the final fsync's too
+            self._syncer.stop()
+            error, self._syncer = self._syncer.error, None
+            if error is not None and not self._failure:
+                self._failure.append(error)
+        if self._failure:
+            raise self._failure[0]
 
 
 def _write_all(fd: int, data: Any) -> None:
@@ -300,9 +369,8 @@ def settle(entry: Manifest) -> Optional[str]:
     return done
 
 
-def _verify_new(entry: Manifest, partial: str, sink: streaming.HashingSink, info: Dict[str, Any],
-                expected: Optional[str], size: Optional[int], identities: Sequence[encryption.Identity],
-                wanted: List[str]) -> None:
+def _verify_new(entry: Manifest, partial: str, sink: _HashingSink, info: Dict[str, Any], expected: Optional[str],
+                size: Optional[int], identities: Sequence[encryption.Identity], wanted: List[str]) -> None:
     if info['plaintext_size'] != size and size is not None:
         raise IntegrityError('%s: re-encrypted %d plaintext bytes, the manifest records %d; the old file was kept.'
                              % (entry.path, info['plaintext_size'], size), path=entry.path)
@@ -396,7 +464,7 @@ def _rekey_one(entry: Manifest, wanted: List[str], current: List[str], identitie
             # Opened after the fork: the child never holds the new file.
             fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, 'wb') as handle:
-                sink = streaming.HashingSink(handle)
+                sink = _HashingSink(handle)
                 try:
                     writer = encryption.EncryptingWriter(sink, wanted, hash_plaintext=False)
                     first = True
@@ -411,7 +479,7 @@ def _rekey_one(entry: Manifest, wanted: List[str], current: List[str], identitie
                     report = child.result()  # before sealing the last chunk: a failed stream is not finished
                     writer.close()
                 finally:
-                    sink.stop_sync()  # before the descriptor is closed; raises the error a background sync met
+                    sink.finish()
                 handle.flush()
                 os.fsync(handle.fileno())
         except OSError as exc:

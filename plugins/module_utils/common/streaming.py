@@ -109,13 +109,8 @@ class BackgroundSync:
         self._thread.join()
 
 
-class HashingSink:
-    """File-like sink that hashes and counts what the compressor (or the encrypter) writes, then writes it to disk,
-    and has the file written back as it grows (``BackgroundSync``).
-
-    ``write`` is synchronous: a buffer is hashed and written when it returns, so the last bytearray written is handed
-    back by ``spare(size)`` for ``encryption.EncryptingWriter`` to seal the next chunks into (no new zero-filled
-    megabyte per write). Only the encrypter asks for it, and when it encrypts it is the sink's only writer."""
+class _HashingSink:
+    """File-like sink that hashes and counts what the compressor writes, then writes it to disk."""
 
     def __init__(self, handle: BinaryIO) -> None:
         self._handle = handle
@@ -123,14 +118,11 @@ class HashingSink:
         self.size = 0
         self.syncer: Optional[BackgroundSync] = None
         self._next_sync = SYNC_EVERY
-        self._spare: Optional[bytearray] = None
 
     def write(self, data: Any) -> int:
         self.sha256.update(data)
         self.size += len(data)
         written = self._handle.write(data)
-        if type(data) is bytearray:  # pylint: disable=unidiomatic-typecheck  # not a subclass with its own life
-            self._spare = data
         if self.size >= self._next_sync:
             self._next_sync = self.size + SYNC_EVERY
             if self.syncer is None:
@@ -138,13 +130,7 @@ class HashingSink:
             self.syncer.poke()
         return written
 
-    def spare(self, size: int) -> Optional[bytearray]:
-        """The last bytearray written when it has ``size`` bytes (it is hashed and written: free to refill), or None."""
-        data, self._spare = self._spare, None
-        return data if data is not None and len(data) == size else None
-
     def stop_sync(self) -> None:
-        """Wait for a background sync in progress (before the descriptor is closed); raise the error it met."""
         if self.syncer is not None:
             self.syncer.stop()
             error, self.syncer = self.syncer.error, None
@@ -155,11 +141,8 @@ class HashingSink:
         self._handle.flush()
 
 
-_HashingSink = HashingSink  # its old name (tests patch it)
-
-
 class _GzipCompressor:
-    def __init__(self, sink: HashingSink, level: int) -> None:
+    def __init__(self, sink: _HashingSink, level: int) -> None:
         self._sink = sink
         self._zobj = zlib.compressobj(level, zlib.DEFLATED, 31)
 
@@ -241,7 +224,7 @@ class _EncryptingThread:
 
 
 class _Passthrough:
-    def __init__(self, sink: HashingSink) -> None:
+    def __init__(self, sink: _HashingSink) -> None:
         self._sink = sink
 
     def write(self, data: Any) -> int:
@@ -288,7 +271,7 @@ class ArtifactWriter:
             os.unlink(self.partial_path)
         fd = os.open(self.partial_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         self._handle = os.fdopen(fd, 'wb', buffering=CHUNK)
-        self._sink = HashingSink(self._handle)
+        self._sink = _HashingSink(self._handle)
         self._encrypter: Optional[encryption.EncryptingWriter] = None
         self._encrypt_thread: Optional[_EncryptingThread] = None
         target: Any = self._sink
