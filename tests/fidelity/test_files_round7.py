@@ -108,8 +108,8 @@ def test_a_restore_over_a_mount_point_in_the_target_is_refused_before_anything_m
     assert not [n for n in os.listdir(target) if n.startswith('.opsready-restore-')]
     # put the inner file in place by hand (as copying it there would): the rest restores, the mount is left alone
     shutil.copy2(src / 'data' / 'inner.conf', placed / 'data' / 'inner.conf')
-    assert restore(dest, target, check_mode=True)['restored'] == [str(src / 'a-first.conf').lstrip('/'),
-                                                                    str(src / 'z-last.conf').lstrip('/')]
+    planned = restore(dest, target, check_mode=True)['restored']
+    assert planned == [str(src / 'a-first.conf').lstrip('/'), str(src / 'z-last.conf').lstrip('/')]
     done = restore(dest, target)
     assert sorted(done['restored']) == [str(placed / 'a-first.conf'), str(placed / 'z-last.conf')], done
     assert (placed / 'z-last.conf').read_text() == 'last\n'
