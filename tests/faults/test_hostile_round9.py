@@ -12,6 +12,8 @@ setpriv).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import sqlite3
 import sys
@@ -186,3 +188,88 @@ def test_sqlite_directory_is_a_link_at_start(racer_user, arena, fault):
     fault.lost(outside_touched=touched(before, after))
     assert touched(before, after) == 0, _changed(before, after)
     assert error is not None and 'symlink' in str(error) and str(data) in str(error), error
+
+
+# --- Redis restore to a file ----------------------------------------------------------------------------------------
+class _Manifest:
+    def __init__(self, name: str) -> None:
+        self.id = name
+        self.path = '/var/backups/redis/' + name
+        self.position: dict = {}
+        self.data: dict = {}
+
+
+def _redis_artifact(monkeypatch, data: bytes, swap=None) -> list:
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.redis import restore as redis_restore
+    opened: list = []
+
+    @contextlib.contextmanager
+    def racing_open(manifest, identities=None):
+        opened.append(manifest)
+        if swap is not None:
+            swap()                  # the account wins the race once the partial file exists
+        yield io.BytesIO(data)
+
+    monkeypatch.setattr(redis_restore, 'open_artifact', racing_open)
+    return opened
+
+
+@pytest.mark.fast
+@pytest.mark.fault(fault='the account owning the directory above the Redis dir swaps it for a link to a directory of '
+                         'root\'s (holding a file of dest\'s name) before db_restore writes the RDB',
+                   component='redis_restore target=file (engines/redis/restore.restore_file)',
+                   expected='refused naming the link; root\'s file and directory unchanged')
+def test_redis_dest_directory_is_a_link(racer_user, arena, monkeypatch, fault):
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.redis import restore as redis_restore
+    user, outside, base = racer_user, arena['outside'], arena['base']
+    parent = user_dir(base / 'lib', user)                # /var/lib: here the redis account's
+    rdir = user_dir(parent / 'redis', user)
+    (outside / 'dump.rdb').write_bytes(b'root data\n')  # root's file of the same name
+    as_user(user, 'mv %s %s.away && ln -s %s %s' % (rdir, rdir, outside, rdir))
+    _redis_artifact(monkeypatch, b'REDIS0011' + b'x' * 5000)
+    before = snapshot(outside)
+    error = None
+    try:
+        redis_restore.restore_file(_Manifest('redis-1'), str(rdir / 'dump.rdb'))
+    except OpsReadyError as exc:
+        error = exc
+    monkeypatch.undo()
+    after = snapshot(outside)
+    fault.observed('%s; files in root\'s directory touched: %d'
+                   % ('refused: %s' % str(error)[:200] if error else 'written', touched(before, after)))
+    fault.lost(outside_touched=touched(before, after))
+    assert touched(before, after) == 0, _changed(before, after)
+    assert error is not None and 'symlink' in str(error) and str(rdir) in str(error), error
+
+
+@pytest.mark.fast
+@pytest.mark.fault(fault='the account owning the directory above the Redis dir swaps it for a link to a directory of '
+                         'root\'s while the RDB is written',
+                   component='redis_restore target=file (engines/redis/restore.restore_file)',
+                   expected='the RDB renamed into place in the directory opened at the start (held by its '
+                            'descriptor); root\'s directory unchanged')
+def test_redis_dest_directory_swapped_while_written(racer_user, arena, monkeypatch, fault):
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.redis import restore as redis_restore
+    user, outside, base = racer_user, arena['outside'], arena['base']
+    parent = user_dir(base / 'lib', user)
+    rdir = user_dir(parent / 'redis', user)
+    (outside / 'dump.rdb').write_bytes(b'root data\n')
+    data = b'REDIS0011' + b'x' * 5000
+    opened = _redis_artifact(monkeypatch, data, lambda: as_user(
+        user, 'mv %s %s.away && ln -s %s %s' % (rdir, rdir, outside, rdir)))
+    before = snapshot(outside)
+    error = None
+    try:
+        redis_restore.restore_file(_Manifest('redis-1'), str(rdir / 'dump.rdb'))
+    except (OpsReadyError, OSError) as exc:
+        error = exc
+    monkeypatch.undo()
+    after = snapshot(outside)
+    moved = Path(str(rdir) + '.away')
+    fault.observed('%s; files in root\'s directory touched: %d'
+                   % ('failed: %s' % str(error)[:200] if error else 'written', touched(before, after)))
+    fault.lost(outside_touched=touched(before, after))
+    assert opened, 'the race was not run'
+    assert touched(before, after) == 0, _changed(before, after)
+    assert error is None, error
+    assert (moved / 'dump.rdb').read_bytes() == data and not (moved / 'dump.rdb.partial').exists()
