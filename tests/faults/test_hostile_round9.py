@@ -124,7 +124,8 @@ def test_sqlite_staging_swapped_before_journal_mode(racer_user, arena, monkeypat
 
 @pytest.mark.fast
 @pytest.mark.fault(fault='the account owning the directory above the SQLite database swaps the database\'s directory '
-                         'for a link to a directory of root\'s holding a database of the same name while db_restore runs',
+                         'for a link to a directory of root\'s holding a database of the same name while db_restore '
+                         'runs',
                    component='db_restore SQLite (engines/sqlite/restore._restore_locked)',
                    expected='staging, swap and removal go to the directory opened at the start (held by its '
                             'descriptor); root\'s database and directory unchanged')
@@ -273,3 +274,88 @@ def test_redis_dest_directory_swapped_while_written(racer_user, arena, monkeypat
     assert touched(before, after) == 0, _changed(before, after)
     assert error is None, error
     assert (moved / 'dump.rdb').read_bytes() == data and not (moved / 'dump.rdb.partial').exists()
+
+
+# --- Retention ------------------------------------------------------------------------------------------------------
+@pytest.mark.fast
+@pytest.mark.fault(fault='the account owning the directory above a backup catalog swaps the catalog for a link to a '
+                         'directory of root\'s holding a directory of a doomed artifact\'s name before retention '
+                         'deletes it',
+                   component='backup_prune / catalog_prune (backup/retention.delete_artifacts)',
+                   expected='refused naming the link; nothing removed from root\'s directory')
+def test_retention_catalog_swapped_for_a_link(racer_user, arena, fault):
+    from ansible_collections.opsready.operations.plugins.module_utils.backup import retention
+    user, outside, base = racer_user, arena['outside'], arena['base']
+    parent = user_dir(base / 'backups', user)            # /srv/backups: another account's
+    catalog = parent / 'pg'
+    catalog.mkdir()
+    (catalog / 'pg-base-1').mkdir()
+    (catalog / 'pg-base-1' / 'base.tar').write_bytes(b'b' * 100)
+    (catalog / 'pg-base-1.manifest.json').write_text('{}')
+    (catalog / 'pg-dump-1').write_bytes(b'd' * 100)
+    (catalog / 'pg-dump-1.manifest.json').write_text('{}')
+    mine = outside / 'pg-base-1'                         # root's directories and files of the same names
+    mine.mkdir()
+    (mine / 'keep').write_text('root\n')
+    (outside / 'pg-dump-1').write_bytes(b'root dump\n')
+    (outside / 'pg-dump-1.manifest.json').write_text('{"root": true}')
+    as_user(user, 'mv %s %s.away && ln -s %s %s' % (catalog, catalog, outside, catalog))
+    before = snapshot(outside)
+    error = None
+    try:
+        retention.delete_artifacts(str(catalog), [
+            ('pg-base-1', str(catalog / 'pg-base-1.manifest.json'), 'pg-base-1', []),
+            ('pg-dump-1', str(catalog / 'pg-dump-1.manifest.json'), 'pg-dump-1', [])])
+    except OpsReadyError as exc:
+        error = exc
+    after = snapshot(outside)
+    fault.observed('%s; files in root\'s directory touched: %d'
+                   % ('refused: %s' % str(error)[:200] if error else 'deleted', touched(before, after)))
+    fault.lost(outside_touched=touched(before, after))
+    assert touched(before, after) == 0, _changed(before, after)
+    assert error is not None and 'symlink' in str(error) and str(catalog) in str(error), error
+
+
+@pytest.mark.fast
+@pytest.mark.fault(fault='the account owning a backup catalog swaps the directory of a doomed artifact for a link to '
+                         'a directory of root\'s between two deletions',
+                   component='backup_prune / catalog_prune (backup/retention.delete_artifacts)',
+                   expected='the link removed, never followed; root\'s directory intact')
+def test_retention_artifact_directory_swapped_for_a_link(racer_user, arena, monkeypatch, fault):
+    """Regression guard (passed on the old code too: the link is unlinked by name, never walked): kept so that the
+    descriptor-relative removal keeps removing a link as a link."""
+    from ansible_collections.opsready.operations.plugins.module_utils.backup import retention
+    user, outside, base = racer_user, arena['outside'], arena['base']
+    catalog = user_dir(base / 'pg', user)                # the catalog itself another account's
+    for name in ('pg-dump-1', 'pg-base-2'):
+        (catalog / name).mkdir()
+        (catalog / name / 'base.tar').write_bytes(b'b' * 100)
+        (catalog / (name + '.manifest.json')).write_text('{}')
+    mine = outside / 'etc'
+    raced = []
+    real_unlink = retention.os.unlink
+
+    def racing_unlink(path, *args, **kwargs):
+        if not raced and 'pg-base-2' in str(path):
+            raced.append(path)
+            as_user(user, 'mv %s %s.away && ln -s %s %s' % (catalog / 'pg-base-2', catalog / 'pg-base-2', mine,
+                                                          catalog / 'pg-base-2'))
+        return real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(retention.os, 'unlink', racing_unlink)
+    before = snapshot(outside)
+    error = None
+    try:
+        retention.delete_artifacts(str(catalog), [
+            ('pg-dump-1', str(catalog / 'pg-dump-1.manifest.json'), 'pg-dump-1', []),
+            ('pg-base-2', str(catalog / 'pg-base-2.manifest.json'), 'pg-base-2', [])])
+    except (OpsReadyError, OSError) as exc:
+        error = exc
+    monkeypatch.undo()
+    after = snapshot(outside)
+    fault.observed('%s; files in root\'s directory touched: %d'
+                   % ('failed: %s' % str(error)[:200] if error else 'deleted', touched(before, after)))
+    fault.lost(outside_touched=touched(before, after))
+    assert raced, 'the race was not run'
+    assert touched(before, after) == 0, _changed(before, after)
+    assert not (catalog / 'pg-base-2').exists() and not (catalog / 'pg-dump-1').exists()
