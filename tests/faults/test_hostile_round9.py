@@ -359,3 +359,63 @@ def test_retention_artifact_directory_swapped_for_a_link(racer_user, arena, monk
     assert raced, 'the race was not run'
     assert touched(before, after) == 0, _changed(before, after)
     assert not (catalog / 'pg-base-2').exists() and not (catalog / 'pg-dump-1').exists()
+
+
+# --- PITR: run directory and staging removal ------------------------------------------------------------------------
+def _pg_tree(user, base: Path, outside: Path):
+    """/var/lib/postgresql (the postgres account's) / 16 / main; the account has swapped 16 for a link to a directory
+    of root's (``outside``)."""
+    top = user_dir(base / 'postgresql', user)
+    parent = user_dir(top / '16', user)
+    user_dir(parent / 'main', user)
+    as_user(user, 'mv %s %s.away && ln -s %s %s' % (parent, parent, outside, parent))
+    return parent
+
+
+@pytest.mark.fast
+@pytest.mark.fault(fault='the postgres account swaps the directory above the PITR datadir for a link to a directory '
+                         'of root\'s before db_restore makes the scratch server\'s run directory',
+                   component='db_restore PostgreSQL PITR (engines/postgresql/pitr._make_rundir)',
+                   expected='refused naming the link; nothing made in root\'s directory')
+def test_pitr_rundir_made_through_a_swapped_parent(racer_user, arena, fault):
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import pitr
+    user, outside, base = racer_user, arena['outside'], arena['base']
+    parent = _pg_tree(user, base, outside)
+    before = snapshot(outside)
+    error = None
+    try:
+        pitr._make_rundir(str(parent / 'main.run'))
+    except OpsReadyError as exc:
+        error = exc
+    after = snapshot(outside)
+    fault.observed('%s; files in root\'s directory touched: %d'
+                   % ('refused: %s' % str(error)[:200] if error else 'made', touched(before, after)))
+    fault.lost(outside_touched=touched(before, after))
+    assert touched(before, after) == 0, _changed(before, after)
+    assert error is not None and 'symlink' in str(error) and str(parent) in str(error), error
+
+
+@pytest.mark.fast
+@pytest.mark.fault(fault='the postgres account swaps the directory above the PITR datadir for a link to a directory '
+                         'of root\'s holding directories of the staging names before db_restore removes its failed '
+                         'staging and a killed run\'s',
+                   component='db_restore PostgreSQL PITR (engines/postgresql/pitr._remove_staging, sweep_staging)',
+                   expected='nothing removed from root\'s directory; the staging left is named in a warning that says '
+                            'why')
+def test_pitr_staging_removed_through_a_swapped_parent(racer_user, arena, fault):
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import pitr
+    user, outside, base = racer_user, arena['outside'], arena['base']
+    for name in ('main.opsready-restore-0badc0de', 'main.opsready-old-0badf00d'):
+        (outside / name).mkdir()
+        (outside / name / 'keep').write_text('root\n')
+    parent = _pg_tree(user, base, outside)
+    before = snapshot(outside)
+    left = pitr._remove_staging([str(parent / 'main.opsready-restore-0badc0de')], 'of this run, which failed')
+    swept = pitr.sweep_staging(str(parent / 'main'))
+    after = snapshot(outside)
+    fault.observed('left: %s; swept: %s; files in root\'s directory touched: %d'
+                   % ([o.get('warning', '')[:120] for o in left], swept, touched(before, after)))
+    fault.lost(outside_touched=touched(before, after))
+    assert touched(before, after) == 0, _changed(before, after)
+    assert not swept['removed_scratch']
+    assert left and 'symlink' in left[0]['warning'] and 'main.opsready-restore-0badc0de' in left[0]['warning'], left
