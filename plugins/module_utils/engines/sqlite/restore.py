@@ -161,8 +161,10 @@ def sweep_staging(path: str, dir_fd: int) -> Dict[str, Any]:
         names = []
     for name in names:
         match = shape.match(name)
+        if match is None:
+            continue
         item = os.path.join(directory, name)
-        found = _lstat_at(dir_fd, name) if match else None
+        found = _lstat_at(dir_fd, name)
         if found is None or not stat.S_ISREG(found.st_mode):
             continue
         if match.group(1) == 'old':
