@@ -338,8 +338,8 @@ def test_retention_artifact_directory_swapped_for_a_link(racer_user, arena, monk
     def racing_unlink(path, *args, **kwargs):
         if not raced and 'pg-base-2' in str(path):
             raced.append(path)
-            as_user(user, 'mv %s %s.away && ln -s %s %s' % (catalog / 'pg-base-2', catalog / 'pg-base-2', mine,
-                                                          catalog / 'pg-base-2'))
+            doomed = catalog / 'pg-base-2'
+            as_user(user, 'mv %s %s.away && ln -s %s %s' % (doomed, doomed, mine, doomed))
         return real_unlink(path, *args, **kwargs)
 
     monkeypatch.setattr(retention.os, 'unlink', racing_unlink)
