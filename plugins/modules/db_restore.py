@@ -97,8 +97,10 @@ description:
     source database in it (C(nextval(`src`.`seq`))); the restored table's default names the restored database's
     own sequence (it drew from the source's), and the dump's C(LOCK TABLES) around the data, which made such a
     table's rows fail to load (C(Table 'seq' was not locked with LOCK TABLES)), are left out of the load."
-  - "SQLite: the backup is decompressed next to O(database), C(PRAGMA integrity_check) run on it, and it is
-    renamed into place (the old file and its C(-wal)/C(-shm) removed). Stop the application first. The
+  - "SQLite: the backup is decompressed into a private directory in O(tmpdir), C(PRAGMA integrity_check) run on
+    it there, copied next to O(database) and renamed into place (the old file and its C(-wal)/C(-shm) removed),
+    all relative to a descriptor of the database's directory (a link another account planted on the way to it is
+    refused). O(tmpdir) needs room for one copy of the database. Stop the application first. The
     restored file gets the mode and owner of the file it replaces or, where there is none (the file was lost),
     those the source file had when it was backed up (recorded in the manifest; backups taken before this was
     recorded restore such a file as C(0600), owned by the module's user)."
@@ -239,7 +241,7 @@ options:
   tmpdir:
     description:
       - Scratch space for decompressed copies (PostgreSQL custom-format dumps with O(jobs) above 1, MariaDB binary
-        logs). Defaults to the system temporary directory.
+        logs, the SQLite file checked before it is copied into place). Defaults to the system temporary directory.
       - A copy is plaintext (an encrypted backup decrypted), so it is written in a 0700 directory
         C(opsready-scratch-<kind>-*) as a 0600 file, removed on every exit path (a removal that fails is a warning and
         C(scratch_left)); one a killed run left is removed by the next run (C(removed_scratch)).

@@ -13,23 +13,25 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import errno
 import hashlib
 import itertools
 import operator
 import os
-import shutil
 import stat
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import (
     Catalog, OriginSpan, origin_groups, origin_spans, overlaps, row_view)
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest, write_manifest
-from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import fsync_dir
+from ansible_collections.opsready.operations.plugins.module_utils.common.cleanup import remove_at
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
+from ansible_collections.opsready.operations.plugins.module_utils.files.safe_read import UnsafeFileError
+from ansible_collections.opsready.operations.plugins.module_utils.files.safeio import open_directory
 
 
 # A full dated more than this after now is in the future (``_keep_backups``); hosts' clocks differ by less.
@@ -540,21 +542,21 @@ def _rules_keep(entries: List[Manifest], usable: List[Manifest], policy: Policy,
     return keep
 
 
-def unlink_inside(directory: str, relative: str) -> None:
+def unlink_inside(directory: str, relative: str, dir_fd: Optional[int] = None) -> None:
     """Remove ``directory/relative`` without following a symlink on the way: a planted link in place of a
-    subdirectory must not make root delete a file elsewhere."""
+    subdirectory must not make root delete a file elsewhere. ``dir_fd``: a held descriptor of ``directory``."""
     parts = relative.split('/')
     if not all(part not in ('', '.', '..') for part in parts):
         raise OSError(errno.EINVAL, 'not a plain relative path', relative)
-    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    fd = os.dup(dir_fd) if dir_fd is not None else os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for part in parts[:-1]:
-            below = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
-            os.close(dir_fd)
-            dir_fd = below
-        os.unlink(parts[-1], dir_fd=dir_fd)
+            below = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            os.close(fd)
+            fd = below
+        os.unlink(parts[-1], dir_fd=fd)
     finally:
-        os.close(dir_fd)
+        os.close(fd)
 
 
 def apply(catalog: Catalog, deletions: List[str]) -> List[str]:
@@ -573,28 +575,46 @@ Target = Tuple[str, str, Any, List[str]]
 def delete_artifacts(directory: str, targets: List[Target]) -> List[str]:
     """``apply`` of targets named by their files (a set-by-set plan keeps no manifest objects): the paths deleted."""
     removed = []
-    for artifact_id, manifest_path, name, members in targets:
-        if not isinstance(name, str) or name in ('', '.', '..') or '/' in name or '\0' in name:
-            # never reached through a checked manifest (manifest.check_names); an index row is not one
-            raise OpsReadyError('Backup %s names %r, which is not a file in %s: nothing of it was deleted.'
-                                % (artifact_id, name, directory))
-        path = os.path.join(directory, name)
-        for doomed in (manifest_path, path):
-            try:
-                os.unlink(doomed)
-            except FileNotFoundError:
-                pass
-            except IsADirectoryError:
-                shutil.rmtree(doomed)
-        for member in members:
-            try:
-                unlink_inside(directory, member)
-            except OSError:
-                pass
-        removed.append(path)
-    if removed:
-        fsync_dir(directory)
+    # The catalog directory is opened once, component by component without following a link another account could
+    # have planted, and every removal goes relative to it: an account owning a directory above the catalog could
+    # otherwise swap it for a link to a directory of root's, and root would delete files and whole trees of the
+    # doomed artifacts' names there.
+    try:
+        dir_fd = open_directory(directory)
+    except UnsafeFileError:
+        raise
+    except OSError as exc:
+        raise OpsReadyError('Cannot open the backup directory %s: %s. Nothing was deleted.'
+                            % (directory, exc.strerror or exc), path=directory)
+    try:
+        for artifact_id, manifest_path, name, members in targets:
+            if not isinstance(name, str) or name in ('', '.', '..') or '/' in name or '\0' in name:
+                # never reached through a checked manifest (manifest.check_names); an index row is not one
+                raise OpsReadyError('Backup %s names %r, which is not a file in %s: nothing of it was deleted.'
+                                    % (artifact_id, name, directory))
+            path = os.path.join(directory, name)
+            if os.path.dirname(os.path.abspath(manifest_path)) == os.path.abspath(directory):
+                _remove_entry(dir_fd, os.path.basename(manifest_path))
+            else:   # named elsewhere (another spelling of the directory): the name itself, never followed
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(manifest_path)
+            _remove_entry(dir_fd, name)   # a tree (a base backup directory) too; a link as a link
+            for member in members:
+                try:
+                    unlink_inside(directory, member, dir_fd)
+                except OSError:
+                    pass
+            removed.append(path)
+        if removed:
+            os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
     return removed
+
+
+def _remove_entry(dir_fd: int, name: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        remove_at(dir_fd, name)
 
 
 def dependency_violations(catalog: Catalog, keep: List[str], delete: List[str], parents: bool = True) -> List[str]:

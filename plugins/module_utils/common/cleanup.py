@@ -72,6 +72,30 @@ def remove_path(path: str) -> Optional[str]:
     return None
 
 
+def remove_at(dir_fd: int, name: str) -> None:
+    """Remove ``name`` in the directory held by ``dir_fd``, a file or a whole tree, never following a link (a link
+    is removed as a link): each directory below is opened with O_NOFOLLOW relative to the one above and checked to
+    be the one looked at, so an account that can write there cannot swap a subdirectory for a link to a directory
+    of root's between the look and the removal. FileNotFoundError when ``name`` is not there."""
+    st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    if not stat.S_ISDIR(st.st_mode):
+        os.unlink(name, dir_fd=dir_fd)
+        return
+    fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        held = os.fstat(fd)
+        if (held.st_dev, held.st_ino) != (st.st_dev, st.st_ino):
+            raise OSError(errno.ESTALE, 'replaced while it was removed', name)
+        for entry in os.listdir(fd):
+            try:
+                remove_at(fd, entry)
+            except FileNotFoundError:
+                pass
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=dir_fd)
+
+
 def leftover_warning(path: str, reason: str) -> str:
     return ('The leftover %s of an interrupted run could not be removed (%s): it is not a backup (no manifest); '
             'remove it by hand.' % (path, reason))

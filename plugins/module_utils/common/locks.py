@@ -22,30 +22,34 @@ import fcntl
 import os
 import stat
 import time
-from typing import Iterator
+from typing import Iterator, Optional
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 
 
 @contextlib.contextmanager
-def exclusive(path: str, busy: str, remove: bool = False) -> Iterator[None]:
+def exclusive(path: str, busy: str, remove: bool = False, dir_fd: Optional[int] = None) -> Iterator[None]:
     """Hold an exclusive lock on ``path`` (created 0600 when missing) for the block, or fail at once: ``busy``
-    is the message when another process holds it. ``remove``: delete the file before releasing it."""
-    fd = _acquire(path, busy)
+    is the message when another process holds it. ``remove``: delete the file before releasing it. ``dir_fd``: a
+    held descriptor of the directory of ``path``; the file is then made, checked and removed relative to it (by its
+    base name), never through a directory swapped in above it."""
+    name = os.path.basename(path) if dir_fd is not None else path
+    fd = _acquire(path, busy, dir_fd)
     try:
         yield
     finally:
         if remove:
             try:
-                os.unlink(path)
+                os.unlink(name, dir_fd=dir_fd)
             except FileNotFoundError:
                 pass
         os.close(fd)
 
 
-def _acquire(path: str, busy: str) -> int:
+def _acquire(path: str, busy: str, dir_fd: Optional[int] = None) -> int:
+    name = os.path.basename(path) if dir_fd is not None else path
     for _attempt in range(100):
-        fd = _open_lock_file(path, 0o600)
+        fd = _open_lock_file(path, 0o600, dir_fd)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -55,7 +59,7 @@ def _acquire(path: str, busy: str) -> int:
             raise OpsReadyError('Cannot lock %s: %s.' % (path, exc.strerror or exc), lock=path)
         held = os.fstat(fd)
         try:
-            named = os.lstat(path)
+            named = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
         except FileNotFoundError:
             named = None
         if named is not None and (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino):
@@ -91,10 +95,11 @@ def waiting(path: str, what: str, timeout: float = 120.0, mode: int = 0o600) -> 
         os.close(fd)
 
 
-def _open_lock_file(path: str, mode: int) -> int:
+def _open_lock_file(path: str, mode: int, dir_fd: Optional[int] = None) -> int:
     try:
         # O_NONBLOCK: a FIFO planted at the name would otherwise hang the open until someone reads it
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, mode)
+        fd = os.open(os.path.basename(path) if dir_fd is not None else path,
+                     os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, mode, dir_fd=dir_fd)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise OpsReadyError('The lock file %s is a symbolic link: refusing to follow it. Remove it (nothing '

@@ -144,7 +144,7 @@ def plan(request: RestoreRequest, warnings: Optional[List[str]] = None) -> List[
 
 
 # The scratch directories db_restore makes (common/scratch.py): each may hold a decrypted, decompressed dump or log.
-SCRATCH_KINDS = ('pg-restore', 'binlog-restore')
+SCRATCH_KINDS = ('pg-restore', 'binlog-restore', 'sqlite-restore')
 
 
 def sweep_scratch(request: RestoreRequest) -> Dict[str, Any]:

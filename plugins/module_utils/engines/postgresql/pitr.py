@@ -182,10 +182,16 @@ def _secure_tree(top: str, uid: int, gid: int) -> None:
 def _make_rundir(rundir: str) -> None:
     """The socket/log directory beside datadir: made now, or kept from an earlier run when it is a real directory
     (a link planted at its name is refused by ``_secure_tree``)."""
+    # Relative to a descriptor of the parent (walked without following a link another account planted): the account
+    # owning a directory above could otherwise swap the parent for a link to a directory of root's, and root would
+    # make the directory there.
+    parent_fd = open_directory(os.path.dirname(rundir))
     try:
-        os.mkdir(rundir, 0o700)
+        os.mkdir(os.path.basename(rundir), 0o700, dir_fd=parent_fd)
     except FileExistsError:
         pass
+    finally:
+        os.close(parent_fd)
 
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
@@ -715,15 +721,45 @@ def stale_staging(datadir: str) -> List[str]:
     parent, base = os.path.dirname(datadir), os.path.basename(datadir)
     shape = re.compile(r'%s\.opsready-(%s)-[0-9a-f]{8}\Z' % (re.escape(base), '|'.join(STAGING_KINDS)))
     try:
-        names = sorted(os.listdir(parent))
-    except OSError:
+        # never through a link swapped in above (the restore itself then refuses the parent, saying why)
+        parent_fd = open_directory(parent)
+    except (OSError, UnsafeFileError):
         return []
     found = []
-    for name in names:
-        path = os.path.join(parent, name)
-        if shape.match(name) and os.path.isdir(path) and not os.path.islink(path):
-            found.append(path)
+    try:
+        for name in sorted(os.listdir(parent_fd)):
+            if not shape.match(name):
+                continue
+            try:
+                st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                found.append(os.path.join(parent, name))
+    finally:
+        os.close(parent_fd)
     return found
+
+
+def _remove_beside(path: str) -> Dict[str, Any]:
+    """``remove_tree`` of ``path`` (a staging directory beside datadir) through a descriptor of its parent, walked
+    without following a link another account planted: the account owning a directory above could otherwise swap the
+    parent for a link to a directory of root's holding a directory of that name, and root would remove it. A parent
+    refused is an outcome with ``cleaned_up: false`` and the refusal as its reason."""
+    try:
+        parent_fd = open_directory(os.path.dirname(path))
+    except (OSError, UnsafeFileError) as exc:
+        return {'cleaned_up': False, 'path': path, 'left': [],
+                'reason': str(exc) if isinstance(exc, UnsafeFileError) else (exc.strerror or str(exc))}
+    try:
+        via = '/proc/self/fd/%d/%s' % (parent_fd, os.path.basename(path))
+        outcome = remove_tree(via)
+    finally:
+        os.close(parent_fd)
+    outcome['path'] = path
+    if outcome.get('reason'):
+        outcome['reason'] = outcome['reason'].replace(via, path)
+    return outcome
 
 
 def sweep_staging(datadir: str) -> Dict[str, Any]:
@@ -738,7 +774,7 @@ def sweep_staging(datadir: str) -> Dict[str, Any]:
                             '(pid %d): stop it (pg_ctl stop -D %s) and the next run removes the directory'
                             % (path, datadir, pid, shlex.quote(path)))
             continue
-        outcome = remove_tree(path)
+        outcome = _remove_beside(path)
         if outcome['cleaned_up']:
             removed.append(path)
         else:
@@ -756,7 +792,7 @@ def _remove_staging(paths: List[str], what: str) -> List[Dict[str, Any]]:
     """Remove each of ``paths``; the outcomes that failed, each with its ``warning``."""
     left = []
     for path in paths:
-        outcome = remove_tree(path)
+        outcome = _remove_beside(path)
         if not outcome['cleaned_up']:
             outcome['warning'] = _left_warning(outcome, what)
             left.append(outcome)

@@ -1,13 +1,17 @@
 # -*- coding: utf-8 -*-
 # Copyright: opsready.operations contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""SQLite restore: decompress next to the target, ``PRAGMA integrity_check``, then one rename.
+"""SQLite restore: decompress into a private scratch directory, ``PRAGMA integrity_check`` there, copy next to the
+target, then one rename.
 
-The backup is decompressed into ``<target>.opsready-restore-<id>`` in the target's directory (same
-file system, so the final ``rename`` is atomic), fsynced and checked. Only then is the old file (with
-its ``-wal``/``-shm``, which would otherwise be replayed over the restored file) moved aside and the
-new one renamed into place; the old file is deleted last. Stop the application that has the file open
-first: SQLite cannot swap a database under an open connection.
+The backup is decompressed into a root-only scratch directory and checked there (SQLite opens files by name and
+makes ``-journal``/``-wal``/``-shm`` next to them: in the target's directory, often the application account's, that
+account could swap those names for links to root's files). The checked copy is then written into
+``<target>.opsready-restore-<id>`` in the target's directory (same file system, so the final ``rename`` is atomic),
+created and renamed relative to a descriptor of that directory held from the start (never through a link swapped in
+above it), fsynced. Only then is the old file (with its ``-wal``/``-shm``, which would otherwise be replayed over the
+restored file) moved aside and the new one renamed into place; the old file is deleted last. Stop the application
+that has the file open first: SQLite cannot swap a database under an open connection.
 
 Private to opsready.operations; do not import from other collections.
 """
@@ -17,13 +21,16 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
+import stat
 import uuid
 from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common import locks
-from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import fsync_dir
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common.scratch import Scratch, scratch
+from ansible_collections.opsready.operations.plugins.module_utils.files.safe_read import UnsafeFileError
+from ansible_collections.opsready.operations.plugins.module_utils.files.safeio import open_directory
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import CHUNK
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import open_artifact
 from ansible_collections.opsready.operations.plugins.module_utils.backup import source as source_summary
@@ -99,40 +106,73 @@ def _target(request: RestoreRequest) -> str:
     return os.path.abspath(request.database)
 
 
-def target_lock(path: str) -> Any:
+def target_lock(path: str, dir_fd: Optional[int] = None) -> Any:
     """One restore or clean-up per target file at a time: two swaps interleaved would each move the other's new
-    file (or its sidecars) aside and delete it, and both report success."""
+    file (or its sidecars) aside and delete it, and both report success. ``dir_fd``: the held descriptor of the
+    target's directory (``open_target_dir``), the lock file is made there."""
     lock = os.path.join(os.path.dirname(path), '.%s.opsready-lock' % os.path.basename(path))
     return locks.exclusive(lock, 'Another db_restore into (or state=absent of) %s is running: nothing was changed. '
-                           'Wait for it to finish' % path, remove=True)
+                           'Wait for it to finish' % path, remove=True, dir_fd=dir_fd)
 
 
-def sweep_staging(path: str) -> Dict[str, Any]:
-    """Under ``target_lock`` (no run into ``path`` is live): the files a killed run left beside ``path``. Its staging
-    copy (``<path>.opsready-restore-<id>`` and its sidecars: the backup decrypted, decompressed) is removed
-    (``removed_scratch``); the previous file a swap had moved aside (``.opsready-old-<id>``, the target's own
-    data, maybe its only copy when the run died mid-swap) is kept and named in a warning. Regular files of exactly
-    that shape only, never through a link."""
+def open_target_dir(path: str) -> int:
+    """A descriptor of the directory of ``path``, walked component by component without following a link another
+    account could have planted (``safeio.open_directory``). The directory is often the application account's, and
+    an account owning a directory above it could swap it for a link to a directory of root's while the restore
+    runs: everything after this (staging copy, swap, removal of the old file) goes relative to this descriptor."""
+    directory = os.path.dirname(path) or '.'
+    try:
+        return open_directory(directory)
+    except UnsafeFileError:
+        raise
+    except OSError as exc:
+        raise OpsReadyError('Cannot open directory %s of the target: %s. Nothing was changed.'
+                            % (directory, exc.strerror or exc), target=path)
+
+
+def _lstat_at(dir_fd: int, name: str) -> Optional[os.stat_result]:
+    try:
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
+def _unlink_at(dir_fd: int, name: str) -> None:
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        pass
+
+
+def sweep_staging(path: str, dir_fd: int) -> Dict[str, Any]:
+    """Under ``target_lock`` (no run into ``path`` is live): the files a killed run left beside ``path``, in the
+    directory held by ``dir_fd``. Its staging copy (``<path>.opsready-restore-<id>`` and its sidecars: the backup
+    decrypted, decompressed) is removed (``removed_scratch``); the previous file a swap had moved aside
+    (``.opsready-old-<id>``, the target's own data, maybe its only copy when the run died mid-swap) is kept and named
+    in a warning. Regular files of exactly that shape only, never through a link."""
     directory, base = os.path.dirname(path), os.path.basename(path)
     shape = re.compile(r'%s\.opsready-(restore|old)-[0-9a-f]{8}(%s)?\Z'
                        % (re.escape(base), '|'.join(re.escape(s) for s in SIDECARS)))
     removed: List[str] = []
     warnings: List[str] = []
     try:
-        names = sorted(os.listdir(directory))
+        names = sorted(os.listdir(dir_fd))
     except OSError:
         names = []
     for name in names:
         match = shape.match(name)
+        if match is None:
+            continue
         item = os.path.join(directory, name)
-        if not match or not os.path.isfile(item) or os.path.islink(item):
+        found = _lstat_at(dir_fd, name)
+        if found is None or not stat.S_ISREG(found.st_mode):
             continue
         if match.group(1) == 'old':
             warnings.append('%s holds what a db_restore into %s killed during its swap moved aside (the previous '
                             'file): check %s, then remove it by hand' % (item, path, path))
             continue
         try:
-            os.unlink(item)
+            os.unlink(name, dir_fd=dir_fd)
             removed.append(item)
         except OSError as exc:
             warnings.append('%s (a decrypted, decompressed copy left by a killed db_restore into %s) was not removed '
@@ -143,89 +183,146 @@ def sweep_staging(path: str) -> Dict[str, Any]:
 def restore(request: RestoreRequest, chain: List[Manifest], timer: Timer) -> Dict[str, Any]:
     path = _target(request)
     check_target(request, path)        # its refusals (no parent directory, ...) before a lock file is made
-    with target_lock(path):
-        return _restore_locked(request, path, chain, timer)
+    dir_fd = open_target_dir(path)
+    try:
+        with target_lock(path, dir_fd):
+            return _restore_locked(request, path, dir_fd, chain, timer)
+    finally:
+        os.close(dir_fd)
 
 
-def _restore_locked(request: RestoreRequest, path: str, chain: List[Manifest], timer: Timer) -> Dict[str, Any]:
+def _checked_copy(request: RestoreRequest, manifest: Manifest, work: Scratch, timer: Timer) -> Tuple[int, Any, Any]:
+    """The artifact decompressed into the private scratch directory, checked by SQLite there (integrity_check,
+    journal mode): SQLite opens files by name and makes sidecars next to them, which in the target's directory
+    (another account's) could be swapped for links. Returns a descriptor of that very file (the caller closes it),
+    the check's result and the journal mode."""
+    copy = work.file('restored.db')
+    # read back (copied into place) from this descriptor, not by name
+    fd = os.open(copy, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        created = os.fstat(fd)
+        # Decrypted (when encrypted) and decompressed; drained to the end, so the last age chunk is authenticated
+        # before the copy is checked and swapped in.
+        with open_artifact(manifest, request.identities) as source:
+            while True:
+                data = source.read(CHUNK)
+                if not data:
+                    break
+                _write_all(fd, data)
+        timer.lap('copy')
+        check = _integrity(copy, manifest)
+        timer.lap('integrity_check')
+        journal = set_journal_mode(copy, source_journal_mode(manifest))
+        os.close(_open_created(copy, created))     # what is copied into place is the file that was checked
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, check, journal
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _place(src_fd: int, dir_fd: int, staging: str, owner: Optional[Tuple[int, int, int]]) -> None:
+    """The checked copy into ``staging`` in the held directory: created there (never through a link, never over an
+    existing name), 0600 while written, then given ``owner`` (mode, uid, gid) through its descriptor, fsynced."""
+    out = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                  dir_fd=dir_fd)
+    try:
+        os.lseek(src_fd, 0, os.SEEK_SET)
+        while True:
+            data = os.read(src_fd, CHUNK)
+            if not data:
+                break
+            _write_all(out, data)
+        if owner is not None:
+            os.fchmod(out, owner[0])
+            try:
+                os.fchown(out, owner[1], owner[2])
+            except PermissionError:
+                pass
+        os.fsync(out)
+    finally:
+        os.close(out)
+
+
+def _restore_locked(request: RestoreRequest, path: str, dir_fd: int, chain: List[Manifest],
+                    timer: Timer) -> Dict[str, Any]:
     before = check_target(request, path)
-    swept = sweep_staging(path)
+    swept = sweep_staging(path, dir_fd)
     if len(chain) != 1:
         raise OpsReadyError('SQLite backups are single full copies; the chain has %d pieces.' % len(chain))
     manifest = chain[0]
+    base = os.path.basename(path)
     token = uuid.uuid4().hex[:8]
-    staging = '%s.opsready-restore-%s' % (path, token)
-    old = '%s.opsready-old-%s' % (path, token)
-    stat = os.stat(path) if before['exists'] else None
+    staging = '%s.opsready-restore-%s' % (base, token)
+    old = '%s.opsready-old-%s' % (base, token)
     try:
-        fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        created = os.fstat(fd)
-        with os.fdopen(fd, 'wb') as out:
-            # Decrypted (when encrypted) and decompressed; drained to the end, so the last age chunk is
-            # authenticated before the copy is checked and swapped in.
-            with open_artifact(manifest, request.identities) as source:
-                while True:
-                    data = source.read(CHUNK)
-                    if not data:
-                        break
-                    out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        timer.lap('copy')
-        check = _integrity(staging, manifest)
-        timer.lap('integrity_check')
-        os.close(_open_created(staging, created))     # still ours before SQLite opens it by name again
-        journal = set_journal_mode(staging, source_journal_mode(manifest))
-        if stat is not None:
-            _hand_over(staging, created, stat.st_mode & 0o7777, stat.st_uid, stat.st_gid)
-        else:
-            recorded = _recorded_file(manifest)
-            if recorded is not None:
-                _hand_over(staging, created, *recorded)
-    except BaseException:
-        _unlink(staging)
-        raise
-    # Swap: old file and its sidecars aside, new file in, old ones removed. A failure in between puts
-    # the old file back.
+        live: Optional[os.stat_result] = os.stat(base, dir_fd=dir_fd) if before['exists'] else None
+    except FileNotFoundError:
+        live = None
+    owner = ((live.st_mode & 0o7777, live.st_uid, live.st_gid) if live is not None
+             else _recorded_file(manifest))
+    report: Dict[str, Any] = {}
+    with scratch('sqlite-restore', report, request.tmpdir, 'db_restore') as work:
+        src_fd, check, journal = _checked_copy(request, manifest, work, timer)
+        try:
+            _place(src_fd, dir_fd, staging, owner)
+        except BaseException:
+            _unlink_at(dir_fd, staging)
+            raise
+        finally:
+            os.close(src_fd)
+    # Swap, relative to the held directory: old file and its sidecars aside, new file in, old ones removed. A
+    # failure in between puts the old file back.
     moved: List[str] = []
     try:
         for suffix in ('',) + SIDECARS:
-            if os.path.exists(path + suffix):
-                os.rename(path + suffix, old + suffix)
+            if _lstat_at(dir_fd, base + suffix) is not None:
+                os.rename(base + suffix, old + suffix, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
                 moved.append(suffix)
-        os.rename(staging, path)
-        fsync_dir(os.path.dirname(path))
+        os.rename(staging, base, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        os.fsync(dir_fd)
     except BaseException:
         for suffix in moved:
-            if not os.path.exists(path + suffix):
-                os.rename(old + suffix, path + suffix)
-        _unlink(staging)
+            if _lstat_at(dir_fd, base + suffix) is None:
+                os.rename(old + suffix, base + suffix, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        _unlink_at(dir_fd, staging)
         raise
     for suffix in moved:
-        _unlink(old + suffix)
-    for suffix in SIDECARS:  # set_journal_mode's connection removed them; never leave a stale one
-        _unlink(staging + suffix)
+        _unlink_at(dir_fd, old + suffix)
     timer.lap('swap')
     result = {'target': {'database': path, 'server': 'localhost', 'replaced_existing': before['exists'],
                          'tables': check['tables'], 'rows': check['rows_total'],
                          'journal_mode': journal or 'delete'},
               'integrity_check': check['integrity_check'], 'source_check': check['source_check'],
               'replaced': before['exists'] and not before['empty'], 'removed_scratch': swept['removed_scratch']}
-    if swept['warnings']:
-        result['warnings'] = swept['warnings']
+    warnings = list(swept['warnings'])
+    if report.get('scratch_warning'):
+        warnings.append(report['scratch_warning'])
+        result['scratch_left'] = report['scratch_left']
+    if warnings:
+        result['warnings'] = warnings
     return result
 
 
 def drop(request: RestoreRequest, check_mode: bool) -> Dict[str, Any]:
     """state=absent: remove a scratch SQLite file (and its sidecars)."""
     path = _target(request)
-    present = [path + s for s in ('',) + SIDECARS if os.path.exists(path + s)]
+    present = [path + s for s in ('',) + SIDECARS if os.path.lexists(path + s)]
     swept: Dict[str, Any] = {'removed_scratch': [], 'warnings': []}
     if not check_mode and os.path.isdir(os.path.dirname(path)):
-        with target_lock(path):
-            swept = sweep_staging(path)
-            for item in present:
-                _unlink(item)
+        dir_fd = open_target_dir(path)
+        try:
+            with target_lock(path, dir_fd):
+                swept = sweep_staging(path, dir_fd)
+                for item in present:
+                    _unlink_at(dir_fd, os.path.basename(item))
+        finally:
+            os.close(dir_fd)
     result = {'changed': bool(present) or bool(swept['removed_scratch']),
               'target': {'database': path, 'removed': present}, 'removed_scratch': swept['removed_scratch']}
     if swept['warnings']:
@@ -256,29 +353,6 @@ def _recorded_file(manifest: Manifest) -> Optional[Tuple[int, int, int]]:
         return int(held['mode'], 8) & 0o7777, int(held['uid']), int(held['gid'])
     except (TypeError, KeyError, ValueError):
         return None
-
-
-def _hand_over(staging: str, created: os.stat_result, mode: int, uid: int, gid: int) -> None:
-    """The old file's (or, for a new file, the source's) mode and owner onto the checked copy, through a
-    descriptor of the very file this run created: the directory is often the application account's, which could
-    swap the staging name for a link (to /etc/shadow) while the copy was being checked, and a chmod/chown by name
-    would follow it."""
-    fd = _open_created(staging, created)
-    try:
-        os.fchmod(fd, mode)
-        try:
-            os.fchown(fd, uid, gid)
-        except PermissionError:
-            pass
-    finally:
-        os.close(fd)
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 class SQLiteRestore(Restorer):
