@@ -98,7 +98,9 @@ description:
     own sequence (it drew from the source's), and the dump's C(LOCK TABLES) around the data, which made such a
     table's rows fail to load (C(Table 'seq' was not locked with LOCK TABLES)), are left out of the load."
   - "SQLite: the backup is decompressed next to O(database), C(PRAGMA integrity_check) run on it, and it is
-    renamed into place (the old file and its C(-wal)/C(-shm) removed). Stop the application first. The
+    renamed into place (the old file and its C(-wal)/C(-shm) removed). Stop the application first: a target
+    another process has open (an SQLite lock on it, or an open descriptor this user may see) is refused, as its
+    writes would go on into the old, removed file and be lost. The
     restored file gets the mode and owner of the file it replaces or, where there is none (the file was lost),
     those the source file had when it was backed up (recorded in the manifest; backups taken before this was
     recorded restore such a file as C(0600), owned by the module's user)."

@@ -12,7 +12,6 @@ and restore jobs db_backup and db_restore call (in process, as test_sqlite_round
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
 import sys
@@ -91,12 +90,15 @@ conn.close()
 '''
 
 
-def test_a_restore_over_a_database_open_in_wal_mode_is_refused(tmp_path):
+@pytest.mark.parametrize('journal', ['wal', 'delete'])
+def test_a_restore_over_a_database_another_process_has_open_is_refused(tmp_path, journal):
     """Failed first: the restore swapped the file in under the application's open connection; the application's
-    next commit went into the unlinked old file (it counted 102 rows, the file held 100) and was lost."""
+    next commit went into the unlinked old file (it counted 102 rows, the file held 100) and was lost. In WAL mode
+    the connection holds a lock all along; in rollback mode (idle between transactions) it holds none, only the
+    file open."""
     db = tmp_path / 'app.db'
     conn = sqlite3.connect(str(db), isolation_level=None)
-    conn.execute('PRAGMA journal_mode = WAL')
+    conn.execute('PRAGMA journal_mode = %s' % journal)
     conn.execute('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)')
     conn.executemany('INSERT INTO t (v) VALUES (?)', [('backed up %d' % i,) for i in range(100)])
     conn.close()
@@ -122,7 +124,7 @@ def test_a_restore_over_a_database_open_in_wal_mode_is_refused(tmp_path):
     restore(dest, db, db, replace=True)   # the application stopped: the restore runs
     conn = sqlite3.connect(str(db))
     assert conn.execute('SELECT count(*) FROM t').fetchone()[0] == 100
-    assert conn.execute('PRAGMA journal_mode').fetchone()[0] == 'wal'
+    assert conn.execute('PRAGMA journal_mode').fetchone()[0] == journal
     conn.close()
 
 
@@ -141,14 +143,16 @@ CREATE INDEX strict_expr ON strict_t (length(v)) WHERE k % 2 = 0;
 '''
 
 
+PRAGMAS = ('encoding', 'page_size', 'auto_vacuum', 'user_version', 'application_id', 'journal_mode')
+
+
 def measure(db: Path):
     conn = sqlite3.connect('file:%s?mode=ro' % db, uri=True)
     try:
         def one(sql):
             return conn.execute(sql).fetchone()[0]
         return {
-            'pragmas': [one('PRAGMA %s' % p) for p in ('encoding', 'page_size', 'auto_vacuum', 'user_version',
-                                                        'application_id', 'journal_mode')],
+            'pragmas': [one('PRAGMA %s' % p) for p in PRAGMAS],
             'master': conn.execute('SELECT type, name, sql FROM sqlite_master ORDER BY name').fetchall(),
             'sequence': conn.execute('SELECT name, seq FROM sqlite_sequence').fetchall(),
             'stat1': conn.execute('SELECT * FROM sqlite_stat1 ORDER BY tbl, idx').fetchall(),
@@ -214,7 +218,8 @@ def test_a_hot_backup_under_a_continuous_writer_is_consistent(tmp_path, journal)
     db = tmp_path / 'busy.db'
     conn = sqlite3.connect(str(db), isolation_level=None)
     conn.execute('PRAGMA journal_mode = %s' % journal)
-    conn.execute('CREATE TABLE ledger (id INTEGER PRIMARY KEY, amount INTEGER NOT NULL, pad BLOB DEFAULT (randomblob(300)))')
+    conn.execute('CREATE TABLE ledger (id INTEGER PRIMARY KEY, amount INTEGER NOT NULL, '
+                 'pad BLOB DEFAULT (randomblob(300)))')
     conn.execute('CREATE TABLE totals (n INTEGER NOT NULL)')
     conn.execute('INSERT INTO totals VALUES (0)')
     conn.close()

@@ -78,9 +78,37 @@ LOCK_RANGES = (('', 0x40000000, 512), ('-shm', 128, 1))
 FLOCK = 'hhqqi4x'   # struct flock on Linux: l_type, l_whence, l_start, l_len, l_pid
 
 
+def user_of(path: str, proc: str = '/proc') -> Optional[int]:
+    """The pid of another process that has ``path`` open, else None: one that holds an SQLite lock on it (every
+    connection in WAL mode does for as long as it is open, whoever owns it), or one whose open descriptors
+    (``/proc/<pid>/fd``, those this account may see) lead to it - an idle connection in rollback mode holds no lock
+    but has the file open all the same."""
+    holder = lock_holder(path)
+    if holder is not None:
+        return holder
+    try:
+        held = os.stat(path)
+        pids = [name for name in os.listdir(proc) if name.isdigit() and int(name) != os.getpid()]
+    except OSError:
+        return None
+    for pid in pids:
+        fds = os.path.join(proc, pid, 'fd')
+        try:
+            names = os.listdir(fds)
+        except OSError:
+            continue   # gone, or not ours to look at
+        for name in names:
+            try:
+                st = os.stat(os.path.join(fds, name))
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) == (held.st_dev, held.st_ino):
+                return int(pid)
+    return None
+
+
 def lock_holder(path: str) -> Optional[int]:
-    """The pid of another process that has ``path`` open through SQLite and holds a lock on it (every connection in
-    WAL mode does, for as long as it is open; in rollback mode only while it reads or writes), else None. Asked with
+    """The pid of another process that holds an SQLite lock on ``path`` (or its ``-shm``), else None. Asked with
     F_GETLK: nothing is locked, and no connection is disturbed. This process's own locks are not reported."""
     for suffix, start, length in LOCK_RANGES:
         try:
