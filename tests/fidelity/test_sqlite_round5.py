@@ -74,7 +74,7 @@ def test_a_corrupt_source_is_refused_before_an_artifact_exists(tmp_path, verify)
     message = str(raised.value)
     assert 'quick_check' in message and str(db) in message and 'no artifact' in message, message
     assert artifacts(dest) == []
-    assert not [p for p in tmp_path.rglob('*partial*')]
+    assert not list(tmp_path.rglob('*partial*'))
 
 
 HOLDER = r'''
