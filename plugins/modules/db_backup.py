@@ -37,7 +37,8 @@ description:
     flushes the binary log and copies every closed binary log not yet in the catalog (C(mariadb-binlog
     --read-from-remote-server --raw)) as C(log) artifacts positioned by binlog index."
   - "SQLite: V(full) uses the online backup API (a consistent copy while the application writes, WAL mode
-    included); O(database) is the path of the file."
+    included); O(database) is the path of the file. A copy that fails C(PRAGMA quick_check) (a corrupt source)
+    is refused before an artifact is written."
   - "SQL Server (through pyodbc; B(not run against a live server), see docs/sqlserver.md): V(full)
     C(BACKUP DATABASE ... WITH CHECKSUM), V(diff) adds C(DIFFERENTIAL), V(log) is C(BACKUP LOG); LSNs from
     C(msdb.dbo.backupset). SQL Server writes the file itself, so O(dest) must be a path the server can write

@@ -21,6 +21,9 @@ description:
   - Verification (O(verify=true), the default) reads the artifact back through decryption and
     decompression, checks it with C(redis-check-rdb) and compares its key count with the snapshot's.
   - The login needs the right to run C(SYNC)/C(REPLCONF) (ACL C(+sync +replconf) or C(+@admin)).
+  - "The RDB holds every logical database's keys with their absolute expiry times and the Functions libraries
+    (C(FUNCTION LOAD), Redis 7); ACL users (C(aclfile) or C(user) lines of redis.conf) and the configuration are
+    not in it: keep them with the server's configuration files."
 author: opsready developers (@opsready)
 options:
   database:

@@ -109,6 +109,19 @@ def integrity_check(path: str, what: str, report_path: Optional[str] = None,
     return result
 
 
+def refuse_corrupt(copy: sqlite3.Connection, path: str) -> None:
+    """Raise ``IntegrityError`` when ``PRAGMA quick_check`` on ``copy`` (the snapshot of ``path``) finds anything."""
+    try:
+        rows = [r[0] for r in copy.execute('PRAGMA quick_check(20)').fetchall()]
+    except sqlite3.DatabaseError as exc:
+        rows = [str(exc)]
+    if rows != ['ok']:
+        raise IntegrityError('The SQLite database %s is corrupt (PRAGMA quick_check on its snapshot: %s): no artifact '
+                             'was written. Save the file as it is (cp, with its -wal), then recover what it holds '
+                             '(sqlite3 %s .recover) or restore the last good backup.'
+                             % (path, '; '.join(rows[:5]), path), database=path, problems=rows)
+
+
 class SQLiteEngine(Engine):
     name = 'sqlite'
     kinds = ('full',)
@@ -195,6 +208,10 @@ class SQLiteEngine(Engine):
                 # One step (pages=-1): consistent while other processes write (WAL or rollback journal).
                 source.backup(target, pages=-1)
                 source.execute('COMMIT')
+                # A corrupt source copies page for page into a corrupt artifact: stored, it was a backup nobody can
+                # restore (silently so with verify=false or an encrypted artifact). Checked on the copy (the same
+                # pages; the source is not held): quick_check is linear, the verification's integrity_check is not.
+                refuse_corrupt(target, path)
                 # Counted on the copy (the same pages), so the source is not held locked for the count.
                 summary = summarize(target)
                 # Like with like: every table entry, virtual ones included (summary['tables'] leaves them out).

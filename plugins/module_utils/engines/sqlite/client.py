@@ -10,9 +10,11 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
 import stat
+import struct
 from typing import Any, List, Optional
 from urllib.parse import quote
 
@@ -68,6 +70,61 @@ def check_sidecars(path: str) -> None:
                             'it: remove it (SQLite creates it again when needed), or run the task as the account '
                             'that owns the database (become_user).'
                             % (path, sidecar, problem, os.path.dirname(path) or '.'), database=path, path=sidecar)
+
+
+# The byte ranges SQLite's unix VFS locks (os_unix.c): in the database file PENDING, RESERVED and the SHARED range
+# (0x40000000 + 512); in the -shm file the "DMS" byte every connection in WAL mode holds a read lock on while open.
+LOCK_RANGES = (('', 0x40000000, 512), ('-shm', 128, 1))
+FLOCK = 'hhqqi4x'   # struct flock on Linux: l_type, l_whence, l_start, l_len, l_pid
+
+
+def user_of(path: str, proc: str = '/proc') -> Optional[int]:
+    """The pid of another process that has ``path`` open, else None: one that holds an SQLite lock on it (every
+    connection in WAL mode does for as long as it is open, whoever owns it), or one whose open descriptors
+    (``/proc/<pid>/fd``, those this account may see) lead to it - an idle connection in rollback mode holds no lock
+    but has the file open all the same."""
+    holder = lock_holder(path)
+    if holder is not None:
+        return holder
+    try:
+        held = os.stat(path)
+        pids = [name for name in os.listdir(proc) if name.isdigit() and int(name) != os.getpid()]
+    except OSError:
+        return None
+    for pid in pids:
+        fds = os.path.join(proc, pid, 'fd')
+        try:
+            names = os.listdir(fds)
+        except OSError:
+            continue   # gone, or not ours to look at
+        for name in names:
+            try:
+                st = os.stat(os.path.join(fds, name))
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) == (held.st_dev, held.st_ino):
+                return int(pid)
+    return None
+
+
+def lock_holder(path: str) -> Optional[int]:
+    """The pid of another process that holds an SQLite lock on ``path`` (or its ``-shm``), else None. Asked with
+    F_GETLK: nothing is locked, and no connection is disturbed. This process's own locks are not reported."""
+    for suffix, start, length in LOCK_RANGES:
+        try:
+            fd = os.open(path + suffix, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try:
+            asked = struct.pack(FLOCK, fcntl.F_WRLCK, os.SEEK_SET, start, length, 0)
+            kind, _whence, _start, _length, pid = struct.unpack(FLOCK, fcntl.fcntl(fd, fcntl.F_GETLK, asked))
+        except OSError:
+            continue
+        finally:
+            os.close(fd)   # this process holds no SQLite lock on it: closing drops none that matters
+        if kind != fcntl.F_UNLCK:
+            return pid
+    return None
 
 
 def connect(path: str, mode: str = 'ro', timeout: float = 5.0, **kwargs: Any) -> sqlite3.Connection:

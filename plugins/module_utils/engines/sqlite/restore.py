@@ -35,6 +35,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.streami
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import open_artifact
 from ansible_collections.opsready.operations.plugins.module_utils.backup import source as source_summary
 from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlite.backup import connect, integrity_check
+from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlite.client import user_of
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import Restorer, RestoreRequest, Timer
 
 SIDECARS = ('-wal', '-shm', '-journal')
@@ -63,6 +64,13 @@ def check_target(request: RestoreRequest, path: str) -> Dict[str, Any]:
         raise OpsReadyError('Target %s exists and is not empty (%s tables): set replace=true to overwrite it, or '
                             'restore to another path.' % (path, state['tables'] if state['tables'] is not None
                                                           else 'unreadable, not an SQLite file'), target=path)
+    holder = user_of(path) if state['exists'] else None
+    if holder is not None:
+        # Swapped in under an open connection, the file is not the application's: it goes on committing into the
+        # old, unlinked one, and every write it makes from then on is lost.
+        raise OpsReadyError('Target %s is open in another process (pid %d): stop the application '
+                            'that uses it, then run the restore again. Nothing was changed.'
+                            % (path, holder), target=path, pid=holder)
     directory = os.path.dirname(path) or '.'
     if not os.path.isdir(directory):
         raise OpsReadyError('Directory %s of the target does not exist: create it first.' % directory, target=path)
