@@ -128,6 +128,47 @@ def test_a_restore_over_a_database_another_process_has_open_is_refused(tmp_path,
     conn.close()
 
 
+def test_an_application_started_during_the_restore_is_caught_before_the_swap(tmp_path, monkeypatch):
+    """Failed first: the target was looked at once, before the copy and its integrity check (minutes for a big
+    database); an application that opened it meanwhile kept committing into the old file after the swap, and those
+    writes were lost. The restore asks again right before the swap, and leaves nothing of its own behind."""
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlite import restore as sqlite_restore
+    db = tmp_path / 'app.db'
+    conn = sqlite3.connect(str(db), isolation_level=None)
+    conn.execute('PRAGMA journal_mode = wal')
+    conn.execute('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)')
+    conn.executemany('INSERT INTO t (v) VALUES (?)', [('backed up %d' % i,) for i in range(100)])
+    conn.close()
+    dest = tmp_path / 'backups'
+    backup(db, dest)
+    started = []
+    real_place = sqlite_restore._place
+
+    def place_while_the_application_starts(*args, **kwargs):
+        app = subprocess.Popen([sys.executable, '-c', HOLDER, str(db)], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)
+        started.append(app)
+        assert app.stdout.readline().strip() == 'ready'
+        return real_place(*args, **kwargs)
+    monkeypatch.setattr(sqlite_restore, '_place', place_while_the_application_starts)
+    try:
+        with pytest.raises(OpsReadyError) as raised:
+            restore(dest, db, db, replace=True)
+        message = str(raised.value)
+        assert 'open' in message and str(started[0].pid) in message, message
+        started[0].stdin.write('\n')
+        started[0].stdin.flush()
+        assert started[0].stdout.readline().strip() == '102'
+    finally:
+        for app in started:
+            app.stdin.close()
+            app.wait(10)
+    assert not [p.name for p in tmp_path.iterdir() if '.opsready-' in p.name]
+    conn = sqlite3.connect(str(db))
+    assert conn.execute('SELECT count(*) FROM t').fetchone()[0] == 102   # nothing was swapped, nothing lost
+    conn.close()
+
+
 SCHEMA = '''
 PRAGMA encoding = 'UTF-16le';
 PRAGMA page_size = 16384;

@@ -284,6 +284,14 @@ def _restore_locked(request: RestoreRequest, path: str, dir_fd: int, chain: List
             raise
         finally:
             os.close(src_fd)
+    # The target was looked at before the copy and its check (minutes for a big database): an application that
+    # opened it meanwhile would go on committing into the old file after the swap, and lose those writes.
+    holder = user_of('/proc/self/fd/%d/%s' % (dir_fd, base)) if _lstat_at(dir_fd, base) is not None else None
+    if holder is not None:
+        _unlink_at(dir_fd, staging)
+        raise OpsReadyError('Target %s was opened by another process (pid %d) while the backup was being copied and '
+                            'checked: nothing was replaced. Stop the application that uses it, then run the '
+                            'restore again.' % (path, holder), target=path, pid=holder)
     # Swap, relative to the held directory: old file and its sidecars aside, new file in, old ones removed. A
     # failure in between puts the old file back.
     moved: List[str] = []
