@@ -48,6 +48,11 @@ def test_sqlite_restore_refuse_replace_corrupt(tmp_path):
     conn.execute('PRAGMA wal_autocheckpoint=0')
     conn.execute('DELETE FROM notes WHERE id > 5')
     conn.commit()
+    # the application stops (a target another process has open is refused), its -wal left behind as after a crash
+    wal = Path(str(db) + '-wal')
+    left_wal = wal.read_bytes()
+    conn.close()
+    wal.write_bytes(left_wal)
     os.chmod(db, 0o640)
 
     restore = {'engine': 'sqlite', 'src': str(dest), 'database': str(db)}
@@ -66,7 +71,7 @@ def test_sqlite_restore_refuse_replace_corrupt(tmp_path):
     assert rows(other) == expected
     assert result.result('elsewhere')['integrity_check'] == 'ok'
     assert result.result('check')['changed'] is True and len(rows(db)) == 6
-    conn.close()
+    wal.write_bytes(left_wal)     # reading the rows checkpointed it away: back, for the replace to deal with
 
     result = play(tmp_path, [{'name': 'replace', 'opsready.operations.db_restore': dict(restore, replace=True)}])
     assert result.rc == 0, result.stdout[-3000:]
