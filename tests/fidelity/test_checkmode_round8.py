@@ -64,3 +64,54 @@ def test_globals_check_mode_names_the_parameter_privileges_the_run_names(postgre
             assert checked['target'][key] == real['target'][key], key
     finally:
         pg.sql('REVOKE ALL ON PARAMETER log_statement FROM %s; DROP ROLE IF EXISTS %s' % (role, role))
+
+
+def schemas(server):
+    return sorted(r[0] for r in server.sql('SELECT SCHEMA_NAME FROM information_schema.SCHEMATA'))
+
+
+def grant_rows(server):
+    return server.sql('SELECT * FROM mysql.db ORDER BY Host, Db, User')
+
+
+def test_pitr_check_mode_foresees_the_lending_refusal_without_grant_option(mariadb_factory, tmp_path):
+    """Check mode of a point-in-time restore whose replay needs privileges lent to the temporary copy (a trigger's
+    definer holds privileges on the source database only), as a login with every privilege but GRANT OPTION: the
+    real run refuses before loading anything (probe_lending); check mode said the restore would go through. It now
+    refuses the same way, naming GRANT OPTION and the definer, without writing anything; with GRANT OPTION both
+    go through."""
+    server = mariadb_factory(extra_conf={'binlog_format': 'MIXED'})
+    server.sql("CREATE USER 'rs'@'%%' IDENTIFIED BY '%s'; GRANT ALL PRIVILEGES ON *.* TO 'rs'@'%%'; "
+               "CREATE USER 'app'@'%%'; CREATE DATABASE lg; USE lg; CREATE TABLE t (id INT PRIMARY KEY, v INT); "
+               "GRANT SELECT, INSERT, UPDATE, TRIGGER ON lg.* TO 'app'@'%%'; "
+               "CREATE DEFINER = 'app'@'%%' TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET NEW.v = NEW.id * 10"
+               % LOGIN_PASSWORD)
+    engine = get_engine('mariadb', conn(server))
+    run_backup(engine, BackupOptions(kind='full', dest=str(tmp_path / 'b'), database='lg'))
+    time.sleep(1.1)
+    server.sql('USE lg; INSERT INTO t (id) VALUES (1)')
+    time.sleep(1.1)
+    run_backup(engine, BackupOptions(kind='log', dest=str(tmp_path / 'b'), database='lg'))
+
+    def restore(check_mode):
+        return run_restore(RestoreRequest(engine='mariadb', src=str(tmp_path / 'b'), source_database='lg',
+                                          database='lg_r', check_mode=check_mode),
+                           conn(server, 'rs', LOGIN_PASSWORD))
+
+    before = (schemas(server), grant_rows(server))
+    outcomes = {}
+    for check_mode in (True, False):
+        with pytest.raises(OpsReadyError) as failed:
+            restore(check_mode)
+        outcomes[check_mode] = failed.value
+        assert (schemas(server), grant_rows(server)) == before, check_mode
+    for refusal in outcomes.values():
+        assert 'GRANT OPTION' in refusal.message and 'app@%' in refusal.message, refusal.message
+        assert refusal.details.get('missing_privilege') == 'GRANT OPTION', refusal.details
+        assert refusal.details.get('accounts') == ['app@%'], refusal.details
+    server.sql("GRANT ALL PRIVILEGES ON *.* TO 'rs'@'%' WITH GRANT OPTION")
+    checked = restore(True)
+    assert schemas(server) == before[0]
+    real = restore(False)
+    assert server.sql('SELECT * FROM lg_r.t') == [('1', '10')]
+    assert checked['changed'] == real['changed'] and checked['chain_ids'] == real['chain_ids']

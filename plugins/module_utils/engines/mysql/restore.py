@@ -74,7 +74,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.
     EVENT_HEADER as EVENT_HEADER_FIELDS, generated_unchecked_text, walk_binlog)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.client import MAX_PACKET
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.grants import (
-    apply_grants, revoke_grants)
+    apply_grants, grant_statements, revoke_grants, server_roles)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.quote import (
     check_identifier, qualified, quote_identifier, quote_literal)
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import (
@@ -1553,6 +1553,13 @@ def probe_lending(engine: Any, temp: str, full: Manifest) -> List[Dict[str, str]
                                 '%s in mysql.db, mysql.tables_priv, mysql.columns_priv and mysql.procs_priv.'
                                 % (temp, ' '.join(taken['warnings']), temp))
     refused = list(lent.get('refused') or [])
+    refuse_lending(full, refused)
+    return refused
+
+
+def refuse_lending(full: Manifest, refused: List[Dict[str, str]]) -> None:
+    """The refusal of a replay that runs objects of ``full`` as a DEFINER the copy could not be lent privileges to
+    (``refused``: ``apply_grants``' ``refused``, or check mode's ``foresee_lending``); nothing when none is one."""
     definers = (full.data.get('database_objects') or {}).get('definers') or {}
     needed = [r for r in refused if r['account'] in definers]
     if needed:
@@ -1566,7 +1573,46 @@ def probe_lending(engine: Any, temp: str, full: Manifest) -> List[Dict[str, str]
                ', '.join(sorted({r['account'] for r in needed})), full.database,
                '; '.join('%s: %s' % (r['what'], r['error']) for r in needed)),
             missing_privilege='GRANT OPTION', accounts=sorted({r['account'] for r in needed}))
-    return refused
+
+
+def statement_privileges(sql: str) -> List[str]:
+    """The privileges a ``grant_statements`` GRANT names (column lists and quoted names left out)."""
+    text = re.sub(r'`(?:[^`]|``)*`', '', sql)
+    text = re.sub(r'\([^)]*\)', '', text)
+    match = re.match(r'\s*GRANT\s+(.*?)\s+ON\s', text, re.S | re.I)
+    return [' '.join(p.split()).upper() for p in match.group(1).split(',')] if match else []
+
+
+def foresee_lending(engine: Any, full: Manifest) -> None:
+    """Check mode: ``probe_lending``'s refusal foreseen without writing. The server grants a privilege only to a
+    login holding it with GRANT OPTION; which ones this login holds so at the global level (what lends them on any
+    copy's name) is read from information_schema.USER_PRIVILEGES (its own rows and its current role's). Nothing is
+    foreseen when the accounts or the privileges cannot be read (the real run then lends nothing either)."""
+    grants = full.data.get('database_grants')
+    if not grants or not (full.data.get('database_objects') or {}).get('definers'):
+        return
+    try:
+        accounts = [(r[0], r[1]) for r in engine.client.query('SELECT User, Host FROM mysql.user') if len(r) == 2]
+        rows = engine.client.query(
+            "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE IS_GRANTABLE = 'YES' AND GRANTEE IN "
+            "(CONCAT(\"'\", LEFT(CURRENT_USER(), CHAR_LENGTH(CURRENT_USER()) - CHAR_LENGTH(SUBSTRING_INDEX("
+            "CURRENT_USER(), '@', -1)) - 1), \"'@'\", SUBSTRING_INDEX(CURRENT_USER(), '@', -1), \"'\"), "
+            "CONCAT(\"'\", CURRENT_ROLE(), \"'\"))")
+        roles = server_roles(engine.client)
+    except ToolError:
+        return
+    held = {' '.join(r[0].split()).upper() for r in rows if r}
+    grantees: List[str] = []
+    statements, _skipped = grant_statements(grants, 'opsready_check', accounts, roles, full.database, grantees,
+                                            loose=True)
+    refused = []
+    for (what, sql), grantee in zip(statements, grantees):
+        lacking = [p for p in statement_privileges(sql) if p != 'USAGE' and p not in held]
+        if not held or lacking:
+            refused.append({'account': grantee, 'what': what, 'error': 'this login holds %s' % (
+                'no privilege WITH GRANT OPTION' if not held else
+                'not %s WITH GRANT OPTION' % ', '.join(lacking))})
+    refuse_lending(full, refused)
 
 
 def lending_hint(refused: List[Dict[str, str]], said: str) -> str:
@@ -2393,6 +2439,8 @@ class MySQLRestore(Restorer):
         engine = self.engine(request)
         engine.ping()
         before = check_target(engine, request)
+        if len(chain) > 1:
+            foresee_lending(engine, chain[0])   # a replay's refusal for want of GRANT OPTION (probe_lending)
         # What a real run would replace (replace=true onto a database that holds something), for check mode.
         existing = dict({'tables': len(before['tables'])}, **{k: len(v) for k, v in before['objects'].items()})
         return {'database': request.database, 'server': engine.server_label(),
