@@ -115,3 +115,32 @@ def test_pitr_check_mode_foresees_the_lending_refusal_without_grant_option(maria
     real = restore(False)
     assert server.sql('SELECT * FROM lg_r.t') == [('1', '10')]
     assert checked['changed'] == real['changed'] and checked['chain_ids'] == real['chain_ids']
+
+
+def test_point_reached_without_stop_at_is_not_a_future_stamp(mariadb_factory, tmp_path):
+    """A session that set its own clock (SET TIMESTAMP a day ahead) wrote a binary log event stamped tomorrow; the
+    catalog's window ends at the largest stamp. A restore without ``stop_at`` replays everything and reported that
+    stamp (tomorrow) as ``point_reached``: a drill measured an RPO below zero. It now reports the point the replay
+    reached (``recovered_point``, no later than the log backup), and says why; check mode reports the same."""
+    server = mariadb_factory()
+    server.sql('CREATE DATABASE pf; USE pf; CREATE TABLE t (id INT PRIMARY KEY)')
+    engine = get_engine('mariadb', conn(server))
+    run_backup(engine, BackupOptions(kind='full', dest=str(tmp_path / 'b'), database='pf'))
+    time.sleep(1.1)
+    server.sql('USE pf; INSERT INTO t VALUES (1); SET timestamp = UNIX_TIMESTAMP() + 86400; INSERT INTO t VALUES (2); '
+               'SET timestamp = DEFAULT; INSERT INTO t VALUES (3)')
+    time.sleep(1.1)
+    log = run_backup(engine, BackupOptions(kind='log', dest=str(tmp_path / 'b'), database='pf'))['manifest']
+
+    def restore(check_mode):
+        return run_restore(RestoreRequest(engine='mariadb', src=str(tmp_path / 'b'), source_database='pf',
+                                          database='pf_r', check_mode=check_mode), conn(server))
+
+    checked = restore(True)
+    real = restore(False)
+    assert server.sql('SELECT id FROM pf_r.t ORDER BY id') == [('1',), ('2',), ('3',)]
+    assert real['point_reached'] <= log['finished'], (real['point_reached'], log)
+    assert real['point_reached'] == real['recovered_point']['at'], real
+    assert any('SET TIMESTAMP' in w for w in real.get('warnings', [])), real.get('warnings')
+    assert checked['point_reached'] == real['point_reached'], (checked['point_reached'], real['point_reached'])
+    assert [w for w in checked.get('warnings', []) if 'SET TIMESTAMP' in w] == [w for w in real['warnings'] if 'SET TIMESTAMP' in w]
