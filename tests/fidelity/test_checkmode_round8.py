@@ -5,6 +5,8 @@ what the real run reports and refuses, on real servers, changing nothing.
   out (``parameter_warnings``); check mode said nothing of them.
 * MariaDB point in time whose replay needs privileges lent to the temporary copy: the real run refuses a login
   without GRANT OPTION before loading anything (``probe_lending``); check mode said the restore would succeed.
+* MariaDB without stop_at: ``point_reached`` was a future event stamp from the catalog.
+* backup_copy to a real SSH host (push with retention there, then pull): check mode against the real run.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.connec
 from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import get_engine  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import RestoreRequest  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.restore.run import run_restore  # noqa: E402
+from tests.harness.sshd import SshFleet  # noqa: E402
+from tests.integration.test_backup_copy import synthetic_catalog  # noqa: E402
+from tests.unit.plugins.modules.test_conformance_round7 import run_module, snapshot  # noqa: E402
 
 LOGIN_PASSWORD = 'r8-pw!xyz'   # a test account's password on a private test server
 
@@ -144,3 +149,35 @@ def test_point_reached_without_stop_at_is_not_a_future_stamp(mariadb_factory, tm
     assert any('SET TIMESTAMP' in w for w in real.get('warnings', [])), real.get('warnings')
     assert checked['point_reached'] == real['point_reached'], (checked['point_reached'], real['point_reached'])
     assert [w for w in checked.get('warnings', []) if 'SET TIMESTAMP' in w] == [w for w in real['warnings'] if 'SET TIMESTAMP' in w]
+
+
+def test_backup_copy_over_ssh_check_mode_matches_the_real_run(tmp_path):
+    """Push with retention at the destination (keep_last=1: the older chains go there), onto a host that already
+    holds part of the catalog, then pull into an empty directory: check mode reports the uploads, deletions and
+    downloads the real run then does, and changes nothing on either side. Regression guard (passed before)."""
+    local = tmp_path / 'backups'
+    ids = synthetic_catalog(local, [20, 10])
+    remote = tmp_path / 'offsite-disk' / 'db01'
+    with SshFleet(['offsite']) as fleet:
+        host = fleet.hosts[0]
+        ssh = {'backend': 'ssh', 'ssh_host': host.address, 'ssh_port': host.port, 'ssh_user': 'root',
+               'ssh_key': str(fleet.client_key), 'ssh_known_hosts': str(fleet.known_hosts),
+               'remote_path': str(remote), 'src': str(local)}
+        first, printed = run_module(tmp_path, 'backup_copy', ssh)
+        assert first.get('changed') is True and sorted(first['uploaded']) == sorted(ids), printed[-3000:]
+        ids += synthetic_catalog(local, [1])
+        keys = ('uploaded', 'already_present', 'deleted', 'manifests_updated', 'downloaded')
+        for params, watched in ((dict(ssh, keep_last=1), tmp_path),
+                                (dict(ssh, mode='pull', src=str(tmp_path / 'fetched')), tmp_path)):
+            before = {k: v for k, v in snapshot(watched).items() if 'args-' not in k}
+            checked, printed = run_module(tmp_path, 'backup_copy', params, check=True, diff=True)
+            assert not checked.get('failed'), printed[-3000:]
+            assert {k: v for k, v in snapshot(watched).items() if 'args-' not in k} == before, \
+                'check mode changed the disk (%s)' % params.get('mode', 'push')
+            real, printed = run_module(tmp_path, 'backup_copy', params, diff=True)
+            assert not real.get('failed'), printed[-3000:]
+            assert checked['changed'] == real['changed'], (checked, real)
+            for key in keys:
+                assert checked.get(key) == real.get(key), (key, checked, real)
+            assert checked.get('diff') == real.get('diff')
+        assert real['downloaded'] and (tmp_path / 'fetched' / real['downloaded'][0]).exists(), real
