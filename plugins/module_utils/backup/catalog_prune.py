@@ -60,9 +60,9 @@ def _artifact_path(entry: Manifest) -> str:
 def _origin_views(base: Catalog, groups: Dict[Any, List[Any]], succession: bool, notes: List[Any]
                   ) -> Iterator[Tuple[Catalog, Optional[List[Any]], Optional[str]]]:
     """The view of each set's each origin (retention never counts two servers' backups together), one at a time,
-    with None and that origin; with ``succession``, a set whose origins do not overlap in time is one view of all its objects, with
-    its origins' spans, oldest first, and None (planned as one timeline: rare, so no columns). ``notes`` gets
-    ``retention.origin_note`` of each set of several origins."""
+    with None and that origin; with ``succession``, a set whose origins do not overlap in time is one view of all
+    its objects, with its origins' spans, oldest first, and None (planned as one timeline: rare, so no columns).
+    ``notes`` gets ``retention.origin_note`` of each set of several origins."""
     for key in list(groups):
         refs = groups.pop(key)
         split = base.split_origins(refs)

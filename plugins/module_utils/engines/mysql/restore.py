@@ -1689,7 +1689,8 @@ def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Man
     return replayed
 
 
-QUERY_EVENT, XID_EVENT, TABLE_MAP_EVENT, GTID_EVENTS = 2, 16, 19, (162, 33, 34)   # MariaDB GTID; MySQL GTID, anonymous GTID
+# GTID_EVENTS: MariaDB GTID; MySQL GTID, anonymous GTID
+QUERY_EVENT, XID_EVENT, TABLE_MAP_EVENT, GTID_EVENTS = 2, 16, 19, (162, 33, 34)
 
 
 def _event_database(kind: int, body: bytes) -> Optional[bytes]:
@@ -2454,8 +2455,8 @@ def last_replayed_event(files: List[str], start: Optional[int], source: str) -> 
 
 def foresee_point(engine: Any, request: RestoreRequest, chain: List[Manifest]) -> Optional[Tuple[str, str]]:
     """Check mode: the ``point_reached`` and warning of a restore without stop_at whose catalog point is a future
-    stamp (``future_stamp``), from the logs read as the replay reads them (decompressed into a private scratch directory,
-    removed); None when the catalog's point stands."""
+    stamp (``future_stamp``), from the logs read as the replay reads them (decompressed into a private scratch
+    directory, removed); None when the catalog's point stands."""
     if request.stop_at is not None or len(chain) < 2 or future_stamp(chain, None, engine.flavor) is None:
         return None
     full, logs = chain[0], chain[1:]
