@@ -399,6 +399,8 @@ point_reached:
       end of the logs when they end before it. Where the replay stopped at an event stamped at or after O(stop_at)
       that transactions of the database stamped before it follow (a session's SET TIMESTAMP, a replica's applier),
       those were not replayed and this is RV(recovered_point) (the last event replayed), with a warning.
+    - MariaDB/MySQL without O(stop_at) - the end of the logs; where an event is stamped after the logs were backed
+      up (a session's SET TIMESTAMP ahead), RV(recovered_point) (no later than the log backup), with a warning.
   returned: when state=present
   type: str
   sample: "2026-11-29T10:15:00.000000Z"

@@ -59,11 +59,11 @@ def _artifact_path(entry: Manifest) -> str:
 
 
 def _origin_views(base: Catalog, groups: Dict[Any, List[Any]], succession: bool, notes: List[Any]
-                  ) -> Iterator[Tuple[Catalog, Optional[List[Any]]]]:
+                  ) -> Iterator[Tuple[Catalog, Optional[List[Any]], Optional[str]]]:
     """The view of each set's each origin (retention never counts two servers' backups together), one at a time,
-    with None; with ``succession``, a set whose origins do not overlap in time is one view of all its objects, with
-    its origins' spans, oldest first (planned as one timeline: rare, so no columns). ``notes`` gets
-    ``retention.origin_note`` of each set of several origins."""
+    with None and that origin; with ``succession``, a set whose origins do not overlap in time is one view of all
+    its objects, with its origins' spans, oldest first, and None (planned as one timeline: rare, so no columns).
+    ``notes`` gets ``retention.origin_note`` of each set of several origins."""
     for key in list(groups):
         refs = groups.pop(key)
         split = base.split_origins(refs)
@@ -75,10 +75,11 @@ def _origin_views(base: Catalog, groups: Dict[Any, List[Any]], succession: bool,
                 notes.append(note)
             if succession and not overlaps(spans):
                 split.clear()
-                yield base.set_view(refs), spans
+                yield base.set_view(refs), spans, None
                 continue
         for origin in origins:
-            yield base.set_view(split.pop(origin), rows=catalog_jobs.ROWS, origin=origin, origins=origins), None
+            yield (base.set_view(split.pop(origin), rows=catalog_jobs.ROWS, origin=origin, origins=origins), None,
+                   origin)
 
 
 def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], database: Optional[str],
@@ -108,7 +109,9 @@ def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], d
     log_problems: List[Tuple[Any, List[str]]] = []
     targets: Dict[str, retention.Target] = {}   # real runs: deleted id -> its files
     notes: List[Any] = []
-    for view, spans in _origin_views(base, groups, succession, notes):
+    for view, spans, origin in _origin_views(base, groups, succession, notes):
+        # check mode's pending full is this server's: another origin's backups are planned without it
+        set_policy = policy.for_origin(origin)
         rows = row_view(view)
         if rows is not None:
             view = rows
@@ -118,7 +121,7 @@ def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], d
             ids.update(set_ids)
             if len(ids) != before + len(set_ids):
                 return None
-            keep, delete = retention.plan_view(view, policy, now)
+            keep, delete = retention.plan_view(view, set_policy, now)
             first = view.first_order()
             set_paths = view.paths()
             path_of = dict(zip(set_ids, set_paths))
@@ -149,7 +152,7 @@ def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], d
             keep, delete = retention.plan_origins({name[2]: members for name, members in split.items()}, spans, view,
                                                   policy, now, True)
         else:
-            keep, delete = retention.plan_set(entries, view, policy, now)
+            keep, delete = retention.plan_set(entries, view, set_policy, now)
         first = _order(entries[0])
         get = view.get
         planned.append((first, {_artifact_path(get(i)): reason for i, reason in keep.items()},

@@ -176,6 +176,8 @@ def _retain(engine: Engine, opts: BackupOptions, sets: Sequence[Optional[str]], 
         policy = copy.copy(policy)
         policy.pending_full = opts.kind in FULL_KINDS
         policy.pending_verified = verified
+        # the new full is this server's: in a dest another server writes too, its backups are planned without it
+        policy.pending_origin = engine.origin()
     for database in sets:
         pruned = prune(opts.dest, policy, engine=engine.name, database=database, check_mode=pending,
                        leftover_min_age=None)

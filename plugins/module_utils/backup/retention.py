@@ -14,6 +14,7 @@ Private to opsready.operations; do not import from other collections.
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime
 import errno
 import hashlib
@@ -90,6 +91,19 @@ class Policy:
         # of every full this run looked at (a plan made twice, index then manifests, reads a full once)
         self.proofs: Dict[str, Dict[str, Any]] = {}
         self.proof_cache: Dict[str, Dict[str, Any]] = {}
+        # the pending new full (check mode) is this server's (its ``Engine.origin``; None: every group of the set,
+        # one origin's modules): in a dest two servers share, retention plans each origin apart and the new full
+        # joins this server's group only
+        self.pending_origin: Optional[str] = None
+
+    def for_origin(self, origin: Optional[str]) -> 'Policy':
+        """The policy to plan the backups of ``origin`` with: without the pending full when it is another
+        server's group (``pending_origin``)."""
+        if not self.pending_full or self.pending_origin is None or origin == self.pending_origin:
+            return self
+        other = copy.copy(self)
+        other.pending_full = other.pending_verified = False
+        return other
 
     @property
     def empty(self) -> bool:
@@ -168,12 +182,15 @@ def plan_origins(groups: Dict[str, List[Manifest]], spans: List[OriginSpan], cat
     """(keep, delete) of one set whose entries per origin are ``groups`` (``spans``: their times, oldest first).
     Per origin, unless ``succession`` and the origins do not overlap: then one timeline (``plan_succession``)."""
     if succession and len(spans) > 1 and not overlaps(spans):
-        return plan_succession([groups[span.origin] for span in spans], catalog, policy, now, spans[-1].origin)
+        # one timeline: the pending full (check mode) is its newest when this server is its newest origin or new
+        newest = spans[-1].origin
+        timeline = policy.for_origin(newest if policy.pending_origin in groups else policy.pending_origin)
+        return plan_succession([groups[span.origin] for span in spans], catalog, timeline, now, newest)
     keep: Dict[str, str] = {}
     delete: Dict[str, str] = {}
     # per origin: the newest good backup of every server is kept, whatever another server wrote
-    for entries in groups.values():
-        k, d = _plan_group(entries, catalog, policy, now)
+    for origin, entries in groups.items():
+        k, d = _plan_group(entries, catalog, policy.for_origin(origin), now)
         keep.update(k)
         delete.update(d)
     return keep, delete

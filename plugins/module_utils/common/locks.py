@@ -70,10 +70,15 @@ def _acquire(path: str, busy: str, dir_fd: Optional[int] = None) -> int:
 
 
 @contextlib.contextmanager
-def waiting(path: str, what: str, timeout: float = 120.0, mode: int = 0o600) -> Iterator[None]:
+def waiting(path: str, what: str, timeout: float = 120.0, mode: int = 0o600, create: bool = True) -> Iterator[None]:
     """Hold an exclusive lock on ``path`` for the block, waiting up to ``timeout`` seconds for another writer of
     ``what`` to finish. The file stays (writers of a shared store queue on it). The wait is bounded because
-    anyone able to open the lock file can hold it: an unbounded ``flock`` would let them stall a root run."""
+    anyone able to open the lock file can hold it: an unbounded ``flock`` would let them stall a root run.
+    ``create=False`` (check mode, which must leave the disk as it was): a missing lock file is not made, and the
+    block runs without a lock (no writer has ever queued there; a reader of an atomically written file needs none)."""
+    if not create and not os.path.lexists(path):
+        yield   # (lock files of waiting() are never removed: one made after this test is a writer's, not ours)
+        return
     fd = _open_lock_file(path, mode)
     try:
         deadline = time.monotonic() + timeout

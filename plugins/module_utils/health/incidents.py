@@ -115,8 +115,9 @@ class IncidentStore:
         safeio.check_parents(directory, 'keep the incident store in', 'The directory of store')
 
     @contextlib.contextmanager
-    def locked(self) -> Iterator['IncidentStore']:
-        with locks.waiting(self.path + '.lock', 'incident store', mode=0o640):
+    def locked(self, write: bool = True) -> Iterator['IncidentStore']:
+        """Under the store's lock; ``write=False`` (check mode): a lock file that does not exist yet is not made."""
+        with locks.waiting(self.path + '.lock', 'incident store', mode=0o640, create=write):
             yield self
 
     def load(self) -> Dict[str, Dict[str, Any]]:
@@ -259,7 +260,7 @@ def apply_changes(store: IncidentStore, changes: List[Dict[str, Any]], write: bo
     (``after`` is the record after the change, or the matched record when nothing changed). With
     ``write=False`` (check mode) nothing is appended; the later changes still see the earlier ones.
     An invalid change raises before anything is written."""
-    with store.locked():
+    with store.locked(write):
         records = store.load()
         # per-key views, so that each change scans its own key's incidents and not the whole store
         by_key: Dict[Any, Dict[str, Dict[str, Any]]] = {}

@@ -30,12 +30,16 @@ STATUSES = ('not_reached', 'patched', 'unchanged', 'skipped', 'failed', 'planned
 
 
 @contextlib.contextmanager
-def _locked(path: str) -> Iterator[None]:
+def _locked(path: str, check_mode: bool = False) -> Iterator[None]:
+    """Under the report's lock; in check mode nothing is made (neither the directory nor the lock file)."""
     directory = os.path.dirname(os.path.abspath(path))
     # Before anything is made: an account owning a directory above could link the report's directory to /etc.
     safeio.check_parents(directory, 'write the patching report into', 'The directory of path')
+    if check_mode and not os.path.isdir(directory):
+        yield
+        return
     os.makedirs(directory, mode=0o750, exist_ok=True)
-    with locks.waiting(path + '.lock', 'patching report', mode=0o640):
+    with locks.waiting(path + '.lock', 'patching report', mode=0o640, create=not check_mode):
         yield
 
 
@@ -51,9 +55,13 @@ def load(path: str) -> Optional[Dict[str, Any]]:
         raise OpsReadyError('Patching report %s is not valid JSON (%s); move it aside and rerun.' % (path, exc))
 
 
-def _save(path: str, report: Dict[str, Any]) -> None:
+def _save(path: str, report: Dict[str, Any], check_mode: bool = False) -> None:
+    """Stamp and summarize ``report`` (check mode too: it returns the report the real run writes), then write it
+    and its Markdown rendering (not in check mode)."""
     report['updated'] = isoformat(utcnow())
     report['summary'] = summarize(report)
+    if check_mode:
+        return
     atomic_write_json(path, report, mode=0o640)
     atomic_write_text(os.path.splitext(path)[0] + '.md', render_markdown(report), mode=0o640)
 
@@ -64,22 +72,21 @@ def summarize(report: Dict[str, Any]) -> Dict[str, Any]:
     reboots = 0
     for entry in report.get('hosts', {}).values():
         counts[entry.get('status', 'not_reached')] = counts.get(entry.get('status', 'not_reached'), 0) + 1
-        packages += len(entry.get('upgraded') or [])
-        reboots += 1 if (entry.get('reboot') or {}).get('performed') else 0
+        packages += len(_list(entry.get('upgraded')))
+        reboots += 1 if _dict(entry.get('reboot')).get('performed') else 0
     return {'hosts': counts, 'packages_upgraded': packages, 'reboots': reboots}
 
 
 def start(path: str, run_id: str, hosts: Sequence[str], settings: Optional[Dict[str, Any]] = None,
           check_mode: bool = False) -> Dict[str, Any]:
     """Create the run's report listing every host as not reached; a second call for the same run is a no-op."""
-    with _locked(path):
+    with _locked(path, check_mode):
         report = load(path)
         if report and report.get('run_id') == run_id:
             return {'changed': False, 'report': report}
         report = {'run_id': run_id, 'started': isoformat(utcnow()), 'settings': settings or {},
                   'hosts': {h: {'status': 'not_reached'} for h in hosts}}
-        if not check_mode:
-            _save(path, report)
+        _save(path, report, check_mode)
         return {'changed': True, 'report': report}
 
 
@@ -87,19 +94,30 @@ def record(path: str, run_id: str, host: str, entry: Dict[str, Any], check_mode:
     """Merge one host's outcome into the report of ``run_id``."""
     if entry.get('status') not in STATUSES:
         raise OpsReadyError('status must be one of %s.' % ', '.join(STATUSES))
-    with _locked(path):
+    with _locked(path, check_mode):
         report = load(path)
         if not report or report.get('run_id') != run_id:
             report = {'run_id': run_id, 'started': isoformat(utcnow()), 'settings': {}, 'hosts': {}}
         merged = dict(entry, finished=isoformat(utcnow()))
         report['hosts'][host] = merged
-        if not check_mode:
-            _save(path, report)
+        _save(path, report, check_mode)
         return {'changed': True, 'report': report}
 
 
-def _versions(items: List[Dict[str, Any]]) -> str:
-    return ', '.join('%s %s -> %s' % (i.get('name'), i.get('old') or '-', i.get('new') or '-') for i in items) or '-'
+def _list(value: Any) -> List[Any]:
+    """A list field of an entry (``upgraded``, ``held``) a playbook may have passed in another shape."""
+    return value if isinstance(value, list) else [] if value is None or value == '' else [value]
+
+
+def _dict(value: Any) -> Dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _versions(items: List[Any]) -> str:
+    """os_patch's ``upgraded`` (name, old, new); an item of another shape (a package name a playbook passed) is
+    shown as it is: the report of a rollout is never lost to a traceback over one cell."""
+    return ', '.join('%s %s -> %s' % (i.get('name'), i.get('old') or '-', i.get('new') or '-')
+                     if isinstance(i, dict) else str(i) for i in items) or '-'
 
 
 # Raw HTML, autolinks, links, images and code spans (and the escape itself), backslash-escaped: CommonMark renders
@@ -123,15 +141,16 @@ def render_markdown(report: Dict[str, Any]) -> str:
     lines += ['', '| host | status | reason | upgraded (old -> new) | held | reboot |', '|---|---|---|---|---|---|']
     for host in sorted(report.get('hosts', {})):
         entry = report['hosts'][host]
-        reboot = entry.get('reboot') or {}
+        reboot = _dict(entry.get('reboot'))
         if reboot.get('performed'):
             reboot_text = 'rebooted'
         elif reboot.get('required'):
             reboot_text = 'required, skipped: %s' % (reboot.get('skipped_reason') or 'not allowed')
         else:
             reboot_text = '-'
-        held = ', '.join('%s (%s available)' % (h.get('name'), h.get('new')) for h in entry.get('held') or []) or '-'
+        held = ', '.join('%s (%s available)' % (h.get('name'), h.get('new')) if isinstance(h, dict) else str(h)
+                         for h in _list(entry.get('held'))) or '-'
         reason = entry.get('reason') or '-'
         lines.append('| %s | %s | %s | %s | %s | %s |' % tuple(_md(v) for v in (
-            host, entry.get('status'), reason, _versions(entry.get('upgraded') or []), held, reboot_text)))
+            host, entry.get('status'), reason, _versions(_list(entry.get('upgraded'))), held, reboot_text)))
     return '\n'.join(lines) + '\n'

@@ -213,6 +213,12 @@ def _run_restore(request: RestoreRequest, conn: ConnectionParams, timer: Timer, 
         result['target'] = _check_target(request, conn, chain)
         # A restore always changes the target; applying @globals changes nothing when every role exists.
         result['changed'] = result['target'].pop('changes', True)
+        # what the real run would warn of (after the plan's, as there), and the point it would report
+        foreseen = result['target'].pop('warnings', None)
+        if foreseen:
+            result['warnings'] = list(result.get('warnings') or []) + list(foreseen)
+        if 'point_reached' in result['target']:
+            result['point_reached'] = result['target'].pop('point_reached')
         existing = result['target'].get('existing')
         result['replaced'] = bool(existing and any(existing.values()))  # what the run would do
         result.update(wall_seconds=timer.total(), phases=timer.phases)

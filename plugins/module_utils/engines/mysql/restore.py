@@ -74,7 +74,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.
     EVENT_HEADER as EVENT_HEADER_FIELDS, generated_unchecked_text, walk_binlog)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.client import MAX_PACKET
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.grants import (
-    apply_grants, revoke_grants)
+    apply_grants, grant_statements, revoke_grants, server_roles)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.quote import (
     check_identifier, qualified, quote_identifier, quote_literal)
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import (
@@ -1553,6 +1553,13 @@ def probe_lending(engine: Any, temp: str, full: Manifest) -> List[Dict[str, str]
                                 '%s in mysql.db, mysql.tables_priv, mysql.columns_priv and mysql.procs_priv.'
                                 % (temp, ' '.join(taken['warnings']), temp))
     refused = list(lent.get('refused') or [])
+    refuse_lending(full, refused)
+    return refused
+
+
+def refuse_lending(full: Manifest, refused: List[Dict[str, str]]) -> None:
+    """The refusal of a replay that runs objects of ``full`` as a DEFINER the copy could not be lent privileges to
+    (``refused``: ``apply_grants``' ``refused``, or check mode's ``foresee_lending``); nothing when none is one."""
     definers = (full.data.get('database_objects') or {}).get('definers') or {}
     needed = [r for r in refused if r['account'] in definers]
     if needed:
@@ -1566,7 +1573,46 @@ def probe_lending(engine: Any, temp: str, full: Manifest) -> List[Dict[str, str]
                ', '.join(sorted({r['account'] for r in needed})), full.database,
                '; '.join('%s: %s' % (r['what'], r['error']) for r in needed)),
             missing_privilege='GRANT OPTION', accounts=sorted({r['account'] for r in needed}))
-    return refused
+
+
+def statement_privileges(sql: str) -> List[str]:
+    """The privileges a ``grant_statements`` GRANT names (column lists and quoted names left out)."""
+    text = re.sub(r'`(?:[^`]|``)*`', '', sql)
+    text = re.sub(r'\([^)]*\)', '', text)
+    match = re.match(r'\s*GRANT\s+(.*?)\s+ON\s', text, re.S | re.I)
+    return [' '.join(p.split()).upper() for p in match.group(1).split(',')] if match else []
+
+
+def foresee_lending(engine: Any, full: Manifest) -> None:
+    """Check mode: ``probe_lending``'s refusal foreseen without writing. The server grants a privilege only to a
+    login holding it with GRANT OPTION; which ones this login holds so at the global level (what lends them on any
+    copy's name) is read from information_schema.USER_PRIVILEGES (its own rows and its current role's). Nothing is
+    foreseen when the accounts or the privileges cannot be read (the real run then lends nothing either)."""
+    grants = full.data.get('database_grants')
+    if not grants or not (full.data.get('database_objects') or {}).get('definers'):
+        return
+    try:
+        accounts = [(r[0], r[1]) for r in engine.client.query('SELECT User, Host FROM mysql.user') if len(r) == 2]
+        rows = engine.client.query(
+            "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE IS_GRANTABLE = 'YES' AND GRANTEE IN "
+            "(CONCAT(\"'\", LEFT(CURRENT_USER(), CHAR_LENGTH(CURRENT_USER()) - CHAR_LENGTH(SUBSTRING_INDEX("
+            "CURRENT_USER(), '@', -1)) - 1), \"'@'\", SUBSTRING_INDEX(CURRENT_USER(), '@', -1), \"'\"), "
+            "CONCAT(\"'\", CURRENT_ROLE(), \"'\"))")
+        roles = server_roles(engine.client)
+    except ToolError:
+        return
+    held = {' '.join(r[0].split()).upper() for r in rows if r}
+    grantees: List[str] = []
+    statements, _skipped = grant_statements(grants, 'opsready_check', accounts, roles, full.database, grantees,
+                                            loose=True)
+    refused = []
+    for (what, sql), grantee in zip(statements, grantees):
+        lacking = [p for p in statement_privileges(sql) if p != 'USAGE' and p not in held]
+        if not held or lacking:
+            refused.append({'account': grantee, 'what': what, 'error': 'this login holds %s' % (
+                'no privilege WITH GRANT OPTION' if not held else
+                'not %s WITH GRANT OPTION' % ', '.join(lacking))})
+    refuse_lending(full, refused)
 
 
 def lending_hint(refused: List[Dict[str, str]], said: str) -> str:
@@ -1643,7 +1689,8 @@ def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Man
     return replayed
 
 
-QUERY_EVENT, TABLE_MAP_EVENT, GTID_EVENTS = 2, 19, (162, 33, 34)   # MariaDB GTID; MySQL GTID, anonymous GTID
+# GTID_EVENTS: MariaDB GTID; MySQL GTID, anonymous GTID
+QUERY_EVENT, XID_EVENT, TABLE_MAP_EVENT, GTID_EVENTS = 2, 16, 19, (162, 33, 34)
 
 
 def _event_database(kind: int, body: bytes) -> Optional[bytes]:
@@ -2339,6 +2386,12 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
         # earlier (replay_reach), the last event it replayed
         result['point_reached'] = (recovered['at'] if reach.get('left_out') else
                                    isoformat(min(floor, max(m.consistent_at for m in chain))))
+    elif logs:
+        told = future_stamp(chain, replay.get('last_event'), engine.flavor)
+        if told:
+            result['point_reached'] = told[0]
+            warnings.append(told[1])
+            result['warnings'] = warnings
     result['recovered_point'] = recovered
     return result
 
@@ -2353,6 +2406,70 @@ def recovered_point(full: Manifest, last_event: Optional[float]) -> Dict[str, An
             return {'at': isoformat(moment), 'source': 'timestamp of the last binary log event replayed'}
     return {'at': isoformat(full.consistent_at),
             'source': 'consistent point of dump %s (no later event of the database replayed)' % full.id}
+
+
+def future_stamp(chain: List[Manifest], last_event: Optional[float], flavor: str) -> Optional[Tuple[str, str]]:
+    """A restore without stop_at replays every log of ``chain``; the catalog's point (the largest event stamp) is
+    past the logs' archiving when a session set its own clock ahead (SET TIMESTAMP): no point the copy holds.
+    ``(point_reached, warning)`` then (``last_event``: the last event replayed, ``recovered_point``; no later than
+    the newest log was archived), else None (the catalog's point stands)."""
+    logs = chain[1:]
+    archived = max(m.finished for m in logs)
+    reach = max(m.consistent_at for m in chain)
+    if reach <= archived:
+        return None
+    point = min(datetime.datetime.fromisoformat(recovered_point(chain[0], last_event)['at'].replace('Z', '+00:00')),
+                archived)
+    return isoformat(point), (
+        'The binary logs hold an event stamped %s, after they were archived (%s): a session that set its own clock '
+        '(SET TIMESTAMP) or a replica applying another server\'s events wrote it. Every event was replayed; '
+        'point_reached is the last one %s-binlog replayed (%s), not that stamp.'
+        % (isoformat(reach), isoformat(archived), flavor, isoformat(point)))
+
+
+def last_replayed_event(files: List[str], start: Optional[int], source: str) -> Optional[float]:
+    """What ``GtidStripper.last_timestamp`` reads from the replay's text, from the raw logs (check mode, which
+    replays nothing): the stamp of the last statement or transaction end (Query, Xid) of a transaction of
+    ``source`` (from byte ``start`` of the first file), in log order."""
+    own = source.encode('utf-8')
+    last: Optional[float] = None
+    ending: Optional[int] = None
+    mine = False
+    for n, path in enumerate(files):
+        for offset, header, body in walk_binlog(path):
+            stamp, kind = EVENT_HEADER_FIELDS.unpack_from(header)[:2]
+            if (n == 0 and start and offset < start) or not stamp:
+                continue
+            if kind in GTID_EVENTS:
+                if mine and ending is not None:
+                    last = float(ending)
+                mine, ending = False, None
+            if kind in (QUERY_EVENT, XID_EVENT):
+                ending = stamp
+            if _event_database(kind, body) == own:
+                mine = True
+    if mine and ending is not None:
+        last = float(ending)
+    return last
+
+
+def foresee_point(engine: Any, request: RestoreRequest, chain: List[Manifest]) -> Optional[Tuple[str, str]]:
+    """Check mode: the ``point_reached`` and warning of a restore without stop_at whose catalog point is a future
+    stamp (``future_stamp``), from the logs read as the replay reads them (decompressed into a private scratch
+    directory, removed); None when the catalog's point stands."""
+    if request.stop_at is not None or len(chain) < 2 or future_stamp(chain, None, engine.flavor) is None:
+        return None
+    full, logs = chain[0], chain[1:]
+    workdir = Scratch('binlog-check', request.tmpdir, 'db_restore')
+    try:
+        files = [_decompress(m, workdir, engine.identities) for m in logs]
+        start = None
+        if full.position.get('binlog_pos') and logs[0].position.get('binlog_file') == full.position.get('binlog_file'):
+            start = int(full.position['binlog_pos'])
+        last = last_replayed_event(files, start, full.database or '')
+    finally:
+        workdir.remove()
+    return future_stamp(chain, last, engine.flavor)
 
 
 def _drop_with_grants(engine: Any, request: RestoreRequest, check_mode: bool) -> Dict[str, Any]:
@@ -2393,7 +2510,13 @@ class MySQLRestore(Restorer):
         engine = self.engine(request)
         engine.ping()
         before = check_target(engine, request)
+        if len(chain) > 1:
+            foresee_lending(engine, chain[0])   # a replay's refusal for want of GRANT OPTION (probe_lending)
         # What a real run would replace (replace=true onto a database that holds something), for check mode.
         existing = dict({'tables': len(before['tables'])}, **{k: len(v) for k, v in before['objects'].items()})
-        return {'database': request.database, 'server': engine.server_label(),
-                'existing': existing if before['exists'] else None}
+        result = {'database': request.database, 'server': engine.server_label(),
+                  'existing': existing if before['exists'] else None}
+        told = foresee_point(engine, request, chain)
+        if told is not None:
+            result.update(point_reached=told[0], warnings=[told[1]])
+        return result

@@ -76,8 +76,8 @@ def test_a_holder_that_never_lets_go_ends_in_a_clear_error(tmp_path, store, monk
     assert holder.stdout.readline().strip() == 'held'
     real = locks.waiting
 
-    def quick(lock, what, timeout=120.0, mode=0o600):
-        return real(lock, what, timeout=0.3, mode=mode)
+    def quick(lock, what, timeout=120.0, mode=0o600, create=True):
+        return real(lock, what, timeout=0.3, mode=mode, create=create)
     monkeypatch.setattr(locks, 'waiting', quick)
     try:
         with pytest.raises(OpsReadyError, match='held the lock'):
