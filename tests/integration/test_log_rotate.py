@@ -170,7 +170,9 @@ def test_check_mode_and_diff_list_the_plan_and_touch_nothing(tmp_path, logdir):
     result = run_playbook(book, check=True, diff=True)
     assert result.rc == 0
     out = result.result('rotate')
-    assert out['changed'] is True and out['rotated'] == []
+    # check mode lists the rotation the real run makes (the real run's return shape), and compresses nothing
+    assert out['changed'] is True and out['compressed'] == []
+    assert [(r['log'], r['rotated_to']) for r in out['rotated']] == [(str(log), str(logdir / 'app.log.1'))]
     assert out['plan'][0]['shifts'] == [[str(logdir / 'app.log.1.zst'), str(logdir / 'app.log.2.zst')]]
     assert out['plan'][0]['compress'] == [str(logdir / 'app.log.1')]
     assert '+%s' % (logdir / 'app.log.2.zst') in result.stdout
