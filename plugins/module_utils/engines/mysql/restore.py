@@ -1706,6 +1706,17 @@ def _event_database(kind: int, body: bytes) -> Optional[bytes]:
     return None
 
 
+def replayed_events(files: List[str], start: Optional[int]) -> Iterator[Tuple[int, int, bytes]]:
+    """(stamp, type code, body) of every stamped event the replay reads from ``files``, the first from byte
+    ``start`` (the full's binlog position) on, in log order."""
+    for n, path in enumerate(files):
+        for offset, header, body in walk_binlog(path):
+            stamp, kind = EVENT_HEADER_FIELDS.unpack_from(header)[:2]
+            if (n == 0 and start and offset < start) or not stamp:
+                continue
+            yield stamp, kind, body
+
+
 def replay_reach(files: List[str], start: Optional[int], stop_at: datetime.datetime, source: str) -> Dict[str, Any]:
     """Where ``--stop-datetime`` ended the replay of ``files`` (the first from byte ``start``): the tool stops at the
     first event stamped at or after the second of ``stop_at``, whatever follows it. Binary log stamps are the time a
@@ -1719,20 +1730,16 @@ def replay_reach(files: List[str], start: Optional[int], stop_at: datetime.datet
     stopped_at: Optional[int] = None
     left_out, counted, transaction = 0, -1, 0
     try:
-        for n, path in enumerate(files):
-            for offset, header, body in walk_binlog(path):
-                stamp, kind = EVENT_HEADER_FIELDS.unpack_from(header)[:2]
-                if (n == 0 and start and offset < start) or not stamp:
-                    continue
-                if kind in GTID_EVENTS:
-                    transaction += 1
-                if stopped_at is None:
-                    if stamp >= stop:
-                        stopped_at = stamp
-                    continue
-                if stamp < stop and counted != transaction and _event_database(kind, body) == own:
-                    counted = transaction
-                    left_out += 1
+        for stamp, kind, body in replayed_events(files, start):
+            if kind in GTID_EVENTS:
+                transaction += 1
+            if stopped_at is None:
+                if stamp >= stop:
+                    stopped_at = stamp
+                continue
+            if stamp < stop and counted != transaction and _event_database(kind, body) == own:
+                counted = transaction
+                left_out += 1
     except IntegrityError:
         pass
     return {'stopped_at': stopped_at, 'left_out': left_out}
@@ -2435,19 +2442,15 @@ def last_replayed_event(files: List[str], start: Optional[int], source: str) -> 
     last: Optional[float] = None
     ending: Optional[int] = None
     mine = False
-    for n, path in enumerate(files):
-        for offset, header, body in walk_binlog(path):
-            stamp, kind = EVENT_HEADER_FIELDS.unpack_from(header)[:2]
-            if (n == 0 and start and offset < start) or not stamp:
-                continue
-            if kind in GTID_EVENTS:
-                if mine and ending is not None:
-                    last = float(ending)
-                mine, ending = False, None
-            if kind in (QUERY_EVENT, XID_EVENT):
-                ending = stamp
-            if _event_database(kind, body) == own:
-                mine = True
+    for stamp, kind, body in replayed_events(files, start):
+        if kind in GTID_EVENTS:
+            if mine and ending is not None:
+                last = float(ending)
+            mine, ending = False, None
+        if kind in (QUERY_EVENT, XID_EVENT):
+            ending = stamp
+        if _event_database(kind, body) == own:
+            mine = True
     if mine and ending is not None:
         last = float(ending)
     return last
