@@ -93,7 +93,9 @@ class Policy:
         self.proof_cache: Dict[str, Dict[str, Any]] = {}
         # the pending new full (check mode) is this server's (its ``Engine.origin``; None: every group of the set,
         # one origin's modules): in a dest two servers share, retention plans each origin apart and the new full
-        # joins this server's group only
+        # joins this server's group only; and the set is grouped by origin as the real run finds it after its backup
+        # (``catalog.resolve_origins``: manifests that record no origin regroup when a new origin arrives). Whatever
+        # the run's kind: a log backup brings its origin into the set too
         self.pending_origin: Optional[str] = None
 
     def for_origin(self, origin: Optional[str]) -> 'Policy':
@@ -138,7 +140,8 @@ def plan(catalog: Catalog, policy: Policy, now: Optional[datetime.datetime] = No
     keep: Dict[str, str] = {}
     delete: Dict[str, str] = {}
     per_set: Dict[Tuple[str, Optional[str]], Dict[str, List[Manifest]]] = {}
-    for (engine, database, origin), entries in origin_groups(catalog.entries).items():
+    # check mode of a backup run: grouped as the real run finds the set, with the run's own backup in it
+    for (engine, database, origin), entries in origin_groups(catalog.entries, policy.pending_origin).items():
         per_set.setdefault((engine, database), {})[origin] = entries
     sets: List[Dict[str, Any]] = []
     notes: List[List[str]] = []
@@ -634,7 +637,8 @@ def _remove_entry(dir_fd: int, name: str) -> None:
         remove_at(dir_fd, name)
 
 
-def dependency_violations(catalog: Catalog, keep: List[str], delete: List[str], parents: bool = True) -> List[str]:
+def dependency_violations(catalog: Catalog, keep: List[str], delete: List[str], parents: bool = True,
+                          arriving: Optional[str] = None) -> List[str]:
     """Reasons the plan would break a kept chain (empty when it is safe).
 
     A kept diff needs its full; a kept full or diff that records ``log_start`` needs every log of its
@@ -644,7 +648,8 @@ def dependency_violations(catalog: Catalog, keep: List[str], delete: List[str], 
     doomed = set(delete)
     kept = set(keep)   # a list here made this O(kept x entries): minutes at 200,000 manifests
     problems: List[str] = []
-    by_set = origin_groups(catalog.entries)   # a log sequence is one server's: per set and origin
+    # a log sequence is one server's: per set and origin (``arriving``: the plan's grouping, see ``plan``)
+    by_set = origin_groups(catalog.entries, arriving)
     for entry in (catalog.entries if parents else ()):   # parents=False: the log half alone (catalog_jobs, per set)
         if entry.id in doomed:
             continue

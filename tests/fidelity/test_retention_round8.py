@@ -1,0 +1,147 @@
+"""Fidelity of retention, round 8: check mode of a backup run with retention against the real run, where the run's
+new backup changes how the set's older manifests group by origin.
+
+Manifests written before origins were recorded (no ``origin``) join their set's only origin, else they are a group of
+their own (``unknown``). A backup run that brings an origin into the set therefore regroups them:
+
+* the set holds host A's backups and older ones without an origin (with A's group); host B's first backup makes two
+  origins, and the old manifests become a group of their own, whose newest full is kept;
+* the set holds only manifests without an origin (written before the upgrade); this host's first backup after it is
+  the set's only origin, and they join its group, where the new full takes the ``keep_last`` place.
+
+The real run plans after its backup is written and regroups; check mode planned the catalog as it was, so it listed
+other deletions than the run then made. These run real SQLite backups (``run_backup``) and real prunes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / 'build'))
+
+from ansible_collections.opsready.operations.plugins.module_utils.backup import catalog_index, catalog_jobs, retention  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import run_backup  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import get_engine  # noqa: E402
+
+HOST_A = 'app-a.example'
+
+
+def make_db(path: Path) -> None:
+    db = sqlite3.connect(path)
+    db.execute('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)')
+    db.executemany('INSERT INTO t (v) VALUES (?)', [('row %d' % i,) for i in range(20)])
+    db.commit()
+    db.close()
+
+
+def backup(db: Path, dest: Path, policy=None, check_mode=False):
+    engine = get_engine('sqlite', ConnectionParams())
+    return run_backup(engine, BackupOptions(kind='full', dest=str(dest), database=str(db), compression='gzip'),
+                      policy=policy, check_mode=check_mode)
+
+
+def set_origin(manifest: dict, origin) -> None:
+    """What a shared directory holds: the manifest of another host (``origin``) or of a version that recorded none
+    (None). The artifact is real."""
+    path = Path(manifest['path'] + '.manifest.json')
+    data = json.loads(path.read_text())
+    if origin is None:
+        data.pop('origin', None)
+    else:
+        data['origin'] = origin
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + '\n')
+
+
+def listing(dest: Path) -> list:
+    return sorted(os.listdir(dest))
+
+
+@pytest.fixture(params=['per-set', 'whole-catalog'])
+def planner(request, monkeypatch):
+    monkeypatch.setattr(catalog_jobs, 'PER_SET', request.param == 'per-set')
+    catalog_index.clear()
+    yield request.param
+    catalog_index.clear()
+
+
+def history(tmp_path: Path, origins: list):
+    """Real backups of one SQLite database, one a second apart, their manifests given ``origins`` in turn."""
+    db, dest = tmp_path / 'app.db', tmp_path / 'backups'
+    make_db(db)
+    written = []
+    for origin in origins:
+        manifest = backup(db, dest)['manifest']
+        set_origin(manifest, origin)
+        written.append(manifest['path'])
+        time.sleep(1.05)
+    catalog_index.clear()
+    return db, dest, written
+
+
+@pytest.mark.parametrize('case', ['second-server', 'first-origin'])
+@pytest.mark.parametrize('succession', [False, True])
+def test_check_mode_foresees_the_regrouping_by_the_runs_own_backup(tmp_path, planner, case, succession):
+    """``second-server``: two backups without an origin, then two of host A, then this host's first backup with
+    ``keep_last: 1``: the real run keeps the newest of the old manifests (a group of their own once there are two
+    origins) and deletes the older one and A's older one; check mode counted the old manifests as A's and listed
+    both. ``first-origin``: two backups without an origin, then this host's first backup: they join its group and
+    both go; check mode planned them as a group without the new backup and kept the newest. With
+    ``origin_succession`` the one-timeline plan must agree too. Check mode changes nothing."""
+    origins = [None, None, HOST_A, HOST_A] if case == 'second-server' else [None, None]
+    db, dest, written = history(tmp_path, origins)
+    policy = retention.Policy(keep_last=1, origin_succession=succession)
+    before = listing(dest)
+    checked = backup(db, dest, retention.Policy(keep_last=1, origin_succession=succession), check_mode=True)
+    assert listing(dest) == before
+    catalog_index.clear()
+    real = backup(db, dest, policy)
+    assert sorted(checked['deleted']) == sorted(real['deleted']), (checked['deleted'], real['deleted'])
+    for path in real['deleted']:
+        assert not os.path.exists(path), path
+    if case == 'second-server' and not succession:
+        # per origin: the old manifests' newest (L2) and A's newest stay
+        assert sorted(real['deleted']) == sorted([written[0], written[2]]), real['deleted']
+    if case == 'first-origin':
+        assert sorted(real['deleted']) == sorted(written), real['deleted']
+
+
+@pytest.mark.parametrize('case', ['second-host', 'first-origin', 'other-host-only'])
+def test_file_backup_check_mode_foresees_the_regrouping(tmp_path, case):
+    """file_backup (the module, as Ansible runs it) with ``keep_count: 1`` in a dest another host shares:
+    ``second-host`` and ``first-origin`` as above; ``other-host-only``: the set holds host A's archives only, and
+    check mode counted this host's pending archive in A's group (no origin was given to the plan), so it listed A's
+    newest archive as deleted, which the real run keeps (every host keeps its newest). ``first-origin`` passed before
+    (a guard: without an origin the pending archive counted in every group, the old manifests' too)."""
+    from tests.unit.plugins.modules.test_conformance_round7 import run_module   # noqa: E402 (a module runner)
+    src, dest = tmp_path / 'etc', tmp_path / 'backups'
+    src.mkdir()
+    (src / 'app.conf').write_text('x\n')
+    params = {'paths': [str(src)], 'dest': str(dest), 'name': 'cfg', 'keep_count': 1, 'keep_days': 0,
+              'compression': 'gzip'}
+    origins = {'second-host': [None, None, HOST_A, HOST_A], 'first-origin': [None, None],
+               'other-host-only': [HOST_A, HOST_A]}[case]
+    written = []
+    for origin in origins:
+        done, printed = run_module(tmp_path, 'file_backup', dict(params, keep_count=None))
+        assert done.get('changed') is True, printed[-3000:]
+        set_origin(done['manifest'], origin)
+        written.append(done['archive'])
+        time.sleep(1.05)
+    before = listing(dest)
+    checked, printed = run_module(tmp_path, 'file_backup', params, check=True)
+    assert not checked.get('failed'), printed[-3000:]
+    assert listing(dest) == before
+    real, printed = run_module(tmp_path, 'file_backup', params)
+    assert not real.get('failed'), printed[-3000:]
+    assert sorted(checked['deleted']) == sorted(real['deleted']), (checked['deleted'], real['deleted'])
+    expected = {'second-host': written[0:3:2], 'first-origin': written, 'other-host-only': written[:1]}[case]
+    assert sorted(real['deleted']) == sorted(expected), real['deleted']
