@@ -471,8 +471,9 @@ class Rotation:
             return 'warn', exc.message
         except OSError as exc:
             target = name + p.suffix
-            return 'error', 'Compressing %s failed: %s; %s.' % (
-                path, exc.strerror or exc, d.describe([name, target, target + '.partial']))
+            return 'error', 'Compressing %s failed: %s (%s); %s.' % (
+                path, exc.strerror or exc, d.shown(exc.filename) or path,
+                d.describe([name, target, target + '.partial']))
 
     def _finish(self, plans: List[LogPlan], notified: bool) -> List[str]:
         errors: List[str] = []
@@ -558,8 +559,11 @@ class Rotation:
             except OpsReadyError as exc:
                 errors.append(exc.message)
             except OSError as exc:
+                # named by its path: the error carries a name relative to the log's directory or a /proc/self/fd path
+                logdir = self._dirs.get(os.path.dirname(plan.log))
+                shown = logdir.shown(exc.filename) if logdir is not None and exc.filename else exc.filename or plan.log
                 errors.append('Rotating %s failed: %s (%s); nothing of it was changed: the log and its copies are as '
-                              'they were.' % (plan.log, exc.strerror or exc, getattr(exc, 'filename', '') or plan.log))
+                              'they were.' % (plan.log, exc.strerror or exc, shown))
         self.result['state_written'] = state.save()
         try:
             notified = self._notify(pid)
