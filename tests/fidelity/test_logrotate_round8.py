@@ -138,3 +138,40 @@ def test_a_directory_the_user_may_not_write_is_named(open_base, mode):
     assert '/proc/self/fd' not in message, message
     assert 'not writable' in message and str(logs) in message, message
     assert os.listdir(logs) == ['app.log'] and log.read_text() == 'line\n'
+
+
+LEGAL = ['with space.log', 'new\nline.log', '-leading-dash.log', 'unicod\u00e9-\u2603.log', 'l' * 200]
+TOO_LONG = ['x' * 255, 'y' * 240, 'z' * (255 - len('.1.zst.partial') + 1)]
+
+
+@pytest.mark.parametrize('name', LEGAL + TOO_LONG, ids=['space', 'newline', 'dash', 'unicode', '200-bytes',
+                                                        '255-bytes', '240-bytes', 'partial-256'])
+def test_every_legal_log_name_rotates_or_is_refused_up_front_in_check_mode_too(tmp_path, name):
+    """A log whose rotated names fit the file system's 255 bytes rotates and compresses, check mode planning the
+    same (a guard). A longer one (a 255-byte log name; a 242-byte one whose ``.1.zst.partial`` is 256 bytes) failed
+    midway - "File name too long" naming a temporary ``.<name>.<random>.new`` the operator never heard of, or
+    rotated and then left uncompressed: now refused before anything is done, naming the log and the name that does
+    not fit, check mode with the same message."""
+    logs = tmp_path / 'logs'
+    logs.mkdir()
+    log = logs / name
+    log.write_text('line\n')
+
+    def run(check_mode):
+        return Rotation([str(log)], Policy(size=1, compress=True, compression='zstd', rotate=3),
+                        str(tmp_path / 'state.json'), check_dirs=False).run(check_mode=check_mode)
+    if name in TOO_LONG:
+        messages = []
+        for check_mode in (True, False):
+            with pytest.raises(OpsReadyError) as caught:
+                run(check_mode)
+            messages.append(caught.value.message)
+        assert messages[0] == messages[1], messages
+        assert str(log) in messages[0] and 'longer than the 255 bytes' in messages[0], messages[0]
+        assert os.listdir(logs) == [name] and log.read_text() == 'line\n'
+        return
+    checked = run(True)
+    real = run(False)
+    assert checked['plan'] == real['plan'] and checked['diff'] == real['diff']
+    assert [c['compressed'] for c in real['compressed']] == [str(log) + '.1.zst'], real
+    assert sorted(os.listdir(logs)) == sorted([name, name + '.1.zst'])
