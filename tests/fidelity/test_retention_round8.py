@@ -33,6 +33,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.connec
 from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import get_engine  # noqa: E402
 
 HOST_A = 'app-a.example'
+OWN = object()   # ``history``: the manifest as this host wrote it
 
 
 def make_db(path: Path) -> None:
@@ -80,7 +81,8 @@ def history(tmp_path: Path, origins: list):
     written = []
     for origin in origins:
         manifest = backup(db, dest)['manifest']
-        set_origin(manifest, origin)
+        if origin is not OWN:
+            set_origin(manifest, origin)
         written.append(manifest['path'])
         time.sleep(1.05)
     catalog_index.clear()
@@ -145,3 +147,40 @@ def test_file_backup_check_mode_foresees_the_regrouping(tmp_path, case):
     assert sorted(checked['deleted']) == sorted(real['deleted']), (checked['deleted'], real['deleted'])
     expected = {'second-host': written[0:3:2], 'first-origin': written, 'other-host-only': written[:1]}[case]
     assert sorted(real['deleted']) == sorted(expected), real['deleted']
+
+
+def test_verify_content_reads_a_full_whose_stat_is_unchanged(tmp_path):
+    """A passed verification is trusted while the artifact's inode, size, mtime and ctime are unchanged: bytes that
+    rot on the disk under that stat were not read by backup_prune, which let the older good fulls go for a damaged
+    newest one (the documented trade-off; the first half is its guard). ``verify_content: true`` reads it whatever its
+    stat says: the damaged full is counted by no rule and goes, the older one is kept in its place - in check mode as
+    in the real run. Bit rot is simulated by damaging the bytes, then recording the new stat in the manifest's
+    verification, as if the disk had changed them under it."""
+    from tests.unit.plugins.modules.test_conformance_round7 import run_module   # noqa: E402 (a module runner)
+    db, dest, written = history(tmp_path, [OWN, OWN])
+    newest = written[-1]
+    with open(newest, 'r+b') as handle:
+        handle.seek(20)
+        byte = handle.read(1)
+        handle.seek(20)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    stat_now = retention.artifact_signature(type('E', (), {'members': None, 'path': newest})())
+    manifest = Path(newest + '.manifest.json')
+    data = json.loads(manifest.read_text())
+    assert data['verification']['ok'] is True
+    data['verification']['artifact_stat'] = stat_now
+    manifest.write_text(json.dumps(data, indent=2, sort_keys=True) + '\n')
+    params = {'path': str(dest), 'keep_last': 1}
+    trusted, printed = run_module(tmp_path, 'backup_prune', params, check=True)
+    assert trusted.get('deleted') == [written[0]], printed[-3000:]
+    assert trusted['content_checked'][newest].startswith('not read'), trusted['content_checked']
+    outcomes = {}
+    for check in (True, False):
+        done, printed = run_module(tmp_path, 'backup_prune', dict(params, verify_content=True), check=check)
+        assert not done.get('failed'), printed[-3000:]
+        outcomes[check] = done
+        assert done['deleted'] == [newest], (check, done['deleted'])
+        assert 'DAMAGED' in done['content_checked'][newest], done['content_checked']
+        assert written[0] in done['kept'], done['kept']
+    assert outcomes[True]['content_checked'] == outcomes[False]['content_checked']
+    assert not os.path.exists(newest) and os.path.exists(written[0])

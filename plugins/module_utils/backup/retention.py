@@ -86,6 +86,9 @@ class Policy:
         # a full encrypted only to other (retired) keys is then never the newest usable or verified full. None: not
         # known, every full counts
         self.recipients: Optional[List[str]] = None
+        # backup_prune verify_content: the superseding full's bytes are hashed even when a passed verification or an
+        # earlier hash recorded its artifact's stat and it is unchanged (bit rot keeps inode, size, mtime and ctime)
+        self.verify_content = False
         # what ``prove_content`` found of each full the current plan looked at, by id ({'path', 'how', 'damage',
         # 'entry', 'hashed', 'signature'}; emptied before each plan: what the result's ``content_checked`` says), and
         # of every full this run looked at (a plan made twice, index then manifests, reads a full once)
@@ -474,7 +477,9 @@ def _hash_damage(entry: Manifest) -> Optional[str]:
 def prove_content(entry: Manifest, policy: Policy) -> Optional[str]:
     """Why ``entry``'s bytes are not to be trusted (None: proved). Proved without reading when a passed verification
     (``verification.artifact_stat``) or an earlier prune's hash (``content_check``) recorded the artifact's
-    ``artifact_signature`` and it is unchanged; otherwise hashed, streamed. The outcome is kept in ``policy.proofs``
+    ``artifact_signature`` and it is unchanged (unless ``policy.verify_content``); otherwise hashed, streamed. The
+    trade-off: bytes that rot on the disk under an unchanged stat are found by backup_verify or verify_content,
+    not by a prune that trusts the stat. The outcome is kept in ``policy.proofs``
     (what the result's ``content_checked`` says; a real run records a good hash in the manifest)."""
     known = policy.proof_cache.get(entry.id)
     if known is not None and known['path'] == entry.path:
@@ -485,10 +490,12 @@ def prove_content(entry: Manifest, policy: Policy) -> Optional[str]:
     earlier = entry.data.get('content_check') or {}
     proof: Dict[str, Any] = {'path': entry.path, 'entry': entry, 'damage': None, 'hashed': False,
                              'signature': signature}
-    if signature is not None and verification.get('ok') is True and verification.get('artifact_stat') == signature:
+    trust = not policy.verify_content   # verify_content: read it whatever its stat says
+    if trust and signature is not None and verification.get('ok') is True \
+            and verification.get('artifact_stat') == signature:
         proof['how'] = ('not read: verified at %s, artifact unchanged since (inode, size, mtime, ctime)'
                         % verification.get('verified_at'))
-    elif signature is not None and earlier.get('artifact_stat') == signature:
+    elif trust and signature is not None and earlier.get('artifact_stat') == signature:
         proof['how'] = ('not read: its SHA-256 matched at %s, artifact unchanged since (inode, size, mtime, ctime)'
                         % earlier.get('checked_at'))
     elif not isinstance(entry.data.get('sha256') if not entry.members else '', str) \
