@@ -66,12 +66,24 @@ def listing(dest: Path) -> list:
     return sorted(os.listdir(dest))
 
 
-@pytest.fixture(params=['per-set', 'whole-catalog'])
+@pytest.fixture(params=['per-set', 'whole-catalog', 'sealed-index'])
 def planner(request, monkeypatch):
-    monkeypatch.setattr(catalog_jobs, 'PER_SET', request.param == 'per-set')
+    """How retention plans: set by set, over the whole catalog, or set by set on a sealed catalog index's columns
+    (``RowView``; ``seal`` writes and seals it as a real earlier run would)."""
+    monkeypatch.setattr(catalog_jobs, 'PER_SET', request.param != 'whole-catalog')
+    if request.param == 'sealed-index':
+        monkeypatch.setenv('OPSREADY_CATALOG_INDEX_MIN', '1')
+        monkeypatch.setattr(catalog_index, 'SETTLE_NS', 0)   # files written just now are indexed
     catalog_index.clear()
     yield request.param
     catalog_index.clear()
+
+
+def seal(dest: Path) -> None:
+    for _ in range(2):
+        catalog_jobs.describe(str(dest))
+        catalog_index.clear()
+    assert (dest / catalog_index.INDEX_NAME).exists()
 
 
 def history(tmp_path: Path, origins: list):
@@ -100,9 +112,13 @@ def test_check_mode_foresees_the_regrouping_by_the_runs_own_backup(tmp_path, pla
     ``origin_succession`` the one-timeline plan must agree too. Check mode changes nothing."""
     origins = [None, None, HOST_A, HOST_A] if case == 'second-server' else [None, None]
     db, dest, written = history(tmp_path, origins)
+    if planner == 'sealed-index':
+        seal(dest)
     policy = retention.Policy(keep_last=1, origin_succession=succession)
     before = listing(dest)
     checked = backup(db, dest, retention.Policy(keep_last=1, origin_succession=succession), check_mode=True)
+    if planner == 'sealed-index':
+        assert catalog_index._DIRS[str(dest)].seal is not None
     assert listing(dest) == before
     catalog_index.clear()
     real = backup(db, dest, policy)
