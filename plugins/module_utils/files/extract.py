@@ -180,16 +180,16 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
                     for member in tar:
                         if member.name in names:
                             told: List[Dict[str, str]] = problems if member.name in selected else []
-                            unowned: List[Dict[str, Any]] = owners if member.name in selected else []
+                            gave: List[Dict[str, Any]] = owners if member.name in selected else []
                             if not extract_member(tar, member, staging, numeric_owner=os.geteuid() == 0,
                                                   archive=manifest.path, dest_fd=staging_fd, problems=told):
                                 not_made.add(member.name)
                             elif os.geteuid() != 0 and not member.islnk() and not _owned_as_archived(
                                     staging_fd, member):
-                                unowned.append(owner_entry(member))
+                                gave.append(owner_entry(member))
                             for link in (sources.get(member.name, []) if member.name not in selected else []):
                                 problems.extend(dict(entry, path=link) for entry in told)
-                                owners.extend(dict(entry, path=link) for entry in unowned)
+                                owners.extend(dict(entry, path=link) for entry in gave)
                 drain(stream)
             wanted = [m for m in wanted if m.name not in not_made]   # reported in problems
             restored = _swap_in(staging_fd, dest, wanted, dest_fd, manifest.path, problems, directories)
