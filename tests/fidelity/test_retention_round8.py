@@ -80,7 +80,7 @@ def planner(request, monkeypatch):
 
 
 def seal(dest: Path) -> None:
-    for _ in range(2):
+    for dummy in range(2):
         catalog_jobs.describe(str(dest))
         catalog_index.clear()
     assert (dest / catalog_index.INDEX_NAME).exists()

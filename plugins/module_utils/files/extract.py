@@ -238,11 +238,12 @@ def partial_link_groups(members: List[tarfile.TarInfo], wanted: List[tarfile.Tar
 
 
 def hardlinks_left_warning(groups: List[Dict[str, List[str]]]) -> str:
+    """The warning of ``hardlinks_left`` (the first five groups)."""
     shown = '; '.join('%s restored, not %s' % (', '.join(g['restored']), ', '.join(g['left'])) for g in groups[:5])
+    more = ' ...' if len(groups) > 5 else ''
     return ('%d hard link group%s restored in part (hardlinks_left): %s%s. The names only did not select keep what '
             'they hold in the target (an older copy, or a file no longer linked to the names restored); add them to '
-            'only to restore the group whole.' % (len(groups), '' if len(groups) == 1 else 's', shown,
-                                                 ' ...' if len(groups) > 5 else ''))
+            'only to restore the group whole.' % (len(groups), '' if len(groups) == 1 else 's', shown, more))
 
 
 def _unselected_sources(wanted: List[tarfile.TarInfo]) -> Dict[str, List[str]]:
