@@ -26,6 +26,10 @@ description:
     artifact's inode, size, mtime and ctime and they are unchanged. A full whose bytes are damaged is counted by no
     rule and goes, like a damaged one; RV(content_checked) says what was read and what was trusted. A real run
     records a good hash in the manifest, so the next run trusts the unchanged artifact without reading it.
+  - That trust is a trade-off - a stat says nothing of bytes that rot on the disk under an unchanged inode, size,
+    mtime and ctime (a failing disk, a silent controller error); only reading finds them, which
+    M(opsready.operations.backup_verify) does (schedule it) and O(verify_content) makes this run do for the full it
+    keeps in place of others.
   - Deletes the manifest first (the artifact is then an untrusted leftover), then the data. Also removes
     leftovers of interrupted runs older than O(leftover_min_age) seconds.
   - "In a directory of 1,000 manifests or more the plan is made from the derived catalog index
@@ -71,6 +75,17 @@ options:
       - A set whose origins overlap in time (two live servers sharing the directory) keeps its per-origin plan, with
         a warning; the run does not fail, so that one shared set does not stop the retention of every other set of
         a scheduled job (the per-origin plan keeps more, never less). RV(origin_sets) says which plan each set got.
+    type: bool
+    default: false
+  verify_content:
+    description:
+      - Hash the bytes of the full that supersedes the ones a set loses (SHA-256, streamed) even when a passed
+        verification or an earlier run's hash recorded its artifact's inode, size, mtime and ctime and they are
+        unchanged. A full found damaged is counted by no rule and goes, and the next older sound full is kept in its
+        place, as when its stat had changed.
+      - V(false) trusts an unchanged stat (a prune of an unchanged catalog reads nothing). V(true) costs one read of
+        one full per set that loses a full, per run - for a catalog on a disk not trusted, or before a large
+        clean-up; M(opsready.operations.backup_verify) reads every artifact (and runs the engine's own check).
     type: bool
     default: false
   recipients:
@@ -139,7 +154,8 @@ reasons:
 content_checked:
   description:
     - The fulls whose bytes were proved before older artifacts were let go (artifact path - how - C(hashed (SHA-256))
-      or C(not read) with the verification or earlier hash that still holds). Empty when no set lost a full.
+      or C(not read) with the verification or earlier hash that still holds; always C(hashed) with
+      O(verify_content)). Empty when no set lost a full.
   returned: success
   type: dict
 leftovers_removed:
@@ -174,6 +190,7 @@ def main():
             leftover_min_age=dict(type='int', default=3600),
             origin_succession=dict(type='bool', default=False),
             recipients=dict(type='list', elements='str'),
+            verify_content=dict(type='bool', default=False),
             **retention.argument_spec()
         ),
         required_one_of=[list(retention.KEEP_OPTIONS)],
@@ -183,6 +200,7 @@ def main():
     try:
         policy = retention.Policy.from_params(p)
         policy.recipients = p['recipients']
+        policy.verify_content = p['verify_content']
         result = prune(p['path'], policy, engine=p['engine'], database=p['database'], check_mode=module.check_mode,
                        leftover_min_age=p['leftover_min_age'], succession=p['origin_succession'])
     except OpsReadyError as exc:

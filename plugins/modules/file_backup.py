@@ -243,6 +243,10 @@ def prune(dest, name, keep_days, keep_count, check_mode):
     # check mode: the real run prunes after writing its new archive, which takes a keep_count slot
     policy = retention.Policy(keep_last=keep_count or None, keep_days=keep_days or None)
     policy.pending_full = check_mode
+    if check_mode:
+        # the new archive is this host's (its manifest's origin): another host's archives in a shared dest are
+        # planned without it, and the set grouped by origin as the real run finds it (catalog.resolve_origins)
+        policy.pending_origin = archive.local_origin()
     # leftover_min_age=None: leftovers are this set's business, removed under its lock (other sets' runs
     # in the same dest may be writing theirs right now)
     return jobs.prune(dest, policy, engine=archive.ENGINE, database=name, check_mode=check_mode,

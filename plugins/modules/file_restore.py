@@ -88,6 +88,10 @@ options:
         used to end C(ok) with nothing restored).
       - A hard link named without the file it links to is restored as a file with that file's content (left alone
         when it already holds it), not linked to a name the restore was not asked to touch.
+      - The names of a hard link group that O(only) does not select are not touched, as with tar - restoring only
+        C(/etc/app.key) leaves C(/srv/keys/app.key), another name of that file in the archive, with what it holds in
+        the target (an older copy, or a file no longer linked to the name restored). When a restore puts some names
+        of a group in place and leaves others, RV(hardlinks_left) names them, with a warning (check mode too).
     type: list
     elements: str
   identity:
@@ -200,6 +204,16 @@ hardlinks_outside:
   type: list
   elements: dict
   sample: [{"path": "/etc/myapp/tls.key", "links": 2, "archived": 1}]
+hardlinks_left:
+  description:
+    - Hard link groups of the archive (a file and the links to it) that O(only) selected in part, of which this run
+      put some names in place (or would, in check mode) - C(restored) - while the names not selected - C(left) -
+      keep what they hold in the target, with a warning. Paths as backed up. Add those to O(only) to restore the
+      group whole.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"restored": ["/etc/myapp/tls.key"], "left": ["/srv/keys/tls.key"]}]
 removed_scratch:
   description:
     - Staging directories (C(.opsready-restore-*) in O(dest), files extracted in plaintext) that killed restores had
@@ -304,6 +318,7 @@ def main():
                      not_restored=safeio.displayable(outcome.get('not_restored') or []),
                      owners_not_restored=safeio.displayable(owners),
                      hardlinks_outside=safeio.displayable(outside),
+                     hardlinks_left=safeio.displayable(outcome.get('hardlinks_left') or []),
                      removed_scratch=safeio.displayable(outcome.get('removed_scratch') or []),
                      scratch_left=safeio.displayable(outcome.get('scratch_left') or []),
                      diff={'before': '', 'after': '\n'.join(listed) + ('\n' if listed else '')})

@@ -152,22 +152,29 @@ def _order(entry: Manifest) -> Tuple[int, str]:
     return (entry.finished_us, entry.id)
 
 
-def resolve_origins(values: Sequence[Optional[str]]) -> List[str]:
+def resolve_origins(values: Sequence[Optional[str]], arriving: Optional[str] = None) -> List[str]:
     """The origin group of each manifest of one set, given their recorded ``origin`` (None: not recorded): a
-    manifest without one joins the set's only origin, else ``UNKNOWN_ORIGIN``."""
+    manifest without one joins the set's only origin, else ``UNKNOWN_ORIGIN``. ``arriving``: the origin of a backup
+    about to be written into the set (check mode of a backup run plans the set as the real run will find it, after
+    that backup: a first backup of a second server makes the manifests without an origin a group of their own, and a
+    set's first backup with an origin takes them into its group)."""
     known: Set[str] = {value for value in set(values) if value is not None}
+    if arriving is not None:
+        known.add(arriving)
     fallback = next(iter(known)) if len(known) == 1 else UNKNOWN_ORIGIN
     return [fallback if value is None else value for value in values]
 
 
-def origin_groups(entries: Iterable[Manifest]) -> Dict[Tuple[str, Optional[str], str], List[Manifest]]:
-    """``entries`` by (engine, database, origin group), each in the given order: what retention plans apart."""
+def origin_groups(entries: Iterable[Manifest], arriving: Optional[str] = None
+                  ) -> Dict[Tuple[str, Optional[str], str], List[Manifest]]:
+    """``entries`` by (engine, database, origin group), each in the given order: what retention plans apart.
+    ``arriving``: see ``resolve_origins``."""
     per_set: Dict[Tuple[str, Optional[str]], List[Manifest]] = {}
     for entry in entries:
         per_set.setdefault((entry.engine, entry.database), []).append(entry)
     result: Dict[Tuple[str, Optional[str], str], List[Manifest]] = {}
     for key, members in per_set.items():
-        for entry, group in zip(members, resolve_origins([m.origin for m in members])):
+        for entry, group in zip(members, resolve_origins([m.origin for m in members], arriving)):
             result.setdefault((key[0], key[1], group), []).append(entry)
     return result
 
@@ -403,14 +410,14 @@ class Catalog:
         ``materialize=False``, so that a caller walking every set holds one set's objects at a time."""
         return self._scan.set_refs(*self._filter)
 
-    def split_origins(self, refs: List[Any]) -> Dict[str, List[Any]]:
-        """One set's ``set_refs`` references by origin group (``resolve_origins``), read from the index's origin column
-        where there is one (no manifest parsed, no object built)."""
+    def split_origins(self, refs: List[Any], arriving: Optional[str] = None) -> Dict[str, List[Any]]:
+        """One set's ``set_refs`` references by origin group (``resolve_origins``, with ``arriving``), read from the
+        index's origin column where there is one (no manifest parsed, no object built)."""
         values = self._scan.origins_of(refs)
         if len(set(values)) == 1:
-            return {resolve_origins(values[:1])[0]: refs}
+            return {resolve_origins(values[:1], arriving)[0]: refs}
         groups: Dict[str, List[Any]] = {}
-        for ref, group in zip(refs, resolve_origins(values)):
+        for ref, group in zip(refs, resolve_origins(values, arriving)):
             groups.setdefault(group, []).append(ref)
         return groups
 

@@ -58,15 +58,16 @@ def _artifact_path(entry: Manifest) -> str:
     return entry.path
 
 
-def _origin_views(base: Catalog, groups: Dict[Any, List[Any]], succession: bool, notes: List[Any]
-                  ) -> Iterator[Tuple[Catalog, Optional[List[Any]], Optional[str]]]:
+def _origin_views(base: Catalog, groups: Dict[Any, List[Any]], succession: bool, notes: List[Any],
+                  arriving: Optional[str] = None) -> Iterator[Tuple[Catalog, Optional[List[Any]], Optional[str]]]:
     """The view of each set's each origin (retention never counts two servers' backups together), one at a time,
     with None and that origin; with ``succession``, a set whose origins do not overlap in time is one view of all
     its objects, with its origins' spans, oldest first, and None (planned as one timeline: rare, so no columns).
-    ``notes`` gets ``retention.origin_note`` of each set of several origins."""
+    ``notes`` gets ``retention.origin_note`` of each set of several origins. ``arriving``: the origin of the backup a
+    checked run is about to write into each set (``catalog.resolve_origins``): grouped as the real run will find it."""
     for key in list(groups):
         refs = groups.pop(key)
-        split = base.split_origins(refs)
+        split = base.split_origins(refs, arriving)
         origins = sorted(split)
         if len(origins) > 1:
             spans = base.split_spans(split)
@@ -109,7 +110,8 @@ def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], d
     log_problems: List[Tuple[Any, List[str]]] = []
     targets: Dict[str, retention.Target] = {}   # real runs: deleted id -> its files
     notes: List[Any] = []
-    for view, spans, origin in _origin_views(base, groups, succession, notes):
+    arriving = policy.pending_origin   # check mode of a backup run: its backup regroups the set (resolve_origins)
+    for view, spans, origin in _origin_views(base, groups, succession, notes, arriving):
         # check mode's pending full is this server's: another origin's backups are planned without it
         set_policy = policy.for_origin(origin)
         rows = row_view(view)
@@ -148,7 +150,7 @@ def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], d
         if len(ids) != before + len(entries):
             return None
         if spans:
-            split = origin_groups(entries)
+            split = origin_groups(entries, arriving)
             keep, delete = retention.plan_origins({name[2]: members for name, members in split.items()}, spans, view,
                                                   policy, now, True)
         else:
@@ -160,7 +162,8 @@ def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], d
                         list(delete.values())))
         parents.extend((_order(m), m.id, m.parent) for m in entries if m.parent and m.id in keep)
         # the log half of retention.dependency_violations, for this set (ids are unique: its doomed are its own)
-        log_problems.append((first, retention.dependency_violations(view, [], list(delete), parents=False)))
+        log_problems.append((first, retention.dependency_violations(view, [], list(delete), parents=False,
+                                                                    arriving=arriving)))
         confirm([view.get(i) for i in delete])
         if real and delete:
             if not entries_agree(entries):
@@ -235,7 +238,7 @@ def _prune(path: str, policy: retention.Policy, engine: Optional[str], database:
             drop_index(path)  # the index disagreed with the manifests: it is rebuilt by the next scan
         catalog, planned = truth, replanned
     doomed = sorted(planned['delete'], key=lambda i: catalog.get(i).finished)
-    violations = retention.dependency_violations(catalog, list(planned['keep']), doomed)
+    violations = retention.dependency_violations(catalog, list(planned['keep']), doomed, arriving=policy.pending_origin)
     if violations:
         raise OpsReadyError('Retention refused: the plan would delete pieces that kept backups need (%s). '
                             'Nothing was deleted; report this as a bug.' % '; '.join(violations))

@@ -86,6 +86,9 @@ class Policy:
         # a full encrypted only to other (retired) keys is then never the newest usable or verified full. None: not
         # known, every full counts
         self.recipients: Optional[List[str]] = None
+        # backup_prune verify_content: the superseding full's bytes are hashed even when a passed verification or an
+        # earlier hash recorded its artifact's stat and it is unchanged (bit rot keeps inode, size, mtime and ctime)
+        self.verify_content = False
         # what ``prove_content`` found of each full the current plan looked at, by id ({'path', 'how', 'damage',
         # 'entry', 'hashed', 'signature'}; emptied before each plan: what the result's ``content_checked`` says), and
         # of every full this run looked at (a plan made twice, index then manifests, reads a full once)
@@ -93,7 +96,9 @@ class Policy:
         self.proof_cache: Dict[str, Dict[str, Any]] = {}
         # the pending new full (check mode) is this server's (its ``Engine.origin``; None: every group of the set,
         # one origin's modules): in a dest two servers share, retention plans each origin apart and the new full
-        # joins this server's group only
+        # joins this server's group only; and the set is grouped by origin as the real run finds it after its backup
+        # (``catalog.resolve_origins``: manifests that record no origin regroup when a new origin arrives). Whatever
+        # the run's kind: a log backup brings its origin into the set too
         self.pending_origin: Optional[str] = None
 
     def for_origin(self, origin: Optional[str]) -> 'Policy':
@@ -138,7 +143,8 @@ def plan(catalog: Catalog, policy: Policy, now: Optional[datetime.datetime] = No
     keep: Dict[str, str] = {}
     delete: Dict[str, str] = {}
     per_set: Dict[Tuple[str, Optional[str]], Dict[str, List[Manifest]]] = {}
-    for (engine, database, origin), entries in origin_groups(catalog.entries).items():
+    # check mode of a backup run: grouped as the real run finds the set, with the run's own backup in it
+    for (engine, database, origin), entries in origin_groups(catalog.entries, policy.pending_origin).items():
         per_set.setdefault((engine, database), {})[origin] = entries
     sets: List[Dict[str, Any]] = []
     notes: List[List[str]] = []
@@ -471,7 +477,9 @@ def _hash_damage(entry: Manifest) -> Optional[str]:
 def prove_content(entry: Manifest, policy: Policy) -> Optional[str]:
     """Why ``entry``'s bytes are not to be trusted (None: proved). Proved without reading when a passed verification
     (``verification.artifact_stat``) or an earlier prune's hash (``content_check``) recorded the artifact's
-    ``artifact_signature`` and it is unchanged; otherwise hashed, streamed. The outcome is kept in ``policy.proofs``
+    ``artifact_signature`` and it is unchanged (unless ``policy.verify_content``); otherwise hashed, streamed. The
+    trade-off: bytes that rot on the disk under an unchanged stat are found by backup_verify or verify_content,
+    not by a prune that trusts the stat. The outcome is kept in ``policy.proofs``
     (what the result's ``content_checked`` says; a real run records a good hash in the manifest)."""
     known = policy.proof_cache.get(entry.id)
     if known is not None and known['path'] == entry.path:
@@ -482,10 +490,12 @@ def prove_content(entry: Manifest, policy: Policy) -> Optional[str]:
     earlier = entry.data.get('content_check') or {}
     proof: Dict[str, Any] = {'path': entry.path, 'entry': entry, 'damage': None, 'hashed': False,
                              'signature': signature}
-    if signature is not None and verification.get('ok') is True and verification.get('artifact_stat') == signature:
+    trust = not policy.verify_content   # verify_content: read it whatever its stat says
+    if trust and signature is not None and verification.get('ok') is True \
+            and verification.get('artifact_stat') == signature:
         proof['how'] = ('not read: verified at %s, artifact unchanged since (inode, size, mtime, ctime)'
                         % verification.get('verified_at'))
-    elif signature is not None and earlier.get('artifact_stat') == signature:
+    elif trust and signature is not None and earlier.get('artifact_stat') == signature:
         proof['how'] = ('not read: its SHA-256 matched at %s, artifact unchanged since (inode, size, mtime, ctime)'
                         % earlier.get('checked_at'))
     elif not isinstance(entry.data.get('sha256') if not entry.members else '', str) \
@@ -634,7 +644,8 @@ def _remove_entry(dir_fd: int, name: str) -> None:
         remove_at(dir_fd, name)
 
 
-def dependency_violations(catalog: Catalog, keep: List[str], delete: List[str], parents: bool = True) -> List[str]:
+def dependency_violations(catalog: Catalog, keep: List[str], delete: List[str], parents: bool = True,
+                          arriving: Optional[str] = None) -> List[str]:
     """Reasons the plan would break a kept chain (empty when it is safe).
 
     A kept diff needs its full; a kept full or diff that records ``log_start`` needs every log of its
@@ -644,7 +655,8 @@ def dependency_violations(catalog: Catalog, keep: List[str], delete: List[str], 
     doomed = set(delete)
     kept = set(keep)   # a list here made this O(kept x entries): minutes at 200,000 manifests
     problems: List[str] = []
-    by_set = origin_groups(catalog.entries)   # a log sequence is one server's: per set and origin
+    # a log sequence is one server's: per set and origin (``arriving``: the plan's grouping, see ``plan``)
+    by_set = origin_groups(catalog.entries, arriving)
     for entry in (catalog.entries if parents else ()):   # parents=False: the log half alone (catalog_jobs, per set)
         if entry.id in doomed:
             continue

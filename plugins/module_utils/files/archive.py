@@ -743,11 +743,16 @@ def prepare_dest(dest: str, secret: bool) -> bool:
     return safeio.prepare_backup_dir(dest, secret, what='archives')
 
 
+def local_origin() -> str:
+    """The ``origin`` of this host's archives (every manifest records it; retention and the catalog group by it)."""
+    return socket.gethostname()
+
+
 def latest_archive(dest: str, set_name: str) -> Optional[Manifest]:
     if not os.path.isdir(dest):
         return None
     # this machine's archives only: another host's archive of a set of the same name (a shared dest) is not this one's
-    catalog = Catalog(dest, engine=ENGINE, database=set_name, origin=socket.gethostname(), own=True)
+    catalog = Catalog(dest, engine=ENGINE, database=set_name, origin=local_origin(), own=True)
     entries = [m for m in catalog.fulls() if m.verified is not False]
     return entries[-1] if entries else None
 
@@ -799,7 +804,7 @@ def create_archive(paths: List[str], dest: str, set_name: str, compression: str 
         'engine': ENGINE,
         'kind': KIND,
         'server': socket.gethostname(),
-        'origin': socket.gethostname(),
+        'origin': local_origin(),
         'database': set_name,
         'started': isoformat(started),
         'finished': isoformat(finished),

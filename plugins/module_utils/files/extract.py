@@ -21,6 +21,7 @@ Private to opsready.operations; do not import from other collections.
 from __future__ import annotations
 
 import contextlib
+import copy
 import errno
 import fcntl
 import hashlib
@@ -145,10 +146,12 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
         _refuse_as_the_restore_would(dest, [m for m in wanted if m.name in listed])
         # as the real run counts: the device nodes another user than root cannot make are neither
         made = [m for m in wanted if not m.isdir() and not (m.isdev() and os.geteuid() != 0)]
+        left_names = partial_link_groups(members, wanted, set(changed))
         return {'restored': [n for n in changed if n not in dirs], 'directories': [n for n in changed if n in dirs],
                 'unchanged': len(made) - len([n for n in changed if n not in dirs]),
                 'staged': None, 'not_restored': foreseen, 'owners_not_restored': owners_summary(unowned),
-                'hardlinks_outside': outside}
+                'hardlinks_outside': outside, 'hardlinks_left': left_names,
+                'warnings': [hardlinks_left_warning(left_names)] if left_names else []}
     if not os.path.isdir(dest):
         os.makedirs(dest, mode=0o755)
     # dest is opened once and the staging directory made in it and used only through descriptors: dest may be a
@@ -168,17 +171,25 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
                 with tarfile.open(fileobj=stream, mode='r|') as tar:  # type: ignore[call-overload]
                     names = {m.name for m in wanted}
                     # a hard link selected by ``only`` without its first name: that file is extracted into staging
-                    # as well (the link's content is there), but not put in place
-                    names |= {m.linkname for m in wanted if m.islnk()}
+                    # as well (the link's content is there), but not put in place; what its extraction reports (a
+                    # setuid bit cleared, an owner not given) is said of the names put in place, the links
+                    sources = _unselected_sources(wanted)
+                    selected = set(names)
+                    names |= set(sources)
                     not_made: Set[str] = set()
                     for member in tar:
                         if member.name in names:
+                            told: List[Dict[str, str]] = problems if member.name in selected else []
+                            gave: List[Dict[str, Any]] = owners if member.name in selected else []
                             if not extract_member(tar, member, staging, numeric_owner=os.geteuid() == 0,
-                                                  archive=manifest.path, dest_fd=staging_fd, problems=problems):
+                                                  archive=manifest.path, dest_fd=staging_fd, problems=told):
                                 not_made.add(member.name)
                             elif os.geteuid() != 0 and not member.islnk() and not _owned_as_archived(
                                     staging_fd, member):
-                                owners.append(owner_entry(member))
+                                gave.append(owner_entry(member))
+                            for link in (sources.get(member.name, []) if member.name not in selected else []):
+                                problems.extend(dict(entry, path=link) for entry in told)
+                                owners.extend(dict(entry, path=link) for entry in gave)
                 drain(stream)
             wanted = [m for m in wanted if m.name not in not_made]   # reported in problems
             restored = _swap_in(staging_fd, dest, wanted, dest_fd, manifest.path, problems, directories)
@@ -194,12 +205,57 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
     warnings = list(swept['warnings'])
     if left is not None:
         warnings.append(staging_warning(os.path.join(dest, name), left))
-    return {'restored': restored, 'directories': directories,
+    put = set(restored)
+    left_names = partial_link_groups(members, wanted, {m.name for m in wanted if os.path.join(dest, m.name) in put})
+    if left_names:
+        warnings.append(hardlinks_left_warning(left_names))
+    return {'restored': restored, 'directories': directories, 'hardlinks_left': left_names,
             'unchanged': len([m for m in wanted if not m.isdir()]) - len(restored),
             'staged': None, 'not_restored': problems, 'owners_not_restored': owners_summary(owners),
             'hardlinks_outside': outside,
             'removed_scratch': swept['removed_scratch'],
             'scratch_left': [os.path.join(dest, name)] if left is not None else [], 'warnings': warnings}
+
+
+def partial_link_groups(members: List[tarfile.TarInfo], wanted: List[tarfile.TarInfo],
+                        restored: Set[str]) -> List[Dict[str, List[str]]]:
+    """The result's ``hardlinks_left``: each archived hard link group (a file and the links to it) of which ``only``
+    selected some names and the restore put at least one of them in place (``restored``: member names), with the
+    names it did not select - paths as backed up. Those keep what they hold in the target (as with tar): an old copy
+    of the file, or, when they were one file with a restored name, no longer linked to it."""
+    groups: Dict[str, List[str]] = {}
+    for member in members:
+        if member.islnk():
+            groups.setdefault(member.linkname, [member.linkname]).append(member.name)
+    selected = {m.name for m in wanted}
+    found = []
+    for names in groups.values():
+        put = [n for n in names if n in restored]
+        others = [n for n in names if n not in selected]
+        if put and others:
+            found.append({'restored': ['/' + n for n in put], 'left': ['/' + n for n in others]})
+    return found
+
+
+def hardlinks_left_warning(groups: List[Dict[str, List[str]]]) -> str:
+    """The warning of ``hardlinks_left`` (the first five groups)."""
+    shown = '; '.join('%s restored, not %s' % (', '.join(g['restored']), ', '.join(g['left'])) for g in groups[:5])
+    more = ' ...' if len(groups) > 5 else ''
+    return ('%d hard link group%s restored in part (hardlinks_left): %s%s. The names only did not select keep what '
+            'they hold in the target (an older copy, or a file no longer linked to the names restored); add them to '
+            'only to restore the group whole.' % (len(groups), '' if len(groups) == 1 else 's', shown, more))
+
+
+def _unselected_sources(wanted: List[tarfile.TarInfo]) -> Dict[str, List[str]]:
+    """The first names of hard links among ``wanted`` that ``wanted`` does not hold (``only`` chose the links
+    without them), each with those links' names: the restore puts at each link's name a file holding the first
+    name's bytes, mode and owner."""
+    selected = {m.name for m in wanted}
+    found: Dict[str, List[str]] = {}
+    for member in wanted:
+        if member.islnk() and member.linkname not in selected:
+            found.setdefault(member.linkname, []).append(member.name)
+    return found
 
 
 def _selected(members: List[tarfile.TarInfo], only: Optional[List[str]], archive: str) -> List[tarfile.TarInfo]:
@@ -650,7 +706,15 @@ def _would_restore(manifest: Manifest, identities: Optional[Sequence[Identity]],
                                                                                  create=False)
             except (OSError, OpsReadyError):
                 parent = None
-            mode = foresee(member, parent)
+            first = (archived or {}).get(member.linkname) if member.islnk() else None
+            if first is not None and member.linkname not in selected:
+                # put in place as a file holding its first name's bytes, mode and owner: foreseen as that file,
+                # under the link's name (as the real run reports it)
+                as_file = copy.copy(first)
+                as_file.name = member.name
+                mode = foresee(as_file, parent)
+            else:
+                mode = foresee(member, parent)
             if member.isdev() and not root:
                 if parent is not None:
                     os.close(parent)
@@ -663,7 +727,6 @@ def _would_restore(manifest: Manifest, identities: Optional[Sequence[Identity]],
                     st: Optional[os.stat_result] = os.stat(parts[-1], dir_fd=parent, follow_symlinks=False)
                 except FileNotFoundError:
                     st = None
-                first = (archived or {}).get(member.linkname) if member.islnk() else None
                 if member.islnk() and (member.linkname in selected or first is None):
                     if dest_fd is None or not _hard_linked(dest_fd, dest, member, st):
                         changed.add(member.name)

@@ -14,11 +14,13 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Iterator, Optional
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
-from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import ArtifactWriter
+from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import PARTIAL_SUFFIX
+from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import CHUNK, ArtifactWriter
 from ansible_collections.opsready.operations.plugins.module_utils.logrotate.safefs import LogDir, ident
 
 SUFFIX = {'zstd': '.zst', 'gzip': '.gz'}
@@ -47,6 +49,33 @@ def compress_file(path: str, compression: str = 'zstd', level: Optional[int] = N
             d.close()
 
 
+@contextlib.contextmanager
+def _writing(d: LogDir, name: str) -> Iterator[None]:
+    """An ``OSError`` of the block names the file by its path: the one it carries (``ArtifactWriter`` works on
+    /proc/self/fd/<dir>/... paths, ``LogDir.shown``), else ``name`` (a write or an fsync carries none: ENOSPC, EIO
+    while the compressed copy is written)."""
+    try:
+        yield
+    except OSError as exc:
+        exc.filename = d.shown(exc.filename) if exc.filename else d.full(name)
+        exc.filename2 = d.shown(exc.filename2)
+        raise
+
+
+def _copy(d: LogDir, name: str, partial: str, source: Any, writer: ArtifactWriter) -> int:
+    """``writer.copy_from(source)``, an error naming the file it met: the plain copy ``name`` read, or the ``partial``
+    written."""
+    total = 0
+    while True:
+        with _writing(d, name):
+            data = source.read(CHUNK)
+        if not data:
+            return total
+        with _writing(d, partial):
+            writer.write(data)
+        total += len(data)
+
+
 def _compress(d: LogDir, name: str, compression: str, level: Optional[int], threads: int) -> Dict[str, Any]:
     target = name + SUFFIX[compression]
     if d.lstat_or_none(target) is not None:
@@ -64,10 +93,11 @@ def _compress(d: LogDir, name: str, compression: str, level: Optional[int], thre
                                 % (d.full(name), st.st_size, allocated, st.st_size - allocated), path=d.full(name))
         # The writer gets a /proc/self/fd/<dir>/<name> path: it resolves through the directory
         # descriptor, and the partial file is made with O_EXCL (never through a planted symlink).
-        writer = ArtifactWriter(d.proc(target), compression=compression, level=level, threads=threads,
-                                mode=st.st_mode & 0o7777)
+        with _writing(d, target + PARTIAL_SUFFIX):
+            writer = ArtifactWriter(d.proc(target), compression=compression, level=level, threads=threads,
+                                    mode=st.st_mode & 0o7777)
         with writer, os.fdopen(os.dup(src), 'rb') as source:
-            copied = writer.copy_from(source)
+            copied = _copy(d, name, target + PARTIAL_SUFFIX, source, writer)
             if os.fstat(src).st_size != copied:
                 writer.abort()
                 raise OpsReadyError('%s grew while it was compressed: a process still writes to it. It was left '
@@ -78,9 +108,11 @@ def _compress(d: LogDir, name: str, compression: str, level: Optional[int], thre
                 os.chown(writer.partial_path, st.st_uid, st.st_gid, follow_symlinks=False)
             except PermissionError:
                 pass
-            info = writer.commit()
+            with _writing(d, target + PARTIAL_SUFFIX):
+                info = writer.commit()
         target_st = d.lstat(target)
-        os.utime(d.proc(target), ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+        with d.naming(target):
+            os.utime(d.proc(target), ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
         # Last look before the plain copy goes: anything appended after the read must not be lost.
         if os.fstat(src).st_size != copied:
             d.unlink_if(target, ident(target_st))

@@ -28,6 +28,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, List, Optional, Tuple
 
+from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import PARTIAL_SUFFIX
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import default_threads
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import utcnow
@@ -424,6 +425,10 @@ class Rotation:
             raise OpsReadyError('Cannot rotate: directory %s is not writable by %s. Nothing was rotated; run with '
                                 'become: true, set su to the directory\'s owner, or fix the directory permissions.'
                                 % (', '.join(unwritable), who), unwritable=unwritable)
+        too_long = [why for why in (self._name_too_long(plan) for plan in plans) if why]
+        if too_long:
+            raise OpsReadyError('Cannot rotate: %s. Nothing was rotated; give the log a shorter name (or a shorter '
+                                'dateformat).' % '; '.join(too_long))
         held = signalling.writers_holding(doomed, ids) if doomed else {}
         ready = []
         for plan in plans:
@@ -439,6 +444,31 @@ class Rotation:
                 continue
             ready.append(plan)
         return ready
+
+    def _name_too_long(self, plan: LogPlan) -> Optional[str]:
+        """Why a name this rotation of ``plan`` makes in the log's directory is longer than its file system takes
+        (NAME_MAX, 255 bytes on ext4/xfs); None when each fits. The rotation failed midway with "File name too long"
+        naming a temporary file the operator never heard of, or rotated and then could not compress."""
+        d = self._dirs[os.path.dirname(plan.log)]
+        try:
+            limit = os.fpathconf(d.fd, 'PC_NAME_MAX')
+        except (OSError, ValueError):
+            limit = 255
+        base = os.path.basename(plan.log)
+        # the new log's or the copy's temporary name (``LogDir.create_temp``: .<base>.<12 hex digits>.new), and the
+        # name a copy to delete is set aside under (.doomed) while the rotation can still be undone
+        temp = '.%s.%s%s' % (base, '0' * 12, '.new' if self.policy.mode == 'create' else '.copy')
+        names = [temp, os.path.basename(plan.rotated_to)]
+        if plan.delete:
+            names.append('.%s.%s.doomed' % (base, '0' * 12))
+        names += [os.path.basename(new) for _old, new in plan.shifts]
+        names += [os.path.basename(path) + self.policy.suffix + PARTIAL_SUFFIX for path in plan.compress]
+        longest = max(names, key=lambda n: len(os.fsencode(n)))
+        size = len(os.fsencode(longest))
+        if size <= limit:
+            return None
+        return ('%s would need the name %s (%d bytes) in %s, longer than the %d bytes its file system takes'
+                % (plan.log, longest, size, d.path, limit))
 
     def _rotate_one(self, plan: LogPlan) -> None:
         d = self._dirs[os.path.dirname(plan.log)]
@@ -471,8 +501,9 @@ class Rotation:
             return 'warn', exc.message
         except OSError as exc:
             target = name + p.suffix
-            return 'error', 'Compressing %s failed: %s; %s.' % (
-                path, exc.strerror or exc, d.describe([name, target, target + '.partial']))
+            return 'error', 'Compressing %s failed: %s (%s); %s.' % (
+                path, exc.strerror or exc, d.shown(exc.filename) or path,
+                d.describe([name, target, target + '.partial']))
 
     def _finish(self, plans: List[LogPlan], notified: bool) -> List[str]:
         errors: List[str] = []
@@ -558,8 +589,11 @@ class Rotation:
             except OpsReadyError as exc:
                 errors.append(exc.message)
             except OSError as exc:
+                # named by its path: the error carries a name relative to the log's directory or a /proc/self/fd path
+                logdir = self._dirs.get(os.path.dirname(plan.log))
+                shown = logdir.shown(exc.filename) if logdir is not None and exc.filename else exc.filename or plan.log
                 errors.append('Rotating %s failed: %s (%s); nothing of it was changed: the log and its copies are as '
-                              'they were.' % (plan.log, exc.strerror or exc, getattr(exc, 'filename', '') or plan.log))
+                              'they were.' % (plan.log, exc.strerror or exc, shown))
         self.result['state_written'] = state.save()
         try:
             notified = self._notify(pid)

@@ -152,7 +152,8 @@ class LogDir:
                               path=self.full(name))
             if flags is None:
                 return pfd
-            fd = os.open('/proc/self/fd/%d' % pfd, flags | os.O_CLOEXEC | os.O_NOCTTY)
+            with self.naming(name):   # the error would name /proc/self/fd/<pfd>
+                fd = os.open('/proc/self/fd/%d' % pfd, flags | os.O_CLOEXEC | os.O_NOCTTY)
         except BaseException:
             os.close(pfd)
             raise
@@ -185,6 +186,8 @@ class LogDir:
         inside = '/proc/self/fd/%d/' % self.fd
         if name.startswith(inside):
             return self.full(name[len(inside):])
+        if name == inside[:-1]:
+            return self.path   # the directory itself (an fsync of it)
         return name if os.path.isabs(name) else self.full(name)
 
     @contextlib.contextmanager
