@@ -1,0 +1,259 @@
+"""Fidelity, SQLite, round 6: what the restore reads of its target, and what the backup proves of its source,
+through the backup and restore jobs db_backup and db_restore call (in process, as test_sqlite_round5 does).
+
+- the restore's look at the target (exists? empty? held open?) goes through the directory descriptor the rest of
+  the restore uses: a symlink planted in place of a parent (in a directory another account owns) or of the target
+  itself is refused before anything of root's behind it is opened (it used to be read by path: SQLite opened root's
+  file behind the link, counted its tables into the message, and made its -shm beside it);
+- a database whose index no longer matches its table (quick_check does not read index content) is refused at
+  backup time with verify on or off (it used to be stored as a good backup);
+- the class: every legal file name for the target and its backups, WAL leftovers, a read-only target directory,
+  check mode foreseeing the real run's refusals.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / 'build'))
+
+from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import run_backup  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import get_engine  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlite.client import sqlite_uri  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import RestoreRequest  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.restore.run import run_restore  # noqa: E402
+
+NOBODY = 65534
+
+
+def backup(db: Path, dest: Path, verify: bool = True):
+    return run_backup(get_engine('sqlite', ConnectionParams()),
+                      BackupOptions(kind='full', dest=str(dest), database=str(db)), verify=verify)
+
+
+def restore(dest: Path, db: Path, source: Path, replace: bool = False, check_mode: bool = False):
+    return run_restore(RestoreRequest(engine='sqlite', src=str(dest), database=str(db), source_database=str(source),
+                                      replace=replace, check_mode=check_mode), ConnectionParams())
+
+
+def make_db(db: Path, rows: int = 50, journal: str = 'delete', tables: int = 1) -> None:
+    conn = sqlite3.connect(str(db), isolation_level=None)
+    conn.execute('PRAGMA journal_mode = %s' % journal)
+    for n in range(tables):
+        conn.execute('CREATE TABLE t%d (id INTEGER PRIMARY KEY, v TEXT)' % n)
+        conn.executemany('INSERT INTO t%d (v) VALUES (?)' % n, [('row %d' % i,) for i in range(rows)])
+    conn.close()
+
+
+def count(db: Path, table: str = 't0') -> int:
+    conn = sqlite3.connect(sqlite_uri(str(db), 'ro'), uri=True)
+    try:
+        return conn.execute('SELECT count(*) FROM %s' % table).fetchone()[0]
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def artifact(tmp_path):
+    """A backup of a 50-row database (source tmp_path/src/app.db), in tmp_path/backups."""
+    (tmp_path / 'src').mkdir()
+    source = tmp_path / 'src' / 'app.db'
+    make_db(source)
+    backup(source, tmp_path / 'backups')
+    return tmp_path / 'backups', source
+
+
+@pytest.fixture
+def roots_wal_db(tmp_path):
+    """A directory of root's (0700) holding a WAL database of 3 tables, closed (no -wal, no -shm left)."""
+    secret = tmp_path / 'secret'
+    secret.mkdir(mode=0o700)
+    make_db(secret / 'app.db', rows=5, journal='wal', tables=3)
+    assert sorted(os.listdir(secret)) == ['app.db']
+    return secret
+
+
+@pytest.mark.parametrize('check_mode', [False, True])
+def test_a_parent_swapped_for_a_link_is_refused_before_roots_file_is_read(tmp_path, artifact, roots_wal_db,
+                                                                         check_mode):
+    """Failed first: the target was first looked at by path, through the link an account planted in its own
+    directory: SQLite opened root's database behind it ("exists and is not empty (3 tables)": its table count in
+    the message) and made its -shm in root's directory. Now the directory is walked as the rest of the restore walks
+    it, and the link refused before anything behind it is opened, in check mode too."""
+    dest, source = artifact
+    app = tmp_path / 'app'
+    app.mkdir()
+    os.chown(str(app), NOBODY, NOBODY)
+    (app / 'data').symlink_to(roots_wal_db)
+    os.lchown(str(app / 'data'), NOBODY, NOBODY)
+    with pytest.raises(OpsReadyError) as raised:
+        restore(dest, app / 'data' / 'app.db', source, check_mode=check_mode)
+    message = str(raised.value)
+    assert 'symlink' in message and '3 tables' not in message, message
+    assert sorted(os.listdir(roots_wal_db)) == ['app.db']
+    assert count(roots_wal_db / 'app.db') == 5
+
+
+@pytest.mark.parametrize('check_mode', [False, True])
+def test_a_target_that_is_a_link_is_refused_and_left_as_it_is(tmp_path, artifact, roots_wal_db, check_mode):
+    """Failed first: a target planted as a link to root's database was opened through the link (its 3 tables named
+    in the message, its -shm made beside it); with replace=true the link was swapped for the restored file. Now a
+    link is refused as what it is (restore to the file it points at, named as such), link and file untouched."""
+    dest, source = artifact
+    app = tmp_path / 'app'
+    app.mkdir()
+    os.chown(str(app), NOBODY, NOBODY)
+    target = app / 'app.db'
+    target.symlink_to(roots_wal_db / 'app.db')
+    for replace in (False, True):
+        with pytest.raises(OpsReadyError) as raised:
+            restore(dest, target, source, replace=replace, check_mode=check_mode)
+        message = str(raised.value)
+        assert 'symlink' in message and '3 tables' not in message, message
+    assert target.is_symlink() and os.readlink(str(target)) == str(roots_wal_db / 'app.db')
+    assert sorted(os.listdir(roots_wal_db)) == ['app.db']
+    assert sorted(os.listdir(app)) == ['app.db']
+
+
+@pytest.mark.parametrize('kind', ['fifo', 'directory'])
+def test_a_target_that_is_not_a_regular_file_is_refused(tmp_path, artifact, kind):
+    """Regular-file guard for what the descriptor-based look at the target refuses: a FIFO (SQLite would block on
+    it) or a directory at the target's name, named as what it is, in check mode and in the run."""
+    dest, source = artifact
+    target = tmp_path / 'target'
+    if kind == 'fifo':
+        os.mkfifo(str(target))
+    else:
+        target.mkdir()
+    for check_mode in (True, False):
+        with pytest.raises(OpsReadyError) as raised:
+            restore(dest, target, source, replace=True, check_mode=check_mode)
+        assert 'not a regular file' in str(raised.value), str(raised.value)
+    assert target.exists()
+
+
+def corrupt_index(db: Path, rows: int = 1000) -> None:
+    """A table and its index whose entries no longer match it: the index is re-declared (writable_schema) on
+    another column than the one its entries were built from. quick_check answers ok (it reads no index content);
+    integrity_check finds every row missing from the index."""
+    conn = sqlite3.connect(str(db))
+    conn.execute('CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, b TEXT)')
+    conn.execute('CREATE INDEX ta ON t (a)')
+    conn.executemany('INSERT INTO t (a, b) VALUES (?, ?)', [('a%d' % i, 'b%d' % (rows - i)) for i in range(rows)])
+    conn.commit()
+    conn.execute('PRAGMA writable_schema = ON')
+    conn.execute("UPDATE sqlite_master SET sql = 'CREATE INDEX ta ON t (b)' WHERE name = 'ta'")
+    conn.commit()
+    conn.close()
+    conn = sqlite3.connect(str(db))
+    assert conn.execute('PRAGMA quick_check').fetchall() == [('ok',)]
+    assert conn.execute('PRAGMA integrity_check').fetchone()[0] != 'ok'
+    conn.close()
+
+
+@pytest.mark.parametrize('verify', [False, True])
+def test_a_database_whose_index_does_not_match_its_table_is_refused_at_backup(tmp_path, verify):
+    """Failed first: quick_check (all the backup asked) does not read index content, so the copy was stored as a good
+    backup (silently with verify=false or an encrypted artifact; with verify=true it failed verification afterwards,
+    blaming the artifact). integrity_check on the snapshot copy refuses it before an artifact exists, naming the
+    index."""
+    db = tmp_path / 'app.db'
+    corrupt_index(db)
+    dest = tmp_path / 'backups'
+    with pytest.raises(OpsReadyError) as raised:
+        backup(db, dest, verify=verify)
+    message = str(raised.value)
+    assert 'integrity_check' in message and 'index ta' in message and 'no artifact' in message, message
+    assert not dest.exists() or not [p for p in dest.rglob('*') if p.is_file() and not p.name.endswith('.lock')]
+
+
+def test_an_artifact_holding_a_corrupt_index_is_not_restored(tmp_path, monkeypatch):
+    """Guard (passed on the old code): an artifact stored by an older version from such a database (the backup's
+    check switched off here to make one) is refused by the restore's integrity_check; the target is untouched."""
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlite import backup as sqlite_backup
+    db = tmp_path / 'app.db'
+    corrupt_index(db)
+    dest = tmp_path / 'backups'
+    monkeypatch.setattr(sqlite_backup, 'refuse_corrupt', lambda *a, **k: None)
+    backup(db, dest, verify=False)
+    monkeypatch.undo()
+    target = tmp_path / 'target.db'
+    make_db(target, rows=7)
+    with pytest.raises(OpsReadyError) as raised:
+        restore(dest, target, db, replace=True)
+    assert 'integrity_check' in str(raised.value)
+    assert count(target) == 7
+
+
+NAMES = ['with space.db', 'new\nline.db', '-leading-dash.db', 'ünï€ødé.db', "q'uo\"te#?%.db", 'x' * 200 + '.db']
+
+
+@pytest.mark.parametrize('name', NAMES, ids=['space', 'newline', 'dash', 'unicode', 'quotes', 'long'])
+def test_every_legal_name_backs_up_and_restores(tmp_path, name):
+    """Guard for the class: a source and a target of any legal name (a 204-byte one too, whose staging and lock
+    names are longer still) back up, restore over an existing file (replace) and into a fresh one, exactly."""
+    (tmp_path / 'src').mkdir()
+    source = tmp_path / 'src' / name
+    make_db(source, rows=33)
+    dest = tmp_path / 'backups'
+    backup(source, dest)
+    (tmp_path / 'dst').mkdir()
+    target = tmp_path / 'dst' / name
+    make_db(target, rows=3)
+    restore(dest, target, source, replace=True)
+    assert count(target) == 33
+    fresh = tmp_path / 'dst' / ('n-' + name[:200])
+    restore(dest, fresh, source)
+    assert count(fresh) == 33
+    assert sorted(os.listdir(tmp_path / 'dst')) == sorted([name, 'n-' + name[:200]])
+
+
+def test_wal_leftovers_of_the_old_file_are_not_replayed_over_the_restore(tmp_path, artifact):
+    """Guard: the old file's -wal (commits not yet checkpointed, left by an application killed in WAL mode) goes
+    aside with it; the restored file is exactly the backup, no -wal/-shm of the old one beside it."""
+    dest, source = artifact
+    target = tmp_path / 'target.db'
+    make_db(target, rows=9, journal='wal')
+    conn = sqlite3.connect(str(target), isolation_level=None)
+    conn.execute('PRAGMA wal_autocheckpoint = 0')
+    conn.execute("INSERT INTO t0 (v) VALUES ('only in the wal')")
+    # leave the -wal as a killed application does: copy it aside before the clean close checkpoints it
+    wal = (tmp_path / 'target.db-wal').read_bytes()
+    shm = (tmp_path / 'target.db-shm').read_bytes()
+    conn.close()
+    (tmp_path / 'target.db-wal').write_bytes(wal)
+    (tmp_path / 'target.db-shm').write_bytes(shm)
+    restore(dest, target, source, replace=True)
+    assert count(target) == 50
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith('target.db')) == ['target.db']
+
+
+def test_a_read_only_target_directory_is_foreseen_by_check_mode(tmp_path, artifact):
+    """A target directory root may not write (read-only bind mount, here an immutable directory stands in as the
+    closest thing a test can make): the real run refuses with nothing changed, and check mode says so too instead
+    of promising a restore it cannot do."""
+    import subprocess
+    dest, source = artifact
+    ro = tmp_path / 'ro'
+    ro.mkdir()
+    make_db(ro / 'app.db', rows=4)
+    if subprocess.run(['chattr', '+i', str(ro)], check=False, capture_output=True).returncode != 0:
+        pytest.skip('chattr +i is not possible here')
+    try:
+        with pytest.raises(OpsReadyError) as real:
+            restore(dest, ro / 'app.db', source, replace=True)
+        with pytest.raises(OpsReadyError) as foreseen:
+            restore(dest, ro / 'app.db', source, replace=True, check_mode=True)
+        assert 'not writable' in str(real.value) and 'not writable' in str(foreseen.value), (real.value, foreseen.value)
+    finally:
+        subprocess.run(['chattr', '-i', str(ro)], check=False)
+    assert count(ro / 'app.db') == 4
+    assert sorted(os.listdir(ro)) == ['app.db']
