@@ -257,3 +257,20 @@ def test_a_read_only_target_directory_is_foreseen_by_check_mode(tmp_path, artifa
         subprocess.run(['chattr', '-i', str(ro)], check=False)
     assert count(ro / 'app.db') == 4
     assert sorted(os.listdir(ro)) == ['app.db']
+
+
+def test_above_the_integrity_check_limit_the_backup_warns_that_indexes_were_not_checked(tmp_path, monkeypatch):
+    """The cost bound of the decision above (written with it): above the size where integrity_check runs on every
+    backup (lowered here to 4 KiB), the corrupt-index database is stored with a warning the task shows, and the
+    manifest says which check ran; verification (integrity_check on the artifact) still refuses it."""
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlite import backup as sqlite_backup
+    db = tmp_path / 'app.db'
+    corrupt_index(db)
+    monkeypatch.setattr(sqlite_backup, 'INTEGRITY_CHECK_LIMIT_BYTES', 4096)
+    result = backup(db, tmp_path / 'backups', verify=False)
+    warnings = ' '.join(result.get('warnings', []))
+    assert 'index content not checked' in warnings and 'backup_verify' in warnings, result
+    manifest = next((tmp_path / 'backups').rglob('*.manifest.json')).read_text()
+    assert '"source_check": "PRAGMA quick_check"' in manifest
+    with pytest.raises(OpsReadyError):
+        backup(db, tmp_path / 'backups2', verify=True)
