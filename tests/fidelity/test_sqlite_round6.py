@@ -274,3 +274,24 @@ def test_above_the_integrity_check_limit_the_backup_warns_that_indexes_were_not_
     assert '"source_check": "PRAGMA quick_check"' in manifest
     with pytest.raises(OpsReadyError):
         backup(db, tmp_path / 'backups2', verify=True)
+
+
+@pytest.mark.parametrize('length', [235, 245])
+def test_a_target_name_near_the_file_name_limit_is_restored(tmp_path, artifact, length):
+    """Failed first: a legal target name of 222 to 247 bytes (SQLite itself needs room for "-journal") made the
+    staging name (<name>.opsready-restore-<id>) or the lock name longer than 255 bytes: the restore failed after
+    the whole copy and check with a bare "[Errno 36] File name too long", check mode having promised it. Names too
+    long for the restore's own files are shortened (a prefix and a digest of the name), the target keeps its name,
+    and a killed run's staging file of that shape is still swept."""
+    dest, source = artifact
+    (tmp_path / 'dst').mkdir()
+    target = tmp_path / 'dst' / ('d' * (length - 3) + '.db')
+    restore(dest, target, source, check_mode=True)
+    restore(dest, target, source)
+    assert count(target) == 50
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlite.restore import stem
+    killed = tmp_path / 'dst' / ('%s.opsready-restore-0123abcd' % stem(target.name))
+    killed.write_bytes(b'a killed run\'s staging copy')
+    restore(dest, target, source, replace=True)
+    assert count(target) == 50
+    assert os.listdir(tmp_path / 'dst') == [target.name]

@@ -18,6 +18,7 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import sqlite3
@@ -40,6 +41,22 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlite
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import Restorer, RestoreRequest, Timer
 
 SIDECARS = ('-wal', '-shm', '-journal')
+NAME_MAX = 255
+# The longest tail the restore puts after the target's name: ".opsready-restore-<8 hex>-journal".
+INTERNAL_TAIL = len('.opsready-restore-') + 8 + max(len(s) for s in SIDECARS)
+
+
+def stem(base: str) -> str:
+    """The name the restore's own files (lock, staging copy, old file moved aside) are made from: the target's name,
+    or, when that name plus the longest tail would pass the 255-byte file name limit (SQLite takes names up to 247
+    bytes), a prefix of it and a digest of the whole name (the same name always gives the same stem, so a killed
+    run's files are still found and swept)."""
+    raw = os.fsencode(base)
+    if len(raw) + INTERNAL_TAIL <= NAME_MAX:
+        return base
+    digest = hashlib.sha256(raw).hexdigest()[:16]
+    keep = raw[:NAME_MAX - INTERNAL_TAIL - len(digest) - 1].decode('utf-8', 'ignore')
+    return '%s~%s' % (keep, digest)
 
 
 def target_state(path: str, dir_fd: int) -> Dict[str, Any]:
@@ -181,7 +198,7 @@ def target_lock(path: str, dir_fd: Optional[int] = None) -> Any:
     """One restore or clean-up per target file at a time: two swaps interleaved would each move the other's new
     file (or its sidecars) aside and delete it, and both report success. ``dir_fd``: the held descriptor of the
     target's directory (``open_target_dir``), the lock file is made there."""
-    lock = os.path.join(os.path.dirname(path), '.%s.opsready-lock' % os.path.basename(path))
+    lock = os.path.join(os.path.dirname(path), '.%s.opsready-lock' % stem(os.path.basename(path)))
     return locks.exclusive(lock, 'Another db_restore into (or state=absent of) %s is running: nothing was changed. '
                            'Wait for it to finish' % path, remove=True, dir_fd=dir_fd)
 
@@ -225,7 +242,7 @@ def sweep_staging(path: str, dir_fd: int) -> Dict[str, Any]:
     in a warning. Regular files of exactly that shape only, never through a link."""
     directory, base = os.path.dirname(path), os.path.basename(path)
     shape = re.compile(r'%s\.opsready-(restore|old)-[0-9a-f]{8}(%s)?\Z'
-                       % (re.escape(base), '|'.join(re.escape(s) for s in SIDECARS)))
+                       % (re.escape(stem(base)), '|'.join(re.escape(s) for s in SIDECARS)))
     removed: List[str] = []
     warnings: List[str] = []
     try:
@@ -331,8 +348,8 @@ def _restore_locked(request: RestoreRequest, path: str, dir_fd: int, chain: List
     manifest = chain[0]
     base = os.path.basename(path)
     token = uuid.uuid4().hex[:8]
-    staging = '%s.opsready-restore-%s' % (base, token)
-    old = '%s.opsready-old-%s' % (base, token)
+    staging = '%s.opsready-restore-%s' % (stem(base), token)
+    old = '%s.opsready-old-%s' % (stem(base), token)
     try:
         live: Optional[os.stat_result] = os.stat(base, dir_fd=dir_fd) if before['exists'] else None
     except FileNotFoundError:
