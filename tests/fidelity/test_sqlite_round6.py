@@ -295,3 +295,40 @@ def test_a_target_name_near_the_file_name_limit_is_restored(tmp_path, artifact, 
     restore(dest, target, source, replace=True)
     assert count(target) == 50
     assert os.listdir(tmp_path / 'dst') == [target.name]
+
+
+def drop(db: Path, check_mode: bool):
+    return run_restore(RestoreRequest(engine='sqlite', src='', database=str(db), state='absent',
+                                      check_mode=check_mode), ConnectionParams())
+
+
+def test_state_absent_check_mode_foresees_the_link_refusal(tmp_path, roots_wal_db):
+    """Failed first: state=absent in check mode looked by path, through a parent link an account planted: it
+    promised to remove root's database behind the link (changed, its path in target.removed) while the real run
+    refuses the link. Both now refuse it; root's file stays."""
+    app = tmp_path / 'app'
+    app.mkdir()
+    os.chown(str(app), NOBODY, NOBODY)
+    (app / 'data').symlink_to(roots_wal_db)
+    os.lchown(str(app / 'data'), NOBODY, NOBODY)
+    for check_mode in (True, False):
+        with pytest.raises(OpsReadyError) as raised:
+            drop(app / 'data' / 'app.db', check_mode)
+        assert 'symlink' in str(raised.value), (check_mode, raised.value)
+    assert sorted(os.listdir(roots_wal_db)) == ['app.db']
+
+
+def test_state_absent_removes_the_file_and_its_leftovers_and_check_mode_says_so(tmp_path):
+    """Guard: state=absent names the file and its sidecars in check mode, removes exactly those, and a missing
+    directory is nothing to remove."""
+    db = tmp_path / 'scratch.db'
+    make_db(db, journal='wal')
+    (tmp_path / 'scratch.db-wal').write_bytes(b'')
+    (tmp_path / 'keep.db').write_bytes(b'')
+    foreseen = drop(db, True)
+    assert foreseen['changed'] and sorted(foreseen['target']['removed']) == [str(db), str(db) + '-wal']
+    done = drop(db, False)
+    assert done['changed'] and sorted(done['target']['removed']) == sorted(foreseen['target']['removed'])
+    assert sorted(os.listdir(tmp_path)) == ['keep.db']
+    assert drop(tmp_path / 'nowhere' / 'x.db', True)['changed'] is False
+    assert drop(tmp_path / 'nowhere' / 'x.db', False)['changed'] is False

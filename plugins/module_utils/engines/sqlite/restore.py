@@ -408,19 +408,27 @@ def _restore_locked(request: RestoreRequest, path: str, dir_fd: int, chain: List
 
 
 def drop(request: RestoreRequest, check_mode: bool) -> Dict[str, Any]:
-    """state=absent: remove a scratch SQLite file (and its sidecars)."""
+    """state=absent: remove a scratch SQLite file (and its sidecars). What is there is looked at in the directory
+    held as the removal holds it (check mode too: a parent swapped for a link is refused by both, never listed)."""
     path = _target(request)
-    present = [path + s for s in ('',) + SIDECARS if os.path.lexists(path + s)]
     swept: Dict[str, Any] = {'removed_scratch': [], 'warnings': []}
-    if not check_mode and os.path.isdir(os.path.dirname(path)):
+    try:
         dir_fd = open_target_dir(path)
-        try:
+    except OpsReadyError:
+        if os.path.lexists(os.path.dirname(path)):
+            raise
+        return {'changed': False, 'target': {'database': path, 'removed': []}, 'removed_scratch': []}
+    try:
+        base = os.path.basename(path)
+        present = [path + s for s in ('',) + SIDECARS if _lstat_at(dir_fd, base + s) is not None]
+        if not check_mode:
             with target_lock(path, dir_fd):
                 swept = sweep_staging(path, dir_fd)
+                present = [path + s for s in ('',) + SIDECARS if _lstat_at(dir_fd, base + s) is not None]
                 for item in present:
                     _unlink_at(dir_fd, os.path.basename(item))
-        finally:
-            os.close(dir_fd)
+    finally:
+        os.close(dir_fd)
     result = {'changed': bool(present) or bool(swept['removed_scratch']),
               'target': {'database': path, 'removed': present}, 'removed_scratch': swept['removed_scratch']}
     if swept['warnings']:
