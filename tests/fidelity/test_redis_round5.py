@@ -137,10 +137,10 @@ NAMES = ['with space.rdb', 'new\nline.rdb', '-dash.rdb', 'ünï€ødé.rdb', 'x
 
 
 def test_every_legal_name_a_directory_and_a_read_only_directory(artifact, tmp_path):
-    """Every legal dest name is written, exactly the snapshot, and a second run is unchanged (guard: passed on the old
-    code). A dest that is a directory, and a directory root may not write (immutable), are refused by check mode as
-    by the real run, with a message and nothing left behind (failed first: both were promised by check mode; the
-    directory one ended in a Python traceback from rename)."""
+    """Every legal dest name is written, exactly the snapshot, and a second run is unchanged, and a dest that is a
+    directory is refused by check mode and the run (guards: passed on the old code). A directory root may not write
+    (immutable) is refused by check mode as by the real run, nothing left behind (failed first: check mode promised
+    the restore the run then failed)."""
     out = tmp_path / 'out'
     out.mkdir()
     (out / 'adir.rdb').mkdir()
