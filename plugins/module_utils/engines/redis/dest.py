@@ -26,7 +26,8 @@ import os
 import stat
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import open_artifact, verify_checksums
+from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
+    open_artifact, verify_checksums)
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner

@@ -151,9 +151,9 @@ def check_target(request: RestoreRequest, path: str, dir_fd: Optional[int] = Non
     # immutable) is told now, in check mode too, not met halfway.
     if not os.access('/proc/self/fd/%d' % dir_fd, os.W_OK | os.X_OK,
                      effective_ids=os.access in os.supports_effective_ids):
-        raise OpsReadyError('Directory %s of the target is not writable by this user (a read-only mount or an immutable '
-                            'directory?): the restore makes its copy there and renames it into place. Nothing was '
-                            'changed.' % (os.path.dirname(path) or '.'), target=path)
+        raise OpsReadyError('Directory %s of the target is not writable by this user (a read-only mount or an '
+                            'immutable directory?): the restore makes its copy there and renames it into place. '
+                            'Nothing was changed.' % (os.path.dirname(path) or '.'), target=path)
     return state
 
 
