@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import subprocess
 import sys
 from pathlib import Path
 
@@ -240,7 +241,6 @@ def test_a_read_only_target_directory_is_foreseen_by_check_mode(tmp_path, artifa
     """A target directory root may not write (read-only bind mount, here an immutable directory stands in as the
     closest thing a test can make): the real run refuses with nothing changed, and check mode says so too instead
     of promising a restore it cannot do."""
-    import subprocess
     dest, source = artifact
     ro = tmp_path / 'ro'
     ro.mkdir()
@@ -332,3 +332,28 @@ def test_state_absent_removes_the_file_and_its_leftovers_and_check_mode_says_so(
     assert sorted(os.listdir(tmp_path)) == ['keep.db']
     assert drop(tmp_path / 'nowhere' / 'x.db', True)['changed'] is False
     assert drop(tmp_path / 'nowhere' / 'x.db', False)['changed'] is False
+
+
+def test_an_unusable_tmpdir_is_refused_by_check_mode_as_by_the_run(tmp_path, artifact):
+    """Failed first: a tmpdir that does not exist, or that root may not write (immutable), was promised by check
+    mode (changed); the run then failed with a bare OSError ("[Errno 2] No such file or directory: .../opsready-
+    scratch-sqlite-restore-...") after nothing but that. Both now refuse it naming tmpdir; the target is untouched."""
+    dest, source = artifact
+    target = tmp_path / 'target.db'
+    ro = tmp_path / 'ro'
+    ro.mkdir()
+    cases = [(tmp_path / 'nope', 'does not exist')]
+    if subprocess.run(['chattr', '+i', str(ro)], check=False, capture_output=True).returncode == 0:
+        cases.append((ro, 'not writable'))
+    try:
+        for tmpdir, said in cases:
+            for check_mode in (True, False):
+                with pytest.raises(OpsReadyError) as raised:
+                    run_restore(RestoreRequest(engine='sqlite', src=str(dest), database=str(target),
+                                               source_database=str(source), tmpdir=str(tmpdir),
+                                               check_mode=check_mode), ConnectionParams())
+                message = str(raised.value)
+                assert 'tmpdir' in message and str(tmpdir) in message and said in message, (check_mode, message)
+    finally:
+        subprocess.run(['chattr', '-i', str(ro)], check=False)
+    assert not target.exists() and os.listdir(ro) == []

@@ -155,8 +155,7 @@ def check_dest(dir_fd: int, dest: str, manifest: Manifest, identities: Sequence[
     if found is not None and not (stat.S_ISREG(found.st_mode) or stat.S_ISLNK(found.st_mode)):
         raise OpsReadyError('dest %s is %s, not an RDB file: choose the path of a file. Nothing was written.'
                             % (dest, safeio.kind_of(found.st_mode)), dest=dest)
-    if not os.access('/proc/self/fd/%d' % dir_fd, os.W_OK | os.X_OK,
-                     effective_ids=os.access in os.supports_effective_ids):
+    if not safeio.may_write('/proc/self/fd/%d' % dir_fd):
         raise OpsReadyError('The directory %s of dest is not writable by this user (a read-only mount or an immutable '
                             'directory?): the RDB is written there as %s.partial and renamed. Nothing was written.'
                             % (os.path.dirname(dest), name), dest=dest)

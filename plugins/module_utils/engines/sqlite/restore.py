@@ -29,6 +29,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common import locks
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common.scratch import PREFIX as SCRATCH_PREFIX
 from ansible_collections.opsready.operations.plugins.module_utils.common.scratch import Scratch, scratch
 from ansible_collections.opsready.operations.plugins.module_utils.files.safe_read import UnsafeFileError
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
@@ -42,6 +43,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.restore.plan i
 
 SIDECARS = ('-wal', '-shm', '-journal')
 NAME_MAX = 255
+SCRATCH_KIND = 'sqlite-restore'
 # The longest tail the restore puts after the target's name: ".opsready-restore-<8 hex>-journal".
 INTERNAL_TAIL = len('.opsready-restore-') + 8 + max(len(s) for s in SIDECARS)
 
@@ -149,8 +151,7 @@ def check_target(request: RestoreRequest, path: str, dir_fd: Optional[int] = Non
                             % (path, holder), target=path, pid=holder)
     # The lock file, the staging copy and the swap are made there: a directory root may not write (read-only mount,
     # immutable) is told now, in check mode too, not met halfway.
-    if not os.access('/proc/self/fd/%d' % dir_fd, os.W_OK | os.X_OK,
-                     effective_ids=os.access in os.supports_effective_ids):
+    if not safeio.may_write('/proc/self/fd/%d' % dir_fd):
         raise OpsReadyError('Directory %s of the target is not writable by this user (a read-only mount or an '
                             'immutable directory?): the restore makes its copy there and renames it into place. '
                             'Nothing was changed.' % (os.path.dirname(path) or '.'), target=path)
@@ -270,11 +271,18 @@ def sweep_staging(path: str, dir_fd: int) -> Dict[str, Any]:
     return {'removed_scratch': removed, 'warnings': warnings}
 
 
+def check_scratch(request: RestoreRequest) -> None:
+    """What making the private scratch directory in tmpdir would refuse (check mode foresees it; the run meets it
+    before the target's lock file is made)."""
+    safeio.check_tempdir(request.tmpdir, '%s%s-' % (SCRATCH_PREFIX, SCRATCH_KIND), 'tmpdir')
+
+
 def restore(request: RestoreRequest, chain: List[Manifest], timer: Timer) -> Dict[str, Any]:
     path = _target(request)
     dir_fd = open_target_dir(path)
     try:
         check_target(request, path, dir_fd)        # its refusals (held open, read-only, ...) before a lock file is made
+        check_scratch(request)
         with target_lock(path, dir_fd):
             return _restore_locked(request, path, dir_fd, chain, timer)
     finally:
@@ -357,7 +365,7 @@ def _restore_locked(request: RestoreRequest, path: str, dir_fd: int, chain: List
     owner = ((live.st_mode & 0o7777, live.st_uid, live.st_gid) if live is not None
              else _recorded_file(manifest))
     report: Dict[str, Any] = {}
-    with scratch('sqlite-restore', report, request.tmpdir, 'db_restore') as work:
+    with scratch(SCRATCH_KIND, report, request.tmpdir, 'db_restore') as work:
         src_fd, check, journal = _checked_copy(request, manifest, work, timer)
         try:
             _place(src_fd, dir_fd, staging, owner)
@@ -470,6 +478,7 @@ class SQLiteRestore(Restorer):
     def check(self, request: RestoreRequest, chain: List[Manifest]) -> Dict[str, Any]:
         path = os.path.abspath(request.database or '')
         check_target(request, path)
+        check_scratch(request)
         return {'database': path}
 
     def restore(self, request: RestoreRequest, chain: List[Manifest], timer: Timer) -> Dict[str, Any]:
