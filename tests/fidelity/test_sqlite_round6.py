@@ -83,8 +83,7 @@ def roots_wal_db(tmp_path):
 
 
 @pytest.mark.parametrize('check_mode', [False, True])
-def test_a_parent_swapped_for_a_link_is_refused_before_roots_file_is_read(tmp_path, artifact, roots_wal_db,
-                                                                         check_mode):
+def test_a_parent_swapped_for_a_link_is_refused_before_roots_file_is_read(tmp_path, artifact, roots_wal_db, check_mode):
     """Failed first: the target was first looked at by path, through the link an account planted in its own
     directory: SQLite opened root's database behind it ("exists and is not empty (3 tables)": its table count in
     the message) and made its -shm in root's directory. Now the directory is walked as the rest of the restore walks

@@ -86,8 +86,8 @@ def running_servers_at(dir_fd: int, proc: str = '/proc') -> List[Tuple[int, str]
     return found
 
 
-def ask_dbfilename(server: RedisConnection, runner: Optional[ToolRunner] = None) -> Tuple[Optional[int], Optional[str],
-                                                                                         Optional[str]]:
+def ask_dbfilename(server: RedisConnection,
+                   runner: Optional[ToolRunner] = None) -> Tuple[Optional[int], Optional[str], Optional[str]]:
     """(pid, dbfilename, why not) of the server at ``server``: its ``process_id`` (INFO server) and ``CONFIG GET
     dbfilename``; the third item says why one of them could not be had."""
     client = RedisClient(server, runner)
@@ -136,8 +136,8 @@ def refuse_running_owner(dir_fd: int, dest: str, allow: bool, server: Optional[R
                                    ' (it is the default one, so it is refused unless the server says otherwise)'
                                    if name == DEFAULT_DBFILENAME else ''), dest=dest, pid=pid)
         warnings.append('%s (pid %d) runs in %s: if %s is its dbfilename it overwrites the restored file on its next '
-                        'save; stop it before it loads the file (allow_running_server=true)' % (comm, pid, directory,
-                                                                                                 name))
+                        'save; stop it before it loads the file (allow_running_server=true)'
+                        % (comm, pid, directory, name))
     return warnings
 
 
