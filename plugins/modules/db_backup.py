@@ -37,8 +37,10 @@ description:
     flushes the binary log and copies every closed binary log not yet in the catalog (C(mariadb-binlog
     --read-from-remote-server --raw)) as C(log) artifacts positioned by binlog index."
   - "SQLite: V(full) uses the online backup API (a consistent copy while the application writes, WAL mode
-    included); O(database) is the path of the file. A copy that fails C(PRAGMA quick_check) (a corrupt source)
-    is refused before an artifact is written."
+    included); O(database) is the path of the file. A copy that fails C(PRAGMA integrity_check) (a corrupt source,
+    an index that no longer matches its table included) is refused before an artifact is written; above 1 GiB only
+    C(PRAGMA quick_check) runs on it (integrity_check costs a look-up per row and index) and the backup warns that
+    index content was not checked (C(backup_verify) checks it)."
   - "SQL Server (through pyodbc; B(not run against a live server), see docs/sqlserver.md): V(full)
     C(BACKUP DATABASE ... WITH CHECKSUM), V(diff) adds C(DIFFERENTIAL), V(log) is C(BACKUP LOG); LSNs from
     C(msdb.dbo.backupset). SQL Server writes the file itself, so O(dest) must be a path the server can write

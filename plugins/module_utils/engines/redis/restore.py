@@ -39,10 +39,9 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.manifes
 from ansible_collections.opsready.operations.plugins.module_utils.common.scratch import Scratch, sweep
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
-from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
-from ansible_collections.opsready.operations.plugins.module_utils.files.safe_read import UnsafeFileError
 from ansible_collections.opsready.operations.plugins.module_utils.engines.redis.client import (
     RedisClient, RedisConnection, RedisError, keyspace_keys)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.redis import dest as dest_checks
 
 
 def free_port(host: str = '127.0.0.1') -> int:
@@ -51,50 +50,44 @@ def free_port(host: str = '127.0.0.1') -> int:
         return int(sock.getsockname()[1])
 
 
-def restore_file(manifest: Manifest, dest: str, identities: Sequence[Any] = (), mode: int = 0o600) -> int:
+def restore_file(manifest: Manifest, dest: str, identities: Sequence[Any] = (), mode: int = 0o600,
+                 dir_fd: Optional[int] = None) -> int:
     """Write the artifact's RDB to ``dest`` (via ``dest.partial``, fsync, rename); returns its size.
 
     The directory is often the redis account's, this run root's. It is opened once, component by component without
     following a link another account could have planted (``safeio.open_directory``), and everything after goes
     relative to that descriptor: an account owning a directory above could otherwise swap ``dest``'s directory for
     a link to a directory of root's, and the partial file would be made, and renamed over a file of the same name,
-    there."""
-    directory = os.path.dirname(os.path.abspath(dest))
+    there. ``dir_fd``: that descriptor, already held by the caller (``dest.held_directory``, whose checks looked
+    at this very directory)."""
+    if dir_fd is None:
+        with dest_checks.held_directory(dest) as held:
+            return restore_file(manifest, dest, identities, mode, held)
     name = os.path.basename(dest)
     partial = name + '.partial'
     size = 0
+    # A leftover (or a symlink planted) at the partial name is removed, never written through, and the new file
+    # is created exclusively.
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(partial, dir_fd=dir_fd)
     try:
-        dir_fd = safeio.open_directory(directory)
-    except UnsafeFileError:
-        raise
-    except OSError as exc:
-        raise OpsReadyError('Cannot open the directory %s of dest: %s. Nothing was written.'
-                            % (directory, exc.strerror or exc), dest=dest)
-    try:
-        # A leftover (or a symlink planted) at the partial name is removed, never written through, and the new file
-        # is created exclusively.
-        with contextlib.suppress(FileNotFoundError):
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode,
+                     dir_fd=dir_fd)
+        with os.fdopen(fd, 'wb') as out, open_artifact(manifest, identities) as source:
+            while True:
+                chunk = source.read(1024 * 1024)
+                if not chunk:
+                    break
+                out.write(chunk)
+                size += len(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        os.rename(partial, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        os.fsync(dir_fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
             os.unlink(partial, dir_fd=dir_fd)
-        try:
-            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode,
-                         dir_fd=dir_fd)
-            with os.fdopen(fd, 'wb') as out, open_artifact(manifest, identities) as source:
-                while True:
-                    chunk = source.read(1024 * 1024)
-                    if not chunk:
-                        break
-                    out.write(chunk)
-                    size += len(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            os.rename(partial, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-            os.fsync(dir_fd)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(partial, dir_fd=dir_fd)
-            raise
-    finally:
-        os.close(dir_fd)
+        raise
     return size
 
 

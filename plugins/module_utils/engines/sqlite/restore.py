@@ -18,6 +18,7 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import sqlite3
@@ -28,8 +29,10 @@ from typing import Any, Dict, List, Optional, Tuple
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common import locks
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common.scratch import PREFIX as SCRATCH_PREFIX
 from ansible_collections.opsready.operations.plugins.module_utils.common.scratch import Scratch, scratch
 from ansible_collections.opsready.operations.plugins.module_utils.files.safe_read import UnsafeFileError
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 from ansible_collections.opsready.operations.plugins.module_utils.files.safeio import open_directory
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import CHUNK
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import open_artifact
@@ -39,41 +42,119 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlite
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import Restorer, RestoreRequest, Timer
 
 SIDECARS = ('-wal', '-shm', '-journal')
+NAME_MAX = 255
+SCRATCH_KIND = 'sqlite-restore'
+# The longest tail the restore puts after the target's name: ".opsready-restore-<8 hex>-journal".
+INTERNAL_TAIL = len('.opsready-restore-') + 8 + max(len(s) for s in SIDECARS)
 
 
-def target_state(path: str) -> Dict[str, Any]:
-    """Whether the target file exists and holds anything (tables or bytes)."""
-    if not os.path.exists(path):
+def stem(base: str) -> str:
+    """The name the restore's own files (lock, staging copy, old file moved aside) are made from: the target's name,
+    or, when that name plus the longest tail would pass the 255-byte file name limit (SQLite takes names up to 247
+    bytes), a prefix of it and a digest of the whole name (the same name always gives the same stem, so a killed
+    run's files are still found and swept)."""
+    raw = os.fsencode(base)
+    if len(raw) + INTERNAL_TAIL <= NAME_MAX:
+        return base
+    digest = hashlib.sha256(raw).hexdigest()[:16]
+    keep = raw[:NAME_MAX - INTERNAL_TAIL - len(digest) - 1].decode('utf-8', 'ignore')
+    return '%s~%s' % (keep, digest)
+
+
+def target_state(path: str, dir_fd: int) -> Dict[str, Any]:
+    """Whether the target file exists and holds anything (tables or bytes), looked at in the directory held by
+    ``dir_fd`` (``open_target_dir``), as the rest of the restore works: never through a link. A link at the target's
+    name is refused, not followed: root would otherwise open (and SQLite make a ``-shm`` beside) whatever an account
+    that can write the directory pointed it at, and the swap would replace the link, not the file the application
+    reads through it. Anything but a regular file is refused (a FIFO blocks SQLite, a directory is not a database)."""
+    base = os.path.basename(path)
+    found = _lstat_at(dir_fd, base)
+    if found is None:
         return {'exists': False, 'empty': True, 'tables': 0}
-    if os.path.getsize(path) == 0:
-        return {'exists': True, 'empty': True, 'tables': 0}
+    if stat.S_ISLNK(found.st_mode):
+        raise OpsReadyError('Target %s is a symlink (to %s): root does not open a database through a link (whoever can '
+                            'write %s could point it at a file of root\'s), nor replace the link by a file. Set '
+                            'database to the path of the file itself. Nothing was changed.'
+                            % (path, os.readlink(base, dir_fd=dir_fd), os.path.dirname(path)), target=path)
+    if not stat.S_ISREG(found.st_mode):
+        raise OpsReadyError('Target %s is %s, not a regular file: it is not an SQLite database to replace. Remove it '
+                            'or restore to another path. Nothing was changed.'
+                            % (path, safeio.kind_of(found.st_mode)), target=path)
+    fd = os.open(base, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
     try:
-        conn = connect(path, 'ro', timeout=5)
-        try:
-            tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]
-        finally:
-            conn.close()
-    except sqlite3.DatabaseError:
-        return {'exists': True, 'empty': False, 'tables': None}  # not even SQLite: never overwrite silently
+        held = os.fstat(fd)
+        if (held.st_dev, held.st_ino) != (found.st_dev, found.st_ino) or not stat.S_ISREG(held.st_mode):
+            raise OpsReadyError('Target %s was replaced while it was looked at: someone else writes into %s. Nothing '
+                                'was changed.' % (path, os.path.dirname(path)), target=path)
+        if held.st_size == 0:
+            return {'exists': True, 'empty': True, 'tables': 0}
+        tables = _count_tables(dir_fd, base, held)
+    finally:
+        os.close(fd)
     return {'exists': True, 'empty': tables == 0, 'tables': tables}
 
 
-def check_target(request: RestoreRequest, path: str) -> Dict[str, Any]:
-    state = target_state(path)
+def _count_tables(dir_fd: int, base: str, held: os.stat_result) -> Optional[int]:
+    """Tables of the file ``held`` (``base`` in the directory of ``dir_fd``); None when it is not SQLite.
+
+    SQLite opens by name and resolves links in that name itself: named ``/proc/self/fd/<dir_fd>/<base>``, it reads
+    where the held directory is now, not the path the user gave (a parent swapped for a link since is not crossed).
+    That it opened ``held`` itself is then checked on the descriptors it holds (a swap in the instant between its
+    look-up and its open is refused, not read)."""
+    try:
+        conn = connect('/proc/self/fd/%d/%s' % (dir_fd, base), 'ro', timeout=5)
+        try:
+            if not _holds_open(held):
+                raise OpsReadyError('Target %s/%s was replaced while SQLite opened it: someone else writes into its '
+                                    'directory. Nothing was changed.' % (os.readlink('/proc/self/fd/%d' % dir_fd),
+                                                                         base))
+            return int(conn.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0])
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        return None   # not even SQLite: never overwritten silently
+
+
+def _holds_open(held: os.stat_result) -> bool:
+    """Whether this process has ``held`` open at least twice (the caller's descriptor and SQLite's)."""
+    times = 0
+    for name in os.listdir('/proc/self/fd'):
+        try:
+            st = os.stat('/proc/self/fd/%s' % name)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == (held.st_dev, held.st_ino):
+            times += 1
+    return times >= 2
+
+
+def check_target(request: RestoreRequest, path: str, dir_fd: Optional[int] = None) -> Dict[str, Any]:
+    """What the restore (and check mode) refuses about the target before anything is made: read in the directory
+    held by ``dir_fd`` (opened here when None)."""
+    if dir_fd is None:
+        held = open_target_dir(path)
+        try:
+            return check_target(request, path, held)
+        finally:
+            os.close(held)
+    state = target_state(path, dir_fd)
     if state['exists'] and not state['empty'] and not request.replace:
         raise OpsReadyError('Target %s exists and is not empty (%s tables): set replace=true to overwrite it, or '
                             'restore to another path.' % (path, state['tables'] if state['tables'] is not None
                                                           else 'unreadable, not an SQLite file'), target=path)
-    holder = user_of(path) if state['exists'] else None
+    holder = user_of('/proc/self/fd/%d/%s' % (dir_fd, os.path.basename(path))) if state['exists'] else None
     if holder is not None:
         # Swapped in under an open connection, the file is not the application's: it goes on committing into the
         # old, unlinked one, and every write it makes from then on is lost.
         raise OpsReadyError('Target %s is open in another process (pid %d): stop the application '
                             'that uses it, then run the restore again. Nothing was changed.'
                             % (path, holder), target=path, pid=holder)
-    directory = os.path.dirname(path) or '.'
-    if not os.path.isdir(directory):
-        raise OpsReadyError('Directory %s of the target does not exist: create it first.' % directory, target=path)
+    # The lock file, the staging copy and the swap are made there: a directory root may not write (read-only mount,
+    # immutable) is told now, in check mode too, not met halfway.
+    if not safeio.may_write('/proc/self/fd/%d' % dir_fd):
+        raise OpsReadyError('Directory %s of the target is not writable by this user (a read-only mount or an '
+                            'immutable directory?): the restore makes its copy there and renames it into place. '
+                            'Nothing was changed.' % (os.path.dirname(path) or '.'), target=path)
     return state
 
 
@@ -118,7 +199,7 @@ def target_lock(path: str, dir_fd: Optional[int] = None) -> Any:
     """One restore or clean-up per target file at a time: two swaps interleaved would each move the other's new
     file (or its sidecars) aside and delete it, and both report success. ``dir_fd``: the held descriptor of the
     target's directory (``open_target_dir``), the lock file is made there."""
-    lock = os.path.join(os.path.dirname(path), '.%s.opsready-lock' % os.path.basename(path))
+    lock = os.path.join(os.path.dirname(path), '.%s.opsready-lock' % stem(os.path.basename(path)))
     return locks.exclusive(lock, 'Another db_restore into (or state=absent of) %s is running: nothing was changed. '
                            'Wait for it to finish' % path, remove=True, dir_fd=dir_fd)
 
@@ -133,6 +214,8 @@ def open_target_dir(path: str) -> int:
         return open_directory(directory)
     except UnsafeFileError:
         raise
+    except FileNotFoundError:
+        raise OpsReadyError('Directory %s of the target does not exist: create it first.' % directory, target=path)
     except OSError as exc:
         raise OpsReadyError('Cannot open directory %s of the target: %s. Nothing was changed.'
                             % (directory, exc.strerror or exc), target=path)
@@ -160,7 +243,7 @@ def sweep_staging(path: str, dir_fd: int) -> Dict[str, Any]:
     in a warning. Regular files of exactly that shape only, never through a link."""
     directory, base = os.path.dirname(path), os.path.basename(path)
     shape = re.compile(r'%s\.opsready-(restore|old)-[0-9a-f]{8}(%s)?\Z'
-                       % (re.escape(base), '|'.join(re.escape(s) for s in SIDECARS)))
+                       % (re.escape(stem(base)), '|'.join(re.escape(s) for s in SIDECARS)))
     removed: List[str] = []
     warnings: List[str] = []
     try:
@@ -188,11 +271,18 @@ def sweep_staging(path: str, dir_fd: int) -> Dict[str, Any]:
     return {'removed_scratch': removed, 'warnings': warnings}
 
 
+def check_scratch(request: RestoreRequest) -> None:
+    """What making the private scratch directory in tmpdir would refuse (check mode foresees it; the run meets it
+    before the target's lock file is made)."""
+    safeio.check_tempdir(request.tmpdir, '%s%s-' % (SCRATCH_PREFIX, SCRATCH_KIND), 'tmpdir')
+
+
 def restore(request: RestoreRequest, chain: List[Manifest], timer: Timer) -> Dict[str, Any]:
     path = _target(request)
-    check_target(request, path)        # its refusals (no parent directory, ...) before a lock file is made
     dir_fd = open_target_dir(path)
     try:
+        check_target(request, path, dir_fd)        # its refusals (held open, read-only, ...) before a lock file is made
+        check_scratch(request)
         with target_lock(path, dir_fd):
             return _restore_locked(request, path, dir_fd, chain, timer)
     finally:
@@ -259,15 +349,15 @@ def _place(src_fd: int, dir_fd: int, staging: str, owner: Optional[Tuple[int, in
 
 def _restore_locked(request: RestoreRequest, path: str, dir_fd: int, chain: List[Manifest],
                     timer: Timer) -> Dict[str, Any]:
-    before = check_target(request, path)
+    before = check_target(request, path, dir_fd)
     swept = sweep_staging(path, dir_fd)
     if len(chain) != 1:
         raise OpsReadyError('SQLite backups are single full copies; the chain has %d pieces.' % len(chain))
     manifest = chain[0]
     base = os.path.basename(path)
     token = uuid.uuid4().hex[:8]
-    staging = '%s.opsready-restore-%s' % (base, token)
-    old = '%s.opsready-old-%s' % (base, token)
+    staging = '%s.opsready-restore-%s' % (stem(base), token)
+    old = '%s.opsready-old-%s' % (stem(base), token)
     try:
         live: Optional[os.stat_result] = os.stat(base, dir_fd=dir_fd) if before['exists'] else None
     except FileNotFoundError:
@@ -275,7 +365,7 @@ def _restore_locked(request: RestoreRequest, path: str, dir_fd: int, chain: List
     owner = ((live.st_mode & 0o7777, live.st_uid, live.st_gid) if live is not None
              else _recorded_file(manifest))
     report: Dict[str, Any] = {}
-    with scratch('sqlite-restore', report, request.tmpdir, 'db_restore') as work:
+    with scratch(SCRATCH_KIND, report, request.tmpdir, 'db_restore') as work:
         src_fd, check, journal = _checked_copy(request, manifest, work, timer)
         try:
             _place(src_fd, dir_fd, staging, owner)
@@ -326,19 +416,27 @@ def _restore_locked(request: RestoreRequest, path: str, dir_fd: int, chain: List
 
 
 def drop(request: RestoreRequest, check_mode: bool) -> Dict[str, Any]:
-    """state=absent: remove a scratch SQLite file (and its sidecars)."""
+    """state=absent: remove a scratch SQLite file (and its sidecars). What is there is looked at in the directory
+    held as the removal holds it (check mode too: a parent swapped for a link is refused by both, never listed)."""
     path = _target(request)
-    present = [path + s for s in ('',) + SIDECARS if os.path.lexists(path + s)]
     swept: Dict[str, Any] = {'removed_scratch': [], 'warnings': []}
-    if not check_mode and os.path.isdir(os.path.dirname(path)):
+    try:
         dir_fd = open_target_dir(path)
-        try:
+    except OpsReadyError:
+        if os.path.lexists(os.path.dirname(path)):
+            raise
+        return {'changed': False, 'target': {'database': path, 'removed': []}, 'removed_scratch': []}
+    try:
+        base = os.path.basename(path)
+        present = [path + s for s in ('',) + SIDECARS if _lstat_at(dir_fd, base + s) is not None]
+        if not check_mode:
             with target_lock(path, dir_fd):
                 swept = sweep_staging(path, dir_fd)
+                present = [path + s for s in ('',) + SIDECARS if _lstat_at(dir_fd, base + s) is not None]
                 for item in present:
                     _unlink_at(dir_fd, os.path.basename(item))
-        finally:
-            os.close(dir_fd)
+    finally:
+        os.close(dir_fd)
     result = {'changed': bool(present) or bool(swept['removed_scratch']),
               'target': {'database': path, 'removed': present}, 'removed_scratch': swept['removed_scratch']}
     if swept['warnings']:
@@ -380,6 +478,7 @@ class SQLiteRestore(Restorer):
     def check(self, request: RestoreRequest, chain: List[Manifest]) -> Dict[str, Any]:
         path = os.path.abspath(request.database or '')
         check_target(request, path)
+        check_scratch(request)
         return {'database': path}
 
     def restore(self, request: RestoreRequest, chain: List[Manifest], timer: Timer) -> Dict[str, Any]:
