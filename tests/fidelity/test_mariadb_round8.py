@@ -1,0 +1,136 @@
+"""Fidelity, MariaDB, round 8: check mode predicts what the real restore does (the privileges a point-in-time
+restore lends its temporary copy and the objects it probes, whatever form the login's privileges take; the point
+a point-in-time restore reaches), a DEFINER created in the binary logs after the dump, and kinds and names a DBA
+uses, compared as a DBA would (SHOW CREATE, information_schema, mysql.global_priv)."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from tests.fidelity.test_mariadb_gaps import backup, restore
+
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
+from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import RestoreRequest
+from ansible_collections.opsready.operations.plugins.module_utils.restore.run import run_restore
+
+LOGIN_PASSWORD = 'r8-pw!'   # a test account's password on a private test server
+
+
+def login(server, user):
+    return ConnectionParams(host=server.host, port=server.port, user=user, password=LOGIN_PASSWORD)
+
+
+def restore_as(server, user, src, source, target, **kw):
+    return run_restore(RestoreRequest(engine='mariadb', src=str(src), source_database=source, database=target, **kw),
+                       login(server, user))
+
+
+def verdict(server, user, src, source, target, check_mode):
+    """'ok', or the refusal's message, of a restore (or its check mode) as ``user``: the server's own words (naming
+    the copy, whose name is random) left out."""
+    try:
+        restore_as(server, user, src, source, target, check_mode=check_mode)
+    except OpsReadyError as exc:
+        return 'refused: ' + re.sub(r'\(([^()]*: )?(mariadb failed|ERROR|this login).*\)', '(...)', exc.message)
+    return 'ok'
+
+
+def q(name):
+    return '`' + name.replace('`', '``') + '`'
+
+
+def opsready_rows(server):
+    return server.sql("SELECT (SELECT COUNT(*) FROM mysql.db WHERE Db LIKE '%opsready%') + (SELECT COUNT(*) FROM "
+                      "mysql.tables_priv WHERE Db LIKE '%opsready%') + (SELECT COUNT(*) FROM mysql.procs_priv "
+                      "WHERE Db LIKE '%opsready%')")
+
+
+# The forms a restore login's GRANT OPTION takes. Every one holds every privilege but GRANT OPTION globally (the load
+# and the replay need them); the grant option comes from (or is missing in) the form named.
+LOGIN_FORMS = {
+    'global': "GRANT ALL PRIVILEGES ON *.* TO {l} WITH GRANT OPTION",
+    'none': "",
+    'wildcard database': "GRANT ALL PRIVILEGES ON `lr\\_%`.* TO {l} WITH GRANT OPTION",
+    'percent pattern': "GRANT USAGE ON `%`.* TO {l} WITH GRANT OPTION",
+    'other database only': "GRANT ALL PRIVILEGES ON `other`.* TO {l} WITH GRANT OPTION",
+    'default role': "CREATE ROLE r8a; GRANT ALL PRIVILEGES ON *.* TO r8a WITH GRANT OPTION; GRANT r8a TO {l}; "
+                    "SET DEFAULT ROLE r8a FOR {l}",
+    'nested role': "CREATE ROLE r8b; CREATE ROLE r8c; GRANT ALL PRIVILEGES ON `lr%`.* TO r8c WITH GRANT OPTION; "
+                   "GRANT r8c TO r8b; GRANT r8b TO {l}; SET DEFAULT ROLE r8b FOR {l}",
+    'role not enabled': "CREATE ROLE r8d; GRANT ALL PRIVILEGES ON *.* TO r8d WITH GRANT OPTION; GRANT r8d TO {l}",
+}
+
+
+def test_check_mode_lends_as_the_real_restore_whatever_form_the_grant_option_takes(mariadb_factory, tmp_path):
+    """binlog_format=MIXED, a trigger whose definer holds privileges on the source database only (the replay lends
+    them to the temporary copy). Check mode counted only the login's global and current role's grantable privileges:
+    a login whose GRANT OPTION comes from a wildcard database grant (``lr\\_%``, ``%``) or a role its default role
+    holds was refused in check mode while the real restore ran. For every form, check mode's verdict is now the
+    real run's (run right after it), and neither leaves a privilege row behind."""
+    server = mariadb_factory(extra_conf={'binlog_format': 'MIXED'})
+    server.sql("CREATE USER 'app'@'%'; CREATE DATABASE lr; USE lr; CREATE TABLE t (id INT PRIMARY KEY, v INT); "
+               "GRANT SELECT, INSERT, UPDATE, TRIGGER ON lr.* TO 'app'@'%'; "
+               "CREATE DEFINER = 'app'@'%' TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET NEW.v = NEW.id * 10")
+    backup(server, 'lr', tmp_path / 'b')
+    time.sleep(1.1)
+    server.sql('USE lr; INSERT INTO t (id) VALUES (1)')
+    time.sleep(1.1)
+    backup(server, 'lr', tmp_path / 'b', kind='log')
+    seen = {}
+    for n, (form, extra) in enumerate(LOGIN_FORMS.items()):
+        user = 'rl%d' % n
+        account = "'%s'@'%%'" % user
+        server.sql("CREATE USER %s IDENTIFIED BY '%s'; GRANT ALL PRIVILEGES ON *.* TO %s; %s"
+                   % (account, LOGIN_PASSWORD, account, extra.format(l=account)))
+        target = 'lr_%d' % n
+        foreseen = verdict(server, user, tmp_path / 'b', 'lr', target, True)
+        done = verdict(server, user, tmp_path / 'b', 'lr', target, False)
+        seen[form] = (foreseen[:9], done[:9])
+        assert foreseen == done, (form, foreseen, done)
+        if done == 'ok':
+            assert server.sql('SELECT id, v FROM %s.t' % target) == [('1', '10')], form
+        assert opsready_rows(server) == [('0',)], form
+    # the forms that lend the copy the privileges, and those that do not
+    assert seen == {'global': ('ok', 'ok'), 'none': ('refused: ', 'refused: '),
+                    'wildcard database': ('ok', 'ok'), 'percent pattern': ('ok', 'ok'),
+                    'other database only': ('refused: ', 'refused: '), 'default role': ('ok', 'ok'),
+                    'nested role': ('ok', 'ok'), 'role not enabled': ('refused: ', 'refused: ')}, seen
+
+
+def test_definer_holding_table_column_and_routine_privileges_is_lent_them(mariadb_factory, tmp_path):
+    """A trigger's definer holding privileges on a table, columns and a routine of the source (not the database):
+    the probe lent them on the EMPTY copy, where no table or routine exists yet, took the server's "Table ... doesn't
+    exist" (ERROR 1146) and "PROCEDURE ... does not exist" (ERROR 1305) for a refusal and refused every such
+    point-in-time restore for want of GRANT OPTION, to a login holding every privilege WITH GRANT OPTION. They are
+    lent after the load, as before; the probe counts only the server's refusal. A login whose GRANT OPTION comes
+    from a wildcard database grant (its privileges global) lends them too, in check mode as in the real run."""
+    server = mariadb_factory(extra_conf={'binlog_format': 'MIXED'})
+    server.sql("CREATE USER 'app'@'%'; CREATE DATABASE lt; USE lt; CREATE TABLE t (id INT PRIMARY KEY, v INT); "
+               "CREATE TABLE log (id INT); CREATE PROCEDURE p(x INT) MODIFIES SQL DATA INSERT INTO log VALUES (x); "
+               "GRANT SELECT, INSERT, UPDATE, TRIGGER ON lt.t TO 'app'@'%'; "
+               "GRANT SELECT (id), INSERT (id) ON lt.log TO 'app'@'%'; GRANT EXECUTE ON PROCEDURE lt.p TO 'app'@'%'; "
+               "CREATE DEFINER = 'app'@'%' TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET NEW.v = NEW.id * 10; "
+               "CREATE DEFINER = 'app'@'%' TRIGGER tr2 AFTER INSERT ON t FOR EACH ROW CALL p(NEW.id)")
+    for user, extra in (('rg', "GRANT ALL PRIVILEGES ON *.* TO 'rg'@'%' WITH GRANT OPTION"),
+                        ('rw', "GRANT ALL PRIVILEGES ON *.* TO 'rw'@'%'; "
+                               "GRANT ALL PRIVILEGES ON `lt%`.* TO 'rw'@'%' WITH GRANT OPTION")):
+        server.sql("CREATE USER '%s'@'%%' IDENTIFIED BY '%s'; %s" % (user, LOGIN_PASSWORD, extra))
+    backup(server, 'lt', tmp_path / 'b')
+    time.sleep(1.1)
+    server.sql('USE lt; INSERT INTO t (id) VALUES (1)')
+    time.sleep(1.1)
+    backup(server, 'lt', tmp_path / 'b', kind='log')
+    assert verdict(server, 'rg', tmp_path / 'b', 'lt', 'lt_g', True) == 'ok'
+    result = restore_as(server, 'rg', tmp_path / 'b', 'lt', 'lt_g')
+    assert server.sql('SELECT id, v FROM lt_g.t') == [('1', '10')]
+    assert server.sql('SELECT id FROM lt_g.log') == [('1',)]
+    assert sorted(result['grants']['applied']) == [
+        'EXECUTE on procedure p for app@%', 'SELECT, INSERT, UPDATE, TRIGGER on table t for app@%',
+        'column privileges on table log for app@%'], result['grants']
+    foreseen = verdict(server, 'rw', tmp_path / 'b', 'lt', 'lt_w', True)
+    done = verdict(server, 'rw', tmp_path / 'b', 'lt', 'lt_w', False)
+    assert foreseen == done == 'ok', (foreseen, done)
+    assert server.sql('SELECT id, v FROM lt_w.t') == [('1', '10')]
+    assert opsready_rows(server) == [('0',)]
