@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import time
 
-from tests.fidelity.test_mariadb_gaps import backup, restore
+from tests.fidelity.test_mariadb_gaps import backup, restore  # noqa: F401  (restore: used below)
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
@@ -134,3 +134,54 @@ def test_definer_holding_table_column_and_routine_privileges_is_lent_them(mariad
     assert foreseen == done == 'ok', (foreseen, done)
     assert server.sql('SELECT id, v FROM lt_w.t') == [('1', '10')]
     assert opsready_rows(server) == [('0',)]
+
+
+# Logins that lack (or hold in another form) what creating each kind of object with another account's DEFINER in the
+# temporary copy takes: SET USER or SUPER for the definer, CREATE VIEW, CREATE ROUTINE, TRIGGER (and SUPER while
+# the binary log is on), EVENT.
+PROBE_FORMS = {
+    'global': "",
+    'no SET USER nor SUPER': "REVOKE SET USER, SUPER ON *.* FROM {l}",
+    'no SUPER': "REVOKE SUPER ON *.* FROM {l}",
+    'no CREATE VIEW': "REVOKE CREATE VIEW ON *.* FROM {l}",
+    'CREATE VIEW on a wildcard': "REVOKE CREATE VIEW ON *.* FROM {l}; GRANT CREATE VIEW ON `pv\\_%`.* TO {l}",
+    'no EVENT': "REVOKE EVENT ON *.* FROM {l}",
+    'no TRIGGER': "REVOKE TRIGGER ON *.* FROM {l}",
+    'no CREATE ROUTINE': "REVOKE CREATE ROUTINE ON *.* FROM {l}",
+    'SET USER from the default role': "REVOKE SET USER, SUPER ON *.* FROM {l}; CREATE ROLE r8p; "
+                                      "GRANT SET USER, SUPER ON *.* TO r8p; GRANT r8p TO {l}; "
+                                      "SET DEFAULT ROLE r8p FOR {l}",
+}
+
+
+def test_check_mode_probes_the_definers_objects_as_the_real_restore(mariadb_factory, tmp_path):
+    """Before loading, the restore creates (and drops) one object of every kind the backup holds with each of its
+    definers in the empty copy (``probe_privileges``). Check mode did nothing of the kind: a login without SET USER,
+    CREATE VIEW, TRIGGER, EVENT or CREATE ROUTINE was told the restore would run, and the real run refused. Check
+    mode now sends the same statements against a copy's name that does not exist (the server checks the
+    privileges, then answers "Unknown database") and for a view's or trigger's definer, whose check the server
+    makes after opening the tables, the routine's or event's: its verdict, the server's words included, is the real
+    run's for every form."""
+    server = mariadb_factory()
+    server.sql("CREATE USER 'app'@'%'; CREATE DATABASE pv; USE pv; CREATE TABLE t (id INT PRIMARY KEY); "
+               "CREATE DEFINER = 'app'@'%' VIEW v AS SELECT id FROM t; "
+               "CREATE DEFINER = 'app'@'%' PROCEDURE p() SELECT 1; "
+               "CREATE DEFINER = 'app'@'%' TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET @x = 1; "
+               "CREATE DEFINER = 'app'@'%' EVENT e ON SCHEDULE EVERY 1 DAY STARTS '2036-01-01' DISABLE DO SELECT 1")
+    backup(server, 'pv', tmp_path / 'b')
+    seen = {}
+    for n, (form, extra) in enumerate(PROBE_FORMS.items()):
+        user = 'rp%d' % n
+        account = "'%s'@'%%'" % user
+        server.sql("CREATE USER %s IDENTIFIED BY '%s'; GRANT ALL PRIVILEGES ON *.* TO %s; %s"
+                   % (account, LOGIN_PASSWORD, account, extra.format(l=account)))
+        target = 'pv_%d' % n
+        foreseen, done = (re.sub(r'__opsready_restore_[0-9a-f]{8}', '__opsready_restore_X', verdict(
+            server, user, tmp_path / 'b', 'pv', target, check_mode)) for check_mode in (True, False))
+        seen[form] = (foreseen[:9], done[:9])
+        assert foreseen == done, (form, foreseen, done)
+    assert seen == {'global': ('ok', 'ok'), 'no SET USER nor SUPER': ('refused: ', 'refused: '),
+                    'no SUPER': ('refused: ', 'refused: '), 'no CREATE VIEW': ('refused: ', 'refused: '),
+                    'CREATE VIEW on a wildcard': ('ok', 'ok'), 'no EVENT': ('refused: ', 'refused: '),
+                    'no TRIGGER': ('refused: ', 'refused: '), 'no CREATE ROUTINE': ('refused: ', 'refused: '),
+                    'SET USER from the default role': ('ok', 'ok')}, seen

@@ -330,17 +330,57 @@ def probe_privileges(engine: Any, temp: str, needs: Optional[Dict[str, Any]]) ->
                     engine.query('%s; %s' % (create.format(definer=definer_clause(definer), db=db),
                                              remove.format(db=db)))
                 except ToolError as exc:
-                    detail = (exc.stderr.strip().splitlines() or [exc.message])[-1]
-                    raise OpsReadyError(
-                        'Restore refused before loading anything: the backup holds %s with DEFINER %s, and this login '
-                        'cannot create one here: %s. Grant the missing privilege (SET USER or SUPER for another '
-                        'definer; CREATE VIEW, CREATE ROUTINE, TRIGGER or EVENT), or restore as a user who has it.'
-                        % (kind, definer, detail), definer=definer, kind=kind)
+                    raise probe_refusal(kind, definer, exc)
                 probed.append('%s %s' % (kind, definer))
     finally:
         if needs.get('triggers'):
             engine.query('DROP TABLE IF EXISTS %s.`__opsready_probe_t`' % db)
     return probed
+
+
+def probe_refusal(kind: str, definer: str, exc: ToolError) -> OpsReadyError:
+    """The refusal of a restore whose login cannot create ``kind`` with DEFINER ``definer`` (``exc``: the server's)."""
+    detail = (exc.stderr.strip().splitlines() or [exc.message])[-1]
+    return OpsReadyError(
+        'Restore refused before loading anything: the backup holds %s with DEFINER %s, and this login cannot create '
+        'one here: %s. Grant the missing privilege (SET USER or SUPER for another definer; CREATE VIEW, CREATE '
+        'ROUTINE, TRIGGER or EVENT), or restore as a user who has it.' % (kind, definer, detail),
+        definer=definer, kind=kind)
+
+
+# What a dry probe (``foresee_probe``) ends with once the server's privilege checks let it through: the copy's
+# database does not exist (the trigger's table, in a trigger's case).
+PROBE_PASSED = re.compile(r'ERROR (?:1049|1146) ')
+
+
+def foresee_probe(engine: Any, target: str, needs: Optional[Dict[str, Any]]) -> None:
+    """Check mode: ``probe_privileges``' refusal foreseen without writing. Its statements go to a copy's name of the
+    same shape that no database has: the server checks the privileges (CREATE VIEW, CREATE ROUTINE, TRIGGER and
+    SUPER while the binary log is on, EVENT, and SET USER or SUPER for another definer) before it finds no
+    database. A view's and a trigger's definer it checks only after opening their tables: those definers are
+    checked with the routine's statement, else the event's (the same check), when the login may create either."""
+    if not needs or not isinstance(needs.get('definers'), dict):
+        return
+    db = _q(copy_name(target))
+
+    def dry(kind: str, definer: str) -> Optional[ToolError]:
+        try:
+            engine.query(PROBES[kind][0].format(definer=definer_clause(definer), db=db))
+        except ToolError as exc:
+            return None if PROBE_PASSED.search('%s %s' % (exc.message, exc.stderr)) else exc
+        raise OpsReadyError('Check mode created %s in %s, a database that did not exist: drop it.' % (kind, db))
+
+    for definer, kinds in sorted(needs['definers'].items()):
+        for kind in (k for k in OBJECT_KINDS if k in kinds):
+            failed = dry(kind, definer)
+            if failed is None and kind in ('views', 'triggers'):
+                for other in ('routines', 'events'):
+                    said = dry(other, definer)
+                    if said is None or 'ERROR 1227 ' in '%s %s' % (said.message, said.stderr):
+                        failed = said
+                        break
+            if failed is not None:
+                raise probe_refusal(kind, definer, failed)
 
 
 # -- the binlog stream ---------------------------------------------------------------------------------
@@ -2507,6 +2547,8 @@ class MySQLRestore(Restorer):
         engine = self.engine(request)
         engine.ping()
         before = check_target(engine, request)
+        if chain:
+            foresee_probe(engine, _target(request), chain[0].data.get('database_objects'))
         if len(chain) > 1:
             foresee_lending(engine, chain[0], _target(request))   # a replay's refusal for want of GRANT OPTION
         # What a real run would replace (replace=true onto a database that holds something), for check mode.
