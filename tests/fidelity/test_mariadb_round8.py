@@ -5,6 +5,7 @@ uses, compared as a DBA would (SHOW CREATE, information_schema, mysql.global_pri
 
 from __future__ import annotations
 
+import datetime
 import re
 import time
 
@@ -185,3 +186,44 @@ def test_check_mode_probes_the_definers_objects_as_the_real_restore(mariadb_fact
                     'CREATE VIEW on a wildcard': ('ok', 'ok'), 'no EVENT': ('refused: ', 'refused: '),
                     'no TRIGGER': ('refused: ', 'refused: '), 'no CREATE ROUTINE': ('refused: ', 'refused: '),
                     'SET USER from the default role': ('ok', 'ok')}, seen
+
+
+def told(result):
+    """What a user reads of the point a point-in-time restore reaches: point_reached and the warnings about it."""
+    return result['point_reached'], [w for w in result.get('warnings', []) if 'SET TIMESTAMP' in w]
+
+
+def test_check_mode_reports_the_point_the_replay_reaches(mariadb_factory, tmp_path):
+    """Binary log stamps need not grow (SET TIMESTAMP). With stop_at, the real restore reads where
+    ``--stop-datetime`` ends the replay from the events' headers and, when transactions stamped before stop_at
+    follow the event that stopped it, reports the point the copy reaches and says why; check mode reported the
+    catalog's point (stop_at) and no warning. Without stop_at, the real run took the last replayed event from the
+    tool's text (any transaction it printed, of any database) and check mode from the headers (the source's
+    only): after the database's last change another database's transaction made them differ. Both now come from
+    one reading of the headers (``replay_point``): check mode says what the real run says."""
+    server = mariadb_factory()
+    server.sql('CREATE DATABASE pr; USE pr; CREATE TABLE t (id INT PRIMARY KEY); CREATE DATABASE other; '
+               'CREATE TABLE other.o (id INT)')
+    try:
+        backup(server, 'pr', tmp_path / 'b')
+        time.sleep(1.1)
+        server.sql('USE pr; INSERT INTO t VALUES (1)')
+        time.sleep(1.1)
+        server.sql('USE pr; SET timestamp = UNIX_TIMESTAMP() + 86400; INSERT INTO t VALUES (2); '
+                   'SET timestamp = DEFAULT; INSERT INTO t VALUES (3)')
+        time.sleep(1.1)
+        stop = datetime.datetime.now(datetime.timezone.utc)
+        time.sleep(1.1)
+        server.sql('USE other; INSERT INTO o VALUES (1)')
+        time.sleep(1.1)
+        backup(server, 'pr', tmp_path / 'b', kind='log')
+        for n, stop_at in enumerate((stop, None)):
+            target = 'pr_%d' % n
+            foreseen = restore(server, tmp_path / 'b', 'pr', target, stop_at=stop_at, check_mode=True)
+            done = restore(server, tmp_path / 'b', 'pr', target, stop_at=stop_at)
+            assert told(foreseen) == told(done), (stop_at, foreseen, done)
+            assert told(done)[1], done
+            assert done['point_reached'] == done['recovered_point']['at'], done
+    finally:
+        server.sql('DROP DATABASE IF EXISTS pr; DROP DATABASE IF EXISTS other; DROP DATABASE IF EXISTS pr_0; '
+                   'DROP DATABASE IF EXISTS pr_1')

@@ -1706,10 +1706,10 @@ def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Man
         except BaseException:
             kill_and_reap(binlog)
             raise
-        reach = replay_reach(files, start, request.stop_at, source) if request.stop_at is not None else {}
-        replayed = {'binlogs': [os.path.basename(f) for f in files], 'start_position': start, 'reach': reach,
-                    'gtid_assignments_removed': stripper.removed, 'last_event': stripper.last_timestamp,
-                    'database_function': calling, 'event_statuses': rewriter.statuses}
+        replayed = dict(replay_outcome(files, start, request.stop_at, source),
+                        binlogs=[os.path.basename(f) for f in files], start_position=start,
+                        gtid_assignments_removed=stripper.removed, database_function=calling,
+                        event_statuses=rewriter.statuses)
     except BaseException as exc:
         raise told_left(damaged_log(exc, logs), workdir.remove())
     left = workdir.remove()
@@ -2402,18 +2402,8 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
                         'session settings and differ from the source\'s (the backup %s said so).'
                         % (sum(v for v in recomputed.values() if isinstance(v, int)),
                            ', '.join(sorted(str(k) for k in recomputed)), full.id))
-    recovered = recovered_point(full, replay.get('last_event'))
-    reach = replay.get('reach') or {}
-    if request.stop_at is not None and reach.get('left_out'):
-        warnings.append(
-            'The binary logs hold %d transaction(s) of %s stamped before stop_at (%s) after an event stamped %s, at or '
-            'after it: a session that set its own clock (SET TIMESTAMP) or a replica applying another server\'s '
-            'events wrote them. %s-binlog --stop-datetime stops at the first event stamped at or after stop_at, so '
-            'those were not replayed although the source had them before stop_at: the copy reaches %s (the last '
-            'event replayed), which point_reached says. Restore with a stop_at after %s (or none) to replay them.'
-            % (reach['left_out'], full.database, isoformat(request.stop_at), isoformat(datetime.datetime.fromtimestamp(
-                reach['stopped_at'], UTC)), engine.flavor, recovered['at'], isoformat(datetime.datetime.fromtimestamp(
-                    reach['stopped_at'], UTC))))
+    point, point_said, recovered = replay_point(request, chain, replay, engine.flavor)
+    warnings += point_said
     unchecked = full.data.get('generated_unchecked')
     if isinstance(unchecked, dict) and unchecked:
         # recorded by the backup (engines/mysql/backup.py generated_recomputed)
@@ -2421,20 +2411,48 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
             {str(k): str(v) for k, v in unchecked.items()})))
     if warnings:
         result['warnings'] = warnings
-    if request.stop_at is not None and logs:
-        floor = request.stop_at.astimezone(UTC).replace(microsecond=0)
-        # the second of stop_at when the replay ran up to it; where it stopped before transactions stamped
-        # earlier (replay_reach), the last event it replayed
-        result['point_reached'] = (recovered['at'] if reach.get('left_out') else
-                                   isoformat(min(floor, max(m.consistent_at for m in chain))))
-    elif logs:
-        told = future_stamp(chain, replay.get('last_event'), engine.flavor)
-        if told:
-            result['point_reached'] = told[0]
-            warnings.append(told[1])
-            result['warnings'] = warnings
+    if point is not None:
+        result['point_reached'] = point
     result['recovered_point'] = recovered
     return result
+
+
+def replay_point(request: RestoreRequest, chain: List[Manifest], replay: Dict[str, Any],
+                 flavor: str) -> Tuple[Optional[str], List[str], Dict[str, Any]]:
+    """``(point_reached or None when the catalog's stands, the warnings about it, recovered_point)`` of a restore
+    of ``chain`` whose replay read ``replay`` (``replay_outcome``: the real run's and check mode's alike)."""
+    full, logs = chain[0], chain[1:]
+    recovered = recovered_point(full, replay.get('last_event'))
+    reach = replay.get('reach') or {}
+    if not logs:
+        return None, [], recovered
+    if request.stop_at is None:
+        told = future_stamp(chain, replay.get('last_event'), flavor)
+        return (told[0], [told[1]], recovered) if told else (None, [], recovered)
+    if not reach.get('left_out'):
+        # the second of stop_at when the replay ran up to it
+        floor = request.stop_at.astimezone(UTC).replace(microsecond=0)
+        return isoformat(min(floor, max(m.consistent_at for m in chain))), [], recovered
+    # it stopped before transactions stamped earlier (replay_reach): the last event it replayed
+    stopped = isoformat(datetime.datetime.fromtimestamp(reach['stopped_at'], UTC))
+    return recovered['at'], [
+        'The binary logs hold %d transaction(s) of %s stamped before stop_at (%s) after an event stamped %s, at or '
+        'after it: a session that set its own clock (SET TIMESTAMP) or a replica applying another server\'s '
+        'events wrote them. %s-binlog --stop-datetime stops at the first event stamped at or after stop_at, so '
+        'those were not replayed although the source had them before stop_at: the copy reaches %s (the last '
+        'event replayed), which point_reached says. Restore with a stop_at after %s (or none) to replay them.'
+        % (reach['left_out'], full.database, isoformat(request.stop_at), stopped, flavor, recovered['at'],
+           stopped)], recovered
+
+
+def replay_outcome(files: List[str], start: Optional[int], stop_at: Optional[datetime.datetime],
+                   source: str) -> Dict[str, Any]:
+    """What the replay of ``files`` (the first from byte ``start``) up to ``stop_at`` reaches, read from the events'
+    headers (the real run's and check mode's one reading): ``reach`` (``replay_reach``, with stop_at) and
+    ``last_event`` (``last_replayed_event``)."""
+    stop = None if stop_at is None else int(stop_at.astimezone(UTC).replace(microsecond=0).timestamp())
+    return {'reach': replay_reach(files, start, stop_at, source) if stop_at is not None else {},
+            'last_event': last_replayed_event(files, start, source, stop)}
 
 
 def recovered_point(full: Manifest, last_event: Optional[float]) -> Dict[str, Any]:
@@ -2468,34 +2486,39 @@ def future_stamp(chain: List[Manifest], last_event: Optional[float], flavor: str
         % (isoformat(reach), isoformat(archived), flavor, isoformat(point)))
 
 
-def last_replayed_event(files: List[str], start: Optional[int], source: str) -> Optional[float]:
-    """What ``GtidStripper.last_timestamp`` reads from the replay's text, from the raw logs (check mode, which
-    replays nothing): the stamp of the last statement or transaction end (Query, Xid) of a transaction of
-    ``source`` (from byte ``start`` of the first file), in log order."""
+def last_replayed_event(files: List[str], start: Optional[int], source: str,
+                        stop: Optional[int] = None) -> Optional[float]:
+    """The stamp of the last statement or transaction end (Query, Xid) of a transaction of ``source`` the replay
+    of the raw logs ``files`` runs (from byte ``start`` of the first file, up to the first event stamped at or after
+    ``stop``, where ``--stop-datetime`` ends it), in log order. A log damaged past what was read ends it there."""
     own = source.encode('utf-8')
     last: Optional[float] = None
     ending: Optional[int] = None
     mine = False
-    for stamp, kind, body in replayed_events(files, start):
-        if kind in GTID_EVENTS:
-            if mine and ending is not None:
-                last = float(ending)
-            mine, ending = False, None
-        if kind in (QUERY_EVENT, XID_EVENT):
-            ending = stamp
-        if _event_database(kind, body) == own:
-            mine = True
+    try:
+        for stamp, kind, body in replayed_events(files, start):
+            if stop is not None and stamp >= stop:
+                break
+            if kind in GTID_EVENTS:
+                if mine and ending is not None:
+                    last = float(ending)
+                mine, ending = False, None
+            if kind in (QUERY_EVENT, XID_EVENT):
+                ending = stamp
+            if _event_database(kind, body) == own:
+                mine = True
+    except IntegrityError:
+        pass
     if mine and ending is not None:
         last = float(ending)
     return last
 
 
-def foresee_point(engine: Any, request: RestoreRequest, chain: List[Manifest]) -> Optional[Tuple[str, str]]:
-    """Check mode: the ``point_reached`` and warning of a restore without stop_at whose catalog point is a future
-    stamp (``future_stamp``), from the logs read as the replay reads them (decompressed into a private scratch
-    directory, removed); None when the catalog's point stands."""
-    if request.stop_at is not None or len(chain) < 2 or future_stamp(chain, None, engine.flavor) is None:
-        return None
+def foresee_point(engine: Any, request: RestoreRequest, chain: List[Manifest]) -> Tuple[Optional[str], List[str]]:
+    """Check mode: the ``point_reached`` (None: the catalog's stands) and warnings of the real run (``replay_point``),
+    from the logs read as its replay reads them (decompressed into a private scratch directory, removed)."""
+    if len(chain) < 2 or (request.stop_at is None and future_stamp(chain, None, engine.flavor) is None):
+        return None, []   # without stop_at, the catalog's point stands unless it is a future stamp
     full, logs = chain[0], chain[1:]
     workdir = Scratch('binlog-check', request.tmpdir, 'db_restore')
     try:
@@ -2503,10 +2526,10 @@ def foresee_point(engine: Any, request: RestoreRequest, chain: List[Manifest]) -
         start = None
         if full.position.get('binlog_pos') and logs[0].position.get('binlog_file') == full.position.get('binlog_file'):
             start = int(full.position['binlog_pos'])
-        last = last_replayed_event(files, start, full.database or '')
+        replay = replay_outcome(files, start, request.stop_at, full.database or '')
     finally:
         workdir.remove()
-    return future_stamp(chain, last, engine.flavor)
+    return replay_point(request, chain, replay, engine.flavor)[:2]
 
 
 def _drop_with_grants(engine: Any, request: RestoreRequest, check_mode: bool) -> Dict[str, Any]:
@@ -2555,7 +2578,9 @@ class MySQLRestore(Restorer):
         existing = dict({'tables': len(before['tables'])}, **{k: len(v) for k, v in before['objects'].items()})
         result = {'database': request.database, 'server': engine.server_label(),
                   'existing': existing if before['exists'] else None}
-        told = foresee_point(engine, request, chain)
-        if told is not None:
-            result.update(point_reached=told[0], warnings=[told[1]])
+        point, said = foresee_point(engine, request, chain)
+        if point is not None:
+            result['point_reached'] = point
+        if said:
+            result['warnings'] = said
         return result
