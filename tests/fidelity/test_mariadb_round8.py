@@ -9,6 +9,8 @@ import datetime
 import re
 import time
 
+import pytest
+
 from tests.fidelity.test_mariadb_gaps import backup, restore  # noqa: F401  (restore: used below)
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
@@ -20,6 +22,8 @@ LOGIN_PASSWORD = 'r8-pw!'   # a test account's password on a private test server
 
 
 def login(server, user):
+    if user == server.user:   # the harness login
+        return ConnectionParams(host=server.host, port=server.port, user=user, password=server.password)
     return ConnectionParams(host=server.host, port=server.port, user=user, password=LOGIN_PASSWORD)
 
 
@@ -227,3 +231,59 @@ def test_check_mode_reports_the_point_the_replay_reaches(mariadb_factory, tmp_pa
     finally:
         server.sql('DROP DATABASE IF EXISTS pr; DROP DATABASE IF EXISTS other; DROP DATABASE IF EXISTS pr_0; '
                    'DROP DATABASE IF EXISTS pr_1')
+
+
+def test_definer_created_in_the_logs_after_the_dump(mariadb_factory, tmp_path):
+    """binlog_format=MIXED. After the dump an administrator creates an account, grants it the database (from a
+    session without a default database, as usual: the replay skips both statements) and creates a trigger it is
+    the DEFINER of; a statement-logged INSERT fires it. On the same server the replay failed with the bare ERROR
+    1142 (TRIGGER command denied): the account's privileges on the source were granted after the dump, so the
+    backup had not recorded them and they were not lent to the copy. The privileges the source database's accounts
+    hold on this server now are lent too (they hold them on the source's data already): the restore runs, and
+    says that the account's privileges on the source were not given to the copy's name. On a server without the
+    account the replay cannot run the trigger (ERROR 1449): the restore now says which account the logs made the
+    definer after the dump and what to do (create it first), nothing changed; check mode warns of it."""
+    server = mariadb_factory(extra_conf={'binlog_format': 'MIXED'})
+    server.sql("CREATE DATABASE nd; USE nd; CREATE TABLE t (id INT PRIMARY KEY, v INT)")
+    backup(server, 'nd', tmp_path / 'b')
+    time.sleep(1.1)
+    server.sql("CREATE USER 'late'@'%'; GRANT SELECT, INSERT, UPDATE, TRIGGER ON nd.* TO 'late'@'%'; USE nd; "
+               "CREATE DEFINER = 'late'@'%' TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET NEW.v = NEW.id * 10; "
+               "INSERT INTO t (id) VALUES (1)")
+    time.sleep(1.1)
+    backup(server, 'nd', tmp_path / 'b', kind='log')
+    result = restore(server, tmp_path / 'b', 'nd', 'nd_r')
+    assert server.sql('SELECT id, v FROM nd_r.t') == [('1', '10')]
+    said = [w for w in result.get('warnings', []) if 'late@%' in w]
+    assert said and 'nd_r' in said[0], result
+    assert opsready_rows(server) == [('0',)]
+    other = mariadb_factory(extra_conf={'binlog_format': 'MIXED'})
+    # check mode cannot know whether a statement will run the trigger: it says what the real run may meet
+    foreseen = restore(other, tmp_path / 'b', 'nd', 'nd', check_mode=True)
+    said = [w for w in foreseen.get('warnings', []) if 'late@%' in w]
+    assert said and 'CREATE USER' in said[0] and 'after the dump' in said[0], foreseen
+    with pytest.raises(OpsReadyError) as failed:
+        restore(other, tmp_path / 'b', 'nd', 'nd')
+    message = failed.value.message
+    assert 'late@%' in message and 'CREATE USER' in message and 'after the dump' in message, message
+    assert other.sql("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'nd%'") == [('0',)]
+    # with the account created as told, the restore runs
+    other.sql("CREATE USER 'late'@'%'; GRANT SELECT, INSERT, UPDATE, TRIGGER ON nd.* TO 'late'@'%'")
+    restore(other, tmp_path / 'b', 'nd', 'nd')
+    assert other.sql('SELECT id, v FROM nd.t') == [('1', '10')]
+
+
+def test_check_mode_refuses_a_statement_naming_the_source_as_the_real_run(mariadb_factory, tmp_path):
+    """A statement after the dump that names the source database (``INSERT INTO qs.t``, run without USE qs): the
+    replay cannot rename it into the copy, and the real restore refuses before replaying anything. Check mode did
+    not read the statements and said the restore would run (binlog_format=MIXED: the statement is logged)."""
+    server = mariadb_factory(extra_conf={'binlog_format': 'MIXED'})
+    server.sql('CREATE DATABASE qs; USE qs; CREATE TABLE t (id INT PRIMARY KEY)')
+    backup(server, 'qs', tmp_path / 'b')
+    time.sleep(1.1)
+    server.sql('INSERT INTO qs.t VALUES (1)')
+    time.sleep(1.1)
+    backup(server, 'qs', tmp_path / 'b', kind='log')
+    foreseen, done = (verdict(server, server.user, tmp_path / 'b', 'qs', 'qs_r', check_mode) for check_mode in
+                      (True, False))
+    assert foreseen == done and 'names database qs explicitly' in done, (foreseen, done)

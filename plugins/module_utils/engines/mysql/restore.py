@@ -74,7 +74,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.
     EVENT_HEADER as EVENT_HEADER_FIELDS, generated_unchecked_text, walk_binlog)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.client import MAX_PACKET
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.grants import (
-    DRY_PASSED, apply_grants, grant_statements, revoke_grants, server_roles)
+    DRY_PASSED, apply_grants, grant_statements, read_grants, revoke_grants, server_roles)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.quote import (
     check_identifier, qualified, quote_identifier, quote_literal)
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import (
@@ -1505,14 +1505,21 @@ def _shown(statement: bytes) -> str:
     return repr(text[:300].decode('utf-8', 'replace'))
 
 
+# The DEFINER of a CREATE TRIGGER/VIEW/PROCEDURE/FUNCTION/EVENT as the server logs it (DEFINER=`user`@`host`).
+LOGGED_DEFINER = re.compile(rb'(?m)^\s*CREATE\s+(?:OR\s+REPLACE\s+)?(?:ALGORITHM\s*=\s*\w+\s+)?'
+                            rb'DEFINER\s*=\s*`((?:[^`]|``)*)`@`((?:[^`]|``)*)`')
+
+
 def check_statements(engine: Any, argv: List[str], files: List[str], source: str,
-                     hazards: Optional[Dict[str, Dict[bytes, str]]] = None) -> List[str]:
+                     hazards: Optional[Dict[str, Dict[bytes, str]]] = None,
+                     definers: Optional[set] = None) -> List[str]:
     """Refuse a replay (``argv``: mariadb-binlog and its range options; ``files``) whose statements name ``source``
     as a qualifier (skipped, or run against the source), or that, run with ``USE source``, name another database
     of this server (the replay would write to that live database). Nothing was loaded into the target yet.
     Returns the statements run with ``USE source`` that call DATABASE()/SCHEMA() (shown), or fire or call one of
     ``hazards`` (``database_function_objects``, named after the statement): replayed in the copy, they get the
-    copy's temporary name, not ``source``."""
+    copy's temporary name, not ``source``. ``definers``, when given, gets the DEFINER (``user@host``) of each object
+    a statement run with ``USE source`` creates."""
     own = source.encode('utf-8')
     tables, routines = (hazards or {}).get('tables') or {}, (hazards or {}).get('routines') or {}
 
@@ -1528,6 +1535,10 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
     calling: List[str] = []
 
     def stop(statement: bytes, current: bytes) -> bool:
+        if definers is not None and current == own:
+            definers.update('%s@%s' % (m.group(1).replace(b'``', b'`').decode('utf-8', 'replace'),
+                                       m.group(2).replace(b'``', b'`').decode('utf-8', 'replace'))
+                            for m in LOGGED_DEFINER.finditer(statement))
         if current == own and not calling and database_function(statement):
             calling.append('')  # confirmed below among the statements that really run with USE source
         if suspect and not names_database(statement, source):
@@ -1661,8 +1672,13 @@ def _replay_with_grants(engine: Any, request: RestoreRequest, full: Manifest, lo
     views and calls routines that run as their DEFINER; a definer granted on the source database only (GRANT ... ON
     app.*, the usual application account) has no privilege on the copy, and the replay failed there (ERROR 1142
     TRIGGER command denied). The accounts lent them hold them on the source's data already; the restored database
-    gets them after the swap (apply_grants), the copy's name keeps none."""
+    gets them after the swap (apply_grants), the copy's name keeps none. The privileges the source database's
+    accounts hold on this server now, granted after the dump (an account the logs make a DEFINER), are lent too:
+    those accounts hold them on the source's data already (``late_grants``)."""
     grants = full.data.get('database_grants')
+    extra = late_grants(engine, full)
+    if extra:
+        grants = {k: list((grants or {}).get(k) or []) + extra.get(k, []) for k in GRANT_KINDS}
     lent = grants is not None and apply_grants(engine.client, grants, temp, full.database, loose=True).get('applied')
     try:
         return _replay(engine, request, full, logs, temp, events)
@@ -1679,6 +1695,76 @@ def _replay_with_grants(engine: Any, request: RestoreRequest, full: Manifest, lo
                                 'mysql.columns_priv and mysql.procs_priv.' % (temp, ' '.join(left), temp))
 
 
+def replay_argv(engine: Any, request: RestoreRequest, full: Manifest,
+                logs: List[Manifest]) -> Tuple[List[str], Optional[int]]:
+    """mariadb-binlog and its range options for the replay of ``logs`` after ``full`` (the files to add), and the
+    byte of the first log the replay starts from (None: its start)."""
+    argv = [engine.tool('binlog'), '--no-defaults'] + binlog_options(engine)
+    start: Optional[int] = None
+    if full.position.get('binlog_pos') and logs[0].position.get('binlog_file') == full.position.get('binlog_file'):
+        start = int(full.position['binlog_pos'])
+        argv.append('--start-position=%d' % start)
+    if request.stop_at is not None:
+        argv.append('--stop-datetime=%s' % stop_datetime(request.stop_at))
+    return argv, start
+
+
+def absent_accounts(engine: Any, definers: Any) -> List[str]:
+    """Those of ``definers`` (``user@host``) that are no account of this server (empty where none can be read)."""
+    if not definers:
+        return []
+    try:
+        accounts = {(r[0], r[1]) for r in engine.query('SELECT User, Host FROM mysql.user') if len(r) == 2}
+    except ToolError:
+        return []
+    return sorted(d for d in definers if tuple(d.rsplit('@', 1)) not in accounts)
+
+
+def late_definer_text(late: List[str], source: str, what: str) -> str:
+    """What a user must do about the accounts the binary logs make DEFINERs after the dump, absent here."""
+    return ('The binary logs create objects of %s after the dump with DEFINER %s, no account of this server (its '
+            'CREATE USER and GRANTs ran without USE %s, so the replay, which replays the statements of that database, '
+            'does not create it). %s Create the account(s) on this server first (CREATE USER, and their GRANTs on '
+            '%s as on the source server), then restore again; or restore to a point before those objects '
+            '(stop_at).' % (source, ', '.join(late), source, what, source))
+
+
+GRANT_KINDS = ('database', 'tables', 'columns', 'routines')
+
+
+def late_grants(engine: Any, full: Manifest) -> Dict[str, List[Dict[str, Any]]]:
+    """The privileges naming the source database on this server now that the backup did not record (granted after
+    the dump), per kind of ``read_grants``; empty where they cannot be read. (They are privileges on the database of
+    that name of this server, whether it exists or not: the accounts the user prepared on a server restored to.)"""
+    source = full.database
+    if not source or source == ALL_DATABASES:
+        return {}
+    try:
+        live = read_grants(engine.client, source)
+    except ToolError:
+        return {}
+    recorded = full.data.get('database_grants') or {}
+    extra = {k: [g for g in live.get(k) or [] if g not in (recorded.get(k) or [])] for k in GRANT_KINDS}
+    return {k: v for k, v in extra.items() if v}
+
+
+def late_grant_warning(engine: Any, full: Manifest, target: str) -> Optional[str]:
+    """The DEFINERs of ``target``'s objects whose privileges on the source were granted after the dump (lent to the
+    copy for the replay, not recorded, so not given to ``target`` under another name)."""
+    if target == full.database:
+        return None
+    extra = late_grants(engine, full)
+    definers = engine.database_objects(target).get('definers') or {}
+    named = sorted({'%s@%s' % (g['user'], g['host']) for items in extra.values() for g in items}
+                   & set(definers))
+    if not named:
+        return None
+    return ('%s, DEFINER of objects of %s, hold(s) privileges on %s granted after the dump: the backup did not record '
+            'them, so %s did not get them (the replay had them lent). Its objects fail on use there until you grant '
+            'them on %s (SHOW GRANTS FOR each, then GRANT ... ON %s).'
+            % (', '.join(named), target, full.database, target, target, _q(target)))
+
+
 def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Manifest], temp: str,
             events: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
     """The logs replayed into ``temp``; ``event_statuses``: ``events`` (the status each event of the copy had in the
@@ -1690,19 +1776,23 @@ def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Man
     rewriter = ReplayEventRewriter(events)
     try:
         files = [_decompress(m, workdir, engine.identities) for m in logs]
-        argv = [engine.tool('binlog'), '--no-defaults'] + binlog_options(engine)
-        start: Optional[int] = None
-        if full.position.get('binlog_pos') and logs[0].position.get('binlog_file') == full.position.get('binlog_file'):
-            start = int(full.position['binlog_pos'])
-            argv.append('--start-position=%d' % start)
-        if request.stop_at is not None:
-            argv.append('--stop-datetime=%s' % stop_datetime(request.stop_at))
-        calling = check_statements(engine, argv, files, source, database_function_objects(engine, temp))
+        argv, start = replay_argv(engine, request, full, logs)
+        logged: set = set()
+        calling = check_statements(engine, argv, files, source, database_function_objects(engine, temp), logged)
         argv += ['--database=%s' % source, '--rewrite-db=%s->%s' % (source, temp)] + files
         binlog = engine.runner.popen(argv, env={'TZ': 'UTC'})
         try:
             _feed_client(engine, temp, binlog.stdout, _Chained(stripper, rewriter), 'binlog replay')
             engine.runner.finish(binlog, argv, what='%s-binlog' % engine.flavor)
+        except ToolError as exc:
+            kill_and_reap(binlog)
+            late = absent_accounts(engine, logged)
+            if late and 'ERROR 1449' in '%s %s' % (exc.message, exc.stderr):
+                raise OpsReadyError(late_definer_text(late, source, 'The replay failed: a statement ran an object of '
+                                                      'such an account (ERROR 1449, "The user specified as a definer '
+                                                      'does not exist"). Nothing was restored and nothing was '
+                                                      'changed.'), accounts=late, stderr=exc.stderr)
+            raise
         except BaseException:
             kill_and_reap(binlog)
             raise
@@ -2366,6 +2456,9 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
                         '(SHOW CREATE ...) and point them at %s, or drop them, before using the copy.'
                         % (', '.join(naming), target_db, source_db, _q(source_db), source_db,
                            target_db, target_db, source_db, target_db))
+    late = late_grant_warning(engine, full, target_db) if logs else None
+    if late:
+        warnings.append(late)
     absent = absent_definers(engine, target_db)
     if absent:
         warnings.append('Objects of %s have a DEFINER that is no account of this server: %s. Using such a view or '
@@ -2523,13 +2616,30 @@ def foresee_point(engine: Any, request: RestoreRequest, chain: List[Manifest]) -
     workdir = Scratch('binlog-check', request.tmpdir, 'db_restore')
     try:
         files = [_decompress(m, workdir, engine.identities) for m in logs]
-        start = None
-        if full.position.get('binlog_pos') and logs[0].position.get('binlog_file') == full.position.get('binlog_file'):
-            start = int(full.position['binlog_pos'])
+        argv, start = replay_argv(engine, request, full, logs)
         replay = replay_outcome(files, start, request.stop_at, full.database or '')
     finally:
         workdir.remove()
     return replay_point(request, chain, replay, engine.flavor)[:2]
+
+
+def foresee_statements(engine: Any, request: RestoreRequest, chain: List[Manifest]) -> List[str]:
+    """Check mode: the real replay's refusal of the statements it cannot replay into the copy (``check_statements``,
+    from the logs decompressed into a private scratch directory, removed), and its warnings: the accounts the logs
+    make DEFINERs after the dump that are no account of this server."""
+    full, logs = chain[0], chain[1:]
+    source = full.database or ''
+    workdir = Scratch('binlog-check', request.tmpdir, 'db_restore')
+    logged: set = set()
+    try:
+        files = [_decompress(m, workdir, engine.identities) for m in logs]
+        argv, _start = replay_argv(engine, request, full, logs)
+        check_statements(engine, argv, files, source, None, logged)
+    finally:
+        workdir.remove()
+    late = absent_accounts(engine, logged)
+    return [late_definer_text(late, source, 'The replay fails where a statement runs an object of such an account '
+                                            '(ERROR 1449).')] if late else []
 
 
 def _drop_with_grants(engine: Any, request: RestoreRequest, check_mode: bool) -> Dict[str, Any]:
@@ -2579,6 +2689,8 @@ class MySQLRestore(Restorer):
         result = {'database': request.database, 'server': engine.server_label(),
                   'existing': existing if before['exists'] else None}
         point, said = foresee_point(engine, request, chain)
+        if len(chain) > 1:
+            said = foresee_statements(engine, request, chain) + said
         if point is not None:
             result['point_reached'] = point
         if said:
