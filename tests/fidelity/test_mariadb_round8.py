@@ -156,6 +156,7 @@ PROBE_FORMS = {
     'SET USER from the default role': "REVOKE SET USER, SUPER ON *.* FROM {l}; CREATE ROLE r8p; "
                                       "GRANT SET USER, SUPER ON *.* TO r8p; GRANT r8p TO {l}; "
                                       "SET DEFAULT ROLE r8p FOR {l}",
+    'no CREATE': "REVOKE CREATE ON *.* FROM {l}",
 }
 
 
@@ -166,7 +167,8 @@ def test_check_mode_probes_the_definers_objects_as_the_real_restore(mariadb_fact
     mode now sends the same statements against a copy's name that does not exist (the server checks the
     privileges, then answers "Unknown database") and for a view's or trigger's definer, whose check the server
     makes after opening the tables, the routine's or event's: its verdict, the server's words included, is the real
-    run's for every form."""
+    run's for every form. A login without CREATE met the bare ERROR 1044 of the copy's CREATE DATABASE in the real
+    run (check mode: nothing): both now say what is missing."""
     server = mariadb_factory()
     server.sql("CREATE USER 'app'@'%'; CREATE DATABASE pv; USE pv; CREATE TABLE t (id INT PRIMARY KEY); "
                "CREATE DEFINER = 'app'@'%' VIEW v AS SELECT id FROM t; "
@@ -189,7 +191,7 @@ def test_check_mode_probes_the_definers_objects_as_the_real_restore(mariadb_fact
                     'no SUPER': ('refused: ', 'refused: '), 'no CREATE VIEW': ('refused: ', 'refused: '),
                     'CREATE VIEW on a wildcard': ('ok', 'ok'), 'no EVENT': ('refused: ', 'refused: '),
                     'no TRIGGER': ('refused: ', 'refused: '), 'no CREATE ROUTINE': ('refused: ', 'refused: '),
-                    'SET USER from the default role': ('ok', 'ok')}, seen
+                    'SET USER from the default role': ('ok', 'ok'), 'no CREATE': ('refused: ', 'refused: ')}, seen
 
 
 def told(result):

@@ -354,14 +354,21 @@ PROBE_PASSED = re.compile(r'ERROR (?:1049|1146) ')
 
 
 def foresee_probe(engine: Any, target: str, needs: Optional[Dict[str, Any]]) -> None:
-    """Check mode: ``probe_privileges``' refusal foreseen without writing. Its statements go to a copy's name of the
+    """Check mode: the refusal of a login that may not create the copy (``copy_refusal``), and ``probe_privileges``'
+    refusal, foreseen without writing. Its statements go to a copy's name of the
     same shape that no database has: the server checks the privileges (CREATE VIEW, CREATE ROUTINE, TRIGGER and
     SUPER while the binary log is on, EVENT, and SET USER or SUPER for another definer) before it finds no
     database. A view's and a trigger's definer it checks only after opening their tables: those definers are
     checked with the routine's statement, else the event's (the same check), when the login may create either."""
+    temp = copy_name(target)
+    db = _q(temp)
+    try:   # the copy itself: CREATE on its name (a table in a database that does not exist: ERROR 1049 once allowed)
+        engine.query('CREATE TABLE %s.`__opsready_probe_t` (id INT)' % db)
+    except ToolError as exc:
+        if CREATE_DENIED.search('%s %s' % (exc.message, exc.stderr)):
+            raise copy_refusal(target, temp, exc)
     if not needs or not isinstance(needs.get('definers'), dict):
         return
-    db = _q(copy_name(target))
 
     def dry(kind: str, definer: str) -> Optional[ToolError]:
         try:
@@ -2292,6 +2299,18 @@ def target_lock(engine: Any, target_db: str) -> Iterator[None]:
 RESTORE_SQL_MODE = 'STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'  # MariaDB and MySQL
 
 
+CREATE_DENIED = re.compile(r'ERROR (?:1044|1142) ')
+
+
+def copy_refusal(target_db: str, temp: str, exc: ToolError) -> OpsReadyError:
+    """The refusal of a login that may not create the temporary copy ``temp`` (the server's words in ``stderr``)."""
+    return OpsReadyError(
+        'Restore refused before anything was created: the restore loads into a temporary database named like %s '
+        '(%s...) and swaps it in, and this login may not create it (CREATE). Grant the restore login CREATE on *.* '
+        '(or on a pattern its names match), or restore as a user who has it.'
+        % (target_db, temp[:temp.rindex('_') + 1]), missing_privilege='CREATE', stderr=exc.stderr or exc.message)
+
+
 def copy_name(target_db: str) -> str:
     """A fresh name for the temporary copy restored into before the swap (check mode: one of the same shape, never
     created, for its dry probes). It keeps only [A-Za-z0-9_] of the target's: mariadb-binlog --rewrite-db and
@@ -2348,7 +2367,12 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
     # Under the target's lock no other run into it is live: a marked copy of it is a killed run's.
     stale.update(drop_stale(engine, target_db))
     timer.lap('inspect_target')
-    engine.query('CREATE DATABASE %s%s' % (_q(temp), clause))
+    try:
+        engine.query('CREATE DATABASE %s%s' % (_q(temp), clause))
+    except ToolError as exc:
+        if not CREATE_DENIED.search('%s %s' % (exc.message, exc.stderr)):
+            raise
+        raise copy_refusal(target_db, temp, exc)
     replay: Dict[str, Any] = {'binlogs': [], 'start_position': None}
     refused: List[Dict[str, str]] = []   # privileges the copy could not be lent for the replay (probe_lending)
     events: Dict[str, str] = {}
@@ -2680,8 +2704,7 @@ class MySQLRestore(Restorer):
         engine = self.engine(request)
         engine.ping()
         before = check_target(engine, request)
-        if chain:
-            foresee_probe(engine, _target(request), chain[0].data.get('database_objects'))
+        foresee_probe(engine, _target(request), chain[0].data.get('database_objects') if chain else None)
         if len(chain) > 1:
             foresee_lending(engine, chain[0], _target(request))   # a replay's refusal for want of GRANT OPTION
         # What a real run would replace (replace=true onto a database that holds something), for check mode.
