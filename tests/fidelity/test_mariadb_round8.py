@@ -387,3 +387,27 @@ def test_dba_kinds_and_accounts_point_in_time_into_a_64_character_name(mariadb_f
     finally:
         server.sql("DROP DATABASE IF EXISTS %s; DROP DATABASE IF EXISTS %s; DROP USER IF EXISTS 'ä`u\"th'@'%%'; "
                    "DROP USER IF EXISTS 'lim''it'@'10.%%'; DROP ROLE IF EXISTS `rô le`" % (q(src), q(target)))
+
+
+def test_check_mode_refuses_what_the_real_run_refuses_before_loading(mariadb_factory, tmp_path):
+    """The real restore refuses before loading a dump whose longest INSERT this server's max_allowed_packet refuses
+    (the backup records it), and binary logs into a source name mariadb-binlog --rewrite-db cannot express. Check
+    mode ran neither check and said the restore would run."""
+    server = mariadb_factory()
+    server.sql("CREATE DATABASE pk; USE pk; CREATE TABLE t (id INT PRIMARY KEY, b LONGBLOB); "
+               "INSERT INTO t VALUES (1, REPEAT('x', 3000000)); CREATE DATABASE `a->b`; CREATE TABLE `a->b`.t (id INT)")
+    try:
+        backup(server, 'pk', tmp_path / 'p')
+        backup(server, 'a->b', tmp_path / 'r')
+        time.sleep(1.1)
+        server.sql('INSERT INTO `a->b`.t VALUES (1)')
+        time.sleep(1.1)
+        backup(server, 'a->b', tmp_path / 'r', kind='log')
+        server.sql('SET GLOBAL max_allowed_packet = 2097152')
+        for src, source in ((tmp_path / 'p', 'pk'), (tmp_path / 'r', 'a->b')):
+            foreseen, done = (verdict(server, server.user, src, source, 'pk_r', check_mode) for check_mode in
+                              (True, False))
+            assert foreseen == done and done.startswith('refused: '), (foreseen, done)
+    finally:
+        server.sql('SET GLOBAL max_allowed_packet = DEFAULT; DROP DATABASE IF EXISTS pk; DROP DATABASE IF EXISTS '
+                   '`a->b`')

@@ -2343,8 +2343,8 @@ def refuse_all_databases(full: Manifest) -> None:
             artifact=full.path)
 
 
-def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest], timer: Timer,
-                    stale: Dict[str, Any]) -> Dict[str, Any]:
+def preflight(engine: Any, request: RestoreRequest, chain: List[Manifest]) -> Dict[str, Any]:
+    """The refusals before anything is created, the real run's and check mode's alike; ``check_target``'s answer."""
     target_db = _target(request)
     full, logs = chain[0], chain[1:]
     refuse_all_databases(full)
@@ -2353,17 +2353,27 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
                             % (engine.flavor, full.id, full.kind))
     if logs and not full.position.get('binlog_file'):
         raise OpsReadyError('Dump %s records no binary log position, so logs cannot be replayed after it.' % full.id)
-    defaults = full.data.get('database_defaults')
-    clause = charset_clause(defaults)  # a damaged manifest is refused before anything is created
+    charset_clause(full.data.get('database_defaults'))  # a damaged manifest is refused before anything is created
     comment = full.data.get('database_comment')
     if comment is not None:
         comment_sql(target_db, comment)
-    temp = copy_name(target_db)
     if logs:
         check_rewritable(full.database or '', 'source database name')
     engine.ping()
     before = check_target(engine, request)
     check_packet(engine, full)
+    return before
+
+
+def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest], timer: Timer,
+                    stale: Dict[str, Any]) -> Dict[str, Any]:
+    target_db = _target(request)
+    full, logs = chain[0], chain[1:]
+    before = preflight(engine, request, chain)
+    defaults = full.data.get('database_defaults')
+    clause = charset_clause(defaults)
+    comment = full.data.get('database_comment')
+    temp = copy_name(target_db)
     # Under the target's lock no other run into it is live: a marked copy of it is a killed run's.
     stale.update(drop_stale(engine, target_db))
     timer.lap('inspect_target')
@@ -2699,11 +2709,12 @@ class MySQLRestore(Restorer):
     drop_with = drop
 
     def check(self, request: RestoreRequest, chain: List[Manifest]) -> Dict[str, Any]:
-        if chain:
-            refuse_all_databases(chain[0])
         engine = self.engine(request)
-        engine.ping()
-        before = check_target(engine, request)
+        if chain:
+            before = preflight(engine, request, chain)
+        else:
+            engine.ping()
+            before = check_target(engine, request)
         foresee_probe(engine, _target(request), chain[0].data.get('database_objects') if chain else None)
         if len(chain) > 1:
             foresee_lending(engine, chain[0], _target(request))   # a replay's refusal for want of GRANT OPTION
