@@ -147,11 +147,13 @@ def definer_clause(definer: str) -> str:
     return 'DEFINER = `%s`@`%s`' % (user.replace('`', '``'), host.replace('`', '``'))
 
 
-def absent_definers(engine: Any, database: str) -> List[str]:
-    """``user@host (kinds)`` for each DEFINER of ``database``'s views, routines, triggers and events that is no
-    account (or role) of this server: the dump keeps definers, and a restore onto another server creates the objects
-    all the same (the server only notes it). Empty where the accounts cannot be read."""
-    definers = engine.database_objects(database).get('definers') or {}
+def absent_definers(engine: Any, database: str, definers: Optional[Dict[str, List[str]]] = None) -> List[str]:
+    """``user@host (kinds)`` for each DEFINER of ``database``'s views, routines, triggers and events (or of
+    ``definers``: ``{definer: [kinds]}``, check mode's from the backup and the logs) that is no account (or role) of
+    this server: the dump keeps definers, and a restore onto another server creates the objects all the same (the
+    server only notes it). Empty where the accounts cannot be read."""
+    if definers is None:
+        definers = engine.database_objects(database).get('definers') or {}
     if not definers:
         return []
     try:
@@ -164,6 +166,13 @@ def absent_definers(engine: Any, database: str) -> List[str]:
         if ((user, host) if sep else (definer, '')) not in accounts:
             absent.append('%s (%s)' % (definer, ', '.join(kinds)))
     return absent
+
+
+def absent_text(target_db: str, absent: List[str]) -> str:
+    return ('Objects of %s have a DEFINER that is no account of this server: %s. Using such a view or routine fails '
+            '(ERROR 1449 "The user specified as a definer does not exist"), an event of theirs does not run, and a '
+            'trigger of theirs makes every write to its table fail. Create the account(s) (CREATE USER, with the '
+            'privileges they had on the source server).' % (target_db, ', '.join(absent)))
 
 
 def count_objects(objects: Dict[str, List[Dict[str, str]]]) -> Dict[str, int]:
@@ -1514,19 +1523,21 @@ def _shown(statement: bytes) -> str:
 
 # The DEFINER of a CREATE TRIGGER/VIEW/PROCEDURE/FUNCTION/EVENT as the server logs it (DEFINER=`user`@`host`).
 LOGGED_DEFINER = re.compile(rb'(?m)^\s*CREATE\s+(?:OR\s+REPLACE\s+)?(?:ALGORITHM\s*=\s*\w+\s+)?'
-                            rb'DEFINER\s*=\s*`((?:[^`]|``)*)`@`((?:[^`]|``)*)`')
+                            rb'DEFINER\s*=\s*`((?:[^`]|``)*)`@`((?:[^`]|``)*)`\s+(?:SQL\s+SECURITY\s+\w+\s+)?'
+                            rb'(?:AGGREGATE\s+)?(VIEW|TRIGGER|PROCEDURE|FUNCTION|EVENT|PACKAGE)\b', re.I)
+LOGGED_KINDS = {b'VIEW': 'views', b'TRIGGER': 'triggers', b'EVENT': 'events'}   # else routines
 
 
 def check_statements(engine: Any, argv: List[str], files: List[str], source: str,
                      hazards: Optional[Dict[str, Dict[bytes, str]]] = None,
-                     definers: Optional[set] = None) -> List[str]:
+                     definers: Optional[Dict[str, List[str]]] = None) -> List[str]:
     """Refuse a replay (``argv``: mariadb-binlog and its range options; ``files``) whose statements name ``source``
     as a qualifier (skipped, or run against the source), or that, run with ``USE source``, name another database
     of this server (the replay would write to that live database). Nothing was loaded into the target yet.
     Returns the statements run with ``USE source`` that call DATABASE()/SCHEMA() (shown), or fire or call one of
     ``hazards`` (``database_function_objects``, named after the statement): replayed in the copy, they get the
     copy's temporary name, not ``source``. ``definers``, when given, gets the DEFINER (``user@host``) of each object
-    a statement run with ``USE source`` creates."""
+    a statement run with ``USE source`` creates, with its kinds."""
     own = source.encode('utf-8')
     tables, routines = (hazards or {}).get('tables') or {}, (hazards or {}).get('routines') or {}
 
@@ -1543,9 +1554,12 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
 
     def stop(statement: bytes, current: bytes) -> bool:
         if definers is not None and current == own:
-            definers.update('%s@%s' % (m.group(1).replace(b'``', b'`').decode('utf-8', 'replace'),
-                                       m.group(2).replace(b'``', b'`').decode('utf-8', 'replace'))
-                            for m in LOGGED_DEFINER.finditer(statement))
+            for m in LOGGED_DEFINER.finditer(statement):
+                kinds = definers.setdefault('%s@%s' % (m.group(1).replace(b'``', b'`').decode('utf-8', 'replace'),
+                                                       m.group(2).replace(b'``', b'`').decode('utf-8', 'replace')), [])
+                kind = LOGGED_KINDS.get(m.group(3).upper(), 'routines')
+                if kind not in kinds:
+                    kinds.append(kind)
         if current == own and not calling and database_function(statement):
             calling.append('')  # confirmed below among the statements that really run with USE source
         if suspect and not names_database(statement, source):
@@ -1784,7 +1798,7 @@ def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Man
     try:
         files = [_decompress(m, workdir, engine.identities) for m in logs]
         argv, start = replay_argv(engine, request, full, logs)
-        logged: set = set()
+        logged: Dict[str, List[str]] = {}
         calling = check_statements(engine, argv, files, source, database_function_objects(engine, temp), logged)
         argv += ['--database=%s' % source, '--rewrite-db=%s->%s' % (source, temp)] + files
         binlog = engine.runner.popen(argv, env={'TZ': 'UTC'})
@@ -2495,11 +2509,7 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
         warnings.append(late)
     absent = absent_definers(engine, target_db)
     if absent:
-        warnings.append('Objects of %s have a DEFINER that is no account of this server: %s. Using such a view or '
-                        'routine fails (ERROR 1449 "The user specified as a definer does not exist"), an event of '
-                        'theirs does not run, and a trigger of theirs makes every write to its table fail. Create the '
-                        'account(s) (CREATE USER, with the privileges they had on the source server).'
-                        % (target_db, ', '.join(absent)))
+        warnings.append(absent_text(target_db, absent))
     lossy = full.data.get('lossy_text')
     if isinstance(lossy, dict) and lossy:
         # recorded by the backup: text the dump could not carry byte for byte (engines/mysql/backup.py lossy_text)
@@ -2657,14 +2667,16 @@ def foresee_point(engine: Any, request: RestoreRequest, chain: List[Manifest]) -
     return replay_point(request, chain, replay, engine.flavor)[:2]
 
 
-def foresee_statements(engine: Any, request: RestoreRequest, chain: List[Manifest]) -> List[str]:
+def foresee_statements(engine: Any, request: RestoreRequest,
+                       chain: List[Manifest]) -> Tuple[List[str], Dict[str, List[str]]]:
     """Check mode: the real replay's refusal of the statements it cannot replay into the copy (``check_statements``,
     from the logs decompressed into a private scratch directory, removed), and its warnings: the accounts the logs
-    make DEFINERs after the dump that are no account of this server."""
+    make DEFINERs after the dump that are no account of this server; and the DEFINERs of the objects the logs
+    create (``check_statements``' ``definers``)."""
     full, logs = chain[0], chain[1:]
     source = full.database or ''
     workdir = Scratch('binlog-check', request.tmpdir, 'db_restore')
-    logged: set = set()
+    logged: Dict[str, List[str]] = {}
     try:
         files = [_decompress(m, workdir, engine.identities) for m in logs]
         argv, _start = replay_argv(engine, request, full, logs)
@@ -2673,7 +2685,22 @@ def foresee_statements(engine: Any, request: RestoreRequest, chain: List[Manifes
         workdir.remove()
     late = absent_accounts(engine, logged)
     return [late_definer_text(late, source, 'The replay fails where a statement runs an object of such an account '
-                                            '(ERROR 1449).')] if late else []
+                                            '(ERROR 1449).')] if late else [], logged
+
+
+def foresee_definers(engine: Any, request: RestoreRequest, chain: List[Manifest],
+                     logged: Dict[str, List[str]]) -> List[str]:
+    """Check mode: the real run's warning of the restored objects' DEFINERs that are no account of this server, from
+    the backup's record of its objects and the objects the logs create (``logged``)."""
+    definers: Dict[str, List[str]] = {}
+    for source in ((chain[0].data.get('database_objects') or {}).get('definers') or {}, logged):
+        for definer, kinds in source.items():
+            definers.setdefault(definer, [])
+            definers[definer] += [k for k in kinds if k not in definers[definer]]
+    for kinds in definers.values():
+        kinds.sort(key=OBJECT_KINDS.index)
+    absent = absent_definers(engine, _target(request), definers)
+    return [absent_text(_target(request), absent)] if absent else []
 
 
 def _drop_with_grants(engine: Any, request: RestoreRequest, check_mode: bool) -> Dict[str, Any]:
@@ -2723,8 +2750,12 @@ class MySQLRestore(Restorer):
         result = {'database': request.database, 'server': engine.server_label(),
                   'existing': existing if before['exists'] else None}
         point, said = foresee_point(engine, request, chain)
+        logged: Dict[str, List[str]] = {}
         if len(chain) > 1:
-            said = foresee_statements(engine, request, chain) + said
+            late, logged = foresee_statements(engine, request, chain)
+            said = late + said
+        if chain:
+            said = foresee_definers(engine, request, chain, logged) + said
         if point is not None:
             result['point_reached'] = point
         if said:
