@@ -2651,41 +2651,31 @@ def last_replayed_event(files: List[str], start: Optional[int], source: str,
     return last
 
 
-def foresee_point(engine: Any, request: RestoreRequest, chain: List[Manifest]) -> Tuple[Optional[str], List[str]]:
-    """Check mode: the ``point_reached`` (None: the catalog's stands) and warnings of the real run (``replay_point``),
-    from the logs read as its replay reads them (decompressed into a private scratch directory, removed)."""
-    if len(chain) < 2 or (request.stop_at is None and future_stamp(chain, None, engine.flavor) is None):
-        return None, []   # without stop_at, the catalog's point stands unless it is a future stamp
-    full, logs = chain[0], chain[1:]
-    workdir = Scratch('binlog-check', request.tmpdir, 'db_restore')
-    try:
-        files = [_decompress(m, workdir, engine.identities) for m in logs]
-        argv, start = replay_argv(engine, request, full, logs)
-        replay = replay_outcome(files, start, request.stop_at, full.database or '')
-    finally:
-        workdir.remove()
-    return replay_point(request, chain, replay, engine.flavor)[:2]
-
-
-def foresee_statements(engine: Any, request: RestoreRequest,
-                       chain: List[Manifest]) -> Tuple[List[str], Dict[str, List[str]]]:
-    """Check mode: the real replay's refusal of the statements it cannot replay into the copy (``check_statements``,
-    from the logs decompressed into a private scratch directory, removed), and its warnings: the accounts the logs
-    make DEFINERs after the dump that are no account of this server; and the DEFINERs of the objects the logs
-    create (``check_statements``' ``definers``)."""
+def foresee_replay(engine: Any, request: RestoreRequest,
+                   chain: List[Manifest]) -> Tuple[Optional[str], List[str], Dict[str, List[str]]]:
+    """Check mode: the replay of ``chain``'s logs foreseen from the logs read as the real run reads them (decompressed
+    once into a private scratch directory, removed): its refusal of the statements it cannot replay into the copy
+    (``check_statements``); the ``point_reached`` (None: the catalog's stands) and warnings of the real run
+    (``replay_point``), after a warning of the accounts the logs make DEFINERs after the dump that are no account of
+    this server; and the DEFINERs of the objects the logs create (``check_statements``' ``definers``)."""
+    if len(chain) < 2:
+        return None, [], {}
     full, logs = chain[0], chain[1:]
     source = full.database or ''
     workdir = Scratch('binlog-check', request.tmpdir, 'db_restore')
     logged: Dict[str, List[str]] = {}
     try:
         files = [_decompress(m, workdir, engine.identities) for m in logs]
-        argv, _start = replay_argv(engine, request, full, logs)
+        argv, start = replay_argv(engine, request, full, logs)
         check_statements(engine, argv, files, source, None, logged)
+        replay = replay_outcome(files, start, request.stop_at, source)
     finally:
         workdir.remove()
     late = absent_accounts(engine, logged)
-    return [late_definer_text(late, source, 'The replay fails where a statement runs an object of such an account '
-                                            '(ERROR 1449).')] if late else [], logged
+    said = [late_definer_text(late, source, 'The replay fails where a statement runs an object of such an account '
+                                            '(ERROR 1449).')] if late else []
+    point, told, _recovered = replay_point(request, chain, replay, engine.flavor)
+    return point, said + told, logged
 
 
 def foresee_definers(engine: Any, request: RestoreRequest, chain: List[Manifest],
@@ -2749,11 +2739,7 @@ class MySQLRestore(Restorer):
         existing = dict({'tables': len(before['tables'])}, **{k: len(v) for k, v in before['objects'].items()})
         result = {'database': request.database, 'server': engine.server_label(),
                   'existing': existing if before['exists'] else None}
-        point, said = foresee_point(engine, request, chain)
-        logged: Dict[str, List[str]] = {}
-        if len(chain) > 1:
-            late, logged = foresee_statements(engine, request, chain)
-            said = late + said
+        point, said, logged = foresee_replay(engine, request, chain)
         if chain:
             said = foresee_definers(engine, request, chain, logged) + said
         if point is not None:
