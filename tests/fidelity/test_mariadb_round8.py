@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.fidelity.test_mariadb_gaps import backup, restore  # noqa: F401  (restore: used below)
+from tests.fidelity.test_mariadb_gaps import backup, restore
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
