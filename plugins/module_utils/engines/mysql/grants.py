@@ -18,6 +18,7 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError, ToolError
@@ -121,7 +122,7 @@ def column_privileges(grants: Dict[str, Any]) -> List[Tuple[Tuple[str, str, str]
 def grant_statements(grants: Dict[str, Any], target: str, accounts: List[Tuple[str, str]],
                      roles: List[str], source: Optional[str] = None,
                      grantees: Optional[List[str]] = None,
-                     loose: bool = False) -> Tuple[List[Tuple[str, str]], List[str]]:
+                     loose: bool = False, dry: bool = False) -> Tuple[List[Tuple[str, str]], List[str]]:
     """(what, GRANT statement) for the recorded privileges on database ``target``, and what was left out (why).
     ``accounts``: (user, host) of the target server's accounts; ``roles``: its roles. Restored under the source's
     own name (``source``), a database-level grant names it as the source's did (escaped or not): the same row, so
@@ -129,13 +130,18 @@ def grant_statements(grants: Dict[str, Any], target: str, accounts: List[Tuple[s
     ``grantees``, when given, gets each statement's grantee as information_schema writes a DEFINER (``user@host``,
     a role by its name), in the order of the statements. A name whose escaped form is longer than 64 characters
     cannot be granted that way (the server refuses the name): its database-level grants are left out and named, or,
-    ``loose`` (the restore's temporary copy), escaped as far as it fits (``escape_within``)."""
+    ``loose`` (the restore's temporary copy), escaped as far as it fits (``escape_within``). ``dry`` (check mode,
+    ``target`` a name no database or privilege row has): statements the server checks as it checks the GRANTs and
+    then refuses without changing anything (``DRY_PASSED``): a database-level grant as its REVOKE (MariaDB checks
+    the same privileges and GRANT OPTION; no row names the database: ERROR 1141), the others as they are (the
+    table or routine does not exist: ERROR 1146, 1305)."""
     existing = set(accounts)
     statements: List[Tuple[str, str]] = []
     skipped: List[str] = []
     qdb = quote_identifier(target, 'database name')
 
-    def add(user: str, host: str, privileges: str, on: str, grantable: bool, what: str) -> None:
+    def add(user: str, host: str, privileges: str, on: str, grantable: bool, what: str,
+            database_level: bool = False) -> None:
         who = user if host == '' and user in roles else '%s@%s' % (user, host or "''")
         if (user, host) not in existing:
             skipped.append('%s for %s (no such account on the target server)' % (what, who))
@@ -145,8 +151,12 @@ def grant_statements(grants: Dict[str, Any], target: str, accounts: List[Tuple[s
         except OpsReadyError as exc:
             skipped.append('%s for %s (%s)' % (what, who, exc.message))
             return
-        statements.append((what + ' for ' + who, 'GRANT %s ON %s TO %s%s' % (
-            privileges, on, grantee, ' WITH GRANT OPTION' if grantable else '')))
+        if dry and database_level:
+            statements.append((what + ' for ' + who, 'REVOKE %s%s ON %s FROM %s' % (
+                privileges, ', GRANT OPTION' if grantable else '', on, grantee)))
+        else:
+            statements.append((what + ' for ' + who, 'GRANT %s ON %s TO %s%s' % (
+                privileges, on, grantee, ' WITH GRANT OPTION' if grantable else '')))
         if grantees is not None:
             grantees.append(user if host == '' and user in roles else '%s@%s' % (user, host))
 
@@ -164,7 +174,7 @@ def grant_statements(grants: Dict[str, Any], target: str, accounts: List[Tuple[s
                                   else '%s@%s' % (item['user'], item['host'] or "''"), qdb))
                 continue
             add(item['user'], item['host'], privileges, quote_identifier(named, 'database name') + '.*',
-                item['grantable'], '%s on the database' % privileges)
+                item['grantable'], '%s on the database' % privileges, database_level=True)
     for item in grants.get('tables') or []:
         privileges = ', '.join(item['privileges']) or 'USAGE'
         add(item['user'], item['host'], privileges, '%s.%s' % (qdb, quote_identifier(item['table'], 'table name')),
@@ -184,6 +194,11 @@ def grant_statements(grants: Dict[str, Any], target: str, accounts: List[Tuple[s
         if item['type'].startswith('PACKAGE') and statements and statements[-1][1].startswith('GRANT '):
             statements[-1] = (statements[-1][0], ORACLE_MODE + statements[-1][1])
     return statements, skipped
+
+
+# What a ``dry`` statement of ``grant_statements`` ends with when the server's privilege check let it through: no
+# such grant (the database-level REVOKE), no such table, no such routine. Any other error is the check's refusal.
+DRY_PASSED = re.compile(r'ERROR (?:1141|1146|1305) ')
 
 
 def server_roles(client: Any) -> List[str]:

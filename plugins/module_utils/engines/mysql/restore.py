@@ -74,7 +74,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.
     EVENT_HEADER as EVENT_HEADER_FIELDS, generated_unchecked_text, walk_binlog)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.client import MAX_PACKET
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.grants import (
-    apply_grants, grant_statements, revoke_grants, server_roles)
+    DRY_PASSED, apply_grants, grant_statements, read_grants, revoke_grants, server_roles)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.quote import (
     check_identifier, qualified, quote_identifier, quote_literal)
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import (
@@ -147,11 +147,13 @@ def definer_clause(definer: str) -> str:
     return 'DEFINER = `%s`@`%s`' % (user.replace('`', '``'), host.replace('`', '``'))
 
 
-def absent_definers(engine: Any, database: str) -> List[str]:
-    """``user@host (kinds)`` for each DEFINER of ``database``'s views, routines, triggers and events that is no
-    account (or role) of this server: the dump keeps definers, and a restore onto another server creates the objects
-    all the same (the server only notes it). Empty where the accounts cannot be read."""
-    definers = engine.database_objects(database).get('definers') or {}
+def absent_definers(engine: Any, database: str, definers: Optional[Dict[str, List[str]]] = None) -> List[str]:
+    """``user@host (kinds)`` for each DEFINER of ``database``'s views, routines, triggers and events (or of
+    ``definers``: ``{definer: [kinds]}``, check mode's from the backup and the logs) that is no account (or role) of
+    this server: the dump keeps definers, and a restore onto another server creates the objects all the same (the
+    server only notes it). Empty where the accounts cannot be read."""
+    if definers is None:
+        definers = engine.database_objects(database).get('definers') or {}
     if not definers:
         return []
     try:
@@ -164,6 +166,13 @@ def absent_definers(engine: Any, database: str) -> List[str]:
         if ((user, host) if sep else (definer, '')) not in accounts:
             absent.append('%s (%s)' % (definer, ', '.join(kinds)))
     return absent
+
+
+def absent_text(target_db: str, absent: List[str]) -> str:
+    return ('Objects of %s have a DEFINER that is no account of this server: %s. Using such a view or routine fails '
+            '(ERROR 1449 "The user specified as a definer does not exist"), an event of theirs does not run, and a '
+            'trigger of theirs makes every write to its table fail. Create the account(s) (CREATE USER, with the '
+            'privileges they had on the source server).' % (target_db, ', '.join(absent)))
 
 
 def count_objects(objects: Dict[str, List[Dict[str, str]]]) -> Dict[str, int]:
@@ -330,17 +339,64 @@ def probe_privileges(engine: Any, temp: str, needs: Optional[Dict[str, Any]]) ->
                     engine.query('%s; %s' % (create.format(definer=definer_clause(definer), db=db),
                                              remove.format(db=db)))
                 except ToolError as exc:
-                    detail = (exc.stderr.strip().splitlines() or [exc.message])[-1]
-                    raise OpsReadyError(
-                        'Restore refused before loading anything: the backup holds %s with DEFINER %s, and this login '
-                        'cannot create one here: %s. Grant the missing privilege (SET USER or SUPER for another '
-                        'definer; CREATE VIEW, CREATE ROUTINE, TRIGGER or EVENT), or restore as a user who has it.'
-                        % (kind, definer, detail), definer=definer, kind=kind)
+                    raise probe_refusal(kind, definer, exc)
                 probed.append('%s %s' % (kind, definer))
     finally:
         if needs.get('triggers'):
             engine.query('DROP TABLE IF EXISTS %s.`__opsready_probe_t`' % db)
     return probed
+
+
+def probe_refusal(kind: str, definer: str, exc: ToolError) -> OpsReadyError:
+    """The refusal of a restore whose login cannot create ``kind`` with DEFINER ``definer`` (``exc``: the server's)."""
+    detail = (exc.stderr.strip().splitlines() or [exc.message])[-1]
+    return OpsReadyError(
+        'Restore refused before loading anything: the backup holds %s with DEFINER %s, and this login cannot create '
+        'one here: %s. Grant the missing privilege (SET USER or SUPER for another definer; CREATE VIEW, CREATE '
+        'ROUTINE, TRIGGER or EVENT), or restore as a user who has it.' % (kind, definer, detail),
+        definer=definer, kind=kind)
+
+
+# What a dry probe (``foresee_probe``) ends with once the server's privilege checks let it through: the copy's
+# database does not exist (the trigger's table, in a trigger's case).
+PROBE_PASSED = re.compile(r'ERROR (?:1049|1146) ')
+
+
+def foresee_probe(engine: Any, target: str, needs: Optional[Dict[str, Any]]) -> None:
+    """Check mode: the refusal of a login that may not create the copy (``copy_refusal``), and ``probe_privileges``'
+    refusal, foreseen without writing. Its statements go to a copy's name of the
+    same shape that no database has: the server checks the privileges (CREATE VIEW, CREATE ROUTINE, TRIGGER and
+    SUPER while the binary log is on, EVENT, and SET USER or SUPER for another definer) before it finds no
+    database. A view's and a trigger's definer it checks only after opening their tables: those definers are
+    checked with the routine's statement, else the event's (the same check), when the login may create either."""
+    temp = copy_name(target)
+    db = _q(temp)
+    try:   # the copy itself: CREATE on its name (a table in a database that does not exist: ERROR 1049 once allowed)
+        engine.query('CREATE TABLE %s.`__opsready_probe_t` (id INT)' % db)
+    except ToolError as exc:
+        if CREATE_DENIED.search('%s %s' % (exc.message, exc.stderr)):
+            raise copy_refusal(target, temp, exc)
+    if not needs or not isinstance(needs.get('definers'), dict):
+        return
+
+    def dry(kind: str, definer: str) -> Optional[ToolError]:
+        try:
+            engine.query(PROBES[kind][0].format(definer=definer_clause(definer), db=db))
+        except ToolError as exc:
+            return None if PROBE_PASSED.search('%s %s' % (exc.message, exc.stderr)) else exc
+        raise OpsReadyError('Check mode created %s in %s, a database that did not exist: drop it.' % (kind, db))
+
+    for definer, kinds in sorted(needs['definers'].items()):
+        for kind in (k for k in OBJECT_KINDS if k in kinds):
+            failed = dry(kind, definer)
+            if failed is None and kind in ('views', 'triggers'):
+                for other in ('routines', 'events'):
+                    said = dry(other, definer)
+                    if said is None or 'ERROR 1227 ' in '%s %s' % (said.message, said.stderr):
+                        failed = said
+                        break
+            if failed is not None:
+                raise probe_refusal(kind, definer, failed)
 
 
 # -- the binlog stream ---------------------------------------------------------------------------------
@@ -1465,14 +1521,23 @@ def _shown(statement: bytes) -> str:
     return repr(text[:300].decode('utf-8', 'replace'))
 
 
+# The DEFINER of a CREATE TRIGGER/VIEW/PROCEDURE/FUNCTION/EVENT as the server logs it (DEFINER=`user`@`host`).
+LOGGED_DEFINER = re.compile(rb'(?m)^\s*CREATE\s+(?:OR\s+REPLACE\s+)?(?:ALGORITHM\s*=\s*\w+\s+)?'
+                            rb'DEFINER\s*=\s*`((?:[^`]|``)*)`@`((?:[^`]|``)*)`\s+(?:SQL\s+SECURITY\s+\w+\s+)?'
+                            rb'(?:AGGREGATE\s+)?(VIEW|TRIGGER|PROCEDURE|FUNCTION|EVENT|PACKAGE)\b', re.I)
+LOGGED_KINDS = {b'VIEW': 'views', b'TRIGGER': 'triggers', b'EVENT': 'events'}   # else routines
+
+
 def check_statements(engine: Any, argv: List[str], files: List[str], source: str,
-                     hazards: Optional[Dict[str, Dict[bytes, str]]] = None) -> List[str]:
+                     hazards: Optional[Dict[str, Dict[bytes, str]]] = None,
+                     definers: Optional[Dict[str, List[str]]] = None) -> List[str]:
     """Refuse a replay (``argv``: mariadb-binlog and its range options; ``files``) whose statements name ``source``
     as a qualifier (skipped, or run against the source), or that, run with ``USE source``, name another database
     of this server (the replay would write to that live database). Nothing was loaded into the target yet.
     Returns the statements run with ``USE source`` that call DATABASE()/SCHEMA() (shown), or fire or call one of
     ``hazards`` (``database_function_objects``, named after the statement): replayed in the copy, they get the
-    copy's temporary name, not ``source``."""
+    copy's temporary name, not ``source``. ``definers``, when given, gets the DEFINER (``user@host``) of each object
+    a statement run with ``USE source`` creates, with its kinds."""
     own = source.encode('utf-8')
     tables, routines = (hazards or {}).get('tables') or {}, (hazards or {}).get('routines') or {}
 
@@ -1488,6 +1553,13 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
     calling: List[str] = []
 
     def stop(statement: bytes, current: bytes) -> bool:
+        if definers is not None and current == own:
+            for m in LOGGED_DEFINER.finditer(statement):
+                kinds = definers.setdefault('%s@%s' % (m.group(1).replace(b'``', b'`').decode('utf-8', 'replace'),
+                                                       m.group(2).replace(b'``', b'`').decode('utf-8', 'replace')), [])
+                kind = LOGGED_KINDS.get(m.group(3).upper(), 'routines')
+                if kind not in kinds:
+                    kinds.append(kind)
         if current == own and not calling and database_function(statement):
             calling.append('')  # confirmed below among the statements that really run with USE source
         if suspect and not names_database(statement, source):
@@ -1552,7 +1624,9 @@ def probe_lending(engine: Any, temp: str, full: Manifest) -> List[Dict[str, str]
                                 'to check the binary log replay could not all be taken back: %s Revoke the rows naming '
                                 '%s in mysql.db, mysql.tables_priv, mysql.columns_priv and mysql.procs_priv.'
                                 % (temp, ' '.join(taken['warnings']), temp))
-    refused = list(lent.get('refused') or [])
+    # A table, column or routine privilege cannot be lent on the empty copy (ERROR 1146/1305 once the privilege check
+    # passed): it is lent after the load, for the replay; only the server's refusal of the privilege counts here.
+    refused = [r for r in lent.get('refused') or [] if not DRY_PASSED.search(r['error'])]
     refuse_lending(full, refused)
     return refused
 
@@ -1575,43 +1649,30 @@ def refuse_lending(full: Manifest, refused: List[Dict[str, str]]) -> None:
             missing_privilege='GRANT OPTION', accounts=sorted({r['account'] for r in needed}))
 
 
-def statement_privileges(sql: str) -> List[str]:
-    """The privileges a ``grant_statements`` GRANT names (column lists and quoted names left out)."""
-    text = re.sub(r'`(?:[^`]|``)*`', '', sql)
-    text = re.sub(r'\([^)]*\)', '', text)
-    match = re.match(r'\s*GRANT\s+(.*?)\s+ON\s', text, re.S | re.I)
-    return [' '.join(p.split()).upper() for p in match.group(1).split(',')] if match else []
-
-
-def foresee_lending(engine: Any, full: Manifest) -> None:
-    """Check mode: ``probe_lending``'s refusal foreseen without writing. The server grants a privilege only to a
-    login holding it with GRANT OPTION; which ones this login holds so at the global level (what lends them on any
-    copy's name) is read from information_schema.USER_PRIVILEGES (its own rows and its current role's). Nothing is
-    foreseen when the accounts or the privileges cannot be read (the real run then lends nothing either)."""
+def foresee_lending(engine: Any, full: Manifest, target: str) -> None:
+    """Check mode: ``probe_lending``'s refusal foreseen without writing. The server's own privilege check answers,
+    whatever form the login's privileges take (global, a database or wildcard database grant, a role its default
+    role holds): the statements ``_replay_with_grants`` sends, on a copy's name of the same shape that no database
+    or privilege row has, written so that the server refuses them after that check (``grant_statements``' ``dry``).
+    Nothing is foreseen when the accounts cannot be read (the real run then lends nothing either)."""
     grants = full.data.get('database_grants')
     if not grants or not (full.data.get('database_objects') or {}).get('definers'):
         return
     try:
         accounts = [(r[0], r[1]) for r in engine.client.query('SELECT User, Host FROM mysql.user') if len(r) == 2]
-        rows = engine.client.query(
-            "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE IS_GRANTABLE = 'YES' AND GRANTEE IN "
-            "(CONCAT(\"'\", LEFT(CURRENT_USER(), CHAR_LENGTH(CURRENT_USER()) - CHAR_LENGTH(SUBSTRING_INDEX("
-            "CURRENT_USER(), '@', -1)) - 1), \"'@'\", SUBSTRING_INDEX(CURRENT_USER(), '@', -1), \"'\"), "
-            "CONCAT(\"'\", CURRENT_ROLE(), \"'\"))")
         roles = server_roles(engine.client)
     except ToolError:
         return
-    held = {' '.join(r[0].split()).upper() for r in rows if r}
     grantees: List[str] = []
-    statements, _skipped = grant_statements(grants, 'opsready_check', accounts, roles, full.database, grantees,
-                                            loose=True)
+    statements, _skipped = grant_statements(grants, copy_name(target), accounts, roles, full.database, grantees,
+                                            loose=True, dry=True)
     refused = []
     for (what, sql), grantee in zip(statements, grantees):
-        lacking = [p for p in statement_privileges(sql) if p != 'USAGE' and p not in held]
-        if not held or lacking:
-            refused.append({'account': grantee, 'what': what, 'error': 'this login holds %s' % (
-                'no privilege WITH GRANT OPTION' if not held else
-                'not %s WITH GRANT OPTION' % ', '.join(lacking))})
+        try:
+            engine.client.query(sql)
+        except ToolError as exc:
+            if not DRY_PASSED.search('%s %s' % (exc.message, exc.stderr)):
+                refused.append({'account': grantee, 'what': what, 'error': exc.message})
     refuse_lending(full, refused)
 
 
@@ -1632,8 +1693,13 @@ def _replay_with_grants(engine: Any, request: RestoreRequest, full: Manifest, lo
     views and calls routines that run as their DEFINER; a definer granted on the source database only (GRANT ... ON
     app.*, the usual application account) has no privilege on the copy, and the replay failed there (ERROR 1142
     TRIGGER command denied). The accounts lent them hold them on the source's data already; the restored database
-    gets them after the swap (apply_grants), the copy's name keeps none."""
+    gets them after the swap (apply_grants), the copy's name keeps none. The privileges the source database's
+    accounts hold on this server now, granted after the dump (an account the logs make a DEFINER), are lent too:
+    those accounts hold them on the source's data already (``late_grants``)."""
     grants = full.data.get('database_grants')
+    extra = late_grants(engine, full)
+    if extra:
+        grants = {k: list((grants or {}).get(k) or []) + extra.get(k, []) for k in GRANT_KINDS}
     lent = grants is not None and apply_grants(engine.client, grants, temp, full.database, loose=True).get('applied')
     try:
         return _replay(engine, request, full, logs, temp, events)
@@ -1650,6 +1716,76 @@ def _replay_with_grants(engine: Any, request: RestoreRequest, full: Manifest, lo
                                 'mysql.columns_priv and mysql.procs_priv.' % (temp, ' '.join(left), temp))
 
 
+def replay_argv(engine: Any, request: RestoreRequest, full: Manifest,
+                logs: List[Manifest]) -> Tuple[List[str], Optional[int]]:
+    """mariadb-binlog and its range options for the replay of ``logs`` after ``full`` (the files to add), and the
+    byte of the first log the replay starts from (None: its start)."""
+    argv = [engine.tool('binlog'), '--no-defaults'] + binlog_options(engine)
+    start: Optional[int] = None
+    if full.position.get('binlog_pos') and logs[0].position.get('binlog_file') == full.position.get('binlog_file'):
+        start = int(full.position['binlog_pos'])
+        argv.append('--start-position=%d' % start)
+    if request.stop_at is not None:
+        argv.append('--stop-datetime=%s' % stop_datetime(request.stop_at))
+    return argv, start
+
+
+def absent_accounts(engine: Any, definers: Any) -> List[str]:
+    """Those of ``definers`` (``user@host``) that are no account of this server (empty where none can be read)."""
+    if not definers:
+        return []
+    try:
+        accounts = {(r[0], r[1]) for r in engine.query('SELECT User, Host FROM mysql.user') if len(r) == 2}
+    except ToolError:
+        return []
+    return sorted(d for d in definers if tuple(d.rsplit('@', 1)) not in accounts)
+
+
+def late_definer_text(late: List[str], source: str, what: str) -> str:
+    """What a user must do about the accounts the binary logs make DEFINERs after the dump, absent here."""
+    return ('The binary logs create objects of %s after the dump with DEFINER %s, no account of this server (its '
+            'CREATE USER and GRANTs ran without USE %s, so the replay, which replays the statements of that database, '
+            'does not create it). %s Create the account(s) on this server first (CREATE USER, and their GRANTs on '
+            '%s as on the source server), then restore again; or restore to a point before those objects '
+            '(stop_at).' % (source, ', '.join(late), source, what, source))
+
+
+GRANT_KINDS = ('database', 'tables', 'columns', 'routines')
+
+
+def late_grants(engine: Any, full: Manifest) -> Dict[str, List[Dict[str, Any]]]:
+    """The privileges naming the source database on this server now that the backup did not record (granted after
+    the dump), per kind of ``read_grants``; empty where they cannot be read. (They are privileges on the database of
+    that name of this server, whether it exists or not: the accounts the user prepared on a server restored to.)"""
+    source = full.database
+    if not source or source == ALL_DATABASES:
+        return {}
+    try:
+        live = read_grants(engine.client, source)
+    except ToolError:
+        return {}
+    recorded = full.data.get('database_grants') or {}
+    extra = {k: [g for g in live.get(k) or [] if g not in (recorded.get(k) or [])] for k in GRANT_KINDS}
+    return {k: v for k, v in extra.items() if v}
+
+
+def late_grant_warning(engine: Any, full: Manifest, target: str) -> Optional[str]:
+    """The DEFINERs of ``target``'s objects whose privileges on the source were granted after the dump (lent to the
+    copy for the replay, not recorded, so not given to ``target`` under another name)."""
+    if target == full.database:
+        return None
+    extra = late_grants(engine, full)
+    definers = engine.database_objects(target).get('definers') or {}
+    named = sorted({'%s@%s' % (g['user'], g['host']) for items in extra.values() for g in items}
+                   & set(definers))
+    if not named:
+        return None
+    return ('%s, DEFINER of objects of %s, hold(s) privileges on %s granted after the dump: the backup did not record '
+            'them, so %s did not get them (the replay had them lent). Its objects fail on use there until you grant '
+            'them on %s (SHOW GRANTS FOR each, then GRANT ... ON %s).'
+            % (', '.join(named), target, full.database, target, target, _q(target)))
+
+
 def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Manifest], temp: str,
             events: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
     """The logs replayed into ``temp``; ``event_statuses``: ``events`` (the status each event of the copy had in the
@@ -1661,26 +1797,30 @@ def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Man
     rewriter = ReplayEventRewriter(events)
     try:
         files = [_decompress(m, workdir, engine.identities) for m in logs]
-        argv = [engine.tool('binlog'), '--no-defaults'] + binlog_options(engine)
-        start: Optional[int] = None
-        if full.position.get('binlog_pos') and logs[0].position.get('binlog_file') == full.position.get('binlog_file'):
-            start = int(full.position['binlog_pos'])
-            argv.append('--start-position=%d' % start)
-        if request.stop_at is not None:
-            argv.append('--stop-datetime=%s' % stop_datetime(request.stop_at))
-        calling = check_statements(engine, argv, files, source, database_function_objects(engine, temp))
+        argv, start = replay_argv(engine, request, full, logs)
+        logged: Dict[str, List[str]] = {}
+        calling = check_statements(engine, argv, files, source, database_function_objects(engine, temp), logged)
         argv += ['--database=%s' % source, '--rewrite-db=%s->%s' % (source, temp)] + files
         binlog = engine.runner.popen(argv, env={'TZ': 'UTC'})
         try:
             _feed_client(engine, temp, binlog.stdout, _Chained(stripper, rewriter), 'binlog replay')
             engine.runner.finish(binlog, argv, what='%s-binlog' % engine.flavor)
+        except ToolError as exc:
+            kill_and_reap(binlog)
+            late = absent_accounts(engine, logged)
+            if late and 'ERROR 1449' in '%s %s' % (exc.message, exc.stderr):
+                raise OpsReadyError(late_definer_text(late, source, 'The replay failed: a statement ran an object of '
+                                                      'such an account (ERROR 1449, "The user specified as a definer '
+                                                      'does not exist"). Nothing was restored and nothing was '
+                                                      'changed.'), accounts=late, stderr=exc.stderr)
+            raise
         except BaseException:
             kill_and_reap(binlog)
             raise
-        reach = replay_reach(files, start, request.stop_at, source) if request.stop_at is not None else {}
-        replayed = {'binlogs': [os.path.basename(f) for f in files], 'start_position': start, 'reach': reach,
-                    'gtid_assignments_removed': stripper.removed, 'last_event': stripper.last_timestamp,
-                    'database_function': calling, 'event_statuses': rewriter.statuses}
+        replayed = dict(replay_outcome(files, start, request.stop_at, source),
+                        binlogs=[os.path.basename(f) for f in files], start_position=start,
+                        gtid_assignments_removed=stripper.removed, database_function=calling,
+                        event_statuses=rewriter.statuses)
     except BaseException as exc:
         raise told_left(damaged_log(exc, logs), workdir.remove())
     left = workdir.remove()
@@ -2173,6 +2313,25 @@ def target_lock(engine: Any, target_db: str) -> Iterator[None]:
 RESTORE_SQL_MODE = 'STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'  # MariaDB and MySQL
 
 
+CREATE_DENIED = re.compile(r'ERROR (?:1044|1142) ')
+
+
+def copy_refusal(target_db: str, temp: str, exc: ToolError) -> OpsReadyError:
+    """The refusal of a login that may not create the temporary copy ``temp`` (the server's words in ``stderr``)."""
+    return OpsReadyError(
+        'Restore refused before anything was created: the restore loads into a temporary database named like %s '
+        '(%s...) and swaps it in, and this login may not create it (CREATE). Grant the restore login CREATE on *.* '
+        '(or on a pattern its names match), or restore as a user who has it.'
+        % (target_db, temp[:temp.rindex('_') + 1]), missing_privilege='CREATE', stderr=exc.stderr or exc.message)
+
+
+def copy_name(target_db: str) -> str:
+    """A fresh name for the temporary copy restored into before the swap (check mode: one of the same shape, never
+    created, for its dry probes). It keeps only [A-Za-z0-9_] of the target's: mariadb-binlog --rewrite-db and
+    mariadb-dump --events cannot handle every name (see check_target), the copy needs neither limit."""
+    return temporary_name(re.sub(r'[^0-9A-Za-z_]', '_', target_db), limit=64)
+
+
 def restore(engine: Any, request: RestoreRequest, chain: List[Manifest], timer: Timer) -> Dict[str, Any]:
     target_db = _target(request)   # a name the server cannot hold is refused before connecting
     # the restore's own statements under MariaDB's default parsing, whatever the server's global sql_mode (the dump,
@@ -2198,8 +2357,8 @@ def refuse_all_databases(full: Manifest) -> None:
             artifact=full.path)
 
 
-def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest], timer: Timer,
-                    stale: Dict[str, Any]) -> Dict[str, Any]:
+def preflight(engine: Any, request: RestoreRequest, chain: List[Manifest]) -> Dict[str, Any]:
+    """The refusals before anything is created, the real run's and check mode's alike; ``check_target``'s answer."""
     target_db = _target(request)
     full, logs = chain[0], chain[1:]
     refuse_all_databases(full)
@@ -2208,23 +2367,36 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
                             % (engine.flavor, full.id, full.kind))
     if logs and not full.position.get('binlog_file'):
         raise OpsReadyError('Dump %s records no binary log position, so logs cannot be replayed after it.' % full.id)
-    defaults = full.data.get('database_defaults')
-    clause = charset_clause(defaults)  # a damaged manifest is refused before anything is created
+    charset_clause(full.data.get('database_defaults'))  # a damaged manifest is refused before anything is created
     comment = full.data.get('database_comment')
     if comment is not None:
         comment_sql(target_db, comment)
-    # The temporary name keeps only [A-Za-z0-9_] of the target's: mariadb-binlog --rewrite-db and
-    # mariadb-dump --events cannot handle every name (see check_target), the copy needs neither limit.
-    temp = temporary_name(re.sub(r'[^0-9A-Za-z_]', '_', target_db), limit=64)
     if logs:
         check_rewritable(full.database or '', 'source database name')
     engine.ping()
     before = check_target(engine, request)
     check_packet(engine, full)
+    return before
+
+
+def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest], timer: Timer,
+                    stale: Dict[str, Any]) -> Dict[str, Any]:
+    target_db = _target(request)
+    full, logs = chain[0], chain[1:]
+    before = preflight(engine, request, chain)
+    defaults = full.data.get('database_defaults')
+    clause = charset_clause(defaults)
+    comment = full.data.get('database_comment')
+    temp = copy_name(target_db)
     # Under the target's lock no other run into it is live: a marked copy of it is a killed run's.
     stale.update(drop_stale(engine, target_db))
     timer.lap('inspect_target')
-    engine.query('CREATE DATABASE %s%s' % (_q(temp), clause))
+    try:
+        engine.query('CREATE DATABASE %s%s' % (_q(temp), clause))
+    except ToolError as exc:
+        if not CREATE_DENIED.search('%s %s' % (exc.message, exc.stderr)):
+            raise
+        raise copy_refusal(target_db, temp, exc)
     replay: Dict[str, Any] = {'binlogs': [], 'start_position': None}
     refused: List[Dict[str, str]] = []   # privileges the copy could not be lent for the replay (probe_lending)
     events: Dict[str, str] = {}
@@ -2332,13 +2504,12 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
                         '(SHOW CREATE ...) and point them at %s, or drop them, before using the copy.'
                         % (', '.join(naming), target_db, source_db, _q(source_db), source_db,
                            target_db, target_db, source_db, target_db))
+    late = late_grant_warning(engine, full, target_db) if logs else None
+    if late:
+        warnings.append(late)
     absent = absent_definers(engine, target_db)
     if absent:
-        warnings.append('Objects of %s have a DEFINER that is no account of this server: %s. Using such a view or '
-                        'routine fails (ERROR 1449 "The user specified as a definer does not exist"), an event of '
-                        'theirs does not run, and a trigger of theirs makes every write to its table fail. Create the '
-                        'account(s) (CREATE USER, with the privileges they had on the source server).'
-                        % (target_db, ', '.join(absent)))
+        warnings.append(absent_text(target_db, absent))
     lossy = full.data.get('lossy_text')
     if isinstance(lossy, dict) and lossy:
         # recorded by the backup: text the dump could not carry byte for byte (engines/mysql/backup.py lossy_text)
@@ -2368,18 +2539,8 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
                         'session settings and differ from the source\'s (the backup %s said so).'
                         % (sum(v for v in recomputed.values() if isinstance(v, int)),
                            ', '.join(sorted(str(k) for k in recomputed)), full.id))
-    recovered = recovered_point(full, replay.get('last_event'))
-    reach = replay.get('reach') or {}
-    if request.stop_at is not None and reach.get('left_out'):
-        warnings.append(
-            'The binary logs hold %d transaction(s) of %s stamped before stop_at (%s) after an event stamped %s, at or '
-            'after it: a session that set its own clock (SET TIMESTAMP) or a replica applying another server\'s '
-            'events wrote them. %s-binlog --stop-datetime stops at the first event stamped at or after stop_at, so '
-            'those were not replayed although the source had them before stop_at: the copy reaches %s (the last '
-            'event replayed), which point_reached says. Restore with a stop_at after %s (or none) to replay them.'
-            % (reach['left_out'], full.database, isoformat(request.stop_at), isoformat(datetime.datetime.fromtimestamp(
-                reach['stopped_at'], UTC)), engine.flavor, recovered['at'], isoformat(datetime.datetime.fromtimestamp(
-                    reach['stopped_at'], UTC))))
+    point, point_said, recovered = replay_point(request, chain, replay, engine.flavor)
+    warnings += point_said
     unchecked = full.data.get('generated_unchecked')
     if isinstance(unchecked, dict) and unchecked:
         # recorded by the backup (engines/mysql/backup.py generated_recomputed)
@@ -2387,20 +2548,48 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
             {str(k): str(v) for k, v in unchecked.items()})))
     if warnings:
         result['warnings'] = warnings
-    if request.stop_at is not None and logs:
-        floor = request.stop_at.astimezone(UTC).replace(microsecond=0)
-        # the second of stop_at when the replay ran up to it; where it stopped before transactions stamped
-        # earlier (replay_reach), the last event it replayed
-        result['point_reached'] = (recovered['at'] if reach.get('left_out') else
-                                   isoformat(min(floor, max(m.consistent_at for m in chain))))
-    elif logs:
-        told = future_stamp(chain, replay.get('last_event'), engine.flavor)
-        if told:
-            result['point_reached'] = told[0]
-            warnings.append(told[1])
-            result['warnings'] = warnings
+    if point is not None:
+        result['point_reached'] = point
     result['recovered_point'] = recovered
     return result
+
+
+def replay_point(request: RestoreRequest, chain: List[Manifest], replay: Dict[str, Any],
+                 flavor: str) -> Tuple[Optional[str], List[str], Dict[str, Any]]:
+    """``(point_reached or None when the catalog's stands, the warnings about it, recovered_point)`` of a restore
+    of ``chain`` whose replay read ``replay`` (``replay_outcome``: the real run's and check mode's alike)."""
+    full, logs = chain[0], chain[1:]
+    recovered = recovered_point(full, replay.get('last_event'))
+    reach = replay.get('reach') or {}
+    if not logs:
+        return None, [], recovered
+    if request.stop_at is None:
+        told = future_stamp(chain, replay.get('last_event'), flavor)
+        return (told[0], [told[1]], recovered) if told else (None, [], recovered)
+    if not reach.get('left_out'):
+        # the second of stop_at when the replay ran up to it
+        floor = request.stop_at.astimezone(UTC).replace(microsecond=0)
+        return isoformat(min(floor, max(m.consistent_at for m in chain))), [], recovered
+    # it stopped before transactions stamped earlier (replay_reach): the last event it replayed
+    stopped = isoformat(datetime.datetime.fromtimestamp(reach['stopped_at'], UTC))
+    return recovered['at'], [
+        'The binary logs hold %d transaction(s) of %s stamped before stop_at (%s) after an event stamped %s, at or '
+        'after it: a session that set its own clock (SET TIMESTAMP) or a replica applying another server\'s '
+        'events wrote them. %s-binlog --stop-datetime stops at the first event stamped at or after stop_at, so '
+        'those were not replayed although the source had them before stop_at: the copy reaches %s (the last '
+        'event replayed), which point_reached says. Restore with a stop_at after %s (or none) to replay them.'
+        % (reach['left_out'], full.database, isoformat(request.stop_at), stopped, flavor, recovered['at'],
+           stopped)], recovered
+
+
+def replay_outcome(files: List[str], start: Optional[int], stop_at: Optional[datetime.datetime],
+                   source: str) -> Dict[str, Any]:
+    """What the replay of ``files`` (the first from byte ``start``) up to ``stop_at`` reaches, read from the events'
+    headers (the real run's and check mode's one reading): ``reach`` (``replay_reach``, with stop_at) and
+    ``last_event`` (``last_replayed_event``)."""
+    stop = None if stop_at is None else int(stop_at.astimezone(UTC).replace(microsecond=0).timestamp())
+    return {'reach': replay_reach(files, start, stop_at, source) if stop_at is not None else {},
+            'last_event': last_replayed_event(files, start, source, stop)}
 
 
 def recovered_point(full: Manifest, last_event: Optional[float]) -> Dict[str, Any]:
@@ -2434,45 +2623,74 @@ def future_stamp(chain: List[Manifest], last_event: Optional[float], flavor: str
         % (isoformat(reach), isoformat(archived), flavor, isoformat(point)))
 
 
-def last_replayed_event(files: List[str], start: Optional[int], source: str) -> Optional[float]:
-    """What ``GtidStripper.last_timestamp`` reads from the replay's text, from the raw logs (check mode, which
-    replays nothing): the stamp of the last statement or transaction end (Query, Xid) of a transaction of
-    ``source`` (from byte ``start`` of the first file), in log order."""
+def last_replayed_event(files: List[str], start: Optional[int], source: str,
+                        stop: Optional[int] = None) -> Optional[float]:
+    """The stamp of the last statement or transaction end (Query, Xid) of a transaction of ``source`` the replay
+    of the raw logs ``files`` runs (from byte ``start`` of the first file, up to the first event stamped at or after
+    ``stop``, where ``--stop-datetime`` ends it), in log order. A log damaged past what was read ends it there."""
     own = source.encode('utf-8')
     last: Optional[float] = None
     ending: Optional[int] = None
     mine = False
-    for stamp, kind, body in replayed_events(files, start):
-        if kind in GTID_EVENTS:
-            if mine and ending is not None:
-                last = float(ending)
-            mine, ending = False, None
-        if kind in (QUERY_EVENT, XID_EVENT):
-            ending = stamp
-        if _event_database(kind, body) == own:
-            mine = True
+    try:
+        for stamp, kind, body in replayed_events(files, start):
+            if stop is not None and stamp >= stop:
+                break
+            if kind in GTID_EVENTS:
+                if mine and ending is not None:
+                    last = float(ending)
+                mine, ending = False, None
+            if kind in (QUERY_EVENT, XID_EVENT):
+                ending = stamp
+            if _event_database(kind, body) == own:
+                mine = True
+    except IntegrityError:
+        pass
     if mine and ending is not None:
         last = float(ending)
     return last
 
 
-def foresee_point(engine: Any, request: RestoreRequest, chain: List[Manifest]) -> Optional[Tuple[str, str]]:
-    """Check mode: the ``point_reached`` and warning of a restore without stop_at whose catalog point is a future
-    stamp (``future_stamp``), from the logs read as the replay reads them (decompressed into a private scratch
-    directory, removed); None when the catalog's point stands."""
-    if request.stop_at is not None or len(chain) < 2 or future_stamp(chain, None, engine.flavor) is None:
-        return None
+def foresee_replay(engine: Any, request: RestoreRequest,
+                   chain: List[Manifest]) -> Tuple[Optional[str], List[str], Dict[str, List[str]]]:
+    """Check mode: the replay of ``chain``'s logs foreseen from the logs read as the real run reads them (decompressed
+    once into a private scratch directory, removed): its refusal of the statements it cannot replay into the copy
+    (``check_statements``); the ``point_reached`` (None: the catalog's stands) and warnings of the real run
+    (``replay_point``), after a warning of the accounts the logs make DEFINERs after the dump that are no account of
+    this server; and the DEFINERs of the objects the logs create (``check_statements``' ``definers``)."""
+    if len(chain) < 2:
+        return None, [], {}
     full, logs = chain[0], chain[1:]
+    source = full.database or ''
     workdir = Scratch('binlog-check', request.tmpdir, 'db_restore')
+    logged: Dict[str, List[str]] = {}
     try:
         files = [_decompress(m, workdir, engine.identities) for m in logs]
-        start = None
-        if full.position.get('binlog_pos') and logs[0].position.get('binlog_file') == full.position.get('binlog_file'):
-            start = int(full.position['binlog_pos'])
-        last = last_replayed_event(files, start, full.database or '')
+        argv, start = replay_argv(engine, request, full, logs)
+        check_statements(engine, argv, files, source, None, logged)
+        replay = replay_outcome(files, start, request.stop_at, source)
     finally:
         workdir.remove()
-    return future_stamp(chain, last, engine.flavor)
+    late = absent_accounts(engine, logged)
+    said = [late_definer_text(late, source, 'The replay fails where a statement runs an object of such an account '
+                                            '(ERROR 1449).')] if late else []
+    point, told, _recovered = replay_point(request, chain, replay, engine.flavor)
+    return point, said + told, logged
+
+
+def foresee_definers(engine: Any, request: RestoreRequest, chain: List[Manifest],
+                     logged: Dict[str, List[str]]) -> List[str]:
+    """Check mode: the real run's warning of the restored objects' DEFINERs that are no account of this server, from
+    the backup's record of its objects and the objects the logs create (``logged``)."""
+    definers: Dict[str, List[str]] = {}
+    for source in ((chain[0].data.get('database_objects') or {}).get('definers') or {}, logged):
+        for definer, kinds in source.items():
+            definers.setdefault(definer, [])
+            definers[definer] += [k for k in kinds if k not in definers[definer]]
+    for kinds in definers.values():
+        kinds.sort(key=OBJECT_KINDS.index)
+    absent = absent_definers(engine, _target(request), definers)
+    return [absent_text(_target(request), absent)] if absent else []
 
 
 def _drop_with_grants(engine: Any, request: RestoreRequest, check_mode: bool) -> Dict[str, Any]:
@@ -2508,18 +2726,24 @@ class MySQLRestore(Restorer):
     drop_with = drop
 
     def check(self, request: RestoreRequest, chain: List[Manifest]) -> Dict[str, Any]:
-        if chain:
-            refuse_all_databases(chain[0])
         engine = self.engine(request)
-        engine.ping()
-        before = check_target(engine, request)
+        if chain:
+            before = preflight(engine, request, chain)
+        else:
+            engine.ping()
+            before = check_target(engine, request)
+        foresee_probe(engine, _target(request), chain[0].data.get('database_objects') if chain else None)
         if len(chain) > 1:
-            foresee_lending(engine, chain[0])   # a replay's refusal for want of GRANT OPTION (probe_lending)
+            foresee_lending(engine, chain[0], _target(request))   # a replay's refusal for want of GRANT OPTION
         # What a real run would replace (replace=true onto a database that holds something), for check mode.
         existing = dict({'tables': len(before['tables'])}, **{k: len(v) for k, v in before['objects'].items()})
         result = {'database': request.database, 'server': engine.server_label(),
                   'existing': existing if before['exists'] else None}
-        told = foresee_point(engine, request, chain)
-        if told is not None:
-            result.update(point_reached=told[0], warnings=[told[1]])
+        point, said, logged = foresee_replay(engine, request, chain)
+        if chain:
+            said = foresee_definers(engine, request, chain, logged) + said
+        if point is not None:
+            result['point_reached'] = point
+        if said:
+            result['warnings'] = said
         return result
