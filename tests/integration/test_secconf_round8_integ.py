@@ -12,6 +12,7 @@ systemd units) that round 5 did not hold.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -89,7 +90,7 @@ def _schedule(tmp_path: Path, dirs: dict, backend: str = 'cron', **extra):
 
 def _dirs(tmp_path: Path, infix: str) -> dict:
     dirs = {k: tmp_path / ('%s%s' % (k, infix)) for k in ('cron', 'units', 'config', 'logs', 'locks')}
-    dirs['cron'].mkdir()
+    dirs['cron'].mkdir(parents=True)
     dirs['units'].mkdir()
     return dirs
 
@@ -113,6 +114,10 @@ def test_schedule_directories_with_a_space_still_run(tmp_path):
     assert systemd.rc == 0, systemd.stdout[-3000:]
     service = (dirs['units'] / 'opsready-marker.service').read_text()
     assert 'ExecStart="%s"' % (dirs['config'] / 'marker.sh') in service
+    if shutil.which('systemd-analyze'):
+        units = sorted(str(p) for p in dirs['units'].iterdir())
+        verify = subprocess.run(['systemd-analyze', 'verify'] + units, capture_output=True, text=True, check=False)
+        assert verify.returncode == 0, verify.stderr
 
 
 def test_schedule_role_values_never_start_a_line(tmp_path):
@@ -120,7 +125,7 @@ def test_schedule_role_values_never_start_a_line(tmp_path):
     cron entry or directive, and ``%`` a line break to cron. Each refused before anything is written."""
     hostile = {
         'schedule_user': 'root\n* * * * * root touch %s' % PWNED,
-        'schedule_log_dir': str(tmp_path / 'logs%touch') ,
+        'schedule_log_dir': str(tmp_path / 'logs%touch'),
         'schedule_config_dir': str(tmp_path / 'config\nExecStartPre=/bin/touch') + PWNED,
         'schedule_lock_dir': str(tmp_path / 'locks\n'),
     }
