@@ -150,7 +150,7 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
                 'staged': None, 'not_restored': foreseen, 'owners_not_restored': owners_summary(unowned),
                 'hardlinks_outside': outside}
     if not os.path.isdir(dest):
-        os.makedirs(dest, mode=0o755)
+        safeio.makedirs(dest, 0o755)
     # dest is opened once and the staging directory made in it and used only through descriptors: dest may be a
     # user's (a restore into /home/alice), who can rename root's staging directory and put a link to /etc at its
     # name while root extracts into it or moves files out of it.

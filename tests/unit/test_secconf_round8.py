@@ -1,0 +1,70 @@
+"""Security red team, round 8 (unit layer): what the modules create under a permissive umask, run the way Ansible
+runs a module (its own process; the umask is inherited, as from an operator's shell or a service with UMask=0000).
+
+``os.makedirs(path, mode)`` applies ``mode`` to the last directory only: every missing directory above it was made
+0777 minus the umask, i.e. world-writable under umask 000. db_backup and file_backup then refused the very directories
+they had just made ("writable by others") and left them behind; the other modules wrote their state, reports and
+holds below directories any account could rename or fill with links.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.unit.plugins.modules.test_conformance_round7 import _sqlite_source, run_module
+
+
+@pytest.fixture
+def umask_000():
+    old = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def _open_to_others(top: Path) -> list:
+    """Every directory or file under ``top`` that accounts other than its owner can write."""
+    return sorted('%s %o' % (p.relative_to(top), stat.S_IMODE(p.lstat().st_mode)) for p in top.rglob('*')
+                  if not p.is_symlink() and stat.S_IMODE(p.lstat().st_mode) & 0o022)
+
+
+def _keygen(path: Path) -> str:
+    subprocess.run(['age-keygen', '-o', str(path)], check=True, capture_output=True)
+    return subprocess.run(['age-keygen', '-y', str(path)], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def test_missing_directories_are_never_made_world_writable(tmp_path, umask_000):
+    out = tmp_path / 'out'
+    out.mkdir()
+    out.chmod(0o755)
+    source = _sqlite_source(tmp_path)
+    tree = tmp_path / 'etc-src'
+    tree.mkdir()
+    (tree / 'app.conf').write_text('a = 1\n')
+    logs = tmp_path / 'logs'
+    logs.mkdir()
+    logs.chmod(0o755)
+    (logs / 'app.log').write_text('x' * 100)
+    public = _keygen(tmp_path / 'age.key')
+    cases = [
+        ('db_backup', {'engine': 'sqlite', 'database': source, 'dest': str(out / 'db' / 'set' / 'backups'),
+                       'encrypt': True, 'recipients': [public]}),
+        ('file_backup', {'paths': [str(tree)], 'dest': str(out / 'files' / 'set' / 'archives'), 'name': 'etc'}),
+        ('log_rotate', {'paths': [str(logs / '*.log')], 'size': '1', 'rotate': 2, 'compress': False,
+                        'state_file': str(out / 'lr' / 'state' / 'state.json')}),
+    ]
+    for module, params in cases:
+        result, printed = run_module(tmp_path, module, params)
+        assert not result.get('failed') and result.get('changed'), (module, printed[-2000:])
+    assert _open_to_others(out) == []
+    # the backup directories themselves stay the owner's alone
+    for leaf in (out / 'db' / 'set' / 'backups', out / 'files' / 'set' / 'archives'):
+        assert stat.S_IMODE(leaf.stat().st_mode) == 0o700
+    # and the directories above keep the usual 0755 (others may traverse, as with the default umask)
+    assert stat.S_IMODE((out / 'db').stat().st_mode) == 0o755
