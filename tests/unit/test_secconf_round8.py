@@ -68,3 +68,48 @@ def test_missing_directories_are_never_made_world_writable(tmp_path, umask_000):
         assert stat.S_IMODE(leaf.stat().st_mode) == 0o700
     # and the directories above keep the usual 0755 (others may traverse, as with the default umask)
     assert stat.S_IMODE((out / 'db').stat().st_mode) == 0o755
+
+
+# --- age: every CCTV vector fails for the reason it names ------------------------------------------------------------
+AGE_FAILURE_CLASSES = (
+    # (class named by the vector's ``expect:``, what our message says for it)
+    ('no match', ('cannot be decrypted with the identity',)),
+    ('HMAC failure', ('fails its MAC',)),
+    ('header failure', ('malformed age header', 'truncated age header', 'not an age v1 file')),
+    ('payload failure', ('fails authentication at chunk',)),
+)
+
+
+def _age_failure_class(error) -> str:
+    if error is None:
+        return 'success'
+    text = str(error)
+    for name, markers in AGE_FAILURE_CLASSES:
+        if any(marker in text for marker in markers):
+            return name
+    return 'unclassified: %s' % text
+
+
+def test_every_age_vector_fails_for_the_reason_it_names():
+    """test_encryption_vectors checks that a vector that must fail fails; here each fails as the class its
+    ``expect:`` names (an operator reads "corrupt header" and "payload tampered" differently). stream_no_nonce and
+    stream_short_nonce (the 16-byte payload nonce missing or cut: a header failure for age) were reported as a
+    truncated payload."""
+    from tests.unit.plugins.module_utils.common import test_encryption_vectors as vectors
+    from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
+
+    wrong = {}
+    ran = 0
+    for name in vectors.NAMES:
+        fields, body = vectors.load(name)
+        identities, reason = vectors.classify(fields)
+        if reason:
+            continue
+        ran += 1
+        parsed = [encryption.parse_identities(i)[0] for i in identities]
+        dummy, error = vectors.run(body, parsed, None)
+        got = _age_failure_class(error)
+        if got != fields['expect'][0]:
+            wrong[name] = (fields['expect'][0], got)
+    assert ran == 69
+    assert wrong == {}
