@@ -136,3 +136,31 @@ def test_schedule_role_values_never_start_a_line(tmp_path):
         assert option in result.stdout, (option, result.stdout[-2000:])
         assert not list(dirs['cron'].iterdir()) and not dirs['config'].exists(), option
     assert not os.path.exists(PWNED)
+
+
+def test_recovery_rollback_record_is_never_read_or_written_through_a_link(tmp_path):
+    """The rollback record lives in the application's directory, which its deploy account usually owns; the role runs
+    as root. A link planted at ``.opsready-rollback.json`` was followed by slurp: root read a file of its own (here a
+    0600 JSON holding a secret), took its ``from`` as the previous release (so refused to roll back) and wrote it into
+    the new 0644 record in the account's directory."""
+    root = tmp_path / 'srv' / 'myapp'
+    for release in ('v1', 'v2'):
+        (root / 'releases' / release).mkdir(parents=True)
+    (root / 'current').symlink_to('releases/v2')
+    secret = tmp_path / 'root-only.json'
+    secret.write_text('{"from": "S3cret-from-root-only-file", "to": "v2"}\n')
+    secret.chmod(0o600)
+    (root / '.opsready-rollback.json').symlink_to(secret)
+    result = run_playbook('playbooks/recovery.yml', extravars={
+        'recovery_app': {'path': str(root)}, 'recovery_databases': [], 'recovery_file_restores': [],
+        'recovery_services': []})
+    assert 'S3cret-from-root-only-file' not in result.stdout
+    record = root / '.opsready-rollback.json'
+    if result.rc == 0:
+        # the link was not taken for a record: the rollback happened, and the record written is a file of its own
+        assert os.readlink(root / 'current') == 'releases/v1', result.stdout[-3000:]
+        assert not record.is_symlink() and 'S3cret' not in record.read_text()
+    else:
+        assert '.opsready-rollback.json' in result.stdout, result.stdout[-3000:]
+        assert record.is_symlink()
+    assert secret.read_text() == '{"from": "S3cret-from-root-only-file", "to": "v2"}\n'
