@@ -10,6 +10,7 @@ holds below directories any account could rename or fill with links.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -113,3 +114,45 @@ def test_every_age_vector_fails_for_the_reason_it_names():
             wrong[name] = (fields['expect'][0], got)
     assert ran == 69
     assert wrong == {}
+
+
+# --- age recipients: every malformed spelling refused (regression guard: passed on the old code) ---------------------
+def _recipient_variants():
+    from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
+
+    good = encryption.bech32_encode('age', bytes(range(32)))
+    flipped = good[:-1] + ('q' if good[-1] != 'q' else 'p')
+    mixed = good[:10] + good[10:20].upper() + good[20:]
+    return good, {
+        'mixed case': mixed,
+        'wrong hrp': encryption.bech32_encode('agf', bytes(range(32))),
+        'bad checksum': flipped,
+        'trailing data': good + 'qq',
+        'inner space': good[:20] + ' ' + good[20:],
+        'short key': encryption.bech32_encode('age', bytes(range(31))),
+        'long key': encryption.bech32_encode('age', bytes(range(33))),
+        'identity': encryption.bech32_encode('age-secret-key-', bytes(range(32))).upper(),
+        'no separator': good.replace('1', '', 1),
+        'not charset': good[:-8] + 'b' + good[-7:],
+        'ssh': 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsKLqeplhpW+uObz5dvMgjz1OxfM/XXUB+VHtZ6isGN',
+        'empty': '',
+    }
+
+
+@pytest.mark.parametrize('case', sorted(_recipient_variants()[1]))
+def test_malformed_age_recipients_are_refused_unshown_as_keys(case):
+    """Regression guard (passed on the old code): each malformed recipient is refused with an OpsReadyError, and a
+    secret key given as a recipient is never echoed."""
+    from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
+    from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+
+    good, variants = _recipient_variants()
+    assert encryption.parse_recipient(good) == bytes(range(32))
+    with pytest.raises(OpsReadyError) as caught:
+        encryption.recipients_option(True, [variants[case]], 'the backup')
+    if case == 'identity':
+        assert variants[case] not in str(caught.value)
+    if shutil.which('age') and variants[case] and case != 'ssh':
+        # the reference tool refuses it too (an SSH key it takes: a recipient type the collection does not offer)
+        proc = subprocess.run(['age', '-r', variants[case]], input=b'x', capture_output=True, check=False)
+        assert proc.returncode != 0
