@@ -164,3 +164,57 @@ def test_recovery_rollback_record_is_never_read_or_written_through_a_link(tmp_pa
         assert '.opsready-rollback.json' in result.stdout, result.stdout[-3000:]
         assert record.is_symlink()
     assert secret.read_text() == '{"from": "S3cret-from-root-only-file", "to": "v2"}\n'
+
+
+LOOPBACK_SSH = r'''#!/bin/sh
+# ssh to "localhost" for tests: drop the options and the destination, run the remote command with the shell, as sshd
+# does (the words joined by spaces, then parsed by the remote user's shell).
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -p|-o|-i|-l|-F) shift 2 ;;
+    -*) shift ;;
+    *) break ;;
+  esac
+done
+shift
+exec /bin/sh -c "$*"
+'''
+
+
+def test_backup_copy_ssh_remote_path_is_one_word_for_every_rsync(tmp_path):
+    """rsync before 3.2.4 (Debian 11, RHEL 8), and any rsync with RSYNC_OLD_ARGS set, hands the remote half of
+    ``host:path`` to the remote shell: a remote_path with a space was split there (the copy went elsewhere or failed)
+    and one with ``;`` ran a command on the backup host. The argument is protected (``--protect-args``) whatever the
+    version or environment."""
+    import json
+    import sys
+
+    from tests.unit.plugins.modules.test_conformance_round7 import _sqlite_source
+    bin_dir = tmp_path / 'bin'
+    bin_dir.mkdir()
+    (bin_dir / 'ssh').write_text(LOOPBACK_SSH)
+    (bin_dir / 'ssh').chmod(0o755)
+    source = _sqlite_source(tmp_path)
+    backups = tmp_path / 'backups'
+    args = tmp_path / 'args.json'
+    env = dict(os.environ, PYTHONPATH=str(REPO / 'build'), LC_ALL='C.UTF-8', PATH='%s:%s' % (bin_dir, os.environ['PATH']),
+               RSYNC_OLD_ARGS='1')
+
+    def module(name, params):
+        args.write_text(json.dumps({'ANSIBLE_MODULE_ARGS': params}))
+        proc = subprocess.run([sys.executable, str(REPO / 'plugins' / 'modules' / ('%s.py' % name)), str(args)],
+                              capture_output=True, text=True, env=env, timeout=120, check=False, stdin=subprocess.DEVNULL)
+        text = proc.stdout
+        return json.loads(text[text.index('{'):]), text + proc.stderr
+
+    result, printed = module('db_backup', {'engine': 'sqlite', 'database': source, 'dest': str(backups)})
+    assert result.get('changed'), printed[-2000:]
+    pwned = tmp_path / 'pwned'
+    remote = tmp_path / 'off site' / ('db01;touch %s' % pwned)
+    result, printed = module('backup_copy', {'src': str(backups), 'backend': 'ssh', 'ssh_host': 'localhost',
+                                             'remote_path': str(remote)})
+    assert not pwned.exists()
+    assert not result.get('failed'), printed[-3000:]
+    copied = sorted(p.name for p in remote.iterdir())
+    assert copied and sorted(p.name for p in backups.iterdir() if not p.name.startswith('.')) == \
+        sorted(n for n in copied if not n.startswith('.')), copied
