@@ -197,13 +197,14 @@ def test_backup_copy_ssh_remote_path_is_one_word_for_every_rsync(tmp_path):
     source = _sqlite_source(tmp_path)
     backups = tmp_path / 'backups'
     args = tmp_path / 'args.json'
-    env = dict(os.environ, PYTHONPATH=str(REPO / 'build'), LC_ALL='C.UTF-8', PATH='%s:%s' % (bin_dir, os.environ['PATH']),
-               RSYNC_OLD_ARGS='1')
+    env = dict(os.environ, PYTHONPATH=str(REPO / 'build'), LC_ALL='C.UTF-8', RSYNC_OLD_ARGS='1',
+               PATH='%s:%s' % (bin_dir, os.environ['PATH']))
 
     def module(name, params):
         args.write_text(json.dumps({'ANSIBLE_MODULE_ARGS': params}))
         proc = subprocess.run([sys.executable, str(REPO / 'plugins' / 'modules' / ('%s.py' % name)), str(args)],
-                              capture_output=True, text=True, env=env, timeout=120, check=False, stdin=subprocess.DEVNULL)
+                              capture_output=True, text=True, env=env, timeout=120, check=False,
+                              stdin=subprocess.DEVNULL)
         text = proc.stdout
         return json.loads(text[text.index('{'):]), text + proc.stderr
 
