@@ -535,8 +535,11 @@ class DecryptingReader:
             file_key = self._open_header(identities, recipients)
             nonce = handle.read(NONCE)
             if len(nonce) != NONCE:
-                raise IntegrityError('%s is truncated after its age header (no payload nonce); do not restore '
-                                     'from it.' % name, path=name)
+                # The nonce closes the header (age counts a missing or short one as a header failure, like the
+                # C2SP vectors stream_no_nonce and stream_short_nonce): nothing of the payload was read yet.
+                raise IntegrityError('%s has a truncated age header (its 16-byte payload nonce is %s): it is corrupt '
+                                     'or cut short; do not restore from it.'
+                                     % (name, 'short' if nonce else 'missing'), path=name)
             self._aead = _c().ChaCha20Poly1305(_hkdf(file_key, nonce, b'payload'))
             self._decrypt_into: Any = getattr(self._aead, 'decrypt_into', None)  # cryptography >= 45
             self._counter = 0

@@ -246,7 +246,7 @@ def _prepare_root(scratch_root: str) -> None:
                             '/var/tmp/opsready-drill/<set>, created when missing).'
                             % (scratch_root, safeio.uid_name(os.geteuid()), risk), path=scratch_root)
     if not os.path.lexists(scratch_root):
-        os.makedirs(scratch_root, mode=0o700)
+        safeio.makedirs(scratch_root, 0o700)
         risk = safeio.path_risk(scratch_root)   # a directory on the way planted meanwhile
         if risk:
             raise OpsReadyError('scratch_root %s became unsafe while it was created: %s. Choose another path.'

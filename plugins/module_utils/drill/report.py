@@ -159,7 +159,7 @@ def write_report(report_dir: str, report: Dict[str, Any], history_limit: int = 3
     # Before anything is made: an account owning a directory above could link report_dir's name to /etc.
     safeio.check_parents(os.path.abspath(report_dir), 'write drill reports into', 'report_dir')
     try:
-        os.makedirs(report_dir, mode=0o755, exist_ok=True)
+        safeio.makedirs(report_dir, 0o755)
     except OSError as exc:
         raise OpsReadyError('Cannot create the report directory %s: %s.' % (report_dir, exc.strerror),
                             path=report_dir)

@@ -153,7 +153,7 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
                 'hardlinks_outside': outside, 'hardlinks_left': left_names,
                 'warnings': [hardlinks_left_warning(left_names)] if left_names else []}
     if not os.path.isdir(dest):
-        os.makedirs(dest, mode=0o755)
+        safeio.makedirs(dest, 0o755)
     # dest is opened once and the staging directory made in it and used only through descriptors: dest may be a
     # user's (a restore into /home/alice), who can rename root's staging directory and put a link to /etc at its
     # name while root extracts into it or moves files out of it.

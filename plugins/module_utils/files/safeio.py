@@ -202,12 +202,14 @@ def open_directory(path: str, created: bool = False) -> int:
     return fd
 
 
-def make_directories(path: str, mode: int) -> int:
+def make_directories(path: str, mode: int, parents_mode: Optional[int] = None) -> int:
     """A descriptor of the directory ``path``, made with ``mode`` where missing, component by component.
 
     The deepest directory that exists is opened as ``open_directory`` does; each missing component is then made
     relative to the descriptor of the one above (``mkdir`` with ``dir_fd``) and opened with O_NOFOLLOW, so a name
-    swapped for a link between its creation and its use is refused where it is, never followed."""
+    swapped for a link between its creation and its use is refused where it is, never followed. ``parents_mode``:
+    the mode of the missing directories above ``path`` (default ``mode``). Never ``os.makedirs``: it makes those
+    0777 minus the umask, world-writable under umask 000."""
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
     existing = os.path.abspath(path)
     missing: List[str] = []
@@ -217,9 +219,9 @@ def make_directories(path: str, mode: int) -> int:
     fd = open_directory(existing)
     current = existing
     try:
-        for name in missing:
+        for index, name in enumerate(missing):
             try:
-                os.mkdir(name, mode, dir_fd=fd)
+                os.mkdir(name, mode if parents_mode is None or index == len(missing) - 1 else parents_mode, dir_fd=fd)
             except FileExistsError:
                 pass   # made meanwhile (another run): opened below like any other, never through a link
             child = os.path.join(current, name)
@@ -240,6 +242,12 @@ def make_directories(path: str, mode: int) -> int:
         os.close(fd)
         raise
     return fd
+
+
+def makedirs(path: str, mode: int, parents_mode: int = 0o755) -> None:
+    """``os.makedirs(path, mode, exist_ok=True)`` whatever the umask: ``path`` made with ``mode`` and the directories
+    above it with ``parents_mode`` (both only narrowed by the umask, never widened), none followed through a link."""
+    os.close(make_directories(path, mode, parents_mode))
 
 
 def _backup_dir_risk(dest: str, secret: bool, owner: Optional[Tuple[int, int]]) -> Optional[str]:
@@ -292,7 +300,9 @@ def prepare_backup_dir(dest: str, secret: bool = False, what: str = 'backups',
     check_backup_dir(dest, secret, what, owner)   # before creating anything below a directory someone else controls
     if not os.path.isdir(dest):
         try:
-            os.makedirs(dest, mode=0o700)
+            makedirs(dest, 0o700)
+        except UnsafeFileError:
+            raise
         except OSError as exc:
             if exc.errno == errno.EEXIST:   # something that is not a directory is in the way: say what
                 raise OpsReadyError('dest %s %s, not a directory: point dest at a directory (it is created when '

@@ -135,7 +135,7 @@ class StateFile:
             return False
         directory = os.path.dirname(os.path.abspath(self.path))
         try:
-            os.makedirs(directory, mode=0o755, exist_ok=True)
+            safeio.makedirs(directory, 0o755)
             atomic_write_json(self.path, {'version': 1, 'logs': self.logs}, mode=0o644)
         except OSError as exc:
             raise OpsReadyError('Cannot write state file %s (%s): make its directory writable or set state_file.'

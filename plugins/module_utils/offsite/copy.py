@@ -447,7 +447,7 @@ def pull(store: Store, dest: str, engine: Optional[str] = None, database: Option
                     raise IntegrityError('%s at %s has a manifest but its data object %s is missing: do not rely on '
                                          'this copy.' % (entry.id, store.url, name))
                 target = os.path.join(dest, name)
-                os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
+                safeio.makedirs(os.path.dirname(target), 0o700, 0o700)
                 target = _inside(dest, name)
                 partial = target + PARTIAL_SUFFIX
                 with contextlib.suppress(FileNotFoundError):

@@ -685,7 +685,10 @@ class SshStore(Store):
         rsync = self.runner.which('rsync', 'Install rsync on both hosts.')
         ssh = ' '.join(shlex.quote(a) for a in ['ssh'] + self.ssh_opts)
         try:
-            self.runner.run([rsync, '-e', ssh] + args, what='rsync (%s)' % what, timeout=24 * 3600)
+            # --protect-args (-s, rsync >= 3.0): the remote half of host:path reaches the remote rsync as one word.
+            # Without it rsync before 3.2.4 (and any rsync with RSYNC_OLD_ARGS set) hands it to the remote shell,
+            # which splits remote_path at a space and runs what follows a ';' on the backup host.
+            self.runner.run([rsync, '--protect-args', '-e', ssh] + args, what='rsync (%s)' % what, timeout=24 * 3600)
         except ToolError as exc:
             raise OpsReadyError('%s to/from %s failed: %s' % (what, self.url, exc.message), rc=exc.rc)
 

@@ -86,7 +86,7 @@ def exclusive(path: str, timeout: float) -> Iterator[None]:
     directory = _directory(path)
     check(path)
     try:
-        os.makedirs(directory, mode=0o700, exist_ok=True)
+        safeio.makedirs(directory, 0o700)
     except OSError as exc:
         raise OpsReadyError('Cannot create %s for the patching holds record: %s. Set hold_state_file to a path in a '
                             'writable directory.' % (directory, exc.strerror or exc), path=directory)

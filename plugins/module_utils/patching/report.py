@@ -38,7 +38,7 @@ def _locked(path: str, check_mode: bool = False) -> Iterator[None]:
     if check_mode and not os.path.isdir(directory):
         yield
         return
-    os.makedirs(directory, mode=0o750, exist_ok=True)
+    safeio.makedirs(directory, 0o750)
     with locks.waiting(path + '.lock', 'patching report', mode=0o640, create=not check_mode):
         yield
 
