@@ -75,7 +75,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.postgr
     extension_member_losses, extension_member_statements, extension_names, extension_owner_losses,
     extension_owner_statements,
     extension_statements, is_comment, load_options, locale_settings,
-    own_text_search_option, referenced_roles)
+    own_text_search_option, referenced_roles, setting_role_warnings)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import foreign
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import (
     check_name, dbname_arg, quote_ident, quote_literal)
@@ -388,10 +388,16 @@ def check(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifest]
     if chain:
         check_no_owner(request, chain[0])
     check_target(engine, request)
+    result: Dict[str, Any] = {'database': request.database, 'server': engine.server_label()}
     if chain:
-        check_roles(engine, request, chain[0])
+        roles = check_roles(engine, request, chain[0])
         check_locales(engine, chain[0])
-    return {'database': request.database, 'server': engine.server_label()}
+        # what the real run warns of: the settings of roles this server lacks, left out
+        warnings = setting_role_warnings(chain[0].data.get('database_properties') or {}, roles,
+                                         engine.conn.where(5432))
+        if warnings:
+            result['warnings'] = warnings
+    return result
 
 
 # What a run leaves under the target's lock (the temporary copy while it loads, the old target between the swap
@@ -1216,7 +1222,8 @@ def apply_properties(engine: PostgresEngine, request: RestoreRequest, manifest: 
         # does not exist' for temp_tablespaces, as it said in the source) would fail the statement.
         engine.client.query_script('\\encoding UTF8\nSET client_min_messages = error;\n%s;\n'
                                    % _one_transaction(statements), database=database)
-    return dict(describe(props, request.no_owner), restored=True, skipped=skipped)
+    return dict(describe(props, request.no_owner), restored=True, skipped=skipped,
+                warnings=setting_role_warnings(props, roles, engine.conn.where(5432)))
 
 
 @contextlib.contextmanager
@@ -1296,6 +1303,7 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
         reached = foreign.reach(engine, temp, request.foreign_servers, counts[2] if len(counts) > 2 else '')
         reached['warnings'] = reached['warnings'] + extension_member_warnings(engine, request, manifest, temp)
         properties = apply_properties(engine, request, manifest, temp, roles, session)
+        reached['warnings'] += properties.pop('warnings', None) or []
         not_created += moved + _plain_text_search_note(manifest)
         if not_created:
             properties['skipped'] = not_created + list(properties.get('skipped') or [])
