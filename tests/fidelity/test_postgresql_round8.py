@@ -133,3 +133,107 @@ def test_extension_comments_a_user_removed_stay_removed(pg, ext8, tmp_path):
         assert not [w for w in warnings if 'did not come back' in w], warnings
     finally:
         drop_databases(pg, name, copy)
+
+
+# -- point-in-time recovery to the old timeline after a fork -------------------------------------------------------
+def _fork(server: PostgresServer, cold: Path, point: str) -> None:
+    """What an earlier point-in-time recovery of the cluster does: the cold copy taken before (the base) recovers from
+    the archive to ``point`` and is promoted, on timeline 2, archiving into the same archive."""
+    import shutil
+    import time
+    server.stop()
+    shutil.rmtree(server.datadir)
+    subprocess.run(['cp', '-a', str(cold), str(server.datadir)], check=True)
+    auto = server.datadir / 'postgresql.auto.conf'
+    auto.write_text(auto.read_text() + "\nrestore_command = 'cp %s/%%f \"%%p\"'\nrecovery_target_time = '%s'\n"
+                    "recovery_target_action = 'promote'\n" % (server.wal_archive_dir, point))
+    (server.datadir / 'recovery.signal').write_text('')
+    subprocess.run(['chown', '--reference=%s' % cold, str(auto), str(server.datadir / 'recovery.signal')], check=True)
+    server.start()
+    deadline = time.monotonic() + 60
+    while server.sql('SELECT pg_is_in_recovery()')[0][0] != 'f':
+        assert time.monotonic() < deadline, 'the copy was not promoted'
+        time.sleep(0.2)
+
+
+def test_pitr_to_the_old_timeline_after_a_fork(tmp_path):
+    """Timeline 1 has WAL past the point an earlier recovery forked timeline 2 from (the transactions after that
+    point, which the recovery threw away on purpose): a user asking for a time between the fork and the end of
+    timeline 1 got a recovery that followed timeline 2 (recovery_target_timeline = 'latest') and stopped at the fork,
+    without those transactions. ``target_timeline`` chooses the timeline (as pgBackRest's --target-timeline does);
+    left at the newest, such a time is refused, naming the option."""
+    import datetime
+    import os
+    import shutil
+    import tempfile
+    import time
+    from tests.integration.test_db_restore_pitr import catalog_wal, labels, switch_and_wait
+    server = PostgresServer()
+    scratch = Path(tempfile.mkdtemp(prefix='opsready-pitr-fork-'))
+    os.chmod(scratch, 0o711)
+    try:
+        server.start()
+        server.create_database('app')
+        server.sql("CREATE TABLE events (id serial PRIMARY KEY, label text NOT NULL); INSERT INTO events (label) "
+                   "VALUES ('a')", database='app')
+        dest = tmp_path / 'backups'
+        result = play(tmp_path, [{'name': 'base', 'opsready.operations.db_backup': dict(
+            pg_conn(server), engine='postgresql', kind='base', dest=str(dest), owner='postgres')}], server)
+        assert result.rc == 0, result.stdout[-3000:]
+        server.stop()
+        cold = scratch / 'cold'
+        subprocess.run(['cp', '-a', str(server.datadir), str(cold)], check=True)
+        server.start()
+        server.sql("INSERT INTO events (label) VALUES ('b')", database='app')
+        time.sleep(1.0)
+        fork_point = datetime.datetime.now(datetime.timezone.utc)
+        time.sleep(1.0)
+        server.sql("INSERT INTO events (label) VALUES ('c')", database='app')
+        time.sleep(1.0)
+        old_point = datetime.datetime.now(datetime.timezone.utc)   # on timeline 1 only
+        time.sleep(1.0)
+        server.sql("INSERT INTO events (label) VALUES ('d')", database='app')
+        switch_and_wait(server)
+        _fork(server, cold, fork_point.isoformat())
+        assert server.sql('SELECT timeline_id FROM pg_control_checkpoint()')[0][0] == '2'
+        server.sql("INSERT INTO events (label) VALUES ('e2')", database='app')
+        switch_and_wait(server)
+        deadline = time.monotonic() + 30
+        while not (server.wal_archive_dir / '00000002.history').exists():
+            assert time.monotonic() < deadline, '00000002.history was not archived'
+            time.sleep(0.1)
+        catalog_wal(server, dest)
+        (dest / 'pg_wal_extra').mkdir(mode=0o700)
+        shutil.copy(server.wal_archive_dir / '00000002.history', dest / 'pg_wal_extra' / '00000002.history')
+
+        restore_to = dict(pg_conn(server), engine='postgresql', src=str(dest))
+        tasks = [
+            {'name': 'latest', 'opsready.operations.db_restore': dict(restore_to, datadir=str(scratch / 'latest'))},
+            {'name': 'newest timeline', 'ignore_errors': True, 'opsready.operations.db_restore': dict(
+                restore_to, datadir=str(scratch / 'refused'), stop_at=old_point.isoformat())},
+            {'name': 'check', 'check_mode': True, 'ignore_errors': True, 'opsready.operations.db_restore': dict(
+                restore_to, datadir=str(scratch / 'refused'), stop_at=old_point.isoformat())},
+            {'name': 'old timeline', 'opsready.operations.db_restore': dict(
+                restore_to, datadir=str(scratch / 'old'), stop_at=old_point.isoformat(), target_timeline='1')},
+        ]
+        result = play(tmp_path, tasks, server)
+        try:
+            latest = result.result('latest')
+            assert latest['_event'] == 'runner_on_ok', latest.get('msg')
+            assert labels(server, latest['target']['port'], server.password, 'app') == ['a', 'b', 'e2']
+            for name in ('newest timeline', 'check'):
+                refused = result.result(name)
+                assert refused['_event'] == 'runner_on_failed', refused
+                assert 'target_timeline' in refused['msg'] and 'timeline 1' in refused['msg'], refused['msg']
+            assert not (scratch / 'refused').exists()
+            old = result.result('old timeline')
+            assert old['_event'] == 'runner_on_ok', old.get('msg')
+            assert labels(server, old['target']['port'], server.password, 'app') == ['a', 'b', 'c']
+        finally:
+            play(tmp_path, [{'name': 'drop-%s' % name, 'ignore_errors': True,
+                             'opsready.operations.db_restore': dict(restore_to, datadir=str(scratch / name),
+                                                                    state='absent')}
+                            for name in ('latest', 'refused', 'old')], server)
+    finally:
+        server.cleanup()
+        shutil.rmtree(scratch, ignore_errors=True)

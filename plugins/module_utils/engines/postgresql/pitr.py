@@ -57,7 +57,9 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.postgr
     PostgresEngine, lsn_to_int)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.postmaster import postmaster_pid
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import conf_literal
-from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import Restorer, RestoreRequest, Timer
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import timelines
+from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import (
+    Restorer, RestoreRequest, Timer, select_chain)
 from ansible_collections.opsready.operations.plugins.module_utils.files.safeio import (
     ClusterDir, UnsafeFileError, open_directory, open_regular_stream, read_regular, uid_name)
 from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe import extract_all
@@ -290,7 +292,7 @@ def _stage_wal(logs: List[Manifest], waldir: str, identities: Optional[List[Any]
     return names
 
 
-HISTORY_FILE = re.compile(r'\A([0-9A-F]{8})\.history\Z')
+HISTORY_FILE = timelines.HISTORY_FILE
 
 
 def history_files(base: Manifest, logs: List[Manifest]) -> List[str]:
@@ -349,7 +351,16 @@ def _staging_dir(staging: str) -> ClusterDir:
     return ClusterDir(staging, (uid, gid), what='PITR staging directory', marker='PG_VERSION', made_here=True)
 
 
-def _configure(staging: str, waldir: str, target: Optional[datetime.datetime]) -> None:
+def recovery_timeline(request: RestoreRequest, base: Manifest) -> Optional[str]:
+    """``recovery_target_timeline`` for ``target_timeline`` (None: PostgreSQL's default, latest): ``current`` is the
+    base backup's timeline, named by number (the chain was chosen along it)."""
+    if request.target_timeline == 'current':
+        return str(int(base.position.get('timeline') or 1))
+    return request.target_timeline
+
+
+def _configure(staging: str, waldir: str, target: Optional[datetime.datetime],
+               timeline: Optional[str] = None) -> None:
     hba = os.path.join(staging, 'pg_hba.conf')
     with _staging_dir(staging) as cluster:
         if not cluster.exists('postgresql.conf'):
@@ -367,6 +378,8 @@ def _configure(staging: str, waldir: str, target: Optional[datetime.datetime]) -
                  "archive_mode = 'off'",
                  "hba_file = %s" % conf_literal(hba),
                  "ident_file = %s" % conf_literal(os.path.join(staging, 'pg_ident.conf'))]
+        if timeline is not None:
+            lines.append('recovery_target_timeline = %s' % conf_literal(timeline))
         if not cluster.exists('pg_ident.conf'):
             cluster.write_atomic('pg_ident.conf', b'', 0o600)
         auto = cluster.read('postgresql.auto.conf', CONF_LIMIT, what='postgresql.auto.conf') or b''
@@ -634,7 +647,7 @@ class ScratchServer:
             return handle.read(limit).decode('utf-8', 'replace')
 
 
-HISTORY_LIMIT = 16 * 1024 * 1024   # a timeline history holds one line per earlier timeline
+HISTORY_LIMIT = timelines.HISTORY_LIMIT
 
 
 def _end_of_recovery(staging: str) -> Optional[int]:
@@ -851,7 +864,7 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, chain: List
         finally:
             os.close(wal_fd)
         timer.lap('stage_wal')
-        _configure(staging, waldir, target)
+        _configure(staging, waldir, target, recovery_timeline(request, base))
         _make_rundir(rundir)
         for path in (staging, waldir, rundir):
             _secure_tree(path, uid, gid)
@@ -1043,6 +1056,11 @@ class PitrRestore(Restorer):
     """db_restore for PostgreSQL physical point-in-time recovery (a base backup plus WAL into ``datadir``)."""
 
     restore_with = restore
+
+    def narrow(self, request: RestoreRequest, catalog: Catalog) -> Catalog:
+        def base_timeline() -> int:
+            return int(select_chain(catalog, request.artifact, request.stop_at)[0].position.get('timeline') or 1)
+        return timelines.select(catalog, request.target_timeline, request.stop_at, base_timeline)[0]
 
     def check(self, request: RestoreRequest, chain: List[Manifest]) -> Dict[str, Any]:
         history = [os.path.basename(p) for p in history_files(chain[0], chain[1:])]
