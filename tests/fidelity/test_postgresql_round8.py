@@ -465,3 +465,41 @@ def test_round8_kinds(pg, tmp_path):
     finally:
         drop_with_subscriptions(pg, name, copy)
         pg.sql('DROP EVENT TRIGGER IF EXISTS "evt Odd"; DROP EVENT TRIGGER IF EXISTS evt_off')
+
+
+# -- what a run leaves out or refuses, foreseen by check mode and said in the warnings -------------------------------
+def test_tablespace_the_target_lacks_foreseen_and_warned(pg, tmp_path):
+    """Objects in a tablespace the target server lacks: check mode said nothing (``changed``, no warning) while the
+    real run refused a plain backup before anything was created; a custom backup's objects moved into the default
+    tablespace were named only in ``database_properties.skipped``, never in the warnings. Check mode now refuses the
+    plain one as the run does and warns of the move, and the run's warnings name it."""
+    space = 'fid_ts8_%s' % uuid.uuid4().hex[:6]
+    name = 'fid_tsobj8_%s' % uuid.uuid4().hex[:6]
+    pg.sql("CREATE TABLESPACE %s LOCATION %s" % (qi(space), ql(str(pg.service_dir(space)))))
+    try:
+        pg.sql('CREATE DATABASE %s TEMPLATE template0' % qi(name))
+        pg.sql("CREATE TABLE placed (id int) TABLESPACE %s; INSERT INTO placed VALUES (1)" % qi(space), database=name)
+        (tmp_path / 'c').mkdir()
+        (tmp_path / 'p').mkdir()
+        custom = backup(tmp_path / 'c', pg, name)
+        plain = backup(tmp_path / 'p', pg, name, format='plain')
+        drop_databases(pg, name)
+        pg.sql('DROP TABLESPACE %s' % qi(space))
+        check = check_restore(tmp_path / 'p', pg, plain, source_database=name, database=name)
+        assert check.rc != 0, check.stdout[-3000:]
+        msg = check.result('restore')['msg']
+        assert space in msg and 'public.placed' in msg and 'Nothing was restored' in msg, msg
+
+        def moved(res: dict) -> list:
+            return [w for w in res.get('restore_warnings') or [] if space in w and 'public.placed' in w]
+
+        check = check_restore(tmp_path / 'c', pg, custom, source_database=name, database=name)
+        assert check.rc == 0, check.stdout[-3000:]
+        assert len(moved(check.result('restore'))) == 1, check.result('restore').get('restore_warnings')
+        result = restore(tmp_path / 'c', pg, custom, source_database=name, database=name)
+        assert result.rc == 0, result.stdout[-3000:]
+        assert len(moved(result.result('restore'))) == 1, result.result('restore').get('restore_warnings')
+        assert pg.sql('SELECT count(*) FROM placed', database=name) == [('1',)]
+    finally:
+        drop_databases(pg, name)
+        pg.sql('DROP TABLESPACE IF EXISTS %s' % qi(space))

@@ -392,12 +392,22 @@ def check(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifest]
     if chain:
         roles = check_roles(engine, request, chain[0])
         check_locales(engine, chain[0])
-        # what the real run warns of: the settings of roles this server lacks, left out
-        warnings = setting_role_warnings(chain[0].data.get('database_properties') or {}, roles,
-                                         engine.conn.where(5432))
+        # what the real run refuses (a plain dump's objects in a tablespace this server lacks) and warns of: what it
+        # leaves out, read-only here (the run's create_database and apply_properties find the same)
+        moved = check_object_tablespaces(engine, chain[0])
+        props = chain[0].data.get('database_properties') or {}
+        left_out = tablespace_option(engine, props)[1] + extension_statements(
+            props, available_extensions(engine, extension_names(props)))[1] + moved + _plain_text_search_note(chain[0])
+        warnings = setting_role_warnings(props, roles, engine.conn.where(5432)) + left_out_warnings(left_out)
         if warnings:
             result['warnings'] = warnings
     return result
+
+
+def left_out_warnings(notes: List[str]) -> List[str]:
+    """What a restore left out of the database as backed up (``database_properties.skipped``), as warnings: a user
+    reading the run's warnings (a drill report, the play's output) must learn of it too."""
+    return ['Not restored as backed up: %s' % note for note in notes]
 
 
 # What a run leaves under the target's lock (the temporary copy while it loads, the old target between the swap
@@ -1303,8 +1313,8 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
         reached = foreign.reach(engine, temp, request.foreign_servers, counts[2] if len(counts) > 2 else '')
         reached['warnings'] = reached['warnings'] + extension_member_warnings(engine, request, manifest, temp)
         properties = apply_properties(engine, request, manifest, temp, roles, session)
-        reached['warnings'] += properties.pop('warnings', None) or []
         not_created += moved + _plain_text_search_note(manifest)
+        reached['warnings'] += (properties.pop('warnings', None) or []) + left_out_warnings(not_created)
         if not_created:
             properties['skipped'] = not_created + list(properties.get('skipped') or [])
         timer.lap('database_properties')
@@ -1336,6 +1346,7 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
         note = write_comment_inside(engine, request, manifest, target)
         if note:
             properties['skipped'] = list(properties.get('skipped') or []) + [note]
+            reached['warnings'] += left_out_warnings([note])
     live = session if session.alive else None
     if (manifest.data.get('database_properties') or {}).get('is_template'):
         # Set on the final name only: a template cannot be dropped, and the copy is dropped when anything before
