@@ -58,7 +58,7 @@ class RestoreRequest:
     check_mode: bool = False
     events: str = 'source'                  # MariaDB/MySQL: 'source' (the recorded status) or 'disabled'
     foreign_servers: str = 'keep'           # PostgreSQL: 'keep' the restored foreign servers, or 'disable' them
-    target_timeline: Optional[str] = None   # PostgreSQL physical: 'latest', 'current' or a number (None: latest, checked)
+    target_timeline: Optional[str] = None   # PostgreSQL physical: 'latest', 'current', a number (None: latest, checked)
     # age identities (private keys) for encrypted artifacts; their repr shows only the public key.
     identities: List[Any] = field(default_factory=list, repr=False)
 

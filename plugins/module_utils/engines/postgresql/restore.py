@@ -379,12 +379,12 @@ def check(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifest]
     if chain and chain[0].database == GLOBALS:
         plan = globals_plan(engine, _read_globals(engine, chain[0]))
         report = plan['report']
-        result = dict(report, server=engine.server_label(), changes=_globals_change(report))
+        done = dict(report, server=engine.server_label(), changes=_globals_change(report))
         # what the real run names of the privileges on parameters it leaves out (read-only: has_parameter_privilege)
         warnings = parameter_warnings(engine, plan['existing_parameter_grants'])
         if warnings:
-            result['warnings'] = warnings
-        return result
+            done['warnings'] = warnings
+        return done
     if chain:
         check_no_owner(request, chain[0])
     check_target(engine, request)

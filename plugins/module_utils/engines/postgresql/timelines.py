@@ -125,14 +125,15 @@ def old_branch(catalog: Catalog, stop_at: datetime.datetime) -> Optional[Dict[st
     size = _segment_size(logs)
     for tli, lsn, reason in rows:
         fork_seg = max(lsn - 1, 0) // size
-        mine = [m for m in logs if log_timeline(m) == tli and m.pos_start is not None]
+        mine = [(int(m.pos_start), m) for m in logs if log_timeline(m) == tli and m.pos_start is not None]
         fork = _fork_time(reason)
+        after: Optional[datetime.datetime] = fork
         if fork is not None:
-            branch = [m for m in mine if m.pos_start >= fork_seg and m.consistent_at > fork]
-            after = fork
+            branch = [m for seg, m in mine if seg >= fork_seg and m.consistent_at > fork]
         else:
-            branch = [m for m in mine if m.pos_start > fork_seg]
-            before = [m.consistent_at for m in mine if m.pos_start < fork_seg] + [
+            # a promotion without a time target: the fork is after the last segment wholly before it was archived
+            branch = [m for seg, m in mine if seg > fork_seg]
+            before = [m.consistent_at for seg, m in mine if seg < fork_seg] + [
                 f.consistent_at for f in catalog.fulls() if int(f.position.get('timeline') or 1) <= tli]
             after = max(before) if before else None
         if not branch or after is None:
