@@ -722,8 +722,8 @@ def extension_member_statements(recorded: List[Dict[str, Any]], restored: List[D
             what.append('SET %s' % member['config'])
         # recorded without one (the key is always written): a comment the script sets that a user removed
         if 'comment' in member and there.get('comment') != member['comment']:
-            statements.append('%s %s IS %s' % (comment_on, ident, 'NULL' if member['comment'] is None
-                                                else quote_literal(str(member['comment']))))
+            value = 'NULL' if member['comment'] is None else quote_literal(str(member['comment']))
+            statements.append('%s %s IS %s' % (comment_on, ident, value))
             what.append('comment' if member['comment'] is not None else 'comment removed')
         wanted = member.get('attrs')
         if kind == 'function' and wanted and there.get('attrs') and there['attrs'] != wanted \

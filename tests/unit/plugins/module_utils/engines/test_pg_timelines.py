@@ -14,7 +14,10 @@ import pytest
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import timelines
-from tests.unit.plugins.module_utils.backup.test_catalog_timelines import BASE_AT, base, clean, wal  # noqa: F401
+from tests.unit.plugins.module_utils.backup import test_catalog_timelines as shared
+from tests.unit.plugins.module_utils.backup.test_catalog_timelines import BASE_AT, base, wal
+
+clean = shared.clean   # the catalog index cleared around each test (autouse there)
 
 
 def at(minutes: float) -> datetime.datetime:
