@@ -369,6 +369,13 @@ INSERT INTO rls_p VALUES (1, 'a'), (2, 'b');
 -- a subscription left disabled, without a slot
 CREATE SUBSCRIPTION "sub 8" CONNECTION 'host=127.0.0.1 port=1 dbname=nowhere' PUBLICATION p1, "p 2"
   WITH (connect = false, enabled = false, slot_name = NONE, binary = true, streaming = on);
+-- a transform (its functions any internal ones: plpgsql never calls them) with a comment; a cast WITH INOUT
+CREATE FUNCTION tf_from(internal) RETURNS internal LANGUAGE internal IMMUTABLE STRICT AS 'int4recv';
+CREATE FUNCTION tf_to(internal) RETURNS int LANGUAGE internal IMMUTABLE STRICT AS 'int4recv';
+CREATE TRANSFORM FOR int LANGUAGE plpgsql (FROM SQL WITH FUNCTION tf_from(internal), TO SQL WITH FUNCTION
+  tf_to(internal));
+COMMENT ON TRANSFORM FOR int LANGUAGE plpgsql IS 'transform';
+CREATE CAST (pair AS text) WITH INOUT AS IMPLICIT;
 RESET search_path;
 '''
 
@@ -422,9 +429,9 @@ def drop_with_subscriptions(server: PostgresServer, *names: str) -> None:
 
 def test_round8_kinds(pg, tmp_path):
     """See KINDS8 (domains with NOT VALID constraints, enum values added out of order and renamed, range types with
-    their own multirange name, ICU and nondeterministic collations, casts, operators, an operator class and family,
-    a text search configuration with its own dictionary feeding a generated column, event triggers disabled and
-    filtered, a foreign data wrapper, server and user mappings with options, a large object's owner, ACL and comment,
+    their own multirange name, ICU and nondeterministic collations, casts, a transform, operators, an operator class
+    and family, a text search configuration with its own dictionary feeding a generated column, event triggers
+    disabled and filtered, a foreign data wrapper, server and user mappings with options, a large object's owner, ACL and comment,
     extended statistics, identity columns with sequence options, storage, compression, statistics targets, replica
     identities, NOT VALID and deferrable constraints, INCLUDE and NULLS NOT DISTINCT, row security on a partitioned
     table and on one partition, a disabled subscription without a slot): the same after a restore of each format
