@@ -429,15 +429,15 @@ def drop_with_subscriptions(server: PostgresServer, *names: str) -> None:
 
 def test_round8_kinds(pg, tmp_path):
     """See KINDS8 (domains with NOT VALID constraints, enum values added out of order and renamed, range types with
-    their own multirange name, ICU and nondeterministic collations, casts, a transform, operators, an operator class
-    and family, a text search configuration with its own dictionary feeding a generated column, event triggers
-    disabled and filtered, a foreign data wrapper, server and user mappings with options, a large object's owner, ACL and comment,
-    extended statistics, identity columns with sequence options, storage, compression, statistics targets, replica
-    identities, NOT VALID and deferrable constraints, INCLUDE and NULLS NOT DISTINCT, row security on a partitioned
-    table and on one partition, a disabled subscription without a slot): the same after a restore of each format
-    under an odd database name and over the original. Over a target holding a subscription (which DROP DATABASE
-    cannot remove) the run refuses before changing anything, and check mode foresees it. Regression guard (passed
-    on the code before this round)."""
+    their own multirange name, ICU and nondeterministic collations, casts, a transform, operators, an operator class and
+    family, a text search configuration with its own dictionary feeding a generated column, event triggers disabled
+    and filtered, a foreign data wrapper, server and user mappings with options, a large object's owner, ACL and
+    comment, extended statistics, identity columns with sequence options, storage, compression, statistics targets,
+    replica identities, NOT VALID and deferrable constraints, INCLUDE and NULLS NOT DISTINCT, row security on a
+    partitioned table and on one partition, a disabled subscription without a slot): the same after a restore of
+    each format under an odd database name and over the original. Over a target holding a subscription (which DROP
+    DATABASE cannot remove) the run refuses before changing anything, and check mode foresees it. Regression guard
+    (passed on the code before this round)."""
     name = 'fid_kinds8 -x=y \'q\' %s' % uuid.uuid4().hex[:6]
     copy = 'Fid8 Copy\t"ü" %s' % uuid.uuid4().hex[:6]   # (pg_dump refuses a name with a newline)
     pg.sql('CREATE DATABASE %s TEMPLATE template0' % qi(name))

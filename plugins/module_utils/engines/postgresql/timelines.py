@@ -89,16 +89,18 @@ def path_of(catalog: Catalog, timeline: int, base_timeline: int) -> Dict[int, Op
 
 
 def narrowed(catalog: Catalog, path: Dict[int, Optional[int]]) -> Catalog:
-    """``catalog`` with only the WAL segments on ``path`` (backups of every timeline stay: the chain's base must be
-    on the path too, which the chain's own segments then prove)."""
+    """``catalog`` with only the WAL segments and base backups on ``path``: a base backup taken on another timeline
+    (or on an ancestor after its fork) would start the chain somewhere the chosen timeline never was."""
     keep = []
     for entry in catalog.entries:
+        position = entry.position or {}
         if entry.is_log:
-            tli = log_timeline(entry)
-            last = path.get(tli, -1)
-            start = entry.pos_start
-            if tli not in path or (last is not None and start is not None and start > last):
-                continue
+            tli, start = log_timeline(entry), entry.pos_start
+        else:
+            tli, start = int(position.get('timeline') or 1), position.get('log_start')
+        last = path.get(tli, -1)
+        if tli not in path or (last is not None and start is not None and int(start) > last):
+            continue
         keep.append(entry)
     return catalog if len(keep) == len(catalog.entries) else catalog.narrowed(keep)
 

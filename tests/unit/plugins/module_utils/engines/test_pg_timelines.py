@@ -63,6 +63,17 @@ def test_the_chosen_timeline_chain_and_setting(forked):
         (1, 3), (2, 4), (2, 5)]
 
 
+def test_a_base_backup_of_another_branch_never_starts_the_chain(forked, tmp_path):
+    """A base backup taken on timeline 2 before the point (a split-brain former primary wrote on timeline 1 until
+    later) is newer than timeline 1's: along timeline 1 the chain starts from timeline 1's own base."""
+    from tests.unit.plugins.module_utils.backup.test_catalog_timelines import artifact
+    artifact(tmp_path, 'base2', 'base', 3.5, {'log_start': 5, 'timeline': 2, 'wal_segment_size': 16 * 1024 * 1024})
+    catalog = Catalog(str(tmp_path), engine='postgresql', database='@cluster')
+    assert catalog.chain_for(at(5.5))[0].id == 'base2'
+    one = chosen(catalog, '1', at(5.5))[0]
+    assert [m.id for m in one.chain_for(at(5.5))][:1] == ['base']
+
+
 def test_a_timeline_without_history_or_a_bad_choice_is_refused(forked):
     with pytest.raises(OpsReadyError, match='00000003.history'):
         chosen(forked, '3', at(4))
