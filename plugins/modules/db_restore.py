@@ -492,7 +492,8 @@ database_properties:
     - PostgreSQL logical restores of a database, the database-level properties that were applied (owner, acl,
       comment, settings, connection_limit), C(restored) (false with a C(reason) for backups that predate their
       recording) and C(skipped) (settings of roles missing on the target, a tablespace or an extension version
-      that could not be kept, a text search configuration a plain dump could not load with).
+      that could not be kept, a text search configuration a plain dump could not load with); each of these is also
+      a warning (RV(restore_warnings)), and check mode warns of those it can foresee.
   returned: PostgreSQL logical restores of a database
   type: dict
 grants:
