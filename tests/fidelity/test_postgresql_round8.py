@@ -229,6 +229,13 @@ def test_pitr_to_the_old_timeline_after_a_fork(tmp_path):
             old = result.result('old timeline')
             assert old['_event'] == 'runner_on_ok', old.get('msg')
             assert labels(server, old['target']['port'], server.password, 'app') == ['a', 'b', 'c']
+            # promoted onto a timeline of its own: not 2, which the archive's other branch already is
+            timeline = subprocess.run(
+                [server.bin('psql'), '-X', '-A', '-t', '-c', 'SELECT timeline_id FROM pg_control_checkpoint()'],
+                env=dict(os.environ, PGHOST='127.0.0.1', PGPORT=str(old['target']['port']), PGUSER=server.user,
+                         PGPASSWORD=server.password, PGDATABASE='app'),
+                check=True, capture_output=True, text=True).stdout.strip()
+            assert timeline == '3', timeline
         finally:
             play(tmp_path, [{'name': 'drop-%s' % name, 'ignore_errors': True,
                              'opsready.operations.db_restore': dict(restore_to, datadir=str(scratch / name),
