@@ -161,7 +161,9 @@ def test_pitr_to_the_old_timeline_after_a_fork(tmp_path):
     point, which the recovery threw away on purpose): a user asking for a time between the fork and the end of
     timeline 1 got a recovery that followed timeline 2 (recovery_target_timeline = 'latest') and stopped at the fork,
     without those transactions. ``target_timeline`` chooses the timeline (as pgBackRest's --target-timeline does);
-    left at the newest, such a time is refused, naming the option."""
+    left unset, such a time is refused, naming the option, in check mode too. Along timeline 1 the recovered cluster
+    is promoted onto timeline 3 (it took 2 when only timeline 1's history was staged, the number the archive's other
+    branch already is)."""
     import datetime
     import os
     import shutil
