@@ -258,6 +258,17 @@ options:
       - PostgreSQL only. Restore the cluster physically (base backup + WAL) into this data directory, which
         must not exist or be empty (or O(replace=true) with no server running on it).
     type: path
+  target_timeline:
+    description:
+      - PostgreSQL physical restores, the timeline to recover along after a promotion or an earlier point-in-time
+        recovery forked a new one (C(recovery_target_timeline), as pgBackRest's C(--target-timeline)) - V(latest)
+        (the newest timeline the catalog holds), V(current) (the base backup's) or a timeline number (V(1)).
+        The chain then holds only the WAL segments on that timeline's path (its history file in
+        C(<src>/pg_wal_extra/) says where each earlier timeline ended).
+      - Unset, the newest timeline is followed, and an O(stop_at) on an older timeline after its fork and before
+        the end of its archived WAL (transactions the newest timeline does not hold) is refused, in check mode
+        too, naming both choices.
+    type: str
   port:
     description: PostgreSQL physical restores, port of the temporary server (a free one when unset).
     type: int
@@ -483,7 +494,8 @@ database_properties:
     - PostgreSQL logical restores of a database, the database-level properties that were applied (owner, acl,
       comment, settings, connection_limit), C(restored) (false with a C(reason) for backups that predate their
       recording) and C(skipped) (settings of roles missing on the target, a tablespace or an extension version
-      that could not be kept, a text search configuration a plain dump could not load with).
+      that could not be kept, a text search configuration a plain dump could not load with); each of these is also
+      a warning (RV(restore_warnings)), and check mode warns of those it can foresee.
   returned: PostgreSQL logical restores of a database
   type: dict
 grants:
@@ -602,6 +614,7 @@ def main():
         foreign_servers=dict(type='str', choices=['keep', 'disable'], default='keep'),
         tmpdir=dict(type='path'),
         datadir=dict(type='path'),
+        target_timeline=dict(type='str'),
         port=dict(type='int'),
         server_state=dict(type='str', choices=['started', 'stopped'], default='started'),
         state=dict(type='str', choices=['present', 'absent'], default='present'),
@@ -627,7 +640,7 @@ def main():
             no_owner=p['no_owner'],
             tmpdir=p['tmpdir'], datadir=p['datadir'], port=p['port'], server_state=p['server_state'],
             state=p['state'], check_mode=module.check_mode, identities=identities, events=p['events'],
-            foreign_servers=p['foreign_servers'])
+            foreign_servers=p['foreign_servers'], target_timeline=p['target_timeline'])
         result = run_restore(request, connection_from_params(p))
     except OpsReadyError as exc:
         module.fail_json(**exc.as_fail_kwargs())

@@ -365,6 +365,18 @@ class Catalog:
     def all_entries(self, value: List[Manifest]) -> None:
         self._all = value
 
+    def narrowed(self, keep: List[Manifest]) -> 'Catalog':
+        """This catalog answering the chain questions from ``keep`` (some of its entries) only: a point-in-time
+        recovery along one timeline (engines/postgresql/timelines.py)."""
+        other = self._derived(Catalog, self._all, self._groups)
+        other.entries = list(keep)
+        other._filter = self._filter
+        other.origin, other.set_origins = self.origin, dict(self.set_origins)
+        other._mixed, other._mixed_error = self._mixed, self._mixed_error
+        other._no_full_hint = self._no_full_hint
+        other._by_id = {m.id: m for m in other.entries}
+        return other
+
     def _derived(self, cls: Any, all_entries: Optional[List[Manifest]] = None,
                  groups: Optional[Dict[Tuple[str, Optional[str]], List[Manifest]]] = None) -> Any:
         """A new ``cls`` (Catalog or RowView) on this catalog's scan (directory, broken manifests, scan and its

@@ -58,6 +58,7 @@ class RestoreRequest:
     check_mode: bool = False
     events: str = 'source'                  # MariaDB/MySQL: 'source' (the recorded status) or 'disabled'
     foreign_servers: str = 'keep'           # PostgreSQL: 'keep' the restored foreign servers, or 'disable' them
+    target_timeline: Optional[str] = None   # PostgreSQL physical: 'latest', 'current', a number (None: latest, checked)
     # age identities (private keys) for encrypted artifacts; their repr shows only the public key.
     identities: List[Any] = field(default_factory=list, repr=False)
 
@@ -186,6 +187,11 @@ class Restorer:
     def check(self, request: RestoreRequest, chain: List[Manifest]) -> Dict[str, Any]:
         """Check mode: the refusal a real run would hit, without writing; what the target holds."""
         raise NotImplementedError
+
+    def narrow(self, request: RestoreRequest, catalog: Catalog) -> Catalog:
+        """The catalog the chain is chosen from (a point-in-time recovery: the WAL of the chosen timeline only), or a
+        refusal; check mode asks it too."""
+        return catalog
 
     def streamed(self, request: RestoreRequest, chain: List[Manifest]) -> List[str]:
         """Ids of the pieces whose checksum this restorer compares in the read that loads them, keeping the

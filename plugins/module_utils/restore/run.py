@@ -49,6 +49,8 @@ def check_request(request: RestoreRequest) -> None:
         raise OpsReadyError('database (the target) is required for engine %s%s.'
                             % (request.engine, ' unless datadir is set (physical point-in-time recovery)'
                                if request.engine in PHYSICAL_RESTORE_ENGINES else ''))
+    if request.target_timeline is not None and _method(request) != 'physical':
+        raise OpsReadyError('target_timeline applies to point-in-time recovery (datadir set) only.')
     if request.jobs < 1:
         raise OpsReadyError('jobs must be 1 or more, not %d.' % request.jobs)
     # Removing a scratch target needs no catalog (a drill from an offsite copy may not have fetched one).
@@ -121,6 +123,7 @@ def plan(request: RestoreRequest, warnings: Optional[List[str]] = None) -> List[
     # the artifact, else the newest; refused (OverlappingOrigins) when their times overlap. One origin's chain only.
     catalog = of_origin(request.src, request.engine, catalog_database(request), request.origin,
                         point=request.stop_at, artifact=request.artifact, warnings=warnings)
+    catalog = _restorer(request, ConnectionParams()).narrow(request, catalog)
     chain = select_chain(catalog, request.artifact, request.stop_at)
     if request.artifact is None and request.stop_at is None and chain:
         # "As late as possible" must not silently stop at a hole in the log chain: newer logs exist that

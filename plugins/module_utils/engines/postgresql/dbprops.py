@@ -112,10 +112,12 @@ JOIN (SELECT 'pg_proc'::regclass AS cls, p.oid, 'function' AS kind, p.oid::regpr
 WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
 """
 EXTENSION_MEMBERS_SQL = _EXTENSION_MEMBERS.rstrip() + (
-    # plpgsql (initdb's, in every database): its handlers' attributes only when something else of them changed, so
-    # that a database without extensions of its own records no member and its restore reads none back
-    '\n  AND (m.owner <> e.extowner OR m.config IS NOT NULL OR m.comment IS NOT NULL OR m.columns IS NOT NULL\n'
-    "       OR (m.attrs IS NOT NULL AND e.extname <> 'plpgsql'))\n")
+    # Every member of an extension of the database's own, also one with nothing set: a comment (or a relation's column
+    # comment) the extension script sets and a user removed is the absence of one, which the restore must see recorded
+    # to remove the script's again. plpgsql (initdb's, in every database) only when something of a member changed, so
+    # that a database without extensions of its own records no member and its restore reads none back.
+    "\n  AND (e.extname <> 'plpgsql' OR m.owner <> e.extowner OR m.config IS NOT NULL OR m.comment IS NOT NULL\n"
+    '       OR m.columns IS NOT NULL)\n')
 EXTENSION_MEMBERS_ALL_SQL = _EXTENSION_MEMBERS
 
 # One row, one JSON document, from the database being dumped (current_database()).
@@ -621,6 +623,23 @@ def apply_statements(props: Dict[str, Any], target: str, no_owner: bool,
     return statements, skipped
 
 
+def setting_role_warnings(props: Dict[str, Any], existing_roles: Sequence[str], where: str) -> List[str]:
+    """A warning for each ``ALTER ROLE ... IN DATABASE ... SET`` recorded at backup time whose role ``where`` lacks:
+    ``apply_statements`` leaves it out (the restore does not need the role), and ``database_properties.skipped``
+    alone is not where a user reading the run's warnings (a drill report, the play's output) looks."""
+    existing = set(existing_roles)
+    out = []
+    for entry in props.get('settings') or []:
+        role = entry.get('role')
+        if role is None or role in existing:
+            continue
+        config = [str(c) for c in entry.get('config') or []]
+        out.append('ALTER ROLE ... IN DATABASE ... SET %s of role %s was not restored: the role does not exist on %s. '
+                   'Create the role (or restore @globals first) and set it again with ALTER ROLE ... IN DATABASE ... '
+                   'SET, or restore again' % (', '.join(config), role, where))
+    return out
+
+
 def extension_member_losses(recorded: List[Dict[str, Any]], restored: List[Dict[str, Any]],
                             no_owner: bool) -> List[str]:
     """The extension members whose owner, settings or comment recorded at backup time (``EXTENSION_MEMBERS_SQL``)
@@ -637,7 +656,7 @@ def extension_member_losses(recorded: List[Dict[str, Any]], restored: List[Dict[
             what.append('owner %s' % member['owner'])
         if member.get('config') and there.get('config') != member['config']:
             what.append('SET %s' % member['config'])
-        if member.get('comment') is not None and there.get('comment') != member['comment']:
+        if 'comment' in member and there.get('comment') != member['comment']:
             what.append('comment')
         if member.get('attrs') and there and there.get('attrs') != member['attrs']:
             what.append(', '.join(attribute_changes(member['attrs'], there.get('attrs'))))
@@ -701,9 +720,11 @@ def extension_member_statements(recorded: List[Dict[str, Any]], restored: List[D
             statements.append('%s %s RESET ALL' % (alter, ident))
             statements.extend('%s %s %s' % (alter, ident, set_clause(c)) for c in settings)
             what.append('SET %s' % member['config'])
-        if member.get('comment') is not None and there.get('comment') != member['comment']:
-            statements.append('%s %s IS %s' % (comment_on, ident, quote_literal(member['comment'])))
-            what.append('comment')
+        # recorded without one (the key is always written): a comment the script sets that a user removed
+        if 'comment' in member and there.get('comment') != member['comment']:
+            value = 'NULL' if member['comment'] is None else quote_literal(str(member['comment']))
+            statements.append('%s %s IS %s' % (comment_on, ident, value))
+            what.append('comment' if member['comment'] is not None else 'comment removed')
         wanted = member.get('attrs')
         if kind == 'function' and wanted and there.get('attrs') and there['attrs'] != wanted \
                 and all(c is None or (isinstance(c, str) and ATTRIBUTE_CLAUSE.match(c)) for c in wanted):

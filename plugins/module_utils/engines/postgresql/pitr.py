@@ -57,7 +57,9 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.postgr
     PostgresEngine, lsn_to_int)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.postmaster import postmaster_pid
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import conf_literal
-from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import Restorer, RestoreRequest, Timer
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import timelines
+from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import (
+    Restorer, RestoreRequest, Timer, select_chain)
 from ansible_collections.opsready.operations.plugins.module_utils.files.safeio import (
     ClusterDir, UnsafeFileError, open_directory, open_regular_stream, read_regular, uid_name)
 from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe import extract_all
@@ -290,10 +292,10 @@ def _stage_wal(logs: List[Manifest], waldir: str, identities: Optional[List[Any]
     return names
 
 
-HISTORY_FILE = re.compile(r'\A([0-9A-F]{8})\.history\Z')
+HISTORY_FILE = timelines.HISTORY_FILE
 
 
-def history_files(base: Manifest, logs: List[Manifest]) -> List[str]:
+def history_files(base: Manifest, logs: List[Manifest], every: bool = False) -> List[str]:
     """The timeline history files the chain's WAL needs (paths in ``<catalog>/pg_wal_extra/``), or a refusal.
 
     After a promotion the WAL continues on timeline 2 (``00000002...``) and ``00000002.history`` says where it
@@ -301,7 +303,10 @@ def history_files(base: Manifest, logs: List[Manifest]) -> List[str]:
     replays timeline 1 to its end and stops there, before every transaction of the new timeline. pg_wal_archive
     keeps history files in ``<catalog>/pg_wal_extra/``. Only those of the timelines the chain's segments are on:
     a later timeline whose segments are not in the chain would make recovery follow it (and find no WAL). Asked by
-    check mode too, so the plan refuses what the run would."""
+    check mode too, so the plan refuses what the run would. ``every``: the history files of later timelines too, for a
+    recovery along a timeline given by number (``target_timeline``), which they do not redirect: PostgreSQL
+    promotes onto the timeline after the newest it can find, and one the archive's other branch already is would
+    be taken again otherwise."""
     timelines = {int(m.position.get('timeline') or 1) for m in logs}
     top = max(timelines) if timelines else 1
     extra = os.path.join(base.directory, 'pg_wal_extra')
@@ -309,7 +314,7 @@ def history_files(base: Manifest, logs: List[Manifest]) -> List[str]:
         names = sorted(os.listdir(extra))
     except OSError:
         names = []
-    found = [name for name in names if HISTORY_FILE.match(name) and int(name[:8], 16) <= top]
+    found = [name for name in names if HISTORY_FILE.match(name) and (every or int(name[:8], 16) <= top)]
     # The base backup's own timeline needs none (the control file names it); each later one does.
     start = int(base.position.get('timeline') or 1)
     missing = sorted('%08X.history' % t for t in timelines if t > start and '%08X.history' % t not in found)
@@ -322,14 +327,15 @@ def history_files(base: Manifest, logs: List[Manifest]) -> List[str]:
     return [os.path.join(extra, name) for name in found]
 
 
-def _stage_history(base: Manifest, logs: List[Manifest], waldir: str, dir_fd: Optional[int] = None) -> List[str]:
+def _stage_history(base: Manifest, logs: List[Manifest], waldir: str, dir_fd: Optional[int] = None,
+                   every: bool = False) -> List[str]:
     """``history_files`` copied beside the segments for ``restore_command``; their names. Written through ``dir_fd``
     (the WAL directory this run made), or a descriptor of ``waldir`` opened without following a link another account
     could have put on the way."""
     staged = []
     fd = open_directory(waldir) if dir_fd is None else dir_fd
     try:
-        for path in history_files(base, logs):
+        for path in history_files(base, logs, every):
             # The archive is written by the server account: a link or a FIFO at the name is refused, not followed.
             data = read_regular(path, HISTORY_LIMIT, what='Timeline history file', follow=False)
             _write_at(fd, os.path.basename(path), [data])
@@ -349,7 +355,16 @@ def _staging_dir(staging: str) -> ClusterDir:
     return ClusterDir(staging, (uid, gid), what='PITR staging directory', marker='PG_VERSION', made_here=True)
 
 
-def _configure(staging: str, waldir: str, target: Optional[datetime.datetime]) -> None:
+def recovery_timeline(request: RestoreRequest, base: Manifest) -> Optional[str]:
+    """``recovery_target_timeline`` for ``target_timeline`` (None: PostgreSQL's default, latest): ``current`` is the
+    base backup's timeline, named by number (the chain was chosen along it)."""
+    if request.target_timeline == 'current':
+        return str(int(base.position.get('timeline') or 1))
+    return request.target_timeline
+
+
+def _configure(staging: str, waldir: str, target: Optional[datetime.datetime],
+               timeline: Optional[str] = None) -> None:
     hba = os.path.join(staging, 'pg_hba.conf')
     with _staging_dir(staging) as cluster:
         if not cluster.exists('postgresql.conf'):
@@ -367,6 +382,8 @@ def _configure(staging: str, waldir: str, target: Optional[datetime.datetime]) -
                  "archive_mode = 'off'",
                  "hba_file = %s" % conf_literal(hba),
                  "ident_file = %s" % conf_literal(os.path.join(staging, 'pg_ident.conf'))]
+        if timeline is not None:
+            lines.append('recovery_target_timeline = %s' % conf_literal(timeline))
         if not cluster.exists('pg_ident.conf'):
             cluster.write_atomic('pg_ident.conf', b'', 0o600)
         auto = cluster.read('postgresql.auto.conf', CONF_LIMIT, what='postgresql.auto.conf') or b''
@@ -634,7 +651,7 @@ class ScratchServer:
             return handle.read(limit).decode('utf-8', 'replace')
 
 
-HISTORY_LIMIT = 16 * 1024 * 1024   # a timeline history holds one line per earlier timeline
+HISTORY_LIMIT = timelines.HISTORY_LIMIT
 
 
 def _end_of_recovery(staging: str) -> Optional[int]:
@@ -847,11 +864,12 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, chain: List
         wal_fd = _make_private_dir(waldir, 'PITR WAL directory')
         try:
             wal = _stage_wal(logs, waldir, engine.identities, dir_fd=wal_fd)
-            history = _stage_history(base, logs, waldir, dir_fd=wal_fd)
+            history = _stage_history(base, logs, waldir, dir_fd=wal_fd,
+                                     every=recovery_timeline(request, base) not in (None, 'latest'))
         finally:
             os.close(wal_fd)
         timer.lap('stage_wal')
-        _configure(staging, waldir, target)
+        _configure(staging, waldir, target, recovery_timeline(request, base))
         _make_rundir(rundir)
         for path in (staging, waldir, rundir):
             _secure_tree(path, uid, gid)
@@ -1044,8 +1062,14 @@ class PitrRestore(Restorer):
 
     restore_with = restore
 
+    def narrow(self, request: RestoreRequest, catalog: Catalog) -> Catalog:
+        def base_timeline() -> int:
+            return int(select_chain(catalog, request.artifact, request.stop_at)[0].position.get('timeline') or 1)
+        return timelines.select(catalog, request.target_timeline, request.stop_at, base_timeline)[0]
+
     def check(self, request: RestoreRequest, chain: List[Manifest]) -> Dict[str, Any]:
-        history = [os.path.basename(p) for p in history_files(chain[0], chain[1:])]
+        history = [os.path.basename(p) for p in history_files(
+            chain[0], chain[1:], recovery_timeline(request, chain[0]) not in (None, 'latest'))]
         result = check_target(request)
         if history:
             result['timeline_history'] = history

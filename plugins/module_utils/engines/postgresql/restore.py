@@ -75,7 +75,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.postgr
     extension_member_losses, extension_member_statements, extension_names, extension_owner_losses,
     extension_owner_statements,
     extension_statements, is_comment, load_options, locale_settings,
-    own_text_search_option, referenced_roles)
+    own_text_search_option, referenced_roles, setting_role_warnings)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import foreign
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import (
     check_name, dbname_arg, quote_ident, quote_literal)
@@ -379,19 +379,35 @@ def check(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifest]
     if chain and chain[0].database == GLOBALS:
         plan = globals_plan(engine, _read_globals(engine, chain[0]))
         report = plan['report']
-        result = dict(report, server=engine.server_label(), changes=_globals_change(report))
+        done = dict(report, server=engine.server_label(), changes=_globals_change(report))
         # what the real run names of the privileges on parameters it leaves out (read-only: has_parameter_privilege)
         warnings = parameter_warnings(engine, plan['existing_parameter_grants'])
         if warnings:
-            result['warnings'] = warnings
-        return result
+            done['warnings'] = warnings
+        return done
     if chain:
         check_no_owner(request, chain[0])
     check_target(engine, request)
+    result: Dict[str, Any] = {'database': request.database, 'server': engine.server_label()}
     if chain:
-        check_roles(engine, request, chain[0])
+        roles = check_roles(engine, request, chain[0])
         check_locales(engine, chain[0])
-    return {'database': request.database, 'server': engine.server_label()}
+        # what the real run refuses (a plain dump's objects in a tablespace this server lacks) and warns of: what it
+        # leaves out, read-only here (the run's create_database and apply_properties find the same)
+        moved = check_object_tablespaces(engine, chain[0])
+        props = chain[0].data.get('database_properties') or {}
+        left_out = tablespace_option(engine, props)[1] + extension_statements(
+            props, available_extensions(engine, extension_names(props)))[1] + moved + _plain_text_search_note(chain[0])
+        warnings = setting_role_warnings(props, roles, engine.conn.where(5432)) + left_out_warnings(left_out)
+        if warnings:
+            result['warnings'] = warnings
+    return result
+
+
+def left_out_warnings(notes: List[str]) -> List[str]:
+    """What a restore left out of the database as backed up (``database_properties.skipped``), as warnings: a user
+    reading the run's warnings (a drill report, the play's output) must learn of it too."""
+    return ['Not restored as backed up: %s' % note for note in notes]
 
 
 # What a run leaves under the target's lock (the temporary copy while it loads, the old target between the swap
@@ -1216,7 +1232,8 @@ def apply_properties(engine: PostgresEngine, request: RestoreRequest, manifest: 
         # does not exist' for temp_tablespaces, as it said in the source) would fail the statement.
         engine.client.query_script('\\encoding UTF8\nSET client_min_messages = error;\n%s;\n'
                                    % _one_transaction(statements), database=database)
-    return dict(describe(props, request.no_owner), restored=True, skipped=skipped)
+    return dict(describe(props, request.no_owner), restored=True, skipped=skipped,
+                warnings=setting_role_warnings(props, roles, engine.conn.where(5432)))
 
 
 @contextlib.contextmanager
@@ -1297,6 +1314,7 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
         reached['warnings'] = reached['warnings'] + extension_member_warnings(engine, request, manifest, temp)
         properties = apply_properties(engine, request, manifest, temp, roles, session)
         not_created += moved + _plain_text_search_note(manifest)
+        reached['warnings'] += (properties.pop('warnings', None) or []) + left_out_warnings(not_created)
         if not_created:
             properties['skipped'] = not_created + list(properties.get('skipped') or [])
         timer.lap('database_properties')
@@ -1328,6 +1346,7 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
         note = write_comment_inside(engine, request, manifest, target)
         if note:
             properties['skipped'] = list(properties.get('skipped') or []) + [note]
+            reached['warnings'] += left_out_warnings([note])
     live = session if session.alive else None
     if (manifest.data.get('database_properties') or {}).get('is_template'):
         # Set on the final name only: a template cannot be dropped, and the copy is dropped when anything before
