@@ -301,8 +301,10 @@ def prepare_backup_dir(dest: str, secret: bool = False, what: str = 'backups',
     if not os.path.isdir(dest):
         try:
             makedirs(dest, 0o700)
-        except UnsafeFileError:
-            raise
+        except UnsafeFileError as exc:
+            # which path is in the way, said as the backup directory it stopped
+            raise UnsafeFileError('Cannot create backup directory %s: %s' % (dest, exc.message),
+                                  **dict(exc.details, path=dest)) from None
         except OSError as exc:
             if exc.errno == errno.EEXIST:   # something that is not a directory is in the way: say what
                 raise OpsReadyError('dest %s %s, not a directory: point dest at a directory (it is created when '
