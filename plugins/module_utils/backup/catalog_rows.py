@@ -253,8 +253,9 @@ class RowView(Catalog):
 
     def _containing_row(self, position: int) -> Optional[int]:
         """``Catalog._log_containing`` on rows."""
-        ranges = self._ranges
-        i = bisect.bisect_right(self._range_starts, position)
+        index = self._rows_log_index()
+        ranges = index[1]
+        i = bisect.bisect_right(index[2], position)
         if i and ranges[i - 1][0] <= position < ranges[i - 1][1]:
             return ranges[i - 1][2]
         for start, end, row in ranges[:i]:
@@ -297,7 +298,7 @@ class RowView(Catalog):
             reach_of[item] = reach
         return reach_of[row]
 
-    def _latest_reach(self, base: List[Manifest]) -> datetime.datetime:
+    def _reach_through_logs(self, base: List[Manifest]) -> datetime.datetime:
         reach = self.reaches(base)
         log_start = base[-1].log_start
         first = self._containing_row(log_start) if log_start is not None else None
