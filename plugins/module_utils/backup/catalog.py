@@ -672,9 +672,11 @@ class Catalog:
         """``reaches(_extend_with_logs(base, None))``, once per base: ``chain_for(None)`` and ``spans`` both ask it
         of every full (two answers per full were a fifth of ``backup_info`` at 200,000 manifests)."""
         key = (id(self.entries), len(self.entries))
+        memo: Optional[Tuple[Tuple[int, int], Dict[Tuple[str, ...], datetime.datetime]]]
         memo = getattr(self, '_latest_reach_memo', None)
         if memo is None or memo[0] != key:
-            memo = self._latest_reach_memo = (key, {})
+            memo = (key, {})
+            self._latest_reach_memo = memo
         ids = tuple(m.id for m in base)   # artifact ids, not object ids: a view may build a manifest twice
         reach = memo[1].get(ids)
         if reach is None:
