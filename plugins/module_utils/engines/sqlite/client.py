@@ -35,11 +35,15 @@ def sqlite_uri(path: str, mode: str = 'ro') -> str:
     unescaped, a ``#`` silently opened (and created) a different, empty database. The path is made absolute first,
     so a name starting with ``-`` or looking like a URI is never read as anything but a path.
     """
-    if mode not in ('ro', 'rw', 'rwc', 'memory'):
+    if mode not in ('ro', 'rw', 'rwc', 'memory', 'immutable'):
         raise ValueError('mode %r' % mode)
     # the file name's own bytes (os.fsencode): a name that is not UTF-8 is a str with lone surrogates here, which
     # quote() refused with UnicodeEncodeError; SQLite decodes %FF back to the byte and opens that very file
-    return 'file:%s?mode=%s' % (quote(os.fsencode(os.path.abspath(path)), safe='/'), mode)
+    name = quote(os.fsencode(os.path.abspath(path)), safe='/')
+    if mode == 'immutable':
+        # the main file only, as it is on disk: no lock, no -wal/-shm/-journal opened or created
+        return 'file:%s?mode=ro&immutable=1' % name
+    return 'file:%s?mode=%s' % (name, mode)
 
 
 def check_sidecars(path: str) -> None:

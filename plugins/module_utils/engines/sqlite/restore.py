@@ -86,23 +86,54 @@ def target_state(path: str, dir_fd: int) -> Dict[str, Any]:
         if (held.st_dev, held.st_ino) != (found.st_dev, found.st_ino) or not stat.S_ISREG(held.st_mode):
             raise OpsReadyError('Target %s was replaced while it was looked at: someone else writes into %s. Nothing '
                                 'was changed.' % (path, os.path.dirname(path)), target=path)
-        if held.st_size == 0:
-            return {'exists': True, 'empty': True, 'tables': 0}
-        tables = _count_tables(dir_fd, base, held)
+        pending = pending_writes(dir_fd, base)
+        tables = _count_tables(dir_fd, base, held) if held.st_size else 0
     finally:
         os.close(fd)
-    return {'exists': True, 'empty': tables == 0, 'tables': tables}
+    return {'exists': True, 'empty': tables == 0 and pending is None, 'tables': tables, 'pending': pending}
+
+
+# The first bytes of a rollback journal that still has to be played back (SQLite's aJournalMagic); a committed
+# journal kept in PERSIST mode has them zeroed.
+HOT_JOURNAL_MAGIC = bytes.fromhex('d9d505f920a163d7')
+WAL_HEADER_SIZE = 32
+
+
+def pending_writes(dir_fd: int, base: str) -> Optional[str]:
+    """The sidecar of ``base`` holding writes its main file does not show yet (``-wal`` with frames, a hot
+    ``-journal``), looked at in the held directory without following links; None when there is none.
+
+    The table count reads the main file alone: what such a sidecar holds would only be seen by a connection that
+    opens (and, on a WAL database, creates) the sidecars, so any target with one counts as not empty."""
+    wal = _lstat_at(dir_fd, base + '-wal')
+    if wal is not None and (not stat.S_ISREG(wal.st_mode) or wal.st_size > WAL_HEADER_SIZE):
+        return base + '-wal'
+    journal = _lstat_at(dir_fd, base + '-journal')
+    if journal is None:
+        return None
+    if not stat.S_ISREG(journal.st_mode):
+        return base + '-journal'
+    try:
+        fd = os.open(base + '-journal', os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+    except OSError:
+        return base + '-journal'
+    try:
+        head = os.read(fd, len(HOT_JOURNAL_MAGIC))
+    finally:
+        os.close(fd)
+    return base + '-journal' if head == HOT_JOURNAL_MAGIC else None
 
 
 def _count_tables(dir_fd: int, base: str, held: os.stat_result) -> Optional[int]:
-    """Tables of the file ``held`` (``base`` in the directory of ``dir_fd``); None when it is not SQLite.
+    """Tables in the main file ``held`` (``base`` in the directory of ``dir_fd``); None when it is not SQLite.
 
-    SQLite opens by name and resolves links in that name itself: named ``/proc/self/fd/<dir_fd>/<base>``, it reads
-    where the held directory is now, not the path the user gave (a parent swapped for a link since is not crossed).
-    That it opened ``held`` itself is then checked on the descriptors it holds (a swap in the instant between its
-    look-up and its open is refused, not read)."""
+    Opened ``immutable``: SQLite opens no sidecar and makes none. A read-only connection made the ``-shm`` of a WAL
+    database (O_CREAT, as root) at a path SQLite resolves itself from ``/proc/self/fd/<dir_fd>``: a parent swapped
+    for a link in that instant had root create it in a directory of the account's choosing. What the sidecars hold
+    is judged by ``pending_writes``. That SQLite opened ``held`` itself is checked on the descriptors it holds (a
+    swap between its look-up and its open is refused, not read)."""
     try:
-        conn = connect('/proc/self/fd/%d/%s' % (dir_fd, base), 'ro', timeout=5)
+        conn = connect('/proc/self/fd/%d/%s' % (dir_fd, base), 'immutable', timeout=5)
         try:
             if not _holds_open(held):
                 raise OpsReadyError('Target %s/%s was replaced while SQLite opened it: someone else writes into its '
@@ -139,9 +170,11 @@ def check_target(request: RestoreRequest, path: str, dir_fd: Optional[int] = Non
             os.close(held)
     state = target_state(path, dir_fd)
     if state['exists'] and not state['empty'] and not request.replace:
-        raise OpsReadyError('Target %s exists and is not empty (%s tables): set replace=true to overwrite it, or '
-                            'restore to another path.' % (path, state['tables'] if state['tables'] is not None
-                                                          else 'unreadable, not an SQLite file'), target=path)
+        content = ('%s tables' % state['tables'] if state['tables'] is not None else 'unreadable, not an SQLite file')
+        if state.get('pending'):
+            content += ' in the file, and writes not yet checkpointed into it in %s' % state['pending']
+        raise OpsReadyError('Target %s exists and is not empty (%s): set replace=true to overwrite it, or restore to '
+                            'another path.' % (path, content), target=path)
     holder = user_of('/proc/self/fd/%d/%s' % (dir_fd, os.path.basename(path))) if state['exists'] else None
     if holder is not None:
         # Swapped in under an open connection, the file is not the application's: it goes on committing into the
