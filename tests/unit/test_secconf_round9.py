@@ -15,7 +15,10 @@ import base64
 import hashlib
 import hmac
 import io
+import json
 import os
+import shutil
+import stat
 import subprocess
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
@@ -26,11 +29,12 @@ from ansible_collections.opsready.operations.plugins.module_utils.common import 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import wal_archive
 
-pytestmark = pytest.mark.skipif(not os.path.exists('/usr/bin/age'), reason="needs Debian's age")
 
 
 @pytest.fixture(scope='module')
 def key(tmp_path_factory) -> Dict[str, str]:
+    if not shutil.which('age') or not shutil.which('age-keygen'):
+        pytest.skip("needs Debian's age (the reference implementation)")
     path = tmp_path_factory.mktemp('agekey') / 'key.txt'
     subprocess.run(['age-keygen', '-o', str(path)], check=True, capture_output=True)
     secret = [line for line in path.read_text().splitlines() if line.startswith('AGE-SECRET-KEY-1')][0]
@@ -261,3 +265,60 @@ def test_header_grammar_agrees_with_age(key, tmp_path, label):
     except OpsReadyError:
         ours = False
     assert ours == age_ok, (label, proc.stderr[-300:])
+
+
+# --- safe_slurp: the no-follow read the recovery role's rollback record goes through ------------------------------
+def _slurp(tmp_path: Path, src: Path, **options) -> dict:
+    from tests.unit.plugins.modules.test_conformance_round7 import run_module
+    check = options.pop('check', False)
+    result, _out = run_module(tmp_path, 'safe_slurp', dict(options, src=str(src)), check=check)
+    return result
+
+
+def test_safe_slurp_reads_a_small_regular_file_in_check_mode_too(tmp_path):
+    record = tmp_path / 'record.json'
+    record.write_bytes(b'{"from": "v2", "to": "v1"}\n')
+    for check in (False, True):
+        result = _slurp(tmp_path, record, check=check)
+        assert result.get('failed') is not True, result
+        assert (result['changed'], result['exists'], result['size']) == (False, True, record.stat().st_size)
+        assert base64.b64decode(result['content']) == record.read_bytes() and result['encoding'] == 'base64'
+    missing = _slurp(tmp_path, tmp_path / 'none.json', missing_ok=True)
+    assert (missing.get('failed'), missing['exists'], missing['content'], missing['size']) == (None, False, '', 0)
+    refused = _slurp(tmp_path, tmp_path / 'none.json')
+    assert refused['failed'] is True and str(tmp_path / 'none.json') in refused['msg'], refused
+
+
+@pytest.mark.parametrize('what', ['symlink', 'dangling symlink', 'fifo', 'hardlink', 'directory', 'too big'])
+def test_safe_slurp_refuses_what_root_must_not_read_in_another_accounts_directory(tmp_path, what):
+    """Each planted object is refused with a message naming the path, with missing_ok too; a FIFO never blocks."""
+    secret = tmp_path / 'root-only'
+    secret.write_bytes(b'S3cret-root-only\n')
+    secret.chmod(0o600)
+    src = tmp_path / 'app' / '.record.json'
+    src.parent.mkdir()
+    if what == 'symlink':
+        src.symlink_to(secret)
+    elif what == 'dangling symlink':
+        src.symlink_to(tmp_path / 'nothing')
+    elif what == 'fifo':
+        os.mkfifo(str(src))
+    elif what == 'hardlink':
+        os.link(str(secret), str(src))
+    elif what == 'directory':
+        src.mkdir()
+    else:
+        src.write_bytes(b'x' * 70000)
+    result = _slurp(tmp_path, src, missing_ok=True)
+    assert result.get('failed') is True and str(src) in result['msg'], result
+    assert 'S3cret' not in json.dumps(result)
+    assert 'content' not in result
+
+
+def test_safe_slurp_options_are_checked(tmp_path):
+    record = tmp_path / 'r'
+    record.write_bytes(b'abc')
+    assert _slurp(tmp_path, record, max_size=2)['failed'] is True
+    assert base64.b64decode(_slurp(tmp_path, record, max_size=3)['content']) == b'abc'
+    bad = _slurp(tmp_path, record, max_size=-1)
+    assert bad['failed'] is True and 'max_size' in bad['msg']
