@@ -97,3 +97,44 @@ def test_recovery_rollback_record_swapped_for_a_link_after_the_check_is_not_read
         result.stdout[-3000:]
     assert os.readlink(root / 'current') == 'releases/v2'   # nothing done on a record it would not read
     assert secret.read_text() == '{"from": "S3cret-from-root-only-file", "to": "v2"}\n'
+
+
+# MariaDB logins: the password reaches the client through a 0600 option file, where a raw line break ended its value
+# and started options of its own. A password with odd characters must log in, and appear in no output.
+ODD_PASSWORD = 'Pw9\'"\\ #;$(id)%s\nhost=evil.invalid\r\n!include /etc/shadow\t€ '
+
+
+def test_mariadb_password_with_odd_characters_logs_in_and_is_never_shown(maria_db, tmp_path):
+    """A password with a quote, backslash, ``#``, ``$()``, ``%s``, a line break followed by option lines, a tab and
+    non-ASCII: before, the option file the client read held ``password="Pw9...`` cut at the line break and then
+    ``host=evil.invalid`` (the login went to another host) and ``!include /etc/shadow``. Now the backup logs in, and
+    the password is in no job event, stdout, json_log line or file written."""
+    server = maria_db.server
+    maria_db.sql('CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1), (2);')
+    literal = ODD_PASSWORD.replace('\\', '\\\\').replace("'", "\\'").replace('\n', '\\n').replace('\r', '\\r')
+    server.sql("CREATE USER odd9@'%%' IDENTIFIED BY '%s'; GRANT ALL ON `%s`.* TO odd9@'%%'; "
+               "GRANT RELOAD, PROCESS, BINLOG MONITOR ON *.* TO odd9@'%%';" % (literal, maria_db.name), superuser=True)
+    try:
+        dest = tmp_path / 'backups'
+        log = tmp_path / 'logs' / 'tasks.jsonl'
+        vault = tmp_path / 'vault.json'
+        vault.write_text(json.dumps({'odd_password': ODD_PASSWORD}))
+        book = tmp_path / 'play.yml'
+        book.write_text(json.dumps([{'hosts': 'localhost', 'gather_facts': False, 'vars_files': [str(vault)], 'tasks': [
+            {'name': 'backup', 'opsready.operations.db_backup': {
+                'engine': 'mariadb', 'database': maria_db.name, 'dest': str(dest), 'login_host': server.host,
+                'login_port': server.port, 'login_user': 'odd9', 'login_password': '{{ odd_password }}'}},
+            {'name': 'verify', 'opsready.operations.backup_verify': {
+                'path': str(dest)}},
+        ]}]))
+        result = run_playbook(str(book), verbosity=3, envvars={
+            'ANSIBLE_CALLBACKS_ENABLED': 'opsready.operations.json_log', 'OPSREADY_JSON_LOG_PATH': str(log)})
+        assert result.rc == 0, result.stdout[-3000:]
+        assert result.result('backup')['manifest']['verification']['ok'] is True
+        pieces = [ODD_PASSWORD, ODD_PASSWORD.strip(), 'Pw9\'"\\ #;$(id)%s', json.dumps(ODD_PASSWORD)[1:-1]]
+        shown = [json.dumps(result.events), result.stdout, log.read_text()]
+        shown += [p.read_bytes().decode('utf-8', 'replace') for p in dest.rglob('*') if p.is_file()]
+        for text in shown:
+            assert not [p for p in pieces if p in text]
+    finally:
+        server.sql("DROP USER IF EXISTS odd9@'%'", superuser=True)

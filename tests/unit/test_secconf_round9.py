@@ -322,3 +322,39 @@ def test_safe_slurp_options_are_checked(tmp_path):
     assert base64.b64decode(_slurp(tmp_path, record, max_size=3)['content']) == b'abc'
     bad = _slurp(tmp_path, record, max_size=-1)
     assert bad['failed'] is True and 'max_size' in bad['msg']
+
+
+# --- MariaDB/MySQL option file: a value with a line break wrote options of its own ----------------------------------
+ODD_VALUES = {
+    'newline then host': 'pw\nhost=evil.example',
+    'newline then plugin-dir': 'pw\nplugin-dir=/tmp/evil\ndefault-auth=evil',
+    'CR LF then include': 'pw\r\n!include /etc/shadow',
+    'tab, quote and backslash': 'p\tw"\\q\'',
+    'spaces around': '  pw  ',
+    'escape-like text': 'a\\nb\\s\\t',
+    'non-ASCII': 'pässwörd-€',
+}
+
+
+@pytest.mark.skipif(not shutil.which('my_print_defaults'), reason='needs my_print_defaults (mariadb-client)')
+@pytest.mark.parametrize('label', list(ODD_VALUES))
+def test_mysql_option_file_holds_each_value_as_one_option(label):
+    """The password (and user, host, socket) reach the client through a 0600 ``--defaults-extra-file``: a line break
+    in a value ended its line and what followed was read as more options (here ``host=`` sends the login elsewhere,
+    ``plugin-dir``/``default-auth`` load a library into a client run as root). Each value now reads back, through
+    the client library's own parser (``my_print_defaults``), as exactly itself and nothing else."""
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.client import MySQLClient
+    value = ODD_VALUES[label]
+    for field in ('password', 'user', 'host'):
+        conn = ConnectionParams(**{field: value, 'port': 3306})
+        with MySQLClient(conn).defaults_file() as head:
+            path = head[0].split('=', 1)[1]
+            assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+            proc = subprocess.run(['my_print_defaults', '--defaults-file=%s' % path, 'client'], capture_output=True,
+                                  check=True)
+        options = proc.stdout.decode('utf-8').split('\n--')
+        options[0] = options[0][2:]
+        options[-1] = options[-1][:-1]
+        assert options.count('%s=%s' % (field, value)) == 1, (field, options)
+        assert {o.split('=', 1)[0] for o in options if not o.startswith(field + '=')} <= {'port', 'protocol'}, options
