@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-from pathlib import Path
 
 import pytest
 
@@ -39,7 +38,6 @@ def test_json_log_directories_are_not_world_writable_under_umask_000(tmp_path, u
     assert json.loads(log.read_text().splitlines()[0])['context']['task'] == 'one step'
     modes = {str(p.relative_to(tmp_path)): stat.S_IMODE(p.lstat().st_mode) for p in [top, top / 'ops', log.parent, log]}
     assert {name: '%o' % mode for name, mode in modes.items() if mode & 0o022} == {}
-
 
 
 # A callback of the test's own: when the role starts the task that reads the rollback record, the application's account

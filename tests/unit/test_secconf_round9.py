@@ -30,7 +30,6 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import wal_archive
 
 
-
 @pytest.fixture(scope='module')
 def key(tmp_path_factory) -> Dict[str, str]:
     if not shutil.which('age') or not shutil.which('age-keygen'):
@@ -215,7 +214,7 @@ def _header_cases(recipient: str) -> Dict[str, bytes]:
         'body padded': _file([arg, padded]),
         'body with non-canonical last bits': _file([arg, noncanonical]),
         'CRLF stanza line': _file([arg + b'\r', body]),
-        'MAC line without space': _file([arg, body], lambda mac: encryption._b64(mac)),
+        'MAC line without space': _file([arg, body], encryption._b64),
         'MAC line with two spaces': _file([arg, body], lambda mac: b'  ' + encryption._b64(mac)),
         'MAC padded': _file([arg, body], lambda mac: b' ' + base64.b64encode(mac)),
         'MAC with trailing space': _file([arg, body], lambda mac: b' ' + encryption._b64(mac) + b' '),
