@@ -51,6 +51,8 @@ from datetime import datetime, timezone
 
 from ansible.plugins.callback import CallbackBase
 
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
+
 LEVELS = {'failed': 'ERROR', 'unreachable': 'ERROR', 'ok': 'INFO', 'changed': 'INFO', 'skipped': 'DEBUG'}
 HIDDEN = 'the output has been hidden due to the fact that no_log: true was specified for this result'
 
@@ -74,7 +76,15 @@ class CallbackModule(CallbackBase):
         self._path = os.path.abspath(os.path.expanduser(self.get_option('path')))
         directory = os.path.dirname(self._path)
         if directory and not os.path.isdir(directory):
-            os.makedirs(directory, exist_ok=True)
+            # Never os.makedirs: it makes every missing directory 0777 minus the umask (world-writable under umask
+            # 000), where any account could rename the log away or plant a link at its name. safeio makes them
+            # 0750 (the log is 0640) and 0755 above, one by one, never through a link.
+            try:
+                safeio.makedirs(directory, 0o750)
+            except safeio.UnsafeFileError as exc:
+                self._stop_logging('cannot be created safely (%s)' % exc.message)
+            except OSError as exc:
+                self._stop_logging('cannot be created (%s)' % (exc.strerror or exc))
 
     def v2_playbook_on_play_start(self, play):
         self._play = play.get_name()

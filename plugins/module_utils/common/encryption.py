@@ -173,17 +173,37 @@ def _hkdf(ikm: bytes, salt: bytes, info: bytes) -> bytes:
 
 
 def parse_recipient(text: str) -> bytes:
-    """The 32-byte X25519 public key of an ``age1...`` recipient; a clear error otherwise."""
-    text = text.strip()
+    """The 32-byte X25519 public key of an ``age1...`` recipient; a clear error otherwise.
+
+    Exactly as age reads one (``ParseX25519Recipient``): lower case (Bech32 allows one case or the other, age's
+    recipient type is "age"), nothing around it. An upper-case or padded spelling was accepted here and refused
+    by ``age -r``: a recipient list must mean the same thing to both."""
     decoded = bech32_decode(text)
-    if decoded is None or decoded[0] != RECIPIENT_HRP or len(decoded[1]) != 32:
+    if decoded is None or decoded[0] != RECIPIENT_HRP or len(decoded[1]) != 32 or text != text.lower():
         shown = text if len(text) < 80 else text[:20] + '...'
-        if text.upper().startswith('AGE-SECRET-KEY-'):
+        if text.strip().upper().startswith('AGE-SECRET-KEY-'):
             raise OpsReadyError('A recipient is an age identity (private key), not a public key: give the '
                                 '"age1..." public key in recipients (age-keygen -y key.txt prints it).')
+        if text != text.strip():
+            raise OpsReadyError('Recipient %r has white space around it, which age refuses: give the "age1..." '
+                                'public key alone (age-keygen -y key.txt prints it).' % shown)
+        if decoded is not None and decoded[0] == RECIPIENT_HRP and len(decoded[1]) == 32:
+            raise OpsReadyError('Recipient %r is not in lower case: age recipients are written "age1..." in lower '
+                                'case, as age-keygen -y key.txt prints them (age refuses any other spelling).'
+                                % shown)
         raise OpsReadyError('Recipient %r is not an age X25519 public key ("age1..." from age-keygen). '
                             'SSH and plugin recipients are not supported.' % shown)
     return decoded[1]
+
+
+def _key_lines(text: str) -> List[str]:
+    """The lines of an age identity or recipients file as age reads them (Go's ``bufio.ScanLines``): split at LF
+    only, one CR before it dropped. ``str.splitlines`` also splits at VT, FF, FS-US, NEL and U+2028: a "# comment"
+    holding one of them hid a key from age but not from us."""
+    lines = text.split('\n')
+    if lines and lines[-1] == '':
+        lines.pop()
+    return [line[:-1] if line.endswith('\r') else line for line in lines]
 
 
 class Identity:
@@ -227,7 +247,7 @@ class Identity:
 def recipients_option(encrypt: bool, recipients: Optional[Sequence[str]], what: str) -> List[str]:
     """The modules' ``encrypt``/``recipients`` pair as normalised recipients ([] when not encrypting).
 
-    Normalised (lower case, no spaces) so a manifest and a later freshness check compare equal.
+    Canonical (age's own spelling, anything else is refused) so a manifest and a later freshness check compare equal.
     ``what`` names what is encrypted in the message ("the backup", "archives").
     """
     if recipients and not encrypt:
@@ -253,19 +273,26 @@ def generate_identity() -> str:
 
 
 def parse_identities(text: str, source: str = 'identity') -> List[Identity]:
-    """Every ``AGE-SECRET-KEY-1`` line of an age identity file (comments and blank lines skipped)."""
+    """Every ``AGE-SECRET-KEY-1`` line of an age identity file, read as age reads one (``parseIdentities``): a line
+    is empty, a comment (``#`` in its first column) or exactly one upper-case key, nothing around it."""
     check_available()
     found = []
-    for number, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
+    for number, line in enumerate(_key_lines(text), 1):
         if not line or line.startswith('#'):
             continue
         decoded = bech32_decode(line)
-        if decoded is None or decoded[0] != IDENTITY_HRP or len(decoded[1]) != 32:
+        if decoded is None or decoded[0] != IDENTITY_HRP or len(decoded[1]) != 32 or line != line.upper():
             # Never echo the line: it may be a mangled secret.
-            raise OpsReadyError('%s line %d is not an age X25519 identity ("AGE-SECRET-KEY-1..." from '
-                                'age-keygen); passphrase, SSH and plugin identities are not supported.'
-                                % (source, number))
+            if line != line.strip():
+                why = ('has white space around it (or is an indented comment), which age refuses: the key alone on '
+                       'its line, comments with "#" in the first column')
+            elif decoded is not None and decoded[0] == IDENTITY_HRP and len(decoded[1]) == 32:
+                why = ('is not in upper case: age identities are written "AGE-SECRET-KEY-1..." in upper case, as '
+                       'age-keygen writes them (age refuses any other spelling)')
+            else:
+                why = ('is not an age X25519 identity ("AGE-SECRET-KEY-1..." from age-keygen); passphrase, SSH and '
+                       'plugin identities are not supported')
+            raise OpsReadyError('%s line %d %s.' % (source, number, why))
         found.append(Identity(decoded[1]))
     if not found:
         raise OpsReadyError('%s holds no age identity ("AGE-SECRET-KEY-1..." line).' % source)

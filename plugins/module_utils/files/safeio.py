@@ -34,7 +34,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
 
 # read_regular and its helpers live in safe_read (what catalog readers import alone); the same objects here.
 from ansible_collections.opsready.operations.plugins.module_utils.files.safe_read import (  # noqa: F401  # pylint: disable=unused-import
-    MiB, UnsafeFileError, _check_stat, explain_missing, human_size, kind_of, open_checked, read_fd, read_regular)
+    MiB, UnsafeFileError, _check_stat, explain_missing, human_size, kind_of, open_checked, read_fd, read_nofollow,
+    read_regular)
 
 
 def uid_name(uid: int) -> str:

@@ -46,8 +46,13 @@ CONNECT_ERRORS = ('ERROR 2002', 'ERROR 2003', 'ERROR 2005', 'ERROR 2013', "Can't
 
 
 def quote_option(value: str) -> str:
-    """A value for an option file line, in double quotes (backslash and quote escaped)."""
-    return '"%s"' % value.replace('\\', '\\\\').replace('"', '\\"')
+    """A value for an option file line, in double quotes: backslash, quote, line feed and carriage return escaped
+    (the client library reads ``\\n`` and ``\\r`` back as those characters). A raw line break ended the line and
+    what followed was read as more options (``host=`` elsewhere, ``plugin-dir``/``default-auth``, ``!include``)."""
+    if '\0' in value:
+        raise OpsReadyError('A login value (user, password, host or socket) holds a NUL character, which no MariaDB or '
+                            'MySQL client option can carry: fix the value.')
+    return '"%s"' % (value.replace('\\', '\\\\').replace('"', '\\"').replace('\n', '\\n').replace('\r', '\\r'))
 
 
 def batch_rows(out: str) -> List[List[str]]:
@@ -113,6 +118,10 @@ class MySQLClient(ToolClient):
         if c.port:
             lines.append('port=%d' % c.port)
         if c.option_file:
+            if '\n' in c.option_file or '\r' in c.option_file:
+                # "!include" takes the rest of its line as the path, unquoted: a line break would start options.
+                raise OpsReadyError('login_option_file %r holds a line break: give the path of the option file '
+                                    'itself.' % c.option_file, path=c.option_file)
             # The user's file holds the credentials; ours adds the endpoint (it is read after theirs).
             lines.insert(0, '!include %s' % c.option_file)
         # Only the interactive client knows connect-timeout; every connection starts with its ping().

@@ -226,11 +226,12 @@ def _polymod(values: List[int]) -> int:
 
 
 def parse_recipient(text: str) -> bytes:
-    """The 32-byte X25519 public key of an ``age1...`` recipient (bech32, BIP 173 checksum)."""
-    text = text.strip()
+    """The 32-byte X25519 public key of an ``age1...`` recipient (bech32, BIP 173 checksum).
+
+    As age reads one: lower case only, nothing around it (``age -r`` refuses ``AGE1...`` and a padded key)."""
     low = text.lower()
     pos = low.rfind('1')
-    if (text not in (low, text.upper()) or low[:pos] != 'age' or len(low) - pos < 8
+    if (text != low or low[:pos] != 'age' or len(low) - pos < 8
             or any(c not in _BECH32 for c in low[pos + 1:])):
         raise RecipientError('recipient %r is not an age X25519 public key ("age1..." from age-keygen -y)'
                              % (text[:20] + '...' if len(text) > 80 else text))
@@ -530,8 +531,13 @@ def read_recipients(recipients: Optional[List[str]], recipients_file: Optional[s
     """Public keys from ``--recipient`` values and a recipients file (one per line, ``#`` comments)."""
     texts = list(recipients or [])
     if recipients_file:
-        with open(recipients_file, encoding='utf-8') as handle:
-            texts += [line.strip() for line in handle if line.strip() and not line.lstrip().startswith('#')]
+        with open(recipients_file, encoding='utf-8', newline='') as handle:
+            # age's ParseRecipients: lines split at LF (a CR before it dropped); empty lines and lines starting with
+            # "#" skipped; any other line is one recipient exactly (an indented comment or a padded key is refused).
+            for line in handle.read().split('\n'):
+                line = line[:-1] if line.endswith('\r') else line
+                if line and not line.startswith('#'):
+                    texts.append(line)
         if not texts:
             raise RecipientError('recipients file %s holds no "age1..." line' % recipients_file)
     return [parse_recipient(t) for t in texts]

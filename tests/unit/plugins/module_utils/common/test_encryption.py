@@ -226,8 +226,10 @@ def test_bad_recipient_fails_before_any_file(tmp_path):
 
 def test_recipients_option_normalises_and_refuses_half_set_options():
     recipient = encryption.parse_identities(encryption.generate_identity())[0].recipient
-    shouted = '  ' + recipient.upper() + ' '
-    assert encryption.recipients_option(True, [shouted], 'the backup') == [recipient]
+    assert encryption.recipients_option(True, [recipient], 'the backup') == [recipient]
+    for shouted in (recipient.upper(), '  ' + recipient + ' '):  # age refuses both (round 9): so do we
+        with pytest.raises(OpsReadyError):
+            encryption.recipients_option(True, [shouted], 'the backup')
     assert encryption.recipients_option(False, None, 'the backup') == []
     with pytest.raises(OpsReadyError, match='encrypt is false: set encrypt=true to encrypt archives'):
         encryption.recipients_option(False, [recipient], 'archives')

@@ -132,7 +132,9 @@ def test_recipient_parsing_agrees_with_the_collection():
     for _n in range(50):
         recipient = encryption.parse_identities(encryption.generate_identity())[0].recipient
         assert pg_wal_archive.parse_recipient(recipient) == encryption.parse_recipient(recipient)
-        assert pg_wal_archive.parse_recipient(recipient.upper()) == encryption.parse_recipient(recipient)
+        for shouted in (recipient.upper(), recipient + ' '):  # refused by age, by the collection and here
+            with pytest.raises(pg_wal_archive.RecipientError):
+                pg_wal_archive.parse_recipient(shouted)
         assert pg_wal_archive._recipient_text(pg_wal_archive.parse_recipient(recipient)) == recipient
     # The age spec's example recipient.
     known = 'age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p'
