@@ -1,0 +1,68 @@
+"""Fidelity of log rotation and file backups, round 9: what check mode plans is what the real run does, on a log
+directory holding things a rotation never made.
+
+- A directory under a rotated copy's name (``app.log.3/``, ``app.log-20261206/``: an operator's unpacked archive, a
+  tool that keeps per-day directories): check mode planned to shift or delete it like a copy; the real run then failed
+  midway with "Operation not permitted (app.log.3)" (a directory cannot be hard-linked) and undid itself, every run,
+  so the log was never rotated and its disk filled. The log is now not rotated, in check mode too, with a warning
+  naming the directory and what to do.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / 'build'))
+
+from ansible_collections.opsready.operations.plugins.module_utils.logrotate.plan import Policy  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.logrotate.rotate import Rotation  # noqa: E402
+
+
+def _tree(root: Path) -> dict:
+    """Every name under ``root`` with its content (files) or None (directories)."""
+    out = {}
+    for here, dirs, files in os.walk(root):
+        for name in dirs:
+            out[os.path.relpath(os.path.join(here, name), root)] = None
+        for name in files:
+            out[os.path.relpath(os.path.join(here, name), root)] = Path(here, name).read_bytes()
+    return out
+
+
+@pytest.mark.parametrize('mode', ['create', 'copytruncate'])
+@pytest.mark.parametrize('case', ['numbered-deleted', 'numbered-shifted', 'dated-deleted'])
+def test_a_directory_under_a_rotated_name_is_refused_alike_in_check_mode(tmp_path, mode, case):
+    """A directory named like a rotated copy, which the plan would delete (beyond ``rotate``) or shift: check mode
+    and the real run both leave the log and the directory (and what it holds) as they were, report the log as not
+    rotated, and warn naming the directory. It planned a rotation the real run then failed and undid."""
+    logs = tmp_path / 'logs'
+    logs.mkdir()
+    log = logs / 'app.log'
+    log.write_text('line 1\nline 2\n')
+    dated = case.startswith('dated')
+    if dated:
+        for day in ('-20261201', '-20261202'):
+            Path(str(log) + day).write_text('old %s\n' % day)
+        odd = Path(str(log) + '-20261130')
+    else:
+        for index in (1, 2):
+            Path('%s.%d' % (log, index)).write_text('old %d\n' % index)
+        odd = Path(str(log) + '.3')
+    odd.mkdir()
+    (odd / 'kept').write_text('not a log\n')
+    keep = 2 if case.endswith('deleted') else 5
+    policy = dict(size=1, compress=False, rotate=keep, mode=mode, dateext=dated)
+    before = _tree(logs)
+    results = {}
+    for check in (True, False):
+        rotation = Rotation([str(log)], Policy(**policy), str(tmp_path / ('state-%s.json' % check)), check_dirs=False)
+        results[check] = rotation.run(check_mode=check)
+        assert _tree(logs) == before
+    for check, result in results.items():
+        assert result['rotated'] == [] and result['deleted'] == [] and result['plan'] == [], (check, result)
+        assert [entry['log'] for entry in result['not_rotated']] == [str(log)], (check, result)
+        assert any(str(odd) in warning and 'directory' in warning for warning in result['warnings']), result
