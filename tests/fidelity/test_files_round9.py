@@ -66,3 +66,52 @@ def test_a_directory_under_a_rotated_name_is_refused_alike_in_check_mode(tmp_pat
         assert result['rotated'] == [] and result['deleted'] == [] and result['plan'] == [], (check, result)
         assert [entry['log'] for entry in result['not_rotated']] == [str(log)], (check, result)
         assert any(str(odd) in warning and 'directory' in warning for warning in result['warnings']), result
+
+
+def _deep_log(root: Path) -> str:
+    """``root``/d..d (20 directories of 250 bytes)/app.log, over 5000 bytes: beyond PATH_MAX (4096), made through
+    directory descriptors (no path call takes it)."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for _ in range(20):
+            os.mkdir('d' * 250, dir_fd=fd)
+            child = os.open('d' * 250, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = child
+        log = os.open('app.log', os.O_WRONLY | os.O_CREAT, 0o640, dir_fd=fd)
+        os.write(log, b'line 1\nline 2\n')
+        os.close(log)
+    finally:
+        os.close(fd)
+    return os.path.join(str(root), *(['d' * 250] * 20), 'app.log')
+
+
+@pytest.mark.parametrize('missingok', [False, True])
+@pytest.mark.parametrize('pattern', ['literal', 'glob'])
+def test_a_log_path_beyond_path_max_is_refused_naming_the_limit(tmp_path, pattern, missingok):
+    """A log whose path is longer than PATH_MAX (deep trees of generated directories): the literal path failed with a
+    bare ``OSError`` "File name too long" (the module: "Log rotation failed: File name too long (...)" about a
+    7-byte name); a glob reported "No log file matches" for a log that is there, and with ``missingok`` the log was
+    skipped in silence, never rotated while it grew. Both now refuse, check mode alike, saying the path is longer
+    than the system takes and what to do; the log is untouched."""
+    from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+    log = _deep_log(tmp_path)
+    given = log if pattern == 'literal' else log[:-len('app.log')] + '*.log'
+    for check in (True, False):
+        rotation = Rotation([given], Policy(size=1, compress=False, rotate=2, missingok=missingok),
+                            str(tmp_path / 'state.json'), check_dirs=False)
+        with pytest.raises(OpsReadyError) as caught:
+            rotation.run(check_mode=check)
+        message = caught.value.message
+        assert 'PATH_MAX' in message and '4096' in message and given in message, message
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    for _ in range(20):
+        child = os.open('d' * 250, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = child
+    try:
+        assert os.listdir(fd) == ['app.log']
+        with open(os.open('app.log', os.O_RDONLY, dir_fd=fd), 'rb') as handle:
+            assert handle.read() == b'line 1\nline 2\n'
+    finally:
+        os.close(fd)
