@@ -115,3 +115,34 @@ def test_a_log_path_beyond_path_max_is_refused_naming_the_limit(tmp_path, patter
             assert handle.read() == b'line 1\nline 2\n'
     finally:
         os.close(fd)
+
+
+def test_a_copy_that_cannot_be_deleted_after_rotate_0_is_named_and_the_rotation_reported(tmp_path):
+    """``rotate: 0`` (rotate, then delete the copy at once): another program puts a directory (its own spool, with a
+    file in it) under the rotated copy's name once the log was rotated. The deletion failed with a bare
+    ``IsADirectoryError`` naming ``app.log.1`` relative to nothing (the module: "Log rotation failed: Is a directory
+    (app.log.1).") and the run's result was lost: nobody was told that the log had been rotated and its state
+    recorded. The error now names the path and what to do, and carries what was done; the directory is untouched."""
+    from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+    logs = tmp_path / 'logs'
+    logs.mkdir()
+    log = logs / 'app.log'
+    log.write_text('line 1\n')
+    copy = logs / 'app.log.1'
+
+    class Spooled(Rotation):
+        def _notify(self, pid):   # between the rotation and the deletion of its copy
+            copy.unlink()
+            copy.mkdir()
+            (copy / 'spooled').write_text('theirs\n')
+            return super()._notify(pid)
+
+    rotation = Spooled([str(log)], Policy(size=1, compress=False, rotate=0), str(tmp_path / 'state.json'),
+                       check_dirs=False)
+    with pytest.raises(OpsReadyError) as caught:
+        rotation.run()
+    message, details = caught.value.message, caught.value.details
+    assert str(copy) in message and 'Is a directory' in message, message
+    assert [entry['log'] for entry in details['rotated']] == [str(log)] and details['state_written'], details
+    assert str(copy) not in details['deleted']
+    assert log.read_text() == '' and (copy / 'spooled').read_text() == 'theirs\n'

@@ -511,6 +511,7 @@ class Rotation:
         plans = [plan for plan in plans if plan.log in rotated]
         to_compress = [path for plan in plans for path in plan.compress]
         to_delete = [path for plan in plans for path in plan.delete_after]
+        rotated_from = {path: plan.log for plan in plans for path in plan.delete_after}
         watched = to_compress + to_delete
         if not watched:
             return errors
@@ -527,8 +528,18 @@ class Rotation:
                    ' %.1fs after it was told to reopen' % timeout if notified else ''))
         with self._as_user():
             for path in to_delete:
-                if path not in held and self._dirs[os.path.dirname(path)].unlink(os.path.basename(path)):
-                    self.result['deleted'].append(path)
+                if path in held:
+                    continue
+                d = self._dirs[os.path.dirname(path)]
+                try:
+                    if d.unlink(os.path.basename(path)):
+                        self.result['deleted'].append(path)
+                except OSError as exc:
+                    # the log was rotated: say so with the rest of the result, naming the copy by its path (the
+                    # bare OSError named it relative to nothing, and the result of the run was lost)
+                    errors.append('%s was rotated but deleting its copy %s (rotate=0) failed: %s; it was left as it '
+                                  'is: look at what is there now and remove it by hand.'
+                                  % (rotated_from[path], path, exc.strerror or exc))
             # Anything still under the name is handed to compress_file, which refuses (with a warning naming
             # it) what is not the regular file it should be: a symlink, a FIFO or a device swapped in.
             jobs = [path for path in to_compress if path not in held
