@@ -146,3 +146,54 @@ def test_a_copy_that_cannot_be_deleted_after_rotate_0_is_named_and_the_rotation_
     assert [entry['log'] for entry in details['rotated']] == [str(log)] and details['state_written'], details
     assert str(copy) not in details['deleted']
     assert log.read_text() == '' and (copy / 'spooled').read_text() == 'theirs\n'
+
+
+def _lines_everywhere(logs: Path) -> list:
+    """Every line of the log and of its copies (plain ones: compress is off in these tests)."""
+    return [line for path in sorted(logs.iterdir()) if path.is_file() for line in path.read_text().splitlines()]
+
+
+def test_two_rotations_of_one_log_at_once_duplicate_no_line(tmp_path, monkeypatch):
+    """Two log_rotate runs on the same log at the same time (a timer's run and an operator's playbook, two AWX jobs):
+    the second one ran its whole rotation while the first had copied the log but not yet truncated it. Both copies
+    held every line (each line twice among the copies), with nothing said. The runs now take the state file's lock
+    (logrotate locks its state file the same way): the second waits for the first, then plans on what it finds
+    (here an empty log: nothing to rotate). Every line is in exactly one place afterwards."""
+    import threading
+
+    from ansible_collections.opsready.operations.plugins.module_utils.logrotate import rotate as rotate_mod
+    logs = tmp_path / 'logs'
+    logs.mkdir()
+    log = logs / 'app.log'
+    lines = ['line %d' % i for i in range(1000)]
+    log.write_text(''.join(line + '\n' for line in lines))
+    state = str(tmp_path / 'state.json')
+    mode = 'copytruncate'
+    original = rotate_mod._catch_up_to_line_end
+    second = {}
+
+    def run_second():
+        try:
+            second['result'] = Rotation([str(log)], Policy(size=1, compress=False, rotate=5, mode=mode), state,
+                                        check_dirs=False).run()
+        except Exception as exc:  # noqa: BLE001  (reported by the assertions below)
+            second['error'] = exc
+
+    started = []
+
+    def interleaved(src, dst, limit):
+        if not started:   # the first run, between its copy and its truncation: the second run starts
+            thread = threading.Thread(target=run_second)
+            started.append(thread)
+            thread.start()
+            thread.join(2.0)
+        return original(src, dst, limit)
+
+    monkeypatch.setattr(rotate_mod, '_catch_up_to_line_end', interleaved)
+    first = Rotation([str(log)], Policy(size=1, compress=False, rotate=5, mode=mode), state, check_dirs=False).run()
+    started[0].join(30)
+    assert not started[0].is_alive()
+    assert [entry['log'] for entry in first['rotated']] == [str(log)]
+    seen = _lines_everywhere(logs)
+    assert sorted(seen) == sorted(lines), (len(seen), second)
+    assert 'error' not in second and second['result']['rotated'] == [], second

@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import PARTIAL_SUFFIX
+from ansible_collections.opsready.operations.plugins.module_utils.common import locks
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import default_threads
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import utcnow
@@ -44,6 +45,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.logrotate.trig
 CHUNK = 1024 * 1024
 # Room left on the filesystem beyond the copy itself (copy modes): a full disk breaks the writer too.
 FREE_MARGIN = 16 * 1024 * 1024
+# beside the state file: the lock every run of one state file takes (``Rotation._locked``)
+LOCK_SUFFIX = '.lock'
 
 
 class RotationFailed(OpsReadyError):
@@ -565,11 +568,26 @@ class Rotation:
 
     def run(self, check_mode: bool = False) -> Dict[str, Any]:
         try:
-            return self._run(check_mode)
+            with self._locked(check_mode):
+                return self._run(check_mode)
         finally:
             for d in self._dirs.values():
                 d.close()
             self._dirs.clear()
+
+    def _locked(self, check_mode: bool) -> Any:
+        """One run at a time per state file, as logrotate locks its state file: two runs on one log at once (a
+        timer's and an operator's) each copied it before either truncated it (copytruncate: every line twice), and
+        the later state written lost the other's. The next run waits (bounded) and then plans on what it finds.
+        Check mode changes nothing on disk: it waits for a running rotation only where its lock file exists."""
+        if not check_mode:
+            try:
+                safeio.makedirs(os.path.dirname(os.path.abspath(self.state_file)), 0o755)
+            except OSError as exc:
+                raise OpsReadyError('Cannot write state file %s (%s): make its directory writable or set state_file. '
+                                    'Nothing was rotated.' % (self.state_file, exc.strerror or exc))
+        return locks.waiting(self.state_file + LOCK_SUFFIX, 'log rotation state file %s' % self.state_file,
+                             create=not check_mode)
 
     def _run(self, check_mode: bool) -> Dict[str, Any]:
         state = StateFile(self.state_file)
