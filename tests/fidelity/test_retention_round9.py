@@ -5,6 +5,11 @@ backup runs for the same regrouping, backup_copy was never checked).
 The destination is a real S3 API (moto's server on loopback, tests/harness/s3.py). Guards: these passed on the code
 of round 8 (push plans check mode on the destination's catalog as it would be after the upload, the manifests it
 would send included); they pin that check mode foresees exactly the deletions the real run makes.
+
+- A local manifest that cannot be read (truncated by a copy that ran out of space, edited by hand): push left its
+  backup out and said nothing; the task reported its other uploads (the damaged full's own logs among them) and the
+  operator believed the newest backup was offsite. It is now listed in ``broken_manifests`` with a warning, check
+  mode alike.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / 'build'))
 from ansible_collections.opsready.operations.plugins.module_utils.backup import retention  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.offsite import copy as offsite  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.offsite.stores import S3Store  # noqa: E402
+from tests.harness.playbook import run_playbook, write_playbook  # noqa: E402
 from tests.harness.s3 import S3Server  # noqa: E402
 from tests.integration.test_backup_copy import objects, synthetic_catalog  # noqa: E402
 
@@ -76,3 +82,27 @@ def test_push_retention_check_mode_regroups_the_destination_as_the_run_does(tmp_
         assert {old[0], old[3]} <= set(done['deleted']), done['deleted']
     elif not succession:
         assert old[3] in remaining and other[0] in remaining   # each origin group keeps its newest full
+
+
+def test_push_says_which_local_backups_it_could_not_copy_for_a_damaged_manifest(tmp_path, s3):
+    """Three fulls with their logs; the newest full's manifest is cut after 40 bytes. The push (check mode, then the
+    real run, through ansible-playbook) warns naming that manifest and that its backup was not copied, and returns
+    it in ``broken_manifests``; the intact backups are copied as before and the damaged one is not."""
+    bucket = 'r9-broken-manifest'
+    s3.client().create_bucket(Bucket=bucket)
+    local = tmp_path / 'backups'
+    ids = synthetic_catalog(local, [20, 10, 1])
+    damaged = local / (ids[6] + '.manifest.json')
+    damaged.write_bytes(damaged.read_bytes()[:40])
+    dest = s3.options(bucket, 'pg')
+    push = {'name': 'push', 'opsready.operations.backup_copy': dict(dest, src=str(local), backend=dest.pop('type'))}
+    for check in (True, False):
+        run = run_playbook(write_playbook(tmp_path, [push]), check=check)
+        assert run.rc == 0, run.stdout[-3000:]
+        out = run.result('push')
+        assert [b['manifest'] for b in out['broken_manifests']] == [str(damaged)], out
+        warnings = ' '.join(out.get('warnings', []))
+        assert str(damaged) in warnings and 'not copied' in warnings, out
+        assert ids[6] not in out['uploaded'] and sorted(out['uploaded']) == sorted(ids[:6] + ids[7:]), out
+    remaining = {key.split('/', 1)[1] for key in objects(s3, bucket)}
+    assert ids[6] not in remaining and ids[6] + '.manifest.json' not in remaining
