@@ -197,3 +197,38 @@ def test_two_rotations_of_one_log_at_once_duplicate_no_line(tmp_path, monkeypatc
     seen = _lines_everywhere(logs)
     assert sorted(seen) == sorted(lines), (len(seen), second)
     assert 'error' not in second and second['result']['rotated'] == [], second
+
+
+def test_a_log_rotated_by_another_tool_meanwhile_loses_no_line(tmp_path, monkeypatch):
+    """mode=create, and another logrotate (a leftover /etc/logrotate.d entry for the same log) rotates it while this
+    run is midway: it renames app.log away and creates a new app.log, where the writer, told to reopen, writes on.
+    This run then renamed its own empty file over that new app.log: the lines written there were in a file with no
+    name left (lost once the writer reopened again), and nothing was said. The run now sees the log is no longer the
+    file it rotated, undoes its renames and refuses; every line is still on disk."""
+    from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+    from ansible_collections.opsready.operations.plugins.module_utils.logrotate import safefs
+    logs = tmp_path / 'logs'
+    logs.mkdir()
+    log = logs / 'app.log'
+    log.write_text('ours 1\nours 2\n')
+    (logs / 'app.log.1').write_text('older\n')
+    original = safefs.LogDir.link_fd
+    done = []
+
+    def foreign_rotation(self, fd, name):
+        original(self, fd, name)
+        if not done:   # after this run linked its copy, before it puts its new log in place
+            done.append(name)
+            os.rename(log, str(log) + '-foreign')
+            log.write_text('theirs, written after the other rotation\n')
+
+    monkeypatch.setattr(safefs.LogDir, 'link_fd', foreign_rotation)
+    rotation = Rotation([str(log)], Policy(size=1, compress=False, rotate=5), str(tmp_path / 'state.json'),
+                        check_dirs=False)
+    with pytest.raises(OpsReadyError) as caught:
+        rotation.run()
+    assert str(log) in caught.value.message and 'nothing of it was changed' in caught.value.message, caught.value
+    assert sorted(_lines_everywhere(logs)) == sorted(['ours 1', 'ours 2', 'older',
+                                                      'theirs, written after the other rotation'])
+    assert log.read_text() == 'theirs, written after the other rotation\n'
+    assert (logs / 'app.log.1').read_text() == 'older\n' and not (logs / 'app.log.2').exists()

@@ -213,6 +213,14 @@ def rotate_one(d: LogDir, plan: LogPlan, policy: Policy,
                               % plan.log, path=plan.log)
             step.linked = (rotated, safefs.ident(os.fstat(pinned)))
             if mode == 'create':
+                # Another tool (a leftover logrotate entry for the same log) may have rotated it meanwhile and made
+                # a new log that its writer already fills: renaming over it would unname those lines. Refused and
+                # undone instead (what remains is the instant between this look and the rename).
+                there = d.lstat_or_none(base)
+                if there is None or safefs.ident(there) != safefs.ident(st):
+                    raise Refused('%s was rotated or replaced by something else (another logrotate?) while this run '
+                                  'rotated it: nothing of it was changed; make sure one tool only rotates it.'
+                                  % plan.log, path=plan.log)
                 d.rename(new_name, base)      # the commit: the log path now names the new empty file
                 step.temps.remove(new_name)
                 size = st.st_size
