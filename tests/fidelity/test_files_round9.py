@@ -73,7 +73,7 @@ def _deep_log(root: Path) -> str:
     directory descriptors (no path call takes it)."""
     fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        for _ in range(20):
+        for dummy in range(20):
             os.mkdir('d' * 250, dir_fd=fd)
             child = os.open('d' * 250, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
             os.close(fd)
@@ -105,7 +105,7 @@ def test_a_log_path_beyond_path_max_is_refused_naming_the_limit(tmp_path, patter
         message = caught.value.message
         assert 'PATH_MAX' in message and '4096' in message and given in message, message
     fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
-    for _ in range(20):
+    for dummy in range(20):
         child = os.open('d' * 250, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
         os.close(fd)
         fd = child
