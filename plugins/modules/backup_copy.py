@@ -331,6 +331,15 @@ deleted:
   type: list
   elements: str
   sample: []
+broken_manifests:
+  description:
+    - Manifests in O(src) that cannot be read (damaged JSON, a shape this version refuses), with the reason; their
+      backups were not copied (a warning names each). Check mode lists the same.
+  returned: O(mode=push)
+  type: list
+  elements: dict
+  sample: [{manifest: /var/backups/pg/shop-full-20261101T004512123456Z.dump.zst.manifest.json,
+            error: 'invalid JSON: Unterminated string starting at: line 1 column 30'}]
 leftovers_removed:
   description: Destination objects no manifest vouched for (interrupted runs), removed.
   returned: O(mode=push)
@@ -521,6 +530,8 @@ def main():
     # the work directory (the destination's manifests) removed checked: one that stayed is named
     if result.get('scratch_warning'):
         module.warn(result.pop('scratch_warning'))
+    for warning in result.pop('warnings', []):
+        module.warn(warning)
     module.exit_json(changed=changed, diff={'before': before, 'after': after}, **result)
 
 

@@ -165,6 +165,10 @@ options:
       - JSON file remembering when each log was last rotated (for O(interval)).
       - Refused, before any log is rotated, when an account other than root owns or can write a directory above its
         directory (or a link on the way lives in one) - it could link the name to a directory of root's.
+      - Runs with the same O(state_file) take turns, as logrotate's runs do with its state file, through a lock on
+        C(<state_file>.lock) that stays there. A run waits up to 120 seconds for another to finish, then plans on what
+        it finds. Two runs on one log at once could each copy it before either truncated it (O(mode=copytruncate))
+        and so keep every line twice. Check mode waits too, but creates no lock file.
     type: path
     default: /var/lib/opsready/log_rotate.json
   threads:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from typing import Any, Callable, List, Optional, Pattern, Set, Tuple
 
@@ -85,6 +86,7 @@ class Rotated:
     index: Optional[int] = None                  # numbered naming
     moment: Optional[datetime.datetime] = None   # dateext naming
     mtime: float = 0.0
+    is_dir: bool = False   # a directory under a rotated copy's name: never a copy (it cannot be moved as one)
 
 
 @dataclass
@@ -178,9 +180,10 @@ def list_rotated(log: str, policy: Policy, names: Optional[List[str]] = None,
         suffix = match.group(2) or ''
         item = Rotated(path=path, stem=path[:len(path) - len(suffix)] if suffix else path, suffix=suffix)
         try:
-            item.mtime = stat_of(name).st_mtime
+            st = stat_of(name)
         except OSError:
             continue
+        item.mtime, item.is_dir = st.st_mtime, stat.S_ISDIR(st.st_mode)
         if policy.dateext:
             item.moment = _parse_dated(match.group(1), policy.dateformat)
             if item.moment is None:
@@ -200,6 +203,13 @@ def plan_log(log: str, size: int, reason: str, policy: Policy, now: datetime.dat
              lstat: Optional[StatFn] = None) -> Tuple[Optional[LogPlan], Optional[str]]:
     """The plan for rotating ``log`` now, or (None, why not)."""
     existing, leftovers = list_rotated(log, policy, names, lstat)
+    # A rotation moves (hard-links) or deletes each copy: a directory under such a name made the real run fail midway
+    # and undo itself every time, after check mode had planned it. Not rotated, check mode alike, naming it.
+    in_the_way = sorted(item.path for item in existing if item.is_dir)
+    if in_the_way:
+        return None, ('%s %s a directory under the name of a rotated copy: a rotation would have to move or delete '
+                      'it. Nothing of %s was changed; move it out of the log directory (or rename it) and run again'
+                      % (', '.join(in_the_way), 'is' if len(in_the_way) == 1 else 'are', log))
     too_old = now.timestamp() - policy.maxage * 86400 if policy.maxage is not None else None
     keep_n = policy.rotate
     if policy.dateext:

@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import PARTIAL_SUFFIX
+from ansible_collections.opsready.operations.plugins.module_utils.common import locks
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import default_threads
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import utcnow
@@ -44,6 +45,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.logrotate.trig
 CHUNK = 1024 * 1024
 # Room left on the filesystem beyond the copy itself (copy modes): a full disk breaks the writer too.
 FREE_MARGIN = 16 * 1024 * 1024
+# beside the state file: the lock every run of one state file takes (``Rotation._locked``)
+LOCK_SUFFIX = '.lock'
 
 
 class RotationFailed(OpsReadyError):
@@ -210,6 +213,14 @@ def rotate_one(d: LogDir, plan: LogPlan, policy: Policy,
                               % plan.log, path=plan.log)
             step.linked = (rotated, safefs.ident(os.fstat(pinned)))
             if mode == 'create':
+                # Another tool (a leftover logrotate entry for the same log) may have rotated it meanwhile and made
+                # a new log that its writer already fills: renaming over it would unname those lines. Refused and
+                # undone instead (what remains is the instant between this look and the rename).
+                there = d.lstat_or_none(base)
+                if there is None or safefs.ident(there) != safefs.ident(st):
+                    raise Refused('%s was rotated or replaced by something else (another logrotate?) while this run '
+                                  'rotated it: nothing of it was changed; make sure one tool only rotates it.'
+                                  % plan.log, path=plan.log)
                 d.rename(new_name, base)      # the commit: the log path now names the new empty file
                 step.temps.remove(new_name)
                 size = st.st_size
@@ -511,6 +522,7 @@ class Rotation:
         plans = [plan for plan in plans if plan.log in rotated]
         to_compress = [path for plan in plans for path in plan.compress]
         to_delete = [path for plan in plans for path in plan.delete_after]
+        rotated_from = {path: plan.log for plan in plans for path in plan.delete_after}
         watched = to_compress + to_delete
         if not watched:
             return errors
@@ -527,8 +539,18 @@ class Rotation:
                    ' %.1fs after it was told to reopen' % timeout if notified else ''))
         with self._as_user():
             for path in to_delete:
-                if path not in held and self._dirs[os.path.dirname(path)].unlink(os.path.basename(path)):
-                    self.result['deleted'].append(path)
+                if path in held:
+                    continue
+                d = self._dirs[os.path.dirname(path)]
+                try:
+                    if d.unlink(os.path.basename(path)):
+                        self.result['deleted'].append(path)
+                except OSError as exc:
+                    # the log was rotated: say so with the rest of the result, naming the copy by its path (the
+                    # bare OSError named it relative to nothing, and the result of the run was lost)
+                    errors.append('%s was rotated but deleting its copy %s (rotate=0) failed: %s; it was left as it '
+                                  'is: look at what is there now and remove it by hand.'
+                                  % (rotated_from[path], path, exc.strerror or exc))
             # Anything still under the name is handed to compress_file, which refuses (with a warning naming
             # it) what is not the regular file it should be: a symlink, a FIFO or a device swapped in.
             jobs = [path for path in to_compress if path not in held
@@ -554,11 +576,26 @@ class Rotation:
 
     def run(self, check_mode: bool = False) -> Dict[str, Any]:
         try:
-            return self._run(check_mode)
+            with self._locked(check_mode):
+                return self._run(check_mode)
         finally:
             for d in self._dirs.values():
                 d.close()
             self._dirs.clear()
+
+    def _locked(self, check_mode: bool) -> Any:
+        """One run at a time per state file, as logrotate locks its state file: two runs on one log at once (a
+        timer's and an operator's) each copied it before either truncated it (copytruncate: every line twice), and
+        the later state written lost the other's. The next run waits (bounded) and then plans on what it finds.
+        Check mode changes nothing on disk: it waits for a running rotation only where its lock file exists."""
+        if not check_mode:
+            try:
+                safeio.makedirs(os.path.dirname(os.path.abspath(self.state_file)), 0o755)
+            except OSError as exc:
+                raise OpsReadyError('Cannot write state file %s (%s): make its directory writable or set state_file. '
+                                    'Nothing was rotated.' % (self.state_file, exc.strerror or exc))
+        return locks.waiting(self.state_file + LOCK_SUFFIX, 'log rotation state file %s' % self.state_file,
+                             create=not check_mode)
 
     def _run(self, check_mode: bool) -> Dict[str, Any]:
         state = StateFile(self.state_file)

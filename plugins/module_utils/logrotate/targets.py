@@ -20,6 +20,16 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
 ROTATED_NAME = re.compile(r'(\.\d+)(\.zst|\.gz)?$|\.(zst|gz|xz|bz2|partial|tmp)$')
 
 
+def _path_max() -> int:
+    try:
+        return os.pathconf('/', 'PC_PATH_MAX')
+    except (OSError, ValueError):
+        return 4096
+
+
+PATH_MAX = _path_max()
+
+
 def _is_glob(pattern: str) -> bool:
     return glob.has_magic(pattern)
 
@@ -39,6 +49,13 @@ def discover(patterns: List[str], missingok: bool = False,
     for pattern in patterns:
         if not os.path.isabs(pattern):
             raise OpsReadyError('Log path %r is relative: give an absolute path or glob.' % pattern)
+        # The system takes no path this long: lstat failed with a bare "File name too long" and a glob matched
+        # nothing, so the log was "missing" (skipped in silence with missingok) while it was there, growing.
+        if len(os.fsencode(pattern)) >= PATH_MAX:
+            raise OpsReadyError('Log path %s is %d bytes, longer than the %d bytes (PATH_MAX) a path may have on this '
+                                'system: it cannot be checked or rotated. Nothing was rotated; rotate it through a '
+                                'shorter path (a bind mount or a symlink to its directory).'
+                                % (pattern, len(os.fsencode(pattern)), PATH_MAX), path=pattern)
         if _is_glob(pattern):
             matches = []
             for path in sorted(glob.glob(pattern)):

@@ -210,19 +210,31 @@ def _workdir_done(work: Scratch, result: Dict[str, Any]) -> None:
         result.update(scratch_left=[outcome['path']], scratch_warning=outcome['warning'])
 
 
+def broken_warning(broken: Dict[str, Any]) -> str:
+    """What an operator reads for a local manifest that cannot be read (``Catalog.broken``)."""
+    return ('Manifest %s cannot be read (%s): its backup was not copied to the destination (nor counted by its '
+            'retention). Repair or restore the manifest (backup_info lists it under broken_manifests), or remove the '
+            'backup if it is not wanted.' % (broken['manifest'], broken.get('error')))
+
+
 def push(store: Store, src: str, engine: Optional[str] = None, database: Optional[str] = None,
          verified_only: bool = False, verify: str = 'full', check_mode: bool = False,
          policy: Optional[retention.Policy] = None, fail_after: Optional[int] = None) -> Dict[str, Any]:
     """Copy new artifacts of ``src`` to ``store``; then retention at the destination if ``policy``."""
     result: Dict[str, Any] = {'uploaded': [], 'manifests_updated': [], 'already_present': 0, 'deleted': [],
                               'leftovers_removed': [], 'locked': [], 'aborted_uploads': [], 'bytes': 0, 'seconds': 0.0,
-                              'destination': store.url, 'removed_scratch': [], 'scratch_left': []}
+                              'destination': store.url, 'removed_scratch': [], 'scratch_left': [],
+                              'broken_manifests': [], 'warnings': []}
     if not os.path.isdir(src):
         if check_mode:
             return result  # a backup task earlier in the same check-mode run would have created it
         raise OpsReadyError('Backup directory %s does not exist: nothing to copy. Run the backup first or fix src.'
                             % src, path=src)
     local = Catalog(src)
+    # A manifest the catalog cannot read leaves its backup out of the copy: said, never silent (the task listed the
+    # other uploads, the damaged full's own logs among them, and the newest backup seemed to be offsite).
+    result['broken_manifests'] = [dict(broken) for broken in local.broken]
+    result['warnings'] = [broken_warning(broken) for broken in local.broken]
     selected = _selected(local.entries, engine, database, verified_only)
     for entry in selected:
         # every object name the store could not keep is refused before the first upload (check mode too)

@@ -59,7 +59,8 @@ def test_a_rotation_over_a_wrong_shape_state_file_fails_clearly_and_renames_noth
                         now=NOW)
     with pytest.raises(OpsReadyError, match='fix or remove it'):
         rotation.run()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ['a.log', 'state.json']
+    # (state.json.lock: the lock every real run of this state file takes, kept for the next run to queue on)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['a.log', 'state.json', 'state.json.lock']
 
 
 @pytest.mark.parametrize('interval', ['daily', 'weekly', 'monthly', 'yearly'])

@@ -115,21 +115,30 @@ def test_acting_as_switches_and_restores(tmp_path):
 
 
 def test_failure_midway_leaves_the_set_as_it_was(tmp_path):
-    """A copy that cannot be renamed (here a directory named like one) stops the rotation after the
-    newer renames were done: they are undone and nothing is deleted, so no gap and no lost copy."""
+    """A copy that cannot be renamed (here replaced by a directory after the plan was made: a directory there up
+    front is refused while planning) stops the rotation after the newer renames were done: they are undone and
+    nothing is deleted, so no gap and no lost copy."""
     log = tmp_path / 'app.log'
     log.write_text('live\n')
     (tmp_path / 'app.log.1').write_text('one\n')
-    (tmp_path / 'app.log.2').mkdir()
+    (tmp_path / 'app.log.2').write_text('two\n')
     (tmp_path / 'app.log.3.zst').write_bytes(b'three')
     (tmp_path / 'app.log.4.zst').write_bytes(b'four')
-    before = names(tmp_path)
-    rotation = Rotation([str(log)], Policy(force=True, rotate=4), str(tmp_path.parent / 'state-midway.json'),
-                        now=NOW, check_dirs=False)
+
+    class SwappedAfterPlanning(Rotation):
+        def _preflight(self, plans):
+            ready = super()._preflight(plans)
+            (tmp_path / 'app.log.2').unlink()
+            (tmp_path / 'app.log.2').mkdir()
+            return ready
+
+    rotation = SwappedAfterPlanning([str(log)], Policy(force=True, rotate=4),
+                                    str(tmp_path.parent / 'state-midway.json'), now=NOW, check_dirs=False)
     with pytest.raises(OpsReadyError) as failure:
         rotation.run()
     assert 'nothing of it was changed' in failure.value.message
-    assert names(tmp_path) == before
+    assert names(tmp_path) == ['app.log', 'app.log.1', 'app.log.2', 'app.log.3.zst', 'app.log.4.zst']
+    assert (tmp_path / 'app.log.2').is_dir() and (tmp_path / 'app.log.1').read_text() == 'one\n'
     assert log.read_text() == 'live\n' and (tmp_path / 'app.log.4.zst').read_bytes() == b'four'
     assert failure.value.details['deleted'] == [] and failure.value.details['rotated'] == []
 
