@@ -375,3 +375,44 @@ def test_token_with_a_line_break_never_becomes_a_file_name(tmp_path, token):
         responder.deploy(token, 'x')
     responder.cleanup()
     assert list(tmp_path.iterdir()) == []
+
+
+# --- cert_info: DER files as they are found ---------------------------------------------------------------
+
+def _der_cert():
+    ca = CA()
+    cert, _key = ca.issue('der.test', 30)
+    return ca, cert, cert.public_bytes(serialization.Encoding.DER)
+
+
+@pytest.mark.parametrize('tail', [b'\n', b'\r\n', b'\n\n  \n'])
+def test_der_certificate_with_a_trailing_newline_is_read(tmp_path, tail):
+    """A DER certificate with a newline after it (an editor, ``echo >>``, a transfer in text mode) was reported as
+    "neither a PEM nor a DER certificate": an inventory then lost a certificate that every tool reads."""
+    _ca, cert, der = _der_cert()
+    path = tmp_path / 'cert.der'
+    path.write_bytes(der + tail)
+    certs, errors = inventory.collect([str(path)], [])
+    assert not errors and [c['format'] for c in certs] == ['der']
+    assert certs[0]['serial'] == inspection.serial_hex(cert)
+
+
+def test_concatenated_der_certificates_are_all_reported(tmp_path):
+    """``cat leaf.der ca.der > chain.der``: every certificate is reported, in order, as for a PEM bundle."""
+    ca, cert, der = _der_cert()
+    path = tmp_path / 'chain.der'
+    path.write_bytes(der + ca.cert.public_bytes(serialization.Encoding.DER))
+    certs, errors = inventory.collect([str(path)], [])
+    assert not errors
+    assert [(c['index'], c['format'], c['subject']) for c in certs] == [
+        (0, 'der', cert.subject.rfc4514_string()), (1, 'der', ca.cert.subject.rfc4514_string())]
+
+
+def test_der_certificate_followed_by_garbage_is_named_as_such(tmp_path):
+    _ca, _cert, der = _der_cert()
+    path = tmp_path / 'cert.der'
+    path.write_bytes(der + b'\x00garbage')
+    with pytest.raises(loading.CertificateLoadError) as info:
+        inventory.collect([str(path)], [])
+    assert 'DER certificate' in info.value.message and '8 bytes' in info.value.message
+    assert 'neither' not in info.value.message

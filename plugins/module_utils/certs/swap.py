@@ -57,6 +57,7 @@ class Pair:
         self.cert_name = os.path.basename(self.cert_path)
         self.key_name = os.path.basename(self.key_path)
         self._dirs: Dict[str, SafeDir] = {}
+        self.warnings: List[str] = []   # what the swap decided on its own (a key mode tightened), for the result
         try:
             self.cert_dir = self.directory(os.path.dirname(self.cert_path))
             self.key_dir = self.directory(os.path.dirname(self.key_path))
@@ -141,12 +142,19 @@ def _cert_mode_mask(data: Optional[bytes]) -> int:
     return 0o740 if holds_private_key(data) else 0o7755
 
 
-def _write_pair(pair: Pair, cert_bytes: bytes, key_bytes: bytes) -> None:
+def write_pair(pair: Pair, cert_bytes: bytes, key_bytes: bytes) -> None:
     key_mode, key_uid, key_gid = _owner_mode(pair.key_dir, pair.key_name, KEY_MODE)
     cert_mode, cert_uid, cert_gid = _owner_mode(pair.cert_dir, pair.cert_name, CERT_MODE)
     old_key = pair.read_key()
     # Never let a key become readable by others or writable by its group through a permissive previous
-    # mode; 0600 where the directory belongs to a user.
+    # mode; 0600 where the directory belongs to a user. A key others could read was never meant to be shared:
+    # its group read is no deliberate choice either (0644 kept as 0640 left it to 'users' on many hosts), so it
+    # becomes 0600; a group-only 0640 (the ssl-cert group PostgreSQL reads through) is kept.
+    if key_mode & 0o007:
+        pair.warnings.append('%s was readable by others (mode %04o): the new key is 0600. Consider the previous key '
+                             'exposed; give a group read access with chmod 640 if a service needs it.'
+                             % (pair.key_path, key_mode & 0o777))
+        key_mode = KEY_MODE
     key_mode &= 0o740
     pair.key_dir.write_atomic(pair.key_name, key_bytes, mode=key_mode, uid=key_uid, gid=key_gid)
     try:
@@ -176,11 +184,11 @@ def keep_copy(pair: Pair, stamp: str, suffix: str = 'bak') -> Dict[str, str]:
 def swap_in(pair: Pair, cert_bytes: bytes, key_bytes: bytes, stamp: str) -> Dict[str, str]:
     """Keep the previous pair, then put the new one in place. Returns the backup paths."""
     backup = keep_copy(pair, stamp)
-    _write_pair(pair, cert_bytes, key_bytes)
+    write_pair(pair, cert_bytes, key_bytes)
     return backup
 
 
-def _read_backup(pair: Pair, stamp: str) -> Tuple[Optional[bytes], Optional[bytes]]:
+def read_backup(pair: Pair, stamp: str) -> Tuple[Optional[bytes], Optional[bytes]]:
     cert_dir, key_dir = pair.backup_dirs()
     cert_bak, key_bak = pair.backup_names(stamp)
     return (pair.read_in(cert_dir, cert_bak, 'Kept certificate'), pair.read_in(key_dir, key_bak, 'Kept private key'))
@@ -191,7 +199,7 @@ def live_matches_backup(pair: Pair) -> bool:
     pairs = pair.backups()
     if not pairs:
         return False
-    cert_bytes, key_bytes = _read_backup(pair, pairs[0][0])
+    cert_bytes, key_bytes = read_backup(pair, pairs[0][0])
     return pair.read_cert() == cert_bytes and pair.read_key() == key_bytes
 
 
@@ -204,7 +212,7 @@ def rollback(pair: Pair, stamp: str, check_mode: bool = False) -> Dict[str, obje
                             'nothing to roll back to. Restore from your file backups.'
                             % (pair.cert_path, pair.cert_name, pair.cert_backup_dir))
     backup_stamp, cert_bak, key_bak = pairs[0]
-    cert_bytes, key_bytes = _read_backup(pair, backup_stamp)
+    cert_bytes, key_bytes = read_backup(pair, backup_stamp)
     if cert_bytes is None or key_bytes is None:
         raise OpsReadyError('Backup pair %s / %s vanished while rolling back.' % (cert_bak, key_bak))
     if pair.read_cert() == cert_bytes and pair.read_key() == key_bytes:
@@ -212,7 +220,7 @@ def rollback(pair: Pair, stamp: str, check_mode: bool = False) -> Dict[str, obje
     rejected: Dict[str, str] = {}
     if not check_mode:
         rejected = keep_copy(pair, stamp, suffix='rejected')
-        _write_pair(pair, cert_bytes, key_bytes)
+        write_pair(pair, cert_bytes, key_bytes)
     return {'changed': True, 'restored_from': {'cert': cert_bak, 'key': key_bak}, 'rejected': rejected}
 
 
