@@ -136,7 +136,10 @@ options:
         first issuance). Never extends past the CA's own expiry.
     type: int
   include_chain:
-    description: Append the O(ca_cert) bundle after the new certificate in O(path) (a full chain file).
+    description:
+      - Append the O(ca_cert) bundle after the new certificate in O(path) (a full chain file), the issuer first.
+      - A certificate file that already holds a chain (the certificate followed by others) gets the O(ca_cert) bundle
+        after the new certificate also when this is false, so that a full chain file stays one.
     type: bool
     default: false
   backup_dir:

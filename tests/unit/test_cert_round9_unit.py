@@ -416,3 +416,41 @@ def test_der_certificate_followed_by_garbage_is_named_as_such(tmp_path):
         inventory.collect([str(path)], [])
     assert 'DER certificate' in info.value.message and '8 bytes' in info.value.message
     assert 'neither' not in info.value.message
+
+
+# --- the chain file ----------------------------------------------------------------------------------------
+
+def test_full_chain_file_stays_a_full_chain(pki):
+    """nginx's ssl_certificate is the leaf followed by its intermediates. A renewal without include_chain (the
+    certificates role passes false unless told) wrote the leaf alone: clients without the intermediate cached
+    failed the handshake with "unable to get local issuer certificate"."""
+    ca, _root_cert, _root_key, live = pki
+    inter = _intermediate(ca)
+    inter_cert, inter_key = live.parent / 'inter.crt', live.parent / 'inter.key'
+    inter_cert.write_bytes(cert_pem(inter.cert) + cert_pem(ca.cert))
+    inter_key.write_bytes(key_pem(inter.key))
+    key = ec_key()
+    start = now() - datetime.timedelta(days=85)
+    leaf = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, 'full.test')]))
+            .issuer_name(inter.cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(start).not_valid_after(start + datetime.timedelta(days=90))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName('full.test')]), critical=False)
+            .sign(inter.key, hashes.SHA256()))
+    cert_path, key_path = live / 'full.pem', live / 'full.key'
+    cert_path.write_bytes(cert_pem(leaf) + cert_pem(inter.cert))
+    key_path.write_bytes(key_pem(key))
+    os.chmod(key_path, 0o600)
+    result = renewal.renew(opts(cert_path, key_path, ca_cert=str(inter_cert), ca_key=str(inter_key)), check_mode=False)
+    assert result['changed']
+    certs = loading.load_certificate_file(str(cert_path))[0]
+    assert certs[0].serial_number != leaf.serial_number
+    assert [c.subject for c in certs[1:2]] == [inter.cert.subject]
+    assert inspection.verify_chain(certs[0], certs[1:], [ca.cert], now())[0]
+
+
+def test_leaf_only_file_stays_leaf_only(pki):
+    """Regression guard: a file that held the leaf alone is not given a chain nobody asked for."""
+    ca, ca_cert, ca_key, live = pki
+    cert_path, key_path, _old = ca.write_leaf(live, 'leaf.test', days_left=5, lifetime=90)
+    renewal.renew(opts(cert_path, key_path, ca_cert=ca_cert, ca_key=ca_key), check_mode=False)
+    assert len(loading.load_certificate_file(cert_path)[0]) == 1

@@ -298,9 +298,22 @@ def _renew(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool, now: datetim
         trusted = [cert]
     _check_new_pair(cert, key, [], trusted, now, opts['path'])
     cert_bytes = _pem(cert)
-    if opts.get('include_chain') and ca_certs:
-        cert_bytes += b''.join(_pem(c) for c in ca_certs)
+    # A full chain file (nginx's ssl_certificate: the leaf, then its intermediates) stays one: written with the
+    # leaf alone, clients without the intermediate cached fail the handshake.
+    if (opts.get('include_chain') or _holds_chain(pair)) and ca_certs:
+        cert_bytes += b''.join(_pem(c) for c in _issuance_order(cert, ca_certs)[1:])
     return _install(pair, opts, result, cert, cert_bytes, key_pem_for(opts, key), now)
+
+
+def _holds_chain(pair: swap.Pair) -> bool:
+    """Whether the live certificate file holds more than one certificate (a full chain)."""
+    data = pair.read_cert()
+    if not data:
+        return False
+    try:
+        return len(loading.parse_certificates(data, pair.cert_path)[0]) > 1
+    except OpsReadyError:
+        return False
 
 
 def _install(pair: swap.Pair, opts: Dict[str, Any], result: Dict[str, Any], cert: x509.Certificate,
