@@ -123,7 +123,8 @@ def repair_interrupted_swap(pair: swap.Pair, opts: Dict[str, Any], check_mode: b
         stamp_, cert_bak, key_bak = kept[0]
         kept_cert, kept_key = swap.read_backup(pair, stamp_)
         try:
-            kept_ok = (kept_cert is not None and kept_key is not None and (kept_cert == cert_bytes or kept_key == key_bytes)
+            kept_ok = (kept_cert is not None and kept_key is not None
+                       and (kept_cert == cert_bytes or kept_key == key_bytes)
                        and any(inspection.key_matches(c, parse_key(kept_key, key_bak, opts))
                                for c in loading.parse_certificates(kept_cert, cert_bak)[0]))
         except (OpsReadyError, ValueError, TypeError):
@@ -499,7 +500,8 @@ def check_usages_kept(leaf: x509.Certificate, current: Optional[x509.Certificate
 
 
 _EKU_NAMES = {'1.3.6.1.5.5.7.3.1': 'serverAuth', '1.3.6.1.5.5.7.3.2': 'clientAuth', '1.3.6.1.5.5.7.3.3': 'codeSigning',
-              '1.3.6.1.5.5.7.3.4': 'emailProtection', '1.3.6.1.5.5.7.3.8': 'timeStamping', '1.3.6.1.5.5.7.3.9': 'OCSPSigning'}
+              '1.3.6.1.5.5.7.3.4': 'emailProtection', '1.3.6.1.5.5.7.3.8': 'timeStamping',
+              '1.3.6.1.5.5.7.3.9': 'OCSPSigning'}
 
 
 def _eku_name(oid: x509.ObjectIdentifier) -> str:
