@@ -454,3 +454,22 @@ def test_leaf_only_file_stays_leaf_only(pki):
     cert_path, key_path, _old = ca.write_leaf(live, 'leaf.test', days_left=5, lifetime=90)
     renewal.renew(opts(cert_path, key_path, ca_cert=ca_cert, ca_key=ca_key), check_mode=False)
     assert len(loading.load_certificate_file(cert_path)[0]) == 1
+
+
+def test_combined_file_readable_by_others_is_replaced_0600(tmp_path):
+    """A combined PEM (certificate + key, haproxy's crt) left 0644 was written 0640 with its group - often 'users' -
+    so the new key it holds stayed readable by that group, as did its kept copy. Like a key file: 0600."""
+    ca = CA()
+    ca_cert, ca_key = ca.write(tmp_path)
+    cert, key = ca.issue('app.test', days_left=2)
+    combined, key_path = tmp_path / 'app.pem', tmp_path / 'app.key'
+    combined.write_bytes(cert_pem(cert) + key_pem(key))
+    key_path.write_bytes(key_pem(key))
+    os.chmod(key_path, 0o600)
+    os.chown(combined, 0, 100)
+    os.chmod(combined, 0o644)
+    result = renewal.renew(opts(combined, key_path, ca_cert=ca_cert, ca_key=ca_key), check_mode=False)
+    assert result['changed'] and b'PRIVATE KEY' in combined.read_bytes()
+    assert stat.S_IMODE(combined.stat().st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(result['backup']['cert']).st_mode) == 0o600
+    assert any('readable by others' in w for w in result.get('warnings', []))

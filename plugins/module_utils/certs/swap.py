@@ -142,20 +142,27 @@ def _cert_mode_mask(data: Optional[bytes]) -> int:
     return 0o740 if holds_private_key(data) else 0o7755
 
 
+def _key_file_mode(pair: Pair, path: str, mode: int) -> int:
+    """The mode for a file holding a private key that replaces one of ``mode``: a mode that let others read it was
+    no deliberate choice, nor is its group read then (0644 kept as 0640 left the key to 'users' on many hosts):
+    0600, said in a warning. A group-only 0640 (the ssl-cert group PostgreSQL reads through) is kept."""
+    if mode & 0o007:
+        pair.warnings.append('%s was readable by others (mode %04o): the new file, which holds the private key, is '
+                             '0600. Consider the previous key exposed; give a group read access with chmod 640 if a '
+                             'service needs it.' % (path, mode & 0o777))
+        return KEY_MODE
+    return mode & 0o740
+
+
 def write_pair(pair: Pair, cert_bytes: bytes, key_bytes: bytes) -> None:
     key_mode, key_uid, key_gid = _owner_mode(pair.key_dir, pair.key_name, KEY_MODE)
     cert_mode, cert_uid, cert_gid = _owner_mode(pair.cert_dir, pair.cert_name, CERT_MODE)
     old_key = pair.read_key()
     # Never let a key become readable by others or writable by its group through a permissive previous
-    # mode; 0600 where the directory belongs to a user. A key others could read was never meant to be shared:
-    # its group read is no deliberate choice either (0644 kept as 0640 left it to 'users' on many hosts), so it
-    # becomes 0600; a group-only 0640 (the ssl-cert group PostgreSQL reads through) is kept.
-    if key_mode & 0o007:
-        pair.warnings.append('%s was readable by others (mode %04o): the new key is 0600. Consider the previous key '
-                             'exposed; give a group read access with chmod 640 if a service needs it.'
-                             % (pair.key_path, key_mode & 0o777))
-        key_mode = KEY_MODE
-    key_mode &= 0o740
+    # mode; 0600 where the directory belongs to a user.
+    key_mode = _key_file_mode(pair, pair.key_path, key_mode)
+    if holds_private_key(cert_bytes):
+        cert_mode = _key_file_mode(pair, pair.cert_path, cert_mode)
     pair.key_dir.write_atomic(pair.key_name, key_bytes, mode=key_mode, uid=key_uid, gid=key_gid)
     try:
         pair.cert_dir.write_atomic(pair.cert_name, cert_bytes, mode=cert_mode & _cert_mode_mask(cert_bytes),
@@ -176,7 +183,8 @@ def keep_copy(pair: Pair, stamp: str, suffix: str = 'bak') -> Dict[str, str]:
     cert_bak, key_bak = pair.backup_names(stamp, suffix)
     cert_mode, _uid, _gid = _owner_mode(pair.cert_dir, pair.cert_name, CERT_MODE)
     key_dir.write_atomic(key_bak, key_bytes, mode=KEY_MODE)
-    cert_dir.write_atomic(cert_bak, cert_bytes, mode=cert_mode & 0o755 & _cert_mode_mask(cert_bytes))
+    # A kept combined file holds the old key: kept 0600 as every kept key is.
+    cert_dir.write_atomic(cert_bak, cert_bytes, mode=KEY_MODE if holds_private_key(cert_bytes) else cert_mode & 0o755)
     cert_path, key_path = pair.backup_paths(stamp, suffix)
     return {'cert': cert_path, 'key': key_path}
 
