@@ -61,14 +61,14 @@ def pki(tmp_path):
 
 def _renew_killed_before_cert_rename(options):
     """The renewal, with the process killed (no finally, no except) right when the certificate is to be renamed."""
-    real = safeio.SafeDir.write_atomic
+    real = safeio.SafeDir.commit
 
-    def write_atomic(self, name, data, mode, uid=None, gid=None):
+    def commit(self, tmp, name, sync=True):
         if name == os.path.basename(options['path']):
             os._exit(9)
-        return real(self, name, data, mode, uid, gid)
+        return real(self, tmp, name, sync)
 
-    safeio.SafeDir.write_atomic = write_atomic
+    safeio.SafeDir.commit = commit
     renewal.renew(options, check_mode=False)
     os._exit(0)
 
@@ -473,3 +473,37 @@ def test_combined_file_readable_by_others_is_replaced_0600(tmp_path):
     assert stat.S_IMODE(combined.stat().st_mode) == 0o600
     assert stat.S_IMODE(os.stat(result['backup']['cert']).st_mode) == 0o600
     assert any('readable by others' in w for w in result.get('warnings', []))
+
+
+# --- the window between the two renames ----------------------------------------------------------------------
+
+def test_nothing_is_written_between_the_key_rename_and_the_certificate_rename(pki, monkeypatch):
+    """Between the key's rename and the certificate's, the pair on disk does not match: a service reloading on a
+    file-change event (inotify: Caddy, Traefik, kubelet) or a crash then finds no usable pair. The certificate was
+    only written and fsynced after the key was in place, stretching that window by a whole fsync (seconds on a busy
+    disk). Both files are now written and fsynced first; the two renames follow each other."""
+    ca, ca_cert, ca_key, live = pki
+    cert_path, key_path, _old = ca.write_leaf(live, 'window.test', days_left=5, lifetime=90)
+    events = []
+    real_write, real_fsync, real_replace = os.write, os.fsync, os.replace
+
+    def write(fd, data):
+        events.append('write')
+        return real_write(fd, data)
+
+    def fsync(fd):
+        events.append('fsync')
+        return real_fsync(fd)
+
+    def replace(src, dst, **kwargs):
+        events.append('replace:' + os.path.basename(dst))
+        return real_replace(src, dst, **kwargs)
+
+    monkeypatch.setattr(os, 'write', write)
+    monkeypatch.setattr(os, 'fsync', fsync)
+    monkeypatch.setattr(os, 'replace', replace)
+    renewal.renew(opts(cert_path, key_path, ca_cert=ca_cert, ca_key=ca_key), check_mode=False)
+    monkeypatch.undo()
+    key_at = events.index('replace:window.test.key')
+    assert events[key_at + 1] == 'replace:window.test.crt', events[key_at:]
+    assert live_pair_matches(cert_path, key_path)

@@ -8,10 +8,11 @@ Layout (``backup_dir`` unset): the previous certificate is kept next to the cert
 directory) as ``<key name>.<UTC stamp>.key.bak``, always 0600. A pair is the two files with the same
 stamp. A rolled-back pair is kept as ``.cert.rejected`` / ``.key.rejected`` for inspection.
 
-Each file is replaced atomically (common/atomic.py: temp file, fsync, rename, fsync dir) with its
-owner, group and mode preserved. Two files cannot be renamed in one step: the key goes first, then
-the certificate; if the certificate write fails the old key is written back before the error is
-raised, so the pair on disk always matches.
+Each file is replaced atomically (temp file, fsync, rename, fsync dir) with its owner, group and mode
+preserved. Two files cannot be renamed in one step: both are written and fsynced first, then the key is
+renamed, then the certificate; if the certificate rename fails the old key is written back before the
+error is raised. A run killed between the two renames is undone by the next run
+(renewal.repair_interrupted_swap, from the pair kept just before).
 
 Every file is reached through its directory opened once (files/safeio.py ``SafeDir``): reads never
 follow a symlink the directory's user could have planted, new files are created exclusively and
@@ -163,14 +164,30 @@ def write_pair(pair: Pair, cert_bytes: bytes, key_bytes: bytes) -> None:
     key_mode = _key_file_mode(pair, pair.key_path, key_mode)
     if holds_private_key(cert_bytes):
         cert_mode = _key_file_mode(pair, pair.cert_path, cert_mode)
-    pair.key_dir.write_atomic(pair.key_name, key_bytes, mode=key_mode, uid=key_uid, gid=key_gid)
+    # Both files are written and fsynced before either is renamed: between the key's rename and the certificate's
+    # the pair on disk does not match (a service reloading on a file event, or a crash, finds no usable pair), and
+    # that window is now two renames, not a whole write and fsync of the certificate.
+    key_tmp = pair.key_dir.stage(pair.key_name, key_bytes, mode=key_mode, uid=key_uid, gid=key_gid)
     try:
-        pair.cert_dir.write_atomic(pair.cert_name, cert_bytes, mode=cert_mode & _cert_mode_mask(cert_bytes),
-                                   uid=cert_uid, gid=cert_gid)
+        cert_tmp = pair.cert_dir.stage(pair.cert_name, cert_bytes, mode=cert_mode & _cert_mode_mask(cert_bytes),
+                                       uid=cert_uid, gid=cert_gid)
     except BaseException:
+        pair.key_dir.discard(key_tmp)
+        raise
+    try:
+        pair.key_dir.commit(key_tmp, pair.key_name, sync=False)
+    except BaseException:
+        pair.cert_dir.discard(cert_tmp)
+        raise
+    try:
+        pair.cert_dir.commit(cert_tmp, pair.cert_name, sync=False)
+    except BaseException:
+        pair.cert_dir.discard(cert_tmp)
         if old_key is not None:
             pair.key_dir.write_atomic(pair.key_name, old_key, mode=key_mode, uid=key_uid, gid=key_gid)
         raise
+    pair.key_dir.sync()
+    pair.cert_dir.sync()
 
 
 def keep_copy(pair: Pair, stamp: str, suffix: str = 'bak') -> Dict[str, str]:
