@@ -495,8 +495,9 @@ def check_usages_kept(leaf: x509.Certificate, current: Optional[x509.Certificate
         problems.append('it is a CA certificate (basicConstraints CA:TRUE), which browsers refuse as a server '
                         'certificate')
     if problems:
-        raise RenewalError('%s cannot serve as the certificate it replaces: %s; nothing was swapped. Have the CA issue '
-                           'it from a TLS server profile.' % (source, '; '.join(problems)))
+        raise RenewalError('%s cannot serve as %s: %s; nothing was swapped. Have the CA issue it from a TLS server '
+                           'profile.' % (source, 'the certificate it replaces' if current is not None
+                                         else 'a TLS server certificate', '; '.join(problems)))
 
 
 _EKU_NAMES = {'1.3.6.1.5.5.7.3.1': 'serverAuth', '1.3.6.1.5.5.7.3.2': 'clientAuth', '1.3.6.1.5.5.7.3.3': 'codeSigning',
