@@ -165,7 +165,7 @@ def test_install_refuses_an_issued_certificate_that_cannot_serve_tls(pki, kind):
     before = {p.name: p.read_bytes() for p in live.iterdir()}
     with pytest.raises(renewal.RenewalError) as info:
         renewal.install(opts(cert_path, key_path, ca_cert=ca_cert, install=str(issued),
-                                     subject_alt_names=['DNS:usage.test']), check_mode=True)
+                             subject_alt_names=['DNS:usage.test']), check_mode=True)
     assert 'nothing was swapped' in info.value.message and said in info.value.message
     with pytest.raises(renewal.RenewalError):
         renewal.install(opts(cert_path, key_path, ca_cert=ca_cert, install=str(issued),

@@ -244,9 +244,10 @@ def _der_sequence(data: bytes, source: str) -> List[x509.Certificate]:
         offset += length
     rest = data[offset:]
     if certs and rest.strip():
+        plural = '' if len(certs) == 1 else 's'
         raise CertificateLoadError('%s holds %d DER certificate%s followed by %d bytes that are not one: remove them '
-                                   '(or restore the file from backup).' % (source, len(certs), '' if len(certs) == 1
-                                                                            else 's', len(rest)), path=source)
+                                   '(or restore the file from backup).' % (source, len(certs), plural, len(rest)),
+                                   path=source)
     return certs
 
 

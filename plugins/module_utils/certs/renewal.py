@@ -485,11 +485,10 @@ def check_usages_kept(leaf: x509.Certificate, current: Optional[x509.Certificate
     if have is not None and ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE not in have:
         lost = [oid for oid in wanted if oid not in have]
         if lost:
-            problems.append('its extended key usage (%s) lacks %s' % (', '.join(_eku_name(o) for o in have) or 'none',
-                                                                       ', '.join(_eku_name(o) for o in lost)))
-    signs = _key_usage(leaf)
-    if signs is not None and not signs.digital_signature and (_key_usage(current) is None
-                                                              or _key_usage(current).digital_signature):  # type: ignore[union-attr]
+            problems.append('its extended key usage (%s) lacks %s'
+                            % (', '.join(_eku_name(o) for o in have) or 'none', ', '.join(_eku_name(o) for o in lost)))
+    signs, signed = _key_usage(leaf), _key_usage(current)
+    if signs is not None and not signs.digital_signature and (signed is None or signed.digital_signature):
         problems.append('its key usage lacks digitalSignature (TLS 1.3 and every ECDHE handshake sign with the key)')
     if _is_ca(leaf) and not (current is not None and _is_ca(current)):
         problems.append('it is a CA certificate (basicConstraints CA:TRUE), which browsers refuse as a server '
