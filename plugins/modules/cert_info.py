@@ -149,7 +149,9 @@ certificates:
       description: Issuer in RFC 4514 form.
       type: str
     subject_alt_names:
-      description: SANs as C(DNS:name), C(IP:address), C(email:x), C(URI:x).
+      description:
+        - SANs as C(DNS:name), C(IP:address), C(email:x), C(URI:x), C(DirName:CN=x), C(Registered ID:1.2.3) and
+          C(othername:UPN:user@example.com) (an otherName type not decoded here as C(othername:<OID>:<hex of its DER>)).
       type: list
       elements: str
       sample: [DNS:app.example.com, IP:127.0.0.1]

@@ -28,7 +28,12 @@ description:
     a later run with O(install) swaps in the issued certificate with that key.
   - Before anything is swapped, the new pair must pass three checks, else the task fails and nothing
     on disk changes - the key matches the certificate, the chain verifies to O(ca_cert) (or to itself
-    when self-signed), and the validity covers now.
+    when self-signed), and the validity covers now. A certificate issued elsewhere (O(install), O(acme)) must
+    also cover every name of the live certificate (or of O(subject_alt_names)) and keep its extended key usages
+    (serverAuth when it had none), digitalSignature in its key usage, and not be a CA certificate.
+  - The key is replaced before the certificate. A run killed between the two leaves a pair no service can load; the
+    next run finds the kept pair that explains it, puts it back (with a warning, C(changed)), then decides as usual.
+    A key that does not match its certificate for another reason is reported in a warning.
   - The previous certificate and key are kept as C(<name>.<UTC stamp>.cert.bak) / C(.key.bak) (key 0600)
     next to the files or in O(backup_dir); the new ones are written atomically (temp file, fsync,
     rename) with the owner, group and mode of the files they replace. O(rollback) puts the newest
@@ -49,7 +54,9 @@ options:
   privatekey_path:
     description:
       - Its private key file. Written as PKCS#8 PEM, unencrypted unless O(privatekey_passphrase) is given (see
-        O(privatekey_cipher)), mode 0600 unless the existing key has a stricter mode.
+        O(privatekey_cipher)), mode 0600. The mode of the key it replaces is kept when it is stricter or gives
+        its group read access only (0640, as Debian's C(ssl-cert) group); a key others could read is replaced 0600
+        with a warning.
     type: path
     required: true
   privatekey_passphrase:
@@ -129,7 +136,10 @@ options:
         first issuance). Never extends past the CA's own expiry.
     type: int
   include_chain:
-    description: Append the O(ca_cert) bundle after the new certificate in O(path) (a full chain file).
+    description:
+      - Append the O(ca_cert) bundle after the new certificate in O(path) (a full chain file), the issuer first.
+      - A certificate file that already holds a chain (the certificate followed by others) gets the O(ca_cert) bundle
+        after the new certificate also when this is false, so that a full chain file stays one.
     type: bool
     default: false
   backup_dir:

@@ -48,7 +48,8 @@ class ChallengeError(OpsReadyError):
 
 
 def _check_token(token: str) -> str:
-    if not TOKEN_RE.match(token):
+    # fullmatch: '$' also matches before a final newline, and a token 'AAA...\n' made a file with a line break
+    if not TOKEN_RE.fullmatch(token):
         raise ChallengeError('The CA sent an HTTP-01 token that is not base64url (%r): refusing to use it as a '
                              'file name.' % token[:80])
     return token

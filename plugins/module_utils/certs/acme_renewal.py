@@ -220,7 +220,8 @@ def _acme_renew(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool, now: da
     acme = opts['acme']
     directory_url = acme['directory_url']
     account_key_path = os.path.abspath(acme.get('account_key_path') or default_account_key_path(opts))
-    current = renewal._load_current(pair, opts)
+    repaired = renewal.repair_interrupted_swap(pair, opts, check_mode)
+    current = renewal._load_current(pair, opts, repaired['cert'])
     state = State(pair)
     ari_window = None
     consult_ari = False
@@ -243,6 +244,7 @@ def _acme_renew(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool, now: da
         if not due and not consult_ari and acme.get('ari', True) and check_mode and ari_window is None:
             reason += '; ARI not consulted (check mode contacts no CA)'
     result = renewal._result(current, now, due, reason)
+    renewal._merge_repair(result, repaired)
     result.update(acme={'directory_url': directory_url, 'account_key_path': None if acme.get('account_key_content')
                         else account_key_path, 'contacted_ca': False})
     if not due and not consult_ari:
@@ -302,14 +304,23 @@ def _acme_renew(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool, now: da
     chain_pem, chain_why = acme_issuer.pick_chain(orderr, acme.get('preferred_chain'))
     record['chain'] = chain_why
     chain = x509.load_pem_x509_certificates(chain_pem.encode('ascii'))
-    leaf = chain[0]
-    trusted = (loading.load_certificate_file(acme['ca_bundle'])[0] if acme.get('ca_bundle') else [chain[-1]])
+    # The certificate of the new key, then its issuers in order, re-encoded: a chain sent out of order (or with
+    # text around it) was written as received, and clients that need the intermediate after the leaf failed.
+    leaf = next((c for c in chain if inspection.key_matches(c, key)), chain[0])
+    ordered = renewal._issuance_order(leaf, chain)
+    trusted = (loading.load_certificate_file(acme['ca_bundle'])[0] if acme.get('ca_bundle') else [ordered[-1]])
     now = utcnow()  # the CA dates the certificate at issuance, after this run started
-    renewal._check_new_pair(leaf, key, chain[1:], trusted, now, '%s (from %s)' % (opts['path'], directory_url))
-    cert_bytes = (chain_pem.encode('ascii') if acme.get('fullchain', True)
+    source = '%s (from %s)' % (opts['path'], directory_url)
+    renewal._check_new_pair(leaf, key, ordered[1:], trusted, now, source)
+    # The checks an installed certificate passes: the names ordered (those of the live certificate, or
+    # subject_alt_names) are all covered, and it can serve TLS where the live one did.
+    renewal._check_names_kept(leaf, dict(opts, subject_alt_names=inspection.subject_alt_names_of(sans)), current,
+                              source)
+    renewal.check_usages_kept(leaf, current, source)
+    cert_bytes = (b''.join(c.public_bytes(serialization.Encoding.PEM) for c in ordered) if acme.get('fullchain', True)
                   else leaf.public_bytes(serialization.Encoding.PEM))
     result['changed'] = True
-    renewal.warn_features_lost(result, leaf, current, '%s (from %s)' % (opts['path'], directory_url))
+    renewal.warn_features_lost(result, leaf, current, source)
     result = renewal._install(pair, opts, result, leaf, cert_bytes, renewal.key_pem_for(opts, key), now)
     # The new certificate is in place: its ARI answer is asked for at the next run after next_check.
     state.save(leaf, directory_url, session.offers_ari(), None, now + NO_ARI_RECHECK)

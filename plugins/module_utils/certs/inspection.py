@@ -298,6 +298,31 @@ def subject_alt_names_from_ext(ext: x509.SubjectAlternativeName) -> List[str]:
             out.append('email:' + name.value)
         elif isinstance(name, x509.UniformResourceIdentifier):
             out.append('URI:' + name.value)
+        elif isinstance(name, x509.DirectoryName):
+            out.append('DirName:' + name.value.rfc4514_string())
+        elif isinstance(name, x509.RegisteredID):
+            out.append('Registered ID:' + name.value.dotted_string)
+        elif isinstance(name, x509.OtherName):
+            out.append('othername:' + _other_name(name))
         else:
             out.append('othername:' + str(name.value))
     return out
+
+
+# otherName types openssl names (``othername: UPN::user@example.com``); the value is a DER string.
+_OTHER_NAMES = {'1.3.6.1.4.1.311.20.2.3': 'UPN', '1.3.6.1.5.5.7.8.7': 'SRVName', '1.3.6.1.5.5.7.8.9': 'SmtpUTF8Mailbox'}
+_DER_STRINGS = {0x0C: 'utf-8', 0x16: 'ascii', 0x13: 'ascii', 0x1E: 'utf-16-be'}
+
+
+def _other_name(name: x509.OtherName) -> str:
+    """``<type>:<text>`` for the string types openssl decodes, ``<OID>:<hex of the DER value>`` otherwise -
+    never a Python repr of bytes."""
+    oid = name.type_id.dotted_string
+    label = _OTHER_NAMES.get(oid, oid)
+    value = name.value
+    if len(value) >= 2 and value[0] in _DER_STRINGS and value[1] < 0x80 and len(value) == 2 + value[1]:
+        try:
+            return '%s:%s' % (label, value[2:].decode(_DER_STRINGS[value[0]]))
+        except UnicodeDecodeError:
+            pass
+    return '%s:%s' % (label, value.hex())

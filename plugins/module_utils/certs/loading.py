@@ -209,6 +209,10 @@ def parse_certificates(data: bytes, source: str) -> Tuple[List[x509.Certificate]
     if announced is not None and announced > len(data):
         raise CertificateLoadError('%s is a truncated DER certificate: it announces %d bytes and holds %d. Restore '
                                    'it from backup or re-issue it.' % (source, announced, len(data)), path=source)
+    if announced is not None and announced < len(data):
+        der_certs = _der_sequence(data, source)
+        if der_certs:
+            return der_certs, 'der'
     try:
         return [x509.load_der_x509_certificate(data)], 'der'
     except ValueError:
@@ -221,6 +225,30 @@ def parse_certificates(data: bytes, source: str) -> Tuple[List[x509.Certificate]
         raise CertificateLoadError('%s is neither a PEM nor a DER certificate (%d bytes of something else). Replace '
                                    'it with a valid certificate or restore it from backup.' % (source, len(data)),
                                    path=source)
+
+
+def _der_sequence(data: bytes, source: str) -> List[x509.Certificate]:
+    """Consecutive DER certificates (``cat leaf.der ca.der``), trailing whitespace allowed (a newline an editor or a
+    text-mode copy added); [] when the first is no certificate. Other bytes after them are named, never read as
+    "not a certificate at all"."""
+    certs: List[x509.Certificate] = []
+    offset = 0
+    while offset < len(data) and data[offset:].strip():
+        length = _der_length(data[offset:])
+        if length is None or offset + length > len(data):
+            break
+        try:
+            certs.append(x509.load_der_x509_certificate(data[offset:offset + length]))
+        except ValueError:
+            break
+        offset += length
+    rest = data[offset:]
+    if certs and rest.strip():
+        plural = '' if len(certs) == 1 else 's'
+        raise CertificateLoadError('%s holds %d DER certificate%s followed by %d bytes that are not one: remove them '
+                                   '(or restore the file from backup).' % (source, len(certs), plural, len(rest)),
+                                   path=source)
+    return certs
 
 
 # PFX (RFC 7292): SEQUENCE { version INTEGER 3, authSafe ContentInfo { contentType id-data | id-signedData ... } }

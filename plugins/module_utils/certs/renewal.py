@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Optional
 try:
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
+    from cryptography.x509.oid import ExtendedKeyUsageOID
 except ImportError:  # crypto_guard.require() in the module reports it
     pass
 
@@ -51,9 +52,12 @@ def _diff_text(info: Dict[str, Any]) -> str:
                                                            'not_after', 'key_type', 'key_size', 'curve'))
 
 
-def _load_current(pair: swap.Pair, opts: Optional[Dict[str, Any]] = None) -> Optional[x509.Certificate]:
-    """The live certificate, read through its directory's descriptor (never through a planted link)."""
-    data = pair.read_cert()
+def _load_current(pair: swap.Pair, opts: Optional[Dict[str, Any]] = None,
+                  data: Optional[bytes] = None) -> Optional[x509.Certificate]:
+    """The live certificate, read through its directory's descriptor (never through a planted link); ``data``: the
+    bytes that will be live (check mode, after an interrupted swap that this run would undo)."""
+    if data is None:
+        data = pair.read_cert()
     if data is None:
         return None
     if not data.strip():
@@ -91,6 +95,60 @@ def open_pair(opts: Dict[str, Any]) -> swap.Pair:
     """The pair's directories opened and checked; a directory a user controls needs ``owner``."""
     return swap.Pair(opts['path'], opts['privatekey_path'], opts.get('backup_dir'),
                      owner=safeio.resolve_user(opts.get('owner')))
+
+
+def repair_interrupted_swap(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool) -> Dict[str, Any]:
+    """Put a matching pair back when the live key is not the key of the live certificate.
+
+    The key is renamed into place first, then the certificate: a run killed in between (OOM killer, reboot, the
+    play's timeout) leaves the new key with the old certificate (or, in a rollback, the kept key with the rejected
+    certificate), which no service can load. The newest kept pair explains that state exactly when it shares one
+    of the two files with the live pair and is itself a pair: it is put back, as the run that was killed would
+    have done. A mismatch nothing explains is reported, never repaired by guessing.
+
+    Returns {changed, warnings, cert}: ``cert`` the bytes of the certificate live after the repair (or None)."""
+    done: Dict[str, Any] = {'changed': False, 'warnings': [], 'cert': None}
+    cert_bytes, key_bytes = pair.read_cert(), pair.read_key()
+    if not cert_bytes or not key_bytes:
+        return done
+    try:
+        certs = loading.parse_certificates(cert_bytes, pair.cert_path)[0]
+        key = parse_key(key_bytes, pair.key_path, opts)
+    except (OpsReadyError, ValueError, TypeError):
+        return done   # unreadable or encrypted without its passphrase: the renewal itself says so
+    if any(inspection.key_matches(c, key) for c in certs):
+        return done
+    kept = pair.backups()
+    if kept:
+        stamp_, cert_bak, key_bak = kept[0]
+        kept_cert, kept_key = swap.read_backup(pair, stamp_)
+        try:
+            kept_ok = (kept_cert is not None and kept_key is not None
+                       and (kept_cert == cert_bytes or kept_key == key_bytes)
+                       and any(inspection.key_matches(c, parse_key(kept_key, key_bak, opts))
+                               for c in loading.parse_certificates(kept_cert, cert_bak)[0]))
+        except (OpsReadyError, ValueError, TypeError):
+            kept_ok = False
+        if kept_ok and kept_cert is not None and kept_key is not None:
+            done['warnings'].append(
+                '%s and %s did not match: a run was interrupted between replacing the key and the certificate. The '
+                'kept pair %s / %s was put back%s.' % (pair.cert_path, pair.key_path, cert_bak, key_bak,
+                                                       ' (check mode: would be)' if check_mode else ''))
+            if not check_mode:
+                swap.write_pair(pair, kept_cert, kept_key)
+            done.update(changed=True, cert=kept_cert)
+            return done
+    done['warnings'].append(
+        '%s does not match the private key %s: a service cannot load this pair. No kept pair explains it; put the '
+        'right key back, or renew with force=true to replace both.' % (pair.cert_path, pair.key_path))
+    return done
+
+
+def _merge_repair(result: Dict[str, Any], repaired: Dict[str, Any]) -> None:
+    if repaired['warnings']:
+        result.setdefault('warnings', []).extend(repaired['warnings'])
+    if repaired['changed']:
+        result['changed'] = True
 
 
 def _encrypted(data: bytes) -> bool:
@@ -187,9 +245,11 @@ def renew(opts: Dict[str, Any], check_mode: bool, now: Optional[datetime.datetim
 
 
 def _renew(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool, now: datetime.datetime) -> Dict[str, Any]:
-    current = _load_current(pair, opts)
+    repaired = repair_interrupted_swap(pair, opts, check_mode)
+    current = _load_current(pair, opts, repaired['cert'])
     due, reason = _decide(opts, current, now)
     result = _result(current, now, due, reason)
+    _merge_repair(result, repaired)
     if not due:
         return result
     opts = with_key_options(opts, current)
@@ -239,9 +299,22 @@ def _renew(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool, now: datetim
         trusted = [cert]
     _check_new_pair(cert, key, [], trusted, now, opts['path'])
     cert_bytes = _pem(cert)
-    if opts.get('include_chain') and ca_certs:
-        cert_bytes += b''.join(_pem(c) for c in ca_certs)
+    # A full chain file (nginx's ssl_certificate: the leaf, then its intermediates) stays one: written with the
+    # leaf alone, clients without the intermediate cached fail the handshake.
+    if (opts.get('include_chain') or _holds_chain(pair)) and ca_certs:
+        cert_bytes += b''.join(_pem(c) for c in _issuance_order(cert, ca_certs)[1:])
     return _install(pair, opts, result, cert, cert_bytes, key_pem_for(opts, key), now)
+
+
+def _holds_chain(pair: swap.Pair) -> bool:
+    """Whether the live certificate file holds more than one certificate (a full chain)."""
+    data = pair.read_cert()
+    if not data:
+        return False
+    try:
+        return len(loading.parse_certificates(data, pair.cert_path)[0]) > 1
+    except OpsReadyError:
+        return False
 
 
 def _install(pair: swap.Pair, opts: Dict[str, Any], result: Dict[str, Any], cert: x509.Certificate,
@@ -267,6 +340,8 @@ def _install(pair: swap.Pair, opts: Dict[str, Any], result: Dict[str, Any], cert
             'Give privatekey_passphrase to keep it encrypted with the same passphrase, or privatekey_cipher=none '
             'to say an unencrypted key is meant.' % pair.key_path)
     result['backup'] = swap.swap_in(pair, cert_bytes, key_bytes, stamp(now))
+    if pair.warnings:
+        result.setdefault('warnings', []).extend(pair.warnings)
     installed = _load_current(pair, opts)
     if installed is None or installed.serial_number != cert.serial_number:
         raise OpsReadyError('After the swap %s does not hold the new certificate: another process changed it. '
@@ -397,6 +472,58 @@ def _check_names_kept(leaf: x509.Certificate, opts: Dict[str, Any], current: Opt
                               'that name' if len(lost) == 1 else 'those names'))
 
 
+def check_usages_kept(leaf: x509.Certificate, current: Optional[x509.Certificate], source: str) -> None:
+    """The issued certificate can do what the live one did for a TLS server, else nothing is swapped.
+
+    A CA may issue from the wrong profile (a client or code-signing template, a CA template): every check before
+    passed - key, chain, names, validity - and every TLS client refused the server after the reload."""
+    problems = []
+    # What the live certificate is used for (any purpose, or none said: a TLS server's).
+    wanted = [oid for oid in signing.extended_key_usage_of(current) or []
+              if oid != ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE] or [ExtendedKeyUsageOID.SERVER_AUTH]
+    have = signing.extended_key_usage_of(leaf)
+    if have is not None and ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE not in have:
+        lost = [oid for oid in wanted if oid not in have]
+        if lost:
+            problems.append('its extended key usage (%s) lacks %s'
+                            % (', '.join(_eku_name(o) for o in have) or 'none', ', '.join(_eku_name(o) for o in lost)))
+    signs, signed = _key_usage(leaf), _key_usage(current)
+    if signs is not None and not signs.digital_signature and (signed is None or signed.digital_signature):
+        problems.append('its key usage lacks digitalSignature (TLS 1.3 and every ECDHE handshake sign with the key)')
+    if _is_ca(leaf) and not (current is not None and _is_ca(current)):
+        problems.append('it is a CA certificate (basicConstraints CA:TRUE), which browsers refuse as a server '
+                        'certificate')
+    if problems:
+        raise RenewalError('%s cannot serve as %s: %s; nothing was swapped. Have the CA issue it from a TLS server '
+                           'profile.' % (source, 'the certificate it replaces' if current is not None
+                                         else 'a TLS server certificate', '; '.join(problems)))
+
+
+_EKU_NAMES = {'1.3.6.1.5.5.7.3.1': 'serverAuth', '1.3.6.1.5.5.7.3.2': 'clientAuth', '1.3.6.1.5.5.7.3.3': 'codeSigning',
+              '1.3.6.1.5.5.7.3.4': 'emailProtection', '1.3.6.1.5.5.7.3.8': 'timeStamping',
+              '1.3.6.1.5.5.7.3.9': 'OCSPSigning'}
+
+
+def _eku_name(oid: x509.ObjectIdentifier) -> str:
+    return _EKU_NAMES.get(oid.dotted_string, oid.dotted_string)
+
+
+def _key_usage(cert: Optional[x509.Certificate]) -> Optional[x509.KeyUsage]:
+    if cert is None:
+        return None
+    try:
+        return cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+
+
 def warn_features_lost(result: Dict[str, Any], leaf: x509.Certificate, current: Optional[x509.Certificate],
                        source: str) -> None:
     """Warn when the live certificate asked for OCSP must-staple (TLS Feature) and the issued one does not.
@@ -419,7 +546,8 @@ def warn_features_lost(result: Dict[str, Any], leaf: x509.Certificate, current: 
 
 def _install_issued(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool,
                     now: datetime.datetime) -> Dict[str, Any]:
-    current = _load_current(pair, opts)
+    repaired = repair_interrupted_swap(pair, opts, check_mode)
+    current = _load_current(pair, opts, repaired['cert'])
     raw = loading.read_file(opts['install'], loading.MAX_CERT_FILE_BYTES, 'Issued certificate')
     issued_certs, _fmt = loading.parse_certificates(raw, opts['install'])
     pending = pair.key_path + PENDING_SUFFIX
@@ -436,6 +564,7 @@ def _install_issued(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool,
                 leaf, key = match, loaded
                 break
     result = _result(current, now, True, 'install %s' % opts['install'])
+    _merge_repair(result, repaired)
     if current is not None and current.fingerprint(inspection.hashes.SHA256()) == leaf.fingerprint(
             inspection.hashes.SHA256()):
         result.update(due=False, reason='%s is already installed' % opts['install'])
@@ -448,6 +577,7 @@ def _install_issued(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool,
     _check_new_pair(leaf, key, ordered[1:], trusted, now, opts['install'])
     _check_served_chain(leaf, ordered[1:], trusted, now, opts['install'])
     _check_names_kept(leaf, opts, current, opts['install'])
+    check_usages_kept(leaf, current, opts['install'])
     warn_features_lost(result, leaf, current, opts['install'])
     result['changed'] = True
     result['certificate'] = summary(leaf, now)
@@ -476,6 +606,8 @@ def _rollback(pair: swap.Pair, check_mode: bool, now: datetime.datetime) -> Dict
     result = _result(current, now, False, 'rollback')
     result.update(changed=bool(done['changed']), rolled_back=bool(done['changed']),
                   restored_from=done['restored_from'], rejected=done['rejected'])
+    if pair.warnings:
+        result.setdefault('warnings', []).extend(pair.warnings)
     restored_path = str(done['restored_from']['cert'])  # type: ignore[index]
     cert_dir, _key_dir = pair.backup_dirs()
     restored_bytes = pair.read_in(cert_dir, os.path.basename(restored_path), 'Kept certificate') or b''

@@ -8,10 +8,11 @@ Layout (``backup_dir`` unset): the previous certificate is kept next to the cert
 directory) as ``<key name>.<UTC stamp>.key.bak``, always 0600. A pair is the two files with the same
 stamp. A rolled-back pair is kept as ``.cert.rejected`` / ``.key.rejected`` for inspection.
 
-Each file is replaced atomically (common/atomic.py: temp file, fsync, rename, fsync dir) with its
-owner, group and mode preserved. Two files cannot be renamed in one step: the key goes first, then
-the certificate; if the certificate write fails the old key is written back before the error is
-raised, so the pair on disk always matches.
+Each file is replaced atomically (temp file, fsync, rename, fsync dir) with its owner, group and mode
+preserved. Two files cannot be renamed in one step: both are written and fsynced first, then the key is
+renamed, then the certificate; if the certificate rename fails the old key is written back before the
+error is raised. A run killed between the two renames is undone by the next run
+(renewal.repair_interrupted_swap, from the pair kept just before).
 
 Every file is reached through its directory opened once (files/safeio.py ``SafeDir``): reads never
 follow a symlink the directory's user could have planted, new files are created exclusively and
@@ -57,6 +58,7 @@ class Pair:
         self.cert_name = os.path.basename(self.cert_path)
         self.key_name = os.path.basename(self.key_path)
         self._dirs: Dict[str, SafeDir] = {}
+        self.warnings: List[str] = []   # what the swap decided on its own (a key mode tightened), for the result
         try:
             self.cert_dir = self.directory(os.path.dirname(self.cert_path))
             self.key_dir = self.directory(os.path.dirname(self.key_path))
@@ -141,21 +143,51 @@ def _cert_mode_mask(data: Optional[bytes]) -> int:
     return 0o740 if holds_private_key(data) else 0o7755
 
 
-def _write_pair(pair: Pair, cert_bytes: bytes, key_bytes: bytes) -> None:
+def _key_file_mode(pair: Pair, path: str, mode: int) -> int:
+    """The mode for a file holding a private key that replaces one of ``mode``: a mode that let others read it was
+    no deliberate choice, nor is its group read then (0644 kept as 0640 left the key to 'users' on many hosts):
+    0600, said in a warning. A group-only 0640 (the ssl-cert group PostgreSQL reads through) is kept."""
+    if mode & 0o007:
+        pair.warnings.append('%s was readable by others (mode %04o): the new file, which holds the private key, is '
+                             '0600. Consider the previous key exposed; give a group read access with chmod 640 if a '
+                             'service needs it.' % (path, mode & 0o777))
+        return KEY_MODE
+    return mode & 0o740
+
+
+def write_pair(pair: Pair, cert_bytes: bytes, key_bytes: bytes) -> None:
     key_mode, key_uid, key_gid = _owner_mode(pair.key_dir, pair.key_name, KEY_MODE)
     cert_mode, cert_uid, cert_gid = _owner_mode(pair.cert_dir, pair.cert_name, CERT_MODE)
     old_key = pair.read_key()
     # Never let a key become readable by others or writable by its group through a permissive previous
     # mode; 0600 where the directory belongs to a user.
-    key_mode &= 0o740
-    pair.key_dir.write_atomic(pair.key_name, key_bytes, mode=key_mode, uid=key_uid, gid=key_gid)
+    key_mode = _key_file_mode(pair, pair.key_path, key_mode)
+    if holds_private_key(cert_bytes):
+        cert_mode = _key_file_mode(pair, pair.cert_path, cert_mode)
+    # Both files are written and fsynced before either is renamed: between the key's rename and the certificate's
+    # the pair on disk does not match (a service reloading on a file event, or a crash, finds no usable pair), and
+    # that window is now two renames, not a whole write and fsync of the certificate.
+    key_tmp = pair.key_dir.stage(pair.key_name, key_bytes, mode=key_mode, uid=key_uid, gid=key_gid)
     try:
-        pair.cert_dir.write_atomic(pair.cert_name, cert_bytes, mode=cert_mode & _cert_mode_mask(cert_bytes),
-                                   uid=cert_uid, gid=cert_gid)
+        cert_tmp = pair.cert_dir.stage(pair.cert_name, cert_bytes, mode=cert_mode & _cert_mode_mask(cert_bytes),
+                                       uid=cert_uid, gid=cert_gid)
     except BaseException:
+        pair.key_dir.discard(key_tmp)
+        raise
+    try:
+        pair.key_dir.commit(key_tmp, pair.key_name, sync=False)
+    except BaseException:
+        pair.cert_dir.discard(cert_tmp)
+        raise
+    try:
+        pair.cert_dir.commit(cert_tmp, pair.cert_name, sync=False)
+    except BaseException:
+        pair.cert_dir.discard(cert_tmp)
         if old_key is not None:
             pair.key_dir.write_atomic(pair.key_name, old_key, mode=key_mode, uid=key_uid, gid=key_gid)
         raise
+    pair.key_dir.sync()
+    pair.cert_dir.sync()
 
 
 def keep_copy(pair: Pair, stamp: str, suffix: str = 'bak') -> Dict[str, str]:
@@ -168,7 +200,8 @@ def keep_copy(pair: Pair, stamp: str, suffix: str = 'bak') -> Dict[str, str]:
     cert_bak, key_bak = pair.backup_names(stamp, suffix)
     cert_mode, _uid, _gid = _owner_mode(pair.cert_dir, pair.cert_name, CERT_MODE)
     key_dir.write_atomic(key_bak, key_bytes, mode=KEY_MODE)
-    cert_dir.write_atomic(cert_bak, cert_bytes, mode=cert_mode & 0o755 & _cert_mode_mask(cert_bytes))
+    # A kept combined file holds the old key: kept 0600 as every kept key is.
+    cert_dir.write_atomic(cert_bak, cert_bytes, mode=KEY_MODE if holds_private_key(cert_bytes) else cert_mode & 0o755)
     cert_path, key_path = pair.backup_paths(stamp, suffix)
     return {'cert': cert_path, 'key': key_path}
 
@@ -176,11 +209,11 @@ def keep_copy(pair: Pair, stamp: str, suffix: str = 'bak') -> Dict[str, str]:
 def swap_in(pair: Pair, cert_bytes: bytes, key_bytes: bytes, stamp: str) -> Dict[str, str]:
     """Keep the previous pair, then put the new one in place. Returns the backup paths."""
     backup = keep_copy(pair, stamp)
-    _write_pair(pair, cert_bytes, key_bytes)
+    write_pair(pair, cert_bytes, key_bytes)
     return backup
 
 
-def _read_backup(pair: Pair, stamp: str) -> Tuple[Optional[bytes], Optional[bytes]]:
+def read_backup(pair: Pair, stamp: str) -> Tuple[Optional[bytes], Optional[bytes]]:
     cert_dir, key_dir = pair.backup_dirs()
     cert_bak, key_bak = pair.backup_names(stamp)
     return (pair.read_in(cert_dir, cert_bak, 'Kept certificate'), pair.read_in(key_dir, key_bak, 'Kept private key'))
@@ -191,7 +224,7 @@ def live_matches_backup(pair: Pair) -> bool:
     pairs = pair.backups()
     if not pairs:
         return False
-    cert_bytes, key_bytes = _read_backup(pair, pairs[0][0])
+    cert_bytes, key_bytes = read_backup(pair, pairs[0][0])
     return pair.read_cert() == cert_bytes and pair.read_key() == key_bytes
 
 
@@ -204,7 +237,7 @@ def rollback(pair: Pair, stamp: str, check_mode: bool = False) -> Dict[str, obje
                             'nothing to roll back to. Restore from your file backups.'
                             % (pair.cert_path, pair.cert_name, pair.cert_backup_dir))
     backup_stamp, cert_bak, key_bak = pairs[0]
-    cert_bytes, key_bytes = _read_backup(pair, backup_stamp)
+    cert_bytes, key_bytes = read_backup(pair, backup_stamp)
     if cert_bytes is None or key_bytes is None:
         raise OpsReadyError('Backup pair %s / %s vanished while rolling back.' % (cert_bak, key_bak))
     if pair.read_cert() == cert_bytes and pair.read_key() == key_bytes:
@@ -212,7 +245,7 @@ def rollback(pair: Pair, stamp: str, check_mode: bool = False) -> Dict[str, obje
     rejected: Dict[str, str] = {}
     if not check_mode:
         rejected = keep_copy(pair, stamp, suffix='rejected')
-        _write_pair(pair, cert_bytes, key_bytes)
+        write_pair(pair, cert_bytes, key_bytes)
     return {'changed': True, 'restored_from': {'cert': cert_bak, 'key': key_bak}, 'rejected': rejected}
 
 

@@ -488,6 +488,36 @@ class SafeDir:
                      gid: Optional[int] = None) -> None:
         """Replace ``name`` with ``data``: a new file (created 0600, exclusive, never through a link),
         mode and owner set on its descriptor, fsynced, renamed over ``name``, directory fsynced."""
+        tmp = self.stage(name, data, mode, uid, gid)
+        self.commit(tmp, name)
+
+    def commit(self, tmp: str, name: str, sync: bool = True) -> None:
+        """Rename a file made by :meth:`stage` over ``name`` and fsync the directory (``sync=False``: the caller
+        does, with :meth:`sync`, after a second rename); the staged file is removed when the rename fails."""
+        try:
+            os.replace(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+        except BaseException:
+            self.discard(tmp)
+            raise
+        if sync:
+            self.sync()
+
+    def sync(self) -> None:
+        """fsync the directory (its entries, after renames)."""
+        os.fsync(self.fd)
+
+    def discard(self, tmp: str) -> None:
+        """Remove a staged file that is not to be committed (nothing if it is gone)."""
+        try:
+            os.unlink(tmp, dir_fd=self.fd)
+        except OSError:
+            pass
+
+    def stage(self, name: str, data: bytes, mode: int, uid: Optional[int] = None,
+              gid: Optional[int] = None) -> str:
+        """Write ``data`` to a new hidden file beside ``name`` (created 0600, exclusive, never through a link), mode
+        and owner set on its descriptor, fsynced; returns its name for :meth:`commit` (or :meth:`discard`). Two
+        files staged first are then renamed one right after the other: nothing is written between the two."""
         if self.owner is not None and uid is None:
             uid, gid = self.owner
         tmp = '.%s.%s.tmp' % (name, secrets.token_hex(6))
@@ -505,14 +535,10 @@ class SafeDir:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            os.replace(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
         except BaseException:
-            try:
-                os.unlink(tmp, dir_fd=self.fd)
-            except OSError:
-                pass
+            self.discard(tmp)
             raise
-        os.fsync(self.fd)
+        return tmp
 
 
 class ClusterDir(SafeDir):

@@ -127,21 +127,26 @@ def test_new_names_and_chain_file(pki):
 
 
 def test_swap_failure_puts_old_key_back(pki, monkeypatch):
-    """Fault injection: the certificate write fails after the key was replaced."""
+    """Fault injection: the certificate write fails (the disk is full), and its rename fails after the key's.
+    Both files are written before either is renamed (certfid9), so a failed write no longer reaches the key."""
     ca, ca_cert, ca_key, live = pki
     cert_path, key_path, old = ca.write_leaf(live, 'fault.test', days_left=2)
     old_key = open(key_path, 'rb').read()
-    real = safeio.SafeDir.write_atomic
+    for step in ('stage', 'commit'):
+        real = getattr(safeio.SafeDir, step)
 
-    def failing(directory, name, data, **kw):
-        if directory.join(name) == cert_path:
-            raise OSError(28, 'No space left on device', cert_path)
-        return real(directory, name, data, **kw)
+        def failing(directory, name, *args, real=real, step=step, **kw):
+            target = args[0] if step == 'commit' else name
+            if directory.join(target) == cert_path:
+                raise OSError(28, 'No space left on device', cert_path)
+            return real(directory, name, *args, **kw)
 
-    monkeypatch.setattr(safeio.SafeDir, 'write_atomic', failing)
-    with pytest.raises(OSError):
-        renewal.renew(opts(cert_path, key_path, ca_cert=ca_cert, ca_key=ca_key), check_mode=False)
-    assert open(key_path, 'rb').read() == old_key and load(cert_path).serial_number == old.serial_number
+        monkeypatch.setattr(safeio.SafeDir, step, failing)
+        with pytest.raises(OSError):
+            renewal.renew(opts(cert_path, key_path, ca_cert=ca_cert, ca_key=ca_key), check_mode=False)
+        monkeypatch.undo()
+        assert open(key_path, 'rb').read() == old_key and load(cert_path).serial_number == old.serial_number
+        assert not [n for n in os.listdir(live) if n.endswith('.tmp')]
 
 
 def test_rollback_restores_previous_pair_and_is_idempotent(pki):
