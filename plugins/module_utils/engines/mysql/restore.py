@@ -1218,10 +1218,6 @@ def _feed_client(engine: Any, database: str, source: IO[bytes], stripper: Any, w
             raise
 
 
-# "#261129 10:00:00 server id 1  end_log_pos 1277 CRC32 0x0a1b2c3d 	Xid = 12" (the hour is space-padded).
-EVENT_HEADER = re.compile(rb'#(\d{6})\s+(\d{1,2}:\d\d:\d\d)\s+server id\s')
-
-
 class GtidStripper(_LineChunkFilter):
     """Removes the GTID assignments ``mariadb-binlog`` prints after each GTID event.
 
@@ -1234,25 +1230,8 @@ class GtidStripper(_LineChunkFilter):
     def __init__(self) -> None:
         super().__init__()
         self.removed = 0
-        # The time of the last transaction (or statement) event passed on: the point a replay that ran to its end
-        # reached (with --stop-datetime, the tool prints no event from that second on).
-        self.last_timestamp: Optional[float] = None
-
-    def _note_timestamp(self, data: bytes) -> None:
-        """The header of the last transaction end (``Xid = N``) or statement (``Query``) event in ``data``; its
-        time (whole seconds, printed in UTC: the tool runs with TZ=UTC) is when the source logged it."""
-        at = max(data.rfind(b'\tXid = '), data.rfind(b'\tQuery\t'))
-        if at < 0:
-            return
-        match = EVENT_HEADER.match(data, data.rfind(b'\n', 0, at) + 1)
-        if match:
-            stamp = datetime.datetime.strptime('%s %s' % (match.group(1).decode(), match.group(2).decode()),
-                                               '%y%m%d %H:%M:%S')
-            self.last_timestamp = stamp.replace(tzinfo=UTC).timestamp()
 
     def _strip(self, data: bytes) -> bytes:
-        self._note_timestamp(data)
-
         def keep(match: 're.Match[bytes]') -> bytes:
             self.removed += match.group(2).count(b'\n')
             return match.group(1)
