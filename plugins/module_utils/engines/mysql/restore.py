@@ -1591,8 +1591,11 @@ def probe_lending(engine: Any, temp: str, full: Manifest) -> List[Dict[str, str]
     login lacks GRANT OPTION, or a privilege it would pass on) is returned (``apply_grants``' ``refused``). One
     refused to an account that is the DEFINER of a trigger, view, routine or event of the backup stops the restore
     here: the replay runs those as their definer, which holds its privileges on the source database only, and
-    failed in the copy with the bare ERROR 1142 (TRIGGER command denied) after the whole dump had loaded."""
-    grants = full.data.get('database_grants')
+    failed in the copy with the bare ERROR 1142 (TRIGGER command denied) after the whole dump had loaded. The
+    privileges granted on the source after the dump (``late_grants``), lent for the replay too, are probed with
+    them: one refused to an account the backup holds no object of is returned only (whether the logs make it a
+    DEFINER is known once they are read, after the load: ``lending_hint`` then says why the replay failed)."""
+    grants = lendable_grants(engine, full)
     if not grants:
         return []
     lent = apply_grants(engine.client, grants, temp, full.database, loose=True)
@@ -1610,10 +1613,13 @@ def probe_lending(engine: Any, temp: str, full: Manifest) -> List[Dict[str, str]
     return refused
 
 
-def refuse_lending(full: Manifest, refused: List[Dict[str, str]]) -> None:
+def refuse_lending(full: Manifest, refused: List[Dict[str, str]],
+                   definers: Optional[Dict[str, List[str]]] = None) -> None:
     """The refusal of a replay that runs objects of ``full`` as a DEFINER the copy could not be lent privileges to
-    (``refused``: ``apply_grants``' ``refused``, or check mode's ``foresee_lending``); nothing when none is one."""
-    definers = (full.data.get('database_objects') or {}).get('definers') or {}
+    (``refused``: ``apply_grants``' ``refused``, or check mode's ``foresee_lending``); nothing when none is one.
+    ``definers``: those to count (``user@host`` -> kinds), the backup's own by default."""
+    if definers is None:
+        definers = (full.data.get('database_objects') or {}).get('definers') or {}
     needed = [r for r in refused if r['account'] in definers]
     if needed:
         raise OpsReadyError(
@@ -1628,20 +1634,21 @@ def refuse_lending(full: Manifest, refused: List[Dict[str, str]]) -> None:
             missing_privilege='GRANT OPTION', accounts=sorted({r['account'] for r in needed}))
 
 
-def foresee_lending(engine: Any, full: Manifest, target: str) -> None:
+def foresee_lending(engine: Any, full: Manifest, target: str) -> List[Dict[str, str]]:
     """Check mode: ``probe_lending``'s refusal foreseen without writing. The server's own privilege check answers,
     whatever form the login's privileges take (global, a database or wildcard database grant, a role its default
     role holds): the statements ``_replay_with_grants`` sends, on a copy's name of the same shape that no database
     or privilege row has, written so that the server refuses them after that check (``grant_statements``' ``dry``).
-    Nothing is foreseen when the accounts cannot be read (the real run then lends nothing either)."""
-    grants = full.data.get('database_grants')
-    if not grants or not (full.data.get('database_objects') or {}).get('definers'):
-        return
+    Nothing is foreseen when the accounts cannot be read (the real run then lends nothing either). The refusals
+    are returned (those of accounts the backup holds no object of: the caller counts the DEFINERs the logs make)."""
+    grants = lendable_grants(engine, full)
+    if not grants:
+        return []
     try:
         accounts = [(r[0], r[1]) for r in engine.client.query('SELECT User, Host FROM mysql.user') if len(r) == 2]
         roles = server_roles(engine.client)
     except ToolError:
-        return
+        return []
     grantees: List[str] = []
     statements, _skipped = grant_statements(grants, copy_name(target), accounts, roles, full.database, grantees,
                                             loose=True, dry=True)
@@ -1653,6 +1660,7 @@ def foresee_lending(engine: Any, full: Manifest, target: str) -> None:
             if not DRY_PASSED.search('%s %s' % (exc.message, exc.stderr)):
                 refused.append({'account': grantee, 'what': what, 'error': exc.message})
     refuse_lending(full, refused)
+    return refused
 
 
 def lending_hint(refused: List[Dict[str, str]], said: str) -> str:
@@ -1675,10 +1683,7 @@ def _replay_with_grants(engine: Any, request: RestoreRequest, full: Manifest, lo
     gets them after the swap (apply_grants), the copy's name keeps none. The privileges the source database's
     accounts hold on this server now, granted after the dump (an account the logs make a DEFINER), are lent too:
     those accounts hold them on the source's data already (``late_grants``)."""
-    grants = full.data.get('database_grants')
-    extra = late_grants(engine, full)
-    if extra:
-        grants = {k: list((grants or {}).get(k) or []) + extra.get(k, []) for k in GRANT_KINDS}
+    grants = lendable_grants(engine, full)
     lent = grants is not None and apply_grants(engine.client, grants, temp, full.database, loose=True).get('applied')
     try:
         return _replay(engine, request, full, logs, temp, events)
@@ -1746,6 +1751,17 @@ def late_grants(engine: Any, full: Manifest) -> Dict[str, List[Dict[str, Any]]]:
     recorded = full.data.get('database_grants') or {}
     extra = {k: [g for g in live.get(k) or [] if g not in (recorded.get(k) or [])] for k in GRANT_KINDS}
     return {k: v for k, v in extra.items() if v}
+
+
+def lendable_grants(engine: Any, full: Manifest) -> Optional[Dict[str, Any]]:
+    """What a point-in-time restore lends its temporary copy for the replay: the privileges the backup recorded on
+    the source database and those granted on it since (``late_grants``); None when the backup recorded none (it
+    predates their recording) and none were granted since."""
+    grants = full.data.get('database_grants')
+    extra = late_grants(engine, full)
+    if extra:
+        grants = {k: list((grants or {}).get(k) or []) + extra.get(k, []) for k in GRANT_KINDS}
+    return grants
 
 
 def late_grant_warning(engine: Any, full: Manifest, target: str) -> Optional[str]:
@@ -2712,13 +2728,17 @@ class MySQLRestore(Restorer):
             engine.ping()
             before = check_target(engine, request)
         foresee_probe(engine, _target(request), chain[0].data.get('database_objects') if chain else None)
-        if len(chain) > 1:
-            foresee_lending(engine, chain[0], _target(request))   # a replay's refusal for want of GRANT OPTION
+        # a replay's refusal for want of GRANT OPTION (the backup's DEFINERs; those the logs make: below)
+        refused = foresee_lending(engine, chain[0], _target(request)) if len(chain) > 1 else []
         # What a real run would replace (replace=true onto a database that holds something), for check mode.
         existing = dict({'tables': len(before['tables'])}, **{k: len(v) for k, v in before['objects'].items()})
         result = {'database': request.database, 'server': engine.server_label(),
                   'existing': existing if before['exists'] else None}
         point, said, logged = foresee_replay(engine, request, chain)
+        # an account the logs make a DEFINER after the dump, its privileges on the source not lendable: the real run
+        # loads the dump, then its replay fails (ERROR 1142, with lending_hint)
+        if refused:
+            refuse_lending(chain[0], refused, logged)
         if chain:
             said = foresee_definers(engine, request, chain, logged) + said
         if point is not None:

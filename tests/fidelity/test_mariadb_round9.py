@@ -1,0 +1,89 @@
+"""Fidelity, MariaDB, round 9: check mode predicts the real restore's refusal for a login that may create neither
+routines nor events (the DEFINER of a view or trigger of the backup is another account), and the privileges a
+point-in-time restore lends its temporary copy that the backup did not record (granted after the dump) are probed
+before anything is loaded, as the recorded ones are. Earlier rounds: ``test_mariadb*.py``."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from tests.fidelity.test_mariadb_gaps import backup
+from tests.fidelity.test_mariadb_round8 import LOGIN_PASSWORD, opsready_rows, restore_as, verdict
+
+# Logins holding every privilege but CREATE ROUTINE and EVENT (no routine nor event can be created to check the
+# DEFINER clause with), and SET USER / SUPER or not.
+NO_ROUTINE_FORMS = {
+    'SET USER': "REVOKE CREATE ROUTINE, EVENT, SUPER ON *.* FROM {l}",
+    'no SET USER': "REVOKE CREATE ROUTINE, EVENT, SUPER, SET USER ON *.* FROM {l}",
+    'no SET USER, CREATE VIEW on a wildcard': "REVOKE CREATE ROUTINE, EVENT, SUPER, SET USER, CREATE VIEW ON *.* "
+                                              "FROM {l}; GRANT CREATE VIEW ON `nr\\_%`.* TO {l}",
+}
+
+
+def test_check_mode_tests_a_view_or_trigger_definer_without_routine_or_event_privileges(mariadb_factory, tmp_path):
+    """A backup holding a view (and one holding a trigger) whose DEFINER is another account, restored by a login
+    that may create neither routines nor events. The server checks a view's or trigger's DEFINER clause (SET USER
+    or SUPER) only after it found the database, and check mode has no database to create in: it checks the clause
+    with a routine's or an event's statement. Round 8 suspected that such a login, refused those statements for
+    want of CREATE ROUTINE or EVENT, would be told "ok" where the real run refuses: the server checks the DEFINER
+    clause of CREATE PROCEDURE before CREATE ROUTINE (ERROR 1227 first), so check mode's verdict is the real run's
+    for every form (log_bin_trust_function_creators on: a trigger needs no SUPER for the binary log). Regression
+    guard (it passed before)."""
+    server = mariadb_factory(extra_conf={'log_bin_trust_function_creators': 'ON'})
+    server.sql("CREATE USER 'app'@'%'; CREATE DATABASE nrv; USE nrv; CREATE TABLE t (id INT PRIMARY KEY); "
+               "CREATE DEFINER = 'app'@'%' VIEW v AS SELECT id FROM t; "
+               "CREATE DATABASE nrt; USE nrt; CREATE TABLE t (id INT PRIMARY KEY); "
+               "CREATE DEFINER = 'app'@'%' TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET @x = 1")
+    backup(server, 'nrv', tmp_path / 'v')
+    backup(server, 'nrt', tmp_path / 't')
+    seen = {}
+    for n, (form, extra) in enumerate(NO_ROUTINE_FORMS.items()):
+        user = 'nr%d' % n
+        account = "'%s'@'%%'" % user
+        server.sql("CREATE USER %s IDENTIFIED BY '%s'; GRANT ALL PRIVILEGES ON *.* TO %s; %s"
+                   % (account, LOGIN_PASSWORD, account, extra.format(l=account)))
+        for kind in ('v', 't'):
+            source, target = 'nr' + kind, 'nr_%s%d' % (kind, n)
+            foreseen, done = (re.sub(r'__opsready_restore_[0-9a-f]{8}', '__opsready_restore_X', verdict(
+                server, user, tmp_path / kind, source, target, check_mode)) for check_mode in (True, False))
+            seen[form, kind] = (foreseen[:9], done[:9])
+            assert foreseen == done, (form, kind, foreseen, done)
+    assert seen == {('SET USER', 'v'): ('ok', 'ok'), ('SET USER', 't'): ('ok', 'ok'),
+                    ('no SET USER', 'v'): ('refused: ', 'refused: '), ('no SET USER', 't'): ('refused: ', 'refused: '),
+                    ('no SET USER, CREATE VIEW on a wildcard', 'v'): ('refused: ', 'refused: '),
+                    ('no SET USER, CREATE VIEW on a wildcard', 't'): ('refused: ', 'refused: ')}, seen
+
+
+def test_late_definers_privileges_a_login_may_not_lend_are_foreseen_and_named(mariadb_factory, tmp_path):
+    """binlog_format=MIXED. After the dump an account is created, granted the database, and made the DEFINER of a
+    trigger a statement-logged INSERT fires (round 8: its privileges on the source, granted after the dump, are lent
+    to the copy for the replay). Restored by a login holding every privilege but GRANT OPTION, that lending was
+    tried without a probe: check mode said "ok", and the real run loaded the dump, then failed on the replay with
+    the bare ERROR 1142 (TRIGGER command denied), nothing said of why or what to do. Check mode now refuses, as the
+    real run fails, both naming the account and GRANT OPTION; a login with GRANT OPTION restores."""
+    from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+
+    server = mariadb_factory(extra_conf={'binlog_format': 'MIXED'})
+    server.sql("CREATE DATABASE ld; USE ld; CREATE TABLE t (id INT PRIMARY KEY, v INT)")
+    backup(server, 'ld', tmp_path / 'b')
+    time.sleep(1.1)
+    server.sql("CREATE USER 'late'@'%'; GRANT SELECT, INSERT, UPDATE, TRIGGER ON ld.* TO 'late'@'%'; USE ld; "
+               "CREATE DEFINER = 'late'@'%' TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET NEW.v = NEW.id * 10; "
+               "INSERT INTO t (id) VALUES (1)")
+    time.sleep(1.1)
+    backup(server, 'ld', tmp_path / 'b', kind='log')
+    server.sql("CREATE USER 'ng'@'%%' IDENTIFIED BY '%s'; GRANT ALL PRIVILEGES ON *.* TO 'ng'@'%%'" % LOGIN_PASSWORD)
+    said = {}
+    for check_mode in (True, False):
+        with pytest.raises(OpsReadyError) as failed:
+            restore_as(server, 'ng', tmp_path / 'b', 'ld', 'ld_r', check_mode=check_mode)
+        said[check_mode] = failed.value.message
+        assert 'late@%' in said[check_mode] and 'GRANT OPTION' in said[check_mode], said
+    assert server.sql("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'ld%'") == [('1',)]
+    assert opsready_rows(server) == [('0',)]
+    restore_as(server, server.user, tmp_path / 'b', 'ld', 'ld_r')
+    assert server.sql('SELECT id, v FROM ld_r.t') == [('1', '10')]
+    assert opsready_rows(server) == [('0',)]
