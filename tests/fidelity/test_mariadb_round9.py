@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.fidelity.test_mariadb_gaps import backup
+from tests.fidelity.test_mariadb_gaps import backup, restore
 from tests.fidelity.test_mariadb_round8 import LOGIN_PASSWORD, opsready_rows, restore_as, verdict
 
 # Logins holding every privilege but CREATE ROUTINE and EVENT (no routine nor event can be created to check the
@@ -87,3 +87,64 @@ def test_late_definers_privileges_a_login_may_not_lend_are_foreseen_and_named(ma
     restore_as(server, server.user, tmp_path / 'b', 'ld', 'ld_r')
     assert server.sql('SELECT id, v FROM ld_r.t') == [('1', '10')]
     assert opsready_rows(server) == [('0',)]
+
+
+ROUTINE_GRANTS = ("SELECT User, Routine_type, Routine_name, Proc_priv FROM mysql.procs_priv WHERE Db = 'rg' "
+                  "ORDER BY 1, 2, 3")
+
+
+def routine_grants_fixture(server, tmp_path):
+    """rg: a procedure, a function and a table, EXECUTE on the procedure recorded by the backup for ``a``; after the
+    backup ``b`` is granted EXECUTE on both routines (WITH GRANT OPTION on the function) and SELECT on the table,
+    and a procedure the backup does not hold is created and granted to ``b``."""
+    server.sql("CREATE USER 'a'@'%'; CREATE USER 'b'@'%'; CREATE DATABASE rg; USE rg; CREATE TABLE t (id INT); "
+               "INSERT INTO t VALUES (1); CREATE PROCEDURE p() SELECT 1; "
+               "CREATE FUNCTION f() RETURNS INT DETERMINISTIC RETURN 1; GRANT EXECUTE ON PROCEDURE rg.p TO 'a'@'%'")
+    backup(server, 'rg', tmp_path / 'b')
+    server.sql("USE rg; CREATE PROCEDURE later() SELECT 2; GRANT EXECUTE ON PROCEDURE rg.p TO 'b'@'%'; "
+               "GRANT EXECUTE ON FUNCTION rg.f TO 'b'@'%' WITH GRANT OPTION; GRANT SELECT ON rg.t TO 'b'@'%'; "
+               "GRANT EXECUTE, ALTER ROUTINE ON PROCEDURE rg.later TO 'b'@'%'")
+
+
+def test_replace_keeps_the_live_privileges_on_the_routines_it_puts_back(mariadb_factory, tmp_path):
+    """A restore over the original (``replace``) drops the target's routines and creates the backup's; MariaDB
+    revokes every privilege on a routine it drops (procs_priv), and the restore gave back only the privileges the
+    backup recorded: an account granted EXECUTE on a procedure after the backup lost it without a word, while it
+    kept its privileges on the tables (DROP TABLE leaves tables_priv alone). The privileges the target held on its
+    routines are now granted again on the routines of the same kind and name the restore puts back; those on a
+    routine the backup does not hold (it is gone) are named in the warnings."""
+    server = mariadb_factory()
+    routine_grants_fixture(server, tmp_path)
+    live = server.sql(ROUTINE_GRANTS)
+    result = restore(server, tmp_path / 'b', 'rg', 'rg', replace=True)
+    assert server.sql(ROUTINE_GRANTS) == [row for row in live if row[2] != 'later'], result
+    assert server.sql("SELECT Table_priv FROM mysql.tables_priv WHERE Db = 'rg' AND User = 'b'") == [('Select',)]
+    said = [w for w in result.get('warnings', []) if 'later' in w]
+    assert said and 'b@%' in said[0] and 'EXECUTE' in said[0], result
+
+
+def test_failed_replace_puts_back_the_privileges_on_the_old_routines(mariadb_factory, tmp_path, monkeypatch):
+    """A restore over the original that fails after it dropped the target's routines puts the old routines back
+    (rolled back): their privileges, revoked by the server with each DROP, did not come back with them. Every
+    privilege the target held on its routines is there again after the roll-back."""
+    from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError, ToolError
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql import restore as mysql_restore
+
+    server = mariadb_factory()
+    routine_grants_fixture(server, tmp_path)
+    live = server.sql(ROUTINE_GRANTS)
+    real = mysql_restore._set_event_status
+    calls = []
+
+    def failing_once(engine, database, status):
+        calls.append(database)
+        if len(calls) == 1:
+            raise ToolError('mariadb (event status) failed with exit code 1: injected fault', rc=1)
+        return real(engine, database, status)
+
+    monkeypatch.setattr(mysql_restore, '_set_event_status', failing_once)
+    with pytest.raises(OpsReadyError, match='rolled back'):
+        restore(server, tmp_path / 'b', 'rg', 'rg', replace=True)
+    assert calls and server.sql(ROUTINE_GRANTS) == live
+    assert server.sql("SELECT ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = 'rg' "
+                      "ORDER BY 1") == [('f',), ('later',), ('p',)]

@@ -2139,6 +2139,44 @@ def repoint_foreign_keys(engine: Any, target: str, inbound: List[Dict[str, Any]]
     return warnings
 
 
+def routine_privileges(engine: Any, database: str) -> Optional[List[Dict[str, Any]]]:
+    """The privileges on ``database``'s routines now (``read_grants``' ``routines``); None when they cannot be read."""
+    try:
+        return read_grants(engine.client, database)['routines']
+    except ToolError:
+        return None
+
+
+def regrant_routines(engine: Any, database: str, held: Optional[List[Dict[str, Any]]],
+                     routines: List[Dict[str, str]], put_back: bool = False) -> List[str]:
+    """Grant ``held`` (``routine_privileges`` of ``database`` before its routines were dropped: the server revokes
+    every privilege on a routine as it drops it) again on those of ``routines`` (``objects_of``) of the same kind and
+    name; what could not be is returned as warnings. ``put_back``: the old routines themselves came back (a swap
+    undone), so every privilege is theirs."""
+    if held is None:
+        return ['The privileges on the routines %s held before the restore could not be read (grant the restore login '
+                'SELECT ON mysql.*): the server revoked them as the routines were dropped; compare SHOW GRANTS of '
+                'the accounts using them and grant them again by hand.' % database] if routines else []
+    present = {(r['detail'], r['name'].casefold()) for r in routines}
+    back = [g for g in held if (g['type'], g['routine'].casefold()) in present]
+    gone = [g for g in held if g not in back]
+    notes = []
+    if back:
+        given = apply_grants(engine.client, {'routines': back}, database)
+        if given.get('skipped') or not given.get('restored'):
+            notes.append('Privileges on the routines of %s%s (revoked by the server as the %s routines were dropped) '
+                         'could not all be granted again: %s. Grant them by hand.'
+                         % (database, '' if put_back else ' the restore put back', 'old' if put_back else 'replaced',
+                            '; '.join(given.get('skipped') or [given.get('reason', '')])))
+    if gone:
+        notes.append('The restore replaced %s with a backup that does not hold routine(s) %s: they are gone, and with '
+                     'them the privileges on them (%s).' % (
+                         database, ', '.join(sorted({'%s %s' % (g['type'].lower(), g['routine']) for g in gone})),
+                         '; '.join('%s on %s %s for %s@%s' % (', '.join(g['privileges']) or 'USAGE', g['type'].lower(),
+                                                              g['routine'], g['user'], g['host']) for g in gone)))
+    return notes
+
+
 def _swap(engine: Any, target: str, temp: str, tables: List[str], before: Dict[str, Any],
           defaults: Optional[Dict[str, Any]], events: Dict[str, str], tmpdir: Optional[str],
           comment: Optional[str] = None, notes: Optional[List[str]] = None) -> Optional[str]:
@@ -2169,6 +2207,8 @@ def _swap(engine: Any, target: str, temp: str, tables: List[str], before: Dict[s
             steps.append('aside')
             mark(engine, aside, target, 'old')
         if count_objects(before['objects']):
+            # the server revokes the privileges on each routine it drops: kept, to be granted again
+            before['routine_privileges'] = routine_privileges(engine, target) if before['objects']['routines'] else []
             steps.append('old_objects_dropped')
             _drop_objects(engine, target, before['objects'])
         pairs = ['%s TO %s' % (qualified(target, t), qualified(aside, t)) for t in before['tables']] if aside else []
@@ -2199,6 +2239,10 @@ def _swap(engine: Any, target: str, temp: str, tables: List[str], before: Dict[s
     except BaseException as exc:
         _undo(engine, target, temp, tables, before, aside, steps, old_script, tmpdir, exc)
         raise
+    if before.get('routine_privileges') is not None or before['objects']['routines']:
+        found = regrant_routines(engine, target, before.get('routine_privileges'), new_objects['routines'])
+        if notes is not None:
+            notes.extend(found)
     return aside
 
 
@@ -2224,6 +2268,7 @@ def keep_definitions(script: bytes, tmpdir: Optional[str]) -> str:
 def _undo(engine: Any, target: str, temp: str, tables: List[str], before: Dict[str, Any], aside: Optional[str],
           steps: List[str], old_script: bytes, tmpdir: Optional[str], cause: BaseException) -> None:
     """Reverse the swap steps done so far; if that fails too, say what is where."""
+    left: List[str] = []   # privileges on the old routines not granted again
     try:
         if 'new_objects' in steps:
             _drop_objects(engine, target, objects_of(engine, target))
@@ -2242,6 +2287,9 @@ def _undo(engine: Any, target: str, temp: str, tables: List[str], before: Dict[s
         if 'old_objects_dropped' in steps:
             _load_script(engine, target, old_script, 'put back the old views, routines, triggers and events')
             _set_event_status(engine, target, {e['name']: e['detail'] for e in before['objects']['events']})
+            if before['objects']['routines']:
+                left = regrant_routines(engine, target, before.get('routine_privileges'), before['objects']['routines'],
+                                        put_back=True)
         if aside:
             drop_schema(engine, aside)
         if 'created' in steps:
@@ -2256,6 +2304,9 @@ def _undo(engine: Any, target: str, temp: str, tables: List[str], before: Dict[s
                             % (target, getattr(cause, 'message', str(cause)), message, aside or '(none)',
                                '; the old views/routines/triggers/events are in %s' % saved if saved else '', temp),
                             target=target, aside=aside, definitions=saved)
+    if left:
+        raise OpsReadyError('The swap into %s failed (%s) and was rolled back, but: %s'
+                            % (target, getattr(cause, 'message', str(cause)), ' '.join(left)), target=target)
 
 
 def check_packet(engine: Any, full: Manifest) -> None:
