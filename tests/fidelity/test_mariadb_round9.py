@@ -148,3 +148,42 @@ def test_failed_replace_puts_back_the_privileges_on_the_old_routines(mariadb_fac
     assert calls and server.sql(ROUTINE_GRANTS) == live
     assert server.sql("SELECT ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = 'rg' "
                       "ORDER BY 1") == [('f',), ('later',), ('p',)]
+
+
+PRIVILEGE_ROWS = ("SELECT 'db', User, Db FROM mysql.db WHERE Db LIKE 'rv%' UNION ALL SELECT 'table', User, Db FROM "
+                  "mysql.tables_priv WHERE Db LIKE 'rv%' UNION ALL SELECT 'routine', User, Db FROM mysql.procs_priv "
+                  "WHERE Db LIKE 'rv%' ORDER BY 1, 2, 3")
+
+
+def test_privileges_revoked_in_the_logs_are_not_given_back(mariadb_factory, tmp_path):
+    """After the dump an administrator takes privileges on the database away (REVOKE ... ON rv.* FROM, REVOKE ALL
+    PRIVILEGES, GRANT OPTION FROM, DROP USER; from a session without a default database, as usual: the replay skips
+    them). A point-in-time restore past those statements gave every account back the privileges the dump recorded:
+    on a copy under another name and, restored over the original (replace), on the live database itself, without a
+    word. The privileges of the accounts the replayed logs took them from are now withheld, and the warnings name
+    them and the statements; check mode says the same. An account whose privilege on another database only was
+    revoked keeps its privileges."""
+    server = mariadb_factory()
+    server.sql("CREATE USER 'evil'@'%'; CREATE USER 'gone'@'localhost'; CREATE USER 'all'@'%'; CREATE USER 'ok'@'%'; "
+               "CREATE DATABASE rv; CREATE DATABASE other; USE rv; CREATE TABLE t (id INT); "
+               "CREATE PROCEDURE p() SELECT 1; GRANT SELECT, INSERT ON rv.* TO 'evil'@'%'; "
+               "GRANT SELECT ON rv.t TO 'evil'@'%'; GRANT EXECUTE ON PROCEDURE rv.p TO 'evil'@'%'; "
+               "GRANT SELECT ON rv.* TO 'gone'@'localhost'; GRANT SELECT ON rv.t TO 'all'@'%'; "
+               "GRANT SELECT ON rv.* TO 'ok'@'%'; GRANT SELECT ON other.* TO 'ok'@'%'")
+    backup(server, 'rv', tmp_path / 'b')
+    time.sleep(1.1)
+    server.sql("REVOKE SELECT, INSERT ON rv.* FROM 'evil'@'%'; REVOKE SELECT ON `rv`.`t` FROM evil; "
+               "REVOKE EXECUTE ON PROCEDURE rv.p FROM 'evil'@'%'; DROP USER gone@localhost; "
+               "REVOKE ALL PRIVILEGES, GRANT OPTION FROM 'all'@'%'; REVOKE SELECT ON other.* FROM 'ok'@'%'; "
+               "CREATE USER 'gone'@'localhost'; USE rv; INSERT INTO t VALUES (1)")
+    time.sleep(1.1)
+    backup(server, 'rv', tmp_path / 'b', kind='log')
+    foreseen = restore(server, tmp_path / 'b', 'rv', 'rv_copy', check_mode=True)
+    result = restore(server, tmp_path / 'b', 'rv', 'rv_copy')
+    replaced = restore(server, tmp_path / 'b', 'rv', 'rv', replace=True)
+    assert server.sql('SELECT id FROM rv_copy.t') == server.sql('SELECT id FROM rv.t') == [('1',)]
+    assert server.sql(PRIVILEGE_ROWS) == [('db', 'ok', 'rv'), ('db', 'ok', 'rv\\_copy')], (result, replaced)
+    for told in (foreseen, result, replaced):
+        said = [w for w in told.get('warnings', []) if 'REVOKE' in w]
+        assert said and all(a in said[0] for a in ('evil@%', 'gone@localhost', 'all@%')), told
+        assert 'ok@%' not in said[0], said

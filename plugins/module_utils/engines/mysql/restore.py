@@ -1383,6 +1383,120 @@ def statement_kind(statement: bytes) -> str:
     return 'other'
 
 
+def _account_part(kind: str, text: bytes) -> Optional[str]:
+    """A user or host name as an account statement writes it: quoted (backticks, ' or "), or a bare word."""
+    if kind == 'ident':
+        return _unquote(text).decode('utf-8', 'replace')
+    if kind == 'string':
+        body = re.sub(rb'\\(.)', rb'\1', text[1:-1].replace(text[:1] * 2, text[:1]))
+        return body.decode('utf-8', 'replace')
+    if kind == 'word':
+        return text.decode('utf-8', 'replace')
+    return None
+
+
+def _accounts_listed(code: List[Tuple[str, bytes]]) -> Optional[List[Tuple[str, Optional[str]]]]:
+    """The accounts of a comma-separated list (``'u'@'h'``, ```u`@`h```, ``u@h``, ``u``; a RENAME's ``a TO b``: a),
+    each as (user, host); host None where none is written (``u``@``%``, or the role ``u``). None: one is not an
+    account name (CURRENT_USER, a syntax not read here)."""
+    accounts: List[Tuple[str, Optional[str]]] = []
+    items: List[List[Tuple[str, bytes]]] = [[]]
+    for kind, text in code:
+        if text == b';':
+            break
+        if text == b',':
+            items.append([])
+        else:
+            items[-1].append((kind, text))
+    for item in items:
+        to = [n for n, (kind, text) in enumerate(item) if kind == 'word' and text.upper() == b'TO']
+        item = item[:to[0]] if to else item
+        user = _account_part(*item[0]) if item else None
+        if user is None or user.upper() in ('CURRENT_USER', 'CURRENT_ROLE', 'PUBLIC'):
+            return None
+        if len(item) == 1:
+            accounts.append((user, None))
+        elif len(item) == 3 and item[1][1] == b'@' and _account_part(*item[2]) is not None:
+            accounts.append((user, _account_part(*item[2])))
+        else:
+            return None
+    return accounts
+
+
+def taken_accounts(statement: bytes, source: str) -> Optional[List[Tuple[str, Optional[str]]]]:
+    """The accounts an account statement of the binary logs takes privileges on ``source`` from: REVOKE ... ON an
+    object of ``source`` FROM them, REVOKE ALL PRIVILEGES, GRANT OPTION FROM them, DROP USER/ROLE, RENAME USER (the
+    old names). [] when it takes none (a GRANT; a REVOKE on another database, of a role); None when its accounts
+    cannot be read."""
+    code = _code_tokens(statement)
+    words = [text.upper() for kind, text in code if kind == 'word']
+    if not words:
+        return []
+    at = [n for n, (kind, text) in enumerate(code) if kind == 'word' and text.upper() in (b'FROM', b'USER', b'ROLE')]
+    if words[0] == b'REVOKE':
+        on = b'ON' in words
+        if (on and not names_database(statement, source)) or (not on and words[1:2] != [b'ALL']) or not at:
+            return []
+        return _accounts_listed(code[[n for n in at if code[n][1].upper() == b'FROM'][-1] + 1:])
+    if words[0] in (b'DROP', b'RENAME') and words[1:2] in ([b'USER'], [b'ROLE']):
+        rest = code[at[0] + 1:]
+        while rest and rest[0][0] == 'word' and rest[0][1].upper() in (b'IF', b'EXISTS'):
+            rest = rest[1:]
+        return _accounts_listed(rest)
+    return []
+
+
+def withheld_grants(grants: Optional[Dict[str, Any]], statements: List[bytes],
+                    source: str) -> Tuple[Optional[Dict[str, Any]], List[str], List[str], bool]:
+    """``grants`` (recorded at the dump) less those of the accounts the replayed account ``statements`` took
+    privileges on ``source`` from (``taken_accounts``); the withheld ones (``what for user@host``); the statements
+    that took them (shown); whether one's accounts could not be read (then every recorded privilege is withheld).
+    The privileges at the point reached are not computed from the statements: an account a statement took any
+    privilege on ``source`` from gets none of those the dump recorded (never one the source no longer gave it), and
+    the warning names what was withheld."""
+    if not grants or not statements:
+        return grants, [], [], False
+    taken: List[Tuple[str, Optional[str]]] = []
+    unread: List[str] = []
+    shown: List[str] = []
+    for statement in statements:
+        accounts = taken_accounts(statement, source)
+        if accounts is None:
+            unread.append(_shown(statement))
+        elif accounts:
+            taken += accounts
+            shown.append(_shown(statement))
+
+    def gone(item: Dict[str, Any]) -> bool:
+        return bool(unread) or any(user == item['user'] and (host == item['host'] or (host is None and item['host']
+                                                                                      in ('%', '')))
+                                   for user, host in taken)
+    kept: Dict[str, Any] = {}
+    withheld: List[str] = []
+    for kind in GRANT_KINDS:
+        kept[kind] = []
+        for item in grants.get(kind) or []:
+            if not gone(item):
+                kept[kind].append(item)
+                continue
+            on = {'database': 'the database', 'tables': 'table %s' % item.get('table'),
+                  'columns': 'column %s.%s' % (item.get('table'), item.get('column')),
+                  'routines': '%s %s' % (str(item.get('type')).lower(), item.get('routine'))}[kind]
+            withheld.append('%s on %s for %s@%s' % (', '.join(item.get('privileges') or []) or 'USAGE', on,
+                                                     item['user'], item['host']))
+    return kept, withheld, unread + shown, bool(unread)
+
+
+def withheld_text(target: str, source: str, withheld: List[str], shown: List[str], unread: bool) -> str:
+    """The warning of a restore that withheld recorded privileges (``withheld_grants``)."""
+    why = ('the accounts of a statement could not be read, so every privilege the dump recorded was withheld'
+           if unread else 'the privileges the dump recorded for those accounts were withheld')
+    return ('The binary logs replayed take privileges on %s away after the dump (REVOKE, DROP USER, RENAME USER: %s): '
+            '%s, not given to %s: %s. Grant by hand those that should be there (SHOW GRANTS on the source).'
+            % (source, '; '.join(shown[:5]) + (' and %d more' % (len(shown) - 5) if len(shown) > 5 else ''), why,
+               target, '; '.join(withheld)))
+
+
 def calls_database_function(statement: bytes) -> bool:
     """``DATABASE()`` or ``SCHEMA()`` in the code of ``statement`` (not in a string, a comment or a quoted name)."""
     upper = statement.upper()
@@ -1509,14 +1623,16 @@ LOGGED_KINDS = {b'VIEW': 'views', b'TRIGGER': 'triggers', b'EVENT': 'events'}   
 
 def check_statements(engine: Any, argv: List[str], files: List[str], source: str,
                      hazards: Optional[Dict[str, Dict[bytes, str]]] = None,
-                     definers: Optional[Dict[str, List[str]]] = None) -> List[str]:
+                     definers: Optional[Dict[str, List[str]]] = None,
+                     accounts: Optional[List[bytes]] = None) -> List[str]:
     """Refuse a replay (``argv``: mariadb-binlog and its range options; ``files``) whose statements name ``source``
     as a qualifier (skipped, or run against the source), or that, run with ``USE source``, name another database
     of this server (the replay would write to that live database). Nothing was loaded into the target yet.
     Returns the statements run with ``USE source`` that call DATABASE()/SCHEMA() (shown), or fire or call one of
     ``hazards`` (``database_function_objects``, named after the statement): replayed in the copy, they get the
     copy's temporary name, not ``source``. ``definers``, when given, gets the DEFINER (``user@host``) of each object
-    a statement run with ``USE source`` creates, with its kinds."""
+    a statement run with ``USE source`` creates, with its kinds. ``accounts``, when given, gets each account
+    statement (GRANT, REVOKE, DROP/RENAME USER...) of the range (the replay skips those sent without USE source)."""
     own = source.encode('utf-8')
     tables, routines = (hazards or {}).get('tables') or {}, (hazards or {}).get('routines') or {}
 
@@ -1541,6 +1657,8 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
                     kinds.append(kind)
         if current == own and not calling and database_function(statement):
             calling.append('')  # confirmed below among the statements that really run with USE source
+        if accounts is not None and statement_kind(statement) == 'account':
+            accounts.append(statement.strip())
         if suspect and not names_database(statement, source):
             return False
         kind = statement_kind(statement)
@@ -1794,7 +1912,9 @@ def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Man
         files = [_decompress(m, workdir, engine.identities) for m in logs]
         argv, start = replay_argv(engine, request, full, logs)
         logged: Dict[str, List[str]] = {}
-        calling = check_statements(engine, argv, files, source, database_function_objects(engine, temp), logged)
+        accounts: List[bytes] = []
+        calling = check_statements(engine, argv, files, source, database_function_objects(engine, temp), logged,
+                                   accounts)
         argv += ['--database=%s' % source, '--rewrite-db=%s->%s' % (source, temp)] + files
         binlog = engine.runner.popen(argv, env={'TZ': 'UTC'})
         try:
@@ -1815,7 +1935,7 @@ def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Man
         replayed = dict(replay_outcome(files, start, request.stop_at, source),
                         binlogs=[os.path.basename(f) for f in files], start_position=start,
                         gtid_assignments_removed=stripper.removed, database_function=calling,
-                        event_statuses=rewriter.statuses)
+                        event_statuses=rewriter.statuses, account_statements=accounts)
     except BaseException as exc:
         raise told_left(damaged_log(exc, logs), workdir.remove())
     left = workdir.remove()
@@ -2510,8 +2630,13 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
         drop_schema(engine, aside)
     timer.lap('swap')
     # The privileges that named the source database (not in the dump): the same accounts get them on the target.
-    grants = apply_grants(engine.client, full.data.get('database_grants'), target_db, full.database)
+    # less those of the accounts the replayed logs took privileges on the source from (REVOKE, DROP USER)
+    recorded, withheld, shown, unread = withheld_grants(full.data.get('database_grants'),
+                                                        replay.get('account_statements') or [], full.database or '')
+    grants = apply_grants(engine.client, recorded, target_db, full.database)
     grants.pop('refused', None)   # named in 'skipped' too
+    if withheld:
+        grants['withheld'] = withheld
     timer.lap('grants')
     result: Dict[str, Any] = {
         'target': {'database': target_db, 'server': engine.server_label(), 'host': engine.conn.host,
@@ -2521,6 +2646,8 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
         'replaced': bool(before['tables'] or count_objects(before['objects'])), 'grants': grants,
         'dropped_stale': stale['dropped_stale'], 'kept_stale': stale['kept_stale']}
     warnings = list(stale['warnings']) + swap_notes + lent_warnings
+    if withheld:
+        warnings.append(withheld_text(target_db, full.database or '', withheld, shown, unread))
     if replay.get('scratch_left'):
         result['scratch_left'] = replay['scratch_left']
         warnings.append(replay['scratch_warning'])
@@ -2710,16 +2837,20 @@ def foresee_replay(engine: Any, request: RestoreRequest,
     source = full.database or ''
     workdir = Scratch('binlog-check', request.tmpdir, 'db_restore')
     logged: Dict[str, List[str]] = {}
+    accounts: List[bytes] = []
     try:
         files = [_decompress(m, workdir, engine.identities) for m in logs]
         argv, start = replay_argv(engine, request, full, logs)
-        check_statements(engine, argv, files, source, None, logged)
+        check_statements(engine, argv, files, source, None, logged, accounts)
         replay = replay_outcome(files, start, request.stop_at, source)
     finally:
         workdir.remove()
     late = absent_accounts(engine, logged)
     said = [late_definer_text(late, source, 'The replay fails where a statement runs an object of such an account '
                                             '(ERROR 1449).')] if late else []
+    _kept, withheld, shown, unread = withheld_grants(full.data.get('database_grants'), accounts, source)
+    if withheld:
+        said.append(withheld_text(_target(request), source, withheld, shown, unread))
     point, told, _recovered = replay_point(request, chain, replay, engine.flavor)
     return point, said + told, logged
 
