@@ -1468,9 +1468,9 @@ def withheld_grants(grants: Optional[Dict[str, Any]], statements: List[bytes],
             shown.append(_shown(statement))
 
     def gone(item: Dict[str, Any]) -> bool:
-        return bool(unread) or any(user == item['user'] and (host == item['host'] or (host is None and item['host']
-                                                                                      in ('%', '')))
-                                   for user, host in taken)
+        # no host written: the account at '%' (a user) or '' (a role)
+        return bool(unread) or any(user == item['user'] and (
+            host == item['host'] or (host is None and item['host'] in ('%', ''))) for user, host in taken)
     kept: Dict[str, Any] = {}
     withheld: List[str] = []
     for kind in GRANT_KINDS:
@@ -1482,8 +1482,8 @@ def withheld_grants(grants: Optional[Dict[str, Any]], statements: List[bytes],
             on = {'database': 'the database', 'tables': 'table %s' % item.get('table'),
                   'columns': 'column %s.%s' % (item.get('table'), item.get('column')),
                   'routines': '%s %s' % (str(item.get('type')).lower(), item.get('routine'))}[kind]
-            withheld.append('%s on %s for %s@%s' % (', '.join(item.get('privileges') or []) or 'USAGE', on,
-                                                     item['user'], item['host']))
+            privileges = ', '.join(item.get('privileges') or []) or 'USAGE'
+            withheld.append('%s on %s for %s@%s' % (privileges, on, item['user'], item['host']))
     return kept, withheld, unread + shown, bool(unread)
 
 
