@@ -1,7 +1,9 @@
-"""Fidelity, MariaDB, round 9: check mode predicts the real restore's refusal for a login that may create neither
-routines nor events (the DEFINER of a view or trigger of the backup is another account), and the privileges a
-point-in-time restore lends its temporary copy that the backup did not record (granted after the dump) are probed
-before anything is loaded, as the recorded ones are. Earlier rounds: ``test_mariadb*.py``."""
+"""Fidelity, MariaDB, round 9: privileges a restore must neither give back nor take away. A point-in-time restore
+past a REVOKE / DROP USER in the binary logs gave the recorded privileges back; a restore over the original
+(``replace``) lost the live privileges on the routines it dropped and put back (and a rolled-back one lost them
+all); the privileges granted after the dump that the replay lends its temporary copy are probed, in check mode
+too; and check mode's test of a view's or trigger's DEFINER by a login that may create neither routines nor events
+(a round 8 lead, a guard). Earlier rounds: ``test_mariadb*.py``."""
 
 from __future__ import annotations
 
