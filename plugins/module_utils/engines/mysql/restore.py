@@ -1487,6 +1487,19 @@ def withheld_grants(grants: Optional[Dict[str, Any]], statements: List[bytes],
     return kept, withheld, unread + shown, bool(unread)
 
 
+def granted_text(target: str, source: str, statements: List[bytes]) -> Optional[str]:
+    """The warning of a replay whose logs GRANT privileges on ``source`` after the dump: the replay skips them (sent
+    without USE), and the restore gives ``target`` the privileges the dump recorded only."""
+    shown = [_shown(s) for s in statements if _code_tokens(s)[:1] and _code_tokens(s)[0][1].upper() == b'GRANT'
+             and names_database(s, source)]
+    if not shown:
+        return None
+    return ('The binary logs replayed grant privileges on %s after the dump (%s): the replay does not run them and %s '
+            'got the privileges the dump recorded only. Grant these on %s by hand if it should have them.'
+            % (source, '; '.join(shown[:5]) + (' and %d more' % (len(shown) - 5) if len(shown) > 5 else ''), target,
+               _q(target)))
+
+
 def withheld_text(target: str, source: str, withheld: List[str], shown: List[str], unread: bool) -> str:
     """The warning of a restore that withheld recorded privileges (``withheld_grants``)."""
     why = ('the accounts of a statement could not be read, so every privilege the dump recorded was withheld'
@@ -2648,6 +2661,9 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
     warnings = list(stale['warnings']) + swap_notes + lent_warnings
     if withheld:
         warnings.append(withheld_text(target_db, full.database or '', withheld, shown, unread))
+    granted = granted_text(target_db, full.database or '', replay.get('account_statements') or [])
+    if granted:
+        warnings.append(granted)
     if replay.get('scratch_left'):
         result['scratch_left'] = replay['scratch_left']
         warnings.append(replay['scratch_warning'])
@@ -2851,6 +2867,9 @@ def foresee_replay(engine: Any, request: RestoreRequest,
     _kept, withheld, shown, unread = withheld_grants(full.data.get('database_grants'), accounts, source)
     if withheld:
         said.append(withheld_text(_target(request), source, withheld, shown, unread))
+    granted = granted_text(_target(request), source, accounts)
+    if granted:
+        said.append(granted)
     point, told, _recovered = replay_point(request, chain, replay, engine.flavor)
     return point, said + told, logged
 
