@@ -92,7 +92,12 @@ description:
     match other databases too (C(src%.*)) are not the database's and are left out. O(state=absent) drops the
     database and then revokes every privilege naming it exactly (the server keeps them past C(DROP DATABASE), and
     a database created later under the name would be open to the accounts they name): RV(revoked) lists them,
-    patterns that only match the name are left alone."
+    patterns that only match the name are left alone. A point-in-time restore whose replayed logs take
+    privileges on the source away after the dump (C(REVOKE ... ON src...), C(REVOKE ALL PRIVILEGES, GRANT OPTION),
+    C(DROP USER), C(RENAME USER)) gives the accounts they name none of the privileges the dump recorded:
+    RV(grants) C(withheld) and a warning name them. A restore over an existing database grants the privileges
+    its accounts held on its routines again on the routines of the same kind and name it puts back (the server
+    revokes them as it drops each routine); those on routines the backup does not hold are named in a warning."
   - "MariaDB/MySQL, a column whose default draws from a sequence (C(DEFAULT NEXT VALUE FOR seq)): the dump names the
     source database in it (C(nextval(`src`.`seq`))); the restored table's default names the restored database's
     own sequence (it drew from the source's), and the dump's C(LOCK TABLES) around the data, which made such a
@@ -501,8 +506,10 @@ database_properties:
 grants:
   description:
     - MariaDB/MySQL restores, the privileges naming the database that were given to the restored one -
-      C(applied) (what, for whom), C(skipped) (accounts missing on the target, grants the server refused), and
-      C(restored) (false with a C(reason) for backups that predate their recording).
+      C(applied) (what, for whom), C(skipped) (accounts missing on the target, grants the server refused),
+      C(withheld) (recorded privileges not given, as the replayed binary logs took privileges on the source from
+      those accounts after the dump), and C(restored) (false with a C(reason) for backups that predate their
+      recording).
   returned: MariaDB/MySQL restores
   type: dict
 dropped_stale:

@@ -1218,10 +1218,6 @@ def _feed_client(engine: Any, database: str, source: IO[bytes], stripper: Any, w
             raise
 
 
-# "#261129 10:00:00 server id 1  end_log_pos 1277 CRC32 0x0a1b2c3d 	Xid = 12" (the hour is space-padded).
-EVENT_HEADER = re.compile(rb'#(\d{6})\s+(\d{1,2}:\d\d:\d\d)\s+server id\s')
-
-
 class GtidStripper(_LineChunkFilter):
     """Removes the GTID assignments ``mariadb-binlog`` prints after each GTID event.
 
@@ -1234,25 +1230,8 @@ class GtidStripper(_LineChunkFilter):
     def __init__(self) -> None:
         super().__init__()
         self.removed = 0
-        # The time of the last transaction (or statement) event passed on: the point a replay that ran to its end
-        # reached (with --stop-datetime, the tool prints no event from that second on).
-        self.last_timestamp: Optional[float] = None
-
-    def _note_timestamp(self, data: bytes) -> None:
-        """The header of the last transaction end (``Xid = N``) or statement (``Query``) event in ``data``; its
-        time (whole seconds, printed in UTC: the tool runs with TZ=UTC) is when the source logged it."""
-        at = max(data.rfind(b'\tXid = '), data.rfind(b'\tQuery\t'))
-        if at < 0:
-            return
-        match = EVENT_HEADER.match(data, data.rfind(b'\n', 0, at) + 1)
-        if match:
-            stamp = datetime.datetime.strptime('%s %s' % (match.group(1).decode(), match.group(2).decode()),
-                                               '%y%m%d %H:%M:%S')
-            self.last_timestamp = stamp.replace(tzinfo=UTC).timestamp()
 
     def _strip(self, data: bytes) -> bytes:
-        self._note_timestamp(data)
-
         def keep(match: 're.Match[bytes]') -> bytes:
             self.removed += match.group(2).count(b'\n')
             return match.group(1)
@@ -1404,6 +1383,133 @@ def statement_kind(statement: bytes) -> str:
     return 'other'
 
 
+def _account_part(kind: str, text: bytes) -> Optional[str]:
+    """A user or host name as an account statement writes it: quoted (backticks, ' or "), or a bare word."""
+    if kind == 'ident':
+        return _unquote(text).decode('utf-8', 'replace')
+    if kind == 'string':
+        body = re.sub(rb'\\(.)', rb'\1', text[1:-1].replace(text[:1] * 2, text[:1]))
+        return body.decode('utf-8', 'replace')
+    if kind == 'word':
+        return text.decode('utf-8', 'replace')
+    return None
+
+
+def _accounts_listed(code: List[Tuple[str, bytes]]) -> Optional[List[Tuple[str, Optional[str]]]]:
+    """The accounts of a comma-separated list (``'u'@'h'``, ```u`@`h```, ``u@h``, ``u``; a RENAME's ``a TO b``: a),
+    each as (user, host); host None where none is written (``u``@``%``, or the role ``u``). None: one is not an
+    account name (CURRENT_USER, a syntax not read here)."""
+    accounts: List[Tuple[str, Optional[str]]] = []
+    items: List[List[Tuple[str, bytes]]] = [[]]
+    for kind, text in code:
+        if text == b';':
+            break
+        if text == b',':
+            items.append([])
+        else:
+            items[-1].append((kind, text))
+    for item in items:
+        to = [n for n, (kind, text) in enumerate(item) if kind == 'word' and text.upper() == b'TO']
+        item = item[:to[0]] if to else item
+        user = _account_part(*item[0]) if item else None
+        if user is None or user.upper() in ('CURRENT_USER', 'CURRENT_ROLE', 'PUBLIC'):
+            return None
+        if len(item) == 1:
+            accounts.append((user, None))
+        elif len(item) == 3 and item[1][1] == b'@' and _account_part(*item[2]) is not None:
+            accounts.append((user, _account_part(*item[2])))
+        else:
+            return None
+    return accounts
+
+
+def taken_accounts(statement: bytes, source: str) -> Optional[List[Tuple[str, Optional[str]]]]:
+    """The accounts an account statement of the binary logs takes privileges on ``source`` from: REVOKE ... ON an
+    object of ``source`` FROM them, REVOKE ALL PRIVILEGES, GRANT OPTION FROM them, DROP USER/ROLE, RENAME USER (the
+    old names). [] when it takes none (a GRANT; a REVOKE on another database, of a role); None when its accounts
+    cannot be read."""
+    code = _code_tokens(statement)
+    words = [text.upper() for kind, text in code if kind == 'word']
+    if not words:
+        return []
+    at = [n for n, (kind, text) in enumerate(code) if kind == 'word' and text.upper() in (b'FROM', b'USER', b'ROLE')]
+    if words[0] == b'REVOKE':
+        on = b'ON' in words
+        if (on and not names_database(statement, source)) or (not on and words[1:2] != [b'ALL']) or not at:
+            return []
+        return _accounts_listed(code[[n for n in at if code[n][1].upper() == b'FROM'][-1] + 1:])
+    if words[0] in (b'DROP', b'RENAME') and words[1:2] in ([b'USER'], [b'ROLE']):
+        rest = code[at[0] + 1:]
+        while rest and rest[0][0] == 'word' and rest[0][1].upper() in (b'IF', b'EXISTS'):
+            rest = rest[1:]
+        return _accounts_listed(rest)
+    return []
+
+
+def withheld_grants(grants: Optional[Dict[str, Any]], statements: List[bytes],
+                    source: str) -> Tuple[Optional[Dict[str, Any]], List[str], List[str], bool]:
+    """``grants`` (recorded at the dump) less those of the accounts the replayed account ``statements`` took
+    privileges on ``source`` from (``taken_accounts``); the withheld ones (``what for user@host``); the statements
+    that took them (shown); whether one's accounts could not be read (then every recorded privilege is withheld).
+    The privileges at the point reached are not computed from the statements: an account a statement took any
+    privilege on ``source`` from gets none of those the dump recorded (never one the source no longer gave it), and
+    the warning names what was withheld."""
+    if not grants or not statements:
+        return grants, [], [], False
+    taken: List[Tuple[str, Optional[str]]] = []
+    unread: List[str] = []
+    shown: List[str] = []
+    for statement in statements:
+        accounts = taken_accounts(statement, source)
+        if accounts is None:
+            unread.append(_shown(statement))
+        elif accounts:
+            taken += accounts
+            shown.append(_shown(statement))
+
+    def gone(item: Dict[str, Any]) -> bool:
+        # no host written: the account at '%' (a user) or '' (a role)
+        return bool(unread) or any(user == item['user'] and (
+            host == item['host'] or (host is None and item['host'] in ('%', ''))) for user, host in taken)
+    kept: Dict[str, Any] = {}
+    withheld: List[str] = []
+    for kind in GRANT_KINDS:
+        kept[kind] = []
+        for item in grants.get(kind) or []:
+            if not gone(item):
+                kept[kind].append(item)
+                continue
+            on = {'database': 'the database', 'tables': 'table %s' % item.get('table'),
+                  'columns': 'column %s.%s' % (item.get('table'), item.get('column')),
+                  'routines': '%s %s' % (str(item.get('type')).lower(), item.get('routine'))}[kind]
+            privileges = ', '.join(item.get('privileges') or []) or 'USAGE'
+            withheld.append('%s on %s for %s@%s' % (privileges, on, item['user'], item['host']))
+    return kept, withheld, unread + shown, bool(unread)
+
+
+def granted_text(target: str, source: str, statements: List[bytes]) -> Optional[str]:
+    """The warning of a replay whose logs GRANT privileges on ``source`` after the dump: the replay skips them (sent
+    without USE), and the restore gives ``target`` the privileges the dump recorded only."""
+    shown = [_shown(s) for s in statements if _code_tokens(s)[:1] and _code_tokens(s)[0][1].upper() == b'GRANT'
+             and names_database(s, source)]
+    if not shown:
+        return None
+    return ('The binary logs replayed grant privileges on %s after the dump (%s): the replay does not run them and %s '
+            'got the privileges the dump recorded only. Grant these on %s by hand if it should have them.'
+            % (source, '; '.join(shown[:5]) + (' and %d more' % (len(shown) - 5) if len(shown) > 5 else ''), target,
+               _q(target)))
+
+
+def withheld_text(target: str, source: str, withheld: List[str], shown: List[str], unread: bool) -> str:
+    """The warning of a restore that withheld recorded privileges (``withheld_grants``)."""
+    why = ('the accounts of a statement could not be read, so every privilege the dump recorded was withheld'
+           if unread else 'the privileges the dump recorded for those accounts were withheld')
+    return ('The binary logs replayed take privileges on %s away after the dump (REVOKE, DROP USER, RENAME USER: %s): '
+            '%s, not given to %s: %s. Grant by hand those that should be there (SHOW GRANTS on the source).'
+            % (source, '; '.join(shown[:5]) + (' and %d more' % (len(shown) - 5) if len(shown) > 5 else ''), why,
+               target, '; '.join(withheld)))
+
+
 def calls_database_function(statement: bytes) -> bool:
     """``DATABASE()`` or ``SCHEMA()`` in the code of ``statement`` (not in a string, a comment or a quoted name)."""
     upper = statement.upper()
@@ -1530,14 +1636,16 @@ LOGGED_KINDS = {b'VIEW': 'views', b'TRIGGER': 'triggers', b'EVENT': 'events'}   
 
 def check_statements(engine: Any, argv: List[str], files: List[str], source: str,
                      hazards: Optional[Dict[str, Dict[bytes, str]]] = None,
-                     definers: Optional[Dict[str, List[str]]] = None) -> List[str]:
+                     definers: Optional[Dict[str, List[str]]] = None,
+                     accounts: Optional[List[bytes]] = None) -> List[str]:
     """Refuse a replay (``argv``: mariadb-binlog and its range options; ``files``) whose statements name ``source``
     as a qualifier (skipped, or run against the source), or that, run with ``USE source``, name another database
     of this server (the replay would write to that live database). Nothing was loaded into the target yet.
     Returns the statements run with ``USE source`` that call DATABASE()/SCHEMA() (shown), or fire or call one of
     ``hazards`` (``database_function_objects``, named after the statement): replayed in the copy, they get the
     copy's temporary name, not ``source``. ``definers``, when given, gets the DEFINER (``user@host``) of each object
-    a statement run with ``USE source`` creates, with its kinds."""
+    a statement run with ``USE source`` creates, with its kinds. ``accounts``, when given, gets each account
+    statement (GRANT, REVOKE, DROP/RENAME USER...) of the range (the replay skips those sent without USE source)."""
     own = source.encode('utf-8')
     tables, routines = (hazards or {}).get('tables') or {}, (hazards or {}).get('routines') or {}
 
@@ -1562,6 +1670,8 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
                     kinds.append(kind)
         if current == own and not calling and database_function(statement):
             calling.append('')  # confirmed below among the statements that really run with USE source
+        if accounts is not None and statement_kind(statement) == 'account':
+            accounts.append(statement.strip())
         if suspect and not names_database(statement, source):
             return False
         kind = statement_kind(statement)
@@ -1612,8 +1722,11 @@ def probe_lending(engine: Any, temp: str, full: Manifest) -> List[Dict[str, str]
     login lacks GRANT OPTION, or a privilege it would pass on) is returned (``apply_grants``' ``refused``). One
     refused to an account that is the DEFINER of a trigger, view, routine or event of the backup stops the restore
     here: the replay runs those as their definer, which holds its privileges on the source database only, and
-    failed in the copy with the bare ERROR 1142 (TRIGGER command denied) after the whole dump had loaded."""
-    grants = full.data.get('database_grants')
+    failed in the copy with the bare ERROR 1142 (TRIGGER command denied) after the whole dump had loaded. The
+    privileges granted on the source after the dump (``late_grants``), lent for the replay too, are probed with
+    them: one refused to an account the backup holds no object of is returned only (whether the logs make it a
+    DEFINER is known once they are read, after the load: ``lending_hint`` then says why the replay failed)."""
+    grants = lendable_grants(engine, full)
     if not grants:
         return []
     lent = apply_grants(engine.client, grants, temp, full.database, loose=True)
@@ -1631,10 +1744,13 @@ def probe_lending(engine: Any, temp: str, full: Manifest) -> List[Dict[str, str]
     return refused
 
 
-def refuse_lending(full: Manifest, refused: List[Dict[str, str]]) -> None:
+def refuse_lending(full: Manifest, refused: List[Dict[str, str]],
+                   definers: Optional[Dict[str, List[str]]] = None) -> None:
     """The refusal of a replay that runs objects of ``full`` as a DEFINER the copy could not be lent privileges to
-    (``refused``: ``apply_grants``' ``refused``, or check mode's ``foresee_lending``); nothing when none is one."""
-    definers = (full.data.get('database_objects') or {}).get('definers') or {}
+    (``refused``: ``apply_grants``' ``refused``, or check mode's ``foresee_lending``); nothing when none is one.
+    ``definers``: those to count (``user@host`` -> kinds), the backup's own by default."""
+    if definers is None:
+        definers = (full.data.get('database_objects') or {}).get('definers') or {}
     needed = [r for r in refused if r['account'] in definers]
     if needed:
         raise OpsReadyError(
@@ -1649,20 +1765,21 @@ def refuse_lending(full: Manifest, refused: List[Dict[str, str]]) -> None:
             missing_privilege='GRANT OPTION', accounts=sorted({r['account'] for r in needed}))
 
 
-def foresee_lending(engine: Any, full: Manifest, target: str) -> None:
+def foresee_lending(engine: Any, full: Manifest, target: str) -> List[Dict[str, str]]:
     """Check mode: ``probe_lending``'s refusal foreseen without writing. The server's own privilege check answers,
     whatever form the login's privileges take (global, a database or wildcard database grant, a role its default
     role holds): the statements ``_replay_with_grants`` sends, on a copy's name of the same shape that no database
     or privilege row has, written so that the server refuses them after that check (``grant_statements``' ``dry``).
-    Nothing is foreseen when the accounts cannot be read (the real run then lends nothing either)."""
-    grants = full.data.get('database_grants')
-    if not grants or not (full.data.get('database_objects') or {}).get('definers'):
-        return
+    Nothing is foreseen when the accounts cannot be read (the real run then lends nothing either). The refusals
+    are returned (those of accounts the backup holds no object of: the caller counts the DEFINERs the logs make)."""
+    grants = lendable_grants(engine, full)
+    if not grants:
+        return []
     try:
         accounts = [(r[0], r[1]) for r in engine.client.query('SELECT User, Host FROM mysql.user') if len(r) == 2]
         roles = server_roles(engine.client)
     except ToolError:
-        return
+        return []
     grantees: List[str] = []
     statements, _skipped = grant_statements(grants, copy_name(target), accounts, roles, full.database, grantees,
                                             loose=True, dry=True)
@@ -1674,6 +1791,7 @@ def foresee_lending(engine: Any, full: Manifest, target: str) -> None:
             if not DRY_PASSED.search('%s %s' % (exc.message, exc.stderr)):
                 refused.append({'account': grantee, 'what': what, 'error': exc.message})
     refuse_lending(full, refused)
+    return refused
 
 
 def lending_hint(refused: List[Dict[str, str]], said: str) -> str:
@@ -1696,10 +1814,7 @@ def _replay_with_grants(engine: Any, request: RestoreRequest, full: Manifest, lo
     gets them after the swap (apply_grants), the copy's name keeps none. The privileges the source database's
     accounts hold on this server now, granted after the dump (an account the logs make a DEFINER), are lent too:
     those accounts hold them on the source's data already (``late_grants``)."""
-    grants = full.data.get('database_grants')
-    extra = late_grants(engine, full)
-    if extra:
-        grants = {k: list((grants or {}).get(k) or []) + extra.get(k, []) for k in GRANT_KINDS}
+    grants = lendable_grants(engine, full)
     lent = grants is not None and apply_grants(engine.client, grants, temp, full.database, loose=True).get('applied')
     try:
         return _replay(engine, request, full, logs, temp, events)
@@ -1769,6 +1884,17 @@ def late_grants(engine: Any, full: Manifest) -> Dict[str, List[Dict[str, Any]]]:
     return {k: v for k, v in extra.items() if v}
 
 
+def lendable_grants(engine: Any, full: Manifest) -> Optional[Dict[str, Any]]:
+    """What a point-in-time restore lends its temporary copy for the replay: the privileges the backup recorded on
+    the source database and those granted on it since (``late_grants``); None when the backup recorded none (it
+    predates their recording) and none were granted since."""
+    grants = full.data.get('database_grants')
+    extra = late_grants(engine, full)
+    if extra:
+        grants = {k: list((grants or {}).get(k) or []) + extra.get(k, []) for k in GRANT_KINDS}
+    return grants
+
+
 def late_grant_warning(engine: Any, full: Manifest, target: str) -> Optional[str]:
     """The DEFINERs of ``target``'s objects whose privileges on the source were granted after the dump (lent to the
     copy for the replay, not recorded, so not given to ``target`` under another name)."""
@@ -1799,7 +1925,9 @@ def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Man
         files = [_decompress(m, workdir, engine.identities) for m in logs]
         argv, start = replay_argv(engine, request, full, logs)
         logged: Dict[str, List[str]] = {}
-        calling = check_statements(engine, argv, files, source, database_function_objects(engine, temp), logged)
+        accounts: List[bytes] = []
+        calling = check_statements(engine, argv, files, source, database_function_objects(engine, temp), logged,
+                                   accounts)
         argv += ['--database=%s' % source, '--rewrite-db=%s->%s' % (source, temp)] + files
         binlog = engine.runner.popen(argv, env={'TZ': 'UTC'})
         try:
@@ -1820,7 +1948,7 @@ def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Man
         replayed = dict(replay_outcome(files, start, request.stop_at, source),
                         binlogs=[os.path.basename(f) for f in files], start_position=start,
                         gtid_assignments_removed=stripper.removed, database_function=calling,
-                        event_statuses=rewriter.statuses)
+                        event_statuses=rewriter.statuses, account_statements=accounts)
     except BaseException as exc:
         raise told_left(damaged_log(exc, logs), workdir.remove())
     left = workdir.remove()
@@ -2144,6 +2272,44 @@ def repoint_foreign_keys(engine: Any, target: str, inbound: List[Dict[str, Any]]
     return warnings
 
 
+def routine_privileges(engine: Any, database: str) -> Optional[List[Dict[str, Any]]]:
+    """The privileges on ``database``'s routines now (``read_grants``' ``routines``); None when they cannot be read."""
+    try:
+        return read_grants(engine.client, database)['routines']
+    except ToolError:
+        return None
+
+
+def regrant_routines(engine: Any, database: str, held: Optional[List[Dict[str, Any]]],
+                     routines: List[Dict[str, str]], put_back: bool = False) -> List[str]:
+    """Grant ``held`` (``routine_privileges`` of ``database`` before its routines were dropped: the server revokes
+    every privilege on a routine as it drops it) again on those of ``routines`` (``objects_of``) of the same kind and
+    name; what could not be is returned as warnings. ``put_back``: the old routines themselves came back (a swap
+    undone), so every privilege is theirs."""
+    if held is None:
+        return ['The privileges on the routines %s held before the restore could not be read (grant the restore login '
+                'SELECT ON mysql.*): the server revoked them as the routines were dropped; compare SHOW GRANTS of '
+                'the accounts using them and grant them again by hand.' % database] if routines else []
+    present = {(r['detail'], r['name'].casefold()) for r in routines}
+    back = [g for g in held if (g['type'], g['routine'].casefold()) in present]
+    gone = [g for g in held if g not in back]
+    notes = []
+    if back:
+        given = apply_grants(engine.client, {'routines': back}, database)
+        if given.get('skipped') or not given.get('restored'):
+            notes.append('Privileges on the routines of %s%s (revoked by the server as the %s routines were dropped) '
+                         'could not all be granted again: %s. Grant them by hand.'
+                         % (database, '' if put_back else ' the restore put back', 'old' if put_back else 'replaced',
+                            '; '.join(given.get('skipped') or [given.get('reason', '')])))
+    if gone:
+        notes.append('The restore replaced %s with a backup that does not hold routine(s) %s: they are gone, and with '
+                     'them the privileges on them (%s).' % (
+                         database, ', '.join(sorted({'%s %s' % (g['type'].lower(), g['routine']) for g in gone})),
+                         '; '.join('%s on %s %s for %s@%s' % (', '.join(g['privileges']) or 'USAGE', g['type'].lower(),
+                                                              g['routine'], g['user'], g['host']) for g in gone)))
+    return notes
+
+
 def _swap(engine: Any, target: str, temp: str, tables: List[str], before: Dict[str, Any],
           defaults: Optional[Dict[str, Any]], events: Dict[str, str], tmpdir: Optional[str],
           comment: Optional[str] = None, notes: Optional[List[str]] = None) -> Optional[str]:
@@ -2174,6 +2340,8 @@ def _swap(engine: Any, target: str, temp: str, tables: List[str], before: Dict[s
             steps.append('aside')
             mark(engine, aside, target, 'old')
         if count_objects(before['objects']):
+            # the server revokes the privileges on each routine it drops: kept, to be granted again
+            before['routine_privileges'] = routine_privileges(engine, target) if before['objects']['routines'] else []
             steps.append('old_objects_dropped')
             _drop_objects(engine, target, before['objects'])
         pairs = ['%s TO %s' % (qualified(target, t), qualified(aside, t)) for t in before['tables']] if aside else []
@@ -2204,6 +2372,10 @@ def _swap(engine: Any, target: str, temp: str, tables: List[str], before: Dict[s
     except BaseException as exc:
         _undo(engine, target, temp, tables, before, aside, steps, old_script, tmpdir, exc)
         raise
+    if before.get('routine_privileges') is not None or before['objects']['routines']:
+        found = regrant_routines(engine, target, before.get('routine_privileges'), new_objects['routines'])
+        if notes is not None:
+            notes.extend(found)
     return aside
 
 
@@ -2229,6 +2401,7 @@ def keep_definitions(script: bytes, tmpdir: Optional[str]) -> str:
 def _undo(engine: Any, target: str, temp: str, tables: List[str], before: Dict[str, Any], aside: Optional[str],
           steps: List[str], old_script: bytes, tmpdir: Optional[str], cause: BaseException) -> None:
     """Reverse the swap steps done so far; if that fails too, say what is where."""
+    left: List[str] = []   # privileges on the old routines not granted again
     try:
         if 'new_objects' in steps:
             _drop_objects(engine, target, objects_of(engine, target))
@@ -2247,6 +2420,9 @@ def _undo(engine: Any, target: str, temp: str, tables: List[str], before: Dict[s
         if 'old_objects_dropped' in steps:
             _load_script(engine, target, old_script, 'put back the old views, routines, triggers and events')
             _set_event_status(engine, target, {e['name']: e['detail'] for e in before['objects']['events']})
+            if before['objects']['routines']:
+                left = regrant_routines(engine, target, before.get('routine_privileges'), before['objects']['routines'],
+                                        put_back=True)
         if aside:
             drop_schema(engine, aside)
         if 'created' in steps:
@@ -2261,6 +2437,9 @@ def _undo(engine: Any, target: str, temp: str, tables: List[str], before: Dict[s
                             % (target, getattr(cause, 'message', str(cause)), message, aside or '(none)',
                                '; the old views/routines/triggers/events are in %s' % saved if saved else '', temp),
                             target=target, aside=aside, definitions=saved)
+    if left:
+        raise OpsReadyError('The swap into %s failed (%s) and was rolled back, but: %s'
+                            % (target, getattr(cause, 'message', str(cause)), ' '.join(left)), target=target)
 
 
 def check_packet(engine: Any, full: Manifest) -> None:
@@ -2464,8 +2643,13 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
         drop_schema(engine, aside)
     timer.lap('swap')
     # The privileges that named the source database (not in the dump): the same accounts get them on the target.
-    grants = apply_grants(engine.client, full.data.get('database_grants'), target_db, full.database)
+    # less those of the accounts the replayed logs took privileges on the source from (REVOKE, DROP USER)
+    recorded, withheld, shown, unread = withheld_grants(full.data.get('database_grants'),
+                                                        replay.get('account_statements') or [], full.database or '')
+    grants = apply_grants(engine.client, recorded, target_db, full.database)
     grants.pop('refused', None)   # named in 'skipped' too
+    if withheld:
+        grants['withheld'] = withheld
     timer.lap('grants')
     result: Dict[str, Any] = {
         'target': {'database': target_db, 'server': engine.server_label(), 'host': engine.conn.host,
@@ -2475,6 +2659,11 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
         'replaced': bool(before['tables'] or count_objects(before['objects'])), 'grants': grants,
         'dropped_stale': stale['dropped_stale'], 'kept_stale': stale['kept_stale']}
     warnings = list(stale['warnings']) + swap_notes + lent_warnings
+    if withheld:
+        warnings.append(withheld_text(target_db, full.database or '', withheld, shown, unread))
+    granted = granted_text(target_db, full.database or '', replay.get('account_statements') or [])
+    if granted:
+        warnings.append(granted)
     if replay.get('scratch_left'):
         result['scratch_left'] = replay['scratch_left']
         warnings.append(replay['scratch_warning'])
@@ -2664,16 +2853,23 @@ def foresee_replay(engine: Any, request: RestoreRequest,
     source = full.database or ''
     workdir = Scratch('binlog-check', request.tmpdir, 'db_restore')
     logged: Dict[str, List[str]] = {}
+    accounts: List[bytes] = []
     try:
         files = [_decompress(m, workdir, engine.identities) for m in logs]
         argv, start = replay_argv(engine, request, full, logs)
-        check_statements(engine, argv, files, source, None, logged)
+        check_statements(engine, argv, files, source, None, logged, accounts)
         replay = replay_outcome(files, start, request.stop_at, source)
     finally:
         workdir.remove()
     late = absent_accounts(engine, logged)
     said = [late_definer_text(late, source, 'The replay fails where a statement runs an object of such an account '
                                             '(ERROR 1449).')] if late else []
+    _kept, withheld, shown, unread = withheld_grants(full.data.get('database_grants'), accounts, source)
+    if withheld:
+        said.append(withheld_text(_target(request), source, withheld, shown, unread))
+    granted = granted_text(_target(request), source, accounts)
+    if granted:
+        said.append(granted)
     point, told, _recovered = replay_point(request, chain, replay, engine.flavor)
     return point, said + told, logged
 
@@ -2733,13 +2929,17 @@ class MySQLRestore(Restorer):
             engine.ping()
             before = check_target(engine, request)
         foresee_probe(engine, _target(request), chain[0].data.get('database_objects') if chain else None)
-        if len(chain) > 1:
-            foresee_lending(engine, chain[0], _target(request))   # a replay's refusal for want of GRANT OPTION
+        # a replay's refusal for want of GRANT OPTION (the backup's DEFINERs; those the logs make: below)
+        refused = foresee_lending(engine, chain[0], _target(request)) if len(chain) > 1 else []
         # What a real run would replace (replace=true onto a database that holds something), for check mode.
         existing = dict({'tables': len(before['tables'])}, **{k: len(v) for k, v in before['objects'].items()})
         result = {'database': request.database, 'server': engine.server_label(),
                   'existing': existing if before['exists'] else None}
         point, said, logged = foresee_replay(engine, request, chain)
+        # an account the logs make a DEFINER after the dump, its privileges on the source not lendable: the real run
+        # loads the dump, then its replay fails (ERROR 1142, with lending_hint)
+        if refused:
+            refuse_lending(chain[0], refused, logged)
         if chain:
             said = foresee_definers(engine, request, chain, logged) + said
         if point is not None:
