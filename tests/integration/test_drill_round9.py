@@ -1,0 +1,94 @@
+"""Round 9 of the DR drill audit (SQLite, the embedded default; real ansible-playbook runs of playbooks/dr_drill.yml).
+
+A drill proves the newest recovery point. When the newest backup cannot be used (its verification failed, its
+manifest is unreadable) and the drill restores an older one, the report must say so: the operator's real RPO got
+worse, and a PASSED that names only the older backup hides it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.harness.playbook import run_playbook, write_playbook
+
+SMOKE = [{'name': 'customers', 'sql': 'SELECT count(*) AS n FROM customers', 'expect': {'value_at_least': 10}}]
+
+
+@pytest.fixture
+def shop(tmp_path):
+    db = tmp_path / 'app' / 'shop.sqlite'
+    db.parent.mkdir()
+    conn = sqlite3.connect(db)
+    conn.executescript('CREATE TABLE customers (id INTEGER PRIMARY KEY, email TEXT);')
+    conn.executemany('INSERT INTO customers (email) VALUES (?)', [('c%d@example.com' % i,) for i in range(50)])
+    conn.commit()
+    conn.close()
+    return {'db': db, 'backups': tmp_path / 'backups', 'reports': tmp_path / 'reports',
+            'scratch': tmp_path / 'scratch' / 'shop-drill.sqlite', 'tmp': tmp_path}
+
+
+def backup(shop):
+    book = write_playbook(shop['tmp'], [{'name': 'backup', 'opsready.operations.db_backup': {
+        'engine': 'sqlite', 'database': str(shop['db']), 'dest': str(shop['backups'])}}])
+    result = run_playbook(book)
+    assert result.rc == 0
+    return Path(result.result('backup')['manifest']['path'])
+
+
+def drill(shop, **overrides):
+    database = {'name': 'shop', 'engine': 'sqlite', 'database': str(shop['db']), 'backup_dir': str(shop['backups']),
+                'scratch': str(shop['scratch']), 'smoke_queries': SMOKE, 'rpo_seconds': 3600}
+    database.update(overrides)
+    return run_playbook('playbooks/dr_drill.yml', extravars={
+        'dr_drill_report_dir': str(shop['reports']), 'dr_drill_databases': [database]})
+
+
+def report_of(result):
+    out = result.result('Write the drill report')
+    return out, json.loads(Path(out['paths']['json']).read_text())
+
+
+def add_rows(shop, n):
+    conn = sqlite3.connect(shop['db'])
+    conn.executemany('INSERT INTO customers (email) VALUES (?)', [('n%d@example.com' % i,) for i in range(n)])
+    conn.commit()
+    conn.close()
+
+
+@pytest.mark.parametrize('damage', ['failed_verification', 'torn_manifest'])
+def test_a_damaged_newest_backup_fails_the_drill_that_restored_an_older_one(shop, damage):
+    """Two fulls; the newest is damaged (its artifact corrupt and backup_verify recorded the failure, or its manifest
+    torn). The catalog passes it over and the drill restores the older one: that restore is fine and its RPO honest,
+    but the drill must fail, naming the newest backup that does not restore (it PASSED, naming only the older)."""
+    older = backup(shop)
+    time.sleep(1.1)
+    add_rows(shop, 5)
+    newest = backup(shop)
+    assert older != newest
+    manifest = Path(str(newest) + '.manifest.json')
+    if damage == 'failed_verification':
+        data = newest.read_bytes()
+        newest.write_bytes(data[:100] + bytes([data[100] ^ 0xff]) + data[101:])
+        book = write_playbook(shop['tmp'], [{'name': 'verify', 'ignore_errors': True,
+                                             'opsready.operations.backup_verify': {'path': str(shop['backups'])}}])
+        run_playbook(book)
+        assert json.loads(manifest.read_text())['verification']['ok'] is False
+    else:
+        manifest.write_text(manifest.read_text()[:40])
+    result = drill(shop)
+    out, report = report_of(result)
+    db = report['databases'][0]
+    # The older backup restored, checked and answered its smoke queries, within the RPO objective of 1 h: without
+    # the newest backup named, the drill PASSED on it.
+    assert db['backup']['id'] == older.name and db['rpo_verdict'] == 'pass', db
+    assert result.rc != 0 and not db['passed'] and out['verdict_line'].startswith('DR drill FAILED'), out
+    reason = next(r for r in db['reasons'] if 'the newest backup' in r)
+    assert newest.name in reason and 'cannot be restored' in reason, reason
+    assert ('verification failed' if damage == 'failed_verification' else 'manifest cannot be read') in reason
+    assert [p['id'] for p in db['backup']['passed_over']] == [newest.name]
+    assert not shop['scratch'].exists()
