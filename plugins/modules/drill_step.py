@@ -140,6 +140,16 @@ options:
         newest committed time the restored copy holds, e.g. C(SELECT max(created_at) FROM orders). MariaDB/MySQL
         print times in the session's zone without it, so return C(UNIX_TIMESTAMP(max(created_at))) there.
     type: str
+  timezone:
+    description:
+      - O(step=freshness) only. The zone (an IANA name such as V(Europe/Berlin), or V(UTC)) of an answer of O(query)
+        that carries none (a C(timestamp without time zone) or C(DATETIME) column of local times). Daylight saving
+        time is applied; of the two instants a local time names when the clocks go back, the earlier is taken (the
+        larger RPO).
+      - Unset, such an answer is read as UTC and RV(drill_warnings) says so - a local time east of UTC read as UTC
+        understates the RPO by the offset.
+    type: str
+    version_added: 0.2.0
   level:
     description:
       - O(step=integrity) only. V(extended) adds C(--parent-check) (PostgreSQL) or C(--extended) (MariaDB), slower.
@@ -349,6 +359,7 @@ def main():
             expect=dict(type='dict'),
         )),
         query=dict(type='str'),
+        timezone=dict(type='str'),
         backup_dir=dict(type='path'),
         fileset=dict(type='str'),
         origin=dict(type='str'),
@@ -386,7 +397,7 @@ def main():
         if p['step'] == 'integrity':
             step = steps.integrity(client, p['database'], p['level'], backup=p['backup'])
         elif p['step'] == 'freshness':
-            step = steps.freshness(client, p['database'], p['query'])
+            step = steps.freshness(client, p['database'], p['query'], p['timezone'])
         else:
             step = steps.smoke(client, p['database'], p['queries'])
     except OpsReadyError as exc:

@@ -7,6 +7,7 @@ worse, and a PASSED that names only the older backup hides it.
 
 from __future__ import annotations
 
+import datetime
 import json
 import sqlite3
 import time
@@ -91,4 +92,33 @@ def test_a_damaged_newest_backup_fails_the_drill_that_restored_an_older_one(shop
     assert newest.name in reason and 'cannot be restored' in reason, reason
     assert ('verification failed' if damage == 'failed_verification' else 'manifest cannot be read') in reason
     assert [p['id'] for p in db['backup']['passed_over']] == [newest.name]
+    assert not shop['scratch'].exists()
+
+
+def test_a_freshness_answer_in_local_time_is_read_in_its_zone_or_warned_of(shop):
+    """The application stores local time (Asia/Tokyo, UTC+9) in a column without a zone; its newest row was written
+    10 h ago. Read as UTC the copy looked 1 h old and the drill PASSED an RPO objective of 2 h with an RPO of 1 h
+    (the docstring said a local time east of UTC "lies in the future", true only of a row younger than the offset).
+    With freshness_timezone the RPO is the real 10 h and fails; without it the report warns that the time had no zone
+    and was read as UTC."""
+    ten_hours_ago = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=10)
+    local = ten_hours_ago.astimezone(datetime.timezone(datetime.timedelta(hours=9))).replace(tzinfo=None)
+    conn = sqlite3.connect(shop['db'])
+    conn.executescript('CREATE TABLE events (id INTEGER PRIMARY KEY, created_at TEXT);')
+    conn.execute('INSERT INTO events (created_at) VALUES (?)', (local.strftime('%Y-%m-%d %H:%M:%S'),))
+    conn.commit()
+    conn.close()
+    backup(shop)
+    query = 'SELECT max(created_at) FROM events'
+    result = drill(shop, rpo_seconds=7200, freshness_query=query, freshness_timezone='Asia/Tokyo')
+    out, report = report_of(result)
+    db = report['databases'][0]
+    assert result.rc != 0 and db['rpo_verdict'] == 'fail' and 35900 < db['rpo_seconds'] < 36300, db
+    assert not any('without a zone' in w for w in db['warnings']), db['warnings']
+    result = drill(shop, rpo_seconds=7200, freshness_query=query)
+    out, report = report_of(result)
+    db = report['databases'][0]
+    assert 3500 < db['rpo_seconds'] < 3700, db   # read as UTC: what the drill cannot know, it says
+    assert any(w.startswith('freshness: ') and 'without a zone, read as UTC' in w and 'freshness_timezone' in w
+               for w in db['warnings']), db['warnings']
     assert not shop['scratch'].exists()

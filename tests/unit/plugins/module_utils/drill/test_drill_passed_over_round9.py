@@ -1,13 +1,18 @@
-"""The newer backups of a drilled set the catalog passed over (verification failed, manifest unreadable) fail the
+"""Round 9 of the DR drill audit. The newer backups of a drilled set the catalog passed over (verification failed, manifest unreadable) fail the
 drill that restored an older chain; what is not this set's, older than the chain, or a drill of a chosen instant does
-not. The playbook runs: tests/integration/test_drill_round9.py."""
+not. A freshness answer without a zone is read in the zone the operator gives, DST applied. The playbook runs:
+tests/integration/test_drill_round9.py."""
 
 from __future__ import annotations
 
 import datetime
 
+import pytest
+
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.drill.objectives import measure
 from ansible_collections.opsready.operations.plugins.module_utils.drill.passed_over import passed_over
+from ansible_collections.opsready.operations.plugins.module_utils.drill.steps import newest_point
 
 START = datetime.datetime(2026, 11, 29, 12, 0, 0, tzinfo=datetime.timezone.utc)
 STEPS = [{'name': 'restore', 'started': '2026-11-29T12:00:01Z', 'finished': '2026-11-29T12:00:05Z', 'ok': True},
@@ -71,3 +76,16 @@ def test_several_passed_over_are_listed_newest_first():
     found = passed_over(backup(failed_verification=[FAILED], broken_manifests=[broken(newest)]))
     assert [f['id'] for f in found] == [newest, NEWER]
     assert passed_over({'chain': [], 'recoverable_until': None}) == []
+
+
+def test_a_time_without_a_zone_is_read_in_the_zone_given_dst_and_all():
+    assert newest_point('2026-07-01 12:00:00', 'Europe/Berlin').isoformat() == '2026-07-01T10:00:00+00:00'  # CEST
+    assert newest_point('2026-12-01 12:00:00', 'Europe/Berlin').isoformat() == '2026-12-01T11:00:00+00:00'  # CET
+    # 02:30 happens twice on 2026-10-25 in Berlin: the earlier instant (the larger RPO)
+    assert newest_point('2026-10-25 02:30:00', 'Europe/Berlin').isoformat() == '2026-10-25T00:30:00+00:00'
+    # a zone in the answer, or an epoch, wins over the zone given
+    assert newest_point('2026-07-01T12:00:00+00:00', 'Asia/Tokyo').isoformat() == '2026-07-01T12:00:00+00:00'
+    assert newest_point(1795953480, 'Asia/Tokyo').isoformat() == '2026-11-29T11:58:00+00:00'
+    assert newest_point('2026-07-01 12:00:00').isoformat() == '2026-07-01T12:00:00+00:00'
+    with pytest.raises(OpsReadyError, match='IANA'):
+        newest_point('2026-07-01 12:00:00', 'Mars/Olympus')
