@@ -285,7 +285,8 @@ def measure(database: Dict[str, Any], drill_started: datetime.datetime, warnings
     result = dict(database)
     if 'failed_verification' in backup or 'broken_manifests' in backup:
         # what the catalog said of the set is summed up as the backups passed over; the report keeps those only
-        result['backup'] = dict((k, v) for k, v in backup.items() if k not in ('failed_verification', 'broken_manifests'))
+        result['backup'] = dict((k, v) for k, v in backup.items()
+                                if k not in ('failed_verification', 'broken_manifests'))
         result['backup']['passed_over'] = skipped
     result.update(
         steps=steps,

@@ -1,7 +1,7 @@
-"""Round 9 of the DR drill audit. The newer backups of a drilled set the catalog passed over (verification failed, manifest unreadable) fail the
-drill that restored an older chain; what is not this set's, older than the chain, or a drill of a chosen instant does
-not. A freshness answer without a zone is read in the zone the operator gives, DST applied. The playbook runs:
-tests/integration/test_drill_round9.py."""
+"""Round 9 of the DR drill audit. The newer backups of a drilled set the catalog passed over (verification failed,
+manifest unreadable) fail the drill that restored an older chain; what is not this set's, older than the chain, or a
+drill of a chosen instant does not. A freshness answer without a zone is read in the zone the operator gives, DST
+applied. The playbook runs: tests/integration/test_drill_round9.py."""
 
 from __future__ import annotations
 
