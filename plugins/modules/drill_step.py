@@ -422,23 +422,28 @@ def ownership_step(module, result):
             result['details'] = scratch.guard_datadir(p['datadir'])
         else:
             guard_scratch(p['database'], p['source'], p['engine'])
-            if p['engine'] != 'sqlite':
+            if p['engine'] == 'sqlite':
+                result['details'] = scratch.guard_sqlite(p['database'])
+            else:
                 client = get_drill_client(p['engine'], connection_from_params(p))
                 result['details'] = scratch.guard_database(client.scratch_state(p['database']), p['database'],
                                                            p['source'])
         details = result['details']
         result.update(ok=True, result='the scratch target %s is %s' % (
-            target, 'not the source %s' % p['source'] if p['engine'] == 'sqlite' and not p['datadir']
-            else "a leftover of a drill (marked): it is replaced" if details.get('marked')
+            target, "a leftover of a drill (marked): it is replaced" if details.get('exists') and details.get('marked')
+            else 'absent: the drill creates it' if p['engine'] == 'sqlite' and not p['datadir']
             else 'empty: the drill restores into it' if details.get('exists')
             else 'absent: the drill creates it'))
         module.exit_json(**result)
-    if module.check_mode or (p['engine'] == 'sqlite' and not p['datadir']):
-        result.update(ok=True, result='not marked (%s)' % ('check mode' if module.check_mode else 'SQLite'))
+    if module.check_mode:
+        result.update(ok=True, result='not marked (check mode)')
         module.exit_json(**result)
     source = p['source'] or ''
     if p['datadir']:
         result['details'] = scratch.mark_datadir(p['datadir'], source)
+    elif p['engine'] == 'sqlite':
+        guard_scratch(p['database'], p['source'], p['engine'])
+        result['details'] = scratch.mark_sqlite(p['database'], source)
     else:
         guard_scratch(p['database'], p['source'], p['engine'])
         client = get_drill_client(p['engine'], connection_from_params(p))

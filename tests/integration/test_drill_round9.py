@@ -122,3 +122,40 @@ def test_a_freshness_answer_in_local_time_is_read_in_its_zone_or_warned_of(shop)
     assert any(w.startswith('freshness: ') and 'without a zone, read as UTC' in w and 'freshness_timezone' in w
                for w in db['warnings']), db['warnings']
     assert not shop['scratch'].exists()
+
+
+@pytest.mark.parametrize('what', ['another_database', 'a_plain_file'])
+def test_a_sqlite_scratch_path_holding_another_file_is_refused_and_kept(shop, what):
+    """The scratch path names another application's live SQLite database (billing.sqlite, a typo, a copy-pasted
+    path) or some other file: the guard compared it only with the source, so the restore replaced it with the shop
+    backup and the clean-up deleted it. A drill restores only into a path that is absent or its own leftover."""
+    backup(shop)
+    other = shop['db'].parent / ('billing.sqlite' if what == 'another_database' else 'notes.txt')
+    if what == 'another_database':
+        conn = sqlite3.connect(other)
+        conn.executescript('CREATE TABLE invoices (id INTEGER PRIMARY KEY); INSERT INTO invoices VALUES (1);')
+        conn.commit()
+        conn.close()
+    else:
+        other.write_text('not a database\n')
+    before = other.read_bytes()
+    result = drill(shop, scratch=str(other))
+    assert result.rc != 0
+    assert other.read_bytes() == before, 'the drill replaced %s' % other
+    out, report = report_of(result)
+    assert 'refused' in ' '.join(report['reasons']) or 'not the drill' in ' '.join(report['reasons']), report['reasons']
+
+
+def test_a_sqlite_scratch_left_by_an_interrupted_drill_is_replaced_and_removed(shop):
+    """Guard (the drill's own leftover stays usable; the old code removed it too): a scratch copy an interrupted drill
+    left, with the marker beside it, is replaced and removed by the next drill with its marker; a passing drill
+    leaves neither."""
+    backup(shop)
+    marker = Path(str(shop['scratch']) + '.opsready_drill_scratch')
+    shop['scratch'].parent.mkdir(parents=True)
+    shop['scratch'].write_bytes(b'half a copy')
+    marker.write_text('{}')
+    result = drill(shop)
+    assert result.rc == 0, result.stdout[-3000:]
+    assert not shop['scratch'].exists() and not marker.exists()
+    assert not any(p.name != 'scratch' for p in shop['scratch'].parent.iterdir())
