@@ -21,7 +21,9 @@ description:
   - "O(step=guard) runs before anything is restored: it refuses a scratch target the drill did not create, so
     that the restore (with C(replace)) and the clean-up (C(state=absent)) never overwrite or delete a live
     database or data directory. SQLite - O(database) must not be O(source) (not the same file under another
-    path, a symbolic or hard link to it). PostgreSQL, MariaDB/MySQL - O(database) must not be O(source) (MariaDB
+    path, a symbolic or hard link to it), and must be absent or a copy a drill left (the marker file
+    C(<database>.opsready_drill_scratch) beside it): another application's database, any other file or a link
+    there is refused. PostgreSQL, MariaDB/MySQL - O(database) must not be O(source) (MariaDB
     with C(lower_case_table_names) 1 or 2 compares names without case), must not contain C(__opsready_) (the
     restore's temporary databases), and must be absent from the server or carry the drill's mark, the comment
     C(opsready dr_drill scratch copy of ...) (MySQL and MariaDB before 10.5 keep no database comment: there an
@@ -34,7 +36,9 @@ description:
   - "O(step=mark) puts the drill's mark on the scratch target right after the restore (the restored copy carries
     the source's comment): PostgreSQL C(COMMENT ON DATABASE), MariaDB 10.5+ C(ALTER DATABASE ... COMMENT), PITR
     the file C(opsready_drill_scratch) in O(datadir). A drill interrupted after that leaves a marked leftover,
-    which the next drill replaces and drops. SQLite is not marked. Nothing is done in check mode."
+    which the next drill replaces and drops. SQLite - the marker file C(<database>.opsready_drill_scratch) beside
+    the scratch path (the role writes it before the restore and removes it in the clean-up). Nothing is done in
+    check mode."
   - "O(step=smoke) runs each of O(queries) and checks its O(queries[].expect), so the drill proves the data is
     usable, not only present. Every query runs even when an earlier one failed."
   - "O(step=freshness) runs O(query) on the scratch target and reads the newest committed data the restored copy
