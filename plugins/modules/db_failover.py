@@ -367,7 +367,7 @@ def main():
                 result = pg_promote.switchover(group, p['primary'], p['candidate'], p['max_lag'], dry)
             elif action == 'failover':
                 result = pg_promote.failover(group, p['primary'], p['candidate'], p['force_candidate'], dry,
-                                                max_loss=p['max_loss'])
+                                             max_loss=p['max_loss'])
             else:
                 if p['node'] is None:
                     raise OpsReadyError('A rejoin needs node (the server that becomes a standby of primary).')

@@ -756,9 +756,10 @@ def failover(group: Group, primary: str, candidate: Optional[str], force_candida
     ranking = repl_status.most_advanced({s.name: s.status for s in states.values() if s.is_standby})
     others = [n for n in group.order if n not in (primary, chosen.name)]
     positions = {s.name: lsn_text(s.position) for s in states.values() if s.is_standby}
-    plan: Dict[str, Any] = {'action': 'failover', 'promote': chosen.name, 'fence': primary, 'repoint': others,
-            'positions': positions, 'candidate_position': lsn_text(chosen.position),
-            'ranking': {'best': ranking.get('best'), 'incomparable': ranking.get('incomparable')}}
+    plan: Dict[str, Any] = {
+        'action': 'failover', 'promote': chosen.name, 'fence': primary, 'repoint': others,
+        'positions': positions, 'candidate_position': lsn_text(chosen.position),
+        'ranking': {'best': ranking.get('best'), 'incomparable': ranking.get('incomparable')}}
     judged: Optional[int] = None
     if max_loss is not None:
         judged, plan['loss_bytes'] = judge_loss(group, primary, chosen, max_loss)
