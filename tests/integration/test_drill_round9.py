@@ -1,9 +1,10 @@
 """Round 9 of the DR drill audit (SQLite, the embedded default; real ansible-playbook runs of playbooks/dr_drill.yml).
 
-A drill proves the newest recovery point. When the newest backup cannot be used (its verification failed, its
-manifest is unreadable) and the drill restores an older one, the report must say so: the operator's real RPO got
-worse, and a PASSED that names only the older backup hides it.
-"""
+* A drill proves the newest recovery point: when the newest backup cannot be used (its verification failed, its
+  manifest is unreadable) and the drill restores an older one, it must fail naming it, not PASS on the older one.
+* A freshness answer without a zone (local time of the application) is read in the zone given, or warned of.
+* A SQLite scratch path holding anything the drill did not create is refused and kept, never replaced and deleted.
+db_failover's max_loss: tests/integration/test_failover_max_loss_round9.py."""
 
 from __future__ import annotations
 
