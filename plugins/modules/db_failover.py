@@ -145,6 +145,16 @@ options:
         (PostgreSQL) or transactions (MariaDB).
     type: int
     default: 16777216
+  max_loss:
+    description:
+      - O(action=failover), PostgreSQL. The most bytes of the old primary's WAL the promoted standby may lack. The
+        loss (the old primary's WAL end, read from its data directory with C(pg_waldump), minus the candidate's
+        position) is judged before anything is fenced or promoted; over O(max_loss), or not measurable (the old
+        primary's data directory is not on this host), the failover is refused and nothing changes - check mode
+        and O(action=plan) refuse alike. The plan then says the loss (C(loss_bytes)).
+      - Unset, any loss is accepted and learnt afterwards (RV(rpo_bytes)). V(0) allows no loss at all.
+    type: int
+    version_added: 0.2.0
   force_candidate:
     description: O(action=failover). Promote O(candidate) even when another standby has more WAL (that WAL is lost).
     type: bool
@@ -297,6 +307,7 @@ def main():
             node=dict(type='str'),
             max_lag=dict(type='int', default=16 * 1024 * 1024),
             force_candidate=dict(type='bool', default=False),
+            max_loss=dict(type='int'),
             rewind=dict(type='bool', default=True),
             timeout=dict(type='int', default=60),
             replication_user=dict(type='str'),
@@ -316,6 +327,10 @@ def main():
         if p['candidate'] is not None and p['candidate'] == p['primary']:
             raise OpsReadyError('candidate and primary are both %r: name a standby as candidate.' % p['primary'])
         action = p['plan_for'] if p['action'] == 'plan' else p['action']
+        if p['max_loss'] is not None and (p['max_loss'] < 0 or p['engine'] != 'postgresql'):
+            raise OpsReadyError('max_loss is a number of WAL bytes, 0 or more, for engine=postgresql failovers (it '
+                                'is %r with engine=%s): give 0 or more, or leave it unset.'
+                                % (p['max_loss'], p['engine']))
         dry = module.check_mode or p['action'] == 'plan'
         if p['engine'] != 'postgresql':
             if not p['replication_user']:
@@ -351,7 +366,8 @@ def main():
                     raise OpsReadyError('A switchover needs candidate (the standby to promote).')
                 result = pg_promote.switchover(group, p['primary'], p['candidate'], p['max_lag'], dry)
             elif action == 'failover':
-                result = pg_promote.failover(group, p['primary'], p['candidate'], p['force_candidate'], dry)
+                result = pg_promote.failover(group, p['primary'], p['candidate'], p['force_candidate'], dry,
+                                             max_loss=p['max_loss'])
             else:
                 if p['node'] is None:
                     raise OpsReadyError('A rejoin needs node (the server that becomes a standby of primary).')

@@ -21,7 +21,9 @@ description:
   - "O(step=guard) runs before anything is restored: it refuses a scratch target the drill did not create, so
     that the restore (with C(replace)) and the clean-up (C(state=absent)) never overwrite or delete a live
     database or data directory. SQLite - O(database) must not be O(source) (not the same file under another
-    path, a symbolic or hard link to it). PostgreSQL, MariaDB/MySQL - O(database) must not be O(source) (MariaDB
+    path, a symbolic or hard link to it), and must be absent or a copy a drill left (the marker file
+    C(<database>.opsready_drill_scratch) beside it): another application's database, any other file or a link
+    there is refused. PostgreSQL, MariaDB/MySQL - O(database) must not be O(source) (MariaDB
     with C(lower_case_table_names) 1 or 2 compares names without case), must not contain C(__opsready_) (the
     restore's temporary databases), and must be absent from the server or carry the drill's mark, the comment
     C(opsready dr_drill scratch copy of ...) (MySQL and MariaDB before 10.5 keep no database comment: there an
@@ -34,7 +36,9 @@ description:
   - "O(step=mark) puts the drill's mark on the scratch target right after the restore (the restored copy carries
     the source's comment): PostgreSQL C(COMMENT ON DATABASE), MariaDB 10.5+ C(ALTER DATABASE ... COMMENT), PITR
     the file C(opsready_drill_scratch) in O(datadir). A drill interrupted after that leaves a marked leftover,
-    which the next drill replaces and drops. SQLite is not marked. Nothing is done in check mode."
+    which the next drill replaces and drops. SQLite - the marker file C(<database>.opsready_drill_scratch) beside
+    the scratch path (the role writes it before the restore and removes it in the clean-up). Nothing is done in
+    check mode."
   - "O(step=smoke) runs each of O(queries) and checks its O(queries[].expect), so the drill proves the data is
     usable, not only present. Every query runs even when an earlier one failed."
   - "O(step=freshness) runs O(query) on the scratch target and reads the newest committed data the restored copy
@@ -140,6 +144,16 @@ options:
         newest committed time the restored copy holds, e.g. C(SELECT max(created_at) FROM orders). MariaDB/MySQL
         print times in the session's zone without it, so return C(UNIX_TIMESTAMP(max(created_at))) there.
     type: str
+  timezone:
+    description:
+      - O(step=freshness) only. The zone (an IANA name such as V(Europe/Berlin), or V(UTC)) of an answer of O(query)
+        that carries none (a C(timestamp without time zone) or C(DATETIME) column of local times). Daylight saving
+        time is applied; of the two instants a local time names when the clocks go back, the earlier is taken (the
+        larger RPO).
+      - Unset, such an answer is read as UTC and RV(drill_warnings) says so - a local time east of UTC read as UTC
+        understates the RPO by the offset.
+    type: str
+    version_added: 0.2.0
   level:
     description:
       - O(step=integrity) only. V(extended) adds C(--parent-check) (PostgreSQL) or C(--extended) (MariaDB), slower.
@@ -349,6 +363,7 @@ def main():
             expect=dict(type='dict'),
         )),
         query=dict(type='str'),
+        timezone=dict(type='str'),
         backup_dir=dict(type='path'),
         fileset=dict(type='str'),
         origin=dict(type='str'),
@@ -386,7 +401,7 @@ def main():
         if p['step'] == 'integrity':
             step = steps.integrity(client, p['database'], p['level'], backup=p['backup'])
         elif p['step'] == 'freshness':
-            step = steps.freshness(client, p['database'], p['query'])
+            step = steps.freshness(client, p['database'], p['query'], p['timezone'])
         else:
             step = steps.smoke(client, p['database'], p['queries'])
     except OpsReadyError as exc:
@@ -411,23 +426,28 @@ def ownership_step(module, result):
             result['details'] = scratch.guard_datadir(p['datadir'])
         else:
             guard_scratch(p['database'], p['source'], p['engine'])
-            if p['engine'] != 'sqlite':
+            if p['engine'] == 'sqlite':
+                result['details'] = scratch.guard_sqlite(p['database'])
+            else:
                 client = get_drill_client(p['engine'], connection_from_params(p))
                 result['details'] = scratch.guard_database(client.scratch_state(p['database']), p['database'],
                                                            p['source'])
         details = result['details']
         result.update(ok=True, result='the scratch target %s is %s' % (
-            target, 'not the source %s' % p['source'] if p['engine'] == 'sqlite' and not p['datadir']
-            else "a leftover of a drill (marked): it is replaced" if details.get('marked')
+            target, "a leftover of a drill (marked): it is replaced" if details.get('exists') and details.get('marked')
+            else 'absent: the drill creates it' if p['engine'] == 'sqlite' and not p['datadir']
             else 'empty: the drill restores into it' if details.get('exists')
             else 'absent: the drill creates it'))
         module.exit_json(**result)
-    if module.check_mode or (p['engine'] == 'sqlite' and not p['datadir']):
-        result.update(ok=True, result='not marked (%s)' % ('check mode' if module.check_mode else 'SQLite'))
+    if module.check_mode:
+        result.update(ok=True, result='not marked (check mode)')
         module.exit_json(**result)
     source = p['source'] or ''
     if p['datadir']:
         result['details'] = scratch.mark_datadir(p['datadir'], source)
+    elif p['engine'] == 'sqlite':
+        guard_scratch(p['database'], p['source'], p['engine'])
+        result['details'] = scratch.mark_sqlite(p['database'], source)
     else:
         guard_scratch(p['database'], p['source'], p['engine'])
         client = get_drill_client(p['engine'], connection_from_params(p))

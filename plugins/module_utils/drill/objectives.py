@@ -12,6 +12,9 @@
   flagged (``rpo_flag``), not failed: an idle stretch after the last transaction is no loss, but a drill
   cannot tell it from WAL or binary logs that were never replayed.
 * A drill with ``stop_at`` fails when the copy holds data from after ``stop_at``.
+* A drill of the newest point fails when the catalog passed over a newer backup of the set (its verification failed,
+  its manifest unreadable: ``passed_over``) and restored an older chain: the RPO is measured from what was restored,
+  and the report names the backup that does not restore.
 * A newest point later than the restore can have read the catalog (``catalog_read_at``, else the end of the
   restore step, else the drill start) by more than ``CLOCK_SKEW_TOLERANCE_SECONDS`` is a clock ahead (or a time
   written by hand): the RPO is unknown (``not_measured``) and the drill fails, never an RPO of 0 s.
@@ -31,6 +34,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, parse_time
+from ansible_collections.opsready.operations.plugins.module_utils.drill.passed_over import passed_over
 from ansible_collections.opsready.operations.plugins.module_utils.engines.names import ENGINES
 
 DEFAULT_RTO_SECONDS = 3600.0
@@ -231,6 +235,21 @@ def measure(database: Dict[str, Any], drill_started: datetime.datetime, warnings
                               recovered.get('at') or backup.get('recoverable_until'), human(rpo),
                               'stop_at' if stop_at else 'the restore started' if recovered_at else 'the drill started'))
 
+    # A newer backup of the set the catalog passed over (its verification failed, its manifest unreadable): the drill
+    # restored an older chain, and a recovery now would too. Its RPO above is honest, but the newest backup does not
+    # restore: that is what a drill is for, never a PASSED that names only the older chain.
+    skipped = [] if stop_at is not None else passed_over(backup)
+    if skipped:
+        newest = skipped[0]
+        lost = '' if until is None else ' (the damaged backup reached %s further)' % human(
+            (parse_time(newest['at'], 'at') - until).total_seconds())
+        reasons.append('the newest backup %s (%s) cannot be restored: %s; the drill restored the older chain reaching '
+                       '%s, so a recovery now loses everything after that%s%s; take a new backup (and find why '
+                       'this one is damaged)'
+                       % (newest['id'], newest['at'], newest['why'], backup.get('recoverable_until'), lost,
+                          '' if len(skipped) == 1 else '; %d newer backups are unusable: %s'
+                          % (len(skipped), ', '.join(s['id'] for s in skipped))))
+
     # From the first attempt of the first recovery step (steps are sorted by start): a step retried after a failed
     # or timed-out attempt cost a real recovery that attempt too (``_step`` gives the last attempt).
     first = next((s for s in steps if s['name'] in ('fetch_offsite', 'verify', 'restore')), None)
@@ -264,6 +283,11 @@ def measure(database: Dict[str, Any], drill_started: datetime.datetime, warnings
         reasons += ['%s (a warning; warnings_fail is set)' % w for w in warnings]
     cleanup = _step(steps, 'cleanup')
     result = dict(database)
+    if 'failed_verification' in backup or 'broken_manifests' in backup:
+        # what the catalog said of the set is summed up as the backups passed over; the report keeps those only
+        result['backup'] = dict((k, v) for k, v in backup.items()
+                                if k not in ('failed_verification', 'broken_manifests'))
+        result['backup']['passed_over'] = skipped
     result.update(
         steps=steps,
         objectives={'rto_seconds': rto_objective, 'rpo_seconds': rpo_objective},

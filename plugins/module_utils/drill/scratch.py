@@ -153,3 +153,43 @@ def mark_datadir(path: str, source: str) -> Dict[str, Any]:
                        'note': 'the next DR drill replaces this data directory, the drill removes it'}, indent=1)
     atomic_write_text(os.path.join(real, MARKER_FILE), body + '\n', mode=0o600)
     return {'datadir': real, 'marker': os.path.join(real, MARKER_FILE)}
+
+
+# A SQLite scratch copy is a file: its mark is a file beside it, ``<scratch>.opsready_drill_scratch`` (the copy itself
+# stays byte for byte what the backup holds, which the integrity step compares with the source).
+SQLITE_MARK_SUFFIX = '.' + MARKER_FILE
+
+
+def sqlite_marker(path: str) -> str:
+    return os.path.abspath(path) + SQLITE_MARK_SUFFIX
+
+
+def guard_sqlite(path: str) -> Dict[str, Any]:
+    """A SQLite scratch path: absent, or a copy a drill left (its marker beside it). Anything else at the path -
+    another application's database, any file, a link - was refused only when it was the source, so the restore
+    (``replace``) overwrote it and the clean-up deleted it."""
+    marker = sqlite_marker(path)
+    marked = os.path.isfile(marker) and not os.path.islink(marker)
+    if not os.path.lexists(path):
+        return {'exists': False, 'marked': marked, 'marker': marker}
+    if marked and os.path.isfile(path) and not os.path.islink(path):
+        return {'exists': True, 'marked': True, 'marker': marker}
+    what = ('a symbolic link (to %s)' % os.path.realpath(path) if os.path.islink(path)
+            else 'not a regular file' if not os.path.isfile(path)
+            else 'a file without the marker %s a drill puts beside its copy' % marker)
+    raise OpsReadyError('The SQLite scratch path %s exists and was not created by a DR drill: it is %s. A drill '
+                        'replaces its scratch copy with the restored backup and deletes it afterwards, so it is '
+                        'refused and left as it is. %s' % (path, what, _WHAT_TO_DO), scratch=path)
+
+
+def mark_sqlite(path: str, source: str) -> Dict[str, Any]:
+    """The marker beside a SQLite scratch path, written before the restore creates the copy: a drill interrupted at
+    any point leaves a copy the next drill recognises as its own."""
+    marker = sqlite_marker(path)
+    if os.path.lexists(path) and not guard_sqlite(path)['marked']:
+        raise OpsReadyError('Cannot mark the SQLite scratch path %s: something not created by a DR drill is there.'
+                            % path, scratch=path)
+    body = json.dumps({'marker': MARK_PREFIX.strip(), 'source': source, 'marked_at': isoformat(utcnow()),
+                       'note': 'the next DR drill replaces %s, the drill removes it and this file' % path}, indent=1)
+    atomic_write_text(marker, body + '\n', mode=0o600)
+    return {'scratch': os.path.abspath(path), 'marker': marker}

@@ -141,11 +141,25 @@ def smoke(client: DrillChecks, database: str, queries: List[Dict[str, Any]]) -> 
     return _finish(step)
 
 
-def newest_point(value: Any) -> datetime.datetime:
+def _zone(name: Optional[str]) -> datetime.tzinfo:
+    if not name or name.upper() in ('UTC', 'Z', 'ETC/UTC'):
+        return UTC
+    try:
+        from zoneinfo import ZoneInfo
+        return ZoneInfo(name)
+    except Exception:
+        raise OpsReadyError('Unknown time zone %r for the freshness query\'s times: give an IANA name such as '
+                            'Europe/Berlin (or UTC).' % name)
+
+
+def newest_point(value: Any, zone: Optional[str] = None) -> datetime.datetime:
     """The answer of a freshness query as a UTC instant: a datetime, ISO 8601 text (``T`` or a space between date
-    and time, as SQLite's CURRENT_TIMESTAMP and psql print it), or Unix epoch seconds. A time without a zone is UTC
-    (SQLite's CURRENT_TIMESTAMP is): a local time east of UTC then lies in the future, which the report refuses as
-    a clock ahead, and one west of UTC makes the RPO larger, never smaller."""
+    and time, as SQLite's CURRENT_TIMESTAMP and psql print it), or Unix epoch seconds. A time without a zone is in
+    ``zone`` (an IANA name; UTC when unset, as SQLite's CURRENT_TIMESTAMP is). Read as UTC, a local time east of UTC
+    is late by the offset: only a newest row younger than the offset then lies in the future (refused as a clock
+    ahead); an older one made the RPO smaller by the offset (2 h in Central European summer time) and a breach
+    passed. ``freshness`` warns when it had to assume UTC. Of the two instants a local time names when the clocks go
+    back (DST), the earlier is taken: the larger RPO, never the smaller."""
     if isinstance(value, datetime.datetime):
         moment = value
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -167,21 +181,44 @@ def newest_point(value: Any) -> datetime.datetime:
                             'table, or the query reads the wrong one); a recovery from this backup holds no row it '
                             'dates.' % (value,))
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
+        moment = moment.replace(tzinfo=_zone(zone), fold=0)
     return moment.astimezone(UTC)
 
 
-def freshness(client: DrillChecks, database: str, sql: str) -> Dict[str, Any]:
+def _zoned(value: Any) -> bool:
+    """Whether a freshness answer says its own zone (an epoch, a zoned datetime or ISO text with an offset)."""
+    if isinstance(value, datetime.datetime):
+        return value.tzinfo is not None
+    if isinstance(value, str):
+        text = value.strip()
+        if isinstance(expectations.coerce(text), (int, float)):
+            return True
+        try:
+            return datetime.datetime.fromisoformat(text[:-1] + '+00:00' if text[-1:] in 'Zz' else text).tzinfo \
+                is not None
+        except ValueError:
+            return False
+    return True
+
+
+def freshness(client: DrillChecks, database: str, sql: str, zone: Optional[str] = None) -> Dict[str, Any]:
     """The newest committed data the restored copy holds, read by the operator's query (the first column of the
     first row, e.g. ``SELECT max(created_at) FROM orders``): the RPO is measured from it, not from the catalog's
-    claim (a backup host's clock ahead, an edited manifest, a log backup that holds nothing new)."""
+    claim (a backup host's clock ahead, an edited manifest, a log backup that holds nothing new). ``zone``: the
+    zone of an answer without one (``newest_point``)."""
     step = _record('freshness')
     try:
         rows = client.query(database, sql)
         value = next(iter(rows[0].values())) if rows and rows[0] else None
-        point = isoformat(newest_point(value))
+        point = isoformat(newest_point(value, zone))
         step.update(ok=True, details={'newest': point, 'sql': sql},
                     result='the restored data reaches %s (freshness query)' % point)
+        if not zone and not _zoned(value):
+            step['warnings'].append(
+                'the freshness query returned %s, a time without a zone, read as UTC: if the application stores local '
+                'time east of UTC the RPO is understated by the offset (west of UTC: overstated). Return a zoned time '
+                '(timestamptz, UNIX_TIMESTAMP(...)) or say its zone (freshness_timezone, e.g. Europe/Berlin, or '
+                'UTC)' % value)
     except OpsReadyError as exc:
         step.update(error=exc.message, details=dict(exc.details, sql=sql))
     return _finish(step)

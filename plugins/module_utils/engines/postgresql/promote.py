@@ -702,10 +702,38 @@ def failed_promotion(group: Group, primary: str, candidate: str, old_fence: Dict
                          fence=old_fence, candidate_fence=fenced, steps=group.steps)
 
 
+def judge_loss(group: Group, primary: str, chosen: NodeState, max_loss: int) -> Tuple[int, int]:
+    """(the old primary's WAL end, the bytes of it ``chosen`` lacks), or a refusal when that is over ``max_loss`` or
+    cannot be known (the old primary's data directory is not on this host, or pg_waldump cannot read it). Judged
+    before anything is fenced or promoted: learnt only after the promotion (as ``rpo_bytes`` is without
+    ``max_loss``), the loss could no longer be refused."""
+    node = group.nodes[primary]
+    wal_end = node.wal_end() if node.has_data_dir() else None
+    if wal_end is None or chosen.position < 0:
+        raise OpsReadyError(
+            'Failover refused: max_loss is %d bytes, but how much of %s\'s WAL %s lacks cannot be measured (%s). '
+            'Run the failover on the host of %s\'s data directory, or leave max_loss unset to accept any loss.'
+            % (max_loss, primary, chosen.name, 'its data directory is not on this host' if not node.has_data_dir()
+               else 'pg_waldump could not read where its WAL ends' if wal_end is None
+               else 'the candidate\'s position is unknown', primary), candidate=chosen.name, steps=group.steps)
+    loss = max(0, wal_end - chosen.position)
+    if loss > max_loss:
+        raise OpsReadyError(
+            'Failover refused: %d bytes of %s\'s WAL (up to %s) would be lost - the most advanced standby %s has WAL '
+            'up to %s - and max_loss allows %d. Nothing was changed. Bring %s back (its committed data is in its '
+            'data directory), or accept the loss with a larger max_loss.'
+            % (loss, primary, lsn_text(wal_end), chosen.name, lsn_text(chosen.position), max_loss, primary),
+            loss_bytes=loss, old_primary_wal_end=lsn_text(wal_end), candidate=chosen.name,
+            candidate_position=lsn_text(chosen.position), steps=group.steps)
+    return wal_end, loss
+
+
 def failover(group: Group, primary: str, candidate: Optional[str], force_candidate: bool,
-             check_mode: bool, on_promoted: Optional[Callable[[PgNode], Any]] = None) -> Dict[str, Any]:
+             check_mode: bool, on_promoted: Optional[Callable[[PgNode], Any]] = None,
+             max_loss: Optional[int] = None) -> Dict[str, Any]:
     """``on_promoted(new_primary)`` runs right after the promotion (repointing the clients), before the rest
-    (other standbys, the RPO from pg_waldump, the final observation): the application's downtime ends there."""
+    (other standbys, the RPO from pg_waldump, the final observation): the application's downtime ends there.
+    ``max_loss``: the bytes of the old primary's WAL the promoted standby may lack (``judge_loss``)."""
     states = group.observe()
     old = states[primary]
     if old.is_primary:
@@ -728,9 +756,13 @@ def failover(group: Group, primary: str, candidate: Optional[str], force_candida
     ranking = repl_status.most_advanced({s.name: s.status for s in states.values() if s.is_standby})
     others = [n for n in group.order if n not in (primary, chosen.name)]
     positions = {s.name: lsn_text(s.position) for s in states.values() if s.is_standby}
-    plan = {'action': 'failover', 'promote': chosen.name, 'fence': primary, 'repoint': others,
-            'positions': positions, 'candidate_position': lsn_text(chosen.position),
-            'ranking': {'best': ranking.get('best'), 'incomparable': ranking.get('incomparable')}}
+    plan: Dict[str, Any] = {
+        'action': 'failover', 'promote': chosen.name, 'fence': primary, 'repoint': others,
+        'positions': positions, 'candidate_position': lsn_text(chosen.position),
+        'ranking': {'best': ranking.get('best'), 'incomparable': ranking.get('incomparable')}}
+    judged: Optional[int] = None
+    if max_loss is not None:
+        judged, plan['loss_bytes'] = judge_loss(group, primary, chosen, max_loss)
     result: Dict[str, Any] = {'plan': plan, 'nodes': state_summary(states)}
     if check_mode:
         result.update(changed=True, fence=fence(group, primary, chosen.name, '', True),
@@ -749,7 +781,8 @@ def failover(group: Group, primary: str, candidate: Optional[str], force_candida
     hook = group.step('repoint clients', chosen.name, lambda: on_promoted(new_node)) if on_promoted else None
     template, use_slots = new_node.follow_template()
     repointed = repoint_standbys(group, others, new_node, template, use_slots)
-    wal_end = group.nodes[primary].wal_end() if group.nodes[primary].has_data_dir() else None
+    wal_end = judged if judged is not None else \
+        group.nodes[primary].wal_end() if group.nodes[primary].has_data_dir() else None
     # The primary is dead, so the candidate's WAL stopped growing when it was observed: that is what it promoted.
     promoted_at = chosen.position
     rpo = max(0, wal_end - promoted_at) if wal_end is not None and promoted_at >= 0 else None

@@ -1,0 +1,76 @@
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The newer backups of a drilled set that the drill could not restore and passed over.
+
+The catalog never offers an artifact whose verification failed, nor one whose manifest cannot be read: the newest
+chain it gives is then an older one, and a drill restoring that older chain PASSED, naming only it. A real recovery
+from the same catalog loses everything after that older chain: the drill must say the newest backup is unusable.
+
+Private to opsready.operations; do not import from other collections.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+from typing import Any, Dict, List, Optional
+
+from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import MANIFEST_SUFFIX
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, parse_time
+
+# <engine>-<set name>-<kind>-<UTC stamp><extension> (engines/base.py): the set's prefix and the stamp
+_NAME = re.compile(r'^(?P<prefix>.+)-[a-z_]+-(?P<stamp>\d{8}T\d{6}(?:\d{6})?Z)')
+
+
+def _stamp(name: str) -> Optional[re.Match]:  # type: ignore[type-arg]
+    return _NAME.match(os.path.basename(name))
+
+
+def _stamp_time(text: str) -> datetime.datetime:
+    return datetime.datetime.strptime(text.rstrip('Z').ljust(21, '0'), '%Y%m%dT%H%M%S%f').replace(
+        tzinfo=datetime.timezone.utc)
+
+
+def passed_over(backup: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """The backups of the drilled set newer than the chain the drill restored that no restore will use, newest
+    first: each ``id``, ``at`` (its consistent point, or the stamp in its name) and ``why``.
+
+    ``backup`` is the drill's record of the chain (``chain``: its artifact ids, ``recoverable_until``) with what the
+    catalog read said of the set: ``failed_verification`` (manifest summaries of the artifacts whose last
+    verification failed) and ``broken_manifests`` (the directory's unreadable manifests; only those named as
+    artifacts of this set, with a stamp after the restored chain's newest artifact, count)."""
+    chain = [str(c) for c in backup.get('chain') or []]
+    until_text = backup.get('recoverable_until')
+    if not chain or not until_text:
+        return []
+    until = parse_time(str(until_text), 'recoverable_until')
+    found: List[Dict[str, Any]] = []
+    for entry in backup.get('failed_verification') or []:
+        if not isinstance(entry, dict) or entry.get('id') in chain:
+            continue
+        try:
+            at = parse_time(str(entry.get('consistent_at') or entry.get('finished')), 'consistent_at')
+        except OpsReadyError:
+            continue
+        if at > until:
+            checks = (entry.get('verification') or {}).get('checks') or {}
+            found.append({'id': entry.get('id'), 'at': isoformat(at),
+                          'why': 'its verification failed: %s' % (checks.get('error') or 'no detail recorded')})
+    newest = _stamp(chain[-1])
+    if newest is not None:
+        last = _stamp_time(newest.group('stamp'))
+        for broken in backup.get('broken_manifests') or []:
+            path = str((broken or {}).get('manifest') or '')
+            if not path.endswith(MANIFEST_SUFFIX):
+                continue
+            name = _stamp(path[:-len(MANIFEST_SUFFIX)])
+            if name is None or name.group('prefix') != newest.group('prefix'):
+                continue
+            at = _stamp_time(name.group('stamp'))
+            if at > last:
+                found.append({'id': os.path.basename(path[:-len(MANIFEST_SUFFIX)]), 'at': isoformat(at),
+                              'why': 'its manifest cannot be read (%s)' % (broken.get('error') or 'no detail')})
+    return sorted(found, key=lambda f: f['at'], reverse=True)
