@@ -623,6 +623,24 @@ def apply_statements(props: Dict[str, Any], target: str, no_owner: bool,
     return statements, skipped
 
 
+def unknown_privilege_warnings(props: Dict[str, Any], no_owner: bool) -> List[str]:
+    """A warning for each database ACL entry recorded at backup time whose privilege ``apply_statements`` does not
+    know (``PRIVILEGES``: a manifest of a newer server, or edited) and so leaves out: the restored database lacks that
+    grant, and ``database_properties.skipped`` alone is not where a user reading the run's warnings looks. Nothing
+    under ``no_owner`` (no ACL is set then)."""
+    if no_owner:
+        return []
+    out = []
+    for item in props.get('acl') or []:
+        if PRIVILEGES.get(str(item.get('privilege'))) is None:
+            grantee = item.get('grantee')
+            out.append('Database privilege %s granted to %s by %s was not restored: it is not one this collection '
+                       'knows (%s). Grant it again by hand (GRANT ... ON DATABASE) if the server has it'
+                       % (item.get('privilege'), 'PUBLIC' if grantee is None else grantee, item.get('grantor'),
+                          ', '.join(sorted(PRIVILEGES))))
+    return out
+
+
 def setting_role_warnings(props: Dict[str, Any], existing_roles: Sequence[str], where: str) -> List[str]:
     """A warning for each ``ALTER ROLE ... IN DATABASE ... SET`` recorded at backup time whose role ``where`` lacks:
     ``apply_statements`` leaves it out (the restore does not need the role), and ``database_properties.skipped``

@@ -75,7 +75,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.postgr
     extension_member_losses, extension_member_statements, extension_names, extension_owner_losses,
     extension_owner_statements,
     extension_statements, is_comment, load_options, locale_settings,
-    own_text_search_option, referenced_roles, setting_role_warnings)
+    own_text_search_option, referenced_roles, setting_role_warnings, unknown_privilege_warnings)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import foreign
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import (
     check_name, dbname_arg, quote_ident, quote_literal)
@@ -252,16 +252,46 @@ def check_locales(engine: PostgresEngine, manifest: Manifest) -> None:
     if not wanted:
         return
     for name, value in wanted:
-        try:
-            engine.query('SELECT set_config(%s, %s, true)' % (quote_literal(name), quote_literal(value)))
-        except ToolError as exc:
-            if 'invalid value for parameter' not in (exc.stderr or exc.message):
-                continue
+        exc = _locale_refused(engine, name, value)
+        if exc is not None:
             raise OpsReadyError('Backup %s was taken of a database that sets %s to %s, a locale %s does not have '
                                 '(%s). Install it on the server (locale-gen or localedef, then restart PostgreSQL) and '
                                 'run again. Nothing was restored.'
                                 % (manifest.id, name, value, engine.conn.where(5432), _server_error(exc)),
                                 setting=name, locale=value)
+
+
+def _locale_refused(engine: PostgresEngine, setting: str, value: str) -> Optional[ToolError]:
+    """The server's refusal of locale ``value`` for ``setting`` (``set_config`` in a transaction of its own, in a psql
+    of its own: a refusal must not end the run's session), or None when it takes it (or fails otherwise: left to
+    the steps that would meet it)."""
+    try:
+        engine.query('SELECT set_config(%s, %s, true)' % (quote_literal(setting), quote_literal(value)))
+    except ToolError as exc:
+        if 'invalid value for parameter' in (exc.stderr or exc.message):
+            return exc
+    return None
+
+
+def check_database_locale(engine: PostgresEngine, manifest: Manifest) -> None:
+    """Check mode's foresight of ``create_database``'s refusal: the backed-up database's LC_COLLATE and LC_CTYPE
+    (libc locales) must exist on this server, or CREATE DATABASE fails (the real run then stops, nothing created).
+    The server checks a locale's existence the same way for every category (setlocale), so ``lc_monetary`` (which
+    any role may set) tries it without writing anything. The encoding travels with the locale name (the source
+    server had the pair), and the real run's CREATE DATABASE stays the final word."""
+    props = manifest.data.get('database_properties') or {}
+    options = create_options(props)
+    for key in ('collate', 'ctype'):
+        value = props.get(key)
+        if not value:
+            continue
+        exc = _locale_refused(engine, 'lc_monetary', str(value))
+        if exc is not None:
+            raise OpsReadyError('Cannot create a database on %s with the encoding and locale of the backed-up one '
+                                '(%s): locale %s (LC_%s) does not exist on the server (%s). Install that locale on the '
+                                'server (locale-gen, then restart PostgreSQL) and run again. Nothing was restored.'
+                                % (engine.conn.where(5432), options, value, key.upper(), _server_error(exc)),
+                                locale=value)
 
 
 def check_object_tablespaces(engine: PostgresEngine, manifest: Manifest,
@@ -392,13 +422,15 @@ def check(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifest]
     if chain:
         roles = check_roles(engine, request, chain[0])
         check_locales(engine, chain[0])
+        check_database_locale(engine, chain[0])
         # what the real run refuses (a plain dump's objects in a tablespace this server lacks) and warns of: what it
         # leaves out, read-only here (the run's create_database and apply_properties find the same)
         moved = check_object_tablespaces(engine, chain[0])
         props = chain[0].data.get('database_properties') or {}
         left_out = tablespace_option(engine, props)[1] + extension_statements(
             props, available_extensions(engine, extension_names(props)))[1] + moved + _plain_text_search_note(chain[0])
-        warnings = setting_role_warnings(props, roles, engine.conn.where(5432)) + left_out_warnings(left_out)
+        warnings = setting_role_warnings(props, roles, engine.conn.where(5432)) + unknown_privilege_warnings(
+            props, request.no_owner) + left_out_warnings(left_out)
         if warnings:
             result['warnings'] = warnings
     return result
@@ -1233,7 +1265,8 @@ def apply_properties(engine: PostgresEngine, request: RestoreRequest, manifest: 
         engine.client.query_script('\\encoding UTF8\nSET client_min_messages = error;\n%s;\n'
                                    % _one_transaction(statements), database=database)
     return dict(describe(props, request.no_owner), restored=True, skipped=skipped,
-                warnings=setting_role_warnings(props, roles, engine.conn.where(5432)))
+                warnings=setting_role_warnings(props, roles, engine.conn.where(5432))
+                + unknown_privilege_warnings(props, request.no_owner))
 
 
 @contextlib.contextmanager
