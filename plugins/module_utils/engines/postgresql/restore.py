@@ -71,7 +71,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.artifac
     grow_pipe, is_encrypted, open_artifact, pipe_artifact_into)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.dbprops import (
     BUILT_IN_EXTENSIONS, EXTENSION_MEMBERS_ALL_SQL, RAW_PREFIX, apply_statements, before_load_statements,
-    create_options, describe,
+    builtin_extension_comments, create_options, describe,
     extension_member_losses, extension_member_statements, extension_names, extension_owner_losses,
     extension_owner_statements,
     extension_statements, is_comment, load_options, locale_settings,
@@ -373,17 +373,26 @@ def extension_member_warnings(engine: PostgresEngine, request: RestoreRequest, m
                             'EXTENSION ..., a trusted extension), then grant again what was granted on its '
                             'members.' % '; '.join(lost_owners))
     recorded = props.get('extension_members') or []
-    if not recorded:
+    builtin: List[Tuple[List[str], str]] = []
+    if any(e.get('name') in BUILT_IN_EXTENSIONS and e.get('comment_changed') is True
+           for e in props.get('extensions') or []):
+        # as JSON, in UTF-8: a comment may hold any text (a newline, a tab), and NULL is not ''
+        rows = engine.client.query_script(UTF8_SCRIPT + CATALOG_SEARCH_PATH + "SELECT json_object_agg(extname, "
+                                          "obj_description(oid, 'pg_extension')) FROM pg_extension;\n",
+                                          database=database)
+        builtin = builtin_extension_comments(props, json.loads('\t'.join(rows[0])) if rows and rows[0] else {})
+    if not recorded and not builtin:
         return warnings
-    restored = _extension_members(engine, database)
-    fixes = extension_member_statements(recorded, restored, request.no_owner)
+    restored = _extension_members(engine, database) if recorded else []
+    fixes = extension_member_statements(recorded, restored, request.no_owner) + builtin
     done = _set_members_again(engine, database, fixes)
     if done:
         warnings.append('Extension members changed after CREATE EXTENSION (pg_dump does not carry them: the copy had '
                         'the extension script\'s) were set again after the load: %s.' % '; '.join(done))
-    if fixes:
+    if fixes and recorded:
         restored = _extension_members(engine, database)
-    lost = extension_member_losses(recorded, restored, request.no_owner)
+    lost = extension_member_losses(recorded, restored, request.no_owner) + [
+        named for _statements, named in builtin if named not in done]
     if lost:
         warnings.append('Extension members changed after CREATE EXTENSION did not come back (pg_dump carries only '
                         'the extension and its members\' privileges): %s. Set them again in the restored database '
