@@ -248,11 +248,19 @@ ALTER DATABASE {db} CONNECTION LIMIT 0;
 '''
 
 
-# (catalog, owner column, ACL column) of every catalog whose rows have an owner or an ACL
-OWNED = (('pg_class', 'relowner', 'relacl'), ('pg_proc', 'proowner', 'proacl'), ('pg_namespace', 'nspowner', 'nspacl'),
-         ('pg_type', 'typowner', 'typacl'), ('pg_language', 'lanowner', 'lanacl'),
-         ('pg_largeobject_metadata', 'lomowner', 'lomacl'), ('pg_foreign_server', 'srvowner', 'srvacl'),
-         ('pg_foreign_data_wrapper', 'fdwowner', 'fdwacl'), ('pg_extension', 'extowner', None),
+# (catalog, owner column, ACL column) of every catalog whose rows have an owner or an ACL; an ACL is compared as
+# what it grants (NULL is acldefault's: pg_dump writes nothing for an explicit ACL equal to it), of the object kind
+# the expression names (acldefault's letters)
+OWNED = (('pg_class', 'relowner', "relacl, acldefault(CASE WHEN x.relkind = 'S' THEN 's' ELSE 'r' END::\"char\", "
+                                  "x.relowner)"),
+         ('pg_proc', 'proowner', "proacl, acldefault('f', x.proowner)"),
+         ('pg_namespace', 'nspowner', "nspacl, acldefault('n', x.nspowner)"),
+         ('pg_type', 'typowner', "typacl, acldefault('T', x.typowner)"),
+         ('pg_language', 'lanowner', "lanacl, acldefault('l', x.lanowner)"),
+         ('pg_largeobject_metadata', 'lomowner', "lomacl, acldefault('L', x.lomowner)"),
+         ('pg_foreign_server', 'srvowner', "srvacl, acldefault('S', x.srvowner)"),
+         ('pg_foreign_data_wrapper', 'fdwowner', "fdwacl, acldefault('F', x.fdwowner)"),
+         ('pg_extension', 'extowner', None),
          ('pg_publication', 'pubowner', None), ('pg_collation', 'collowner', None),
          ('pg_conversion', 'conowner', None), ('pg_operator', 'oprowner', None), ('pg_opclass', 'opcowner', None),
          ('pg_opfamily', 'opfowner', None), ('pg_ts_config', 'cfgowner', None), ('pg_ts_dict', 'dictowner', None),
@@ -268,7 +276,7 @@ def catalog_fingerprint(server: PostgresServer, db: str) -> list:
         cls = 'pg_largeobject' if catalog == 'pg_largeobject_metadata' else catalog   # how objects name the class
         parts.append("SELECT 'owner/acl ' || (pg_identify_object('%s'::regclass, x.oid, 0)).type || ' ' || "
                      "(pg_identify_object('%s'::regclass, x.oid, 0)).identity || ': ' || pg_get_userbyid(x.%s) || ' ' "
-                     "|| %s FROM %s x" % (cls, cls, owner, "coalesce(x.%s::text, '-')" % acl if acl else "''",
+                     "|| %s FROM %s x" % (cls, cls, owner, "coalesce(x.%s)::text" % acl if acl else "''",
                                           catalog))
     parts.append("SELECT 'column acl ' || (pg_identify_object('pg_class'::regclass, a.attrelid, a.attnum)).identity "
                  "|| ': ' || a.attacl::text FROM pg_attribute a WHERE a.attacl IS NOT NULL")
@@ -297,14 +305,14 @@ def assert_same_catalog(expected: list, actual: list, what: str) -> None:
 
 
 def test_round9_kinds(pg, tmp_path):
-    """Regression guard (passed on the code before this round). See KINDS9 and database_level9 (privileges WITH GRANT OPTION passed on by non-owners, to PUBLIC too, on a
-    database, table, columns, sequence OWNED BY, function, type, schema, large object, foreign server; an owner
-    without its own privileges; default privileges of an oddly named role; security_barrier and security_invoker
-    views, an updatable view's rule and INSTEAD OF trigger; rules disabled / replica / always; triggers with WHEN and
-    arguments, transition tables, a disabled deferrable constraint trigger, each state on partitions' clones; a
-    conversion; CONNECTION LIMIT 0; comments on these), compared by pg_dump's text and by the catalogs
-    (``catalog_fingerprint``: what pg_dump leaves out of both sides too), under an odd name in every format and
-    over the original."""
+    """Regression guard (passed on the code before this round). See KINDS9 and database_level9 (privileges WITH
+    GRANT OPTION passed on by non-owners, to PUBLIC too, on a database, table, columns, sequence OWNED BY, function,
+    type, schema, large object, foreign server; an owner without its own privileges; default privileges of an oddly
+    named role; security_barrier and security_invoker views, an updatable view's rule and INSTEAD OF trigger; rules
+    disabled / replica / always; triggers with WHEN and arguments, transition tables, a disabled deferrable constraint
+    trigger, each state on partitions' clones; a conversion; CONNECTION LIMIT 0; comments on these), compared by
+    pg_dump's text and by the catalogs (``catalog_fingerprint``: what pg_dump leaves out of both sides too), under an
+    odd name in every format and over the original."""
     name = 'fid_kinds9 "ü" %s' % uuid.uuid4().hex[:6]
     copy = 'Fid9 Copy \'q\' %s' % uuid.uuid4().hex[:6]
     pg.sql('CREATE DATABASE %s TEMPLATE template0' % qi(name))
@@ -343,8 +351,8 @@ PLPGSQL = {
 
 def plpgsql_state(server: PostgresServer, db: str) -> list:
     return server.sql("SELECT coalesce(obj_description(e.oid, 'pg_extension'), '<none>'), coalesce(obj_description("
-                      "l.oid, 'pg_language'), '<none>'), pg_get_userbyid(l.lanowner) FROM pg_extension e, pg_language l "
-                      "WHERE e.extname = 'plpgsql' AND l.lanname = 'plpgsql'", database=db)
+                      "l.oid, 'pg_language'), '<none>'), pg_get_userbyid(l.lanowner) FROM pg_extension e, "
+                      "pg_language l WHERE e.extname = 'plpgsql' AND l.lanname = 'plpgsql'", database=db)
 
 
 @pytest.mark.parametrize('change', sorted(PLPGSQL))

@@ -122,7 +122,7 @@ EXTENSION_MEMBERS_SQL = _EXTENSION_MEMBERS.rstrip() + (
     # that a database without extensions of its own records no member and its restore reads none back.
     # plpgsql's language has a comment of its own from the start (its control file's, which its script sets): it is
     # recorded when a user changed or removed it.
-    "\n  AND (e.extname <> 'plpgsql' OR m.owner <> e.extowner OR m.config IS NOT NULL OR m.columns IS NOT NULL\n"
+    "\n  AND (e.extname <> 'plpgsql' OR m.owner <> e.extowner OR m.config IS NOT NULL OR m.columns IS NOT NULL\n"  # nosec B608 # constants
     "       OR (m.kind <> 'language' AND m.comment IS NOT NULL)\n"
     "       OR (m.kind = 'language' AND m.comment IS DISTINCT FROM (SELECT a.comment FROM pg_available_extensions a\n"
     "                                                              WHERE a.name = e.extname)))\n")
@@ -796,7 +796,12 @@ def _column_comment_statements(ident: str, member: Dict[str, Any], there: Dict[s
     return out
 
 
-def builtin_extension_comments(props: Dict[str, Any], restored: Dict[str, Optional[str]]) -> List[Tuple[List[str], str]]:
+# The comment of every extension of the database, as one JSON object (name -> comment or null).
+EXTENSION_COMMENTS_SQL = "SELECT json_object_agg(extname, obj_description(oid, 'pg_extension')) FROM pg_extension"
+
+
+def builtin_extension_comments(props: Dict[str, Any],
+                               restored: Dict[str, Optional[str]]) -> List[Tuple[List[str], str]]:
     """(statements, what they set back) for each built-in extension (``BUILT_IN_EXTENSIONS``: plpgsql, in every
     database) whose comment recorded at backup time the restored copy (``restored``: name -> comment) has otherwise:
     pg_dump writes nothing of a built-in extension but its members' privileges, so the copy has the one its control

@@ -70,8 +70,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.base i
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
     grow_pipe, is_encrypted, open_artifact, pipe_artifact_into)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.dbprops import (
-    BUILT_IN_EXTENSIONS, EXTENSION_MEMBERS_ALL_SQL, RAW_PREFIX, apply_statements, before_load_statements,
-    builtin_extension_comments, create_options, describe,
+    BUILT_IN_EXTENSIONS, EXTENSION_COMMENTS_SQL, EXTENSION_MEMBERS_ALL_SQL, RAW_PREFIX, apply_statements,
+    before_load_statements, builtin_extension_comments, create_options, describe,
     extension_member_losses, extension_member_statements, extension_names, extension_owner_losses,
     extension_owner_statements,
     extension_statements, is_comment, load_options, locale_settings,
@@ -377,8 +377,7 @@ def extension_member_warnings(engine: PostgresEngine, request: RestoreRequest, m
     if any(e.get('name') in BUILT_IN_EXTENSIONS and e.get('comment_changed') is True
            for e in props.get('extensions') or []):
         # as JSON, in UTF-8: a comment may hold any text (a newline, a tab), and NULL is not ''
-        rows = engine.client.query_script(UTF8_SCRIPT + CATALOG_SEARCH_PATH + "SELECT json_object_agg(extname, "
-                                          "obj_description(oid, 'pg_extension')) FROM pg_extension;\n",
+        rows = engine.client.query_script(UTF8_SCRIPT + CATALOG_SEARCH_PATH + EXTENSION_COMMENTS_SQL + ';\n',
                                           database=database)
         builtin = builtin_extension_comments(props, json.loads('\t'.join(rows[0])) if rows and rows[0] else {})
     if not recorded and not builtin:
