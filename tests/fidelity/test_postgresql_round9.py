@@ -384,3 +384,50 @@ def test_plpgsql_comments_and_owner_come_back(pg, tmp_path, change):
         assert plpgsql_state(pg, name) == expected
     finally:
         drop_databases(pg, name, copy)
+
+
+# -- what a restored copy reaches, foreseen by check mode -----------------------------------------------------------
+REACHES = r'''
+CREATE EXTENSION postgres_fdw;
+CREATE EXTENSION dblink;
+CREATE SERVER "prod Srv9" FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host 'db.invalid', dbname 'prod');
+CREATE USER MAPPING FOR PUBLIC SERVER "prod Srv9" OPTIONS (user 'app');
+CREATE SUBSCRIPTION "sub 9" CONNECTION 'host=db.invalid dbname=prod' PUBLICATION p9
+  WITH (connect = false, enabled = false, slot_name = NONE);
+CREATE FUNCTION "inline Dblink9"() RETURNS int LANGUAGE sql
+  AS $f$SELECT a FROM dblink('host=db.invalid dbname=prod', 'SELECT 1') AS t(a int)$f$;
+'''
+
+
+@pytest.mark.parametrize('mode', ['keep', 'disable'])
+def test_check_mode_foresees_what_the_copy_reaches(pg, tmp_path, mode):
+    """The real run warns that the restored database holds foreign servers, subscriptions and functions calling dblink
+    with an inline connection string (kept as they were, reaching the backed-up database's remote, or disabled);
+    check mode, which a DR drill or a cautious operator runs first, said nothing of them. It names each, as the run
+    does, under either foreign_servers setting."""
+    name = 'fid_reach9_%s' % uuid.uuid4().hex[:6]
+    copy = name + '_copy'
+    pg.sql('CREATE DATABASE %s TEMPLATE template0' % qi(name))
+    try:
+        pg.sql(REACHES, database=name)
+        dest = backup(tmp_path, pg, name)
+
+        def named(res: dict) -> set:
+            text = '\n'.join(res.get('restore_warnings') or [])
+            return {n for n in ('prod Srv9', 'sub 9', 'inline Dblink9') if n in text}
+
+        check = check_restore(tmp_path, pg, dest, source_database=name, database=copy, foreign_servers=mode)
+        assert check.rc == 0, check.stdout[-3000:]
+        result = restore(tmp_path, pg, dest, source_database=name, database=copy, foreign_servers=mode)
+        assert result.rc == 0, result.stdout[-3000:]
+        assert named(result.result('restore')) == {'prod Srv9', 'sub 9', 'inline Dblink9'}
+        assert named(check.result('restore')) == {'prod Srv9', 'sub 9', 'inline Dblink9'}, \
+            check.result('restore').get('restore_warnings')
+        warnings = check.result('restore')['restore_warnings']
+        assert all(('foreign_servers=%s' % mode) in w for w in warnings if 'prod Srv9' in w or 'sub 9' in w), warnings
+    finally:
+        for db in (name, copy):
+            if pg.sql('SELECT count(*) FROM pg_database WHERE datname = %s' % ql(db)) != [('0',)]:
+                pg.sql('ALTER SUBSCRIPTION "sub 9" SET (slot_name = NONE); DROP SUBSCRIPTION IF EXISTS "sub 9"',
+                       database=db)
+        drop_databases(pg, name, copy)

@@ -23,6 +23,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.client import (
     CATALOG_SEARCH_PATH, UTF8_SCRIPT)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.foreign import INLINE_DBLINK_SQL
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import (
     quote_ident, quote_literal)
 
@@ -191,6 +192,15 @@ SELECT json_build_object(
   -- whose body names one of the database's own objects without its schema (UNQUALIFIED_SQL)
   'unqualified_functions', (@UNQUALIFIED_SQL@),
   'extension_members', (@EXTENSION_MEMBERS_SQL@),
+  -- what a restored copy reaches (foreign servers, subscriptions, dblink calls with an inline connection string): the
+  -- restore names them from the copy; check mode, which has no copy, from here (foreign.reach_foreseen)
+  'reaches', json_build_object(
+      'servers', (SELECT coalesce(json_agg(s.srvname ORDER BY s.srvname), '[]'::json) FROM pg_foreign_server s),
+      'subscriptions', (SELECT coalesce(json_agg(s.subname ORDER BY s.subname), '[]'::json) FROM pg_subscription s
+                        WHERE s.subdbid = d.oid),
+      'inline_dblink', CASE WHEN EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'dblink') THEN (
+          SELECT coalesce(json_agg(x.kind || ' ' || x.name ORDER BY x.name), '[]'::json)
+          FROM (@INLINE_DBLINK_SQL@) x(kind, name)) ELSE '[]'::json END),
   -- SQL_ASCII: the comment's and settings' bytes as stored (hex), which the text above cannot carry when they are
   -- not UTF-8 (a legacy LATIN1 0xE9 reads as U+FFFD); read_properties keeps them only then (RAW_KEY)
   'sql_ascii_bytes', CASE WHEN d.encoding = pg_char_to_encoding('SQL_ASCII') THEN json_build_object(
@@ -209,7 +219,7 @@ SELECT json_build_object(
 FROM pg_database d WHERE d.datname = current_database()
 """
 PROPERTIES_SQL = _PROPERTIES.replace('@UNQUALIFIED_SQL@', UNQUALIFIED_SQL.strip()).replace(  # nosec B608 # constants
-    '@EXTENSION_MEMBERS_SQL@', EXTENSION_MEMBERS_SQL.strip())
+    '@EXTENSION_MEMBERS_SQL@', EXTENSION_MEMBERS_SQL.strip()).replace('@INLINE_DBLINK_SQL@', INLINE_DBLINK_SQL.strip())
 
 # pg_shdepend deptypes: o = owner, a = ACL (GRANT), r = policy (CREATE POLICY ... TO), i = initial
 # privileges of an extension object (recreated by the extension itself).

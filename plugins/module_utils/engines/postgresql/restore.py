@@ -437,7 +437,8 @@ def check(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifest]
         props = chain[0].data.get('database_properties') or {}
         left_out = tablespace_option(engine, props)[1] + extension_statements(
             props, available_extensions(engine, extension_names(props)))[1] + moved + _plain_text_search_note(chain[0])
-        warnings = setting_role_warnings(props, roles, engine.conn.where(5432)) + unknown_privilege_warnings(
+        warnings = foreign.reach_foreseen(props, request.foreign_servers) + setting_role_warnings(
+            props, roles, engine.conn.where(5432)) + unknown_privilege_warnings(
             props, request.no_owner) + left_out_warnings(left_out)
         if warnings:
             result['warnings'] = warnings
