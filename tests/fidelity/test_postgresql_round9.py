@@ -431,3 +431,40 @@ def test_check_mode_foresees_what_the_copy_reaches(pg, tmp_path, mode):
                 pg.sql('ALTER SUBSCRIPTION "sub 9" SET (slot_name = NONE); DROP SUBSCRIPTION IF EXISTS "sub 9"',
                        database=db)
         drop_databases(pg, name, copy)
+
+
+# -- a target closed to connections ----------------------------------------------------------------------------------
+def test_target_closed_to_connections(pg, tmp_path):
+    """A DBA closes a database (ALTER DATABASE ... ALLOW_CONNECTIONS false: the applications must not write while it is
+    restored), then restores over it with replace=true: the run and check mode failed with psql's bare 'database is not
+    currently accepting connections' (the inspection of its contents connects to it). With replace=true it is replaced
+    (its contents need no inspection then), and the warnings say the restored database accepts connections, as the
+    backed-up one did; without replace it is refused before anything is created, saying why and what to do. Check mode
+    says the same in both cases, and a closed target stays closed when nothing was restored."""
+    name = 'fid_closed9_%s' % uuid.uuid4().hex[:6]
+    pg.sql('CREATE DATABASE %s TEMPLATE template0' % qi(name))
+    try:
+        pg.sql('CREATE TABLE t (v int); INSERT INTO t VALUES (1)', database=name)
+        dest = backup(tmp_path, pg, name)
+        pg.sql('INSERT INTO t VALUES (2)', database=name)
+        pg.sql('ALTER DATABASE %s ALLOW_CONNECTIONS false' % qi(name))
+        for run in (check_restore, restore):
+            res = run(tmp_path, pg, dest, source_database=name, database=name)
+            assert res.rc != 0, res.stdout[-3000:]
+            msg = res.result('restore')['msg']
+            assert 'ALLOW_CONNECTIONS' in msg and 'replace=true' in msg and 'Nothing was changed' in msg, msg
+            assert pg.sql('SELECT datallowconn::text FROM pg_database WHERE datname = %s' % ql(name)) == [('false',)]
+
+        def warned(res: dict) -> list:
+            return [w for w in res.get('restore_warnings') or [] if 'ALLOW_CONNECTIONS' in w and name in w]
+
+        check = check_restore(tmp_path, pg, dest, source_database=name, database=name, replace=True)
+        assert check.rc == 0, check.stdout[-3000:]
+        assert len(warned(check.result('restore'))) == 1, check.result('restore').get('restore_warnings')
+        result = restore(tmp_path, pg, dest, source_database=name, database=name, replace=True)
+        assert result.rc == 0, result.stdout[-3000:]
+        assert len(warned(result.result('restore'))) == 1, result.result('restore').get('restore_warnings')
+        assert pg.sql('SELECT count(*) FROM t', database=name) == [('1',)]
+        assert leftovers(pg) == []
+    finally:
+        drop_databases(pg, name)

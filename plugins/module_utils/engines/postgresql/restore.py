@@ -160,11 +160,27 @@ def target_contents(engine: PostgresEngine, name: str) -> Dict[str, int]:
 
 
 def inspect_target(engine: PostgresEngine, name: str, session: Optional[PsqlSession] = None) -> Dict[str, Any]:
-    template = _template_flag(engine, name, session)
-    if template is None:
+    rows = _ask(engine, 'SELECT datistemplate::text, datallowconn::text FROM pg_database '  # nosec B608 # pg_quote
+                        'WHERE datname = %s' % quote_literal(name), session)
+    if not rows or not rows[0]:
         return {'exists': False, 'objects': 0, 'contents': {}}
+    template, closed = rows[0][0] == 'true', rows[0][1] == 'false'
+    if closed:
+        # ALLOW_CONNECTIONS false (a DBA stopping the applications before a restore): nothing can connect to look
+        # inside. What it holds is unknown, so it counts as not empty (check_target refuses it without replace).
+        return {'exists': True, 'objects': None, 'contents': {}, 'template': template, 'closed': True}
     contents = target_contents(engine, name)
     return {'exists': True, 'objects': sum(contents.values()), 'contents': contents, 'template': template}
+
+
+def closed_target_warnings(state: Dict[str, Any], target: str, where: str) -> List[str]:
+    """The warning of a restore over a target that did not accept connections (``inspect_target``'s ``closed``): the
+    restored database does, as the backed-up one did (a database that refuses connections cannot be dumped)."""
+    if not state.get('closed'):
+        return []
+    return ['Target database %s on %s did not accept connections (ALLOW_CONNECTIONS false); the restored database that '
+            'replaced it does, as the backed-up one did. Close it again (ALTER DATABASE ... ALLOW_CONNECTIONS false) '
+            'if the applications must still be kept out.' % (target, where)]
 
 
 def _target(request: RestoreRequest) -> str:
@@ -205,6 +221,12 @@ def check_target(engine: PostgresEngine, request: RestoreRequest,
                             % (target, engine.conn.where(5432), target), target=target)
     if state['exists']:
         check_subscriptions(engine, target, session)
+    if state.get('closed') and not request.replace:
+        raise OpsReadyError('Target database %s on %s exists and does not accept connections (ALLOW_CONNECTIONS '
+                            'false), so what it holds cannot be inspected: set replace=true to swap the restored copy '
+                            'in its place (it will accept connections, as the backed-up database did), or restore to '
+                            'another database name. Nothing was changed.' % (request.database, engine.conn.where(5432)),
+                            target=request.database)
     if state['exists'] and state['objects'] and not request.replace:
         raise OpsReadyError('Target database %s on %s exists and is not empty (%s): set replace=true to swap the '
                             'restored copy in its place, or restore to another database name.'
@@ -425,8 +447,11 @@ def check(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifest]
         return done
     if chain:
         check_no_owner(request, chain[0])
-    check_target(engine, request)
+    state = check_target(engine, request)
     result: Dict[str, Any] = {'database': request.database, 'server': engine.server_label()}
+    closed = closed_target_warnings(state, request.database or '', engine.conn.where(5432))
+    if closed:
+        result['warnings'] = closed
     if chain:
         roles = check_roles(engine, request, chain[0])
         check_locales(engine, chain[0])
@@ -441,7 +466,7 @@ def check(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifest]
             props, roles, engine.conn.where(5432)) + unknown_privilege_warnings(
             props, request.no_owner) + left_out_warnings(left_out)
         if warnings:
-            result['warnings'] = warnings
+            result['warnings'] = closed + warnings
     return result
 
 
@@ -1109,7 +1134,8 @@ def write_comment_inside(engine: PostgresEngine, request: RestoreRequest, manife
 
 
 def _swap(engine: PostgresEngine, target: str, restored: str, exists: bool,
-          session: Optional[PsqlSession] = None, comment: Optional[str] = None) -> Optional[str]:
+          session: Optional[PsqlSession] = None, comment: Optional[str] = None,
+          was_closed: bool = False) -> Optional[str]:
     """Give ``restored`` the name ``target``; returns the name the old target had while it was aside. A new
     name is one transaction (on ``session``); replacing retries while sessions reconnect, each try a psql of its
     own (a failed statement would end the locked session). ``comment`` (``final_comment``) replaces the copy's
@@ -1145,7 +1171,7 @@ def _swap(engine: PostgresEngine, target: str, restored: str, exists: bool,
                                 'Stop the application, then run again (the restored copy was dropped).'
                                 % target)
     except BaseException:
-        if database_exists(engine, target):
+        if database_exists(engine, target) and not was_closed:   # a target the DBA had closed stays closed
             engine.query('ALTER DATABASE %s ALLOW_CONNECTIONS true' % qt)
         raise
     return aside
@@ -1364,7 +1390,7 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
         # the swap removes the copy's marker either way; a comment it cannot write is written right after it
         swap_comment = 'COMMENT ON DATABASE %s IS NULL' % quote_ident(temp) if inside else \
             final_comment(request, manifest, temp)
-        aside = _swap(engine, target, temp, before['exists'], session, swap_comment)
+        aside = _swap(engine, target, temp, before['exists'], session, swap_comment, bool(before.get('closed')))
     except IntegrityError as exc:
         # The checksum (compared in the read that loaded the data) or the decompression failed: what was
         # loaded never leaves the temporary database, which goes; the target was not touched. Clean-up runs in
@@ -1402,12 +1428,13 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
     outcome = {'target': {'database': target, 'server': engine.server_label(),
                           'host': engine.conn.host, 'port': engine.conn.port or 5432, 'objects': objects},
                'method_detail': load['method'], 'jobs': load['jobs'], 'database_properties': properties,
-               'replaced': bool(before['exists'] and before['objects']), 'dropped_stale': stale['dropped_stale']}
+               'replaced': bool(before['exists'] and (before['objects'] or before.get('closed'))), 'dropped_stale': stale['dropped_stale']}
     if servers is not None:
         outcome['foreign_servers'] = servers['servers']
     if reached['subscriptions']:
         outcome['subscriptions'] = reached['subscriptions']
-    warnings = list(stale['warnings']) + (servers['warnings'] if servers else []) + reached['warnings']
+    warnings = closed_target_warnings(before, target, engine.conn.where(5432)) + list(stale['warnings']) + (
+        servers['warnings'] if servers else []) + reached['warnings']
     if warnings:
         outcome['warnings'] = warnings
     return outcome
