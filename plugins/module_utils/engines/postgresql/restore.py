@@ -1428,7 +1428,8 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
     outcome = {'target': {'database': target, 'server': engine.server_label(),
                           'host': engine.conn.host, 'port': engine.conn.port or 5432, 'objects': objects},
                'method_detail': load['method'], 'jobs': load['jobs'], 'database_properties': properties,
-               'replaced': bool(before['exists'] and (before['objects'] or before.get('closed'))), 'dropped_stale': stale['dropped_stale']}
+               'replaced': bool(before['exists'] and (before['objects'] or before.get('closed'))),
+               'dropped_stale': stale['dropped_stale']}
     if servers is not None:
         outcome['foreign_servers'] = servers['servers']
     if reached['subscriptions']:
