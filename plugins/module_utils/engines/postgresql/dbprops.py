@@ -23,6 +23,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.client import (
     CATALOG_SEARCH_PATH, UTF8_SCRIPT)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.foreign import INLINE_DBLINK_SQL
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import (
     quote_ident, quote_literal)
 
@@ -108,7 +109,11 @@ JOIN (SELECT 'pg_proc'::regclass AS cls, p.oid, 'function' AS kind, p.oid::regpr
       FROM pg_class c
       UNION ALL SELECT 'pg_type'::regclass, t.oid, 'type', t.oid::regtype::text, t.typowner, NULL, NULL,
              obj_description(t.oid, 'pg_type'), NULL, NULL, NULL
-      FROM pg_type t WHERE t.typrelid = 0 AND t.typelem = 0) m ON m.cls = d.classid AND m.oid = d.objid
+      FROM pg_type t WHERE t.typrelid = 0 AND t.typelem = 0
+      -- a procedural language (plpgsql's, in every database): ALTER LANGUAGE ... OWNER TO, COMMENT ON LANGUAGE
+      UNION ALL SELECT 'pg_language'::regclass, l.oid, 'language', quote_ident(l.lanname), l.lanowner, NULL, NULL,
+             obj_description(l.oid, 'pg_language'), NULL, NULL, NULL
+      FROM pg_language l) m ON m.cls = d.classid AND m.oid = d.objid
 WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
 """
 EXTENSION_MEMBERS_SQL = _EXTENSION_MEMBERS.rstrip() + (
@@ -116,8 +121,12 @@ EXTENSION_MEMBERS_SQL = _EXTENSION_MEMBERS.rstrip() + (
     # comment) the extension script sets and a user removed is the absence of one, which the restore must see recorded
     # to remove the script's again. plpgsql (initdb's, in every database) only when something of a member changed, so
     # that a database without extensions of its own records no member and its restore reads none back.
-    "\n  AND (e.extname <> 'plpgsql' OR m.owner <> e.extowner OR m.config IS NOT NULL OR m.comment IS NOT NULL\n"
-    '       OR m.columns IS NOT NULL)\n')
+    # plpgsql's language has a comment of its own from the start (its control file's, which its script sets): it is
+    # recorded when a user changed or removed it.
+    "\n  AND (e.extname <> 'plpgsql' OR m.owner <> e.extowner OR m.config IS NOT NULL OR m.columns IS NOT NULL\n"  # nosec B608 # constants
+    "       OR (m.kind <> 'language' AND m.comment IS NOT NULL)\n"
+    "       OR (m.kind = 'language' AND m.comment IS DISTINCT FROM (SELECT a.comment FROM pg_available_extensions a\n"
+    "                                                              WHERE a.name = e.extname)))\n")
 EXTENSION_MEMBERS_ALL_SQL = _EXTENSION_MEMBERS
 
 # One row, one JSON document, from the database being dumped (current_database()).
@@ -153,9 +162,13 @@ SELECT json_build_object(
                                'extra_float_digits', current_setting('extra_float_digits'),
                                'default_text_search_config', current_setting('default_text_search_config')),
   -- pg_dump writes CREATE EXTENSION without VERSION: the restore makes those at another version than the default
-  'extensions', (SELECT coalesce(json_agg(json_build_object('name', e.extname, 'version', e.extversion,
-                                                            'schema', n.nspname,
-                                                            'owner', pg_get_userbyid(e.extowner)) ORDER BY e.oid),
+  -- the comment, and whether it is not its control file's: pg_dump writes none for a built-in one (plpgsql:
+  -- BUILT_IN_EXTENSIONS), whose comment a user may have changed or removed
+  'extensions', (SELECT coalesce(json_agg(json_build_object(
+                   'name', e.extname, 'version', e.extversion, 'schema', n.nspname,
+                   'owner', pg_get_userbyid(e.extowner), 'comment', obj_description(e.oid, 'pg_extension'),
+                   'comment_changed', obj_description(e.oid, 'pg_extension') IS DISTINCT FROM (
+                     SELECT a.comment FROM pg_available_extensions a WHERE a.name = e.extname)) ORDER BY e.oid),
                           '[]'::json)
                  FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace),
   -- pg_dump writes nothing for a dropped public schema, and the restore's CREATE DATABASE makes one
@@ -179,6 +192,15 @@ SELECT json_build_object(
   -- whose body names one of the database's own objects without its schema (UNQUALIFIED_SQL)
   'unqualified_functions', (@UNQUALIFIED_SQL@),
   'extension_members', (@EXTENSION_MEMBERS_SQL@),
+  -- what a restored copy reaches (foreign servers, subscriptions, dblink calls with an inline connection string): the
+  -- restore names them from the copy; check mode, which has no copy, from here (foreign.reach_foreseen)
+  'reaches', json_build_object(
+      'servers', (SELECT coalesce(json_agg(s.srvname ORDER BY s.srvname), '[]'::json) FROM pg_foreign_server s),
+      'subscriptions', (SELECT coalesce(json_agg(s.subname ORDER BY s.subname), '[]'::json) FROM pg_subscription s
+                        WHERE s.subdbid = d.oid),
+      'inline_dblink', CASE WHEN EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'dblink') THEN (
+          SELECT coalesce(json_agg(x.kind || ' ' || x.name ORDER BY x.name), '[]'::json)
+          FROM (@INLINE_DBLINK_SQL@) x(kind, name)) ELSE '[]'::json END),
   -- SQL_ASCII: the comment's and settings' bytes as stored (hex), which the text above cannot carry when they are
   -- not UTF-8 (a legacy LATIN1 0xE9 reads as U+FFFD); read_properties keeps them only then (RAW_KEY)
   'sql_ascii_bytes', CASE WHEN d.encoding = pg_char_to_encoding('SQL_ASCII') THEN json_build_object(
@@ -197,7 +219,7 @@ SELECT json_build_object(
 FROM pg_database d WHERE d.datname = current_database()
 """
 PROPERTIES_SQL = _PROPERTIES.replace('@UNQUALIFIED_SQL@', UNQUALIFIED_SQL.strip()).replace(  # nosec B608 # constants
-    '@EXTENSION_MEMBERS_SQL@', EXTENSION_MEMBERS_SQL.strip())
+    '@EXTENSION_MEMBERS_SQL@', EXTENSION_MEMBERS_SQL.strip()).replace('@INLINE_DBLINK_SQL@', INLINE_DBLINK_SQL.strip())
 
 # pg_shdepend deptypes: o = owner, a = ACL (GRANT), r = policy (CREATE POLICY ... TO), i = initial
 # privileges of an extension object (recreated by the extension itself).
@@ -623,6 +645,24 @@ def apply_statements(props: Dict[str, Any], target: str, no_owner: bool,
     return statements, skipped
 
 
+def unknown_privilege_warnings(props: Dict[str, Any], no_owner: bool) -> List[str]:
+    """A warning for each database ACL entry recorded at backup time whose privilege ``apply_statements`` does not
+    know (``PRIVILEGES``: a manifest of a newer server, or edited) and so leaves out: the restored database lacks that
+    grant, and ``database_properties.skipped`` alone is not where a user reading the run's warnings looks. Nothing
+    under ``no_owner`` (no ACL is set then)."""
+    if no_owner:
+        return []
+    out = []
+    for item in props.get('acl') or []:
+        if PRIVILEGES.get(str(item.get('privilege'))) is None:
+            grantee = item.get('grantee')
+            out.append('Database privilege %s granted to %s by %s was not restored: it is not one this collection '
+                       'knows (%s). Grant it again by hand (GRANT ... ON DATABASE) if the server has it'
+                       % (item.get('privilege'), 'PUBLIC' if grantee is None else grantee, item.get('grantor'),
+                          ', '.join(sorted(PRIVILEGES))))
+    return out
+
+
 def setting_role_warnings(props: Dict[str, Any], existing_roles: Sequence[str], where: str) -> List[str]:
     """A warning for each ``ALTER ROLE ... IN DATABASE ... SET`` recorded at backup time whose role ``where`` lacks:
     ``apply_statements`` leaves it out (the restore does not need the role), and ``database_properties.skipped``
@@ -697,13 +737,15 @@ def extension_member_statements(recorded: List[Dict[str, Any]], restored: List[D
         obj = member.get('object') or ''
         there = now.get(obj)
         kind, _sep, ident = obj.partition(' ')
-        if not there or kind not in ('function', 'type', 'relation'):
+        if not there or kind not in ('function', 'type', 'relation', 'language'):
             continue
         if kind == 'relation':
             noun = RELATION_NOUNS.get(str(there.get('relkind')))
             if noun is None:
                 continue
             alter, comment_on = 'ALTER ' + noun, 'COMMENT ON ' + noun
+        elif kind == 'language':
+            alter, comment_on = 'ALTER LANGUAGE', 'COMMENT ON LANGUAGE'
         elif kind == 'function':
             alter, comment_on = 'ALTER ROUTINE', 'COMMENT ON ROUTINE'
         else:
@@ -761,6 +803,30 @@ def _column_comment_statements(ident: str, member: Dict[str, Any], there: Dict[s
         if current.get(column) != value:
             out.append('COMMENT ON COLUMN %s.%s IS %s' % (ident, quote_ident(str(column)),
                                                           'NULL' if value is None else quote_literal(str(value))))
+    return out
+
+
+# The comment of every extension of the database, as one JSON object (name -> comment or null).
+EXTENSION_COMMENTS_SQL = "SELECT json_object_agg(extname, obj_description(oid, 'pg_extension')) FROM pg_extension"
+
+
+def builtin_extension_comments(props: Dict[str, Any],
+                               restored: Dict[str, Optional[str]]) -> List[Tuple[List[str], str]]:
+    """(statements, what they set back) for each built-in extension (``BUILT_IN_EXTENSIONS``: plpgsql, in every
+    database) whose comment recorded at backup time the restored copy (``restored``: name -> comment) has otherwise:
+    pg_dump writes nothing of a built-in extension but its members' privileges, so the copy has the one its control
+    file gives. Only those whose comment was not the control file's (``comment_changed``): a backup that predates
+    the record is left alone."""
+    out = []
+    for ext in props.get('extensions') or []:
+        name = ext.get('name')
+        if name not in BUILT_IN_EXTENSIONS or ext.get('comment_changed') is not True or name not in restored:
+            continue
+        wanted = ext.get('comment')
+        if restored[name] != wanted:
+            out.append((['COMMENT ON EXTENSION %s IS %s' % (quote_ident(str(name)), 'NULL' if wanted is None
+                                                            else quote_literal(str(wanted)))],
+                        'extension %s (%s)' % (name, 'comment' if wanted is not None else 'comment removed')))
     return out
 
 

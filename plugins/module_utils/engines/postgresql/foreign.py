@@ -351,3 +351,33 @@ def reach(engine: Any, database: str, mode: str, flags: str) -> Dict[str, Any]:
     if dblink.isdigit() and int(dblink):
         found['warnings'] = found['warnings'] + inline_dblink(engine, database, mode)
     return found
+
+
+def reach_foreseen(props: Dict[str, Any], mode: str) -> List[str]:
+    """Check mode's warnings of what the restored copy would reach, from what the backup recorded (``reaches``, the
+    names only: nothing of a server's options or a subscription's connection), in the words of the run's own
+    (``handle``, ``subscriptions``, ``inline_dblink``), which read the copy. [] for a backup that predates the
+    record."""
+    reaches = props.get('reaches') or {}
+    servers = [str(n) for n in reaches.get('servers') or []]
+    subs = [str(n) for n in reaches.get('subscriptions') or []]
+    inline = [str(n) for n in reaches.get('inline_dblink') or []]
+    out = []
+    if servers:
+        out.append('The restored database will hold foreign servers, %s: %s. %s' % (
+            'made unable to reach their remote (foreign_servers=disable)' if mode == 'disable' else
+            'kept as they were (foreign_servers=keep)', ', '.join(servers),
+            'Re-point them where the copy may connect.' if mode == 'disable' else
+            'Its foreign tables read and write the backed-up database\'s remote (perhaps production) with the user '
+            'mappings\' credentials; for a scratch or test copy restore with foreign_servers=disable.'))
+    if subs:
+        out.append('The restored database will hold logical replication subscriptions, %s: %s.' % (
+            'made unable to connect or take a slot (foreign_servers=disable)' if mode == 'disable' else
+            'kept as the dump writes them (disabled), with the source\'s connection string and the publisher\'s '
+            'replication slot (foreign_servers=keep): ENABLE in the copy would take the changes the source subscriber '
+            'waits for', ', '.join(subs)))
+    if inline:
+        out.append('The restored database will have functions or views that call dblink with an inline connection '
+                   'string: %s. They connect wherever those strings say (the backed-up database\'s remote) when '
+                   'called, whatever foreign_servers says.' % ', '.join(inline))
+    return out

@@ -70,12 +70,12 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.base i
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
     grow_pipe, is_encrypted, open_artifact, pipe_artifact_into)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.dbprops import (
-    BUILT_IN_EXTENSIONS, EXTENSION_MEMBERS_ALL_SQL, RAW_PREFIX, apply_statements, before_load_statements,
-    create_options, describe,
+    BUILT_IN_EXTENSIONS, EXTENSION_COMMENTS_SQL, EXTENSION_MEMBERS_ALL_SQL, RAW_PREFIX, apply_statements,
+    before_load_statements, builtin_extension_comments, create_options, describe,
     extension_member_losses, extension_member_statements, extension_names, extension_owner_losses,
     extension_owner_statements,
     extension_statements, is_comment, load_options, locale_settings,
-    own_text_search_option, referenced_roles, setting_role_warnings)
+    own_text_search_option, referenced_roles, setting_role_warnings, unknown_privilege_warnings)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import foreign
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import (
     check_name, dbname_arg, quote_ident, quote_literal)
@@ -160,11 +160,27 @@ def target_contents(engine: PostgresEngine, name: str) -> Dict[str, int]:
 
 
 def inspect_target(engine: PostgresEngine, name: str, session: Optional[PsqlSession] = None) -> Dict[str, Any]:
-    template = _template_flag(engine, name, session)
-    if template is None:
+    rows = _ask(engine, 'SELECT datistemplate::text, datallowconn::text FROM pg_database '  # nosec B608 # pg_quote
+                        'WHERE datname = %s' % quote_literal(name), session)
+    if not rows or not rows[0]:
         return {'exists': False, 'objects': 0, 'contents': {}}
+    template, closed = rows[0][0] == 'true', rows[0][1] == 'false'
+    if closed:
+        # ALLOW_CONNECTIONS false (a DBA stopping the applications before a restore): nothing can connect to look
+        # inside. What it holds is unknown, so it counts as not empty (check_target refuses it without replace).
+        return {'exists': True, 'objects': None, 'contents': {}, 'template': template, 'closed': True}
     contents = target_contents(engine, name)
     return {'exists': True, 'objects': sum(contents.values()), 'contents': contents, 'template': template}
+
+
+def closed_target_warnings(state: Dict[str, Any], target: str, where: str) -> List[str]:
+    """The warning of a restore over a target that did not accept connections (``inspect_target``'s ``closed``): the
+    restored database does, as the backed-up one did (a database that refuses connections cannot be dumped)."""
+    if not state.get('closed'):
+        return []
+    return ['Target database %s on %s did not accept connections (ALLOW_CONNECTIONS false); the restored database that '
+            'replaced it does, as the backed-up one did. Close it again (ALTER DATABASE ... ALLOW_CONNECTIONS false) '
+            'if the applications must still be kept out.' % (target, where)]
 
 
 def _target(request: RestoreRequest) -> str:
@@ -205,6 +221,12 @@ def check_target(engine: PostgresEngine, request: RestoreRequest,
                             % (target, engine.conn.where(5432), target), target=target)
     if state['exists']:
         check_subscriptions(engine, target, session)
+    if state.get('closed') and not request.replace:
+        raise OpsReadyError('Target database %s on %s exists and does not accept connections (ALLOW_CONNECTIONS '
+                            'false), so what it holds cannot be inspected: set replace=true to swap the restored copy '
+                            'in its place (it will accept connections, as the backed-up database did), or restore to '
+                            'another database name. Nothing was changed.' % (request.database, engine.conn.where(5432)),
+                            target=request.database)
     if state['exists'] and state['objects'] and not request.replace:
         raise OpsReadyError('Target database %s on %s exists and is not empty (%s): set replace=true to swap the '
                             'restored copy in its place, or restore to another database name.'
@@ -252,16 +274,46 @@ def check_locales(engine: PostgresEngine, manifest: Manifest) -> None:
     if not wanted:
         return
     for name, value in wanted:
-        try:
-            engine.query('SELECT set_config(%s, %s, true)' % (quote_literal(name), quote_literal(value)))
-        except ToolError as exc:
-            if 'invalid value for parameter' not in (exc.stderr or exc.message):
-                continue
+        exc = _locale_refused(engine, name, value)
+        if exc is not None:
             raise OpsReadyError('Backup %s was taken of a database that sets %s to %s, a locale %s does not have '
                                 '(%s). Install it on the server (locale-gen or localedef, then restart PostgreSQL) and '
                                 'run again. Nothing was restored.'
                                 % (manifest.id, name, value, engine.conn.where(5432), _server_error(exc)),
                                 setting=name, locale=value)
+
+
+def _locale_refused(engine: PostgresEngine, setting: str, value: str) -> Optional[ToolError]:
+    """The server's refusal of locale ``value`` for ``setting`` (``set_config`` in a transaction of its own, in a psql
+    of its own: a refusal must not end the run's session), or None when it takes it (or fails otherwise: left to
+    the steps that would meet it)."""
+    try:
+        engine.query('SELECT set_config(%s, %s, true)' % (quote_literal(setting), quote_literal(value)))
+    except ToolError as exc:
+        if 'invalid value for parameter' in (exc.stderr or exc.message):
+            return exc
+    return None
+
+
+def check_database_locale(engine: PostgresEngine, manifest: Manifest) -> None:
+    """Check mode's foresight of ``create_database``'s refusal: the backed-up database's LC_COLLATE and LC_CTYPE
+    (libc locales) must exist on this server, or CREATE DATABASE fails (the real run then stops, nothing created).
+    The server checks a locale's existence the same way for every category (setlocale), so ``lc_monetary`` (which
+    any role may set) tries it without writing anything. The encoding travels with the locale name (the source
+    server had the pair), and the real run's CREATE DATABASE stays the final word."""
+    props = manifest.data.get('database_properties') or {}
+    options = create_options(props)
+    for key in ('collate', 'ctype'):
+        value = props.get(key)
+        if not value:
+            continue
+        exc = _locale_refused(engine, 'lc_monetary', str(value))
+        if exc is not None:
+            raise OpsReadyError('Cannot create a database on %s with the encoding and locale of the backed-up one '
+                                '(%s): locale %s (LC_%s) does not exist on the server (%s). Install that locale on the '
+                                'server (locale-gen, then restart PostgreSQL) and run again. Nothing was restored.'
+                                % (engine.conn.where(5432), options, value, key.upper(), _server_error(exc)),
+                                locale=value)
 
 
 def check_object_tablespaces(engine: PostgresEngine, manifest: Manifest,
@@ -343,17 +395,25 @@ def extension_member_warnings(engine: PostgresEngine, request: RestoreRequest, m
                             'EXTENSION ..., a trusted extension), then grant again what was granted on its '
                             'members.' % '; '.join(lost_owners))
     recorded = props.get('extension_members') or []
-    if not recorded:
+    builtin: List[Tuple[List[str], str]] = []
+    if any(e.get('name') in BUILT_IN_EXTENSIONS and e.get('comment_changed') is True
+           for e in props.get('extensions') or []):
+        # as JSON, in UTF-8: a comment may hold any text (a newline, a tab), and NULL is not ''
+        rows = engine.client.query_script(UTF8_SCRIPT + CATALOG_SEARCH_PATH + EXTENSION_COMMENTS_SQL + ';\n',
+                                          database=database)
+        builtin = builtin_extension_comments(props, json.loads('\t'.join(rows[0])) if rows and rows[0] else {})
+    if not recorded and not builtin:
         return warnings
-    restored = _extension_members(engine, database)
-    fixes = extension_member_statements(recorded, restored, request.no_owner)
+    restored = _extension_members(engine, database) if recorded else []
+    fixes = extension_member_statements(recorded, restored, request.no_owner) + builtin
     done = _set_members_again(engine, database, fixes)
     if done:
         warnings.append('Extension members changed after CREATE EXTENSION (pg_dump does not carry them: the copy had '
                         'the extension script\'s) were set again after the load: %s.' % '; '.join(done))
-    if fixes:
+    if fixes and recorded:
         restored = _extension_members(engine, database)
-    lost = extension_member_losses(recorded, restored, request.no_owner)
+    lost = extension_member_losses(recorded, restored, request.no_owner) + [
+        named for _statements, named in builtin if named not in done]
     if lost:
         warnings.append('Extension members changed after CREATE EXTENSION did not come back (pg_dump carries only '
                         'the extension and its members\' privileges): %s. Set them again in the restored database '
@@ -387,20 +447,26 @@ def check(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifest]
         return done
     if chain:
         check_no_owner(request, chain[0])
-    check_target(engine, request)
+    state = check_target(engine, request)
     result: Dict[str, Any] = {'database': request.database, 'server': engine.server_label()}
+    closed = closed_target_warnings(state, request.database or '', engine.conn.where(5432))
+    if closed:
+        result['warnings'] = closed
     if chain:
         roles = check_roles(engine, request, chain[0])
         check_locales(engine, chain[0])
+        check_database_locale(engine, chain[0])
         # what the real run refuses (a plain dump's objects in a tablespace this server lacks) and warns of: what it
         # leaves out, read-only here (the run's create_database and apply_properties find the same)
         moved = check_object_tablespaces(engine, chain[0])
         props = chain[0].data.get('database_properties') or {}
         left_out = tablespace_option(engine, props)[1] + extension_statements(
             props, available_extensions(engine, extension_names(props)))[1] + moved + _plain_text_search_note(chain[0])
-        warnings = setting_role_warnings(props, roles, engine.conn.where(5432)) + left_out_warnings(left_out)
+        warnings = foreign.reach_foreseen(props, request.foreign_servers) + setting_role_warnings(
+            props, roles, engine.conn.where(5432)) + unknown_privilege_warnings(
+            props, request.no_owner) + left_out_warnings(left_out)
         if warnings:
-            result['warnings'] = warnings
+            result['warnings'] = closed + warnings
     return result
 
 
@@ -1068,7 +1134,8 @@ def write_comment_inside(engine: PostgresEngine, request: RestoreRequest, manife
 
 
 def _swap(engine: PostgresEngine, target: str, restored: str, exists: bool,
-          session: Optional[PsqlSession] = None, comment: Optional[str] = None) -> Optional[str]:
+          session: Optional[PsqlSession] = None, comment: Optional[str] = None,
+          was_closed: bool = False) -> Optional[str]:
     """Give ``restored`` the name ``target``; returns the name the old target had while it was aside. A new
     name is one transaction (on ``session``); replacing retries while sessions reconnect, each try a psql of its
     own (a failed statement would end the locked session). ``comment`` (``final_comment``) replaces the copy's
@@ -1104,7 +1171,7 @@ def _swap(engine: PostgresEngine, target: str, restored: str, exists: bool,
                                 'Stop the application, then run again (the restored copy was dropped).'
                                 % target)
     except BaseException:
-        if database_exists(engine, target):
+        if database_exists(engine, target) and not was_closed:   # a target the DBA had closed stays closed
             engine.query('ALTER DATABASE %s ALLOW_CONNECTIONS true' % qt)
         raise
     return aside
@@ -1233,7 +1300,8 @@ def apply_properties(engine: PostgresEngine, request: RestoreRequest, manifest: 
         engine.client.query_script('\\encoding UTF8\nSET client_min_messages = error;\n%s;\n'
                                    % _one_transaction(statements), database=database)
     return dict(describe(props, request.no_owner), restored=True, skipped=skipped,
-                warnings=setting_role_warnings(props, roles, engine.conn.where(5432)))
+                warnings=setting_role_warnings(props, roles, engine.conn.where(5432))
+                + unknown_privilege_warnings(props, request.no_owner))
 
 
 @contextlib.contextmanager
@@ -1322,7 +1390,7 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
         # the swap removes the copy's marker either way; a comment it cannot write is written right after it
         swap_comment = 'COMMENT ON DATABASE %s IS NULL' % quote_ident(temp) if inside else \
             final_comment(request, manifest, temp)
-        aside = _swap(engine, target, temp, before['exists'], session, swap_comment)
+        aside = _swap(engine, target, temp, before['exists'], session, swap_comment, bool(before.get('closed')))
     except IntegrityError as exc:
         # The checksum (compared in the read that loaded the data) or the decompression failed: what was
         # loaded never leaves the temporary database, which goes; the target was not touched. Clean-up runs in
@@ -1360,12 +1428,14 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
     outcome = {'target': {'database': target, 'server': engine.server_label(),
                           'host': engine.conn.host, 'port': engine.conn.port or 5432, 'objects': objects},
                'method_detail': load['method'], 'jobs': load['jobs'], 'database_properties': properties,
-               'replaced': bool(before['exists'] and before['objects']), 'dropped_stale': stale['dropped_stale']}
+               'replaced': bool(before['exists'] and (before['objects'] or before.get('closed'))),
+               'dropped_stale': stale['dropped_stale']}
     if servers is not None:
         outcome['foreign_servers'] = servers['servers']
     if reached['subscriptions']:
         outcome['subscriptions'] = reached['subscriptions']
-    warnings = list(stale['warnings']) + (servers['warnings'] if servers else []) + reached['warnings']
+    warnings = closed_target_warnings(before, target, engine.conn.where(5432)) + list(stale['warnings']) + (
+        servers['warnings'] if servers else []) + reached['warnings']
     if warnings:
         outcome['warnings'] = warnings
     return outcome
