@@ -23,17 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / 'build'))
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.engines.sqlite.client import sqlite_uri  # noqa: E402
 
-from test_sqlite_round6 import backup, make_db, restore  # noqa: E402
+import test_sqlite_round6 as round6  # noqa: E402
+from test_sqlite_round6 import make_db, restore  # noqa: E402
 
-
-@pytest.fixture
-def artifact(tmp_path):
-    """A backup of a 50-row database (source tmp_path/src/app.db), in tmp_path/backups."""
-    (tmp_path / 'src').mkdir()
-    source = tmp_path / 'src' / 'app.db'
-    make_db(source)
-    backup(source, tmp_path / 'backups')
-    return tmp_path / 'backups', source
+artifact = round6.artifact   # the fixture: a backup of a 50-row database
 
 
 def sidecars(db: Path):
