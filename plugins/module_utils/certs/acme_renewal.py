@@ -212,8 +212,7 @@ def _run_challenges(session: acme_issuer.Session, orderr: Any, responder: Any, a
 
 def acme_renew(opts: Dict[str, Any], check_mode: bool, now: Optional[datetime.datetime] = None) -> Dict[str, Any]:
     now = now or utcnow()
-    with renewal.open_pair(opts) as pair:
-        return _acme_renew(pair, opts, check_mode, now)
+    return renewal.run_on_pair(opts, check_mode, now, lambda pair: _acme_renew(pair, opts, check_mode, now))
 
 
 def _acme_renew(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool, now: datetime.datetime) -> Dict[str, Any]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 try:
     from cryptography import x509
@@ -95,6 +95,28 @@ def open_pair(opts: Dict[str, Any]) -> swap.Pair:
     """The pair's directories opened and checked; a directory a user controls needs ``owner``."""
     return swap.Pair(opts['path'], opts['privatekey_path'], opts.get('backup_dir'),
                      owner=safeio.resolve_user(opts.get('owner')))
+
+
+def run_on_pair(opts: Dict[str, Any], check_mode: bool, now: datetime.datetime,
+                body: Callable[[swap.Pair], Dict[str, Any]]) -> Dict[str, Any]:
+    """``body`` on the pair opened, after the files a killed run left staged beside it are removed (check mode: only
+    named): ``removed_staged_files`` in the result, with a warning; on a failure, in the error's details."""
+    with open_pair(opts) as pair:
+        swept = swap.sweep_staged(pair, check_mode, now.timestamp())
+        try:
+            result = body(pair)
+        except OpsReadyError as exc:
+            if swept:
+                exc.details.setdefault('removed_staged_files', swept)
+            raise
+    result['removed_staged_files'] = swept
+    if swept:
+        message = ('%s staged file(s) a killed run left beside the pair (older than %d minutes, a new private key '
+                   'among them if beside the key) %s: %s.' % (len(swept), safeio.STAGED_STALE_S // 60,
+                                                               'would be removed (check mode)' if check_mode
+                                                               else 'were removed', ', '.join(swept)))
+        result.setdefault('warnings', []).insert(0, message)
+    return result
 
 
 def repair_interrupted_swap(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool) -> Dict[str, Any]:
@@ -240,8 +262,7 @@ def _decide(opts: Dict[str, Any], current: Optional[x509.Certificate], now: date
 def renew(opts: Dict[str, Any], check_mode: bool, now: Optional[datetime.datetime] = None) -> Dict[str, Any]:
     """Renew with a local CA or self-signed when due."""
     now = now or utcnow()
-    with open_pair(opts) as pair:
-        return _renew(pair, opts, check_mode, now)
+    return run_on_pair(opts, check_mode, now, lambda pair: _renew(pair, opts, check_mode, now))
 
 
 def _renew(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool, now: datetime.datetime) -> Dict[str, Any]:
@@ -355,8 +376,7 @@ def _install(pair: swap.Pair, opts: Dict[str, Any], result: Dict[str, Any], cert
 def csr_only(opts: Dict[str, Any], check_mode: bool, now: Optional[datetime.datetime] = None) -> Dict[str, Any]:
     """When due, write a new private key (``<privatekey_path>.pending``, 0600) and a CSR for it."""
     now = now or utcnow()
-    with open_pair(opts) as pair:
-        return _csr_only(pair, opts, check_mode, now)
+    return run_on_pair(opts, check_mode, now, lambda pair: _csr_only(pair, opts, check_mode, now))
 
 
 def _csr_only(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool, now: datetime.datetime) -> Dict[str, Any]:
@@ -417,8 +437,7 @@ def _csr_sans(csr: x509.CertificateSigningRequest) -> List[x509.GeneralName]:
 def install(opts: Dict[str, Any], check_mode: bool, now: Optional[datetime.datetime] = None) -> Dict[str, Any]:
     """Swap in a certificate issued by an external CA for the pending key (or the current key)."""
     now = now or utcnow()
-    with open_pair(opts) as pair:
-        return _install_issued(pair, opts, check_mode, now)
+    return run_on_pair(opts, check_mode, now, lambda pair: _install_issued(pair, opts, check_mode, now))
 
 
 def _issuance_order(leaf: x509.Certificate, others: List[x509.Certificate]) -> List[x509.Certificate]:
@@ -596,8 +615,7 @@ def _install_issued(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool,
 def rollback(opts: Dict[str, Any], check_mode: bool, now: Optional[datetime.datetime] = None) -> Dict[str, Any]:
     """Put the newest kept pair back in place (after a failed probe)."""
     now = now or utcnow()
-    with open_pair(opts) as pair:
-        return _rollback(pair, check_mode, now)
+    return run_on_pair(opts, check_mode, now, lambda pair: _rollback(pair, check_mode, now))
 
 
 def _rollback(pair: swap.Pair, check_mode: bool, now: datetime.datetime) -> Dict[str, Any]:

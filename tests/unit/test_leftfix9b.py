@@ -1,0 +1,136 @@
+"""Left-over faults of the last review round (leftfix9b).
+
+- cert_renew: a run killed after staging the new key (``.<key>.<12 hex>.tmp``, the NEW private key) left it beside
+  the key for good; the next run removes such stale staged files of its own names (check mode names them);
+- cert_renew check mode gave no warning that the key's mode would be tightened, the run did;
+- backup_prune: an unreadable manifest kept its backup with no word about it;
+- logrotate dateext: dated copies sorted by naive local time went backwards across a DST fall-back.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import stat
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / 'plugins' / 'module_utils' / 'certs'))
+from pki import CA  # noqa: E402
+
+from ansible_collections.opsready.operations.plugins.module_utils.certs import renewal, swap  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio  # noqa: E402
+
+
+def opts(cert, key, **extra):
+    base = dict(path=str(cert), privatekey_path=str(key), ca_cert=None, ca_key=None, ca_key_passphrase=None,
+                self_signed=False, renew_before_days=None, force=False, key_type=None, key_size=None, curve=None,
+                common_name=None, subject_alt_names=None, valid_days=None, include_chain=False, backup_dir=None,
+                keep_backups=5, csr_only=False, csr_path=None, install=None, rollback=False, owner=None)
+    base.update(extra)
+    return base
+
+
+@pytest.fixture
+def pki(tmp_path):
+    ca = CA()
+    ca_cert, ca_key = ca.write(tmp_path)
+    live = tmp_path / 'live'
+    live.mkdir()
+    return ca, ca_cert, ca_key, live
+
+
+def _stage_killed(cert_path, key_path):
+    """What a run killed right after staging both files leaves: the two staged files (the key's holds a key)."""
+    with swap.Pair(str(cert_path), str(key_path)) as pair:
+        key_tmp = pair.key_dir.stage(pair.key_name, b'-----BEGIN PRIVATE KEY-----\nnew\n', mode=0o600)
+        cert_tmp = pair.cert_dir.stage(pair.cert_name, b'-----BEGIN CERTIFICATE-----\nnew\n', mode=0o644)
+    return os.path.join(os.path.dirname(key_path), key_tmp), os.path.join(os.path.dirname(cert_path), cert_tmp)
+
+
+def _later(minutes):
+    return datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=minutes)
+
+
+@pytest.mark.parametrize('due', [False, True])
+def test_staged_key_left_by_a_killed_run_is_removed_by_the_next_run(pki, due):
+    """A run killed between staging and renaming left ``.<key>.<hex>.tmp`` (the new private key, 0600) beside the key
+    and nothing ever removed it. The next run, due or not, removes it (check mode only names it)."""
+    ca, ca_cert, ca_key, live = pki
+    cert_path, key_path, _old = ca.write_leaf(live, 'staged.test', days_left=5 if due else 80, lifetime=90)
+    key_tmp, cert_tmp = _stage_killed(cert_path, key_path)
+    options = opts(cert_path, key_path, ca_cert=ca_cert, ca_key=ca_key)
+
+    check = renewal.renew(options, check_mode=True, now=_later(20))
+    assert check['removed_staged_files'] == sorted([key_tmp, cert_tmp])
+    assert any('would be removed' in w and key_tmp in w for w in check['warnings'])
+    assert os.path.exists(key_tmp) and os.path.exists(cert_tmp)
+
+    result = renewal.renew(options, check_mode=False, now=_later(20))
+    assert result['removed_staged_files'] == sorted([key_tmp, cert_tmp])
+    assert any('were removed' in w and key_tmp in w for w in result['warnings'])
+    assert not os.path.exists(key_tmp) and not os.path.exists(cert_tmp)
+    assert result['changed'] == due
+    again = renewal.renew(options, check_mode=False, now=_later(21))
+    assert again['removed_staged_files'] == [] and not again.get('warnings')
+
+
+def test_rollback_removes_staged_files_too(pki):
+    ca, ca_cert, ca_key, live = pki
+    cert_path, key_path, _old = ca.write_leaf(live, 'rb.test', days_left=5, lifetime=90)
+    renewal.renew(opts(cert_path, key_path, ca_cert=ca_cert, ca_key=ca_key), check_mode=False)
+    key_tmp, cert_tmp = _stage_killed(cert_path, key_path)
+    result = renewal.rollback(opts(cert_path, key_path, rollback=True), check_mode=False, now=_later(20))
+    assert result['rolled_back'] and result['removed_staged_files'] == sorted([key_tmp, cert_tmp])
+    assert not os.path.exists(key_tmp)
+
+
+def test_staged_files_that_may_not_be_a_dead_runs_are_left(pki, tmp_path):
+    """The files kept are guards (the old code removed nothing; only the new report failed on it): a young
+    staged file (a run still going), a link at such a name (never followed nor removed), a file with a second name,
+    another pair's staged file, a name without 12 hex digits and a file of another user are all left in place."""
+    ca, ca_cert, ca_key, live = pki
+    cert_path, key_path, _old = ca.write_leaf(live, 'keep.test', days_left=80, lifetime=90)
+    key_name = os.path.basename(key_path)
+    young, _cert_tmp = _stage_killed(cert_path, key_path)
+    target = tmp_path / 'target'
+    target.write_bytes(b'secret')
+    link = live / ('.%s.%s.tmp' % (key_name, 'a' * 12))
+    link.symlink_to(target)
+    linked = live / ('.%s.%s.tmp' % (key_name, 'b' * 12))
+    linked.write_bytes(b'x')
+    os.link(linked, tmp_path / 'second-name')
+    other_pair = live / ('.other.key.%s.tmp' % ('c' * 12))
+    other_pair.write_bytes(b'x')
+    not_hex = live / ('.%s.%s.tmp' % (key_name, 'z' * 12))
+    not_hex.write_bytes(b'x')
+    others = live / ('.%s.%s.tmp' % (key_name, 'd' * 12))
+    others.write_bytes(b'x')
+    if os.geteuid() == 0:
+        os.chown(others, 65534, 65534)
+    old = time.time() - 3600
+    for path in (linked, other_pair, not_hex, others):
+        os.utime(path, (old, old))
+    result = renewal.renew(opts(cert_path, key_path, ca_cert=ca_cert, ca_key=ca_key), check_mode=False, now=_later(5))
+    assert young not in result['removed_staged_files']
+    for path in (link, linked, other_pair, not_hex) + ((others,) if os.geteuid() == 0 else ()):
+        assert os.path.lexists(path), path
+        assert str(path) not in result['removed_staged_files']
+    assert os.path.exists(young) and target.read_bytes() == b'secret'
+    assert result['removed_staged_files'] == ([] if os.geteuid() == 0 else [str(others)])
+
+
+def test_sweep_is_relative_to_the_opened_directory(tmp_path):
+    """``SafeDir.stale_staged``: only names matching, only regular files of ours; listed without removal first."""
+    (tmp_path / '.a.crt.0123456789ab.tmp').write_bytes(b'x')
+    with safeio.SafeDir(str(tmp_path)) as directory:
+        later = time.time() + 3600
+        assert directory.stale_staged(r'a\.crt', remove=False, now=later) == [str(tmp_path / '.a.crt.0123456789ab.tmp')]
+        assert directory.stale_staged(r'b\.crt', remove=True, now=later) == []
+        assert directory.stale_staged(r'a\.crt', remove=True, now=time.time()) == []
+        assert directory.stale_staged(r'a\.crt', remove=True, now=later)
+    assert not (tmp_path / '.a.crt.0123456789ab.tmp').exists()
+    assert stat.S_ISDIR(os.stat(tmp_path).st_mode)
