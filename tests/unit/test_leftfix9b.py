@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / 'plugins' / 'module_utils' / 'certs'))
-from pki import CA  # noqa: E402
+from pki import CA, cert_pem, key_pem  # noqa: E402
 
-from ansible_collections.opsready.operations.plugins.module_utils.certs import renewal, swap  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.certs import loading, renewal, swap  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio  # noqa: E402
 
 
@@ -134,3 +134,49 @@ def test_sweep_is_relative_to_the_opened_directory(tmp_path):
         assert directory.stale_staged(r'a\.crt', remove=True, now=later)
     assert not (tmp_path / '.a.crt.0123456789ab.tmp').exists()
     assert stat.S_ISDIR(os.stat(tmp_path).st_mode)
+
+
+# --- check mode foresees the key mode tightening -------------------------------------------------------------
+
+def _mode_warnings(result):
+    return sorted(w for w in result.get('warnings', []) if 'readable by others' in w)
+
+
+@pytest.mark.parametrize('combined', [False, True])
+def test_check_mode_warns_of_the_key_mode_tightening_as_the_run_does(tmp_path, combined):
+    """A key (or a combined certificate+key file) readable by others is replaced 0600 with a warning; check mode
+    said nothing of it, so a dry run did not show the operator what the run would do to the service's access."""
+    ca = CA()
+    ca_cert, ca_key = ca.write(tmp_path)
+    cert, key = ca.issue('mode.test', days_left=2)
+    cert_path, key_path = tmp_path / 'app.pem', tmp_path / 'app.key'
+    cert_path.write_bytes(cert_pem(cert) + (key_pem(key) if combined else b''))
+    key_path.write_bytes(key_pem(key))
+    os.chmod(key_path, 0o644)
+    os.chmod(cert_path, 0o644)
+    options = opts(cert_path, key_path, ca_cert=ca_cert, ca_key=ca_key)
+    check = renewal.renew(options, check_mode=True)
+    assert stat.S_IMODE(key_path.stat().st_mode) == 0o644
+    result = renewal.renew(options, check_mode=False)
+    assert len(_mode_warnings(result)) == (2 if combined else 1)
+    assert _mode_warnings(check) == _mode_warnings(result)
+
+
+def test_check_mode_of_install_and_rollback_warns_of_the_key_mode_tightening(pki):
+    ca, ca_cert, ca_key, live = pki
+    cert_path, key_path, _old = ca.write_leaf(live, 'inst.test', days_left=5, lifetime=90)
+    renewal.csr_only(opts(cert_path, key_path, csr_only=True), check_mode=False)
+    pending = loading.load_private_key(key_path + '.pending')
+    issued = live / 'issued.pem'
+    issued.write_bytes(cert_pem(ca.issue('inst.test', days_left=80, key=pending)[0]))
+    os.chmod(key_path, 0o604)
+    install = opts(cert_path, key_path, ca_cert=ca_cert, install=str(issued))
+    check = renewal.install(install, check_mode=True)
+    result = renewal.install(install, check_mode=False)
+    assert len(_mode_warnings(result)) == 1 and _mode_warnings(check) == _mode_warnings(result)
+
+    os.chmod(key_path, 0o644)
+    check = renewal.rollback(opts(cert_path, key_path, rollback=True), check_mode=True)
+    result = renewal.rollback(opts(cert_path, key_path, rollback=True), check_mode=False)
+    assert result['rolled_back'] and len(_mode_warnings(result)) == 1
+    assert _mode_warnings(check) == _mode_warnings(result)

@@ -255,6 +255,7 @@ def _acme_renew(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool, now: da
                      subject_alt_names=inspection.subject_alt_names_of(sans))
         result['certificate'] = after
         result['diff']['after'] = renewal._diff_text(after)
+        renewal.foresee_modes(pair, result)
         return result
     # The ACME library (~0.5 s to import) is loaded only when the CA is to be asked: a run where nothing is
     # due, and check mode, never pay for it.

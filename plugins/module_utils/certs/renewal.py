@@ -166,6 +166,13 @@ def repair_interrupted_swap(pair: swap.Pair, opts: Dict[str, Any], check_mode: b
     return done
 
 
+def foresee_modes(pair: swap.Pair, result: Dict[str, Any]) -> None:
+    """Check mode: the warnings the swap would give about modes it decides (a key readable by others made 0600)."""
+    swap.foresee_modes(pair, swap.holds_private_key(pair.read_cert()))
+    if pair.warnings:
+        result.setdefault('warnings', []).extend(pair.warnings)
+
+
 def _merge_repair(result: Dict[str, Any], repaired: Dict[str, Any]) -> None:
     if repaired['warnings']:
         result.setdefault('warnings', []).extend(repaired['warnings'])
@@ -308,6 +315,7 @@ def _renew(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool, now: datetim
                      curve=opts['curve'] if opts['key_type'] == 'ec' else None)
         result['certificate'] = after
         result['diff']['after'] = _diff_text(after)
+        foresee_modes(pair, result)
         return result
     key = keys.generate_private_key(opts['key_type'], opts['key_size'], opts['curve'])
     csr = signing.build_csr(key, subject, sans, signing.tls_features_of(current))
@@ -602,6 +610,7 @@ def _install_issued(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool,
     result['certificate'] = summary(leaf, now)
     result['diff']['after'] = _diff_text(result['certificate'])
     if check_mode:
+        foresee_modes(pair, result)
         return result
     # Re-encoded, not copied: the file the CA handed over may hold its key (this file is 0644), comments or a
     # chain out of order; the service gets the leaf, then its issuers.

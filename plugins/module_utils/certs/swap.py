@@ -276,7 +276,9 @@ def rollback(pair: Pair, stamp: str, check_mode: bool = False) -> Dict[str, obje
     if pair.read_cert() == cert_bytes and pair.read_key() == key_bytes:
         return {'changed': False, 'restored_from': {'cert': cert_bak, 'key': key_bak}, 'rejected': {}}
     rejected: Dict[str, str] = {}
-    if not check_mode:
+    if check_mode:
+        foresee_modes(pair, holds_private_key(cert_bytes))
+    else:
         rejected = keep_copy(pair, stamp, suffix='rejected')
         write_pair(pair, cert_bytes, key_bytes)
     return {'changed': True, 'restored_from': {'cert': cert_bak, 'key': key_bak}, 'rejected': rejected}
