@@ -21,8 +21,14 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent / 'plugins' / 'module_utils' / 'certs'))
 from pki import CA, cert_pem, key_pem  # noqa: E402
 
+from ansible_collections.opsready.operations.plugins.module_utils.backup import (  # noqa: E402
+    catalog_index, catalog_jobs, retention)
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_prune import prune  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.certs import loading, renewal, swap  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio  # noqa: E402
+
+from tests.unit.plugins.module_utils.backup.test_catalog_index_equivalence import NOW, mixed_catalog  # noqa: E402
 
 
 def opts(cert, key, **extra):
@@ -180,3 +186,35 @@ def test_check_mode_of_install_and_rollback_warns_of_the_key_mode_tightening(pki
     result = renewal.rollback(opts(cert_path, key_path, rollback=True), check_mode=False)
     assert result['rolled_back'] and len(_mode_warnings(result)) == 1
     assert _mode_warnings(check) == _mode_warnings(result)
+
+
+# --- backup_prune names the manifests it cannot read --------------------------------------------------------
+
+@pytest.mark.parametrize('per_set', [True, False])
+@pytest.mark.parametrize('check_mode', [True, False])
+def test_prune_names_an_unreadable_manifest_whose_backup_it_keeps(tmp_path, monkeypatch, per_set, check_mode):
+    """An unreadable manifest (truncated, edited) keeps its backup out of retention - kept, rightly - but the prune
+    said nothing: the operator never learnt that a backup is neither counted nor ever aged out. It is returned in
+    ``broken_manifests`` (as backup_copy does) with a warning naming it, check mode alike."""
+    directory = tmp_path / 'backups'
+    directory.mkdir()
+    mixed_catalog(directory)
+    monkeypatch.setattr(catalog_jobs, 'PER_SET', per_set)
+    catalog_index.clear()
+    catalog = Catalog(str(directory))
+    already = {b['manifest'] for b in catalog.broken}   # the catalog has one unreadable manifest of its own
+    oldest = sorted((e for e in catalog.entries if e.engine == 'sqlite'), key=lambda e: e.finished)[0]
+    damaged = Path(oldest.manifest_path)
+    damaged.write_bytes(damaged.read_bytes()[:40])
+    catalog_index.clear()
+    try:
+        result = prune(str(directory), retention.Policy(keep_last=1), now=NOW, leftover_min_age=0,
+                       check_mode=check_mode)
+    finally:
+        catalog_index.clear()
+    assert {b['manifest'] for b in result['broken_manifests']} == already | {str(damaged)}
+    assert all(b['error'] for b in result['broken_manifests'])
+    for manifest in already | {str(damaged)}:
+        assert any(manifest in w and 'kept' in w for w in result['warnings']), result['warnings']
+    assert os.path.exists(oldest.path) and oldest.path not in result['deleted']
+    assert oldest.path not in result['leftovers_removed']
