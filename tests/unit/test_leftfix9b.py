@@ -27,6 +27,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_prune import prune  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.certs import loading, renewal, swap  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.logrotate.plan import (  # noqa: E402
+    Policy, list_rotated, plan_log)
 
 from tests.unit.plugins.module_utils.backup.test_catalog_index_equivalence import NOW, mixed_catalog  # noqa: E402
 
@@ -218,3 +220,60 @@ def test_prune_names_an_unreadable_manifest_whose_backup_it_keeps(tmp_path, monk
         assert any(manifest in w and 'kept' in w for w in result['warnings']), result['warnings']
     assert os.path.exists(oldest.path) and oldest.path not in result['deleted']
     assert oldest.path not in result['leftovers_removed']
+
+
+# --- logrotate dateext across a DST fall-back -----------------------------------------------------------------
+
+@pytest.fixture
+def berlin(monkeypatch):
+    monkeypatch.setenv('TZ', 'Europe/Berlin')
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def _berlin_copy(directory, log, when, fold):
+    """A copy rotated at ``when`` (Berlin wall clock; ``fold`` 1: the second 02:xx of 2026-10-25), named as the
+    rotation names it, its mtime the log's last write ten seconds before."""
+    moment = when.replace(fold=fold)
+    path = directory / (log.name + moment.strftime('-%Y%m%d%H%M'))
+    path.write_bytes(b'x')
+    os.utime(path, (moment.timestamp() - 10, moment.timestamp() - 10))
+    return str(path)
+
+
+def test_dateext_retention_keeps_the_newer_copy_across_the_dst_fall_back(tmp_path, berlin):
+    """On 2026-10-25 Berlin's clock goes from 03:00 CEST back to 02:00 CET. With a sub-hourly dateformat, a copy made
+    at 02:10 CET (the second pass) is named ...0210, older-looking than one made at 02:30 CEST (the first pass) an
+    hour before it: sorted by the name's naive time, retention deleted the newer copy and kept the older one."""
+    log = tmp_path / 'app.log'
+    log.write_bytes(b'now')
+    day = datetime.datetime(2026, 10, 25)
+    oldest = _berlin_copy(tmp_path, log, day.replace(hour=1, minute=50), 0)
+    first_pass = _berlin_copy(tmp_path, log, day.replace(hour=2, minute=30), 0)    # 02:30 CEST
+    second_pass = _berlin_copy(tmp_path, log, day.replace(hour=2, minute=10), 1)   # 02:10 CET, an hour later
+    newest = _berlin_copy(tmp_path, log, day.replace(hour=2, minute=40), 1)        # 02:40 CET
+    policy = Policy(force=True, rotate=3, dateext=True, dateformat='-%Y%m%d%H%M', compress=False)
+    found, _leftovers = list_rotated(str(log), policy)
+    assert [r.path for r in found] == [newest, second_pass, first_pass, oldest]
+    now = day.replace(hour=2, minute=50, fold=1).astimezone(datetime.timezone.utc)
+    plan, why = plan_log(str(log), 3, 'force', policy, now)
+    assert why is None and plan is not None
+    assert sorted(plan.delete) == sorted([first_pass, oldest])
+    assert plan.rotated_to == str(log) + '-202610250250'
+
+
+def test_dateext_epoch_and_daily_names_sort_as_before(tmp_path, berlin):
+    """Regression guard (passed on the old code): epoch (%s) and daily names sort newest first by their time."""
+    log = tmp_path / 'app.log'
+    for stamp in (1792800000, 1792803600, 1792807200):
+        (tmp_path / ('app.log-%d' % stamp)).write_bytes(b'x')
+    policy = Policy(force=True, dateext=True, dateformat='-%s')
+    assert [os.path.basename(r.path) for r in list_rotated(str(log), policy)[0]] == [
+        'app.log-1792807200', 'app.log-1792803600', 'app.log-1792800000']
+    for day in ('20261024', '20261025', '20261026'):
+        (tmp_path / ('app.log-' + day)).write_bytes(b'x')
+    policy = Policy(force=True, dateext=True)
+    assert [os.path.basename(r.path) for r in list_rotated(str(log), policy)[0]] == [
+        'app.log-20261026', 'app.log-20261025', 'app.log-20261024']
