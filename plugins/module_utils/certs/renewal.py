@@ -111,10 +111,10 @@ def run_on_pair(opts: Dict[str, Any], check_mode: bool, now: datetime.datetime,
             raise
     result['removed_staged_files'] = swept
     if swept:
+        done = 'would be removed (check mode)' if check_mode else 'were removed'
         message = ('%s staged file(s) a killed run left beside the pair (older than %d minutes, a new private key '
-                   'among them if beside the key) %s: %s.' % (len(swept), safeio.STAGED_STALE_S // 60,
-                                                               'would be removed (check mode)' if check_mode
-                                                               else 'were removed', ', '.join(swept)))
+                   'among them if beside the key) %s: %s.')
+        message %= (len(swept), safeio.STAGED_STALE_S // 60, done, ', '.join(swept))
         result.setdefault('warnings', []).insert(0, message)
     return result
 
