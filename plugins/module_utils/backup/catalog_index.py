@@ -68,7 +68,6 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Set, Tuple
 from ansible_collections.opsready.operations.plugins.module_utils.backup import manifest as _manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import CatalogError, OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import parse_time
-from ansible_collections.opsready.operations.plugins.module_utils.files.safeio import stale_own_file
 
 # A file changed less than this long ago may change again within the same timestamp tick.
 SETTLE_NS = 2 * 1000 ** 3
@@ -668,7 +667,9 @@ def remove_stale_temporaries(directory: str, names: List[str], now: Optional[flo
             continue
         path = os.path.join(directory, name)
         try:
-            if stale_own_file(os.lstat(path), cutoff):
+            st = os.lstat(path)
+            if (stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid() and st.st_nlink == 1
+                    and st.st_mtime < cutoff and st.st_ctime < cutoff):
                 os.unlink(path)
                 removed.append(path)
         except OSError:

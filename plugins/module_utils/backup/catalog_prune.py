@@ -50,7 +50,7 @@ def prune(path: str, policy: retention.Policy, engine: Optional[str] = None, dat
             result = _prune(path, policy, engine, database, check_mode, now, leftover_min_age, succession)
     # A manifest that cannot be read keeps its backup (neither counted nor aged out, never a leftover): said, never
     # silent, or the backup stays for ever with nobody told (backup_copy and backup_info name them alike).
-    result['broken_manifests'] = [dict(broken) for broken in result.get('broken_manifests') or []]
+    result['broken_manifests'] = [dict(broken) for broken in result.pop('broken_manifests', None) or []]   # last key
     result.setdefault('warnings', []).extend(broken_warning(broken) for broken in result['broken_manifests'])
     return result
 
