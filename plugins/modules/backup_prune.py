@@ -158,6 +158,17 @@ content_checked:
       O(verify_content)). Empty when no set lost a full.
   returned: success
   type: dict
+broken_manifests:
+  description:
+    - Manifests in O(path) that cannot be read (truncated or edited JSON, a shape this version refuses), with the
+      reason. Their backups are kept - no rule counts them and none deletes them - and a warning names each. Every
+      unreadable manifest of the directory is listed, whatever O(engine) and O(database) say (which set it belongs
+      to cannot be read either). Check mode lists the same.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{manifest: /var/backups/pg/shop-full-20261101T004512123456Z.dump.zst.manifest.json,
+            error: 'invalid JSON: Unterminated string starting at: line 1 column 30'}]
 leftovers_removed:
   description: Files without a manifest older than O(leftover_min_age) that were removed (or would be).
   returned: success

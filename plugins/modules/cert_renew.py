@@ -34,6 +34,9 @@ description:
   - The key is replaced before the certificate. A run killed between the two leaves a pair no service can load; the
     next run finds the kept pair that explains it, puts it back (with a warning, C(changed)), then decides as usual.
     A key that does not match its certificate for another reason is reported in a warning.
+  - Every run (due or not, check mode naming only) removes the hidden staged files a run killed before its
+    renames left beside the pair (one beside the key holds a new private key), older than 15 minutes; see
+    RV(removed_staged_files).
   - The previous certificate and key are kept as C(<name>.<UTC stamp>.cert.bak) / C(.key.bak) (key 0600)
     next to the files or in O(backup_dir); the new ones are written atomically (temp file, fsync,
     rename) with the owner, group and mode of the files they replace. O(rollback) puts the newest
@@ -453,6 +456,16 @@ backup:
   sample:
     cert: /etc/nginx/tls/app.crt.20261129T004512123456Z.cert.bak
     key: /etc/nginx/tls/private/app.key.20261129T004512123456Z.key.bak
+removed_staged_files:
+  description:
+    - Hidden staged files (C(.<name>.<12 hex>.tmp)) that a killed run left beside the certificate, the key (holding a
+      new private key), the pending key or the kept pairs, removed by this run (in check mode, those it would remove),
+      with a warning. Only this pair's names, only regular files of the running user with one link, untouched for
+      15 minutes (a concurrent run's are younger); links are never followed.
+  returned: success
+  type: list
+  elements: str
+  sample: [/etc/nginx/tls/private/.app.key.3f9c0a1b2d4e.tmp]
 deleted_backups:
   description: Kept pairs removed by O(keep_backups).
   returned: success

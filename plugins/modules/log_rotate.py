@@ -107,6 +107,10 @@ options:
       - strftime suffix appended to the log name with O(dateext), in local time. Supported directives
         C(%Y %m %d %H %M %S %j %y %s %V %u). When the name already exists (two rotations in one period)
         the log is not rotated and a warning says so; add C(%H%M%S) to rotate more often.
+      - Copies are ordered (for O(rotate)) by the instant their name stands for in local time. When the clock goes
+        back (the end of daylight saving time) an hour of names repeats; with a format finer than an hour, a name in
+        that hour is taken as the second pass's when the copy's modification time (its log's last write) is later
+        than the first pass's period allows, so retention never deletes a copy newer than one it keeps.
     type: str
     default: "-%Y%m%d"
   compress:

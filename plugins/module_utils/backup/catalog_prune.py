@@ -44,10 +44,22 @@ def prune(path: str, policy: retention.Policy, engine: Optional[str] = None, dat
     safeio.check_parents(os.path.abspath(path), 'delete old backups from', 'path')
     with (read_only() if check_mode else contextlib.nullcontext()):
         try:
-            return _prune(path, policy, engine, database, check_mode, now, leftover_min_age, succession)
+            result = _prune(path, policy, engine, database, check_mode, now, leftover_min_age, succession)
         except IndexStale:
             # a manifest it would delete disagreed with the index: plan again with every manifest stat'ed
-            return _prune(path, policy, engine, database, check_mode, now, leftover_min_age, succession)
+            result = _prune(path, policy, engine, database, check_mode, now, leftover_min_age, succession)
+    # A manifest that cannot be read keeps its backup (neither counted nor aged out, never a leftover): said, never
+    # silent, or the backup stays for ever with nobody told (backup_copy and backup_info name them alike).
+    result['broken_manifests'] = [dict(broken) for broken in result.pop('broken_manifests', None) or []]   # last key
+    result.setdefault('warnings', []).extend(broken_warning(broken) for broken in result['broken_manifests'])
+    return result
+
+
+def broken_warning(broken: Dict[str, Any]) -> str:
+    """What an operator reads for a manifest retention cannot read (``Catalog.broken``)."""
+    return ('Manifest %s cannot be read (%s): its backup is kept, but no retention rule counts it and none will ever '
+            'delete it. Repair or restore the manifest (backup_info lists it under broken_manifests), or remove the '
+            'backup if it is not wanted.' % (broken['manifest'], broken.get('error')))
 
 
 def _artifact_path(entry: Manifest) -> str:
@@ -205,7 +217,8 @@ def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], d
         item[1].clear()
     result = {'changed': bool(paths or leftovers), 'deleted': paths, 'deleted_ids': deleted_ids, 'kept': kept,
               'reasons': reasons, 'leftovers_removed': leftovers,
-              'origin_sets': [note[0] for note in notes], 'warnings': [w for note in notes for w in note[1]]}
+              'origin_sets': [note[0] for note in notes], 'warnings': [w for note in notes for w in note[1]],
+              'broken_manifests': base.broken}
     if real:
         result['targets'] = [targets.pop(i) for i in deleted_ids]
     return result
@@ -256,7 +269,8 @@ def _prune(path: str, policy: retention.Policy, engine: Optional[str], database:
               'kept': {catalog.get(i).path: reason for i, reason in planned['keep'].items()},
               'reasons': {catalog.get(i).path: reason for i, reason in planned['delete'].items()},
               'leftovers_removed': leftovers, 'origin_sets': planned['origin_sets'],
-              'warnings': list(planned['warnings']), 'content_checked': retention.content_checked(policy)}
+              'warnings': list(planned['warnings']), 'content_checked': retention.content_checked(policy),
+              'broken_manifests': catalog.broken}
     if check_mode:
         return result
     retention.apply(catalog, doomed)

@@ -212,8 +212,7 @@ def _run_challenges(session: acme_issuer.Session, orderr: Any, responder: Any, a
 
 def acme_renew(opts: Dict[str, Any], check_mode: bool, now: Optional[datetime.datetime] = None) -> Dict[str, Any]:
     now = now or utcnow()
-    with renewal.open_pair(opts) as pair:
-        return _acme_renew(pair, opts, check_mode, now)
+    return renewal.run_on_pair(opts, check_mode, now, lambda pair: _acme_renew(pair, opts, check_mode, now))
 
 
 def _acme_renew(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool, now: datetime.datetime) -> Dict[str, Any]:
@@ -256,6 +255,7 @@ def _acme_renew(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool, now: da
                      subject_alt_names=inspection.subject_alt_names_of(sans))
         result['certificate'] = after
         result['diff']['after'] = renewal._diff_text(after)
+        renewal.foresee_modes(pair, result)
         return result
     # The ACME library (~0.5 s to import) is loaded only when the CA is to be asked: a run where nothing is
     # due, and check mode, never pay for it.

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 try:
     from cryptography import x509
@@ -97,6 +97,28 @@ def open_pair(opts: Dict[str, Any]) -> swap.Pair:
                      owner=safeio.resolve_user(opts.get('owner')))
 
 
+def run_on_pair(opts: Dict[str, Any], check_mode: bool, now: datetime.datetime,
+                body: Callable[[swap.Pair], Dict[str, Any]]) -> Dict[str, Any]:
+    """``body`` on the pair opened, after the files a killed run left staged beside it are removed (check mode: only
+    named): ``removed_staged_files`` in the result, with a warning; on a failure, in the error's details."""
+    with open_pair(opts) as pair:
+        swept = swap.sweep_staged(pair, check_mode, now.timestamp())
+        try:
+            result = body(pair)
+        except OpsReadyError as exc:
+            if swept:
+                exc.details.setdefault('removed_staged_files', swept)
+            raise
+    result['removed_staged_files'] = swept
+    if swept:
+        done = 'would be removed (check mode)' if check_mode else 'were removed'
+        message = ('%s staged file(s) a killed run left beside the pair (older than %d minutes, a new private key '
+                   'among them if beside the key) %s: %s.')
+        message %= (len(swept), safeio.STAGED_STALE_S // 60, done, ', '.join(swept))
+        result.setdefault('warnings', []).insert(0, message)
+    return result
+
+
 def repair_interrupted_swap(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool) -> Dict[str, Any]:
     """Put a matching pair back when the live key is not the key of the live certificate.
 
@@ -142,6 +164,13 @@ def repair_interrupted_swap(pair: swap.Pair, opts: Dict[str, Any], check_mode: b
         '%s does not match the private key %s: a service cannot load this pair. No kept pair explains it; put the '
         'right key back, or renew with force=true to replace both.' % (pair.cert_path, pair.key_path))
     return done
+
+
+def foresee_modes(pair: swap.Pair, result: Dict[str, Any]) -> None:
+    """Check mode: the warnings the swap would give about modes it decides (a key readable by others made 0600)."""
+    swap.foresee_modes(pair, swap.holds_private_key(pair.read_cert()))
+    if pair.warnings:
+        result.setdefault('warnings', []).extend(pair.warnings)
 
 
 def _merge_repair(result: Dict[str, Any], repaired: Dict[str, Any]) -> None:
@@ -240,8 +269,7 @@ def _decide(opts: Dict[str, Any], current: Optional[x509.Certificate], now: date
 def renew(opts: Dict[str, Any], check_mode: bool, now: Optional[datetime.datetime] = None) -> Dict[str, Any]:
     """Renew with a local CA or self-signed when due."""
     now = now or utcnow()
-    with open_pair(opts) as pair:
-        return _renew(pair, opts, check_mode, now)
+    return run_on_pair(opts, check_mode, now, lambda pair: _renew(pair, opts, check_mode, now))
 
 
 def _renew(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool, now: datetime.datetime) -> Dict[str, Any]:
@@ -287,6 +315,7 @@ def _renew(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool, now: datetim
                      curve=opts['curve'] if opts['key_type'] == 'ec' else None)
         result['certificate'] = after
         result['diff']['after'] = _diff_text(after)
+        foresee_modes(pair, result)
         return result
     key = keys.generate_private_key(opts['key_type'], opts['key_size'], opts['curve'])
     csr = signing.build_csr(key, subject, sans, signing.tls_features_of(current))
@@ -355,8 +384,7 @@ def _install(pair: swap.Pair, opts: Dict[str, Any], result: Dict[str, Any], cert
 def csr_only(opts: Dict[str, Any], check_mode: bool, now: Optional[datetime.datetime] = None) -> Dict[str, Any]:
     """When due, write a new private key (``<privatekey_path>.pending``, 0600) and a CSR for it."""
     now = now or utcnow()
-    with open_pair(opts) as pair:
-        return _csr_only(pair, opts, check_mode, now)
+    return run_on_pair(opts, check_mode, now, lambda pair: _csr_only(pair, opts, check_mode, now))
 
 
 def _csr_only(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool, now: datetime.datetime) -> Dict[str, Any]:
@@ -417,8 +445,7 @@ def _csr_sans(csr: x509.CertificateSigningRequest) -> List[x509.GeneralName]:
 def install(opts: Dict[str, Any], check_mode: bool, now: Optional[datetime.datetime] = None) -> Dict[str, Any]:
     """Swap in a certificate issued by an external CA for the pending key (or the current key)."""
     now = now or utcnow()
-    with open_pair(opts) as pair:
-        return _install_issued(pair, opts, check_mode, now)
+    return run_on_pair(opts, check_mode, now, lambda pair: _install_issued(pair, opts, check_mode, now))
 
 
 def _issuance_order(leaf: x509.Certificate, others: List[x509.Certificate]) -> List[x509.Certificate]:
@@ -583,6 +610,7 @@ def _install_issued(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool,
     result['certificate'] = summary(leaf, now)
     result['diff']['after'] = _diff_text(result['certificate'])
     if check_mode:
+        foresee_modes(pair, result)
         return result
     # Re-encoded, not copied: the file the CA handed over may hold its key (this file is 0644), comments or a
     # chain out of order; the service gets the leaf, then its issuers.
@@ -596,8 +624,7 @@ def _install_issued(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool,
 def rollback(opts: Dict[str, Any], check_mode: bool, now: Optional[datetime.datetime] = None) -> Dict[str, Any]:
     """Put the newest kept pair back in place (after a failed probe)."""
     now = now or utcnow()
-    with open_pair(opts) as pair:
-        return _rollback(pair, check_mode, now)
+    return run_on_pair(opts, check_mode, now, lambda pair: _rollback(pair, check_mode, now))
 
 
 def _rollback(pair: swap.Pair, check_mode: bool, now: datetime.datetime) -> Dict[str, Any]:

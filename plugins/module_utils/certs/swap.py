@@ -32,7 +32,7 @@ from typing import Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.certs.loading import PEM_KEY_RE
-from ansible_collections.opsready.operations.plugins.module_utils.files.safeio import MiB, SafeDir
+from ansible_collections.opsready.operations.plugins.module_utils.files.safeio import MiB, SafeDir, UnsafeFileError
 
 STAMP_RE = r'(\d{8}T\d{12}Z)'
 KEY_MODE = 0o600
@@ -190,6 +190,39 @@ def write_pair(pair: Pair, cert_bytes: bytes, key_bytes: bytes) -> None:
     pair.cert_dir.sync()
 
 
+def foresee_modes(pair: Pair, cert_holds_key: bool) -> None:
+    """What :func:`write_pair` would decide on its own about the modes (a key readable by others made 0600), added to
+    ``pair.warnings`` as the write would: check mode says what the run will. ``cert_holds_key``: the certificate
+    file to be written holds the key (a combined file)."""
+    key_mode = _owner_mode(pair.key_dir, pair.key_name, KEY_MODE)[0]
+    _key_file_mode(pair, pair.key_path, key_mode)
+    if cert_holds_key:
+        _key_file_mode(pair, pair.cert_path, _owner_mode(pair.cert_dir, pair.cert_name, CERT_MODE)[0])
+
+
+def sweep_staged(pair: Pair, check_mode: bool, now: Optional[float] = None) -> List[str]:
+    """Remove (check mode: only list) what a killed run of the pair left staged: ``.<name>.<12 hex>.tmp`` beside the
+    key (a new private key, else never removed), the certificate, the pending key and the kept pairs. Only this
+    pair's names, only stale files of this user (``SafeDir.stale_staged``: a concurrent run's are younger)."""
+    patterns: Dict[str, List[str]] = {}
+    patterns.setdefault(os.path.dirname(pair.cert_path), []).append(re.escape(pair.cert_name))
+    patterns.setdefault(os.path.dirname(pair.key_path), []).append(re.escape(pair.key_name) + r'(?:\.pending)?')
+    kept = (r'\.' + STAMP_RE + r'\.%s\.(?:bak|rejected)')
+    patterns.setdefault(pair.cert_backup_dir, []).append(re.escape(pair.cert_name) + kept % 'cert')
+    patterns.setdefault(pair.key_backup_dir, []).append(re.escape(pair.key_name) + kept % 'key')
+    found: List[str] = []
+    for path, names in patterns.items():
+        if path not in pair._dirs:
+            if not os.path.isdir(path):
+                continue   # a backup_dir not made yet holds nothing
+            try:
+                pair.directory(path)
+            except UnsafeFileError:
+                continue   # a backup_dir the swap itself refuses (saying why) is not swept either
+        found.extend(pair.directory(path).stale_staged('|'.join(names), remove=not check_mode, now=now))
+    return sorted(found)
+
+
 def keep_copy(pair: Pair, stamp: str, suffix: str = 'bak') -> Dict[str, str]:
     """Copy the live pair to timestamped files (key 0600); returns their paths ({} if nothing live)."""
     cert_bytes = pair.read_cert()
@@ -243,7 +276,9 @@ def rollback(pair: Pair, stamp: str, check_mode: bool = False) -> Dict[str, obje
     if pair.read_cert() == cert_bytes and pair.read_key() == key_bytes:
         return {'changed': False, 'restored_from': {'cert': cert_bak, 'key': key_bak}, 'rejected': {}}
     rejected: Dict[str, str] = {}
-    if not check_mode:
+    if check_mode:
+        foresee_modes(pair, holds_private_key(cert_bytes))
+    else:
         rejected = keep_copy(pair, stamp, suffix='rejected')
         write_pair(pair, cert_bytes, key_bytes)
     return {'changed': True, 'restored_from': {'cert': cert_bak, 'key': key_bak}, 'rejected': rejected}

@@ -25,9 +25,11 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import re
 import secrets
 import stat
 import tempfile
+import time
 from typing import Any, BinaryIO, Dict, Iterator, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
@@ -392,6 +394,21 @@ def check_tempdir(parent: Optional[str], prefix: str, option: str) -> str:
     return base
 
 
+# A file :meth:`SafeDir.stage` made that is older than this was left by a killed run: a run writes and renames its
+# staged files within seconds, so a younger one may belong to a run still going and is never taken.
+STAGED_STALE_S = 15 * 60
+STAGED_RE = r'\.(?:%s)\.[0-9a-f]{12}\.tmp\Z'
+
+
+def stale_own_file(st: os.stat_result, cutoff: float) -> bool:
+    """Whether ``st`` (an lstat) is a leftover this user may remove: a regular file (never a link) of this user, with
+    no second name (removing one would not remove what another name still shows), neither written nor changed
+    since ``cutoff``. (catalog_index.remove_stale_temporaries applies the same rule on its own: importing safeio
+    there would ship it with every cheap catalog module.)"""
+    return (stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid() and st.st_nlink == 1
+            and st.st_mtime < cutoff and st.st_ctime < cutoff)
+
+
 class SafeDir:
     """A directory opened once; reads, writes, renames and unlinks relative to its descriptor."""
 
@@ -512,6 +529,30 @@ class SafeDir:
             os.unlink(tmp, dir_fd=self.fd)
         except OSError:
             pass
+
+    def stale_staged(self, name_re: str, remove: bool, now: Optional[float] = None) -> List[str]:
+        """Files :meth:`stage` made for a name matching the regular expression ``name_re`` that a killed run left
+        (``stale_own_file``, older than STAGED_STALE_S); removed when ``remove``. Returns their paths, sorted.
+
+        A run killed between staging and its rename leaves one behind, and for a key it holds a private key nothing
+        else would ever remove. Looked at with lstat and unlinked relative to the directory: a link is never
+        followed, only its name could be removed, and it is not (not a regular file)."""
+        pattern = re.compile(STAGED_RE % name_re)
+        cutoff = (time.time() if now is None else now) - STAGED_STALE_S
+        found = []
+        for entry in sorted(self.listdir()):
+            if not pattern.match(entry):
+                continue
+            try:
+                st = self.lstat(entry)
+                if st is None or not stale_own_file(st, cutoff):
+                    continue
+                if remove:
+                    self.unlink(entry)
+            except OSError:
+                continue
+            found.append(self.join(entry))
+        return found
 
     def stage(self, name: str, data: bytes, mode: int, uid: Optional[int] = None,
               gid: Optional[int] = None) -> str:

@@ -9,6 +9,13 @@ Naming (the same as logrotate, so existing archives keep working):
 - numbered: ``app.log.1`` (newest) ... ``app.log.N``, compressed ``app.log.2.zst`` / ``.gz``;
 - ``dateext``: ``app.log`` + ``strftime(dateformat)`` in local time, e.g. ``app.log-20261129.zst``.
 
+Dated copies are ordered by the instant their name stands for, never by the name's naive wall-clock time: when the
+clock goes back (a DST fall-back) an hour of names repeats, and a copy made in the second pass (``...0210`` at
+02:10 CET) would sort before one made an hour earlier (``...0230`` at 02:30 CEST) - retention would delete the newer.
+The name is read in the local zone (as it was written; names stay logrotate's); a name in the repeated hour is the
+second pass's when the copy's own mtime (its log's last write, kept by every rotation and compression) is later
+than the first pass's period could give. Names in UTC would need no such rule but would rename every archive.
+
 Private to opsready.operations; do not import from other collections.
 """
 
@@ -25,6 +32,11 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
 
 COMPRESSED_SUFFIXES = ('.zst', '.gz')
 MODES = ('create', 'copytruncate', 'copy')
+# The length of the period a directive names: a sub-hourly dateformat names two periods in a repeated hour.
+_FORMAT_PERIOD = {'S': 1, 's': 1, 'M': 60, 'H': 3600}
+# How much later than its name's period a copy's mtime may be and still belong to it (a copy or compression that
+# set the time it finished): more than this, and a name in a repeated hour is the second pass's.
+DST_SLACK_S = 300
 _FORMAT_RE = {'Y': r'\d{4}', 'm': r'\d{2}', 'd': r'\d{2}', 'H': r'\d{2}', 'M': r'\d{2}', 'S': r'\d{2}',
               'j': r'\d{3}', 'y': r'\d{2}', 's': r'\d+', 'V': r'\d{2}', 'u': r'\d'}
 
@@ -84,7 +96,8 @@ class Rotated:
     stem: str          # the name without its compression suffix
     suffix: str        # '', '.zst' or '.gz'
     index: Optional[int] = None                  # numbered naming
-    moment: Optional[datetime.datetime] = None   # dateext naming
+    moment: Optional[datetime.datetime] = None   # dateext naming: the name's time (naive local, or UTC for %s)
+    instant: float = 0.0                          # dateext naming: the POSIX time the name stands for (sorting)
     mtime: float = 0.0
     is_dir: bool = False   # a directory under a rotated copy's name: never a copy (it cannot be moved as one)
 
@@ -137,10 +150,34 @@ def _parse_dated(text: str, dateformat: str) -> Optional[datetime.datetime]:
         if dateformat.count('%s') == 1 and dateformat.replace('%s', '').count('%') == 0:
             prefix, _sep, rest = dateformat.partition('%s')
             digits = text[len(prefix):len(text) - len(rest) if rest else None]
-            return datetime.datetime.fromtimestamp(int(digits))
+            # an epoch names one instant: aware, so no zone rule reads it
+            return datetime.datetime.fromtimestamp(int(digits), datetime.timezone.utc)
         return datetime.datetime.strptime(text, dateformat)
-    except ValueError:
+    except (ValueError, OverflowError, OSError):
         return None
+
+
+def _period(dateformat: str) -> int:
+    """The length in seconds of the period the finest directive of ``dateformat`` names (a day and more: 86400)."""
+    finest = 86400
+    for directive in re.findall(r'%(.)', dateformat.replace('%%', '')):
+        finest = min(finest, _FORMAT_PERIOD.get(directive, 86400))
+    return finest
+
+
+def _instant(moment: datetime.datetime, mtime: float, period: int) -> float:
+    """The POSIX time a dated name stands for (see the module's docstring): a local wall-clock time the clock showed
+    twice (a DST fall-back) is the later one when the copy's mtime is past what the earlier period allows."""
+    if moment.tzinfo is not None:
+        return moment.timestamp()
+    try:
+        first = moment.replace(fold=0).timestamp()
+        second = moment.replace(fold=1).timestamp()
+    except (OverflowError, OSError, ValueError):
+        return 0.0
+    if second > first and period < second - first and mtime > first + period + DST_SLACK_S:
+        return second
+    return first
 
 
 StatFn = Callable[[str], os.stat_result]
@@ -169,6 +206,7 @@ def list_rotated(log: str, policy: Policy, names: Optional[List[str]] = None,
                          + r'\.[0-9a-f]{12}\.(new|copy|doomed)$')
     found: List[Rotated] = []
     leftovers: List[str] = []
+    period = _period(policy.dateformat) if policy.dateext else 0
     for name in names:
         if partial.match(name):
             leftovers.append(os.path.join(directory, name))
@@ -188,11 +226,14 @@ def list_rotated(log: str, policy: Policy, names: Optional[List[str]] = None,
             item.moment = _parse_dated(match.group(1), policy.dateformat)
             if item.moment is None:
                 continue
+            item.instant = _instant(item.moment, item.mtime, period)
         else:
             item.index = int(match.group(1))
         found.append(item)
     if policy.dateext:
-        found.sort(key=lambda r: (r.moment, r.path), reverse=True)
+        # by instant, never the naive time (a DST fall-back repeats an hour of names); the mtime and the name break a
+        # tie (two names for one instant: an edited dateformat)
+        found.sort(key=lambda r: (r.instant, r.mtime, r.path), reverse=True)
     else:
         found.sort(key=lambda r: (r.index or 0, r.path))
     return found, sorted(leftovers)

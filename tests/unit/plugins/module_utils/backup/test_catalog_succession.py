@@ -200,7 +200,9 @@ def test_retention_of_overlapping_origins_stays_per_origin_with_a_warning(
     planned = prune(str(tmp_path), retention.Policy(keep_last=1), check_mode=True, now=NOW, succession=True)
     assert set(planned['deleted_ids']) == set(a_fulls[:2] + a_logs[:2] + b_fulls[:2] + b_logs[:2])
     assert planned['origin_sets'][0]['origins_relation'] == 'overlapping'
-    assert len(planned['warnings']) == 1 and A in planned['warnings'][0] and B in planned['warnings'][0]
+    # (the 'index' fixture plants an unreadable manifest: its own warning is not counted here)
+    warnings = [w for w in planned['warnings'] if 'cannot be read' not in w]
+    assert len(warnings) == 1 and A in warnings[0] and B in warnings[0]
 
 
 def test_freshness_follows_a_declared_succession(tmp_path):

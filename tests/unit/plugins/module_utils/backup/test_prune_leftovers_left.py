@@ -45,7 +45,9 @@ def test_a_leftover_that_stays_is_left_not_removed(tmp_path, monkeypatch, per_se
         assert str(gone) in result['leftovers_removed'] and not gone.exists()
         assert str(stuck_dir) not in result['leftovers_removed'] and str(stuck_file) not in result['leftovers_removed']
         assert result['leftovers_left'] == sorted([str(stuck_dir), str(stuck_file)])
-        assert len(result['warnings']) == 2 and all('could not be removed' in w for w in result['warnings'])
+        # (mixed_catalog holds an unreadable manifest on purpose: its own warning is not counted here)
+        warnings = [w for w in result['warnings'] if 'cannot be read' not in w]
+        assert len(warnings) == 2 and all('could not be removed' in w for w in warnings)
         assert stuck_dir.exists() and stuck_file.exists()
     finally:
         subprocess.run(['chattr', '-i', str(stuck_dir / 'piece'), str(stuck_file)], check=False)
