@@ -40,28 +40,41 @@ def passed_over(backup: Dict[str, Any]) -> List[Dict[str, Any]]:
 
     ``backup`` is the drill's record of the chain (``chain``: its artifact ids, ``recoverable_until``) with what the
     catalog read said of the set: ``failed_verification`` (manifest summaries of the artifacts whose last
-    verification failed) and ``broken_manifests`` (the directory's unreadable manifests; only those named as
-    artifacts of this set, with a stamp after the restored chain's newest artifact, count)."""
+    verification failed, or only their ids: a listing cut to the newest artifacts may not hold every summary, and an
+    id alone is judged by the stamp in its name against the restored chain's newest) and ``broken_manifests`` (the
+    directory's unreadable manifests; only those named as artifacts of this set, with a stamp after the restored
+    chain's newest artifact, count)."""
     chain = [str(c) for c in backup.get('chain') or []]
     until_text = backup.get('recoverable_until')
     if not chain or not until_text:
         return []
     until = parse_time(str(until_text), 'recoverable_until')
+    newest = _stamp(chain[-1])
+    last = _stamp_time(newest.group('stamp')) if newest is not None else None
     found: List[Dict[str, Any]] = []
     for entry in backup.get('failed_verification') or []:
-        if not isinstance(entry, dict) or entry.get('id') in chain:
+        if isinstance(entry, str):
+            entry = {'id': entry}
+        if not isinstance(entry, dict) or not entry.get('id') or str(entry['id']) in chain:
             continue
-        try:
-            at = parse_time(str(entry.get('consistent_at') or entry.get('finished')), 'consistent_at')
-        except OpsReadyError:
+        checks = (entry.get('verification') or {}).get('checks') or {}
+        why = 'its verification failed: %s' % (checks.get('error') or 'no detail recorded')
+        if entry.get('consistent_at') or entry.get('finished'):
+            try:
+                at = parse_time(str(entry.get('consistent_at') or entry.get('finished')), 'consistent_at')
+            except OpsReadyError:
+                continue
+            if at > until:
+                found.append({'id': entry.get('id'), 'at': isoformat(at), 'why': why})
             continue
-        if at > until:
-            checks = (entry.get('verification') or {}).get('checks') or {}
-            found.append({'id': entry.get('id'), 'at': isoformat(at),
-                          'why': 'its verification failed: %s' % (checks.get('error') or 'no detail recorded')})
-    newest = _stamp(chain[-1])
-    if newest is not None:
-        last = _stamp_time(newest.group('stamp'))
+        # only the id: the listing the drill read (backup_info's newest max_artifacts) no longer held its summary,
+        # e.g. after more than 100 newer hourly logs; its name's stamp (its start) against the chain's newest
+        name = _stamp(str(entry['id']))
+        if name is not None and last is not None and name.group('prefix') == newest.group('prefix'):
+            at = _stamp_time(name.group('stamp'))
+            if at > last:
+                found.append({'id': entry['id'], 'at': isoformat(at), 'why': why})
+    if newest is not None and last is not None:
         for broken in backup.get('broken_manifests') or []:
             path = str((broken or {}).get('manifest') or '')
             if not path.endswith(MANIFEST_SUFFIX):
