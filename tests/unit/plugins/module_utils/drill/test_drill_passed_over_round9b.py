@@ -46,3 +46,16 @@ def test_another_sets_torn_manifest_is_not_claimed_by_prefix():
               'mariadb-app-full-20261129T115000000000Z.sql.zst']
     assert passed_over(backup(broken_manifests=[broken(n) for n in others])) == []
     assert [f['id'] for f in passed_over(backup(broken_manifests=[broken(NEWER)]))] == [NEWER]
+
+
+def test_a_file_sets_torn_newer_archive_manifest_is_its_own_and_not_a_neighbours():
+    """File-set archives are named <set>-<stamp>.tar...: without engine and kind no torn manifest matched, so a file
+    set's drill never saw its own; ``proxy`` must not claim ``proxy-bad``'s, nor ``proxy-bad`` ``proxy``'s."""
+    old, new = 'proxy-20261129T110000000000Z.tar.zst', 'proxy-20261129T115000000000Z.tar.zst'
+    bad_old, bad_new = 'proxy-bad-20261129T110000000000Z.tar.zst', 'proxy-bad-20261129T115000000000Z.tar.zst'
+    files = {'kind': 'files', 'recoverable_until': '2026-11-29T11:00:00Z'}
+    assert [f['id'] for f in passed_over(dict(files, id=old, broken_manifests=[broken(new)]))] == [new]
+    assert passed_over(dict(files, id=old, broken_manifests=[broken(bad_new)])) == []
+    assert passed_over(dict(files, id=bad_old, broken_manifests=[broken(new)])) == []
+    assert [f['id'] for f in passed_over(dict(files, id=bad_old, broken_manifests=[broken(bad_new)]))] == [bad_new]
+    assert [f['id'] for f in passed_over(dict(files, id=old, failed_verification=[new, bad_new]))] == [new]
