@@ -17,11 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_drill_round9 import add_rows, backup, drill, report_of, shop  # noqa: F401  (fixture)
+from tests.integration import test_drill_round9 as round9
 from tests.harness.playbook import run_playbook, write_playbook
 from tests.harness.redis import RedisServer
 
 STAMP = '%Y%m%dT%H%M%S%fZ'
+shop = round9.shop   # the SQLite fixture of round 9, reused
+add_rows, backup, drill, report_of = round9.add_rows, round9.backup, round9.drill, round9.report_of
 
 
 def _clone(artifact: Path, seconds: int) -> Path:
@@ -40,7 +42,7 @@ def _clone(artifact: Path, seconds: int) -> Path:
     return artifact.parent / name
 
 
-def test_a_failed_backup_older_than_the_newest_100_is_still_named(shop):  # noqa: F811
+def test_a_failed_backup_older_than_the_newest_100_is_still_named(shop):  # pylint: disable=redefined-outer-name
     """An older full restores; the next full failed verification, and so did the 100 runs after it (a job writing a
     corrupt copy every hour for four days). The drill failed, but its report named only the newest 100 failed
     backups: the first failed one - where the loss begins - was missing (backup_info listed the newest 100)."""
