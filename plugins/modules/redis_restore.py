@@ -183,7 +183,11 @@ snapshot_keys:
   returned: O(target=scratch)
   type: int
 backup:
-  description: The backup drilled (id, path, started, finished, size, recoverable_until), as dr_drill records it.
+  description:
+    - The backup drilled (id, chain, path, started, finished, size, recoverable_until), as dr_drill records it.
+    - With O(backup_dir), failed_verification (manifest summaries of the set's backups whose verification failed)
+      and broken_manifests (the directory's unreadable manifests) - a newer one of the set, passed over, fails the
+      drill and is named in RV(drill) (C(backup.passed_over)).
   returned: O(target=scratch)
   type: dict
 drill:
@@ -232,18 +236,23 @@ from ansible_collections.opsready.operations.plugins.module_utils.common import 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.drill import objectives
+from ansible_collections.opsready.operations.plugins.module_utils.drill.passed_over import damage_of
 from ansible_collections.opsready.operations.plugins.module_utils.engines.redis import dest as dest_checks
 from ansible_collections.opsready.operations.plugins.module_utils.engines.redis import restore
 
 
-def find(module, p):
+def find(module, p, damage=None):
+    """The backup to restore; with backup_dir, ``damage`` (a dict) receives the newer backups the catalog passes over
+    (failed verification, torn manifest: drill/passed_over.py), which a drill names and fails on."""
     if p['path']:
         path = p['path']
         manifest = read_manifest(path if path.endswith('.manifest.json') else manifest_path_for(path))
     else:
         notes = []
-        manifest = of_origin(p['backup_dir'], 'redis', p['database'] or '@all', p['origin'],
-                             warnings=notes).latest_full(verified_only=True)
+        catalog = of_origin(p['backup_dir'], 'redis', p['database'] or '@all', p['origin'], warnings=notes)
+        if damage is not None:
+            damage.update(damage_of(catalog))
+        manifest = catalog.latest_full(verified_only=True)
         for note in notes:
             module.warn(note)
         if manifest is None:
@@ -352,14 +361,15 @@ def drill(module, p, manifest, identities, found):
         steps.append(entry)
         result['cleanup'] = cleanup
     database = {'name': manifest.database, 'engine': 'redis', 'steps': steps,
-                'backup': {'id': manifest.id, 'recoverable_until': manifest.data.get('consistent_at')},
+                'backup': dict({'id': manifest.id, 'chain': [manifest.id],
+                                'recoverable_until': manifest.data.get('consistent_at')}, **found.get('damage', {})),
                 'objectives': {'rto_seconds': p['rto_seconds'], 'rpo_seconds': p['rpo_seconds']}}
     result['drill'] = objectives.measure(database, started)
     # What the dr_drill role reports of the backup drilled (its find_backup step's record).
     result['backup'] = {'id': manifest.id, 'chain': [manifest.id], 'path': manifest.path,
                         'started': manifest.data.get('started'), 'finished': manifest.data.get('finished'),
                         'size': manifest.data.get('size'), 'recoverable_until': manifest.data.get('consistent_at'),
-                        'offsite': ''}
+                        'offsite': '', **found.get('damage', {})}
     return result
 
 
@@ -392,8 +402,8 @@ def main():
     p = module.params
     try:
         identities = encryption.load_identities(p['identity'], p['identity_file'])
-        found = {'started': utcnow()}
-        manifest = find(module, p)
+        found = {'started': utcnow(), 'damage': {}}
+        manifest = find(module, p, found['damage'])
         found['finished'] = utcnow()
         if p['target'] == 'file':
             module.exit_json(**to_file(module, p, manifest, identities))

@@ -282,11 +282,14 @@ def drill_fileset(backup_dir: str, set_name: str, scratch_root: str, check_comma
     backup: Dict[str, Any] = {}
 
     def find() -> Tuple[str, Dict[str, Any]]:
-        manifest = find_archive(backup_dir, set_name, origin=origin)
+        damage: Dict[str, Any] = {}
+        manifest = find_archive(backup_dir, set_name, origin=origin, damage=damage)
         state['manifest'] = manifest
-        backup.update({'id': manifest.id, 'path': manifest.path, 'kind': manifest.kind,
+        # the newer archives the catalog passed over (verification failed, manifest torn) go with the record: the
+        # report names them and the drill fails (drill/passed_over.py), never a PASSED of an older archive alone
+        backup.update({'id': manifest.id, 'chain': [manifest.id], 'path': manifest.path, 'kind': manifest.kind,
                        'recoverable_until': isoformat(manifest.consistent_at),
-                       'encrypted': bool(manifest.data.get('encryption'))})
+                       'encrypted': bool(manifest.data.get('encryption')), **damage})
         return manifest.id, {}
 
     def restore() -> Tuple[str, Dict[str, Any]]:

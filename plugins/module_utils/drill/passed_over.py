@@ -21,17 +21,28 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.manifes
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, parse_time
 
-# <engine>-<set name>-<kind>-<UTC stamp><extension> (engines/base.py): the set's prefix and the stamp
+# <engine>-<set name>-<kind>-<UTC stamp><extension> (engines/base.py): the set's prefix and the stamp. The set name
+# may hold '-' (app-2), the kind never does: the prefix is everything before the last '-<kind>-<stamp>'.
 _NAME = re.compile(r'^(?P<prefix>.+)-[a-z_]+-(?P<stamp>\d{8}T\d{6}(?:\d{6})?Z)')
+# a file set's archive, <set name>-<UTC stamp>.tar<suffixes> (files/archive.py): no engine, no kind
+_ARCHIVE = re.compile(r'^(?P<prefix>.+)-(?P<stamp>\d{8}T\d{6}(?:\d{6})?Z)\.tar(?:\.|$)')
 
 
-def _stamp(name: str) -> Optional[re.Match]:  # type: ignore[type-arg]
-    return _NAME.match(os.path.basename(name))
+def _stamp(name: str, files: bool = False) -> Optional[re.Match]:  # type: ignore[type-arg]
+    return (_ARCHIVE if files else _NAME).match(os.path.basename(name))
 
 
 def _stamp_time(text: str) -> datetime.datetime:
     return datetime.datetime.strptime(text.rstrip('Z').ljust(21, '0'), '%Y%m%dT%H%M%S%f').replace(
         tzinfo=datetime.timezone.utc)
+
+
+def damage_of(catalog: Any) -> Dict[str, Any]:
+    """What a drill that picked its backup from ``catalog`` (one set's Catalog) records of the set for
+    ``passed_over``: the summaries of the artifacts whose last verification failed and the directory's unreadable
+    manifests (``passed_over`` keeps those named as this set's)."""
+    return {'failed_verification': [m.summary() for m in catalog.entries if m.verified is False],
+            'broken_manifests': [dict(b) for b in catalog.broken]}
 
 
 def passed_over(backup: Dict[str, Any]) -> List[Dict[str, Any]]:
@@ -40,33 +51,48 @@ def passed_over(backup: Dict[str, Any]) -> List[Dict[str, Any]]:
 
     ``backup`` is the drill's record of the chain (``chain``: its artifact ids, ``recoverable_until``) with what the
     catalog read said of the set: ``failed_verification`` (manifest summaries of the artifacts whose last
-    verification failed) and ``broken_manifests`` (the directory's unreadable manifests; only those named as
-    artifacts of this set, with a stamp after the restored chain's newest artifact, count)."""
-    chain = [str(c) for c in backup.get('chain') or []]
+    verification failed, or only their ids: a listing cut to the newest artifacts may not hold every summary, and an
+    id alone is judged by the stamp in its name against the restored chain's newest) and ``broken_manifests`` (the
+    directory's unreadable manifests; only those named as artifacts of this set, with a stamp after the restored
+    chain's newest artifact, count)."""
+    chain = [str(c) for c in backup.get('chain') or ([backup['id']] if backup.get('id') else [])]
     until_text = backup.get('recoverable_until')
     if not chain or not until_text:
         return []
     until = parse_time(str(until_text), 'recoverable_until')
+    files = backup.get('kind') == 'files'   # a file set's archives are named without engine and kind
+    newest = _stamp(chain[-1], files)
+    last = _stamp_time(newest.group('stamp')) if newest is not None else None
     found: List[Dict[str, Any]] = []
     for entry in backup.get('failed_verification') or []:
-        if not isinstance(entry, dict) or entry.get('id') in chain:
+        if isinstance(entry, str):
+            entry = {'id': entry}
+        if not isinstance(entry, dict) or not entry.get('id') or str(entry['id']) in chain:
             continue
-        try:
-            at = parse_time(str(entry.get('consistent_at') or entry.get('finished')), 'consistent_at')
-        except OpsReadyError:
+        checks = (entry.get('verification') or {}).get('checks') or {}
+        why = 'its verification failed: %s' % (checks.get('error') or 'no detail recorded')
+        if entry.get('consistent_at') or entry.get('finished'):
+            try:
+                at = parse_time(str(entry.get('consistent_at') or entry.get('finished')), 'consistent_at')
+            except OpsReadyError:
+                continue
+            if at > until:
+                found.append({'id': entry.get('id'), 'at': isoformat(at), 'why': why})
             continue
-        if at > until:
-            checks = (entry.get('verification') or {}).get('checks') or {}
-            found.append({'id': entry.get('id'), 'at': isoformat(at),
-                          'why': 'its verification failed: %s' % (checks.get('error') or 'no detail recorded')})
-    newest = _stamp(chain[-1])
-    if newest is not None:
-        last = _stamp_time(newest.group('stamp'))
+        # only the id: the listing the drill read (backup_info's newest max_artifacts) no longer held its summary,
+        # e.g. after more than 100 newer hourly logs; its name's stamp (its start) against the chain's newest
+        name = _stamp(str(entry['id']), files)
+        if name is not None and newest is not None and last is not None \
+                and name.group('prefix') == newest.group('prefix'):
+            at = _stamp_time(name.group('stamp'))
+            if at > last:
+                found.append({'id': entry['id'], 'at': isoformat(at), 'why': why})
+    if newest is not None and last is not None:
         for broken in backup.get('broken_manifests') or []:
             path = str((broken or {}).get('manifest') or '')
             if not path.endswith(MANIFEST_SUFFIX):
                 continue
-            name = _stamp(path[:-len(MANIFEST_SUFFIX)])
+            name = _stamp(path[:-len(MANIFEST_SUFFIX)], files)
             if name is None or name.group('prefix') != newest.group('prefix'):
                 continue
             at = _stamp_time(name.group('stamp'))

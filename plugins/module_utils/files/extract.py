@@ -45,6 +45,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.scratch
     NETWORK_FILESYSTEMS, filesystem_type, told_left)
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import (
     HAS_ZSTD, drain, open_decompressed, verify_file)
+from ansible_collections.opsready.operations.plugins.module_utils.drill.passed_over import damage_of
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 from ansible_collections.opsready.operations.plugins.module_utils.files.archive import ENGINE
 from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe import (  # noqa: F401 (re-exported)
@@ -53,9 +54,11 @@ from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe 
 
 
 def find_archive(src: str, set_name: Optional[str] = None, artifact: Optional[str] = None,
-                 origin: Optional[str] = None, warnings: Optional[List[str]] = None) -> Manifest:
+                 origin: Optional[str] = None, warnings: Optional[List[str]] = None,
+                 damage: Optional[Dict[str, Any]] = None) -> Manifest:
     """``src`` is one archive (its manifest must exist) or a backup directory (newest of the set; of ``origin``'s
-    archives when several hosts write the set)."""
+    archives when several hosts write the set). ``damage`` (a dict) receives, for a directory, what the set's catalog
+    holds of backups passed over (drill/passed_over.damage_of): a drill names them."""
     if os.path.isfile(src):
         manifest_path = src if src.endswith(MANIFEST_SUFFIX) else src + MANIFEST_SUFFIX
         if not os.path.isfile(manifest_path):
@@ -66,6 +69,8 @@ def find_archive(src: str, set_name: Optional[str] = None, artifact: Optional[st
         raise OpsReadyError('src %s %s: neither a backup directory nor an archive.'
                             % (src, safeio.describe_path(src)), path=src)
     catalog = of_origin(src, ENGINE, set_name, origin, artifact=artifact, warnings=warnings)
+    if damage is not None:
+        damage.update(damage_of(catalog))
     if artifact:
         return catalog.get(os.path.basename(artifact))
     candidates = [m for m in catalog.fulls() if catalog.usable(m)]
