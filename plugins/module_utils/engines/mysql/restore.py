@@ -1487,17 +1487,26 @@ def withheld_grants(grants: Optional[Dict[str, Any]], statements: List[bytes],
     return kept, withheld, unread + shown, bool(unread)
 
 
+def _first_word(statement: bytes) -> bytes:
+    """The statement's first word, upper-cased (b'' for none)."""
+    code = _code_tokens(statement)
+    return code[0][1].upper() if code else b''
+
+
+def _first_five(shown: List[str]) -> str:
+    """Statements for a warning: the first five, and how many more."""
+    return '; '.join(shown[:5]) + (' and %d more' % (len(shown) - 5) if len(shown) > 5 else '')
+
+
 def granted_text(target: str, source: str, statements: List[bytes]) -> Optional[str]:
     """The warning of a replay whose logs GRANT privileges on ``source`` after the dump: the replay skips them (sent
     without USE), and the restore gives ``target`` the privileges the dump recorded only."""
-    shown = [_shown(s) for s in statements if _code_tokens(s)[:1] and _code_tokens(s)[0][1].upper() == b'GRANT'
-             and names_database(s, source)]
+    shown = [_shown(s) for s in statements if _first_word(s) == b'GRANT' and names_database(s, source)]
     if not shown:
         return None
     return ('The binary logs replayed grant privileges on %s after the dump (%s): the replay does not run them and %s '
             'got the privileges the dump recorded only. Grant these on %s by hand if it should have them.'
-            % (source, '; '.join(shown[:5]) + (' and %d more' % (len(shown) - 5) if len(shown) > 5 else ''), target,
-               _q(target)))
+            % (source, _first_five(shown), target, _q(target)))
 
 
 def withheld_text(target: str, source: str, withheld: List[str], shown: List[str], unread: bool) -> str:
@@ -1506,7 +1515,7 @@ def withheld_text(target: str, source: str, withheld: List[str], shown: List[str
            if unread else 'the privileges the dump recorded for those accounts were withheld')
     return ('The binary logs replayed take privileges on %s away after the dump (REVOKE, DROP USER, RENAME USER: %s): '
             '%s, not given to %s: %s. Grant by hand those that should be there (SHOW GRANTS on the source).'
-            % (source, '; '.join(shown[:5]) + (' and %d more' % (len(shown) - 5) if len(shown) > 5 else ''), why,
+            % (source, _first_five(shown), why,
                target, '; '.join(withheld)))
 
 
