@@ -141,6 +141,12 @@ def test_base_backup_plus_wal_restores_by_hand(postgres_factory, wal_dest, tmp_p
         target.fix_permissions()
         target.password = server.password
         target.start()
+        # hot_standby lets connections in once the replay is consistent, before the archived WAL is all replayed:
+        # the fingerprint is only the restore's once recovery has ended (recovery_target_action = promote)
+        deadline = time.monotonic() + 120
+        while target.sql('SELECT pg_is_in_recovery()', superuser=True)[0][0] != 'f':
+            assert time.monotonic() < deadline, 'the restored server was still in recovery after 120 s'
+            time.sleep(0.2)
         assert target.sql(FINGERPRINT, superuser=True) == expected
     finally:
         target.cleanup()
