@@ -15,6 +15,7 @@ from tests.unit.plugins.modules.test_conformance_round7 import _sqlite_source, r
 
 
 STAMP = re.compile(r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$')
+DURATION = re.compile(r'^time_to_\w+_minutes$')   # from a past event to now
 NEW_ID = re.compile(r'^INC-\d{8}T\d{6}-[0-9a-f]+$')   # a new incident's id: its time and a random part
 
 
@@ -22,7 +23,9 @@ def timeless(value):
     """``value`` with every timestamp (and new incident id) made equal: check mode and the real run run a moment
     apart."""
     if isinstance(value, dict):
-        return {k: timeless(v) for k, v in value.items()}
+        # time_to_resolve_minutes and its kind count from the incident's opening to now: a loaded machine puts the
+        # check run and the real run a tenth of a minute apart
+        return {k: '<duration>' if DURATION.match(k) else timeless(v) for k, v in value.items()}
     if isinstance(value, list):
         return [timeless(v) for v in value]
     if isinstance(value, str) and NEW_ID.match(value):
