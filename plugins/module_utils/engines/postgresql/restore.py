@@ -1012,14 +1012,14 @@ def _load(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, d
         """pg_restore -j N of a dump file (or directory); in two passes when ``split``."""
         tool = [engine.tool('pg_restore')] + common
         if not split:
-            engine.runner.run(tool + ['-j', str(jobs), path], env=env, what='pg_restore -j %d' % jobs)
+            restore_in_parallel(engine, tool, jobs, [], path, env, not request.no_owner)
             return {'method': method, 'jobs': jobs}
         # The schema first (it creates the database's own text search configuration), then the data and what is
         # computed from it (generated columns, indexes, materialized views) in sessions that use it.
         engine.runner.run(tool + ['--section=pre-data', path], env=env, what='pg_restore --section=pre-data')
         rest = dict(env, PGOPTIONS=(env.get('PGOPTIONS', '') + ' ' + own_text_search_option(props)).strip())
-        engine.runner.run(tool + ['-j', str(jobs), '--section=data', '--section=post-data', path], env=rest,
-                          what='pg_restore -j %d --section=data --section=post-data' % jobs)
+        restore_in_parallel(engine, tool, jobs, ['--section=data', '--section=post-data'], path, rest,
+                            not request.no_owner)
         return {'method': method + ', schema then data and post-data (the database\'s own default text search '
                                    'configuration in effect)', 'jobs': jobs}
 
@@ -1054,6 +1054,67 @@ def _load(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, d
         copier.remove(local)
 
 
+# A line of ``pg_restore --list``: "<dump id>; <catalog table oid> <oid> <desc> <schema> <name> <owner>" (names with
+# a newline are printed on one line; desc, schema and name may hold spaces, so the desc is matched by its start).
+_TOC_LINE = re.compile(r'^(\d+); (\d+) (\d+) (.*)$')
+# pg_default_acl's fixed OID: a DEFAULT ACL entry's catalog table (a column DEFAULT in a schema named "ACL" is
+# pg_attrdef's, 2604).
+_PG_DEFAULT_ACL = '826'
+
+
+def toc_passes(listing: str) -> Tuple[List[str], List[str], List[str]]:
+    """The dump ids of a ``pg_restore --list`` in pg_restore's three restore passes (pg_backup_archiver.c,
+    ``_tocEntryRestorePass``): the main one; the ACL one (``ACL``, ``ACL LANGUAGE``, ``DEFAULT ACL``); the one after
+    the ACLs (``MATERIALIZED VIEW DATA``, whose refresh runs as the view's owner and may need the grants,
+    ``EVENT TRIGGER`` and an event trigger's comment). Each in the listing's (the dump's) order."""
+    main: List[str] = []
+    acl: List[str] = []
+    post: List[str] = []
+    for line in listing.splitlines():
+        match = _TOC_LINE.match(line)
+        if not match:
+            continue   # the header's ';' comments, blank lines
+        dump_id, table_oid, oid, rest = match.groups()
+        if ((table_oid, oid) == ('0', '0') and rest.startswith('ACL ')) or (
+                table_oid == _PG_DEFAULT_ACL and rest.startswith('DEFAULT ACL ')):
+            acl.append(dump_id)
+        elif (rest.startswith('EVENT TRIGGER ') or (table_oid == '0' and rest.startswith('MATERIALIZED VIEW DATA '))
+              # a trigger's comment in a schema named "- EVENT" matches too: it only moves after the ACLs
+              or rest.startswith('COMMENT - EVENT TRIGGER ')):
+            post.append(dump_id)
+        else:
+            main.append(dump_id)
+    return main, acl, post
+
+
+def restore_in_parallel(engine: PostgresEngine, tool: List[str], jobs: int, sections: List[str], path: str,
+                        env: Dict[str, str], privileges: bool) -> None:
+    """``pg_restore -j N`` of ``path`` (``sections`` of it; ``tool``: pg_restore and its common options), with its
+    ACL pass one entry after another. pg_restore -j runs the ACL entries side by side (restore_toc_entries_parallel
+    dispatches its RESTORE_PASS_ACL entries to the workers as they come free; an ACL entry depends only on its
+    object), each a transaction of its own: a table's GRANT made by a holder of the grant option (``SET SESSION
+    AUTHORIZATION grantor; GRANT ...``) could run before the schema's ACL entry that gives that grantor USAGE on
+    the schema had committed: ``permission denied for schema``, the whole restore rolled back. So the archive's
+    listing splits the load in three runs, as pg_restore's own passes: the main entries with -j N, the ACLs in
+    one session in the dump's order (as pg_restore without -j), then the entries that must follow the ACLs with
+    -j N. The lists hold only the entries' ids ("ID;" lines) and reach pg_restore on its stdin. Without ACLs to
+    restore (none in the dump, or ``privileges`` false: --no-privileges) or with jobs=1: one pg_restore, as
+    before."""
+    what = ' '.join(['pg_restore -j %d' % jobs] + sections)
+    if jobs > 1 and privileges:
+        _rc, listing, _err = engine.runner.run([tool[0], '--list'] + sections + [path], what='pg_restore --list')
+        main, acl, post = toc_passes(listing)
+        if acl:
+            steps = [(main, ['-j', str(jobs)], what), (acl, [], what + ' (privileges, one at a time)'),
+                     (post, ['-j', str(jobs)], what + ' (after the privileges)')]
+            for ids, options, label in steps:
+                if ids:
+                    engine.runner.run(tool + options + ['-L', '/dev/stdin'] + sections + [path], env=env,
+                                      data=''.join('%s;\n' % i for i in ids).encode('ascii'), what=label)
+            return
+    engine.runner.run(tool + ['-j', str(jobs)] + sections + [path], env=env, what=what)
+
+
 def _toc_argv(engine: PostgresEngine, manifest: Manifest) -> Optional[List[str]]:
     """The listing of the dump's data entries (``_Copier.data_items``; it reads only the archive's head), for a
     dump big enough that loading it while it decompresses saves more than the second pg_restore costs."""
@@ -1084,8 +1145,8 @@ def _load_following(engine: PostgresEngine, common: List[str], env: Dict[str, st
         kill_and_reap(proc)
         raise
     try:
-        engine.runner.run([engine.tool('pg_restore')] + common + ['-j', str(jobs), '--section=post-data', copy],
-                          env=env, what='pg_restore -j %d --section=post-data' % jobs)
+        restore_in_parallel(engine, [engine.tool('pg_restore')] + common, jobs, ['--section=post-data'], copy, env,
+                            '--no-privileges' not in common)
     finally:
         copier.remove(local)
     return {'method': 'pg_restore (schema and data following the decompression) + pg_restore -j %d '
