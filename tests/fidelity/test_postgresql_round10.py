@@ -34,8 +34,8 @@ def pg() -> Iterator[PostgresServer]:
     server = PostgresServer()
     try:
         server.start()
-        server.sql(''.join('CREATE ROLE %s;' % qi(r) for r in (OWNER, TABLE_OWNER, GRANTOR, READER, EXT_OWNER,
-                                                                MEMBER_OWNER)))
+        roles = (OWNER, TABLE_OWNER, GRANTOR, READER, EXT_OWNER, MEMBER_OWNER)
+        server.sql(''.join('CREATE ROLE %s;' % qi(r) for r in roles))
         server.sql("DO $$BEGIN FOR i IN 1..%d LOOP EXECUTE format('CREATE ROLE %%I', 'acl10_g' || i); END LOOP; "
                    "END$$" % GRANTEES)
         yield server

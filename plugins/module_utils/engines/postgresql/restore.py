@@ -521,13 +521,13 @@ def _owners_given_back(engine: PostgresEngine, props: Dict[str, Any], login: str
     tried = {name for name, _statements in extension_owner_statements(props, available, 'x', login, made)}
     if not tried:
         return {}
-    rows = engine.query(  # nosec B608 # pg_quote
-        'SELECT o.name, r.rolsuper::text, coalesce(v.trusted, false)::text, pg_catalog.pg_has_role(current_user, '
+    values = ', '.join('(%s, %s, %s)' % (quote_literal(str(e['name'])), quote_literal(str(e['owner'])),
+                                         quote_literal(str(e.get('version')))) for e in owned if e['name'] in tried)
+    rows = engine.query(
+        'SELECT o.name, r.rolsuper::text, coalesce(v.trusted, false)::text, pg_catalog.pg_has_role(current_user, '  # nosec B608 # pg_quote
         "r.oid, 'MEMBER')::text FROM (VALUES %s) o(name, owner, version) JOIN pg_catalog.pg_roles r ON "
         'r.rolname = o.owner LEFT JOIN pg_catalog.pg_available_extension_versions v ON v.name = o.name AND '
-        'v.version = o.version' % ', '.join('(%s, %s, %s)' % (
-            quote_literal(str(e['name'])), quote_literal(str(e['owner'])), quote_literal(str(e.get('version'))))
-            for e in owned if e['name'] in tried))
+        'v.version = o.version' % values)
     return {r[0]: r[1] == 'true' for r in rows if len(r) == 4 and (r[1] == 'true' or r[2] == 'true')
             and (login_super or r[3] == 'true')}
 
