@@ -79,14 +79,16 @@ WHERE l.lanname IN ('sql', 'plpgsql') AND f.prosqlbody IS NULL
 # always recorded: what the extension script gave them is not known here). The backup records the members with any
 # of these (every plain function); the restore reads every member of its copy (``EXTENSION_MEMBERS_ALL_SQL``, with
 # ``role``, the member's actual owner), sets them again where it can (``extension_member_statements``) and names
-# what did not come back. ``config`` is the settings as one text (compared), ``settings`` the list (set). A JSON
-# array.
+# what did not come back. ``config`` is the settings as one text (compared), ``settings`` the list (set);
+# ``extension``, the extension's name (check mode foresees whose the copy's member will be: ``extension_foresight``).
+# A JSON array.
 _EXTENSION_MEMBERS = r"""
 SELECT coalesce(json_agg(json_build_object('object', m.kind || ' ' || m.ident, 'owner',
                                            CASE WHEN m.owner <> e.extowner THEN pg_get_userbyid(m.owner) END,
                                            'role', pg_get_userbyid(m.owner),
                                            'config', m.config, 'settings', m.settings, 'comment', m.comment,
-                                           'attrs', m.attrs, 'relkind', m.relkind, 'columns', m.columns)
+                                           'attrs', m.attrs, 'relkind', m.relkind, 'columns', m.columns,
+                                           'extension', e.extname)
                          ORDER BY m.kind, m.ident), '[]'::json)
 FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
 JOIN (SELECT 'pg_proc'::regclass AS cls, p.oid, 'function' AS kind, p.oid::regprocedure::text AS ident,

@@ -316,6 +316,35 @@ def check_database_locale(engine: PostgresEngine, manifest: Manifest) -> None:
                                 locale=value)
 
 
+def check_locale_provider(engine: PostgresEngine, manifest: Manifest, session: Optional[PsqlSession] = None) -> None:
+    """The backed-up database's locale provider must be one this server has, or its CREATE DATABASE fails (``ICU is
+    not supported in this build``, ``unrecognized locale provider: builtin``) and the run stops, nothing created,
+    with a hint about installing a libc locale that does not apply; check mode foresaw nothing. ICU: a server built
+    without it has no ICU collation (initdb imports them only with ICU, CREATE COLLATION refuses the provider), so
+    none in the maintenance database is taken as none in the build; builtin: PostgreSQL 17 on. One query, only for a
+    database of either provider. Run by check mode and by the real run (before anything is created)."""
+    props = manifest.data.get('database_properties') or {}
+    provider = props.get('locale_provider') or {}
+    kind = provider.get('datlocprovider')
+    if kind not in ('i', 'b'):
+        return
+    rows = _ask(engine, "SELECT current_setting('server_version_num'), EXISTS (SELECT 1 FROM pg_catalog.pg_collation "
+                        "WHERE collprovider = 'i')::text", session)
+    version, icu = (rows[0] + ['', ''])[:2] if rows else ('', '')
+    locale = provider.get('datlocale') or provider.get('daticulocale') or ''
+    where = engine.conn.where(5432)
+    if kind == 'i' and icu == 'false':
+        raise OpsReadyError('Backup %s is of a database with the ICU locale provider (ICU locale %s), and %s has no '
+                            'ICU support (it was built without ICU: it has no ICU collation). Restore it onto a '
+                            'server built with ICU (--with-icu; the PGDG and distribution packages are). Nothing was '
+                            'restored.' % (manifest.id, locale or '-', where), locale_provider='icu')
+    if kind == 'b' and version.isdigit() and int(version) < 170000:
+        raise OpsReadyError('Backup %s is of a database with the builtin locale provider (locale %s), which %s does '
+                            'not have (PostgreSQL 17 and later have it; this server is %s). Restore it onto a '
+                            'PostgreSQL 17 or later server. Nothing was restored.'
+                            % (manifest.id, locale or '-', where, version), locale_provider='builtin')
+
+
 def check_object_tablespaces(engine: PostgresEngine, manifest: Manifest,
                              session: Optional[PsqlSession] = None) -> List[str]:
     """The tablespaces the backed-up database's tables and indexes name (``object_tablespaces``) that this server
@@ -421,6 +450,88 @@ def extension_member_warnings(engine: PostgresEngine, request: RestoreRequest, m
     return warnings
 
 
+def extension_foresight(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest) -> List[str]:
+    """Check mode's foresight of ``extension_member_warnings`` (the real run's, after its load), read-only: the
+    extensions whose owner would be lost (the run creates one as its owner only at a version this server installs,
+    in a schema the new database has, and when the server lets the owner create it: a superuser, or a trusted
+    extension; else the dump's CREATE EXTENSION makes it as the restoring role), and the extension members a user
+    changed after CREATE EXTENSION that the run would set again: an owner other than the one the copy's member
+    will have, settings, a built-in extension's comment. A member's comment and attributes are compared after the
+    load with what this server's extension script gives them, which is not known before it: only said."""
+    props = manifest.data.get('database_properties') or {}
+    warnings: List[str] = []
+    if not (_owned_extensions(props) or props.get('extension_members') or any(
+            e.get('comment_changed') is True for e in props.get('extensions') or [])):
+        return warnings   # nothing to foresee: no query
+    login, login_super, bootstrap = engine.query(
+        'SELECT current_user, (SELECT rolsuper::text FROM pg_catalog.pg_roles WHERE rolname = current_user), '
+        '(SELECT rolname FROM pg_catalog.pg_roles WHERE oid = 10)')[0][:3]
+    given = _owners_given_back(engine, props, login, login_super == 'true') if not request.no_owner else {}
+    if not request.no_owner:
+        available = available_extensions(engine, extension_names(props))
+        lost = ['%s (owned by %s, would be by %s)' % (e['name'], e['owner'], login) for e in _owned_extensions(props)
+                if e['owner'] != login and e['name'] not in given and e['name'] in available]
+        if lost:
+            warnings.append('Extensions owned by a role other than the restoring one would come back owned by it '
+                            '(pg_dump writes no extension owner and PostgreSQL has no ALTER EXTENSION ... OWNER TO): '
+                            '%s. To give one back after the restore, drop it and create it again as its owner (SET '
+                            'ROLE owner; CREATE EXTENSION ..., a trusted extension), then grant again what was granted '
+                            'on its members.' % '; '.join(lost))
+    # The copy's members belong to whoever runs the script: the role creating the extension (its owner given back,
+    # or the restoring role), or the bootstrap superuser when that role is not a superuser (a trusted extension).
+    owners = {e.get('name'): e.get('owner') for e in props.get('extensions') or []}
+    script_of = {name: owners.get(name) if superuser else bootstrap for name, superuser in given.items()}
+    creator = login if login_super == 'true' else bootstrap
+    # a backup that predates the member's ``extension``: the bootstrap superuser's members taken as such an
+    # extension's when one is given back to a non-superuser
+    unknown = {login} | ({bootstrap} if any(not superuser for superuser in given.values()) else set())
+    again = []
+    for member in props.get('extension_members') or []:
+        owner = member.get('owner')
+        ext = member.get('extension')
+        script = {script_of.get(str(ext), creator)} if ext else unknown
+        what = (['owner %s' % owner] if owner and owner not in script and not request.no_owner else []) + (
+            ['SET %s' % member['config']] if member.get('config') else [])
+        if what:
+            again.append('%s (%s)' % (member.get('object'), ', '.join(what)))
+    again += ['extension %s (%s)' % (e.get('name'), 'comment' if e.get('comment') is not None else 'comment removed')
+              for e in props.get('extensions') or []
+              if e.get('name') in BUILT_IN_EXTENSIONS and e.get('comment_changed') is True]
+    if again:
+        warnings.append('Extension members changed after CREATE EXTENSION (pg_dump does not carry them: the copy has '
+                        'the extension script\'s) would be set again after the load: %s. Their comments and '
+                        'attributes are compared after the load too (with what this server\'s extension script gives '
+                        'them) and set again where they differ.' % '; '.join(again))
+    return warnings
+
+
+def _owners_given_back(engine: PostgresEngine, props: Dict[str, Any], login: str, login_super: bool) -> Dict[str, bool]:
+    """The recorded extensions ``create_extensions_as_owners`` would create as their owner (name -> whether that owner
+    is a superuser), as far as the catalog tells before the run: those ``extension_owner_statements`` tries, whose
+    owner exists and may create them (a superuser, or a version the server marks trusted), and which the restoring
+    role may act as (a superuser, or a member of the owner)."""
+    owned = _owned_extensions(props)
+    if not owned:
+        return {}
+    available = available_extensions(engine, extension_names(props))
+    statements = extension_statements(props, available)[0]
+    made = [str(e.get('name')) for e in props.get('extensions') or []
+            if any(s.startswith('CREATE EXTENSION %s ' % quote_ident(str(e.get('name')))) for s in statements)]
+    # the names only (the database name is only quoted into the statements, which are not run here)
+    tried = {name for name, _statements in extension_owner_statements(props, available, 'x', login, made)}
+    if not tried:
+        return {}
+    values = ', '.join('(%s, %s, %s)' % (quote_literal(str(e['name'])), quote_literal(str(e['owner'])),
+                                         quote_literal(str(e.get('version')))) for e in owned if e['name'] in tried)
+    rows = engine.query(
+        'SELECT o.name, r.rolsuper::text, coalesce(v.trusted, false)::text, pg_catalog.pg_has_role(current_user, '  # nosec B608 # pg_quote
+        "r.oid, 'MEMBER')::text FROM (VALUES %s) o(name, owner, version) JOIN pg_catalog.pg_roles r ON "
+        'r.rolname = o.owner LEFT JOIN pg_catalog.pg_available_extension_versions v ON v.name = o.name AND '
+        'v.version = o.version' % values)
+    return {r[0]: r[1] == 'true' for r in rows if len(r) == 4 and (r[1] == 'true' or r[2] == 'true')
+            and (login_super or r[3] == 'true')}
+
+
 def check_no_owner(request: RestoreRequest, manifest: Manifest) -> None:
     """no_owner=true with a plain (SQL script) dump: psql runs the script as it is, with its ALTER ... OWNER TO and
     GRANTs (pg_restore's --no-owner --no-privileges work on the archive's table of contents, which a script has
@@ -455,6 +566,7 @@ def check(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifest]
     if chain:
         roles = check_roles(engine, request, chain[0])
         check_locales(engine, chain[0])
+        check_locale_provider(engine, chain[0])
         check_database_locale(engine, chain[0])
         # what the real run refuses (a plain dump's objects in a tablespace this server lacks) and warns of: what it
         # leaves out, read-only here (the run's create_database and apply_properties find the same)
@@ -464,7 +576,7 @@ def check(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifest]
             props, available_extensions(engine, extension_names(props)))[1] + moved + _plain_text_search_note(chain[0])
         warnings = foreign.reach_foreseen(props, request.foreign_servers) + setting_role_warnings(
             props, roles, engine.conn.where(5432)) + unknown_privilege_warnings(
-            props, request.no_owner) + left_out_warnings(left_out)
+            props, request.no_owner) + left_out_warnings(left_out) + extension_foresight(engine, request, chain[0])
         if warnings:
             result['warnings'] = closed + warnings
     return result
@@ -1012,14 +1124,14 @@ def _load(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, d
         """pg_restore -j N of a dump file (or directory); in two passes when ``split``."""
         tool = [engine.tool('pg_restore')] + common
         if not split:
-            engine.runner.run(tool + ['-j', str(jobs), path], env=env, what='pg_restore -j %d' % jobs)
+            restore_in_parallel(engine, tool, jobs, [], path, env, not request.no_owner)
             return {'method': method, 'jobs': jobs}
         # The schema first (it creates the database's own text search configuration), then the data and what is
         # computed from it (generated columns, indexes, materialized views) in sessions that use it.
         engine.runner.run(tool + ['--section=pre-data', path], env=env, what='pg_restore --section=pre-data')
         rest = dict(env, PGOPTIONS=(env.get('PGOPTIONS', '') + ' ' + own_text_search_option(props)).strip())
-        engine.runner.run(tool + ['-j', str(jobs), '--section=data', '--section=post-data', path], env=rest,
-                          what='pg_restore -j %d --section=data --section=post-data' % jobs)
+        restore_in_parallel(engine, tool, jobs, ['--section=data', '--section=post-data'], path, rest,
+                            not request.no_owner)
         return {'method': method + ', schema then data and post-data (the database\'s own default text search '
                                    'configuration in effect)', 'jobs': jobs}
 
@@ -1054,6 +1166,67 @@ def _load(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, d
         copier.remove(local)
 
 
+# A line of ``pg_restore --list``: "<dump id>; <catalog table oid> <oid> <desc> <schema> <name> <owner>" (names with
+# a newline are printed on one line; desc, schema and name may hold spaces, so the desc is matched by its start).
+_TOC_LINE = re.compile(r'^(\d+); (\d+) (\d+) (.*)$')
+# pg_default_acl's fixed OID: a DEFAULT ACL entry's catalog table (a column DEFAULT in a schema named "ACL" is
+# pg_attrdef's, 2604).
+_PG_DEFAULT_ACL = '826'
+
+
+def toc_passes(listing: str) -> Tuple[List[str], List[str], List[str]]:
+    """The dump ids of a ``pg_restore --list`` in pg_restore's three restore passes (pg_backup_archiver.c,
+    ``_tocEntryRestorePass``): the main one; the ACL one (``ACL``, ``ACL LANGUAGE``, ``DEFAULT ACL``); the one after
+    the ACLs (``MATERIALIZED VIEW DATA``, whose refresh runs as the view's owner and may need the grants,
+    ``EVENT TRIGGER`` and an event trigger's comment). Each in the listing's (the dump's) order."""
+    main: List[str] = []
+    acl: List[str] = []
+    post: List[str] = []
+    for line in listing.splitlines():
+        match = _TOC_LINE.match(line)
+        if not match:
+            continue   # the header's ';' comments, blank lines
+        dump_id, table_oid, oid, rest = match.groups()
+        if ((table_oid, oid) == ('0', '0') and rest.startswith('ACL ')) or (
+                table_oid == _PG_DEFAULT_ACL and rest.startswith('DEFAULT ACL ')):
+            acl.append(dump_id)
+        elif (rest.startswith('EVENT TRIGGER ') or (table_oid == '0' and rest.startswith('MATERIALIZED VIEW DATA '))
+              # a trigger's comment in a schema named "- EVENT" matches too: it only moves after the ACLs
+              or rest.startswith('COMMENT - EVENT TRIGGER ')):
+            post.append(dump_id)
+        else:
+            main.append(dump_id)
+    return main, acl, post
+
+
+def restore_in_parallel(engine: PostgresEngine, tool: List[str], jobs: int, sections: List[str], path: str,
+                        env: Dict[str, str], privileges: bool) -> None:
+    """``pg_restore -j N`` of ``path`` (``sections`` of it; ``tool``: pg_restore and its common options), with its
+    ACL pass one entry after another. pg_restore -j runs the ACL entries side by side (restore_toc_entries_parallel
+    dispatches its RESTORE_PASS_ACL entries to the workers as they come free; an ACL entry depends only on its
+    object), each a transaction of its own: a table's GRANT made by a holder of the grant option (``SET SESSION
+    AUTHORIZATION grantor; GRANT ...``) could run before the schema's ACL entry that gives that grantor USAGE on
+    the schema had committed: ``permission denied for schema``, the whole restore rolled back. So the archive's
+    listing splits the load in three runs, as pg_restore's own passes: the main entries with -j N, the ACLs in
+    one session in the dump's order (as pg_restore without -j), then the entries that must follow the ACLs with
+    -j N. The lists hold only the entries' ids ("ID;" lines) and reach pg_restore on its stdin. Without ACLs to
+    restore (none in the dump, or ``privileges`` false: --no-privileges) or with jobs=1: one pg_restore, as
+    before."""
+    what = ' '.join(['pg_restore -j %d' % jobs] + sections)
+    if jobs > 1 and privileges:
+        _rc, listing, _err = engine.runner.run([tool[0], '--list'] + sections + [path], what='pg_restore --list')
+        main, acl, post = toc_passes(listing)
+        if acl:
+            steps = [(main, ['-j', str(jobs)], what), (acl, [], what + ' (privileges, one at a time)'),
+                     (post, ['-j', str(jobs)], what + ' (after the privileges)')]
+            for ids, options, label in steps:
+                if ids:
+                    engine.runner.run(tool + options + ['-L', '/dev/stdin'] + sections + [path], env=env,
+                                      data=''.join('%s;\n' % i for i in ids).encode('ascii'), what=label)
+            return
+    engine.runner.run(tool + ['-j', str(jobs)] + sections + [path], env=env, what=what)
+
+
 def _toc_argv(engine: PostgresEngine, manifest: Manifest) -> Optional[List[str]]:
     """The listing of the dump's data entries (``_Copier.data_items``; it reads only the archive's head), for a
     dump big enough that loading it while it decompresses saves more than the second pg_restore costs."""
@@ -1084,8 +1257,8 @@ def _load_following(engine: PostgresEngine, common: List[str], env: Dict[str, st
         kill_and_reap(proc)
         raise
     try:
-        engine.runner.run([engine.tool('pg_restore')] + common + ['-j', str(jobs), '--section=post-data', copy],
-                          env=env, what='pg_restore -j %d --section=post-data' % jobs)
+        restore_in_parallel(engine, [engine.tool('pg_restore')] + common, jobs, ['--section=post-data'], copy, env,
+                            '--no-privileges' not in common)
     finally:
         copier.remove(local)
     return {'method': 'pg_restore (schema and data following the decompression) + pg_restore -j %d '
@@ -1359,6 +1532,7 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
     before = check_target(engine, request, session)
     roles = check_roles(engine, request, manifest, session)
     check_locales(engine, manifest)
+    check_locale_provider(engine, manifest, session)
     moved = check_object_tablespaces(engine, manifest, session)
     # Under the target's lock no other run into it is live: a marked copy of it is a killed run's (a full copy
     # of the data, on disk until someone drops it).
