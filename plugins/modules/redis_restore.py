@@ -255,7 +255,7 @@ def find(module, p, damage=None):
         notes = []
         catalog = of_origin(p['backup_dir'], 'redis', p['database'] or '@all', p['origin'], warnings=notes)
         if damage is not None:
-            damage.update(damage_of(catalog))
+            damage.update(damage_of(catalog, 'redis', p['database'] or '@all'))
         # The newest usable snapshot (never one whose verification failed), verified or not: what a recovery takes,
         # and what a drill must prove, as db_restore and the database and file-set drills do. Its SHA-256 is
         # checked before anything is loaded or written (the drill's verify step; target=file before the write).

@@ -19,9 +19,7 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 import socket
 import subprocess  # nosec B404 # argument lists, never a shell
 from dataclasses import dataclass, field
@@ -29,6 +27,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import (
     Manifest, local_origin, write_manifest)
+# The file-name part of a set (injective), in backup/set_names.py: the catalog readers use it without the engines.
+from ansible_collections.opsready.operations.plugins.module_utils.backup.set_names import (  # noqa: F401
+    SET_NAME_MAX, legacy_set_name, set_name)
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
     OpsReadyError, ToolError)
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
@@ -66,51 +67,6 @@ class BackupOptions:
     @property
     def encrypt(self) -> bool:
         return bool(self.recipients)
-
-
-# Longest file-name part a set name gives: with the engine, kind, time stamp, suffixes and a temporary file's
-# decoration the file name stays well under the 255 bytes of ext4/xfs.
-SET_NAME_MAX = 120
-
-
-# The server-wide sets' file-name parts, fixed (scripts read postgresql-cluster-wal-*: docs/runbooks/backup.md). A
-# database whose own name gives one of these parts gets the hashed form instead.
-RESERVED_PARTS = {CLUSTER: 'cluster', GLOBALS: 'globals', ALL_DATABASES: 'all'}
-_HASHED = re.compile(r'_[0-9a-f]{12}\Z')
-
-
-def _digest(database: str) -> str:
-    return hashlib.sha256(database.encode('utf-8', 'surrogateescape')).hexdigest()[:12]
-
-
-def legacy_set_name(database: Optional[str]) -> str:
-    """The file-name part releases before 0.10 gave a set: not injective (``app x`` and ``app_x``, SQLite
-    ``/a/app.db`` and ``/b/app.db``, ``cluster`` and ``@cluster`` shared one). Only to tell whose a file of an old
-    catalog may be (``backup/set_files.py``); a manifest's own ``engine`` and ``database`` say it when readable."""
-    base = os.path.basename(database or 'all')
-    safe = re.sub(r'[^A-Za-z0-9_.-]+', '_', base).strip('._') or 'db'
-    if len(safe) > SET_NAME_MAX:
-        safe = '%s_%s' % (safe[:SET_NAME_MAX - 13], _digest(database or ''))
-    return safe
-
-
-def set_name(database: Optional[str]) -> str:
-    """The catalog's database value turned into a safe file-name part (the manifest keeps the exact value).
-
-    Injective: distinct sets never share artifact names, set locks or leftovers. A name the file-name rules keep as
-    it is (``shop``, ``app-2``) is its own part; any other (characters replaced, a directory dropped as for a SQLite
-    path, cut to ``SET_NAME_MAX``, a server-wide set's reserved part, a name that looks hashed) is cut and gets
-    ``_`` and 12 hex digits of the exact name's SHA-256. The server-wide sets keep their fixed parts.
-    """
-    if database is None:
-        database = ALL_DATABASES
-    if database in RESERVED_PARTS:
-        return RESERVED_PARTS[database]
-    safe = re.sub(r'[^A-Za-z0-9_.-]+', '_', os.path.basename(database)).strip('._') or 'db'
-    if safe == database and len(safe) <= SET_NAME_MAX and safe not in RESERVED_PARTS.values() \
-            and not _HASHED.search(safe):
-        return safe
-    return '%s_%s' % (safe[:SET_NAME_MAX - 13], _digest(database))
 
 
 def kill_and_reap(proc: subprocess.Popen) -> None:
@@ -287,5 +243,5 @@ class Engine:
         return result
 
 
-__all__ = ['BackupOptions', 'Engine', 'ToolError', 'set_name', 'legacy_set_name', 'connect_failure_reason', 'kill_and_reap',
-           'CLUSTER', 'GLOBALS', 'ALL_DATABASES']
+__all__ = ['BackupOptions', 'Engine', 'ToolError', 'set_name', 'legacy_set_name', 'SET_NAME_MAX',
+           'connect_failure_reason', 'kill_and_reap', 'CLUSTER', 'GLOBALS', 'ALL_DATABASES']
