@@ -11,12 +11,21 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / 'build'))
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup import retention  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.offsite import copy as offsite  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.offsite.stores import S3Store  # noqa: E402
-from tests.integration.test_backup_copy import bucket, objects, s3, synthetic_catalog  # noqa: E402,F401  # pylint: disable=unused-import
+from tests.integration.test_backup_copy import objects, synthetic_catalog  # noqa: E402
+from tests.harness.s3 import S3Server  # noqa: E402
+
+
+@pytest.fixture(scope='module')
+def s3():
+    with S3Server() as server:
+        yield server
 
 
 def _host(directory: Path, origin: str, database: str, days):
@@ -29,7 +38,9 @@ def _host(directory: Path, origin: str, database: str, days):
     return ids
 
 
-def test_push_retention_never_touches_another_hosts_backups(tmp_path, s3, bucket):  # pylint: disable=redefined-outer-name
+def test_push_retention_never_touches_another_hosts_backups(tmp_path, s3):  # pylint: disable=redefined-outer-name
+    bucket = 'r10-shared'
+    s3.client().create_bucket(Bucket=bucket)
     mine = _host(tmp_path / 'a', 'host-a', 'shop', [20, 10, 1])
     theirs = _host(tmp_path / 'b', 'host-b', 'shop', [21, 11, 2]) + _host(tmp_path / 'b', 'host-b', 'billing', [19, 9])
     store = S3Store(bucket, 'shared', endpoint_url=s3.endpoint_url, access_key=s3.access_key,
