@@ -36,7 +36,7 @@ options:
       - Use the newest backup of O(database) in this catalog whose verification did not fail, verified or not (what a
         recovery takes, so what a drill proves); its SHA-256 is checked before it is loaded or written.
       - A newer backup whose verification failed, or whose manifest cannot be read, is passed over; the drill fails
-        naming it (RV(backup.passed_over)).
+        naming it (C(backup.passed_over) of RV(drill)).
     type: path
   database:
     description: The catalog set name (O(backup_dir) only); default C(@all).
