@@ -24,7 +24,10 @@ description:
     chunks) whose CRC32C is compared with the one GCS computed. Neither holds an artifact in memory.
   - After a push, retention at the destination (O(keep_last), O(keep_days), O(keep_daily),
     O(keep_weekly), O(keep_monthly)) applies the same chain-safe rules as
-    M(opsready.operations.backup_prune) to the destination's own manifests.
+    M(opsready.operations.backup_prune) to the destination's own manifests - only to the sets and origins O(src)
+    holds (what this host pushes). Another host's backups under the same prefix (another set, or the same set name
+    written by another server) are never deleted by this host's rules; they are listed in RV(not_retained), and
+    their own host's push retains them.
   - O(mode=pull) fetches artifacts and manifests from the destination into the local directory O(src),
     each checked against its manifest before its manifest is written, so
     M(opsready.operations.db_restore), M(opsready.operations.file_restore) and the DR drill can restore
@@ -331,6 +334,15 @@ deleted:
   type: list
   elements: str
   sample: []
+not_retained:
+  description:
+    - The destination's sets (C(engine), C(database), C(origin)) that retention left alone because O(src) holds none
+      of their backups - another host's under a shared prefix, or a set this host no longer writes (delete its copies
+      with a push of a catalog that holds it, or by hand).
+  returned: O(mode=push) with retention
+  type: list
+  elements: dict
+  sample: [{engine: postgresql, database: shop, origin: 'db2.example.com:5432'}]
 broken_manifests:
   description:
     - Manifests in O(src) that cannot be read (damaged JSON, a shape this version refuses), with the reason; their

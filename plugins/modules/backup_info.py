@@ -174,7 +174,12 @@ leftovers:
   type: list
   elements: str
 broken_manifests:
-  description: Manifests that cannot be read.
+  description:
+    - Manifests of O(path) that cannot be read (C(manifest), C(error)), whatever set they belong to.
+    - With O(engine) and O(database), each also says whose it is - C(set) V(this) (of that set), V(other) or
+      V(unknown) (its name is also another set's, as names of catalogs written before 0.10 may be; C(may_be_of)
+      lists the candidates) - and the C(engine) and C(database) its torn text still holds. A manifest's own fields
+      decide; its file name only where no other set's names can be the same.
   returned: success
   type: list
   elements: dict
@@ -185,6 +190,7 @@ import contextlib
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import read_only
+from ansible_collections.opsready.operations.plugins.module_utils.backup import set_files
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_jobs import describe
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import parse_time
@@ -213,6 +219,11 @@ def main():
         with (read_only() if module.check_mode else contextlib.nullcontext()):
             info = describe(p['path'], engine=p['engine'], database=p['database'], point=point,
                             max_artifacts=p['max_artifacts'], origin=p['origin'])
+        if p['engine'] and p['database'] and info.get('broken_manifests'):
+            # whose each unreadable manifest is (this set's, another's, unknown): by what its text still says, by
+            # its name only where names cannot be another set's; a drill fails only on this set's
+            info['broken_manifests'] = set_files.attribute(info['broken_manifests'], p['engine'], p['database'],
+                                                           set_files.directory_sets(p['path']))
     except OpsReadyError as exc:
         module.fail_json(**exc.as_fail_kwargs())
     for mixed in info['mixed_origins']:

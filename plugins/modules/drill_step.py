@@ -142,12 +142,15 @@ options:
     description:
       - O(step=freshness) only, and required there. A read-only query whose first column of the first row is the
         newest committed time the restored copy holds, e.g. C(SELECT max(created_at) FROM orders). MariaDB/MySQL
-        print times in the session's zone without it, so return C(UNIX_TIMESTAMP(max(created_at))) there.
+        run it in a session whose C(time_zone) is C(+00:00), so a C(TIMESTAMP) prints in UTC whatever the server's
+        zone; a C(DATETIME) prints as stored (its zone is O(timezone)). C(UNIX_TIMESTAMP(max(created_at))) is
+        exact either way.
     type: str
   timezone:
     description:
       - O(step=freshness) only. The zone (an IANA name such as V(Europe/Berlin), or V(UTC)) of an answer of O(query)
-        that carries none (a C(timestamp without time zone) or C(DATETIME) column of local times). Daylight saving
+        that carries none (a C(timestamp without time zone) or C(DATETIME) column of local times; not a MariaDB/MySQL
+        C(TIMESTAMP), which O(query) returns in UTC). Daylight saving
         time is applied; of the two instants a local time names when the clocks go back, the earlier is taken (the
         larger RPO).
       - Unset, such an answer is read as UTC and RV(drill_warnings) says so - a local time east of UTC read as UTC

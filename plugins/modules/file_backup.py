@@ -209,6 +209,24 @@ deleted:
   type: list
   elements: str
   sample: [/var/backups/opsready/config/myapp-config-20261001T000000000000Z.tar.zst]
+broken_manifests:
+  description:
+    - What the run's retention could not read - manifests in O(dest) that cannot be read (truncated or edited JSON, a
+      shape this version refuses), each with the reason. Their backups are kept - no rule counts them and none
+      deletes them - and a warning names each (as M(opsready.operations.backup_prune) does). Every unreadable
+      manifest of the directory is listed, whatever set it belongs to.
+  returned: when retention ran (also in check mode when O(dest) exists)
+  type: list
+  elements: dict
+  sample: [{manifest: /var/backups/pg/shop-full-20261101T004512123456Z.dump.zst.manifest.json,
+            error: 'invalid JSON: Unterminated string starting at: line 1 column 30'}]
+origin_sets:
+  description:
+    - The run's sets holding backups of several servers (a shared O(dest)), as M(opsready.operations.backup_prune)
+      reports them - each server's backups are retained apart (every server keeps its newest good backup).
+  returned: when retention ran (also in check mode when O(dest) exists)
+  type: list
+  elements: dict
 leftovers_removed:
   description: Files of interrupted runs (no manifest) that were removed.
   returned: success
@@ -249,8 +267,10 @@ def prune(dest, name, keep_days, keep_count, check_mode):
         policy.pending_origin = archive.local_origin()
     # leftover_min_age=None: leftovers are this set's business, removed under its lock (other sets' runs
     # in the same dest may be writing theirs right now)
-    return jobs.prune(dest, policy, engine=archive.ENGINE, database=name, check_mode=check_mode,
-                      leftover_min_age=None)['deleted']
+    answer = {'deleted': [], 'broken_manifests': [], 'origin_sets': [], 'warnings': [], 'ran': True}
+    jobs.merge_pruned(answer, jobs.prune(dest, policy, engine=archive.ENGINE, database=name, check_mode=check_mode,
+                                         leftover_min_age=None))
+    return answer
 
 
 def main():
@@ -302,7 +322,7 @@ def main():
             result['archive'] = os.path.join(p['dest'], '%s-<timestamp>.tar' % p['name'])
             result['diff'] = {'before': '', 'after': result['archive'] + '\n'}
             if os.path.isdir(p['dest']):
-                result['deleted'] = prune(p['dest'], p['name'], p['keep_days'], p['keep_count'], True)
+                jobs.take_retention(result, prune(p['dest'], p['name'], p['keep_days'], p['keep_count'], True))
                 result['leftovers_removed'] = remove_leftovers(p['dest'], p['name'] + '-', check_mode=True)
             module.exit_json(**safeio.displayable(result))
         archive.prepare_dest(p['dest'], secret)
@@ -355,7 +375,7 @@ def main():
                                                'paths to back it up.' % (link, points_to, 'the files under it' if
                                                                          os.path.isdir(points_to) else 'its content',
                                                                          points_to)))
-            result['deleted'] = prune(p['dest'], p['name'], p['keep_days'], p['keep_count'], False)
+            jobs.take_retention(result, prune(p['dest'], p['name'], p['keep_days'], p['keep_count'], False))
     except OpsReadyError as exc:
         module.fail_json(**safeio.displayable(exc.as_fail_kwargs()))
     except OSError as exc:

@@ -90,6 +90,24 @@ deleted:
   returned: success
   type: list
   elements: str
+broken_manifests:
+  description:
+    - What the run's retention could not read - manifests in O(dest) that cannot be read (truncated or edited JSON, a
+      shape this version refuses), each with the reason. Their backups are kept - no rule counts them and none
+      deletes them - and a warning names each (as M(opsready.operations.backup_prune) does). Every unreadable
+      manifest of the directory is listed, whatever set it belongs to.
+  returned: when retention ran (O(retention) set)
+  type: list
+  elements: dict
+  sample: [{manifest: /var/backups/pg/shop-full-20261101T004512123456Z.dump.zst.manifest.json,
+            error: 'invalid JSON: Unterminated string starting at: line 1 column 30'}]
+origin_sets:
+  description:
+    - The run's sets holding backups of several servers (a shared O(dest)), as M(opsready.operations.backup_prune)
+      reports them - each server's backups are retained apart (every server keeps its newest good backup).
+  returned: when retention ran (O(retention) set)
+  type: list
+  elements: dict
 skipped_fresh:
   description: True when O(min_interval) skipped the run.
   returned: success

@@ -32,7 +32,11 @@ options:
     description: The artifact (or its C(.manifest.json)). Either this or O(backup_dir).
     type: path
   backup_dir:
-    description: Use the newest verified full backup of O(database) in this catalog.
+    description:
+      - Use the newest backup of O(database) in this catalog whose verification did not fail, verified or not (what a
+        recovery takes, so what a drill proves); its SHA-256 is checked before it is loaded or written.
+      - A newer backup whose verification failed, or whose manifest cannot be read, is passed over; the drill fails
+        naming it (C(backup.passed_over) of RV(drill)).
     type: path
   database:
     description: The catalog set name (O(backup_dir) only); default C(@all).
@@ -251,13 +255,16 @@ def find(module, p, damage=None):
         notes = []
         catalog = of_origin(p['backup_dir'], 'redis', p['database'] or '@all', p['origin'], warnings=notes)
         if damage is not None:
-            damage.update(damage_of(catalog))
-        manifest = catalog.latest_full(verified_only=True)
+            damage.update(damage_of(catalog, 'redis', p['database'] or '@all'))
+        # The newest usable snapshot (never one whose verification failed), verified or not: what a recovery takes,
+        # and what a drill must prove, as db_restore and the database and file-set drills do. Its SHA-256 is
+        # checked before anything is loaded or written (the drill's verify step; target=file before the write).
+        manifest = catalog.latest_full()
         for note in notes:
             module.warn(note)
         if manifest is None:
-            raise OpsReadyError('No verified Redis backup of %s in %s: run redis_backup (verify=true) or '
-                                'backup_verify first.' % (p['database'] or '@all', p['backup_dir']))
+            raise OpsReadyError('No usable Redis backup of %s in %s (none, or every one failed its verification): '
+                                'run redis_backup first.' % (p['database'] or '@all', p['backup_dir']))
     if manifest.engine != 'redis':
         raise OpsReadyError('%s is a %s artifact, not a Redis one.' % (manifest.path, manifest.engine))
     return manifest
@@ -291,7 +298,7 @@ def to_file(module, p, manifest, identities):
 def drill(module, p, manifest, identities, found):
     started = found['started']
     steps = [{'name': 'find_backup', 'started': isoformat(found['started']), 'finished': isoformat(found['finished']),
-              'ok': True, 'result': 'newest %s: %s' % ('verified full' if p['backup_dir'] else 'given', manifest.id)}]
+              'ok': True, 'result': 'newest %s: %s' % ('usable full' if p['backup_dir'] else 'given', manifest.id)}]
     result = {'artifact': manifest.path}
 
     def step(name, func):

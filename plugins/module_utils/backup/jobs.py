@@ -111,7 +111,7 @@ def _run_backup(engine: Engine, opts: BackupOptions, verify: bool, policy: Optio
         result['changed'] = True
         if os.path.isdir(opts.dest):
             result['leftovers_removed'] = remove_leftovers(opts.dest, prefixes, check_mode=True)
-            result['deleted'] = _retain(engine, opts, sets, policy, pending=True, verified=verify)
+            take_retention(result, _retain(engine, opts, sets, policy, pending=True, verified=verify))
         return result
     # the engines' tools write through staging names in dest: refused when another account controls it
     safeio.prepare_backup_dir(opts.dest, owner=owner)
@@ -156,12 +156,26 @@ def _run_backup(engine: Engine, opts: BackupOptions, verify: bool, policy: Optio
             raise IntegrityError('The backup was written but failed verification (manifest marked '
                                  'verified=false, so it is never used for a restore): %s' % '; '.join(failures),
                                  manifests=manifests, verification=result['verification'])
-    result['deleted'] = _retain(engine, opts, sets, policy)
+    take_retention(result, _retain(engine, opts, sets, policy))
     return result
 
 
+def take_retention(result: Dict[str, Any], pruned: Dict[str, Any]) -> None:
+    """Put what the run's retention said into the backup module's ``result``: ``deleted``, and, when it ran,
+    ``broken_manifests`` (the backups it can neither count nor ever delete) and ``origin_sets``, its warnings
+    (those, a set of several servers) joining the run's. Kept as ``deleted`` alone, an operator whose retention runs
+    in the backup job was never told of a manifest kept for ever (backup_prune told it)."""
+    result['deleted'] = pruned['deleted']
+    if not pruned.get('ran'):
+        return
+    result['broken_manifests'] = pruned['broken_manifests']
+    result['origin_sets'] = pruned['origin_sets']
+    told = result.setdefault('warnings', [])
+    told.extend(w for w in pruned['warnings'] if w not in told)
+
+
 def _retain(engine: Engine, opts: BackupOptions, sets: Sequence[Optional[str]], policy: Optional[retention.Policy],
-            pending: bool = False, verified: bool = False) -> List[str]:
+            pending: bool = False, verified: bool = False) -> Dict[str, Any]:
     """The artifacts ``policy`` deletes from each set of the run, after its backup. ``pending`` (check mode): the
     run's new backup is not there yet, so each set is planned as if it were (a full kind holds the newest-usable
     place, a keep_last slot and today's buckets; the newest verified place too when the run ``verified`` it) and
@@ -169,9 +183,10 @@ def _retain(engine: Engine, opts: BackupOptions, sets: Sequence[Optional[str]], 
 
     No leftovers here (leftover_min_age=None): the run's own set's were removed under its lock, and another set's
     unvouched files may be a long run's staging being written right now (its lock is its own)."""
-    deleted: List[str] = []
+    answer: Dict[str, Any] = {'deleted': [], 'broken_manifests': [], 'origin_sets': [], 'warnings': [], 'ran': False}
     if policy is None or policy.empty:
-        return deleted
+        return answer
+    answer['ran'] = True
     if pending:
         policy = copy.copy(policy)
         policy.pending_full = opts.kind in FULL_KINDS
@@ -181,8 +196,18 @@ def _retain(engine: Engine, opts: BackupOptions, sets: Sequence[Optional[str]], 
     for database in sets:
         pruned = prune(opts.dest, policy, engine=engine.name, database=database, check_mode=pending,
                        leftover_min_age=None)
-        deleted += pruned['deleted']
-    return deleted
+        merge_pruned(answer, pruned)
+    return answer
+
+
+def merge_pruned(answer: Dict[str, Any], pruned: Dict[str, Any]) -> None:
+    """One set's ``prune`` result added to ``answer`` (deleted, broken_manifests, origin_sets, warnings): a
+    directory's broken manifest, or a warning, said once however many sets of the run were pruned."""
+    answer['deleted'] += pruned['deleted']
+    seen = {b['manifest'] for b in answer['broken_manifests']}
+    answer['broken_manifests'] += [b for b in pruned.get('broken_manifests') or [] if b['manifest'] not in seen]
+    answer['origin_sets'] += [o for o in pruned.get('origin_sets') or [] if o not in answer['origin_sets']]
+    answer['warnings'] += [w for w in pruned.get('warnings') or [] if w not in answer['warnings']]
 
 
 def record_source(manifests: List[Dict[str, Any]], held: Dict[str, Optional[Dict[str, Any]]]) -> None:

@@ -74,6 +74,11 @@ class DrillChecks:
     def query(self, database: str, sql: str) -> List[Dict[str, Any]]:
         raise NotImplementedError
 
+    def freshness_rows(self, database: str, sql: str) -> List[Dict[str, Any]]:
+        """The freshness query's rows: ``query``, in a session whose times print in UTC where the engine prints a
+        zoned column's time in the session's zone without saying which (MariaDB/MySQL TIMESTAMP)."""
+        return self.query(database, sql)
+
     def versions(self) -> Dict[str, str]:
         return {}
 

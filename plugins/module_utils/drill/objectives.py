@@ -34,7 +34,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, parse_time
-from ansible_collections.opsready.operations.plugins.module_utils.drill.passed_over import passed_over
+from ansible_collections.opsready.operations.plugins.module_utils.drill.passed_over import (
+    broken_warnings, passed_over)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.names import ENGINES
 
 DEFAULT_RTO_SECONDS = 3600.0
@@ -271,6 +272,8 @@ def measure(database: Dict[str, Any], drill_started: datetime.datetime, warnings
     # pass, but the report lists them next to its verdict, so PASSED never hides them.
     warnings = ['%s: %s' % (s['name'], w) for s in steps for w in (s.get('warnings') or [])]
     warnings += _unproved(database, steps)
+    # the directory's unreadable manifests that did not fail this drill (another set's, maybe another's, older): said
+    warnings += broken_warnings(backup, skipped)
     find = _step(steps, 'find_backup')
     find_seconds = find.get('seconds') if find else None
     if find_seconds is not None and find_seconds > FIND_BACKUP_SHARE * rto_objective:

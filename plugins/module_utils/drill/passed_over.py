@@ -17,6 +17,7 @@ import os
 import re
 from typing import Any, Dict, List, Optional
 
+from ansible_collections.opsready.operations.plugins.module_utils.backup import set_files
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import MANIFEST_SUFFIX
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, parse_time
@@ -37,12 +38,14 @@ def _stamp_time(text: str) -> datetime.datetime:
         tzinfo=datetime.timezone.utc)
 
 
-def damage_of(catalog: Any) -> Dict[str, Any]:
-    """What a drill that picked its backup from ``catalog`` (one set's Catalog) records of the set for
-    ``passed_over``: the summaries of the artifacts whose last verification failed and the directory's unreadable
-    manifests (``passed_over`` keeps those named as this set's)."""
+def damage_of(catalog: Any, engine: str, database: Optional[str]) -> Dict[str, Any]:
+    """What a drill that picked its backup from ``catalog`` (the Catalog of ``engine``/``database``) records of the
+    set for ``passed_over``: the summaries of the artifacts whose last verification failed and the directory's
+    unreadable manifests, each with whose it is (``set_files.attribute``: ``passed_over`` counts this set's only,
+    the drill report warns of the others)."""
     return {'failed_verification': [m.summary() for m in catalog.entries if m.verified is False],
-            'broken_manifests': [dict(b) for b in catalog.broken]}
+            'broken_manifests': set_files.attribute(catalog.broken, engine, database,
+                                                    set_files.directory_sets(catalog.directory))}
 
 
 def passed_over(backup: Dict[str, Any]) -> List[Dict[str, Any]]:
@@ -90,13 +93,45 @@ def passed_over(backup: Dict[str, Any]) -> List[Dict[str, Any]]:
     if newest is not None and last is not None:
         for broken in backup.get('broken_manifests') or []:
             path = str((broken or {}).get('manifest') or '')
-            if not path.endswith(MANIFEST_SUFFIX):
-                continue
+            whose = (broken or {}).get('set')
+            if not path.endswith(MANIFEST_SUFFIX) or whose in (set_files.OTHER, set_files.UNKNOWN):
+                continue   # another set's, or a name that may be another's: the report warns (broken_warnings)
             name = _stamp(path[:-len(MANIFEST_SUFFIX)], files)
-            if name is None or name.group('prefix') != newest.group('prefix'):
+            # attributed (``set_files.attribute``: by its own fields, or a name no other set has): this set's, under
+            # an old or a new name; a record without (written by hand, an older release): by the chain's prefix
+            if name is None or (whose is None and name.group('prefix') != newest.group('prefix')):
                 continue
             at = _stamp_time(name.group('stamp'))
             if at > last:
                 found.append({'id': os.path.basename(path[:-len(MANIFEST_SUFFIX)]), 'at': isoformat(at),
                               'why': 'its manifest cannot be read (%s)' % (broken.get('error') or 'no detail')})
     return sorted(found, key=lambda f: f['at'], reverse=True)
+
+
+def broken_warnings(backup: Dict[str, Any], skipped: List[Dict[str, Any]]) -> List[str]:
+    """The drill report's warnings for the directory's unreadable manifests that did not fail the drill (``skipped``:
+    ``passed_over``'s answer): another set's (its drill, backup_info and retention cannot read it either), one that
+    may be this set's or another's (an old catalog's shared name), this set's older than the chain restored."""
+    named = {str(s.get('id')) for s in skipped}
+    found = []
+    for broken in backup.get('broken_manifests') or []:
+        path = str((broken or {}).get('manifest') or '')
+        base = os.path.basename(path[:-len(MANIFEST_SUFFIX)] if path.endswith(MANIFEST_SUFFIX) else path)
+        if not path or base in named:
+            continue
+        whose = broken.get('set')
+        error = broken.get('error') or 'no detail'
+        if whose == set_files.OTHER:
+            of = (' (of %s/%s)' % (broken.get('engine', '?'), broken['database'])) if broken.get('database') else ''
+            found.append('find_backup: the manifest %s of another backup set%s in this directory cannot be read (%s): '
+                         'not this set\'s, so this drill does not fail on it, but that set\'s drill and retention '
+                         'cannot use it; repair or remove it' % (path, of, error))
+        elif whose == set_files.UNKNOWN:
+            found.append('find_backup: the manifest %s cannot be read (%s) and its name is shared by the sets %s '
+                         '(names written before 0.10): if it is this set\'s newest backup, this drill did not prove '
+                         'it; repair or remove it' % (path, error, ', '.join(broken.get('may_be_of') or [])))
+        else:
+            found.append('find_backup: the manifest %s cannot be read (%s): %s; retention keeps its backup for ever, '
+                         'repair or remove it' % (path, error, 'a backup of this set that the drill did not restore'
+                                                  if whose else 'not named as a newer backup of this set'))
+    return found

@@ -208,7 +208,7 @@ def freshness(client: DrillChecks, database: str, sql: str, zone: Optional[str] 
     zone of an answer without one (``newest_point``)."""
     step = _record('freshness')
     try:
-        rows = client.query(database, sql)
+        rows = client.freshness_rows(database, sql)
         value = next(iter(rows[0].values())) if rows and rows[0] else None
         point = isoformat(newest_point(value, zone))
         step.update(ok=True, details={'newest': point, 'sql': sql},

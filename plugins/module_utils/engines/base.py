@@ -19,9 +19,7 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 import socket
 import subprocess  # nosec B404 # argument lists, never a shell
 from dataclasses import dataclass, field
@@ -29,6 +27,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import (
     Manifest, local_origin, write_manifest)
+# The file-name part of a set (injective), in backup/set_names.py: the catalog readers use it without the engines.
+from ansible_collections.opsready.operations.plugins.module_utils.backup.set_names import (  # noqa: F401
+    SET_NAME_MAX, legacy_set_name, set_name)
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
     OpsReadyError, ToolError)
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
@@ -66,24 +67,6 @@ class BackupOptions:
     @property
     def encrypt(self) -> bool:
         return bool(self.recipients)
-
-
-# Longest file-name part a set name gives: with the engine, kind, time stamp, suffixes and a temporary file's
-# decoration the file name stays well under the 255 bytes of ext4/xfs.
-SET_NAME_MAX = 120
-
-
-def set_name(database: Optional[str]) -> str:
-    """The catalog's database value turned into a safe file-name part (the manifest keeps the exact value).
-
-    A longer name is cut and gets 12 hex digits of its SHA-256, so two long names sharing a beginning stay apart.
-    """
-    base = os.path.basename(database or 'all')
-    safe = re.sub(r'[^A-Za-z0-9_.-]+', '_', base).strip('._') or 'db'
-    if len(safe) > SET_NAME_MAX:
-        digest = hashlib.sha256((database or '').encode('utf-8', 'surrogateescape')).hexdigest()[:12]
-        safe = '%s_%s' % (safe[:SET_NAME_MAX - 13], digest)
-    return safe
 
 
 def kill_and_reap(proc: subprocess.Popen) -> None:
@@ -260,5 +243,5 @@ class Engine:
         return result
 
 
-__all__ = ['BackupOptions', 'Engine', 'ToolError', 'set_name', 'connect_failure_reason', 'kill_and_reap',
-           'CLUSTER', 'GLOBALS', 'ALL_DATABASES']
+__all__ = ['BackupOptions', 'Engine', 'ToolError', 'set_name', 'legacy_set_name', 'SET_NAME_MAX',
+           'connect_failure_reason', 'kill_and_reap', 'CLUSTER', 'GLOBALS', 'ALL_DATABASES']

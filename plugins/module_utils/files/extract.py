@@ -70,7 +70,7 @@ def find_archive(src: str, set_name: Optional[str] = None, artifact: Optional[st
                             % (src, safeio.describe_path(src)), path=src)
     catalog = of_origin(src, ENGINE, set_name, origin, artifact=artifact, warnings=warnings)
     if damage is not None:
-        damage.update(damage_of(catalog))
+        damage.update(damage_of(catalog, ENGINE, set_name))
     if artifact:
         return catalog.get(os.path.basename(artifact))
     candidates = [m for m in catalog.fulls() if catalog.usable(m)]

@@ -32,7 +32,8 @@ import time
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup import retention
-from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import ARTIFACT_NAME, Catalog
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import (
+    ARTIFACT_NAME, Catalog, origin_groups)
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import (
     MANIFEST_LIMIT, MANIFEST_SUFFIX, Manifest, check_names, read_manifest)
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import atomic_write_bytes, fsync_dir
@@ -286,7 +287,11 @@ def push(store: Store, src: str, engine: Optional[str] = None, database: Optiona
         if result['leftovers_removed'] and not check_mode:
             store.delete(result['leftovers_removed'])
         if policy is not None and not policy.empty:
-            result['deleted'] = prune(store, remote, policy, check_mode, engine, database, locked=result['locked'])
+            # this host's keep rules apply to what this host pushes: the sets and origins src holds, never another
+            # host's backups under a shared prefix (their own push retains them by their own rules)
+            result['not_retained'] = []
+            result['deleted'] = prune(store, remote, policy, check_mode, engine, database, locked=result['locked'],
+                                      scope=set(origin_groups(local.entries)), not_retained=result['not_retained'])
     except BaseException as exc:
         raise told_left(exc, work.remove())
     _workdir_done(work, result)
@@ -353,8 +358,14 @@ def _latest(a: Dict[str, Any], b: Optional[Dict[str, Any]]) -> Dict[str, Any]:
 
 def prune(store: Store, remote: Catalog, policy: retention.Policy, check_mode: bool,
           engine: Optional[str] = None, database: Optional[str] = None,
-          locked: Optional[List[Dict[str, Any]]] = None) -> List[str]:
+          locked: Optional[List[Dict[str, Any]]] = None, scope: Optional[Set[Tuple[str, Any, str]]] = None,
+          not_retained: Optional[List[Dict[str, Any]]] = None) -> List[str]:
     """Retention on the destination's catalog (chain-safe, as backup_prune); manifest first, then data.
+
+    ``scope``: the (engine, database, origin group) of the pushed catalog (``catalog.origin_groups``); nothing of
+    another set or origin of the destination is deleted (another host's backups under a shared prefix), and each
+    such one is appended to ``not_retained`` ({engine, database, origin}). None: every set (``engine``/``database``
+    still narrow it).
 
     Immutable copies (S3 Object Lock): the locks of an artifact's data objects and manifest are read
     BEFORE anything of it is deleted; a locked artifact is kept whole (manifest included, so it stays a
@@ -363,10 +374,19 @@ def prune(store: Store, remote: Catalog, policy: retention.Policy, check_mode: b
     """
     # origin_succession: a set's successive origins (one server whose identity changed) are one timeline
     planned = retention.plan(remote, policy, succession=policy.origin_succession)
+    outside: Set[str] = set()
+    if scope is not None:
+        for key, members in origin_groups(remote.entries).items():
+            if key not in scope:
+                outside.update(m.id for m in members)
+                if not_retained is not None:
+                    not_retained.append({'engine': key[0], 'database': key[1], 'origin': key[2]})
+        if not_retained is not None:
+            not_retained.sort(key=lambda k: (k['engine'], str(k['database']), k['origin']))
     doomed = []
     for artifact_id in sorted(planned['delete']):
         entry = remote.get(artifact_id)
-        if (engine and entry.engine != engine) or (database and entry.database != database):
+        if (engine and entry.engine != engine) or (database and entry.database != database) or artifact_id in outside:
             continue
         doomed.append(entry)
     problems = retention.dependency_violations(remote, sorted(planned['keep']), [e.id for e in doomed])

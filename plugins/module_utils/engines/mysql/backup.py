@@ -458,7 +458,7 @@ class MySQLEngine(Engine):
     def _dump(self, opts: BackupOptions, info: Dict[str, Any]) -> Dict[str, Any]:
         database = self.catalog_database(opts)
         started = utcnow()
-        artifact = self.artifact_path(opts, 'all' if database == ALL_DATABASES else database, 'full', '.sql',
+        artifact = self.artifact_path(opts, database, 'full', '.sql',
                                       when=started)
         head = bytearray()
         tail = bytearray()

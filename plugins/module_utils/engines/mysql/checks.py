@@ -43,6 +43,13 @@ class MySQLChecks(DrillChecks):
             raise OpsReadyError('Smoke query failed on %s: %s' % (database, exc.message), sql=sql)
         return [{k: None if v is None else coerce(v) for k, v in row.items()} for row in rows]
 
+    def freshness_rows(self, database: str, sql: str) -> List[Dict[str, Any]]:
+        """The freshness query in a UTC session: a TIMESTAMP prints in the session's time zone (the server's global
+        one: SYSTEM, +05:00...) without saying which, and read as UTC it put the newest row hours off, an RPO breach
+        passing on a server east of UTC. A DATETIME prints as stored whatever the session's zone (its zone is the
+        step's ``timezone``). Only this query: a smoke query comparing a DATETIME with NOW() keeps the server's zone."""
+        return self.query(database, "SET SESSION time_zone = '+00:00'; " + sql)
+
     def integrity(self, database: str, level: str = 'standard') -> Dict[str, Any]:
         with self.client.defaults_file() as head:
             argv = [self.client.tool('check')] + head + ['--check', '--databases', '--', database]

@@ -449,7 +449,7 @@ class PostgresEngine(Engine):
 
     def _globals(self, opts: BackupOptions, info: Dict[str, Any]) -> Dict[str, Any]:
         started = utcnow()
-        artifact = self.artifact_path(opts, 'globals', 'full', '.sql', when=started)
+        artifact = self.artifact_path(opts, GLOBALS, 'full', '.sql', when=started)
         argv = [self.tool('pg_dumpall'), '--globals-only', '-w']
         try:
             stored, _err = stream_to_artifact(self.runner, argv, artifact, opts, env=self.env(None),
@@ -464,7 +464,7 @@ class PostgresEngine(Engine):
 
     def _base(self, opts: BackupOptions, info: Dict[str, Any]) -> Dict[str, Any]:
         started = utcnow()
-        artifact = self.artifact_path(opts, 'cluster', 'base', '.tar', when=started)
+        artifact = self.artifact_path(opts, CLUSTER, 'base', '.tar', when=started)
         label = 'opsready %s' % os.path.basename(artifact)
         client_major = tool_major(self.tool_version('pg_basebackup'))
         embedded: Optional[Dict[str, Any]] = None

@@ -58,8 +58,8 @@ def test_check_mode_deletes_only_what_the_run_deletes_in_a_shared_dest(tmp_path,
             backup(tmp_path, 'db-a:3306', NOW - days * DAY)
     this = Server('db-a:3306')
     opts = BackupOptions(kind='full', dest=str(tmp_path), database='app')
-    checked = jobs._retain(this, opts, ['app'], retention.Policy(**rules), pending=True, verified=True)
+    checked = jobs._retain(this, opts, ['app'], retention.Policy(**rules), pending=True, verified=True)['deleted']
     catalog_index.clear()
     backup(tmp_path, 'db-a:3306', NOW - datetime.timedelta(seconds=1))   # the run's new full, verified
-    real = jobs._retain(this, opts, ['app'], retention.Policy(**rules))
+    real = jobs._retain(this, opts, ['app'], retention.Policy(**rules))['deleted']
     assert sorted(checked) == sorted(real)
