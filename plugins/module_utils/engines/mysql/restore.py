@@ -1725,7 +1725,8 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
     return calling
 
 
-def probe_lending(engine: Any, temp: str, full: Manifest) -> List[Dict[str, str]]:
+def probe_lending(engine: Any, temp: str, full: Manifest,
+                  logged: Optional[Dict[str, List[str]]] = None) -> List[Dict[str, str]]:
     """Before the dump is loaded into the (empty) copy ``temp``: lend it the privileges the backup recorded on the
     source database, as ``_replay_with_grants`` will, and take them back at once. What the server refuses (the
     login lacks GRANT OPTION, or a privilege it would pass on) is returned (``apply_grants``' ``refused``). One
@@ -1733,8 +1734,9 @@ def probe_lending(engine: Any, temp: str, full: Manifest) -> List[Dict[str, str]
     here: the replay runs those as their definer, which holds its privileges on the source database only, and
     failed in the copy with the bare ERROR 1142 (TRIGGER command denied) after the whole dump had loaded. The
     privileges granted on the source after the dump (``late_grants``), lent for the replay too, are probed with
-    them: one refused to an account the backup holds no object of is returned only (whether the logs make it a
-    DEFINER is known once they are read, after the load: ``lending_hint`` then says why the replay failed)."""
+    them: one refused to an account the backup holds no object of stops the restore too when the logs make it a
+    DEFINER (``logged``: ``scan_logs``' ``definers``, read before anything was created, as check mode reads them);
+    else it is returned only (``lending_hint`` says why, should the replay fail on it)."""
     grants = lendable_grants(engine, full)
     if not grants:
         return []
@@ -1750,6 +1752,8 @@ def probe_lending(engine: Any, temp: str, full: Manifest) -> List[Dict[str, str]
     # passed): it is lent after the load, for the replay; only the server's refusal of the privilege counts here.
     refused = [r for r in lent.get('refused') or [] if not DRY_PASSED.search(r['error'])]
     refuse_lending(full, refused)
+    if logged:
+        refuse_lending(full, refused, logged)   # as check mode (MySQLRestore.check) refuses them
     return refused
 
 
@@ -1814,7 +1818,8 @@ def lending_hint(refused: List[Dict[str, str]], said: str) -> str:
 
 
 def _replay_with_grants(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Manifest], temp: str,
-                        events: Dict[str, str], warnings: List[str]) -> Dict[str, Any]:
+                        events: Dict[str, str], warnings: List[str],
+                        scan: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """``_replay`` with the privileges the backup recorded on the source database lent to the copy ``temp`` for its
     duration, then taken back (``warnings``: what could not be). A statement-logged change fires triggers, reads
     views and calls routines that run as their DEFINER; a definer granted on the source database only (GRANT ... ON
@@ -1826,7 +1831,7 @@ def _replay_with_grants(engine: Any, request: RestoreRequest, full: Manifest, lo
     grants = lendable_grants(engine, full)
     lent = grants is not None and apply_grants(engine.client, grants, temp, full.database, loose=True).get('applied')
     try:
-        return _replay(engine, request, full, logs, temp, events)
+        return _replay(engine, request, full, logs, temp, events, scan)
     finally:
         if lent:
             # revoke_grants reads them back: a privilege row that stayed is named in its warnings
@@ -1921,22 +1926,45 @@ def late_grant_warning(engine: Any, full: Manifest, target: str) -> Optional[str
             % (', '.join(named), target, full.database, target, target, _q(target)))
 
 
-def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Manifest], temp: str,
-            events: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
-    """The logs replayed into ``temp``; ``event_statuses``: ``events`` (the status each event of the copy had in the
-    source) as the replayed event statements left them (each loaded DISABLE: ``ReplayEventRewriter``)."""
-    source = full.database or ''
-    # The logs decrypted and decompressed: plaintext, in a private scratch directory (common/scratch.py).
+def scan_logs(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Manifest]) -> Dict[str, Any]:
+    """The real run's first look at the logs, before anything is created: decrypted and decompressed (plaintext, in
+    a private scratch directory: common/scratch.py, removed by ``_replay`` or the caller), and read as check mode
+    reads them (``check_statements``: the statements it cannot replay into a copy refused here; the DEFINERs of the
+    objects they create and the account statements collected). ``workdir``, ``files``, ``argv`` and ``start``
+    (``replay_argv``), ``definers``, ``accounts``, ``calling`` (``check_statements``' answer without the copy's
+    hazards, which only the loaded copy knows)."""
     workdir = Scratch('binlog-restore', request.tmpdir, 'db_restore')
-    stripper = GtidStripper()
-    rewriter = ReplayEventRewriter(events)
     try:
         files = [_decompress(m, workdir, engine.identities) for m in logs]
         argv, start = replay_argv(engine, request, full, logs)
         logged: Dict[str, List[str]] = {}
         accounts: List[bytes] = []
-        calling = check_statements(engine, argv, files, source, database_function_objects(engine, temp), logged,
-                                   accounts)
+        calling = check_statements(engine, argv, files, full.database or '', None, logged, accounts)
+    except BaseException as exc:
+        raise told_left(damaged_log(exc, logs), workdir.remove())
+    return {'workdir': workdir, 'files': files, 'argv': argv, 'start': start, 'definers': logged,
+            'accounts': accounts, 'calling': calling}
+
+
+def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Manifest], temp: str,
+            events: Optional[Dict[str, str]] = None, scan: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """The logs replayed into ``temp``; ``event_statuses``: ``events`` (the status each event of the copy had in the
+    source) as the replayed event statements left them (each loaded DISABLE: ``ReplayEventRewriter``). ``scan``:
+    ``scan_logs``' (made here when not given); its scratch directory is removed here."""
+    source = full.database or ''
+    scan = scan if scan is not None else scan_logs(engine, request, full, logs)
+    workdir = scan['workdir']
+    stripper = GtidStripper()
+    rewriter = ReplayEventRewriter(events)
+    try:
+        files, start, logged, accounts = scan['files'], scan['start'], scan['definers'], scan['accounts']
+        argv = list(scan['argv'])
+        hazards = database_function_objects(engine, temp)
+        calling = scan['calling']
+        if any(hazards.values()):
+            # the loaded copy's triggers, views and routines whose bodies call DATABASE(): read the logs again
+            # for the statements that reach them (the refusals were made by scan_logs)
+            calling = check_statements(engine, argv, files, source, hazards)
         argv += ['--database=%s' % source, '--rewrite-db=%s->%s' % (source, temp)] + files
         binlog = engine.runner.popen(argv, env={'TZ': 'UTC'})
         try:
@@ -2572,10 +2600,25 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
     target_db = _target(request)
     full, logs = chain[0], chain[1:]
     before = preflight(engine, request, chain)
+    # The logs read first, as check mode reads them: what they make a DEFINER (``probe_lending``) and the statements
+    # they hold that cannot be replayed are refused before anything is created or loaded.
+    scan = scan_logs(engine, request, full, logs) if logs else None
+    try:
+        return _restore_scanned(engine, request, chain, timer, stale, before, copy_name(target_db), scan)
+    except BaseException as exc:
+        if scan is None or 'scratch_left' in getattr(exc, 'details', {}):   # (_replay told it)
+            raise
+        raise told_left(exc, scan['workdir'].remove())
+
+
+def _restore_scanned(engine: Any, request: RestoreRequest, chain: List[Manifest], timer: Timer,
+                     stale: Dict[str, Any], before: Dict[str, Any], temp: str,
+                     scan: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    target_db = _target(request)
+    full, logs = chain[0], chain[1:]
     defaults = full.data.get('database_defaults')
     clause = charset_clause(defaults)
     comment = full.data.get('database_comment')
-    temp = copy_name(target_db)
     # Under the target's lock no other run into it is live: a marked copy of it is a killed run's.
     stale.update(drop_stale(engine, target_db))
     timer.lap('inspect_target')
@@ -2596,14 +2639,14 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
         if comment is not None and not marked:
             engine.query(comment_sql(temp, comment))
         probe_privileges(engine, temp, full.data.get('database_objects'))
-        refused = probe_lending(engine, temp, full) if logs else []
+        refused = probe_lending(engine, temp, full, scan['definers']) if scan is not None else []
         timer.lap('probe_privileges')
         loaded = _load_dump(engine, full, temp)
         _quiesce_events(engine, temp, events, loaded)
         missing = missing_objects(full.data.get('database_objects'), count_objects(objects_of(engine, temp)))
         timer.lap('load_dump')
         if logs:
-            replay = _replay_with_grants(engine, request, full, logs, temp, events, lent_warnings)
+            replay = _replay_with_grants(engine, request, full, logs, temp, events, lent_warnings, scan)
             events = replay['event_statuses']
             _quiesce_events(engine, temp, events)
             # An ALTER DATABASE after the dump (sent with USE of the source: replayed into the copy) changed the
