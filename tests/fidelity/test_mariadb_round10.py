@@ -55,3 +55,79 @@ def test_late_definer_a_login_may_not_lend_to_is_refused_before_the_load(mariadb
     assert server.sql("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'ld_r'") == [('keep',)]
     assert server.sql("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'ld%'") == [('2',)]
     assert opsready_rows(server) == [('0',)]
+
+
+ACCOUNTS = ('p', 'q', 'c', 'r', 'g', 'n')
+
+
+def grants_on(server, database):
+    """SHOW GRANTS of the test accounts, the lines naming ``database`` only, its name written as ``pr``."""
+    quoted = {'`%s`' % database, '`%s`' % database.replace('_', '\\_')}
+    lines = []
+    for user in ACCOUNTS:
+        for (line,) in server.sql("SHOW GRANTS FOR '%s'@'%%'" % user):
+            lines += [line.replace(name + '.', '`pr`.') for name in quoted if name + '.' in line]
+    return sorted(lines)
+
+
+def partial_revokes_fixture(server, tmp_path):
+    """pr, recorded by the dump with privileges of every kind; after the dump (from a session without a default
+    database, as an administrator runs them) part of each is revoked, and more granted."""
+    server.sql("CREATE USER 'p'@'%'; CREATE USER 'q'@'%'; CREATE USER 'c'@'%'; CREATE USER 'r'@'%'; CREATE USER 'g'@'%'; "
+               "CREATE DATABASE pr; USE pr; CREATE TABLE t (id INT, a INT, b INT); CREATE TABLE t2 (id INT); "
+               "CREATE PROCEDURE p() SELECT 1; "
+               "GRANT SELECT, INSERT ON pr.* TO 'p'@'%'; GRANT SELECT, INSERT, UPDATE ON pr.t TO 'q'@'%'; "
+               "GRANT SELECT (a, b), UPDATE (a) ON pr.t TO 'c'@'%'; "
+               "GRANT EXECUTE, ALTER ROUTINE ON PROCEDURE pr.p TO 'r'@'%' WITH GRANT OPTION; "
+               "GRANT SELECT ON pr.* TO 'g'@'%' WITH GRANT OPTION")
+    backup(server, 'pr', tmp_path / 'b')
+    time.sleep(1.1)
+    server.sql("REVOKE INSERT ON pr.* FROM 'p'@'%'; REVOKE UPDATE ON `pr`.`t` FROM q; "
+               "REVOKE SELECT (a) ON pr.t FROM 'c'@'%'; REVOKE ALTER ROUTINE ON PROCEDURE pr.p FROM 'r'@'%'; "
+               "REVOKE GRANT OPTION ON pr.* FROM 'g'@'%'; GRANT DELETE ON pr.* TO 'p'@'%'; "
+               "CREATE USER 'n'@'%'; GRANT SELECT ON pr.t2 TO 'n'@'%'; USE pr; INSERT INTO t VALUES (1, 2, 3)")
+    time.sleep(1.1)
+    backup(server, 'pr', tmp_path / 'b', kind='log')
+
+
+def test_a_partial_revoke_withholds_what_it_revoked_and_a_grant_is_given(mariadb_factory, tmp_path):
+    """A point-in-time restore past a partial REVOKE (INSERT of SELECT, INSERT; UPDATE of a table's; one column's
+    SELECT; ALTER ROUTINE of a procedure's; the GRANT OPTION) withheld every privilege the dump recorded for the
+    account on the database (so ``p`` lost its SELECT), and a GRANT after the dump was named, not given. The
+    restored copy now holds exactly the privileges the source holds at the point reached (SHOW GRANTS compared),
+    the warnings (check mode's too) naming what was revoked and nothing else; restored over the original, the
+    privileges are those it had."""
+    server = mariadb_factory()
+    partial_revokes_fixture(server, tmp_path)
+    live = grants_on(server, 'pr')
+    foreseen = restore(server, tmp_path / 'b', 'pr', 'pr_copy', check_mode=True)
+    result = restore(server, tmp_path / 'b', 'pr', 'pr_copy')
+    assert server.sql('SELECT id FROM pr_copy.t') == [('1',)]
+    assert grants_on(server, 'pr_copy') == live, result
+    for told in (foreseen, result):
+        said = [w for w in told.get('warnings', []) if 'REVOKE' in w]
+        assert said, told
+        for taken in ('INSERT on the database for p@%', 'UPDATE on table t for q@%', 'SELECT on column t.a for c@%',
+                      'ALTER ROUTINE on procedure p for r@%', 'GRANT OPTION on the database for g@%'):
+            assert taken in said[0], (taken, said[0])
+        assert 'SELECT on the database for p@%' not in said[0] and 'EXECUTE' not in said[0], said[0]
+        assert not [w for w in told.get('warnings', []) if 'grant privileges on pr after the dump' in w], told
+    replaced = restore(server, tmp_path / 'b', 'pr', 'pr', replace=True)
+    assert grants_on(server, 'pr') == live, replaced
+
+
+def test_privileges_this_login_cannot_give_are_named_with_their_object(mariadb_factory, tmp_path):
+    """Restored by a login without GRANT OPTION: a GRANT of the logs the server refuses is named in the warnings
+    (not only in ``grants.skipped``), with its privilege, object and account; restored over the original, the
+    privileges on the routines the restore put back that it cannot grant again are named with the routine and the
+    privilege (the server revoked them as it dropped the routines)."""
+    server = mariadb_factory()
+    partial_revokes_fixture(server, tmp_path)
+    server.sql("CREATE USER 'ng'@'%%' IDENTIFIED BY '%s'; GRANT ALL PRIVILEGES ON *.* TO 'ng'@'%%'" % LOGIN_PASSWORD)
+    result = restore_as(server, 'ng', tmp_path / 'b', 'pr', 'pr_copy')
+    said = [w for w in result.get('warnings', []) if 'grant privileges on pr after the dump' in w]
+    assert said and 'pr_copy' in said[0], result
+    assert 'DELETE on the database for p@%' in said[0] and 'SELECT on table t2 for n@%' in said[0], said[0]
+    replaced = restore_as(server, 'ng', tmp_path / 'b', 'pr', 'pr', replace=True)
+    said = [w for w in replaced.get('warnings', []) if 'routines of pr' in w]
+    assert said and 'EXECUTE on procedure p for r@%' in said[0], replaced
