@@ -114,7 +114,7 @@ def test_two_runs_with_different_state_files_rotate_one_log_once(tmp_path, mode)
                                   str(tmp_path / ('planned%d' % (1 - n))), mode],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE) for n in (0, 1)]
         outs = [run.communicate(timeout=60) for run in runs]
-        for run, (out, err) in zip(runs, outs):
+        for run, (_out, err) in zip(runs, outs):
             assert run.returncode == 0, err.decode(errors='replace')
         time.sleep(0.2)
     finally:

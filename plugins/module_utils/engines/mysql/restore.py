@@ -1629,7 +1629,13 @@ class GrantLedger:
         for user, host in change['accounts']:
             for privilege, columns in change['privileges'] or [(None, None)]:
                 for target_kind, column in ([('columns', c) for c in columns] if columns else [(kind, None)]):
-                    for item in self._items(change, target_kind, user, host, column):
+                    found = self._items(change, target_kind, user, host, column)
+                    if target_kind == 'tables':
+                        # the server takes a privilege revoked on a table from its columns too
+                        found += [i for i in self.held['columns'] if _is_account(i, user, host)
+                                  and i['table'] == change['object']]
+                    for item in found:
+                        kind_of = 'columns' if 'column' in item else target_kind
                         if privilege == 'ALL' or 'ALL PRIVILEGES' in item['privileges']:
                             # (ALL granted in the logs is not spelt out here: a part revoked withholds it all)
                             taken = list(item['privileges'])
@@ -1637,7 +1643,7 @@ class GrantLedger:
                             taken = [p for p in item['privileges'] if p == privilege]
                         if taken:
                             item['privileges'] = [p for p in item['privileges'] if p not in taken]
-                            self.withheld.append(_grant_what(target_kind, item, taken))
+                            self.withheld.append(_grant_what(kind_of, item, taken))
             if change['grant_option']:
                 for item in self._items(change, kind, user, host):
                     if item.get('grantable'):
@@ -1741,10 +1747,9 @@ def withheld_grants(grants: Optional[Dict[str, Any]], statements: List[bytes],
     """``grants`` (recorded at the dump) as the replayed account ``statements`` leave them (``GrantLedger``); what
     they took (``what for user@host``); the statements that took them (shown); whether one's accounts could not be
     read (then every recorded privilege is withheld)."""
-    if not grants or not statements:
+    ledger = replay_grants(grants, statements, source) if grants and statements else None
+    if ledger is None:
         return grants, [], [], False
-    ledger = replay_grants(grants, statements, source)
-    assert ledger is not None
     return ledger.kept(), ledger.withheld, ledger.shown, ledger.unread
 
 
