@@ -84,7 +84,8 @@ def partial_revokes_fixture(server, tmp_path):
     backup(server, 'pr', tmp_path / 'b')
     time.sleep(1.1)
     server.sql("REVOKE INSERT ON pr.* FROM 'p'@'%'; REVOKE UPDATE ON `pr`.`t` FROM q; "
-               "REVOKE SELECT (a) ON pr.t FROM 'c'@'%'; REVOKE UPDATE ON pr.t FROM 'c'@'%'; REVOKE ALTER ROUTINE ON PROCEDURE pr.p FROM 'r'@'%'; "
+               "REVOKE SELECT (a) ON pr.t FROM 'c'@'%'; REVOKE UPDATE ON pr.t FROM 'c'@'%'; "
+               "REVOKE ALTER ROUTINE ON PROCEDURE pr.p FROM 'r'@'%'; "
                "REVOKE GRANT OPTION ON pr.* FROM 'g'@'%'; GRANT DELETE ON pr.* TO 'p'@'%'; "
                "CREATE USER 'n'@'%'; GRANT SELECT ON pr.t2 TO 'n'@'%'; USE pr; INSERT INTO t VALUES (1, 2, 3)")
     time.sleep(1.1)

@@ -144,7 +144,7 @@ NOBODY = 65534
 def test_a_lock_directory_someone_else_could_plant_is_refused(tmp_path, monkeypatch, planted):
     """The per-log locks live in a directory of the run's own user that nobody else may write; one planted at its
     name (a symlink to a directory elsewhere, a world-writable directory, a file) is refused before anything is
-    rotated, check mode included, and nothing is created through the link."""
+    rotated, check mode included, and nothing is created through the link. New with the per-log lock."""
     locks_at = tmp_path / 'run' / 'opsready'
     locks_at.parent.mkdir()
     os.chmod(locks_at.parent, 0o1777)   # as /run/lock: every account may make a name there
@@ -172,7 +172,7 @@ def test_a_lock_directory_someone_else_could_plant_is_refused(tmp_path, monkeypa
 
 def test_the_lock_directory_is_made_private_and_check_mode_makes_none(tmp_path, monkeypatch):
     """Check mode creates no lock directory (it changes nothing on disk); the real run makes it 0700, owned by its
-    user, and rotates."""
+    user, and rotates. New with the per-log lock."""
     locks_at = tmp_path / 'run' / 'opsready'
     monkeypatch.setattr(rotate_mod, 'LOG_LOCK_DIR', str(locks_at))
     logs = tmp_path / 'logs'
@@ -185,3 +185,22 @@ def test_the_lock_directory_is_made_private_and_check_mode_makes_none(tmp_path, 
     st = os.lstat(rotate_mod.log_lock_dir())
     assert (oct(st.st_mode & 0o7777), st.st_uid) == (oct(0o700), os.geteuid())
     assert sorted(os.listdir(logs)) == ['app.log', 'app.log.1']
+
+
+def test_one_log_named_through_two_paths_has_one_lock(tmp_path):
+    """The lock is the log's, not the path's: named through a symlinked directory or ``..``, a log has the lock it
+    has under its own path (and keeps it across rotations: a new file under the name). Another log, another lock.
+    New with the per-log lock (nothing to compare with before)."""
+    from ansible_collections.opsready.operations.plugins.module_utils.logrotate.safefs import LogDir
+    logs = tmp_path / 'logs'
+    logs.mkdir()
+    (tmp_path / 'alias').symlink_to(logs)
+    names = set()
+    for directory in (logs, tmp_path / 'alias', logs / '..' / 'logs'):
+        d = LogDir.open(str(directory))
+        try:
+            names.add(rotate_mod.log_lock_name(os.fstat(d.fd), 'app.log'))
+            other = rotate_mod.log_lock_name(os.fstat(d.fd), 'app.log.1')
+        finally:
+            d.close()
+    assert len(names) == 1 and other not in names

@@ -110,7 +110,7 @@ def log_locks(dirs: Dict[str, LogDir], logs: List[str], check_mode: bool) -> Ite
     """Hold the lock of every log of ``logs`` (their directories open in ``dirs``) for the block, taken in one
     order (sorted by lock name) so that runs sharing several logs never wait for each other in a circle. Check mode
     waits for a running rotation of a log only where its lock file exists, and makes none."""
-    directory = _lock_directory(check_mode)
+    directory = _lock_directory(check_mode) if logs else None
     if directory is None:
         yield
         return
