@@ -25,6 +25,7 @@ sys.path.insert(0, BUILD)
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.logrotate import rotate as rotate_mod  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.logrotate.plan import Policy  # noqa: E402
+from tests.integration.test_log_rotate_no_loss import count_numbers  # noqa: E402
 
 # A writer of numbered lines, about 400 a second (so the log just rotated stays under the size trigger for a few
 # seconds), reopening its log on SIGHUP.
@@ -71,22 +72,6 @@ result = Rotation([log], Policy(size=4096, rotate=5, compress=False, mode=mode),
                   pidfile=pidfile if mode == 'create' else None, check_dirs=False).run()
 print(json.dumps({'rotated': [r['rotated_to'] for r in result['rotated']]}))
 '''
-
-
-def count_numbers(data: bytes, total: int):
-    """(missing, duplicated, malformed) numbers among 0..total-1."""
-    seen = bytearray(total)
-    duplicated = malformed = 0
-    for token in data.split(b'\n'):
-        if not token:
-            continue
-        if not token.isdigit() or int(token) >= total:
-            malformed += 1
-            continue
-        if seen[int(token)]:
-            duplicated += 1
-        seen[int(token)] = 1
-    return total - sum(seen), duplicated, malformed
 
 
 @pytest.mark.parametrize('mode', ['create', 'copytruncate'])
