@@ -98,9 +98,10 @@ description:
     privilege revoked on a table goes from its columns too; every privilege of an account a statement names whose
     privileges cannot be read): RV(grants) C(withheld) and a warning name them. A C(GRANT ... ON src...) in the
     logs is given to the restored database when the replay reaches it (RV(grants) C(from_binlogs)); one the server
-    refuses, whose account is missing, or that cannot be read is named in a warning. A restore over an existing database grants the privileges
-    its accounts held on its routines again on the routines of the same kind and name it puts back (the server
-    revokes them as it drops each routine); those on routines the backup does not hold are named in a warning."
+    refuses, whose account is missing, or that cannot be read is named in a warning. A restore over an existing
+    database grants the privileges its accounts held on its routines again on the routines of the same kind and
+    name it puts back (the server revokes them as it drops each routine); those on routines the backup does not
+    hold are named in a warning."
   - "MariaDB/MySQL, a column whose default draws from a sequence (C(DEFAULT NEXT VALUE FOR seq)): the dump names the
     source database in it (C(nextval(`src`.`seq`))); the restored table's default names the restored database's
     own sequence (it drew from the source's), and the dump's C(LOCK TABLES) around the data, which made such a

@@ -1512,8 +1512,8 @@ def privilege_change(statement: bytes, source: str) -> Any:
     privileges, n = listed
     n += 1
     routine_type = None
-    if n < len(code) and code[n][0] == 'word' and code[n][1].upper() in (b'TABLE', b'FUNCTION', b'PROCEDURE',
-                                                                          b'PACKAGE'):
+    object_types = (b'TABLE', b'FUNCTION', b'PROCEDURE', b'PACKAGE')
+    if n < len(code) and code[n][0] == 'word' and code[n][1].upper() in object_types:
         routine_type = code[n][1].upper().decode()
         n += 1
         if routine_type == 'PACKAGE' and n < len(code) and code[n][0] == 'word' and code[n][1].upper() == b'BODY':
