@@ -94,10 +94,14 @@ description:
     a database created later under the name would be open to the accounts they name): RV(revoked) lists them,
     patterns that only match the name are left alone. A point-in-time restore whose replayed logs take
     privileges on the source away after the dump (C(REVOKE ... ON src...), C(REVOKE ALL PRIVILEGES, GRANT OPTION),
-    C(DROP USER), C(RENAME USER)) gives the accounts they name none of the privileges the dump recorded:
-    RV(grants) C(withheld) and a warning name them. A restore over an existing database grants the privileges
-    its accounts held on its routines again on the routines of the same kind and name it puts back (the server
-    revokes them as it drops each routine); those on routines the backup does not hold are named in a warning."
+    C(DROP USER), C(RENAME USER)) withholds what they took (a C(REVOKE INSERT) leaves C(SELECT) granted; a
+    privilege revoked on a table goes from its columns too; every privilege of an account a statement names whose
+    privileges cannot be read): RV(grants) C(withheld) and a warning name them. A C(GRANT ... ON src...) in the
+    logs is given to the restored database when the replay reaches it (RV(grants) C(from_binlogs)); one the server
+    refuses, whose account is missing, or that cannot be read is named in a warning. A restore over an existing
+    database grants the privileges its accounts held on its routines again on the routines of the same kind and
+    name it puts back (the server revokes them as it drops each routine); those on routines the backup does not
+    hold are named in a warning."
   - "MariaDB/MySQL, a column whose default draws from a sequence (C(DEFAULT NEXT VALUE FOR seq)): the dump names the
     source database in it (C(nextval(`src`.`seq`))); the restored table's default names the restored database's
     own sequence (it drew from the source's), and the dump's C(LOCK TABLES) around the data, which made such a
@@ -507,8 +511,9 @@ grants:
   description:
     - MariaDB/MySQL restores, the privileges naming the database that were given to the restored one -
       C(applied) (what, for whom), C(skipped) (accounts missing on the target, grants the server refused),
-      C(withheld) (recorded privileges not given, as the replayed binary logs took privileges on the source from
-      those accounts after the dump), and C(restored) (false with a C(reason) for backups that predate their
+      C(withheld) (recorded privileges not given, as the replayed binary logs took them on the source after the
+      dump), C(from_binlogs) (privileges the replayed binary logs granted on the source after the dump, given too),
+      and C(restored) (false with a C(reason) for backups that predate their
       recording).
   returned: MariaDB/MySQL restores
   type: dict

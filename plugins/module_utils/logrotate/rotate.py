@@ -19,14 +19,17 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import hashlib
 import os
 import re
 import secrets
 import stat
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import PARTIAL_SUFFIX
 from ansible_collections.opsready.operations.plugins.module_utils.common import locks
@@ -47,6 +50,77 @@ CHUNK = 1024 * 1024
 FREE_MARGIN = 16 * 1024 * 1024
 # beside the state file: the lock every run of one state file takes (``Rotation._locked``)
 LOCK_SUFFIX = '.lock'
+# the locks of the logs themselves (``log_locks``), whatever state file a run keeps: a directory of the run's own
+# user in the system's lock directory (root's: LOG_LOCK_DIR; another user's: LOG_LOCK_DIR-<uid>), or in the temporary
+# directory where this user may not write there (/run/lock is root's 0755 on some systems)
+LOG_LOCK_DIR = '/run/lock/opsready'
+
+
+def log_lock_dir() -> str:
+    """The directory of the per-log locks of this process's user (root's is ``LOG_LOCK_DIR``)."""
+    uid = os.geteuid()
+    if uid == 0:
+        return LOG_LOCK_DIR
+    parent, name = os.path.split(LOG_LOCK_DIR)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        parent = tempfile.gettempdir()
+    return os.path.join(parent, '%s-%d' % (name, uid))
+
+
+def log_lock_name(dir_st: os.stat_result, base: str) -> str:
+    """The lock file of log ``base`` of the directory ``dir_st`` (its stat): keyed on the directory's device and
+    inode and the log's name, so two runs naming the log through other paths (a symlinked directory, ``..``) take
+    one lock, and a rotation (a new inode under the same name) keeps it."""
+    digest = hashlib.sha256(base.encode('utf-8', 'surrogateescape')).hexdigest()[:32]
+    return 'log-%d-%d-%s.lock' % (dir_st.st_dev, dir_st.st_ino, digest)
+
+
+def _lock_directory(check_mode: bool) -> Optional[str]:
+    """``log_lock_dir()``, made 0700 where missing (check mode makes nothing: None when it is missing), and
+    refused unless it is a directory of this user's that no one else may write: these runs are often root, and a
+    lock directory another account controls would let it plant links (the lock files are opened O_NOFOLLOW too)
+    or hold every log's lock."""
+    path = log_lock_dir()
+    try:
+        # a link on the way is followed only where no other account could have planted it (safeio's refusal says)
+        fd = safeio.open_directory(path) if check_mode else safeio.make_directories(path, 0o700, 0o755)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise OpsReadyError('Cannot %s the log lock directory %s (%s): nothing was rotated. Remove what is there '
+                            '(nothing of ours is ever anything but a directory of this user\'s).'
+                            % ('open' if check_mode else 'make', path, exc.strerror or exc), lock=path)
+    st = os.fstat(fd)
+    os.close(fd)
+    risk = None
+    if not stat.S_ISDIR(st.st_mode):
+        risk = 'it is not a directory'
+    elif st.st_uid != os.geteuid():
+        risk = 'it belongs to %s' % safeio.uid_name(st.st_uid)
+    else:
+        risk = safeio.directory_risk(st)
+    if risk:
+        raise OpsReadyError('Refusing the log lock directory %s: %s. Nothing was rotated. Remove it (the next run '
+                            'makes it again, 0700, owned by uid %d).' % (path, risk, os.geteuid()), lock=path)
+    return path
+
+
+@contextlib.contextmanager
+def log_locks(dirs: Dict[str, LogDir], logs: List[str], check_mode: bool) -> Iterator[None]:
+    """Hold the lock of every log of ``logs`` (their directories open in ``dirs``) for the block, taken in one
+    order (sorted by lock name) so that runs sharing several logs never wait for each other in a circle. Check mode
+    waits for a running rotation of a log only where its lock file exists, and makes none."""
+    directory = _lock_directory(check_mode) if logs else None
+    if directory is None:
+        yield
+        return
+    names = sorted({log_lock_name(os.fstat(dirs[os.path.dirname(log)].fd), os.path.basename(log)): log
+                    for log in logs}.items())
+    with contextlib.ExitStack() as stack:
+        for name, log in names:
+            stack.enter_context(locks.waiting(os.path.join(directory, name), 'rotation of %s' % log,
+                                              create=not check_mode))
+        yield
 
 
 class RotationFailed(OpsReadyError):
@@ -603,6 +677,14 @@ class Rotation:
         with self._as_user():
             logs = self._discover()
             self._open_dirs(logs)
+        # Each log's own lock (root's, not the su user's), before it is planned on: the state file's lock keeps out
+        # the runs of that state file only, and a run with another state file that planned on the log before this
+        # one rotated it failed midway (the log replaced, or its rotated name taken, since it was looked at).
+        with log_locks(self._dirs, logs, check_mode):
+            return self._run_locked(check_mode, state, pid, logs)
+
+    def _run_locked(self, check_mode: bool, state: StateFile, pid: Optional[int], logs: List[str]) -> Dict[str, Any]:
+        with self._as_user():
             plans = self._plans(logs, state)
         # The pre-flight only looks (directory access, /proc): check mode makes it too, so that it plans,
         # reports and diffs what the real run does, not a rotation the real run then refuses.

@@ -1446,45 +1446,311 @@ def taken_accounts(statement: bytes, source: str) -> Optional[List[Tuple[str, Op
     return []
 
 
+# How a privilege is written in a GRANT/REVOKE and how ``read_grants`` records it, where they differ.
+PRIVILEGE_ALIASES = {'ALL PRIVILEGES': 'ALL', 'DELETE VERSIONING ROWS': 'DELETE HISTORY'}
+GRANT_ACCOUNT_END = {b'IDENTIFIED', b'WITH', b'REQUIRE', b'VIA', b'PASSWORD', b'AS'}
+
+
+def _name_token(kind: str, text: bytes) -> Optional[str]:
+    """A database, table, column or routine name as a statement writes it (backticks or a bare word)."""
+    if kind == 'ident':
+        return _unquote(text).decode('utf-8', 'replace')
+    if kind == 'word':
+        return text.decode('utf-8', 'replace')
+    return None
+
+
+def _privilege_list(code: List[Tuple[str, bytes]]) -> Optional[Tuple[List[Tuple[str, Optional[List[str]]]], int]]:
+    """The privileges of a GRANT/REVOKE (``code`` from its first word on) as (name, columns or None), and the index
+    of its ON; None when they cannot be read (no ON: a role's GRANT/REVOKE)."""
+    items: List[Tuple[str, Optional[List[str]]]] = []
+    words: List[str] = []
+    columns: Optional[List[str]] = None
+    n = 1
+    while n < len(code):
+        kind, text = code[n]
+        if (kind == 'word' and text.upper() == b'ON') or text == b',':
+            if not words:
+                return None
+            name = ' '.join(words)
+            items.append((PRIVILEGE_ALIASES.get(name, name), columns))
+            words, columns = [], None
+            if text != b',':
+                return items, n
+        elif text == b'(' and words and columns is None:
+            columns = []
+            n += 1
+            while n < len(code) and code[n][1] != b')':
+                if code[n][1] != b',':
+                    column = _name_token(*code[n])
+                    if column is None:
+                        return None
+                    columns.append(column)
+                n += 1
+        elif kind == 'word' and columns is None:
+            words.append(text.decode('utf-8', 'replace').upper())
+        else:
+            return None
+        n += 1
+    return None
+
+
+def privilege_change(statement: bytes, source: str) -> Any:
+    """A GRANT or REVOKE of privileges ON an object of ``source`` read: ``{'op': 'GRANT'|'REVOKE', 'kind':
+    'database'|'tables'|'routines', 'db': the database as written (a database-level one may be escaped), 'object':
+    table or routine name, 'type': routine type, 'privileges': [(name, columns or None)], 'grant_option': bool,
+    'accounts': [(user, host or None)]}``. False: not one of ``source`` (another database, global, a role's, one
+    naming no database); None: one naming ``source`` that cannot be read."""
+    code = _code_tokens(statement)
+    op = code[0][1].upper() if code and code[0][0] == 'word' else b''
+    if op not in (b'GRANT', b'REVOKE') or not any(k == 'word' and t.upper() == b'ON' for k, t in code):
+        return False
+    ours = names_database(statement, source)
+    listed = _privilege_list(code)
+    if listed is None:
+        return None if ours else False
+    privileges, n = listed
+    n += 1
+    routine_type = None
+    object_types = (b'TABLE', b'FUNCTION', b'PROCEDURE', b'PACKAGE')
+    if n < len(code) and code[n][0] == 'word' and code[n][1].upper() in object_types:
+        routine_type = code[n][1].upper().decode()
+        n += 1
+        if routine_type == 'PACKAGE' and n < len(code) and code[n][0] == 'word' and code[n][1].upper() == b'BODY':
+            routine_type, n = 'PACKAGE BODY', n + 1
+        routine_type = None if routine_type == 'TABLE' else routine_type
+    level = code[n:n + 3]
+    if len(level) < 3 or level[1][1] != b'.':
+        return None if ours else False     # unqualified (the default database: not known here) or *
+    db = _name_token(*level[0])
+    if db is None or re.sub(r'\\([_%\\])', r'\1', db) != source:
+        return None if ours else False
+    target = None if level[2][1] == b'*' else _name_token(*level[2])
+    n += 3
+    if n >= len(code) or code[n][0] != 'word' or code[n][1].upper() != (b'TO' if op == b'GRANT' else b'FROM'):
+        return None
+    rest = code[n + 1:]
+    grant_option = any(privilege == 'GRANT OPTION' for privilege, _cols in privileges)
+    if op == b'GRANT':
+        words = [t.upper() for k, t in rest if k == 'word']
+        grant_option = grant_option or any(words[i:i + 3] == [b'WITH', b'GRANT', b'OPTION'] for i in range(len(words)))
+        kept: List[Tuple[str, bytes]] = []
+        cut = False
+        for kind, text in rest:
+            if text == b',':
+                cut = False
+            elif kind == 'word' and text.upper() in GRANT_ACCOUNT_END:
+                cut = True
+            if not cut:
+                kept.append((kind, text))
+        rest = kept
+    accounts = _accounts_listed(rest)
+    if accounts is None or (target is None and routine_type is not None):
+        return None
+    if target is not None and db != source:
+        return None   # an escaped name before a table or routine: not read here
+    return {'op': op.decode(), 'kind': 'database' if target is None else 'routines' if routine_type else 'tables',
+            'db': db, 'object': target, 'type': routine_type, 'grant_option': grant_option, 'accounts': accounts,
+            'privileges': [(p, c) for p, c in privileges if p not in ('GRANT OPTION', 'USAGE')]}
+
+
+def _is_account(item: Dict[str, Any], user: str, host: Optional[str]) -> bool:
+    # no host written: the account at '%' (a user) or '' (a role)
+    return user == item['user'] and (host == item['host'] or (host is None and item['host'] in ('%', '')))
+
+
+def _grant_what(kind: str, item: Dict[str, Any], privileges: Optional[List[str]] = None) -> str:
+    """``what on which for user@host``, as the warnings name a privilege."""
+    on = {'database': 'the database', 'tables': 'table %s' % item.get('table'),
+          'columns': 'column %s.%s' % (item.get('table'), item.get('column')),
+          'routines': '%s %s' % (str(item.get('type')).lower(), item.get('routine'))}[kind]
+    named = ', '.join(item.get('privileges') or [] if privileges is None else privileges) or 'USAGE'
+    return '%s on %s for %s@%s' % (named, on, item['user'], item['host'])
+
+
+class GrantLedger:
+    """The privileges on the source database as the replayed account statements leave them: those the dump recorded
+    (``read_grants``' form), less what a REVOKE, DROP USER or RENAME USER took (``withheld``: ``what on which for
+    user@host``), plus what a GRANT gave (``given``). A statement naming the source whose accounts or privileges
+    cannot be read withholds every privilege of the accounts it names, or, its accounts unread, every privilege
+    (``unread``); a GRANT that cannot be read is named (``unread_grants``)."""
+
+    def __init__(self, grants: Dict[str, Any], source: str, roles: Optional[List[str]] = None) -> None:
+        self.source = source
+        self.roles = roles or []
+        self.held: Dict[str, List[Dict[str, Any]]] = {
+            k: [dict(i, privileges=list(i.get('privileges') or [])) for i in grants.get(k) or []] for k in GRANT_KINDS}
+        self.withheld: List[str] = []
+        self.given: List[str] = []
+        self.shown: List[str] = []
+        self.unread = False
+        self.coarse = False   # a REVOKE's privileges not read: every privilege of its accounts withheld
+        self.unread_grants: List[str] = []
+        self._granted: List[int] = []   # id() of the items a GRANT of the logs gave something
+
+    def _take(self, kind: str, keep: Any) -> None:
+        """Drop the items of ``kind`` ``keep`` returns False for (it may narrow an item: what it took is named)."""
+        self.held[kind] = [item for item in self.held[kind] if keep(item)]
+
+    def drop_accounts(self, accounts: List[Tuple[str, Optional[str]]]) -> None:
+        for kind in GRANT_KINDS:
+            def keep(item: Dict[str, Any], kind: str = kind) -> bool:
+                if any(_is_account(item, u, h) for u, h in accounts):
+                    self.withheld.append(_grant_what(kind, item))
+                    return False
+                return True
+            self._take(kind, keep)
+
+    def drop_all(self) -> None:
+        for kind in GRANT_KINDS:
+            self.withheld += [_grant_what(kind, item) for item in self.held[kind]]
+            self.held[kind] = []
+
+    def _items(self, change: Dict[str, Any], kind: str, user: str, host: Optional[str],
+               column: Optional[str] = None) -> List[Dict[str, Any]]:
+        found = []
+        for item in self.held[kind]:
+            if not _is_account(item, user, host):
+                continue
+            if kind == 'database' and item.get('db', self.source) != change['db']:
+                continue   # (`a_b`.* and `a\_b`.* are two rows of mysql.db)
+            if kind in ('tables', 'columns') and item['table'] != change['object']:
+                continue
+            if kind == 'columns' and item['column'] != column:
+                continue
+            if kind == 'routines' and (item['type'] != change['type']
+                                       or item['routine'].casefold() != change['object'].casefold()):
+                continue
+            found.append(item)
+        return found
+
+    def revoke(self, change: Dict[str, Any]) -> None:
+        kind = change['kind']
+        for user, host in change['accounts']:
+            for privilege, columns in change['privileges'] or [(None, None)]:
+                for target_kind, column in ([('columns', c) for c in columns] if columns else [(kind, None)]):
+                    found = self._items(change, target_kind, user, host, column)
+                    if target_kind == 'tables':
+                        # the server takes a privilege revoked on a table from its columns too
+                        found += [i for i in self.held['columns'] if _is_account(i, user, host)
+                                  and i['table'] == change['object']]
+                    for item in found:
+                        kind_of = 'columns' if 'column' in item else target_kind
+                        if privilege == 'ALL' or 'ALL PRIVILEGES' in item['privileges']:
+                            # (ALL granted in the logs is not spelt out here: a part revoked withholds it all)
+                            taken = list(item['privileges'])
+                        else:
+                            taken = [p for p in item['privileges'] if p == privilege]
+                        if taken:
+                            item['privileges'] = [p for p in item['privileges'] if p not in taken]
+                            self.withheld.append(_grant_what(kind_of, item, taken))
+            if change['grant_option']:
+                for item in self._items(change, kind, user, host):
+                    if item.get('grantable'):
+                        item['grantable'] = False
+                        self.withheld.append(_grant_what(kind, item, ['GRANT OPTION']))
+        for target_kind in GRANT_KINDS:
+            self._take(target_kind, lambda item: bool(item['privileges'] or item.get('grantable')))
+
+    def grant(self, change: Dict[str, Any]) -> None:
+        kind = change['kind']
+        for user, host in change['accounts']:
+            if host is None:
+                host = '' if user in self.roles else '%'
+            for privilege, columns in change['privileges'] or [(None, None)]:
+                for target_kind, column in ([('columns', c) for c in columns] if columns else [(kind, None)]):
+                    items = self._items(change, target_kind, user, host, column)
+                    if not items:
+                        item: Dict[str, Any] = {'user': user, 'host': host, 'privileges': []}
+                        if target_kind == 'database':
+                            item.update(db=change['db'], grantable=False)
+                        elif target_kind == 'routines':
+                            item.update(routine=change['object'], type=change['type'], grantable=False)
+                        else:
+                            item.update(table=change['object'])
+                            if target_kind == 'columns':
+                                item['column'] = column
+                            else:
+                                item['grantable'] = False
+                        self.held[target_kind].append(item)
+                        items = [item]
+                    for item in items:
+                        self._granted.append(id(item))
+                        if privilege is None or 'ALL PRIVILEGES' in item['privileges']:
+                            pass
+                        elif privilege == 'ALL':
+                            item['privileges'] = ['ALL PRIVILEGES']
+                            self.given.append(_grant_what(target_kind, item))
+                        elif privilege not in item['privileges']:
+                            item['privileges'].append(privilege)
+                            self.given.append(_grant_what(target_kind, item, [privilege]))
+                        if change['grant_option'] and target_kind != 'columns' and not item.get('grantable'):
+                            item['grantable'] = True
+                            self.given.append(_grant_what(target_kind, item, ['GRANT OPTION']))
+
+    def replay(self, statement: bytes) -> None:
+        """One account statement of the logs, in their order."""
+        change = privilege_change(statement, self.source)
+        if change is None:
+            if _first_word(statement) == b'GRANT':
+                self.unread_grants.append(_shown(statement))
+                return
+            accounts = taken_accounts(statement, self.source)
+            self.shown.append(_shown(statement))
+            if accounts is None:
+                self.unread = True
+                self.drop_all()
+            else:
+                self.coarse = True
+                self.drop_accounts(accounts)
+            return
+        if change is False:
+            accounts = taken_accounts(statement, self.source)   # DROP/RENAME USER, REVOKE ALL ..., GRANT OPTION
+            if accounts is None:
+                self.shown.append(_shown(statement))
+                self.unread = True
+                self.drop_all()
+            elif accounts:
+                self.shown.append(_shown(statement))
+                self.drop_accounts(accounts)
+            return
+        if change['op'] == 'REVOKE':
+            self.shown.append(_shown(statement))
+            self.revoke(change)
+        else:
+            self.grant(change)
+
+    def kept(self) -> Dict[str, Any]:
+        return {k: self.held[k] for k in GRANT_KINDS}
+
+    def split(self) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+        """``kept()`` as (the items no GRANT of the logs touched, those it did): granted apart, so that what the
+        server refuses of the latter is known to be the logs'."""
+        return ({k: [i for i in self.held[k] if id(i) not in self._granted] for k in GRANT_KINDS},
+                {k: [i for i in self.held[k] if id(i) in self._granted] for k in GRANT_KINDS})
+
+
+def replay_grants(grants: Optional[Dict[str, Any]], statements: List[bytes], source: str,
+                  roles: Optional[List[str]] = None) -> Optional[GrantLedger]:
+    """The ``GrantLedger`` of ``statements`` (the replayed account statements, in order) over ``grants`` (recorded
+    at the dump); None when the backup recorded none (it predates their recording)."""
+    if grants is None:
+        return None
+    ledger = GrantLedger(grants, source, roles)
+    for statement in statements:
+        ledger.replay(statement)
+    return ledger
+
+
 def withheld_grants(grants: Optional[Dict[str, Any]], statements: List[bytes],
                     source: str) -> Tuple[Optional[Dict[str, Any]], List[str], List[str], bool]:
-    """``grants`` (recorded at the dump) less those of the accounts the replayed account ``statements`` took
-    privileges on ``source`` from (``taken_accounts``); the withheld ones (``what for user@host``); the statements
-    that took them (shown); whether one's accounts could not be read (then every recorded privilege is withheld).
-    The privileges at the point reached are not computed from the statements: an account a statement took any
-    privilege on ``source`` from gets none of those the dump recorded (never one the source no longer gave it), and
-    the warning names what was withheld."""
-    if not grants or not statements:
+    """``grants`` (recorded at the dump) as the replayed account ``statements`` leave them (``GrantLedger``); what
+    they took (``what for user@host``); the statements that took them (shown); whether one's accounts could not be
+    read (then every recorded privilege is withheld)."""
+    ledger = replay_grants(grants, statements, source) if grants and statements else None
+    if ledger is None:
         return grants, [], [], False
-    taken: List[Tuple[str, Optional[str]]] = []
-    unread: List[str] = []
-    shown: List[str] = []
-    for statement in statements:
-        accounts = taken_accounts(statement, source)
-        if accounts is None:
-            unread.append(_shown(statement))
-        elif accounts:
-            taken += accounts
-            shown.append(_shown(statement))
-
-    def gone(item: Dict[str, Any]) -> bool:
-        # no host written: the account at '%' (a user) or '' (a role)
-        return bool(unread) or any(user == item['user'] and (
-            host == item['host'] or (host is None and item['host'] in ('%', ''))) for user, host in taken)
-    kept: Dict[str, Any] = {}
-    withheld: List[str] = []
-    for kind in GRANT_KINDS:
-        kept[kind] = []
-        for item in grants.get(kind) or []:
-            if not gone(item):
-                kept[kind].append(item)
-                continue
-            on = {'database': 'the database', 'tables': 'table %s' % item.get('table'),
-                  'columns': 'column %s.%s' % (item.get('table'), item.get('column')),
-                  'routines': '%s %s' % (str(item.get('type')).lower(), item.get('routine'))}[kind]
-            privileges = ', '.join(item.get('privileges') or []) or 'USAGE'
-            withheld.append('%s on %s for %s@%s' % (privileges, on, item['user'], item['host']))
-    return kept, withheld, unread + shown, bool(unread)
+    return ledger.kept(), ledger.withheld, ledger.shown, ledger.unread
 
 
 def _first_word(statement: bytes) -> bytes:
@@ -1498,21 +1764,28 @@ def _first_five(shown: List[str]) -> str:
     return '; '.join(shown[:5]) + (' and %d more' % (len(shown) - 5) if len(shown) > 5 else '')
 
 
-def granted_text(target: str, source: str, statements: List[bytes]) -> Optional[str]:
-    """The warning of a replay whose logs GRANT privileges on ``source`` after the dump: the replay skips them (sent
-    without USE), and the restore gives ``target`` the privileges the dump recorded only."""
-    shown = [_shown(s) for s in statements if _first_word(s) == b'GRANT' and names_database(s, source)]
-    if not shown:
+def granted_text(target: str, source: str, unread: List[str], not_given: List[str]) -> Optional[str]:
+    """The warning of a replay whose logs GRANT privileges on ``source`` after the dump that ``target`` did not get:
+    the GRANTs that could not be read (``unread``: shown), and those the server refused or whose account is not
+    here (``not_given``: ``apply_grants``' ``skipped``). The others were given as the replay reached them."""
+    said = []
+    if unread:
+        said.append('the restore could not read %s, so did not give it' % _first_five(unread))
+    if not_given:
+        said.append('%s could not be given (%s)' % (target, '; '.join(not_given)))
+    if not said:
         return None
-    return ('The binary logs replayed grant privileges on %s after the dump (%s): the replay does not run them and %s '
-            'got the privileges the dump recorded only. Grant these on %s by hand if it should have them.'
-            % (source, _first_five(shown), target, _q(target)))
+    return ('The binary logs replayed grant privileges on %s after the dump: %s. Grant these on %s by hand if it '
+            'should have them (SHOW GRANTS on the source).' % (source, '; '.join(said), _q(target)))
 
 
-def withheld_text(target: str, source: str, withheld: List[str], shown: List[str], unread: bool) -> str:
-    """The warning of a restore that withheld recorded privileges (``withheld_grants``)."""
+def withheld_text(target: str, source: str, withheld: List[str], shown: List[str], unread: bool,
+                  coarse: bool = False) -> str:
+    """The warning of a restore that withheld recorded privileges (``GrantLedger``; ``coarse``: a REVOKE whose
+    privileges could not be read withheld every privilege of its accounts)."""
     why = ('the accounts of a statement could not be read, so every privilege the dump recorded was withheld'
-           if unread else 'the privileges the dump recorded for those accounts were withheld')
+           if unread else 'what they took was withheld' + (
+               ' (every privilege of the accounts of a REVOKE whose privileges could not be read)' if coarse else ''))
     return ('The binary logs replayed take privileges on %s away after the dump (REVOKE, DROP USER, RENAME USER: %s): '
             '%s, not given to %s: %s. Grant by hand those that should be there (SHOW GRANTS on the source).'
             % (source, _first_five(shown), why,
@@ -1725,7 +1998,8 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
     return calling
 
 
-def probe_lending(engine: Any, temp: str, full: Manifest) -> List[Dict[str, str]]:
+def probe_lending(engine: Any, temp: str, full: Manifest,
+                  logged: Optional[Dict[str, List[str]]] = None) -> List[Dict[str, str]]:
     """Before the dump is loaded into the (empty) copy ``temp``: lend it the privileges the backup recorded on the
     source database, as ``_replay_with_grants`` will, and take them back at once. What the server refuses (the
     login lacks GRANT OPTION, or a privilege it would pass on) is returned (``apply_grants``' ``refused``). One
@@ -1733,8 +2007,9 @@ def probe_lending(engine: Any, temp: str, full: Manifest) -> List[Dict[str, str]
     here: the replay runs those as their definer, which holds its privileges on the source database only, and
     failed in the copy with the bare ERROR 1142 (TRIGGER command denied) after the whole dump had loaded. The
     privileges granted on the source after the dump (``late_grants``), lent for the replay too, are probed with
-    them: one refused to an account the backup holds no object of is returned only (whether the logs make it a
-    DEFINER is known once they are read, after the load: ``lending_hint`` then says why the replay failed)."""
+    them: one refused to an account the backup holds no object of stops the restore too when the logs make it a
+    DEFINER (``logged``: ``scan_logs``' ``definers``, read before anything was created, as check mode reads them);
+    else it is returned only (``lending_hint`` says why, should the replay fail on it)."""
     grants = lendable_grants(engine, full)
     if not grants:
         return []
@@ -1750,6 +2025,8 @@ def probe_lending(engine: Any, temp: str, full: Manifest) -> List[Dict[str, str]
     # passed): it is lent after the load, for the replay; only the server's refusal of the privilege counts here.
     refused = [r for r in lent.get('refused') or [] if not DRY_PASSED.search(r['error'])]
     refuse_lending(full, refused)
+    if logged:
+        refuse_lending(full, refused, logged)   # as check mode (MySQLRestore.check) refuses them
     return refused
 
 
@@ -1814,7 +2091,8 @@ def lending_hint(refused: List[Dict[str, str]], said: str) -> str:
 
 
 def _replay_with_grants(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Manifest], temp: str,
-                        events: Dict[str, str], warnings: List[str]) -> Dict[str, Any]:
+                        events: Dict[str, str], warnings: List[str],
+                        scan: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """``_replay`` with the privileges the backup recorded on the source database lent to the copy ``temp`` for its
     duration, then taken back (``warnings``: what could not be). A statement-logged change fires triggers, reads
     views and calls routines that run as their DEFINER; a definer granted on the source database only (GRANT ... ON
@@ -1826,7 +2104,7 @@ def _replay_with_grants(engine: Any, request: RestoreRequest, full: Manifest, lo
     grants = lendable_grants(engine, full)
     lent = grants is not None and apply_grants(engine.client, grants, temp, full.database, loose=True).get('applied')
     try:
-        return _replay(engine, request, full, logs, temp, events)
+        return _replay(engine, request, full, logs, temp, events, scan)
     finally:
         if lent:
             # revoke_grants reads them back: a privilege row that stayed is named in its warnings
@@ -1921,22 +2199,45 @@ def late_grant_warning(engine: Any, full: Manifest, target: str) -> Optional[str
             % (', '.join(named), target, full.database, target, target, _q(target)))
 
 
-def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Manifest], temp: str,
-            events: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
-    """The logs replayed into ``temp``; ``event_statuses``: ``events`` (the status each event of the copy had in the
-    source) as the replayed event statements left them (each loaded DISABLE: ``ReplayEventRewriter``)."""
-    source = full.database or ''
-    # The logs decrypted and decompressed: plaintext, in a private scratch directory (common/scratch.py).
+def scan_logs(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Manifest]) -> Dict[str, Any]:
+    """The real run's first look at the logs, before anything is created: decrypted and decompressed (plaintext, in
+    a private scratch directory: common/scratch.py, removed by ``_replay`` or the caller), and read as check mode
+    reads them (``check_statements``: the statements it cannot replay into a copy refused here; the DEFINERs of the
+    objects they create and the account statements collected). ``workdir``, ``files``, ``argv`` and ``start``
+    (``replay_argv``), ``definers``, ``accounts``, ``calling`` (``check_statements``' answer without the copy's
+    hazards, which only the loaded copy knows)."""
     workdir = Scratch('binlog-restore', request.tmpdir, 'db_restore')
-    stripper = GtidStripper()
-    rewriter = ReplayEventRewriter(events)
     try:
         files = [_decompress(m, workdir, engine.identities) for m in logs]
         argv, start = replay_argv(engine, request, full, logs)
         logged: Dict[str, List[str]] = {}
         accounts: List[bytes] = []
-        calling = check_statements(engine, argv, files, source, database_function_objects(engine, temp), logged,
-                                   accounts)
+        calling = check_statements(engine, argv, files, full.database or '', None, logged, accounts)
+    except BaseException as exc:
+        raise told_left(damaged_log(exc, logs), workdir.remove())
+    return {'workdir': workdir, 'files': files, 'argv': argv, 'start': start, 'definers': logged,
+            'accounts': accounts, 'calling': calling}
+
+
+def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Manifest], temp: str,
+            events: Optional[Dict[str, str]] = None, scan: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """The logs replayed into ``temp``; ``event_statuses``: ``events`` (the status each event of the copy had in the
+    source) as the replayed event statements left them (each loaded DISABLE: ``ReplayEventRewriter``). ``scan``:
+    ``scan_logs``' (made here when not given); its scratch directory is removed here."""
+    source = full.database or ''
+    scan = scan if scan is not None else scan_logs(engine, request, full, logs)
+    workdir = scan['workdir']
+    stripper = GtidStripper()
+    rewriter = ReplayEventRewriter(events)
+    try:
+        files, start, logged, accounts = scan['files'], scan['start'], scan['definers'], scan['accounts']
+        argv = list(scan['argv'])
+        hazards = database_function_objects(engine, temp)
+        calling = scan['calling']
+        if any(hazards.values()):
+            # the loaded copy's triggers, views and routines whose bodies call DATABASE(): read the logs again
+            # for the statements that reach them (the refusals were made by scan_logs)
+            calling = check_statements(engine, argv, files, source, hazards)
         argv += ['--database=%s' % source, '--rewrite-db=%s->%s' % (source, temp)] + files
         binlog = engine.runner.popen(argv, env={'TZ': 'UTC'})
         try:
@@ -2572,10 +2873,25 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
     target_db = _target(request)
     full, logs = chain[0], chain[1:]
     before = preflight(engine, request, chain)
+    # The logs read first, as check mode reads them: what they make a DEFINER (``probe_lending``) and the statements
+    # they hold that cannot be replayed are refused before anything is created or loaded.
+    scan = scan_logs(engine, request, full, logs) if logs else None
+    try:
+        return _restore_scanned(engine, request, chain, timer, stale, before, copy_name(target_db), scan)
+    except BaseException as exc:
+        if scan is None or 'scratch_left' in getattr(exc, 'details', {}):   # (_replay told it)
+            raise
+        raise told_left(exc, scan['workdir'].remove())
+
+
+def _restore_scanned(engine: Any, request: RestoreRequest, chain: List[Manifest], timer: Timer,
+                     stale: Dict[str, Any], before: Dict[str, Any], temp: str,
+                     scan: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    target_db = _target(request)
+    full, logs = chain[0], chain[1:]
     defaults = full.data.get('database_defaults')
     clause = charset_clause(defaults)
     comment = full.data.get('database_comment')
-    temp = copy_name(target_db)
     # Under the target's lock no other run into it is live: a marked copy of it is a killed run's.
     stale.update(drop_stale(engine, target_db))
     timer.lap('inspect_target')
@@ -2596,14 +2912,14 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
         if comment is not None and not marked:
             engine.query(comment_sql(temp, comment))
         probe_privileges(engine, temp, full.data.get('database_objects'))
-        refused = probe_lending(engine, temp, full) if logs else []
+        refused = probe_lending(engine, temp, full, scan['definers']) if scan is not None else []
         timer.lap('probe_privileges')
         loaded = _load_dump(engine, full, temp)
         _quiesce_events(engine, temp, events, loaded)
         missing = missing_objects(full.data.get('database_objects'), count_objects(objects_of(engine, temp)))
         timer.lap('load_dump')
         if logs:
-            replay = _replay_with_grants(engine, request, full, logs, temp, events, lent_warnings)
+            replay = _replay_with_grants(engine, request, full, logs, temp, events, lent_warnings, scan)
             events = replay['event_statuses']
             _quiesce_events(engine, temp, events)
             # An ALTER DATABASE after the dump (sent with USE of the source: replayed into the copy) changed the
@@ -2653,10 +2969,22 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
     timer.lap('swap')
     # The privileges that named the source database (not in the dump): the same accounts get them on the target.
     # less those of the accounts the replayed logs took privileges on the source from (REVOKE, DROP USER)
-    recorded, withheld, shown, unread = withheld_grants(full.data.get('database_grants'),
-                                                        replay.get('account_statements') or [], full.database or '')
+    # as the replayed account statements left them: what a REVOKE took withheld, what a GRANT gave given
+    roles = server_roles(engine.client)
+    ledger = replay_grants(full.data.get('database_grants'), replay.get('account_statements') or [],
+                           full.database or '', roles)
+    withheld = ledger.withheld if ledger else []
+    recorded, from_logs = ledger.split() if ledger else (None, {})
     grants = apply_grants(engine.client, recorded, target_db, full.database)
     grants.pop('refused', None)   # named in 'skipped' too
+    not_given: List[str] = []
+    if any(from_logs.values()):
+        given = apply_grants(engine.client, from_logs, target_db, full.database)
+        not_given = given.get('skipped') or ([] if given.get('restored') else [given.get('reason', '')])
+        grants['applied'] = grants.get('applied', []) + given.get('applied', [])
+        grants['skipped'] = grants.get('skipped', []) + not_given
+    if ledger and ledger.given:
+        grants['from_binlogs'] = ledger.given
     if withheld:
         grants['withheld'] = withheld
     timer.lap('grants')
@@ -2668,9 +2996,10 @@ def _restore_locked(engine: Any, request: RestoreRequest, chain: List[Manifest],
         'replaced': bool(before['tables'] or count_objects(before['objects'])), 'grants': grants,
         'dropped_stale': stale['dropped_stale'], 'kept_stale': stale['kept_stale']}
     warnings = list(stale['warnings']) + swap_notes + lent_warnings
-    if withheld:
-        warnings.append(withheld_text(target_db, full.database or '', withheld, shown, unread))
-    granted = granted_text(target_db, full.database or '', replay.get('account_statements') or [])
+    if ledger and withheld:
+        warnings.append(withheld_text(target_db, full.database or '', withheld, ledger.shown, ledger.unread,
+                                      ledger.coarse))
+    granted = granted_text(target_db, full.database or '', ledger.unread_grants if ledger else [], not_given)
     if granted:
         warnings.append(granted)
     if replay.get('scratch_left'):
@@ -2873,10 +3202,13 @@ def foresee_replay(engine: Any, request: RestoreRequest,
     late = absent_accounts(engine, logged)
     said = [late_definer_text(late, source, 'The replay fails where a statement runs an object of such an account '
                                             '(ERROR 1449).')] if late else []
-    _kept, withheld, shown, unread = withheld_grants(full.data.get('database_grants'), accounts, source)
-    if withheld:
-        said.append(withheld_text(_target(request), source, withheld, shown, unread))
-    granted = granted_text(_target(request), source, accounts)
+    roles = server_roles(engine.client)
+    ledger = replay_grants(full.data.get('database_grants'), accounts, source, roles)
+    if ledger and ledger.withheld:
+        said.append(withheld_text(_target(request), source, ledger.withheld, ledger.shown, ledger.unread,
+                                  ledger.coarse))
+    # (whether the server takes the GRANTs of the logs is known when the real run gives them)
+    granted = granted_text(_target(request), source, ledger.unread_grants if ledger else [], [])
     if granted:
         said.append(granted)
     point, told, _recovered = replay_point(request, chain, replay, engine.flavor)
