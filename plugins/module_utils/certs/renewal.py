@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime
 import os
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 try:
     from cryptography import x509
@@ -97,18 +97,32 @@ def open_pair(opts: Dict[str, Any]) -> swap.Pair:
                      owner=safeio.resolve_user(opts.get('owner')))
 
 
+def os_failure(path: str, exc: OSError) -> OpsReadyError:
+    """An OSError of a renewal (disk full, a read-only mount) said as the module says it, with what is left."""
+    return OpsReadyError('Certificate renewal of %s failed: %s (%s). The previous pair is still in place or kept as a '
+                         '.bak pair next to it.' % (path, exc.strerror or exc, getattr(exc, 'filename', '') or path))
+
+
 def run_on_pair(opts: Dict[str, Any], check_mode: bool, now: datetime.datetime,
-                body: Callable[[swap.Pair], Dict[str, Any]]) -> Dict[str, Any]:
+                body: Callable[[swap.Pair], Dict[str, Any]], also: Sequence[str] = ()) -> Dict[str, Any]:
     """``body`` on the pair opened, after the files a killed run left staged beside it are removed (check mode: only
-    named): ``removed_staged_files`` in the result, with a warning; on a failure, in the error's details."""
+    named): ``removed_staged_files`` in the result, with a warning; on a failure, in the error's details (an OSError
+    becomes an OpsReadyError for that). Swept beside the pair's files, the CSR (every entry point: the next run may
+    not be a csr_only one) and each path of ``also`` (the ACME account key and state file)."""
+    csr_path = os.path.abspath(opts.get('csr_path') or opts['path'] + '.csr')
     with open_pair(opts) as pair:
-        swept = swap.sweep_staged(pair, check_mode, now.timestamp())
+        swept = swap.sweep_staged(pair, check_mode, now.timestamp(), also=[csr_path] + list(also))
         try:
             result = body(pair)
         except OpsReadyError as exc:
             if swept:
                 exc.details.setdefault('removed_staged_files', swept)
             raise
+        except OSError as exc:
+            failure = os_failure(opts['path'], exc)
+            if swept:
+                failure.details['removed_staged_files'] = swept
+            raise failure from exc
     result['removed_staged_files'] = swept
     if swept:
         done = 'would be removed (check mode)' if check_mode else 'were removed'

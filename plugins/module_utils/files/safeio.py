@@ -400,12 +400,12 @@ STAGED_STALE_S = 15 * 60
 STAGED_RE = r'\.(?:%s)\.[0-9a-f]{12}\.tmp\Z'
 
 
-def stale_own_file(st: os.stat_result, cutoff: float) -> bool:
-    """Whether ``st`` (an lstat) is a leftover this user may remove: a regular file (never a link) of this user, with
-    no second name (removing one would not remove what another name still shows), neither written nor changed
-    since ``cutoff``. (catalog_index.remove_stale_temporaries applies the same rule on its own: importing safeio
-    there would ship it with every cheap catalog module.)"""
-    return (stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid() and st.st_nlink == 1
+def stale_own_file(st: os.stat_result, cutoff: float, owner_uid: Optional[int] = None) -> bool:
+    """Whether ``st`` (an lstat) is a leftover this user may remove: a regular file (never a link) of this user (or of
+    ``owner_uid``, the account files were chowned to), with no second name (removing one would not remove what
+    another name still shows), neither written nor changed since ``cutoff``. (catalog_index.remove_stale_temporaries
+    applies the same rule on its own: importing safeio there would ship it with every cheap catalog module.)"""
+    return (stat.S_ISREG(st.st_mode) and st.st_uid in (os.geteuid(), owner_uid) and st.st_nlink == 1
             and st.st_mtime < cutoff and st.st_ctime < cutoff)
 
 
@@ -536,7 +536,8 @@ class SafeDir:
 
         A run killed between staging and its rename leaves one behind, and for a key it holds a private key nothing
         else would ever remove. Looked at with lstat and unlinked relative to the directory: a link is never
-        followed, only its name could be removed, and it is not (not a regular file)."""
+        followed, only its name could be removed, and it is not (not a regular file). With ``owner``, files of that
+        account are taken too: :meth:`stage` chowned them to it."""
         pattern = re.compile(STAGED_RE % name_re)
         cutoff = (time.time() if now is None else now) - STAGED_STALE_S
         found = []
@@ -545,7 +546,7 @@ class SafeDir:
                 continue
             try:
                 st = self.lstat(entry)
-                if st is None or not stale_own_file(st, cutoff):
+                if st is None or not stale_own_file(st, cutoff, self.owner[0] if self.owner else None):
                     continue
                 if remove:
                     self.unlink(entry)
