@@ -6,6 +6,9 @@ by test_hostile_files playing the account that owns a directory on the operator'
   to a directory of root's at the log's directory: root created and appended JSON lines to a file there (/etc/cron.d
   reads every file). The directory is now opened once, never through a link such an account could have made, and
   every line is appended relative to that descriptor.
+- file_restore: the restore target (dest) was opened by its path, following every link on it: an account owning a
+  directory on the way to dest (a user's home holding the application's configuration) could link dest's name to a
+  directory of root's and root restored the archive into it.
 - backup_copy (ssh backend) pull: rsync created each downloaded file with the remote's mode (0644): the key material
   of a pulled backup was readable by every account until the module set 0600 after the download.
 """
@@ -26,6 +29,9 @@ from tests.faults.helpers import play
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / 'build'))
 
+from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import read_manifest  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.files import archive, extract  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.offsite.stores import SshStore  # noqa: E402
 
 racer_user = hostile.racer_user
@@ -99,6 +105,56 @@ def test_json_log_through_a_link_of_roots_is_still_followed(tmp_path, fault):
     assert result.rc == 0, result.stdout[-2000:]
     assert 'one task' in (real / 'ops' / 'tasks.jsonl').read_text()
     assert 'nothing more is logged' not in result.stdout
+
+
+@pytest.mark.fast
+@pytest.mark.fault(fault='the account owning a directory above file_restore\'s dest links dest to a directory of '
+                   'root\'s', component='file_restore', expected='refused, naming the link; nothing written there')
+def test_file_restore_dest_through_a_link_planted_by_another_account(racer_user, arena, fault):
+    base, outside = arena['base'], arena['outside']
+    source = base / 'source'
+    source.mkdir()
+    (source / 'app.conf').write_text('listen 80\n')
+    backups = base / 'backups'
+    archive.prepare_dest(str(backups), True)
+    manifest = read_manifest(archive.create_archive([str(source)], str(backups), 'conf', compression='none')['path']
+                             + '.manifest.json')
+    home = user_dir(arena['tree'] / 'home', racer_user)
+    as_user(racer_user, 'ln -s %s %s/restore' % (outside / 'etc', home))
+    before = sorted(p.name for p in (outside / 'etc').iterdir())
+    try:
+        extract.restore_archive(manifest, str(home / 'restore'))
+        outcome = 'restored'
+    except OpsReadyError as exc:
+        outcome = exc.message
+    after = sorted(p.name for p in (outside / 'etc').iterdir())
+    fault.observed(outcome[:160])
+    fault.lost(files=int(after != before))
+    assert after == before, 'root restored into its own directory through the link: %s' % after
+    assert str(home / 'restore') in outcome and 'symlink' in outcome, outcome
+
+
+@pytest.mark.fast
+@pytest.mark.fault(fault='file_restore dest through a link of root\'s', component='file_restore',
+                   expected='restored through it as before (regression guard)')
+def test_file_restore_dest_through_a_link_of_roots(tmp_path, fault):
+    """Guard (passed on the old code): a link root made where only root writes (/srv/conf -> /data/conf) is followed,
+    and a missing dest is still made."""
+    source = tmp_path / 'source'
+    source.mkdir()
+    (source / 'app.conf').write_text('listen 80\n')
+    backups = tmp_path / 'backups'
+    archive.prepare_dest(str(backups), True)
+    manifest = read_manifest(archive.create_archive([str(source)], str(backups), 'conf', compression='none')['path']
+                             + '.manifest.json')
+    real = tmp_path / 'data'
+    real.mkdir()
+    (tmp_path / 'link').symlink_to(real)
+    result = extract.restore_archive(manifest, str(tmp_path / 'link' / 'new' / 'dest'))
+    fault.observed('%d restored' % len(result['restored']))
+    restored = real / 'new' / 'dest' / str(source / 'app.conf').lstrip('/')
+    assert restored.read_text() == 'listen 80\n'
+    assert stat.S_IMODE((real / 'new').stat().st_mode) == 0o755
 
 
 # ssh to "localhost" for tests: drop the options and the destination, run the remote command with the shell.
