@@ -55,8 +55,8 @@ def test_json_log_directory_is_a_link_planted_by_another_account(racer_user, are
     result = play(arena['base'], [{'name': 'one task', 'ansible.builtin.debug': {'msg': 'hi'}}], timeout=120,
                   envvars=dict(JSON_LOG, OPSREADY_JSON_LOG_PATH=str(log)))
     written = sorted(p.name for p in target.iterdir())
-    fault.observed('play rc %d in %.1f s; files in root\'s directory: %s' % (result.rc, time.monotonic() - start,
-                                                                           written))
+    seconds = time.monotonic() - start
+    fault.observed('play rc %d in %.1f s; files in root\'s directory: %s' % (result.rc, seconds, written))
     fault.lost(files=int(written != ['passwd']))
     assert result.rc == 0, result.stdout[-2000:]
     assert written == ['passwd'], 'root wrote the log into its own directory through the link: %s' % written
