@@ -134,3 +134,22 @@ def test_cert_info_reports_an_rsa_pss_key_as_rsa_pss(tmp_path):
     assert (found['pss.test']['key_type'], found['pss.test']['key_size']) == ('rsa-pss', 2048)
     assert found['rsa.test']['key_type'] == 'rsa'   # guard: plain RSA unchanged
     assert found['pss.test'].get('key_matches', True) is not False, found['pss.test']
+
+
+def test_renewing_an_rsa_pss_certificate_says_the_key_type_changes(tmp_path):
+    """The renewal of an RSA-PSS certificate made a plain RSA key without a word (key_options_for took the PSS key for
+    rsa): it now warns, and key_type given says which key is meant (no warning)."""
+    key, cert = tmp_path / 'pss.key', tmp_path / 'pss.crt'
+    subprocess.run(['openssl', 'genpkey', '-algorithm', 'RSA-PSS', '-pkeyopt', 'rsa_keygen_bits:2048', '-out',
+                    str(key)], check=True, capture_output=True)
+    subprocess.run(['openssl', 'req', '-new', '-x509', '-key', str(key), '-subj', '/CN=pss.test', '-days', '30',
+                    '-out', str(cert)], check=True, capture_output=True)
+    os.chmod(key, 0o600)
+    chosen = renewal.renew(opts(str(cert), str(key), self_signed=True, force=True, key_type='rsa', key_size=2048),
+                           check_mode=True)
+    assert chosen['changed'] and not any('RSA-PSS' in w for w in chosen.get('warnings', []))
+    dry = renewal.renew(opts(str(cert), str(key), self_signed=True, force=True), check_mode=True)
+    assert any('RSA-PSS' in w and 'key_type' in w for w in dry.get('warnings', [])), dry.get('warnings')
+    result = renewal.renew(opts(str(cert), str(key), self_signed=True, force=True), check_mode=False)
+    assert result['changed'] and result['certificate']['key_type'] == 'rsa'
+    assert any('RSA-PSS' in w and 'key_type' in w for w in result.get('warnings', [])), result.get('warnings')

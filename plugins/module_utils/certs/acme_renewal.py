@@ -282,6 +282,9 @@ def _acme_renew(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool, now: da
         result.update(due=due, reason=reason)
         if not due:
             return result
+    note = renewal.key_type_note(opts, current)
+    if note:
+        result.setdefault('warnings', []).append(note)
     opts = renewal.with_key_options(opts, current)
     account = session.register(list(acme.get('contact') or []), bool(acme.get('agree_tos')), acme.get('eab_kid'),
                                acme.get('eab_hmac_key'), acme.get('eab_hmac_algorithm') or 'HS256')

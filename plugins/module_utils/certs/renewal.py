@@ -223,6 +223,17 @@ def key_pem_for(opts: Dict[str, Any], key: Any) -> bytes:
     return keys.private_key_pem(key, passphrase if cipher == 'auto' else None)
 
 
+def key_type_note(opts: Dict[str, Any], current: Optional[x509.Certificate]) -> Optional[str]:
+    """A warning when the new key is not of the live key's type though key_type was not given: an RSA-PSS key
+    (id-RSASSA-PSS) is renewed as a plain RSA key (this collection makes rsa and ec keys only)."""
+    if opts.get('key_type') is None and current is not None \
+            and inspection.public_key_info(current.public_key(), inspection.public_key_oid(current))[0] == 'rsa-pss':
+        return ('The live key of %s is RSA-PSS (id-RSASSA-PSS); the new key is a plain RSA key (rsaEncryption), which '
+                'signs with PSS too but is not restricted to it. Set key_type (rsa or ec) to say which key is meant.'
+                % opts['path'])
+    return None
+
+
 def with_key_options(opts: Dict[str, Any], current: Optional[x509.Certificate]) -> Dict[str, Any]:
     """``opts`` with key_type/key_size/curve filled in (from the live certificate where not given) and checked."""
     key_type, key_size, curve = keys.key_options_for(opts.get('key_type'), opts.get('key_size'), opts.get('curve'),
@@ -294,6 +305,9 @@ def _renew(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool, now: datetim
     _merge_repair(result, repaired)
     if not due:
         return result
+    note = key_type_note(opts, current)
+    if note:
+        result.setdefault('warnings', []).append(note)
     opts = with_key_options(opts, current)
     ca_certs: List[x509.Certificate] = []
     ca_key = None
@@ -413,6 +427,9 @@ def _csr_only(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool, now: date
     result.update(csr_path=csr_path, pending_privatekey_path=pending)
     if not due:
         return result
+    note = key_type_note(opts, current)
+    if note:
+        result.setdefault('warnings', []).append(note)
     opts = with_key_options(opts, current)
     subject = signing.build_subject(opts.get('common_name'), current.subject if current is not None else None)
     sans = _sans(opts, current)
