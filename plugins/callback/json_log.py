@@ -23,7 +23,11 @@ requirements:
   - enable in ansible.cfg with C(callbacks_enabled = opsready.operations.json_log)
 options:
   path:
-    description: File the JSON lines are appended to; its directory is created if missing.
+    description:
+      - File the JSON lines are appended to; its directory is created if missing.
+      - The directory is opened once, when the play starts, and each line appended relative to it; a symlink on the
+        way is followed only in a directory only root (or the user running the play) can write. Where another
+        account could have made it, nothing is logged and a warning says why.
     type: path
     default: ./reports/ansible-tasks.jsonl
     env:
@@ -70,21 +74,31 @@ class CallbackModule(CallbackBase):
         self._play = None
         self._started = {}
         self._path = None
+        self._dir_fd = None
 
     def set_options(self, task_keys=None, var_options=None, direct=None):
         super().set_options(task_keys=task_keys, var_options=var_options, direct=direct)
         self._path = os.path.abspath(os.path.expanduser(self.get_option('path')))
+        self._close_directory()
         directory = os.path.dirname(self._path)
-        if directory and not os.path.isdir(directory):
-            # Never os.makedirs: it makes every missing directory 0777 minus the umask (world-writable under umask
-            # 000), where any account could rename the log away or plant a link at its name. safeio makes them
-            # 0750 (the log is 0640) and 0755 above, one by one, never through a link.
-            try:
-                safeio.makedirs(directory, 0o750)
-            except safeio.UnsafeFileError as exc:
-                self._stop_logging('cannot be created safely (%s)' % exc.message)
-            except OSError as exc:
-                self._stop_logging('cannot be created (%s)' % (exc.strerror or exc))
+        # The log's directory is opened once, here, and every line appended relative to that descriptor: opening the
+        # full path for each line let an account owning a directory above the log (its own directory, where the
+        # operator keeps the logs) put a link to a directory of root's at the log's directory, before or during the
+        # play, and root then created and appended to a file there (/etc/cron.d reads every file). make_directories
+        # walks the path one component at a time and follows a link only where no account but root could have made
+        # it; it makes missing directories 0750 (the log is 0640), never with os.makedirs (0777 minus the umask,
+        # world-writable under umask 000).
+        try:
+            self._dir_fd = safeio.make_directories(directory, 0o750, 0o755)
+        except safeio.UnsafeFileError as exc:
+            self._stop_logging('cannot be opened safely (%s)' % exc.message)
+        except OSError as exc:
+            self._stop_logging('cannot be created (%s)' % (exc.strerror or exc))
+
+    def _close_directory(self):
+        if self._dir_fd is not None:
+            os.close(self._dir_fd)
+            self._dir_fd = None
 
     def v2_playbook_on_play_start(self, play):
         self._play = play.get_name()
@@ -128,11 +142,11 @@ class CallbackModule(CallbackBase):
         # followed (O_NOFOLLOW) and must be a regular file with one link: whoever can write the log's
         # directory could otherwise plant a link and make this process append to any file it can write;
         # O_NONBLOCK keeps a FIFO planted there from blocking the play.
-        if self._path is None:
+        if self._path is None or self._dir_fd is None:
             return
         try:
-            fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
-                         | getattr(os, 'O_CLOEXEC', 0), 0o640)
+            fd = os.open(os.path.basename(self._path), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
+                         | os.O_NONBLOCK | getattr(os, 'O_CLOEXEC', 0), 0o640, dir_fd=self._dir_fd)
         except OSError as exc:
             self._stop_logging('cannot be opened without following a link (%s)' % exc.strerror)
             return
@@ -149,6 +163,7 @@ class CallbackModule(CallbackBase):
         self._display.warning('opsready json_log: %s %s: nothing more is logged there. Point the path at a '
                               'regular file.' % (self._path, why))
         self._path = None
+        self._close_directory()
 
     def v2_runner_on_ok(self, result):
         self._emit(result, 'ok')

@@ -181,7 +181,9 @@ certificates:
       description: Whether not_before is in the future.
       type: bool
     key_type:
-      description: V(rsa), V(ec), V(ed25519), V(ed448) or V(dsa).
+      description:
+        - V(rsa), V(rsa-pss) (an RSA key restricted to PSS signatures, id-RSASSA-PSS), V(ec), V(ed25519), V(ed448)
+          or V(dsa).
       type: str
     key_size:
       description: Key size in bits.

@@ -628,9 +628,7 @@ def main():
     except OpsReadyError as exc:
         module.fail_json(**exc.as_fail_kwargs())
     except OSError as exc:
-        module.fail_json(msg='Certificate renewal of %s failed: %s (%s). The previous pair is still in place or kept '
-                         'as a .bak pair next to it.' % (p['path'], exc.strerror or exc,
-                                                         getattr(exc, 'filename', '') or p['path']))
+        module.fail_json(**renewal.os_failure(p['path'], exc).as_fail_kwargs())
     diff = result.pop('diff')
     if module._diff and result['changed']:
         result['diff'] = diff

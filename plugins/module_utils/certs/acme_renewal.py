@@ -212,7 +212,11 @@ def _run_challenges(session: acme_issuer.Session, orderr: Any, responder: Any, a
 
 def acme_renew(opts: Dict[str, Any], check_mode: bool, now: Optional[datetime.datetime] = None) -> Dict[str, Any]:
     now = now or utcnow()
-    return renewal.run_on_pair(opts, check_mode, now, lambda pair: _acme_renew(pair, opts, check_mode, now))
+    # The account key and the state file are staged as the pair is: a killed run's copies (one a private key) too.
+    also = [os.path.abspath(opts['path']) + STATE_SUFFIX]
+    if not opts['acme'].get('account_key_content'):
+        also.append(os.path.abspath(opts['acme'].get('account_key_path') or default_account_key_path(opts)))
+    return renewal.run_on_pair(opts, check_mode, now, lambda pair: _acme_renew(pair, opts, check_mode, now), also)
 
 
 def _acme_renew(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool, now: datetime.datetime) -> Dict[str, Any]:
@@ -278,6 +282,9 @@ def _acme_renew(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool, now: da
         result.update(due=due, reason=reason)
         if not due:
             return result
+    note = renewal.key_type_note(opts, current)
+    if note:
+        result.setdefault('warnings', []).append(note)
     opts = renewal.with_key_options(opts, current)
     account = session.register(list(acme.get('contact') or []), bool(acme.get('agree_tos')), acme.get('eab_kid'),
                                acme.get('eab_hmac_key'), acme.get('eab_hmac_algorithm') or 'HS256')

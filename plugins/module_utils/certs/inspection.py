@@ -44,10 +44,16 @@ def subject_alt_names(cert: x509.Certificate) -> List[str]:
     return subject_alt_names_from_ext(ext)
 
 
-def public_key_info(key: Any) -> Tuple[str, Optional[int], Optional[str]]:
-    """(type, size in bits, curve) of a public or private key."""
+# id-RSASSA-PSS (RFC 4055): an RSA key restricted to PSS signatures. The library loads it as an RSA key; only the
+# algorithm of the certificate's SubjectPublicKeyInfo tells it apart.
+RSASSA_PSS_OID = '1.2.840.113549.1.1.10'
+
+
+def public_key_info(key: Any, algorithm_oid: Optional[str] = None) -> Tuple[str, Optional[int], Optional[str]]:
+    """(type, size in bits, curve) of a public or private key; ``algorithm_oid``: the dotted OID of the
+    SubjectPublicKeyInfo it came from, when known (``rsa-pss`` for an RSA key restricted to PSS)."""
     if isinstance(key, (rsa.RSAPublicKey, rsa.RSAPrivateKey)):
-        return 'rsa', key.key_size, None
+        return 'rsa-pss' if algorithm_oid == RSASSA_PSS_OID else 'rsa', key.key_size, None
     if isinstance(key, (ec.EllipticCurvePublicKey, ec.EllipticCurvePrivateKey)):
         return 'ec', key.curve.key_size, key.curve.name
     if isinstance(key, (ed25519.Ed25519PublicKey, ed25519.Ed25519PrivateKey)):
@@ -57,6 +63,14 @@ def public_key_info(key: Any) -> Tuple[str, Optional[int], Optional[str]]:
     if isinstance(key, (dsa.DSAPublicKey, dsa.DSAPrivateKey)):
         return 'dsa', key.key_size, None
     return 'unknown', None, None
+
+
+def public_key_oid(cert: x509.Certificate) -> Optional[str]:
+    """The dotted OID of the certificate's public key algorithm (None where the library cannot say)."""
+    try:
+        return cert.public_key_algorithm_oid.dotted_string
+    except Exception:  # noqa: BLE001 - an older cryptography without the attribute, or an OID it cannot parse
+        return None
 
 
 def _spki(public_key: Any) -> bytes:
@@ -252,7 +266,7 @@ def verify_chain(cert: x509.Certificate, intermediates: Sequence[x509.Certificat
 def describe(cert: x509.Certificate, now: datetime.datetime) -> Dict[str, Any]:
     """Everything an operator looks at, as plain JSON-able values."""
     days, fraction = lifetime_left(cert, now)
-    key_type, key_size, curve = public_key_info(cert.public_key())
+    key_type, key_size, curve = public_key_info(cert.public_key(), public_key_oid(cert))
     self_signed, self_signed_reason = self_signature(cert)
     try:
         common_name = str(cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value)

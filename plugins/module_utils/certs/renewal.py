@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime
 import os
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 try:
     from cryptography import x509
@@ -97,18 +97,32 @@ def open_pair(opts: Dict[str, Any]) -> swap.Pair:
                      owner=safeio.resolve_user(opts.get('owner')))
 
 
+def os_failure(path: str, exc: OSError) -> OpsReadyError:
+    """An OSError of a renewal (disk full, a read-only mount) said as the module says it, with what is left."""
+    return OpsReadyError('Certificate renewal of %s failed: %s (%s). The previous pair is still in place or kept as a '
+                         '.bak pair next to it.' % (path, exc.strerror or exc, getattr(exc, 'filename', '') or path))
+
+
 def run_on_pair(opts: Dict[str, Any], check_mode: bool, now: datetime.datetime,
-                body: Callable[[swap.Pair], Dict[str, Any]]) -> Dict[str, Any]:
+                body: Callable[[swap.Pair], Dict[str, Any]], also: Sequence[str] = ()) -> Dict[str, Any]:
     """``body`` on the pair opened, after the files a killed run left staged beside it are removed (check mode: only
-    named): ``removed_staged_files`` in the result, with a warning; on a failure, in the error's details."""
+    named): ``removed_staged_files`` in the result, with a warning; on a failure, in the error's details (an OSError
+    becomes an OpsReadyError for that). Swept beside the pair's files, the CSR (every entry point: the next run may
+    not be a csr_only one) and each path of ``also`` (the ACME account key and state file)."""
+    csr_path = os.path.abspath(opts.get('csr_path') or opts['path'] + '.csr')
     with open_pair(opts) as pair:
-        swept = swap.sweep_staged(pair, check_mode, now.timestamp())
+        swept = swap.sweep_staged(pair, check_mode, now.timestamp(), also=[csr_path] + list(also))
         try:
             result = body(pair)
         except OpsReadyError as exc:
             if swept:
                 exc.details.setdefault('removed_staged_files', swept)
             raise
+        except OSError as exc:
+            failure = os_failure(opts['path'], exc)
+            if swept:
+                failure.details['removed_staged_files'] = swept
+            raise failure from exc
     result['removed_staged_files'] = swept
     if swept:
         done = 'would be removed (check mode)' if check_mode else 'were removed'
@@ -209,6 +223,17 @@ def key_pem_for(opts: Dict[str, Any], key: Any) -> bytes:
     return keys.private_key_pem(key, passphrase if cipher == 'auto' else None)
 
 
+def key_type_note(opts: Dict[str, Any], current: Optional[x509.Certificate]) -> Optional[str]:
+    """A warning when the new key is not of the live key's type though key_type was not given: an RSA-PSS key
+    (id-RSASSA-PSS) is renewed as a plain RSA key (this collection makes rsa and ec keys only)."""
+    if opts.get('key_type') is None and current is not None \
+            and inspection.public_key_info(current.public_key(), inspection.public_key_oid(current))[0] == 'rsa-pss':
+        return ('The live key of %s is RSA-PSS (id-RSASSA-PSS); the new key is a plain RSA key (rsaEncryption), which '
+                'signs with PSS too but is not restricted to it. Set key_type (rsa or ec) to say which key is meant.'
+                % opts['path'])
+    return None
+
+
 def with_key_options(opts: Dict[str, Any], current: Optional[x509.Certificate]) -> Dict[str, Any]:
     """``opts`` with key_type/key_size/curve filled in (from the live certificate where not given) and checked."""
     key_type, key_size, curve = keys.key_options_for(opts.get('key_type'), opts.get('key_size'), opts.get('curve'),
@@ -280,6 +305,9 @@ def _renew(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool, now: datetim
     _merge_repair(result, repaired)
     if not due:
         return result
+    note = key_type_note(opts, current)
+    if note:
+        result.setdefault('warnings', []).append(note)
     opts = with_key_options(opts, current)
     ca_certs: List[x509.Certificate] = []
     ca_key = None
@@ -399,6 +427,9 @@ def _csr_only(pair: swap.Pair, opts: Dict[str, Any], check_mode: bool, now: date
     result.update(csr_path=csr_path, pending_privatekey_path=pending)
     if not due:
         return result
+    note = key_type_note(opts, current)
+    if note:
+        result.setdefault('warnings', []).append(note)
     opts = with_key_options(opts, current)
     subject = signing.build_subject(opts.get('common_name'), current.subject if current is not None else None)
     sans = _sans(opts, current)

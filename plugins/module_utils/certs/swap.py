@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 import re
 import stat
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.certs.loading import PEM_KEY_RE
@@ -200,11 +200,14 @@ def foresee_modes(pair: Pair, cert_holds_key: bool) -> None:
         _key_file_mode(pair, pair.cert_path, _owner_mode(pair.cert_dir, pair.cert_name, CERT_MODE)[0])
 
 
-def sweep_staged(pair: Pair, check_mode: bool, now: Optional[float] = None) -> List[str]:
+def sweep_staged(pair: Pair, check_mode: bool, now: Optional[float] = None, also: Sequence[str] = ()) -> List[str]:
     """Remove (check mode: only list) what a killed run of the pair left staged: ``.<name>.<12 hex>.tmp`` beside the
-    key (a new private key, else never removed), the certificate, the pending key and the kept pairs. Only this
-    pair's names, only stale files of this user (``SafeDir.stale_staged``: a concurrent run's are younger)."""
+    key (a new private key, else never removed), the certificate, the pending key and the kept pairs, and beside each
+    path of ``also`` (the CSR, the ACME account key and state file). Only these names, only stale files of this user
+    or of the pair's ``owner`` (``SafeDir.stale_staged``: a concurrent run's are younger)."""
     patterns: Dict[str, List[str]] = {}
+    for path in also:
+        patterns.setdefault(os.path.dirname(os.path.abspath(path)), []).append(re.escape(os.path.basename(path)))
     patterns.setdefault(os.path.dirname(pair.cert_path), []).append(re.escape(pair.cert_name))
     patterns.setdefault(os.path.dirname(pair.key_path), []).append(re.escape(pair.key_name) + r'(?:\.pending)?')
     kept = (r'\.' + STAMP_RE + r'\.%s\.(?:bak|rejected)')

@@ -124,6 +124,22 @@ def list_members(manifest: Manifest, identities: Optional[Sequence[Identity]] = 
     return members
 
 
+def _open_dest(dest: str, create: bool) -> int:
+    """A descriptor of ``dest`` (made 0755 where missing when ``create``; without it, of the deepest directory that
+    exists, then closed: -1). Walked one component at a time: opening dest by path followed every link on the way,
+    and an account owning a directory above dest (a user's home) could link dest's name to a directory of root's
+    (/etc) - root restored the archive there. A link is followed only where no account but root could have made it
+    (``safeio.open_directory``)."""
+    if create:
+        return safeio.make_directories(dest, 0o755)
+    existing = os.path.abspath(dest)
+    while existing != '/' and not os.path.isdir(existing):
+        existing = os.path.dirname(existing)
+    if os.path.isdir(existing):
+        os.close(safeio.open_directory(existing))
+    return -1
+
+
 def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = None,
                     check_mode: bool = False, identities: Optional[Sequence[Identity]] = None) -> Dict[str, Any]:
     """Verify, extract into staging, then move each changed file into place under ``dest``."""
@@ -142,6 +158,7 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
     names = {m.name for m in wanted}
     outside = [e for e in manifest.data.get('hardlinks_outside') or [] if str(e.get('path', '')).lstrip('/') in names]
     if check_mode:
+        _open_dest(dest, create=False)   # the refusal of a dest through another account's link, as the run gives it
         foreseen: List[Dict[str, str]] = []
         unowned: List[Dict[str, Any]] = []
         changed = _would_restore(manifest, identities, wanted, dest, foreseen, unowned,
@@ -157,12 +174,10 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
                 'staged': None, 'not_restored': foreseen, 'owners_not_restored': owners_summary(unowned),
                 'hardlinks_outside': outside, 'hardlinks_left': left_names,
                 'warnings': [hardlinks_left_warning(left_names)] if left_names else []}
-    if not os.path.isdir(dest):
-        safeio.makedirs(dest, 0o755)
+    dest_fd = _open_dest(dest, create=True)
     # dest is opened once and the staging directory made in it and used only through descriptors: dest may be a
     # user's (a restore into /home/alice), who can rename root's staging directory and put a link to /etc at its
     # name while root extracts into it or moves files out of it.
-    dest_fd = os.open(dest, _DIR_FLAGS)
     problems: List[Dict[str, str]] = []
     owners: List[Dict[str, Any]] = []
     directories: List[str] = []

@@ -22,6 +22,7 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -400,12 +401,12 @@ STAGED_STALE_S = 15 * 60
 STAGED_RE = r'\.(?:%s)\.[0-9a-f]{12}\.tmp\Z'
 
 
-def stale_own_file(st: os.stat_result, cutoff: float) -> bool:
-    """Whether ``st`` (an lstat) is a leftover this user may remove: a regular file (never a link) of this user, with
-    no second name (removing one would not remove what another name still shows), neither written nor changed
-    since ``cutoff``. (catalog_index.remove_stale_temporaries applies the same rule on its own: importing safeio
-    there would ship it with every cheap catalog module.)"""
-    return (stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid() and st.st_nlink == 1
+def stale_own_file(st: os.stat_result, cutoff: float, owner_uid: Optional[int] = None) -> bool:
+    """Whether ``st`` (an lstat) is a leftover this user may remove: a regular file (never a link) of this user (or of
+    ``owner_uid``, the account files were chowned to), with no second name (removing one would not remove what
+    another name still shows), neither written nor changed since ``cutoff``. (catalog_index.remove_stale_temporaries
+    applies the same rule on its own: importing safeio there would ship it with every cheap catalog module.)"""
+    return (stat.S_ISREG(st.st_mode) and st.st_uid in (os.geteuid(), owner_uid) and st.st_nlink == 1
             and st.st_mtime < cutoff and st.st_ctime < cutoff)
 
 
@@ -536,7 +537,8 @@ class SafeDir:
 
         A run killed between staging and its rename leaves one behind, and for a key it holds a private key nothing
         else would ever remove. Looked at with lstat and unlinked relative to the directory: a link is never
-        followed, only its name could be removed, and it is not (not a regular file)."""
+        followed, only its name could be removed, and it is not (not a regular file). With ``owner``, files of that
+        account are taken too: :meth:`stage` chowned them to it."""
         pattern = re.compile(STAGED_RE % name_re)
         cutoff = (time.time() if now is None else now) - STAGED_STALE_S
         found = []
@@ -545,7 +547,7 @@ class SafeDir:
                 continue
             try:
                 st = self.lstat(entry)
-                if st is None or not stale_own_file(st, cutoff):
+                if st is None or not stale_own_file(st, cutoff, self.owner[0] if self.owner else None):
                     continue
                 if remove:
                     self.unlink(entry)
@@ -561,25 +563,85 @@ class SafeDir:
         files staged first are then renamed one right after the other: nothing is written between the two."""
         if self.owner is not None and uid is None:
             uid, gid = self.owner
-        tmp = '.%s.%s.tmp' % (name, secrets.token_hex(6))
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0),
-                     0o600, dir_fd=self.fd)
+        return _stage(self.fd, name, data, mode, uid, gid)
+
+
+def _stage(dir_fd: int, name: str, data: bytes, mode: int, uid: Optional[int] = None,
+           gid: Optional[int] = None) -> str:
+    """``SafeDir.stage`` on a directory descriptor: a new ``.<name>.<12 hex>.tmp`` beside ``name``."""
+    tmp = '.%s.%s.tmp' % (name, secrets.token_hex(6))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0),
+                 0o600, dir_fd=dir_fd)
+    try:
         try:
-            try:
-                view = memoryview(data)
-                while view:
-                    written = os.write(fd, view)
-                    view = view[written:]
-                if (uid is not None or gid is not None) and os.geteuid() == 0:
-                    os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
-                os.fchmod(fd, mode)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            if (uid is not None or gid is not None) and os.geteuid() == 0:
+                os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
+            os.fchmod(fd, mode)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=dir_fd)
+        raise
+    return tmp
+
+
+def replace_nofollow(path: str, data: bytes, mode: int, check_mode: bool = False) -> Tuple[bool, Optional[str]]:
+    """Make ``path`` a regular file of this user holding ``data`` with ``mode``, never writing through what is at its
+    name: (changed, what was replaced when it was not a regular file of its own with one name, else None).
+
+    For root writing into a directory another account owns (an application's, its deploy account's): that account
+    can put a link (or a hard link to a root-only file) at the name at any moment. ansible.builtin.copy removed a
+    link there and then created the file by name, so a link put back in between was followed (root's file truncated)
+    and the new file took the owner of whatever the name then led to. Here the directory is opened once
+    (``open_directory``: no link another account could have made on the way), the name is looked at with lstat and
+    read only with O_NOFOLLOW and one name, and the new content is written to an exclusive staged file (0600, mode set
+    on its descriptor, fsynced) renamed over the name: whatever was planted there is replaced, never followed.
+    Unchanged (nothing written) when the name already is such a file with that content and mode."""
+    directory, name = os.path.split(os.path.abspath(path))
+    if not name:
+        raise UnsafeFileError('%s names a directory, not a file to write.' % path, path=path)
+    fd = open_directory(directory)
+    try:
+        try:
+            st: Optional[os.stat_result] = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:
+            st = None
+        replaced = None
+        if st is not None:
+            if stat.S_ISDIR(st.st_mode):
+                raise UnsafeFileError('%s is a directory: remove it or choose another path to write.' % path,
+                                      path=path)
+            if not stat.S_ISREG(st.st_mode):
+                replaced = kind_of(st.st_mode)
+            elif st.st_nlink != 1:
+                replaced = 'a file with %d hard links' % st.st_nlink
+            elif st.st_uid != os.geteuid():
+                replaced = 'a file of %s' % uid_name(st.st_uid)
+            elif stat.S_IMODE(st.st_mode) == mode and st.st_size == len(data):
+                try:
+                    if read_regular(name, len(data), follow=False, dir_fd=fd, single_link=True) == data:
+                        return False, None
+                except UnsafeFileError:
+                    pass   # swapped since the lstat: replaced below like anything else
+        if check_mode:
+            return True, replaced
+        tmp = _stage(fd, name, data, mode)
+        try:
+            os.replace(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
         except BaseException:
-            self.discard(tmp)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=fd)
             raise
-        return tmp
+        os.fsync(fd)
+        return True, replaced
+    finally:
+        os.close(fd)
 
 
 class ClusterDir(SafeDir):

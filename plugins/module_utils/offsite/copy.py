@@ -73,7 +73,8 @@ def _check_pull_names(entries: List[Manifest], store: Store) -> None:
 
 
 def _private(path: str) -> None:
-    """0600 on the downloaded file itself (rsync creates it with the remote's mode), never through a link."""
+    """0600 on the downloaded file itself, never through a link: every store already creates it 0600 (S3: O_EXCL
+    0600; ssh: rsync --chmod=F600); kept for a store that does not."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         os.fchmod(fd, 0o600)

@@ -713,7 +713,8 @@ class SshStore(Store):
     def read_bytes(self, name: str) -> bytes:
         with tempfile.TemporaryDirectory(prefix='opsready-offsite-') as tmp:
             local = os.path.join(tmp, 'x')
-            self._rsync(['-q', '%s:%s' % (self.target, self._remote(name)), local], 'reading %s' % name)
+            self._rsync(['-q', '--chmod=F600', '%s:%s' % (self.target, self._remote(name)), local],
+                        'reading %s' % name)
             with open(local, 'rb') as handle:
                 return handle.read()
 
@@ -744,7 +745,10 @@ class SshStore(Store):
         return out.split()[0] if out.strip() else ''
 
     def download(self, name: str, local_path: str) -> Dict[str, Any]:
-        self._rsync(['-q', '%s:%s' % (self.target, self._remote(name)), local_path], 'download of %s' % name)
+        # --chmod=F600: rsync gives a new file the sender's mode (0644 on most backup hosts); the key material of a
+        # pulled backup must be 0600 from the moment its name appears, not after the caller's chmod.
+        self._rsync(['-q', '--chmod=F600', '%s:%s' % (self.target, self._remote(name)), local_path],
+                    'download of %s' % name)
         reader = HashingReader(local_path)
         try:
             while reader.read(CHUNK):
