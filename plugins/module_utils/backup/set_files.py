@@ -5,11 +5,11 @@
 set, or unknown.
 
 A readable manifest says its set (``engine`` and ``database``), and the catalog attributes by nothing else. A broken
-one (torn, edited) may still say it: the text before the tear holds its top-level ``engine`` and ``database`` when
-the writer got that far (keys are written sorted, two spaces in). Otherwise only its file name is left, and a name
-is proof only where names are injective (``set_names.set_name``, 0.10 on): a name part that is also another set's
-part in the directory - an old catalog's ``app_x`` of both ``app x`` and ``app_x`` - is ``unknown``, never this
-set's, never another's.
+one (torn, edited) may still say it: the text before the tear holds its top-level ``engine`` and ``database`` when the
+writer got that far (keys are written sorted, two spaces in). Otherwise only its file name is left, and a name is proof
+only where names are injective (``set_names.set_name``; not in earlier builds): a name part that is also another set's
+part in the directory - an old catalog's ``app_x`` of both ``app x`` and ``app_x`` - is ``unknown``, never this set's,
+never another's.
 
 Private to opsready.operations; do not import from other collections.
 """

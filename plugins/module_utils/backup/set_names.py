@@ -3,9 +3,10 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The file-name part of a backup set: ``<engine>-<part>-<kind>-<stamp>`` (engines/base.py ``artifact_path``).
 
-Injective since 0.10: distinct sets never share artifact names, set locks or leftovers. Older releases gave ``app x``
-and ``app_x``, SQLite ``/a/app.db`` and ``/b/app.db``, ``cluster`` and ``@cluster`` one part (``legacy_set_name``):
-whose an artifact of such a catalog is, only its manifest's ``engine`` and ``database`` say (backup/set_files.py).
+Injective (earlier builds were not): distinct sets never share artifact names, set locks or leftovers. Earlier builds
+gave ``app x`` and ``app_x``, SQLite ``/a/app.db`` and ``/b/app.db``, ``cluster`` and ``@cluster`` one part
+(``legacy_set_name``): whose an artifact of such a catalog is, only its manifest's ``engine`` and ``database`` say
+(backup/set_files.py).
 
 Private to opsready.operations; do not import from other collections.
 """
@@ -32,7 +33,7 @@ def _digest(database: str) -> str:
 
 
 def legacy_set_name(database: Optional[str]) -> str:
-    """The part releases before 0.10 gave a set (not injective): only to tell whose a file of an old catalog may be."""
+    """The part earlier builds gave a set (not injective): only to tell whose a file of an old catalog may be."""
     safe = _UNSAFE.sub('_', os.path.basename(database or 'all')).strip('._') or 'db'
     if len(safe) > SET_NAME_MAX:
         safe = '%s_%s' % (safe[:SET_NAME_MAX - 13], _digest(database or ''))
