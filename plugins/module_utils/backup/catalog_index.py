@@ -22,7 +22,7 @@ file whose ctime is within ``SETTLE_NS`` of the scan is parsed every time and ne
 clean" case: a rewrite in the same clock tick would keep all the stamps). Broken manifests, and manifests
 whose fields the index cannot hold exactly (a pending key rotation, odd positions, bad times), are never
 indexed: they are parsed on every scan. A manifest added or removed is seen by the directory listing
-itself, which is never cached across runs.
+itself, or, when the directory still has the signature an index was sealed for, by that signature (below).
 
 The index file is a cache, never an authority: it is read only when it is a regular file (never through
 a symlink), owned by the user reading it (or root), with one link and not writable by group or others;
@@ -43,6 +43,9 @@ set. What that cannot see is a manifest rewritten in place (same inode): so ever
 returns, acts on or reports in detail is ``stat``ed and, when changed, parsed and compared (``confirm``,
 ``IndexedManifest.data``); a disagreement withdraws the seal (``distrust``) and ``describe``/``prune``
 answer again by ``stat``. Real deletions are planned again from the parsed manifests of their sets, as before.
+The seal also records the listing's names no row vouches for (``seal_candidates``): a scan that finds the directory
+with the sealed signature, on timestamps finer than the seal's tick (``fine_stamps``), takes its listing from the
+seal instead of listing the directory.
 The full argument, and its limit, is in docs/architecture.md ("The catalog index").
 
 Within a ``session()`` (one module run), a directory whose inode, mtime and ctime have not changed since
@@ -766,7 +769,7 @@ def scan(directory: str, use_index: bool = True, parse_sets: Optional[Set[Tuple[
         # listing proved the index's names and recorded the others (the seal waited a tick past the directory's
         # ctime, on timestamps finer than that tick: any later change stamps another ctime, which cannot be set).
         # Its listing is the seal's: 400,000 names not listed again (a third of a sealed run).
-        names, others, temporaries = _MATCHED, list(known.seal_others), []   # type: ignore[arg-type]
+        names, others, temporaries = _MATCHED, list(known.seal_others or ()), []
         try:
             fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
         except OSError:

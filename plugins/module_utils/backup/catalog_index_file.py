@@ -328,8 +328,10 @@ def _hex(text: str, length: int = 64) -> bool:
     return len(text) == length and not text.strip('0123456789abcdef')
 
 
-def _seal_value(header: Dict[str, Any]) -> Optional[Tuple[Tuple[int, int, int, int], str, int, str,
-                                                             Optional[List[str]]]]:
+SealValue = Tuple[Tuple[int, int, int, int], str, int, str, Optional[List[str]]]
+
+
+def _seal_value(header: Dict[str, Any]) -> Optional[SealValue]:
     """(directory signature, listing digest, journal length, journal chain, leftover candidates) of the index's seal
     (``_seal_index``, ``_incremental``); None: unsealed or unreadable. It vouches for the body and exactly ``length``
     bytes of journal after it, whose last record's chain digest is ``chain`` (the body's SHA-256 when there is none).
