@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import json
 import os
 import sys
 from pathlib import Path
@@ -134,6 +135,8 @@ def test_an_unchanged_sealed_catalog_is_answered_without_a_listing(sealed):
 @pytest.mark.parametrize('change', ['add_leftover', 'remove_leftover', 'add_manifest', 'remove_manifest',
                                     'rename_leftover', 'replace_leftover_by_rename', 'add_partial'])
 def test_a_name_added_or_removed_after_the_seal_is_seen(sealed, change):
+    """Every change of names after the seal is seen (the answers of a run that trusts no index), and once sealed
+    again the next run lists nothing (the part the previous release fails: it always listed)."""
     restore = keep_dir_times(sealed)
     if change == 'add_leftover':
         (sealed / 'mariadb-app01-log-20261202T010000000000Z.mariadb-bin.000007.zst').write_bytes(b'x')
@@ -168,7 +171,8 @@ def test_a_name_added_or_removed_after_the_seal_is_seen(sealed, change):
 
 
 def test_many_unvouched_names_are_listed_every_time(sealed):
-    """More names than the seal holds: the listing is made (and the answers are the same)."""
+    """More names than the seal holds: the listing is made (and the answers are the same). (A regression guard: the
+    previous release, which always listed, passes it.)"""
     for number in range(300):
         (sealed / ('stray-file-with-a-long-name-%04d.txt' % number)).write_text('x')
     catalog_index.clear()
@@ -182,7 +186,8 @@ def test_many_unvouched_names_are_listed_every_time(sealed):
 
 def test_coarse_directory_timestamps_never_skip_the_listing(sealed, monkeypatch):
     """On a filesystem whose timestamps have a granularity of 10 ms or more (whole seconds on ext3, FAT, some NFS
-    servers), a change right after the seal can keep the directory's stamps: the listing is always made there."""
+    servers), a change right after the seal can keep the directory's stamps: the listing is always made there.
+    (A guard of ``fine_stamps``: the previous release, which always listed, passes it; without the check it fails.)"""
     real = os.stat
     target = str(sealed)
 
@@ -213,3 +218,25 @@ def test_coarse_directory_timestamps_never_skip_the_listing(sealed, monkeypatch)
     catalog_index.clear()
     info = describe(str(sealed), now=NOW)
     assert str(sealed / 'mariadb-app01-full-20261202T040000000000Z.sql.zst') in info['leftovers']
+
+
+def test_an_index_of_the_previous_release_is_sealed_without_candidates(sealed):
+    """An index written before the seal held the candidates (a 256-character seal field) is still sealed in place,
+    without them: the directory is listed every run, and the answers are the same. (A regression guard of the
+    width-adaptive seal writer: the previous release's own code passes it too.)"""
+    index = sealed / INDEX_NAME
+    raw = index.read_bytes()
+    newline = raw.index(b'\n')
+    header = json.loads(raw[:newline])
+    header['seal'] = ' ' * 256
+    index.write_bytes(json.dumps(header, sort_keys=True).encode() + raw[newline:])
+    os.chmod(index, 0o600)
+    catalog_index.clear()
+    describe(str(sealed), now=NOW)   # unsealed: every manifest stat'ed, the file sealed again in its 256 characters
+    catalog_index.clear()
+    seal = json.loads(index.read_bytes()[:index.read_bytes().index(b'\n')])['seal']
+    assert len(seal) == 256 and len(seal.strip().split(':')) == 7, seal
+    with listings() as calls:
+        describe(str(sealed), now=NOW)
+    assert calls
+    assert_same_as_parsing_everything(sealed)
