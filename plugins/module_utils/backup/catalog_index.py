@@ -22,7 +22,7 @@ file whose ctime is within ``SETTLE_NS`` of the scan is parsed every time and ne
 clean" case: a rewrite in the same clock tick would keep all the stamps). Broken manifests, and manifests
 whose fields the index cannot hold exactly (a pending key rotation, odd positions, bad times), are never
 indexed: they are parsed on every scan. A manifest added or removed is seen by the directory listing
-itself, which is never cached across runs.
+itself, or, when the directory still has the signature an index was sealed for, by that signature (below).
 
 The index file is a cache, never an authority: it is read only when it is a regular file (never through
 a symlink), owned by the user reading it (or root), with one link and not writable by group or others;
@@ -43,6 +43,9 @@ set. What that cannot see is a manifest rewritten in place (same inode): so ever
 returns, acts on or reports in detail is ``stat``ed and, when changed, parsed and compared (``confirm``,
 ``IndexedManifest.data``); a disagreement withdraws the seal (``distrust``) and ``describe``/``prune``
 answer again by ``stat``. Real deletions are planned again from the parsed manifests of their sets, as before.
+The seal also records the listing's names no row vouches for (``seal_candidates``): a scan that finds the directory
+with the sealed signature, on timestamps finer than the seal's tick (``fine_stamps``), takes its listing from the
+seal instead of listing the directory.
 The full argument, and its limit, is in docs/architecture.md ("The catalog index").
 
 Within a ``session()`` (one module run), a directory whose inode, mtime and ctime have not changed since
@@ -331,7 +334,7 @@ class ScanResult:
     unreadable manifest), ``seen`` (every valid settled manifest's cache entry, stem -> entry),
     ``unsettled`` (valid manifests too recent to cache), ``others`` (the listing's other names)."""
 
-    __slots__ = ('entries', 'broken', 'seen', 'unsettled', 'others', 'complete', 'columns', 'preloaded')
+    __slots__ = ('entries', 'broken', 'seen', 'unsettled', 'others', 'complete', 'columns', 'preloaded', 'unlisted')
 
     def __init__(self, entries: List[_manifest.Manifest], broken: List[Dict[str, str]], seen: Dict[str, Known],
                  unsettled: List[_manifest.Manifest], others: List[str], complete: bool,
@@ -345,11 +348,15 @@ class ScanResult:
         self.columns = columns     # a sealed scan's: every manifest is a row of these (``seen`` is empty)
         # row -> JSON of the rows this scan parsed (``_incremental``): their objects do not read them again
         self.preloaded: Dict[int, Dict[str, Any]] = {}
+        # ``others`` is not the listing's other names but the seal's leftover candidates (the directory was not
+        # listed: ``scan``): already without the names the rows vouch for
+        self.unlisted = False
 
     def copy(self) -> 'ScanResult':
         other = ScanResult(list(self.entries), list(self.broken), self.seen, self.unsettled, self.others,
                            self.complete, self.columns)
         other.preloaded = self.preloaded
+        other.unlisted = self.unlisted
         return other
 
     def set_refs(self, engine: Optional[str] = None, database: Optional[str] = None
@@ -464,7 +471,13 @@ class ScanResult:
                                                                  map(bool, members))))
             # a stem whose manifest names another artifact vouches for nothing by itself: keep it a candidate
             named_apart = {stems[i] for i in odd if artifacts[i] is not None} & remaining
-            remaining.difference_update(stems)
+            if self.unlisted:
+                # the seal's candidates, computed so when it was written; one whose manifest is there all the same
+                # (a seal that disagrees with the directory) is dropped: never a leftover on the seal's word alone
+                remaining = {name for name in remaining if name in named_apart
+                             or not os.path.lexists(os.path.join(directory, name + SUFFIX))}
+            else:
+                remaining.difference_update(stems)
             remaining |= named_apart
             for i in odd:
                 vouch(stems[i] if artifacts[i] is None else artifacts[i])
@@ -477,6 +490,29 @@ class ScanResult:
             for relative in listed:
                 vouch(relative)
         return remaining, paths
+
+
+def seal_candidates(directory: str, known: '_Dir', others: List[str], temporaries: List[str],
+                    signature: Tuple[int, int, int, int]) -> Optional[List[str]]:
+    """The leftover candidates a seal for directory ``signature`` records (the listing's ``others`` less the names
+    the index's rows vouch for, sorted), or None when the listing must be made again each time: our temporaries in
+    it (a later run may remove them), or a directory whose timestamps are coarse (``fine_stamps``)."""
+    if temporaries or not fine_stamps(signature):
+        return None
+    result = ScanResult([], [], {} if known.columns is not None else known.entries, [], others, True, known.columns)
+    return sorted(result.unvouched(directory)[0])
+
+
+# A directory whose mtime or ctime is a whole multiple of this is on a filesystem whose timestamps may be that coarse
+# (whole seconds: ext3, ext4 with small inodes, FAT, some NFS servers; 10 ms: exFAT): a change within that tick after
+# the seal could keep the directory's stamps. The seal's listing is used only where the stamps are finer (SEAL_TICK_NS,
+# twice this, covers the kernel's clock tick there); elsewhere the directory is listed every time.
+COARSE_NS = 10 * 1000 ** 2
+
+
+def fine_stamps(signature: Tuple[int, int, int, int]) -> bool:
+    """Whether a directory signature's mtime and ctime prove timestamps finer than ``COARSE_NS``."""
+    return bool(signature[2] % COARSE_NS and signature[3] % COARSE_NS)
 
 
 class _Dir:
@@ -505,6 +541,9 @@ class _Dir:
         # stems it holds (manifest-name order); ``distrusted``: a used manifest disagreed, never the seal again.
         self.seal: Optional[Tuple[int, int, int, int]] = None
         self.seal_listing: Optional[str] = None   # the seal's digest of the listing it checked (``listing_digest``)
+        # the seal's leftover candidates (``seal_candidates``): the listing's other names less the ones the rows
+        # vouch for; None: the seal holds none, the directory is listed
+        self.seal_others: Optional[List[str]] = None
         self.sealed_stems: List[str] = []   # the index's stems, in manifest-name order
         self.stem_set: Optional[Tuple[List[str], Set[str]]] = None   # (sealed_stems, their set): _same_names
         self.distrusted = False
@@ -722,7 +761,20 @@ def scan(directory: str, use_index: bool = True, parse_sets: Optional[Set[Tuple[
         tick_ok = dir_sig is not None and stat_ns - dst.st_ctime_ns >= SEAL_TICK_NS
     started_ns = time.time_ns()
     listing = known.listing
-    if (_SESSION[0] and listing is not None and dir_sig is not None and listing[0] == dir_sig
+    unlisted = (use_index and not parse_sets and not known.distrusted and known.index_current and dir_sig is not None
+                and known.seal == dir_sig and known.seal_others is not None and known.columns is not None
+                and fine_stamps(dir_sig) and len(known.sealed_stems) >= index_min())
+    if unlisted:
+        # The directory has the very signature the seal vouches for: no name was added, removed or renamed since a
+        # listing proved the index's names and recorded the others (the seal waited a tick past the directory's
+        # ctime, on timestamps finer than that tick: any later change stamps another ctime, which cannot be set).
+        # Its listing is the seal's: 400,000 names not listed again (a third of a sealed run).
+        names, others, temporaries = _MATCHED, list(known.seal_others or ()), []
+        try:
+            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            fd = -1
+    elif (_SESSION[0] and listing is not None and dir_sig is not None and listing[0] == dir_sig
             and dst.st_ctime_ns <= listing[1] - SETTLE_NS):
         # one run (db_backup: the fresh check, the leftover scan, the log run, the prune) lists an unchanged
         # directory once, whatever each catalog's filter
@@ -765,12 +817,14 @@ def scan(directory: str, use_index: bool = True, parse_sets: Optional[Set[Tuple[
             incremental = None
             if (use_index and not parse_sets and not known.distrusted and known.columns is not None
                     and dir_sig is not None and len(names) >= index_min()):
-                incremental = _incremental(directory, known, names, fd, dir_sig, started_ns, only, tick_ok)
+                incremental = _incremental(directory, known, names, fd, dir_sig, started_ns, only, tick_ok,
+                                           others, temporaries)
             result = incremental if incremental is not None else _scan(
                 directory, known, names, fd, dir_sig, started_ns, use_index, parse_sets, only)
     finally:
         os.close(fd)
     result.others = others
+    result.unlisted = unlisted
     if known.last_sig != dir_sig:
         known.last = {}
         known.last_sig = dir_sig
@@ -791,6 +845,7 @@ def _unload_index(known: _Dir) -> None:
         _SIZE[0] -= len(known.columns[0])
     known.entries = {}
     known.seal = None
+    known.seal_others = None
     known.sealed_stems = []
     known.index_current = False
     known.journal = None
@@ -1051,10 +1106,11 @@ def __getattr__(name: str) -> Any:
 
 
 def _incremental(directory: str, known: _Dir, names: List[str], fd: int, dir_sig: Tuple[int, int, int, int],
-                 started_ns: int, only: Optional[Tuple[Optional[str], Optional[str]]], tick_ok: bool
-                 ) -> Optional[ScanResult]:
+                 started_ns: int, only: Optional[Tuple[Optional[str], Optional[str]]], tick_ok: bool,
+                 others: Optional[List[str]] = None, temporaries: Optional[List[str]] = None) -> Optional[ScanResult]:
     """catalog_index_file._incremental: the scan of a changed directory on its index's columns."""
-    return _file()._incremental(directory, known, names, fd, dir_sig, started_ns, only, tick_ok)  # type: ignore[no-any-return]
+    return _file()._incremental(directory, known, names, fd, dir_sig, started_ns, only, tick_ok,  # type: ignore[no-any-return]
+                                others, temporaries)
 
 
 def _load_index(directory: str, dev: int, known: _Dir) -> bool:
@@ -1129,6 +1185,7 @@ def distrust(directory: str) -> None:
         known.distrusted = True
         known.seal = None
         known.seal_listing = None
+        known.seal_others = None
         known.last = {}
     _write_seal(directory, '')
 

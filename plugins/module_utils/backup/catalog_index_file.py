@@ -14,6 +14,8 @@ Private to opsready.operations; do not import from other collections.
 from __future__ import annotations
 
 import array
+import base64
+import binascii
 import bisect
 import fcntl
 import functools
@@ -31,15 +33,15 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup import 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import (
     COLUMNS, INDEX_FORMAT, INDEX_LIMIT, INDEX_VERSION, NOTHING, PREVIOUS_VERSION, READ_VERSIONS, ROW_LEN, SUFFIX,
     SUFFIX_LEN, IndexedManifest, ScanResult, _Dir, _broken, _error_of, _list_names, _row_fields, _same_names, _sealed,
-    index_fields, index_path, listing_digest)
+    index_fields, index_path, listing_digest, seal_candidates)
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import atomic_write_bytes
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.files import safe_read
 
 
 def _incremental(directory: str, known: _Dir, names: List[str], fd: int, dir_sig: Tuple[int, int, int, int],
-                 started_ns: int, only: Optional[Tuple[Optional[str], Optional[str]]], tick_ok: bool
-                 ) -> Optional[ScanResult]:
+                 started_ns: int, only: Optional[Tuple[Optional[str], Optional[str]]], tick_ok: bool,
+                 others: Optional[List[str]] = None, temporaries: Optional[List[str]] = None) -> Optional[ScanResult]:
     """The scan of a directory that changed since its index was sealed, on the index's columns: every listed
     manifest is ``stat``ed (as ``_scan`` does: an index row is used only while its manifest is the very same file),
     only the added and changed ones are parsed, their rows (and the removed stems) appended to the index file's
@@ -177,9 +179,10 @@ def _incremental(directory: str, known: _Dir, names: List[str], fd: int, dir_sig
         except OSError:
             now = None
         if now == dir_sig:
-            digest = listing_digest(names)
-            if _write_seal(directory, _seal_text(dir_sig, digest, known.journal)):
-                known.seal, known.seal_listing = dir_sig, digest
+            # the listing's other names too (``others``, from the same listing): the next run need not list
+            candidates = seal_candidates(directory, known, others, temporaries or [], dir_sig) \
+                if others is not None else None
+            if _put_seal(directory, known, dir_sig, listing_digest(names), candidates):
                 known.index_current = True
     result = _sealed(directory, known, [], only)
     result.broken = broken
@@ -253,7 +256,7 @@ def _load_index(directory: str, dev: int, known: _Dir) -> bool:
         return False
     known.journal = journal[0]
     columns, dummy = loaded
-    known.seal, known.seal_listing = seal[0] if seal and seal[0] else (None, None)
+    known.seal, known.seal_listing, known.seal_others = seal[0] if seal and seal[0] else (None, None, None)
     # written in manifest-name order: compared with the listing by the seal's digest or as a set
     known.sealed_stems = columns['stem']
     # kept as columns (no tuple, no object per manifest until a scan needs them: ``_Dir.entries``, ``_sealed``)
@@ -325,13 +328,17 @@ def _hex(text: str, length: int = 64) -> bool:
     return len(text) == length and not text.strip('0123456789abcdef')
 
 
-def _seal_value(header: Dict[str, Any]) -> Optional[Tuple[Tuple[int, int, int, int], str, int, str]]:
-    """(directory signature, listing digest, journal length, journal chain) of the index's seal (``_seal_index``,
-    ``_incremental``); None: unsealed or unreadable. It vouches for the body and exactly ``length`` bytes of journal
-    after it, whose last record's chain digest is ``chain`` (the body's SHA-256 when there is none)."""
+SealValue = Tuple[Tuple[int, int, int, int], str, int, str, Optional[List[str]]]
+
+
+def _seal_value(header: Dict[str, Any]) -> Optional[SealValue]:
+    """(directory signature, listing digest, journal length, journal chain, leftover candidates) of the index's seal
+    (``_seal_index``, ``_incremental``); None: unsealed or unreadable. It vouches for the body and exactly ``length``
+    bytes of journal after it, whose last record's chain digest is ``chain`` (the body's SHA-256 when there is none).
+    The candidates (``seal_candidates``) are None when the seal holds none (the directory is listed)."""
     value = header.get('seal')
     parts = value.strip().split(':') if isinstance(value, str) else []
-    if len(parts) != 7 or not _hex(parts[4]) or not _hex(parts[6]):
+    if len(parts) not in (7, 8) or not _hex(parts[4]) or not _hex(parts[6]):
         return None
     try:
         numbers = [int(p) for p in parts[:4]]
@@ -340,7 +347,29 @@ def _seal_value(header: Dict[str, Any]) -> Optional[Tuple[Tuple[int, int, int, i
         return None
     if length < 0:
         return None
-    return (numbers[0], numbers[1], numbers[2], numbers[3]), parts[4], length, parts[6]
+    others = _decode_names(parts[7]) if len(parts) == 8 else None
+    if len(parts) == 8 and others is None:
+        return None
+    return (numbers[0], numbers[1], numbers[2], numbers[3]), parts[4], length, parts[6], others
+
+
+def _encode_names(names: List[str]) -> str:
+    """Names (no NUL in a file name) as the seal holds them: base64 (no ':', no '"') of their NUL-joined bytes."""
+    return base64.urlsafe_b64encode('\0'.join(names).encode('utf-8', 'surrogateescape')).decode('ascii')
+
+
+def _decode_names(text: str) -> Optional[List[str]]:
+    """``_encode_names``'s names, or None unless they are sorted, unique file names of one component."""
+    if not text:
+        return []
+    try:
+        names = base64.urlsafe_b64decode(text.encode('ascii')).decode('utf-8', 'surrogateescape').split('\0')
+    except (ValueError, binascii.Error, UnicodeError):
+        return None
+    if not all(name and '/' not in name and name not in ('.', '..') for name in names) \
+            or not all(map(operator.lt, names, itertools.islice(names, 1, None))):
+        return None
+    return names
 
 
 # The index body (format 3): binary sections in this fixed order, their byte lengths in the header's
@@ -512,8 +541,8 @@ def _parse(held: List[bytes], dev: int, seal: Optional[List[Any]] = None,
         decoded.update(zip(COLUMNS, ordered))
     if seal is not None:
         value = _seal_value(header)
-        seal.append((value[0], value[1]) if value is not None and value[2] == length and value[3] == chain.hex()
-                    else None)
+        seal.append((value[0], value[1], value[4]) if value is not None and value[2] == length
+                    and value[3] == chain.hex() else None)
     if journal is not None:
         journal.append((end, length, chain, count, header['sha256']))
     return decoded, strings
@@ -825,7 +854,8 @@ def _write_columns(directory: str, dev: int, columns: Tuple[Any, ...]) -> Option
 
 # ----------------------------------------------------------------------------------------- the seal
 # Width of the header's "seal" string, written in place (the directory does not change) once sealed.
-SEAL_WIDTH = 256   # dev:ino:mtime_ns:ctime_ns:listing SHA-256:journal length:journal chain SHA-256
+SEAL_WIDTH = 2048   # dev:ino:mtime_ns:ctime_ns:listing SHA-256:journal length:journal chain SHA-256[:candidates]
+# (format 5 files written before the candidates have 256: sealed without them, the directory listed, until rewritten)
 SEAL_KEY = b'"seal": "'
 
 
@@ -848,7 +878,7 @@ def _seal_index(directory: str, known: _Dir, expected: Optional[Tuple[int, int, 
         sig = (first.st_dev, first.st_ino, first.st_mtime_ns, first.st_ctime_ns)
         if (expected is not None and sig != expected) or _ci.time.time_ns() - first.st_ctime_ns < _ci.SEAL_TICK_NS:
             return False
-        names, dummy, dummy2, fd = _list_names(directory)
+        names, others, temporaries, fd = _list_names(directory)
         if fd < 0 or not _same_names(names, known.sealed_stems):
             if fd >= 0:
                 os.close(fd)
@@ -866,17 +896,33 @@ def _seal_index(directory: str, known: _Dir, expected: Optional[Tuple[int, int, 
         after = os.stat(directory)
         if (after.st_dev, after.st_ino, after.st_mtime_ns, after.st_ctime_ns) != sig:
             return False
-        digest = listing_digest(names)
-        if known.journal is None or not _write_seal(directory, _seal_text(sig, digest, known.journal)):
-            return False
+        # the listing's other names, less the ones the rows vouch for (one listing: the same the names came from)
+        candidates = seal_candidates(directory, known, others, temporaries, sig)
+        return _put_seal(directory, known, sig, listing_digest(names), candidates)
     except (OSError, KeyError):
         return False
-    known.seal, known.seal_listing = sig, digest
+
+
+def _seal_text(sig: Tuple[int, int, int, int], digest: str, journal: Tuple[int, int, bytes, int, str],
+               others: Optional[List[str]] = None) -> str:
+    text = '%d:%d:%d:%d:%s:%d:%s' % (sig + (digest, journal[1], journal[2].hex()))
+    return text if others is None else text + ':' + _encode_names(others)
+
+
+def _put_seal(directory: str, known: _Dir, sig: Tuple[int, int, int, int], digest: str,
+              others: Optional[List[str]]) -> bool:
+    """Seal the index file for ``sig`` with the listing's digest and, when they fit the seal's field, its leftover
+    candidates (else without them: the next runs list the directory); the process's view follows what was written."""
+    if known.journal is None:
+        return False
+    if others is not None and _write_seal(directory, _seal_text(sig, digest, known.journal, others)):
+        written: Optional[List[str]] = others
+    elif _write_seal(directory, _seal_text(sig, digest, known.journal)):
+        written = None
+    else:
+        return False
+    known.seal, known.seal_listing, known.seal_others = sig, digest, written
     return True
-
-
-def _seal_text(sig: Tuple[int, int, int, int], digest: str, journal: Tuple[int, int, bytes, int, str]) -> str:
-    return '%d:%d:%d:%d:%s:%d:%s' % (sig + (digest, journal[1], journal[2].hex()))
 
 
 def _write_seal(directory: str, value: str) -> bool:
@@ -889,12 +935,14 @@ def _write_seal(directory: str, value: str) -> bool:
     try:
         if not _ours(os.fstat(fd)):
             return False
-        head = os.pread(fd, 4096, 0)
+        head = os.pread(fd, 4 * SEAL_WIDTH, 0)
         newline = head.find(b'\n')
         at = head.find(SEAL_KEY, 0, newline)
-        if newline < 0 or at < 0 or head[at + len(SEAL_KEY) + SEAL_WIDTH:at + len(SEAL_KEY) + SEAL_WIDTH + 1] != b'"':
+        # the field's width as written (SEAL_WIDTH, or 256 in a file of an earlier release): a value never holds '"'
+        width = head.find(b'"', at + len(SEAL_KEY), newline) - at - len(SEAL_KEY) if at >= 0 else -1
+        if newline < 0 or at < 0 or width < 256 or len(value) > width:
             return False
-        os.pwrite(fd, value.ljust(SEAL_WIDTH)[:SEAL_WIDTH].encode('ascii'), at + len(SEAL_KEY))
+        os.pwrite(fd, value.ljust(width).encode('ascii'), at + len(SEAL_KEY))
         os.fsync(fd)
         return True
     except OSError:

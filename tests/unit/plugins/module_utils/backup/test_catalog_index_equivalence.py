@@ -270,7 +270,9 @@ def test_a_session_reuses_a_sealed_listing_without_holding_its_names(tmp_path, m
 
     def names_dropped():
         known = catalog_index._DIRS[directory]
-        assert known.listing[2] is known.sealed_stems and len(known.sealed_stems) == 270
+        assert len(known.sealed_stems) == 270
+        # no listing held at all (the seal's names used: test_catalog_index_unlisted), or one holding the stems
+        assert (known.listing is None and known.seal_others is not None) or known.listing[2] is known.sealed_stems
     sealed = run(names_dropped)
     monkeypatch.setenv('OPSREADY_CATALOG_INDEX_MIN', '1000000')
     assert sealed == run(lambda: None)
