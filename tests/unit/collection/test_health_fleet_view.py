@@ -88,8 +88,9 @@ def render_fleet_view(variables: dict, path: Path = ROLE / 'tasks' / 'fleet.yml'
             out[task['name']] = facts
         elif 'ansible.builtin.debug' in task:
             out[task['name']] = templar.template(trust_as_template(task['ansible.builtin.debug']['msg']))
-        elif 'ansible.builtin.copy' in task:
-            out[task['name']] = templar.template(trust_as_template(task['ansible.builtin.copy']['content']))
+        elif 'ansible.builtin.copy' in task or 'opsready.operations.safe_write' in task:  # the old copy, safe_write now
+            module = task.get('ansible.builtin.copy') or task['opsready.operations.safe_write']
+            out[task['name']] = templar.template(trust_as_template(module['content']))
         assert task.get('run_once') is True, '%s must run once on the control node, not on every host' % task['name']
     out['facts'] = variables
     return out
