@@ -174,8 +174,9 @@ options:
         it finds. Two runs on one log at once could each copy it before either truncated it (O(mode=copytruncate))
         and so keep every line twice. Check mode waits too, but creates no lock file.
       - Runs on the same log with different O(state_file)s take turns too, through a lock per log (keyed on its
-        directory's device and inode and its name) in C(/run/lock/opsready) (root; another user's runs use
-        C(/run/lock/opsready-<uid>), or the same name in the temporary directory where they may not write in
+        directory's device and inode and its name) in C(/run/opsready/log-locks) (root's, outside the world-writable
+        C(/run/lock) where another account could make it first; another user's runs use
+        C(/run/lock/opsready-log-locks-<uid>), or the same name in the temporary directory where they may not write in
         C(/run/lock)), taken before the log is planned on, in one order. That directory is made 0700 and refused when
         it is a link, not a directory, another account's, or writable by others.
     type: path

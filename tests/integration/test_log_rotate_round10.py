@@ -189,3 +189,20 @@ def test_one_log_named_through_two_paths_has_one_lock(tmp_path):
         finally:
             d.close()
     assert len(names) == 1 and other not in names
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason='the lock directory of root is what is checked')
+def test_roots_lock_directory_is_in_no_directory_another_account_may_write():
+    """Root's per-log lock directory was /run/lock/opsready: /run/lock is world-writable (sticky), so any account - and
+    the schedule role's own jobs, running as their user with that very directory as their lock directory - could make
+    it first, and every rotation of root's was then refused ("it belongs to ..."): logs left to fill the disk. No
+    directory above root's lock directory may be writable by another account."""
+    path = rotate_mod.log_lock_dir()
+    parent = os.path.dirname(path)
+    while True:
+        if os.path.exists(parent):
+            st = os.stat(parent)
+            assert st.st_uid == 0 and not st.st_mode & 0o022, '%s: another account may make %s first' % (parent, path)
+        if parent == '/':
+            break
+        parent = os.path.dirname(parent)

@@ -50,10 +50,13 @@ CHUNK = 1024 * 1024
 FREE_MARGIN = 16 * 1024 * 1024
 # beside the state file: the lock every run of one state file takes (``Rotation._locked``)
 LOCK_SUFFIX = '.lock'
-# the locks of the logs themselves (``log_locks``), whatever state file a run keeps: a directory of the run's own
-# user in the system's lock directory (root's: LOG_LOCK_DIR; another user's: LOG_LOCK_DIR-<uid>), or in the temporary
-# directory where this user may not write there (/run/lock is root's 0755 on some systems)
-LOG_LOCK_DIR = '/run/lock/opsready'
+# the locks of the logs themselves (``log_locks``), whatever state file a run keeps. Root's are in /run (root's own,
+# 0755), never in the world-writable /run/lock: there any account (and the schedule role's jobs running as their own
+# user, whose lock directory is /run/lock/opsready) could make the directory first, and every rotation of root's would
+# be refused. Another user's are a directory of its own in /run/lock, or in the temporary directory where it may not
+# write there.
+LOG_LOCK_DIR = '/run/opsready/log-locks'
+USER_LOCK_PARENT = '/run/lock'
 
 
 def log_lock_dir() -> str:
@@ -61,10 +64,8 @@ def log_lock_dir() -> str:
     uid = os.geteuid()
     if uid == 0:
         return LOG_LOCK_DIR
-    parent, name = os.path.split(LOG_LOCK_DIR)
-    if not os.access(parent, os.W_OK | os.X_OK):
-        parent = tempfile.gettempdir()
-    return os.path.join(parent, '%s-%d' % (name, uid))
+    parent = USER_LOCK_PARENT if os.access(USER_LOCK_PARENT, os.W_OK | os.X_OK) else tempfile.gettempdir()
+    return os.path.join(parent, 'opsready-log-locks-%d' % uid)
 
 
 def log_lock_name(dir_st: os.stat_result, base: str) -> str:
