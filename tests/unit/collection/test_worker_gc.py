@@ -120,3 +120,26 @@ def test_never_paused_in_the_controller_process():
     with collector_paused():
         assert gc.isenabled()
     assert gc.isenabled()
+
+
+def test_action_keeps_module_defaults_groups_and_async(tmp_path):
+    """Guard (passes on the old code too): through the action plugin, backup_info still takes its options from
+    ``module_defaults`` of its action group and runs under ``async``."""
+    empty = tmp_path / 'catalog'
+    empty.mkdir()
+    book = tmp_path / 'play.yml'
+    book.write_text(json.dumps([{
+        'hosts': 'localhost', 'gather_facts': False,
+        'module_defaults': {'group/opsready.operations.backup': {'path': str(empty)}},
+        'tasks': [
+            {'opsready.operations.backup_info': None, 'register': 'plain'},
+            {'opsready.operations.backup_info': None, 'async': 60, 'poll': 1, 'register': 'later'},
+            {'ansible.builtin.assert': {'that': ['plain.directory == %r' % str(empty), 'plain.sets == []',
+                                                 'later.sets == []', 'later.finished == 1']}},
+        ]}]))
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / 'ansible.cfg'), ANSIBLE_LOCAL_TEMP=str(tmp_path / 'local'),
+               ANSIBLE_ASYNC_DIR=str(tmp_path / 'async'))
+    result = subprocess.run([str(Path(sys.executable).parent / 'ansible-playbook'), '-i',
+                             str(REPO / 'inventories' / 'local'), str(book)], cwd=str(REPO), env=env,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0 and 'failed=0' in result.stdout, result.stdout[-3000:] + result.stderr[-2000:]
