@@ -3,7 +3,7 @@
 Ansible's module_utils finder parses every file a module's imports reach into an AST in the task worker, a fork of
 the controller. backup_info reaches ~39,000 AST nodes of catalog code, and allocating them ran the cyclic collector
 ~180 times there, two of them full collections of the whole inherited controller heap: about 110 ms of the ~240 ms
-build against ~40 of ping's ~120 ms. backup_info's action plugin pauses the collector while the worker builds and
+build against ~40 of ping's ~120 ms. Every module's action plugin pauses the collector while the worker builds and
 runs the module. These tests run the real ``ansible`` CLI (the controller instrumented to count collections during
 ``modify_module``) and the pause helper in a real forked process.
 """
@@ -143,3 +143,19 @@ def test_action_keeps_module_defaults_groups_and_async(tmp_path):
                              str(REPO / 'inventories' / 'local'), str(book)], cwd=str(REPO), env=env,
                             capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0 and 'failed=0' in result.stdout, result.stdout[-3000:] + result.stderr[-2000:]
+
+
+def test_every_module_runs_through_the_collector_paused_action():
+    """Every module has its action plugin, a CollectorPausedAction (a module added without one would build its
+    payload with the worker's collector walking the controller heap)."""
+    import importlib
+
+    from ansible_collections.opsready.operations.plugins.plugin_utils.worker_gc import CollectorPausedAction
+
+    modules = sorted(p.stem for p in (REPO / 'plugins' / 'modules').glob('*.py') if not p.stem.startswith('_'))
+    assert len(modules) > 30
+    missing = [m for m in modules if not (REPO / 'plugins' / 'action' / (m + '.py')).is_file()]
+    assert not missing, 'modules without an action plugin: %s' % missing
+    for name in modules:
+        plugin = importlib.import_module('ansible_collections.opsready.operations.plugins.action.' + name)
+        assert issubclass(plugin.ActionModule, CollectorPausedAction), name
