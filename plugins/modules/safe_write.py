@@ -33,8 +33,8 @@ options:
   content:
     description:
       - The text written (UTF-8).
-      - It is not hidden from the task's output, so that diff mode (C(--diff)) can show it. Set C(no_log) on a task whose
-        content is a secret (that hides its diff too).
+      - It is not hidden from the task's output, so that diff mode (C(--diff)) can show it. Set C(no_log) on a task
+        whose content is a secret (that hides its diff too).
     type: str
     required: true
   mode:
