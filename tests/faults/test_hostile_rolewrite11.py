@@ -105,8 +105,8 @@ def test_logrotate_policy_not_written_through_a_directory_link_planted_by_its_ow
     as_user(racer_user, 'ln -s %s %s/logrotate.d' % (arena['outside'] / 'etc', owned))
     before = sorted(os.listdir(arena['outside'] / 'etc'))
     result = _logrotate(arena, fault, owned / 'logrotate.d')
-    fault.observed('play rc %d; %s holds %s' % (result.rc, arena['outside'] / 'etc',
-                                                 sorted(os.listdir(arena['outside'] / 'etc'))))
+    after = sorted(os.listdir(arena['outside'] / 'etc'))
+    fault.observed('play rc %d; %s holds %s' % (result.rc, arena['outside'] / 'etc', after))
     fault.lost(files=len(os.listdir(arena['outside'] / 'etc')) - len(before))
     assert sorted(os.listdir(arena['outside'] / 'etc')) == before, 'root wrote the policy through the planted link'
     assert result.rc != 0 and 'logrotate.d' in result.stdout, result.stdout[-3000:]
