@@ -133,3 +133,27 @@ def test_logrotate_policies_over_links_planted_by_the_directory_owner(racer_user
         assert (stat.S_ISREG(st.st_mode), st.st_uid, st.st_nlink, stat.S_IMODE(st.st_mode)) == (True, 0, 1, 0o644)
         assert 'rotate 3' in (policies / name).read_text()
     assert (policies / 'mine').read_text() == 'mine\n' and (arena['outside'] / 'victim').read_bytes() == victim
+
+
+@pytest.mark.fast
+@pytest.mark.fault(fault='the account owning backup_copy_to plants a symlink to a root directory at a catalog\'s '
+                   'name there', component='backup role (second copy)',
+                   expected='refused before anything is created or copied; the root directory untouched')
+def test_backup_second_copy_refuses_a_location_whose_owner_can_plant_links(racer_user, arena, fault):
+    """Fails on the old code: ansible.builtin.file (state=directory, mode 0700) followed the link and made the root
+    directory it led to 0700 (with /etc, the host breaks), then ansible.builtin.copy wrote the backup into it."""
+    backups = arena['base'] / 'backups'
+    (backups / 'sqlite').mkdir(parents=True, mode=0o700)
+    (backups / 'sqlite' / 'app.db.gz').write_bytes(b'not really a backup\n')
+    copy_to = user_dir(arena['tree'] / 'copies', racer_user)
+    as_user(racer_user, 'ln -s %s %s/sqlite' % (arena['outside'] / 'etc', copy_to))
+    before = hostile.snapshot(arena['outside'])
+    result = play(arena['base'], [{'name': 'copy', 'ansible.builtin.import_role': {
+        'name': 'opsready.operations.backup'}}], fault=fault, timeout=300, tags='copy', extravars={
+        'backup_dir': str(backups), 'backup_copy_to': str(copy_to), 'backup_databases': []})
+    after = hostile.snapshot(arena['outside'])
+    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    fault.observed('play rc %d; changed under outside/: %s' % (result.rc, changed))
+    fault.lost(files=len(changed))
+    assert changed == [], 'root followed the planted link: %s' % changed
+    assert result.rc != 0 and str(copy_to) in result.stdout and 'owned by' in result.stdout, result.stdout[-3000:]

@@ -113,3 +113,28 @@ def test_option_refusals(tmp_path):
                           ({'validate': '/bin/true'}, '%s')):
         result = _write(tmp_path, dest, **options)
         assert result.get('failed') and word in result['msg'] and not dest.exists(), result
+
+
+# --- safe_dir: the check the backup role's second copy (backup_copy_to) now runs before writing as root -------------
+def _dir(tmp_path: Path, path, check: bool = False) -> dict:
+    result, _out = run_module(tmp_path, 'safe_dir', {'path': str(path)}, check=check)
+    return result
+
+
+def test_safe_dir_creates_0700_and_refuses_a_directory_another_account_controls(tmp_path):
+    tmp_path.chmod(0o755)
+    new = tmp_path / 'copies' / 'second'
+    dry = _dir(tmp_path, new, check=True)
+    assert (dry.get('failed'), dry['changed'], new.exists()) == (None, True, False), dry
+    made = _dir(tmp_path, new)
+    assert made['changed'] and stat.S_IMODE(new.stat().st_mode) == 0o700, made
+    assert _dir(tmp_path, new)['changed'] is False
+    theirs = tmp_path / 'theirs'
+    theirs.mkdir(mode=0o755)
+    os.chown(theirs, NOBODY.pw_uid, NOBODY.pw_gid)
+    for path in (theirs, theirs / 'below'):
+        for check in (True, False):
+            refused = _dir(tmp_path, path, check=check)
+            assert refused.get('failed') and str(theirs) in refused['msg'], refused
+    assert os.listdir(theirs) == [] and stat.S_IMODE(theirs.stat().st_mode) == 0o755
+    assert _dir(tmp_path, 'relative/dir').get('failed')

@@ -282,7 +282,8 @@ def check_backup_dir(dest: str, secret: bool = False, what: str = 'backups',
             'e.g. /var/backups/opsready/<set>; or run the task as the account that owns it (become_user) so '
             'nothing there is written as root%s.' % (
                 dest, what, uid_name(os.geteuid()), risk,
-                '' if what in ('archives', 'pulled backups') else '; or, if you trust that account as much as root '
+                '' if what in ('archives', 'pulled backups', 'backup copies')
+                else '; or, if you trust that account as much as root '
                 '(postgres writing WAL into the catalog), name it in owner'), path=dest)
 
 
