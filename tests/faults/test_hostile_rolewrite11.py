@@ -157,3 +157,27 @@ def test_backup_second_copy_refuses_a_location_whose_owner_can_plant_links(racer
     fault.lost(files=len(changed))
     assert changed == [], 'root followed the planted link: %s' % changed
     assert result.rc != 0 and str(copy_to) in result.stdout and 'owned by' in result.stdout, result.stdout[-3000:]
+
+
+@pytest.mark.fast
+@pytest.mark.fault(fault='the account owning backup_fetch_to_controller (on the control node) plants a symlink to a '
+                   'root directory at the host\'s name there', component='backup role (copy to the control node)',
+                   expected='refused before anything is fetched; the root directory untouched')
+def test_backup_fetch_refuses_a_controller_directory_whose_owner_can_plant_links(racer_user, arena, fault):
+    """Fails on the old code: ansible.builtin.fetch followed the link at <dir>/<host> and wrote the backup into the
+    root directory it led to. (Here the control node is the managed host: localhost.)"""
+    backups = arena['base'] / 'backups'
+    (backups / 'sqlite').mkdir(parents=True, mode=0o700)
+    (backups / 'sqlite' / 'app.db.gz').write_bytes(b'not really a backup\n')
+    fetched = user_dir(arena['tree'] / 'fetched', racer_user)
+    as_user(racer_user, 'ln -s %s %s/localhost' % (arena['outside'] / 'etc', fetched))
+    before = hostile.snapshot(arena['outside'])
+    result = play(arena['base'], [{'name': 'copy', 'ansible.builtin.import_role': {
+        'name': 'opsready.operations.backup'}}], fault=fault, timeout=300, tags='copy', extravars={
+        'backup_dir': str(backups), 'backup_fetch_to_controller': str(fetched), 'backup_databases': []})
+    after = hostile.snapshot(arena['outside'])
+    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    fault.observed('play rc %d; changed under outside/: %s' % (result.rc, changed))
+    fault.lost(files=len(changed))
+    assert changed == [], 'root followed the planted link: %s' % changed
+    assert result.rc != 0 and str(fetched) in result.stdout, result.stdout[-3000:]
