@@ -11,13 +11,13 @@ module: safe_dir
 short_description: Make a directory for root to copy backups into, refusing one another account could swap
 version_added: 0.1.0
 description:
-  - Creates O(path) (and missing parents) C(0700) when it is missing, and tightens a directory of root's that its group
+  - Creates O(path) C(0700) (missing parents C(0755)) when it is missing, and tightens a directory of root's that its group
     can write to C(0700).
   - Refuses, before anything is created, a directory that another account owns or can write, or one below such a
     directory, as M(opsready.operations.db_backup) refuses such a C(dest). That account could put a symlink where root
-    then creates a directory or copies a file by name (M(ansible.builtin.file), M(ansible.builtin.copy)): root
-    would change the mode of, or write into, the directory the link leads to (V(/etc) made C(0700), a backup copied
-    into it).
+    then creates a directory or copies a file by name (with M(ansible.builtin.file) or M(ansible.builtin.copy)), and
+    root would change the mode of, or write into, the directory the link leads to (V(/etc) made C(0700), a backup
+    copied into it).
   - Run it before M(ansible.builtin.file) / M(ansible.builtin.copy) tasks that write as root below O(path); once it
     passes, only root can create names there.
 author: opsready developers (@opsready)
@@ -31,6 +31,7 @@ attributes:
     description: Refuses as a real run would; creates and tightens nothing.
     support: full
   diff_mode:
+    description: No diff is shown.
     support: none
 seealso:
   - module: opsready.operations.safe_write
