@@ -11,8 +11,8 @@ module: safe_dir
 short_description: Make a directory for root to copy backups into, refusing one another account could swap
 version_added: 0.1.0
 description:
-  - Creates O(path) C(0700) (missing parents C(0755)) when it is missing, and tightens a directory of root's that its group
-    can write to C(0700).
+  - Creates O(path) C(0700) (missing parents C(0755)) when it is missing, and tightens a directory of root's that its
+    group can write to C(0700).
   - Refuses, before anything is created, a directory that another account owns or can write, or one below such a
     directory, as M(opsready.operations.db_backup) refuses such a C(dest). That account could put a symlink where root
     then creates a directory or copies a file by name (with M(ansible.builtin.file) or M(ansible.builtin.copy)), and
