@@ -31,7 +31,7 @@ import secrets
 import stat
 import tempfile
 import time
-from typing import Any, BinaryIO, Dict, Iterator, List, Optional, Tuple
+from typing import Any, BinaryIO, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 
@@ -282,7 +282,8 @@ def check_backup_dir(dest: str, secret: bool = False, what: str = 'backups',
             'e.g. /var/backups/opsready/<set>; or run the task as the account that owns it (become_user) so '
             'nothing there is written as root%s.' % (
                 dest, what, uid_name(os.geteuid()), risk,
-                '' if what in ('archives', 'pulled backups') else '; or, if you trust that account as much as root '
+                '' if what in ('archives', 'pulled backups', 'backup copies')
+                else '; or, if you trust that account as much as root '
                 '(postgres writing WAL into the catalog), name it in owner'), path=dest)
 
 
@@ -567,7 +568,7 @@ class SafeDir:
 
 
 def _stage(dir_fd: int, name: str, data: bytes, mode: int, uid: Optional[int] = None,
-           gid: Optional[int] = None) -> str:
+           gid: Optional[int] = None, strict_owner: bool = False) -> str:
     """``SafeDir.stage`` on a directory descriptor: a new ``.<name>.<12 hex>.tmp`` beside ``name``."""
     tmp = '.%s.%s.tmp' % (name, secrets.token_hex(6))
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0),
@@ -578,7 +579,8 @@ def _stage(dir_fd: int, name: str, data: bytes, mode: int, uid: Optional[int] = 
             while view:
                 written = os.write(fd, view)
                 view = view[written:]
-            if (uid is not None or gid is not None) and os.geteuid() == 0:
+            # strict_owner: the caller asked for this owner (safe_write owner/group), so a refusal is an error
+            if (uid is not None or gid is not None) and (strict_owner or os.geteuid() == 0):
                 os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
             os.fchmod(fd, mode)
             os.fsync(fd)
@@ -591,21 +593,55 @@ def _stage(dir_fd: int, name: str, data: bytes, mode: int, uid: Optional[int] = 
     return tmp
 
 
-def replace_nofollow(path: str, data: bytes, mode: int, check_mode: bool = False) -> Tuple[bool, Optional[str]]:
-    """Make ``path`` a regular file of this user holding ``data`` with ``mode``, never writing through what is at its
-    name: (changed, what was replaced when it was not a regular file of its own with one name, else None).
+def resolve_group(group: Optional[str]) -> Optional[int]:
+    """The gid of a group name or numeric id; None for None."""
+    if group is None or group == '':
+        return None
+    import grp
+    try:
+        return grp.getgrgid(int(group)).gr_gid if str(group).isdigit() else grp.getgrnam(str(group)).gr_gid
+    except (KeyError, ValueError, OverflowError):
+        raise UnsafeFileError('Group %r does not exist on this host: give an existing group name.' % (group,))
+
+
+class Written(NamedTuple):
+    """What :func:`write_nofollow` did: ``changed``; ``replaced`` (what was at the name and was replaced rather than
+    written through, else None); ``before`` (the old content for a diff, None when there was no file of the wanted
+    owner with one name to read, or it was larger than ``before_limit``); ``changes`` (content, mode, owner, group:
+    what differed)."""
+    changed: bool
+    replaced: Optional[str]
+    before: Optional[bytes]
+    changes: List[str]
+
+
+def write_nofollow(path: str, data: bytes, mode: int, check_mode: bool = False, uid: Optional[int] = None,
+                   gid: Optional[int] = None, validate: Optional[Callable[[bytes, str], None]] = None,
+                   before_limit: int = 0) -> Written:
+    """Make ``path`` a regular file of ``uid``:``gid`` (default: this user, its group left as created) holding
+    ``data`` with ``mode``, never writing through what is at its name.
 
     For root writing into a directory another account owns (an application's, its deploy account's): that account
     can put a link (or a hard link to a root-only file) at the name at any moment. ansible.builtin.copy removed a
     link there and then created the file by name, so a link put back in between was followed (root's file truncated)
     and the new file took the owner of whatever the name then led to. Here the directory is opened once
     (``open_directory``: no link another account could have made on the way), the name is looked at with lstat and
-    read only with O_NOFOLLOW and one name, and the new content is written to an exclusive staged file (0600, mode set
-    on its descriptor, fsynced) renamed over the name: whatever was planted there is replaced, never followed.
-    Unchanged (nothing written) when the name already is such a file with that content and mode."""
+    read only with O_NOFOLLOW and one name, and the new content is written to an exclusive staged file (0600, owner
+    and mode set on its descriptor, fsynced) renamed over the name: whatever was planted there is replaced, never
+    followed. Unchanged (nothing written) when the name already is such a file with that content, mode and owner.
+
+    ``validate(data, name)`` is called before anything is written (not in check mode) and raises to refuse: it is
+    given the bytes, not the staged file, since a staged file in another account's directory can be swapped by it.
+    ``before_limit`` > 0 returns the old content (at most that many bytes) for a diff - only from a regular file of
+    the wanted owner with one name, never from what a planted link or hard link leads to."""
     directory, name = os.path.split(os.path.abspath(path))
     if not name:
         raise UnsafeFileError('%s names a directory, not a file to write.' % path, path=path)
+    euid = os.geteuid()
+    want_uid = euid if uid is None else uid
+    if euid != 0 and (want_uid != euid or (gid is not None and gid not in os.getgroups() + [os.getegid()])):
+        raise UnsafeFileError('Only root can give %s to another owner or to a group it is not in: run the task with '
+                              'become, or leave owner and group unset.' % path, path=path)
     fd = open_directory(directory)
     try:
         try:
@@ -613,6 +649,8 @@ def replace_nofollow(path: str, data: bytes, mode: int, check_mode: bool = False
         except FileNotFoundError:
             st = None
         replaced = None
+        before = None
+        changes = ['content']
         if st is not None:
             if stat.S_ISDIR(st.st_mode):
                 raise UnsafeFileError('%s is a directory: remove it or choose another path to write.' % path,
@@ -621,17 +659,30 @@ def replace_nofollow(path: str, data: bytes, mode: int, check_mode: bool = False
                 replaced = kind_of(st.st_mode)
             elif st.st_nlink != 1:
                 replaced = 'a file with %d hard links' % st.st_nlink
-            elif st.st_uid != os.geteuid():
+            elif st.st_uid not in (want_uid, euid):
+                # another account's file: its content is that account's, never read for a diff
                 replaced = 'a file of %s' % uid_name(st.st_uid)
-            elif stat.S_IMODE(st.st_mode) == mode and st.st_size == len(data):
-                try:
-                    if read_regular(name, len(data), follow=False, dir_fd=fd, single_link=True) == data:
-                        return False, None
-                except UnsafeFileError:
-                    pass   # swapped since the lstat: replaced below like anything else
+            else:
+                old = None
+                if st.st_size == len(data) or 0 <= st.st_size <= before_limit:
+                    try:
+                        old = read_regular(name, max(len(data), st.st_size), follow=False, dir_fd=fd,
+                                           single_link=True)
+                    except UnsafeFileError:
+                        old = None   # swapped since the lstat: replaced below like anything else
+                changes = [what for what, differs in (
+                    ('content', old != data),
+                    ('mode', stat.S_IMODE(st.st_mode) != mode),
+                    ('owner', st.st_uid != want_uid),
+                    ('group', gid is not None and st.st_gid != gid)) if differs]
+                if not changes:
+                    return Written(False, None, None, [])
+                before = old if before_limit else None
+        if validate is not None and not check_mode:
+            validate(data, name)
         if check_mode:
-            return True, replaced
-        tmp = _stage(fd, name, data, mode)
+            return Written(True, replaced, before, changes)
+        tmp = _stage(fd, name, data, mode, uid, gid, strict_owner=uid is not None or gid is not None)
         try:
             os.replace(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
         except BaseException:
@@ -639,9 +690,16 @@ def replace_nofollow(path: str, data: bytes, mode: int, check_mode: bool = False
                 os.unlink(tmp, dir_fd=fd)
             raise
         os.fsync(fd)
-        return True, replaced
+        return Written(True, replaced, before, changes)
     finally:
         os.close(fd)
+
+
+def replace_nofollow(path: str, data: bytes, mode: int, check_mode: bool = False) -> Tuple[bool, Optional[str]]:
+    """:func:`write_nofollow` for a file of this user: (changed, what was replaced when it was not a regular file of
+    its own with one name, else None)."""
+    written = write_nofollow(path, data, mode, check_mode)
+    return written.changed, written.replaced
 
 
 class ClusterDir(SafeDir):

@@ -1,0 +1,82 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+---
+module: safe_dir
+short_description: Make a directory for root to copy backups into, refusing one another account could swap
+version_added: 0.1.0
+description:
+  - Creates O(path) C(0700) (missing parents C(0755)) when it is missing, and tightens a directory of root's that its
+    group can write to C(0700).
+  - Refuses, before anything is created, a directory that another account owns or can write, or one below such a
+    directory, as M(opsready.operations.db_backup) refuses such a C(dest). That account could put a symlink where root
+    then creates a directory or copies a file by name (with M(ansible.builtin.file) or M(ansible.builtin.copy)), and
+    root would change the mode of, or write into, the directory the link leads to (V(/etc) made C(0700), a backup
+    copied into it).
+  - Run it before M(ansible.builtin.file) / M(ansible.builtin.copy) tasks that write as root below O(path); once it
+    passes, only root can create names there.
+author: opsready developers (@opsready)
+options:
+  path:
+    description: The directory root writes into. Must be absolute.
+    type: path
+    required: true
+attributes:
+  check_mode:
+    description: Refuses as a real run would; creates and tightens nothing.
+    support: full
+  diff_mode:
+    description: No diff is shown.
+    support: none
+seealso:
+  - module: opsready.operations.safe_write
+'''
+
+EXAMPLES = r'''
+- name: Check (and create) the second location before copying backups into it as root
+  opsready.operations.safe_dir:
+    path: /mnt/second-disk/opsready
+'''
+
+RETURN = r'''
+path:
+  description: O(path) as checked.
+  returned: success
+  type: str
+  sample: /mnt/second-disk/opsready
+'''
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
+
+
+def main():
+    module = AnsibleModule(argument_spec=dict(path=dict(type='path', required=True)), supports_check_mode=True)
+    path = module.params['path']
+    if not os.path.isabs(path):
+        module.fail_json(msg='path must be absolute, not %r.' % path)
+    changed = False
+    try:
+        if module.check_mode:
+            safeio.check_backup_dir(path, secret=True, what='backup copies')   # the refusal a real run would meet
+            changed = not os.path.isdir(path)
+        else:
+            changed = safeio.prepare_backup_dir(path, secret=True, what='backup copies')
+    except OpsReadyError as exc:
+        module.fail_json(**exc.as_fail_kwargs())
+    except OSError as exc:
+        module.fail_json(msg='Cannot check %s: %s.' % (path, exc.strerror or exc), path=path)
+    module.exit_json(changed=changed, path=path)
+
+
+if __name__ == '__main__':
+    main()
