@@ -33,8 +33,9 @@ options:
   content:
     description:
       - The text written (UTF-8).
-      - It is not hidden from the task's output, so that diff mode (C(--diff)) can show it. Set C(no_log) on a task
-        whose content is a secret (that hides its diff too).
+      - Hidden from the module's output and logs (C(no_log)), as M(ansible.builtin.copy)'s O(content) is. Diff mode
+        (C(--diff)) still shows it, added to the diff by the action plugin on the controller from the task's own
+        arguments. Set C(no_log) on a task whose content is a secret, which hides its diff too.
     type: str
     required: true
   mode:
@@ -162,14 +163,16 @@ def _diff(dest, before, content, changes):
     text = before.decode('utf-8', 'replace') if before is not None else ''
     if len(content) > DIFF_LIMIT:
         return {'before_header': dest, 'after_header': dest, 'before': '', 'after': '(more than 1 MiB, not shown)\n'}
-    return {'before_header': dest, 'after_header': dest, 'before': text, 'after': content}
+    # ``after`` is the content, which no_log would print as asterisks: plugins/action/safe_write.py puts the
+    # task's own argument there on the controller (the module's output never holds it).
+    return {'before_header': dest, 'after_header': dest, 'before': text, 'after_is_content': True}
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             dest=dict(type='path', required=True),
-            content=dict(type='str', required=True),
+            content=dict(type='str', required=True, no_log=True),
             mode=dict(type='str', default='0644'),
             owner=dict(type='str'),
             group=dict(type='str'),

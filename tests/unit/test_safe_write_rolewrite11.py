@@ -77,11 +77,14 @@ def test_diff_shows_before_and_after_only_when_the_content_changes(tmp_path):
     dest = tmp_path / 'policy'
     dest.write_text('rotate 3\n')
     dest.chmod(0o644)
+    # the module's own output never holds the content (no_log): the action plugin adds it on the controller
+    # (test_safe_write_diff_through_ansible_playbook)
     dry = _write(tmp_path, dest, check=True, diff=True)
-    assert dry['diff']['before'] == 'rotate 3\n' and dry['diff']['after'] == TEXT, dry
+    assert dry['diff']['before'] == 'rotate 3\n' and dry['diff']['after_is_content'] is True, dry
+    assert 'after' not in dry['diff'] and TEXT not in json.dumps(dry), dry
     assert dest.read_text() == 'rotate 3\n'
     done = _write(tmp_path, dest, diff=True)
-    assert done['changed'] and (done['diff']['before'], done['diff']['after']) == ('rotate 3\n', TEXT), done
+    assert done['changed'] and (done['diff']['before'], done['diff']['after_is_content']) == ('rotate 3\n', True)
     assert 'diff' not in _write(tmp_path, dest, diff=True), 'an unchanged file shows a diff'
     mode_only = _write(tmp_path, dest, diff=True, mode='0600')
     assert mode_only['changes'] == ['mode'] and mode_only['diff']['before'] == mode_only['diff']['after'] == ''
@@ -138,3 +141,33 @@ def test_safe_dir_creates_0700_and_refuses_a_directory_another_account_controls(
             assert refused.get('failed') and str(theirs) in refused['msg'], refused
     assert os.listdir(theirs) == [] and stat.S_IMODE(theirs.stat().st_mode) == 0o755
     assert _dir(tmp_path, 'relative/dir').get('failed')
+
+
+def test_safe_write_diff_through_ansible_playbook(tmp_path):
+    """Through a real ansible-playbook run: --diff shows the old and the new content (the new one added by the action
+    plugin on the controller), and a verbose run without --diff never prints the content (no_log, as
+    ansible.builtin.copy's content)."""
+    import subprocess
+    import sys
+    repo = Path(__file__).resolve().parents[2]
+    dest = tmp_path / 'policy'
+    dest.write_text('rotate 3\n')
+    dest.chmod(0o644)
+    book = tmp_path / 'play.yml'
+    book.write_text(json.dumps([{'hosts': 'localhost', 'gather_facts': False, 'tasks': [
+        {'opsready.operations.safe_write': {'dest': str(dest), 'content': '{{ new_text }}'}}]}]))
+    env = dict(os.environ, ANSIBLE_CONFIG=str(repo / 'ansible.cfg'), ANSIBLE_LOCAL_TEMP=str(tmp_path / 'local'),
+               ANSIBLE_NOCOLOR='1')
+    playbook = str(Path(sys.executable).parent / 'ansible-playbook')
+
+    def play(text, *args):
+        result = subprocess.run([playbook, '-i', str(repo / 'inventories' / 'local'), str(book), '-e',
+                                 json.dumps({'new_text': text})] + list(args), cwd=str(repo), env=env,
+                                capture_output=True, text=True, timeout=120, check=False)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+        return result.stdout
+    shown = play('rotate 9 secret-free\n', '--diff', '--check')
+    assert '-rotate 3' in shown and '+rotate 9 secret-free' in shown, shown[-3000:]
+    assert dest.read_text() == 'rotate 3\n'
+    quiet = play('rotate 5 s3cr3t-v4lue\n', '-vvv')
+    assert 's3cr3t-v4lue' not in quiet and dest.read_text() == 'rotate 5 s3cr3t-v4lue\n', quiet[-3000:]
