@@ -36,6 +36,7 @@ FORMS = {
     'GRANT ON `db`.t sent with USE of the database': [('ua', '%')],
     'GRANT ALL ON t WITH GRANT OPTION then a partial REVOKE, with USE of the database': [('gc', '%')],
     'REVOKE ON * sent with USE of the database': [('rv', '%')],
+    'CREATE OR REPLACE USER ... IDENTIFIED BY of an account granted before the dump': [('cr', '%')],
 }
 
 BEFORE = (
@@ -44,7 +45,8 @@ BEFORE = (
     "CREATE PROCEDURE p() SELECT 1; CREATE FUNCTION f() RETURNS INT DETERMINISTIC RETURN 1; USE mysql; "
     "CREATE USER 'ren'@'%'; CREATE USER 'rx'@'%'; CREATE USER 'al'@'%'; CREATE USER 'col'@'%'; CREATE USER 'rt'@'%'; "
     "CREATE USER 'o`d d'@'10.0.0.%'; CREATE USER 'uq'@'%'; CREATE USER 'dr'@'%'; CREATE USER 'un'@'%'; "
-    "CREATE USER 'ua'@'%'; CREATE USER 'gc'@'%'; CREATE USER 'rv'@'%'; "
+    "CREATE USER 'ua'@'%'; CREATE USER 'gc'@'%'; CREATE USER 'rv'@'%'; CREATE USER 'cr'@'%'; "
+    "GRANT SELECT ON pr.t TO 'cr'@'%'; "
     "GRANT SELECT, INSERT ON pr.t TO 'ren'@'%'; GRANT UPDATE ON pr.* TO 'ren'@'%' WITH GRANT OPTION; "
     "GRANT SELECT (a) ON pr.t TO 'ren'@'%'; GRANT EXECUTE ON PROCEDURE pr.p TO 'ren'@'%'; "
     "GRANT DELETE ON pr.t2 TO 'rx'@'%'; "
@@ -68,6 +70,7 @@ AFTER = (
     "CREATE USER 'nu'@'localhost' IDENTIFIED BY '" + SECRET + "'; GRANT SELECT ON pr.t2 TO 'nu'@'localhost'; "
     "ALTER USER 'nu'@'localhost' IDENTIFIED BY '" + SECRET + "2'; "
     "GRANT INSERT ON pr.t2 TO 'nu'@'localhost' IDENTIFIED BY '" + SECRET + "3'; "
+    "CREATE OR REPLACE USER 'cr'@'%' IDENTIFIED BY '" + SECRET + "8'; "
     "DROP USER 'dr'@'%'; CREATE USER 'dr2'@'%'; GRANT SELECT ON pr.* TO 'dr2'@'%'; DROP USER 'dr2'@'%'; "
     "USE pr; "
     "CREATE USER 'cu'@'%' IDENTIFIED BY '" + SECRET + "4'; GRANT SELECT ON t TO 'cu'@'%'; "
@@ -83,19 +86,19 @@ AFTER = (
 ACCOUNT_STATE = 'SELECT User, Host, authentication_string, default_role FROM mysql.user ORDER BY User, Host'
 
 
-
 def account_grants(server, database):
     """SHOW GRANTS of every account of ``FORMS`` that exists, the lines naming ``database`` only, its name written as
     ``pr``; None for an account that does not exist."""
     quoted = {'`%s`' % database, '`%s`' % database.replace('_', '\\_')}
-    present = {(u, h) for u, h in server.sql('SELECT User, Host FROM mysql.user')}
+    present = {tuple(row) for row in server.sql('SELECT User, Host FROM mysql.user')}
     lines: Dict[Any, Any] = {}
     for user, host in (a for accounts in FORMS.values() for a in accounts):
         if (user, host) not in present:
             lines[user, host] = None
             continue
         who = '`%s`' % user.replace('`', '``') + ('' if host == '' else '@`%s`' % host)
-        lines[user, host] = sorted(line.replace(name + '.', '`pr`.') for (line,) in server.sql('SHOW GRANTS FOR %s' % who)
+        shown = server.sql('SHOW GRANTS FOR %s' % who)
+        lines[user, host] = sorted(line.replace(name + '.', '`pr`.') for (line,) in shown
                                    for name in quoted if name + '.' in line)
     return lines
 

@@ -1473,8 +1473,8 @@ def _split_list(code: List[Tuple[str, bytes]]) -> List[List[Tuple[str, bytes]]]:
 def taken_accounts(statement: bytes, source: str) -> Optional[List[Tuple[str, Optional[str]]]]:
     """The accounts an account statement of the binary logs takes privileges on ``source`` from: REVOKE ... ON an
     object of ``source`` FROM them, REVOKE ALL PRIVILEGES, GRANT OPTION FROM them, DROP USER/ROLE, RENAME USER (the
-    old names). [] when it takes none (a GRANT; a REVOKE on another database, of a role); None when its accounts
-    cannot be read."""
+    old names; the ledger moves their privileges: ``renamed_accounts``), CREATE OR REPLACE USER/ROLE. [] when it
+    takes none (a GRANT; a REVOKE on another database, of a role); None when its accounts cannot be read."""
     code = _code_tokens(statement)
     words = [text.upper() for kind, text in code if kind == 'word']
     if not words:
@@ -1490,12 +1490,29 @@ def taken_accounts(statement: bytes, source: str) -> Optional[List[Tuple[str, Op
         while rest and rest[0][0] == 'word' and rest[0][1].upper() in (b'IF', b'EXISTS'):
             rest = rest[1:]
         return _accounts_listed(rest)
+    if words[:3] == [b'CREATE', b'OR', b'REPLACE'] and words[3:4] in ([b'USER'], [b'ROLE']):
+        # the server drops the account (every privilege with it) and creates it anew
+        return _accounts_listed(_without_options(code[at[0] + 1:]))
     return []
+
+
+def _without_options(code: List[Tuple[str, bytes]]) -> List[Tuple[str, bytes]]:
+    """An account list without each account's options (IDENTIFIED ..., WITH ..., REQUIRE ..., PASSWORD ...)."""
+    kept: List[Tuple[str, bytes]] = []
+    cut = False
+    for kind, text in code:
+        if text == b',':
+            cut = False
+        elif kind == 'word' and text.upper() in GRANT_ACCOUNT_END:
+            cut = True
+        if not cut:
+            kept.append((kind, text))
+    return kept
 
 
 # How a privilege is written in a GRANT/REVOKE and how ``read_grants`` records it, where they differ.
 PRIVILEGE_ALIASES = {'ALL PRIVILEGES': 'ALL', 'DELETE VERSIONING ROWS': 'DELETE HISTORY'}
-GRANT_ACCOUNT_END = {b'IDENTIFIED', b'WITH', b'REQUIRE', b'VIA', b'PASSWORD', b'AS'}
+GRANT_ACCOUNT_END = {b'IDENTIFIED', b'WITH', b'REQUIRE', b'VIA', b'PASSWORD', b'AS', b'ACCOUNT'}
 
 
 def _name_token(kind: str, text: bytes) -> Optional[str]:
@@ -1574,7 +1591,7 @@ def privilege_change(statement: bytes, source: str, default_db: Optional[str] = 
         db = _name_token(*level[0])
         target = None if level[2][1] == b'*' else _name_token(*level[2])
         n += 3
-    elif n < len(code) and code[n][0] != 'string' and (code[n + 1:n + 2] or [(None, b'')])[0][1] != b'@':
+    elif n < len(code) and code[n][0] != 'string' and (n + 1 >= len(code) or code[n + 1][1] != b'@'):
         # unqualified: ON t / ON * name the statement's default database (PROXY ON 'u'@'h' is no object)
         if default_db is None:
             return False
@@ -1593,16 +1610,7 @@ def privilege_change(statement: bytes, source: str, default_db: Optional[str] = 
     if op == b'GRANT':
         words = [t.upper() for k, t in rest if k == 'word']
         grant_option = grant_option or any(words[i:i + 3] == [b'WITH', b'GRANT', b'OPTION'] for i in range(len(words)))
-        kept: List[Tuple[str, bytes]] = []
-        cut = False
-        for kind, text in rest:
-            if text == b',':
-                cut = False
-            elif kind == 'word' and text.upper() in GRANT_ACCOUNT_END:
-                cut = True
-            if not cut:
-                kept.append((kind, text))
-        rest = kept
+        rest = _without_options(rest)
     accounts = _accounts_listed(rest)
     if accounts is None or (target is None and routine_type is not None):
         return None
@@ -1629,10 +1637,10 @@ def _grant_what(kind: str, item: Dict[str, Any], privileges: Optional[List[str]]
 
 class GrantLedger:
     """The privileges on the source database as the replayed account statements leave them: those the dump recorded
-    (``read_grants``' form), less what a REVOKE, DROP USER or RENAME USER took (``withheld``: ``what on which for
-    user@host``), plus what a GRANT gave (``given``). A statement naming the source whose accounts or privileges
-    cannot be read withholds every privilege of the accounts it names, or, its accounts unread, every privilege
-    (``unread``); a GRANT that cannot be read is named (``unread_grants``)."""
+    (``read_grants``' form), less what a REVOKE, DROP USER or CREATE OR REPLACE USER took (``withheld``: ``what on
+    which for user@host``), plus what a GRANT gave (``given``); RENAME USER moves them to the new name. A statement
+    naming the source whose accounts or privileges cannot be read withholds every privilege of the accounts it names,
+    or, its accounts unread, every privilege (``unread``); a GRANT that cannot be read is named (``unread_grants``)."""
 
     def __init__(self, grants: Dict[str, Any], source: str, roles: Optional[List[str]] = None,
                  all_privileges: Optional[Dict[str, List[str]]] = None) -> None:
@@ -1881,7 +1889,8 @@ def withheld_text(target: str, source: str, withheld: List[str], shown: List[str
     why = ('the accounts of a statement could not be read, so every privilege the dump recorded was withheld'
            if unread else 'what they took was withheld' + (
                ' (every privilege of the accounts of a REVOKE whose privileges could not be read)' if coarse else ''))
-    return ('The binary logs replayed take privileges on %s away after the dump (REVOKE, DROP USER, RENAME USER: %s): '
+    return ('The binary logs replayed take privileges on %s away after the dump (REVOKE, DROP USER, CREATE OR REPLACE '
+            'USER: %s): '
             '%s, not given to %s: %s. Grant by hand those that should be there (SHOW GRANTS on the source).'
             % (source, _first_five(shown), why,
                target, '; '.join(withheld)))
@@ -2057,7 +2066,8 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
     ``hazards`` (``database_function_objects``, named after the statement): replayed in the copy, they get the
     copy's temporary name, not ``source``. ``definers``, when given, gets the DEFINER (``user@host``) of each object
     a statement run with ``USE source`` creates, with its kinds. ``accounts``, when given, gets each account
-    statement (GRANT, REVOKE, DROP/RENAME USER...) of the range (the replay skips those sent without USE source)."""
+    statement (GRANT, REVOKE, DROP/RENAME USER...) of the range, with whether it may have been sent with USE source
+    (``sent_with_use`` makes that exact); the replay runs none of them (``drop_account_statement``)."""
     own = source.encode('utf-8')
     tables, routines = (hazards or {}).get('tables') or {}, (hazards or {}).get('routines') or {}
 
