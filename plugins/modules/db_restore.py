@@ -94,11 +94,16 @@ description:
     a database created later under the name would be open to the accounts they name): RV(revoked) lists them,
     patterns that only match the name are left alone. A point-in-time restore whose replayed logs take
     privileges on the source away after the dump (C(REVOKE ... ON src...), C(REVOKE ALL PRIVILEGES, GRANT OPTION),
-    C(DROP USER), C(RENAME USER)) withholds what they took (a C(REVOKE INSERT) leaves C(SELECT) granted; a
-    privilege revoked on a table goes from its columns too; every privilege of an account a statement names whose
-    privileges cannot be read): RV(grants) C(withheld) and a warning name them. A C(GRANT ... ON src...) in the
-    logs is given to the restored database when the replay reaches it (RV(grants) C(from_binlogs)); one the server
-    refuses, whose account is missing, or that cannot be read is named in a warning. A restore over an existing
+    C(DROP USER), C(CREATE OR REPLACE USER)) withholds what they took (a C(REVOKE INSERT) leaves C(SELECT) granted,
+    of C(ALL) too; a privilege revoked on a table goes from its columns too; every privilege of an account a
+    statement names whose privileges cannot be read): RV(grants) C(withheld) and a warning name them. A
+    C(RENAME USER) gives the privileges to the new name. A C(GRANT ... ON src...) in the logs is given to the
+    restored database when the replay reaches it (RV(grants) C(from_binlogs)); one the server refuses, whose account
+    is missing, or that cannot be read is named in a warning. A C(GRANT)/C(REVOKE) naming no database (C(ON t),
+    C(ON *)) is read as the database it was sent with (its C(USE)). Account statements (C(GRANT), C(REVOKE),
+    C(CREATE)/C(ALTER)/C(DROP)/C(RENAME USER) or C(ROLE), C(SET PASSWORD), C(SET DEFAULT ROLE)) are never run by
+    the replay, even sent with C(USE src): accounts are the server's, not the database's; no password they hold
+    appears in a result or warning. A restore over an existing
     database grants the privileges its accounts held on its routines again on the routines of the same kind and
     name it puts back (the server revokes them as it drops each routine); those on routines the backup does not
     hold are named in a warning."

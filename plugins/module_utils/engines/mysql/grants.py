@@ -209,6 +209,27 @@ def server_roles(client: Any) -> List[str]:
         return []
 
 
+def all_privileges(client: Any) -> Dict[str, List[str]]:
+    """What ALL PRIVILEGES is on this server at the database, table and routine levels, as ``read_grants`` names
+    each privilege (the privilege tables' columns and SET values, GRANT OPTION apart); empty where unreadable."""
+    try:
+        rows = client.query("SELECT TABLE_NAME, COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS "
+                            "WHERE TABLE_SCHEMA = 'mysql' AND TABLE_NAME IN ('db', 'tables_priv', 'procs_priv') "
+                            "ORDER BY ORDINAL_POSITION")
+    except ToolError:
+        return {}
+    found: Dict[str, List[str]] = {}
+    for table, column, column_type in (r for r in rows if len(r) == 3):
+        if table == 'db' and column.endswith('_priv') and column != 'Grant_priv':
+            found.setdefault('database', []).append(
+                DB_PRIVILEGE_NAMES.get(column, column[:-len('_priv')].replace('_', ' ').upper()))
+        elif (table, column) in (('tables_priv', 'Table_priv'), ('procs_priv', 'Proc_priv')):
+            values = re.findall(r"'((?:[^']|'')*)'", column_type)
+            found['tables' if table == 'tables_priv' else 'routines'] = [
+                SET_PRIVILEGE_NAMES.get(v, v.upper()) for v in values if v != 'Grant']
+    return found
+
+
 def apply_grants(client: Any, grants: Optional[Dict[str, Any]], target: str,
                  source: Optional[str] = None, loose: bool = False) -> Dict[str, Any]:
     """Give the restored database ``target`` the recorded privileges: one GRANT at a time (GRANT adds to what an
@@ -260,12 +281,14 @@ def revoke_statements(grants: Dict[str, Any], database: str, roles: List[str]) -
     for item in grants.get('database') or []:
         add(item['user'], item['host'], item['privileges'], item['grantable'],
             quote_identifier(item['db'], 'database name') + '.*', 'privileges on the database')
-    for item in grants.get('tables') or []:
-        add(item['user'], item['host'], item['privileges'], item['grantable'],
-            '%s.%s' % (qdb, quote_identifier(item['table'], 'table name')), 'privileges on table %s' % item['table'])
+    # columns before their tables: a privilege revoked on a table is taken from its columns too, and the column's
+    # own REVOKE after it would be refused (ERROR 1147, no such grant)
     for (user, host, table), per in column_privileges(grants):
         add(user, host, per, False,
             '%s.%s' % (qdb, quote_identifier(table, 'table name')), 'column privileges on table %s' % table)
+    for item in grants.get('tables') or []:
+        add(item['user'], item['host'], item['privileges'], item['grantable'],
+            '%s.%s' % (qdb, quote_identifier(item['table'], 'table name')), 'privileges on table %s' % item['table'])
     for item in grants.get('routines') or []:
         if item['type'] in ROUTINE_TYPES:
             add(item['user'], item['host'], item['privileges'], item['grantable'], '%s %s.%s' % (

@@ -74,7 +74,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.
     EVENT_HEADER as EVENT_HEADER_FIELDS, generated_unchecked_text, walk_binlog)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.client import MAX_PACKET
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.grants import (
-    DRY_PASSED, apply_grants, grant_statements, read_grants, revoke_grants, server_roles)
+    DRY_PASSED, all_privileges, apply_grants, grant_statements, read_grants, revoke_grants, server_roles)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.quote import (
     check_identifier, qualified, quote_identifier, quote_literal)
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import (
@@ -1037,6 +1037,21 @@ def replay_event_edit(statement: bytes, complete: bool) -> Any:
     return at, end, b'DISABLE', old, new, status, only_if_new
 
 
+LEADING_COMMENTS = re.compile(rb'\A(?:\s|#[^\n]*\n)*')
+
+
+def drop_account_statement(statement: bytes) -> bytes:
+    """``statement`` (one of the binlog stream's) as the replay sends it: an account statement (GRANT, REVOKE,
+    CREATE/ALTER/DROP/RENAME USER or ROLE) as a no-op. Accounts and privileges are the server's, not the database's:
+    replayed into the copy they would change this server's live accounts (or fail where they exist); the
+    ``GrantLedger`` reads them instead and gives the restored database the privileges they leave."""
+    head = LEADING_COMMENTS.match(statement)
+    at = head.end() if head else 0
+    if statement_kind(statement[at:]) != 'account':
+        return statement
+    return statement[:at] + b'DO 0\n'
+
+
 class ReplayEventRewriter:
     """The binlog stream (``mariadb-binlog`` output, statements ended by ``/*!*/;``) with each event statement
     loading DISABLE; ``statuses`` (event name -> information_schema status, started from the dump's) becomes the
@@ -1057,7 +1072,7 @@ class ReplayEventRewriter:
         if found == NEED_MORE:
             return None
         if found is None:
-            return statement
+            return drop_account_statement(statement)
         at, end, words, old, new, status, only_if_new = found
         if only_if_new and self._key(old) in self.statuses:
             status = None   # CREATE EVENT IF NOT EXISTS of an event the copy holds: a no-op there too
@@ -1378,7 +1393,9 @@ def statement_kind(statement: bytes) -> str:
         return 'maintenance'
     rest = words[3:] if words[1:3] == [b'OR', b'REPLACE'] else words[1:]
     account_ddl = words[0] in (b'CREATE', b'DROP', b'ALTER', b'RENAME') and rest[:1] and rest[0] in ACCOUNT_OBJECTS
-    if words[0] in (b'GRANT', b'REVOKE') or account_ddl:
+    # SET PASSWORD / SET DEFAULT ROLE change an account as GRANT does (a session's own SET ROLE does not)
+    account_set = words[0] == b'SET' and (words[1:2] == [b'PASSWORD'] or words[1:3] == [b'DEFAULT', b'ROLE'])
+    if words[0] in (b'GRANT', b'REVOKE') or account_ddl or account_set:
         return 'account'
     return 'other'
 
@@ -1423,11 +1440,41 @@ def _accounts_listed(code: List[Tuple[str, bytes]]) -> Optional[List[Tuple[str, 
     return accounts
 
 
+def renamed_accounts(statement: bytes) -> Optional[List[Tuple[Tuple[str, Optional[str]], Tuple[str, Optional[str]]]]]:
+    """RENAME USER ``a TO b, c TO d``: [(old, new)], each (user, host or None); None when it cannot be read."""
+    code = _code_tokens(statement)
+    if [t.upper() for _k, t in code[:2]] != [b'RENAME', b'USER']:
+        return None
+    pairs = []
+    for item in _split_list(code[2:]):
+        to = [n for n, (kind, text) in enumerate(item) if kind == 'word' and text.upper() == b'TO']
+        if len(to) != 1:
+            return None
+        old, new = _accounts_listed(item[:to[0]]), _accounts_listed(item[to[0] + 1:])
+        if not old or not new or len(old) != 1 or len(new) != 1:
+            return None
+        pairs.append((old[0], new[0]))
+    return pairs or None
+
+
+def _split_list(code: List[Tuple[str, bytes]]) -> List[List[Tuple[str, bytes]]]:
+    """A comma-separated list's items, up to a ``;``."""
+    items: List[List[Tuple[str, bytes]]] = [[]]
+    for kind, text in code:
+        if text == b';':
+            break
+        if text == b',':
+            items.append([])
+        else:
+            items[-1].append((kind, text))
+    return items
+
+
 def taken_accounts(statement: bytes, source: str) -> Optional[List[Tuple[str, Optional[str]]]]:
     """The accounts an account statement of the binary logs takes privileges on ``source`` from: REVOKE ... ON an
     object of ``source`` FROM them, REVOKE ALL PRIVILEGES, GRANT OPTION FROM them, DROP USER/ROLE, RENAME USER (the
-    old names). [] when it takes none (a GRANT; a REVOKE on another database, of a role); None when its accounts
-    cannot be read."""
+    old names; the ledger moves their privileges: ``renamed_accounts``), CREATE OR REPLACE USER/ROLE. [] when it
+    takes none (a GRANT; a REVOKE on another database, of a role); None when its accounts cannot be read."""
     code = _code_tokens(statement)
     words = [text.upper() for kind, text in code if kind == 'word']
     if not words:
@@ -1443,12 +1490,29 @@ def taken_accounts(statement: bytes, source: str) -> Optional[List[Tuple[str, Op
         while rest and rest[0][0] == 'word' and rest[0][1].upper() in (b'IF', b'EXISTS'):
             rest = rest[1:]
         return _accounts_listed(rest)
+    if words[:3] == [b'CREATE', b'OR', b'REPLACE'] and words[3:4] in ([b'USER'], [b'ROLE']):
+        # the server drops the account (every privilege with it) and creates it anew
+        return _accounts_listed(_without_options(code[at[0] + 1:]))
     return []
+
+
+def _without_options(code: List[Tuple[str, bytes]]) -> List[Tuple[str, bytes]]:
+    """An account list without each account's options (IDENTIFIED ..., WITH ..., REQUIRE ..., PASSWORD ...)."""
+    kept: List[Tuple[str, bytes]] = []
+    cut = False
+    for kind, text in code:
+        if text == b',':
+            cut = False
+        elif kind == 'word' and text.upper() in GRANT_ACCOUNT_END:
+            cut = True
+        if not cut:
+            kept.append((kind, text))
+    return kept
 
 
 # How a privilege is written in a GRANT/REVOKE and how ``read_grants`` records it, where they differ.
 PRIVILEGE_ALIASES = {'ALL PRIVILEGES': 'ALL', 'DELETE VERSIONING ROWS': 'DELETE HISTORY'}
-GRANT_ACCOUNT_END = {b'IDENTIFIED', b'WITH', b'REQUIRE', b'VIA', b'PASSWORD', b'AS'}
+GRANT_ACCOUNT_END = {b'IDENTIFIED', b'WITH', b'REQUIRE', b'VIA', b'PASSWORD', b'AS', b'ACCOUNT'}
 
 
 def _name_token(kind: str, text: bytes) -> Optional[str]:
@@ -1495,21 +1559,24 @@ def _privilege_list(code: List[Tuple[str, bytes]]) -> Optional[Tuple[List[Tuple[
     return None
 
 
-def privilege_change(statement: bytes, source: str) -> Any:
+def privilege_change(statement: bytes, source: str, default_db: Optional[str] = None) -> Any:
     """A GRANT or REVOKE of privileges ON an object of ``source`` read: ``{'op': 'GRANT'|'REVOKE', 'kind':
     'database'|'tables'|'routines', 'db': the database as written (a database-level one may be escaped), 'object':
     table or routine name, 'type': routine type, 'privileges': [(name, columns or None)], 'grant_option': bool,
     'accounts': [(user, host or None)]}``. False: not one of ``source`` (another database, global, a role's, one
-    naming no database); None: one naming ``source`` that cannot be read."""
+    naming no database); None: one naming ``source`` that cannot be read. ``default_db``: the database the statement
+    was sent with (USE), which an unqualified ``ON t`` or ``ON *`` names."""
     code = _code_tokens(statement)
     op = code[0][1].upper() if code and code[0][0] == 'word' else b''
     if op not in (b'GRANT', b'REVOKE') or not any(k == 'word' and t.upper() == b'ON' for k, t in code):
         return False
-    ours = names_database(statement, source)
+    ours = names_database(statement, source) or default_db == source
     listed = _privilege_list(code)
     if listed is None:
         return None if ours else False
     privileges, n = listed
+    if [p for p, _c in privileges] == ['PROXY']:
+        return False    # GRANT/REVOKE PROXY ON an account: no privilege on a database
     n += 1
     routine_type = None
     object_types = (b'TABLE', b'FUNCTION', b'PROCEDURE', b'PACKAGE')
@@ -1520,13 +1587,22 @@ def privilege_change(statement: bytes, source: str) -> Any:
             routine_type, n = 'PACKAGE BODY', n + 1
         routine_type = None if routine_type == 'TABLE' else routine_type
     level = code[n:n + 3]
-    if len(level) < 3 or level[1][1] != b'.':
-        return None if ours else False     # unqualified (the default database: not known here) or *
-    db = _name_token(*level[0])
-    if db is None or re.sub(r'\\([_%\\])', r'\1', db) != source:
+    if len(level) == 3 and level[1][1] == b'.':
+        db = _name_token(*level[0])
+        target = None if level[2][1] == b'*' else _name_token(*level[2])
+        n += 3
+    elif n < len(code) and code[n][0] != 'string' and (n + 1 >= len(code) or code[n + 1][1] != b'@'):
+        # unqualified: ON t / ON * name the statement's default database (PROXY ON 'u'@'h' is no object)
+        if default_db is None:
+            return False
+        db, target = default_db, None if code[n][1] == b'*' else _name_token(*code[n])
+        n += 1
+        if target is None and code[n - 1][1] != b'*':
+            return None if ours else False
+    else:
         return None if ours else False
-    target = None if level[2][1] == b'*' else _name_token(*level[2])
-    n += 3
+    if db is None or re.sub(r'\\([_%\\])', r'\1', db) != source:
+        return None if names_database(statement, source) else False
     if n >= len(code) or code[n][0] != 'word' or code[n][1].upper() != (b'TO' if op == b'GRANT' else b'FROM'):
         return None
     rest = code[n + 1:]
@@ -1534,16 +1610,7 @@ def privilege_change(statement: bytes, source: str) -> Any:
     if op == b'GRANT':
         words = [t.upper() for k, t in rest if k == 'word']
         grant_option = grant_option or any(words[i:i + 3] == [b'WITH', b'GRANT', b'OPTION'] for i in range(len(words)))
-        kept: List[Tuple[str, bytes]] = []
-        cut = False
-        for kind, text in rest:
-            if text == b',':
-                cut = False
-            elif kind == 'word' and text.upper() in GRANT_ACCOUNT_END:
-                cut = True
-            if not cut:
-                kept.append((kind, text))
-        rest = kept
+        rest = _without_options(rest)
     accounts = _accounts_listed(rest)
     if accounts is None or (target is None and routine_type is not None):
         return None
@@ -1570,14 +1637,18 @@ def _grant_what(kind: str, item: Dict[str, Any], privileges: Optional[List[str]]
 
 class GrantLedger:
     """The privileges on the source database as the replayed account statements leave them: those the dump recorded
-    (``read_grants``' form), less what a REVOKE, DROP USER or RENAME USER took (``withheld``: ``what on which for
-    user@host``), plus what a GRANT gave (``given``). A statement naming the source whose accounts or privileges
-    cannot be read withholds every privilege of the accounts it names, or, its accounts unread, every privilege
-    (``unread``); a GRANT that cannot be read is named (``unread_grants``)."""
+    (``read_grants``' form), less what a REVOKE, DROP USER or CREATE OR REPLACE USER took (``withheld``: ``what on
+    which for user@host``), plus what a GRANT gave (``given``); RENAME USER moves them to the new name. A statement
+    naming the source whose accounts or privileges cannot be read withholds every privilege of the accounts it names,
+    or, its accounts unread, every privilege (``unread``); a GRANT that cannot be read is named (``unread_grants``)."""
 
-    def __init__(self, grants: Dict[str, Any], source: str, roles: Optional[List[str]] = None) -> None:
+    def __init__(self, grants: Dict[str, Any], source: str, roles: Optional[List[str]] = None,
+                 all_privileges: Optional[Dict[str, List[str]]] = None) -> None:
         self.source = source
         self.roles = roles or []
+        # what ALL PRIVILEGES is at each level on this server (``grants.all_privileges``): a part of it revoked
+        # leaves the rest; unknown, the whole is withheld (named)
+        self.all_privileges = all_privileges or {}
         self.held: Dict[str, List[Dict[str, Any]]] = {
             k: [dict(i, privileges=list(i.get('privileges') or [])) for i in grants.get(k) or []] for k in GRANT_KINDS}
         self.withheld: List[str] = []
@@ -1636,8 +1707,12 @@ class GrantLedger:
                                   and i['table'] == change['object']]
                     for item in found:
                         kind_of = 'columns' if 'column' in item else target_kind
+                        spelt = self.all_privileges.get(kind_of)
+                        if privilege != 'ALL' and 'ALL PRIVILEGES' in item['privileges'] and spelt:
+                            # ALL granted in the logs, a part revoked: the rest stays, each privilege by name
+                            item['privileges'] = list(spelt)
                         if privilege == 'ALL' or 'ALL PRIVILEGES' in item['privileges']:
-                            # (ALL granted in the logs is not spelt out here: a part revoked withholds it all)
+                            # (ALL not spelt out for this server: a part revoked withholds it all)
                             taken = list(item['privileges'])
                         else:
                             taken = [p for p in item['privileges'] if p == privilege]
@@ -1687,10 +1762,35 @@ class GrantLedger:
                         if change['grant_option'] and target_kind != 'columns' and not item.get('grantable'):
                             item['grantable'] = True
                             self.given.append(_grant_what(target_kind, item, ['GRANT OPTION']))
+            if change['grant_option'] and kind == 'tables':
+                # column privileges WITH GRANT OPTION: the server keeps the option on the table's row
+                rows = self._items(change, 'tables', user, host)
+                if not rows:
+                    rows = [{'user': user, 'host': host, 'table': change['object'], 'privileges': [],
+                             'grantable': False}]
+                    self.held['tables'].append(rows[0])
+                for item in rows:
+                    self._granted.append(id(item))
+                    if not item.get('grantable'):
+                        item['grantable'] = True
+                        self.given.append(_grant_what('tables', item, ['GRANT OPTION']))
 
-    def replay(self, statement: bytes) -> None:
-        """One account statement of the logs, in their order."""
-        change = privilege_change(statement, self.source)
+    def rename(self, pairs: List[Tuple[Tuple[str, Optional[str]], Tuple[str, Optional[str]]]]) -> None:
+        """RENAME USER: the server moves every privilege row of each old account to its new name, in order."""
+        for (user, host), (new_user, new_host) in pairs:
+            for kind in GRANT_KINDS:
+                for item in self.held[kind]:
+                    if _is_account(item, user, host):
+                        item.update(user=new_user, host='%' if new_host is None else new_host)
+
+    def replay(self, statement: bytes, default_db: Optional[str] = None) -> None:
+        """One account statement of the logs, in their order (``default_db``: the database it was sent with)."""
+        if _first_word(statement) == b'RENAME':
+            pairs = renamed_accounts(statement)
+            if pairs is not None:
+                self.rename(pairs)
+                return
+        change = privilege_change(statement, self.source, default_db)
         if change is None:
             if _first_word(statement) == b'GRANT':
                 self.unread_grants.append(_shown(statement))
@@ -1730,15 +1830,18 @@ class GrantLedger:
                 {k: [i for i in self.held[k] if id(i) in self._granted] for k in GRANT_KINDS})
 
 
-def replay_grants(grants: Optional[Dict[str, Any]], statements: List[bytes], source: str,
-                  roles: Optional[List[str]] = None) -> Optional[GrantLedger]:
+def replay_grants(grants: Optional[Dict[str, Any]], statements: List[Any], source: str,
+                  roles: Optional[List[str]] = None,
+                  all_privileges: Optional[Dict[str, List[str]]] = None) -> Optional[GrantLedger]:
     """The ``GrantLedger`` of ``statements`` (the replayed account statements, in order) over ``grants`` (recorded
     at the dump); None when the backup recorded none (it predates their recording)."""
     if grants is None:
         return None
-    ledger = GrantLedger(grants, source, roles)
+    ledger = GrantLedger(grants, source, roles, all_privileges)
     for statement in statements:
-        ledger.replay(statement)
+        # (statement, whether it was sent with USE source), or a statement sent without
+        text, used = statement if isinstance(statement, tuple) else (statement, False)
+        ledger.replay(text, source if used else None)
     return ledger
 
 
@@ -1786,7 +1889,8 @@ def withheld_text(target: str, source: str, withheld: List[str], shown: List[str
     why = ('the accounts of a statement could not be read, so every privilege the dump recorded was withheld'
            if unread else 'what they took was withheld' + (
                ' (every privilege of the accounts of a REVOKE whose privileges could not be read)' if coarse else ''))
-    return ('The binary logs replayed take privileges on %s away after the dump (REVOKE, DROP USER, RENAME USER: %s): '
+    return ('The binary logs replayed take privileges on %s away after the dump (REVOKE, DROP USER, CREATE OR REPLACE '
+            'USER: %s): '
             '%s, not given to %s: %s. Grant by hand those that should be there (SHOW GRANTS on the source).'
             % (source, _first_five(shown), why,
                target, '; '.join(withheld)))
@@ -1903,10 +2007,24 @@ def _statements(engine: Any, argv: List[str], stop: Any) -> Optional[bytes]:
     return found
 
 
+SECRET_CLAUSE = re.compile(rb'(?i)\b(?:IDENTIFIED|PASSWORD)\b')
+STRING_LITERAL = re.compile(rb"'(?:[^'\\]|\\.|'')*'?|\"(?:[^\"\\]|\\.|\"\")*\"?", re.S)
+
+
+def _redacted(statement: bytes) -> bytes:
+    """``statement`` with every string after its first IDENTIFIED or PASSWORD (an account statement's password or
+    hash: IDENTIFIED BY '...', VIA ... USING PASSWORD('...'), SET PASSWORD = '...') written as '<secret>'."""
+    found = SECRET_CLAUSE.search(statement)
+    if found is None:
+        return statement
+    return statement[:found.start()] + STRING_LITERAL.sub(b"'<secret>'", statement[found.start():])
+
+
 def _shown(statement: bytes) -> str:
+    """A statement as a message names it: its first 300 bytes, no password."""
     text = b'\n'.join(line for line in statement.strip().split(b'\n')
                       if not line.startswith((b'SET ', b'use ', b'/*!', b'#')))
-    return repr(text[:300].decode('utf-8', 'replace'))
+    return repr(_redacted(text)[:300].decode('utf-8', 'replace'))
 
 
 # The DEFINER of a CREATE TRIGGER/VIEW/PROCEDURE/FUNCTION/EVENT as the server logs it (DEFINER=`user`@`host`).
@@ -1916,10 +2034,31 @@ LOGGED_DEFINER = re.compile(rb'(?m)^\s*CREATE\s+(?:OR\s+REPLACE\s+)?(?:ALGORITHM
 LOGGED_KINDS = {b'VIEW': 'views', b'TRIGGER': 'triggers', b'EVENT': 'events'}   # else routines
 
 
+def sent_with_use(engine: Any, argv: List[str], files: List[str], source: str, accounts: List[Any]) -> None:
+    """``accounts`` (``check_statements``': (statement, whether it may have run with USE source)) with each flag
+    made exact: mariadb-binlog prints no ``use`` for a statement sent without a default database, so the last one
+    printed may be another statement's. The tool's own filter (``--database``, the event's default database) lists
+    those that did, in order: matched to the candidates in order (a candidate is the same text, next in both)."""
+    if not any(maybe for _statement, maybe in accounts):
+        return
+    listed: List[bytes] = []
+
+    def collect(statement: bytes, _db: bytes) -> bool:
+        if statement_kind(statement) == 'account':
+            listed.append(statement.strip())
+        return False
+    _statements(engine, argv + ['--short-form', '--database=%s' % source] + files, collect)
+    at = 0
+    for n, (statement, maybe) in enumerate(accounts):
+        used = bool(maybe and at < len(listed) and listed[at] == statement)
+        at += used
+        accounts[n] = (statement, used)
+
+
 def check_statements(engine: Any, argv: List[str], files: List[str], source: str,
                      hazards: Optional[Dict[str, Dict[bytes, str]]] = None,
                      definers: Optional[Dict[str, List[str]]] = None,
-                     accounts: Optional[List[bytes]] = None) -> List[str]:
+                     accounts: Optional[List[Tuple[bytes, bool]]] = None) -> List[str]:
     """Refuse a replay (``argv``: mariadb-binlog and its range options; ``files``) whose statements name ``source``
     as a qualifier (skipped, or run against the source), or that, run with ``USE source``, name another database
     of this server (the replay would write to that live database). Nothing was loaded into the target yet.
@@ -1927,7 +2066,8 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
     ``hazards`` (``database_function_objects``, named after the statement): replayed in the copy, they get the
     copy's temporary name, not ``source``. ``definers``, when given, gets the DEFINER (``user@host``) of each object
     a statement run with ``USE source`` creates, with its kinds. ``accounts``, when given, gets each account
-    statement (GRANT, REVOKE, DROP/RENAME USER...) of the range (the replay skips those sent without USE source)."""
+    statement (GRANT, REVOKE, DROP/RENAME USER...) of the range, with whether it may have been sent with USE source
+    (``sent_with_use`` makes that exact); the replay runs none of them (``drop_account_statement``)."""
     own = source.encode('utf-8')
     tables, routines = (hazards or {}).get('tables') or {}, (hazards or {}).get('routines') or {}
 
@@ -1952,22 +2092,26 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
                     kinds.append(kind)
         if current == own and not calling and database_function(statement):
             calling.append('')  # confirmed below among the statements that really run with USE source
-        if accounts is not None and statement_kind(statement) == 'account':
-            accounts.append(statement.strip())
+        kind = statement_kind(statement)
+        if kind == 'account':
+            # never replayed (``AccountStatementDropper``): the ledger reads them, each with its default database
+            # (``current`` is source for one sent with USE source, or after one without a default database)
+            if accounts is not None:
+                accounts.append((statement.strip(), current == own))
+            return False
         if suspect and not names_database(statement, source):
             return False
-        kind = statement_kind(statement)
         if kind == 'maintenance':
             return False
         if names_database(statement, source):
-            if kind == 'other':
-                return True
-            suspect.append(True)  # an account statement: refused below only if it runs with USE source
+            return True
         elif current == own and named_databases(statement, others):
             suspect.append(True)  # confirmed below among the statements that really run with USE source
         return False
 
     found = _statements(engine, argv + ['--short-form'] + files, stop)
+    if found is None and accounts:
+        sent_with_use(engine, argv, files, source, accounts)
     if found is not None:
         raise OpsReadyError(
             'The binary logs to replay hold a statement that names database %s explicitly: %s. mariadb-binlog replays '
@@ -1984,7 +2128,7 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
         if via and len(calling) < 5:
             calling.append(_shown(statement) + ('' if via == ['DATABASE()'] else ' (through %s)' % ', '.join(via)))
         return bool(suspect and named_databases(statement, others + [source])
-                    and statement_kind(statement) != 'maintenance')
+                    and statement_kind(statement) not in ('maintenance', 'account'))
 
     found = _statements(engine, argv + ['--short-form', '--database=%s' % source] + files, confirm)
     if found is not None:
@@ -2067,15 +2211,22 @@ def foresee_lending(engine: Any, full: Manifest, target: str) -> List[Dict[str, 
     except ToolError:
         return []
     grantees: List[str] = []
-    statements, _skipped = grant_statements(grants, copy_name(target), accounts, roles, full.database, grantees,
+    probe = copy_name(target)
+    statements, _skipped = grant_statements(grants, probe, accounts, roles, full.database, grantees,
                                             loose=True, dry=True)
     refused = []
+    passed = False
     for (what, sql), grantee in zip(statements, grantees):
         try:
             engine.client.query(sql)
+            passed = True
         except ToolError as exc:
             if not DRY_PASSED.search('%s %s' % (exc.message, exc.stderr)):
                 refused.append({'account': grantee, 'what': what, 'error': exc.message})
+    if passed:
+        # a table-level GRANT holding CREATE is taken on a table that does not exist (so it can be created): check
+        # mode must leave no privilege row behind
+        revoke_grants(engine.client, probe)
     refuse_lending(full, refused)
     return refused
 
@@ -2211,7 +2362,7 @@ def scan_logs(engine: Any, request: RestoreRequest, full: Manifest, logs: List[M
         files = [_decompress(m, workdir, engine.identities) for m in logs]
         argv, start = replay_argv(engine, request, full, logs)
         logged: Dict[str, List[str]] = {}
-        accounts: List[bytes] = []
+        accounts: List[Tuple[bytes, bool]] = []
         calling = check_statements(engine, argv, files, full.database or '', None, logged, accounts)
     except BaseException as exc:
         raise told_left(damaged_log(exc, logs), workdir.remove())
@@ -2972,7 +3123,7 @@ def _restore_scanned(engine: Any, request: RestoreRequest, chain: List[Manifest]
     # as the replayed account statements left them: what a REVOKE took withheld, what a GRANT gave given
     roles = server_roles(engine.client)
     ledger = replay_grants(full.data.get('database_grants'), replay.get('account_statements') or [],
-                           full.database or '', roles)
+                           full.database or '', roles, all_privileges(engine.client))
     withheld = ledger.withheld if ledger else []
     recorded, from_logs = ledger.split() if ledger else (None, {})
     grants = apply_grants(engine.client, recorded, target_db, full.database)
@@ -3191,7 +3342,7 @@ def foresee_replay(engine: Any, request: RestoreRequest,
     source = full.database or ''
     workdir = Scratch('binlog-check', request.tmpdir, 'db_restore')
     logged: Dict[str, List[str]] = {}
-    accounts: List[bytes] = []
+    accounts: List[Tuple[bytes, bool]] = []
     try:
         files = [_decompress(m, workdir, engine.identities) for m in logs]
         argv, start = replay_argv(engine, request, full, logs)
@@ -3203,7 +3354,7 @@ def foresee_replay(engine: Any, request: RestoreRequest,
     said = [late_definer_text(late, source, 'The replay fails where a statement runs an object of such an account '
                                             '(ERROR 1449).')] if late else []
     roles = server_roles(engine.client)
-    ledger = replay_grants(full.data.get('database_grants'), accounts, source, roles)
+    ledger = replay_grants(full.data.get('database_grants'), accounts, source, roles, all_privileges(engine.client))
     if ledger and ledger.withheld:
         said.append(withheld_text(_target(request), source, ledger.withheld, ledger.shown, ledger.unread,
                                   ledger.coarse))

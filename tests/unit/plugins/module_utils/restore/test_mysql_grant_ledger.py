@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.restore import (
-    privilege_change, replay_grants)
+    drop_account_statement, privilege_change, replay_grants)
 
 READ = [
     (b"REVOKE INSERT ON pr.* FROM 'p'@'%'",
@@ -100,3 +100,86 @@ def test_a_revoke_whose_privileges_cannot_be_read_withholds_all_of_its_accounts(
     grants = {'database': [item('p', db='pr'), item('o', db='pr')], 'tables': [], 'columns': [], 'routines': []}
     ledger = replay_grants(grants, [b"REVOKE SELECT ON pr.t 'x' FROM p"], 'pr')
     assert ledger.kept()['database'] == [item('o', db='pr')] and ledger.coarse
+
+
+# -- round 11: every form of account statement -------------------------------------------------------------------------
+EMPTY = {'database': [], 'tables': [], 'columns': [], 'routines': []}
+
+
+@pytest.mark.parametrize('statement,expected', [
+    (b"GRANT SELECT ON t TO u", dict(kind='tables', db='pr', object='t', accounts=[('u', None)])),
+    (b"REVOKE INSERT ON * FROM 'u'@'%'", dict(op='REVOKE', kind='database', db='pr', object=None)),
+    (b"GRANT EXECUTE ON PROCEDURE `p q` TO u", dict(kind='routines', type='PROCEDURE', object='p q')),
+])
+def test_an_unqualified_object_is_one_of_the_database_the_statement_was_sent_with(statement, expected):
+    change = privilege_change(statement, 'pr', 'pr')
+    assert change and {k: change[k] for k in expected} == expected
+    assert privilege_change(statement, 'pr') is False   # sent without USE pr (or with another database's)
+
+
+@pytest.mark.parametrize('statement', [b"GRANT PROXY ON 'a'@'%' TO u", b'GRANT PROXY ON a TO u',
+                                       b'GRANT SELECT ON other.t TO u', b'GRANT SELECT ON *.* TO u'])
+def test_a_statement_sent_with_use_naming_no_object_of_the_database(statement):
+    assert privilege_change(statement, 'pr', 'pr') is False
+
+
+def test_rename_user_carries_the_privileges_to_the_new_name():
+    """Regression of round 10's ledger: RENAME USER withheld every privilege of the old name."""
+    grants = dict(EMPTY, database=[item('a', db='pr')], tables=[item('d', table='t')])
+    ledger = replay_grants(grants, [b"RENAME USER a@'%' TO `b c`@'h', d TO e"], 'pr')
+    assert [(i['user'], i['host']) for i in ledger.kept()['database']] == [('b c', 'h')]
+    assert [(i['user'], i['host']) for i in ledger.kept()['tables']] == [('e', '%')]
+    assert not ledger.withheld
+
+
+def test_column_privileges_with_grant_option_give_the_table_its_option():
+    ledger = replay_grants(dict(EMPTY), [b"GRANT SELECT (a) ON pr.t TO c WITH GRANT OPTION"], 'pr')
+    assert ledger.kept()['tables'] == [{'user': 'c', 'host': '%', 'table': 't', 'privileges': [], 'grantable': True}]
+    assert [i['column'] for i in ledger.kept()['columns']] == ['a']
+
+
+def test_a_part_of_all_granted_in_the_logs_revoked_leaves_the_rest():
+    everything = {'tables': ['SELECT', 'INSERT', 'UPDATE']}
+    statements = [b"GRANT ALL ON pr.t TO g", b"REVOKE INSERT ON pr.t FROM g"]
+    ledger = replay_grants(dict(EMPTY), statements, 'pr', all_privileges=everything)
+    assert ledger.kept()['tables'][0]['privileges'] == ['SELECT', 'UPDATE']
+    assert ledger.withheld == ['INSERT on table t for g@%']
+    # what ALL is not known: the whole is withheld, and named
+    assert not replay_grants(dict(EMPTY), statements, 'pr').kept()['tables']
+
+
+def test_create_or_replace_user_takes_every_privilege_of_the_account():
+    grants = dict(EMPTY, database=[item('a', db='pr'), item('k', db='pr')])
+    ledger = replay_grants(grants, [b"CREATE OR REPLACE USER a@'%' IDENTIFIED BY 'pw', x ACCOUNT LOCK"], 'pr')
+    assert [i['user'] for i in ledger.kept()['database']] == ['k']
+    assert 'pw' not in ' '.join(ledger.shown)
+
+
+def test_statements_sent_with_use_are_read_with_that_database():
+    grants = dict(EMPTY, database=[item('r', db='pr')])
+    ledger = replay_grants(grants, [(b'GRANT SELECT ON t TO u', True), (b'GRANT SELECT ON t TO v', False),
+                                    (b'REVOKE SELECT ON * FROM r', True)], 'pr')
+    assert [i['user'] for i in ledger.kept()['tables']] == ['u'] and not ledger.kept()['database']
+
+
+@pytest.mark.parametrize('statement', [
+    b"GRANT SELECT ON pr.t TO CURRENT_USER IDENTIFIED BY 'pw-1'",
+    b"GRANT SELECT ON pr.t TO CURRENT_USER IDENTIFIED BY PASSWORD '*pw-1'",
+    b"GRANT SELECT ON pr.t TO CURRENT_USER IDENTIFIED VIA ed25519 USING PASSWORD('pw-1')",
+    b"GRANT SELECT ON pr.t TO CURRENT_USER IDENTIFIED BY 'pw-1\\' still', x IDENTIFIED BY \"pw-1\""])
+def test_no_password_in_a_statement_a_warning_shows(statement):
+    ledger = replay_grants(dict(EMPTY), [statement], 'pr')
+    assert ledger.unread_grants and 'pw-1' not in ledger.unread_grants[0], ledger.unread_grants
+
+
+@pytest.mark.parametrize('statement,dropped', [
+    (b"# at 5\n#261206 server id 1\nGRANT SELECT ON t TO u\n", True),
+    (b"\nCREATE OR REPLACE USER u IDENTIFIED BY 'x'\n", True), (b"\nSET PASSWORD FOR u = PASSWORD('x')\n", True),
+    (b"\nSET DEFAULT ROLE r FOR u\n", True), (b"\nRENAME USER a TO b\n", True), (b"\nDROP ROLE r\n", True),
+    (b"\nSET ROLE r\n", False), (b"\nINSERT INTO grant_log VALUES ('GRANT')\n", False),
+    (b"\nCREATE TABLE user (id INT)\n", False)])
+def test_the_replay_runs_no_account_statement(statement, dropped):
+    out = drop_account_statement(statement)
+    assert (out != statement) == dropped
+    if dropped:   # its header comments kept, the statement a no-op
+        assert out.endswith(b'DO 0\n') and out.startswith(statement[:statement.index(b'\n') + 1])
