@@ -104,15 +104,22 @@ def _run_backup(engine: Engine, opts: BackupOptions, verify: bool, policy: Optio
         summaries = [f.summary() for f in fresh if f is not None]
         result.update(skipped_fresh=True, manifest=summaries[0], manifests=summaries)
         return result
-    engine.preflight(opts)  # nothing is created unless the source answers (check mode included)
     prefixes = [set_prefix(engine, opts, database) for database in sets]
     if check_mode:
+        engine.preflight(opts)  # nothing is created unless the source answers
         safeio.check_backup_dir(opts.dest, owner=owner)   # the refusal a real run would meet
         result['changed'] = True
         if os.path.isdir(opts.dest):
             result['leftovers_removed'] = remove_leftovers(opts.dest, prefixes, check_mode=True)
             take_retention(result, _retain(engine, opts, sets, policy, pending=True, verified=verify))
         return result
+    # Nothing is backed up unless the source answers; an engine may take that answer after its tool has started
+    # (PostgreSQL kind=base: the facts are read while pg_basebackup connects), then removing what it began. A
+    # backup directory that does not exist yet is created only once the source has answered.
+    if os.path.isdir(opts.dest):
+        engine.start_preflight(opts)
+    else:
+        engine.preflight(opts)
     # the engines' tools write through staging names in dest: refused when another account controls it
     safeio.prepare_backup_dir(opts.dest, owner=owner)
     with contextlib.ExitStack() as locks:

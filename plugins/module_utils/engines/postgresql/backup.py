@@ -25,7 +25,7 @@ import tarfile
 import tempfile
 import threading
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
@@ -124,6 +124,34 @@ def _pause(waiter: Optional[int], seconds: float = 0.02) -> None:
         time.sleep(seconds)
     else:
         select.select([waiter], [], [], seconds)
+
+
+class _Background:
+    """``work()`` run in a daemon thread; ``result()`` waits for it and returns what it returned or raises what it
+    raised (in the caller's thread, so the run's error handling sees it as if called there)."""
+
+    def __init__(self, work: Callable[[], Any], name: str) -> None:
+        self._work = work
+        self._value: Any = None
+        self._error: Optional[BaseException] = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._work()
+        except BaseException as exc:  # pylint: disable=broad-except  # handed to result()'s caller
+            self._error = exc
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+class _NoServerCompression(Exception):
+    """The server turned out older than 15 after pg_basebackup was started with server-side compression."""
 
 
 WRITEBACK_STEP = 8 * 1024 * 1024   # bytes hashed between two writeback hints (``_start_writeback``)
@@ -234,6 +262,7 @@ class PostgresEngine(Engine):
         # maintenance and drill checks); the methods below stay for code written against the engine.
         self.client = PostgresClient(self.conn, self.runner, app='opsready-backup')
         self._all_databases: Optional[List[str]] = None
+        self._facts_reader: Optional[_Background] = None   # the facts being read (start_preflight)
 
     # -- the client, as the engine offers it ---------------------------------------------------------
     def tool(self, name: str) -> str:
@@ -277,19 +306,28 @@ class PostgresEngine(Engine):
         pg_basebackup runs. A version that cannot be read fails where it is used (``_base``), as before."""
         if opts.kind != 'base' or self._server_facts is not None:
             return super().preflight(opts)
+        self.start_preflight(opts)
+        return self.ping()
 
-        def read_version() -> None:
-            try:
-                self.tool_version('pg_basebackup')
-            except (OpsReadyError, OSError):
-                pass
-
-        reader = threading.Thread(target=read_version, name='opsready-pg_basebackup-version', daemon=True)
-        reader.start()
+    def start_preflight(self, opts: BackupOptions) -> None:
+        """A real base backup's preflight: the facts psql is started in the background and pg_basebackup's version
+        read meanwhile; ``_base`` starts pg_basebackup without waiting for the facts (its own connection and
+        checkpoint take longer than the facts' psql) and waits for them right after, stopping pg_basebackup and
+        removing its staging when they are refused (``ping`` raises the facts' error). Other kinds: ``preflight``."""
+        if opts.kind != 'base' or self._server_facts is not None or self._facts_reader is not None:
+            self.preflight(opts)
+            return
+        self._facts_reader = _Background(self.server_facts, 'opsready-pg-facts')
         try:
-            return super().preflight(opts)
-        finally:
-            reader.join()
+            self.tool_version('pg_basebackup')
+        except (OpsReadyError, OSError):
+            pass
+
+    def ping(self) -> Dict[str, Any]:
+        reader, self._facts_reader = self._facts_reader, None
+        if reader is not None and self._server_facts is None:
+            self._server_facts = reader.result()   # raises what the facts' psql raised
+        return super().ping()
 
     def check_options(self, opts: BackupOptions) -> None:
         super().check_options(opts)
@@ -324,6 +362,8 @@ class PostgresEngine(Engine):
         return databases + ([GLOBALS] if opts.include_globals or opts.all_databases else [])
 
     def backup(self, opts: BackupOptions) -> List[Dict[str, Any]]:
+        if opts.kind == 'base':   # the facts are waited for once pg_basebackup has started (start_preflight)
+            return [self._base(opts)]
         info = self.ping()
         if opts.kind == 'full':
             sets = self.backup_sets(opts)
@@ -331,8 +371,6 @@ class PostgresEngine(Engine):
             if GLOBALS in sets:
                 results.append(self._globals(opts, info))
             return results
-        if opts.kind == 'base':
-            return [self._base(opts, info)]
         return self._wal(opts, info)
 
     def _position(self, info: Dict[str, Any]) -> Dict[str, Any]:
@@ -462,16 +500,24 @@ class PostgresEngine(Engine):
                     server_version=info['server_version'])
         return self.commit_manifest(artifact, data)
 
-    def _base(self, opts: BackupOptions, info: Dict[str, Any]) -> Dict[str, Any]:
+    def _base(self, opts: BackupOptions) -> Dict[str, Any]:
         started = utcnow()
         artifact = self.artifact_path(opts, CLUSTER, 'base', '.tar', when=started)
         label = 'opsready %s' % os.path.basename(artifact)
         client_major = tool_major(self.tool_version('pg_basebackup'))
         embedded: Optional[Dict[str, Any]] = None
         try:
-            if server_compression(opts, client_major, info['server_version']):
-                stored, stderr, embedded = self._base_server_compressed(opts, artifact, label)
-            else:
+            stored: Optional[Dict[str, Any]] = None
+            # Server compression needs a server of 15 or later, which the facts tell: pg_basebackup is started
+            # on the assumption (the servers this collection supports are 15+) while they are read, and an older
+            # server's run is stopped and taken again the client-compressed way.
+            if server_compression(opts, client_major, '15'):
+                try:
+                    stored, stderr, embedded = self._base_server_compressed(opts, artifact, label)
+                except _NoServerCompression:
+                    stored = None
+            info = self.ping()
+            if stored is None:
                 # -D - -Ft: one tar stream (base.tar with backup_manifest injected), WAL fetched into it so
                 # the backup restores on its own; --checkpoint=fast avoids waiting for a spread checkpoint.
                 argv = [self.tool('pg_basebackup'), '-D', '-', '-F', 't', '-X', 'fetch', '--checkpoint=fast',
@@ -527,6 +573,10 @@ class PostgresEngine(Engine):
         proc = None
         try:
             proc = self.runner.popen(argv, env=self.env(None), stdout=subprocess.DEVNULL)
+            # The facts, read while pg_basebackup connects and checkpoints: refused, they stop it here and its
+            # staging is removed below; a server older than 15 cannot compress (``_base`` starts over).
+            if not server_compression(opts, 15, self.ping()['server_version']):
+                raise _NoServerCompression()
             digest = hashlib.sha256()
             size = _hash_behind(tar, proc, digest)
             stderr = self.runner.finish(proc, argv, what='pg_basebackup')
