@@ -45,7 +45,6 @@ def timeline(monkeypatch):
 
 
 def test_pg_basebackup_starts_before_the_facts_are_back(postgres_server, tmp_path, timeline):
-    (tmp_path / 'b').mkdir()   # a catalog directory that exists (a first run's is created after the facts)
     manifest = base(postgres_server, tmp_path / 'b', verify=True, threads=2)
     assert manifest['tool']['compression'] == 'server' and manifest['verification']['ok'] is True
     # the facts still reach the manifest
@@ -99,9 +98,9 @@ def test_facts_refused_while_pg_basebackup_runs_leave_nothing(postgres_server, t
     assert running[0][0] in (0, '0'), running
 
 
-def test_facts_refused_on_a_first_run_create_no_directory(postgres_server, tmp_path, facts_refused):
-    """Regression guard (passes on the old code too): a backup directory that does not exist yet is created only
-    once the source has answered, so a refused first run leaves nothing at all."""
+def test_facts_refused_on_a_first_run_create_no_directory(postgres_server, tmp_path, facts_refused, timeline):
+    """Regression guard (passes on the old code too, which asked the facts before creating anything): the backup
+    directory a refused first run created for pg_basebackup is removed again, so it leaves nothing at all."""
     from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import run_backup
     from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions
     from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import get_engine
@@ -109,6 +108,8 @@ def test_facts_refused_on_a_first_run_create_no_directory(postgres_server, tmp_p
     with pytest.raises(OpsReadyError, match='opsready_no_such_library'):
         run_backup(get_engine('postgresql', facts_refused), BackupOptions(kind='base', dest=str(dest)), verify=False)
     assert not dest.exists()
+    # and the ordering was the new one here too: pg_basebackup had started
+    assert [r[1] for r in timeline if r[0] == 'pg_basebackup' and r[1] == ['-D']] == [['-D']], timeline
 
 
 def test_a_server_older_than_15_is_backed_up_the_client_compressed_way(postgres_server, tmp_path, monkeypatch,

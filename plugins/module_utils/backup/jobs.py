@@ -32,7 +32,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.common import 
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions, Engine, set_name
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
-    check_decryptable, is_encrypted, is_key_error, open_artifact, remove_leftovers, set_lock, verify_checksums)
+    check_decryptable, discard_new_dir, is_encrypted, is_key_error, open_artifact, remove_leftovers, set_lock,
+    verify_checksums)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
 from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import get_engine
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
@@ -114,12 +115,10 @@ def _run_backup(engine: Engine, opts: BackupOptions, verify: bool, policy: Optio
             take_retention(result, _retain(engine, opts, sets, policy, pending=True, verified=verify))
         return result
     # Nothing is backed up unless the source answers; an engine may take that answer after its tool has started
-    # (PostgreSQL kind=base: the facts are read while pg_basebackup connects), then removing what it began. A
-    # backup directory that does not exist yet is created only once the source has answered.
-    if os.path.isdir(opts.dest):
-        engine.start_preflight(opts)
-    else:
-        engine.preflight(opts)
+    # (PostgreSQL kind=base: the facts are read while pg_basebackup connects), then removing what it began, and a
+    # backup directory this run created is removed again (``discard_new_dir``).
+    made_dest = not os.path.isdir(opts.dest)
+    engine.start_preflight(opts)
     # the engines' tools write through staging names in dest: refused when another account controls it
     safeio.prepare_backup_dir(opts.dest, owner=owner)
     with contextlib.ExitStack() as locks:
@@ -131,7 +130,12 @@ def _run_backup(engine: Engine, opts: BackupOptions, verify: bool, policy: Optio
             result.setdefault('warnings', []).extend(cleanup.leftover_warning(k, v) for k, v in sorted(left.items()))
         # What each source holds, measured right before its backup starts, recorded with the artifact.
         held = {database: engine.source_summary(opts, database) for database in sets}
-        manifests = engine.backup(opts)
+        try:
+            manifests = engine.backup(opts)
+        except BaseException:
+            if made_dest:
+                discard_new_dir(opts.dest, [prefix.rstrip('-') for prefix in set(prefixes)])
+            raise
         # the run's own staging it could not remove (the backup itself is sound): reported with the leftovers
         staged: Dict[str, str] = getattr(engine, 'staging_left', None) or {}
         if staged:

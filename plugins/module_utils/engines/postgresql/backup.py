@@ -143,6 +143,9 @@ class _Background:
         except BaseException as exc:  # pylint: disable=broad-except  # handed to result()'s caller
             self._error = exc
 
+    def wait(self) -> None:
+        self._thread.join()
+
     def result(self) -> Any:
         self._thread.join()
         if self._error is not None:
@@ -383,14 +386,23 @@ class PostgresEngine(Engine):
 
     def _dump(self, opts: BackupOptions, database: str, info: Dict[str, Any]) -> Dict[str, Any]:
         fmt = opts.format or 'custom'
-        position = self._position(info)
+        # The WAL position, the database's properties and pg_dump's version: three programs, read side by side
+        # (each its own session or process) instead of one after the other before pg_dump starts; all are read
+        # before it starts, as before. A failure is raised in that order: the position's first. The position's
+        # psql is started before the properties reader is imported (compiled, in a module payload) meanwhile.
+        locator = _Background(lambda: self._position(info), 'opsready-pg-position')
         # Owner, ACL, comment, settings of the database itself: pg_dump keeps them only for --create.
         from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.dbprops import (
             DUMP_SETTINGS, read_properties)
-        properties = read_properties(self, database)
+        reader = _Background(lambda: read_properties(self, database), 'opsready-pg-properties')
+        prober = _Background(lambda: self.tool_version('pg_dump'), 'opsready-pg_dump-version')
+        for work in (locator, reader, prober):
+            work.wait()
+        position = locator.result()
+        properties = reader.result()
         unqualified = properties.pop('unqualified_functions', None) or []
         started = utcnow()
-        version = self.tool_version('pg_dump')
+        version = prober.result()
         # The dump's text in the database's own encoding, whatever client_encoding our sessions or the database's
         # settings give (ALTER DATABASE ... SET client_encoding): nothing converted, nothing unrepresentable.
         encoding = ['--encoding=%s' % properties['encoding']] if properties.get('encoding') else []
@@ -775,15 +787,21 @@ class PostgresEngine(Engine):
             return None
         from ansible_collections.opsready.operations.plugins.module_utils.backup.source import EXISTS_TABLE_LIMIT
         try:
-            row = self.query(CATALOG_SEARCH_PATH + PG_SUMMARY_SQL, database)[0]
+            # One psql (one login) asks both: the estimates, then, chosen by psql's \if on the table count, the
+            # tables with rows (up to the limit) or whether any table has one; its one row carries all of it.
+            row = self.client.query_script(
+                CATALOG_SEARCH_PATH + PG_SUMMARY_SQL + ' \\gset opsready_\n'
+                "SELECT :opsready_tables <= %d AS opsready_few \\gset\n" % EXISTS_TABLE_LIMIT
+                + "\\if :opsready_few\n" + SUMMARY_ROW + "'non_empty', (" + PG_NON_EMPTY_SQL + ");\n"
+                + "\\else\n" + SUMMARY_ROW + "'has_rows', (" + PG_HAS_ROWS_SQL + ");\n\\endif\n", database)[0]
             summary: Dict[str, Any] = {
                 'engine': 'postgresql', 'tables': int(row[0]), 'rows_estimate': max(int(row[1]), int(row[2])),
                 'size_bytes': int(row[3]), 'non_empty_tables': None, 'measured_at': isoformat(utcnow()),
                 'method': 'pg_class/pg_stat_user_tables estimates; tables with rows asked exactly'}
-            if summary['tables'] <= EXISTS_TABLE_LIMIT:
-                summary['non_empty_tables'] = int(self.query(CATALOG_SEARCH_PATH + PG_NON_EMPTY_SQL, database)[0][0])
+            if row[4] == 'non_empty':
+                summary['non_empty_tables'] = int(row[5])
             else:  # estimates alone stay high after a DELETE: whether any table holds a row, asked exactly
-                summary['has_rows'] = int(self.query(CATALOG_SEARCH_PATH + PG_HAS_ROWS_SQL, database)[0][0]) > 0
+                summary['has_rows'] = int(row[5]) > 0
         except (OpsReadyError, ValueError, IndexError) as exc:  # never fails the backup itself
             return {'engine': 'postgresql', 'error': getattr(exc, 'message', None) or 'unexpected answer: %s' % exc}
         return summary
@@ -808,6 +826,9 @@ PG_HAS_ROWS_SQL = ("SELECT count(*) FROM (SELECT 1 " + PG_USER_TABLES  # nosec B
                    + " AND c.relkind = 'r' AND query_to_xml("  # nosec B608 # %s is format()'s, server side
                    "format('SELECT 1 AS x FROM ONLY %s LIMIT 1', c.oid::regclass), false, true, '')::text <> '' "
                    "ORDER BY greatest(c.reltuples, coalesce(s.n_live_tup, 0)) DESC LIMIT 1) AS any_table")
+
+# The estimates kept by ``\gset opsready_`` (PG_SUMMARY_SQL's column names), then which exact answer follows.
+SUMMARY_ROW = "SELECT :'opsready_tables', :'opsready_reltuples', :'opsready_live', :'opsready_size', "
 
 
 def pg_toc_summary(listing: str) -> Dict[str, int]:
