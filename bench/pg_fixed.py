@@ -12,6 +12,7 @@ Each round runs both sides of each row, alternately and in rotated order: ours i
 process (what run_all.py runs), the raw side the command run_all.py runs:
 
 * base: ``pg_basebackup -D DIR -Ft -X fetch --checkpoint=fast --compress=server-zstd:workers=2``;
+* dump: ``pg_dump -Fc -Z0 | zstd -T2`` into a file; ours db_backup kind=full (custom format, zstd T2);
 * restore: ``zstd -d`` of the same catalog artifact to a file, ``pg_restore --exit-on-error -j 2`` into a
   database created beforehand (not timed), ``psql -c ANALYZE``; ours restores into a new database.
 
@@ -96,10 +97,10 @@ def trace(operation: str, opts: dict, env: dict, importtime: bool, script: str =
     return events
 
 
-def critical_path(events: dict) -> tuple:
-    """(seconds before pg_basebackup -D started, seconds after it exited) of one traced base backup."""
-    start = events.get('start pg_basebackup -D')
-    end = events.get('exit pg_basebackup -D')
+def critical_path(events: dict, tool: str) -> tuple:
+    """(seconds before ``tool`` (its first two words) started, seconds after it exited) of one traced run."""
+    start = events.get('start ' + tool)
+    end = events.get('exit ' + tool)
     done = events.get('operation done')
     if start is None or end is None or done is None:
         return (float('nan'), float('nan'))
@@ -180,7 +181,22 @@ def main() -> None:
                 clear(scratch)
                 return seconds
 
-            every = (('base', ours_base, raw_base), ('restore', ours_restore, raw_restore))
+            dump_ours, dump_raw = work / 'dump-ours', work / 'dump-raw.dump.zst'
+            dump_opts = dict(conn, engine='postgresql', kind='full', database='tiny', dest=str(dump_ours))
+
+            def ours_dump(script: str = OURS) -> float:
+                seconds = timed([PYTHON, script, 'db_backup', json.dumps(dump_opts)], env)
+                clear(dump_ours)
+                return seconds
+
+            def raw_dump() -> float:
+                seconds = timed('%s -Fc -Z0 -d tiny | zstd -q -T2 -o %s' % (server.bin('pg_dump'), dump_raw),
+                                server.dsn_env(), shell=True)
+                clear(dump_raw)
+                return seconds
+
+            every = (('base', ours_base, raw_base), ('restore', ours_restore, raw_restore),
+                     ('dump', ours_dump, raw_dump))
             rows = [(row, ours, raw) for row, ours, raw in every if row in only]
             results = {row: {'ours': [], 'raw': [], 'baseline': []} for row, dummy, dummy in rows}
             cpu = {row: {'ours': [], 'raw': [], 'baseline': []} for row, dummy, dummy in rows}
@@ -215,15 +231,24 @@ def main() -> None:
                 print('%-8s CPU seconds (the process tree, not the server), median: %s'
                       % (row, ', '.join('%s %.3f' % (side, statistics.median(cpu[row][side]))
                                         for side in ('ours', 'baseline', 'raw') if cpu[row][side])))
-            paths: dict = {'ours': [], 'baseline': []}
+            paths: dict = {'ours': [], 'baseline': [], 'dump ours': [], 'dump baseline': []}
             for n in range(args.trace):
                 if 'base' in only:
                     print('\ntrace %d: db_backup kind=base (load %.2f)' % (n + 1, os.getloadavg()[0]))
-                    paths['ours'].append(critical_path(trace('db_backup', base_opts, env, n == 0)))
+                    paths['ours'].append(critical_path(trace('db_backup', base_opts, env, n == 0), 'pg_basebackup -D'))
                     clear(base_ours)
                     if old:   # the baseline traced in the same minutes, its timeline not printed
-                        paths['baseline'].append(critical_path(trace('db_backup', base_opts, env, False, old, True)))
+                        paths['baseline'].append(critical_path(trace('db_backup', base_opts, env, False, old, True),
+                                                               'pg_basebackup -D'))
                         clear(base_ours)
+                if 'dump' in only:
+                    print('\ntrace %d: db_backup kind=full (load %.2f)' % (n + 1, os.getloadavg()[0]))
+                    paths['dump ours'].append(critical_path(trace('db_backup', dump_opts, env, n == 0), 'pg_dump -F'))
+                    clear(dump_ours)
+                    if old:
+                        paths['dump baseline'].append(critical_path(
+                            trace('db_backup', dump_opts, env, False, old, True), 'pg_dump -F'))
+                        clear(dump_ours)
                 if 'restore' in only:
                     print('\ntrace %d: db_restore (load %.2f)' % (n + 1, os.getloadavg()[0]))
                     target = name('trace')
@@ -232,9 +257,10 @@ def main() -> None:
             for side, found in paths.items():
                 if found:   # the untraced run 1 (-X importtime) is left out: it slows the imports down
                     kept = found[1:] or found
-                    print('base %-8s critical path over %d traced runs, median: %.3f s before pg_basebackup -D '
-                          'started, %.3f s after it exited' % (side, len(kept), statistics.median(p[0] for p in kept),
-                                                               statistics.median(p[1] for p in kept)))
+                    print('%-14s critical path over %d traced runs, median: %.3f s before the tool started, '
+                          '%.3f s after it exited' % (side if ' ' in side else 'base ' + side, len(kept),
+                                                      statistics.median(p[0] for p in kept),
+                                                      statistics.median(p[1] for p in kept)))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -112,23 +112,28 @@ def test_facts_refused_on_a_first_run_create_no_directory(postgres_server, tmp_p
     assert [r[1] for r in timeline if r[0] == 'pg_basebackup' and r[1] == ['-D']] == [['-D']], timeline
 
 
-def test_a_server_older_than_15_is_backed_up_the_client_compressed_way(postgres_server, tmp_path, monkeypatch,
-                                                                      timeline):
-    """pg_basebackup is started with server compression before the facts are back; a server that then says it is
-    older than 15 (which cannot compress) gets that run stopped and its staging removed, and the backup taken
-    the client-compressed way. The server here is 15: its facts are made to say 14."""
+@pytest.mark.parametrize('older', ['server', 'client'])
+def test_a_server_or_client_older_than_15_is_backed_up_the_streamed_way(postgres_server, tmp_path, monkeypatch,
+                                                                       timeline, older):
+    """pg_basebackup is started with server compression before the facts and its own version are back; a server
+    or a pg_basebackup that then says it is older than 15 (which cannot compress on the server) gets that run
+    stopped and its staging removed, and the backup taken the streamed way. Both here are 15: the facts or the
+    version are made to say 14."""
     from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.backup import PostgresEngine
-    facts = PostgresEngine.server_facts
-
-    def older(self):
-        return dict(facts(self), server_version='14.11')
-
-    monkeypatch.setattr(PostgresEngine, 'server_facts', older)
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.client import PostgresClient
+    if older == 'server':
+        facts = PostgresEngine.server_facts
+        monkeypatch.setattr(PostgresEngine, 'server_facts', lambda self: dict(facts(self), server_version='14.11'))
+    else:
+        version = PostgresClient.tool_version
+        monkeypatch.setattr(PostgresClient, 'tool_version', lambda self, tool: (
+            'pg_basebackup (PostgreSQL) 14.11' if tool == 'pg_basebackup' else version(self, tool)))
     dest = tmp_path / 'b'
     dest.mkdir()
     manifest = base(postgres_server, dest, verify=True, threads=2)
     assert manifest['tool'].get('compression') != 'server' and 'backup_manifest' not in manifest
-    assert manifest['verification']['ok'] is True and manifest['server_version'] == '14.11'
+    assert manifest['verification']['ok'] is True
+    assert (manifest['server_version'] == '14.11') if older == 'server' else ('14.11' in manifest['tool']['version'])
     started = [r[1] for r in timeline if r[0] == 'pg_basebackup' and r[1] != ['--version']]
     assert started == [['-D'], ['-D']], timeline   # the server-compressed start, then the streamed one
     assert sorted(n for n in os.listdir(dest) if not n.startswith('.')) == sorted(

@@ -266,6 +266,7 @@ class PostgresEngine(Engine):
         self.client = PostgresClient(self.conn, self.runner, app='opsready-backup')
         self._all_databases: Optional[List[str]] = None
         self._facts_reader: Optional[_Background] = None   # the facts being read (start_preflight)
+        self._version_reader: Optional[_Background] = None   # and pg_basebackup's version
 
     # -- the client, as the engine offers it ---------------------------------------------------------
     def tool(self, name: str) -> str:
@@ -305,26 +306,37 @@ class PostgresEngine(Engine):
 
     def preflight(self, opts: BackupOptions) -> Dict[str, Any]:
         """The server's facts (which prove it answers), and for a base backup pg_basebackup's version at the same
-        time: it decides the compression, and the two program starts overlap instead of adding up before
-        pg_basebackup runs. A version that cannot be read fails where it is used (``_base``), as before."""
+        time (``start_preflight``). A version that cannot be read fails where it is used (``_base``), as before."""
         if opts.kind != 'base' or self._server_facts is not None:
             return super().preflight(opts)
         self.start_preflight(opts)
-        return self.ping()
+        try:
+            return self.ping()
+        finally:
+            self._client_version()
 
     def start_preflight(self, opts: BackupOptions) -> None:
-        """A real base backup's preflight: the facts psql is started in the background and pg_basebackup's version
-        read meanwhile; ``_base`` starts pg_basebackup without waiting for the facts (its own connection and
-        checkpoint take longer than the facts' psql) and waits for them right after, stopping pg_basebackup and
-        removing its staging when they are refused (``ping`` raises the facts' error). Other kinds: ``preflight``."""
+        """A real base backup's preflight: the server's facts (one psql) and pg_basebackup's version are read in
+        the background. Both decide whether the server can compress, which nearly always it can: ``_base`` starts
+        pg_basebackup that way at once (its own connection and checkpoint take longer than both reads), then waits
+        for them, stopping it and removing its staging when the facts are refused (``ping`` raises their error) or
+        say it cannot (a client or server older than 15: taken again the streamed way). Other kinds:
+        ``preflight``."""
         if opts.kind != 'base' or self._server_facts is not None or self._facts_reader is not None:
             self.preflight(opts)
             return
         self._facts_reader = _Background(self.server_facts, 'opsready-pg-facts')
-        try:
-            self.tool_version('pg_basebackup')
-        except (OpsReadyError, OSError):
-            pass
+        if self._version_reader is None:
+            self._version_reader = _Background(lambda: self.tool_version('pg_basebackup'),
+                                               'opsready-pg_basebackup-version')
+
+    def _client_version(self) -> int:
+        """pg_basebackup's major version, once the background read (``start_preflight``) is done: read again here
+        when that failed, so a missing or broken pg_basebackup fails with its own message."""
+        reader, self._version_reader = self._version_reader, None
+        if reader is not None:
+            reader.wait()
+        return tool_major(self.tool_version('pg_basebackup'))
 
     def ping(self) -> Dict[str, Any]:
         reader, self._facts_reader = self._facts_reader, None
@@ -516,18 +528,18 @@ class PostgresEngine(Engine):
         started = utcnow()
         artifact = self.artifact_path(opts, CLUSTER, 'base', '.tar', when=started)
         label = 'opsready %s' % os.path.basename(artifact)
-        client_major = tool_major(self.tool_version('pg_basebackup'))
         embedded: Optional[Dict[str, Any]] = None
         try:
             stored: Optional[Dict[str, Any]] = None
-            # Server compression needs a server of 15 or later, which the facts tell: pg_basebackup is started
-            # on the assumption (the servers this collection supports are 15+) while they are read, and an older
-            # server's run is stopped and taken again the client-compressed way.
-            if server_compression(opts, client_major, '15'):
+            # Server compression needs a client and a server of 15 or later, which pg_basebackup's version and the
+            # facts tell: pg_basebackup is started on the assumption (the versions this collection supports) while
+            # they are read, and an older one's run is stopped and taken again the client-compressed way.
+            if server_compression(opts, 15, '15'):
                 try:
                     stored, stderr, embedded = self._base_server_compressed(opts, artifact, label)
                 except _NoServerCompression:
                     stored = None
+            client_major = self._client_version()
             info = self.ping()
             if stored is None:
                 # -D - -Ft: one tar stream (base.tar with backup_manifest injected), WAL fetched into it so
@@ -585,9 +597,10 @@ class PostgresEngine(Engine):
         proc = None
         try:
             proc = self.runner.popen(argv, env=self.env(None), stdout=subprocess.DEVNULL)
-            # The facts, read while pg_basebackup connects and checkpoints: refused, they stop it here and its
-            # staging is removed below; a server older than 15 cannot compress (``_base`` starts over).
-            if not server_compression(opts, 15, self.ping()['server_version']):
+            # The facts and the version, read while pg_basebackup connects and checkpoints: refused facts stop it
+            # here and its staging is removed below; a client or server older than 15 cannot compress (``_base``
+            # starts over the streamed way).
+            if not server_compression(opts, self._client_version(), self.ping()['server_version']):
                 raise _NoServerCompression()
             digest = hashlib.sha256()
             size = _hash_behind(tar, proc, digest)
