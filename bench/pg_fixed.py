@@ -76,8 +76,8 @@ def timed(argv, env, shell: bool = False) -> float:
 def trace(operation: str, opts: dict, env: dict, importtime: bool, script: str = OURS, quiet: bool = False) -> dict:
     """One traced run of ``script``; returns {event: seconds} (the first of each event's text)."""
     run_env = dict(env, OPSREADY_BENCH_TRACE='1', OPSREADY_BENCH_T0=repr(time.time()))
-    proc = subprocess.run([PYTHON] + (['-X', 'importtime'] if importtime else []) + [script, operation, json.dumps(opts)],
-                          env=run_env, capture_output=True, text=True, check=True)
+    argv = [PYTHON] + (['-X', 'importtime'] if importtime else []) + [script, operation, json.dumps(opts)]
+    proc = subprocess.run(argv, env=run_env, capture_output=True, text=True, check=True)
     lines = proc.stderr.splitlines()
     events: dict = {}
     for line in lines:

@@ -113,8 +113,8 @@ def test_facts_refused_on_a_first_run_create_no_directory(postgres_server, tmp_p
 
 
 @pytest.mark.parametrize('older', ['server', 'client'])
-def test_a_server_or_client_older_than_15_is_backed_up_the_streamed_way(postgres_server, tmp_path, monkeypatch,
-                                                                       timeline, older):
+def test_an_older_server_or_client_is_backed_up_the_streamed_way(postgres_server, tmp_path, monkeypatch,
+                                                                 timeline, older):
     """pg_basebackup is started with server compression before the facts and its own version are back; a server
     or a pg_basebackup that then says it is older than 15 (which cannot compress on the server) gets that run
     stopped and its staging removed, and the backup taken the streamed way. Both here are 15: the facts or the
