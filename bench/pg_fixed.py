@@ -98,13 +98,14 @@ def trace(operation: str, opts: dict, env: dict, importtime: bool, script: str =
 
 
 def critical_path(events: dict, tool: str) -> tuple:
-    """(seconds before ``tool`` (its first two words) started, seconds after it exited) of one traced run."""
+    """(seconds before ``tool`` (its first two words) started, seconds it ran, seconds after it exited) of one
+    traced run."""
     start = events.get('start ' + tool)
     end = events.get('exit ' + tool)
     done = events.get('operation done')
     if start is None or end is None or done is None:
-        return (float('nan'), float('nan'))
-    return (start, done - end)
+        return (float('nan'), float('nan'), float('nan'))
+    return (start, end - start, done - end)
 
 
 def main() -> None:
@@ -257,10 +258,11 @@ def main() -> None:
             for side, found in paths.items():
                 if found:   # the untraced run 1 (-X importtime) is left out: it slows the imports down
                     kept = found[1:] or found
-                    print('%-14s critical path over %d traced runs, median: %.3f s before the tool started, '
-                          '%.3f s after it exited' % (side if ' ' in side else 'base ' + side, len(kept),
-                                                      statistics.median(p[0] for p in kept),
-                                                      statistics.median(p[1] for p in kept)))
+                    print('%-14s critical path over %d traced runs, median: %.3f s before the tool started, it ran '
+                          '%.3f s, %.3f s after it exited' % (side if ' ' in side else 'base ' + side, len(kept),
+                                                              statistics.median(p[0] for p in kept),
+                                                              statistics.median(p[1] for p in kept),
+                                                              statistics.median(p[2] for p in kept)))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
