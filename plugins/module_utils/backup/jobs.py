@@ -116,9 +116,9 @@ def _run_backup(engine: Engine, opts: BackupOptions, verify: bool, policy: Optio
         return result
     # Nothing is backed up unless the source answers; an engine may take that answer after its tool has started
     # (PostgreSQL kind=base: the facts are read while pg_basebackup connects), then removing what it began, and a
-    # backup directory this run created is removed again (``discard_new_dir``).
+    # backup directory this run created for it is removed again (``discard_new_dir``).
     made_dest = not os.path.isdir(opts.dest)
-    engine.start_preflight(opts)
+    deferred = engine.start_preflight(opts)
     # the engines' tools write through staging names in dest: refused when another account controls it
     safeio.prepare_backup_dir(opts.dest, owner=owner)
     with contextlib.ExitStack() as locks:
@@ -133,7 +133,7 @@ def _run_backup(engine: Engine, opts: BackupOptions, verify: bool, policy: Optio
         try:
             manifests = engine.backup(opts)
         except BaseException:
-            if made_dest:
+            if made_dest and deferred:
                 discard_new_dir(opts.dest, [prefix.rstrip('-') for prefix in set(prefixes)])
             raise
         # the run's own staging it could not remove (the backup itself is sound): reported with the leftovers

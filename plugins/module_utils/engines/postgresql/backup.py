@@ -315,7 +315,7 @@ class PostgresEngine(Engine):
         finally:
             self._client_version()
 
-    def start_preflight(self, opts: BackupOptions) -> None:
+    def start_preflight(self, opts: BackupOptions) -> bool:
         """A real base backup's preflight: the server's facts (one psql) and pg_basebackup's version are read in
         the background. Both decide whether the server can compress, which nearly always it can: ``_base`` starts
         pg_basebackup that way at once (its own connection and checkpoint take longer than both reads), then waits
@@ -324,11 +324,12 @@ class PostgresEngine(Engine):
         ``preflight``."""
         if opts.kind != 'base' or self._server_facts is not None or self._facts_reader is not None:
             self.preflight(opts)
-            return
+            return False
         self._facts_reader = _Background(self.server_facts, 'opsready-pg-facts')
         if self._version_reader is None:
             self._version_reader = _Background(lambda: self.tool_version('pg_basebackup'),
                                                'opsready-pg_basebackup-version')
+        return True
 
     def _client_version(self) -> int:
         """pg_basebackup's major version, once the background read (``start_preflight``) is done: read again here
