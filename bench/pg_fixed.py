@@ -12,6 +12,7 @@ Each round runs both sides of each row, alternately and in rotated order: ours i
 process (what run_all.py runs), the raw side the command run_all.py runs:
 
 * base: ``pg_basebackup -D DIR -Ft -X fetch --checkpoint=fast --compress=server-zstd:workers=2``;
+* dump: ``pg_dump -Fc -Z0 | zstd -T2`` into a file; ours db_backup kind=full (custom format, zstd T2);
 * restore: ``zstd -d`` of the same catalog artifact to a file, ``pg_restore --exit-on-error -j 2`` into a
   database created beforehand (not timed), ``psql -c ANALYZE``; ours restores into a new database.
 
@@ -26,7 +27,12 @@ a change, side by side under the same load.
 
 --trace [N]: N more runs of each ours side with OPSREADY_BENCH_TRACE=1 (see bench/ours.py), the first under
 ``python -X importtime`` (which slows the imports down): the timeline of imports, child programs and session
-queries, in seconds since this script started the process, and the ten slowest imports (cumulative).
+queries, in seconds since this script started the process, and the ten slowest imports (cumulative). For the base
+backup, the critical path of ours (and of the baseline, traced in the same minutes): the median seconds before
+``pg_basebackup -D`` started and after it exited (the runs after the first).
+
+CPU: every timed run's user + system seconds of its process tree (wait4; the server's work is not in it), medians
+printed with the wall times: the shared machine's load moves wall time more than CPU time.
 """
 
 from __future__ import annotations
@@ -54,26 +60,52 @@ OURS = str(REPO / 'bench' / 'ours.py')
 
 
 def timed(argv, env, shell: bool = False) -> float:
+    """Wall seconds of one run; its CPU seconds (user + system of the process and every descendant it waited
+    for, from wait4: the server's own work is not in it) are left in ``timed.cpu``."""
     start = time.monotonic()
-    subprocess.run(argv, env=env, shell=shell, check=True, stdout=subprocess.DEVNULL)  # nosec B602 # bench only
-    return time.monotonic() - start
+    proc = subprocess.Popen(argv, env=env, shell=shell, stdout=subprocess.DEVNULL)  # nosec B602 # bench only
+    dummy, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.monotonic() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise subprocess.CalledProcessError(proc.returncode, argv)
+    timed.cpu = usage.ru_utime + usage.ru_stime   # type: ignore[attr-defined]
+    return seconds
 
 
-def trace(operation: str, opts: dict, env: dict, importtime: bool) -> None:
+def trace(operation: str, opts: dict, env: dict, importtime: bool, script: str = OURS, quiet: bool = False) -> dict:
+    """One traced run of ``script``; returns {event: seconds} (the first of each event's text)."""
     run_env = dict(env, OPSREADY_BENCH_TRACE='1', OPSREADY_BENCH_T0=repr(time.time()))
-    proc = subprocess.run([PYTHON] + (['-X', 'importtime'] if importtime else []) + [OURS, operation, json.dumps(opts)],
-                          env=run_env, capture_output=True, text=True, check=True)
+    argv = [PYTHON] + (['-X', 'importtime'] if importtime else []) + [script, operation, json.dumps(opts)]
+    proc = subprocess.run(argv, env=run_env, capture_output=True, text=True, check=True)
     lines = proc.stderr.splitlines()
-    print('\n'.join(line for line in lines if not line.startswith('import time:')))
+    events: dict = {}
+    for line in lines:
+        if not line.startswith('import time:') and line.strip():
+            when, dummy, what = line.strip().partition('  ')
+            events.setdefault(' '.join(what.split()[:3]), float(when))
+    if not quiet:
+        print('\n'.join(line for line in lines if not line.startswith('import time:')))
     imports = []
     for line in lines:
         if line.startswith('import time:') and 'cumulative' not in line:
             dummy, dummy, cumulative, name = [part.strip() for part in line.replace(':', '|', 1).split('|')]
             imports.append((int(cumulative), name))
-    if not imports:
-        return
-    print('slowest imports (cumulative ms):', ', '.join('%s %.0f' % (name, us / 1000.0)
-                                                        for us, name in sorted(imports, reverse=True)[:10]))
+    if imports and not quiet:
+        print('slowest imports (cumulative ms):', ', '.join('%s %.0f' % (name, us / 1000.0)
+                                                            for us, name in sorted(imports, reverse=True)[:10]))
+    return events
+
+
+def critical_path(events: dict, tool: str) -> tuple:
+    """(seconds before ``tool`` (its first two words) started, seconds it ran, seconds after it exited) of one
+    traced run."""
+    start = events.get('start ' + tool)
+    end = events.get('exit ' + tool)
+    done = events.get('operation done')
+    if start is None or end is None or done is None:
+        return (float('nan'), float('nan'), float('nan'))
+    return (start, end - start, done - end)
 
 
 def main() -> None:
@@ -150,16 +182,35 @@ def main() -> None:
                 clear(scratch)
                 return seconds
 
-            every = (('base', ours_base, raw_base), ('restore', ours_restore, raw_restore))
+            dump_ours, dump_raw = work / 'dump-ours', work / 'dump-raw.dump.zst'
+            dump_opts = dict(conn, engine='postgresql', kind='full', database='tiny', dest=str(dump_ours))
+
+            def ours_dump(script: str = OURS) -> float:
+                seconds = timed([PYTHON, script, 'db_backup', json.dumps(dump_opts)], env)
+                clear(dump_ours)
+                return seconds
+
+            def raw_dump() -> float:
+                seconds = timed('%s -Fc -Z0 -d tiny | zstd -q -T2 -o %s' % (server.bin('pg_dump'), dump_raw),
+                                server.dsn_env(), shell=True)
+                clear(dump_raw)
+                return seconds
+
+            every = (('base', ours_base, raw_base), ('restore', ours_restore, raw_restore),
+                     ('dump', ours_dump, raw_dump))
             rows = [(row, ours, raw) for row, ours, raw in every if row in only]
             results = {row: {'ours': [], 'raw': [], 'baseline': []} for row, dummy, dummy in rows}
+            cpu = {row: {'ours': [], 'raw': [], 'baseline': []} for row, dummy, dummy in rows}
             for n in range(args.rounds):
                 for row, ours, raw in rows:
                     sides = [('ours', ours), ('raw', raw)]
                     if old:
                         sides.append(('baseline', lambda run=ours: run(old)))
                     sides = sides[n % len(sides):] + sides[:n % len(sides)]   # rotated: caches favour no side
-                    got = {side: run() for side, run in sides}
+                    got = {}
+                    for side, run in sides:
+                        got[side] = run()
+                        cpu[row][side].append(timed.cpu)   # type: ignore[attr-defined]
                     for side in got:
                         results[row][side].append(got[side])
                     extra = ('  baseline %.3f s (- raw %+.3f s)' % (got['baseline'], got['baseline'] - got['raw'])
@@ -178,16 +229,40 @@ def main() -> None:
                           % (row, side, statistics.median(ours_s), statistics.median(raw_s), side,
                              statistics.median(diffs), min(diffs), max(diffs), statistics.median(ratios),
                              min(ratios), max(ratios), len(diffs), os.getloadavg()[0]))
+                print('%-8s CPU seconds (the process tree, not the server), median: %s'
+                      % (row, ', '.join('%s %.3f' % (side, statistics.median(cpu[row][side]))
+                                        for side in ('ours', 'baseline', 'raw') if cpu[row][side])))
+            paths: dict = {'ours': [], 'baseline': [], 'dump ours': [], 'dump baseline': []}
             for n in range(args.trace):
                 if 'base' in only:
                     print('\ntrace %d: db_backup kind=base (load %.2f)' % (n + 1, os.getloadavg()[0]))
-                    trace('db_backup', base_opts, env, n == 0)
+                    paths['ours'].append(critical_path(trace('db_backup', base_opts, env, n == 0), 'pg_basebackup -D'))
                     clear(base_ours)
+                    if old:   # the baseline traced in the same minutes, its timeline not printed
+                        paths['baseline'].append(critical_path(trace('db_backup', base_opts, env, False, old, True),
+                                                               'pg_basebackup -D'))
+                        clear(base_ours)
+                if 'dump' in only:
+                    print('\ntrace %d: db_backup kind=full (load %.2f)' % (n + 1, os.getloadavg()[0]))
+                    paths['dump ours'].append(critical_path(trace('db_backup', dump_opts, env, n == 0), 'pg_dump -F'))
+                    clear(dump_ours)
+                    if old:
+                        paths['dump baseline'].append(critical_path(
+                            trace('db_backup', dump_opts, env, False, old, True), 'pg_dump -F'))
+                        clear(dump_ours)
                 if 'restore' in only:
                     print('\ntrace %d: db_restore (load %.2f)' % (n + 1, os.getloadavg()[0]))
                     target = name('trace')
                     trace('db_restore', restore_opts(target), env, n == 0)
                     server.drop_database(target)
+            for side, found in paths.items():
+                if found:   # the untraced run 1 (-X importtime) is left out: it slows the imports down
+                    kept = found[1:] or found
+                    print('%-14s critical path over %d traced runs, median: %.3f s before the tool started, it ran '
+                          '%.3f s, %.3f s after it exited' % (side if ' ' in side else 'base ' + side, len(kept),
+                                                              statistics.median(p[0] for p in kept),
+                                                              statistics.median(p[1] for p in kept),
+                                                              statistics.median(p[2] for p in kept)))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -39,9 +39,28 @@ SET_STAMP = re.compile(r'\d{8}T\d{6}\d*Z')
 @contextlib.contextmanager
 def set_lock(dest: str, prefix: str) -> Iterator[None]:
     """One run per backup set at a time (a second one fails at once instead of racing)."""
-    with locks.exclusive(os.path.join(dest, '.%s.lock' % prefix),
+    with locks.exclusive(set_lock_path(dest, prefix),
                          'Another backup of %s is running in %s: wait for it to finish' % (prefix, dest)):
         yield
+
+
+def set_lock_path(dest: str, prefix: str) -> str:
+    return os.path.join(dest, '.%s.lock' % prefix)
+
+
+def discard_new_dir(dest: str, prefixes: Sequence[str]) -> None:
+    """A run that created ``dest`` and failed before writing anything takes its set locks (held by the caller,
+    so no other run holds or waits on those files) and the directory away again: it leaves what it found,
+    nothing. Anything else in ``dest`` (another run's lock or files) keeps the directory."""
+    for prefix in prefixes:
+        try:
+            os.unlink(set_lock_path(dest, prefix))
+        except FileNotFoundError:
+            pass
+    try:
+        os.rmdir(dest)
+    except OSError:
+        pass
 
 
 def disk_error(exc: OSError, path: str) -> OpsReadyError:

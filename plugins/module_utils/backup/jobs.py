@@ -32,7 +32,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.common import 
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions, Engine, set_name
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
-    check_decryptable, is_encrypted, is_key_error, open_artifact, remove_leftovers, set_lock, verify_checksums)
+    check_decryptable, discard_new_dir, is_encrypted, is_key_error, open_artifact, remove_leftovers, set_lock,
+    verify_checksums)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
 from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import get_engine
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
@@ -104,15 +105,20 @@ def _run_backup(engine: Engine, opts: BackupOptions, verify: bool, policy: Optio
         summaries = [f.summary() for f in fresh if f is not None]
         result.update(skipped_fresh=True, manifest=summaries[0], manifests=summaries)
         return result
-    engine.preflight(opts)  # nothing is created unless the source answers (check mode included)
     prefixes = [set_prefix(engine, opts, database) for database in sets]
     if check_mode:
+        engine.preflight(opts)  # nothing is created unless the source answers
         safeio.check_backup_dir(opts.dest, owner=owner)   # the refusal a real run would meet
         result['changed'] = True
         if os.path.isdir(opts.dest):
             result['leftovers_removed'] = remove_leftovers(opts.dest, prefixes, check_mode=True)
             take_retention(result, _retain(engine, opts, sets, policy, pending=True, verified=verify))
         return result
+    # Nothing is backed up unless the source answers; an engine may take that answer after its tool has started
+    # (PostgreSQL kind=base: the facts are read while pg_basebackup connects), then removing what it began, and a
+    # backup directory this run created for it is removed again (``discard_new_dir``).
+    made_dest = not os.path.isdir(opts.dest)
+    deferred = engine.start_preflight(opts)
     # the engines' tools write through staging names in dest: refused when another account controls it
     safeio.prepare_backup_dir(opts.dest, owner=owner)
     with contextlib.ExitStack() as locks:
@@ -124,7 +130,12 @@ def _run_backup(engine: Engine, opts: BackupOptions, verify: bool, policy: Optio
             result.setdefault('warnings', []).extend(cleanup.leftover_warning(k, v) for k, v in sorted(left.items()))
         # What each source holds, measured right before its backup starts, recorded with the artifact.
         held = {database: engine.source_summary(opts, database) for database in sets}
-        manifests = engine.backup(opts)
+        try:
+            manifests = engine.backup(opts)
+        except BaseException:
+            if made_dest and deferred:
+                discard_new_dir(opts.dest, [prefix.rstrip('-') for prefix in set(prefixes)])
+            raise
         # the run's own staging it could not remove (the backup itself is sound): reported with the leftovers
         staged: Dict[str, str] = getattr(engine, 'staging_left', None) or {}
         if staged:

@@ -183,6 +183,13 @@ class Engine:
         """Prove the source is reachable before anything is written (also what check mode runs)."""
         return self.ping()
 
+    def start_preflight(self, opts: BackupOptions) -> bool:
+        """A real run's preflight, which an engine may finish in ``backup`` once its tool has started (the answer
+        then raised there, with nothing of the backup left behind): True when it does. By default the whole
+        ``preflight`` now (False)."""
+        self.preflight(opts)
+        return False
+
     def backup(self, opts: BackupOptions) -> List[Dict[str, Any]]:
         """Take the backup; returns the manifests written (the main artifact first)."""
         raise NotImplementedError

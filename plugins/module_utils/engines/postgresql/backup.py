@@ -25,7 +25,7 @@ import tarfile
 import tempfile
 import threading
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
@@ -124,6 +124,37 @@ def _pause(waiter: Optional[int], seconds: float = 0.02) -> None:
         time.sleep(seconds)
     else:
         select.select([waiter], [], [], seconds)
+
+
+class _Background:
+    """``work()`` run in a daemon thread; ``result()`` waits for it and returns what it returned or raises what it
+    raised (in the caller's thread, so the run's error handling sees it as if called there)."""
+
+    def __init__(self, work: Callable[[], Any], name: str) -> None:
+        self._work = work
+        self._value: Any = None
+        self._error: Optional[BaseException] = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._work()
+        except BaseException as exc:  # pylint: disable=broad-except  # handed to result()'s caller
+            self._error = exc
+
+    def wait(self) -> None:
+        self._thread.join()
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+class _NoServerCompression(Exception):
+    """The server turned out older than 15 after pg_basebackup was started with server-side compression."""
 
 
 WRITEBACK_STEP = 8 * 1024 * 1024   # bytes hashed between two writeback hints (``_start_writeback``)
@@ -234,6 +265,8 @@ class PostgresEngine(Engine):
         # maintenance and drill checks); the methods below stay for code written against the engine.
         self.client = PostgresClient(self.conn, self.runner, app='opsready-backup')
         self._all_databases: Optional[List[str]] = None
+        self._facts_reader: Optional[_Background] = None   # the facts being read (start_preflight)
+        self._version_reader: Optional[_Background] = None   # and pg_basebackup's version
 
     # -- the client, as the engine offers it ---------------------------------------------------------
     def tool(self, name: str) -> str:
@@ -273,23 +306,44 @@ class PostgresEngine(Engine):
 
     def preflight(self, opts: BackupOptions) -> Dict[str, Any]:
         """The server's facts (which prove it answers), and for a base backup pg_basebackup's version at the same
-        time: it decides the compression, and the two program starts overlap instead of adding up before
-        pg_basebackup runs. A version that cannot be read fails where it is used (``_base``), as before."""
+        time (``start_preflight``). A version that cannot be read fails where it is used (``_base``), as before."""
         if opts.kind != 'base' or self._server_facts is not None:
             return super().preflight(opts)
-
-        def read_version() -> None:
-            try:
-                self.tool_version('pg_basebackup')
-            except (OpsReadyError, OSError):
-                pass
-
-        reader = threading.Thread(target=read_version, name='opsready-pg_basebackup-version', daemon=True)
-        reader.start()
+        self.start_preflight(opts)
         try:
-            return super().preflight(opts)
+            return self.ping()
         finally:
-            reader.join()
+            self._client_version()
+
+    def start_preflight(self, opts: BackupOptions) -> bool:
+        """A real base backup's preflight: the server's facts (one psql) and pg_basebackup's version are read in
+        the background. Both decide whether the server can compress, which nearly always it can: ``_base`` starts
+        pg_basebackup that way at once (its own connection and checkpoint take longer than both reads), then waits
+        for them, stopping it and removing its staging when the facts are refused (``ping`` raises their error) or
+        say it cannot (a client or server older than 15: taken again the streamed way). Other kinds:
+        ``preflight``."""
+        if opts.kind != 'base' or self._server_facts is not None or self._facts_reader is not None:
+            self.preflight(opts)
+            return False
+        self._facts_reader = _Background(self.server_facts, 'opsready-pg-facts')
+        if self._version_reader is None:
+            self._version_reader = _Background(lambda: self.tool_version('pg_basebackup'),
+                                               'opsready-pg_basebackup-version')
+        return True
+
+    def _client_version(self) -> int:
+        """pg_basebackup's major version, once the background read (``start_preflight``) is done: read again here
+        when that failed, so a missing or broken pg_basebackup fails with its own message."""
+        reader, self._version_reader = self._version_reader, None
+        if reader is not None:
+            reader.wait()
+        return tool_major(self.tool_version('pg_basebackup'))
+
+    def ping(self) -> Dict[str, Any]:
+        reader, self._facts_reader = self._facts_reader, None
+        if reader is not None and self._server_facts is None:
+            self._server_facts = reader.result()   # raises what the facts' psql raised
+        return super().ping()
 
     def check_options(self, opts: BackupOptions) -> None:
         super().check_options(opts)
@@ -324,6 +378,8 @@ class PostgresEngine(Engine):
         return databases + ([GLOBALS] if opts.include_globals or opts.all_databases else [])
 
     def backup(self, opts: BackupOptions) -> List[Dict[str, Any]]:
+        if opts.kind == 'base':   # the facts are waited for once pg_basebackup has started (start_preflight)
+            return [self._base(opts)]
         info = self.ping()
         if opts.kind == 'full':
             sets = self.backup_sets(opts)
@@ -331,8 +387,6 @@ class PostgresEngine(Engine):
             if GLOBALS in sets:
                 results.append(self._globals(opts, info))
             return results
-        if opts.kind == 'base':
-            return [self._base(opts, info)]
         return self._wal(opts, info)
 
     def _position(self, info: Dict[str, Any]) -> Dict[str, Any]:
@@ -345,14 +399,23 @@ class PostgresEngine(Engine):
 
     def _dump(self, opts: BackupOptions, database: str, info: Dict[str, Any]) -> Dict[str, Any]:
         fmt = opts.format or 'custom'
-        position = self._position(info)
+        # The WAL position, the database's properties and pg_dump's version: three programs, read side by side
+        # (each its own session or process) instead of one after the other before pg_dump starts; all are read
+        # before it starts, as before. A failure is raised in that order: the position's first. The position's
+        # psql is started before the properties reader is imported (compiled, in a module payload) meanwhile.
+        locator = _Background(lambda: self._position(info), 'opsready-pg-position')
         # Owner, ACL, comment, settings of the database itself: pg_dump keeps them only for --create.
         from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.dbprops import (
             DUMP_SETTINGS, read_properties)
-        properties = read_properties(self, database)
+        reader = _Background(lambda: read_properties(self, database), 'opsready-pg-properties')
+        prober = _Background(lambda: self.tool_version('pg_dump'), 'opsready-pg_dump-version')
+        for work in (locator, reader, prober):
+            work.wait()
+        position = locator.result()
+        properties = reader.result()
         unqualified = properties.pop('unqualified_functions', None) or []
         started = utcnow()
-        version = self.tool_version('pg_dump')
+        version = prober.result()
         # The dump's text in the database's own encoding, whatever client_encoding our sessions or the database's
         # settings give (ALTER DATABASE ... SET client_encoding): nothing converted, nothing unrepresentable.
         encoding = ['--encoding=%s' % properties['encoding']] if properties.get('encoding') else []
@@ -462,16 +525,24 @@ class PostgresEngine(Engine):
                     server_version=info['server_version'])
         return self.commit_manifest(artifact, data)
 
-    def _base(self, opts: BackupOptions, info: Dict[str, Any]) -> Dict[str, Any]:
+    def _base(self, opts: BackupOptions) -> Dict[str, Any]:
         started = utcnow()
         artifact = self.artifact_path(opts, CLUSTER, 'base', '.tar', when=started)
         label = 'opsready %s' % os.path.basename(artifact)
-        client_major = tool_major(self.tool_version('pg_basebackup'))
         embedded: Optional[Dict[str, Any]] = None
         try:
-            if server_compression(opts, client_major, info['server_version']):
-                stored, stderr, embedded = self._base_server_compressed(opts, artifact, label)
-            else:
+            stored: Optional[Dict[str, Any]] = None
+            # Server compression needs a client and a server of 15 or later, which pg_basebackup's version and the
+            # facts tell: pg_basebackup is started on the assumption (the versions this collection supports) while
+            # they are read, and an older one's run is stopped and taken again the client-compressed way.
+            if server_compression(opts, 15, '15'):
+                try:
+                    stored, stderr, embedded = self._base_server_compressed(opts, artifact, label)
+                except _NoServerCompression:
+                    stored = None
+            client_major = self._client_version()
+            info = self.ping()
+            if stored is None:
                 # -D - -Ft: one tar stream (base.tar with backup_manifest injected), WAL fetched into it so
                 # the backup restores on its own; --checkpoint=fast avoids waiting for a spread checkpoint.
                 argv = [self.tool('pg_basebackup'), '-D', '-', '-F', 't', '-X', 'fetch', '--checkpoint=fast',
@@ -527,6 +598,11 @@ class PostgresEngine(Engine):
         proc = None
         try:
             proc = self.runner.popen(argv, env=self.env(None), stdout=subprocess.DEVNULL)
+            # The facts and the version, read while pg_basebackup connects and checkpoints: refused facts stop it
+            # here and its staging is removed below; a client or server older than 15 cannot compress (``_base``
+            # starts over the streamed way).
+            if not server_compression(opts, self._client_version(), self.ping()['server_version']):
+                raise _NoServerCompression()
             digest = hashlib.sha256()
             size = _hash_behind(tar, proc, digest)
             stderr = self.runner.finish(proc, argv, what='pg_basebackup')
@@ -725,15 +801,21 @@ class PostgresEngine(Engine):
             return None
         from ansible_collections.opsready.operations.plugins.module_utils.backup.source import EXISTS_TABLE_LIMIT
         try:
-            row = self.query(CATALOG_SEARCH_PATH + PG_SUMMARY_SQL, database)[0]
+            # One psql (one login) asks both: the estimates, then, chosen by psql's \if on the table count, the
+            # tables with rows (up to the limit) or whether any table has one; its one row carries all of it.
+            row = self.client.query_script(
+                CATALOG_SEARCH_PATH + PG_SUMMARY_SQL + ' \\gset opsready_\n'
+                "SELECT :opsready_tables <= %d AS opsready_few \\gset\n" % EXISTS_TABLE_LIMIT
+                + "\\if :opsready_few\n" + SUMMARY_ROW + "'non_empty', (" + PG_NON_EMPTY_SQL + ");\n"
+                + "\\else\n" + SUMMARY_ROW + "'has_rows', (" + PG_HAS_ROWS_SQL + ");\n\\endif\n", database)[0]
             summary: Dict[str, Any] = {
                 'engine': 'postgresql', 'tables': int(row[0]), 'rows_estimate': max(int(row[1]), int(row[2])),
                 'size_bytes': int(row[3]), 'non_empty_tables': None, 'measured_at': isoformat(utcnow()),
                 'method': 'pg_class/pg_stat_user_tables estimates; tables with rows asked exactly'}
-            if summary['tables'] <= EXISTS_TABLE_LIMIT:
-                summary['non_empty_tables'] = int(self.query(CATALOG_SEARCH_PATH + PG_NON_EMPTY_SQL, database)[0][0])
+            if row[4] == 'non_empty':
+                summary['non_empty_tables'] = int(row[5])
             else:  # estimates alone stay high after a DELETE: whether any table holds a row, asked exactly
-                summary['has_rows'] = int(self.query(CATALOG_SEARCH_PATH + PG_HAS_ROWS_SQL, database)[0][0]) > 0
+                summary['has_rows'] = int(row[5]) > 0
         except (OpsReadyError, ValueError, IndexError) as exc:  # never fails the backup itself
             return {'engine': 'postgresql', 'error': getattr(exc, 'message', None) or 'unexpected answer: %s' % exc}
         return summary
@@ -758,6 +840,9 @@ PG_HAS_ROWS_SQL = ("SELECT count(*) FROM (SELECT 1 " + PG_USER_TABLES  # nosec B
                    + " AND c.relkind = 'r' AND query_to_xml("  # nosec B608 # %s is format()'s, server side
                    "format('SELECT 1 AS x FROM ONLY %s LIMIT 1', c.oid::regclass), false, true, '')::text <> '' "
                    "ORDER BY greatest(c.reltuples, coalesce(s.n_live_tup, 0)) DESC LIMIT 1) AS any_table")
+
+# The estimates kept by ``\gset opsready_`` (PG_SUMMARY_SQL's column names), then which exact answer follows.
+SUMMARY_ROW = "SELECT :'opsready_tables', :'opsready_reltuples', :'opsready_live', :'opsready_size', "
 
 
 def pg_toc_summary(listing: str) -> Dict[str, int]:
