@@ -612,10 +612,13 @@ def _decode(held: List[bytes], dev: int, exact: bool) -> Optional[Tuple[Dict[str
     # otherwise as a set
     if not all(map(operator.lt, stems, itertools.islice(stems, 1, None))) and len(set(stems)) != rows:
         return None
+    highest: Dict[str, int] = {}
     for name in CODE_SECTIONS:
         codes = columns[name]
-        if rows and (min(codes) < (-1 if name in OPTIONAL_CODES else 0) or max(codes) >= len(strings)):
-            return None
+        if rows:
+            highest[name] = max(codes)
+            if min(codes) < (-1 if name in OPTIONAL_CODES else 0) or highest[name] >= len(strings):
+                return None
     if rows and not {strings[i] for i in set(columns['kind'])}.issubset(_manifest.KINDS):
         return None
     if rows and (min(columns['verified']) < 0 or max(columns['verified']) > 2):
@@ -633,7 +636,11 @@ def _decode(held: List[bytes], dev: int, exact: bool) -> Optional[Tuple[Dict[str
     table: List[Optional[str]] = list(strings) + [None]
     decoded: Dict[str, Any] = {'stem': stems, 'members': members}
     for name in CODE_SECTIONS:
-        decoded[name] = list(map(table.__getitem__, columns[name]))
+        if highest.get(name) == -1:
+            # every value absent (-1 is the least allowed: all are -1): artifact, id, parent and origin nearly always
+            decoded[name] = [None] * rows
+        else:
+            decoded[name] = list(map(table.__getitem__, columns[name]))
     absent = {ABSENT: None}
     for name in OPTIONAL_INTS:
         decoded[name] = list(map(absent.get, columns[name], columns[name]))

@@ -161,7 +161,7 @@ def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], d
                             view.finished_of(doomed), set_doomed, list(itertools.compress(set_paths, doomed_mask)),
                             list(map(delete.__getitem__, set_doomed))))
             parents.extend(item for item in view.parents() if item[1] in keep)
-            log_problems.append((first, retention.log_violations_view(view, list(delete))))
+            log_problems.append((first, retention.log_violations_view(view, delete)))
             view.confirm_rows(doomed)
             if real and delete:
                 if not rows_agree(base.directory, view.columns, view.rows()):
@@ -202,11 +202,13 @@ def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], d
     log_problems.sort(key=lambda item: item[0])
     # every set's deletions by finish time, sets in order of their first artifact (a stable sort: as the whole-catalog
     # code orders them)
-    finished = [t for item in planned for t in item[2]]
+    chained = itertools.chain.from_iterable
+    finished = list(chained(item[2] for item in planned))
     order = sorted(range(len(finished)), key=finished.__getitem__)
     del finished
-    deleted_ids = list(map([i for item in planned for i in item[3]].__getitem__, order))
-    doomed_ids = set(deleted_ids)
+    deleted_ids = list(map(list(chained(item[3] for item in planned)).__getitem__, order))
+    # (nearly always no kept entry names a parent: no set of every deleted id then)
+    doomed_ids = set(deleted_ids) if parents else set()
     violations = ['%s needs its parent %s' % (i, parent) for dummy, i, parent in sorted(parents)
                   if parent in doomed_ids]
     violations += [problem for dummy, problems in log_problems for problem in problems]
@@ -214,9 +216,9 @@ def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], d
         raise OpsReadyError('Retention refused: the plan would delete pieces that kept backups need (%s). '
                             'Nothing was deleted; report this as a bug.' % '; '.join(violations))
     del doomed_ids
-    all_paths = [p for item in planned for p in item[4]]
+    all_paths = list(chained(item[4] for item in planned))
     paths = list(map(all_paths.__getitem__, order))
-    reasons = dict(zip(all_paths, (r for item in planned for r in item[5])))
+    reasons = dict(zip(all_paths, chained(item[5] for item in planned)))
     del all_paths, order
     leftovers: List[str] = []
     cutoff = time.time() - (leftover_min_age or 0)
