@@ -130,12 +130,22 @@ def _run_backup(engine: Engine, opts: BackupOptions, verify: bool, policy: Optio
             result.setdefault('warnings', []).extend(cleanup.leftover_warning(k, v) for k, v in sorted(left.items()))
         # What each source holds, measured right before its backup starts, recorded with the artifact.
         held = {database: engine.source_summary(opts, database) for database in sets}
+
+        def held_both(database: str) -> Optional[Dict[str, Any]]:
+            # And right after its dump, before its manifest is written (once, Engine.commit_manifest): the dump's
+            # snapshot lies in between, so only what both saw is required of it.
+            if database not in held:
+                return None
+            return source_summary.combine(held[database], engine.source_summary(opts, database))
+        engine.source_at_commit = held_both
         try:
             manifests = engine.backup(opts)
         except BaseException:
             if made_dest and deferred:
                 discard_new_dir(opts.dest, [prefix.rstrip('-') for prefix in set(prefixes)])
             raise
+        finally:
+            engine.source_at_commit = None
         # the run's own staging it could not remove (the backup itself is sound): reported with the leftovers
         staged: Dict[str, str] = getattr(engine, 'staging_left', None) or {}
         if staged:
@@ -143,10 +153,6 @@ def _run_backup(engine: Engine, opts: BackupOptions, verify: bool, policy: Optio
             left.update(staged)
         if left:
             result['leftovers_left'] = sorted(left)
-        # And right after it: the dump's snapshot lies in between, so only what both saw is required of it.
-        held = {database: source_summary.combine(summary, engine.source_summary(opts, database))
-                for database, summary in held.items()}
-        record_source(manifests, held)
         result['changed'] = True
         failures = []
         if verify:
@@ -219,19 +225,6 @@ def merge_pruned(answer: Dict[str, Any], pruned: Dict[str, Any]) -> None:
     answer['broken_manifests'] += [b for b in pruned.get('broken_manifests') or [] if b['manifest'] not in seen]
     answer['origin_sets'] += [o for o in pruned.get('origin_sets') or [] if o not in answer['origin_sets']]
     answer['warnings'] += [w for w in pruned.get('warnings') or [] if w not in answer['warnings']]
-
-
-def record_source(manifests: List[Dict[str, Any]], held: Dict[str, Optional[Dict[str, Any]]]) -> None:
-    """Add the ``source`` summary to every manifest of a set that has one and lacks it (rewritten atomically,
-    before verification reads it)."""
-    for data in manifests:
-        summary = held.get(data.get('database') or '')
-        if summary is None or data.get(source_summary.SOURCE_KEY) is not None or data.get('kind') not in FULL_KINDS:
-            continue
-        entry = read_manifest(manifest_path_for(data['path']))
-        entry.data[source_summary.SOURCE_KEY] = summary
-        write_manifest(entry.path, entry.data)
-        data[source_summary.SOURCE_KEY] = summary
 
 
 # -- verification -----------------------------------------------------------------------------------------

@@ -23,10 +23,11 @@ import os
 import socket
 import subprocess  # nosec B404 # argument lists, never a shell
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import (
-    Manifest, local_origin, write_manifest)
+    FULL_KINDS, Manifest, local_origin, write_manifest)
+from ansible_collections.opsready.operations.plugins.module_utils.backup.source import SOURCE_KEY
 # The file-name part of a set (injective), in backup/set_names.py: the catalog readers use it without the engines.
 from ansible_collections.opsready.operations.plugins.module_utils.backup.set_names import (  # noqa: F401
     SET_NAME_MAX, legacy_set_name, set_name)
@@ -110,6 +111,9 @@ class Engine:
         # Staging in dest (path: why) a backup that succeeded could not remove: the run reports it
         # (leftovers_left and a warning); the next backup of the set tries again under the set's lock.
         self.staging_left: Dict[str, str] = {}
+        # Set by run_backup for the dump's duration: what a database held, measured before and after its dump
+        # (``backup.source.combine``), asked by ``commit_manifest`` so the manifest is written once, complete.
+        self.source_at_commit: Optional[Callable[[str], Optional[Dict[str, Any]]]] = None
 
     # -- capabilities ------------------------------------------------------------------------------
     def check_kind(self, kind: str) -> None:
@@ -240,8 +244,16 @@ class Engine:
             data['encryption'] = stored['encryption']
         return data
 
-    @staticmethod
-    def commit_manifest(artifact: str, data: Dict[str, Any]) -> Dict[str, Any]:
+    def commit_manifest(self, artifact: str, data: Dict[str, Any]) -> Dict[str, Any]:
+        """Write the manifest of a complete artifact, once: a full kind's carries what its source held
+        (``source_at_commit``), measured here, after the dump and before the manifest exists, so that a run
+        failing in between leaves no manifest at all (the artifact is a leftover the catalog never trusts),
+        never one without the summary and none rewritten after the dump (a second atomic write and fsync)."""
+        measure = self.source_at_commit
+        if measure is not None and data.get('kind') in FULL_KINDS and data.get(SOURCE_KEY) is None:
+            summary = measure(data.get('database') or '')
+            if summary is not None:
+                data[SOURCE_KEY] = summary
         write_manifest(artifact, data)
         result = dict(data)
         result.setdefault('id', os.path.basename(artifact))
