@@ -294,7 +294,7 @@ skipped_fresh:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.opsready.operations.plugins.module_utils.backup import retention as retention_utils
+from ansible_collections.opsready.operations.plugins.module_utils.backup import retention_spec
 from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import run_backup
 from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
 from ansible_collections.opsready.operations.plugins.module_utils.common import crypto_guard
@@ -326,7 +326,7 @@ def main():
         wait_timeout=dict(type='int', default=60),
         verify=dict(type='bool', default=True),
         min_interval=dict(type='int', default=0),
-        retention=dict(type='dict', options=retention_utils.retention_options()),
+        retention=dict(type='dict', options=retention_spec.retention_options()),
         encrypt=dict(type='bool', default=False),
         recipients=dict(type='list', elements='str'),
     )
@@ -363,6 +363,9 @@ def main():
         check_compression(p['compression'])
         policy = None
         if p['retention']:
+            # retention.py (and the catalog code it imports) only when a policy is applied: every import of an
+            # AnsiballZ payload is compiled on every run, before the dump can start
+            from ansible_collections.opsready.operations.plugins.module_utils.backup import retention as retention_utils
             policy = retention_utils.Policy.from_params(p['retention'])
             if recipients:
                 # a full readable only by keys no longer given is never the newest usable full retention keeps

@@ -20,8 +20,8 @@ import re
 import subprocess  # nosec B404 # argument lists, never a shell
 from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
-from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
-from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
+from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import (
+    MANIFEST_SUFFIX, Manifest, read_manifest)
 from ansible_collections.opsready.operations.plugins.module_utils.common import cleanup, locks
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
@@ -341,10 +341,13 @@ def remove_leftovers(dest: str, prefix: Union[None, str, Sequence[str]] = None,
     file set ``app-`` take ``app-2-20261204T...`` (set ``app-2``).
     """
     prefixes = [prefix] if isinstance(prefix, str) else list(prefix or [])
-    removed = []
+    removed: List[str] = []
+    if prefixes and _none_left(dest, prefixes):
+        return removed
+    from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
     for path in Catalog(dest, materialize=False).leftovers():   # no entries: names only
         name = os.path.basename(path)
-        if prefixes and not any(name.startswith(p) and SET_STAMP.match(name, len(p)) for p in prefixes):
+        if not _of_sets(name, prefixes):
             continue
         reason = None if check_mode else cleanup.remove_path(path)
         if reason is None:
@@ -352,3 +355,39 @@ def remove_leftovers(dest: str, prefix: Union[None, str, Sequence[str]] = None,
         elif left is not None:
             left[path] = reason
     return removed
+
+
+def _of_sets(name: str, prefixes: Sequence[str]) -> bool:
+    """Whether ``name`` is of one of the ``prefixes`` sets (all names when there are none): see remove_leftovers."""
+    return not prefixes or any(name.startswith(p) and SET_STAMP.match(name, len(p)) for p in prefixes)
+
+
+# The most names of a run's sets whose own manifests _none_left reads; past it the catalog (and its index) answers.
+LIGHT_LEFTOVERS_MAX = 64
+
+
+def _none_left(dest: str, prefixes: Sequence[str]) -> bool:
+    """True when no file of the ``prefixes`` sets in ``dest`` can be a leftover, proved without the catalog code (a
+    backup run calls this before its tool starts, and every module_utils file an AnsiballZ payload imports is
+    compiled on every run): every name of those sets beside the manifests has a readable manifest of its own stem
+    that names it as its artifact, so a manifest vouches for each. Anything else (a name without its manifest, a
+    manifest that cannot be read or names another file, an unlistable directory, more names than
+    LIGHT_LEFTOVERS_MAX): False, and ``Catalog.leftovers`` decides, as it always did."""
+    try:
+        names = os.listdir(dest)
+    except OSError:
+        return False
+    present = set(names)
+    mine = [name for name in names if not name.endswith(MANIFEST_SUFFIX) and _of_sets(name, prefixes)]
+    if len(mine) > LIGHT_LEFTOVERS_MAX:
+        return False
+    for name in mine:
+        if name + MANIFEST_SUFFIX not in present:
+            return False
+        try:
+            entry = read_manifest(os.path.join(dest, name + MANIFEST_SUFFIX))
+        except (OpsReadyError, OSError, ValueError):
+            return False
+        if entry.artifact_name != name:
+            return False
+    return True

@@ -58,7 +58,6 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import hashlib
 import itertools
@@ -66,9 +65,12 @@ import operator
 import os
 import stat
 import time
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Set, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup import manifest as _manifest
+# session and read_only (and their counters) live in catalog_session.py: a backup run enters them before it loads this
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_session import (  # noqa: F401  # pylint: disable=unused-import
+    _READ_ONLY, _SESSION, read_only, session)
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import CatalogError, OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import parse_time
 
@@ -588,28 +590,6 @@ class _Dir:
 
 _DIRS: Dict[str, _Dir] = {}
 _SIZE = [0]
-_SESSION = [0]
-_READ_ONLY = [0]
-
-
-@contextlib.contextmanager
-def session() -> Iterator[None]:
-    """Within this block, a directory unchanged since its last scan is not scanned again (one module run)."""
-    _SESSION[0] += 1
-    try:
-        yield
-    finally:
-        _SESSION[0] -= 1
-
-
-@contextlib.contextmanager
-def read_only() -> Iterator[None]:
-    """Within this block no index file is written (check mode changes nothing on disk, not even a cache)."""
-    _READ_ONLY[0] += 1
-    try:
-        yield
-    finally:
-        _READ_ONLY[0] -= 1
 
 
 def clear() -> None:

@@ -15,17 +15,16 @@ import contextlib
 import copy
 import datetime
 import os
-import tarfile
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
-from ansible_collections.opsready.operations.plugins.module_utils.backup import retention
 from ansible_collections.opsready.operations.plugins.module_utils.backup import source as source_summary
-from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import UNKNOWN_ORIGIN, Catalog
-from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import (
-    IndexStale, confirm, read_only, session)
+# Not the catalog index code, retention, the prune code or tarfile: a run that takes a backup reads no catalog before
+# its tool starts (remove_leftovers has a light path), and every module_utils file an AnsiballZ payload imports is
+# compiled on every run. Each is imported where it is first needed; Ansible ships files imported in functions too.
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_session import read_only, session
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import (
-    FULL_KINDS, MANIFEST_SUFFIX, Manifest, manifest_path_for, read_manifest, write_manifest)
+    FULL_KINDS, MANIFEST_SUFFIX, Manifest, manifest_path_for, read_manifest)
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
     IntegrityError, OpsReadyError)
 from ansible_collections.opsready.operations.plugins.module_utils.common import cleanup, scratch
@@ -37,12 +36,21 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.artifac
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
 from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import get_engine
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
-# describe and prune live in catalog_jobs.py and catalog_prune.py (what backup_info and backup_prune import,
-# without the engines).
-from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_jobs import (  # noqa: F401  # pylint: disable=unused-import
-    describe)
-from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_prune import (  # noqa: F401  # pylint: disable=unused-import
-    prune)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ansible_collections.opsready.operations.plugins.module_utils.backup import retention
+
+
+def __getattr__(name: str) -> Any:
+    """``jobs.describe`` and ``jobs.prune``: they live in catalog_jobs.py and catalog_prune.py (what backup_info and
+    backup_prune import, without the engines), loaded when first asked for, not by every backup run."""
+    if name == 'describe':
+        from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_jobs import describe
+        return describe
+    if name == 'prune':
+        from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_prune import prune
+        return prune
+    raise AttributeError('module %r has no attribute %r' % (__name__, name))
 
 
 def set_prefix(engine: Engine, opts: BackupOptions, database: Optional[str] = None) -> str:
@@ -55,6 +63,7 @@ def fresh_backup(engine: Engine, opts: BackupOptions, min_interval: int,
     """The newest usable backup of this set and kind younger than ``min_interval`` seconds, if any."""
     if min_interval <= 0 or not os.path.isdir(opts.dest) or opts.kind == 'wal':
         return None
+    from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import IndexStale
     horizon = utcnow() - datetime.timedelta(seconds=min_interval)
     wanted = sorted(opts.recipients)
     try:
@@ -65,6 +74,8 @@ def fresh_backup(engine: Engine, opts: BackupOptions, min_interval: int,
 
 def _fresh(engine: Engine, opts: BackupOptions, database: Optional[str], horizon: datetime.datetime,
            wanted: List[str]) -> Optional[Manifest]:
+    from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import UNKNOWN_ORIGIN, Catalog
+    from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import confirm
     catalog = Catalog(opts.dest, engine=engine.name, database=database or engine.catalog_database(opts))
     # A backup written with other encryption settings (or none) is not the backup asked for.
     recent = [m for m in catalog.entries if m.kind == opts.kind and m.finished >= horizon and m.verified is not False
@@ -210,6 +221,7 @@ def _retain(engine: Engine, opts: BackupOptions, sets: Sequence[Optional[str]], 
         policy.pending_verified = verified
         # the new full is this server's: in a dest another server writes too, its backups are planned without it
         policy.pending_origin = engine.origin()
+    from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_prune import prune
     for database in sets:
         pruned = prune(opts.dest, policy, engine=engine.name, database=database, check_mode=pending,
                        leftover_min_age=None)
@@ -231,6 +243,7 @@ def merge_pruned(answer: Dict[str, Any], pruned: Dict[str, Any]) -> None:
 
 def _verify_files_artifact(entry: Manifest, identities: Optional[Sequence[Any]] = None) -> Dict[str, Any]:
     """file_backup archives: read every tar member through decryption and decompression."""
+    import tarfile
     members = 0
     try:
         with open_artifact(entry, identities) as source:
@@ -269,6 +282,7 @@ def verify_one(entry: Manifest, engine: Optional[Engine] = None, conn: Optional[
     otherwise its stored checksum alone is checked, which needs no key. A missing or wrong key fails
     the outcome but is never recorded: the artifact is not damaged, the key is wrong.
     """
+    from ansible_collections.opsready.operations.plugins.module_utils.backup import retention
     started = time.monotonic()
     before = retention.artifact_signature(entry)   # recorded with a pass only if unchanged while read
     encrypted = is_encrypted(entry)
@@ -329,6 +343,7 @@ def verify_one(entry: Manifest, engine: Optional[Engine] = None, conn: Optional[
 def manifests_at(path: str, engine: Optional[str] = None, database: Optional[str] = None) -> Dict[str, Any]:
     """The manifests named by ``path``: a backup directory, an artifact or a manifest file."""
     if os.path.isdir(path) and not os.path.exists(manifest_path_for(path.rstrip('/'))):
+        from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
         catalog = Catalog(path, engine=engine, database=database)
         return {'entries': catalog.entries, 'broken': catalog.broken, 'leftovers': catalog.leftovers()}
     manifest = path if path.endswith(MANIFEST_SUFFIX) else manifest_path_for(path.rstrip('/'))

@@ -27,6 +27,9 @@ from typing import Any, Callable, Collection, Dict, List, Optional, Set, Tuple, 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import (
     Catalog, OriginSpan, origin_groups, origin_spans, overlaps, row_view)
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest, write_manifest
+# the options' spec lives in retention_spec.py (what db_backup imports before its tool starts); re-exported here
+from ansible_collections.opsready.operations.plugins.module_utils.backup.retention_spec import (  # noqa: F401  # pylint: disable=unused-import
+    KEEP_OPTIONS, argument_spec, retention_options)
 from ansible_collections.opsready.operations.plugins.module_utils.common.cleanup import remove_at
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
@@ -37,21 +40,6 @@ from ansible_collections.opsready.operations.plugins.module_utils.files.safeio i
 
 # A full dated more than this after now is in the future (``_keep_backups``); hosts' clocks differ by less.
 FUTURE_SLACK = datetime.timedelta(minutes=5)
-
-KEEP_OPTIONS = ('keep_last', 'keep_days', 'keep_daily', 'keep_weekly', 'keep_monthly')
-
-
-def argument_spec() -> Dict[str, Dict[str, Any]]:
-    """The keep_* options (documented by the ``opsready.operations.retention`` doc fragment)."""
-    return dict((name, dict(type='float' if name == 'keep_days' else 'int')) for name in KEEP_OPTIONS)
-
-
-def retention_options() -> Dict[str, Dict[str, Any]]:
-    """The suboptions of db_backup's and redis_backup's ``retention``: the keep_* rules and ``origin_succession``
-    (backup_prune's option of that name)."""
-    options = argument_spec()
-    options['origin_succession'] = dict(type='bool', default=False)
-    return options
 
 
 class Policy:

@@ -24,7 +24,6 @@ import struct
 import zlib
 from typing import Any, Callable, ContextManager, Dict, Iterator, List, Optional, Tuple
 
-from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest, local_origin
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import PARTIAL_SUFFIX
 from ansible_collections.opsready.operations.plugins.module_utils.common.cleanup import remove_staging, told_staging
@@ -615,6 +614,8 @@ class MySQLEngine(Engine):
         if not info['log_bin']:
             raise OpsReadyError('Binary logging is off on the %s server (log_bin): enable it (log_bin=ON, '
                                 'binlog_format=ROW) to take log backups.' % self.flavor)
+        # the catalog code only when a catalog is read (every import of an AnsiballZ payload is compiled on each run)
+        from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
         # this server's fulls and logs only: binlog numbers are per server, another's would leave a silent hole
         catalog = (Catalog(opts.dest, engine=self.name, database=database, origin=self.origin(), own=True)
                    if os.path.isdir(opts.dest) else None)

@@ -21,13 +21,11 @@ import re
 import select
 import struct
 import subprocess  # nosec B404 # argv lists via the runner only
-import tarfile
 import tempfile
 import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.scratch import scratch
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import fsync_dir
@@ -646,6 +644,8 @@ class PostgresEngine(Engine):
             raise OpsReadyError('kind=wal needs the primary: this server is in recovery (a standby).')
         rows = self.query('SELECT pg_walfile_name(pg_switch_wal())')
         wal_file = rows[0][0]
+        # the catalog code only when a catalog is read (every import of an AnsiballZ payload is compiled on each run)
+        from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
         deadline = time.monotonic() + opts.wait_timeout
         while True:
             found = [m for m in Catalog(opts.dest, engine=self.name, database=CLUSTER, origin=self.origin(),
@@ -746,6 +746,7 @@ class PostgresEngine(Engine):
                 'artifact': {'tables': counts[0] + counts[1], 'data_tables': counts[2] - counts[3]}}
 
     def _verify_base(self, manifest: Manifest) -> Dict[str, Any]:
+        import tarfile
         from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe import extract_all
         left: Dict[str, Any] = {}
         # The base backup decrypted and extracted: plaintext, in a private scratch directory (common/scratch.py).

@@ -22,7 +22,6 @@ import os
 from decimal import Decimal
 from typing import Any, Dict, List, Optional, Tuple
 
-from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import sha256_file
@@ -163,6 +162,8 @@ class SQLServerEngine(Engine):
         return [self.commit_manifest(artifact, data)]
 
     def _diff_parent(self, opts: BackupOptions, base_lsn: Any) -> str:
+        # the catalog code only when a catalog is read (every import of an AnsiballZ payload is compiled on each run)
+        from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
         # this server's fulls only: another server's full with an equal LSN is not this differential's base
         catalog = Catalog(opts.dest, engine=self.name, database=opts.database, origin=self.origin(),
                           own=True)

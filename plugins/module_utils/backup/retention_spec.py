@@ -1,0 +1,28 @@
+# -*- coding: utf-8 -*-
+# Copyright: opsready.operations contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The retention options of the modules (``keep_*``, ``origin_succession``), apart from retention.py: db_backup
+builds its argument spec from them before its tool starts, and retention.py (with the catalog it imports) is
+compiled on every run of an AnsiballZ payload, so it is loaded only when a run applies a policy.
+
+Private to opsready.operations; do not import from other collections.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+KEEP_OPTIONS = ('keep_last', 'keep_days', 'keep_daily', 'keep_weekly', 'keep_monthly')
+
+
+def argument_spec() -> Dict[str, Dict[str, Any]]:
+    """The keep_* options (documented by the ``opsready.operations.retention`` doc fragment)."""
+    return dict((name, dict(type='float' if name == 'keep_days' else 'int')) for name in KEEP_OPTIONS)
+
+
+def retention_options() -> Dict[str, Dict[str, Any]]:
+    """The suboptions of db_backup's and redis_backup's ``retention``: the keep_* rules and ``origin_succession``
+    (backup_prune's option of that name)."""
+    options = argument_spec()
+    options['origin_succession'] = dict(type='bool', default=False)
+    return options
