@@ -26,6 +26,8 @@ PREFIX = 'ansible_collections/opsready/operations/plugins/module_utils/'
 CATALOG_READ = {
     'backup/catalog.py', 'backup/catalog_index.py', 'backup/catalog_index_file.py', 'backup/catalog_jobs.py',
     'backup/catalog_rows.py',
+    # catalog_index's run-wide switches, apart so a backup run enters them without it (~40 lines, standard library)
+    'backup/catalog_session.py',
     'backup/manifest.py', 'common/atomic.py', 'common/errors.py', 'common/timeutil.py', 'files/safe_read.py',
     'engines/names.py',
     # whose an unreadable manifest is (backup_info with engine and database): the set names' file-name parts, standard
@@ -35,7 +37,9 @@ CATALOG_READ = {
 # backup_prune also removes leftovers, checked (common/cleanup.py, ~100 lines, standard library only)
 SHIPPED = {'backup_info': CATALOG_READ,
            'backup_prune': CATALOG_READ | {'backup/catalog_prune.py', 'backup/retention.py', 'common/cleanup.py',
-                                           'files/safeio.py'}}   # safeio: the parent checks before deleting
+                                           'files/safeio.py',
+                                           # retention's option spec, apart for db_backup (~30 lines)
+                                           'backup/retention_spec.py'}}   # safeio: the parent checks before deleting
 
 _BUILD = r'''
 import base64, io, json, re, sys, zipfile
