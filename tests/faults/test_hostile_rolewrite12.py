@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 import stat
 import subprocess
 import textwrap
@@ -32,6 +33,7 @@ import pytest
 from tests.faults import test_hostile_files as hostile
 from tests.faults import test_hostile_round3 as round3
 from tests.faults.helpers import play
+from tests.harness.playbook import run_playbook
 
 racer_user = hostile.racer_user
 arena = hostile.arena
@@ -186,3 +188,33 @@ def test_auto_recovery_cleanup_does_not_delete_through_a_directory_swapped_for_a
     assert not (logs / 'app.1.gz').exists(), 'the old file in the clean-up path itself was not deleted'
     assert (logs / 'fresh.gz').exists() and (logs / 'other.log').exists()
     assert result.rc != 0 and '%s/sub' % logs in result.stdout and 'symlink' in result.stdout, result.stdout[-3000:]
+
+
+@pytest.mark.fast
+@pytest.mark.fault(fault='the account owning a directory on a SQLite drill\'s scratch path swaps the scratch '
+                   'directory for a link to a root directory', component='dr_drill role (SQLite scratch directory)',
+                   expected='the root directory neither chmodded nor written; the drill fails naming the path')
+def test_drill_scratch_directory_not_made_through_a_link_planted_by_its_owner(racer_user, arena, fault):
+    """Fails on the old code: ansible.builtin.file state=directory mode 0711 followed the link and made the root
+    directory it led to (outside/etc) 0711."""
+    db = arena['base'] / 'app.sqlite'
+    conn = sqlite3.connect(db)
+    conn.executescript('CREATE TABLE t (id INTEGER PRIMARY KEY); INSERT INTO t VALUES (1);')
+    conn.close()
+    backups = arena['base'] / 'backups'
+    made = play(arena['base'], [{'name': 'backup', 'opsready.operations.db_backup': {
+        'engine': 'sqlite', 'database': str(db), 'dest': str(backups)}}])
+    assert made.rc == 0, made.stdout[-3000:]
+    owned = user_dir(arena['tree'] / 'drills', racer_user)
+    as_user(racer_user, 'ln -s %s %s/scratch' % (arena['outside'] / 'etc', owned))
+    before = hostile.snapshot(arena['outside'])
+    result = run_playbook('playbooks/dr_drill.yml', timeout=300, extravars={
+        'dr_drill_report_dir': str(arena['base'] / 'reports'), 'dr_drill_databases': [{
+            'name': 'app', 'engine': 'sqlite', 'database': str(db), 'backup_dir': str(backups),
+            'scratch': str(owned / 'scratch' / 'app-drill.sqlite')}]})
+    fault.scan(result.stdout, where='play output')
+    changed = _changed_outside(before, arena)
+    fault.observed('play rc %d; changed under outside/: %s' % (result.rc, changed))
+    fault.lost(files=len(changed))
+    assert changed == [], 'root followed the planted link: %s' % changed
+    assert result.rc != 0 and str(owned / 'scratch') in result.stdout, result.stdout[-3000:]
