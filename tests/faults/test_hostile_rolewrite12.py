@@ -218,3 +218,30 @@ def test_drill_scratch_directory_not_made_through_a_link_planted_by_its_owner(ra
     fault.lost(files=len(changed))
     assert changed == [], 'root followed the planted link: %s' % changed
     assert result.rc != 0 and str(owned / 'scratch') in result.stdout, result.stdout[-3000:]
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize('which', ['schedule_config_dir', 'schedule_log_dir'])
+@pytest.mark.fault(fault='the account owning a directory on schedule_config_dir / schedule_log_dir puts a link to '
+                   'a root directory at its name', component='schedule role (configuration and log directories)',
+                   expected='refused, naming the path; the root directory neither chmodded nor written')
+def test_schedule_directories_not_made_through_a_link_planted_by_their_owner(racer_user, arena, fault, which):
+    """Fails on the old code: ansible.builtin.file state=directory mode 0750 followed the link and made the root
+    directory it led to (outside/etc; with /etc, the host breaks) 0750, and the job files were written into it."""
+    owned = user_dir(arena['tree'] / 'opsready', racer_user)
+    as_user(racer_user, 'ln -s %s %s/dir' % (arena['outside'] / 'etc', owned))
+    cron = arena['base'] / 'cron.d'
+    cron.mkdir()
+    dirs = {'schedule_config_dir': str(arena['base'] / 'conf'), 'schedule_log_dir': str(arena['base'] / 'log')}
+    dirs[which] = str(owned / 'dir')
+    before = hostile.snapshot(arena['outside'])
+    result = play(arena['base'], [{'name': 'schedule', 'ansible.builtin.include_role': {
+        'name': 'opsready.operations.schedule'}}], fault=fault, timeout=300, extravars=dict(dirs, **{
+            'schedule_backend': 'cron', 'schedule_project_dir': str(REPO), 'schedule_cron_dir': str(cron),
+            'schedule_unit_dir': str(arena['base'] / 'units'), 'schedule_lock_dir': str(arena['base'] / 'lock'),
+            'schedule_jobs': [{'name': 'nightly', 'playbook': 'playbooks/health.yml', 'cron': '0 2 * * *'}]}))
+    changed = _changed_outside(before, arena)
+    fault.observed('play rc %d; changed under outside/: %s' % (result.rc, changed))
+    fault.lost(files=len(changed))
+    assert changed == [], 'root followed the planted link: %s' % changed
+    assert result.rc != 0 and str(owned / 'dir') in result.stdout, result.stdout[-3000:]
