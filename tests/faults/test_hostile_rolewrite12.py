@@ -245,3 +245,23 @@ def test_schedule_directories_not_made_through_a_link_planted_by_their_owner(rac
     fault.lost(files=len(changed))
     assert changed == [], 'root followed the planted link: %s' % changed
     assert result.rc != 0 and str(owned / 'dir') in result.stdout, result.stdout[-3000:]
+
+
+@pytest.mark.fast
+@pytest.mark.fault(fault='the account owning a directory on health_state_dir (on the control node) puts a link to a '
+                   'root directory at its name', component='playbooks/health.yml (report directory)',
+                   expected='refused before any check runs; the root directory neither chmodded nor written')
+def test_health_report_directory_not_made_through_a_link_planted_by_its_owner(racer_user, arena, fault):
+    """Fails on the old code: ansible.builtin.file state=directory mode 0750 followed the link and made the root
+    directory it led to (outside/etc) 0750."""
+    owned = user_dir(arena['tree'] / 'reports', racer_user)
+    as_user(racer_user, 'ln -s %s %s/health' % (arena['outside'] / 'etc', owned))
+    before = hostile.snapshot(arena['outside'])
+    result = run_playbook('playbooks/health.yml', timeout=300, limit='localhost', extravars={
+        'health_state_dir': str(owned / 'health'), 'health_checks': []})
+    fault.scan(result.stdout, where='play output')
+    changed = _changed_outside(before, arena)
+    fault.observed('play rc %d; changed under outside/: %s' % (result.rc, changed))
+    fault.lost(files=len(changed))
+    assert changed == [], 'root followed the planted link: %s' % changed
+    assert result.rc != 0 and str(owned / 'health') in result.stdout, result.stdout[-3000:]
