@@ -403,8 +403,9 @@ def unlink_below(root: str, path: str, check_mode: bool = False) -> Optional[str
                 if exc.errno in (errno.ELOOP, errno.ENOTDIR):
                     kind = kind_of(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode)
                     raise UnsafeFileError('Refusing to delete %s: %s is %s now, not a directory (swapped since it was '
-                                          'listed?), and root never follows it. Nothing was deleted there.'
-                                          % (path, os.path.join(current, name), kind), path=path)
+                                          'listed?), and %s never follows it. Nothing was deleted there.'
+                                          % (path, os.path.join(current, name), kind, uid_name(os.geteuid())),
+                                          path=path)
                 raise
             os.close(fd)
             fd, current = child, os.path.join(current, name)
