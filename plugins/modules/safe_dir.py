@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r'''
 ---
 module: safe_dir
-short_description: Make a directory for root to copy backups into, refusing one another account could swap
+short_description: Make a directory root writes into, refusing one another account could swap
 version_added: 0.1.0
 description:
   - Creates O(path) C(0700) (missing parents C(0755)) when it is missing, and tightens a directory of root's that its
@@ -20,12 +20,12 @@ description:
     copied into it).
   - Run it before M(ansible.builtin.file) / M(ansible.builtin.copy) tasks that write as root below O(path); once it
     passes, only root can create names there.
+  - With O(mode), for a directory that is not a backup copy's (a helper root installs, scratch, configuration or log
+    files), it is made with O(mode) when missing (missing parents C(0755)), or set to O(mode) when it exists - only
+    when it is root's (or the task user's) and below directories no other account can write; otherwise refused
+    before anything is made or changed. The last component is made relative to the one above and opened without
+    following a link, so a link put at its name meanwhile is refused, never chmodded.
 author: opsready developers (@opsready)
-  - With O(mode), the directory is made for something else than backup copies (a helper root installs, a scratch or
-    log directory): made with O(mode) when missing (missing parents C(0755)) and set to O(mode) when it exists, only
-    when it is root's (or the user's the task runs as) and below directories no other account can write; otherwise
-    refused before anything is made or changed. The last component is made relative to the one above and opened
-    without following a link, so a link put at its name meanwhile is refused, never chmodded.
 options:
   path:
     description: The directory root writes into. Must be absolute.

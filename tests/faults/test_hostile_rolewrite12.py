@@ -150,8 +150,8 @@ def _old(path: Path, size: int) -> None:
                    'subdirectory away and puts a link to a root directory at its name',
                    component='auto_recovery role (disk_full clean-up)',
                    expected='the file behind the link is not deleted; the run fails naming the link')
-def test_auto_recovery_cleanup_does_not_delete_through_a_directory_swapped_for_a_link(racer_user, arena,
-                                                                                     full_tmpfs, fault):
+def test_auto_recovery_cleanup_does_not_delete_through_a_directory_swapped_for_a_link(
+        racer_user, arena, full_tmpfs, fault):
     """Fails on the old code: ansible.builtin.file state=absent followed the link by path and root deleted the root
     file outside the configured clean-up path (outside/keep/app.2.gz)."""
     logs = user_dir(full_tmpfs / 'logs', racer_user)
