@@ -49,6 +49,15 @@ def _changed_outside(before, arena):
     return sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
 
 
+def _refused_nothing_outside(before, arena, fault, result, named: Path) -> None:
+    """The run was refused naming ``named``, and nothing under outside/ (root's) changed."""
+    changed = _changed_outside(before, arena)
+    fault.observed('play rc %d; changed under outside/: %s' % (result.rc, changed))
+    fault.lost(files=len(changed))
+    assert changed == [], 'root followed the planted link: %s' % changed
+    assert result.rc != 0 and str(named) in result.stdout, result.stdout[-3000:]
+
+
 def _wal_helper(arena, fault, helper: Path):
     return play(arena['base'], [{'name': 'helper', 'ansible.builtin.import_role': {
         'name': 'opsready.operations.backup'}}], fault=fault, timeout=300, tags='wal_helper', extravars={
@@ -213,11 +222,7 @@ def test_drill_scratch_directory_not_made_through_a_link_planted_by_its_owner(ra
             'name': 'app', 'engine': 'sqlite', 'database': str(db), 'backup_dir': str(backups),
             'scratch': str(owned / 'scratch' / 'app-drill.sqlite')}]})
     fault.scan(result.stdout, where='play output')
-    changed = _changed_outside(before, arena)
-    fault.observed('play rc %d; changed under outside/: %s' % (result.rc, changed))
-    fault.lost(files=len(changed))
-    assert changed == [], 'root followed the planted link: %s' % changed
-    assert result.rc != 0 and str(owned / 'scratch') in result.stdout, result.stdout[-3000:]
+    _refused_nothing_outside(before, arena, fault, result, owned / 'scratch')
 
 
 @pytest.mark.fast
@@ -240,11 +245,7 @@ def test_schedule_directories_not_made_through_a_link_planted_by_their_owner(rac
             'schedule_backend': 'cron', 'schedule_project_dir': str(REPO), 'schedule_cron_dir': str(cron),
             'schedule_unit_dir': str(arena['base'] / 'units'), 'schedule_lock_dir': str(arena['base'] / 'lock'),
             'schedule_jobs': [{'name': 'nightly', 'playbook': 'playbooks/health.yml', 'cron': '0 2 * * *'}]}))
-    changed = _changed_outside(before, arena)
-    fault.observed('play rc %d; changed under outside/: %s' % (result.rc, changed))
-    fault.lost(files=len(changed))
-    assert changed == [], 'root followed the planted link: %s' % changed
-    assert result.rc != 0 and str(owned / 'dir') in result.stdout, result.stdout[-3000:]
+    _refused_nothing_outside(before, arena, fault, result, owned / 'dir')
 
 
 @pytest.mark.fast
@@ -260,8 +261,4 @@ def test_health_report_directory_not_made_through_a_link_planted_by_its_owner(ra
     result = run_playbook('playbooks/health.yml', timeout=300, limit='localhost', extravars={
         'health_state_dir': str(owned / 'health'), 'health_checks': []})
     fault.scan(result.stdout, where='play output')
-    changed = _changed_outside(before, arena)
-    fault.observed('play rc %d; changed under outside/: %s' % (result.rc, changed))
-    fault.lost(files=len(changed))
-    assert changed == [], 'root followed the planted link: %s' % changed
-    assert result.rc != 0 and str(owned / 'health') in result.stdout, result.stdout[-3000:]
+    _refused_nothing_outside(before, arena, fault, result, owned / 'health')
