@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r'''
 ---
 module: safe_dir
-short_description: Make a directory for root to copy backups into, refusing one another account could swap
+short_description: Make a directory root writes into, refusing one another account could swap
 version_added: 0.1.0
 description:
   - Creates O(path) C(0700) (missing parents C(0755)) when it is missing, and tightens a directory of root's that its
@@ -20,12 +20,26 @@ description:
     copied into it).
   - Run it before M(ansible.builtin.file) / M(ansible.builtin.copy) tasks that write as root below O(path); once it
     passes, only root can create names there.
+  - With O(mode), for a directory that is not a backup copy's (a helper root installs, scratch, configuration or log
+    files), it is made with O(mode) when missing (missing parents C(0755)), or set to O(mode) when it exists - only
+    when it is root's (or the task user's) and below directories no other account can write; otherwise refused
+    before anything is made or changed. The last component is made relative to the one above and opened without
+    following a link, so a link put at its name meanwhile is refused, never chmodded.
 author: opsready developers (@opsready)
 options:
   path:
     description: The directory root writes into. Must be absolute.
     type: path
     required: true
+  mode:
+    description:
+      - The directory's permissions, in octal (V(0755)), set whatever the umask. Unset, a backup directory (see
+        above, C(0700)). A mode that lets group or others write is refused (they could plant links).
+    type: str
+  purpose:
+    description: What root keeps in the directory, named in a refusal (V(the WAL archive helper)). Only with O(mode).
+    type: str
+    default: files
 attributes:
   check_mode:
     description: Refuses as a real run would; creates and tightens nothing.
@@ -41,6 +55,12 @@ EXAMPLES = r'''
 - name: Check (and create) the second location before copying backups into it as root
   opsready.operations.safe_dir:
     path: /mnt/second-disk/opsready
+
+- name: Make the directory of a helper postgres runs
+  opsready.operations.safe_dir:
+    path: /usr/local/lib/opsready
+    mode: "0755"
+    purpose: the WAL archive helper
 '''
 
 RETURN = r'''
@@ -60,13 +80,25 @@ from ansible_collections.opsready.operations.plugins.module_utils.files import s
 
 
 def main():
-    module = AnsibleModule(argument_spec=dict(path=dict(type='path', required=True)), supports_check_mode=True)
+    module = AnsibleModule(argument_spec=dict(path=dict(type='path', required=True), mode=dict(type='str'),
+                                              purpose=dict(type='str', default='files')),
+                           supports_check_mode=True)
     path = module.params['path']
     if not os.path.isabs(path):
         module.fail_json(msg='path must be absolute, not %r.' % path)
+    mode = None
+    if module.params['mode'] is not None:
+        try:
+            mode = int(module.params['mode'], 8)
+        except ValueError:
+            mode = -1
+        if not 0 <= mode <= 0o7777:
+            module.fail_json(msg='mode must be octal permissions such as 0755, not %r.' % module.params['mode'])
     changed = False
     try:
-        if module.check_mode:
+        if mode is not None:
+            changed = safeio.prepare_directory(path, mode, module.params['purpose'], module.check_mode)
+        elif module.check_mode:
             safeio.check_backup_dir(path, secret=True, what='backup copies')   # the refusal a real run would meet
             changed = not os.path.isdir(path)
         else:

@@ -326,6 +326,105 @@ def prepare_backup_dir(dest: str, secret: bool = False, what: str = 'backups',
     return changed
 
 
+def prepare_directory(path: str, mode: int, what: str, check_mode: bool = False) -> bool:
+    """Make ``path`` a directory of this user's with ``mode`` (missing parents 0755), refusing one another account
+    could use against root: ansible.builtin.file (state=directory) follows a symlink at the name (or above it) and
+    chmods the directory it leads to (/etc made 0711), and root then writes into it.
+
+    Refused, before anything is made: a directory above that another account can rename entries in (``path_risk``),
+    ``path`` itself another account's, or a mode that lets group or others plant names. The last component is made
+    relative to the one above and opened with O_NOFOLLOW (``make_directories``), then set to ``mode`` on its
+    descriptor whatever the umask. ``what``: what root keeps there, for the message. Returns True when the
+    directory was (or in check mode would be) made or its mode changed."""
+    me = uid_name(os.geteuid())
+    if mode & 0o022:
+        raise UnsafeFileError('Mode %04o for %s lets its group or others plant symlinks where %s writes %s: use a mode '
+                              'without group or other write (0755, 0750, 0711, 0700).' % (mode, path, me, what),
+                              path=path)
+    risk = path_risk(path)
+    if risk:
+        raise UnsafeFileError('Directory %s is not safe for %s to keep %s in: %s, so that account could put a link '
+                              'to a directory of root\'s at its name, and %s would chmod and write there. Nothing was '
+                              'changed. Choose a path below directories only %s can write (or the sticky /tmp).'
+                              % (path, me, what, risk, me, me), path=path)
+    if not os.path.lexists(path):
+        if check_mode:
+            return True
+        fd = make_directories(path, mode, 0o755)
+    else:
+        try:
+            fd = open_directory(path)
+        except OSError as exc:
+            if exc.errno == errno.ENOTDIR:
+                raise UnsafeFileError('%s %s, not a directory: remove it or choose another path for %s.'
+                                      % (path, describe_path(path), what), path=path)
+            raise
+    try:
+        st = os.fstat(fd)
+        if st.st_uid not in (0, os.geteuid()):
+            raise UnsafeFileError('Directory %s belongs to %s, who could plant symlinks where %s writes %s: nothing '
+                                  'was changed. Make it root\'s or choose another path.'
+                                  % (path, uid_name(st.st_uid), me, what), path=path)
+        if stat.S_IMODE(st.st_mode) == mode:
+            return False
+        if not check_mode:
+            os.fchmod(fd, mode)
+        return True
+    finally:
+        os.close(fd)
+
+
+def unlink_below(root: str, path: str, check_mode: bool = False) -> Optional[str]:
+    """Remove the name ``path`` found below the directory ``root``, never through a link: what was removed ('a
+    regular file', 'a symlink', ...), None when nothing was there.
+
+    For root deleting files another account's directory holds (old logs in an application's log directory): a name
+    found by a listing can be swapped before the delete - a directory on the way renamed away and a link to /etc put
+    at its name - and an unlink by path follows it. Here ``root`` is opened once (``open_directory``: a link is
+    followed only in a directory only root can write), every directory below it is opened relative to the one above
+    with O_NOFOLLOW (a link there is refused, never followed), and the last name is unlinked relative to its
+    directory's descriptor: a link there is removed itself, a directory is refused."""
+    root = os.path.abspath(root)
+    full = os.path.abspath(path)
+    rel = os.path.relpath(full, root)
+    if rel == '.' or rel == '..' or rel.startswith('../') or not full.startswith(root.rstrip('/') + '/'):
+        raise UnsafeFileError('%s is not below %s: refusing to delete it.' % (path, root), path=path)
+    parts = rel.split('/')
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
+    fd = open_directory(root)
+    current = root
+    try:
+        for name in parts[:-1]:
+            try:
+                child = os.open(name, flags, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno == errno.ENOENT:
+                    return None
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    kind = kind_of(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode)
+                    raise UnsafeFileError('Refusing to delete %s: %s is %s now, not a directory (swapped since it was '
+                                          'listed?), and %s never follows it. Nothing was deleted there.'
+                                          % (path, os.path.join(current, name), kind, uid_name(os.geteuid())),
+                                          path=path)
+                raise
+            os.close(fd)
+            fd, current = child, os.path.join(current, name)
+        try:
+            st = os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+        if stat.S_ISDIR(st.st_mode):
+            raise UnsafeFileError('Refusing to delete %s: it is a directory now, not a file.' % path, path=path)
+        if not check_mode:
+            try:
+                os.unlink(parts[-1], dir_fd=fd)
+            except FileNotFoundError:
+                return None
+        return kind_of(st.st_mode)
+    finally:
+        os.close(fd)
+
+
 def check_parents(directory: str, action: str, option: str) -> None:
     """Refuse a directory root creates, replaces or deletes files in by name (reports, histories, lock files, a
     catalog being pruned) when an account other than root could swap it, or a directory above it, for a link
