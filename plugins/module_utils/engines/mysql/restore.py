@@ -1061,6 +1061,7 @@ class ReplayEventRewriter:
         self.statuses: Dict[str, str] = dict(statuses or {})
         self.carry = b''
         self.passing = False   # the rest of a long statement, passed on up to its end
+        self.dropping = False   # the rest of a long account statement, dropped up to its end (its start: DO 0)
 
     def _key(self, name: str) -> str:
         """The recorded name ``name`` is (event names are case-insensitive), or ``name``."""
@@ -1087,15 +1088,15 @@ class ReplayEventRewriter:
         data = self.carry + chunk
         out: List[bytes] = []
         pos = 0
-        if self.passing:
+        if self.passing or self.dropping:
             end = data.find(STATEMENT_END)
             if end < 0:
                 keep = max(0, len(data) - len(STATEMENT_END) + 1)
                 self.carry = data[keep:]
-                return data[:keep]
+                return b'' if self.dropping else data[:keep]
             pos = end + len(STATEMENT_END)
-            out.append(data[:pos])
-            self.passing = False
+            out.append(STATEMENT_END if self.dropping else data[:pos])
+            self.passing = self.dropping = False
         while True:
             end = data.find(STATEMENT_END, pos)
             if end < 0:
@@ -1104,6 +1105,18 @@ class ReplayEventRewriter:
             pos = end + len(STATEMENT_END)
         rest = data[pos:]
         self.carry = rest
+        head = LEADING_COMMENTS.match(rest)
+        at = head.end() if head else 0
+        if len(rest) - at > STATEMENT_CARRY:
+            # a long statement is passed on as it comes: an account statement's must be known before any of it is
+            kind = head_kind(rest[at:at + STATEMENT_CARRY])
+            if kind is None:
+                raise OpsReadyError('The replay met a statement %s. The restore was stopped; the temporary copy is '
+                                    'dropped.' % UNREADABLE_HEAD)
+            if kind == 'account':
+                out.append(rest[:at] + b'DO 0\n')
+                self.carry, self.dropping = rest[-(len(STATEMENT_END) - 1):], True
+                return b''.join(out)
         if len(rest) > STATEMENT_CARRY:
             rewritten = self._rewrite(rest, False) if REPLAY_EVENT_HEAD.match(rest) else rest
             if rewritten is None and len(rest) <= EVENT_HEADER_LIMIT:
@@ -1117,6 +1130,8 @@ class ReplayEventRewriter:
 
     def flush(self) -> bytes:
         data, self.carry = self.carry, b''
+        if self.dropping:
+            return b''
         if self.passing or not data:
             return data
         return self._rewrite(data, True)
@@ -1384,20 +1399,74 @@ MAINTENANCE = {b'ANALYZE', b'OPTIMIZE', b'REPAIR', b'CHECK', b'CHECKSUM', b'FLUS
 ACCOUNT_OBJECTS = {b'USER', b'ROLE'}
 
 
-def statement_kind(statement: bytes) -> str:
-    """'maintenance', 'account' or 'other', from the statement's first words."""
-    words = [m.group().upper() for m in _SQL_TOKEN.finditer(statement[:256]) if m.lastgroup == 'word'][:5]
+ACCOUNT_VERBS = {b'CREATE', b'DROP', b'ALTER', b'RENAME'}
+# A versioned comment's code runs (/*!100000 GRANT ... */, /*M!100500 ...*/): its marker and version are no word.
+VERSIONED_OPEN = re.compile(rb'/\*M?!\d*')
+
+
+def head_words(statement: bytes, count: int = 5) -> List[bytes]:
+    """The first ``count`` words of ``statement`` (upper case), comments skipped, versioned comments read as code;
+    fewer if it ends first, or reaches a comment it does not close (a statement cut short)."""
+    words: List[bytes] = []
+    pos, inside = 0, 0
+    while pos < len(statement) and len(words) < count:
+        opened = VERSIONED_OPEN.match(statement, pos)
+        if opened:
+            pos, inside = opened.end(), inside + 1
+            continue
+        if inside and statement.startswith(b'*/', pos):
+            pos, inside = pos + 2, inside - 1
+            continue
+        match = _SQL_TOKEN.match(statement, pos)
+        if match is None or (match.lastgroup == 'other' and statement.startswith(b'/*', pos)):
+            break   # a comment not closed here: what follows may be its text
+        if match.lastgroup == 'word':
+            words.append(match.group().upper())
+        pos = match.end()
+    return words
+
+
+def _kind_of(words: List[bytes]) -> str:
     if not words:
         return 'other'
     if words[0] in MAINTENANCE:
         return 'maintenance'
     rest = words[3:] if words[1:3] == [b'OR', b'REPLACE'] else words[1:]
-    account_ddl = words[0] in (b'CREATE', b'DROP', b'ALTER', b'RENAME') and rest[:1] and rest[0] in ACCOUNT_OBJECTS
+    account_ddl = words[0] in ACCOUNT_VERBS and rest[:1] and rest[0] in ACCOUNT_OBJECTS
     # SET PASSWORD / SET DEFAULT ROLE change an account as GRANT does (a session's own SET ROLE does not)
     account_set = words[0] == b'SET' and (words[1:2] == [b'PASSWORD'] or words[1:3] == [b'DEFAULT', b'ROLE'])
     if words[0] in (b'GRANT', b'REVOKE') or account_ddl or account_set:
         return 'account'
     return 'other'
+
+
+def statement_kind(statement: bytes) -> str:
+    """'maintenance', 'account' or 'other', from the statement's first words (behind any comment: a leading
+    comment of any length, a versioned comment's code read as the server runs it)."""
+    return _kind_of(head_words(statement))
+
+
+def head_kind(head: bytes) -> Optional[str]:
+    """``statement_kind`` of a statement that starts with ``head`` and goes on; None when the words ``head`` holds
+    do not settle it (CREATE OR ... cut short, or no word yet: a long comment)."""
+    words = head_words(head)
+    settled = (len(words) >= 4 or bool(words and words[0] not in ACCOUNT_VERBS | {b'SET'})
+               or (len(words) >= 2 and words[1] not in (b'OR', b'DEFAULT')))
+    return _kind_of(words) if settled else None
+
+
+def unreadable_head(statement: bytes) -> bool:
+    """Whether ``statement`` (of the binlog stream) is longer than ``STATEMENT_CARRY`` and its kind is not settled
+    within its first ``STATEMENT_CARRY`` bytes: the replay (``ReplayEventRewriter``) passes a long statement on as
+    it comes, so cannot tell whether this one changes accounts; it is refused before the replay starts."""
+    head = LEADING_COMMENTS.match(statement)
+    at = head.end() if head else 0
+    return len(statement) - at > STATEMENT_CARRY and head_kind(statement[at:at + STATEMENT_CARRY]) is None
+
+
+UNREADABLE_HEAD = ('that is longer than %d KiB and whose first words the replay cannot reach within them (a long '
+                   'comment before them): it cannot tell whether the statement changes accounts (GRANT, CREATE '
+                   'USER...), which the replay must never run against this server' % (STATEMENT_CARRY // 1024))
 
 
 def _account_part(kind: str, text: bytes) -> Optional[str]:
@@ -2092,6 +2161,11 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
                     kinds.append(kind)
         if current == own and not calling and database_function(statement):
             calling.append('')  # confirmed below among the statements that really run with USE source
+        if current == own and unreadable_head(statement):
+            raise OpsReadyError(
+                'The binary logs to replay hold a statement %s: %s. Nothing was restored and nothing was changed. '
+                'Restore to a point before it (stop_at), or take a full backup after it and restore from that.'
+                % (UNREADABLE_HEAD, _shown(statement)), source=source)
         kind = statement_kind(statement)
         if kind == 'account':
             # never replayed (``AccountStatementDropper``): the ledger reads them, each with its default database
