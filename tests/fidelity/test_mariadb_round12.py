@@ -1,0 +1,111 @@
+"""Fidelity, MariaDB, round 12: the point-in-time replay runs no account statement of the binary logs against the
+server's live accounts, whatever its form: longer than 64 KiB (a column list, a comment), in a versioned comment
+(``/*!100000 CREATE USER ... */``); one whose first words come after a comment longer than 64 KiB is refused before
+anything runs. Earlier rounds: ``test_mariadb*.py``."""
+
+from __future__ import annotations
+
+import datetime
+import time
+from typing import Any, Dict, Iterator
+
+import pytest
+
+from tests.fidelity.test_mariadb_gaps import backup, restore
+from tests.fidelity.test_mariadb_round11 import ACCOUNT_STATE
+from tests.harness.servers import MariaDBServer
+
+SECRET = 'Secr3t-pw-r12'
+PAD = 70000   # bytes: longer than the replay's 64 KiB statement window
+
+BEFORE = ("CREATE DATABASE pr; USE pr; CREATE TABLE t (id INT, a INT); "
+          "CREATE USER 'w'@'%'; GRANT INSERT ON pr.* TO 'w'@'%'; CREATE USER 'gcol'@'%'")
+# each sent with USE pr: replayed as written, they would change the live accounts (the later statement undoes it
+# on the source; the replay runs none of the short ones)
+LONG = {
+    'CREATE USER with a 70 KB comment': "EXECUTE IMMEDIATE CONCAT('CREATE USER ''big''@''%%'' /* ', REPEAT('y', %d), "
+                                        "' */'); DROP USER 'big'@'%%'" % PAD,
+    'GRANT with a 70 KB column list': "GRANT SELECT (a" + ' ' * PAD + ") ON t TO 'gcol'@'%'; "
+                                      "REVOKE SELECT (a) ON t FROM 'gcol'@'%'",
+    'ALTER USER IDENTIFIED BY with a 70 KB comment': ("EXECUTE IMMEDIATE CONCAT('ALTER USER ''gcol''@''%%'' IDENTIFIED "
+                                                      "BY ''%s'' /* ', REPEAT('p', %d), ' */'); "
+                                                      "ALTER USER 'gcol'@'%%' IDENTIFIED BY ''" % (SECRET, PAD)),
+    'CREATE USER in a versioned comment': "/*!100000 CREATE USER 'vc'@'%' */; DROP USER 'vc'@'%'",
+    'CREATE USER in a versioned comment, 70 KB long': "EXECUTE IMMEDIATE CONCAT('/*!100000 CREATE USER ''vl''@''%%'' "
+                                                      "/* ', REPEAT('v', %d), ' */ */'); DROP USER 'vl'@'%%'" % PAD,
+}
+HIDDEN = "EXECUTE IMMEDIATE CONCAT('/* ', REPEAT('c', %d), ' */ CREATE USER ''hid''@''%%''')" % PAD
+
+
+def grants_on(server, database):
+    """SHOW GRANTS FOR w, the lines naming ``database`` (its name written as ``pr``; ``\\_`` escapes read as _)."""
+    return sorted(line.replace('\\_', '_').replace('`%s`' % database, '`pr`') for (line,) in
+                  server.sql("SHOW GRANTS FOR 'w'@'%'") if '`%s`' % database in line.replace('\\_', '_'))
+
+
+@pytest.fixture(scope='module')
+def replayed(tmp_path_factory) -> Iterator[Dict[str, Any]]:
+    """One full backup; after it, a REVOKE and GRANT ON * and each long form (up to ``stop``), then a
+    statement whose first words come after a 70 KB comment; one log backup. A restore up to ``stop`` into
+    ``pr_copy``, one of everything into ``pr_all`` (refused)."""
+    tmp = tmp_path_factory.mktemp('round12')
+    server = MariaDBServer()
+    try:
+        server.start()
+        server.sql(BEFORE, superuser=True)
+        backup(server, 'pr', tmp / 'b')
+        time.sleep(1.1)
+        server.sql("USE pr; INSERT INTO t VALUES (1, 1)", superuser=True)
+        server.sql("USE pr; REVOKE INSERT ON pr.* FROM 'w'@'%'; GRANT INSERT ON * TO 'w'@'%'", superuser=True)
+        for sql in LONG.values():
+            server.sql('USE pr; ' + sql, superuser=True)
+        time.sleep(1.1)
+        stop = datetime.datetime.now(datetime.timezone.utc)
+        time.sleep(1.1)
+        server.sql('USE pr; ' + HIDDEN + "; DROP USER 'hid'@'%'", superuser=True)
+        time.sleep(1.1)
+        backup(server, 'pr', tmp / 'b', kind='log')
+        out: Dict[str, Any] = {'server': server, 'live': grants_on(server, 'pr'), 'accounts': server.sql(ACCOUNT_STATE)}
+        try:
+            out['result'] = restore(server, tmp / 'b', 'pr', 'pr_copy', stop_at=stop)
+            out['copied'] = grants_on(server, 'pr_copy')
+            out['rows'] = server.sql('SELECT id FROM pr_copy.t')
+        except Exception as exc:   # each test names the failure
+            out['failed'] = exc
+        out['accounts_after'] = server.sql(ACCOUNT_STATE)
+        try:
+            restore(server, tmp / 'b', 'pr', 'pr_all')
+        except Exception as exc:
+            out['refused'] = exc
+        out['accounts_after_refusal'] = server.sql(ACCOUNT_STATE)
+        out['pr_all'] = server.sql("SHOW DATABASES LIKE 'pr\\_all'")
+        yield out
+    finally:
+        server.cleanup()
+
+
+def test_no_long_or_versioned_account_statement_changes_a_live_account(replayed):
+    """Failed before: each statement of ``LONG`` (longer than 64 KiB, or in a versioned comment) was replayed as
+    written, against the live accounts (big, vl, vc created, gcol's password set: the restore changed them)."""
+    assert 'failed' not in replayed, replayed.get('failed')
+    assert replayed['rows'] == [('1',)]
+    assert replayed['accounts_after'] == replayed['accounts']
+
+
+def test_the_copy_holds_the_privileges_the_short_statements_leave(replayed):
+    """The short account statements around the long ones are read (REVOKE then GRANT ON * with USE pr: w holds
+    INSERT on the copy). Failed before: the replay itself failed (ERROR 1064) on the long statements."""
+    assert 'failed' not in replayed, replayed.get('failed')
+    assert replayed['copied'] == replayed['live']
+    assert replayed['copied'], replayed['live']
+
+
+def test_a_statement_whose_first_words_are_out_of_reach_is_refused_before_anything_runs(replayed):
+    """An account statement behind a 70 KB comment: the restore is refused with a message that says why, before
+    the replay; no account changed, no copy left, no password in the message."""
+    refused = replayed.get('refused')
+    assert refused is not None and 'first words' in str(refused), refused
+    assert 'stop_at' in str(refused) and SECRET not in str(refused)
+    assert replayed['accounts_after_refusal'] == replayed['accounts']
+    assert replayed['pr_all'] == []
+    assert SECRET not in repr(replayed.get('result'))
