@@ -1,7 +1,9 @@
 """Fidelity, MariaDB, round 12: the point-in-time replay runs no account statement of the binary logs against the
 server's live accounts, whatever its form: longer than 64 KiB (a column list, a comment), in a versioned comment
 (``/*!100000 CREATE USER ... */``); one whose first words come after a comment longer than 64 KiB is refused before
-anything runs. Earlier rounds: ``test_mariadb*.py``."""
+anything runs, and so is a statement holding the replay stream's statement end (``/*!*/;`` and a line end) in a
+string: cut there, a rewritten piece left a quote open, and a later string ran as SQL on this server (an account
+with INSERT on the database made another a global GRANT). Earlier rounds: ``test_mariadb*.py``."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from tests.harness.servers import MariaDBServer
 SECRET = 'Secr3t-pw-r12'
 PAD = 70000   # bytes: longer than the replay's 64 KiB statement window
 
-BEFORE = ("CREATE DATABASE pr; USE pr; CREATE TABLE t (id INT, a INT); "
+BEFORE = ("CREATE DATABASE pr; USE pr; CREATE TABLE t (id INT, a INT); CREATE TABLE n (s TEXT); "
           "CREATE USER 'w'@'%'; GRANT INSERT ON pr.* TO 'w'@'%'; CREATE USER 'gcol'@'%'")
 # each sent with USE pr: replayed as written, they would change the live accounts (the later statement undoes it
 # on the source; the replay runs none of the short ones)
@@ -34,6 +36,11 @@ LONG = {
     'CREATE USER in a versioned comment, 70 KB long': "EXECUTE IMMEDIATE CONCAT('/*!100000 CREATE USER ''vl''@''%%'' "
                                                       "/* ', REPEAT('v', %d), ' */ */'); DROP USER 'vl'@'%%'" % PAD,
 }
+# DDL is logged as a statement whatever binlog_format: the first view's string holds a statement end, then a GRANT
+# the old rewriter made DO 0 (with its closing quote), so the client read on in the string up to the second view's
+# quote, and ran the rest: a GRANT ALL ON *.* from whoever can create a view in the database
+SPLIT = ("USE pr; CREATE VIEW v1 AS SELECT 'x/*!*/;\nGRANT SELECT ON t TO w' AS s",
+         "USE pr; CREATE VIEW v2 AS SELECT ' AS s; GRANT ALL ON *.* TO w WITH GRANT OPTION; -- ' AS s")
 HIDDEN = "EXECUTE IMMEDIATE CONCAT('/* ', REPEAT('c', %d), ' */ CREATE USER ''hid''@''%%''')" % PAD
 
 
@@ -65,7 +72,14 @@ def replayed(tmp_path_factory) -> Iterator[Dict[str, Any]]:
         server.sql('USE pr; ' + HIDDEN + "; DROP USER 'hid'@'%'", superuser=True)
         time.sleep(1.1)
         backup(server, 'pr', tmp / 'b', kind='log')
-        out: Dict[str, Any] = {'server': server, 'live': grants_on(server, 'pr'), 'accounts': server.sql(ACCOUNT_STATE)}
+        backup(server, 'pr', tmp / 's')
+        time.sleep(1.1)
+        for sql in SPLIT:
+            server.sql(sql)   # the harness's application account
+        time.sleep(1.1)
+        backup(server, 'pr', tmp / 's', kind='log')
+        out: Dict[str, Any] = {'server': server, 'live': grants_on(server, 'pr'), 'accounts': server.sql(ACCOUNT_STATE),
+}
         try:
             out['result'] = restore(server, tmp / 'b', 'pr', 'pr_copy', stop_at=stop)
             out['copied'] = grants_on(server, 'pr_copy')
@@ -79,6 +93,12 @@ def replayed(tmp_path_factory) -> Iterator[Dict[str, Any]]:
             out['refused'] = exc
         out['accounts_after_refusal'] = server.sql(ACCOUNT_STATE)
         out['pr_all'] = server.sql("SHOW DATABASES LIKE 'pr\\_all'")
+        out['w_before_split'] = server.sql("SHOW GRANTS FOR 'w'@'%'")
+        try:
+            restore(server, tmp / 's', 'pr', 'pr_split')
+        except Exception as exc:
+            out['split'] = exc
+        out['w_after_split'] = server.sql("SHOW GRANTS FOR 'w'@'%'")
         yield out
     finally:
         server.cleanup()
@@ -109,3 +129,12 @@ def test_a_statement_whose_first_words_are_out_of_reach_is_refused_before_anythi
     assert replayed['accounts_after_refusal'] == replayed['accounts']
     assert replayed['pr_all'] == []
     assert SECRET not in repr(replayed.get('result'))
+
+
+def test_a_statement_end_inside_a_string_is_refused_and_runs_nothing(replayed):
+    """Failed before: the replay cut the first INSERT's string at the statement end it holds, made the GRANT after
+    it DO 0 (its closing quote with it), and the mariadb client read on in the string up to the second INSERT's
+    quote: its GRANT ALL ON *.* ran on this server. Now the restore is refused before anything runs."""
+    split = replayed.get('split')
+    assert replayed['w_after_split'] == replayed['w_before_split']
+    assert split is not None and '/*!*/;' in str(split) and 'stop_at' in str(split), split

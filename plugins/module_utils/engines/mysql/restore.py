@@ -1069,6 +1069,10 @@ class ReplayEventRewriter:
 
     def _rewrite(self, statement: bytes, complete: bool) -> Any:
         """``statement`` rewritten, None if it needs more (not ``complete``)."""
+        if complete and splits_a_literal(statement):
+            # (check_statements refused it before the replay; a long one passed on is not read here)
+            raise OpsReadyError('The replay met a statement %s. The restore was stopped; the temporary copy is '
+                                'dropped.' % SPLIT_LITERAL)
         found = replay_event_edit(statement, complete)
         if found == NEED_MORE:
             return None
@@ -1462,6 +1466,43 @@ def unreadable_head(statement: bytes) -> bool:
     head = LEADING_COMMENTS.match(statement)
     at = head.end() if head else 0
     return len(statement) - at > STATEMENT_CARRY and head_kind(statement[at:at + STATEMENT_CARRY]) is None
+
+
+# What opens a string, a quoted name or a comment in the binlog stream (a versioned comment's text is code, and the
+# mariadb client finds its delimiter there too); the stream is cut at each STATEMENT_END, which a string may hold.
+_LITERAL_OPEN = re.compile(rb"['\"`#]|--[ \t]|/\*(?!M?!)")
+_LITERAL_CLOSE = {b"'": re.compile(rb"[^'\\]*(?:\\.[^'\\]*)*'", re.S),
+                  b'"': re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*"', re.S)}
+
+
+def splits_a_literal(piece: bytes) -> bool:
+    """Whether ``piece`` (the binlog stream between two ``STATEMENT_END``) leaves a string, a quoted name or a
+    comment open: a statement holding the text ``/*!*/;`` and a line end in one (INSERT ... VALUES ('a/*!*/;\n...')),
+    which the replay's rewriting, cutting there, would turn into other statements (the mariadb client reads the
+    quotes, not the cut: a rewritten piece could leave a quote open and let a later string run as SQL)."""
+    pos = 0
+    while True:
+        found = _LITERAL_OPEN.search(piece, pos)
+        if found is None:
+            return False
+        opener, at = found.group(), found.end()
+        if opener in _LITERAL_CLOSE:
+            closed = _LITERAL_CLOSE[opener].match(piece, at)
+            end = closed.end() if closed else -1
+        elif opener == b'`':
+            end = piece.find(b'`', at) + 1 or -1
+        elif opener == b'/*':
+            end = piece.find(b'*/', at) + 2 if piece.find(b'*/', at) >= 0 else -1
+        else:   # a line comment: to the line end (or the piece's)
+            end = piece.find(b'\n', at) + 1 or len(piece)
+        if end < 0:
+            return True
+        pos = end
+
+
+SPLIT_LITERAL = ('that holds the text mariadb-binlog ends each statement with (/*!*/; and a line end) inside a string, a '
+                 'quoted name or a comment: the replay, which reads the statements at those ends to keep account '
+                 'statements (GRANT, CREATE USER...) from running against this server, cannot cut it safely')
 
 
 UNREADABLE_HEAD = ('that is longer than %d KiB and whose first words the replay cannot reach within them (a long '
@@ -2161,11 +2202,12 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
                     kinds.append(kind)
         if current == own and not calling and database_function(statement):
             calling.append('')  # confirmed below among the statements that really run with USE source
-        if current == own and unreadable_head(statement):
+        if current == own and (unreadable_head(statement) or splits_a_literal(statement)):
             raise OpsReadyError(
                 'The binary logs to replay hold a statement %s: %s. Nothing was restored and nothing was changed. '
                 'Restore to a point before it (stop_at), or take a full backup after it and restore from that.'
-                % (UNREADABLE_HEAD, _shown(statement)), source=source)
+                % (SPLIT_LITERAL if splits_a_literal(statement) else UNREADABLE_HEAD, _shown(statement)),
+                source=source)
         kind = statement_kind(statement)
         if kind == 'account':
             # never replayed (``AccountStatementDropper``): the ledger reads them, each with its default database

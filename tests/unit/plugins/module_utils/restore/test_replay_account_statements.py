@@ -9,7 +9,8 @@ import pytest
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.restore import (
-    STATEMENT_CARRY, ReplayEventRewriter, drop_account_statement, head_words, statement_kind, unreadable_head)
+    STATEMENT_CARRY, ReplayEventRewriter, drop_account_statement, head_words, splits_a_literal, statement_kind,
+    unreadable_head)
 
 END = b'/*!*/;\n'
 BIG = 3 * STATEMENT_CARRY
@@ -83,3 +84,24 @@ def test_a_statement_whose_first_words_are_out_of_reach_is_refused():
     assert not unreadable_head(b"INSERT INTO t VALUES ('" + b'x' * BIG + b"')")
     with pytest.raises(OpsReadyError, match='first words'):
         replayed(stream(hidden), 4096)
+
+
+@pytest.mark.parametrize('piece,split', [
+    (b"CREATE VIEW v AS SELECT 'x", True), (b'SELECT "a\\"b', True), (b'SELECT `a', True), (b'SELECT 1 /* c', True),
+    (b"SELECT 'a\\'", True),
+    (b"INSERT INTO t VALUES ('a''b', \"x\\\"y\", `c``d`)", False), (b"# it's\nSELECT 1", False),
+    (b"SELECT 1 -- it's", False), (b'/*!100000 CREATE USER x', False), (b"SELECT 'a\\\\'", False),
+    (b"# at 4\n#261206  0:10:00 server id 1  end_log_pos 9 \tQuery\nSET TIMESTAMP=1", False),
+    (b"BINLOG '\nAbCd+/==\n'", False)])
+def test_a_piece_leaving_a_string_or_comment_open_is_found(piece, split):
+    assert splits_a_literal(piece) == split
+
+
+def test_the_replay_refuses_a_statement_end_inside_a_string():
+    """Failed before: the statement end inside the string cut the statement, the piece after it (a GRANT) became
+    DO 0 with the string's closing quote, and the mariadb client read the following statements as the string and
+    a later string's text as SQL."""
+    data = stream(b"CREATE VIEW v1 AS SELECT 'x/*!*/;\nGRANT SELECT ON t TO w' AS s", b'SELECT 1')
+    for size in (7, 4096, len(data)):
+        with pytest.raises(OpsReadyError, match='inside a string'):
+            replayed(data, size)
