@@ -75,11 +75,10 @@ def replayed(tmp_path_factory) -> Iterator[Dict[str, Any]]:
         backup(server, 'pr', tmp / 's')
         time.sleep(1.1)
         for sql in SPLIT:
-            server.sql(sql)   # the harness's application account
+            server.sql(sql)   # the harness's application account, not the superuser
         time.sleep(1.1)
         backup(server, 'pr', tmp / 's', kind='log')
-        out: Dict[str, Any] = {'server': server, 'live': grants_on(server, 'pr'), 'accounts': server.sql(ACCOUNT_STATE),
-}
+        out: Dict[str, Any] = {'server': server, 'live': grants_on(server, 'pr'), 'accounts': server.sql(ACCOUNT_STATE)}
         try:
             out['result'] = restore(server, tmp / 'b', 'pr', 'pr_copy', stop_at=stop)
             out['copied'] = grants_on(server, 'pr_copy')

@@ -1500,9 +1500,9 @@ def splits_a_literal(piece: bytes) -> bool:
         pos = end
 
 
-SPLIT_LITERAL = ('that holds the text mariadb-binlog ends each statement with (/*!*/; and a line end) inside a string, a '
-                 'quoted name or a comment: the replay, which reads the statements at those ends to keep account '
-                 'statements (GRANT, CREATE USER...) from running against this server, cannot cut it safely')
+SPLIT_LITERAL = ('that holds the text mariadb-binlog ends each statement with (/*!*/; and a line end) inside a '
+                 'string, a quoted name or a comment: the replay, which reads the statements at those ends to keep '
+                 'account statements (GRANT, CREATE USER...) from running against this server, cannot cut it safely')
 
 
 UNREADABLE_HEAD = ('that is longer than %d KiB and whose first words the replay cannot reach within them (a long '
