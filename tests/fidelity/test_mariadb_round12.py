@@ -33,6 +33,11 @@ LONG = {
                                                       "BY ''%s'' /* ', REPEAT('p', %d), ' */'); "
                                                       "ALTER USER 'gcol'@'%%' IDENTIFIED BY ''" % (SECRET, PAD)),
     'CREATE USER in a versioned comment': "/*!100000 CREATE USER 'vc'@'%' */; DROP USER 'vc'@'%'",
+    'SET STATEMENT ... FOR CREATE USER': ("SET STATEMENT max_statement_time=100 FOR CREATE USER 'ss'@'%'; "
+                                          "DROP USER 'ss'@'%'"),
+    # read by the ledger: w holds them on the copy
+    'SET STATEMENT ... FOR GRANT, a versioned GRANT': ("SET STATEMENT max_statement_time=100 FOR GRANT SELECT ON t TO "
+                                                       "'w'@'%'; /*!100000 GRANT UPDATE ON t TO 'w'@'%' */"),
     'CREATE USER in a versioned comment, 70 KB long': "EXECUTE IMMEDIATE CONCAT('/*!100000 CREATE USER ''vl''@''%%'' "
                                                       "/* ', REPEAT('v', %d), ' */ */'); DROP USER 'vl'@'%%'" % PAD,
 }
@@ -112,8 +117,9 @@ def test_no_long_or_versioned_account_statement_changes_a_live_account(replayed)
 
 
 def test_the_copy_holds_the_privileges_the_short_statements_leave(replayed):
-    """The short account statements around the long ones are read (REVOKE then GRANT ON * with USE pr: w holds
-    INSERT on the copy). Failed before: the replay itself failed (ERROR 1064) on the long statements."""
+    """The account statements around the long ones are read (REVOKE then GRANT ON * with USE pr: w holds INSERT on
+    the copy; SELECT, UPDATE on t from a SET STATEMENT ... FOR GRANT and a versioned GRANT). Failed before: the
+    replay itself failed (ERROR 1064) on the long statements; the two GRANTs were not read."""
     assert 'failed' not in replayed, replayed.get('failed')
     assert replayed['copied'] == replayed['live']
     assert replayed['copied'], replayed['live']

@@ -1408,12 +1408,11 @@ ACCOUNT_VERBS = {b'CREATE', b'DROP', b'ALTER', b'RENAME'}
 VERSIONED_OPEN = re.compile(rb'/\*M?!\d*')
 
 
-def head_words(statement: bytes, count: int = 5) -> List[bytes]:
-    """The first ``count`` words of ``statement`` (upper case), comments skipped, versioned comments read as code;
-    fewer if it ends first, or reaches a comment it does not close (a statement cut short)."""
-    words: List[bytes] = []
+def _raw_code(statement: bytes) -> Iterator[Tuple[str, bytes]]:
+    """The tokens of ``statement``, a versioned comment's markers dropped (its text is code); ends at a comment not
+    closed (a statement cut short: what follows may be its text)."""
     pos, inside = 0, 0
-    while pos < len(statement) and len(words) < count:
+    while pos < len(statement):
         opened = VERSIONED_OPEN.match(statement, pos)
         if opened:
             pos, inside = opened.end(), inside + 1
@@ -1423,11 +1422,51 @@ def head_words(statement: bytes, count: int = 5) -> List[bytes]:
             continue
         match = _SQL_TOKEN.match(statement, pos)
         if match is None or (match.lastgroup == 'other' and statement.startswith(b'/*', pos)):
-            break   # a comment not closed here: what follows may be its text
-        if match.lastgroup == 'word':
-            words.append(match.group().upper())
+            return
         pos = match.end()
+        yield match.lastgroup or 'other', match.group()
+
+
+def _code(statement: bytes) -> Iterator[Tuple[str, bytes]]:
+    """``_raw_code``, the ``SET STATEMENT var=value, ... FOR`` prefix dropped: MariaDB runs (and logs) ``SET
+    STATEMENT max_statement_time=1 FOR CREATE USER u`` as the CREATE USER."""
+    tokens = _raw_code(statement)
+    held: List[Tuple[str, bytes]] = []
+    words: List[bytes] = []
+    for kind, text in tokens:
+        held.append((kind, text))
+        if kind == 'word':
+            words.append(text.upper())
+            if len(words) == 2:
+                break
+    if words != [b'SET', b'STATEMENT']:
+        yield from held
+        yield from tokens
+        return
+    depth = 0
+    for kind, text in tokens:
+        depth += (text == b'(') - (text == b')')
+        if kind == 'word' and depth == 0 and text.upper() == b'FOR':
+            break
+    yield from tokens
+
+
+def head_words(statement: bytes, count: int = 5) -> List[bytes]:
+    """The first ``count`` words of ``statement`` (upper case) as the server reads it (``_code``); fewer if it ends
+    first, or reaches a comment it does not close (a statement cut short)."""
+    words: List[bytes] = []
+    for kind, text in _code(statement):
+        if kind == 'word':
+            words.append(text.upper())
+            if len(words) >= count:
+                break
     return words
+
+
+def account_text(statement: bytes) -> bytes:
+    """``statement`` as the server runs it (``_code``: no versioned comment markers, no SET STATEMENT prefix), for
+    the ``GrantLedger`` to read."""
+    return b''.join(text for _kind, text in _code(statement))
 
 
 def _kind_of(words: List[bytes]) -> str:
@@ -1895,6 +1934,7 @@ class GrantLedger:
 
     def replay(self, statement: bytes, default_db: Optional[str] = None) -> None:
         """One account statement of the logs, in their order (``default_db``: the database it was sent with)."""
+        statement = account_text(statement)
         if _first_word(statement) == b'RENAME':
             pairs = renamed_accounts(statement)
             if pairs is not None:

@@ -9,8 +9,8 @@ import pytest
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.restore import (
-    STATEMENT_CARRY, ReplayEventRewriter, drop_account_statement, head_words, splits_a_literal, statement_kind,
-    unreadable_head)
+    STATEMENT_CARRY, ReplayEventRewriter, account_text, drop_account_statement, head_words, splits_a_literal,
+    statement_kind, unreadable_head)
 
 END = b'/*!*/;\n'
 BIG = 3 * STATEMENT_CARRY
@@ -106,3 +106,28 @@ def test_the_replay_refuses_a_statement_end_inside_a_string():
     for size in (7, 4096, len(data)):
         with pytest.raises(OpsReadyError, match='inside a string'):
             replayed(data, size)
+
+
+@pytest.mark.parametrize('statement', [
+    b"SET STATEMENT max_statement_time=100 FOR CREATE USER 'ss'@'%'",
+    b"set statement sql_mode='', lock_wait_timeout=(SELECT 1) for grant select on t to u",
+    b"/*!100000 SET STATEMENT max_statement_time=1 FOR */ DROP USER u"])
+def test_set_statement_for_an_account_statement_is_one(statement):
+    """Failed before: MariaDB runs and logs SET STATEMENT ... FOR CREATE USER as the CREATE USER; the replay ran it
+    against the live accounts."""
+    assert statement_kind(statement) == 'account'
+
+
+@pytest.mark.parametrize('statement', [b'SET STATEMENT max_statement_time=1 FOR SELECT 1', b'SET @a = 1',
+                                       b'SET ROLE r', b'SET'])
+def test_set_statement_for_another_statement_is_not(statement):
+    """Guard (passed on the old code)."""
+    assert statement_kind(statement) == 'other'
+
+
+def test_the_ledger_reads_what_the_server_runs():
+    """Failed before: a GRANT in a versioned comment or behind SET STATEMENT ... FOR was not read (the copy lacked
+    its privilege)."""
+    assert account_text(b"/*!100000 GRANT SELECT ON pr.t TO u */") == b' GRANT SELECT ON pr.t TO u '
+    assert account_text(b"SET STATEMENT a=(1) FOR GRANT SELECT ON pr.t TO u") == b' GRANT SELECT ON pr.t TO u'
+    assert account_text(b"SET @a = 'x'") == b"SET @a = 'x'"
