@@ -1061,6 +1061,7 @@ class ReplayEventRewriter:
         self.statuses: Dict[str, str] = dict(statuses or {})
         self.carry = b''
         self.passing = False   # the rest of a long statement, passed on up to its end
+        self.dropping = False   # the rest of a long account statement, dropped up to its end (its start: DO 0)
 
     def _key(self, name: str) -> str:
         """The recorded name ``name`` is (event names are case-insensitive), or ``name``."""
@@ -1068,6 +1069,10 @@ class ReplayEventRewriter:
 
     def _rewrite(self, statement: bytes, complete: bool) -> Any:
         """``statement`` rewritten, None if it needs more (not ``complete``)."""
+        if complete and splits_a_literal(statement):
+            # (check_statements refused it before the replay; a long one passed on is not read here)
+            raise OpsReadyError('The replay met a statement %s. The restore was stopped; the temporary copy is '
+                                'dropped.' % SPLIT_LITERAL)
         found = replay_event_edit(statement, complete)
         if found == NEED_MORE:
             return None
@@ -1087,15 +1092,15 @@ class ReplayEventRewriter:
         data = self.carry + chunk
         out: List[bytes] = []
         pos = 0
-        if self.passing:
+        if self.passing or self.dropping:
             end = data.find(STATEMENT_END)
             if end < 0:
                 keep = max(0, len(data) - len(STATEMENT_END) + 1)
                 self.carry = data[keep:]
-                return data[:keep]
+                return b'' if self.dropping else data[:keep]
             pos = end + len(STATEMENT_END)
-            out.append(data[:pos])
-            self.passing = False
+            out.append(STATEMENT_END if self.dropping else data[:pos])
+            self.passing = self.dropping = False
         while True:
             end = data.find(STATEMENT_END, pos)
             if end < 0:
@@ -1104,6 +1109,18 @@ class ReplayEventRewriter:
             pos = end + len(STATEMENT_END)
         rest = data[pos:]
         self.carry = rest
+        head = LEADING_COMMENTS.match(rest)
+        at = head.end() if head else 0
+        if len(rest) - at > STATEMENT_CARRY:
+            # a long statement is passed on as it comes: an account statement's must be known before any of it is
+            kind = head_kind(rest[at:at + STATEMENT_CARRY])
+            if kind is None:
+                raise OpsReadyError('The replay met a statement %s. The restore was stopped; the temporary copy is '
+                                    'dropped.' % UNREADABLE_HEAD)
+            if kind == 'account':
+                out.append(rest[:at] + b'DO 0\n')
+                self.carry, self.dropping = rest[-(len(STATEMENT_END) - 1):], True
+                return b''.join(out)
         if len(rest) > STATEMENT_CARRY:
             rewritten = self._rewrite(rest, False) if REPLAY_EVENT_HEAD.match(rest) else rest
             if rewritten is None and len(rest) <= EVENT_HEADER_LIMIT:
@@ -1117,6 +1134,8 @@ class ReplayEventRewriter:
 
     def flush(self) -> bytes:
         data, self.carry = self.carry, b''
+        if self.dropping:
+            return b''
         if self.passing or not data:
             return data
         return self._rewrite(data, True)
@@ -1384,20 +1403,150 @@ MAINTENANCE = {b'ANALYZE', b'OPTIMIZE', b'REPAIR', b'CHECK', b'CHECKSUM', b'FLUS
 ACCOUNT_OBJECTS = {b'USER', b'ROLE'}
 
 
-def statement_kind(statement: bytes) -> str:
-    """'maintenance', 'account' or 'other', from the statement's first words."""
-    words = [m.group().upper() for m in _SQL_TOKEN.finditer(statement[:256]) if m.lastgroup == 'word'][:5]
+ACCOUNT_VERBS = {b'CREATE', b'DROP', b'ALTER', b'RENAME'}
+# A versioned comment's code runs (/*!100000 GRANT ... */, /*M!100500 ...*/): its marker and version are no word.
+VERSIONED_OPEN = re.compile(rb'/\*M?!\d*')
+
+
+def _raw_code(statement: bytes) -> Iterator[Tuple[str, bytes]]:
+    """The tokens of ``statement``, a versioned comment's markers dropped (its text is code); ends at a comment not
+    closed (a statement cut short: what follows may be its text)."""
+    pos, inside = 0, 0
+    while pos < len(statement):
+        opened = VERSIONED_OPEN.match(statement, pos)
+        if opened:
+            pos, inside = opened.end(), inside + 1
+            continue
+        if inside and statement.startswith(b'*/', pos):
+            pos, inside = pos + 2, inside - 1
+            continue
+        match = _SQL_TOKEN.match(statement, pos)
+        if match is None or (match.lastgroup == 'other' and statement.startswith(b'/*', pos)):
+            return
+        pos = match.end()
+        yield match.lastgroup or 'other', match.group()
+
+
+def _code(statement: bytes) -> Iterator[Tuple[str, bytes]]:
+    """``_raw_code``, the ``SET STATEMENT var=value, ... FOR`` prefix dropped: MariaDB runs (and logs) ``SET
+    STATEMENT max_statement_time=1 FOR CREATE USER u`` as the CREATE USER."""
+    tokens = _raw_code(statement)
+    held: List[Tuple[str, bytes]] = []
+    words: List[bytes] = []
+    for kind, text in tokens:
+        held.append((kind, text))
+        if kind == 'word':
+            words.append(text.upper())
+            if len(words) == 2:
+                break
+    if words != [b'SET', b'STATEMENT']:
+        yield from held
+        yield from tokens
+        return
+    depth = 0
+    for kind, text in tokens:
+        depth += (text == b'(') - (text == b')')
+        if kind == 'word' and depth == 0 and text.upper() == b'FOR':
+            break
+    yield from tokens
+
+
+def head_words(statement: bytes, count: int = 5) -> List[bytes]:
+    """The first ``count`` words of ``statement`` (upper case) as the server reads it (``_code``); fewer if it ends
+    first, or reaches a comment it does not close (a statement cut short)."""
+    words: List[bytes] = []
+    for kind, text in _code(statement):
+        if kind == 'word':
+            words.append(text.upper())
+            if len(words) >= count:
+                break
+    return words
+
+
+def account_text(statement: bytes) -> bytes:
+    """``statement`` as the server runs it (``_code``: no versioned comment markers, no SET STATEMENT prefix), for
+    the ``GrantLedger`` to read."""
+    return b''.join(text for _kind, text in _code(statement))
+
+
+def _kind_of(words: List[bytes]) -> str:
     if not words:
         return 'other'
     if words[0] in MAINTENANCE:
         return 'maintenance'
     rest = words[3:] if words[1:3] == [b'OR', b'REPLACE'] else words[1:]
-    account_ddl = words[0] in (b'CREATE', b'DROP', b'ALTER', b'RENAME') and rest[:1] and rest[0] in ACCOUNT_OBJECTS
+    account_ddl = words[0] in ACCOUNT_VERBS and rest[:1] and rest[0] in ACCOUNT_OBJECTS
     # SET PASSWORD / SET DEFAULT ROLE change an account as GRANT does (a session's own SET ROLE does not)
     account_set = words[0] == b'SET' and (words[1:2] == [b'PASSWORD'] or words[1:3] == [b'DEFAULT', b'ROLE'])
     if words[0] in (b'GRANT', b'REVOKE') or account_ddl or account_set:
         return 'account'
     return 'other'
+
+
+def statement_kind(statement: bytes) -> str:
+    """'maintenance', 'account' or 'other', from the statement's first words (behind any comment: a leading
+    comment of any length, a versioned comment's code read as the server runs it)."""
+    return _kind_of(head_words(statement))
+
+
+def head_kind(head: bytes) -> Optional[str]:
+    """``statement_kind`` of a statement that starts with ``head`` and goes on; None when the words ``head`` holds
+    do not settle it (CREATE OR ... cut short, or no word yet: a long comment)."""
+    words = head_words(head)
+    settled = (len(words) >= 4 or bool(words and words[0] not in ACCOUNT_VERBS | {b'SET'})
+               or (len(words) >= 2 and words[1] not in (b'OR', b'DEFAULT')))
+    return _kind_of(words) if settled else None
+
+
+def unreadable_head(statement: bytes) -> bool:
+    """Whether ``statement`` (of the binlog stream) is longer than ``STATEMENT_CARRY`` and its kind is not settled
+    within its first ``STATEMENT_CARRY`` bytes: the replay (``ReplayEventRewriter``) passes a long statement on as
+    it comes, so cannot tell whether this one changes accounts; it is refused before the replay starts."""
+    head = LEADING_COMMENTS.match(statement)
+    at = head.end() if head else 0
+    return len(statement) - at > STATEMENT_CARRY and head_kind(statement[at:at + STATEMENT_CARRY]) is None
+
+
+# What opens a string, a quoted name or a comment in the binlog stream (a versioned comment's text is code, and the
+# mariadb client finds its delimiter there too); the stream is cut at each STATEMENT_END, which a string may hold.
+_LITERAL_OPEN = re.compile(rb"['\"`#]|--[ \t]|/\*(?!M?!)")
+_LITERAL_CLOSE = {b"'": re.compile(rb"[^'\\]*(?:\\.[^'\\]*)*'", re.S),
+                  b'"': re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*"', re.S)}
+
+
+def splits_a_literal(piece: bytes) -> bool:
+    """Whether ``piece`` (the binlog stream between two ``STATEMENT_END``) leaves a string, a quoted name or a
+    comment open: a statement holding the text ``/*!*/;`` and a line end in one (INSERT ... VALUES ('a/*!*/;\n...')),
+    which the replay's rewriting, cutting there, would turn into other statements (the mariadb client reads the
+    quotes, not the cut: a rewritten piece could leave a quote open and let a later string run as SQL)."""
+    pos = 0
+    while True:
+        found = _LITERAL_OPEN.search(piece, pos)
+        if found is None:
+            return False
+        opener, at = found.group(), found.end()
+        if opener in _LITERAL_CLOSE:
+            closed = _LITERAL_CLOSE[opener].match(piece, at)
+            end = closed.end() if closed else -1
+        elif opener == b'`':
+            end = piece.find(b'`', at) + 1 or -1
+        elif opener == b'/*':
+            end = piece.find(b'*/', at) + 2 if piece.find(b'*/', at) >= 0 else -1
+        else:   # a line comment: to the line end (or the piece's)
+            end = piece.find(b'\n', at) + 1 or len(piece)
+        if end < 0:
+            return True
+        pos = end
+
+
+SPLIT_LITERAL = ('that holds the text mariadb-binlog ends each statement with (/*!*/; and a line end) inside a '
+                 'string, a quoted name or a comment: the replay, which reads the statements at those ends to keep '
+                 'account statements (GRANT, CREATE USER...) from running against this server, cannot cut it safely')
+
+
+UNREADABLE_HEAD = ('that is longer than %d KiB and whose first words the replay cannot reach within them (a long '
+                   'comment before them): it cannot tell whether the statement changes accounts (GRANT, CREATE '
+                   'USER...), which the replay must never run against this server' % (STATEMENT_CARRY // 1024))
 
 
 def _account_part(kind: str, text: bytes) -> Optional[str]:
@@ -1785,6 +1934,7 @@ class GrantLedger:
 
     def replay(self, statement: bytes, default_db: Optional[str] = None) -> None:
         """One account statement of the logs, in their order (``default_db``: the database it was sent with)."""
+        statement = account_text(statement)
         if _first_word(statement) == b'RENAME':
             pairs = renamed_accounts(statement)
             if pairs is not None:
@@ -2092,6 +2242,12 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
                     kinds.append(kind)
         if current == own and not calling and database_function(statement):
             calling.append('')  # confirmed below among the statements that really run with USE source
+        if current == own and (unreadable_head(statement) or splits_a_literal(statement)):
+            raise OpsReadyError(
+                'The binary logs to replay hold a statement %s: %s. Nothing was restored and nothing was changed. '
+                'Restore to a point before it (stop_at), or take a full backup after it and restore from that.'
+                % (SPLIT_LITERAL if splits_a_literal(statement) else UNREADABLE_HEAD, _shown(statement)),
+                source=source)
         kind = statement_kind(statement)
         if kind == 'account':
             # never replayed (``AccountStatementDropper``): the ledger reads them, each with its default database
