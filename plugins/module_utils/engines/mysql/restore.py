@@ -1566,15 +1566,7 @@ def _accounts_listed(code: List[Tuple[str, bytes]]) -> Optional[List[Tuple[str, 
     each as (user, host); host None where none is written (``u``@``%``, or the role ``u``). None: one is not an
     account name (CURRENT_USER, a syntax not read here)."""
     accounts: List[Tuple[str, Optional[str]]] = []
-    items: List[List[Tuple[str, bytes]]] = [[]]
-    for kind, text in code:
-        if text == b';':
-            break
-        if text == b',':
-            items.append([])
-        else:
-            items[-1].append((kind, text))
-    for item in items:
+    for item in _split_list(code):
         to = [n for n, (kind, text) in enumerate(item) if kind == 'word' and text.upper() == b'TO']
         item = item[:to[0]] if to else item
         user = _account_part(*item[0]) if item else None
