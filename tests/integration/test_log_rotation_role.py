@@ -36,7 +36,7 @@ def test_playbook_both_backends_and_invalid_policy_not_installed(tmp_path):
         'log_rotation_backend': 'logrotate', 'log_rotation_logrotate_dir': str(confdir),
         'log_rotation_policies': [broken]})
     assert bad.rc != 0
-    assert 'failed to validate' in bad.stdout
+    assert 'validate refused the new content' in bad.stdout and 'broken' in bad.stdout
     assert sorted(p.name for p in confdir.iterdir()) == ['app']
 
 
