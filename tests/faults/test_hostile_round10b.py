@@ -8,11 +8,12 @@ account made and removed by the test playing the account that owns a directory o
   all). A symlink put back at the name between copy's unlink and its create was followed. The role now writes them
   with safe_write (an exclusive staged file renamed over the name, root's own; what was there replaced, never
   followed). The certificates report, failover record and health fleet report were switched the same way.
+  Since rolewrite12 the role refuses such a directory outright (safe_dir: a directory another account owns or
+  controls the way to), before anything is written; the test checks that refusal and that nothing was followed.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 from pathlib import Path
@@ -35,7 +36,8 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.fault(fault='the account owning schedule_config_dir puts a hard link to its own file at a job\'s '
                    'extra-vars name and a symlink to a root file at its runner script\'s name',
                    component='schedule role',
-                   expected='both replaced by root\'s own files (0600 / 0750); the linked files untouched')
+                   expected='refused before anything is written (the directory above is that account\'s: it could '
+                   'swap the whole directory for a link); the linked files untouched')
 def test_schedule_files_over_links_planted_by_the_directory_owner(racer_user, arena, fault):
     """Fails on the old code: ansible.builtin.copy gave the new extra-vars file (holding the password) the owner of
     the hard-linked file at its name, the directory owner's account. The symlink at the script is a guard (passed on
@@ -60,12 +62,14 @@ def test_schedule_files_over_links_planted_by_the_directory_owner(racer_user, ar
                       vars_st.st_nlink, stat.S_IMODE(vars_st.st_mode),
                       'a file' if stat.S_ISREG(script_st.st_mode) else 'a link'))
     fault.lost(files=int((arena['outside'] / 'victim').read_bytes() != victim))
-    assert result.rc == 0, result.stdout[-3000:]
-    assert (vars_st.st_uid, vars_st.st_nlink, stat.S_IMODE(vars_st.st_mode)) == (os.geteuid(), 1, 0o600), \
-        'the extra vars holding the password are %d:%d %04o with %d names: the directory owner can read them' % (
-            vars_st.st_uid, vars_st.st_gid, stat.S_IMODE(vars_st.st_mode), vars_st.st_nlink)
-    assert json.loads((conf / 'nightly.json').read_text()) == {'db_password': password}
-    assert (conf / 'mine').read_text() == 'mine\n' and os.stat(conf / 'mine').st_uid == racer_user.pw_uid
-    assert stat.S_ISREG(script_st.st_mode) and script_st.st_uid == os.geteuid(), 'the script is still the link'
-    assert stat.S_IMODE(script_st.st_mode) == 0o750 and b'flock' in (conf / 'nightly.sh').read_bytes()
+    # Since rolewrite12 the role makes its directories with safe_dir, which refuses a directory whose parent another
+    # account controls (that account could swap the whole directory for a link to one of root's) before anything
+    # is written: the password never reaches a file that account can read, and nothing is followed.
+    told = ' '.join(result.stdout.split())
+    assert result.rc != 0 and 'not safe for root' in told and racer_user.pw_name in told, result.stdout[-3000:]
+    assert password not in result.stdout
+    assert vars_st.st_uid == racer_user.pw_uid and vars_st.st_nlink == 2, 'the planted hard link was written'
+    assert (conf / 'mine').read_text() == 'mine\n'
+    assert stat.S_ISLNK(script_st.st_mode), 'the planted link was replaced: the role wrote into the directory'
+    assert not (arena['base'] / 'cron').exists() or not any((arena['base'] / 'cron').iterdir())
     assert (arena['outside'] / 'victim').read_bytes() == victim
