@@ -75,25 +75,21 @@ run_layer() {
     fi
 }
 
-# lint, package, sanity and units are single-threaded tools for most of their time (a CI run's vmstat showed the
-# CPU 42 % idle through them), so they run side by side: three chains, each layer's output kept in its own log and
-# printed whole, in the usual order, when all are done. lint and package share a chain: both replace the
-# collection under ~/.ansible/collections.
-chains=("lint package" "sanity" "units")
-side_by_side=()
-rest=()
-for layer in "${layers[@]}"; do
-    case " ${chains[*]} " in
-        *" $layer "*) side_by_side+=("$layer") ;;
-        *) rest+=("$layer") ;;
-    esac
-done
-if [ ${#side_by_side[@]} -gt 1 ]; then
-    pids=()
+# Layers that leave the 2 CPUs partly idle run side by side, in groups; a group's chains run at once, the layers of one
+# chain one after the other, each layer's output kept in its own log and printed whole, in the usual order, when the
+# group is done. lint, package, sanity and units are single-threaded tools for most of their time (a CI run's vmstat
+# showed the CPU 42 % idle through them); lint and package share a chain: both replace the collection under
+# ~/.ansible/collections. fidelity left 20 % of the CPU idle and molecule's scenarios share nothing with it (their own
+# /tmp/molecule-* trees and no database server; fidelity's servers are its own, on free ports).
+groups=("lint package|sanity|units" "fidelity|molecule")
+
+run_group() {
+    local group=$1 chains=() chain pids=() layer
+    IFS='|' read -r -a chains <<<"$group"
     for chain in "${chains[@]}"; do
         (
             for layer in $chain; do
-                case " ${side_by_side[*]} " in *" $layer "*) ;; *) continue ;; esac
+                case " ${selected[*]} " in *" $layer "*) ;; *) continue ;; esac
                 run_layer "$layer" >"$RESULTS/$layer.log" 2>&1
                 echo $? >"$RESULTS/$layer.rc"
             done
@@ -101,16 +97,37 @@ if [ ${#side_by_side[@]} -gt 1 ]; then
         pids+=($!)
     done
     wait "${pids[@]}"
-    for layer in "${side_by_side[@]}"; do
+    for layer in ${group//|/ }; do
+        case " ${selected[*]} " in *" $layer "*) ;; *) continue ;; esac
         cat "$RESULTS/$layer.log"
         [ "$(cat "$RESULTS/$layer.rc" 2>/dev/null)" = 0 ] || failed+=("$layer")
     done
-    layers_left=("${rest[@]}")
-else
-    layers_left=("${layers[@]}")
-fi
-for layer in "${layers_left[@]}"; do
+}
+
+# The layers asked for, in the order given; a group runs side by side where its first selected layer comes, when
+# two or more of its layers were asked for.
+selected=("${layers[@]}")
+done_layers=" "
+for layer in "${layers[@]}"; do
+    case "$done_layers" in *" $layer "*) continue ;; esac
+    grouped=""
+    for group in "${groups[@]}"; do
+        case "|$group|" in *"|$layer|"* | *"|$layer "* | *" $layer|"* | *" $layer "*) grouped=$group ;; esac
+    done
+    if [ -n "$grouped" ]; then
+        members=0
+        for other in ${grouped//|/ }; do
+            case " ${selected[*]} " in *" $other "*) members=$((members + 1)) ;; esac
+        done
+        if [ "$members" -gt 1 ]; then
+            rm -f "$RESULTS"/*.rc
+            run_group "$grouped"
+            for other in ${grouped//|/ }; do done_layers+="$other "; done
+            continue
+        fi
+    fi
     run_layer "$layer" || failed+=("$layer")
+    done_layers+="$layer "
 done
 if [ ${#failed[@]} -ne 0 ]; then
     echo "FAILED layers: ${failed[*]}"

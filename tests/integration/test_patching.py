@@ -80,8 +80,10 @@ def test_upgrade_reports_versions_keeps_held_package_and_skips_reboot(apt_repo, 
         holder.kill()
         holder.wait()
 
-    # On the host: alpha upgraded for real, bravo untouched and not left held.
-    assert installed_version(PREFIX + 'alpha') == '2.0'
+    # On the host: alpha upgraded for real, bravo untouched and not left held. (Once, in CI only, alpha stayed at
+    # 1.0 with the module reporting ok and nothing more known: the message keeps what the module planned.)
+    assert installed_version(PREFIX + 'alpha') == '2.0', json.dumps(
+        {key: patch.get(key) for key in ('plan', 'held', 'upgraded', 'released_holds', 'changed')}, default=str)
     assert Path('/usr/share/%salpha/VERSION' % PREFIX).read_text() == '2.0\n'
     assert installed_version(PREFIX + 'bravo') == '1.0'
     holds = subprocess.run(['apt-mark', 'showhold'], capture_output=True, text=True, check=False).stdout.split()
