@@ -1062,6 +1062,8 @@ class ReplayEventRewriter:
         self.carry = b''
         self.passing = False   # the rest of a long statement, passed on up to its end
         self.dropping = False   # the rest of a long account statement, dropped up to its end (its start: DO 0)
+        self.mode = StreamMode()
+        self.scan = LiteralScan()   # a long statement's literals, read as it is passed on or dropped
 
     def _key(self, name: str) -> str:
         """The recorded name ``name`` is (event names are case-insensitive), or ``name``."""
@@ -1069,10 +1071,11 @@ class ReplayEventRewriter:
 
     def _rewrite(self, statement: bytes, complete: bool) -> Any:
         """``statement`` rewritten, None if it needs more (not ``complete``)."""
-        if complete and splits_a_literal(statement):
-            # (check_statements refused it before the replay; a long one passed on is not read here)
-            raise OpsReadyError('The replay met a statement %s. The restore was stopped; the temporary copy is '
-                                'dropped.' % SPLIT_LITERAL)
+        if complete:
+            # (check_statements refused it before the replay; a long one is read as it is passed on: ``_split``)
+            if self.mode.splits(statement):
+                self._split()
+            self.mode.see(statement)
         found = replay_event_edit(statement, complete)
         if found == NEED_MORE:
             return None
@@ -1088,6 +1091,16 @@ class ReplayEventRewriter:
             self.statuses[self._key(new)] = kept
         return statement[:at] + words + statement[end:] if words else statement
 
+    @staticmethod
+    def _split() -> None:
+        raise OpsReadyError('The replay met a statement %s. The restore was stopped; the temporary copy is '
+                            'dropped.' % SPLIT_LITERAL)
+
+    def _long(self, read: bytes) -> None:
+        """A long statement passed on or dropped from here: ``read`` its first bytes."""
+        self.scan = self.mode.scan()
+        self.scan.feed(read)
+
     def feed(self, chunk: bytes) -> bytes:
         data = self.carry + chunk
         out: List[bytes] = []
@@ -1097,7 +1110,12 @@ class ReplayEventRewriter:
             if end < 0:
                 keep = max(0, len(data) - len(STATEMENT_END) + 1)
                 self.carry = data[keep:]
+                self.scan.feed(data[:keep])
                 return b'' if self.dropping else data[:keep]
+            if self.scan.feed(data[:end], final=True):
+                # the statement end is in a string (a quoted name, a comment) of the long statement: what follows
+                # it is the statement's text, not statements
+                self._split()
             pos = end + len(STATEMENT_END)
             out.append(STATEMENT_END if self.dropping else data[:pos])
             self.passing = self.dropping = False
@@ -1120,6 +1138,7 @@ class ReplayEventRewriter:
             if kind == 'account':
                 out.append(rest[:at] + b'DO 0\n')
                 self.carry, self.dropping = rest[-(len(STATEMENT_END) - 1):], True
+                self._long(rest[at:-(len(STATEMENT_END) - 1)])
                 return b''.join(out)
         if len(rest) > STATEMENT_CARRY:
             rewritten = self._rewrite(rest, False) if REPLAY_EVENT_HEAD.match(rest) else rest
@@ -1130,6 +1149,7 @@ class ReplayEventRewriter:
             keep = len(STATEMENT_END) - 1
             out.append(rewritten[:-keep])
             self.carry, self.passing = rewritten[-keep:], True
+            self._long(rewritten[:-keep])
         return b''.join(out)
 
     def flush(self) -> bytes:
@@ -1510,33 +1530,98 @@ def unreadable_head(statement: bytes) -> bool:
 # What opens a string, a quoted name or a comment in the binlog stream (a versioned comment's text is code, and the
 # mariadb client finds its delimiter there too); the stream is cut at each STATEMENT_END, which a string may hold.
 _LITERAL_OPEN = re.compile(rb"['\"`#]|--[ \t]|/\*(?!M?!)")
-_LITERAL_CLOSE = {b"'": re.compile(rb"[^'\\]*(?:\\.[^'\\]*)*'", re.S),
-                  b'"': re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*"', re.S)}
+_LITERAL_CLOSE = {(b"'", True): re.compile(rb"[\\']"), (b"'", False): re.compile(rb"'"),
+                  (b'"', True): re.compile(rb'[\\"]'), (b'"', False): re.compile(rb'"'),
+                  (b'`', False): re.compile(rb'`')}
+# The statement's sql_mode, as mariadb-binlog prints it before the statements it applies to (a number): with
+# NO_BACKSLASH_ESCAPES a backslash in a string is itself (the mariadb client reads it so too, from the server's
+# status after that SET), with ANSI_QUOTES "..." is a quoted name (a backslash in it is itself)
+SQL_MODE_LINE = re.compile(rb'\A(?:\s|#[^\n]*\n)*SET @@session\.sql_mode=(\d+)\s*\Z')
+MODE_ANSI_QUOTES, MODE_NO_BACKSLASH_ESCAPES = 1 << 2, 1 << 20
+_OPENER_SPAN = 4   # bytes an opener needs to be told (/*M! is no comment)
 
 
-def splits_a_literal(piece: bytes) -> bool:
+class LiteralScan:
+    """Whether the binlog stream, read as it comes (a statement longer than the replay's window passed on in
+    chunks), is inside a string, a quoted name or a comment: the mariadb client's reading of it (``escapes``: a
+    backslash escapes in '...' and "..."; ``ansi_quotes``: "..." is a quoted name, no escape in it)."""
+
+    def __init__(self, escapes: bool = True, ansi_quotes: bool = False) -> None:
+        self.escapes, self.ansi_quotes = escapes, ansi_quotes
+        self.open: Optional[bytes] = None
+        self.held = b''   # the last bytes, which the next chunk may finish (an opener, an escape, a closer)
+
+    def feed(self, data: bytes, final: bool = False) -> bool:
+        """Read ``data`` (the next bytes of one statement; ``final``: its last); whether a literal is left open
+        (at the ``final`` end: a line comment ends there, as ``splits_a_literal`` reads it)."""
+        buf, self.held = self.held + data, b''
+        pos, size = 0, len(buf)
+        while pos < size:
+            if self.open is None:
+                found = _LITERAL_OPEN.search(buf, pos)
+                if found is None or (not final and found.start() > size - _OPENER_SPAN):
+                    if not final:
+                        self.held = buf[max(pos, size - _OPENER_SPAN + 1):]
+                    break
+                self.open, pos = found.group().rstrip(b' \t'), found.end()
+            elif self.open in (b'#', b'--'):
+                end = buf.find(b'\n', pos)
+                if end < 0:
+                    break
+                self.open, pos = None, end + 1
+            elif self.open == b'/*':
+                end = buf.find(b'*/', pos)
+                if end < 0:
+                    self.held = b'' if final else buf[-1:]
+                    break
+                self.open, pos = None, end + 2
+            else:
+                escapes = self.escapes and self.open != b'`' and not (self.open == b'"' and self.ansi_quotes)
+                found = _LITERAL_CLOSE[(self.open, escapes)].search(buf, pos)
+                if found is None:
+                    break
+                if found.group() == b'\\':
+                    if found.end() >= size and not final:
+                        self.held = buf[found.start():]
+                        break
+                    pos = found.end() + 1
+                    continue
+                self.open, pos = None, found.end()   # a doubled quote closes and opens again
+        if final and self.open in (b'#', b'--'):
+            self.open = None
+        return self.open is not None
+
+
+def splits_a_literal(piece: bytes, escapes: bool = True, ansi_quotes: bool = False) -> bool:
     """Whether ``piece`` (the binlog stream between two ``STATEMENT_END``) leaves a string, a quoted name or a
     comment open: a statement holding the text ``/*!*/;`` and a line end in one (INSERT ... VALUES ('a/*!*/;\n...')),
     which the replay's rewriting, cutting there, would turn into other statements (the mariadb client reads the
-    quotes, not the cut: a rewritten piece could leave a quote open and let a later string run as SQL)."""
-    pos = 0
-    while True:
-        found = _LITERAL_OPEN.search(piece, pos)
-        if found is None:
-            return False
-        opener, at = found.group(), found.end()
-        if opener in _LITERAL_CLOSE:
-            closed = _LITERAL_CLOSE[opener].match(piece, at)
-            end = closed.end() if closed else -1
-        elif opener == b'`':
-            end = piece.find(b'`', at) + 1 or -1
-        elif opener == b'/*':
-            end = piece.find(b'*/', at) + 2 if piece.find(b'*/', at) >= 0 else -1
-        else:   # a line comment: to the line end (or the piece's)
-            end = piece.find(b'\n', at) + 1 or len(piece)
-        if end < 0:
-            return True
-        pos = end
+    quotes, not the cut: a rewritten piece could leave a quote open and let a later string run as SQL).
+    ``escapes``/``ansi_quotes``: the statement's sql_mode (``StreamMode``)."""
+    return LiteralScan(escapes, ansi_quotes).feed(piece, final=True)
+
+
+class StreamMode:
+    """The sql_mode the mariadb client reads each statement of the stream with (``SQL_MODE_LINE``), for
+    ``splits_a_literal``: read with backslash escapes where the statement had none, 'a\\' ran on into the next
+    string, and a statement end in that one was not seen."""
+
+    def __init__(self) -> None:
+        self.escapes, self.ansi_quotes = True, False
+
+    def see(self, piece: bytes) -> None:
+        """Take the sql_mode ``piece`` sets (a piece of the stream, read in order; one that splits a literal is
+        refused before: a SET in a string is never read)."""
+        found = SQL_MODE_LINE.match(piece)
+        if found:
+            mode = int(found.group(1))
+            self.escapes, self.ansi_quotes = not mode & MODE_NO_BACKSLASH_ESCAPES, bool(mode & MODE_ANSI_QUOTES)
+
+    def splits(self, piece: bytes) -> bool:
+        return splits_a_literal(piece, self.escapes, self.ansi_quotes)
+
+    def scan(self) -> LiteralScan:
+        return LiteralScan(self.escapes, self.ansi_quotes)
 
 
 SPLIT_LITERAL = ('that holds the text mariadb-binlog ends each statement with (/*!*/; and a line end) inside a '
@@ -2120,10 +2205,11 @@ def bodies_naming(engine: Any, database: str, source: str) -> List[str]:
             if len(r) == 3 and r[2] and names_database(r[2].encode('utf-8', 'surrogateescape'), source)]
 
 
-def _statements(engine: Any, argv: List[str], stop: Any) -> Optional[bytes]:
+def _statements(engine: Any, argv: List[str], stop: Any, mode: Optional[StreamMode] = None) -> Optional[bytes]:
     """The first statement of ``argv`` (mariadb-binlog --short-form) for which ``stop(statement, default_db)`` is
     true, or None; the tool never left running. ``default_db``: the last ``use`` printed (mariadb-binlog prints
-    none for a statement sent without a default database, so it may be the previous statement's)."""
+    none for a statement sent without a default database, so it may be the previous statement's). ``mode``, when
+    given, follows the sql_mode of the statements (``StreamMode``: ``stop`` reads each with its statement's)."""
     proc = engine.runner.popen(argv, env={'TZ': 'UTC'})
     found = None
     try:
@@ -2139,6 +2225,8 @@ def _statements(engine: Any, argv: List[str], stop: Any) -> Optional[bytes]:
                 elif stop(part, current):
                     found = part
                     break
+                elif mode is not None:
+                    mode.see(part)
             if not chunk:
                 break
         if found is None:
@@ -2221,6 +2309,7 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
         through = _names_in(statement, tables, routines) if named else []
         return ['DATABASE()'] if calls_database_function(statement) else through
     others = [r[0] for r in engine.query('SHOW DATABASES') if r and r[0] and r[0] != source]
+    mode = StreamMode()
     suspect: List[bool] = []
     calling: List[str] = []
 
@@ -2234,11 +2323,11 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
                     kinds.append(kind)
         if current == own and not calling and database_function(statement):
             calling.append('')  # confirmed below among the statements that really run with USE source
-        if current == own and (unreadable_head(statement) or splits_a_literal(statement)):
+        if current == own and (unreadable_head(statement) or mode.splits(statement)):
             raise OpsReadyError(
                 'The binary logs to replay hold a statement %s: %s. Nothing was restored and nothing was changed. '
                 'Restore to a point before it (stop_at), or take a full backup after it and restore from that.'
-                % (SPLIT_LITERAL if splits_a_literal(statement) else UNREADABLE_HEAD, _shown(statement)),
+                % (SPLIT_LITERAL if mode.splits(statement) else UNREADABLE_HEAD, _shown(statement)),
                 source=source)
         kind = statement_kind(statement)
         if kind == 'account':
@@ -2257,7 +2346,7 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
             suspect.append(True)  # confirmed below among the statements that really run with USE source
         return False
 
-    found = _statements(engine, argv + ['--short-form'] + files, stop)
+    found = _statements(engine, argv + ['--short-form'] + files, stop, mode)
     if found is None and accounts:
         sent_with_use(engine, argv, files, source, accounts)
     if found is not None:
