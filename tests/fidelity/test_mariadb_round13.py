@@ -26,7 +26,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.
     GtidStripper, ReplayEventRewriter, _Chained)
 
 PAD = 70000   # bytes: longer than the replay's 64 KiB statement window
-BEFORE = ("CREATE DATABASE pr; USE pr; CREATE TABLE t (id INT); CREATE USER 'w'@'%'; GRANT INSERT ON pr.* TO 'w'@'%'")
+BEFORE = ("CREATE DATABASE pr; USE pr; CREATE TABLE t (id INT); CREATE USER 'w'@'%'; GRANT INSERT ON pr.* TO 'w'@'%'; "
+          "CREATE USER 'g'@'%'")
 # each run with USE pr by the superuser, each account statement undone on the source right after: the live accounts
 # end as they began, and a replay that ran any of them would change them
 INDIRECT = [
@@ -44,11 +45,20 @@ INDIRECT = [
 MODE_SPLIT = ("SET sql_mode = 'NO_BACKSLASH_ESCAPES'; USE pr; "
               "CREATE VIEW v1 AS SELECT 'a\\' AS x, '/*!*/;\nGRANT SELECT ON t TO w; -- ' AS y; "
               "CREATE VIEW v2 AS SELECT ' AS s; GRANT ALL ON *.* TO w WITH GRANT OPTION; -- ' AS s")
+# gbk: 0xbf 0x5c is one character, its second byte a backslash: the old check read it as escaping the quote after it
+GBK_SPLIT = (b"USE pr; CREATE VIEW v4 AS SELECT '\xbf\x5c' AS x, '/*!*/;\nGRANT SELECT ON t TO g; -- ' AS y; "
+             b"CREATE VIEW v5 AS SELECT ' AS s; GRANT ALL ON *.* TO g WITH GRANT OPTION; -- ' AS s;\n")
 LONG_SPLIT = ("USE pr; CREATE VIEW v3 AS SELECT '" + 'x' * PAD + "/*!*/;\nGRANT ALL ON *.* TO w; -- ' AS s")
 
 
 def grants_of_w(server):
-    return server.sql("SHOW GRANTS FOR 'w'@'%'")
+    return server.sql("SHOW GRANTS FOR 'w'@'%'") + server.sql("SHOW GRANTS FOR 'g'@'%'")
+
+
+def as_gbk_client(server, sql: bytes) -> None:
+    """``sql`` (bytes, gbk) through the mariadb client, as the harness's application account."""
+    argv = [server.bin('mariadb'), '--defaults-file=%s' % server.option_file(), '--default-character-set=gbk']
+    subprocess.run(argv, input=sql, env=server._client_env(), capture_output=True, check=True)
 
 
 @pytest.fixture(scope='module')
@@ -59,22 +69,26 @@ def replayed(tmp_path_factory) -> Iterator[Dict[str, Any]]:
         server.start()
         server.sql(BEFORE, superuser=True)
         backup(server, 'pr', tmp / 'i')
-        backup(server, 'pr', tmp / 'm')
-        backup(server, 'pr', tmp / 'l')
         time.sleep(1.1)
         for sql in INDIRECT:
             server.sql('USE pr;\n' + sql, superuser=True)
         time.sleep(1.1)
         stop = datetime.datetime.now(datetime.timezone.utc)
+        backup(server, 'pr', tmp / 'm')
         time.sleep(1.1)
         server.sql(MODE_SPLIT)   # the harness's application account, not the superuser
         time.sleep(1.1)
-        stop_mode = datetime.datetime.now(datetime.timezone.utc)
+        stops = {'mode': datetime.datetime.now(datetime.timezone.utc)}
+        backup(server, 'pr', tmp / 'g')
+        time.sleep(1.1)
+        as_gbk_client(server, GBK_SPLIT)
+        time.sleep(1.1)
+        stops['gbk'] = datetime.datetime.now(datetime.timezone.utc)
+        backup(server, 'pr', tmp / 'l')
         time.sleep(1.1)
         server.sql(LONG_SPLIT)
-        backup(server, 'pr', tmp / 'i', kind='log')
-        backup(server, 'pr', tmp / 'm', kind='log')
-        backup(server, 'pr', tmp / 'l', kind='log')
+        for where in 'imgl':
+            backup(server, 'pr', tmp / where, kind='log')
         out: Dict[str, Any] = {'server': server, 'accounts': server.sql(ACCOUNT_STATE)}
         try:
             out['result'] = restore(server, tmp / 'i', 'pr', 'pr_ind', stop_at=stop)
@@ -84,10 +98,10 @@ def replayed(tmp_path_factory) -> Iterator[Dict[str, Any]]:
         except Exception as exc:   # each test names the failure
             out['failed'] = exc
         out['accounts_after'] = server.sql(ACCOUNT_STATE)
-        out['w'] = grants_of_w(server)   # with INSERT on pr_ind, which the restore gave it
-        for name, where, stop_at in (('mode', 'm', stop_mode), ('long', 'l', None)):
+        for name, where in (('mode', 'm'), ('gbk', 'g'), ('long', 'l')):
+            out[name + '_before'] = grants_of_w(server)
             try:
-                out[name] = restore(server, tmp / where, 'pr', 'pr_' + name, stop_at=stop_at)
+                out[name] = restore(server, tmp / where, 'pr', 'pr_' + name, stop_at=stops.get(name))
             except Exception as exc:
                 out[name] = exc
             out[name + '_w'] = grants_of_w(server)
@@ -116,17 +130,27 @@ def test_a_statement_end_in_a_string_under_no_backslash_escapes_is_refused(repla
     the statement end) as closed; the GRANT after the end became DO 0, the mariadb client read on in the string up
     to the second view's quote, and its GRANT ALL ON *.* ran on this server. Now refused before anything runs."""
     refused = replayed['mode']
-    assert replayed['mode_w'] == replayed['w']
+    assert replayed['mode_w'] == replayed['mode_before']
     assert isinstance(refused, OpsReadyError) and 'inside a string' in str(refused), refused
     assert 'stop_at' in str(refused)
     assert replayed['mode_left'] == []
+
+
+def test_a_statement_end_in_a_string_after_a_gbk_character_ending_in_a_backslash_byte_is_refused(replayed):
+    """Failed before: the check read the second byte (0x5c) of the gbk character 0xbf5c as a backslash escaping the
+    quote after it, so the second string (holding the statement end) as closed; the mariadb client, switched to gbk
+    by the stream, read the character whole, and the second view's GRANT ALL ON *.* ran on this server."""
+    refused = replayed['gbk']
+    assert replayed['gbk_w'] == replayed['gbk_before']
+    assert isinstance(refused, OpsReadyError) and 'inside a string' in str(refused), refused
+    assert replayed['gbk_left'] == []
 
 
 def test_a_long_statement_end_in_a_string_is_refused(replayed):
     """Guard (passed on the old code): the restore's scan refuses a 70 KB statement holding the statement end in a
     string before anything runs."""
     refused = replayed['long']
-    assert replayed['long_w'] == replayed['w']
+    assert replayed['long_w'] == replayed['long_before']
     assert isinstance(refused, OpsReadyError) and 'inside a string' in str(refused), refused
     assert replayed['long_left'] == []
 
@@ -135,13 +159,12 @@ def test_a_long_statement_end_in_a_string_is_refused(replayed):
 def test_the_replay_rewriter_itself_refuses_them(replayed, size):
     """Failed before: the rewriter (the replay's last check, whatever the scan let through) passed a statement longer
     than 64 KiB on unchecked and made the GRANT after its statement end DO 0, and read the NO_BACKSLASH_ESCAPES
-    statement with escapes."""
+    statement with escapes, and the gbk one byte by byte."""
     data = replayed['stream']
-    start = data.index(b"CREATE ALGORITHM")
-    first, long_view = data.index(b'VIEW `v1`'), data.index(b'VIEW `v3`')
-    assert start < first < long_view
-    head = data[:data.rindex(b'\n# at ', 0, first)]
-    for piece in (data, head + data[data.rindex(b'\n# at ', 0, long_view):]):
+    views = [data.index(b'VIEW `%s`' % view) for view in (b'v1', b'v4', b'v3')]
+    head = data[:data.rindex(b'\n# at ', 0, min(views))]
+    for view in views:
+        piece = head + data[data.rindex(b'\n# at ', 0, view):data.index(b'\n# at ', view)]
         rewriter = _Chained(GtidStripper(), ReplayEventRewriter({}))
         with pytest.raises(OpsReadyError, match='inside a string'):
             for i in range(0, len(piece), size):

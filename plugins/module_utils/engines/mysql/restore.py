@@ -58,7 +58,7 @@ import datetime
 import os
 import re
 import subprocess  # nosec B404 # argument lists, never a shell
-from typing import IO, Any, Dict, Iterator, List, Optional, Tuple
+from typing import IO, Any, Dict, Iterator, List, NoReturn, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
@@ -1074,7 +1074,7 @@ class ReplayEventRewriter:
         if complete:
             # (check_statements refused it before the replay; a long one is read as it is passed on: ``_split``)
             if self.mode.splits(statement):
-                self._split()
+                self._refuse(SPLIT_LITERAL)
             self.mode.see(statement)
         found = replay_event_edit(statement, complete)
         if found == NEED_MORE:
@@ -1092,9 +1092,10 @@ class ReplayEventRewriter:
         return statement[:at] + words + statement[end:] if words else statement
 
     @staticmethod
-    def _split() -> None:
-        raise OpsReadyError('The replay met a statement %s. The restore was stopped; the temporary copy is '
-                            'dropped.' % SPLIT_LITERAL)
+    def _refuse(why: str) -> NoReturn:
+        raise OpsReadyError('The replay met a statement %s. The restore was stopped; the temporary copy is dropped. '
+                            'Restore to a point before it (stop_at), or take a full backup after it and restore from '
+                            'that.' % why)
 
     def _long(self, read: bytes) -> None:
         """A long statement passed on or dropped from here: ``read`` its first bytes."""
@@ -1112,10 +1113,13 @@ class ReplayEventRewriter:
                 self.carry = data[keep:]
                 self.scan.feed(data[:keep])
                 return b'' if self.dropping else data[:keep]
-            if self.scan.feed(data[:end], final=True):
+            split = self.scan.feed(data[:end], final=True)
+            if self.scan.ambiguous:
+                self._refuse(MULTIBYTE_LONG)
+            if split:
                 # the statement end is in a string (a quoted name, a comment) of the long statement: what follows
                 # it is the statement's text, not statements
-                self._split()
+                self._refuse(SPLIT_LITERAL)
             pos = end + len(STATEMENT_END)
             out.append(STATEMENT_END if self.dropping else data[:pos])
             self.passing = self.dropping = False
@@ -1133,8 +1137,7 @@ class ReplayEventRewriter:
             # a long statement is passed on as it comes: an account statement's must be known before any of it is
             kind = head_kind(rest[at:at + STATEMENT_CARRY])
             if kind is None:
-                raise OpsReadyError('The replay met a statement %s. The restore was stopped; the temporary copy is '
-                                    'dropped.' % UNREADABLE_HEAD)
+                self._refuse(UNREADABLE_HEAD)
             if kind == 'account':
                 out.append(rest[:at] + b'DO 0\n')
                 self.carry, self.dropping = rest[-(len(STATEMENT_END) - 1):], True
@@ -1538,6 +1541,28 @@ _LITERAL_CLOSE = {(b"'", True): re.compile(rb"[\\']"), (b"'", False): re.compile
 # status after that SET), with ANSI_QUOTES "..." is a quoted name (a backslash in it is itself)
 SQL_MODE_LINE = re.compile(rb'\A(?:\s|#[^\n]*\n)*SET @@session\.sql_mode=(\d+)\s*\Z')
 MODE_ANSI_QUOTES, MODE_NO_BACKSLASH_ESCAPES = 1 << 2, 1 << 20
+# The client character set mariadb-binlog switches the mariadb client to before a statement (/*!\C gbk */). In these
+# a character's second byte may be a backslash or a backtick (0xbf 0x5c is one gbk character), and the client reads
+# the character whole: read byte by byte, 'X' (X ending in 0x5c) left the string open on the escaped quote. Their
+# characters (the bytes of the mariadb client's my_ismbchar, left to right from a line start: the longest first)
+# are read as two neutral bytes.
+CHARSET_LINE = re.compile(rb'\A(?:\s|#[^\n]*\n)*/\*!\\C ([0-9A-Za-z_]+) \*/\s*\Z')
+MULTIBYTE = {
+    b'gbk': re.compile(rb'[\x81-\xfe][\x40-\x7e\x80-\xfe]'),
+    b'big5': re.compile(rb'[\xa1-\xf9][\x40-\x7e\xa1-\xfe]'),
+    b'sjis': re.compile(rb'[\x81-\x9f\xe0-\xfc][\x40-\x7e\x80-\xfc]'),
+    b'cp932': re.compile(rb'[\x81-\x9f\xe0-\xfc][\x40-\x7e\x80-\xfc]'),
+    b'gb18030': re.compile(rb'[\x81-\xfe][\x30-\x39][\x81-\xfe][\x30-\x39]|[\x81-\xfe][\x40-\x7e\x80-\xfe]'),
+}
+# A lead byte before a backslash or a backtick: in a statement read as it comes (longer than the replay's window)
+# where its characters start is not followed, such a statement is refused
+MULTIBYTE_AMBIGUOUS = re.compile(rb'[\x81-\xfe][\\`]')
+
+
+def _neutral(match: 're.Match[bytes]') -> bytes:
+    return b'\x80' * len(match.group())
+
+
 _OPENER_SPAN = 4   # bytes an opener needs to be told (/*M! is no comment)
 
 
@@ -1546,14 +1571,20 @@ class LiteralScan:
     chunks), is inside a string, a quoted name or a comment: the mariadb client's reading of it (``escapes``: a
     backslash escapes in '...' and "..."; ``ansi_quotes``: "..." is a quoted name, no escape in it)."""
 
-    def __init__(self, escapes: bool = True, ansi_quotes: bool = False) -> None:
-        self.escapes, self.ansi_quotes = escapes, ansi_quotes
+    def __init__(self, escapes: bool = True, ansi_quotes: bool = False, multibyte: bool = False) -> None:
+        self.escapes, self.ansi_quotes, self.multibyte = escapes, ansi_quotes, multibyte
         self.open: Optional[bytes] = None
         self.held = b''   # the last bytes, which the next chunk may finish (an opener, an escape, a closer)
+        self.ambiguous = False   # (``multibyte``) a byte that may be a character's second is a backslash or backtick
+        self.last = b''
 
     def feed(self, data: bytes, final: bool = False) -> bool:
         """Read ``data`` (the next bytes of one statement; ``final``: its last); whether a literal is left open
         (at the ``final`` end: a line comment ends there, as ``splits_a_literal`` reads it)."""
+        if self.multibyte:
+            self.ambiguous = self.ambiguous or bool(MULTIBYTE_AMBIGUOUS.search(self.last + data[:1])
+                                                    or MULTIBYTE_AMBIGUOUS.search(data))
+            self.last = data[-1:] or self.last
         buf, self.held = self.held + data, b''
         pos, size = 0, len(buf)
         while pos < size:
@@ -1608,25 +1639,38 @@ class StreamMode:
 
     def __init__(self) -> None:
         self.escapes, self.ansi_quotes = True, False
+        self.characters: Optional['re.Pattern[bytes]'] = None   # MULTIBYTE's, in such a character set
 
     def see(self, piece: bytes) -> None:
-        """Take the sql_mode ``piece`` sets (a piece of the stream, read in order; one that splits a literal is
-        refused before: a SET in a string is never read)."""
+        """Take the sql_mode or character set ``piece`` sets (a piece of the stream, read in order; one that splits
+        a literal is refused before: a SET in a string is never read)."""
         found = SQL_MODE_LINE.match(piece)
         if found:
             mode = int(found.group(1))
             self.escapes, self.ansi_quotes = not mode & MODE_NO_BACKSLASH_ESCAPES, bool(mode & MODE_ANSI_QUOTES)
+        found = CHARSET_LINE.match(piece)
+        if found:
+            self.characters = MULTIBYTE.get(found.group(1).lower())
 
     def splits(self, piece: bytes) -> bool:
+        if self.characters is not None:
+            piece = b'\n'.join(self.characters.sub(_neutral, line) for line in piece.split(b'\n'))
         return splits_a_literal(piece, self.escapes, self.ansi_quotes)
 
     def scan(self) -> LiteralScan:
-        return LiteralScan(self.escapes, self.ansi_quotes)
+        return LiteralScan(self.escapes, self.ansi_quotes, self.characters is not None)
 
 
 SPLIT_LITERAL = ('that holds the text mariadb-binlog ends each statement with (/*!*/; and a line end) inside a '
                  'string, a quoted name or a comment: the replay, which reads the statements at those ends to keep '
                  'account statements (GRANT, CREATE USER...) from running against this server, cannot cut it safely')
+
+
+MULTIBYTE_LONG = ('that is longer than %d KiB, in a character set (big5, cp932, gbk, gb18030, sjis) whose characters '
+                  'may end in the byte of a backslash or a backtick, and holds such a byte after another character\'s '
+                  'first: the replay, which reads a statement that long as it comes, cannot tell whether it holds the '
+                  'text mariadb-binlog ends each statement with (/*!*/; and a line end) inside a string'
+                  % (STATEMENT_CARRY // 1024))
 
 
 UNREADABLE_HEAD = ('that is longer than %d KiB and whose first words the replay cannot reach within them (a long '

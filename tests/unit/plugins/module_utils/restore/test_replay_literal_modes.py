@@ -109,3 +109,47 @@ def test_a_backslash_escape_is_read_as_one_under_the_default_sql_mode():
     (b"SELECT 'a''b'", False, False, False), (b'SELECT "a""b"', False, True, False)])
 def test_splits_a_literal_reads_as_the_sql_mode_says(piece, escapes, ansi, split):
     assert splits_a_literal(piece, escapes=escapes, ansi_quotes=ansi) == split
+
+
+def charset_stream(charset: bytes, *statements: bytes) -> bytes:
+    return (HEADER + b'SET TIMESTAMP=1' + END + b'/*!\\C ' + charset + b' */' + END
+            + b''.join(HEADER + s + b'\n' + END for s in statements))
+
+
+# in gbk, big5, sjis, cp932 and gb18030 a character's second byte may be a backslash (0xbf 0x5c is one gbk character):
+# the mariadb client, switched to the charset by the stream (/*!\C gbk */), reads 'X\' as a whole string; read byte
+# by byte, the backslash escaped the quote and the second string (holding the statement end) looked closed
+MB_SPLIT = {b'gbk': b'\xbf\x5c', b'big5': b'\xa5\x5c', b'sjis': b'\x95\x5c', b'cp932': b'\x95\x5c',
+            b'gb18030': b'\xbf\x5c'}
+
+
+@pytest.mark.parametrize('charset', sorted(MB_SPLIT))
+def test_a_statement_end_inside_a_string_in_a_multibyte_charset_is_refused(charset):
+    """Failed before: the check read a multibyte character's second byte 0x5c as a backslash escaping the quote."""
+    split = (b"CREATE VIEW v1 AS SELECT '" + MB_SPLIT[charset] + b"' AS x, '" + END
+             + b"GRANT SELECT ON t TO w; -- ' AS y")
+    data = charset_stream(charset, b'SELECT 1', split, b"CREATE VIEW v2 AS SELECT ' AS s; GRANT ALL ON *.* TO w; -- '")
+    for size in (7, 4096, len(data)):
+        with pytest.raises(OpsReadyError, match='inside a string'):
+            replayed(data, size)
+
+
+@pytest.mark.parametrize('charset', sorted(MB_SPLIT))
+def test_a_multibyte_character_ending_in_0x5c_is_read_as_the_client_reads_it(charset):
+    """Guard: 'X' where X's second byte is 0x5c is a closed string in its charset (and an account statement after it is
+    still DO 0); in utf8mb4 no second byte is ASCII."""
+    data = charset_stream(charset, b"INSERT INTO t VALUES ('" + MB_SPLIT[charset] + b"')", b'GRANT SELECT ON t TO w')
+    assert replayed(data, 4096) == data.replace(b'GRANT SELECT ON t TO w\n', b'DO 0\n')
+    with pytest.raises(OpsReadyError, match='inside a string'):
+        replayed(charset_stream(b'utf8mb4', b"INSERT INTO t VALUES ('\xc3\x5c')", b'SELECT 1'), 4096)
+
+
+@pytest.mark.parametrize('charset', sorted(MB_SPLIT))
+def test_a_long_statement_in_a_multibyte_charset_holding_such_a_character_is_refused(charset):
+    """A statement longer than 64 KiB is read as it comes, byte by byte: one holding a character whose second byte
+    is a backslash or a backtick is refused (what to do is said); one without is replayed."""
+    long = b"INSERT INTO t VALUES ('" + b'x' * BIG + MB_SPLIT[charset] + b"')"
+    with pytest.raises(OpsReadyError, match='stop_at'):
+        replayed(charset_stream(charset, long, b'SELECT 1'), 4096)
+    fine = charset_stream(charset, b"INSERT INTO t VALUES ('" + b'\xbf\xa1' * BIG + b"')", b'SELECT 1')
+    assert replayed(fine, 4096) == fine
