@@ -134,6 +134,7 @@ def test_a_statement_end_in_a_string_under_no_backslash_escapes_is_refused(repla
     assert isinstance(refused, OpsReadyError) and 'inside a string' in str(refused), refused
     assert 'stop_at' in str(refused)
     assert replayed['mode_left'] == []
+    assert 'Nothing was restored' in str(refused)   # by the scan, before the copy is made
 
 
 def test_a_statement_end_in_a_string_after_a_gbk_character_ending_in_a_backslash_byte_is_refused(replayed):
@@ -144,6 +145,7 @@ def test_a_statement_end_in_a_string_after_a_gbk_character_ending_in_a_backslash
     assert replayed['gbk_w'] == replayed['gbk_before']
     assert isinstance(refused, OpsReadyError) and 'inside a string' in str(refused), refused
     assert replayed['gbk_left'] == []
+    assert 'Nothing was restored' in str(refused)   # by the scan, before the copy is made
 
 
 def test_a_long_statement_end_in_a_string_is_refused(replayed):

@@ -1076,6 +1076,8 @@ class ReplayEventRewriter:
             if self.mode.splits(statement):
                 self._refuse(SPLIT_LITERAL)
             self.mode.see(statement)
+            if runs_statements(statement):
+                self._refuse('%s: %s' % (RUNS_STATEMENTS, _shown(statement)))
         found = replay_event_edit(statement, complete)
         if found == NEED_MORE:
             return None
@@ -1138,6 +1140,8 @@ class ReplayEventRewriter:
             kind = head_kind(rest[at:at + STATEMENT_CARRY])
             if kind is None:
                 self._refuse(UNREADABLE_HEAD)
+            if kind == 'compound':
+                self._refuse('%s: %s' % (RUNS_STATEMENTS, _shown(rest[at:at + STATEMENT_CARRY])))
             if kind == 'account':
                 out.append(rest[:at] + b'DO 0\n')
                 self.carry, self.dropping = rest[-(len(STATEMENT_END) - 1):], True
@@ -1506,10 +1510,31 @@ def _kind_of(words: List[bytes]) -> str:
     return 'other'
 
 
+# Statements that run statements of their own: a compound statement outside a stored program (MariaDB's BEGIN NOT
+# ATOMIC, IF, CASE, LOOP, WHILE, REPEAT, FOR, labelled or not), CALL, EXECUTE [IMMEDIATE], PREPARE. MariaDB logs the
+# statements they run one by one (a GRANT in a block is logged as the GRANT), never these: one in the stream was not
+# written as the server ran it, and what it would run (an account statement, a string's SQL, a procedure's body)
+# cannot be read from it. The replay refuses it (``RUNS_STATEMENTS``).
+COMPOUND_HEADS = {b'IF', b'CASE', b'LOOP', b'WHILE', b'REPEAT', b'FOR', b'CALL', b'EXECUTE', b'PREPARE'}
+
+
+def runs_statements(statement: bytes) -> bool:
+    """Whether ``statement`` (as the server reads it: ``_code``) is one of ``COMPOUND_HEADS``' or BEGIN NOT ATOMIC."""
+    code: List[bytes] = []
+    for kind, text in _code(statement):
+        if kind not in ('space', 'comment'):
+            code.append(text.upper() if kind == 'word' else text)
+            if len(code) >= 5:
+                break
+    if len(code) > 2 and code[1] == b':':   # a label
+        code = code[2:]
+    return bool(code) and (code[0] in COMPOUND_HEADS or code[:3] == [b'BEGIN', b'NOT', b'ATOMIC'])
+
+
 def statement_kind(statement: bytes) -> str:
-    """'maintenance', 'account' or 'other', from the statement's first words (behind any comment: a leading
-    comment of any length, a versioned comment's code read as the server runs it)."""
-    return _kind_of(head_words(statement))
+    """'maintenance', 'account', 'compound' (``runs_statements``) or 'other', from the statement's first words
+    (behind any comment: a leading comment of any length, a versioned comment's code read as the server runs it)."""
+    return 'compound' if runs_statements(statement) else _kind_of(head_words(statement))
 
 
 def head_kind(head: bytes) -> Optional[str]:
@@ -1518,6 +1543,8 @@ def head_kind(head: bytes) -> Optional[str]:
     words = head_words(head)
     settled = (len(words) >= 4 or bool(words and words[0] not in ACCOUNT_VERBS | {b'SET'})
                or (len(words) >= 2 and words[1] not in (b'OR', b'DEFAULT')))
+    if runs_statements(head):
+        return 'compound'
     return _kind_of(words) if settled else None
 
 
@@ -1671,6 +1698,13 @@ MULTIBYTE_LONG = ('that is longer than %d KiB, in a character set (big5, cp932, 
                   'first: the replay, which reads a statement that long as it comes, cannot tell whether it holds the '
                   'text mariadb-binlog ends each statement with (/*!*/; and a line end) inside a string'
                   % (STATEMENT_CARRY // 1024))
+
+
+RUNS_STATEMENTS = ('that runs statements of its own (a BEGIN NOT ATOMIC block, a top-level IF, CASE, LOOP, WHILE, '
+                   'REPEAT or FOR, CALL, EXECUTE or PREPARE): MariaDB logs the statements such a one runs one by one, '
+                   'never the block itself, so these logs were not written as the server ran it, and the replay cannot '
+                   'tell whether it changes accounts (GRANT, CREATE USER...), which it must never run against this '
+                   'server')
 
 
 UNREADABLE_HEAD = ('that is longer than %d KiB and whose first words the replay cannot reach within them (a long '
@@ -2374,6 +2408,18 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
                 % (SPLIT_LITERAL if mode.splits(statement) else UNREADABLE_HEAD, _shown(statement)),
                 source=source)
         kind = statement_kind(statement)
+        if (current == own and len(statement) > STATEMENT_CARRY and mode.characters is not None
+                and MULTIBYTE_AMBIGUOUS.search(statement)):
+            # (read whole here; the replay reads it as it comes: ``ReplayEventRewriter`` would refuse it there)
+            raise OpsReadyError(
+                'The binary logs to replay hold a statement %s: %s. Nothing was restored and nothing was changed. '
+                'Restore to a point before it (stop_at), or take a full backup after it and restore from that.'
+                % (MULTIBYTE_LONG, _shown(statement)), source=source)
+        if kind == 'compound' and current == own:
+            raise OpsReadyError(
+                'The binary logs to replay hold a statement %s: %s. Nothing was restored and nothing was changed. '
+                'Restore to a point before it (stop_at), or take a full backup after it and restore from that.'
+                % (RUNS_STATEMENTS, _shown(statement)), source=source)
         if kind == 'account':
             # never replayed (``AccountStatementDropper``): the ledger reads them, each with its default database
             # (``current`` is source for one sent with USE source, or after one without a default database)
