@@ -19,6 +19,7 @@ import pytest
 
 from tests.fidelity.test_mariadb_gaps import backup, restore
 from tests.fidelity.test_mariadb_round11 import ACCOUNT_STATE
+from tests.fidelity.test_mariadb_round12 import grants_on
 from tests.harness.servers import MariaDBServer
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
@@ -40,6 +41,12 @@ INDIRECT = [
     "DELIMITER //\nCREATE PROCEDURE p() BEGIN CREATE USER 'prc'@'%'; END//\nDELIMITER ;\nCALL p(); DROP USER 'prc'@'%'",
     "INSERT INTO t VALUES (2)",
 ]
+# the same account statement text sent without a default database and with USE pr, in turns (sent_with_use matches
+# the scan's two passes by text, in order: a text sent both ways may get the other's flag; its reading is the same)
+TURNS = [(False, "GRANT SELECT ON pr.t TO 'w'@'%'"), (True, "REVOKE SELECT ON pr.t FROM 'w'@'%'"),
+         (True, "GRANT SELECT ON pr.t TO 'w'@'%'"), (True, "GRANT UPDATE ON t TO 'w'@'%'"),
+         (False, "REVOKE UPDATE ON pr.t FROM 'w'@'%'"), (True, "GRANT UPDATE ON t TO 'w'@'%'"),
+         (False, "REVOKE SELECT ON pr.t FROM 'w'@'%'"), (True, "GRANT SELECT ON pr.t TO 'w'@'%'")]
 # NO_BACKSLASH_ESCAPES: the first view's second string holds the statement end, then a GRANT and a line comment; the
 # second view's string ends the first's as the client read the old replay, and its GRANT ALL ran
 MODE_SPLIT = ("SET sql_mode = 'NO_BACKSLASH_ESCAPES'; USE pr; "
@@ -72,6 +79,8 @@ def replayed(tmp_path_factory) -> Iterator[Dict[str, Any]]:
         time.sleep(1.1)
         for sql in INDIRECT:
             server.sql('USE pr;\n' + sql, superuser=True)
+        for used, sql in TURNS:
+            server.sql(('USE pr; ' if used else '') + sql, superuser=True)
         time.sleep(1.1)
         stop = datetime.datetime.now(datetime.timezone.utc)
         backup(server, 'pr', tmp / 'm')
@@ -98,6 +107,7 @@ def replayed(tmp_path_factory) -> Iterator[Dict[str, Any]]:
         except Exception as exc:   # each test names the failure
             out['failed'] = exc
         out['accounts_after'] = server.sql(ACCOUNT_STATE)
+        out['live'], out['copied'] = grants_on(server, 'pr'), grants_on(server, 'pr_ind')
         for name, where in (('mode', 'm'), ('gbk', 'g'), ('long', 'l')):
             out[name + '_before'] = grants_of_w(server)
             try:
@@ -123,6 +133,17 @@ def test_statements_run_through_blocks_execute_and_call_change_no_live_account(r
     assert replayed['accounts_after'] == replayed['accounts']
     assert replayed['rows'] == [('1',), ('2',)]
     assert replayed['routines'] == [('p',)]
+
+
+def test_the_same_account_statement_sent_with_and_without_use_gives_the_live_privileges(replayed):
+    """Guard (passed on the old code): ``sent_with_use`` pairs the scan's two passes by text, in order, so a text sent
+    both with USE pr and without may take the other's flag; a statement sent without a default database names no
+    object unqualified (the server refuses ON t there: no database selected) and is read the same either way, and
+    mariadb-binlog prints the right ``use`` before every statement that has one. The copy holds what the live
+    database holds."""
+    assert 'failed' not in replayed, replayed.get('failed')
+    assert replayed['copied'] == replayed['live']
+    assert 'GRANT SELECT, UPDATE ON `pr`.`t` TO `w`@`%`' in replayed['live']
 
 
 def test_a_statement_end_in_a_string_under_no_backslash_escapes_is_refused(replayed):

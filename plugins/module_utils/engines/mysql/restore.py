@@ -22,6 +22,14 @@
    UTC seconds; everything before the second of ``stop_at`` is replayed, nothing of that second).
    Replayed event statements (CREATE/ALTER EVENT) load DISABLE too (``ReplayEventRewriter``); the status they gave
    the event in the source is what the target gets.
+   Account statements (GRANT, REVOKE, CREATE/ALTER/DROP/RENAME USER or ROLE, SET PASSWORD, SET DEFAULT ROLE) are
+   never run: each becomes ``DO 0`` and the ``GrantLedger`` reads them. The stream is cut at each statement end
+   (``/*!*/;`` and a line end), which a string may hold: a piece that leaves a string, a quoted name or a comment
+   open is refused, read as the mariadb client reads it (the statement's sql_mode: NO_BACKSLASH_ESCAPES,
+   ANSI_QUOTES; its client character set: a gbk, big5, sjis, cp932 or gb18030 character may end in a backslash
+   byte), by the scan before anything is made and by the rewriter, a statement longer than its 64 KiB window too
+   (``LiteralScan``). A statement that runs statements of its own (BEGIN NOT ATOMIC, CALL, EXECUTE, PREPARE...),
+   which MariaDB never logs, is refused (``runs_statements``).
    The replay must not write the source's GTIDs into this server's binary log (with ``gtid_strict_mode``
    that fails, without it the next restore reading such a log fails with "Found out of order GTID"):
    the ``SET @@session.gtid_domain_id/server_id/gtid_seq_no`` lines after each GTID event are removed
