@@ -22,6 +22,14 @@
    UTC seconds; everything before the second of ``stop_at`` is replayed, nothing of that second).
    Replayed event statements (CREATE/ALTER EVENT) load DISABLE too (``ReplayEventRewriter``); the status they gave
    the event in the source is what the target gets.
+   Account statements (GRANT, REVOKE, CREATE/ALTER/DROP/RENAME USER or ROLE, SET PASSWORD, SET DEFAULT ROLE) are
+   never run: each becomes ``DO 0`` and the ``GrantLedger`` reads them. The stream is cut at each statement end
+   (``/*!*/;`` and a line end), which a string may hold: a piece that leaves a string, a quoted name or a comment
+   open is refused, read as the mariadb client reads it (the statement's sql_mode: NO_BACKSLASH_ESCAPES,
+   ANSI_QUOTES; its client character set: a gbk, big5, sjis, cp932 or gb18030 character may end in a backslash
+   byte), by the scan before anything is made and by the rewriter, a statement longer than its 64 KiB window too
+   (``LiteralScan``). A statement that runs statements of its own (BEGIN NOT ATOMIC, CALL, EXECUTE, PREPARE...),
+   which MariaDB never logs, is refused (``runs_statements``).
    The replay must not write the source's GTIDs into this server's binary log (with ``gtid_strict_mode``
    that fails, without it the next restore reading such a log fails with "Found out of order GTID"):
    the ``SET @@session.gtid_domain_id/server_id/gtid_seq_no`` lines after each GTID event are removed
@@ -58,7 +66,7 @@ import datetime
 import os
 import re
 import subprocess  # nosec B404 # argument lists, never a shell
-from typing import IO, Any, Dict, Iterator, List, Optional, Tuple
+from typing import IO, Any, Dict, Iterator, List, NoReturn, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
@@ -1062,6 +1070,8 @@ class ReplayEventRewriter:
         self.carry = b''
         self.passing = False   # the rest of a long statement, passed on up to its end
         self.dropping = False   # the rest of a long account statement, dropped up to its end (its start: DO 0)
+        self.mode = StreamMode()
+        self.scan = LiteralScan()   # a long statement's literals, read as it is passed on or dropped
 
     def _key(self, name: str) -> str:
         """The recorded name ``name`` is (event names are case-insensitive), or ``name``."""
@@ -1069,10 +1079,13 @@ class ReplayEventRewriter:
 
     def _rewrite(self, statement: bytes, complete: bool) -> Any:
         """``statement`` rewritten, None if it needs more (not ``complete``)."""
-        if complete and splits_a_literal(statement):
-            # (check_statements refused it before the replay; a long one passed on is not read here)
-            raise OpsReadyError('The replay met a statement %s. The restore was stopped; the temporary copy is '
-                                'dropped.' % SPLIT_LITERAL)
+        if complete:
+            # (check_statements refused it before the replay; a long one is read as it is passed on: ``_split``)
+            if self.mode.splits(statement):
+                self._refuse(SPLIT_LITERAL)
+            self.mode.see(statement)
+            if runs_statements(statement):
+                self._refuse('%s: %s' % (RUNS_STATEMENTS, _shown(statement)))
         found = replay_event_edit(statement, complete)
         if found == NEED_MORE:
             return None
@@ -1088,6 +1101,17 @@ class ReplayEventRewriter:
             self.statuses[self._key(new)] = kept
         return statement[:at] + words + statement[end:] if words else statement
 
+    @staticmethod
+    def _refuse(why: str) -> NoReturn:
+        raise OpsReadyError('The replay met a statement %s. The restore was stopped; the temporary copy is dropped. '
+                            'Restore to a point before it (stop_at), or take a full backup after it and restore from '
+                            'that.' % why)
+
+    def _long(self, read: bytes) -> None:
+        """A long statement passed on or dropped from here: ``read`` its first bytes."""
+        self.scan = self.mode.scan()
+        self.scan.feed(read)
+
     def feed(self, chunk: bytes) -> bytes:
         data = self.carry + chunk
         out: List[bytes] = []
@@ -1097,7 +1121,15 @@ class ReplayEventRewriter:
             if end < 0:
                 keep = max(0, len(data) - len(STATEMENT_END) + 1)
                 self.carry = data[keep:]
+                self.scan.feed(data[:keep])
                 return b'' if self.dropping else data[:keep]
+            split = self.scan.feed(data[:end], final=True)
+            if self.scan.ambiguous:
+                self._refuse(MULTIBYTE_LONG)
+            if split:
+                # the statement end is in a string (a quoted name, a comment) of the long statement: what follows
+                # it is the statement's text, not statements
+                self._refuse(SPLIT_LITERAL)
             pos = end + len(STATEMENT_END)
             out.append(STATEMENT_END if self.dropping else data[:pos])
             self.passing = self.dropping = False
@@ -1115,11 +1147,13 @@ class ReplayEventRewriter:
             # a long statement is passed on as it comes: an account statement's must be known before any of it is
             kind = head_kind(rest[at:at + STATEMENT_CARRY])
             if kind is None:
-                raise OpsReadyError('The replay met a statement %s. The restore was stopped; the temporary copy is '
-                                    'dropped.' % UNREADABLE_HEAD)
+                self._refuse(UNREADABLE_HEAD)
+            if kind == 'compound':
+                self._refuse('%s: %s' % (RUNS_STATEMENTS, _shown(rest[at:at + STATEMENT_CARRY])))
             if kind == 'account':
                 out.append(rest[:at] + b'DO 0\n')
                 self.carry, self.dropping = rest[-(len(STATEMENT_END) - 1):], True
+                self._long(rest[at:-(len(STATEMENT_END) - 1)])
                 return b''.join(out)
         if len(rest) > STATEMENT_CARRY:
             rewritten = self._rewrite(rest, False) if REPLAY_EVENT_HEAD.match(rest) else rest
@@ -1130,6 +1164,7 @@ class ReplayEventRewriter:
             keep = len(STATEMENT_END) - 1
             out.append(rewritten[:-keep])
             self.carry, self.passing = rewritten[-keep:], True
+            self._long(rewritten[:-keep])
         return b''.join(out)
 
     def flush(self) -> bytes:
@@ -1483,10 +1518,31 @@ def _kind_of(words: List[bytes]) -> str:
     return 'other'
 
 
+# Statements that run statements of their own: a compound statement outside a stored program (MariaDB's BEGIN NOT
+# ATOMIC, IF, CASE, LOOP, WHILE, REPEAT, FOR, labelled or not), CALL, EXECUTE [IMMEDIATE], PREPARE. MariaDB logs the
+# statements they run one by one (a GRANT in a block is logged as the GRANT), never these: one in the stream was not
+# written as the server ran it, and what it would run (an account statement, a string's SQL, a procedure's body)
+# cannot be read from it. The replay refuses it (``RUNS_STATEMENTS``).
+COMPOUND_HEADS = {b'IF', b'CASE', b'LOOP', b'WHILE', b'REPEAT', b'FOR', b'CALL', b'EXECUTE', b'PREPARE'}
+
+
+def runs_statements(statement: bytes) -> bool:
+    """Whether ``statement`` (as the server reads it: ``_code``) is one of ``COMPOUND_HEADS``' or BEGIN NOT ATOMIC."""
+    code: List[bytes] = []
+    for kind, text in _code(statement):
+        if kind not in ('space', 'comment'):
+            code.append(text.upper() if kind == 'word' else text)
+            if len(code) >= 5:
+                break
+    if len(code) > 2 and code[1] == b':':   # a label
+        code = code[2:]
+    return bool(code) and (code[0] in COMPOUND_HEADS or code[:3] == [b'BEGIN', b'NOT', b'ATOMIC'])
+
+
 def statement_kind(statement: bytes) -> str:
-    """'maintenance', 'account' or 'other', from the statement's first words (behind any comment: a leading
-    comment of any length, a versioned comment's code read as the server runs it)."""
-    return _kind_of(head_words(statement))
+    """'maintenance', 'account', 'compound' (``runs_statements``) or 'other', from the statement's first words
+    (behind any comment: a leading comment of any length, a versioned comment's code read as the server runs it)."""
+    return 'compound' if runs_statements(statement) else _kind_of(head_words(statement))
 
 
 def head_kind(head: bytes) -> Optional[str]:
@@ -1495,6 +1551,8 @@ def head_kind(head: bytes) -> Optional[str]:
     words = head_words(head)
     settled = (len(words) >= 4 or bool(words and words[0] not in ACCOUNT_VERBS | {b'SET'})
                or (len(words) >= 2 and words[1] not in (b'OR', b'DEFAULT')))
+    if runs_statements(head):
+        return 'compound'
     return _kind_of(words) if settled else None
 
 
@@ -1510,38 +1568,151 @@ def unreadable_head(statement: bytes) -> bool:
 # What opens a string, a quoted name or a comment in the binlog stream (a versioned comment's text is code, and the
 # mariadb client finds its delimiter there too); the stream is cut at each STATEMENT_END, which a string may hold.
 _LITERAL_OPEN = re.compile(rb"['\"`#]|--[ \t]|/\*(?!M?!)")
-_LITERAL_CLOSE = {b"'": re.compile(rb"[^'\\]*(?:\\.[^'\\]*)*'", re.S),
-                  b'"': re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*"', re.S)}
+_LITERAL_CLOSE = {(b"'", True): re.compile(rb"[\\']"), (b"'", False): re.compile(rb"'"),
+                  (b'"', True): re.compile(rb'[\\"]'), (b'"', False): re.compile(rb'"'),
+                  (b'`', False): re.compile(rb'`')}
+# The statement's sql_mode, as mariadb-binlog prints it before the statements it applies to (a number): with
+# NO_BACKSLASH_ESCAPES a backslash in a string is itself (the mariadb client reads it so too, from the server's
+# status after that SET), with ANSI_QUOTES "..." is a quoted name (a backslash in it is itself)
+SQL_MODE_LINE = re.compile(rb'\A(?:\s|#[^\n]*\n)*SET @@session\.sql_mode=(\d+)\s*\Z')
+MODE_ANSI_QUOTES, MODE_NO_BACKSLASH_ESCAPES = 1 << 2, 1 << 20
+# The client character set mariadb-binlog switches the mariadb client to before a statement (/*!\C gbk */). In these
+# a character's second byte may be a backslash or a backtick (0xbf 0x5c is one gbk character), and the client reads
+# the character whole: read byte by byte, 'X' (X ending in 0x5c) left the string open on the escaped quote. Their
+# characters (the bytes of the mariadb client's my_ismbchar, left to right from a line start: the longest first)
+# are read as two neutral bytes.
+CHARSET_LINE = re.compile(rb'\A(?:\s|#[^\n]*\n)*/\*!\\C ([0-9A-Za-z_]+) \*/\s*\Z')
+MULTIBYTE = {
+    b'gbk': re.compile(rb'[\x81-\xfe][\x40-\x7e\x80-\xfe]'),
+    b'big5': re.compile(rb'[\xa1-\xf9][\x40-\x7e\xa1-\xfe]'),
+    b'sjis': re.compile(rb'[\x81-\x9f\xe0-\xfc][\x40-\x7e\x80-\xfc]'),
+    b'cp932': re.compile(rb'[\x81-\x9f\xe0-\xfc][\x40-\x7e\x80-\xfc]'),
+    b'gb18030': re.compile(rb'[\x81-\xfe][\x30-\x39][\x81-\xfe][\x30-\x39]|[\x81-\xfe][\x40-\x7e\x80-\xfe]'),
+}
+# A lead byte before a backslash or a backtick: in a statement read as it comes (longer than the replay's window)
+# where its characters start is not followed, such a statement is refused
+MULTIBYTE_AMBIGUOUS = re.compile(rb'[\x81-\xfe][\\`]')
 
 
-def splits_a_literal(piece: bytes) -> bool:
+def _neutral(match: 're.Match[bytes]') -> bytes:
+    return b'\x80' * len(match.group())
+
+
+_OPENER_SPAN = 4   # bytes an opener needs to be told (/*M! is no comment)
+
+
+class LiteralScan:
+    """Whether the binlog stream, read as it comes (a statement longer than the replay's window passed on in
+    chunks), is inside a string, a quoted name or a comment: the mariadb client's reading of it (``escapes``: a
+    backslash escapes in '...' and "..."; ``ansi_quotes``: "..." is a quoted name, no escape in it)."""
+
+    def __init__(self, escapes: bool = True, ansi_quotes: bool = False, multibyte: bool = False) -> None:
+        self.escapes, self.ansi_quotes, self.multibyte = escapes, ansi_quotes, multibyte
+        self.open: Optional[bytes] = None
+        self.held = b''   # the last bytes, which the next chunk may finish (an opener, an escape, a closer)
+        self.ambiguous = False   # (``multibyte``) a byte that may be a character's second is a backslash or backtick
+        self.last = b''
+
+    def feed(self, data: bytes, final: bool = False) -> bool:
+        """Read ``data`` (the next bytes of one statement; ``final``: its last); whether a literal is left open
+        (at the ``final`` end: a line comment ends there, as ``splits_a_literal`` reads it)."""
+        if self.multibyte:
+            self.ambiguous = self.ambiguous or bool(MULTIBYTE_AMBIGUOUS.search(self.last + data[:1])
+                                                    or MULTIBYTE_AMBIGUOUS.search(data))
+            self.last = data[-1:] or self.last
+        buf, self.held = self.held + data, b''
+        pos, size = 0, len(buf)
+        while pos < size:
+            if self.open is None:
+                found = _LITERAL_OPEN.search(buf, pos)
+                if found is None or (not final and found.start() > size - _OPENER_SPAN):
+                    if not final:
+                        self.held = buf[max(pos, size - _OPENER_SPAN + 1):]
+                    break
+                self.open, pos = found.group().rstrip(b' \t'), found.end()
+            elif self.open in (b'#', b'--'):
+                end = buf.find(b'\n', pos)
+                if end < 0:
+                    break
+                self.open, pos = None, end + 1
+            elif self.open == b'/*':
+                end = buf.find(b'*/', pos)
+                if end < 0:
+                    self.held = b'' if final else buf[-1:]
+                    break
+                self.open, pos = None, end + 2
+            else:
+                escapes = self.escapes and self.open != b'`' and not (self.open == b'"' and self.ansi_quotes)
+                found = _LITERAL_CLOSE[(self.open, escapes)].search(buf, pos)
+                if found is None:
+                    break
+                if found.group() == b'\\':
+                    if found.end() >= size and not final:
+                        self.held = buf[found.start():]
+                        break
+                    pos = found.end() + 1
+                    continue
+                self.open, pos = None, found.end()   # a doubled quote closes and opens again
+        if final and self.open in (b'#', b'--'):
+            self.open = None
+        return self.open is not None
+
+
+def splits_a_literal(piece: bytes, escapes: bool = True, ansi_quotes: bool = False) -> bool:
     """Whether ``piece`` (the binlog stream between two ``STATEMENT_END``) leaves a string, a quoted name or a
     comment open: a statement holding the text ``/*!*/;`` and a line end in one (INSERT ... VALUES ('a/*!*/;\n...')),
     which the replay's rewriting, cutting there, would turn into other statements (the mariadb client reads the
-    quotes, not the cut: a rewritten piece could leave a quote open and let a later string run as SQL)."""
-    pos = 0
-    while True:
-        found = _LITERAL_OPEN.search(piece, pos)
-        if found is None:
-            return False
-        opener, at = found.group(), found.end()
-        if opener in _LITERAL_CLOSE:
-            closed = _LITERAL_CLOSE[opener].match(piece, at)
-            end = closed.end() if closed else -1
-        elif opener == b'`':
-            end = piece.find(b'`', at) + 1 or -1
-        elif opener == b'/*':
-            end = piece.find(b'*/', at) + 2 if piece.find(b'*/', at) >= 0 else -1
-        else:   # a line comment: to the line end (or the piece's)
-            end = piece.find(b'\n', at) + 1 or len(piece)
-        if end < 0:
-            return True
-        pos = end
+    quotes, not the cut: a rewritten piece could leave a quote open and let a later string run as SQL).
+    ``escapes``/``ansi_quotes``: the statement's sql_mode (``StreamMode``)."""
+    return LiteralScan(escapes, ansi_quotes).feed(piece, final=True)
+
+
+class StreamMode:
+    """The sql_mode the mariadb client reads each statement of the stream with (``SQL_MODE_LINE``), for
+    ``splits_a_literal``: read with backslash escapes where the statement had none, 'a\\' ran on into the next
+    string, and a statement end in that one was not seen."""
+
+    def __init__(self) -> None:
+        self.escapes, self.ansi_quotes = True, False
+        self.characters: Optional['re.Pattern[bytes]'] = None   # MULTIBYTE's, in such a character set
+
+    def see(self, piece: bytes) -> None:
+        """Take the sql_mode or character set ``piece`` sets (a piece of the stream, read in order; one that splits
+        a literal is refused before: a SET in a string is never read)."""
+        found = SQL_MODE_LINE.match(piece)
+        if found:
+            mode = int(found.group(1))
+            self.escapes, self.ansi_quotes = not mode & MODE_NO_BACKSLASH_ESCAPES, bool(mode & MODE_ANSI_QUOTES)
+        found = CHARSET_LINE.match(piece)
+        if found:
+            self.characters = MULTIBYTE.get(found.group(1).lower())
+
+    def splits(self, piece: bytes) -> bool:
+        if self.characters is not None:
+            piece = b'\n'.join(self.characters.sub(_neutral, line) for line in piece.split(b'\n'))
+        return splits_a_literal(piece, self.escapes, self.ansi_quotes)
+
+    def scan(self) -> LiteralScan:
+        return LiteralScan(self.escapes, self.ansi_quotes, self.characters is not None)
 
 
 SPLIT_LITERAL = ('that holds the text mariadb-binlog ends each statement with (/*!*/; and a line end) inside a '
                  'string, a quoted name or a comment: the replay, which reads the statements at those ends to keep '
                  'account statements (GRANT, CREATE USER...) from running against this server, cannot cut it safely')
+
+
+MULTIBYTE_LONG = ('that is longer than %d KiB, in a character set (big5, cp932, gbk, gb18030, sjis) whose characters '
+                  'may end in the byte of a backslash or a backtick, and holds such a byte after another character\'s '
+                  'first: the replay, which reads a statement that long as it comes, cannot tell whether it holds the '
+                  'text mariadb-binlog ends each statement with (/*!*/; and a line end) inside a string'
+                  % (STATEMENT_CARRY // 1024))
+
+
+RUNS_STATEMENTS = ('that runs statements of its own (a BEGIN NOT ATOMIC block, a top-level IF, CASE, LOOP, WHILE, '
+                   'REPEAT or FOR, CALL, EXECUTE or PREPARE): MariaDB logs the statements such a one runs one by one, '
+                   'never the block itself, so these logs were not written as the server ran it, and the replay cannot '
+                   'tell whether it changes accounts (GRANT, CREATE USER...), which it must never run against this '
+                   'server')
 
 
 UNREADABLE_HEAD = ('that is longer than %d KiB and whose first words the replay cannot reach within them (a long '
@@ -2120,10 +2291,11 @@ def bodies_naming(engine: Any, database: str, source: str) -> List[str]:
             if len(r) == 3 and r[2] and names_database(r[2].encode('utf-8', 'surrogateescape'), source)]
 
 
-def _statements(engine: Any, argv: List[str], stop: Any) -> Optional[bytes]:
+def _statements(engine: Any, argv: List[str], stop: Any, mode: Optional[StreamMode] = None) -> Optional[bytes]:
     """The first statement of ``argv`` (mariadb-binlog --short-form) for which ``stop(statement, default_db)`` is
     true, or None; the tool never left running. ``default_db``: the last ``use`` printed (mariadb-binlog prints
-    none for a statement sent without a default database, so it may be the previous statement's)."""
+    none for a statement sent without a default database, so it may be the previous statement's). ``mode``, when
+    given, follows the sql_mode of the statements (``StreamMode``: ``stop`` reads each with its statement's)."""
     proc = engine.runner.popen(argv, env={'TZ': 'UTC'})
     found = None
     try:
@@ -2139,6 +2311,8 @@ def _statements(engine: Any, argv: List[str], stop: Any) -> Optional[bytes]:
                 elif stop(part, current):
                     found = part
                     break
+                elif mode is not None:
+                    mode.see(part)
             if not chunk:
                 break
         if found is None:
@@ -2221,6 +2395,7 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
         through = _names_in(statement, tables, routines) if named else []
         return ['DATABASE()'] if calls_database_function(statement) else through
     others = [r[0] for r in engine.query('SHOW DATABASES') if r and r[0] and r[0] != source]
+    mode = StreamMode()
     suspect: List[bool] = []
     calling: List[str] = []
 
@@ -2234,13 +2409,25 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
                     kinds.append(kind)
         if current == own and not calling and database_function(statement):
             calling.append('')  # confirmed below among the statements that really run with USE source
-        if current == own and (unreadable_head(statement) or splits_a_literal(statement)):
+        if current == own and (unreadable_head(statement) or mode.splits(statement)):
             raise OpsReadyError(
                 'The binary logs to replay hold a statement %s: %s. Nothing was restored and nothing was changed. '
                 'Restore to a point before it (stop_at), or take a full backup after it and restore from that.'
-                % (SPLIT_LITERAL if splits_a_literal(statement) else UNREADABLE_HEAD, _shown(statement)),
+                % (SPLIT_LITERAL if mode.splits(statement) else UNREADABLE_HEAD, _shown(statement)),
                 source=source)
         kind = statement_kind(statement)
+        if (current == own and len(statement) > STATEMENT_CARRY and mode.characters is not None
+                and MULTIBYTE_AMBIGUOUS.search(statement)):
+            # (read whole here; the replay reads it as it comes: ``ReplayEventRewriter`` would refuse it there)
+            raise OpsReadyError(
+                'The binary logs to replay hold a statement %s: %s. Nothing was restored and nothing was changed. '
+                'Restore to a point before it (stop_at), or take a full backup after it and restore from that.'
+                % (MULTIBYTE_LONG, _shown(statement)), source=source)
+        if kind == 'compound' and current == own:
+            raise OpsReadyError(
+                'The binary logs to replay hold a statement %s: %s. Nothing was restored and nothing was changed. '
+                'Restore to a point before it (stop_at), or take a full backup after it and restore from that.'
+                % (RUNS_STATEMENTS, _shown(statement)), source=source)
         if kind == 'account':
             # never replayed (``AccountStatementDropper``): the ledger reads them, each with its default database
             # (``current`` is source for one sent with USE source, or after one without a default database)
@@ -2257,7 +2444,7 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
             suspect.append(True)  # confirmed below among the statements that really run with USE source
         return False
 
-    found = _statements(engine, argv + ['--short-form'] + files, stop)
+    found = _statements(engine, argv + ['--short-form'] + files, stop, mode)
     if found is None and accounts:
         sent_with_use(engine, argv, files, source, accounts)
     if found is not None:
