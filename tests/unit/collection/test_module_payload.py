@@ -39,7 +39,9 @@ SHIPPED = {'backup_info': CATALOG_READ,
            'backup_prune': CATALOG_READ | {'backup/catalog_prune.py', 'backup/retention.py', 'common/cleanup.py',
                                            'files/safeio.py',
                                            # retention's option spec, apart for db_backup (~30 lines)
-                                           'backup/retention_spec.py'}}   # safeio: the parent checks before deleting
+                                           'backup/retention_spec.py',
+                                           # the artifact's stat signature, apart for verification (~40 lines)
+                                           'backup/artifact_stat.py'}}   # safeio: the parent checks before deleting
 
 _BUILD = r'''
 import base64, io, json, re, sys, zipfile
