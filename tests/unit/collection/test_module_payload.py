@@ -106,14 +106,15 @@ def test_cheap_module_import_loads_no_cryptography_or_engine(module):
 def test_backup_info_on_a_small_catalog_compiles_no_retention_or_index_rows(tmp_path):
     """The target compiles every module it imports from the payload zip on every run: backup_info on a catalog
     without a sealed index (every small one) imports neither retention and the prune code (another module's) nor the
-    column views of a sealed index (``catalog_rows.py``)."""
+    column views of a sealed index (``catalog_rows.py``), nor the attribution of broken manifests to sets
+    (``set_files.py``, only for a catalog that has some)."""
     (tmp_path / 'empty').mkdir()
     code = ('import json, sys\n'
             'from ansible_collections.opsready.operations.plugins.modules import backup_info\n'
             'from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_jobs import describe\n'
             'describe(sys.argv[1])\n'
             'print(json.dumps(sorted(m for m in sys.modules if m.endswith(('
-            '".backup.retention", ".backup.catalog_prune", ".backup.catalog_rows")))))\n')
+            '".backup.retention", ".backup.catalog_prune", ".backup.catalog_rows", ".backup.set_files")))))\n')
     result = subprocess.run([sys.executable, '-c', code, str(tmp_path / 'empty')], cwd=str(REPO),
                             env=dict(_env(), PYTHONPATH=str(REPO / 'build')), capture_output=True, text=True,
                             timeout=120, check=True)
@@ -173,3 +174,22 @@ def test_backup_module_start_up_loads_no_index_row_views(module):
                             env=dict(_env(), PYTHONPATH=str(REPO / 'build')), capture_output=True, text=True,
                             timeout=120, check=True)
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+
+
+def test_backup_info_still_attributes_broken_manifests_from_its_payload(tmp_path):
+    """Guard (passes on the old code too): set_files.py is now imported by backup_info only when a named set's
+    catalog has broken manifests; through a real ``ansible`` run (the module from its AnsiballZ payload) such a
+    manifest is still attributed to its set."""
+    catalog = tmp_path / 'catalog'
+    catalog.mkdir()
+    (catalog / 'sqlite-app-full-20260101T000000Z.manifest.json').write_text('{"database": "app", "engine": "sql')
+    env = dict(_env(), ANSIBLE_STDOUT_CALLBACK='default', ANSIBLE_CALLBACK_RESULT_FORMAT='json',
+               ANSIBLE_LOCAL_TEMP=str(tmp_path / 'local'))
+    result = subprocess.run([str(Path(sys.executable).parent / 'ansible'), 'localhost', '-i',
+                             str(REPO / 'inventories' / 'local'), '-m', 'opsready.operations.backup_info', '-a',
+                             'path=%s engine=sqlite database=app' % catalog], cwd=str(REPO), env=env,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    task = json.loads(result.stdout.split('=>', 1)[1])
+    broken = task['broken_manifests']
+    assert len(broken) == 1 and broken[0]['set'] == 'this', broken
