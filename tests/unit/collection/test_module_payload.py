@@ -125,7 +125,8 @@ def test_backup_info_on_a_small_catalog_compiles_no_index_file_code(tmp_path):
     """backup_info over a catalog below ``index_min()`` manifests (every small one, the bench's empty one) never reads,
     writes, journals or seals an index file: that code (half of catalog_index.py, 45 KB of source that zipimport
     compiled on every run) lives in catalog_index_file.py, imported by the first scan of a large directory.
-    The small path must neither import that module nor define its functions elsewhere. Nor does it import
+    The small path must neither import that module nor define its functions elsewhere; nor the sealed scan's
+    (``_sealed``, the seal's listing checks), which run only once an index file is loaded. Nor does it import
     files/safeio.py (44 KB: SafeDir, backup directory checks, xattrs): a manifest read needs only safe_read.py."""
     from tests.unit.plugins.module_utils.backup.test_catalog_index_equivalence import mixed_catalog
     small = tmp_path / 'small'
@@ -139,7 +140,8 @@ def test_backup_info_on_a_small_catalog_compiles_no_index_file_code(tmp_path):
             'count = len([n for n in os.listdir(sys.argv[1]) if n.endswith(".json")])\n'
             'print(json.dumps([count, catalog_index.index_min(), sorted(m for m in sys.modules '
             'if m.endswith((".catalog_index_file", ".files.safeio"))), sorted(n for n in ("parse_index", '
-            '"encode_index", "read_index", "journal_records", "_merge", "_decode") if n in vars(catalog_index))]))\n')
+            '"encode_index", "read_index", "journal_records", "_merge", "_decode", "_sealed", "seal_candidates", '
+            '"listing_digest", "_same_names", "_listing_matches", "fine_stamps") if n in vars(catalog_index))]))\n')
     result = subprocess.run([sys.executable, '-c', code, str(small)], cwd=str(REPO),
                             env=dict(_env(), PYTHONPATH='%s:%s' % (REPO / 'build', REPO)), capture_output=True,
                             text=True, timeout=120, check=True)
