@@ -8,8 +8,8 @@ AnsiballZ payload: Ansible's module_utils finder parses every file the module's 
 backup_info reaches ~39,000 AST nodes of catalog code (ping: Ansible's own ~43,000), and allocating them ran the
 cyclic collector ~180 times, two of them full collections walking the controller heap the worker inherited
 (~90,000 objects): measured in the worker, 113 ms of backup_info's 243 ms payload build were collections, against
-41 of ping's 120 ms. Nothing a task allocates needs the collector before the task is over; it is turned back on, as it was, when the
-action returns. The controller's own process, which lives on, is never touched.
+41 of ping's 120 ms. Nothing a task allocates needs the collector before the task is over; it is turned back on, as
+it was, when the action returns. The controller's own process, which lives on, is never touched.
 
 What the build leaves is not freed by reference counting: the finder links every import node to its parent
 (``node.parent``), so each parsed file's AST is a cycle, and ~126,000 young objects (backup_info) were waiting when

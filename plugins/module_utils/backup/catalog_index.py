@@ -966,7 +966,8 @@ def _error_of(path: str) -> str:
 # ----------------------------------------------------------------------------------------- the index file
 # The index file's reader, writer, journal and seal, and the scan of a sealed directory (``_sealed``, the seal's
 # listing checks), live in catalog_index_file (imported by the first scan of a directory of ``index_min()``
-# manifests or more, and by ``distrust``): a module run over a small catalog does not compile them (the payload's zipimport keeps no .pyc: each run compiles every file it imports).
+# manifests or more, and by ``distrust``): a module run over a small catalog does not compile them (the payload's
+# zipimport keeps no .pyc: each run compiles every file it imports).
 # Tuned by tests here (monkeypatch): catalog_index_file reads them from this module.
 # Records (or bytes: a share of the body's) after which the next change rewrites the whole index instead.
 JOURNAL_MAX_RECORDS = 64
