@@ -190,7 +190,6 @@ import contextlib
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import read_only
-from ansible_collections.opsready.operations.plugins.module_utils.backup import set_files
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_jobs import describe
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import parse_time
@@ -221,7 +220,9 @@ def main():
                             max_artifacts=p['max_artifacts'], origin=p['origin'])
         if p['engine'] and p['database'] and info.get('broken_manifests'):
             # whose each unreadable manifest is (this set's, another's, unknown): by what its text still says, by
-            # its name only where names cannot be another set's; a drill fails only on this set's
+            # its name only where names cannot be another set's; a drill fails only on this set's (imported here:
+            # the payload's imports are compiled on every run, and a catalog without broken manifests needs none)
+            from ansible_collections.opsready.operations.plugins.module_utils.backup import set_files
             info['broken_manifests'] = set_files.attribute(info['broken_manifests'], p['engine'], p['database'],
                                                            set_files.directory_sets(p['path']))
     except OpsReadyError as exc:

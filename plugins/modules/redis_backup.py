@@ -116,7 +116,7 @@ skipped_fresh:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.opsready.operations.plugins.module_utils.backup import retention as retention_utils
+from ansible_collections.opsready.operations.plugins.module_utils.backup import retention_spec
 from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import run_backup
 from ansible_collections.opsready.operations.plugins.module_utils.common import crypto_guard, encryption
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
@@ -139,7 +139,7 @@ def main():
         database=dict(type='str'),
         verify=dict(type='bool', default=True),
         min_interval=dict(type='int', default=0),
-        retention=dict(type='dict', options=retention_utils.retention_options()),
+        retention=dict(type='dict', options=retention_spec.retention_options()),
         encrypt=dict(type='bool', default=False),
         recipients=dict(type='list', elements='str'),
     )
@@ -154,9 +154,14 @@ def main():
     try:
         recipients = encryption.recipients_option(p['encrypt'], p['recipients'], 'the backup')
         check_compression(p['compression'])
-        policy = retention_utils.Policy.from_params(p['retention']) if p['retention'] else None
-        if policy is not None and recipients:
-            policy.recipients = list(recipients)   # a full only a retired key opens is not the newest usable one
+        policy = None
+        if p['retention']:
+            # retention.py (and the catalog code it imports) only when a policy is applied, as db_backup does: every
+            # import of an AnsiballZ payload is compiled on every run, before the dump can start
+            from ansible_collections.opsready.operations.plugins.module_utils.backup import retention as retention_utils
+            policy = retention_utils.Policy.from_params(p['retention'])
+            if recipients:
+                policy.recipients = list(recipients)   # a full only a retired key opens is not the newest usable one
         rconn = connection_from_params(p)
         engine = RedisEngine(ConnectionParams(host=rconn.host, port=rconn.port, unix_socket=rconn.unix_socket,
                                               user=rconn.username, password=rconn.password,

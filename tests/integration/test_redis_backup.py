@@ -229,3 +229,27 @@ def test_stream_check_counts_and_rejects_like_the_file_check(redis, tmp_path):
     for bad in (bytes(damaged), rdb[:len(rdb) // 2], b''):
         with pytest.raises(IntegrityError, match='redis-check-rdb rejects the test RDB'):
             streamed(bad)
+
+
+def test_retention_applied_after_a_backup(redis, tmp_path):
+    """Guard (passes on the old code too): redis_backup now imports retention only when ``retention`` is set (its
+    option spec comes from retention_spec); a policy still prunes after the new backup, in check mode too (nothing
+    deleted there)."""
+    dest = tmp_path / 'catalog'
+    policy = {'keep_last': 1}
+    tasks = [
+        {'name': 'first', 'register': 'first',
+         'opsready.operations.redis_backup': dict(conn(redis), dest=str(dest), database='kept', retention=policy)},
+        {'name': 'checked', 'register': 'checked', 'check_mode': True,
+         'opsready.operations.redis_backup': dict(conn(redis), dest=str(dest), database='kept', retention=policy)},
+        {'name': 'second', 'register': 'second',
+         'opsready.operations.redis_backup': dict(conn(redis), dest=str(dest), database='kept', retention=policy)},
+    ]
+    run = run_playbook(write_playbook(tmp_path, tasks))
+    first, second = run.result('first'), run.result('second')
+    assert first['_event'] == 'runner_on_ok' and first['deleted'] == [], first
+    assert run.result('checked')['_event'] == 'runner_on_ok'
+    old = os.path.join(str(dest), first['manifest']['artifact'])
+    assert second['_event'] == 'runner_on_ok' and second['deleted'] == [old], second
+    manifests = sorted(n for n in os.listdir(dest) if n.endswith('.manifest.json'))
+    assert manifests == [second['manifest']['artifact'] + '.manifest.json'], manifests

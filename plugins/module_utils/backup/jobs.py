@@ -19,6 +19,8 @@ import time
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup import source as source_summary
+# (not retention's: verification, right after the dump, then compiles neither retention nor the catalog)
+from ansible_collections.opsready.operations.plugins.module_utils.backup.artifact_stat import artifact_signature
 # Not the catalog index code, retention, the prune code or tarfile: a run that takes a backup reads no catalog before
 # its tool starts (remove_leftovers has a light path), and every module_utils file an AnsiballZ payload imports is
 # compiled on every run. Each is imported where it is first needed; Ansible ships files imported in functions too.
@@ -282,9 +284,8 @@ def verify_one(entry: Manifest, engine: Optional[Engine] = None, conn: Optional[
     otherwise its stored checksum alone is checked, which needs no key. A missing or wrong key fails
     the outcome but is never recorded: the artifact is not damaged, the key is wrong.
     """
-    from ansible_collections.opsready.operations.plugins.module_utils.backup import retention
     started = time.monotonic()
-    before = retention.artifact_signature(entry)   # recorded with a pass only if unchanged while read
+    before = artifact_signature(entry)   # recorded with a pass only if unchanged while read
     encrypted = is_encrypted(entry)
     outcome: Dict[str, Any] = {'id': entry.id, 'path': entry.path, 'engine': entry.engine, 'kind': entry.kind,
                                'ok': False, 'checks': {}, 'error': None, 'previous': entry.verified,
@@ -328,7 +329,7 @@ def verify_one(entry: Manifest, engine: Optional[Engine] = None, conn: Optional[
     deeper = encrypted and outcome['ok'] and deep and previous_checks.get('deep') is not True
     # A pass records the artifact's inode/size/mtime/ctime, so retention trusts it without reading the artifact
     # again while it is unchanged; an older pass without them (or of a file changed since) is recorded once more.
-    signature = before if outcome['ok'] and before is not None and retention.artifact_signature(entry) == before \
+    signature = before if outcome['ok'] and before is not None and artifact_signature(entry) == before \
         else None
     restat = (signature is not None and entry.verified is True
               and (entry.data.get('verification') or {}).get('artifact_stat') != signature)

@@ -24,6 +24,8 @@ import os
 import stat
 from typing import Any, Callable, Collection, Dict, List, Optional, Set, Tuple, cast
 
+# artifact_signature lives apart so that verification need not import retention and the catalog (artifact_stat.py)
+from ansible_collections.opsready.operations.plugins.module_utils.backup.artifact_stat import artifact_signature
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import (
     Catalog, OriginSpan, origin_groups, origin_spans, overlaps, row_view)
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest, write_manifest
@@ -428,26 +430,6 @@ def _superseding(fulls: List[Manifest], usable: List[Manifest], keep: Dict[str, 
         return None
     kept = [f for f in usable if f.id in keep and f.id not in retired]
     return kept[-1] if kept else None
-
-
-def artifact_signature(entry: Manifest) -> Optional[List[List[int]]]:
-    """[inode, size, mtime_ns, ctime_ns] of the artifact (of each member of a multi-file one); None when one is not
-    a regular file. Any write changes ctime (which no tool can set back): an unchanged signature is an unchanged file
-    for every writer but the disk itself."""
-    if entry.members:
-        paths = [os.path.join(entry.directory, member['path']) for member in entry.members]
-    else:
-        paths = [entry.path]
-    found = []
-    for path in paths:
-        try:
-            info = os.lstat(path)
-        except OSError:
-            return None
-        if not stat.S_ISREG(info.st_mode):
-            return None
-        found.append([info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns])
-    return found
 
 
 HASH_CHUNK = 1024 * 1024

@@ -39,7 +39,9 @@ SHIPPED = {'backup_info': CATALOG_READ,
            'backup_prune': CATALOG_READ | {'backup/catalog_prune.py', 'backup/retention.py', 'common/cleanup.py',
                                            'files/safeio.py',
                                            # retention's option spec, apart for db_backup (~30 lines)
-                                           'backup/retention_spec.py'}}   # safeio: the parent checks before deleting
+                                           'backup/retention_spec.py',
+                                           # the artifact's stat signature, apart for verification (~40 lines)
+                                           'backup/artifact_stat.py'}}   # safeio: the parent checks before deleting
 
 _BUILD = r'''
 import base64, io, json, re, sys, zipfile
@@ -104,14 +106,15 @@ def test_cheap_module_import_loads_no_cryptography_or_engine(module):
 def test_backup_info_on_a_small_catalog_compiles_no_retention_or_index_rows(tmp_path):
     """The target compiles every module it imports from the payload zip on every run: backup_info on a catalog
     without a sealed index (every small one) imports neither retention and the prune code (another module's) nor the
-    column views of a sealed index (``catalog_rows.py``)."""
+    column views of a sealed index (``catalog_rows.py``), nor the attribution of broken manifests to sets
+    (``set_files.py``, only for a catalog that has some)."""
     (tmp_path / 'empty').mkdir()
     code = ('import json, sys\n'
             'from ansible_collections.opsready.operations.plugins.modules import backup_info\n'
             'from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_jobs import describe\n'
             'describe(sys.argv[1])\n'
             'print(json.dumps(sorted(m for m in sys.modules if m.endswith(('
-            '".backup.retention", ".backup.catalog_prune", ".backup.catalog_rows")))))\n')
+            '".backup.retention", ".backup.catalog_prune", ".backup.catalog_rows", ".backup.set_files")))))\n')
     result = subprocess.run([sys.executable, '-c', code, str(tmp_path / 'empty')], cwd=str(REPO),
                             env=dict(_env(), PYTHONPATH=str(REPO / 'build')), capture_output=True, text=True,
                             timeout=120, check=True)
@@ -122,7 +125,8 @@ def test_backup_info_on_a_small_catalog_compiles_no_index_file_code(tmp_path):
     """backup_info over a catalog below ``index_min()`` manifests (every small one, the bench's empty one) never reads,
     writes, journals or seals an index file: that code (half of catalog_index.py, 45 KB of source that zipimport
     compiled on every run) lives in catalog_index_file.py, imported by the first scan of a large directory.
-    The small path must neither import that module nor define its functions elsewhere. Nor does it import
+    The small path must neither import that module nor define its functions elsewhere; nor the sealed scan's
+    (``_sealed``, the seal's listing checks), which run only once an index file is loaded. Nor does it import
     files/safeio.py (44 KB: SafeDir, backup directory checks, xattrs): a manifest read needs only safe_read.py."""
     from tests.unit.plugins.module_utils.backup.test_catalog_index_equivalence import mixed_catalog
     small = tmp_path / 'small'
@@ -136,7 +140,8 @@ def test_backup_info_on_a_small_catalog_compiles_no_index_file_code(tmp_path):
             'count = len([n for n in os.listdir(sys.argv[1]) if n.endswith(".json")])\n'
             'print(json.dumps([count, catalog_index.index_min(), sorted(m for m in sys.modules '
             'if m.endswith((".catalog_index_file", ".files.safeio"))), sorted(n for n in ("parse_index", '
-            '"encode_index", "read_index", "journal_records", "_merge", "_decode") if n in vars(catalog_index))]))\n')
+            '"encode_index", "read_index", "journal_records", "_merge", "_decode", "_sealed", "seal_candidates", '
+            '"listing_digest", "_same_names", "_listing_matches", "fine_stamps") if n in vars(catalog_index))]))\n')
     result = subprocess.run([sys.executable, '-c', code, str(small)], cwd=str(REPO),
                             env=dict(_env(), PYTHONPATH='%s:%s' % (REPO / 'build', REPO)), capture_output=True,
                             text=True, timeout=120, check=True)
@@ -171,3 +176,22 @@ def test_backup_module_start_up_loads_no_index_row_views(module):
                             env=dict(_env(), PYTHONPATH=str(REPO / 'build')), capture_output=True, text=True,
                             timeout=120, check=True)
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+
+
+def test_backup_info_still_attributes_broken_manifests_from_its_payload(tmp_path):
+    """Guard (passes on the old code too): set_files.py is now imported by backup_info only when a named set's
+    catalog has broken manifests; through a real ``ansible`` run (the module from its AnsiballZ payload) such a
+    manifest is still attributed to its set."""
+    catalog = tmp_path / 'catalog'
+    catalog.mkdir()
+    (catalog / 'sqlite-app-full-20260101T000000Z.manifest.json').write_text('{"database": "app", "engine": "sql')
+    env = dict(_env(), ANSIBLE_STDOUT_CALLBACK='default', ANSIBLE_CALLBACK_RESULT_FORMAT='json',
+               ANSIBLE_LOCAL_TEMP=str(tmp_path / 'local'))
+    result = subprocess.run([str(Path(sys.executable).parent / 'ansible'), 'localhost', '-i',
+                             str(REPO / 'inventories' / 'local'), '-m', 'opsready.operations.backup_info', '-a',
+                             'path=%s engine=sqlite database=app' % catalog], cwd=str(REPO), env=env,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    task = json.loads(result.stdout.split('=>', 1)[1])
+    broken = task['broken_manifests']
+    assert len(broken) == 1 and broken[0]['set'] == 'this', broken

@@ -92,3 +92,59 @@ def test_the_version_comparison_says_what_looseversion_said(monkeypatch, install
     assert (message is not None) == too_old, message
     if too_old:
         assert 'needs the Python package cryptography %s or newer' % minimum in message and installed in message
+
+
+VERIFY_PROBE = '''
+import json, sqlite3, sys
+sys.path.insert(0, %(build)r)
+db = sys.argv[1] + '/app.db'
+conn = sqlite3.connect(db)
+conn.execute('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)')
+conn.execute("INSERT INTO t (v) VALUES ('x')")
+conn.commit()
+conn.close()
+from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import run_backup
+from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions
+from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import ConnectionParams
+from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import get_engine
+result = run_backup(get_engine('sqlite', ConnectionParams()), BackupOptions(kind='full', dest=sys.argv[1] + '/b',
+                    database=db), verify=True)
+print(json.dumps([result['manifest']['verification'], sorted(m for m in sys.modules if m.startswith(%(mu)r))]))
+'''
+
+
+def test_a_verified_backup_without_retention_compiles_no_retention_or_catalog(tmp_path):
+    """``verify: true`` (the default) verifies the new artifact right after the dump: verification needed only
+    retention's ``artifact_signature``, but importing retention compiled it and the whole catalog (catalog, its index)
+    on that critical path. The signature is still recorded."""
+    import json
+    out = subprocess.run([sys.executable, '-c', VERIFY_PROBE % {'build': BUILD, 'mu': MU}, str(tmp_path)], check=True,
+                         capture_output=True, text=True).stdout.strip().splitlines()[-1]
+    verification, found = json.loads(out)
+    assert verification['ok'] is True and verification['artifact_stat'], verification
+    heavy = [m for m in found if m.endswith(('.backup.retention', '.backup.catalog', '.backup.catalog_index'))]
+    assert heavy == [], heavy
+
+
+@pytest.mark.parametrize('module', ['redis_backup', 'db_backup'])
+def test_backup_module_start_up_compiles_no_retention(module):
+    """A backup module builds its ``retention`` option from retention_spec.py; retention.py (and the catalog it
+    imports) only when a policy is applied. redis_backup imported all of retention for its argument spec (db_backup:
+    guard, it already did this)."""
+    found = loaded_module(module)
+    assert not [m for m in found if m.endswith(('.backup.retention', '.backup.catalog'))], sorted(found)
+
+
+MODULE_PROBE = '''
+import sys
+sys.path.insert(0, %(build)r)
+import importlib
+importlib.import_module('ansible_collections.opsready.operations.plugins.modules.' + sys.argv[1])
+print(','.join(sorted(m for m in sys.modules)))
+'''
+
+
+def loaded_module(module: str) -> set:
+    out = subprocess.run([sys.executable, '-c', MODULE_PROBE % {'build': BUILD}, module], check=True,
+                         capture_output=True, text=True).stdout.strip()
+    return set(out.split(','))
