@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Key rotation: re-encrypt the kept age-encrypted artifacts of a catalog to a new recipient set.
 
-One streaming pass per artifact (decrypt with the given identity, encrypt to the new recipients, 64 KiB
+One streaming pass per artifact (decrypt with the given identity, encrypt to the new recipients, 512 KiB
 at a time: never the artifact in memory), written side by side as ``<artifact>.partial``. Decryption runs
 in a forked child process that hands the plaintext here through a small shared-memory ring (see
 ``_DecryptingChild``): ChaCha20-Poly1305 in older ``cryptography`` releases holds the GIL, so two threads of one
@@ -57,12 +57,13 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.streami
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 
-# Two chunks per block, four blocks in the ring, two in the write queue: short bursts per stage, and room for the
-# child to run ahead. On a busy machine a stage that works in long bursts waits longer for a CPU each time, and a
-# stage holding one of only two blocks stalls the others (1 GB, alternated rounds on 2 cores: at load 9 and
-# normal priority, 128 KiB x 2 slots 6.7 s, 128 KiB x 4 5.8 s, 256 KiB x 4 8.5 s; with most of both cores (nice -20)
-# 2.57 / 2.40 / 2.35 s, the pipe 2.18 s).
-BLOCK = 128 * 1024
+# Eight chunks per block, four blocks in the ring, two in the write queue. Every block costs each stage a few
+# system calls, a queue hand-off and a thread wake-up, so the block is the unit of overhead: at 128 KiB the stream
+# took 0.68-0.70 CPU s per 256 MB, at 512 KiB 0.61-0.63 (alternated runs at load 5 on 2 cores; the sequential
+# floor, one thread and no hand-offs, is ~0.69). Earlier rounds chose 128 KiB for shorter bursts per stage on a
+# busy machine (single runs at load 9: 128 KiB x 4 5.8 s, 256 KiB x 4 8.5 s; with most of both cores (nice -20)
+# 2.40 s vs 2.35 s); at load 5 the 512 KiB walls were no worse (1.09-1.24 s vs 1.19-1.44 s per 256 MB).
+BLOCK = 512 * 1024
 # The child tells the kernel to drop the old file's pages behind it every DROP_EVERY bytes: the file is read once
 # and replaced, so its cache is of no further use, and dropping it while the stream runs (on a core the stream
 # shares) takes that work out of the swap at the end, where freeing a cached 1 GB file took ~0.08 s of the ~0.2 s.
