@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Key rotation: re-encrypt the kept age-encrypted artifacts of a catalog to a new recipient set.
 
-One streaming pass per artifact (decrypt with the given identity, encrypt to the new recipients, 512 KiB
+One streaming pass per artifact (decrypt with the given identity, encrypt to the new recipients, 64 KiB
 at a time: never the artifact in memory), written side by side as ``<artifact>.partial``. Decryption runs
 in a forked child process that hands the plaintext here through a small shared-memory ring (see
 ``_DecryptingChild``): ChaCha20-Poly1305 in older ``cryptography`` releases holds the GIL, so two threads of one
@@ -14,8 +14,8 @@ decrypted straight into the ring and sealed straight from it (``decrypt_into``/`
 the stream besides the file reads and writes. The new file is checked before it replaces the old one: the
 plaintext that went in hashes to the checksum sealed in the manifest (and has its size), or, without a sealed
 checksum, the old file as read hashes to the manifest's sha256; the file on disk has the size written, and
-when one of the given identities is among the new recipients the new file is decrypted end to end and compared
-again.
+when one of the given identities is among the new recipients the new file is decrypted end to end with it, from the
+bytes as they are written (``_StreamVerifier``, in the same pass), and its plaintext compared again.
 
 Swap order, so that an artifact is readable by the old keys or by the new ones at every moment and its
 manifest always describes the file that is there:
@@ -36,6 +36,7 @@ Private to opsready.operations; do not import from other collections.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import mmap
@@ -57,13 +58,15 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.streami
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 
-# Eight chunks per block, four blocks in the ring, two in the write queue. Every block costs each stage a few
-# system calls, a queue hand-off and a thread wake-up, so the block is the unit of overhead: at 128 KiB the stream
-# took 0.68-0.70 CPU s per 256 MB, at 512 KiB 0.61-0.63 (alternated runs at load 5 on 2 cores; the sequential
-# floor, one thread and no hand-offs, is ~0.69). Earlier rounds chose 128 KiB for shorter bursts per stage on a
-# busy machine (single runs at load 9: 128 KiB x 4 5.8 s, 256 KiB x 4 8.5 s; with most of both cores (nice -20)
-# 2.40 s vs 2.35 s); at load 5 the 512 KiB walls were no worse (1.09-1.24 s vs 1.19-1.44 s per 256 MB).
-BLOCK = 512 * 1024
+# Two chunks per block, four blocks in the ring, two in the write queue: short bursts per stage, and room for the
+# child to run ahead. On a busy machine a stage that works in long bursts waits longer for a CPU each time, and a
+# stage holding one of only two blocks stalls the others (1 GB, alternated rounds on 2 cores: at load 9 and
+# normal priority, 128 KiB x 2 slots 6.7 s, 128 KiB x 4 5.8 s, 256 KiB x 4 8.5 s; with most of both cores (nice -20)
+# 2.57 / 2.40 / 2.35 s, the pipe 2.18 s). 512 KiB blocks cut the hand-offs' CPU (256 MB: 0.73-0.76 CPU s vs
+# 0.76-0.83) but at load 7 took longer (2.2-2.8 s vs 1.2-2.1 s, alternated): not taken.
+BLOCK = 128 * 1024
+# What the in-stream verification (_StreamVerifier) reads at a time: an age chunk and its tag.
+CHUNK_READ = encryption.CHUNK + encryption.TAG
 # The child tells the kernel to drop the old file's pages behind it every DROP_EVERY bytes: the file is read once
 # and replaced, so its cache is of no further use, and dropping it while the stream runs (on a core the stream
 # shares) takes that work out of the swap at the end, where freeing a cached 1 GB file took ~0.08 s of the ~0.2 s.
@@ -95,8 +98,9 @@ class _HashingSink:
     as it grows (``streaming.BackgroundSync``), so the fsync before the swap does not write a whole new artifact
     after the stream has ended."""
 
-    def __init__(self, handle: Any) -> None:
+    def __init__(self, handle: Any, verifier: Optional['_StreamVerifier'] = None) -> None:
         self.handle = handle
+        self._verifier = verifier
         self.sha256 = hashlib.sha256()
         self.size = 0
         self._written = 0
@@ -119,6 +123,8 @@ class _HashingSink:
                 self.handle.write(data)
                 self.sha256.update(data)
                 self._written += len(data)
+                if self._verifier is not None:
+                    self._verifier.feed(data)   # the bytes just written, before the buffer is handed back
                 if isinstance(data, bytearray) and len(self._spare) < 4:
                     self._spare.append(data)  # list.append/pop are atomic: no lock
                 if self._written >= self._next_sync:
@@ -151,6 +157,8 @@ class _HashingSink:
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
+        if self._verifier is not None:
+            self._verifier.stop()   # everything written was fed: its verdict is read by _verify_new
         if self._syncer is not None:   # before the descriptor is closed; its error is the final fsync's too
             self._syncer.stop()
             error, self._syncer = self._syncer.error, None
@@ -158,6 +166,79 @@ class _HashingSink:
                 self._failure.append(error)
         if self._failure:
             raise self._failure[0]
+
+
+class _QueueRaw(io.RawIOBase):
+    """The bytes fed to a ``_StreamVerifier``, as a file for ``DecryptingReader`` (end of file at the sentinel)."""
+
+    def __init__(self, source: 'queue.Queue[Optional[bytes]]') -> None:
+        super().__init__()
+        self._source = source
+        self._block = memoryview(b'')
+        self.ended = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: Any) -> int:
+        while not self._block:
+            if self.ended:
+                return 0
+            data = self._source.get()
+            if data is None:
+                self.ended = True
+                return 0
+            self._block = memoryview(data)
+        count = min(len(target), len(self._block))
+        target[:count] = self._block[:count]
+        self._block = self._block[count:]
+        return count
+
+
+class _StreamVerifier:
+    """Decrypts the new file with the new identity while it is written, from the bytes the sink writes (in a
+    thread of its own; ChaCha20-Poly1305 and SHA-256 release the GIL), instead of reading the whole file back once
+    the stream has ended: the same proof (every chunk authenticates under the new key, the plaintext has the sealed
+    checksum, nothing follows the final chunk), without a second pass after the stream. A read-back would have
+    hashed the page cache, not the disk, as these bytes are: the size on disk is checked apart.
+
+    After ``stop()``: ``verified`` (every chunk authenticated up to the final one, at the end of what was written)
+    and the plaintext's ``sha256`` and ``size``, compared by ``_verify_new``; or ``error``, what the decryption met.
+    The thread keeps taking what is fed after a failure, so the writer never blocks on it."""
+
+    def __init__(self, identities: Sequence[encryption.Identity], name: str, recipients: List[str]) -> None:
+        self._args = (identities, name, recipients)
+        self._queue: 'queue.Queue[Optional[bytes]]' = queue.Queue(maxsize=4)
+        self.error: Optional[BaseException] = None
+        self.verified = False
+        self.sha256: Optional[str] = None
+        self.size = 0
+        self._thread = threading.Thread(target=self._run, name='opsready-rekey-verify', daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        identities, name, recipients = self._args
+        raw = _QueueRaw(self._queue)
+        try:
+            reader = encryption.DecryptingReader(io.BufferedReader(raw, CHUNK_READ), identities, name,
+                                                 recipients=recipients)
+            reader.drain()
+            self.sha256, self.size = reader.plaintext.hexdigest(), reader.plaintext_size
+            self.verified = raw.ended   # drain() returned at the end of what was written, not before
+        except BaseException as exc:  # reported by _verify_new, before the swap
+            self.error = exc
+        while not raw.ended:   # what is still fed after a failure
+            raw.ended = self._queue.get() is None
+
+    def feed(self, data: Any) -> None:
+        # A copy: the sink hands its buffer back to the encrypter, which refills it while this one waits here.
+        self._queue.put(bytes(data))
+
+    def stop(self) -> None:
+        """End of the stream (or the run given up): wait for the verdict."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
 
 
 def _write_all(fd: int, data: Any) -> None:
@@ -390,20 +471,28 @@ def settle(entry: Manifest) -> Optional[str]:
 
 
 def _verify_new(entry: Manifest, partial: str, sink: _HashingSink, info: Dict[str, Any], expected: Optional[str],
-                size: Optional[int], identities: Sequence[encryption.Identity], wanted: List[str]) -> None:
+                size: Optional[int]) -> None:
     if info['plaintext_size'] != size and size is not None:
         raise IntegrityError('%s: re-encrypted %d plaintext bytes, the manifest records %d; the old file was kept.'
                              % (entry.path, info['plaintext_size'], size), path=entry.path)
     # No read-back of the bytes just written: it would hash the page cache, not the disk. The size is checked;
-    # the decryption below (when a new key is given) proves the new file opens and yields the sealed checksum.
+    # the decryption of the written stream (_StreamVerifier, when a new key is given) proves the new file opens
+    # with it and yields the plaintext that went in (its sha256 and size).
     if os.path.getsize(partial) != sink.size:
         raise IntegrityError('%s has %d bytes on disk, not the %d written; the old file was kept.'
                              % (partial, os.path.getsize(partial), sink.size), path=partial)
-    new_keys = [i for i in identities if i.recipient in wanted]
-    if new_keys:
-        with open(partial, 'rb') as raw:
-            reader = encryption.DecryptingReader(raw, new_keys, partial, recipients=wanted, expected_sha256=expected)
-            reader.drain()
+    verifier = sink._verifier  # pylint: disable=protected-access
+    if verifier is not None and (verifier.error is not None or not verifier.verified):
+        error = verifier.error
+        why = error.message if isinstance(error, OpsReadyError) else str(error or 'the stream did not end')
+        raise IntegrityError('%s: the re-encrypted file does not decrypt with the new key (%s); the old file was '
+                             'kept.' % (entry.path, why), path=entry.path)
+    if verifier is not None and ((expected is not None and verifier.sha256 != expected)
+                                 or verifier.size != info['plaintext_size']):
+        raise IntegrityError('%s: the re-encrypted file decrypts with the new key to %d bytes of sha256 %s, not the %d '
+                             'bytes of %s that went in; the old file was kept.'
+                             % (entry.path, verifier.size, verifier.sha256, info['plaintext_size'], expected),
+                             path=entry.path)
 
 
 def rekey(directory: str, recipients: Sequence[str], identities: Sequence[encryption.Identity],
@@ -484,7 +573,9 @@ def _rekey_one(entry: Manifest, wanted: List[str], current: List[str], identitie
             # Opened after the fork: the child never holds the new file.
             fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, 'wb') as handle:
-                sink = _HashingSink(handle)
+                # With one of the new keys at hand, the new file is decrypted as it is written (see _StreamVerifier).
+                new_keys = [i for i in identities if i.recipient in wanted]
+                sink = _HashingSink(handle, _StreamVerifier(new_keys, partial, wanted) if new_keys else None)
                 try:
                     writer = encryption.EncryptingWriter(sink, wanted, hash_plaintext=False)
                     first = True
@@ -523,7 +614,7 @@ def _rekey_one(entry: Manifest, wanted: List[str], current: List[str], identitie
                                      'backup; the old file was kept.' % found, path=path)
             expected = report['sha256'] if seal_new else None
             info = writer.info(expected, seal_checksum=seal_new)
-        _verify_new(entry, partial, sink, info, expected, info_old.get('plaintext_size'), identities, wanted)
+        _verify_new(entry, partial, sink, info, expected, info_old.get('plaintext_size'))
         if fault:
             fault('after_partial', entry.id)
         retired = sorted(set(info_old.get('retired') or []) | (set(current) - set(wanted)))
