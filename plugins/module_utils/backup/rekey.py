@@ -506,36 +506,63 @@ def rekey(directory: str, recipients: Sequence[str], identities: Sequence[encryp
     result: Dict[str, Any] = {'rekeyed': [], 'already': [], 'not_encrypted': [], 'settled': [], 'failed': [],
                               'bytes': 0, 'recipients': wanted}
     now = isoformat(utcnow())
-    for entry in catalog.entries:
-        if not entry.data.get('encryption'):
-            result['not_encrypted'].append(entry.id)
-            continue
-        if entry.members:
-            result['failed'].append({'id': entry.id, 'msg': 'multi-file artifacts are not re-encrypted here'})
-            continue
-        if not check_mode:
-            done = settle(entry)
-            if done:
-                result['settled'].append({'id': entry.id, 'what': done})
-        current = recipients_of(entry)
-        if current == wanted:
-            result['already'].append(entry.id)
-            continue
-        result['rekeyed'].append(entry.id)
-        if check_mode:
-            continue
-        try:
-            result['bytes'] += _rekey_one(entry, wanted, current, identities, now, fault)
-        except OpsReadyError as exc:
-            result['rekeyed'].remove(entry.id)
-            result['failed'].append({'id': entry.id, 'msg': exc.message})
-    result['readable_by'] = readable_by(Catalog(directory, engine=engine, database=database), wanted,
-                                        planned=result['rekeyed'] if check_mode else None)
+    releases: List[threading.Thread] = []
+    try:
+        for entry in catalog.entries:
+            if not entry.data.get('encryption'):
+                result['not_encrypted'].append(entry.id)
+                continue
+            if entry.members:
+                result['failed'].append({'id': entry.id, 'msg': 'multi-file artifacts are not re-encrypted here'})
+                continue
+            if not check_mode:
+                done = settle(entry)
+                if done:
+                    result['settled'].append({'id': entry.id, 'what': done})
+            current = recipients_of(entry)
+            if current == wanted:
+                result['already'].append(entry.id)
+                continue
+            result['rekeyed'].append(entry.id)
+            if check_mode:
+                continue
+            try:
+                result['bytes'] += _rekey_one(entry, wanted, current, identities, now, fault, releases)
+            except OpsReadyError as exc:
+                result['rekeyed'].remove(entry.id)
+                result['failed'].append({'id': entry.id, 'msg': exc.message})
+        result['readable_by'] = readable_by(Catalog(directory, engine=engine, database=database), wanted,
+                                            planned=result['rekeyed'] if check_mode else None)
+    finally:
+        for thread in releases:   # nothing of the run outlives it
+            thread.join()
     return result
 
 
+def _hold(path: str) -> Optional[int]:
+    """A read-only descriptor of the file about to be replaced (None: it cannot be opened; the rename frees it)."""
+    try:   # no link followed, and no wait on a FIFO planted at the name
+        return os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, 'O_CLOEXEC', 0))
+    except OSError:
+        return None
+
+
+def _release(fd: Optional[int], releases: List[threading.Thread]) -> None:
+    """Close ``fd`` in a thread (``rekey()`` joins them all before it returns): the last reference to the replaced
+    file goes, and the kernel frees its blocks and cache there, not in the rename."""
+    if fd is None:
+        return
+    thread = threading.Thread(target=os.close, args=(fd,), name='opsready-rekey-release', daemon=True)
+    try:
+        thread.start()
+    except RuntimeError:   # no thread to be had: closed here
+        os.close(fd)
+        return
+    releases.append(thread)
+
+
 def _rekey_one(entry: Manifest, wanted: List[str], current: List[str], identities: Sequence[encryption.Identity],
-               now: str, fault: Optional[Callable[[str, str], None]]) -> int:
+               now: str, fault: Optional[Callable[[str, str], None]], releases: List[threading.Thread]) -> int:
     info_old = entry.data['encryption']
     path = entry.path
     partial = path + PARTIAL_SUFFIX
@@ -626,8 +653,14 @@ def _rekey_one(entry: Manifest, wanted: List[str], current: List[str], identitie
                        manifest_path=entry.manifest_path)
         if fault:
             fault('after_pending', entry.id)
-        # 2. the swap: readers see the old file or the new one
-        os.replace(partial, path)
+        # 2. the swap: readers see the old file or the new one. The old file is held open across it, so that freeing
+        # its blocks (on a file system mounted with discard, ~0.3 s per GB of waiting in the rename) happens when
+        # the descriptor is closed, in a thread, while the manifest is written and the next artifact streams.
+        held = _hold(path)
+        try:
+            os.replace(partial, path)
+        finally:
+            _release(held, releases)
         fsync_dir(entry.directory)
         if fault:
             fault('after_swap', entry.id)
