@@ -602,7 +602,13 @@ def _rekey_one(entry: Manifest, wanted: List[str], current: List[str], identitie
             with os.fdopen(fd, 'wb') as handle:
                 # With one of the new keys at hand, the new file is decrypted as it is written (see _StreamVerifier).
                 new_keys = [i for i in identities if i.recipient in wanted]
-                sink = _HashingSink(handle, _StreamVerifier(new_keys, partial, wanted) if new_keys else None)
+                verifier = _StreamVerifier(new_keys, partial, wanted) if new_keys else None
+                try:
+                    sink = _HashingSink(handle, verifier)
+                except BaseException:
+                    if verifier is not None:
+                        verifier.stop()   # no thread left waiting for bytes that never come
+                    raise
                 try:
                     writer = encryption.EncryptingWriter(sink, wanted, hash_plaintext=False)
                     first = True
