@@ -18,7 +18,8 @@ description:
   - The new file is checked before it replaces the old one; the plaintext that went in must hash to the checksum
     sealed in the manifest and have its size (for an artifact without a sealed checksum, as an encrypted zstd
     stream, the old file as read must hash to the manifest's checksum), the file on disk must hash to what was written,
-    and when an identity given is among the new recipients the new file is decrypted end to end and compared again.
+    and when an identity given is among the new recipients the new file is decrypted end to end with it (as it is
+    written, in the same pass) and its plaintext compared again.
   - The manifest first records the new file as pending (by inode), then the new file is renamed over the old one,
     then the manifest describes the new file only; each step is atomic. At every moment the artifact is readable by
     the old keys or by the new ones and its manifest matches it; an interrupted run is completed or undone by the

@@ -14,8 +14,8 @@ decrypted straight into the ring and sealed straight from it (``decrypt_into``/`
 the stream besides the file reads and writes. The new file is checked before it replaces the old one: the
 plaintext that went in hashes to the checksum sealed in the manifest (and has its size), or, without a sealed
 checksum, the old file as read hashes to the manifest's sha256; the file on disk has the size written, and
-when one of the given identities is among the new recipients the new file is decrypted end to end and compared
-again.
+when one of the given identities is among the new recipients the new file is decrypted end to end with it, from the
+bytes as they are written (``_StreamVerifier``, in the same pass), and its plaintext compared again.
 
 Swap order, so that an artifact is readable by the old keys or by the new ones at every moment and its
 manifest always describes the file that is there:
@@ -36,6 +36,7 @@ Private to opsready.operations; do not import from other collections.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import mmap
@@ -61,8 +62,11 @@ from ansible_collections.opsready.operations.plugins.module_utils.files import s
 # child to run ahead. On a busy machine a stage that works in long bursts waits longer for a CPU each time, and a
 # stage holding one of only two blocks stalls the others (1 GB, alternated rounds on 2 cores: at load 9 and
 # normal priority, 128 KiB x 2 slots 6.7 s, 128 KiB x 4 5.8 s, 256 KiB x 4 8.5 s; with most of both cores (nice -20)
-# 2.57 / 2.40 / 2.35 s, the pipe 2.18 s).
+# 2.57 / 2.40 / 2.35 s, the pipe 2.18 s). 512 KiB blocks cut the hand-offs' CPU (256 MB: 0.73-0.76 CPU s vs
+# 0.76-0.83) but at load 7 took longer (2.2-2.8 s vs 1.2-2.1 s, alternated): not taken.
 BLOCK = 128 * 1024
+# What the in-stream verification (_StreamVerifier) reads at a time: an age chunk and its tag.
+CHUNK_READ = encryption.CHUNK + encryption.TAG
 # The child tells the kernel to drop the old file's pages behind it every DROP_EVERY bytes: the file is read once
 # and replaced, so its cache is of no further use, and dropping it while the stream runs (on a core the stream
 # shares) takes that work out of the swap at the end, where freeing a cached 1 GB file took ~0.08 s of the ~0.2 s.
@@ -94,8 +98,9 @@ class _HashingSink:
     as it grows (``streaming.BackgroundSync``), so the fsync before the swap does not write a whole new artifact
     after the stream has ended."""
 
-    def __init__(self, handle: Any) -> None:
+    def __init__(self, handle: Any, verifier: Optional['_StreamVerifier'] = None) -> None:
         self.handle = handle
+        self._verifier = verifier
         self.sha256 = hashlib.sha256()
         self.size = 0
         self._written = 0
@@ -118,6 +123,8 @@ class _HashingSink:
                 self.handle.write(data)
                 self.sha256.update(data)
                 self._written += len(data)
+                if self._verifier is not None:
+                    self._verifier.feed(data)   # the bytes just written, before the buffer is handed back
                 if isinstance(data, bytearray) and len(self._spare) < 4:
                     self._spare.append(data)  # list.append/pop are atomic: no lock
                 if self._written >= self._next_sync:
@@ -150,6 +157,8 @@ class _HashingSink:
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
+        if self._verifier is not None:
+            self._verifier.stop()   # everything written was fed: its verdict is read by _verify_new
         if self._syncer is not None:   # before the descriptor is closed; its error is the final fsync's too
             self._syncer.stop()
             error, self._syncer = self._syncer.error, None
@@ -157,6 +166,79 @@ class _HashingSink:
                 self._failure.append(error)
         if self._failure:
             raise self._failure[0]
+
+
+class _QueueRaw(io.RawIOBase):
+    """The bytes fed to a ``_StreamVerifier``, as a file for ``DecryptingReader`` (end of file at the sentinel)."""
+
+    def __init__(self, source: 'queue.Queue[Optional[bytes]]') -> None:
+        super().__init__()
+        self._source = source
+        self._block = memoryview(b'')
+        self.ended = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: Any) -> int:
+        while not self._block:
+            if self.ended:
+                return 0
+            data = self._source.get()
+            if data is None:
+                self.ended = True
+                return 0
+            self._block = memoryview(data)
+        count = min(len(target), len(self._block))
+        target[:count] = self._block[:count]
+        self._block = self._block[count:]
+        return count
+
+
+class _StreamVerifier:
+    """Decrypts the new file with the new identity while it is written, from the bytes the sink writes (in a
+    thread of its own; ChaCha20-Poly1305 and SHA-256 release the GIL), instead of reading the whole file back once
+    the stream has ended: the same proof (every chunk authenticates under the new key, the plaintext has the sealed
+    checksum, nothing follows the final chunk), without a second pass after the stream. A read-back would have
+    hashed the page cache, not the disk, as these bytes are: the size on disk is checked apart.
+
+    After ``stop()``: ``verified`` (every chunk authenticated up to the final one, at the end of what was written)
+    and the plaintext's ``sha256`` and ``size``, compared by ``_verify_new``; or ``error``, what the decryption met.
+    The thread keeps taking what is fed after a failure, so the writer never blocks on it."""
+
+    def __init__(self, identities: Sequence[encryption.Identity], name: str, recipients: List[str]) -> None:
+        self._args = (identities, name, recipients)
+        self._queue: 'queue.Queue[Optional[bytes]]' = queue.Queue(maxsize=4)
+        self.error: Optional[BaseException] = None
+        self.verified = False
+        self.sha256: Optional[str] = None
+        self.size = 0
+        self._thread = threading.Thread(target=self._run, name='opsready-rekey-verify', daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        identities, name, recipients = self._args
+        raw = _QueueRaw(self._queue)
+        try:
+            reader = encryption.DecryptingReader(io.BufferedReader(raw, CHUNK_READ), identities, name,
+                                                 recipients=recipients)
+            reader.drain()
+            self.sha256, self.size = reader.plaintext.hexdigest(), reader.plaintext_size
+            self.verified = raw.ended   # drain() returned at the end of what was written, not before
+        except BaseException as exc:  # reported by _verify_new, before the swap
+            self.error = exc
+        while not raw.ended:   # what is still fed after a failure
+            raw.ended = self._queue.get() is None
+
+    def feed(self, data: Any) -> None:
+        # A copy: the sink hands its buffer back to the encrypter, which refills it while this one waits here.
+        self._queue.put(bytes(data))
+
+    def stop(self) -> None:
+        """End of the stream (or the run given up): wait for the verdict."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
 
 
 def _write_all(fd: int, data: Any) -> None:
@@ -389,20 +471,28 @@ def settle(entry: Manifest) -> Optional[str]:
 
 
 def _verify_new(entry: Manifest, partial: str, sink: _HashingSink, info: Dict[str, Any], expected: Optional[str],
-                size: Optional[int], identities: Sequence[encryption.Identity], wanted: List[str]) -> None:
+                size: Optional[int]) -> None:
     if info['plaintext_size'] != size and size is not None:
         raise IntegrityError('%s: re-encrypted %d plaintext bytes, the manifest records %d; the old file was kept.'
                              % (entry.path, info['plaintext_size'], size), path=entry.path)
     # No read-back of the bytes just written: it would hash the page cache, not the disk. The size is checked;
-    # the decryption below (when a new key is given) proves the new file opens and yields the sealed checksum.
+    # the decryption of the written stream (_StreamVerifier, when a new key is given) proves the new file opens
+    # with it and yields the plaintext that went in (its sha256 and size).
     if os.path.getsize(partial) != sink.size:
         raise IntegrityError('%s has %d bytes on disk, not the %d written; the old file was kept.'
                              % (partial, os.path.getsize(partial), sink.size), path=partial)
-    new_keys = [i for i in identities if i.recipient in wanted]
-    if new_keys:
-        with open(partial, 'rb') as raw:
-            reader = encryption.DecryptingReader(raw, new_keys, partial, recipients=wanted, expected_sha256=expected)
-            reader.drain()
+    verifier = sink._verifier  # pylint: disable=protected-access
+    if verifier is not None and (verifier.error is not None or not verifier.verified):
+        error = verifier.error
+        why = error.message if isinstance(error, OpsReadyError) else str(error or 'the stream did not end')
+        raise IntegrityError('%s: the re-encrypted file does not decrypt with the new key (%s); the old file was '
+                             'kept.' % (entry.path, why), path=entry.path)
+    if verifier is not None and ((expected is not None and verifier.sha256 != expected)
+                                 or verifier.size != info['plaintext_size']):
+        raise IntegrityError('%s: the re-encrypted file decrypts with the new key to %d bytes of sha256 %s, not the %d '
+                             'bytes of %s that went in; the old file was kept.'
+                             % (entry.path, verifier.size, verifier.sha256, info['plaintext_size'], expected),
+                             path=entry.path)
 
 
 def rekey(directory: str, recipients: Sequence[str], identities: Sequence[encryption.Identity],
@@ -416,36 +506,63 @@ def rekey(directory: str, recipients: Sequence[str], identities: Sequence[encryp
     result: Dict[str, Any] = {'rekeyed': [], 'already': [], 'not_encrypted': [], 'settled': [], 'failed': [],
                               'bytes': 0, 'recipients': wanted}
     now = isoformat(utcnow())
-    for entry in catalog.entries:
-        if not entry.data.get('encryption'):
-            result['not_encrypted'].append(entry.id)
-            continue
-        if entry.members:
-            result['failed'].append({'id': entry.id, 'msg': 'multi-file artifacts are not re-encrypted here'})
-            continue
-        if not check_mode:
-            done = settle(entry)
-            if done:
-                result['settled'].append({'id': entry.id, 'what': done})
-        current = recipients_of(entry)
-        if current == wanted:
-            result['already'].append(entry.id)
-            continue
-        result['rekeyed'].append(entry.id)
-        if check_mode:
-            continue
-        try:
-            result['bytes'] += _rekey_one(entry, wanted, current, identities, now, fault)
-        except OpsReadyError as exc:
-            result['rekeyed'].remove(entry.id)
-            result['failed'].append({'id': entry.id, 'msg': exc.message})
-    result['readable_by'] = readable_by(Catalog(directory, engine=engine, database=database), wanted,
-                                        planned=result['rekeyed'] if check_mode else None)
+    releases: List[threading.Thread] = []
+    try:
+        for entry in catalog.entries:
+            if not entry.data.get('encryption'):
+                result['not_encrypted'].append(entry.id)
+                continue
+            if entry.members:
+                result['failed'].append({'id': entry.id, 'msg': 'multi-file artifacts are not re-encrypted here'})
+                continue
+            if not check_mode:
+                done = settle(entry)
+                if done:
+                    result['settled'].append({'id': entry.id, 'what': done})
+            current = recipients_of(entry)
+            if current == wanted:
+                result['already'].append(entry.id)
+                continue
+            result['rekeyed'].append(entry.id)
+            if check_mode:
+                continue
+            try:
+                result['bytes'] += _rekey_one(entry, wanted, current, identities, now, fault, releases)
+            except OpsReadyError as exc:
+                result['rekeyed'].remove(entry.id)
+                result['failed'].append({'id': entry.id, 'msg': exc.message})
+        result['readable_by'] = readable_by(Catalog(directory, engine=engine, database=database), wanted,
+                                            planned=result['rekeyed'] if check_mode else None)
+    finally:
+        for thread in releases:   # nothing of the run outlives it
+            thread.join()
     return result
 
 
+def _hold(path: str) -> Optional[int]:
+    """A read-only descriptor of the file about to be replaced (None: it cannot be opened; the rename frees it)."""
+    try:   # no link followed, and no wait on a FIFO planted at the name
+        return os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, 'O_CLOEXEC', 0))
+    except OSError:
+        return None
+
+
+def _release(fd: Optional[int], releases: List[threading.Thread]) -> None:
+    """Close ``fd`` in a thread (``rekey()`` joins them all before it returns): the last reference to the replaced
+    file goes, and the kernel frees its blocks and cache there, not in the rename."""
+    if fd is None:
+        return
+    thread = threading.Thread(target=os.close, args=(fd,), name='opsready-rekey-release', daemon=True)
+    try:
+        thread.start()
+    except RuntimeError:   # no thread to be had: closed here
+        os.close(fd)
+        return
+    releases.append(thread)
+
+
 def _rekey_one(entry: Manifest, wanted: List[str], current: List[str], identities: Sequence[encryption.Identity],
-               now: str, fault: Optional[Callable[[str, str], None]]) -> int:
+               now: str, fault: Optional[Callable[[str, str], None]], releases: List[threading.Thread]) -> int:
     info_old = entry.data['encryption']
     path = entry.path
     partial = path + PARTIAL_SUFFIX
@@ -483,7 +600,15 @@ def _rekey_one(entry: Manifest, wanted: List[str], current: List[str], identitie
             # Opened after the fork: the child never holds the new file.
             fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, 'wb') as handle:
-                sink = _HashingSink(handle)
+                # With one of the new keys at hand, the new file is decrypted as it is written (see _StreamVerifier).
+                new_keys = [i for i in identities if i.recipient in wanted]
+                verifier = _StreamVerifier(new_keys, partial, wanted) if new_keys else None
+                try:
+                    sink = _HashingSink(handle, verifier)
+                except BaseException:
+                    if verifier is not None:
+                        verifier.stop()   # no thread left waiting for bytes that never come
+                    raise
                 try:
                     writer = encryption.EncryptingWriter(sink, wanted, hash_plaintext=False)
                     first = True
@@ -522,7 +647,7 @@ def _rekey_one(entry: Manifest, wanted: List[str], current: List[str], identitie
                                      'backup; the old file was kept.' % found, path=path)
             expected = report['sha256'] if seal_new else None
             info = writer.info(expected, seal_checksum=seal_new)
-        _verify_new(entry, partial, sink, info, expected, info_old.get('plaintext_size'), identities, wanted)
+        _verify_new(entry, partial, sink, info, expected, info_old.get('plaintext_size'))
         if fault:
             fault('after_partial', entry.id)
         retired = sorted(set(info_old.get('retired') or []) | (set(current) - set(wanted)))
@@ -534,8 +659,14 @@ def _rekey_one(entry: Manifest, wanted: List[str], current: List[str], identitie
                        manifest_path=entry.manifest_path)
         if fault:
             fault('after_pending', entry.id)
-        # 2. the swap: readers see the old file or the new one
-        os.replace(partial, path)
+        # 2. the swap: readers see the old file or the new one. The old file is held open across it, so that freeing
+        # its blocks (on a file system mounted with discard, ~0.3 s per GB of waiting in the rename) happens when
+        # the descriptor is closed, in a thread, while the manifest is written and the next artifact streams.
+        held = _hold(path)
+        try:
+            os.replace(partial, path)
+        finally:
+            _release(held, releases)
         fsync_dir(entry.directory)
         if fault:
             fault('after_swap', entry.id)
