@@ -201,8 +201,8 @@ def test_results_never_describe_what_a_planted_link_leads_to(tmp_path):
     (outside / 'a.gz').write_bytes(b's' * 12345)
     os.chmod(outside / 'a.gz', 0o600)
     os.symlink(outside, logs / 'swapped')
-    refused, _out = run_module(tmp_path, 'safe_unlink', {'path': str(logs / 'swapped' / 'a.gz'),
-                                                          'within': str(logs)})
+    params = {'path': str(logs / 'swapped' / 'a.gz'), 'within': str(logs)}
+    refused, _out = run_module(tmp_path, 'safe_unlink', params)
     assert refused.get('failed') and 'symlink' in refused['msg'], refused
     assert not {'size', 'mode', 'owner', 'state'} & set(refused), refused
     os.symlink(outside / 'a.gz', logs / 'link.gz')

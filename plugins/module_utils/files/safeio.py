@@ -68,6 +68,7 @@ def path_option(value: str) -> str:
     named ``$HOME`` found in an application's directory was written or deleted as ``.../root``: another file."""
     return os.path.expanduser(value) if value.startswith('~') else value
 
+
 def no_path_info(module: Any) -> None:
     """Stop ansible-core's ``exit_json``/``fail_json`` from describing the result's ``path``/``dest`` (its
     ``add_path_info``): it looks the name up as root through every link on the way (its owner, mode, size and kind:
@@ -75,6 +76,7 @@ def no_path_info(module: Any) -> None:
     module that wrote a file named ``$HOME`` then crashed on ``.../root``). A root-safe module reports what it did
     in its own keys."""
     module.add_path_info = lambda kwargs: kwargs
+
 
 def literal_path(path: str, what: str, directory: bool = False) -> None:
     """Refuse ``path`` when a lexical clean-up (``os.path.abspath``, which every walker here starts with) would make it
