@@ -211,3 +211,25 @@ def test_results_never_describe_what_a_planted_link_leads_to(tmp_path):
     written, _out = run_module(tmp_path, 'safe_write', {'dest': str(logs / 'new'), 'content': 'x\n'})
     assert written['changed'] and not {'size', 'mode', 'owner', 'state'} & set(written), written
     assert (outside / 'a.gz').read_bytes() == b's' * 12345
+
+
+def test_atomic_write_takes_a_255_byte_name(tmp_path):
+    """common/atomic (the reports', histories' and catalogs' writer) staged ``.<name>.<8 random>.tmp`` with mkstemp:
+    a name over 241 bytes failed with ENAMETOOLONG. Failed on the old code."""
+    from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import atomic_write_bytes
+    directory = _dir(tmp_path)
+    for name in ('a' * 255, 'é' * 127 + 'x', 'new\nline'):
+        atomic_write_bytes(str(directory / name), b'data\n', mode=0o640)
+        assert (directory / name).read_bytes() == b'data\n'
+    assert _entries(directory) == sorted(['a' * 255, 'é' * 127 + 'x', 'new\nline'])
+
+
+def test_unicode_normal_forms_are_different_names(tmp_path):
+    """Guard (passed on the old code): names are bytes; the NFD spelling of a name written in NFC is another file,
+    never removed or rewritten in its place."""
+    directory = _dir(tmp_path)
+    nfc, nfd = 'caf\u00e9', 'cafe\u0301'
+    safeio.write_nofollow(str(directory / nfc), b'nfc\n', 0o644)
+    assert safeio.unlink_below(str(directory), str(directory / nfd)) is None
+    assert safeio.write_nofollow(str(directory / nfd), b'nfd\n', 0o644).changed
+    assert (directory / nfc).read_bytes() == b'nfc\n' and _entries(directory) == sorted([nfc, nfd])

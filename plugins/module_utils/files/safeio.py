@@ -33,6 +33,7 @@ import tempfile
 import time
 from typing import Any, BinaryIO, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
+from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import temp_prefix
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 
 # read_regular and its helpers live in safe_read (what catalog readers import alone); the same objects here.
@@ -712,11 +713,7 @@ def staged_name(name: str) -> str:
     """A new ``.<name>.<12 hex>.tmp`` for ``name``; for a name longer than 237 bytes, its first characters only, so
     that the staged name stays within the 255 bytes of a component (a legal name of 255 bytes failed with
     ENAMETOOLONG)."""
-    token = secrets.token_hex(6)
-    kept = name
-    while len(os.fsencode('.%s.%s.tmp' % (kept, token))) > 255:
-        kept = kept[:-1]
-    return '.%s.%s.tmp' % (kept, token)
+    return '%s%s.tmp' % (temp_prefix(name, 12 + len('.tmp')), secrets.token_hex(6))
 
 
 def _stage(dir_fd: int, name: str, data: bytes, mode: int, uid: Optional[int] = None,
