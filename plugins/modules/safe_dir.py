@@ -28,8 +28,11 @@ description:
 author: opsready developers (@opsready)
 options:
   path:
-    description: The directory root writes into. Must be absolute.
-    type: path
+    description:
+      - The directory root writes into. Must be absolute.
+      - Taken as written, whatever bytes its name holds; a C(~) at its start is the home directory, but no C($NAME) is
+        expanded. A C(..) component is refused rather than cleaned up into the name of another directory.
+    type: str
     required: true
   mode:
     description:
@@ -80,10 +83,11 @@ from ansible_collections.opsready.operations.plugins.module_utils.files import s
 
 
 def main():
-    module = AnsibleModule(argument_spec=dict(path=dict(type='path', required=True), mode=dict(type='str'),
+    module = AnsibleModule(argument_spec=dict(path=dict(type='str', required=True), mode=dict(type='str'),
                                               purpose=dict(type='str', default='files')),
                            supports_check_mode=True)
-    path = module.params['path']
+    safeio.no_path_info(module)
+    path = module.params['path'] = safeio.path_option(module.params['path'])
     if not os.path.isabs(path):
         module.fail_json(msg='path must be absolute, not %r.' % path)
     mode = None
@@ -96,6 +100,7 @@ def main():
             module.fail_json(msg='mode must be octal permissions such as 0755, not %r.' % module.params['mode'])
     changed = False
     try:
+        safeio.literal_path(path, 'path', directory=True)
         if mode is not None:
             changed = safeio.prepare_directory(path, mode, module.params['purpose'], module.check_mode)
         elif module.check_mode:

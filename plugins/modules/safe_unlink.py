@@ -23,12 +23,19 @@ description:
 author: opsready developers (@opsready)
 options:
   path:
-    description: The file to delete. Nothing is done (V(changed=false)) when nothing is there.
-    type: path
+    description:
+      - The file to delete, an absolute path. Nothing is done (V(changed=false)) when nothing is there.
+      - Taken as written, whatever bytes its name holds (as M(ansible.builtin.find) returns it); a C(~) at its start is
+        the home directory, but unlike a C(type=path) option no C($NAME) is expanded (a file named C($HOME) is that
+        file, never C(.../root)). A C(..) component, or a trailing C(/) or C(/.), is refused rather than cleaned up
+        into the name of another file.
+    type: str
     required: true
   within:
-    description: The directory O(path) must be below (the configured clean-up path). Must be absolute.
-    type: path
+    description:
+      - The directory O(path) must be below (the configured clean-up path). Must be absolute, without a C(..)
+        component; taken as written, as O(path).
+    type: str
     required: true
 attributes:
   check_mode:
@@ -72,12 +79,15 @@ from ansible_collections.opsready.operations.plugins.module_utils.files import s
 
 
 def main():
-    module = AnsibleModule(argument_spec=dict(path=dict(type='path', required=True),
-                                              within=dict(type='path', required=True)),
+    module = AnsibleModule(argument_spec=dict(path=dict(type='str', required=True),
+                                              within=dict(type='str', required=True)),
                            supports_check_mode=True)
-    path, within = module.params['path'], module.params['within']
-    if not os.path.isabs(within):
-        module.fail_json(msg='within must be absolute, not %r.' % within)
+    safeio.no_path_info(module)
+    path = module.params['path'] = safeio.path_option(module.params['path'])
+    within = module.params['within'] = safeio.path_option(module.params['within'])
+    for option, value in (('within', within), ('path', path)):
+        if not os.path.isabs(value):
+            module.fail_json(msg='%s must be an absolute path, not %r.' % (option, value))
     try:
         removed = safeio.unlink_below(within, path, module.check_mode)
     except OpsReadyError as exc:

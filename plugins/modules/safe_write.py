@@ -27,8 +27,13 @@ description:
 author: opsready developers (@opsready)
 options:
   dest:
-    description: The file to write. Its directory must exist.
-    type: path
+    description:
+      - The file to write, an absolute path. Its directory must exist.
+      - Taken as written, whatever bytes its name holds (newlines, quotes, C(%), C($), non-ASCII); a C(~) at its start
+        is the home directory, but unlike a C(type=path) option no C($NAME) is expanded (a file named C($HOME) is
+        that file). A C(..) component, or a trailing C(/) or C(/.), is refused rather than cleaned up into the name
+        of another file.
+    type: str
     required: true
   content:
     description:
@@ -146,8 +151,12 @@ def _validator(module, command):
             candidate = os.path.join(workdir, name)
             with open(candidate, 'wb') as handle:
                 handle.write(data)
-            # split first: a space in the path stays one argument
-            rc, out, err = module.run_command([arg.replace('%s', candidate) for arg in shlex.split(command)])
+            # split first: a space in the path stays one argument. The command's own words may name $VARs and ~ (as
+            # copy's validate); the copy's path is put in after that expansion, and run_command expands nothing:
+            # it turned a dest named $HOME into .../root, a file that is not the copy.
+            argv = [os.path.expanduser(os.path.expandvars(arg)).replace('%s', candidate)
+                    for arg in shlex.split(command)]
+            rc, out, err = module.run_command(argv, expand_user_and_vars=False)
             if rc != 0:
                 module.fail_json(msg='validate refused the new content of %s (exit %d): %s. %s was left as it was.'
                                  % (module.params['dest'], rc, (err or out).strip().replace(candidate, '%s'),
@@ -171,7 +180,7 @@ def _diff(dest, before, content, changes):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            dest=dict(type='path', required=True),
+            dest=dict(type='str', required=True),
             content=dict(type='str', required=True, no_log=True),
             mode=dict(type='str', default='0644'),
             owner=dict(type='str'),
@@ -180,7 +189,12 @@ def main():
         ),
         supports_check_mode=True,
     )
+    safeio.no_path_info(module)
     p = module.params
+    p['dest'] = safeio.path_option(p['dest'])
+    if not os.path.isabs(p['dest']):
+        module.fail_json(msg='dest must be an absolute path, not %r: a relative one would name a file in whatever '
+                         'directory the module runs in.' % p['dest'])
     try:
         mode = int(p['mode'], 8)
     except ValueError:

@@ -32,6 +32,16 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+def temp_prefix(name: str, tail: int = 8 + len('.tmp')) -> str:
+    """``.<name>.`` for a temporary name beside ``name`` that ``tail`` more bytes end (mkstemp's 8 random characters
+    and ``.tmp``), ``name`` cut to its first characters where the whole would pass the 255 bytes of a component: a
+    legal 255-byte name failed with ENAMETOOLONG."""
+    kept = name
+    while len(os.fsencode('.%s.' % kept)) > 255 - tail:
+        kept = kept[:-1]
+    return '.%s.' % kept
+
+
 def atomic_write_bytes(path: str, data: Union[bytes, Sequence[bytes]], mode: int = 0o644,
                        uid: Optional[int] = None, gid: Optional[int] = None) -> None:
     """Write ``data`` (bytes, or a list of chunks written in turn: a large file need not be joined into one copy
@@ -40,7 +50,7 @@ def atomic_write_bytes(path: str, data: Union[bytes, Sequence[bytes]], mode: int
     # mkstemp creates the temp name with O_EXCL | O_NOFOLLOW; mode and owner are then set on the
     # descriptor, never by path: in a directory another user can write, the temp name could be swapped
     # for a symlink between close and a chmod/chown by name, and root would change the link's target.
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp', dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(os.path.basename(path)), suffix='.tmp', dir=directory)
     try:
         with os.fdopen(fd, 'wb') as handle:
             if isinstance(data, (bytes, bytearray, memoryview)):

@@ -28,11 +28,11 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from typing import Any, Dict, Optional
 
-from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import atomic_write_text
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
@@ -144,14 +144,32 @@ def guard_datadir(path: str) -> Dict[str, Any]:
                         'remove it yourself.' % (shown, what), datadir=real)
 
 
+def _write_mark(marker: str, body: str, what: str) -> None:
+    """The mark file written as root writes into a directory another account may control (safeio.write_nofollow):
+    its directory opened one component at a time, a symlink on the way followed only where only root could have
+    made it, the file staged exclusively, fsynced and renamed relative to the directory's descriptor. The scratch
+    path is the operator's choice, maybe below an application's directory, and the data directory is the cluster
+    account's: a link planted on the way once had root write its mark into the directory it led to (/etc); a link
+    at the mark's own name is replaced, never followed."""
+    try:
+        safeio.write_nofollow(marker, (body + '\n').encode('utf-8'), 0o600)
+    except OpsReadyError as exc:
+        raise OpsReadyError('Cannot mark %s: %s Nothing was marked.' % (what, exc.message), **exc.details) from None
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            raise OpsReadyError('Cannot mark %s: %s %s. Nothing was marked.'
+                                % (what, os.path.dirname(marker), 'does not exist' if exc.errno == errno.ENOENT
+                                   else 'is not a directory'), path=marker) from None
+        raise OpsReadyError('Cannot mark %s: %s (%s). Nothing was marked.' % (what, marker, exc.strerror),
+                            path=marker) from None
+
+
 def mark_datadir(path: str, source: str) -> Dict[str, Any]:
     """The marker file in the data directory the restore just recovered."""
-    real = os.path.realpath(path)
-    if not os.path.isdir(real):
-        raise OpsReadyError('Cannot mark the PITR scratch data directory %s: it is not a directory.' % path)
     body = json.dumps({'marker': MARK_PREFIX.strip(), 'source': source, 'restored_at': isoformat(utcnow()),
                        'note': 'the next DR drill replaces this data directory, the drill removes it'}, indent=1)
-    atomic_write_text(os.path.join(real, MARKER_FILE), body + '\n', mode=0o600)
+    _write_mark(os.path.join(os.path.abspath(path), MARKER_FILE), body, 'the PITR scratch data directory %s' % path)
+    real = os.path.realpath(path)   # reported only: the write above never went through a link another account made
     return {'datadir': real, 'marker': os.path.join(real, MARKER_FILE)}
 
 
@@ -191,5 +209,5 @@ def mark_sqlite(path: str, source: str) -> Dict[str, Any]:
                             % path, scratch=path)
     body = json.dumps({'marker': MARK_PREFIX.strip(), 'source': source, 'marked_at': isoformat(utcnow()),
                        'note': 'the next DR drill replaces %s, the drill removes it and this file' % path}, indent=1)
-    atomic_write_text(marker, body + '\n', mode=0o600)
+    _write_mark(marker, body, 'the SQLite scratch path %s' % path)
     return {'scratch': os.path.abspath(path), 'marker': marker}

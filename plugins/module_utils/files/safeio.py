@@ -33,6 +33,7 @@ import tempfile
 import time
 from typing import Any, BinaryIO, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
+from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import temp_prefix
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 
 # read_regular and its helpers live in safe_read (what catalog readers import alone); the same objects here.
@@ -60,6 +61,43 @@ def resolve_user(user: Optional[str]) -> Optional[Tuple[int, int]]:
     except (KeyError, ValueError, OverflowError):   # ValueError: a NUL in the name; OverflowError: a huge id
         raise UnsafeFileError('User %r does not exist on this host: give an existing user name.' % (user,))
     return entry.pw_uid, entry.pw_gid
+
+
+def path_option(value: str) -> str:
+    """A path option of a root-safe module, taken as written: a ``~`` at its start is the home directory (as Ansible's
+    ``type: path``), but a ``$NAME`` is part of the name. ``type: path`` also expands environment variables, so a file
+    named ``$HOME`` found in an application's directory was written or deleted as ``.../root``: another file."""
+    return os.path.expanduser(value) if value.startswith('~') else value
+
+
+def no_path_info(module: Any) -> None:
+    """Stop ansible-core's ``exit_json``/``fail_json`` from describing the result's ``path``/``dest`` (its
+    ``add_path_info``): it looks the name up as root through every link on the way (its owner, mode, size and kind:
+    those of the file a planted link leads to, in a refusal of that very link) and with ``$NAME`` expanded (a
+    module that wrote a file named ``$HOME`` then crashed on ``.../root``). A root-safe module reports what it did
+    in its own keys."""
+    module.add_path_info = lambda kwargs: kwargs
+
+
+def literal_path(path: str, what: str, directory: bool = False) -> None:
+    """Refuse ``path`` when a lexical clean-up (``os.path.abspath``, which every walker here starts with) would make it
+    name another file than the kernel would: a ``..`` component (``dir/link/..`` is the parent of the link's target
+    to the kernel, ``dir`` once cleaned up; ``dir/missing/../x`` is an error to the kernel, ``dir/x`` once cleaned up)
+    and, for a file (``directory`` False), a trailing ``/`` or ``/.`` (a directory to the kernel, the file without it
+    once cleaned up). A NUL, which no name can hold, is refused here too rather than as a ``ValueError``. Every
+    other byte is a legal name and is taken as it is. ``what``: the option, for the message."""
+    if '\0' in path:
+        raise UnsafeFileError('%s %r holds a NUL byte, which no file name can hold. Nothing was done.' % (what, path),
+                              path=path)
+    parts = path.split('/')
+    if '..' in parts:
+        raise UnsafeFileError('%s %s has a ".." component: it is refused rather than cleaned up, since through a '
+                              'symlink on the way (or a missing directory) the kernel would name another file than '
+                              'the cleaned-up path. Give the path without "..". Nothing was done.' % (what, path),
+                              path=path)
+    if not directory and (parts[-1] in ('', '.')):
+        raise UnsafeFileError('%s %s ends in "/" or "/.", which names a directory, not a file: give the file\'s own '
+                              'path. Nothing was done.' % (what, path), path=path)
 
 
 def directory_risk(st: os.stat_result, owner_uid: Optional[int] = None) -> Optional[str]:
@@ -336,6 +374,7 @@ def prepare_directory(path: str, mode: int, what: str, check_mode: bool = False)
     relative to the one above and opened with O_NOFOLLOW (``make_directories``), then set to ``mode`` on its
     descriptor whatever the umask. ``what``: what root keeps there, for the message. Returns True when the
     directory was (or in check mode would be) made or its mode changed."""
+    literal_path(path, 'Directory', directory=True)
     me = uid_name(os.geteuid())
     if mode & 0o022:
         raise UnsafeFileError('Mode %04o for %s lets its group or others plant symlinks where %s writes %s: use a mode '
@@ -347,10 +386,12 @@ def prepare_directory(path: str, mode: int, what: str, check_mode: bool = False)
                               'to a directory of root\'s at its name, and %s would chmod and write there. Nothing was '
                               'changed. Choose a path below directories only %s can write (or the sticky /tmp).'
                               % (path, me, what, risk, me, me), path=path)
+    created = False
     if not os.path.lexists(path):
         if check_mode:
             return True
         fd = make_directories(path, mode, 0o755)
+        created = True   # changed even when the umask left the mode as asked
     else:
         try:
             fd = open_directory(path)
@@ -366,7 +407,7 @@ def prepare_directory(path: str, mode: int, what: str, check_mode: bool = False)
                                   'was changed. Make it root\'s or choose another path.'
                                   % (path, uid_name(st.st_uid), me, what), path=path)
         if stat.S_IMODE(st.st_mode) == mode:
-            return False
+            return created
         if not check_mode:
             os.fchmod(fd, mode)
         return True
@@ -384,6 +425,8 @@ def unlink_below(root: str, path: str, check_mode: bool = False) -> Optional[str
     followed only in a directory only root can write), every directory below it is opened relative to the one above
     with O_NOFOLLOW (a link there is refused, never followed), and the last name is unlinked relative to its
     directory's descriptor: a link there is removed itself, a directory is refused."""
+    literal_path(root, 'within', directory=True)
+    literal_path(path, 'path')
     root = os.path.abspath(root)
     full = os.path.abspath(path)
     rel = os.path.relpath(full, root)
@@ -666,10 +709,17 @@ class SafeDir:
         return _stage(self.fd, name, data, mode, uid, gid)
 
 
+def staged_name(name: str) -> str:
+    """A new ``.<name>.<12 hex>.tmp`` for ``name``; for a name longer than 237 bytes, its first characters only, so
+    that the staged name stays within the 255 bytes of a component (a legal name of 255 bytes failed with
+    ENAMETOOLONG)."""
+    return '%s%s.tmp' % (temp_prefix(name, 12 + len('.tmp')), secrets.token_hex(6))
+
+
 def _stage(dir_fd: int, name: str, data: bytes, mode: int, uid: Optional[int] = None,
            gid: Optional[int] = None, strict_owner: bool = False) -> str:
     """``SafeDir.stage`` on a directory descriptor: a new ``.<name>.<12 hex>.tmp`` beside ``name``."""
-    tmp = '.%s.%s.tmp' % (name, secrets.token_hex(6))
+    tmp = staged_name(name)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0),
                  0o600, dir_fd=dir_fd)
     try:
@@ -733,6 +783,7 @@ def write_nofollow(path: str, data: bytes, mode: int, check_mode: bool = False, 
     given the bytes, not the staged file, since a staged file in another account's directory can be swapped by it.
     ``before_limit`` > 0 returns the old content (at most that many bytes) for a diff - only from a regular file of
     the wanted owner with one name, never from what a planted link or hard link leads to."""
+    literal_path(path, 'dest')
     directory, name = os.path.split(os.path.abspath(path))
     if not name:
         raise UnsafeFileError('%s names a directory, not a file to write.' % path, path=path)
