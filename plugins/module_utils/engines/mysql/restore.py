@@ -1456,8 +1456,8 @@ VERSIONED_OPEN = re.compile(rb'/\*M?!(?:\d{5}\d?)?')
 # 10.11.6 is 101106) and whether it is MariaDB; None where it is unknown (every versioned comment read as code).
 ReplayServer = Optional[Tuple[int, bool]]
 SERVER_VERSION = re.compile(r'^(\d+)\.(\d+)\.(\d+)')
-# What the mariadb client reads differently from a comment (a string, a quoted name, a comment of its own)
-COMMENT_HAZARD = re.compile(rb"['\"`#]|--|/\*")
+# What, in a versioned comment's text, makes the mariadb client end it elsewhere than the server: a comment of its own
+COMMENT_HAZARD = re.compile(rb"#|--|/\*")
 
 
 def replay_server(engine: Any) -> ReplayServer:
@@ -1508,9 +1508,10 @@ def _comment_end(statement: bytes, pos: int) -> int:
 def server_text(statement: bytes, server: ReplayServer) -> Optional[bytes]:
     """``statement`` as ``server`` reads it: each versioned comment it skips (``_skips``) made a plain comment (its
     ``!`` a space, the length kept), as the server itself does before it logs a statement. None when such a comment
-    holds a quote, a backtick or a comment opener: the mariadb client (and a newer source server, which ran its code)
-    read them as code, the replaying server does not, so what the server runs cannot be told from what was logged
-    (a quote in it could hide a statement of its own after the comment)."""
+    leaves a string or a quoted name open (read as any sql_mode reads it) or holds a comment opener: the mariadb
+    client (and a newer source server, which ran its code) read its text as code, so they end it elsewhere than the
+    replaying server does, and what the server runs cannot be told from what was logged (a quote in it could hide a
+    statement of its own after the comment)."""
     if server is None or b'!' not in statement:
         return statement
     out = bytearray(statement)
@@ -1523,7 +1524,9 @@ def server_text(statement: bytes, server: ReplayServer) -> Optional[bytes]:
                 continue
             out[opened.start() + (3 if opened.group().startswith(b'/*M') else 2)] = 0x20
             end = _comment_end(statement, opened.end())
-            if COMMENT_HAZARD.search(statement, opened.end(), size if end < 0 else end - 2):
+            text = statement[opened.end():size if end < 0 else end - 2]
+            if COMMENT_HAZARD.search(text) or any(splits_a_literal(text, escapes, ansi)
+                                                  for escapes in (True, False) for ansi in (True, False)):
                 return None
             if end < 0:
                 break
@@ -1809,7 +1812,7 @@ RUNS_STATEMENTS = ('that runs statements of its own (a BEGIN NOT ATOMIC block, a
 
 
 SKIPPED_CODE = ('with a versioned comment (/*!NNNNNN ... */) that this server skips, its version being newer than this '
-                'server\'s, and that holds a quote, a backtick or a comment: the server that logged it ran the comment\'s '
+                'server\'s, and that leaves a quote open or holds a comment: the server that logged it ran the comment\'s '
                 'text as code, this one does not, so the replay cannot tell what this server would run (the statement '
                 'after the comment could be another, an account statement even; a server of the source\'s version or '
                 'newer reads it as the source did)')

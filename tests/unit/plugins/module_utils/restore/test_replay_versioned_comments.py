@@ -30,7 +30,8 @@ def replayed(data: bytes, server, size: int = 4096) -> bytes:
 
 SKIPPED = [
     b'/*!999999 GRANT ALL ON *.* TO x */ ' + INSERT,
-    b'/*M!999999 GRANT ALL ON *.* TO x */ ' + INSERT,
+    b"/*M!999999 GRANT ALL ON *.* TO 'x'@'%' */ " + INSERT,
+    b'/*!999999 GRANT ALL ON *.* TO "x"@`%` */ ' + INSERT,
     b'/*!101107 CREATE USER x */ ' + INSERT,          # one patch release newer than the server
     b'/*!50700 DROP USER x */ ' + INSERT,             # MySQL 5.7's: MariaDB skips it
     b'/*!80000 SET PASSWORD FOR x = */ ' + INSERT,
@@ -86,6 +87,7 @@ HIDING = [
     b'INSERT INTO t VALUES (1) /*!999999 -- */ ; GRANT ALL ON *.* TO w',
     b'INSERT INTO t VALUES (1) /*!999999 `a */ ; GRANT ALL ON *.* TO w; -- ` */',
     b'INSERT INTO t VALUES (1) /*!999999 /* a comment inside */ */',   # refused too: no reading of it is needed
+    b"INSERT INTO t VALUES (1) /*!999999 'a\\' */ ; GRANT ALL ON *.* TO w; -- ' */",   # open without escapes
 ]
 
 
