@@ -5,13 +5,15 @@ refused), and the DEFINER the server logs under sql_mode ANSI_QUOTES (``"user"@"
 
 from __future__ import annotations
 
+import datetime
 import glob
 import subprocess  # nosec B404
+import time
 from typing import Any, Dict, Iterator
 
 import pytest
 
-from tests.fidelity.test_mariadb_gaps import params
+from tests.fidelity.test_mariadb_gaps import backup, params, restore
 from tests.harness.servers import MariaDBServer
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
@@ -122,3 +124,58 @@ def test_a_definer_logged_under_ansi_quotes_is_read(mariadb):
     definers: Dict[str, Any] = {}
     check_statements(engine, [server.bin('mariadb-binlog'), '--no-defaults'], logs, 'pr', None, definers)
     assert sorted(definers.get('a"b@h\'x') or []) == ['events', 'routines', 'triggers', 'views']
+
+
+# the copy's trigger (and a function) write into another live database; each statement is logged as a statement
+FOREIGN = ("CREATE DATABASE audit; CREATE TABLE audit.log (id INT); CREATE DATABASE fr; USE fr; "
+           "CREATE TABLE t (id INT); CREATE TABLE u (id INT); CREATE TABLE w (id INT); "
+           "CREATE TRIGGER tr AFTER INSERT ON t FOR EACH ROW INSERT INTO audit.log VALUES (NEW.id);\n"
+           "DELIMITER //\nCREATE FUNCTION f(x INT) RETURNS INT MODIFIES SQL DATA "
+           "BEGIN INSERT INTO audit.log VALUES (x); RETURN x; END//\nDELIMITER ;\n"
+           "CREATE TRIGGER tw AFTER INSERT ON w FOR EACH ROW SET @x = f(NEW.id)")
+
+
+@pytest.mark.parametrize('write', ['INSERT INTO t VALUES (7)', 'INSERT INTO u VALUES (f(8))',
+                                   'INSERT INTO w VALUES (9)'])
+def test_a_statement_firing_a_trigger_that_writes_another_database_is_refused(mariadb, tmp_path, write):
+    """Failed before: the replay fired the copy's trigger (called its function), which wrote into the live
+    audit.log a second time (the source's run of the statement had written it once): a restore changed a database
+    it was not asked to touch. Now refused before anything is replayed; audit.log unchanged, no copy left."""
+    server = mariadb['server']
+    server.sql('DROP DATABASE IF EXISTS audit; DROP DATABASE IF EXISTS fr; DROP DATABASE IF EXISTS fr_copy',
+               superuser=True)
+    server.sql('SET GLOBAL log_bin_trust_function_creators = 1; ' + FOREIGN, superuser=True)
+    backup(server, 'fr', tmp_path / 'b')
+    time.sleep(1.1)
+    server.sql('USE fr; SET binlog_format = STATEMENT; ' + write, superuser=True)
+    time.sleep(1.1)
+    stop = datetime.datetime.now(datetime.timezone.utc)
+    time.sleep(1.1)
+    server.sql('CREATE TABLE fr.later (id INT)', superuser=True)   # the recoverable window reaches past stop
+    backup(server, 'fr', tmp_path / 'b', kind='log')
+    logged = server.sql('SELECT id FROM audit.log')
+    assert len(logged) == 1
+    with pytest.raises(OpsReadyError, match='another database of this server') as refused:
+        restore(server, tmp_path / 'b', 'fr', 'fr_copy', stop_at=stop)
+    assert 'stop_at' in str(refused.value)
+    assert server.sql('SELECT id FROM audit.log') == logged
+    assert server.sql("SHOW DATABASES LIKE 'fr\\_%'") == []
+
+
+def test_a_trigger_writing_its_own_database_is_replayed(mariadb, tmp_path):
+    """Guard (passed on the old code): a trigger whose body names no other database is fired in the copy as on the
+    source, and the restore goes through."""
+    server = mariadb['server']
+    server.sql('CREATE DATABASE own; USE own; CREATE TABLE t (id INT); CREATE TABLE log (id INT); '
+               'CREATE TRIGGER tr AFTER INSERT ON t FOR EACH ROW INSERT INTO log VALUES (NEW.id)', superuser=True)
+    backup(server, 'own', tmp_path / 'b')
+    time.sleep(1.1)
+    server.sql('USE own; SET binlog_format = STATEMENT; INSERT INTO t VALUES (3)', superuser=True)
+    time.sleep(1.1)
+    stop = datetime.datetime.now(datetime.timezone.utc)
+    time.sleep(1.1)
+    server.sql('CREATE TABLE own.later (id INT)', superuser=True)
+    backup(server, 'own', tmp_path / 'b', kind='log')
+    restore(server, tmp_path / 'b', 'own', 'own_copy', stop_at=stop)
+    assert [int(r[0]) for r in server.sql('SELECT id FROM own_copy.log')] == [3]
+    assert [int(r[0]) for r in server.sql('SELECT id FROM own.log')] == [3]

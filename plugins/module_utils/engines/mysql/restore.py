@@ -30,6 +30,13 @@
    byte), by the scan before anything is made and by the rewriter, a statement longer than its 64 KiB window too
    (``LiteralScan``). A statement that runs statements of its own (BEGIN NOT ATOMIC, CALL, EXECUTE, PREPARE...),
    which MariaDB never logs, is refused (``runs_statements``).
+   Each statement is classified as the server that runs the replay reads it (``server_text``): a versioned comment
+   (``/*!NNNNNN ...*/``, ``/*M!...*/``) whose version is newer than that server's (or MySQL 5.7's, 50700-99999, to
+   MariaDB) is a comment, as the server logs it; one such that leaves a quote open or holds a comment (the mariadb
+   client and the server that logged it read its text as code, so they end it elsewhere) is refused. A statement
+   that fires, calls or writes through a trigger, function or view of the loaded copy whose body names another
+   database of this server (``foreign_objects``: an audit table, mysql.*, the source itself) is refused before the
+   replay: run again, as the object's DEFINER, it would write into that live database a second time.
    The replay must not write the source's GTIDs into this server's binary log (with ``gtid_strict_mode``
    that fails, without it the next restore reading such a log fails with "Found out of order GTID"):
    the ``SET @@session.gtid_domain_id/server_id/gtid_seq_no`` lines after each GTID event are removed
@@ -1811,11 +1818,11 @@ RUNS_STATEMENTS = ('that runs statements of its own (a BEGIN NOT ATOMIC block, a
                    'server')
 
 
-SKIPPED_CODE = ('with a versioned comment (/*!NNNNNN ... */) that this server skips, its version being newer than this '
-                'server\'s, and that leaves a quote open or holds a comment: the server that logged it ran the comment\'s '
-                'text as code, this one does not, so the replay cannot tell what this server would run (the statement '
-                'after the comment could be another, an account statement even; a server of the source\'s version or '
-                'newer reads it as the source did)')
+SKIPPED_CODE = ('with a versioned comment (/*!NNNNNN ... */) that this server skips, its version being newer than '
+                'this server\'s, and that leaves a quote open or holds a comment: the server that logged it ran the '
+                'comment\'s text as code, this one does not, so the replay cannot tell what this server would run (the '
+                'statement after the comment could be another, an account statement even; a server of the source\'s '
+                'version or newer reads it as the source did)')
 
 
 UNREADABLE_HEAD = ('that is longer than %d KiB and whose first words the replay cannot reach within them (a long '
@@ -2345,11 +2352,12 @@ def _names_in(text: bytes, tables: Dict[bytes, str], routines: Dict[bytes, str])
     return found
 
 
-def database_function_objects(engine: Any, database: str) -> Dict[str, Dict[bytes, str]]:
+def database_function_objects(engine: Any, database: str,
+                              base: Any = calls_database_function) -> Dict[str, Dict[bytes, str]]:
     """The triggers (by their table), views and stored routines of ``database`` whose body calls DATABASE() or SCHEMA(),
     directly or through another of them: a statement replayed with binlog_format=STATEMENT/MIXED that fires or calls
     one runs it in the temporary copy, where DATABASE() is the copy's name. ``{'tables': {table: label}, 'routines':
-    {lower-case name: label}}``."""
+    {lower-case name: label}}``. ``base``: what in a body makes it one (``foreign_objects``' too)."""
     lit = quote_literal(database)
     rows = engine.query(
         "SELECT 'trigger', TRIGGER_NAME, EVENT_OBJECT_TABLE, ACTION_STATEMENT "  # nosec B608 # mysql_quote literal
@@ -2364,7 +2372,7 @@ def database_function_objects(engine: Any, database: str) -> Dict[str, Dict[byte
     routines: Dict[bytes, str] = {}
     pending = list(bodies)
     while pending:   # until no body calls DATABASE() or one of those found so far
-        found = [b for b in pending if calls_database_function(b[3]) or _names_in(b[3], tables, routines)]
+        found = [b for b in pending if base(b[3]) or _names_in(b[3], tables, routines)]
         if not found:
             break
         for kind, name, key, _body in found:
@@ -2375,6 +2383,48 @@ def database_function_objects(engine: Any, database: str) -> Dict[str, Dict[byte
                 routines[key.lower()] = label
         pending = [b for b in pending if b not in found]
     return {'tables': tables, 'routines': routines}
+
+
+def foreign_objects(engine: Any, database: str) -> Dict[str, Dict[bytes, str]]:
+    """``database_function_objects``' shape: the triggers, views and routines of ``database`` whose body names another
+    database of this server (``db.t``, CREATE/DROP DATABASE db: the source's own name too, which the dump keeps in a
+    trigger's or routine's body), directly or through another of them. A statement replayed with
+    binlog_format=STATEMENT/MIXED that fires, calls or writes through one runs it again, as its DEFINER: it writes
+    into that live database (mysql.* even), which the source server's run of the statement already did."""
+    others = [r[0] for r in engine.query('SHOW DATABASES') if r and r[0] and r[0] != database]
+    return database_function_objects(engine, database, lambda body: bool(named_databases(body, others)))
+
+
+FOREIGN_REACH = ('The binary logs to replay hold a statement run with USE %s that fires, calls or writes through %s of '
+                 'the restored copy, whose body names another database of this server: %s. Replayed (binlog_format '
+                 'STATEMENT or MIXED logs the statement, not the rows its trigger or function wrote), it would run '
+                 'that body again, as its DEFINER, against the live database it names (the source server already did '
+                 'when the statement ran there). Nothing was restored and nothing outside the temporary copy was '
+                 'changed. Restore to a point before it (stop_at), or take a full backup after it and restore from '
+                 'that; or make the object name no other database in the source first.')
+
+
+def refuse_foreign_reach(engine: Any, argv: List[str], files: List[str], source: str,
+                         foreign: Dict[str, Dict[bytes, str]], server: ReplayServer = None) -> None:
+    """Refuse the replay when a statement it runs (with USE ``source``) reaches one of ``foreign``
+    (``foreign_objects`` of the loaded copy): named as a table (a trigger's, a view's), or a routine called."""
+    tables, routines = foreign.get('tables') or {}, foreign.get('routines') or {}
+    reached: List[str] = []
+
+    def reaches(logged: bytes, _db: bytes) -> bool:
+        statement = server_text(logged, server) or logged
+        if statement_kind(statement) in ('account', 'maintenance'):
+            return False
+        lower = statement.lower()
+        if not (any(t.replace(b'`', b'``') in statement or t in statement for t in tables)
+                or any(r in lower for r in routines)):
+            return False   # quick: most statements name none of them
+        reached.extend(_names_in(statement, tables, routines))
+        return bool(reached)
+    found = _statements(engine, argv + ['--short-form', '--database=%s' % source] + files, reaches)
+    if found is not None:
+        raise OpsReadyError(FOREIGN_REACH % (source, ', '.join(reached), _shown(found)), source=source,
+                            objects=reached)
 
 
 def bodies_naming(engine: Any, database: str, source: str) -> List[str]:
@@ -2850,6 +2900,9 @@ def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Man
     try:
         files, start, logged, accounts = scan['files'], scan['start'], scan['definers'], scan['accounts']
         argv = list(scan['argv'])
+        foreign = foreign_objects(engine, temp)
+        if any(foreign.values()):
+            refuse_foreign_reach(engine, argv, files, source, foreign, replay_server(engine))
         hazards = database_function_objects(engine, temp)
         calling = scan['calling']
         if any(hazards.values()):
