@@ -1670,6 +1670,8 @@ def unreadable_head(statement: bytes) -> bool:
 
 # What opens a string, a quoted name or a comment in the binlog stream (a versioned comment's text is code, and the
 # mariadb client finds its delimiter there too); the stream is cut at each STATEMENT_END, which a string may hold.
+# (The client reads every versioned comment as code, whatever its version: where the server skips one, the two end
+# it at the same place only if its text leaves no quote open and holds no comment, which ``server_text`` checks.)
 _LITERAL_OPEN = re.compile(rb"['\"`#]|--[ \t]|/\*(?!M?!)")
 _LITERAL_CLOSE = {(b"'", True): re.compile(rb"[\\']"), (b"'", False): re.compile(rb"'"),
                   (b'"', True): re.compile(rb'[\\"]'), (b'"', False): re.compile(rb'"'),
