@@ -30,6 +30,13 @@
    byte), by the scan before anything is made and by the rewriter, a statement longer than its 64 KiB window too
    (``LiteralScan``). A statement that runs statements of its own (BEGIN NOT ATOMIC, CALL, EXECUTE, PREPARE...),
    which MariaDB never logs, is refused (``runs_statements``).
+   Each statement is classified as the server that runs the replay reads it (``server_text``): a versioned comment
+   (``/*!NNNNNN ...*/``, ``/*M!...*/``) whose version is newer than that server's (or MySQL 5.7's, 50700-99999, to
+   MariaDB) is a comment, as the server logs it; one such that leaves a quote open or holds a comment (the mariadb
+   client and the server that logged it read its text as code, so they end it elsewhere) is refused. A statement
+   that fires, calls or writes through a trigger, function or view of the loaded copy whose body names another
+   database of this server (``foreign_objects``: an audit table, mysql.*, the source itself) is refused before the
+   replay: run again, as the object's DEFINER, it would write into that live database a second time.
    The replay must not write the source's GTIDs into this server's binary log (with ``gtid_strict_mode``
    that fails, without it the next restore reading such a log fails with "Found out of order GTID"):
    the ``SET @@session.gtid_domain_id/server_id/gtid_seq_no`` lines after each GTID event are removed
@@ -1065,8 +1072,9 @@ class ReplayEventRewriter:
     loading DISABLE; ``statuses`` (event name -> information_schema status, started from the dump's) becomes the
     status each event has in the source at the end of the replay."""
 
-    def __init__(self, statuses: Optional[Dict[str, str]] = None) -> None:
+    def __init__(self, statuses: Optional[Dict[str, str]] = None, server: ReplayServer = None) -> None:
         self.statuses: Dict[str, str] = dict(statuses or {})
+        self.server = server   # the server the stream is replayed into (``server_text``)
         self.carry = b''
         self.passing = False   # the rest of a long statement, passed on up to its end
         self.dropping = False   # the rest of a long account statement, dropped up to its end (its start: DO 0)
@@ -1084,6 +1092,11 @@ class ReplayEventRewriter:
             if self.mode.splits(statement):
                 self._refuse(SPLIT_LITERAL)
             self.mode.see(statement)
+        read = server_text(statement, self.server)
+        if read is None:
+            self._refuse('%s: %s' % (SKIPPED_CODE, _shown(statement)))
+        statement = read   # the same length: a skipped versioned comment made the plain comment the server reads
+        if complete:
             if runs_statements(statement):
                 self._refuse('%s: %s' % (RUNS_STATEMENTS, _shown(statement)))
         found = replay_event_edit(statement, complete)
@@ -1145,7 +1158,10 @@ class ReplayEventRewriter:
         at = head.end() if head else 0
         if len(rest) - at > STATEMENT_CARRY:
             # a long statement is passed on as it comes: an account statement's must be known before any of it is
-            kind = head_kind(rest[at:at + STATEMENT_CARRY])
+            read = server_text(rest[at:at + STATEMENT_CARRY], self.server)
+            if read is None:
+                self._refuse('%s: %s' % (SKIPPED_CODE, _shown(rest[at:at + STATEMENT_CARRY])))
+            kind = head_kind(read)
             if kind is None:
                 self._refuse(UNREADABLE_HEAD)
             if kind == 'compound':
@@ -1440,7 +1456,94 @@ ACCOUNT_OBJECTS = {b'USER', b'ROLE'}
 
 ACCOUNT_VERBS = {b'CREATE', b'DROP', b'ALTER', b'RENAME'}
 # A versioned comment's code runs (/*!100000 GRANT ... */, /*M!100500 ...*/): its marker and version are no word.
-VERSIONED_OPEN = re.compile(rb'/\*M?!\d*')
+# The server reads a version of exactly 5 or 6 digits; with fewer, the digits are code (``/*!1 GRANT`` is ``1 GRANT``).
+# One the server skips is made a plain comment first (``server_text``), as the server itself logs it.
+VERSIONED_OPEN = re.compile(rb'/\*M?!(?:\d{5}\d?)?')
+# The server that runs the replay: its version as the server compares a versioned comment's (MYSQL_VERSION_ID:
+# 10.11.6 is 101106) and whether it is MariaDB; None where it is unknown (every versioned comment read as code).
+ReplayServer = Optional[Tuple[int, bool]]
+SERVER_VERSION = re.compile(r'^(\d+)\.(\d+)\.(\d+)')
+# What, in a versioned comment's text, makes the mariadb client end it elsewhere than the server: a comment of its own
+COMMENT_HAZARD = re.compile(rb"#|--|/\*")
+
+
+def replay_server(engine: Any) -> ReplayServer:
+    """``ReplayServer`` of ``engine`` (``SELECT VERSION()``, asked once per engine: ``ping``); None if unknown."""
+    try:
+        version = str(engine.ping().get('server_version') or '')
+    except (AttributeError, OpsReadyError):
+        return None
+    found = SERVER_VERSION.match(version)
+    if found is None:
+        return None
+    major, minor, patch = (int(n) for n in found.groups())
+    return major * 10000 + minor * 100 + patch, 'mariadb' in version.lower() or engine.flavor == 'mariadb'
+
+
+def _skips(marker: bytes, server: ReplayServer) -> bool:
+    """Whether ``server`` reads the versioned comment opened by ``marker`` (``VERSIONED_OPEN``'s) as a comment, as
+    MariaDB's lexer does: a version newer than the server's, or a MySQL 5.7+ one (50700-99999) not marked ``M``;
+    MySQL knows no ``/*M!``."""
+    if server is None:
+        return False
+    version, mariadb = server
+    if marker.startswith(b'/*M') and not mariadb:
+        return True
+    number = marker.lstrip(b'/*M!')
+    if not number:
+        return False
+    found = int(number)
+    return found > version or (mariadb and 50700 <= found <= 99999 and not marker.startswith(b'/*M'))
+
+
+def _comment_end(statement: bytes, pos: int) -> int:
+    """The end of a skipped versioned comment whose text starts at ``pos``: the server allows one comment inside
+    it; -1 when it is not closed."""
+    while True:
+        close, inner = statement.find(b'*/', pos), statement.find(b'/*', pos)
+        if close < 0:
+            return -1
+        if 0 <= inner < close:
+            pos = statement.find(b'*/', inner + 2)
+            if pos < 0:
+                return -1
+            pos += 2
+            continue
+        return close + 2
+
+
+def server_text(statement: bytes, server: ReplayServer) -> Optional[bytes]:
+    """``statement`` as ``server`` reads it: each versioned comment it skips (``_skips``) made a plain comment (its
+    ``!`` a space, the length kept), as the server itself does before it logs a statement. None when such a comment
+    leaves a string or a quoted name open (read as any sql_mode reads it) or holds a comment opener: the mariadb
+    client (and a newer source server, which ran its code) read its text as code, so they end it elsewhere than the
+    replaying server does, and what the server runs cannot be told from what was logged (a quote in it could hide a
+    statement of its own after the comment)."""
+    if server is None or b'!' not in statement:
+        return statement
+    out = bytearray(statement)
+    pos, size = 0, len(statement)
+    while pos < size:
+        opened = VERSIONED_OPEN.match(statement, pos)
+        if opened:
+            if not _skips(opened.group(), server):
+                pos = opened.end()
+                continue
+            out[opened.start() + (3 if opened.group().startswith(b'/*M') else 2)] = 0x20
+            end = _comment_end(statement, opened.end())
+            text = statement[opened.end():size if end < 0 else end - 2]
+            if COMMENT_HAZARD.search(text) or any(splits_a_literal(text, escapes, ansi)
+                                                  for escapes in (True, False) for ansi in (True, False)):
+                return None
+            if end < 0:
+                break
+            pos = end
+            continue
+        match = _SQL_TOKEN.match(statement, pos)
+        if match is None or (match.lastgroup == 'other' and statement.startswith(b'/*', pos)):
+            break   # a comment not closed: a statement cut short
+        pos = match.end()
+    return bytes(out)
 
 
 def _raw_code(statement: bytes) -> Iterator[Tuple[str, bytes]]:
@@ -1567,6 +1670,8 @@ def unreadable_head(statement: bytes) -> bool:
 
 # What opens a string, a quoted name or a comment in the binlog stream (a versioned comment's text is code, and the
 # mariadb client finds its delimiter there too); the stream is cut at each STATEMENT_END, which a string may hold.
+# (The client reads every versioned comment as code, whatever its version: where the server skips one, the two end
+# it at the same place only if its text leaves no quote open and holds no comment, which ``server_text`` checks.)
 _LITERAL_OPEN = re.compile(rb"['\"`#]|--[ \t]|/\*(?!M?!)")
 _LITERAL_CLOSE = {(b"'", True): re.compile(rb"[\\']"), (b"'", False): re.compile(rb"'"),
                   (b'"', True): re.compile(rb'[\\"]'), (b'"', False): re.compile(rb'"'),
@@ -1713,6 +1818,13 @@ RUNS_STATEMENTS = ('that runs statements of its own (a BEGIN NOT ATOMIC block, a
                    'never the block itself, so these logs were not written as the server ran it, and the replay cannot '
                    'tell whether it changes accounts (GRANT, CREATE USER...), which it must never run against this '
                    'server')
+
+
+SKIPPED_CODE = ('with a versioned comment (/*!NNNNNN ... */) that this server skips, its version being newer than '
+                'this server\'s, and that leaves a quote open or holds a comment: the server that logged it ran the '
+                'comment\'s text as code, this one does not, so the replay cannot tell what this server would run (the '
+                'statement after the comment could be another, an account statement even; a server of the source\'s '
+                'version or newer reads it as the source did)')
 
 
 UNREADABLE_HEAD = ('that is longer than %d KiB and whose first words the replay cannot reach within them (a long '
@@ -2242,11 +2354,12 @@ def _names_in(text: bytes, tables: Dict[bytes, str], routines: Dict[bytes, str])
     return found
 
 
-def database_function_objects(engine: Any, database: str) -> Dict[str, Dict[bytes, str]]:
+def database_function_objects(engine: Any, database: str,
+                              base: Any = calls_database_function) -> Dict[str, Dict[bytes, str]]:
     """The triggers (by their table), views and stored routines of ``database`` whose body calls DATABASE() or SCHEMA(),
     directly or through another of them: a statement replayed with binlog_format=STATEMENT/MIXED that fires or calls
     one runs it in the temporary copy, where DATABASE() is the copy's name. ``{'tables': {table: label}, 'routines':
-    {lower-case name: label}}``."""
+    {lower-case name: label}}``. ``base``: what in a body makes it one (``foreign_objects``' too)."""
     lit = quote_literal(database)
     rows = engine.query(
         "SELECT 'trigger', TRIGGER_NAME, EVENT_OBJECT_TABLE, ACTION_STATEMENT "  # nosec B608 # mysql_quote literal
@@ -2261,7 +2374,7 @@ def database_function_objects(engine: Any, database: str) -> Dict[str, Dict[byte
     routines: Dict[bytes, str] = {}
     pending = list(bodies)
     while pending:   # until no body calls DATABASE() or one of those found so far
-        found = [b for b in pending if calls_database_function(b[3]) or _names_in(b[3], tables, routines)]
+        found = [b for b in pending if base(b[3]) or _names_in(b[3], tables, routines)]
         if not found:
             break
         for kind, name, key, _body in found:
@@ -2272,6 +2385,48 @@ def database_function_objects(engine: Any, database: str) -> Dict[str, Dict[byte
                 routines[key.lower()] = label
         pending = [b for b in pending if b not in found]
     return {'tables': tables, 'routines': routines}
+
+
+def foreign_objects(engine: Any, database: str) -> Dict[str, Dict[bytes, str]]:
+    """``database_function_objects``' shape: the triggers, views and routines of ``database`` whose body names another
+    database of this server (``db.t``, CREATE/DROP DATABASE db: the source's own name too, which the dump keeps in a
+    trigger's or routine's body), directly or through another of them. A statement replayed with
+    binlog_format=STATEMENT/MIXED that fires, calls or writes through one runs it again, as its DEFINER: it writes
+    into that live database (mysql.* even), which the source server's run of the statement already did."""
+    others = [r[0] for r in engine.query('SHOW DATABASES') if r and r[0] and r[0] != database]
+    return database_function_objects(engine, database, lambda body: bool(named_databases(body, others)))
+
+
+FOREIGN_REACH = ('The binary logs to replay hold a statement run with USE %s that fires, calls or writes through %s of '
+                 'the restored copy, whose body names another database of this server: %s. Replayed (binlog_format '
+                 'STATEMENT or MIXED logs the statement, not the rows its trigger or function wrote), it would run '
+                 'that body again, as its DEFINER, against the live database it names (the source server already did '
+                 'when the statement ran there). Nothing was restored and nothing outside the temporary copy was '
+                 'changed. Restore to a point before it (stop_at), or take a full backup after it and restore from '
+                 'that; or make the object name no other database in the source first.')
+
+
+def refuse_foreign_reach(engine: Any, argv: List[str], files: List[str], source: str,
+                         foreign: Dict[str, Dict[bytes, str]], server: ReplayServer = None) -> None:
+    """Refuse the replay when a statement it runs (with USE ``source``) reaches one of ``foreign``
+    (``foreign_objects`` of the loaded copy): named as a table (a trigger's, a view's), or a routine called."""
+    tables, routines = foreign.get('tables') or {}, foreign.get('routines') or {}
+    reached: List[str] = []
+
+    def reaches(logged: bytes, _db: bytes) -> bool:
+        statement = server_text(logged, server) or logged
+        if statement_kind(statement) in ('account', 'maintenance'):
+            return False
+        lower = statement.lower()
+        if not (any(t.replace(b'`', b'``') in statement or t in statement for t in tables)
+                or any(r in lower for r in routines)):
+            return False   # quick: most statements name none of them
+        reached.extend(_names_in(statement, tables, routines))
+        return bool(reached)
+    found = _statements(engine, argv + ['--short-form', '--database=%s' % source] + files, reaches)
+    if found is not None:
+        raise OpsReadyError(FOREIGN_REACH % (source, ', '.join(reached), _shown(found)), source=source,
+                            objects=reached)
 
 
 def bodies_naming(engine: Any, database: str, source: str) -> List[str]:
@@ -2343,14 +2498,34 @@ def _shown(statement: bytes) -> str:
     return repr(_redacted(text)[:300].decode('utf-8', 'replace'))
 
 
-# The DEFINER of a CREATE TRIGGER/VIEW/PROCEDURE/FUNCTION/EVENT as the server logs it (DEFINER=`user`@`host`).
+# The DEFINER of a CREATE TRIGGER/VIEW/PROCEDURE/FUNCTION/EVENT as the server logs it: DEFINER=`user`@`host`, or
+# under sql_mode ANSI_QUOTES DEFINER="user"@"host" (a quote in a name doubled); a role's has no host. One written
+# otherwise ('user'@'host', a bare word) is read too.
+_DEFINER_PART = (rb'(`(?:[^`]|``)*`|"(?:[^"]|"")*"|' rb"'(?:[^'\\]|''|\\.)*'" rb'|[0-9A-Za-z_$\x80-\xff]+)')
 LOGGED_DEFINER = re.compile(rb'(?m)^\s*CREATE\s+(?:OR\s+REPLACE\s+)?(?:ALGORITHM\s*=\s*\w+\s+)?'
-                            rb'DEFINER\s*=\s*`((?:[^`]|``)*)`@`((?:[^`]|``)*)`\s+(?:SQL\s+SECURITY\s+\w+\s+)?'
+                            rb'DEFINER\s*=\s*' + _DEFINER_PART + rb'(?:\s*@\s*' + _DEFINER_PART + rb')?'
+                            rb'\s+(?:SQL\s+SECURITY\s+\w+\s+)?'
                             rb'(?:AGGREGATE\s+)?(VIEW|TRIGGER|PROCEDURE|FUNCTION|EVENT|PACKAGE)\b', re.I)
 LOGGED_KINDS = {b'VIEW': 'views', b'TRIGGER': 'triggers', b'EVENT': 'events'}   # else routines
 
 
-def sent_with_use(engine: Any, argv: List[str], files: List[str], source: str, accounts: List[Any]) -> None:
+def _definer_part(text: Optional[bytes]) -> str:
+    """A user or host name of ``LOGGED_DEFINER`` as the server reads it (a quoted one unquoted)."""
+    if not text:
+        return ''
+    if text[:1] in (b'`', b'"'):   # a quoted name (under ANSI_QUOTES "..."): a quote in it doubled, no escape
+        return text[1:-1].replace(text[:1] * 2, text[:1]).decode('utf-8', 'replace')
+    return _account_part('string' if text[:1] == b"'" else 'word', text) or ''
+
+
+def logged_definers(statement: bytes) -> List[Tuple[str, str]]:
+    """(``user@host``, its kind of ``OBJECT_KINDS``) of each object ``statement`` creates with a DEFINER."""
+    return [('%s@%s' % (_definer_part(m.group(1)), _definer_part(m.group(2))),
+             LOGGED_KINDS.get(m.group(3).upper(), 'routines')) for m in LOGGED_DEFINER.finditer(statement)]
+
+
+def sent_with_use(engine: Any, argv: List[str], files: List[str], source: str, accounts: List[Any],
+                  server: ReplayServer = None) -> None:
     """``accounts`` (``check_statements``': (statement, whether it may have run with USE source)) with each flag
     made exact: mariadb-binlog prints no ``use`` for a statement sent without a default database, so the last one
     printed may be another statement's. The tool's own filter (``--database``, the event's default database) lists
@@ -2360,6 +2535,7 @@ def sent_with_use(engine: Any, argv: List[str], files: List[str], source: str, a
     listed: List[bytes] = []
 
     def collect(statement: bytes, _db: bytes) -> bool:
+        statement = server_text(statement, server) or statement
         if statement_kind(statement) == 'account':
             listed.append(statement.strip())
         return False
@@ -2374,7 +2550,7 @@ def sent_with_use(engine: Any, argv: List[str], files: List[str], source: str, a
 def check_statements(engine: Any, argv: List[str], files: List[str], source: str,
                      hazards: Optional[Dict[str, Dict[bytes, str]]] = None,
                      definers: Optional[Dict[str, List[str]]] = None,
-                     accounts: Optional[List[Tuple[bytes, bool]]] = None) -> List[str]:
+                     accounts: Optional[List[Tuple[bytes, bool]]] = None, server: ReplayServer = None) -> List[str]:
     """Refuse a replay (``argv``: mariadb-binlog and its range options; ``files``) whose statements name ``source``
     as a qualifier (skipped, or run against the source), or that, run with ``USE source``, name another database
     of this server (the replay would write to that live database). Nothing was loaded into the target yet.
@@ -2383,8 +2559,10 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
     copy's temporary name, not ``source``. ``definers``, when given, gets the DEFINER (``user@host``) of each object
     a statement run with ``USE source`` creates, with its kinds. ``accounts``, when given, gets each account
     statement (GRANT, REVOKE, DROP/RENAME USER...) of the range, with whether it may have been sent with USE source
-    (``sent_with_use`` makes that exact); the replay runs none of them (``drop_account_statement``)."""
+    (``sent_with_use`` makes that exact); the replay runs none of them (``drop_account_statement``). Each statement is
+    read as ``server`` (the one that runs the replay; this engine's by default) reads it (``server_text``)."""
     own = source.encode('utf-8')
+    server = replay_server(engine) if server is None else server
     tables, routines = (hazards or {}).get('tables') or {}, (hazards or {}).get('routines') or {}
 
     def database_function(statement: bytes) -> List[str]:
@@ -2399,21 +2577,26 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
     suspect: List[bool] = []
     calling: List[str] = []
 
-    def stop(statement: bytes, current: bytes) -> bool:
+    def stop(logged: bytes, current: bytes) -> bool:
+        read = server_text(logged, server)
+        if read is None and current == own:
+            raise OpsReadyError(
+                'The binary logs to replay hold a statement %s: %s. Nothing was restored and nothing was changed. '
+                'Restore to a point before it (stop_at), or take a full backup after it and restore from that.'
+                % (SKIPPED_CODE, _shown(logged)), source=source)
+        statement = logged if read is None else read
         if definers is not None and current == own:
-            for m in LOGGED_DEFINER.finditer(statement):
-                kinds = definers.setdefault('%s@%s' % (m.group(1).replace(b'``', b'`').decode('utf-8', 'replace'),
-                                                       m.group(2).replace(b'``', b'`').decode('utf-8', 'replace')), [])
-                kind = LOGGED_KINDS.get(m.group(3).upper(), 'routines')
+            for definer, kind in logged_definers(statement):
+                kinds = definers.setdefault(definer, [])
                 if kind not in kinds:
                     kinds.append(kind)
         if current == own and not calling and database_function(statement):
             calling.append('')  # confirmed below among the statements that really run with USE source
-        if current == own and (unreadable_head(statement) or mode.splits(statement)):
+        if current == own and (unreadable_head(statement) or mode.splits(logged)):
             raise OpsReadyError(
                 'The binary logs to replay hold a statement %s: %s. Nothing was restored and nothing was changed. '
                 'Restore to a point before it (stop_at), or take a full backup after it and restore from that.'
-                % (SPLIT_LITERAL if mode.splits(statement) else UNREADABLE_HEAD, _shown(statement)),
+                % (SPLIT_LITERAL if mode.splits(logged) else UNREADABLE_HEAD, _shown(statement)),
                 source=source)
         kind = statement_kind(statement)
         if (current == own and len(statement) > STATEMENT_CARRY and mode.characters is not None
@@ -2446,7 +2629,7 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
 
     found = _statements(engine, argv + ['--short-form'] + files, stop, mode)
     if found is None and accounts:
-        sent_with_use(engine, argv, files, source, accounts)
+        sent_with_use(engine, argv, files, source, accounts, server)
     if found is not None:
         raise OpsReadyError(
             'The binary logs to replay hold a statement that names database %s explicitly: %s. mariadb-binlog replays '
@@ -2459,6 +2642,7 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
     del calling[:]
 
     def confirm(statement: bytes, _db: bytes) -> bool:
+        statement = server_text(statement, server) or statement
         via = database_function(statement)
         if via and len(calling) < 5:
             calling.append(_shown(statement) + ('' if via == ['DATABASE()'] else ' (through %s)' % ', '.join(via)))
@@ -2714,10 +2898,13 @@ def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Man
     scan = scan if scan is not None else scan_logs(engine, request, full, logs)
     workdir = scan['workdir']
     stripper = GtidStripper()
-    rewriter = ReplayEventRewriter(events)
+    rewriter = ReplayEventRewriter(events, replay_server(engine))
     try:
         files, start, logged, accounts = scan['files'], scan['start'], scan['definers'], scan['accounts']
         argv = list(scan['argv'])
+        foreign = foreign_objects(engine, temp)
+        if any(foreign.values()):
+            refuse_foreign_reach(engine, argv, files, source, foreign, replay_server(engine))
         hazards = database_function_objects(engine, temp)
         calling = scan['calling']
         if any(hazards.values()):
