@@ -111,3 +111,18 @@ def test_fleet_incident_opens_once_alerts_once_and_resolves(tmp_path, webhook):
     assert incident_change(third, 'web1')['changed'] is False and incident_change(third, 'web1')['incident'] is None
     # Each host kept its history: three runs, three samples.
     assert len((tmp_path / 'web1-history.jsonl').read_text().splitlines()) == 3
+
+
+def test_the_playbook_runs_on_its_own_report_directory(tmp_path):
+    """playbooks/health.yml with nothing set but the fleet writes its reports under the project's reports/health: its
+    default was ``{{ playbook_dir }}/../reports/health``, which safe_dir refuses (a ".." component), so the documented
+    command failed in its first task. The playbook runs from a copy of the project's layout in tmp_path, so the
+    repository's own reports/ is not written."""
+    project = tmp_path / 'project'
+    (project / 'playbooks').mkdir(parents=True)
+    (project / 'playbooks' / 'health.yml').write_text((REPO / 'playbooks' / 'health.yml').read_text())
+    run = run_playbook(str(project / 'playbooks' / 'health.yml'), inventory=inventory(tmp_path, sick=False),
+                       extravars={'health_metrics': ['memory']})
+    assert run.rc == 0, run.stdout[-3000:]
+    report = json.loads((project / 'reports' / 'health' / 'fleet.json').read_text())
+    assert sorted(h['host'] for h in report['hosts']) == ['db1', 'web1', 'web2']
