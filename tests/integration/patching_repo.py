@@ -8,18 +8,28 @@ the apt options (``Dir::Etc::sourcelist``, ``Dir::Etc::sourceparts=-``, private 
 make apt see only this repository, so an "upgrade everything" touches only the test packages and the
 machine's own sources, lists and caches are never used. :meth:`cleanup` purges the packages this
 repository built (and any hold on them).
+
+The dpkg database is the machine's, shared by every apt test, every xdist worker and every checkout on the machine:
+a test holds :func:`apt_test_lock` for its whole life, and taking it first purges whatever test package an earlier,
+interrupted test left installed or held (its teardown never ran: a session stopped mid-run, a SIGKILL). Without that,
+a leftover ``hold`` on alpha 1.0 made the next test's install of alpha 1.0 a no-op and the patching run keep alpha
+as an operator's hold: "alpha still at 1.0, module ok", seen once in CI.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence
 
 PREFIX = 'opsready-testpkg-'
+LOCK = '/run/lock/opsready-apt-tests.lock'
 ARCHIVES = {
     'main': {'Origin': 'OpsReady', 'Label': 'OpsReady', 'Suite': 'stable'},
     'security': {'Origin': 'OpsReady', 'Label': 'OpsReady-Security', 'Suite': 'stable-security'},
@@ -38,10 +48,50 @@ def installed_version(name: str) -> Optional[str]:
     return proc.stdout.split()[-1]
 
 
-def installed_test_packages() -> List[str]:
-    proc = subprocess.run(['dpkg-query', '-W', '-f', '${Package} ${db:Status-Abbrev}\n', PREFIX + '*'],
+def test_package_records() -> Dict[str, str]:
+    """Every test package dpkg has a record of, whatever its state: name -> ``db:Status-Abbrev`` (``hi``: held and
+    installed, ``iF``: half-configured, ``rc``: config files left...)."""
+    proc = subprocess.run(['dpkg-query', '-W', '-f', '${Package}\t${db:Status-Abbrev}\n', PREFIX + '*'],
                           capture_output=True, text=True, check=False)
-    return [line.split()[0] for line in proc.stdout.splitlines() if ' ii' in line or ' hi' in line]
+    return dict(line.split('\t', 1) for line in proc.stdout.splitlines() if '\t' in line)
+
+
+def _dpkg(argv: Sequence[str], data: str = '') -> subprocess.CompletedProcess:
+    """dpkg does not wait for its lock (a dpkg run outside the test lock: an apt-get install by hand): wait here."""
+    deadline = time.monotonic() + 300
+    while True:
+        proc = subprocess.run(list(argv), input=data, capture_output=True, text=True, check=False)
+        if proc.returncode == 0 or 'lock' not in proc.stderr or time.monotonic() > deadline:
+            return proc
+        time.sleep(1)
+
+
+def purge_test_packages(names: Optional[Sequence[str]] = None) -> None:
+    """Release the holds on, and purge, these test packages (all of them by default), whatever state they are in;
+    raises when one is still installed or held afterwards, so no later test starts from it."""
+    targets = sorted(n for n in test_package_records() if names is None or n in names)
+    if not targets:
+        return
+    # selection "purge" first: it is what releases a hold, and what makes dpkg drop the record once removed
+    _dpkg(['dpkg', '--set-selections'], ''.join('%s purge\n' % name for name in targets))
+    _dpkg(['dpkg', '--purge', '--force-remove-reinstreq', '--force-hold'] + targets)
+    left = {name: status for name, status in test_package_records().items()
+            if name in targets and (status[:1] == 'h' or status[1:2] != 'n')}
+    if left:
+        raise RuntimeError('test packages still installed or held after purging them: %s; run "apt-mark unhold" and '
+                           '"dpkg --purge" on them by hand' % left)
+
+
+@contextlib.contextmanager
+def apt_test_lock() -> Iterator[None]:
+    """Hold the machine's apt test lock for a test's whole life, starting from no test package installed or held."""
+    with open(LOCK, 'a') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            purge_test_packages()
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 class AptTestRepo:
@@ -120,14 +170,17 @@ class AptTestRepo:
                               check=False)
         if proc.returncode != 0:
             raise RuntimeError('installing %s failed: %s' % (deb.name, proc.stderr[-2000:] or proc.stdout[-2000:]))
+        status = test_package_records().get(PREFIX + short, '')
+        if status[:2] != 'ii' or installed_version(PREFIX + short) != version:
+            # e.g. held at this version already: apt-get said "already the newest version" and left the hold
+            raise RuntimeError('after installing %s, dpkg has %s %s (status %r), not %s installed and unheld'
+                               % (deb.name, PREFIX + short, installed_version(PREFIX + short), status, version))
 
     def cleanup(self) -> None:
-        built = {key.split('=')[0] for key in self.debs}
-        names = [name for name in installed_test_packages() if name in built]
-        if names:
-            subprocess.run(['apt-mark', 'unhold'] + names, capture_output=True, check=False)
-            subprocess.run(['dpkg', '--purge'] + names, capture_output=True, check=False)
-        shutil.rmtree(self.root, ignore_errors=True)
+        try:
+            purge_test_packages(sorted({key.split('=')[0] for key in self.debs}))
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
 
 
 def apt_options(config: Dict[str, str]) -> List[str]:

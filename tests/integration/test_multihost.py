@@ -9,7 +9,6 @@ is never patched. All traffic stays on loopback.
 
 from __future__ import annotations
 
-import fcntl
 import http.server
 import json
 import threading
@@ -18,9 +17,8 @@ import pytest
 
 from tests.harness.playbook import run_playbook
 from tests.harness.sshd import SshFleet, SshHarnessError
-from tests.integration.patching_repo import PREFIX, AptTestRepo, installed_version
+from tests.integration.patching_repo import PREFIX, AptTestRepo, apt_test_lock, installed_version
 
-LOCK = '/run/lock/opsready-apt-tests.lock'
 NAMES = ['web1', 'web2', 'web3']
 
 
@@ -60,8 +58,7 @@ def fleet():
 
 @pytest.fixture
 def repos():
-    with open(LOCK, 'a') as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with apt_test_lock():
         made = {}
         try:
             for name in NAMES:
@@ -75,7 +72,6 @@ def repos():
         finally:
             for repo in made.values():
                 repo.cleanup()
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _accepted(fleet: SshFleet) -> dict:

@@ -9,7 +9,6 @@ same with the real CLI and assert on those artifacts, as AWX does to show a job'
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import subprocess
@@ -18,11 +17,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.patching_repo import PREFIX, AptTestRepo, installed_version
+from tests.integration.patching_repo import PREFIX, AptTestRepo, apt_test_lock, installed_version
 
 REPO = Path(__file__).resolve().parents[2]
 RUNNER = str(REPO / '.venv' / 'bin' / 'ansible-runner')
-LOCK = '/run/lock/opsready-apt-tests.lock'
 
 
 def private_data_dir(root: Path, extravars: dict) -> Path:
@@ -58,14 +56,12 @@ def results(events, task, kinds=('runner_on_ok', 'runner_on_failed')):
 
 @pytest.fixture
 def apt_repo():
-    with open(LOCK, 'a') as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with apt_test_lock():
         repo = AptTestRepo()
         try:
             yield repo
         finally:
             repo.cleanup()
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def test_patching_job_through_transmit_worker_process(apt_repo, tmp_path):
