@@ -136,11 +136,13 @@ FOREIGN = ("CREATE DATABASE audit; CREATE TABLE audit.log (id INT); CREATE DATAB
 
 
 @pytest.mark.parametrize('write', ['INSERT INTO t VALUES (7)', 'INSERT INTO u VALUES (f(8))',
-                                   'INSERT INTO w VALUES (9)'])
+                                   'INSERT INTO w VALUES (9)', 'SET sql_mode = ANSI_QUOTES; INSERT INTO "t" VALUES (6)',
+                                   'ALTER TABLE t ADD COLUMN c INT; INSERT INTO t (id) VALUES (5)'])
 def test_a_statement_firing_a_trigger_that_writes_another_database_is_refused(mariadb, tmp_path, write):
     """Failed before: the replay fired the copy's trigger (called its function), which wrote into the live
     audit.log a second time (the source's run of the statement had written it once): a restore changed a database
-    it was not asked to touch. Now refused before anything is replayed; audit.log unchanged, no copy left."""
+    it was not asked to touch (the ANSI_QUOTES "t" was let through until mariasec13c; the write after a migration is
+    a guard). Now refused before anything is replayed; audit.log unchanged, no copy left."""
     server = mariadb['server']
     server.sql('DROP DATABASE IF EXISTS audit; DROP DATABASE IF EXISTS fr; DROP DATABASE IF EXISTS fr_copy',
                superuser=True)

@@ -2433,14 +2433,21 @@ _INSERT_MODIFIERS = frozenset((b'LOW_PRIORITY', b'DELAYED', b'HIGH_PRIORITY', b'
 _DELETE_END = frozenset((b'WHERE', b'ORDER', b'LIMIT', b'RETURNING'))
 
 
-def _word(token: Tuple[str, bytes]) -> bytes:
-    return _unquote(token[1]) if token[0] == 'ident' else token[1]
+def _word(token: Tuple[str, bytes]) -> Optional[bytes]:
+    """The name ``token`` may be: a word, a quoted name, a "string" (a quoted name under ANSI_QUOTES); else None."""
+    kind, text = token
+    if kind == 'word':
+        return text
+    if kind == 'ident' or (kind == 'string' and text[:1] == b'"'):
+        return text[1:-1].replace(text[:1] * 2, text[:1])
+    return None
 
 
 def _names_until(code: List[Tuple[str, bytes]], start: int, ends: frozenset) -> Optional[List[bytes]]:
-    """Every name (word or quoted) of ``code`` from ``start`` to the first top-level word of ``ends`` (the end of the
-    statement when ``ends`` is empty); None when none of ``ends`` comes."""
-    depth, names = 0, []
+    """Every name (word or quoted) of ``code`` from ``start`` to the first top-level word of ``ends``; None when none
+    of ``ends`` comes."""
+    depth = 0
+    names: List[bytes] = []
     for kind, token in code[start:]:
         if token == b'(':
             depth += 1
@@ -2448,9 +2455,24 @@ def _names_until(code: List[Tuple[str, bytes]], start: int, ends: frozenset) -> 
             depth -= 1
         elif kind == 'word' and depth == 0 and token.upper() in ends:
             return names
-        if kind in ('word', 'ident'):
-            names.append(_word((kind, token)))
-    return names if not ends else None
+        name = _word((kind, token))
+        if name is not None:
+            names.append(name)
+    return None
+
+
+def _qualified_name(code: List[Tuple[str, bytes]], at: int) -> Optional[List[bytes]]:
+    """The parts of the (qualified) name at ``code[at]``; None when no name is there."""
+    names: List[bytes] = []
+    while at < len(code):
+        name = _word(code[at])
+        if name is None:
+            break
+        names.append(name)
+        if code[at + 1:at + 2] != [('other', b'.')]:
+            return names
+        at += 2
+    return None
 
 
 def write_targets(statement: bytes) -> Optional[List[bytes]]:
@@ -2465,25 +2487,20 @@ def write_targets(statement: bytes) -> Optional[List[bytes]]:
     if not code or code[0][0] != 'word':
         return None
     verb = code[0][1].upper()
+    if verb == b'SET' and len(code) > 1 and code[1][1].upper() == b'STATEMENT':
+        return None   # SET STATEMENT ... FOR <any statement>
     if verb in _NO_TARGET:
         return []
     if verb in (b'INSERT', b'REPLACE'):
         at = 1
         while at < len(code) and code[at][0] == 'word' and code[at][1].upper() in _INSERT_MODIFIERS:
             at += 1
-        names = []
-        while at < len(code) and code[at][0] in ('word', 'ident'):
-            names.append(_word(code[at]))
-            if code[at + 1:at + 2] != [('other', b'.')]:
-                return names
-            at += 2
-        return None
+        return _qualified_name(code, at)
     if verb == b'LOAD':
         words = [t[1].upper() if t[0] == 'word' else None for t in code]
         for at in range(len(code) - 2):
             if words[at] == b'INTO' and words[at + 1] == b'TABLE':
-                return _names_until(code, at + 2, frozenset((b'CHARACTER', b'FIELDS', b'COLUMNS', b'LINES',
-                                                              b'IGNORE', b'REPLACE', b'PARTITION', b'SET')))
+                return _qualified_name(code, at + 2)
         return None
     if verb == b'UPDATE':
         return _names_until(code, 1, frozenset((b'SET',)))
@@ -2496,7 +2513,8 @@ def reached_objects(statement: bytes, foreign: Dict[str, Dict[bytes, str]]) -> L
     """The labels of ``foreign`` (``foreign_objects``) that replaying ``statement`` runs: a trigger's table or a view
     the statement writes (``write_targets``; every one it names when that cannot be told), a view whose reading
     calls a function of them (``read``), a routine called (``name(``, CALL name). Names compared in any letter case,
-    whatever database qualifies them (more than it reaches, never less)."""
+    whatever database qualifies them, a "string" read as a name too (ANSI_QUOTES): more than it reaches, never
+    less."""
     tables = {k.lower(): v for k, v in (foreign.get('tables') or {}).items()}
     read = {k.lower(): v for k, v in (foreign.get('read') or {}).items()}
     routines = foreign.get('routines') or {}
@@ -2504,9 +2522,10 @@ def reached_objects(statement: bytes, foreign: Dict[str, Dict[bytes, str]]) -> L
     code = _code_tokens(statement)
     found: List[str] = []
     for n, (kind, token) in enumerate(code):
-        if kind not in ('ident', 'word'):
+        word = _word((kind, token))
+        if word is None:
             continue
-        name = _word((kind, token)).lower()
+        name = word.lower()
         label = read.get(name)
         if label is None and (targets is None or name in (t.lower() for t in targets)):
             label = tables.get(name)

@@ -74,16 +74,20 @@ def test_a_statement_that_writes_none_of_them_is_not_refused(statement):
     (b'CREATE TABLE x AS SELECT logit(1)', 'function logIt'),
     (b'INSERT INTO summary SELECT a FROM v_calls', 'view v_calls'),
     (b'SELECT * FROM v_calls', 'view v_calls'),
+    (b'INSERT INTO "orders" VALUES (1)', 'trigger tr'),
+    (b'UPDATE "src"."orders" SET a = 1', 'trigger tr'),
+    (b'CALL "p"()', 'procedure p'),
     # what cannot be told: any name of them
+    (b'SET STATEMENT max_statement_time = 1 FOR INSERT INTO orders VALUES (1)', 'trigger tr'),
     (b'WITH c AS (SELECT 1) UPDATE orders SET a = 1', 'trigger tr'),
     (b'INSERT /*!50000 IGNORE */ INTO orders VALUES (1)', 'trigger tr'),
     (b'BEGIN NOT ATOMIC INSERT INTO orders VALUES (1); END', 'trigger tr'),
     (b'HANDLER orders OPEN', 'trigger tr'),
 ])
 def test_a_statement_that_runs_one_is_refused(statement, expected):
-    """Guard (refused on the old code too, except ORDERS and `Orders`, which the old code let through: the same table
-    where lower_case_table_names is set): writing the trigger's table or through the view, calling the routine, reading a view that calls
-    it."""
+    """Guard (refused on the old code too, except ORDERS and `Orders`, the same table where lower_case_table_names is
+    set, and "orders", "p", quoted names under ANSI_QUOTES, which the old code let through): writing the trigger's
+    table or through the view, calling the routine, reading a view that calls it."""
     assert expected in reached_objects(statement, FOREIGN)
 
 
@@ -91,6 +95,12 @@ def test_a_statement_that_runs_one_is_refused(statement, expected):
     (b'ALTER TABLE orders ADD COLUMN c int', []),
     (b'TRUNCATE orders', []),
     (b'SET @a = 1', []),
+    (b'SET STATEMENT sql_mode = 0 FOR DELETE FROM a', None),
+    (b'INSERT INTO "a""b" VALUES (1)', [b'a"b']),
+    (b"INSERT INTO 'a' VALUES (1)", None),
+    (b"LOAD DATA INFILE 'x' INTO TABLE b.a", [b'b', b'a']),
+    (b"LOAD DATA INFILE 'x' REPLACE INTO TABLE a (c) SET d = 1", [b'a']),
+    (b"LOAD DATA INFILE 'x' INTO TABLE", None),
     (b'INSERT INTO orders VALUES (1)', [b'orders']),
     (b'INSERT INTO `a``b`.`t` (x) VALUES (1)', [b'a`b', b't']),
     (b'UPDATE a, b SET a.x = 1', [b'a', b'b']),
