@@ -2359,7 +2359,9 @@ def database_function_objects(engine: Any, database: str,
     """The triggers (by their table), views and stored routines of ``database`` whose body calls DATABASE() or SCHEMA(),
     directly or through another of them: a statement replayed with binlog_format=STATEMENT/MIXED that fires or calls
     one runs it in the temporary copy, where DATABASE() is the copy's name. ``{'tables': {table: label}, 'routines':
-    {lower-case name: label}}``. ``base``: what in a body makes it one (``foreign_objects``' too)."""
+    {lower-case name: label}, 'read': {view: label}}`` (``read``: those of the views that call one of the routines,
+    or any function of another database, so run it when only read). ``base``: what in a body makes it one
+    (``foreign_objects``' too)."""
     lit = quote_literal(database)
     rows = engine.query(
         "SELECT 'trigger', TRIGGER_NAME, EVENT_OBJECT_TABLE, ACTION_STATEMENT "  # nosec B608 # mysql_quote literal
@@ -2384,7 +2386,22 @@ def database_function_objects(engine: Any, database: str,
             else:
                 routines[key.lower()] = label
         pending = [b for b in pending if b not in found]
-    return {'tables': tables, 'routines': routines}
+    read: Dict[bytes, str] = {}
+    views = [b for b in bodies if b[0] == 'view' and b[2] in tables]
+    while views:   # reading a view runs the functions it calls (writing through one fires its table's triggers)
+        calling = [b for b in views if _calls_qualified(b[3]) or _names_in(b[3], read, routines)]
+        if not calling:
+            break
+        read.update((b[2], tables[b[2]]) for b in calling)
+        views = [b for b in views if b not in calling]
+    return {'tables': tables, 'routines': routines, 'read': read}
+
+
+def _calls_qualified(body: bytes) -> bool:
+    """Whether ``body`` calls a function qualified by a database (``db.f(``): a routine of another database."""
+    code = _code_tokens(body)
+    return any(code[n][1] == b'.' and code[n + 1][0] in ('word', 'ident') and code[n + 2][1] == b'('
+               for n in range(1, len(code) - 2))
 
 
 def foreign_objects(engine: Any, database: str) -> Dict[str, Dict[bytes, str]]:
@@ -2406,11 +2423,125 @@ FOREIGN_REACH = ('The binary logs to replay hold a statement run with USE %s tha
                  'that; or make the object name no other database in the source first.')
 
 
+# The first word of a replayed statement that writes the tables it names as its targets (firing their triggers,
+# writing through a view); any other verb but those of _NO_TARGET fires no trigger of the copy (DDL, TRUNCATE).
+_WRITE_VERBS = (b'INSERT', b'REPLACE', b'UPDATE', b'DELETE', b'LOAD')
+_NO_TARGET = frozenset((b'ALTER', b'CREATE', b'DROP', b'RENAME', b'TRUNCATE', b'SET', b'DO', b'SELECT', b'BEGIN',
+                        b'COMMIT', b'ROLLBACK', b'SAVEPOINT', b'RELEASE', b'XA', b'FLUSH', b'ANALYZE', b'OPTIMIZE',
+                        b'CHECK', b'REPAIR', b'START'))
+_INSERT_MODIFIERS = frozenset((b'LOW_PRIORITY', b'DELAYED', b'HIGH_PRIORITY', b'IGNORE', b'INTO'))
+_DELETE_END = frozenset((b'WHERE', b'ORDER', b'LIMIT', b'RETURNING'))
+
+
+def _word(token: Tuple[str, bytes]) -> Optional[bytes]:
+    """The name ``token`` may be: a word, a quoted name, a "string" (a quoted name under ANSI_QUOTES); else None."""
+    kind, text = token
+    if kind == 'word':
+        return text
+    if kind == 'ident' or (kind == 'string' and text[:1] == b'"'):
+        return text[1:-1].replace(text[:1] * 2, text[:1])
+    return None
+
+
+def _names_until(code: List[Tuple[str, bytes]], start: int, ends: frozenset) -> Optional[List[bytes]]:
+    """Every name (word or quoted) of ``code`` from ``start`` to the first top-level word of ``ends``; None when none
+    of ``ends`` comes."""
+    depth = 0
+    names: List[bytes] = []
+    for kind, token in code[start:]:
+        if token == b'(':
+            depth += 1
+        elif token == b')':
+            depth -= 1
+        elif kind == 'word' and depth == 0 and token.upper() in ends:
+            return names
+        name = _word((kind, token))
+        if name is not None:
+            names.append(name)
+    return None
+
+
+def _qualified_name(code: List[Tuple[str, bytes]], at: int) -> Optional[List[bytes]]:
+    """The parts of the (qualified) name at ``code[at]``; None when no name is there."""
+    names: List[bytes] = []
+    while at < len(code):
+        name = _word(code[at])
+        if name is None:
+            break
+        names.append(name)
+        if code[at + 1:at + 2] != [('other', b'.')]:
+            return names
+        at += 2
+    return None
+
+
+def write_targets(statement: bytes) -> Optional[List[bytes]]:
+    """The names (each part of a qualified one) of the tables or views ``statement`` writes: the table of INSERT /
+    REPLACE [INTO] and of LOAD DATA ... INTO TABLE, every name of an UPDATE's tables (before SET) and of a DELETE's
+    (before WHERE, ORDER, LIMIT): more than it writes (the tables a join only reads), never less. [] for a statement
+    that writes no table through a trigger or view (DDL, TRUNCATE, SET, ...); None when it cannot be told (another
+    verb, a versioned comment the server runs, a compound statement): whatever it names may be written."""
+    if b'/*!' in statement or b'/*M!' in statement or runs_statements(statement):
+        return None
+    code = _code_tokens(statement)
+    if not code or code[0][0] != 'word':
+        return None
+    verb = code[0][1].upper()
+    if verb == b'SET' and len(code) > 1 and code[1][1].upper() == b'STATEMENT':
+        return None   # SET STATEMENT ... FOR <any statement>
+    if verb in _NO_TARGET:
+        return []
+    if verb in (b'INSERT', b'REPLACE'):
+        at = 1
+        while at < len(code) and code[at][0] == 'word' and code[at][1].upper() in _INSERT_MODIFIERS:
+            at += 1
+        return _qualified_name(code, at)
+    if verb == b'LOAD':
+        words = [t[1].upper() if t[0] == 'word' else None for t in code]
+        for at in range(len(code) - 2):
+            if words[at] == b'INTO' and words[at + 1] == b'TABLE':
+                return _qualified_name(code, at + 2)
+        return None
+    if verb == b'UPDATE':
+        return _names_until(code, 1, frozenset((b'SET',)))
+    if verb == b'DELETE':
+        return _names_until(code, 1, _DELETE_END)
+    return None
+
+
+def reached_objects(statement: bytes, foreign: Dict[str, Dict[bytes, str]]) -> List[str]:
+    """The labels of ``foreign`` (``foreign_objects``) that replaying ``statement`` runs: a trigger's table or a view
+    the statement writes (``write_targets``; every one it names when that cannot be told), a view whose reading
+    calls a function of them (``read``), a routine called (``name(``, CALL name). Names compared in any letter case,
+    whatever database qualifies them, a "string" read as a name too (ANSI_QUOTES): more than it reaches, never
+    less."""
+    tables = {k.lower(): v for k, v in (foreign.get('tables') or {}).items()}
+    read = {k.lower(): v for k, v in (foreign.get('read') or {}).items()}
+    routines = foreign.get('routines') or {}
+    targets = write_targets(statement)
+    code = _code_tokens(statement)
+    found: List[str] = []
+    for n, (kind, token) in enumerate(code):
+        word = _word((kind, token))
+        if word is None:
+            continue
+        name = word.lower()
+        label = read.get(name)
+        if label is None and (targets is None or name in (t.lower() for t in targets)):
+            label = tables.get(name)
+        if label is None and ((n + 1 < len(code) and code[n + 1][1] == b'(')
+                              or (n and code[n - 1][1].upper() == b'CALL')):
+            label = routines.get(name)
+        if label is not None and label not in found:
+            found.append(label)
+    return found
+
+
 def refuse_foreign_reach(engine: Any, argv: List[str], files: List[str], source: str,
                          foreign: Dict[str, Dict[bytes, str]], server: ReplayServer = None) -> None:
     """Refuse the replay when a statement it runs (with USE ``source``) reaches one of ``foreign``
-    (``foreign_objects`` of the loaded copy): named as a table (a trigger's, a view's), or a routine called."""
-    tables, routines = foreign.get('tables') or {}, foreign.get('routines') or {}
+    (``foreign_objects`` of the loaded copy): ``reached_objects``."""
+    names = [n.lower() for key in ('tables', 'read', 'routines') for n in (foreign.get(key) or {})]
     reached: List[str] = []
 
     def reaches(logged: bytes, _db: bytes) -> bool:
@@ -2418,10 +2549,9 @@ def refuse_foreign_reach(engine: Any, argv: List[str], files: List[str], source:
         if statement_kind(statement) in ('account', 'maintenance'):
             return False
         lower = statement.lower()
-        if not (any(t.replace(b'`', b'``') in statement or t in statement for t in tables)
-                or any(r in lower for r in routines)):
+        if not any(n in lower or n.replace(b'`', b'``') in lower for n in names):
             return False   # quick: most statements name none of them
-        reached.extend(_names_in(statement, tables, routines))
+        reached.extend(reached_objects(statement, foreign))
         return bool(reached)
     found = _statements(engine, argv + ['--short-form', '--database=%s' % source] + files, reaches)
     if found is not None:
