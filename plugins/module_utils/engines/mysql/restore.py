@@ -2509,6 +2509,30 @@ def write_targets(statement: bytes) -> Optional[List[bytes]]:
     return None
 
 
+# What may stand between CREATE/ALTER/DROP and the kind of object a definition makes (OR REPLACE, ALGORITHM=...,
+# DEFINER=user@host or CURRENT_USER[()], SQL SECURITY ..., IF [NOT] EXISTS, AGGREGATE).
+_DEFINITION_PREAMBLE = frozenset((b'OR', b'REPLACE', b'ALGORITHM', b'UNDEFINED', b'MERGE', b'TEMPTABLE', b'DEFINER',
+                                  b'CURRENT_USER', b'CURRENT_ROLE', b'SQL', b'SECURITY', b'INVOKER', b'IF', b'NOT',
+                                  b'EXISTS', b'AGGREGATE', b'=', b'@', b'(', b')'))
+_DEFINED_KINDS = frozenset((b'EVENT', b'PROCEDURE', b'FUNCTION', b'TRIGGER', b'VIEW', b'PACKAGE'))
+
+
+def defines_routine_or_view(code: List[Tuple[str, bytes]]) -> bool:
+    """Whether ``code`` (``_code_tokens``) creates, alters or drops an event, routine, trigger or view: it runs none
+    of the bodies it names (``CREATE EVENT e ... DO CALL p()`` calls nothing; the copy's events never run), unlike
+    ``CREATE TABLE t SELECT f()``, which calls ``f``."""
+    if not code or code[0][0] != 'word' or code[0][1].upper() not in (b'CREATE', b'ALTER', b'DROP'):
+        return False
+    for kind, token in code[1:]:
+        upper = token.upper()
+        if kind == 'word' and upper in _DEFINED_KINDS:
+            return True
+        if upper not in _DEFINITION_PREAMBLE and kind not in ('ident', 'string'):
+            # another word (TABLE, INDEX, an unquoted definer...): not known to be a definition, so checked in full
+            return False
+    return False
+
+
 def reached_objects(statement: bytes, foreign: Dict[str, Dict[bytes, str]]) -> List[str]:
     """The labels of ``foreign`` (``foreign_objects``) that replaying ``statement`` runs: a trigger's table or a view
     the statement writes (``write_targets``; every one it names when that cannot be told), a view whose reading
@@ -2518,8 +2542,10 @@ def reached_objects(statement: bytes, foreign: Dict[str, Dict[bytes, str]]) -> L
     tables = {k.lower(): v for k, v in (foreign.get('tables') or {}).items()}
     read = {k.lower(): v for k, v in (foreign.get('read') or {}).items()}
     routines = foreign.get('routines') or {}
-    targets = write_targets(statement)
     code = _code_tokens(statement)
+    if defines_routine_or_view(code) and not (b'/*!' in statement or b'/*M!' in statement):
+        return []
+    targets = write_targets(statement)
     found: List[str] = []
     for n, (kind, token) in enumerate(code):
         word = _word((kind, token))
