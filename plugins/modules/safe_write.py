@@ -131,7 +131,6 @@ changes:
 '''
 
 import os
-import shlex
 import shutil
 import tempfile
 
@@ -151,12 +150,7 @@ def _validator(module, command):
             candidate = os.path.join(workdir, name)
             with open(candidate, 'wb') as handle:
                 handle.write(data)
-            # split first: a space in the path stays one argument. The command's own words may name $VARs and ~ (as
-            # copy's validate); the copy's path is put in after that expansion, and run_command expands nothing:
-            # it turned a dest named $HOME into .../root, a file that is not the copy.
-            argv = [os.path.expanduser(os.path.expandvars(arg)).replace('%s', candidate)
-                    for arg in shlex.split(command)]
-            rc, out, err = module.run_command(argv, expand_user_and_vars=False)
+            rc, out, err = module.run_command(safeio.validate_argv(command, candidate), expand_user_and_vars=False)
             if rc != 0:
                 module.fail_json(msg='validate refused the new content of %s (exit %d): %s. %s was left as it was.'
                                  % (module.params['dest'], rc, (err or out).strip().replace(candidate, '%s'),

@@ -28,6 +28,7 @@ import hashlib
 import os
 import re
 import secrets
+import shlex
 import stat
 import tempfile
 import time
@@ -68,6 +69,14 @@ def path_option(value: str) -> str:
     ``type: path``), but a ``$NAME`` is part of the name. ``type: path`` also expands environment variables, so a file
     named ``$HOME`` found in an application's directory was written or deleted as ``.../root``: another file."""
     return os.path.expanduser(value) if value.startswith('~') else value
+
+
+def validate_argv(command: str, candidate: str) -> List[str]:
+    """The argv of a ``validate`` command (as copy's: ``%s`` is the file to check) for ``candidate``: split first (a
+    space in the path stays one argument), the command's own words expanded (``$VAR``, ``~``), the copy's path put in
+    after that expansion. Run it with nothing expanded again: expanding the whole line turned a dest named
+    ``$HOME`` into ``.../root``, a file that is not the copy."""
+    return [os.path.expanduser(os.path.expandvars(arg)).replace('%s', candidate) for arg in shlex.split(command)]
 
 
 def no_path_info(module: Any) -> None:
