@@ -2423,9 +2423,8 @@ FOREIGN_REACH = ('The binary logs to replay hold a statement run with USE %s tha
                  'that; or make the object name no other database in the source first.')
 
 
-# The first word of a replayed statement that writes the tables it names as its targets (firing their triggers,
-# writing through a view); any other verb but those of _NO_TARGET fires no trigger of the copy (DDL, TRUNCATE).
-_WRITE_VERBS = (b'INSERT', b'REPLACE', b'UPDATE', b'DELETE', b'LOAD')
+# The first words of statements that write no table through a trigger or a view (DDL, TRUNCATE, ...): write_targets
+# reads the targets of INSERT, REPLACE, LOAD DATA, UPDATE and DELETE, and any other verb may write whatever it names.
 _NO_TARGET = frozenset((b'ALTER', b'CREATE', b'DROP', b'RENAME', b'TRUNCATE', b'SET', b'DO', b'SELECT', b'BEGIN',
                         b'COMMIT', b'ROLLBACK', b'SAVEPOINT', b'RELEASE', b'XA', b'FLUSH', b'ANALYZE', b'OPTIMIZE',
                         b'CHECK', b'REPAIR', b'START'))
