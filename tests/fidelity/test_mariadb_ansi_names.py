@@ -24,7 +24,9 @@ from tests.harness.servers import MariaDBServer
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 
 BEFORE = ("CREATE DATABASE aq; CREATE TABLE aq.t (id INT); INSERT INTO aq.t VALUES (1); "
-          "CREATE DATABASE aq_live; CREATE TABLE aq_live.t (id INT); INSERT INTO aq_live.t VALUES (1)")
+          "CREATE DATABASE aq_live; CREATE TABLE aq_live.t (id INT); INSERT INTO aq_live.t VALUES (1); "
+          "CREATE TABLE aq_live.audit (id INT); CREATE TABLE aq.t2 (id INT); "
+          "CREATE TRIGGER aq.tr AFTER INSERT ON aq.t2 FOR EACH ROW INSERT INTO aq_live.audit VALUES (NEW.id)")
 # sent with another database the default: the statement of aq the replay would skip
 SKIPPED = {
     'update': "SET binlog_format=STATEMENT; SET sql_mode='ANSI_QUOTES'; USE aq_live; UPDATE \"aq\".\"t\" SET id = 2",
@@ -33,6 +35,9 @@ SKIPPED = {
 }
 # sent with USE aq: the replay would run it against the live aq_live
 OTHER = "SET binlog_format=STATEMENT; SET sql_mode='ANSI_QUOTES'; USE aq; INSERT INTO \"aq_live\".\"t\" VALUES (7)"
+# sent with USE aq: it fires the trigger tr, whose body writes the live aq_live.audit (replayed, a second time)
+REACH = "SET binlog_format=STATEMENT; SET sql_mode='ANSI_QUOTES'; USE aq; INSERT INTO \"t2\" VALUES (5)"
+STATEMENTS = dict(SKIPPED, other=OTHER, reach=REACH)
 
 
 @pytest.fixture(scope='module')
@@ -43,10 +48,10 @@ def replayed(tmp_path_factory) -> Iterator[Dict[str, Any]]:
         server.start()
         server.sql(BEFORE, superuser=True)
         stops: Dict[str, datetime.datetime] = {}
-        for name in list(SKIPPED) + ['other']:
+        for name in STATEMENTS:
             backup(server, 'aq', tmp / name)
             time.sleep(1.1)
-            server.sql(SKIPPED.get(name, OTHER), superuser=True)
+            server.sql(STATEMENTS[name], superuser=True)
             time.sleep(1.1)
             stops[name] = datetime.datetime.now(datetime.timezone.utc)
         time.sleep(1.1)
@@ -56,12 +61,18 @@ def replayed(tmp_path_factory) -> Iterator[Dict[str, Any]]:
         out: Dict[str, Any] = {'server': server}
         for name, stop in stops.items():
             out[name + '_before'] = server.sql('SELECT id FROM aq_live.t ORDER BY id')
+            out[name + '_audit_before'] = server.sql('SELECT id FROM aq_live.audit ORDER BY id')
+            try:   # check mode foresees what the real run does
+                out[name + '_check'] = restore(server, tmp / name, 'aq', 'aq_' + name, stop_at=stop, check_mode=True)
+            except Exception as exc:
+                out[name + '_check'] = exc
             try:
                 out[name] = restore(server, tmp / name, 'aq', 'aq_' + name, stop_at=stop)
                 out[name + '_rows'] = server.sql('SELECT * FROM aq_%s.t ORDER BY id' % name)
             except Exception as exc:   # each test names the failure
                 out[name] = exc
             out[name + '_live'] = server.sql('SELECT id FROM aq_live.t ORDER BY id')
+            out[name + '_audit'] = server.sql('SELECT id FROM aq_live.audit ORDER BY id')
             out[name + '_left'] = server.sql("SHOW DATABASES LIKE 'aq\\_%s%%'" % name)
         yield out
     finally:
@@ -93,3 +104,23 @@ def test_an_ansi_quoted_statement_run_with_use_naming_another_database_is_refuse
     assert isinstance(refused, OpsReadyError), (refused, replayed.get('other_rows'))
     assert 'names database aq_live' in str(refused) and 'Nothing was restored' in str(refused)
     assert replayed['other_left'] == []
+
+
+def test_check_mode_foresees_the_scan_refusals(replayed):
+    """Guard (passed on the old code for the unquoted case; failed for the ANSI ones with the real run): check mode
+    refuses each statement of the scan as the real run does."""
+    for name in ('plain', 'update', 'alter', 'other'):
+        foreseen = replayed[name + '_check']
+        assert isinstance(foreseen, OpsReadyError) and str(foreseen) == str(replayed[name]), (name, foreseen)
+
+
+def test_check_mode_foresees_the_foreign_reach_refusal(replayed):
+    """Failed before: check mode reported ok (the foreign-reach scan reads the loaded copy's triggers, which check
+    mode never loads), while the real run refused the INSERT firing the trigger that writes the live aq_live.audit.
+    Check mode now reads the source database's objects on this server for it, and refuses the same way."""
+    refused, foreseen = replayed['reach'], replayed['reach_check']
+    assert isinstance(refused, OpsReadyError) and 'trigger tr' in str(refused), refused
+    assert replayed['reach_audit'] == replayed['reach_audit_before'] == [('5',)]
+    assert replayed['reach_left'] == []
+    assert isinstance(foreseen, OpsReadyError), foreseen
+    assert 'trigger tr' in str(foreseen) and 'fires, calls or writes through' in str(foreseen)

@@ -2461,13 +2461,15 @@ def _calls_qualified(body: bytes) -> bool:
                for n in range(1, len(code) - 2))
 
 
-def foreign_objects(engine: Any, database: str) -> Dict[str, Dict[bytes, str]]:
+def foreign_objects(engine: Any, database: str, also: Optional[List[str]] = None) -> Dict[str, Dict[bytes, str]]:
     """``database_function_objects``' shape: the triggers, views and routines of ``database`` whose body names another
     database of this server (``db.t``, CREATE/DROP DATABASE db: the source's own name too, which the dump keeps in a
     trigger's or routine's body), directly or through another of them. A statement replayed with
     binlog_format=STATEMENT/MIXED that fires, calls or writes through one runs it again, as its DEFINER: it writes
-    into that live database (mysql.* even), which the source server's run of the statement already did."""
-    others = [r[0] for r in engine.query('SHOW DATABASES') if r and r[0] and r[0] != database]
+    into that live database (mysql.* even), which the source server's run of the statement already did. ``also``:
+    names counted as another database's though they are ``database``'s (check mode reads the source for the copy,
+    whose bodies name the source as another database)."""
+    others = [r[0] for r in engine.query('SHOW DATABASES') if r and r[0] and r[0] != database] + list(also or [])
     return database_function_objects(engine, database, lambda body: bool(named_databases(body, others)))
 
 
@@ -4099,6 +4101,7 @@ def foresee_replay(engine: Any, request: RestoreRequest,
         files = [_decompress(m, workdir, engine.identities) for m in logs]
         argv, start = replay_argv(engine, request, full, logs)
         check_statements(engine, argv, files, source, None, logged, accounts)
+        foresee_foreign_reach(engine, argv, files, source)
         replay = replay_outcome(files, start, request.stop_at, source)
     finally:
         workdir.remove()
@@ -4116,6 +4119,18 @@ def foresee_replay(engine: Any, request: RestoreRequest,
         said.append(granted)
     point, told, _recovered = replay_point(request, chain, replay, engine.flavor)
     return point, said + told, logged
+
+
+def foresee_foreign_reach(engine: Any, argv: List[str], files: List[str], source: str) -> None:
+    """Check mode: the real run's ``refuse_foreign_reach``, which reads the triggers, views and routines of the loaded
+    copy (check mode loads none), foreseen from those of the source database where it is on this server: the copy
+    holds them as the backup had them, so those added or dropped since may make the two differ (nothing is foreseen
+    where the source is not here)."""
+    if not schema_exists(engine, source):
+        return
+    foreign = foreign_objects(engine, source, also=[source])
+    if any(foreign.values()):
+        refuse_foreign_reach(engine, argv, files, source, foreign, replay_server(engine))
 
 
 def foresee_definers(engine: Any, request: RestoreRequest, chain: List[Manifest],
