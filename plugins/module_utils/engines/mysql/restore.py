@@ -1457,9 +1457,9 @@ def named_databases(statement: bytes, databases: List[str], reading: SqlReading 
     """Those of ``databases`` that ``statement`` names as a qualifier (```db`.x``, ``db.x``, under ANSI_QUOTES
     ``"db".x``; not in a string or a comment, not as the last part of ``a.db``) or as the database of
     CREATE/ALTER/DROP DATABASE; read as ``reading`` says (every reading when it is None)."""
+    # (a name holding a quote is written with it doubled: `a``b`, under ANSI_QUOTES "a""b")
     wanted = {d.encode('utf-8'): d for d in databases
-              if any(q in statement for q in (d.encode('utf-8'), d.encode('utf-8').replace(b'`', b'``'),
-                                               d.encode('utf-8').replace(b'"', b'""')))}
+              if any(q in statement for q in _quoted_forms(d.encode('utf-8')))}
     if not wanted:  # quick: most statements name none of them
         return []
     found: List[str] = []
@@ -1480,6 +1480,10 @@ def named_databases(statement: bytes, databases: List[str], reading: SqlReading 
             if words and words[-1] in (b'DATABASE', b'SCHEMA'):
                 found.append(wanted[name])
     return found
+
+
+def _quoted_forms(name: bytes) -> Tuple[bytes, bytes, bytes]:
+    return name, name.replace(b'`', b'``'), name.replace(b'"', b'""')
 
 
 def names_database(statement: bytes, database: str, reading: SqlReading = None) -> bool:

@@ -88,8 +88,8 @@ OTHER_NAMED = [
 
 
 @pytest.mark.parametrize('statement, sql_mode', OTHER_NAMED)
-def test_a_statement_run_with_use_naming_another_database_under_its_sql_mode_is_refused(tmp_path, statement,
-                                                                                         sql_mode):
+def test_a_statement_run_with_use_naming_another_database_under_its_sql_mode_is_refused(
+        tmp_path, statement, sql_mode):
     """Failed before: the replay would have run it as written against the live database mysql."""
     with pytest.raises(OpsReadyError, match='names database mysql') as refused:
         check_statements(stream(tmp_path, b'pr', statement, sql_mode), ['mariadb-binlog'], [], 'pr')
