@@ -973,17 +973,18 @@ REPLAY_EVENT_HEAD = re.compile(rb'(?is)\A(?:\s|#[^\n]*\n)*(CREATE|ALTER)\b(.{0,1
 STATEMENT_CARRY = 64 * 1024  # an unfinished statement longer than this passes on (its header, if an event's, read)
 
 
-def replay_event_edit(statement: bytes, complete: bool) -> Any:
+def replay_event_edit(statement: bytes, complete: bool, reading: Optional[Tuple[bool, bool]] = None) -> Any:
     """``(at, end, words, old_name, new_name, status, only_if_new)`` for the event statement ``statement``
     (``data[at:end]`` replaced by ``words``; ``status`` None when the statement names none and keeps the event's);
     None if it is no event statement, or cannot be read; ``NEED_MORE`` if ``statement`` ends before its DO (and
-    not ``complete``)."""
+    not ``complete``). ``reading``: the statement's sql_mode (``StreamMode.reading``: under ANSI_QUOTES "e" is the
+    event's name; read as a string, the statement was passed on as written and the event loaded ENABLED)."""
     head = REPLAY_EVENT_HEAD.match(statement)
     if head is None:
         return None
     create = head.group(1).upper() == b'CREATE'
     code = []
-    for match in _SQL_TOKEN.finditer(statement, head.start(1)):
+    for match in _SQL_TOKENS[reading or DEFAULT_READING].finditer(statement, head.start(1)):
         kind = match.lastgroup or 'other'
         if kind in ('space', 'comment'):
             continue
@@ -1005,9 +1006,10 @@ def replay_event_edit(statement: bytes, complete: bool) -> Any:
         """(the event name starting at code[n], the index after it); a qualifier is skipped."""
         if n + 1 < len(code) and code[n + 1][1] == b'.':
             n += 2
-        if n >= len(code) or code[n][0] not in ('ident', 'word'):
+        # (a "string" where a name stands is one: no string is valid there, whatever the sql_mode)
+        if n >= len(code) or not (code[n][0] in ('ident', 'word') or code[n][1][:1] == b'"'):
             return None, n
-        text = _unquote(code[n][1]) if code[n][0] == 'ident' else code[n][1]
+        text = code[n][1] if code[n][0] == 'word' else _ident_name(code[n][1])
         return text.decode('utf-8', 'replace'), n + 1
 
     n = 1
@@ -1092,14 +1094,14 @@ class ReplayEventRewriter:
             if self.mode.splits(statement):
                 self._refuse(SPLIT_LITERAL)
             self.mode.see(statement)
-        read = server_text(statement, self.server)
+        read = server_text(statement, self.server, self.mode.reading())
         if read is None:
             self._refuse('%s: %s' % (SKIPPED_CODE, _shown(statement)))
         statement = read   # the same length: a skipped versioned comment made the plain comment the server reads
         if complete:
             if runs_statements(statement):
                 self._refuse('%s: %s' % (RUNS_STATEMENTS, _shown(statement)))
-        found = replay_event_edit(statement, complete)
+        found = replay_event_edit(statement, complete, self.mode.reading())
         if found == NEED_MORE:
             return None
         if found is None:
@@ -1158,7 +1160,7 @@ class ReplayEventRewriter:
         at = head.end() if head else 0
         if len(rest) - at > STATEMENT_CARRY:
             # a long statement is passed on as it comes: an account statement's must be known before any of it is
-            read = server_text(rest[at:at + STATEMENT_CARRY], self.server)
+            read = server_text(rest[at:at + STATEMENT_CARRY], self.server, self.mode.reading())
             if read is None:
                 self._refuse('%s: %s' % (SKIPPED_CODE, _shown(rest[at:at + STATEMENT_CARRY])))
             kind = head_kind(read)
@@ -1406,44 +1408,86 @@ def check_rewritable(name: str, what: str) -> None:
 # table). Row events are filtered by their table's own database and are safe; statements (DDL always, DML too
 # with binlog_format=STATEMENT/MIXED) are scanned for a qualifier naming the source first.
 STATEMENT_END = b'/*!*/;\n'
-_SQL_TOKEN = re.compile(
-    rb'(?P<ident>`(?:[^`]|``)*`)'
-    rb"|(?P<string>'(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.|\"\")*\")"
-    rb'|(?P<comment>/\*(?!!|M!).*?\*/|(?:--[ \t]|#)[^\n]*)'
-    rb'|(?P<space>\s+)'
-    rb'|(?P<word>[0-9A-Za-z_$\x80-\xff]+)'
-    rb'|(?P<other>.)', re.S)
+# How the server reads the quotes of a statement: (backslash escapes, ANSI_QUOTES), from the sql_mode it ran with
+# (``StreamMode.reading``). With ANSI_QUOTES "..." is a quoted name (a quote in it doubled, no escape): "src"."t" is
+# the table t of database src, not two strings; with NO_BACKSLASH_ESCAPES a backslash in a string is itself: 'a\'
+# is a whole string and what follows it code. None where the sql_mode is not known (a stored body): the name readers
+# then read the statement each way it may be read and take every name any reading finds (refuse more, never less).
+SqlReading = Optional[Tuple[bool, bool]]
+DEFAULT_READING = (True, False)   # the server's default sql_mode
 
 
-def named_databases(statement: bytes, databases: List[str]) -> List[str]:
-    """Those of ``databases`` that ``statement`` names as a qualifier (```db`.x`` or ``db.x``; not in a string or a
-    comment, not as the last part of ``a.db``) or as the database of CREATE/ALTER/DROP DATABASE."""
+def _token_pattern(escapes: bool, ansi_quotes: bool) -> 're.Pattern[bytes]':
+    single = rb"'(?:[^'\\]|\\.|'')*'" if escapes else rb"'(?:[^']|'')*'"
+    double = rb'"(?:[^"\\]|\\.|"")*"' if escapes else rb'"(?:[^"]|"")*"'
+    return re.compile(
+        rb'(?P<ident>`(?:[^`]|``)*`' + (rb'|"(?:[^"]|"")*"' if ansi_quotes else b'') + rb')'
+        rb'|(?P<string>' + single + (b'' if ansi_quotes else b'|' + double) + rb')'
+        rb'|(?P<comment>/\*(?!!|M!).*?\*/|(?:--[ \t]|#)[^\n]*)'
+        rb'|(?P<space>\s+)'
+        rb'|(?P<word>[0-9A-Za-z_$\x80-\xff]+)'
+        rb'|(?P<other>.)', re.S)
+
+
+_SQL_TOKENS = {(escapes, ansi): _token_pattern(escapes, ansi) for escapes in (True, False) for ansi in (True, False)}
+_SQL_TOKEN = _SQL_TOKENS[DEFAULT_READING]
+
+
+def _readings(statement: bytes, reading: SqlReading) -> List[Tuple[bool, bool]]:
+    """The readings of ``statement`` to take: ``reading``, or, not known, each one that may differ (escapes only
+    where a backslash is, ANSI_QUOTES only where a double quote is)."""
+    if reading is not None:
+        return [reading]
+    return [(escapes, ansi) for escapes in ((True, False) if b'\\' in statement else (True,))
+            for ansi in ((False, True) if b'"' in statement else (False,))]
+
+
+def _code_tokens(text: bytes, reading: Tuple[bool, bool] = DEFAULT_READING) -> List[Tuple[str, bytes]]:
+    """The tokens of ``text`` but spaces and comments, read as ``reading`` says."""
+    return [(m.lastgroup or 'other', m.group()) for m in _SQL_TOKENS[reading].finditer(text)
+            if m.lastgroup not in ('space', 'comment')]
+
+
+def _ident_name(text: bytes) -> bytes:
+    """A quoted name (```x``` or, under ANSI_QUOTES, ``"x"``) unquoted: its quote doubled inside it."""
+    return text[1:-1].replace(text[:1] * 2, text[:1])
+
+
+def named_databases(statement: bytes, databases: List[str], reading: SqlReading = None) -> List[str]:
+    """Those of ``databases`` that ``statement`` names as a qualifier (```db`.x``, ``db.x``, under ANSI_QUOTES
+    ``"db".x``; not in a string or a comment, not as the last part of ``a.db``) or as the database of
+    CREATE/ALTER/DROP DATABASE; read as ``reading`` says (every reading when it is None)."""
+    # (a name holding a quote is written with it doubled: `a``b`, under ANSI_QUOTES "a""b")
     wanted = {d.encode('utf-8'): d for d in databases
-              if d.encode('utf-8') in statement or d.encode('utf-8').replace(b'`', b'``') in statement}
+              if any(q in statement for q in _quoted_forms(d.encode('utf-8')))}
     if not wanted:  # quick: most statements name none of them
         return []
     found: List[str] = []
-    code = [(m.lastgroup, m.group()) for m in _SQL_TOKEN.finditer(statement)
-            if m.lastgroup not in ('space', 'comment')]
-    for n, (kind, text) in enumerate(code):
-        name = _unquote(text) if kind == 'ident' else text if kind == 'word' else None
-        if name not in wanted or wanted[name] in found:
-            continue
-        # not after '.' (``a.db``) or '@' (``@@session.x`` when the database is called session)
-        if n + 1 < len(code) and code[n + 1][1] == b'.' and not (n and code[n - 1][1] in b'.@'):
-            found.append(wanted[name])
-            continue
-        # CREATE/ALTER/DROP DATABASE db: run as written, against the live database (DROP DATABASE dropped it)
-        words = [t.upper() for _k, t in code[max(0, n - 4):n]]
-        while words and words[-1] in (b'IF', b'NOT', b'EXISTS'):
-            words.pop()
-        if words and words[-1] in (b'DATABASE', b'SCHEMA'):
-            found.append(wanted[name])
+    for read in _readings(statement, reading):
+        code = _code_tokens(statement, read)
+        for n, (kind, text) in enumerate(code):
+            name = _ident_name(text) if kind == 'ident' else text if kind == 'word' else None
+            if name not in wanted or wanted[name] in found:
+                continue
+            # not after '.' (``a.db``) or '@' (``@@session.x`` when the database is called session)
+            if n + 1 < len(code) and code[n + 1][1] == b'.' and not (n and code[n - 1][1] in b'.@'):
+                found.append(wanted[name])
+                continue
+            # CREATE/ALTER/DROP DATABASE db: run as written, against the live database (DROP DATABASE dropped it)
+            words = [t.upper() for _k, t in code[max(0, n - 4):n]]
+            while words and words[-1] in (b'IF', b'NOT', b'EXISTS'):
+                words.pop()
+            if words and words[-1] in (b'DATABASE', b'SCHEMA'):
+                found.append(wanted[name])
     return found
 
 
-def names_database(statement: bytes, database: str) -> bool:
-    return bool(named_databases(statement, [database]))
+def _quoted_forms(name: bytes) -> Tuple[bytes, bytes, bytes]:
+    return name, name.replace(b'`', b'``'), name.replace(b'"', b'""')
+
+
+def names_database(statement: bytes, database: str, reading: SqlReading = None) -> bool:
+    return bool(named_databases(statement, [database], reading))
 
 
 # Statements the scan lets through. Maintenance (this collection's maintenance role runs "ANALYZE TABLE db.t" without
@@ -1512,15 +1556,23 @@ def _comment_end(statement: bytes, pos: int) -> int:
         return close + 2
 
 
-def server_text(statement: bytes, server: ReplayServer) -> Optional[bytes]:
+def server_text(statement: bytes, server: ReplayServer, reading: SqlReading = None) -> Optional[bytes]:
     """``statement`` as ``server`` reads it: each versioned comment it skips (``_skips``) made a plain comment (its
     ``!`` a space, the length kept), as the server itself does before it logs a statement. None when such a comment
     leaves a string or a quoted name open (read as any sql_mode reads it) or holds a comment opener: the mariadb
     client (and a newer source server, which ran its code) read its text as code, so they end it elsewhere than the
     replaying server does, and what the server runs cannot be told from what was logged (a quote in it could hide a
-    statement of its own after the comment)."""
+    statement of its own after the comment). The strings between the comments are read as ``reading`` (the
+    statement's sql_mode: ``StreamMode.reading``) says: with NO_BACKSLASH_ESCAPES 'a\\' ends at its second quote,
+    and the comment after it is found; None too when it is not known and the readings differ."""
     if server is None or b'!' not in statement:
         return statement
+    texts = {_server_text(statement, server, read) for read in _readings(statement, reading)}
+    return texts.pop() if len(texts) == 1 else None
+
+
+def _server_text(statement: bytes, server: ReplayServer, reading: Tuple[bool, bool]) -> Optional[bytes]:
+    tokens = _SQL_TOKENS[reading]
     out = bytearray(statement)
     pos, size = 0, len(statement)
     while pos < size:
@@ -1539,7 +1591,7 @@ def server_text(statement: bytes, server: ReplayServer) -> Optional[bytes]:
                 break
             pos = end
             continue
-        match = _SQL_TOKEN.match(statement, pos)
+        match = tokens.match(statement, pos)
         if match is None or (match.lastgroup == 'other' and statement.startswith(b'/*', pos)):
             break   # a comment not closed: a statement cut short
         pos = match.end()
@@ -1800,6 +1852,10 @@ class StreamMode:
     def scan(self) -> LiteralScan:
         return LiteralScan(self.escapes, self.ansi_quotes, self.characters is not None)
 
+    def reading(self) -> Tuple[bool, bool]:
+        """How the server read the names and strings of the statement (``SqlReading``), for the name readers."""
+        return self.escapes, self.ansi_quotes
+
 
 SPLIT_LITERAL = ('that holds the text mariadb-binlog ends each statement with (/*!*/; and a line end) inside a '
                  'string, a quoted name or a comment: the replay, which reads the statements at those ends to keep '
@@ -1835,7 +1891,7 @@ UNREADABLE_HEAD = ('that is longer than %d KiB and whose first words the replay 
 def _account_part(kind: str, text: bytes) -> Optional[str]:
     """A user or host name as an account statement writes it: quoted (backticks, ' or "), or a bare word."""
     if kind == 'ident':
-        return _unquote(text).decode('utf-8', 'replace')
+        return _ident_name(text).decode('utf-8', 'replace')
     if kind == 'string':
         body = re.sub(rb'\\(.)', rb'\1', text[1:-1].replace(text[:1] * 2, text[:1]))
         return body.decode('utf-8', 'replace')
@@ -1940,9 +1996,11 @@ GRANT_ACCOUNT_END = {b'IDENTIFIED', b'WITH', b'REQUIRE', b'VIA', b'PASSWORD', b'
 
 
 def _name_token(kind: str, text: bytes) -> Optional[str]:
-    """A database, table, column or routine name as a statement writes it (backticks or a bare word)."""
-    if kind == 'ident':
-        return _unquote(text).decode('utf-8', 'replace')
+    """A database, table, column or routine name as a statement writes it (backticks or a bare word; "..." too: a
+    quoted name under ANSI_QUOTES, and no string can stand where a name is read, so a logged statement's "..." there
+    is one whatever its sql_mode)."""
+    if kind == 'ident' or (kind == 'string' and text[:1] == b'"'):
+        return _ident_name(text).decode('utf-8', 'replace')
     if kind == 'word':
         return text.decode('utf-8', 'replace')
     return None
@@ -2015,7 +2073,8 @@ def privilege_change(statement: bytes, source: str, default_db: Optional[str] = 
         db = _name_token(*level[0])
         target = None if level[2][1] == b'*' else _name_token(*level[2])
         n += 3
-    elif n < len(code) and code[n][0] != 'string' and (n + 1 >= len(code) or code[n + 1][1] != b'@'):
+    elif (n < len(code) and (code[n][0] != 'string' or code[n][1][:1] == b'"')
+          and (n + 1 >= len(code) or code[n + 1][1] != b'@')):
         # unqualified: ON t / ON * name the statement's default database (PROXY ON 'u'@'h' is no object)
         if default_db is None:
             return False
@@ -2321,36 +2380,38 @@ def withheld_text(target: str, source: str, withheld: List[str], shown: List[str
                target, '; '.join(withheld)))
 
 
-def calls_database_function(statement: bytes) -> bool:
-    """``DATABASE()`` or ``SCHEMA()`` in the code of ``statement`` (not in a string, a comment or a quoted name)."""
+def calls_database_function(statement: bytes, reading: SqlReading = None) -> bool:
+    """``DATABASE()`` or ``SCHEMA()`` in the code of ``statement`` (not in a string, a comment or a quoted name),
+    read as ``reading`` says (any reading when it is None)."""
     upper = statement.upper()
     if b'DATABASE' not in upper and b'SCHEMA' not in upper:
         return False
-    code = [(m.lastgroup, m.group()) for m in _SQL_TOKEN.finditer(statement) if m.lastgroup not in ('space', 'comment')]
-    return any(kind == 'word' and text.upper() in (b'DATABASE', b'SCHEMA') and code[n + 1:n + 3] == [
-        ('other', b'('), ('other', b')')] for n, (kind, text) in enumerate(code))
+    for read in _readings(statement, reading):
+        code = _code_tokens(statement, read)
+        if any(kind == 'word' and text.upper() in (b'DATABASE', b'SCHEMA') and code[n + 1:n + 3] == [
+                ('other', b'('), ('other', b')')] for n, (kind, text) in enumerate(code)):
+            return True
+    return False
 
 
-def _code_tokens(text: bytes) -> List[Tuple[str, bytes]]:
-    return [(m.lastgroup or 'other', m.group()) for m in _SQL_TOKEN.finditer(text)
-            if m.lastgroup not in ('space', 'comment')]
-
-
-def _names_in(text: bytes, tables: Dict[bytes, str], routines: Dict[bytes, str]) -> List[str]:
+def _names_in(text: bytes, tables: Dict[bytes, str], routines: Dict[bytes, str],
+              reading: SqlReading = None) -> List[str]:
     """The labels of ``tables`` (named anywhere, quoted or not) and ``routines`` (names, lower case, called: ``(``
-    follows, or CALL comes before) that ``text`` names, outside strings and comments."""
-    code = _code_tokens(text)
+    follows, or CALL comes before) that ``text`` names, outside strings and comments, read as ``reading`` says
+    (every reading when it is None)."""
     found: List[str] = []
-    for n, (kind, token) in enumerate(code):
-        if kind not in ('ident', 'word'):
-            continue
-        name = _unquote(token) if kind == 'ident' else token
-        label = tables.get(name)
-        if label is None and ((n + 1 < len(code) and code[n + 1][1] == b'(')
-                              or (n and code[n - 1][1].upper() == b'CALL')):
-            label = routines.get(name.lower())
-        if label is not None and label not in found:
-            found.append(label)
+    for read in _readings(text, reading):
+        code = _code_tokens(text, read)
+        for n, (kind, token) in enumerate(code):
+            if kind not in ('ident', 'word'):
+                continue
+            name = _ident_name(token) if kind == 'ident' else token
+            label = tables.get(name)
+            if label is None and ((n + 1 < len(code) and code[n + 1][1] == b'(')
+                                  or (n and code[n - 1][1].upper() == b'CALL')):
+                label = routines.get(name.lower())
+            if label is not None and label not in found:
+                found.append(label)
     return found
 
 
@@ -2399,18 +2460,20 @@ def database_function_objects(engine: Any, database: str,
 
 def _calls_qualified(body: bytes) -> bool:
     """Whether ``body`` calls a function qualified by a database (``db.f(``): a routine of another database."""
-    code = _code_tokens(body)
     return any(code[n][1] == b'.' and code[n + 1][0] in ('word', 'ident') and code[n + 2][1] == b'('
+               for code in (_code_tokens(body, read) for read in _readings(body, None))
                for n in range(1, len(code) - 2))
 
 
-def foreign_objects(engine: Any, database: str) -> Dict[str, Dict[bytes, str]]:
+def foreign_objects(engine: Any, database: str, also: Optional[List[str]] = None) -> Dict[str, Dict[bytes, str]]:
     """``database_function_objects``' shape: the triggers, views and routines of ``database`` whose body names another
     database of this server (``db.t``, CREATE/DROP DATABASE db: the source's own name too, which the dump keeps in a
     trigger's or routine's body), directly or through another of them. A statement replayed with
     binlog_format=STATEMENT/MIXED that fires, calls or writes through one runs it again, as its DEFINER: it writes
-    into that live database (mysql.* even), which the source server's run of the statement already did."""
-    others = [r[0] for r in engine.query('SHOW DATABASES') if r and r[0] and r[0] != database]
+    into that live database (mysql.* even), which the source server's run of the statement already did. ``also``:
+    names counted as another database's though they are ``database``'s (check mode reads the source for the copy,
+    whose bodies name the source as another database)."""
+    others = [r[0] for r in engine.query('SHOW DATABASES') if r and r[0] and r[0] != database] + list(also or [])
     return database_function_objects(engine, database, lambda body: bool(named_databases(body, others)))
 
 
@@ -2474,15 +2537,25 @@ def _qualified_name(code: List[Tuple[str, bytes]], at: int) -> Optional[List[byt
     return None
 
 
-def write_targets(statement: bytes) -> Optional[List[bytes]]:
+def write_targets(statement: bytes, reading: SqlReading = None) -> Optional[List[bytes]]:
     """The names (each part of a qualified one) of the tables or views ``statement`` writes: the table of INSERT /
     REPLACE [INTO] and of LOAD DATA ... INTO TABLE, every name of an UPDATE's tables (before SET) and of a DELETE's
     (before WHERE, ORDER, LIMIT): more than it writes (the tables a join only reads), never less. [] for a statement
     that writes no table through a trigger or view (DDL, TRUNCATE, SET, ...); None when it cannot be told (another
-    verb, a versioned comment the server runs, a compound statement): whatever it names may be written."""
+    verb, a versioned comment the server runs, a compound statement): whatever it names may be written. Read as
+    ``reading`` says; when it is None, every reading's names (None if one of them cannot tell)."""
     if b'/*!' in statement or b'/*M!' in statement or runs_statements(statement):
         return None
-    code = _code_tokens(statement)
+    names: List[bytes] = []
+    for read in _readings(statement, reading):
+        targets = _write_targets(_code_tokens(statement, read))
+        if targets is None:
+            return None
+        names.extend(t for t in targets if t not in names)
+    return names
+
+
+def _write_targets(code: List[Tuple[str, bytes]]) -> Optional[List[bytes]]:
     if not code or code[0][0] != 'word':
         return None
     verb = code[0][1].upper()
@@ -2532,33 +2605,35 @@ def defines_routine_or_view(code: List[Tuple[str, bytes]]) -> bool:
     return False
 
 
-def reached_objects(statement: bytes, foreign: Dict[str, Dict[bytes, str]]) -> List[str]:
+def reached_objects(statement: bytes, foreign: Dict[str, Dict[bytes, str]], reading: SqlReading = None) -> List[str]:
     """The labels of ``foreign`` (``foreign_objects``) that replaying ``statement`` runs: a trigger's table or a view
     the statement writes (``write_targets``; every one it names when that cannot be told), a view whose reading
     calls a function of them (``read``), a routine called (``name(``, CALL name). Names compared in any letter case,
     whatever database qualifies them, a "string" read as a name too (ANSI_QUOTES): more than it reaches, never
-    less."""
+    less. Strings and quoted names are read as ``reading`` (the statement's sql_mode) says: with NO_BACKSLASH_ESCAPES
+    the call after 'a\\' is code; when it is None, every reading's labels."""
     tables = {k.lower(): v for k, v in (foreign.get('tables') or {}).items()}
-    read = {k.lower(): v for k, v in (foreign.get('read') or {}).items()}
+    viewed = {k.lower(): v for k, v in (foreign.get('read') or {}).items()}
     routines = foreign.get('routines') or {}
-    code = _code_tokens(statement)
-    if defines_routine_or_view(code) and not (b'/*!' in statement or b'/*M!' in statement):
-        return []
-    targets = write_targets(statement)
     found: List[str] = []
-    for n, (kind, token) in enumerate(code):
-        word = _word((kind, token))
-        if word is None:
+    for read in _readings(statement, reading):
+        code = _code_tokens(statement, read)
+        if defines_routine_or_view(code) and not (b'/*!' in statement or b'/*M!' in statement):
             continue
-        name = word.lower()
-        label = read.get(name)
-        if label is None and (targets is None or name in (t.lower() for t in targets)):
-            label = tables.get(name)
-        if label is None and ((n + 1 < len(code) and code[n + 1][1] == b'(')
-                              or (n and code[n - 1][1].upper() == b'CALL')):
-            label = routines.get(name)
-        if label is not None and label not in found:
-            found.append(label)
+        targets = write_targets(statement, read)
+        for n, (kind, token) in enumerate(code):
+            word = _word((kind, token))
+            if word is None:
+                continue
+            name = word.lower()
+            label = viewed.get(name)
+            if label is None and (targets is None or name in (t.lower() for t in targets)):
+                label = tables.get(name)
+            if label is None and ((n + 1 < len(code) and code[n + 1][1] == b'(')
+                                  or (n and code[n - 1][1].upper() == b'CALL')):
+                label = routines.get(name)
+            if label is not None and label not in found:
+                found.append(label)
     return found
 
 
@@ -2568,17 +2643,18 @@ def refuse_foreign_reach(engine: Any, argv: List[str], files: List[str], source:
     (``foreign_objects`` of the loaded copy): ``reached_objects``."""
     names = [n.lower() for key in ('tables', 'read', 'routines') for n in (foreign.get(key) or {})]
     reached: List[str] = []
+    mode = StreamMode()   # each statement read under its sql_mode
 
     def reaches(logged: bytes, _db: bytes) -> bool:
-        statement = server_text(logged, server) or logged
+        statement = server_text(logged, server, mode.reading()) or logged
         if statement_kind(statement) in ('account', 'maintenance'):
             return False
         lower = statement.lower()
-        if not any(n in lower or n.replace(b'`', b'``') in lower for n in names):
+        if not any(n in lower or n.replace(b'`', b'``') in lower or n.replace(b'"', b'""') in lower for n in names):
             return False   # quick: most statements name none of them
-        reached.extend(reached_objects(statement, foreign))
+        reached.extend(reached_objects(statement, foreign, mode.reading()))
         return bool(reached)
-    found = _statements(engine, argv + ['--short-form', '--database=%s' % source] + files, reaches)
+    found = _statements(engine, argv + ['--short-form', '--database=%s' % source] + files, reaches, mode)
     if found is not None:
         raise OpsReadyError(FOREIGN_REACH % (source, ', '.join(reached), _shown(found)), source=source,
                             objects=reached)
@@ -2688,13 +2764,14 @@ def sent_with_use(engine: Any, argv: List[str], files: List[str], source: str, a
     if not any(maybe for _statement, maybe in accounts):
         return
     listed: List[bytes] = []
+    mode = StreamMode()
 
     def collect(statement: bytes, _db: bytes) -> bool:
-        statement = server_text(statement, server) or statement
+        statement = server_text(statement, server, mode.reading()) or statement
         if statement_kind(statement) == 'account':
             listed.append(statement.strip())
         return False
-    _statements(engine, argv + ['--short-form', '--database=%s' % source] + files, collect)
+    _statements(engine, argv + ['--short-form', '--database=%s' % source] + files, collect, mode)
     at = 0
     for n, (statement, maybe) in enumerate(accounts):
         used = bool(maybe and at < len(listed) and listed[at] == statement)
@@ -2720,20 +2797,23 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
     server = replay_server(engine) if server is None else server
     tables, routines = (hazards or {}).get('tables') or {}, (hazards or {}).get('routines') or {}
 
-    def database_function(statement: bytes) -> List[str]:
+    def database_function(statement: bytes, reading: SqlReading) -> List[str]:
         lower = statement.lower() if routines else b''
-        # quick: most statements name none of them (a name with a backtick is found quoted, doubled: as itself too)
-        named = (any(t.replace(b'`', b'``') in statement or t in statement for t in tables)
+        # quick: most statements name none of them (a name with a backtick is found quoted, doubled: as itself too;
+        # one with a double quote so under ANSI_QUOTES)
+        named = (any(t.replace(b'`', b'``') in statement or t.replace(b'"', b'""') in statement or t in statement
+                     for t in tables)
                  or any(r in lower for r in routines))
-        through = _names_in(statement, tables, routines) if named else []
-        return ['DATABASE()'] if calls_database_function(statement) else through
+        through = _names_in(statement, tables, routines, reading) if named else []
+        return ['DATABASE()'] if calls_database_function(statement, reading) else through
     others = [r[0] for r in engine.query('SHOW DATABASES') if r and r[0] and r[0] != source]
     mode = StreamMode()
     suspect: List[bool] = []
     calling: List[str] = []
 
     def stop(logged: bytes, current: bytes) -> bool:
-        read = server_text(logged, server)
+        reading = mode.reading()   # the statement's sql_mode: how the server read its names and strings
+        read = server_text(logged, server, reading)
         if read is None and current == own:
             raise OpsReadyError(
                 'The binary logs to replay hold a statement %s: %s. Nothing was restored and nothing was changed. '
@@ -2745,7 +2825,7 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
                 kinds = definers.setdefault(definer, [])
                 if kind not in kinds:
                     kinds.append(kind)
-        if current == own and not calling and database_function(statement):
+        if current == own and not calling and database_function(statement, reading):
             calling.append('')  # confirmed below among the statements that really run with USE source
         if current == own and (unreadable_head(statement) or mode.splits(logged)):
             raise OpsReadyError(
@@ -2772,13 +2852,13 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
             if accounts is not None:
                 accounts.append((statement.strip(), current == own))
             return False
-        if suspect and not names_database(statement, source):
+        if suspect and not names_database(statement, source, reading):
             return False
         if kind == 'maintenance':
             return False
-        if names_database(statement, source):
+        if names_database(statement, source, reading):
             return True
-        elif current == own and named_databases(statement, others):
+        elif current == own and named_databases(statement, others, reading):
             suspect.append(True)  # confirmed below among the statements that really run with USE source
         return False
 
@@ -2795,18 +2875,19 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
     if not suspect and not calling:
         return []
     del calling[:]
+    used = StreamMode()   # the sql_mode of the statements run with USE source (mariadb-binlog prints each change)
 
     def confirm(statement: bytes, _db: bytes) -> bool:
-        statement = server_text(statement, server) or statement
-        via = database_function(statement)
+        statement = server_text(statement, server, used.reading()) or statement
+        via = database_function(statement, used.reading())
         if via and len(calling) < 5:
             calling.append(_shown(statement) + ('' if via == ['DATABASE()'] else ' (through %s)' % ', '.join(via)))
-        return bool(suspect and named_databases(statement, others + [source])
+        return bool(suspect and named_databases(statement, others + [source], used.reading())
                     and statement_kind(statement) not in ('maintenance', 'account'))
 
-    found = _statements(engine, argv + ['--short-form', '--database=%s' % source] + files, confirm)
+    found = _statements(engine, argv + ['--short-form', '--database=%s' % source] + files, confirm, used)
     if found is not None:
-        named = named_databases(found, others + [source])
+        named = named_databases(found, others + [source], used.reading())
         raise OpsReadyError(
             'The binary logs to replay hold a statement run with USE %s that names database %s: %s. The replay runs it '
             'as written, so it would have changed the live %s on this server, not the restored copy. Nothing was '
@@ -4024,6 +4105,7 @@ def foresee_replay(engine: Any, request: RestoreRequest,
         files = [_decompress(m, workdir, engine.identities) for m in logs]
         argv, start = replay_argv(engine, request, full, logs)
         check_statements(engine, argv, files, source, None, logged, accounts)
+        foresee_foreign_reach(engine, argv, files, source)
         replay = replay_outcome(files, start, request.stop_at, source)
     finally:
         workdir.remove()
@@ -4041,6 +4123,18 @@ def foresee_replay(engine: Any, request: RestoreRequest,
         said.append(granted)
     point, told, _recovered = replay_point(request, chain, replay, engine.flavor)
     return point, said + told, logged
+
+
+def foresee_foreign_reach(engine: Any, argv: List[str], files: List[str], source: str) -> None:
+    """Check mode: the real run's ``refuse_foreign_reach``, which reads the triggers, views and routines of the loaded
+    copy (check mode loads none), foreseen from those of the source database where it is on this server: the copy
+    holds them as the backup had them, so those added or dropped since may make the two differ (nothing is foreseen
+    where the source is not here)."""
+    if not schema_exists(engine, source):
+        return
+    foreign = foreign_objects(engine, source, also=[source])
+    if any(foreign.values()):
+        refuse_foreign_reach(engine, argv, files, source, foreign, replay_server(engine))
 
 
 def foresee_definers(engine: Any, request: RestoreRequest, chain: List[Manifest],
