@@ -13,6 +13,9 @@ the backup directory can write both), and a directory of the target swapped for 
   anything moves now; repeats of one entry (old archives of overlapping paths) still restore, the first kept.
 - Header values no file can have (a pax ``uid`` beyond 32 bits, an ``mtime`` of ``nan`` or ``1e30``) passed check
   mode and then failed the real run with an OverflowError/ValueError traceback. Refused alike in both.
+- A source root cannot read (root without CAP_DAC_OVERRIDE stands in for root on a root-squashed NFS export):
+  an unreadable directory failed the backup with "Permission denied (sub)", its last name only; a file that became
+  unreadable after the readability check, with "Writing <archive> failed". Both name the source in full now.
 - Probe (passed on the code as it was): a directory of the target replaced by a link to a directory outside after
   the files were moved in, right before the directories get their archived mode, owner and time.
 
@@ -245,3 +248,53 @@ def test_a_directory_swapped_for_a_link_before_it_is_settled_changes_nothing_out
     after = os.lstat(outside)
     assert (after.st_mode, after.st_uid, after.st_mtime_ns) == (before.st_mode, before.st_uid, before.st_mtime_ns)
     assert os.listdir(outside) == []
+
+
+# -- a source root cannot read (an NFS export with root_squash, a FUSE mount without allow_root) --------------------
+
+_SQUASHED = r'''
+import json, os, sys
+sys.path.insert(0, sys.argv[1])
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.files import archive
+src, dest, steps = sys.argv[2], sys.argv[3], sys.argv[4].split(',')
+try:
+    archive.check_sources([src])
+    if 'fingerprint' in steps:
+        archive.tree_fingerprint([src])
+    archive.prepare_dest(dest, False)
+    archive.create_archive([src], dest, 'set', compression='none')
+    print(json.dumps({'ok': True}))
+except OpsReadyError as exc:
+    print(json.dumps({'error': 'OpsReadyError', 'msg': exc.message}))
+except OSError as exc:
+    # what file_backup's module says of a bare OSError
+    print(json.dumps({'error': 'OSError', 'msg': 'File backup failed: %s (%s).' % (exc.strerror, exc.filename)}))
+'''
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which('setpriv'), reason='needs root and setpriv')
+@pytest.mark.parametrize('unreadable, steps', [('directory', 'fingerprint'), ('directory', 'archive'),
+                                               ('file', 'archive')])
+def test_a_source_root_cannot_read_is_named_in_full(tmp_path, unreadable, steps):
+    """Root without CAP_DAC_OVERRIDE/READ_SEARCH stands in for root on a root-squashed export: the walk's EACCES
+    was reported as "Permission denied (sub)" (the last name only, in a tree of many ``sub``) or as "Writing
+    <archive> failed" (the archive blamed for a source it could not read). ``archive`` alone: the file or directory
+    became unreadable after file_backup's readability check."""
+    import subprocess
+    src = tmp_path / 'src'
+    (src / 'one' / 'sub').mkdir(parents=True)
+    (src / 'two' / 'sub').mkdir(parents=True)
+    (src / 'two' / 'sub' / 'app.conf').write_text('x\n')
+    bad = src / 'two' / 'sub' if unreadable == 'directory' else src / 'two' / 'sub' / 'app.conf'
+    os.chmod(bad, 0)
+    dest = tmp_path / 'backups'
+    done = subprocess.run(['setpriv', '--bounding-set=-dac_override,-dac_read_search', sys.executable, '-c',
+                           _SQUASHED, str(Path(__file__).resolve().parents[2] / 'build'), str(src), str(dest),
+                           steps], capture_output=True, text=True, check=False, timeout=60)
+    assert done.returncode == 0, done.stderr
+    said = json.loads(done.stdout.strip().splitlines()[-1])
+    assert said.get('error') == 'OpsReadyError', said
+    assert str(bad) in said['msg'] and 'Writing' not in said['msg'], said['msg']
+    assert 'root' in said['msg'] and 'nothing was archived' in said['msg'], said['msg']
+    assert not dest.exists() or os.listdir(dest) == []
