@@ -11,8 +11,10 @@ the backup directory can write both), and a directory of the target swapped for 
   (``d/x was not extracted``, a bare ``FileNotFoundError``) after moving part of the archive in - a symlink to
   /etc/shadow included. A hard link to a directory failed with a bare "Operation not permitted". Refused before
   anything moves now; repeats of one entry (old archives of overlapping paths) still restore, the first kept.
-- Header values no file can have (a pax ``uid`` beyond 32 bits, an ``mtime`` of ``nan`` or ``1e30``) passed check
-  mode and then failed the real run with an OverflowError/ValueError traceback. Refused alike in both.
+- Header values no file can have (a pax ``uid`` beyond 32 bits, an ``mtime`` of ``nan`` or ``1e30``; a NUL byte in
+  a name or link target, a 300-byte name, the restore root itself as a file or symlink) passed check mode and then
+  failed the real run (OverflowError/ValueError tracebacks, "File name too long", "Is a directory"). Refused alike
+  in both.
 - A source root cannot read (root without CAP_DAC_OVERRIDE stands in for root on a root-squashed NFS export):
   an unreadable directory failed the backup with "Permission denied (sub)", its last name only; a file that became
   unreadable after the readability check, with "Writing <archive> failed". Both name the source in full now.
@@ -218,6 +220,29 @@ def test_header_values_no_file_can_have_are_refused_alike_in_check_mode(tmp_path
         restore(tmp_path / 'b', target, check_mode=check_mode)
     message = str(failed.value)
     assert NAME in message and "'x'" in message and 'Nothing was written' in message, message
+    assert listing(target) == []
+
+
+NAMES = {'NUL in a name': info('x', size=2, pax={'path': 'a\0b'}),
+         'NUL in a link target': info('x', tarfile.SYMTYPE, pax={'linkpath': 'a\0b'}),
+         'a 300-byte name': info('d/' + 'x' * 300, size=2),
+         'the root as a file': info('.', size=2),
+         'the root as a symlink': info('./', tarfile.SYMTYPE, link='/etc')}
+
+
+@pytest.mark.parametrize('check_mode', [False, True], ids=['run', 'check'])
+@pytest.mark.parametrize('case', sorted(NAMES))
+def test_names_no_file_can_have_are_refused_alike_in_check_mode(tmp_path, case, check_mode):
+    """Check mode listed each as to restore; the real run then failed with "embedded null byte" (a ValueError
+    traceback), "File name too long" or "Is a directory" from the staging directory."""
+    member = NAMES[case]
+    crafted(tmp_path / 'b', tar_bytes([(info('ok', size=2), b'ok'), (member, b'hi' if member.isreg() else None)]))
+    target = tmp_path / 't'
+    target.mkdir()
+    with pytest.raises(IntegrityError) as failed:
+        restore(tmp_path / 'b', target, check_mode=check_mode)
+    message = str(failed.value)
+    assert NAME in message and 'Nothing was written' in message, message
     assert listing(target) == []
 
 

@@ -110,6 +110,8 @@ def _described(member: tarfile.TarInfo) -> str:
 # change"), an mtime as utime takes it (a time_t; a float nan or 1e30 fails it)
 _MAX_ID = 2 ** 32 - 2
 _MAX_SECONDS = 2 ** 62
+_NAME_MAX = 255    # every Linux file system's limit on one name, in bytes
+_PATH_MAX = 4096   # a symlink's target, its terminating NUL included
 
 
 def _impossible_values(member: tarfile.TarInfo) -> List[str]:
@@ -121,6 +123,20 @@ def _impossible_values(member: tarfile.TarInfo) -> List[str]:
         seconds = None
     if seconds is None or not -_MAX_SECONDS <= seconds <= _MAX_SECONDS:
         bad.append('mtime %s' % member.pax_headers.get('mtime', member.mtime))
+    # names the system calls refuse (a ValueError or ENAMETOOLONG in the middle of the real run, where check mode
+    # had listed them as to restore)
+    if '\0' in member.name:
+        bad.append('a NUL byte in its name')
+    if '\0' in member.linkname:
+        bad.append('a NUL byte in its link target')
+    longest = max((len(p.encode('utf-8', 'surrogateescape')) for p in member.name.split('/')), default=0)
+    if longest > _NAME_MAX:
+        bad.append('a name of %d bytes (a file name holds at most %d)' % (longest, _NAME_MAX))
+    if member.issym() and len(member.linkname.encode('utf-8', 'surrogateescape')) >= _PATH_MAX:
+        bad.append('a symlink target of %d bytes (at most %d)' % (len(member.linkname.encode(
+            'utf-8', 'surrogateescape')), _PATH_MAX - 1))
+    if path_key(member.name) == '.' and not member.isdir():
+        bad.append('the restore root itself as a %s' % _kind(member))
     return bad
 
 

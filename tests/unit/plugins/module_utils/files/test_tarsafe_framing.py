@@ -59,7 +59,8 @@ def test_repeats_of_one_entry_pass():
         member('d', tarfile.DIRTYPE), member('./d', tarfile.DIRTYPE), member('d/f'), member('d/f', tarfile.LNKTYPE,
                                                                                              'd/f'),
         member('s', tarfile.SYMTYPE, 'x'), member('s', tarfile.SYMTYPE, './x'),
-        member('old', mtime=-86400 * 365), member('far', mtime=2 ** 34), member('nobody', uid=2 ** 32 - 2)], 'a.tar')
+        member('old', mtime=-86400 * 365), member('far', mtime=2 ** 34), member('nobody', uid=2 ** 32 - 2),
+        member('./', tarfile.DIRTYPE), member('x' * 255), member('l', tarfile.SYMTYPE, 'y' * 4095)], 'a.tar')
 
 
 @pytest.mark.parametrize('members, said', [
@@ -70,6 +71,11 @@ def test_repeats_of_one_entry_pass():
     ([member('f', gid=2 ** 40)], 'gid 1099511627776'),
     ([member('f', mtime=float('nan'))], 'mtime nan'),
     ([member('f', mtime=1e30)], 'mtime 1e+30'),
+    ([member('a\0b')], 'a NUL byte in its name'),
+    ([member('s', tarfile.SYMTYPE, 'a\0b')], 'a NUL byte in its link target'),
+    ([member('d/' + 'x' * 256)], 'a name of 256 bytes'),
+    ([member('s', tarfile.SYMTYPE, 'x' * 4096)], 'a symlink target of 4096 bytes'),
+    ([member('./', tarfile.SYMTYPE, '/etc')], 'the restore root itself as a symlink'),
 ])
 def test_what_no_file_backup_writes_is_refused(members, said):
     with pytest.raises(IntegrityError, match='a.tar') as refused:
