@@ -10,7 +10,9 @@ the backup directory can write both), and a directory of the target swapped for 
   and ``./e/x``, a file and a symlink): staging kept the last, the move used the first, and the run stopped midway
   (``d/x was not extracted``, a bare ``FileNotFoundError``) after moving part of the archive in - a symlink to
   /etc/shadow included. A hard link to a directory failed with a bare "Operation not permitted". Refused before
-  anything moves now; repeats of one entry (old archives of overlapping paths) still restore, the first kept.
+  anything moves now; repeats of one entry (old archives of overlapping paths) still restore, the first kept. A
+  hard link before its file, to nothing archived or to itself: check mode listed it, the run failed with a bare
+  "No such file or directory"; refused alike now.
 - Header values no file can have (a pax ``uid`` beyond 32 bits, an ``mtime`` of ``nan`` or ``1e30``; a NUL byte in
   a name or link target, a 300-byte name, the restore root itself as a file or symlink) passed check mode and then
   failed the real run (OverflowError/ValueError tracebacks, "File name too long", "Is a directory"). Refused alike
@@ -174,6 +176,9 @@ AMBIGUOUS = {
         (info('k', tarfile.DIRTYPE, mode=0o755), None), (info('k', size=2), b'hi')],
     'a hard link to a directory': [
         (info('e', tarfile.DIRTYPE, mode=0o755), None), (info('h', tarfile.LNKTYPE, link='e'), None)],
+    'a hard link before its file': [(info('h', tarfile.LNKTYPE, link='f'), None), (info('f', size=2), b'hi')],
+    'a hard link to nothing archived': [(info('ok', size=2), b'ok'), (info('h', tarfile.LNKTYPE, link='gone'), None)],
+    'a hard link to itself': [(info('ok', size=2), b'ok'), (info('h', tarfile.LNKTYPE, link='h'), None)],
 }
 
 

@@ -142,10 +142,11 @@ def _impossible_values(member: tarfile.TarInfo) -> List[str]:
 
 def refuse_ambiguous(members: List[tarfile.TarInfo], archive: str) -> None:
     """Refuse, before anything is written, an archive that names one path twice as different things (a symlink then
-    a directory of that name, ``e/x`` and ``./e/x`` as a file and a symlink), holds a hard link to a directory, or
-    header values no file can have. file_backup writes none of these; an archive holding them was made or altered
-    by hand, and restoring it put part of it in place before failing (staging keeps the last of two entries, the
-    move used the first).
+    a directory of that name, ``e/x`` and ``./e/x`` as a file and a symlink), holds a hard link to a directory, a
+    symlink, itself or a file not archived before it, or header values no file can have. file_backup writes none
+    of these; an archive holding them was made or altered by hand, and restoring it put part of it in place before
+    failing (staging keeps the last of two entries, the move used the first), or passed check mode and failed the
+    run.
 
     Repeats of one entry (the same kind, link target included: archives written before file_backup dropped
     overlapping paths hold some entries twice) are allowed: the first is the one restored (the caller skips the
@@ -153,16 +154,22 @@ def refuse_ambiguous(members: List[tarfile.TarInfo], archive: str) -> None:
     first: Dict[str, tarfile.TarInfo] = {}
     twice: List[Any] = []
     impossible: List[Any] = []
-    linked: List[tarfile.TarInfo] = []
     for member in members:
         key = path_key(member.name)
         values = _impossible_values(member)
         if values:
             impossible.append((member.name, ', '.join(values)))
-        if member.islnk():
-            linked.append(member)
         earlier = first.get(key)
         if earlier is None:
+            if member.islnk():
+                # extraction links to what is already there: a target archived later, nowhere, or the link itself
+                # ended the real run with a bare "No such file or directory" where check mode saw nothing wrong
+                target = first.get(path_key(member.linkname))
+                if target is None:
+                    twice.append((member.name, 'a hard link to %s, which the archive does not hold before it'
+                                  % member.linkname))
+                elif target.isdir() or target.issym():
+                    twice.append((member.name, 'a hard link to the %s %s' % (_kind(target), member.linkname)))
             first[key] = member
             continue
         same = _kind(earlier) == _kind(member) and (not (member.issym() or member.islnk())
@@ -170,10 +177,6 @@ def refuse_ambiguous(members: List[tarfile.TarInfo], archive: str) -> None:
         # a file archived twice as a multiply linked file: the second time as a hard link to its own name
         if not same and not (member.islnk() and path_key(member.linkname) == key and not earlier.isdir()):
             twice.append((member.name, 'archived as a %s and as a %s' % (_described(earlier), _described(member))))
-    for member in linked:
-        target = first.get(path_key(member.linkname))
-        if target is not None and target.isdir():
-            twice.append((member.name, 'a hard link to the directory %s' % member.linkname))
     where = archive + ' ' if archive else ''
     if impossible:
         shown = '; '.join('%r (%s)' % item for item in impossible[:5])
@@ -183,9 +186,10 @@ def refuse_ambiguous(members: List[tarfile.TarInfo], archive: str) -> None:
                              **({'path': archive} if archive else {}))
     if twice:
         shown = '; '.join('%r (%s)' % item for item in twice[:5])
-        raise IntegrityError('Archive %sis ambiguous: %s. file_backup writes each path once, as one thing; which one '
-                             'is meant cannot be told, so nothing was written. Do not restore from it; extract what '
-                             'you need by hand if you trust it.' % (where, shown),
+        raise IntegrityError('Archive %sis ambiguous or inconsistent: %s. file_backup writes each path once, as one '
+                             'thing, and a hard link after the file it links to; what is meant cannot be told, so '
+                             'nothing was written. Do not restore from it; extract what you need by hand if you '
+                             'trust it.' % (where, shown),
                              unsafe_members=[i[0] for i in twice], **({'path': archive} if archive else {}))
 
 
