@@ -217,8 +217,8 @@ OUT_OF_RANGE = {'uid beyond 32 bits': {'uid': str(2 ** 40)}, 'mtime nan': {'mtim
 @pytest.mark.parametrize('check_mode', [False, True], ids=['run', 'check'])
 @pytest.mark.parametrize('case', sorted(OUT_OF_RANGE))
 def test_header_values_no_file_can_have_are_refused_alike_in_check_mode(tmp_path, case, check_mode):
-    crafted(tmp_path / 'b', tar_bytes([(info('ok', size=2), b'ok'), (info('x', size=2, pax=OUT_OF_RANGE[case]),
-                                                                      b'hi')]))
+    odd = info('x', size=2, pax=OUT_OF_RANGE[case])
+    crafted(tmp_path / 'b', tar_bytes([(info('ok', size=2), b'ok'), (odd, b'hi')]))
     target = tmp_path / 't'
     target.mkdir()
     with pytest.raises(IntegrityError) as failed:

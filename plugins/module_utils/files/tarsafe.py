@@ -68,6 +68,11 @@ def _refuse(bad: List[Any], archive: str) -> NoReturn:
                          unsafe_members=[b[0] for b in bad], **({'path': archive} if archive else {}))
 
 
+_TAR_ERRORS: Dict[str, Any] = {
+    'header': (tarfile.InvalidHeaderError, tarfile.TruncatedHeaderError),  # type: ignore[attr-defined]
+    'read': tarfile.ReadError}
+
+
 class FramedTarInfo(tarfile.TarInfo):
     """A TarInfo whose parsing refuses a stream that stops being a tar stream midway.
 
@@ -79,16 +84,17 @@ class FramedTarInfo(tarfile.TarInfo):
     data) is still the end. Use it with ``tarfile.open(..., tarinfo=FramedTarInfo)``."""
 
     @classmethod
-    def fromtarfile(cls, tarfile_: tarfile.TarFile) -> 'FramedTarInfo':
+    def fromtarfile(cls, tarfile: tarfile.TarFile) -> 'FramedTarInfo':   # pylint: disable=redefined-outer-name
+        # the parameter keeps tarfile's name (an override); the module's names are reached through _TAR_ERRORS
         try:
-            return super().fromtarfile(tarfile_)
-        except (tarfile.InvalidHeaderError, tarfile.TruncatedHeaderError) as exc:   # type: ignore[attr-defined]
-            if not tarfile_.offset:
+            return super().fromtarfile(tarfile)
+        except _TAR_ERRORS['header'] as exc:
+            if not tarfile.offset:
                 raise   # the first block: tarfile says "not a tar archive" itself
-            raise tarfile.ReadError('no valid tar header at byte %d (%s): the archive does not parse to its end'
-                                    % (tarfile_.offset, exc)) from None
+            raise _TAR_ERRORS['read']('no valid tar header at byte %d (%s): the archive does not parse to its end'
+                                      % (tarfile.offset, exc)) from None
         except ValueError as exc:
-            raise tarfile.ReadError('malformed header at byte %d (%s)' % (tarfile_.offset, exc)) from None
+            raise _TAR_ERRORS['read']('malformed header at byte %d (%s)' % (tarfile.offset, exc)) from None
 
 
 def path_key(name: str) -> str:
@@ -172,8 +178,8 @@ def refuse_ambiguous(members: List[tarfile.TarInfo], archive: str) -> None:
                     twice.append((member.name, 'a hard link to the %s %s' % (_kind(target), member.linkname)))
             first[key] = member
             continue
-        same = _kind(earlier) == _kind(member) and (not (member.issym() or member.islnk())
-                                                   or path_key(member.linkname) == path_key(earlier.linkname))
+        linked_alike = not (member.issym() or member.islnk()) or path_key(member.linkname) == path_key(earlier.linkname)
+        same = _kind(earlier) == _kind(member) and linked_alike
         # a file archived twice as a multiply linked file: the second time as a hard link to its own name
         if not same and not (member.islnk() and path_key(member.linkname) == key and not earlier.isdir()):
             twice.append((member.name, 'archived as a %s and as a %s' % (_described(earlier), _described(member))))

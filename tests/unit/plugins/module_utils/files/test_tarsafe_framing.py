@@ -56,8 +56,8 @@ def test_path_key(name, key):
 
 def test_repeats_of_one_entry_pass():
     tarsafe.refuse_ambiguous([
-        member('d', tarfile.DIRTYPE), member('./d', tarfile.DIRTYPE), member('d/f'), member('d/f', tarfile.LNKTYPE,
-                                                                                             'd/f'),
+        member('d', tarfile.DIRTYPE), member('./d', tarfile.DIRTYPE), member('d/f'),
+        member('d/f', tarfile.LNKTYPE, 'd/f'),
         member('s', tarfile.SYMTYPE, 'x'), member('s', tarfile.SYMTYPE, './x'),
         member('old', mtime=-86400 * 365), member('far', mtime=2 ** 34), member('nobody', uid=2 ** 32 - 2),
         member('./', tarfile.DIRTYPE), member('x' * 255), member('l', tarfile.SYMTYPE, 'y' * 4095)], 'a.tar')
