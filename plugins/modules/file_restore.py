@@ -17,11 +17,16 @@ description:
     corrupt archive, or one without a manifest, is refused with a clear message.
   - A file that had hard links outside the backed-up paths comes back as a file of its own (file_backup listed it
     in its C(hardlinks_outside), with a warning, and the manifest keeps that list).
-  - Members with absolute paths, C(..) components or links escaping the root are refused before extraction. FIFOs and
-    device nodes are made again; only root can make a device node, so another user's restore leaves them out and lists
-    them in RV(not_restored) with a warning. Such a restore cannot give files their archived owners either (it counts
-    and lists them in RV(owners_not_restored), with a warning), so it clears the setuid (setgid) bit of a file whose
-    archived owner (group) it could not set, as GNU tar does, and lists the file in RV(not_restored).
+  - Members with absolute paths, C(..) components or links escaping the root are refused before extraction, and so is
+    (check mode too) an archive file_backup cannot have written - a tar stream that stops parsing before its end
+    (which tar would take as the end), one path archived as two different things, a hard link to a directory, a
+    symlink or a file not archived before it, header values no file can have. Repeats of one entry (archives of
+    overlapping paths) restore the first.
+  - FIFOs and device nodes are made again; only root can make a device node, so another user's restore leaves them
+    out and lists them in RV(not_restored) with a warning. Such a restore cannot give files their archived owners
+    either (it counts and lists them in RV(owners_not_restored), with a warning), so it clears the setuid (setgid)
+    bit of a file whose archived owner (group) it could not set, as GNU tar does, and lists the file in
+    RV(not_restored).
   - Archives written with C(encrypt=true) are decrypted on the fly with O(identity) or O(identity_file);
     the whole archive is decrypted and authenticated (and its plaintext checksum compared) before
     anything is extracted, so a wrong or missing key, or a tampered archive, writes nothing.

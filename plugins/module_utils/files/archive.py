@@ -93,6 +93,20 @@ def _open_quietly(name: str, flags: int, dir_fd: int) -> int:
     return os.open(name, flags, dir_fd=dir_fd)
 
 
+def unreadable(path: str, exc: Optional[OSError] = None) -> OpsReadyError:
+    """The refusal of a source this user cannot read, named in full: the walk's EACCES said only the last name
+    ("Permission denied (sub)", in a tree of many ``sub``), or blamed the archive being written. Root is refused
+    by a root-squashed NFS export or a FUSE mount without allow_root: become does not help there."""
+    why = ' (%s)' % (exc.strerror or exc) if exc is not None else ''
+    if os.geteuid() == 0:
+        what = ('root cannot read it either (an NFS export with root_squash, a FUSE mount without allow_root, a '
+                'security module): back it up on the host that exports it, or name the paths around it in paths')
+    else:
+        what = 'run with become, or fix its permissions'
+    return OpsReadyError('%s is not readable by this user%s: %s (nothing was archived).' % (path, why, what),
+                         path=path)
+
+
 def _enter(name: str, dir_fd: int, listed: os.stat_result, path: str,
            gone: Optional[List[Dict[str, str]]]) -> Optional[int]:
     """A descriptor of the directory ``name`` (in ``dir_fd``) that the walk archived as ``listed``; None, recorded in
@@ -107,6 +121,8 @@ def _enter(name: str, dir_fd: int, listed: os.stat_result, path: str,
             gone.append({'path': path, 'reason': 'directory %s (what it held is not in the archive)' % REMOVED})
         return None
     except OSError as exc:
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            raise unreadable(path, exc) from None
         if exc.errno not in (errno.ENOTDIR, errno.ELOOP):
             raise
         try:
@@ -475,6 +491,8 @@ def add_entry(tar: 'TarWriter', path: str, st: os.stat_result, dir_fd: int, name
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENOENT):
             return False  # swapped for a symlink or removed since the walk saw it: not read
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            raise unreadable(path, exc) from None   # not "Writing <archive> failed"
         raise
     # Unbuffered: _Padded reads straight into its buffer (a BufferedReader would add a copy and its own 8 KiB one).
     with os.fdopen(fd, 'rb', buffering=0) as handle:
@@ -731,8 +749,7 @@ def tree_fingerprint(paths: List[str]) -> Tuple[str, int, bool]:
         # relative to its directory: the whole path may be longer than PATH_MAX (access() then fails, and the
         # file was reported unreadable)
         if stat.S_ISREG(st.st_mode) and not os.access(entry, os.R_OK, dir_fd=dir_fd):
-            raise OpsReadyError('%s is not readable by this user: run with become or fix its permissions '
-                                '(nothing was archived).' % path, path=path)
+            raise unreadable(path)
     return digest.hexdigest(), count, secret
 
 

@@ -49,8 +49,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.drill.passed_o
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 from ansible_collections.opsready.operations.plugins.module_utils.files.archive import ENGINE
 from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe import (  # noqa: F401 (re-exported)
-    _open_parents, apply_flags, apply_xattrs, archived_flags, check_members, device_problem, extract_member,
-    foreign_setid, member_xattrs, mtime_ns, owner_entry)
+    FramedTarInfo, _open_parents, apply_flags, apply_xattrs, archived_flags, check_members, device_problem,
+    extract_member, foreign_setid, member_xattrs, mtime_ns, owner_entry, path_key, refuse_ambiguous)
 
 
 def find_archive(src: str, set_name: Optional[str] = None, artifact: Optional[str] = None,
@@ -117,7 +117,7 @@ def list_members(manifest: Manifest, identities: Optional[Sequence[Identity]] = 
     """
     members = []
     with _corrupt_is_integrity_error(manifest), _open(manifest, identities) as stream:
-        with tarfile.open(fileobj=stream, mode='r|') as tar:  # type: ignore[call-overload]
+        with tarfile.open(fileobj=stream, mode='r|', tarinfo=FramedTarInfo) as tar:  # type: ignore[call-overload]
             for member in tar:
                 members.append(member)
         drain(stream)
@@ -146,12 +146,16 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
     verify_file(manifest.path, manifest.data['sha256'], manifest.data.get('size'))
     members = list_members(manifest, identities)
     check_members(members, manifest.path)
+    # a path archived as two different things, a hard link to a directory, a header no file can have: refused
+    # here, in check mode too, before anything is written (the real run used to fail midway through the moves)
+    refuse_ambiguous(members, manifest.path)
     wanted = _selected(members, only, manifest.path)
-    # once per name: archives written before file_backup dropped overlapping paths hold some members twice (the
-    # staged file is moved in once; the second move found nothing)
+    # once per path, the first: archives written before file_backup dropped overlapping paths hold some members
+    # twice (the staged file is moved in once; the second move found nothing); extraction skips the repeats too, so
+    # the entry put in place is the one check mode and the move compare
     unique: Dict[str, tarfile.TarInfo] = {}
     for member in wanted:
-        unique.setdefault(member.name, member)
+        unique.setdefault(path_key(member.name), member)
     wanted = list(unique.values())
     # files that had hard links outside the backed-up set (file_backup recorded them): each comes back as a file of
     # its own, which the operator hears at restore time too
@@ -162,7 +166,7 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
         foreseen: List[Dict[str, str]] = []
         unowned: List[Dict[str, Any]] = []
         changed = _would_restore(manifest, identities, wanted, dest, foreseen, unowned,
-                                 archived={m.name: m for m in members})
+                                 archived=_first_of_each(members))
         dirs = {m.name for m in wanted if m.isdir()}
         listed = set(changed)
         _refuse_as_the_restore_would(dest, [m for m in wanted if m.name in listed])
@@ -188,7 +192,7 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
         left: Optional[str] = None
         try:
             with _corrupt_is_integrity_error(manifest), _open(manifest, identities) as stream:
-                with tarfile.open(fileobj=stream, mode='r|') as tar:  # type: ignore[call-overload]
+                with tarfile.open(fileobj=stream, mode='r|', tarinfo=FramedTarInfo) as tar:  # type: ignore[call-overload]
                     names = {m.name for m in wanted}
                     # a hard link selected by ``only`` without its first name: that file is extracted into staging
                     # as well (the link's content is there), but not put in place; what its extraction reports (a
@@ -197,8 +201,13 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
                     selected = set(names)
                     names |= set(sources)
                     not_made: Set[str] = set()
+                    extracted: Set[str] = set()
                     for member in tar:
+                        key = path_key(member.name)
+                        if key in extracted:
+                            continue   # a repeat of an entry extracted already (refuse_ambiguous): the first is kept
                         if member.name in names:
+                            extracted.add(key)
                             told: List[Dict[str, str]] = problems if member.name in selected else []
                             gave: List[Dict[str, Any]] = owners if member.name in selected else []
                             if not extract_member(tar, member, staging, numeric_owner=os.geteuid() == 0,
@@ -235,6 +244,14 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
             'hardlinks_outside': outside,
             'removed_scratch': swept['removed_scratch'],
             'scratch_left': [os.path.join(dest, name)] if left is not None else [], 'warnings': warnings}
+
+
+def _first_of_each(members: List[tarfile.TarInfo]) -> Dict[str, tarfile.TarInfo]:
+    """Each member name's first member (a repeat later in the archive is not the one restored)."""
+    first: Dict[str, tarfile.TarInfo] = {}
+    for member in members:
+        first.setdefault(member.name, member)
+    return first
 
 
 def partial_link_groups(members: List[tarfile.TarInfo], wanted: List[tarfile.TarInfo],
@@ -844,7 +861,7 @@ def _content_differs(manifest: Manifest, identities: Optional[Sequence[Identity]
     for name in pending:
         by_source.setdefault((sources or {}).get(name, name), []).append(name)
     with _corrupt_is_integrity_error(manifest), _open(manifest, identities) as stream:
-        with tarfile.open(fileobj=stream, mode='r|') as tar:  # type: ignore[call-overload]
+        with tarfile.open(fileobj=stream, mode='r|', tarinfo=FramedTarInfo) as tar:  # type: ignore[call-overload]
             for member in tar:
                 if member.name not in by_source or not member.isfile():
                     continue

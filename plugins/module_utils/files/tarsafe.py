@@ -68,6 +68,137 @@ def _refuse(bad: List[Any], archive: str) -> NoReturn:
                          unsafe_members=[b[0] for b in bad], **({'path': archive} if archive else {}))
 
 
+_TAR_ERRORS: Dict[str, Any] = {
+    'header': (tarfile.InvalidHeaderError, tarfile.TruncatedHeaderError),  # type: ignore[attr-defined]
+    'read': tarfile.ReadError}
+
+
+class FramedTarInfo(tarfile.TarInfo):
+    """A TarInfo whose parsing refuses a stream that stops being a tar stream midway.
+
+    ``tarfile`` takes a block that is not a valid header, found after the first member, for the end of the archive
+    and ends its member list there in silence: an archive with bytes inserted between members, or a pax ``size``
+    smaller than the data that follows it, restored its first members, dropped the rest, and the run ended ok. A
+    malformed pax or GNU sparse record raised a bare ValueError. Both are ReadError here (a TarError: the readers
+    turn it into an IntegrityError naming the archive). The end of the archive (zero blocks, or the end of the
+    data) is still the end. Use it with ``tarfile.open(..., tarinfo=FramedTarInfo)``."""
+
+    @classmethod
+    def fromtarfile(cls, tarfile: tarfile.TarFile) -> 'FramedTarInfo':   # pylint: disable=redefined-outer-name
+        # the parameter keeps tarfile's name (an override); the module's names are reached through _TAR_ERRORS
+        try:
+            return super().fromtarfile(tarfile)
+        except _TAR_ERRORS['header'] as exc:
+            if not tarfile.offset:
+                raise   # the first block: tarfile says "not a tar archive" itself
+            raise _TAR_ERRORS['read']('no valid tar header at byte %d (%s): the archive does not parse to its end'
+                                      % (tarfile.offset, exc)) from None
+        except ValueError as exc:
+            raise _TAR_ERRORS['read']('malformed header at byte %d (%s)' % (tarfile.offset, exc)) from None
+
+
+def path_key(name: str) -> str:
+    """The path a member name stands for (``./e/x``, ``e//x`` and ``e/x/`` are one path)."""
+    return '/'.join(p for p in name.split('/') if p not in ('', '.')) or '.'
+
+
+def _kind(member: tarfile.TarInfo) -> str:
+    return ('directory' if member.isdir() else 'symlink' if member.issym() else 'hard link' if member.islnk()
+            else 'file' if member.isreg() else 'FIFO' if member.isfifo() else 'device node' if member.isdev()
+            else 'entry of type %r' % member.type)
+
+
+def _described(member: tarfile.TarInfo) -> str:
+    return _kind(member) + (' to %s' % member.linkname if member.issym() or member.islnk() else '')
+
+
+# what a header may hold for the restore to be able to give it: uid/gid as chown takes them (2**32 - 1 is "no
+# change"), an mtime as utime takes it (a time_t; a float nan or 1e30 fails it)
+_MAX_ID = 2 ** 32 - 2
+_MAX_SECONDS = 2 ** 62
+_NAME_MAX = 255    # every Linux file system's limit on one name, in bytes
+_PATH_MAX = 4096   # a symlink's target, its terminating NUL included
+
+
+def _impossible_values(member: tarfile.TarInfo) -> List[str]:
+    bad = ['%s %r' % (field, value) for field, value in (('uid', member.uid), ('gid', member.gid))
+           if not isinstance(value, int) or not 0 <= value <= _MAX_ID]
+    try:
+        seconds = mtime_ns(member) // 1000000000
+    except (ValueError, OverflowError, ArithmeticError):
+        seconds = None
+    if seconds is None or not -_MAX_SECONDS <= seconds <= _MAX_SECONDS:
+        bad.append('mtime %s' % member.pax_headers.get('mtime', member.mtime))
+    # names the system calls refuse (a ValueError or ENAMETOOLONG in the middle of the real run, where check mode
+    # had listed them as to restore)
+    if '\0' in member.name:
+        bad.append('a NUL byte in its name')
+    if '\0' in member.linkname:
+        bad.append('a NUL byte in its link target')
+    longest = max((len(p.encode('utf-8', 'surrogateescape')) for p in member.name.split('/')), default=0)
+    if longest > _NAME_MAX:
+        bad.append('a name of %d bytes (a file name holds at most %d)' % (longest, _NAME_MAX))
+    if member.issym() and len(member.linkname.encode('utf-8', 'surrogateescape')) >= _PATH_MAX:
+        bad.append('a symlink target of %d bytes (at most %d)' % (len(member.linkname.encode(
+            'utf-8', 'surrogateescape')), _PATH_MAX - 1))
+    if path_key(member.name) == '.' and not member.isdir():
+        bad.append('the restore root itself as a %s' % _kind(member))
+    return bad
+
+
+def refuse_ambiguous(members: List[tarfile.TarInfo], archive: str) -> None:
+    """Refuse, before anything is written, an archive that names one path twice as different things (a symlink then
+    a directory of that name, ``e/x`` and ``./e/x`` as a file and a symlink), holds a hard link to a directory, a
+    symlink, itself or a file not archived before it, or header values no file can have. file_backup writes none
+    of these; an archive holding them was made or altered by hand, and restoring it put part of it in place before
+    failing (staging keeps the last of two entries, the move used the first), or passed check mode and failed the
+    run.
+
+    Repeats of one entry (the same kind, link target included: archives written before file_backup dropped
+    overlapping paths hold some entries twice) are allowed: the first is the one restored (the caller skips the
+    others when extracting)."""
+    first: Dict[str, tarfile.TarInfo] = {}
+    twice: List[Any] = []
+    impossible: List[Any] = []
+    for member in members:
+        key = path_key(member.name)
+        values = _impossible_values(member)
+        if values:
+            impossible.append((member.name, ', '.join(values)))
+        earlier = first.get(key)
+        if earlier is None:
+            if member.islnk():
+                # extraction links to what is already there: a target archived later, nowhere, or the link itself
+                # ended the real run with a bare "No such file or directory" where check mode saw nothing wrong
+                target = first.get(path_key(member.linkname))
+                if target is None:
+                    twice.append((member.name, 'a hard link to %s, which the archive does not hold before it'
+                                  % member.linkname))
+                elif target.isdir() or target.issym():
+                    twice.append((member.name, 'a hard link to the %s %s' % (_kind(target), member.linkname)))
+            first[key] = member
+            continue
+        linked_alike = not (member.issym() or member.islnk()) or path_key(member.linkname) == path_key(earlier.linkname)
+        same = _kind(earlier) == _kind(member) and linked_alike
+        # a file archived twice as a multiply linked file: the second time as a hard link to its own name
+        if not same and not (member.islnk() and path_key(member.linkname) == key and not earlier.isdir()):
+            twice.append((member.name, 'archived as a %s and as a %s' % (_described(earlier), _described(member))))
+    where = archive + ' ' if archive else ''
+    if impossible:
+        shown = '; '.join('%r (%s)' % item for item in impossible[:5])
+        raise IntegrityError('Archive %sholds headers with values no file can have: %s. It was not written by '
+                             'file_backup as it is (damaged, or made by hand); do not restore from it. Nothing was '
+                             'written.' % (where, shown), unsafe_members=[i[0] for i in impossible],
+                             **({'path': archive} if archive else {}))
+    if twice:
+        shown = '; '.join('%r (%s)' % item for item in twice[:5])
+        raise IntegrityError('Archive %sis ambiguous or inconsistent: %s. file_backup writes each path once, as one '
+                             'thing, and a hard link after the file it links to; what is meant cannot be told, so '
+                             'nothing was written. Do not restore from it; extract what you need by hand if you '
+                             'trust it.' % (where, shown),
+                             unsafe_members=[i[0] for i in twice], **({'path': archive} if archive else {}))
+
+
 def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
