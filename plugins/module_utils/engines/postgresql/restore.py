@@ -131,9 +131,14 @@ def _count_made(catalog: str, condition: str = '') -> str:
             "WHERE d.classid = '%s'::regclass AND d.objid = x.oid AND d.deptype = 'e')" % (catalog, condition, catalog))
 
 
-_OTHER_CATALOGS = ('pg_operator', 'pg_collation', 'pg_ts_config', 'pg_ts_dict', 'pg_conversion', 'pg_cast',
-                   'pg_event_trigger', 'pg_publication', 'pg_foreign_server', 'pg_foreign_data_wrapper', 'pg_opclass',
-                   'pg_opfamily')
+# Every catalog of per-database objects a user makes with a statement of their own (pg_default_acl: ALTER DEFAULT
+# PRIVILEGES; pg_am: CREATE ACCESS METHOD; pg_language: CREATE LANGUAGE; pg_ts_parser/pg_ts_template; pg_transform):
+# a database prepared with only those (its default grants for the application, a table access method) is a user's
+# work the swap's DROP DATABASE would take. Objects that hang on a table (triggers, policies, rules, statistics) or
+# a server (user mappings) come with what is counted already.
+_OTHER_CATALOGS = ('pg_operator', 'pg_collation', 'pg_ts_config', 'pg_ts_dict', 'pg_ts_parser', 'pg_ts_template',
+                   'pg_conversion', 'pg_cast', 'pg_event_trigger', 'pg_publication', 'pg_foreign_server',
+                   'pg_foreign_data_wrapper', 'pg_opclass', 'pg_opfamily', 'pg_am', 'pg_language', 'pg_transform')
 TARGET_CONTENTS = (
     ('tables, views or sequences', USER_OBJECTS),
     ('schemas', _count_made('pg_namespace', "AND x.nspname !~ '^pg_(toast_)?temp_' ")),
@@ -143,7 +148,9 @@ TARGET_CONTENTS = (
                          "('e', 'i')) AND (x.typrelid = 0 OR (SELECT c.relkind FROM pg_class c WHERE c.oid = "
                          "x.typrelid) = 'c')"),
     ('large objects', 'SELECT count(*) FROM pg_largeobject_metadata'),
-    ('other objects (operators, collations, text search, casts, event triggers, publications, foreign servers)',
+    ('default privileges (ALTER DEFAULT PRIVILEGES)', _count_made('pg_default_acl')),
+    ('other objects (operators, collations, text search, casts, event triggers, publications, foreign servers, '
+     'access methods, languages, transforms)',
      'SELECT ' + ' + '.join('(%s)' % _count_made(cat) for cat in _OTHER_CATALOGS)),
 )
 
