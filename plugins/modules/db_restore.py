@@ -53,6 +53,11 @@ description:
   - "PostgreSQL, logical: when the load fails after the dump created logical replication subscriptions in the
     temporary database, their copies are dropped (C(slot_name = NONE): the replication slot on the publisher
     is the backed-up database's and is left alone) so that the temporary database can be dropped too."
+  - "PostgreSQL, logical, the database's own event triggers: a superuser's load runs with
+    C(session_replication_role=replica), so an event trigger the dump creates (a DDL freeze, a DDL audit log) neither
+    refuses nor logs the load's later statements (C(REFRESH MATERIALIZED VIEW)); they stay disabled while the restore
+    sets what pg_dump does not carry in the copy, and get their own state back before the swap. One set to
+    C(ENABLE ALWAYS) still fires during the load."
   - "PostgreSQL, logical: the roles the backup refers to (owners, grantees, roles of row-level security
     policies) are looked up on the target server first; missing ones stop the restore before anything is
     created, naming them."

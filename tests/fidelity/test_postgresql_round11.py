@@ -6,8 +6,9 @@ that differ only in case, and a database that freezes its own DDL.
   and transforms were not counted: a database prepared with only those was dropped by the swap unasked;
 * databases, roles, schemas and tables whose names differ only in case (PostgreSQL folds only unquoted names): each
   restored as itself, the other left alone, in check mode and in the run;
-* a database whose event trigger refuses DDL (a "DDL freeze" kept on between releases): the load must still bring it
-  back whole.
+* a database whose event trigger refuses DDL (a "DDL freeze" kept on between releases) or logs it into a table (an
+  audit trail): the dump creates it before its REFRESH MATERIALIZED VIEW, so the load failed (or logged itself), and the
+  restore's own statements in the copy afterwards are DDL too.
 """
 
 from __future__ import annotations
@@ -148,13 +149,19 @@ COMMENT ON DATABASE {qi(lower)} IS 'lower';
         pg.sql(''.join('DROP ROLE IF EXISTS %s;' % qi(r) for r in CASE_ROLES))
 
 
-# -- a database that freezes its own DDL ----------------------------------------------------------------------------
-FREEZE = r'''
+# -- a database whose event triggers refuse or log DDL ---------------------------------------------------------------
+EVENT_BASE = r'''
 CREATE SCHEMA app;
 CREATE TABLE app.t (id int PRIMARY KEY, v text);
 INSERT INTO app.t SELECT g, 'row ' || g FROM generate_series(1, 20) g;
 CREATE MATERIALIZED VIEW app.mv AS SELECT count(*) AS n FROM app.t;
 GRANT SELECT ON app.t TO fid_reader;
+CREATE EXTENSION pgcrypto SCHEMA app;
+COMMENT ON FUNCTION app.gen_random_uuid() IS 'changed after CREATE EXTENSION';
+'''
+EVENT_TRIGGERS = {
+    # refuses every DDL command unless the session sets a flag (migrations set it)
+    'freeze': r'''
 CREATE FUNCTION app.no_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF coalesce(current_setting('app.allow_ddl', true), '') <> 'on' THEN
@@ -163,23 +170,47 @@ BEGIN
 END $$;
 CREATE EVENT TRIGGER no_ddl ON ddl_command_start EXECUTE FUNCTION app.no_ddl();
 COMMENT ON EVENT TRIGGER no_ddl IS 'set app.allow_ddl = on to deploy';
-'''
+''',
+    # logs every DDL command into a table of the database (an audit trail): the restore's own statements are not
+    # the database's history
+    'audit': r'''
+CREATE TABLE app.ddl_log (id bigserial PRIMARY KEY, tag text, objects text);
+CREATE FUNCTION app.log_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO app.ddl_log (tag, objects)
+  SELECT tg_tag, string_agg(object_identity, ', ') FROM pg_event_trigger_ddl_commands();
+END $$;
+CREATE EVENT TRIGGER log_ddl ON ddl_command_end EXECUTE FUNCTION app.log_ddl();
+CREATE EVENT TRIGGER "Log DDL, disabled" ON ddl_command_end EXECUTE FUNCTION app.log_ddl();
+ALTER EVENT TRIGGER "Log DDL, disabled" DISABLE;
+CREATE TABLE app.after (v int);
+''',
+}
 
 
 @pytest.mark.parametrize('fmt', ('custom', 'directory', 'plain'))
-def test_database_with_a_ddl_freeze_event_trigger(pg, tmp_path, fmt):
-    """An event trigger ``ON ddl_command_start`` refusing every DDL command unless the session sets a flag: the
-    source runs it so (applications, migrations set the flag). The restore must bring the database back as it is."""
-    name = 'fid_freeze11_%s' % uuid.uuid4().hex[:6]
+@pytest.mark.parametrize('kind', sorted(EVENT_TRIGGERS))
+def test_database_whose_event_triggers_refuse_or_log_ddl(pg, tmp_path, kind, fmt):
+    """An event trigger ``ON ddl_command_start`` refusing DDL unless the session sets a flag, or one ``ON
+    ddl_command_end`` logging DDL into a table: the dump creates it before its REFRESH MATERIALIZED VIEW (the load
+    failed with the trigger's message, or the log gained rows of the load), and the restore's own statements in the
+    copy (an extension member's comment set again) are DDL too. The restore brings the database back as it is, the
+    triggers in their state (one disabled stays disabled)."""
+    name = 'fid_evt11_%s' % uuid.uuid4().hex[:6]
     copy = name + '_copy'
     pg.sql('CREATE DATABASE %s TEMPLATE template0' % qi(name))
     try:
-        pg.sql(FREEZE, database=name)
+        pg.sql(EVENT_BASE + EVENT_TRIGGERS[kind], database=name)
         expected = snapshot(pg, name)
+        states = pg.sql('SELECT evtname, evtenabled FROM pg_event_trigger ORDER BY 1', database=name)
         dest = backup(tmp_path, pg, name, format=fmt)
         result = restore(tmp_path, pg, dest, source_database=name, database=copy, jobs=2 if fmt != 'plain' else 1)
         assert result.rc == 0, result.stdout[-4000:]
         assert_same(expected, snapshot(pg, copy), 'restore under another name')
+        assert pg.sql('SELECT evtname, evtenabled FROM pg_event_trigger ORDER BY 1', database=copy) == states
+        member = "SELECT obj_description('app.gen_random_uuid()'::regprocedure, 'pg_proc')"
+        assert pg.sql(member, database=copy) == [('changed after CREATE EXTENSION',)], \
+            result.result('restore').get('restore_warnings')
         result = restore(tmp_path, pg, dest, source_database=name, database=name, replace=True)
         assert result.rc == 0, result.stdout[-4000:]
         assert_same(expected, snapshot(pg, name), 'restore over the original')
