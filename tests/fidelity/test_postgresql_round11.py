@@ -8,7 +8,9 @@ that differ only in case, and a database that freezes its own DDL.
   restored as itself, the other left alone, in check mode and in the run;
 * a database whose event trigger refuses DDL (a "DDL freeze" kept on between releases) or logs it into a table (an
   audit trail): the dump creates it before its REFRESH MATERIALIZED VIEW, so the load failed (or logged itself), and the
-  restore's own statements in the copy afterwards are DDL too.
+  restore's own statements in the copy afterwards are DDL too;
+* ``no_owner=true`` left the restored database with CREATE DATABASE's default ACL: one closed to PUBLIC (REVOKE
+  CONNECT, TEMPORARY ... FROM PUBLIC) came back open to every role of the target server.
 """
 
 from __future__ import annotations
@@ -214,6 +216,45 @@ def test_database_whose_event_triggers_refuse_or_log_ddl(pg, tmp_path, kind, fmt
         result = restore(tmp_path, pg, dest, source_database=name, database=name, replace=True)
         assert result.rc == 0, result.stdout[-4000:]
         assert_same(expected, snapshot(pg, name), 'restore over the original')
+        assert leftovers(pg) == []
+    finally:
+        drop(pg, name, copy)
+
+
+# -- no_owner does not open a database the backup had closed to PUBLIC ------------------------------------------------
+def public_database_privileges(server: PostgresServer, name: str) -> list:
+    """What PUBLIC may do on the database (CONNECT, TEMPORARY, CREATE), as the server decides it (datacl NULL: the
+    default, CONNECT and TEMPORARY)."""
+    return [p for p in ('CONNECT', 'TEMPORARY', 'CREATE')
+            if server.sql("SELECT has_database_privilege('fid_login', d.oid, '%s')::text FROM pg_database d "
+                          "WHERE d.datname = '%s'" % (p, name.replace("'", "''")))[0][0] == 'true']
+
+
+@pytest.mark.parametrize('closed', ('CONNECT, TEMPORARY', 'TEMPORARY'))
+def test_no_owner_keeps_what_public_was_refused(pg, tmp_path, closed):
+    """A database whose owner revoked CONNECT (and TEMPORARY) from PUBLIC, the usual hardening of a database of
+    personal data, restored with no_owner=true (onto a server without its roles: a DR drill's scratch server): the
+    restored copy gave every role of that server CONNECT and TEMPORARY again (a fresh database's default ACL), though
+    no_owner leaves every object inside without grants. PUBLIC's part of the ACL names no role: it is set as backed
+    up; the roles' grants are left out as before."""
+    name = 'fid_pub11_%s' % uuid.uuid4().hex[:6]
+    copy = name + '_copy'
+    pg.sql('CREATE DATABASE %s OWNER fid_owner TEMPLATE template0' % qi(name))
+    try:
+        pg.sql('CREATE TABLE t (v int); INSERT INTO t VALUES (1); ALTER TABLE t OWNER TO fid_owner', database=name)
+        pg.sql('REVOKE %s ON DATABASE %s FROM PUBLIC; GRANT CONNECT ON DATABASE %s TO fid_reader'
+               % (closed, qi(name), qi(name)))
+        expected = public_database_privileges(pg, name)
+        assert 'TEMPORARY' not in expected
+        dest = backup(tmp_path, pg, name)
+        result = restore(tmp_path, pg, dest, source_database=name, database=copy, no_owner=True)
+        assert result.rc == 0, result.stdout[-4000:]
+        assert public_database_privileges(pg, copy) == expected
+        owner = pg.sql("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '%s'" % copy)[0][0]
+        assert owner == pg.user
+        # the roles' grants are not set under no_owner (a server without the roles): fid_reader has only PUBLIC's
+        assert pg.sql("SELECT has_database_privilege('fid_reader', '%s', 'CONNECT')::text" % copy) == \
+            [('true' if 'CONNECT' in expected else 'false',)]
         assert leftovers(pg) == []
     finally:
         drop(pg, name, copy)

@@ -1,5 +1,6 @@
 # -*- coding: utf-8 -*-
-"""Round 11: the restore's event-trigger handling and what makes an existing target "not empty".
+"""Round 11: the restore's event-trigger handling, what makes an existing target "not empty", and PUBLIC's part of
+the database ACL under no_owner.
 
 * ``hold_event_triggers`` disables the copy's enabled event triggers (names of any shape, read hex-encoded) in one
   transaction and ``release_event_triggers`` gives each its own state back (ENABLE / ENABLE REPLICA / ENABLE ALWAYS);
@@ -49,3 +50,15 @@ def test_target_contents_count_what_a_user_made_without_a_table():
     for catalog in ('pg_default_acl', 'pg_am', 'pg_language', 'pg_ts_parser', 'pg_ts_template', 'pg_transform'):
         assert "FROM %s x WHERE x.oid >= 16384" % catalog in sql, catalog
     assert any('default privileges' in kind for kind, _query in restore.TARGET_CONTENTS)
+
+
+def test_no_owner_warns_of_publics_unknown_privileges_only():
+    from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import dbprops
+    props = {'owner': 'o', 'acl': [{'grantor': 'o', 'grantee': None, 'privilege': 'FUTURE', 'grantable': False},
+                                   {'grantor': 'o', 'grantee': 'r', 'privilege': 'FUTURE', 'grantable': False},
+                                   {'grantor': 'o', 'grantee': None, 'privilege': 'CONNECT', 'grantable': False}]}
+    assert len(dbprops.unknown_privilege_warnings(props, False)) == 2
+    warned = dbprops.unknown_privilege_warnings(props, True)
+    assert len(warned) == 1 and 'to PUBLIC' in warned[0]
+    assert dbprops.describe(props, True)['acl'] == [props['acl'][0], props['acl'][2]]
+    assert dbprops.describe(dict(props, acl=None), True)['acl'] is None
