@@ -1567,7 +1567,7 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
                      quiet_event_triggers=superuser)
         timer.lap('pg_restore')
         # The copy's own event triggers stay off while this run's statements change it (a DDL freeze refused them),
-        # and are set back as the dump left them just before the swap.
+        # and are set back as the dump left them before the database's properties and the swap.
         held = hold_event_triggers(engine, temp) if superuser else []
         # ANALYZE in the temporary database, before the swap: the restored database takes the name with its
         # statistics (no window without them), and the object count comes in the same session.
@@ -1580,13 +1580,15 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
         servers = foreign.handle(engine, temp, request.foreign_servers) if int(counts[1]) else None
         reached = foreign.reach(engine, temp, request.foreign_servers, counts[2] if len(counts) > 2 else '')
         reached['warnings'] = reached['warnings'] + extension_member_warnings(engine, request, manifest, temp)
+        # before the database's own settings (default_transaction_read_only = on would refuse it in a new session);
+        # what follows in the copy (ALTER DATABASE/ROLE ... SET, COMMENT ON DATABASE) fires no event trigger
+        release_event_triggers(engine, temp, held)
         properties = apply_properties(engine, request, manifest, temp, roles, session)
         not_created += moved + _plain_text_search_note(manifest)
         reached['warnings'] += (properties.pop('warnings', None) or []) + left_out_warnings(not_created)
         if not_created:
             properties['skipped'] = not_created + list(properties.get('skipped') or [])
         timer.lap('database_properties')
-        release_event_triggers(engine, temp, held)
         inside = comment_from_inside(engine, manifest, session)
         # the swap removes the copy's marker either way; a comment it cannot write is written right after it
         swap_comment = 'COMMENT ON DATABASE %s IS NULL' % quote_ident(temp) if inside else \
