@@ -1657,7 +1657,7 @@ def hold_event_triggers(engine: PostgresEngine, database: str) -> List[Tuple[str
                         "evtenabled FROM pg_event_trigger WHERE evtenabled <> 'D' ORDER BY 1", database=database)
     held = [(bytes.fromhex(r[0]).decode('utf-8'), r[1]) for r in rows if r and r[1] in EVENT_TRIGGER_STATES]
     if held:
-        engine.query(_one_transaction(['ALTER EVENT TRIGGER %s DISABLE' % quote_ident(name) for name, _ in held]),
+        engine.query(_one_transaction(['ALTER EVENT TRIGGER %s DISABLE' % quote_ident(name) for name, _state in held]),
                      database=database)
     return held
 
