@@ -53,6 +53,11 @@ description:
   - "PostgreSQL, logical: when the load fails after the dump created logical replication subscriptions in the
     temporary database, their copies are dropped (C(slot_name = NONE): the replication slot on the publisher
     is the backed-up database's and is left alone) so that the temporary database can be dropped too."
+  - "PostgreSQL, logical, the database's own event triggers: a superuser's load runs with
+    C(session_replication_role=replica), so an event trigger the dump creates (a DDL freeze, a DDL audit log) neither
+    refuses nor logs the load's later statements (C(REFRESH MATERIALIZED VIEW)); they stay disabled while the restore
+    sets what pg_dump does not carry in the copy, and get their own state back before the swap. One set to
+    C(ENABLE ALWAYS) or C(ENABLE REPLICA) still fires during the load (C(REFRESH MATERIALIZED VIEW))."
   - "PostgreSQL, logical: the roles the backup refers to (owners, grantees, roles of row-level security
     policies) are looked up on the target server first; missing ones stop the restore before anything is
     created, naming them."
@@ -214,8 +219,10 @@ options:
   no_owner:
     description:
       - PostgreSQL logical restores, C(--no-owner --no-privileges) (restore into a server that lacks the roles).
-        The database's owner and ACL are not set either. Roles named by row-level security policies must
-        still exist; when they do not, the restore stops before loading and names them.
+        The database's owner and the roles' entries of its ACL are not set either; what PUBLIC may do on it
+        (C(CONNECT), C(TEMPORARY)) is set as backed up, so a database closed to PUBLIC stays closed. Roles named by
+        row-level security policies must still exist; when they do not, the restore stops before loading and names
+        them.
       - A plain-format (SQL script) backup cannot be restored without its owners and grants (psql runs the script
         as it is), so O(no_owner=true) with one is refused before anything is created.
     type: bool

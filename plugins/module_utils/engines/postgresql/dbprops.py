@@ -586,8 +586,11 @@ def apply_statements(props: Dict[str, Any], target: str, no_owner: bool,
                      existing_roles: Sequence[str]) -> Tuple[List[str], List[str]]:
     """SQL that gives database ``target`` the recorded properties, and what had to be left out (why).
 
-    ``no_owner``: the owner and the ACL are not set (like pg_restore --no-owner --no-privileges).
-    Settings of roles missing on the target are left out and reported.
+    ``no_owner``: the owner and the roles' ACL entries are not set (like pg_restore --no-owner --no-privileges),
+    but PUBLIC's are, as recorded: they name no role, and a fresh database's default ACL gives PUBLIC CONNECT and
+    TEMPORARY, so a database the backup had closed to PUBLIC would open to every role of the target server (objects
+    inside stay without grants under --no-privileges; the database itself would not). Settings of roles missing on the
+    target are left out and reported.
     """
     qdb = quote_ident(target)
     statements: List[str] = []
@@ -625,6 +628,13 @@ def apply_statements(props: Dict[str, Any], target: str, no_owner: bool,
             else:
                 statements.append('ALTER ROLE %s IN DATABASE %s %s' % (quote_ident(role), qdb, set_clause(config)))
     acl = props.get('acl')
+    if no_owner and acl is not None:
+        # PUBLIC's part only (no grant option: PUBLIC cannot hold one), granted by the restoring role as the owner
+        statements.append('REVOKE ALL ON DATABASE %s FROM PUBLIC' % qdb)
+        for item in acl:
+            privilege = PRIVILEGES.get(str(item.get('privilege')))
+            if item.get('grantee') is None and privilege is not None:
+                statements.append('GRANT %s ON DATABASE %s TO PUBLIC' % (privilege, qdb))
     if not no_owner and acl is not None:
         # A recorded ACL replaces the default one (PUBLIC: CONNECT, TEMPORARY; owner: all) entirely.
         statements.append('REVOKE ALL ON DATABASE %s FROM PUBLIC' % qdb)
@@ -650,12 +660,12 @@ def apply_statements(props: Dict[str, Any], target: str, no_owner: bool,
 def unknown_privilege_warnings(props: Dict[str, Any], no_owner: bool) -> List[str]:
     """A warning for each database ACL entry recorded at backup time whose privilege ``apply_statements`` does not
     know (``PRIVILEGES``: a manifest of a newer server, or edited) and so leaves out: the restored database lacks that
-    grant, and ``database_properties.skipped`` alone is not where a user reading the run's warnings looks. Nothing
-    under ``no_owner`` (no ACL is set then)."""
-    if no_owner:
-        return []
+    grant, and ``database_properties.skipped`` alone is not where a user reading the run's warnings looks. Under
+    ``no_owner`` only PUBLIC's entries (the roles' are not set then)."""
     out = []
     for item in props.get('acl') or []:
+        if no_owner and item.get('grantee') is not None:
+            continue
         if PRIVILEGES.get(str(item.get('privilege'))) is None:
             grantee = item.get('grantee')
             out.append('Database privilege %s granted to %s by %s was not restored: it is not one this collection '
@@ -845,8 +855,11 @@ def extension_owner_losses(props: Dict[str, Any], restored: Dict[str, str], no_o
 
 def describe(props: Dict[str, Any], no_owner: bool) -> Dict[str, Any]:
     """What a restore reports it brought back."""
+    acl = props.get('acl')
+    if no_owner and acl is not None:   # PUBLIC's part only (apply_statements)
+        acl = [item for item in acl if item.get('grantee') is None]
     return {'owner': None if no_owner else props.get('owner'),
-            'acl': None if no_owner else props.get('acl'),
+            'acl': acl if not no_owner or acl else None,
             'comment': props.get('comment'),
             'settings': props.get('settings') or [],
             'connection_limit': props.get('connection_limit')}

@@ -131,9 +131,14 @@ def _count_made(catalog: str, condition: str = '') -> str:
             "WHERE d.classid = '%s'::regclass AND d.objid = x.oid AND d.deptype = 'e')" % (catalog, condition, catalog))
 
 
-_OTHER_CATALOGS = ('pg_operator', 'pg_collation', 'pg_ts_config', 'pg_ts_dict', 'pg_conversion', 'pg_cast',
-                   'pg_event_trigger', 'pg_publication', 'pg_foreign_server', 'pg_foreign_data_wrapper', 'pg_opclass',
-                   'pg_opfamily')
+# Every catalog of per-database objects a user makes with a statement of their own (pg_default_acl: ALTER DEFAULT
+# PRIVILEGES; pg_am: CREATE ACCESS METHOD; pg_language: CREATE LANGUAGE; pg_ts_parser/pg_ts_template; pg_transform):
+# a database prepared with only those (its default grants for the application, a table access method) is a user's
+# work the swap's DROP DATABASE would take. Objects that hang on a table (triggers, policies, rules, statistics) or
+# a server (user mappings) come with what is counted already.
+_OTHER_CATALOGS = ('pg_operator', 'pg_collation', 'pg_ts_config', 'pg_ts_dict', 'pg_ts_parser', 'pg_ts_template',
+                   'pg_conversion', 'pg_cast', 'pg_event_trigger', 'pg_publication', 'pg_foreign_server',
+                   'pg_foreign_data_wrapper', 'pg_opclass', 'pg_opfamily', 'pg_am', 'pg_language', 'pg_transform')
 TARGET_CONTENTS = (
     ('tables, views or sequences', USER_OBJECTS),
     ('schemas', _count_made('pg_namespace', "AND x.nspname !~ '^pg_(toast_)?temp_' ")),
@@ -143,7 +148,9 @@ TARGET_CONTENTS = (
                          "('e', 'i')) AND (x.typrelid = 0 OR (SELECT c.relkind FROM pg_class c WHERE c.oid = "
                          "x.typrelid) = 'c')"),
     ('large objects', 'SELECT count(*) FROM pg_largeobject_metadata'),
-    ('other objects (operators, collations, text search, casts, event triggers, publications, foreign servers)',
+    ('default privileges (ALTER DEFAULT PRIVILEGES)', _count_made('pg_default_acl')),
+    ('other objects (operators, collations, text search, casts, event triggers, publications, foreign servers, '
+     'access methods, languages, transforms)',
      'SELECT ' + ' + '.join('(%s)' % _count_made(cat) for cat in _OTHER_CATALOGS)),
 )
 
@@ -1102,12 +1109,26 @@ def _send(fd: int, out: int, offset: int, count: int) -> int:
     return sent
 
 
+# The load's sessions as a logical replication apply worker's: event triggers (ENABLE, the default) do not fire. The
+# dump creates the database's own event triggers before statements that fire them (pg_dump sorts REFRESH MATERIALIZED
+# VIEW after CREATE EVENT TRIGGER): one refusing DDL (a "DDL freeze" kept on between releases) failed the whole load
+# with its own message. Only a superuser may set it, and only a superuser can create event triggers: a load by
+# another role does without (a dump with event triggers fails at CREATE EVENT TRIGGER there, as before). The data is
+# loaded before the tables' triggers and foreign keys are created (post-data), so nothing else of the load changes.
+# An event trigger set to ENABLE ALWAYS fires all the same, and one set to ENABLE REPLICA fires because of it: those
+# states are rare (the load reaches them only at REFRESH MATERIALIZED VIEW) and the module's documentation says so.
+QUIET_EVENT_TRIGGERS = '-c session_replication_role=replica'
+
+
 def _load(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, database: str,
-          timer: Timer, copier: Optional[_Copier] = None, no_tablespaces: bool = False) -> Dict[str, Any]:
+          timer: Timer, copier: Optional[_Copier] = None, no_tablespaces: bool = False,
+          quiet_event_triggers: bool = False) -> Dict[str, Any]:
     fmt = manifest.data.get('format') or 'custom'
     env = engine.env(database)
     props = manifest.data.get('database_properties') or {}
     session_options = load_options(props, manifest.data.get('dumped_with'))
+    if quiet_event_triggers:
+        session_options = (session_options + ' ' + QUIET_EVENT_TRIGGERS).strip()
     if session_options:
         env['PGOPTIONS'] = (env.get('PGOPTIONS', '') + ' ' + session_options).strip()
     # --dbname=dbname='...': a name with '=' (or a leading '-') is never a connection string or an option
@@ -1539,10 +1560,15 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
     stale.update(drop_stale(engine, target, session))
     timer.lap('inspect_target')
     temp = temporary_name(target)
+    superuser = _ask(engine, "SELECT pg_catalog.current_setting('is_superuser')", session) == [['on']]
     not_created = create_database(engine, request, manifest, temp, session, target=target)
     try:
-        load = _load(engine, request, manifest, temp, timer, copier, no_tablespaces=bool(moved))
+        load = _load(engine, request, manifest, temp, timer, copier, no_tablespaces=bool(moved),
+                     quiet_event_triggers=superuser)
         timer.lap('pg_restore')
+        # The copy's own event triggers stay off while this run's statements change it (a DDL freeze refused them),
+        # and are set back as the dump left them before the database's properties and the swap.
+        held = hold_event_triggers(engine, temp) if superuser else []
         # ANALYZE in the temporary database, before the swap: the restored database takes the name with its
         # statistics (no window without them), and the object count comes in the same session.
         counts = engine.query(CATALOG_SEARCH_PATH + 'ANALYZE; SELECT (%s), (%s), (%s)'
@@ -1554,6 +1580,9 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
         servers = foreign.handle(engine, temp, request.foreign_servers) if int(counts[1]) else None
         reached = foreign.reach(engine, temp, request.foreign_servers, counts[2] if len(counts) > 2 else '')
         reached['warnings'] = reached['warnings'] + extension_member_warnings(engine, request, manifest, temp)
+        # before the database's own settings (default_transaction_read_only = on would refuse it in a new session);
+        # what follows in the copy (ALTER DATABASE/ROLE ... SET, COMMENT ON DATABASE) fires no event trigger
+        release_event_triggers(engine, temp, held)
         properties = apply_properties(engine, request, manifest, temp, roles, session)
         not_created += moved + _plain_text_search_note(manifest)
         reached['warnings'] += (properties.pop('warnings', None) or []) + left_out_warnings(not_created)
@@ -1613,6 +1642,31 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
     if warnings:
         outcome['warnings'] = warnings
     return outcome
+
+
+# An event trigger's state (pg_event_trigger.evtenabled) and the ALTER EVENT TRIGGER clause that gives it.
+EVENT_TRIGGER_STATES = {'O': 'ENABLE', 'R': 'ENABLE REPLICA', 'A': 'ENABLE ALWAYS'}
+
+
+def hold_event_triggers(engine: PostgresEngine, database: str) -> List[Tuple[str, str]]:
+    """Disable the enabled event triggers of ``database`` (the restored copy, before the swap): (name, state) of each,
+    for ``release_event_triggers``. The restore's own statements in the copy after the load (extension members set
+    again, foreign servers pointed nowhere) are DDL an event trigger of the database would see or refuse.
+    ALTER EVENT TRIGGER fires none."""
+    rows = engine.query(CATALOG_SEARCH_PATH + "SELECT encode(convert_to(evtname::text, 'UTF8'), 'hex'), "  # nosec B608 # constants
+                        "evtenabled FROM pg_event_trigger WHERE evtenabled <> 'D' ORDER BY 1", database=database)
+    held = [(bytes.fromhex(r[0]).decode('utf-8'), r[1]) for r in rows if r and r[1] in EVENT_TRIGGER_STATES]
+    if held:
+        engine.query(_one_transaction(['ALTER EVENT TRIGGER %s DISABLE' % quote_ident(name) for name, _state in held]),
+                     database=database)
+    return held
+
+
+def release_event_triggers(engine: PostgresEngine, database: str, held: List[Tuple[str, str]]) -> None:
+    """Give the event triggers ``hold_event_triggers`` disabled their state again."""
+    if held:
+        engine.query(_one_transaction(['ALTER EVENT TRIGGER %s %s' % (quote_ident(name), EVENT_TRIGGER_STATES[state])
+                                       for name, state in held]), database=database)
 
 
 def _plain_text_search_note(manifest: Manifest) -> List[str]:

@@ -71,7 +71,14 @@ def test_apply_statements_quotes_everything_and_reports_missing_roles():
             in sql)
     assert len(skipped) == 1 and 'gone' in skipped[0]
     sql, _skipped = pg_dbprops.apply_statements(props, 'db', True, ['own"er', 'r', 'other', 'gone'])
-    assert not any('OWNER' in s or 'GRANT' in s or 'REVOKE' in s for s in sql)
+    # no_owner: no owner and no role's grant; PUBLIC's part of the ACL as recorded (round 11: a database closed to
+    # PUBLIC came back open to every role, a fresh database's default)
+    assert not any('OWNER' in s or '"r"' in s or 'SET ROLE' in s for s in sql)
+    acl_sql = [s for s in sql if 'GRANT' in s or 'REVOKE' in s]
+    assert acl_sql == ['REVOKE ALL ON DATABASE "db" FROM PUBLIC', 'GRANT TEMPORARY ON DATABASE "db" TO PUBLIC']
+    props['acl'] = None   # the default ACL (datacl NULL): left as CREATE DATABASE makes it
+    sql, _skipped = pg_dbprops.apply_statements(props, 'db', True, [])
+    assert not any('GRANT' in s or 'REVOKE' in s for s in sql)
 
 
 def test_referenced_roles():
