@@ -377,17 +377,18 @@ def _none_left(dest: str, prefixes: Sequence[str]) -> bool:
         names = os.listdir(dest)
     except OSError:
         return False
-    present = set(names)
-    mine = [name for name in names if not name.endswith(MANIFEST_SUFFIX) and _of_sets(name, prefixes)]
+    # the sets' names found by one regular expression in C (``_of_sets`` called per name, and a set of every name,
+    # were ~0.3 s and ~70 MB of db_backup's catalog work at 200,000 manifests, before the catalog did it again)
+    of_sets = re.compile('(?:%s)%s' % ('|'.join(map(re.escape, prefixes)), SET_STAMP.pattern)).match
+    mine = [name for name in filter(of_sets, names) if not name.endswith(MANIFEST_SUFFIX)]
+    del names
     if len(mine) > LIGHT_LEFTOVERS_MAX:
         return False
     for name in mine:
-        if name + MANIFEST_SUFFIX not in present:
-            return False
         try:
             entry = read_manifest(os.path.join(dest, name + MANIFEST_SUFFIX))
         except (OpsReadyError, OSError, ValueError):
-            return False
+            return False   # (a missing manifest too)
         if entry.artifact_name != name:
             return False
     return True
