@@ -1566,15 +1566,18 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
         load = _load(engine, request, manifest, temp, timer, copier, no_tablespaces=bool(moved),
                      quiet_event_triggers=superuser)
         timer.lap('pg_restore')
-        # The copy's own event triggers stay off while this run's statements change it (a DDL freeze refused them),
-        # and are set back as the dump left them before the database's properties and the swap.
-        held = hold_event_triggers(engine, temp) if superuser else []
         # ANALYZE in the temporary database, before the swap: the restored database takes the name with its
-        # statistics (no window without them), and the object count comes in the same session.
-        counts = engine.query(CATALOG_SEARCH_PATH + 'ANALYZE; SELECT (%s), (%s), (%s)'
-                              % (USER_OBJECTS, foreign.COUNT_SQL, foreign.REACH_SQL), database=temp)[0]
+        # statistics (no window without them), and the object count comes in the same session, with the count of
+        # enabled event triggers (ANALYZE is no DDL: none fires on it).
+        counts = engine.query(CATALOG_SEARCH_PATH + 'ANALYZE; SELECT (%s), (%s), (%s), (%s)'
+                              % (USER_OBJECTS, foreign.COUNT_SQL, foreign.REACH_SQL, ENABLED_EVENT_TRIGGERS),
+                              database=temp)[0]
         objects = int(counts[0])
         timer.lap('analyze')
+        # The copy's own event triggers stay off while this run's statements change it (a DDL freeze refused them),
+        # and are set back as the dump left them before the database's properties and the swap. Looked up only in a
+        # copy that has some: a psql run of its own (a login) on every restore was the fixed cost's third.
+        held = hold_event_triggers(engine, temp) if superuser and counts[3:4] != ['0'] else []
         # Before the swap: under foreign_servers=disable the target's name never holds servers (or subscriptions)
         # that reach the remote.
         servers = foreign.handle(engine, temp, request.foreign_servers) if int(counts[1]) else None
@@ -1646,6 +1649,7 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
 
 # An event trigger's state (pg_event_trigger.evtenabled) and the ALTER EVENT TRIGGER clause that gives it.
 EVENT_TRIGGER_STATES = {'O': 'ENABLE', 'R': 'ENABLE REPLICA', 'A': 'ENABLE ALWAYS'}
+ENABLED_EVENT_TRIGGERS = "SELECT count(*) FROM pg_catalog.pg_event_trigger WHERE evtenabled <> 'D'"
 
 
 def hold_event_triggers(engine: PostgresEngine, database: str) -> List[Tuple[str, str]]:
