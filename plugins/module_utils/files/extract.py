@@ -49,8 +49,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.drill.passed_o
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 from ansible_collections.opsready.operations.plugins.module_utils.files.archive import ENGINE
 from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe import (  # noqa: F401 (re-exported)
-    FramedTarInfo, _open_parents, apply_flags, apply_xattrs, archived_flags, check_members, device_problem,
-    extract_member, foreign_setid, member_xattrs, mtime_ns, owner_entry, path_key, refuse_ambiguous)
+    _open_parents, apply_flags, apply_xattrs, archived_flags, check_members, device_problem,
+    extract_member, foreign_setid, member_xattrs, mtime_ns, owner_entry, path_key, read_stream, refuse_ambiguous)
 
 
 def find_archive(src: str, set_name: Optional[str] = None, artifact: Optional[str] = None,
@@ -101,6 +101,11 @@ if HAS_ZSTD:
     _CORRUPT += (zstandard.ZstdError,)
 
 
+# read_stream's outcome: a stream refused while a real run extracts it leaves only staging, which is removed; header
+# values no file can have are left to refuse_ambiguous, which names every such member at once
+_NOTHING = 'Nothing was written.'
+
+
 @contextlib.contextmanager
 def _corrupt_is_integrity_error(manifest: Manifest) -> Iterator[None]:
     try:
@@ -117,7 +122,7 @@ def list_members(manifest: Manifest, identities: Optional[Sequence[Identity]] = 
     """
     members = []
     with _corrupt_is_integrity_error(manifest), _open(manifest, identities) as stream:
-        with tarfile.open(fileobj=stream, mode='r|', tarinfo=FramedTarInfo) as tar:  # type: ignore[call-overload]
+        with read_stream(stream, manifest.path, outcome=_NOTHING, values=False) as tar:
             for member in tar:
                 members.append(member)
         drain(stream)
@@ -192,7 +197,7 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
         left: Optional[str] = None
         try:
             with _corrupt_is_integrity_error(manifest), _open(manifest, identities) as stream:
-                with tarfile.open(fileobj=stream, mode='r|', tarinfo=FramedTarInfo) as tar:  # type: ignore[call-overload]
+                with read_stream(stream, manifest.path, outcome=_NOTHING, values=False) as tar:
                     names = {m.name for m in wanted}
                     # a hard link selected by ``only`` without its first name: that file is extracted into staging
                     # as well (the link's content is there), but not put in place; what its extraction reports (a
@@ -861,7 +866,7 @@ def _content_differs(manifest: Manifest, identities: Optional[Sequence[Identity]
     for name in pending:
         by_source.setdefault((sources or {}).get(name, name), []).append(name)
     with _corrupt_is_integrity_error(manifest), _open(manifest, identities) as stream:
-        with tarfile.open(fileobj=stream, mode='r|', tarinfo=FramedTarInfo) as tar:  # type: ignore[call-overload]
+        with read_stream(stream, manifest.path, outcome=_NOTHING, values=False) as tar:
             for member in tar:
                 if member.name not in by_source or not member.isfile():
                     continue

@@ -81,7 +81,7 @@ class FramedTarInfo(tarfile.TarInfo):
     smaller than the data that follows it, restored its first members, dropped the rest, and the run ended ok. A
     malformed pax or GNU sparse record raised a bare ValueError. Both are ReadError here (a TarError: the readers
     turn it into an IntegrityError naming the archive). The end of the archive (zero blocks, or the end of the
-    data) is still the end. Use it with ``tarfile.open(..., tarinfo=FramedTarInfo)``."""
+    data) is still the end. Read every archive through ``read_stream``, which uses it."""
 
     @classmethod
     def fromtarfile(cls, tarfile: tarfile.TarFile) -> 'FramedTarInfo':   # pylint: disable=redefined-outer-name
@@ -95,6 +95,46 @@ class FramedTarInfo(tarfile.TarInfo):
                                       % (tarfile.offset, exc)) from None
         except ValueError as exc:
             raise _TAR_ERRORS['read']('malformed header at byte %d (%s)' % (tarfile.offset, exc)) from None
+
+
+class _FramedTarFile(tarfile.TarFile):
+    """A TarFile reading with ``FramedTarInfo`` that also refuses, as each member is read (before it can be
+    extracted), a header no file can have (``_impossible_values``): a uid beyond 32 bits ended an extraction with an
+    OverflowError traceback, an mtime of nan with a ValueError, midway through. ``values_checked`` False leaves
+    those to the caller (file_restore lists every such member at once in ``refuse_ambiguous``)."""
+
+    tarinfo = FramedTarInfo
+    values_checked = True
+
+    def next(self) -> Optional[tarfile.TarInfo]:
+        member = super().next()
+        if member is not None and self.values_checked:
+            values = _impossible_values(member)
+            if values:
+                raise _TAR_ERRORS['read']('member %r has header values no file can have: %s'
+                                          % (member.name, ', '.join(values)))
+        return member
+
+
+@contextlib.contextmanager
+def read_stream(source: Any, archive: str, what: str = 'Archive', outcome: str = '',
+                values: bool = True) -> Iterator[tarfile.TarFile]:
+    """The one way the collection reads a tar stream (file_restore, the PITR base backup, backup_verify): ``source``
+    read once, front to back (``r|``), parsed with ``FramedTarInfo`` (a stream that stops being a tar stream midway
+    is an error, not its end) and every header checked for values no file can have (``values``).
+
+    An archive whose checksum matches its manifest is not therefore well formed: the manifest may have been rewritten
+    with it, or the archive made on a compromised host. What cannot be read is raised as an IntegrityError naming
+    ``what`` and ``archive`` (its path), with ``outcome`` (what was or was not written) after it; errors the body
+    raises of its own pass through (a tarfile error from reading a member's data included: it is the archive's)."""
+    try:
+        with _FramedTarFile.open(fileobj=source, mode='r|') as tar:
+            tar.values_checked = values
+            yield tar
+    except (tarfile.TarError, EOFError) as exc:
+        raise IntegrityError('%s %s cannot be read as a tar archive (%s: %s): it is corrupt or was made by hand; do '
+                             'not restore from it.%s' % (what, archive, type(exc).__name__, exc,
+                                                         ' ' + outcome if outcome else ''), path=archive) from None
 
 
 def path_key(name: str) -> str:
