@@ -25,7 +25,7 @@ import errno
 import os
 import stat
 import tarfile
-from typing import Any, Dict, Iterator, List, NoReturn, Optional, cast
+from typing import Any, Dict, Iterator, List, NoReturn, Optional, Set, cast
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
@@ -194,17 +194,24 @@ def refuse_ambiguous(members: List[tarfile.TarInfo], archive: str) -> None:
     failing (staging keeps the last of two entries, the move used the first), or passed check mode and failed the
     run.
 
+    A member below one that is not a directory (``e`` a file, symlink or node, then ``e/x``; or ``e/x`` then ``e``
+    as a file) is refused too, with the words extraction into staging used (check mode, extracting nothing, listed
+    it as to restore).
+
     Repeats of one entry (the same kind, link target included: archives written before file_backup dropped
     overlapping paths hold some entries twice) are allowed: the first is the one restored (the caller skips the
     others when extracting)."""
     first: Dict[str, tarfile.TarInfo] = {}
     twice: List[Any] = []
     impossible: List[Any] = []
+    under: List[Any] = []
+    parents: Set[str] = set()   # the directories members lie in (each path's ancestors), as extraction makes them
     for member in members:
         key = path_key(member.name)
         values = _impossible_values(member)
         if values:
             impossible.append((member.name, ', '.join(values)))
+        _refuse_under(member, key, first, parents, under)
         earlier = first.get(key)
         if earlier is None:
             if member.islnk():
@@ -237,6 +244,38 @@ def refuse_ambiguous(members: List[tarfile.TarInfo], archive: str) -> None:
                              'nothing was written. Do not restore from it; extract what you need by hand if you '
                              'trust it.' % (where, shown),
                              unsafe_members=[i[0] for i in twice], **({'path': archive} if archive else {}))
+    if under:
+        _refuse(under, archive)
+
+
+# what extraction into staging says of a member below one that is not a directory (_open_parents, _guard_in_dir)
+UNDER_A_NON_DIRECTORY = 'a directory on its path is a symlink or not a directory (not followed)'
+REPLACES_A_DIRECTORY = 'would replace a directory extracted before it'
+
+
+def _refuse_under(member: tarfile.TarInfo, key: str, first: Dict[str, tarfile.TarInfo], parents: Set[str],
+                  under: List[Any]) -> None:
+    """Note in ``under`` a member below one archived before it as a file, symlink, link or node (``e``, then
+    ``e/x``), or one archived as such at a path that is the directory of a member before it (``e/x``, then ``e``):
+    the real run refused either in staging, with these words, while check mode, which extracts nothing, listed both
+    as to restore. Found on the member list, both modes refuse alike, before anything is written."""
+    parts = key.split('/')
+    # deepest first; an ancestor already among ``parents`` was checked with the member that put it there
+    for depth in range(len(parts) - 1, 0, -1):
+        above = '/'.join(parts[:depth])
+        if above in parents:
+            break
+        earlier = first.get(above)
+        if earlier is not None and not earlier.isdir():
+            under.append((member.name, UNDER_A_NON_DIRECTORY))
+            break
+    if not member.isdir() and key in parents:
+        under.append((member.name, REPLACES_A_DIRECTORY))
+    for depth in range(len(parts) - 1, 0, -1):
+        above = '/'.join(parts[:depth])
+        if above in parents:
+            break
+        parents.add(above)
 
 
 def _inside(path: str, root: str) -> bool:
@@ -256,7 +295,7 @@ def _guard_on_disk(member: tarfile.TarInfo, dest: str, archive: str) -> None:
         # tar replaces what is there; writing through the link (open, chmod, utime) would reach its target
         os.unlink(target)
     elif os.path.isdir(target) and not member.isdir():
-        _refuse([(member.name, 'would replace a directory extracted before it')], archive)
+        _refuse([(member.name, REPLACES_A_DIRECTORY)], archive)
 
 
 def _tar_filter_keeping_mode(member: tarfile.TarInfo, path: str) -> Optional[tarfile.TarInfo]:
@@ -306,7 +345,7 @@ def _open_parents(root_fd: int, parts: List[str], member: tarfile.TarInfo, archi
             except OSError as exc:
                 if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
                     raise
-                _refuse([(member.name, 'a directory on its path is a symlink or not a directory (not followed)')],
+                _refuse([(member.name, UNDER_A_NON_DIRECTORY)],
                         archive)
             os.close(fd)
             fd = child
@@ -332,7 +371,7 @@ def _guard_in_dir(member: tarfile.TarInfo, root_fd: int, archive: str) -> None:
             if st is not None and stat.S_ISLNK(st.st_mode):
                 os.unlink(parts[-1], dir_fd=parent)   # replaced, never written through
             elif st is not None and stat.S_ISDIR(st.st_mode) and not member.isdir():
-                _refuse([(member.name, 'would replace a directory extracted before it')], archive)
+                _refuse([(member.name, REPLACES_A_DIRECTORY)], archive)
         finally:
             os.close(parent)
     if member.islnk():
