@@ -86,6 +86,11 @@ def test_pitr_refuses_a_base_backup_that_stops_parsing_midway(postgres_factory, 
         assert sorted(p.name for p in scratch.iterdir()) in ([], ['.data.opsready-lock']), list(scratch.iterdir())
         running = subprocess.run(['pgrep', '-f', str(scratch)], capture_output=True, text=True, check=False)
         assert running.stdout.strip() == '', 'a server runs on the partial data directory: %s' % running.stdout
+        # backup_verify ran pg_verifybackup on the members before the cut (the code before)
+        verified = play(tmp_path, [{'name': 'verify', 'ignore_errors': True, 'opsready.operations.backup_verify': dict(
+            conn(server), path=artifact, record=False)}], extravars)
+        said = json.dumps(verified.result('verify'))
+        assert 'cannot be read as a tar archive' in said and 'pg_verifybackup was not run' in said, said[-3000:]
     finally:
         if (datadir / 'postmaster.pid').exists():   # the code before: a server started on what was extracted
             subprocess.run(['runuser', '-u', 'postgres', '--', server.bin('pg_ctl'), '-D', str(datadir), '-m',
