@@ -245,11 +245,12 @@ def merge_pruned(answer: Dict[str, Any], pruned: Dict[str, Any]) -> None:
 
 def _verify_files_artifact(entry: Manifest, identities: Optional[Sequence[Any]] = None) -> Dict[str, Any]:
     """file_backup archives: read every tar member through decryption and decompression."""
-    import tarfile
+    from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe import read_stream
     members = 0
     try:
         with open_artifact(entry, identities) as source:
-            with tarfile.open(fileobj=source, mode='r|') as tar:
+            # read_stream: one that stops parsing midway was counted to there and verified ok (without a member_count)
+            with read_stream(source, entry.path, what='File archive') as tar:
                 for member in tar:
                     members += 1
                     if member.isfile():

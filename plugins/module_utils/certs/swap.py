@@ -32,7 +32,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.certs.loading import PEM_KEY_RE
-from ansible_collections.opsready.operations.plugins.module_utils.files.safeio import MiB, SafeDir, UnsafeFileError
+from ansible_collections.opsready.operations.plugins.module_utils.files.safeio import (
+    MiB, SafeDir, UnsafeFileError, staged_name_re)
 
 STAMP_RE = r'(\d{8}T\d{12}Z)'
 KEY_MODE = 0o600
@@ -206,13 +207,21 @@ def sweep_staged(pair: Pair, check_mode: bool, now: Optional[float] = None, also
     path of ``also`` (the CSR, the ACME account key and state file). Only these names, only stale files of this user
     or of the pair's ``owner`` (``SafeDir.stale_staged``: a concurrent run's are younger)."""
     patterns: Dict[str, List[str]] = {}
+
+    def look_for(directory: str, name: str, tail: str = '') -> None:
+        # as staged_name names it: a name over ~237 bytes is staged under its first characters (staged_name_re);
+        # ``tail``'s characters are literal but for '#', any digit (a stamp's)
+        atoms = ['[0-9]' if c == '#' else re.escape(c) for c in tail]
+        patterns.setdefault(directory, []).append(staged_name_re(name, atoms))
     for path in also:
-        patterns.setdefault(os.path.dirname(os.path.abspath(path)), []).append(re.escape(os.path.basename(path)))
-    patterns.setdefault(os.path.dirname(pair.cert_path), []).append(re.escape(pair.cert_name))
-    patterns.setdefault(os.path.dirname(pair.key_path), []).append(re.escape(pair.key_name) + r'(?:\.pending)?')
-    kept = (r'\.' + STAMP_RE + r'\.%s\.(?:bak|rejected)')
-    patterns.setdefault(pair.cert_backup_dir, []).append(re.escape(pair.cert_name) + kept % 'cert')
-    patterns.setdefault(pair.key_backup_dir, []).append(re.escape(pair.key_name) + kept % 'key')
+        look_for(os.path.dirname(os.path.abspath(path)), os.path.basename(path))
+    look_for(os.path.dirname(pair.cert_path), pair.cert_name)
+    look_for(os.path.dirname(pair.key_path), pair.key_name)
+    look_for(os.path.dirname(pair.key_path), pair.key_name, '.pending')
+    stamp = '.' + '#' * 8 + 'T' + '#' * 12 + 'Z'   # STAMP_RE
+    for suffix in ('bak', 'rejected'):
+        look_for(pair.cert_backup_dir, pair.cert_name, stamp + '.cert.' + suffix)
+        look_for(pair.key_backup_dir, pair.key_name, stamp + '.key.' + suffix)
     found: List[str] = []
     for path, names in patterns.items():
         if path not in pair._dirs:

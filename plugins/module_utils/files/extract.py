@@ -49,8 +49,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.drill.passed_o
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 from ansible_collections.opsready.operations.plugins.module_utils.files.archive import ENGINE
 from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe import (  # noqa: F401 (re-exported)
-    FramedTarInfo, _open_parents, apply_flags, apply_xattrs, archived_flags, check_members, device_problem,
-    extract_member, foreign_setid, member_xattrs, mtime_ns, owner_entry, path_key, refuse_ambiguous)
+    _open_parents, apply_flags, apply_xattrs, archived_flags, check_members, device_problem,
+    extract_member, foreign_setid, member_xattrs, mtime_ns, owner_entry, path_key, read_stream, refuse_ambiguous)
 
 
 def find_archive(src: str, set_name: Optional[str] = None, artifact: Optional[str] = None,
@@ -101,6 +101,11 @@ if HAS_ZSTD:
     _CORRUPT += (zstandard.ZstdError,)
 
 
+# read_stream's outcome: a stream refused while a real run extracts it leaves only staging, which is removed; header
+# values no file can have are left to refuse_ambiguous, which names every such member at once
+_NOTHING = 'Nothing was written.'
+
+
 @contextlib.contextmanager
 def _corrupt_is_integrity_error(manifest: Manifest) -> Iterator[None]:
     try:
@@ -117,7 +122,7 @@ def list_members(manifest: Manifest, identities: Optional[Sequence[Identity]] = 
     """
     members = []
     with _corrupt_is_integrity_error(manifest), _open(manifest, identities) as stream:
-        with tarfile.open(fileobj=stream, mode='r|', tarinfo=FramedTarInfo) as tar:  # type: ignore[call-overload]
+        with read_stream(stream, manifest.path, outcome=_NOTHING, values=False) as tar:
             for member in tar:
                 members.append(member)
         drain(stream)
@@ -125,13 +130,20 @@ def list_members(manifest: Manifest, identities: Optional[Sequence[Identity]] = 
 
 
 def _open_dest(dest: str, create: bool) -> int:
-    """A descriptor of ``dest`` (made 0755 where missing when ``create``; without it, of the deepest directory that
-    exists, then closed: -1). Walked one component at a time: opening dest by path followed every link on the way,
-    and an account owning a directory above dest (a user's home) could link dest's name to a directory of root's
-    (/etc) - root restored the archive there. A link is followed only where no account but root could have made it
-    (``safeio.open_directory``)."""
+    """A descriptor of ``dest`` (made 0755 where missing when ``create``; without it, -1 when dest does not exist as
+    a directory, the deepest directory that does being walked to all the same, for its refusal). Walked one
+    component at a time: opening dest by path followed every link on the way, and an account owning a directory
+    above dest (a user's home) could link dest's name to a directory of root's (/etc) - root restored the archive
+    there. A link is followed only where no account but root could have made it (``safeio.open_directory``).
+
+    Check mode works on the descriptor returned, as the real run does: it opened dest a second time by its path,
+    and compared the archive with whatever the name led to by then."""
     if create:
         return safeio.make_directories(dest, 0o755)
+    try:
+        return safeio.open_directory(dest)
+    except (FileNotFoundError, NotADirectoryError):
+        pass   # not there (yet): the run makes it; nothing in it to compare
     existing = os.path.abspath(dest)
     while existing != '/' and not os.path.isdir(existing):
         existing = os.path.dirname(existing)
@@ -162,14 +174,21 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
     names = {m.name for m in wanted}
     outside = [e for e in manifest.data.get('hardlinks_outside') or [] if str(e.get('path', '')).lstrip('/') in names]
     if check_mode:
-        _open_dest(dest, create=False)   # the refusal of a dest through another account's link, as the run gives it
+        # the refusal of a dest through another account's link, as the run gives it; then dest only through this
+        # descriptor, never by its name again (-1: no dest yet)
+        opened = _open_dest(dest, create=False)
         foreseen: List[Dict[str, str]] = []
         unowned: List[Dict[str, Any]] = []
-        changed = _would_restore(manifest, identities, wanted, dest, foreseen, unowned,
-                                 archived=_first_of_each(members))
-        dirs = {m.name for m in wanted if m.isdir()}
-        listed = set(changed)
-        _refuse_as_the_restore_would(dest, [m for m in wanted if m.name in listed])
+        try:
+            changed = _would_restore(manifest, identities, wanted, dest, foreseen, unowned,
+                                     archived=_first_of_each(members), dest_fd=None if opened < 0 else opened)
+            dirs = {m.name for m in wanted if m.isdir()}
+            listed = set(changed)
+            if opened >= 0:
+                _refuse_as_the_restore_would(opened, dest, [m for m in wanted if m.name in listed])
+        finally:
+            if opened >= 0:
+                os.close(opened)
         # as the real run counts: the device nodes another user than root cannot make are neither
         made = [m for m in wanted if not m.isdir() and not (m.isdev() and os.geteuid() != 0)]
         left_names = partial_link_groups(members, wanted, set(changed))
@@ -192,7 +211,7 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
         left: Optional[str] = None
         try:
             with _corrupt_is_integrity_error(manifest), _open(manifest, identities) as stream:
-                with tarfile.open(fileobj=stream, mode='r|', tarinfo=FramedTarInfo) as tar:  # type: ignore[call-overload]
+                with read_stream(stream, manifest.path, outcome=_NOTHING, values=False) as tar:
                     names = {m.name for m in wanted}
                     # a hard link selected by ``only`` without its first name: that file is extracted into staging
                     # as well (the link's content is there), but not put in place; what its extraction reports (a
@@ -676,8 +695,10 @@ def _given_owner(parent_fd: Optional[int]) -> Tuple[int, int]:
 def _would_restore(manifest: Manifest, identities: Optional[Sequence[Identity]], members: List[tarfile.TarInfo],
                    dest: str, problems: Optional[List[Dict[str, str]]] = None,
                    owners: Optional[List[Dict[str, Any]]] = None,
-                   archived: Optional[Dict[str, tarfile.TarInfo]] = None) -> List[str]:
-    """Check mode: the names of the non-directory ``members`` a restore into ``dest`` would put in place, by
+                   archived: Optional[Dict[str, tarfile.TarInfo]] = None,
+                   dest_fd: Optional[int] = None) -> List[str]:
+    """Check mode: the names of the non-directory ``members`` a restore into ``dest`` (the directory ``dest_fd``,
+    None when it does not exist yet; ``dest`` names it in messages) would put in place, by
     ``settled`` as the restore decides. Nothing is extracted: the headers give mode, owner, mtime, attributes and
     flags; a regular file that agrees in all of those (the common case, an unchanged tree) has its data extents
     digested (``safeio.ChunkDigest``) and its member's bytes are read from the archive in a second pass, only
@@ -719,66 +740,57 @@ def _would_restore(manifest: Manifest, identities: Optional[Sequence[Identity]],
             return True   # provisionally: the second pass decides
         return content
 
-    dest_fd = None
-    try:
-        dest_fd = os.open(dest, _DIR_FLAGS)
-    except OSError:
-        pass   # no dest yet: everything would be restored
-    try:
-        for member in members:
-            parts = [p for p in member.name.split('/') if p]
-            if member.isdir():
-                if not root:
-                    holder = None if dest_fd is None else _parent_or_none(dest_fd, dest, parts)
-                    try:
-                        foresee(member, holder)
-                    finally:
-                        if holder is not None:
-                            os.close(holder)
-                if dest_fd is None or not _dir_in_place(dest_fd, dest, parts, member):
-                    changed.add(member.name)
-                continue
-            try:
-                parent: Optional[int] = None if dest_fd is None else _open_under(dest_fd, dest, parts[:-1],
-                                                                                 create=False)
-            except (OSError, OpsReadyError):
-                parent = None
-            first = (archived or {}).get(member.linkname) if member.islnk() else None
-            if first is not None and member.linkname not in selected:
-                # put in place as a file holding its first name's bytes, mode and owner: foreseen as that file,
-                # under the link's name (as the real run reports it)
-                as_file = copy.copy(first)
-                as_file.name = member.name
-                mode = foresee(as_file, parent)
-            else:
-                mode = foresee(member, parent)
-            if member.isdev() and not root:
-                if parent is not None:
-                    os.close(parent)
-                continue   # not made by this user (reported by foresee), as the real run leaves it out
-            if parent is None:
-                changed.add(member.name)
-                continue
-            try:
+    for member in members:
+        parts = [p for p in member.name.split('/') if p]
+        if member.isdir():
+            if not root:
+                holder = None if dest_fd is None else _parent_or_none(dest_fd, dest, parts)
                 try:
-                    st: Optional[os.stat_result] = os.stat(parts[-1], dir_fd=parent, follow_symlinks=False)
-                except FileNotFoundError:
-                    st = None
-                if member.islnk() and (member.linkname in selected or first is None):
-                    if dest_fd is None or not _hard_linked(dest_fd, dest, member, st):
-                        changed.add(member.name)
-                    continue
-                # (a hard link restored without its first name: compared as a file holding that name's bytes, as
-                # the restore does - see _swap_in)
-                if not settled(member, st, parent, parts[-1],
-                               archived_wanted(first or member, digest_later(member, first), mode)):
-                    changed.add(member.name)
-                    pending.pop(member.name, None)
-            finally:
+                    foresee(member, holder)
+                finally:
+                    if holder is not None:
+                        os.close(holder)
+            if dest_fd is None or not _dir_in_place(dest_fd, dest, parts, member):
+                changed.add(member.name)
+            continue
+        try:
+            parent: Optional[int] = None if dest_fd is None else _open_under(dest_fd, dest, parts[:-1],
+                                                                             create=False)
+        except (OSError, OpsReadyError):
+            parent = None
+        first = (archived or {}).get(member.linkname) if member.islnk() else None
+        if first is not None and member.linkname not in selected:
+            # put in place as a file holding its first name's bytes, mode and owner: foreseen as that file,
+            # under the link's name (as the real run reports it)
+            as_file = copy.copy(first)
+            as_file.name = member.name
+            mode = foresee(as_file, parent)
+        else:
+            mode = foresee(member, parent)
+        if member.isdev() and not root:
+            if parent is not None:
                 os.close(parent)
-    finally:
-        if dest_fd is not None:
-            os.close(dest_fd)
+            continue   # not made by this user (reported by foresee), as the real run leaves it out
+        if parent is None:
+            changed.add(member.name)
+            continue
+        try:
+            try:
+                st: Optional[os.stat_result] = os.stat(parts[-1], dir_fd=parent, follow_symlinks=False)
+            except FileNotFoundError:
+                st = None
+            if member.islnk() and (member.linkname in selected or first is None):
+                if dest_fd is None or not _hard_linked(dest_fd, dest, member, st):
+                    changed.add(member.name)
+                continue
+            # (a hard link restored without its first name: compared as a file holding that name's bytes, as
+            # the restore does - see _swap_in)
+            if not settled(member, st, parent, parts[-1],
+                           archived_wanted(first or member, digest_later(member, first), mode)):
+                changed.add(member.name)
+                pending.pop(member.name, None)
+        finally:
+            os.close(parent)
     if pending:
         changed |= _content_differs(manifest, identities, pending, sources)
     # a hard link already in place is still put back when its first name is (a new inode)
@@ -861,7 +873,7 @@ def _content_differs(manifest: Manifest, identities: Optional[Sequence[Identity]
     for name in pending:
         by_source.setdefault((sources or {}).get(name, name), []).append(name)
     with _corrupt_is_integrity_error(manifest), _open(manifest, identities) as stream:
-        with tarfile.open(fileobj=stream, mode='r|', tarinfo=FramedTarInfo) as tar:  # type: ignore[call-overload]
+        with read_stream(stream, manifest.path, outcome=_NOTHING, values=False) as tar:
             for member in tar:
                 if member.name not in by_source or not member.isfile():
                     continue
@@ -1043,18 +1055,12 @@ def _would_move(staging_fd: int, dest_fd: int, dest: str, member: tarfile.TarInf
             or _would_change(member, st, staging_fd, parent, parts)
 
 
-def _refuse_as_the_restore_would(dest: str, listed: List[tarfile.TarInfo]) -> None:
+def _refuse_as_the_restore_would(dest_fd: int, dest: str, listed: List[tarfile.TarInfo]) -> None:
     """Check mode: fail as the restore would before moving anything, over the members check mode ``listed`` (file
-    flags in the way, files behind a mount point): a dry run listed what the real run then refused to do."""
-    try:
-        dest_fd = os.open(dest, _DIR_FLAGS)
-    except OSError:
-        return   # no dest yet: nothing in the way
-    try:
-        _refuse_fixed_files(dest_fd, dest, listed, lambda member, st, parent, parts: True)
-        _refuse_other_filesystems(dest_fd, dest, [m for m in listed if not m.isdir()])
-    finally:
-        os.close(dest_fd)
+    flags in the way, files behind a mount point): a dry run listed what the real run then refused to do. ``dest_fd``:
+    the directory ``_open_dest`` opened (a dest that does not exist yet has nothing in the way)."""
+    _refuse_fixed_files(dest_fd, dest, listed, lambda member, st, parent, parts: True)
+    _refuse_other_filesystems(dest_fd, dest, [m for m in listed if not m.isdir()])
 
 
 def _refuse_other_filesystems(dest_fd: int, dest: str, members: List[tarfile.TarInfo],

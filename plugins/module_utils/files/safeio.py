@@ -32,7 +32,7 @@ import shlex
 import stat
 import tempfile
 import time
-from typing import Any, BinaryIO, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Any, BinaryIO, Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import temp_prefix
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
@@ -716,6 +716,22 @@ class SafeDir:
         if self.owner is not None and uid is None:
             uid, gid = self.owner
         return _stage(self.fd, name, data, mode, uid, gid)
+
+
+def staged_name_re(name: str, tail: Sequence[str] = ()) -> str:
+    """The regular expression of the ``<name>`` part of the files ``staged_name`` makes for a name that is ``name``
+    followed by ``tail`` (regular expressions of one ASCII character each: a stamp's digits), as ``stale_staged``
+    takes it. Where the whole would not fit (``temp_prefix``), the staged name holds its first characters only: the
+    expression is then of those (a sweep that looked for the whole name never found the staged private key of a
+    key name longer than ~237 bytes)."""
+    budget = 255 - 12 - len('.tmp') - 2   # the bytes ``temp_prefix`` leaves the name between its two dots
+    kept: List[str] = []
+    for char in name:
+        budget -= len(os.fsencode(char))
+        if budget < 0:
+            return ''.join(kept)
+        kept.append(re.escape(char))
+    return ''.join(kept) + ''.join(tail[:max(budget, 0)])
 
 
 def staged_name(name: str) -> str:

@@ -25,7 +25,7 @@ import errno
 import os
 import stat
 import tarfile
-from typing import Any, Dict, Iterator, List, NoReturn, Optional, cast
+from typing import Any, Dict, Iterator, List, NoReturn, Optional, Set, cast
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
@@ -81,7 +81,7 @@ class FramedTarInfo(tarfile.TarInfo):
     smaller than the data that follows it, restored its first members, dropped the rest, and the run ended ok. A
     malformed pax or GNU sparse record raised a bare ValueError. Both are ReadError here (a TarError: the readers
     turn it into an IntegrityError naming the archive). The end of the archive (zero blocks, or the end of the
-    data) is still the end. Use it with ``tarfile.open(..., tarinfo=FramedTarInfo)``."""
+    data) is still the end. Read every archive through ``read_stream``, which uses it."""
 
     @classmethod
     def fromtarfile(cls, tarfile: tarfile.TarFile) -> 'FramedTarInfo':   # pylint: disable=redefined-outer-name
@@ -95,6 +95,46 @@ class FramedTarInfo(tarfile.TarInfo):
                                       % (tarfile.offset, exc)) from None
         except ValueError as exc:
             raise _TAR_ERRORS['read']('malformed header at byte %d (%s)' % (tarfile.offset, exc)) from None
+
+
+class _FramedTarFile(tarfile.TarFile):
+    """A TarFile reading with ``FramedTarInfo`` that also refuses, as each member is read (before it can be
+    extracted), a header no file can have (``_impossible_values``): a uid beyond 32 bits ended an extraction with an
+    OverflowError traceback, an mtime of nan with a ValueError, midway through. ``values_checked`` False leaves
+    those to the caller (file_restore lists every such member at once in ``refuse_ambiguous``)."""
+
+    tarinfo = FramedTarInfo
+    values_checked = True
+
+    def next(self) -> Optional[tarfile.TarInfo]:
+        member = super().next()
+        if member is not None and self.values_checked:
+            values = _impossible_values(member)
+            if values:
+                raise _TAR_ERRORS['read']('member %r has header values no file can have: %s'
+                                          % (member.name, ', '.join(values)))
+        return member
+
+
+@contextlib.contextmanager
+def read_stream(source: Any, archive: str, what: str = 'Archive', outcome: str = '',
+                values: bool = True) -> Iterator[tarfile.TarFile]:
+    """The one way the collection reads a tar stream (file_restore, the PITR base backup, backup_verify): ``source``
+    read once, front to back (``r|``), parsed with ``FramedTarInfo`` (a stream that stops being a tar stream midway
+    is an error, not its end) and every header checked for values no file can have (``values``).
+
+    An archive whose checksum matches its manifest is not therefore well formed: the manifest may have been rewritten
+    with it, or the archive made on a compromised host. What cannot be read is raised as an IntegrityError naming
+    ``what`` and ``archive`` (its path), with ``outcome`` (what was or was not written) after it; errors the body
+    raises of its own pass through (a tarfile error from reading a member's data included: it is the archive's)."""
+    try:
+        with _FramedTarFile.open(fileobj=source, mode='r|') as tar:
+            tar.values_checked = values
+            yield tar
+    except (tarfile.TarError, EOFError) as exc:
+        raise IntegrityError('%s %s cannot be read as a tar archive (%s: %s): it is corrupt or was made by hand; do '
+                             'not restore from it.%s' % (what, archive, type(exc).__name__, exc,
+                                                         ' ' + outcome if outcome else ''), path=archive) from None
 
 
 def path_key(name: str) -> str:
@@ -154,17 +194,24 @@ def refuse_ambiguous(members: List[tarfile.TarInfo], archive: str) -> None:
     failing (staging keeps the last of two entries, the move used the first), or passed check mode and failed the
     run.
 
+    A member below one that is not a directory (``e`` a file, symlink or node, then ``e/x``; or ``e/x`` then ``e``
+    as a file) is refused too, with the words extraction into staging used (check mode, extracting nothing, listed
+    it as to restore).
+
     Repeats of one entry (the same kind, link target included: archives written before file_backup dropped
     overlapping paths hold some entries twice) are allowed: the first is the one restored (the caller skips the
     others when extracting)."""
     first: Dict[str, tarfile.TarInfo] = {}
     twice: List[Any] = []
     impossible: List[Any] = []
+    under: List[Any] = []
+    parents: Set[str] = set()   # the directories members lie in (each path's ancestors), as extraction makes them
     for member in members:
         key = path_key(member.name)
         values = _impossible_values(member)
         if values:
             impossible.append((member.name, ', '.join(values)))
+        _refuse_under(member, key, first, parents, under)
         earlier = first.get(key)
         if earlier is None:
             if member.islnk():
@@ -197,6 +244,38 @@ def refuse_ambiguous(members: List[tarfile.TarInfo], archive: str) -> None:
                              'nothing was written. Do not restore from it; extract what you need by hand if you '
                              'trust it.' % (where, shown),
                              unsafe_members=[i[0] for i in twice], **({'path': archive} if archive else {}))
+    if under:
+        _refuse(under, archive)
+
+
+# what extraction into staging says of a member below one that is not a directory (_open_parents, _guard_in_dir)
+UNDER_A_NON_DIRECTORY = 'a directory on its path is a symlink or not a directory (not followed)'
+REPLACES_A_DIRECTORY = 'would replace a directory extracted before it'
+
+
+def _refuse_under(member: tarfile.TarInfo, key: str, first: Dict[str, tarfile.TarInfo], parents: Set[str],
+                  under: List[Any]) -> None:
+    """Note in ``under`` a member below one archived before it as a file, symlink, link or node (``e``, then
+    ``e/x``), or one archived as such at a path that is the directory of a member before it (``e/x``, then ``e``):
+    the real run refused either in staging, with these words, while check mode, which extracts nothing, listed both
+    as to restore. Found on the member list, both modes refuse alike, before anything is written."""
+    parts = key.split('/')
+    # deepest first; an ancestor already among ``parents`` was checked with the member that put it there
+    for depth in range(len(parts) - 1, 0, -1):
+        above = '/'.join(parts[:depth])
+        if above in parents:
+            break
+        earlier = first.get(above)
+        if earlier is not None and not earlier.isdir():
+            under.append((member.name, UNDER_A_NON_DIRECTORY))
+            break
+    if not member.isdir() and key in parents:
+        under.append((member.name, REPLACES_A_DIRECTORY))
+    for depth in range(len(parts) - 1, 0, -1):
+        above = '/'.join(parts[:depth])
+        if above in parents:
+            break
+        parents.add(above)
 
 
 def _inside(path: str, root: str) -> bool:
@@ -216,7 +295,7 @@ def _guard_on_disk(member: tarfile.TarInfo, dest: str, archive: str) -> None:
         # tar replaces what is there; writing through the link (open, chmod, utime) would reach its target
         os.unlink(target)
     elif os.path.isdir(target) and not member.isdir():
-        _refuse([(member.name, 'would replace a directory extracted before it')], archive)
+        _refuse([(member.name, REPLACES_A_DIRECTORY)], archive)
 
 
 def _tar_filter_keeping_mode(member: tarfile.TarInfo, path: str) -> Optional[tarfile.TarInfo]:
@@ -266,7 +345,7 @@ def _open_parents(root_fd: int, parts: List[str], member: tarfile.TarInfo, archi
             except OSError as exc:
                 if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
                     raise
-                _refuse([(member.name, 'a directory on its path is a symlink or not a directory (not followed)')],
+                _refuse([(member.name, UNDER_A_NON_DIRECTORY)],
                         archive)
             os.close(fd)
             fd = child
@@ -292,7 +371,7 @@ def _guard_in_dir(member: tarfile.TarInfo, root_fd: int, archive: str) -> None:
             if st is not None and stat.S_ISLNK(st.st_mode):
                 os.unlink(parts[-1], dir_fd=parent)   # replaced, never written through
             elif st is not None and stat.S_ISDIR(st.st_mode) and not member.isdir():
-                _refuse([(member.name, 'would replace a directory extracted before it')], archive)
+                _refuse([(member.name, REPLACES_A_DIRECTORY)], archive)
         finally:
             os.close(parent)
     if member.islnk():

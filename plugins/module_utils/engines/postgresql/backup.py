@@ -746,20 +746,19 @@ class PostgresEngine(Engine):
                 'artifact': {'tables': counts[0] + counts[1], 'data_tables': counts[2] - counts[3]}}
 
     def _verify_base(self, manifest: Manifest) -> Dict[str, Any]:
-        import tarfile
-        from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe import extract_all
+        from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe import extract_all, read_stream
         left: Dict[str, Any] = {}
         # The base backup decrypted and extracted: plaintext, in a private scratch directory (common/scratch.py).
         with scratch('pg-verify', left, module='backup_verify') as held:
             # a directory of its own: pg_verifybackup flags every file the backup_manifest does not list
             workdir = held.file('base')
             os.mkdir(workdir, 0o700)
-            try:
-                with open_artifact(manifest, self.identities) as source:
-                    with tarfile.open(fileobj=source, mode='r|') as tar:
-                        extract_all(tar, workdir, archive=manifest.path)
-            except (tarfile.TarError, EOFError) as exc:
-                raise IntegrityError('%s is not a complete tar archive: %s' % (manifest.path, exc), path=manifest.path)
+            # read_stream: a base backup that stops parsing midway is refused here (pg_verifybackup ran on the members
+            # before the bad block, and a backup_manifest listing only them passed it)
+            with open_artifact(manifest, self.identities) as source:
+                with read_stream(source, manifest.path, what='Base backup',
+                                 outcome='pg_verifybackup was not run.') as tar:
+                    extract_all(tar, workdir, archive=manifest.path)
             embedded = read_backup_manifest(manifest)
             if embedded is not None and not os.path.exists(os.path.join(workdir, 'backup_manifest')):
                 with open(os.path.join(workdir, 'backup_manifest'), 'wb') as handle:

@@ -38,7 +38,6 @@ import shlex
 import shutil
 import socket
 import stat
-import tarfile
 import time
 import uuid
 from typing import Any, Dict, List, Optional, Tuple
@@ -62,7 +61,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.restore.plan i
     Restorer, RestoreRequest, Timer, select_chain)
 from ansible_collections.opsready.operations.plugins.module_utils.files.safeio import (
     ClusterDir, UnsafeFileError, open_directory, open_regular_stream, read_regular, uid_name)
-from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe import extract_all
+from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe import extract_all, read_stream
 
 START_TIMEOUT = 600
 CONF_LIMIT = 16 * 1024 * 1024
@@ -235,14 +234,14 @@ def _make_private_dir(path: str, what: str) -> int:
 def _extract_base(manifest: Manifest, staging: str, identities: Optional[List[Any]] = None) -> None:
     fd = _make_private_dir(staging, 'PITR staging directory')
     try:
-        try:
-            with open_artifact(manifest, identities) as source:
-                with tarfile.open(fileobj=source, mode='r|') as tar:
-                    # through the descriptor: a rename of ``staging`` (or a link put at its name) changes nothing
-                    extract_all(tar, '/proc/self/fd/%d' % fd, archive=manifest.path, dest_fd=fd)
-        except (tarfile.TarError, EOFError) as exc:
-            raise IntegrityError('Base backup %s is not a complete tar archive: %s' % (manifest.id, exc),
-                                 path=manifest.path)
+        # read_stream: a base backup that stops parsing midway (its checksum matching a rewritten manifest) was taken
+        # as ending there; with PG_VERSION among the first members, the server was started on the partial data
+        # directory. It is refused here: the caller removes the staging directory, datadir is untouched.
+        with open_artifact(manifest, identities) as source:
+            with read_stream(source, manifest.path, what='Base backup',
+                             outcome='No server was started.') as tar:
+                # through the descriptor: a rename of ``staging`` (or a link put at its name) changes nothing
+                extract_all(tar, '/proc/self/fd/%d' % fd, archive=manifest.path, dest_fd=fd)
         try:
             found = os.stat('PG_VERSION', dir_fd=fd, follow_symlinks=False)
         except FileNotFoundError:
