@@ -394,7 +394,7 @@ seconds:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.opsready.operations.plugins.module_utils.common.results import no_path_info
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
 from ansible_collections.opsready.operations.plugins.module_utils.backup import retention
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.urlsecrets import url_secrets

@@ -189,7 +189,7 @@ import contextlib
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.opsready.operations.plugins.module_utils.common.results import no_path_info
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import read_only
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_jobs import describe
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError

@@ -186,7 +186,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.opsready.operations.plugins.module_utils.common.results import no_path_info
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
 from ansible_collections.opsready.operations.plugins.module_utils.backup import retention
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_prune import prune
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError

@@ -224,7 +224,7 @@ errors:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.opsready.operations.plugins.module_utils.common.results import no_path_info
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
 from ansible_collections.opsready.operations.plugins.module_utils.common import crypto_guard
 from ansible_collections.opsready.operations.plugins.module_utils.certs import inventory
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError

@@ -508,7 +508,7 @@ import importlib.util
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.opsready.operations.plugins.module_utils.common.results import no_path_info
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
 from ansible_collections.opsready.operations.plugins.module_utils.common import crypto_guard
 from ansible_collections.opsready.operations.plugins.module_utils.certs import acme_renewal, renewal
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError

@@ -284,7 +284,7 @@ import traceback  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.opsready.operations.plugins.module_utils.common.results import no_path_info  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.engines.registry import FAILOVER_ENGINES  # noqa: E402

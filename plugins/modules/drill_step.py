@@ -340,7 +340,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.opsready.operations.plugins.module_utils.common.results import no_path_info
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.drill import scratch, steps

@@ -245,7 +245,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.opsready.operations.plugins.module_utils.common.results import no_path_info
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
 from ansible_collections.opsready.operations.plugins.module_utils.backup import jobs, retention
 from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
 from ansible_collections.opsready.operations.plugins.module_utils.common import crypto_guard

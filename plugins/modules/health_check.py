@@ -510,7 +510,7 @@ import copy
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.opsready.operations.plugins.module_utils.common.results import no_path_info
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.health import assess, checks, metrics
 from ansible_collections.opsready.operations.plugins.module_utils.health import insights_check, replication_check

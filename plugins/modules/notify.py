@@ -240,7 +240,7 @@ from typing import Any, Dict, List  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.opsready.operations.plugins.module_utils.common.results import no_path_info  # noqa: E402
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.notify import deliver  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.notify.event import JOBS, Event  # noqa: E402

@@ -113,7 +113,7 @@ now:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.opsready.operations.plugins.module_utils.common.results import no_path_info
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import parse_time, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.patching.gate import evaluate, validate_window

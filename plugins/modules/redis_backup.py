@@ -116,7 +116,7 @@ skipped_fresh:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.opsready.operations.plugins.module_utils.common.results import no_path_info
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
 from ansible_collections.opsready.operations.plugins.module_utils.backup import retention_spec
 from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import run_backup
 from ansible_collections.opsready.operations.plugins.module_utils.common import crypto_guard, encryption

@@ -231,7 +231,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.opsready.operations.plugins.module_utils.common.results import no_path_info
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
     check_decryptable, verify_checksums)
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import of_origin

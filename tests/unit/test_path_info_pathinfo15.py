@@ -4,7 +4,7 @@ tests/integration/test_path_info_pathinfo15.py).
 ansible-core's ``exit_json``/``fail_json`` describe a result's ``path`` (else ``dest``) by looking the name up as
 root: through every link on the way, and with ``$NAME``/``~`` expanded in part of the lookup. Nearly every refusal of
 the collection carries ``path=``/``dest=`` (an ``OpsReadyError``'s details), so each module calls
-``common.results.no_path_info`` on its ``AnsibleModule`` before anything else can end the run; a new module that
+``common.errors.no_path_info`` on its ``AnsibleModule`` before anything else can end the run; a new module that
 forgets it fails here.
 
 Failed on the old code: the source check for all 37 modules (34 never called it, the 3 safe_* ones a copy in safeio)
@@ -21,7 +21,7 @@ import pytest
 from ansible.module_utils import basic
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.opsready.operations.plugins.module_utils.common.results import no_path_info
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
 
 MODULES = Path(__file__).resolve().parents[2] / 'plugins' / 'modules'
 ADDED = ('uid', 'gid', 'owner', 'group', 'mode', 'state', 'size', 'secontext')
@@ -62,11 +62,11 @@ def test_every_module_turns_path_info_off_right_after_making_its_module(path):
     assert made and len(constructions) == len(made), '%s: make the AnsibleModule in a plain assignment' % path.name
     for following, name in constructions:
         assert _is_no_path_info(following, name), (
-            '%s: call no_path_info(%s) (module_utils.common.results) right after making the AnsibleModule: '
+            '%s: call no_path_info(%s) (module_utils.common.errors) right after making the AnsibleModule: '
             'ansible-core would look up a result\'s path/dest as root, through links and with $NAME expanded'
             % (path.name, name))
     # the collection's one, not a look-alike
-    assert 'from ansible_collections.opsready.operations.plugins.module_utils.common.results import no_path_info' \
+    assert 'from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info' \
         in source, path.name
 
 
