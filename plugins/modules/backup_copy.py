@@ -394,6 +394,7 @@ seconds:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
 from ansible_collections.opsready.operations.plugins.module_utils.backup import retention
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.urlsecrets import url_secrets
@@ -480,6 +481,7 @@ def main():
         mutually_exclusive=[('account_key', 'sas_token', 'connection_string')],
         supports_check_mode=True,
     )
+    no_path_info(module)
     p = module.params
     # endpoint_url and account_url are not secret options, yet may carry credentials (a MinIO user:password@host,
     # an account SAS URL's sig=): starred in every output of the module, Ansible's invocation included

@@ -189,6 +189,7 @@ import contextlib
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import read_only
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_jobs import describe
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
@@ -209,6 +210,7 @@ def main():
         ),
         supports_check_mode=True,
     )
+    no_path_info(module)
     p = module.params
     if p['max_artifacts'] < -1:
         module.fail_json(msg='max_artifacts must be -1 (every manifest), 0 or more, not %d.' % p['max_artifacts'])

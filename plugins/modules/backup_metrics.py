@@ -104,6 +104,7 @@ breached:
 '''
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 from ansible_collections.opsready.operations.plugins.module_utils.health import backup_freshness
@@ -121,6 +122,7 @@ def main():
         ),
         supports_check_mode=True,
     )
+    no_path_info(module)
     p = module.params
     if not p['textfile'].endswith('.prom'):
         module.fail_json(msg='textfile %s must end in .prom: node_exporter reads only *.prom files.' % p['textfile'])

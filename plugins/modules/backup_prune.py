@@ -186,6 +186,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
 from ansible_collections.opsready.operations.plugins.module_utils.backup import retention
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_prune import prune
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
@@ -207,6 +208,7 @@ def main():
         required_one_of=[list(retention.KEEP_OPTIONS)],
         supports_check_mode=True,
     )
+    no_path_info(module)
     p = module.params
     try:
         policy = retention.Policy.from_params(p)

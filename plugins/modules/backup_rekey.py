@@ -119,6 +119,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
 from ansible_collections.opsready.operations.plugins.module_utils.backup import rekey
 from ansible_collections.opsready.operations.plugins.module_utils.common import crypto_guard, encryption
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
@@ -153,6 +154,7 @@ def main():
         required_one_of=[('identity', 'identity_file')],
         supports_check_mode=True,
     )
+    no_path_info(module)
     p = module.params
     crypto_guard.require(module, crypto_guard.ENCRYPTION_MINIMUM, 're-encrypting backups')
     try:

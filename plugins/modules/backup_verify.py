@@ -161,6 +161,7 @@ scratch_left:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
 from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import verify_path
 from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
 from ansible_collections.opsready.operations.plugins.module_utils.common import crypto_guard
@@ -185,6 +186,7 @@ def main():
     )
     module = AnsibleModule(argument_spec=argument_spec, mutually_exclusive=db_connection_mutually_exclusive(),
                            supports_check_mode=True)
+    no_path_info(module)
     p = module.params
     if p['deep'] and p['checksum_only']:
         module.fail_json(msg='deep=true and checksum_only=true contradict each other: deep runs the engine check on '

@@ -111,6 +111,7 @@ skipped_lines:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.health import capacity, history, thresholds
 
@@ -127,6 +128,7 @@ def main():
         ),
         supports_check_mode=True,
     )
+    no_path_info(module)
     p = module.params
     try:
         if p['horizon_days'] <= 0 or p['window_days'] <= 0 or p['min_samples'] < 2:

@@ -224,6 +224,7 @@ errors:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
 from ansible_collections.opsready.operations.plugins.module_utils.common import crypto_guard
 from ansible_collections.opsready.operations.plugins.module_utils.certs import inventory
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
@@ -247,6 +248,7 @@ def main():
         ),
         supports_check_mode=True,
     )
+    no_path_info(module)
     crypto_guard.require(module, crypto_guard.CERTS_MINIMUM, 'cert_info')
     p = module.params
     if not p['paths'] and not p['endpoints']:

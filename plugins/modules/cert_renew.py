@@ -508,6 +508,7 @@ import importlib.util
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
 from ansible_collections.opsready.operations.plugins.module_utils.common import crypto_guard
 from ansible_collections.opsready.operations.plugins.module_utils.certs import acme_renewal, renewal
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
@@ -583,6 +584,7 @@ def main():
         required_if=[('include_chain', True, ('ca_cert',)), ('privatekey_cipher', 'auto', ('privatekey_passphrase',))],
         supports_check_mode=True,
     )
+    no_path_info(module)
     crypto_guard.require(module, crypto_guard.CERTS_MINIMUM, 'cert_renew')
     p = module.params
     if p['acme']:

@@ -294,6 +294,7 @@ skipped_fresh:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
 from ansible_collections.opsready.operations.plugins.module_utils.backup import retention_spec
 from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import run_backup
 from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
@@ -336,6 +337,7 @@ def main():
         required_if=[('encrypt', True, ['recipients'])],
         supports_check_mode=True,
     )
+    no_path_info(module)
     p = module.params
     for option in ('threads', 'min_interval', 'wait_timeout', 'connect_timeout'):
         if p[option] is not None and p[option] < 0:

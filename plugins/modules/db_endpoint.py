@@ -116,6 +116,7 @@ import traceback  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.replication import endpoint  # noqa: E402
@@ -138,6 +139,7 @@ def main():
         required_if=[('kind', 'haproxy', ['backend']), ('reload', 'command', ['reload_command'])],
         supports_check_mode=True,
     )
+    no_path_info(module)
     p = module.params
     runner = ToolRunner()
     try:

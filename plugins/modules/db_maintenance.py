@@ -313,6 +313,7 @@ failures:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import (
     connection_from_params, db_connection_argument_spec, db_connection_mutually_exclusive)
@@ -358,6 +359,7 @@ def main():
         mutually_exclusive=db_connection_mutually_exclusive(),
         supports_check_mode=True,
     )
+    no_path_info(module)
     p = module.params
     for option in ('vacuum_threshold', 'analyze_threshold', 'bloat_threshold', 'min_size_mb',
                    'fragmentation_threshold', 'reorganize_threshold', 'rebuild_threshold', 'statement_timeout'):

@@ -610,6 +610,7 @@ encrypted:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
 from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
 from ansible_collections.opsready.operations.plugins.module_utils.common import crypto_guard
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
@@ -651,6 +652,7 @@ def main():
         required_one_of=[['database', 'datadir']],
         supports_check_mode=True,
     )
+    no_path_info(module)
     p = module.params
     try:
         stop_at = parse_time(p['stop_at'], 'stop_at') if p['stop_at'] else None

@@ -228,6 +228,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 from ansible_collections.opsready.operations.plugins.module_utils.drill import report as drill
@@ -259,6 +260,7 @@ def main():
         ),
         supports_check_mode=True,
     )
+    no_path_info(module)
     p = module.params
     if p['history_limit'] < 1:
         module.fail_json(msg='history_limit must be 1 or more, not %d.' % p['history_limit'])

@@ -340,6 +340,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.drill import scratch, steps
@@ -386,6 +387,7 @@ def main():
                                         ('step', 'mark', ['database', 'datadir'], True),
                                         ('step', 'fileset', ['backup_dir', 'fileset', 'scratch_root'])],
                            supports_check_mode=True)
+    no_path_info(module)
     p = module.params
     now = isoformat(utcnow())
     result = dict(changed=False, name=p['step'], started=now, finished=now, seconds=0.0, ok=False, result=None,

@@ -245,6 +245,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
 from ansible_collections.opsready.operations.plugins.module_utils.backup import jobs, retention
 from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
 from ansible_collections.opsready.operations.plugins.module_utils.common import crypto_guard
@@ -289,6 +290,7 @@ def main():
         required_if=[('encrypt', True, ['recipients'])],
         supports_check_mode=True,
     )
+    no_path_info(module)
     p = module.params
     if p['encrypt']:
         crypto_guard.require(module, crypto_guard.ENCRYPTION_MINIMUM, 'encrypted archives')

@@ -244,6 +244,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
 from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
 from ansible_collections.opsready.operations.plugins.module_utils.common import crypto_guard
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
@@ -264,6 +265,7 @@ def main():
         ),
         supports_check_mode=True,
     )
+    no_path_info(module)
     p = module.params
     if p['artifact'] and os.path.isfile(p['src']):
         module.fail_json(msg='artifact names an archive inside a backup directory; src is already an archive.')

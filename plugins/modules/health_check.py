@@ -510,6 +510,7 @@ import copy
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.health import assess, checks, metrics
 from ansible_collections.opsready.operations.plugins.module_utils.health import insights_check, replication_check
@@ -539,6 +540,7 @@ def main():
         ),
         supports_check_mode=True,
     )
+    no_path_info(module)
     p = module.params
     # An http check's URL may carry a token (?api_key=...): Ansible echoes the arguments as the result's
     # invocation, so the URLs there are shown redacted, and the tokens join the values Ansible masks everywhere

@@ -245,6 +245,7 @@ import concurrent.futures
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.health import alerts, incidents
 
@@ -339,6 +340,7 @@ def main():
                             ['changes', 'description'], ['changes', 'note']],
         supports_check_mode=True,
     )
+    no_path_info(module)
     p = module.params
     batch = p['changes'] is not None
     if batch:

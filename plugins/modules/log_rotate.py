@@ -311,6 +311,7 @@ import pwd
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.files.safeio import displayable
 from ansible_collections.opsready.operations.plugins.module_utils.logrotate.plan import Policy
@@ -415,6 +416,7 @@ def main():
         required_by=dict(minsize=('interval',)),
         supports_check_mode=True,
     )
+    no_path_info(module)
     p = module.params
     if p['mode'] != 'create':
         for option in ('create_mode', 'create_owner', 'create_group'):

@@ -240,6 +240,7 @@ from typing import Any, Dict, List  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.notify import deliver  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.notify.event import JOBS, Event  # noqa: E402
@@ -292,6 +293,7 @@ def main() -> None:
         required_by={'job': ('name', 'outcome'), 'name': 'job', 'outcome': 'job'},
         supports_check_mode=True,
     )
+    no_path_info(module)
     p = module.params
     dry = module.check_mode
     result: Dict[str, Any] = dict(changed=False, notifications=[], undelivered=0)

@@ -250,6 +250,7 @@ duration_seconds:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.patching.run import Options, patch
 
@@ -278,6 +279,7 @@ def main():
         ),
         supports_check_mode=True,
     )
+    no_path_info(module)
     p = module.params
     opts = Options(backend=p['backend'], mode=p['mode'], security_only=p['security_only'],
                    security_pattern=p['security_pattern'], hold=p['hold'], only=p['only'],

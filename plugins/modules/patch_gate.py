@@ -113,6 +113,7 @@ now:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import parse_time, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.patching.gate import evaluate, validate_window
@@ -135,6 +136,7 @@ def main():
         required_by={'backup_sets': 'max_backup_age_seconds'},
         supports_check_mode=True,
     )
+    no_path_info(module)
     p = module.params
     try:
         for window in p['blackout_windows']:

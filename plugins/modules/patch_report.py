@@ -88,6 +88,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.patching import report
 
@@ -106,6 +107,7 @@ def main():
         required_if=[('state', 'started', ['hosts']), ('state', 'recorded', ['host', 'entry'])],
         supports_check_mode=True,
     )
+    no_path_info(module)
     p = module.params
     try:
         if p['state'] == 'started':

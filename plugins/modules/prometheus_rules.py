@@ -143,6 +143,7 @@ import stat
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import atomic_write_text
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
@@ -176,6 +177,7 @@ def main():
         ),
         supports_check_mode=True,
     )
+    no_path_info(module)
     p = module.params
     dest = p['dest']
     result = {'changed': False, 'dest': dest, 'validated': False}

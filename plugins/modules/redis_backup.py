@@ -116,6 +116,7 @@ skipped_fresh:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
 from ansible_collections.opsready.operations.plugins.module_utils.backup import retention_spec
 from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import run_backup
 from ansible_collections.opsready.operations.plugins.module_utils.common import crypto_guard, encryption
@@ -145,6 +146,7 @@ def main():
     )
     module = AnsibleModule(argument_spec=argument_spec, required_if=[('encrypt', True, ['recipients'])],
                            supports_check_mode=True)
+    no_path_info(module)
     p = module.params
     for option in ('threads', 'min_interval', 'connect_timeout'):
         if p[option] is not None and p[option] < 0:

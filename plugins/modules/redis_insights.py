@@ -99,6 +99,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import atomic_write_text
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.engines.redis import insights
@@ -122,6 +123,7 @@ def main():
         fail_on=dict(type='str', choices=list(FAIL_ON), default='never'),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    no_path_info(module)
     p = module.params
     thresholds = dict(insights.DEFAULT_THRESHOLDS)
     unknown = sorted(set(p['thresholds']) - set(thresholds))

@@ -231,6 +231,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
     check_decryptable, verify_checksums)
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import of_origin
@@ -406,6 +407,7 @@ def main():
         required_if=[('target', 'file', ['dest'])],
         supports_check_mode=True,
     )
+    no_path_info(module)
     p = module.params
     try:
         identities = encryption.load_identities(p['identity'], p['identity_file'])

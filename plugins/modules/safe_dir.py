@@ -78,6 +78,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 
@@ -86,7 +87,7 @@ def main():
     module = AnsibleModule(argument_spec=dict(path=dict(type='str', required=True), mode=dict(type='str'),
                                               purpose=dict(type='str', default='files')),
                            supports_check_mode=True)
-    safeio.no_path_info(module)
+    no_path_info(module)
     path = module.params['path'] = safeio.path_option(module.params['path'])
     if not os.path.isabs(path):
         module.fail_json(msg='path must be absolute, not %r.' % path)

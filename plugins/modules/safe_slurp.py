@@ -94,6 +94,7 @@ import base64
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.files import safe_read
 
@@ -107,6 +108,7 @@ def main():
         ),
         supports_check_mode=True,
     )
+    no_path_info(module)
     p = module.params
     if p['max_size'] < 0:
         module.fail_json(msg='max_size must be 0 or more (bytes): got %d.' % p['max_size'])

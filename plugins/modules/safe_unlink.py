@@ -74,6 +74,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 
@@ -82,7 +83,7 @@ def main():
     module = AnsibleModule(argument_spec=dict(path=dict(type='str', required=True),
                                               within=dict(type='str', required=True)),
                            supports_check_mode=True)
-    safeio.no_path_info(module)
+    no_path_info(module)
     path = module.params['path'] = safeio.path_option(module.params['path'])
     within = module.params['within'] = safeio.path_option(module.params['within'])
     for option, value in (('within', within), ('path', path)):

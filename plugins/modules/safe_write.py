@@ -136,6 +136,7 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 
@@ -183,7 +184,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    safeio.no_path_info(module)
+    no_path_info(module)
     p = module.params
     p['dest'] = safeio.path_option(p['dest'])
     if not os.path.isabs(p['dest']):

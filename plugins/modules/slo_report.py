@@ -188,6 +188,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.urlsecrets import redact_url, url_secrets
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
@@ -216,6 +217,7 @@ def main():
         ),
         supports_check_mode=True,
     )
+    no_path_info(module)
     p = module.params
     prometheus_url = p['prometheus_url']
     if prometheus_url:

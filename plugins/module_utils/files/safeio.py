@@ -79,15 +79,6 @@ def validate_argv(command: str, candidate: str) -> List[str]:
     return [os.path.expanduser(os.path.expandvars(arg)).replace('%s', candidate) for arg in shlex.split(command)]
 
 
-def no_path_info(module: Any) -> None:
-    """Stop ansible-core's ``exit_json``/``fail_json`` from describing the result's ``path``/``dest`` (its
-    ``add_path_info``): it looks the name up as root through every link on the way (its owner, mode, size and kind:
-    those of the file a planted link leads to, in a refusal of that very link) and with ``$NAME`` expanded (a
-    module that wrote a file named ``$HOME`` then crashed on ``.../root``). A root-safe module reports what it did
-    in its own keys."""
-    module.add_path_info = lambda kwargs: kwargs
-
-
 def literal_path(path: str, what: str, directory: bool = False) -> None:
     """Refuse ``path`` when a lexical clean-up (``os.path.abspath``, which every walker here starts with) would make it
     name another file than the kernel would: a ``..`` component (``dir/link/..`` is the parent of the link's target
