@@ -694,11 +694,11 @@ def no_owner_grant_warnings(props: Dict[str, Any], no_owner: bool, target: str) 
         return []
     public = [PRIVILEGES.get(str(i.get('privilege')), str(i.get('privilege')))
               for i in props.get('acl') or [] if i.get('grantee') is None]
+    roles = ', '.join('%s (%s)' % (role, ', '.join(privs)) for role, privs in held.items())
     return ['no_owner=true: the database-level grants of %s were not restored (no_owner restores no role\'s grants); '
             'PUBLIC has %s on database %s as backed up. Those roles cannot use the database through these grants '
             'now: grant them again (GRANT ... ON DATABASE %s TO ...) if the roles here are the ones meant, or restore '
-            'without no_owner.' % (', '.join('%s (%s)' % (role, ', '.join(privs)) for role, privs in held.items()),
-                                    ', '.join(public) if public else 'no privilege', target, target)]
+            'without no_owner.' % (roles, ', '.join(public) if public else 'no privilege', target, target)]
 
 
 def setting_role_warnings(props: Dict[str, Any], existing_roles: Sequence[str], where: str) -> List[str]:
