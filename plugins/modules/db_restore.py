@@ -56,8 +56,14 @@ description:
   - "PostgreSQL, logical, the database's own event triggers: a superuser's load runs with
     C(session_replication_role=replica), so an event trigger the dump creates (a DDL freeze, a DDL audit log) neither
     refuses nor logs the load's later statements (C(REFRESH MATERIALIZED VIEW)); they stay disabled while the restore
-    sets what pg_dump does not carry in the copy, and get their own state back before the swap. One set to
-    C(ENABLE ALWAYS) or C(ENABLE REPLICA) still fires during the load (C(REFRESH MATERIALIZED VIEW))."
+    sets what pg_dump does not carry in the copy, and get their own state back (C(ENABLE), C(ENABLE REPLICA),
+    C(ENABLE ALWAYS)) before the swap. On PostgreSQL 17 and later every session of a superuser's restore in the copy
+    and the target starts with C(event_triggers=off): no event trigger of any mode fires on them, login triggers
+    included. Before PostgreSQL 17 no setting silences them all: one set to C(ENABLE REPLICA) or C(ENABLE ALWAYS)
+    (a logical subscriber's DDL guard) fires at the load's C(REFRESH MATERIALIZED VIEW), which pg_dump puts after
+    C(CREATE EVENT TRIGGER) (a guard that refuses DDL fails the restore with its message, nothing changed; an
+    audit trigger logs the refresh); set it C(ENABLE) or disable it in the source before the backup, or restore
+    on PostgreSQL 17+."
   - "PostgreSQL, logical: the roles the backup refers to (owners, grantees, roles of row-level security
     policies) are looked up on the target server first; missing ones stop the restore before anything is
     created, naming them."
@@ -208,8 +214,11 @@ options:
       - Allow replacing an existing target that holds data (a non-empty file).
       - PostgreSQL, a database holding anything created in it (tables, views, sequences, schemas, functions,
         types, large objects, operators, collations, text search objects, casts, event triggers, publications,
-        foreign servers); extensions alone (and their members) do not count, so a database prepared with
-        C(CREATE EXTENSION) is filled without O(replace).
+        foreign servers, default privileges, access methods, languages, transforms) or configured by a DBA (the
+        V(public) schema's owner, grants or comment changed from what a new database of the server gets, database
+        settings C(ALTER DATABASE ... SET) or C(ALTER ROLE ... IN DATABASE ... SET), a database comment or security
+        label); extensions alone (and their members) do not count, so a database prepared with C(CREATE EXTENSION)
+        (or created with an owner) is filled without O(replace).
     type: bool
     default: false
   jobs:
@@ -220,7 +229,10 @@ options:
     description:
       - PostgreSQL logical restores, C(--no-owner --no-privileges) (restore into a server that lacks the roles).
         The database's owner and the roles' entries of its ACL are not set either; what PUBLIC may do on it
-        (C(CONNECT), C(TEMPORARY)) is set as backed up, so a database closed to PUBLIC stays closed. Roles named by
+        (C(CONNECT), C(TEMPORARY)) is set as backed up, so a database closed to PUBLIC stays closed, and
+        RV(restore_warnings) names each role whose database grants were left out (a role that connected through its
+        own C(CONNECT) grant cannot connect to the restored database until it is granted again; a role of that name
+        on this server need not be the one meant, so no_owner does not grant it). Roles named by
         row-level security policies must still exist; when they do not, the restore stops before loading and names
         them.
       - A plain-format (SQL script) backup cannot be restored without its owners and grants (psql runs the script

@@ -166,17 +166,6 @@ def create_roles(server: PostgresServer) -> None:
 
 
 @pytest.fixture(scope='module')
-def pg() -> Iterator[PostgresServer]:
-    server = PostgresServer()
-    try:
-        server.start()
-        create_roles(server)
-        yield server
-    finally:
-        server.cleanup()
-
-
-@pytest.fixture(scope='module')
 def source(pg: PostgresServer) -> Iterator[str]:
     # An odd name: spaces, a quote, non-ASCII (every statement of the restore must quote it).
     name = 'Fid Src "ü" %s' % uuid.uuid4().hex[:6]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Iterator
 
 import pytest
 
@@ -29,18 +28,12 @@ SCHEMA = 'S10 sch\nema -x=y "q"'
 GRANTEES = 1000   # each a GRANT in the schema's ACL entry: one transaction long enough to lose the race every time
 
 
-@pytest.fixture(scope='module')
-def pg() -> Iterator[PostgresServer]:
-    server = PostgresServer()
-    try:
-        server.start()
-        roles = (OWNER, TABLE_OWNER, GRANTOR, READER, EXT_OWNER, MEMBER_OWNER)
-        server.sql(''.join('CREATE ROLE %s;' % qi(r) for r in roles))
-        server.sql("DO $$BEGIN FOR i IN 1..%d LOOP EXECUTE format('CREATE ROLE %%I', 'acl10_g' || i); END LOOP; "
-                   "END$$" % GRANTEES)
-        yield server
-    finally:
-        server.cleanup()
+def pg_setup(server: PostgresServer) -> None:
+    """This file's roles, created by the shared ``pg`` fixture (tests/fidelity/conftest.py) in place of the usual."""
+    roles = (OWNER, TABLE_OWNER, GRANTOR, READER, EXT_OWNER, MEMBER_OWNER)
+    server.sql(''.join('CREATE ROLE %s;' % qi(r) for r in roles))
+    server.sql("DO $$BEGIN FOR i IN 1..%d LOOP EXECUTE format('CREATE ROLE %%I', 'acl10_g' || i); END LOOP; "
+               "END$$" % GRANTEES)
 
 
 # -- parallel pg_restore and grant-option chains ------------------------------------------------------------------

@@ -16,31 +16,13 @@ that differ only in case, and a database that freezes its own DDL.
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from tests.fidelity.test_postgresql import (
-    assert_same, backup, create_roles, data_checksums, leftovers, play, qi, restore, schema_dump, snapshot)
-from tests.fidelity.test_postgresql import conn as pg_conn
+    assert_same, backup, data_checksums, leftovers, qi, restore, schema_dump, snapshot)
+from tests.fidelity.conftest import check_restore
 from tests.harness.servers import PostgresServer
-
-
-@pytest.fixture(scope='module')
-def pg() -> Iterator[PostgresServer]:
-    server = PostgresServer()
-    try:
-        server.start()
-        create_roles(server)
-        yield server
-    finally:
-        server.cleanup()
-
-
-def check_restore(tmp_path: Path, server: PostgresServer, dest: Path, **options):
-    return play(tmp_path, [{'name': 'restore', 'check_mode': True, 'opsready.operations.db_restore': dict(
-        pg_conn(server), engine='postgresql', src=str(dest), **options)}], server)
 
 
 def drop(server: PostgresServer, *names: str) -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import uuid
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -30,17 +29,6 @@ from tests.harness.servers import PostgresServer
 
 FORMATS = ('custom', 'plain', 'directory')
 LOCALE = 'de_DE.UTF-8'   # scripts/setup.sh --test generates it
-
-
-@pytest.fixture(scope='module')
-def pg() -> Iterator[PostgresServer]:
-    server = PostgresServer()
-    try:
-        server.start()
-        create_roles(server)
-        yield server
-    finally:
-        server.cleanup()
 
 
 def has_locale(server: PostgresServer, locale: str) -> bool:

@@ -22,26 +22,15 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 from tests.fidelity.test_postgresql import (
-    assert_same, backup, create_roles, data_checksums, database_properties, leftovers, qi, ql, restore, snapshot)
+    assert_same, backup, data_checksums, database_properties, leftovers, qi, ql, restore, snapshot)
 from tests.harness.servers import PostgresServer
 
 FORMATS = ('custom', 'plain', 'directory')
-
-
-@pytest.fixture(scope='module')
-def pg() -> Iterator[PostgresServer]:
-    server = PostgresServer()
-    try:
-        server.start()
-        create_roles(server)
-        yield server
-    finally:
-        server.cleanup()
 
 
 class _Env(dict):

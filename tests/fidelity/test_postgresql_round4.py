@@ -23,21 +23,10 @@ from typing import Iterator
 
 import pytest
 
-from tests.fidelity.test_postgresql import backup, create_roles, leftovers, qi, ql, restore
+from tests.fidelity.test_postgresql import backup, leftovers, qi, ql, restore
 from tests.fidelity.test_postgresql_round3 import FORMATS, roundtrip
 from tests.harness.playbook import run_playbook
 from tests.harness.servers import PostgresServer
-
-
-@pytest.fixture(scope='module')
-def pg() -> Iterator[PostgresServer]:
-    server = PostgresServer()
-    try:
-        server.start()
-        create_roles(server)
-        yield server
-    finally:
-        server.cleanup()
 
 
 def drop_databases(server: PostgresServer, *names: str) -> None:

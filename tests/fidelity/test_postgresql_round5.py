@@ -20,20 +20,12 @@ from typing import Iterator
 
 import pytest
 
-from tests.fidelity.test_postgresql import backup, create_roles, leftovers, qi, ql, restore
+from tests.fidelity.test_postgresql import backup, leftovers, qi, ql, restore
 from tests.fidelity.test_postgresql_round4 import drop_databases, raw_properties
 from tests.harness.servers import PostgresServer
 
 
-@pytest.fixture(scope='module')
-def pg() -> Iterator[PostgresServer]:
-    server = PostgresServer(extra_conf={'wal_level': 'logical'})   # the publisher's slot
-    try:
-        server.start()
-        create_roles(server)
-        yield server
-    finally:
-        server.cleanup()
+PG_EXTRA_CONF = {'wal_level': 'logical'}   # the publisher's slot (the shared pg fixture reads it)
 
 
 def drop_subscriptions(server: PostgresServer, name: str) -> None:

@@ -18,20 +18,9 @@ from typing import Iterator
 
 import pytest
 
-from tests.fidelity.test_postgresql import assert_same, backup, create_roles, qi, restore, snapshot
+from tests.fidelity.test_postgresql import assert_same, backup, qi, restore, snapshot
 from tests.fidelity.test_postgresql_round4 import drop_databases
 from tests.harness.servers import PostgresServer
-
-
-@pytest.fixture(scope='module')
-def pg() -> Iterator[PostgresServer]:
-    server = PostgresServer()
-    try:
-        server.start()
-        create_roles(server)
-        yield server
-    finally:
-        server.cleanup()
 
 
 FUNCTION_ATTRS = ("SELECT p.oid::regprocedure::text, p.provolatile::text, p.proisstrict::text, "

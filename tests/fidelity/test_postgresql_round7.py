@@ -23,20 +23,9 @@ from typing import Iterator
 import pytest
 
 from tests.fidelity.test_postgresql import (
-    FORMATS, assert_same, backup, create_roles, leftovers, qi, ql, restore, snapshot)
+    FORMATS, assert_same, backup, leftovers, qi, ql, restore, snapshot)
 from tests.fidelity.test_postgresql_round4 import drop_databases
 from tests.harness.servers import PostgresServer
-
-
-@pytest.fixture(scope='module')
-def pg() -> Iterator[PostgresServer]:
-    server = PostgresServer()
-    try:
-        server.start()
-        create_roles(server)
-        yield server
-    finally:
-        server.cleanup()
 
 
 # -- relations an extension owns --------------------------------------------------------------------------------

@@ -20,26 +20,11 @@ from typing import Iterator
 import pytest
 
 from tests.fidelity.test_postgresql import (
-    FORMATS, assert_same, backup, create_roles, leftovers, play, qi, ql, restore, snapshot)
+    FORMATS, assert_same, backup, leftovers, play, qi, ql, restore, snapshot)
 from tests.fidelity.test_postgresql import conn as pg_conn
 from tests.fidelity.test_postgresql_round4 import drop_databases
+from tests.fidelity.conftest import check_restore
 from tests.harness.servers import PostgresServer
-
-
-@pytest.fixture(scope='module')
-def pg() -> Iterator[PostgresServer]:
-    server = PostgresServer()
-    try:
-        server.start()
-        create_roles(server)
-        yield server
-    finally:
-        server.cleanup()
-
-
-def check_restore(tmp_path: Path, server: PostgresServer, dest: Path, **options):
-    return play(tmp_path, [{'name': 'restore', 'check_mode': True, 'opsready.operations.db_restore': dict(
-        pg_conn(server), engine='postgresql', src=str(dest), **options)}], server)
 
 
 # -- a per-database setting of a role the target lacks ---------------------------------------------------------

@@ -14,31 +14,14 @@ from __future__ import annotations
 import json
 import uuid
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from tests.fidelity.test_postgresql import (
-    FORMATS, assert_same, backup, create_roles, leftovers, play, qi, ql, restore, snapshot)
-from tests.fidelity.test_postgresql import conn as pg_conn
+    FORMATS, assert_same, backup, leftovers, qi, ql, restore, snapshot)
 from tests.fidelity.test_postgresql_round4 import drop_databases
+from tests.fidelity.conftest import check_restore
 from tests.harness.servers import PostgresServer
-
-
-@pytest.fixture(scope='module')
-def pg() -> Iterator[PostgresServer]:
-    server = PostgresServer()
-    try:
-        server.start()
-        create_roles(server)
-        yield server
-    finally:
-        server.cleanup()
-
-
-def check_restore(tmp_path: Path, server: PostgresServer, dest: Path, **options):
-    return play(tmp_path, [{'name': 'restore', 'check_mode': True, 'opsready.operations.db_restore': dict(
-        pg_conn(server), engine='postgresql', src=str(dest), **options)}], server)
 
 
 def edit_manifests(dest: Path, change) -> None:

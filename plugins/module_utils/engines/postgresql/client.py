@@ -37,7 +37,7 @@ import select
 import shutil
 import subprocess  # nosec B404 # argv lists via the runner, never a shell
 import time
-from typing import IO, Dict, Iterator, List, Optional, Tuple, cast
+from typing import IO, Dict, Iterator, List, Optional, Set, Tuple, cast
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError, ToolError
 from ansible_collections.opsready.operations.plugins.module_utils.common.runner import ToolRunner
@@ -99,6 +99,13 @@ def csv_rows(out: str) -> List[List[str]]:
     return [row for row in csv.reader(io.StringIO(out)) if row]
 
 
+# PostgreSQL 17's switch for every event trigger of a session (a superuser's setting): whatever their enable mode
+# (ENABLE REPLICA and ENABLE ALWAYS fire under session_replication_role=replica), login triggers included, which fire
+# on the connection itself, before any statement could disable them.
+EVENT_TRIGGERS_OFF = '-c event_triggers=off'
+EVENT_TRIGGERS_OFF_SINCE = 170000   # server_version_num
+
+
 class PostgresClient(ToolClient):
     """One PostgreSQL endpoint (``ConnectionParams``) as the client programs reach it.
 
@@ -120,6 +127,10 @@ class PostgresClient(ToolClient):
         self.catalog_only = catalog_only
         self._bins: Dict[str, str] = {}
         self._versions: Dict[str, str] = {}
+        # Databases whose sessions of this client start with event triggers off (PostgreSQL 17+, superuser: a
+        # restore's copy and target, so that neither their DDL triggers of any enable mode nor their login
+        # triggers fire on the restore's own sessions); filled by the caller that knows both.
+        self.quiet_databases: Set[str] = set()
 
     # -- programs ------------------------------------------------------------------------------------
     def find_tool(self, name: str) -> Optional[str]:
@@ -174,6 +185,8 @@ class PostgresClient(ToolClient):
             options.append('-c lock_timeout=%ds' % max(1, self.limits.lock_timeout))
             if self.limits.statement_timeout:
                 options.append('-c statement_timeout=%ds' % self.limits.statement_timeout)
+        if database in self.quiet_databases:
+            options.append(EVENT_TRIGGERS_OFF)
         if options:
             env['PGOPTIONS'] = ' '.join(options)
         # PGDATABASE is taken as the name only (never parsed as a connection string or an option), but the

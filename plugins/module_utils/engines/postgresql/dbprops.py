@@ -675,6 +675,32 @@ def unknown_privilege_warnings(props: Dict[str, Any], no_owner: bool) -> List[st
     return out
 
 
+def no_owner_grant_warnings(props: Dict[str, Any], no_owner: bool, target: str) -> List[str]:
+    """Under ``no_owner`` the roles' entries of the recorded database ACL are not granted (``apply_statements``):
+    a role of the target server with the same name need not be the same principal (no_owner is for a server whose
+    roles are not the source's: a drill's scratch server, another team's), and granting it CONNECT could open the
+    database to whoever holds the name there. But PUBLIC's part is applied, so a role that connected through its own
+    grant while PUBLIC was shut out is shut out now, silently but for this warning: one per restore, naming each
+    role and what it had."""
+    if not no_owner:
+        return []
+    held: Dict[str, List[str]] = {}
+    for item in props.get('acl') or []:
+        grantee = item.get('grantee')
+        privilege = PRIVILEGES.get(str(item.get('privilege')), str(item.get('privilege')))
+        if grantee is not None and privilege not in held.setdefault(grantee, []):
+            held[grantee].append(privilege)
+    if not held:
+        return []
+    public = [PRIVILEGES.get(str(i.get('privilege')), str(i.get('privilege')))
+              for i in props.get('acl') or [] if i.get('grantee') is None]
+    roles = ', '.join('%s (%s)' % (role, ', '.join(privs)) for role, privs in held.items())
+    return ['no_owner=true: the database-level grants of %s were not restored (no_owner restores no role\'s grants); '
+            'PUBLIC has %s on database %s as backed up. Those roles cannot use the database through these grants '
+            'now: grant them again (GRANT ... ON DATABASE %s TO ...) if the roles here are the ones meant, or restore '
+            'without no_owner.' % (roles, ', '.join(public) if public else 'no privilege', target, target)]
+
+
 def setting_role_warnings(props: Dict[str, Any], existing_roles: Sequence[str], where: str) -> List[str]:
     """A warning for each ``ALTER ROLE ... IN DATABASE ... SET`` recorded at backup time whose role ``where`` lacks:
     ``apply_statements`` leaves it out (the restore does not need the role), and ``database_properties.skipped``
@@ -856,10 +882,12 @@ def extension_owner_losses(props: Dict[str, Any], restored: Dict[str, str], no_o
 def describe(props: Dict[str, Any], no_owner: bool) -> Dict[str, Any]:
     """What a restore reports it brought back."""
     acl = props.get('acl')
-    if no_owner and acl is not None:   # PUBLIC's part only (apply_statements)
+    if no_owner and acl is not None:
+        # PUBLIC's part only, as apply_statements set it: REVOKE ALL ... FROM PUBLIC ran, so an empty list (PUBLIC
+        # may do nothing) is what was applied; None is the default ACL (nothing recorded, nothing set)
         acl = [item for item in acl if item.get('grantee') is None]
     return {'owner': None if no_owner else props.get('owner'),
-            'acl': acl if not no_owner or acl else None,
+            'acl': acl,
             'comment': props.get('comment'),
             'settings': props.get('settings') or [],
             'connection_limit': props.get('connection_limit')}

@@ -75,13 +75,14 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.postgr
     extension_member_losses, extension_member_statements, extension_names, extension_owner_losses,
     extension_owner_statements,
     extension_statements, is_comment, load_options, locale_settings,
-    own_text_search_option, referenced_roles, setting_role_warnings, unknown_privilege_warnings)
+    no_owner_grant_warnings, own_text_search_option, referenced_roles, setting_role_warnings,
+    unknown_privilege_warnings)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import foreign
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import (
     check_name, dbname_arg, quote_ident, quote_literal)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.backup import PostgresEngine
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.client import (
-    CATALOG_SEARCH_PATH, MAINTENANCE_DATABASE, UTF8_SCRIPT, PsqlSession)
+    CATALOG_SEARCH_PATH, EVENT_TRIGGERS_OFF_SINCE, MAINTENANCE_DATABASE, UTF8_SCRIPT, PsqlSession)
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import (
     Restorer, RestoreRequest, Timer, drop_named, temporary_name)
 from ansible_collections.opsready.operations.plugins.module_utils.restore.stale import (
@@ -159,16 +160,59 @@ def user_objects(engine: PostgresEngine, name: str) -> int:
     return int(engine.query(CATALOG_SEARCH_PATH + USER_OBJECTS, database=name)[0][0])
 
 
-def target_contents(engine: PostgresEngine, name: str) -> Dict[str, int]:
-    """What an existing database holds, by kind (only the kinds it has): one query in the target."""
-    rows = engine.query(CATALOG_SEARCH_PATH + 'SELECT ' + ', '.join('(%s)' % sql for _kind, sql in TARGET_CONTENTS),
+# The public schema as one value (owner, ACL, comment; md5 of their text: any comment or role name passes psql's
+# output as hex): a DBA who gave it to the application's role, opened or closed it, or described it prepared the
+# database, though nothing was created in it (its oid, 2200, is initdb's, so the schemas count above never sees it).
+# ``n``: the schema's pg_namespace row; an absent public schema (dropped by a DBA) is the empty string.
+PUBLIC_SCHEMA_STATE = ("coalesce((SELECT md5(concat_ws('|', pg_get_userbyid(n.nspowner), coalesce(n.nspacl::text, "
+                       "'-'), coalesce(obj_description(n.oid, 'pg_namespace'), '-'))) FROM pg_namespace n "
+                       "WHERE n.nspname = 'public'), '')")
+# The public schema as initdb (PostgreSQL 15+) makes it: owned by pg_database_owner, initdb's ACL (kept in
+# pg_init_privs), the comment 'standard public schema'; never the empty string (a target without the public schema
+# differs from it: a DBA dropped it).
+_PUBLIC_SCHEMA_INITDB = ("coalesce((SELECT md5(concat_ws('|', 'pg_database_owner', coalesce(i.initprivs::text, "
+                         "'-'), 'standard public schema')) FROM pg_init_privs i WHERE i.objoid = (SELECT oid FROM "
+                         "pg_namespace WHERE nspname = 'public') AND i.classoid = 'pg_namespace'::regclass "
+                         "AND i.objsubid = 0), 'none')")
+PUBLIC_SCHEMA_KIND = 'changes to the public schema (owner, grants or comment)'
+
+
+def _public_schema_changed(reference: str) -> str:
+    """1 when the target's public schema is neither as initdb makes it nor as in the maintenance database
+    (``reference``: its PUBLIC_SCHEMA_STATE, the cluster's usual public schema: a cluster upgraded from before
+    PostgreSQL 15 keeps the older owner and grants in every new database, which are no DBA's change), else 0."""
+    return "SELECT (%s NOT IN (%s, %s))::int" % (PUBLIC_SCHEMA_STATE, _PUBLIC_SCHEMA_INITDB, quote_literal(reference))
+
+
+def target_contents(engine: PostgresEngine, name: str, public_reference: Optional[str] = None) -> Dict[str, int]:
+    """What an existing database holds, by kind (only the kinds it has): one query in the target.
+    ``public_reference``: the maintenance database's PUBLIC_SCHEMA_STATE (``inspect_target``); with it the public
+    schema's own changes are counted too."""
+    kinds = list(TARGET_CONTENTS) + ([(PUBLIC_SCHEMA_KIND, _public_schema_changed(public_reference))]
+                                     if public_reference is not None else [])
+    rows = engine.query(CATALOG_SEARCH_PATH + 'SELECT ' + ', '.join('(%s)' % sql for _kind, sql in kinds),
                         database=name)
-    return {kind: int(count) for (kind, _sql), count in zip(TARGET_CONTENTS, rows[0]) if int(count)}
+    return {kind: int(count) for (kind, _sql), count in zip(kinds, rows[0]) if int(count)}
+
+
+# What a DBA sets on a database itself, outside it (shared catalogs, read from the maintenance database with the
+# target's row ``d``): its settings and its roles' settings in it (ALTER DATABASE ... SET, ALTER ROLE ... IN DATABASE
+# ... SET), its comment and security labels. A database prepared with only those (a work_mem for the reports, the
+# application role's search_path, "reserved for billing") is configured, not empty: the swap would take them.
+DATABASE_LEVEL_CONTENTS = (
+    ('database-level settings (ALTER DATABASE/ROLE ... SET)',
+     'SELECT count(*) FROM pg_db_role_setting s WHERE s.setdatabase = d.oid'),
+    ('database comment or security labels',
+     "SELECT (SELECT count(*) FROM pg_shdescription c WHERE c.objoid = d.oid AND c.classoid = 'pg_database'::regclass)"
+     " + (SELECT count(*) FROM pg_shseclabel l WHERE l.objoid = d.oid AND l.classoid = 'pg_database'::regclass)"),
+)
 
 
 def inspect_target(engine: PostgresEngine, name: str, session: Optional[PsqlSession] = None) -> Dict[str, Any]:
-    rows = _ask(engine, 'SELECT datistemplate::text, datallowconn::text FROM pg_database '  # nosec B608 # pg_quote
-                        'WHERE datname = %s' % quote_literal(name), session)
+    # one query in the maintenance database (the lock's session: no login of its own)
+    rows = _ask(engine, 'SELECT d.datistemplate::text, d.datallowconn::text, %s, %s FROM pg_database d '  # nosec B608 # pg_quote, constants
+                        'WHERE d.datname = %s' % (PUBLIC_SCHEMA_STATE, ', '.join(
+                            '(%s)' % sql for _kind, sql in DATABASE_LEVEL_CONTENTS), quote_literal(name)), session)
     if not rows or not rows[0]:
         return {'exists': False, 'objects': 0, 'contents': {}}
     template, closed = rows[0][0] == 'true', rows[0][1] == 'false'
@@ -176,7 +220,10 @@ def inspect_target(engine: PostgresEngine, name: str, session: Optional[PsqlSess
         # ALLOW_CONNECTIONS false (a DBA stopping the applications before a restore): nothing can connect to look
         # inside. What it holds is unknown, so it counts as not empty (check_target refuses it without replace).
         return {'exists': True, 'objects': None, 'contents': {}, 'template': template, 'closed': True}
-    contents = target_contents(engine, name)
+    reference = rows[0][2] if len(rows[0]) > 2 else None
+    contents = target_contents(engine, name, reference)
+    contents.update({kind: int(count) for (kind, _sql), count in zip(DATABASE_LEVEL_CONTENTS, rows[0][3:])
+                     if int(count)})
     return {'exists': True, 'objects': sum(contents.values()), 'contents': contents, 'template': template}
 
 
@@ -583,7 +630,9 @@ def check(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifest]
             props, available_extensions(engine, extension_names(props)))[1] + moved + _plain_text_search_note(chain[0])
         warnings = foreign.reach_foreseen(props, request.foreign_servers) + setting_role_warnings(
             props, roles, engine.conn.where(5432)) + unknown_privilege_warnings(
-            props, request.no_owner) + left_out_warnings(left_out) + extension_foresight(engine, request, chain[0])
+            props, request.no_owner) + no_owner_grant_warnings(
+            props, request.no_owner, _target(request)) + left_out_warnings(left_out) + extension_foresight(
+            engine, request, chain[0])
         if warnings:
             result['warnings'] = closed + warnings
     return result
@@ -1495,7 +1544,8 @@ def apply_properties(engine: PostgresEngine, request: RestoreRequest, manifest: 
                                    % _one_transaction(statements), database=database)
     return dict(describe(props, request.no_owner), restored=True, skipped=skipped,
                 warnings=setting_role_warnings(props, roles, engine.conn.where(5432))
-                + unknown_privilege_warnings(props, request.no_owner))
+                + unknown_privilege_warnings(props, request.no_owner)
+                + no_owner_grant_warnings(props, request.no_owner, _target(request)))
 
 
 @contextlib.contextmanager
@@ -1560,7 +1610,16 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
     stale.update(drop_stale(engine, target, session))
     timer.lap('inspect_target')
     temp = temporary_name(target)
-    superuser = _ask(engine, "SELECT pg_catalog.current_setting('is_superuser')", session) == [['on']]
+    asked = _ask(engine, "SELECT pg_catalog.current_setting('is_superuser'), "
+                         "pg_catalog.current_setting('server_version_num')", session)
+    superuser = bool(asked) and asked[0][:1] == ['on']
+    # PostgreSQL 17+: every session of this run in the copy (the load's, ANALYZE's, ...) and, after the swap, in the
+    # target starts with event triggers off, whatever their enable mode, login triggers too; no hold is needed then.
+    # Before 17 only session_replication_role=replica (the load) and the hold (this run's statements after it) exist:
+    # an ENABLE REPLICA or ENABLE ALWAYS trigger still fires at the load's REFRESH MATERIALIZED VIEW there.
+    silenced = superuser and _version_num(asked) >= EVENT_TRIGGERS_OFF_SINCE
+    if silenced:
+        engine.client.quiet_databases.update((temp, target))
     not_created = create_database(engine, request, manifest, temp, session, target=target)
     try:
         load = _load(engine, request, manifest, temp, timer, copier, no_tablespaces=bool(moved),
@@ -1577,7 +1636,7 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
         # The copy's own event triggers stay off while this run's statements change it (a DDL freeze refused them),
         # and are set back as the dump left them before the database's properties and the swap. Looked up only in a
         # copy that has some: a psql run of its own (a login) on every restore was the fixed cost's third.
-        held = hold_event_triggers(engine, temp) if superuser and counts[3:4] != ['0'] else []
+        held = hold_event_triggers(engine, temp) if superuser and not silenced and counts[3:4] != ['0'] else []
         # Before the swap: under foreign_servers=disable the target's name never holds servers (or subscriptions)
         # that reach the remote.
         servers = foreign.handle(engine, temp, request.foreign_servers) if int(counts[1]) else None
@@ -1645,6 +1704,12 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
     if warnings:
         outcome['warnings'] = warnings
     return outcome
+
+
+def _version_num(rows: List[List[str]]) -> int:
+    """server_version_num from the row of ``_restore_locked``'s first question (0 when it did not answer it)."""
+    value = rows[0][1] if rows and len(rows[0]) > 1 else ''
+    return int(value) if value.isdigit() else 0
 
 
 # An event trigger's state (pg_event_trigger.evtenabled) and the ALTER EVENT TRIGGER clause that gives it.

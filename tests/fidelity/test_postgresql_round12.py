@@ -1,0 +1,164 @@
+"""Fidelity, PostgreSQL, round 12: what round 11's answers left open.
+
+* a database whose event trigger is set ``ENABLE REPLICA`` or ``ENABLE ALWAYS`` (a logical subscriber's DDL guard):
+  the load runs as a replication apply worker's session (``session_replication_role=replica``, so ordinary event
+  triggers keep still), which is exactly when those fire: the dump's REFRESH MATERIALIZED VIEW after the CREATE EVENT
+  TRIGGER failed the load (a guard) or logged itself (an audit);
+* ``no_owner=true`` applies PUBLIC's part of the database ACL but not the roles' grants: a role that connected
+  through its own CONNECT grant is shut out, which the result must say (and it must report the ACL it applied);
+* an existing target that a DBA configured without creating anything in it (the ``public`` schema's owner, grants or
+  comment changed, database-level settings, a database comment or security label) counted as empty and was dropped
+  by the swap without ``replace=true``.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.fidelity.conftest import check_restore
+from tests.fidelity.test_postgresql import assert_same, backup, leftovers, qi, restore, snapshot
+from tests.fidelity.test_postgresql_round11 import EVENT_BASE, drop
+
+
+# -- event triggers whose enable mode fires under session_replication_role=replica ------------------------------------
+GUARD = r'''
+CREATE TABLE app.ddl_log (id bigserial PRIMARY KEY, tag text);
+CREATE FUNCTION app.log_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO app.ddl_log (tag) VALUES (tg_tag); END $$;
+CREATE FUNCTION app.no_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF coalesce(current_setting('app.allow_ddl', true), '') <> 'on' THEN
+    RAISE EXCEPTION 'DDL is frozen in this database (%)', tg_tag;
+  END IF;
+END $$;
+CREATE EVENT TRIGGER no_ddl ON ddl_command_start EXECUTE FUNCTION app.no_ddl();
+ALTER EVENT TRIGGER no_ddl ENABLE {mode};
+CREATE EVENT TRIGGER log_ddl ON ddl_command_end EXECUTE FUNCTION app.log_ddl();
+ALTER EVENT TRIGGER log_ddl ENABLE {mode};
+'''
+
+
+@pytest.mark.parametrize('fmt', ('custom', 'directory', 'plain'))
+@pytest.mark.parametrize('mode', ('REPLICA', 'ALWAYS'))
+def test_event_triggers_enabled_replica_or_always_stay_still(pg, tmp_path, mode, fmt):
+    """A DDL guard and an audit trigger set ENABLE REPLICA (or ALWAYS), with a materialized view the dump refreshes
+    after creating them. PostgreSQL 17+ (event_triggers=off on the restore's sessions): the restore loads it (the
+    guard refused the REFRESH before), the audit table gains no row of the load, and both triggers come back in their
+    mode. Before 17 no setting silences them (the module's documentation says so): the guard refuses the load's
+    REFRESH, and the run fails with its message, rolled back, the target never created."""
+    name = 'fid_evt12_%s' % uuid.uuid4().hex[:6]
+    copy = name + '_copy'
+    pg.sql('CREATE DATABASE %s TEMPLATE template0' % qi(name))
+    try:
+        pg.sql(EVENT_BASE + GUARD.format(mode=mode), database=name)
+        expected = snapshot(pg, name)
+        states = pg.sql('SELECT evtname, evtenabled FROM pg_event_trigger ORDER BY 1', database=name)
+        assert [s for _n, s in states] == [mode[0]] * 2
+        dest = backup(tmp_path, pg, name, format=fmt)
+        if int(pg.sql('SHOW server_version_num')[0][0]) < 170000:
+            result = restore(tmp_path, pg, dest, source_database=name, database=copy)
+            assert result.rc != 0
+            msg = result.result('restore')['msg']
+            assert 'DDL is frozen in this database (REFRESH MATERIALIZED VIEW)' in msg and 'rolled back' in msg, msg
+            assert pg.sql("SELECT count(*)::text FROM pg_database WHERE datname = '%s'" % copy) == [('0',)]
+            assert leftovers(pg) == []
+            return
+        for jobs in ((1, 2) if fmt != 'plain' else (1,)):
+            result = restore(tmp_path, pg, dest, source_database=name, database=copy, jobs=jobs, replace=True)
+            assert result.rc == 0, result.stdout[-4000:]
+            assert_same(expected, snapshot(pg, copy), 'restore under another name (jobs=%d)' % jobs)
+            assert pg.sql('SELECT evtname, evtenabled FROM pg_event_trigger ORDER BY 1', database=copy) == states
+        assert leftovers(pg) == []
+    finally:
+        drop(pg, name, copy)
+
+
+# -- a target a DBA configured without creating anything in it ---------------------------------------------------------
+# {db}: the target's quoted name. Each leaves a database that a DBA prepared (the application's schema rights, its
+# settings, a note of what it is for): the swap's DROP DATABASE would take that work with it.
+TARGET_KINDS12 = {
+    'public schema owner': 'ALTER SCHEMA public OWNER TO fid_owner',
+    'public schema grants': 'GRANT CREATE ON SCHEMA public TO fid_reader',
+    'public schema closed': 'REVOKE ALL ON SCHEMA public FROM PUBLIC',
+    'public schema dropped': 'DROP SCHEMA public',
+    'public schema comment': "COMMENT ON SCHEMA public IS 'the application''s schema'",
+    'database setting': 'ALTER DATABASE {db} SET work_mem = 12345',
+    'role setting in the database': 'ALTER ROLE fid_reader IN DATABASE {db} SET search_path = app',
+    'database comment': "COMMENT ON DATABASE {db} IS 'reserved for the billing service'",
+}
+
+
+@pytest.mark.parametrize('what', sorted(TARGET_KINDS12))
+def test_target_a_dba_configured_is_not_replaced_unasked(pg, tmp_path, what):
+    """Check mode and the run refuse without replace=true ("exists and is not empty (...)"); the target keeps what the
+    DBA set; with replace=true it is replaced."""
+    name = 'fid_src12_%s' % uuid.uuid4().hex[:6]
+    target = 'fid_tgt12_%s' % uuid.uuid4().hex[:6]
+    pg.sql('CREATE DATABASE %s; CREATE DATABASE %s' % (qi(name), qi(target)))
+    try:
+        pg.sql('CREATE TABLE t (v int); INSERT INTO t VALUES (1)', database=name)
+        pg.sql(TARGET_KINDS12[what].format(db=qi(target)), database=target)
+        dest = backup(tmp_path, pg, name)
+        check = check_restore(tmp_path, pg, dest, source_database=name, database=target)
+        assert check.rc != 0, 'check mode would replace a target with its %s changed without replace=true' % what
+        assert 'exists and is not empty' in check.result('restore')['msg'], check.result('restore')['msg']
+        before = snapshot(pg, target)
+        result = restore(tmp_path, pg, dest, source_database=name, database=target)
+        assert result.rc != 0, 'a target with its %s changed was replaced without replace=true' % what
+        msg = result.result('restore')['msg']
+        assert 'exists and is not empty' in msg and 'replace=true' in msg, msg
+        assert_same(before, snapshot(pg, target), 'the refused target')
+        result = restore(tmp_path, pg, dest, source_database=name, database=target, replace=True)
+        assert result.rc == 0, result.stdout[-4000:]
+        assert result.result('restore')['replaced'] is True
+        assert leftovers(pg) == []
+    finally:
+        drop(pg, name, target)
+
+
+def test_fresh_target_with_cluster_defaults_is_still_empty(pg, tmp_path):
+    """What CREATE DATABASE gives (the public schema as template1 has it, no setting, no comment) is empty: restored
+    into without replace=true, as before."""
+    name = 'fid_src12_%s' % uuid.uuid4().hex[:6]
+    target = 'fid_tgt12_%s' % uuid.uuid4().hex[:6]
+    pg.sql('CREATE DATABASE %s; CREATE DATABASE %s OWNER fid_owner' % (qi(name), qi(target)))
+    try:
+        pg.sql('CREATE TABLE t (v int); INSERT INTO t VALUES (1)', database=name)
+        dest = backup(tmp_path, pg, name)
+        assert check_restore(tmp_path, pg, dest, source_database=name, database=target).rc == 0
+        result = restore(tmp_path, pg, dest, source_database=name, database=target)
+        assert result.rc == 0, result.stdout[-4000:]
+        assert result.result('restore')['replaced'] is False
+    finally:
+        drop(pg, name, target)
+
+
+# -- no_owner: the roles' database grants are left out, and said so ----------------------------------------------------
+def test_no_owner_names_the_roles_whose_database_grants_were_left_out(pg, tmp_path):
+    """A database closed to PUBLIC (REVOKE ALL) that its application role reached through its own CONNECT grant,
+    restored with no_owner=true: PUBLIC stays shut out, the role's grant is not given (no_owner restores no role's
+    grants: the target server's role of that name need not be the same principal), and the run warns naming the role
+    and its privileges; the result's database_properties.acl is what was applied (PUBLIC: nothing), not None."""
+    name = 'fid_pub12_%s' % uuid.uuid4().hex[:6]
+    copy = name + '_copy'
+    pg.sql('CREATE DATABASE %s OWNER fid_owner TEMPLATE template0' % qi(name))
+    try:
+        pg.sql('REVOKE ALL ON DATABASE %s FROM PUBLIC; GRANT CONNECT, TEMPORARY ON DATABASE %s TO fid_login; '
+               'GRANT CONNECT ON DATABASE %s TO fid_reader' % (qi(name), qi(name), qi(name)))
+        dest = backup(tmp_path, pg, name)
+        for check_mode in (True, False):
+            run = check_restore if check_mode else restore
+            result = run(tmp_path, pg, dest, source_database=name, database=copy, no_owner=True)
+            assert result.rc == 0, result.stdout[-4000:]
+            out = result.result('restore')
+            warnings = [w for w in out.get('warnings') or [] if 'fid_login' in w]
+            assert warnings, (check_mode, out.get('warnings'))
+            assert 'fid_reader' in warnings[0] and 'CONNECT' in warnings[0], warnings
+        assert pg.sql("SELECT has_database_privilege('fid_login', '%s', 'CONNECT')::text" % copy) == [('false',)]
+        props = out['database_properties']
+        assert props['acl'] == [], props
+        assert leftovers(pg) == []
+    finally:
+        drop(pg, name, copy)
