@@ -174,7 +174,7 @@ _PUBLIC_SCHEMA_INITDB = ("coalesce((SELECT md5(concat_ws('|', 'pg_database_owner
                          "'-'), 'standard public schema')) FROM pg_init_privs i WHERE i.objoid = (SELECT oid FROM "
                          "pg_namespace WHERE nspname = 'public') AND i.classoid = 'pg_namespace'::regclass "
                          "AND i.objsubid = 0), 'none')")
-PUBLIC_SCHEMA_KIND = 'changes to the public schema (owner, grants or comment)'
+PUBLIC_SCHEMA_KIND = 'public schema changed (owner, grants or comment)'   # counted 0 or 1: "1 public schema changed"
 
 
 def _public_schema_changed(reference: str) -> str:
