@@ -973,7 +973,7 @@ REPLAY_EVENT_HEAD = re.compile(rb'(?is)\A(?:\s|#[^\n]*\n)*(CREATE|ALTER)\b(.{0,1
 STATEMENT_CARRY = 64 * 1024  # an unfinished statement longer than this passes on (its header, if an event's, read)
 
 
-def replay_event_edit(statement: bytes, complete: bool, reading: Optional[Tuple[bool, bool]] = None) -> Any:
+def replay_event_edit(statement: bytes, complete: bool, reading: SqlReading = None) -> Any:
     """``(at, end, words, old_name, new_name, status, only_if_new)`` for the event statement ``statement``
     (``data[at:end]`` replaced by ``words``; ``status`` None when the statement names none and keeps the event's);
     None if it is no event statement, or cannot be read; ``NEED_MORE`` if ``statement`` ends before its DO (and
@@ -984,7 +984,8 @@ def replay_event_edit(statement: bytes, complete: bool, reading: Optional[Tuple[
         return None
     create = head.group(1).upper() == b'CREATE'
     code = []
-    for match in _SQL_TOKENS[reading or DEFAULT_READING].finditer(statement, head.start(1)):
+    reading = reading or DEFAULT_READING
+    for match in _SQL_TOKENS[reading[:2]].finditer(_whole_characters(statement, reading), head.start(1)):
         kind = match.lastgroup or 'other'
         if kind in ('space', 'comment'):
             continue
@@ -992,7 +993,7 @@ def replay_event_edit(statement: bytes, complete: bool, reading: Optional[Tuple[
             return NEED_MORE   # a word, a name or a string may go on in the next chunk
         if kind == 'other' and match.group() in (b"'", b'"', b'`', b'/'):
             return NEED_MORE if not complete else None   # unterminated, or a versioned comment: not read
-        code.append((kind, match.group(), match.start(), match.end()))
+        code.append((kind, statement[match.start():match.end()], match.start(), match.end()))
         if kind == 'word' and match.group().upper() == b'DO':
             break
     else:
@@ -1413,7 +1414,10 @@ STATEMENT_END = b'/*!*/;\n'
 # the table t of database src, not two strings; with NO_BACKSLASH_ESCAPES a backslash in a string is itself: 'a\'
 # is a whole string and what follows it code. None where the sql_mode is not known (a stored body): the name readers
 # then read the statement each way it may be read and take every name any reading finds (refuse more, never less).
-SqlReading = Optional[Tuple[bool, bool]]
+# A third part, when there is one, is the client character set the statement was sent in (``MULTIBYTE``'s key, or
+# None: no character's second byte is ASCII): in gbk '\xbf\x5c' is a whole string (one character), read byte by byte
+# its backslash escaped the quote, and the code up to the next string was hidden in it.
+SqlReading = Optional[Tuple[Any, ...]]
 DEFAULT_READING = (True, False)   # the server's default sql_mode
 
 
@@ -1433,18 +1437,28 @@ _SQL_TOKENS = {(escapes, ansi): _token_pattern(escapes, ansi) for escapes in (Tr
 _SQL_TOKEN = _SQL_TOKENS[DEFAULT_READING]
 
 
-def _readings(statement: bytes, reading: SqlReading) -> List[Tuple[bool, bool]]:
+def _readings(statement: bytes, reading: SqlReading) -> List[Tuple[Any, ...]]:
     """The readings of ``statement`` to take: ``reading``, or, not known, each one that may differ (escapes only
-    where a backslash is, ANSI_QUOTES only where a double quote is)."""
+    where a backslash is, ANSI_QUOTES only where a double quote is, each multibyte character set only where a byte
+    that may start one of its characters stands before a backslash or a backtick)."""
     if reading is not None:
         return [reading]
-    return [(escapes, ansi) for escapes in ((True, False) if b'\\' in statement else (True,))
-            for ansi in ((False, True) if b'"' in statement else (False,))]
+    charsets = [None] + (MULTIBYTE_SETS if MULTIBYTE_AMBIGUOUS.search(statement) else [])
+    return [(escapes, ansi, charset) for escapes in ((True, False) if b'\\' in statement else (True,))
+            for ansi in ((False, True) if b'"' in statement else (False,)) for charset in charsets]
 
 
-def _code_tokens(text: bytes, reading: Tuple[bool, bool] = DEFAULT_READING) -> List[Tuple[str, bytes]]:
+def _whole_characters(text: bytes, reading: Tuple[Any, ...]) -> bytes:
+    """``text`` with each character of ``reading``'s multibyte character set (``SqlReading``) made neutral bytes of
+    the same length (``_neutral``): tokenized, its tokens' places are the server's; their text is ``text``'s."""
+    characters = MULTIBYTE.get(reading[2]) if len(reading) > 2 and reading[2] else None
+    return text if characters is None else characters.sub(_neutral, text)
+
+
+def _code_tokens(text: bytes, reading: Tuple[Any, ...] = DEFAULT_READING) -> List[Tuple[str, bytes]]:
     """The tokens of ``text`` but spaces and comments, read as ``reading`` says."""
-    return [(m.lastgroup or 'other', m.group()) for m in _SQL_TOKENS[reading].finditer(text)
+    return [(m.lastgroup or 'other', text[m.start():m.end()])
+            for m in _SQL_TOKENS[reading[:2]].finditer(_whole_characters(text, reading))
             if m.lastgroup not in ('space', 'comment')]
 
 
@@ -1571,8 +1585,9 @@ def server_text(statement: bytes, server: ReplayServer, reading: SqlReading = No
     return texts.pop() if len(texts) == 1 else None
 
 
-def _server_text(statement: bytes, server: ReplayServer, reading: Tuple[bool, bool]) -> Optional[bytes]:
-    tokens = _SQL_TOKENS[reading]
+def _server_text(statement: bytes, server: ReplayServer, reading: Tuple[Any, ...]) -> Optional[bytes]:
+    tokens = _SQL_TOKENS[reading[:2]]
+    seen = _whole_characters(statement, reading)
     out = bytearray(statement)
     pos, size = 0, len(statement)
     while pos < size:
@@ -1583,7 +1598,7 @@ def _server_text(statement: bytes, server: ReplayServer, reading: Tuple[bool, bo
                 continue
             out[opened.start() + (3 if opened.group().startswith(b'/*M') else 2)] = 0x20
             end = _comment_end(statement, opened.end())
-            text = statement[opened.end():size if end < 0 else end - 2]
+            text = seen[opened.end():size if end < 0 else end - 2]
             if COMMENT_HAZARD.search(text) or any(splits_a_literal(text, escapes, ansi)
                                                   for escapes in (True, False) for ansi in (True, False)):
                 return None
@@ -1591,7 +1606,7 @@ def _server_text(statement: bytes, server: ReplayServer, reading: Tuple[bool, bo
                 break
             pos = end
             continue
-        match = tokens.match(statement, pos)
+        match = tokens.match(seen, pos)
         if match is None or (match.lastgroup == 'other' and statement.startswith(b'/*', pos)):
             break   # a comment not closed: a statement cut short
         pos = match.end()
@@ -1746,6 +1761,8 @@ MULTIBYTE = {
     b'cp932': re.compile(rb'[\x81-\x9f\xe0-\xfc][\x40-\x7e\x80-\xfc]'),
     b'gb18030': re.compile(rb'[\x81-\xfe][\x30-\x39][\x81-\xfe][\x30-\x39]|[\x81-\xfe][\x40-\x7e\x80-\xfe]'),
 }
+# The sets whose characters differ (cp932's are sjis's): a statement whose set is not known is read in each of them
+MULTIBYTE_SETS: List[Optional[bytes]] = [b'gbk', b'big5', b'sjis', b'gb18030']
 # A lead byte before a backslash or a backtick: in a statement read as it comes (longer than the replay's window)
 # where its characters start is not followed, such a statement is refused
 MULTIBYTE_AMBIGUOUS = re.compile(rb'[\x81-\xfe][\\`]')
@@ -1832,6 +1849,7 @@ class StreamMode:
     def __init__(self) -> None:
         self.escapes, self.ansi_quotes = True, False
         self.characters: Optional['re.Pattern[bytes]'] = None   # MULTIBYTE's, in such a character set
+        self.charset: Optional[bytes] = None   # its key
 
     def see(self, piece: bytes) -> None:
         """Take the sql_mode or character set ``piece`` sets (a piece of the stream, read in order; one that splits
@@ -1842,6 +1860,7 @@ class StreamMode:
             self.escapes, self.ansi_quotes = not mode & MODE_NO_BACKSLASH_ESCAPES, bool(mode & MODE_ANSI_QUOTES)
         found = CHARSET_LINE.match(piece)
         if found:
+            self.charset = found.group(1).lower() if found.group(1).lower() in MULTIBYTE else None
             self.characters = MULTIBYTE.get(found.group(1).lower())
 
     def splits(self, piece: bytes) -> bool:
@@ -1852,9 +1871,10 @@ class StreamMode:
     def scan(self) -> LiteralScan:
         return LiteralScan(self.escapes, self.ansi_quotes, self.characters is not None)
 
-    def reading(self) -> Tuple[bool, bool]:
-        """How the server read the names and strings of the statement (``SqlReading``), for the name readers."""
-        return self.escapes, self.ansi_quotes
+    def reading(self) -> Tuple[bool, bool, Optional[bytes]]:
+        """How the server read the names and strings of the statement (``SqlReading``: its character set too), for
+        the name readers."""
+        return self.escapes, self.ansi_quotes, self.charset
 
 
 SPLIT_LITERAL = ('that holds the text mariadb-binlog ends each statement with (/*!*/; and a line end) inside a '
