@@ -1467,13 +1467,30 @@ def _ident_name(text: bytes) -> bytes:
     return text[1:-1].replace(text[:1] * 2, text[:1])
 
 
-def named_databases(statement: bytes, databases: List[str], reading: SqlReading = None) -> List[str]:
+def _folded(name: bytes) -> bytes:
+    """``name`` in lower case, as a server with lower_case_table_names 1 or 2 compares a database's name."""
+    return name.decode('utf-8', 'surrogateescape').lower().encode('utf-8', 'surrogateescape')
+
+
+def folds_names(engine: Any) -> bool:
+    """Whether ``engine``'s server compares database names without case (lower_case_table_names 1 or 2: ``SRC.t``
+    is src's table), from the facts asked once per engine (``ping``); False where it is not known."""
+    try:
+        return int(engine.ping().get('lower_case_table_names') or 0) in (1, 2)
+    except (AttributeError, OpsReadyError, TypeError, ValueError):
+        return False
+
+
+def named_databases(statement: bytes, databases: List[str], reading: SqlReading = None,
+                    fold: bool = False) -> List[str]:
     """Those of ``databases`` that ``statement`` names as a qualifier (```db`.x``, ``db.x``, under ANSI_QUOTES
     ``"db".x``; not in a string or a comment, not as the last part of ``a.db``) or as the database of
-    CREATE/ALTER/DROP DATABASE; read as ``reading`` says (every reading when it is None)."""
+    CREATE/ALTER/DROP DATABASE; read as ``reading`` says (every reading when it is None). ``fold``: names compared
+    without case (``folds_names``)."""
     # (a name holding a quote is written with it doubled: `a``b`, under ANSI_QUOTES "a""b")
-    wanted = {d.encode('utf-8'): d for d in databases
-              if any(q in statement for q in _quoted_forms(d.encode('utf-8')))}
+    seen = _folded(statement) if fold else statement
+    wanted = {(_folded if fold else bytes)(d.encode('utf-8')): d for d in databases
+              if any(q in seen for q in _quoted_forms((_folded if fold else bytes)(d.encode('utf-8'))))}
     if not wanted:  # quick: most statements name none of them
         return []
     found: List[str] = []
@@ -1481,6 +1498,8 @@ def named_databases(statement: bytes, databases: List[str], reading: SqlReading 
         code = _code_tokens(statement, read)
         for n, (kind, text) in enumerate(code):
             name = _ident_name(text) if kind == 'ident' else text if kind == 'word' else None
+            if name is not None and fold:
+                name = _folded(name)
             if name not in wanted or wanted[name] in found:
                 continue
             # not after '.' (``a.db``) or '@' (``@@session.x`` when the database is called session)
@@ -1500,8 +1519,8 @@ def _quoted_forms(name: bytes) -> Tuple[bytes, bytes, bytes]:
     return name, name.replace(b'`', b'``'), name.replace(b'"', b'""')
 
 
-def names_database(statement: bytes, database: str, reading: SqlReading = None) -> bool:
-    return bool(named_databases(statement, [database], reading))
+def names_database(statement: bytes, database: str, reading: SqlReading = None, fold: bool = False) -> bool:
+    return bool(named_databases(statement, [database], reading, fold))
 
 
 # Statements the scan lets through. Maintenance (this collection's maintenance role runs "ANALYZE TABLE db.t" without
@@ -2494,7 +2513,8 @@ def foreign_objects(engine: Any, database: str, also: Optional[List[str]] = None
     names counted as another database's though they are ``database``'s (check mode reads the source for the copy,
     whose bodies name the source as another database)."""
     others = [r[0] for r in engine.query('SHOW DATABASES') if r and r[0] and r[0] != database] + list(also or [])
-    return database_function_objects(engine, database, lambda body: bool(named_databases(body, others)))
+    fold = folds_names(engine)
+    return database_function_objects(engine, database, lambda body: bool(named_databases(body, others, fold=fold)))
 
 
 FOREIGN_REACH = ('The binary logs to replay hold a statement run with USE %s that fires, calls or writes through %s of '
@@ -2694,7 +2714,8 @@ def bodies_naming(engine: Any, database: str, source: str) -> List[str]:
         "UNION ALL SELECT 'view', TABLE_NAME, VIEW_DEFINITION FROM information_schema.VIEWS "
         "WHERE TABLE_SCHEMA = %s ORDER BY 1, 2" % (lit, lit, lit, lit))
     return ['%s %s' % (r[0], r[1]) for r in rows
-            if len(r) == 3 and r[2] and names_database(r[2].encode('utf-8', 'surrogateescape'), source)]
+            if len(r) == 3 and r[2] and names_database(r[2].encode('utf-8', 'surrogateescape'), source,
+                                                       fold=folds_names(engine))]
 
 
 def _statements(engine: Any, argv: List[str], stop: Any, mode: Optional[StreamMode] = None) -> Optional[bytes]:
@@ -2815,6 +2836,7 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
     read as ``server`` (the one that runs the replay; this engine's by default) reads it (``server_text``)."""
     own = source.encode('utf-8')
     server = replay_server(engine) if server is None else server
+    fold = folds_names(engine)   # lower_case_table_names 1 or 2: SRC.t names src
     tables, routines = (hazards or {}).get('tables') or {}, (hazards or {}).get('routines') or {}
 
     def database_function(statement: bytes, reading: SqlReading) -> List[str]:
@@ -2872,13 +2894,13 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
             if accounts is not None:
                 accounts.append((statement.strip(), current == own))
             return False
-        if suspect and not names_database(statement, source, reading):
+        if suspect and not names_database(statement, source, reading, fold):
             return False
         if kind == 'maintenance':
             return False
-        if names_database(statement, source, reading):
+        if names_database(statement, source, reading, fold):
             return True
-        elif current == own and named_databases(statement, others, reading):
+        elif current == own and named_databases(statement, others, reading, fold):
             suspect.append(True)  # confirmed below among the statements that really run with USE source
         return False
 
@@ -2902,12 +2924,12 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
         via = database_function(statement, used.reading())
         if via and len(calling) < 5:
             calling.append(_shown(statement) + ('' if via == ['DATABASE()'] else ' (through %s)' % ', '.join(via)))
-        return bool(suspect and named_databases(statement, others + [source], used.reading())
+        return bool(suspect and named_databases(statement, others + [source], used.reading(), fold)
                     and statement_kind(statement) not in ('maintenance', 'account'))
 
     found = _statements(engine, argv + ['--short-form', '--database=%s' % source] + files, confirm, used)
     if found is not None:
-        named = named_databases(found, others + [source], used.reading())
+        named = named_databases(found, others + [source], used.reading(), fold)
         raise OpsReadyError(
             'The binary logs to replay hold a statement run with USE %s that names database %s: %s. The replay runs it '
             'as written, so it would have changed the live %s on this server, not the restored copy. Nothing was '
