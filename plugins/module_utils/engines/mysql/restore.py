@@ -2454,6 +2454,21 @@ def _names_in(text: bytes, tables: Dict[bytes, str], routines: Dict[bytes, str],
     return found
 
 
+def body_reading(engine: Any, kind: str, sql_mode: Optional[str]) -> SqlReading:
+    """How to read a stored body as information_schema gives it (``SqlReading``). A view's VIEW_DEFINITION is the
+    server's normalized text (names in backticks, strings with backslash escapes): the default reading. MariaDB
+    prints a trigger's, routine's or event's body (ACTION_STATEMENT, ROUTINE_DEFINITION, EVENT_DEFINITION) as its
+    utf8 copy, each string re-quoted with its quote doubled and a backslash written as itself (``'x\\\\'`` is
+    printed ``'x\\'``, ``'it\\'s'`` ``'it''s'``): no backslash escapes, ANSI_QUOTES as its own ``sql_mode`` has it.
+    None (every reading) on another server, whose printing is not known."""
+    if kind == 'view':
+        return DEFAULT_READING
+    server = replay_server(engine)
+    if server is None or not server[1] or sql_mode is None:
+        return None
+    return False, 'ANSI_QUOTES' in sql_mode.upper().split(','), None
+
+
 def database_function_objects(engine: Any, database: str,
                               base: Any = calls_database_function) -> Dict[str, Dict[bytes, str]]:
     """The triggers (by their table), views and stored routines of ``database`` whose body calls DATABASE() or SCHEMA(),
@@ -2461,25 +2476,25 @@ def database_function_objects(engine: Any, database: str,
     one runs it in the temporary copy, where DATABASE() is the copy's name. ``{'tables': {table: label}, 'routines':
     {lower-case name: label}, 'read': {view: label}}`` (``read``: those of the views that call one of the routines,
     or any function of another database, so run it when only read). ``base``: what in a body makes it one
-    (``foreign_objects``' too)."""
+    (``foreign_objects``' too), called with the body and its reading (``body_reading``)."""
     lit = quote_literal(database)
     rows = engine.query(
-        "SELECT 'trigger', TRIGGER_NAME, EVENT_OBJECT_TABLE, ACTION_STATEMENT "  # nosec B608 # mysql_quote literal
-        "FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s "
-        "UNION ALL SELECT LOWER(ROUTINE_TYPE), ROUTINE_NAME, ROUTINE_NAME, ROUTINE_DEFINITION "
+        "SELECT 'trigger', TRIGGER_NAME, EVENT_OBJECT_TABLE, ACTION_STATEMENT, "  # nosec B608 # mysql_quote literal
+        "SQL_MODE FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s "
+        "UNION ALL SELECT LOWER(ROUTINE_TYPE), ROUTINE_NAME, ROUTINE_NAME, ROUTINE_DEFINITION, SQL_MODE "
         "FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s "
-        "UNION ALL SELECT 'view', TABLE_NAME, TABLE_NAME, VIEW_DEFINITION FROM information_schema.VIEWS "
+        "UNION ALL SELECT 'view', TABLE_NAME, TABLE_NAME, VIEW_DEFINITION, '' FROM information_schema.VIEWS "
         "WHERE TABLE_SCHEMA = %s" % (lit, lit, lit))
-    bodies = [(r[0], r[1], r[2].encode('utf-8', 'surrogateescape'), (r[3] or '').encode('utf-8', 'surrogateescape'))
-              for r in rows if len(r) == 4]
+    bodies = [(r[0], r[1], r[2].encode('utf-8', 'surrogateescape'), (r[3] or '').encode('utf-8', 'surrogateescape'),
+               body_reading(engine, r[0], r[4])) for r in rows if len(r) == 5]
     tables: Dict[bytes, str] = {}
     routines: Dict[bytes, str] = {}
     pending = list(bodies)
     while pending:   # until no body calls DATABASE() or one of those found so far
-        found = [b for b in pending if base(b[3]) or _names_in(b[3], tables, routines)]
+        found = [b for b in pending if base(b[3], b[4]) or _names_in(b[3], tables, routines, b[4])]
         if not found:
             break
-        for kind, name, key, _body in found:
+        for kind, name, key, _body, _reading in found:
             label = '%s %s' % (kind, name)
             if kind in ('trigger', 'view'):
                 tables[key] = ('%s, %s' % (tables[key], label)) if key in tables else label
@@ -2489,7 +2504,7 @@ def database_function_objects(engine: Any, database: str,
     read: Dict[bytes, str] = {}
     views = [b for b in bodies if b[0] == 'view' and b[2] in tables]
     while views:   # reading a view runs the functions it calls (writing through one fires its table's triggers)
-        calling = [b for b in views if _calls_qualified(b[3]) or _names_in(b[3], read, routines)]
+        calling = [b for b in views if _calls_qualified(b[3], b[4]) or _names_in(b[3], read, routines, b[4])]
         if not calling:
             break
         read.update((b[2], tables[b[2]]) for b in calling)
@@ -2497,10 +2512,10 @@ def database_function_objects(engine: Any, database: str,
     return {'tables': tables, 'routines': routines, 'read': read}
 
 
-def _calls_qualified(body: bytes) -> bool:
+def _calls_qualified(body: bytes, reading: SqlReading = None) -> bool:
     """Whether ``body`` calls a function qualified by a database (``db.f(``): a routine of another database."""
     return any(code[n][1] == b'.' and code[n + 1][0] in ('word', 'ident') and code[n + 2][1] == b'('
-               for code in (_code_tokens(body, read) for read in _readings(body, None))
+               for code in (_code_tokens(body, read) for read in _readings(body, reading))
                for n in range(1, len(code) - 2))
 
 
@@ -2514,7 +2529,8 @@ def foreign_objects(engine: Any, database: str, also: Optional[List[str]] = None
     whose bodies name the source as another database)."""
     others = [r[0] for r in engine.query('SHOW DATABASES') if r and r[0] and r[0] != database] + list(also or [])
     fold = folds_names(engine)
-    return database_function_objects(engine, database, lambda body: bool(named_databases(body, others, fold=fold)))
+    return database_function_objects(engine, database,
+                                     lambda body, reading: bool(named_databases(body, others, reading, fold)))
 
 
 FOREIGN_REACH = ('The binary logs to replay hold a statement run with USE %s that fires, calls or writes through %s of '
@@ -2706,16 +2722,18 @@ def bodies_naming(engine: Any, database: str, source: str) -> List[str]:
     source had it, so restored under another name they read and write the SOURCE database's tables."""
     lit = quote_literal(database)
     rows = engine.query(
-        "SELECT 'trigger', TRIGGER_NAME, ACTION_STATEMENT "  # nosec B608 # mysql_quote literal
+        "SELECT 'trigger', TRIGGER_NAME, ACTION_STATEMENT, SQL_MODE "  # nosec B608 # mysql_quote literal
         "FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s "
-        "UNION ALL SELECT LOWER(ROUTINE_TYPE), ROUTINE_NAME, ROUTINE_DEFINITION "
+        "UNION ALL SELECT LOWER(ROUTINE_TYPE), ROUTINE_NAME, ROUTINE_DEFINITION, SQL_MODE "
         "FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s "
-        "UNION ALL SELECT 'event', EVENT_NAME, EVENT_DEFINITION FROM information_schema.EVENTS WHERE EVENT_SCHEMA = %s "
-        "UNION ALL SELECT 'view', TABLE_NAME, VIEW_DEFINITION FROM information_schema.VIEWS "
+        "UNION ALL SELECT 'event', EVENT_NAME, EVENT_DEFINITION, SQL_MODE FROM information_schema.EVENTS "
+        "WHERE EVENT_SCHEMA = %s "
+        "UNION ALL SELECT 'view', TABLE_NAME, VIEW_DEFINITION, '' FROM information_schema.VIEWS "
         "WHERE TABLE_SCHEMA = %s ORDER BY 1, 2" % (lit, lit, lit, lit))
+    fold = folds_names(engine)
     return ['%s %s' % (r[0], r[1]) for r in rows
-            if len(r) == 3 and r[2] and names_database(r[2].encode('utf-8', 'surrogateescape'), source,
-                                                       fold=folds_names(engine))]
+            if len(r) == 4 and r[2] and names_database(r[2].encode('utf-8', 'surrogateescape'), source,
+                                                       body_reading(engine, r[0], r[3]), fold)]
 
 
 def _statements(engine: Any, argv: List[str], stop: Any, mode: Optional[StreamMode] = None) -> Optional[bytes]:

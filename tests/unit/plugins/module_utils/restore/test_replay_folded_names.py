@@ -65,7 +65,7 @@ class _Bodies:
         if sql == 'SHOW DATABASES':
             return [('src',), ('audit',)]
         if 'TRIGGERS' in sql:
-            return [('trigger', 'tr', 'orders', "INSERT INTO AUDIT.log VALUES (NEW.id)")]
+            return [('trigger', 'tr', 'orders', "INSERT INTO AUDIT.log VALUES (NEW.id)", 'STRICT_TRANS_TABLES')]
         return []
 
 
