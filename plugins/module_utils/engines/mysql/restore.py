@@ -2469,14 +2469,14 @@ def body_reading(engine: Any, kind: str, sql_mode: Optional[str]) -> SqlReading:
     return False, 'ANSI_QUOTES' in sql_mode.upper().split(','), None
 
 
-def database_function_objects(engine: Any, database: str,
-                              base: Any = calls_database_function) -> Dict[str, Dict[bytes, str]]:
+def database_function_objects(engine: Any, database: str, base: Any = None) -> Dict[str, Dict[bytes, str]]:
     """The triggers (by their table), views and stored routines of ``database`` whose body calls DATABASE() or SCHEMA(),
     directly or through another of them: a statement replayed with binlog_format=STATEMENT/MIXED that fires or calls
     one runs it in the temporary copy, where DATABASE() is the copy's name. ``{'tables': {table: label}, 'routines':
     {lower-case name: label}, 'read': {view: label}}`` (``read``: those of the views that call one of the routines,
     or any function of another database, so run it when only read). ``base``: what in a body makes it one
-    (``foreign_objects``' too), called with the body and its reading (``body_reading``)."""
+    (``foreign_objects``' too), called with the body, its reading (``body_reading``) and its kind; by default
+    ``calls_database_function``."""
     lit = quote_literal(database)
     rows = engine.query(
         "SELECT 'trigger', TRIGGER_NAME, EVENT_OBJECT_TABLE, ACTION_STATEMENT, "  # nosec B608 # mysql_quote literal
@@ -2491,7 +2491,8 @@ def database_function_objects(engine: Any, database: str,
     routines: Dict[bytes, str] = {}
     pending = list(bodies)
     while pending:   # until no body calls DATABASE() or one of those found so far
-        found = [b for b in pending if base(b[3], b[4]) or _names_in(b[3], tables, routines, b[4])]
+        found = [b for b in pending if (base(b[3], b[4], b[0]) if base else calls_database_function(b[3], b[4]))
+                 or _names_in(b[3], tables, routines, b[4])]
         if not found:
             break
         for kind, name, key, _body, _reading in found:
@@ -2526,11 +2527,14 @@ def foreign_objects(engine: Any, database: str, also: Optional[List[str]] = None
     binlog_format=STATEMENT/MIXED that fires, calls or writes through one runs it again, as its DEFINER: it writes
     into that live database (mysql.* even), which the source server's run of the statement already did. ``also``:
     names counted as another database's though they are ``database``'s (check mode reads the source for the copy,
-    whose bodies name the source as another database)."""
+    whose trigger and routine bodies name the source as another database: the dump keeps their text). Not in a
+    view's: VIEW_DEFINITION qualifies every name with the view's own database, and the copy's views are renamed
+    into the copy (``requalify_view``), so the real run finds none of them foreign for that."""
     others = [r[0] for r in engine.query('SHOW DATABASES') if r and r[0] and r[0] != database] + list(also or [])
     fold = folds_names(engine)
-    return database_function_objects(engine, database,
-                                     lambda body, reading: bool(named_databases(body, others, reading, fold)))
+    own = len(others) - len(also or [])
+    return database_function_objects(engine, database, lambda body, reading, kind: bool(
+        named_databases(body, others[:own] if kind == 'view' else others, reading, fold)))
 
 
 FOREIGN_REACH = ('The binary logs to replay hold a statement run with USE %s that fires, calls or writes through %s of '

@@ -83,3 +83,19 @@ def test_a_server_not_known_to_print_so_reads_every_way():
     mysql = _Bodies([QUIET[0]], version='8.0.36')
     mysql.flavor = 'mysql'
     assert foreign_objects(mysql, 'src')['tables'] == {b'orders': 'trigger tr'}
+
+
+def test_check_mode_reads_a_source_view_over_its_own_tables_as_the_real_run_reads_the_copy():
+    """Failed before: check mode reads the source's objects for the copy (``also=[source]``: the source's name is
+    another database's for the copy), but a view's VIEW_DEFINITION qualifies every name with the view's own database
+    and the real run renames those in the copy (``requalify_view``): every source view over a source table looked
+    foreign in check mode only, which refused where the real run restored. A trigger or routine body naming the
+    source keeps it in the copy (the dump keeps the text): foreign in both."""
+    view = ('view', 'v', 'v', 'select `src`.`orders`.`id` AS `id`,`src`.`f`(1) AS `g` from `src`.`orders`', None)
+    trigger = ('trigger', 'tr', 'orders', 'INSERT INTO src.log VALUES (NEW.id)', DEFAULT_MODE)
+    assert foreign_objects(_Bodies([view]), 'src', also=['src']) == {'tables': {}, 'routines': {}, 'read': {}}
+    # (writing through the view fires the trigger: the view counts through it, in both)
+    assert foreign_objects(_Bodies([view, trigger]), 'src', also=['src'])['tables'] == {
+        b'orders': 'trigger tr', b'v': 'view v'}
+    other = ('view', 'v', 'v', 'select `other`.`t`.`id` AS `id` from `other`.`t`', None)
+    assert foreign_objects(_Bodies([other]), 'src', also=['src'])['tables'] == {b'v': 'view v'}
