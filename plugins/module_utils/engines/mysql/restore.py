@@ -1058,14 +1058,15 @@ def replay_event_edit(statement: bytes, complete: bool, reading: SqlReading = No
 LEADING_COMMENTS = re.compile(rb'\A(?:\s|#[^\n]*\n)*')
 
 
-def drop_account_statement(statement: bytes) -> bytes:
+def drop_account_statement(statement: bytes, reading: SqlReading = None) -> bytes:
     """``statement`` (one of the binlog stream's) as the replay sends it: an account statement (GRANT, REVOKE,
     CREATE/ALTER/DROP/RENAME USER or ROLE) as a no-op. Accounts and privileges are the server's, not the database's:
     replayed into the copy they would change this server's live accounts (or fail where they exist); the
-    ``GrantLedger`` reads them instead and gives the restored database the privileges they leave."""
+    ``GrantLedger`` reads them instead and gives the restored database the privileges they leave. ``reading``: the
+    statement's (``StreamMode.reading``)."""
     head = LEADING_COMMENTS.match(statement)
     at = head.end() if head else 0
-    if statement_kind(statement[at:]) != 'account':
+    if statement_kind(statement[at:], reading) != 'account':
         return statement
     return statement[:at] + b'DO 0\n'
 
@@ -1100,13 +1101,13 @@ class ReplayEventRewriter:
             self._refuse('%s: %s' % (SKIPPED_CODE, _shown(statement)))
         statement = read   # the same length: a skipped versioned comment made the plain comment the server reads
         if complete:
-            if runs_statements(statement):
+            if runs_statements(statement, self.mode.reading()):
                 self._refuse('%s: %s' % (RUNS_STATEMENTS, _shown(statement)))
         found = replay_event_edit(statement, complete, self.mode.reading())
         if found == NEED_MORE:
             return None
         if found is None:
-            return drop_account_statement(statement)
+            return drop_account_statement(statement, self.mode.reading())
         at, end, words, old, new, status, only_if_new = found
         if only_if_new and self._key(old) in self.statuses:
             status = None   # CREATE EVENT IF NOT EXISTS of an event the copy holds: a no-op there too
@@ -1632,9 +1633,12 @@ def _server_text(statement: bytes, server: ReplayServer, reading: Tuple[Any, ...
     return bytes(out)
 
 
-def _raw_code(statement: bytes) -> Iterator[Tuple[str, bytes]]:
+def _raw_code(statement: bytes, reading: SqlReading = None) -> Iterator[Tuple[str, bytes]]:
     """The tokens of ``statement``, a versioned comment's markers dropped (its text is code); ends at a comment not
-    closed (a statement cut short: what follows may be its text)."""
+    closed (a statement cut short: what follows may be its text). Read as ``reading`` (the statement's) says; the
+    default reading when it is None."""
+    reading = reading or DEFAULT_READING
+    tokens, seen = _SQL_TOKENS[reading[:2]], _whole_characters(statement, reading)
     pos, inside = 0, 0
     while pos < len(statement):
         opened = VERSIONED_OPEN.match(statement, pos)
@@ -1644,17 +1648,17 @@ def _raw_code(statement: bytes) -> Iterator[Tuple[str, bytes]]:
         if inside and statement.startswith(b'*/', pos):
             pos, inside = pos + 2, inside - 1
             continue
-        match = _SQL_TOKEN.match(statement, pos)
+        match = tokens.match(seen, pos)
         if match is None or (match.lastgroup == 'other' and statement.startswith(b'/*', pos)):
             return
+        yield match.lastgroup or 'other', statement[pos:match.end()]
         pos = match.end()
-        yield match.lastgroup or 'other', match.group()
 
 
-def _code(statement: bytes) -> Iterator[Tuple[str, bytes]]:
+def _code(statement: bytes, reading: SqlReading = None) -> Iterator[Tuple[str, bytes]]:
     """``_raw_code``, the ``SET STATEMENT var=value, ... FOR`` prefix dropped: MariaDB runs (and logs) ``SET
     STATEMENT max_statement_time=1 FOR CREATE USER u`` as the CREATE USER."""
-    tokens = _raw_code(statement)
+    tokens = _raw_code(statement, reading)
     held: List[Tuple[str, bytes]] = []
     words: List[bytes] = []
     for kind, text in tokens:
@@ -1675,11 +1679,11 @@ def _code(statement: bytes) -> Iterator[Tuple[str, bytes]]:
     yield from tokens
 
 
-def head_words(statement: bytes, count: int = 5) -> List[bytes]:
+def head_words(statement: bytes, count: int = 5, reading: SqlReading = None) -> List[bytes]:
     """The first ``count`` words of ``statement`` (upper case) as the server reads it (``_code``); fewer if it ends
     first, or reaches a comment it does not close (a statement cut short)."""
     words: List[bytes] = []
-    for kind, text in _code(statement):
+    for kind, text in _code(statement, reading):
         if kind == 'word':
             words.append(text.upper())
             if len(words) >= count:
@@ -1687,10 +1691,10 @@ def head_words(statement: bytes, count: int = 5) -> List[bytes]:
     return words
 
 
-def account_text(statement: bytes) -> bytes:
+def account_text(statement: bytes, reading: SqlReading = None) -> bytes:
     """``statement`` as the server runs it (``_code``: no versioned comment markers, no SET STATEMENT prefix), for
     the ``GrantLedger`` to read."""
-    return b''.join(text for _kind, text in _code(statement))
+    return b''.join(text for _kind, text in _code(statement, reading))
 
 
 def _kind_of(words: List[bytes]) -> str:
@@ -1715,10 +1719,10 @@ def _kind_of(words: List[bytes]) -> str:
 COMPOUND_HEADS = {b'IF', b'CASE', b'LOOP', b'WHILE', b'REPEAT', b'FOR', b'CALL', b'EXECUTE', b'PREPARE'}
 
 
-def runs_statements(statement: bytes) -> bool:
+def runs_statements(statement: bytes, reading: SqlReading = None) -> bool:
     """Whether ``statement`` (as the server reads it: ``_code``) is one of ``COMPOUND_HEADS``' or BEGIN NOT ATOMIC."""
     code: List[bytes] = []
-    for kind, text in _code(statement):
+    for kind, text in _code(statement, reading):
         if kind not in ('space', 'comment'):
             code.append(text.upper() if kind == 'word' else text)
             if len(code) >= 5:
@@ -1728,10 +1732,10 @@ def runs_statements(statement: bytes) -> bool:
     return bool(code) and (code[0] in COMPOUND_HEADS or code[:3] == [b'BEGIN', b'NOT', b'ATOMIC'])
 
 
-def statement_kind(statement: bytes) -> str:
+def statement_kind(statement: bytes, reading: SqlReading = None) -> str:
     """'maintenance', 'account', 'compound' (``runs_statements``) or 'other', from the statement's first words
     (behind any comment: a leading comment of any length, a versioned comment's code read as the server runs it)."""
-    return 'compound' if runs_statements(statement) else _kind_of(head_words(statement))
+    return 'compound' if runs_statements(statement, reading) else _kind_of(head_words(statement, reading=reading))
 
 
 def head_kind(head: bytes) -> Optional[str]:
@@ -1927,19 +1931,21 @@ UNREADABLE_HEAD = ('that is longer than %d KiB and whose first words the replay 
                    'USER...), which the replay must never run against this server' % (STATEMENT_CARRY // 1024))
 
 
-def _account_part(kind: str, text: bytes) -> Optional[str]:
-    """A user or host name as an account statement writes it: quoted (backticks, ' or "), or a bare word."""
+def _account_part(kind: str, text: bytes, escapes: bool = True) -> Optional[str]:
+    """A user or host name as an account statement writes it: quoted (backticks, ' or "), or a bare word.
+    ``escapes``: a backslash in a string escapes (not under NO_BACKSLASH_ESCAPES)."""
     if kind == 'ident':
         return _ident_name(text).decode('utf-8', 'replace')
     if kind == 'string':
-        body = re.sub(rb'\\(.)', rb'\1', text[1:-1].replace(text[:1] * 2, text[:1]))
+        body = text[1:-1].replace(text[:1] * 2, text[:1])
+        body = re.sub(rb'\\(.)', rb'\1', body) if escapes else body
         return body.decode('utf-8', 'replace')
     if kind == 'word':
         return text.decode('utf-8', 'replace')
     return None
 
 
-def _accounts_listed(code: List[Tuple[str, bytes]]) -> Optional[List[Tuple[str, Optional[str]]]]:
+def _accounts_listed(code: List[Tuple[str, bytes]], escapes: bool = True) -> Optional[List[Tuple[str, Optional[str]]]]:
     """The accounts of a comma-separated list (``'u'@'h'``, ```u`@`h```, ``u@h``, ``u``; a RENAME's ``a TO b``: a),
     each as (user, host); host None where none is written (``u``@``%``, or the role ``u``). None: one is not an
     account name (CURRENT_USER, a syntax not read here)."""
@@ -1947,21 +1953,24 @@ def _accounts_listed(code: List[Tuple[str, bytes]]) -> Optional[List[Tuple[str, 
     for item in _split_list(code):
         to = [n for n, (kind, text) in enumerate(item) if kind == 'word' and text.upper() == b'TO']
         item = item[:to[0]] if to else item
-        user = _account_part(*item[0]) if item else None
+        user = _account_part(*item[0], escapes) if item else None
         if user is None or user.upper() in ('CURRENT_USER', 'CURRENT_ROLE', 'PUBLIC'):
             return None
         if len(item) == 1:
             accounts.append((user, None))
-        elif len(item) == 3 and item[1][1] == b'@' and _account_part(*item[2]) is not None:
-            accounts.append((user, _account_part(*item[2])))
+        elif len(item) == 3 and item[1][1] == b'@' and _account_part(*item[2], escapes) is not None:
+            accounts.append((user, _account_part(*item[2], escapes)))
         else:
             return None
     return accounts
 
 
-def renamed_accounts(statement: bytes) -> Optional[List[Tuple[Tuple[str, Optional[str]], Tuple[str, Optional[str]]]]]:
-    """RENAME USER ``a TO b, c TO d``: [(old, new)], each (user, host or None); None when it cannot be read."""
-    code = _code_tokens(statement)
+def renamed_accounts(statement: bytes, reading: SqlReading = None
+                     ) -> Optional[List[Tuple[Tuple[str, Optional[str]], Tuple[str, Optional[str]]]]]:
+    """RENAME USER ``a TO b, c TO d``: [(old, new)], each (user, host or None); None when it cannot be read. Read as
+    ``reading`` (the statement's) says; the default reading when it is None."""
+    reading = reading or DEFAULT_READING
+    code = _code_tokens(statement, reading)
     if [t.upper() for _k, t in code[:2]] != [b'RENAME', b'USER']:
         return None
     pairs = []
@@ -1969,7 +1978,7 @@ def renamed_accounts(statement: bytes) -> Optional[List[Tuple[Tuple[str, Optiona
         to = [n for n, (kind, text) in enumerate(item) if kind == 'word' and text.upper() == b'TO']
         if len(to) != 1:
             return None
-        old, new = _accounts_listed(item[:to[0]]), _accounts_listed(item[to[0] + 1:])
+        old, new = _accounts_listed(item[:to[0]], reading[0]), _accounts_listed(item[to[0] + 1:], reading[0])
         if not old or not new or len(old) != 1 or len(new) != 1:
             return None
         pairs.append((old[0], new[0]))
@@ -1989,29 +1998,32 @@ def _split_list(code: List[Tuple[str, bytes]]) -> List[List[Tuple[str, bytes]]]:
     return items
 
 
-def taken_accounts(statement: bytes, source: str) -> Optional[List[Tuple[str, Optional[str]]]]:
+def taken_accounts(statement: bytes, source: str,
+                   reading: SqlReading = None) -> Optional[List[Tuple[str, Optional[str]]]]:
     """The accounts an account statement of the binary logs takes privileges on ``source`` from: REVOKE ... ON an
     object of ``source`` FROM them, REVOKE ALL PRIVILEGES, GRANT OPTION FROM them, DROP USER/ROLE, RENAME USER (the
     old names; the ledger moves their privileges: ``renamed_accounts``), CREATE OR REPLACE USER/ROLE. [] when it
-    takes none (a GRANT; a REVOKE on another database, of a role); None when its accounts cannot be read."""
-    code = _code_tokens(statement)
+    takes none (a GRANT; a REVOKE on another database, of a role); None when its accounts cannot be read. Read as
+    ``reading`` (the statement's) says; the default reading when it is None."""
+    reading = reading or DEFAULT_READING
+    code = _code_tokens(statement, reading)
     words = [text.upper() for kind, text in code if kind == 'word']
     if not words:
         return []
     at = [n for n, (kind, text) in enumerate(code) if kind == 'word' and text.upper() in (b'FROM', b'USER', b'ROLE')]
     if words[0] == b'REVOKE':
         on = b'ON' in words
-        if (on and not names_database(statement, source)) or (not on and words[1:2] != [b'ALL']) or not at:
+        if (on and not names_database(statement, source, reading)) or (not on and words[1:2] != [b'ALL']) or not at:
             return []
-        return _accounts_listed(code[[n for n in at if code[n][1].upper() == b'FROM'][-1] + 1:])
+        return _accounts_listed(code[[n for n in at if code[n][1].upper() == b'FROM'][-1] + 1:], reading[0])
     if words[0] in (b'DROP', b'RENAME') and words[1:2] in ([b'USER'], [b'ROLE']):
         rest = code[at[0] + 1:]
         while rest and rest[0][0] == 'word' and rest[0][1].upper() in (b'IF', b'EXISTS'):
             rest = rest[1:]
-        return _accounts_listed(rest)
+        return _accounts_listed(rest, reading[0])
     if words[:3] == [b'CREATE', b'OR', b'REPLACE'] and words[3:4] in ([b'USER'], [b'ROLE']):
         # the server drops the account (every privilege with it) and creates it anew
-        return _accounts_listed(_without_options(code[at[0] + 1:]))
+        return _accounts_listed(_without_options(code[at[0] + 1:]), reading[0])
     return []
 
 
@@ -2080,18 +2092,21 @@ def _privilege_list(code: List[Tuple[str, bytes]]) -> Optional[Tuple[List[Tuple[
     return None
 
 
-def privilege_change(statement: bytes, source: str, default_db: Optional[str] = None) -> Any:
+def privilege_change(statement: bytes, source: str, default_db: Optional[str] = None,
+                     reading: SqlReading = None) -> Any:
     """A GRANT or REVOKE of privileges ON an object of ``source`` read: ``{'op': 'GRANT'|'REVOKE', 'kind':
     'database'|'tables'|'routines', 'db': the database as written (a database-level one may be escaped), 'object':
     table or routine name, 'type': routine type, 'privileges': [(name, columns or None)], 'grant_option': bool,
     'accounts': [(user, host or None)]}``. False: not one of ``source`` (another database, global, a role's, one
     naming no database); None: one naming ``source`` that cannot be read. ``default_db``: the database the statement
-    was sent with (USE), which an unqualified ``ON t`` or ``ON *`` names."""
-    code = _code_tokens(statement)
+    was sent with (USE), which an unqualified ``ON t`` or ``ON *`` names. Read as ``reading`` (the statement's)
+    says; the default reading when it is None."""
+    reading = reading or DEFAULT_READING
+    code = _code_tokens(statement, reading)
     op = code[0][1].upper() if code and code[0][0] == 'word' else b''
     if op not in (b'GRANT', b'REVOKE') or not any(k == 'word' and t.upper() == b'ON' for k, t in code):
         return False
-    ours = names_database(statement, source) or default_db == source
+    ours = names_database(statement, source, reading) or default_db == source
     listed = _privilege_list(code)
     if listed is None:
         return None if ours else False
@@ -2133,7 +2148,7 @@ def privilege_change(statement: bytes, source: str, default_db: Optional[str] = 
         words = [t.upper() for k, t in rest if k == 'word']
         grant_option = grant_option or any(words[i:i + 3] == [b'WITH', b'GRANT', b'OPTION'] for i in range(len(words)))
         rest = _without_options(rest)
-    accounts = _accounts_listed(rest)
+    accounts = _accounts_listed(rest, reading[0])
     if accounts is None or (target is None and routine_type is not None):
         return None
     if target is not None and db != source:
@@ -2305,20 +2320,21 @@ class GrantLedger:
                     if _is_account(item, user, host):
                         item.update(user=new_user, host='%' if new_host is None else new_host)
 
-    def replay(self, statement: bytes, default_db: Optional[str] = None) -> None:
-        """One account statement of the logs, in their order (``default_db``: the database it was sent with)."""
-        statement = account_text(statement)
+    def replay(self, statement: bytes, default_db: Optional[str] = None, reading: SqlReading = None) -> None:
+        """One account statement of the logs, in their order (``default_db``: the database it was sent with;
+        ``reading``: its sql_mode and character set, ``StreamMode.reading``)."""
+        statement = account_text(statement, reading)
         if _first_word(statement) == b'RENAME':
-            pairs = renamed_accounts(statement)
+            pairs = renamed_accounts(statement, reading)
             if pairs is not None:
                 self.rename(pairs)
                 return
-        change = privilege_change(statement, self.source, default_db)
+        change = privilege_change(statement, self.source, default_db, reading)
         if change is None:
             if _first_word(statement) == b'GRANT':
                 self.unread_grants.append(_shown(statement))
                 return
-            accounts = taken_accounts(statement, self.source)
+            accounts = taken_accounts(statement, self.source, reading)
             self.shown.append(_shown(statement))
             if accounts is None:
                 self.unread = True
@@ -2328,7 +2344,7 @@ class GrantLedger:
                 self.drop_accounts(accounts)
             return
         if change is False:
-            accounts = taken_accounts(statement, self.source)   # DROP/RENAME USER, REVOKE ALL ..., GRANT OPTION
+            accounts = taken_accounts(statement, self.source, reading)   # DROP/RENAME USER, REVOKE ALL, GRANT OPTION
             if accounts is None:
                 self.shown.append(_shown(statement))
                 self.unread = True
@@ -2362,9 +2378,10 @@ def replay_grants(grants: Optional[Dict[str, Any]], statements: List[Any], sourc
         return None
     ledger = GrantLedger(grants, source, roles, all_privileges)
     for statement in statements:
-        # (statement, whether it was sent with USE source), or a statement sent without
-        text, used = statement if isinstance(statement, tuple) else (statement, False)
-        ledger.replay(text, source if used else None)
+        # (statement, whether it was sent with USE source[, its reading]), or a statement sent without
+        text, used, reading = (tuple(statement) + (None,))[:3] if isinstance(statement, tuple) else (statement, False,
+                                                                                                    None)
+        ledger.replay(text, source if used else None, reading)
     return ledger
 
 
@@ -2707,7 +2724,7 @@ def refuse_foreign_reach(engine: Any, argv: List[str], files: List[str], source:
 
     def reaches(logged: bytes, _db: bytes) -> bool:
         statement = server_text(logged, server, mode.reading()) or logged
-        if statement_kind(statement) in ('account', 'maintenance'):
+        if statement_kind(statement, mode.reading()) in ('account', 'maintenance'):
             return False
         lower = statement.lower()
         if not any(n in lower or n.replace(b'`', b'``') in lower or n.replace(b'"', b'""') in lower for n in names):
@@ -2820,32 +2837,34 @@ def logged_definers(statement: bytes) -> List[Tuple[str, str]]:
 
 def sent_with_use(engine: Any, argv: List[str], files: List[str], source: str, accounts: List[Any],
                   server: ReplayServer = None) -> None:
-    """``accounts`` (``check_statements``': (statement, whether it may have run with USE source)) with each flag
-    made exact: mariadb-binlog prints no ``use`` for a statement sent without a default database, so the last one
-    printed may be another statement's. The tool's own filter (``--database``, the event's default database) lists
-    those that did, in order: matched to the candidates in order (a candidate is the same text, next in both)."""
-    if not any(maybe for _statement, maybe in accounts):
+    """``accounts`` (``check_statements``': (statement, whether it may have run with USE source, its reading)) with
+    each flag made exact: mariadb-binlog prints no ``use`` for a statement sent without a default database, so the
+    last one printed may be another statement's. The tool's own filter (``--database``, the event's default
+    database) lists those that did, in order: matched to the candidates in order (a candidate is the same text, next
+    in both)."""
+    if not any(entry[1] for entry in accounts):
         return
     listed: List[bytes] = []
     mode = StreamMode()
 
     def collect(statement: bytes, _db: bytes) -> bool:
         statement = server_text(statement, server, mode.reading()) or statement
-        if statement_kind(statement) == 'account':
+        if statement_kind(statement, mode.reading()) == 'account':
             listed.append(statement.strip())
         return False
     _statements(engine, argv + ['--short-form', '--database=%s' % source] + files, collect, mode)
     at = 0
-    for n, (statement, maybe) in enumerate(accounts):
+    for n, entry in enumerate(accounts):
+        statement, maybe = entry[0], entry[1]
         used = bool(maybe and at < len(listed) and listed[at] == statement)
         at += used
-        accounts[n] = (statement, used)
+        accounts[n] = (statement, used) + tuple(entry[2:])   # (its reading kept)
 
 
 def check_statements(engine: Any, argv: List[str], files: List[str], source: str,
                      hazards: Optional[Dict[str, Dict[bytes, str]]] = None,
                      definers: Optional[Dict[str, List[str]]] = None,
-                     accounts: Optional[List[Tuple[bytes, bool]]] = None, server: ReplayServer = None) -> List[str]:
+                     accounts: Optional[List[Tuple[Any, ...]]] = None, server: ReplayServer = None) -> List[str]:
     """Refuse a replay (``argv``: mariadb-binlog and its range options; ``files``) whose statements name ``source``
     as a qualifier (skipped, or run against the source), or that, run with ``USE source``, name another database
     of this server (the replay would write to that live database). Nothing was loaded into the target yet.
@@ -2897,7 +2916,7 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
                 'Restore to a point before it (stop_at), or take a full backup after it and restore from that.'
                 % (SPLIT_LITERAL if mode.splits(logged) else UNREADABLE_HEAD, _shown(statement)),
                 source=source)
-        kind = statement_kind(statement)
+        kind = statement_kind(statement, reading)
         if (current == own and len(statement) > STATEMENT_CARRY and mode.characters is not None
                 and MULTIBYTE_AMBIGUOUS.search(statement)):
             # (read whole here; the replay reads it as it comes: ``ReplayEventRewriter`` would refuse it there)
@@ -2914,7 +2933,7 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
             # never replayed (``AccountStatementDropper``): the ledger reads them, each with its default database
             # (``current`` is source for one sent with USE source, or after one without a default database)
             if accounts is not None:
-                accounts.append((statement.strip(), current == own))
+                accounts.append((statement.strip(), current == own, reading))
             return False
         if suspect and not names_database(statement, source, reading, fold):
             return False
@@ -2947,7 +2966,7 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
         if via and len(calling) < 5:
             calling.append(_shown(statement) + ('' if via == ['DATABASE()'] else ' (through %s)' % ', '.join(via)))
         return bool(suspect and named_databases(statement, others + [source], used.reading(), fold)
-                    and statement_kind(statement) not in ('maintenance', 'account'))
+                    and statement_kind(statement, used.reading()) not in ('maintenance', 'account'))
 
     found = _statements(engine, argv + ['--short-form', '--database=%s' % source] + files, confirm, used)
     if found is not None:
@@ -3181,7 +3200,7 @@ def scan_logs(engine: Any, request: RestoreRequest, full: Manifest, logs: List[M
         files = [_decompress(m, workdir, engine.identities) for m in logs]
         argv, start = replay_argv(engine, request, full, logs)
         logged: Dict[str, List[str]] = {}
-        accounts: List[Tuple[bytes, bool]] = []
+        accounts: List[Tuple[Any, ...]] = []
         calling = check_statements(engine, argv, files, full.database or '', None, logged, accounts)
     except BaseException as exc:
         raise told_left(damaged_log(exc, logs), workdir.remove())
@@ -4164,7 +4183,7 @@ def foresee_replay(engine: Any, request: RestoreRequest,
     source = full.database or ''
     workdir = Scratch('binlog-check', request.tmpdir, 'db_restore')
     logged: Dict[str, List[str]] = {}
-    accounts: List[Tuple[bytes, bool]] = []
+    accounts: List[Tuple[Any, ...]] = []
     try:
         files = [_decompress(m, workdir, engine.identities) for m in logs]
         argv, start = replay_argv(engine, request, full, logs)
