@@ -2379,8 +2379,8 @@ def replay_grants(grants: Optional[Dict[str, Any]], statements: List[Any], sourc
     ledger = GrantLedger(grants, source, roles, all_privileges)
     for statement in statements:
         # (statement, whether it was sent with USE source[, its reading]), or a statement sent without
-        text, used, reading = (tuple(statement) + (None,))[:3] if isinstance(statement, tuple) else (statement, False,
-                                                                                                    None)
+        entry = tuple(statement) if isinstance(statement, tuple) else (statement, False)
+        text, used, reading = (entry + (None,))[:3]
         ledger.replay(text, source if used else None, reading)
     return ledger
 
