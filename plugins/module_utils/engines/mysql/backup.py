@@ -437,10 +437,13 @@ class MySQLEngine(Engine):
 
     def server_facts(self) -> Dict[str, Any]:
         # the server's own name and port are the origin (the same whatever address reached it); in the same query
-        row = self.query('SELECT VERSION(), @@log_bin, @@hostname, @@port')[0]
+        # (and whether it compares database names without case: the replay's scan reads them so)
+        row = self.query('SELECT VERSION(), @@log_bin, @@hostname, @@port, @@lower_case_table_names')[0]
         facts = {'server_version': row[0], 'log_bin': row[1] in ('1', 'ON')}
         if len(row) >= 4 and row[2] and row[3]:
             facts['origin'] = local_origin(row[2], row[3])
+        if len(row) >= 5 and str(row[4] or '').isdigit():
+            facts['lower_case_table_names'] = int(row[4])
         return facts
 
     def check_options(self, opts: BackupOptions) -> None:

@@ -973,7 +973,7 @@ REPLAY_EVENT_HEAD = re.compile(rb'(?is)\A(?:\s|#[^\n]*\n)*(CREATE|ALTER)\b(.{0,1
 STATEMENT_CARRY = 64 * 1024  # an unfinished statement longer than this passes on (its header, if an event's, read)
 
 
-def replay_event_edit(statement: bytes, complete: bool, reading: Optional[Tuple[bool, bool]] = None) -> Any:
+def replay_event_edit(statement: bytes, complete: bool, reading: SqlReading = None) -> Any:
     """``(at, end, words, old_name, new_name, status, only_if_new)`` for the event statement ``statement``
     (``data[at:end]`` replaced by ``words``; ``status`` None when the statement names none and keeps the event's);
     None if it is no event statement, or cannot be read; ``NEED_MORE`` if ``statement`` ends before its DO (and
@@ -984,7 +984,8 @@ def replay_event_edit(statement: bytes, complete: bool, reading: Optional[Tuple[
         return None
     create = head.group(1).upper() == b'CREATE'
     code = []
-    for match in _SQL_TOKENS[reading or DEFAULT_READING].finditer(statement, head.start(1)):
+    reading = reading or DEFAULT_READING
+    for match in _SQL_TOKENS[reading[:2]].finditer(_whole_characters(statement, reading), head.start(1)):
         kind = match.lastgroup or 'other'
         if kind in ('space', 'comment'):
             continue
@@ -992,7 +993,7 @@ def replay_event_edit(statement: bytes, complete: bool, reading: Optional[Tuple[
             return NEED_MORE   # a word, a name or a string may go on in the next chunk
         if kind == 'other' and match.group() in (b"'", b'"', b'`', b'/'):
             return NEED_MORE if not complete else None   # unterminated, or a versioned comment: not read
-        code.append((kind, match.group(), match.start(), match.end()))
+        code.append((kind, statement[match.start():match.end()], match.start(), match.end()))
         if kind == 'word' and match.group().upper() == b'DO':
             break
     else:
@@ -1057,14 +1058,15 @@ def replay_event_edit(statement: bytes, complete: bool, reading: Optional[Tuple[
 LEADING_COMMENTS = re.compile(rb'\A(?:\s|#[^\n]*\n)*')
 
 
-def drop_account_statement(statement: bytes) -> bytes:
+def drop_account_statement(statement: bytes, reading: SqlReading = None) -> bytes:
     """``statement`` (one of the binlog stream's) as the replay sends it: an account statement (GRANT, REVOKE,
     CREATE/ALTER/DROP/RENAME USER or ROLE) as a no-op. Accounts and privileges are the server's, not the database's:
     replayed into the copy they would change this server's live accounts (or fail where they exist); the
-    ``GrantLedger`` reads them instead and gives the restored database the privileges they leave."""
+    ``GrantLedger`` reads them instead and gives the restored database the privileges they leave. ``reading``: the
+    statement's (``StreamMode.reading``)."""
     head = LEADING_COMMENTS.match(statement)
     at = head.end() if head else 0
-    if statement_kind(statement[at:]) != 'account':
+    if statement_kind(statement[at:], reading) != 'account':
         return statement
     return statement[:at] + b'DO 0\n'
 
@@ -1099,13 +1101,13 @@ class ReplayEventRewriter:
             self._refuse('%s: %s' % (SKIPPED_CODE, _shown(statement)))
         statement = read   # the same length: a skipped versioned comment made the plain comment the server reads
         if complete:
-            if runs_statements(statement):
+            if runs_statements(statement, self.mode.reading()):
                 self._refuse('%s: %s' % (RUNS_STATEMENTS, _shown(statement)))
         found = replay_event_edit(statement, complete, self.mode.reading())
         if found == NEED_MORE:
             return None
         if found is None:
-            return drop_account_statement(statement)
+            return drop_account_statement(statement, self.mode.reading())
         at, end, words, old, new, status, only_if_new = found
         if only_if_new and self._key(old) in self.statuses:
             status = None   # CREATE EVENT IF NOT EXISTS of an event the copy holds: a no-op there too
@@ -1413,7 +1415,10 @@ STATEMENT_END = b'/*!*/;\n'
 # the table t of database src, not two strings; with NO_BACKSLASH_ESCAPES a backslash in a string is itself: 'a\'
 # is a whole string and what follows it code. None where the sql_mode is not known (a stored body): the name readers
 # then read the statement each way it may be read and take every name any reading finds (refuse more, never less).
-SqlReading = Optional[Tuple[bool, bool]]
+# A third part, when there is one, is the client character set the statement was sent in (``MULTIBYTE``'s key, or
+# None: no character's second byte is ASCII): in gbk '\xbf\x5c' is a whole string (one character), read byte by byte
+# its backslash escaped the quote, and the code up to the next string was hidden in it.
+SqlReading = Optional[Tuple[Any, ...]]
 DEFAULT_READING = (True, False)   # the server's default sql_mode
 
 
@@ -1433,18 +1438,28 @@ _SQL_TOKENS = {(escapes, ansi): _token_pattern(escapes, ansi) for escapes in (Tr
 _SQL_TOKEN = _SQL_TOKENS[DEFAULT_READING]
 
 
-def _readings(statement: bytes, reading: SqlReading) -> List[Tuple[bool, bool]]:
+def _readings(statement: bytes, reading: SqlReading) -> List[Tuple[Any, ...]]:
     """The readings of ``statement`` to take: ``reading``, or, not known, each one that may differ (escapes only
-    where a backslash is, ANSI_QUOTES only where a double quote is)."""
+    where a backslash is, ANSI_QUOTES only where a double quote is, each multibyte character set only where a byte
+    that may start one of its characters stands before a backslash or a backtick)."""
     if reading is not None:
         return [reading]
-    return [(escapes, ansi) for escapes in ((True, False) if b'\\' in statement else (True,))
-            for ansi in ((False, True) if b'"' in statement else (False,))]
+    charsets = [None] + (MULTIBYTE_SETS if MULTIBYTE_AMBIGUOUS.search(statement) else [])
+    return [(escapes, ansi, charset) for escapes in ((True, False) if b'\\' in statement else (True,))
+            for ansi in ((False, True) if b'"' in statement else (False,)) for charset in charsets]
 
 
-def _code_tokens(text: bytes, reading: Tuple[bool, bool] = DEFAULT_READING) -> List[Tuple[str, bytes]]:
+def _whole_characters(text: bytes, reading: Tuple[Any, ...]) -> bytes:
+    """``text`` with each character of ``reading``'s multibyte character set (``SqlReading``) made neutral bytes of
+    the same length (``_neutral``): tokenized, its tokens' places are the server's; their text is ``text``'s."""
+    characters = MULTIBYTE.get(reading[2]) if len(reading) > 2 and reading[2] else None
+    return text if characters is None else characters.sub(_neutral, text)
+
+
+def _code_tokens(text: bytes, reading: Tuple[Any, ...] = DEFAULT_READING) -> List[Tuple[str, bytes]]:
     """The tokens of ``text`` but spaces and comments, read as ``reading`` says."""
-    return [(m.lastgroup or 'other', m.group()) for m in _SQL_TOKENS[reading].finditer(text)
+    return [(m.lastgroup or 'other', text[m.start():m.end()])
+            for m in _SQL_TOKENS[reading[:2]].finditer(_whole_characters(text, reading))
             if m.lastgroup not in ('space', 'comment')]
 
 
@@ -1453,13 +1468,30 @@ def _ident_name(text: bytes) -> bytes:
     return text[1:-1].replace(text[:1] * 2, text[:1])
 
 
-def named_databases(statement: bytes, databases: List[str], reading: SqlReading = None) -> List[str]:
+def _folded(name: bytes) -> bytes:
+    """``name`` in lower case, as a server with lower_case_table_names 1 or 2 compares a database's name."""
+    return name.decode('utf-8', 'surrogateescape').lower().encode('utf-8', 'surrogateescape')
+
+
+def folds_names(engine: Any) -> bool:
+    """Whether ``engine``'s server compares database names without case (lower_case_table_names 1 or 2: ``SRC.t``
+    is src's table), from the facts asked once per engine (``ping``); False where it is not known."""
+    try:
+        return int(engine.ping().get('lower_case_table_names') or 0) in (1, 2)
+    except (AttributeError, OpsReadyError, TypeError, ValueError):
+        return False
+
+
+def named_databases(statement: bytes, databases: List[str], reading: SqlReading = None,
+                    fold: bool = False) -> List[str]:
     """Those of ``databases`` that ``statement`` names as a qualifier (```db`.x``, ``db.x``, under ANSI_QUOTES
     ``"db".x``; not in a string or a comment, not as the last part of ``a.db``) or as the database of
-    CREATE/ALTER/DROP DATABASE; read as ``reading`` says (every reading when it is None)."""
+    CREATE/ALTER/DROP DATABASE; read as ``reading`` says (every reading when it is None). ``fold``: names compared
+    without case (``folds_names``)."""
     # (a name holding a quote is written with it doubled: `a``b`, under ANSI_QUOTES "a""b")
-    wanted = {d.encode('utf-8'): d for d in databases
-              if any(q in statement for q in _quoted_forms(d.encode('utf-8')))}
+    seen = _folded(statement) if fold else statement
+    wanted = {(_folded if fold else bytes)(d.encode('utf-8')): d for d in databases
+              if any(q in seen for q in _quoted_forms((_folded if fold else bytes)(d.encode('utf-8'))))}
     if not wanted:  # quick: most statements name none of them
         return []
     found: List[str] = []
@@ -1467,6 +1499,8 @@ def named_databases(statement: bytes, databases: List[str], reading: SqlReading 
         code = _code_tokens(statement, read)
         for n, (kind, text) in enumerate(code):
             name = _ident_name(text) if kind == 'ident' else text if kind == 'word' else None
+            if name is not None and fold:
+                name = _folded(name)
             if name not in wanted or wanted[name] in found:
                 continue
             # not after '.' (``a.db``) or '@' (``@@session.x`` when the database is called session)
@@ -1486,8 +1520,8 @@ def _quoted_forms(name: bytes) -> Tuple[bytes, bytes, bytes]:
     return name, name.replace(b'`', b'``'), name.replace(b'"', b'""')
 
 
-def names_database(statement: bytes, database: str, reading: SqlReading = None) -> bool:
-    return bool(named_databases(statement, [database], reading))
+def names_database(statement: bytes, database: str, reading: SqlReading = None, fold: bool = False) -> bool:
+    return bool(named_databases(statement, [database], reading, fold))
 
 
 # Statements the scan lets through. Maintenance (this collection's maintenance role runs "ANALYZE TABLE db.t" without
@@ -1571,8 +1605,9 @@ def server_text(statement: bytes, server: ReplayServer, reading: SqlReading = No
     return texts.pop() if len(texts) == 1 else None
 
 
-def _server_text(statement: bytes, server: ReplayServer, reading: Tuple[bool, bool]) -> Optional[bytes]:
-    tokens = _SQL_TOKENS[reading]
+def _server_text(statement: bytes, server: ReplayServer, reading: Tuple[Any, ...]) -> Optional[bytes]:
+    tokens = _SQL_TOKENS[reading[:2]]
+    seen = _whole_characters(statement, reading)
     out = bytearray(statement)
     pos, size = 0, len(statement)
     while pos < size:
@@ -1583,7 +1618,7 @@ def _server_text(statement: bytes, server: ReplayServer, reading: Tuple[bool, bo
                 continue
             out[opened.start() + (3 if opened.group().startswith(b'/*M') else 2)] = 0x20
             end = _comment_end(statement, opened.end())
-            text = statement[opened.end():size if end < 0 else end - 2]
+            text = seen[opened.end():size if end < 0 else end - 2]
             if COMMENT_HAZARD.search(text) or any(splits_a_literal(text, escapes, ansi)
                                                   for escapes in (True, False) for ansi in (True, False)):
                 return None
@@ -1591,16 +1626,19 @@ def _server_text(statement: bytes, server: ReplayServer, reading: Tuple[bool, bo
                 break
             pos = end
             continue
-        match = tokens.match(statement, pos)
+        match = tokens.match(seen, pos)
         if match is None or (match.lastgroup == 'other' and statement.startswith(b'/*', pos)):
             break   # a comment not closed: a statement cut short
         pos = match.end()
     return bytes(out)
 
 
-def _raw_code(statement: bytes) -> Iterator[Tuple[str, bytes]]:
+def _raw_code(statement: bytes, reading: SqlReading = None) -> Iterator[Tuple[str, bytes]]:
     """The tokens of ``statement``, a versioned comment's markers dropped (its text is code); ends at a comment not
-    closed (a statement cut short: what follows may be its text)."""
+    closed (a statement cut short: what follows may be its text). Read as ``reading`` (the statement's) says; the
+    default reading when it is None."""
+    reading = reading or DEFAULT_READING
+    tokens, seen = _SQL_TOKENS[reading[:2]], _whole_characters(statement, reading)
     pos, inside = 0, 0
     while pos < len(statement):
         opened = VERSIONED_OPEN.match(statement, pos)
@@ -1610,17 +1648,17 @@ def _raw_code(statement: bytes) -> Iterator[Tuple[str, bytes]]:
         if inside and statement.startswith(b'*/', pos):
             pos, inside = pos + 2, inside - 1
             continue
-        match = _SQL_TOKEN.match(statement, pos)
+        match = tokens.match(seen, pos)
         if match is None or (match.lastgroup == 'other' and statement.startswith(b'/*', pos)):
             return
+        yield match.lastgroup or 'other', statement[pos:match.end()]
         pos = match.end()
-        yield match.lastgroup or 'other', match.group()
 
 
-def _code(statement: bytes) -> Iterator[Tuple[str, bytes]]:
+def _code(statement: bytes, reading: SqlReading = None) -> Iterator[Tuple[str, bytes]]:
     """``_raw_code``, the ``SET STATEMENT var=value, ... FOR`` prefix dropped: MariaDB runs (and logs) ``SET
     STATEMENT max_statement_time=1 FOR CREATE USER u`` as the CREATE USER."""
-    tokens = _raw_code(statement)
+    tokens = _raw_code(statement, reading)
     held: List[Tuple[str, bytes]] = []
     words: List[bytes] = []
     for kind, text in tokens:
@@ -1641,11 +1679,11 @@ def _code(statement: bytes) -> Iterator[Tuple[str, bytes]]:
     yield from tokens
 
 
-def head_words(statement: bytes, count: int = 5) -> List[bytes]:
+def head_words(statement: bytes, count: int = 5, reading: SqlReading = None) -> List[bytes]:
     """The first ``count`` words of ``statement`` (upper case) as the server reads it (``_code``); fewer if it ends
     first, or reaches a comment it does not close (a statement cut short)."""
     words: List[bytes] = []
-    for kind, text in _code(statement):
+    for kind, text in _code(statement, reading):
         if kind == 'word':
             words.append(text.upper())
             if len(words) >= count:
@@ -1653,10 +1691,10 @@ def head_words(statement: bytes, count: int = 5) -> List[bytes]:
     return words
 
 
-def account_text(statement: bytes) -> bytes:
+def account_text(statement: bytes, reading: SqlReading = None) -> bytes:
     """``statement`` as the server runs it (``_code``: no versioned comment markers, no SET STATEMENT prefix), for
     the ``GrantLedger`` to read."""
-    return b''.join(text for _kind, text in _code(statement))
+    return b''.join(text for _kind, text in _code(statement, reading))
 
 
 def _kind_of(words: List[bytes]) -> str:
@@ -1681,10 +1719,10 @@ def _kind_of(words: List[bytes]) -> str:
 COMPOUND_HEADS = {b'IF', b'CASE', b'LOOP', b'WHILE', b'REPEAT', b'FOR', b'CALL', b'EXECUTE', b'PREPARE'}
 
 
-def runs_statements(statement: bytes) -> bool:
+def runs_statements(statement: bytes, reading: SqlReading = None) -> bool:
     """Whether ``statement`` (as the server reads it: ``_code``) is one of ``COMPOUND_HEADS``' or BEGIN NOT ATOMIC."""
     code: List[bytes] = []
-    for kind, text in _code(statement):
+    for kind, text in _code(statement, reading):
         if kind not in ('space', 'comment'):
             code.append(text.upper() if kind == 'word' else text)
             if len(code) >= 5:
@@ -1694,10 +1732,10 @@ def runs_statements(statement: bytes) -> bool:
     return bool(code) and (code[0] in COMPOUND_HEADS or code[:3] == [b'BEGIN', b'NOT', b'ATOMIC'])
 
 
-def statement_kind(statement: bytes) -> str:
+def statement_kind(statement: bytes, reading: SqlReading = None) -> str:
     """'maintenance', 'account', 'compound' (``runs_statements``) or 'other', from the statement's first words
     (behind any comment: a leading comment of any length, a versioned comment's code read as the server runs it)."""
-    return 'compound' if runs_statements(statement) else _kind_of(head_words(statement))
+    return 'compound' if runs_statements(statement, reading) else _kind_of(head_words(statement, reading=reading))
 
 
 def head_kind(head: bytes) -> Optional[str]:
@@ -1746,6 +1784,8 @@ MULTIBYTE = {
     b'cp932': re.compile(rb'[\x81-\x9f\xe0-\xfc][\x40-\x7e\x80-\xfc]'),
     b'gb18030': re.compile(rb'[\x81-\xfe][\x30-\x39][\x81-\xfe][\x30-\x39]|[\x81-\xfe][\x40-\x7e\x80-\xfe]'),
 }
+# The sets whose characters differ (cp932's are sjis's): a statement whose set is not known is read in each of them
+MULTIBYTE_SETS: List[Optional[bytes]] = [b'gbk', b'big5', b'sjis', b'gb18030']
 # A lead byte before a backslash or a backtick: in a statement read as it comes (longer than the replay's window)
 # where its characters start is not followed, such a statement is refused
 MULTIBYTE_AMBIGUOUS = re.compile(rb'[\x81-\xfe][\\`]')
@@ -1832,6 +1872,7 @@ class StreamMode:
     def __init__(self) -> None:
         self.escapes, self.ansi_quotes = True, False
         self.characters: Optional['re.Pattern[bytes]'] = None   # MULTIBYTE's, in such a character set
+        self.charset: Optional[bytes] = None   # its key
 
     def see(self, piece: bytes) -> None:
         """Take the sql_mode or character set ``piece`` sets (a piece of the stream, read in order; one that splits
@@ -1842,6 +1883,7 @@ class StreamMode:
             self.escapes, self.ansi_quotes = not mode & MODE_NO_BACKSLASH_ESCAPES, bool(mode & MODE_ANSI_QUOTES)
         found = CHARSET_LINE.match(piece)
         if found:
+            self.charset = found.group(1).lower() if found.group(1).lower() in MULTIBYTE else None
             self.characters = MULTIBYTE.get(found.group(1).lower())
 
     def splits(self, piece: bytes) -> bool:
@@ -1852,9 +1894,10 @@ class StreamMode:
     def scan(self) -> LiteralScan:
         return LiteralScan(self.escapes, self.ansi_quotes, self.characters is not None)
 
-    def reading(self) -> Tuple[bool, bool]:
-        """How the server read the names and strings of the statement (``SqlReading``), for the name readers."""
-        return self.escapes, self.ansi_quotes
+    def reading(self) -> Tuple[bool, bool, Optional[bytes]]:
+        """How the server read the names and strings of the statement (``SqlReading``: its character set too), for
+        the name readers."""
+        return self.escapes, self.ansi_quotes, self.charset
 
 
 SPLIT_LITERAL = ('that holds the text mariadb-binlog ends each statement with (/*!*/; and a line end) inside a '
@@ -1888,19 +1931,21 @@ UNREADABLE_HEAD = ('that is longer than %d KiB and whose first words the replay 
                    'USER...), which the replay must never run against this server' % (STATEMENT_CARRY // 1024))
 
 
-def _account_part(kind: str, text: bytes) -> Optional[str]:
-    """A user or host name as an account statement writes it: quoted (backticks, ' or "), or a bare word."""
+def _account_part(kind: str, text: bytes, escapes: bool = True) -> Optional[str]:
+    """A user or host name as an account statement writes it: quoted (backticks, ' or "), or a bare word.
+    ``escapes``: a backslash in a string escapes (not under NO_BACKSLASH_ESCAPES)."""
     if kind == 'ident':
         return _ident_name(text).decode('utf-8', 'replace')
     if kind == 'string':
-        body = re.sub(rb'\\(.)', rb'\1', text[1:-1].replace(text[:1] * 2, text[:1]))
+        body = text[1:-1].replace(text[:1] * 2, text[:1])
+        body = re.sub(rb'\\(.)', rb'\1', body) if escapes else body
         return body.decode('utf-8', 'replace')
     if kind == 'word':
         return text.decode('utf-8', 'replace')
     return None
 
 
-def _accounts_listed(code: List[Tuple[str, bytes]]) -> Optional[List[Tuple[str, Optional[str]]]]:
+def _accounts_listed(code: List[Tuple[str, bytes]], escapes: bool = True) -> Optional[List[Tuple[str, Optional[str]]]]:
     """The accounts of a comma-separated list (``'u'@'h'``, ```u`@`h```, ``u@h``, ``u``; a RENAME's ``a TO b``: a),
     each as (user, host); host None where none is written (``u``@``%``, or the role ``u``). None: one is not an
     account name (CURRENT_USER, a syntax not read here)."""
@@ -1908,21 +1953,24 @@ def _accounts_listed(code: List[Tuple[str, bytes]]) -> Optional[List[Tuple[str, 
     for item in _split_list(code):
         to = [n for n, (kind, text) in enumerate(item) if kind == 'word' and text.upper() == b'TO']
         item = item[:to[0]] if to else item
-        user = _account_part(*item[0]) if item else None
+        user = _account_part(*item[0], escapes) if item else None
         if user is None or user.upper() in ('CURRENT_USER', 'CURRENT_ROLE', 'PUBLIC'):
             return None
         if len(item) == 1:
             accounts.append((user, None))
-        elif len(item) == 3 and item[1][1] == b'@' and _account_part(*item[2]) is not None:
-            accounts.append((user, _account_part(*item[2])))
+        elif len(item) == 3 and item[1][1] == b'@' and _account_part(*item[2], escapes) is not None:
+            accounts.append((user, _account_part(*item[2], escapes)))
         else:
             return None
     return accounts
 
 
-def renamed_accounts(statement: bytes) -> Optional[List[Tuple[Tuple[str, Optional[str]], Tuple[str, Optional[str]]]]]:
-    """RENAME USER ``a TO b, c TO d``: [(old, new)], each (user, host or None); None when it cannot be read."""
-    code = _code_tokens(statement)
+def renamed_accounts(statement: bytes, reading: SqlReading = None
+                     ) -> Optional[List[Tuple[Tuple[str, Optional[str]], Tuple[str, Optional[str]]]]]:
+    """RENAME USER ``a TO b, c TO d``: [(old, new)], each (user, host or None); None when it cannot be read. Read as
+    ``reading`` (the statement's) says; the default reading when it is None."""
+    reading = reading or DEFAULT_READING
+    code = _code_tokens(statement, reading)
     if [t.upper() for _k, t in code[:2]] != [b'RENAME', b'USER']:
         return None
     pairs = []
@@ -1930,7 +1978,7 @@ def renamed_accounts(statement: bytes) -> Optional[List[Tuple[Tuple[str, Optiona
         to = [n for n, (kind, text) in enumerate(item) if kind == 'word' and text.upper() == b'TO']
         if len(to) != 1:
             return None
-        old, new = _accounts_listed(item[:to[0]]), _accounts_listed(item[to[0] + 1:])
+        old, new = _accounts_listed(item[:to[0]], reading[0]), _accounts_listed(item[to[0] + 1:], reading[0])
         if not old or not new or len(old) != 1 or len(new) != 1:
             return None
         pairs.append((old[0], new[0]))
@@ -1950,29 +1998,32 @@ def _split_list(code: List[Tuple[str, bytes]]) -> List[List[Tuple[str, bytes]]]:
     return items
 
 
-def taken_accounts(statement: bytes, source: str) -> Optional[List[Tuple[str, Optional[str]]]]:
+def taken_accounts(statement: bytes, source: str,
+                   reading: SqlReading = None) -> Optional[List[Tuple[str, Optional[str]]]]:
     """The accounts an account statement of the binary logs takes privileges on ``source`` from: REVOKE ... ON an
     object of ``source`` FROM them, REVOKE ALL PRIVILEGES, GRANT OPTION FROM them, DROP USER/ROLE, RENAME USER (the
     old names; the ledger moves their privileges: ``renamed_accounts``), CREATE OR REPLACE USER/ROLE. [] when it
-    takes none (a GRANT; a REVOKE on another database, of a role); None when its accounts cannot be read."""
-    code = _code_tokens(statement)
+    takes none (a GRANT; a REVOKE on another database, of a role); None when its accounts cannot be read. Read as
+    ``reading`` (the statement's) says; the default reading when it is None."""
+    reading = reading or DEFAULT_READING
+    code = _code_tokens(statement, reading)
     words = [text.upper() for kind, text in code if kind == 'word']
     if not words:
         return []
     at = [n for n, (kind, text) in enumerate(code) if kind == 'word' and text.upper() in (b'FROM', b'USER', b'ROLE')]
     if words[0] == b'REVOKE':
         on = b'ON' in words
-        if (on and not names_database(statement, source)) or (not on and words[1:2] != [b'ALL']) or not at:
+        if (on and not names_database(statement, source, reading)) or (not on and words[1:2] != [b'ALL']) or not at:
             return []
-        return _accounts_listed(code[[n for n in at if code[n][1].upper() == b'FROM'][-1] + 1:])
+        return _accounts_listed(code[[n for n in at if code[n][1].upper() == b'FROM'][-1] + 1:], reading[0])
     if words[0] in (b'DROP', b'RENAME') and words[1:2] in ([b'USER'], [b'ROLE']):
         rest = code[at[0] + 1:]
         while rest and rest[0][0] == 'word' and rest[0][1].upper() in (b'IF', b'EXISTS'):
             rest = rest[1:]
-        return _accounts_listed(rest)
+        return _accounts_listed(rest, reading[0])
     if words[:3] == [b'CREATE', b'OR', b'REPLACE'] and words[3:4] in ([b'USER'], [b'ROLE']):
         # the server drops the account (every privilege with it) and creates it anew
-        return _accounts_listed(_without_options(code[at[0] + 1:]))
+        return _accounts_listed(_without_options(code[at[0] + 1:]), reading[0])
     return []
 
 
@@ -2041,18 +2092,21 @@ def _privilege_list(code: List[Tuple[str, bytes]]) -> Optional[Tuple[List[Tuple[
     return None
 
 
-def privilege_change(statement: bytes, source: str, default_db: Optional[str] = None) -> Any:
+def privilege_change(statement: bytes, source: str, default_db: Optional[str] = None,
+                     reading: SqlReading = None) -> Any:
     """A GRANT or REVOKE of privileges ON an object of ``source`` read: ``{'op': 'GRANT'|'REVOKE', 'kind':
     'database'|'tables'|'routines', 'db': the database as written (a database-level one may be escaped), 'object':
     table or routine name, 'type': routine type, 'privileges': [(name, columns or None)], 'grant_option': bool,
     'accounts': [(user, host or None)]}``. False: not one of ``source`` (another database, global, a role's, one
     naming no database); None: one naming ``source`` that cannot be read. ``default_db``: the database the statement
-    was sent with (USE), which an unqualified ``ON t`` or ``ON *`` names."""
-    code = _code_tokens(statement)
+    was sent with (USE), which an unqualified ``ON t`` or ``ON *`` names. Read as ``reading`` (the statement's)
+    says; the default reading when it is None."""
+    reading = reading or DEFAULT_READING
+    code = _code_tokens(statement, reading)
     op = code[0][1].upper() if code and code[0][0] == 'word' else b''
     if op not in (b'GRANT', b'REVOKE') or not any(k == 'word' and t.upper() == b'ON' for k, t in code):
         return False
-    ours = names_database(statement, source) or default_db == source
+    ours = names_database(statement, source, reading) or default_db == source
     listed = _privilege_list(code)
     if listed is None:
         return None if ours else False
@@ -2094,7 +2148,7 @@ def privilege_change(statement: bytes, source: str, default_db: Optional[str] = 
         words = [t.upper() for k, t in rest if k == 'word']
         grant_option = grant_option or any(words[i:i + 3] == [b'WITH', b'GRANT', b'OPTION'] for i in range(len(words)))
         rest = _without_options(rest)
-    accounts = _accounts_listed(rest)
+    accounts = _accounts_listed(rest, reading[0])
     if accounts is None or (target is None and routine_type is not None):
         return None
     if target is not None and db != source:
@@ -2266,20 +2320,21 @@ class GrantLedger:
                     if _is_account(item, user, host):
                         item.update(user=new_user, host='%' if new_host is None else new_host)
 
-    def replay(self, statement: bytes, default_db: Optional[str] = None) -> None:
-        """One account statement of the logs, in their order (``default_db``: the database it was sent with)."""
-        statement = account_text(statement)
+    def replay(self, statement: bytes, default_db: Optional[str] = None, reading: SqlReading = None) -> None:
+        """One account statement of the logs, in their order (``default_db``: the database it was sent with;
+        ``reading``: its sql_mode and character set, ``StreamMode.reading``)."""
+        statement = account_text(statement, reading)
         if _first_word(statement) == b'RENAME':
-            pairs = renamed_accounts(statement)
+            pairs = renamed_accounts(statement, reading)
             if pairs is not None:
                 self.rename(pairs)
                 return
-        change = privilege_change(statement, self.source, default_db)
+        change = privilege_change(statement, self.source, default_db, reading)
         if change is None:
             if _first_word(statement) == b'GRANT':
                 self.unread_grants.append(_shown(statement))
                 return
-            accounts = taken_accounts(statement, self.source)
+            accounts = taken_accounts(statement, self.source, reading)
             self.shown.append(_shown(statement))
             if accounts is None:
                 self.unread = True
@@ -2289,7 +2344,7 @@ class GrantLedger:
                 self.drop_accounts(accounts)
             return
         if change is False:
-            accounts = taken_accounts(statement, self.source)   # DROP/RENAME USER, REVOKE ALL ..., GRANT OPTION
+            accounts = taken_accounts(statement, self.source, reading)   # DROP/RENAME USER, REVOKE ALL, GRANT OPTION
             if accounts is None:
                 self.shown.append(_shown(statement))
                 self.unread = True
@@ -2323,9 +2378,10 @@ def replay_grants(grants: Optional[Dict[str, Any]], statements: List[Any], sourc
         return None
     ledger = GrantLedger(grants, source, roles, all_privileges)
     for statement in statements:
-        # (statement, whether it was sent with USE source), or a statement sent without
-        text, used = statement if isinstance(statement, tuple) else (statement, False)
-        ledger.replay(text, source if used else None)
+        # (statement, whether it was sent with USE source[, its reading]), or a statement sent without
+        entry = tuple(statement) if isinstance(statement, tuple) else (statement, False)
+        text, used, reading = (entry + (None,))[:3]
+        ledger.replay(text, source if used else None, reading)
     return ledger
 
 
@@ -2415,32 +2471,48 @@ def _names_in(text: bytes, tables: Dict[bytes, str], routines: Dict[bytes, str],
     return found
 
 
-def database_function_objects(engine: Any, database: str,
-                              base: Any = calls_database_function) -> Dict[str, Dict[bytes, str]]:
+def body_reading(engine: Any, kind: str, sql_mode: Optional[str]) -> SqlReading:
+    """How to read a stored body as information_schema gives it (``SqlReading``). A view's VIEW_DEFINITION is the
+    server's normalized text (names in backticks, strings with backslash escapes): the default reading. MariaDB
+    prints a trigger's, routine's or event's body (ACTION_STATEMENT, ROUTINE_DEFINITION, EVENT_DEFINITION) as its
+    utf8 copy, each string re-quoted with its quote doubled and a backslash written as itself (``'x\\\\'`` is
+    printed ``'x\\'``, ``'it\\'s'`` ``'it''s'``): no backslash escapes, ANSI_QUOTES as its own ``sql_mode`` has it.
+    None (every reading) on another server, whose printing is not known."""
+    if kind == 'view':
+        return DEFAULT_READING
+    server = replay_server(engine)
+    if server is None or not server[1] or sql_mode is None:
+        return None
+    return False, 'ANSI_QUOTES' in sql_mode.upper().split(','), None
+
+
+def database_function_objects(engine: Any, database: str, base: Any = None) -> Dict[str, Dict[bytes, str]]:
     """The triggers (by their table), views and stored routines of ``database`` whose body calls DATABASE() or SCHEMA(),
     directly or through another of them: a statement replayed with binlog_format=STATEMENT/MIXED that fires or calls
     one runs it in the temporary copy, where DATABASE() is the copy's name. ``{'tables': {table: label}, 'routines':
     {lower-case name: label}, 'read': {view: label}}`` (``read``: those of the views that call one of the routines,
     or any function of another database, so run it when only read). ``base``: what in a body makes it one
-    (``foreign_objects``' too)."""
+    (``foreign_objects``' too), called with the body, its reading (``body_reading``) and its kind; by default
+    ``calls_database_function``."""
     lit = quote_literal(database)
     rows = engine.query(
-        "SELECT 'trigger', TRIGGER_NAME, EVENT_OBJECT_TABLE, ACTION_STATEMENT "  # nosec B608 # mysql_quote literal
-        "FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s "
-        "UNION ALL SELECT LOWER(ROUTINE_TYPE), ROUTINE_NAME, ROUTINE_NAME, ROUTINE_DEFINITION "
+        "SELECT 'trigger', TRIGGER_NAME, EVENT_OBJECT_TABLE, ACTION_STATEMENT, "  # nosec B608 # mysql_quote literal
+        "SQL_MODE FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s "
+        "UNION ALL SELECT LOWER(ROUTINE_TYPE), ROUTINE_NAME, ROUTINE_NAME, ROUTINE_DEFINITION, SQL_MODE "
         "FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s "
-        "UNION ALL SELECT 'view', TABLE_NAME, TABLE_NAME, VIEW_DEFINITION FROM information_schema.VIEWS "
+        "UNION ALL SELECT 'view', TABLE_NAME, TABLE_NAME, VIEW_DEFINITION, '' FROM information_schema.VIEWS "
         "WHERE TABLE_SCHEMA = %s" % (lit, lit, lit))
-    bodies = [(r[0], r[1], r[2].encode('utf-8', 'surrogateescape'), (r[3] or '').encode('utf-8', 'surrogateescape'))
-              for r in rows if len(r) == 4]
+    bodies = [(r[0], r[1], r[2].encode('utf-8', 'surrogateescape'), (r[3] or '').encode('utf-8', 'surrogateescape'),
+               body_reading(engine, r[0], r[4])) for r in rows if len(r) == 5]
     tables: Dict[bytes, str] = {}
     routines: Dict[bytes, str] = {}
     pending = list(bodies)
     while pending:   # until no body calls DATABASE() or one of those found so far
-        found = [b for b in pending if base(b[3]) or _names_in(b[3], tables, routines)]
+        found = [b for b in pending if (base(b[3], b[4], b[0]) if base else calls_database_function(b[3], b[4]))
+                 or _names_in(b[3], tables, routines, b[4])]
         if not found:
             break
-        for kind, name, key, _body in found:
+        for kind, name, key, _body, _reading in found:
             label = '%s %s' % (kind, name)
             if kind in ('trigger', 'view'):
                 tables[key] = ('%s, %s' % (tables[key], label)) if key in tables else label
@@ -2450,7 +2522,7 @@ def database_function_objects(engine: Any, database: str,
     read: Dict[bytes, str] = {}
     views = [b for b in bodies if b[0] == 'view' and b[2] in tables]
     while views:   # reading a view runs the functions it calls (writing through one fires its table's triggers)
-        calling = [b for b in views if _calls_qualified(b[3]) or _names_in(b[3], read, routines)]
+        calling = [b for b in views if _calls_qualified(b[3], b[4]) or _names_in(b[3], read, routines, b[4])]
         if not calling:
             break
         read.update((b[2], tables[b[2]]) for b in calling)
@@ -2458,10 +2530,10 @@ def database_function_objects(engine: Any, database: str,
     return {'tables': tables, 'routines': routines, 'read': read}
 
 
-def _calls_qualified(body: bytes) -> bool:
+def _calls_qualified(body: bytes, reading: SqlReading = None) -> bool:
     """Whether ``body`` calls a function qualified by a database (``db.f(``): a routine of another database."""
     return any(code[n][1] == b'.' and code[n + 1][0] in ('word', 'ident') and code[n + 2][1] == b'('
-               for code in (_code_tokens(body, read) for read in _readings(body, None))
+               for code in (_code_tokens(body, read) for read in _readings(body, reading))
                for n in range(1, len(code) - 2))
 
 
@@ -2472,9 +2544,14 @@ def foreign_objects(engine: Any, database: str, also: Optional[List[str]] = None
     binlog_format=STATEMENT/MIXED that fires, calls or writes through one runs it again, as its DEFINER: it writes
     into that live database (mysql.* even), which the source server's run of the statement already did. ``also``:
     names counted as another database's though they are ``database``'s (check mode reads the source for the copy,
-    whose bodies name the source as another database)."""
+    whose trigger and routine bodies name the source as another database: the dump keeps their text). Not in a
+    view's: VIEW_DEFINITION qualifies every name with the view's own database, and the copy's views are renamed
+    into the copy (``requalify_view``), so the real run finds none of them foreign for that."""
     others = [r[0] for r in engine.query('SHOW DATABASES') if r and r[0] and r[0] != database] + list(also or [])
-    return database_function_objects(engine, database, lambda body: bool(named_databases(body, others)))
+    fold = folds_names(engine)
+    own = len(others) - len(also or [])
+    return database_function_objects(engine, database, lambda body, reading, kind: bool(
+        named_databases(body, others[:own] if kind == 'view' else others, reading, fold)))
 
 
 FOREIGN_REACH = ('The binary logs to replay hold a statement run with USE %s that fires, calls or writes through %s of '
@@ -2647,7 +2724,7 @@ def refuse_foreign_reach(engine: Any, argv: List[str], files: List[str], source:
 
     def reaches(logged: bytes, _db: bytes) -> bool:
         statement = server_text(logged, server, mode.reading()) or logged
-        if statement_kind(statement) in ('account', 'maintenance'):
+        if statement_kind(statement, mode.reading()) in ('account', 'maintenance'):
             return False
         lower = statement.lower()
         if not any(n in lower or n.replace(b'`', b'``') in lower or n.replace(b'"', b'""') in lower for n in names):
@@ -2666,15 +2743,18 @@ def bodies_naming(engine: Any, database: str, source: str) -> List[str]:
     source had it, so restored under another name they read and write the SOURCE database's tables."""
     lit = quote_literal(database)
     rows = engine.query(
-        "SELECT 'trigger', TRIGGER_NAME, ACTION_STATEMENT "  # nosec B608 # mysql_quote literal
+        "SELECT 'trigger', TRIGGER_NAME, ACTION_STATEMENT, SQL_MODE "  # nosec B608 # mysql_quote literal
         "FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s "
-        "UNION ALL SELECT LOWER(ROUTINE_TYPE), ROUTINE_NAME, ROUTINE_DEFINITION "
+        "UNION ALL SELECT LOWER(ROUTINE_TYPE), ROUTINE_NAME, ROUTINE_DEFINITION, SQL_MODE "
         "FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s "
-        "UNION ALL SELECT 'event', EVENT_NAME, EVENT_DEFINITION FROM information_schema.EVENTS WHERE EVENT_SCHEMA = %s "
-        "UNION ALL SELECT 'view', TABLE_NAME, VIEW_DEFINITION FROM information_schema.VIEWS "
+        "UNION ALL SELECT 'event', EVENT_NAME, EVENT_DEFINITION, SQL_MODE FROM information_schema.EVENTS "
+        "WHERE EVENT_SCHEMA = %s "
+        "UNION ALL SELECT 'view', TABLE_NAME, VIEW_DEFINITION, '' FROM information_schema.VIEWS "
         "WHERE TABLE_SCHEMA = %s ORDER BY 1, 2" % (lit, lit, lit, lit))
+    fold = folds_names(engine)
     return ['%s %s' % (r[0], r[1]) for r in rows
-            if len(r) == 3 and r[2] and names_database(r[2].encode('utf-8', 'surrogateescape'), source)]
+            if len(r) == 4 and r[2] and names_database(r[2].encode('utf-8', 'surrogateescape'), source,
+                                                       body_reading(engine, r[0], r[3]), fold)]
 
 
 def _statements(engine: Any, argv: List[str], stop: Any, mode: Optional[StreamMode] = None) -> Optional[bytes]:
@@ -2757,32 +2837,34 @@ def logged_definers(statement: bytes) -> List[Tuple[str, str]]:
 
 def sent_with_use(engine: Any, argv: List[str], files: List[str], source: str, accounts: List[Any],
                   server: ReplayServer = None) -> None:
-    """``accounts`` (``check_statements``': (statement, whether it may have run with USE source)) with each flag
-    made exact: mariadb-binlog prints no ``use`` for a statement sent without a default database, so the last one
-    printed may be another statement's. The tool's own filter (``--database``, the event's default database) lists
-    those that did, in order: matched to the candidates in order (a candidate is the same text, next in both)."""
-    if not any(maybe for _statement, maybe in accounts):
+    """``accounts`` (``check_statements``': (statement, whether it may have run with USE source, its reading)) with
+    each flag made exact: mariadb-binlog prints no ``use`` for a statement sent without a default database, so the
+    last one printed may be another statement's. The tool's own filter (``--database``, the event's default
+    database) lists those that did, in order: matched to the candidates in order (a candidate is the same text, next
+    in both)."""
+    if not any(entry[1] for entry in accounts):
         return
     listed: List[bytes] = []
     mode = StreamMode()
 
     def collect(statement: bytes, _db: bytes) -> bool:
         statement = server_text(statement, server, mode.reading()) or statement
-        if statement_kind(statement) == 'account':
+        if statement_kind(statement, mode.reading()) == 'account':
             listed.append(statement.strip())
         return False
     _statements(engine, argv + ['--short-form', '--database=%s' % source] + files, collect, mode)
     at = 0
-    for n, (statement, maybe) in enumerate(accounts):
+    for n, entry in enumerate(accounts):
+        statement, maybe = entry[0], entry[1]
         used = bool(maybe and at < len(listed) and listed[at] == statement)
         at += used
-        accounts[n] = (statement, used)
+        accounts[n] = (statement, used) + tuple(entry[2:])   # (its reading kept)
 
 
 def check_statements(engine: Any, argv: List[str], files: List[str], source: str,
                      hazards: Optional[Dict[str, Dict[bytes, str]]] = None,
                      definers: Optional[Dict[str, List[str]]] = None,
-                     accounts: Optional[List[Tuple[bytes, bool]]] = None, server: ReplayServer = None) -> List[str]:
+                     accounts: Optional[List[Tuple[Any, ...]]] = None, server: ReplayServer = None) -> List[str]:
     """Refuse a replay (``argv``: mariadb-binlog and its range options; ``files``) whose statements name ``source``
     as a qualifier (skipped, or run against the source), or that, run with ``USE source``, name another database
     of this server (the replay would write to that live database). Nothing was loaded into the target yet.
@@ -2795,6 +2877,7 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
     read as ``server`` (the one that runs the replay; this engine's by default) reads it (``server_text``)."""
     own = source.encode('utf-8')
     server = replay_server(engine) if server is None else server
+    fold = folds_names(engine)   # lower_case_table_names 1 or 2: SRC.t names src
     tables, routines = (hazards or {}).get('tables') or {}, (hazards or {}).get('routines') or {}
 
     def database_function(statement: bytes, reading: SqlReading) -> List[str]:
@@ -2833,7 +2916,7 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
                 'Restore to a point before it (stop_at), or take a full backup after it and restore from that.'
                 % (SPLIT_LITERAL if mode.splits(logged) else UNREADABLE_HEAD, _shown(statement)),
                 source=source)
-        kind = statement_kind(statement)
+        kind = statement_kind(statement, reading)
         if (current == own and len(statement) > STATEMENT_CARRY and mode.characters is not None
                 and MULTIBYTE_AMBIGUOUS.search(statement)):
             # (read whole here; the replay reads it as it comes: ``ReplayEventRewriter`` would refuse it there)
@@ -2850,15 +2933,15 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
             # never replayed (``AccountStatementDropper``): the ledger reads them, each with its default database
             # (``current`` is source for one sent with USE source, or after one without a default database)
             if accounts is not None:
-                accounts.append((statement.strip(), current == own))
+                accounts.append((statement.strip(), current == own, reading))
             return False
-        if suspect and not names_database(statement, source, reading):
+        if suspect and not names_database(statement, source, reading, fold):
             return False
         if kind == 'maintenance':
             return False
-        if names_database(statement, source, reading):
+        if names_database(statement, source, reading, fold):
             return True
-        elif current == own and named_databases(statement, others, reading):
+        elif current == own and named_databases(statement, others, reading, fold):
             suspect.append(True)  # confirmed below among the statements that really run with USE source
         return False
 
@@ -2882,12 +2965,12 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
         via = database_function(statement, used.reading())
         if via and len(calling) < 5:
             calling.append(_shown(statement) + ('' if via == ['DATABASE()'] else ' (through %s)' % ', '.join(via)))
-        return bool(suspect and named_databases(statement, others + [source], used.reading())
-                    and statement_kind(statement) not in ('maintenance', 'account'))
+        return bool(suspect and named_databases(statement, others + [source], used.reading(), fold)
+                    and statement_kind(statement, used.reading()) not in ('maintenance', 'account'))
 
     found = _statements(engine, argv + ['--short-form', '--database=%s' % source] + files, confirm, used)
     if found is not None:
-        named = named_databases(found, others + [source], used.reading())
+        named = named_databases(found, others + [source], used.reading(), fold)
         raise OpsReadyError(
             'The binary logs to replay hold a statement run with USE %s that names database %s: %s. The replay runs it '
             'as written, so it would have changed the live %s on this server, not the restored copy. Nothing was '
@@ -3117,7 +3200,7 @@ def scan_logs(engine: Any, request: RestoreRequest, full: Manifest, logs: List[M
         files = [_decompress(m, workdir, engine.identities) for m in logs]
         argv, start = replay_argv(engine, request, full, logs)
         logged: Dict[str, List[str]] = {}
-        accounts: List[Tuple[bytes, bool]] = []
+        accounts: List[Tuple[Any, ...]] = []
         calling = check_statements(engine, argv, files, full.database or '', None, logged, accounts)
     except BaseException as exc:
         raise told_left(damaged_log(exc, logs), workdir.remove())
@@ -4100,7 +4183,7 @@ def foresee_replay(engine: Any, request: RestoreRequest,
     source = full.database or ''
     workdir = Scratch('binlog-check', request.tmpdir, 'db_restore')
     logged: Dict[str, List[str]] = {}
-    accounts: List[Tuple[bytes, bool]] = []
+    accounts: List[Tuple[Any, ...]] = []
     try:
         files = [_decompress(m, workdir, engine.identities) for m in logs]
         argv, start = replay_argv(engine, request, full, logs)

@@ -145,7 +145,7 @@ def test_the_scan_collects_account_statements_as_the_server_reads_them(tmp_path)
                      + b'/*!100000 GRANT SELECT ON pr.t TO w */\n' + END)
     accounts = []
     assert check_statements(_Stream(path), ['mariadb-binlog'], [], 'pr', None, None, accounts) == []
-    assert [a for a, _used in accounts] == [b'/*!100000 GRANT SELECT ON pr.t TO w */']
+    assert [a[0] for a in accounts] == [b'/*!100000 GRANT SELECT ON pr.t TO w */']
 
 
 @pytest.mark.parametrize('version, expected', [

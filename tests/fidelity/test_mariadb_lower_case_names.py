@@ -1,0 +1,63 @@
+"""Fidelity, MariaDB with lower_case_table_names=1: the server compares database names without case, so
+``INSERT INTO SRC.t`` is a write to src's table t. The scan before a point-in-time replay compared names byte for
+byte: sent while another database was the default, the statement was not seen to name src, the replay (which keeps
+a statement by its default database) skipped it, and the restored copy silently missed the row. Now refused, as
+``src.t`` is. (The server of this file is started with the setting: a fresh datadir, as every fidelity file's.)"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from typing import Any, Dict, Iterator
+
+import pytest
+
+from tests.fidelity.test_mariadb_gaps import backup, restore
+from tests.harness.servers import MariaDBServer
+
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+
+BEFORE = "CREATE DATABASE src; CREATE TABLE src.t (id INT); INSERT INTO src.t VALUES (1); CREATE DATABASE other"
+STATEMENTS = {
+    'upper': "SET binlog_format=STATEMENT; USE other; INSERT INTO SRC.t VALUES (2)",
+    'plain': "SET binlog_format=STATEMENT; USE other; INSERT INTO src.t VALUES (3)",   # refused before too
+}
+
+
+@pytest.fixture(scope='module')
+def replayed(tmp_path_factory) -> Iterator[Dict[str, Any]]:
+    tmp = tmp_path_factory.mktemp('lctn')
+    server = MariaDBServer(extra_conf={'lower_case_table_names': 1})
+    try:
+        server.start()
+        server.sql(BEFORE, superuser=True)
+        out: Dict[str, Any] = {'lctn': server.sql('SELECT @@lower_case_table_names')}
+        stops: Dict[str, datetime.datetime] = {}
+        for name, sql in STATEMENTS.items():
+            backup(server, 'src', tmp / name)
+            time.sleep(1.1)
+            server.sql(sql, superuser=True)
+            time.sleep(1.1)
+            stops[name] = datetime.datetime.now(datetime.timezone.utc)
+        time.sleep(1.1)
+        server.sql('CREATE TABLE other.later (id INT)', superuser=True)
+        for name in stops:
+            backup(server, 'src', tmp / name, kind='log')
+        for name, stop in stops.items():
+            try:
+                out[name] = restore(server, tmp / name, 'src', 'src_' + name, stop_at=stop)
+                out[name + '_rows'] = server.sql('SELECT id FROM src_%s.t ORDER BY id' % name)
+            except Exception as exc:   # each test names the failure
+                out[name] = exc
+        yield out
+    finally:
+        server.cleanup()
+
+
+@pytest.mark.parametrize('name', ['upper', 'plain'])
+def test_a_statement_naming_the_source_in_another_case_sent_without_use_is_refused(replayed, name):
+    """Failed before ('upper'): the restore succeeded and the copy silently missed row 2 (rows 1 only)."""
+    assert replayed['lctn'] == [('1',)]
+    refused = replayed[name]
+    assert isinstance(refused, OpsReadyError), (refused, replayed.get(name + '_rows'))
+    assert 'names database src explicitly' in str(refused) and 'stop_at' in str(refused)

@@ -1,0 +1,74 @@
+"""On a server with ``lower_case_table_names`` 1 or 2 a database name is compared without case: ``SRC.orders`` is the
+table orders of database src. The scan before a point-in-time replay compared the names of a statement byte for byte,
+so ``INSERT INTO SRC.orders`` sent without USE src was not seen to name the source (the replay, keeping a statement
+by its default database, skipped it: the copy silently missed the row), ``INSERT INTO MYSQL.user`` sent with USE src
+was not seen to name another database, and a trigger body writing ``AUDIT.log`` was not seen as foreign. The engine
+asks the setting once with its other server facts (``server_facts``); with 1 or 2 names are compared folded."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.restore import (
+    check_statements, foreign_objects, named_databases)
+from tests.unit.plugins.module_utils.restore.test_replay_name_modes import MARIADB_10_11, _Stream, stream
+
+
+class _Folding(_Stream):
+    lctn = 1
+
+    def ping(self):
+        return {'server_version': '10.11.6-MariaDB-log', 'lower_case_table_names': self.lctn}
+
+
+def folding(tmp_path, use: bytes, statement: bytes, lctn: int = 1):
+    engine = stream(tmp_path, use, statement, 0)
+    folded = _Folding(engine.path)
+    folded.lctn = lctn
+    return folded
+
+
+@pytest.mark.parametrize('lctn', [1, 2])
+@pytest.mark.parametrize('statement', [b'INSERT INTO PR.orders VALUES (1)', b'UPDATE `Pr`.orders SET a = 1',
+                                       b'ALTER TABLE pR.orders ADD COLUMN c INT'])
+def test_a_statement_naming_the_source_in_another_case_is_refused(tmp_path, statement, lctn):
+    """Failed before: sent without USE src, it was not seen to name src: the replay skipped it, the copy missed it."""
+    with pytest.raises(OpsReadyError, match='names database pr explicitly'):
+        check_statements(folding(tmp_path, b'', statement, lctn), ['mariadb-binlog'], ['f'], 'pr', server=MARIADB_10_11)
+
+
+def test_a_statement_run_with_use_naming_another_database_in_another_case_is_refused(tmp_path):
+    """Failed before: ``MYSQL.user`` was not seen to be the live mysql database: the replay ran the INSERT there."""
+    with pytest.raises(OpsReadyError, match='names database mysql'):
+        check_statements(folding(tmp_path, b'pr', b"INSERT INTO MYSQL.user_x VALUES ('x')"),
+                         ['mariadb-binlog'], ['f'], 'pr', server=MARIADB_10_11)
+
+
+def test_names_are_compared_exactly_where_the_server_tells_case():
+    """Guard: with lower_case_table_names 0 ``SRC`` and ``src`` are two databases."""
+    assert named_databases(b'INSERT INTO SRC.t VALUES (1)', ['src']) == []
+    assert named_databases(b'INSERT INTO SRC.t VALUES (1)', ['src'], fold=True) == ['src']
+    assert named_databases(b'INSERT INTO `\xc3\x89t\xc3\xa9`.t VALUES (1)', ['\xe9t\xe9'], fold=True) == ['\xe9t\xe9']
+
+
+class _Bodies:
+    """An engine (lower_case_table_names=1) with databases src and audit, src's trigger writing ``AUDIT.log``."""
+    flavor = 'mariadb'
+
+    @staticmethod
+    def ping():
+        return {'server_version': '10.11.6-MariaDB-log', 'lower_case_table_names': 1}
+
+    @staticmethod
+    def query(sql):
+        if sql == 'SHOW DATABASES':
+            return [('src',), ('audit',)]
+        if 'TRIGGERS' in sql:
+            return [('trigger', 'tr', 'orders', "INSERT INTO AUDIT.log VALUES (NEW.id)", 'STRICT_TRANS_TABLES')]
+        return []
+
+
+def test_a_body_naming_another_database_in_another_case_is_foreign():
+    """Failed before: ``AUDIT.log`` was not seen as database audit's: a statement firing the trigger was replayed."""
+    assert foreign_objects(_Bodies(), 'src')['tables'] == {b'orders': 'trigger tr'}
