@@ -49,8 +49,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.drill.passed_o
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio, tarsafe
 from ansible_collections.opsready.operations.plugins.module_utils.files.archive import ENGINE
 from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe import (  # noqa: F401 (re-exported)
-    _open_parents, apply_flags, apply_xattrs, archived_flags, check_members, device_problem,
-    extract_member, foreign_setid, member_xattrs, mtime_ns, owner_entry, path_key, read_stream, refuse_ambiguous)
+    _open_parents, apply_flags, apply_xattrs, archived_flags, device_problem, extract_member, foreign_setid,
+    member_xattrs, mtime_ns, owner_entry, path_key, read_stream)
 
 
 def find_archive(src: str, set_name: Optional[str] = None, artifact: Optional[str] = None,
