@@ -20,7 +20,10 @@ description:
     directory and checked by C(pg_verifybackup); WAL segments and binary logs are decompressed and their
     size/digest or event headers checked; SQLite artifacts are restored to a temporary copy and
     C(PRAGMA integrity_check) must answer C(ok); SQL Server runs C(RESTORE VERIFYONLY ... WITH CHECKSUM)
-    (needs the connection options); file_backup archives are read to the end."
+    (needs the connection options); file_backup archives are read to the end and their member list is checked
+    as M(opsready.operations.file_restore) checks it (the same check): an archive it would refuse (a path
+    archived as two things, a hard link it cannot make, a member escaping the target or under a non-directory,
+    a name no file can have) fails with its message."
   - "A full backup is then compared with what its source held when it was taken (the manifest's C(source)
     summary written by M(opsready.operations.db_backup)). An SQLite copy must hold the same tables and rows
     exactly; a PostgreSQL archive or script and a MariaDB/MySQL dump must hold tables and table data when the

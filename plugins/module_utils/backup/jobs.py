@@ -244,15 +244,19 @@ def merge_pruned(answer: Dict[str, Any], pruned: Dict[str, Any]) -> None:
 # -- verification -----------------------------------------------------------------------------------------
 
 def _verify_files_artifact(entry: Manifest, identities: Optional[Sequence[Any]] = None) -> Dict[str, Any]:
-    """file_backup archives: read every tar member through decryption and decompression."""
-    from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe import read_stream
-    members = 0
+    """file_backup archives: read every tar member through decryption and decompression, then refuse what
+    file_restore refuses of the member list (``tarsafe.refuse_unrestorable``, its own check and words): an archive
+    it would not restore is no backup, and its operator hears it now, not at restore time."""
+    from ansible_collections.opsready.operations.plugins.module_utils.files import tarsafe
+    members: List[Any] = []
     try:
         with open_artifact(entry, identities) as source:
-            # read_stream: one that stops parsing midway was counted to there and verified ok (without a member_count)
-            with read_stream(source, entry.path, what='File archive') as tar:
+            # read_stream: one that stops parsing midway was counted to there and verified ok (without a member_count);
+            # header values no file can have are left to refuse_unrestorable (values=False), as file_restore leaves
+            # them: every such member named at once, in its words
+            with tarsafe.read_stream(source, entry.path, what='File archive', values=False) as tar:
                 for member in tar:
-                    members += 1
+                    members.append(member)   # (tarfile keeps each member too: file_restore holds the list as well)
                     if member.isfile():
                         handle = tar.extractfile(member)
                         if handle is not None:
@@ -262,11 +266,13 @@ def _verify_files_artifact(entry: Manifest, identities: Optional[Sequence[Any]] 
         raise
     except Exception as exc:
         raise IntegrityError('%s is not a complete archive: %s' % (entry.path, exc), path=entry.path)
+    tarsafe.refuse_unrestorable(members, entry.path)
     expected = entry.data.get('member_count')
-    if expected is not None and expected != members:
-        raise IntegrityError('%s holds %d members, its manifest says %d.' % (entry.path, members, expected),
+    if expected is not None and expected != len(members):
+        raise IntegrityError('%s holds %d members, its manifest says %d.' % (entry.path, len(members), expected),
                              path=entry.path)
-    return {'engine_check': 'tar stream read to the end', 'members': members}
+    return {'engine_check': 'tar stream read to the end, member list as file_restore checks it',
+            'members': len(members)}
 
 
 SHALLOW = ('not run: the artifact is encrypted; backup_verify deep=true with its identity decrypts it and runs '

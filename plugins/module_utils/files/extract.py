@@ -46,11 +46,11 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.scratch
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import (
     HAS_ZSTD, drain, open_decompressed, verify_file)
 from ansible_collections.opsready.operations.plugins.module_utils.drill.passed_over import damage_of
-from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio, tarsafe
 from ansible_collections.opsready.operations.plugins.module_utils.files.archive import ENGINE
 from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe import (  # noqa: F401 (re-exported)
-    _open_parents, apply_flags, apply_xattrs, archived_flags, check_members, device_problem,
-    extract_member, foreign_setid, member_xattrs, mtime_ns, owner_entry, path_key, read_stream, refuse_ambiguous)
+    _open_parents, apply_flags, apply_xattrs, archived_flags, device_problem, extract_member, foreign_setid,
+    member_xattrs, mtime_ns, owner_entry, path_key, read_stream)
 
 
 def find_archive(src: str, set_name: Optional[str] = None, artifact: Optional[str] = None,
@@ -157,10 +157,10 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
     """Verify, extract into staging, then move each changed file into place under ``dest``."""
     verify_file(manifest.path, manifest.data['sha256'], manifest.data.get('size'))
     members = list_members(manifest, identities)
-    check_members(members, manifest.path)
-    # a path archived as two different things, a hard link to a directory, a header no file can have: refused
-    # here, in check mode too, before anything is written (the real run used to fail midway through the moves)
-    refuse_ambiguous(members, manifest.path)
+    # a member escaping the root, a path archived as two different things, a hard link to a directory, a header no
+    # file can have: refused here, in check mode too, before anything is written (the real run used to fail midway
+    # through the moves). The one check backup_verify runs too (through the module: a test replaces it in both)
+    tarsafe.refuse_unrestorable(members, manifest.path)
     wanted = _selected(members, only, manifest.path)
     # once per path, the first: archives written before file_backup dropped overlapping paths hold some members
     # twice (the staged file is moved in once; the second move found nothing); extraction skips the repeats too, so

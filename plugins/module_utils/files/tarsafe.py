@@ -25,7 +25,7 @@ import errno
 import os
 import stat
 import tarfile
-from typing import Any, Dict, Iterator, List, NoReturn, Optional, Set, cast
+from typing import Any, Dict, Iterator, List, NoReturn, Optional, Set, Tuple, Type, cast
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
@@ -116,6 +116,26 @@ class _FramedTarFile(tarfile.TarFile):
         return member
 
 
+# tarfile's extraction filter refusals (PEP 706; none before Python 3.12 and the 3.8-3.11 backports)
+_FILTER_ERRORS: Tuple[Type[BaseException], ...] = tuple(
+    [tarfile.FilterError] if hasattr(tarfile, 'FilterError') else [])   # type: ignore[attr-defined]
+
+# what each filter refusal means, in a few words (its own message holds the path extracted to: /proc/self/fd/N/...)
+_FILTER_REASONS = {'AbsolutePathError': 'absolute path', 'OutsideDestinationError': 'it would be written outside the '
+                   'target root', 'AbsoluteLinkError': 'a link to an absolute path',
+                   'LinkOutsideDestinationError': 'a link leading outside the target root',
+                   'SpecialFileError': 'a device node or FIFO', 'LinkFallbackError': 'a link to a file that cannot be '
+                   'linked to (not extracted before it, or outside the target root)'}
+
+
+def _filter_reason(exc: BaseException) -> str:
+    for kind in type(exc).__mro__:
+        if kind.__name__ in _FILTER_REASONS:
+            return '%s: %s' % (type(exc).__name__, _FILTER_REASONS[kind.__name__])
+    said = str(exc)
+    return '%s: %s' % (type(exc).__name__, said if len(said) <= 200 else said[:200] + '...')
+
+
 @contextlib.contextmanager
 def read_stream(source: Any, archive: str, what: str = 'Archive', outcome: str = '',
                 values: bool = True) -> Iterator[tarfile.TarFile]:
@@ -131,6 +151,15 @@ def read_stream(source: Any, archive: str, what: str = 'Archive', outcome: str =
         with _FramedTarFile.open(fileobj=source, mode='r|') as tar:
             tar.values_checked = values
             yield tar
+    except _FILTER_ERRORS as exc:
+        # the stream reads fine: the interpreter's extraction filter refused one member (a TarError too, which read
+        # "cannot be read as a tar archive"); said of that member, without the descriptor path it was written under
+        member = getattr(exc, 'tarinfo', None)
+        name = member.name if member is not None else '?'
+        raise IntegrityError('%s %s holds a member the tar extraction filter refuses: %r (%s). It was not written as '
+                             'it is by the backup tool (damaged, or made by hand); do not restore from it.%s'
+                             % (what, archive, name, _filter_reason(exc), ' ' + outcome if outcome else ''),
+                             path=archive, unsafe_members=[name]) from None
     except (tarfile.TarError, EOFError) as exc:
         raise IntegrityError('%s %s cannot be read as a tar archive (%s: %s): it is corrupt or was made by hand; do '
                              'not restore from it.%s' % (what, archive, type(exc).__name__, exc,
@@ -246,6 +275,17 @@ def refuse_ambiguous(members: List[tarfile.TarInfo], archive: str) -> None:
                              unsafe_members=[i[0] for i in twice], **({'path': archive} if archive else {}))
     if under:
         _refuse(under, archive)
+
+
+def refuse_unrestorable(members: List[tarfile.TarInfo], archive: str) -> None:
+    """file_restore's refusals of an archive's member list (with every member selected, as without ``only``): a
+    member escaping the root (``check_members``), a path archived as two things, a hard link it cannot make, a member
+    under a non-directory, a header or name no file can have (``refuse_ambiguous``). The one check file_restore runs
+    before writing anything and backup_verify runs on every file archive it reads: an archive verified ok is one
+    file_restore does not refuse for what it holds, and a refused one fails verification with file_restore's own
+    words. An IntegrityError naming ``archive``."""
+    check_members(members, archive)
+    refuse_ambiguous(members, archive)
 
 
 # what extraction into staging says of a member below one that is not a directory (_open_parents, _guard_in_dir)
