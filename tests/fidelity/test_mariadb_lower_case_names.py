@@ -21,6 +21,9 @@ BEFORE = "CREATE DATABASE src; CREATE TABLE src.t (id INT); INSERT INTO src.t VA
 STATEMENTS = {
     'upper': "SET binlog_format=STATEMENT; USE other; INSERT INTO SRC.t VALUES (2)",
     'plain': "SET binlog_format=STATEMENT; USE other; INSERT INTO src.t VALUES (3)",   # refused before too
+    # USE SRC: with 1 the server logs the default database folded (use `src`), so mariadb-binlog --database=src
+    # (a byte comparison) keeps it and the scan sees the source (with 2 it would log `SRC`: see the unit tests)
+    'use_upper': "SET binlog_format=STATEMENT; USE SRC; INSERT INTO t VALUES (4)",
 }
 
 
@@ -61,3 +64,22 @@ def test_a_statement_naming_the_source_in_another_case_sent_without_use_is_refus
     refused = replayed[name]
     assert isinstance(refused, OpsReadyError), (refused, replayed.get(name + '_rows'))
     assert 'names database src explicitly' in str(refused) and 'stop_at' in str(refused)
+
+
+def test_a_statement_sent_with_use_of_the_source_in_another_case_is_replayed(replayed):
+    """Guard: ``USE SRC`` is logged ``use `src``` on this server, so the replay keeps the statement."""
+    assert not isinstance(replayed['use_upper'], Exception), replayed['use_upper']
+    assert replayed['use_upper_rows'][-1] == ('4',)   # (rows 2 and 3 were in its full backup)
+
+
+def test_lower_case_table_names_2_is_0_on_a_case_sensitive_file_system(tmp_path):
+    """What the code must be right for: asked for 2 on a case-sensitive file system (Linux, ext4/xfs), MariaDB warns
+    and runs with 0 (names compared exactly); 2 is only run on a case-insensitive one (e.g. an ext4 casefold
+    directory), where ``USE Src`` is logged as written (the unit tests refuse a replay holding one)."""
+    server = MariaDBServer(extra_conf={'lower_case_table_names': 2})
+    try:
+        server.start()
+        facts = server.sql('SELECT @@lower_case_table_names, @@lower_case_file_system')
+    finally:
+        server.cleanup()
+    assert facts == [('0', '0')] or facts[0][1] == '1', facts

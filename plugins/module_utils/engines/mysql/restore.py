@@ -2903,6 +2903,18 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
                 'Restore to a point before it (stop_at), or take a full backup after it and restore from that.'
                 % (SKIPPED_CODE, _shown(logged)), source=source)
         statement = logged if read is None else read
+        if fold and current != own and _folded(current) == _folded(own) \
+                and statement_kind(statement, reading) not in ('account', 'maintenance'):
+            # lower_case_table_names=2 (a case-insensitive file system): the server keeps USE Src as written and
+            # ran the statement in src, but the replay's filter (mariadb-binlog --database=src) compares bytes and
+            # would skip it: the copy would silently miss it. (With 1 the server logs the name folded: use `src`.)
+            raise OpsReadyError(
+                'The binary logs to replay hold a statement sent with USE %s: %s. This server compares database names '
+                'without case (lower_case_table_names=2), so it ran in %s, but mariadb-binlog keeps a statement for '
+                'the replay only by its default database spelt exactly %s: the restored copy would miss it. Nothing '
+                'was restored and nothing was changed. Restore to a point before it (stop_at), or take a full backup '
+                'after it and restore from that.' % (current.decode('utf-8', 'replace'), _shown(statement), source,
+                                                     source), source=source)
         if definers is not None and current == own:
             for definer, kind in logged_definers(statement):
                 kinds = definers.setdefault(definer, [])

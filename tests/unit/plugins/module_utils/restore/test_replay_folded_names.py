@@ -72,3 +72,19 @@ class _Bodies:
 def test_a_body_naming_another_database_in_another_case_is_foreign():
     """Failed before: ``AUDIT.log`` was not seen as database audit's: a statement firing the trigger was replayed."""
     assert foreign_objects(_Bodies(), 'src')['tables'] == {b'orders': 'trigger tr'}
+
+
+@pytest.mark.parametrize('use', [b'PR', b'Pr'])
+@pytest.mark.parametrize('statement', [b'INSERT INTO orders VALUES (1)', b'UPDATE orders SET a = 1'])
+def test_a_statement_sent_with_use_of_the_source_in_another_case_is_refused(tmp_path, use, statement):
+    """Failed before: with lower_case_table_names=2 (a case-insensitive file system) the server keeps the default
+    database as the client wrote it (``USE Pr`` is logged ``use `Pr```; with 1 it logs ``pr``). The replay's filter,
+    ``mariadb-binlog --database=pr``, compares bytes (strcmp): it skipped the statement, the copy missed the row."""
+    with pytest.raises(OpsReadyError, match='sent with USE %s' % use.decode()):
+        check_statements(folding(tmp_path, use, statement, 2), ['mariadb-binlog'], ['f'], 'pr', server=MARIADB_10_11)
+
+
+def test_a_statement_sent_with_use_of_another_case_is_another_database_where_case_counts(tmp_path):
+    """Guard: with lower_case_table_names 0 ``PR`` is another database: its statements are no concern of pr's."""
+    assert check_statements(folding(tmp_path, b'PR', b'INSERT INTO orders VALUES (1)', 0),
+                            ['mariadb-binlog'], ['f'], 'pr', server=MARIADB_10_11) == []
