@@ -1998,8 +1998,8 @@ def _split_list(code: List[Tuple[str, bytes]]) -> List[List[Tuple[str, bytes]]]:
     return items
 
 
-def taken_accounts(statement: bytes, source: str,
-                   reading: SqlReading = None) -> Optional[List[Tuple[str, Optional[str]]]]:
+def taken_accounts(statement: bytes, source: str, reading: SqlReading = None,
+                   fold: bool = False) -> Optional[List[Tuple[str, Optional[str]]]]:
     """The accounts an account statement of the binary logs takes privileges on ``source`` from: REVOKE ... ON an
     object of ``source`` FROM them, REVOKE ALL PRIVILEGES, GRANT OPTION FROM them, DROP USER/ROLE, RENAME USER (the
     old names; the ledger moves their privileges: ``renamed_accounts``), CREATE OR REPLACE USER/ROLE. [] when it
@@ -2013,7 +2013,8 @@ def taken_accounts(statement: bytes, source: str,
     at = [n for n, (kind, text) in enumerate(code) if kind == 'word' and text.upper() in (b'FROM', b'USER', b'ROLE')]
     if words[0] == b'REVOKE':
         on = b'ON' in words
-        if (on and not names_database(statement, source, reading)) or (not on and words[1:2] != [b'ALL']) or not at:
+        if (on and not names_database(statement, source, reading, fold)) or (not on and words[1:2] != [b'ALL']) \
+                or not at:
             return []
         return _accounts_listed(code[[n for n in at if code[n][1].upper() == b'FROM'][-1] + 1:], reading[0])
     if words[0] in (b'DROP', b'RENAME') and words[1:2] in ([b'USER'], [b'ROLE']):
@@ -2093,20 +2094,21 @@ def _privilege_list(code: List[Tuple[str, bytes]]) -> Optional[Tuple[List[Tuple[
 
 
 def privilege_change(statement: bytes, source: str, default_db: Optional[str] = None,
-                     reading: SqlReading = None) -> Any:
+                     reading: SqlReading = None, fold: bool = False) -> Any:
     """A GRANT or REVOKE of privileges ON an object of ``source`` read: ``{'op': 'GRANT'|'REVOKE', 'kind':
     'database'|'tables'|'routines', 'db': the database as written (a database-level one may be escaped), 'object':
     table or routine name, 'type': routine type, 'privileges': [(name, columns or None)], 'grant_option': bool,
     'accounts': [(user, host or None)]}``. False: not one of ``source`` (another database, global, a role's, one
     naming no database); None: one naming ``source`` that cannot be read. ``default_db``: the database the statement
     was sent with (USE), which an unqualified ``ON t`` or ``ON *`` names. Read as ``reading`` (the statement's)
-    says; the default reading when it is None."""
+    says; the default reading when it is None. ``fold`` (``folds_names``): names compared without case, and the
+    database and table read in lower case, as the server keeps them in mysql.db and mysql.tables_priv."""
     reading = reading or DEFAULT_READING
     code = _code_tokens(statement, reading)
     op = code[0][1].upper() if code and code[0][0] == 'word' else b''
     if op not in (b'GRANT', b'REVOKE') or not any(k == 'word' and t.upper() == b'ON' for k, t in code):
         return False
-    ours = names_database(statement, source, reading) or default_db == source
+    ours = names_database(statement, source, reading, fold) or default_db == source
     listed = _privilege_list(code)
     if listed is None:
         return None if ours else False
@@ -2138,8 +2140,11 @@ def privilege_change(statement: bytes, source: str, default_db: Optional[str] = 
             return None if ours else False
     else:
         return None if ours else False
+    if fold:
+        db, target, source = (None if db is None else db.lower()), (None if target is None else target.lower()), \
+            source.lower()
     if db is None or re.sub(r'\\([_%\\])', r'\1', db) != source:
-        return None if names_database(statement, source) else False
+        return None if names_database(statement, source, reading, fold) else False
     if n >= len(code) or code[n][0] != 'word' or code[n][1].upper() != (b'TO' if op == b'GRANT' else b'FROM'):
         return None
     rest = code[n + 1:]
@@ -2180,8 +2185,9 @@ class GrantLedger:
     or, its accounts unread, every privilege (``unread``); a GRANT that cannot be read is named (``unread_grants``)."""
 
     def __init__(self, grants: Dict[str, Any], source: str, roles: Optional[List[str]] = None,
-                 all_privileges: Optional[Dict[str, List[str]]] = None) -> None:
+                 all_privileges: Optional[Dict[str, List[str]]] = None, fold: bool = False) -> None:
         self.source = source
+        self.fold = fold   # lower_case_table_names 1 or 2: GRANT ... ON SRC.* is src's (``folds_names``)
         self.roles = roles or []
         # what ALL PRIVILEGES is at each level on this server (``grants.all_privileges``): a part of it revoked
         # leaves the rest; unknown, the whole is withheld (named)
@@ -2195,6 +2201,10 @@ class GrantLedger:
         self.coarse = False   # a REVOKE's privileges not read: every privilege of its accounts withheld
         self.unread_grants: List[str] = []
         self._granted: List[int] = []   # id() of the items a GRANT of the logs gave something
+
+    def _name(self, name: str) -> str:
+        """A recorded database or table name as ``privilege_change`` reads one (lower case on a folding server)."""
+        return name.lower() if self.fold else name
 
     def _take(self, kind: str, keep: Any) -> None:
         """Drop the items of ``kind`` ``keep`` returns False for (it may narrow an item: what it took is named)."""
@@ -2220,9 +2230,9 @@ class GrantLedger:
         for item in self.held[kind]:
             if not _is_account(item, user, host):
                 continue
-            if kind == 'database' and item.get('db', self.source) != change['db']:
+            if kind == 'database' and self._name(item.get('db', self.source)) != change['db']:
                 continue   # (`a_b`.* and `a\_b`.* are two rows of mysql.db)
-            if kind in ('tables', 'columns') and item['table'] != change['object']:
+            if kind in ('tables', 'columns') and self._name(item['table']) != change['object']:
                 continue
             if kind == 'columns' and item['column'] != column:
                 continue
@@ -2241,7 +2251,7 @@ class GrantLedger:
                     if target_kind == 'tables':
                         # the server takes a privilege revoked on a table from its columns too
                         found += [i for i in self.held['columns'] if _is_account(i, user, host)
-                                  and i['table'] == change['object']]
+                                  and self._name(i['table']) == change['object']]
                     for item in found:
                         kind_of = 'columns' if 'column' in item else target_kind
                         spelt = self.all_privileges.get(kind_of)
@@ -2329,12 +2339,12 @@ class GrantLedger:
             if pairs is not None:
                 self.rename(pairs)
                 return
-        change = privilege_change(statement, self.source, default_db, reading)
+        change = privilege_change(statement, self.source, default_db, reading, self.fold)
         if change is None:
             if _first_word(statement) == b'GRANT':
                 self.unread_grants.append(_shown(statement))
                 return
-            accounts = taken_accounts(statement, self.source, reading)
+            accounts = taken_accounts(statement, self.source, reading, self.fold)
             self.shown.append(_shown(statement))
             if accounts is None:
                 self.unread = True
@@ -2344,7 +2354,7 @@ class GrantLedger:
                 self.drop_accounts(accounts)
             return
         if change is False:
-            accounts = taken_accounts(statement, self.source, reading)   # DROP/RENAME USER, REVOKE ALL, GRANT OPTION
+            accounts = taken_accounts(statement, self.source, reading, self.fold)   # DROP/RENAME USER, REVOKE ALL...
             if accounts is None:
                 self.shown.append(_shown(statement))
                 self.unread = True
@@ -2371,12 +2381,12 @@ class GrantLedger:
 
 def replay_grants(grants: Optional[Dict[str, Any]], statements: List[Any], source: str,
                   roles: Optional[List[str]] = None,
-                  all_privileges: Optional[Dict[str, List[str]]] = None) -> Optional[GrantLedger]:
+                  all_privileges: Optional[Dict[str, List[str]]] = None, fold: bool = False) -> Optional[GrantLedger]:
     """The ``GrantLedger`` of ``statements`` (the replayed account statements, in order) over ``grants`` (recorded
-    at the dump); None when the backup recorded none (it predates their recording)."""
+    at the dump); None when the backup recorded none (it predates their recording). ``fold``: ``folds_names``."""
     if grants is None:
         return None
-    ledger = GrantLedger(grants, source, roles, all_privileges)
+    ledger = GrantLedger(grants, source, roles, all_privileges, fold)
     for statement in statements:
         # (statement, whether it was sent with USE source[, its reading]), or a statement sent without
         entry = tuple(statement) if isinstance(statement, tuple) else (statement, False)
@@ -3976,7 +3986,7 @@ def _restore_scanned(engine: Any, request: RestoreRequest, chain: List[Manifest]
     # as the replayed account statements left them: what a REVOKE took withheld, what a GRANT gave given
     roles = server_roles(engine.client)
     ledger = replay_grants(full.data.get('database_grants'), replay.get('account_statements') or [],
-                           full.database or '', roles, all_privileges(engine.client))
+                           full.database or '', roles, all_privileges(engine.client), folds_names(engine))
     withheld = ledger.withheld if ledger else []
     recorded, from_logs = ledger.split() if ledger else (None, {})
     grants = apply_grants(engine.client, recorded, target_db, full.database)
@@ -4208,7 +4218,8 @@ def foresee_replay(engine: Any, request: RestoreRequest,
     said = [late_definer_text(late, source, 'The replay fails where a statement runs an object of such an account '
                                             '(ERROR 1449).')] if late else []
     roles = server_roles(engine.client)
-    ledger = replay_grants(full.data.get('database_grants'), accounts, source, roles, all_privileges(engine.client))
+    ledger = replay_grants(full.data.get('database_grants'), accounts, source, roles, all_privileges(engine.client),
+                           folds_names(engine))
     if ledger and ledger.withheld:
         said.append(withheld_text(_target(request), source, ledger.withheld, ledger.shown, ledger.unread,
                                   ledger.coarse))
