@@ -1165,7 +1165,7 @@ class ReplayEventRewriter:
             read = server_text(rest[at:at + STATEMENT_CARRY], self.server, self.mode.reading())
             if read is None:
                 self._refuse('%s: %s' % (SKIPPED_CODE, _shown(rest[at:at + STATEMENT_CARRY])))
-            kind = head_kind(read)
+            kind = head_kind(read, self.mode.reading())
             if kind is None:
                 self._refuse(UNREADABLE_HEAD)
             if kind == 'compound':
@@ -1738,24 +1738,25 @@ def statement_kind(statement: bytes, reading: SqlReading = None) -> str:
     return 'compound' if runs_statements(statement, reading) else _kind_of(head_words(statement, reading=reading))
 
 
-def head_kind(head: bytes) -> Optional[str]:
+def head_kind(head: bytes, reading: SqlReading = None) -> Optional[str]:
     """``statement_kind`` of a statement that starts with ``head`` and goes on; None when the words ``head`` holds
-    do not settle it (CREATE OR ... cut short, or no word yet: a long comment)."""
-    words = head_words(head)
+    do not settle it (CREATE OR ... cut short, or no word yet: a long comment). Read as ``reading`` (the
+    statement's: under NO_BACKSLASH_ESCAPES ``'a\\' /* x' FOR INSERT */ FOR GRANT`` is a GRANT) says."""
+    words = head_words(head, reading=reading)
     settled = (len(words) >= 4 or bool(words and words[0] not in ACCOUNT_VERBS | {b'SET'})
                or (len(words) >= 2 and words[1] not in (b'OR', b'DEFAULT')))
-    if runs_statements(head):
+    if runs_statements(head, reading):
         return 'compound'
     return _kind_of(words) if settled else None
 
 
-def unreadable_head(statement: bytes) -> bool:
+def unreadable_head(statement: bytes, reading: SqlReading = None) -> bool:
     """Whether ``statement`` (of the binlog stream) is longer than ``STATEMENT_CARRY`` and its kind is not settled
     within its first ``STATEMENT_CARRY`` bytes: the replay (``ReplayEventRewriter``) passes a long statement on as
     it comes, so cannot tell whether this one changes accounts; it is refused before the replay starts."""
     head = LEADING_COMMENTS.match(statement)
     at = head.end() if head else 0
-    return len(statement) - at > STATEMENT_CARRY and head_kind(statement[at:at + STATEMENT_CARRY]) is None
+    return len(statement) - at > STATEMENT_CARRY and head_kind(statement[at:at + STATEMENT_CARRY], reading) is None
 
 
 # What opens a string, a quoted name or a comment in the binlog stream (a versioned comment's text is code, and the
@@ -2932,7 +2933,7 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
                     kinds.append(kind)
         if current == own and not calling and database_function(statement, reading):
             calling.append('')  # confirmed below among the statements that really run with USE source
-        if current == own and (unreadable_head(statement) or mode.splits(logged)):
+        if current == own and (unreadable_head(statement, reading) or mode.splits(logged)):
             raise OpsReadyError(
                 'The binary logs to replay hold a statement %s: %s. Nothing was restored and nothing was changed. '
                 'Restore to a point before it (stop_at), or take a full backup after it and restore from that.'
