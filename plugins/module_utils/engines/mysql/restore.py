@@ -2145,7 +2145,7 @@ def privilege_change(statement: bytes, source: str, default_db: Optional[str] = 
         db, target, source = (None if db is None else db.lower()), (None if target is None else target.lower()), \
             source.lower()
     if db is None or re.sub(r'\\([_%\\])', r'\1', db) != source:
-        return None if names_database(statement, source, reading, fold) else False
+        return None if names_database(statement, source, fold=fold) else False
     if n >= len(code) or code[n][0] != 'word' or code[n][1].upper() != (b'TO' if op == b'GRANT' else b'FROM'):
         return None
     rest = code[n + 1:]
