@@ -21,6 +21,11 @@ BEFORE = "CREATE DATABASE src; CREATE TABLE src.t (id INT); INSERT INTO src.t VA
 STATEMENTS = {
     'upper': "SET binlog_format=STATEMENT; USE other; INSERT INTO SRC.t VALUES (2)",
     'plain': "SET binlog_format=STATEMENT; USE other; INSERT INTO src.t VALUES (3)",   # refused before too
+    # USE SRC: with 1 the server logs the default database folded (use `src`), so mariadb-binlog --database=src
+    # (a byte comparison) keeps it and the scan sees the source (with 2 it would log `SRC`: see the unit tests)
+    'use_upper': "SET binlog_format=STATEMENT; USE SRC; INSERT INTO t VALUES (4)",
+    # the server keeps it as src's (mysql.db: src): the copy gets it too
+    'grant': "CREATE USER app; GRANT SELECT ON SRC.* TO app",
 }
 
 
@@ -47,6 +52,7 @@ def replayed(tmp_path_factory) -> Iterator[Dict[str, Any]]:
             try:
                 out[name] = restore(server, tmp / name, 'src', 'src_' + name, stop_at=stop)
                 out[name + '_rows'] = server.sql('SELECT id FROM src_%s.t ORDER BY id' % name)
+                out[name + '_grants'] = server.sql("SELECT Db FROM mysql.db WHERE User = 'app'", superuser=True)
             except Exception as exc:   # each test names the failure
                 out[name] = exc
         yield out
@@ -61,3 +67,29 @@ def test_a_statement_naming_the_source_in_another_case_sent_without_use_is_refus
     refused = replayed[name]
     assert isinstance(refused, OpsReadyError), (refused, replayed.get(name + '_rows'))
     assert 'names database src explicitly' in str(refused) and 'stop_at' in str(refused)
+
+
+def test_a_statement_sent_with_use_of_the_source_in_another_case_is_replayed(replayed):
+    """Guard: ``USE SRC`` is logged ``use `src``` on this server, so the replay keeps the statement."""
+    assert not isinstance(replayed['use_upper'], Exception), replayed['use_upper']
+    assert replayed['use_upper_rows'][-1] == ('4',)   # (rows 2 and 3 were in its full backup)
+
+
+def test_a_grant_naming_the_source_in_another_case_is_given_to_the_copy(replayed):
+    """Failed before (unit: test_the_grant_ledger_folds_database_names_where_the_server_does): the ledger read
+    ``GRANT SELECT ON SRC.*`` as another database's, so the copy did not get it."""
+    assert not isinstance(replayed['grant'], Exception), replayed['grant']
+    assert ('src\\_grant',) in replayed['grant_grants'], replayed['grant_grants']   # (as apply_grants writes it)
+
+
+def test_lower_case_table_names_2_is_0_on_a_case_sensitive_file_system(tmp_path):
+    """What the code must be right for: asked for 2 on a case-sensitive file system (Linux, ext4/xfs), MariaDB warns
+    and runs with 0 (names compared exactly); 2 is only run on a case-insensitive one (e.g. an ext4 casefold
+    directory), where ``USE Src`` is logged as written (the unit tests refuse a replay holding one)."""
+    server = MariaDBServer(extra_conf={'lower_case_table_names': 2})
+    try:
+        server.start()
+        facts = server.sql('SELECT @@lower_case_table_names, @@lower_case_file_system')
+    finally:
+        server.cleanup()
+    assert facts == [('0', '0')] or facts[0][1] == '1', facts

@@ -1165,7 +1165,7 @@ class ReplayEventRewriter:
             read = server_text(rest[at:at + STATEMENT_CARRY], self.server, self.mode.reading())
             if read is None:
                 self._refuse('%s: %s' % (SKIPPED_CODE, _shown(rest[at:at + STATEMENT_CARRY])))
-            kind = head_kind(read)
+            kind = head_kind(read, self.mode.reading())
             if kind is None:
                 self._refuse(UNREADABLE_HEAD)
             if kind == 'compound':
@@ -1738,24 +1738,25 @@ def statement_kind(statement: bytes, reading: SqlReading = None) -> str:
     return 'compound' if runs_statements(statement, reading) else _kind_of(head_words(statement, reading=reading))
 
 
-def head_kind(head: bytes) -> Optional[str]:
+def head_kind(head: bytes, reading: SqlReading = None) -> Optional[str]:
     """``statement_kind`` of a statement that starts with ``head`` and goes on; None when the words ``head`` holds
-    do not settle it (CREATE OR ... cut short, or no word yet: a long comment)."""
-    words = head_words(head)
+    do not settle it (CREATE OR ... cut short, or no word yet: a long comment). Read as ``reading`` (the
+    statement's: under NO_BACKSLASH_ESCAPES ``'a\\' /* x' FOR INSERT */ FOR GRANT`` is a GRANT) says."""
+    words = head_words(head, reading=reading)
     settled = (len(words) >= 4 or bool(words and words[0] not in ACCOUNT_VERBS | {b'SET'})
                or (len(words) >= 2 and words[1] not in (b'OR', b'DEFAULT')))
-    if runs_statements(head):
+    if runs_statements(head, reading):
         return 'compound'
     return _kind_of(words) if settled else None
 
 
-def unreadable_head(statement: bytes) -> bool:
+def unreadable_head(statement: bytes, reading: SqlReading = None) -> bool:
     """Whether ``statement`` (of the binlog stream) is longer than ``STATEMENT_CARRY`` and its kind is not settled
     within its first ``STATEMENT_CARRY`` bytes: the replay (``ReplayEventRewriter``) passes a long statement on as
     it comes, so cannot tell whether this one changes accounts; it is refused before the replay starts."""
     head = LEADING_COMMENTS.match(statement)
     at = head.end() if head else 0
-    return len(statement) - at > STATEMENT_CARRY and head_kind(statement[at:at + STATEMENT_CARRY]) is None
+    return len(statement) - at > STATEMENT_CARRY and head_kind(statement[at:at + STATEMENT_CARRY], reading) is None
 
 
 # What opens a string, a quoted name or a comment in the binlog stream (a versioned comment's text is code, and the
@@ -1998,8 +1999,8 @@ def _split_list(code: List[Tuple[str, bytes]]) -> List[List[Tuple[str, bytes]]]:
     return items
 
 
-def taken_accounts(statement: bytes, source: str,
-                   reading: SqlReading = None) -> Optional[List[Tuple[str, Optional[str]]]]:
+def taken_accounts(statement: bytes, source: str, reading: SqlReading = None,
+                   fold: bool = False) -> Optional[List[Tuple[str, Optional[str]]]]:
     """The accounts an account statement of the binary logs takes privileges on ``source`` from: REVOKE ... ON an
     object of ``source`` FROM them, REVOKE ALL PRIVILEGES, GRANT OPTION FROM them, DROP USER/ROLE, RENAME USER (the
     old names; the ledger moves their privileges: ``renamed_accounts``), CREATE OR REPLACE USER/ROLE. [] when it
@@ -2013,7 +2014,8 @@ def taken_accounts(statement: bytes, source: str,
     at = [n for n, (kind, text) in enumerate(code) if kind == 'word' and text.upper() in (b'FROM', b'USER', b'ROLE')]
     if words[0] == b'REVOKE':
         on = b'ON' in words
-        if (on and not names_database(statement, source, reading)) or (not on and words[1:2] != [b'ALL']) or not at:
+        if (on and not names_database(statement, source, reading, fold)) or (not on and words[1:2] != [b'ALL']) \
+                or not at:
             return []
         return _accounts_listed(code[[n for n in at if code[n][1].upper() == b'FROM'][-1] + 1:], reading[0])
     if words[0] in (b'DROP', b'RENAME') and words[1:2] in ([b'USER'], [b'ROLE']):
@@ -2093,20 +2095,21 @@ def _privilege_list(code: List[Tuple[str, bytes]]) -> Optional[Tuple[List[Tuple[
 
 
 def privilege_change(statement: bytes, source: str, default_db: Optional[str] = None,
-                     reading: SqlReading = None) -> Any:
+                     reading: SqlReading = None, fold: bool = False) -> Any:
     """A GRANT or REVOKE of privileges ON an object of ``source`` read: ``{'op': 'GRANT'|'REVOKE', 'kind':
     'database'|'tables'|'routines', 'db': the database as written (a database-level one may be escaped), 'object':
     table or routine name, 'type': routine type, 'privileges': [(name, columns or None)], 'grant_option': bool,
     'accounts': [(user, host or None)]}``. False: not one of ``source`` (another database, global, a role's, one
     naming no database); None: one naming ``source`` that cannot be read. ``default_db``: the database the statement
     was sent with (USE), which an unqualified ``ON t`` or ``ON *`` names. Read as ``reading`` (the statement's)
-    says; the default reading when it is None."""
+    says; the default reading when it is None. ``fold`` (``folds_names``): names compared without case, and the
+    database and table read in lower case, as the server keeps them in mysql.db and mysql.tables_priv."""
     reading = reading or DEFAULT_READING
     code = _code_tokens(statement, reading)
     op = code[0][1].upper() if code and code[0][0] == 'word' else b''
     if op not in (b'GRANT', b'REVOKE') or not any(k == 'word' and t.upper() == b'ON' for k, t in code):
         return False
-    ours = names_database(statement, source, reading) or default_db == source
+    ours = names_database(statement, source, reading, fold) or default_db == source
     listed = _privilege_list(code)
     if listed is None:
         return None if ours else False
@@ -2138,8 +2141,11 @@ def privilege_change(statement: bytes, source: str, default_db: Optional[str] = 
             return None if ours else False
     else:
         return None if ours else False
+    if fold:
+        db, target, source = (None if db is None else db.lower()), (None if target is None else target.lower()), \
+            source.lower()
     if db is None or re.sub(r'\\([_%\\])', r'\1', db) != source:
-        return None if names_database(statement, source) else False
+        return None if names_database(statement, source, fold=fold) else False
     if n >= len(code) or code[n][0] != 'word' or code[n][1].upper() != (b'TO' if op == b'GRANT' else b'FROM'):
         return None
     rest = code[n + 1:]
@@ -2180,8 +2186,9 @@ class GrantLedger:
     or, its accounts unread, every privilege (``unread``); a GRANT that cannot be read is named (``unread_grants``)."""
 
     def __init__(self, grants: Dict[str, Any], source: str, roles: Optional[List[str]] = None,
-                 all_privileges: Optional[Dict[str, List[str]]] = None) -> None:
+                 all_privileges: Optional[Dict[str, List[str]]] = None, fold: bool = False) -> None:
         self.source = source
+        self.fold = fold   # lower_case_table_names 1 or 2: GRANT ... ON SRC.* is src's (``folds_names``)
         self.roles = roles or []
         # what ALL PRIVILEGES is at each level on this server (``grants.all_privileges``): a part of it revoked
         # leaves the rest; unknown, the whole is withheld (named)
@@ -2195,6 +2202,10 @@ class GrantLedger:
         self.coarse = False   # a REVOKE's privileges not read: every privilege of its accounts withheld
         self.unread_grants: List[str] = []
         self._granted: List[int] = []   # id() of the items a GRANT of the logs gave something
+
+    def _name(self, name: str) -> str:
+        """A recorded database or table name as ``privilege_change`` reads one (lower case on a folding server)."""
+        return name.lower() if self.fold else name
 
     def _take(self, kind: str, keep: Any) -> None:
         """Drop the items of ``kind`` ``keep`` returns False for (it may narrow an item: what it took is named)."""
@@ -2220,9 +2231,9 @@ class GrantLedger:
         for item in self.held[kind]:
             if not _is_account(item, user, host):
                 continue
-            if kind == 'database' and item.get('db', self.source) != change['db']:
+            if kind == 'database' and self._name(item.get('db', self.source)) != change['db']:
                 continue   # (`a_b`.* and `a\_b`.* are two rows of mysql.db)
-            if kind in ('tables', 'columns') and item['table'] != change['object']:
+            if kind in ('tables', 'columns') and self._name(item['table']) != change['object']:
                 continue
             if kind == 'columns' and item['column'] != column:
                 continue
@@ -2241,7 +2252,7 @@ class GrantLedger:
                     if target_kind == 'tables':
                         # the server takes a privilege revoked on a table from its columns too
                         found += [i for i in self.held['columns'] if _is_account(i, user, host)
-                                  and i['table'] == change['object']]
+                                  and self._name(i['table']) == change['object']]
                     for item in found:
                         kind_of = 'columns' if 'column' in item else target_kind
                         spelt = self.all_privileges.get(kind_of)
@@ -2329,12 +2340,12 @@ class GrantLedger:
             if pairs is not None:
                 self.rename(pairs)
                 return
-        change = privilege_change(statement, self.source, default_db, reading)
+        change = privilege_change(statement, self.source, default_db, reading, self.fold)
         if change is None:
             if _first_word(statement) == b'GRANT':
                 self.unread_grants.append(_shown(statement))
                 return
-            accounts = taken_accounts(statement, self.source, reading)
+            accounts = taken_accounts(statement, self.source, reading, self.fold)
             self.shown.append(_shown(statement))
             if accounts is None:
                 self.unread = True
@@ -2344,7 +2355,7 @@ class GrantLedger:
                 self.drop_accounts(accounts)
             return
         if change is False:
-            accounts = taken_accounts(statement, self.source, reading)   # DROP/RENAME USER, REVOKE ALL, GRANT OPTION
+            accounts = taken_accounts(statement, self.source, reading, self.fold)   # DROP/RENAME USER, REVOKE ALL...
             if accounts is None:
                 self.shown.append(_shown(statement))
                 self.unread = True
@@ -2371,12 +2382,12 @@ class GrantLedger:
 
 def replay_grants(grants: Optional[Dict[str, Any]], statements: List[Any], source: str,
                   roles: Optional[List[str]] = None,
-                  all_privileges: Optional[Dict[str, List[str]]] = None) -> Optional[GrantLedger]:
+                  all_privileges: Optional[Dict[str, List[str]]] = None, fold: bool = False) -> Optional[GrantLedger]:
     """The ``GrantLedger`` of ``statements`` (the replayed account statements, in order) over ``grants`` (recorded
-    at the dump); None when the backup recorded none (it predates their recording)."""
+    at the dump); None when the backup recorded none (it predates their recording). ``fold``: ``folds_names``."""
     if grants is None:
         return None
-    ledger = GrantLedger(grants, source, roles, all_privileges)
+    ledger = GrantLedger(grants, source, roles, all_privileges, fold)
     for statement in statements:
         # (statement, whether it was sent with USE source[, its reading]), or a statement sent without
         entry = tuple(statement) if isinstance(statement, tuple) else (statement, False)
@@ -2903,6 +2914,18 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
                 'Restore to a point before it (stop_at), or take a full backup after it and restore from that.'
                 % (SKIPPED_CODE, _shown(logged)), source=source)
         statement = logged if read is None else read
+        if fold and current != own and _folded(current) == _folded(own) \
+                and statement_kind(statement, reading) not in ('account', 'maintenance'):
+            # lower_case_table_names=2 (a case-insensitive file system): the server keeps USE Src as written and
+            # ran the statement in src, but the replay's filter (mariadb-binlog --database=src) compares bytes and
+            # would skip it: the copy would silently miss it. (With 1 the server logs the name folded: use `src`.)
+            raise OpsReadyError(
+                'The binary logs to replay hold a statement sent with USE %s: %s. This server compares database names '
+                'without case (lower_case_table_names=2), so it ran in %s, but mariadb-binlog keeps a statement for '
+                'the replay only by its default database spelt exactly %s: the restored copy would miss it. Nothing '
+                'was restored and nothing was changed. Restore to a point before it (stop_at), or take a full backup '
+                'after it and restore from that.' % (current.decode('utf-8', 'replace'), _shown(statement), source,
+                                                     source), source=source)
         if definers is not None and current == own:
             for definer, kind in logged_definers(statement):
                 kinds = definers.setdefault(definer, [])
@@ -2910,7 +2933,7 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
                     kinds.append(kind)
         if current == own and not calling and database_function(statement, reading):
             calling.append('')  # confirmed below among the statements that really run with USE source
-        if current == own and (unreadable_head(statement) or mode.splits(logged)):
+        if current == own and (unreadable_head(statement, reading) or mode.splits(logged)):
             raise OpsReadyError(
                 'The binary logs to replay hold a statement %s: %s. Nothing was restored and nothing was changed. '
                 'Restore to a point before it (stop_at), or take a full backup after it and restore from that.'
@@ -3964,7 +3987,7 @@ def _restore_scanned(engine: Any, request: RestoreRequest, chain: List[Manifest]
     # as the replayed account statements left them: what a REVOKE took withheld, what a GRANT gave given
     roles = server_roles(engine.client)
     ledger = replay_grants(full.data.get('database_grants'), replay.get('account_statements') or [],
-                           full.database or '', roles, all_privileges(engine.client))
+                           full.database or '', roles, all_privileges(engine.client), folds_names(engine))
     withheld = ledger.withheld if ledger else []
     recorded, from_logs = ledger.split() if ledger else (None, {})
     grants = apply_grants(engine.client, recorded, target_db, full.database)
@@ -4196,7 +4219,8 @@ def foresee_replay(engine: Any, request: RestoreRequest,
     said = [late_definer_text(late, source, 'The replay fails where a statement runs an object of such an account '
                                             '(ERROR 1449).')] if late else []
     roles = server_roles(engine.client)
-    ledger = replay_grants(full.data.get('database_grants'), accounts, source, roles, all_privileges(engine.client))
+    ledger = replay_grants(full.data.get('database_grants'), accounts, source, roles, all_privileges(engine.client),
+                           folds_names(engine))
     if ledger and ledger.withheld:
         said.append(withheld_text(_target(request), source, ledger.withheld, ledger.shown, ledger.unread,
                                   ledger.coarse))

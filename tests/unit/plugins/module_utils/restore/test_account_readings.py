@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.restore import (
-    check_statements, replay_grants)
+    STATEMENT_CARRY, ReplayEventRewriter, check_statements, head_kind, replay_grants, unreadable_head)
 from tests.unit.plugins.module_utils.restore.test_replay_name_modes import (
-    ANSI_QUOTES, MARIADB_10_11, NO_BACKSLASH_ESCAPES, stream)
+    ANSI_QUOTES, END, MARIADB_10_11, NO_BACKSLASH_ESCAPES, stream)
 
 EMPTY = {'database': [], 'tables': [], 'columns': [], 'routines': []}
 
@@ -44,3 +44,29 @@ def test_a_rename_and_a_revoke_follow_the_statement_reading(tmp_path):
                      ['mariadb-binlog'], ['f'], 'pr', accounts=accounts, server=MARIADB_10_11)
     kept = replay_grants(grants, accounts, 'pr').kept()
     assert [(g['user'], g['host']) for g in kept['tables']] == [('c', '%')]
+
+
+# A long account statement (longer than the replay's window) read under NO_BACKSLASH_ESCAPES: the server takes
+# 'a\' as the string a\ (default_master_connection takes any text; MariaDB 10.11 logs it so), then a comment, then
+# FOR GRANT. Read with the default reading the string ran on to the quote in the comment, and FOR INSERT in the
+# comment was the statement: 'other', so the replay passed the GRANT on (it ran, changing the live privileges).
+LONG_GRANT = (b"SET STATEMENT default_master_connection='a\\' /* x' FOR INSERT */ FOR GRANT SELECT ON pr.t TO w /* "
+              + b'z' * 3 * STATEMENT_CARRY + b" */")
+
+
+def test_a_long_statement_head_is_read_under_its_reading():
+    """Failed before: ``head_kind`` and ``unreadable_head`` took no reading (the default one)."""
+    reading = (False, False, None)
+    assert head_kind(LONG_GRANT[:STATEMENT_CARRY], reading) == 'account'
+    assert not unreadable_head(LONG_GRANT, reading)
+    assert head_kind(LONG_GRANT[:STATEMENT_CARRY]) == 'other'   # (guard: read with escapes it is another)
+
+
+def test_the_replay_drops_a_long_account_statement_read_under_its_reading():
+    """Failed before: the GRANT was passed on to the mariadb client."""
+    data = (b'SET @@session.sql_mode=%d' % NO_BACKSLASH_ESCAPES + END + b'# at 4\n' + LONG_GRANT + b'\n' + END
+            + b'INSERT INTO t VALUES (1)\n' + END)
+    for size in (4096, 65537):
+        rewriter = ReplayEventRewriter({})
+        out = b''.join(rewriter.feed(data[i:i + size]) for i in range(0, len(data), size)) + rewriter.flush()
+        assert b'GRANT' not in out and b'DO 0' in out and b'INSERT INTO t VALUES (1)' in out, size

@@ -11,7 +11,7 @@ import pytest
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.restore import (
-    check_statements, foreign_objects, named_databases)
+    check_statements, foreign_objects, named_databases, replay_grants)
 from tests.unit.plugins.module_utils.restore.test_replay_name_modes import MARIADB_10_11, _Stream, stream
 
 
@@ -72,3 +72,62 @@ class _Bodies:
 def test_a_body_naming_another_database_in_another_case_is_foreign():
     """Failed before: ``AUDIT.log`` was not seen as database audit's: a statement firing the trigger was replayed."""
     assert foreign_objects(_Bodies(), 'src')['tables'] == {b'orders': 'trigger tr'}
+
+
+@pytest.mark.parametrize('use', [b'PR', b'Pr'])
+@pytest.mark.parametrize('statement', [b'INSERT INTO orders VALUES (1)', b'UPDATE orders SET a = 1'])
+def test_a_statement_sent_with_use_of_the_source_in_another_case_is_refused(tmp_path, use, statement):
+    """Failed before: with lower_case_table_names=2 (a case-insensitive file system) the server keeps the default
+    database as the client wrote it (``USE Pr`` is logged ``use `Pr```; with 1 it logs ``pr``). The replay's filter,
+    ``mariadb-binlog --database=pr``, compares bytes (strcmp): it skipped the statement, the copy missed the row."""
+    with pytest.raises(OpsReadyError, match='sent with USE %s' % use.decode()):
+        check_statements(folding(tmp_path, use, statement, 2), ['mariadb-binlog'], ['f'], 'pr', server=MARIADB_10_11)
+
+
+def test_a_statement_sent_with_use_of_another_case_is_another_database_where_case_counts(tmp_path):
+    """Guard: with lower_case_table_names 0 ``PR`` is another database: its statements are no concern of pr's."""
+    assert check_statements(folding(tmp_path, b'PR', b'INSERT INTO orders VALUES (1)', 0),
+                            ['mariadb-binlog'], ['f'], 'pr', server=MARIADB_10_11) == []
+
+
+EMPTY = {'database': [], 'tables': [], 'columns': [], 'routines': []}
+
+
+def _db_item(user: str, db: str = 'pr') -> dict:
+    return {'user': user, 'host': '%', 'privileges': ['SELECT', 'INSERT'], 'grantable': False, 'db': db}
+
+
+def test_the_grant_ledger_folds_database_names_where_the_server_does():
+    """Failed before: on a lower_case_table_names=1 server ``GRANT SELECT ON PR.* TO app`` is a grant on pr (the
+    server keeps it as pr in mysql.db): the ledger read it as another database's, so the copy did not get it; and
+    ``REVOKE INSERT ON Pr.* FROM old`` took old's privilege on pr, but the ledger left it to be given to the copy."""
+    ledger = replay_grants(dict(EMPTY, database=[_db_item('old')]),
+                           [b'GRANT SELECT ON PR.* TO app', b'REVOKE INSERT ON Pr.* FROM old',
+                            b'GRANT UPDATE ON `PR`.T TO app'], 'pr', fold=True)
+    kept = ledger.kept()
+    assert sorted((i['user'], i.get('db'), tuple(i['privileges'])) for i in kept['database']) == [
+        ('app', 'pr', ('SELECT',)), ('old', 'pr', ('SELECT',))]
+    assert [(i['user'], i['table']) for i in kept['tables']] == [('app', 't')]   # (as tables_priv keeps it)
+    assert ledger.withheld == ['INSERT on the database for old@%']
+
+
+def test_the_grant_ledger_reads_a_grant_sent_with_use_of_the_source_on_a_folding_server(tmp_path):
+    """Failed before: the account statements the scan hands on, read by a folding ledger, give app its grant."""
+    accounts: list = []
+    check_statements(folding(tmp_path, b'pr', b'GRANT SELECT ON PR.t TO app'), ['mariadb-binlog'], ['f'], 'pr',
+                     accounts=accounts, server=MARIADB_10_11)
+    assert [i['user'] for i in replay_grants(EMPTY, accounts, 'pr', fold=True).kept()['tables']] == ['app']
+
+
+def test_the_grant_ledger_tells_case_where_the_server_does():
+    """Guard: with lower_case_table_names 0 ``PR`` is another database."""
+    ledger = replay_grants(dict(EMPTY), [b'GRANT SELECT ON PR.* TO app'], 'pr')
+    assert not ledger.kept()['database']
+
+
+def test_the_grant_ledger_matches_a_recorded_name_in_another_case():
+    """With 2 the source may be ``Pr`` (kept as created): ``REVOKE SELECT ON PR.T`` takes the recorded ``Pr``.t's."""
+    grants = dict(EMPTY, database=[_db_item('a', 'Pr')],
+                  tables=[{'user': 'a', 'host': '%', 'privileges': ['SELECT'], 'grantable': False, 'table': 'T'}])
+    ledger = replay_grants(grants, [b'REVOKE SELECT ON PR.T FROM a', b'REVOKE INSERT ON pr.* FROM a'], 'Pr', fold=True)
+    assert not ledger.kept()['tables'] and [i['privileges'] for i in ledger.kept()['database']] == [['SELECT']]
