@@ -100,7 +100,7 @@ class FramedTarInfo(tarfile.TarInfo):
 class _FramedTarFile(tarfile.TarFile):
     """A TarFile reading with ``FramedTarInfo`` that also refuses, as each member is read (before it can be
     extracted), a header no file can have (``_impossible_values``): a uid beyond 32 bits ended an extraction with an
-    OverflowError traceback, an mtime of nan with a ValueError, midway through. ``values_checked`` False leaves
+    OverflowError traceback, an mtime of nan with a ValueError, midway through. ``_ValuesLeftTarFile`` leaves
     those to the caller (file_restore lists every such member at once in ``refuse_ambiguous``)."""
 
     tarinfo = FramedTarInfo
@@ -114,6 +114,13 @@ class _FramedTarFile(tarfile.TarFile):
                 raise _TAR_ERRORS['read']('member %r has header values no file can have: %s'
                                           % (member.name, ', '.join(values)))
         return member
+
+
+class _ValuesLeftTarFile(_FramedTarFile):
+    """``_FramedTarFile`` leaving header values to the caller from the first member on (``TarFile`` reads its first
+    header while it opens: a flag set on the object after ``open`` came too late for it)."""
+
+    values_checked = False
 
 
 # tarfile's extraction filter refusals (PEP 706; none before Python 3.12 and the 3.8-3.11 backports)
@@ -148,8 +155,7 @@ def read_stream(source: Any, archive: str, what: str = 'Archive', outcome: str =
     ``what`` and ``archive`` (its path), with ``outcome`` (what was or was not written) after it; errors the body
     raises of its own pass through (a tarfile error from reading a member's data included: it is the archive's)."""
     try:
-        with _FramedTarFile.open(fileobj=source, mode='r|') as tar:
-            tar.values_checked = values
+        with (_FramedTarFile if values else _ValuesLeftTarFile).open(fileobj=source, mode='r|') as tar:
             yield tar
     except _FILTER_ERRORS as exc:
         # the stream reads fine: the interpreter's extraction filter refused one member (a TarError too, which read

@@ -125,6 +125,23 @@ def test_the_shared_reader_reads_a_whole_archive_and_stops_at_its_end_blocks():
         _read_all(b'x' * 2048)
 
 
+@pytest.mark.parametrize('position', [0, 1, 3])
+def test_values_left_to_the_caller_are_left_for_every_member_the_first_included(position):
+    """``values=False`` (file_restore, the file-archive verify) leaves header values no file can have to the caller,
+    which lists every such member at once (refuse_ambiguous): the first member too. ``TarFile`` reads its first
+    header while it opens, before the context manager could switch the check off: a first member with a uid beyond
+    32 bits was refused as "cannot be read as a tar archive" instead."""
+    entries = _base_entries()
+    info, data = entries[position]
+    info.pax_headers = {'uid': str(2 ** 40)}
+    with tarsafe.read_stream(io.BytesIO(_tar(entries)), '/b/x.tar', values=False) as tar:
+        members = list(tar)
+    assert [m.name for m in members] == [e[0].name for e in entries]
+    assert members[position].uid == 2 ** 40
+    with pytest.raises(IntegrityError, match='header values no file can have'):
+        _read_all(_tar(entries))
+
+
 # -- PITR base backup extraction ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize('case', sorted(STREAMS))
