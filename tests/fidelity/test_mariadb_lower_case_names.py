@@ -17,7 +17,8 @@ from tests.harness.servers import MariaDBServer
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 
-BEFORE = "CREATE DATABASE src; CREATE TABLE src.t (id INT); INSERT INTO src.t VALUES (1); CREATE DATABASE other"
+BEFORE = ("CREATE DATABASE src; CREATE TABLE src.t (id INT); INSERT INTO src.t VALUES (1); CREATE DATABASE other; "
+          "CREATE DATABASE MyApp; CREATE TABLE MyApp.t (id INT); INSERT INTO MyApp.t VALUES (1)")
 STATEMENTS = {
     'upper': "SET binlog_format=STATEMENT; USE other; INSERT INTO SRC.t VALUES (2)",
     'plain': "SET binlog_format=STATEMENT; USE other; INSERT INTO src.t VALUES (3)",   # refused before too
@@ -26,7 +27,11 @@ STATEMENTS = {
     'use_upper': "SET binlog_format=STATEMENT; USE SRC; INSERT INTO t VALUES (4)",
     # the server keeps it as src's (mysql.db: src): the copy gets it too
     'grant': "CREATE USER app; GRANT SELECT ON SRC.* TO app",
+    # backed up as MyApp (db_backup database: MyApp; the server keeps it as myapp and logs use `myapp`)
+    'mixed': "SET binlog_format=STATEMENT; USE MyApp; INSERT INTO t VALUES (5)",
+    'mixed_row': "SET binlog_format=ROW; USE MyApp; INSERT INTO t VALUES (6)",
 }
+BACKED_UP = {'mixed': 'MyApp', 'mixed_row': 'MyApp'}   # the others: src
 
 
 @pytest.fixture(scope='module')
@@ -39,7 +44,7 @@ def replayed(tmp_path_factory) -> Iterator[Dict[str, Any]]:
         out: Dict[str, Any] = {'lctn': server.sql('SELECT @@lower_case_table_names')}
         stops: Dict[str, datetime.datetime] = {}
         for name, sql in STATEMENTS.items():
-            backup(server, 'src', tmp / name)
+            backup(server, BACKED_UP.get(name, 'src'), tmp / name)
             time.sleep(1.1)
             server.sql(sql, superuser=True)
             time.sleep(1.1)
@@ -47,10 +52,13 @@ def replayed(tmp_path_factory) -> Iterator[Dict[str, Any]]:
         time.sleep(1.1)
         server.sql('CREATE TABLE other.later (id INT)', superuser=True)
         for name in stops:
-            backup(server, 'src', tmp / name, kind='log')
+            backup(server, BACKED_UP.get(name, 'src'), tmp / name, kind='log')
         for name, stop in stops.items():
             try:
-                out[name] = restore(server, tmp / name, 'src', 'src_' + name, stop_at=stop)
+                if name in BACKED_UP:   # check mode reads the logs as the real run does
+                    out[name + '_check'] = restore(server, tmp / name, BACKED_UP[name], 'src_' + name, stop_at=stop,
+                                                   check_mode=True)
+                out[name] = restore(server, tmp / name, BACKED_UP.get(name, 'src'), 'src_' + name, stop_at=stop)
                 out[name + '_rows'] = server.sql('SELECT id FROM src_%s.t ORDER BY id' % name)
                 out[name + '_grants'] = server.sql("SELECT Db FROM mysql.db WHERE User = 'app'", superuser=True)
             except Exception as exc:   # each test names the failure
@@ -80,6 +88,17 @@ def test_a_grant_naming_the_source_in_another_case_is_given_to_the_copy(replayed
     ``GRANT SELECT ON SRC.*`` as another database's, so the copy did not get it."""
     assert not isinstance(replayed['grant'], Exception), replayed['grant']
     assert ('src\\_grant',) in replayed['grant_grants'], replayed['grant_grants']   # (as apply_grants writes it)
+
+
+@pytest.mark.parametrize('name', ['mixed', 'mixed_row'])
+def test_a_backup_naming_the_database_in_mixed_case_is_replayed(replayed, name):
+    """Failed before: backed up as MyApp, every statement logged under use `myapp` was refused as sent in another
+    case (a message about lower_case_table_names=2), and mariadb-binlog --database=MyApp would have skipped it."""
+    assert not isinstance(replayed[name], Exception), replayed[name]
+    assert replayed[name + '_check'].get('changed') is True, replayed[name + '_check']
+    # (mixed_row's full backup holds row 5 already)
+    assert replayed[name + '_rows'] == [('1',), ('5',)] + ([('6',)] if name == 'mixed_row' else []), \
+        replayed[name + '_rows']
 
 
 def test_lower_case_table_names_2_is_0_on_a_case_sensitive_file_system(tmp_path):

@@ -1473,13 +1473,29 @@ def _folded(name: bytes) -> bytes:
     return name.decode('utf-8', 'surrogateescape').lower().encode('utf-8', 'surrogateescape')
 
 
+def name_folding(engine: Any) -> int:
+    """``engine``'s server's lower_case_table_names (0, 1 or 2), from the facts asked once per engine (``ping``); 0
+    where it is not known. 1: names stored, compared AND logged in lower case (``USE MyApp`` is logged ``use
+    `myapp```); 2: compared without case but kept and logged as written."""
+    try:
+        value = int(engine.ping().get('lower_case_table_names') or 0)
+    except (AttributeError, OpsReadyError, TypeError, ValueError):
+        return 0
+    return value if value in (1, 2) else 0
+
+
 def folds_names(engine: Any) -> bool:
     """Whether ``engine``'s server compares database names without case (lower_case_table_names 1 or 2: ``SRC.t``
-    is src's table), from the facts asked once per engine (``ping``); False where it is not known."""
-    try:
-        return int(engine.ping().get('lower_case_table_names') or 0) in (1, 2)
-    except (AttributeError, OpsReadyError, TypeError, ValueError):
-        return False
+    is src's table); False where it is not known."""
+    return name_folding(engine) in (1, 2)
+
+
+def logged_name(engine: Any, database: str) -> str:
+    """``database`` as ``engine``'s server writes it in its binary logs (``use `x```, a row event's database): in
+    lower case with lower_case_table_names=1 (a backup may name it MyApp: the server took it as myapp), else as
+    given. mariadb-binlog --database/--rewrite-db and the scans compare it byte for byte."""
+    return _folded(database.encode('utf-8', 'surrogateescape')).decode('utf-8', 'surrogateescape') \
+        if database and name_folding(engine) == 1 else database
 
 
 def named_databases(statement: bytes, databases: List[str], reading: SqlReading = None,
@@ -2558,8 +2574,10 @@ def foreign_objects(engine: Any, database: str, also: Optional[List[str]] = None
     whose trigger and routine bodies name the source as another database: the dump keeps their text). Not in a
     view's: VIEW_DEFINITION qualifies every name with the view's own database, and the copy's views are renamed
     into the copy (``requalify_view``), so the real run finds none of them foreign for that."""
-    others = [r[0] for r in engine.query('SHOW DATABASES') if r and r[0] and r[0] != database] + list(also or [])
     fold = folds_names(engine)
+    same = (lambda name: _folded(name.encode('utf-8', 'surrogateescape'))) if fold else (lambda name: name)
+    others = [r[0] for r in engine.query('SHOW DATABASES') if r and r[0] and same(r[0]) != same(database)] \
+        + list(also or [])
     own = len(others) - len(also or [])
     return database_function_objects(engine, database, lambda body, reading, kind: bool(
         named_databases(body, others[:own] if kind == 'view' else others, reading, fold)))
@@ -2886,9 +2904,11 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
     statement (GRANT, REVOKE, DROP/RENAME USER...) of the range, with whether it may have been sent with USE source
     (``sent_with_use`` makes that exact); the replay runs none of them (``drop_account_statement``). Each statement is
     read as ``server`` (the one that runs the replay; this engine's by default) reads it (``server_text``)."""
-    own = source.encode('utf-8')
+    folding = name_folding(engine)
+    fold = folding in (1, 2)   # lower_case_table_names 1 or 2: SRC.t names src
+    logged_as = logged_name(engine, source)   # (1: the logs say use `myapp` for a backup of MyApp)
+    own = logged_as.encode('utf-8')
     server = replay_server(engine) if server is None else server
-    fold = folds_names(engine)   # lower_case_table_names 1 or 2: SRC.t names src
     tables, routines = (hazards or {}).get('tables') or {}, (hazards or {}).get('routines') or {}
 
     def database_function(statement: bytes, reading: SqlReading) -> List[str]:
@@ -2900,7 +2920,8 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
                  or any(r in lower for r in routines))
         through = _names_in(statement, tables, routines, reading) if named else []
         return ['DATABASE()'] if calls_database_function(statement, reading) else through
-    others = [r[0] for r in engine.query('SHOW DATABASES') if r and r[0] and r[0] != source]
+    others = [r[0] for r in engine.query('SHOW DATABASES') if r and r[0] and r[0] != logged_as
+              and not (fold and _folded(r[0].encode('utf-8', 'surrogateescape')) == _folded(own))]
     mode = StreamMode()
     suspect: List[bool] = []
     calling: List[str] = []
@@ -2914,7 +2935,7 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
                 'Restore to a point before it (stop_at), or take a full backup after it and restore from that.'
                 % (SKIPPED_CODE, _shown(logged)), source=source)
         statement = logged if read is None else read
-        if fold and current != own and _folded(current) == _folded(own) \
+        if folding == 2 and current != own and _folded(current) == _folded(own) \
                 and statement_kind(statement, reading) not in ('account', 'maintenance'):
             # lower_case_table_names=2 (a case-insensitive file system): the server keeps USE Src as written and
             # ran the statement in src, but the replay's filter (mariadb-binlog --database=src) compares bytes and
@@ -2970,7 +2991,7 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
 
     found = _statements(engine, argv + ['--short-form'] + files, stop, mode)
     if found is None and accounts:
-        sent_with_use(engine, argv, files, source, accounts, server)
+        sent_with_use(engine, argv, files, logged_as, accounts, server)
     if found is not None:
         raise OpsReadyError(
             'The binary logs to replay hold a statement that names database %s explicitly: %s. mariadb-binlog replays '
@@ -2991,7 +3012,7 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
         return bool(suspect and named_databases(statement, others + [source], used.reading(), fold)
                     and statement_kind(statement, used.reading()) not in ('maintenance', 'account'))
 
-    found = _statements(engine, argv + ['--short-form', '--database=%s' % source] + files, confirm, used)
+    found = _statements(engine, argv + ['--short-form', '--database=%s' % logged_as] + files, confirm, used)
     if found is not None:
         named = named_databases(found, others + [source], used.reading(), fold)
         raise OpsReadyError(
@@ -3237,6 +3258,7 @@ def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Man
     source) as the replayed event statements left them (each loaded DISABLE: ``ReplayEventRewriter``). ``scan``:
     ``scan_logs``' (made here when not given); its scratch directory is removed here."""
     source = full.database or ''
+    logged_as = logged_name(engine, source)   # what the logs and mariadb-binlog's byte comparisons call it
     scan = scan if scan is not None else scan_logs(engine, request, full, logs)
     workdir = scan['workdir']
     stripper = GtidStripper()
@@ -3246,14 +3268,14 @@ def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Man
         argv = list(scan['argv'])
         foreign = foreign_objects(engine, temp)
         if any(foreign.values()):
-            refuse_foreign_reach(engine, argv, files, source, foreign, replay_server(engine))
+            refuse_foreign_reach(engine, argv, files, logged_as, foreign, replay_server(engine))
         hazards = database_function_objects(engine, temp)
         calling = scan['calling']
         if any(hazards.values()):
             # the loaded copy's triggers, views and routines whose bodies call DATABASE(): read the logs again
             # for the statements that reach them (the refusals were made by scan_logs)
             calling = check_statements(engine, argv, files, source, hazards)
-        argv += ['--database=%s' % source, '--rewrite-db=%s->%s' % (source, temp)] + files
+        argv += ['--database=%s' % logged_as, '--rewrite-db=%s->%s' % (logged_as, temp)] + files
         binlog = engine.runner.popen(argv, env={'TZ': 'UTC'})
         try:
             _feed_client(engine, temp, binlog.stdout, _Chained(stripper, rewriter), 'binlog replay')
@@ -3270,7 +3292,7 @@ def _replay(engine: Any, request: RestoreRequest, full: Manifest, logs: List[Man
         except BaseException:
             kill_and_reap(binlog)
             raise
-        replayed = dict(replay_outcome(files, start, request.stop_at, source),
+        replayed = dict(replay_outcome(files, start, request.stop_at, logged_as),
                         binlogs=[os.path.basename(f) for f in files], start_position=start,
                         gtid_assignments_removed=stripper.removed, database_function=calling,
                         event_statuses=rewriter.statuses, account_statements=accounts)
@@ -4211,8 +4233,8 @@ def foresee_replay(engine: Any, request: RestoreRequest,
         files = [_decompress(m, workdir, engine.identities) for m in logs]
         argv, start = replay_argv(engine, request, full, logs)
         check_statements(engine, argv, files, source, None, logged, accounts)
-        foresee_foreign_reach(engine, argv, files, source)
-        replay = replay_outcome(files, start, request.stop_at, source)
+        foresee_foreign_reach(engine, argv, files, logged_name(engine, source))
+        replay = replay_outcome(files, start, request.stop_at, logged_name(engine, source))
     finally:
         workdir.remove()
     late = absent_accounts(engine, logged)

@@ -11,7 +11,7 @@ import pytest
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.restore import (
-    check_statements, foreign_objects, named_databases, replay_grants)
+    check_statements, foreign_objects, logged_name, named_databases, replay_grants)
 from tests.unit.plugins.module_utils.restore.test_replay_name_modes import MARIADB_10_11, _Stream, stream
 
 
@@ -88,6 +88,25 @@ def test_a_statement_sent_with_use_of_another_case_is_another_database_where_cas
     """Guard: with lower_case_table_names 0 ``PR`` is another database: its statements are no concern of pr's."""
     assert check_statements(folding(tmp_path, b'PR', b'INSERT INTO orders VALUES (1)', 0),
                             ['mariadb-binlog'], ['f'], 'pr', server=MARIADB_10_11) == []
+
+
+@pytest.mark.parametrize('source', ['Pr', 'PR'])
+def test_a_source_named_in_another_case_is_replayed_where_the_server_logs_it_folded(tmp_path, source):
+    """Failed before: with lower_case_table_names=1 a backup of ``database: Pr`` (the server took it as pr) finds its
+    statements logged ``use `pr```: each was refused as sent in another case (a message about
+    lower_case_table_names=2), and mariadb-binlog --database=Pr would have skipped them. The logs are read by the
+    name the server writes (``logged_name``)."""
+    assert check_statements(folding(tmp_path, b'pr', b'INSERT INTO orders VALUES (1)', 1),
+                            ['mariadb-binlog'], ['f'], source, server=MARIADB_10_11) == []
+    assert logged_name(_Folding(tmp_path), source) == 'pr'
+
+
+def test_the_logged_name_is_as_given_unless_the_server_logs_it_folded(tmp_path):
+    """Guard: with 2 the server logs the name as written (``USE Pr`` stays refused above), with 0 names are exact."""
+    for lctn in (0, 2):
+        engine = _Folding(tmp_path)
+        engine.lctn = lctn
+        assert logged_name(engine, 'Pr') == 'Pr'
 
 
 EMPTY = {'database': [], 'tables': [], 'columns': [], 'routines': []}
