@@ -135,6 +135,47 @@ def test_fresh_target_with_cluster_defaults_is_still_empty(pg, tmp_path):
         drop(pg, name, target)
 
 
+# What a DBA changed in template1 only (so that every new database gets it: the CVE-2018-1058 advice, an owner) is the
+# cluster's usual public schema: a database CREATE DATABASE copies from it is empty. (change, undo)
+TEMPLATE1_CHANGES = {
+    'grants': ('GRANT CREATE ON SCHEMA public TO fid_reader', 'REVOKE CREATE ON SCHEMA public FROM fid_reader'),
+    'closed': ('REVOKE ALL ON SCHEMA public FROM PUBLIC', 'GRANT USAGE ON SCHEMA public TO PUBLIC'),
+    'owner': ('ALTER SCHEMA public OWNER TO fid_owner', 'ALTER SCHEMA public OWNER TO pg_database_owner'),
+}
+PUBLIC_STATE = ("SELECT pg_get_userbyid(nspowner) || ' ' || coalesce(nspacl::text, '-') || ' ' || "
+                "coalesce(obj_description(oid, 'pg_namespace'), '-') FROM pg_namespace WHERE nspname = 'public'")
+
+
+@pytest.mark.parametrize('what', sorted(TEMPLATE1_CHANGES))
+def test_fresh_target_from_a_changed_template1_is_empty(pg, tmp_path, what):
+    """template1's public schema changed (not the maintenance database's): a database CREATE DATABASE just made from
+    it is restored into without replace=true (check mode alike); one changed beyond template1 is still refused."""
+    change, undo = TEMPLATE1_CHANGES[what]
+    name = 'fid_src12_%s' % uuid.uuid4().hex[:6]
+    target = 'fid_tgt12_%s' % uuid.uuid4().hex[:6]
+    other = 'fid_oth12_%s' % uuid.uuid4().hex[:6]
+    before = pg.sql(PUBLIC_STATE, database='template1')
+    pg.sql('CREATE DATABASE %s' % qi(name))
+    try:
+        pg.sql('CREATE TABLE t (v int); INSERT INTO t VALUES (1)', database=name)
+        pg.sql(change, database='template1')
+        pg.sql('CREATE DATABASE %s; CREATE DATABASE %s' % (qi(target), qi(other)))
+        pg.sql("COMMENT ON SCHEMA public IS 'the application''s schema'", database=other)
+        dest = backup(tmp_path, pg, name)
+        check = check_restore(tmp_path, pg, dest, source_database=name, database=target)
+        assert check.rc == 0, check.stdout[-4000:]
+        result = restore(tmp_path, pg, dest, source_database=name, database=target)
+        assert result.rc == 0, result.stdout[-4000:]
+        assert result.result('restore')['replaced'] is False
+        check = check_restore(tmp_path, pg, dest, source_database=name, database=other)
+        assert check.rc != 0 and 'exists and is not empty' in check.result('restore')['msg'], check.stdout[-4000:]
+        assert leftovers(pg) == []
+    finally:
+        pg.sql(undo, database='template1')
+        drop(pg, name, target, other)
+    assert pg.sql(PUBLIC_STATE, database='template1') == before
+
+
 # -- no_owner: the roles' database grants are left out, and said so ----------------------------------------------------
 def test_no_owner_names_the_roles_whose_database_grants_were_left_out(pg, tmp_path):
     """A database closed to PUBLIC (REVOKE ALL) that its application role reached through its own CONNECT grant,

@@ -184,27 +184,51 @@ def _public_schema_changed(reference: str) -> str:
     return "SELECT (%s NOT IN (%s, %s))::int" % (PUBLIC_SCHEMA_STATE, _PUBLIC_SCHEMA_INITDB, quote_literal(reference))
 
 
+def _template1_public_state(engine: PostgresEngine) -> Optional[str]:
+    """template1's PUBLIC_SCHEMA_STATE, None when it cannot be read (a template1 closed to connections: the target
+    then stays counted, refused rather than dropped)."""
+    try:
+        rows = engine.query(CATALOG_SEARCH_PATH + 'SELECT ' + PUBLIC_SCHEMA_STATE, database='template1')
+    except OpsReadyError:
+        return None
+    return rows[0][0] if rows and rows[0] else None
+
+
 def target_contents(engine: PostgresEngine, name: str, public_reference: Optional[str] = None) -> Dict[str, int]:
     """What an existing database holds, by kind (only the kinds it has): one query in the target.
     ``public_reference``: the maintenance database's PUBLIC_SCHEMA_STATE (``inspect_target``); with it the public
-    schema's own changes are counted too."""
+    schema's own changes are counted too. CREATE DATABASE copies template1, whose public schema a DBA may have changed
+    alone (the CVE-2018-1058 advice, REVOKE CREATE ... FROM PUBLIC, given to every new database): a public schema
+    that differs from both references is compared with template1's too. That is a login of its own (no session
+    reads another database's catalog), so it is made only then, never when the first two match."""
     kinds = list(TARGET_CONTENTS) + ([(PUBLIC_SCHEMA_KIND, _public_schema_changed(public_reference))]
                                      if public_reference is not None else [])
-    rows = engine.query(CATALOG_SEARCH_PATH + 'SELECT ' + ', '.join('(%s)' % sql for _kind, sql in kinds),
+    # the target's own public schema state last (not a kind): what template1's is compared with
+    state = ', (%s)' % PUBLIC_SCHEMA_STATE if public_reference is not None else ''
+    rows = engine.query(CATALOG_SEARCH_PATH + 'SELECT ' + ', '.join('(%s)' % sql for _kind, sql in kinds) + state,
                         database=name)
-    return {kind: int(count) for (kind, _sql), count in zip(kinds, rows[0]) if int(count)}
+    contents = {kind: int(count) for (kind, _sql), count in zip(kinds, rows[0]) if int(count)}
+    if contents.get(PUBLIC_SCHEMA_KIND) and _template1_public_state(engine) == rows[0][len(kinds)]:
+        del contents[PUBLIC_SCHEMA_KIND]
+    return contents
 
 
 # What a DBA sets on a database itself, outside it (shared catalogs, read from the maintenance database with the
 # target's row ``d``): its settings and its roles' settings in it (ALTER DATABASE ... SET, ALTER ROLE ... IN DATABASE
 # ... SET), its comment and security labels. A database prepared with only those (a work_mem for the reports, the
 # application role's search_path, "reserved for billing") is configured, not empty: the swap would take them.
+# A security label counts only when template1 and the maintenance database have no label of its provider with the
+# same text: with sepgsql every database is labelled at CREATE DATABASE (from its template), which is no DBA's work,
+# and counting that refused every existing target there.
 DATABASE_LEVEL_CONTENTS = (
     ('database-level settings (ALTER DATABASE/ROLE ... SET)',
      'SELECT count(*) FROM pg_db_role_setting s WHERE s.setdatabase = d.oid'),
     ('database comment or security labels',
      "SELECT (SELECT count(*) FROM pg_shdescription c WHERE c.objoid = d.oid AND c.classoid = 'pg_database'::regclass)"
-     " + (SELECT count(*) FROM pg_shseclabel l WHERE l.objoid = d.oid AND l.classoid = 'pg_database'::regclass)"),
+     " + (SELECT count(*) FROM pg_shseclabel l WHERE l.objoid = d.oid AND l.classoid = 'pg_database'::regclass "
+     "AND NOT EXISTS (SELECT 1 FROM pg_shseclabel r JOIN pg_database t ON t.oid = r.objoid WHERE r.classoid = "
+     "'pg_database'::regclass AND t.datname IN ('template1', current_database()) AND r.provider = l.provider "
+     "AND r.label = l.label))"),
 )
 
 

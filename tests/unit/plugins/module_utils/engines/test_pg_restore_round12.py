@@ -56,17 +56,19 @@ def test_describe_reports_publics_part_as_applied():
 
 
 class FakeEngine:
-    def __init__(self, maintenance: List[str], inside: List[str]) -> None:
-        self.maintenance, self.inside = maintenance, inside
+    def __init__(self, maintenance: List[str], inside: List[str], template1: str = 'initial') -> None:
+        self.maintenance, self.inside, self.template1 = maintenance, inside, template1
         self.sent: List[tuple] = []
 
     def query(self, sql: str, database: str = None) -> List[List[str]]:
         self.sent.append((sql, database))
+        if database == 'template1':
+            return [[self.template1]]
         return [self.inside] if database else [self.maintenance]
 
 
 def test_inspect_target_counts_what_a_dba_set_outside_and_on_public():
-    inside = ['0'] * len(restore.TARGET_CONTENTS) + ['1']
+    inside = ['0'] * len(restore.TARGET_CONTENTS) + ['1', 'changed']
     engine = FakeEngine(['false', 'true', 'abc123', '2', '1'], inside)
     state = restore.inspect_target(engine, 'db')
     assert state['objects'] == 4
@@ -74,5 +76,34 @@ def test_inspect_target_counts_what_a_dba_set_outside_and_on_public():
                                  'database-level settings (ALTER DATABASE/ROLE ... SET)': 2,
                                  'database comment or security labels': 1}
     assert "'abc123'" in engine.sent[1][0] and engine.sent[1][1] == 'db'
-    engine = FakeEngine(['false', 'true', 'abc123', '0', '0'], ['0'] * (len(restore.TARGET_CONTENTS) + 1))
+    engine = FakeEngine(['false', 'true', 'abc123', '0', '0'], ['0'] * (len(restore.TARGET_CONTENTS) + 1) + ['x'])
     assert restore.inspect_target(engine, 'db')['objects'] == 0
+    assert [db for _sql, db in engine.sent] == [None, 'db']   # the first references matched: no template1 login
+
+
+def test_public_schema_as_template1_has_it_is_not_counted():
+    """A DBA changed template1's public schema alone (every new database copies it): a target whose public schema
+    differs from initdb's and the maintenance database's but is template1's is empty; read only on that path."""
+    inside = ['0'] * len(restore.TARGET_CONTENTS) + ['1', 'revoked']
+    engine = FakeEngine(['false', 'true', 'abc123', '0', '0'], inside, template1='revoked')
+    assert restore.inspect_target(engine, 'db')['objects'] == 0
+    assert [db for _sql, db in engine.sent] == [None, 'db', 'template1']
+
+
+def test_security_label_counted_only_when_not_template1s_or_the_maintenance_databases():
+    sql = dict(restore.DATABASE_LEVEL_CONTENTS)['database comment or security labels']
+    assert "t.datname IN ('template1', current_database())" in sql and 'r.label = l.label' in sql
+
+
+def test_template1_unreadable_keeps_the_public_schema_counted():
+    """template1 closed to connections: what the target's public schema is relative to it is unknown, so refused."""
+    from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+
+    class Closed(FakeEngine):
+        def query(self, sql: str, database: str = None) -> List[List[str]]:
+            if database == 'template1':
+                raise OpsReadyError('database "template1" is not currently accepting connections')
+            return super().query(sql, database)
+
+    engine = Closed(['false', 'true', 'abc123', '0', '0'], ['0'] * len(restore.TARGET_CONTENTS) + ['1', 'revoked'])
+    assert restore.inspect_target(engine, 'db')['contents'] == {restore.PUBLIC_SCHEMA_KIND: 1}
