@@ -56,7 +56,7 @@ import subprocess  # nosec B404 # argv lists via the runner only
 import termios
 import threading
 import time
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
@@ -1263,31 +1263,75 @@ def _load(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, d
 # A line of ``pg_restore --list``: "<dump id>; <catalog table oid> <oid> <desc> <schema> <name> <owner>" (names with
 # a newline are printed on one line; desc, schema and name may hold spaces, so the desc is matched by its start).
 _TOC_LINE = re.compile(r'^(\d+); (\d+) (\d+) (.*)$')
-# pg_default_acl's fixed OID: a DEFAULT ACL entry's catalog table (a column DEFAULT in a schema named "ACL" is
-# pg_attrdef's, 2604).
+# What ``--list --verbose`` prints after an entry that depends on others: ";<TAB>depends on: <id> <id> ...".
+_TOC_DEPENDS = re.compile(r'^;\s+depends on:((?: \d+)*)\s*$')
+# Fixed catalog OIDs: pg_default_acl's (a DEFAULT ACL entry's catalog table; a column DEFAULT in a schema named
+# "ACL" is pg_attrdef's, 2604), pg_constraint's, pg_type's.
 _PG_DEFAULT_ACL = '826'
+_PG_CONSTRAINT = '2606'
+_PG_TYPE = '1247'
 
 
-def toc_passes(listing: str) -> Tuple[List[str], List[str], List[str]]:
-    """The dump ids of a ``pg_restore --list`` in pg_restore's three restore passes (pg_backup_archiver.c,
-    ``_tocEntryRestorePass``): the main one; the ACL one (``ACL``, ``ACL LANGUAGE``, ``DEFAULT ACL``); the one after
-    the ACLs (``MATERIALIZED VIEW DATA``, whose refresh runs as the view's owner and may need the grants,
-    ``EVENT TRIGGER`` and an event trigger's comment). Each in the listing's (the dump's) order."""
+def _toc_entries(listing: str) -> List[Tuple[str, str, str]]:
+    """The entries of a ``pg_restore --list``: (dump id, catalog table oid, the rest of the line), in its order."""
+    return [(m.group(1), m.group(2), m.group(4)) for m in map(_TOC_LINE.match, listing.splitlines()) if m]
+
+
+def toc_dependencies(verbose: str) -> Dict[str, List[str]]:
+    """The dump ids each entry of a ``pg_restore --list --verbose`` depends on. (That listing also shows the
+    entries the restore leaves out, the database's own ACL and comment without --create: the runs are made of the
+    plain listing's.)"""
+    depends: Dict[str, List[str]] = {}
+    last: Optional[str] = None
+    for line in verbose.splitlines():
+        entry = _TOC_LINE.match(line)
+        if entry:
+            last = entry.group(1)
+            continue
+        match = _TOC_DEPENDS.match(line)
+        if match and last is not None:
+            depends.setdefault(last, []).extend(match.group(1).split())
+    return depends
+
+
+def has_domains(listing: str) -> bool:
+    """Whether a ``pg_restore --list`` holds a domain (and so may hold a constraint ``toc_passes`` holds back)."""
+    return any(table_oid == _PG_TYPE and rest.startswith('DOMAIN ') for _id, table_oid, rest in _toc_entries(listing))
+
+
+def toc_passes(listing: str, depends: Optional[Dict[str, List[str]]] = None
+               ) -> Tuple[List[str], List[str], List[str]]:
+    """The dump ids of a ``pg_restore --list`` in the runs a parallel restore needs: the main one; the ACL
+    one (``ACL``, ``ACL LANGUAGE``, ``DEFAULT ACL``); the one after the data and the ACLs. The last holds
+    pg_restore's own pass after the ACLs (pg_backup_archiver.c, ``_tocEntryRestorePass``: ``MATERIALIZED VIEW
+    DATA``, whose refresh runs as the view's owner and may need the grants, ``EVENT TRIGGER`` and an event
+    trigger's comment), and a domain's constraint that pg_dump puts in post-data (NOT VALID: rows break it). Such
+    a constraint depends on its domain only, so pg_restore -j may run it beside, or before, the COPY of a table
+    with a column of that domain: the COPY then checks the rows against it and fails on the first one that breaks
+    it. Whatever depends on an entry of the last run (the constraint's comment) goes with it. ``depends``
+    (``toc_dependencies``) tells which entries depend on which: without it, no constraint is held back. Each in the
+    listing's (the dump's) order."""
+    entries = _toc_entries(listing)
+    depends = depends or {}
+    domains = {dump_id for dump_id, table_oid, rest in entries
+               if table_oid == _PG_TYPE and rest.startswith('DOMAIN ')}
     main: List[str] = []
     acl: List[str] = []
     post: List[str] = []
-    for line in listing.splitlines():
-        match = _TOC_LINE.match(line)
-        if not match:
-            continue   # the header's ';' comments, blank lines
-        dump_id, table_oid, oid, rest = match.groups()
-        if ((table_oid, oid) == ('0', '0') and rest.startswith('ACL ')) or (
+    late: Set[str] = set()
+    for dump_id, table_oid, rest in entries:
+        deps = depends.get(dump_id, [])
+        if (table_oid == '0' and rest.startswith('ACL ')) or (
                 table_oid == _PG_DEFAULT_ACL and rest.startswith('DEFAULT ACL ')):
             acl.append(dump_id)
         elif (rest.startswith('EVENT TRIGGER ') or (table_oid == '0' and rest.startswith('MATERIALIZED VIEW DATA '))
               # a trigger's comment in a schema named "- EVENT" matches too: it only moves after the ACLs
-              or rest.startswith('COMMENT - EVENT TRIGGER ')):
+              or rest.startswith('COMMENT - EVENT TRIGGER ')
+              or (table_oid == _PG_CONSTRAINT and domains.intersection(deps))
+              # a dump lists an entry after those it depends on
+              or late.intersection(deps)):
             post.append(dump_id)
+            late.add(dump_id)
         else:
             main.append(dump_id)
     return main, acl, post
@@ -1295,24 +1339,32 @@ def toc_passes(listing: str) -> Tuple[List[str], List[str], List[str]]:
 
 def restore_in_parallel(engine: PostgresEngine, tool: List[str], jobs: int, sections: List[str], path: str,
                         env: Dict[str, str], privileges: bool) -> None:
-    """``pg_restore -j N`` of ``path`` (``sections`` of it; ``tool``: pg_restore and its common options), with its
-    ACL pass one entry after another. pg_restore -j runs the ACL entries side by side (restore_toc_entries_parallel
+    """``pg_restore -j N`` of ``path`` (``sections`` of it; ``tool``: pg_restore and its common options), in the
+    runs of ``toc_passes``. pg_restore -j runs the ACL entries side by side (restore_toc_entries_parallel
     dispatches its RESTORE_PASS_ACL entries to the workers as they come free; an ACL entry depends only on its
     object), each a transaction of its own: a table's GRANT made by a holder of the grant option (``SET SESSION
     AUTHORIZATION grantor; GRANT ...``) could run before the schema's ACL entry that gives that grantor USAGE on
-    the schema had committed: ``permission denied for schema``, the whole restore rolled back. So the archive's
-    listing splits the load in three runs, as pg_restore's own passes: the main entries with -j N, the ACLs in
-    one session in the dump's order (as pg_restore without -j), then the entries that must follow the ACLs with
-    -j N. The lists hold only the entries' ids ("ID;" lines) and reach pg_restore on its stdin. Without ACLs to
-    restore (none in the dump, or ``privileges`` false: --no-privileges) or with jobs=1: one pg_restore, as
-    before."""
+    the schema had committed: ``permission denied for schema``, the whole restore rolled back. And it may add a
+    domain's NOT VALID constraint before a COPY into a column of that domain (``toc_passes``): the restore fails
+    on rows the source kept. So the archive's listing splits the load in three runs: the main entries with -j N,
+    the ACLs in one session in the dump's order (as pg_restore without -j), then the entries that must follow the
+    data and the ACLs with -j N. The lists hold only the entries' ids ("ID;" lines) and reach pg_restore on its
+    stdin. With neither ACLs to restore (none in the dump, or ``privileges`` false: --no-privileges) nor entries
+    to hold back, or with jobs=1 (the dump's order): one pg_restore, as before."""
     what = ' '.join(['pg_restore -j %d' % jobs] + sections)
-    if jobs > 1 and privileges:
+    if jobs > 1:
         _rc, listing, _err = engine.runner.run([tool[0], '--list'] + sections + [path], what='pg_restore --list')
-        main, acl, post = toc_passes(listing)
-        if acl:
+        depends = None
+        if has_domains(listing):   # the dependencies only tell which constraints are domains'
+            _rc, verbose, _err = engine.runner.run([tool[0], '--list', '--verbose'] + sections + [path],
+                                                   what='pg_restore --list --verbose')
+            depends = toc_dependencies(verbose)
+        main, acl, post = toc_passes(listing, depends)
+        if not privileges:
+            acl = []   # --no-privileges: left out either way
+        if acl or post:
             steps = [(main, ['-j', str(jobs)], what), (acl, [], what + ' (privileges, one at a time)'),
-                     (post, ['-j', str(jobs)], what + ' (after the privileges)')]
+                     (post, ['-j', str(jobs)], what + ' (after the data and the privileges)')]
             for ids, options, label in steps:
                 if ids:
                     engine.runner.run(tool + options + ['-L', '/dev/stdin'] + sections + [path], env=env,
