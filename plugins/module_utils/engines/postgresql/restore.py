@@ -1266,10 +1266,11 @@ _TOC_LINE = re.compile(r'^(\d+); (\d+) (\d+) (.*)$')
 # What ``--list --verbose`` prints after an entry that depends on others: ";<TAB>depends on: <id> <id> ...".
 _TOC_DEPENDS = re.compile(r'^;\s+depends on:((?: \d+)*)\s*$')
 # Fixed catalog OIDs: pg_default_acl's (a DEFAULT ACL entry's catalog table; a column DEFAULT in a schema named
-# "ACL" is pg_attrdef's, 2604), pg_constraint's, pg_type's.
+# "ACL" is pg_attrdef's, 2604), pg_constraint's, pg_type's, pg_class's.
 _PG_DEFAULT_ACL = '826'
 _PG_CONSTRAINT = '2606'
 _PG_TYPE = '1247'
+_PG_CLASS = '1259'
 
 
 def _toc_entries(listing: str) -> List[Tuple[str, str, str]]:
@@ -1277,49 +1278,59 @@ def _toc_entries(listing: str) -> List[Tuple[str, str, str]]:
     return [(m.group(1), m.group(2), m.group(4)) for m in map(_TOC_LINE.match, listing.splitlines()) if m]
 
 
-def toc_dependencies(verbose: str) -> Dict[str, List[str]]:
-    """The dump ids each entry of a ``pg_restore --list --verbose`` depends on. (That listing also shows the
-    entries the restore leaves out, the database's own ACL and comment without --create: the runs are made of the
-    plain listing's.)"""
+def toc_dependencies(verbose: str) -> Tuple[Dict[str, List[str]], Set[str]]:
+    """What a ``pg_restore --list --verbose`` tells of its entries: the dump ids each depends on, and the entries
+    whose constraints check rows another entry's data loads: a domain (its columns' tables), a table that another
+    table depends on (a partitioned table, an inheritance parent: their ALTER TABLE ... ADD CONSTRAINT reaches the
+    partitions and children). That listing also shows the entries the restore leaves out (the database's own ACL
+    without --create, the sections not asked for): the runs are made of the plain listing's."""
     depends: Dict[str, List[str]] = {}
+    tables: Set[str] = set()
+    domains: Set[str] = set()
     last: Optional[str] = None
     for line in verbose.splitlines():
         entry = _TOC_LINE.match(line)
         if entry:
-            last = entry.group(1)
+            last, table_oid, rest = entry.group(1), entry.group(2), entry.group(4)
+            if table_oid == _PG_TYPE and rest.startswith('DOMAIN '):
+                domains.add(last)
+            elif table_oid == _PG_CLASS and rest.startswith(('TABLE ', 'FOREIGN TABLE ')):
+                tables.add(last)
             continue
         match = _TOC_DEPENDS.match(line)
         if match and last is not None:
             depends.setdefault(last, []).extend(match.group(1).split())
-    return depends
+    parents = {dep for table in tables for dep in depends.get(table, []) if dep in tables}
+    return depends, domains | parents
 
 
-def has_domains(listing: str) -> bool:
-    """Whether a ``pg_restore --list`` holds a domain (and so may hold a constraint ``toc_passes`` holds back)."""
-    return any(table_oid == _PG_TYPE and rest.startswith('DOMAIN ') for _id, table_oid, rest in _toc_entries(listing))
+def may_hold_back(listing: str) -> bool:
+    """Whether a ``pg_restore --list`` holds a constraint ``toc_passes`` may hold back (one that checks rows: a
+    CHECK, a foreign key; a primary key or unique constraint, "CONSTRAINT", checks nothing the data breaks)."""
+    return any(table_oid == _PG_CONSTRAINT and not rest.startswith('CONSTRAINT ')
+               for _id, table_oid, rest in _toc_entries(listing))
 
 
-def toc_passes(listing: str, depends: Optional[Dict[str, List[str]]] = None
-               ) -> Tuple[List[str], List[str], List[str]]:
+def toc_passes(listing: str, verbose: str = '') -> Tuple[List[str], List[str], List[str]]:
     """The dump ids of a ``pg_restore --list`` in the runs a parallel restore needs: the main one; the ACL
     one (``ACL``, ``ACL LANGUAGE``, ``DEFAULT ACL``); the one after the data and the ACLs. The last holds
     pg_restore's own pass after the ACLs (pg_backup_archiver.c, ``_tocEntryRestorePass``: ``MATERIALIZED VIEW
     DATA``, whose refresh runs as the view's owner and may need the grants, ``EVENT TRIGGER`` and an event
-    trigger's comment), and a domain's constraint that pg_dump puts in post-data (NOT VALID: rows break it). Such
-    a constraint depends on its domain only, so pg_restore -j may run it beside, or before, the COPY of a table
-    with a column of that domain: the COPY then checks the rows against it and fails on the first one that breaks
-    it. Whatever depends on an entry of the last run (the constraint's comment) goes with it. ``depends``
-    (``toc_dependencies``) tells which entries depend on which: without it, no constraint is held back. Each in the
-    listing's (the dump's) order."""
-    entries = _toc_entries(listing)
-    depends = depends or {}
-    domains = {dump_id for dump_id, table_oid, rest in entries
-               if table_oid == _PG_TYPE and rest.startswith('DOMAIN ')}
+    trigger's comment), and a constraint that pg_dump puts in post-data (NOT VALID: rows break it) on a domain, a
+    partitioned table or an inheritance parent. pg_restore -j makes a table's constraint wait for that table's
+    data only; such a constraint depends on none (a domain, a partitioned table have no data) or not on all the
+    tables it reaches (an inheritance parent's children), so it may be added beside, or before, the COPY of a
+    partition, a child or a table with a column of that domain: the COPY then checks the rows against it and fails
+    on the first one that breaks it (or a foreign key checks each row). Whatever depends on an entry of the last
+    run (the constraint's comment) goes with it. ``verbose``, the ``--list --verbose`` (``toc_dependencies``),
+    tells which entries depend on which: without it, no constraint is held back. Each in the listing's (the dump's)
+    order."""
+    depends, guarded = toc_dependencies(verbose)
     main: List[str] = []
     acl: List[str] = []
     post: List[str] = []
     late: Set[str] = set()
-    for dump_id, table_oid, rest in entries:
+    for dump_id, table_oid, rest in _toc_entries(listing):
         deps = depends.get(dump_id, [])
         if (table_oid == '0' and rest.startswith('ACL ')) or (
                 table_oid == _PG_DEFAULT_ACL and rest.startswith('DEFAULT ACL ')):
@@ -1327,7 +1338,7 @@ def toc_passes(listing: str, depends: Optional[Dict[str, List[str]]] = None
         elif (rest.startswith('EVENT TRIGGER ') or (table_oid == '0' and rest.startswith('MATERIALIZED VIEW DATA '))
               # a trigger's comment in a schema named "- EVENT" matches too: it only moves after the ACLs
               or rest.startswith('COMMENT - EVENT TRIGGER ')
-              or (table_oid == _PG_CONSTRAINT and domains.intersection(deps))
+              or (table_oid == _PG_CONSTRAINT and guarded.intersection(deps))
               # a dump lists an entry after those it depends on
               or late.intersection(deps)):
             post.append(dump_id)
@@ -1345,21 +1356,20 @@ def restore_in_parallel(engine: PostgresEngine, tool: List[str], jobs: int, sect
     object), each a transaction of its own: a table's GRANT made by a holder of the grant option (``SET SESSION
     AUTHORIZATION grantor; GRANT ...``) could run before the schema's ACL entry that gives that grantor USAGE on
     the schema had committed: ``permission denied for schema``, the whole restore rolled back. And it may add a
-    domain's NOT VALID constraint before a COPY into a column of that domain (``toc_passes``): the restore fails
-    on rows the source kept. So the archive's listing splits the load in three runs: the main entries with -j N,
-    the ACLs in one session in the dump's order (as pg_restore without -j), then the entries that must follow the
-    data and the ACLs with -j N. The lists hold only the entries' ids ("ID;" lines) and reach pg_restore on its
-    stdin. With neither ACLs to restore (none in the dump, or ``privileges`` false: --no-privileges) nor entries
-    to hold back, or with jobs=1 (the dump's order): one pg_restore, as before."""
+    NOT VALID constraint of a domain, a partitioned table or a parent before a COPY it checks (``toc_passes``): the
+    restore fails on rows the source kept. So the archive's listing splits the load in three runs: the main
+    entries with -j N, the ACLs in one session in the dump's order (as pg_restore without -j), then the entries
+    that must follow the data and the ACLs with -j N. The lists hold only the entries' ids ("ID;" lines) and
+    reach pg_restore on its stdin. With neither ACLs to restore (none in the dump, or ``privileges`` false:
+    --no-privileges) nor entries to hold back, or with jobs=1 (the dump's order): one pg_restore, as before."""
     what = ' '.join(['pg_restore -j %d' % jobs] + sections)
     if jobs > 1:
         _rc, listing, _err = engine.runner.run([tool[0], '--list'] + sections + [path], what='pg_restore --list')
-        depends = None
-        if has_domains(listing):   # the dependencies only tell which constraints are domains'
+        verbose = ''
+        if may_hold_back(listing):
             _rc, verbose, _err = engine.runner.run([tool[0], '--list', '--verbose'] + sections + [path],
                                                    what='pg_restore --list --verbose')
-            depends = toc_dependencies(verbose)
-        main, acl, post = toc_passes(listing, depends)
+        main, acl, post = toc_passes(listing, verbose)
         if not privileges:
             acl = []   # --no-privileges: left out either way
         if acl or post:

@@ -7,7 +7,7 @@ DEFAULT in a schema named "ACL", a MATERIALIZED VIEW in a schema named "DATA", a
 from __future__ import annotations
 
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.restore import (
-    has_domains, toc_dependencies, toc_passes)
+    may_hold_back, toc_dependencies, toc_passes)
 
 LISTING = """;
 ; Archive created at 2026-12-06 17:40:55 UTC
@@ -49,7 +49,8 @@ def test_an_empty_or_header_only_listing_has_no_entries():
 
 # ``pg_restore --list --verbose`` of a dump with a domain's NOT VALID constraint (pg_dump puts it in post-data,
 # depending on the domain only), a table's NOT VALID CHECK (it depends on its table: pg_restore -j waits for the
-# table's data), a comment on each and a column's domain that depends on nothing held back.
+# table's data), a partitioned table's and an inheritance parent's (their ALTER TABLE reaches partitions and
+# children whose data pg_restore -j does not wait for), a comment on each and a primary key.
 VERBOSE = """;
 ; Selected TOC Entries:
 ;
@@ -62,16 +63,34 @@ VERBOSE = """;
 ;\tdepends on: 1089 6
 221; 1259 17571 TABLE app3 legacy postgres
 ;\tdepends on: 6
+214; 1259 52503 TABLE app3 parent postgres
+;\tdepends on: 6
+215; 1259 52506 TABLE app3 part1 postgres
+;\tdepends on: 214 6
+216; 1259 52511 TABLE app3 inh_parent postgres
+;\tdepends on: 6
+217; 1259 52514 FOREIGN TABLE app3 inh_child postgres
+;\tdepends on: 216 6
+3210; 0 0 TABLE ATTACH app3 part1 postgres
+;\tdepends on: 215 214
 3737; 0 17567 TABLE DATA app3 dom postgres
 ;\tdepends on: 220
 3736; 0 17571 TABLE DATA app3 legacy postgres
 ;\tdepends on: 221
+3735; 0 52506 TABLE DATA app3 part1 postgres
+;\tdepends on: 215
 3546; 2606 17575 CHECK CONSTRAINT app3 legacy v_pos postgres
 ;\tdepends on: 221 221
+3547; 2606 17576 CONSTRAINT app3 legacy legacy_pkey postgres
+;\tdepends on: 221
 1090; 2606 17570 CHECK CONSTRAINT app3 small small_lt_100 postgres
 ;\tdepends on: 1089
 1092; 2606 17581 CONSTRAINT app3 "CHECK CONSTRAINT" nn postgres
 ;\tdepends on: 1091
+3211; 2606 52509 CHECK CONSTRAINT app3 parent v_pos postgres
+;\tdepends on: 214 214
+3213; 2606 52517 FK CONSTRAINT app3 inh_parent w_fk postgres
+;\tdepends on: 216 216 3547
 3762; 0 0 COMMENT app3 CONSTRAINT small_lt_100 ON DOMAIN small postgres
 ;\tdepends on: 1090
 3763; 0 0 COMMENT app3 CONSTRAINT v_pos ON legacy postgres
@@ -81,30 +100,44 @@ VERBOSE = """;
 3757; 0 0 ACL app3 TYPE small postgres
 ;\tdepends on: 1089
 """
+HELD = ['1090', '1092', '3211', '3213', '3762', '3764']
 
 
-def test_a_domains_constraint_and_what_depends_on_it_come_after_the_data():
-    main, acl, post = toc_passes(VERBOSE, toc_dependencies(VERBOSE))
+def test_a_constraint_reaching_rows_another_entry_loads_comes_after_the_data():
+    main, acl, post = toc_passes(VERBOSE, VERBOSE)
     # pg_restore -j could add small_lt_100 before the COPY into dom ran: 'value for domain app3.small violates
-    # check constraint' on the row the source kept; any constraint of a domain (a NOT NULL one, PostgreSQL 17)
-    assert post == ['1090', '1092', '3762', '3764']
+    # check constraint' on the row the source kept; any constraint of a domain (a NOT NULL one, PostgreSQL 17);
+    # a partitioned table's (before part1's COPY), an inheritance parent's (before its child's)
+    assert post == HELD
     assert acl == ['3757']
-    assert main == ['6', '1089', '1091', '220', '221', '3737', '3736', '3546', '3763']
+    # a table's own CHECK waits for that table's data in pg_restore -j: kept with the load, as its primary key
+    assert main == ['6', '1089', '1091', '220', '221', '214', '215', '216', '217', '3210', '3737', '3736', '3735',
+                    '3546', '3547', '3763']
 
 
 def test_the_runs_are_made_of_the_plain_listings_entries():
-    # --verbose also lists what the restore leaves out (the database's ACL without --create): not a run of its own
-    plain = '\n'.join(line for line in VERBOSE.splitlines() if 'depends on' not in line and '3757' not in line)
-    main, acl, post = toc_passes(plain, toc_dependencies(VERBOSE))
-    assert acl == [] and post == ['1090', '1092', '3762', '3764']
+    # --verbose also lists what the restore leaves out (the database's ACL without --create, the pre-data of a
+    # --section=post-data run): what is held back is still known, but no run is made of those
+    plain = '\n'.join(line for line in VERBOSE.splitlines()
+                      if 'depends on' not in line and not line.startswith(('3757;', '1089;', '214;', '216;')))
+    main, acl, post = toc_passes(plain, VERBOSE)
+    assert acl == [] and post == HELD and '214' not in main
     # without the dependencies nothing says which constraint is a domain's: kept where it was
     main, acl, post = toc_passes(plain)
     assert post == [] and '1090' in main
 
 
 def test_dependencies_are_read_from_the_verbose_listing_only():
-    assert toc_dependencies(VERBOSE)['3764'] == ['3762', '1090']
-    assert '6' not in toc_dependencies(VERBOSE) and toc_dependencies(LISTING) == {}
-    assert has_domains(VERBOSE) and not has_domains(LISTING)
+    depends, guarded = toc_dependencies(VERBOSE)
+    assert depends['3764'] == ['3762', '1090'] and '6' not in depends
+    assert guarded == {'1089', '1091', '214', '216'}
+    assert toc_dependencies(LISTING) == ({}, set())
     # a table named "DOMAIN x" is not a domain
-    assert not has_domains('220; 1259 17567 TABLE app3 dom postgres\n221; 1259 1 DOMAIN x y postgres\n')
+    assert toc_dependencies('1; 1259 1 TABLE DOMAIN x o\n2; 2606 2 CHECK CONSTRAINT a b c o\n;\tdepends on: 1\n'
+                            )[1] == set()
+
+
+def test_a_verbose_listing_is_read_only_when_a_constraint_may_be_held_back():
+    assert may_hold_back(VERBOSE)
+    assert not may_hold_back('3547; 2606 17576 CONSTRAINT app3 legacy legacy_pkey postgres\n')
+    assert not may_hold_back(LISTING)
