@@ -1187,7 +1187,8 @@ def _send(fd: int, out: int, offset: int, count: int) -> int:
 # VIEW after CREATE EVENT TRIGGER): one refusing DDL (a "DDL freeze" kept on between releases) failed the whole load
 # with its own message. Only a superuser may set it, and only a superuser can create event triggers: a load by
 # another role does without (a dump with event triggers fails at CREATE EVENT TRIGGER there, as before). The data is
-# loaded before the tables' triggers and foreign keys are created (post-data), so nothing else of the load changes.
+# loaded before the tables' triggers and foreign keys are created (post-data; toc_passes keeps it so under -j N for a
+# partitioned table's), so nothing else of the load changes.
 # An event trigger set to ENABLE ALWAYS fires all the same, and one set to ENABLE REPLICA fires because of it: those
 # states are rare (the load reaches them only at REFRESH MATERIALIZED VIEW) and the module's documentation says so.
 QUIET_EVENT_TRIGGERS = '-c session_replication_role=replica'
@@ -1266,11 +1267,12 @@ _TOC_LINE = re.compile(r'^(\d+); (\d+) (\d+) (.*)$')
 # What ``--list --verbose`` prints after an entry that depends on others: ";<TAB>depends on: <id> <id> ...".
 _TOC_DEPENDS = re.compile(r'^;\s+depends on:((?: \d+)*)\s*$')
 # Fixed catalog OIDs: pg_default_acl's (a DEFAULT ACL entry's catalog table; a column DEFAULT in a schema named
-# "ACL" is pg_attrdef's, 2604), pg_constraint's, pg_type's, pg_class's.
+# "ACL" is pg_attrdef's, 2604), pg_constraint's, pg_type's, pg_class's, pg_trigger's.
 _PG_DEFAULT_ACL = '826'
 _PG_CONSTRAINT = '2606'
 _PG_TYPE = '1247'
 _PG_CLASS = '1259'
+_PG_TRIGGER = '2620'
 
 
 def _toc_entries(listing: str) -> List[Tuple[str, str, str]]:
@@ -1305,9 +1307,10 @@ def toc_dependencies(verbose: str) -> Tuple[Dict[str, List[str]], Set[str]]:
 
 
 def may_hold_back(listing: str) -> bool:
-    """Whether a ``pg_restore --list`` holds a constraint ``toc_passes`` may hold back (one that checks rows: a
-    CHECK, a foreign key; a primary key or unique constraint, "CONSTRAINT", checks nothing the data breaks)."""
-    return any(table_oid == _PG_CONSTRAINT and not rest.startswith('CONSTRAINT ')
+    """Whether a ``pg_restore --list`` holds an entry ``toc_passes`` may hold back: a constraint that checks rows
+    (a CHECK, a foreign key; a primary key or unique constraint, "CONSTRAINT", checks nothing the data breaks), a
+    trigger."""
+    return any((table_oid == _PG_CONSTRAINT and not rest.startswith('CONSTRAINT ')) or table_oid == _PG_TRIGGER
                for _id, table_oid, rest in _toc_entries(listing))
 
 
@@ -1317,12 +1320,15 @@ def toc_passes(listing: str, verbose: str = '') -> Tuple[List[str], List[str], L
     pg_restore's own pass after the ACLs (pg_backup_archiver.c, ``_tocEntryRestorePass``: ``MATERIALIZED VIEW
     DATA``, whose refresh runs as the view's owner and may need the grants, ``EVENT TRIGGER`` and an event
     trigger's comment), and a constraint that pg_dump puts in post-data (NOT VALID: rows break it) on a domain, a
-    partitioned table or an inheritance parent. pg_restore -j makes a table's constraint wait for that table's
-    data only; such a constraint depends on none (a domain, a partitioned table have no data) or not on all the
-    tables it reaches (an inheritance parent's children), so it may be added beside, or before, the COPY of a
-    partition, a child or a table with a column of that domain: the COPY then checks the rows against it and fails
-    on the first one that breaks it (or a foreign key checks each row). Whatever depends on an entry of the last
-    run (the constraint's comment) goes with it. ``verbose``, the ``--list --verbose`` (``toc_dependencies``),
+    partitioned table or an inheritance parent, and a partitioned table's trigger. pg_restore -j makes a table's
+    constraint or trigger wait for that table's data only; these depend on none (a domain, a partitioned table
+    have no data) or not on all the tables they reach (an inheritance parent's children, a partitioned table's
+    partitions, which get its triggers), so one may be added beside, or before, the COPY of a partition, a child
+    or a table with a column of that domain: the COPY then checks the rows against it and fails on the first one
+    that breaks it (a foreign key checks each row), or fires the trigger on every row it loads (ENABLE ALWAYS
+    under the load's session_replication_role=replica; any trigger for a load by another role than a superuser):
+    a BEFORE trigger rewrites the restored values, an audit trigger logs the load. Whatever depends on an entry of
+    the last run (the constraint's comment) goes with it. ``verbose``, the ``--list --verbose`` (``toc_dependencies``),
     tells which entries depend on which: without it, no constraint is held back. Each in the listing's (the dump's)
     order."""
     depends, guarded = toc_dependencies(verbose)
@@ -1338,7 +1344,7 @@ def toc_passes(listing: str, verbose: str = '') -> Tuple[List[str], List[str], L
         elif (rest.startswith('EVENT TRIGGER ') or (table_oid == '0' and rest.startswith('MATERIALIZED VIEW DATA '))
               # a trigger's comment in a schema named "- EVENT" matches too: it only moves after the ACLs
               or rest.startswith('COMMENT - EVENT TRIGGER ')
-              or (table_oid == _PG_CONSTRAINT and guarded.intersection(deps))
+              or (table_oid in (_PG_CONSTRAINT, _PG_TRIGGER) and guarded.intersection(deps))
               # a dump lists an entry after those it depends on
               or late.intersection(deps)):
             post.append(dump_id)

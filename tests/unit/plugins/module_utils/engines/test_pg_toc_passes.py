@@ -50,7 +50,8 @@ def test_an_empty_or_header_only_listing_has_no_entries():
 # ``pg_restore --list --verbose`` of a dump with a domain's NOT VALID constraint (pg_dump puts it in post-data,
 # depending on the domain only), a table's NOT VALID CHECK (it depends on its table: pg_restore -j waits for the
 # table's data), a partitioned table's and an inheritance parent's (their ALTER TABLE reaches partitions and
-# children whose data pg_restore -j does not wait for), a comment on each and a primary key.
+# children whose data pg_restore -j does not wait for), a partitioned table's trigger (its partitions get it) and a
+# table's, a comment on each and a primary key.
 VERBOSE = """;
 ; Selected TOC Entries:
 ;
@@ -91,6 +92,10 @@ VERBOSE = """;
 ;\tdepends on: 214 214
 3213; 2606 52517 FK CONSTRAINT app3 inh_parent w_fk postgres
 ;\tdepends on: 216 216 3547
+3300; 2620 52520 TRIGGER app3 parent parent_stamp postgres
+;\tdepends on: 214 1
+3301; 2620 52521 TRIGGER app3 legacy legacy_stamp postgres
+;\tdepends on: 221 1
 3762; 0 0 COMMENT app3 CONSTRAINT small_lt_100 ON DOMAIN small postgres
 ;\tdepends on: 1090
 3763; 0 0 COMMENT app3 CONSTRAINT v_pos ON legacy postgres
@@ -100,7 +105,7 @@ VERBOSE = """;
 3757; 0 0 ACL app3 TYPE small postgres
 ;\tdepends on: 1089
 """
-HELD = ['1090', '1092', '3211', '3213', '3762', '3764']
+HELD = ['1090', '1092', '3211', '3213', '3300', '3762', '3764']
 
 
 def test_a_constraint_reaching_rows_another_entry_loads_comes_after_the_data():
@@ -112,7 +117,7 @@ def test_a_constraint_reaching_rows_another_entry_loads_comes_after_the_data():
     assert acl == ['3757']
     # a table's own CHECK waits for that table's data in pg_restore -j: kept with the load, as its primary key
     assert main == ['6', '1089', '1091', '220', '221', '214', '215', '216', '217', '3210', '3737', '3736', '3735',
-                    '3546', '3547', '3763']
+                    '3546', '3547', '3301', '3763']
 
 
 def test_the_runs_are_made_of_the_plain_listings_entries():
@@ -141,3 +146,4 @@ def test_a_verbose_listing_is_read_only_when_a_constraint_may_be_held_back():
     assert may_hold_back(VERBOSE)
     assert not may_hold_back('3547; 2606 17576 CONSTRAINT app3 legacy legacy_pkey postgres\n')
     assert not may_hold_back(LISTING)
+    assert may_hold_back('3301; 2620 52521 TRIGGER app3 legacy legacy_stamp postgres\n')
