@@ -29,6 +29,8 @@ seal no longer matches, every manifest is stat'ed, the new one parsed and append
 index sealed again in place); every other row is the
 steady state (a sealed index of an unchanged directory). ``backup_info`` is describe() alone; ``backup_info_output``
 adds the module's JSON result (the newest 100 artifacts and the chain by default, ``max_artifacts``).
+``backup_prune_check`` is prune() alone; ``backup_prune_check_output`` adds the module's result path (``exit_json``'s
+``remove_values`` and JSON): the result lists every artifact it would delete and keep.
 Two reference rows are not product operations: ``floor_stat`` (list the directory and stat every
 manifest: what any catalog that trusts no cache must do) and ``read_all`` (parse every manifest once).
 """
@@ -231,6 +233,19 @@ def op_backup_prune_check(directory: str) -> Any:
     return {'delete': len(result['deleted']), 'keep': len(result['kept'])}
 
 
+def op_backup_prune_check_output(directory: str) -> Any:
+    """backup_prune check mode as the module returns it: prune() and AnsibleModule's result path
+    (``exit_json``: ``remove_values`` walks and copies the whole result, with the module's no_log values (none
+    here), then the JSON the controller reads). The result names every artifact it would delete and keep, with a
+    reason each, and every deleted id: ~46 MB of JSON at 200,000 manifests, more work than prune() itself."""
+    from ansible.module_utils.common.parameters import remove_values
+    # as backup_prune
+    from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_prune import prune
+    result = prune(directory, _policy(), check_mode=True)
+    text = json.dumps(remove_values(result, set()))
+    return {'delete': len(result['deleted']), 'result_mb': round(len(text) / 1e6, 1)}
+
+
 def op_db_backup_catalog(directory: str) -> Any:
     """db_backup's own catalog work for one hourly log run of one database with a retention policy,
     without the server: min_interval check, leftover scan, the log run's catalog read (which fulls and
@@ -292,12 +307,14 @@ OPERATIONS: Dict[str, Callable[[str], Any]] = {
     'backup_info_output': op_backup_info_output,
     'backup_info_changed': op_backup_info_changed,
     'backup_prune_check': op_backup_prune_check,
+    'backup_prune_check_output': op_backup_prune_check_output,
     'db_backup_catalog': op_db_backup_catalog,
     'drill_find_backup': op_drill_find_backup,
     'floor_stat': op_floor_stat,
     'read_all': op_read_all,
 }
-PRODUCT = ('backup_info', 'backup_info_output', 'backup_prune_check', 'db_backup_catalog', 'drill_find_backup')
+PRODUCT = ('backup_info', 'backup_info_output', 'backup_prune_check', 'backup_prune_check_output',
+           'db_backup_catalog', 'drill_find_backup')
 # Not held to the 1 s target: the one-off run that builds the index (printed so its cost is known).
 ONE_OFF = ('backup_info_cold', 'backup_info_changed')
 
