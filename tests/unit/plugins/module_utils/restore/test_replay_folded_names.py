@@ -13,7 +13,7 @@ import pytest
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.restore import (
-    check_statements, foreign_objects, logged_name, named_databases, replay_grants)
+    check_statements, folds_names, foreign_objects, logged_name, named_databases, replay_grants)
 from tests.unit.plugins.module_utils.restore.test_replay_name_modes import MARIADB_10_11, _Stream, stream
 
 
@@ -204,3 +204,39 @@ def test_a_revoke_sent_with_use_of_another_case_is_another_database_s_where_case
     accounts: list = []
     check_statements(engine, ['mariadb-binlog'], ['f'], 'pr', accounts=accounts, server=MARIADB_10_11)
     assert [a[1] for a in accounts] == [False]
+
+
+class _CaseTable:
+    """An engine (lower_case_table_names=1) answering the case-table query as MariaDB 10.11 does: İ (U+0130) is i,
+    ẞ (U+1E9E) is kept; the rest as Python's lower case (one character each). Counts the queries."""
+    flavor = 'mariadb'
+
+    def __init__(self, answer=True):
+        self.asked, self.answer = [], answer
+
+    @staticmethod
+    def ping():
+        return {'server_version': '10.11.6-MariaDB-log', 'lower_case_table_names': 1}
+
+    def query(self, sql):
+        self.asked.append(sql)
+        if not self.answer:
+            return [('not hex',)]
+        chars = bytes.fromhex(sql.split("X'")[1].split("'")[0]).decode('utf-8')
+        low = ''.join('i' if c == '\u0130' else c if c == '\u1e9e' or len(c.lower()) != 1 else c.lower()
+                      for c in chars)
+        return [(low.encode('utf-8').hex().upper(),)]
+
+
+def test_names_are_folded_by_the_server_s_case_table_asked_once_per_engine():
+    """Failed before: Python's str.lower (İx -> i + U+0307 + x, ẞ -> ß), not the server's table; asked once."""
+    engine = _CaseTable()
+    assert logged_name(engine, '\u0130x') == 'ix' and logged_name(engine, '\u1e9eX') == '\u1e9ex'
+    assert named_databases(b'INSERT INTO `\xc4\xb0X`.t VALUES (1)', ['ix'], fold=folds_names(engine)) == ['ix']
+    assert len(engine.asked) == 1, engine.asked
+
+
+def test_names_are_folded_by_python_where_the_server_cannot_tell_its_table():
+    """Guard: an answer that is not the table (a server refusing the query) leaves Python's lower case."""
+    engine = _CaseTable(answer=False)
+    assert logged_name(engine, 'MyApp') == 'myapp' and folds_names(engine) is True
