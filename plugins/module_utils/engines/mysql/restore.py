@@ -73,7 +73,7 @@ import datetime
 import os
 import re
 import subprocess  # nosec B404 # argument lists, never a shell
-from typing import IO, Any, Dict, Iterator, List, NoReturn, Optional, Tuple, Union
+from typing import IO, Any, Dict, Iterator, List, NoReturn, Optional, Sequence, Tuple, Union
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
@@ -2917,8 +2917,22 @@ def logged_definers(statement: bytes) -> List[Tuple[str, str]]:
              LOGGED_KINDS.get(m.group(3).upper(), 'routines')) for m in LOGGED_DEFINER.finditer(statement)]
 
 
+def _account_statements(engine: Any, argv: List[str], server: ReplayServer) -> List[bytes]:
+    """The account statements ``argv`` (mariadb-binlog) prints, in order, each read as ``server`` reads it."""
+    found: List[bytes] = []
+    mode = StreamMode()
+
+    def collect(statement: bytes, _db: bytes) -> bool:
+        statement = server_text(statement, server, mode.reading()) or statement
+        if statement_kind(statement, mode.reading()) == 'account':
+            found.append(statement.strip())
+        return False
+    _statements(engine, argv, collect, mode)
+    return found
+
+
 def sent_with_use(engine: Any, argv: List[str], files: List[str], source: str, accounts: List[Any],
-                  server: ReplayServer = None, spellings: Optional[List[Optional[str]]] = None) -> None:
+                  server: ReplayServer = None, spellings: Optional[Sequence[Optional[str]]] = None) -> None:
     """``accounts`` (``check_statements``' (statement, whether it may have run with USE source, its reading)) with
     each flag made exact: mariadb-binlog prints no ``use`` for a statement sent without a default database, so the
     last one printed may be another statement's. The tool's own filter (``--database``, the event's default
@@ -2931,16 +2945,7 @@ def sent_with_use(engine: Any, argv: List[str], files: List[str], source: str, a
     spelt = [(spellings[n] if spellings and n < len(spellings) else None) or source for n in range(len(accounts))]
     listed: Dict[str, List[bytes]] = {}
     for name in dict.fromkeys(spelt[n] for n, entry in enumerate(accounts) if entry[1]):
-        found: List[bytes] = []
-        mode = StreamMode()
-
-        def collect(statement: bytes, _db: bytes, mode: StreamMode = mode, found: List[bytes] = found) -> bool:
-            statement = server_text(statement, server, mode.reading()) or statement
-            if statement_kind(statement, mode.reading()) == 'account':
-                found.append(statement.strip())
-            return False
-        _statements(engine, argv + ['--short-form', '--database=%s' % name] + files, collect, mode)
-        listed[name] = found
+        listed[name] = _account_statements(engine, argv + ['--short-form', '--database=%s' % name] + files, server)
     at: Dict[str, int] = {name: 0 for name in listed}
     for n, entry in enumerate(accounts):
         statement, maybe, name = entry[0], entry[1], spelt[n]
@@ -3056,9 +3061,9 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
 
     found = _statements(engine, argv + ['--short-form'] + files, stop, mode)
     if found is None and accounts:
-        sent_with_use(engine, argv, files, logged_as, accounts, server,
-                      [None] * (len(accounts) - len(spellings)) + [c.decode('utf-8', 'surrogateescape')
-                                                                    for c in spellings])
+        written: List[Optional[str]] = [c.decode('utf-8', 'surrogateescape') for c in spellings]
+        before: List[Optional[str]] = [None] * (len(accounts) - len(written))   # (entries the caller had)
+        sent_with_use(engine, argv, files, logged_as, accounts, server, before + written)
     if found is not None:
         raise OpsReadyError(
             'The binary logs to replay hold a statement that names database %s explicitly: %s. mariadb-binlog replays '
