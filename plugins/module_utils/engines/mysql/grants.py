@@ -59,10 +59,23 @@ def _set_values(value: Optional[str]) -> List[str]:
     return [v for v in (value or '').split(',') if v]
 
 
+def stored_name(literal: str, flavor: str = 'mariadb') -> str:
+    """SQL for the name ``literal`` (a quoted literal) as the server keeps it in its privilege tables, compared byte
+    for byte (their names are utf8mb3_bin): with lower_case_table_names 1 or 2 the server folds a GRANT's database
+    (and table) name by its own case table (``files_charset_info``: utf8mb3_general_ci), which is not Python's
+    (U+0130 is i there, U+1E9E stays): asked of the server in the query itself, no extra round trip. (MariaDB's
+    collation named: a character_set_collations setting may make another the default; MySQL's is general_ci.)"""
+    text = 'CONVERT(%s USING utf8mb3)%s' % (literal, ' COLLATE utf8mb3_general_ci' if flavor == 'mariadb' else '')
+    return 'CAST(IF(@@lower_case_table_names, LOWER(%s), %s) AS BINARY)' % (text, text)
+
+
 def read_grants(client: Any, database: str) -> Dict[str, Any]:
-    """The privileges naming ``database`` (``client``: a MySQLClient), as recorded in a manifest."""
-    names = ', '.join(quote_literal(n) for n in sorted({database, escape_pattern(database), escape_within(database)}))
-    lit = quote_literal(database)
+    """The privileges naming ``database`` (``client``: a MySQLClient), as recorded in a manifest: looked up by the
+    name the server keeps (``stored_name``: a backup of MyApp on lower_case_table_names=1 finds mysql.db's myapp)."""
+    flavor = getattr(client, 'flavor', 'mariadb')
+    names = ', '.join(stored_name(quote_literal(n), flavor)
+                      for n in sorted({database, escape_pattern(database), escape_within(database)}))
+    lit = stored_name(quote_literal(database), flavor)
     grants: Dict[str, Any] = {'database': [], 'tables': [], 'columns': [], 'routines': []}
     for row in client.query_dicts('SELECT * FROM mysql.db WHERE Db IN (%s)' % names):  # nosec B608 # quote_literal
         privileges = [DB_PRIVILEGE_NAMES.get(col, col[:-len('_priv')].replace('_', ' ').upper())

@@ -73,7 +73,7 @@ import datetime
 import os
 import re
 import subprocess  # nosec B404 # argument lists, never a shell
-from typing import IO, Any, Dict, Iterator, List, NoReturn, Optional, Tuple
+from typing import IO, Any, Dict, Iterator, List, NoReturn, Optional, Sequence, Tuple, Union
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
@@ -1468,9 +1468,21 @@ def _ident_name(text: bytes) -> bytes:
     return text[1:-1].replace(text[:1] * 2, text[:1])
 
 
-def _folded(name: bytes) -> bytes:
-    """``name`` in lower case, as a server with lower_case_table_names 1 or 2 compares a database's name."""
-    return name.decode('utf-8', 'surrogateescape').lower().encode('utf-8', 'surrogateescape')
+# How names are folded: False (compared exactly), True (Python's lower case: the server's table not known, e.g. an
+# engine that cannot be asked), or the server's own case table (``server_fold``: code point -> its lower case)
+Fold = Union[bool, Dict[int, str]]
+
+
+def _folded(name: bytes, fold: Fold = True) -> bytes:
+    """``name`` in lower case, as a server with lower_case_table_names 1 or 2 compares a database's name: by the
+    server's case table when ``fold`` is one (``server_fold``), else by Python's."""
+    text = name.decode('utf-8', 'surrogateescape')
+    return (text.translate(fold) if isinstance(fold, dict) else text.lower()).encode('utf-8', 'surrogateescape')
+
+
+def folded_text(name: str, fold: Fold = True) -> str:
+    """``_folded`` of a str."""
+    return _folded(name.encode('utf-8', 'surrogateescape'), fold).decode('utf-8', 'surrogateescape')
 
 
 def name_folding(engine: Any) -> int:
@@ -1484,30 +1496,66 @@ def name_folding(engine: Any) -> int:
     return value if value in (1, 2) else 0
 
 
-def folds_names(engine: Any) -> bool:
-    """Whether ``engine``'s server compares database names without case (lower_case_table_names 1 or 2: ``SRC.t``
-    is src's table); False where it is not known."""
-    return name_folding(engine) in (1, 2)
+def _fold_candidates() -> str:
+    """The characters a server's case table may lower: those of the Basic Multilingual Plane that have a case in
+    Unicode as Python knows it (a superset of the server's older tables; a name holds no character beyond that plane:
+    the server's identifiers are utf8mb3)."""
+    return ''.join(c for c in map(chr, range(0x41, 0x10000))
+                   if not 0xD800 <= ord(c) < 0xE000 and (c.lower() != c or c.upper() != c or c.isupper()))
+
+
+def server_fold(engine: Any) -> Dict[int, str]:
+    """The case table ``engine``'s server folds names with (lower_case_table_names 1 and 2: ``files_charset_info``,
+    utf8mb3_general_ci), as a ``str.translate`` table: asked once per engine (``SELECT LOWER(...)`` of every cased
+    character), since Python's str.lower is not it (U+0130 is i there, U+1E9E and U+2C00 stay, a final Σ is σ). An
+    empty table where the server cannot be asked (the names are then folded by Python's)."""
+    cached = vars(engine).get('_opsready_name_fold') if hasattr(engine, '__dict__') else None
+    if cached is not None:
+        return cached
+    table: Dict[int, str] = {}
+    chars = _fold_candidates()
+    collate = ' COLLATE utf8mb3_general_ci' if getattr(engine, 'flavor', 'mariadb') == 'mariadb' else ''
+    try:
+        rows = engine.query('SELECT HEX(CONVERT(LOWER(CONVERT(%s USING utf8mb3)%s) USING utf8mb4))'
+                            % (quote_literal(chars), collate))
+        lowered = bytes.fromhex(str(rows[0][0])).decode('utf-8')
+    except (AttributeError, IndexError, OpsReadyError, TypeError, ValueError, UnicodeDecodeError):
+        lowered = ''
+    if len(lowered) == len(chars):   # (the server's lower case maps one character to one)
+        table = {ord(c): low for c, low in zip(chars, lowered) if low != c}
+    try:
+        engine._opsready_name_fold = table
+    except AttributeError:
+        pass
+    return table
+
+
+def folds_names(engine: Any) -> Fold:
+    """How ``engine``'s server compares database names: without case (lower_case_table_names 1 or 2: ``SRC.t`` is
+    src's table), by its own case table (``server_fold``; True, Python's lower case, where it cannot be asked);
+    False where case counts or it is not known."""
+    if name_folding(engine) not in (1, 2):
+        return False
+    return server_fold(engine) or True
 
 
 def logged_name(engine: Any, database: str) -> str:
-    """``database`` as ``engine``'s server writes it in its binary logs (``use `x```, a row event's database): in
-    lower case with lower_case_table_names=1 (a backup may name it MyApp: the server took it as myapp), else as
-    given. mariadb-binlog --database/--rewrite-db and the scans compare it byte for byte."""
-    return _folded(database.encode('utf-8', 'surrogateescape')).decode('utf-8', 'surrogateescape') \
-        if database and name_folding(engine) == 1 else database
+    """``database`` as ``engine``'s server writes it in its binary logs (``use `x```, a row event's database): folded
+    by the server's case table with lower_case_table_names=1 (a backup may name it MyApp: the server took it as
+    myapp), else as given. mariadb-binlog --database/--rewrite-db and the scans compare it byte for byte."""
+    return folded_text(database, folds_names(engine)) if database and name_folding(engine) == 1 else database
 
 
 def named_databases(statement: bytes, databases: List[str], reading: SqlReading = None,
-                    fold: bool = False) -> List[str]:
+                    fold: Fold = False) -> List[str]:
     """Those of ``databases`` that ``statement`` names as a qualifier (```db`.x``, ``db.x``, under ANSI_QUOTES
     ``"db".x``; not in a string or a comment, not as the last part of ``a.db``) or as the database of
     CREATE/ALTER/DROP DATABASE; read as ``reading`` says (every reading when it is None). ``fold``: names compared
     without case (``folds_names``)."""
     # (a name holding a quote is written with it doubled: `a``b`, under ANSI_QUOTES "a""b")
-    seen = _folded(statement) if fold else statement
-    wanted = {(_folded if fold else bytes)(d.encode('utf-8')): d for d in databases
-              if any(q in seen for q in _quoted_forms((_folded if fold else bytes)(d.encode('utf-8'))))}
+    seen = _folded(statement, fold) if fold else statement
+    wanted = {(_folded(d.encode('utf-8'), fold) if fold else d.encode('utf-8')): d for d in databases
+              if any(q in seen for q in _quoted_forms(_folded(d.encode('utf-8'), fold) if fold else d.encode('utf-8')))}
     if not wanted:  # quick: most statements name none of them
         return []
     found: List[str] = []
@@ -1516,7 +1564,7 @@ def named_databases(statement: bytes, databases: List[str], reading: SqlReading 
         for n, (kind, text) in enumerate(code):
             name = _ident_name(text) if kind == 'ident' else text if kind == 'word' else None
             if name is not None and fold:
-                name = _folded(name)
+                name = _folded(name, fold)
             if name not in wanted or wanted[name] in found:
                 continue
             # not after '.' (``a.db``) or '@' (``@@session.x`` when the database is called session)
@@ -1536,7 +1584,7 @@ def _quoted_forms(name: bytes) -> Tuple[bytes, bytes, bytes]:
     return name, name.replace(b'`', b'``'), name.replace(b'"', b'""')
 
 
-def names_database(statement: bytes, database: str, reading: SqlReading = None, fold: bool = False) -> bool:
+def names_database(statement: bytes, database: str, reading: SqlReading = None, fold: Fold = False) -> bool:
     return bool(named_databases(statement, [database], reading, fold))
 
 
@@ -2016,7 +2064,7 @@ def _split_list(code: List[Tuple[str, bytes]]) -> List[List[Tuple[str, bytes]]]:
 
 
 def taken_accounts(statement: bytes, source: str, reading: SqlReading = None,
-                   fold: bool = False) -> Optional[List[Tuple[str, Optional[str]]]]:
+                   fold: Fold = False) -> Optional[List[Tuple[str, Optional[str]]]]:
     """The accounts an account statement of the binary logs takes privileges on ``source`` from: REVOKE ... ON an
     object of ``source`` FROM them, REVOKE ALL PRIVILEGES, GRANT OPTION FROM them, DROP USER/ROLE, RENAME USER (the
     old names; the ledger moves their privileges: ``renamed_accounts``), CREATE OR REPLACE USER/ROLE. [] when it
@@ -2111,7 +2159,7 @@ def _privilege_list(code: List[Tuple[str, bytes]]) -> Optional[Tuple[List[Tuple[
 
 
 def privilege_change(statement: bytes, source: str, default_db: Optional[str] = None,
-                     reading: SqlReading = None, fold: bool = False) -> Any:
+                     reading: SqlReading = None, fold: Fold = False) -> Any:
     """A GRANT or REVOKE of privileges ON an object of ``source`` read: ``{'op': 'GRANT'|'REVOKE', 'kind':
     'database'|'tables'|'routines', 'db': the database as written (a database-level one may be escaped), 'object':
     table or routine name, 'type': routine type, 'privileges': [(name, columns or None)], 'grant_option': bool,
@@ -2158,8 +2206,8 @@ def privilege_change(statement: bytes, source: str, default_db: Optional[str] = 
     else:
         return None if ours else False
     if fold:
-        db, target, source = (None if db is None else db.lower()), (None if target is None else target.lower()), \
-            source.lower()
+        db, target, source = (None if db is None else folded_text(db, fold)), \
+            (None if target is None else folded_text(target, fold)), folded_text(source, fold)
     if db is None or re.sub(r'\\([_%\\])', r'\1', db) != source:
         return None if names_database(statement, source, fold=fold) else False
     if n >= len(code) or code[n][0] != 'word' or code[n][1].upper() != (b'TO' if op == b'GRANT' else b'FROM'):
@@ -2202,7 +2250,7 @@ class GrantLedger:
     or, its accounts unread, every privilege (``unread``); a GRANT that cannot be read is named (``unread_grants``)."""
 
     def __init__(self, grants: Dict[str, Any], source: str, roles: Optional[List[str]] = None,
-                 all_privileges: Optional[Dict[str, List[str]]] = None, fold: bool = False) -> None:
+                 all_privileges: Optional[Dict[str, List[str]]] = None, fold: Fold = False) -> None:
         self.source = source
         self.fold = fold   # lower_case_table_names 1 or 2: GRANT ... ON SRC.* is src's (``folds_names``)
         self.roles = roles or []
@@ -2221,7 +2269,12 @@ class GrantLedger:
 
     def _name(self, name: str) -> str:
         """A recorded database or table name as ``privilege_change`` reads one (lower case on a folding server)."""
-        return name.lower() if self.fold else name
+        return folded_text(name, self.fold) if self.fold else name
+
+    def _column(self, name: str) -> str:
+        """A column name as the server compares one: without case, whatever lower_case_table_names is (GRANT SELECT
+        (Col) then REVOKE SELECT (col) is one column), by its case table where known."""
+        return folded_text(name, self.fold if isinstance(self.fold, dict) else True)
 
     def _take(self, kind: str, keep: Any) -> None:
         """Drop the items of ``kind`` ``keep`` returns False for (it may narrow an item: what it took is named)."""
@@ -2251,7 +2304,7 @@ class GrantLedger:
                 continue   # (`a_b`.* and `a\_b`.* are two rows of mysql.db)
             if kind in ('tables', 'columns') and self._name(item['table']) != change['object']:
                 continue
-            if kind == 'columns' and item['column'] != column:
+            if kind == 'columns' and self._column(item['column']) != self._column(column or ''):
                 continue
             if kind == 'routines' and (item['type'] != change['type']
                                        or item['routine'].casefold() != change['object'].casefold()):
@@ -2398,7 +2451,7 @@ class GrantLedger:
 
 def replay_grants(grants: Optional[Dict[str, Any]], statements: List[Any], source: str,
                   roles: Optional[List[str]] = None,
-                  all_privileges: Optional[Dict[str, List[str]]] = None, fold: bool = False) -> Optional[GrantLedger]:
+                  all_privileges: Optional[Dict[str, List[str]]] = None, fold: Fold = False) -> Optional[GrantLedger]:
     """The ``GrantLedger`` of ``statements`` (the replayed account statements, in order) over ``grants`` (recorded
     at the dump); None when the backup recorded none (it predates their recording). ``fold``: ``folds_names``."""
     if grants is None:
@@ -2575,7 +2628,7 @@ def foreign_objects(engine: Any, database: str, also: Optional[List[str]] = None
     view's: VIEW_DEFINITION qualifies every name with the view's own database, and the copy's views are renamed
     into the copy (``requalify_view``), so the real run finds none of them foreign for that."""
     fold = folds_names(engine)
-    same = (lambda name: _folded(name.encode('utf-8', 'surrogateescape'))) if fold else (lambda name: name)
+    same = (lambda name: folded_text(name, fold)) if fold else (lambda name: name)
     others = [r[0] for r in engine.query('SHOW DATABASES') if r and r[0] and same(r[0]) != same(database)] \
         + list(also or [])
     own = len(others) - len(also or [])
@@ -2864,29 +2917,40 @@ def logged_definers(statement: bytes) -> List[Tuple[str, str]]:
              LOGGED_KINDS.get(m.group(3).upper(), 'routines')) for m in LOGGED_DEFINER.finditer(statement)]
 
 
-def sent_with_use(engine: Any, argv: List[str], files: List[str], source: str, accounts: List[Any],
-                  server: ReplayServer = None) -> None:
-    """``accounts`` (``check_statements``': (statement, whether it may have run with USE source, its reading)) with
-    each flag made exact: mariadb-binlog prints no ``use`` for a statement sent without a default database, so the
-    last one printed may be another statement's. The tool's own filter (``--database``, the event's default
-    database) lists those that did, in order: matched to the candidates in order (a candidate is the same text, next
-    in both)."""
-    if not any(entry[1] for entry in accounts):
-        return
-    listed: List[bytes] = []
+def _account_statements(engine: Any, argv: List[str], server: ReplayServer) -> List[bytes]:
+    """The account statements ``argv`` (mariadb-binlog) prints, in order, each read as ``server`` reads it."""
+    found: List[bytes] = []
     mode = StreamMode()
 
     def collect(statement: bytes, _db: bytes) -> bool:
         statement = server_text(statement, server, mode.reading()) or statement
         if statement_kind(statement, mode.reading()) == 'account':
-            listed.append(statement.strip())
+            found.append(statement.strip())
         return False
-    _statements(engine, argv + ['--short-form', '--database=%s' % source] + files, collect, mode)
-    at = 0
+    _statements(engine, argv, collect, mode)
+    return found
+
+
+def sent_with_use(engine: Any, argv: List[str], files: List[str], source: str, accounts: List[Any],
+                  server: ReplayServer = None, spellings: Optional[Sequence[Optional[str]]] = None) -> None:
+    """``accounts`` (``check_statements``' (statement, whether it may have run with USE source, its reading)) with
+    each flag made exact: mariadb-binlog prints no ``use`` for a statement sent without a default database, so the
+    last one printed may be another statement's. The tool's own filter (``--database``, the event's default
+    database) lists those that did, in order: matched to the candidates in order (a candidate is the same text, next
+    in both). ``spellings``: the default database each was logged with (by default ``source``): with
+    lower_case_table_names=2 ``USE Src`` is logged as written, and the filter, comparing bytes, is asked per
+    spelling."""
+    if not any(entry[1] for entry in accounts):
+        return
+    spelt = [(spellings[n] if spellings and n < len(spellings) else None) or source for n in range(len(accounts))]
+    listed: Dict[str, List[bytes]] = {}
+    for name in dict.fromkeys(spelt[n] for n, entry in enumerate(accounts) if entry[1]):
+        listed[name] = _account_statements(engine, argv + ['--short-form', '--database=%s' % name] + files, server)
+    at: Dict[str, int] = {name: 0 for name in listed}
     for n, entry in enumerate(accounts):
-        statement, maybe = entry[0], entry[1]
-        used = bool(maybe and at < len(listed) and listed[at] == statement)
-        at += used
+        statement, maybe, name = entry[0], entry[1], spelt[n]
+        used = bool(maybe and at[name] < len(listed[name]) and listed[name][at[name]] == statement)
+        at[name] = at.get(name, 0) + used
         accounts[n] = (statement, used) + tuple(entry[2:])   # (its reading kept)
 
 
@@ -2905,7 +2969,7 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
     (``sent_with_use`` makes that exact); the replay runs none of them (``drop_account_statement``). Each statement is
     read as ``server`` (the one that runs the replay; this engine's by default) reads it (``server_text``)."""
     folding = name_folding(engine)
-    fold = folding in (1, 2)   # lower_case_table_names 1 or 2: SRC.t names src
+    fold = folds_names(engine)   # lower_case_table_names 1 or 2: SRC.t names src
     logged_as = logged_name(engine, source)   # (1: the logs say use `myapp` for a backup of MyApp)
     own = logged_as.encode('utf-8')
     server = replay_server(engine) if server is None else server
@@ -2921,10 +2985,11 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
         through = _names_in(statement, tables, routines, reading) if named else []
         return ['DATABASE()'] if calls_database_function(statement, reading) else through
     others = [r[0] for r in engine.query('SHOW DATABASES') if r and r[0] and r[0] != logged_as
-              and not (fold and _folded(r[0].encode('utf-8', 'surrogateescape')) == _folded(own))]
+              and not (fold and _folded(r[0].encode('utf-8', 'surrogateescape'), fold) == _folded(own, fold))]
     mode = StreamMode()
     suspect: List[bool] = []
     calling: List[str] = []
+    spellings: List[bytes] = []   # the default database each account statement was logged with
 
     def stop(logged: bytes, current: bytes) -> bool:
         reading = mode.reading()   # the statement's sql_mode: how the server read its names and strings
@@ -2935,8 +3000,11 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
                 'Restore to a point before it (stop_at), or take a full backup after it and restore from that.'
                 % (SKIPPED_CODE, _shown(logged)), source=source)
         statement = logged if read is None else read
-        if folding == 2 and current != own and _folded(current) == _folded(own) \
-                and statement_kind(statement, reading) not in ('account', 'maintenance'):
+        # lower_case_table_names=2: sent with USE Src, logged as written, run in src
+        spelt = folding == 2 and current != own and _folded(current, fold) == _folded(own, fold)
+        if spelt and statement_kind(statement, reading) not in ('account', 'maintenance') \
+                and _first_word(statement) not in (b'', b'SET') and not CHARSET_LINE.match(statement):
+            # (mariadb-binlog's session lines before a statement, SET TIMESTAMP..., change no data: skipped harmlessly)
             # lower_case_table_names=2 (a case-insensitive file system): the server keeps USE Src as written and
             # ran the statement in src, but the replay's filter (mariadb-binlog --database=src) compares bytes and
             # would skip it: the copy would silently miss it. (With 1 the server logs the name folded: use `src`.)
@@ -2975,9 +3043,11 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
                 % (RUNS_STATEMENTS, _shown(statement)), source=source)
         if kind == 'account':
             # never replayed (``AccountStatementDropper``): the ledger reads them, each with its default database
-            # (``current`` is source for one sent with USE source, or after one without a default database)
+            # (``current`` is source for one sent with USE source, or after one without a default database; with
+            # lower_case_table_names=2 USE Src too: the server books its unqualified GRANT/REVOKE to src)
             if accounts is not None:
-                accounts.append((statement.strip(), current == own, reading))
+                accounts.append((statement.strip(), current == own or spelt, reading))
+                spellings.append(current)
             return False
         if suspect and not names_database(statement, source, reading, fold):
             return False
@@ -2991,7 +3061,9 @@ def check_statements(engine: Any, argv: List[str], files: List[str], source: str
 
     found = _statements(engine, argv + ['--short-form'] + files, stop, mode)
     if found is None and accounts:
-        sent_with_use(engine, argv, files, logged_as, accounts, server)
+        written: List[Optional[str]] = [c.decode('utf-8', 'surrogateescape') for c in spellings]
+        before: List[Optional[str]] = [None] * (len(accounts) - len(written))   # (entries the caller had)
+        sent_with_use(engine, argv, files, logged_as, accounts, server, before + written)
     if found is not None:
         raise OpsReadyError(
             'The binary logs to replay hold a statement that names database %s explicitly: %s. mariadb-binlog replays '

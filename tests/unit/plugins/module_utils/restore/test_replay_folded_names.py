@@ -7,11 +7,13 @@ asks the setting once with its other server facts (``server_facts``); with 1 or 
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.restore import (
-    check_statements, foreign_objects, logged_name, named_databases, replay_grants)
+    check_statements, folds_names, foreign_objects, logged_name, named_databases, replay_grants)
 from tests.unit.plugins.module_utils.restore.test_replay_name_modes import MARIADB_10_11, _Stream, stream
 
 
@@ -150,3 +152,91 @@ def test_the_grant_ledger_matches_a_recorded_name_in_another_case():
                   tables=[{'user': 'a', 'host': '%', 'privileges': ['SELECT'], 'grantable': False, 'table': 'T'}])
     ledger = replay_grants(grants, [b'REVOKE SELECT ON PR.T FROM a', b'REVOKE INSERT ON pr.* FROM a'], 'Pr', fold=True)
     assert not ledger.kept()['tables'] and [i['privileges'] for i in ledger.kept()['database']] == [['SELECT']]
+
+
+@pytest.mark.parametrize('fold', [False, True])
+def test_the_grant_ledger_compares_column_names_without_case(fold):
+    """Failed before: MariaDB's column names are never told by case (``GRANT SELECT (Col)`` then ``REVOKE SELECT
+    (col)`` is one column, whatever lower_case_table_names is); the ledger kept Col's privilege for the copy."""
+    column = {'user': 'a', 'host': '%', 'table': 't', 'column': 'Col', 'privileges': ['SELECT', 'INSERT']}
+    ledger = replay_grants(dict(EMPTY, columns=[column]),
+                           [b'REVOKE SELECT (col) ON pr.t FROM a', b'GRANT UPDATE (COL) ON pr.t TO b',
+                            b'REVOKE UPDATE (cOl) ON pr.t FROM b'], 'pr', fold=fold)
+    assert [(i['user'], i['privileges']) for i in ledger.kept()['columns']] == [('a', ['INSERT'])]
+    assert ledger.withheld[0] == 'SELECT on column t.Col for a@%'
+
+
+class _Filtering(_Folding):
+    """mariadb-binlog --database=X: only the statements logged under ``use `X``` (byte for byte), as the tool does."""
+
+    def popen(self, argv, env=None):
+        wanted = [a.split('=', 1)[1].encode() for a in argv if a.startswith('--database=')]
+        text = self.path.read_bytes()
+        if wanted and b'use `%s`' % wanted[0] not in text:
+            text = b''
+        out = self.path.parent / 'filtered'
+        out.write_bytes(text)
+        return subprocess.Popen(['cat', str(out)], stdout=subprocess.PIPE, env=env)
+
+
+@pytest.mark.parametrize('statement', [b'REVOKE SELECT ON * FROM a', b'REVOKE SELECT ON orders FROM a'])
+def test_a_revoke_sent_with_use_of_the_source_in_another_case_is_booked_to_the_source(tmp_path, statement):
+    """Failed before: with lower_case_table_names=2 ``USE Pr`` is logged as written; the REVOKE it sent took a's
+    privilege on pr (the server folds the name of a grant), but the ledger read it as sent without USE pr (no
+    database): the copy would have kept what the logs revoked."""
+    engine = _Filtering(stream(tmp_path, b'Pr', statement, 0).path)
+    engine.lctn = 2
+    accounts: list = []
+    check_statements(engine, ['mariadb-binlog'], ['f'], 'pr', accounts=accounts, server=MARIADB_10_11)
+    assert [a[1] for a in accounts] == [True]
+    grants = dict(EMPTY, database=[_db_item('a')],
+                  tables=[{'user': 'a', 'host': '%', 'privileges': ['SELECT'], 'grantable': False, 'table': 'orders'}])
+    kept = replay_grants(grants, accounts, 'pr', fold=True).kept()
+    on_database = b'*' in statement
+    assert [i['privileges'] for i in kept['database']] == ([['INSERT']] if on_database else [['SELECT', 'INSERT']])
+    assert len(kept['tables']) == (1 if on_database else 0)
+
+
+def test_a_revoke_sent_with_use_of_another_case_is_another_database_s_where_case_counts(tmp_path):
+    """Guard: with lower_case_table_names 0 ``USE Pr`` is another database."""
+    engine = _Filtering(stream(tmp_path, b'Pr', b'REVOKE SELECT ON * FROM a', 0).path)
+    engine.lctn = 0
+    accounts: list = []
+    check_statements(engine, ['mariadb-binlog'], ['f'], 'pr', accounts=accounts, server=MARIADB_10_11)
+    assert [a[1] for a in accounts] == [False]
+
+
+class _CaseTable:
+    """An engine (lower_case_table_names=1) answering the case-table query as MariaDB 10.11 does: İ (U+0130) is i,
+    ẞ (U+1E9E) is kept; the rest as Python's lower case (one character each). Counts the queries."""
+    flavor = 'mariadb'
+
+    def __init__(self, answer=True):
+        self.asked, self.answer = [], answer
+
+    @staticmethod
+    def ping():
+        return {'server_version': '10.11.6-MariaDB-log', 'lower_case_table_names': 1}
+
+    def query(self, sql):
+        self.asked.append(sql)
+        if not self.answer:
+            return [('not hex',)]
+        chars = bytes.fromhex(sql.split("X'")[1].split("'")[0]).decode('utf-8')
+        low = ''.join('i' if c == '\u0130' else c if c == '\u1e9e' or len(c.lower()) != 1 else c.lower()
+                      for c in chars)
+        return [(low.encode('utf-8').hex().upper(),)]
+
+
+def test_names_are_folded_by_the_server_s_case_table_asked_once_per_engine():
+    """Failed before: Python's str.lower (İx -> i + U+0307 + x, ẞ -> ß), not the server's table; asked once."""
+    engine = _CaseTable()
+    assert logged_name(engine, '\u0130x') == 'ix' and logged_name(engine, '\u1e9eX') == '\u1e9ex'
+    assert named_databases(b'INSERT INTO `\xc4\xb0X`.t VALUES (1)', ['ix'], fold=folds_names(engine)) == ['ix']
+    assert len(engine.asked) == 1, engine.asked
+
+
+def test_names_are_folded_by_python_where_the_server_cannot_tell_its_table():
+    """Guard: an answer that is not the table (a server refusing the query) leaves Python's lower case."""
+    engine = _CaseTable(answer=False)
+    assert logged_name(engine, 'MyApp') == 'myapp' and folds_names(engine) is True
