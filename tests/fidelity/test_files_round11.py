@@ -12,7 +12,7 @@ reached through a link.
   mode now works on the descriptor ``_open_dest`` returns.
 
 Archives are crafted by hand beside a consistent manifest (whoever can write the backup directory can write both):
-``tests/fidelity/test_files_round10.py``'s helpers.
+``tests/harness/hostile_archives.py`` (the cases, shared with the unit and integration layers).
 """
 
 from __future__ import annotations
@@ -28,20 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / 'build'))
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.files import extract  # noqa: E402
-from tests.fidelity.test_files_round10 import crafted, info, listing, restore, tar_bytes  # noqa: E402
-
-UNDER = {
-    'a file then a member below it': [(info('e', size=2), b'ee'), (info('e/x', size=2), b'xx')],
-    'a symlink then a member below it': [(info('e', tarfile.SYMTYPE, link='/etc'), None),
-                                         (info('e/x', size=2), b'xx')],
-    'a FIFO then a member two levels below it': [(info('e', tarfile.FIFOTYPE), None), (info('e/x/y', size=2), b'yy')],
-    'a file then a directory below it': [(info('e', size=2), b'ee'), (info('e/x', tarfile.DIRTYPE, mode=0o755), None)],
-    'a hard link then a member below it': [(info('f', size=2), b'ff'), (info('e', tarfile.LNKTYPE, link='f'), None),
-                                           (info('e/x', size=2), b'xx')],
-    'a member then a file at its directory': [(info('e/x', size=2), b'xx'), (info('e', size=2), b'ee')],
-    'a member then a symlink at its directory': [(info('e/x', size=2), b'xx'),
-                                                 (info('e', tarfile.SYMTYPE, link='/etc'), None)],
-}
+from tests.fidelity.test_files_round10 import listing, restore  # noqa: E402
+from tests.harness.hostile_archives import UNDER, crafted, info, tar_bytes  # noqa: E402
 
 
 def _real_message(backups: Path, tmp: Path) -> str:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / 'build'))
 
-from tests.fidelity.test_files_round10 import AMBIGUOUS, NAME, NAMES, crafted, info, tar_bytes  # noqa: E402
-from tests.fidelity.test_files_round11 import UNDER  # noqa: E402
+from tests.harness.hostile_archives import (  # noqa: E402
+    AMBIGUOUS, HARDLINK_TO_A_SYMLINK, NAME, NAMES, UNDER, crafted, info, tar_bytes)
 from tests.harness.playbook import run_playbook, write_playbook  # noqa: E402
 
 CASES = {
@@ -26,8 +26,7 @@ CASES = {
     'hard link before its file': AMBIGUOUS['a hard link before its file'],
     'hard link to nothing': AMBIGUOUS['a hard link to nothing archived'],
     'hard link to itself': AMBIGUOUS['a hard link to itself'],
-    'hard link to a symlink': [(info('s', tarfile.SYMTYPE, link='/etc/shadow'), None),
-                               (info('h', tarfile.LNKTYPE, link='s'), None)],
+    'hard link to a symlink': HARDLINK_TO_A_SYMLINK['a hard link to a symlink'],
     'under a non-directory': UNDER['a symlink then a member below it'],
     'escaping the root': [(info('ok', size=2), b'ok'), (info('a/../../x', size=2), b'hi')],
     'uid beyond 32 bits': [(info('ok', size=2), b'ok'), (info('x', size=2, pax={'uid': str(2 ** 40)}), b'hi')],

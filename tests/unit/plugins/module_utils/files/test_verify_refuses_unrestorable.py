@@ -6,8 +6,9 @@ to itself / to a symlink, a member under a non-directory member, a member escapi
 "Proven restorable" was not: the operator learnt at restore time. Both now run one check of the member list
 (``tarsafe.refuse_unrestorable``), and backup_verify fails with file_restore's own message, naming the archive.
 
-The archives are file_restore's own crafted fixtures (tests/fidelity rounds 10 and 11), beside a manifest whose
-checksum matches them: whoever can write the backup directory can write both.
+The archives are file_restore's own crafted fixtures (tests/harness/hostile_archives.py, which the fidelity rounds 10
+and 11 run file_restore on), beside a manifest whose checksum matches them: whoever can write the backup directory can
+write both.
 """
 
 from __future__ import annotations
@@ -16,44 +17,15 @@ import io
 import json
 import tarfile
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Dict
 
 import pytest
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup import jobs
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError
 from ansible_collections.opsready.operations.plugins.module_utils.files import extract, tarsafe
-from tests.fidelity.test_files_round10 import AMBIGUOUS, NAME, NAMES, OUT_OF_RANGE, crafted, info, tar_bytes
-from tests.fidelity.test_files_round11 import UNDER
+from tests.harness.hostile_archives import AMBIGUOUS, NAME, REFUSED, UNDER, crafted, info, refused_entries, tar_bytes
 
-ESCAPING = {
-    'an absolute path': [(info('/etc/cron.d/x', size=2), b'hi')],
-    'a parent directory reference': [(info('a/../../x', size=2), b'hi')],
-    'a hard link outside the root': [(info('h', tarfile.LNKTYPE, link='../etc/shadow'), None)],
-    'a relative symlink outside the root': [(info('s', tarfile.SYMTYPE, link='../../etc'), None)],
-}
-
-HARDLINK_TO_A_SYMLINK = {'a hard link to a symlink': [(info('s', tarfile.SYMTYPE, link='/etc/shadow'), None),
-                                                      (info('h', tarfile.LNKTYPE, link='s'), None)]}
-
-
-def _entries(case: str) -> List[Any]:
-    if case in AMBIGUOUS:
-        return AMBIGUOUS[case]
-    if case in UNDER:
-        return UNDER[case]
-    if case in ESCAPING:
-        return ESCAPING[case]
-    if case in HARDLINK_TO_A_SYMLINK:
-        return HARDLINK_TO_A_SYMLINK[case]
-    if case in OUT_OF_RANGE:
-        return [(info('ok', size=2), b'ok'), (info('x', size=2, pax=OUT_OF_RANGE[case]), b'hi')]
-    member = NAMES[case]
-    return [(info('ok', size=2), b'ok'), (member, b'hi' if member.isreg() else None)]
-
-
-REFUSED = sorted(list(AMBIGUOUS) + list(UNDER) + list(ESCAPING) + list(HARDLINK_TO_A_SYMLINK) + list(OUT_OF_RANGE)
-                 + list(NAMES))
 
 # what file_restore restores: repeats of one entry (archives of overlapping paths), a directory after its content, a
 # path whose directory is not archived, a hard link after its file
@@ -79,7 +51,7 @@ def _restore_refusal(backups: Path, target: Path) -> str:
 @pytest.mark.parametrize('case', REFUSED)
 def test_backup_verify_fails_with_the_refusal_file_restore_gives(tmp_path, case):
     backups = tmp_path / 'b'
-    crafted(backups, tar_bytes(_entries(case)))
+    crafted(backups, tar_bytes(refused_entries(case)))
     refusal = _restore_refusal(backups, tmp_path / 't')
     verified = jobs.verify_path(str(backups), record=False)
     assert [r['ok'] for r in verified['results']] == [False], json.dumps(verified['results'], default=str)
