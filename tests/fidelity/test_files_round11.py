@@ -45,7 +45,7 @@ def _real_message(backups: Path, tmp: Path) -> str:
 def test_a_member_under_a_member_that_is_not_a_directory_is_refused_alike_in_check_mode(tmp_path, case):
     crafted(tmp_path / 'b', tar_bytes(UNDER[case]))
     said = _real_message(tmp_path / 'b', tmp_path)
-    assert 'set-20261129T000000000000Z.tar' in said and 'nothing from it was put in place' in said, said
+    assert 'set-20261129T000000000000Z.tar' in said and said.endswith('Nothing was written.'), said
     target = tmp_path / 't'
     target.mkdir()
     with pytest.raises(IntegrityError) as checked:

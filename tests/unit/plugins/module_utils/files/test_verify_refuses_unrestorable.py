@@ -24,8 +24,12 @@ import pytest
 from ansible_collections.opsready.operations.plugins.module_utils.backup import jobs
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError
 from ansible_collections.opsready.operations.plugins.module_utils.files import extract, tarsafe
-from tests.harness.hostile_archives import AMBIGUOUS, NAME, REFUSED, UNDER, crafted, info, refused_entries, tar_bytes
+from tests.harness.hostile_archives import AMBIGUOUS, NAME, REFUSED, STREAMS, UNDER, crafted, info, refused_entries, \
+    tar_bytes
 
+
+# what file_restore adds to a refusal of the archive, before anything is written (not said by backup_verify)
+WRITTEN_NOTHING = 'Nothing was written.'
 
 # what file_restore restores: repeats of one entry (archives of overlapping paths), a directory after its content, a
 # path whose directory is not archived, a hard link after its file
@@ -56,8 +60,29 @@ def test_backup_verify_fails_with_the_refusal_file_restore_gives(tmp_path, case)
     verified = jobs.verify_path(str(backups), record=False)
     assert [r['ok'] for r in verified['results']] == [False], json.dumps(verified['results'], default=str)
     said = verified['results'][0]['error']
-    assert NAME in said and said == refusal, (said, refusal)
-    assert verified['failed'][0]['error'] == refusal
+    # file_restore's own words; only file_restore, refusing before it writes anything, says so (a verify writes
+    # nothing in any case: "Nothing was written" there read as if it might have)
+    assert NAME in said and refusal == said + ' ' + WRITTEN_NOTHING, (said, refusal)
+    assert 'nothing was written' not in said.lower() and 'put in place' not in said, said
+    assert verified['failed'][0]['error'] == said
+
+
+@pytest.mark.parametrize('check_mode', [False, True], ids=['run', 'check'])
+@pytest.mark.parametrize('case', sorted(STREAMS))
+def test_a_tar_stream_that_stops_parsing_midway_is_told_alike_by_both(tmp_path, case, check_mode):
+    """backup_verify said "File archive X cannot be read as a tar archive ...", file_restore "Archive X ...": one
+    archive, one message (naming it and what to do), file_restore adding that it wrote nothing."""
+    backups = tmp_path / 'b'
+    crafted(backups, STREAMS[case]())
+    target = tmp_path / 't'
+    target.mkdir()
+    with pytest.raises(IntegrityError) as refused:
+        extract.restore_archive(extract.find_archive(str(backups), 'set'), str(target), check_mode=check_mode)
+    verified = jobs.verify_path(str(backups), record=False)
+    said = verified['failed'][0]['error']
+    assert said.startswith('Archive %s cannot be read as a tar archive (' % (backups / NAME)), said
+    assert said.endswith('do not restore from it.'), said
+    assert str(refused.value) == said + ' ' + WRITTEN_NOTHING, (str(refused.value), said)
 
 
 def test_a_refused_archive_is_recorded_as_failed_verification(tmp_path):
@@ -123,7 +148,7 @@ def test_what_is_refused_is_one_check_shared_by_file_restore_and_backup_verify(t
     """Not a copy: replacing tarsafe.refuse_unrestorable changes both."""
     calls: Dict[str, int] = {}
 
-    def refuse(members, archive):
+    def refuse(members, archive, **told):
         calls[archive] = calls.get(archive, 0) + 1
         raise IntegrityError('refused by the shared check', path=archive)
     monkeypatch.setattr(tarsafe, 'refuse_unrestorable', refuse)
