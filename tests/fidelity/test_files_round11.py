@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / 'build'))
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.files import extract  # noqa: E402
 from tests.fidelity.test_files_round10 import listing, restore  # noqa: E402
-from tests.harness.hostile_archives import UNDER, crafted, info, tar_bytes  # noqa: E402
+from tests.harness.hostile_archives import (  # noqa: E402
+    ESCAPING, HARDLINK_TO_A_SYMLINK, NAME, UNDER, crafted, info, refused_entries, tar_bytes)
 
 
 def _real_message(backups: Path, tmp: Path) -> str:
@@ -52,6 +53,22 @@ def test_a_member_under_a_member_that_is_not_a_directory_is_refused_alike_in_che
         restore(tmp_path / 'b', target, check_mode=True)
     assert str(checked.value) == said
     assert listing(target) == []
+
+
+@pytest.mark.parametrize('check_mode', [False, True], ids=['run', 'check'])
+@pytest.mark.parametrize('case', sorted(ESCAPING) + sorted(HARDLINK_TO_A_SYMLINK))
+def test_a_member_escaping_the_root_or_a_hard_link_to_a_symlink_is_refused_alike_in_check_mode(tmp_path, case,
+                                                                                               check_mode):
+    """The hostile archives only the unit layer ran (on backup_verify, against file_restore's check mode): the real
+    run refuses each too, before anything is written."""
+    crafted(tmp_path / 'b', tar_bytes(refused_entries(case)))
+    target = tmp_path / 't'
+    target.mkdir()
+    with pytest.raises(IntegrityError) as failed:
+        restore(tmp_path / 'b', target, check_mode=check_mode)
+    said = str(failed.value)
+    assert NAME in said and said.endswith('Nothing was written.'), said
+    assert listing(target) == [] and not (tmp_path / 'x').exists()
 
 
 def test_a_member_under_a_directory_still_restores_in_any_order(tmp_path):
