@@ -28,7 +28,6 @@ These call file_restore's module_utils directly (its module wrapper turns OpsRea
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -44,48 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / 'build'))
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (  # noqa: E402
     IntegrityError, OpsReadyError)
 from ansible_collections.opsready.operations.plugins.module_utils.files import extract  # noqa: E402
-
-NAME = 'set-20261129T000000000000Z.tar'
-
-
-def info(name: str, kind: bytes = tarfile.REGTYPE, size: int = 0, mode: int = 0o644, link: str = '',
-         pax=None) -> tarfile.TarInfo:
-    member = tarfile.TarInfo(name)
-    member.type, member.size, member.mode, member.linkname = kind, size, mode, link
-    member.uid = member.gid = 0
-    member.mtime = 1_600_000_000
-    if pax:
-        member.pax_headers = dict(pax)
-    return member
-
-
-def tar_bytes(entries) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode='w', format=tarfile.PAX_FORMAT) as tar:
-        for member, data in entries:
-            tar.addfile(member, io.BytesIO(data) if data is not None else None)
-    return buf.getvalue()
-
-
-def crafted(backups: Path, raw: bytes, recipient: str = '') -> None:
-    """``raw`` as a file backup of set ``set`` in ``backups`` with a manifest that agrees with it (size, SHA-256;
-    encrypted to ``recipient`` when given)."""
-    backups.mkdir(parents=True, exist_ok=True)
-    common = {'engine': 'files', 'kind': 'files', 'database': 'set', 'started': '2026-11-29T00:00:00Z',
-              'finished': '2026-11-29T00:00:01Z'}
-    if recipient:
-        from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import ArtifactWriter
-        name = NAME + '.age'
-        with ArtifactWriter(str(backups / name), compression='none', recipients=[recipient]) as writer:
-            writer.write(raw)
-            stored = writer.commit()
-        manifest = dict(stored, **common)
-    else:
-        name = NAME
-        (backups / name).write_bytes(raw)
-        manifest = dict(common, size=len(raw), sha256=hashlib.sha256(raw).hexdigest(), compression='none')
-    manifest.update(id=name, artifact=name)
-    (backups / (name + '.manifest.json')).write_text(json.dumps(manifest))
+from tests.harness.hostile_archives import (  # noqa: E402  (the cases, shared with the unit and integration layers)
+    AMBIGUOUS, NAME, NAMES, OUT_OF_RANGE, STREAMS, badly_named, crafted, info, out_of_range, tar_bytes, three)
 
 
 def restore(backups: Path, target: Path, check_mode: bool = False, identities=None) -> dict:
@@ -99,32 +58,6 @@ def listing(top: Path) -> list:
 
 
 # -- a tar stream that stops parsing midway ---------------------------------------------------------------------
-
-def _three(pax_b=None) -> list:
-    return [(info('a', size=2), b'aa'), (info('b', size=1024, pax=pax_b), b'b' * 1024), (info('c', size=2), b'cc')]
-
-
-def _inserted_between() -> bytes:
-    raw = tar_bytes(_three())
-    return raw[:1024] + b'A' * 512 + raw[1024:]     # after a's header and data block
-
-
-def _pax_size_smaller() -> bytes:
-    # b's pax header says 512 bytes where its ustar header and the data say 1024: the parser lands in b's data
-    # where c's header belongs
-    return tar_bytes(_three(pax_b={'size': '512'}))
-
-
-def _sparse_map_malformed() -> bytes:
-    pax = {'GNU.sparse.major': '1', 'GNU.sparse.minor': '0', 'GNU.sparse.name': 'x',
-           'GNU.sparse.realsize': '4096'}
-    # the map announces one segment and the block ends after its count
-    return tar_bytes([(info('a', size=2), b'aa'), (info('x', size=2, pax=pax), b'1\n')])
-
-
-STREAMS = {'bytes inserted between members': _inserted_between, 'pax size smaller than its data': _pax_size_smaller,
-           'sparse map malformed': _sparse_map_malformed}
-
 
 @pytest.fixture(scope='module')
 def age_key():
@@ -158,29 +91,12 @@ def test_a_tar_stream_that_stops_parsing_midway_is_refused(tmp_path, age_key, st
 
 def test_a_well_formed_archive_with_bytes_after_its_end_still_restores(tmp_path):
     """What follows the end-of-archive blocks is not read (GNU tar does the same): not refused."""
-    crafted(tmp_path / 'b', tar_bytes(_three()) + b'Z' * 4096)
+    crafted(tmp_path / 'b', three() + b'Z' * 4096)
     restored = restore(tmp_path / 'b', tmp_path / 't')['restored']
     assert sorted(os.path.basename(p) for p in restored) == ['a', 'b', 'c']
 
 
 # -- one path archived twice as different things ----------------------------------------------------------------
-
-AMBIGUOUS = {
-    'symlink then a directory of that name': [
-        (info('d', tarfile.SYMTYPE, link='/etc'), None), (info('d', tarfile.DIRTYPE, mode=0o755), None),
-        (info('d/x', size=2), b'hi')],
-    'a file and a symlink spelled ./e/x': [
-        (info('e', tarfile.DIRTYPE, mode=0o755), None), (info('e/x', size=2), b'AA'),
-        (info('./e/x', tarfile.SYMTYPE, link='/etc/shadow'), None)],
-    'a directory then a file of that name': [
-        (info('k', tarfile.DIRTYPE, mode=0o755), None), (info('k', size=2), b'hi')],
-    'a hard link to a directory': [
-        (info('e', tarfile.DIRTYPE, mode=0o755), None), (info('h', tarfile.LNKTYPE, link='e'), None)],
-    'a hard link before its file': [(info('h', tarfile.LNKTYPE, link='f'), None), (info('f', size=2), b'hi')],
-    'a hard link to nothing archived': [(info('ok', size=2), b'ok'), (info('h', tarfile.LNKTYPE, link='gone'), None)],
-    'a hard link to itself': [(info('ok', size=2), b'ok'), (info('h', tarfile.LNKTYPE, link='h'), None)],
-}
-
 
 @pytest.mark.parametrize('check_mode', [False, True], ids=['run', 'check'])
 @pytest.mark.parametrize('case', sorted(AMBIGUOUS))
@@ -210,15 +126,10 @@ def test_repeats_of_one_entry_restore_the_first_and_settle(tmp_path):
 
 # -- header values no file can have -----------------------------------------------------------------------------
 
-OUT_OF_RANGE = {'uid beyond 32 bits': {'uid': str(2 ** 40)}, 'mtime nan': {'mtime': 'nan'},
-                'mtime 1e30': {'mtime': '1e30'}, 'gid negative': {'gid': '-5'}}
-
-
 @pytest.mark.parametrize('check_mode', [False, True], ids=['run', 'check'])
 @pytest.mark.parametrize('case', sorted(OUT_OF_RANGE))
 def test_header_values_no_file_can_have_are_refused_alike_in_check_mode(tmp_path, case, check_mode):
-    odd = info('x', size=2, pax=OUT_OF_RANGE[case])
-    crafted(tmp_path / 'b', tar_bytes([(info('ok', size=2), b'ok'), (odd, b'hi')]))
+    crafted(tmp_path / 'b', tar_bytes(out_of_range(case)))
     target = tmp_path / 't'
     target.mkdir()
     with pytest.raises(IntegrityError) as failed:
@@ -228,20 +139,12 @@ def test_header_values_no_file_can_have_are_refused_alike_in_check_mode(tmp_path
     assert listing(target) == []
 
 
-NAMES = {'NUL in a name': info('x', size=2, pax={'path': 'a\0b'}),
-         'NUL in a link target': info('x', tarfile.SYMTYPE, pax={'linkpath': 'a\0b'}),
-         'a 300-byte name': info('d/' + 'x' * 300, size=2),
-         'the root as a file': info('.', size=2),
-         'the root as a symlink': info('./', tarfile.SYMTYPE, link='/etc')}
-
-
 @pytest.mark.parametrize('check_mode', [False, True], ids=['run', 'check'])
 @pytest.mark.parametrize('case', sorted(NAMES))
 def test_names_no_file_can_have_are_refused_alike_in_check_mode(tmp_path, case, check_mode):
     """Check mode listed each as to restore; the real run then failed with "embedded null byte" (a ValueError
     traceback), "File name too long" or "Is a directory" from the staging directory."""
-    member = NAMES[case]
-    crafted(tmp_path / 'b', tar_bytes([(info('ok', size=2), b'ok'), (member, b'hi' if member.isreg() else None)]))
+    crafted(tmp_path / 'b', tar_bytes(badly_named(case)))
     target = tmp_path / 't'
     target.mkdir()
     with pytest.raises(IntegrityError) as failed:

@@ -12,7 +12,7 @@ reached through a link.
   mode now works on the descriptor ``_open_dest`` returns.
 
 Archives are crafted by hand beside a consistent manifest (whoever can write the backup directory can write both):
-``tests/fidelity/test_files_round10.py``'s helpers.
+``tests/harness/hostile_archives.py`` (the cases, shared with the unit and integration layers).
 """
 
 from __future__ import annotations
@@ -28,20 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / 'build'))
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError  # noqa: E402
 from ansible_collections.opsready.operations.plugins.module_utils.files import extract  # noqa: E402
-from tests.fidelity.test_files_round10 import crafted, info, listing, restore, tar_bytes  # noqa: E402
-
-UNDER = {
-    'a file then a member below it': [(info('e', size=2), b'ee'), (info('e/x', size=2), b'xx')],
-    'a symlink then a member below it': [(info('e', tarfile.SYMTYPE, link='/etc'), None),
-                                         (info('e/x', size=2), b'xx')],
-    'a FIFO then a member two levels below it': [(info('e', tarfile.FIFOTYPE), None), (info('e/x/y', size=2), b'yy')],
-    'a file then a directory below it': [(info('e', size=2), b'ee'), (info('e/x', tarfile.DIRTYPE, mode=0o755), None)],
-    'a hard link then a member below it': [(info('f', size=2), b'ff'), (info('e', tarfile.LNKTYPE, link='f'), None),
-                                           (info('e/x', size=2), b'xx')],
-    'a member then a file at its directory': [(info('e/x', size=2), b'xx'), (info('e', size=2), b'ee')],
-    'a member then a symlink at its directory': [(info('e/x', size=2), b'xx'),
-                                                 (info('e', tarfile.SYMTYPE, link='/etc'), None)],
-}
+from tests.fidelity.test_files_round10 import listing, restore  # noqa: E402
+from tests.harness.hostile_archives import (  # noqa: E402
+    ESCAPING, HARDLINK_TO_A_SYMLINK, NAME, UNDER, crafted, info, refused_entries, tar_bytes)
 
 
 def _real_message(backups: Path, tmp: Path) -> str:
@@ -57,13 +46,29 @@ def _real_message(backups: Path, tmp: Path) -> str:
 def test_a_member_under_a_member_that_is_not_a_directory_is_refused_alike_in_check_mode(tmp_path, case):
     crafted(tmp_path / 'b', tar_bytes(UNDER[case]))
     said = _real_message(tmp_path / 'b', tmp_path)
-    assert 'set-20261129T000000000000Z.tar' in said and 'nothing from it was put in place' in said, said
+    assert 'set-20261129T000000000000Z.tar' in said and said.endswith('Nothing was written.'), said
     target = tmp_path / 't'
     target.mkdir()
     with pytest.raises(IntegrityError) as checked:
         restore(tmp_path / 'b', target, check_mode=True)
     assert str(checked.value) == said
     assert listing(target) == []
+
+
+@pytest.mark.parametrize('check_mode', [False, True], ids=['run', 'check'])
+@pytest.mark.parametrize('case', sorted(ESCAPING) + sorted(HARDLINK_TO_A_SYMLINK))
+def test_a_member_escaping_the_root_or_a_hard_link_to_a_symlink_is_refused_alike_in_check_mode(tmp_path, case,
+                                                                                               check_mode):
+    """The hostile archives only the unit layer ran (on backup_verify, against file_restore's check mode): the real
+    run refuses each too, before anything is written."""
+    crafted(tmp_path / 'b', tar_bytes(refused_entries(case)))
+    target = tmp_path / 't'
+    target.mkdir()
+    with pytest.raises(IntegrityError) as failed:
+        restore(tmp_path / 'b', target, check_mode=check_mode)
+    said = str(failed.value)
+    assert NAME in said and said.endswith('Nothing was written.'), said
+    assert listing(target) == [] and not (tmp_path / 'x').exists()
 
 
 def test_a_member_under_a_directory_still_restores_in_any_order(tmp_path):

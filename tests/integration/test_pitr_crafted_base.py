@@ -24,7 +24,7 @@ import zstandard
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / 'build'))
 
-from tests.integration.test_db_restore_pitr import catalog_wal, conn, play, switch_and_wait  # noqa: E402
+from tests.integration.pitr_helpers import app_with_base_backup, catalog_wal, conn, play, switch_and_wait  # noqa: E402
 
 
 def _cut_into(raw: bytes) -> bytes:
@@ -56,16 +56,8 @@ def _rewrite(manifest_path: Path) -> str:
 
 
 def test_pitr_refuses_a_base_backup_that_stops_parsing_midway(postgres_factory, tmp_path):
-    server = postgres_factory()
-    server.create_database('app')
-    server.sql('CREATE TABLE events (id serial PRIMARY KEY, label text NOT NULL);'
-               "INSERT INTO events (label) VALUES ('t1')", database='app')
-    dest = tmp_path / 'backups'
-    extravars = {'pg_password': server.password}
-    result = play(tmp_path, [{'name': 'base', 'opsready.operations.db_backup': dict(
-        conn(server), engine='postgresql', kind='base', dest=str(dest), owner='postgres')}], extravars)
-    assert result.rc == 0, result.stdout[-3000:]
-    base = result.result('base')['manifest']
+    app = app_with_base_backup(postgres_factory, tmp_path)
+    server, dest, extravars, base = app.server, app.dest, app.extravars, app.base
     server.sql("INSERT INTO events (label) VALUES ('t2')", database='app')
     switch_and_wait(server)
     assert catalog_wal(server, dest)

@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.integration.test_db_restore_pitr import catalog_wal, conn, labels, play, switch_and_wait
+from tests.integration.pitr_helpers import app_with_base_backup, catalog_wal, conn, labels, play, switch_and_wait
 
 
 def _promote(server) -> None:
@@ -34,15 +34,8 @@ def test_restore_across_a_timeline_switch(postgres_factory, tmp_path):
     """Before, the history file was never staged for the recovery: PostgreSQL, not knowing timeline 2, replayed
     timeline 1 to its end and stopped there, and the restore failed calling the first segment of timeline 2
     "archived damaged" (a restore to any point after a failover was impossible, with a false diagnosis)."""
-    server = postgres_factory()
-    server.create_database('app')
-    server.sql("CREATE TABLE events (id serial PRIMARY KEY, label text NOT NULL);"
-               "INSERT INTO events (label) VALUES ('t1')", database='app')
-    dest = tmp_path / 'backups'
-    extravars = {'pg_password': server.password}
-    result = play(tmp_path, [{'name': 'base', 'opsready.operations.db_backup': dict(
-        conn(server), engine='postgresql', kind='base', dest=str(dest), owner='postgres')}], extravars)
-    assert result.rc == 0, result.stdout[-3000:]
+    app = app_with_base_backup(postgres_factory, tmp_path)
+    server, dest, extravars = app.server, app.dest, app.extravars
     server.sql("INSERT INTO events (label) VALUES ('t2')", database='app')
     switch_and_wait(server)
     _promote(server)

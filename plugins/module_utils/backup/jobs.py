@@ -253,8 +253,9 @@ def _verify_files_artifact(entry: Manifest, identities: Optional[Sequence[Any]] 
         with open_artifact(entry, identities) as source:
             # read_stream: one that stops parsing midway was counted to there and verified ok (without a member_count);
             # header values no file can have are left to refuse_unrestorable (values=False), as file_restore leaves
-            # them: every such member named at once, in its words
-            with tarsafe.read_stream(source, entry.path, what='File archive', values=False) as tar:
+            # them: every such member named at once, in its words. The framing error in file_restore's words too (what
+            # 'Archive'), without its "Nothing was written." (no outcome): a verify writes nothing in any case
+            with tarsafe.read_stream(source, entry.path, values=False) as tar:
                 for member in tar:
                     members.append(member)   # (tarfile keeps each member too: file_restore holds the list as well)
                     if member.isfile():
@@ -266,7 +267,7 @@ def _verify_files_artifact(entry: Manifest, identities: Optional[Sequence[Any]] 
         raise
     except Exception as exc:
         raise IntegrityError('%s is not a complete archive: %s' % (entry.path, exc), path=entry.path)
-    tarsafe.refuse_unrestorable(members, entry.path)
+    tarsafe.refuse_unrestorable(members, entry.path)   # no outcome: see read_stream above
     expected = entry.data.get('member_count')
     if expected is not None and expected != len(members):
         raise IntegrityError('%s holds %d members, its manifest says %d.' % (entry.path, len(members), expected),

@@ -160,7 +160,7 @@ def restore_archive(manifest: Manifest, dest: str, only: Optional[List[str]] = N
     # a member escaping the root, a path archived as two different things, a hard link to a directory, a header no
     # file can have: refused here, in check mode too, before anything is written (the real run used to fail midway
     # through the moves). The one check backup_verify runs too (through the module: a test replaces it in both)
-    tarsafe.refuse_unrestorable(members, manifest.path)
+    tarsafe.refuse_unrestorable(members, manifest.path, outcome=_NOTHING)
     wanted = _selected(members, only, manifest.path)
     # once per path, the first: archives written before file_backup dropped overlapping paths hold some members
     # twice (the staged file is moved in once; the second move found nothing); extraction skips the repeats too, so

@@ -55,16 +55,26 @@ def _unsafe_reason(member: tarfile.TarInfo) -> Optional[str]:
     return None
 
 
-def check_members(members: List[tarfile.TarInfo], archive: str = '') -> None:
+# what a refusal while extracting says was done: what was extracted so far is in staging (file_restore) or a directory
+# the caller removes (PITR), never in place
+NOTHING_PUT_IN_PLACE = 'Nothing from it was put in place.'
+
+
+def _told(outcome: str) -> str:
+    return ' ' + outcome if outcome else ''
+
+
+def check_members(members: List[tarfile.TarInfo], archive: str = '', outcome: str = NOTHING_PUT_IN_PLACE) -> None:
+    """Refuse a member that would escape the target root. ``outcome``: what the caller did not do, said last."""
     bad = [(m.name, reason) for m in members for reason in [_unsafe_reason(m)] if reason]
     if bad:
-        _refuse(bad, archive)
+        _refuse(bad, archive, outcome)
 
 
-def _refuse(bad: List[Any], archive: str) -> NoReturn:
+def _refuse(bad: List[Any], archive: str, outcome: str = NOTHING_PUT_IN_PLACE) -> NoReturn:
     shown = '; '.join('%s (%s)' % item for item in bad[:5])
-    raise IntegrityError('Archive %sholds members that would escape the target root: %s. It is not trusted; '
-                         'nothing from it was put in place.' % (archive + ' ' if archive else '', shown),
+    raise IntegrityError('Archive %sholds members that would escape the target root: %s. It is not trusted; do not '
+                         'restore from it.%s' % (archive + ' ' if archive else '', shown, _told(outcome)),
                          unsafe_members=[b[0] for b in bad], **({'path': archive} if archive else {}))
 
 
@@ -164,12 +174,12 @@ def read_stream(source: Any, archive: str, what: str = 'Archive', outcome: str =
         name = member.name if member is not None else '?'
         raise IntegrityError('%s %s holds a member the tar extraction filter refuses: %r (%s). It was not written as '
                              'it is by the backup tool (damaged, or made by hand); do not restore from it.%s'
-                             % (what, archive, name, _filter_reason(exc), ' ' + outcome if outcome else ''),
+                             % (what, archive, name, _filter_reason(exc), _told(outcome)),
                              path=archive, unsafe_members=[name]) from None
     except (tarfile.TarError, EOFError) as exc:
         raise IntegrityError('%s %s cannot be read as a tar archive (%s: %s): it is corrupt or was made by hand; do '
-                             'not restore from it.%s' % (what, archive, type(exc).__name__, exc,
-                                                         ' ' + outcome if outcome else ''), path=archive) from None
+                             'not restore from it.%s' % (what, archive, type(exc).__name__, exc, _told(outcome)),
+                             path=archive) from None
 
 
 def path_key(name: str) -> str:
@@ -221,7 +231,7 @@ def _impossible_values(member: tarfile.TarInfo) -> List[str]:
     return bad
 
 
-def refuse_ambiguous(members: List[tarfile.TarInfo], archive: str) -> None:
+def refuse_ambiguous(members: List[tarfile.TarInfo], archive: str, outcome: str = '') -> None:
     """Refuse, before anything is written, an archive that names one path twice as different things (a symlink then
     a directory of that name, ``e/x`` and ``./e/x`` as a file and a symlink), holds a hard link to a directory, a
     symlink, itself or a file not archived before it, or header values no file can have. file_backup writes none
@@ -235,7 +245,10 @@ def refuse_ambiguous(members: List[tarfile.TarInfo], archive: str) -> None:
 
     Repeats of one entry (the same kind, link target included: archives written before file_backup dropped
     overlapping paths hold some entries twice) are allowed: the first is the one restored (the caller skips the
-    others when extracting)."""
+    others when extracting).
+
+    ``outcome``: what the caller did not do, said last (file_restore: that it wrote nothing; backup_verify, which
+    writes nothing in any case, says nothing of it)."""
     first: Dict[str, tarfile.TarInfo] = {}
     twice: List[Any] = []
     impossible: List[Any] = []
@@ -269,29 +282,30 @@ def refuse_ambiguous(members: List[tarfile.TarInfo], archive: str) -> None:
     if impossible:
         shown = '; '.join('%r (%s)' % item for item in impossible[:5])
         raise IntegrityError('Archive %sholds headers with values no file can have: %s. It was not written by '
-                             'file_backup as it is (damaged, or made by hand); do not restore from it. Nothing was '
-                             'written.' % (where, shown), unsafe_members=[i[0] for i in impossible],
+                             'file_backup as it is (damaged, or made by hand); do not restore from it.%s'
+                             % (where, shown, _told(outcome)), unsafe_members=[i[0] for i in impossible],
                              **({'path': archive} if archive else {}))
     if twice:
         shown = '; '.join('%r (%s)' % item for item in twice[:5])
         raise IntegrityError('Archive %sis ambiguous or inconsistent: %s. file_backup writes each path once, as one '
-                             'thing, and a hard link after the file it links to; what is meant cannot be told, so '
-                             'nothing was written. Do not restore from it; extract what you need by hand if you '
-                             'trust it.' % (where, shown),
+                             'thing, and a hard link after the file it links to; what is meant cannot be told. Do '
+                             'not restore from it; extract what you need by hand if you trust it.%s'
+                             % (where, shown, _told(outcome)),
                              unsafe_members=[i[0] for i in twice], **({'path': archive} if archive else {}))
     if under:
-        _refuse(under, archive)
+        _refuse(under, archive, outcome)
 
 
-def refuse_unrestorable(members: List[tarfile.TarInfo], archive: str) -> None:
+def refuse_unrestorable(members: List[tarfile.TarInfo], archive: str, outcome: str = '') -> None:
     """file_restore's refusals of an archive's member list (with every member selected, as without ``only``): a
     member escaping the root (``check_members``), a path archived as two things, a hard link it cannot make, a member
     under a non-directory, a header or name no file can have (``refuse_ambiguous``). The one check file_restore runs
     before writing anything and backup_verify runs on every file archive it reads: an archive verified ok is one
     file_restore does not refuse for what it holds, and a refused one fails verification with file_restore's own
-    words. An IntegrityError naming ``archive``."""
-    check_members(members, archive)
-    refuse_ambiguous(members, archive)
+    words. An IntegrityError naming ``archive``, ``outcome`` last: file_restore's "Nothing was written."; none from
+    backup_verify (writing nothing in any case, it would read as if it might have)."""
+    check_members(members, archive, outcome)
+    refuse_ambiguous(members, archive, outcome)
 
 
 # what extraction into staging says of a member below one that is not a directory (_open_parents, _guard_in_dir)

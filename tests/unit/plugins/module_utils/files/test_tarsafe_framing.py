@@ -82,5 +82,10 @@ def test_repeats_of_one_entry_pass():
 ])
 def test_what_no_file_backup_writes_is_refused(members, said):
     with pytest.raises(IntegrityError, match='a.tar') as refused:
+        tarsafe.refuse_ambiguous(members, 'a.tar', outcome='Nothing was written.')
+    assert said in str(refused.value) and str(refused.value).endswith('. Nothing was written.')
+    # without an outcome (backup_verify, which writes nothing in any case), the same words less that one
+    with pytest.raises(IntegrityError, match='a.tar') as verified:
         tarsafe.refuse_ambiguous(members, 'a.tar')
-    assert said in str(refused.value) and 'othing was written' in str(refused.value)
+    assert str(verified.value) + ' Nothing was written.' == str(refused.value)
+    assert 'othing was written' not in str(verified.value)

@@ -6,8 +6,9 @@ to itself / to a symlink, a member under a non-directory member, a member escapi
 "Proven restorable" was not: the operator learnt at restore time. Both now run one check of the member list
 (``tarsafe.refuse_unrestorable``), and backup_verify fails with file_restore's own message, naming the archive.
 
-The archives are file_restore's own crafted fixtures (tests/fidelity rounds 10 and 11), beside a manifest whose
-checksum matches them: whoever can write the backup directory can write both.
+The archives are file_restore's own crafted fixtures (tests/harness/hostile_archives.py, which the fidelity rounds 10
+and 11 run file_restore on), beside a manifest whose checksum matches them: whoever can write the backup directory can
+write both.
 """
 
 from __future__ import annotations
@@ -16,44 +17,19 @@ import io
 import json
 import tarfile
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Dict
 
 import pytest
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup import jobs
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError
 from ansible_collections.opsready.operations.plugins.module_utils.files import extract, tarsafe
-from tests.fidelity.test_files_round10 import AMBIGUOUS, NAME, NAMES, OUT_OF_RANGE, crafted, info, tar_bytes
-from tests.fidelity.test_files_round11 import UNDER
-
-ESCAPING = {
-    'an absolute path': [(info('/etc/cron.d/x', size=2), b'hi')],
-    'a parent directory reference': [(info('a/../../x', size=2), b'hi')],
-    'a hard link outside the root': [(info('h', tarfile.LNKTYPE, link='../etc/shadow'), None)],
-    'a relative symlink outside the root': [(info('s', tarfile.SYMTYPE, link='../../etc'), None)],
-}
-
-HARDLINK_TO_A_SYMLINK = {'a hard link to a symlink': [(info('s', tarfile.SYMTYPE, link='/etc/shadow'), None),
-                                                      (info('h', tarfile.LNKTYPE, link='s'), None)]}
+from tests.harness.hostile_archives import AMBIGUOUS, NAME, REFUSED, STREAMS, UNDER, crafted, info, refused_entries, \
+    tar_bytes
 
 
-def _entries(case: str) -> List[Any]:
-    if case in AMBIGUOUS:
-        return AMBIGUOUS[case]
-    if case in UNDER:
-        return UNDER[case]
-    if case in ESCAPING:
-        return ESCAPING[case]
-    if case in HARDLINK_TO_A_SYMLINK:
-        return HARDLINK_TO_A_SYMLINK[case]
-    if case in OUT_OF_RANGE:
-        return [(info('ok', size=2), b'ok'), (info('x', size=2, pax=OUT_OF_RANGE[case]), b'hi')]
-    member = NAMES[case]
-    return [(info('ok', size=2), b'ok'), (member, b'hi' if member.isreg() else None)]
-
-
-REFUSED = sorted(list(AMBIGUOUS) + list(UNDER) + list(ESCAPING) + list(HARDLINK_TO_A_SYMLINK) + list(OUT_OF_RANGE)
-                 + list(NAMES))
+# what file_restore adds to a refusal of the archive, before anything is written (not said by backup_verify)
+WRITTEN_NOTHING = 'Nothing was written.'
 
 # what file_restore restores: repeats of one entry (archives of overlapping paths), a directory after its content, a
 # path whose directory is not archived, a hard link after its file
@@ -79,13 +55,34 @@ def _restore_refusal(backups: Path, target: Path) -> str:
 @pytest.mark.parametrize('case', REFUSED)
 def test_backup_verify_fails_with_the_refusal_file_restore_gives(tmp_path, case):
     backups = tmp_path / 'b'
-    crafted(backups, tar_bytes(_entries(case)))
+    crafted(backups, tar_bytes(refused_entries(case)))
     refusal = _restore_refusal(backups, tmp_path / 't')
     verified = jobs.verify_path(str(backups), record=False)
     assert [r['ok'] for r in verified['results']] == [False], json.dumps(verified['results'], default=str)
     said = verified['results'][0]['error']
-    assert NAME in said and said == refusal, (said, refusal)
-    assert verified['failed'][0]['error'] == refusal
+    # file_restore's own words; only file_restore, refusing before it writes anything, says so (a verify writes
+    # nothing in any case: "Nothing was written" there read as if it might have)
+    assert NAME in said and refusal == said + ' ' + WRITTEN_NOTHING, (said, refusal)
+    assert 'nothing was written' not in said.lower() and 'put in place' not in said, said
+    assert verified['failed'][0]['error'] == said
+
+
+@pytest.mark.parametrize('check_mode', [False, True], ids=['run', 'check'])
+@pytest.mark.parametrize('case', sorted(STREAMS))
+def test_a_tar_stream_that_stops_parsing_midway_is_told_alike_by_both(tmp_path, case, check_mode):
+    """backup_verify said "File archive X cannot be read as a tar archive ...", file_restore "Archive X ...": one
+    archive, one message (naming it and what to do), file_restore adding that it wrote nothing."""
+    backups = tmp_path / 'b'
+    crafted(backups, STREAMS[case]())
+    target = tmp_path / 't'
+    target.mkdir()
+    with pytest.raises(IntegrityError) as refused:
+        extract.restore_archive(extract.find_archive(str(backups), 'set'), str(target), check_mode=check_mode)
+    verified = jobs.verify_path(str(backups), record=False)
+    said = verified['failed'][0]['error']
+    assert said.startswith('Archive %s cannot be read as a tar archive (' % (backups / NAME)), said
+    assert said.endswith('do not restore from it.'), said
+    assert str(refused.value) == said + ' ' + WRITTEN_NOTHING, (str(refused.value), said)
 
 
 def test_a_refused_archive_is_recorded_as_failed_verification(tmp_path):
@@ -151,7 +148,7 @@ def test_what_is_refused_is_one_check_shared_by_file_restore_and_backup_verify(t
     """Not a copy: replacing tarsafe.refuse_unrestorable changes both."""
     calls: Dict[str, int] = {}
 
-    def refuse(members, archive):
+    def refuse(members, archive, **told):
         calls[archive] = calls.get(archive, 0) + 1
         raise IntegrityError('refused by the shared check', path=archive)
     monkeypatch.setattr(tarsafe, 'refuse_unrestorable', refuse)
