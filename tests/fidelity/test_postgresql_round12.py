@@ -87,6 +87,32 @@ def test_event_triggers_enabled_replica_or_always_stay_still(pg, tmp_path, mode,
         drop(pg, name, copy)
 
 
+def test_a_plain_dump_whose_audit_trigger_fired_on_the_refresh_says_so(pg, tmp_path):
+    """A plain dump (one psql script in pg_dump's order) with a DDL audit trigger set ENABLE REPLICA and no guard:
+    before PostgreSQL 17 it fires on the script's REFRESH MATERIALIZED VIEW (the copy's audit table holds a row of
+    the load), and the run warns naming it and what to do; 17+ (event_triggers=off) restores it as it was."""
+    name = 'fid_evp12_%s' % uuid.uuid4().hex[:6]
+    copy = name + '_copy'
+    pg.sql('CREATE DATABASE %s TEMPLATE template0' % qi(name))
+    try:
+        audit_only = GUARD.split('CREATE EVENT TRIGGER no_ddl')[0] + 'CREATE EVENT TRIGGER log_ddl' + \
+            GUARD.split('CREATE EVENT TRIGGER log_ddl')[1]
+        pg.sql(EVENT_BASE + audit_only.format(mode='REPLICA'), database=name)
+        dest = backup(tmp_path, pg, name, format='plain')
+        result = restore(tmp_path, pg, dest, source_database=name, database=copy)
+        assert result.rc == 0, result.stdout[-4000:]
+        warned = [w for w in result.result('restore').get('warnings') or [] if 'REFRESH MATERIALIZED VIEW' in w]
+        logged = pg.sql('SELECT tag FROM app.ddl_log ORDER BY id', database=copy)
+        if int(pg.sql('SHOW server_version_num')[0][0]) < 170000:
+            assert len(warned) == 1 and '"log_ddl" (ENABLE REPLICA)' in warned[0], warned
+            assert 'custom or directory format' in warned[0], warned
+            assert logged == [('REFRESH MATERIALIZED VIEW',)], logged
+        else:
+            assert warned == [] and logged == [], (warned, logged)
+    finally:
+        drop(pg, name, copy)
+
+
 # -- a target a DBA configured without creating anything in it ---------------------------------------------------------
 # {db}: the target's quoted name. Each leaves a database that a DBA prepared (the application's schema rights, its
 # settings, a note of what it is for): the swap's DROP DATABASE would take that work with it.
