@@ -95,8 +95,8 @@ def test_a_plain_dump_whose_audit_trigger_fired_on_the_refresh_says_so(pg, tmp_p
     copy = name + '_copy'
     pg.sql('CREATE DATABASE %s TEMPLATE template0' % qi(name))
     try:
-        audit_only = GUARD.split('CREATE EVENT TRIGGER no_ddl')[0] + 'CREATE EVENT TRIGGER log_ddl' + \
-            GUARD.split('CREATE EVENT TRIGGER log_ddl')[1]
+        audit_only = GUARD.split('CREATE EVENT TRIGGER no_ddl', maxsplit=1)[0] + 'CREATE EVENT TRIGGER log_ddl' + \
+            GUARD.split('CREATE EVENT TRIGGER log_ddl', maxsplit=1)[1]
         pg.sql(EVENT_BASE + audit_only.format(mode='REPLICA'), database=name)
         dest = backup(tmp_path, pg, name, format='plain')
         result = restore(tmp_path, pg, dest, source_database=name, database=copy)

@@ -1369,8 +1369,8 @@ def toc_passes(listing: str, verbose: str = '') -> Tuple[List[str], List[str], L
         if table_oid == _PG_EVENT_TRIGGER and rest.startswith(_EVENT_TRIGGER):
             last.append(dump_id)
             triggers.add(dump_id)
-            tags.update('%s - EVENT TRIGGER %s' % (kind, rest[len(_EVENT_TRIGGER):]) for kind in ('COMMENT',
-                                                                                                'SECURITY LABEL'))
+            name_owner = rest[len(_EVENT_TRIGGER):]
+            tags.update('%s - EVENT TRIGGER %s' % (kind, name_owner) for kind in ('COMMENT', 'SECURITY LABEL'))
         elif triggers.intersection(deps) or (table_oid == '0' and rest in tags):
             last.append(dump_id)
             triggers.add(dump_id)
