@@ -59,11 +59,13 @@ description:
     sets what pg_dump does not carry in the copy, and get their own state back (C(ENABLE), C(ENABLE REPLICA),
     C(ENABLE ALWAYS)) before the swap. On PostgreSQL 17 and later every session of a superuser's restore in the copy
     and the target starts with C(event_triggers=off): no event trigger of any mode fires on them, login triggers
-    included. Before PostgreSQL 17 no setting silences them all: one set to C(ENABLE REPLICA) or C(ENABLE ALWAYS)
-    (a logical subscriber's DDL guard) fires at the load's C(REFRESH MATERIALIZED VIEW), which pg_dump puts after
-    C(CREATE EVENT TRIGGER) (a guard that refuses DDL fails the restore with its message, nothing changed; an
-    audit trigger logs the refresh); set it C(ENABLE) or disable it in the source before the backup, or restore
-    on PostgreSQL 17+."
+    included. Before PostgreSQL 17 no setting silences one set to C(ENABLE REPLICA) or C(ENABLE ALWAYS) (a logical
+    subscriber's DDL guard): a custom or directory format backup is loaded with the event triggers created after
+    everything else (after C(REFRESH MATERIALIZED VIEW), which pg_dump puts after C(CREATE EVENT TRIGGER)), any
+    O(jobs); a plain format backup is one psql script run in pg_dump's order, so such a trigger fires at its
+    C(REFRESH MATERIALIZED VIEW) (a guard that refuses DDL fails the restore with its message and what to do,
+    nothing changed; an audit trigger logs the refresh, and the result warns so): back up in custom or directory
+    format, set it C(ENABLE) or disable it in the source before the backup, or restore on PostgreSQL 17+."
   - "PostgreSQL, logical: the roles the backup refers to (owners, grantees, roles of row-level security
     policies) are looked up on the target server first; missing ones stop the restore before anything is
     created, naming them."

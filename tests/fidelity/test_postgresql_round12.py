@@ -38,39 +38,77 @@ ALTER EVENT TRIGGER no_ddl ENABLE {mode};
 CREATE EVENT TRIGGER log_ddl ON ddl_command_end EXECUTE FUNCTION app.log_ddl();
 ALTER EVENT TRIGGER log_ddl ENABLE {mode};
 '''
+GUARD_COMMENTS = '''
+COMMENT ON EVENT TRIGGER no_ddl IS 'set app.allow_ddl = on to deploy';
+COMMENT ON EVENT TRIGGER log_ddl IS 'the DDL audit';
+'''
+EVENT_STATES = "SELECT evtname, evtenabled, obj_description(oid, 'pg_event_trigger') FROM pg_event_trigger ORDER BY 1"
 
 
 @pytest.mark.parametrize('fmt', ('custom', 'directory', 'plain'))
 @pytest.mark.parametrize('mode', ('REPLICA', 'ALWAYS'))
 def test_event_triggers_enabled_replica_or_always_stay_still(pg, tmp_path, mode, fmt):
     """A DDL guard and an audit trigger set ENABLE REPLICA (or ALWAYS), with a materialized view the dump refreshes
-    after creating them. PostgreSQL 17+ (event_triggers=off on the restore's sessions): the restore loads it (the
-    guard refused the REFRESH before), the audit table gains no row of the load, and both triggers come back in their
-    mode. Before 17 no setting silences them (the module's documentation says so): the guard refuses the load's
-    REFRESH, and the run fails with its message, rolled back, the target never created."""
+    after creating them. The restore loads it with jobs 1 (custom: from the compressed stream; directory: from the
+    files) and 2 (the guard refused the REFRESH before), the audit table gains no row of the load, and both triggers
+    come back in their mode, with their comment. PostgreSQL 17+: the restore's sessions start with
+    event_triggers=off. Before 17 (no setting silences them) pg_restore creates the event triggers after everything
+    else of the load; a plain dump (one psql script, in pg_dump's order) cannot be reordered: the guard refuses the
+    load's REFRESH, and the run fails with its message and what to do, rolled back, the target never created."""
     name = 'fid_evt12_%s' % uuid.uuid4().hex[:6]
     copy = name + '_copy'
     pg.sql('CREATE DATABASE %s TEMPLATE template0' % qi(name))
     try:
-        pg.sql(EVENT_BASE + GUARD.format(mode=mode), database=name)
+        pg.sql(EVENT_BASE + GUARD.format(mode=mode) + GUARD_COMMENTS, database=name)
         expected = snapshot(pg, name)
-        states = pg.sql('SELECT evtname, evtenabled FROM pg_event_trigger ORDER BY 1', database=name)
-        assert [s for _n, s in states] == [mode[0]] * 2
+        states = pg.sql(EVENT_STATES, database=name)
+        assert [s[1] for s in states] == [mode[0]] * 2 and states[1][2] == 'set app.allow_ddl = on to deploy', states
         dest = backup(tmp_path, pg, name, format=fmt)
-        if int(pg.sql('SHOW server_version_num')[0][0]) < 170000:
+        if fmt == 'plain' and int(pg.sql('SHOW server_version_num')[0][0]) < 170000:
             result = restore(tmp_path, pg, dest, source_database=name, database=copy)
             assert result.rc != 0
             msg = result.result('restore')['msg']
             assert 'DDL is frozen in this database (REFRESH MATERIALIZED VIEW)' in msg and 'rolled back' in msg, msg
+            assert 'ENABLE %s' % mode in msg and 'no_ddl' in msg and 'custom or directory format' in msg, msg
             assert pg.sql("SELECT count(*)::text FROM pg_database WHERE datname = '%s'" % copy) == [('0',)]
             assert leftovers(pg) == []
             return
         for jobs in ((1, 2) if fmt != 'plain' else (1,)):
             result = restore(tmp_path, pg, dest, source_database=name, database=copy, jobs=jobs, replace=True)
             assert result.rc == 0, result.stdout[-4000:]
+            if fmt == 'custom' and jobs == 1:   # the compressed dump read as a stream, with a -L list
+                assert 'the event triggers last' in result.result('restore')['method_detail'], result.result('restore')
             assert_same(expected, snapshot(pg, copy), 'restore under another name (jobs=%d)' % jobs)
-            assert pg.sql('SELECT evtname, evtenabled FROM pg_event_trigger ORDER BY 1', database=copy) == states
+            assert pg.sql(EVENT_STATES, database=copy) == states
+            assert pg.sql('SELECT count(*)::text FROM app.ddl_log', database=copy) == \
+                pg.sql('SELECT count(*)::text FROM app.ddl_log', database=name)
         assert leftovers(pg) == []
+    finally:
+        drop(pg, name, copy)
+
+
+def test_a_plain_dump_whose_audit_trigger_fired_on_the_refresh_says_so(pg, tmp_path):
+    """A plain dump (one psql script in pg_dump's order) with a DDL audit trigger set ENABLE REPLICA and no guard:
+    before PostgreSQL 17 it fires on the script's REFRESH MATERIALIZED VIEW (the copy's audit table holds a row of
+    the load), and the run warns naming it and what to do; 17+ (event_triggers=off) restores it as it was."""
+    name = 'fid_evp12_%s' % uuid.uuid4().hex[:6]
+    copy = name + '_copy'
+    pg.sql('CREATE DATABASE %s TEMPLATE template0' % qi(name))
+    try:
+        audit_only = GUARD.split('CREATE EVENT TRIGGER no_ddl', maxsplit=1)[0] + 'CREATE EVENT TRIGGER log_ddl' + \
+            GUARD.split('CREATE EVENT TRIGGER log_ddl', maxsplit=1)[1]
+        pg.sql(EVENT_BASE + audit_only.format(mode='REPLICA'), database=name)
+        dest = backup(tmp_path, pg, name, format='plain')
+        result = restore(tmp_path, pg, dest, source_database=name, database=copy)
+        assert result.rc == 0, result.stdout[-4000:]
+        warned = [w for w in result.result('restore').get('warnings') or [] if 'REFRESH MATERIALIZED VIEW' in w]
+        logged = pg.sql('SELECT tag FROM app.ddl_log ORDER BY id', database=copy)
+        if int(pg.sql('SHOW server_version_num')[0][0]) < 170000:
+            assert len(warned) == 1 and '"log_ddl" (ENABLE REPLICA)' in warned[0], warned
+            assert 'custom or directory format' in warned[0], warned
+            assert logged == [('REFRESH MATERIALIZED VIEW',)], logged
+        else:
+            assert warned == [] and logged == [], (warned, logged)
     finally:
         drop(pg, name, copy)
 

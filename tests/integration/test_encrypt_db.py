@@ -276,7 +276,14 @@ def test_postgresql_encrypted_custom_dump(pg_db, tmp_path, keys):
     server = pg_db.server
     pg_db.sql("CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL, price numeric(10,2));"
               "INSERT INTO items SELECT g, 'confidential-' || md5(g::text), g * 1.5 FROM generate_series(1, 20000) g;"
-              "CREATE VIEW cheap AS SELECT * FROM items WHERE price < 100;")
+              "CREATE VIEW cheap AS SELECT * FROM items WHERE price < 100;"
+              # a DDL freeze that fires under the load's session_replication_role=replica (before PostgreSQL 17):
+              # jobs=1 reads the decrypted head's listing to create it after the matview's REFRESH
+              "CREATE MATERIALIZED VIEW dear AS SELECT count(*) AS n FROM items WHERE price >= 100;"
+              "CREATE FUNCTION no_ddl() RETURNS event_trigger LANGUAGE plpgsql AS "
+              "$$ BEGIN RAISE EXCEPTION 'DDL is frozen (%)', tg_tag; END $$;"
+              "CREATE EVENT TRIGGER enc_no_ddl ON ddl_command_start EXECUTE FUNCTION no_ddl();"
+              "ALTER EVENT TRIGGER enc_no_ddl ENABLE ALWAYS;")
     expected = pg_fingerprint(server, pg_db.name)
     dest = tmp_path / 'backups'
     extravars = {'pg_password': server.password, 'backup_identity': key.secret}
@@ -323,11 +330,14 @@ def test_postgresql_encrypted_custom_dump(pg_db, tmp_path, keys):
             assert result.rc == 0, result.stdout[-3000:]
             res = result.result('restore')
             assert res['encrypted'] == [dump['id']] and res['jobs'] == jobs
+            assert jobs == 2 or 'the event triggers last' in res['method_detail'], res['method_detail']
+            assert server.sql("SELECT evtenabled FROM pg_event_trigger", database=copy) == [('A',)]
             assert pg_fingerprint(server, copy) == expected
             assert key.secret not in result.stdout and server.password not in result.stdout
         assert pg_databases(server, '%opsready%') == []
     finally:
         server.sql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % copy)
+        pg_db.sql('DROP EVENT TRIGGER IF EXISTS enc_no_ddl')
 
 
 def test_postgresql_encrypted_base_backup_compressed_by_pg_basebackup(pg_db, tmp_path, keys):

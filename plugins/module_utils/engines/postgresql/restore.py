@@ -68,7 +68,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.streami
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import GLOBALS, kill_and_reap
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
-    grow_pipe, is_encrypted, open_artifact, pipe_artifact_into)
+    check_decryptable, grow_pipe, is_encrypted, open_artifact, pipe_artifact_into)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.dbprops import (
     BUILT_IN_EXTENSIONS, EXTENSION_COMMENTS_SQL, EXTENSION_MEMBERS_ALL_SQL, RAW_PREFIX, apply_statements,
     before_load_statements, builtin_extension_comments, create_options, describe,
@@ -1189,8 +1189,9 @@ def _send(fd: int, out: int, offset: int, count: int) -> int:
 # another role does without (a dump with event triggers fails at CREATE EVENT TRIGGER there, as before). The data is
 # loaded before the tables' triggers and foreign keys are created (post-data; toc_passes keeps it so under -j N for a
 # partitioned table's), so nothing else of the load changes.
-# An event trigger set to ENABLE ALWAYS fires all the same, and one set to ENABLE REPLICA fires because of it: those
-# states are rare (the load reaches them only at REFRESH MATERIALIZED VIEW) and the module's documentation says so.
+# An event trigger set to ENABLE ALWAYS fires all the same, and one set to ENABLE REPLICA fires because of it:
+# pg_restore creates them after everything else of the load (toc_passes' last run; serial_list for jobs=1, from a
+# file or a stream), so they fire on none of it; a plain dump's psql script cannot be reordered (_PLAIN_FIRES).
 QUIET_EVENT_TRIGGERS = '-c session_replication_role=replica'
 
 
@@ -1239,9 +1240,16 @@ def _load(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, d
         return from_file(manifest.path, 'pg_restore -j %d (directory format)' % jobs)
     if jobs == 1 and not split:
         argv = [engine.tool('pg_restore')] + common
-        pipe_artifact_into(engine.runner, manifest, argv, 'pg_restore', env=env, identities=engine.identities,
-                           verify=verify)
-        return {'method': 'pg_restore (stdin stream)', 'jobs': 1}
+        order = serial_list(_head_listing(engine, manifest))
+        if order is None:
+            pipe_artifact_into(engine.runner, manifest, argv, 'pg_restore', env=env, identities=engine.identities,
+                               verify=verify)
+            return {'method': 'pg_restore (stdin stream)', 'jobs': 1}
+        # the stream is pg_restore's stdin: the list goes through a file
+        with secret_file(order, prefix='opsready-pg-list-', suffix='.txt', directory=request.tmpdir) as listed:
+            pipe_artifact_into(engine.runner, manifest, argv + ['-L', listed], 'pg_restore', env=env,
+                               identities=engine.identities, verify=verify)
+        return {'method': 'pg_restore (stdin stream, the event triggers last)', 'jobs': 1}
     if manifest.data['compression'] == 'none' and not is_encrypted(manifest):
         return from_file(manifest.path, 'pg_restore -j %d' % jobs)
     local = copier is None   # no restore() around this call to discard the copier: its copy goes before return
@@ -1273,6 +1281,8 @@ _PG_CONSTRAINT = '2606'
 _PG_TYPE = '1247'
 _PG_CLASS = '1259'
 _PG_TRIGGER = '2620'
+_PG_EVENT_TRIGGER = '3466'
+_EVENT_TRIGGER = 'EVENT TRIGGER - '   # its schema is always "-": "3466 <oid> EVENT TRIGGER - <name> <owner>"
 
 
 def _toc_entries(listing: str) -> List[Tuple[str, str, str]]:
@@ -1314,13 +1324,19 @@ def may_hold_back(listing: str) -> bool:
                for _id, table_oid, rest in _toc_entries(listing))
 
 
-def toc_passes(listing: str, verbose: str = '') -> Tuple[List[str], List[str], List[str]]:
+def has_event_triggers(listing: str) -> bool:
+    """Whether a ``pg_restore --list`` creates an event trigger (``toc_passes`` puts them in a run of their own)."""
+    return any(table_oid == _PG_EVENT_TRIGGER and rest.startswith(_EVENT_TRIGGER)
+               for _id, table_oid, rest in _toc_entries(listing))
+
+
+def toc_passes(listing: str, verbose: str = '') -> Tuple[List[str], List[str], List[str], List[str]]:
     """The dump ids of a ``pg_restore --list`` in the runs a parallel restore needs: the main one; the ACL
-    one (``ACL``, ``ACL LANGUAGE``, ``DEFAULT ACL``); the one after the data and the ACLs. The last holds
-    pg_restore's own pass after the ACLs (pg_backup_archiver.c, ``_tocEntryRestorePass``: ``MATERIALIZED VIEW
-    DATA``, whose refresh runs as the view's owner and may need the grants, ``EVENT TRIGGER`` and an event
-    trigger's comment), and a constraint that pg_dump puts in post-data (NOT VALID: rows break it) on a domain, a
-    partitioned table or an inheritance parent, and a partitioned table's trigger. pg_restore -j makes a table's
+    one (``ACL``, ``ACL LANGUAGE``, ``DEFAULT ACL``); the one after the data and the ACLs; the event triggers'.
+    The third holds pg_restore's own pass after the ACLs (pg_backup_archiver.c, ``_tocEntryRestorePass``:
+    ``MATERIALIZED VIEW DATA``, whose refresh runs as the view's owner and may need the grants), and a constraint
+    that pg_dump puts in post-data (NOT VALID: rows break it) on a domain, a partitioned table or an inheritance
+    parent, and a partitioned table's trigger. pg_restore -j makes a table's
     constraint or trigger wait for that table's data only; these depend on none (a domain, a partitioned table
     have no data) or not on all the tables they reach (an inheritance parent's children, a partitioned table's
     partitions, which get its triggers), so one may be added beside, or before, the COPY of a partition, a child
@@ -1330,20 +1346,38 @@ def toc_passes(listing: str, verbose: str = '') -> Tuple[List[str], List[str], L
     a BEFORE trigger rewrites the restored values, an audit trigger logs the load. Whatever depends on an entry of
     the last run (the constraint's comment) goes with it. ``verbose``, the ``--list --verbose`` (``toc_dependencies``),
     tells which entries depend on which: without it, no constraint is held back. Each in the listing's (the dump's)
-    order."""
+    order.
+    The last run holds the ``EVENT TRIGGER`` entries (with the ``ALTER EVENT TRIGGER ... ENABLE REPLICA/ALWAYS`` of
+    their definition) and their comments and security labels, which fire none: pg_restore's own pass puts them before
+    the REFRESH MATERIALIZED VIEW (pg_dump sorts them so), and before PostgreSQL 17 one set ENABLE REPLICA or ENABLE
+    ALWAYS fires under the load's session_replication_role=replica: a DDL guard refused the REFRESH (the restore
+    failed), an audit trigger logged it. Created after everything else of the load, they fire on none of it.
+    A comment or security label goes there by its dependency on an event trigger (``verbose``), or by its tag, the
+    trigger's own ("0 0 COMMENT - EVENT TRIGGER <name> <owner>" after "3466 <oid> EVENT TRIGGER - <name> <owner>"):
+    a comment on a table's trigger in a schema named "- EVENT" looks alike but names no event trigger (run after a
+    DDL guard, it would be refused)."""
     depends, guarded = toc_dependencies(verbose)
     main: List[str] = []
     acl: List[str] = []
     post: List[str] = []
+    last: List[str] = []
     late: Set[str] = set()
+    triggers: Set[str] = set()
+    tags: Set[str] = set()   # the tags of the event triggers' comments and security labels
     for dump_id, table_oid, rest in _toc_entries(listing):
         deps = depends.get(dump_id, [])
-        if (table_oid == '0' and rest.startswith('ACL ')) or (
+        if table_oid == _PG_EVENT_TRIGGER and rest.startswith(_EVENT_TRIGGER):
+            last.append(dump_id)
+            triggers.add(dump_id)
+            name_owner = rest[len(_EVENT_TRIGGER):]
+            tags.update('%s - EVENT TRIGGER %s' % (kind, name_owner) for kind in ('COMMENT', 'SECURITY LABEL'))
+        elif triggers.intersection(deps) or (table_oid == '0' and rest in tags):
+            last.append(dump_id)
+            triggers.add(dump_id)
+        elif (table_oid == '0' and rest.startswith('ACL ')) or (
                 table_oid == _PG_DEFAULT_ACL and rest.startswith('DEFAULT ACL ')):
             acl.append(dump_id)
-        elif (rest.startswith('EVENT TRIGGER ') or (table_oid == '0' and rest.startswith('MATERIALIZED VIEW DATA '))
-              # a trigger's comment in a schema named "- EVENT" matches too: it only moves after the ACLs
-              or rest.startswith('COMMENT - EVENT TRIGGER ')
+        elif ((table_oid == '0' and rest.startswith('MATERIALIZED VIEW DATA '))
               or (table_oid in (_PG_CONSTRAINT, _PG_TRIGGER) and guarded.intersection(deps))
               # a dump lists an entry after those it depends on
               or late.intersection(deps)):
@@ -1351,7 +1385,19 @@ def toc_passes(listing: str, verbose: str = '') -> Tuple[List[str], List[str], L
             late.add(dump_id)
         else:
             main.append(dump_id)
-    return main, acl, post
+    return main, acl, post, last
+
+
+def serial_list(listing: str) -> Optional[str]:
+    """The ``-L`` list of a serial pg_restore (jobs=1) that creates the event triggers after everything else
+    (``toc_passes``' last run; pg_restore without -j keeps the list's order within each of its passes, from a file
+    or from a stream: no data entry moves); None when the dump has no event trigger (no list needed)."""
+    if not has_event_triggers(listing):
+        return None
+    last = toc_passes(listing)[3]
+    moved = set(last)
+    ids = [i for i, _table_oid, _rest in _toc_entries(listing) if i not in moved] + last
+    return ''.join('%s;\n' % i for i in ids)
 
 
 def restore_in_parallel(engine: PostgresEngine, tool: List[str], jobs: int, sections: List[str], path: str,
@@ -1366,27 +1412,78 @@ def restore_in_parallel(engine: PostgresEngine, tool: List[str], jobs: int, sect
     restore fails on rows the source kept. So the archive's listing splits the load in three runs: the main
     entries with -j N, the ACLs in one session in the dump's order (as pg_restore without -j), then the entries
     that must follow the data and the ACLs with -j N. The lists hold only the entries' ids ("ID;" lines) and
-    reach pg_restore on its stdin. With neither ACLs to restore (none in the dump, or ``privileges`` false:
-    --no-privileges) nor entries to hold back, or with jobs=1 (the dump's order): one pg_restore, as before."""
+    reach pg_restore on its stdin. The event triggers come last, in one session (``toc_passes``). With neither ACLs
+    to restore (none in the dump, or ``privileges`` false: --no-privileges) nor entries to hold back: one
+    pg_restore, as before. With jobs=1 (the dump's order): one pg_restore, with a ``-L`` list that moves the event
+    triggers to the end when the dump has some (``serial_list``)."""
     what = ' '.join(['pg_restore -j %d' % jobs] + sections)
-    if jobs > 1:
-        _rc, listing, _err = engine.runner.run([tool[0], '--list'] + sections + [path], what='pg_restore --list')
-        verbose = ''
-        if may_hold_back(listing):
-            _rc, verbose, _err = engine.runner.run([tool[0], '--list', '--verbose'] + sections + [path],
-                                                   what='pg_restore --list --verbose')
-        main, acl, post = toc_passes(listing, verbose)
+    # no login, reads the archive's head (~5 ms)
+    _rc, listing, _err = engine.runner.run([tool[0], '--list'] + sections + [path], what='pg_restore --list')
+    verbose = ''
+    if jobs > 1 and may_hold_back(listing):
+        _rc, verbose, _err = engine.runner.run([tool[0], '--list', '--verbose'] + sections + [path],
+                                               what='pg_restore --list --verbose')
+    if jobs == 1:
+        order = serial_list(listing)
+        if order is not None:
+            engine.runner.run(tool + ['-L', '/dev/stdin'] + sections + [path], env=env, data=order.encode('ascii'),
+                              what=what + ' (the event triggers last)')
+            return
+    else:
+        main, acl, post, last = toc_passes(listing, verbose)
         if not privileges:
             acl = []   # --no-privileges: left out either way
-        if acl or post:
+        if acl or post or last:
             steps = [(main, ['-j', str(jobs)], what), (acl, [], what + ' (privileges, one at a time)'),
-                     (post, ['-j', str(jobs)], what + ' (after the data and the privileges)')]
+                     (post, ['-j', str(jobs)], what + ' (after the data and the privileges)'),
+                     (last, [], what + ' (the event triggers, after everything else)')]
             for ids, options, label in steps:
                 if ids:
                     engine.runner.run(tool + options + ['-L', '/dev/stdin'] + sections + [path], env=env,
                                       data=''.join('%s;\n' % i for i in ids).encode('ascii'), what=label)
             return
     engine.runner.run(tool + ['-j', str(jobs)] + sections + [path], env=env, what=what)
+
+
+def _head_listing(engine: PostgresEngine, manifest: Manifest) -> str:
+    """``pg_restore --list`` of an archive that is read as a stream (compressed, encrypted): it reads the archive's
+    head (its table of contents) and exits, so only that much is decrypted and decompressed, unchecked (the load's
+    own read checks the whole artifact, and a list that does not match it fails that load). For ``serial_list``;
+    '' when it cannot be read (the load reports what is wrong with the artifact)."""
+    argv = [engine.tool('pg_restore'), '--list']
+    try:
+        check_decryptable(manifest, engine.identities or [])
+        proc = engine.runner.popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    except Exception:  # the load reports it with its own reason
+        return ''
+    out: List[bytes] = []
+    # read while it is fed: a long listing would fill the pipe before pg_restore stops reading its stdin
+    reader = threading.Thread(target=lambda: out.append(proc.stdout.read() if proc.stdout else b''),
+                              name='opsready-restore-list', daemon=True)
+    try:
+        reader.start()
+        with open_decompressed(manifest.path, manifest.data['compression'], manifest.data.get('encryption'),
+                               list(engine.identities or [])) as source:
+            while True:
+                data = source.read(CHUNK)
+                if not data:
+                    break
+                try:
+                    proc.stdin.write(data)   # type: ignore[union-attr]
+                except BrokenPipeError:   # pg_restore --list has read the table of contents and exited
+                    break
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.close()   # type: ignore[union-attr]
+        reader.join()
+        engine.runner.finish(proc, argv, what='pg_restore --list')
+    except Exception:  # a corrupt head: the load's checked read reports it
+        kill_and_reap(proc)
+        reader.join()
+        return ''
+    except BaseException:
+        kill_and_reap(proc)
+        raise
+    return b''.join(out).decode('utf-8', 'replace')
 
 
 def _toc_argv(engine: PostgresEngine, manifest: Manifest) -> Optional[List[str]]:
@@ -1720,20 +1817,22 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
         # ANALYZE in the temporary database, before the swap: the restored database takes the name with its
         # statistics (no window without them), and the object count comes in the same session, with the count of
         # enabled event triggers (ANALYZE is no DDL: none fires on it).
-        counts = engine.query(CATALOG_SEARCH_PATH + 'ANALYZE; SELECT (%s), (%s), (%s), (%s)'
-                              % (USER_OBJECTS, foreign.COUNT_SQL, foreign.REACH_SQL, ENABLED_EVENT_TRIGGERS),
-                              database=temp)[0]
+        counts = engine.query(CATALOG_SEARCH_PATH + 'ANALYZE; SELECT (%s), (%s), (%s), (%s), (%s)'
+                              % (USER_OBJECTS, foreign.COUNT_SQL, foreign.REACH_SQL, ENABLED_EVENT_TRIGGERS,
+                                 POPULATED_MATVIEWS), database=temp)[0]
         objects = int(counts[0])
         timer.lap('analyze')
         # The copy's own event triggers stay off while this run's statements change it (a DDL freeze refused them),
         # and are set back as the dump left them before the database's properties and the swap. Looked up only in a
         # copy that has some: a psql run of its own (a login) on every restore was the fixed cost's third.
         held = hold_event_triggers(engine, temp) if superuser and not silenced and counts[3:4] != ['0'] else []
+        fired = _plain_fired_warnings(manifest, held, counts[4:5] not in ([], ['0']))
         # Before the swap: under foreign_servers=disable the target's name never holds servers (or subscriptions)
         # that reach the remote.
         servers = foreign.handle(engine, temp, request.foreign_servers) if int(counts[1]) else None
         reached = foreign.reach(engine, temp, request.foreign_servers, counts[2] if len(counts) > 2 else '')
-        reached['warnings'] = reached['warnings'] + extension_member_warnings(engine, request, manifest, temp)
+        reached['warnings'] = reached['warnings'] + fired + extension_member_warnings(engine, request, manifest,
+                                                                                      temp)
         # before the database's own settings (default_transaction_read_only = on would refuse it in a new session);
         # what follows in the copy (ALTER DATABASE/ROLE ... SET, COMMENT ON DATABASE) fires no event trigger
         release_event_triggers(engine, temp, held)
@@ -1758,10 +1857,11 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
                              % (manifest.id, manifest.kind, exc.message, temp, _copy_fate(temp, left), target),
                              artifact=manifest.id, path=manifest.path, target=target)
     except ToolError as exc:
+        hint = _plain_event_trigger_hint(engine, manifest, temp) if superuser and not silenced else ''
         left = discard_copy(engine, temp)
         raise OpsReadyError('Restore of %s into %s failed and was rolled back (the temporary database %s %s; %s is '
-                            'as it was): %s' % (manifest.id, target, temp, _copy_fate(temp, left), target,
-                                                _server_error(exc)),
+                            'as it was): %s%s' % (manifest.id, target, temp, _copy_fate(temp, left), target,
+                                                  _server_error(exc), hint),
                             target=target, stderr=exc.stderr)
     except BaseException:
         discard_copy(engine, temp)
@@ -1807,6 +1907,48 @@ def _version_num(rows: List[List[str]]) -> int:
 # An event trigger's state (pg_event_trigger.evtenabled) and the ALTER EVENT TRIGGER clause that gives it.
 EVENT_TRIGGER_STATES = {'O': 'ENABLE', 'R': 'ENABLE REPLICA', 'A': 'ENABLE ALWAYS'}
 ENABLED_EVENT_TRIGGERS = "SELECT count(*) FROM pg_catalog.pg_event_trigger WHERE evtenabled <> 'D'"
+POPULATED_MATVIEWS = "SELECT count(*) FROM pg_catalog.pg_class WHERE relkind = 'm' AND relispopulated"
+# Before PostgreSQL 17 a plain dump's event triggers set so fire on the rest of its script (session_replication_role
+# =replica silences only ENABLE ones), and a psql script cannot be reordered as pg_restore's -L list does: reading it
+# for that would mean parsing SQL (dollar quotes, COPY data) on the way, where a mistake loads something else than
+# the dump. What follows CREATE EVENT TRIGGER there is the REFRESH MATERIALIZED VIEW statements only (pg_dump sorts
+# them last): a DDL guard fails the load (the copy is dropped, the target untouched), an audit trigger logs them.
+_PLAIN_FIRES = ('before PostgreSQL 17 a plain-format dump (one psql script, run in pg_dump\'s order) creates its event '
+                'triggers before its REFRESH MATERIALIZED VIEW statements, and one set ENABLE REPLICA or ENABLE '
+                'ALWAYS fires on them (no setting silences it); a custom or directory format backup is restored with '
+                'the event triggers created last. Back up in custom or directory format, set the trigger ENABLE (or '
+                'disable it) in the source before the backup, or restore on PostgreSQL 17+')
+
+
+def _firing(held: List[Tuple[str, str]]) -> str:
+    return ', '.join('%s (%s)' % (quote_ident(name), EVENT_TRIGGER_STATES[state]) for name, state in held
+                     if state in ('R', 'A'))
+
+
+def _plain_event_trigger_hint(engine: PostgresEngine, manifest: Manifest, temp: str) -> str:
+    """What to do when a plain dump's load failed with event triggers set ENABLE REPLICA/ALWAYS in the copy (a DDL
+    guard refusing the script's REFRESH MATERIALIZED VIEW): '' for another format, or when there are none."""
+    if (manifest.data.get('format') or 'custom') != 'plain':
+        return ''
+    try:
+        rows = engine.query(CATALOG_SEARCH_PATH + "SELECT encode(convert_to(evtname::text, 'UTF8'), 'hex'), "  # nosec B608 # constants
+                            "evtenabled FROM pg_event_trigger WHERE evtenabled IN ('R', 'A') ORDER BY 1",
+                            database=temp)
+    except (OpsReadyError, OSError):   # the copy's state cannot be told: the error says what failed
+        return ''
+    firing = _firing([(bytes.fromhex(r[0]).decode('utf-8'), r[1]) for r in rows if len(r) > 1])
+    return ('. The dump\'s event trigger(s) %s were in place when the load failed: %s.' % (firing, _PLAIN_FIRES)
+            if firing else '')
+
+
+def _plain_fired_warnings(manifest: Manifest, held: List[Tuple[str, str]], refreshed: bool) -> List[str]:
+    """A plain dump's load that went through with event triggers set ENABLE REPLICA/ALWAYS and materialized views
+    refreshed: they fired on the refresh (what an audit trigger logged stays in the restored database)."""
+    firing = _firing(held)
+    if (manifest.data.get('format') or 'custom') != 'plain' or not refreshed or not firing:
+        return []
+    return ['Event trigger(s) %s fired on the load\'s REFRESH MATERIALIZED VIEW statements (what they record, '
+            'such as a DDL audit log, holds rows of the load): %s.' % (firing, _PLAIN_FIRES)]
 
 
 def hold_event_triggers(engine: PostgresEngine, database: str) -> List[Tuple[str, str]]:

@@ -1,13 +1,14 @@
 # -*- coding: utf-8 -*-
 """``restore.toc_passes``: the entries of a ``pg_restore --list`` in pg_restore's three restore passes (main, ACL,
-after the ACLs), whatever the names: a desc, a schema and a name may all hold spaces, so look-alikes (a column
-DEFAULT in a schema named "ACL", a MATERIALIZED VIEW in a schema named "DATA", a trigger's comment in a schema named
-"- EVENT") are told apart by their catalog ids. The lines are as pg_restore 15 prints them."""
+after the ACLs) and a last run (the event triggers), whatever the names: a desc, a schema and a name may all hold
+spaces, so look-alikes (a column DEFAULT in a schema named "ACL", a MATERIALIZED VIEW in a schema named "DATA", a
+trigger's comment in a schema named "- EVENT") are told apart by their catalog ids. The lines are as pg_restore 15
+prints them."""
 
 from __future__ import annotations
 
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.restore import (
-    may_hold_back, toc_dependencies, toc_passes)
+    has_event_triggers, may_hold_back, serial_list, toc_dependencies, toc_passes)
 
 LISTING = """;
 ; Archive created at 2026-12-06 17:40:55 UTC
@@ -35,16 +36,32 @@ LISTING = """;
 
 
 def test_entries_fall_in_pg_restores_passes():
-    main, acl, post = toc_passes(LISTING)
+    main, acl, post, last = toc_passes(LISTING)
     assert acl == ['3359', '3362', '3363', '3367', '2037', '2038']
-    # the last COMMENT is a trigger's in a schema named "- EVENT": moving it after the ACLs is harmless
-    assert post == ['3350', '3400', '3401', '3402']
-    assert main == ['6', '215', '3360', '217', '3349', '3204']
+    assert post == ['3350']
+    # the event trigger and its comment after everything else; the last COMMENT is a table trigger's in a schema
+    # named "- EVENT" (no event trigger of that name): run after a DDL guard it would be refused, so it stays
+    assert last == ['3400', '3401']
+    assert main == ['6', '215', '3360', '217', '3349', '3204', '3402']
 
 
 def test_an_empty_or_header_only_listing_has_no_entries():
-    assert toc_passes('') == ([], [], [])
-    assert toc_passes(';\n; Selected TOC Entries:\n;\n') == ([], [], [])
+    assert toc_passes('') == ([], [], [], [])
+    assert toc_passes(';\n; Selected TOC Entries:\n;\n') == ([], [], [], [])
+    assert serial_list('') is None and serial_list(VERBOSE) is None
+
+
+def test_a_serial_restore_creates_the_event_triggers_last():
+    """pg_restore without -j keeps a -L list's order (from a file and from a stream: no data entry moves): the
+    event triggers and what goes with them move after the REFRESH MATERIALIZED VIEW, the rest keeps the dump's order
+    (ACLs included: pg_restore's own passes still put them after the main entries)."""
+    listing = LISTING.replace('3402; 0 0 COMMENT - EVENT TRIGGER trg ON tbl owner\n',
+                              '3402; 0 0 SECURITY LABEL - EVENT TRIGGER acl10_evt postgres\n'
+                              '3403; 0 0 COMMENT - EVENT TRIGGER acl10_evt other\n')
+    assert has_event_triggers(listing) and not has_event_triggers(VERBOSE)
+    ids = [line.split(';')[0] for line in serial_list(listing).splitlines()]
+    assert ids == ['6', '3359', '215', '3360', '3362', '3363', '217', '3349', '3350', '3367', '3204', '3403', '2037',
+                   '2038', '3400', '3401', '3402']
 
 
 # ``pg_restore --list --verbose`` of a dump with a domain's NOT VALID constraint (pg_dump puts it in post-data,
@@ -109,7 +126,7 @@ HELD = ['1090', '1092', '3211', '3213', '3300', '3762', '3764']
 
 
 def test_a_constraint_reaching_rows_another_entry_loads_comes_after_the_data():
-    main, acl, post = toc_passes(VERBOSE, VERBOSE)
+    main, acl, post, _last = toc_passes(VERBOSE, VERBOSE)
     # pg_restore -j could add small_lt_100 before the COPY into dom ran: 'value for domain app3.small violates
     # check constraint' on the row the source kept; any constraint of a domain (a NOT NULL one, PostgreSQL 17);
     # a partitioned table's (before part1's COPY), an inheritance parent's (before its child's)
@@ -125,10 +142,10 @@ def test_the_runs_are_made_of_the_plain_listings_entries():
     # --section=post-data run): what is held back is still known, but no run is made of those
     plain = '\n'.join(line for line in VERBOSE.splitlines()
                       if 'depends on' not in line and not line.startswith(('3757;', '1089;', '214;', '216;')))
-    main, acl, post = toc_passes(plain, VERBOSE)
+    main, acl, post, _last = toc_passes(plain, VERBOSE)
     assert acl == [] and post == HELD and '214' not in main
     # without the dependencies nothing says which constraint is a domain's: kept where it was
-    main, acl, post = toc_passes(plain)
+    main, acl, post, _last = toc_passes(plain)
     assert post == [] and '1090' in main
 
 
