@@ -127,7 +127,7 @@ def test_prune_result_is_cut_to_max_listed_through_ansible(tmp_path):
     assert check['deleted'] == whole['deleted'][:25]
     for key in ('deleted_count', 'kept_count', 'leftovers_removed_count'):
         assert check[key] == real[key] == whole[key], key
-    assert run.result('say')['msg'] == '%d to delete, %d kept, cut True' % (whole['deleted_count'],
-                                                                          whole['kept_count'])
+    said = '%d to delete, %d kept, cut True' % (whole['deleted_count'], whole['kept_count'])
+    assert run.result('say')['msg'] == said
     assert not any(Path(p).exists() for p in whole['deleted']), 'every planned deletion is done, listed or not'
     assert all(Path(p).exists() for p in whole['kept'])
