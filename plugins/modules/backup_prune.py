@@ -96,12 +96,25 @@ options:
       - Unset - which keys are current is not known, every full counts.
     type: list
     elements: str
+  max_listed:
+    description:
+      - How many entries each of RV(deleted), RV(deleted_ids), RV(reasons), RV(kept) and RV(leftovers_removed) lists -
+        the oldest deletions (in deletion order), the first kept artifacts and leftovers by path. RV(deleted_count),
+        RV(kept_count) and RV(leftovers_removed_count) always count every one, and RV(lists_truncated) says whether a
+        list was cut. Check mode lists what the real run then lists. Every artifact the plan deletes is deleted,
+        listed or not.
+      - V(-1) lists every entry (at a year of hourly backups, ~200,000 manifests, about 46 MB of result, which
+        Ansible copies and encodes, and AWX stores with the job's events).
+      - Warnings, RV(broken_manifests), RV(content_checked) and RV(leftovers_left) are never cut.
+    type: int
+    default: 1000
 extends_documentation_fragment:
   - opsready.operations.retention
   - opsready.operations.check_mode
 notes:
   - With no keep rule at all nothing is deleted.
-  - Check mode lists what would be deleted; with C(--diff) the diff shows the artifact list before and after.
+  - Check mode lists what would be deleted; with C(--diff) the diff shows the artifact list before and after (every
+    artifact, whatever O(max_listed) says).
 seealso:
   - module: opsready.operations.db_backup
   - module: opsready.operations.backup_info
@@ -127,14 +140,55 @@ EXAMPLES = r'''
     keep_last: 3
   check_mode: true
   diff: true
+
+- name: Every path a large clean-up would delete, not only the oldest 1000 (a large result)
+  opsready.operations.backup_prune:
+    path: /var/backups/opsready/mariadb
+    keep_daily: 14
+    max_listed: -1
+  check_mode: true
+  register: plan
+
+- name: How many would go
+  ansible.builtin.debug:
+    msg: "{{ plan.deleted_count }} to delete, {{ plan.kept_count }} kept"
 '''
 
 RETURN = r'''
 deleted:
-  description: Artifacts deleted (or that would be, in check mode).
+  description:
+    - Artifacts deleted (or that would be, in check mode), in deletion order (oldest first) - the first O(max_listed)
+      of them; RV(deleted_count) counts every one.
   returned: success
   type: list
   elements: str
+deleted_ids:
+  description: The ids of the artifacts of RV(deleted), in the same order.
+  returned: success
+  type: list
+  elements: str
+deleted_count:
+  description: How many artifacts were deleted (or would be), whatever RV(deleted) lists.
+  returned: success
+  type: int
+kept_count:
+  description: How many artifacts are kept, whatever RV(kept) lists.
+  returned: success
+  type: int
+leftovers_removed_count:
+  description: How many leftovers were removed (or would be), whatever RV(leftovers_removed) lists.
+  returned: success
+  type: int
+lists_truncated:
+  description:
+    - True when RV(deleted), RV(deleted_ids), RV(reasons), RV(kept) or RV(leftovers_removed) lists fewer entries
+      than there are (more than O(max_listed)); RV(lists_note) then says how to get every one (O(max_listed=-1)).
+  returned: success
+  type: bool
+lists_note:
+  description: What the cut lists hold and how to list every entry.
+  returned: when RV(lists_truncated)
+  type: str
 origin_sets:
   description:
     - The sets holding several origins - C(engine), C(database), C(origins_relation) (C(successive) or
@@ -144,11 +198,12 @@ origin_sets:
   type: list
   elements: dict
 kept:
-  description: Artifacts kept, with the rule that keeps each.
+  description:
+    - Artifacts kept, with the rule that keeps each - the first O(max_listed) by path; RV(kept_count) counts every one.
   returned: success
   type: dict
 reasons:
-  description: Why each deleted artifact goes.
+  description: Why each artifact of RV(deleted) goes.
   returned: success
   type: dict
 content_checked:
@@ -170,7 +225,9 @@ broken_manifests:
   sample: [{manifest: /var/backups/pg/shop-full-20261101T004512123456Z.dump.zst.manifest.json,
             error: 'invalid JSON: Unterminated string starting at: line 1 column 30'}]
 leftovers_removed:
-  description: Files without a manifest older than O(leftover_min_age) that were removed (or would be).
+  description:
+    - Files without a manifest older than O(leftover_min_age) that were removed (or would be) - the first
+      O(max_listed) by path; RV(leftovers_removed_count) counts every one.
   returned: success
   type: list
   elements: str
@@ -188,7 +245,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
 from ansible_collections.opsready.operations.plugins.module_utils.backup import retention
-from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_prune import prune
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_prune import (
+    DEFAULT_MAX_LISTED, list_at_most, prune)
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.engines.names import CATALOG_ENGINES
 
@@ -203,6 +261,7 @@ def main():
             origin_succession=dict(type='bool', default=False),
             recipients=dict(type='list', elements='str'),
             verify_content=dict(type='bool', default=False),
+            max_listed=dict(type='int', default=DEFAULT_MAX_LISTED),
             **retention.argument_spec()
         ),
         required_one_of=[list(retention.KEEP_OPTIONS)],
@@ -210,6 +269,8 @@ def main():
     )
     no_path_info(module)
     p = module.params
+    if p['max_listed'] < -1:
+        module.fail_json(msg='max_listed must be -1 (every entry), 0 or more, not %d.' % p['max_listed'])
     try:
         policy = retention.Policy.from_params(p)
         policy.recipients = p['recipients']
@@ -226,7 +287,8 @@ def main():
         result['diff'] = {'before': '\n'.join(os.path.basename(x) for x in before) + '\n',
                           'after': '\n'.join(os.path.basename(x) for x in sorted(result['kept'])) + '\n',
                           'before_header': p['path'], 'after_header': p['path']}
-    module.exit_json(**result)
+    # the counts stay exact; the lists are cut (the diff above, asked for with --diff, names every artifact)
+    module.exit_json(**list_at_most(result, p['max_listed']))
 
 
 if __name__ == '__main__':

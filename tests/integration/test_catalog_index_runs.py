@@ -99,3 +99,35 @@ def test_index_follows_the_manifests_through_ansible(tmp_path):
     failed_artifact = str(catalog / failed['artifact'])
     assert pruned['changed'] is True and pruned['deleted'] == [failed_artifact]
     assert Path(failed_artifact).exists() and newest.exists(), 'check mode deleted nothing'
+
+
+def test_prune_result_is_cut_to_max_listed_through_ansible(tmp_path):
+    """backup_prune at scale (issue 22) through ansible-playbook: the registered result lists at most max_listed
+    entries per list, counts every one, and check mode lists and counts what the real run then deletes; a task
+    reading the counts works whatever the cut."""
+    catalog = tmp_path / 'catalog'
+    catalog_scale.generate(catalog, 480, databases=2)   # 10 days of 2 databases: 20 fulls, 460 logs
+    prune = {'path': str(catalog), 'keep_last': 2, 'max_listed': 25}
+    book = write_playbook(tmp_path, [
+        {'name': 'settle', 'ansible.builtin.pause': {'seconds': 2}},
+        {'name': 'whole', 'check_mode': True, 'opsready.operations.backup_prune': dict(prune, max_listed=-1)},
+        {'name': 'check', 'check_mode': True, 'opsready.operations.backup_prune': prune, 'register': 'plan'},
+        {'name': 'say', 'ansible.builtin.debug': {
+            'msg': '{{ plan.deleted_count }} to delete, {{ plan.kept_count }} kept, cut {{ plan.lists_truncated }}'}},
+        {'name': 'real', 'opsready.operations.backup_prune': prune},
+    ])
+    run = run_playbook(book)
+    assert run.rc == 0, run.stdout[-4000:]
+    whole, check, real = run.result('whole'), run.result('check'), run.result('real')
+    assert whole['lists_truncated'] is False and len(whole['deleted']) == whole['deleted_count'] > 25
+    assert check['lists_truncated'] is True and 'max_listed: -1' in check['lists_note']
+    for key in ('deleted', 'deleted_ids', 'reasons', 'kept', 'leftovers_removed'):
+        assert len(check[key]) <= 25, key
+        assert check[key] == real[key], key
+    assert check['deleted'] == whole['deleted'][:25]
+    for key in ('deleted_count', 'kept_count', 'leftovers_removed_count'):
+        assert check[key] == real[key] == whole[key], key
+    said = '%d to delete, %d kept, cut True' % (whole['deleted_count'], whole['kept_count'])
+    assert run.result('say')['msg'] == said
+    assert not any(Path(p).exists() for p in whole['deleted']), 'every planned deletion is done, listed or not'
+    assert all(Path(p).exists() for p in whole['kept'])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import heapq
 import itertools
 import operator
 import os
@@ -61,6 +62,46 @@ def broken_warning(broken: Dict[str, Any]) -> str:
     return ('Manifest %s cannot be read (%s): its backup is kept, but no retention rule counts it and none will ever '
             'delete it. Repair or restore the manifest (backup_info lists it under broken_manifests), or remove the '
             'backup if it is not wanted.' % (broken['manifest'], broken.get('error')))
+
+
+# backup_prune's max_listed default: a result of a few hundred KB, whatever the catalog (a year of hourly backups is
+# ~200,000 manifests: every path listed was ~46 MB of JSON, which exit_json copied to scrub no_log values and encoded)
+DEFAULT_MAX_LISTED = 1000
+
+
+def list_at_most(result: Dict[str, Any], max_listed: int) -> Dict[str, Any]:
+    """Cut ``result``'s lists (``deleted``, ``deleted_ids``, ``reasons``, ``kept``, ``leftovers_removed``) to
+    ``max_listed`` entries each (-1: every entry), after adding their exact counts and ``lists_truncated``.
+
+    What is listed depends on the plan alone, so check mode lists what the real run then lists: the oldest deletions
+    (``deleted`` is in deletion order, ``deleted_ids`` alongside, ``reasons`` of those paths), the first kept paths
+    and leftovers in path order (their order in ``result`` is the code path's: the per-set plan, the whole-catalog
+    one or the directory listing). Warnings, broken manifests, ``content_checked`` and ``leftovers_left`` are never
+    cut: each names something an operator must act on."""
+    deleted, kept, leftovers = result['deleted'], result['kept'], result['leftovers_removed']
+    result['deleted_count'] = len(deleted)
+    result['kept_count'] = len(kept)
+    result['leftovers_removed_count'] = len(leftovers)
+    cut = max_listed >= 0 and max(len(deleted), len(kept), len(leftovers)) > max_listed
+    result['lists_truncated'] = cut
+    if not cut:
+        result['kept'] = dict(sorted(kept.items()))
+        result['leftovers_removed'] = sorted(leftovers)
+        return result
+    listed = deleted[:max_listed]
+    reasons = result['reasons']
+    result['deleted'] = listed
+    result['deleted_ids'] = result['deleted_ids'][:max_listed]
+    result['reasons'] = {path: reasons[path] for path in listed}
+    # nsmallest: the first paths without sorting ~190,000 of them
+    result['kept'] = {path: kept[path] for path in heapq.nsmallest(max_listed, kept)}
+    result['leftovers_removed'] = heapq.nsmallest(max_listed, leftovers)
+    result['lists_note'] = (
+        'deleted, deleted_ids, reasons, kept and leftovers_removed list at most %d entries each (max_listed): the '
+        'oldest deletions, the first kept paths and leftovers by path. deleted_count (%d), kept_count (%d) and '
+        'leftovers_removed_count (%d) count every one; max_listed: -1 lists every entry.'
+        % (max_listed, len(deleted), len(kept), len(leftovers)))
+    return result
 
 
 def _artifact_path(entry: Manifest) -> str:

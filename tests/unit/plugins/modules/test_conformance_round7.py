@@ -351,7 +351,8 @@ def _case_file_backup(tmp_path: Path) -> tuple:
 
 def _case_backup_prune(tmp_path: Path) -> tuple:
     params = _backups(tmp_path, 3)
-    return {'path': params['dest'], 'keep_last': 1}, tmp_path / 'backups', ('deleted', 'kept', 'leftovers_removed')
+    return {'path': params['dest'], 'keep_last': 1}, tmp_path / 'backups', \
+        ('deleted', 'kept', 'leftovers_removed', 'deleted_count', 'kept_count', 'lists_truncated')
 
 
 def _case_backup_metrics(tmp_path: Path) -> tuple:
