@@ -101,8 +101,8 @@ options:
       - How many entries each of RV(deleted), RV(deleted_ids), RV(reasons), RV(kept) and RV(leftovers_removed) lists -
         the oldest deletions (in deletion order), the first kept artifacts and leftovers by path. RV(deleted_count),
         RV(kept_count) and RV(leftovers_removed_count) always count every one, and RV(lists_truncated) says whether a
-        list was cut. Check mode lists what the real run then lists. Every artifact the plan deletes is deleted,
-        listed or not.
+        list was cut. Check mode counts what the real run then deletes; at the cut, artifacts finished at the same
+        instant may be listed in another order. Every artifact the plan deletes is deleted, listed or not.
       - V(-1) lists every entry (at a year of hourly backups, ~200,000 manifests, about 46 MB of result, which
         Ansible copies and encodes, and AWX stores with the job's events).
       - Warnings, RV(broken_manifests), RV(content_checked) and RV(leftovers_left) are never cut.

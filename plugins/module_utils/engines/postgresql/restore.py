@@ -56,7 +56,7 @@ import subprocess  # nosec B404 # argv lists via the runner only
 import termios
 import threading
 import time
-from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Set, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
@@ -1021,7 +1021,7 @@ class _Copier:
             listed.set()
             feeder.join()
             self._runner.finish(proc, argv, what='pg_restore --list')
-            self._toc = [line for line in out.decode('utf-8', 'replace').splitlines()
+            self._toc = [line for line in toc_lines(out.decode('utf-8', 'replace'))
                          if line and not line.startswith(';')]
         except Exception:  # a corrupt head: the copy reports it; _load takes the general way
             kill_and_reap(proc)
@@ -1287,7 +1287,21 @@ _EVENT_TRIGGER = 'EVENT TRIGGER - '   # its schema is always "-": "3466 <oid> EV
 
 def _toc_entries(listing: str) -> List[Tuple[str, str, str]]:
     """The entries of a ``pg_restore --list``: (dump id, catalog table oid, the rest of the line), in its order."""
-    return [(m.group(1), m.group(2), m.group(4)) for m in map(_TOC_LINE.match, listing.splitlines()) if m]
+    entries: List[Tuple[str, str, str]] = []
+    seen: Set[str] = set()
+    for match in map(_TOC_LINE.match, toc_lines(listing)):
+        if match and match.group(1) not in seen:   # an id once: a run must not load an entry twice
+            seen.add(match.group(1))
+            entries.append((match.group(1), match.group(2), match.group(4)))
+    return entries
+
+
+def toc_lines(listing: str) -> List[str]:
+    """The lines of a ``pg_restore --list``. pg_restore replaces only '\\n' and '\\r' in the names it prints
+    (``sanitize_line``), so a table may be named with a form feed, a vertical tab, U+0085 or U+2028, which
+    ``str.splitlines`` takes for line ends: a name could then write an entry of its own into the lists of ids
+    (a table's data loaded twice, moved after its triggers)."""
+    return listing.split('\n')
 
 
 def toc_dependencies(verbose: str) -> Tuple[Dict[str, List[str]], Set[str]]:
@@ -1300,7 +1314,7 @@ def toc_dependencies(verbose: str) -> Tuple[Dict[str, List[str]], Set[str]]:
     tables: Set[str] = set()
     domains: Set[str] = set()
     last: Optional[str] = None
-    for line in verbose.splitlines():
+    for line in toc_lines(verbose):
         entry = _TOC_LINE.match(line)
         if entry:
             last, table_oid, rest = entry.group(1), entry.group(2), entry.group(4)
@@ -1330,38 +1344,54 @@ def has_event_triggers(listing: str) -> bool:
                for _id, table_oid, rest in _toc_entries(listing))
 
 
-def toc_passes(listing: str, verbose: str = '') -> Tuple[List[str], List[str], List[str], List[str]]:
-    """The dump ids of a ``pg_restore --list`` in the runs a parallel restore needs: the main one; the ACL
-    one (``ACL``, ``ACL LANGUAGE``, ``DEFAULT ACL``); the one after the data and the ACLs; the event triggers'.
-    The third holds pg_restore's own pass after the ACLs (pg_backup_archiver.c, ``_tocEntryRestorePass``:
-    ``MATERIALIZED VIEW DATA``, whose refresh runs as the view's owner and may need the grants), and a constraint
-    that pg_dump puts in post-data (NOT VALID: rows break it) on a domain, a partitioned table or an inheritance
-    parent, and a partitioned table's trigger. pg_restore -j makes a table's
-    constraint or trigger wait for that table's data only; these depend on none (a domain, a partitioned table
-    have no data) or not on all the tables they reach (an inheritance parent's children, a partitioned table's
-    partitions, which get its triggers), so one may be added beside, or before, the COPY of a partition, a child
-    or a table with a column of that domain: the COPY then checks the rows against it and fails on the first one
-    that breaks it (a foreign key checks each row), or fires the trigger on every row it loads (ENABLE ALWAYS
-    under the load's session_replication_role=replica; any trigger for a load by another role than a superuser):
-    a BEFORE trigger rewrites the restored values, an audit trigger logs the load. Whatever depends on an entry of
-    the last run (the constraint's comment) goes with it. ``verbose``, the ``--list --verbose`` (``toc_dependencies``),
-    tells which entries depend on which: without it, no constraint is held back. Each in the listing's (the dump's)
-    order.
-    The last run holds the ``EVENT TRIGGER`` entries (with the ``ALTER EVENT TRIGGER ... ENABLE REPLICA/ALWAYS`` of
-    their definition) and their comments and security labels, which fire none: pg_restore's own pass puts them before
-    the REFRESH MATERIALIZED VIEW (pg_dump sorts them so), and before PostgreSQL 17 one set ENABLE REPLICA or ENABLE
-    ALWAYS fires under the load's session_replication_role=replica: a DDL guard refused the REFRESH (the restore
-    failed), an audit trigger logged it. Created after everything else of the load, they fire on none of it.
-    A comment or security label goes there by its dependency on an event trigger (``verbose``), or by its tag, the
-    trigger's own ("0 0 COMMENT - EVENT TRIGGER <name> <owner>" after "3466 <oid> EVENT TRIGGER - <name> <owner>"):
-    a comment on a table's trigger in a schema named "- EVENT" looks alike but names no event trigger (run after a
-    DDL guard, it would be refused)."""
+class TocRuns(NamedTuple):
+    """The dump ids of each run of a restore (``toc_passes``), in the order they run."""
+    main: List[str]
+    held: List[str]
+    acl: List[str]
+    post: List[str]
+    last: List[str]
+
+
+def toc_passes(listing: str, verbose: str = '') -> TocRuns:
+    """The dump ids of a ``pg_restore --list`` in the runs a parallel restore needs, each in the listing's (the
+    dump's) order:
+
+    * main: everything not below, as pg_restore -j runs it;
+    * held: a constraint that pg_dump puts in post-data (NOT VALID: rows break it) on a domain, a partitioned table
+      or an inheritance parent, and a partitioned table's trigger. pg_restore -j makes a table's constraint or
+      trigger wait for that table's data only; these depend on none (a domain, a partitioned table have no data) or
+      not on all the tables they reach (an inheritance parent's children, a partitioned table's partitions, which
+      get its triggers), so one may be added beside, or before, the COPY of a partition, a child or a table with a
+      column of that domain: the COPY then checks the rows against it and fails on the first one that breaks it (a
+      foreign key checks each row), or fires the trigger on every row it loads (ENABLE ALWAYS under the load's
+      session_replication_role=replica; any trigger for a load by another role than a superuser): a BEFORE trigger
+      rewrites the restored values, an audit trigger logs the load. They run after all the data, still before the
+      ACLs, as in pg_restore's own main pass (an owner who revoked its own REFERENCES or TRIGGER could not add them
+      after). ``verbose``, the ``--list --verbose`` (``toc_dependencies``), tells which entries depend on which:
+      without it, nothing is held;
+    * acl: ``ACL``, ``ACL LANGUAGE``, ``DEFAULT ACL``;
+    * post: pg_restore's own pass after the ACLs (pg_backup_archiver.c, ``_tocEntryRestorePass``: ``MATERIALIZED
+      VIEW DATA``, whose refresh runs as the view's owner and may need the grants);
+    * last: the ``EVENT TRIGGER`` entries (with the ``ALTER EVENT TRIGGER ... ENABLE REPLICA/ALWAYS`` of their
+      definition) and their comments and security labels, which fire none: pg_restore's own pass puts them before
+      the REFRESH MATERIALIZED VIEW (pg_dump sorts them so), and before PostgreSQL 17 one set ENABLE REPLICA or
+      ENABLE ALWAYS fires under the load's session_replication_role=replica: a DDL guard refused the REFRESH (the
+      restore failed), an audit trigger logged it. Created after everything else of the load, they fire on none of
+      it. A comment or security label goes there by its dependency on an event trigger (``verbose``), or by its
+      tag, the trigger's own ("0 0 COMMENT - EVENT TRIGGER <name> <owner>" after "3466 <oid> EVENT TRIGGER - <name>
+      <owner>"): a comment on a table's trigger in a schema named "- EVENT" looks alike but names no event trigger
+      (run after a DDL guard, it would be refused).
+
+    Whatever depends on an entry of a later run (a held constraint's comment) goes with it."""
     depends, guarded = toc_dependencies(verbose)
     main: List[str] = []
+    held: List[str] = []
     acl: List[str] = []
     post: List[str] = []
     last: List[str] = []
-    late: Set[str] = set()
+    late_held: Set[str] = set()
+    late_post: Set[str] = set()
     triggers: Set[str] = set()
     tags: Set[str] = set()   # the tags of the event triggers' comments and security labels
     for dump_id, table_oid, rest in _toc_entries(listing):
@@ -1377,15 +1407,17 @@ def toc_passes(listing: str, verbose: str = '') -> Tuple[List[str], List[str], L
         elif (table_oid == '0' and rest.startswith('ACL ')) or (
                 table_oid == _PG_DEFAULT_ACL and rest.startswith('DEFAULT ACL ')):
             acl.append(dump_id)
-        elif ((table_oid == '0' and rest.startswith('MATERIALIZED VIEW DATA '))
-              or (table_oid in (_PG_CONSTRAINT, _PG_TRIGGER) and guarded.intersection(deps))
-              # a dump lists an entry after those it depends on
-              or late.intersection(deps)):
+        # a dump lists an entry after those it depends on
+        elif (table_oid == '0' and rest.startswith('MATERIALIZED VIEW DATA ')) or late_post.intersection(deps):
             post.append(dump_id)
-            late.add(dump_id)
+            late_post.add(dump_id)
+        elif (table_oid in (_PG_CONSTRAINT, _PG_TRIGGER) and guarded.intersection(deps)) or \
+                late_held.intersection(deps):
+            held.append(dump_id)
+            late_held.add(dump_id)
         else:
             main.append(dump_id)
-    return main, acl, post, last
+    return TocRuns(main, held, acl, post, last)
 
 
 def serial_list(listing: str) -> Optional[str]:
@@ -1394,7 +1426,7 @@ def serial_list(listing: str) -> Optional[str]:
     or from a stream: no data entry moves); None when the dump has no event trigger (no list needed)."""
     if not has_event_triggers(listing):
         return None
-    last = toc_passes(listing)[3]
+    last = toc_passes(listing).last
     moved = set(last)
     ids = [i for i, _table_oid, _rest in _toc_entries(listing) if i not in moved] + last
     return ''.join('%s;\n' % i for i in ids)
@@ -1409,12 +1441,12 @@ def restore_in_parallel(engine: PostgresEngine, tool: List[str], jobs: int, sect
     AUTHORIZATION grantor; GRANT ...``) could run before the schema's ACL entry that gives that grantor USAGE on
     the schema had committed: ``permission denied for schema``, the whole restore rolled back. And it may add a
     NOT VALID constraint of a domain, a partitioned table or a parent before a COPY it checks (``toc_passes``): the
-    restore fails on rows the source kept. So the archive's listing splits the load in three runs: the main
-    entries with -j N, the ACLs in one session in the dump's order (as pg_restore without -j), then the entries
-    that must follow the data and the ACLs with -j N. The lists hold only the entries' ids ("ID;" lines) and
-    reach pg_restore on its stdin. The event triggers come last, in one session (``toc_passes``). With neither ACLs
-    to restore (none in the dump, or ``privileges`` false: --no-privileges) nor entries to hold back: one
-    pg_restore, as before. With jobs=1 (the dump's order): one pg_restore, with a ``-L`` list that moves the event
+    restore fails on rows the source kept. So the archive's listing splits the load in the runs of ``toc_passes``:
+    the main entries with -j N, those held until all the data is in with -j N, the ACLs in one session in the
+    dump's order (as pg_restore without -j), the entries that must follow the ACLs with -j N, the event triggers
+    in one session. The lists hold only the entries' ids ("ID;" lines) and reach pg_restore on its stdin. With
+    neither ACLs to restore (none in the dump, or ``privileges`` false: --no-privileges) nor entries to hold back:
+    one pg_restore, as before. With jobs=1 (the dump's order): one pg_restore, with a ``-L`` list that moves the event
     triggers to the end when the dump has some (``serial_list``)."""
     what = ' '.join(['pg_restore -j %d' % jobs] + sections)
     # no login, reads the archive's head (~5 ms)
@@ -1430,12 +1462,13 @@ def restore_in_parallel(engine: PostgresEngine, tool: List[str], jobs: int, sect
                               what=what + ' (the event triggers last)')
             return
     else:
-        main, acl, post, last = toc_passes(listing, verbose)
+        main, held, acl, post, last = toc_passes(listing, verbose)
         if not privileges:
             acl = []   # --no-privileges: left out either way
-        if acl or post or last:
-            steps = [(main, ['-j', str(jobs)], what), (acl, [], what + ' (privileges, one at a time)'),
-                     (post, ['-j', str(jobs)], what + ' (after the data and the privileges)'),
+        if held or acl or post or last:
+            steps = [(main, ['-j', str(jobs)], what), (held, ['-j', str(jobs)], what + ' (after all the data)'),
+                     (acl, [], what + ' (privileges, one at a time)'),
+                     (post, ['-j', str(jobs)], what + ' (after the privileges)'),
                      (last, [], what + ' (the event triggers, after everything else)')]
             for ids, options, label in steps:
                 if ids:
@@ -1857,7 +1890,10 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
                              % (manifest.id, manifest.kind, exc.message, temp, _copy_fate(temp, left), target),
                              artifact=manifest.id, path=manifest.path, target=target)
     except ToolError as exc:
-        hint = _plain_event_trigger_hint(engine, manifest, temp) if superuser and not silenced else ''
+        try:
+            hint = _plain_event_trigger_hint(engine, manifest, temp) if superuser and not silenced else ''
+        except Exception:  # nosec B110 - a hint only: the copy is dropped and the load's own error is reported
+            hint = ''
         left = discard_copy(engine, temp)
         raise OpsReadyError('Restore of %s into %s failed and was rolled back (the temporary database %s %s; %s is '
                             'as it was): %s%s' % (manifest.id, target, temp, _copy_fate(temp, left), target,
