@@ -706,7 +706,7 @@ class PostgresEngine(Engine):
                                stdout=listing, early_exit_ok=True, identities=self.identities)
             listing.seek(0)
             text = listing.read().decode('utf-8', 'replace')
-            entries = sum(1 for line in text.splitlines() if line and not line.startswith(';'))
+            entries = sum(1 for line in toc_lines(text) if line and not line.startswith(';'))
         finally:
             listing.close()
         try:
@@ -730,7 +730,7 @@ class PostgresEngine(Engine):
             _rc, out, _err = self.runner.run([self.tool('pg_restore'), '--list', path], what='pg_restore --list')
         except ToolError as exc:
             raise IntegrityError('pg_restore --list rejects %s: %s' % (path, exc.message), path=path)
-        return sum(1 for line in out.splitlines() if line and not line.startswith(';'))
+        return sum(1 for line in toc_lines(out) if line and not line.startswith(';'))
 
     def _verify_plain(self, manifest: Manifest) -> Dict[str, Any]:
         from ansible_collections.opsready.operations.plugins.module_utils.backup.source import scan_stream
@@ -845,10 +845,18 @@ PG_HAS_ROWS_SQL = ("SELECT count(*) FROM (SELECT 1 " + PG_USER_TABLES  # nosec B
 SUMMARY_ROW = "SELECT :'opsready_tables', :'opsready_reltuples', :'opsready_live', :'opsready_size', "
 
 
+def toc_lines(listing: str) -> List[str]:
+    """The lines of a ``pg_restore --list``. pg_restore replaces only '\\n' and '\\r' in the names it prints
+    (``sanitize_line``), so a table may be named with a form feed, a vertical tab, U+0085 or U+2028, which
+    ``str.splitlines`` takes for line ends: a name could then write an entry of its own into the lists of ids
+    (a table's data loaded twice, moved after its triggers)."""
+    return listing.split('\n')
+
+
 def pg_toc_summary(listing: str) -> Dict[str, int]:
     """Tables and TABLE DATA entries in a ``pg_restore --list`` listing (``id; tableoid oid DESC ...``)."""
     tables = data = 0
-    for line in listing.splitlines():
+    for line in toc_lines(listing):
         match = re.match(r'^\d+; \d+ \d+ (TABLE DATA|TABLE) ', line)
         if not match:
             continue

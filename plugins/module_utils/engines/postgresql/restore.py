@@ -80,7 +80,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.postgr
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql import foreign
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import (
     check_name, dbname_arg, quote_ident, quote_literal)
-from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.backup import PostgresEngine
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.backup import (
+    PostgresEngine, toc_lines)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.client import (
     CATALOG_SEARCH_PATH, EVENT_TRIGGERS_OFF_SINCE, MAINTENANCE_DATABASE, UTF8_SCRIPT, PsqlSession)
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import (
@@ -1294,14 +1295,6 @@ def _toc_entries(listing: str) -> List[Tuple[str, str, str]]:
             seen.add(match.group(1))
             entries.append((match.group(1), match.group(2), match.group(4)))
     return entries
-
-
-def toc_lines(listing: str) -> List[str]:
-    """The lines of a ``pg_restore --list``. pg_restore replaces only '\\n' and '\\r' in the names it prints
-    (``sanitize_line``), so a table may be named with a form feed, a vertical tab, U+0085 or U+2028, which
-    ``str.splitlines`` takes for line ends: a name could then write an entry of its own into the lists of ids
-    (a table's data loaded twice, moved after its triggers)."""
-    return listing.split('\n')
 
 
 def toc_dependencies(verbose: str) -> Tuple[Dict[str, List[str]], Set[str]]:

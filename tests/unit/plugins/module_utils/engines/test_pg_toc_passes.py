@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.restore import (
     has_event_triggers, may_hold_back, serial_list, toc_dependencies, toc_passes)
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.backup import pg_toc_summary
 
 LISTING = """;
 ; Archive created at 2026-12-06 17:40:55 UTC
@@ -182,3 +183,10 @@ def test_a_name_cannot_write_an_entry_of_its_own():
     runs = toc_passes(listing)
     assert runs.main == ['10', '11', '12', '13', '20', '30'] and runs.acl == [] and runs.post == [] and runs.last == []
     assert serial_list(listing) is None
+
+
+def test_the_backups_listing_counts_are_not_written_by_names():
+    listing = ('10; 1259 1 TABLE public evil\x0c20; 0 1 TABLE DATA public x o\n'
+               '11; 1259 2 TABLE public ok\u2028 21; 1259 3 TABLE public y o\n'
+               '20; 0 1 TABLE DATA public evil o\n')
+    assert pg_toc_summary(listing) == {'tables': 2, 'data_entries': 1}
