@@ -105,6 +105,9 @@ def test_case_counts_where_the_server_says_it_does(tmp_path):
         engine = get_engine('mariadb', params(exact))
         assert schema_exists(engine, 'MyApp') and schema_exists(engine, '\u0130x')
         assert not any(schema_exists(engine, n) for n in ('myapp', 'MYAPP', 'ix'))
+        # a name no database can have (beyond utf8mb3) is not the one utf8mb3 makes of it ('?x')
+        exact.sql('CREATE DATABASE `?x`', superuser=True)
+        assert schema_exists(engine, '?x') and not schema_exists(engine, '\U0001F600x')
         assert engine.database_defaults('MyApp')['character_set']
         with pytest.raises(OpsReadyError, match='does not exist'):
             engine.database_defaults('myapp')

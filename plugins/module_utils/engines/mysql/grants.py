@@ -74,6 +74,8 @@ def database_named(column: str, database: str, flavor: str = 'mariadb') -> str:
     the server means by ``database``, whatever lower_case_table_names is: 0, byte for byte (MyApp is not myapp); 1,
     the name kept is the folded one (``stored_name``); 2, both folded (kept as written, compared without case).
     ``SCHEMA_NAME = 'İx'`` is not it: 10.11 folds that lookup otherwise and finds nothing though it keeps ``ix``."""
+    if any(ord(c) > 0xFFFF for c in database):
+        return 'FALSE'   # no database is named so (utf8mb3 names), and CONVERT would make it '?': another name
     kept = 'CONVERT(%s USING utf8mb3)%s' % (column, ' COLLATE utf8mb3_general_ci' if flavor == 'mariadb' else '')
     return 'CAST(IF(@@lower_case_table_names = 2, LOWER(%s), %s) AS BINARY) = %s' % (
         kept, kept, stored_name(quote_literal(database), flavor))
