@@ -35,7 +35,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.base i
     ALL_DATABASES, BackupOptions, Engine)
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
     disk_error, open_artifact, stream_file_to_artifact, stream_to_artifact)
-from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.grants import read_grants
+from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.grants import (
+    database_named, kept_database, read_grants)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.quote import (
     check_identifier, qualified, quote_identifier, quote_literal)
 # The client's names, imported from here by older code (and other branches): one definition.
@@ -203,6 +204,12 @@ def _schemas_where(database: Optional[str]) -> str:
     return 'TABLE_SCHEMA = %s' % quote_literal(database)
 
 
+def _routines_of(database: str, flavor: str) -> str:
+    """The information_schema.ROUTINES condition for ``database``'s routines: ``ROUTINE_SCHEMA = 'İx'`` finds none of
+    those of the ``ix`` a server with lower_case_table_names=1 keeps (10.11), the others' lookups do."""
+    return database_named('ROUTINE_SCHEMA', database, flavor)
+
+
 class MySQLEngine(Engine):
     name = 'mariadb'
     kinds = ('full', 'log')
@@ -241,7 +248,8 @@ class MySQLEngine(Engine):
         """Default character set and collation of ``database`` (refuses a database that does not exist)."""
         rows = self.query(
             'SELECT DEFAULT_CHARACTER_SET_NAME, '  # nosec B608 # quoted: mysql_quote.quote_literal (hex)
-            'DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s' % quote_literal(database))
+            'DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE '
+            + database_named('SCHEMA_NAME', database, self.flavor))
         if not rows or len(rows[0]) < 2:
             raise OpsReadyError('Database %r does not exist on %s.' % (database, self.conn.where(self.default_port)))
         return {'character_set': rows[0][0], 'collation': rows[0][1]}
@@ -249,8 +257,8 @@ class MySQLEngine(Engine):
     def database_comment(self, database: str) -> Optional[str]:
         """The database's COMMENT (MariaDB 10.5+; None where SCHEMATA has no SCHEMA_COMMENT, as on MySQL)."""
         rows = self.client.query_dicts(
-            'SELECT * FROM information_schema.SCHEMATA '  # nosec B608 # quoted: mysql_quote.quote_literal (hex)
-            'WHERE SCHEMA_NAME = %s' % quote_literal(database))
+            'SELECT * FROM information_schema.SCHEMATA WHERE '  # nosec B608 # quoted: mysql_quote.quote_literal (hex)
+            + database_named('SCHEMA_NAME', database, self.flavor))
         return rows[0].get('SCHEMA_COMMENT') if rows else None
 
     def versioned_tables(self, database: Optional[str]) -> Dict[str, List[str]]:
@@ -420,10 +428,10 @@ class MySQLEngine(Engine):
         rows = self.query(
             "SELECT 'views', DEFINER "  # nosec B608 # quoted: mysql_quote.quote_literal (a hex literal)
             "FROM information_schema.VIEWS WHERE TABLE_SCHEMA = %s "
-            "UNION ALL SELECT 'routines', DEFINER FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s "
+            "UNION ALL SELECT 'routines', DEFINER FROM information_schema.ROUTINES WHERE %s "
             "UNION ALL SELECT 'triggers', DEFINER FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s "
             "UNION ALL SELECT 'events', DEFINER FROM information_schema.EVENTS WHERE EVENT_SCHEMA = %s"
-            % (lit, lit, lit, lit))
+            % (lit, _routines_of(database, self.flavor), lit, lit))
         found: Dict[str, Any] = {'views': 0, 'routines': 0, 'triggers': 0, 'events': 0}
         definers: Dict[str, List[str]] = {}
         for row in rows:
@@ -483,11 +491,15 @@ class MySQLEngine(Engine):
             db_comment: Optional[str] = None
             db_grants: Optional[Dict[str, Any]] = None
             warnings: List[str] = []
+            kept = database
             if not opts.all_databases:
                 check_identifier(database, 'database')
                 db_defaults = self.database_defaults(database)
                 db_comment = self.database_comment(database)
-                db_objects = self.database_objects(database)
+                # the dump and the object counts by the name the server keeps (lower_case_table_names=1: İx is ix;
+                # mariadb-dump fails on the views of İx, information_schema.ROUTINES finds none of its routines)
+                kept = kept_database(self, database) or database
+                db_objects = self.database_objects(kept)
                 try:
                     db_grants = read_grants(self.client, database)
                 except ToolError as exc:   # no SELECT on the mysql schema: the backup goes on, and says so
@@ -556,7 +568,7 @@ class MySQLEngine(Engine):
             # "--" ends the options: a database named "-x" is a name, not an option.
             # An all-databases dump carries the accounts and grants as rows of the mysql schema's tables: loaded,
             # they take effect only after FLUSH PRIVILEGES (or a restart), which the dump then ends with.
-            argv += ['--all-databases', '--flush-privileges'] if opts.all_databases else ['--', database]
+            argv += ['--all-databases', '--flush-privileges'] if opts.all_databases else ['--', kept]
             try:
                 stored, _err = stream_to_artifact(self.runner, argv, artifact, opts, what='%s-dump' % self.flavor,
                                                   observe=observe)

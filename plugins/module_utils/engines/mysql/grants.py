@@ -69,6 +69,28 @@ def stored_name(literal: str, flavor: str = 'mariadb') -> str:
     return 'CAST(IF(@@lower_case_table_names, LOWER(%s), %s) AS BINARY)' % (text, text)
 
 
+def database_named(column: str, database: str, flavor: str = 'mariadb') -> str:
+    """SQL condition: ``column`` (a database's name as the server keeps it, e.g. SCHEMATA.SCHEMA_NAME) is the database
+    the server means by ``database``, whatever lower_case_table_names is: 0, byte for byte (MyApp is not myapp); 1,
+    the name kept is the folded one (``stored_name``); 2, both folded (kept as written, compared without case).
+    ``SCHEMA_NAME = 'İx'`` is not it: 10.11 folds that lookup otherwise and finds nothing though it keeps ``ix``."""
+    if any(ord(c) > 0xFFFF for c in database):
+        return 'FALSE'   # no database is named so (utf8mb3 names), and CONVERT would make it '?': another name
+    kept = 'CONVERT(%s USING utf8mb3)%s' % (column, ' COLLATE utf8mb3_general_ci' if flavor == 'mariadb' else '')
+    return 'CAST(IF(@@lower_case_table_names = 2, LOWER(%s), %s) AS BINARY) = %s' % (
+        kept, kept, stored_name(quote_literal(database), flavor))
+
+
+def kept_database(client: Any, database: str) -> Optional[str]:
+    """The name the server keeps the database it means by ``database`` under (``client``: anything with ``query``;
+    with lower_case_table_names=1 ``İx`` is kept as ``ix``), None where there is none. The tools want that name:
+    mariadb-dump of ``İx`` fails on its views (10.11: 'Got error: 0 ... SHOW CREATE TABLE in ds_view'), and
+    information_schema qualifies a view's tables with it."""
+    rows = client.query('SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE '  # nosec B608 # quote_literal
+                        + database_named('SCHEMA_NAME', database, getattr(client, 'flavor', 'mariadb')))
+    return rows[0][0] if rows and rows[0] and rows[0][0] else None
+
+
 def read_grants(client: Any, database: str) -> Dict[str, Any]:
     """The privileges naming ``database`` (``client``: a MySQLClient), as recorded in a manifest: looked up by the
     name the server keeps (``stored_name``: a backup of MyApp on lower_case_table_names=1 finds mysql.db's myapp)."""

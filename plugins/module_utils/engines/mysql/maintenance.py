@@ -30,6 +30,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.connec
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.client import (
     MySQLClient)
 # Literals go out as hex (the same under every sql_mode): a database named with a backslash works too.
+from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.grants import database_named
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.quote import quote_literal
 from ansible_collections.opsready.operations.plugins.module_utils.maintenance.core import (
     Backend, Candidate, CleanupSpec, MaintenanceOptions)
@@ -63,8 +64,11 @@ class MySQLMaintenance(Backend):
         return table.quoted('mariadb', self.database)
 
     def open(self) -> Dict[str, Any]:
-        row = self.q('SELECT VERSION(), (SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s)'
-                     % self._lit_db())[0]  # nosec B608 # quoted: identifiers.py
+        # the database the server means by the name (with lower_case_table_names=1 İx is the ix it keeps: SCHEMATA
+        # asked WHERE SCHEMA_NAME = 'İx' finds nothing on 10.11)
+        row = self.q('SELECT VERSION(), (SELECT COUNT(*) '  # nosec B608 # quoted: database_named (quote_literal)
+                     'FROM information_schema.SCHEMATA WHERE %s)'
+                     % database_named('SCHEMA_NAME', self.database, self.client.flavor))[0]
         if row[1] == '0':
             raise OpsReadyError('Database %s does not exist on %s.' % (self.database,
                                                                        self.client.conn.where(3306)))

@@ -89,7 +89,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.
     EVENT_HEADER as EVENT_HEADER_FIELDS, generated_unchecked_text, walk_binlog)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.client import MAX_PACKET
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.grants import (
-    DRY_PASSED, all_privileges, apply_grants, grant_statements, read_grants, revoke_grants, server_roles)
+    DRY_PASSED, all_privileges, apply_grants, database_named, grant_statements, kept_database, read_grants,
+    revoke_grants, server_roles)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.quote import (
     check_identifier, qualified, quote_identifier, quote_literal)
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import (
@@ -109,16 +110,27 @@ def _q(name: str) -> str:
     return quote_identifier(name, 'database name')
 
 
+def _schema_named(engine: Any, name: str) -> str:
+    """``SCHEMA_NAME`` is the database the server means by ``name`` (``database_named``: with lower_case_table_names=1
+    ``MyApp`` is the ``myapp`` it keeps, and ``İx`` its ``ix``; with 0 exactly ``name``)."""
+    return database_named('SCHEMA_NAME', name, getattr(engine, 'flavor', 'mariadb'))
+
+
+def _routines_of(engine: Any, name: str) -> str:
+    """The information_schema.ROUTINES condition for the routines of database ``name``: ``ROUTINE_SCHEMA = 'İx'``
+    finds none of those of the ``ix`` a server with lower_case_table_names=1 keeps (10.11; TABLES, VIEWS, TRIGGERS
+    and EVENTS asked by the name do)."""
+    return database_named('ROUTINE_SCHEMA', name, getattr(engine, 'flavor', 'mariadb'))
+
+
 def schema_exists(engine: Any, name: str) -> bool:
-    return bool([r for r in engine.query('SELECT SCHEMA_NAME '  # nosec B608 # mysql_quote literal
-                                         'FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s'
-                                         % quote_literal(name)) if r and r[0] == name])
+    return kept_database(engine, name) is not None
 
 
 def schema_defaults(engine: Any, name: str) -> Optional[Dict[str, str]]:
     rows = engine.query('SELECT DEFAULT_CHARACTER_SET_NAME, '  # nosec B608 # mysql_quote literal
                         'DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA '
-                        'WHERE SCHEMA_NAME = %s' % quote_literal(name))
+                        'WHERE ' + _schema_named(engine, name))
     return {'character_set': rows[0][0], 'collation': rows[0][1]} if rows and len(rows[0]) == 2 else None
 
 
@@ -138,12 +150,12 @@ def objects_of(engine: Any, name: str) -> Dict[str, List[Dict[str, str]]]:
         "SELECT 'views', TABLE_NAME, '', '' "  # nosec B608 # mysql_quote literal
         "FROM information_schema.VIEWS WHERE TABLE_SCHEMA = %s "
         "UNION ALL SELECT 'routines', ROUTINE_NAME, ROUTINE_TYPE, '' FROM information_schema.ROUTINES "
-        "WHERE ROUTINE_SCHEMA = %s "
+        "WHERE %s "
         "UNION ALL SELECT 'triggers', TRIGGER_NAME, EVENT_OBJECT_TABLE, '' FROM information_schema.TRIGGERS "
         "WHERE TRIGGER_SCHEMA = %s "
         "UNION ALL SELECT 'events', EVENT_NAME, STATUS, CONCAT(COALESCE(LAST_EXECUTED, ''), '|', DEFINER) "
         "FROM information_schema.EVENTS "
-        "WHERE EVENT_SCHEMA = %s" % (lit, lit, lit, lit))
+        "WHERE EVENT_SCHEMA = %s" % (lit, _routines_of(engine, name), lit, lit))
     for row in rows:
         if len(row) == 4:
             last, _sep, definer = row[3].partition('|')
@@ -214,7 +226,8 @@ def _target(request: RestoreRequest) -> str:
 
 def check_target(engine: Any, request: RestoreRequest) -> Dict[str, Any]:
     target_db = _target(request)
-    exists = schema_exists(engine, target_db)
+    kept = kept_database(engine, target_db)   # (lower_case_table_names=1: İx is kept as ix)
+    exists = kept is not None
     tables = tables_of(engine, target_db) if exists else []
     objects = objects_of(engine, target_db) if exists else {k: [] for k in OBJECT_KINDS}
     held = count_objects(objects)
@@ -228,7 +241,7 @@ def check_target(engine: Any, request: RestoreRequest) -> Dict[str, Any]:
                             'name contains \' " or \\ (it fails to select it), so its events could not be put back '
                             'if the swap failed. Nothing was changed: drop its events first or restore to another name.'
                             % target_db, target=target_db)
-    return {'exists': exists, 'tables': tables, 'objects': objects,
+    return {'exists': exists, 'kept': kept, 'tables': tables, 'objects': objects,
             'defaults': schema_defaults(engine, target_db) if exists else None,
             'comment': engine.database_comment(target_db) if exists else None}
 
@@ -2579,9 +2592,9 @@ def database_function_objects(engine: Any, database: str, base: Any = None) -> D
         "SELECT 'trigger', TRIGGER_NAME, EVENT_OBJECT_TABLE, ACTION_STATEMENT, "  # nosec B608 # mysql_quote literal
         "SQL_MODE FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s "
         "UNION ALL SELECT LOWER(ROUTINE_TYPE), ROUTINE_NAME, ROUTINE_NAME, ROUTINE_DEFINITION, SQL_MODE "
-        "FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s "
+        "FROM information_schema.ROUTINES WHERE %s "
         "UNION ALL SELECT 'view', TABLE_NAME, TABLE_NAME, VIEW_DEFINITION, '' FROM information_schema.VIEWS "
-        "WHERE TABLE_SCHEMA = %s" % (lit, lit, lit))
+        "WHERE TABLE_SCHEMA = %s" % (lit, _routines_of(engine, database), lit))
     bodies = [(r[0], r[1], r[2].encode('utf-8', 'surrogateescape'), (r[3] or '').encode('utf-8', 'surrogateescape'),
                body_reading(engine, r[0], r[4])) for r in rows if len(r) == 5]
     tables: Dict[bytes, str] = {}
@@ -2828,11 +2841,11 @@ def bodies_naming(engine: Any, database: str, source: str) -> List[str]:
         "SELECT 'trigger', TRIGGER_NAME, ACTION_STATEMENT, SQL_MODE "  # nosec B608 # mysql_quote literal
         "FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s "
         "UNION ALL SELECT LOWER(ROUTINE_TYPE), ROUTINE_NAME, ROUTINE_DEFINITION, SQL_MODE "
-        "FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s "
+        "FROM information_schema.ROUTINES WHERE %s "
         "UNION ALL SELECT 'event', EVENT_NAME, EVENT_DEFINITION, SQL_MODE FROM information_schema.EVENTS "
         "WHERE EVENT_SCHEMA = %s "
         "UNION ALL SELECT 'view', TABLE_NAME, VIEW_DEFINITION, '' FROM information_schema.VIEWS "
-        "WHERE TABLE_SCHEMA = %s ORDER BY 1, 2" % (lit, lit, lit, lit))
+        "WHERE TABLE_SCHEMA = %s ORDER BY 1, 2" % (lit, _routines_of(engine, database), lit, lit))
     fold = folds_names(engine)
     return ['%s %s' % (r[0], r[1]) for r in rows
             if len(r) == 4 and r[2] and names_database(r[2].encode('utf-8', 'surrogateescape'), source,
@@ -3744,7 +3757,8 @@ def _swap(engine: Any, target: str, temp: str, tables: List[str], before: Dict[s
                             'The target was not touched.' % (len(unsupported), ', '.join(unsupported), target))
     # Dumped from the copy: a view's qualifiers naming the copy are pointed at the target (see VIEW_HEAD).
     new_script = with_event_status(requalify_script(_dump_objects(engine, temp, new_objects), temp, target), events)
-    old_script = _dump_objects(engine, target, before['objects']) if before['exists'] else b''
+    # by the name the server keeps it under: mariadb-dump of İx (kept as ix) fails on its views
+    old_script = _dump_objects(engine, before.get('kept') or target, before['objects']) if before['exists'] else b''
     _drop_objects(engine, temp, new_objects, kinds=('triggers',))  # a table with triggers cannot change schema
     clause = charset_clause(defaults)
     steps: List[str] = []
