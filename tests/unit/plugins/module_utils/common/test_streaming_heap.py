@@ -79,7 +79,7 @@ def test_fewer_page_faults_with_the_heap_kept(tmp_path):
         out = subprocess.run([sys.executable, '-c', CHILD, mode, str(tmp_path / ('%s.zst.age' % mode))],
                              check=True, capture_output=True, text=True).stdout
         return int(out.split()[-1])
-    off = min(faults('off') for _ in range(2))
-    on = max(faults('on') for _ in range(2))
+    off = min(faults('off'), faults('off'))
+    on = max(faults('on'), faults('on'))
     # 48 MB stored: ~12,000 pages; with the default trimming a large share of them is faulted in again
     assert on < off * 0.7, (on, off)
