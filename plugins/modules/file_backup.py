@@ -246,7 +246,12 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
-from ansible_collections.opsready.operations.plugins.module_utils.backup import jobs, retention
+from ansible_collections.opsready.operations.plugins.module_utils.backup import retention
+# catalog_prune and prune_result, not jobs: jobs imports the engine registry and the engines, which a file backup never
+# uses and the host compiled from the AnsiballZ zip on every run (issue 22)
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_prune import prune as prune_set
+from ansible_collections.opsready.operations.plugins.module_utils.backup.prune_result import (
+    merge_pruned, take_retention)
 from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
 from ansible_collections.opsready.operations.plugins.module_utils.common import crypto_guard
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
@@ -269,8 +274,8 @@ def prune(dest, name, keep_days, keep_count, check_mode):
     # leftover_min_age=None: leftovers are this set's business, removed under its lock (other sets' runs
     # in the same dest may be writing theirs right now)
     answer = {'deleted': [], 'broken_manifests': [], 'origin_sets': [], 'warnings': [], 'ran': True}
-    jobs.merge_pruned(answer, jobs.prune(dest, policy, engine=archive.ENGINE, database=name, check_mode=check_mode,
-                                         leftover_min_age=None))
+    merge_pruned(answer, prune_set(dest, policy, engine=archive.ENGINE, database=name, check_mode=check_mode,
+                                   leftover_min_age=None))
     return answer
 
 
@@ -324,7 +329,7 @@ def main():
             result['archive'] = os.path.join(p['dest'], '%s-<timestamp>.tar' % p['name'])
             result['diff'] = {'before': '', 'after': result['archive'] + '\n'}
             if os.path.isdir(p['dest']):
-                jobs.take_retention(result, prune(p['dest'], p['name'], p['keep_days'], p['keep_count'], True))
+                take_retention(result, prune(p['dest'], p['name'], p['keep_days'], p['keep_count'], True))
                 result['leftovers_removed'] = remove_leftovers(p['dest'], p['name'] + '-', check_mode=True)
             module.exit_json(**safeio.displayable(result))
         archive.prepare_dest(p['dest'], secret)
@@ -377,7 +382,7 @@ def main():
                                                'paths to back it up.' % (link, points_to, 'the files under it' if
                                                                          os.path.isdir(points_to) else 'its content',
                                                                          points_to)))
-            jobs.take_retention(result, prune(p['dest'], p['name'], p['keep_days'], p['keep_count'], False))
+            take_retention(result, prune(p['dest'], p['name'], p['keep_days'], p['keep_count'], False))
     except OpsReadyError as exc:
         module.fail_json(**safeio.displayable(exc.as_fail_kwargs()))
     except OSError as exc:

@@ -25,6 +25,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.artifac
 # its tool starts (remove_leftovers has a light path), and every module_utils file an AnsiballZ payload imports is
 # compiled on every run. Each is imported where it is first needed; Ansible ships files imported in functions too.
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_session import read_only, session
+from ansible_collections.opsready.operations.plugins.module_utils.backup.prune_result import (  # noqa: F401  # pylint: disable=unused-import
+    merge_pruned, take_retention)
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import (
     FULL_KINDS, MANIFEST_SUFFIX, Manifest, manifest_path_for, read_manifest)
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
@@ -190,20 +192,6 @@ def _run_backup(engine: Engine, opts: BackupOptions, verify: bool, policy: Optio
     return result
 
 
-def take_retention(result: Dict[str, Any], pruned: Dict[str, Any]) -> None:
-    """Put what the run's retention said into the backup module's ``result``: ``deleted``, and, when it ran,
-    ``broken_manifests`` (the backups it can neither count nor ever delete) and ``origin_sets``, its warnings
-    (those, a set of several servers) joining the run's. Kept as ``deleted`` alone, an operator whose retention runs
-    in the backup job was never told of a manifest kept for ever (backup_prune told it)."""
-    result['deleted'] = pruned['deleted']
-    if not pruned.get('ran'):
-        return
-    result['broken_manifests'] = pruned['broken_manifests']
-    result['origin_sets'] = pruned['origin_sets']
-    told = result.setdefault('warnings', [])
-    told.extend(w for w in pruned['warnings'] if w not in told)
-
-
 def _retain(engine: Engine, opts: BackupOptions, sets: Sequence[Optional[str]], policy: Optional[retention.Policy],
             pending: bool = False, verified: bool = False) -> Dict[str, Any]:
     """The artifacts ``policy`` deletes from each set of the run, after its backup. ``pending`` (check mode): the
@@ -229,16 +217,6 @@ def _retain(engine: Engine, opts: BackupOptions, sets: Sequence[Optional[str]], 
                        leftover_min_age=None)
         merge_pruned(answer, pruned)
     return answer
-
-
-def merge_pruned(answer: Dict[str, Any], pruned: Dict[str, Any]) -> None:
-    """One set's ``prune`` result added to ``answer`` (deleted, broken_manifests, origin_sets, warnings): a
-    directory's broken manifest, or a warning, said once however many sets of the run were pruned."""
-    answer['deleted'] += pruned['deleted']
-    seen = {b['manifest'] for b in answer['broken_manifests']}
-    answer['broken_manifests'] += [b for b in pruned.get('broken_manifests') or [] if b['manifest'] not in seen]
-    answer['origin_sets'] += [o for o in pruned.get('origin_sets') or [] if o not in answer['origin_sets']]
-    answer['warnings'] += [w for w in pruned.get('warnings') or [] if w not in answer['warnings']]
 
 
 # -- verification -----------------------------------------------------------------------------------------

@@ -195,3 +195,16 @@ def test_backup_info_still_attributes_broken_manifests_from_its_payload(tmp_path
     task = json.loads(result.stdout.split('=>', 1)[1])
     broken = task['broken_manifests']
     assert len(broken) == 1 and broken[0]['set'] == 'this', broken
+
+
+def test_file_backup_ships_no_engine_or_jobs():
+    """file_backup takes no database backup: its retention goes through catalog_prune and prune_result, not
+    backup/jobs.py, which imports the engine registry and with it every engine's folder. With jobs its payload was
+    106 files (1.8 MB) and the controller's build ~1.0-1.1 s per run; without, 39 files (0.6 MB), ~0.35 s (issue 22)."""
+    result = subprocess.run([sys.executable, '-c', _BUILD, 'file_backup'], cwd=str(REPO), env=_env(),
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    shipped = _module_utils(json.loads(result.stdout.strip().splitlines()[-1])['file_backup'])
+    assert 'backup/jobs.py' not in shipped
+    engines = sorted(f for f in shipped if f.startswith('engines/'))
+    assert engines == ['engines/base.py', 'engines/connection.py'], engines

@@ -23,7 +23,7 @@ DAY = datetime.timedelta(days=1)
 def clean(monkeypatch):
     catalog_index.clear()
     monkeypatch.setattr(catalog_index, 'SETTLE_NS', 0)
-    monkeypatch.setattr(file_backup.jobs, 'prune', lambda *a, **k: prune(*a, now=NOW, **k))
+    monkeypatch.setattr(file_backup, 'prune_set', lambda *a, **k: prune(*a, now=NOW, **k))
     yield
     catalog_index.clear()
 
