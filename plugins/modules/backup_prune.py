@@ -106,6 +106,8 @@ options:
       - V(-1) lists every entry (at a year of hourly backups, ~200,000 manifests, about 46 MB of result, which
         Ansible copies and encodes, and AWX stores with the job's events).
       - Warnings, RV(broken_manifests), RV(content_checked) and RV(leftovers_left) are never cut.
+      - Check mode checks the manifest of each listed deletion against the catalog index; the others are counted from
+        the index. A real run reads every manifest of a set again before it deletes from it.
     type: int
     default: 1000
 extends_documentation_fragment:

@@ -210,7 +210,9 @@ def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], d
                             list(map(delete.__getitem__, set_doomed)), _listable(doomed, real, listed)))
             parents.extend(item for item in view.parents() if item[1] in keep)
             log_problems.append((first, retention.log_violations_view(view, delete)))
-            # (the rows are proved once the deletions are in order: _prove_listed)
+            # check mode proves the rows it lists once the deletions are in order (_prove_listed); a real run proves
+            # every row of a set it deletes from by parsing its manifest (a stat of each before that proved nothing
+            # more)
             if real and delete:
                 if not rows_agree(base.directory, view.columns, view.rows()):
                     return None
