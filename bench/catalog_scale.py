@@ -29,8 +29,9 @@ seal no longer matches, every manifest is stat'ed, the new one parsed and append
 index sealed again in place); every other row is the
 steady state (a sealed index of an unchanged directory). ``backup_info`` is describe() alone; ``backup_info_output``
 adds the module's JSON result (the newest 100 artifacts and the chain by default, ``max_artifacts``).
-``backup_prune_check`` is prune() alone; ``backup_prune_check_output`` adds the module's result path (its lists cut to
-``max_listed``, then ``exit_json``'s ``remove_values`` and JSON).
+``backup_prune_check`` is prune() alone, called as the module calls it (its lists cut to the default ``max_listed``:
+check mode then ``stat``s the manifests of the deletions it lists, not of the ~140,000 it counts);
+``backup_prune_check_output`` adds the module's result path (``exit_json``'s ``remove_values`` and JSON).
 Two reference rows are not product operations: ``floor_stat`` (list the directory and stat every
 manifest: what any catalog that trusts no cache must do) and ``read_all`` (parse every manifest once).
 """
@@ -226,15 +227,17 @@ def op_backup_info_output(directory: str) -> Any:
 
 
 def op_backup_prune_check(directory: str) -> Any:
-    """backup_prune path=DIR keep_daily/weekly/monthly, check mode (every set)."""
+    """backup_prune path=DIR keep_daily/weekly/monthly, check mode (every set): prune() as the module calls it, its
+    lists cut to the default ``max_listed`` (check mode proves the deletions it lists, not every one it counts)."""
     # as backup_prune
-    from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_prune import prune
-    result = prune(directory, _policy(), check_mode=True)
-    return {'delete': len(result['deleted']), 'keep': len(result['kept'])}
+    from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_prune import (
+        DEFAULT_MAX_LISTED, prune)
+    result = prune(directory, _policy(), check_mode=True, max_listed=DEFAULT_MAX_LISTED)
+    return {'delete': result['deleted_count'], 'keep': result['kept_count']}
 
 
 def op_backup_prune_check_output(directory: str) -> Any:
-    """backup_prune check mode as the module returns it: prune(), the lists cut to the default ``max_listed``
+    """backup_prune check mode as the module returns it: prune() with the lists cut to the default ``max_listed``
     (``list_at_most``; the counts exact) and AnsibleModule's result path (``exit_json``: ``remove_values`` walks and
     copies the whole result, with the module's no_log values (none here), then the JSON the controller reads).
     Uncut, the result named every artifact it would delete and keep, with a reason each, and every deleted id:
@@ -242,8 +245,8 @@ def op_backup_prune_check_output(directory: str) -> Any:
     from ansible.module_utils.common.parameters import remove_values
     # as backup_prune
     from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_prune import (
-        DEFAULT_MAX_LISTED, list_at_most, prune)
-    result = list_at_most(prune(directory, _policy(), check_mode=True), DEFAULT_MAX_LISTED)
+        DEFAULT_MAX_LISTED, prune)
+    result = prune(directory, _policy(), check_mode=True, max_listed=DEFAULT_MAX_LISTED)
     text = json.dumps(remove_values(result, set()))
     return {'delete': result['deleted_count'], 'result_mb': round(len(text) / 1e6, 1)}
 

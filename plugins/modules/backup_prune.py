@@ -106,6 +106,8 @@ options:
       - V(-1) lists every entry (at a year of hourly backups, ~200,000 manifests, about 46 MB of result, which
         Ansible copies and encodes, and AWX stores with the job's events).
       - Warnings, RV(broken_manifests), RV(content_checked) and RV(leftovers_left) are never cut.
+      - Check mode checks the manifest of each listed deletion against the catalog index; the others are counted from
+        the index. A real run reads every manifest of a set again before it deletes from it.
     type: int
     default: 1000
 extends_documentation_fragment:
@@ -113,8 +115,8 @@ extends_documentation_fragment:
   - opsready.operations.check_mode
 notes:
   - With no keep rule at all nothing is deleted.
-  - Check mode lists what would be deleted; with C(--diff) the diff shows the artifact list before and after (every
-    artifact, whatever O(max_listed) says).
+  - Check mode lists what would be deleted; with C(--diff) the diff shows the artifact list before and after, cut
+    like the lists (O(max_listed)), with a last line saying how many artifacts it leaves out.
 seealso:
   - module: opsready.operations.db_backup
   - module: opsready.operations.backup_info
@@ -246,7 +248,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
 from ansible_collections.opsready.operations.plugins.module_utils.backup import retention
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_prune import (
-    DEFAULT_MAX_LISTED, list_at_most, prune)
+    DEFAULT_MAX_LISTED, prune)
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.engines.names import CATALOG_ENGINES
 
@@ -275,20 +277,35 @@ def main():
         policy = retention.Policy.from_params(p)
         policy.recipients = p['recipients']
         policy.verify_content = p['verify_content']
+        # the lists come cut to max_listed, with exact counts (check mode proves the deletions it lists)
         result = prune(p['path'], policy, engine=p['engine'], database=p['database'], check_mode=module.check_mode,
-                       leftover_min_age=p['leftover_min_age'], succession=p['origin_succession'])
+                       leftover_min_age=p['leftover_min_age'], succession=p['origin_succession'],
+                       max_listed=p['max_listed'])
     except OpsReadyError as exc:
         module.fail_json(**exc.as_fail_kwargs())
     for text in result.pop('warnings', None) or []:   # exit_json(warnings=...) is deprecated
         module.warn(text)
     if result['changed'] and module._diff:
-        gone = set(result['deleted']) | set(result['leftovers_removed'])
-        before = sorted(set(result['kept']) | gone)
-        result['diff'] = {'before': '\n'.join(os.path.basename(x) for x in before) + '\n',
-                          'after': '\n'.join(os.path.basename(x) for x in sorted(result['kept'])) + '\n',
-                          'before_header': p['path'], 'after_header': p['path']}
-    # the counts stay exact; the lists are cut (the diff above, asked for with --diff, names every artifact)
-    module.exit_json(**list_at_most(result, p['max_listed']))
+        result['diff'] = listing_diff(result, p['path'], p['max_listed'])
+    module.exit_json(**result)
+
+
+def listing_diff(result, path, max_listed):
+    """The directory's artifacts before and after, as the cut lists name them: uncut, every artifact (~200,000
+    lines at a year of hourly backups); cut, the listed ones and a last line saying how many are left out."""
+    gone = set(result['deleted']) | set(result['leftovers_removed'])
+    before = ['\n'.join(os.path.basename(x) for x in sorted(set(result['kept']) | gone))]
+    after = ['\n'.join(os.path.basename(x) for x in sorted(result['kept']))]
+    if result['lists_truncated']:
+        kept = result['kept_count'] - len(result['kept'])
+        hidden = (result['deleted_count'] - len(result['deleted']) + kept
+                  + result['leftovers_removed_count'] - len(result['leftovers_removed']))
+        before.append('(and %d more artifacts not listed: max_listed is %d; deleted_count, kept_count and '
+                      'leftovers_removed_count count every one, max_listed -1 lists every artifact)'
+                      % (hidden, max_listed))
+        after.append('(and %d more kept artifacts not listed: max_listed is %d)' % (kept, max_listed))
+    return {'before': '\n'.join(line for line in before if line) + '\n',
+            'after': '\n'.join(line for line in after if line) + '\n', 'before_header': path, 'after_header': path}
 
 
 if __name__ == '__main__':

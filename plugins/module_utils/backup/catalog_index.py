@@ -69,7 +69,7 @@ from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 from ansible_collections.opsready.operations.plugins.module_utils.backup import manifest as _manifest
 # session and read_only (and their counters) live in catalog_session.py: a backup run enters them before it loads this
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_session import (  # noqa: F401  # pylint: disable=unused-import
-    _READ_ONLY, _SESSION, read_only, session)
+    _READ_ONLY, _SESSION, INDEX_NAME, read_only, session)
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import CatalogError, OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import parse_time
 
@@ -78,9 +78,9 @@ SETTLE_NS = 2 * 1000 ** 3
 # Manifests remembered per process; past this the cache starts again (bounds memory in long-lived
 # processes: tests, backup_copy walking several work directories).
 MAX_ENTRIES = 1_000_000
-# The index file, inside the backup directory. A dot name: never a manifest (manifest_paths skips dot
-# names), never a leftover (leftovers only consider artifact-stamped names), never copied offsite.
-INDEX_NAME = '.opsready-catalog-index.json'
+# The index file, inside the backup directory: INDEX_NAME (catalog_session.py). A dot name: never a manifest
+# (manifest_paths skips dot names), never a leftover (leftovers only consider artifact-stamped names), never copied
+# offsite.
 INDEX_FORMAT = 'opsready-catalog-index'
 # 2: the header has a seal; 3: binary columns after the JSON header line; 4: a journal after them; 5: an origin column
 INDEX_VERSION = 5

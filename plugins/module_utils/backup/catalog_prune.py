@@ -23,7 +23,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup import 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import (
     Catalog, _order, origin_groups, overlaps, row_view)
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import (
-    R_ARTIFACT, R_ID, IndexStale, confirm, drop_index, entries_agree, read_only, rows_agree)
+    R_ARTIFACT, R_ID, IndexStale, confirm, confirm_rows, drop_index, entries_agree, read_only, rows_agree)
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common import cleanup
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
@@ -35,26 +35,30 @@ from ansible_collections.opsready.operations.plugins.module_utils.files import s
 
 def prune(path: str, policy: retention.Policy, engine: Optional[str] = None, database: Optional[str] = None,
           check_mode: bool = False, now: Optional[datetime.datetime] = None,
-          leftover_min_age: Optional[int] = 3600, succession: bool = False) -> Dict[str, Any]:
+          leftover_min_age: Optional[int] = 3600, succession: bool = False,
+          max_listed: Optional[int] = None) -> Dict[str, Any]:
     """Apply ``policy``; remove leftovers older than ``leftover_min_age`` seconds (None: leave them).
     ``succession`` (or the policy's ``origin_succession``): a set's origins that do not overlap in time are one
-    server's history (``retention.plan``)."""
+    server's history (``retention.plan``). ``max_listed``: the result's lists are cut to that many entries each
+    (``list_at_most``, -1: none cut; None: not cut and no counts added, as the backup modules' retention merges them),
+    and check mode proves unchanged only the manifests of the deletions it lists (``_prune_per_set``)."""
     succession = succession or policy.origin_succession
     policy.proof_cache = {}   # this run's proofs of content (``retention.prove_content``), not an earlier run's
     # Before anything is planned: an account owning a directory above could link the catalog's name to another
     # catalog of root's, whose backups this policy would then delete.
     safeio.check_parents(os.path.abspath(path), 'delete old backups from', 'path')
+    listed = -1 if max_listed is None else max_listed
     with (read_only() if check_mode else contextlib.nullcontext()):
         try:
-            result = _prune(path, policy, engine, database, check_mode, now, leftover_min_age, succession)
+            result = _prune(path, policy, engine, database, check_mode, now, leftover_min_age, succession, listed)
         except IndexStale:
             # a manifest it would delete disagreed with the index: plan again with every manifest stat'ed
-            result = _prune(path, policy, engine, database, check_mode, now, leftover_min_age, succession)
+            result = _prune(path, policy, engine, database, check_mode, now, leftover_min_age, succession, listed)
     # A manifest that cannot be read keeps its backup (neither counted nor aged out, never a leftover): said, never
     # silent, or the backup stays for ever with nobody told (backup_copy and backup_info name them alike).
     result['broken_manifests'] = [dict(broken) for broken in result.pop('broken_manifests', None) or []]   # last key
     result.setdefault('warnings', []).extend(broken_warning(broken) for broken in result['broken_manifests'])
-    return result
+    return result if max_listed is None else list_at_most(result, max_listed)
 
 
 def broken_warning(broken: Dict[str, Any]) -> str:
@@ -149,7 +153,7 @@ def _ids_are_stems(base: Catalog) -> bool:
 
 def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], database: Optional[str],
                    now: datetime.datetime, leftover_min_age: Optional[int], real: bool = False,
-                   succession: bool = False) -> Optional[Dict[str, Any]]:
+                   succession: bool = False, listed: int = -1) -> Optional[Dict[str, Any]]:
     """``_prune``'s plan holding one set's objects at a time: ``retention.plan``, the dependency check and the
     result built set by set and merged in the order the whole-catalog code gives. None when that order cannot be
     reproduced (an artifact id in two sets: the whole-catalog code lets one shadow the other).
@@ -158,7 +162,9 @@ def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], d
     is parsed again, one at a time, and must say what its row says (``rows_agree``), so the plan is the one its
     parsed manifests give; otherwise None (the whole-catalog code plans from the parsed manifests and drops the
     index). The result then has ``targets``: what ``retention.delete_artifacts`` removes, in deletion order. (The
-    whole-catalog code held every parsed manifest of those sets at once: 1.5 GB at 200,000 manifests.)"""
+    whole-catalog code held every parsed manifest of those sets at once: 1.5 GB at 200,000 manifests.)
+
+    ``listed``: how many deletions the caller lists (``list_at_most``; -1 every one): see ``_prove_listed``."""
     policy.proofs = {}   # what this plan proved (an earlier attempt's plan may have proved another full)
     base = Catalog(path, engine=engine, database=database, materialize=False)
     groups = base.set_refs()
@@ -171,8 +177,9 @@ def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], d
     # already, so the sets on rows need no set of 200,000 ids to prove no id is in two of them
     stem_ids = _ids_are_stems(base)
     # per set: (first entry's order, kept {path: reason}, and what it would delete as columns, oldest first: finished
-    # times, ids, paths, reasons; ~140,000 rows at a year of hourly backups, a tuple each was a tenth of the run)
-    planned: List[Tuple[Any, Dict[str, str], List[int], List[str], List[str], List[str]]] = []
+    # times, ids, paths, reasons, and the rows check mode may list (``_listable``; None: a set planned on objects,
+    # proved in the loop); ~140,000 rows at a year of hourly backups, a tuple each was a tenth of the run)
+    planned: List[Tuple[Any, Dict[str, str], List[int], List[str], List[str], List[str], Optional[List[int]]]] = []
     parents: List[Tuple[Any, str, str]] = []   # kept entries with a parent: (order, id, parent)
     log_problems: List[Tuple[Any, List[str]]] = []
     targets: Dict[str, retention.Target] = {}   # real runs: deleted id -> its files
@@ -200,10 +207,12 @@ def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], d
             set_doomed = list(itertools.compress(set_ids, doomed_mask))
             planned.append((first, dict(zip(map(path_of.__getitem__, keep), keep.values())),
                             view.finished_of(doomed), set_doomed, list(itertools.compress(set_paths, doomed_mask)),
-                            list(map(delete.__getitem__, set_doomed))))
+                            list(map(delete.__getitem__, set_doomed)), _listable(doomed, real, listed)))
             parents.extend(item for item in view.parents() if item[1] in keep)
             log_problems.append((first, retention.log_violations_view(view, delete)))
-            view.confirm_rows(doomed)
+            # check mode proves the rows it lists once the deletions are in order (_prove_listed); a real run proves
+            # every row of a set it deletes from by parsing its manifest (a stat of each before that proved nothing
+            # more)
             if real and delete:
                 if not rows_agree(base.directory, view.columns, view.rows()):
                     return None
@@ -227,7 +236,7 @@ def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], d
         get = view.get
         planned.append((first, {_artifact_path(get(i)): reason for i, reason in keep.items()},
                         [get(i).finished_us for i in delete], list(delete), [_artifact_path(get(i)) for i in delete],
-                        list(delete.values())))
+                        list(delete.values()), None))
         parents.extend((_order(m), m.id, m.parent) for m in entries if m.parent and m.id in keep)
         # the log half of retention.dependency_violations, for this set (ids are unique: its doomed are its own)
         log_problems.append((first, retention.dependency_violations(view, [], list(delete), parents=False,
@@ -247,6 +256,8 @@ def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], d
     finished = list(chained(item[2] for item in planned))
     order = sorted(range(len(finished)), key=finished.__getitem__)
     del finished
+    if not real:
+        _prove_listed(base, planned, order, listed)
     deleted_ids = list(map(list(chained(item[3] for item in planned)).__getitem__, order))
     # (nearly always no kept entry names a parent: no set of every deleted id then)
     doomed_ids = set(deleted_ids) if parents else set()
@@ -282,12 +293,58 @@ def _prune_per_set(path: str, policy: retention.Policy, engine: Optional[str], d
     return result
 
 
+def _listable(doomed: List[int], real: bool, listed: int) -> List[int]:
+    """The rows of a set's deletions (oldest first) that check mode may list: its first ``listed`` at most, since the
+    listed ones are the first ``listed`` of every set's merged by finish time (a stable sort keeps each set's
+    order). A real run proves by parsing (``rows_agree``): none. (Each row kept is an int the set's view would free:
+    ~5 MB at 140,000.)"""
+    if real:
+        return []
+    return doomed if listed < 0 else doomed[:listed]
+
+
+def _prove_listed(base: Catalog, planned: List[Any], order: List[int], listed: int) -> None:
+    """Check mode: prove unchanged (``confirm_rows``: a ``stat`` each; parsed and compared when the file changed) the
+    manifests of the deletions it lists, the first ``listed`` (-1: every one) in deletion order, of the sets planned
+    on index rows (a set planned on objects proved its own in the loop). Raises IndexStale as ``confirm`` does.
+
+    Why not every deletion it counts (a ``stat`` of ~140,000 manifests was a third of a check-mode prune at a year of
+    hourly backups), and why that is safe:
+
+    * Check mode deletes nothing. What it lists (paths, ids, reasons) is proved as before, so a listed deletion is
+      never shown on a row its manifest no longer says; the counts rest on the rows like the kept manifests' (never
+      ``stat``ed: a kept manifest edited in place could change the plan just as much) -- the seal's documented limit
+      (docs/architecture.md, "The catalog index"): a manifest rewritten in place that no answer uses in detail is
+      seen by the next run that changes the directory or uses it.
+    * A real run ``stat``s none of them either (see ``_prune_per_set``): before it deletes anything from a set it
+      parses every manifest of that set again and requires each to say exactly what its row says (``rows_agree``),
+      else the set is planned from the parsed manifests (the whole-catalog code, which drops an index that planned
+      otherwise). That parse is a stronger proof than the ``stat``, made later. So no row the index holds (stale
+      after an edit in place, or a lie of the file's owner under a valid checksum) can make a run delete a backup
+      its manifest keeps: the newest good fulls, and every log a kept backup replays, are kept by the plan of the
+      parsed manifests, whose dependency check (``retention.log_violations_view``, the parents) then runs on that
+      plan. A stale or tampered index costs a wrong count in check mode at worst, never a file."""
+    if listed == 0:
+        return
+    chained = itertools.chain.from_iterable
+    # each set's rows (a set's first ``listed`` at most), -1 for the rest of its deletions, aligned with ``order``'s
+    rows_of = list(chained(itertools.chain(item[6] or (), itertools.repeat(-1, len(item[3]) - len(item[6] or ())))
+                           for item in planned))
+    picked = order if listed < 0 else order[:listed]
+    rows = [row for row in map(rows_of.__getitem__, picked) if row >= 0]
+    columns = base._scan.columns
+    if rows and columns is not None:   # (rows come from a scan on columns)
+        directory = base.directory
+        scan = base._scan
+        confirm_rows(directory, columns, rows, lambda changed: scan.build_set(directory, changed))
+
+
 def _prune(path: str, policy: retention.Policy, engine: Optional[str], database: Optional[str], check_mode: bool,
-           now: Optional[datetime.datetime], leftover_min_age: Optional[int], succession: bool = False
-           ) -> Dict[str, Any]:
+           now: Optional[datetime.datetime], leftover_min_age: Optional[int], succession: bool = False,
+           listed: int = -1) -> Dict[str, Any]:
     if catalog_jobs.PER_SET:  # the switches describe shares (the tests flip them)
         answer = _prune_per_set(path, policy, engine, database, now or utcnow(), leftover_min_age, real=not check_mode,
-                                succession=succession)
+                                succession=succession, listed=listed)
         if answer is not None:
             answer['content_checked'] = retention.content_checked(policy)
             if not check_mode:
@@ -313,7 +370,8 @@ def _prune(path: str, policy: retention.Policy, engine: Optional[str], database:
     if violations:
         raise OpsReadyError('Retention refused: the plan would delete pieces that kept backups need (%s). '
                             'Nothing was deleted; report this as a bug.' % '; '.join(violations))
-    confirm([catalog.get(i) for i in doomed])   # what it deletes (or says it would) is proved unchanged
+    # what it deletes (planned again from the parsed manifests above) or lists as a deletion is proved unchanged
+    confirm([catalog.get(i) for i in (doomed if listed < 0 or not check_mode else doomed[:listed])])
     paths = [catalog.get(i).path for i in doomed]
     leftovers: List[str] = []
     cutoff = time.time() - (leftover_min_age or 0)

@@ -108,3 +108,33 @@ def test_max_listed_below_minus_one_is_refused(tmp_path, value):
     result, printed = run_module(tmp_path, 'backup_prune', {'path': str(tmp_path), 'keep_last': 1,
                                                             'max_listed': value}, check=True)
     assert result.get('failed') is True and 'max_listed' in result['msg'] and '-1' in result['msg'], printed[-2000:]
+
+
+def _lines(text: str) -> list:
+    assert text.endswith('\n')
+    return text[:-1].split('\n')
+
+
+def test_diff_is_cut_like_the_lists_and_says_so(tmp_path):
+    """``--diff`` named every artifact before and after (~200,000 lines at a year of hourly backups, whatever
+    ``max_listed`` said): now it names what the cut lists name, with a last line that says what it leaves out."""
+    catalog = _catalog(tmp_path)
+    params = {'path': str(catalog), 'keep_last': 3}
+    whole, printed = run_module(tmp_path, 'backup_prune', dict(params, max_listed=-1), check=True, diff=True)
+    assert not whole.get('failed'), printed[-3000:]
+    names = sorted(os.path.basename(p) for p in list(whole['kept']) + whole['deleted'])
+    assert _lines(whole['diff']['before']) == names, 'max_listed -1: every artifact, as before'
+    assert _lines(whole['diff']['after']) == sorted(os.path.basename(p) for p in whole['kept'])
+    cut, printed = run_module(tmp_path, 'backup_prune', dict(params, max_listed=50), check=True, diff=True)
+    assert not cut.get('failed') and cut['lists_truncated'] is True, printed[-3000:]
+    before, after = _lines(cut['diff']['before']), _lines(cut['diff']['after'])
+    listed_kept = sorted(os.path.basename(p) for p in cut['kept'])
+    assert before[:-1] == sorted(listed_kept + [os.path.basename(p) for p in cut['deleted']])
+    assert after[:-1] == listed_kept
+    # the diff's removed lines are the listed deletions, its last lines say what is left out and how to see it
+    assert set(before[:-1]) - set(after[:-1]) == {os.path.basename(p) for p in cut['deleted']}
+    hidden = cut['deleted_count'] - 50 + cut['kept_count'] - 50
+    assert str(hidden) in before[-1] and 'max_listed' in before[-1] and '-1' in before[-1], before[-1]
+    assert str(cut['kept_count'] - 50) in after[-1] and 'max_listed' in after[-1], after[-1]
+    assert cut['diff']['before_header'] == cut['diff']['after_header'] == str(catalog)
+    assert len(cut['diff']['before']) < len(whole['diff']['before']) / 3
