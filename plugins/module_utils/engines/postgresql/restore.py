@@ -1241,11 +1241,18 @@ def _load(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, d
         return from_file(manifest.path, 'pg_restore -j %d (directory format)' % jobs)
     if jobs == 1 and not split:
         argv = [engine.tool('pg_restore')] + common
-        order = serial_list(_head_listing(engine, manifest))
+        listing = _head_listing(engine, manifest)
+        order = serial_list(listing)
         if order is None:
             pipe_artifact_into(engine.runner, manifest, argv, 'pg_restore', env=env, identities=engine.identities,
                                verify=verify)
-            return {'method': 'pg_restore (stdin stream)', 'jobs': 1}
+            loaded: Dict[str, Any] = {'method': 'pg_restore (stdin stream)', 'jobs': 1}
+            # '' is a listing that failed (pg_restore --list always prints its header): the load kept pg_restore's
+            # order, so event triggers were not moved last. Said only where one could have fired: a superuser's load
+            # (nobody else creates event triggers) into a copy whose sessions have them on (before PostgreSQL 17)
+            if not listing and quiet_event_triggers and database not in engine.client.quiet_databases:
+                loaded['warnings'] = [_unlisted_warning(manifest)]
+            return loaded
         # the stream is pg_restore's stdin: the list goes through a file
         with secret_file(order, prefix='opsready-pg-list-', suffix='.txt', directory=request.tmpdir) as listed:
             pipe_artifact_into(engine.runner, manifest, argv + ['-L', listed], 'pg_restore', env=env,
@@ -1469,6 +1476,17 @@ def restore_in_parallel(engine: PostgresEngine, tool: List[str], jobs: int, sect
                                       data=''.join('%s;\n' % i for i in ids).encode('ascii'), what=label)
             return
     engine.runner.run(tool + ['-j', str(jobs)] + sections + [path], env=env, what=what)
+
+
+def _unlisted_warning(manifest: Manifest) -> str:
+    """What an operator reads when ``_head_listing`` of a load that then succeeded failed (``_load``)."""
+    return ('pg_restore --list could not read the table of contents of backup %s (the head of %s), so it was loaded '
+            'in pg_restore\'s own order: its event triggers, if it has any, were not moved after everything else, and '
+            'one set ENABLE REPLICA or ENABLE ALWAYS may have fired on what was restored after it (the grants, '
+            'REFRESH MATERIALIZED VIEW). The load itself read and checked the whole artifact. See whether the dump '
+            'has event triggers (pg_restore --list of the artifact, lines with EVENT TRIGGER) and, if so, check the '
+            'restored database for what they do (an audit table, a log), or restore it again.'
+            % (manifest.id, manifest.path))
 
 
 def _head_listing(engine: PostgresEngine, manifest: Manifest) -> str:
@@ -1857,8 +1875,8 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
         # that reach the remote.
         servers = foreign.handle(engine, temp, request.foreign_servers) if int(counts[1]) else None
         reached = foreign.reach(engine, temp, request.foreign_servers, counts[2] if len(counts) > 2 else '')
-        reached['warnings'] = reached['warnings'] + fired + extension_member_warnings(engine, request, manifest,
-                                                                                      temp)
+        reached['warnings'] = (load.pop('warnings', None) or []) + reached['warnings'] + fired + \
+            extension_member_warnings(engine, request, manifest, temp)
         # before the database's own settings (default_transaction_read_only = on would refuse it in a new session);
         # what follows in the copy (ALTER DATABASE/ROLE ... SET, COMMENT ON DATABASE) fires no event trigger
         release_event_triggers(engine, temp, held)
