@@ -47,9 +47,8 @@ def test_a_head_that_cannot_be_listed_is_a_warning(pg, tmp_path):
         book.write_text(json.dumps([{'hosts': 'localhost', 'gather_facts': False, 'tasks': [
             {'name': 'restore', 'opsready.operations.db_restore': dict(
                 conn(pg), engine='postgresql', src=str(dest), source_database=name, database=copy, jobs=1)}]}]))
-        result = run_playbook(str(book), extravars={'pg_password': pg.password},
-                              envvars={'PATH': os.pathsep.join((str(tools), os.path.dirname(VENV_PYTHON),
-                                                                 os.environ.get('PATH', '')))})
+        path = os.pathsep.join((str(tools), os.path.dirname(VENV_PYTHON), os.environ.get('PATH', '')))
+        result = run_playbook(str(book), extravars={'pg_password': pg.password}, envvars={'PATH': path})
         assert result.rc == 0, result.stdout[-4000:]
         done = result.result('restore')
         assert done['method_detail'] == 'pg_restore (stdin stream)', done

@@ -23,8 +23,8 @@ def test_default_is_backup_prunes():
     assert listed.DEFAULT_MAX_LISTED == catalog_prune.DEFAULT_MAX_LISTED == 1000
 
 
-@pytest.mark.parametrize('max_listed, listed_count, truncated', [(-1, 5, False), (0, 0, True), (2, 2, True),
-                                                                  (5, 5, False), (9, 5, False)])
+@pytest.mark.parametrize('max_listed, listed_count, truncated',
+                         [(-1, 5, False), (0, 0, True), (2, 2, True), (5, 5, False), (9, 5, False)])
 def test_deleted_is_cut_in_order_and_counted(max_listed, listed_count, truncated):
     paths = ['/b/a-%d' % n for n in range(5)]
     result = listed.list_deleted_at_most({'deleted': list(paths), 'changed': True}, max_listed)

@@ -52,7 +52,7 @@ class Recorder:
         return [['false', 'true', 'x', '0', '0']] if 'datistemplate' in sql else []
 
     def session(self):
-        return SimpleNamespace(query=lambda sql: self.query(sql), alive=True)
+        return SimpleNamespace(query=self.query, alive=True)
 
 
 def _stop(*args, **kwargs):
