@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import subprocess
-from pathlib import Path
 
-from tests.harness.playbook import run_playbook
-
-
-def play(tmp_path: Path, tasks: list, extravars: dict | None = None, **kw):
-    book = tmp_path / ('play-%d.yml' % len(list(tmp_path.glob('play-*.yml'))))
-    book.write_text(json.dumps([{'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]))
-    return run_playbook(str(book), extravars=extravars, **kw)
+from tests.harness.playbook import play
 
 
 def test_sqlite_compression_none_threads_verify_false_retention_and_prune_check_diff(tmp_path):

@@ -222,10 +222,10 @@ def test_names_longer_than_63_bytes_are_refused_before_anything_happens(pg, tmp_
 def test_hostile_table_names_in_maintenance_options_are_refused_clearly(pg, tmp_path):
     name = "x'; DROP TABLE keep; --"
     c = conn(pg)
-    result = play(tmp_path, [task('maintain', 'db_maintenance', dict(
+    maintain = task('maintain', 'db_maintenance', dict(
         c, engine='postgresql', database='prod', tasks=['cleanup'],
-        cleanup=[{'table': name, 'column': 'id', 'older_than_days': 1, 'column_format': 'epoch'}]))],
-                  {'pg_password': pg.password})
+        cleanup=[{'table': name, 'column': 'id', 'older_than_days': 1, 'column_format': 'epoch'}]))
+    result = play(tmp_path, [maintain], {'pg_password': pg.password})
     res = result.result('maintain')
     assert failed(res) and 'does not exist' in res['msg'], res  # only a name (always quoted): not found
     assert pg.sql('SELECT count(*) FROM keep', database='prod', superuser=True) == [('3',)]
