@@ -7,8 +7,8 @@ from __future__ import annotations
 
 class ModuleDocFragment:
     # The ``retention`` option of the modules that prune after they back up (db_backup, redis_backup): the same
-    # keep_* rules as backup_prune (the retention fragment) plus origin_succession, one spec in
-    # backup/retention.py retention_options().
+    # keep_* rules as backup_prune (the retention fragment) plus origin_succession and max_listed, one spec in
+    # backup/retention_spec.py retention_options().
     DOCUMENTATION = r'''
 options:
   retention:
@@ -46,4 +46,15 @@ options:
             M(opsready.operations.backup_prune) O(opsready.operations.backup_prune#module:origin_succession) does.
         type: bool
         default: false
+      max_listed:
+        description:
+          - How many entries RV(deleted) lists - the first ones in deletion order (oldest first, set after set).
+            RV(deleted_count) always counts every one and RV(lists_truncated) says whether the list was cut (with
+            RV(lists_note)), as M(opsready.operations.backup_prune)
+            O(opsready.operations.backup_prune#module:max_listed) does. Every artifact the plan deletes is deleted,
+            listed or not; check mode lists what the real run then lists.
+          - V(-1) lists every entry (the first clean-up of a large catalog, ~200,000 manifests at a year of hourly
+            backups, then returns tens of MB, which Ansible copies and encodes, and AWX stores with the job's events).
+        type: int
+        default: 1000
 '''

@@ -82,6 +82,16 @@ options:
   keep_count:
     description: Keep at most this many archives of this set (the newest). Unset keeps any number.
     type: int
+  max_listed:
+    description:
+      - How many entries RV(deleted) lists - the first ones in deletion order (oldest first). RV(deleted_count) always
+        counts every one and RV(lists_truncated) says whether the list was cut (with RV(lists_note)), as
+        M(opsready.operations.backup_prune) O(opsready.operations.backup_prune#module:max_listed) does. Every archive
+        retention deletes is deleted, listed or not; check mode lists what the real run then lists.
+      - V(-1) lists every entry (the first clean-up of a large set then returns a large result, which Ansible copies
+        and encodes, and AWX stores with the job's events).
+    type: int
+    default: 1000
   encrypt:
     description:
       - Encrypt archives to O(recipients) (age format, X25519). Archives are then named C(.tar.zst.age).
@@ -204,11 +214,27 @@ skipped_unchanged:
   type: bool
   sample: false
 deleted:
-  description: Archives removed by retention (or that would be removed in check mode).
+  description:
+    - Archives removed by retention (or that would be removed in check mode), oldest first - the first
+      O(max_listed) of them; RV(deleted_count) counts every one.
   returned: success
   type: list
   elements: str
   sample: [/var/backups/opsready/config/myapp-config-20261001T000000000000Z.tar.zst]
+deleted_count:
+  description: How many archives retention removed (or would remove, in check mode), whatever RV(deleted) lists.
+  returned: success
+  type: int
+lists_truncated:
+  description:
+    - True when RV(deleted) lists fewer archives than were removed (more than O(max_listed)); RV(lists_note) then
+      says how to list every one (O(max_listed=-1)).
+  returned: success
+  type: bool
+lists_note:
+  description: What the cut RV(deleted) holds and how to list every entry.
+  returned: when RV(lists_truncated)
+  type: str
 broken_manifests:
   description:
     - What the run's retention could not read - manifests in O(dest) that cannot be read (truncated or edited JSON, a
@@ -252,6 +278,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup import 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_prune import prune as prune_set
 from ansible_collections.opsready.operations.plugins.module_utils.backup.prune_result import (
     merge_pruned, take_retention)
+from ansible_collections.opsready.operations.plugins.module_utils.backup.listed import (
+    DEFAULT_MAX_LISTED, list_deleted_at_most, max_listed_error)
 from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
 from ansible_collections.opsready.operations.plugins.module_utils.common import crypto_guard
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
@@ -287,6 +315,7 @@ def main():
             name=dict(type='str', default='files'),
             keep_days=dict(type='int', default=30),
             keep_count=dict(type='int'),
+            max_listed=dict(type='int', default=DEFAULT_MAX_LISTED),
             skip_unchanged=dict(type='bool', default=False),
             encrypt=dict(type='bool', default=False),
             recipients=dict(type='list', elements='str'),
@@ -303,6 +332,8 @@ def main():
         recipients = encryption.recipients_option(p['encrypt'], p['recipients'], 'archives') or None
     except OpsReadyError as exc:
         module.fail_json(**exc.as_fail_kwargs())
+    if max_listed_error(p['max_listed']):
+        module.fail_json(msg=max_listed_error(p['max_listed']))
     if '/' in p['name'] or not p['name']:
         module.fail_json(msg='name %r must be a plain set name without "/".' % p['name'])
     for option in ('keep_days', 'keep_count', 'threads'):
@@ -322,7 +353,7 @@ def main():
         if p['skip_unchanged'] and previous is not None and previous.data.get('fingerprint') == fingerprint \
                 and same_encryption:
             result.update(skipped_unchanged=True, archive=previous.path, manifest=previous.summary())
-            module.exit_json(**safeio.displayable(result))
+            module.exit_json(**safeio.displayable(list_deleted_at_most(result, p['max_listed'])))
         if module.check_mode:
             safeio.check_backup_dir(p['dest'], secret, what='archives')   # the refusal a real run would meet
             result['changed'] = True
@@ -331,7 +362,7 @@ def main():
             if os.path.isdir(p['dest']):
                 take_retention(result, prune(p['dest'], p['name'], p['keep_days'], p['keep_count'], True))
                 result['leftovers_removed'] = remove_leftovers(p['dest'], p['name'] + '-', check_mode=True)
-            module.exit_json(**safeio.displayable(result))
+            module.exit_json(**safeio.displayable(list_deleted_at_most(result, p['max_listed'])))
         archive.prepare_dest(p['dest'], secret)
         # One run of a set at a time; only this set's leftovers are its own to remove (another set's
         # .partial in the same dest may be a run in progress).
@@ -389,8 +420,9 @@ def main():
         module.fail_json(msg=safeio.displayable('File backup failed: %s (%s). No manifest was written for a partial '
                                                 'archive.' % (exc.strerror or exc,
                                                               getattr(exc, 'filename', '') or p['dest'])))
-    # file names that are not UTF-8 are shown escaped (ansible-core refuses lone surrogates in a result)
-    module.exit_json(**safeio.displayable(result))
+    # file names that are not UTF-8 are shown escaped (ansible-core refuses lone surrogates in a result); the count
+    # stays exact, the list is cut (the first clean-up of a large set deletes every archive beyond the rules)
+    module.exit_json(**safeio.displayable(list_deleted_at_most(result, p['max_listed'])))
 
 
 if __name__ == '__main__':

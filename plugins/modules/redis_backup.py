@@ -85,11 +85,26 @@ verification:
   elements: dict
 deleted:
   description:
-    - Artifacts removed by O(retention), after the new backup was written (and verified).
+    - Artifacts removed by O(retention), after the new backup was written (and verified), in deletion order (oldest
+      first, set after set) - the first O(retention.max_listed) of them; RV(deleted_count) counts every one.
     - In check mode, the ones the real run would remove (its new backup counted as if it were there).
   returned: success
   type: list
   elements: str
+deleted_count:
+  description: How many artifacts O(retention) removed (or would remove, in check mode), whatever RV(deleted) lists.
+  returned: success
+  type: int
+lists_truncated:
+  description:
+    - True when RV(deleted) lists fewer artifacts than were removed (more than O(retention.max_listed)); RV(lists_note)
+      then says how to list every one (O(retention.max_listed=-1)).
+  returned: success
+  type: bool
+lists_note:
+  description: What the cut RV(deleted) holds and how to list every entry.
+  returned: when RV(lists_truncated)
+  type: str
 broken_manifests:
   description:
     - What the run's retention could not read - manifests in O(dest) that cannot be read (truncated or edited JSON, a
@@ -118,6 +133,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
 from ansible_collections.opsready.operations.plugins.module_utils.backup import retention_spec
+from ansible_collections.opsready.operations.plugins.module_utils.backup.listed import (
+    DEFAULT_MAX_LISTED, list_deleted_at_most, max_listed_error)
 from ansible_collections.opsready.operations.plugins.module_utils.backup.jobs import run_backup
 from ansible_collections.opsready.operations.plugins.module_utils.common import crypto_guard, encryption
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
@@ -148,6 +165,9 @@ def main():
                            supports_check_mode=True)
     no_path_info(module)
     p = module.params
+    max_listed = (p['retention'] or {}).get('max_listed', DEFAULT_MAX_LISTED)
+    if max_listed_error(max_listed):
+        module.fail_json(msg=max_listed_error(max_listed))
     for option in ('threads', 'min_interval', 'connect_timeout'):
         if p[option] is not None and p[option] < 0:
             module.fail_json(msg='%s must be 0 or more, not %d.' % (option, p[option]))
@@ -177,7 +197,8 @@ def main():
         module.fail_json(**exc.as_fail_kwargs())
     if result['changed'] and module._diff:
         result['diff'] = {'before': '', 'after': '\n'.join(m.get('artifact', '') for m in result['manifests']) + '\n'}
-    module.exit_json(**result)
+    # the count stays exact; the list is cut (the first clean-up of a large catalog deletes ~200,000 artifacts)
+    module.exit_json(**list_deleted_at_most(result, max_listed))
 
 
 if __name__ == '__main__':

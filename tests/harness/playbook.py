@@ -121,3 +121,20 @@ def write_playbook(directory: Path, tasks: List[Dict[str, Any]], hosts: str = 'l
     path = directory / 'playbook.yml'
     path.write_text(json.dumps(play, indent=2))
     return str(path)
+
+
+def play(directory: Path, tasks: List[Dict[str, Any]], extravars: Optional[Dict[str, Any]] = None,
+         **kw: Any) -> PlaybookResult:
+    """Run one play of ``tasks`` on localhost (``run_playbook``'s options in ``kw``: check, diff, envvars, ...) from
+    a playbook of its own in ``directory`` (play-0.yml, play-1.yml, ...: a test's earlier plays stay to be read when
+    it fails). Secrets go in ``extravars``, never in the playbook file (``conn``)."""
+    book = directory / ('play-%d.yml' % len(list(directory.glob('play-*.yml'))))
+    book.write_text(json.dumps([{'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]))
+    return run_playbook(str(book), extravars=extravars, **kw)
+
+
+def conn(server: Any, password_var: str = 'pg_password') -> Dict[str, Any]:
+    """A test server's (tests/harness/servers.py) login options for a db_* task; the password is the playbook
+    variable ``password_var``, which the play's ``extravars`` give (``{password_var: server.password}``)."""
+    return {'login_host': server.host, 'login_port': server.port, 'login_user': server.user,
+            'login_password': '{{ %s }}' % password_var}

@@ -8,7 +8,6 @@ Every helper works on what the calling test passes it (its own server from ``pos
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import re
 import subprocess
@@ -23,20 +22,9 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.manifes
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import ArtifactWriter
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, stamp
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.backup import wal_file_segno
-from tests.harness.playbook import run_playbook
+from tests.harness.playbook import conn, play  # noqa: F401  (the PITR tests import them from here too)
 
 SEGMENT = 16 * 1024 * 1024
-
-
-def play(tmp_path: Path, tasks: list, extravars: dict | None = None, **kw):
-    book = tmp_path / ('play-%d.yml' % len(list(tmp_path.glob('play-*.yml'))))
-    book.write_text(json.dumps([{'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]))
-    return run_playbook(str(book), extravars=extravars, **kw)
-
-
-def conn(server) -> dict:
-    return {'login_host': server.host, 'login_port': server.port, 'login_user': server.user,
-            'login_password': '{{ pg_password }}'}
 
 
 def switch_and_wait(server) -> None:

@@ -20,17 +20,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / 'build'))
 
-from tests.harness.playbook import REPO, run_playbook  # noqa: E402
+from tests.harness.playbook import REPO, play  # noqa: E402
 from tests.harness.promtool import check_textfile  # noqa: E402
 
 HELPER = REPO / 'plugins' / 'module_utils' / 'engines' / 'postgresql' / 'wal_archive.py'
 RPO_SECONDS = 15
-
-
-def play(tmp_path: Path, tasks: list, extravars: dict | None = None, **kw):
-    book = tmp_path / ('play-%d.yml' % len(list(tmp_path.glob('play-*.yml'))))
-    book.write_text(json.dumps([{'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]))
-    return run_playbook(str(book), extravars=extravars, **kw)
 
 
 @pytest.fixture

@@ -7,18 +7,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from tests.harness.playbook import run_playbook
-
-
-def play(tmp_path: Path, tasks: list, extravars: dict | None = None, **kw):
-    book = tmp_path / ('play-%d.yml' % len(list(tmp_path.glob('play-*.yml'))))
-    book.write_text(json.dumps([{'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]))
-    return run_playbook(str(book), extravars=extravars, **kw)
-
-
-def conn(server) -> dict:
-    return {'login_host': server.host, 'login_port': server.port, 'login_user': server.user,
-            'login_password': '{{ db_password }}'}
+from tests.harness.playbook import conn, play
 
 
 def fingerprint(server, database: str) -> str:
@@ -49,9 +38,9 @@ def test_full_and_binlogs_restore_by_hand(maria_db, tmp_path):
     extravars = {'db_password': server.password}
     first = play(tmp_path, [
         {'name': 'log before full', 'ignore_errors': True, 'opsready.operations.db_backup': dict(
-            conn(server), engine='mariadb', database=maria_db.name, dest=str(dest), kind='log')},
+            conn(server, 'db_password'), engine='mariadb', database=maria_db.name, dest=str(dest), kind='log')},
         {'name': 'full', 'opsready.operations.db_backup': dict(
-            conn(server), engine='mariadb', database=maria_db.name, dest=str(dest))},
+            conn(server, 'db_password'), engine='mariadb', database=maria_db.name, dest=str(dest))},
     ], extravars)
     assert first.rc == 0, first.stdout[-4000:]
     assert 'take kind=full first' in first.result('log before full')['msg']
@@ -64,9 +53,9 @@ def test_full_and_binlogs_restore_by_hand(maria_db, tmp_path):
     expected_after = fingerprint(server, maria_db.name)
     second = play(tmp_path, [
         {'name': 'log', 'opsready.operations.db_backup': dict(
-            conn(server), engine='mariadb', database=maria_db.name, dest=str(dest), kind='log')},
+            conn(server, 'db_password'), engine='mariadb', database=maria_db.name, dest=str(dest), kind='log')},
         {'name': 'again', 'opsready.operations.db_backup': dict(
-            conn(server), engine='mariadb', database=maria_db.name, dest=str(dest), kind='log')},
+            conn(server, 'db_password'), engine='mariadb', database=maria_db.name, dest=str(dest), kind='log')},
         {'name': 'verify', 'opsready.operations.backup_verify': {'path': str(dest)}},
         {'name': 'info', 'opsready.operations.backup_info': {'path': str(dest), 'database': maria_db.name}},
     ], extravars)

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import subprocess
-from pathlib import Path
 
-from tests.harness.playbook import run_playbook
-
-
-def play(tmp_path: Path, tasks: list, extravars: dict | None = None, **kw):
-    book = tmp_path / ('play-%d.yml' % len(list(tmp_path.glob('play-*.yml'))))
-    book.write_text(json.dumps([{'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]))
-    return run_playbook(str(book), extravars=extravars, **kw)
+from tests.harness.playbook import play
 
 
 def test_sqlite_compression_none_threads_verify_false_retention_and_prune_check_diff(tmp_path):
@@ -53,12 +45,33 @@ def test_sqlite_compression_none_threads_verify_false_retention_and_prune_check_
     assert result.rc == 0, result.stdout[-4000:]
     retained = result.result('with retention')
     assert len(retained['deleted']) == 2 and plain['path'] in retained['deleted']
+    assert retained['deleted_count'] == 2 and retained['lists_truncated'] is False
     assert not os.path.exists(plain['path'])
     again = result.result('prune again')
     assert again['changed'] is False and again['deleted'] == []
     newest = result.result('with retention')['manifest']
     # The unverified plain backup went first; the newest verified full survives.
     assert os.path.exists(newest['path'])
+
+
+def test_sqlite_retention_lists_at_most_max_listed(tmp_path):
+    """retention.max_listed cuts deleted as backup_prune's max_listed cuts its lists (issue 22); the count is exact."""
+    db = tmp_path / 'app.db'
+    conn = sqlite3.connect(db)
+    conn.execute('CREATE TABLE t (id INTEGER PRIMARY KEY)')
+    conn.commit()
+    conn.close()
+    base = {'engine': 'sqlite', 'database': str(db), 'dest': str(tmp_path / 'b')}
+    first = play(tmp_path, [{'name': 'b%d' % n, 'opsready.operations.db_backup': base} for n in range(3)])
+    assert first.rc == 0, first.stdout[-4000:]
+    paths = [first.result('b%d' % n)['manifest']['path'] for n in range(3)]
+    task = {'name': 'cut', 'opsready.operations.db_backup': dict(base, retention={'keep_last': 1, 'max_listed': 1})}
+    checked = play(tmp_path, [dict(task, check_mode=True)]).result('cut')
+    real = play(tmp_path, [task]).result('cut')
+    for result in (checked, real):
+        assert result['deleted'] == paths[:1] and result['deleted_count'] == 3, result
+        assert result['lists_truncated'] is True and 'max_listed: -1' in result['lists_note']
+    assert not any(os.path.exists(path) for path in paths)
 
 
 def test_postgresql_all_databases_dumps_each_plus_globals(postgres_factory, tmp_path):

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from tests.harness.playbook import run_playbook
+from tests.harness.playbook import play
 
 WRITER = r'''
 import sqlite3, sys, time
@@ -25,12 +24,6 @@ while time.time() < end:
     i += 1
 print(i)
 '''
-
-
-def play(tmp_path: Path, tasks: list, extravars: dict | None = None, **kw):
-    book = tmp_path / ('play-%d.yml' % len(list(tmp_path.glob('play-*.yml'))))
-    book.write_text(json.dumps([{'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]))
-    return run_playbook(str(book), extravars=extravars, **kw)
 
 
 def make_db(path: Path) -> None:

@@ -3,17 +3,9 @@ OPTIMIZE TABLE above the fragmentation threshold only, check mode, idempotence."
 
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 
-from tests.harness.playbook import run_playbook
-
-
-def play(tmp_path: Path, tasks: list, extravars: dict | None = None, **kw):
-    book = tmp_path / ('play-%d.yml' % len(list(tmp_path.glob('play-*.yml'))))
-    book.write_text(json.dumps([{'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]))
-    return run_playbook(str(book), extravars=extravars, **kw)
+from tests.harness.playbook import play  # (test_db_maintenance_quoted_names imports it from here)
 
 
 def maint(db, **args) -> dict:

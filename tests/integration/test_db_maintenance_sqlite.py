@@ -4,21 +4,14 @@ bad identifiers and a locked database. Every test asserts on the file afterwards
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import sqlite3
 import threading
 from pathlib import Path
 
-from tests.harness.playbook import run_playbook
+from tests.harness.playbook import play
 
 OLD, NEW = 3000, 1200
-
-
-def play(tmp_path: Path, tasks: list, **kw):
-    book = tmp_path / ('play-%d.yml' % len(list(tmp_path.glob('play-*.yml'))))
-    book.write_text(json.dumps([{'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]))
-    return run_playbook(str(book), **kw)
 
 
 def maint(db: Path, **args) -> dict:

@@ -126,6 +126,24 @@ def test_retention_keeps_newest_and_count(tmp_path):
     assert str(leftover) in out['leftovers_removed'] and not leftover.exists()
 
 
+def test_retention_lists_at_most_max_listed_and_counts_every_archive(tmp_path):
+    """The first clean-up of a large set listed every archive it deleted (backup_prune's max_listed, issue 22): the
+    list is cut to max_listed (oldest first), deleted_count counts every one, check mode lists what the run lists."""
+    src = make_tree(tmp_path / 'src')
+    dest = tmp_path / 'backups'
+    book = write_playbook(tmp_path, [backup_task(src, dest, keep_days=0)])
+    for dummy in range(4):
+        assert run_playbook(book).rc == 0
+    archives = sorted(str(p)[:-len('.manifest.json')] for p in manifests(dest))
+    book = write_playbook(tmp_path, [backup_task(src, dest, keep_days=0, keep_count=1, max_listed=2)])
+    checked = run_playbook(book, check=True).result('backup')
+    real = run_playbook(book).result('backup')
+    for result in (checked, real):
+        assert result['deleted'] == archives[:2] and result['deleted_count'] == 4, result
+        assert result['lists_truncated'] is True and 'max_listed: -1' in result['lists_note']
+    assert len(manifests(dest)) == 1 and not any(os.path.exists(p) for p in archives)
+
+
 def test_a_run_touches_only_its_own_sets_leftovers_and_runs_alone(tmp_path):
     """Another set's .partial in the same dest may be a run in progress: never ours to delete."""
     src = make_tree(tmp_path / 'src')

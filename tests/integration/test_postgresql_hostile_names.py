@@ -11,11 +11,10 @@ PostgreSQL cannot hold (more than 63 bytes) must be refused before anything is d
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
-from tests.harness.playbook import run_playbook
+from tests.harness.playbook import conn, play
 
 LONG63 = 'é' * 31 + 'x'  # 63 bytes (PostgreSQL's NAMEDATALEN - 1), 32 characters
 assert len(LONG63.encode('utf-8')) == 63
@@ -49,19 +48,8 @@ def ql(value: str) -> str:
     return "E'" + value.replace('\\', '\\\\').replace("'", "''") + "'"
 
 
-def conn(server) -> dict:
-    return {'login_host': server.host, 'login_port': server.port, 'login_user': server.user,
-            'login_password': '{{ pg_password }}'}
-
-
 def task(name: str, module: str, args: dict, **extra) -> dict:
     return dict({'name': name, 'opsready.operations.' + module: args, 'ignore_errors': True}, **extra)
-
-
-def play(tmp_path: Path, tasks: list, server):
-    book = tmp_path / ('play-%d.yml' % len(list(tmp_path.glob('play-*.yml'))))
-    book.write_text(json.dumps([{'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]))
-    return run_playbook(str(book), extravars={'pg_password': server.password})
 
 
 def failed(res: dict) -> bool:
@@ -135,7 +123,7 @@ def test_hostile_names_through_every_module(pg, tmp_path):
                                'load_per_core': {'warning': None, 'critical': None},
                                'latency_ms': {'warning': None, 'critical': None}}}, 'ignore_errors': True},
         ]
-    result = play(tmp_path, tasks, pg)
+    result = play(tmp_path, tasks, {'pg_password': pg.password})
     problems = []
     present = databases(pg)
     assert 'prod' in present, 'prod was dropped'
@@ -216,7 +204,7 @@ def test_names_longer_than_63_bytes_are_refused_before_anything_happens(pg, tmp_
         ]
     tasks.insert(0, task('backup prod', 'db_backup', dict(c, engine='postgresql', database='prod',
                                                           dest=str(backups))))
-    result = play(tmp_path, tasks, pg)
+    result = play(tmp_path, tasks, {'pg_password': pg.password})
     assert not failed(result.result('backup prod')), result.result('backup prod')
     for step in ('backup', 'restore', 'maintain', 'integrity', 'smoke'):
         for res in result.task_results(step):
@@ -234,9 +222,10 @@ def test_names_longer_than_63_bytes_are_refused_before_anything_happens(pg, tmp_
 def test_hostile_table_names_in_maintenance_options_are_refused_clearly(pg, tmp_path):
     name = "x'; DROP TABLE keep; --"
     c = conn(pg)
-    result = play(tmp_path, [task('maintain', 'db_maintenance', dict(
+    maintain = task('maintain', 'db_maintenance', dict(
         c, engine='postgresql', database='prod', tasks=['cleanup'],
-        cleanup=[{'table': name, 'column': 'id', 'older_than_days': 1, 'column_format': 'epoch'}]))], pg)
+        cleanup=[{'table': name, 'column': 'id', 'older_than_days': 1, 'column_format': 'epoch'}]))
+    result = play(tmp_path, [maintain], {'pg_password': pg.password})
     res = result.result('maintain')
     assert failed(res) and 'does not exist' in res['msg'], res  # only a name (always quoted): not found
     assert pg.sql('SELECT count(*) FROM keep', database='prod', superuser=True) == [('3',)]
@@ -267,7 +256,7 @@ def test_a_name_that_reads_like_a_connection_string_is_only_a_name(pg, tmp_path)
                         'user': pg.user, 'password': '{{ pg_password }}', 'database': 'dbname=nosuchdb'}],
             'metrics': [], 'fail_on': 'never'}, 'ignore_errors': True},
     ]
-    result = play(tmp_path, tasks, pg)
+    result = play(tmp_path, tasks, {'pg_password': pg.password})
     for step in ('backup', 'maintain', 'integrity', 'smoke', 'restore'):
         assert not failed(result.result(step)), (step, result.result(step).get('msg'))
     assert pg.sql('SELECT id FROM t', database='dbname=copy', superuser=True) == [('1',)]

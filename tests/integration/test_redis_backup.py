@@ -251,5 +251,6 @@ def test_retention_applied_after_a_backup(redis, tmp_path):
     assert run.result('checked')['_event'] == 'runner_on_ok'
     old = os.path.join(str(dest), first['manifest']['artifact'])
     assert second['_event'] == 'runner_on_ok' and second['deleted'] == [old], second
+    assert second['deleted_count'] == 1 and second['lists_truncated'] is False and 'lists_note' not in second
     manifests = sorted(n for n in os.listdir(dest) if n.endswith('.manifest.json'))
     assert manifests == [second['manifest']['artifact'] + '.manifest.json'], manifests

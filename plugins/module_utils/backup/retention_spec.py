@@ -14,6 +14,11 @@ from typing import Any, Dict
 
 KEEP_OPTIONS = ('keep_last', 'keep_days', 'keep_daily', 'keep_weekly', 'keep_monthly')
 
+# How many deleted artifacts the backup modules list (retention.max_listed, file_backup's max_listed; backup/listed.py
+# cuts): backup_prune's default (catalog_prune.DEFAULT_MAX_LISTED; a unit test keeps them equal). Here, not in
+# listed.py, so that backup_prune, which ships this file, ships no more.
+DEFAULT_MAX_LISTED = 1000
+
 
 def argument_spec() -> Dict[str, Dict[str, Any]]:
     """The keep_* options (documented by the ``opsready.operations.retention`` doc fragment)."""
@@ -21,8 +26,9 @@ def argument_spec() -> Dict[str, Dict[str, Any]]:
 
 
 def retention_options() -> Dict[str, Dict[str, Any]]:
-    """The suboptions of db_backup's and redis_backup's ``retention``: the keep_* rules and ``origin_succession``
-    (backup_prune's option of that name)."""
+    """The suboptions of db_backup's and redis_backup's ``retention``: the keep_* rules, ``origin_succession`` and
+    ``max_listed`` (backup_prune's options of those names; ``Policy.from_params`` reads the first two)."""
     options = argument_spec()
     options['origin_succession'] = dict(type='bool', default=False)
+    options['max_listed'] = dict(type='int', default=DEFAULT_MAX_LISTED)
     return options

@@ -637,6 +637,7 @@ def check(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifest]
         return done
     if chain:
         check_no_owner(request, chain[0])
+    quiet_target(engine, _target(request))   # before check_target's login into the target, as the real run
     state = check_target(engine, request)
     result: Dict[str, Any] = {'database': request.database, 'server': engine.server_label()}
     closed = closed_target_warnings(state, request.database or '', engine.conn.where(5432))
@@ -1241,11 +1242,18 @@ def _load(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, d
         return from_file(manifest.path, 'pg_restore -j %d (directory format)' % jobs)
     if jobs == 1 and not split:
         argv = [engine.tool('pg_restore')] + common
-        order = serial_list(_head_listing(engine, manifest))
+        listing = _head_listing(engine, manifest)
+        order = serial_list(listing)
         if order is None:
             pipe_artifact_into(engine.runner, manifest, argv, 'pg_restore', env=env, identities=engine.identities,
                                verify=verify)
-            return {'method': 'pg_restore (stdin stream)', 'jobs': 1}
+            loaded: Dict[str, Any] = {'method': 'pg_restore (stdin stream)', 'jobs': 1}
+            # '' is a listing that failed (pg_restore --list always prints its header): the load kept pg_restore's
+            # order, so event triggers were not moved last. Said only where one could have fired: a superuser's load
+            # (nobody else creates event triggers) into a copy whose sessions have them on (before PostgreSQL 17)
+            if not listing and quiet_event_triggers and database not in engine.client.quiet_databases:
+                loaded['warnings'] = [_unlisted_warning(manifest)]
+            return loaded
         # the stream is pg_restore's stdin: the list goes through a file
         with secret_file(order, prefix='opsready-pg-list-', suffix='.txt', directory=request.tmpdir) as listed:
             pipe_artifact_into(engine.runner, manifest, argv + ['-L', listed], 'pg_restore', env=env,
@@ -1469,6 +1477,17 @@ def restore_in_parallel(engine: PostgresEngine, tool: List[str], jobs: int, sect
                                       data=''.join('%s;\n' % i for i in ids).encode('ascii'), what=label)
             return
     engine.runner.run(tool + ['-j', str(jobs)] + sections + [path], env=env, what=what)
+
+
+def _unlisted_warning(manifest: Manifest) -> str:
+    """What an operator reads when ``_head_listing`` of a load that then succeeded failed (``_load``)."""
+    return ('pg_restore --list could not read the table of contents of backup %s (the head of %s), so it was loaded '
+            'in pg_restore\'s own order: its event triggers, if it has any, were not moved after everything else, and '
+            'one set ENABLE REPLICA or ENABLE ALWAYS may have fired on what was restored after it (the grants, '
+            'REFRESH MATERIALIZED VIEW). The load itself read and checked the whole artifact. See whether the dump '
+            'has event triggers (pg_restore --list of the artifact, lines with EVENT TRIGGER) and, if so, check the '
+            'restored database for what they do (an audit table, a log), or restore it again.'
+            % (manifest.id, manifest.path))
 
 
 def _head_listing(engine: PostgresEngine, manifest: Manifest) -> str:
@@ -1815,6 +1834,9 @@ def restore(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifes
 def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, target: str,
                     timer: Timer, session: PsqlSession, copier: Optional['_Copier'],
                     stale: Dict[str, Any]) -> Dict[str, Any]:
+    temp = temporary_name(target)
+    # first: check_target's inspection logs into an existing target, where a login event trigger fires
+    superuser, silenced = quiet_target(engine, target, temp, session)
     before = check_target(engine, request, session)
     roles = check_roles(engine, request, manifest, session)
     check_locales(engine, manifest)
@@ -1824,17 +1846,6 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
     # of the data, on disk until someone drops it).
     stale.update(drop_stale(engine, target, session))
     timer.lap('inspect_target')
-    temp = temporary_name(target)
-    asked = _ask(engine, "SELECT pg_catalog.current_setting('is_superuser'), "
-                         "pg_catalog.current_setting('server_version_num')", session)
-    superuser = bool(asked) and asked[0][:1] == ['on']
-    # PostgreSQL 17+: every session of this run in the copy (the load's, ANALYZE's, ...) and, after the swap, in the
-    # target starts with event triggers off, whatever their enable mode, login triggers too; no hold is needed then.
-    # Before 17 only session_replication_role=replica (the load) and the hold (this run's statements after it) exist:
-    # an ENABLE REPLICA or ENABLE ALWAYS trigger still fires at the load's REFRESH MATERIALIZED VIEW there.
-    silenced = superuser and _version_num(asked) >= EVENT_TRIGGERS_OFF_SINCE
-    if silenced:
-        engine.client.quiet_databases.update((temp, target))
     not_created = create_database(engine, request, manifest, temp, session, target=target)
     try:
         load = _load(engine, request, manifest, temp, timer, copier, no_tablespaces=bool(moved),
@@ -1857,8 +1868,8 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
         # that reach the remote.
         servers = foreign.handle(engine, temp, request.foreign_servers) if int(counts[1]) else None
         reached = foreign.reach(engine, temp, request.foreign_servers, counts[2] if len(counts) > 2 else '')
-        reached['warnings'] = reached['warnings'] + fired + extension_member_warnings(engine, request, manifest,
-                                                                                      temp)
+        reached['warnings'] = (load.pop('warnings', None) or []) + reached['warnings'] + fired + \
+            extension_member_warnings(engine, request, manifest, temp)
         # before the database's own settings (default_transaction_read_only = on would refuse it in a new session);
         # what follows in the copy (ALTER DATABASE/ROLE ... SET, COMMENT ON DATABASE) fires no event trigger
         release_event_triggers(engine, temp, held)
@@ -1927,8 +1938,29 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
     return outcome
 
 
+def quiet_target(engine: PostgresEngine, target: str, temp: Optional[str] = None,
+                 session: Optional[PsqlSession] = None) -> Tuple[bool, bool]:
+    """(superuser, silenced): whether the run's role is a superuser, and whether its sessions in ``target`` (and in
+    the copy ``temp``) start with event triggers off (``quiet_databases``). Asked in the maintenance database before
+    any session in the target: ``check_target`` logs into an existing one to look inside, and a login event trigger
+    (PostgreSQL 17+) fires on that connection itself, before any statement of the run.
+
+    PostgreSQL 17+: every session of this run in the copy (the load's, ANALYZE's, ...) and in the target (the
+    inspection; after the swap) starts with event triggers off, whatever their enable mode, login triggers too; no
+    hold is needed then. Before 17 only session_replication_role=replica (the load) and the hold (this run's
+    statements after it) exist: an ENABLE REPLICA or ENABLE ALWAYS trigger still fires at the load's REFRESH
+    MATERIALIZED VIEW there. The setting is a superuser's."""
+    asked = _ask(engine, "SELECT pg_catalog.current_setting('is_superuser'), "
+                         "pg_catalog.current_setting('server_version_num')", session)
+    superuser = bool(asked) and asked[0][:1] == ['on']
+    silenced = superuser and _version_num(asked) >= EVENT_TRIGGERS_OFF_SINCE
+    if silenced:
+        engine.client.quiet_databases.update(name for name in (target, temp) if name)
+    return superuser, silenced
+
+
 def _version_num(rows: List[List[str]]) -> int:
-    """server_version_num from the row of ``_restore_locked``'s first question (0 when it did not answer it)."""
+    """server_version_num from the row of ``quiet_target``'s question (0 when it did not answer it)."""
     value = rows[0][1] if rows and len(rows[0]) > 1 else ''
     return int(value) if value.isdigit() else 0
 
