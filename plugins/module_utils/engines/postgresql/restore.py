@@ -1317,9 +1317,9 @@ def _load(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, d
         return from_file(manifest.path, 'pg_restore -j %d' % jobs)
     local = copier is None   # no restore() around this call to discard the copier: its copy goes before return
     if copier is None:
+        lister = _Lister(engine.tool('pg_restore'), split, jobs > 1)
         copier = _Copier(manifest, request.tmpdir, engine.runner, engine.identities, verify,
-                         toc_argv=_toc_argv(engine, manifest), lister=_Lister(engine.tool('pg_restore'), split,
-                                                                             jobs > 1))
+                         toc_argv=_toc_argv(engine, manifest), lister=lister)
     if not split and copier.data_items() == 1:
         # One data entry: -j N cannot split its load, so it follows the decompression instead of waiting for
         # it (the schema and the data, from the copy as it grows), and what comes after the data (indexes,
