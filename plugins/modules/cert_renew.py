@@ -508,6 +508,8 @@ import importlib.util
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+# first of the collection: every module_utils file below compiles once on the target (common/compile_once.py)
+from ansible_collections.opsready.operations.plugins.module_utils.common import compile_once  # noqa: F401  # pylint: disable=unused-import
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
 from ansible_collections.opsready.operations.plugins.module_utils.common import crypto_guard
 from ansible_collections.opsready.operations.plugins.module_utils.certs import acme_renewal, renewal

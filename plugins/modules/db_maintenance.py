@@ -313,6 +313,8 @@ failures:
 
 from ansible.module_utils.basic import AnsibleModule
 
+# first of the collection: every module_utils file below compiles once on the target (common/compile_once.py)
+from ansible_collections.opsready.operations.plugins.module_utils.common import compile_once  # noqa: F401  # pylint: disable=unused-import
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.engines.connection import (

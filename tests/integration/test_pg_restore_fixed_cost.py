@@ -175,3 +175,73 @@ def test_a_cancelled_copy_stops_and_is_removed(pg_db, tmp_path, compression, cli
     copier = pg_restore._Copier(manifest, str(scratch), runner, None, True)
     copier.discard()
     assert os.listdir(scratch) == [] and no_children() == []
+
+
+def test_the_listings_come_from_the_checked_copy_while_the_database_is_created(pg_db, tmp_path, monkeypatch):
+    """The load's ``pg_restore --list`` (and ``--list --verbose``, this dump has a foreign key) run in the copier's
+    thread once the copy is complete and its checksum matched, beside the session's CREATE DATABASE, instead of
+    before the load on the main thread; the load uses them (no listing of its own), and the runs stay as before."""
+    server = pg_db.server
+    seed(pg_db)
+    pg_db.sql("CREATE TABLE kids (id int PRIMARY KEY, item int REFERENCES items (id));"
+              "INSERT INTO kids SELECT g, g FROM generate_series(1, 50) g")
+    dest = tmp_path / 'b'
+    backup(server, pg_db.name, dest)
+    listed: list = []
+    run = ToolRunner.run
+    verified: list = []
+    finish = pg_restore._decompressed_copy
+
+    def copy(*args, **kwargs):
+        path = finish(*args, **kwargs)
+        verified.append(threading.current_thread().name)
+        return path
+
+    def traced_run(self, argv, *args, **kwargs):
+        if os.path.basename(argv[0]) == 'pg_restore' and '--list' in argv:
+            listed.append((threading.current_thread().name, '--verbose' in argv, list(verified)))
+        return run(self, argv, *args, **kwargs)
+
+    monkeypatch.setattr(ToolRunner, 'run', traced_run)
+    monkeypatch.setattr(pg_restore, '_decompressed_copy', copy)
+    target = pg_db.name + '_listed'
+    try:
+        result = restore(server, dest, pg_db.name, target, jobs=2, tmpdir=str(tmp_path))
+        assert result['method_detail'] == 'pg_restore -j 2 (decompressed copy)'
+        # one --list and one --list --verbose, both in the copier's thread after the checked copy
+        assert listed == [('opsready-restore-copy', False, ['opsready-restore-copy']),
+                          ('opsready-restore-copy', True, ['opsready-restore-copy'])], listed
+        assert server.sql('SELECT count(*) FROM kids', database=target)[0][0] == '50'
+        assert server.sql("SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND conrelid = 'kids'::regclass",
+                          database=target)[0][0] == '1'
+    finally:
+        server.drop_database(target)
+
+
+def test_analyze_reads_what_the_load_made_each_once_and_not_the_catalogs(pg_db, tmp_path):
+    """ANALYZE covers the restored tables, materialized views and partitioned tables (each partition once, the
+    root's statistics over its partitions too), not the system catalogs (template0's statistics)."""
+    server = pg_db.server
+    seed(pg_db)
+    pg_db.sql("CREATE SCHEMA \"Odd s\"; CREATE TABLE \"Odd s\".\"Ro ot\" (k int, v text) PARTITION BY RANGE (k);"
+              "CREATE TABLE \"Odd s\".p1 PARTITION OF \"Odd s\".\"Ro ot\" FOR VALUES FROM (0) TO (100);"
+              "CREATE TABLE \"Odd s\".p2 PARTITION OF \"Odd s\".\"Ro ot\" FOR VALUES FROM (100) TO (200);"
+              "INSERT INTO \"Odd s\".\"Ro ot\" SELECT g, md5(g::text) FROM generate_series(0, 199) g;"
+              "CREATE MATERIALIZED VIEW mv AS SELECT id, name FROM items")
+    dest = tmp_path / 'b'
+    backup(server, pg_db.name, dest)
+    target = pg_db.name + '_an'
+    try:
+        restore(server, dest, pg_db.name, target, jobs=2, tmpdir=str(tmp_path))
+        counts = dict(server.sql("SELECT relname, analyze_count FROM pg_stat_all_tables WHERE relname IN "
+                                 "('items', 'p1', 'p2', 'mv', 'pg_class', 'pg_attribute', 'pg_depend')",
+                                 database=target))
+        assert counts == {'items': '1', 'p1': '1', 'p2': '1', 'mv': '1', 'pg_class': '0', 'pg_attribute': '0',
+                          'pg_depend': '0'}, counts
+        # the root's statistics over its partitions, and the view's own
+        stats = server.sql("SELECT tablename, inherited::text FROM pg_stats WHERE attname = 'v' OR "
+                           "(tablename = 'mv' AND attname = 'name') ORDER BY 1, 2", database=target)
+        expected = [('Ro ot', 'true'), ('mv', 'false'), ('p1', 'false'), ('p2', 'false')]
+        assert [tuple(r) for r in stats] == expected, stats
+    finally:
+        server.drop_database(target)

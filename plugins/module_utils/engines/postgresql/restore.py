@@ -56,7 +56,7 @@ import subprocess  # nosec B404 # argv lists via the runner only
 import termios
 import threading
 import time
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Set, Tuple
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Set, Tuple, cast
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
@@ -93,6 +93,20 @@ USER_OBJECTS = ("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = 
                 "WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND n.nspname NOT IN "
                 "('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' "
                 "AND n.nspname NOT LIKE 'pg_temp%'")
+
+
+# ANALYZE of what the load made: the relations a database-wide ANALYZE picks (tables, materialized views,
+# partitioned tables; not foreign tables), outside the system schemas. The catalogs keep their template0
+# statistics (autovacuum analyzes them as after any DDL): a bare ANALYZE also read the ~60 catalogs, ~40 ms of a
+# tiny restore's fixed cost. A partition is left to its root's ANALYZE, which analyzes every partition (a foreign
+# one too, which the root's sampling reads anyway) and the root's own statistics, each once.
+ANALYZE_RESTORED = (
+    "DO $opsready$DECLARE names text; BEGIN "
+    "SELECT string_agg(pg_catalog.format('%I.%I', n.nspname, c.relname), ', ' ORDER BY c.oid) INTO names "
+    "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relkind IN ('r', 'm', 'p') AND NOT c.relispartition AND c.relpersistence <> 't' "
+    "AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'; "
+    "IF names IS NOT NULL THEN EXECUTE 'ANALYZE ' || names; END IF; END$opsready$")
 
 
 def _ask(engine: PostgresEngine, sql: str, session: Optional[PsqlSession] = None) -> List[List[str]]:
@@ -955,6 +969,30 @@ F_GETPIPE_SZ = 1032   # fcntl.F_GETPIPE_SZ (Python 3.10+ on Linux)
 FOLLOW_MIN_BYTES = 64 * 1024 * 1024
 
 
+class _Lister:
+    """What the copier lists once its copy is complete (``_Copier._list``): the sections the load will give
+    ``restore_in_parallel`` (``load_sections``), with ``pg_restore`` at ``tool``; ``verbose``: the ``--list
+    --verbose`` too where the listing may hold entries back (a parallel load: jobs > 1)."""
+
+    def __init__(self, tool: str, split: bool, verbose: bool) -> None:
+        self.tool = tool
+        self.split = split
+        self.verbose = verbose
+
+    def sections(self, copier: '_Copier') -> List[str]:
+        return load_sections(self.split, copier)
+
+
+def load_sections(split: bool, copier: Optional['_Copier']) -> List[str]:
+    """The sections ``restore_in_parallel`` loads from a decompressed copy: data and post-data after a schema
+    pass (``two_passes``), post-data after a load that followed the decompression (one data entry), else all."""
+    if split:
+        return ['--section=data', '--section=post-data']
+    if copier is not None and copier.data_items() == 1:
+        return ['--section=post-data']
+    return []
+
+
 class _Copier:
     """``_decompressed_copy`` in a thread, started before anything else of the restore: the server round trips
     (the lock's session, the target's inspection, CREATE DATABASE) overlap the decompression instead of adding
@@ -967,8 +1005,10 @@ class _Copier:
     loads them side by side from the complete copy)."""
 
     def __init__(self, manifest: Manifest, tmpdir: Optional[str], runner: Any, identities: Optional[List[Any]],
-                 verify: bool, toc_argv: Optional[List[str]] = None) -> None:
+                 verify: bool, toc_argv: Optional[List[str]] = None, lister: Optional['_Lister'] = None) -> None:
         self.path: Optional[str] = None
+        self._lister = lister
+        self.listings: Optional[Tuple[List[str], str, str]] = None   # (sections, --list, --list --verbose)
         self.growing: Optional[str] = None   # the copy's path once its directory exists (set before it grows)
         self.scratch: Optional[Scratch] = None
         self.error: Optional[BaseException] = None
@@ -980,12 +1020,12 @@ class _Copier:
         self._thread = threading.Thread(
             target=self._run, args=(manifest, tmpdir, runner, identities, verify), name='opsready-restore-copy',
             daemon=True)
-        self._thread.start()
         self._toc_thread: Optional[threading.Thread] = None
-        if toc_argv:
+        if toc_argv:   # started first: the copy's thread may ask data_items() (the lister) as soon as it is done
             self._toc_thread = threading.Thread(target=self._read_toc, args=(toc_argv,),
                                                 name='opsready-restore-toc', daemon=True)
             self._toc_thread.start()
+        self._thread.start()
 
     def _run(self, manifest: Manifest, tmpdir: Optional[str], runner: Any, identities: Optional[List[Any]],
              verify: bool) -> None:
@@ -995,12 +1035,32 @@ class _Copier:
             self._begun.set()
             self.path = _decompressed_copy(manifest, tmpdir, runner, identities, verify=verify, cancel=self._cancel,
                                            directory=self.scratch)
+            if self._lister is not None and not self._cancel.is_set():
+                self._list(self.path)
         except BaseException as exc:  # handed to the main thread by result()
             if self.scratch is not None:
                 exc = _scratch_error(self.scratch, exc)
             self.error = exc
         finally:
             self._begun.set()
+
+    def _list(self, path: str) -> None:
+        """The listings the load reads (``toc_listings``), from the complete copy whose checksum matched, while
+        the main thread still creates the database (or the data loads, following the decompression): a
+        ``pg_restore --list`` (and ``--list --verbose``) run before the load was ~10 ms of it, serial."""
+        lister = cast(_Lister, self._lister)
+        try:
+            sections = lister.sections(self)
+            listing, verbose = toc_listings(self._runner, lister.tool, sections, path, lister.verbose)
+        except Exception:  # the load lists again and reports the failure with its own reason
+            return
+        self.listings = (sections, listing, verbose)
+
+    def listed(self, sections: List[str], path: str) -> Optional[Tuple[str, str]]:
+        """The copy's listings of ``sections`` when the copier made them (after ``result``), else None."""
+        if self.listings is None or self.path != path or self.listings[0] != sections:
+            return None
+        return self.listings[1], self.listings[2]
 
     @property
     def running(self) -> bool:
@@ -1222,14 +1282,16 @@ def _load(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, d
         """pg_restore -j N of a dump file (or directory); in two passes when ``split``."""
         tool = [engine.tool('pg_restore')] + common
         if not split:
-            restore_in_parallel(engine, tool, jobs, [], path, env, not request.no_owner)
+            restore_in_parallel(engine, tool, jobs, [], path, env, not request.no_owner,
+                                copier.listed([], path) if copier is not None else None)
             return {'method': method, 'jobs': jobs}
         # The schema first (it creates the database's own text search configuration), then the data and what is
         # computed from it (generated columns, indexes, materialized views) in sessions that use it.
         engine.runner.run(tool + ['--section=pre-data', path], env=env, what='pg_restore --section=pre-data')
         rest = dict(env, PGOPTIONS=(env.get('PGOPTIONS', '') + ' ' + own_text_search_option(props)).strip())
-        restore_in_parallel(engine, tool, jobs, ['--section=data', '--section=post-data'], path, rest,
-                            not request.no_owner)
+        sections = ['--section=data', '--section=post-data']
+        restore_in_parallel(engine, tool, jobs, sections, path, rest, not request.no_owner,
+                            copier.listed(sections, path) if copier is not None else None)
         return {'method': method + ', schema then data and post-data (the database\'s own default text search '
                                    'configuration in effect)', 'jobs': jobs}
 
@@ -1263,8 +1325,9 @@ def _load(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, d
         return from_file(manifest.path, 'pg_restore -j %d' % jobs)
     local = copier is None   # no restore() around this call to discard the copier: its copy goes before return
     if copier is None:
+        lister = _Lister(engine.tool('pg_restore'), split, jobs > 1)
         copier = _Copier(manifest, request.tmpdir, engine.runner, engine.identities, verify,
-                         toc_argv=_toc_argv(engine, manifest))
+                         toc_argv=_toc_argv(engine, manifest), lister=lister)
     if not split and copier.data_items() == 1:
         # One data entry: -j N cannot split its load, so it follows the decompression instead of waiting for
         # it (the schema and the data, from the copy as it grows), and what comes after the data (indexes,
@@ -1433,8 +1496,22 @@ def serial_list(listing: str) -> Optional[str]:
     return ''.join('%s;\n' % i for i in ids)
 
 
+def toc_listings(runner: Any, pg_restore: str, sections: List[str], path: str, verbose_too: bool) -> Tuple[str, str]:
+    """The ``pg_restore --list`` of ``sections`` of the archive at ``path`` and, when ``verbose_too`` and it
+    holds an entry that ``toc_passes`` may hold back (``may_hold_back``), its ``--list --verbose`` (else '').
+    No login: each reads the archive's head (~5 ms). The verbose listing prints every entry, also those the
+    sections leave out, so it cannot stand in for the plain one (``toc_dependencies``)."""
+    _rc, listing, _err = runner.run([pg_restore, '--list'] + sections + [path], what='pg_restore --list')
+    verbose = ''
+    if verbose_too and may_hold_back(listing):
+        _rc, verbose, _err = runner.run([pg_restore, '--list', '--verbose'] + sections + [path],
+                                        what='pg_restore --list --verbose')
+    return listing, verbose
+
+
 def restore_in_parallel(engine: PostgresEngine, tool: List[str], jobs: int, sections: List[str], path: str,
-                        env: Dict[str, str], privileges: bool) -> None:
+                        env: Dict[str, str], privileges: bool,
+                        listings: Optional[Tuple[str, str]] = None) -> None:
     """``pg_restore -j N`` of ``path`` (``sections`` of it; ``tool``: pg_restore and its common options), in the
     runs of ``toc_passes``. pg_restore -j runs the ACL entries side by side (restore_toc_entries_parallel
     dispatches its RESTORE_PASS_ACL entries to the workers as they come free; an ACL entry depends only on its
@@ -1448,14 +1525,12 @@ def restore_in_parallel(engine: PostgresEngine, tool: List[str], jobs: int, sect
     in one session. The lists hold only the entries' ids ("ID;" lines) and reach pg_restore on its stdin. With
     neither ACLs to restore (none in the dump, or ``privileges`` false: --no-privileges) nor entries to hold back:
     one pg_restore, as before. With jobs=1 (the dump's order): one pg_restore, with a ``-L`` list that moves the event
-    triggers to the end when the dump has some (``serial_list``)."""
+    triggers to the end when the dump has some (``serial_list``). ``listings``: ``toc_listings`` of ``sections``
+    of ``path``, made beforehand (``_Copier._list``)."""
     what = ' '.join(['pg_restore -j %d' % jobs] + sections)
-    # no login, reads the archive's head (~5 ms)
-    _rc, listing, _err = engine.runner.run([tool[0], '--list'] + sections + [path], what='pg_restore --list')
-    verbose = ''
-    if jobs > 1 and may_hold_back(listing):
-        _rc, verbose, _err = engine.runner.run([tool[0], '--list', '--verbose'] + sections + [path],
-                                               what='pg_restore --list --verbose')
+    if listings is None:
+        listings = toc_listings(engine.runner, tool[0], sections, path, jobs > 1)
+    listing, verbose = listings
     if jobs == 1:
         order = serial_list(listing)
         if order is not None:
@@ -1562,7 +1637,7 @@ def _load_following(engine: PostgresEngine, common: List[str], env: Dict[str, st
         raise
     try:
         restore_in_parallel(engine, [engine.tool('pg_restore')] + common, jobs, ['--section=post-data'], copy, env,
-                            '--no-privileges' not in common)
+                            '--no-privileges' not in common, copier.listed(['--section=post-data'], copy))
     finally:
         copier.remove(local)
     return {'method': 'pg_restore (schema and data following the decompression) + pg_restore -j %d '
@@ -1814,7 +1889,8 @@ def restore(engine: PostgresEngine, request: RestoreRequest, chain: List[Manifes
     copier = None
     if needs_copy(request, manifest):
         copier = _Copier(manifest, request.tmpdir, engine.runner, engine.identities,
-                         streams_checksum(request, manifest), toc_argv=_toc_argv(engine, manifest))
+                         streams_checksum(request, manifest), toc_argv=_toc_argv(engine, manifest),
+                         lister=_Lister(engine.tool('pg_restore'), two_passes(manifest), max(1, request.jobs) > 1))
     stale: Dict[str, Any] = {}
     try:
         with told_on_failure(stale), target_lock(engine, target) as session:
@@ -1854,7 +1930,7 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
         # ANALYZE in the temporary database, before the swap: the restored database takes the name with its
         # statistics (no window without them), and the object count comes in the same session, with the count of
         # enabled event triggers (ANALYZE is no DDL: none fires on it).
-        counts = engine.query(CATALOG_SEARCH_PATH + 'ANALYZE; SELECT (%s), (%s), (%s), (%s), (%s)'
+        counts = engine.query(CATALOG_SEARCH_PATH + ANALYZE_RESTORED + '; SELECT (%s), (%s), (%s), (%s), (%s)'
                               % (USER_OBJECTS, foreign.COUNT_SQL, foreign.REACH_SQL, ENABLED_EVENT_TRIGGERS,
                                  POPULATED_MATVIEWS), database=temp)[0]
         objects = int(counts[0])
