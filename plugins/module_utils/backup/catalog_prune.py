@@ -25,6 +25,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_index import (
     R_ARTIFACT, R_ID, IndexStale, confirm, confirm_rows, drop_index, entries_agree, read_only, rows_agree)
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
+from ansible_collections.opsready.operations.plugins.module_utils.backup import retention_spec
 from ansible_collections.opsready.operations.plugins.module_utils.common import cleanup
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import utcnow
@@ -68,9 +69,8 @@ def broken_warning(broken: Dict[str, Any]) -> str:
             'backup if it is not wanted.' % (broken['manifest'], broken.get('error')))
 
 
-# backup_prune's max_listed default: a result of a few hundred KB, whatever the catalog (a year of hourly backups is
-# ~200,000 manifests: every path listed was ~46 MB of JSON, which exit_json copied to scrub no_log values and encoded)
-DEFAULT_MAX_LISTED = 1000
+# backup_prune's max_listed default, the backup modules' too (retention_spec.py says why)
+DEFAULT_MAX_LISTED = retention_spec.DEFAULT_MAX_LISTED
 
 
 def list_at_most(result: Dict[str, Any], max_listed: int) -> Dict[str, Any]:

@@ -14,9 +14,10 @@ from typing import Any, Dict
 
 KEEP_OPTIONS = ('keep_last', 'keep_days', 'keep_daily', 'keep_weekly', 'keep_monthly')
 
-# How many deleted artifacts the backup modules list (retention.max_listed, file_backup's max_listed; backup/listed.py
-# cuts): backup_prune's default (catalog_prune.DEFAULT_MAX_LISTED; a unit test keeps them equal). Here, not in
-# listed.py, so that backup_prune, which ships this file, ships no more.
+# How many artifacts backup_prune (max_listed) and the backup modules (retention.max_listed, file_backup's max_listed;
+# backup/listed.py cuts) list by default: a result of a few hundred KB whatever the catalog (a year of hourly backups
+# is ~200,000 manifests: every path listed was ~46 MB of JSON, which exit_json copied to scrub no_log values and
+# encoded). Here, not in listed.py, so that backup_prune, which ships this file, ships no more.
 DEFAULT_MAX_LISTED = 1000
 
 
