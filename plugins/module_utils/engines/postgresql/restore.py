@@ -2133,9 +2133,25 @@ def _server_error(exc: ToolError) -> str:
     lines = [line.strip() for line in (exc.stderr or '').splitlines()]
     errors = [line for line in lines if 'ERROR:' in line or 'FATAL:' in line]
     if errors:
-        return 'the server reported: %s (%s)%s' % (' | '.join(errors[:3]), exc.message.split(':', 1)[0],
-                                                   _search_path_hint(exc.stderr or ''))
+        return 'the server reported: %s (%s)%s%s' % (' | '.join(errors[:3]), exc.message.split(':', 1)[0],
+                                                     _search_path_hint(exc.stderr or ''), _owner_hint(exc.stderr or ''))
     return exc.message
+
+
+# ALTER ... OWNER TO a role the restoring login is not a member of (a restore by a role that is not a superuser);
+# PostgreSQL 16 says "must be able to SET ROLE". The name is printed as it is, quotes included: up to the line's end.
+_NOT_MEMBER = re.compile(r'ERROR:\s+must be (?:a member of role|member of role|able to SET ROLE) "(.*)"\s*$', re.M)
+
+
+def _owner_hint(stderr: str) -> str:
+    """What to do when the load could not give an object to its owner: the restoring role (not a superuser) is not a
+    member of the owner's role, so pg_restore's ALTER ... OWNER TO failed."""
+    found = _NOT_MEMBER.search(stderr)
+    if found is None:
+        return ''
+    return ('. The restoring role cannot give objects to role "%s", their owner in the backup: restore as a '
+            'superuser, or as a member of that role (GRANT it to login_user), or with no_owner=true (the restoring '
+            'role then owns every object and no privileges are restored)' % found.group(1))
 
 
 # A name the load could not find, looked up inside a function's body (CONTEXT names the function).
