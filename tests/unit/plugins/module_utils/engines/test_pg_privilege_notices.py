@@ -82,8 +82,8 @@ def test_column_form_and_large_objects_and_a_cut_output():
               'WARNING:  not all privileges were granted for "large object 4242"\n'
               'WARNING:  no privileges could be revoked for "cut sh')
     assert objects(stderr, 'psql') == [('column "c\nol" of relation "t"\nq"', 'no privileges were granted'),
-                               ('large object 4242', 'not all privileges were granted'),
-                               ('"cut sh', 'no privileges could be revoked')]
+                                       ('large object 4242', 'not all privileges were granted'),
+                                       ('"cut sh', 'no privileges could be revoked')]
 
 
 def test_other_messages_are_not_privilege_notices():
