@@ -66,6 +66,16 @@ description:
     C(REFRESH MATERIALIZED VIEW) (a guard that refuses DDL fails the restore with its message and what to do,
     nothing changed; an audit trigger logs the refresh, and the result warns so): back up in custom or directory
     format, set it C(ENABLE) or disable it in the source before the backup, or restore on PostgreSQL 17+."
+  - "PostgreSQL, logical, a restore by a role that is not a superuser (the database's owner with C(CREATEDB), as on a
+    managed service): a C(GRANT) or C(REVOKE) of the backup on an object that role neither owns nor holds the grant
+    option of (a language, a function in C(pg_catalog), a schema, a large object, a foreign data wrapper, ...) is
+    applied by PostgreSQL in part or not at all, with a warning and no error (C(no privileges could be revoked for
+    \"plpgsql\")). The load goes on; the run collects those warnings from C(pg_restore) (run with C(--verbose) for
+    it) and C(psql), lists them in RV(privileges_not_restored) and warns once, with how many, the objects (the first
+    20) and what to do - restore as a superuser or as the objects' owner, or apply the source's C(GRANT)/C(REVOKE)
+    by hand. A lost C(REVOKE) leaves the object more open in the restored database than in the source. Check mode
+    cannot foresee them (the server decides statement by statement during the load). The server's messages must be
+    in English (C(lc_messages)); translated ones are not recognised."
   - "PostgreSQL, logical: the roles the backup refers to (owners, grantees, roles of row-level security
     policies) are looked up on the target server first; missing ones stop the restore before anything is
     created, naming them."
@@ -606,6 +616,19 @@ subscriptions:
   returned: when the restored database has subscriptions
   type: list
   elements: dict
+privileges_not_restored:
+  description:
+    - PostgreSQL logical restores of a database - the privilege statements of the backup (C(GRANT), C(REVOKE)) that
+      PostgreSQL applied only in part or not at all because the restoring role is not a superuser and neither owns
+      the object nor holds the grant option on it, in the load's order, each with C(object) (the name as the
+      server's message gives it, for example V(plpgsql), V(large object 16384), or C(column \"c\" of relation
+      \"t\")) and C(message) (V(no privileges were granted), V(not all privileges were granted), V(no privileges
+      could be revoked), V(not all privileges could be revoked)). Empty when everything was applied. A warning
+      names them too. Not in check mode, which cannot foresee them.
+  returned: PostgreSQL logical restores of a database
+  type: list
+  elements: dict
+  sample: [{"object": "plpgsql", "message": "no privileges could be revoked"}]
 restore_warnings:
   description:
     - What the restore could not give the target that the backup holds (MariaDB/MySQL - objects the source held that

@@ -13,7 +13,9 @@
    is private to the run and stopped and removed when anything refuses. A custom dump of one data entry
    (one table: ``-j N`` cannot split its load) is loaded while it decompresses: schema and data through
    ``pg_restore`` on stdin, fed from the copy as it grows, then ``pg_restore -j N --section=post-data`` (indexes,
-   constraints, grants) on the complete copy once the artifact's checksum matched.
+   constraints, grants) on the complete copy once the artifact's checksum matched. Every pg_restore of the load runs
+   with --verbose and every run's stderr (psql's too) is read for the server's warnings of a GRANT/REVOKE applied in
+   part or not at all (a restore by a role that is not a superuser: ``privilege_notices``), which the run reports.
 3. Any failure drops the temporary database; the target was never touched. A run killed on the way (SIGKILL, an
    OOM kill, a lost host: no clean-up runs) leaves it: it is created with a COMMENT naming its target
    (``copy_marker``), kept until the swap, and the next run into that target (or its ``state: absent``), under the
@@ -1257,9 +1259,144 @@ def _send(fd: int, out: int, offset: int, count: int) -> int:
 QUIET_EVENT_TRIGGERS = '-c session_replication_role=replica'
 
 
+# What PostgreSQL says (aclchk.c, restrict_and_check_grant) of a GRANT or REVOKE by a role that holds the privilege
+# but not its grant option (neither a superuser nor the object's owner: a restore by the database's owner, as on a
+# managed service): a WARNING, no error, and none or only part of the statement applied. The load goes on, so a
+# REVOKE the source ran (REVOKE USAGE ON LANGUAGE plpgsql FROM PUBLIC, EXECUTE on a pg_catalog function) is lost and
+# the copy is more open than the source. The object is quoted as given, nothing escaped: "<name>", or column "<c>" of
+# relation "<r>" (a large object's name is "large object <oid>"). pg_restore prints a server's notices only with
+# --verbose, after its own name ("pg_restore: WARNING:  ..."; its progress lines print names too, and a name's
+# next line starts without it); psql always ("WARNING:  ...", "psql:<file>:<line>: WARNING:  ...").
+# The server's lc_messages must be English: a translated message is not recognised (and not reported).
+PRIVILEGE_NOTICES = ('no privileges were granted', 'not all privileges were granted',
+                     'no privileges could be revoked', 'not all privileges could be revoked')
+_NOTICE_PREFIX = {'pg_restore': r'(?:pg_restore: ?)+', 'psql': r'(?:psql:[^\n]*?:\d+: )?'}
+_PRIVILEGE_NOTICE = {tool: re.compile(r'^%sWARNING:  (%s) for (?=["c])' % (prefix, '|'.join(PRIVILEGE_NOTICES)), re.M)
+                     for tool, prefix in _NOTICE_PREFIX.items()}
+# What may start the line after a message: another message of the tool (pg_restore: every one after its name), or
+# of the server (psql). A name may hold a double quote, a newline and anything else: the object text ends at the
+# first '"' at a line's end that such a line (or the end of the output) follows, within what the longest object text
+# takes (NAMEDATALEN: 63 bytes a name; the column form holds two), so a name is never cut in two, nor read as two
+# messages, unless it holds a whole line that looks like the tool's own (then read as one more: none is hidden).
+_NEXT_MESSAGE = {'pg_restore': re.compile('pg_restore:'),
+                 'psql': re.compile(r'psql:|(?:WARNING|NOTICE|ERROR|FATAL|PANIC|DETAIL|HINT|CONTEXT|LOCATION|INFO|LOG|'
+                                    r'STATEMENT|QUERY):  |LINE \d+: ')}
+_OBJECT_TEXT_MAX = 2 * 63 + len('column "" of relation ""')
+_CONTROL = {c: '\\x%02x' % c for c in list(range(32)) + [127]}
+_CONTROL.update({ord('\n'): '\\n', ord('\t'): '\\t', ord('\r'): '\\r'})
+
+
+def privilege_notices(stderr: str, tool: str = 'pg_restore') -> List[Dict[str, str]]:
+    """The privilege statements of a load that PostgreSQL applied partly or not at all (``PRIVILEGE_NOTICES``), in
+    the order of ``stderr`` (``tool``: pg_restore's, with --verbose, or psql's): ``object`` (the name as the message
+    gives it, its double quotes taken off; ``column "c" of relation "r"`` as it is) and ``message``."""
+    found: List[Dict[str, str]] = []
+    pos = 0
+    pattern, following = _PRIVILEGE_NOTICE[tool], _NEXT_MESSAGE[tool]
+    while True:
+        match = pattern.search(stderr, pos)
+        if match is None:
+            return found
+        start = match.end()
+        # the candidate ends: a '"' (not the opening one) that ends a line or the output
+        ends = [i + 1 for i in range(start + 1, min(len(stderr), start + _OBJECT_TEXT_MAX + 2))
+                if stderr[i] == '"' and stderr[i + 1:i + 2] in ('\n', '')]
+        end = next((e for e in ends if e + 1 >= len(stderr) or following.match(stderr, e + 1)),
+                   ends[0] if ends else None)
+        if end is None:   # cut short or malformed: the rest of the line
+            line_end = stderr.find('\n', start)
+            end = len(stderr) if line_end < 0 else line_end
+        text = stderr[start:end]
+        name = text[1:-1] if text.startswith('"') and text.endswith('"') and len(text) > 1 else text
+        found.append({'object': name, 'message': match.group(1)})
+        pos = end
+
+
+def shown(text: str) -> str:
+    """``text`` on one line (a name may hold a newline or other control characters: escaped)."""
+    return text.translate(_CONTROL)
+
+
+def privilege_warning(notices: List[Dict[str, str]], limit: int = 20) -> List[str]:
+    """The run's warning of ``privilege_notices`` (none when there are none): how many, which objects (the first
+    ``limit``), why, and what to do."""
+    if not notices:
+        return []
+    names: List[str] = []
+    for notice in notices:
+        named = '%s (%s)' % (shown(notice['object']) if notice['object'].startswith('column "')
+                             else '"%s"' % shown(notice['object']), notice['message'])
+        if named not in names:
+            names.append(named)
+    more = ' and %d more' % (len(names) - limit) if len(names) > limit else ''
+    return ['%d privilege statement%s of the backup (GRANT/REVOKE) %s not applied, or only in part: %s%s (all in '
+            'privileges_not_restored). The restoring role is not a superuser and neither owns these objects nor holds '
+            'the grant option on them (a restore by a non-superuser, such as the database\'s owner on a managed '
+            'service), so PostgreSQL applied what it could with a warning and went on. A lost REVOKE leaves the object '
+            'more open in the restored database than in the source (USAGE on a language, EXECUTE on a function still '
+            'granted to PUBLIC). Restore as a superuser or as the objects\' owner, or apply the source\'s GRANT/REVOKE '
+            'on them by hand (the ACL entries of pg_restore --list of the backup; \\dp, \\dL+, \\df+ in the source).'
+            % (len(notices), '' if len(notices) == 1 else 's', 'was' if len(notices) == 1 else 'were',
+               '; '.join(names[:limit]), more)]
+
+
+def _without_progress(stderr: str) -> str:
+    """pg_restore's --verbose output without its progress lines (one or more per archive entry: "pg_restore: creating
+    TABLE ...", and a name's continuation lines), as a failure reports it: its errors, warnings and the server's
+    messages stay."""
+    kept: List[str] = []
+    keep = True
+    for line in stderr.split('\n'):
+        if line.startswith('pg_restore:'):
+            rest = re.sub(r'^(?:pg_restore: ?)+', '', line)
+            keep = bool(re.match(r'(?:error|warning|detail|hint): |[A-Z]+:  ', rest))
+        if keep:
+            kept.append(line)
+    return '\n'.join(kept)
+
+
+def _load_run(engine: PostgresEngine, argv: List[str], env: Dict[str, str], what: str,
+              data: Optional[bytes] = None) -> str:
+    """Run one pg_restore of the load (``--verbose``): its stderr (``privilege_notices`` reads it); a failure reports
+    it without the progress lines."""
+    rc, _out, err = engine.runner.run(argv, env=env, data=data, what=what, check=False)
+    if rc != 0:
+        raise engine.runner.failure(argv, rc, _without_progress(err), what)
+    return err
+
+
+@contextlib.contextmanager
+def _quiet_progress(engine: PostgresEngine, argv: List[str], what: str) -> Iterator[None]:
+    """A streamed pg_restore (``--verbose``) that fails reports its stderr without the progress lines."""
+    try:
+        yield
+    except ToolError as exc:
+        raise engine.runner.failure(argv, exc.rc if exc.rc is not None else 1, _without_progress(exc.stderr or ''),
+                                    what) from None
+
+
+PLAIN_METHOD = 'psql < plain dump'
+
+
 def _load(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, database: str,
           timer: Timer, copier: Optional[_Copier] = None, no_tablespaces: bool = False,
           quiet_event_triggers: bool = False) -> Dict[str, Any]:
+    """Load the dump into ``database`` (``_load_runs``); ``privileges_not_restored``: the ``privilege_notices`` of
+    every run of the load, when there are any."""
+    said: List[str] = []
+    loaded = _load_runs(engine, request, manifest, database, timer, said, copier, no_tablespaces,
+                        quiet_event_triggers)
+    tool = 'psql' if loaded['method'] == PLAIN_METHOD else 'pg_restore'
+    notices = [notice for stderr in said for notice in privilege_notices(stderr or '', tool)]
+    if notices:
+        loaded['privileges_not_restored'] = notices
+    return loaded
+
+
+def _load_runs(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, database: str, timer: Timer,
+               said: List[str], copier: Optional[_Copier] = None, no_tablespaces: bool = False,
+               quiet_event_triggers: bool = False) -> Dict[str, Any]:
+    """The load's pg_restore or psql runs; the stderr of each is added to ``said``."""
     fmt = manifest.data.get('format') or 'custom'
     env = engine.env(database)
     props = manifest.data.get('database_properties') or {}
@@ -1269,7 +1406,9 @@ def _load(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, d
     if session_options:
         env['PGOPTIONS'] = (env.get('PGOPTIONS', '') + ' ' + session_options).strip()
     # --dbname=dbname='...': a name with '=' (or a leading '-') is never a connection string or an option
-    common = ['--exit-on-error', '-w', dbname_arg(database)]
+    # --verbose: pg_restore prints the server's warnings only so (privilege_notices); its progress lines are left
+    # out of a failure's report (_without_progress)
+    common = ['--exit-on-error', '--verbose', '-w', dbname_arg(database)]
     if request.no_owner:
         common += ['--no-owner', '--no-privileges']
     if no_tablespaces:   # check_object_tablespaces: the server lacks some the dump names
@@ -1282,24 +1421,24 @@ def _load(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, d
         """pg_restore -j N of a dump file (or directory); in two passes when ``split``."""
         tool = [engine.tool('pg_restore')] + common
         if not split:
-            restore_in_parallel(engine, tool, jobs, [], path, env, not request.no_owner,
-                                copier.listed([], path) if copier is not None else None)
+            said.extend(restore_in_parallel(engine, tool, jobs, [], path, env, not request.no_owner,
+                                            copier.listed([], path) if copier is not None else None))
             return {'method': method, 'jobs': jobs}
         # The schema first (it creates the database's own text search configuration), then the data and what is
         # computed from it (generated columns, indexes, materialized views) in sessions that use it.
-        engine.runner.run(tool + ['--section=pre-data', path], env=env, what='pg_restore --section=pre-data')
+        said.append(_load_run(engine, tool + ['--section=pre-data', path], env, 'pg_restore --section=pre-data'))
         rest = dict(env, PGOPTIONS=(env.get('PGOPTIONS', '') + ' ' + own_text_search_option(props)).strip())
         sections = ['--section=data', '--section=post-data']
-        restore_in_parallel(engine, tool, jobs, sections, path, rest, not request.no_owner,
-                            copier.listed(sections, path) if copier is not None else None)
+        said.extend(restore_in_parallel(engine, tool, jobs, sections, path, rest, not request.no_owner,
+                                        copier.listed(sections, path) if copier is not None else None))
         return {'method': method + ', schema then data and post-data (the database\'s own default text search '
                                    'configuration in effect)', 'jobs': jobs}
 
     if fmt == 'plain':
         argv = engine.psql_argv(dbname_arg(database))
-        pipe_artifact_into(engine.runner, manifest, argv, 'psql (plain dump)', env=env,
-                           identities=engine.identities, verify=verify)
-        return {'method': 'psql < plain dump', 'jobs': 1}
+        said.append(pipe_artifact_into(engine.runner, manifest, argv, 'psql (plain dump)', env=env,
+                                       identities=engine.identities, verify=verify))
+        return {'method': PLAIN_METHOD, 'jobs': 1}
     if fmt == 'directory':
         return from_file(manifest.path, 'pg_restore -j %d (directory format)' % jobs)
     if jobs == 1 and not split:
@@ -1307,8 +1446,9 @@ def _load(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, d
         listing = _head_listing(engine, manifest)
         order = serial_list(listing)
         if order is None:
-            pipe_artifact_into(engine.runner, manifest, argv, 'pg_restore', env=env, identities=engine.identities,
-                               verify=verify)
+            with _quiet_progress(engine, argv, 'pg_restore'):
+                said.append(pipe_artifact_into(engine.runner, manifest, argv, 'pg_restore', env=env,
+                                               identities=engine.identities, verify=verify))
             loaded: Dict[str, Any] = {'method': 'pg_restore (stdin stream)', 'jobs': 1}
             # '' is a listing that failed (pg_restore --list always prints its header): the load kept pg_restore's
             # order, so event triggers were not moved last. Said only where one could have fired: a superuser's load
@@ -1318,8 +1458,9 @@ def _load(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, d
             return loaded
         # the stream is pg_restore's stdin: the list goes through a file
         with secret_file(order, prefix='opsready-pg-list-', suffix='.txt', directory=request.tmpdir) as listed:
-            pipe_artifact_into(engine.runner, manifest, argv + ['-L', listed], 'pg_restore', env=env,
-                               identities=engine.identities, verify=verify)
+            with _quiet_progress(engine, argv + ['-L', listed], 'pg_restore'):
+                said.append(pipe_artifact_into(engine.runner, manifest, argv + ['-L', listed], 'pg_restore', env=env,
+                                               identities=engine.identities, verify=verify))
         return {'method': 'pg_restore (stdin stream, the event triggers last)', 'jobs': 1}
     if manifest.data['compression'] == 'none' and not is_encrypted(manifest):
         return from_file(manifest.path, 'pg_restore -j %d' % jobs)
@@ -1332,7 +1473,7 @@ def _load(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, d
         # One data entry: -j N cannot split its load, so it follows the decompression instead of waiting for
         # it (the schema and the data, from the copy as it grows), and what comes after the data (indexes,
         # constraints, grants), which -j N does build side by side, reads the complete, checked copy.
-        return _load_following(engine, common, env, copier, jobs, timer, local)
+        return _load_following(engine, common, env, copier, jobs, timer, local, said)
     copy = copier.result()
     try:
         timer.lap('decompress')
@@ -1511,7 +1652,7 @@ def toc_listings(runner: Any, pg_restore: str, sections: List[str], path: str, v
 
 def restore_in_parallel(engine: PostgresEngine, tool: List[str], jobs: int, sections: List[str], path: str,
                         env: Dict[str, str], privileges: bool,
-                        listings: Optional[Tuple[str, str]] = None) -> None:
+                        listings: Optional[Tuple[str, str]] = None) -> List[str]:
     """``pg_restore -j N`` of ``path`` (``sections`` of it; ``tool``: pg_restore and its common options), in the
     runs of ``toc_passes``. pg_restore -j runs the ACL entries side by side (restore_toc_entries_parallel
     dispatches its RESTORE_PASS_ACL entries to the workers as they come free; an ACL entry depends only on its
@@ -1526,7 +1667,7 @@ def restore_in_parallel(engine: PostgresEngine, tool: List[str], jobs: int, sect
     neither ACLs to restore (none in the dump, or ``privileges`` false: --no-privileges) nor entries to hold back:
     one pg_restore, as before. With jobs=1 (the dump's order): one pg_restore, with a ``-L`` list that moves the event
     triggers to the end when the dump has some (``serial_list``). ``listings``: ``toc_listings`` of ``sections``
-    of ``path``, made beforehand (``_Copier._list``)."""
+    of ``path``, made beforehand (``_Copier._list``). Returns the stderr of each pg_restore run (``_load_run``)."""
     what = ' '.join(['pg_restore -j %d' % jobs] + sections)
     if listings is None:
         listings = toc_listings(engine.runner, tool[0], sections, path, jobs > 1)
@@ -1534,9 +1675,8 @@ def restore_in_parallel(engine: PostgresEngine, tool: List[str], jobs: int, sect
     if jobs == 1:
         order = serial_list(listing)
         if order is not None:
-            engine.runner.run(tool + ['-L', '/dev/stdin'] + sections + [path], env=env, data=order.encode('ascii'),
-                              what=what + ' (the event triggers last)')
-            return
+            return [_load_run(engine, tool + ['-L', '/dev/stdin'] + sections + [path], env,
+                              what + ' (the event triggers last)', data=order.encode('ascii'))]
     else:
         main, held, acl, post, last = toc_passes(listing, verbose)
         if not privileges:
@@ -1546,12 +1686,10 @@ def restore_in_parallel(engine: PostgresEngine, tool: List[str], jobs: int, sect
                      (acl, [], what + ' (privileges, one at a time)'),
                      (post, ['-j', str(jobs)], what + ' (after the privileges)'),
                      (last, [], what + ' (the event triggers, after everything else)')]
-            for ids, options, label in steps:
-                if ids:
-                    engine.runner.run(tool + options + ['-L', '/dev/stdin'] + sections + [path], env=env,
-                                      data=''.join('%s;\n' % i for i in ids).encode('ascii'), what=label)
-            return
-    engine.runner.run(tool + ['-j', str(jobs)] + sections + [path], env=env, what=what)
+            return [_load_run(engine, tool + options + ['-L', '/dev/stdin'] + sections + [path], env, label,
+                              data=''.join('%s;\n' % i for i in ids).encode('ascii'))
+                    for ids, options, label in steps if ids]
+    return [_load_run(engine, tool + ['-j', str(jobs)] + sections + [path], env, what)]
 
 
 def _unlisted_warning(manifest: Manifest) -> str:
@@ -1616,9 +1754,11 @@ def _toc_argv(engine: PostgresEngine, manifest: Manifest) -> Optional[List[str]]
 
 
 def _load_following(engine: PostgresEngine, common: List[str], env: Dict[str, str], copier: _Copier, jobs: int,
-                    timer: Timer, local: bool = False) -> Dict[str, Any]:
+                    timer: Timer, local: bool = False, said: Optional[List[str]] = None) -> Dict[str, Any]:
     """pg_restore of the schema and the data on stdin, fed from the copy while zstd writes it; then, once the
-    copy is complete and its artifact's checksum matched, ``pg_restore -j N --section=post-data`` on it."""
+    copy is complete and its artifact's checksum matched, ``pg_restore -j N --section=post-data`` on it. The stderr
+    of each pg_restore is added to ``said``."""
+    said = said if said is not None else []
     argv = [engine.tool('pg_restore')] + common + ['--section=pre-data', '--section=data']
     proc = engine.runner.popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
     grow_pipe(proc.stdin)   # fewer wake-ups of pg_restore and of the feeder per MiB
@@ -1630,14 +1770,17 @@ def _load_following(engine: PostgresEngine, common: List[str], env: Dict[str, st
         proc.wait()
         # the copy's verdict first: a corrupt artifact is reported as corrupt, not as pg_restore's complaint
         copy = copier.result()
-        engine.runner.finish(proc, argv, what='pg_restore (schema and data, following the decompression)')
+        what = 'pg_restore (schema and data, following the decompression)'
+        with _quiet_progress(engine, argv, what):
+            said.append(engine.runner.finish(proc, argv, what=what))
         timer.lap('pg_restore_data')
     except BaseException:
         kill_and_reap(proc)
         raise
     try:
-        restore_in_parallel(engine, [engine.tool('pg_restore')] + common, jobs, ['--section=post-data'], copy, env,
-                            '--no-privileges' not in common, copier.listed(['--section=post-data'], copy))
+        said.extend(restore_in_parallel(engine, [engine.tool('pg_restore')] + common, jobs, ['--section=post-data'],
+                                        copy, env, '--no-privileges' not in common,
+                                        copier.listed(['--section=post-data'], copy)))
     finally:
         copier.remove(local)
     return {'method': 'pg_restore (schema and data following the decompression) + pg_restore -j %d '
@@ -1944,8 +2087,9 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
         # that reach the remote.
         servers = foreign.handle(engine, temp, request.foreign_servers) if int(counts[1]) else None
         reached = foreign.reach(engine, temp, request.foreign_servers, counts[2] if len(counts) > 2 else '')
-        reached['warnings'] = (load.pop('warnings', None) or []) + reached['warnings'] + fired + \
-            extension_member_warnings(engine, request, manifest, temp)
+        not_granted = load.pop('privileges_not_restored', None) or []
+        reached['warnings'] = (load.pop('warnings', None) or []) + privilege_warning(not_granted) + \
+            reached['warnings'] + fired + extension_member_warnings(engine, request, manifest, temp)
         # before the database's own settings (default_transaction_read_only = on would refuse it in a new session);
         # what follows in the copy (ALTER DATABASE/ROLE ... SET, COMMENT ON DATABASE) fires no event trigger
         release_event_triggers(engine, temp, held)
@@ -2002,7 +2146,7 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
                           'host': engine.conn.host, 'port': engine.conn.port or 5432, 'objects': objects},
                'method_detail': load['method'], 'jobs': load['jobs'], 'database_properties': properties,
                'replaced': bool(before['exists'] and (before['objects'] or before.get('closed'))),
-               'dropped_stale': stale['dropped_stale']}
+               'dropped_stale': stale['dropped_stale'], 'privileges_not_restored': not_granted}
     if servers is not None:
         outcome['foreign_servers'] = servers['servers']
     if reached['subscriptions']:
