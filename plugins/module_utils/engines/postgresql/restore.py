@@ -15,7 +15,8 @@
    ``pg_restore`` on stdin, fed from the copy as it grows, then ``pg_restore -j N --section=post-data`` (indexes,
    constraints, grants) on the complete copy once the artifact's checksum matched. Every pg_restore of the load runs
    with --verbose and every run's stderr (psql's too) is read for the server's warnings of a GRANT/REVOKE applied in
-   part or not at all (a restore by a role that is not a superuser: ``privilege_notices``), which the run reports.
+   part or not at all (a restore by a role that is not a superuser: ``privilege_notices``), which the run reports
+   (in any language of the server's messages).
 3. Any failure drops the temporary database; the target was never touched. A run killed on the way (SIGKILL, an
    OOM kill, a lost host: no clean-up runs) leaves it: it is created with a COMMENT naming its target
    (``copy_marker``), kept until the swap, and the next run into that target (or its ``state: absent``), under the
