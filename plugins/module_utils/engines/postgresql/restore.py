@@ -2259,18 +2259,21 @@ def quiet_target(engine: PostgresEngine, target: str, temp: Optional[str] = None
 
 def quiet_target_messages(engine: PostgresEngine, target: str, temp: Optional[str] = None,
                           session: Optional[PsqlSession] = None) -> Tuple[bool, bool, str, bool]:
-    """``quiet_target``, and (in the same question) the language of the run's sessions: ``lc_messages`` as the
-    restoring role's login gets it (its ALTER ROLE ... SET, the server's default), and whether the role may set it
-    for the load (a superuser; PostgreSQL 15+: GRANT SET ON PARAMETER lc_messages, asked only when the messages are
-    not English already). (superuser, silenced, lc_messages, may_set_messages)."""
+    """``quiet_target``, and (in the same question) the language of the load's sessions: ``lc_messages`` as the
+    restoring role's login gets it (its ALTER ROLE ... SET, the server's default; '' when unknown), and whether
+    the role may set it for the load (a superuser; PostgreSQL 15+: GRANT SET ON PARAMETER lc_messages, asked only
+    when the messages are not English already). (superuser, silenced, lc_messages, may_set_messages)."""
     asked = _ask(engine, "SELECT pg_catalog.current_setting('is_superuser'), "
                          "pg_catalog.current_setting('server_version_num'), "
-                         "pg_catalog.current_setting('lc_messages')", session)
+                         "pg_catalog.current_setting('lc_messages'), "
+                         "(SELECT source FROM pg_catalog.pg_settings WHERE name = 'lc_messages')", session)
     superuser = bool(asked) and asked[0][:1] == ['on']
     silenced = superuser and _version_num(asked) >= EVENT_TRIGGERS_OFF_SINCE
     if silenced:
         engine.client.quiet_databases.update(name for name in (target, temp) if name)
-    messages = asked[0][2] if asked and len(asked[0]) > 2 else ''
+    # set for the maintenance database (ALTER DATABASE, ALTER ROLE ... IN DATABASE): the copy's sessions may get
+    # another value, so it is taken as unknown ('', not English: the load reads the messages in any language)
+    messages = asked[0][2] if asked and len(asked[0]) > 3 and asked[0][3] not in ('database', 'database user') else ''
     may_set = superuser
     if not superuser and not english_messages(messages) and _version_num(asked) >= PARAMETER_PRIVILEGES_SINCE:
         granted = _ask(engine, "SELECT pg_catalog.has_parameter_privilege('lc_messages', 'SET')::text", session)
