@@ -1297,7 +1297,8 @@ _SERVER_MESSAGE = re.compile(r'[^\s:"]+:  \S')
 _CREATING_ACL = re.compile(r'(?:creating (?:DEFAULT ACL|ACL LANGUAGE|ACL) "|executing (?:DEFAULT ACL|ACL) )(.*)$')
 _SQLSTATE_NOTICE = re.compile(r'^(?:psql:[^\n]*?:\d+: )?([^\s:"]+:  (?:%s): (.*))$' % '|'.join(PRIVILEGE_SQLSTATES),
                               re.M)
-_QUOTED = re.compile('»([^«»\n]+)«|« ?([^«»\n]+?) ?»|"([^"\n]+)"|„([^“\n]+)“|“([^”\n]+)”|「([^」\n]+)」')
+_QUOTED = re.compile('\u00bb([^\u00ab\u00bb\n]+)\u00ab|\u00ab ?([^\u00ab\u00bb\n]+?) ?\u00bb|"([^"\n]+)"'
+                     '|\u201e([^\u201c\n]+)\u201c|\u201c([^\u201d\n]+)\u201d|\u300c([^\u300d\n]+)\u300d')
 # the session option of a load whose role may set lc_messages (the English texts of PRIVILEGE_NOTICES)
 MESSAGES_SET = '-c lc_messages=C'
 PARAMETER_PRIVILEGES_SINCE = 150000   # server_version_num: GRANT SET ON PARAMETER, has_parameter_privilege
