@@ -74,8 +74,12 @@ description:
     it) and C(psql), lists them in RV(privileges_not_restored) and warns once, with how many, the objects (the first
     20) and what to do - restore as a superuser or as the objects' owner, or apply the source's C(GRANT)/C(REVOKE)
     by hand. A lost C(REVOKE) leaves the object more open in the restored database than in the source. Check mode
-    cannot foresee them (the server decides statement by statement during the load). The server's messages must be
-    in English (C(lc_messages)); translated ones are not recognised."
+    cannot foresee them (the server decides statement by statement during the load). In any language of the
+    server's messages (C(lc_messages) set for the server, the database or the role): a role that may set
+    C(lc_messages) (a superuser, or C(GRANT SET ON PARAMETER lc_messages) on PostgreSQL 15+) loads with
+    C(lc_messages=C); otherwise C(pg_restore)'s output is read for any server message while an ACL entry of the
+    backup runs (the entry names the object), and a plain dump's C(psql) runs with C(VERBOSITY=verbose), whose
+    SQLSTATE (C(01006), C(01007)) tells such a warning in every language."
   - "PostgreSQL, logical: the roles the backup refers to (owners, grantees, roles of row-level security
     policies) are looked up on the target server first; missing ones stop the restore before anything is
     created, naming them."
@@ -625,6 +629,12 @@ privileges_not_restored:
       \"t\")) and C(message) (V(no privileges were granted), V(not all privileges were granted), V(no privileges
       could be revoked), V(not all privileges could be revoked)). Empty when everything was applied. A warning
       names them too. Not in check mode, which cannot foresee them.
+    - When the server's messages are in another language and the restoring role may not set C(lc_messages) -
+      from C(pg_restore), C(object) is the backup's ACL entry (V(LANGUAGE plpgsql),
+      V(pg_catalog.FUNCTION pg_sleep(double precision))) and C(message) the server's message as it came
+      (in German, starting with V(WARNUNG:) and the translated text); from a plain dump's C(psql),
+      C(object) is the one quoted name of the message (or the whole message) and C(message) the message with its
+      SQLSTATE.
   returned: PostgreSQL logical restores of a database
   type: list
   elements: dict

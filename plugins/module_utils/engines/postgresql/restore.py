@@ -15,7 +15,8 @@
    ``pg_restore`` on stdin, fed from the copy as it grows, then ``pg_restore -j N --section=post-data`` (indexes,
    constraints, grants) on the complete copy once the artifact's checksum matched. Every pg_restore of the load runs
    with --verbose and every run's stderr (psql's too) is read for the server's warnings of a GRANT/REVOKE applied in
-   part or not at all (a restore by a role that is not a superuser: ``privilege_notices``), which the run reports.
+   part or not at all (a restore by a role that is not a superuser: ``privilege_notices``), which the run reports
+   (in any language of the server's messages).
 3. Any failure drops the temporary database; the target was never touched. A run killed on the way (SIGKILL, an
    OOM kill, a lost host: no clean-up runs) leaves it: it is created with a COMMENT naming its target
    (``copy_marker``), kept until the swap, and the next run into that target (or its ``state: absent``), under the
@@ -1267,12 +1268,40 @@ QUIET_EVENT_TRIGGERS = '-c session_replication_role=replica'
 # relation "<r>" (a large object's name is "large object <oid>"). pg_restore prints a server's notices only with
 # --verbose, after its own name ("pg_restore: WARNING:  ..."; its progress lines print names too, and a name's
 # next line starts without it); psql always ("WARNING:  ...", "psql:<file>:<line>: WARNING:  ...").
-# The server's lc_messages must be English: a translated message is not recognised (and not reported).
+# Those English texts name the object exactly; the server's lc_messages may be another language (set by an
+# administrator for the server, the database or the restoring role: "WARNUNG:  es konnten keine Privilegien für
+# »plpgsql« entzogen werden"; Spanish and Japanese keep the word WARNING), and the role can seldom set it back. So:
+# - a load whose role may set lc_messages (a superuser; PostgreSQL 15+ GRANT SET ON PARAMETER) runs with
+#   lc_messages=C (MESSAGES_SET: PGOPTIONS), the English texts then;
+# - pg_restore (its own progress lines are English: the runner's LC_ALL=C.UTF-8): PostgreSQL restores the ACL
+#   entries in a pass of their own (RESTORE_PASS_ACL; restore_in_parallel runs them one at a time), a GRANT or REVOKE
+#   says nothing else, and libpq prints every server message as "<severity>:  <text>" (two spaces, the severity in
+#   the server's language too). A server message that follows pg_restore's 'creating ACL "<tag>"' (or DEFAULT ACL)
+#   and is not one of the English texts is such a statement, in another language: the entry's tag is the object, the
+#   message as the server gave it the message (_acl_entry_notices);
+# - psql (a plain dump, any statement anywhere) runs with VERBOSITY=verbose when the messages may not be English:
+#   the SQLSTATE follows the severity ("WARNUNG:  01006: ..."), 01006 privilege_not_revoked and 01007
+#   privilege_not_granted in every language; the object is the one quoted name of the message (»«, «», "", ...) or,
+#   failing that, the whole message (_sqlstate_notices).
+# A name that holds a whole line like pg_restore's own ('creating TABLE ...') can end an ACL entry's lines early;
+# the English texts are recognised wherever they are.
 PRIVILEGE_NOTICES = ('no privileges were granted', 'not all privileges were granted',
                      'no privileges could be revoked', 'not all privileges could be revoked')
+PRIVILEGE_SQLSTATES = ('01006', '01007')   # privilege_not_revoked, privilege_not_granted (errcodes.txt)
 _NOTICE_PREFIX = {'pg_restore': r'(?:pg_restore: ?)+', 'psql': r'(?:psql:[^\n]*?:\d+: )?'}
-_PRIVILEGE_NOTICE = {tool: re.compile(r'^%sWARNING:  (%s) for (?=["c])' % (prefix, '|'.join(PRIVILEGE_NOTICES)), re.M)
+_PRIVILEGE_NOTICE = {tool: re.compile(r'^%sWARNING:  (?:0100[67]: )?(%s) for (?=["c])'
+                                      % (prefix, '|'.join(PRIVILEGE_NOTICES)), re.M)
                      for tool, prefix in _NOTICE_PREFIX.items()}
+# a server's message as libpq prints it, its severity in any language (one word in every translation)
+_SERVER_MESSAGE = re.compile(r'[^\s:"]+:  \S')
+_CREATING_ACL = re.compile(r'(?:creating (?:DEFAULT ACL|ACL LANGUAGE|ACL) "|executing (?:DEFAULT ACL|ACL) )(.*)$')
+_SQLSTATE_NOTICE = re.compile(r'^(?:psql:[^\n]*?:\d+: )?([^\s:"]+:  (?:%s): (.*))$' % '|'.join(PRIVILEGE_SQLSTATES),
+                              re.M)
+_QUOTED = re.compile('\u00bb([^\u00ab\u00bb\n]+)\u00ab|\u00ab ?([^\u00ab\u00bb\n]+?) ?\u00bb|"([^"\n]+)"'
+                     '|\u201e([^\u201c\n]+)\u201c|\u201c([^\u201d\n]+)\u201d|\u300c([^\u300d\n]+)\u300d')
+# the session option of a load whose role may set lc_messages (the English texts of PRIVILEGE_NOTICES)
+MESSAGES_SET = '-c lc_messages=C'
+PARAMETER_PRIVILEGES_SINCE = 150000   # server_version_num: GRANT SET ON PARAMETER, has_parameter_privilege
 # What may start the line after a message: another message of the tool (pg_restore: every one after its name), or
 # of the server (psql). A name may hold a double quote, a newline and anything else: the object text ends at the
 # first '"' at a line's end that such a line (or the end of the output) follows, within what the longest object text
@@ -1287,10 +1316,58 @@ _CONTROL.update({ord('\n'): '\\n', ord('\t'): '\\t', ord('\r'): '\\r'})
 
 
 def privilege_notices(stderr: str, tool: str = 'pg_restore') -> List[Dict[str, str]]:
-    """The privilege statements of a load that PostgreSQL applied partly or not at all (``PRIVILEGE_NOTICES``), in
-    the order of ``stderr`` (``tool``: pg_restore's, with --verbose, or psql's): ``object`` (the name as the message
-    gives it, its double quotes taken off; ``column "c" of relation "r"`` as it is) and ``message``."""
-    found: List[Dict[str, str]] = []
+    """The privilege statements of a load that PostgreSQL applied partly or not at all, in the order of ``stderr``
+    (``tool``: pg_restore's, with --verbose, or psql's): ``object`` and ``message``. In English
+    (``PRIVILEGE_NOTICES``): the name as the message gives it, its double quotes taken off (``column "c" of relation
+    "r"`` as it is), and the English text. In another language: for pg_restore the ACL entry's tag and the server's
+    message (``_acl_entry_notices``), for psql with VERBOSITY=verbose the quoted name and the message
+    (``_sqlstate_notices``)."""
+    english = _english_notices(stderr, tool)
+    lines = {stderr.rfind('\n', 0, at) + 1 for at, _notice in english}
+    other = _acl_entry_notices(stderr) if tool == 'pg_restore' else _sqlstate_notices(stderr)
+    return [notice for _at, notice in sorted(english + [(at, n) for at, n in other if at not in lines],
+                                             key=lambda found: found[0])]
+
+
+def _acl_entry_notices(stderr: str) -> List[Tuple[int, Dict[str, str]]]:
+    """(offset of the line, notice) of every server message pg_restore (--verbose) printed while an ACL entry ran
+    (after its 'creating ACL "<tag>"' or 'executing ACL <tag>' line, before its next progress line): the tag (its
+    quotes taken off) and the message's first line."""
+    found: List[Tuple[int, Dict[str, str]]] = []
+    tag: Optional[str] = None
+    at = 0
+    for line in stderr.split('\n'):
+        start, at = at, at + len(line) + 1
+        prefix = re.match(r'(?:pg_restore: ?)+', line)
+        if prefix is None:
+            continue    # the next line of a message or of a name
+        rest = line[prefix.end():]
+        creating = _CREATING_ACL.match(rest)
+        if creating is not None:
+            tag = creating.group(1)[:-1] if rest.startswith('creating') and creating.group(1).endswith('"') \
+                else creating.group(1)
+        elif _SERVER_MESSAGE.match(rest):
+            if tag is not None:
+                found.append((start, {'object': tag, 'message': rest}))
+        elif not rest.startswith(('launching item ', 'finished item ')) or ' ACL ' not in rest:
+            tag = None  # pg_restore's own line of another entry (or its own warning): the ACL entry is done
+    return found
+
+
+def _sqlstate_notices(stderr: str) -> List[Tuple[int, Dict[str, str]]]:
+    """(offset of the line, notice) of every message of psql (VERBOSITY=verbose) with the SQLSTATE 01006 or 01007:
+    the message's one quoted name (or the whole message) and the message."""
+    found: List[Tuple[int, Dict[str, str]]] = []
+    for match in _SQLSTATE_NOTICE.finditer(stderr):
+        names = [next(g for g in quoted.groups() if g is not None) for quoted in _QUOTED.finditer(match.group(2))]
+        found.append((match.start(), {'object': names[0] if len(names) == 1 else match.group(2),
+                                      'message': match.group(1)}))
+    return found
+
+
+def _english_notices(stderr: str, tool: str) -> List[Tuple[int, Dict[str, str]]]:
+    """(offset of the match, notice) of the English texts of ``PRIVILEGE_NOTICES`` in ``stderr``."""
+    found: List[Tuple[int, Dict[str, str]]] = []
     pos = 0
     pattern, following = _PRIVILEGE_NOTICE[tool], _NEXT_MESSAGE[tool]
     while True:
@@ -1308,7 +1385,7 @@ def privilege_notices(stderr: str, tool: str = 'pg_restore') -> List[Dict[str, s
             end = len(stderr) if line_end < 0 else line_end
         text = stderr[start:end]
         name = text[1:-1] if text.startswith('"') and text.endswith('"') and len(text) > 1 else text
-        found.append({'object': name, 'message': match.group(1)})
+        found.append((match.start(), {'object': name, 'message': match.group(1)}))
         pos = end
 
 
@@ -1380,12 +1457,13 @@ PLAIN_METHOD = 'psql < plain dump'
 
 def _load(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, database: str,
           timer: Timer, copier: Optional[_Copier] = None, no_tablespaces: bool = False,
-          quiet_event_triggers: bool = False) -> Dict[str, Any]:
+          quiet_event_triggers: bool = False, messages: str = 'C') -> Dict[str, Any]:
     """Load the dump into ``database`` (``_load_runs``); ``privileges_not_restored``: the ``privilege_notices`` of
-    every run of the load, when there are any."""
+    every run of the load, when there are any. ``messages``: the lc_messages the load's sessions get, or
+    ``MESSAGES_SET`` when that is not English and the load's role may set it (its runs then set it to C)."""
     said: List[str] = []
     loaded = _load_runs(engine, request, manifest, database, timer, said, copier, no_tablespaces,
-                        quiet_event_triggers)
+                        quiet_event_triggers, messages)
     tool = 'psql' if loaded['method'] == PLAIN_METHOD else 'pg_restore'
     notices = [notice for stderr in said for notice in privilege_notices(stderr or '', tool)]
     if notices:
@@ -1395,7 +1473,7 @@ def _load(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, d
 
 def _load_runs(engine: PostgresEngine, request: RestoreRequest, manifest: Manifest, database: str, timer: Timer,
                said: List[str], copier: Optional[_Copier] = None, no_tablespaces: bool = False,
-               quiet_event_triggers: bool = False) -> Dict[str, Any]:
+               quiet_event_triggers: bool = False, messages: str = 'C') -> Dict[str, Any]:
     """The load's pg_restore or psql runs; the stderr of each is added to ``said``."""
     fmt = manifest.data.get('format') or 'custom'
     env = engine.env(database)
@@ -1403,6 +1481,8 @@ def _load_runs(engine: PostgresEngine, request: RestoreRequest, manifest: Manife
     session_options = load_options(props, manifest.data.get('dumped_with'))
     if quiet_event_triggers:
         session_options = (session_options + ' ' + QUIET_EVENT_TRIGGERS).strip()
+    if messages == MESSAGES_SET:
+        session_options = (session_options + ' ' + MESSAGES_SET).strip()   # privilege_notices: English texts
     if session_options:
         env['PGOPTIONS'] = (env.get('PGOPTIONS', '') + ' ' + session_options).strip()
     # --dbname=dbname='...': a name with '=' (or a leading '-') is never a connection string or an option
@@ -1436,6 +1516,10 @@ def _load_runs(engine: PostgresEngine, request: RestoreRequest, manifest: Manife
 
     if fmt == 'plain':
         argv = engine.psql_argv(dbname_arg(database))
+        if messages != MESSAGES_SET and not english_messages(messages):
+            # privilege_notices by SQLSTATE: the texts may be in another language (the English hints of a failure,
+            # _server_error's, do not match those either)
+            argv[1:1] = ['-v', 'VERBOSITY=verbose']
         said.append(pipe_artifact_into(engine.runner, manifest, argv, 'psql (plain dump)', env=env,
                                        identities=engine.identities, verify=verify))
         return {'method': PLAIN_METHOD, 'jobs': 1}
@@ -2055,7 +2139,7 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
                     stale: Dict[str, Any]) -> Dict[str, Any]:
     temp = temporary_name(target)
     # first: check_target's inspection logs into an existing target, where a login event trigger fires
-    superuser, silenced = quiet_target(engine, target, temp, session)
+    superuser, silenced, messages, may_set_messages = quiet_target_messages(engine, target, temp, session)
     before = check_target(engine, request, session)
     roles = check_roles(engine, request, manifest, session)
     check_locales(engine, manifest)
@@ -2068,7 +2152,8 @@ def _restore_locked(engine: PostgresEngine, request: RestoreRequest, manifest: M
     not_created = create_database(engine, request, manifest, temp, session, target=target)
     try:
         load = _load(engine, request, manifest, temp, timer, copier, no_tablespaces=bool(moved),
-                     quiet_event_triggers=superuser)
+                     quiet_event_triggers=superuser,
+                     messages=MESSAGES_SET if may_set_messages and not english_messages(messages) else messages)
         timer.lap('pg_restore')
         # ANALYZE in the temporary database, before the swap: the restored database takes the name with its
         # statistics (no window without them), and the object count comes in the same session, with the count of
@@ -2170,13 +2255,38 @@ def quiet_target(engine: PostgresEngine, target: str, temp: Optional[str] = None
     hold is needed then. Before 17 only session_replication_role=replica (the load) and the hold (this run's
     statements after it) exist: an ENABLE REPLICA or ENABLE ALWAYS trigger still fires at the load's REFRESH
     MATERIALIZED VIEW there. The setting is a superuser's."""
+    return quiet_target_messages(engine, target, temp, session)[:2]
+
+
+def quiet_target_messages(engine: PostgresEngine, target: str, temp: Optional[str] = None,
+                          session: Optional[PsqlSession] = None) -> Tuple[bool, bool, str, bool]:
+    """``quiet_target``, and (in the same question) the language of the load's sessions: ``lc_messages`` as the
+    restoring role's login gets it (its ALTER ROLE ... SET, the server's default; '' when unknown), and whether
+    the role may set it for the load (a superuser; PostgreSQL 15+: GRANT SET ON PARAMETER lc_messages, asked only
+    when the messages are not English already). (superuser, silenced, lc_messages, may_set_messages)."""
     asked = _ask(engine, "SELECT pg_catalog.current_setting('is_superuser'), "
-                         "pg_catalog.current_setting('server_version_num')", session)
+                         "pg_catalog.current_setting('server_version_num'), "
+                         "pg_catalog.current_setting('lc_messages'), "
+                         "(SELECT source FROM pg_catalog.pg_settings WHERE name = 'lc_messages')", session)
     superuser = bool(asked) and asked[0][:1] == ['on']
     silenced = superuser and _version_num(asked) >= EVENT_TRIGGERS_OFF_SINCE
     if silenced:
         engine.client.quiet_databases.update(name for name in (target, temp) if name)
-    return superuser, silenced
+    # set for the maintenance database (ALTER DATABASE, ALTER ROLE ... IN DATABASE): the copy's sessions may get
+    # another value, so it is taken as unknown ('', not English: the load reads the messages in any language)
+    messages = asked[0][2] if asked and len(asked[0]) > 3 and asked[0][3] not in ('database', 'database user') else ''
+    may_set = superuser
+    if not superuser and not english_messages(messages) and _version_num(asked) >= PARAMETER_PRIVILEGES_SINCE:
+        granted = _ask(engine, "SELECT pg_catalog.has_parameter_privilege('lc_messages', 'SET')::text", session)
+        may_set = granted[:1] == [['true']]
+    return superuser, silenced, messages, may_set
+
+
+def english_messages(lc_messages: str) -> bool:
+    """Whether sessions with this ``lc_messages`` get the server's messages in English (PostgreSQL's own language:
+    C, POSIX, or an English locale, which no translation exists for); '' (the server's environment) is unknown."""
+    value = lc_messages.strip().lower()
+    return value in ('c', 'posix') or value.startswith(('c.', 'en_', 'en.')) or value == 'en'
 
 
 def _version_num(rows: List[List[str]]) -> int:

@@ -152,3 +152,70 @@ def test_load_run_returns_stderr_and_fails_without_progress():
     with pytest.raises(ToolError) as caught, pg_restore._quiet_progress(Engine(), ['pg_restore'], 'pg_restore'):
         raise ToolError('x', rc=1, stderr='pg_restore: processing item 1\npg_restore: error: boom\n')
     assert caught.value.stderr == 'pg_restore: error: boom\n'
+
+
+# The same restore with lc_messages = 'de_DE.UTF-8' for the restoring role (PostgreSQL 15, as printed): jobs=1, and
+# the ACL entries of jobs=2 (restore_in_parallel runs them one at a time; a -j run's lines, for the parser).
+GERMAN = (
+    'pg_restore: creating TABLE "public.t"\n'
+    'pg_restore: HINWEIS:  a notice of a table, not of a privilege\n'
+    'pg_restore: processing data for table "public.t"\n'
+    'pg_restore: creating ACL "LANGUAGE plpgsql"\n'
+    'pg_restore: WARNUNG:  es konnten keine Privilegien für »plpgsql« entzogen werden\n'
+    'pg_restore: creating ACL "pg_catalog.FUNCTION pg_sleep(double precision)"\n'
+    'pg_restore: WARNUNG:  es konnten keine Privilegien für »pg_sleep« entzogen werden\n'
+    'pg_restore: creating ACL "public.TABLE t"\n'
+    'pg_restore: executing ACL LARGE OBJECT 4242\n'
+    'pg_restore: WARNING:  no se pudo revocar ningún privilegio para «objeto grande 4242»\n'
+    'pg_restore: creating MATERIALIZED VIEW DATA "public.m"\n'
+    'pg_restore: WARNUNG:  a warning of the materialized view\n')
+PARALLEL = (
+    'pg_restore: entering main parallel loop\n'
+    'pg_restore: launching item 3353 ACL LANGUAGE plpgsql\n'
+    'pg_restore: creating ACL "LANGUAGE plpgsql"\n'
+    'pg_restore: WARNUNG:  es konnten keine Privilegien für »plpgsql« entzogen werden\n'
+    'pg_restore: finished item 3353 ACL LANGUAGE plpgsql\n'
+    'pg_restore: finished main parallel loop\n')
+
+
+def test_pg_restore_in_another_language_names_the_acl_entry():
+    """Any server message while an ACL entry runs (any severity word, Spanish keeps WARNING) is reported with the
+    entry's tag; messages of other entries are not."""
+    assert objects(GERMAN) == [
+        ('LANGUAGE plpgsql', 'WARNUNG:  es konnten keine Privilegien für »plpgsql« entzogen werden'),
+        ('pg_catalog.FUNCTION pg_sleep(double precision)',
+         'WARNUNG:  es konnten keine Privilegien für »pg_sleep« entzogen werden'),
+        ('LARGE OBJECT 4242', 'WARNING:  no se pudo revocar ningún privilegio para «objeto grande 4242»')]
+    assert objects(PARALLEL) == [
+        ('LANGUAGE plpgsql', 'WARNUNG:  es konnten keine Privilegien für »plpgsql« entzogen werden')]
+
+
+def test_english_warnings_of_acl_entries_are_counted_once():
+    """The English text names the object itself: the ACL entry's reading does not add it a second time."""
+    assert objects(VERBOSE) == objects(VERBOSE + 'pg_restore: creating MATERIALIZED VIEW DATA "m"\n')
+    assert len(objects(VERBOSE)) == 2
+
+
+def test_psql_verbose_in_another_language_by_sqlstate():
+    """psql with VERBOSITY=verbose: 01006/01007 in any language, the one quoted name as the object; English texts
+    with the SQLSTATE as without it; other warnings not."""
+    said = ('WARNUNG:  01006: es konnten keine Privilegien für »plpgsql« entzogen werden\n'
+            'LOCATION:  restrict_and_check_grant, aclchk.c:340\n'
+            'ATTENTION:  01007: aucun droit n\'a été accordé pour « t »\n'
+            '警告:  01006: "%s"に対して取り消せた権限はありません\n'
+            'WARNING:  01006: no privileges could be revoked for "pg_sleep"\n'
+            'WARNUNG:  01000: etwas anderes »x«\n'
+            'WARNUNG:  01006: Spalte »c« von Relation »r«\n')
+    assert objects(said, 'psql') == [
+        ('plpgsql', 'WARNUNG:  01006: es konnten keine Privilegien für »plpgsql« entzogen werden'),
+        ('t', 'ATTENTION:  01007: aucun droit n\'a été accordé pour « t »'),
+        ('%s', '警告:  01006: "%s"に対して取り消せた権限はありません'),
+        ('pg_sleep', 'no privileges could be revoked'),
+        ('Spalte »c« von Relation »r«', 'WARNUNG:  01006: Spalte »c« von Relation »r«')]
+
+
+@pytest.mark.parametrize('value, english', [
+    ('C', True), ('POSIX', True), ('C.UTF-8', True), ('en_US.UTF-8', True), ('de_DE.UTF-8', False), ('', False),
+    ('es_ES.utf8', False), ('ja_JP.UTF-8', False)])
+def test_english_messages(value, english):
+    assert pg_restore.english_messages(value) is english
