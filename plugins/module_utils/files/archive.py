@@ -786,7 +786,7 @@ class _SealedList:
     released. The list is final once the tar stream is closed; the manifest is still written after the commit."""
 
     def __init__(self, listed: List[Dict[str, Any]], recipients: List[str]) -> None:
-        self._sealed: Optional[str] = None
+        self._sealed = ''
         self._error: Optional[BaseException] = None
         self._thread = threading.Thread(target=self._run, args=(listed, recipients), name='opsready-seal-list',
                                         daemon=True)
@@ -805,7 +805,6 @@ class _SealedList:
         self._thread.join()
         if self._error is not None:
             raise self._error
-        assert self._sealed is not None   # nosec B101 # set by _run unless it raised
         return self._sealed
 
 
@@ -887,8 +886,7 @@ def create_archive(paths: List[str], dest: str, set_name: str, compression: str 
     # encrypted set the list is sealed to the recipients like the archive: a file's SHA-256 in the clear would let
     # anyone holding the catalog test guesses of a config file holding a weak password.
     listed = files if len(files) <= FILE_LIST_LIMIT else None
-    if recipients and listed is not None:
-        assert sealing is not None   # nosec B101 # started above for the same condition
+    if sealing is not None:   # recipients and the list within FILE_LIST_LIMIT: started before the commit
         manifest['files_sealed'] = sealing.result()
     else:
         manifest['files'] = listed

@@ -64,8 +64,8 @@ def test_the_sealed_file_list_is_made_during_the_commit_and_is_the_archived_list
     assert sorted(events) == ['commit', 'opsready-seal-list']
     assert not [t for t in threading.enumerate() if t.name == 'opsready-seal-list']
     listed = json.loads(encryption.open_sealed(manifest['files_sealed'], [identity], 'manifest'))
-    assert sorted(r['path'].rsplit('/', 1)[-1] for r in listed if r['type'] == 'file') == ['f%d.conf' % i
-                                                                                          for i in range(5)]
+    names = sorted(r['path'].rsplit('/', 1)[-1] for r in listed if r['type'] == 'file')
+    assert names == ['f%d.conf' % index for index in range(5)]
     assert 'files' not in manifest
 
 
