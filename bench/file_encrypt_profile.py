@@ -131,14 +131,20 @@ def main() -> None:
         sides = {}
         for code in args.code or [str(REPO)]:
             opts = json.dumps({'paths': [str(tree)], 'dest': str(out / 'd'), 'threads': 2, 'recipients': [recipient]})
-            checkout = Path(code)
+            checkout = Path(code).resolve()   # '.' has no name of its own
             sides[checkout.name] = [str(checkout / '.venv' / 'bin' / 'python'), str(checkout / 'bench' / 'ours.py'),
                                     'file_backup', opts]
         sides['raw'] = ['sh', '-c', 'tar -c -C %s %s | zstd -q -T2 -3 | age -r %s > %s' % (
             tree.parent, tree.name, recipient, out / 'raw.age')]
         results = {name: [] for name in sides}
         for index in range(args.rounds):
-            order = list(sides) if index % 2 == 0 else list(reversed(sides))
+            # every side in every position in turn (with two checkouts and raw, a plain forward/backward alternation
+            # ran the second checkout always in the middle)
+            names = list(sides)
+            shift = index % len(names)
+            order = names[shift:] + names[:shift]
+            if (index // len(names)) % 2:
+                order.reverse()
             parts = []
             for name in order:
                 shutil.rmtree(out, ignore_errors=True)
@@ -159,6 +165,13 @@ def main() -> None:
                 line += '; paired ratio to raw: wall %.2fx (%.2f-%.2f), CPU %.2fx' % (
                     statistics.median(walls), min(walls), max(walls), statistics.median(cpus))
             print(line)
+        ours = [name for name in sides if name != 'raw']
+        for name in ours[1:]:   # each later checkout against the first, paired per round
+            walls = [a[0] / b[0] for a, b in zip(results[name], results[ours[0]])]
+            cpus = [a[1] / b[1] for a, b in zip(results[name], results[ours[0]])]
+            print('%s / %s paired: wall %.3fx (%.2f-%.2f), CPU %.3fx (%.2f-%.2f)' % (
+                name, ours[0], statistics.median(walls), min(walls), max(walls), statistics.median(cpus),
+                min(cpus), max(cpus)))
         if args.threads:
             for name, argv in sides.items():
                 shutil.rmtree(out, ignore_errors=True)

@@ -99,7 +99,8 @@ def keep_heap() -> None:
         pass
 
 
-# Once an artifact passes this size, a second thread fdatasyncs it each time it grows by as much again.
+# Once an artifact passes this size, a second thread fdatasyncs it each time it grows by as much again (the default
+# cadence; a writer may have its own: ``ArtifactWriter(sync_every=...)``).
 SYNC_EVERY = 64 * 1024 * 1024
 
 
@@ -144,19 +145,20 @@ class BackgroundSync:
 class _HashingSink:
     """File-like sink that hashes and counts what the compressor writes, then writes it to disk."""
 
-    def __init__(self, handle: BinaryIO) -> None:
+    def __init__(self, handle: BinaryIO, sync_every: int) -> None:
         self._handle = handle
         self.sha256 = hashlib.sha256()
         self.size = 0
         self.syncer: Optional[BackgroundSync] = None
-        self._next_sync = SYNC_EVERY
+        self._sync_every = sync_every
+        self._next_sync = sync_every
 
     def write(self, data: Any) -> int:
         self.sha256.update(data)
         self.size += len(data)
         written = self._handle.write(data)
         if self.size >= self._next_sync:
-            self._next_sync = self.size + SYNC_EVERY
+            self._next_sync = self.size + self._sync_every
             if self.syncer is None:
                 self.syncer = BackgroundSync(self._handle.fileno())
             self.syncer.poke()
@@ -279,12 +281,20 @@ class ArtifactWriter:
     ``compressed_by_tool`` says the tool already compressed its output (``pg_basebackup
     --compress=client-zstd``): the bytes are stored as they come (encrypted when asked), the manifest
     still records ``compression``/``level``, and ``raw_size`` is unknown (None).
+
+    ``sync_every``: the background write-back cadence in bytes (``SYNC_EVERY`` when None). A shorter one leaves less
+    for the fsync after the last byte (the serial finish), at the cost of more fdatasync calls during the stream.
     """
 
     def __init__(self, path: str, compression: str = 'zstd', level: Optional[int] = None,
                  threads: int = 0, mode: int = 0o600, hash_plain: bool = False,
-                 recipients: Optional[Sequence[str]] = None, compressed_by_tool: bool = False) -> None:
+                 recipients: Optional[Sequence[str]] = None, compressed_by_tool: bool = False,
+                 sync_every: Optional[int] = None) -> None:
         check_compression(compression)
+        if sync_every is None:
+            sync_every = SYNC_EVERY   # read here, not bound as the default: tests set the module's constant
+        if sync_every <= 0:
+            raise ValueError('sync_every must be a positive byte count, not %r' % sync_every)
         if recipients:
             from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
             # Bad recipients fail here, before the partial file exists.
@@ -304,7 +314,7 @@ class ArtifactWriter:
             os.unlink(self.partial_path)
         fd = os.open(self.partial_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         self._handle = os.fdopen(fd, 'wb', buffering=CHUNK)
-        self._sink = _HashingSink(self._handle)
+        self._sink = _HashingSink(self._handle, sync_every)
         self._encrypter: Optional[encryption.EncryptingWriter] = None
         self._encrypt_thread: Optional[_EncryptingThread] = None
         target: Any = self._sink

@@ -26,6 +26,7 @@ import os
 import socket
 import stat
 import tarfile
+import threading
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
@@ -56,6 +57,10 @@ ARCHIVED_TYPES = SOURCE_TYPES + NODE_TYPES
 NODE_KINDS = {stat.S_IFIFO: ('fifo', tarfile.FIFOTYPE), stat.S_IFCHR: ('chardev', tarfile.CHRTYPE),
               stat.S_IFBLK: ('blockdev', tarfile.BLKTYPE)}
 SPARSE_KEYWORD = 'OPSREADY.sparse'
+# The archive is written back every 16 MB, not at the shared 64 MB (streaming.SYNC_EVERY, backup_rekey's): the
+# fsync after the last byte, serial work on the way to the manifest, went from 25-30 ms to 1-13 ms for a 525 MB
+# tree (docs/bench.md, issue 22); a few more fdatasync calls run in the background meanwhile.
+FILE_SYNC_EVERY = 16 * 1024 * 1024
 XATTR_PREFIX = 'SCHILY.xattr.'
 FFLAGS_KEYWORD = 'SCHILY.fflags'
 
@@ -774,6 +779,35 @@ def latest_archive(dest: str, set_name: str) -> Optional[Manifest]:
     return entries[-1] if entries else None
 
 
+class _SealedList:
+    """The manifest's sealed file list (``files_sealed``: JSON, then age-encrypted), made in a second thread while
+    the artifact is committed: from the last tar byte to the manifest the work is serial, and the commit spends most
+    of it waiting (zstd's last job in its workers, the encryption thread draining its queue, the fsyncs), with the GIL
+    released. The list is final once the tar stream is closed; the manifest is still written after the commit."""
+
+    def __init__(self, listed: List[Dict[str, Any]], recipients: List[str]) -> None:
+        self._sealed = ''
+        self._error: Optional[BaseException] = None
+        self._thread = threading.Thread(target=self._run, args=(listed, recipients), name='opsready-seal-list',
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self, listed: List[Dict[str, Any]], recipients: List[str]) -> None:
+        try:
+            self._sealed = encryption.seal_text(json.dumps(listed, sort_keys=True), recipients)
+        except BaseException as exc:  # raised in the caller's thread by result()
+            self._error = exc
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def result(self) -> str:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._sealed
+
+
 def create_archive(paths: List[str], dest: str, set_name: str, compression: str = 'zstd',
                    level: Optional[int] = None, threads: int = 0, fingerprint: Optional[str] = None,
                    file_count: Optional[int] = None, recipients: Optional[List[str]] = None) -> Dict[str, Any]:
@@ -792,11 +826,12 @@ def create_archive(paths: List[str], dest: str, set_name: str, compression: str 
     names: Dict[Tuple[int, int], List[Any]] = {}   # a multiply linked file: [first path, links, names archived]
     files: List[Dict[str, Any]] = []
     buffer = bytearray(CHUNK)
+    sealing: Optional[_SealedList] = None
     _OWNERS.clear()  # names as they are now (a long-lived process may archive again after a user was renamed)
     _GROUPS.clear()
     try:
         with ArtifactWriter(artifact, compression=compression, level=level, threads=threads,
-                            recipients=recipients) as writer:
+                            recipients=recipients, sync_every=FILE_SYNC_EVERY) as writer:
             # Headers and 1 MiB pieces of each file straight to the writer (tarfile's stream mode 'w|' re-buffered
             # 16 KiB reads into 10 KiB writes); the archive's bytes are tarfile's mode 'w' pax output.
             with TarWriter(writer, copybufsize=CHUNK) as tar:
@@ -812,10 +847,15 @@ def create_archive(paths: List[str], dest: str, set_name: str, compression: str 
                         skipped.append({'path': path, 'reason': REMOVED})
                     else:
                         skipped.append({'path': path, 'reason': 'changed while it was read (not followed)'})
+            if recipients and len(files) <= FILE_LIST_LIMIT:
+                sealing = _SealedList(files, recipients)
             stored = writer.commit()
     except OSError as exc:
         raise OpsReadyError('Writing %s failed: %s. The partial archive was removed and no manifest written.'
                             % (artifact, exc.strerror or exc), path=artifact)
+    finally:
+        if sealing is not None:
+            sealing.join()   # a failed commit leaves no thread behind (a few ms of work)
     finished = utcnow()
     manifest = {
         'engine': ENGINE,
@@ -846,8 +886,8 @@ def create_archive(paths: List[str], dest: str, set_name: str, compression: str 
     # encrypted set the list is sealed to the recipients like the archive: a file's SHA-256 in the clear would let
     # anyone holding the catalog test guesses of a config file holding a weak password.
     listed = files if len(files) <= FILE_LIST_LIMIT else None
-    if recipients and listed is not None:
-        manifest['files_sealed'] = encryption.seal_text(json.dumps(listed, sort_keys=True), recipients)
+    if sealing is not None:   # recipients and the list within FILE_LIST_LIMIT: started before the commit
+        manifest['files_sealed'] = sealing.result()
     else:
         manifest['files'] = listed
     if skipped:

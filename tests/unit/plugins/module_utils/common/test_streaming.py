@@ -110,3 +110,30 @@ def test_aborted_large_artifact_stops_the_sync_thread_and_leaves_nothing(tmp_pat
     writer.abort()
     assert not [t for t in threading.enumerate() if t.name == 'opsready-sync']
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_sync_cadence_is_the_writers_own(tmp_path, monkeypatch):
+    """``sync_every`` sets one writer's background write-back cadence (file_backup's 16 MB: a shorter final fsync);
+    a writer without it, and backup_rekey's writer, keep the shared SYNC_EVERY (64 MB)."""
+    synced = []
+    real = os.fdatasync
+    monkeypatch.setattr(streaming.os, 'fdatasync', lambda fd: (synced.append(fd), real(fd)))
+    assert streaming.SYNC_EVERY == 64 * 1024 * 1024
+    data = os.urandom(5 * 1024 * 1024)
+
+    def write(name, **kwargs):
+        synced.clear()
+        writer = streaming.ArtifactWriter(str(tmp_path / name), compression='none', **kwargs)
+        for start in range(0, len(data), 256 * 1024):
+            writer.write(data[start:start + 256 * 1024])
+        deadline = time.monotonic() + 10
+        while kwargs and not synced and time.monotonic() < deadline:
+            time.sleep(0.01)
+        writer.commit()
+        return list(synced)
+
+    assert write('own.bin', sync_every=1024 * 1024), 'no background fdatasync with sync_every=1 MB'
+    assert write('default.bin') == [], 'a 5 MB artifact was synced in the background at the default 64 MB cadence'
+    with pytest.raises(ValueError, match='sync_every'):
+        streaming.ArtifactWriter(str(tmp_path / 'bad.bin'), compression='none', sync_every=0)
+    assert not (tmp_path / 'bad.bin.partial').exists()
