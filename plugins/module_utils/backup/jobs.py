@@ -140,9 +140,19 @@ def _run_backup(engine: Engine, opts: BackupOptions, verify: bool, policy: Optio
         for prefix in sorted(set(prefixes)):
             locks.enter_context(set_lock(opts.dest, prefix.rstrip('-')))
         left: Dict[str, str] = {}
-        result['leftovers_removed'] = remove_leftovers(opts.dest, prefixes, left=left)
-        if left:
-            result.setdefault('warnings', []).extend(cleanup.leftover_warning(k, v) for k, v in sorted(left.items()))
+
+        def tidy(writing: Sequence[str] = ()) -> None:
+            # The sets' leftovers of killed runs, removed under their locks. It decides nothing about the run, so an
+            # engine that deferred its preflight runs it once its tool has started (Engine.tool_started, ``writing``
+            # its staging), off the critical path: on a large catalog it is the catalog code's import and listing.
+            result['leftovers_removed'] = remove_leftovers(opts.dest, prefixes, left=left, keep=writing)
+            if left:
+                result.setdefault('warnings', []).extend(cleanup.leftover_warning(k, v)
+                                                         for k, v in sorted(left.items()))
+        if deferred:
+            engine.while_tool_runs = tidy
+        else:
+            tidy()
         # What each source holds, measured right before its backup starts, recorded with the artifact.
         held = {database: engine.source_summary(opts, database) for database in sets}
 
@@ -155,12 +165,14 @@ def _run_backup(engine: Engine, opts: BackupOptions, verify: bool, policy: Optio
         engine.source_at_commit = held_both
         try:
             manifests = engine.backup(opts)
+            engine.tool_started()   # (an engine that did not call it: the tidying is done, late but done)
         except BaseException:
             if made_dest and deferred:
                 discard_new_dir(opts.dest, [prefix.rstrip('-') for prefix in set(prefixes)])
             raise
         finally:
             engine.source_at_commit = None
+            engine.while_tool_runs = None
         # the run's own staging it could not remove (the backup itself is sound): reported with the leftovers
         staged: Dict[str, str] = getattr(engine, 'staging_left', None) or {}
         if staged:
