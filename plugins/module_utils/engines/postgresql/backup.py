@@ -27,7 +27,6 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
-from ansible_collections.opsready.operations.plugins.module_utils.common.scratch import scratch
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import fsync_dir
 from ansible_collections.opsready.operations.plugins.module_utils.common.cleanup import remove_staging, told_staging
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
@@ -758,6 +757,8 @@ class PostgresEngine(Engine):
         from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe import extract_all, read_stream
         left: Dict[str, Any] = {}
         # The base backup decrypted and extracted: plaintext, in a private scratch directory (common/scratch.py).
+        # (imported here: only verification extracts; a backup run compiles it only when it verifies)
+        from ansible_collections.opsready.operations.plugins.module_utils.common.scratch import scratch
         with scratch('pg-verify', left, module='backup_verify') as held:
             # a directory of its own: pg_verifybackup flags every file the backup_manifest does not list
             workdir = held.file('base')
