@@ -75,3 +75,17 @@ def test_mariadb_dump_starts_before_the_catalog_code_is_loaded(maria_db, tmp_pat
     found = launch(maria_db.server, tmp_path, engine='mariadb', kind='full', database=maria_db.name,
                    tools=['mariadb-dump', 'mysqldump'], verify=False)
     assert found['seen'].get('loaded') == [], found['seen']
+
+
+def test_pg_basebackup_starts_before_the_catalog_reads_a_leftover(pg_db, tmp_path):
+    """A killed run's staging in dest: the catalog decides what is a leftover (it imports the catalog code), and a base
+    backup has it decide while pg_basebackup connects and checkpoints, not before starting it. The leftover is still
+    removed and the new backup's own staging is not."""
+    leftover = tmp_path / 'b' / 'postgresql-cluster-base-20260101T000000000000Z.tar.zst.partial'
+    leftover.mkdir(parents=True)
+    (leftover / 'base.tar.zst').write_bytes(b'half')
+    found = launch(pg_db.server, tmp_path, engine='postgresql', kind='base', tools=['pg_basebackup'], verify=True)
+    assert found['seen'].get('loaded') == [], found['seen']
+    assert not leftover.exists()
+    assert not [n for n in os.listdir(tmp_path / 'b') if n.endswith('.partial')]
+    assert os.path.exists(found['path'] + '.manifest.json')

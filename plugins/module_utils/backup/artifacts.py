@@ -332,10 +332,13 @@ def verify_checksums(manifest: Manifest) -> Dict[str, Any]:
 
 
 def remove_leftovers(dest: str, prefix: Union[None, str, Sequence[str]] = None,
-                     check_mode: bool = False, left: Optional[Dict[str, str]] = None) -> List[str]:
+                     check_mode: bool = False, left: Optional[Dict[str, str]] = None,
+                     keep: Sequence[str] = ()) -> List[str]:
     """Remove files of interrupted runs (no manifest), only those of the ``prefix`` set(s) when given: the ones
     removed (in check mode, that would be). One that could not be removed goes into ``left`` (path: why), never
-    into the list, and does not fail the run (the backup itself is sound).
+    into the list, and does not fail the run (the backup itself is sound). ``keep``: names in ``dest`` that are
+    no leftovers whatever they look like (the staging a tool of this very run is writing, under the set's lock:
+    ``run_backup`` tidies while the tool runs).
 
     A name belongs to a set when the set's prefix is followed by the whole timestamp: ``postgresql-app-full-``
     must not take ``postgresql-app-full-full-...`` (database ``app-full``, another set, another lock), nor
@@ -343,12 +346,12 @@ def remove_leftovers(dest: str, prefix: Union[None, str, Sequence[str]] = None,
     """
     prefixes = [prefix] if isinstance(prefix, str) else list(prefix or [])
     removed: List[str] = []
-    if prefixes and _none_left(dest, prefixes):
+    if prefixes and _none_left(dest, prefixes, keep):
         return removed
     from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
     for path in Catalog(dest, materialize=False).leftovers():   # no entries: names only
         name = os.path.basename(path)
-        if not _of_sets(name, prefixes):
+        if not _of_sets(name, prefixes) or name in keep:
             continue
         reason = None if check_mode else cleanup.remove_path(path)
         if reason is None:
@@ -370,13 +373,14 @@ LIGHT_LEFTOVERS_MAX = 64
 LIGHT_INDEX_MAX = 1024 ** 2
 
 
-def _none_left(dest: str, prefixes: Sequence[str]) -> bool:
+def _none_left(dest: str, prefixes: Sequence[str], keep: Sequence[str] = ()) -> bool:
     """True when no file of the ``prefixes`` sets in ``dest`` can be a leftover, proved without the catalog code (a
     backup run calls this before its tool starts, and every module_utils file an AnsiballZ payload imports is
     compiled on every run): every name of those sets beside the manifests has a readable manifest of its own stem
     that names it as its artifact, so a manifest vouches for each. Anything else (a name without its manifest, a
     manifest that cannot be read or names another file, an unlistable directory, more names than
-    LIGHT_LEFTOVERS_MAX): False, and ``Catalog.leftovers`` decides, as it always did.
+    LIGHT_LEFTOVERS_MAX): False, and ``Catalog.leftovers`` decides, as it always did. Names in ``keep`` (the staging
+    the run's own tool is writing) are not looked at.
 
     A directory with a catalog index file past LIGHT_INDEX_MAX bytes is handed over without listing it: it holds
     thousands of manifests, so the run's sets nearly always have more than LIGHT_LEFTOVERS_MAX names, and the listing
@@ -395,7 +399,7 @@ def _none_left(dest: str, prefixes: Sequence[str]) -> bool:
     # the sets' names found by one regular expression in C (``_of_sets`` called per name, and a set of every name,
     # were ~0.3 s and ~70 MB of db_backup's catalog work at 200,000 manifests, before the catalog did it again)
     of_sets = re.compile('(?:%s)%s' % ('|'.join(map(re.escape, prefixes)), SET_STAMP.pattern)).match
-    mine = [name for name in filter(of_sets, names) if not name.endswith(MANIFEST_SUFFIX)]
+    mine = [name for name in filter(of_sets, names) if not name.endswith(MANIFEST_SUFFIX) and name not in keep]
     del names
     if len(mine) > LIGHT_LEFTOVERS_MAX:
         return False

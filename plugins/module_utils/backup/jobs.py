@@ -19,11 +19,11 @@ import time
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup import source as source_summary
-# (not retention's: verification, right after the dump, then compiles neither retention nor the catalog)
-from ansible_collections.opsready.operations.plugins.module_utils.backup.artifact_stat import artifact_signature
 # Not the catalog index code, retention, the prune code or tarfile: a run that takes a backup reads no catalog before
 # its tool starts (remove_leftovers has a light path), and every module_utils file an AnsiballZ payload imports is
 # compiled on every run. Each is imported where it is first needed; Ansible ships files imported in functions too.
+# So are artifact_stat (not retention's: verification then compiles neither retention nor the catalog) and scratch:
+# only verification uses them, never before the backup's tool has started, and a run without verify not at all.
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_session import read_only, session
 from ansible_collections.opsready.operations.plugins.module_utils.backup.prune_result import (  # noqa: F401  # pylint: disable=unused-import
     merge_pruned, take_retention)
@@ -31,7 +31,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.manifes
     FULL_KINDS, MANIFEST_SUFFIX, Manifest, manifest_path_for, read_manifest)
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
     IntegrityError, OpsReadyError)
-from ansible_collections.opsready.operations.plugins.module_utils.common import cleanup, scratch
+from ansible_collections.opsready.operations.plugins.module_utils.common import cleanup
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.engines.base import BackupOptions, Engine, set_name
 from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import (
@@ -140,9 +140,19 @@ def _run_backup(engine: Engine, opts: BackupOptions, verify: bool, policy: Optio
         for prefix in sorted(set(prefixes)):
             locks.enter_context(set_lock(opts.dest, prefix.rstrip('-')))
         left: Dict[str, str] = {}
-        result['leftovers_removed'] = remove_leftovers(opts.dest, prefixes, left=left)
-        if left:
-            result.setdefault('warnings', []).extend(cleanup.leftover_warning(k, v) for k, v in sorted(left.items()))
+
+        def tidy(writing: Sequence[str] = ()) -> None:
+            # The sets' leftovers of killed runs, removed under their locks. It decides nothing about the run, so an
+            # engine that deferred its preflight runs it once its tool has started (Engine.tool_started, ``writing``
+            # its staging), off the critical path: on a large catalog it is the catalog code's import and listing.
+            result['leftovers_removed'] = remove_leftovers(opts.dest, prefixes, left=left, keep=writing)
+            if left:
+                result.setdefault('warnings', []).extend(cleanup.leftover_warning(k, v)
+                                                         for k, v in sorted(left.items()))
+        if deferred:
+            engine.while_tool_runs = tidy
+        else:
+            tidy()
         # What each source holds, measured right before its backup starts, recorded with the artifact.
         held = {database: engine.source_summary(opts, database) for database in sets}
 
@@ -155,12 +165,14 @@ def _run_backup(engine: Engine, opts: BackupOptions, verify: bool, policy: Optio
         engine.source_at_commit = held_both
         try:
             manifests = engine.backup(opts)
+            engine.tool_started()   # (an engine that did not call it: the tidying is done, late but done)
         except BaseException:
             if made_dest and deferred:
                 discard_new_dir(opts.dest, [prefix.rstrip('-') for prefix in set(prefixes)])
             raise
         finally:
             engine.source_at_commit = None
+            engine.while_tool_runs = None
         # the run's own staging it could not remove (the backup itself is sound): reported with the leftovers
         staged: Dict[str, str] = getattr(engine, 'staging_left', None) or {}
         if staged:
@@ -270,6 +282,7 @@ def verify_one(entry: Manifest, engine: Optional[Engine] = None, conn: Optional[
     otherwise its stored checksum alone is checked, which needs no key. A missing or wrong key fails
     the outcome but is never recorded: the artifact is not damaged, the key is wrong.
     """
+    from ansible_collections.opsready.operations.plugins.module_utils.backup.artifact_stat import artifact_signature
     started = time.monotonic()
     before = artifact_signature(entry)   # recorded with a pass only if unchanged while read
     encrypted = is_encrypted(entry)
@@ -353,6 +366,7 @@ def verify_path(path: str, conn: Optional[ConnectionParams] = None, engine: Opti
     """Verify every artifact at ``path``. ``sweep``: first remove the verification scratch directories a killed
     run left (``removed_scratch``; common/scratch.py proves them dead). A scratch directory of this run that
     could not be removed is named in ``scratch_left`` and ``warnings``."""
+    from ansible_collections.opsready.operations.plugins.module_utils.common import scratch
     swept = scratch.sweep(None, scratch.VERIFY_KINDS) if sweep else {'removed_scratch': [], 'warnings': []}
     found = manifests_at(path, engine, database)
     entries: List[Manifest] = found['entries']

@@ -23,7 +23,7 @@ import os
 import socket
 import subprocess  # nosec B404 # argument lists, never a shell
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import (
     FULL_KINDS, Manifest, local_origin, write_manifest)
@@ -114,6 +114,10 @@ class Engine:
         # Set by run_backup for the dump's duration: what a database held, measured before and after its dump
         # (``backup.source.combine``), asked by ``commit_manifest`` so the manifest is written once, complete.
         self.source_at_commit: Optional[Callable[[str], Optional[Dict[str, Any]]]] = None
+        # Set by run_backup when ``start_preflight`` deferred: the set's tidying (leftovers of killed runs), which
+        # decides nothing about the run, done once the engine's tool has started (``tool_started``) instead of
+        # before it, off the critical path. Called with the names the running tool writes (never leftovers).
+        self.while_tool_runs: Optional[Callable[[Sequence[str]], None]] = None
 
     # -- capabilities ------------------------------------------------------------------------------
     def check_kind(self, kind: str) -> None:
@@ -193,6 +197,14 @@ class Engine:
         ``preflight`` now (False)."""
         self.preflight(opts)
         return False
+
+    def tool_started(self, writing: Sequence[str] = ()) -> None:
+        """The engine's tool has started writing ``writing`` (names in dest): run ``while_tool_runs`` now, once.
+        An engine calls it right after starting its tool, inside the clean-up that stops the tool and removes its
+        staging when it raises; before starting a tool the other way (``writing`` empty) when it has not yet."""
+        work, self.while_tool_runs = self.while_tool_runs, None
+        if work is not None:
+            work(writing)
 
     def backup(self, opts: BackupOptions) -> List[Dict[str, Any]]:
         """Take the backup; returns the manifests written (the main artifact first)."""

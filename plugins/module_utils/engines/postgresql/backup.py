@@ -27,7 +27,6 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
-from ansible_collections.opsready.operations.plugins.module_utils.common.scratch import scratch
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import fsync_dir
 from ansible_collections.opsready.operations.plugins.module_utils.common.cleanup import remove_staging, told_staging
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
@@ -307,27 +306,32 @@ class PostgresEngine(Engine):
         time (``start_preflight``). A version that cannot be read fails where it is used (``_base``), as before."""
         if opts.kind != 'base' or self._server_facts is not None:
             return super().preflight(opts)
-        self.start_preflight(opts)
+        self._start_readers()
         try:
             return self.ping()
         finally:
             self._client_version()
 
     def start_preflight(self, opts: BackupOptions) -> bool:
-        """A real base backup's preflight: the server's facts (one psql) and pg_basebackup's version are read in
-        the background. Both decide whether the server can compress, which nearly always it can: ``_base`` starts
-        pg_basebackup that way at once (its own connection and checkpoint take longer than both reads), then waits
-        for them, stopping it and removing its staging when the facts are refused (``ping`` raises their error) or
-        say it cannot (a client or server older than 15: taken again the streamed way). Other kinds:
-        ``preflight``."""
+        """A real base backup's preflight is deferred: the server's facts (one psql) and pg_basebackup's version
+        are read in the background once pg_basebackup has started (``_start_readers``). Both decide whether the
+        server can compress, which nearly always it can: ``_base`` starts pg_basebackup that way at once (its own
+        connection and checkpoint take longer than both reads), then waits for them, stopping it and removing its
+        staging when the facts are refused (``ping`` raises their error) or say it cannot (a client or server older
+        than 15: taken again the streamed way). The two programs start after pg_basebackup, not before it: their
+        forks and the threads' start were ~3 ms of the critical path. Other kinds: ``preflight``."""
         if opts.kind != 'base' or self._server_facts is not None or self._facts_reader is not None:
             self.preflight(opts)
             return False
-        self._facts_reader = _Background(self.server_facts, 'opsready-pg-facts')
+        return True
+
+    def _start_readers(self) -> None:
+        """The facts and pg_basebackup's version, read in the background (``ping`` and ``_client_version`` wait)."""
+        if self._server_facts is None and self._facts_reader is None:
+            self._facts_reader = _Background(self.server_facts, 'opsready-pg-facts')
         if self._version_reader is None:
             self._version_reader = _Background(lambda: self.tool_version('pg_basebackup'),
                                                'opsready-pg_basebackup-version')
-        return True
 
     def _client_version(self) -> int:
         """pg_basebackup's major version, once the background read (``start_preflight``) is done: read again here
@@ -541,6 +545,7 @@ class PostgresEngine(Engine):
             client_major = self._client_version()
             info = self.ping()
             if stored is None:
+                self.tool_started()   # (the run's tidying, when the server-compressed start did not take it)
                 # -D - -Ft: one tar stream (base.tar with backup_manifest injected), WAL fetched into it so
                 # the backup restores on its own; --checkpoint=fast avoids waiting for a spread checkpoint.
                 argv = [self.tool('pg_basebackup'), '-D', '-', '-F', 't', '-X', 'fetch', '--checkpoint=fast',
@@ -596,9 +601,12 @@ class PostgresEngine(Engine):
         proc = None
         try:
             proc = self.runner.popen(argv, env=self.env(None), stdout=subprocess.DEVNULL)
-            # The facts and the version, read while pg_basebackup connects and checkpoints: refused facts stop it
-            # here and its staging is removed below; a client or server older than 15 cannot compress (``_base``
-            # starts over the streamed way).
+            # The facts and the version, read while pg_basebackup connects and checkpoints, and so is the run's
+            # tidying (leftovers of killed runs, ``Engine.tool_started``; the staging being written is not one):
+            # refused facts, or tidying that fails, stop it here and its staging is removed below; a client or
+            # server older than 15 cannot compress (``_base`` starts over the streamed way).
+            self._start_readers()
+            self.tool_started([os.path.basename(staging)])
             if not server_compression(opts, self._client_version(), self.ping()['server_version']):
                 raise _NoServerCompression()
             digest = hashlib.sha256()
@@ -749,6 +757,8 @@ class PostgresEngine(Engine):
         from ansible_collections.opsready.operations.plugins.module_utils.files.tarsafe import extract_all, read_stream
         left: Dict[str, Any] = {}
         # The base backup decrypted and extracted: plaintext, in a private scratch directory (common/scratch.py).
+        # (imported here: only verification extracts; a backup run compiles it only when it verifies)
+        from ansible_collections.opsready.operations.plugins.module_utils.common.scratch import scratch
         with scratch('pg-verify', left, module='backup_verify') as held:
             # a directory of its own: pg_verifybackup flags every file the backup_manifest does not list
             workdir = held.file('base')

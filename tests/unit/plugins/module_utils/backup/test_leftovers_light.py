@@ -167,3 +167,25 @@ def test_a_directory_with_a_large_index_is_not_listed_twice(tmp_path, monkeypatc
     catalog_index.clear()
     assert artifacts.remove_leftovers(str(tmp_path), [PREFIX], check_mode=True) == [
         str(tmp_path / ('%s%s.dump.partial' % (PREFIX, stamp(NOW))))]
+
+
+@pytest.mark.parametrize('light', [True, False], ids=['light', 'catalog'])
+def test_the_staging_a_running_tool_writes_is_kept(tmp_path, monkeypatch, light):
+    """run_backup tidies a PostgreSQL base backup's set while pg_basebackup writes its staging directory (issue 22):
+    that staging has a leftover's name and no manifest yet, so it is named in ``keep`` and never removed, on the
+    light path and on the catalog's; a killed run's staging beside it still is."""
+    backups(tmp_path)
+    running = '%s%s.dump.zst.partial' % (PREFIX, stamp(NOW))
+    killed = '%s%s.dump.zst.partial' % (PREFIX, stamp(NOW - datetime.timedelta(hours=1)))
+    (tmp_path / running).mkdir()
+    (tmp_path / killed).mkdir()
+    if not light:
+        monkeypatch.setattr(artifacts, 'LIGHT_LEFTOVERS_MAX', -1)
+    assert artifacts.remove_leftovers(str(tmp_path), [PREFIX], keep=[running]) == [str(tmp_path / killed)]
+    assert (tmp_path / running).is_dir() and not (tmp_path / killed).exists()
+    monkeypatch.setattr(artifacts, 'LIGHT_LEFTOVERS_MAX', 64)
+    catalog_index.clear()
+    # only the kept staging left: nothing to remove, and the light path decides it alone
+    assert artifacts._none_left(str(tmp_path), [PREFIX], keep=[running]) is True
+    assert artifacts.remove_leftovers(str(tmp_path), [PREFIX], keep=[running]) == []
+    assert (tmp_path / running).is_dir()
