@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sqlite3
 import subprocess
@@ -13,14 +12,14 @@ from typing import Iterator, List, Optional
 
 import pytest
 
-from tests.harness.playbook import PlaybookResult, run_playbook
+from tests.harness import playbook as harness
+from tests.harness.playbook import PlaybookResult
 
 
 def play(tmp_path: Path, tasks: list, extravars: Optional[dict] = None, fault=None, **kw) -> PlaybookResult:
-    """Run one play of ``tasks`` on localhost; its output and every task result go through fault.scan."""
-    book = tmp_path / ('play-%d.yml' % len(list(tmp_path.glob('play-*.yml'))))
-    book.write_text(json.dumps([{'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]))
-    result = run_playbook(str(book), extravars=extravars, **kw)
+    """Run one play of ``tasks`` on localhost (tests/harness/playbook.py's ``play``); its output and every task
+    result go through fault.scan."""
+    result = harness.play(tmp_path, tasks, extravars, **kw)
     if fault is not None:
         fault.scan(result.stdout, where='play output')
         fault.scan(result.task_results(), where='task results')
@@ -28,8 +27,8 @@ def play(tmp_path: Path, tasks: list, extravars: Optional[dict] = None, fault=No
 
 
 def conn(server) -> dict:
-    return {'login_host': server.host, 'login_port': server.port, 'login_user': server.user,
-            'login_password': '{{ pw }}'}
+    """The login options of tests/harness/playbook.py's ``conn``; the fault cases give the password as ``pw``."""
+    return harness.conn(server, 'pw')
 
 
 def flip_byte(path: Path, where: float = 0.5) -> None:

@@ -13,12 +13,11 @@ import datetime
 import difflib
 import json
 import time
-from pathlib import Path
 from typing import Any, Dict
 
 import pytest
 
-from tests.harness.playbook import run_playbook
+from tests.harness.playbook import conn as login, play
 
 # Odd on purpose: backtick, semicolon, spaces, dash, non-ASCII (mariadb-dump --events itself cannot
 # select a database whose name holds ' " or \, so the backup refuses those; restore targets take them).
@@ -88,12 +87,6 @@ CREATE VIEW v_func AS SELECT `f_ünï`(vl) AS wrapped FROM all_types;
 
 def q(name: str) -> str:
     return '`' + name.replace('`', '``') + '`'
-
-
-def play(tmp_path: Path, tasks: list, extravars: dict):
-    book = tmp_path / ('play-%d.yml' % len(list(tmp_path.glob('play-*.yml'))))
-    book.write_text(json.dumps([{'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]))
-    return run_playbook(str(book), extravars=extravars)
 
 
 def load(server, sql: str) -> None:
@@ -176,8 +169,7 @@ def test_rich_database_round_trips_with_gtid_strict_mode(mariadb_factory, tmp_pa
         ('latin1', 'latin1_swedish_ci')]
     assert len(source['views']) == 4 and len(source['routines']) == 4 and len(source['events']) == 2
 
-    conn = {'login_host': server.host, 'login_port': server.port, 'login_user': server.user,
-            'login_password': '{{ pw }}'}
+    conn = login(server, 'pw')
     extravars = {'pw': server.password}
     dest = tmp_path / 'backups'
     backup = dict(conn, engine='mariadb', database=SOURCE, dest=str(dest))
@@ -260,8 +252,7 @@ def test_chain_holding_out_of_order_gtids_still_restores(mariadb_factory, tmp_pa
     server = mariadb_factory()
     server.sql('CREATE DATABASE ooo; CREATE TABLE ooo.t (id INT PRIMARY KEY, v TEXT); '
                'INSERT INTO ooo.t VALUES (1, "a")')
-    conn = {'login_host': server.host, 'login_port': server.port, 'login_user': server.user,
-            'login_password': '{{ pw }}'}
+    conn = login(server, 'pw')
     dest = tmp_path / 'backups'
     backup = dict(conn, engine='mariadb', database='ooo', dest=str(dest))
     result = play(tmp_path, [{'name': 'full', 'opsready.operations.db_backup': backup}], {'pw': server.password})
@@ -297,8 +288,7 @@ def test_failed_swap_is_undone_with_event_scheduler_on(mariadb_factory, tmp_path
     assert server.sql('SELECT @@event_scheduler')[0][0] == 'ON'
     load(server, FIXTURE.format(db=q(SOURCE), tb=q(TABLE)))
     source = snapshot(server, SOURCE)
-    conn = {'login_host': server.host, 'login_port': server.port, 'login_user': server.user,
-            'login_password': '{{ pw }}'}
+    conn = login(server, 'pw')
     dest = tmp_path / 'backups'
     result = play(tmp_path, [
         {'name': 'full', 'opsready.operations.db_backup': dict(conn, engine='mariadb', database=SOURCE,
@@ -341,8 +331,7 @@ def test_missing_privilege_refused_before_loading(mariadb_factory, tmp_path):
                "CREATE DEFINER='other'@'localhost' VIEW lim_src.v AS SELECT id FROM lim_src.t; "
                "CREATE USER 'limited'@'%%' IDENTIFIED BY '%s'; GRANT ALL ON `lim\\_%%`.* TO 'limited'@'%%'"
                % server.password)
-    admin = {'login_host': server.host, 'login_port': server.port, 'login_user': server.user,
-             'login_password': '{{ pw }}'}
+    admin = login(server, 'pw')
     limited = dict(admin, login_user='limited')
     dest = tmp_path / 'backups'
     result = play(tmp_path, [
@@ -374,8 +363,7 @@ CREATE PROCEDURE p() SELECT COUNT(*) FROM t;
 CREATE TRIGGER trg BEFORE INSERT ON t FOR EACH ROW SET NEW.v = UPPER(NEW.v);
 """)
     source = snapshot(server, 'plainsrc')
-    conn = {'login_host': server.host, 'login_port': server.port, 'login_user': server.user,
-            'login_password': '{{ pw }}'}
+    conn = login(server, 'pw')
     dest = tmp_path / 'backups'
     restore = dict(conn, engine='mariadb', src=str(dest), source_database='plainsrc', database=COPY)
     result = play(tmp_path, [

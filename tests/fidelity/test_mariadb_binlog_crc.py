@@ -13,7 +13,7 @@ import hashlib
 import json
 import time
 
-from tests.integration.test_db_restore_mariadb import conn, play
+from tests.harness.playbook import conn, play
 
 
 def _flip(path: str, needle: bytes) -> None:
@@ -34,13 +34,13 @@ def test_damaged_binlog_event_is_refused_at_backup_and_at_restore(mariadb_factor
     dest = tmp_path / 'backups'
     backup = {'engine': 'mariadb', 'database': 'app', 'dest': str(dest), 'compression': 'none'}
     extravars = {'db_password': server.password}
-    result = play(tmp_path, [{'name': 'full', 'opsready.operations.db_backup': dict(conn(server), **backup)}],
-                  extravars)
+    result = play(tmp_path, [{'name': 'full', 'opsready.operations.db_backup': dict(conn(server, 'db_password'),
+                                                                                    **backup)}], extravars)
     assert result.rc == 0, result.stdout[-3000:]
     time.sleep(1.1)
     server.sql("INSERT INTO app.events VALUES (2, 'GOOD-IN-CATALOG'); FLUSH BINARY LOGS", superuser=True)
-    result = play(tmp_path, [{'name': 'logs', 'opsready.operations.db_backup': dict(conn(server), kind='log',
-                                                                                    **backup)}], extravars)
+    result = play(tmp_path, [{'name': 'logs', 'opsready.operations.db_backup': dict(conn(server, 'db_password'),
+                                                                                    kind='log', **backup)}], extravars)
     assert result.rc == 0, result.stdout[-3000:]
 
     # 1. damaged in the catalog, its manifest rewritten to match (archived damaged): the restore refuses it
@@ -57,11 +57,12 @@ def test_damaged_binlog_event_is_refused_at_backup_and_at_restore(mariadb_factor
     basename = server.sql('SELECT @@log_bin_basename', superuser=True)[0][0]
     closed = sorted(glob.glob(glob.escape(basename) + '.[0-9]*'))[-2]
     _flip(closed, b'GOOD-ON-DISK')
-    restore = dict(conn(server), engine='mariadb', src=str(dest), source_database='app', database='app_copy')
+    restore = dict(conn(server, 'db_password'), engine='mariadb', src=str(dest), source_database='app',
+                   database='app_copy')
     result = play(tmp_path, [
         {'name': 'restore', 'ignore_errors': True, 'opsready.operations.db_restore': restore},
         {'name': 'damaged', 'ignore_errors': True, 'opsready.operations.db_backup': dict(
-            conn(server), kind='log', **backup)}], extravars)
+            conn(server, 'db_password'), kind='log', **backup)}], extravars)
     damaged = result.result('damaged')
     assert damaged['_event'] == 'runner_on_failed', damaged
     assert 'CRC32' in damaged['msg'] and closed.rsplit('/', 1)[1] in damaged['msg'], damaged['msg']

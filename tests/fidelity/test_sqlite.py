@@ -27,7 +27,7 @@ from typing import Any, Dict, List
 
 import pytest
 
-from tests.harness.playbook import run_playbook
+from tests.harness.playbook import play
 
 PATH_CLASSES = {
     'space': 'my app/data base.db',
@@ -141,12 +141,6 @@ def assert_same(expected: Dict[str, Any], found: Dict[str, Any], what: str) -> N
     b = json.dumps(found, indent=1, sort_keys=True, ensure_ascii=False).splitlines()
     diff = '\n'.join(difflib.unified_diff(a, b, 'source', what, lineterm='', n=2))
     pytest.fail('%s differs from the source:\n%s' % (what, diff[:20000]))
-
-
-def play(tmp_path: Path, tasks: List[Dict[str, Any]]):
-    book = tmp_path / ('play-%d.yml' % len(list(tmp_path.glob('play-*.yml'))))
-    book.write_text(json.dumps([{'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]))
-    return run_playbook(str(book))
 
 
 def tree(root: Path) -> List[str]:

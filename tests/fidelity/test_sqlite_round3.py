@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fidelity.test_sqlite import assert_same, measure, play
+from tests.fidelity.test_sqlite import assert_same, measure
+from tests.harness.playbook import play
 
 
 def backup_verify_restore(tmp_path, db: Path, restored: Path, dest: Path):

@@ -133,6 +133,16 @@ def play(directory: Path, tasks: List[Dict[str, Any]], extravars: Optional[Dict[
     return run_playbook(str(book), extravars=extravars, **kw)
 
 
+def play_role(directory: Path, role: str, role_vars: Dict[str, Any], **kw: Any) -> PlaybookResult:
+    """Run the collection's role ``role`` (its short name: ``backup``) on localhost with ``role_vars`` as the play's
+    vars, from a playbook of its own in ``directory`` numbered as ``play`` numbers its own (``run_playbook``'s
+    options in ``kw``: tags, envvars, ...)."""
+    book = directory / ('play-%d.yml' % len(list(directory.glob('play-*.yml'))))
+    book.write_text(json.dumps([{'hosts': 'localhost', 'gather_facts': False, 'vars': role_vars,
+                                 'roles': [{'role': 'opsready.operations.%s' % role}]}]))
+    return run_playbook(str(book), **kw)
+
+
 def conn(server: Any, password_var: str = 'pg_password') -> Dict[str, Any]:
     """A test server's (tests/harness/servers.py) login options for a db_* task; the password is the playbook
     variable ``password_var``, which the play's ``extravars`` give (``{password_var: server.password}``)."""

@@ -7,11 +7,7 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,27 +16,17 @@ from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / 'build'))
 
-from tests.harness.playbook import REPO, play  # noqa: E402
+from tests.harness.playbook import conn as login, play  # noqa: E402
 from tests.harness.promtool import check_textfile  # noqa: E402
+from tests.harness.wal_catalog import wal_catalog  # noqa: E402
 
-HELPER = REPO / 'plugins' / 'module_utils' / 'engines' / 'postgresql' / 'wal_archive.py'
 RPO_SECONDS = 15
 
 
 @pytest.fixture
 def wal_dest():
-    top = tempfile.mkdtemp(prefix='opsready-archfresh-')
-    os.chmod(top, 0o711)
-    dest = os.path.join(top, 'catalog')
-    os.mkdir(dest)
-    os.chmod(dest, 0o770)
-    helper = os.path.join(top, 'pg_wal_archive.py')
-    shutil.copy(HELPER, helper)
-    os.chmod(helper, 0o644)
-    if os.geteuid() == 0:
-        os.chown(dest, -1, int(subprocess.check_output(['id', '-g', 'postgres']).strip()))
-    yield Path(dest), helper
-    shutil.rmtree(top, ignore_errors=True)
+    with wal_catalog('opsready-archfresh-') as catalog:
+        yield Path(catalog.dest), catalog.helper
 
 
 def newest_wal_at(dest: Path) -> datetime.datetime:
@@ -53,8 +39,7 @@ def test_stopped_archiver_turns_the_freshness_check_critical(postgres_factory, w
     dest, helper = wal_dest
     server = postgres_factory(archive_command='/usr/bin/python3 %s %s %%p %%f --compression gzip' % (helper, dest))
     server.sql('CREATE TABLE t (id serial PRIMARY KEY, v text)')
-    conn = {'login_host': server.host, 'login_port': server.port, 'login_user': server.user,
-            'login_password': '{{ pw }}'}
+    conn = login(server, 'pw')
     extravars = {'pw': server.password}
     prom = tmp_path / 'textfile' / 'opsready_backup_pg.prom'
     prom.parent.mkdir()

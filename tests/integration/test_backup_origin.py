@@ -11,18 +11,7 @@ import socket
 import sqlite3
 from pathlib import Path
 
-from tests.harness.playbook import run_playbook
-
-
-def play(tmp_path: Path, tasks: list, extravars: dict | None = None, **kw):
-    book = tmp_path / ('play-%d.yml' % len(list(tmp_path.glob('play-*.yml'))))
-    book.write_text(json.dumps([{'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]))
-    return run_playbook(str(book), extravars=extravars, **kw)
-
-
-def conn(server) -> dict:
-    return {'login_host': server.host, 'login_port': server.port, 'login_user': server.user,
-            'login_password': '{{ db_password }}'}
+from tests.harness.playbook import conn, play
 
 
 def manifests(dest: Path) -> list:
@@ -48,10 +37,10 @@ def test_every_engine_records_the_servers_own_identity(pg_db, maria_db, tmp_path
     dest = tmp_path / 'backups'
     result = play(tmp_path, [
         {'name': 'pg', 'opsready.operations.db_backup': dict(
-            conn(pg), engine='postgresql', database=pg_db.name, dest=str(dest / 'pg'),
+            conn(pg, 'db_password'), engine='postgresql', database=pg_db.name, dest=str(dest / 'pg'),
             login_password='{{ pg_password }}')},
         {'name': 'maria', 'opsready.operations.db_backup': dict(
-            conn(maria), engine='mariadb', database=maria_db.name, dest=str(dest / 'maria'))},
+            conn(maria, 'db_password'), engine='mariadb', database=maria_db.name, dest=str(dest / 'maria'))},
         {'name': 'lite', 'opsready.operations.db_backup': {'engine': 'sqlite', 'database': str(lite),
                                                            'dest': str(dest / 'lite')}},
     ], {'pg_password': pg.password, 'db_password': maria.password})
@@ -83,12 +72,14 @@ def test_restore_never_silently_takes_the_other_servers_newer_backup(pg_db, tmp_
     pg_db.sql('CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 5)')
     dest = tmp_path / 'shared'
     first = play(tmp_path, [{'name': 'a', 'opsready.operations.db_backup': dict(
-        conn(server), engine='postgresql', database=pg_db.name, dest=str(dest))}], {'db_password': server.password})
+        conn(server, 'db_password'), engine='postgresql', database=pg_db.name, dest=str(dest))}],
+        {'db_password': server.password})
     assert first.rc == 0, first.stdout[-4000:]
     mine = first.result('a')['manifest']
     pg_db.sql('INSERT INTO t SELECT generate_series(6, 7)')
     second = play(tmp_path, [{'name': 'b', 'opsready.operations.db_backup': dict(
-        conn(server), engine='postgresql', database=pg_db.name, dest=str(dest))}], {'db_password': server.password})
+        conn(server, 'db_password'), engine='postgresql', database=pg_db.name, dest=str(dest))}],
+        {'db_password': server.password})
     assert second.rc == 0, second.stdout[-4000:]
     other = 'pg:7000000000000000042'
     as_other_host(dest, second.result('b')['manifest'], other)
@@ -96,8 +87,8 @@ def test_restore_never_silently_takes_the_other_servers_newer_backup(pg_db, tmp_
 
     def restore(**extra):
         return {'name': 'restore', 'ignore_errors': True, 'opsready.operations.db_restore': dict(
-            conn(server), engine='postgresql', src=str(dest), source_database=pg_db.name, database=target,
-            replace=True, **extra)}
+            conn(server, 'db_password'), engine='postgresql', src=str(dest), source_database=pg_db.name,
+            database=target, replace=True, **extra)}
 
     def info(name='info', **extra):
         return {'name': name, 'ignore_errors': True, 'opsready.operations.backup_info': dict(
@@ -133,7 +124,7 @@ def test_prune_keeps_the_newest_backup_of_each_server(pg_db, tmp_path):
     pg_db.sql('CREATE TABLE t (id int)')
     dest = tmp_path / 'shared'
     task = {'name': 'backup', 'opsready.operations.db_backup': dict(
-        conn(server), engine='postgresql', database=pg_db.name, dest=str(dest))}
+        conn(server, 'db_password'), engine='postgresql', database=pg_db.name, dest=str(dest))}
     ids = []
     for number in range(3):
         result = play(tmp_path, [task], {'db_password': server.password})
@@ -157,7 +148,7 @@ def test_binlog_backup_never_skips_a_binlog_another_server_archived(maria_db, tm
     maria_db.sql('CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)')
     dest = tmp_path / 'shared'
     task = {'name': 'full', 'opsready.operations.db_backup': dict(
-        conn(server), engine='mariadb', database=maria_db.name, dest=str(dest))}
+        conn(server, 'db_password'), engine='mariadb', database=maria_db.name, dest=str(dest))}
     first = play(tmp_path, [task], {'db_password': server.password})
     assert first.rc == 0, first.stdout[-4000:]
     full = first.result('full')['manifest']
@@ -175,7 +166,7 @@ def test_binlog_backup_never_skips_a_binlog_another_server_archived(maria_db, tm
         (dest / (name + '.manifest.json')).write_text(json.dumps(data))
     maria_db.sql('INSERT INTO t VALUES (2)')
     second = play(tmp_path, [{'name': 'log', 'opsready.operations.db_backup': dict(
-        conn(server), engine='mariadb', database=maria_db.name, dest=str(dest), kind='log')}],
+        conn(server, 'db_password'), engine='mariadb', database=maria_db.name, dest=str(dest), kind='log')}],
         {'db_password': server.password})
     assert second.rc == 0, second.stdout[-4000:]
     logs = second.result('log')['manifests']

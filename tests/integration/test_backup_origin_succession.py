@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_backup_origin import as_other_host, conn, play
+from tests.harness.playbook import conn, play
+from tests.integration.test_backup_origin import as_other_host
 
 OLD = 'pg:7000000000000000042'
 
@@ -27,7 +28,7 @@ def succession(pg_db, tmp_path):
     for number in range(4):
         pg_db.sql('INSERT INTO t VALUES (%d)' % (number + 5))
         result = play(tmp_path, [{'name': 'backup', 'opsready.operations.db_backup': dict(
-            conn(server), engine='postgresql', database=pg_db.name, dest=str(dest))}],
+            conn(server, 'db_password'), engine='postgresql', database=pg_db.name, dest=str(dest))}],
             {'db_password': server.password})
         assert result.rc == 0, result.stdout[-4000:]
         manifest = result.result('backup')['manifest']
@@ -40,8 +41,8 @@ def succession(pg_db, tmp_path):
 
 def restore(pg_db, dest: Path, target: str, **extra) -> dict:
     return {'name': 'restore', 'ignore_errors': True, 'opsready.operations.db_restore': dict(
-        conn(pg_db.server), engine='postgresql', src=str(dest), source_database=pg_db.name, database=target,
-        replace=True, **extra)}
+        conn(pg_db.server, 'db_password'), engine='postgresql', src=str(dest), source_database=pg_db.name,
+        database=target, replace=True, **extra)}
 
 
 def prune(dest: Path, name: str = 'prune', check_mode: bool = False, **extra) -> dict:
@@ -97,7 +98,8 @@ def test_newest_is_refused_when_the_old_server_writes_again(pg_db, succession, t
     dest, ids, new = succession
     server = pg_db.server
     again = play(tmp_path, [{'name': 'backup', 'opsready.operations.db_backup': dict(
-        conn(server), engine='postgresql', database=pg_db.name, dest=str(dest))}], {'db_password': server.password})
+        conn(server, 'db_password'), engine='postgresql', database=pg_db.name, dest=str(dest))}],
+        {'db_password': server.password})
     assert again.rc == 0, again.stdout[-4000:]
     as_other_host(dest, again.result('backup')['manifest'], OLD)
     target = pg_db.name + '_s'

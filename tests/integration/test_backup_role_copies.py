@@ -7,14 +7,7 @@ import json
 import sqlite3
 from pathlib import Path
 
-from tests.harness.playbook import run_playbook
-
-
-def run_backup_role(tmp_path: Path, role_vars: dict):
-    book = tmp_path / ('play-%d.yml' % len(list(tmp_path.glob('play-*.yml'))))
-    book.write_text(json.dumps([{'hosts': 'localhost', 'gather_facts': False, 'vars': role_vars,
-                                 'roles': [{'role': 'opsready.operations.backup'}]}]))
-    return run_playbook(str(book))
+from tests.harness.playbook import play_role, run_playbook
 
 
 def make_db(path: Path, rows: int = 300) -> None:
@@ -30,7 +23,7 @@ def test_copies_to_a_directory_and_the_control_node_are_checksummed_there(tmp_pa
     role_vars = {'backup_dir': str(tmp_path / 'backups'), 'backup_retention': {},
                  'backup_databases': [{'engine': 'sqlite', 'database': str(tmp_path / 'app.db')}],
                  'backup_copy_to': str(tmp_path / 'second'), 'backup_fetch_to_controller': str(tmp_path / 'ctl')}
-    result = run_backup_role(tmp_path, role_vars)
+    result = play_role(tmp_path, 'backup', role_vars)
     assert result.rc == 0, result.stdout[-4000:]
     source = sorted((tmp_path / 'backups' / 'sqlite').glob('*.manifest.json'))
     assert len(source) == 1

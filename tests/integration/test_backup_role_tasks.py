@@ -3,18 +3,10 @@ installed from the role's own files, the handler notified by a backup, and tags 
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from pathlib import Path
 
-from tests.harness.playbook import REPO, run_playbook
-
-
-def run_role(tmp_path: Path, role_vars: dict, tags=None):
-    book = tmp_path / ('play-%d.yml' % len(list(tmp_path.glob('play-*.yml'))))
-    book.write_text(json.dumps([{'hosts': 'localhost', 'gather_facts': False, 'vars': role_vars,
-                                 'roles': [{'role': 'opsready.operations.backup'}]}]))
-    return run_playbook(str(book), tags=tags)
+from tests.harness.playbook import REPO, play_role
 
 
 def make_db(path: Path) -> None:
@@ -34,7 +26,7 @@ def test_items_with_and_without_kinds_helper_handler_and_tags(tmp_path):
                  'backup_databases': [{'engine': 'sqlite', 'database': str(tmp_path / 'plain.db')},
                                       {'engine': 'sqlite', 'database': str(tmp_path / 'kinds.db'),
                                        'kinds': ['full']}]}
-    result = run_role(tmp_path, role_vars)
+    result = play_role(tmp_path, 'backup', role_vars)
     assert result.rc == 0, result.stdout[-4000:]
     done = result.result('Back up each database')['results']
     assert sorted((r['item'][0]['database'].rsplit('/', 1)[1], r['item'][1]) for r in done) == \
@@ -47,7 +39,7 @@ def test_items_with_and_without_kinds_helper_handler_and_tags(tmp_path):
     assert 'Backups written under %s' % role_vars['backup_dir'] in result.stdout  # the handler ran
 
     # --tags verify: only the verification group runs, no new backup
-    verify = run_role(tmp_path, role_vars, tags='verify')
+    verify = play_role(tmp_path, 'backup', role_vars, tags='verify')
     assert verify.rc == 0, verify.stdout[-4000:]
     assert verify.task_results('Back up each database') == []
     checked = verify.result('Re-verify each catalog (checksums + engine checks)')['results']

@@ -9,22 +9,10 @@ import hashlib
 import json
 import os
 import subprocess
-from pathlib import Path
 
 import zstandard
 
-from tests.harness.playbook import run_playbook
-
-
-def play(tmp_path: Path, tasks: list, extravars: dict | None = None):
-    book = tmp_path / ('play-%d.yml' % len(list(tmp_path.glob('play-*.yml'))))
-    book.write_text(json.dumps([{'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]))
-    return run_playbook(str(book), extravars=extravars)
-
-
-def conn(server) -> dict:
-    return {'login_host': server.host, 'login_port': server.port, 'login_user': server.user,
-            'login_password': '{{ db_password }}'}
+from tests.harness.playbook import conn, play
 
 
 def swap_artifact(manifest: dict, payload: bytes) -> str:
@@ -57,11 +45,12 @@ def test_postgresql_summary_verify_and_drill(pg_db, tmp_path):
     vars_ = {'db_password': server.password}
     result = play(tmp_path, [
         {'name': 'backup', 'register': 'backup', 'opsready.operations.db_backup': dict(
-            conn(server), engine='postgresql', database=pg_db.name, dest=str(dest))},
+            conn(server, 'db_password'), engine='postgresql', database=pg_db.name, dest=str(dest))},
         {'name': 'restore', 'opsready.operations.db_restore': dict(
-            conn(server), engine='postgresql', src=str(dest), source_database=pg_db.name, database=scratch)},
+            conn(server, 'db_password'), engine='postgresql', src=str(dest), source_database=pg_db.name,
+            database=scratch)},
         {'name': 'drill', 'opsready.operations.drill_step': dict(
-            conn(server), step='integrity', engine='postgresql', database=scratch, source=pg_db.name,
+            conn(server, 'db_password'), step='integrity', engine='postgresql', database=scratch, source=pg_db.name,
             backup='{{ backup.manifest.path }}')},
     ], vars_)
     assert result.rc == 0, result.stdout[-5000:]
@@ -76,7 +65,7 @@ def test_postgresql_summary_verify_and_drill(pg_db, tmp_path):
     # The drill fails when the restored target lost its rows.
     server.sql('TRUNCATE items, "Odd ""name""", parted', database=scratch)
     result = play(tmp_path, [{'name': 'drill', 'ignore_errors': True, 'opsready.operations.drill_step': dict(
-        conn(server), step='integrity', engine='postgresql', database=scratch, source=pg_db.name,
+        conn(server, 'db_password'), step='integrity', engine='postgresql', database=scratch, source=pg_db.name,
         backup=manifest['path'])}], vars_)
     drill = result.result('drill')
     assert drill['_event'] == 'runner_on_failed' and 'holds no table data' in drill['msg'], drill.get('msg')
@@ -104,11 +93,12 @@ def test_mariadb_summary_verify_and_drill(maria_db, tmp_path):
     vars_ = {'db_password': server.password}
     result = play(tmp_path, [
         {'name': 'backup', 'register': 'backup', 'opsready.operations.db_backup': dict(
-            conn(server), engine='mariadb', database=maria_db.name, dest=str(dest))},
+            conn(server, 'db_password'), engine='mariadb', database=maria_db.name, dest=str(dest))},
         {'name': 'restore', 'opsready.operations.db_restore': dict(
-            conn(server), engine='mariadb', src=str(dest), source_database=maria_db.name, database=scratch)},
+            conn(server, 'db_password'), engine='mariadb', src=str(dest), source_database=maria_db.name,
+            database=scratch)},
         {'name': 'drill', 'opsready.operations.drill_step': dict(
-            conn(server), step='integrity', engine='mariadb', database=scratch, source=maria_db.name,
+            conn(server, 'db_password'), step='integrity', engine='mariadb', database=scratch, source=maria_db.name,
             backup='{{ backup.manifest.path }}')},
     ], vars_)
     assert result.rc == 0, result.stdout[-5000:]
@@ -122,7 +112,7 @@ def test_mariadb_summary_verify_and_drill(maria_db, tmp_path):
 
     server.sql('DELETE FROM items; DELETE FROM `odd ``name```;', database=scratch)
     result = play(tmp_path, [{'name': 'drill', 'ignore_errors': True, 'opsready.operations.drill_step': dict(
-        conn(server), step='integrity', engine='mariadb', database=scratch, source=maria_db.name,
+        conn(server, 'db_password'), step='integrity', engine='mariadb', database=scratch, source=maria_db.name,
         backup=manifest['path'])}], vars_)
     drill = result.result('drill')
     assert drill['_event'] == 'runner_on_failed' and 'holds no table data' in drill['msg'], drill.get('msg')
@@ -144,7 +134,7 @@ def test_postgresql_directory_and_plain_formats_report_what_they_hold(pg_db, tmp
     pg_db.sql('CREATE TABLE a (x int); INSERT INTO a SELECT generate_series(1, 100);'
               'CREATE TABLE b (x int); CREATE UNLOGGED TABLE c (x int); INSERT INTO c VALUES (1);')
     tasks = [{'name': fmt, 'opsready.operations.db_backup': dict(
-        conn(server), engine='postgresql', database=pg_db.name, dest=str(tmp_path / fmt), format=fmt)}
+        conn(server, 'db_password'), engine='postgresql', database=pg_db.name, dest=str(tmp_path / fmt), format=fmt)}
         for fmt in ('directory', 'plain')]
     result = play(tmp_path, tasks, {'db_password': server.password})
     assert result.rc == 0, result.stdout[-5000:]

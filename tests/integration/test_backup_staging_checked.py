@@ -10,23 +10,15 @@ Real ansible-playbook runs against a private PostgreSQL server; the flag is a re
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.harness.playbook import run_playbook
-
-
-def play(tmp_path: Path, tasks: list, extravars: dict | None = None):
-    book = tmp_path / ('play-%d.yml' % len(list(tmp_path.glob('play-*.yml'))))
-    book.write_text(json.dumps([{'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]))
-    return run_playbook(str(book), extravars=extravars)
+from tests.harness.playbook import conn as login, play
 
 
 def _chattr(flag: str, path) -> bool:
@@ -44,8 +36,7 @@ def test_a_base_backup_staging_that_cannot_be_removed_is_named_then_removed(post
     server = postgres_factory()
     server.sql('CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 200000) g')
     dest = tmp_path / 'base'
-    conn = {'login_host': server.host, 'login_port': server.port, 'login_user': server.user,
-            'login_password': '{{ pw }}'}
+    conn = login(server, 'pw')
     task = {'name': 'base', 'ignore_errors': True,
             'opsready.operations.db_backup': dict(conn, engine='postgresql', kind='base', dest=str(dest))}
     sealed: list = []

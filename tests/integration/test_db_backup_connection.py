@@ -13,15 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.playbook import run_playbook
+from tests.harness.playbook import play
 
 ZSTD = '/usr/bin/zstd'
-
-
-def play(tmp_path: Path, tasks: list, extravars: dict | None = None, **kw):
-    book = tmp_path / ('play-%d.yml' % len(list(tmp_path.glob('play-*.yml'))))
-    book.write_text(json.dumps([{'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]))
-    return run_playbook(str(book), extravars=extravars, **kw)
 
 
 def everything_printed(result) -> str:

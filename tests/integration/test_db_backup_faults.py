@@ -16,13 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.playbook import run_playbook
-
-
-def play(tmp_path: Path, tasks: list, extravars: dict | None = None, **kw):
-    book = tmp_path / ('play-%d.yml' % len(list(tmp_path.glob('play-*.yml'))))
-    book.write_text(json.dumps([{'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]))
-    return run_playbook(str(book), extravars=extravars, **kw)
+from tests.harness.playbook import conn, play
 
 
 def task_seconds(result, task: str) -> float:
@@ -51,18 +45,13 @@ def procs():
                 continue
 
 
-def pg_conn(server) -> dict:
-    return {'login_host': server.host, 'login_port': server.port, 'login_user': server.user,
-            'login_password': '{{ pw }}'}
-
-
 def test_killed_mid_stream_leaves_no_manifest_and_next_run_cleans_up(pg_db, tmp_path):
     server = pg_db.server
     pg_db.sql("CREATE TABLE big AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS v "
               "FROM generate_series(1, 1200000) g")
     dest = tmp_path / 'backups'
     task = {'name': 'backup', 'opsready.operations.db_backup': dict(
-        pg_conn(server), engine='postgresql', database=pg_db.name, dest=str(dest), compression='gzip',
+        conn(server, 'pw'), engine='postgresql', database=pg_db.name, dest=str(dest), compression='gzip',
         compression_level=9)}
     first = play(tmp_path, [task], {'pw': server.password})
     assert first.rc == 0, first.stdout[-3000:]
@@ -115,7 +104,7 @@ def test_dump_tool_killed_mid_stream_fails_the_task_and_leaves_nothing(pg_db, tm
               "FROM generate_series(1, 1200000) g")
     dest = tmp_path / 'backups'
     task = {'name': 'backup', 'ignore_errors': True, 'opsready.operations.db_backup': dict(
-        pg_conn(server), engine='postgresql', database=pg_db.name, dest=str(dest), compression='gzip',
+        conn(server, 'pw'), engine='postgresql', database=pg_db.name, dest=str(dest), compression='gzip',
         compression_level=9)}
     first = play(tmp_path, [task], {'pw': server.password})
     assert first.result('backup')['_event'] == 'runner_on_ok', first.stdout[-3000:]
@@ -204,7 +193,7 @@ def test_stopped_server_fails_fast_naming_host_and_port(engine, postgres_factory
     server.stop()
     started = time.monotonic()
     result = play(tmp_path, [{'name': 'backup', 'ignore_errors': True, 'opsready.operations.db_backup': dict(
-        pg_conn(server), engine=engine, database='x', dest=str(tmp_path / 'b'),
+        conn(server, 'pw'), engine=engine, database='x', dest=str(tmp_path / 'b'),
         connect_timeout=CONNECT_TIMEOUT)}], {'pw': server.password})
     elapsed = time.monotonic() - started
     res = result.result('backup')
@@ -264,7 +253,7 @@ def test_full_disk_while_streaming_pg_dump_fails_clearly_and_recovers(pg_db, sma
     pg_db.sql('CREATE TABLE settings AS SELECT 1 AS id, \'small\'::text AS v')
     dest = small_disk / 'b'
     backup = {'name': 'backup', 'ignore_errors': True, 'opsready.operations.db_backup': dict(
-        pg_conn(server), engine='postgresql', database=pg_db.name, dest=str(dest), format='custom',
+        conn(server, 'pw'), engine='postgresql', database=pg_db.name, dest=str(dest), format='custom',
         compression='zstd')}
     info = {'name': 'info', 'opsready.operations.backup_info': {'path': str(dest)}}
     first = play(tmp_path, [backup, info], {'pw': server.password})

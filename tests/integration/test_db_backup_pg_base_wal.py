@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 import tarfile
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,16 +13,9 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from tests.harness.playbook import REPO, run_playbook
+from tests.harness.playbook import conn as login, play
 from tests.harness.servers import PostgresServer
-
-HELPER = REPO / 'plugins' / 'module_utils' / 'engines' / 'postgresql' / 'wal_archive.py'
-
-
-def play(tmp_path: Path, tasks: list, extravars: dict | None = None, **kw):
-    book = tmp_path / ('play-%d.yml' % len(list(tmp_path.glob('play-*.yml'))))
-    book.write_text(json.dumps([{'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]))
-    return run_playbook(str(book), extravars=extravars, **kw)
+from tests.harness.wal_catalog import wal_catalog
 
 
 # Every column of every row, in primary-key order: a restore missing a row or an update differs here.
@@ -45,18 +35,8 @@ def iso_z(epoch: float) -> str:
 @pytest.fixture
 def wal_dest():
     """A backup directory the postgres service user can write (as the role sets it up)."""
-    top = tempfile.mkdtemp(prefix='opsready-pgcat-')
-    os.chmod(top, 0o711)
-    dest = os.path.join(top, 'catalog')
-    os.mkdir(dest)
-    os.chmod(dest, 0o770)
-    helper = os.path.join(top, 'pg_wal_archive.py')
-    shutil.copy(HELPER, helper)
-    os.chmod(helper, 0o644)
-    if os.geteuid() == 0:
-        os.chown(dest, -1, int(subprocess.check_output(['id', '-g', 'postgres']).strip()))
-    yield dest, helper
-    shutil.rmtree(top, ignore_errors=True)
+    with wal_catalog('opsready-pgcat-') as catalog:
+        yield catalog.dest, catalog.helper
 
 
 def test_base_backup_plus_wal_restores_by_hand(postgres_factory, wal_dest, tmp_path):
@@ -65,8 +45,7 @@ def test_base_backup_plus_wal_restores_by_hand(postgres_factory, wal_dest, tmp_p
     server.sql('CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, md5(g::text) '
                'FROM generate_series(1, 10000) g;')
     before_base = float(server.sql(EPOCH)[0][0])
-    conn = {'login_host': server.host, 'login_port': server.port, 'login_user': server.user,
-            'login_password': '{{ pw }}'}
+    conn = login(server, 'pw')
     first = play(tmp_path, [
         {'name': 'base', 'opsready.operations.db_backup': dict(conn, engine='postgresql', kind='base', dest=dest,
                                                                owner='postgres')},

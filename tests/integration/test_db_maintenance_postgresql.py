@@ -3,25 +3,14 @@ of a bloated index (estimate and pgstattuple agree), lock timeout. Assertions re
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
-from pathlib import Path
 
-from tests.harness.playbook import run_playbook
-
-
-def play(tmp_path: Path, tasks: list, extravars: dict | None = None, **kw):
-    book = tmp_path / ('play-%d.yml' % len(list(tmp_path.glob('play-*.yml'))))
-    book.write_text(json.dumps([{'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]))
-    return run_playbook(str(book), extravars=extravars, **kw)
+from tests.harness.playbook import conn, play
 
 
 def maint(db, **args) -> dict:
-    server = db.server
-    conn = {'login_host': server.host, 'login_port': server.port, 'login_user': server.user,
-            'login_password': '{{ pg_password }}'}
-    return {'name': 'maint', 'opsready.operations.db_maintenance': dict(conn, engine='postgresql',
+    return {'name': 'maint', 'opsready.operations.db_maintenance': dict(conn(db.server), engine='postgresql',
                                                                         database=db.name, **args)}
 
 

@@ -3,22 +3,9 @@
 from __future__ import annotations
 
 import datetime
-import json
 import time
-from pathlib import Path
 
-from tests.harness.playbook import run_playbook
-
-
-def play(tmp_path: Path, tasks: list, extravars: dict | None = None, **kw):
-    book = tmp_path / ('play-%d.yml' % len(list(tmp_path.glob('play-*.yml'))))
-    book.write_text(json.dumps([{'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]))
-    return run_playbook(str(book), extravars=extravars, **kw)
-
-
-def conn(server) -> dict:
-    return {'login_host': server.host, 'login_port': server.port, 'login_user': server.user,
-            'login_password': '{{ db_password }}'}
+from tests.harness.playbook import conn, play
 
 
 def names(server, database: str) -> list:
@@ -38,8 +25,8 @@ def test_point_in_time_restore_from_dump_and_binlogs(maria_db, tmp_path):
     dest = tmp_path / 'backups'
     backup = {'engine': 'mariadb', 'database': maria_db.name, 'dest': str(dest)}
     extravars = {'db_password': server.password}
-    result = play(tmp_path, [{'name': 'full', 'opsready.operations.db_backup': dict(conn(server), **backup)}],
-                  extravars)
+    result = play(tmp_path, [{'name': 'full', 'opsready.operations.db_backup': dict(conn(server, 'db_password'),
+                                                                                    **backup)}], extravars)
     assert result.rc == 0, result.stdout[-3000:]
     full = result.result('full')['manifest']
     assert full['position']['binlog_file']
@@ -54,13 +41,13 @@ def test_point_in_time_restore_from_dump_and_binlogs(maria_db, tmp_path):
     server.sql('CREATE DATABASE IF NOT EXISTS noise; CREATE TABLE IF NOT EXISTS noise.events (id INT, label TEXT);'
                "INSERT INTO noise.events VALUES (1, 'noise')", superuser=True)
     time.sleep(1.1)
-    result = play(tmp_path, [{'name': 'logs', 'opsready.operations.db_backup': dict(conn(server), kind='log',
-                                                                                    **backup)}], extravars)
+    result = play(tmp_path, [{'name': 'logs', 'opsready.operations.db_backup': dict(conn(server, 'db_password'),
+                                                                                    kind='log', **backup)}], extravars)
     assert result.rc == 0, result.stdout[-3000:]
     logs = result.result('logs')['manifests']
     assert logs
 
-    restore = dict(conn(server), engine='mariadb', src=str(dest), source_database=maria_db.name)
+    restore = dict(conn(server, 'db_password'), engine='mariadb', src=str(dest), source_database=maria_db.name)
     target = maria_db.name + '_pitr'
     try:
         result = play(tmp_path, [

@@ -17,18 +17,16 @@ import datetime
 import json
 import os
 import shutil
-import subprocess
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.harness.playbook import REPO, run_playbook
+from tests.harness.playbook import conn, play, run_playbook
 from tests.harness.servers import PostgresServer
+from tests.harness.wal_catalog import wal_catalog
 
-HELPER = REPO / 'plugins' / 'module_utils' / 'engines' / 'postgresql' / 'wal_archive.py'
 ARCHIVE_TIMEOUT = 2
 WRITE_EVERY = 0.15
 UTC = datetime.timezone.utc
@@ -76,46 +74,28 @@ class Writer:
 @pytest.fixture(scope='module')
 def cluster():
     """A WAL-archiving server, its catalog (base backup + archived WAL of ~4 s of writes), a scratch root."""
-    top = tempfile.mkdtemp(prefix='opsready-pitrdrill-')
-    os.chmod(top, 0o711)  # the recovered server runs as postgres: it must reach the scratch directories
-    dest = Path(top) / 'catalog'
-    dest.mkdir()
-    os.chmod(dest, 0o770)
-    helper = Path(top) / 'pg_wal_archive.py'
-    shutil.copy(HELPER, helper)
-    os.chmod(helper, 0o644)
-    if os.geteuid() == 0:
-        os.chown(dest, -1, int(subprocess.check_output(['id', '-g', 'postgres']).strip()))
-    server = PostgresServer(archive_command='/usr/bin/python3 %s %s %%p %%f --compression gzip' % (helper, dest),
-                            extra_conf={'track_commit_timestamp': True, 'archive_timeout': ARCHIVE_TIMEOUT})
-    try:
-        server.start()
-        server.create_database('app')
-        server.sql('CREATE TABLE ticks (id serial PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())',
-                   database='app')
-        reports = Path(top) / 'reports'
-        run = run_playbook(_play(Path(top), [{'name': 'base', 'opsready.operations.db_backup': dict(
-            _conn(server), engine='postgresql', kind='base', dest=str(dest),
-            owner='postgres')}]), extravars={'pw': server.password})
-        assert run.rc == 0, run.stdout[-3000:]
-        writer = Writer(server).start()
-        time.sleep(2 * ARCHIVE_TIMEOUT + 1)
-        writer.stop()
-        yield {'server': server, 'dest': dest, 'top': Path(top), 'reports': reports}
-    finally:
-        server.cleanup()
-        shutil.rmtree(top, ignore_errors=True)
-
-
-def _conn(server) -> dict:
-    return {'login_host': server.host, 'login_port': server.port, 'login_user': server.user,
-            'login_password': '{{ pw }}'}
-
-
-def _play(top: Path, tasks: list) -> str:
-    book = top / ('play-%d.yml' % len(list(top.glob('play-*.yml'))))
-    book.write_text(json.dumps([{'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]))
-    return str(book)
+    # the catalog's directory (0711) is the scratch root: the recovered server runs as postgres and must reach it
+    with wal_catalog('opsready-pitrdrill-') as catalog:
+        top, dest = Path(catalog.dest).parent, Path(catalog.dest)
+        server = PostgresServer(archive_command='/usr/bin/python3 %s %s %%p %%f --compression gzip'
+                                % (catalog.helper, dest),
+                                extra_conf={'track_commit_timestamp': True, 'archive_timeout': ARCHIVE_TIMEOUT})
+        try:
+            server.start()
+            server.create_database('app')
+            server.sql('CREATE TABLE ticks (id serial PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())',
+                       database='app')
+            reports = top / 'reports'
+            run = play(top, [{'name': 'base', 'opsready.operations.db_backup': dict(
+                conn(server, 'pw'), engine='postgresql', kind='base', dest=str(dest),
+                owner='postgres')}], {'pw': server.password})
+            assert run.rc == 0, run.stdout[-3000:]
+            writer = Writer(server).start()
+            time.sleep(2 * ARCHIVE_TIMEOUT + 1)
+            writer.stop()
+            yield {'server': server, 'dest': dest, 'top': top, 'reports': reports}
+        finally:
+            server.cleanup()
 
 
 def drill(cluster, name, **overrides):
@@ -244,10 +224,8 @@ def test_mariadb_binlog_drill_reads_back_the_recovered_point(maria_db, tmp_path)
     maria_db.sql('CREATE TABLE ticks (id INT AUTO_INCREMENT PRIMARY KEY, at DATETIME(6) NOT NULL) ENGINE=InnoDB;'
                  'INSERT INTO ticks (at) VALUES (UTC_TIMESTAMP(6))')
     dest = tmp_path / 'backups'
-    backup = dict(login_host=server.host, login_port=server.port, login_user=server.user,
-                  login_password='{{ pw }}', engine='mariadb', database=maria_db.name, dest=str(dest))
-    run = run_playbook(_play(tmp_path, [{'name': 'full', 'opsready.operations.db_backup': backup}]),
-                       extravars={'pw': server.password})
+    backup = dict(conn(server, 'pw'), engine='mariadb', database=maria_db.name, dest=str(dest))
+    run = play(tmp_path, [{'name': 'full', 'opsready.operations.db_backup': backup}], {'pw': server.password})
     assert run.rc == 0, run.stdout[-3000:]
     stop = threading.Event()
 
@@ -261,7 +239,7 @@ def test_mariadb_binlog_drill_reads_back_the_recovered_point(maria_db, tmp_path)
     try:
         time.sleep(2.5)
         ship = [{'name': 'logs', 'opsready.operations.db_backup': dict(backup, kind='log')}]
-        run = run_playbook(_play(tmp_path, ship), extravars={'pw': server.password})
+        run = play(tmp_path, ship, {'pw': server.password})
         assert run.rc == 0, run.stdout[-3000:]
         database = {'name': 'shop', 'engine': 'mariadb', 'database': maria_db.name, 'backup_dir': str(dest),
                     'login_host': server.host, 'login_port': server.port, 'login_user': server.user,

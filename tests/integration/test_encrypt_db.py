@@ -19,29 +19,15 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / 'build'))
 
 from ansible_collections.opsready.operations.plugins.module_utils.common import encryption  # noqa: E402
-from tests.harness.playbook import run_playbook  # noqa: E402
+from tests.harness.age_key import Key  # noqa: E402
+from tests.harness.playbook import conn, play, run_playbook  # noqa: E402
 
 AGE_MAGIC = b'age-encryption.org/v1\n'
-
-
-class Key:
-    def __init__(self, directory: Path, name: str) -> None:
-        self.secret = encryption.generate_identity()
-        self.recipient = encryption.parse_identities(self.secret)[0].recipient
-        self.file = directory / ('%s.txt' % name)
-        self.file.write_text('# public key: %s\n%s\n' % (self.recipient, self.secret))
-        self.file.chmod(0o600)
 
 
 @pytest.fixture()
 def keys(tmp_path):
     return Key(tmp_path, 'restore-key'), Key(tmp_path, 'other-key')
-
-
-def play(tmp_path: Path, tasks: list, extravars: dict | None = None, **kw):
-    book = tmp_path / ('play-%d.yml' % len(list(tmp_path.glob('play-*.yml'))))
-    book.write_text(json.dumps([{'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]))
-    return run_playbook(str(book), extravars=extravars, **kw)
 
 
 def age_decrypt(key: Key, path: str) -> bytes:
@@ -257,11 +243,6 @@ def test_encrypt_refused_where_the_stream_does_not_pass(tmp_path, keys):
 
 # -- PostgreSQL ------------------------------------------------------------------------------------------------
 
-def pg_conn(server) -> dict:
-    return {'login_host': server.host, 'login_port': server.port, 'login_user': server.user,
-            'login_password': '{{ pg_password }}'}
-
-
 def pg_fingerprint(server, database: str) -> tuple:
     return server.sql("SELECT count(*), md5(string_agg(id::text || name || price::text, ',' ORDER BY id)) "
                       "FROM items", database=database)[0]
@@ -288,7 +269,7 @@ def test_postgresql_encrypted_custom_dump(pg_db, tmp_path, keys):
     dest = tmp_path / 'backups'
     extravars = {'pg_password': server.password, 'backup_identity': key.secret}
     result = play(tmp_path, [{'name': 'backup', 'opsready.operations.db_backup': dict(
-        pg_conn(server), engine='postgresql', database=pg_db.name, dest=str(dest), encrypt=True,
+        conn(server), engine='postgresql', database=pg_db.name, dest=str(dest), encrypt=True,
         recipients=[key.recipient], include_globals=True)}], extravars)
     assert result.rc == 0, result.stdout[-3000:]
     manifests = result.result('backup')['manifests']
@@ -310,7 +291,7 @@ def test_postgresql_encrypted_custom_dump(pg_db, tmp_path, keys):
     assert deep['toc_entries'] >= 3
 
     copy = pg_db.name + '_enc'
-    restore = dict(pg_conn(server), engine='postgresql', src=str(dest), source_database=pg_db.name, database=copy)
+    restore = dict(conn(server), engine='postgresql', src=str(dest), source_database=pg_db.name, database=copy)
     try:
         result = play(tmp_path, [
             {'name': 'wrong', 'opsready.operations.db_restore': dict(restore, identity_file=str(other.file)),
@@ -350,7 +331,7 @@ def test_postgresql_encrypted_base_backup_compressed_by_pg_basebackup(pg_db, tmp
     dest = tmp_path / 'backups'
     extravars = {'pg_password': server.password, 'backup_identity': key.secret}
     result = play(tmp_path, [{'name': 'base', 'opsready.operations.db_backup': dict(
-        pg_conn(server), engine='postgresql', kind='base', dest=str(dest), encrypt=True,
+        conn(server), engine='postgresql', kind='base', dest=str(dest), encrypt=True,
         recipients=[key.recipient], threads=2)}], extravars)
     assert result.rc == 0, result.stdout[-3000:]
     base = result.result('base')['manifest']
@@ -366,11 +347,6 @@ def test_postgresql_encrypted_base_backup_compressed_by_pg_basebackup(pg_db, tmp
 
 # -- MariaDB ---------------------------------------------------------------------------------------------------
 
-def maria_conn(server) -> dict:
-    return {'login_host': server.host, 'login_port': server.port, 'login_user': server.user,
-            'login_password': '{{ db_password }}'}
-
-
 def test_mariadb_encrypted_dump_and_binlogs(maria_db, tmp_path, keys):
     key, other = keys
     server = maria_db.server
@@ -378,7 +354,7 @@ def test_mariadb_encrypted_dump_and_binlogs(maria_db, tmp_path, keys):
                  "INSERT INTO orders (card) SELECT CONCAT('card-', seq) FROM seq_1_to_5000")
     dest = tmp_path / 'backups'
     extravars = {'db_password': server.password, 'backup_identity': key.secret}
-    backup = dict(maria_conn(server), engine='mariadb', database=maria_db.name, dest=str(dest), encrypt=True,
+    backup = dict(conn(server, 'db_password'), engine='mariadb', database=maria_db.name, dest=str(dest), encrypt=True,
                   recipients=[key.recipient])
     result = play(tmp_path, [{'name': 'full', 'opsready.operations.db_backup': backup}], extravars)
     assert result.rc == 0, result.stdout[-3000:]
@@ -404,7 +380,7 @@ def test_mariadb_encrypted_dump_and_binlogs(maria_db, tmp_path, keys):
     assert all(r['checks']['deep'] is True for r in result.result('deep logs')['results'])
 
     target = maria_db.name + '_enc'
-    restore = dict(maria_conn(server), engine='mariadb', src=str(dest), source_database=maria_db.name,
+    restore = dict(conn(server, 'db_password'), engine='mariadb', src=str(dest), source_database=maria_db.name,
                    database=target)
     try:
         result = play(tmp_path, [

@@ -19,25 +19,16 @@ import hashlib
 import json
 import os
 import random
-import shutil
-import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.harness.playbook import REPO, run_playbook
+from tests.harness.playbook import conn as login, play
+from tests.harness.wal_catalog import wal_catalog
 
-HELPER = REPO / 'plugins' / 'module_utils' / 'engines' / 'postgresql' / 'wal_archive.py'
 US = datetime.timedelta(microseconds=1)
 UTC = datetime.timezone.utc
-
-
-def play(tmp_path: Path, tasks: list, extravars: dict | None = None, **kw):
-    book = tmp_path / ('play-%d.yml' % len(list(tmp_path.glob('play-*.yml'))))
-    book.write_text(json.dumps([{'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]))
-    return run_playbook(str(book), extravars=extravars, **kw)
 
 
 def parse_z(text: str) -> datetime.datetime:
@@ -73,27 +64,9 @@ def pick_instants(start: datetime.datetime, until: datetime.datetime, commits: l
 
 @pytest.fixture
 def wal_dest():
-    """A backup directory the postgres service user can write, and the archive helper it runs."""
-    top = tempfile.mkdtemp(prefix='opsready-pitrwin-')
-    os.chmod(top, 0o711)
-    dest = os.path.join(top, 'catalog')
-    os.mkdir(dest)
-    os.chmod(dest, 0o770)
-    helper = os.path.join(top, 'pg_wal_archive.py')
-    shutil.copy(HELPER, helper)
-    os.chmod(helper, 0o644)
-    if os.geteuid() == 0:
-        os.chown(dest, -1, int(subprocess.check_output(['id', '-g', 'postgres']).strip()))
-    scratch = os.path.join(top, 'scratch')
-    os.mkdir(scratch)
-    os.chmod(scratch, 0o711)  # the recovered servers run as postgres: it must reach their directories
-    yield Path(dest), helper, Path(scratch)
-    shutil.rmtree(top, ignore_errors=True)
-
-
-def pg_conn(server) -> dict:
-    return {'login_host': server.host, 'login_port': server.port, 'login_user': server.user,
-            'login_password': '{{ pw }}'}
+    """A backup directory the postgres service user can write, the archive helper it runs, a scratch directory."""
+    with wal_catalog('opsready-pitrwin-', scratch=True) as catalog:
+        yield Path(catalog.dest), catalog.helper, Path(catalog.scratch)
 
 
 COMMIT_TIME = ("SELECT id, to_char(pg_xact_commit_timestamp(xmin) AT TIME ZONE 'UTC', "
@@ -116,7 +89,7 @@ def test_postgresql_every_instant_of_the_window_restores(postgres_factory, wal_d
     server.sql('CREATE TABLE events (id serial PRIMARY KEY, label text NOT NULL)', database='app')
     server.sql("INSERT INTO events (label) VALUES ('before base')", database='app')
     extravars = {'pw': server.password}
-    conn = pg_conn(server)
+    conn = login(server, 'pw')
     run = play(tmp_path, [{'name': 'base', 'opsready.operations.db_backup': dict(
         conn, engine='postgresql', kind='base', dest=str(dest), owner='postgres')}], extravars)
     assert run.rc == 0, run.stdout[-3000:]
@@ -194,7 +167,7 @@ def test_postgresql_failed_recovery_leads_with_the_fatal_line(postgres_factory, 
     server = postgres_factory(archive_command='/usr/bin/python3 %s %s %%p %%f --compression gzip' % (helper, dest))
     server.create_database('app')
     extravars = {'pw': server.password}
-    conn = pg_conn(server)
+    conn = login(server, 'pw')
     run = play(tmp_path, [
         {'name': 'base', 'opsready.operations.db_backup': dict(conn, engine='postgresql', kind='base', dest=str(dest),
                                                                owner='postgres')},
@@ -220,11 +193,6 @@ def test_postgresql_failed_recovery_leads_with_the_fatal_line(postgres_factory, 
 
 # -- MariaDB ------------------------------------------------------------------------------------------
 
-def maria_conn(server) -> dict:
-    return {'login_host': server.host, 'login_port': server.port, 'login_user': server.user,
-            'login_password': '{{ pw }}'}
-
-
 def whole_second(moment: datetime.datetime) -> datetime.datetime:
     return moment.replace(microsecond=0)
 
@@ -238,7 +206,7 @@ def test_mariadb_every_instant_of_the_window_restores(maria_db, tmp_path):
                  'INSERT INTO events (at) VALUES (UTC_TIMESTAMP(6))')
     time.sleep(1.1)  # no commit in the second the dump starts: the dump holds exactly the rows before it
     dest = tmp_path / 'backups'
-    backup = dict(maria_conn(server), engine='mariadb', database=maria_db.name, dest=str(dest))
+    backup = dict(login(server, 'pw'), engine='mariadb', database=maria_db.name, dest=str(dest))
     extravars = {'pw': server.password}
     run = play(tmp_path, [{'name': 'full', 'opsready.operations.db_backup': backup}], extravars)
     assert run.rc == 0, run.stdout[-3000:]
@@ -263,7 +231,7 @@ def test_mariadb_every_instant_of_the_window_restores(maria_db, tmp_path):
     print('window %s .. %s; commits %s; instants %s' % (iso(start), iso(until), [(i, iso(t)) for i, t in commits],
                                                         {k: iso(v) for k, v in instants.items()}))
     targets = {name: '%s_w%d' % (maria_db.name, n) for n, name in enumerate(instants)}
-    restore = dict(maria_conn(server), engine='mariadb', src=str(dest), source_database=maria_db.name)
+    restore = dict(login(server, 'pw'), engine='mariadb', src=str(dest), source_database=maria_db.name)
     try:
         run = play(tmp_path, [{'name': 'restore %s' % name, 'ignore_errors': True,
                                'opsready.operations.db_restore': dict(restore, database=targets[name],
@@ -309,7 +277,7 @@ def test_postgresql_damaged_segment_never_cuts_a_restore_short(postgres_factory,
     server.create_database('app')
     server.sql('CREATE TABLE events (id serial PRIMARY KEY)', database='app')
     extravars = {'pw': server.password}
-    conn = pg_conn(server)
+    conn = login(server, 'pw')
     tasks = [{'name': 'base', 'opsready.operations.db_backup': dict(conn, engine='postgresql', kind='base',
                                                                     dest=str(dest), owner='postgres')}]
     run = play(tmp_path, tasks, extravars)
@@ -361,7 +329,7 @@ def test_postgresql_source_setting_raised_after_the_base_backup(postgres_factory
     server.create_database('app')
     server.sql('CREATE TABLE events (id serial PRIMARY KEY)', database='app')
     extravars = {'pw': server.password}
-    conn = pg_conn(server)
+    conn = login(server, 'pw')
     run = play(tmp_path, [{'name': 'base', 'opsready.operations.db_backup': dict(
         conn, engine='postgresql', kind='base', dest=str(dest), owner='postgres')}], extravars)
     assert run.rc == 0, run.stdout[-3000:]

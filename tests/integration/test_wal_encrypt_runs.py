@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 from pathlib import Path
 
@@ -20,50 +17,16 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / 'build'))
 
-from ansible_collections.opsready.operations.plugins.module_utils.common import encryption  # noqa: E402
-from tests.harness.playbook import REPO, run_playbook  # noqa: E402
-
-HELPER = REPO / 'plugins' / 'module_utils' / 'engines' / 'postgresql' / 'wal_archive.py'
-
-
-class Key:
-    def __init__(self, directory: Path, name: str) -> None:
-        self.secret = encryption.generate_identity()
-        self.recipient = encryption.parse_identities(self.secret)[0].recipient
-        self.file = directory / ('%s.txt' % name)
-        self.file.write_text('# public key: %s\n%s\n' % (self.recipient, self.secret))
-        self.file.chmod(0o600)
-
-
-def play(tmp_path: Path, tasks: list, extravars: dict | None = None, **kw):
-    book = tmp_path / ('play-%d.yml' % len(list(tmp_path.glob('play-*.yml'))))
-    book.write_text(json.dumps([{'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]))
-    return run_playbook(str(book), extravars=extravars, **kw)
+from tests.harness.age_key import Key  # noqa: E402
+from tests.harness.playbook import conn as login, play  # noqa: E402
+from tests.harness.wal_catalog import wal_catalog  # noqa: E402
 
 
 @pytest.fixture
 def wal_dest():
     """A catalog the postgres service user can write, the helper it runs, and a scratch directory it can reach."""
-    top = tempfile.mkdtemp(prefix='opsready-walcrypt-')
-    os.chmod(top, 0o711)
-    dest = os.path.join(top, 'catalog')
-    os.mkdir(dest)
-    os.chmod(dest, 0o770)
-    helper = os.path.join(top, 'pg_wal_archive.py')
-    shutil.copy(HELPER, helper)
-    os.chmod(helper, 0o644)
-    if os.geteuid() == 0:
-        os.chown(dest, -1, int(subprocess.check_output(['id', '-g', 'postgres']).strip()))
-    scratch = os.path.join(top, 'scratch')
-    os.mkdir(scratch)
-    os.chmod(scratch, 0o711)
-    yield Path(dest), helper, Path(scratch)
-    shutil.rmtree(top, ignore_errors=True)
-
-
-def pg_conn(server) -> dict:
-    return {'login_host': server.host, 'login_port': server.port, 'login_user': server.user,
-            'login_password': '{{ pw }}'}
+    with wal_catalog('opsready-walcrypt-', scratch=True) as catalog:
+        yield Path(catalog.dest), catalog.helper, Path(catalog.scratch)
 
 
 def wal_manifests(dest: Path) -> list:
@@ -79,7 +42,7 @@ def test_encrypted_wal_pitr_with_the_identity_wrong_key_and_tampering(postgres_f
     server.create_database('app')
     server.sql('CREATE TABLE events (id serial PRIMARY KEY, label text NOT NULL)', database='app')
     extravars = {'pw': server.password}
-    conn = pg_conn(server)
+    conn = login(server, 'pw')
     run = play(tmp_path, [{'name': 'base', 'opsready.operations.db_backup': dict(
         conn, engine='postgresql', kind='base', dest=str(dest),
         owner='postgres', encrypt=True, recipients=[key.recipient])}],
