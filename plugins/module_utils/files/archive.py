@@ -26,12 +26,12 @@ import os
 import socket
 import stat
 import tarfile
-import threading
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest, write_manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
+from ansible_collections.opsready.operations.plugins.module_utils.common.background import Background
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import (
     CHUNK, ArtifactWriter, compression_suffix)
@@ -779,35 +779,6 @@ def latest_archive(dest: str, set_name: str) -> Optional[Manifest]:
     return entries[-1] if entries else None
 
 
-class _SealedList:
-    """The manifest's sealed file list (``files_sealed``: JSON, then age-encrypted), made in a second thread while
-    the artifact is committed: from the last tar byte to the manifest the work is serial, and the commit spends most
-    of it waiting (zstd's last job in its workers, the encryption thread draining its queue, the fsyncs), with the GIL
-    released. The list is final once the tar stream is closed; the manifest is still written after the commit."""
-
-    def __init__(self, listed: List[Dict[str, Any]], recipients: List[str]) -> None:
-        self._sealed = ''
-        self._error: Optional[BaseException] = None
-        self._thread = threading.Thread(target=self._run, args=(listed, recipients), name='opsready-seal-list',
-                                        daemon=True)
-        self._thread.start()
-
-    def _run(self, listed: List[Dict[str, Any]], recipients: List[str]) -> None:
-        try:
-            self._sealed = encryption.seal_text(json.dumps(listed, sort_keys=True), recipients)
-        except BaseException as exc:  # raised in the caller's thread by result()
-            self._error = exc
-
-    def join(self) -> None:
-        self._thread.join()
-
-    def result(self) -> str:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._sealed
-
-
 def create_archive(paths: List[str], dest: str, set_name: str, compression: str = 'zstd',
                    level: Optional[int] = None, threads: int = 0, fingerprint: Optional[str] = None,
                    file_count: Optional[int] = None, recipients: Optional[List[str]] = None) -> Dict[str, Any]:
@@ -826,7 +797,7 @@ def create_archive(paths: List[str], dest: str, set_name: str, compression: str 
     names: Dict[Tuple[int, int], List[Any]] = {}   # a multiply linked file: [first path, links, names archived]
     files: List[Dict[str, Any]] = []
     buffer = bytearray(CHUNK)
-    sealing: Optional[_SealedList] = None
+    sealing: Optional[Background] = None
     _OWNERS.clear()  # names as they are now (a long-lived process may archive again after a user was renamed)
     _GROUPS.clear()
     try:
@@ -848,14 +819,18 @@ def create_archive(paths: List[str], dest: str, set_name: str, compression: str 
                     else:
                         skipped.append({'path': path, 'reason': 'changed while it was read (not followed)'})
             if recipients and len(files) <= FILE_LIST_LIMIT:
-                sealing = _SealedList(files, recipients)
+                # The manifest's sealed file list, made while the commit waits (zstd's last job in its workers, the
+                # encryption thread draining its queue, the fsyncs: the GIL released); the list is final once the tar
+                # stream is closed, and the manifest is still written after the commit.
+                sealing = Background(lambda: encryption.seal_text(json.dumps(files, sort_keys=True), recipients),
+                                     'opsready-seal-list')
             stored = writer.commit()
     except OSError as exc:
         raise OpsReadyError('Writing %s failed: %s. The partial archive was removed and no manifest written.'
                             % (artifact, exc.strerror or exc), path=artifact)
     finally:
         if sealing is not None:
-            sealing.join()   # a failed commit leaves no thread behind (a few ms of work)
+            sealing.wait()   # a failed commit leaves no thread behind (a few ms of work)
     finished = utcnow()
     manifest = {
         'engine': ENGINE,

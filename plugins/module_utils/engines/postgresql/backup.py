@@ -22,12 +22,12 @@ import select
 import struct
 import subprocess  # nosec B404 # argv lists via the runner only
 import tempfile
-import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import fsync_dir
+from ansible_collections.opsready.operations.plugins.module_utils.common.background import Background
 from ansible_collections.opsready.operations.plugins.module_utils.common.cleanup import remove_staging, told_staging
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import (
     IntegrityError, OpsReadyError, ToolError)
@@ -121,33 +121,6 @@ def _pause(waiter: Optional[int], seconds: float = 0.02) -> None:
         time.sleep(seconds)
     else:
         select.select([waiter], [], [], seconds)
-
-
-class _Background:
-    """``work()`` run in a daemon thread; ``result()`` waits for it and returns what it returned or raises what it
-    raised (in the caller's thread, so the run's error handling sees it as if called there)."""
-
-    def __init__(self, work: Callable[[], Any], name: str) -> None:
-        self._work = work
-        self._value: Any = None
-        self._error: Optional[BaseException] = None
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            self._value = self._work()
-        except BaseException as exc:  # pylint: disable=broad-except  # handed to result()'s caller
-            self._error = exc
-
-    def wait(self) -> None:
-        self._thread.join()
-
-    def result(self) -> Any:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._value
 
 
 class _NoServerCompression(Exception):
@@ -262,8 +235,8 @@ class PostgresEngine(Engine):
         # maintenance and drill checks); the methods below stay for code written against the engine.
         self.client = PostgresClient(self.conn, self.runner, app='opsready-backup')
         self._all_databases: Optional[List[str]] = None
-        self._facts_reader: Optional[_Background] = None   # the facts being read (start_preflight)
-        self._version_reader: Optional[_Background] = None   # and pg_basebackup's version
+        self._facts_reader: Optional[Background] = None   # the facts being read (start_preflight)
+        self._version_reader: Optional[Background] = None   # and pg_basebackup's version
 
     # -- the client, as the engine offers it ---------------------------------------------------------
     def tool(self, name: str) -> str:
@@ -328,9 +301,9 @@ class PostgresEngine(Engine):
     def _start_readers(self) -> None:
         """The facts and pg_basebackup's version, read in the background (``ping`` and ``_client_version`` wait)."""
         if self._server_facts is None and self._facts_reader is None:
-            self._facts_reader = _Background(self.server_facts, 'opsready-pg-facts')
+            self._facts_reader = Background(self.server_facts, 'opsready-pg-facts')
         if self._version_reader is None:
-            self._version_reader = _Background(lambda: self.tool_version('pg_basebackup'),
+            self._version_reader = Background(lambda: self.tool_version('pg_basebackup'),
                                                'opsready-pg_basebackup-version')
 
     def _client_version(self) -> int:
@@ -405,12 +378,12 @@ class PostgresEngine(Engine):
         # (each its own session or process) instead of one after the other before pg_dump starts; all are read
         # before it starts, as before. A failure is raised in that order: the position's first. The position's
         # psql is started before the properties reader is imported (compiled, in a module payload) meanwhile.
-        locator = _Background(lambda: self._position(info), 'opsready-pg-position')
+        locator = Background(lambda: self._position(info), 'opsready-pg-position')
         # Owner, ACL, comment, settings of the database itself: pg_dump keeps them only for --create.
         from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.dbprops import (
             DUMP_SETTINGS, read_properties)
-        reader = _Background(lambda: read_properties(self, database), 'opsready-pg-properties')
-        prober = _Background(lambda: self.tool_version('pg_dump'), 'opsready-pg_dump-version')
+        reader = Background(lambda: read_properties(self, database), 'opsready-pg-properties')
+        prober = Background(lambda: self.tool_version('pg_dump'), 'opsready-pg_dump-version')
         for work in (locator, reader, prober):
             work.wait()
         position = locator.result()
