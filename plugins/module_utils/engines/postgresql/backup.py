@@ -304,7 +304,7 @@ class PostgresEngine(Engine):
             self._facts_reader = Background(self.server_facts, 'opsready-pg-facts')
         if self._version_reader is None:
             self._version_reader = Background(lambda: self.tool_version('pg_basebackup'),
-                                               'opsready-pg_basebackup-version')
+                                              'opsready-pg_basebackup-version')
 
     def _client_version(self) -> int:
         """pg_basebackup's major version, once the background read (``start_preflight``) is done: read again here
