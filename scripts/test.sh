@@ -79,9 +79,10 @@ run_layer() {
 # chain one after the other, each layer's output kept in its own log and printed whole, in the usual order, when the
 # group is done. lint, package, sanity and units are single-threaded tools for most of their time (a CI run's vmstat
 # showed the CPU 42 % idle through them); lint and package share a chain: both replace the collection under
-# ~/.ansible/collections. fidelity left 20 % of the CPU idle and molecule's scenarios share nothing with it (their own
+# ~/.ansible/collections, and the fast fault matrix follows them in that chain (two workers, own servers and tmp trees:
+# it fills the idle CPU instead of running alone after fidelity). fidelity left 20 % of the CPU idle and molecule's scenarios share nothing with it (their own
 # /tmp/molecule-* trees and no database server; fidelity's servers are its own, on free ports).
-groups=("lint package|sanity|units" "fidelity|molecule")
+groups=("lint package faults|sanity|units" "fidelity|molecule")
 
 run_group() {
     local group=$1 chains=() chain pids=() layer
