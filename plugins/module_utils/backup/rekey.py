@@ -85,7 +85,7 @@ STREAM_POINT = 'streaming'
 
 
 def recipients_of(entry: Manifest) -> List[str]:
-    return sorted((entry.data.get('encryption') or {}).get('recipients') or [])
+    return sorted(set((entry.data.get('encryption') or {}).get('recipients') or []))
 
 
 def _fields(data: Dict[str, Any]) -> Dict[str, Any]:
@@ -454,20 +454,59 @@ class _DecryptingChild:
         self._reap(kill=True)
 
 
-def settle(entry: Manifest) -> Optional[str]:
-    """Finish or undo what an interrupted run left for ``entry``; returns what was done (None: nothing)."""
+def settle(entry: Manifest, check_mode: bool = False) -> Optional[str]:
+    """Finish or undo what an interrupted run left for ``entry``; returns what was done (None: nothing). In check
+    mode, what would be done, and nothing is."""
     partial = entry.path + PARTIAL_SUFFIX
     done = None
     if PENDING in entry.data:
         # Manifest() already took the pending fields when the swap happened: writing drops the marker.
-        write_manifest(entry.path, _fields(entry.data), manifest_path=entry.manifest_path)
-        entry.data = _fields(entry.data)
+        if not check_mode:
+            write_manifest(entry.path, _fields(entry.data), manifest_path=entry.manifest_path)
+            entry.data = _fields(entry.data)
         done = 'manifest completed'
     if os.path.lexists(partial):
-        os.unlink(partial)
-        fsync_dir(entry.directory)
+        if not check_mode:
+            try:
+                os.unlink(partial)
+            except IsADirectoryError:
+                # Not one of ours (a rekey writes a file there): removing a tree is not this module's to decide.
+                raise OpsReadyError('%s is a directory where backup_rekey writes the re-encrypted file; the artifact '
+                                    'was not re-encrypted. Move it away and run backup_rekey again.' % partial,
+                                    path=partial)
+            fsync_dir(entry.directory)
         done = done or 'stale %s removed' % os.path.basename(partial)
     return done
+
+
+def _broken_failures(catalog: Catalog) -> List[Dict[str, str]]:
+    """The manifests the catalog could not read (torn, not JSON, a symlink...): their artifacts are not in the
+    catalog, so a rotation would pass over them while reporting every artifact rotated, the retired key still
+    opening them. Reported as failures instead, by manifest name (their artifact and set are unknown)."""
+    failures = []
+    for broken in catalog.broken:
+        name = os.path.basename(broken['manifest'])
+        failures.append({'id': name, 'msg': 'manifest %s cannot be read (%s): its artifact, if it has one, was not '
+                                            're-encrypted and keeps its old keys. Repair or remove the manifest (and '
+                                            'its artifact), then run backup_rekey again.'
+                                            % (name, str(broken.get('error', '')).rstrip('.'))})
+    return failures
+
+
+def _check_opens(entry: Manifest, current: List[str], identities: Sequence[encryption.Identity]) -> None:
+    """Check mode: the header opens with the identities given (what the real run meets first), nothing else read."""
+    try:
+        handle = safeio.open_stored(entry.path)
+    except FileNotFoundError:
+        raise OpsReadyError(_missing(entry), path=entry.path)
+    reader = encryption.DecryptingReader(handle, identities, entry.path, recipients=current)
+    reader.close()
+
+
+def _missing(entry: Manifest) -> str:
+    return ('%s is missing (its manifest %s is there): nothing was re-encrypted. Restore the file, or remove the '
+            'manifest if the backup is gone, then run backup_rekey again.'
+            % (entry.path, os.path.basename(entry.manifest_path)))
 
 
 def _verify_new(entry: Manifest, partial: str, sink: _HashingSink, info: Dict[str, Any], expected: Optional[str],
@@ -499,7 +538,8 @@ def rekey(directory: str, recipients: Sequence[str], identities: Sequence[encryp
           check_mode: bool = False, engine: Optional[str] = None, database: Optional[str] = None,
           fault: Optional[Callable[[str, str], None]] = None) -> Dict[str, Any]:
     """Re-encrypt every encrypted artifact of ``directory`` not already encrypted to exactly ``recipients``."""
-    wanted = sorted(encryption.recipients_option(True, list(recipients), 'the artifacts'))
+    # A set: the same key named twice is the same recipient set (and one stanza), not a reason to rotate again.
+    wanted = sorted(set(encryption.recipients_option(True, list(recipients), 'the artifacts')))
     if not os.path.isdir(directory):
         raise OpsReadyError('Backup directory %s does not exist.' % directory, path=directory)
     catalog = Catalog(directory, engine=engine, database=database)
@@ -515,22 +555,31 @@ def rekey(directory: str, recipients: Sequence[str], identities: Sequence[encryp
             if entry.members:
                 result['failed'].append({'id': entry.id, 'msg': 'multi-file artifacts are not re-encrypted here'})
                 continue
-            if not check_mode:
-                done = settle(entry)
+            try:
+                # check mode: what the real run would settle, done by nothing
+                done = settle(entry, check_mode)
                 if done:
                     result['settled'].append({'id': entry.id, 'what': done})
-            current = recipients_of(entry)
-            if current == wanted:
-                result['already'].append(entry.id)
-                continue
-            result['rekeyed'].append(entry.id)
-            if check_mode:
-                continue
-            try:
+                current = recipients_of(entry)
+                if current == wanted:
+                    result['already'].append(entry.id)
+                    continue
+                if check_mode:
+                    _check_opens(entry, current, identities)   # a key that opens nothing fails here as in the run
+                    result['rekeyed'].append(entry.id)
+                    continue
                 result['bytes'] += _rekey_one(entry, wanted, current, identities, now, fault, releases)
+                result['rekeyed'].append(entry.id)
             except OpsReadyError as exc:
-                result['rekeyed'].remove(entry.id)
                 result['failed'].append({'id': entry.id, 'msg': exc.message})
+            except OSError as exc:
+                # One artifact's trouble (a file gone, a name in the way) is not the others': reported for it alone.
+                # Whatever step it stopped at, its manifest describes the file that is there (see the docstring).
+                message = _missing(entry) if isinstance(exc, FileNotFoundError) and exc.filename == entry.path \
+                    else ('%s: %s (%s); the manifest still describes the file that is there. Fix that, then run '
+                          'backup_rekey again.' % (entry.path, exc.strerror or exc, exc.filename or entry.path))
+                result['failed'].append({'id': entry.id, 'msg': message})
+        result['failed'] += _broken_failures(catalog)
         result['readable_by'] = readable_by(Catalog(directory, engine=engine, database=database), wanted,
                                             planned=result['rekeyed'] if check_mode else None)
     finally:
