@@ -24,6 +24,9 @@ description:
     then the manifest describes the new file only; each step is atomic. At every moment the artifact is readable by
     the old keys or by the new ones and its manifest matches it; an interrupted run is completed or undone by the
     next one.
+  - One rotation of a directory at a time (a second one fails at once). Each artifact is swapped under the lock of
+    its backup set, as M(opsready.operations.db_backup) and M(opsready.operations.file_backup) take it; an artifact
+    whose set is being backed up is left unchanged and reported, for the next run.
   - Artifacts already encrypted to exactly O(recipients) are skipped, so a second run changes nothing. A key named
     twice in O(recipients) is one recipient.
   - A manifest of the directory that cannot be read (torn, not JSON, a symlink) hides its artifact from the catalog;

@@ -35,6 +35,7 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -47,13 +48,13 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import ARTIFACT_NAME, Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import (
-    Manifest, loads_strict, write_manifest)
+    Manifest, loads_strict, read_manifest, write_manifest)
 from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import fsync_dir
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
-from ansible_collections.opsready.operations.plugins.module_utils.common import streaming
+from ansible_collections.opsready.operations.plugins.module_utils.common import locks, streaming
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import PARTIAL_SUFFIX
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
@@ -76,6 +77,8 @@ CHUNK_READ = encryption.CHUNK + encryption.TAG
 DROP_EVERY = 32 * 1024 * 1024
 DROP_AGE = 120
 PENDING = 'rekey_pending'
+# Held in the backup directory for a whole (real) run: one rotation of a directory at a time.
+RUN_LOCK = '.backup_rekey.lock'
 # Fault-injection points (tests): the hook is called with (point, artifact id) and may raise.
 POINTS = ('after_partial', 'after_pending', 'after_swap', 'after_manifest')
 # The decrypting child's report (``_DecryptingChild.result``) is a few hundred bytes: anything longer is not one.
@@ -547,45 +550,82 @@ def rekey(directory: str, recipients: Sequence[str], identities: Sequence[encryp
                               'bytes': 0, 'recipients': wanted}
     now = isoformat(utcnow())
     releases: List[threading.Thread] = []
-    try:
-        for entry in catalog.entries:
-            if not entry.data.get('encryption'):
-                result['not_encrypted'].append(entry.id)
-                continue
-            if entry.members:
-                result['failed'].append({'id': entry.id, 'msg': 'multi-file artifacts are not re-encrypted here'})
-                continue
-            try:
-                # check mode: what the real run would settle, done by nothing
-                done = settle(entry, check_mode)
-                if done:
-                    result['settled'].append({'id': entry.id, 'what': done})
-                current = recipients_of(entry)
-                if current == wanted:
-                    result['already'].append(entry.id)
-                    continue
-                if check_mode:
-                    _check_opens(entry, current, identities)   # a key that opens nothing fails here as in the run
-                    result['rekeyed'].append(entry.id)
-                    continue
-                result['bytes'] += _rekey_one(entry, wanted, current, identities, now, fault, releases)
-                result['rekeyed'].append(entry.id)
-            except OpsReadyError as exc:
-                result['failed'].append({'id': entry.id, 'msg': exc.message})
-            except OSError as exc:
-                # One artifact's trouble (a file gone, a name in the way) is not the others': reported for it alone.
-                # Whatever step it stopped at, its manifest describes the file that is there (see the docstring).
-                message = _missing(entry) if isinstance(exc, FileNotFoundError) and exc.filename == entry.path \
-                    else ('%s: %s (%s); the manifest still describes the file that is there. Fix that, then run '
-                          'backup_rekey again.' % (entry.path, exc.strerror or exc, exc.filename or entry.path))
-                result['failed'].append({'id': entry.id, 'msg': message})
-        result['failed'] += _broken_failures(catalog)
-        result['readable_by'] = readable_by(Catalog(directory, engine=engine, database=database), wanted,
-                                            planned=result['rekeyed'] if check_mode else None)
-    finally:
-        for thread in releases:   # nothing of the run outlives it
-            thread.join()
+    with contextlib.ExitStack() as held:
+        if not check_mode:
+            # Two rotations of one directory at once would each settle what the other is doing (one rewriting a
+            # manifest from what it read before the other's swap: a manifest describing a file no longer there).
+            held.enter_context(locks.exclusive(
+                os.path.join(catalog.directory, RUN_LOCK),
+                'Another backup_rekey is running in %s: wait for it to finish, then run this one again'
+                % catalog.directory, remove=True))   # a run leaves nothing behind (locks.exclusive: removal is safe)
+        try:
+            for entry in catalog.entries:
+                _one(entry, wanted, identities, check_mode, now, fault, releases, result)
+            result['failed'] += _broken_failures(catalog)
+            result['readable_by'] = readable_by(Catalog(directory, engine=engine, database=database), wanted,
+                                                planned=result['rekeyed'] if check_mode else None)
+        finally:
+            for thread in releases:   # nothing of the run outlives it
+                thread.join()
     return result
+
+
+def _set_lock(entry: Manifest) -> Optional[str]:
+    """The lock file of the backup set ``entry`` belongs to (``artifacts.set_lock_path``: ``.<prefix>.lock``, the
+    prefix being the artifact name before its time stamp), or None for a name without one."""
+    stamp = ARTIFACT_NAME.search(entry.id)
+    prefix = entry.id[:stamp.start()].rstrip('-') if stamp else ''
+    return os.path.join(entry.directory, '.%s.lock' % prefix) if prefix else None
+
+
+def _one(entry: Manifest, wanted: List[str], identities: Sequence[encryption.Identity], check_mode: bool, now: str,
+         fault: Optional[Callable[[str, str], None]], releases: List[threading.Thread], result: Dict[str, Any]) -> None:
+    """Settle and re-encrypt one artifact into ``result``; its own trouble is reported for it alone."""
+    if not entry.data.get('encryption'):
+        result['not_encrypted'].append(entry.id)
+        return
+    if entry.members:
+        result['failed'].append({'id': entry.id, 'msg': 'multi-file artifacts are not re-encrypted here'})
+        return
+    lock = None if check_mode else _set_lock(entry)
+    try:
+        with contextlib.ExitStack() as held:
+            if lock is not None:
+                # The backup runs of its set (under this lock) tidy .partial files, prune and record checks in the
+                # manifest: none of it while this artifact is swapped. The manifest is read again under the lock.
+                try:
+                    # removed again when this run made it (the set's backups make and keep theirs)
+                    held.enter_context(locks.exclusive(lock, 'A backup of this set is running',
+                                                       remove=not os.path.lexists(lock)))
+                except OpsReadyError as exc:
+                    raise OpsReadyError('%s: %s; it was not re-encrypted. Run backup_rekey again once that backup '
+                                        'has finished.' % (entry.path, exc.message.rstrip('.')), path=entry.path)
+                if not os.path.lexists(entry.manifest_path):
+                    return   # pruned by a backup run since the catalog was read: nothing left to rotate
+                entry.data = read_manifest(entry.manifest_path).data
+            # check mode: what the real run would settle, done by nothing
+            done = settle(entry, check_mode)
+            if done:
+                result['settled'].append({'id': entry.id, 'what': done})
+            current = recipients_of(entry)
+            if current == wanted:
+                result['already'].append(entry.id)
+                return
+            if check_mode:
+                _check_opens(entry, current, identities)   # a key that opens nothing fails here as in the run
+                result['rekeyed'].append(entry.id)
+                return
+            result['bytes'] += _rekey_one(entry, wanted, current, identities, now, fault, releases)
+            result['rekeyed'].append(entry.id)
+    except OpsReadyError as exc:
+        result['failed'].append({'id': entry.id, 'msg': exc.message})
+    except OSError as exc:
+        # One artifact's trouble (a file gone, a name in the way) is not the others': reported for it alone.
+        # Whatever step it stopped at, its manifest describes the file that is there (see the module docstring).
+        message = _missing(entry) if isinstance(exc, FileNotFoundError) and exc.filename == entry.path \
+            else ('%s: %s (%s); the manifest still describes the file that is there. Fix that, then run '
+                  'backup_rekey again.' % (entry.path, exc.strerror or exc, exc.filename or entry.path))
+        result['failed'].append({'id': entry.id, 'msg': message})
 
 
 def _hold(path: str) -> Optional[int]:

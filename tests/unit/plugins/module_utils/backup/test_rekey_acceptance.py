@@ -4,12 +4,15 @@ whose manifest cannot be read, or report a plan check mode cannot keep), what it
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import signal
 
 import pytest
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup import rekey
+from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import set_lock
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
@@ -115,3 +118,100 @@ def test_a_corrupt_recipient_stanza_is_not_called_a_wrong_key(tmp_path):
     with pytest.raises(OpsReadyError, match='corrupt'):
         encryption.DecryptingReader(open(path, 'rb'), [old], path, recipients=[old.recipient])
     assert Catalog(str(tmp_path)).entries[0].data['encryption']['recipients'] == [old.recipient]
+
+
+def _opens(entry, identities):
+    """The artifact decrypts end to end with ``identities`` to the plaintext its manifest seals, and the manifest's
+    checksum and size are the file's."""
+    data = open(entry.path, 'rb').read()
+    assert entry.data['sha256'] == hashlib.sha256(data).hexdigest() and entry.data['size'] == len(data), entry.id
+    info = entry.data['encryption']
+    sealed = encryption.open_sealed(info['plaintext_sha256_sealed'], identities, entry.id)
+    with open(entry.path, 'rb') as raw:
+        encryption.DecryptingReader(raw, identities, entry.id, expected_sha256=sealed,
+                                    expected_size=info['plaintext_size']).drain()
+
+
+@pytest.mark.parametrize('point', rekey.POINTS + (rekey.STREAM_POINT,))
+def test_a_rotation_killed_at_every_step_is_completed_by_the_next_run(tmp_path, point):
+    """A real SIGKILL of the rotating process (no ``finally``, no thread joined, the decrypting child orphaned) at
+    each step of the second artifact: every artifact still opens with the keys its manifest names and matches it,
+    and the next run completes the rotation."""
+    old, new = key(), key()
+    paths = [encrypted_artifact(tmp_path, [old.recipient], payload=os.urandom(300_000)) for dummy in range(3)]
+    pid = os.fork()
+    if pid == 0:   # pragma: no cover - the killed run
+        seen = []
+
+        def kill(where, artifact_id):
+            if where == point:
+                seen.append(artifact_id)
+                if len(seen) == 2:
+                    os.kill(os.getpid(), signal.SIGKILL)
+        try:
+            rekey.rekey(str(tmp_path), [new.recipient], [old], fault=kill)
+        finally:
+            os._exit(3)
+    assert os.waitpid(pid, 0)[1] == signal.SIGKILL
+    for entry in Catalog(str(tmp_path)).entries:
+        recipients = entry.data['encryption']['recipients']
+        assert recipients in ([old.recipient], [new.recipient])
+        _opens(entry, [old] if recipients == [old.recipient] else [new])
+    done = rekey.rekey(str(tmp_path), [new.recipient], [old])
+    assert done['failed'] == [] and len(done['rekeyed']) + len(done['already']) == 3
+    if point != 'after_manifest':
+        assert [s['id'] for s in done['settled']] == [os.path.basename(paths[1])]
+    assert not [n for n in os.listdir(str(tmp_path)) if n.endswith('.partial')]
+    for entry in Catalog(str(tmp_path)).entries:
+        assert rekey.PENDING not in entry.data and entry.data['encryption']['recipients'] == [new.recipient]
+        _opens(entry, [new])
+        with pytest.raises(OpsReadyError):
+            _opens(entry, [old])
+    again = rekey.rekey(str(tmp_path), [new.recipient], [new])
+    assert again['rekeyed'] == [] and again['settled'] == [] and len(again['already']) == 3
+
+
+def test_a_second_rotation_of_the_directory_fails_at_once_and_changes_nothing(tmp_path):
+    """Two rotations at once would each settle what the other is doing: the second one, started while the first
+    is between writing the pending manifest and the swap, would rewrite that manifest from what it read and remove
+    the first one's new file."""
+    old, new = key(), key()
+    for dummy in range(2):
+        encrypted_artifact(tmp_path, [old.recipient])
+    seen = {}
+
+    def second_run(point, artifact_id):
+        if point == 'after_pending' and not seen:
+            seen['before'] = snapshot(tmp_path)
+            with pytest.raises(OpsReadyError, match='Another backup_rekey is running .*run this one again'):
+                rekey.rekey(str(tmp_path), [new.recipient], [old])
+            seen['after'] = snapshot(tmp_path)
+
+    done = rekey.rekey(str(tmp_path), [new.recipient], [old], fault=second_run)
+    assert seen['after'] == seen['before']
+    assert done['failed'] == [] and len(done['rekeyed']) == 2
+    assert not [n for n in os.listdir(str(tmp_path)) if n.endswith(('.lock', '.partial'))]
+
+
+def test_an_artifact_whose_set_is_being_backed_up_is_left_for_the_next_run(tmp_path):
+    """A backup of the set removes .partial files of its set and prunes while it holds the set's lock: the
+    rotation does not swap an artifact of a set under a running backup."""
+    old, new = key(), key()
+    busy = encrypted_artifact(tmp_path, [old.recipient])
+    other = str(tmp_path / ('other-' + os.path.basename(busy).split('-', 2)[2]))
+    second = encrypted_artifact(tmp_path, [old.recipient])
+    for suffix in ('', '.manifest.json'):
+        os.rename(second + suffix, other + suffix)
+    data = json.loads(open(other + '.manifest.json').read())
+    data.update(id=os.path.basename(other), artifact=os.path.basename(other))
+    with open(other + '.manifest.json', 'w') as handle:
+        json.dump(data, handle)
+    before = snapshot(tmp_path)
+    with set_lock(str(tmp_path), 'etc-files'):
+        result = rekey.rekey(str(tmp_path), [new.recipient], [old])
+        assert {n: before[n] for n in before if n.startswith('etc-')} == \
+            {n: h for n, h in snapshot(tmp_path).items() if n.startswith('etc-')}
+    assert result['rekeyed'] == [os.path.basename(other)]
+    assert [f['id'] for f in result['failed']] == [os.path.basename(busy)]
+    assert 'Run backup_rekey again once that backup has finished' in result['failed'][0]['msg']
+    assert rekey.rekey(str(tmp_path), [new.recipient], [old])['rekeyed'] == [os.path.basename(busy)]
