@@ -46,7 +46,7 @@ import signal
 import struct
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import ARTIFACT_NAME, Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import (
@@ -127,9 +127,10 @@ class _HashingSink:
                 self.sha256.update(data)
                 self._written += len(data)
                 if self._verifier is not None:
-                    self._verifier.feed(data)   # the bytes just written, before the buffer is handed back
-                if isinstance(data, bytearray) and len(self._spare) < 4:
-                    self._spare.append(data)  # list.append/pop are atomic: no lock
+                    # the bytes just written, not copied: a bytearray comes back to spare() once it was decrypted
+                    self._verifier.feed(data, self._give_back if isinstance(data, bytearray) else None)
+                elif isinstance(data, bytearray):
+                    self._give_back(data)
                 if self._written >= self._next_sync:
                     self._next_sync = self._written + streaming.SYNC_EVERY
                     self.handle.flush()  # what the buffered handle holds is not the kernel's to write back yet
@@ -138,6 +139,11 @@ class _HashingSink:
                     self._syncer.poke()
             except BaseException as exc:  # re-raised in the main thread by write()/finish()
                 self._failure.append(exc)
+
+    def _give_back(self, data: bytearray) -> None:
+        """``data`` was written, hashed (and verified): EncryptingWriter may fill it again (``spare()``)."""
+        if len(self._spare) < 4:
+            self._spare.append(data)  # list.append/pop are atomic: no lock (called from this and the verify thread)
 
     def spare(self, size: int) -> Optional[bytearray]:
         """A buffer already written and hashed, for EncryptingWriter to fill again (None: allocate one)."""
@@ -172,29 +178,46 @@ class _HashingSink:
 
 
 class _QueueRaw(io.RawIOBase):
-    """The bytes fed to a ``_StreamVerifier``, as a file for ``DecryptingReader`` (end of file at the sentinel)."""
+    """The bytes fed to a ``_StreamVerifier``, as a file for ``DecryptingReader`` (end of file at the sentinel).
+    A block comes with what to call once it has been read whole (the sink takes its buffer back to refill it)."""
 
-    def __init__(self, source: 'queue.Queue[Optional[bytes]]') -> None:
+    def __init__(self, source: 'queue.Queue[Optional[Tuple[Any, Optional[Callable[[Any], None]]]]]') -> None:
         super().__init__()
         self._source = source
         self._block = memoryview(b'')
+        self._owned: Optional[Tuple[Any, Optional[Callable[[Any], None]]]] = None
         self.ended = False
 
     def readable(self) -> bool:
         return True
 
+    def _done(self) -> None:
+        """The current block was read whole: its buffer goes back to its owner (no view of it kept here)."""
+        self._block = memoryview(b'')
+        owned, self._owned = self._owned, None
+        if owned is not None and owned[1] is not None:
+            owned[1](owned[0])
+
+    def take(self) -> bool:
+        """The next block from the queue (False: the sentinel came)."""
+        self._done()
+        item = self._source.get()
+        if item is None:
+            self.ended = True
+            return False
+        self._owned = item
+        self._block = memoryview(item[0])
+        return True
+
     def readinto(self, target: Any) -> int:
         while not self._block:
-            if self.ended:
+            if self.ended or not self.take():
                 return 0
-            data = self._source.get()
-            if data is None:
-                self.ended = True
-                return 0
-            self._block = memoryview(data)
         count = min(len(target), len(self._block))
         target[:count] = self._block[:count]
         self._block = self._block[count:]
+        if not self._block:
+            self._done()
         return count
 
 
@@ -211,7 +234,7 @@ class _StreamVerifier:
 
     def __init__(self, identities: Sequence[encryption.Identity], name: str, recipients: List[str]) -> None:
         self._args = (identities, name, recipients)
-        self._queue: 'queue.Queue[Optional[bytes]]' = queue.Queue(maxsize=4)
+        self._queue: 'queue.Queue[Optional[Tuple[Any, Optional[Callable[[Any], None]]]]]' = queue.Queue(maxsize=4)
         self.error: Optional[BaseException] = None
         self.verified = False
         self.sha256: Optional[str] = None
@@ -230,12 +253,14 @@ class _StreamVerifier:
             self.verified = raw.ended   # drain() returned at the end of what was written, not before
         except BaseException as exc:  # reported by _verify_new, before the swap
             self.error = exc
-        while not raw.ended:   # what is still fed after a failure
-            raw.ended = self._queue.get() is None
+        while not raw.ended:   # what is still fed after a failure (each buffer handed back as it comes)
+            raw.take()
+        raw._done()   # pylint: disable=protected-access
 
-    def feed(self, data: Any) -> None:
-        # A copy: the sink hands its buffer back to the encrypter, which refills it while this one waits here.
-        self._queue.put(bytes(data))
+    def feed(self, data: Any, done: Optional[Callable[[Any], None]] = None) -> None:
+        """``data`` as written, not copied: its writer does not touch it again until ``done(data)`` is called
+        (once it has been decrypted; None for an immutable ``bytes``)."""
+        self._queue.put((data, done))
 
     def stop(self) -> None:
         """End of the stream (or the run given up): wait for the verdict."""

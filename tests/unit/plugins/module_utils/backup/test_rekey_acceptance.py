@@ -215,3 +215,39 @@ def test_an_artifact_whose_set_is_being_backed_up_is_left_for_the_next_run(tmp_p
     assert [f['id'] for f in result['failed']] == [os.path.basename(busy)]
     assert 'Run backup_rekey again once that backup has finished' in result['failed'][0]['msg']
     assert rekey.rekey(str(tmp_path), [new.recipient], [old])['rekeyed'] == [os.path.basename(busy)]
+
+
+def test_the_stream_verifier_reads_the_written_buffers_without_copying_them(tmp_path, monkeypatch):
+    """The in-stream verification (new key given) took a copy of every block written; it now reads the sink's own
+    buffer and hands it back for refilling once decrypted. The 6 MiB stream reuses buffers many times over, so a
+    buffer handed back too early would fail the verification (and the rotation)."""
+    import threading
+    old, new = key(), key()
+    payload = os.urandom(1 << 20) * 6
+    path = encrypted_artifact(tmp_path, [old.recipient], payload=payload)
+    queued, back = [], []
+    real_init = rekey._StreamVerifier.__init__
+
+    def init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        real_put = self._queue.put
+
+        def put(item, *a, **k):
+            if item is not None:
+                queued.append(type(item[0] if isinstance(item, tuple) else item))
+            return real_put(item, *a, **k)
+        self._queue.put = put
+    monkeypatch.setattr(rekey._StreamVerifier, '__init__', init)
+    real_back = getattr(rekey._HashingSink, '_give_back', None)
+    if real_back is not None:
+        def give_back(self, data):
+            back.append(threading.current_thread().name)
+            return real_back(self, data)
+        monkeypatch.setattr(rekey._HashingSink, '_give_back', give_back)
+    result = rekey.rekey(str(tmp_path), [new.recipient], [old, new])
+    assert result['rekeyed'] == [os.path.basename(path)] and result['failed'] == [], result
+    # immutable bytes (the header, a last short block) need no copy: every sealed block is the sink's bytearray
+    assert queued.count(bytearray) >= 40 and queued.count(bytes) <= 2, 'the verifier was fed copies: %s' % queued
+    assert back.count('opsready-rekey-verify') >= 10
+    with open(path, 'rb') as handle:
+        assert encryption.DecryptingReader(handle, [new], path).read() == payload
