@@ -24,7 +24,16 @@ description:
     then the manifest describes the new file only; each step is atomic. At every moment the artifact is readable by
     the old keys or by the new ones and its manifest matches it; an interrupted run is completed or undone by the
     next one.
-  - Artifacts already encrypted to exactly O(recipients) are skipped, so a second run changes nothing.
+  - One rotation of a directory at a time (a second one fails at once). Each artifact is swapped under the lock of
+    its backup set, as M(opsready.operations.db_backup) and M(opsready.operations.file_backup) take it; an artifact
+    whose set is being backed up is left unchanged and reported, for the next run.
+  - Artifacts already encrypted to exactly O(recipients) are skipped, so a second run changes nothing. A key named
+    twice in O(recipients) is one recipient.
+  - A manifest of the directory that cannot be read (torn, not JSON, a symlink) hides its artifact from the catalog;
+    it is reported in RV(failed_artifacts) (whatever O(engine)/O(database) select) and the run fails, rather than
+    reporting the rotation done while the old key still opens that artifact.
+  - An artifact that cannot be re-encrypted (a wrong key, a corrupt or missing file, a name in the way) fails alone,
+    unchanged, with what to do; the others are re-encrypted.
   - Update C(recipients) of the backup tasks too, or the next backups are still encrypted to the old keys.
 author: opsready developers (@opsready)
 options:
@@ -52,7 +61,9 @@ options:
     description: Only artifacts of this database or file backup set.
     type: str
 notes:
-  - Supports C(check_mode) (lists what would be re-encrypted, and the key report as it would be) and C(diff).
+  - Supports C(check_mode) (lists what would be re-encrypted and what an interrupted run left that would be
+    settled, and the key report as it would be; the identities are tried on each artifact's header, so a key that
+    opens nothing fails there as in the real run) and C(diff).
   - Offsite copies are separate objects; run M(opsready.operations.backup_copy) afterwards to ship the re-encrypted
     artifacts (their checksums changed, so they are sent again). Copies under an S3 Object Lock keep their old
     encryption until their lock ends.
@@ -99,6 +110,18 @@ failed:
   type: list
   elements: dict
   sample: []
+not_encrypted:
+  description: Artifacts of the catalog that are not encrypted, left alone.
+  returned: always
+  type: list
+  elements: str
+  sample: []
+failed_artifacts:
+  description: When the run fails, the artifacts (or unreadable manifests) it could not re-encrypt, each with a message.
+  returned: failure
+  type: list
+  elements: dict
+  sample: [{id: shop-full-20261129T004512123456Z.db.zst.age, msg: "... run backup_rekey again."}]
 readable_by:
   description: For each recipient (public key), the encrypted artifacts it opens after the run.
   returned: always
@@ -166,7 +189,8 @@ def main():
     except OpsReadyError as exc:
         module.fail_json(**exc.as_fail_kwargs())
     except OSError as exc:
-        module.fail_json(msg='backup_rekey failed: %s (%s).'
+        module.fail_json(msg='backup_rekey failed: %s (%s). Every manifest still describes the file that is there; '
+                             'fix that and run backup_rekey again.'
                              % (exc.strerror or exc, getattr(exc, 'filename', '') or ''))
     changed = bool(result['rekeyed'] or result['settled'])
     diff = {'before': ''.join('%s: encrypted to the old recipients\n' % i for i in result['rekeyed']),

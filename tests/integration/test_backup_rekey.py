@@ -168,3 +168,43 @@ def test_an_interrupted_rekey_leaves_every_artifact_readable_and_consistent(worl
     for entry in Catalog(str(catalog)).entries:
         assert entry.data['encryption']['recipients'] == [new[1]] and 'rekey_pending' not in entry.data
     assert_consistent(catalog, [old, new, escrow])
+
+
+def test_a_torn_manifest_fails_the_rotation_in_check_mode_and_for_real_until_repaired(world, tmp_path):
+    """Through ansible-playbook: an identity_file holding several keys (a stranger's first), one manifest torn. Check
+    mode and the real run both fail naming that manifest (its artifact is left to the old key, never reported
+    rotated), the other artifacts rotate; once the manifest is repaired the next run completes, the one after it
+    changes nothing. No secret in any output."""
+    catalog = tmp_path / 'catalog'
+    shutil.copytree(world['catalog'], catalog)
+    old, new, escrow = world['old'], world['new'], world['escrow']
+    stranger = keygen(tmp_path / 'stranger.txt')
+    keys = tmp_path / 'keys.txt'
+    keys.write_text('# a stranger first, then the key in use\n%s\n%s\n' % (stranger[0], old[0]))
+    torn = sorted(catalog.glob('etc-*.manifest.json'))[0]
+    text = torn.read_text()
+    torn.write_text(text[:len(text) // 2])
+    task = {'name': 'rekey', 'opsready.operations.backup_rekey': {
+        'src': str(catalog), 'recipients': [new[1], escrow[1]], 'identity_file': str(keys)}, 'ignore_errors': True}
+    before = state(catalog)
+    checked = run_playbook(write_playbook(tmp_path, [task]), check=True)
+    out = checked.result('rekey')
+    assert state(catalog) == before
+    assert [f['id'] for f in out['failed_artifacts']] == [torn.name] and torn.name in out['msg']
+    assert len(out['rekeyed']) == 2
+    book = write_playbook(tmp_path, [task])
+    real = run_playbook(book)
+    out = real.result('rekey')
+    assert out['failed_artifacts'] and 'run backup_rekey again' in out['msg'] and len(out['rekeyed']) == 2
+    artifact = catalog / torn.name[:-len('.manifest.json')]
+    assert opens_with(artifact, old[2]) and not opens_with(artifact, new[2])
+    torn.write_text(text)
+    done = run_playbook(book).result('rekey')
+    assert 'failed_artifacts' not in done and done['rekeyed'] == [artifact.name] and done['changed'] is True
+    again = run_playbook(book).result('rekey')
+    assert again['changed'] is False and len(again['already']) == 3
+    for result in (checked, real):
+        for secret in (old[0], stranger[0], new[0]):
+            assert secret not in result.stdout
+    assert_consistent(catalog, [old, new, escrow])
+    assert not [p for p in catalog.iterdir() if p.name.endswith(('.partial', '.backup_rekey.lock'))]

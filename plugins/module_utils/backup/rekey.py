@@ -35,6 +35,7 @@ Private to opsready.operations; do not import from other collections.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -45,15 +46,15 @@ import signal
 import struct
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import Catalog
+from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import ARTIFACT_NAME, Catalog
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import (
-    Manifest, loads_strict, write_manifest)
+    Manifest, loads_strict, read_manifest, write_manifest)
 from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
 from ansible_collections.opsready.operations.plugins.module_utils.common.atomic import fsync_dir
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import IntegrityError, OpsReadyError
-from ansible_collections.opsready.operations.plugins.module_utils.common import streaming
+from ansible_collections.opsready.operations.plugins.module_utils.common import locks, streaming
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import PARTIAL_SUFFIX
 from ansible_collections.opsready.operations.plugins.module_utils.common.timeutil import isoformat, utcnow
 from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
@@ -76,6 +77,8 @@ CHUNK_READ = encryption.CHUNK + encryption.TAG
 DROP_EVERY = 32 * 1024 * 1024
 DROP_AGE = 120
 PENDING = 'rekey_pending'
+# Held in the backup directory for a whole (real) run: one rotation of a directory at a time.
+RUN_LOCK = '.backup_rekey.lock'
 # Fault-injection points (tests): the hook is called with (point, artifact id) and may raise.
 POINTS = ('after_partial', 'after_pending', 'after_swap', 'after_manifest')
 # The decrypting child's report (``_DecryptingChild.result``) is a few hundred bytes: anything longer is not one.
@@ -85,7 +88,7 @@ STREAM_POINT = 'streaming'
 
 
 def recipients_of(entry: Manifest) -> List[str]:
-    return sorted((entry.data.get('encryption') or {}).get('recipients') or [])
+    return sorted(set((entry.data.get('encryption') or {}).get('recipients') or []))
 
 
 def _fields(data: Dict[str, Any]) -> Dict[str, Any]:
@@ -124,9 +127,10 @@ class _HashingSink:
                 self.sha256.update(data)
                 self._written += len(data)
                 if self._verifier is not None:
-                    self._verifier.feed(data)   # the bytes just written, before the buffer is handed back
-                if isinstance(data, bytearray) and len(self._spare) < 4:
-                    self._spare.append(data)  # list.append/pop are atomic: no lock
+                    # the bytes just written, not copied: a bytearray comes back to spare() once it was decrypted
+                    self._verifier.feed(data, self._give_back if isinstance(data, bytearray) else None)
+                elif isinstance(data, bytearray):
+                    self._give_back(data)
                 if self._written >= self._next_sync:
                     self._next_sync = self._written + streaming.SYNC_EVERY
                     self.handle.flush()  # what the buffered handle holds is not the kernel's to write back yet
@@ -135,6 +139,11 @@ class _HashingSink:
                     self._syncer.poke()
             except BaseException as exc:  # re-raised in the main thread by write()/finish()
                 self._failure.append(exc)
+
+    def _give_back(self, data: bytearray) -> None:
+        """``data`` was written, hashed (and verified): EncryptingWriter may fill it again (``spare()``)."""
+        if len(self._spare) < 4:
+            self._spare.append(data)  # list.append/pop are atomic: no lock (called from this and the verify thread)
 
     def spare(self, size: int) -> Optional[bytearray]:
         """A buffer already written and hashed, for EncryptingWriter to fill again (None: allocate one)."""
@@ -169,29 +178,46 @@ class _HashingSink:
 
 
 class _QueueRaw(io.RawIOBase):
-    """The bytes fed to a ``_StreamVerifier``, as a file for ``DecryptingReader`` (end of file at the sentinel)."""
+    """The bytes fed to a ``_StreamVerifier``, as a file for ``DecryptingReader`` (end of file at the sentinel).
+    A block comes with what to call once it has been read whole (the sink takes its buffer back to refill it)."""
 
-    def __init__(self, source: 'queue.Queue[Optional[bytes]]') -> None:
+    def __init__(self, source: 'queue.Queue[Optional[Tuple[Any, Optional[Callable[[Any], None]]]]]') -> None:
         super().__init__()
         self._source = source
         self._block = memoryview(b'')
+        self._owned: Optional[Tuple[Any, Optional[Callable[[Any], None]]]] = None
         self.ended = False
 
     def readable(self) -> bool:
         return True
 
+    def _done(self) -> None:
+        """The current block was read whole: its buffer goes back to its owner (no view of it kept here)."""
+        self._block = memoryview(b'')
+        owned, self._owned = self._owned, None
+        if owned is not None and owned[1] is not None:
+            owned[1](owned[0])
+
+    def take(self) -> bool:
+        """The next block from the queue (False: the sentinel came)."""
+        self._done()
+        item = self._source.get()
+        if item is None:
+            self.ended = True
+            return False
+        self._owned = item
+        self._block = memoryview(item[0])
+        return True
+
     def readinto(self, target: Any) -> int:
         while not self._block:
-            if self.ended:
+            if self.ended or not self.take():
                 return 0
-            data = self._source.get()
-            if data is None:
-                self.ended = True
-                return 0
-            self._block = memoryview(data)
         count = min(len(target), len(self._block))
         target[:count] = self._block[:count]
         self._block = self._block[count:]
+        if not self._block:
+            self._done()
         return count
 
 
@@ -208,7 +234,7 @@ class _StreamVerifier:
 
     def __init__(self, identities: Sequence[encryption.Identity], name: str, recipients: List[str]) -> None:
         self._args = (identities, name, recipients)
-        self._queue: 'queue.Queue[Optional[bytes]]' = queue.Queue(maxsize=4)
+        self._queue: 'queue.Queue[Optional[Tuple[Any, Optional[Callable[[Any], None]]]]]' = queue.Queue(maxsize=4)
         self.error: Optional[BaseException] = None
         self.verified = False
         self.sha256: Optional[str] = None
@@ -227,12 +253,14 @@ class _StreamVerifier:
             self.verified = raw.ended   # drain() returned at the end of what was written, not before
         except BaseException as exc:  # reported by _verify_new, before the swap
             self.error = exc
-        while not raw.ended:   # what is still fed after a failure
-            raw.ended = self._queue.get() is None
+        while not raw.ended:   # what is still fed after a failure (each buffer handed back as it comes)
+            raw.take()
+        raw._done()   # pylint: disable=protected-access
 
-    def feed(self, data: Any) -> None:
-        # A copy: the sink hands its buffer back to the encrypter, which refills it while this one waits here.
-        self._queue.put(bytes(data))
+    def feed(self, data: Any, done: Optional[Callable[[Any], None]] = None) -> None:
+        """``data`` as written, not copied: its writer does not touch it again until ``done(data)`` is called
+        (once it has been decrypted; None for an immutable ``bytes``)."""
+        self._queue.put((data, done))
 
     def stop(self) -> None:
         """End of the stream (or the run given up): wait for the verdict."""
@@ -454,20 +482,59 @@ class _DecryptingChild:
         self._reap(kill=True)
 
 
-def settle(entry: Manifest) -> Optional[str]:
-    """Finish or undo what an interrupted run left for ``entry``; returns what was done (None: nothing)."""
+def settle(entry: Manifest, check_mode: bool = False) -> Optional[str]:
+    """Finish or undo what an interrupted run left for ``entry``; returns what was done (None: nothing). In check
+    mode, what would be done, and nothing is."""
     partial = entry.path + PARTIAL_SUFFIX
     done = None
     if PENDING in entry.data:
         # Manifest() already took the pending fields when the swap happened: writing drops the marker.
-        write_manifest(entry.path, _fields(entry.data), manifest_path=entry.manifest_path)
-        entry.data = _fields(entry.data)
+        if not check_mode:
+            write_manifest(entry.path, _fields(entry.data), manifest_path=entry.manifest_path)
+            entry.data = _fields(entry.data)
         done = 'manifest completed'
     if os.path.lexists(partial):
-        os.unlink(partial)
-        fsync_dir(entry.directory)
+        if not check_mode:
+            try:
+                os.unlink(partial)
+            except IsADirectoryError:
+                # Not one of ours (a rekey writes a file there): removing a tree is not this module's to decide.
+                raise OpsReadyError('%s is a directory where backup_rekey writes the re-encrypted file; the artifact '
+                                    'was not re-encrypted. Move it away and run backup_rekey again.' % partial,
+                                    path=partial)
+            fsync_dir(entry.directory)
         done = done or 'stale %s removed' % os.path.basename(partial)
     return done
+
+
+def _broken_failures(catalog: Catalog) -> List[Dict[str, str]]:
+    """The manifests the catalog could not read (torn, not JSON, a symlink...): their artifacts are not in the
+    catalog, so a rotation would pass over them while reporting every artifact rotated, the retired key still
+    opening them. Reported as failures instead, by manifest name (their artifact and set are unknown)."""
+    failures = []
+    for broken in catalog.broken:
+        name = os.path.basename(broken['manifest'])
+        failures.append({'id': name, 'msg': 'manifest %s cannot be read (%s): its artifact, if it has one, was not '
+                                            're-encrypted and keeps its old keys. Repair or remove the manifest (and '
+                                            'its artifact), then run backup_rekey again.'
+                                            % (name, str(broken.get('error', '')).rstrip('.'))})
+    return failures
+
+
+def _check_opens(entry: Manifest, current: List[str], identities: Sequence[encryption.Identity]) -> None:
+    """Check mode: the header opens with the identities given (what the real run meets first), nothing else read."""
+    try:
+        handle = safeio.open_stored(entry.path)
+    except FileNotFoundError:
+        raise OpsReadyError(_missing(entry), path=entry.path)
+    reader = encryption.DecryptingReader(handle, identities, entry.path, recipients=current)
+    reader.close()
+
+
+def _missing(entry: Manifest) -> str:
+    return ('%s is missing (its manifest %s is there): nothing was re-encrypted. Restore the file, or remove the '
+            'manifest if the backup is gone, then run backup_rekey again.'
+            % (entry.path, os.path.basename(entry.manifest_path)))
 
 
 def _verify_new(entry: Manifest, partial: str, sink: _HashingSink, info: Dict[str, Any], expected: Optional[str],
@@ -499,7 +566,8 @@ def rekey(directory: str, recipients: Sequence[str], identities: Sequence[encryp
           check_mode: bool = False, engine: Optional[str] = None, database: Optional[str] = None,
           fault: Optional[Callable[[str, str], None]] = None) -> Dict[str, Any]:
     """Re-encrypt every encrypted artifact of ``directory`` not already encrypted to exactly ``recipients``."""
-    wanted = sorted(encryption.recipients_option(True, list(recipients), 'the artifacts'))
+    # A set: the same key named twice is the same recipient set (and one stanza), not a reason to rotate again.
+    wanted = sorted(set(encryption.recipients_option(True, list(recipients), 'the artifacts')))
     if not os.path.isdir(directory):
         raise OpsReadyError('Backup directory %s does not exist.' % directory, path=directory)
     catalog = Catalog(directory, engine=engine, database=database)
@@ -507,36 +575,82 @@ def rekey(directory: str, recipients: Sequence[str], identities: Sequence[encryp
                               'bytes': 0, 'recipients': wanted}
     now = isoformat(utcnow())
     releases: List[threading.Thread] = []
+    with contextlib.ExitStack() as held:
+        if not check_mode:
+            # Two rotations of one directory at once would each settle what the other is doing (one rewriting a
+            # manifest from what it read before the other's swap: a manifest describing a file no longer there).
+            held.enter_context(locks.exclusive(
+                os.path.join(catalog.directory, RUN_LOCK),
+                'Another backup_rekey is running in %s: wait for it to finish, then run this one again'
+                % catalog.directory, remove=True))   # a run leaves nothing behind (locks.exclusive: removal is safe)
+        try:
+            for entry in catalog.entries:
+                _one(entry, wanted, identities, check_mode, now, fault, releases, result)
+            result['failed'] += _broken_failures(catalog)
+            result['readable_by'] = readable_by(Catalog(directory, engine=engine, database=database), wanted,
+                                                planned=result['rekeyed'] if check_mode else None)
+        finally:
+            for thread in releases:   # nothing of the run outlives it
+                thread.join()
+    return result
+
+
+def _set_lock(entry: Manifest) -> Optional[str]:
+    """The lock file of the backup set ``entry`` belongs to (``artifacts.set_lock_path``: ``.<prefix>.lock``, the
+    prefix being the artifact name before its time stamp), or None for a name without one."""
+    stamp = ARTIFACT_NAME.search(entry.id)
+    prefix = entry.id[:stamp.start()].rstrip('-') if stamp else ''
+    return os.path.join(entry.directory, '.%s.lock' % prefix) if prefix else None
+
+
+def _one(entry: Manifest, wanted: List[str], identities: Sequence[encryption.Identity], check_mode: bool, now: str,
+         fault: Optional[Callable[[str, str], None]], releases: List[threading.Thread], result: Dict[str, Any]) -> None:
+    """Settle and re-encrypt one artifact into ``result``; its own trouble is reported for it alone."""
+    if not entry.data.get('encryption'):
+        result['not_encrypted'].append(entry.id)
+        return
+    if entry.members:
+        result['failed'].append({'id': entry.id, 'msg': 'multi-file artifacts are not re-encrypted here'})
+        return
+    lock = None if check_mode else _set_lock(entry)
     try:
-        for entry in catalog.entries:
-            if not entry.data.get('encryption'):
-                result['not_encrypted'].append(entry.id)
-                continue
-            if entry.members:
-                result['failed'].append({'id': entry.id, 'msg': 'multi-file artifacts are not re-encrypted here'})
-                continue
-            if not check_mode:
-                done = settle(entry)
-                if done:
-                    result['settled'].append({'id': entry.id, 'what': done})
+        with contextlib.ExitStack() as held:
+            if lock is not None:
+                # The backup runs of its set (under this lock) tidy .partial files, prune and record checks in the
+                # manifest: none of it while this artifact is swapped. The manifest is read again under the lock.
+                try:
+                    # removed again when this run made it (the set's backups make and keep theirs)
+                    held.enter_context(locks.exclusive(lock, 'A backup of this set is running',
+                                                       remove=not os.path.lexists(lock)))
+                except OpsReadyError as exc:
+                    raise OpsReadyError('%s: %s; it was not re-encrypted. Run backup_rekey again once that backup '
+                                        'has finished.' % (entry.path, exc.message.rstrip('.')), path=entry.path)
+                if not os.path.lexists(entry.manifest_path):
+                    return   # pruned by a backup run since the catalog was read: nothing left to rotate
+                entry.data = read_manifest(entry.manifest_path).data
+            # check mode: what the real run would settle, done by nothing
+            done = settle(entry, check_mode)
+            if done:
+                result['settled'].append({'id': entry.id, 'what': done})
             current = recipients_of(entry)
             if current == wanted:
                 result['already'].append(entry.id)
-                continue
-            result['rekeyed'].append(entry.id)
+                return
             if check_mode:
-                continue
-            try:
-                result['bytes'] += _rekey_one(entry, wanted, current, identities, now, fault, releases)
-            except OpsReadyError as exc:
-                result['rekeyed'].remove(entry.id)
-                result['failed'].append({'id': entry.id, 'msg': exc.message})
-        result['readable_by'] = readable_by(Catalog(directory, engine=engine, database=database), wanted,
-                                            planned=result['rekeyed'] if check_mode else None)
-    finally:
-        for thread in releases:   # nothing of the run outlives it
-            thread.join()
-    return result
+                _check_opens(entry, current, identities)   # a key that opens nothing fails here as in the run
+                result['rekeyed'].append(entry.id)
+                return
+            result['bytes'] += _rekey_one(entry, wanted, current, identities, now, fault, releases)
+            result['rekeyed'].append(entry.id)
+    except OpsReadyError as exc:
+        result['failed'].append({'id': entry.id, 'msg': exc.message})
+    except OSError as exc:
+        # One artifact's trouble (a file gone, a name in the way) is not the others': reported for it alone.
+        # Whatever step it stopped at, its manifest describes the file that is there (see the module docstring).
+        message = _missing(entry) if isinstance(exc, FileNotFoundError) and exc.filename == entry.path \
+            else ('%s: %s (%s); the manifest still describes the file that is there. Fix that, then run '
+                  'backup_rekey again.' % (entry.path, exc.strerror or exc, exc.filename or entry.path))
+        result['failed'].append({'id': entry.id, 'msg': message})
 
 
 def _hold(path: str) -> Optional[int]:

@@ -604,6 +604,15 @@ class DecryptingReader:
         except ValueError as exc:  # _Malformed, bad base64, low-order share
             raise IntegrityError('%s has a malformed age header (%s): it is corrupt or was not written by an '
                                  'age encoder; do not restore from it.' % (name, exc), path=name)
+        if file_key is None and set(i.recipient for i in identities) & set(recipients):
+            # The manifest says the file was encrypted to a key given here, yet no stanza opens with it: its header
+            # was damaged (or replaced), and "use the matching identity" would send the operator hunting for a key
+            # they already gave.
+            raise IntegrityError('%s: the identity given (public key %s) is one it was encrypted to, yet no '
+                                 'recipient stanza of its age header opens with it: the header is corrupt or was '
+                                 'tampered with; do not restore from it. Nothing was written.'
+                                 % (name, ', '.join(sorted(set(i.recipient for i in identities) & set(recipients)))),
+                                 path=name)
         if file_key is None:
             raise OpsReadyError('%s cannot be decrypted with the identity given (public key %s): it was '
                                 'encrypted to %s. Use the matching identity. Nothing was written.'
