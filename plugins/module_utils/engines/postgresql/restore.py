@@ -86,7 +86,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.postgr
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.backup import (
     PostgresEngine, toc_lines)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.client import (
-    CATALOG_SEARCH_PATH, EVENT_TRIGGERS_OFF_SINCE, MAINTENANCE_DATABASE, UTF8_SCRIPT, PsqlSession)
+    CATALOG_SEARCH_PATH, EVENT_TRIGGERS_OFF_SINCE, INVALID_PARAMETER_VALUE, MAINTENANCE_DATABASE, OBJECT_IN_USE,
+    UTF8_SCRIPT, PsqlSession, sqlstate)
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import (
     Restorer, RestoreRequest, Timer, drop_named, temporary_name)
 from ansible_collections.opsready.operations.plugins.module_utils.restore.stale import (
@@ -384,9 +385,12 @@ def _locale_refused(engine: PostgresEngine, setting: str, value: str) -> Optiona
     of its own: a refusal must not end the run's session), or None when it takes it (or fails otherwise: left to
     the steps that would meet it)."""
     try:
-        engine.query('SELECT set_config(%s, %s, true)' % (quote_literal(setting), quote_literal(value)))
+        engine.client.query('SELECT set_config(%s, %s, true)' % (quote_literal(setting), quote_literal(value)),
+                            verbose=True)
     except ToolError as exc:
-        if 'invalid value for parameter' in (exc.stderr or exc.message):
+        # 22023 invalid_parameter_value, in the server's any language (the English text as well)
+        if sqlstate(exc.stderr) == INVALID_PARAMETER_VALUE or \
+                'invalid value for parameter' in (exc.stderr or exc.message):
             return exc
     return None
 
@@ -774,7 +778,10 @@ def discard_copy(engine: PostgresEngine, name: str) -> Optional[str]:
         try:
             drop_database(engine, name)
         except ToolError as exc:
-            if 'logical replication subscription' not in (exc.stderr or exc.message):
+            # refused for its subscriptions ("being used by logical replication subscription", in the server's
+            # language): asked of the catalog, not read from the message
+            if 'logical replication subscription' not in (exc.stderr or exc.message) and \
+                    not engine.query(SUBSCRIPTIONS_IN % quote_literal(name)):
                 raise
             engine.query('ALTER DATABASE %s ALLOW_CONNECTIONS true' % quote_ident(name))
             drop_restored_subscriptions(engine, name)
@@ -1935,13 +1942,14 @@ def _swap(engine: PostgresEngine, target: str, restored: str, exists: bool,
                          'pg_backend_pid()' % quote_literal(target))
             try:
                 # psql -c runs the string in one transaction: both names change, with the markers, or nothing does.
-                engine.query('ALTER DATABASE %s RENAME TO %s; %s; %s; ALTER DATABASE %s RENAME TO %s'
-                             % (qt, quote_ident(aside), _mark(aside, target, 'old'), comment,
-                                quote_ident(restored), qt))
+                # verbose: "being accessed by other users" is told by its SQLSTATE, in the server's any language
+                engine.client.query('ALTER DATABASE %s RENAME TO %s; %s; %s; ALTER DATABASE %s RENAME TO %s'
+                                    % (qt, quote_ident(aside), _mark(aside, target, 'old'), comment,
+                                       quote_ident(restored), qt), verbose=True)
                 last = None
                 break
             except ToolError as exc:
-                if 'being accessed by other users' not in exc.stderr:
+                if sqlstate(exc.stderr) != OBJECT_IN_USE and 'being accessed by other users' not in exc.stderr:
                     raise
                 last = exc
                 time.sleep(0.1)
@@ -2382,10 +2390,15 @@ def _copy_fate(temp: str, error: Optional[str]) -> str:
             % (error, quote_ident(temp)))
 
 
+# a server's message with its SQLSTATE (VERBOSITY=verbose) of a class other than success, warning, no data
+_ERROR_SQLSTATE = re.compile(r'(?:^|: )[^\s:"]+:  (?!0[012])[0-9A-Z]{5}: ')
+
+
 def _server_error(exc: ToolError) -> str:
     """The server's own error first (pg_restore/psql print it among many lines), then the tool's summary."""
     lines = [line.strip() for line in (exc.stderr or '').splitlines()]
-    errors = [line for line in lines if 'ERROR:' in line or 'FATAL:' in line]
+    # English severities, or (psql with VERBOSITY=verbose) a SQLSTATE of an error class: the server's any language
+    errors = [line for line in lines if 'ERROR:' in line or 'FATAL:' in line or _ERROR_SQLSTATE.search(line)]
     if errors:
         return 'the server reported: %s (%s)%s%s' % (' | '.join(errors[:3]), exc.message.split(':', 1)[0],
                                                      _search_path_hint(exc.stderr or ''), _owner_hint(exc.stderr or ''))
