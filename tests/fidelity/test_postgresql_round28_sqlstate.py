@@ -28,7 +28,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.connec
     ConnectionParams, SessionLimits)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.client import (  # noqa: E402
     PostgresClient)
-from tests.fidelity.pg_lc_messages import german_server  # noqa: E402
+from tests.fidelity.pg_lc_messages import GERMAN, german_role, german_server  # noqa: E402
 from tests.fidelity.test_postgresql import backup, leftovers, qi, restore  # noqa: E402
 from tests.fidelity.test_postgresql_round11 import drop  # noqa: E402
 
@@ -98,6 +98,41 @@ def test_a_refused_login_and_a_missing_database_are_classified_in_german(pg):
             client(pg).query('SELECT 1', database='no_such_db_%s' % uuid.uuid4().hex[:6])
         assert 'existiert nicht' in info.value.message, info.value.message
         assert not isinstance(info.value, ToolError) and 'refused the' in info.value.message, info.value.message
+
+
+def test_a_roles_german_messages_do_not_reach_its_refused_login(pg):
+    """Verified, not assumed: a role's own lc_messages (ALTER ROLE ... SET) applies after authentication, so its
+    refused login comes in the server's language (English here) and keeps its precise classification."""
+    role = 'fid_lcm28_%s' % uuid.uuid4().hex[:6]
+    pg.sql("CREATE ROLE %s LOGIN PASSWORD 'right'" % role)
+    try:
+        with german_role(pg, role):
+            assert pg.sql("SELECT setconfig::text FROM pg_db_role_setting WHERE setrole = '%s'::regrole" % role) \
+                == [('{lc_messages=%s}' % GERMAN,)]
+            bad = PostgresClient(ConnectionParams(host=pg.host, port=pg.port, user=role, password='wrong',
+                                                  connect_timeout=5))
+            with pytest.raises(OpsReadyError) as info:
+                bad.query('SELECT 1')
+        assert 'refused the login of %s' % role in info.value.message, info.value.message
+        assert 'password authentication failed' in info.value.message, info.value.message
+    finally:
+        pg.sql('DROP ROLE %s' % role)
+
+
+def test_libpqs_own_messages_are_english_whatever_the_hosts_language(pg, monkeypatch):
+    """A connection that never reaches a server: libpq's own message, in the client's language; the runner's
+    LC_ALL=C.UTF-8 and LANGUAGE=C make it English (CONNECT_HINTS) on a host set up in German (libpq's German
+    catalog is installed here)."""
+    for name, value in (('LANG', GERMAN), ('LC_ALL', GERMAN), ('LC_MESSAGES', GERMAN), ('LANGUAGE', 'de')):
+        monkeypatch.setenv(name, value)
+    closed = PostgresClient(ConnectionParams(host='127.0.0.1', port=1, user=pg.user, password='x', connect_timeout=2))
+    with pytest.raises(OpsReadyError) as info:
+        closed.query('SELECT 1')
+    assert info.value.message.startswith('Cannot connect to PostgreSQL at host 127.0.0.1 port 1'), info.value.message
+    # the premise: the same psql in the host's environment says it in German
+    said = subprocess.run([closed.tool('psql'), '-X', '-w', '-h', '127.0.0.1', '-p', '1', '-c', 'SELECT 1'],
+                          capture_output=True, text=True, check=False).stderr
+    assert 'Verbindung' in said, said
 
 
 def test_a_lock_timeout_is_told_by_its_sqlstate_in_german(pg):

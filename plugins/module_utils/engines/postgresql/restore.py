@@ -395,6 +395,13 @@ def _locale_refused(engine: PostgresEngine, setting: str, value: str) -> Optiona
     return None
 
 
+def _locale_missing(engine: PostgresEngine, props: Dict[str, Any]) -> bool:
+    """Whether the backed-up database's LC_COLLATE or LC_CTYPE is a locale this server lacks (``_locale_refused``:
+    told by SQLSTATE), for a CREATE DATABASE refused in words of a language we do not read."""
+    return any(props.get(key) and _locale_refused(engine, 'lc_monetary', str(props[key])) is not None
+               for key in ('collate', 'ctype'))
+
+
 def check_database_locale(engine: PostgresEngine, manifest: Manifest) -> None:
     """Check mode's foresight of ``create_database``'s refusal: the backed-up database's LC_COLLATE and LC_CTYPE
     (libc locales) must exist on this server, or CREATE DATABASE fails (the real run then stops, nothing created).
@@ -2012,7 +2019,10 @@ def create_database(engine: PostgresEngine, request: RestoreRequest, manifest: M
         _ask(engine, 'CREATE DATABASE %s TEMPLATE template0 %s%s%s' % (
             quote_ident(name), options, tablespace, ' ALLOW_CONNECTIONS false' if closed else ''), session)
     except ToolError as exc:
-        if not options or not re.search(r'locale|encoding|collation|LC_C', exc.stderr or '', re.I):
+        # the English words (and LC_COLLATE, LC_CTYPE, which every translation keeps), else asked of the server: the
+        # refusal may be in any language
+        if not options or not (re.search(r'locale|encoding|collation|LC_C', exc.stderr or '', re.I)
+                               or _locale_missing(engine, props)):
             raise
         raise OpsReadyError('Cannot create a database on %s with the encoding and locale of the backed-up one '
                             '(%s): %s. Install that locale on the server (locale-gen, then restart PostgreSQL) '

@@ -107,3 +107,30 @@ def test_an_unknown_failure_stays_as_it_is():
     exc = ToolError('psql failed with exit code 1', rc=1, stderr='FEHLER:  42P01: Relation »t« existiert nicht\n')
     assert PostgresClient(CONN, limits=SessionLimits()).classify(exc) is exc
     assert isinstance(exc, OpsReadyError)
+
+
+class _Client:
+    """A client whose every query the server refuses with ``stderr`` (verbose: with its SQLSTATE)."""
+
+    def __init__(self, stderr: str) -> None:
+        self.stderr = stderr
+        self.asked = []
+
+    def query(self, sql, database=None, timeout=None, verbose=False):
+        self.asked.append((sql, verbose))
+        raise ToolError('psql failed with exit code 1', rc=1, stderr=self.stderr)
+
+
+class _Engine:
+    def __init__(self, stderr: str) -> None:
+        self.client = _Client(stderr)
+
+
+def test_a_missing_locale_is_told_by_sqlstate_in_a_language_without_the_word_locale():
+    # Japanese: no "locale", "encoding", "collation" nor LC_C in the server's words
+    engine = _Engine('ERROR:  22023: パラメータ"lc_monetary"の値が無効です: "xx_NO.UTF-8"\n')
+    assert restore._locale_missing(engine, {'collate': 'xx_NO.UTF-8', 'ctype': 'xx_NO.UTF-8'})
+    assert engine.client.asked[0][1] is True     # asked with VERBOSITY=verbose
+    other = _Engine('ERROR:  42501: 権限がありません\n')
+    assert not restore._locale_missing(other, {'collate': 'xx_NO.UTF-8', 'ctype': 'xx_NO.UTF-8'})
+    assert not restore._locale_missing(_Engine(''), {})
