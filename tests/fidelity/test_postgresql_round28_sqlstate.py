@@ -31,6 +31,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.postgr
 from tests.fidelity.pg_lc_messages import GERMAN, german_role, german_server  # noqa: E402
 from tests.fidelity.test_postgresql import backup, leftovers, qi, restore  # noqa: E402
 from tests.fidelity.test_postgresql_round11 import drop  # noqa: E402
+from tests.fidelity.test_postgresql_round18_nonsuper import APP  # noqa: E402
+from tests.fidelity import test_postgresql_round19_owner as round19  # noqa: E402
 
 PG_EXTRA_CONF = {'max_prepared_transactions': 5}   # the swap test's transaction (the shared pg fixture reads it)
 
@@ -162,3 +164,13 @@ def test_a_lock_timeout_is_told_by_its_sqlstate_in_german(pg):
             holder.kill()
             holder.wait(timeout=30)
         drop(pg, name)
+
+
+def test_the_owner_hint_is_given_when_the_restoring_roles_messages_are_german(pg, tmp_path):
+    """Round 19's restore by a role that cannot give objects to their owner, its messages German (and it may not set
+    them back): the hint names the owner all the same (pg_restore's "Command was: ALTER ... OWNER TO ...")."""
+    pg.sql("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '%s') THEN "
+           "CREATE ROLE %s LOGIN CREATEDB NOSUPERUSER PASSWORD '%s'; END IF; END $$"
+           % (APP, APP, pg.password.replace("'", "''")))
+    with german_role(pg, APP):
+        round19.test_a_restore_that_cannot_give_objects_to_their_owner_says_what_to_do(pg, tmp_path)

@@ -2408,7 +2408,8 @@ def _server_error(exc: ToolError) -> str:
     """The server's own error first (pg_restore/psql print it among many lines), then the tool's summary."""
     lines = [line.strip() for line in (exc.stderr or '').splitlines()]
     # English severities, or (psql with VERBOSITY=verbose) a SQLSTATE of an error class: the server's any language
-    errors = [line for line in lines if 'ERROR:' in line or 'FATAL:' in line or _ERROR_SQLSTATE.search(line)]
+    errors = [line for line in lines if 'ERROR:' in line or 'FATAL:' in line or _ERROR_SQLSTATE.search(line)
+              or line.startswith(('pg_restore: error: ', 'psql: error: '))]   # the tools' own words: English
     if errors:
         return 'the server reported: %s (%s)%s%s' % (' | '.join(errors[:3]), exc.message.split(':', 1)[0],
                                                      _search_path_hint(exc.stderr or ''), _owner_hint(exc.stderr or ''))
@@ -2418,17 +2419,28 @@ def _server_error(exc: ToolError) -> str:
 # ALTER ... OWNER TO a role the restoring login is not a member of (a restore by a role that is not a superuser);
 # PostgreSQL 16 says "must be able to SET ROLE". The name is printed as it is, quotes included: up to the line's end.
 _NOT_MEMBER = re.compile(r'ERROR:\s+must be (?:a member of role|member of role|able to SET ROLE) "(.*)"\s*$', re.M)
+# pg_restore's line after a failed statement (its own words, English): the ALTER ... OWNER TO that failed
+_OWNER_COMMAND = re.compile(r'^Command was: ALTER [^\n]* OWNER TO ("(?:[^"\n]|"")+"|[^\s;"]+);\s*$', re.M)
 
 
 def _owner_hint(stderr: str) -> str:
     """What to do when the load could not give an object to its owner: the restoring role (not a superuser) is not a
     member of the owner's role, so pg_restore's ALTER ... OWNER TO failed."""
     found = _NOT_MEMBER.search(stderr)
-    if found is None:
+    if found is not None:
+        return ('. The restoring role cannot give objects to role "%s", their owner in the backup: restore as a '
+                'superuser, or as a member of that role (GRANT it to login_user), or with no_owner=true (the restoring '
+                'role then owns every object and no privileges are restored)' % found.group(1))
+    # The server's words in another language: pg_restore's own "Command was:" (English) names the statement.
+    command = _OWNER_COMMAND.search(stderr) if 'ERROR:' not in stderr else None
+    if command is None:
         return ''
-    return ('. The restoring role cannot give objects to role "%s", their owner in the backup: restore as a '
-            'superuser, or as a member of that role (GRANT it to login_user), or with no_owner=true (the restoring '
-            'role then owns every object and no privileges are restored)' % found.group(1))
+    role = command.group(1)
+    role = role[1:-1].replace('""', '"') if role.startswith('"') else role
+    return ('. The restoring role cannot give objects to role "%s", their owner in the backup (ALTER ... OWNER TO '
+            'failed; the server\'s message says why): restore as a superuser, or as a member of that role (GRANT it '
+            'to login_user), with the role created first if this server lacks it (restore @globals), or with '
+            'no_owner=true (the restoring role then owns every object and no privileges are restored)' % role)
 
 
 # A name the load could not find, looked up inside a function's body (CONTEXT names the function).

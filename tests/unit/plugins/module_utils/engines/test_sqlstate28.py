@@ -134,3 +134,16 @@ def test_a_missing_locale_is_told_by_sqlstate_in_a_language_without_the_word_loc
     other = _Engine('ERROR:  42501: 権限がありません\n')
     assert not restore._locale_missing(other, {'collate': 'xx_NO.UTF-8', 'ctype': 'xx_NO.UTF-8'})
     assert not restore._locale_missing(_Engine(''), {})
+
+
+@pytest.mark.parametrize('said', [
+    'FEHLER:  Berechtigung nur für Mitglied von Rolle »fid "other" 19«',
+    'ERROR:  debe ser miembro del rol «fid "other" 19»',     # Spanish keeps the word ERROR: no English text
+])
+def test_the_owner_hint_reads_pg_restores_own_command_line(said):
+    stderr = ('pg_restore: error: could not execute query: %s\nCommand was: ALTER TABLE public.theirs OWNER TO '
+              '"fid ""other"" 19";\n' % said)
+    hint = restore._server_error(ToolError('pg_restore failed with exit code 1', rc=1, stderr=stderr))
+    assert said in hint, hint
+    if 'ERROR:' not in said:
+        assert 'cannot give objects to role "fid "other" 19"' in hint, hint
