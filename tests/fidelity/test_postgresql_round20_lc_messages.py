@@ -14,12 +14,12 @@ import uuid
 
 import pytest
 
+from tests.fidelity.pg_lc_messages import german_role, german_server
 from tests.fidelity.test_postgresql import backup, leftovers, qi
 from tests.fidelity.test_postgresql_round11 import drop
 from tests.fidelity.test_postgresql_round18_nonsuper import APP, restore_as
 from tests.fidelity.test_postgresql_round19_analyze import LANACL, PROACL, SOURCE
 
-GERMAN = 'de_DE.UTF-8'
 # what names each object: pg_restore's ACL entry (its tag), psql's message (its quoted name)
 NAMED = {'custom': ['LANGUAGE plpgsql', 'pg_catalog.FUNCTION pg_sleep(double precision)'],
          'plain': ['plpgsql', 'pg_sleep']}
@@ -72,16 +72,9 @@ def test_a_lost_revoke_is_reported_when_the_roles_messages_are_german(pg, tmp_pa
     the English texts name the objects as round 19's; else the German messages are read."""
     name, dest = source_and_backup(pg, tmp_path, fmt)
     try:
-        pg.sql("ALTER ROLE %s SET lc_messages = '%s'" % (APP, GERMAN))
-        pg.sql('%s SET ON PARAMETER lc_messages %s %s' % (('GRANT', 'TO', APP) if granted else ('REVOKE', 'FROM', APP)))
-        # the premise: the role's sessions get German messages, and (unless granted) it may not set them back
-        said = pg.sql("SELECT array_to_string(setconfig, ','), "
-                      "has_parameter_privilege('%s', 'lc_messages', 'SET')::text FROM pg_db_role_setting "
-                      "WHERE setrole = '%s'::regrole AND setdatabase = 0" % (APP, APP))
-        assert said == [('lc_messages=' + GERMAN, str(granted).lower())], said
-        check_reported(pg, tmp_path, dest, name, fmt, granted)
+        with german_role(pg, APP, granted):
+            check_reported(pg, tmp_path, dest, name, fmt, granted)
     finally:
-        pg.sql('ALTER ROLE %s RESET lc_messages; REVOKE SET ON PARAMETER lc_messages FROM %s' % (APP, APP))
         drop(pg, name, name + '_copy')
     assert leftovers(pg) == []
 
@@ -92,11 +85,8 @@ def test_a_lost_revoke_is_reported_when_the_servers_messages_are_german(pg, tmp_
     language its sessions get): the copy's load still gets German messages, which are read."""
     name, dest = source_and_backup(pg, tmp_path, fmt)
     try:
-        pg.sql("ALTER SYSTEM SET lc_messages = '%s'; SELECT pg_reload_conf()" % GERMAN)
-        pg.sql("ALTER DATABASE postgres SET lc_messages = 'C'")
-        check_reported(pg, tmp_path, dest, name, fmt, False)
+        with german_server(pg, maintenance='C'):
+            check_reported(pg, tmp_path, dest, name, fmt, False)
     finally:
-        pg.sql("ALTER DATABASE postgres RESET lc_messages")
-        pg.sql('ALTER SYSTEM RESET lc_messages; SELECT pg_reload_conf()')
         drop(pg, name, name + '_copy')
     assert leftovers(pg) == []

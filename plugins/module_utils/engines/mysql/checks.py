@@ -102,7 +102,8 @@ class MySQLChecks(DrillChecks):
                                            'FROM information_schema.SCHEMATA')
             marks = True
         except OpsReadyError as exc:
-            if 'SCHEMA_COMMENT' not in exc.message:
+            # ER_BAD_FIELD_ERROR (1054): the column is unknown here; the name quoted in any language
+            if 'ERROR 1054 ' not in exc.message and 'SCHEMA_COMMENT' not in exc.message:
                 raise
             rows = self.client.query_dicts('SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA')
             marks = False
@@ -123,7 +124,8 @@ class MySQLChecks(DrillChecks):
         try:
             self.client.query(comment_sql(database, text))
         except OpsReadyError as exc:
-            if 'COMMENT' not in exc.message and 'syntax' not in exc.message:
+            # ER_PARSE_ERROR (1064), whatever the server's lc_messages
+            if 'ERROR 1064 ' not in exc.message and 'COMMENT' not in exc.message and 'syntax' not in exc.message:
                 raise
             # MySQL and MariaDB before 10.5 keep no database comment: the next drill refuses this leftover.
             return {'comment': None, 'not_marked': 'this server keeps no database comment (%s)' % exc.message}

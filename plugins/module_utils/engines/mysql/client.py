@@ -7,7 +7,8 @@ client's errors. Backup (``engines/mysql/backup.py``), restore, maintenance and 
 them writes an option file or a client command line itself.
 
 Secrets: credentials go to the tools in a temporary 0600 ``--defaults-extra-file``, never argv. Errors are
-classified by the client's English messages: ``ToolRunner`` runs every tool under ``LC_ALL=C.UTF-8``.
+classified by their numbers (``ERROR 1205 (HY000)``, ``Got error: 2002``, ``(1205)``), the same whatever the
+server's ``lc_messages``; the client library's own texts are English in any case (``Can't connect``).
 
 Private to opsready.operations; do not import from other collections.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 import select
 import shutil
 import subprocess  # nosec B404 # argument lists, never a shell
@@ -43,6 +45,10 @@ TOOLS: Dict[str, Dict[str, Tuple[str, ...]]] = {
 MAX_PACKET = '--max-allowed-packet=1073741824'
 CONNECT_ERRORS = ('ERROR 2002', 'ERROR 2003', 'ERROR 2005', 'ERROR 2013', "Can't connect", 'Got error: 2002',
                   'Got error: 2003', 'Got error: 2005')
+# The server's errors by number (its text is in the server's lc_messages): the client prints "ERROR 1205 (HY000)",
+# the dump tool "... (1205)" or "Got error: 1205". ER_LOCK_WAIT_TIMEOUT, ER_STATEMENT_TIMEOUT (MariaDB).
+LOCK_WAIT_TIMEOUT = re.compile(r'ERROR 1205 |\(1205\)|Got error: 1205\b|Lock wait timeout')
+STATEMENT_TIMEOUT = re.compile(r'ERROR 1969 |\(1969\)|Got error: 1969\b|max_statement_time')
 
 
 def quote_option(value: str) -> str:
@@ -148,10 +154,10 @@ class MySQLClient(ToolClient):
                 % (self.flavor, self.conn.where(self.default_port), self.conn.connect_timeout,
                    connect_failure_reason(exc.stderr, exc.message)),
                 host=self.conn.host, port=self.conn.port or self.default_port)
-        if self.limits is not None and 'Lock wait timeout' in exc.stderr:
+        if self.limits is not None and LOCK_WAIT_TIMEOUT.search(exc.stderr):
             return OpsReadyError('Gave up waiting for a lock after lock_timeout=%ss: another session holds '
                                  'it; run again later or raise lock_timeout.' % self.limits.lock_timeout)
-        if self.limits is not None and 'max_statement_time' in exc.stderr:
+        if self.limits is not None and STATEMENT_TIMEOUT.search(exc.stderr):
             return OpsReadyError('Statement stopped after statement_timeout=%ss: raise statement_timeout or '
                                  'run it in a quieter window.' % self.limits.statement_timeout)
         return exc

@@ -87,7 +87,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.backup.artifac
     check_decryptable, open_artifact)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.backup import (
     EVENT_HEADER as EVENT_HEADER_FIELDS, generated_unchecked_text, walk_binlog)
-from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.client import MAX_PACKET
+from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.client import (
+    LOCK_WAIT_TIMEOUT, MAX_PACKET)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.mysql.grants import (
     DRY_PASSED, all_privileges, apply_grants, database_named, grant_statements, kept_database, read_grants,
     revoke_grants, server_roles)
@@ -4068,7 +4069,7 @@ def _restore_scanned(engine: Any, request: RestoreRequest, chain: List[Manifest]
         drop_schema(engine, temp)
         in_use = ''
         said = '%s %s' % (exc.message, exc.stderr)
-        if 'Lock wait timeout exceeded' in said:
+        if LOCK_WAIT_TIMEOUT.search(said):   # ER_LOCK_WAIT_TIMEOUT by number: the server's any language
             in_use = (' The target is in use: a session held a lock on its tables for more than %d s. Stop the '
                       'application\'s sessions on %s (SHOW PROCESSLIST) and run the restore again.'
                       % (SWAP_LOCK_WAIT, target_db))

@@ -22,7 +22,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.connec
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import (
     conninfo_value, quote_ident, quote_literal)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.client import (
-    CATALOG_SEARCH_PATH, PostgresClient as PostgresEngineClient)
+    CATALOG_SEARCH_PATH, INSUFFICIENT_PRIVILEGE, PostgresClient as PostgresEngineClient, sqlstate)
 from ansible_collections.opsready.operations.plugins.module_utils.drill.checks import (
     INTEGRITY_TIMEOUT, QUERY_TIMEOUT, DrillChecks)
 
@@ -128,9 +128,12 @@ class PostgresChecks(DrillChecks):
     def mark_scratch(self, database: str, text: str) -> Dict[str, Any]:
         """The drill's mark on the scratch database it restored: its comment (needs its owner or a superuser)."""
         try:
-            self.client.query('COMMENT ON DATABASE %s IS %s' % (quote_ident(database), quote_literal(text)))
+            self.client.query('COMMENT ON DATABASE %s IS %s' % (quote_ident(database), quote_literal(text)),
+                              verbose=True)
         except OpsReadyError as exc:
-            if 'must be owner' not in exc.message and 'permission denied' not in exc.message:
+            # 42501 insufficient_privilege, in the server's any language (the English texts as well)
+            if sqlstate(getattr(exc, 'stderr', '')) != INSUFFICIENT_PRIVILEGE and 'must be owner' not in exc.message \
+                    and 'permission denied' not in exc.message:
                 raise
             # The restored copy belongs to the source's owner and the drill login is neither it nor a superuser:
             # the drill goes on (nothing is at risk), the next drill refuses this copy if it is left behind.

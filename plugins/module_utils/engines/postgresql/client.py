@@ -7,7 +7,10 @@ errors. Backup (``engines/postgresql/backup.py``), restore, maintenance and DR d
 builds a psql command line or a ``PG*`` environment itself.
 
 Secrets: the password reaches libpq through ``PGPASSWORD`` (or the user's ``PGPASSFILE``), never argv.
-Errors are classified by libpq's English messages: ``ToolRunner`` runs every tool under ``LC_ALL=C.UTF-8``.
+Errors are classified whatever the server's language (see ``classify``): libpq's own messages are English, since
+``ToolRunner`` runs every tool under ``LC_ALL=C.UTF-8`` and ``LANGUAGE=C``; the server's are in its ``lc_messages``
+(postgresql.conf for a refused connection, else the database's or the role's setting too), so a server error is
+told by its SQLSTATE (psql ``VERBOSITY=verbose``: ``sqlstate``), its English text being only one more way.
 
 search_path (CVE-2018-1058's class): a database or role may carry ``SET search_path`` listing a schema before
 pg_catalog; every unqualified function or operator of our SQL there (count(), current_setting(), =, ...) would
@@ -64,11 +67,33 @@ UTF8_SCRIPT = ("SELECT CASE WHEN pg_catalog.getdatabaseencoding() = 'SQL_ASCII' 
                "AS opsready_encoding \\gset\n\\encoding :opsready_encoding\n")
 # The database our sessions without a database of their own (locks, CREATE/DROP/RENAME DATABASE) connect to.
 MAINTENANCE_DATABASE = 'postgres'
-# libpq starts every failure with "connection to server ... failed:", so the reason decides which one it is.
+# libpq starts every failure with "connection to server ... failed:", so the reason decides which one it is. The
+# reason is libpq's own (English: the runner's locale) or the server's, in the language of its postgresql.conf
+# lc_messages: a refusal comes before the role's, the database's and the startup packet's settings apply, and libpq
+# prints it without its SQLSTATE (the connection has no verbosity yet). Those English texts name the cause; in
+# another language the server's refusal is told by its form (SERVER_REFUSAL), the cause left to its own words.
 LOGIN_REFUSED = ('password authentication failed', 'no password supplied', 'no pg_hba.conf entry',
                  'authentication failed', 'role "')
 CONNECT_HINTS = ('could not connect', 'timeout expired', 'Connection refused', 'could not translate host name',
                  'No such file or directory', 'Network is unreachable', 'No route to host')
+# libpq's "connection to server ... failed: " (English) and then a message of the server, "<severity>:  <text>"
+# (two spaces; the severity word in the server's language, FATAL in most), which is what the server refused with.
+SERVER_REFUSAL = re.compile(r'connection to server .*? failed: ([^\s:"]+:  .*)$', re.M)
+# psql with VERBOSITY=verbose (VERBOSE) prints a server's message as "<severity>:  <SQLSTATE>: <text>" (after
+# "psql:<file>:<line>: " for a script), the SQLSTATE the same in every language (errcodes.txt).
+VERBOSE = ('-v', 'VERBOSITY=verbose')
+_SQLSTATE = re.compile(r'^(?:psql:[^\n]*?:\d+: )?[^\s:"]+:  ([0-9A-Z]{5}): ', re.M)
+LOCK_NOT_AVAILABLE = '55P03'   # lock_timeout (and NOWAIT)
+QUERY_CANCELED = '57014'       # statement_timeout (and a cancel request)
+OBJECT_IN_USE = '55006'        # "database ... is being accessed by other users"
+INVALID_PARAMETER_VALUE = '22023'
+INSUFFICIENT_PRIVILEGE = '42501'
+
+
+def sqlstate(stderr: str) -> Optional[str]:
+    """The SQLSTATE of the first server message with one in ``stderr`` (psql run with ``VERBOSE``), else None."""
+    found = _SQLSTATE.search(stderr or '')
+    return found.group(1) if found else None
 
 
 def newest_packaged_tool(name: str, root: str = '/usr/lib/postgresql') -> Optional[str]:
@@ -104,6 +129,13 @@ def csv_rows(out: str) -> List[List[str]]:
 # on the connection itself, before any statement could disable them.
 EVENT_TRIGGERS_OFF = '-c event_triggers=off'
 EVENT_TRIGGERS_OFF_SINCE = 170000   # server_version_num
+
+
+def _message_line(stderr: str) -> str:
+    """The server's message line of ``stderr`` (the first "<severity>:  " line), else its last line."""
+    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
+    found = [line for line in lines if re.match(r'(?:psql:[^\n]*?:\d+: )?[^\s:"]+:  ', line)]
+    return (found or lines or [''])[0 if found else -1]
 
 
 class PostgresClient(ToolClient):
@@ -155,13 +187,15 @@ class PostgresClient(ToolClient):
             self._versions[tool] = out.strip()
         return self._versions[tool]
 
-    def psql_argv(self, *args: str, rows: bool = False, header: bool = False) -> List[str]:
+    def psql_argv(self, *args: str, rows: bool = False, header: bool = False, verbose: bool = False) -> List[str]:
         """The one psql command line: no ~/.psqlrc (-X, a user's settings must not change what runs), quiet,
         stop at the first error (ON_ERROR_STOP=1) and never prompt for a password (-w: fail instead of hanging).
         ``rows``: tuples only, as CSV (``csv_rows`` parses them; a name with a tab or newline stays one value);
-        ``header``: CSV with the column names first."""
+        ``header``: CSV with the column names first; ``verbose``: the server's messages with their SQLSTATE
+        (``sqlstate``), for a caller that acts on one error (the server's language may be any)."""
         shape = ['--csv', '-t'] if rows else (['--csv'] if header else [])
-        return [self.tool('psql'), '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-w'] + shape + list(args)
+        return [self.tool('psql'), '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-w'] + (list(VERBOSE) if verbose else []) \
+            + shape + list(args)
 
     # -- connection ------------------------------------------------------------------------------------
     def env(self, database: Optional[str] = None) -> Dict[str, str]:
@@ -211,38 +245,51 @@ class PostgresClient(ToolClient):
                 'or the entry in login_option_file), and the server\'s pg_hba.conf.'
                 % (where, self.conn.user or 'the default user', connect_failure_reason(exc.stderr, exc.message)),
                 **extra)
+        refusal = SERVER_REFUSAL.search(exc.stderr)
+        if refusal is not None:
+            # the server refused the connection (in a language other than English, or a refusal without a hint of
+            # ours: too many clients, starting up): its own words say why
+            return OpsReadyError(
+                'PostgreSQL at %s refused the connection of %s: %s. The server\'s message says why; check the login '
+                '(login_user, login_password or the entry in login_option_file), the server\'s pg_hba.conf, and that '
+                'the database exists and accepts connections.'
+                % (where, self.conn.user or 'the default user', refusal.group(1).strip()), **extra)
         if any(h in exc.stderr for h in CONNECT_HINTS):
             return OpsReadyError(
                 'Cannot connect to PostgreSQL at %s within connect_timeout=%ss: %s. Check that the server '
                 'is running and that login_host/login_port (or login_unix_socket) are right.'
                 % (where, self.conn.connect_timeout, connect_failure_reason(exc.stderr, exc.message)), **extra)
-        if self.limits is not None and 'lock timeout' in exc.stderr:
+        state = sqlstate(exc.stderr)
+        if self.limits is not None and ('lock timeout' in exc.stderr or state == LOCK_NOT_AVAILABLE):
             return OpsReadyError('Gave up waiting for a lock after lock_timeout=%ss (%s): another session holds '
                                  'it; run again later or raise lock_timeout.'
-                                 % (self.limits.lock_timeout, exc.stderr.strip().splitlines()[-1]))
-        if self.limits is not None and 'statement timeout' in exc.stderr:
+                                 % (self.limits.lock_timeout, _message_line(exc.stderr)))
+        if self.limits is not None and ('statement timeout' in exc.stderr or state == QUERY_CANCELED):
             return OpsReadyError('Statement cancelled after statement_timeout=%ss: raise statement_timeout or '
                                  'run it in a quieter window.' % self.limits.statement_timeout)
         return exc
 
     # -- queries -------------------------------------------------------------------------------------------
     def run_psql(self, sql: str, database: Optional[str] = None, header: bool = False,
-                 timeout: Timeout = DEFAULT_TIMEOUT) -> str:
-        """psql's CSV output of ``sql`` (tuples only unless ``header``); failures classified."""
-        argv = self.psql_argv('-c', sql, rows=not header, header=header)
+                 timeout: Timeout = DEFAULT_TIMEOUT, verbose: bool = False) -> str:
+        """psql's CSV output of ``sql`` (tuples only unless ``header``); failures classified. ``verbose``: the
+        server's messages carry their SQLSTATE (``sqlstate``); always under ``limits`` (``classify`` tells a lock or
+        statement timeout by it)."""
+        argv = self.psql_argv('-c', sql, rows=not header, header=header, verbose=verbose or self.limits is not None)
         return self.run_tool(argv, env=self.env(database), timeout=pick_timeout(timeout, self.timeout), what='psql')
 
-    def query(self, sql: str, database: Optional[str] = None, timeout: Timeout = DEFAULT_TIMEOUT) -> List[List[str]]:
+    def query(self, sql: str, database: Optional[str] = None, timeout: Timeout = DEFAULT_TIMEOUT,
+              verbose: bool = False) -> List[List[str]]:
         """Rows as lists of text. CSV, not -A -F '\\t': names with a tab or a newline stay one value."""
-        return csv_rows(self.run_psql(sql, database, timeout=timeout))
+        return csv_rows(self.run_psql(sql, database, timeout=timeout, verbose=verbose))
 
     def query_script(self, script: str, database: Optional[str] = None,
-                     timeout: Timeout = DEFAULT_TIMEOUT) -> List[List[str]]:
+                     timeout: Timeout = DEFAULT_TIMEOUT, verbose: bool = False) -> List[List[str]]:
         """Rows of a psql script sent on stdin (one psql run, one login): for a query that needs psql's own
         features, e.g. ``\\gset`` of a name read from the catalog and then ``:"name"`` quoted as an identifier
         (a schema-qualified reference to an object whose schema only the server knows). Everything psql prints
-        is read as CSV rows: only the script's last statement should return rows."""
-        argv = self.psql_argv('-f', '-', rows=True)
+        is read as CSV rows: only the script's last statement should return rows. ``verbose``: as ``run_psql``'s."""
+        argv = self.psql_argv('-f', '-', rows=True, verbose=verbose or self.limits is not None)
         return csv_rows(self.run_tool(argv, env=self.env(database), timeout=pick_timeout(timeout, self.timeout),
                                       what='psql', data=script.encode('utf-8')))
 

@@ -29,6 +29,7 @@ import re
 from typing import Any, Dict, List, Optional
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.client import sqlstate
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.quote import quote_ident
 from ansible_collections.opsready.operations.plugins.module_utils.insights.core import (
     QUERY_CHARS, Collector, Options, percent)
@@ -60,8 +61,11 @@ CLIENT = "backend_type = 'client backend'"
 # where it is not so, the statement fails to run and collect() takes the probe first.
 OPTIMISTIC_VERSION = 140000
 OPTIMISTIC_EXTVERSION = '1.8'
-# How the server says that it is not that server: a relation or column missing, the library not loaded.
+# How the server says that it is not that server: a relation or column missing, the library not loaded. The
+# SQLSTATEs (the statement runs with VERBOSITY=verbose) say it in the server's any language: undefined table, column,
+# function, object; object_not_in_prerequisite_state (not in shared_preload_libraries); a syntax error.
 MAKE_UP = re.compile(r'does not exist|pg_stat_statements|shared_preload_libraries|syntax error')
+MAKE_UP_SQLSTATES = ('42P01', '42703', '42883', '42704', '55000', '42601')
 
 
 def _snapshot_sql(version: int, statements: Optional[str], options: Options, probe: bool = False,
@@ -194,10 +198,11 @@ class PostgresInsights(Collector):
         try:
             rows = self.client.query_script(
                 PSS_SCHEMA_GSET + _snapshot_sql(OPTIMISTIC_VERSION, OPTIMISTIC_EXTVERSION, options, probe=True) + ';\n',
-                database=options.database)
+                database=options.database, verbose=True)
             raw = json.loads(rows[0][0]) if rows and rows[0] else None
         except OpsReadyError as exc:
-            if not MAKE_UP.search('%s %s' % (exc.message, getattr(exc, 'stderr', ''))):
+            if sqlstate(getattr(exc, 'stderr', '')) not in MAKE_UP_SQLSTATES and \
+                    not MAKE_UP.search('%s %s' % (exc.message, getattr(exc, 'stderr', ''))):
                 raise  # a login, a timeout, a lock: asking again would only wait again
             raw = None
         if raw is not None:

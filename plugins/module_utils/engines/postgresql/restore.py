@@ -86,7 +86,8 @@ from ansible_collections.opsready.operations.plugins.module_utils.engines.postgr
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.backup import (
     PostgresEngine, toc_lines)
 from ansible_collections.opsready.operations.plugins.module_utils.engines.postgresql.client import (
-    CATALOG_SEARCH_PATH, EVENT_TRIGGERS_OFF_SINCE, MAINTENANCE_DATABASE, UTF8_SCRIPT, PsqlSession)
+    CATALOG_SEARCH_PATH, EVENT_TRIGGERS_OFF_SINCE, INVALID_PARAMETER_VALUE, MAINTENANCE_DATABASE, OBJECT_IN_USE,
+    UTF8_SCRIPT, PsqlSession, sqlstate)
 from ansible_collections.opsready.operations.plugins.module_utils.restore.plan import (
     Restorer, RestoreRequest, Timer, drop_named, temporary_name)
 from ansible_collections.opsready.operations.plugins.module_utils.restore.stale import (
@@ -384,11 +385,21 @@ def _locale_refused(engine: PostgresEngine, setting: str, value: str) -> Optiona
     of its own: a refusal must not end the run's session), or None when it takes it (or fails otherwise: left to
     the steps that would meet it)."""
     try:
-        engine.query('SELECT set_config(%s, %s, true)' % (quote_literal(setting), quote_literal(value)))
+        engine.client.query('SELECT set_config(%s, %s, true)' % (quote_literal(setting), quote_literal(value)),
+                            verbose=True)
     except ToolError as exc:
-        if 'invalid value for parameter' in (exc.stderr or exc.message):
+        # 22023 invalid_parameter_value, in the server's any language (the English text as well)
+        if sqlstate(exc.stderr) == INVALID_PARAMETER_VALUE or \
+                'invalid value for parameter' in (exc.stderr or exc.message):
             return exc
     return None
+
+
+def _locale_missing(engine: PostgresEngine, props: Dict[str, Any]) -> bool:
+    """Whether the backed-up database's LC_COLLATE or LC_CTYPE is a locale this server lacks (``_locale_refused``:
+    told by SQLSTATE), for a CREATE DATABASE refused in words of a language we do not read."""
+    return any(props.get(key) and _locale_refused(engine, 'lc_monetary', str(props[key])) is not None
+               for key in ('collate', 'ctype'))
 
 
 def check_database_locale(engine: PostgresEngine, manifest: Manifest) -> None:
@@ -774,7 +785,10 @@ def discard_copy(engine: PostgresEngine, name: str) -> Optional[str]:
         try:
             drop_database(engine, name)
         except ToolError as exc:
-            if 'logical replication subscription' not in (exc.stderr or exc.message):
+            # refused for its subscriptions ("being used by logical replication subscription", in the server's
+            # language): asked of the catalog, not read from the message
+            if 'logical replication subscription' not in (exc.stderr or exc.message) and \
+                    not engine.query(SUBSCRIPTIONS_IN % quote_literal(name)):
                 raise
             engine.query('ALTER DATABASE %s ALLOW_CONNECTIONS true' % quote_ident(name))
             drop_restored_subscriptions(engine, name)
@@ -1935,13 +1949,14 @@ def _swap(engine: PostgresEngine, target: str, restored: str, exists: bool,
                          'pg_backend_pid()' % quote_literal(target))
             try:
                 # psql -c runs the string in one transaction: both names change, with the markers, or nothing does.
-                engine.query('ALTER DATABASE %s RENAME TO %s; %s; %s; ALTER DATABASE %s RENAME TO %s'
-                             % (qt, quote_ident(aside), _mark(aside, target, 'old'), comment,
-                                quote_ident(restored), qt))
+                # verbose: "being accessed by other users" is told by its SQLSTATE, in the server's any language
+                engine.client.query('ALTER DATABASE %s RENAME TO %s; %s; %s; ALTER DATABASE %s RENAME TO %s'
+                                    % (qt, quote_ident(aside), _mark(aside, target, 'old'), comment,
+                                       quote_ident(restored), qt), verbose=True)
                 last = None
                 break
             except ToolError as exc:
-                if 'being accessed by other users' not in exc.stderr:
+                if sqlstate(exc.stderr) != OBJECT_IN_USE and 'being accessed by other users' not in exc.stderr:
                     raise
                 last = exc
                 time.sleep(0.1)
@@ -2004,7 +2019,10 @@ def create_database(engine: PostgresEngine, request: RestoreRequest, manifest: M
         _ask(engine, 'CREATE DATABASE %s TEMPLATE template0 %s%s%s' % (
             quote_ident(name), options, tablespace, ' ALLOW_CONNECTIONS false' if closed else ''), session)
     except ToolError as exc:
-        if not options or not re.search(r'locale|encoding|collation|LC_C', exc.stderr or '', re.I):
+        # the English words (and LC_COLLATE, LC_CTYPE, which every translation keeps), else asked of the server: the
+        # refusal may be in any language
+        if not options or not (re.search(r'locale|encoding|collation|LC_C', exc.stderr or '', re.I)
+                               or _locale_missing(engine, props)):
             raise
         raise OpsReadyError('Cannot create a database on %s with the encoding and locale of the backed-up one '
                             '(%s): %s. Install that locale on the server (locale-gen, then restart PostgreSQL) '
@@ -2382,10 +2400,16 @@ def _copy_fate(temp: str, error: Optional[str]) -> str:
             % (error, quote_ident(temp)))
 
 
+# a server's message with its SQLSTATE (VERBOSITY=verbose) of a class other than success, warning, no data
+_ERROR_SQLSTATE = re.compile(r'(?:^|: )[^\s:"]+:  (?!0[012])[0-9A-Z]{5}: ')
+
+
 def _server_error(exc: ToolError) -> str:
     """The server's own error first (pg_restore/psql print it among many lines), then the tool's summary."""
     lines = [line.strip() for line in (exc.stderr or '').splitlines()]
-    errors = [line for line in lines if 'ERROR:' in line or 'FATAL:' in line]
+    # English severities, or (psql with VERBOSITY=verbose) a SQLSTATE of an error class: the server's any language
+    errors = [line for line in lines if 'ERROR:' in line or 'FATAL:' in line or _ERROR_SQLSTATE.search(line)
+              or line.startswith(('pg_restore: error: ', 'psql: error: '))]   # the tools' own words: English
     if errors:
         return 'the server reported: %s (%s)%s%s' % (' | '.join(errors[:3]), exc.message.split(':', 1)[0],
                                                      _search_path_hint(exc.stderr or ''), _owner_hint(exc.stderr or ''))
@@ -2395,17 +2419,28 @@ def _server_error(exc: ToolError) -> str:
 # ALTER ... OWNER TO a role the restoring login is not a member of (a restore by a role that is not a superuser);
 # PostgreSQL 16 says "must be able to SET ROLE". The name is printed as it is, quotes included: up to the line's end.
 _NOT_MEMBER = re.compile(r'ERROR:\s+must be (?:a member of role|member of role|able to SET ROLE) "(.*)"\s*$', re.M)
+# pg_restore's line after a failed statement (its own words, English): the ALTER ... OWNER TO that failed
+_OWNER_COMMAND = re.compile(r'^Command was: ALTER [^\n]* OWNER TO ("(?:[^"\n]|"")+"|[^\s;"]+);\s*$', re.M)
 
 
 def _owner_hint(stderr: str) -> str:
     """What to do when the load could not give an object to its owner: the restoring role (not a superuser) is not a
     member of the owner's role, so pg_restore's ALTER ... OWNER TO failed."""
     found = _NOT_MEMBER.search(stderr)
-    if found is None:
+    if found is not None:
+        return ('. The restoring role cannot give objects to role "%s", their owner in the backup: restore as a '
+                'superuser, or as a member of that role (GRANT it to login_user), or with no_owner=true (the restoring '
+                'role then owns every object and no privileges are restored)' % found.group(1))
+    # The server's words in another language: pg_restore's own "Command was:" (English) names the statement.
+    command = _OWNER_COMMAND.search(stderr) if 'ERROR:' not in stderr else None
+    if command is None:
         return ''
-    return ('. The restoring role cannot give objects to role "%s", their owner in the backup: restore as a '
-            'superuser, or as a member of that role (GRANT it to login_user), or with no_owner=true (the restoring '
-            'role then owns every object and no privileges are restored)' % found.group(1))
+    role = command.group(1)
+    role = role[1:-1].replace('""', '"') if role.startswith('"') else role
+    return ('. The restoring role cannot give objects to role "%s", their owner in the backup (ALTER ... OWNER TO '
+            'failed; the server\'s message says why): restore as a superuser, or as a member of that role (GRANT it '
+            'to login_user), with the role created first if this server lacks it (restore @globals), or with '
+            'no_owner=true (the restoring role then owns every object and no privileges are restored)' % role)
 
 
 # A name the load could not find, looked up inside a function's body (CONTEXT names the function).
