@@ -274,12 +274,11 @@ from ansible.module_utils.basic import AnsibleModule
 # first of the collection: every module_utils file below compiles once on the target (common/compile_once.py)
 from ansible_collections.opsready.operations.plugins.module_utils.common import compile_once  # noqa: F401  # pylint: disable=unused-import
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
-from ansible_collections.opsready.operations.plugins.module_utils.backup import retention
-# catalog_prune and prune_result, not jobs: jobs imports the engine registry and the engines, which a file backup never
-# uses and the host compiled from the AnsiballZ zip on every run (issue 22)
-from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_prune import prune as prune_set
-from ansible_collections.opsready.operations.plugins.module_utils.backup.prune_result import (
-    merge_pruned, take_retention)
+# Retention (retention, catalog_prune, prune_result: with the catalog ~200 KB of source) is imported in prune(), and
+# while the archive commits (_preload_retention); the set's lock and leftovers come from leftovers.py, not
+# artifacts.py (the engine interface, the tool runner, the artifact readers). The host compiles every imported file
+# from the AnsiballZ zip on every run, and all that was serial start-up before the archive's first byte (issue 22).
+# Retention goes through catalog_prune, not backup/jobs.py (the engine registry and every engine).
 from ansible_collections.opsready.operations.plugins.module_utils.backup.listed import (
     DEFAULT_MAX_LISTED, list_deleted_at_most, max_listed_error)
 from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
@@ -287,13 +286,29 @@ from ansible_collections.opsready.operations.plugins.module_utils.common import 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import (
     check_compression, compression_argument_spec)
-from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import remove_leftovers, set_lock
+from ansible_collections.opsready.operations.plugins.module_utils.backup.leftovers import remove_leftovers, set_lock
 from ansible_collections.opsready.operations.plugins.module_utils.common.cleanup import leftover_warning
 from ansible_collections.opsready.operations.plugins.module_utils.files import archive, safeio
 
 
+def _preload_retention():
+    """Retention's code imported beside the archive's commit (``archive.create_archive(while_committing=...)``), the
+    main thread's idle wait, instead of after it. Import statements, not importlib: Ansible ships what they name."""
+    from ansible_collections.opsready.operations.plugins.module_utils.backup import retention  # noqa: F401  # pylint: disable=unused-import
+    from ansible_collections.opsready.operations.plugins.module_utils.backup import catalog_prune  # noqa: F401  # pylint: disable=unused-import
+    from ansible_collections.opsready.operations.plugins.module_utils.backup import prune_result  # noqa: F401  # pylint: disable=unused-import
+
+
+def take_retention(result, answer):
+    from ansible_collections.opsready.operations.plugins.module_utils.backup.prune_result import take_retention as take
+    take(result, answer)
+
+
 def prune(dest, name, keep_days, keep_count, check_mode):
     """Retention of this set only; the shared job refuses a plan that breaks a dependency."""
+    from ansible_collections.opsready.operations.plugins.module_utils.backup import retention
+    from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_prune import prune as prune_set
+    from ansible_collections.opsready.operations.plugins.module_utils.backup.prune_result import merge_pruned
     # check mode: the real run prunes after writing its new archive, which takes a keep_count slot
     policy = retention.Policy(keep_last=keep_count or None, keep_days=keep_days or None)
     policy.pending_full = check_mode
@@ -349,7 +364,9 @@ def main():
         archive.check_sources(p['paths'])
         fingerprint, count, secret = archive.tree_fingerprint(p['paths'])
         result['file_count'] = count
-        previous = archive.latest_archive(p['dest'], p['name'])
+        # the newest archive matters only to skip_unchanged: reading the catalog (and compiling its code) for it
+        # delayed every other run's first byte; retention reads the catalog after the archive
+        previous = archive.latest_archive(p['dest'], p['name']) if p['skip_unchanged'] else None
         previous_recipients = (previous.data.get('encryption') or {}).get('recipients') if previous else None
         same_encryption = sorted(previous_recipients or []) == sorted(recipients or [])
         if p['skip_unchanged'] and previous is not None and previous.data.get('fingerprint') == fingerprint \
@@ -377,7 +394,8 @@ def main():
                     module.warn(safeio.displayable(leftover_warning(path, reason)))
             manifest = archive.create_archive(p['paths'], p['dest'], p['name'], compression=p['compression'],
                                               level=p['compression_level'], threads=p['threads'],
-                                              fingerprint=fingerprint, file_count=count, recipients=recipients)
+                                              fingerprint=fingerprint, file_count=count, recipients=recipients,
+                                              while_committing=_preload_retention)
             result.update(changed=True, archive=manifest['path'], manifest=manifest,
                           not_archived=manifest.get('not_archived', []),
                           changed_while_read=manifest.get('changed_while_read', []),
