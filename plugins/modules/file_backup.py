@@ -274,8 +274,8 @@ from ansible.module_utils.basic import AnsibleModule
 # first of the collection: every module_utils file below compiles once on the target (common/compile_once.py)
 from ansible_collections.opsready.operations.plugins.module_utils.common import compile_once  # noqa: F401  # pylint: disable=unused-import
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
-# Retention (retention, catalog_prune, prune_result: with the catalog ~200 KB of source) is imported in prune(), and
-# while the archive commits (_preload_retention); the set's lock and leftovers come from leftovers.py, not
+# Retention (retention, catalog_prune, prune_result: with the catalog ~200 KB of source) is imported in prune(), after
+# the archive and its manifest; the set's lock and leftovers come from leftovers.py, not
 # artifacts.py (the engine interface, the tool runner, the artifact readers). The host compiles every imported file
 # from the AnsiballZ zip on every run, and all that was serial start-up before the archive's first byte (issue 22).
 # Retention goes through catalog_prune, not backup/jobs.py (the engine registry and every engine).
@@ -289,14 +289,6 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.streami
 from ansible_collections.opsready.operations.plugins.module_utils.backup.leftovers import remove_leftovers, set_lock
 from ansible_collections.opsready.operations.plugins.module_utils.common.cleanup import leftover_warning
 from ansible_collections.opsready.operations.plugins.module_utils.files import archive, safeio
-
-
-def _preload_retention():
-    """Retention's code imported beside the archive's commit (``archive.create_archive(while_committing=...)``), the
-    main thread's idle wait, instead of after it. Import statements, not importlib: Ansible ships what they name."""
-    from ansible_collections.opsready.operations.plugins.module_utils.backup import retention  # noqa: F401  # pylint: disable=unused-import
-    from ansible_collections.opsready.operations.plugins.module_utils.backup import catalog_prune  # noqa: F401  # pylint: disable=unused-import
-    from ansible_collections.opsready.operations.plugins.module_utils.backup import prune_result  # noqa: F401  # pylint: disable=unused-import
 
 
 def take_retention(result, answer):
@@ -394,8 +386,7 @@ def main():
                     module.warn(safeio.displayable(leftover_warning(path, reason)))
             manifest = archive.create_archive(p['paths'], p['dest'], p['name'], compression=p['compression'],
                                               level=p['compression_level'], threads=p['threads'],
-                                              fingerprint=fingerprint, file_count=count, recipients=recipients,
-                                              while_committing=_preload_retention)
+                                              fingerprint=fingerprint, file_count=count, recipients=recipients)
             result.update(changed=True, archive=manifest['path'], manifest=manifest,
                           not_archived=manifest.get('not_archived', []),
                           changed_while_read=manifest.get('changed_while_read', []),

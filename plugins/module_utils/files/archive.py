@@ -26,7 +26,7 @@ import os
 import socket
 import stat
 import tarfile
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
 from ansible_collections.opsready.operations.plugins.module_utils.common.background import Background
@@ -38,8 +38,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.files import s
 
 # The catalog (~110 KB of source, for latest_archive: skip_unchanged) and the manifest code (the last step) are
 # imported where they are used: a payload compiles every file it imports on every run, and what is imported before
-# the archive's first byte is serial start-up the raw tar | zstd | age pipeline does not have (issue 22). The
-# manifest code is imported while the archive commits (``_while_committing``).
+# the archive's first byte is serial start-up the raw tar | zstd | age pipeline does not have (issue 22).
 if TYPE_CHECKING:  # pragma: no cover
     from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import Manifest
 
@@ -785,26 +784,12 @@ def latest_archive(dest: str, set_name: str) -> Optional['Manifest']:
     return entries[-1] if entries else None
 
 
-def _while_committing(then: Optional[Callable[[], Any]]) -> None:
-    """What runs beside ``ArtifactWriter.commit``: the manifest code imported (the step after the commit), then the
-    caller's ``then`` (file_backup imports its retention code). The commit's wait is the main thread's idle time
-    (zstd's last job in its workers, the encryption thread draining its queue, the fsyncs: the GIL released); done
-    after it, the same imports were serial. What fails here is left to the main thread, which imports the same
-    modules where it uses them and meets the same error there."""
-    from ansible_collections.opsready.operations.plugins.module_utils.backup import manifest  # noqa: F401  # pylint: disable=unused-import
-    if then is not None:
-        then()
-
-
 def create_archive(paths: List[str], dest: str, set_name: str, compression: str = 'zstd',
                    level: Optional[int] = None, threads: int = 0, fingerprint: Optional[str] = None,
-                   file_count: Optional[int] = None, recipients: Optional[List[str]] = None,
-                   while_committing: Optional[Callable[[], Any]] = None) -> Dict[str, Any]:
+                   file_count: Optional[int] = None, recipients: Optional[List[str]] = None) -> Dict[str, Any]:
     """Archive ``paths`` into ``dest``; returns the manifest (written after the artifact is durable).
 
     With ``recipients`` the archive is age-encrypted in the same pass (``<name>.tar.zst.age``).
-    ``while_committing``: work for a thread of its own while the archive commits (imports of what the caller needs
-    next; see ``_while_committing``); its errors are ignored, its end awaited before this returns.
     """
     started = utcnow()
     name = '%s-%s.tar%s%s' % (set_name, stamp(started), compression_suffix(compression),
@@ -818,8 +803,6 @@ def create_archive(paths: List[str], dest: str, set_name: str, compression: str 
     files: List[Dict[str, Any]] = []
     buffer = bytearray(CHUNK)
     sealing: Optional[Background] = None
-    preload: Optional[Background] = None
-    committed = False
     _OWNERS.clear()  # names as they are now (a long-lived process may archive again after a user was renamed)
     _GROUPS.clear()
     try:
@@ -846,63 +829,55 @@ def create_archive(paths: List[str], dest: str, set_name: str, compression: str 
                 # stream is closed, and the manifest is still written after the commit.
                 sealing = Background(lambda: encryption.seal_text(json.dumps(files, sort_keys=True), recipients),
                                      'opsready-seal-list')
-            preload = Background(lambda: _while_committing(while_committing), 'opsready-preload')
             stored = writer.commit()
-            committed = True
     except OSError as exc:
         raise OpsReadyError('Writing %s failed: %s. The partial archive was removed and no manifest written.'
                             % (artifact, exc.strerror or exc), path=artifact)
     finally:
         if sealing is not None:
             sealing.wait()   # a failed commit leaves no thread behind (a few ms of work)
-        if preload is not None and not committed:
-            preload.wait()   # a failed run leaves no thread behind either
-    try:
-        finished = utcnow()
-        manifest = {
-            'engine': ENGINE,
-            'kind': KIND,
-            'server': socket.gethostname(),
-            'origin': local_origin(),
-            'database': set_name,
-            'started': isoformat(started),
-            'finished': isoformat(finished),
-            # a file changed while the archive was written may or may not be in it: only what was there at the
-            # start is certainly captured, so the RPO is measured from the start
-            'consistent_at': isoformat(started),
-            'size': stored['size'],
-            'sha256': stored['sha256'],
-            'raw_size': stored['raw_size'],
-            'compression': stored['compression'],
-            'compression_level': stored['compression_level'],
-            'tool': {'name': 'python-tarfile', 'format': 'pax'},
-            'parent': None,
-            'sources': [os.path.abspath(p) for p in paths],
-            'file_count': file_count,
-            'member_count': members,
-            'fingerprint': fingerprint,
-        }
-        if 'encryption' in stored:
-            manifest['encryption'] = stored['encryption']
-        # What every member was (type, mode, owner, SHA-256): a drill checks the restored tree against it. For an
-        # encrypted set the list is sealed to the recipients like the archive: a file's SHA-256 in the clear would let
-        # anyone holding the catalog test guesses of a config file holding a weak password.
-        listed = files if len(files) <= FILE_LIST_LIMIT else None
-        if sealing is not None:   # recipients and the list within FILE_LIST_LIMIT: started before the commit
-            manifest['files_sealed'] = sealing.result()
-        else:
-            manifest['files'] = listed
-        if skipped:
-            manifest['not_archived'] = skipped
-        if changed:
-            manifest['changed_while_read'] = changed
-        outside = hardlinks_outside(names)
-        if outside:
-            manifest['hardlinks_outside'] = outside
-        from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import write_manifest
-        write_manifest(artifact, manifest)
-    finally:
-        if preload is not None:
-            preload.wait()   # the caller's imports may still run: the manifest does not wait for them
+    finished = utcnow()
+    manifest = {
+        'engine': ENGINE,
+        'kind': KIND,
+        'server': socket.gethostname(),
+        'origin': local_origin(),
+        'database': set_name,
+        'started': isoformat(started),
+        'finished': isoformat(finished),
+        # a file changed while the archive was written may or may not be in it: only what was there at the
+        # start is certainly captured, so the RPO is measured from the start
+        'consistent_at': isoformat(started),
+        'size': stored['size'],
+        'sha256': stored['sha256'],
+        'raw_size': stored['raw_size'],
+        'compression': stored['compression'],
+        'compression_level': stored['compression_level'],
+        'tool': {'name': 'python-tarfile', 'format': 'pax'},
+        'parent': None,
+        'sources': [os.path.abspath(p) for p in paths],
+        'file_count': file_count,
+        'member_count': members,
+        'fingerprint': fingerprint,
+    }
+    if 'encryption' in stored:
+        manifest['encryption'] = stored['encryption']
+    # What every member was (type, mode, owner, SHA-256): a drill checks the restored tree against it. For an
+    # encrypted set the list is sealed to the recipients like the archive: a file's SHA-256 in the clear would let
+    # anyone holding the catalog test guesses of a config file holding a weak password.
+    listed = files if len(files) <= FILE_LIST_LIMIT else None
+    if sealing is not None:   # recipients and the list within FILE_LIST_LIMIT: started before the commit
+        manifest['files_sealed'] = sealing.result()
+    else:
+        manifest['files'] = listed
+    if skipped:
+        manifest['not_archived'] = skipped
+    if changed:
+        manifest['changed_while_read'] = changed
+    outside = hardlinks_outside(names)
+    if outside:
+        manifest['hardlinks_outside'] = outside
+    from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import write_manifest
+    write_manifest(artifact, manifest)
     manifest['path'] = artifact
     return manifest

@@ -3,10 +3,10 @@
 A module payload is zipimported: every module_utils file it imports is compiled from source on every run, and
 everything imported before the archive's ``.partial`` is created delays the first byte (the raw ``tar | zstd | age``
 pipeline writes its first byte ~10 ms after it starts). The catalog (~110 KB of source: only ``skip_unchanged`` and
-retention read it), retention and the prune code (after the archive), the manifest code (after the commit: imported
-while the commit waits), the database backup side of artifacts.py and the engines (a file backup never uses them)
-stay out of that start. Each probe runs in a process of its own and records ``sys.modules`` when the ``.partial``
-file is opened (an audit hook), then checks that the run still did everything after it.
+retention read it), retention and the prune code (after the archive), the manifest code (after the commit), the
+database backup side of artifacts.py and the engines (a file backup never uses them) stay out of that start. Each
+probe runs in a process of its own and records ``sys.modules`` when the ``.partial`` file is opened (an audit hook),
+then checks that the run still did everything after it.
 """
 
 from __future__ import annotations
