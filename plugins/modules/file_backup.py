@@ -274,12 +274,11 @@ from ansible.module_utils.basic import AnsibleModule
 # first of the collection: every module_utils file below compiles once on the target (common/compile_once.py)
 from ansible_collections.opsready.operations.plugins.module_utils.common import compile_once  # noqa: F401  # pylint: disable=unused-import
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import no_path_info
-from ansible_collections.opsready.operations.plugins.module_utils.backup import retention
-# catalog_prune and prune_result, not jobs: jobs imports the engine registry and the engines, which a file backup never
-# uses and the host compiled from the AnsiballZ zip on every run (issue 22)
-from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_prune import prune as prune_set
-from ansible_collections.opsready.operations.plugins.module_utils.backup.prune_result import (
-    merge_pruned, take_retention)
+# Retention (retention, catalog_prune, prune_result: with the catalog ~200 KB of source) is imported in prune(), after
+# the archive and its manifest; the set's lock and leftovers come from leftovers.py, not
+# artifacts.py (the engine interface, the tool runner, the artifact readers). The host compiles every imported file
+# from the AnsiballZ zip on every run, and all that was serial start-up before the archive's first byte (issue 22).
+# Retention goes through catalog_prune, not backup/jobs.py (the engine registry and every engine).
 from ansible_collections.opsready.operations.plugins.module_utils.backup.listed import (
     DEFAULT_MAX_LISTED, list_deleted_at_most, max_listed_error)
 from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
@@ -287,13 +286,21 @@ from ansible_collections.opsready.operations.plugins.module_utils.common import 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 from ansible_collections.opsready.operations.plugins.module_utils.common.streaming import (
     check_compression, compression_argument_spec)
-from ansible_collections.opsready.operations.plugins.module_utils.backup.artifacts import remove_leftovers, set_lock
+from ansible_collections.opsready.operations.plugins.module_utils.backup.leftovers import remove_leftovers, set_lock
 from ansible_collections.opsready.operations.plugins.module_utils.common.cleanup import leftover_warning
 from ansible_collections.opsready.operations.plugins.module_utils.files import archive, safeio
 
 
+def take_retention(result, answer):
+    from ansible_collections.opsready.operations.plugins.module_utils.backup.prune_result import take_retention as take
+    take(result, answer)
+
+
 def prune(dest, name, keep_days, keep_count, check_mode):
     """Retention of this set only; the shared job refuses a plan that breaks a dependency."""
+    from ansible_collections.opsready.operations.plugins.module_utils.backup import retention
+    from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_prune import prune as prune_set
+    from ansible_collections.opsready.operations.plugins.module_utils.backup.prune_result import merge_pruned
     # check mode: the real run prunes after writing its new archive, which takes a keep_count slot
     policy = retention.Policy(keep_last=keep_count or None, keep_days=keep_days or None)
     policy.pending_full = check_mode
@@ -349,7 +356,9 @@ def main():
         archive.check_sources(p['paths'])
         fingerprint, count, secret = archive.tree_fingerprint(p['paths'])
         result['file_count'] = count
-        previous = archive.latest_archive(p['dest'], p['name'])
+        # the newest archive matters only to skip_unchanged: reading the catalog (and compiling its code) for it
+        # delayed every other run's first byte; retention reads the catalog after the archive
+        previous = archive.latest_archive(p['dest'], p['name']) if p['skip_unchanged'] else None
         previous_recipients = (previous.data.get('encryption') or {}).get('recipients') if previous else None
         same_encryption = sorted(previous_recipients or []) == sorted(recipients or [])
         if p['skip_unchanged'] and previous is not None and previous.data.get('fingerprint') == fingerprint \

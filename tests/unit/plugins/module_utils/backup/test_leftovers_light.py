@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from ansible_collections.opsready.operations.plugins.module_utils.backup import artifacts, catalog_index
+from ansible_collections.opsready.operations.plugins.module_utils.backup import catalog_index, leftovers
 
 from tests.unit.plugins.module_utils.backup.test_catalog_index_equivalence import NOW, put, stamp
 
@@ -95,7 +95,7 @@ def _other_set(d):
 
 
 def _many(d):
-    backups(d, artifacts.LIGHT_LEFTOVERS_MAX + 2)
+    backups(d, leftovers.LIGHT_LEFTOVERS_MAX + 2)
     (d / ('%s%s.dump.partial' % (PREFIX, stamp(NOW)))).write_bytes(b'half')
 
 
@@ -119,22 +119,22 @@ CASES = [_clean, _partial, _unvouched, _named_apart, _vouched_apart, _broken, _d
 def test_light_path_removes_what_the_catalog_removes(tmp_path, monkeypatch, make):
     make(tmp_path)
     catalog_index.clear()
-    monkeypatch.setattr(artifacts, 'LIGHT_LEFTOVERS_MAX', -1)   # the catalog path alone
-    expected = artifacts.remove_leftovers(str(tmp_path), [PREFIX], check_mode=True)
+    monkeypatch.setattr(leftovers, 'LIGHT_LEFTOVERS_MAX', -1)   # the catalog path alone
+    expected = leftovers.remove_leftovers(str(tmp_path), [PREFIX], check_mode=True)
     monkeypatch.undo()
     monkeypatch.setattr(catalog_index, 'SETTLE_NS', 0)
     catalog_index.clear()
-    assert artifacts.remove_leftovers(str(tmp_path), [PREFIX], check_mode=True) == expected
-    assert artifacts.remove_leftovers(str(tmp_path), [PREFIX]) == expected
+    assert leftovers.remove_leftovers(str(tmp_path), [PREFIX], check_mode=True) == expected
+    assert leftovers.remove_leftovers(str(tmp_path), [PREFIX]) == expected
     assert all(not os.path.lexists(p) for p in expected)
 
 
 def test_the_usual_directory_is_decided_without_the_catalog(tmp_path):
     backups(tmp_path)
     directory_artifact(tmp_path, '%s%s' % (PREFIX, stamp(NOW)))
-    assert artifacts._none_left(str(tmp_path), [PREFIX]) is True
+    assert leftovers._none_left(str(tmp_path), [PREFIX]) is True
     (tmp_path / ('%s%s.dump.partial' % (PREFIX, stamp(NOW + datetime.timedelta(seconds=1))))).write_bytes(b'x')
-    assert artifacts._none_left(str(tmp_path), [PREFIX]) is False
+    assert leftovers._none_left(str(tmp_path), [PREFIX]) is False
 
 
 def test_a_directory_with_a_large_index_is_not_listed_twice(tmp_path, monkeypatch):
@@ -151,21 +151,21 @@ def test_a_directory_with_a_large_index_is_not_listed_twice(tmp_path, monkeypatc
         listed.append(path)
         return real(path)
     monkeypatch.setattr(os, 'listdir', counting)
-    assert artifacts._none_left(str(tmp_path), [PREFIX]) is False   # the partial: listed, found
+    assert leftovers._none_left(str(tmp_path), [PREFIX]) is False   # the partial: listed, found
     assert listed
     listed.clear()
     backups_only = tmp_path / 'clean'
     backups_only.mkdir()
     backups(backups_only)
     with open(backups_only / catalog_index.INDEX_NAME, 'wb') as handle:
-        handle.truncate(artifacts.LIGHT_INDEX_MAX + 1)   # (its content is the catalog's business: here only its size)
-    assert artifacts._none_left(str(backups_only), [PREFIX]) is False
+        handle.truncate(leftovers.LIGHT_INDEX_MAX + 1)   # (its content is the catalog's business: here only its size)
+    assert leftovers._none_left(str(backups_only), [PREFIX]) is False
     assert listed == [], 'the light check listed a directory the catalog answers without listing'
     monkeypatch.undo()
     catalog_index.clear()
-    assert artifacts.remove_leftovers(str(backups_only), [PREFIX], check_mode=True) == []
+    assert leftovers.remove_leftovers(str(backups_only), [PREFIX], check_mode=True) == []
     catalog_index.clear()
-    assert artifacts.remove_leftovers(str(tmp_path), [PREFIX], check_mode=True) == [
+    assert leftovers.remove_leftovers(str(tmp_path), [PREFIX], check_mode=True) == [
         str(tmp_path / ('%s%s.dump.partial' % (PREFIX, stamp(NOW))))]
 
 
@@ -180,12 +180,12 @@ def test_the_staging_a_running_tool_writes_is_kept(tmp_path, monkeypatch, light)
     (tmp_path / running).mkdir()
     (tmp_path / killed).mkdir()
     if not light:
-        monkeypatch.setattr(artifacts, 'LIGHT_LEFTOVERS_MAX', -1)
-    assert artifacts.remove_leftovers(str(tmp_path), [PREFIX], keep=[running]) == [str(tmp_path / killed)]
+        monkeypatch.setattr(leftovers, 'LIGHT_LEFTOVERS_MAX', -1)
+    assert leftovers.remove_leftovers(str(tmp_path), [PREFIX], keep=[running]) == [str(tmp_path / killed)]
     assert (tmp_path / running).is_dir() and not (tmp_path / killed).exists()
-    monkeypatch.setattr(artifacts, 'LIGHT_LEFTOVERS_MAX', 64)
+    monkeypatch.setattr(leftovers, 'LIGHT_LEFTOVERS_MAX', 64)
     catalog_index.clear()
     # only the kept staging left: nothing to remove, and the light path decides it alone
-    assert artifacts._none_left(str(tmp_path), [PREFIX], keep=[running]) is True
-    assert artifacts.remove_leftovers(str(tmp_path), [PREFIX], keep=[running]) == []
+    assert leftovers._none_left(str(tmp_path), [PREFIX], keep=[running]) is True
+    assert leftovers.remove_leftovers(str(tmp_path), [PREFIX], keep=[running]) == []
     assert (tmp_path / running).is_dir()

@@ -10,7 +10,7 @@ import datetime
 
 import pytest
 
-from ansible_collections.opsready.operations.plugins.module_utils.backup import catalog_index, retention
+from ansible_collections.opsready.operations.plugins.module_utils.backup import catalog_index, catalog_prune, retention
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog_prune import prune
 from ansible_collections.opsready.operations.plugins.modules import file_backup
 
@@ -23,7 +23,8 @@ DAY = datetime.timedelta(days=1)
 def clean(monkeypatch):
     catalog_index.clear()
     monkeypatch.setattr(catalog_index, 'SETTLE_NS', 0)
-    monkeypatch.setattr(file_backup, 'prune_set', lambda *a, **k: prune(*a, now=NOW, **k))
+    # (file_backup imports catalog_prune's prune where it prunes: the patched one)
+    monkeypatch.setattr(catalog_prune, 'prune', lambda *a, **k: prune(*a, now=NOW, **k))
     yield
     catalog_index.clear()
 
