@@ -103,6 +103,18 @@ def odbc_string(spec: Dict[str, Any]) -> str:
     return text
 
 
+# Our own messages name the limit ("within connect_timeout=5s") whatever the failure was: left out of the match.
+_OWN_LIMIT = re.compile(r'\b(?:connect|lock|statement)_timeout=\S*', re.IGNORECASE)
+# A client that gave up waiting: libpq "timeout expired", ODBC "Login timeout expired", errno 110 "Connection timed
+# out", our session limit "psql timed out after 5s".
+_RAN_OUT = re.compile(r'timeout expired|timed out', re.IGNORECASE)
+
+
+def ran_out_of_time(text: str) -> bool:
+    """Whether a probe's failure ``text`` says the probe ran out of time (not merely that a limit was set)."""
+    return _RAN_OUT.search(_OWN_LIMIT.sub('', text)) is not None
+
+
 @register
 class DbCheck(CheckType):
     type_name = 'db'
@@ -151,7 +163,7 @@ class DbCheck(CheckType):
                 value = self._native(spec, runner)
         except Exception as exc:
             text = runner.redact(str(getattr(exc, 'message', None) or exc)).strip()
-            timed_out = 'timeout' in text.lower() or 'timed out' in text.lower()
+            timed_out = ran_out_of_time(text)
             return {'ok': False, 'latency_ms': None, 'condition': 'database_connection', 'timed_out': timed_out,
                     'message': 'Database %s: connect or SELECT 1 failed: %s' % (spec['name'], text[-500:])}
         if str(value).strip() != '1':
