@@ -106,11 +106,9 @@ def main():
         safeio.literal_path(path, 'path', directory=True)
         if mode is not None:
             changed = safeio.prepare_directory(path, mode, module.params['purpose'], module.check_mode)
-        elif module.check_mode:
-            safeio.check_backup_dir(path, secret=True, what='backup copies')   # the refusal a real run would meet
-            changed = not os.path.isdir(path)
         else:
-            changed = safeio.prepare_backup_dir(path, secret=True, what='backup copies')
+            # check mode refuses as a real run would and predicts its tightening to 0700 too
+            changed = safeio.prepare_backup_dir(path, secret=True, what='backup copies', check_mode=module.check_mode)
     except OpsReadyError as exc:
         module.fail_json(**exc.as_fail_kwargs())
     except OSError as exc:
