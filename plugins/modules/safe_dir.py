@@ -92,7 +92,8 @@ def main():
     no_path_info(module)
     path = module.params['path'] = safeio.path_option(module.params['path'])
     if not os.path.isabs(path):
-        module.fail_json(msg='path must be absolute, not %r.' % path)
+        module.fail_json(msg='path must be absolute, not %r: a relative one would name a directory below whatever '
+                         'directory the module runs in. Give the full path.' % path)
     mode = None
     if module.params['mode'] is not None:
         try:

@@ -126,6 +126,8 @@ def main():
         data = safeio.read_below_nofollow(p['src'], p['max_size'], p['missing_ok'])
     except OpsReadyError as exc:
         module.fail_json(**exc.as_fail_kwargs())
+    except OSError as exc:   # anything the reader did not word itself: a failure, never a traceback
+        module.fail_json(msg='Cannot read %s: %s. Check the path.' % (p['src'], exc.strerror or exc), src=p['src'])
     module.exit_json(changed=False, exists=data is not None, content=base64.b64encode(data or b'').decode('ascii'),
                      encoding='base64', size=len(data or b''), source=p['src'])
 

@@ -98,10 +98,13 @@ def test_safe_slurp_missing_ok_with_a_missing_directory_and_a_dangling_link_on_t
     ('{app}/record.json/', 'ends in "/"'),
     ('record.json', 'absolute'),
     ('', 'absolute'),
+    ('{app}/' + 'n' * 256, 'File name too long'),
+    ('{app}/' + 'n' * 250 + '/' + 'n' * 256 + '/r', 'File name too long'),
 ])
 def test_safe_slurp_refuses_paths_a_clean_up_would_change(tmp_path, src, says):
     private, app = _layout(tmp_path)
     (app / 'sub').mkdir()
+    (app / ('n' * 250)).mkdir()
     (app / 'record.json').write_bytes(b'{}')
     result = _slurp(tmp_path, src.format(app=app))
     assert result.get('failed') is True and says in result['msg'] and SECRET.decode() not in str(result), result
@@ -229,3 +232,58 @@ def test_unlink_below_a_directory_swapped_in_after_the_stat_deletes_nothing(tmp_
         safeio.unlink_below(str(app), str(victim))
     monkeypatch.undo()
     assert caught.value.errno in (errno.EISDIR, errno.EPERM) and (victim / 'keep').exists()
+
+
+# --- safe_unlink: each refusal says what to do ----------------------------------------------------------------------
+
+@pytest.mark.parametrize('case', ['not below', 'within itself', 'directory', 'relative'])
+def test_safe_unlink_refusals_say_what_to_do(tmp_path, case):
+    _private, app = _layout(tmp_path)
+    (app / 'logs').mkdir()
+    within, path = str(app / 'logs'), str(app / 'logs' / 'old.log')
+    if case == 'not below':
+        path = str(tmp_path / 'private' / 'record.json')
+    elif case == 'within itself':
+        path = within
+    elif case == 'directory':
+        (app / 'logs' / 'old.log').mkdir()
+    else:
+        path = 'logs/old.log'
+    for check in (True, False):
+        result, _ = run_module(tmp_path, 'safe_unlink', {'path': path, 'within': within}, check=check)
+        assert result.get('failed') is True, result
+        assert any(word in result['msg'] for word in ('Give', 'give', 'Point', 'point')), result
+    assert (tmp_path / 'private' / 'record.json').exists() and (app / 'logs').is_dir()
+
+
+@pytest.mark.parametrize('swap', ['directory renamed, link planted', 'final name linked after its lstat'])
+def test_write_nofollow_a_swap_after_the_check_writes_where_it_checked(tmp_path, monkeypatch, swap):
+    """The directory is held by descriptor and the new file renamed over the name: a link planted at the directory's
+    path or at the name between the look and the write is never written through (root's file keeps its bytes)."""
+    private, app = _layout(tmp_path)
+    (app / 'conf').mkdir()
+    dest = app / 'conf' / 'record.json'
+    dest.write_bytes(b'old')
+    real_open_directory, real_stat = safeio.open_directory, os.stat
+
+    def open_then_swap(path, *args, **kwargs):
+        fd = real_open_directory(path, *args, **kwargs)
+        if swap.startswith('directory'):
+            (app / 'conf').rename(app / 'conf.moved')
+            (app / 'conf').symlink_to(private)
+        return fd
+
+    def stat_then_swap(path, *args, **kwargs):
+        st = real_stat(path, *args, **kwargs)
+        if path == 'record.json' and not swap.startswith('directory') and not dest.is_symlink():
+            dest.unlink()
+            dest.symlink_to(private / 'record.json')
+        return st
+
+    monkeypatch.setattr(safeio, 'open_directory', open_then_swap)
+    monkeypatch.setattr(os, 'stat', stat_then_swap)
+    written = safeio.write_nofollow(str(dest), b'new', 0o644)
+    monkeypatch.undo()
+    assert written.changed and (private / 'record.json').read_bytes() == SECRET
+    landed = app / ('conf.moved' if swap.startswith('directory') else 'conf') / 'record.json'
+    assert not landed.is_symlink() and landed.read_bytes() == b'new'

@@ -480,6 +480,9 @@ def read_below_nofollow(path: str, limit: int, missing_ok: bool = False, what: s
             if missing_ok:
                 return None
             raise UnsafeFileError(missing, path=path, errno=errno.ENOENT) from None
+        except OSError as exc:   # a name longer than NAME_MAX, an I/O error
+            raise UnsafeFileError('Cannot read %s %s: %s.' % (what.lower(), path, exc.strerror), path=path,
+                                  errno=exc.errno) from None
         if stat.S_ISLNK(st.st_mode):
             raise UnsafeFileError(symlink, path=path)
         _check_stat(path, st, limit, what)   # a FIFO or a device is never opened (a FIFO blocks, a tape rewinds)
@@ -526,7 +529,9 @@ def unlink_below(root: str, path: str, check_mode: bool = False) -> Optional[str
     full = os.path.abspath(path)
     rel = os.path.relpath(full, root)
     if rel == '.' or rel == '..' or rel.startswith('../') or not full.startswith(root.rstrip('/') + '/'):
-        raise UnsafeFileError('%s is not below %s: refusing to delete it.' % (path, root), path=path)
+        raise UnsafeFileError('%s is not below %s: refusing to delete it. Nothing was deleted. Give a path below '
+                              'within (the directory the clean-up is confined to), or widen within.' % (path, root),
+                              path=path)
     parts = rel.split('/')
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
     fd = open_directory(root)
@@ -552,7 +557,9 @@ def unlink_below(root: str, path: str, check_mode: bool = False) -> Optional[str
         except FileNotFoundError:
             return None
         if stat.S_ISDIR(st.st_mode):
-            raise UnsafeFileError('Refusing to delete %s: it is a directory now, not a file.' % path, path=path)
+            raise UnsafeFileError('Refusing to delete %s: it is a directory now, not a file, and only files are '
+                                  'deleted here. Nothing was deleted. Point path at a file, or remove the directory '
+                                  'with a task meant for directories.' % path, path=path)
         if not check_mode:
             try:
                 os.unlink(parts[-1], dir_fd=fd)
