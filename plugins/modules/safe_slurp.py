@@ -27,7 +27,7 @@ options:
       - The file to read, an absolute path. A symlink at its final name is never followed; a symlink in a
         directory above it is followed only where no account but root (or the user the task runs as) could have made
         it or could change it (a directory only root can write, or root's own link in the sticky V(/tmp)). A link
-        that the application's account controls (its V(current) release link) is refused: read through the real
+        that the application's account controls (its V(current) release link) is refused; read through the real
         directory instead.
       - Taken as written, whatever bytes its name holds; a C(~) at its start is the home directory, but unlike a
         C(type=path) option no C($NAME) is expanded (a file named C($HOME) is that file). A C(..) component, or a

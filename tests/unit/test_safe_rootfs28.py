@@ -197,8 +197,8 @@ def test_safe_dir_with_mode_check_mode_refuses_a_file_on_the_way_too(tmp_path):
     tmp_path.chmod(0o755)
     (tmp_path / 'f').write_bytes(b'')
     params = {'path': str(tmp_path / 'f' / 'd'), 'mode': '0755'}
-    dry, _ = run_module(tmp_path, 'safe_dir', params, check=True)
-    real, _ = run_module(tmp_path, 'safe_dir', params)
+    dry, _out = run_module(tmp_path, 'safe_dir', params, check=True)
+    real, _out = run_module(tmp_path, 'safe_dir', params)
     assert real['failed'] is True and dry.get('failed') is True, (dry, real)
 
 
@@ -207,8 +207,8 @@ def test_safe_dir_with_mode_check_mode_refuses_a_file_on_the_way_too(tmp_path):
 def test_safe_write_into_a_missing_directory_says_what_to_do(tmp_path):
     tmp_path.chmod(0o755)
     for check in (False, True):
-        result, _ = run_module(tmp_path, 'safe_write', {'dest': str(tmp_path / 'none' / 'f'), 'content': 'x'},
-                               check=check)
+        result, _out = run_module(tmp_path, 'safe_write', {'dest': str(tmp_path / 'none' / 'f'), 'content': 'x'},
+                                  check=check)
         assert result['failed'] is True and 'safe_dir' in result['msg'], result
     assert not (tmp_path / 'none').exists()
 
@@ -250,7 +250,7 @@ def test_safe_unlink_refusals_say_what_to_do(tmp_path, case):
     else:
         path = 'logs/old.log'
     for check in (True, False):
-        result, _ = run_module(tmp_path, 'safe_unlink', {'path': path, 'within': within}, check=check)
+        result, _out = run_module(tmp_path, 'safe_unlink', {'path': path, 'within': within}, check=check)
         assert result.get('failed') is True, result
         assert any(word in result['msg'] for word in ('Give', 'give', 'Point', 'point')), result
     assert (tmp_path / 'private' / 'record.json').exists() and (app / 'logs').is_dir()
