@@ -92,7 +92,8 @@ def main():
     no_path_info(module)
     path = module.params['path'] = safeio.path_option(module.params['path'])
     if not os.path.isabs(path):
-        module.fail_json(msg='path must be absolute, not %r.' % path)
+        module.fail_json(msg='path must be absolute, not %r: a relative one would name a directory below whatever '
+                         'directory the module runs in. Give the full path.' % path)
     mode = None
     if module.params['mode'] is not None:
         try:
@@ -106,11 +107,9 @@ def main():
         safeio.literal_path(path, 'path', directory=True)
         if mode is not None:
             changed = safeio.prepare_directory(path, mode, module.params['purpose'], module.check_mode)
-        elif module.check_mode:
-            safeio.check_backup_dir(path, secret=True, what='backup copies')   # the refusal a real run would meet
-            changed = not os.path.isdir(path)
         else:
-            changed = safeio.prepare_backup_dir(path, secret=True, what='backup copies')
+            # check mode refuses as a real run would and predicts its tightening to 0700 too
+            changed = safeio.prepare_backup_dir(path, secret=True, what='backup copies', check_mode=module.check_mode)
     except OpsReadyError as exc:
         module.fail_json(**exc.as_fail_kwargs())
     except OSError as exc:

@@ -90,7 +90,8 @@ def main():
     within = module.params['within'] = safeio.path_option(module.params['within'])
     for option, value in (('within', within), ('path', path)):
         if not os.path.isabs(value):
-            module.fail_json(msg='%s must be an absolute path, not %r.' % (option, value))
+            module.fail_json(msg='%s must be an absolute path, not %r: a relative one would name a file in whatever '
+                             'directory the module runs in. Give the full path.' % (option, value))
     try:
         removed = safeio.unlink_below(within, path, module.check_mode)
     except OpsReadyError as exc:

@@ -325,8 +325,21 @@ def check_backup_dir(dest: str, secret: bool = False, what: str = 'backups',
                 '(postgres writing WAL into the catalog), name it in owner'), path=dest)
 
 
+def not_a_directory_on_the_way(path: str) -> Optional[str]:
+    """Why ``path`` cannot be a directory (None when it is one, or can be made): the deepest name of it that exists is
+    not a directory (a file, a FIFO, a symlink to nothing). Looked at without opening anything (a FIFO never blocks),
+    so check mode refuses what the real run would fail on rather than report a directory it would make."""
+    existing = os.path.abspath(path)
+    while existing != '/' and not os.path.lexists(existing):
+        existing = os.path.dirname(existing)
+    if os.path.isdir(existing):
+        return None
+    where = 'it' if existing == os.path.abspath(path) else existing
+    return '%s %s, not a directory' % (where, describe_path(existing))
+
+
 def prepare_backup_dir(dest: str, secret: bool = False, what: str = 'backups',
-                       owner: Optional[Tuple[int, int]] = None) -> bool:
+                       owner: Optional[Tuple[int, int]] = None, check_mode: bool = False) -> bool:
     """Create a backup directory 0700 and refuse one that another account could use against root.
 
     Tools and staging files write by name into it (pg_dump -Fd, pg_basebackup, mariadb-binlog, redis-cli, SQLite's
@@ -337,10 +350,18 @@ def prepare_backup_dir(dest: str, secret: bool = False, what: str = 'backups',
     With ``secret``, a directory of root's that only its group can write is tightened to 0700 rather than refused.
     ``owner`` (uid, gid) names an account trusted as much as root: a directory it owns, or root's that its group
     can write (PostgreSQL's archive_command writing WAL into the catalog), is accepted. Returns True if the
-    directory was created or tightened.
+    directory was created or tightened. ``check_mode``: refuses the same, changes nothing, and returns whether a real
+    run would create or tighten it.
     """
     changed = False
     check_backup_dir(dest, secret, what, owner)   # before creating anything below a directory someone else controls
+    in_the_way = not_a_directory_on_the_way(dest)
+    if in_the_way:
+        raise OpsReadyError('Cannot create backup directory %s: %s. Remove what is in the way or choose another '
+                            'directory (it is created when missing). Nothing was changed.' % (dest, in_the_way),
+                            path=dest)
+    if check_mode:
+        return not os.path.isdir(dest) or bool(secret and stat.S_IMODE(os.stat(dest).st_mode) & 0o077)
     if not os.path.isdir(dest):
         try:
             makedirs(dest, 0o700)
@@ -387,6 +408,10 @@ def prepare_directory(path: str, mode: int, what: str, check_mode: bool = False)
                               'changed. Choose a path below directories only %s can write (or the sticky /tmp).'
                               % (path, me, what, risk, me, me), path=path)
     created = False
+    in_the_way = not_a_directory_on_the_way(path)
+    if in_the_way:
+        raise UnsafeFileError('Cannot make directory %s for %s: %s. Remove what is in the way or choose another path. '
+                              'Nothing was changed.' % (path, what, in_the_way), path=path)
     if not os.path.lexists(path):
         if check_mode:
             return True
@@ -415,6 +440,79 @@ def prepare_directory(path: str, mode: int, what: str, check_mode: bool = False)
         os.close(fd)
 
 
+def read_below_nofollow(path: str, limit: int, missing_ok: bool = False, what: str = 'File') -> Optional[bytes]:
+    """The content of the regular file ``path`` (at most ``limit`` bytes, one name), read as root from a directory
+    another account may write, never through a symlink that account could have made - at the final name or above it.
+
+    ``read_nofollow`` only refused a link at the final name: the directories above were opened by path, so the owner
+    of the application's directory could link a component of it (``current`` -> /root) and root read and printed
+    root's own file of that name. Here the directory is opened as ``open_directory`` does (one component at a time,
+    a link followed only where no account but root could have made it), and the name is then looked at (lstat: a
+    FIFO or a device is refused before it is opened), opened O_NOFOLLOW | O_NONBLOCK relative to that descriptor and
+    checked again on the descriptor read (``fstat``: a name swapped after the lstat is refused, never blocks).
+    ``path`` must be absolute, taken as written (``literal_path``). None when nothing is at ``path`` (nor at its
+    directory) and ``missing_ok``; a symlink, dangling or not, is always refused."""
+    if not path.startswith('/'):
+        raise UnsafeFileError('%s %r must be an absolute path: a relative one names a file in whatever directory the '
+                              'module runs in. Give the full path.' % (what, path), path=path)
+    literal_path(path, what)
+    directory, name = os.path.split(path)
+    missing = '%s %s does not exist: fix the path (or set missing_ok to read it only when it is there).' % (what, path)
+    try:
+        dir_fd = open_directory(directory or '/')
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            if missing_ok:
+                return None
+            raise UnsafeFileError(missing, path=path, errno=exc.errno)
+        if exc.errno == errno.ENOTDIR:
+            raise UnsafeFileError('%s %s cannot be read: a component of %s is not a directory (%s %s). Fix the '
+                                  'path.' % (what, path, directory, directory, describe_path(directory)), path=path)
+        raise UnsafeFileError('Cannot read %s %s: %s.' % (what.lower(), path, exc.strerror), path=path,
+                              errno=exc.errno)
+    symlink = ('%s %s is a symlink, and root does not read through a link at this name (an account that can write '
+               '%s could have planted it to make root read another file): it was not read. Replace the link with the '
+               'file itself, or point the path at the file it leads to.' % (what, path, directory or '/'))
+    try:
+        try:
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            if missing_ok:
+                return None
+            raise UnsafeFileError(missing, path=path, errno=errno.ENOENT) from None
+        except OSError as exc:   # a name longer than NAME_MAX, an I/O error
+            raise UnsafeFileError('Cannot read %s %s: %s.' % (what.lower(), path, exc.strerror), path=path,
+                                  errno=exc.errno) from None
+        if stat.S_ISLNK(st.st_mode):
+            raise UnsafeFileError(symlink, path=path)
+        _check_stat(path, st, limit, what)   # a FIFO or a device is never opened (a FIFO blocks, a tape rewinds)
+        flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
+        try:
+            fd = os.open(name, flags, dir_fd=dir_fd)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:   # swapped for a link since the lstat
+                raise UnsafeFileError(symlink, path=path) from None
+            if exc.errno == errno.ENOENT:
+                if missing_ok:
+                    return None
+                raise UnsafeFileError(missing, path=path, errno=exc.errno) from None
+            raise UnsafeFileError('Cannot read %s %s: %s.' % (what.lower(), path, exc.strerror), path=path,
+                                  errno=exc.errno) from None
+        try:
+            opened = os.fstat(fd)
+            _check_stat(path, opened, limit, what)   # the file actually opened, whatever the name held at the lstat
+            if opened.st_nlink > 1:
+                raise UnsafeFileError('%s %s has %d hard links (names elsewhere for the same file): it was not read, '
+                                      'as someone who can write its directory could have linked another file there. '
+                                      'Replace it with a copy of its own (cp, then mv over the name).'
+                                      % (what, path, opened.st_nlink), path=path)
+            return read_fd(fd, path, limit, what)
+        finally:
+            os.close(fd)
+    finally:
+        os.close(dir_fd)
+
+
 def unlink_below(root: str, path: str, check_mode: bool = False) -> Optional[str]:
     """Remove the name ``path`` found below the directory ``root``, never through a link: what was removed ('a
     regular file', 'a symlink', ...), None when nothing was there.
@@ -431,7 +529,9 @@ def unlink_below(root: str, path: str, check_mode: bool = False) -> Optional[str
     full = os.path.abspath(path)
     rel = os.path.relpath(full, root)
     if rel == '.' or rel == '..' or rel.startswith('../') or not full.startswith(root.rstrip('/') + '/'):
-        raise UnsafeFileError('%s is not below %s: refusing to delete it.' % (path, root), path=path)
+        raise UnsafeFileError('%s is not below %s: refusing to delete it. Nothing was deleted. Give a path below '
+                              'within (the directory the clean-up is confined to), or widen within.' % (path, root),
+                              path=path)
     parts = rel.split('/')
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
     fd = open_directory(root)
@@ -457,7 +557,9 @@ def unlink_below(root: str, path: str, check_mode: bool = False) -> Optional[str
         except FileNotFoundError:
             return None
         if stat.S_ISDIR(st.st_mode):
-            raise UnsafeFileError('Refusing to delete %s: it is a directory now, not a file.' % path, path=path)
+            raise UnsafeFileError('Refusing to delete %s: it is a directory now, not a file, and only files are '
+                                  'deleted here. Nothing was deleted. Point path at a file, or remove the directory '
+                                  'with a task meant for directories.' % path, path=path)
         if not check_mode:
             try:
                 os.unlink(parts[-1], dir_fd=fd)
@@ -808,7 +910,17 @@ def write_nofollow(path: str, data: bytes, mode: int, check_mode: bool = False, 
     if euid != 0 and (want_uid != euid or (gid is not None and gid not in os.getgroups() + [os.getegid()])):
         raise UnsafeFileError('Only root can give %s to another owner or to a group it is not in: run the task with '
                               'become, or leave owner and group unset.' % path, path=path)
-    fd = open_directory(directory)
+    try:
+        fd = open_directory(directory)
+    except OSError as exc:
+        # the bare "No such file or directory" said neither which part was missing nor what to do
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            in_the_way = not_a_directory_on_the_way(directory)
+            raise UnsafeFileError('Cannot write %s: its directory %s %s. Make the directory first (e.g. with '
+                                  'opsready.operations.safe_dir), or fix the path. Nothing was written.'
+                                  % (path, directory, 'cannot be used: ' + in_the_way if in_the_way
+                                     else 'does not exist'), path=path, errno=exc.errno) from None
+        raise
     try:
         try:
             st: Optional[os.stat_result] = os.stat(name, dir_fd=fd, follow_symlinks=False)
