@@ -105,9 +105,9 @@ def odbc_string(spec: Dict[str, Any]) -> str:
 
 # Our own messages name the limit ("within connect_timeout=5s") whatever the failure was: left out of the match.
 _OWN_LIMIT = re.compile(r'\b(?:connect|lock|statement)_timeout=\S*', re.IGNORECASE)
-# A client that gave up waiting: libpq "timeout expired", ODBC "Login timeout expired", errno 110 "Connection timed
-# out", our session limit "psql timed out after 5s".
-_RAN_OUT = re.compile(r'timeout expired|timed out', re.IGNORECASE)
+# A client that gave up waiting: libpq "timeout expired", ODBC "Login timeout expired", errno 110 (ETIMEDOUT) as
+# "Connection timed out", MariaDB's "system error: 110" or "(110)", our session limit "psql timed out after 5s".
+_RAN_OUT = re.compile(r'timeout expired|timed out|system error: 110\b|\(110\)', re.IGNORECASE)
 
 
 def ran_out_of_time(text: str) -> bool:

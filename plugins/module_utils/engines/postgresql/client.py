@@ -82,7 +82,9 @@ SERVER_REFUSAL = re.compile(r'connection to server .*? failed: ([^\s:"]+:  .*)$'
 # psql with VERBOSITY=verbose (VERBOSE) prints a server's message as "<severity>:  <SQLSTATE>: <text>" (after
 # "psql:<file>:<line>: " for a script), the SQLSTATE the same in every language (errcodes.txt).
 VERBOSE = ('-v', 'VERBOSITY=verbose')
-_SQLSTATE = re.compile(r'^(?:psql:[^\n]*?:\d+: )?[^\s:"]+:  ([0-9A-Z]{5}): ', re.M)
+# An error's SQLSTATE: a NOTICE or WARNING printed before it (classes 00, 01, 02: "HINWEIS:  00000: ...") is not it.
+_SQLSTATE = re.compile(r'^(?:psql:[^\n]*?:\d+: )?[^\s:"]+:  ((?!0[012])[0-9A-Z]{5}): ', re.M)
+_SEVERITY_LINE = re.compile(r'(?:psql:[^\n]*?:\d+: )?[^\s:"]+:  ')
 LOCK_NOT_AVAILABLE = '55P03'   # lock_timeout (and NOWAIT)
 QUERY_CANCELED = '57014'       # statement_timeout (and a cancel request)
 OBJECT_IN_USE = '55006'        # "database ... is being accessed by other users"
@@ -91,7 +93,8 @@ INSUFFICIENT_PRIVILEGE = '42501'
 
 
 def sqlstate(stderr: str) -> Optional[str]:
-    """The SQLSTATE of the first server message with one in ``stderr`` (psql run with ``VERBOSE``), else None."""
+    """The SQLSTATE of the first server error with one in ``stderr`` (psql run with ``VERBOSE``; notices and
+    warnings passed over), else None."""
     found = _SQLSTATE.search(stderr or '')
     return found.group(1) if found else None
 
@@ -132,10 +135,12 @@ EVENT_TRIGGERS_OFF_SINCE = 170000   # server_version_num
 
 
 def _message_line(stderr: str) -> str:
-    """The server's message line of ``stderr`` (the first "<severity>:  " line), else its last line."""
+    """The server's error line of ``stderr``: the first "<severity>:  " line that is an error (an error-class
+    SQLSTATE, or ERROR/FATAL), else the first such line, else its last line. A NOTICE before the error is not it."""
     lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
-    found = [line for line in lines if re.match(r'(?:psql:[^\n]*?:\d+: )?[^\s:"]+:  ', line)]
-    return (found or lines or [''])[0 if found else -1]
+    found = [line for line in lines if _SEVERITY_LINE.match(line)]
+    errors = [line for line in found if _SQLSTATE.match(line) or 'ERROR:  ' in line or 'FATAL:  ' in line]
+    return (errors or found or lines or [''])[0 if (errors or found) else -1]
 
 
 class PostgresClient(ToolClient):
@@ -265,8 +270,10 @@ class PostgresClient(ToolClient):
                                  'it; run again later or raise lock_timeout.'
                                  % (self.limits.lock_timeout, _message_line(exc.stderr)))
         if self.limits is not None and ('statement timeout' in exc.stderr or state == QUERY_CANCELED):
-            return OpsReadyError('Statement cancelled after statement_timeout=%ss: raise statement_timeout or '
-                                 'run it in a quieter window.' % self.limits.statement_timeout)
+            # 57014 is also a cancel request (pg_cancel_backend by a DBA): the server's words say which it was
+            return OpsReadyError('Statement cancelled (%s): statement_timeout=%ss ended it, or a cancel request did '
+                                 '(pg_cancel_backend). Raise statement_timeout or run it in a quieter window.'
+                                 % (_message_line(exc.stderr), self.limits.statement_timeout))
         return exc
 
     # -- queries -------------------------------------------------------------------------------------------

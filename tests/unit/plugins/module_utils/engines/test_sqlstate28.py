@@ -70,7 +70,14 @@ def test_english_refusals_keep_their_own_classification():
     ('FEHLER:  55P03: storniere Anfrage wegen Zeitüberschreitung einer Sperre\nORT:  ProcessInterrupts, postgres.c:1\n',
      'Gave up waiting for a lock after lock_timeout=3s (FEHLER:  55P03: storniere'),
     ('ERREUR:  57014: annulation de la requête à cause du délai écoulé pour l\'exécution de l\'instruction\n',
-     'Statement cancelled after statement_timeout=9s'),
+     'Statement cancelled (ERREUR:  57014: annulation'),
+    # a NOTICE first (DROP ... IF EXISTS): its 00000 is not the error's code, nor its line the error's
+    ('HINWEIS:  00000: Tabelle »nope« existiert nicht, wird übersprungen\nORT:  DropErrorMsgNonExistent\n'
+     'FEHLER:  55P03: storniere Anfrage wegen Zeitüberschreitung einer Sperre\n',
+     'Gave up waiting for a lock after lock_timeout=3s (FEHLER:  55P03: storniere'),
+    ('WARNUNG:  01000: etwas\nFEHLER:  57014: storniere Anfrage wegen Benutzeraufforderung\n',
+     'Statement cancelled (FEHLER:  57014: storniere Anfrage wegen Benutzeraufforderung): statement_timeout=9s '
+     'ended it, or a cancel request did'),
 ])
 def test_session_limit_failures_are_told_by_sqlstate(stderr, start):
     client = PostgresClient(CONN, limits=SessionLimits(lock_timeout=3, statement_timeout=9))

@@ -32,6 +32,10 @@ def test_a_refused_connection_is_a_failure_not_a_timeout(engine):
     'port 5432 failed: timeout expired',
     "Cannot connect to MariaDB at db:3306 within connect_timeout=5s: ERROR 2002 (HY000): Can't connect to server on "
     "'db' (110 \"Connection timed out\")",
+    "Cannot connect to mariadb at host db port 3306 within connect_timeout=5s: ERROR 2013 (HY000): Lost connection "
+    "to server at 'handshake: reading initial communication packet', system error: 110",
+    "Cannot connect to mariadb at host db port 3306 within connect_timeout=5s: ERROR 2002 (HY000): Can't connect to "
+    "server on 'db' (110)",
     'psql timed out after 5s (session killed).',
     "('HYT00', '[HYT00] [Microsoft][ODBC Driver 18 for SQL Server]Login timeout expired (0) (SQLDriverConnect)')",
 ])
