@@ -14,7 +14,9 @@ import base64
 import errno
 import os
 import pwd
+import shutil
 import stat
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -287,3 +289,77 @@ def test_write_nofollow_a_swap_after_the_check_writes_where_it_checked(tmp_path,
     assert written.changed and (private / 'record.json').read_bytes() == SECRET
     landed = app / ('conf.moved' if swap.startswith('directory') else 'conf') / 'record.json'
     assert not landed.is_symlink() and landed.read_bytes() == b'new'
+
+
+def _as_nobody(action) -> int:
+    """``action()`` in a child that became nobody: 0 when it returned, 1 when it raised."""
+    pid = os.fork()
+    if pid == 0:   # pragma: no cover - the child
+        code = 1
+        try:
+            os.setgroups([])
+            os.setgid(NOBODY.pw_gid)
+            os.setuid(NOBODY.pw_uid)
+            action()
+            code = 0
+        finally:
+            os._exit(code)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
+@pytest.fixture
+def searchable_base():
+    """A directory under /tmp nobody can reach (pytest's own tmp_path sits below root's 0700 pytest-of-root)."""
+    base = Path(tempfile.mkdtemp(prefix='opsready-rootfs28-'))
+    base.chmod(0o711)
+    yield base
+    shutil.rmtree(base)
+
+
+def test_a_user_the_task_becomes_reads_below_directories_it_may_only_search(searchable_base):
+    """A 0711 home (search, no read) on the way: a lookup by name passes it, so must the walk (review28: every
+    directory was opened O_RDONLY, which needs read permission, and the read failed with Permission denied)."""
+    home = searchable_base / 'home'
+    inner = home / 'inner'
+    inner.mkdir(parents=True)
+    (inner / 'f').write_bytes(b'mine\n')
+    os.chown(inner / 'f', NOBODY.pw_uid, NOBODY.pw_gid)
+    home.chmod(0o711)
+    inner.chmod(0o711)
+
+    def read() -> None:
+        data = safeio.read_below_nofollow(str(inner / 'f'), 1024)
+        assert data == b'mine\n', data
+    assert _as_nobody(read) == 0
+    assert _as_nobody(lambda: os.listdir(inner)) == 1, 'the layout must really deny nobody a listing'
+
+
+def test_open_directory_ending_on_a_links_dot_is_a_real_directory_descriptor(tmp_path):
+    """A walk that ends on a directory it opened on the way (a link whose target ends in ".") still returns a
+    descriptor it can list, fchmod and fsync (the callers' uses), not an O_PATH one."""
+    (tmp_path / 'd').mkdir()
+    (tmp_path / 'd' / 'x').write_text('x')
+    (tmp_path / 'd' / 'here').symlink_to('.')
+    fd = safeio.open_directory(str(tmp_path / 'd' / 'here'))
+    try:
+        assert 'x' in os.listdir(fd)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize('check_mode', [True, False])
+def test_a_backup_directory_the_user_cannot_write_is_refused_in_check_mode_too(searchable_base, check_mode):
+    """review28: check mode returned before the real run's access check (safe_dir without become on root's 0755
+    directory passed in check mode and failed for real)."""
+    dest = searchable_base / 'backups'
+    dest.mkdir(mode=0o755)
+
+    def prepare() -> None:
+        try:
+            safeio.prepare_backup_dir(str(dest), check_mode=check_mode)
+        except safeio.OpsReadyError as exc:
+            assert 'is not writable by this user' in exc.message, exc.message
+            return
+        raise AssertionError('not refused')
+    assert _as_nobody(prepare) == 0

@@ -147,16 +147,3 @@ def read_regular(path: str, limit: int, what: str = 'File', follow: bool = True,
         return read_fd(fd, path, limit, what)
     finally:
         os.close(fd)
-
-
-def read_nofollow(path: str, limit: int, missing_ok: bool = False, what: str = 'File') -> Optional[bytes]:
-    """The content of ``path``, opened with O_NOFOLLOW and checked on that descriptor (a regular file of at most
-    ``limit`` bytes with one name): what root may read in a directory another account writes, with no window
-    between a check and the read (a ``stat`` then ``slurp`` let that account swap a link in between). None when
-    nothing is at ``path`` and ``missing_ok``; a symlink, dangling or not, is always refused."""
-    try:
-        return read_regular(path, limit, what, follow=False, single_link=True)
-    except UnsafeFileError as exc:
-        if missing_ok and exc.details.get('errno') == errno.ENOENT and not os.path.lexists(path):
-            return None
-        raise

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import os
 import re
@@ -39,8 +40,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
 
 # read_regular and its helpers live in safe_read (what catalog readers import alone); the same objects here.
 from ansible_collections.opsready.operations.plugins.module_utils.files.safe_read import (  # noqa: F401  # pylint: disable=unused-import
-    MiB, UnsafeFileError, _check_stat, explain_missing, human_size, kind_of, open_checked, read_fd, read_nofollow,
-    read_regular)
+    MiB, UnsafeFileError, _check_stat, explain_missing, human_size, kind_of, open_checked, read_fd, read_regular)
 
 
 def uid_name(uid: int) -> str:
@@ -191,17 +191,23 @@ def _link_risk(child: str, current: str, here: os.stat_result, link_owner: int) 
                     % (child, current, who))
 
 
-def open_directory(path: str, created: bool = False) -> int:
+def open_directory(path: str, created: bool = False, path_only: bool = False) -> int:
     """A descriptor of the directory ``path``, walked one component at a time from /, following a symlink only where
     ``_link_risk`` allows it (a directory only root can write).
 
     ``path_risk`` judges the path first, but an account that owns a directory on the way can swap an entry of it for
     a link (to /etc/ssl/private) between that check and an open by name. Each component here is opened with
     O_NOFOLLOW relative to the one before, so such a link is seen where it is and refused. ``created``: the last
-    component was just made by root, and is never followed even in a directory of root's."""
+    component was just made by root, and is never followed even in a directory of root's.
+
+    The directories on the way are opened O_PATH where the system has it (search permission is enough, as for a
+    lookup by name: a user the task becomes reads below a 0711 home); the last one O_RDONLY, or O_PATH too with
+    ``path_only`` (a descriptor only to open, stat or read links relative to)."""
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
+    on_the_way = (flags & ~os.O_RDONLY) | getattr(os, 'O_PATH', os.O_RDONLY)
+    last = on_the_way if path_only else flags
     pending = [p for p in os.path.abspath(path).split('/') if p]
-    fd = os.open('/', flags)
+    fd = os.open('/', on_the_way if pending else last)
     current = '/'
     hops = 0
     try:
@@ -210,7 +216,7 @@ def open_directory(path: str, created: bool = False) -> int:
             if name == '.':
                 continue
             try:
-                child_fd = os.open(name, flags, dir_fd=fd)
+                child_fd = os.open(name, on_the_way if pending else last, dir_fd=fd)
             except OSError as exc:
                 if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
                     raise
@@ -229,15 +235,20 @@ def open_directory(path: str, created: bool = False) -> int:
                 if hops > 40:
                     raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
                 target = os.readlink(name, dir_fd=fd)
+                pending = [p for p in target.split('/') if p] + pending
                 if target.startswith('/'):
                     os.close(fd)
-                    fd = os.open('/', flags)
+                    fd = os.open('/', on_the_way if pending else last)
                     current = '/'
-                pending = [p for p in target.split('/') if p] + pending
                 continue
             os.close(fd)
             fd = child_fd
             current = os.path.dirname(current) if name == '..' else os.path.join(current, name)
+        if last != on_the_way and fcntl.fcntl(fd, fcntl.F_GETFL) & getattr(os, 'O_PATH', 0):
+            # the walk ended on a directory opened on the way (a trailing "." of a link's target): opened for real
+            child_fd = os.open('.', last, dir_fd=fd)
+            os.close(fd)
+            fd = child_fd
     except BaseException:
         os.close(fd)
         raise
@@ -361,7 +372,10 @@ def prepare_backup_dir(dest: str, secret: bool = False, what: str = 'backups',
                             'directory (it is created when missing). Nothing was changed.' % (dest, in_the_way),
                             path=dest)
     if check_mode:
-        return not os.path.isdir(dest) or bool(secret and stat.S_IMODE(os.stat(dest).st_mode) & 0o077)
+        if not os.path.isdir(dest):
+            return True
+        _writable_backup_dir(dest)   # refused by the real run below
+        return bool(secret and stat.S_IMODE(os.stat(dest).st_mode) & 0o077)
     if not os.path.isdir(dest):
         try:
             makedirs(dest, 0o700)
@@ -379,10 +393,14 @@ def prepare_backup_dir(dest: str, secret: bool = False, what: str = 'backups',
     if secret and stat.S_IMODE(os.stat(dest).st_mode) & 0o077:
         os.chmod(dest, 0o700)
         changed = True
+    _writable_backup_dir(dest)
+    return changed
+
+
+def _writable_backup_dir(dest: str) -> None:
     if not os.access(dest, os.W_OK | os.X_OK):
         raise OpsReadyError('Backup directory %s is not writable by this user: fix its permissions or choose '
                             'another dest.' % dest, path=dest)
-    return changed
 
 
 def prepare_directory(path: str, mode: int, what: str, check_mode: bool = False) -> bool:
@@ -459,7 +477,7 @@ def read_below_nofollow(path: str, limit: int, missing_ok: bool = False, what: s
     directory, name = os.path.split(path)
     missing = '%s %s does not exist: fix the path (or set missing_ok to read it only when it is there).' % (what, path)
     try:
-        dir_fd = open_directory(directory or '/')
+        dir_fd = open_directory(directory or '/', path_only=True)
     except OSError as exc:
         if exc.errno == errno.ENOENT:
             if missing_ok:
