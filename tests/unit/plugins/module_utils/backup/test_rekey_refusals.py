@@ -170,8 +170,8 @@ def test_the_diff_names_the_recipients_each_artifact_was_encrypted_to(tmp_path):
         result, printed = run_module(tmp_path, 'backup_rekey', params, check=check, diff=True)
         assert result.get('changed') is True and not result.get('failed'), printed[-3000:]
         before = result['diff']['before'].splitlines()
-        assert sorted(before) == sorted(['%s: encrypted to %s' % (one, ', '.join(sorted([old.recipient,
-                                                                                           escrow.recipient]))),
+        both = ', '.join(sorted([old.recipient, escrow.recipient]))
+        assert sorted(before) == sorted(['%s: encrypted to %s' % (one, both),
                                          '%s: encrypted to %s' % (two, old.recipient)]), before
         assert result['previous_recipients'] == {one: sorted([old.recipient, escrow.recipient]),
                                                  two: [old.recipient]}
