@@ -29,6 +29,9 @@ description:
     whose set is being backed up is left unchanged and reported, for the next run.
   - Artifacts already encrypted to exactly O(recipients) are skipped, so a second run changes nothing. A key named
     twice in O(recipients) is one recipient.
+  - An artifact whose manifest records no encryption but that begins with the age header is reported in
+    RV(failed_artifacts) and the run fails (nothing tells which keys open it, so a retired key may still open it),
+    with what to do; so is a multi-file artifact whose manifest records encryption.
   - A manifest of the directory that cannot be read (torn, not JSON, a symlink) hides its artifact from the catalog;
     it is reported in RV(failed_artifacts) (whatever O(engine)/O(database) select) and the run fails, rather than
     reporting the rotation done while the old key still opens that artifact.
@@ -38,9 +41,29 @@ description:
 author: opsready developers (@opsready)
 options:
   src:
-    description: The backup directory (catalog) whose encrypted artifacts are re-encrypted.
+    description:
+      - The backup directory (catalog) whose encrypted artifacts are re-encrypted.
+      - When the module runs as root, O(src) - and every directory above it - must be one that no other account
+        can write (owned by root or by the module's user, not writable by group or others; a directory of root's
+        inside the sticky C(/tmp) is fine), as the C(dest) of M(opsready.operations.db_backup) and
+        M(opsready.operations.file_backup). Otherwise the run is refused before anything is written, check mode
+        included; the rotation writes C(<artifact>.partial) files, renames them over the artifacts, rewrites
+        manifests and makes lock files there, names that account could swap for symlinks to make root overwrite any
+        file. Fix the directory, run the task as the account that owns it (C(become_user)), or name that account
+        in O(owner).
     type: path
     required: true
+  owner:
+    description:
+      - An account other than root that owns O(src), or writes it through its group, and that you trust as
+        much as root - typically C(postgres) for a catalog that PostgreSQL's C(archive_command) writes WAL into
+        (a root-owned C(0770) directory of group C(postgres), or one owned by C(postgres)); the C(owner) of
+        M(opsready.operations.db_backup), with the same meaning.
+      - This is an explicit acknowledgement, not a change of user - the module still runs as the task's user, and
+        that account could still redirect what it writes there. Prefer a O(src) only root can write, or
+        C(become_user) with that account, where the setup allows it.
+      - A O(src) writable by others, or below a directory another (unnamed) account can write, is always refused.
+    type: str
   recipients:
     description:
       - The complete new recipient set (age X25519 public keys, C(age1...)). A key left out is retired; give an
@@ -63,11 +86,12 @@ options:
 notes:
   - Supports C(check_mode) (lists what would be re-encrypted and what an interrupted run left that would be
     settled, and the key report as it would be; the identities are tried on each artifact's header, so a key that
-    opens nothing fails there as in the real run) and C(diff).
+    opens nothing fails there as in the real run; a O(src) the real run refuses is refused) and C(diff) (each
+    artifact re-encrypted, with the recipients it was encrypted to and the new ones).
   - Offsite copies are separate objects; run M(opsready.operations.backup_copy) afterwards to ship the re-encrypted
     artifacts (their checksums changed, so they are sent again). Copies under an S3 Object Lock keep their old
     encryption until their lock ends.
-  - Multi-file (directory format) artifacts are not encrypted by this collection and are not handled.
+  - Multi-file (directory format) artifacts are not encrypted by this collection and are not re-encrypted.
 requirements:
   - cryptography 41 or later
 seealso:
@@ -127,6 +151,11 @@ readable_by:
   returned: always
   type: dict
   sample: {age1newkey...: [shop-full-20261129T004512123456Z.db.zst.age]}
+previous_recipients:
+  description: For each artifact in RV(rekeyed), the recipients (public keys) it was encrypted to before.
+  returned: always
+  type: dict
+  sample: {shop-full-20261129T004512123456Z.db.zst.age: [age1escrowkey..., age1oldkey...]}
 recipients:
   description: The new recipient set, normalised.
   returned: always
@@ -148,6 +177,7 @@ from ansible_collections.opsready.operations.plugins.module_utils.common.errors 
 from ansible_collections.opsready.operations.plugins.module_utils.backup import rekey
 from ansible_collections.opsready.operations.plugins.module_utils.common import crypto_guard, encryption
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
+from ansible_collections.opsready.operations.plugins.module_utils.files import safeio
 
 
 def fault_hook():
@@ -175,6 +205,7 @@ def main():
             identity_file=dict(type='path'),
             engine=dict(type='str'),
             database=dict(type='str'),
+            owner=dict(type='str'),
         ),
         required_one_of=[('identity', 'identity_file')],
         supports_check_mode=True,
@@ -183,9 +214,10 @@ def main():
     p = module.params
     crypto_guard.require(module, crypto_guard.ENCRYPTION_MINIMUM, 're-encrypting backups')
     try:
+        owner = safeio.resolve_user(p['owner'])
         identities = encryption.load_identities(p['identity'], p['identity_file'])
         result = rekey.rekey(p['src'], p['recipients'], identities, check_mode=module.check_mode,
-                             engine=p['engine'], database=p['database'], fault=fault_hook())
+                             engine=p['engine'], database=p['database'], fault=fault_hook(), owner=owner)
     except OpsReadyError as exc:
         module.fail_json(**exc.as_fail_kwargs())
     except OSError as exc:
@@ -193,7 +225,10 @@ def main():
                              'fix that and run backup_rekey again.'
                              % (exc.strerror or exc, getattr(exc, 'filename', '') or ''))
     changed = bool(result['rekeyed'] or result['settled'])
-    diff = {'before': ''.join('%s: encrypted to the old recipients\n' % i for i in result['rekeyed']),
+    was = result['previous_recipients']   # public keys, no secret: named rather than "the old recipients"
+    unnamed = ['keys its manifest does not name']
+    diff = {'before': ''.join('%s: encrypted to %s\n' % (i, ', '.join(was.get(i) or unnamed))
+                              for i in result['rekeyed']),
             'after': ''.join('%s: encrypted to %s\n' % (i, ', '.join(result['recipients'])) for i in result['rekeyed'])}
     if result['failed']:
         shown = '; '.join('%s: %s' % (f['id'], f['msg']) for f in result['failed'][:5])

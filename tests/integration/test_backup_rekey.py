@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -208,3 +209,36 @@ def test_a_torn_manifest_fails_the_rotation_in_check_mode_and_for_real_until_rep
             assert secret not in result.stdout
     assert_consistent(catalog, [old, new, escrow])
     assert not [p for p in catalog.iterdir() if p.name.endswith(('.partial', '.backup_rekey.lock'))]
+
+
+def test_a_catalog_another_account_owns_is_refused_unless_owner_names_it(world, tmp_path):
+    """Through ansible-playbook, as root: a catalog owned by another account (nobody) is refused in check mode and for
+    real with db_backup's message and remedy, before anything is written there (no lock, no .partial, no manifest
+    rewritten); named in ``owner`` (db_backup's option), the same catalog rotates."""
+    catalog = tmp_path / 'catalog'
+    shutil.copytree(world['catalog'], catalog)
+    os.chown(str(catalog), 65534, 65534)
+    os.chmod(str(catalog), 0o700)
+    old, new, escrow = world['old'], world['new'], world['escrow']
+    args = {'src': str(catalog), 'recipients': [new[1], escrow[1]], 'identity_file': str(old[2])}
+    before = state(catalog)
+    result = run_playbook(write_playbook(tmp_path, [
+        {'name': 'checked', 'opsready.operations.backup_rekey': args, 'check_mode': True, 'ignore_errors': True},
+        {'name': 'real', 'opsready.operations.backup_rekey': args, 'ignore_errors': True},
+        {'name': 'unchanged', 'ansible.builtin.command': {'argv': [
+            'find', str(catalog), '-mindepth', '1', '-maxdepth', '1', '-exec', 'sha256sum', '{}', '+']},
+         'changed_when': False},
+        {'name': 'trusted', 'opsready.operations.backup_rekey': dict(args, owner='nobody')}]))
+    assert result.rc == 0, result.stdout[-3000:]
+    for name in ('checked', 'real'):
+        out = result.result(name)
+        assert out['_event'] == 'runner_on_failed' and out.get('changed') is not True, out
+        assert 'Backup directory %s is not safe to write' % catalog in out['msg'], out['msg']
+        assert 'it belongs to nobody' in out['msg'] and 'name it in owner' in out['msg'], out['msg']
+    listed = dict(reversed(line.split('  ', 1)) for line in result.result('unchanged')['stdout_lines'])
+    assert {Path(k).name: v for k, v in listed.items()} == before, 'the refused runs wrote there'
+    done = result.result('trusted')
+    assert done['changed'] is True and sorted(done['rekeyed']) == sorted(a.name for a in artifacts(catalog))
+    for artifact in artifacts(catalog):
+        assert opens_with(artifact, new[2]) and not opens_with(artifact, old[2])
+    assert_consistent(catalog, [old, new, escrow])

@@ -77,6 +77,8 @@ CHUNK_READ = encryption.CHUNK + encryption.TAG
 DROP_EVERY = 32 * 1024 * 1024
 DROP_AGE = 120
 PENDING = 'rekey_pending'
+# What every age v1 file begins with: an artifact whose manifest records no encryption is looked at for it.
+AGE_HEADER = encryption.VERSION_LINE + b'\n'
 # Held in the backup directory for a whole (real) run: one rotation of a directory at a time.
 RUN_LOCK = '.backup_rekey.lock'
 # Fault-injection points (tests): the hook is called with (point, artifact id) and may raise.
@@ -531,6 +533,34 @@ def _check_opens(entry: Manifest, current: List[str], identities: Sequence[encry
     reader.close()
 
 
+def _starts_as_age(path: str) -> bool:
+    """Whether the file at ``path`` begins with the age v1 header. Read as every stored file is (``open_stored``: no
+    link followed, no wait on a FIFO); what cannot be read that way (missing, a link, not a regular file) is not
+    judged here."""
+    try:
+        handle = safeio.open_stored(path)
+    except (OSError, OpsReadyError):
+        return False
+    with handle:
+        return handle.read(len(AGE_HEADER)) == AGE_HEADER
+
+
+def _unrecorded_age(entry: Manifest) -> str:
+    return ('%s is an age file (it begins with the age header) but its manifest %s records no encryption, so '
+            'backup_rekey cannot tell which keys open it nor check what it decrypts to: it was not re-encrypted, and '
+            'a key this rotation retires may still open it. Put the encryption record back in the manifest (from a '
+            'copy of it) and run backup_rekey again; or take a new encrypted backup of its set, delete this artifact '
+            'and its manifest, and run backup_rekey again.' % (entry.path, os.path.basename(entry.manifest_path)))
+
+
+def _multi_file(entry: Manifest) -> str:
+    return ('%s is a multi-file (directory format) artifact whose manifest records encryption: backup_rekey '
+            're-encrypts single-file artifacts only (this collection never encrypts a directory-format dump), so it '
+            'was not re-encrypted and the keys it had still open it. Take a new encrypted backup of its set in a '
+            'single-file format (format=custom), delete this artifact and its manifest once the new one is verified, '
+            'then run backup_rekey again.' % entry.path)
+
+
 def _missing(entry: Manifest) -> str:
     return ('%s is missing (its manifest %s is there): nothing was re-encrypted. Restore the file, or remove the '
             'manifest if the backup is gone, then run backup_rekey again.'
@@ -564,15 +594,23 @@ def _verify_new(entry: Manifest, partial: str, sink: _HashingSink, info: Dict[st
 
 def rekey(directory: str, recipients: Sequence[str], identities: Sequence[encryption.Identity],
           check_mode: bool = False, engine: Optional[str] = None, database: Optional[str] = None,
-          fault: Optional[Callable[[str, str], None]] = None) -> Dict[str, Any]:
-    """Re-encrypt every encrypted artifact of ``directory`` not already encrypted to exactly ``recipients``."""
+          fault: Optional[Callable[[str, str], None]] = None,
+          owner: Optional[Tuple[int, int]] = None) -> Dict[str, Any]:
+    """Re-encrypt every encrypted artifact of ``directory`` not already encrypted to exactly ``recipients``.
+    ``owner`` (uid, gid): an account trusted as much as root with the directory, as db_backup's ``owner``
+    (``safeio.check_backup_dir``)."""
     # A set: the same key named twice is the same recipient set (and one stanza), not a reason to rotate again.
     wanted = sorted(set(encryption.recipients_option(True, list(recipients), 'the artifacts')))
     if not os.path.isdir(directory):
         raise OpsReadyError('Backup directory %s does not exist.' % directory, path=directory)
+    # Root writes <artifact>.partial there, renames it over the artifact, rewrites manifests and makes lock files: an
+    # account that owns or can write the directory (or one above it) could swap those names for symlinks and have
+    # root overwrite any file. Refused as db_backup and file_backup refuse such a dest, in check mode too, before
+    # anything is read or locked; never chmod'ed either (its owner would only loosen it again).
+    safeio.check_backup_dir(directory, what='re-encrypted backups', owner=owner)
     catalog = Catalog(directory, engine=engine, database=database)
     result: Dict[str, Any] = {'rekeyed': [], 'already': [], 'not_encrypted': [], 'settled': [], 'failed': [],
-                              'bytes': 0, 'recipients': wanted}
+                              'bytes': 0, 'recipients': wanted, 'previous_recipients': {}}
     now = isoformat(utcnow())
     releases: List[threading.Thread] = []
     with contextlib.ExitStack() as held:
@@ -607,10 +645,15 @@ def _one(entry: Manifest, wanted: List[str], identities: Sequence[encryption.Ide
          fault: Optional[Callable[[str, str], None]], releases: List[threading.Thread], result: Dict[str, Any]) -> None:
     """Settle and re-encrypt one artifact into ``result``; its own trouble is reported for it alone."""
     if not entry.data.get('encryption'):
-        result['not_encrypted'].append(entry.id)
+        if not entry.members and _starts_as_age(entry.path):
+            # Left alone as "not encrypted", it would still open with the keys this rotation retires while the run
+            # reports done; without the record nothing says which keys those are or what it must decrypt to.
+            result['failed'].append({'id': entry.id, 'msg': _unrecorded_age(entry)})
+        else:
+            result['not_encrypted'].append(entry.id)
         return
     if entry.members:
-        result['failed'].append({'id': entry.id, 'msg': 'multi-file artifacts are not re-encrypted here'})
+        result['failed'].append({'id': entry.id, 'msg': _multi_file(entry)})
         return
     lock = None if check_mode else _set_lock(entry)
     try:
@@ -638,10 +681,10 @@ def _one(entry: Manifest, wanted: List[str], identities: Sequence[encryption.Ide
                 return
             if check_mode:
                 _check_opens(entry, current, identities)   # a key that opens nothing fails here as in the run
-                result['rekeyed'].append(entry.id)
-                return
-            result['bytes'] += _rekey_one(entry, wanted, current, identities, now, fault, releases)
+            else:
+                result['bytes'] += _rekey_one(entry, wanted, current, identities, now, fault, releases)
             result['rekeyed'].append(entry.id)
+            result['previous_recipients'][entry.id] = current   # public keys: the diff names them
     except OpsReadyError as exc:
         result['failed'].append({'id': entry.id, 'msg': exc.message})
     except OSError as exc:
