@@ -173,3 +173,40 @@ def test_check_mode_ends_no_session(pg, tmp_path, holders):
         for proc in holders:
             proc.kill()
         drop(pg, name)
+
+
+def test_a_walsender_in_the_target_is_named_to_the_owner_and_ended_by_a_superuser(pg, tmp_path, holders):
+    """A walsender connected to the old target (replication=database, as a logical replication client is before it
+    starts streaming) of a REPLICATION role: the owner may not end it and is told so, named as a walsender; a
+    superuser's restore ends it and swaps."""
+    roles(pg)
+    repl = 'fid_repl_sw'
+    pg.sql("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '%s') THEN "
+           "CREATE ROLE %s LOGIN REPLICATION NOSUPERUSER PASSWORD '%s'; END IF; END $$"
+           % (repl, repl, pg.password.replace("'", "''")))
+    name, dest = target(pg, tmp_path)
+    try:
+        env = pg.dsn_env(database=name)
+        env.update(PGUSER=repl, PGPASSWORD=pg.password)
+        holders.append(subprocess.Popen(
+            [pg.bin('psql'), '-X', '-q', 'dbname=%s replication=database application_name=wal_app' % name],
+            env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        deadline = time.monotonic() + 15
+        while not pids(pg, name, 'wal_app'):
+            assert time.monotonic() < deadline, 'the walsender did not start'
+            time.sleep(0.1)
+        wal_pid = pids(pg, name, 'wal_app')[0]
+        assert pg.sql("SELECT backend_type FROM pg_stat_activity WHERE pid = %s" % wal_pid) == [('walsender',)]
+        result = restore_as(tmp_path, pg, dest, APP, source_database=name, database=name, replace=True)
+        assert result.rc != 0, result.stdout[-4000:]
+        assert 'pid %s (user %s' % (wal_pid, repl) in result.stdout, \
+            result.stdout[-4000:]
+        assert pids(pg, name, 'wal_app') == [wal_pid] and rows(pg, name) == [('1',), ('2',), ('3',)]
+        result = restore_as(tmp_path, pg, dest, pg.user, source_database=name, database=name, replace=True)
+        assert result.rc == 0, result.stdout[-4000:]
+        assert pids(pg, name, 'wal_app') == [] and rows(pg, name) == [('1',), ('2',)]
+        assert leftovers(pg) == []
+    finally:
+        for proc in holders:
+            proc.kill()
+        drop(pg, name)

@@ -1931,7 +1931,10 @@ def write_comment_inside(engine: PostgresEngine, request: RestoreRequest, manife
 # privileges it has, or with pg_signal_backend any non-superuser's; never a superuser's nor one without a role (a
 # background worker). Where it may not, it raises ERROR 42501 for that row instead of skipping it, which failed the
 # whole swap after it had ended the sessions it reached first: so the rule is the query's own. Autovacuum workers are
-# left out: the server cancels them itself for the RENAME.
+# left out: the server cancels them itself for the RENAME. To a role that is not a superuser (nor pg_read_all_stats)
+# pg_stat_activity hides backend_type of other roles' sessions and of those without a role, so an autovacuum worker
+# cannot be told from a background worker: a session without a role is left out for it too (neither ended nor in the
+# way; one that does hold the target is named when the swap gives up, ``_still_in_use``).
 _SESSIONS = ("SELECT a.pid, coalesce(a.usename, '') AS usename, coalesce(a.application_name, '') AS app, "
              "coalesce(a.backend_type, '') AS backend_type, current_user AS who, "
              "EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = current_user AND rolsuper) "
@@ -1941,6 +1944,14 @@ _SESSIONS = ("SELECT a.pid, coalesce(a.usename, '') AS usename, coalesce(a.appli
              "OR pg_catalog.pg_has_role('pg_signal_backend', 'USAGE'))) AS may "
              "FROM pg_catalog.pg_stat_activity a WHERE a.datname = %s AND a.pid <> pg_catalog.pg_backend_pid() "
              "AND a.backend_type IS DISTINCT FROM 'autovacuum worker'")
+_WITH_ROLE = " AND (a.usesysid IS NOT NULL OR EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = current_user " \
+             "AND rolsuper))"
+
+
+def _sessions_sql(database: str, with_role: bool = True) -> str:
+    """``_SESSIONS`` in ``database``; ``with_role``: without the sessions of no role (unless the run's role is a
+    superuser)."""
+    return _SESSIONS % quote_literal(database) + (_WITH_ROLE if with_role else '')
 
 
 def _end_sessions_sql(database: str) -> str:
@@ -1951,7 +1962,7 @@ def _end_sessions_sql(database: str) -> str:
             "SELECT 'in_the_way', pid, usename, app, backend_type, who FROM b UNION ALL "
             "SELECT 'ended', pid, '', '', '', '' FROM s WHERE CASE WHEN may AND NOT EXISTS (SELECT 1 FROM b) "
             "THEN pg_catalog.pg_terminate_backend(pid) ELSE false END"
-            % (_SESSIONS % quote_literal(database)))
+            % _sessions_sql(database))
 
 
 def _describe_sessions(rows: List[List[str]]) -> str:
@@ -1977,7 +1988,8 @@ def _in_the_way_error(target: str, where: str, rows: List[List[str]], role: str,
 def _still_in_use(engine: PostgresEngine, target: str) -> str:
     """What held ``target`` when the swap gave up (for the message): its sessions and prepared transactions."""
     try:
-        sessions = engine.query(_SESSIONS % quote_literal(target))
+        # every session here, a role's or not (an autovacuum worker would be gone by now)
+        sessions = engine.query(_sessions_sql(target, with_role=False))
         prepared = engine.query('SELECT gid, owner FROM pg_catalog.pg_prepared_xacts '  # nosec B608 # pg_quote
                                 'WHERE database = %s' % quote_literal(target))
     except ToolError:
@@ -2005,7 +2017,7 @@ def _swap(engine: PostgresEngine, target: str, restored: str, exists: bool,
                                        % (quote_ident(restored), quote_ident(target))]), session)
         return None
     where = engine.conn.where(5432)
-    sessions = _ask(engine, _SESSIONS % quote_literal(target), session)
+    sessions = _ask(engine, _sessions_sql(target), session)
     in_the_way = [r for r in sessions if len(r) == 6 and r[5] != 't']
     if in_the_way:
         raise _in_the_way_error(target, where, in_the_way, in_the_way[0][4])
