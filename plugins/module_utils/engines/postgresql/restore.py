@@ -1926,27 +1926,113 @@ def write_comment_inside(engine: PostgresEngine, request: RestoreRequest, manife
     return None
 
 
+# The sessions in a database (not the run's own) and whether the run's role may end each. pg_terminate_backend
+# (PostgreSQL 14+, signalfuncs.c) lets a superuser end any; a role that is not one only the sessions of roles whose
+# privileges it has, or with pg_signal_backend any non-superuser's; never a superuser's nor one without a role (a
+# background worker). Where it may not, it raises ERROR 42501 for that row instead of skipping it, which failed the
+# whole swap after it had ended the sessions it reached first: so the rule is the query's own. Autovacuum workers are
+# left out: the server cancels them itself for the RENAME. To a role that is not a superuser (nor pg_read_all_stats)
+# pg_stat_activity hides backend_type of other roles' sessions and of those without a role, so an autovacuum worker
+# cannot be told from a background worker: a session without a role is left out for it too (neither ended nor in the
+# way; one that does hold the target is named when the swap gives up, ``_still_in_use``).
+_SESSIONS = ("SELECT a.pid, coalesce(a.usename, '') AS usename, coalesce(a.application_name, '') AS app, "
+             "coalesce(a.backend_type, '') AS backend_type, current_user AS who, "
+             "EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = current_user AND rolsuper) "
+             "OR (a.usesysid IS NOT NULL "
+             "AND NOT coalesce((SELECT rolsuper FROM pg_catalog.pg_roles WHERE oid = a.usesysid), true) "
+             "AND (pg_catalog.pg_has_role(a.usesysid, 'USAGE') "
+             "OR pg_catalog.pg_has_role('pg_signal_backend', 'USAGE'))) AS may "
+             "FROM pg_catalog.pg_stat_activity a WHERE a.datname = %s AND a.pid <> pg_catalog.pg_backend_pid() "
+             "AND a.backend_type IS DISTINCT FROM 'autovacuum worker'")
+_WITH_ROLE = " AND (a.usesysid IS NOT NULL OR EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = current_user " \
+             "AND rolsuper))"
+
+
+def _sessions_sql(database: str, with_role: bool = True) -> str:
+    """``_SESSIONS`` in ``database``; ``with_role``: without the sessions of no role (unless the run's role is a
+    superuser)."""
+    return _SESSIONS % quote_literal(database) + (_WITH_ROLE if with_role else '')
+
+
+def _end_sessions_sql(database: str) -> str:
+    """One statement (one snapshot of pg_stat_activity): the sessions the role may not end (``in_the_way`` rows,
+    as ``_SESSIONS``'s), and only when there is none, every other one ended (CASE: the order is kept, the planner
+    would run a cheap pg_terminate_backend before the costlier test of a plain AND)."""
+    return ("WITH s AS (%s), b AS (SELECT * FROM s WHERE NOT may) "  # nosec B608 # pg_quote literal
+            "SELECT 'in_the_way', pid, usename, app, backend_type, who FROM b UNION ALL "
+            "SELECT 'ended', pid, '', '', '', '' FROM s WHERE CASE WHEN may AND NOT EXISTS (SELECT 1 FROM b) "
+            "THEN pg_catalog.pg_terminate_backend(pid) ELSE false END"
+            % _sessions_sql(database))
+
+
+def _describe_sessions(rows: List[List[str]]) -> str:
+    """'pid 123 (user u, application_name 'psql')' for each row (pid, user, application_name, backend_type)."""
+    return ', '.join('pid %s (user %s, application_name %r%s)' % (
+        r[0], r[1] or '(none)', r[2], '' if r[3] in ('', 'client backend') else ', a %s' % r[3]) for r in rows)
+
+
+def _in_the_way_error(target: str, where: str, rows: List[List[str]], role: str,
+                      ended: bool = False) -> OpsReadyError:
+    """The refusal when sessions the role may not end hold the old target; ``sessions`` in the result, too."""
+    sessions = [{'pid': int(r[0]), 'user': r[1], 'application_name': r[2], 'backend_type': r[3]} for r in rows]
+    return OpsReadyError(
+        'Could not swap the restored database in: %s on %s has sessions that %s may not end: %s. Ask them to '
+        'disconnect (or end them as a superuser: SELECT pg_terminate_backend(pid)), or grant %s pg_signal_backend '
+        '(it ends the sessions of roles that are not superusers, not a superuser\'s), or restore as a superuser; '
+        'then run again. %s, %s is as it was and the restored copy was dropped.'
+        % (target, where, role or 'the restoring role', _describe_sessions(rows), role or 'the restoring role',
+           'Sessions it could end were ended' if ended else 'No session was ended', target),
+        target=target, sessions=sessions)
+
+
+def _still_in_use(engine: PostgresEngine, target: str) -> str:
+    """What held ``target`` when the swap gave up (for the message): its sessions and prepared transactions."""
+    try:
+        # every session here, a role's or not (an autovacuum worker would be gone by now)
+        sessions = engine.query(_sessions_sql(target, with_role=False))
+        prepared = engine.query('SELECT gid, owner FROM pg_catalog.pg_prepared_xacts '  # nosec B608 # pg_quote
+                                'WHERE database = %s' % quote_literal(target))
+    except ToolError:
+        return ''
+    held = ([_describe_sessions(sessions)] if sessions else []) + [
+        'prepared transaction %r (owner %s: COMMIT PREPARED or ROLLBACK PREPARED it)' % (r[0], r[1]) for r in prepared]
+    return ' (in use by %s)' % ', '.join(held) if held else ''
+
+
 def _swap(engine: PostgresEngine, target: str, restored: str, exists: bool,
           session: Optional[PsqlSession] = None, comment: Optional[str] = None,
           was_closed: bool = False) -> Optional[str]:
     """Give ``restored`` the name ``target``; returns the name the old target had while it was aside. A new
     name is one transaction (on ``session``); replacing retries while sessions reconnect, each try a psql of its
     own (a failed statement would end the locked session). ``comment`` (``final_comment``) replaces the copy's
-    marker in the same transaction; the old target gets the marker of an aside copy."""
+    marker in the same transaction; the old target gets the marker of an aside copy.
+
+    Replacing first looks for sessions in the old target that the role may not end (``_SESSIONS``): any, and the
+    run fails naming them before it closed the target or ended any session (a swap that cannot happen must not cost
+    the application its connections). The target is then closed, and its sessions are ended only when none is in
+    the way (one that connected in between fails the run the same way)."""
     comment = comment or 'COMMENT ON DATABASE %s IS NULL' % quote_ident(restored)
     if not exists:
         _ask(engine, _one_transaction([comment, 'ALTER DATABASE %s RENAME TO %s'
                                        % (quote_ident(restored), quote_ident(target))]), session)
         return None
+    where = engine.conn.where(5432)
+    sessions = _ask(engine, _sessions_sql(target), session)
+    in_the_way = [r for r in sessions if len(r) == 6 and r[5] != 't']
+    if in_the_way:
+        raise _in_the_way_error(target, where, in_the_way, in_the_way[0][4])
     aside = temporary_name(target, 'old')
     qt = quote_ident(target)
     engine.query('ALTER DATABASE %s ALLOW_CONNECTIONS false' % qt)
     try:
         last: Optional[ToolError] = None
+        ended = False
         for _attempt in range(50):
-            engine.query('SELECT pg_terminate_backend(pid) '  # nosec B608 # pg_quote literal
-                         'FROM pg_stat_activity WHERE datname = %s AND pid <> '
-                         'pg_backend_pid()' % quote_literal(target))
+            rows = engine.query(_end_sessions_sql(target))
+            in_the_way = [r[1:] for r in rows if r and r[0] == 'in_the_way']
+            if in_the_way:   # one that connected before the target closed
+                raise _in_the_way_error(target, where, in_the_way, in_the_way[0][4], ended)
+            ended = ended or any(r and r[0] == 'ended' for r in rows)
             try:
                 # psql -c runs the string in one transaction: both names change, with the markers, or nothing does.
                 # verbose: "being accessed by other users" is told by its SQLSTATE, in the server's any language
@@ -1961,9 +2047,11 @@ def _swap(engine: PostgresEngine, target: str, restored: str, exists: bool,
                 last = exc
                 time.sleep(0.1)
         if last is not None:
-            raise OpsReadyError('Could not swap the restored database in: sessions keep reconnecting to %s. '
-                                'Stop the application, then run again (the restored copy was dropped).'
-                                % target)
+            raise OpsReadyError('Could not swap the restored database in: %s on %s stayed in use%s, sessions ended '
+                                'kept reconnecting or a prepared transaction held it. Stop the application (end '
+                                'the prepared transactions), then run again (%s is as it was, the restored copy '
+                                'was dropped).' % (target, where, _still_in_use(engine, target), target),
+                                target=target)
     except BaseException:
         if database_exists(engine, target) and not was_closed:   # a target the DBA had closed stays closed
             engine.query('ALTER DATABASE %s ALLOW_CONNECTIONS true' % qt)
