@@ -49,6 +49,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import ARTIFACT_NAME, Catalog
+from ansible_collections.opsready.operations.plugins.module_utils.backup.leftovers import set_lock_path
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import (
     Manifest, loads_strict, read_manifest, write_manifest)
 from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
@@ -608,7 +609,6 @@ def rekey(directory: str, recipients: Sequence[str], identities: Sequence[encryp
     # root overwrite any file. Refused as db_backup and file_backup refuse such a dest, in check mode too, before
     # anything is read or locked; never chmod'ed either (its owner would only loosen it again).
     safeio.check_backup_dir(directory, what='re-encrypted backups', owner=owner)
-    catalog = Catalog(directory, engine=engine, database=database)
     result: Dict[str, Any] = {'rekeyed': [], 'already': [], 'not_encrypted': [], 'settled': [], 'failed': [],
                               'bytes': 0, 'recipients': wanted, 'previous_recipients': {}}
     now = isoformat(utcnow())
@@ -618,9 +618,11 @@ def rekey(directory: str, recipients: Sequence[str], identities: Sequence[encryp
             # Two rotations of one directory at once would each settle what the other is doing (one rewriting a
             # manifest from what it read before the other's swap: a manifest describing a file no longer there).
             held.enter_context(locks.exclusive(
-                os.path.join(catalog.directory, RUN_LOCK),
+                os.path.join(directory, RUN_LOCK),
                 'Another backup_rekey is running in %s: wait for it to finish, then run this one again'
-                % catalog.directory, remove=True))   # a run leaves nothing behind (locks.exclusive: removal is safe)
+                % directory, remove=True))   # a run leaves nothing behind (locks.exclusive: removal is safe)
+        # Read under the run lock: a catalog read before it could hold what a run finishing meanwhile rewrote.
+        catalog = Catalog(directory, engine=engine, database=database)
         try:
             for entry in catalog.entries:
                 _one(entry, wanted, identities, check_mode, now, fault, releases, result)
@@ -637,8 +639,10 @@ def _set_lock(entry: Manifest) -> Optional[str]:
     """The lock file of the backup set ``entry`` belongs to (``artifacts.set_lock_path``: ``.<prefix>.lock``, the
     prefix being the artifact name before its time stamp), or None for a name without one."""
     stamp = ARTIFACT_NAME.search(entry.id)
-    prefix = entry.id[:stamp.start()].rstrip('-') if stamp else ''
-    return os.path.join(entry.directory, '.%s.lock' % prefix) if prefix else None
+    prefix = entry.id[:stamp.start()] if stamp else ''
+    # One separator dash dropped, no more: file_backup name=etc- writes etc--<stamp> under .etc-.lock.
+    prefix = prefix[:-1] if prefix.endswith('-') else prefix
+    return set_lock_path(entry.directory, prefix) if prefix else None
 
 
 def _one(entry: Manifest, wanted: List[str], identities: Sequence[encryption.Identity], check_mode: bool, now: str,
@@ -660,7 +664,7 @@ def _one(entry: Manifest, wanted: List[str], identities: Sequence[encryption.Ide
         with contextlib.ExitStack() as held:
             if lock is not None:
                 # The backup runs of its set (under this lock) tidy .partial files, prune and record checks in the
-                # manifest: none of it while this artifact is swapped. The manifest is read again under the lock.
+                # manifest: none of it while this artifact is swapped. (The manifest is read again below.)
                 try:
                     # removed again when this run made it (the set's backups make and keep theirs)
                     held.enter_context(locks.exclusive(lock, 'A backup of this set is running',
@@ -668,9 +672,12 @@ def _one(entry: Manifest, wanted: List[str], identities: Sequence[encryption.Ide
                 except OpsReadyError as exc:
                     raise OpsReadyError('%s: %s; it was not re-encrypted. Run backup_rekey again once that backup '
                                         'has finished.' % (entry.path, exc.message.rstrip('.')), path=entry.path)
-                if not os.path.lexists(entry.manifest_path):
-                    return   # pruned by a backup run since the catalog was read: nothing left to rotate
-                entry.data = read_manifest(entry.manifest_path).data
+            # Read again right before it is settled, set lock or not (a WAL segment has none): the catalog's copy
+            # may hold an earlier run's rekey_pending and old fields, which settle() would write back over the
+            # manifest that run finished.
+            if not os.path.lexists(entry.manifest_path):
+                return   # pruned by a backup run since the catalog was read: nothing left to rotate
+            entry.data = read_manifest(entry.manifest_path).data
             # check mode: what the real run would settle, done by nothing
             done = settle(entry, check_mode)
             if done:

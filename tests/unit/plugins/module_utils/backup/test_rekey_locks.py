@@ -1,0 +1,83 @@
+"""backup/rekey.py and the locks it takes: the catalog read under the run lock, each manifest read again right
+before it is settled, the set lock's name (the backup modules' own), its owner when a killed run leaves it, and
+what a lock failure says."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+
+from ansible_collections.opsready.operations.plugins.module_utils.backup import catalog as catalog_mod
+from ansible_collections.opsready.operations.plugins.module_utils.backup import rekey
+from ansible_collections.opsready.operations.plugins.module_utils.backup.leftovers import set_lock, set_lock_path
+from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import read_manifest
+from tests.unit.plugins.module_utils.backup.test_rekey import encrypted_artifact, key
+
+
+def renamed(directory, path, name):
+    """The artifact at ``path`` (and its manifest) under ``name``."""
+    target = os.path.join(str(directory), name)
+    for suffix in ('', '.manifest.json'):
+        os.rename(path + suffix, target + suffix)
+    data = json.loads(open(target + '.manifest.json').read())
+    data.update(id=name, artifact=name)
+    with open(target + '.manifest.json', 'w') as handle:
+        json.dump(data, handle)
+    return target
+
+
+def stamp_of(path):
+    return os.path.basename(path).split('-', 2)[2]
+
+
+def test_a_manifest_rewritten_after_the_catalog_was_read_is_read_again_before_it_is_settled(tmp_path, monkeypatch):
+    """Run A wrote rekey_pending on a WAL segment (no set lock: its name has no time stamp); a catalog read then holds
+    the old fields and the marker; A swapped and wrote the final manifest. Settling what that catalog holds would
+    write the old sha256 back over the new manifest: the segment would fail its checksum for good."""
+    old, new = key(), key()
+    segment = renamed(tmp_path, encrypted_artifact(tmp_path, [old.recipient]), '000000010000000000000001.age')
+    stale = []
+
+    def read_midway(point, artifact_id):
+        if point == 'after_pending':
+            stale.append(catalog_mod.Catalog(str(tmp_path)))
+
+    assert rekey.rekey(str(tmp_path), [new.recipient], [old], fault=read_midway)['rekeyed'] == [
+        os.path.basename(segment)]
+    assert rekey.PENDING in stale[0].entries[0].data
+    monkeypatch.setattr(rekey, 'Catalog', lambda *args, **kwargs: stale.pop() if stale else
+                        catalog_mod.Catalog(*args, **kwargs))
+    result = rekey.rekey(str(tmp_path), [new.recipient], [new])
+    final = read_manifest(segment + '.manifest.json').data
+    assert rekey.PENDING not in final and final['encryption']['recipients'] == [new.recipient]
+    assert final['sha256'] == hashlib.sha256(open(segment, 'rb').read()).hexdigest()
+    # nothing left to do: what the catalog held (old fields + marker) is not written back
+    assert result['settled'] == [] and result['rekeyed'] == [] and result['already'] == [os.path.basename(segment)]
+
+
+def test_the_catalog_is_read_under_the_run_lock(tmp_path, monkeypatch):
+    old, new = key(), key()
+    encrypted_artifact(tmp_path, [old.recipient])
+    real, seen = catalog_mod.Catalog, []
+
+    def noting(*args, **kwargs):
+        seen.append(os.path.lexists(os.path.join(str(tmp_path), rekey.RUN_LOCK)))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(rekey, 'Catalog', noting)
+    rekey.rekey(str(tmp_path), [new.recipient], [old])
+    assert seen and all(seen), seen
+
+
+def test_the_set_lock_is_the_one_the_backup_of_the_set_takes(tmp_path):
+    """file_backup name=etc- writes etc--<stamp> under .etc-.lock: one dash dropped, not every trailing one."""
+    old, new = key(), key()
+    path = renamed(tmp_path, encrypted_artifact(tmp_path, [old.recipient]),
+                   'etc--' + stamp_of(encrypted_artifact(tmp_path, [old.recipient])))
+    entry = [e for e in catalog_mod.Catalog(str(tmp_path)).entries if e.path == path][0]
+    assert rekey._set_lock(entry) == set_lock_path(str(tmp_path), 'etc-')
+    with set_lock(str(tmp_path), 'etc-'):
+        result = rekey.rekey(str(tmp_path), [new.recipient], [old])
+    assert os.path.basename(path) in [f['id'] for f in result['failed']]
