@@ -43,6 +43,7 @@ import os
 import mmap
 import queue
 import signal
+import stat
 import struct
 import threading
 import time
@@ -82,6 +83,8 @@ PENDING = 'rekey_pending'
 AGE_HEADER = encryption.VERSION_LINE + b'\n'
 # Held in the backup directory for a whole (real) run: one rotation of a directory at a time.
 RUN_LOCK = '.backup_rekey.lock'
+# What a set lock held by a backup of the set is called (the start of locks.exclusive's busy message).
+SET_BUSY = 'A backup of this set is running'
 # Fault-injection points (tests): the hook is called with (point, artifact id) and may raise.
 POINTS = ('after_partial', 'after_pending', 'after_swap', 'after_manifest')
 # The decrypting child's report (``_DecryptingChild.result``) is a few hundred bytes: anything longer is not one.
@@ -496,18 +499,28 @@ def settle(entry: Manifest, check_mode: bool = False) -> Optional[str]:
             write_manifest(entry.path, _fields(entry.data), manifest_path=entry.manifest_path)
             entry.data = _fields(entry.data)
         done = 'manifest completed'
-    if os.path.lexists(partial):
+    try:
+        found = os.lstat(partial)
+    except FileNotFoundError:
+        found = None
+    if found is not None:
+        # Not one of ours (a rekey writes a file there): removing a tree is not this module's to decide. Looked at
+        # before the unlink, so that check mode fails it as the run does.
+        if stat.S_ISDIR(found.st_mode):
+            raise _partial_is_a_directory(partial)
         if not check_mode:
             try:
                 os.unlink(partial)
-            except IsADirectoryError:
-                # Not one of ours (a rekey writes a file there): removing a tree is not this module's to decide.
-                raise OpsReadyError('%s is a directory where backup_rekey writes the re-encrypted file; the artifact '
-                                    'was not re-encrypted. Move it away and run backup_rekey again.' % partial,
-                                    path=partial)
+            except IsADirectoryError:   # made a directory since the lstat
+                raise _partial_is_a_directory(partial)
             fsync_dir(entry.directory)
         done = done or 'stale %s removed' % os.path.basename(partial)
     return done
+
+
+def _partial_is_a_directory(partial: str) -> OpsReadyError:
+    return OpsReadyError('%s is a directory where backup_rekey writes the re-encrypted file; the artifact was not '
+                         're-encrypted. Move it away and run backup_rekey again.' % partial, path=partial)
 
 
 def _broken_failures(catalog: Catalog) -> List[Dict[str, str]]:
@@ -665,13 +678,23 @@ def _one(entry: Manifest, wanted: List[str], identities: Sequence[encryption.Ide
             if lock is not None:
                 # The backup runs of its set (under this lock) tidy .partial files, prune and record checks in the
                 # manifest: none of it while this artifact is swapped. (The manifest is read again below.)
+                made = not os.path.lexists(lock)
                 try:
-                    # removed again when this run made it (the set's backups make and keep theirs)
-                    held.enter_context(locks.exclusive(lock, 'A backup of this set is running',
-                                                       remove=not os.path.lexists(lock)))
+                    # Removed again when this run made it (the set's backups make and keep theirs); made, it is the
+                    # directory owner's, as the lock of a backup run as that owner (become_user) is: a file left by
+                    # a killed rotation, root's and 0600, would have such a backup fail to open it.
+                    directory = os.stat(entry.directory)
+                    held.enter_context(locks.exclusive(lock, SET_BUSY, remove=made,
+                                                       owner=(directory.st_uid, directory.st_gid)
+                                                       if made and os.geteuid() == 0 else None))
                 except OpsReadyError as exc:
-                    raise OpsReadyError('%s: %s; it was not re-encrypted. Run backup_rekey again once that backup '
-                                        'has finished.' % (entry.path, exc.message.rstrip('.')), path=entry.path)
+                    if exc.message.startswith(SET_BUSY):
+                        raise OpsReadyError('%s: %s; it was not re-encrypted. Run backup_rekey again once that '
+                                            'backup has finished.' % (entry.path, exc.message.rstrip('.')),
+                                            path=entry.path)
+                    # not a running backup (a link or a FIFO at the name, a read-only or unwritable directory...):
+                    # the lock's own words
+                    raise OpsReadyError('%s was not re-encrypted: %s' % (entry.path, exc.message), path=entry.path)
             # Read again right before it is settled, set lock or not (a WAL segment has none): the catalog's copy
             # may hold an earlier run's rekey_pending and old fields, which settle() would write back over the
             # manifest that run finished.

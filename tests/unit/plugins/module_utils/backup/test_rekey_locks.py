@@ -7,7 +7,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 
+import pytest
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup import catalog as catalog_mod
 from ansible_collections.opsready.operations.plugins.module_utils.backup import rekey
@@ -81,3 +83,59 @@ def test_the_set_lock_is_the_one_the_backup_of_the_set_takes(tmp_path):
     with set_lock(str(tmp_path), 'etc-'):
         result = rekey.rekey(str(tmp_path), [new.recipient], [old])
     assert os.path.basename(path) in [f['id'] for f in result['failed']]
+
+
+def test_check_mode_fails_a_partial_that_is_a_directory_as_the_run_does(tmp_path):
+    old, new = key(), key()
+    odd = encrypted_artifact(tmp_path, [old.recipient])
+    os.mkdir(odd + '.partial')
+    planned = rekey.rekey(str(tmp_path), [new.recipient], [old], check_mode=True)
+    done = rekey.rekey(str(tmp_path), [new.recipient], [old])
+    assert planned['failed'] == done['failed'] and [f['id'] for f in done['failed']] == [os.path.basename(odd)]
+    assert planned['rekeyed'] == done['rekeyed'] == [] and planned['settled'] == done['settled'] == []
+    assert os.path.isdir(odd + '.partial')
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason='makes a directory another account owns')
+def test_a_set_lock_a_killed_run_leaves_is_the_backup_owners_own(tmp_path):
+    """A SIGKILLed rotation leaves the set lock it made; the set's backups (become_user postgres, the directory's
+    owner) open it as theirs: owned by the directory's owner, 0600, as a backup run as that owner makes it."""
+    old, new = key(), key()
+    dest = tmp_path / 'dest'
+    dest.mkdir(mode=0o700)
+    path = encrypted_artifact(dest, [old.recipient])
+    for name in os.listdir(str(dest)) + ['']:
+        os.chown(os.path.join(str(dest), name), 65534, 65534)
+    lock = set_lock_path(str(dest), 'etc-files')
+    seen = []
+
+    def killed_here(point, artifact_id):
+        if point == 'after_partial':
+            info = os.lstat(lock)   # what a SIGKILL now would leave
+            seen.append((info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode), stat.S_ISREG(info.st_mode)))
+
+    result = rekey.rekey(str(dest), [new.recipient], [old], fault=killed_here, owner=(65534, 65534))
+    assert result['rekeyed'] == [os.path.basename(path)], result['failed']
+    assert seen == [(65534, 65534, 0o600, True)]
+    assert not os.path.lexists(lock)   # made by this run: removed again
+
+
+def test_a_lock_that_is_no_lock_says_what_it_is_not_that_a_backup_runs(tmp_path):
+    old, new = key(), key()
+    path = encrypted_artifact(tmp_path, [old.recipient])
+    os.symlink(str(tmp_path / 'elsewhere'), set_lock_path(str(tmp_path), 'etc-files'))
+    result = rekey.rekey(str(tmp_path), [new.recipient], [old])
+    assert [f['id'] for f in result['failed']] == [os.path.basename(path)]
+    message = result['failed'][0]['msg']
+    assert 'symbolic link' in message and 'not re-encrypted' in message, message
+    assert 'backup of this set is running' not in message and 'once that backup has finished' not in message, message
+    assert not os.path.lexists(str(tmp_path / 'elsewhere'))
+
+
+def test_a_busy_set_lock_still_says_a_backup_of_the_set_is_running(tmp_path):
+    old, new = key(), key()
+    encrypted_artifact(tmp_path, [old.recipient])
+    with set_lock(str(tmp_path), 'etc-files'):
+        result = rekey.rekey(str(tmp_path), [new.recipient], [old])
+    assert 'A backup of this set is running' in result['failed'][0]['msg']
+    assert 'once that backup has finished' in result['failed'][0]['msg']
