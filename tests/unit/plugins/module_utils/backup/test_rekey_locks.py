@@ -139,3 +139,24 @@ def test_a_busy_set_lock_still_says_a_backup_of_the_set_is_running(tmp_path):
         result = rekey.rekey(str(tmp_path), [new.recipient], [old])
     assert 'A backup of this set is running' in result['failed'][0]['msg']
     assert 'once that backup has finished' in result['failed'][0]['msg']
+
+
+def test_what_the_module_returns_is_what_return_documents(tmp_path):
+    """Ansible takes a module's ``failed`` key for its verdict: a list there was never what a task saw. The failed
+    artifacts are ``failed_artifacts`` (on failure); every key documented ``returned: always`` is there."""
+    import yaml
+    from ansible_collections.opsready.operations.plugins.modules import backup_rekey
+    from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
+    from tests.unit.plugins.modules.test_conformance_round7 import run_module
+    documented = yaml.safe_load(backup_rekey.RETURN)
+    assert 'failed' not in documented
+    old_secret, new = encryption.generate_identity(), key()
+    old = encryption.parse_identities(old_secret)[0]
+    (tmp_path / 'catalog').mkdir()
+    encrypted_artifact(tmp_path / 'catalog', [old.recipient])
+    params = {'src': str(tmp_path / 'catalog'), 'recipients': [new.recipient], 'identity': old_secret}
+    result, printed = run_module(tmp_path, 'backup_rekey', params)
+    assert result.get('changed') is True, printed[-3000:]
+    assert 'failed' not in result or result['failed'] is False, result
+    always = [k for k, v in documented.items() if v.get('returned') == 'always']
+    assert [k for k in always if k not in result] == [], result
