@@ -24,9 +24,14 @@ description:
     then the manifest describes the new file only; each step is atomic. At every moment the artifact is readable by
     the old keys or by the new ones and its manifest matches it; an interrupted run is completed or undone by the
     next one.
-  - One rotation of a directory at a time (a second one fails at once). Each artifact is swapped under the lock of
-    its backup set, as M(opsready.operations.db_backup) and M(opsready.operations.file_backup) take it; an artifact
-    whose set is being backed up is left unchanged and reported, for the next run.
+  - One rotation of a directory at a time (a second one fails at once). Each artifact named with a time stamp is
+    swapped under the lock of its backup set, C(.<prefix>.lock), the lock M(opsready.operations.file_backup) of that
+    set name and M(opsready.operations.db_backup) of that engine, database and kind take; an artifact whose set is
+    being backed up is left unchanged and reported in RV(failed_artifacts), for the next run. That lock excludes
+    those runs only - M(opsready.operations.db_backup) runs of another kind into the same directory take their own,
+    M(opsready.operations.backup_verify) and M(opsready.operations.backup_prune) take none, and artifacts without a
+    time stamp in their name (PostgreSQL WAL segments) have no set lock - so run those at another time than a
+    rotation. Whatever runs meanwhile, each artifact's manifest is read again right before it is swapped.
   - Artifacts already encrypted to exactly O(recipients) are skipped, so a second run changes nothing. A key named
     twice in O(recipients) is one recipient.
   - An artifact whose manifest records no encryption but that begins with the age header is reported in
@@ -128,12 +133,6 @@ settled:
   type: list
   elements: dict
   sample: [{id: shop-full-20261129T004512123456Z.db.zst.age, what: manifest completed}]
-failed:
-  description: Artifacts that could not be re-encrypted (wrong key, corrupt), each with a message; they are unchanged.
-  returned: always
-  type: list
-  elements: dict
-  sample: []
 not_encrypted:
   description: Artifacts of the catalog that are not encrypted, left alone.
   returned: always
@@ -141,7 +140,10 @@ not_encrypted:
   elements: str
   sample: []
 failed_artifacts:
-  description: When the run fails, the artifacts (or unreadable manifests) it could not re-encrypt, each with a message.
+  description:
+    - When the run fails, the artifacts (or unreadable manifests) it could not re-encrypt (wrong key, corrupt, a name
+      in the way, their set's backup running), each with a message; they are unchanged. Not returned by a run that
+      succeeds.
   returned: failure
   type: list
   elements: dict
@@ -236,7 +238,8 @@ def main():
                              % (len(result['failed']), shown),
                          changed=changed, **dict((k, v) for k, v in result.items() if k != 'failed'),
                          failed_artifacts=result['failed'])
-    module.exit_json(changed=changed, diff=diff, **result)
+    # ``failed`` is Ansible's verdict, not a key of ours: an empty list there is left out (failures: failed_artifacts)
+    module.exit_json(changed=changed, diff=diff, **dict((k, v) for k, v in result.items() if k != 'failed'))
 
 
 if __name__ == '__main__':

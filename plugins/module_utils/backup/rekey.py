@@ -43,12 +43,14 @@ import os
 import mmap
 import queue
 import signal
+import stat
 import struct
 import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.backup.catalog import ARTIFACT_NAME, Catalog
+from ansible_collections.opsready.operations.plugins.module_utils.backup.leftovers import set_lock_path
 from ansible_collections.opsready.operations.plugins.module_utils.backup.manifest import (
     Manifest, loads_strict, read_manifest, write_manifest)
 from ansible_collections.opsready.operations.plugins.module_utils.common import encryption
@@ -81,6 +83,8 @@ PENDING = 'rekey_pending'
 AGE_HEADER = encryption.VERSION_LINE + b'\n'
 # Held in the backup directory for a whole (real) run: one rotation of a directory at a time.
 RUN_LOCK = '.backup_rekey.lock'
+# What a set lock held by a backup of the set is called (the start of locks.exclusive's busy message).
+SET_BUSY = 'A backup of this set is running'
 # Fault-injection points (tests): the hook is called with (point, artifact id) and may raise.
 POINTS = ('after_partial', 'after_pending', 'after_swap', 'after_manifest')
 # The decrypting child's report (``_DecryptingChild.result``) is a few hundred bytes: anything longer is not one.
@@ -495,18 +499,28 @@ def settle(entry: Manifest, check_mode: bool = False) -> Optional[str]:
             write_manifest(entry.path, _fields(entry.data), manifest_path=entry.manifest_path)
             entry.data = _fields(entry.data)
         done = 'manifest completed'
-    if os.path.lexists(partial):
+    try:
+        found = os.lstat(partial)
+    except FileNotFoundError:
+        found = None
+    if found is not None:
+        # Not one of ours (a rekey writes a file there): removing a tree is not this module's to decide. Looked at
+        # before the unlink, so that check mode fails it as the run does.
+        if stat.S_ISDIR(found.st_mode):
+            raise _partial_is_a_directory(partial)
         if not check_mode:
             try:
                 os.unlink(partial)
-            except IsADirectoryError:
-                # Not one of ours (a rekey writes a file there): removing a tree is not this module's to decide.
-                raise OpsReadyError('%s is a directory where backup_rekey writes the re-encrypted file; the artifact '
-                                    'was not re-encrypted. Move it away and run backup_rekey again.' % partial,
-                                    path=partial)
+            except IsADirectoryError:   # made a directory since the lstat
+                raise _partial_is_a_directory(partial)
             fsync_dir(entry.directory)
         done = done or 'stale %s removed' % os.path.basename(partial)
     return done
+
+
+def _partial_is_a_directory(partial: str) -> OpsReadyError:
+    return OpsReadyError('%s is a directory where backup_rekey writes the re-encrypted file; the artifact was not '
+                         're-encrypted. Move it away and run backup_rekey again.' % partial, path=partial)
 
 
 def _broken_failures(catalog: Catalog) -> List[Dict[str, str]]:
@@ -608,7 +622,6 @@ def rekey(directory: str, recipients: Sequence[str], identities: Sequence[encryp
     # root overwrite any file. Refused as db_backup and file_backup refuse such a dest, in check mode too, before
     # anything is read or locked; never chmod'ed either (its owner would only loosen it again).
     safeio.check_backup_dir(directory, what='re-encrypted backups', owner=owner)
-    catalog = Catalog(directory, engine=engine, database=database)
     result: Dict[str, Any] = {'rekeyed': [], 'already': [], 'not_encrypted': [], 'settled': [], 'failed': [],
                               'bytes': 0, 'recipients': wanted, 'previous_recipients': {}}
     now = isoformat(utcnow())
@@ -618,9 +631,11 @@ def rekey(directory: str, recipients: Sequence[str], identities: Sequence[encryp
             # Two rotations of one directory at once would each settle what the other is doing (one rewriting a
             # manifest from what it read before the other's swap: a manifest describing a file no longer there).
             held.enter_context(locks.exclusive(
-                os.path.join(catalog.directory, RUN_LOCK),
+                os.path.join(directory, RUN_LOCK),
                 'Another backup_rekey is running in %s: wait for it to finish, then run this one again'
-                % catalog.directory, remove=True))   # a run leaves nothing behind (locks.exclusive: removal is safe)
+                % directory, remove=True))   # a run leaves nothing behind (locks.exclusive: removal is safe)
+        # Read under the run lock: a catalog read before it could hold what a run finishing meanwhile rewrote.
+        catalog = Catalog(directory, engine=engine, database=database)
         try:
             for entry in catalog.entries:
                 _one(entry, wanted, identities, check_mode, now, fault, releases, result)
@@ -637,8 +652,10 @@ def _set_lock(entry: Manifest) -> Optional[str]:
     """The lock file of the backup set ``entry`` belongs to (``artifacts.set_lock_path``: ``.<prefix>.lock``, the
     prefix being the artifact name before its time stamp), or None for a name without one."""
     stamp = ARTIFACT_NAME.search(entry.id)
-    prefix = entry.id[:stamp.start()].rstrip('-') if stamp else ''
-    return os.path.join(entry.directory, '.%s.lock' % prefix) if prefix else None
+    prefix = entry.id[:stamp.start()] if stamp else ''
+    # One separator dash dropped, no more: file_backup name=etc- writes etc--<stamp> under .etc-.lock.
+    prefix = prefix[:-1] if prefix.endswith('-') else prefix
+    return set_lock_path(entry.directory, prefix) if prefix else None
 
 
 def _one(entry: Manifest, wanted: List[str], identities: Sequence[encryption.Identity], check_mode: bool, now: str,
@@ -660,17 +677,30 @@ def _one(entry: Manifest, wanted: List[str], identities: Sequence[encryption.Ide
         with contextlib.ExitStack() as held:
             if lock is not None:
                 # The backup runs of its set (under this lock) tidy .partial files, prune and record checks in the
-                # manifest: none of it while this artifact is swapped. The manifest is read again under the lock.
+                # manifest: none of it while this artifact is swapped. (The manifest is read again below.)
+                made = not os.path.lexists(lock)
                 try:
-                    # removed again when this run made it (the set's backups make and keep theirs)
-                    held.enter_context(locks.exclusive(lock, 'A backup of this set is running',
-                                                       remove=not os.path.lexists(lock)))
+                    # Removed again when this run made it (the set's backups make and keep theirs); made, it is the
+                    # directory owner's, as the lock of a backup run as that owner (become_user) is: a file left by
+                    # a killed rotation, root's and 0600, would have such a backup fail to open it.
+                    directory = os.stat(entry.directory)
+                    held.enter_context(locks.exclusive(lock, SET_BUSY, remove=made,
+                                                       owner=(directory.st_uid, directory.st_gid)
+                                                       if made and os.geteuid() == 0 else None))
                 except OpsReadyError as exc:
-                    raise OpsReadyError('%s: %s; it was not re-encrypted. Run backup_rekey again once that backup '
-                                        'has finished.' % (entry.path, exc.message.rstrip('.')), path=entry.path)
-                if not os.path.lexists(entry.manifest_path):
-                    return   # pruned by a backup run since the catalog was read: nothing left to rotate
-                entry.data = read_manifest(entry.manifest_path).data
+                    if exc.message.startswith(SET_BUSY):
+                        raise OpsReadyError('%s: %s; it was not re-encrypted. Run backup_rekey again once that '
+                                            'backup has finished.' % (entry.path, exc.message.rstrip('.')),
+                                            path=entry.path)
+                    # not a running backup (a link or a FIFO at the name, a read-only or unwritable directory...):
+                    # the lock's own words
+                    raise OpsReadyError('%s was not re-encrypted: %s' % (entry.path, exc.message), path=entry.path)
+            # Read again right before it is settled, set lock or not (a WAL segment has none): the catalog's copy
+            # may hold an earlier run's rekey_pending and old fields, which settle() would write back over the
+            # manifest that run finished.
+            if not os.path.lexists(entry.manifest_path):
+                return   # pruned by a backup run since the catalog was read: nothing left to rotate
+            entry.data = read_manifest(entry.manifest_path).data
             # check mode: what the real run would settle, done by nothing
             done = settle(entry, check_mode)
             if done:

@@ -22,20 +22,27 @@ import fcntl
 import os
 import stat
 import time
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Tuple
 
 from ansible_collections.opsready.operations.plugins.module_utils.common.errors import OpsReadyError
 
 
 @contextlib.contextmanager
-def exclusive(path: str, busy: str, remove: bool = False, dir_fd: Optional[int] = None) -> Iterator[None]:
+def exclusive(path: str, busy: str, remove: bool = False, dir_fd: Optional[int] = None,
+              owner: Optional[Tuple[int, int]] = None) -> Iterator[None]:
     """Hold an exclusive lock on ``path`` (created 0600 when missing) for the block, or fail at once: ``busy``
     is the message when another process holds it. ``remove``: delete the file before releasing it. ``dir_fd``: a
     held descriptor of the directory of ``path``; the file is then made, checked and removed relative to it (by its
-    base name), never through a directory swapped in above it."""
+    base name), never through a directory swapped in above it. ``owner`` (uid, gid): the file, once held, is given
+    to them (a root run making a lock that runs as that account take too: a file it leaves when killed, root's
+    and 0600, would shut them out); never a file with other links (one planted there would be chowned too)."""
     name = os.path.basename(path) if dir_fd is not None else path
     fd = _acquire(path, busy, dir_fd)
     try:
+        if owner is not None:
+            held = os.fstat(fd)
+            if (held.st_uid, held.st_gid) != owner and held.st_nlink == 1:
+                os.fchown(fd, owner[0], owner[1])
         yield
     finally:
         if remove:

@@ -55,7 +55,7 @@ def _case_backup_rekey(tmp_path: Path) -> tuple:
         assert result.get('changed') is True, printed[-2000:]
     params = {'src': str(dest), 'recipients': [new[1]], 'identity': old[0]}
     # not ``bytes``: "bytes of re-encrypted artifacts written", 0 in check mode as documented
-    return params, dest, ('rekeyed', 'already', 'settled', 'failed', 'readable_by', 'recipients')
+    return params, dest, ('rekeyed', 'already', 'settled', 'failed_artifacts', 'readable_by', 'recipients')
 
 
 def _case_incident_open(tmp_path: Path) -> tuple:
